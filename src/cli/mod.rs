@@ -1,0 +1,99 @@
+//! The command line: argument parsing and the mapping of outcomes to exit codes.
+//!
+//! One file per subcommand. This is the only place (with `main.rs`) that uses `anyhow`;
+//! the library below returns typed errors.
+//!
+//! Exit codes (documented in README and docs/getting-started.md):
+//! - 0: success;
+//! - 1: the run finished but at least one file failed;
+//! - 2: invalid flow file or command-line usage;
+//! - 3: the run could not start or was aborted (endpoint unreachable, login refused,
+//!   host key not trusted, ledger unusable).
+
+mod files;
+mod logging;
+mod run;
+mod runs;
+mod schema;
+mod trust;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+/// Exit code: the run finished but some files failed.
+pub const EXIT_FILES_FAILED: u8 = 1;
+/// Exit code: invalid flow file or usage.
+pub const EXIT_INVALID: u8 = 2;
+/// Exit code: the run could not start or was aborted.
+pub const EXIT_ABORTED: u8 = 3;
+
+/// wharf — declarative, crash-safe file exchange over SFTP and local folders.
+#[derive(Debug, Parser)]
+#[command(name = "wharf", version, about)]
+pub struct Cli {
+    /// Folder holding the ledger (ledger.redb) and staging area.
+    #[arg(long, global = true, env = "WHARF_STATE_DIR", default_value = ".wharf")]
+    pub state_dir: PathBuf,
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// More log output (-v: debug, -vv: trace). RUST_LOG overrides.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check flow files and report every problem as file:line:col.
+    Validate(validate::Args),
+    /// Print the JSON Schema of flow files.
+    Schema(schema::Args),
+    /// Run a flow once now.
+    Run(run::Args),
+    /// Show run history.
+    Runs(runs::Args),
+    /// Show each file's state in the ledger for a flow.
+    Files(files::Args),
+    /// Show an SSH server's host key fingerprint and record it in a known_hosts file.
+    Trust(trust::Args),
+}
+
+/// Parses arguments, runs the command, and maps the result to an exit code.
+pub fn run() -> ExitCode {
+    let cli = Cli::parse();
+    logging::init(cli.log_format, cli.verbose);
+    let global = Global { state_dir: cli.state_dir.clone() };
+    let res = match cli.command {
+        Command::Validate(a) => validate::run(a),
+        Command::Schema(a) => schema::run(a),
+        Command::Run(a) => run::run(a, &global),
+        Command::Runs(a) => runs::run(a, &global),
+        Command::Files(a) => files::run(a, &global),
+        Command::Trust(a) => trust::run(a),
+    };
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(EXIT_ABORTED)
+        }
+    }
+}
+
+/// Options every subcommand may use.
+#[derive(Debug, Clone)]
+pub struct Global {
+    pub state_dir: PathBuf,
+}

@@ -1,0 +1,72 @@
+//! `Diagnostic`: one problem in a flow file, located by file, line, column and YAML path.
+//!
+//! Owns the printed form (`file:line:col: message (at /yaml/path)`) and the JSON form of
+//! `wharf validate --json`. It does not find problems or positions.
+
+use std::fmt;
+use std::path::PathBuf;
+
+use serde::Serialize;
+
+/// One problem in a flow file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    /// The flow file, as it was named to the loader.
+    pub file: PathBuf,
+    /// 1-based line.
+    pub line: usize,
+    /// 1-based column (in characters).
+    pub col: usize,
+    /// What is wrong, and where useful what would be right. Never contains a secret value.
+    pub message: String,
+    /// JSON-pointer-style path of the offending node: `/sinks/0/endpoint`; `/` is the document.
+    pub yaml_path: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}:{}: {} (at {})", self.file.display(), self.line, self.col, self.message, self.yaml_path)
+    }
+}
+
+/// A problem found by validation before it is given a position: a YAML path and a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Where: `/source/include/0`; `/` for the document.
+    pub yaml_path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(yaml_path: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem { yaml_path: yaml_path.into(), message: message.into() }
+    }
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (at {})", self.message, self.yaml_path)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prints_file_line_col_message_and_path() {
+        let d = Diagnostic {
+            file: "flows/a.yaml".into(),
+            line: 3,
+            col: 9,
+            message: "unknown field `prot`".into(),
+            yaml_path: "/endpoints/acme/prot".into(),
+        };
+        assert_eq!(d.to_string(), "flows/a.yaml:3:9: unknown field `prot` (at /endpoints/acme/prot)");
+        let json = serde_json::to_value(&d).unwrap();
+        assert_eq!(json["line"], 3);
+        assert_eq!(json["yaml_path"], "/endpoints/acme/prot");
+        assert_eq!(json["file"], "flows/a.yaml");
+    }
+}

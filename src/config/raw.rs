@@ -1,0 +1,305 @@
+//! The flow file as written: serde structs that mirror the YAML one to one.
+//!
+//! These types own the YAML shape, defaults and field documentation — the doc comments here
+//! become `schemas/flow.schema.json` and `docs/flow-reference.md`. They do no checking beyond
+//! shape (`deny_unknown_fields` everywhere); cross-field checks live in `validate.rs`, and
+//! nothing here touches the network or the disk.
+
+use std::collections::BTreeMap;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// A wharf flow: where files come from, where they go, and what happens to the source.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "wharf flow")]
+pub struct RawFlow {
+    /// Unique name of the flow (letters, digits, `-`, `_`, `.`). Keys the ledger: renaming a
+    /// flow makes it forget which files it already delivered.
+    pub name: String,
+    /// Free text for humans.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Named endpoints this flow uses. Names are referenced from `source`, `sinks` and `after`.
+    pub endpoints: BTreeMap<String, RawEndpoint>,
+    /// Where files are picked up.
+    pub source: RawSource,
+    /// Where each file is delivered. Every sink must confirm before the source is disposed of.
+    pub sinks: Vec<RawSink>,
+    /// What happens to the source file after it was delivered, or after it failed for good.
+    #[serde(default)]
+    pub after: RawAfter,
+    /// What a failing file does to the rest of the run: `continue` (default) processes the
+    /// other files; `stop` ends the run at the first failure (for flows that must keep order).
+    #[serde(default)]
+    pub on_error: OnError,
+    /// Retries inside one run for transient errors (timeouts, dropped connections).
+    #[serde(default)]
+    pub retry: RawRetry,
+}
+
+/// An endpoint: a place files live.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawEndpoint {
+    /// A folder on this machine.
+    Local {
+        /// Root folder. Relative paths are relative to the flow file's folder. All flow paths
+        /// on this endpoint stay inside it.
+        root: String,
+    },
+    /// An SFTP server (SSH File Transfer Protocol).
+    Sftp(RawSftp),
+}
+
+/// SFTP connection settings.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSftp {
+    /// Host name or IP address.
+    pub host: String,
+    /// TCP port.
+    #[serde(default = "default_ssh_port")]
+    pub port: u16,
+    /// Login name. May use `${env:NAME}` / `${file:PATH}`.
+    pub user: String,
+    /// How to log in.
+    pub auth: RawSshAuth,
+    /// How the server's host key is verified. There is no "trust anything" setting.
+    pub host_key: RawHostKey,
+    /// Folder on the server that flow paths are relative to; nothing outside it is touched.
+    #[serde(default = "default_sftp_root")]
+    pub root: String,
+    /// Seconds to wait for TCP connect, SSH handshake and login.
+    #[serde(default = "default_connect_timeout")]
+    pub connect_timeout: String,
+    /// Longest wait for any single SFTP request before the connection counts as dead.
+    #[serde(default = "default_op_timeout")]
+    pub operation_timeout: String,
+}
+
+/// Credentials. Values may use `${env:NAME}` or `${file:PATH}` and never appear in logs.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSshAuth {
+    /// Password login.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+    /// Private key file (OpenSSH or PEM; Ed25519, RSA, ECDSA), relative to the flow file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub private_key: Option<String>,
+    /// Passphrase of an encrypted private key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub passphrase: Option<String>,
+}
+
+/// Host key verification: exactly one of `known_hosts` or `fingerprint`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawHostKey {
+    /// OpenSSH known_hosts file (plain or hashed), relative to the flow file.
+    /// `wharf trust HOST:PORT --known-hosts FILE` adds a server to it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub known_hosts: Option<String>,
+    /// Pinned key fingerprint as `ssh-keygen -l` prints it: `SHA256:…`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+}
+
+/// Where files are picked up.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSource {
+    /// Name of an endpoint in `endpoints`.
+    pub endpoint: String,
+    /// Folder to poll, relative to the endpoint root.
+    pub path: String,
+    /// Glob patterns (`*.csv`, `sub/**/*.xml`) matched against the path relative to `path`.
+    /// A file is taken when it matches any. Default: every file.
+    #[serde(default = "default_include")]
+    pub include: Vec<String>,
+    /// Glob patterns for files to leave alone, checked after `include`.
+    #[serde(default)]
+    pub exclude: Vec<String>,
+    /// Descend into sub-folders, up to `max_depth` levels below `path`.
+    #[serde(default)]
+    pub recursive: bool,
+    /// Deepest sub-folder level visited when `recursive` (1 = direct sub-folders).
+    #[serde(default = "default_max_depth")]
+    pub max_depth: u32,
+    /// When a file counts as complete. Default: no checks.
+    #[serde(default)]
+    pub ready: RawReady,
+    /// What makes two sightings "the same file": `[path, size, mtime]` (default) or `[sha256]`
+    /// (content; a re-sent file with the same bytes is not delivered again).
+    #[serde(default = "default_identity")]
+    pub identity: Vec<IdentityField>,
+}
+
+/// Readiness checks; all configured ones must pass.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawReady {
+    /// Minimum age of the file's modification time, e.g. `2m`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_age: Option<String>,
+    /// Size and mtime must be unchanged across polls for at least this long, e.g. `30s`.
+    /// The first sighting is never ready; a later run takes it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable_for: Option<String>,
+    /// Name template of a companion file that must exist, e.g. `{{name}}.done` or
+    /// `{{stem}}.ok`. It is disposed of together with the data file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done_file: Option<String>,
+}
+
+/// An identity component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IdentityField {
+    /// The path relative to the source folder.
+    Path,
+    /// Size in bytes.
+    Size,
+    /// Modification time.
+    Mtime,
+    /// SHA-256 of the content (the file is downloaded to decide).
+    Sha256,
+}
+
+/// A delivery target.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawSink {
+    /// Name of an endpoint in `endpoints`.
+    pub endpoint: String,
+    /// Target folder, relative to the endpoint root; created when missing. May be a template.
+    #[serde(default = "default_sink_path")]
+    pub path: String,
+    /// Target file name template (Handlebars). Variables: `name`, `stem`, `ext`, `rel_dir`,
+    /// `size`, `run`; helper `date` (`{{date "YYYYMMDD"}}`, run start time, UTC).
+    #[serde(default = "default_name")]
+    pub name: String,
+    /// Name the file is written under before the final rename.
+    #[serde(default = "default_temp_name")]
+    pub temp_name: String,
+    /// What to do when the target already exists.
+    #[serde(default)]
+    pub if_exists: IfExists,
+}
+
+/// Exists-policy for a sink target.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum IfExists {
+    /// Fail the file (it is retried on the next run).
+    #[default]
+    Fail,
+    /// Replace the existing file.
+    Overwrite,
+    /// Deliver as `stem-1.ext`, `stem-2.ext`, … .
+    Rename,
+    /// Do not deliver; count the file as delivered to this sink.
+    Skip,
+}
+
+/// Dispositions of the source file.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAfter {
+    /// After every sink confirmed. Default `keep`.
+    #[serde(default = "default_keep")]
+    pub success: RawDisposition,
+    /// After a permanent failure (not after a transient one: that is retried). Default `keep`.
+    #[serde(default = "default_keep")]
+    pub failure: RawDisposition,
+}
+
+impl Default for RawAfter {
+    fn default() -> Self {
+        RawAfter { success: RawDisposition::Keep, failure: RawDisposition::Keep }
+    }
+}
+
+/// `keep`, `delete`, or `{move_to: FOLDER}` (on the source endpoint; created when missing;
+/// an existing name gets a numeric suffix, never overwritten).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub enum RawDisposition {
+    /// Leave the file where it is (the ledger prevents a second delivery).
+    Keep,
+    /// Remove the file from the source.
+    Delete,
+    /// Move the file into this folder on the source endpoint.
+    MoveTo(String),
+}
+
+/// Run-level error policy.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnError {
+    /// Go on with the other files.
+    #[default]
+    Continue,
+    /// Stop the run at the first failed file.
+    Stop,
+}
+
+/// Retry of transient errors within a run.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    /// Attempts per file per run, the first included.
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    /// Delay before the second attempt; doubles each time (with jitter).
+    #[serde(default = "default_backoff")]
+    pub backoff: String,
+}
+
+impl Default for RawRetry {
+    fn default() -> Self {
+        RawRetry { attempts: default_attempts(), backoff: default_backoff() }
+    }
+}
+
+fn default_ssh_port() -> u16 {
+    22
+}
+fn default_sftp_root() -> String {
+    "/".into()
+}
+fn default_connect_timeout() -> String {
+    "20s".into()
+}
+fn default_op_timeout() -> String {
+    "60s".into()
+}
+fn default_include() -> Vec<String> {
+    vec!["*".into()]
+}
+fn default_max_depth() -> u32 {
+    8
+}
+fn default_identity() -> Vec<IdentityField> {
+    vec![IdentityField::Path, IdentityField::Size, IdentityField::Mtime]
+}
+fn default_sink_path() -> String {
+    "/".into()
+}
+fn default_name() -> String {
+    "{{name}}".into()
+}
+fn default_temp_name() -> String {
+    ".{{name}}.part".into()
+}
+fn default_keep() -> RawDisposition {
+    RawDisposition::Keep
+}
+fn default_attempts() -> u32 {
+    3
+}
+fn default_backoff() -> String {
+    "1s".into()
+}

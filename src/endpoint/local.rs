@@ -1,0 +1,192 @@
+//! `local`: a folder on this machine, behind the same [`Endpoint`] contract as the servers.
+//!
+//! Owns the mapping of [`RemotePath`]s onto the root folder and the translation of
+//! `std::io` errors into [`ErrorKind`]s. Symlinks are listed as `Other` and never followed
+//! when listing, so a link inside the root cannot lead the engine outside it.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use super::{Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Op, ReadStream, RemotePath, WriteStream};
+
+/// A local folder endpoint.
+#[derive(Debug, Clone)]
+pub struct LocalEndpoint {
+    root: PathBuf,
+}
+
+impl LocalEndpoint {
+    /// An endpoint rooted at `root` (should be absolute; it need not exist yet).
+    pub fn new(root: impl Into<PathBuf>) -> Self {
+        LocalEndpoint { root: root.into() }
+    }
+
+    fn full(&self, p: &RemotePath) -> PathBuf {
+        let mut out = self.root.clone();
+        out.extend(p.components());
+        out
+    }
+
+    fn err(&self, op: Op, path: &RemotePath, e: io::Error) -> EndpointError {
+        EndpointError::new(io_kind(&e), op, self.describe(), Some(path), e.to_string())
+    }
+}
+
+/// Maps an I/O error to an [`ErrorKind`] by its `io::ErrorKind`, never by its text.
+pub fn io_kind(e: &io::Error) -> ErrorKind {
+    match e.kind() {
+        io::ErrorKind::NotFound => ErrorKind::NotFound,
+        io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+        io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
+        io::ErrorKind::TimedOut | io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock => ErrorKind::Transient,
+        _ => ErrorKind::LocalIo,
+    }
+}
+
+fn entry_from(path: RemotePath, md: &std::fs::Metadata) -> Entry {
+    let ft = md.file_type();
+    let kind = if ft.is_file() {
+        EntryKind::File
+    } else if ft.is_dir() {
+        EntryKind::Dir
+    } else {
+        EntryKind::Other
+    };
+    Entry { path, kind, size: if kind == EntryKind::File { md.len() } else { 0 }, mtime: md.modified().ok() }
+}
+
+#[async_trait]
+impl Endpoint for LocalEndpoint {
+    fn describe(&self) -> String {
+        format!("local {}", self.root.display())
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { mtime_precision: Duration::from_micros(1), atomic_replace: true }
+    }
+
+    async fn list(&self, dir: &RemotePath) -> Result<Vec<Entry>, EndpointError> {
+        let full = self.full(dir);
+        let mut rd = tokio::fs::read_dir(&full).await.map_err(|e| self.err(Op::List, dir, e))?;
+        let mut out = Vec::new();
+        while let Some(de) = rd.next_entry().await.map_err(|e| self.err(Op::List, dir, e))? {
+            let Some(name) = de.file_name().to_str().map(str::to_owned) else {
+                tracing::warn!(endpoint = %self.describe(), dir = %dir, name = ?de.file_name(), "Skipping a file name that is not UTF-8.");
+                continue;
+            };
+            let path = match dir.join(&name) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(endpoint = %self.describe(), dir = %dir, error = %e, "Skipping an unsafe file name.");
+                    continue;
+                }
+            };
+            // symlink_metadata: a link is listed as Other, never followed.
+            let md = tokio::fs::symlink_metadata(de.path()).await.map_err(|e| self.err(Op::List, dir, e))?;
+            out.push(entry_from(path, &md));
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    async fn stat(&self, path: &RemotePath) -> Result<Option<Entry>, EndpointError> {
+        match tokio::fs::symlink_metadata(self.full(path)).await {
+            Ok(md) => Ok(Some(entry_from(path.clone(), &md))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(self.err(Op::Stat, path, e)),
+        }
+    }
+
+    async fn open_read(&self, path: &RemotePath, offset: u64) -> Result<Box<dyn ReadStream>, EndpointError> {
+        let mut f = tokio::fs::File::open(self.full(path)).await.map_err(|e| self.err(Op::Read, path, e))?;
+        if offset > 0 {
+            f.seek(io::SeekFrom::Start(offset)).await.map_err(|e| self.err(Op::Read, path, e))?;
+        }
+        Ok(Box::new(LocalRead { f, ep: self.clone(), path: path.clone() }))
+    }
+
+    async fn open_write(&self, path: &RemotePath) -> Result<Box<dyn WriteStream>, EndpointError> {
+        let f = tokio::fs::File::create(self.full(path)).await.map_err(|e| self.err(Op::Write, path, e))?;
+        Ok(Box::new(LocalWrite { f, ep: self.clone(), path: path.clone() }))
+    }
+
+    async fn rename(&self, from: &RemotePath, to: &RemotePath, replace: bool) -> Result<(), EndpointError> {
+        let (src, dst) = (self.full(from), self.full(to));
+        let res = if replace {
+            tokio::fs::rename(&src, &dst).await
+        } else {
+            // No-replace rename: hard_link fails atomically when the target exists.
+            let (s, d) = (src.clone(), dst.clone());
+            tokio::task::spawn_blocking(move || no_replace_rename(&s, &d)).await.unwrap_or_else(|e| Err(io::Error::other(e)))
+        };
+        res.map_err(|e| self.err(Op::Rename, from, e))?;
+        sync_dir(dst.parent()).await;
+        Ok(())
+    }
+
+    async fn remove(&self, path: &RemotePath) -> Result<(), EndpointError> {
+        let full = self.full(path);
+        tokio::fs::remove_file(&full).await.map_err(|e| self.err(Op::Remove, path, e))?;
+        sync_dir(full.parent()).await;
+        Ok(())
+    }
+
+    async fn create_dir_all(&self, dir: &RemotePath) -> Result<(), EndpointError> {
+        tokio::fs::create_dir_all(self.full(dir)).await.map_err(|e| self.err(Op::CreateDir, dir, e))
+    }
+}
+
+fn no_replace_rename(src: &Path, dst: &Path) -> io::Result<()> {
+    if src.is_dir() {
+        if dst.exists() {
+            return Err(io::Error::new(io::ErrorKind::AlreadyExists, "target exists"));
+        }
+        return std::fs::rename(src, dst);
+    }
+    std::fs::hard_link(src, dst)?;
+    std::fs::remove_file(src)
+}
+
+/// fsyncs a directory so a rename or unlink in it survives a power cut. Best effort.
+async fn sync_dir(dir: Option<&Path>) {
+    if let Some(d) = dir {
+        if let Ok(f) = tokio::fs::File::open(d).await {
+            let _ = f.sync_all().await;
+        }
+    }
+}
+
+struct LocalRead {
+    f: tokio::fs::File,
+    ep: LocalEndpoint,
+    path: RemotePath,
+}
+
+#[async_trait]
+impl ReadStream for LocalRead {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, EndpointError> {
+        self.f.read(buf).await.map_err(|e| self.ep.err(Op::Read, &self.path, e))
+    }
+}
+
+struct LocalWrite {
+    f: tokio::fs::File,
+    ep: LocalEndpoint,
+    path: RemotePath,
+}
+
+#[async_trait]
+impl WriteStream for LocalWrite {
+    async fn write_all(&mut self, buf: &[u8]) -> Result<(), EndpointError> {
+        self.f.write_all(buf).await.map_err(|e| self.ep.err(Op::Write, &self.path, e))
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<(), EndpointError> {
+        self.f.flush().await.map_err(|e| self.ep.err(Op::Write, &self.path, e))?;
+        self.f.sync_all().await.map_err(|e| self.ep.err(Op::Write, &self.path, e))
+    }
+}

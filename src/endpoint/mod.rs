@@ -1,0 +1,191 @@
+//! The endpoint contract: one trait every backend (local, sftp, later ftp) implements.
+//!
+//! Endpoints are deliberately dumb. They list, stat, stream a file out from an offset,
+//! stream a file in under exactly the name they are given, rename, remove and create
+//! directories — nothing else. Temporary names, verification, exists-policies, readiness,
+//! disposition and retries live in `crate::engine`, written once for all protocols.
+//! All paths are [`RemotePath`]s, already jailed under the endpoint root.
+//!
+//! Data moves through [`ReadStream`] / [`WriteStream`] in chunks, never as whole files, so
+//! memory stays bounded whatever the file size.
+
+pub mod local;
+pub mod path;
+pub mod sftp;
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+
+pub use path::{PathError, RemotePath};
+
+/// What kind of directory entry this is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum EntryKind {
+    File,
+    Dir,
+    /// Symlinks the server did not resolve, devices, sockets…: never transferred.
+    Other,
+}
+
+/// One directory entry, protocol-neutral.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub path: RemotePath,
+    pub kind: EntryKind,
+    pub size: u64,
+    /// Modification time as the server reports it, truncated to the endpoint's precision.
+    pub mtime: Option<SystemTime>,
+}
+
+/// What the engine may rely on. Cases in the conformance suite branch on these, never on
+/// the backend's name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Capabilities {
+    /// Granularity of `Entry::mtime` (1 s for SFTP v3, 1 ns-ish for local, 60 s for FTP LIST).
+    pub mtime_precision: Duration,
+    /// `rename(.., replace = true)` atomically replaces an existing target.
+    pub atomic_replace: bool,
+}
+
+/// The error kinds retry / quarantine / fail decisions are made from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum ErrorKind {
+    NotFound,
+    AlreadyExists,
+    PermissionDenied,
+    /// Login refused (wrong password, key not accepted, wrong passphrase).
+    AuthFailed,
+    /// The server's host key is unknown or differs from the recorded one.
+    HostKey,
+    /// Worth retrying: timeouts, dropped connections, refused connects, server busy.
+    Transient,
+    /// The server answered something we cannot use, or an operation it refuses for good.
+    Protocol,
+    /// A local configuration problem discovered when connecting (unreadable key file…).
+    Config,
+    /// The local disk (staging, local endpoint) failed: full, read-only, I/O error.
+    LocalIo,
+}
+
+impl ErrorKind {
+    /// Whether the same operation may succeed if tried again later.
+    pub fn is_transient(self) -> bool {
+        matches!(self, ErrorKind::Transient)
+    }
+
+    /// Errors that make every further operation on this endpoint pointless in this run.
+    pub fn is_connection_fatal(self) -> bool {
+        matches!(self, ErrorKind::AuthFailed | ErrorKind::HostKey | ErrorKind::Config)
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::NotFound => "not found",
+            ErrorKind::AlreadyExists => "already exists",
+            ErrorKind::PermissionDenied => "permission denied",
+            ErrorKind::AuthFailed => "authentication failed",
+            ErrorKind::HostKey => "host key not trusted",
+            ErrorKind::Transient => "transient failure",
+            ErrorKind::Protocol => "protocol error",
+            ErrorKind::Config => "configuration error",
+            ErrorKind::LocalIo => "local I/O error",
+        })
+    }
+}
+
+/// The operation that failed, for messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Connect,
+    List,
+    Stat,
+    Read,
+    Write,
+    Rename,
+    Remove,
+    CreateDir,
+}
+
+impl fmt::Display for Op {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Op::Connect => "connect",
+            Op::List => "list",
+            Op::Stat => "stat",
+            Op::Read => "read",
+            Op::Write => "write",
+            Op::Rename => "rename",
+            Op::Remove => "remove",
+            Op::CreateDir => "create directory",
+        })
+    }
+}
+
+/// An endpoint operation failed. `Display` gives a complete, secret-free sentence:
+/// `sftp wharf@127.0.0.1:2222: read /in/a.csv: transient failure: connection reset`.
+#[derive(Debug, thiserror::Error)]
+#[error("{endpoint}: {op}{}: {kind}: {message}", path.as_ref().map(|p| format!(" {p}")).unwrap_or_default())]
+pub struct EndpointError {
+    pub kind: ErrorKind,
+    pub op: Op,
+    /// Which endpoint, as `Endpoint::describe` says (`sftp user@host:port`, `local /srv/x`).
+    pub endpoint: String,
+    pub path: Option<RemotePath>,
+    /// Human detail (never contains secrets).
+    pub message: String,
+}
+
+impl EndpointError {
+    pub fn new(kind: ErrorKind, op: Op, endpoint: impl Into<String>, path: Option<&RemotePath>, message: impl Into<String>) -> Self {
+        EndpointError { kind, op, endpoint: endpoint.into(), path: path.cloned(), message: message.into() }
+    }
+}
+
+/// A file being read, in chunks. Dropping it releases the remote handle.
+#[async_trait]
+pub trait ReadStream: Send {
+    /// Reads up to `buf.len()` bytes; `Ok(0)` at end of file.
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, EndpointError>;
+}
+
+/// A file being written. Nothing is guaranteed to be stored until [`finish`](Self::finish)
+/// returned `Ok`: it flushes, waits for every acknowledgement and closes the handle.
+/// Dropping a stream without finishing abandons the write (the partial file may remain).
+#[async_trait]
+pub trait WriteStream: Send {
+    async fn write_all(&mut self, buf: &[u8]) -> Result<(), EndpointError>;
+    async fn finish(self: Box<Self>) -> Result<(), EndpointError>;
+}
+
+/// A place files live. See the module docs for what belongs here and what does not.
+#[async_trait]
+pub trait Endpoint: Send + Sync + fmt::Debug {
+    /// `sftp user@host:port` / `local /abs/root`: used in every message about this endpoint.
+    fn describe(&self) -> String;
+    fn capabilities(&self) -> Capabilities;
+    /// Entries directly inside `dir` (not recursive), excluding `.` and `..`.
+    /// Names that cannot be represented safely as a [`RemotePath`] are skipped and reported
+    /// through `tracing` (they can never be processed).
+    async fn list(&self, dir: &RemotePath) -> Result<Vec<Entry>, EndpointError>;
+    /// `Ok(None)` when nothing is at `path`.
+    async fn stat(&self, path: &RemotePath) -> Result<Option<Entry>, EndpointError>;
+    /// Opens `path` for reading, starting at byte `offset`.
+    async fn open_read(&self, path: &RemotePath, offset: u64) -> Result<Box<dyn ReadStream>, EndpointError>;
+    /// Creates or truncates `path` for writing. Parent directories must exist.
+    async fn open_write(&self, path: &RemotePath) -> Result<Box<dyn WriteStream>, EndpointError>;
+    /// Renames `from` to `to`. With `replace = false` an existing `to` gives `AlreadyExists`;
+    /// with `replace = true` it is replaced (atomically where `atomic_replace`).
+    async fn rename(&self, from: &RemotePath, to: &RemotePath, replace: bool) -> Result<(), EndpointError>;
+    /// Removes a file; `NotFound` if there is none.
+    async fn remove(&self, path: &RemotePath) -> Result<(), EndpointError>;
+    /// Creates `dir` and its missing parents; succeeds if it already exists.
+    async fn create_dir_all(&self, dir: &RemotePath) -> Result<(), EndpointError>;
+}
+
+/// Shared handle to an endpoint.
+pub type DynEndpoint = Arc<dyn Endpoint>;

@@ -1,0 +1,225 @@
+//! Making one SFTP connection: TCP, SSH handshake with host-key check, login, and the two
+//! SFTP channels (one for files, one raw for `posix-rename@openssh.com`).
+//!
+//! Owns the translation of connection-time failures into [`ErrorKind`]s — unreachable is
+//! `Transient`, a refused login `AuthFailed`, a bad key file `Config`, an untrusted server
+//! `HostKey` — with messages that name the key file but never a password or passphrase.
+//! It does not keep connections alive or reconnect; `super::SftpEndpoint` does.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client::{self, AuthResult, Handle};
+use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh_sftp::client::{Config as SftpConfig, RawSftpSession, SftpSession};
+
+use super::hostkey::HostKeyCheck;
+use crate::config::flow::{SftpSpec, SshAuth};
+use crate::endpoint::{EndpointError, ErrorKind, Op};
+
+const POSIX_RENAME: &str = "posix-rename@openssh.com";
+
+/// A live, logged-in connection.
+pub(super) struct Conn {
+    pub handle: Handle<ClientHandler>,
+    pub sftp: SftpSession,
+    /// A second SFTP channel for extension requests `SftpSession` cannot send.
+    pub raw: RawSftpSession,
+    /// The server offers `posix-rename@openssh.com` (atomic replace).
+    pub posix_rename: bool,
+}
+
+impl Conn {
+    pub fn is_closed(&self) -> bool {
+        self.handle.is_closed()
+    }
+}
+
+/// russh callbacks: only the host-key check matters.
+pub(super) struct ClientHandler {
+    check: Arc<HostKeyCheck>,
+    /// The refusal message, kept here too so it survives whatever error russh returns.
+    verdict: Arc<Mutex<Option<String>>>,
+}
+
+/// Errors out of the russh session: its own, or our refusal of the host key.
+#[derive(Debug)]
+pub(super) enum HandlerError {
+    Ssh(russh::Error),
+    HostKey(String),
+}
+
+impl From<russh::Error> for HandlerError {
+    fn from(e: russh::Error) -> Self {
+        HandlerError::Ssh(e)
+    }
+}
+
+impl client::Handler for ClientHandler {
+    type Error = HandlerError;
+
+    async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        // A host certificate is judged by the key it certifies (we never ask for certificates).
+        match self.check.verify(&key.public_key()) {
+            Ok(()) => Ok(true),
+            Err(msg) => {
+                if let Ok(mut v) = self.verdict.lock() {
+                    *v = Some(msg.clone());
+                }
+                Err(HandlerError::HostKey(msg))
+            }
+        }
+    }
+}
+
+/// Retry-worthy transport failures are `Transient`; anything else the server said is `Protocol`.
+pub(super) fn ssh_error_kind(e: &russh::Error) -> ErrorKind {
+    use russh::Error as E;
+    match e {
+        E::IO(_)
+        | E::Disconnect
+        | E::HUP
+        | E::ConnectionTimeout
+        | E::KeepaliveTimeout
+        | E::InactivityTimeout
+        | E::SendError
+        | E::Pending
+        | E::ChannelOpenFailure(_) => ErrorKind::Transient,
+        E::UnknownKey | E::KeyChanged { .. } => ErrorKind::HostKey,
+        _ => ErrorKind::Protocol,
+    }
+}
+
+/// Loads the private key of `SshAuth::Key`; a missing file, a wrong passphrase or an
+/// unsupported format is a `Config` error naming the file (never the passphrase).
+pub(super) async fn load_key(spec: &SftpSpec, endpoint: &str) -> Result<Option<Arc<PrivateKey>>, EndpointError> {
+    let SshAuth::Key { path, passphrase } = &spec.auth else { return Ok(None) };
+    let (path, pass) = (path.clone(), passphrase.clone());
+    // Decrypting a key runs bcrypt-pbkdf: keep it off the async workers.
+    let res = tokio::task::spawn_blocking(move || {
+        russh::keys::load_secret_key(&path, pass.as_ref().map(|p| p.expose())).map_err(|e| {
+            let why = match e {
+                russh::keys::Error::KeyIsEncrypted => "the key is encrypted and no passphrase is configured".to_string(),
+                russh::keys::Error::IO(e) => e.to_string(),
+                e if pass.is_some() => format!("{e} (wrong passphrase?)"),
+                e => e.to_string(),
+            };
+            format!("cannot load private key {}: {why}", path.display())
+        })
+    })
+    .await
+    .map_err(|e| format!("key loading task failed: {e}"))
+    .and_then(|r| r);
+    match res {
+        Ok(k) => Ok(Some(Arc::new(k))),
+        Err(msg) => Err(EndpointError::new(ErrorKind::Config, Op::Connect, endpoint, None, msg)),
+    }
+}
+
+/// Connects, checks the host key, logs in and opens the SFTP channels, all within
+/// `spec.connect_timeout`.
+pub(super) async fn connect(spec: &SftpSpec, key: Option<Arc<PrivateKey>>, endpoint: &str) -> Result<Conn, EndpointError> {
+    let err = |kind, msg: String| EndpointError::new(kind, Op::Connect, endpoint, None, msg);
+    let check = Arc::new(HostKeyCheck::load(&spec.host, spec.port, &spec.host_key, endpoint)?);
+    let verdict = Arc::new(Mutex::new(None));
+    let handler = ClientHandler { check: check.clone(), verdict: verdict.clone() };
+    let config = client::Config {
+        keepalive_interval: Some(Duration::from_secs(15)),
+        keepalive_max: 3,
+        nodelay: true,
+        // The default 2 MiB window caps downloads at 2 MiB per round trip.
+        window_size: 16 * 1024 * 1024,
+        preferred: russh::Preferred { key: check.preferred_algorithms().into(), ..Default::default() },
+        ..Default::default()
+    };
+    let fut = establish(spec, Arc::new(config), handler, key);
+    let res = tokio::time::timeout(spec.connect_timeout, fut).await;
+    let host_key_refusal = verdict.lock().ok().and_then(|mut v| v.take());
+    if let Some(msg) = host_key_refusal {
+        return Err(err(ErrorKind::HostKey, msg));
+    }
+    match res {
+        Ok(Ok(conn)) => Ok(conn),
+        Ok(Err((kind, msg))) => Err(err(kind, msg)),
+        Err(_) => Err(err(
+            ErrorKind::Transient,
+            format!("no SFTP session within {} s (TCP connect, SSH handshake and login)", spec.connect_timeout.as_secs_f32()),
+        )),
+    }
+}
+
+async fn establish(
+    spec: &SftpSpec,
+    config: Arc<client::Config>,
+    handler: ClientHandler,
+    key: Option<Arc<PrivateKey>>,
+) -> Result<Conn, (ErrorKind, String)> {
+    let mut handle = client::connect(config, (spec.host.as_str(), spec.port), handler).await.map_err(|e| match e {
+        HandlerError::HostKey(msg) => (ErrorKind::HostKey, msg),
+        HandlerError::Ssh(russh::Error::IO(e)) => (ErrorKind::Transient, format!("cannot reach {}:{}: {e}", spec.host, spec.port)),
+        HandlerError::Ssh(e) => (ssh_error_kind(&e), format!("SSH handshake failed: {e}")),
+    })?;
+    let ssh = |what: &str, e: russh::Error| (ssh_error_kind(&e), format!("{what}: {e}"));
+    let (result, method) = match (&spec.auth, key) {
+        (SshAuth::Password(p), _) => {
+            (handle.authenticate_password(&spec.user, p.expose()).await.map_err(|e| ssh("login failed", e))?, "password".to_string())
+        }
+        (SshAuth::Key { path, .. }, Some(key)) => {
+            // RSA signs with rsa-sha2-512/256 when the server says it accepts them; OpenSSH
+            // >= 8.8 refuses the SHA-1 `ssh-rsa` default.
+            let hash = if key.algorithm().is_rsa() {
+                handle.best_supported_rsa_hash().await.map_err(|e| ssh("login failed", e))?.flatten()
+            } else {
+                None
+            };
+            let res = handle
+                .authenticate_publickey(&spec.user, PrivateKeyWithHashAlg::new(key, hash))
+                .await
+                .map_err(|e| ssh("login failed", e))?;
+            (res, format!("key {}", path.display()))
+        }
+        (SshAuth::Key { path, .. }, None) => {
+            return Err((ErrorKind::Config, format!("private key {} was not loaded", path.display())));
+        }
+    };
+    if !matches!(result, AuthResult::Success) {
+        return Err((ErrorKind::AuthFailed, format!("login as {} with {method} refused", spec.user)));
+    }
+    let sftp_config = SftpConfig {
+        max_concurrent_reads: 64,
+        max_concurrent_writes: 64,
+        request_timeout_secs: spec.operation_timeout.as_secs().max(1),
+        ..Default::default()
+    };
+    let sftp = SftpSession::new_with_config(open_subsystem(&handle).await?, sftp_config.clone())
+        .await
+        .map_err(|e| (ErrorKind::Protocol, format!("SFTP start failed: {e}")))?;
+    let raw = RawSftpSession::new_with_config(open_subsystem(&handle).await?, sftp_config);
+    let version = raw.init().await.map_err(|e| (ErrorKind::Protocol, format!("SFTP start failed: {e}")))?;
+    let posix_rename = version.extensions.contains_key(POSIX_RENAME);
+    tracing::debug!(host = %spec.host, port = spec.port, posix_rename, "SFTP session ready.");
+    Ok(Conn { handle, sftp, raw, posix_rename })
+}
+
+async fn open_subsystem(handle: &Handle<ClientHandler>) -> Result<russh::ChannelStream<client::Msg>, (ErrorKind, String)> {
+    let ch = handle.channel_open_session().await.map_err(|e| (ssh_error_kind(&e), format!("cannot open an SSH channel: {e}")))?;
+    ch.request_subsystem(true, "sftp").await.map_err(|e| (ErrorKind::Protocol, format!("the server refused the sftp subsystem: {e}")))?;
+    Ok(ch.into_stream())
+}
+
+/// `posix-rename@openssh.com`: rename replacing an existing target atomically.
+pub(super) async fn posix_rename(raw: &RawSftpSession, from: &str, to: &str) -> Result<(), russh_sftp::client::error::Error> {
+    use russh_sftp::client::error::Error as E;
+    use russh_sftp::protocol::{Packet, StatusCode};
+    let mut data = Vec::with_capacity(8 + from.len() + to.len());
+    for s in [from, to] {
+        // SSH string: u32 big-endian length, then the bytes. Paths never approach 4 GiB.
+        data.extend_from_slice(&(s.len() as u32).to_be_bytes());
+        data.extend_from_slice(s.as_bytes());
+    }
+    match raw.extended(POSIX_RENAME, data).await? {
+        Packet::Status(s) if s.status_code == StatusCode::Ok => Ok(()),
+        Packet::Status(s) => Err(E::Status(s)),
+        _ => Err(E::UnexpectedPacket),
+    }
+}

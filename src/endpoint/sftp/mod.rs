@@ -1,0 +1,448 @@
+//! `sftp`: a folder on an SSH server, behind the same [`Endpoint`] contract as `local`.
+//!
+//! Owns the mapping of [`RemotePath`]s onto the server-side root, one lazily made SSH
+//! connection per endpoint (re-made once, transparently, when it died), and the translation
+//! of SFTP status codes and connection failures into [`ErrorKind`]s. Connecting and host-key
+//! trust live in `connect` and `hostkey`. Like every endpoint it has no policy: no temp
+//! names, no retries beyond one reconnect, no verification.
+
+mod connect;
+mod hostkey;
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, UNIX_EPOCH};
+
+use async_trait::async_trait;
+use russh::keys::PrivateKey;
+use russh_sftp::client::error::Error as SftpError;
+use russh_sftp::client::fs::{File, Metadata};
+use russh_sftp::protocol::{FileType, StatusCode};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+pub use hostkey::{KnownHostsFile, ScannedKey, Verdict, add_to_known_hosts, default_known_hosts, known_hosts_name, scan_host_key};
+
+use self::connect::Conn;
+use super::{Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Op, ReadStream, RemotePath, WriteStream};
+use crate::config::flow::SftpSpec;
+
+/// An SFTP endpoint. Cheap to create: nothing happens until the first operation (or
+/// [`connect_now`](Self::connect_now)).
+#[derive(Clone)]
+pub struct SftpEndpoint {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    spec: SftpSpec,
+    label: String,
+    conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
+    key: tokio::sync::OnceCell<Option<Arc<PrivateKey>>>,
+    /// Learnt at connect time; `false` until the first connection.
+    atomic_replace: AtomicBool,
+}
+
+impl fmt::Debug for SftpEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SftpEndpoint").field("endpoint", &self.inner.label).field("root", &self.inner.spec.root).finish_non_exhaustive()
+    }
+}
+
+/// `host:port`, with IPv6 addresses in brackets.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+}
+
+impl SftpEndpoint {
+    /// An endpoint for `spec`; does no I/O.
+    pub fn new(spec: SftpSpec) -> Self {
+        let label = format!("sftp {}@{}", spec.user, host_port(&spec.host, spec.port));
+        SftpEndpoint {
+            inner: Arc::new(Inner {
+                spec,
+                label,
+                conn: tokio::sync::Mutex::new(None),
+                key: tokio::sync::OnceCell::new(),
+                atomic_replace: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Connects now (if not connected), so an unreachable host, a refused login or an
+    /// untrusted host key fails early with a clear message.
+    pub async fn connect_now(&self) -> Result<(), EndpointError> {
+        self.inner.conn().await.map(drop)
+    }
+
+    /// `{root}/{path}` on the server.
+    fn full(&self, p: &RemotePath) -> String {
+        let root = self.inner.spec.root.trim_end_matches('/');
+        match (p.is_root(), root.is_empty()) {
+            (true, true) => "/".to_string(),
+            (true, false) => root.to_string(),
+            (false, _) => format!("{root}/{}", p.as_str()),
+        }
+    }
+
+    /// Runs `f` on the connection. A failure that means the connection is gone drops it, and
+    /// with `retry` the operation is tried once more on a fresh connection.
+    async fn run<T, F, Fut>(&self, op: Op, path: &RemotePath, retry: bool, f: F) -> Result<T, EndpointError>
+    where
+        F: Fn(Arc<Conn>) -> Fut,
+        Fut: Future<Output = Result<T, Fail>>,
+    {
+        let mut tried = false;
+        loop {
+            let conn = self.inner.conn().await?;
+            match f(conn.clone()).await {
+                Ok(v) => return Ok(v),
+                Err(fail) => {
+                    let (kind, message) = fail.classify();
+                    if kind == ErrorKind::Transient {
+                        self.inner.forget(&conn).await;
+                        if retry && !tried {
+                            tracing::info!(endpoint = %self.inner.label, op = %op, path = %path, error = %message, "Connection lost; reconnecting once.");
+                            tried = true;
+                            continue;
+                        }
+                    }
+                    return Err(self.inner.err(kind, op, path, message));
+                }
+            }
+        }
+    }
+
+    async fn lstat(&self, c: &Conn, full: &str) -> Result<Option<Metadata>, Fail> {
+        match c.sftp.symlink_metadata(full).await {
+            Ok(md) => Ok(Some(md)),
+            Err(SftpError::Status(s)) if s.status_code == StatusCode::NoSuchFile => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+}
+
+impl Inner {
+    async fn key(&self) -> Result<Option<Arc<PrivateKey>>, EndpointError> {
+        self.key.get_or_try_init(|| connect::load_key(&self.spec, &self.label)).await.cloned()
+    }
+
+    /// The live connection, made (again) when there is none or it died.
+    async fn conn(&self) -> Result<Arc<Conn>, EndpointError> {
+        let mut slot = self.conn.lock().await;
+        if let Some(c) = slot.as_ref() {
+            if !c.is_closed() {
+                return Ok(c.clone());
+            }
+            tracing::info!(endpoint = %self.label, "SSH connection closed; reconnecting.");
+        }
+        *slot = None;
+        let key = self.key().await?;
+        let c = Arc::new(connect::connect(&self.spec, key, &self.label).await?);
+        self.atomic_replace.store(c.posix_rename, Ordering::Relaxed);
+        tracing::debug!(endpoint = %self.label, "Connected.");
+        *slot = Some(c.clone());
+        Ok(c)
+    }
+
+    /// Drops `dead` so the next operation reconnects (unless it was already replaced).
+    async fn forget(&self, dead: &Arc<Conn>) {
+        let mut slot = self.conn.lock().await;
+        if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, dead)) {
+            *slot = None;
+        }
+    }
+
+    fn err(&self, kind: ErrorKind, op: Op, path: &RemotePath, message: String) -> EndpointError {
+        EndpointError::new(kind, op, self.label.clone(), Some(path), message)
+    }
+}
+
+/// A failed SFTP step, before it becomes an [`EndpointError`].
+enum Fail {
+    Sftp(SftpError),
+    Io(io::Error),
+    Kind(ErrorKind, String),
+}
+
+impl From<SftpError> for Fail {
+    fn from(e: SftpError) -> Self {
+        Fail::Sftp(e)
+    }
+}
+
+impl From<io::Error> for Fail {
+    fn from(e: io::Error) -> Self {
+        Fail::Io(e)
+    }
+}
+
+impl Fail {
+    /// Decided by status code and error variant, never by message text.
+    fn classify(self) -> (ErrorKind, String) {
+        match self {
+            Fail::Kind(k, m) => (k, m),
+            Fail::Sftp(e) => sftp_kind(e),
+            Fail::Io(e) => {
+                if e.get_ref().is_some_and(|i| i.is::<SftpError>()) {
+                    // `File` wraps russh-sftp errors in io::Error; unwrap to keep the kind.
+                    let kind = e.kind();
+                    if let Some(inner) = e.into_inner().and_then(|i| i.downcast::<SftpError>().ok()) {
+                        return sftp_kind(*inner);
+                    }
+                    return (if kind == io::ErrorKind::TimedOut { ErrorKind::Transient } else { ErrorKind::Protocol }, "I/O".into());
+                }
+                match e.kind() {
+                    io::ErrorKind::TimedOut
+                    | io::ErrorKind::BrokenPipe
+                    | io::ErrorKind::ConnectionReset
+                    | io::ErrorKind::ConnectionAborted
+                    | io::ErrorKind::UnexpectedEof => (ErrorKind::Transient, e.to_string()),
+                    // A server status on a file handle (disk full, quota…): the server refused.
+                    _ => (ErrorKind::Protocol, e.to_string()),
+                }
+            }
+        }
+    }
+}
+
+fn sftp_kind(e: SftpError) -> (ErrorKind, String) {
+    let kind = match &e {
+        SftpError::Status(s) => match s.status_code {
+            StatusCode::NoSuchFile => ErrorKind::NotFound,
+            StatusCode::PermissionDenied => ErrorKind::PermissionDenied,
+            StatusCode::NoConnection | StatusCode::ConnectionLost => ErrorKind::Transient,
+            _ => ErrorKind::Protocol,
+        },
+        // Timeouts, a broken transport, and "session closed" / "sender dropped" (the
+        // channel went away under a request) all mean the connection is gone.
+        SftpError::Timeout | SftpError::IO(_) | SftpError::UnexpectedBehavior(_) => ErrorKind::Transient,
+        SftpError::UnexpectedPacket | SftpError::Limited(_) => ErrorKind::Protocol,
+    };
+    let msg = match &e {
+        SftpError::Timeout => "no answer from the server in time".to_string(),
+        SftpError::Status(s) if s.error_message.is_empty() => s.status_code.to_string(),
+        SftpError::Status(s) => format!("{} ({})", s.error_message, s.status_code),
+        e => e.to_string(),
+    };
+    (kind, msg)
+}
+
+fn entry_from(path: RemotePath, md: &Metadata) -> Entry {
+    let kind = match md.file_type() {
+        FileType::File => EntryKind::File,
+        FileType::Dir => EntryKind::Dir,
+        FileType::Symlink | FileType::Other => EntryKind::Other,
+    };
+    Entry {
+        path,
+        kind,
+        size: if kind == EntryKind::File { md.size.unwrap_or(0) } else { 0 },
+        mtime: md.mtime.map(|s| UNIX_EPOCH + Duration::from_secs(u64::from(s))),
+    }
+}
+
+#[async_trait]
+impl Endpoint for SftpEndpoint {
+    fn describe(&self) -> String {
+        self.inner.label.clone()
+    }
+
+    fn capabilities(&self) -> Capabilities {
+        Capabilities { mtime_precision: Duration::from_secs(1), atomic_replace: self.inner.atomic_replace.load(Ordering::Relaxed) }
+    }
+
+    async fn list(&self, dir: &RemotePath) -> Result<Vec<Entry>, EndpointError> {
+        let full = &self.full(dir);
+        let rd = self.run(Op::List, dir, true, |c| async move { Ok(c.sftp.read_dir(full).await?) }).await?;
+        let mut out = Vec::new();
+        for de in rd {
+            let name = de.file_name();
+            if name == "." || name == ".." {
+                continue;
+            }
+            match dir.join(&name) {
+                Ok(path) => out.push(entry_from(path, &de.metadata())),
+                Err(e) => tracing::warn!(endpoint = %self.inner.label, dir = %dir, error = %e, "Skipping an unsafe file name."),
+            }
+        }
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    async fn stat(&self, path: &RemotePath) -> Result<Option<Entry>, EndpointError> {
+        let full = &self.full(path);
+        let md = self.run(Op::Stat, path, true, |c| async move { self.lstat(&c, full).await }).await?;
+        Ok(md.map(|md| entry_from(path.clone(), &md)))
+    }
+
+    async fn open_read(&self, path: &RemotePath, offset: u64) -> Result<Box<dyn ReadStream>, EndpointError> {
+        let full = &self.full(path);
+        let (file, conn) = self
+            .run(Op::Read, path, true, |c| async move {
+                let mut f = c.sftp.open(full).await?;
+                if offset > 0 {
+                    f.seek(io::SeekFrom::Start(offset)).await?;
+                }
+                Ok((f, c))
+            })
+            .await?;
+        Ok(Box::new(SftpRead { file, conn, inner: self.inner.clone(), path: path.clone() }))
+    }
+
+    async fn open_write(&self, path: &RemotePath) -> Result<Box<dyn WriteStream>, EndpointError> {
+        let full = &self.full(path);
+        let (file, conn) = self.run(Op::Write, path, true, |c| async move { Ok((c.sftp.create(full).await?, c)) }).await?;
+        Ok(Box::new(SftpWrite { file, conn, inner: self.inner.clone(), path: path.clone() }))
+    }
+
+    async fn rename(&self, from: &RemotePath, to: &RemotePath, replace: bool) -> Result<(), EndpointError> {
+        let (src, dst) = (&self.full(from), &self.full(to));
+        // Not retried: the first attempt may have happened before the connection died.
+        self.run(Op::Rename, from, false, |c| async move {
+            if replace {
+                if c.posix_rename {
+                    return Ok(connect::posix_rename(&c.raw, src, dst).await?);
+                }
+                // No atomic replace on this server: make room, then rename.
+                match c.sftp.remove_file(dst).await {
+                    Err(SftpError::Status(s)) if s.status_code == StatusCode::NoSuchFile => {}
+                    other => other?,
+                }
+            }
+            match c.sftp.rename(src, dst).await {
+                Ok(()) => Ok(()),
+                // OpenSSH refuses to rename onto an existing name with a bare FAILURE.
+                Err(SftpError::Status(s)) if s.status_code == StatusCode::Failure && self.lstat(&c, dst).await?.is_some() => {
+                    Err(Fail::Kind(ErrorKind::AlreadyExists, format!("{to} already exists")))
+                }
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    async fn remove(&self, path: &RemotePath) -> Result<(), EndpointError> {
+        let full = &self.full(path);
+        self.run(Op::Remove, path, false, |c| async move { Ok(c.sftp.remove_file(full).await?) }).await
+    }
+
+    async fn create_dir_all(&self, dir: &RemotePath) -> Result<(), EndpointError> {
+        self.run(Op::CreateDir, dir, true, |c| async move {
+            if self.lstat(&c, &self.full(dir)).await?.is_some_and(|md| md.file_type() == FileType::Dir) {
+                return Ok(());
+            }
+            let mut prefix = RemotePath::root();
+            for name in dir.components() {
+                prefix = prefix.join(name).map_err(|e| Fail::Kind(ErrorKind::Protocol, e.to_string()))?;
+                let full = self.full(&prefix);
+                if let Err(e) = c.sftp.create_dir(full.as_str()).await {
+                    // Already there (or made by someone else meanwhile) is fine if it is a folder.
+                    match self.lstat(&c, &full).await? {
+                        Some(md) if md.file_type() == FileType::Dir => {}
+                        Some(_) => return Err(Fail::Kind(ErrorKind::AlreadyExists, format!("{prefix} exists and is not a folder"))),
+                        None => return Err(e.into()),
+                    }
+                }
+            }
+            Ok(())
+        })
+        .await
+    }
+}
+
+struct SftpRead {
+    file: File,
+    /// Keeps the connection alive while the stream is in use.
+    conn: Arc<Conn>,
+    inner: Arc<Inner>,
+    path: RemotePath,
+}
+
+#[async_trait]
+impl ReadStream for SftpRead {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, EndpointError> {
+        match self.file.read(buf).await {
+            Ok(n) => Ok(n),
+            Err(e) => Err(stream_err(&self.inner, &self.conn, Op::Read, &self.path, e.into()).await),
+        }
+    }
+}
+
+struct SftpWrite {
+    file: File,
+    conn: Arc<Conn>,
+    inner: Arc<Inner>,
+    path: RemotePath,
+}
+
+#[async_trait]
+impl WriteStream for SftpWrite {
+    async fn write_all(&mut self, buf: &[u8]) -> Result<(), EndpointError> {
+        // Pipelined: returns once the data is queued; errors surface here later or in finish.
+        match self.file.write_all(buf).await {
+            Ok(()) => Ok(()),
+            Err(e) => Err(stream_err(&self.inner, &self.conn, Op::Write, &self.path, e.into()).await),
+        }
+    }
+
+    async fn finish(mut self: Box<Self>) -> Result<(), EndpointError> {
+        // flush = wait for every WRITE ack, then one fsync@openssh.com (when offered);
+        // shutdown = CLOSE and wait for its status. Dropping the File would lose both.
+        let res = match self.file.flush().await {
+            Ok(()) => self.file.shutdown().await,
+            Err(e) => Err(e),
+        };
+        match res {
+            Ok(()) => Ok(()),
+            Err(e) => Err(stream_err(&self.inner, &self.conn, Op::Write, &self.path, e.into()).await),
+        }
+    }
+}
+
+async fn stream_err(inner: &Inner, conn: &Arc<Conn>, op: Op, path: &RemotePath, fail: Fail) -> EndpointError {
+    let (kind, message) = fail.classify();
+    if kind == ErrorKind::Transient {
+        inner.forget(conn).await;
+    }
+    inner.err(kind, op, path, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use crate::config::flow::{HostKeyPolicy, SshAuth};
+
+    fn spec(root: &str) -> SftpSpec {
+        SftpSpec {
+            host: "127.0.0.1".into(),
+            port: 2222,
+            user: "bob".into(),
+            auth: SshAuth::Password(Secret::new("hunter2")),
+            host_key: HostKeyPolicy::Fingerprint("SHA256:x".into()),
+            root: root.into(),
+            connect_timeout: Duration::from_secs(1),
+            operation_timeout: Duration::from_secs(1),
+        }
+    }
+
+    #[test]
+    fn maps_paths_under_the_root() {
+        let ep = SftpEndpoint::new(spec("/data/"));
+        assert_eq!(ep.full(&RemotePath::root()), "/data");
+        assert_eq!(ep.full(&RemotePath::parse("in/a b.csv").unwrap()), "/data/in/a b.csv");
+        let ep = SftpEndpoint::new(spec("/"));
+        assert_eq!(ep.full(&RemotePath::root()), "/");
+        assert_eq!(ep.full(&RemotePath::parse("x").unwrap()), "/x");
+    }
+
+    #[test]
+    fn describe_and_debug_hide_secrets() {
+        let ep = SftpEndpoint::new(spec("/"));
+        assert_eq!(ep.describe(), "sftp bob@127.0.0.1:2222");
+        assert!(!format!("{ep:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,54 @@
+//! `FileError`: why one file could not be taken further, with the kind that decides
+//! retry (transient), failure disposition (permanent) or aborting the run (connection-fatal).
+
+use std::path::PathBuf;
+
+use crate::endpoint::{EndpointError, ErrorKind};
+use crate::ledger::LedgerError;
+
+/// An error while processing one file.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// The local staging area failed (disk full, permissions…).
+    #[error("staging file {}: {source}", path.display())]
+    Staging {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The source changed while it was being read.
+    #[error("{0}")]
+    Changed(String),
+    /// A target name could not be built (template error, unsafe rendered name).
+    #[error("{0}")]
+    Name(String),
+    /// The target exists and the sink's `if_exists` is `fail`.
+    #[error("{target} already exists on {endpoint} (sink if_exists: fail)")]
+    TargetExists { endpoint: String, target: String },
+    /// The delivered size does not match the staged size.
+    #[error("{endpoint}: {target} has {actual} bytes after upload, expected {expected}")]
+    SizeMismatch { endpoint: String, target: String, expected: u64, actual: u64 },
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+impl FileError {
+    /// The kind that drives the decision.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            FileError::Endpoint(e) => e.kind,
+            FileError::Staging { .. } | FileError::Ledger(_) => ErrorKind::LocalIo,
+            FileError::Changed(_) | FileError::SizeMismatch { .. } => ErrorKind::Transient,
+            FileError::Name(_) => ErrorKind::Config,
+            FileError::TargetExists { .. } => ErrorKind::AlreadyExists,
+        }
+    }
+
+    /// Errors after which the run cannot go on with any file: the ledger or local disk is
+    /// unusable, or an endpoint refuses us entirely.
+    pub fn aborts_run(&self) -> bool {
+        matches!(self, FileError::Ledger(_)) || self.kind().is_connection_fatal()
+    }
+}

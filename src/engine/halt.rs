@@ -1,0 +1,20 @@
+//! Test-only halt points for crash-safety tests.
+//!
+//! When the environment variable `WHARF_TEST_HALT_AT` names a point, the process prints
+//! `wharf: halted at POINT` to stderr and stops making progress there, so a test can kill it
+//! with SIGKILL at exactly that moment and check that the next run recovers. Points:
+//! `staging` (part of a file downloaded and fsynced), `delivered` (every sink confirmed,
+//! source not yet disposed of), `disposing` (source moved/deleted, ledger not yet updated).
+//! Unset in normal use; the check is one environment lookup per point reached.
+
+use std::io::Write;
+
+/// Halts forever if `WHARF_TEST_HALT_AT` equals `point`.
+pub fn point(point: &str) {
+    if std::env::var("WHARF_TEST_HALT_AT").is_ok_and(|p| p == point) {
+        let _ = writeln!(std::io::stderr(), "wharf: halted at {point}");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}

@@ -1,0 +1,292 @@
+//! The per-file lifecycle (design §5): the only per-file loop in wharf.
+//!
+//! ```text
+//! claimed ─► staging ─► staged ─► delivering{targets} ─► delivered ─► disposing ─► done
+//!    any step ─► (transient) stays put, retried next run │ (permanent) failed + after.failure
+//! ```
+//! Each arrow is a durable ledger write. A run that finds a record in flight for the same
+//! file version resumes from its state: the staged prefix is kept, sinks already confirmed
+//! are not delivered again, a recorded target that already holds the file counts as
+//! delivered, and a recorded move target tells whether the source was already moved.
+
+use std::path::Path;
+use std::time::SystemTime;
+
+use crate::config::Flow;
+use crate::config::flow::{Disposition, IfExists};
+use crate::endpoint::{DynEndpoint, Entry, ErrorKind, RemotePath};
+use crate::ledger::{Delivery, DoneRecord, ErrorRecord, FileRecord, FileState, Ledger, LedgerError, now_millis};
+use crate::template::NameVars;
+
+use super::error::FileError;
+use super::identity::{self, mtime_millis};
+use super::retry::retry;
+use super::transfer::{self, Target};
+use super::{FileReport, Outcome, disposition, halt, stage};
+
+/// Everything a file's processing needs from its run.
+pub(super) struct Ctx<'a> {
+    pub flow: &'a Flow,
+    pub ledger: &'a Ledger,
+    pub source: DynEndpoint,
+    pub sinks: Vec<DynEndpoint>,
+    pub run: u64,
+    pub now: SystemTime,
+    pub staging_dir: &'a Path,
+}
+
+fn report(path: &RemotePath, outcome: Outcome, detail: impl Into<String>) -> FileReport {
+    FileReport { path: path.to_string(), outcome, detail: detail.into(), targets: vec![], bytes: 0, error_kind: None }
+}
+
+fn date(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms).map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default()
+}
+
+/// Takes one ready file as far as it can go. Returns its report and whether the run must
+/// stop (the ledger or an endpoint became unusable). Only ledger errors are `Err`.
+pub(super) async fn process(cx: &Ctx<'_>, entry: &Entry, rel: &str, done_file: Option<&RemotePath>) -> Result<(FileReport, bool), LedgerError> {
+    let flow = &cx.flow.name;
+    let path = entry.path.as_str();
+    let id_pre = identity::key(cx.flow.source.identity, entry);
+    let same_version = |r: &FileRecord| match &id_pre {
+        Some(k) => &r.identity == k,
+        None => r.size == entry.size && r.mtime == mtime_millis(entry),
+    };
+    let prev = cx.ledger.file(flow, path)?;
+    if let Some(p) = prev.as_ref().filter(|p| same_version(p)) {
+        match p.state {
+            FileState::Done => return Ok((report(&entry.path, Outcome::Skipped, format!("already delivered in run {} on {}", p.run, date(p.updated))), false)),
+            FileState::Duplicate => return Ok((report(&entry.path, Outcome::Skipped, "duplicate of a file delivered before"), false)),
+            _ => {}
+        }
+    }
+    let now = now_millis();
+    let mut rec = match prev.filter(|p| same_version(p)) {
+        Some(p) => p,
+        None => FileRecord {
+            path: path.to_string(),
+            identity: id_pre.clone().unwrap_or_default(),
+            size: entry.size,
+            mtime: mtime_millis(entry),
+            first_seen: now,
+            ..Default::default()
+        },
+    };
+    if rec.state == FileState::Failed {
+        // Retried after a permanent failure that left the file in place: start again, keeping
+        // the sinks that already confirmed.
+        rec.state = FileState::Claimed;
+    }
+    rec.run = cx.run;
+    if rec.state == FileState::Claimed {
+        if let Some(k) = &id_pre {
+            if let Some(d) = cx.ledger.done(flow, k)? {
+                return duplicate(cx, &mut rec, entry, d).await;
+            }
+        }
+    }
+    let staged = stage::staging_path(cx.staging_dir, flow, &entry.path);
+    match advance(cx, &mut rec, entry, rel, done_file, &staged).await {
+        Ok(f) => Ok((f, false)),
+        Err(FileError::Ledger(e)) => Err(e),
+        Err(e) => fail(cx, &mut rec, entry, e, &staged).await,
+    }
+}
+
+/// The state machine proper.
+async fn advance(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, rel: &str, done_file: Option<&RemotePath>, staged: &Path) -> Result<FileReport, FileError> {
+    let flow = &cx.flow.name;
+    let policy = cx.flow.retry;
+    loop {
+        match rec.state {
+            FileState::Claimed | FileState::Staging => {
+                rec.state = FileState::Staging;
+                put(cx, rec)?;
+                let st = retry(policy, "download", || stage::stage(&*cx.source, &entry.path, entry.size, staged)).await?;
+                rec.sha256 = Some(st.sha256.clone());
+                if cx.flow.source.identity.sha256 {
+                    rec.identity = identity::content_key(&st.sha256);
+                    if let Some(d) = cx.ledger.done(flow, &rec.identity)? {
+                        stage::discard(staged).await;
+                        let (f, _) = duplicate(cx, rec, entry, d).await?;
+                        return Ok(f);
+                    }
+                }
+                rec.state = FileState::Staged;
+                put(cx, rec)?;
+            }
+            FileState::Staged => {
+                if !staged_complete(staged, rec.size).await {
+                    rec.state = FileState::Claimed;
+                    continue;
+                }
+                rec.state = FileState::Delivering;
+                put(cx, rec)?;
+            }
+            FileState::Delivering => {
+                let pending = (0..cx.sinks.len() as u32).any(|i| !rec.deliveries.iter().any(|d| d.sink == i && d.done));
+                if pending && !staged_complete(staged, rec.size).await {
+                    tracing::warn!(flow, path = %entry.path, "Staging file missing; downloading again.");
+                    rec.state = FileState::Claimed;
+                    continue;
+                }
+                for i in 0..cx.sinks.len() {
+                    deliver_one(cx, rec, entry, rel, i, staged).await?;
+                }
+                rec.state = FileState::Delivered;
+                put(cx, rec)?;
+                halt::point("delivered");
+            }
+            FileState::Delivered => {
+                let target = retry(policy, "plan disposition", || disposition::plan(&*cx.source, &entry.path, &cx.flow.after_success)).await?;
+                rec.disposed_to = target.map(|t| t.as_str().to_string());
+                rec.state = FileState::Disposing;
+                put(cx, rec)?;
+            }
+            FileState::Disposing => {
+                let target = rec.disposed_to.as_deref().and_then(|t| RemotePath::parse(t).ok());
+                let moved = retry(policy, "dispose", || disposition::apply(&*cx.source, &entry.path, &cx.flow.after_success, target.as_ref())).await?;
+                rec.disposed_to = moved.map(|t| t.as_str().to_string());
+                if let Some(df) = done_file {
+                    dispose_companion(cx, df, &cx.flow.after_success).await;
+                }
+                halt::point("disposing");
+                rec.state = FileState::Done;
+                rec.updated = now_millis();
+                let targets: Vec<String> = rec.deliveries.iter().map(|d| format!("{}:/{}", cx.flow.sinks[d.sink as usize].endpoint, d.target)).collect();
+                let done = DoneRecord { path: rec.path.clone(), run: cx.run, at: rec.updated, targets: targets.clone() };
+                cx.ledger.complete(flow, rec, &done)?;
+                stage::discard(staged).await;
+                let detail = match &rec.disposed_to {
+                    Some(t) => format!("delivered to {}; source moved to /{t}", targets.join(", ")),
+                    None if cx.flow.after_success == Disposition::Delete => format!("delivered to {}; source deleted", targets.join(", ")),
+                    None => format!("delivered to {}", targets.join(", ")),
+                };
+                tracing::info!(flow, path = %entry.path, bytes = rec.size, "Delivered.");
+                return Ok(FileReport { path: entry.path.to_string(), outcome: Outcome::Delivered, detail, targets, bytes: rec.size, error_kind: None });
+            }
+            FileState::Done | FileState::Failed | FileState::Duplicate => {
+                return Ok(report(&entry.path, Outcome::Skipped, format!("in state {}", rec.state.as_str())));
+            }
+        }
+    }
+}
+
+/// Delivers the staged file to sink `i` unless that sink already confirmed it.
+async fn deliver_one(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, rel: &str, i: usize, staged: &Path) -> Result<(), FileError> {
+    let sink = &cx.flow.sinks[i];
+    let ep = &*cx.sinks[i];
+    let idx = i as u32;
+    if let Some(d) = rec.deliveries.iter().find(|d| d.sink == idx) {
+        if d.done {
+            return Ok(());
+        }
+        // A target recorded by an interrupted run that already holds the whole file: the
+        // rename happened (it only happens after verification), so do not upload again.
+        if let Ok(t) = RemotePath::parse(&d.target) {
+            if transfer::already_delivered(ep, &t, rec.size).await? {
+                mark(rec, idx, &t, true);
+                return put(cx, rec);
+            }
+        }
+    }
+    let rel_dir = rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+    let vars = NameVars::new(entry.path.name(), rel_dir, rec.size, cx.run, cx.now);
+    let dir = sink.path.render(&vars).map_err(FileError::Name)?;
+    let dir = RemotePath::parse(&dir).map_err(|e| FileError::Name(format!("sink {} path: {e}", sink.endpoint)))?;
+    let name = sink.name.render(&vars).map_err(FileError::Name)?;
+    let target = retry(cx.flow.retry, "check target", || transfer::choose_target(ep, &dir, &name, sink.if_exists)).await?;
+    match target {
+        Target::Skip(t) => {
+            tracing::info!(flow = %cx.flow.name, target = %t, "Target exists; skipped (if_exists: skip).");
+            mark(rec, idx, &t, true);
+            put(cx, rec)
+        }
+        Target::Upload(t) => {
+            mark(rec, idx, &t, false);
+            put(cx, rec)?;
+            let temp_vars = NameVars::new(t.name(), rel_dir, rec.size, cx.run, cx.now);
+            let temp_name = sink.temp_name.render(&temp_vars).map_err(FileError::Name)?;
+            let temp = t.parent().join(&temp_name).map_err(|e| FileError::Name(format!("temp name {temp_name:?}: {e}")))?;
+            let replace = sink.if_exists == IfExists::Overwrite;
+            retry(cx.flow.retry, "upload", || transfer::upload(ep, staged, rec.size, &temp, &t, replace)).await?;
+            mark(rec, idx, &t, true);
+            put(cx, rec)
+        }
+    }
+}
+
+fn mark(rec: &mut FileRecord, sink: u32, target: &RemotePath, done: bool) {
+    rec.deliveries.retain(|d| d.sink != sink);
+    rec.deliveries.push(Delivery { sink, target: target.as_str().to_string(), done });
+    rec.deliveries.sort_by_key(|d| d.sink);
+}
+
+fn put(cx: &Ctx<'_>, rec: &mut FileRecord) -> Result<(), FileError> {
+    rec.updated = now_millis();
+    cx.ledger.put_file(&cx.flow.name, rec).map_err(FileError::from)
+}
+
+async fn staged_complete(staged: &Path, size: u64) -> bool {
+    tokio::fs::metadata(staged).await.is_ok_and(|m| m.len() == size)
+}
+
+/// Moves/deletes a done/trigger file the same way as its data file. Best effort: the data
+/// file is what matters, and a leftover done file without data is harmless.
+async fn dispose_companion(cx: &Ctx<'_>, df: &RemotePath, disp: &Disposition) {
+    if let Err(e) = disposition::apply(&*cx.source, df, disp, None).await {
+        tracing::warn!(flow = %cx.flow.name, path = %df, error = %e, "Could not dispose of the done file.");
+    }
+}
+
+/// A file whose identity was delivered before: record it, dispose of it like a success.
+async fn duplicate(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, d: DoneRecord) -> Result<(FileReport, bool), LedgerError> {
+    let disp = &cx.flow.after_success;
+    if let Err(e) = disposition::apply(&*cx.source, &entry.path, disp, None).await {
+        tracing::warn!(flow = %cx.flow.name, path = %entry.path, error = %e, "Could not dispose of a duplicate.");
+    }
+    rec.state = FileState::Duplicate;
+    rec.updated = now_millis();
+    cx.ledger.put_file(&cx.flow.name, rec)?;
+    let detail = format!("same identity as {} delivered in run {} on {}", d.path, d.run, date(d.at));
+    Ok((report(&entry.path, Outcome::Skipped, detail), false))
+}
+
+/// Records a failure and applies `after.failure` when it is permanent.
+async fn fail(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, e: FileError, staged: &Path) -> Result<(FileReport, bool), LedgerError> {
+    let kind = e.kind();
+    let message = e.to_string();
+    rec.attempts += 1;
+    rec.last_error = Some(ErrorRecord { kind, message: message.clone(), at: now_millis() });
+    let abort = e.aborts_run();
+    let mut detail = message;
+    let mut outcome = Outcome::Failed;
+    if kind == ErrorKind::NotFound && matches!(cx.source.stat(&entry.path).await, Ok(None)) && rec.deliveries.iter().all(|d| !d.done) {
+        // The partner removed the file before we could take it.
+        outcome = Outcome::Skipped;
+        detail = "disappeared from the source before it could be taken".into();
+        rec.state = FileState::Failed;
+        stage::discard(staged).await;
+    } else if kind.is_transient() || abort {
+        detail.push_str(&format!(" (attempt {}; the next run resumes it)", rec.attempts));
+    } else {
+        rec.state = FileState::Failed;
+        stage::discard(staged).await;
+        match disposition::apply(&*cx.source, &entry.path, &cx.flow.after_failure, None).await {
+            Ok(Some(t)) => {
+                detail.push_str(&format!("; source moved to {t}"));
+                rec.disposed_to = Some(t.as_str().to_string());
+            }
+            Ok(None) if cx.flow.after_failure == Disposition::Delete => detail.push_str("; source deleted"),
+            Ok(None) => detail.push_str("; source kept, retried next run"),
+            Err(de) => detail.push_str(&format!("; after.failure could not be applied: {de}")),
+        }
+    }
+    tracing::error!(flow = %cx.flow.name, path = %entry.path, kind = %kind, error = %detail, "File failed.");
+    rec.updated = now_millis();
+    cx.ledger.put_file(&cx.flow.name, rec)?;
+    let mut f = report(&entry.path, outcome, detail);
+    f.error_kind = Some(kind);
+    Ok((f, abort))
+}

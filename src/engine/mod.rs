@@ -1,0 +1,276 @@
+//! The engine: one run of one flow, and the one per-file lifecycle every file goes through.
+//!
+//! A run: connect the endpoints → list the source (`discover`) → judge readiness (`ready`,
+//! observations stored in one ledger write) → take each ready file through `lifecycle`
+//! (claim → stage → deliver to every sink → dispose of the source → done) → finish any file a
+//! crashed run left between delivery and disposition → record the run.
+//!
+//! Crash safety rests on one rule: every lifecycle transition is a durable ledger write made
+//! *before* the side effect it announces is relied on, and every side effect is idempotent
+//! or checkable (a staged prefix is resumed, a recorded delivery target is stat-ed before any
+//! re-upload, a recorded move target tells a done move from a pending one). See
+//! docs/architecture.md for the argument.
+
+mod discover;
+mod disposition;
+mod endpoints;
+pub mod error;
+mod halt;
+pub mod identity;
+mod lifecycle;
+mod naming;
+pub mod ready;
+mod retry;
+pub mod stage;
+mod transfer;
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::config::Flow;
+use crate::endpoint::{DynEndpoint, EndpointError, EntryKind, ErrorKind, RemotePath};
+use crate::ledger::{Counts, Ledger, LedgerError, RunStatus, now_millis, to_millis};
+
+pub use error::FileError;
+
+/// Options for one run.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// Folder for staging files (kept across runs: it holds resumable downloads).
+    pub staging_dir: PathBuf,
+    /// The run's notion of "now" (tests inject it); `None` = the system clock.
+    pub now: Option<SystemTime>,
+}
+
+/// What happened to one file in a run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Outcome {
+    /// Delivered to every sink and disposed of.
+    Delivered,
+    /// Seen but not complete yet; a later run takes it.
+    NotReady,
+    /// Not processed: already delivered, a duplicate, vanished, or the run stopped.
+    Skipped,
+    /// Could not be delivered in this run.
+    Failed,
+}
+
+/// One file's line in the run summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileReport {
+    pub path: String,
+    pub outcome: Outcome,
+    /// Why (not ready because…, skipped because…, failed because…) or where it went.
+    pub detail: String,
+    pub targets: Vec<String>,
+    pub bytes: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<ErrorKind>,
+}
+
+/// The result of one run.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    pub flow: String,
+    pub run: u64,
+    pub status: RunStatus,
+    pub counts: Counts,
+    pub files: Vec<FileReport>,
+    /// Why the run was aborted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_kind: Option<ErrorKind>,
+}
+
+/// Runs `flow` once. `on_file` sees each file's report as soon as it is known (progress).
+/// Endpoint trouble aborts the run and is reported in the returned [`RunReport`]; only a
+/// ledger failure is an `Err`.
+pub async fn run_once(flow: &Flow, ledger: &Ledger, opts: &RunOptions, on_file: &mut dyn FnMut(&FileReport)) -> Result<RunReport, LedgerError> {
+    let now = opts.now.unwrap_or_else(SystemTime::now);
+    let mut rec = ledger.begin_run(&flow.name, to_millis(now))?;
+    tracing::info!(flow = %flow.name, run = rec.id, "Run started.");
+    let mut report = RunReport { flow: flow.name.clone(), run: rec.id, status: RunStatus::Running, counts: Counts::default(), files: Vec::new(), error: None, error_kind: None };
+    let result = run_files(flow, ledger, opts, now, rec.id, &mut report, on_file).await;
+    match result {
+        Ok(()) => {}
+        Err(RunAbort::Endpoint(e)) => {
+            tracing::error!(flow = %flow.name, error = %e, "Run aborted.");
+            report.error_kind = Some(e.kind);
+            report.error = Some(format!("flow {}: {e}{}", flow.name, hint(&e)));
+        }
+        Err(RunAbort::File(msg, kind)) => {
+            report.error_kind = Some(kind);
+            report.error = Some(msg);
+        }
+        Err(RunAbort::Ledger(e)) => {
+            rec.status = RunStatus::Aborted;
+            rec.error = Some(e.to_string());
+            let _ = ledger.finish_run(&rec);
+            return Err(e);
+        }
+    }
+    report.status = if report.error.is_some() {
+        RunStatus::Aborted
+    } else if report.counts.failed > 0 {
+        RunStatus::Failed
+    } else {
+        RunStatus::Ok
+    };
+    rec.status = report.status;
+    rec.counts = report.counts;
+    rec.error = report.error.clone();
+    rec.finished = Some(now_millis());
+    ledger.finish_run(&rec)?;
+    tracing::info!(flow = %flow.name, run = rec.id, status = rec.status.as_str(), delivered = rec.counts.delivered, failed = rec.counts.failed, "Run finished.");
+    Ok(report)
+}
+
+fn hint(e: &EndpointError) -> &'static str {
+    match e.kind {
+        ErrorKind::AuthFailed => " (check the user and credentials in the flow)",
+        ErrorKind::Transient => " (the server may be down or unreachable; the next run tries again)",
+        _ => "",
+    }
+}
+
+enum RunAbort {
+    Endpoint(EndpointError),
+    File(String, ErrorKind),
+    Ledger(LedgerError),
+}
+
+impl From<EndpointError> for RunAbort {
+    fn from(e: EndpointError) -> Self {
+        RunAbort::Endpoint(e)
+    }
+}
+
+impl From<LedgerError> for RunAbort {
+    fn from(e: LedgerError) -> Self {
+        RunAbort::Ledger(e)
+    }
+}
+
+fn record(report: &mut RunReport, f: FileReport, on_file: &mut dyn FnMut(&FileReport)) {
+    match f.outcome {
+        Outcome::Delivered => {
+            report.counts.delivered += 1;
+            report.counts.bytes += f.bytes;
+        }
+        Outcome::NotReady => report.counts.not_ready += 1,
+        Outcome::Skipped => report.counts.skipped += 1,
+        Outcome::Failed => report.counts.failed += 1,
+    }
+    on_file(&f);
+    report.files.push(f);
+}
+
+async fn run_files(
+    flow: &Flow,
+    ledger: &Ledger,
+    opts: &RunOptions,
+    now: SystemTime,
+    run: u64,
+    report: &mut RunReport,
+    on_file: &mut dyn FnMut(&FileReport),
+) -> Result<(), RunAbort> {
+    let mut names: Vec<&str> = vec![flow.source.endpoint.as_str()];
+    names.extend(flow.sinks.iter().map(|s| s.endpoint.as_str()));
+    let eps = endpoints::open_all(flow, &names).await?;
+    let get = |n: &str| -> Result<DynEndpoint, RunAbort> {
+        eps.get(n).cloned().ok_or_else(|| RunAbort::File(format!("flow {}: endpoint {n} is not defined", flow.name), ErrorKind::Config))
+    };
+    let source = get(&flow.source.endpoint)?;
+    let sinks = flow.sinks.iter().map(|s| get(&s.endpoint)).collect::<Result<Vec<_>, _>>()?;
+
+    let skip = [&flow.after_success, &flow.after_failure];
+    let candidates = retry::retry(flow.retry, "list", || async { discover::discover(&*source, &flow.source, &skip, now).await.map_err(FileError::from) })
+        .await
+        .map_err(|e| match e {
+            FileError::Endpoint(e) => RunAbort::Endpoint(e),
+            other => RunAbort::File(format!("flow {}: {other}", flow.name), other.kind()),
+        })?;
+    report.counts.seen = candidates.len() as u32;
+
+    // Readiness, with all observations stored in one write.
+    let now_ms = to_millis(now);
+    let mut observations = Vec::new();
+    let mut ready = Vec::new();
+    for c in &candidates {
+        let prev = ledger.observation(&flow.name, c.entry.path.as_str())?;
+        let done = c.done_file.as_ref().map(|(p, present)| (p.name(), *present));
+        let (verdict, obs) = ready::assess(&flow.source.ready, &c.entry, prev.as_ref(), now_ms, done);
+        if prev.as_ref() != Some(&obs) {
+            observations.push((c.entry.path.as_str().to_string(), obs));
+        }
+        match verdict {
+            ready::Readiness::Ready => ready.push(c),
+            ready::Readiness::NotReady(why) => {
+                // A file already delivered is "skipped", not "not ready", whatever its age.
+                let f = FileReport { path: c.entry.path.to_string(), outcome: Outcome::NotReady, detail: why, targets: vec![], bytes: 0, error_kind: None };
+                record(report, f, on_file);
+            }
+        }
+    }
+    ledger.put_observations(&flow.name, &observations)?;
+
+    let cx = lifecycle::Ctx { flow, ledger, source: source.clone(), sinks, run, now, staging_dir: &opts.staging_dir };
+    let mut stopped = false;
+    for c in ready {
+        if stopped {
+            let f = FileReport { path: c.entry.path.to_string(), outcome: Outcome::Skipped, detail: "run stopped at an earlier failure (on_error: stop)".into(), targets: vec![], bytes: 0, error_kind: None };
+            record(report, f, on_file);
+            continue;
+        }
+        let done_file = c.done_file.as_ref().map(|(p, _)| p);
+        let (f, abort) = lifecycle::process(&cx, &c.entry, &c.rel, done_file).await?;
+        let failed = f.outcome == Outcome::Failed;
+        let kind = f.error_kind;
+        let msg = format!("flow {}: {}: {}", flow.name, f.path, f.detail);
+        record(report, f, on_file);
+        if abort {
+            return Err(RunAbort::File(msg, kind.unwrap_or(ErrorKind::Protocol)));
+        }
+        if failed && flow.on_error == crate::config::flow::OnError::Stop {
+            stopped = true;
+        }
+    }
+
+    // Files a crashed run left after delivery whose source is no longer listed (it was being
+    // moved or deleted): finish them.
+    let listed: BTreeSet<&str> = candidates.iter().map(|c| c.entry.path.as_str()).collect();
+    for r in ledger.files(&flow.name)? {
+        if !r.state.in_flight() || listed.contains(r.path.as_str()) {
+            continue;
+        }
+        if !matches!(r.state, crate::ledger::FileState::Delivered | crate::ledger::FileState::Disposing) {
+            continue;
+        }
+        let Ok(path) = RemotePath::parse(&r.path) else { continue };
+        let entry = crate::endpoint::Entry { path, kind: EntryKind::File, size: r.size, mtime: r.mtime.map(from_millis) };
+        let (f, abort) = lifecycle::process(&cx, &entry, "", None).await?;
+        let msg = format!("flow {}: {}: {}", flow.name, f.path, f.detail);
+        let kind = f.error_kind;
+        record(report, f, on_file);
+        if abort {
+            return Err(RunAbort::File(msg, kind.unwrap_or(ErrorKind::Protocol)));
+        }
+    }
+    Ok(())
+}
+
+fn from_millis(ms: crate::ledger::Millis) -> SystemTime {
+    if ms >= 0 {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64)
+    } else {
+        SystemTime::UNIX_EPOCH - std::time::Duration::from_millis(ms.unsigned_abs())
+    }
+}
+
+#[cfg(test)]
+mod tests;

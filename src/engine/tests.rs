@@ -1,0 +1,286 @@
+//! Engine behaviour over local endpoints and an in-memory ledger (no servers needed).
+//! The same behaviours over real OpenSSH are covered in tests/pull_sftp.rs.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime};
+
+use globset::{GlobBuilder, GlobSetBuilder};
+
+use super::*;
+use crate::config::flow::{Disposition, EndpointSpec, Identity, IfExists, OnError, Ready, Retry, Sink, Source};
+use crate::ledger::FileState;
+use crate::template::NameTemplate;
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    src: PathBuf,
+    dst: PathBuf,
+    state: PathBuf,
+    flow: Flow,
+    ledger: Ledger,
+}
+
+fn globs(pats: &[&str]) -> globset::GlobSet {
+    let mut b = GlobSetBuilder::new();
+    for p in pats {
+        b.add(GlobBuilder::new(p).literal_separator(true).build().unwrap());
+    }
+    b.build().unwrap()
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let (src, dst, state) = (dir.path().join("src"), dir.path().join("dst"), dir.path().join("state"));
+    std::fs::create_dir_all(src.join("in")).unwrap();
+    std::fs::create_dir_all(&dst).unwrap();
+    let mut endpoints = BTreeMap::new();
+    endpoints.insert("partner".to_string(), EndpointSpec::Local { root: src.clone() });
+    endpoints.insert("erp".to_string(), EndpointSpec::Local { root: dst.clone() });
+    let flow = Flow {
+        name: "t".into(),
+        file: PathBuf::from("t.yaml"),
+        endpoints,
+        source: Source {
+            endpoint: "partner".into(),
+            path: RemotePath::parse("/in").unwrap(),
+            include: globs(&["*.csv"]),
+            exclude: globs(&[]),
+            recursive: false,
+            max_depth: 8,
+            ready: Ready::default(),
+            identity: Identity::DEFAULT,
+        },
+        sinks: vec![Sink {
+            endpoint: "erp".into(),
+            path: NameTemplate::new("/inbox").unwrap(),
+            name: NameTemplate::new("{{name}}").unwrap(),
+            temp_name: NameTemplate::new(".{{name}}.part").unwrap(),
+            if_exists: IfExists::Fail,
+        }],
+        after_success: Disposition::MoveTo(RemotePath::parse("/in/processed").unwrap()),
+        after_failure: Disposition::Keep,
+        on_error: OnError::Continue,
+        retry: Retry { attempts: 2, backoff: Duration::from_millis(1) },
+    };
+    Fixture { _dir: dir, src, dst, state, flow, ledger: Ledger::in_memory().unwrap() }
+}
+
+impl Fixture {
+    async fn run(&self) -> RunReport {
+        let opts = RunOptions { staging_dir: self.state.join("staging"), now: None };
+        run_once(&self.flow, &self.ledger, &opts, &mut |_| {}).await.unwrap()
+    }
+    fn put(&self, rel: &str, body: &[u8]) {
+        let p = self.src.join(rel);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, body).unwrap();
+    }
+}
+
+fn read(p: &Path) -> Vec<u8> {
+    std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[tokio::test]
+async fn delivers_once_then_moves_source_and_never_twice() {
+    let fx = fixture();
+    fx.put("in/a.csv", b"1,2\n");
+    fx.put("in/skip.txt", b"not matched");
+    let r = fx.run().await;
+    assert_eq!((r.counts.seen, r.counts.delivered, r.counts.failed), (1, 1, 0), "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/a.csv")), b"1,2\n");
+    assert!(!fx.src.join("in/a.csv").exists());
+    assert_eq!(read(&fx.src.join("in/processed/a.csv")), b"1,2\n");
+    assert!(fx.src.join("in/skip.txt").exists());
+    assert!(!fx.dst.join("inbox/.a.csv.part").exists());
+    let files = fx.ledger.files("t").unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].state, FileState::Done);
+    // Nothing new: nothing delivered.
+    let r2 = fx.run().await;
+    assert_eq!(r2.counts.delivered, 0);
+}
+
+#[tokio::test]
+async fn kept_source_is_skipped_and_a_resent_file_with_new_content_is_delivered() {
+    let mut fx = fixture();
+    fx.flow.after_success = Disposition::Keep;
+    fx.flow.sinks[0].if_exists = IfExists::Rename;
+    fx.put("in/a.csv", b"v1");
+    assert_eq!(fx.run().await.counts.delivered, 1);
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, r.counts.skipped), (0, 1));
+    assert!(r.files[0].detail.starts_with("already delivered in run 1"), "{}", r.files[0].detail);
+    // Re-sent with new content (size changes, mtime too).
+    std::thread::sleep(Duration::from_millis(20));
+    fx.put("in/a.csv", b"version 2");
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 1, "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/a.csv")), b"v1");
+    assert_eq!(read(&fx.dst.join("inbox/a-1.csv")), b"version 2");
+}
+
+#[tokio::test]
+async fn content_identity_skips_identical_resends() {
+    let mut fx = fixture();
+    fx.flow.source.identity = Identity { path: false, size: false, mtime: false, sha256: true };
+    fx.flow.sinks[0].if_exists = IfExists::Overwrite;
+    fx.put("in/a.csv", b"same");
+    assert_eq!(fx.run().await.counts.delivered, 1);
+    fx.put("in/b.csv", b"same");
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, r.counts.skipped), (0, 1), "{r:#?}");
+    assert!(r.files[0].detail.contains("same identity as in/a.csv"), "{}", r.files[0].detail);
+    // Disposed of like a success.
+    assert!(fx.src.join("in/processed/b.csv").exists());
+}
+
+#[tokio::test]
+async fn move_to_processed_never_overwrites() {
+    let fx = fixture();
+    fx.put("in/processed/a.csv", b"older");
+    fx.put("in/a.csv", b"new");
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 1, "{r:#?}");
+    assert_eq!(read(&fx.src.join("in/processed/a.csv")), b"older");
+    assert_eq!(read(&fx.src.join("in/processed/a-1.csv")), b"new");
+}
+
+#[tokio::test]
+async fn stable_for_waits_for_a_growing_file() {
+    let mut fx = fixture();
+    fx.flow.source.ready = Ready { stable_for: Some(Duration::from_millis(200)), ..Default::default() };
+    fx.put("in/a.csv", b"part");
+    let r = fx.run().await;
+    assert_eq!((r.counts.not_ready, r.counts.delivered), (1, 0));
+    fx.put("in/a.csv", b"partial more");
+    let r = fx.run().await;
+    assert_eq!(r.counts.not_ready, 1);
+    assert!(r.files[0].detail.contains("changed"), "{}", r.files[0].detail);
+    tokio::time::sleep(Duration::from_millis(250)).await;
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 1, "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/a.csv")), b"partial more");
+}
+
+#[tokio::test]
+async fn done_file_is_required_and_disposed_with_its_data_file() {
+    let mut fx = fixture();
+    fx.flow.source.include = globs(&["*"]);
+    fx.flow.source.ready = Ready { done_file: Some(NameTemplate::new("{{name}}.done").unwrap()), ..Default::default() };
+    fx.put("in/a.csv", b"x");
+    let r = fx.run().await;
+    assert_eq!(r.counts.not_ready, 1);
+    assert!(r.files[0].detail.contains("no done file"), "{}", r.files[0].detail);
+    fx.put("in/a.csv.done", b"");
+    let r = fx.run().await;
+    assert_eq!((r.counts.seen, r.counts.delivered), (1, 1), "{r:#?}");
+    assert!(!fx.dst.join("inbox/a.csv.done").exists());
+    assert!(fx.src.join("in/processed/a.csv.done").exists());
+}
+
+#[tokio::test]
+async fn if_exists_fail_fails_the_file_and_keeps_the_source_until_fixed() {
+    let fx = fixture();
+    std::fs::create_dir_all(fx.dst.join("inbox")).unwrap();
+    std::fs::write(fx.dst.join("inbox/a.csv"), b"theirs").unwrap();
+    fx.put("in/a.csv", b"ours");
+    let r = fx.run().await;
+    assert_eq!((r.counts.failed, r.status), (1, RunStatus::Failed), "{r:#?}");
+    assert!(r.files[0].detail.contains("already exists"), "{}", r.files[0].detail);
+    assert_eq!(read(&fx.dst.join("inbox/a.csv")), b"theirs");
+    assert!(fx.src.join("in/a.csv").exists());
+    std::fs::remove_file(fx.dst.join("inbox/a.csv")).unwrap();
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 1, "{r:#?}");
+    let rec = fx.ledger.files("t").unwrap().remove(0);
+    assert_eq!((rec.state, rec.attempts), (FileState::Done, 1));
+}
+
+#[tokio::test]
+async fn on_error_stop_ends_the_run_at_the_first_failure() {
+    let mut fx = fixture();
+    fx.flow.on_error = OnError::Stop;
+    std::fs::create_dir_all(fx.dst.join("inbox")).unwrap();
+    std::fs::write(fx.dst.join("inbox/a.csv"), b"theirs").unwrap();
+    fx.put("in/a.csv", b"1");
+    fx.put("in/b.csv", b"2");
+    let r = fx.run().await;
+    assert_eq!((r.counts.failed, r.counts.skipped, r.counts.delivered), (1, 1, 0), "{r:#?}");
+    assert!(r.files[1].detail.contains("on_error: stop"));
+}
+
+#[tokio::test]
+async fn resumes_after_delivery_without_uploading_again() {
+    let fx = fixture();
+    fx.put("in/a.csv", b"abc");
+    // Simulate a crash after delivery: the record says Delivering with the target recorded,
+    // and the target already holds the file (the rename happened).
+    let entry = fx.src.join("in/a.csv");
+    let md = std::fs::metadata(&entry).unwrap();
+    let mtime = crate::ledger::to_millis(md.modified().unwrap());
+    std::fs::create_dir_all(fx.dst.join("inbox")).unwrap();
+    std::fs::write(fx.dst.join("inbox/a.csv"), b"abc").unwrap();
+    let rec = crate::ledger::FileRecord {
+        path: "in/a.csv".into(),
+        identity: format!("p=in/a.csv|s=3|m={mtime}"),
+        size: 3,
+        mtime: Some(mtime),
+        state: FileState::Delivering,
+        deliveries: vec![crate::ledger::Delivery { sink: 0, target: "inbox/a.csv".into(), done: false }],
+        ..Default::default()
+    };
+    fx.ledger.put_file("t", &rec).unwrap();
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 1, "{r:#?}");
+    // With if_exists: fail, a fresh upload would have failed: the target was recognised.
+    assert!(fx.src.join("in/processed/a.csv").exists());
+}
+
+#[tokio::test]
+async fn finishes_a_disposition_interrupted_after_the_move() {
+    let fx = fixture();
+    fx.put("in/processed/a.csv", b"abc");
+    let rec = crate::ledger::FileRecord {
+        path: "in/a.csv".into(),
+        identity: "p=in/a.csv|s=3|m=5".into(),
+        size: 3,
+        mtime: Some(5),
+        state: FileState::Disposing,
+        disposed_to: Some("in/processed/a.csv".into()),
+        deliveries: vec![crate::ledger::Delivery { sink: 0, target: "inbox/a.csv".into(), done: true }],
+        ..Default::default()
+    };
+    fx.ledger.put_file("t", &rec).unwrap();
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 1, "{r:#?}");
+    let rec = fx.ledger.file("t", "in/a.csv").unwrap().unwrap();
+    assert_eq!(rec.state, FileState::Done);
+    assert!(fx.ledger.done("t", "p=in/a.csv|s=3|m=5").unwrap().is_some());
+    assert!(!fx.src.join("in/processed/a-1.csv").exists());
+}
+
+#[tokio::test]
+async fn unsafe_target_names_never_leave_the_sink() {
+    let mut fx = fixture();
+    fx.flow.sinks[0].name = NameTemplate::new("../{{name}}").unwrap();
+    fx.put("in/a.csv", b"x");
+    let r = fx.run().await;
+    assert_eq!(r.counts.failed, 1, "{r:#?}");
+    assert!(r.files[0].detail.contains("not a plain file name"), "{}", r.files[0].detail);
+    assert!(!fx.dst.parent().unwrap().join("a.csv").exists());
+    assert!(fx.src.join("in/a.csv").exists());
+}
+
+#[tokio::test]
+async fn unreachable_source_aborts_the_run_with_the_flow_named() {
+    let mut fx = fixture();
+    fx.flow.source.path = RemotePath::parse("/missing").unwrap();
+    let r = fx.run().await;
+    assert_eq!(r.status, RunStatus::Aborted);
+    let e = r.error.unwrap();
+    assert!(e.starts_with("flow t: local "), "{e}");
+    assert!(e.contains("list /missing"), "{e}");
+    let _ = SystemTime::now();
+}

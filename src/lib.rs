@@ -1,0 +1,13 @@
+//! wharf: declarative, crash-safe file exchange with partners over SFTP and local folders.
+//!
+//! Layers, top to bottom: `cli` (in the binary's use of [`cli::run`]) → [`config`] (flow files
+//! to a validated [`config::Flow`]) → [`engine`] (the one per-file lifecycle: list, ready,
+//! claim, stage, deliver, dispose) → [`endpoint`] (dumb protocol backends behind one trait)
+//! and [`ledger`] (redb state: files, runs, observations).
+
+pub mod cli;
+pub mod config;
+pub mod endpoint;
+pub mod engine;
+pub mod ledger;
+pub mod template;
