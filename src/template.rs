@@ -103,7 +103,13 @@ fn to_strftime(fmt: &str) -> String {
     if fmt.contains('%') {
         return fmt.to_string();
     }
-    fmt.replace("YYYY", "%Y").replace("YY", "%y").replace("MM", "%m").replace("DD", "%d").replace("HH", "%H").replace("mm", "%M").replace("ss", "%S")
+    fmt.replace("YYYY", "%Y")
+        .replace("YY", "%y")
+        .replace("MM", "%m")
+        .replace("DD", "%d")
+        .replace("HH", "%H")
+        .replace("mm", "%M")
+        .replace("ss", "%S")
 }
 
 #[cfg(test)]

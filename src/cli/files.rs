@@ -37,7 +37,15 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             (Some(e), true) => format!("{}: {}", e.kind, e.message),
             _ => f.deliveries.iter().map(|d| format!("/{}", d.target)).collect::<Vec<_>>().join(", "),
         };
-        println!("{:<11} {:>4} {:>12}  {:<19}  {:<40}  {}", f.state.as_str(), f.attempts, f.size, when(f.updated), format!("/{}", f.path), detail);
+        println!(
+            "{:<11} {:>4} {:>12}  {:<19}  {:<40}  {}",
+            f.state.as_str(),
+            f.attempts,
+            f.size,
+            when(f.updated),
+            format!("/{}", f.path),
+            detail
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

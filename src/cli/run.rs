@@ -41,7 +41,7 @@ pub fn open_ledger(global: &Global) -> anyhow::Result<Ledger> {
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let path = resolve_flow_path(&args.flow);
-    let flow = match load_flow_shim(&path) {
+    let flow = match config::load_flow(&path) {
         Ok(f) => f,
         Err(diags) => {
             for d in &diags {
@@ -103,9 +103,4 @@ fn print_summary(r: &RunReport) {
     if let Some(e) = &r.error {
         println!("error: {e}");
     }
-}
-
-// TEMP until config::load_flow lands.
-fn load_flow_shim(_p: &Path) -> Result<config::Flow, Vec<String>> {
-    Err(vec!["flow loading is not wired yet".to_string()])
 }

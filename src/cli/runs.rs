@@ -24,7 +24,10 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&runs)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:>5}  {:<24}  {:<20}  {:>8}  {:<8}  {:>4} {:>5} {:>5} {:>4} {:>4}  error", "run", "flow", "started (UTC)", "took", "status", "seen", "wait", "deliv", "skip", "fail");
+    println!(
+        "{:>5}  {:<24}  {:<20}  {:>8}  {:<8}  {:>4} {:>5} {:>5} {:>4} {:>4}  error",
+        "run", "flow", "started (UTC)", "took", "status", "seen", "wait", "deliv", "skip", "fail"
+    );
     for r in runs {
         let took = r.finished.map(|f| format!("{:.1}s", (f - r.started) as f64 / 1000.0)).unwrap_or_else(|| "-".into());
         let c = r.counts;

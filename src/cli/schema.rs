@@ -1,10 +1,35 @@
-//! `wharf schema` (being written).
+//! `wharf schema`: print (or write) the JSON Schema of flow files, or the Markdown reference
+//! generated from it. `schemas/flow.schema.json` and `docs/flow-reference.md` are produced
+//! this way, and a test fails when they are out of date.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-#[derive(Debug, clap::Args)]
-pub struct Args {}
+use anyhow::Context as _;
 
-pub fn run(_args: Args) -> anyhow::Result<ExitCode> {
-    anyhow::bail!("not implemented yet")
+use crate::config;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Write to this file instead of printing (e.g. `schemas/flow.schema.json`).
+    #[arg(long, value_name = "FILE")]
+    pub write: Option<PathBuf>,
+    /// Produce the Markdown field reference (docs/flow-reference.md) instead of the schema.
+    #[arg(long)]
+    pub markdown: bool,
+}
+
+pub fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let text = if args.markdown {
+        config::flow_reference_markdown()
+    } else {
+        let mut json = serde_json::to_string_pretty(&config::flow_schema()).context("serializing the schema")?;
+        json.push('\n');
+        json
+    };
+    match args.write {
+        Some(path) => std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?,
+        None => print!("{text}"),
+    }
+    Ok(ExitCode::SUCCESS)
 }

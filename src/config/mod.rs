@@ -3,10 +3,28 @@
 //! `load_*` is the only place that reads flow files. Validation reports *every* problem in
 //! one pass as a [`Diagnostic`] with file, line, column and YAML path; nothing is connected
 //! or spawned until a flow validated cleanly.
+//!
+//! Stages, one module each: [`locate`] parses (syntax errors, every duplicate key, positions),
+//! [`schema`] checks the shape against [`flow_schema`] (unknown fields, types, enums),
+//! [`validate`] checks meaning and builds the [`Flow`] (references, globs, templates, paths,
+//! durations, credentials), and [`load`] runs them in order. [`reference`] renders the
+//! schema as `docs/flow-reference.md`.
 
+pub mod diagnostic;
+pub mod duration;
 pub mod flow;
+pub mod interpolate;
+pub mod load;
+pub mod locate;
 pub mod raw;
+pub mod reference;
+pub mod schema;
 pub mod secret;
+pub mod validate;
 
+pub use diagnostic::{Diagnostic, Problem};
 pub use flow::Flow;
+pub use load::{find_flows, load_flow, load_flow_str, load_flow_str_with_env};
+pub use reference::flow_reference_markdown;
+pub use schema::flow_schema;
 pub use secret::Secret;

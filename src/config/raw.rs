@@ -7,7 +7,7 @@
 
 use std::collections::BTreeMap;
 
-use schemars::JsonSchema;
+use schemars::{JsonSchema, Schema};
 use serde::{Deserialize, Serialize};
 
 /// A wharf flow: where files come from, where they go, and what happens to the source.
@@ -15,8 +15,9 @@ use serde::{Deserialize, Serialize};
 #[serde(deny_unknown_fields)]
 #[schemars(title = "wharf flow")]
 pub struct RawFlow {
-    /// Unique name of the flow (letters, digits, `-`, `_`, `.`). Keys the ledger: renaming a
-    /// flow makes it forget which files it already delivered.
+    /// Unique name of the flow (letters, digits, `-`, `_`, `.`; starting with a letter or
+    /// digit). Keys the ledger: renaming a flow makes it forget which files it already delivered.
+    #[schemars(extend("pattern" = FLOW_NAME_PATTERN))]
     pub name: String,
     /// Free text for humans.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -25,7 +26,9 @@ pub struct RawFlow {
     pub endpoints: BTreeMap<String, RawEndpoint>,
     /// Where files are picked up.
     pub source: RawSource,
-    /// Where each file is delivered. Every sink must confirm before the source is disposed of.
+    /// Where each file is delivered (at least one). Every sink must confirm before the source is
+    /// disposed of.
+    #[schemars(length(min = 1))]
     pub sinks: Vec<RawSink>,
     /// What happens to the source file after it was delivered, or after it failed for good.
     #[serde(default)]
@@ -39,9 +42,12 @@ pub struct RawFlow {
     pub retry: RawRetry,
 }
 
-/// An endpoint: a place files live.
+/// An endpoint: a place files live. `type` says which kind.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+#[schemars(transform = describe_endpoint_type)]
+// A handful per flow, read once: boxing the sftp variant would only add noise.
+#[allow(clippy::large_enum_variant)]
 pub enum RawEndpoint {
     /// A folder on this machine.
     Local {
@@ -57,10 +63,11 @@ pub enum RawEndpoint {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSftp {
-    /// Host name or IP address.
+    /// Host name or IP address. May use `${env:NAME}` / `${file:PATH}`.
     pub host: String,
     /// TCP port.
     #[serde(default = "default_ssh_port")]
+    #[schemars(range(min = 1))]
     pub port: u16,
     /// Login name. May use `${env:NAME}` / `${file:PATH}`.
     pub user: String,
@@ -68,28 +75,34 @@ pub struct RawSftp {
     pub auth: RawSshAuth,
     /// How the server's host key is verified. There is no "trust anything" setting.
     pub host_key: RawHostKey,
-    /// Folder on the server that flow paths are relative to; nothing outside it is touched.
+    /// Absolute folder on the server that flow paths are relative to; nothing outside it is
+    /// touched.
     #[serde(default = "default_sftp_root")]
     pub root: String,
-    /// Seconds to wait for TCP connect, SSH handshake and login.
+    /// Longest wait for TCP connect, SSH handshake and login together (a duration: `20s`).
     #[serde(default = "default_connect_timeout")]
+    #[schemars(schema_with = "super::duration::schema")]
     pub connect_timeout: String,
-    /// Longest wait for any single SFTP request before the connection counts as dead.
+    /// Longest wait for any single SFTP request before the connection counts as dead (a
+    /// duration: `60s`).
     #[serde(default = "default_op_timeout")]
+    #[schemars(schema_with = "super::duration::schema")]
     pub operation_timeout: String,
 }
 
-/// Credentials. Values may use `${env:NAME}` or `${file:PATH}` and never appear in logs.
+/// Credentials: exactly one of `password` or `private_key`; `passphrase` only with a key.
+/// `password` and `passphrase` may use `${env:NAME}` or `${file:PATH}` (relative to the flow
+/// file; one trailing line break is dropped) and never appear in logs or messages.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSshAuth {
-    /// Password login.
+    /// Password login. Prefer `${env:NAME}` or `${file:PATH}` to writing it here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
     /// Private key file (OpenSSH or PEM; Ed25519, RSA, ECDSA), relative to the flow file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_key: Option<String>,
-    /// Passphrase of an encrypted private key.
+    /// Passphrase of an encrypted private key. Prefer `${env:NAME}` or `${file:PATH}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub passphrase: Option<String>,
 }
@@ -102,7 +115,7 @@ pub struct RawHostKey {
     /// `wharf trust HOST:PORT --known-hosts FILE` adds a server to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub known_hosts: Option<String>,
-    /// Pinned key fingerprint as `ssh-keygen -l` prints it: `SHA256:…`.
+    /// Pinned key fingerprint as `ssh-keygen -l` prints it: `SHA256:` and 43 base64 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
 }
@@ -113,7 +126,7 @@ pub struct RawHostKey {
 pub struct RawSource {
     /// Name of an endpoint in `endpoints`.
     pub endpoint: String,
-    /// Folder to poll, relative to the endpoint root.
+    /// Folder to poll, relative to the endpoint root (`/` is the root; `..` is refused).
     pub path: String,
     /// Glob patterns (`*.csv`, `sub/**/*.xml`) matched against the path relative to `path`.
     /// A file is taken when it matches any. Default: every file.
@@ -127,13 +140,17 @@ pub struct RawSource {
     pub recursive: bool,
     /// Deepest sub-folder level visited when `recursive` (1 = direct sub-folders).
     #[serde(default = "default_max_depth")]
+    #[schemars(range(min = 1))]
     pub max_depth: u32,
     /// When a file counts as complete. Default: no checks.
     #[serde(default)]
     pub ready: RawReady,
-    /// What makes two sightings "the same file": `[path, size, mtime]` (default) or `[sha256]`
-    /// (content; a re-sent file with the same bytes is not delivered again).
+    /// What makes two sightings "the same file": any of `path`, `size`, `mtime` (default: all
+    /// three), or `[sha256]` alone (content: a re-sent file with the same bytes is not
+    /// delivered again, whatever its name or time; combining it with the others is refused
+    /// because content identity already implies them or deliberately ignores them).
     #[serde(default = "default_identity")]
+    #[schemars(length(min = 1), extend("uniqueItems" = true))]
     pub identity: Vec<IdentityField>,
 }
 
@@ -141,12 +158,14 @@ pub struct RawSource {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawReady {
-    /// Minimum age of the file's modification time, e.g. `2m`.
+    /// Minimum age of the file's modification time (a duration: `2m`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::duration::schema")]
     pub min_age: Option<String>,
-    /// Size and mtime must be unchanged across polls for at least this long, e.g. `30s`.
-    /// The first sighting is never ready; a later run takes it.
+    /// Size and mtime must be unchanged across polls for at least this long (a duration:
+    /// `30s`). The first sighting is never ready; a later run takes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "super::duration::schema")]
     pub stable_for: Option<String>,
     /// Name template of a companion file that must exist, e.g. `{{name}}.done` or
     /// `{{stem}}.ok`. It is disposed of together with the data file.
@@ -174,14 +193,16 @@ pub enum IdentityField {
 pub struct RawSink {
     /// Name of an endpoint in `endpoints`.
     pub endpoint: String,
-    /// Target folder, relative to the endpoint root; created when missing. May be a template.
+    /// Target folder, relative to the endpoint root; created when missing. May be a name
+    /// template (`/inbox/{{date "YYYY"}}`); `..` is refused.
     #[serde(default = "default_sink_path")]
     pub path: String,
     /// Target file name template (Handlebars). Variables: `name`, `stem`, `ext`, `rel_dir`,
     /// `size`, `run`; helper `date` (`{{date "YYYYMMDD"}}`, run start time, UTC).
     #[serde(default = "default_name")]
     pub name: String,
-    /// Name the file is written under before the final rename.
+    /// Name template the file is written under before the final rename (same variables as
+    /// `name`).
     #[serde(default = "default_temp_name")]
     pub temp_name: String,
     /// What to do when the target already exists.
@@ -226,6 +247,7 @@ impl Default for RawAfter {
 /// an existing name gets a numeric suffix, never overwritten).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[schemars(transform = describe_move_to)]
 pub enum RawDisposition {
     /// Leave the file where it is (the ledger prevents a second delivery).
     Keep,
@@ -250,11 +272,13 @@ pub enum OnError {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawRetry {
-    /// Attempts per file per run, the first included.
+    /// Attempts per file per run, the first included (at least 1).
     #[serde(default = "default_attempts")]
+    #[schemars(range(min = 1))]
     pub attempts: u32,
-    /// Delay before the second attempt; doubles each time (with jitter).
+    /// Delay before the second attempt (a duration: `2s`); doubles each time (with jitter).
     #[serde(default = "default_backoff")]
+    #[schemars(schema_with = "super::duration::schema")]
     pub backoff: String,
 }
 
@@ -263,6 +287,9 @@ impl Default for RawRetry {
         RawRetry { attempts: default_attempts(), backoff: default_backoff() }
     }
 }
+
+/// JSON-Schema pattern of a flow name.
+pub const FLOW_NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._-]*$";
 
 fn default_ssh_port() -> u16 {
     22
@@ -302,4 +329,34 @@ fn default_attempts() -> u32 {
 }
 fn default_backoff() -> String {
     "1s".into()
+}
+
+/// Gives the `type` tag of each endpoint variant a description (schemars leaves it bare).
+fn describe_endpoint_type(schema: &mut Schema) {
+    for_each_variant(schema, |variant| {
+        let kind = variant.pointer("/properties/type/const").and_then(|c| c.as_str()).map(str::to_owned);
+        if let (Some(kind), Some(tag)) = (kind, variant.pointer_mut("/properties/type").and_then(|t| t.as_object_mut())) {
+            tag.insert("description".into(), format!("Endpoint kind: `{kind}`.").into());
+        }
+    });
+}
+
+/// Gives `move_to` a description (schemars documents the variant, not its field).
+fn describe_move_to(schema: &mut Schema) {
+    for_each_variant(schema, |variant| {
+        if let Some(field) = variant.pointer_mut("/properties/move_to").and_then(|t| t.as_object_mut()) {
+            field.insert(
+                "description".into(),
+                "Relative to the endpoint root; created when missing. Must not be the source folder (nor inside it when \
+                 `recursive`): moved files would be picked up again."
+                    .into(),
+            );
+        }
+    });
+}
+
+fn for_each_variant(schema: &mut Schema, mut f: impl FnMut(&mut serde_json::Value)) {
+    if let Some(variants) = schema.get_mut("oneOf").and_then(|v| v.as_array_mut()) {
+        variants.iter_mut().for_each(&mut f);
+    }
 }

@@ -153,10 +153,10 @@ fn no_replace_rename(src: &Path, dst: &Path) -> io::Result<()> {
 
 /// fsyncs a directory so a rename or unlink in it survives a power cut. Best effort.
 async fn sync_dir(dir: Option<&Path>) {
-    if let Some(d) = dir {
-        if let Ok(f) = tokio::fs::File::open(d).await {
-            let _ = f.sync_all().await;
-        }
+    if let Some(d) = dir
+        && let Ok(f) = tokio::fs::File::open(d).await
+    {
+        let _ = f.sync_all().await;
     }
 }
 

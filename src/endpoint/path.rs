@@ -54,11 +54,7 @@ impl RemotePath {
     /// Appends one plain name (as returned by a directory listing or a name template).
     pub fn join(&self, name: &str) -> Result<Self, PathError> {
         check_name(name)?;
-        Ok(if self.0.is_empty() {
-            RemotePath(name.to_string())
-        } else {
-            RemotePath(format!("{}/{name}", self.0))
-        })
+        Ok(if self.0.is_empty() { RemotePath(name.to_string()) } else { RemotePath(format!("{}/{name}", self.0)) })
     }
 
     /// Appends a relative path (several components), with the same checks as [`parse`](Self::parse).
@@ -105,11 +101,7 @@ impl RemotePath {
             return Some(&self.0);
         }
         let rest = self.0.strip_prefix(&base.0)?;
-        if rest.is_empty() {
-            Some("")
-        } else {
-            rest.strip_prefix('/')
-        }
+        if rest.is_empty() { Some("") } else { rest.strip_prefix('/') }
     }
 }
 

@@ -21,15 +21,23 @@ pub struct Candidate {
 
 /// Lists `src` on `ep` and returns the candidates, sorted by path. Folders that are
 /// disposition targets (e.g. `processed/`) are never descended into.
-pub async fn discover(ep: &dyn Endpoint, src: &Source, skip_dirs: &[&Disposition], now: std::time::SystemTime) -> Result<Vec<Candidate>, EndpointError> {
-    let skip: BTreeSet<&RemotePath> = skip_dirs.iter().filter_map(|d| if let Disposition::MoveTo(p) = d { Some(p) } else { None }).collect();
+pub async fn discover(
+    ep: &dyn Endpoint,
+    src: &Source,
+    skip_dirs: &[&Disposition],
+    now: std::time::SystemTime,
+) -> Result<Vec<Candidate>, EndpointError> {
+    let skip: BTreeSet<&RemotePath> =
+        skip_dirs.iter().filter_map(|d| if let Disposition::MoveTo(p) = d { Some(p) } else { None }).collect();
     let mut files = Vec::new();
     let mut dirs = vec![(src.path.clone(), 0u32)];
     while let Some((dir, depth)) = dirs.pop() {
         for e in ep.list(&dir).await? {
             match e.kind {
                 EntryKind::File => files.push(e),
-                EntryKind::Dir if src.recursive && depth < src.max_depth && !skip.contains(&e.path) => dirs.push((e.path.clone(), depth + 1)),
+                EntryKind::Dir if src.recursive && depth < src.max_depth && !skip.contains(&e.path) => {
+                    dirs.push((e.path.clone(), depth + 1))
+                }
                 _ => {}
             }
         }

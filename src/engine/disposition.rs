@@ -26,7 +26,12 @@ pub async fn plan(ep: &dyn Endpoint, source: &RemotePath, disp: &Disposition) ->
 /// Applies `disp` to `source`; `target` is what [`plan`] chose. Idempotent: a source that is
 /// already gone (moved or deleted by an earlier, interrupted attempt) counts as done.
 /// Returns where the file went for a move.
-pub async fn apply(ep: &dyn Endpoint, source: &RemotePath, disp: &Disposition, target: Option<&RemotePath>) -> Result<Option<RemotePath>, FileError> {
+pub async fn apply(
+    ep: &dyn Endpoint,
+    source: &RemotePath,
+    disp: &Disposition,
+    target: Option<&RemotePath>,
+) -> Result<Option<RemotePath>, FileError> {
     match (disp, target) {
         (Disposition::Keep, _) => Ok(None),
         (Disposition::Delete, _) => match ep.remove(source).await {

@@ -46,9 +46,10 @@ impl FileError {
         }
     }
 
-    /// Errors after which the run cannot go on with any file: the ledger or local disk is
-    /// unusable, or an endpoint refuses us entirely.
+    /// Errors after which the run cannot go on with any file: the ledger or the local disk
+    /// is unusable (full, read-only), or an endpoint refuses us entirely. They are never the
+    /// file's fault, so the file is left in place, resumable, and `after.failure` not applied.
     pub fn aborts_run(&self) -> bool {
-        matches!(self, FileError::Ledger(_)) || self.kind().is_connection_fatal()
+        matches!(self, FileError::Ledger(_)) || self.kind().is_connection_fatal() || self.kind() == ErrorKind::LocalIo
     }
 }

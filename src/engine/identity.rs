@@ -43,7 +43,12 @@ mod tests {
     use std::time::{Duration, UNIX_EPOCH};
 
     fn entry(size: u64, secs: u64) -> Entry {
-        Entry { path: RemotePath::parse("in/a.csv").unwrap(), kind: EntryKind::File, size, mtime: Some(UNIX_EPOCH + Duration::from_secs(secs)) }
+        Entry {
+            path: RemotePath::parse("in/a.csv").unwrap(),
+            kind: EntryKind::File,
+            size,
+            mtime: Some(UNIX_EPOCH + Duration::from_secs(secs)),
+        }
     }
 
     #[test]

@@ -45,7 +45,12 @@ fn date(ms: i64) -> String {
 
 /// Takes one ready file as far as it can go. Returns its report and whether the run must
 /// stop (the ledger or an endpoint became unusable). Only ledger errors are `Err`.
-pub(super) async fn process(cx: &Ctx<'_>, entry: &Entry, rel: &str, done_file: Option<&RemotePath>) -> Result<(FileReport, bool), LedgerError> {
+pub(super) async fn process(
+    cx: &Ctx<'_>,
+    entry: &Entry,
+    rel: &str,
+    done_file: Option<&RemotePath>,
+) -> Result<(FileReport, bool), LedgerError> {
     let flow = &cx.flow.name;
     let path = entry.path.as_str();
     let id_pre = identity::key(cx.flow.source.identity, entry);
@@ -56,7 +61,12 @@ pub(super) async fn process(cx: &Ctx<'_>, entry: &Entry, rel: &str, done_file: O
     let prev = cx.ledger.file(flow, path)?;
     if let Some(p) = prev.as_ref().filter(|p| same_version(p)) {
         match p.state {
-            FileState::Done => return Ok((report(&entry.path, Outcome::Skipped, format!("already delivered in run {} on {}", p.run, date(p.updated))), false)),
+            FileState::Done => {
+                return Ok((
+                    report(&entry.path, Outcome::Skipped, format!("already delivered in run {} on {}", p.run, date(p.updated))),
+                    false,
+                ));
+            }
             FileState::Duplicate => return Ok((report(&entry.path, Outcome::Skipped, "duplicate of a file delivered before"), false)),
             _ => {}
         }
@@ -79,12 +89,11 @@ pub(super) async fn process(cx: &Ctx<'_>, entry: &Entry, rel: &str, done_file: O
         rec.state = FileState::Claimed;
     }
     rec.run = cx.run;
-    if rec.state == FileState::Claimed {
-        if let Some(k) = &id_pre {
-            if let Some(d) = cx.ledger.done(flow, k)? {
-                return duplicate(cx, &mut rec, entry, d).await;
-            }
-        }
+    if rec.state == FileState::Claimed
+        && let Some(k) = &id_pre
+        && let Some(d) = cx.ledger.done(flow, k)?
+    {
+        return duplicate(cx, &mut rec, entry, d).await;
     }
     let staged = stage::staging_path(cx.staging_dir, flow, &entry.path);
     match advance(cx, &mut rec, entry, rel, done_file, &staged).await {
@@ -95,7 +104,14 @@ pub(super) async fn process(cx: &Ctx<'_>, entry: &Entry, rel: &str, done_file: O
 }
 
 /// The state machine proper.
-async fn advance(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, rel: &str, done_file: Option<&RemotePath>, staged: &Path) -> Result<FileReport, FileError> {
+async fn advance(
+    cx: &Ctx<'_>,
+    rec: &mut FileRecord,
+    entry: &Entry,
+    rel: &str,
+    done_file: Option<&RemotePath>,
+    staged: &Path,
+) -> Result<FileReport, FileError> {
     let flow = &cx.flow.name;
     let policy = cx.flow.retry;
     loop {
@@ -139,14 +155,17 @@ async fn advance(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, rel: &str, d
                 halt::point("delivered");
             }
             FileState::Delivered => {
-                let target = retry(policy, "plan disposition", || disposition::plan(&*cx.source, &entry.path, &cx.flow.after_success)).await?;
+                let target =
+                    retry(policy, "plan disposition", || disposition::plan(&*cx.source, &entry.path, &cx.flow.after_success)).await?;
                 rec.disposed_to = target.map(|t| t.as_str().to_string());
                 rec.state = FileState::Disposing;
                 put(cx, rec)?;
             }
             FileState::Disposing => {
                 let target = rec.disposed_to.as_deref().and_then(|t| RemotePath::parse(t).ok());
-                let moved = retry(policy, "dispose", || disposition::apply(&*cx.source, &entry.path, &cx.flow.after_success, target.as_ref())).await?;
+                let moved =
+                    retry(policy, "dispose", || disposition::apply(&*cx.source, &entry.path, &cx.flow.after_success, target.as_ref()))
+                        .await?;
                 rec.disposed_to = moved.map(|t| t.as_str().to_string());
                 if let Some(df) = done_file {
                     dispose_companion(cx, df, &cx.flow.after_success).await;
@@ -154,7 +173,8 @@ async fn advance(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, rel: &str, d
                 halt::point("disposing");
                 rec.state = FileState::Done;
                 rec.updated = now_millis();
-                let targets: Vec<String> = rec.deliveries.iter().map(|d| format!("{}:/{}", cx.flow.sinks[d.sink as usize].endpoint, d.target)).collect();
+                let targets: Vec<String> =
+                    rec.deliveries.iter().map(|d| format!("{}:/{}", cx.flow.sinks[d.sink as usize].endpoint, d.target)).collect();
                 let done = DoneRecord { path: rec.path.clone(), run: cx.run, at: rec.updated, targets: targets.clone() };
                 cx.ledger.complete(flow, rec, &done)?;
                 stage::discard(staged).await;
@@ -164,7 +184,14 @@ async fn advance(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, rel: &str, d
                     None => format!("delivered to {}", targets.join(", ")),
                 };
                 tracing::info!(flow, path = %entry.path, bytes = rec.size, "Delivered.");
-                return Ok(FileReport { path: entry.path.to_string(), outcome: Outcome::Delivered, detail, targets, bytes: rec.size, error_kind: None });
+                return Ok(FileReport {
+                    path: entry.path.to_string(),
+                    outcome: Outcome::Delivered,
+                    detail,
+                    targets,
+                    bytes: rec.size,
+                    error_kind: None,
+                });
             }
             FileState::Done | FileState::Failed | FileState::Duplicate => {
                 return Ok(report(&entry.path, Outcome::Skipped, format!("in state {}", rec.state.as_str())));
@@ -184,11 +211,11 @@ async fn deliver_one(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, rel: &st
         }
         // A target recorded by an interrupted run that already holds the whole file: the
         // rename happened (it only happens after verification), so do not upload again.
-        if let Ok(t) = RemotePath::parse(&d.target) {
-            if transfer::already_delivered(ep, &t, rec.size).await? {
-                mark(rec, idx, &t, true);
-                return put(cx, rec);
-            }
+        if let Ok(t) = RemotePath::parse(&d.target)
+            && transfer::already_delivered(ep, &t, rec.size).await?
+        {
+            mark(rec, idx, &t, true);
+            return put(cx, rec);
         }
     }
     let rel_dir = rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");

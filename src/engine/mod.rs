@@ -90,11 +90,24 @@ pub struct RunReport {
 /// Runs `flow` once. `on_file` sees each file's report as soon as it is known (progress).
 /// Endpoint trouble aborts the run and is reported in the returned [`RunReport`]; only a
 /// ledger failure is an `Err`.
-pub async fn run_once(flow: &Flow, ledger: &Ledger, opts: &RunOptions, on_file: &mut dyn FnMut(&FileReport)) -> Result<RunReport, LedgerError> {
+pub async fn run_once(
+    flow: &Flow,
+    ledger: &Ledger,
+    opts: &RunOptions,
+    on_file: &mut dyn FnMut(&FileReport),
+) -> Result<RunReport, LedgerError> {
     let now = opts.now.unwrap_or_else(SystemTime::now);
     let mut rec = ledger.begin_run(&flow.name, to_millis(now))?;
     tracing::info!(flow = %flow.name, run = rec.id, "Run started.");
-    let mut report = RunReport { flow: flow.name.clone(), run: rec.id, status: RunStatus::Running, counts: Counts::default(), files: Vec::new(), error: None, error_kind: None };
+    let mut report = RunReport {
+        flow: flow.name.clone(),
+        run: rec.id,
+        status: RunStatus::Running,
+        counts: Counts::default(),
+        files: Vec::new(),
+        error: None,
+        error_kind: None,
+    };
     let result = run_files(flow, ledger, opts, now, rec.id, &mut report, on_file).await;
     match result {
         Ok(()) => {}
@@ -189,12 +202,14 @@ async fn run_files(
     let sinks = flow.sinks.iter().map(|s| get(&s.endpoint)).collect::<Result<Vec<_>, _>>()?;
 
     let skip = [&flow.after_success, &flow.after_failure];
-    let candidates = retry::retry(flow.retry, "list", || async { discover::discover(&*source, &flow.source, &skip, now).await.map_err(FileError::from) })
-        .await
-        .map_err(|e| match e {
-            FileError::Endpoint(e) => RunAbort::Endpoint(e),
-            other => RunAbort::File(format!("flow {}: {other}", flow.name), other.kind()),
-        })?;
+    let candidates = retry::retry(flow.retry, "list", || async {
+        discover::discover(&*source, &flow.source, &skip, now).await.map_err(FileError::from)
+    })
+    .await
+    .map_err(|e| match e {
+        FileError::Endpoint(e) => RunAbort::Endpoint(e),
+        other => RunAbort::File(format!("flow {}: {other}", flow.name), other.kind()),
+    })?;
     report.counts.seen = candidates.len() as u32;
 
     // Readiness, with all observations stored in one write.
@@ -212,7 +227,14 @@ async fn run_files(
             ready::Readiness::Ready => ready.push(c),
             ready::Readiness::NotReady(why) => {
                 // A file already delivered is "skipped", not "not ready", whatever its age.
-                let f = FileReport { path: c.entry.path.to_string(), outcome: Outcome::NotReady, detail: why, targets: vec![], bytes: 0, error_kind: None };
+                let f = FileReport {
+                    path: c.entry.path.to_string(),
+                    outcome: Outcome::NotReady,
+                    detail: why,
+                    targets: vec![],
+                    bytes: 0,
+                    error_kind: None,
+                };
                 record(report, f, on_file);
             }
         }
@@ -223,7 +245,14 @@ async fn run_files(
     let mut stopped = false;
     for c in ready {
         if stopped {
-            let f = FileReport { path: c.entry.path.to_string(), outcome: Outcome::Skipped, detail: "run stopped at an earlier failure (on_error: stop)".into(), targets: vec![], bytes: 0, error_kind: None };
+            let f = FileReport {
+                path: c.entry.path.to_string(),
+                outcome: Outcome::Skipped,
+                detail: "run stopped at an earlier failure (on_error: stop)".into(),
+                targets: vec![],
+                bytes: 0,
+                error_kind: None,
+            };
             record(report, f, on_file);
             continue;
         }

@@ -23,7 +23,13 @@ pub enum Readiness {
 /// Judges `entry` at time `now`. `prev` is the last observation of this path;
 /// `done_file` is `Some(present)` when the flow wants a done file. Returns the verdict and
 /// the observation to store for the next poll.
-pub fn assess(rules: &Ready, entry: &Entry, prev: Option<&Observation>, now: Millis, done_file: Option<(&str, bool)>) -> (Readiness, Observation) {
+pub fn assess(
+    rules: &Ready,
+    entry: &Entry,
+    prev: Option<&Observation>,
+    now: Millis,
+    done_file: Option<(&str, bool)>,
+) -> (Readiness, Observation) {
     let mtime = mtime_millis(entry);
     let obs = match prev {
         Some(p) if p.size == entry.size && p.mtime == mtime => p.clone(),
@@ -45,9 +51,12 @@ pub fn assess(rules: &Ready, entry: &Entry, prev: Option<&Observation>, now: Mil
         let need = stable.as_millis() as Millis;
         match prev {
             None => reasons.push(format!("first seen now; size and mtime must stay unchanged for {}", human(need))),
-            Some(p) if p.size != entry.size || p.mtime != mtime => {
-                reasons.push(format!("size or mtime changed since the last poll ({} → {} bytes); needs {} stable", p.size, entry.size, human(need)))
-            }
+            Some(p) if p.size != entry.size || p.mtime != mtime => reasons.push(format!(
+                "size or mtime changed since the last poll ({} → {} bytes); needs {} stable",
+                p.size,
+                entry.size,
+                human(need)
+            )),
             Some(_) => {
                 let stable_since = now.saturating_sub(obs.since);
                 if stable_since < need {
@@ -84,7 +93,12 @@ mod tests {
     use std::time::UNIX_EPOCH;
 
     fn entry(size: u64, mtime_ms: u64) -> Entry {
-        Entry { path: RemotePath::parse("a").unwrap(), kind: EntryKind::File, size, mtime: Some(UNIX_EPOCH + Duration::from_millis(mtime_ms)) }
+        Entry {
+            path: RemotePath::parse("a").unwrap(),
+            kind: EntryKind::File,
+            size,
+            mtime: Some(UNIX_EPOCH + Duration::from_millis(mtime_ms)),
+        }
     }
 
     #[test]

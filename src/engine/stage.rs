@@ -75,7 +75,9 @@ pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path)
             out.write_all(&buf[..n]).await.map_err(io(file))?;
             offset += n as u64;
             if offset > size {
-                return Err(FileError::Changed(format!("{path} grew past {size} bytes while it was downloaded; it will be taken once it is stable")));
+                return Err(FileError::Changed(format!(
+                    "{path} grew past {size} bytes while it was downloaded; it will be taken once it is stable"
+                )));
             }
             if first {
                 first = false;
@@ -88,16 +90,18 @@ pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path)
     }
     out.sync_all().await.map_err(io(file))?;
     if offset != size {
-        return Err(FileError::Changed(format!("{path} has {offset} bytes, but the listing said {size}; it changed while it was downloaded")));
+        return Err(FileError::Changed(format!(
+            "{path} has {offset} bytes, but the listing said {size}; it changed while it was downloaded"
+        )));
     }
     Ok(Staged { size, sha256: hex::encode(hasher.finalize()) })
 }
 
 /// Removes a staging file; a missing one is fine.
 pub async fn discard(file: &Path) {
-    if let Err(e) = tokio::fs::remove_file(file).await {
-        if e.kind() != std::io::ErrorKind::NotFound {
-            tracing::warn!(file = %file.display(), error = %e, "Could not remove a staging file.");
-        }
+    if let Err(e) = tokio::fs::remove_file(file).await
+        && e.kind() != std::io::ErrorKind::NotFound
+    {
+        tracing::warn!(file = %file.display(), error = %e, "Could not remove a staging file.");
     }
 }

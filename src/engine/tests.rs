@@ -284,3 +284,18 @@ async fn unreachable_source_aborts_the_run_with_the_flow_named() {
     assert!(e.contains("list /missing"), "{e}");
     let _ = SystemTime::now();
 }
+
+#[tokio::test]
+async fn an_unusable_staging_area_aborts_the_run_and_keeps_the_file() {
+    let fx = fixture();
+    fx.put("in/a.csv", b"x");
+    // A file where the staging folder should be: every staging write fails.
+    std::fs::create_dir_all(&fx.state).unwrap();
+    std::fs::write(fx.state.join("staging"), b"not a folder").unwrap();
+    let r = fx.run().await;
+    assert_eq!(r.status, RunStatus::Aborted, "{r:#?}");
+    let e = r.error.unwrap();
+    assert!(e.starts_with("flow t: /in/a.csv: staging file"), "{e}");
+    assert!(fx.src.join("in/a.csv").exists());
+    assert_eq!(fx.ledger.file("t", "in/a.csv").unwrap().unwrap().state, FileState::Staging);
+}

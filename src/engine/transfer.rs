@@ -49,7 +49,14 @@ pub async fn already_delivered(ep: &dyn Endpoint, target: &RemotePath, size: u64
 
 /// Uploads `staged` (`size` bytes) to `temp`, verifies it, and renames it to `target`.
 /// `replace` allows replacing an existing target (the `overwrite` policy).
-pub async fn upload(ep: &dyn Endpoint, staged: &Path, size: u64, temp: &RemotePath, target: &RemotePath, replace: bool) -> Result<(), FileError> {
+pub async fn upload(
+    ep: &dyn Endpoint,
+    staged: &Path,
+    size: u64,
+    temp: &RemotePath,
+    target: &RemotePath,
+    replace: bool,
+) -> Result<(), FileError> {
     ep.create_dir_all(&target.parent()).await?;
     let staging_err = |source| FileError::Staging { path: staged.to_path_buf(), source };
     let mut input = tokio::fs::File::open(staged).await.map_err(staging_err)?;

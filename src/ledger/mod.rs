@@ -71,7 +71,9 @@ pub fn to_millis(t: SystemTime) -> Millis {
     }
 }
 
-fn flow_range(flow: &str) -> (std::ops::Bound<(&str, &str)>, std::ops::Bound<(&str, &str)>) {
+type KeyBound<'a> = std::ops::Bound<(&'a str, &'a str)>;
+
+fn flow_range(flow: &str) -> (KeyBound<'_>, KeyBound<'_>) {
     // Tuple keys order by flow, then by path: every (flow, _) key lies in [(flow, ""), (flow, MAX)).
     (std::ops::Bound::Included((flow, "")), std::ops::Bound::Included((flow, "\u{10FFFF}")))
 }
@@ -170,7 +172,7 @@ impl Ledger {
                     out.push(v.value());
                 }
             }
-            out.sort_by(|a, b| b.id.cmp(&a.id));
+            out.sort_by_key(|r| std::cmp::Reverse(r.id));
             out.truncate(limit);
             Ok(out)
         })

@@ -190,7 +190,13 @@ impl HostKeyCheck {
     pub fn load(host: &str, port: u16, policy: &HostKeyPolicy, endpoint: &str) -> Result<Self, EndpointError> {
         let known = match policy {
             HostKeyPolicy::KnownHosts(file) => KnownHostsFile::read(file).map_err(|e| {
-                EndpointError::new(ErrorKind::Config, Op::Connect, endpoint, None, format!("cannot read known_hosts file {}: {e}", file.display()))
+                EndpointError::new(
+                    ErrorKind::Config,
+                    Op::Connect,
+                    endpoint,
+                    None,
+                    format!("cannot read known_hosts file {}: {e}", file.display()),
+                )
             })?,
             HostKeyPolicy::Fingerprint(_) => KnownHostsFile::default(),
         };
@@ -325,8 +331,7 @@ pub async fn scan_host_key(host: &str, port: u16, timeout: Duration) -> Result<S
 /// host and key are already recorded there.
 pub fn add_to_known_hosts(file: &Path, line: &str) -> io::Result<()> {
     let line = line.trim();
-    let entry: HostEntry =
-        line.parse().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("not a known_hosts line: {e}")))?;
+    let entry: HostEntry = line.parse().map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, format!("not a known_hosts line: {e}")))?;
     let existing = match std::fs::read_to_string(file) {
         Ok(t) => t,
         Err(e) if e.kind() == io::ErrorKind::NotFound => String::new(),

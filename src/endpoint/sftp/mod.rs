@@ -88,24 +88,26 @@ impl SftpEndpoint {
     }
 
     /// Runs `f` on the connection. A failure that means the connection is gone drops it, and
-    /// with `retry` the operation is tried once more on a fresh connection.
+    /// with `retry` the operation is tried once more on a fresh connection — unless this call
+    /// already made one (one reconnect per operation, then `Transient`).
     async fn run<T, F, Fut>(&self, op: Op, path: &RemotePath, retry: bool, f: F) -> Result<T, EndpointError>
     where
         F: Fn(Arc<Conn>) -> Fut,
         Fut: Future<Output = Result<T, Fail>>,
     {
-        let mut tried = false;
+        let mut reconnected = false;
         loop {
-            let conn = self.inner.conn().await?;
+            // A failed (re)connect keeps its kind and message but names this operation.
+            let (conn, fresh) = self.inner.connection().await.map_err(|e| EndpointError { op, path: Some(path.clone()), ..e })?;
+            reconnected |= fresh;
             match f(conn.clone()).await {
                 Ok(v) => return Ok(v),
                 Err(fail) => {
                     let (kind, message) = fail.classify();
                     if kind == ErrorKind::Transient {
                         self.inner.forget(&conn).await;
-                        if retry && !tried {
+                        if retry && !reconnected {
                             tracing::info!(endpoint = %self.inner.label, op = %op, path = %path, error = %message, "Connection lost; reconnecting once.");
-                            tried = true;
                             continue;
                         }
                     }
@@ -131,10 +133,15 @@ impl Inner {
 
     /// The live connection, made (again) when there is none or it died.
     async fn conn(&self) -> Result<Arc<Conn>, EndpointError> {
+        self.connection().await.map(|(c, _)| c)
+    }
+
+    /// Like [`conn`](Self::conn), also saying whether the connection was made just now.
+    async fn connection(&self) -> Result<(Arc<Conn>, bool), EndpointError> {
         let mut slot = self.conn.lock().await;
         if let Some(c) = slot.as_ref() {
             if !c.is_closed() {
-                return Ok(c.clone());
+                return Ok((c.clone(), false));
             }
             tracing::info!(endpoint = %self.label, "SSH connection closed; reconnecting.");
         }
@@ -144,7 +151,7 @@ impl Inner {
         self.atomic_replace.store(c.posix_rename, Ordering::Relaxed);
         tracing::debug!(endpoint = %self.label, "Connected.");
         *slot = Some(c.clone());
-        Ok(c)
+        Ok((c, true))
     }
 
     /// Drops `dead` so the next operation reconnects (unless it was already replaced).
@@ -223,7 +230,7 @@ fn sftp_kind(e: SftpError) -> (ErrorKind, String) {
     };
     let msg = match &e {
         SftpError::Timeout => "no answer from the server in time".to_string(),
-        SftpError::Status(s) if s.error_message.is_empty() => s.status_code.to_string(),
+        SftpError::Status(s) if s.error_message.is_empty() || s.error_message == s.status_code.to_string() => s.status_code.to_string(),
         SftpError::Status(s) => format!("{} ({})", s.error_message, s.status_code),
         e => e.to_string(),
     };
@@ -250,6 +257,8 @@ impl Endpoint for SftpEndpoint {
         self.inner.label.clone()
     }
 
+    /// `atomic_replace` is what the server offered on the last connection (`false` before the
+    /// first one: call [`SftpEndpoint::connect_now`] first to know).
     fn capabilities(&self) -> Capabilities {
         Capabilities { mtime_precision: Duration::from_secs(1), atomic_replace: self.inner.atomic_replace.load(Ordering::Relaxed) }
     }
@@ -261,6 +270,11 @@ impl Endpoint for SftpEndpoint {
         for de in rd {
             let name = de.file_name();
             if name == "." || name == ".." {
+                continue;
+            }
+            if name.contains(char::REPLACEMENT_CHARACTER) {
+                // russh-sftp decodes non-UTF-8 names lossily: such a name cannot be opened again.
+                tracing::warn!(endpoint = %self.inner.label, dir = %dir, name = %name, "Skipping a file name that is not UTF-8.");
                 continue;
             }
             match dir.join(&name) {

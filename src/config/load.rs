@@ -1,0 +1,212 @@
+//! Loading flow files: text → parse → schema check → meaning checks → [`Flow`], with every
+//! problem turned into a positioned [`Diagnostic`].
+//!
+//! Owns the order of the stages and what a broken stage hides from the next: a syntax error
+//! stops everything; duplicate keys, unknown fields and wrong types are all reported, and
+//! the meaning checks still run on every part of the flow whose shape is right. Also owns
+//! finding flow files in folders. It does not define any rule itself.
+
+use std::collections::BTreeMap;
+use std::env::VarError;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::diagnostic::{Diagnostic, Problem};
+use super::flow::Flow;
+use super::interpolate::Lookup;
+use super::locate::{self, Positions};
+use super::schema::{self, Kind, Structural};
+use super::validate::{Sections, validate_sections};
+
+/// Reads and validates the flow file at `path`. An unreadable file is one diagnostic at 1:1.
+pub fn load_flow(path: &Path) -> Result<Flow, Vec<Diagnostic>> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => load_flow_str(&text, path),
+        Err(e) => Err(vec![Diagnostic {
+            file: path.to_path_buf(),
+            line: 1,
+            col: 1,
+            message: format!("cannot read flow file: {e}"),
+            yaml_path: "/".into(),
+        }]),
+    }
+}
+
+/// Validates flow text that was read from `file`. Relative paths in the flow (a local `root`,
+/// `known_hosts`, `private_key`, `${file:…}`) resolve against `file`'s folder and come out
+/// absolute; `${env:…}` reads the process environment.
+pub fn load_flow_str(text: &str, file: &Path) -> Result<Flow, Vec<Diagnostic>> {
+    load_flow_str_with_env(text, file, &|name| std::env::var(name))
+}
+
+/// [`load_flow_str`] with the environment given by `env` (for tests and embedding).
+pub fn load_flow_str_with_env(text: &str, file: &Path, env: &dyn Fn(&str) -> Result<String, VarError>) -> Result<Flow, Vec<Diagnostic>> {
+    let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let lookup = Lookup { base_dir: dir, env };
+    let (parsed, parse_problems) = locate::parse(text);
+    let mut out: Vec<Diagnostic> = parse_problems
+        .into_iter()
+        .map(|l| Diagnostic { file: file.to_path_buf(), line: l.pos.line, col: l.pos.col, message: l.message, yaml_path: l.yaml_path })
+        .collect();
+    let Some(parsed) = parsed else {
+        return Err(out);
+    };
+    let at = |problem: Problem, at_key: bool, positions: &Positions| {
+        let pos = if at_key { positions.key(&problem.yaml_path) } else { positions.node(&problem.yaml_path) };
+        Diagnostic { file: file.to_path_buf(), line: pos.line, col: pos.col, message: problem.message, yaml_path: problem.yaml_path }
+    };
+
+    let structural = schema::check(&parsed.value);
+    let mut value = parsed.value;
+    for s in structural.iter().filter(|s| s.kind == Kind::UnknownField) {
+        remove(&mut value, &s.problem.yaml_path);
+    }
+    // Paths whose content is known to be wrong: meaning checks there would repeat the
+    // schema's complaint in other words. (Unknown fields were removed, and a missing field
+    // makes its part fail to deserialize, so neither hides anything.)
+    let broken: Vec<String> = structural.iter().filter(|s| s.kind == Kind::Invalid).map(|s| s.problem.yaml_path.clone()).collect();
+    let mut serde_problems = Vec::new();
+    let sections = sections(&value, &structural, &mut serde_problems);
+    let meaning = validate_sections(sections, file, &lookup);
+
+    out.extend(structural.into_iter().map(|s| at(s.problem, s.at_key, &parsed.positions)));
+    out.extend(serde_problems.into_iter().map(|p| at(p, false, &parsed.positions)));
+    let flow = match meaning {
+        Ok(flow) => Some(flow),
+        Err(problems) => {
+            let shown = problems.into_iter().filter(|p| !broken.iter().any(|b| within(&p.yaml_path, b)));
+            out.extend(shown.map(|p| at(p, false, &parsed.positions)));
+            None
+        }
+    };
+    match flow {
+        Some(flow) if out.is_empty() => Ok(flow),
+        _ => {
+            out.sort_by_key(|d| (d.line, d.col));
+            out.dedup();
+            Err(out)
+        }
+    }
+}
+
+/// `path` is `base` or lies below it (JSON pointers; `/` is the document).
+fn within(path: &str, base: &str) -> bool {
+    base == "/" || path == base || path.strip_prefix(base).is_some_and(|rest| rest.starts_with('/'))
+}
+
+/// Removes the member at `pointer` (an unknown field) from `value`.
+fn remove(value: &mut Value, pointer: &str) {
+    let Some((parent, key)) = pointer.rsplit_once('/') else { return };
+    let key = key.replace("~1", "/").replace("~0", "~");
+    let parent = if parent.is_empty() { Some(value) } else { value.pointer_mut(parent) };
+    if let Some(Value::Object(map)) = parent {
+        map.remove(&key);
+    }
+}
+
+/// Splits the document into the parts validation works on, deserializing each on its own so
+/// a broken part does not hide the others.
+fn sections(doc: &Value, structural: &[Structural], problems: &mut Vec<Problem>) -> Sections {
+    let Some(map) = doc.as_object() else {
+        return Sections::default();
+    };
+    let part = |key: &str, default: Option<Value>| -> Option<Value> { map.get(key).cloned().or(default) };
+    let mut sections = Sections {
+        name: part("name", None).and_then(|v| decode(v, "/name", structural, problems)),
+        source: part("source", None).and_then(|v| decode(v, "/source", structural, problems)),
+        after: part("after", Some(Value::Object(Default::default()))).and_then(|v| decode(v, "/after", structural, problems)),
+        on_error: part("on_error", Some(Value::String("continue".into()))).and_then(|v| decode(v, "/on_error", structural, problems)),
+        retry: part("retry", Some(Value::Object(Default::default()))).and_then(|v| decode(v, "/retry", structural, problems)),
+        ..Sections::default()
+    };
+    if let Some(Value::Object(endpoints)) = map.get("endpoints") {
+        let decoded: BTreeMap<String, _> = endpoints
+            .iter()
+            .map(|(name, v)| (name.clone(), decode(v.clone(), &format!("/endpoints/{}", locate::escape(name)), structural, problems)))
+            .collect();
+        sections.endpoints = Some(decoded);
+    }
+    if let Some(Value::Array(sinks)) = map.get("sinks") {
+        sections.sinks =
+            Some(sinks.iter().enumerate().map(|(i, v)| decode(v.clone(), &format!("/sinks/{i}"), structural, problems)).collect());
+    }
+    sections
+}
+
+/// Deserializes one part. A failure the schema did not already explain (the schema and the
+/// serde types disagree) is reported with serde's message, so nothing fails silently.
+fn decode<T: DeserializeOwned>(value: Value, path: &str, structural: &[Structural], problems: &mut Vec<Problem>) -> Option<T> {
+    match serde_json::from_value(value) {
+        Ok(v) => Some(v),
+        Err(e) => {
+            if !structural.iter().any(|s| within(&s.problem.yaml_path, path)) {
+                problems.push(Problem::new(path, e.to_string()));
+            }
+            None
+        }
+    }
+}
+
+/// The flow files named by `paths`: files as given, folders expanded to the `*.yaml` and
+/// `*.yml` files directly inside them (sorted; `*.test.yaml` / `*.test.yml` are test
+/// fixtures and skipped). A folder that cannot be read is returned as is, so loading it
+/// reports the problem.
+pub fn find_flows(paths: &[PathBuf]) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            out.push(path.clone());
+            continue;
+        }
+        let Ok(entries) = std::fs::read_dir(path) else {
+            out.push(path.clone());
+            continue;
+        };
+        let mut found: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .filter(|p| {
+                let name = p.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                (name.ends_with(".yaml") || name.ends_with(".yml")) && !name.ends_with(".test.yaml") && !name.ends_with(".test.yml")
+            })
+            .collect();
+        found.sort();
+        out.extend(found);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn within_compares_whole_steps() {
+        assert!(within("/source/path", "/source"));
+        assert!(within("/source", "/source"));
+        assert!(!within("/sources", "/source"));
+        assert!(within("/x", "/"));
+    }
+
+    #[test]
+    fn finds_yaml_files_sorted_without_tests() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b.yaml", "a.yml", "c.test.yaml", "d.txt", "e.test.yml"] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        std::fs::create_dir(dir.path().join("sub.yaml")).unwrap();
+        let single = dir.path().join("c.test.yaml");
+        let found = find_flows(&[dir.path().to_path_buf(), single.clone(), "missing.yaml".into()]);
+        assert_eq!(found, [dir.path().join("a.yml"), dir.path().join("b.yaml"), single, "missing.yaml".into()]);
+    }
+
+    #[test]
+    fn unreadable_file_is_one_diagnostic() {
+        let errs = load_flow(Path::new("/nonexistent/flow.yaml")).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert!(errs[0].to_string().starts_with("/nonexistent/flow.yaml:1:1: cannot read flow file: "), "{}", errs[0]);
+    }
+}

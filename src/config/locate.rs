@@ -1,0 +1,393 @@
+//! Flow text → a JSON value to validate, plus a position index that maps YAML paths back to
+//! line and column.
+//!
+//! Two parsers, each for what it is good at: `serde_yaml` decides the *values* (the same
+//! scalar rules serde uses for deserializing), saphyr's span-preserving [`MarkedYamlOwned`]
+//! gives *positions*. Both refuse duplicate keys and stop at the first one, so to report every
+//! duplicate this module renames each one it is told about (it overwrites the key's first
+//! character with a private-use character, which keeps every position in the file unchanged)
+//! and parses again; the renamed keys are dropped from the value afterwards, so the first
+//! occurrence of a key wins. This module knows nothing about flows.
+
+use saphyr::{LoadableYamlNode, MarkedYamlOwned, ScalarOwned, YamlDataOwned};
+use serde_json::Value;
+
+/// A 1-based line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pos {
+    pub line: usize,
+    pub col: usize,
+}
+
+impl Pos {
+    /// The start of the file.
+    pub const START: Pos = Pos { line: 1, col: 1 };
+}
+
+/// A problem found while parsing: where, the YAML path (when known) and what.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Located {
+    pub pos: Pos,
+    pub yaml_path: String,
+    pub message: String,
+}
+
+/// A parsed flow file.
+#[derive(Debug)]
+pub struct Parsed {
+    /// The document as JSON (duplicate keys removed), for schema validation and serde.
+    pub value: Value,
+    /// Positions of the nodes.
+    pub positions: Positions,
+}
+
+/// First private-use character used to rename duplicate keys; the n-th duplicate gets
+/// `MANGLE_BASE + n`, so renamed keys never collide with each other.
+const MANGLE_BASE: u32 = 0xE000;
+/// Duplicates reported before giving up (the first char must stay in the private-use area).
+const MAX_DUPLICATES: u32 = 1000;
+
+/// Parses `text`. Returns the parsed document when the YAML is well-formed (duplicate keys
+/// aside) and every problem found on the way: all duplicate keys, or the syntax error.
+pub fn parse(text: &str) -> (Option<Parsed>, Vec<Located>) {
+    let mut problems = Vec::new();
+    let mut chars: Vec<char> = text.chars().collect();
+    // (char index of the duplicate key, the character it had) for each renamed key.
+    let mut renamed: Vec<(usize, char)> = Vec::new();
+    let docs = loop {
+        let current: String = chars.iter().collect();
+        match MarkedYamlOwned::load_from_str(&current) {
+            Ok(docs) => break docs,
+            Err(e) if e.info() == "duplicated key in mapping" && (renamed.len() as u32) < MAX_DUPLICATES => {
+                let at = e.marker().index();
+                let Some(first) = first_key_char(&chars, at) else {
+                    // An empty key (`"": 1` twice) cannot be renamed in place: report and stop.
+                    problems.push(duplicate(Pos { line: e.marker().line(), col: e.marker().col() + 1 }, "/".into(), "\"\""));
+                    return (None, problems);
+                };
+                let n = renamed.len() as u32;
+                renamed.push((at, chars[first]));
+                // Invariant: MANGLE_BASE + n < 0xF8FF (n < MAX_DUPLICATES) is a valid scalar value.
+                chars[first] = char::from_u32(MANGLE_BASE + n).unwrap_or('\u{E000}');
+            }
+            Err(e) => {
+                // serde_yaml's message and position are the ones users know from other tools;
+                // fall back to saphyr's if serde_yaml happens to accept the text.
+                let located = match serde_yaml::from_str::<serde_yaml::Value>(&current) {
+                    Err(se) => syntax_error(&se),
+                    Ok(_) => Located {
+                        pos: Pos { line: e.marker().line(), col: e.marker().col() + 1 },
+                        yaml_path: "/".into(),
+                        message: format!("YAML syntax error: {}", e.info()),
+                    },
+                };
+                problems.push(located);
+                return (None, problems);
+            }
+        }
+    };
+    let current: String = chars.iter().collect();
+    let positions = Positions { root: docs.first().cloned() };
+    for (at, original) in &renamed {
+        let (path, key) = positions.renamed_key(*at, *original).unwrap_or_else(|| ("/".into(), String::new()));
+        let pos = pos_of_index(&chars, *at);
+        problems.push(duplicate(pos, path, &key));
+    }
+    if docs.len() > 1 {
+        let pos = docs.get(1).map_or(Pos::START, |d| marker_pos(&d.span.start));
+        problems.push(Located {
+            pos,
+            yaml_path: "/".into(),
+            message: format!("a flow file holds one YAML document, found {}", docs.len()),
+        });
+        return (None, problems);
+    }
+    let mut yaml: serde_yaml::Value = match serde_yaml::from_str(&current) {
+        Ok(v) => v,
+        Err(e) => {
+            problems.push(syntax_error(&e));
+            return (None, problems);
+        }
+    };
+    if let Err(e) = yaml.apply_merge() {
+        problems.push(Located { pos: Pos::START, yaml_path: "/".into(), message: format!("YAML merge key (`<<`): {e}") });
+        return (None, problems);
+    }
+    drop_renamed_keys(&mut yaml);
+    match serde_json::to_value(&yaml) {
+        Ok(value) => (Some(Parsed { value, positions }), problems),
+        Err(e) => {
+            problems.push(Located { pos: Pos::START, yaml_path: "/".into(), message: format!("unsupported YAML: {e}") });
+            (None, problems)
+        }
+    }
+}
+
+fn duplicate(pos: Pos, yaml_path: String, key: &str) -> Located {
+    Located { pos, yaml_path, message: format!("duplicate key `{key}` (the first occurrence is used)") }
+}
+
+fn syntax_error(e: &serde_yaml::Error) -> Located {
+    let text = e.to_string();
+    let pos = e.location().map_or(Pos::START, |l| Pos { line: l.line(), col: l.column() });
+    // serde_yaml appends " at line L column C" of `pos`, which is reported separately; other
+    // positions in the text (where the enclosing collection began) stay.
+    let at = format!(" at line {} column {}", pos.line, pos.col);
+    let message = match text.find(&at) {
+        Some(i) => format!("{}{}", &text[..i], &text[i + at.len()..]),
+        None => text,
+    };
+    Located { pos, yaml_path: "/".into(), message: format!("YAML syntax error: {message}") }
+}
+
+/// Index of the first character of the key's text for a key node starting at `at` (skipping
+/// an opening quote or a `? ` indicator); `None` for an empty quoted key.
+fn first_key_char(chars: &[char], at: usize) -> Option<usize> {
+    let mut i = at;
+    if chars.get(i) == Some(&'?') {
+        i += 1;
+        while chars.get(i).is_some_and(|c| *c == ' ' || *c == '\t') {
+            i += 1;
+        }
+    }
+    if let Some(q @ ('"' | '\'')) = chars.get(i).copied() {
+        i += 1;
+        if chars.get(i) == Some(&q) {
+            return None;
+        }
+    }
+    (i < chars.len()).then_some(i)
+}
+
+fn is_renamed(key: &str) -> bool {
+    key.chars().next().is_some_and(|c| (MANGLE_BASE..MANGLE_BASE + MAX_DUPLICATES).contains(&(c as u32)))
+}
+
+fn drop_renamed_keys(value: &mut serde_yaml::Value) {
+    match value {
+        serde_yaml::Value::Mapping(map) => {
+            map.retain(|k, _| !k.as_str().is_some_and(is_renamed));
+            for (_, v) in map.iter_mut() {
+                drop_renamed_keys(v);
+            }
+        }
+        serde_yaml::Value::Sequence(seq) => seq.iter_mut().for_each(drop_renamed_keys),
+        serde_yaml::Value::Tagged(t) => drop_renamed_keys(&mut t.value),
+        _ => {}
+    }
+}
+
+fn pos_of_index(chars: &[char], index: usize) -> Pos {
+    let before = &chars[..index.min(chars.len())];
+    let line = 1 + before.iter().filter(|c| **c == '\n').count();
+    let col = 1 + before.iter().rev().take_while(|c| **c != '\n').count();
+    Pos { line, col }
+}
+
+fn marker_pos(m: &saphyr::Marker) -> Pos {
+    Pos { line: m.line(), col: m.col() + 1 }
+}
+
+/// Positions of the nodes of one document.
+#[derive(Debug)]
+pub struct Positions {
+    root: Option<MarkedYamlOwned>,
+}
+
+/// One step of a YAML path.
+enum Step<'a> {
+    Key(std::borrow::Cow<'a, str>),
+    Index(usize),
+}
+
+/// Splits a JSON pointer (`/sinks/0/endpoint`) into steps, undoing `~1` / `~0`.
+fn steps(pointer: &str) -> Vec<Step<'_>> {
+    pointer
+        .split('/')
+        .skip(1)
+        .filter(|s| !s.is_empty())
+        .map(|s| match s.parse::<usize>() {
+            Ok(i) => Step::Index(i),
+            Err(_) if s.contains('~') => Step::Key(s.replace("~1", "/").replace("~0", "~").into()),
+            Err(_) => Step::Key(s.into()),
+        })
+        .collect()
+}
+
+/// Escapes a key for use as one JSON-pointer step.
+pub fn escape(key: &str) -> String {
+    key.replace('~', "~0").replace('/', "~1")
+}
+
+/// The node under `node`, looking through tags.
+fn inner(mut node: &MarkedYamlOwned) -> &MarkedYamlOwned {
+    while let YamlDataOwned::Tagged(_, n) = &node.data {
+        node = n;
+    }
+    node
+}
+
+/// A mapping key as the JSON value sees it.
+fn key_text(node: &MarkedYamlOwned) -> Option<String> {
+    match &inner(node).data {
+        YamlDataOwned::Value(ScalarOwned::String(s)) => Some(s.clone()),
+        YamlDataOwned::Value(ScalarOwned::Integer(i)) => Some(i.to_string()),
+        YamlDataOwned::Value(ScalarOwned::Boolean(b)) => Some(b.to_string()),
+        YamlDataOwned::Value(ScalarOwned::FloatingPoint(f)) => Some(f.to_string()),
+        YamlDataOwned::Value(ScalarOwned::Null) => Some("null".into()),
+        YamlDataOwned::Representation(s, _, _) => Some(s.clone()),
+        _ => None,
+    }
+}
+
+/// The child of `node` at `step`: (key node, value node).
+fn child<'n>(node: &'n MarkedYamlOwned, step: &Step<'_>) -> Option<(Option<&'n MarkedYamlOwned>, &'n MarkedYamlOwned)> {
+    match (&inner(node).data, step) {
+        (YamlDataOwned::Mapping(m), Step::Key(k)) => {
+            m.iter().find(|(key, _)| key_text(key).as_deref() == Some(k)).map(|(k, v)| (Some(k), v))
+        }
+        // A numeric step may also be a mapping key (`1: …`).
+        (YamlDataOwned::Mapping(m), Step::Index(i)) => {
+            let k = i.to_string();
+            m.iter().find(|(key, _)| key_text(key).as_deref() == Some(&k)).map(|(k, v)| (Some(k), v))
+        }
+        (YamlDataOwned::Sequence(s), Step::Index(i)) => s.get(*i).map(|v| (None, v)),
+        _ => None,
+    }
+}
+
+impl Positions {
+    /// Where the node at `pointer` starts; for a path that does not exist (a missing field),
+    /// where its deepest existing ancestor starts.
+    pub fn node(&self, pointer: &str) -> Pos {
+        self.find(pointer, false)
+    }
+
+    /// Where the *key* of the node at `pointer` starts (for "unknown field" and the like);
+    /// for sequence items and the document, where the node starts.
+    pub fn key(&self, pointer: &str) -> Pos {
+        self.find(pointer, true)
+    }
+
+    fn find(&self, pointer: &str, want_key: bool) -> Pos {
+        let Some(mut node) = self.root.as_ref() else {
+            return Pos::START;
+        };
+        let mut key = None;
+        for step in steps(pointer) {
+            match child(node, &step) {
+                Some((k, v)) => {
+                    key = k;
+                    node = v;
+                }
+                None => return marker_pos(&node.span.start),
+            }
+        }
+        match (want_key, key) {
+            (true, Some(k)) => marker_pos(&k.span.start),
+            _ => position_of(node),
+        }
+    }
+
+    /// The path and original name of the renamed duplicate key starting at char `index`.
+    fn renamed_key(&self, index: usize, original: char) -> Option<(String, String)> {
+        fn walk(node: &MarkedYamlOwned, index: usize, path: &str) -> Option<(String, String)> {
+            match &inner(node).data {
+                YamlDataOwned::Mapping(m) => m.iter().find_map(|(k, v)| {
+                    let name = key_text(k).unwrap_or_default();
+                    if k.span.start.index() == index {
+                        return Some((path.to_string(), name));
+                    }
+                    walk(v, index, &format!("{path}/{}", escape(&name)))
+                }),
+                YamlDataOwned::Sequence(s) => s.iter().enumerate().find_map(|(i, v)| walk(v, index, &format!("{path}/{i}"))),
+                _ => None,
+            }
+        }
+        let (parent, name) = walk(self.root.as_ref()?, index, "")?;
+        let mut restored: String = name.chars().skip(1).collect();
+        if is_renamed(&name) {
+            restored.insert(0, original);
+        }
+        Some((format!("{parent}/{}", escape(&restored)), restored))
+    }
+}
+
+/// Start of a node; an empty value (`key:` with nothing after it) has no useful span of its
+/// own, so its start is as good as any.
+fn position_of(node: &MarkedYamlOwned) -> Pos {
+    marker_pos(&node.span.start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parsed(text: &str) -> Parsed {
+        let (p, problems) = parse(text);
+        assert!(problems.is_empty(), "{problems:?}");
+        p.unwrap()
+    }
+
+    #[test]
+    fn locates_nodes_and_keys() {
+        let text = "name: x\nsource:\n  path: /in\n  include: [\"*.csv\", \"*.txt\"]\nsinks:\n  - endpoint: erp\n    name: a\n";
+        let p = parsed(text);
+        assert_eq!(p.value["sinks"][0]["endpoint"], "erp");
+        assert_eq!(p.positions.node("/source/path"), Pos { line: 3, col: 9 });
+        assert_eq!(p.positions.key("/source/path"), Pos { line: 3, col: 3 });
+        assert_eq!(p.positions.node("/source/include/1"), Pos { line: 4, col: 22 });
+        assert_eq!(p.positions.node("/sinks/0/name"), Pos { line: 7, col: 11 });
+        assert_eq!(p.positions.key("/sinks/0"), Pos { line: 6, col: 5 });
+        // A missing field points at its parent.
+        assert_eq!(p.positions.node("/source/nosuch"), Pos { line: 3, col: 3 });
+        assert_eq!(p.positions.node("/"), Pos { line: 1, col: 1 });
+    }
+
+    #[test]
+    fn locates_in_flow_mappings_with_unicode() {
+        let p = parsed("a: { ü: 1, b: \"ä\", c: [1, 2] }\n");
+        assert_eq!(p.positions.node("/a/b"), Pos { line: 1, col: 15 });
+        assert_eq!(p.positions.key("/a/c"), Pos { line: 1, col: 20 });
+        assert_eq!(p.positions.node("/a/c/1"), Pos { line: 1, col: 27 });
+    }
+
+    #[test]
+    fn reports_every_duplicate_key_and_keeps_the_first() {
+        let text = "a: 1\nb:\n  x: 1\n  x: 2\n  y: { z: 1, z: 2 }\na: 3\nc: [ {\"q\": 1, \"q\": 2} ]\nb: 4\n";
+        let (p, problems) = parse(text);
+        let got: Vec<_> = problems.iter().map(|l| (l.pos.line, l.pos.col, l.yaml_path.as_str(), l.message.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                (4, 3, "/b/x", "duplicate key `x` (the first occurrence is used)"),
+                (5, 14, "/b/y/z", "duplicate key `z` (the first occurrence is used)"),
+                (6, 1, "/a", "duplicate key `a` (the first occurrence is used)"),
+                (7, 15, "/c/0/q", "duplicate key `q` (the first occurrence is used)"),
+                (8, 1, "/b", "duplicate key `b` (the first occurrence is used)"),
+            ]
+        );
+        let p = p.unwrap();
+        assert_eq!(p.value, serde_json::json!({"a": 1, "b": {"x": 1, "y": {"z": 1}}, "c": [{"q": 1}]}));
+        // Positions after a renamed key are unchanged.
+        assert_eq!(p.positions.node("/c/0/q"), Pos { line: 7, col: 12 });
+    }
+
+    #[test]
+    fn syntax_errors_have_a_position() {
+        let (p, problems) = parse("a: 1\nb: [1, 2\nc: 3\n");
+        assert!(p.is_none());
+        assert_eq!(problems.len(), 1);
+        assert!(problems[0].message.starts_with("YAML syntax error: "), "{problems:?}");
+        assert!(problems[0].pos.line >= 2, "{problems:?}");
+        let (_, problems) = parse("a: 1\n---\nb: 2\n");
+        assert_eq!(problems[0].message, "a flow file holds one YAML document, found 2");
+        assert_eq!(problems[0].pos.line, 3);
+    }
+
+    #[test]
+    fn merge_keys_are_applied() {
+        let p = parsed("base: &b { x: 1 }\nthing:\n  <<: *b\n  y: 2\n");
+        assert_eq!(p.value["thing"], serde_json::json!({"x": 1, "y": 2}));
+    }
+}

@@ -1,0 +1,586 @@
+//! Meaning checks on a flow whose shape is right, and the building of the typed [`Flow`].
+//!
+//! Owns every rule that spans fields or needs more than a type: endpoint references, globs,
+//! name templates, jailed paths, durations, credentials and host-key settings, identity and
+//! disposition rules. It reports *every* problem as a [`Problem`] (a YAML path and a message;
+//! `load.rs` turns them into positioned diagnostics) and builds the flow only when there are
+//! none. The only outside world it touches is through [`Lookup`]: `${env:…}` / `${file:…}`
+//! for credentials, and the flow file's folder for relative paths. It never connects.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::Duration;
+
+use base64::Engine as _;
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+use super::diagnostic::Problem;
+use super::duration;
+use super::flow::{Disposition, EndpointSpec, Flow, HostKeyPolicy, Identity, Ready, Retry, SftpSpec, Sink, Source, SshAuth};
+use super::interpolate::{Lookup, interpolate};
+use super::locate::escape;
+use super::raw::{IdentityField, OnError, RawAfter, RawDisposition, RawEndpoint, RawFlow, RawReady, RawRetry, RawSftp, RawSink, RawSource};
+use super::secret::Secret;
+use crate::endpoint::RemotePath;
+use crate::endpoint::path::check_name;
+use crate::template::{NameTemplate, NameVars};
+
+/// The parts of a flow file that have the right shape. `None` marks a part whose shape is
+/// broken (already reported by the schema check); checks that need it are skipped.
+#[derive(Debug, Clone, Default)]
+pub struct Sections {
+    pub name: Option<String>,
+    /// Every endpoint name; the definition is `None` when it is malformed.
+    pub endpoints: Option<BTreeMap<String, Option<RawEndpoint>>>,
+    pub source: Option<RawSource>,
+    /// Every sink; `None` items are malformed.
+    pub sinks: Option<Vec<Option<RawSink>>>,
+    pub after: Option<RawAfter>,
+    pub on_error: Option<OnError>,
+    pub retry: Option<RawRetry>,
+}
+
+impl From<RawFlow> for Sections {
+    fn from(raw: RawFlow) -> Self {
+        Sections {
+            name: Some(raw.name),
+            endpoints: Some(raw.endpoints.into_iter().map(|(k, v)| (k, Some(v))).collect()),
+            source: Some(raw.source),
+            sinks: Some(raw.sinks.into_iter().map(Some).collect()),
+            after: Some(raw.after),
+            on_error: Some(raw.on_error),
+            retry: Some(raw.retry),
+        }
+    }
+}
+
+/// Checks a deserialized flow and builds it. `file` is recorded in the flow; relative paths
+/// and `${file:…}` resolve against `lookup.base_dir`.
+pub fn validate(raw: RawFlow, file: &Path, lookup: &Lookup<'_>) -> Result<Flow, Vec<Problem>> {
+    validate_sections(Sections::from(raw), file, lookup)
+}
+
+/// Like [`validate`], for a flow of which some parts may be malformed: the others are still
+/// checked, and the result is an error whenever a part is missing.
+pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -> Result<Flow, Vec<Problem>> {
+    let mut c = Checker { lookup, problems: Vec::new() };
+    let name = sections.name.and_then(|n| c.flow_name(&n));
+    let defined: Option<Vec<String>> = sections.endpoints.as_ref().map(|e| e.keys().cloned().collect());
+    let endpoints = sections.endpoints.map(|eps| {
+        eps.into_iter()
+            .map(|(name, ep)| {
+                let spec = ep.and_then(|ep| c.endpoint(&format!("/endpoints/{}", escape(&name)), ep));
+                (name, spec)
+            })
+            .collect::<Vec<_>>()
+    });
+    let source = sections.source.and_then(|s| c.source(s, defined.as_deref()));
+    let sinks = sections.sinks.map(|sinks| {
+        if sinks.is_empty() {
+            c.problem("/sinks", "must not be empty: a flow needs at least one sink");
+        }
+        sinks
+            .into_iter()
+            .enumerate()
+            .map(|(i, s)| s.and_then(|s| c.sink(&format!("/sinks/{i}"), s, defined.as_deref(), source.as_ref())))
+            .collect::<Vec<_>>()
+    });
+    let after = sections.after.map(|a| {
+        (c.disposition("/after/success", a.success, source.as_ref()), c.disposition("/after/failure", a.failure, source.as_ref()))
+    });
+    let retry = sections.retry.and_then(|r| c.retry(r));
+
+    let problems = c.problems;
+    let built = (|| {
+        let endpoints = endpoints?.into_iter().map(|(k, v)| Some((k, v?))).collect::<Option<BTreeMap<_, _>>>()?;
+        let sinks = sinks?.into_iter().collect::<Option<Vec<_>>>()?;
+        let (after_success, after_failure) = after?;
+        Some(Flow {
+            name: name?,
+            file: file.to_path_buf(),
+            endpoints,
+            source: source?,
+            sinks,
+            after_success: after_success?,
+            after_failure: after_failure?,
+            on_error: sections.on_error?,
+            retry: retry?,
+        })
+    })();
+    match built {
+        Some(flow) if problems.is_empty() => Ok(flow),
+        _ => Err(problems),
+    }
+}
+
+/// Collects problems while checking; each check returns `None` when its part is unusable.
+struct Checker<'l, 'a> {
+    lookup: &'l Lookup<'a>,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_, '_> {
+    fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.problems.push(Problem::new(path, message));
+    }
+
+    /// Records `result`'s error at `path` and turns it into an `Option`.
+    fn ok<T>(&mut self, path: &str, result: Result<T, String>) -> Option<T> {
+        result.map_err(|e| self.problem(path, e)).ok()
+    }
+
+    fn flow_name(&mut self, name: &str) -> Option<String> {
+        let mut chars = name.chars();
+        let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !valid {
+            self.problem(
+                "/name",
+                format!("`{name}` is not a valid flow name: use letters, digits, `-`, `_` and `.`, starting with a letter or digit"),
+            );
+            return None;
+        }
+        Some(name.to_string())
+    }
+
+    fn endpoint(&mut self, at: &str, ep: RawEndpoint) -> Option<EndpointSpec> {
+        match ep {
+            RawEndpoint::Local { root } => {
+                if root.is_empty() {
+                    self.problem(format!("{at}/root"), "must not be empty");
+                    return None;
+                }
+                Some(EndpointSpec::Local { root: self.lookup.resolve_path(&root) })
+            }
+            RawEndpoint::Sftp(sftp) => self.sftp(at, sftp).map(EndpointSpec::Sftp),
+        }
+    }
+
+    fn sftp(&mut self, at: &str, raw: RawSftp) -> Option<SftpSpec> {
+        let host = self.credential(&format!("{at}/host"), &raw.host, true);
+        let user = self.credential(&format!("{at}/user"), &raw.user, true);
+        let auth = self.auth(at, raw.auth);
+        let host_key = self.host_key(&format!("{at}/host_key"), raw.host_key);
+        let root = self.server_root(&format!("{at}/root"), &raw.root);
+        let connect_timeout = self.positive_duration(&format!("{at}/connect_timeout"), &raw.connect_timeout);
+        let operation_timeout = self.positive_duration(&format!("{at}/operation_timeout"), &raw.operation_timeout);
+        Some(SftpSpec {
+            host: host?,
+            port: raw.port,
+            user: user?,
+            auth: auth?,
+            host_key: host_key?,
+            root: root?,
+            connect_timeout: connect_timeout?,
+            operation_timeout: operation_timeout?,
+        })
+    }
+
+    /// Interpolates a credential field; `required` ones must not come out empty.
+    fn credential(&mut self, path: &str, text: &str, required: bool) -> Option<String> {
+        match interpolate(text, self.lookup) {
+            Ok(value) if required && value.is_empty() => {
+                self.problem(
+                    path,
+                    if text.is_empty() { "must not be empty".to_string() } else { format!("`{text}` resolves to an empty value") },
+                );
+                None
+            }
+            Ok(value) => Some(value),
+            Err(errors) => {
+                errors.into_iter().for_each(|e| self.problem(path, e));
+                None
+            }
+        }
+    }
+
+    fn auth(&mut self, at: &str, auth: super::raw::RawSshAuth) -> Option<SshAuth> {
+        let at = format!("{at}/auth");
+        match (auth.password, auth.private_key) {
+            (Some(_), Some(_)) => {
+                self.problem(&at, "set either `password` or `private_key`, not both");
+                None
+            }
+            (None, None) => {
+                self.problem(&at, "set `password` or `private_key`");
+                None
+            }
+            (Some(password), None) => {
+                if auth.passphrase.is_some() {
+                    self.problem(format!("{at}/passphrase"), "`passphrase` unlocks a `private_key`; with `password` login it is not used");
+                }
+                let password = self.credential(&format!("{at}/password"), &password, false)?;
+                auth.passphrase.is_none().then(|| SshAuth::Password(Secret::new(password)))
+            }
+            (None, Some(key)) => {
+                if key.is_empty() {
+                    self.problem(format!("{at}/private_key"), "must not be empty");
+                    return None;
+                }
+                let passphrase = match auth.passphrase {
+                    Some(p) => Some(Secret::new(self.credential(&format!("{at}/passphrase"), &p, false)?)),
+                    None => None,
+                };
+                Some(SshAuth::Key { path: self.lookup.resolve_path(&key), passphrase })
+            }
+        }
+    }
+
+    fn host_key(&mut self, at: &str, hk: super::raw::RawHostKey) -> Option<HostKeyPolicy> {
+        match (hk.known_hosts, hk.fingerprint) {
+            (Some(_), Some(_)) => {
+                self.problem(at, "set either `known_hosts` or `fingerprint`, not both");
+                None
+            }
+            (None, None) => {
+                self.problem(at, "set `known_hosts` (a file) or `fingerprint` (`SHA256:…`); wharf never trusts an unknown host key");
+                None
+            }
+            (Some(file), None) if file.is_empty() => {
+                self.problem(format!("{at}/known_hosts"), "must not be empty");
+                None
+            }
+            (Some(file), None) => Some(HostKeyPolicy::KnownHosts(self.lookup.resolve_path(&file))),
+            (None, Some(fp)) => {
+                let r = check_fingerprint(&fp);
+                self.ok(&format!("{at}/fingerprint"), r).map(|()| HostKeyPolicy::Fingerprint(fp))
+            }
+        }
+    }
+
+    /// An SFTP root: absolute, normalised, no `..`.
+    fn server_root(&mut self, path: &str, root: &str) -> Option<String> {
+        if !root.starts_with('/') {
+            self.problem(path, format!("`{root}` must be an absolute path on the server (start with `/`)"));
+            return None;
+        }
+        let parsed = self.ok(path, RemotePath::parse(root).map_err(|e| e.to_string()))?;
+        Some(parsed.to_string())
+    }
+
+    fn positive_duration(&mut self, path: &str, text: &str) -> Option<Duration> {
+        let d = self.ok(path, duration::parse(text))?;
+        if d.is_zero() {
+            self.problem(path, format!("`{text}` is zero; give a positive duration"));
+            return None;
+        }
+        Some(d)
+    }
+
+    fn endpoint_ref(&mut self, path: &str, name: &str, defined: Option<&[String]>) {
+        let Some(defined) = defined else { return };
+        if !defined.iter().any(|d| d == name) {
+            let known = if defined.is_empty() {
+                "no endpoints are defined".to_string()
+            } else {
+                format!("defined: {}", defined.iter().map(|d| format!("`{d}`")).collect::<Vec<_>>().join(", "))
+            };
+            self.problem(path, format!("unknown endpoint `{name}` ({known})"));
+        }
+    }
+
+    fn remote_path(&mut self, path: &str, text: &str) -> Option<RemotePath> {
+        self.ok(path, RemotePath::parse(text).map_err(|e| e.to_string()))
+    }
+
+    fn source(&mut self, s: RawSource, defined: Option<&[String]>) -> Option<Source> {
+        self.endpoint_ref("/source/endpoint", &s.endpoint, defined);
+        let path = self.remote_path("/source/path", &s.path);
+        if s.include.is_empty() {
+            self.problem("/source/include", "must not be empty: no file would ever be taken (leave it out to take every file)");
+        }
+        let include = self.globs("/source/include", &s.include);
+        let exclude = self.globs("/source/exclude", &s.exclude);
+        let ready = self.ready(s.ready);
+        let identity = self.identity(&s.identity);
+        if s.max_depth == 0 {
+            self.problem("/source/max_depth", "must be at least 1");
+        }
+        Some(Source {
+            endpoint: s.endpoint,
+            path: path?,
+            include: include?,
+            exclude: exclude?,
+            recursive: s.recursive,
+            max_depth: s.max_depth,
+            ready: ready?,
+            identity: identity?,
+        })
+    }
+
+    fn globs(&mut self, at: &str, patterns: &[String]) -> Option<GlobSet> {
+        let mut set = GlobSetBuilder::new();
+        let mut ok = true;
+        for (i, p) in patterns.iter().enumerate() {
+            match GlobBuilder::new(p).literal_separator(true).build() {
+                Ok(glob) => {
+                    set.add(glob);
+                }
+                Err(e) => {
+                    self.problem(format!("{at}/{i}"), format!("bad glob `{p}`: {}", e.kind()));
+                    ok = false;
+                }
+            }
+        }
+        if !ok {
+            return None;
+        }
+        self.ok(at, set.build().map_err(|e| format!("bad glob set: {e}")))
+    }
+
+    fn ready(&mut self, r: RawReady) -> Option<Ready> {
+        let min_age = r.min_age.map(|t| self.ok("/source/ready/min_age", duration::parse(&t)));
+        let stable_for = r.stable_for.map(|t| self.ok("/source/ready/stable_for", duration::parse(&t)));
+        let done_file = r.done_file.map(|t| self.name_template("/source/ready/done_file", &t));
+        Some(Ready { min_age: checked(min_age)?, stable_for: checked(stable_for)?, done_file: checked(done_file)? })
+    }
+
+    fn identity(&mut self, fields: &[IdentityField]) -> Option<Identity> {
+        let at = "/source/identity";
+        if fields.is_empty() {
+            self.problem(at, "must not be empty: list `path`, `size`, `mtime`, or give `[sha256]`");
+            return None;
+        }
+        let has = |f| fields.contains(&f);
+        let id = Identity {
+            path: has(IdentityField::Path),
+            size: has(IdentityField::Size),
+            mtime: has(IdentityField::Mtime),
+            sha256: has(IdentityField::Sha256),
+        };
+        if id.sha256 && (id.path || id.size || id.mtime) {
+            self.problem(at, "`sha256` stands alone: write `[sha256]` (content identity), or list any of `path`, `size`, `mtime`");
+            return None;
+        }
+        Some(id)
+    }
+
+    /// Compiles a template and renders it with sample values.
+    fn template(&mut self, path: &str, text: &str) -> Option<(NameTemplate, String)> {
+        let t = self.ok(path, NameTemplate::new(text))?;
+        let sample = self.ok(path, t.render(&NameVars::new("sample.csv", "", 1, 1, std::time::UNIX_EPOCH)))?;
+        Some((t, sample))
+    }
+
+    /// A template that must render to one plain file name.
+    fn name_template(&mut self, path: &str, text: &str) -> Option<NameTemplate> {
+        let (t, sample) = self.template(path, text)?;
+        self.ok(path, check_name(&sample).map_err(|e| format!("template `{text}` must give a plain file name, but gives {e}")))?;
+        Some(t)
+    }
+
+    fn sink(&mut self, at: &str, s: RawSink, defined: Option<&[String]>, source: Option<&Source>) -> Option<Sink> {
+        self.endpoint_ref(&format!("{at}/endpoint"), &s.endpoint, defined);
+        let path = self.template(&format!("{at}/path"), &s.path).and_then(|(t, sample)| {
+            let rendered = self.ok(
+                &format!("{at}/path"),
+                RemotePath::parse(&sample).map_err(|e| format!("template `{}` gives a bad path: {e}", s.path)),
+            )?;
+            if let Some(src) = source.filter(|src| src.endpoint == s.endpoint && !s.path.contains("{{")) {
+                self.not_rescanned(&format!("{at}/path"), &rendered, src, "delivered files");
+            }
+            Some(t)
+        });
+        let name = self.name_template(&format!("{at}/name"), &s.name);
+        let temp_name = self.name_template(&format!("{at}/temp_name"), &s.temp_name);
+        Some(Sink { endpoint: s.endpoint, path: path?, name: name?, temp_name: temp_name?, if_exists: s.if_exists })
+    }
+
+    /// Refuses a folder on the source endpoint that the source would list again.
+    fn not_rescanned(&mut self, path: &str, folder: &RemotePath, source: &Source, what: &str) {
+        if folder == &source.path {
+            self.problem(path, format!("`{folder}` is the source folder: {what} would be picked up again"));
+        } else if source.recursive && folder.strip_prefix(&source.path).is_some() {
+            self.problem(
+                path,
+                format!("`{folder}` is inside the source folder `{}` and `recursive` is on: {what} would be picked up again", source.path),
+            );
+        }
+    }
+
+    fn disposition(&mut self, at: &str, d: RawDisposition, source: Option<&Source>) -> Option<Disposition> {
+        Some(match d {
+            RawDisposition::Keep => Disposition::Keep,
+            RawDisposition::Delete => Disposition::Delete,
+            RawDisposition::MoveTo(folder) => {
+                let path = format!("{at}/move_to");
+                let folder = self.remote_path(&path, &folder)?;
+                if let Some(src) = source {
+                    self.not_rescanned(&path, &folder, src, "moved files");
+                }
+                Disposition::MoveTo(folder)
+            }
+        })
+    }
+
+    fn retry(&mut self, r: RawRetry) -> Option<Retry> {
+        if r.attempts == 0 {
+            self.problem("/retry/attempts", "must be at least 1 (the first attempt counts)");
+        }
+        let backoff = self.ok("/retry/backoff", duration::parse(&r.backoff))?;
+        (r.attempts > 0).then_some(Retry { attempts: r.attempts, backoff })
+    }
+}
+
+/// An optional setting after checking: `None` when it was set but invalid, `Some(None)` when
+/// it was not set.
+fn checked<T>(setting: Option<Option<T>>) -> Option<Option<T>> {
+    setting.map_or(Some(None), |valid| valid.map(Some))
+}
+
+/// `SHA256:` followed by the base64 of 32 bytes, as `ssh-keygen -l` prints it (unpadded).
+fn check_fingerprint(fp: &str) -> Result<(), String> {
+    let bad = || format!("`{fp}` is not a key fingerprint: expected `SHA256:` and 43 base64 characters, as `ssh-keygen -lf KEY` prints");
+    let b64 = fp.strip_prefix("SHA256:").ok_or_else(bad)?;
+    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD.decode(b64.trim_end_matches('=')).map_err(|_| bad())?;
+    if bytes.len() != 32 {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::raw::IfExists;
+    use std::env::VarError;
+    use std::path::PathBuf;
+
+    fn env(name: &str) -> Result<String, VarError> {
+        match name {
+            "PASS" => Ok("s3cret".into()),
+            _ => Err(VarError::NotPresent),
+        }
+    }
+
+    fn run(yaml: &str) -> Result<Flow, Vec<Problem>> {
+        // Through JSON, as the loader does: serde_yaml alone wants `!move_to x` for enums.
+        let raw: RawFlow = serde_json::from_value(serde_yaml::from_str(yaml).unwrap()).unwrap();
+        validate(raw, Path::new("/flows/f.yaml"), &Lookup { base_dir: Path::new("/flows"), env: &env })
+    }
+
+    fn problems(yaml: &str) -> Vec<String> {
+        run(yaml).unwrap_err().into_iter().map(|p| p.to_string()).collect()
+    }
+
+    const BASE: &str = "name: f
+endpoints:
+  s: { type: sftp, host: h, user: u, auth: { password: \"${env:PASS}\" }, host_key: { known_hosts: ../k/known_hosts } }
+  l: { type: local, root: ./out }
+source: { endpoint: s, path: /in }
+sinks: [ { endpoint: l } ]
+";
+
+    #[test]
+    fn builds_a_flow_with_resolved_paths_and_secrets() {
+        let flow = run(BASE).unwrap();
+        let EndpointSpec::Sftp(s) = &flow.endpoints["s"] else { panic!() };
+        let SshAuth::Password(p) = &s.auth else { panic!() };
+        assert_eq!(p.expose(), "s3cret");
+        assert_eq!(s.host_key, HostKeyPolicy::KnownHosts(PathBuf::from("/flows/../k/known_hosts")));
+        assert_eq!((s.port, s.root.as_str(), s.connect_timeout), (22, "/", Duration::from_secs(20)));
+        assert!(matches!(&flow.endpoints["l"], EndpointSpec::Local { root } if root == Path::new("/flows/out")));
+        assert_eq!(flow.source.identity, Identity::DEFAULT);
+        assert!(flow.source.include.is_match("a.csv") && !flow.source.include.is_match("sub/a.csv"));
+        assert_eq!(flow.sinks[0].if_exists, IfExists::Fail);
+        assert_eq!(flow.retry, Retry { attempts: 3, backoff: Duration::from_secs(1) });
+        assert!(!format!("{flow:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn credentials_and_host_keys() {
+        let p = problems(&BASE.replace("password: \"${env:PASS}\"", "password: \"${env:NOPE}\", private_key: k"));
+        assert_eq!(p, ["set either `password` or `private_key`, not both (at /endpoints/s/auth)"]);
+        let p = problems(&BASE.replace("password: \"${env:PASS}\"", "password: \"${env:NOPE}\""));
+        assert_eq!(p, ["environment variable `NOPE` is not set (at /endpoints/s/auth/password)"]);
+        let p = problems(&BASE.replace("password: \"${env:PASS}\"", "passphrase: x"));
+        assert_eq!(p, ["set `password` or `private_key` (at /endpoints/s/auth)"]);
+        let p = problems(&BASE.replace("password: \"${env:PASS}\"", "password: x, passphrase: y"));
+        assert_eq!(p, ["`passphrase` unlocks a `private_key`; with `password` login it is not used (at /endpoints/s/auth/passphrase)"]);
+        let flow = run(&BASE.replace("password: \"${env:PASS}\"", "private_key: keys/id, passphrase: \"${env:PASS}\"")).unwrap();
+        let EndpointSpec::Sftp(s) = &flow.endpoints["s"] else { panic!() };
+        assert!(
+            matches!(&s.auth, SshAuth::Key { path, passphrase: Some(p) } if path == Path::new("/flows/keys/id") && p.expose() == "s3cret")
+        );
+
+        let p = problems(&BASE.replace("known_hosts: ../k/known_hosts", "known_hosts: k, fingerprint: x"));
+        assert_eq!(p, ["set either `known_hosts` or `fingerprint`, not both (at /endpoints/s/host_key)"]);
+        let p = problems(&BASE.replace("known_hosts: ../k/known_hosts", "fingerprint: \"SHA256:abc\""));
+        assert!(
+            p[0].starts_with("`SHA256:abc` is not a key fingerprint") && p[0].ends_with("(at /endpoints/s/host_key/fingerprint)"),
+            "{p:?}"
+        );
+        let fp = "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s";
+        let flow = run(&BASE.replace("known_hosts: ../k/known_hosts", &format!("fingerprint: \"{fp}\""))).unwrap();
+        let EndpointSpec::Sftp(s) = &flow.endpoints["s"] else { panic!() };
+        assert_eq!(s.host_key, HostKeyPolicy::Fingerprint(fp.into()));
+        let p = problems(&BASE.replace("host: h", "host: \"\", root: srv"));
+        assert_eq!(
+            p,
+            [
+                "must not be empty (at /endpoints/s/host)",
+                "`srv` must be an absolute path on the server (start with `/`) (at /endpoints/s/root)"
+            ]
+        );
+    }
+
+    #[test]
+    fn references_globs_templates_and_paths() {
+        let yaml = BASE
+            .replace(
+                "source: { endpoint: s, path: /in }",
+                "source: { endpoint: nope, path: /in/../x, include: [\"[a\"], ready: { min_age: \"5\", done_file: \"{{nme}}\" } }",
+            )
+            .replace(
+                "sinks: [ { endpoint: l } ]",
+                "sinks: [ { endpoint: l, path: \"/a/{{date 'YYYY'}}/..\", name: \"{{#if}}\", temp_name: \"x/{{name}}\" } ]",
+            );
+        let p = problems(&yaml);
+        let want = [
+            "unknown endpoint `nope` (defined: `l`, `s`) (at /source/endpoint)",
+            "`..` is not allowed in \"/in/../x\" (paths may not leave the endpoint root) (at /source/path)",
+            "bad glob `[a`: unclosed character class; missing ']' (at /source/include/0)",
+            "`5` is not a duration: a unit is missing (write e.g. `500ms`, `30s`, `2m`, `1h30m`, `1d`) (at /source/ready/min_age)",
+        ];
+        assert_eq!(p[..4], want, "{p:#?}");
+        assert!(p[4].contains("nme") && p[4].ends_with("(at /source/ready/done_file)"), "{p:#?}");
+        assert!(p[5].contains("gives a bad path") && p[5].ends_with("(at /sinks/0/path)"), "{p:#?}");
+        assert!(p[6].starts_with("bad template \"{{#if}}\"") && p[6].ends_with("(at /sinks/0/name)"), "{p:#?}");
+        assert!(p[7].contains("must give a plain file name") && p[7].ends_with("(at /sinks/0/temp_name)"), "{p:#?}");
+        assert_eq!(p.len(), 8, "{p:#?}");
+    }
+
+    #[test]
+    fn identity_dispositions_and_retry() {
+        let p = problems(&BASE.replace("path: /in }", "path: /in, identity: [sha256, path] }"));
+        assert!(p[0].starts_with("`sha256` stands alone"), "{p:?}");
+        let flow = run(&BASE.replace("path: /in }", "path: /in, identity: [sha256] }")).unwrap();
+        assert_eq!(flow.source.identity, Identity { path: false, size: false, mtime: false, sha256: true });
+
+        let p = problems(&format!("{BASE}after: {{ success: {{ move_to: /in/ }}, failure: {{ move_to: /in/bad }} }}\n"));
+        assert_eq!(p, ["`/in` is the source folder: moved files would be picked up again (at /after/success/move_to)"]);
+        let p = problems(&format!(
+            "{}after: {{ failure: {{ move_to: /in/bad }} }}\n",
+            BASE.replace("path: /in }", "path: /in, recursive: true }")
+        ));
+        assert_eq!(
+            p,
+            [
+                "`/in/bad` is inside the source folder `/in` and `recursive` is on: moved files would be picked up again (at /after/failure/move_to)"
+            ]
+        );
+        let flow = run(&format!("{BASE}after: {{ success: delete, failure: {{ move_to: /in/bad }} }}\n")).unwrap();
+        assert_eq!(
+            (flow.after_success, flow.after_failure),
+            (Disposition::Delete, Disposition::MoveTo(RemotePath::parse("in/bad").unwrap()))
+        );
+
+        let p = problems(&BASE.replace("sinks: [ { endpoint: l } ]", "sinks: [ { endpoint: s, path: /in } ]"));
+        assert_eq!(p, ["`/in` is the source folder: delivered files would be picked up again (at /sinks/0/path)"]);
+        let p = problems(&format!("{}retry: {{ attempts: 0, backoff: 1x }}\n", BASE.replace("name: f", "name: -f")));
+        assert_eq!(p.len(), 3, "{p:?}");
+        assert!(p[0].ends_with("(at /name)") && p[1].ends_with("(at /retry/attempts)") && p[2].contains("unknown unit `x`"), "{p:?}");
+        let p = problems(&BASE.replace("sinks: [ { endpoint: l } ]", "sinks: []"));
+        assert_eq!(p, ["must not be empty: a flow needs at least one sink (at /sinks)"]);
+    }
+}

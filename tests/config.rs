@@ -1,0 +1,223 @@
+//! Flow files end to end: loading a full flow, reporting every problem with its position,
+//! secrets, the `wharf validate` / `wharf schema` commands, and the generated files.
+
+use std::env::VarError;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use wharf::config::flow::{Disposition, EndpointSpec, HostKeyPolicy, Identity, OnError, Retry, SshAuth};
+use wharf::config::raw::IfExists;
+use wharf::config::{Diagnostic, find_flows, flow_reference_markdown, flow_schema, load_flow_str_with_env};
+use wharf::endpoint::RemotePath;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/flows")
+}
+
+fn env(name: &str) -> Result<String, VarError> {
+    match name {
+        "ACME_PASS" => Ok("correct horse battery".into()),
+        _ => Err(VarError::NotPresent),
+    }
+}
+
+fn load(name: &str) -> Result<wharf::config::Flow, Vec<Diagnostic>> {
+    let file = fixtures().join(name);
+    load_flow_str_with_env(&std::fs::read_to_string(&file).unwrap(), &file, &env)
+}
+
+/// `line:col: message (at path)` without the file name.
+fn short(d: &Diagnostic) -> String {
+    format!("{}:{}: {} (at {})", d.line, d.col, d.message, d.yaml_path)
+}
+
+#[test]
+fn full_flow_loads_into_the_expected_flow() {
+    let flow = load("acme-orders.yaml").unwrap_or_else(|e| panic!("{e:#?}"));
+    let dir = std::path::absolute(fixtures()).unwrap();
+    assert_eq!(flow.name, "acme-orders");
+    assert_eq!(flow.file, fixtures().join("acme-orders.yaml"));
+
+    let EndpointSpec::Sftp(acme) = &flow.endpoints["acme"] else { panic!("acme is not sftp: {:?}", flow.endpoints["acme"]) };
+    assert_eq!((acme.host.as_str(), acme.port, acme.user.as_str(), acme.root.as_str()), ("127.0.0.1", 2222, "wharftest", "/srv/acme"));
+    assert!(matches!(&acme.auth, SshAuth::Password(p) if p.expose() == "correct horse battery"));
+    assert_eq!(acme.host_key, HostKeyPolicy::KnownHosts(dir.join("../keys/known_hosts")));
+    assert_eq!((acme.connect_timeout, acme.operation_timeout), (Duration::from_secs(20), Duration::from_secs(60)));
+    assert!(matches!(&flow.endpoints["erp"], EndpointSpec::Local { root } if *root == dir.join("out")), "{:?}", flow.endpoints["erp"]);
+
+    let src = &flow.source;
+    assert_eq!((src.endpoint.as_str(), src.path.as_str(), src.recursive), ("acme", "outbox", false));
+    assert!(src.include.is_match("orders.csv") && !src.include.is_match("orders.xml") && !src.include.is_match("sub/orders.csv"));
+    assert!(src.exclude.is_match("orders.csv.tmp") && !src.exclude.is_match("orders.csv"));
+    assert_eq!((src.ready.min_age, src.ready.stable_for), (Some(Duration::from_secs(120)), Some(Duration::from_secs(30))));
+    assert_eq!(src.ready.done_file.as_ref().map(|t| t.source()), Some("{{name}}.done"));
+    assert_eq!(src.identity, Identity::DEFAULT);
+
+    let [sink] = flow.sinks.as_slice() else { panic!("one sink expected") };
+    assert_eq!(sink.endpoint, "erp");
+    assert_eq!(sink.path.source(), "/inbox/{{date \"YYYY\"}}");
+    let vars = wharf::template::NameVars::new("orders.csv", "", 10, 7, std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
+    assert_eq!(sink.name.render(&vars).unwrap(), "orders-20231114.csv");
+    assert_eq!(sink.temp_name.render(&vars).unwrap(), ".orders.csv.part");
+    assert_eq!(sink.if_exists, IfExists::Rename);
+
+    assert_eq!(flow.after_success, Disposition::MoveTo(RemotePath::parse("outbox/processed").unwrap()));
+    assert_eq!(flow.after_failure, Disposition::Keep);
+    assert_eq!(flow.on_error, OnError::Continue);
+    assert_eq!(flow.retry, Retry { attempts: 3, backoff: Duration::from_secs(2) });
+}
+
+#[test]
+fn every_problem_is_reported_at_its_line_and_column() {
+    let diagnostics = load("broken.yaml").unwrap_err();
+    let got: Vec<String> = diagnostics.iter().map(short).collect();
+    let want = [
+        "6:11: expected an integer, found the string `22` (at /endpoints/acme/port)",
+        "13:9: `..` is not allowed in \"/outbox/../etc\" (paths may not leave the endpoint root) (at /source/path)",
+        "14:22: bad glob `[a`: unclosed character class; missing ']' (at /source/include/1)",
+        "15:3: unknown field `recursve`, expected one of `endpoint`, `exclude`, `identity`, `include`, `max_depth`, `path`, \
+         `ready`, `recursive` (at /source/recursve)",
+        "17:15: unknown endpoint `nowhere` (defined: `acme`, `erp`) (at /sinks/0/endpoint)",
+    ];
+    assert_eq!(got[..5], want, "{got:#?}");
+    assert!(
+        got[5].starts_with("18:11: template \"{{stm}}.csv\": ") && got[5].contains("stm") && got[5].ends_with("(at /sinks/0/name)"),
+        "{got:#?}"
+    );
+    assert_eq!(got[6], "19:5: duplicate key `name` (the first occurrence is used) (at /sinks/0/name)");
+    assert_eq!(got[7], "20:20: the number 0 is too small: the least allowed is 1 (at /retry/attempts)");
+    assert_eq!(got.len(), 8, "{got:#?}");
+    let file = fixtures().join("broken.yaml");
+    assert_eq!(
+        diagnostics[0].to_string(),
+        format!("{}:6:11: expected an integer, found the string `22` (at /endpoints/acme/port)", file.display())
+    );
+}
+
+#[test]
+fn a_missing_environment_variable_is_named_at_its_use() {
+    let file = fixtures().join("acme-orders.yaml");
+    let text = std::fs::read_to_string(&file).unwrap().replace("${env:ACME_PASS}", "${env:WHARF_TEST_UNSET_VAR}");
+    let diagnostics = load_flow_str_with_env(&text, &file, &env).unwrap_err();
+    let got: Vec<String> = diagnostics.iter().map(short).collect();
+    assert_eq!(got, ["4:87: environment variable `WHARF_TEST_UNSET_VAR` is not set (at /endpoints/acme/auth/password)"]);
+}
+
+#[test]
+fn resolved_secrets_never_show_in_debug_output() {
+    let flow = load("acme-orders.yaml").unwrap();
+    let EndpointSpec::Sftp(acme) = &flow.endpoints["acme"] else { panic!() };
+    assert!(matches!(&acme.auth, SshAuth::Password(p) if p.expose() == "correct horse battery"));
+    let debug = format!("{flow:?} {flow:#?}");
+    assert!(!debug.contains("correct horse battery"), "{debug}");
+    assert!(debug.contains("***"));
+}
+
+#[test]
+fn secret_values_are_not_quoted_in_diagnostics() {
+    let file = fixtures().join("acme-orders.yaml");
+    let text = std::fs::read_to_string(&file).unwrap().replace("\"${env:ACME_PASS}\"", "[hunter2]");
+    let diagnostics = load_flow_str_with_env(&text, &file, &env).unwrap_err();
+    let got: Vec<String> = diagnostics.iter().map(short).collect();
+    assert_eq!(got, ["4:87: expected a string, found a list (at /endpoints/acme/auth/password)"]);
+    let text = std::fs::read_to_string(&file).unwrap().replace("\"${env:ACME_PASS}\"", "123456");
+    let diagnostics = load_flow_str_with_env(&text, &file, &env).unwrap_err();
+    assert!(!diagnostics[0].message.contains("123456"), "{:?}", diagnostics[0]);
+}
+
+#[test]
+fn find_flows_expands_folders() {
+    let found = find_flows(&[fixtures()]);
+    assert_eq!(found, [fixtures().join("acme-orders.yaml"), fixtures().join("broken.yaml")]);
+}
+
+fn wharf(args: &[&str]) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .args(args)
+        .env("ACME_PASS", "from the environment")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap())
+}
+
+#[test]
+fn validate_command_prints_problems_and_sets_the_exit_code() {
+    let good = "tests/fixtures/flows/acme-orders.yaml";
+    assert_eq!(wharf(&["validate", good]), (0, "1 flow(s) checked, 0 problem(s)\n".into()));
+
+    let (code, out) = wharf(&["validate", "tests/fixtures/flows"]);
+    assert_eq!(code, 2, "{out}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 9, "{out}");
+    assert_eq!(lines[0], "tests/fixtures/flows/broken.yaml:6:11: expected an integer, found the string `22` (at /endpoints/acme/port)");
+    assert!(lines[1..8].iter().all(|l| l.starts_with("tests/fixtures/flows/broken.yaml:")), "{out}");
+    assert_eq!(lines[8], "2 flow(s) checked, 8 problem(s)");
+
+    let (code, out) = wharf(&["validate", "--json", "tests/fixtures/flows/broken.yaml"]);
+    assert_eq!(code, 2);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(json.as_array().map(Vec::len), Some(8));
+    assert_eq!(
+        json[0],
+        serde_json::json!({
+            "file": "tests/fixtures/flows/broken.yaml", "line": 6, "col": 11,
+            "message": "expected an integer, found the string `22`", "yaml_path": "/endpoints/acme/port",
+        })
+    );
+    let (code, out) = wharf(&["validate", "--json", good]);
+    assert_eq!((code, out.trim()), (0, "[]"));
+
+    let (code, out) = wharf(&["validate", "tests/fixtures/no-such-folder"]);
+    assert_eq!(code, 2);
+    assert!(out.starts_with("tests/fixtures/no-such-folder:1:1: cannot read flow file: "), "{out}");
+}
+
+#[test]
+fn schema_command_prints_the_schema() {
+    let (code, out) = wharf(&["schema"]);
+    assert_eq!(code, 0);
+    assert_eq!(serde_json::from_str::<serde_json::Value>(&out).unwrap(), flow_schema());
+    let (code, out) = wharf(&["schema", "--markdown"]);
+    assert_eq!((code, out), (0, flow_reference_markdown()));
+}
+
+#[test]
+fn generated_schema_and_reference_are_up_to_date() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let schema = serde_json::to_string_pretty(&flow_schema()).unwrap() + "\n";
+    let on_disk = std::fs::read_to_string(root.join("schemas/flow.schema.json")).unwrap_or_default();
+    assert!(on_disk == schema, "schemas/flow.schema.json is out of date: run `cargo run -- schema --write schemas/flow.schema.json`");
+    let on_disk = std::fs::read_to_string(root.join("docs/flow-reference.md")).unwrap_or_default();
+    assert!(
+        on_disk == flow_reference_markdown(),
+        "docs/flow-reference.md is out of date: run `cargo run -- schema --markdown --write docs/flow-reference.md`"
+    );
+}
+
+#[test]
+fn validate_command_refuses_shared_flow_names_and_empty_folders() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(fixtures().join("acme-orders.yaml")).unwrap();
+    std::fs::write(dir.path().join("a.yaml"), &text).unwrap();
+    std::fs::write(dir.path().join("b.yml"), &text).unwrap();
+    let (code, out) = wharf(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    let b = dir.path().join("b.yml");
+    let a = dir.path().join("a.yaml");
+    assert_eq!(
+        out,
+        format!(
+            "{}:2:7: flow name `acme-orders` is already used by {}; flow names must be unique (they key the ledger) (at /name)\n\
+             2 flow(s) checked, 1 problem(s)\n",
+            b.display(),
+            a.display()
+        )
+    );
+
+    let empty = tempfile::tempdir().unwrap();
+    let (code, out) = wharf(&["validate", empty.path().to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("no flow files (*.yaml, *.yml) in this folder"), "{out}");
+}

@@ -1,0 +1,83 @@
+//! Every example flow in flows/ validates, and runs: the local one on temp folders, the
+//! SFTP demo against a real sshd (with its port and folders pointed at the test server).
+
+mod support;
+
+use std::fs;
+use std::path::Path;
+use std::process::Command;
+
+use support::sshd::Sshd;
+
+fn wharf(state: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wharf"));
+    c.arg("--state-dir").arg(state).env("RUST_LOG", "wharf=warn");
+    c
+}
+
+fn repo(rel: &str) -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+#[test]
+fn every_example_flow_validates() {
+    let dir = support::tempdir();
+    let out = wharf(dir.path()).arg("validate").arg(repo("flows")).env("WHARF_DEMO_PASSWORD", "x").output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{text}");
+}
+
+#[test]
+fn example_local_flow_runs() {
+    let dir = support::tempdir();
+    let flows = dir.path().join("flows");
+    fs::create_dir_all(&flows).unwrap();
+    fs::copy(repo("flows/example-local.yaml"), flows.join("example-local.yaml")).unwrap();
+    let outbox = dir.path().join("demo-work/outbox");
+    fs::create_dir_all(outbox.join("eu")).unwrap();
+    fs::write(outbox.join("a.csv"), "x\n").unwrap();
+    fs::write(outbox.join("eu/b.xml"), "<b/>").unwrap();
+    fs::write(outbox.join("ignored.txt"), "no").unwrap();
+    let state = dir.path().join("state");
+    let out = wharf(&state).arg("run").arg(flows.join("example-local.yaml")).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("2 delivered"), "{text}");
+    let year = text.lines().find_map(|l| l.split("archive:/").nth(1)).map(|s| s[..4].to_string()).expect("target in summary");
+    assert_eq!(fs::read_to_string(dir.path().join(format!("demo-work/archive/{year}/a.csv"))).unwrap(), "x\n");
+    assert_eq!(fs::read_to_string(dir.path().join(format!("demo-work/archive/{year}/eu/b.xml"))).unwrap(), "<b/>");
+    assert!(!outbox.join("a.csv").exists() && outbox.join("ignored.txt").exists());
+}
+
+#[test]
+fn demo_sftp_flow_runs_against_a_real_sshd() {
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = support::tempdir();
+    let yaml = fs::read_to_string(repo("flows/demo-pull.yaml")).unwrap();
+    let sink = dir.path().join("erp");
+    let yaml = yaml
+        .replace("port: 2299", &format!("port: {}", sshd.port))
+        .replace("user: wharfdemo", &format!("user: {}", sshd.user()))
+        .replace("/tmp/wharf-demo/known_hosts", &sshd.known_hosts().display().to_string())
+        .replace("/tmp/wharf-demo/partner", &sshd.data_dir().display().to_string())
+        .replace("/tmp/wharf-demo/erp-inbox", &sink.display().to_string());
+    let flow = dir.path().join("demo-pull.yaml");
+    fs::write(&flow, yaml).unwrap();
+    let out_dir = sshd.data_dir().join("outgoing");
+    fs::create_dir_all(&out_dir).unwrap();
+    for f in ["orders_0001.csv", "orders_0002.csv"] {
+        fs::copy(repo(&format!("flows/demo-data/{f}")), out_dir.join(f)).unwrap();
+    }
+    // Old enough for `min_age: 1s`.
+    std::thread::sleep(std::time::Duration::from_millis(1100));
+    sshd.give_to_user(&out_dir);
+    let state = dir.path().join("state");
+    let run = || wharf(&state).arg("run").arg(&flow).env("WHARF_DEMO_PASSWORD", sshd.password()).output().unwrap();
+    let out = run();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && text.contains("2 delivered"), "{text}");
+    assert!(out_dir.join("processed/orders_0001.csv").exists());
+    let out = run();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.contains("0 delivered"), "{text}");
+}

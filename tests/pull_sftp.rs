@@ -1,0 +1,348 @@
+//! End-to-end pull flows through the `wharf` binary against a real OpenSSH sshd: readiness
+//! across runs, exactly-once delivery, re-sent files, move-to-processed collisions, bounded
+//! memory for a large file, refused logins and host keys, and SIGKILL at several points of a
+//! run followed by a clean recovery.
+
+mod support;
+
+use std::fs;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::sshd::Sshd;
+use support::{TempDir, tempdir};
+
+/// One test's world: a server, a local sink folder, a state folder and a flow file.
+struct World {
+    sshd: Sshd,
+    dir: TempDir,
+}
+
+impl World {
+    fn new() -> Option<World> {
+        let sshd = Sshd::start()?;
+        let w = World { sshd, dir: tempdir() };
+        fs::create_dir_all(w.remote("in")).unwrap();
+        fs::create_dir_all(w.sink()).unwrap();
+        w.sshd.give_to_user(&w.remote("in"));
+        Some(w)
+    }
+
+    fn remote(&self, rel: &str) -> PathBuf {
+        self.sshd.data_dir().join(rel)
+    }
+
+    fn sink(&self) -> PathBuf {
+        self.dir.path().join("sink")
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Puts a file on the server (owned by the SFTP user so it can be moved).
+    fn put(&self, rel: &str, body: &[u8]) {
+        let p = self.remote(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, body).unwrap();
+        self.sshd.give_to_user(self.sshd.data_dir());
+    }
+
+    /// Writes the flow file: partner (sftp) /in/*.csv → local sink, plus `extra` YAML.
+    fn flow(&self, source_extra: &str, rest: &str) -> PathBuf {
+        let yaml = format!(
+            "name: e2e\nendpoints:\n  partner:\n{ep}  archive:\n    type: local\n    root: {sink:?}\nsource:\n  endpoint: partner\n  path: /in\n  include: [\"*.csv\"]\n{source_extra}sinks:\n  - endpoint: archive\n    path: /\n{rest}",
+            ep = self.sshd.endpoint_yaml(4),
+            sink = self.sink().display().to_string(),
+        );
+        let p = self.dir.path().join("flow.yaml");
+        fs::write(&p, yaml).unwrap();
+        p
+    }
+
+    fn wharf(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_wharf"));
+        c.arg("--state-dir").arg(self.state()).env_remove("WHARF_TEST_HALT_AT").env("RUST_LOG", "wharf=warn");
+        c
+    }
+
+    fn run(&self, flow: &Path) -> Output {
+        self.wharf().arg("run").arg(flow).output().unwrap()
+    }
+
+    fn run_json(&self, flow: &Path) -> (i32, serde_json::Value) {
+        let out = self.wharf().arg("run").arg("--json").arg(flow).output().unwrap();
+        let v = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+        (out.status.code().unwrap_or(-1), v)
+    }
+
+    fn sink_files(&self) -> Vec<String> {
+        let mut v: Vec<String> =
+            walk(&self.sink()).into_iter().map(|p| p.strip_prefix(self.sink()).unwrap().display().to_string()).collect();
+        v.sort();
+        v
+    }
+}
+
+fn walk(p: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(p).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+fn counts(v: &serde_json::Value) -> (u64, u64, u64, u64) {
+    let c = &v["counts"];
+    (c["not_ready"].as_u64().unwrap(), c["delivered"].as_u64().unwrap(), c["skipped"].as_u64().unwrap(), c["failed"].as_u64().unwrap())
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+#[test]
+fn growing_file_is_skipped_then_taken_on_a_later_run() {
+    let Some(w) = World::new() else { return };
+    let flow = w.flow("  ready: { stable_for: 1s }\n", "after: { success: { move_to: /in/processed } }\n");
+    w.put("in/a.csv", b"first half");
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (1, 0, 0, 0)), "{r:#}");
+    assert!(r["files"][0]["detail"].as_str().unwrap().contains("first seen"));
+    w.put("in/a.csv", b"first half, second half");
+    let (_, r) = w.run_json(&flow);
+    assert_eq!(counts(&r), (1, 0, 0, 0), "{r:#}");
+    assert!(r["files"][0]["detail"].as_str().unwrap().contains("changed"), "{r:#}");
+    std::thread::sleep(Duration::from_millis(1100));
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 1, 0, 0)), "{r:#}");
+    assert_eq!(fs::read(w.sink().join("a.csv")).unwrap(), b"first half, second half");
+    assert!(w.remote("in/processed/a.csv").exists());
+    assert!(!w.remote("in/a.csv").exists());
+}
+
+#[test]
+fn same_file_is_not_delivered_twice_but_a_resent_file_is() {
+    let Some(w) = World::new() else { return };
+    let flow = w.flow("", "    if_exists: rename\nafter: { success: keep }\n");
+    w.put("in/a.csv", b"v1");
+    let (_, r) = w.run_json(&flow);
+    assert_eq!(counts(&r), (0, 1, 0, 0), "{r:#}");
+    let (_, r) = w.run_json(&flow);
+    assert_eq!(counts(&r), (0, 0, 1, 0), "{r:#}");
+    assert!(r["files"][0]["detail"].as_str().unwrap().starts_with("already delivered in run 1"), "{r:#}");
+    std::thread::sleep(Duration::from_millis(1100)); // SFTP mtimes have 1 s precision
+    w.put("in/a.csv", b"v2, longer");
+    let (_, r) = w.run_json(&flow);
+    assert_eq!(counts(&r), (0, 1, 0, 0), "{r:#}");
+    assert_eq!(w.sink_files(), vec!["a-1.csv", "a.csv"]);
+    assert_eq!(fs::read(w.sink().join("a-1.csv")).unwrap(), b"v2, longer");
+    // `wharf files` and `wharf runs` show the history.
+    let files = text(&w.wharf().args(["files", "e2e"]).output().unwrap());
+    assert!(files.contains("done") && files.contains("/in/a.csv"), "{files}");
+    let runs = text(&w.wharf().args(["runs", "e2e"]).output().unwrap());
+    assert_eq!(runs.lines().filter(|l| l.contains(" e2e ")).count(), 3, "{runs}");
+}
+
+#[test]
+fn move_to_processed_with_a_name_collision_and_sftp_to_sftp_delivery() {
+    let Some(w) = World::new() else { return };
+    // Deliver into another folder on the same SFTP server.
+    let yaml = format!(
+        "name: s2s\nendpoints:\n  partner:\n{ep}source: {{ endpoint: partner, path: /in }}\nsinks:\n  - {{ endpoint: partner, path: '/out/{{{{date \"YYYY\"}}}}' }}\nafter: {{ success: {{ move_to: /in/done }} }}\n",
+        ep = w.sshd.endpoint_yaml(4)
+    );
+    let flow = w.dir.path().join("s2s.yaml");
+    fs::write(&flow, yaml).unwrap();
+    w.put("in/done/a.csv", b"older");
+    w.put("in/a.csv", b"newer");
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 1, 0, 0)), "{r:#}");
+    let year = chrono_year();
+    assert_eq!(fs::read(w.remote(&format!("out/{year}/a.csv"))).unwrap(), b"newer");
+    assert_eq!(fs::read(w.remote("in/done/a.csv")).unwrap(), b"older");
+    assert_eq!(fs::read(w.remote("in/done/a-1.csv")).unwrap(), b"newer");
+    assert!(!w.remote(&format!("out/{year}/.a.csv.part")).exists());
+}
+
+fn chrono_year() -> i64 {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    // Civil year from days since the epoch (good enough away from New Year's midnight).
+    let days = secs / 86_400;
+    let mut y = 1970;
+    let mut d = days;
+    loop {
+        let len = if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 { 366 } else { 365 };
+        if d < len {
+            return y;
+        }
+        d -= len;
+        y += 1;
+    }
+}
+
+#[test]
+fn a_100_mib_file_moves_with_bounded_memory() {
+    let Some(w) = World::new() else { return };
+    let flow = w.flow("", "after: { success: delete }\n");
+    let body: Vec<u8> = (0..100u32 * 1024 * 1024).map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+    w.put("in/big.csv", &body);
+    // Halt once the file is downloaded and delivered (the peak is behind us), read the
+    // process's own high-water mark, then let a second run finish the disposition.
+    // (wait4's ru_maxrss would include this test process's memory from before exec.)
+    let peak_kib = run_and_kill_at(&w, &flow, "delivered");
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 1, 0, 0)), "{r:#}");
+    assert!(fs::read(w.sink().join("big.csv")).unwrap() == body, "content differs");
+    assert!(!w.remote("in/big.csv").exists());
+    eprintln!("peak RSS moving 100 MiB over SFTP: {peak_kib} KiB");
+    assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB >= 64 MiB");
+}
+
+/// The VmHWM (peak resident set of the current program image) of a live process, in KiB.
+fn vm_hwm_kib(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+#[test]
+fn wrong_password_fails_clearly_and_changes_nothing() {
+    let Some(w) = World::new() else { return };
+    let flow = w.flow("", "after: { success: delete }\n");
+    let yaml = fs::read_to_string(&flow).unwrap().replace(support::sshd::PASSWORD, "not-the-password");
+    fs::write(&flow, yaml).unwrap();
+    w.put("in/a.csv", b"x");
+    let out = w.run(&flow);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    assert!(t.contains("flow e2e") && t.contains("authentication failed"), "{t}");
+    assert!(!t.contains("not-the-password"), "secret leaked: {t}");
+    assert!(w.remote("in/a.csv").exists());
+    assert!(w.sink_files().is_empty());
+}
+
+#[test]
+fn unknown_and_changed_host_keys_are_refused_with_the_fingerprint() {
+    let Some(w) = World::new() else { return };
+    let flow = w.flow("", "after: { success: delete }\n");
+    w.put("in/a.csv", b"x");
+    // Unknown: an empty known_hosts file.
+    let empty = w.dir.path().join("empty_known_hosts");
+    fs::write(&empty, "").unwrap();
+    let yaml = fs::read_to_string(&flow).unwrap();
+    let kh = w.sshd.known_hosts().display().to_string();
+    fs::write(&flow, yaml.replace(&kh, &empty.display().to_string())).unwrap();
+    let out = w.run(&flow);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    assert!(t.contains(&w.sshd.fingerprint()) && t.contains("wharf trust"), "{t}");
+    // Changed: known_hosts names another key for this host.
+    let other = w.dir.path().join("other_known_hosts");
+    let fake_key = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl";
+    fs::write(&other, format!("[127.0.0.1]:{} {fake_key}\n", w.sshd.port)).unwrap();
+    fs::write(&flow, yaml.replace(&kh, &other.display().to_string())).unwrap();
+    let out = w.run(&flow);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    assert!(t.contains("CHANGED") && t.contains(&w.sshd.fingerprint()), "{t}");
+    assert!(w.remote("in/a.csv").exists());
+    assert!(w.sink_files().is_empty());
+}
+
+#[test]
+fn remote_names_with_control_characters_never_reach_the_sink() {
+    let Some(w) = World::new() else { return };
+    let flow = w.flow("", "after: { success: delete }\n");
+    w.put("in/evil\n.csv", b"x");
+    w.put("in/ok.csv", b"y");
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 1, 0, 0)), "{r:#}");
+    assert_eq!(w.sink_files(), vec!["ok.csv"]);
+    assert!(w.remote("in/evil\n.csv").exists(), "the unsafe file is left alone");
+    // A flow whose sink path tries to climb out is refused before anything runs.
+    let bad = fs::read_to_string(&flow).unwrap().replace("    path: /\n", "    path: /../../etc\n");
+    fs::write(&flow, bad).unwrap();
+    let out = w.run(&flow);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+/// Starts `wharf run` halting at `point`, waits for it to get there, and SIGKILLs it.
+/// Returns the process's peak RSS (KiB) up to that point.
+fn run_and_kill_at(w: &World, flow: &Path, point: &str) -> u64 {
+    let mut child =
+        w.wharf().arg("run").arg(flow).env("WHARF_TEST_HALT_AT", point).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if line.contains("halted at") {
+                let _ = tx.send(());
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        if rx.try_recv().is_ok() {
+            break;
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("wharf exited ({st}) before reaching halt point {point}");
+        }
+        assert!(Instant::now() < deadline, "never reached halt point {point}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let peak = vm_hwm_kib(child.id());
+    child.kill().unwrap(); // SIGKILL
+    child.wait().unwrap();
+    peak
+}
+
+fn crash_and_recover(point: &str) {
+    let Some(w) = World::new() else { return };
+    let flow = w.flow("", "    if_exists: rename\nafter: { success: { move_to: /in/processed } }\n");
+    let bodies: Vec<(String, Vec<u8>)> = (0..3).map(|i| (format!("f{i}.csv"), vec![b'a' + i as u8; 3 * 1024 * 1024 + i])).collect();
+    for (n, b) in &bodies {
+        w.put(&format!("in/{n}"), b);
+    }
+    run_and_kill_at(&w, &flow, point);
+    let (code, r) = w.run_json(&flow);
+    assert_eq!(code, 0, "{r:#}");
+    // Every file delivered exactly once (a second delivery would show up as NAME-1.csv).
+    let mut names: Vec<String> = bodies.iter().map(|(n, _)| n.clone()).collect();
+    names.sort();
+    assert_eq!(w.sink_files(), names, "after a kill at {point}: {r:#}");
+    for (n, b) in &bodies {
+        assert_eq!(&fs::read(w.sink().join(n)).unwrap(), b, "{n} content after a kill at {point}");
+        assert!(!w.remote(&format!("in/{n}")).exists(), "{n} not disposed of");
+        assert_eq!(&fs::read(w.remote(&format!("in/processed/{n}"))).unwrap(), b, "{n} not in processed/");
+    }
+    assert!(!w.remote("in/processed/f0-1.csv").exists());
+    // A third run has nothing to do.
+    let (_, r) = w.run_json(&flow);
+    assert_eq!(counts(&r), (0, 0, 0, 0), "{r:#}");
+    let files = text(&w.wharf().args(["files", "e2e"]).output().unwrap());
+    assert_eq!(files.lines().filter(|l| l.starts_with("done")).count(), 3, "{files}");
+}
+
+#[test]
+fn sigkill_during_download_then_rerun_delivers_everything_once() {
+    crash_and_recover("staging");
+}
+
+#[test]
+fn sigkill_between_delivery_and_disposition_then_rerun_delivers_everything_once() {
+    crash_and_recover("delivered");
+}
+
+#[test]
+fn sigkill_during_disposition_then_rerun_delivers_everything_once() {
+    crash_and_recover("disposing");
+}

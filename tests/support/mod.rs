@@ -1,0 +1,45 @@
+//! Shared test harness: temp dirs, free ports, and throw-away servers on 127.0.0.1.
+//!
+//! Include it from a test file with `mod support;`. Main pieces:
+//! - [`sshd::Sshd`]: a private OpenSSH sshd per test (`Sshd::start()` → `None` + `SKIP:` when
+//!   not root or sshd is missing; panics instead when `WHARF_REQUIRE_SERVERS=1`).
+//! - [`TempDir`] / [`tempdir`], [`wait_for_port`], [`free_port`].
+#![allow(dead_code)]
+
+pub mod sshd;
+
+use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::time::{Duration, Instant};
+
+pub use tempfile::TempDir;
+
+/// A fresh temporary directory, deleted on drop.
+pub fn tempdir() -> TempDir {
+    tempfile::tempdir().expect("create a temp dir")
+}
+
+/// A port on 127.0.0.1 that was free a moment ago (bind to 0, read it, release it).
+/// Another process may take it before you do: callers retry on a bind failure.
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Waits until something accepts TCP connections on 127.0.0.1:`port`. False on timeout.
+pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if TcpStream::connect_timeout(&(Ipv4Addr::LOCALHOST, port).into(), Duration::from_millis(200)).is_ok() {
+            return true;
+        }
+        if Instant::now() >= deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// True when tests must not skip for lack of servers (CI sets `WHARF_REQUIRE_SERVERS=1`).
+pub fn servers_required() -> bool {
+    std::env::var("WHARF_REQUIRE_SERVERS").is_ok_and(|v| v == "1")
+}
