@@ -5,7 +5,7 @@
 # delivers nothing: exactly once), and shows the ledger. Needs root (sshd, a demo login).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-DEMO=/tmp/wharf-demo PORT=2299 USER_NAME=wharftest
+DEMO=/tmp/wharf-demo PORT=2299 USER_NAME=wharfdemo
 export WHARF_DEMO_PASSWORD=wharf-demo-pass
 
 [ "$(id -u)" = 0 ] || { echo "demo: run as root (it starts sshd and creates the '$USER_NAME' login)" >&2; exit 1; }
