@@ -182,7 +182,10 @@ struct LocalWrite {
 #[async_trait]
 impl WriteStream for LocalWrite {
     async fn write_all(&mut self, buf: &[u8]) -> Result<(), EndpointError> {
-        self.f.write_all(buf).await.map_err(|e| self.ep.err(Op::Write, &self.path, e))
+        self.f.write_all(buf).await.map_err(|e| self.ep.err(Op::Write, &self.path, e))?;
+        // tokio runs the write in the background; wait for it, so an abandoned stream can
+        // never land bytes after a later write to the same name (flush does not fsync).
+        self.f.flush().await.map_err(|e| self.ep.err(Op::Write, &self.path, e))
     }
 
     async fn finish(mut self: Box<Self>) -> Result<(), EndpointError> {

@@ -193,13 +193,9 @@ impl Fail {
             Fail::Kind(k, m) => (k, m),
             Fail::Sftp(e) => sftp_kind(e),
             Fail::Io(e) => {
-                if e.get_ref().is_some_and(|i| i.is::<SftpError>()) {
-                    // `File` wraps russh-sftp errors in io::Error; unwrap to keep the kind.
-                    let kind = e.kind();
-                    if let Some(inner) = e.into_inner().and_then(|i| i.downcast::<SftpError>().ok()) {
-                        return sftp_kind(*inner);
-                    }
-                    return (if kind == io::ErrorKind::TimedOut { ErrorKind::Transient } else { ErrorKind::Protocol }, "I/O".into());
+                // `File` wraps russh-sftp errors in io::Error; look inside to keep the kind.
+                if let Some(inner) = e.get_ref().and_then(|i| i.downcast_ref::<SftpError>()) {
+                    return sftp_kind(inner.clone());
                 }
                 match e.kind() {
                     io::ErrorKind::TimedOut

@@ -1,0 +1,375 @@
+//! The endpoint conformance suite: every case runs against every backend, as
+//! `local::CASE` and `sftp::CASE`. Cases branch on `capabilities()`, never on the backend.
+//! The sftp backend uses a private sshd (`support::sshd`) and is skipped where none can run.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use wharf::endpoint::local::LocalEndpoint;
+use wharf::endpoint::sftp::SftpEndpoint;
+use wharf::endpoint::{DynEndpoint, EntryKind, ErrorKind, PathError, RemotePath};
+
+use support::sshd::Sshd;
+
+/// One backend under test.
+struct Backend {
+    ep: DynEndpoint,
+    /// The endpoint root as a folder on this machine (the truth cases compare against).
+    root: PathBuf,
+    /// Restarts the server (drops every connection); a no-op where there is none.
+    restart: Box<dyn Fn() + Send + Sync>,
+    /// Hands a file put directly under `root` to the account the endpoint acts as.
+    own: Box<dyn Fn(&Path) + Send + Sync>,
+    _keep: Box<dyn std::any::Any + Send + Sync>,
+}
+
+fn p(s: &str) -> RemotePath {
+    RemotePath::parse(s).unwrap()
+}
+
+impl Backend {
+    fn local(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    /// Puts a file straight into the root (parents created), bypassing the endpoint.
+    fn put(&self, rel: &str, data: &[u8]) {
+        let path = self.local(rel);
+        let mut made = Vec::new();
+        let mut dir = path.parent().unwrap().to_path_buf();
+        while !dir.exists() {
+            made.push(dir.clone());
+            dir = dir.parent().unwrap().to_path_buf();
+        }
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, data).unwrap();
+        for d in made {
+            (self.own)(&d);
+        }
+        (self.own)(&path);
+    }
+
+    fn mkdir(&self, rel: &str) {
+        std::fs::create_dir_all(self.local(rel)).unwrap();
+        (self.own)(&self.local(rel));
+    }
+
+    async fn write(&self, rel: &str, data: &[u8], chunk: usize) {
+        let mut w = self.ep.open_write(&p(rel)).await.unwrap();
+        for c in data.chunks(chunk.max(1)) {
+            w.write_all(c).await.unwrap();
+        }
+        w.finish().await.unwrap();
+    }
+
+    async fn read(&self, rel: &str, offset: u64) -> Vec<u8> {
+        let mut r = self.ep.open_read(&p(rel), offset).await.unwrap();
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 32 * 1024];
+        loop {
+            let n = r.read(&mut buf).await.unwrap();
+            if n == 0 {
+                return out;
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+    }
+}
+
+fn local_backend() -> Backend {
+    let dir = support::tempdir();
+    Backend {
+        ep: Arc::new(LocalEndpoint::new(dir.path())),
+        root: dir.path().to_path_buf(),
+        restart: Box::new(|| {}),
+        own: Box::new(|_| {}),
+        _keep: Box::new(dir),
+    }
+}
+
+async fn sftp_backend() -> Option<Backend> {
+    let sshd = Arc::new(tokio::task::spawn_blocking(Sshd::start).await.unwrap()?);
+    let ep = SftpEndpoint::new(sshd.sftp_spec(sshd.password_auth()));
+    if let Err(e) = ep.connect_now().await {
+        panic!("connect: {e}\n--- sshd log ---\n{}", sshd.log());
+    }
+    let (s1, s2) = (sshd.clone(), sshd.clone());
+    Some(Backend {
+        ep: Arc::new(ep),
+        root: sshd.data_dir().to_path_buf(),
+        restart: Box::new(move || s1.restart()),
+        own: Box::new(move |path| s2.give_to_user(path)),
+        _keep: Box::new(sshd),
+    })
+}
+
+/// Expands each case into `local::CASE` and `sftp::CASE`.
+macro_rules! conformance {
+    ($($case:ident),* $(,)?) => {
+        mod local {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    super::$case(super::local_backend()).await;
+                }
+            )*
+        }
+        mod sftp {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $case() {
+                    if let Some(b) = super::sftp_backend().await {
+                        super::$case(b).await;
+                    }
+                }
+            )*
+        }
+    };
+}
+
+conformance!(
+    list_empty_dir,
+    list_shows_files_and_dirs,
+    list_skips_unrepresentable_names,
+    stat_missing_is_none,
+    write_read_empty,
+    write_read_all_byte_values,
+    write_read_8_mib,
+    read_at_offset,
+    abandoned_write_leaves_endpoint_usable,
+    rename_without_replace_refuses_existing,
+    rename_replaces_existing,
+    rename_into_other_dir,
+    remove_and_remove_missing,
+    create_dir_all_nested_and_idempotent,
+    unicode_and_spaces_in_names,
+    parent_dir_refused_before_io,
+    root_jail,
+    reconnect_after_server_restart,
+);
+
+async fn list_empty_dir(b: Backend) {
+    assert_eq!(b.ep.list(&RemotePath::root()).await.unwrap(), vec![], "a fresh root is empty");
+    b.ep.create_dir_all(&p("empty")).await.unwrap();
+    assert_eq!(b.ep.list(&p("empty")).await.unwrap(), vec![]);
+    let err = b.ep.list(&p("missing")).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+}
+
+fn abs_diff(a: SystemTime, b: SystemTime) -> Duration {
+    a.duration_since(b).or_else(|_| b.duration_since(a)).unwrap()
+}
+
+async fn list_shows_files_and_dirs(b: Backend) {
+    b.put("d/a.txt", b"abc");
+    b.put("d/b.bin", &[7u8; 1000]);
+    b.mkdir("d/sub");
+    let entries = b.ep.list(&p("d")).await.unwrap();
+    let got: Vec<(&str, EntryKind, u64)> = entries.iter().map(|e| (e.path.as_str(), e.kind, e.size)).collect();
+    assert_eq!(got, vec![("d/a.txt", EntryKind::File, 3), ("d/b.bin", EntryKind::File, 1000), ("d/sub", EntryKind::Dir, 0)]);
+    let precision = b.ep.capabilities().mtime_precision;
+    for e in &entries {
+        let truth = std::fs::metadata(b.local(e.path.as_str())).unwrap().modified().unwrap();
+        let mtime = e.mtime.expect("mtime reported");
+        assert!(abs_diff(mtime, truth) < precision, "{}: {mtime:?} vs {truth:?} (precision {precision:?})", e.path);
+        assert_eq!(b.ep.stat(&e.path).await.unwrap().as_ref(), Some(e), "stat agrees with list");
+    }
+}
+
+async fn list_skips_unrepresentable_names(b: Backend) {
+    use std::os::unix::ffi::OsStrExt;
+    b.put("odd/good.txt", b"ok");
+    for bad in [&b"not-utf8-\xff.txt"[..], b"line\nbreak.txt", b"back\\slash.txt"] {
+        let path = b.local("odd").join(std::ffi::OsStr::from_bytes(bad));
+        std::fs::write(&path, b"x").unwrap();
+        (b.own)(&path);
+    }
+    let names: Vec<String> = b.ep.list(&p("odd")).await.unwrap().into_iter().map(|e| e.path.as_str().to_string()).collect();
+    assert_eq!(names, vec!["odd/good.txt"], "names no RemotePath can carry are skipped, the rest listed");
+}
+
+async fn stat_missing_is_none(b: Backend) {
+    assert_eq!(b.ep.stat(&p("nope.txt")).await.unwrap(), None);
+    assert_eq!(b.ep.stat(&p("no/such/dir/file")).await.unwrap(), None);
+    let root = b.ep.stat(&RemotePath::root()).await.unwrap().expect("root exists");
+    assert_eq!(root.kind, EntryKind::Dir);
+    b.put("f.txt", b"12345");
+    let f = b.ep.stat(&p("f.txt")).await.unwrap().unwrap();
+    assert_eq!((f.kind, f.size, f.path.as_str()), (EntryKind::File, 5, "f.txt"));
+}
+
+async fn roundtrip(b: &Backend, rel: &str, data: &[u8], chunk: usize) {
+    b.write(rel, data, chunk).await;
+    assert!(std::fs::read(b.local(rel)).unwrap() == data, "stored bytes differ for {rel}");
+    assert_eq!(b.ep.stat(&p(rel)).await.unwrap().unwrap().size, data.len() as u64);
+    assert!(b.read(rel, 0).await == data, "read-back bytes differ for {rel}");
+}
+
+async fn write_read_empty(b: Backend) {
+    roundtrip(&b, "empty.bin", &[], 1).await;
+}
+
+async fn write_read_all_byte_values(b: Backend) {
+    let data: Vec<u8> = (0..=255u8).collect();
+    roundtrip(&b, "bytes.bin", &data, 100).await;
+    // Overwriting truncates: a shorter file replaces a longer one completely.
+    roundtrip(&b, "bytes.bin", b"short", 5).await;
+}
+
+async fn write_read_8_mib(b: Backend) {
+    let mut x = 0x2545_f491_4f6c_dd1du64;
+    let data: Vec<u8> = (0..8 * 1024 * 1024)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x as u8
+        })
+        .collect();
+    roundtrip(&b, "big.bin", &data, 64 * 1024 + 3).await;
+}
+
+async fn read_at_offset(b: Backend) {
+    let data: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+    b.put("o.bin", &data);
+    assert!(b.read("o.bin", 99_990).await == data[99_990..]);
+    assert!(b.read("o.bin", 12_345).await == data[12_345..]);
+    assert!(b.read("o.bin", 100_000).await.is_empty(), "offset at the end reads nothing");
+    let err = b.ep.open_read(&p("missing.bin"), 0).await.err().expect("missing file");
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+}
+
+async fn abandoned_write_leaves_endpoint_usable(b: Backend) {
+    {
+        let mut w = b.ep.open_write(&p("part.bin")).await.unwrap();
+        w.write_all(&vec![1u8; 1024 * 1024]).await.unwrap();
+        // dropped without finish: nothing is promised about part.bin
+    }
+    let left = b.ep.stat(&p("part.bin")).await.unwrap();
+    assert!(left.as_ref().is_none_or(|e| e.size <= 1024 * 1024), "never more than was written: {left:?}");
+    // The endpoint (for sftp: the session the write was pipelined on) still works. A rewrite
+    // of the *same* name is not part of the contract: local's abandoned write may still be
+    // in flight (tokio runs it in the background) and land after a new write to that name.
+    roundtrip(&b, "next.bin", b"complete", 8).await;
+    b.ep.remove(&p("next.bin")).await.unwrap();
+}
+
+async fn rename_without_replace_refuses_existing(b: Backend) {
+    b.put("a.txt", b"new");
+    b.put("b.txt", b"old");
+    let err = b.ep.rename(&p("a.txt"), &p("b.txt"), false).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::AlreadyExists, "{err}");
+    assert_eq!(std::fs::read(b.local("b.txt")).unwrap(), b"old", "target unchanged");
+    assert_eq!(std::fs::read(b.local("a.txt")).unwrap(), b"new", "source kept");
+    // Onto a free name it works.
+    b.ep.rename(&p("a.txt"), &p("c.txt"), false).await.unwrap();
+    assert_eq!(std::fs::read(b.local("c.txt")).unwrap(), b"new");
+    assert!(!b.local("a.txt").exists());
+}
+
+async fn rename_replaces_existing(b: Backend) {
+    b.put("a.txt", b"new");
+    b.put("b.txt", b"old contents");
+    b.ep.rename(&p("a.txt"), &p("b.txt"), true).await.unwrap();
+    assert_eq!(std::fs::read(b.local("b.txt")).unwrap(), b"new");
+    assert!(!b.local("a.txt").exists());
+    // With nothing to replace it is a plain rename.
+    b.put("x.txt", b"x");
+    b.ep.rename(&p("x.txt"), &p("y.txt"), true).await.unwrap();
+    assert_eq!(std::fs::read(b.local("y.txt")).unwrap(), b"x");
+}
+
+async fn rename_into_other_dir(b: Backend) {
+    b.put("x/f.txt", b"f");
+    b.mkdir("y");
+    b.ep.rename(&p("x/f.txt"), &p("y/g.txt"), false).await.unwrap();
+    assert_eq!(std::fs::read(b.local("y/g.txt")).unwrap(), b"f");
+    assert!(!b.local("x/f.txt").exists());
+    let err = b.ep.rename(&p("x/f.txt"), &p("y/h.txt"), false).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+}
+
+async fn remove_and_remove_missing(b: Backend) {
+    b.put("gone.txt", b"x");
+    b.ep.remove(&p("gone.txt")).await.unwrap();
+    assert!(!b.local("gone.txt").exists());
+    let err = b.ep.remove(&p("gone.txt")).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+    assert!(err.to_string().contains("/gone.txt"), "message names the path: {err}");
+}
+
+async fn create_dir_all_nested_and_idempotent(b: Backend) {
+    b.ep.create_dir_all(&p("a/b/c")).await.unwrap();
+    assert!(b.local("a/b/c").is_dir());
+    b.ep.create_dir_all(&p("a/b/c")).await.unwrap();
+    b.ep.create_dir_all(&p("a/b")).await.unwrap();
+    b.ep.create_dir_all(&RemotePath::root()).await.unwrap();
+    // Concurrent creators of the same tree all succeed.
+    let (u, v) = (p("r/s/t/u"), p("r/s/t/v"));
+    let (x, y) = tokio::join!(b.ep.create_dir_all(&u), b.ep.create_dir_all(&v));
+    x.unwrap();
+    y.unwrap();
+    assert!(b.local("r/s/t/u").is_dir() && b.local("r/s/t/v").is_dir());
+    b.put("file", b"x");
+    assert!(b.ep.create_dir_all(&p("file/sub")).await.is_err(), "cannot make a folder under a file");
+}
+
+async fn unicode_and_spaces_in_names(b: Backend) {
+    let names = ["ä ö ü.csv", "日本語 file.txt", "  padded  ", "emoji 🚀.bin", "semi;colon's \"q\".txt"];
+    b.ep.create_dir_all(&p("spaced dir")).await.unwrap();
+    for (i, n) in names.iter().enumerate() {
+        b.write(&format!("spaced dir/{n}"), n.as_bytes(), 3 + i).await;
+        assert_eq!(std::fs::read(b.local(&format!("spaced dir/{n}"))).unwrap(), n.as_bytes(), "stored under its exact name");
+    }
+    let listed: Vec<String> = b.ep.list(&p("spaced dir")).await.unwrap().into_iter().map(|e| e.path.name().to_string()).collect();
+    let mut want: Vec<String> = names.iter().map(|s| s.to_string()).collect();
+    want.sort();
+    assert_eq!(listed, want);
+    for n in names {
+        assert_eq!(b.read(&format!("spaced dir/{n}"), 0).await, n.as_bytes());
+    }
+    b.ep.rename(&p("spaced dir/emoji 🚀.bin"), &p("spaced dir/ümlaut 🚀.bin"), false).await.unwrap();
+    assert!(b.local("spaced dir/ümlaut 🚀.bin").exists());
+}
+
+async fn parent_dir_refused_before_io(b: Backend) {
+    assert!(matches!(RemotePath::parse("../etc/passwd"), Err(PathError::ParentDir(_))));
+    assert!(matches!(RemotePath::parse("in/../../x"), Err(PathError::ParentDir(_))));
+    assert!(RemotePath::root().join("..").is_err());
+    assert!(RemotePath::root().join("a/b").is_err());
+    // What does parse stays under the root.
+    b.write("/in.txt", b"x", 1).await;
+    assert!(b.local("in.txt").exists());
+    assert_eq!(b.ep.list(&RemotePath::root()).await.unwrap().len(), 1, "nothing else was touched");
+}
+
+async fn root_jail(b: Backend) {
+    let name = format!(
+        "wharf-jail-probe-{}-{}.txt",
+        std::process::id(),
+        SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap().as_nanos()
+    );
+    b.write(&format!("/{name}"), b"jailed", 2).await;
+    assert_eq!(std::fs::read(b.local(&name)).unwrap(), b"jailed", "landed inside the root");
+    assert!(!Path::new("/").join(&name).exists(), "not at the server's /");
+    b.ep.create_dir_all(&p("/deep/er")).await.unwrap();
+    assert!(b.local("deep/er").is_dir());
+}
+
+async fn reconnect_after_server_restart(b: Backend) {
+    b.put("r.txt", b"still here");
+    assert!(b.ep.stat(&p("r.txt")).await.unwrap().is_some());
+    tokio::task::block_in_place(|| (b.restart)());
+    // The first operation either reconnects transparently or fails as retry-worthy…
+    match b.ep.stat(&p("r.txt")).await {
+        Ok(e) => assert!(e.is_some()),
+        Err(e) => assert_eq!(e.kind, ErrorKind::Transient, "{e}"),
+    }
+    // …and from then on everything works again.
+    assert!(b.ep.stat(&p("r.txt")).await.unwrap().is_some());
+    assert_eq!(b.read("r.txt", 0).await, b"still here");
+    roundtrip(&b, "after.bin", b"after restart", 4).await;
+}

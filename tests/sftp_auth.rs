@@ -1,0 +1,289 @@
+//! SFTP login, host-key trust and `wharf trust`, against a private sshd (skipped where none
+//! can run; see `support::sshd`).
+
+mod support;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use wharf::config::Secret;
+use wharf::config::flow::{HostKeyPolicy, SftpSpec, SshAuth};
+use wharf::endpoint::sftp::{SftpEndpoint, add_to_known_hosts, scan_host_key};
+use wharf::endpoint::{Endpoint, EndpointError, ErrorKind, RemotePath};
+
+use support::sshd::{Sshd, client_keys, fingerprint_of, keygen};
+
+async fn server() -> Option<Sshd> {
+    tokio::task::spawn_blocking(Sshd::start).await.unwrap()
+}
+
+async fn connect(spec: SftpSpec) -> Result<SftpEndpoint, EndpointError> {
+    let ep = SftpEndpoint::new(spec);
+    ep.connect_now().await?;
+    Ok(ep)
+}
+
+/// Connects and proves the session works by listing the root.
+async fn login_ok(sshd: &Sshd, auth: SshAuth) {
+    let ep = connect(sshd.sftp_spec(auth)).await.unwrap_or_else(|e| panic!("{e}\n--- sshd log ---\n{}", sshd.log()));
+    ep.list(&RemotePath::root()).await.unwrap();
+}
+
+async fn refused(spec: SftpSpec) -> EndpointError {
+    match connect(spec).await {
+        Ok(_) => panic!("connection should have been refused"),
+        Err(e) => e,
+    }
+}
+
+fn with_host_key(mut spec: SftpSpec, policy: HostKeyPolicy) -> SftpSpec {
+    spec.host_key = policy;
+    spec
+}
+
+#[tokio::test]
+async fn password_login() {
+    let Some(sshd) = server().await else { return };
+    login_ok(&sshd, sshd.password_auth()).await;
+}
+
+#[tokio::test]
+async fn wrong_password_is_auth_failed_and_not_echoed() {
+    let Some(sshd) = server().await else { return };
+    let err = refused(sshd.sftp_spec(SshAuth::Password(Secret::new("not-the-pass-Zq9")))).await;
+    assert_eq!(err.kind, ErrorKind::AuthFailed, "{err}");
+    assert!(err.kind.is_connection_fatal());
+    let all = format!("{err} {err:?}");
+    assert!(!all.contains("not-the-pass-Zq9"), "secret leaked: {all}");
+    assert!(all.contains(&format!("sftp wharftest@127.0.0.1:{}", sshd.port)), "names the endpoint: {all}");
+}
+
+#[tokio::test]
+async fn ed25519_key_login() {
+    let Some(sshd) = server().await else { return };
+    login_ok(&sshd, sshd.key_auth(&client_keys().unwrap().ed25519, None)).await;
+}
+
+#[tokio::test]
+async fn rsa_key_login_uses_rsa_sha2() {
+    // OpenSSH 8.8+ refuses SHA-1 `ssh-rsa` signatures, so success means rsa-sha2-256/512.
+    let Some(sshd) = server().await else { return };
+    login_ok(&sshd, sshd.key_auth(&client_keys().unwrap().rsa, None)).await;
+    login_ok(&sshd, sshd.key_auth(&client_keys().unwrap().rsa_pem, None)).await;
+}
+
+#[tokio::test]
+async fn ecdsa_key_login() {
+    let Some(sshd) = server().await else { return };
+    login_ok(&sshd, sshd.key_auth(&client_keys().unwrap().ecdsa, None)).await;
+}
+
+#[tokio::test]
+async fn encrypted_key_with_passphrase() {
+    let Some(sshd) = server().await else { return };
+    let keys = client_keys().unwrap();
+    login_ok(&sshd, sshd.key_auth(&keys.ed25519_encrypted, Some(keys.passphrase))).await;
+}
+
+#[tokio::test]
+async fn wrong_or_missing_passphrase_and_missing_key_are_config_errors() {
+    let Some(sshd) = server().await else { return };
+    let keys = client_keys().unwrap();
+    let err = refused(sshd.sftp_spec(sshd.key_auth(&keys.ed25519_encrypted, Some("wrong-phrase-K7")))).await;
+    assert_eq!(err.kind, ErrorKind::Config, "{err}");
+    let all = format!("{err} {err:?}");
+    assert!(all.contains(&keys.ed25519_encrypted.display().to_string()), "names the key file: {all}");
+    assert!(!all.contains("wrong-phrase-K7"), "passphrase leaked: {all}");
+
+    let err = refused(sshd.sftp_spec(sshd.key_auth(&keys.ed25519_encrypted, None))).await;
+    assert_eq!(err.kind, ErrorKind::Config, "{err}");
+
+    let err = refused(sshd.sftp_spec(sshd.key_auth(Path::new("/nonexistent/id_ed25519"), None))).await;
+    assert_eq!(err.kind, ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("/nonexistent/id_ed25519"), "{err}");
+}
+
+#[tokio::test]
+async fn unknown_host_key_is_refused_with_fingerprint_and_trust_hint() {
+    let Some(sshd) = server().await else { return };
+    let dir = support::tempdir();
+    for kh in [dir.path().join("empty_known_hosts"), dir.path().join("missing_known_hosts")] {
+        if kh.ends_with("empty_known_hosts") {
+            std::fs::write(&kh, "").unwrap();
+        }
+        let err = refused(with_host_key(sshd.sftp_spec(sshd.password_auth()), HostKeyPolicy::KnownHosts(kh.clone()))).await;
+        assert_eq!(err.kind, ErrorKind::HostKey, "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains(&sshd.fingerprint()), "{msg}");
+        assert!(msg.contains(&format!("[127.0.0.1]:{}", sshd.port)), "{msg}");
+        assert!(msg.contains(&format!("wharf trust 127.0.0.1:{} --known-hosts {}", sshd.port, kh.display())), "{msg}");
+    }
+}
+
+#[tokio::test]
+async fn changed_host_key_is_refused_loudly() {
+    let Some(sshd) = server().await else { return };
+    let dir = support::tempdir();
+    let other = dir.path().join("other");
+    keygen(&["-t", "ed25519", "-N", "", "-f"], &other).unwrap();
+    let other_pub = std::fs::read_to_string(dir.path().join("other.pub")).unwrap();
+    let kh = dir.path().join("known_hosts");
+    let fields: Vec<&str> = other_pub.split_whitespace().take(2).collect();
+    std::fs::write(&kh, format!("# a comment\n[127.0.0.1]:{} {}\n", sshd.port, fields.join(" "))).unwrap();
+    let err = refused(with_host_key(sshd.sftp_spec(sshd.password_auth()), HostKeyPolicy::KnownHosts(kh))).await;
+    assert_eq!(err.kind, ErrorKind::HostKey, "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("HOST KEY CHANGED"), "{msg}");
+    assert!(msg.contains("known_hosts line 2"), "{msg}");
+    assert!(msg.contains(&sshd.fingerprint()), "{msg}");
+}
+
+#[tokio::test]
+async fn fingerprint_pin() {
+    let Some(sshd) = server().await else { return };
+    let spec = with_host_key(sshd.sftp_spec(sshd.password_auth()), HostKeyPolicy::Fingerprint(sshd.fingerprint()));
+    connect(spec).await.unwrap();
+    let wrong = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA".to_string();
+    let err = refused(with_host_key(sshd.sftp_spec(sshd.password_auth()), HostKeyPolicy::Fingerprint(wrong.clone()))).await;
+    assert_eq!(err.kind, ErrorKind::HostKey, "{err}");
+    assert!(err.to_string().contains(&wrong) && err.to_string().contains(&sshd.fingerprint()), "{err}");
+}
+
+#[tokio::test]
+async fn hashed_known_hosts() {
+    let Some(sshd) = server().await else { return };
+    let dir = support::tempdir();
+    let kh = dir.path().join("known_hosts");
+    std::fs::copy(sshd.known_hosts(), &kh).unwrap();
+    let out = Command::new("ssh-keygen").arg("-H").arg("-f").arg(&kh).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let text = std::fs::read_to_string(&kh).unwrap();
+    assert!(text.starts_with("|1|") && !text.contains("127.0.0.1"), "hashed: {text}");
+    connect(with_host_key(sshd.sftp_spec(sshd.password_auth()), HostKeyPolicy::KnownHosts(kh))).await.unwrap();
+}
+
+#[tokio::test]
+async fn only_rsa_recorded_still_connects() {
+    // The algorithms recorded for the host are offered first, as OpenSSH does.
+    let Some(sshd) = server().await else { return };
+    let dir = support::tempdir();
+    let kh = dir.path().join("known_hosts");
+    let rsa = std::fs::read_to_string(sshd.host_key_pub("rsa")).unwrap();
+    let fields: Vec<&str> = rsa.split_whitespace().take(2).collect();
+    std::fs::write(&kh, format!("[127.0.0.1]:{} {}\n", sshd.port, fields.join(" "))).unwrap();
+    connect(with_host_key(sshd.sftp_spec(sshd.password_auth()), HostKeyPolicy::KnownHosts(kh))).await.unwrap();
+}
+
+#[tokio::test]
+async fn scan_matches_ssh_keygen_and_records() {
+    let Some(sshd) = server().await else { return };
+    let scanned = scan_host_key("127.0.0.1", sshd.port, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(scanned.fingerprint, fingerprint_of(&sshd.host_key_pub("ed25519")).unwrap());
+    assert_eq!(scanned.algorithm, "ssh-ed25519");
+    let prefix = format!("[127.0.0.1]:{} ssh-ed25519 ", sshd.port);
+    assert!(scanned.known_hosts_line.starts_with(&prefix), "{}", scanned.known_hosts_line);
+    let dir = support::tempdir();
+    let kh = dir.path().join("new/known_hosts");
+    add_to_known_hosts(&kh, &scanned.known_hosts_line).unwrap();
+    add_to_known_hosts(&kh, &scanned.known_hosts_line).unwrap();
+    assert_eq!(std::fs::read_to_string(&kh).unwrap().lines().count(), 1, "no duplicate");
+    connect(with_host_key(sshd.sftp_spec(sshd.password_auth()), HostKeyPolicy::KnownHosts(kh))).await.unwrap();
+}
+
+#[tokio::test]
+async fn unreachable_port_is_transient() {
+    // Needs no server: nothing listens on a port that was just free.
+    let port = support::free_port();
+    let spec = SftpSpec {
+        host: "127.0.0.1".into(),
+        port,
+        user: "nobody".into(),
+        auth: SshAuth::Password(Secret::new("x")),
+        host_key: HostKeyPolicy::Fingerprint("SHA256:x".into()),
+        root: "/".into(),
+        connect_timeout: Duration::from_secs(5),
+        operation_timeout: Duration::from_secs(5),
+    };
+    let err = refused(spec).await;
+    assert_eq!(err.kind, ErrorKind::Transient, "{err}");
+    let err = scan_host_key("127.0.0.1", port, Duration::from_secs(5)).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Transient, "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_cut_by_server_restart_fails_transient_then_recovers() {
+    let Some(sshd) = server().await else { return };
+    let ep = connect(sshd.sftp_spec(sshd.password_auth())).await.unwrap();
+    let path = RemotePath::parse("cut.bin").unwrap();
+    let mut w = ep.open_write(&path).await.unwrap();
+    w.write_all(&[1u8; 64 * 1024]).await.unwrap();
+    tokio::task::block_in_place(|| sshd.restart());
+    let res = async {
+        for _ in 0..64 {
+            w.write_all(&[2u8; 64 * 1024]).await?;
+        }
+        w.finish().await
+    }
+    .await;
+    let err = res.expect_err("a write on a killed session cannot succeed");
+    assert_eq!(err.kind, ErrorKind::Transient, "{err}");
+    // The next operation reconnects.
+    ep.list(&RemotePath::root()).await.unwrap();
+}
+
+fn wharf() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_wharf"))
+}
+
+fn trust(sshd: &Sshd, kh: &Path, extra: &[&str], stdin: &str) -> (i32, String, String) {
+    use std::io::Write;
+    let mut child = wharf()
+        .arg("trust")
+        .arg(format!("127.0.0.1:{}", sshd.port))
+        .arg("--known-hosts")
+        .arg(kh)
+        .args(extra)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stdout).into(), String::from_utf8_lossy(&out.stderr).into())
+}
+
+#[tokio::test]
+async fn trust_cli_asks_records_and_refuses_changed_keys() {
+    let Some(sshd) = server().await else { return };
+    let dir = support::tempdir();
+    let kh = dir.path().join("ssh/known_hosts");
+
+    let (code, out, _) = trust(&sshd, &kh, &[], "n\n");
+    assert_eq!(code, 1, "declined: {out}");
+    assert!(out.contains(&format!("127.0.0.1:{} ssh-ed25519 {}", sshd.port, sshd.fingerprint())), "{out}");
+    assert!(out.contains("Record this key in"), "{out}");
+    assert!(!kh.exists(), "nothing recorded when declined");
+
+    let (code, out, err) = trust(&sshd, &kh, &[], "y\n");
+    assert_eq!(code, 0, "{out}{err}");
+    connect(with_host_key(sshd.sftp_spec(sshd.password_auth()), HostKeyPolicy::KnownHosts(kh.clone()))).await.unwrap();
+    let (code, out, _) = trust(&sshd, &kh, &["--yes"], "");
+    assert_eq!((code, out.contains("Already recorded")), (0, true), "{out}");
+
+    // Another key recorded for this host: refused without --yes, recorded with it.
+    let other_dir = support::tempdir();
+    keygen(&["-t", "ed25519", "-N", "", "-f"], &other_dir.path().join("k")).unwrap();
+    let other = std::fs::read_to_string(other_dir.path().join("k.pub")).unwrap();
+    let fields: Vec<&str> = other.split_whitespace().take(2).collect();
+    let kh2 = dir.path().join("known_hosts2");
+    std::fs::write(&kh2, format!("[127.0.0.1]:{} {}\n", sshd.port, fields.join(" "))).unwrap();
+    let (code, _, err) = trust(&sshd, &kh2, &[], "y\n");
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("HOST KEY CHANGED"), "{err}");
+    assert_eq!(std::fs::read_to_string(&kh2).unwrap().lines().count(), 1, "unchanged");
+    let (code, _, err) = trust(&sshd, &kh2, &["--yes"], "");
+    assert_eq!(code, 0, "{err}");
+    connect(with_host_key(sshd.sftp_spec(sshd.password_auth()), HostKeyPolicy::KnownHosts(kh2))).await.unwrap();
+}
