@@ -10,4 +10,5 @@ pub mod config;
 pub mod endpoint;
 pub mod engine;
 pub mod ledger;
+pub mod steps;
 pub mod template;

@@ -1,6 +1,8 @@
-//! The endpoint conformance suite: every case runs against every backend, as
-//! `local::CASE` and `sftp::CASE`. Cases branch on `capabilities()`, never on the backend.
-//! The sftp backend uses a private sshd (`support::sshd`) and is skipped where none can run.
+//! The endpoint conformance suite: every case runs against every backend, as `local::CASE`,
+//! `sftp::CASE`, `ftp_plain::CASE`, `ftps_explicit::CASE`, `ftps_implicit::CASE` (vsftpd) and
+//! `ftp_mlsd::CASE` (pure-ftpd). Cases branch on `capabilities()`, never on the backend.
+//! Server backends use private servers (`support::sshd`, `support::ftpd`) and are skipped
+//! where none can run.
 
 mod support;
 
@@ -8,10 +10,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
+use wharf::config::flow::FtpTls;
+use wharf::endpoint::ftp::FtpEndpoint;
 use wharf::endpoint::local::LocalEndpoint;
 use wharf::endpoint::sftp::SftpEndpoint;
 use wharf::endpoint::{DynEndpoint, EntryKind, ErrorKind, PathError, RemotePath};
 
+use support::ftpd::{Flavor, Ftpd};
 use support::sshd::Sshd;
 
 /// One backend under test.
@@ -106,22 +111,42 @@ async fn sftp_backend() -> Option<Backend> {
     })
 }
 
-/// Expands each case into `local::CASE` and `sftp::CASE`.
+async fn ftp_backend(flavor: Flavor, tls: FtpTls) -> Option<Backend> {
+    let ftpd = tokio::task::spawn_blocking(move || match flavor {
+        Flavor::Vsftpd => Ftpd::vsftpd(),
+        Flavor::PureFtpd => Ftpd::pure_ftpd(),
+    });
+    let ftpd = Arc::new(ftpd.await.unwrap()?);
+    let ep = FtpEndpoint::new(ftpd.spec(tls));
+    if let Err(e) = ep.connect_now().await {
+        panic!("connect: {e}\n--- server log ---\n{}", ftpd.log());
+    }
+    let (s1, s2) = (ftpd.clone(), ftpd.clone());
+    Some(Backend {
+        ep: Arc::new(ep),
+        root: ftpd.data_dir().to_path_buf(),
+        restart: Box::new(move || s1.restart()),
+        own: Box::new(move |path| s2.give_to_user(path)),
+        _keep: Box::new(ftpd),
+    })
+}
+
+/// Expands each case into `BACKEND::CASE` for every backend.
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
-        mod local {
+        conformance!(@backend local, Some(super::local_backend()); $($case),*);
+        conformance!(@backend sftp, super::sftp_backend().await; $($case),*);
+        conformance!(@backend ftp_plain, super::ftp_backend(super::Flavor::Vsftpd, super::FtpTls::None).await; $($case),*);
+        conformance!(@backend ftps_explicit, super::ftp_backend(super::Flavor::Vsftpd, super::FtpTls::Explicit).await; $($case),*);
+        conformance!(@backend ftps_implicit, super::ftp_backend(super::Flavor::Vsftpd, super::FtpTls::Implicit).await; $($case),*);
+        conformance!(@backend ftp_mlsd, super::ftp_backend(super::Flavor::PureFtpd, super::FtpTls::Explicit).await; $($case),*);
+    };
+    (@backend $backend:ident, $make:expr; $($case:ident),*) => {
+        mod $backend {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $case() {
-                    super::$case(super::local_backend()).await;
-                }
-            )*
-        }
-        mod sftp {
-            $(
-                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-                async fn $case() {
-                    if let Some(b) = super::sftp_backend().await {
+                    if let Some(b) = $make {
                         super::$case(b).await;
                     }
                 }
@@ -318,8 +343,19 @@ async fn create_dir_all_nested_and_idempotent(b: Backend) {
 }
 
 async fn unicode_and_spaces_in_names(b: Backend) {
-    let names = ["ä ö ü.csv", "日本語 file.txt", "  padded  ", "emoji 🚀.bin", "semi;colon's \"q\".txt"];
+    let mut names = vec!["ä ö ü.csv", "日本語 file.txt", "  padded  ", "  leading", "emoji 🚀.bin", "semi;colon's \"q\".txt"];
     b.ep.create_dir_all(&p("spaced dir")).await.unwrap();
+    if !b.ep.capabilities().trailing_space_names {
+        // Refused before anything is created, rather than created under another name.
+        for n in names.iter().filter(|n| n.ends_with(' ')) {
+            let err = b.ep.open_write(&p(&format!("spaced dir/{n}"))).await.err().expect("a name ending in a space is refused");
+            assert_eq!(err.kind, ErrorKind::Protocol, "{err}");
+            let renamed = b.ep.rename(&p("spaced dir/x"), &p(&format!("spaced dir/{n}")), false).await.unwrap_err();
+            assert_eq!(renamed.kind, ErrorKind::Protocol, "{renamed}");
+        }
+        assert_eq!(b.ep.list(&p("spaced dir")).await.unwrap(), vec![], "nothing was created");
+        names.retain(|n| !n.ends_with(' '));
+    }
     for (i, n) in names.iter().enumerate() {
         b.write(&format!("spaced dir/{n}"), n.as_bytes(), 3 + i).await;
         assert_eq!(std::fs::read(b.local(&format!("spaced dir/{n}"))).unwrap(), n.as_bytes(), "stored under its exact name");

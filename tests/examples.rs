@@ -1,5 +1,6 @@
 //! Every example flow in flows/ validates, and runs: the local one on temp folders, the
-//! SFTP demo against a real sshd (with its port and folders pointed at the test server).
+//! SFTP demo against a real sshd and the FTPS example against a real vsftpd (with ports,
+//! certificates and folders pointed at the test server).
 
 mod support;
 
@@ -7,6 +8,7 @@ use std::fs;
 use std::path::Path;
 use std::process::Command;
 
+use support::ftpd::Ftpd;
 use support::sshd::Sshd;
 
 fn wharf(state: &Path) -> Command {
@@ -22,7 +24,13 @@ fn repo(rel: &str) -> std::path::PathBuf {
 #[test]
 fn every_example_flow_validates() {
     let dir = support::tempdir();
-    let out = wharf(dir.path()).arg("validate").arg(repo("flows")).env("WHARF_DEMO_PASSWORD", "x").output().unwrap();
+    let out = wharf(dir.path())
+        .arg("validate")
+        .arg(repo("flows"))
+        .env("WHARF_DEMO_PASSWORD", "x")
+        .env("WHARF_FTP_PASSWORD", "x")
+        .output()
+        .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{text}");
 }
@@ -40,7 +48,7 @@ fn example_local_flow_runs() {
     fs::write(outbox.join("ignored.txt"), "no").unwrap();
     let state = dir.path().join("state");
     let out = wharf(&state).arg("run").arg(flows.join("example-local.yaml")).output().unwrap();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + String::from_utf8_lossy(&out.stderr).as_ref();
     assert!(out.status.success(), "{text}");
     assert!(text.contains("2 delivered"), "{text}");
     let year = text.lines().find_map(|l| l.split("archive:/").nth(1)).map(|s| s[..4].to_string()).expect("target in summary");
@@ -74,10 +82,45 @@ fn demo_sftp_flow_runs_against_a_real_sshd() {
     let state = dir.path().join("state");
     let run = || wharf(&state).arg("run").arg(&flow).env("WHARF_DEMO_PASSWORD", sshd.password()).output().unwrap();
     let out = run();
-    let text = String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + String::from_utf8_lossy(&out.stderr).as_ref();
     assert!(out.status.success() && text.contains("2 delivered"), "{text}");
     assert!(out_dir.join("processed/orders_0001.csv").exists());
     let out = run();
     let text = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(text.contains("0 delivered"), "{text}");
+}
+
+#[test]
+fn example_ftps_flow_runs_against_a_real_vsftpd() {
+    let Some(ftpd) = Ftpd::vsftpd() else { return };
+    let dir = support::tempdir();
+    let yaml = fs::read_to_string(repo("flows/example-ftps-pull.yaml")).unwrap();
+    let inbox = dir.path().join("inbox");
+    let yaml = yaml
+        .replace("host: ftp.partner.example", "host: 127.0.0.1")
+        .replace("port: 21", &format!("port: {}", ftpd.port()))
+        .replace("user: acme", "user: wharftest")
+        .replace("certs/partner-ca.pem", &ftpd.certs().ca.display().to_string())
+        .replace("    root: /\n", &format!("    root: {:?}\n", ftpd.data_dir().display().to_string()))
+        .replace("../demo-work/ftps-inbox", &inbox.display().to_string())
+        .replace("min_age: 2m", "min_age: 1s");
+    let flow = dir.path().join("example-ftps-pull.yaml");
+    fs::write(&flow, yaml).unwrap();
+    let out_dir = ftpd.data_dir().join("outgoing");
+    fs::create_dir_all(&out_dir).unwrap();
+    fs::write(out_dir.join("a.csv"), "id;qty\r\n1;2\r\n").unwrap();
+    fs::write(out_dir.join("b.xml"), "<b/>\n").unwrap();
+    fs::write(out_dir.join("c.txt"), "not taken").unwrap();
+    ftpd.give_to_user(&out_dir);
+    std::thread::sleep(std::time::Duration::from_millis(1100)); // min_age: 1s
+    let state = dir.path().join("state");
+    let run = || wharf(&state).arg("run").arg(&flow).env("WHARF_FTP_PASSWORD", support::ftpd::PASSWORD).output().unwrap();
+    let out = run();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + String::from_utf8_lossy(&out.stderr).as_ref();
+    assert!(out.status.success() && text.contains("2 delivered"), "{text}");
+    let month = fs::read_dir(inbox.join("orders")).unwrap().flatten().next().expect("a month folder").path();
+    assert_eq!(fs::read_to_string(month.join("a.csv")).unwrap(), "id;qty\r\n1;2\r\n");
+    assert!(out_dir.join("processed/b.xml").exists() && out_dir.join("c.txt").exists());
+    let out = run();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("0 delivered"));
 }

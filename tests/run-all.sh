@@ -1,18 +1,26 @@
 #!/usr/bin/env bash
 # Runs wharf's whole test suite on a fresh Debian machine with Rust installed.
 #
-# Installs what the tests need when it is missing (OpenSSH's sshd; the tests start their own
-# throw-away servers on 127.0.0.1 with generated keys and configs), then runs `cargo test`.
-# Needs root for the package install and for sshd (privilege separation, a test user).
+# Installs what the tests need when it is missing (OpenSSH's sshd, vsftpd, openssl for test
+# certificates, pure-ftpd's libraries; the tests start their own throw-away servers on 127.0.0.1
+# with generated keys, certificates and configs), then runs `cargo test`. pure-ftpd itself is
+# not installed (its package conflicts with vsftpd's): the test harness unpacks it once from
+# `apt-get download pure-ftpd`. Needs root for the package install and for the servers
+# (privilege separation, a test user, binding ports).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 need=()
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
+[ -x /usr/sbin/vsftpd ] || need+=(vsftpd)
+command -v openssl >/dev/null || need+=(openssl)
+# pure-ftpd's libraries beyond the base system (it runs from an unpacked .deb).
+ldconfig -p | grep 'libsodium\.so\.23' >/dev/null || need+=(libsodium23)
+ldconfig -p | grep 'libcap\.so\.2' >/dev/null || need+=(libcap2)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then
-    echo "run-all: missing ${need[*]}; run as root (or install them) so the SFTP tests can start sshd" >&2
+    echo "run-all: missing ${need[*]}; run as root (or install them) so the SFTP and FTP tests can start servers" >&2
     exit 1
   fi
   echo "run-all: installing ${need[*]}" >&2

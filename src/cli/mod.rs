@@ -12,6 +12,7 @@
 
 mod files;
 mod logging;
+mod quarantine;
 mod run;
 mod runs;
 mod schema;
@@ -68,6 +69,8 @@ pub enum Command {
     Files(files::Args),
     /// Show an SSH server's host key fingerprint and record it in a known_hosts file.
     Trust(trust::Args),
+    /// Inspect, release or reprocess files the content steps quarantined.
+    Quarantine(quarantine::Args),
 }
 
 /// Parses arguments, runs the command, and maps the result to an exit code.
@@ -82,6 +85,7 @@ pub fn run() -> ExitCode {
         Command::Runs(a) => runs::run(a, &global),
         Command::Files(a) => files::run(a, &global),
         Command::Trust(a) => trust::run(a),
+        Command::Quarantine(a) => quarantine::run(a, &global),
     };
     match res {
         Ok(code) => code,

@@ -39,17 +39,25 @@ pub fn open_ledger(global: &Global) -> anyhow::Result<Ledger> {
     Ledger::open(&global.state_dir.join("ledger.redb")).context("cannot open the ledger")
 }
 
-pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
-    let path = resolve_flow_path(&args.flow);
-    let flow = match config::load_flow(&path) {
-        Ok(f) => f,
+/// Loads the flow named by `flow` (see [`resolve_flow_path`]); prints its problems on stderr
+/// and returns `None` when it is invalid.
+pub fn load_or_report(flow: &Path) -> Option<config::Flow> {
+    let path = resolve_flow_path(flow);
+    match config::load_flow(&path) {
+        Ok(f) => Some(f),
         Err(diags) => {
             for d in &diags {
                 eprintln!("{d}");
             }
             eprintln!("{}: {} problem(s); nothing was run", path.display(), diags.len());
-            return Ok(ExitCode::from(EXIT_INVALID));
+            None
         }
+    }
+}
+
+pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
+    let Some(flow) = load_or_report(&args.flow) else {
+        return Ok(ExitCode::from(EXIT_INVALID));
     };
     let ledger = open_ledger(global)?;
     let opts = RunOptions { staging_dir: global.state_dir.join("staging"), now: None };
@@ -57,7 +65,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let tty = std::io::stderr().is_terminal() && !args.json;
     let mut progress = |f: &FileReport| {
         if tty {
-            eprintln!("  {:<9} {}", outcome_label(f.outcome), f.path);
+            eprintln!("  {:<11} {}", outcome_label(f.outcome), f.path);
         }
     };
     let report = rt.block_on(engine::run_once(&flow, &ledger, &opts, &mut progress))?;
@@ -73,16 +81,17 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     })
 }
 
-fn outcome_label(o: Outcome) -> &'static str {
+pub fn outcome_label(o: Outcome) -> &'static str {
     match o {
         Outcome::Delivered => "delivered",
         Outcome::NotReady => "not ready",
         Outcome::Skipped => "skipped",
         Outcome::Failed => "FAILED",
+        Outcome::Quarantined => "QUARANTINED",
     }
 }
 
-fn print_summary(r: &RunReport) {
+pub fn print_summary(r: &RunReport) {
     let c = &r.counts;
     println!(
         "flow {}, run {}: {} — {} seen, {} not ready, {} delivered, {} skipped, {} failed ({} bytes)",
@@ -96,9 +105,16 @@ fn print_summary(r: &RunReport) {
         c.failed,
         c.bytes
     );
+    if r.quarantined > 0 || r.records.read > 0 {
+        let k = &r.records;
+        println!(
+            "  {} quarantined; records: {} read, {} valid, {} rejected, {} skipped, {} written",
+            r.quarantined, k.read, k.valid, k.rejected, k.skipped, k.written
+        );
+    }
     let width = r.files.iter().map(|f| f.path.chars().count()).max().unwrap_or(0);
     for f in &r.files {
-        println!("  {:<9}  {:<width$}  {}", outcome_label(f.outcome), f.path, f.detail);
+        println!("  {:<11}  {:<width$}  {}", outcome_label(f.outcome), f.path, f.detail);
     }
     if let Some(e) = &r.error {
         println!("error: {e}");

@@ -20,19 +20,54 @@ pub struct Args {
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let ledger = open_ledger(global)?;
     let runs = ledger.runs(args.flow.as_deref(), args.limit)?;
+    let mut content = Vec::with_capacity(runs.len());
+    for r in &runs {
+        content.push(ledger.run_content(&r.flow, r.id)?);
+    }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&runs)?);
+        // Each run as stored, with its content-step totals (`quarantined`, `records`) when it had steps.
+        let rows: Vec<serde_json::Value> = runs
+            .iter()
+            .zip(&content)
+            .map(|(r, c)| {
+                let mut v = serde_json::to_value(r).unwrap_or_default();
+                if let (Some(c), Some(obj)) = (c, v.as_object_mut()) {
+                    obj.insert("quarantined".into(), c.quarantined.into());
+                    obj.insert("records".into(), serde_json::to_value(c.records).unwrap_or_default());
+                }
+                v
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
     println!(
-        "{:>5}  {:<24}  {:<20}  {:>8}  {:<8}  {:>4} {:>5} {:>5} {:>4} {:>4}  error",
-        "run", "flow", "started (UTC)", "took", "status", "seen", "wait", "deliv", "skip", "fail"
+        "{:>5}  {:<24}  {:<20}  {:>8}  {:<8}  {:>4} {:>5} {:>5} {:>4} {:>4} {:>4}  {:<32}  error",
+        "run",
+        "flow",
+        "started (UTC)",
+        "took",
+        "status",
+        "seen",
+        "wait",
+        "deliv",
+        "skip",
+        "fail",
+        "quar",
+        "records read/valid/rej/skip/wrote"
     );
-    for r in runs {
+    for (r, content) in runs.into_iter().zip(content) {
+        let (quarantined, records) = match content {
+            Some(c) => {
+                let k = c.records;
+                (c.quarantined.to_string(), format!("{}/{}/{}/{}/{}", k.read, k.valid, k.rejected, k.skipped, k.written))
+            }
+            None => ("-".to_string(), "-".to_string()),
+        };
         let took = r.finished.map(|f| format!("{:.1}s", (f - r.started) as f64 / 1000.0)).unwrap_or_else(|| "-".into());
         let c = r.counts;
         println!(
-            "{:>5}  {:<24}  {:<20}  {:>8}  {:<8}  {:>4} {:>5} {:>5} {:>4} {:>4}  {}",
+            "{:>5}  {:<24}  {:<20}  {:>8}  {:<8}  {:>4} {:>5} {:>5} {:>4} {:>4} {:>4}  {:<32}  {}",
             r.id,
             r.flow,
             super::files::when(r.started),
@@ -43,6 +78,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             c.delivered,
             c.skipped,
             c.failed,
+            quarantined,
+            records,
             r.error.unwrap_or_default()
         );
     }

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use globset::GlobSet;
 
-pub use super::raw::{IfExists, OnError};
+pub use super::raw::{FtpTls, IfExists, OnError};
 use super::secret::Secret;
 use crate::endpoint::RemotePath;
 use crate::template::NameTemplate;
@@ -28,6 +28,19 @@ pub struct Flow {
     pub after_failure: Disposition,
     pub on_error: OnError,
     pub retry: Retry,
+    /// Content steps (`None`: files are delivered as they are).
+    pub steps: Option<crate::steps::Steps>,
+    /// Where refused files go (always set when `steps` is).
+    pub quarantine: Option<Quarantine>,
+}
+
+/// The quarantine location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quarantine {
+    pub endpoint: String,
+    pub path: RemotePath,
+    /// Write `NAME.report.json` and `NAME.report.txt` beside the copy.
+    pub report: bool,
 }
 
 /// How to reach an endpoint.
@@ -35,6 +48,7 @@ pub struct Flow {
 pub enum EndpointSpec {
     Local { root: PathBuf },
     Sftp(SftpSpec),
+    Ftp(FtpSpec),
 }
 
 /// SFTP connection settings, resolved.
@@ -65,6 +79,38 @@ pub enum HostKeyPolicy {
     KnownHosts(PathBuf),
     /// A pinned `SHA256:…` fingerprint.
     Fingerprint(String),
+}
+
+/// FTP / FTPS connection settings, resolved.
+#[derive(Debug, Clone)]
+pub struct FtpSpec {
+    pub host: String,
+    pub port: u16,
+    pub user: String,
+    pub password: Secret,
+    pub tls: FtpTls,
+    /// How the server certificate is checked (unused with `FtpTls::None`).
+    pub trust: CertTrust,
+    /// Passive data connections (EPSV, then PASV); `false` = active (PORT/EPRT).
+    pub passive: bool,
+    /// Absolute folder on the server that `RemotePath`s are relative to; `None` = the login folder.
+    pub root: Option<String>,
+    pub connect_timeout: Duration,
+    /// Reply timeout, and the longest a data connection may stall.
+    pub operation_timeout: Duration,
+    /// Most control connections (logins) at once; at least 1.
+    pub max_connections: usize,
+}
+
+/// How a TLS server certificate is verified.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CertTrust {
+    /// Against the system's trusted CAs, for the configured host name.
+    SystemRoots,
+    /// Against the CAs in this PEM file (absolute path), for the configured host name.
+    CaFile(PathBuf),
+    /// Only the certificate with this SHA-256 digest (of its DER encoding) is accepted.
+    Fingerprint([u8; 32]),
 }
 
 /// Where files are picked up.

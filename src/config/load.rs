@@ -119,6 +119,11 @@ fn sections(doc: &Value, structural: &[Structural], problems: &mut Vec<Problem>)
         after: part("after", Some(Value::Object(Default::default()))).and_then(|v| decode(v, "/after", structural, problems)),
         on_error: part("on_error", Some(Value::String("continue".into()))).and_then(|v| decode(v, "/on_error", structural, problems)),
         retry: part("retry", Some(Value::Object(Default::default()))).and_then(|v| decode(v, "/retry", structural, problems)),
+        steps: part("steps", Some(Value::Array(vec![]))).and_then(|v| decode(v, "/steps", structural, problems)),
+        quarantine: part("quarantine", Some(Value::Null)).and_then(|v| decode(v, "/quarantine", structural, problems)),
+        on_invalid: part("on_invalid", Some(Value::String("quarantine".into())))
+            .and_then(|v| decode(v, "/on_invalid", structural, problems)),
+        max_invalid: part("max_invalid", Some(Value::Null)).and_then(|v| decode(v, "/max_invalid", structural, problems)),
         ..Sections::default()
     };
     if let Some(Value::Object(endpoints)) = map.get("endpoints") {

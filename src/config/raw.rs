@@ -40,6 +40,24 @@ pub struct RawFlow {
     /// Retries inside one run for transient errors (timeouts, dropped connections).
     #[serde(default)]
     pub retry: RawRetry,
+    /// Content steps, applied in order to every file: `check`, then `parse`, then any
+    /// `validate` / `map`, then `write`. Records stream through one at a time. Without steps
+    /// files are delivered byte for byte. See docs/scripts-and-schemas.md.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub steps: Vec<super::raw_steps::RawStep>,
+    /// Where files the steps refuse are put aside, with reports. Required with `steps`.
+    /// The source of a quarantined file is then disposed of as `after.failure` says.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<super::raw_steps::RawQuarantine>,
+    /// What an invalid record (malformed, failing `validate`, or failing the `map` script)
+    /// does to its file: `quarantine` (default) the whole file, or `skip` the record into a
+    /// rejects file delivered beside the output (`NAME.rejects.csv`).
+    #[serde(default)]
+    pub on_invalid: super::raw_steps::OnInvalid,
+    /// With `on_invalid: skip`: the most invalid records a file may have, as a count (`10`) or
+    /// a share of the records read (`"2%"`); past it the file is quarantined. Default: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_invalid: Option<super::raw_steps::RawMaxInvalid>,
 }
 
 /// An endpoint: a place files live. `type` says which kind.
@@ -57,6 +75,11 @@ pub enum RawEndpoint {
     },
     /// An SFTP server (SSH File Transfer Protocol).
     Sftp(RawSftp),
+    /// An FTP server: FTPS (FTP over TLS) by default, plain FTP only when asked for
+    /// (`tls: none`). Transfers are always binary (`TYPE I`), so bytes arrive unchanged.
+    /// Modification times come from `MLSD` where the server offers it, else from `MDTM`, else
+    /// from `LIST` (minute precision, server time zone).
+    Ftp(RawFtp),
 }
 
 /// SFTP connection settings.
@@ -118,6 +141,75 @@ pub struct RawHostKey {
     /// Pinned key fingerprint as `ssh-keygen -l` prints it: `SHA256:` and 43 base64 characters.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+}
+
+/// FTP / FTPS connection settings.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawFtp {
+    /// Host name or IP address. May use `${env:NAME}` / `${file:PATH}`. With TLS, the server
+    /// certificate must be issued for this name (unless `fingerprint` pins it).
+    pub host: String,
+    /// TCP port. Default: 21, or 990 with `tls: implicit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub port: Option<u16>,
+    /// Login name. May use `${env:NAME}` / `${file:PATH}`.
+    pub user: String,
+    /// Password. Prefer `${env:NAME}` or `${file:PATH}` to writing it here; it never appears in
+    /// logs or messages.
+    pub password: String,
+    /// How the connection is encrypted.
+    #[serde(default)]
+    pub tls: FtpTls,
+    /// PEM file with the CA certificate(s) that issued the server's certificate, relative to
+    /// the flow file. Default: the system's trusted CAs. Not with `fingerprint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
+    /// Pinned SHA-256 fingerprint of the server certificate, for servers with a self-signed
+    /// certificate: `SHA256:` and 64 hex digits (colons allowed, as `openssl x509 -noout
+    /// -fingerprint -sha256` prints them). Only this certificate is accepted, whoever issued it
+    /// and whatever name it carries. A refused certificate's fingerprint is in the error message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fingerprint: Option<String>,
+    /// Passive mode (default): wharf opens the data connections (`EPSV`, falling back to `PASV`;
+    /// a `PASV` answer with a private address is replaced by the server's address, for servers
+    /// behind NAT). `false`: active mode, the server connects back to wharf (`PORT`/`EPRT`), which
+    /// needs this machine to be reachable from the server.
+    #[serde(default = "default_true")]
+    pub passive: bool,
+    /// Absolute folder on the server that flow paths are relative to; nothing outside it is
+    /// touched. Default: the folder the server logs the user into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub root: Option<String>,
+    /// Longest wait for TCP connect, TLS handshake and login together (a duration: `20s`).
+    #[serde(default = "default_connect_timeout")]
+    #[schemars(schema_with = "super::duration::schema")]
+    pub connect_timeout: String,
+    /// Longest wait for any reply, and longest time a data connection may go without moving a
+    /// byte, before the connection counts as dead (a duration: `60s`).
+    #[serde(default = "default_op_timeout")]
+    #[schemars(schema_with = "super::duration::schema")]
+    pub operation_timeout: String,
+    /// Most logins open at once to this server. Each transfer needs a login of its own (FTP
+    /// carries one transfer per control connection); idle ones are kept for reuse.
+    #[serde(default = "default_max_connections")]
+    #[schemars(range(min = 1, max = 16))]
+    pub max_connections: u32,
+}
+
+/// Encryption of an FTP connection.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FtpTls {
+    /// Explicit FTPS: connect to the FTP port, then `AUTH TLS`; commands and data are encrypted.
+    #[default]
+    Explicit,
+    /// Implicit FTPS: TLS from the first byte, usually on port 990.
+    Implicit,
+    /// Plain FTP: the password and every file travel unencrypted. Only for servers that offer
+    /// nothing else, on networks you trust.
+    None,
 }
 
 /// Where files are picked up.
@@ -302,6 +394,12 @@ fn default_connect_timeout() -> String {
 }
 fn default_op_timeout() -> String {
     "60s".into()
+}
+fn default_true() -> bool {
+    true
+}
+fn default_max_connections() -> u32 {
+    2
 }
 fn default_include() -> Vec<String> {
     vec!["*".into()]

@@ -24,7 +24,7 @@ pub fn flow_reference_markdown() -> String {
     md.push_str("`file:line:col: message (at /yaml/path)`. Editors with a YAML language server validate and\n");
     md.push_str("complete while you type when the file starts with\n\n");
     md.push_str("```yaml\n# yaml-language-server: $schema=../schemas/flow.schema.json\n```\n\n");
-    md.push_str("Relative file paths (a local endpoint's `root`, `known_hosts`, `private_key`, `${file:…}`) are\n");
+    md.push_str("Relative file paths (a local endpoint's `root`, `known_hosts`, `private_key`, `ca_file`, `${file:…}`) are\n");
     md.push_str("relative to the folder of the flow file. Paths on endpoints (`path`, `move_to`) are relative to\n");
     md.push_str("the endpoint's root; `..` is refused.\n\n");
 
@@ -76,7 +76,19 @@ fn section(md: &mut String, title: &str, schema: &Value, queue: &mut VecDeque<St
         let _ = writeln!(md, "{description}\n");
     }
     if let Some(alternatives) = schema.get("oneOf").and_then(Value::as_array) {
-        if alternatives.iter().all(|a| a.get("properties").is_some()) {
+        let one_key = |a: &Value| {
+            a.pointer("/properties/type/const").is_none() && a.get("properties").and_then(Value::as_object).is_some_and(|p| p.len() == 1)
+        };
+        if alternatives.iter().all(one_key) {
+            // One-key mappings (steps): a row per key, its settings in their own section.
+            md.push_str("| Key | Settings | What it does |\n|---|---|---|\n");
+            for alt in alternatives {
+                if let Some((key, prop)) = alt.get("properties").and_then(Value::as_object).and_then(|p| p.iter().next()) {
+                    let _ = writeln!(md, "| `{key}` | {} | {} |", type_of(prop, queue), cell(&text(alt)));
+                }
+            }
+            md.push('\n');
+        } else if alternatives.iter().all(|a| a.get("properties").is_some()) {
             // Tagged variants (endpoints): one table each.
             for alt in alternatives {
                 let tag = alt.pointer("/properties/type/const").and_then(Value::as_str).unwrap_or("?");
@@ -102,6 +114,17 @@ fn section(md: &mut String, title: &str, schema: &Value, queue: &mut VecDeque<St
             }
             md.push('\n');
         }
+    } else if let Some(forms) = schema.get("anyOf").and_then(Value::as_array) {
+        // Untagged alternatives (a count or a percentage): one row per form.
+        md.push_str("| Form | Meaning |\n|---|---|\n");
+        for form in forms {
+            let mut t = type_of(form, queue);
+            if let Some(p) = form.get("pattern").and_then(Value::as_str) {
+                t.push_str(&format!(" matching `{p}`"));
+            }
+            let _ = writeln!(md, "| {} | {} |", cell(&t), cell(&text(form)));
+        }
+        md.push('\n');
     } else {
         fields(md, schema, queue);
     }
@@ -197,9 +220,17 @@ mod tests {
     #[test]
     fn has_a_section_and_row_for_every_type_and_field() {
         let md = flow_reference_markdown();
-        for heading in
-            ["## Flow", "## Endpoint", "### `type: sftp`", "## Source", "## Sink", "## Disposition", "## IfExists", "## Durations"]
-        {
+        for heading in [
+            "## Flow",
+            "## Endpoint",
+            "### `type: sftp`",
+            "### `type: ftp`",
+            "## Source",
+            "## Sink",
+            "## Disposition",
+            "## IfExists",
+            "## Durations",
+        ] {
             assert!(md.contains(&format!("{heading}\n")), "no {heading:?} in\n{md}");
         }
         assert!(md.contains("| `name` | string | *required* | Unique name of the flow"), "{md}");

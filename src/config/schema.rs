@@ -42,6 +42,21 @@ fn tidy(schema: &mut Schema) {
             schema.insert("type".into(), only);
         }
     }
+    // An optional mapping (`Option<Struct>`) comes as `anyOf: [{$ref}, {type: null}]`: the same
+    // unwanted null, so keep only the mapping.
+    let null = serde_json::json!({ "type": "null" });
+    if let Some(Value::Array(alts)) = schema.get("anyOf")
+        && alts.len() == 2
+        && alts.contains(&null)
+        && let Some(Value::Object(other)) = alts.iter().find(|a| **a != null).cloned()
+    {
+        schema.remove("anyOf");
+        for (k, v) in other {
+            if schema.get(&k).is_none() {
+                schema.insert(k, v);
+            }
+        }
+    }
     transform_subschemas(&mut tidy, schema);
 }
 
@@ -396,7 +411,7 @@ mod tests {
         v["source"]["recursive"] = json!("yes");
         v["sinks"][0].as_object_mut().unwrap().remove("endpoint");
         let got = messages(v);
-        assert!(got.contains(&"/sourc unknown field `sourc`, expected one of `after`, `description`, `endpoints`, `name`, `on_error`, `retry`, `sinks`, `source`".to_string()), "{got:#?}");
+        assert!(got.contains(&"/sourc unknown field `sourc`, expected one of `after`, `description`, `endpoints`, `max_invalid`, `name`, `on_error`, `on_invalid`, `quarantine`, `retry`, `sinks`, `source`, `steps`".to_string()), "{got:#?}");
         assert!(
             got.iter().any(|m| m.starts_with("/source/inclde unknown field `inclde`, expected one of `endpoint`, `exclude`")),
             "{got:#?}"
@@ -410,7 +425,7 @@ mod tests {
     fn enums_and_tagged_endpoints() {
         let mut v = minimal();
         v["sinks"][0]["if_exists"] = json!("replace");
-        v["endpoints"]["b"] = json!({ "type": "ftp", "root": "/" });
+        v["endpoints"]["b"] = json!({ "type": "s3", "root": "/" });
         v["endpoints"]["c"] = json!({ "type": "sftp", "host": "h", "user": "u", "auth": {}, "host_key": {}, "prot": 2 });
         v["endpoints"]["d"] = json!({ "root": "/" });
         v["endpoints"]["e"] = json!("local");
@@ -418,7 +433,7 @@ mod tests {
         let got = messages(v);
         for want in [
             "/sinks/0/if_exists unknown value `replace`, expected `fail`, `overwrite`, `rename` or `skip`",
-            "/endpoints/b/type unknown value `ftp`, expected `local` or `sftp`",
+            "/endpoints/b/type unknown value `s3`, expected `local`, `sftp` or `ftp`",
             "/endpoints/d missing field `type`",
             "/endpoints/e expected a mapping, found the string `local`",
             "/after/success unknown value `move`, expected `keep`, `delete` or a mapping",

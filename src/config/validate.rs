@@ -16,10 +16,16 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use super::diagnostic::Problem;
 use super::duration;
-use super::flow::{Disposition, EndpointSpec, Flow, HostKeyPolicy, Identity, Ready, Retry, SftpSpec, Sink, Source, SshAuth};
+use super::flow::Quarantine;
+use super::flow::{
+    CertTrust, Disposition, EndpointSpec, Flow, FtpSpec, FtpTls, HostKeyPolicy, Identity, Ready, Retry, SftpSpec, Sink, Source, SshAuth,
+};
 use super::interpolate::{Lookup, interpolate};
 use super::locate::escape;
-use super::raw::{IdentityField, OnError, RawAfter, RawDisposition, RawEndpoint, RawFlow, RawReady, RawRetry, RawSftp, RawSink, RawSource};
+use super::raw::{
+    IdentityField, OnError, RawAfter, RawDisposition, RawEndpoint, RawFlow, RawFtp, RawReady, RawRetry, RawSftp, RawSink, RawSource,
+};
+use super::raw_steps::{OnInvalid, RawMaxInvalid, RawQuarantine, RawStep};
 use super::secret::Secret;
 use crate::endpoint::RemotePath;
 use crate::endpoint::path::check_name;
@@ -38,6 +44,13 @@ pub struct Sections {
     pub after: Option<RawAfter>,
     pub on_error: Option<OnError>,
     pub retry: Option<RawRetry>,
+    /// Content steps (`None`: malformed).
+    pub steps: Option<Vec<RawStep>>,
+    /// `Some(None)`: not configured; `None`: malformed.
+    pub quarantine: Option<Option<RawQuarantine>>,
+    pub on_invalid: Option<OnInvalid>,
+    /// `Some(None)`: not configured; `None`: malformed.
+    pub max_invalid: Option<Option<RawMaxInvalid>>,
 }
 
 impl From<RawFlow> for Sections {
@@ -50,6 +63,10 @@ impl From<RawFlow> for Sections {
             after: Some(raw.after),
             on_error: Some(raw.on_error),
             retry: Some(raw.retry),
+            steps: Some(raw.steps),
+            quarantine: Some(raw.quarantine),
+            on_invalid: Some(raw.on_invalid),
+            max_invalid: Some(raw.max_invalid),
         }
     }
 }
@@ -89,6 +106,12 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
         (c.disposition("/after/success", a.success, source.as_ref()), c.disposition("/after/failure", a.failure, source.as_ref()))
     });
     let retry = sections.retry.and_then(|r| c.retry(r));
+    let content = match (sections.steps, sections.quarantine, sections.on_invalid, sections.max_invalid) {
+        (Some(steps), Some(quarantine), Some(on_invalid), Some(max_invalid)) => {
+            c.content(&steps, quarantine, on_invalid, max_invalid.as_ref(), defined.as_deref(), source.as_ref())
+        }
+        _ => None,
+    };
 
     let problems = c.problems;
     let built = (|| {
@@ -105,6 +128,8 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
             after_failure: after_failure?,
             on_error: sections.on_error?,
             retry: retry?,
+            steps: content.clone()?.0,
+            quarantine: content?.1,
         })
     })();
     match built {
@@ -153,6 +178,68 @@ impl Checker<'_, '_> {
                 Some(EndpointSpec::Local { root: self.lookup.resolve_path(&root) })
             }
             RawEndpoint::Sftp(sftp) => self.sftp(at, sftp).map(EndpointSpec::Sftp),
+            RawEndpoint::Ftp(ftp) => self.ftp(at, ftp).map(EndpointSpec::Ftp),
+        }
+    }
+
+    fn ftp(&mut self, at: &str, raw: RawFtp) -> Option<FtpSpec> {
+        let host = self.credential(&format!("{at}/host"), &raw.host, true);
+        let user = self.credential(&format!("{at}/user"), &raw.user, true);
+        let password = self.credential(&format!("{at}/password"), &raw.password, false);
+        let trust = self.cert_trust(at, raw.tls, raw.ca_file, raw.fingerprint);
+        let root = match &raw.root {
+            Some(r) => self.server_root(&format!("{at}/root"), r).map(Some),
+            None => Some(None),
+        };
+        let connect_timeout = self.positive_duration(&format!("{at}/connect_timeout"), &raw.connect_timeout);
+        let operation_timeout = self.positive_duration(&format!("{at}/operation_timeout"), &raw.operation_timeout);
+        if raw.max_connections == 0 {
+            self.problem(format!("{at}/max_connections"), "must be at least 1");
+        }
+        let default_port = if raw.tls == FtpTls::Implicit { 990 } else { 21 };
+        Some(FtpSpec {
+            host: host?,
+            port: raw.port.unwrap_or(default_port),
+            user: user?,
+            password: Secret::new(password?),
+            tls: raw.tls,
+            trust: trust?,
+            passive: raw.passive,
+            root: root?,
+            connect_timeout: connect_timeout?,
+            operation_timeout: operation_timeout?,
+            max_connections: usize::try_from(raw.max_connections).ok().filter(|&n| n > 0)?,
+        })
+    }
+
+    /// How an FTPS certificate is checked: system CAs, a CA file, or a pinned fingerprint.
+    fn cert_trust(&mut self, at: &str, tls: FtpTls, ca_file: Option<String>, fingerprint: Option<String>) -> Option<CertTrust> {
+        if tls == FtpTls::None {
+            for (field, set) in [("ca_file", ca_file.is_some()), ("fingerprint", fingerprint.is_some())] {
+                if set {
+                    self.problem(
+                        format!("{at}/{field}"),
+                        format!("`{field}` has no effect with `tls: none` (plain FTP has no certificate)"),
+                    );
+                }
+            }
+            return (ca_file.is_none() && fingerprint.is_none()).then_some(CertTrust::SystemRoots);
+        }
+        match (ca_file, fingerprint) {
+            (Some(_), Some(_)) => {
+                self.problem(at, "set either `ca_file` or `fingerprint`, not both");
+                None
+            }
+            (None, None) => Some(CertTrust::SystemRoots),
+            (Some(file), None) if file.is_empty() => {
+                self.problem(format!("{at}/ca_file"), "must not be empty");
+                None
+            }
+            (Some(file), None) => Some(CertTrust::CaFile(self.lookup.resolve_path(&file))),
+            (None, Some(fp)) => {
+                let r = parse_cert_fingerprint(&fp);
+                self.ok(&format!("{at}/fingerprint"), r).map(CertTrust::Fingerprint)
+            }
         }
     }
 
@@ -413,6 +500,42 @@ impl Checker<'_, '_> {
         })
     }
 
+    /// Content steps, their invalid-record policy and the quarantine location.
+    fn content(
+        &mut self,
+        steps: &[RawStep],
+        quarantine: Option<RawQuarantine>,
+        on_invalid: OnInvalid,
+        max_invalid: Option<&RawMaxInvalid>,
+        defined: Option<&[String]>,
+        source: Option<&Source>,
+    ) -> Option<(Option<crate::steps::Steps>, Option<Quarantine>)> {
+        let built = match crate::steps::build(steps, on_invalid, max_invalid, self.lookup.base_dir) {
+            Ok(s) => Some(s),
+            Err(problems) => {
+                self.problems.extend(problems);
+                None
+            }
+        };
+        let quarantine = match quarantine {
+            None if !steps.is_empty() => {
+                self.problem("/steps", "a flow with steps needs `quarantine: { endpoint, path }`: where the files they refuse go");
+                return None;
+            }
+            None => None,
+            Some(q) => {
+                self.endpoint_ref("/quarantine/endpoint", &q.endpoint, defined);
+                let path = self.remote_path("/quarantine/path", &q.path)?;
+                if let Some(src) = source.filter(|s| s.endpoint == q.endpoint) {
+                    self.not_rescanned("/quarantine/path", &path, src, "quarantined files");
+                }
+                Some(Quarantine { endpoint: q.endpoint, path, report: q.report })
+            }
+        };
+        let built = built?;
+        Some(((!steps.is_empty()).then_some(built), quarantine))
+    }
+
     fn retry(&mut self, r: RawRetry) -> Option<Retry> {
         if r.attempts == 0 {
             self.problem("/retry/attempts", "must be at least 1 (the first attempt counts)");
@@ -437,6 +560,20 @@ fn check_fingerprint(fp: &str) -> Result<(), String> {
         return Err(bad());
     }
     Ok(())
+}
+
+/// A certificate fingerprint: `SHA256:` and 64 hex digits (colons allowed, any case), as
+/// `openssl x509 -noout -fingerprint -sha256` prints it.
+pub fn parse_cert_fingerprint(fp: &str) -> Result<[u8; 32], String> {
+    let bad = || {
+        format!(
+            "`{fp}` is not a certificate fingerprint: expected `SHA256:` and 64 hex digits (colons allowed), as \
+             `openssl x509 -noout -fingerprint -sha256 -in CERT` prints"
+        )
+    };
+    let hex_digits: String = fp.strip_prefix("SHA256:").ok_or_else(bad)?.chars().filter(|&c| c != ':').collect();
+    let bytes = hex::decode(&hex_digits).map_err(|_| bad())?;
+    bytes.try_into().map_err(|_| bad())
 }
 
 #[cfg(test)]
@@ -582,5 +719,45 @@ sinks: [ { endpoint: l } ]
         assert!(p[0].ends_with("(at /name)") && p[1].ends_with("(at /retry/attempts)") && p[2].contains("unknown unit `x`"), "{p:?}");
         let p = problems(&BASE.replace("sinks: [ { endpoint: l } ]", "sinks: []"));
         assert_eq!(p, ["must not be empty: a flow needs at least one sink (at /sinks)"]);
+    }
+
+    #[test]
+    fn ftp_endpoints() {
+        let ftp =
+            |fields: &str| BASE.replace("l: { type: local, root: ./out }", &format!("l: {{ type: ftp, host: h, user: u, {fields} }}"));
+        let flow = run(&ftp("password: \"${env:PASS}\"")).unwrap();
+        let EndpointSpec::Ftp(f) = &flow.endpoints["l"] else { panic!() };
+        assert_eq!((f.port, f.tls, &f.trust, f.passive, f.root.as_deref()), (21, FtpTls::Explicit, &CertTrust::SystemRoots, true, None));
+        assert_eq!((f.max_connections, f.operation_timeout), (2, Duration::from_secs(60)));
+        assert_eq!(f.password.expose(), "s3cret");
+        assert!(!format!("{flow:?}").contains("s3cret"));
+
+        let fp = "SHA256:0a:1B:2c:3D:4e:5F:60:71:82:93:a4:b5:c6:d7:e8:f9:0a:1b:2c:3d:4e:5f:60:71:82:93:a4:b5:c6:d7:e8:f9";
+        let flow = run(&ftp(&format!("password: x, tls: implicit, fingerprint: \"{fp}\", root: /srv/"))).unwrap();
+        let EndpointSpec::Ftp(f) = &flow.endpoints["l"] else { panic!() };
+        assert_eq!((f.port, f.root.as_deref()), (990, Some("/srv")));
+        assert!(matches!(f.trust, CertTrust::Fingerprint(d) if d[0] == 0x0a && d[31] == 0xf9));
+        let flow = run(&ftp("password: x, ca_file: certs/ca.pem, port: 2121, passive: false")).unwrap();
+        let EndpointSpec::Ftp(f) = &flow.endpoints["l"] else { panic!() };
+        assert_eq!((f.port, &f.trust, f.passive), (2121, &CertTrust::CaFile(PathBuf::from("/flows/certs/ca.pem")), false));
+
+        let p = problems(&ftp("password: x, ca_file: c.pem, fingerprint: \"SHA256:00\""));
+        assert_eq!(p, ["set either `ca_file` or `fingerprint`, not both (at /endpoints/l)"]);
+        let p = problems(&ftp("password: x, fingerprint: \"SHA256:abc\""));
+        assert!(
+            p[0].starts_with("`SHA256:abc` is not a certificate fingerprint") && p[0].ends_with("(at /endpoints/l/fingerprint)"),
+            "{p:?}"
+        );
+        let p = problems(&ftp("password: x, tls: none, ca_file: c.pem, max_connections: 0, root: rel"));
+        assert_eq!(
+            p,
+            [
+                "`ca_file` has no effect with `tls: none` (plain FTP has no certificate) (at /endpoints/l/ca_file)",
+                "`rel` must be an absolute path on the server (start with `/`) (at /endpoints/l/root)",
+                "must be at least 1 (at /endpoints/l/max_connections)",
+            ]
+        );
+        let p = problems(&ftp("password: \"${env:NOPE}\""));
+        assert_eq!(p, ["environment variable `NOPE` is not set (at /endpoints/l/password)"]);
     }
 }

@@ -66,7 +66,7 @@ impl Endpoint for LocalEndpoint {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { mtime_precision: Duration::from_micros(1), atomic_replace: true }
+        Capabilities { mtime_precision: Duration::from_micros(1), atomic_replace: true, trailing_space_names: true }
     }
 
     async fn list(&self, dir: &RemotePath) -> Result<Vec<Entry>, EndpointError> {

@@ -1,4 +1,4 @@
-//! The endpoint contract: one trait every backend (local, sftp, later ftp) implements.
+//! The endpoint contract: one trait every backend (local, sftp, ftp) implements.
 //!
 //! Endpoints are deliberately dumb. They list, stat, stream a file out from an offset,
 //! stream a file in under exactly the name they are given, rename, remove and create
@@ -9,6 +9,7 @@
 //! Data moves through [`ReadStream`] / [`WriteStream`] in chunks, never as whole files, so
 //! memory stays bounded whatever the file size.
 
+pub mod ftp;
 pub mod local;
 pub mod path;
 pub mod sftp;
@@ -48,6 +49,10 @@ pub struct Capabilities {
     pub mtime_precision: Duration,
     /// `rename(.., replace = true)` atomically replaces an existing target.
     pub atomic_replace: bool,
+    /// Names ending in a space can be created. Where `false`, `open_write`, `rename` and
+    /// `create_dir_all` refuse such a name (`Protocol`) rather than create a different one
+    /// (FTP servers replace or drop trailing spaces).
+    pub trailing_space_names: bool,
 }
 
 /// The error kinds retry / quarantine / fail decisions are made from.

@@ -58,6 +58,9 @@ pub async fn apply(
             Err(FileError::Name(format!("could not find a free name to move {source} to")))
         }
         (Disposition::MoveTo(dir), None) => {
+            // Without the folder, the rename would fail with NotFound, which reads as "moved
+            // by an earlier attempt" above: the source would silently stay.
+            ep.create_dir_all(dir).await?;
             let target = naming::free_name(ep, dir, source.name()).await?;
             Box::pin(apply(ep, source, disp, Some(&target))).await
         }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::config::Flow;
 use crate::config::flow::EndpointSpec;
+use crate::endpoint::ftp::FtpEndpoint;
 use crate::endpoint::local::LocalEndpoint;
 use crate::endpoint::sftp::SftpEndpoint;
 use crate::endpoint::{DynEndpoint, EndpointError, ErrorKind, Op};
@@ -26,6 +27,11 @@ pub async fn open_all(flow: &Flow, names: &[&str]) -> Result<BTreeMap<String, Dy
             EndpointSpec::Local { root } => Arc::new(LocalEndpoint::new(root.clone())),
             EndpointSpec::Sftp(s) => {
                 let ep = SftpEndpoint::new(s.clone());
+                ep.connect_now().await?;
+                Arc::new(ep)
+            }
+            EndpointSpec::Ftp(s) => {
+                let ep = FtpEndpoint::new(s.clone());
                 ep.connect_now().await?;
                 Arc::new(ep)
             }

@@ -1,20 +1,24 @@
 //! The per-file lifecycle (design §5): the only per-file loop in wharf.
 //!
 //! ```text
-//! claimed ─► staging ─► staged ─► delivering{targets} ─► delivered ─► disposing ─► done
+//! claimed ─► staging ─► staged ─┬──────────────────────────► delivering{targets} ─► delivered ─► disposing ─► done
+//!                               └─(steps)─► processed ───────┘
+//!                                        └► quarantining{copy} ─► quarantined (copy + reports, after.failure)
 //!    any step ─► (transient) stays put, retried next run │ (permanent) failed + after.failure
 //! ```
 //! Each arrow is a durable ledger write. A run that finds a record in flight for the same
-//! file version resumes from its state: the staged prefix is kept, sinks already confirmed
-//! are not delivered again, a recorded target that already holds the file counts as
-//! delivered, and a recorded move target tells whether the source was already moved.
+//! file version resumes from its state: the staged prefix is kept, the steps' output is reused
+//! (or made again from the staged file), sinks already confirmed are not delivered again, a
+//! recorded target that already holds the file counts as delivered, a recorded quarantine
+//! copy is checked before uploading again, and a recorded move target tells whether the
+//! source was already moved.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use crate::config::Flow;
 use crate::config::flow::{Disposition, IfExists};
-use crate::endpoint::{DynEndpoint, Entry, ErrorKind, RemotePath};
+use crate::endpoint::{DynEndpoint, Endpoint, Entry, ErrorKind, RemotePath};
 use crate::ledger::{Delivery, DoneRecord, ErrorRecord, FileRecord, FileState, Ledger, LedgerError, now_millis};
 use crate::template::NameVars;
 
@@ -22,7 +26,16 @@ use super::error::FileError;
 use super::identity::{self, mtime_millis};
 use super::retry::retry;
 use super::transfer::{self, Target};
-use super::{FileReport, Outcome, disposition, halt, stage};
+use super::{FileReport, Outcome, content, disposition, halt, quarantine, stage};
+
+/// Deliveries of a rejects file are recorded as sink index `REJECTS + i` (sink `i`'s rejects),
+/// so they resume exactly like the output's own deliveries.
+const REJECTS: u32 = 1 << 20;
+
+/// The flow's sink a recorded delivery belongs to.
+fn sink_of(recorded: u32) -> usize {
+    (recorded % REJECTS) as usize
+}
 
 /// Everything a file's processing needs from its run.
 pub(super) struct Ctx<'a> {
@@ -30,13 +43,15 @@ pub(super) struct Ctx<'a> {
     pub ledger: &'a Ledger,
     pub source: DynEndpoint,
     pub sinks: Vec<DynEndpoint>,
+    /// The quarantine endpoint, when the flow has one.
+    pub quarantine: Option<DynEndpoint>,
     pub run: u64,
     pub now: SystemTime,
     pub staging_dir: &'a Path,
 }
 
 fn report(path: &RemotePath, outcome: Outcome, detail: impl Into<String>) -> FileReport {
-    FileReport { path: path.to_string(), outcome, detail: detail.into(), targets: vec![], bytes: 0, error_kind: None }
+    FileReport { path: path.to_string(), outcome, detail: detail.into(), targets: vec![], bytes: 0, error_kind: None, records: None }
 }
 
 fn date(ms: i64) -> String {
@@ -68,6 +83,14 @@ pub(super) async fn process(
                 ));
             }
             FileState::Duplicate => return Ok((report(&entry.path, Outcome::Skipped, "duplicate of a file delivered before"), false)),
+            FileState::Quarantined => {
+                let detail = format!(
+                    "quarantined in run {} on {} (see `wharf quarantine show`; a corrected file sent again is taken)",
+                    p.run,
+                    date(p.updated)
+                );
+                return Ok((report(&entry.path, Outcome::Skipped, detail), false));
+            }
             _ => {}
         }
     }
@@ -137,18 +160,46 @@ async fn advance(
                     rec.state = FileState::Claimed;
                     continue;
                 }
+                match &cx.flow.steps {
+                    Some(steps) => {
+                        let result = content::process(cx, rec, &entry.path, staged, steps).await?;
+                        rec.state = if result.quarantine.is_some() { FileState::Quarantining } else { FileState::Processed };
+                        rec.updated = now_millis();
+                        cx.ledger.put_file_and_result(flow, rec, &result)?;
+                    }
+                    None => {
+                        rec.state = FileState::Delivering;
+                        put(cx, rec)?;
+                    }
+                }
+            }
+            FileState::Processed => {
+                if !payload(cx, rec, entry, staged)?.ready().await {
+                    // The output went missing (staging folder emptied): make it again.
+                    rec.state = FileState::Staged;
+                    continue;
+                }
                 rec.state = FileState::Delivering;
                 put(cx, rec)?;
             }
+            FileState::Quarantining => {
+                if !staged_complete(staged, rec.size).await {
+                    rec.state = FileState::Claimed;
+                    continue;
+                }
+                return quarantine::put_aside(cx, rec, entry, staged).await;
+            }
             FileState::Delivering => {
-                let pending = (0..cx.sinks.len() as u32).any(|i| !rec.deliveries.iter().any(|d| d.sink == i && d.done));
-                if pending && !staged_complete(staged, rec.size).await {
+                let p = payload(cx, rec, entry, staged)?;
+                let confirmed = |i: u32| rec.deliveries.iter().any(|d| d.sink == i && d.done);
+                let pending = (0..cx.sinks.len() as u32).any(|i| !confirmed(i) || (p.rejects.is_some() && !confirmed(REJECTS + i)));
+                if pending && !p.ready().await {
                     tracing::warn!(flow, path = %entry.path, "Staging file missing; downloading again.");
                     rec.state = FileState::Claimed;
                     continue;
                 }
                 for i in 0..cx.sinks.len() {
-                    deliver_one(cx, rec, entry, rel, i, staged).await?;
+                    deliver_one(cx, rec, rel, i, &p).await?;
                 }
                 rec.state = FileState::Delivered;
                 put(cx, rec)?;
@@ -173,16 +224,30 @@ async fn advance(
                 halt::point("disposing");
                 rec.state = FileState::Done;
                 rec.updated = now_millis();
-                let targets: Vec<String> =
-                    rec.deliveries.iter().map(|d| format!("{}:/{}", cx.flow.sinks[d.sink as usize].endpoint, d.target)).collect();
+                let targets: Vec<String> = rec
+                    .deliveries
+                    .iter()
+                    .filter_map(|d| cx.flow.sinks.get(sink_of(d.sink)).map(|s| format!("{}:/{}", s.endpoint, d.target)))
+                    .collect();
                 let done = DoneRecord { path: rec.path.clone(), run: cx.run, at: rec.updated, targets: targets.clone() };
                 cx.ledger.complete(flow, rec, &done)?;
                 stage::discard(staged).await;
-                let detail = match &rec.disposed_to {
+                content::discard_outputs(staged).await;
+                let mut detail = match &rec.disposed_to {
                     Some(t) => format!("delivered to {}; source moved to /{t}", targets.join(", ")),
                     None if cx.flow.after_success == Disposition::Delete => format!("delivered to {}; source deleted", targets.join(", ")),
                     None => format!("delivered to {}", targets.join(", ")),
                 };
+                let records = match &cx.flow.steps {
+                    Some(_) => cx.ledger.file_result(flow, &rec.path)?.filter(|r| r.output.is_some()).map(|r| r.counts),
+                    None => None,
+                };
+                if let Some(c) = &records {
+                    detail.push_str(&format!(
+                        "; records: {} read, {} valid, {} rejected, {} skipped, {} written",
+                        c.read, c.valid, c.rejected, c.skipped, c.written
+                    ));
+                }
                 tracing::info!(flow, path = %entry.path, bytes = rec.size, "Delivered.");
                 return Ok(FileReport {
                     path: entry.path.to_string(),
@@ -191,55 +256,135 @@ async fn advance(
                     targets,
                     bytes: rec.size,
                     error_kind: None,
+                    records,
                 });
             }
-            FileState::Done | FileState::Failed | FileState::Duplicate => {
+            FileState::Done | FileState::Failed | FileState::Duplicate | FileState::Quarantined => {
                 return Ok(report(&entry.path, Outcome::Skipped, format!("in state {}", rec.state.as_str())));
             }
         }
     }
 }
 
-/// Delivers the staged file to sink `i` unless that sink already confirmed it.
-async fn deliver_one(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, rel: &str, i: usize, staged: &Path) -> Result<(), FileError> {
+/// What the sinks receive: the staged original, or the steps' output (and a rejects file).
+struct Payload {
+    file: PathBuf,
+    size: u64,
+    /// The name the sink templates see (`{{name}}`).
+    name: String,
+    rejects: Option<(PathBuf, u64)>,
+    rejects_ext: &'static str,
+}
+
+impl Payload {
+    /// Whether the local files are all there, whole.
+    async fn ready(&self) -> bool {
+        staged_complete(&self.file, self.size).await
+            && (match &self.rejects {
+                Some((p, n)) => staged_complete(p, *n).await,
+                None => true,
+            })
+    }
+}
+
+fn payload(cx: &Ctx<'_>, rec: &FileRecord, entry: &Entry, staged: &Path) -> Result<Payload, FileError> {
+    let steps = cx.flow.steps.as_ref();
+    let result = match steps {
+        Some(_) => cx.ledger.file_result(&cx.flow.name, &rec.path)?,
+        None => None,
+    };
+    let rejects_ext = steps.map_or("csv", |s| s.rejects_ext());
+    Ok(match result.and_then(|r| r.output.map(|size| (size, r.rejects))) {
+        Some((size, rejects)) => Payload {
+            file: content::output_path(staged),
+            size,
+            name: content::delivered_name(steps, entry.path.name()),
+            rejects: rejects.map(|n| (content::rejects_path(staged), n)),
+            rejects_ext,
+        },
+        None => Payload { file: staged.to_path_buf(), size: rec.size, name: entry.path.name().to_string(), rejects: None, rejects_ext },
+    })
+}
+
+/// Delivers the payload (and its rejects file) to sink `i`, except what that sink already confirmed.
+async fn deliver_one(cx: &Ctx<'_>, rec: &mut FileRecord, rel: &str, i: usize, p: &Payload) -> Result<(), FileError> {
     let sink = &cx.flow.sinks[i];
     let ep = &*cx.sinks[i];
     let idx = i as u32;
-    if let Some(d) = rec.deliveries.iter().find(|d| d.sink == idx) {
-        if d.done {
-            return Ok(());
+    let rel_dir = rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+    let target = match recovered(cx, rec, ep, idx, p.size).await? {
+        Some(t) => t,
+        None => {
+            let vars = NameVars::new(&p.name, rel_dir, p.size, cx.run, cx.now);
+            let dir = sink.path.render(&vars).map_err(FileError::Name)?;
+            let dir = RemotePath::parse(&dir).map_err(|e| FileError::Name(format!("sink {} path: {e}", sink.endpoint)))?;
+            let name = sink.name.render(&vars).map_err(FileError::Name)?;
+            send(cx, rec, i, idx, &dir, &name, rel_dir, &p.file, p.size).await?
         }
-        // A target recorded by an interrupted run that already holds the whole file: the
-        // rename happened (it only happens after verification), so do not upload again.
-        if let Ok(t) = RemotePath::parse(&d.target)
-            && transfer::already_delivered(ep, &t, rec.size).await?
-        {
-            mark(rec, idx, &t, true);
-            return put(cx, rec);
+    };
+    if let Some((file, size)) = &p.rejects {
+        // Beside the delivered output, named after it: `roster-1.csv` → `roster-1.rejects.csv`.
+        let ridx = REJECTS + idx;
+        if recovered(cx, rec, ep, ridx, *size).await?.is_none() {
+            let stem = NameVars::new(target.name(), "", 0, 0, cx.now).stem;
+            let name = format!("{stem}.rejects.{}", p.rejects_ext);
+            send(cx, rec, i, ridx, &target.parent(), &name, rel_dir, file, *size).await?;
         }
     }
-    let rel_dir = rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-    let vars = NameVars::new(entry.path.name(), rel_dir, rec.size, cx.run, cx.now);
-    let dir = sink.path.render(&vars).map_err(FileError::Name)?;
-    let dir = RemotePath::parse(&dir).map_err(|e| FileError::Name(format!("sink {} path: {e}", sink.endpoint)))?;
-    let name = sink.name.render(&vars).map_err(FileError::Name)?;
-    let target = retry(cx.flow.retry, "check target", || transfer::choose_target(ep, &dir, &name, sink.if_exists)).await?;
+    Ok(())
+}
+
+/// The recorded target of delivery `idx` when that delivery is complete: confirmed, or found
+/// whole after a crash (the rename only happens after verification, so it happened).
+async fn recovered(cx: &Ctx<'_>, rec: &mut FileRecord, ep: &dyn Endpoint, idx: u32, size: u64) -> Result<Option<RemotePath>, FileError> {
+    let Some(d) = rec.deliveries.iter().find(|d| d.sink == idx) else { return Ok(None) };
+    let Ok(t) = RemotePath::parse(&d.target) else { return Ok(None) };
+    if d.done {
+        return Ok(Some(t));
+    }
+    if transfer::already_delivered(ep, &t, size).await? {
+        mark(rec, idx, &t, true);
+        put(cx, rec)?;
+        return Ok(Some(t));
+    }
+    Ok(None)
+}
+
+/// Chooses the target for `dir/name` on sink `i` (exists-policy), records it, uploads `file`
+/// through the temporary name and records the confirmation. Returns the final target.
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    cx: &Ctx<'_>,
+    rec: &mut FileRecord,
+    i: usize,
+    idx: u32,
+    dir: &RemotePath,
+    name: &str,
+    rel_dir: &str,
+    file: &Path,
+    size: u64,
+) -> Result<RemotePath, FileError> {
+    let sink = &cx.flow.sinks[i];
+    let ep = &*cx.sinks[i];
+    let target = retry(cx.flow.retry, "check target", || transfer::choose_target(ep, dir, name, sink.if_exists)).await?;
     match target {
         Target::Skip(t) => {
             tracing::info!(flow = %cx.flow.name, target = %t, "Target exists; skipped (if_exists: skip).");
             mark(rec, idx, &t, true);
-            put(cx, rec)
+            put(cx, rec)?;
+            Ok(t)
         }
         Target::Upload(t) => {
             mark(rec, idx, &t, false);
             put(cx, rec)?;
-            let temp_vars = NameVars::new(t.name(), rel_dir, rec.size, cx.run, cx.now);
+            let temp_vars = NameVars::new(t.name(), rel_dir, size, cx.run, cx.now);
             let temp_name = sink.temp_name.render(&temp_vars).map_err(FileError::Name)?;
             let temp = t.parent().join(&temp_name).map_err(|e| FileError::Name(format!("temp name {temp_name:?}: {e}")))?;
             let replace = sink.if_exists == IfExists::Overwrite;
-            retry(cx.flow.retry, "upload", || transfer::upload(ep, staged, rec.size, &temp, &t, replace)).await?;
+            retry(cx.flow.retry, "upload", || transfer::upload(ep, file, size, &temp, &t, replace)).await?;
             mark(rec, idx, &t, true);
-            put(cx, rec)
+            put(cx, rec)?;
+            Ok(t)
         }
     }
 }
@@ -295,11 +440,13 @@ async fn fail(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, e: FileError, s
         detail = "disappeared from the source before it could be taken".into();
         rec.state = FileState::Failed;
         stage::discard(staged).await;
+        content::discard_outputs(staged).await;
     } else if kind.is_transient() || abort {
         detail.push_str(&format!(" (attempt {}; the next run resumes it)", rec.attempts));
     } else {
         rec.state = FileState::Failed;
         stage::discard(staged).await;
+        content::discard_outputs(staged).await;
         match disposition::apply(&*cx.source, &entry.path, &cx.flow.after_failure, None).await {
             Ok(Some(t)) => {
                 detail.push_str(&format!("; source moved to {t}"));

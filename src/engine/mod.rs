@@ -11,6 +11,7 @@
 //! re-upload, a recorded move target tells a done move from a pending one). See
 //! docs/architecture.md for the argument.
 
+mod content;
 mod discover;
 mod disposition;
 mod endpoints;
@@ -19,6 +20,7 @@ mod halt;
 pub mod identity;
 mod lifecycle;
 mod naming;
+pub mod quarantine;
 pub mod ready;
 mod retry;
 pub mod stage;
@@ -32,7 +34,7 @@ use serde::Serialize;
 
 use crate::config::Flow;
 use crate::endpoint::{DynEndpoint, EndpointError, EntryKind, ErrorKind, RemotePath};
-use crate::ledger::{Counts, Ledger, LedgerError, RunStatus, now_millis, to_millis};
+use crate::ledger::{Counts, Ledger, LedgerError, RecordCounts, RunContent, RunRecord, RunStatus, now_millis, to_millis};
 
 pub use error::FileError;
 
@@ -57,6 +59,8 @@ pub enum Outcome {
     Skipped,
     /// Could not be delivered in this run.
     Failed,
+    /// Refused by the flow's content steps: copied to the quarantine location with reports.
+    Quarantined,
 }
 
 /// One file's line in the run summary.
@@ -70,6 +74,9 @@ pub struct FileReport {
     pub bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_kind: Option<ErrorKind>,
+    /// Record counts, when the flow's content steps ran on the file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records: Option<RecordCounts>,
 }
 
 /// The result of one run.
@@ -79,6 +86,10 @@ pub struct RunReport {
     pub run: u64,
     pub status: RunStatus,
     pub counts: Counts,
+    /// Files refused by the content steps (not counted in `counts.failed`).
+    pub quarantined: u32,
+    /// Record counts over every file the content steps ran on.
+    pub records: RecordCounts,
     pub files: Vec<FileReport>,
     /// Why the run was aborted.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -99,15 +110,7 @@ pub async fn run_once(
     let now = opts.now.unwrap_or_else(SystemTime::now);
     let mut rec = ledger.begin_run(&flow.name, to_millis(now))?;
     tracing::info!(flow = %flow.name, run = rec.id, "Run started.");
-    let mut report = RunReport {
-        flow: flow.name.clone(),
-        run: rec.id,
-        status: RunStatus::Running,
-        counts: Counts::default(),
-        files: Vec::new(),
-        error: None,
-        error_kind: None,
-    };
+    let mut report = RunReport::new(flow, rec.id);
     let result = run_files(flow, ledger, opts, now, rec.id, &mut report, on_file).await;
     match result {
         Ok(()) => {}
@@ -134,13 +137,38 @@ pub async fn run_once(
     } else {
         RunStatus::Ok
     };
+    finish(ledger, flow, &mut rec, &report)?;
+    tracing::info!(flow = %flow.name, run = rec.id, status = rec.status.as_str(), delivered = rec.counts.delivered, failed = rec.counts.failed, "Run finished.");
+    Ok(report)
+}
+
+impl RunReport {
+    /// An empty report for run `run` of `flow`.
+    fn new(flow: &Flow, run: u64) -> Self {
+        RunReport {
+            flow: flow.name.clone(),
+            run,
+            status: RunStatus::Running,
+            counts: Counts::default(),
+            quarantined: 0,
+            records: RecordCounts::default(),
+            files: Vec::new(),
+            error: None,
+            error_kind: None,
+        }
+    }
+}
+
+/// Records the end of a run: its status and counts, and its content-step totals.
+fn finish(ledger: &Ledger, flow: &Flow, rec: &mut RunRecord, report: &RunReport) -> Result<(), LedgerError> {
     rec.status = report.status;
     rec.counts = report.counts;
     rec.error = report.error.clone();
     rec.finished = Some(now_millis());
-    ledger.finish_run(&rec)?;
-    tracing::info!(flow = %flow.name, run = rec.id, status = rec.status.as_str(), delivered = rec.counts.delivered, failed = rec.counts.failed, "Run finished.");
-    Ok(report)
+    if flow.steps.is_some() {
+        ledger.put_run_content(&flow.name, rec.id, &RunContent { quarantined: report.quarantined, records: report.records })?;
+    }
+    ledger.finish_run(rec)
 }
 
 fn hint(e: &EndpointError) -> &'static str {
@@ -178,6 +206,10 @@ fn record(report: &mut RunReport, f: FileReport, on_file: &mut dyn FnMut(&FileRe
         Outcome::NotReady => report.counts.not_ready += 1,
         Outcome::Skipped => report.counts.skipped += 1,
         Outcome::Failed => report.counts.failed += 1,
+        Outcome::Quarantined => report.quarantined += 1,
+    }
+    if let Some(r) = &f.records {
+        report.records.add(r);
     }
     on_file(&f);
     report.files.push(f);
@@ -194,12 +226,14 @@ async fn run_files(
 ) -> Result<(), RunAbort> {
     let mut names: Vec<&str> = vec![flow.source.endpoint.as_str()];
     names.extend(flow.sinks.iter().map(|s| s.endpoint.as_str()));
+    names.extend(flow.quarantine.as_ref().map(|q| q.endpoint.as_str()));
     let eps = endpoints::open_all(flow, &names).await?;
     let get = |n: &str| -> Result<DynEndpoint, RunAbort> {
         eps.get(n).cloned().ok_or_else(|| RunAbort::File(format!("flow {}: endpoint {n} is not defined", flow.name), ErrorKind::Config))
     };
     let source = get(&flow.source.endpoint)?;
     let sinks = flow.sinks.iter().map(|s| get(&s.endpoint)).collect::<Result<Vec<_>, _>>()?;
+    let quarantine = flow.quarantine.as_ref().map(|q| get(&q.endpoint)).transpose()?;
 
     let skip = [&flow.after_success, &flow.after_failure];
     let candidates = retry::retry(flow.retry, "list", || async {
@@ -234,6 +268,7 @@ async fn run_files(
                     targets: vec![],
                     bytes: 0,
                     error_kind: None,
+                    records: None,
                 };
                 record(report, f, on_file);
             }
@@ -241,7 +276,7 @@ async fn run_files(
     }
     ledger.put_observations(&flow.name, &observations)?;
 
-    let cx = lifecycle::Ctx { flow, ledger, source: source.clone(), sinks, run, now, staging_dir: &opts.staging_dir };
+    let cx = lifecycle::Ctx { flow, ledger, source: source.clone(), sinks, quarantine, run, now, staging_dir: &opts.staging_dir };
     let mut stopped = false;
     for c in ready {
         if stopped {
@@ -252,6 +287,7 @@ async fn run_files(
                 targets: vec![],
                 bytes: 0,
                 error_kind: None,
+                records: None,
             };
             record(report, f, on_file);
             continue;

@@ -62,6 +62,8 @@ fn fixture() -> Fixture {
         after_failure: Disposition::Keep,
         on_error: OnError::Continue,
         retry: Retry { attempts: 2, backoff: Duration::from_millis(1) },
+        steps: None,
+        quarantine: None,
     };
     Fixture { _dir: dir, src, dst, state, flow, ledger: Ledger::in_memory().unwrap() }
 }
@@ -298,4 +300,193 @@ async fn an_unusable_staging_area_aborts_the_run_and_keeps_the_file() {
     assert!(e.starts_with("flow t: /in/a.csv: staging file"), "{e}");
     assert!(fx.src.join("in/a.csv").exists());
     assert_eq!(fx.ledger.file("t", "in/a.csv").unwrap().unwrap().state, FileState::Staging);
+}
+
+// ---- content steps ----
+
+/// The fixture with content steps (built from YAML, as a flow file would give them) and a
+/// quarantine folder `rejected/` on the partner endpoint.
+fn with_steps(fx: &mut Fixture, steps_yaml: &str, on_invalid: &str, max_invalid: Option<&str>) {
+    let dir = fx._dir.path();
+    std::fs::write(
+        dir.join("roster.schema.json"),
+        r#"{ "type": "object", "required": ["id", "email"], "properties": { "id": { "type": "integer" }, "email": { "type": "string", "pattern": "@" } } }"#,
+    )
+    .unwrap();
+    std::fs::write(dir.join("roster.rhai"), "fn map(r) { #{ id: r.id, email: r.email.to_upper() } }").unwrap();
+    let yaml = |t: &str| -> serde_json::Value { serde_yaml::from_str(t).unwrap() };
+    let raw: Vec<crate::config::raw_steps::RawStep> = serde_json::from_value(yaml(steps_yaml)).unwrap();
+    let on_invalid = serde_json::from_value(yaml(on_invalid)).unwrap();
+    let max: Option<crate::config::raw_steps::RawMaxInvalid> = max_invalid.map(|m| serde_json::from_value(yaml(m)).unwrap());
+    fx.flow.steps = Some(crate::steps::build(&raw, on_invalid, max.as_ref(), dir).unwrap());
+    fx.flow.quarantine =
+        Some(crate::config::flow::Quarantine { endpoint: "partner".into(), path: RemotePath::parse("/rejected").unwrap(), report: true });
+    fx.flow.after_failure = Disposition::MoveTo(RemotePath::parse("/in/failed").unwrap());
+}
+
+const ROSTER: &str = "- parse: { format: csv }\n- validate: { schema: roster.schema.json }\n- map: { script: roster.rhai }\n- write: { format: csv, columns: [id, email] }\n";
+
+#[tokio::test]
+async fn a_valid_file_is_mapped_and_the_output_delivered_with_counts() {
+    let mut fx = fixture();
+    with_steps(&mut fx, ROSTER, "quarantine", None);
+    fx.put("in/roster.csv", b"id,email\r\n1,a@x\r\n2,b@x\r\n");
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, r.quarantined), (1, 0), "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/roster.csv")), b"id,email\n1,A@X\n2,B@X\n");
+    assert_eq!(r.records, RecordCounts { read: 2, valid: 2, rejected: 0, skipped: 0, written: 2 });
+    assert_eq!(r.files[0].records, Some(r.records));
+    assert!(r.files[0].detail.contains("records: 2 read, 2 valid, 0 rejected, 0 skipped, 2 written"), "{}", r.files[0].detail);
+    let content = fx.ledger.run_content("t", r.run).unwrap().unwrap();
+    assert_eq!((content.quarantined, content.records.written), (0, 2));
+    assert!(fx.src.join("in/processed/roster.csv").exists());
+    // Nothing is left in the staging folder.
+    let left: Vec<_> = std::fs::read_dir(fx.state.join("staging/t")).unwrap().collect();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test]
+async fn an_invalid_file_is_quarantined_with_reports_and_the_source_disposed_of() {
+    let mut fx = fixture();
+    with_steps(&mut fx, ROSTER, "quarantine", None);
+    fx.put("in/roster.csv", b"id,email\n1,a@x\nzwei,b@x\n3\n");
+    fx.put("rejected/roster.csv", b"an older quarantined file");
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, r.counts.failed, r.quarantined), (0, 0, 1), "{r:#?}");
+    assert_eq!(r.status, RunStatus::Ok, "a quarantine is the flow working as configured");
+    let f = &r.files[0];
+    assert_eq!(f.outcome, Outcome::Quarantined);
+    assert!(f.detail.starts_with("quarantined to partner:/rejected/roster-1.csv: 2 of 3 records are invalid"), "{}", f.detail);
+    assert!(f.detail.ends_with("source moved to /in/failed/roster.csv"), "{}", f.detail);
+    // The original, untouched, beside its reports; nothing delivered.
+    assert_eq!(read(&fx.src.join("rejected/roster-1.csv")), b"id,email\n1,a@x\nzwei,b@x\n3\n");
+    let report: serde_json::Value = serde_json::from_slice(&read(&fx.src.join("rejected/roster-1.csv.report.json"))).unwrap();
+    assert_eq!(report["flow"], "t");
+    assert_eq!(report["file"], "in/roster.csv");
+    assert_eq!(report["counts"]["rejected"], 2);
+    assert_eq!(report["errors"][0]["row"], 2);
+    assert_eq!(report["errors"][0]["line"], 3);
+    assert_eq!(report["errors"][0]["field"], "id");
+    assert_eq!(report["sha256"].as_str().unwrap().len(), 64);
+    let text = String::from_utf8(read(&fx.src.join("rejected/roster-1.csv.report.txt"))).unwrap();
+    assert!(text.contains("row 3 (line 4): 1 field, expected 2 (as in the header): too few"), "{text}");
+    assert!(!fx.dst.join("inbox/roster.csv").exists());
+    assert!(
+        fx.src.join("in/failed/roster.csv").exists() && !fx.src.join("in/roster.csv").exists(),
+        "{:?}",
+        std::fs::read_dir(fx.src.join("in")).unwrap().map(|e| e.unwrap().path()).collect::<Vec<_>>()
+    );
+    let rec = fx.ledger.file("t", "in/roster.csv").unwrap().unwrap();
+    assert_eq!(rec.state, FileState::Quarantined);
+    let q = fx.ledger.file_result("t", "in/roster.csv").unwrap().unwrap().quarantine.unwrap();
+    assert_eq!(q.copy.as_deref(), Some("rejected/roster-1.csv"));
+    assert_eq!(fx.ledger.run_content("t", r.run).unwrap().unwrap().quarantined, 1);
+
+    // Fixed schema (accept any id), then reprocess: delivered, and the copy leaves quarantine.
+    std::fs::write(fx._dir.path().join("roster.rhai"), "fn map(r) { #{ id: r.id, email: r.email } }").unwrap();
+    with_steps(&mut fx, "- parse: { format: csv }\n- write: { format: csv, columns: [id, email] }\n", "skip", None);
+    let opts = RunOptions { staging_dir: fx.state.join("staging"), now: None };
+    let r = quarantine::reprocess(&fx.flow, &fx.ledger, &opts, "/in/roster.csv").await.unwrap();
+    assert_eq!((r.counts.delivered, r.status), (1, RunStatus::Ok), "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/roster.csv")), b"id,email\n1,a@x\nzwei,b@x\n");
+    assert!(String::from_utf8(read(&fx.dst.join("inbox/roster.rejects.csv"))).unwrap().contains("3,3,4,\"1 field, expected 2"));
+    assert!(!fx.src.join("rejected/roster-1.csv").exists() && !fx.src.join("rejected/roster-1.csv.report.json").exists());
+    assert_eq!(fx.ledger.file("t", "in/roster.csv").unwrap().unwrap().state, FileState::Done);
+    assert!(matches!(
+        quarantine::reprocess(&fx.flow, &fx.ledger, &opts, "in/roster.csv").await,
+        Err(quarantine::QuarantineError::NotQuarantined { .. })
+    ));
+}
+
+#[tokio::test]
+async fn skip_delivers_good_rows_and_a_rejects_file_until_the_threshold() {
+    let mut fx = fixture();
+    with_steps(&mut fx, ROSTER, "skip", Some("1"));
+    fx.put("in/a.csv", b"id,email\n1,a@x\n2,no-at\n3,c@x\n");
+    fx.put("in/b.csv", b"id,email\n1,no-at\nx,b@x\n3,c@x\n");
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, r.quarantined), (1, 1), "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/a.csv")), b"id,email\n1,A@X\n3,C@X\n");
+    let rejects = String::from_utf8(read(&fx.dst.join("inbox/a.rejects.csv"))).unwrap();
+    assert!(rejects.starts_with("id,email,_row,_line,_errors\n2,no-at,2,3,\"email: \"\"no-at\"\" does not match"), "{rejects}");
+    let b = r.files.iter().find(|f| f.path == "/in/b.csv").unwrap();
+    assert!(b.detail.contains("2 of 3 records are invalid (more than max_invalid: 1)"), "{}", b.detail);
+    assert!(!fx.dst.join("inbox/b.csv").exists() && !fx.dst.join("inbox/b.rejects.csv").exists());
+    assert_eq!(r.records, RecordCounts { read: 6, valid: 3, rejected: 3, skipped: 0, written: 2 });
+}
+
+#[tokio::test]
+async fn a_quarantined_file_left_at_the_source_is_not_taken_again() {
+    let mut fx = fixture();
+    with_steps(&mut fx, ROSTER, "quarantine", None);
+    fx.flow.after_failure = Disposition::Keep;
+    fx.put(
+        "in/b.csv",
+        b"id,email
+x,b@x
+",
+    );
+    assert_eq!(fx.run().await.quarantined, 1);
+    let r = fx.run().await;
+    assert_eq!((r.quarantined, r.counts.skipped), (0, 1), "{r:#?}");
+    assert!(r.files[0].detail.starts_with("quarantined in run 1"), "{}", r.files[0].detail);
+    // Released: forgotten, so the next run takes the file again (and quarantines it again).
+    let removed = quarantine::release(&fx.flow, &fx.ledger, "in/b.csv").await.unwrap();
+    assert_eq!(removed, ["/rejected/b.csv", "/rejected/b.csv.report.json", "/rejected/b.csv.report.txt"]);
+    assert!(fx.ledger.file("t", "in/b.csv").unwrap().is_none());
+    assert_eq!(fx.run().await.quarantined, 1);
+}
+
+#[tokio::test]
+async fn the_output_keeps_the_source_name_or_takes_the_new_extension() {
+    let mut fx = fixture();
+    with_steps(&mut fx, "- parse: { format: csv }\n- write: { format: jsonl }\n", "quarantine", None);
+    fx.put("in/a.csv", b"id,email\n1,a@x\n");
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 1, "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/a.jsonl")), b"{\"email\":\"a@x\",\"id\":\"1\"}\n");
+    assert!(!fx.dst.join("inbox/a.csv").exists());
+}
+
+#[tokio::test]
+async fn a_run_resumes_from_processed_without_running_the_steps_again() {
+    let mut fx = fixture();
+    with_steps(&mut fx, ROSTER, "quarantine", None);
+    fx.put("in/a.csv", b"id,email\n1,a@x\n");
+    // A first run that stops after processing: simulate by running the steps through the
+    // lifecycle and then breaking the sink so delivery fails transiently… simpler: record
+    // `Processed` with a ready output made by hand, and check the run delivers exactly it.
+    let entry_meta = std::fs::metadata(fx.src.join("in/a.csv")).unwrap();
+    let mtime = crate::ledger::to_millis(entry_meta.modified().unwrap());
+    let staged = stage::staging_path(&fx.state.join("staging"), "t", &RemotePath::parse("in/a.csv").unwrap());
+    std::fs::create_dir_all(staged.parent().unwrap()).unwrap();
+    std::fs::write(&staged, b"id,email\n1,a@x\n").unwrap();
+    std::fs::write(content::output_path(&staged), b"made before the crash\n").unwrap();
+    let rec = crate::ledger::FileRecord {
+        path: "in/a.csv".into(),
+        identity: identity::key(
+            fx.flow.source.identity,
+            &crate::endpoint::Entry {
+                path: RemotePath::parse("in/a.csv").unwrap(),
+                kind: EntryKind::File,
+                size: 15,
+                mtime: Some(entry_meta.modified().unwrap()),
+            },
+        )
+        .unwrap(),
+        size: 15,
+        mtime: Some(mtime),
+        state: FileState::Processed,
+        ..Default::default()
+    };
+    let result = crate::ledger::FileResult {
+        run: 1,
+        counts: RecordCounts { read: 1, valid: 1, written: 1, ..Default::default() },
+        output: Some(22),
+        ..Default::default()
+    };
+    fx.ledger.put_file_and_result("t", &rec, &result).unwrap();
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 1, "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/a.csv")), b"made before the crash\n");
 }

@@ -25,6 +25,8 @@ const DONE: TableDefinition<(&str, &str), Postcard<DoneRecord>> = TableDefinitio
 const OBSERVATIONS: TableDefinition<(&str, &str), Postcard<Observation>> = TableDefinition::new("observations_v1");
 const RUNS: TableDefinition<(&str, u64), Postcard<RunRecord>> = TableDefinition::new("runs_v1");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters_v1");
+const FILE_RESULTS: TableDefinition<(&str, &str), Postcard<FileResult>> = TableDefinition::new("file_results_v1");
+const RUN_CONTENT: TableDefinition<(&str, u64), Postcard<RunContent>> = TableDefinition::new("run_content_v1");
 
 /// A ledger operation failed.
 #[derive(Debug, thiserror::Error)]
@@ -122,6 +124,8 @@ impl Ledger {
             tx.open_table(OBSERVATIONS)?;
             tx.open_table(RUNS)?;
             tx.open_table(COUNTERS)?;
+            tx.open_table(FILE_RESULTS)?;
+            tx.open_table(RUN_CONTENT)?;
             Ok(())
         })
     }
@@ -221,6 +225,45 @@ impl Ledger {
         self.read(|tx| Ok(tx.open_table(DONE)?.get((flow, identity))?.map(|v| v.value())))
     }
 
+    // ---- content steps ----
+
+    /// What the content steps made of `path`, if they ran.
+    pub fn file_result(&self, flow: &str, path: &str) -> Result<Option<FileResult>, LedgerError> {
+        self.read(|tx| Ok(tx.open_table(FILE_RESULTS)?.get((flow, path))?.map(|v| v.value())))
+    }
+
+    /// Stores a file record and its content result in one transaction (one transition).
+    pub fn put_file_and_result(&self, flow: &str, rec: &FileRecord, result: &FileResult) -> Result<(), LedgerError> {
+        self.write(|tx| {
+            tx.open_table(FILES)?.insert((flow, rec.path.as_str()), rec)?;
+            tx.open_table(FILE_RESULTS)?.insert((flow, rec.path.as_str()), result)?;
+            Ok(())
+        })
+    }
+
+    /// Forgets a file entirely (record, content result, observation): the next run treats it as new.
+    pub fn forget_file(&self, flow: &str, path: &str) -> Result<(), LedgerError> {
+        self.write(|tx| {
+            tx.open_table(FILES)?.remove((flow, path))?;
+            tx.open_table(FILE_RESULTS)?.remove((flow, path))?;
+            tx.open_table(OBSERVATIONS)?.remove((flow, path))?;
+            Ok(())
+        })
+    }
+
+    /// Stores a run's content-step totals.
+    pub fn put_run_content(&self, flow: &str, run: u64, content: &RunContent) -> Result<(), LedgerError> {
+        self.write(|tx| {
+            tx.open_table(RUN_CONTENT)?.insert((flow, run), content)?;
+            Ok(())
+        })
+    }
+
+    /// A run's content-step totals, if it had any.
+    pub fn run_content(&self, flow: &str, run: u64) -> Result<Option<RunContent>, LedgerError> {
+        self.read(|tx| Ok(tx.open_table(RUN_CONTENT)?.get((flow, run))?.map(|v| v.value())))
+    }
+
     // ---- readiness observations ----
 
     /// The last observation of `path`.
@@ -281,6 +324,37 @@ mod tests {
         assert_eq!(l.done("f", "p=in/a.csv").unwrap().unwrap().run, 7);
         assert!(l.done("g", "p=in/a.csv").unwrap().is_none());
         assert!(l.observation("f", "in/a.csv").unwrap().is_none());
+    }
+
+    #[test]
+    fn content_results_are_stored_beside_files_and_runs() {
+        let l = Ledger::in_memory().unwrap();
+        let mut r = rec("in/a.csv", FileState::Processed);
+        let res = FileResult {
+            run: 3,
+            counts: RecordCounts { read: 5, valid: 4, rejected: 1, ..Default::default() },
+            output: Some(9),
+            ..Default::default()
+        };
+        l.put_file_and_result("f", &r, &res).unwrap();
+        assert_eq!(l.file_result("f", "in/a.csv").unwrap(), Some(res));
+        r.state = FileState::Quarantined;
+        assert!(!r.state.in_flight());
+        l.put_run_content("f", 3, &RunContent { quarantined: 1, records: RecordCounts { read: 5, ..Default::default() } }).unwrap();
+        assert_eq!(l.run_content("f", 3).unwrap().unwrap().records.read, 5);
+        assert!(l.run_content("f", 4).unwrap().is_none());
+        l.forget_file("f", "in/a.csv").unwrap();
+        assert!(l.file("f", "in/a.csv").unwrap().is_none() && l.file_result("f", "in/a.csv").unwrap().is_none());
+    }
+
+    #[test]
+    fn states_appended_for_content_steps_keep_the_old_encodings() {
+        // postcard stores the variant index: the original nine must keep theirs.
+        for (state, index) in
+            [(FileState::Claimed, 0u8), (FileState::Duplicate, 8), (FileState::Processed, 9), (FileState::Quarantined, 11)]
+        {
+            assert_eq!(postcard::to_allocvec(&state).unwrap(), [index], "{state:?}");
+        }
     }
 
     #[test]

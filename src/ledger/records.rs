@@ -29,12 +29,23 @@ pub enum FileState {
     Failed,
     /// Same identity as a file delivered before: not delivered again.
     Duplicate,
+    // Content steps. Appended after the original variants: postcard stores the variant
+    // index, so records written before these existed still read the same.
+    /// The content steps ran and accepted the file; the output (and rejects) file is ready
+    /// beside the staging file (`file_results_v1` holds sizes and counts).
+    Processed,
+    /// The content steps refused the file: it is being copied to the quarantine location
+    /// (`file_results_v1` names the copy once chosen).
+    Quarantining,
+    /// Copied to quarantine with its reports, `after.failure` applied. `wharf quarantine`
+    /// releases or reprocesses it; a re-sent file with new content is taken afresh.
+    Quarantined,
 }
 
 impl FileState {
     /// States from which the next run resumes the work.
     pub fn in_flight(self) -> bool {
-        !matches!(self, FileState::Done | FileState::Failed | FileState::Duplicate)
+        !matches!(self, FileState::Done | FileState::Failed | FileState::Duplicate | FileState::Quarantined)
     }
 
     /// Lower-case name for tables and JSON.
@@ -49,6 +60,9 @@ impl FileState {
             FileState::Done => "done",
             FileState::Failed => "failed",
             FileState::Duplicate => "duplicate",
+            FileState::Processed => "processed",
+            FileState::Quarantining => "quarantining",
+            FileState::Quarantined => "quarantined",
         }
     }
 }
@@ -161,4 +175,65 @@ pub struct RunRecord {
     pub counts: Counts,
     /// Why the run was aborted, if it was.
     pub error: Option<String>,
+}
+
+/// Record counts of a file or a run (content steps). `read = valid + rejected + skipped`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordCounts {
+    /// Records in the file (header and trailer rows are not records; malformed rows are).
+    pub read: u64,
+    /// Records that passed every step and were kept.
+    pub valid: u64,
+    /// Malformed records, records that failed validation, and records the script failed on.
+    pub rejected: u64,
+    /// Records the script dropped on purpose (returned `()`).
+    pub skipped: u64,
+    /// Records written to the output (a record the script split counts once per part); 0
+    /// for a quarantined file.
+    pub written: u64,
+}
+
+impl RecordCounts {
+    pub fn add(&mut self, o: &RecordCounts) {
+        self.read += o.read;
+        self.valid += o.valid;
+        self.rejected += o.rejected;
+        self.skipped += o.skipped;
+        self.written += o.written;
+    }
+}
+
+/// What the content steps made of one file (table `file_results_v1`, keyed like `files_v1`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileResult {
+    /// The run that processed the file.
+    pub run: u64,
+    pub counts: RecordCounts,
+    /// Size of the output file beside the staging file; `None` when the original is delivered.
+    pub output: Option<u64>,
+    /// Size of the rejects file, when rows were skipped.
+    pub rejects: Option<u64>,
+    pub quarantine: Option<QuarantineRecord>,
+}
+
+/// Where and why a file was quarantined.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuarantineRecord {
+    pub reason: String,
+    pub at: Millis,
+    /// The quarantine endpoint's name in the flow.
+    pub endpoint: String,
+    /// The copy's path on that endpoint, chosen (and recorded) before the upload.
+    pub copy: Option<String>,
+    /// `NAME.report.json` / `.report.txt` were written beside the copy.
+    pub reports: bool,
+    /// Errors found (the report lists them).
+    pub errors_total: u64,
+}
+
+/// Content-step totals of one run (table `run_content_v1`, keyed like `runs_v1`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RunContent {
+    pub quarantined: u32,
+    pub records: RecordCounts,
 }

@@ -3,9 +3,12 @@
 //! Include it from a test file with `mod support;`. Main pieces:
 //! - [`sshd::Sshd`]: a private OpenSSH sshd per test (`Sshd::start()` → `None` + `SKIP:` when
 //!   not root or sshd is missing; panics instead when `WHARF_REQUIRE_SERVERS=1`).
+//! - [`ftpd::Ftpd`]: private vsftpd (plain FTP and explicit FTPS on one port, implicit FTPS on
+//!   another) or pure-ftpd (MLSD) servers, with the same skip/panic rule.
 //! - [`TempDir`] / [`tempdir`], [`wait_for_port`], [`free_port`].
 #![allow(dead_code)]
 
+pub mod ftpd;
 pub mod sshd;
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};

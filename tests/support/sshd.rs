@@ -291,7 +291,7 @@ impl Drop for Sshd {
     }
 }
 
-fn chown_tree(path: &Path, uid: u32, gid: u32) {
+pub(super) fn chown_tree(path: &Path, uid: u32, gid: u32) {
     let _ = std::os::unix::fs::lchown(path, Some(uid), Some(gid));
     if path.is_dir() && !path.is_symlink() {
         for e in fs::read_dir(path).into_iter().flatten().flatten() {
@@ -302,7 +302,7 @@ fn chown_tree(path: &Path, uid: u32, gid: u32) {
 
 /// Kills `child` and every process descending from it (sshd forks one process tree per
 /// session and each calls setsid, so a process-group kill would miss them).
-fn kill_tree(child: &mut Child) {
+pub(super) fn kill_tree(child: &mut Child) {
     let pids = descendants(child.id());
     let _ = child.kill();
     let _ = child.wait();
@@ -339,7 +339,7 @@ fn descendants(root: u32) -> Vec<u32> {
 }
 
 /// Creates the test login (once per process; tolerant of other processes doing the same).
-fn ensure_user() -> Result<(u32, u32), String> {
+pub(super) fn ensure_user() -> Result<(u32, u32), String> {
     static USER_IDS: OnceLock<Result<(u32, u32), String>> = OnceLock::new();
     USER_IDS
         .get_or_init(|| {
@@ -449,6 +449,6 @@ fn read(p: &Path) -> Result<String, String> {
     fs::read_to_string(p).map_err(|e| format!("read {}: {e}", p.display()))
 }
 
-fn chmod(p: &Path, mode: u32) -> Result<(), String> {
+pub(super) fn chmod(p: &Path, mode: u32) -> Result<(), String> {
     fs::set_permissions(p, fs::Permissions::from_mode(mode)).map_err(|e| format!("chmod {}: {e}", p.display()))
 }

@@ -256,7 +256,11 @@ impl Endpoint for SftpEndpoint {
     /// `atomic_replace` is what the server offered on the last connection (`false` before the
     /// first one: call [`SftpEndpoint::connect_now`] first to know).
     fn capabilities(&self) -> Capabilities {
-        Capabilities { mtime_precision: Duration::from_secs(1), atomic_replace: self.inner.atomic_replace.load(Ordering::Relaxed) }
+        Capabilities {
+            mtime_precision: Duration::from_secs(1),
+            atomic_replace: self.inner.atomic_replace.load(Ordering::Relaxed),
+            trailing_space_names: true,
+        }
     }
 
     async fn list(&self, dir: &RemotePath) -> Result<Vec<Entry>, EndpointError> {

@@ -1,0 +1,181 @@
+//! `wharf quarantine list|show|release|reprocess`: the files a flow's content steps refused.
+//!
+//! `list` reads the ledger only; `show`, `release` and `reprocess` load the flow file to reach
+//! the quarantine location (and, for `reprocess`, the source and sinks).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Subcommand;
+
+use super::run::{load_or_report, open_ledger, outcome_label, print_summary, resolve_flow_path};
+use super::{EXIT_ABORTED, EXIT_FILES_FAILED, EXIT_INVALID, Global};
+use crate::engine::RunOptions;
+use crate::engine::quarantine::{self, QuarantineError};
+use crate::ledger::{FileState, RunStatus};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: Sub,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Sub {
+    /// List a flow's quarantined files: when, why, where the copy is.
+    List {
+        /// Flow name, or flow file.
+        flow: String,
+        /// JSON output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show why a file was quarantined, with its text report.
+    Show {
+        /// Flow file (or the name of a flow in ./flows).
+        flow: PathBuf,
+        /// The file's source path, as `list` shows it.
+        path: String,
+    },
+    /// Remove the quarantined copy and its reports and forget the file: the next run takes it
+    /// again if it is (still, or again) at the source.
+    Release {
+        /// Flow file (or the name of a flow in ./flows).
+        flow: PathBuf,
+        /// The file's source path, as `list` shows it.
+        path: String,
+    },
+    /// Take the quarantined copy through the flow's current steps (after fixing the script or
+    /// schema) and deliver it when it passes; on success the copy leaves quarantine.
+    Reprocess {
+        /// Flow file (or the name of a flow in ./flows).
+        flow: PathBuf,
+        /// The file's source path, as `list` shows it.
+        path: String,
+        /// Print the run report as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
+    match args.command {
+        Sub::List { flow, json } => list(&flow, json, global),
+        Sub::Show { flow, path } => with_flow(&flow, |f| show(f, &path, global)),
+        Sub::Release { flow, path } => with_flow(&flow, |f| {
+            let ledger = open_ledger(global)?;
+            let removed = runtime()?.block_on(quarantine::release(f, &ledger, &path));
+            match removed {
+                Ok(removed) => {
+                    println!(
+                        "released {}; removed: {}",
+                        quarantine::ledger_path(&path),
+                        if removed.is_empty() { "nothing".into() } else { removed.join(", ") }
+                    );
+                    Ok(ExitCode::SUCCESS)
+                }
+                Err(e) => report_error(e),
+            }
+        }),
+        Sub::Reprocess { flow, path, json } => with_flow(&flow, |f| {
+            let ledger = open_ledger(global)?;
+            let opts = RunOptions { staging_dir: global.state_dir.join("staging"), now: None };
+            match runtime()?.block_on(quarantine::reprocess(f, &ledger, &opts, &path)) {
+                Ok(report) => {
+                    if json {
+                        println!("{}", serde_json::to_string_pretty(&report)?);
+                    } else {
+                        print_summary(&report);
+                    }
+                    Ok(match report.status {
+                        RunStatus::Aborted => ExitCode::from(EXIT_ABORTED),
+                        RunStatus::Failed => ExitCode::from(EXIT_FILES_FAILED),
+                        RunStatus::Ok | RunStatus::Running => ExitCode::SUCCESS,
+                    })
+                }
+                Err(e) => report_error(e),
+            }
+        }),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
+}
+
+fn with_flow(flow: &Path, f: impl FnOnce(&crate::config::Flow) -> anyhow::Result<ExitCode>) -> anyhow::Result<ExitCode> {
+    match load_or_report(flow) {
+        Some(flow) => f(&flow),
+        None => Ok(ExitCode::from(EXIT_INVALID)),
+    }
+}
+
+fn report_error(e: QuarantineError) -> anyhow::Result<ExitCode> {
+    eprintln!("error: {e}");
+    Ok(ExitCode::from(match e {
+        QuarantineError::NotQuarantined { .. } => EXIT_INVALID,
+        _ => EXIT_ABORTED,
+    }))
+}
+
+fn list(flow: &str, json: bool, global: &Global) -> anyhow::Result<ExitCode> {
+    // A flow file names its flow; anything else is taken as the name.
+    let file = resolve_flow_path(Path::new(flow));
+    let name = match file.is_file().then(|| crate::config::load_flow(&file).ok()).flatten() {
+        Some(f) => f.name,
+        None => flow.to_string(),
+    };
+    let ledger = open_ledger(global)?;
+    let mut rows = Vec::new();
+    for rec in ledger.files(&name)?.into_iter().filter(|r| r.state == FileState::Quarantined) {
+        let result = ledger.file_result(&name, &rec.path)?.unwrap_or_default();
+        rows.push((rec, result));
+    }
+    if json {
+        let v: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|(rec, res)| {
+                serde_json::json!({
+                    "path": rec.path, "size": rec.size, "sha256": rec.sha256, "run": rec.run,
+                    "quarantine": res.quarantine, "records": res.counts,
+                })
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if rows.is_empty() {
+        println!("no quarantined files for flow {name}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<19}  {:>5}  {:<36}  {:<36}  reason", "quarantined (UTC)", "run", "path", "copy");
+    for (rec, res) in rows {
+        let q = res.quarantine.unwrap_or_default();
+        let copy = q.copy.map(|c| format!("{}:/{c}", q.endpoint)).unwrap_or_default();
+        println!("{:<19}  {:>5}  {:<36}  {:<36}  {}", super::files::when(q.at), rec.run, format!("/{}", rec.path), copy, q.reason);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn show(flow: &crate::config::Flow, path: &str, global: &Global) -> anyhow::Result<ExitCode> {
+    let ledger = open_ledger(global)?;
+    let key = quarantine::ledger_path(path);
+    let rec = ledger.file(&flow.name, &key)?.filter(|r| r.state == FileState::Quarantined);
+    let (Some(rec), Some(res)) = (rec, ledger.file_result(&flow.name, &key)?) else {
+        return report_error(QuarantineError::NotQuarantined { flow: flow.name.clone(), path: key });
+    };
+    let q = res.quarantine.clone().unwrap_or_default();
+    let c = res.counts;
+    println!("file:        /{} ({} bytes, SHA-256 {})", rec.path, rec.size, rec.sha256.as_deref().unwrap_or("-"));
+    println!("quarantined: {} UTC in run {}", super::files::when(q.at), rec.run);
+    println!("reason:      {}", q.reason);
+    println!("copy:        {}", q.copy.as_ref().map(|c| format!("{}:/{c}", q.endpoint)).unwrap_or_else(|| "-".into()));
+    println!("records:     {} read, {} valid, {} rejected, {} skipped ({} errors)", c.read, c.valid, c.rejected, c.skipped, q.errors_total);
+    println!("outcome:     {}", outcome_label(crate::engine::Outcome::Quarantined));
+    match runtime()?.block_on(quarantine::report_text(flow, &q)) {
+        Ok(Some(text)) => println!("\n{text}"),
+        Ok(None) => {}
+        Err(e) => eprintln!("warning: could not read the report: {e}"),
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,294 @@
+//! The content-step part of a flow file as written: `steps:`, `quarantine:`, `on_invalid:` and
+//! `max_invalid:`. Serde + schemars types that mirror the YAML one to one, like `raw.rs` (kept
+//! in a file of its own because it is a concept of its own and `raw.rs` is already long).
+//!
+//! Shape only: whether a schema compiles, a script parses, a lookup table exists or the steps
+//! come in a sensible order is checked by `crate::steps::build`, called from `validate.rs`.
+
+use std::collections::BTreeMap;
+
+use schemars::{JsonSchema, Schema};
+use serde::{Deserialize, Serialize};
+
+/// One content step: a mapping with exactly one key naming the step.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+#[schemars(transform = describe_step_keys)]
+pub enum RawStep {
+    /// File checks before anything is parsed: size, name, content type, companion checksum.
+    /// A file that fails one is quarantined.
+    Check(RawCheck),
+    /// Read the file as records (CSV, a JSON array of objects, or JSON Lines), one at a time.
+    Parse(RawParse),
+    /// Check every record against a JSON Schema (draft 2020-12) and the file for completeness.
+    Validate(RawValidate),
+    /// Transform every record with a Rhai script (`fn map(record)`).
+    Map(RawMap),
+    /// Serialise the records for the sinks. Default: the format that was parsed.
+    Write(RawWrite),
+}
+
+/// File checks. Every configured check must pass.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCheck {
+    /// Smallest acceptable size: bytes (`1024`) or with a unit (`10KB`, `5MiB`; KB = 1000, KiB = 1024).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_size: Option<RawSize>,
+    /// Largest acceptable size, like `min_size` (`100MB`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_size: Option<RawSize>,
+    /// Regular expression the file name must match (`'^ROSTER_\d{8}\.csv$'`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Refuse empty (zero-byte) files.
+    #[serde(default)]
+    pub non_empty: bool,
+    /// The content must start with the signature of one of these types.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub magic: Vec<MagicType>,
+    /// A companion checksum file `NAME.sha256` or `NAME.md5` must exist beside the file (on the
+    /// source) and match its content (`sha256sum` / `md5sum` output or the bare hex digest). Use
+    /// `source.ready.done_file: "{{name}}.sha256"` so the file is only taken once the checksum is there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checksum: Option<ChecksumAlgo>,
+}
+
+/// A size: a number of bytes, or a string with a unit.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawSize {
+    /// Bytes.
+    Bytes(u64),
+    /// With a unit: `B`, `KB`, `MB`, `GB` (powers of 1000) or `KiB`, `MiB`, `GiB` (powers of 1024).
+    Text(#[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?$"))] String),
+}
+
+/// Content types recognised by their leading bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MagicType {
+    /// `%PDF-`
+    Pdf,
+    /// `PK` local file header or empty archive.
+    Zip,
+    /// `1F 8B`
+    Gzip,
+    /// `89 50 4E 47 0D 0A 1A 0A`
+    Png,
+    /// `FF D8 FF`
+    Jpeg,
+    /// `<?xml` (after an optional UTF-8 byte-order mark).
+    Xml,
+}
+
+/// Companion checksum algorithms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChecksumAlgo {
+    /// `NAME.sha256`
+    Sha256,
+    /// `NAME.md5`
+    Md5,
+}
+
+/// How the file is read as records.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawParse {
+    /// `csv`, `json` (one array of objects, read element by element) or `jsonl` (one object per line).
+    pub format: ParseFormat,
+    /// CSV: the first row names the columns.
+    #[serde(default = "default_true")]
+    pub header: bool,
+    /// CSV without a header row: the column names, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+    /// CSV: field separator, one character (`;`, `\t` for tab).
+    #[serde(default = "default_delimiter")]
+    pub delimiter: String,
+    /// CSV: quote character, one character. Quoted fields may hold delimiters and line breaks;
+    /// a doubled quote is a literal quote.
+    #[serde(default = "default_quote")]
+    pub quote: String,
+    /// Text encoding of the file, as a WHATWG label: `utf-8` (default; a byte-order mark is
+    /// dropped), `windows-1252`, `latin1` (read as Windows-1252, as browsers do), `iso-8859-15`,
+    /// `utf-16le`, … Records are UTF-8 from here on.
+    #[serde(default = "default_encoding")]
+    pub encoding: String,
+    /// CSV: the last row is a trailer (not a record) carrying the expected number of records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trailer: Option<RawTrailer>,
+}
+
+/// A CSV trailer row such as `TRAILER,1520`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrailer {
+    /// The trailer's first field (`TRAILER`). A file whose last row does not start with it is incomplete.
+    pub marker: String,
+    /// Which field (1 = first) holds the number of records.
+    #[schemars(range(min = 1))]
+    pub count_column: u32,
+}
+
+/// Record formats that can be read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ParseFormat {
+    Csv,
+    Json,
+    Jsonl,
+}
+
+/// Record validation and completeness rules.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawValidate {
+    /// JSON Schema (draft 2020-12) every record must match, relative to the flow file. CSV
+    /// values are text; where the schema's top-level `properties` declare `integer`, `number`
+    /// or `boolean`, a value that reads as one is converted first, and an empty cell of a
+    /// declared property counts as absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// CSV: columns the header must have (a missing one quarantines the file).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_columns: Vec<String>,
+    /// Name template of a companion file on the source (beside the data file) holding the
+    /// expected number of records, e.g. `{{stem}}.count`. A different count quarantines the file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row_count_file: Option<String>,
+}
+
+/// A Rhai mapping script.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawMap {
+    /// The script, relative to the flow file. It defines `fn map(record)` returning a map (one
+    /// record), an array of maps (several) or `()` (drop the record). See docs/scripts-and-schemas.md.
+    pub script: String,
+    /// CSV tables the script can read with `lookup(TABLE, KEY)` / `lookup(TABLE, KEY, COLUMN)`,
+    /// by name. Loaded once per run.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub lookups: BTreeMap<String, RawLookup>,
+    /// Wall-clock limit for all records of one file (a duration). Past it the file is quarantined.
+    #[serde(default = "default_map_timeout")]
+    #[schemars(schema_with = "super::duration::schema")]
+    pub timeout: String,
+    /// Limit of script operations for one record (stops runaway loops).
+    #[serde(default = "default_max_operations")]
+    #[schemars(range(min = 1))]
+    pub max_operations: u64,
+}
+
+/// A look-up table.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLookup {
+    /// CSV file with a header row (UTF-8), relative to the flow file.
+    pub file: String,
+    /// The column whose value `lookup` matches.
+    pub key: String,
+    /// Field separator, one character.
+    #[serde(default = "default_delimiter")]
+    pub delimiter: String,
+}
+
+/// How records are written for the sinks.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawWrite {
+    /// `csv`, `json` (one array) or `jsonl`. When it differs from the source file's extension,
+    /// the sink name variables `name` and `ext` use the new extension (`roster.csv` → `roster.jsonl`).
+    pub format: WriteFormat,
+    /// CSV: the columns, in order. Default: the input header when there is no `map` step, else
+    /// the keys of the first record (alphabetical, since script maps are sorted).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub columns: Vec<String>,
+    /// CSV: field separator, one character.
+    #[serde(default = "default_delimiter")]
+    pub delimiter: String,
+    /// CSV: write a header row.
+    #[serde(default = "default_true")]
+    pub header: bool,
+}
+
+/// Record formats that can be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum WriteFormat {
+    Csv,
+    Json,
+    Jsonl,
+}
+
+/// Where quarantined files go.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawQuarantine {
+    /// Name of an endpoint in `endpoints` (the source's, e.g. for `/incoming/rejected`, or a local one).
+    pub endpoint: String,
+    /// Folder on that endpoint; created when missing. An existing name gets a numeric suffix.
+    pub path: String,
+    /// Write `NAME.report.json` and `NAME.report.txt` (every error with row, field and message) beside the copy.
+    #[serde(default = "default_true")]
+    pub report: bool,
+}
+
+/// What invalid records do to their file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnInvalid {
+    /// Any invalid record quarantines the whole file.
+    #[default]
+    Quarantine,
+    /// Invalid records go to a rejects file delivered beside the output; the others go on.
+    /// Past `max_invalid` the file is quarantined after all.
+    Skip,
+}
+
+/// A count (`10`) or a percentage of the records read (`"2.5%"`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum RawMaxInvalid {
+    /// At most this many invalid records.
+    Count(u64),
+    /// At most this share of the records read.
+    Percent(#[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?%$"))] String),
+}
+
+fn default_true() -> bool {
+    true
+}
+fn default_delimiter() -> String {
+    ",".into()
+}
+fn default_quote() -> String {
+    "\"".into()
+}
+fn default_encoding() -> String {
+    "utf-8".into()
+}
+fn default_map_timeout() -> String {
+    "10m".into()
+}
+fn default_max_operations() -> u64 {
+    1_000_000
+}
+
+/// Gives each step key (`check`, `parse`, …) its variant's description: schemars documents the
+/// one-key mapping, not the key, and the reference lists keys.
+fn describe_step_keys(schema: &mut Schema) {
+    if let Some(variants) = schema.get_mut("oneOf").and_then(|v| v.as_array_mut()) {
+        for variant in variants {
+            let Some(desc) = variant.get("description").cloned() else { continue };
+            if let Some(props) = variant.get_mut("properties").and_then(|p| p.as_object_mut()) {
+                for prop in props.values_mut() {
+                    if let Some(p) = prop.as_object_mut() {
+                        p.entry("description").or_insert(desc.clone());
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,389 @@
+//! Making one logged-in FTP control connection: TCP, TLS (explicit `AUTH TLS` or implicit),
+//! login, binary type, what the server offers (`FEAT`), the root folder, and the data-connection
+//! mode (EPSV, PASV with the NAT workaround, or active).
+//!
+//! Owns the translation of connection-time failures into [`ErrorKind`]s — unreachable or slow
+//! is `Transient`, a refused login `AuthFailed`, an untrusted certificate `HostKey`, an
+//! unreadable CA file `Config` — with messages that never contain the password. It does not
+//! keep connections or reconnect; `super::pool` does.
+
+use std::future::Future;
+use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use suppaftp::tokio::AsyncRustlsFtpStream;
+use suppaftp::types::FileType;
+use suppaftp::{FtpError, FtpResult, Mode, Status};
+use tokio::net::TcpStream;
+
+use super::tls::Tls;
+use crate::config::flow::{FtpSpec, FtpTls};
+use crate::endpoint::{EndpointError, ErrorKind, Op, RemotePath};
+
+/// The control connection. One type for every mode: without TLS it simply never upgrades.
+pub(super) type Ftp = AsyncRustlsFtpStream;
+
+/// What the server offers, from `FEAT`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Feat {
+    /// `MLSD` (listed as `MLST`, which implies it, or on its own).
+    pub mlsd: bool,
+    pub mlst: bool,
+    pub mdtm: bool,
+    pub size: bool,
+    pub epsv: bool,
+    pub utf8: bool,
+}
+
+impl Feat {
+    /// From the lines of a `FEAT` reply (features are the lines starting with a space).
+    pub fn parse(reply: &str) -> Feat {
+        let names: Vec<String> = reply
+            .lines()
+            .filter(|l| l.starts_with(' '))
+            .filter_map(|l| l.split_whitespace().next())
+            .map(|n| n.to_ascii_uppercase())
+            .collect();
+        let has = |f: &str| names.iter().any(|n| n == f);
+        Feat {
+            mlsd: has("MLST") || has("MLSD"),
+            mlst: has("MLST"),
+            mdtm: has("MDTM"),
+            size: has("SIZE"),
+            epsv: has("EPSV"),
+            utf8: has("UTF8"),
+        }
+    }
+}
+
+/// A live, logged-in control connection in binary mode.
+pub(super) struct Conn {
+    pub ftp: Ftp,
+    /// The server's host name, for log fields.
+    pub host: String,
+    pub feat: Feat,
+    /// Absolute folder on the server that `RemotePath`s are relative to.
+    pub root: String,
+    /// Longest wait for a reply or for a stalled data connection.
+    pub timeout: Duration,
+    /// Data connections use EPSV (else PASV, or active mode).
+    pub epsv: bool,
+}
+
+impl Conn {
+    /// `{root}/{path}` on the server.
+    pub fn full(&self, p: &RemotePath) -> String {
+        full_path(&self.root, p)
+    }
+
+    /// After a data command failed: if the server did not understand EPSV, switch this
+    /// connection (and, through `refused`, future ones) to PASV and say so, so the caller retries.
+    pub fn fall_back_to_pasv<T>(&mut self, res: &FtpResult<T>, refused: &AtomicBool) -> bool {
+        // RETR/STOR/LIST/MLSD are never "not understood"; EPSV is, on old servers.
+        let not_understood = matches!(res, Err(FtpError::UnexpectedResponse(r)) if matches!(reply_code(r), 500..=502));
+        if self.epsv && not_understood {
+            tracing::info!(host = %self.host, "The server does not understand EPSV; using PASV.");
+            self.epsv = false;
+            self.ftp.set_mode(Mode::Passive);
+            refused.store(true, Ordering::Relaxed);
+            return true;
+        }
+        false
+    }
+}
+
+/// `{root}/{path}`, with `/` for the root of the server itself.
+fn full_path(root: &str, p: &RemotePath) -> String {
+    let root = root.trim_end_matches('/');
+    match (p.is_root(), root.is_empty()) {
+        (true, true) => "/".to_string(),
+        (true, false) => root.to_string(),
+        (false, _) => format!("{root}/{}", p.as_str()),
+    }
+}
+
+/// The three-digit code of a reply (suppaftp maps codes it does not know to `Unknown`).
+pub(super) fn reply_code(r: &suppaftp::types::Response) -> u32 {
+    r.body.get(..3).and_then(|c| std::str::from_utf8(c).ok()).and_then(|c| c.parse().ok()).unwrap_or_else(|| r.status.code())
+}
+
+/// A reply as one line of text for messages: `550 Failed to open file.`
+pub(super) fn reply_text(r: &suppaftp::types::Response) -> String {
+    let text = String::from_utf8_lossy(&r.body);
+    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" / ")
+}
+
+/// Runs `fut` within `limit`; running out is a `TimedOut` connection error (the reply may still
+/// arrive later, so the connection is out of step and must be dropped).
+pub(super) async fn within<T>(limit: Duration, fut: impl Future<Output = FtpResult<T>>) -> FtpResult<T> {
+    match tokio::time::timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(FtpError::ConnectionError(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            format!("no answer from the server within {} s", limit.as_secs_f32()),
+        ))),
+    }
+}
+
+/// Makes connections for one endpoint and remembers what it learnt about the server.
+pub(super) struct Connector {
+    spec: FtpSpec,
+    label: String,
+    tls: tokio::sync::OnceCell<Option<Arc<Tls>>>,
+    /// The server answered EPSV with "not understood": new connections use PASV.
+    pub epsv_refused: AtomicBool,
+    /// `LIST -a` was refused: list with a bare `LIST`.
+    pub list_a_refused: AtomicBool,
+    /// The last connection's server offered MLSD (second-precision listings).
+    pub mlsd: AtomicBool,
+}
+
+impl Connector {
+    pub fn new(spec: FtpSpec, label: String) -> Self {
+        Connector {
+            spec,
+            label,
+            tls: tokio::sync::OnceCell::new(),
+            epsv_refused: AtomicBool::new(false),
+            list_a_refused: AtomicBool::new(false),
+            mlsd: AtomicBool::new(false),
+        }
+    }
+
+    pub fn spec(&self) -> &FtpSpec {
+        &self.spec
+    }
+
+    /// Why the server certificate was refused, if it was since the last call.
+    pub fn take_tls_refusal(&self) -> Option<String> {
+        self.tls.get().and_then(|t| t.as_ref()).and_then(|t| t.take_refusal())
+    }
+
+    async fn tls(&self) -> Result<Option<Arc<Tls>>, EndpointError> {
+        self.tls
+            .get_or_try_init(|| async {
+                if self.spec.tls == FtpTls::None {
+                    return Ok(None);
+                }
+                Tls::new(&self.spec.trust)
+                    .map(|t| Some(Arc::new(t)))
+                    .map_err(|msg| EndpointError::new(ErrorKind::Config, Op::Connect, self.label.clone(), None, msg))
+            })
+            .await
+            .cloned()
+    }
+
+    /// Connects and logs in within `connect_timeout`.
+    pub async fn connect(&self) -> Result<Conn, EndpointError> {
+        let err = |kind, msg: String| EndpointError::new(kind, Op::Connect, self.label.clone(), None, msg);
+        let tls = self.tls().await?;
+        let res = tokio::time::timeout(self.spec.connect_timeout, self.establish(tls.as_deref())).await;
+        if let Some(refusal) = self.take_tls_refusal() {
+            return Err(err(ErrorKind::HostKey, refusal));
+        }
+        match res {
+            Ok(Ok(conn)) => {
+                self.mlsd.store(conn.feat.mlsd, Ordering::Relaxed);
+                Ok(conn)
+            }
+            Ok(Err((kind, msg))) => Err(err(kind, msg)),
+            Err(_) => {
+                let hint = match self.spec.tls {
+                    // An implicit-TLS port waits silently for a TLS hello.
+                    FtpTls::Explicit | FtpTls::None => " (if this port speaks implicit FTPS, set `tls: implicit`)",
+                    FtpTls::Implicit => "",
+                };
+                Err(err(
+                    ErrorKind::Transient,
+                    format!("no FTP session within {} s (TCP connect, TLS and login){hint}", self.spec.connect_timeout.as_secs_f32()),
+                ))
+            }
+        }
+    }
+
+    async fn establish(&self, tls: Option<&Tls>) -> Result<Conn, (ErrorKind, String)> {
+        let spec = &self.spec;
+        let (host, port) = (spec.host.as_str(), spec.port);
+        let unreachable = |e: std::io::Error| (ErrorKind::Transient, format!("cannot reach {host}:{port}: {e}"));
+        let mut ftp = match (spec.tls, tls) {
+            (FtpTls::Implicit, Some(tls)) => {
+                let mut ftp = Ftp::connect_secure_implicit((host, port), tls.connector(), host).await.map_err(|e| match e {
+                    FtpError::ConnectionError(e) => unreachable(e),
+                    e => self.tls_failure(e),
+                })?;
+                // Not sent by suppaftp for implicit TLS: without PROT P the server would keep
+                // the data connections in clear text while we speak TLS on them.
+                for cmd in ["PBSZ 0", "PROT P"] {
+                    ftp.custom_command(cmd, &[Status::CommandOk]).await.map_err(|e| classify_connect(e, cmd))?;
+                }
+                ftp
+            }
+            (_, tls) => {
+                let tcp = TcpStream::connect((host, port)).await.map_err(unreachable)?;
+                let _ = tcp.set_nodelay(true);
+                let ftp = Ftp::connect_with_stream(tcp).await.map_err(|e| classify_connect(e, "greeting"))?;
+                match tls {
+                    // AUTH TLS, then PBSZ 0 and PROT P.
+                    Some(tls) => ftp.into_secure(tls.connector(), host).await.map_err(|e| match e {
+                        FtpError::UnexpectedResponse(r) => (
+                            ErrorKind::Protocol,
+                            format!(
+                                "the server refused TLS (AUTH TLS: {}); if it only speaks plain FTP and sending the password \
+                                 unencrypted is acceptable, set `tls: none`",
+                                reply_text(&r)
+                            ),
+                        ),
+                        e => self.tls_failure(e),
+                    })?,
+                    None => ftp,
+                }
+            }
+        };
+        match ftp.login(spec.user.as_str(), spec.password.expose()).await {
+            Ok(()) => {}
+            Err(FtpError::UnexpectedResponse(r)) if matches!(reply_code(&r), 530 | 430 | 332) => {
+                return Err((ErrorKind::AuthFailed, format!("login as {} refused ({})", spec.user, reply_text(&r))));
+            }
+            Err(e) => return Err(classify_connect(e, "login")),
+        }
+        // The default type is ASCII, which rewrites line ends: always binary.
+        ftp.transfer_type(FileType::Binary).await.map_err(|e| classify_connect(e, "TYPE I"))?;
+        let feat = read_feat(&mut ftp).await?;
+        if feat.utf8 {
+            // Some servers (IIS, FileZilla Server) use UTF-8 names only when asked to.
+            match ftp.custom_command("OPTS UTF8 ON", &[Status::CommandOk]).await {
+                Ok(_) | Err(FtpError::UnexpectedResponse(_)) => {}
+                Err(e) => return Err(classify_connect(e, "OPTS UTF8 ON")),
+            }
+        }
+        let root = match &spec.root {
+            Some(root) => root.clone(),
+            None => ftp.pwd().await.map_err(|e| classify_connect(e, "PWD"))?.replace("\"\"", "\""),
+        };
+        let peer = ftp.get_ref().await.peer_addr().map_err(unreachable)?.ip();
+        let epsv = spec.passive && feat.epsv && !self.epsv_refused.load(Ordering::Relaxed);
+        let ftp = if spec.passive {
+            ftp.set_mode(if epsv { Mode::ExtendedPassive } else { Mode::Passive });
+            ftp.passive_stream_builder(move |offered| {
+                let target = passive_target(offered, peer);
+                Box::pin(async move {
+                    let s = TcpStream::connect(target).await.map_err(|e| {
+                        FtpError::ConnectionError(std::io::Error::new(
+                            e.kind(),
+                            format!("cannot open the data connection to {target}: {e}"),
+                        ))
+                    })?;
+                    let _ = s.set_nodelay(true);
+                    Ok(s)
+                }) as Pin<Box<dyn Future<Output = FtpResult<TcpStream>> + Send + Sync>>
+            })
+        } else {
+            // The server connects back to us; it must do so within the operation timeout.
+            ftp.active_mode(spec.operation_timeout)
+        };
+        tracing::debug!(host, port, ?feat, root = %root, epsv, "FTP session ready.");
+        Ok(Conn { ftp, host: spec.host.clone(), feat, root, timeout: spec.operation_timeout, epsv })
+    }
+
+    /// A TLS handshake failed: a refused certificate is `HostKey` (reported by the caller from
+    /// the verifier's record), anything else means the two sides do not agree on TLS.
+    fn tls_failure(&self, e: FtpError) -> (ErrorKind, String) {
+        match e {
+            FtpError::SecureError(msg) => (
+                ErrorKind::Protocol,
+                format!("TLS handshake failed: {msg} (check `tls` and `port`: implicit FTPS usually listens on 990, explicit on 21)"),
+            ),
+            e => classify_connect(e, "TLS"),
+        }
+    }
+}
+
+/// `FEAT`, read as one whole reply: suppaftp's own parser stops at the first line it does not
+/// understand and would leave the rest of the reply unread.
+async fn read_feat(ftp: &mut Ftp) -> Result<Feat, (ErrorKind, String)> {
+    // Asking for a code FEAT never answers makes suppaftp read the complete multi-line reply
+    // and hand it back as "unexpected".
+    match ftp.custom_command("FEAT", &[Status::Help]).await {
+        Ok(r) | Err(FtpError::UnexpectedResponse(r)) if reply_code(&r) == 211 => Ok(Feat::parse(&String::from_utf8_lossy(&r.body))),
+        Ok(_) | Err(FtpError::UnexpectedResponse(_)) => Ok(Feat::default()),
+        Err(e) => Err(classify_connect(e, "FEAT")),
+    }
+}
+
+/// A failure while setting up a session, by error variant and reply code.
+fn classify_connect(e: FtpError, step: &str) -> (ErrorKind, String) {
+    match e {
+        FtpError::ConnectionError(io) => (ErrorKind::Transient, format!("connection lost during {step}: {io}")),
+        FtpError::UnexpectedResponse(r) => {
+            let code = reply_code(&r);
+            let kind = if (400..500).contains(&code) { ErrorKind::Transient } else { ErrorKind::Protocol };
+            (kind, format!("{step} refused: {}", reply_text(&r)))
+        }
+        e => (ErrorKind::Protocol, format!("{step} failed: {e}")),
+    }
+}
+
+/// Where to open a passive data connection: where the server says, unless it names an address
+/// that cannot be reached from here (a private one, behind NAT) while the control connection
+/// goes to a public one; then the control connection's address, with the offered port.
+pub(super) fn passive_target(offered: SocketAddr, control_peer: IpAddr) -> SocketAddr {
+    if offered.ip() != control_peer && unroutable(offered.ip()) && !unroutable(control_peer) {
+        tracing::debug!(%offered, %control_peer, "PASV offered an unroutable address; using the server's.");
+        SocketAddr::new(control_peer, offered.port())
+    } else {
+        offered
+    }
+}
+
+fn unroutable(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, ..] = v4.octets();
+            v4.is_private() || v4.is_loopback() || v4.is_link_local() || v4.is_unspecified() || (a == 100 && (64..128).contains(&b))
+        }
+        IpAddr::V6(v6) => {
+            let first = v6.segments()[0];
+            v6.is_loopback() || v6.is_unspecified() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn feat_replies() {
+        let pure = "211-Extensions supported:\r\n UTF8\r\n MDTM\r\n SIZE\r\n MLST type*;size*;modify*;\r\n MLSD\r\n EPSV\r\n211 End.";
+        assert_eq!(Feat::parse(pure), Feat { mlsd: true, mlst: true, mdtm: true, size: true, epsv: true, utf8: true });
+        let vsftpd = "211-Features:\n AUTH TLS\n EPRT\n EPSV\n MDTM\n PASV\n REST STREAM\n SIZE\n TVFS\n211 End";
+        assert_eq!(Feat::parse(vsftpd), Feat { mlsd: false, mlst: false, mdtm: true, size: true, epsv: true, utf8: false });
+        assert_eq!(Feat::parse("211 No features"), Feat::default());
+    }
+
+    #[test]
+    fn passive_nat_workaround_only_for_unroutable_offers() {
+        let public: IpAddr = "203.0.113.7".parse().unwrap();
+        let offer = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(passive_target(offer("10.0.0.5:50000"), public), offer("203.0.113.7:50000"));
+        assert_eq!(passive_target(offer("0.0.0.0:50000"), public), offer("203.0.113.7:50000"));
+        assert_eq!(passive_target(offer("100.64.1.1:50000"), public), offer("203.0.113.7:50000"));
+        // A routable offer is taken as is (a server may use a separate data address).
+        assert_eq!(passive_target(offer("198.51.100.9:50000"), public), offer("198.51.100.9:50000"));
+        // On a private network the server's private address is right.
+        let lan: IpAddr = "192.168.1.10".parse().unwrap();
+        assert_eq!(passive_target(offer("192.168.1.11:50000"), lan), offer("192.168.1.11:50000"));
+    }
+
+    #[test]
+    fn paths_under_the_root() {
+        let p = |s: &str| RemotePath::parse(s).unwrap();
+        assert_eq!(full_path("/", &p("")), "/");
+        assert_eq!(full_path("/", &p("x")), "/x");
+        assert_eq!(full_path("/data/", &p("")), "/data");
+        assert_eq!(full_path("/data/", &p("in/a b")), "/data/in/a b");
+    }
+}

@@ -1,0 +1,334 @@
+//! Reading FTP directory listings: `MLSD`/`MLST` facts (RFC 3659) and `LIST` lines in the Unix
+//! (`ls -l`) and Windows/IIS (DOS) formats.
+//!
+//! Owns the parsing only, as pure functions over one line. Lines are split on `\r\n` (the
+//! protocol's line end), so a name containing a bare `\n` stays in one line and is later refused
+//! as a name, instead of turning into two entries. Which command to send, and refining `LIST`
+//! times with `MDTM`, is `super`'s business.
+//!
+//! Times: MLSD/MLST/MDTM are UTC with second precision. `LIST` shows minutes (or only the day,
+//! for files older than about six months), in the server's time zone, without a year for recent
+//! files; it is read as UTC and the year is guessed as the latest one not in the future.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use chrono::{Datelike, NaiveDate};
+
+use crate::endpoint::EntryKind;
+
+/// One listed entry, before its name is checked and joined to a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Listed {
+    pub name: String,
+    pub kind: EntryKind,
+    pub size: u64,
+    pub mtime: Option<SystemTime>,
+}
+
+/// The lines of a listing: split on `\r\n`, or on `\n` for servers that send bare line feeds
+/// (then a name containing `\n` cannot be told apart, and is cut). Empty lines are dropped.
+pub(super) fn split_lines(raw: &[u8]) -> Vec<&[u8]> {
+    let crlf = raw.windows(2).any(|w| w == b"\r\n");
+    let mut out = Vec::new();
+    let mut rest = raw;
+    loop {
+        let end = if crlf { rest.windows(2).position(|w| w == b"\r\n") } else { rest.iter().position(|&b| b == b'\n') };
+        let (line, next) = match end {
+            Some(i) => (&rest[..i], &rest[i + if crlf { 2 } else { 1 }..]),
+            None => (rest, &rest[rest.len()..]),
+        };
+        if !line.is_empty() {
+            out.push(line);
+        }
+        if next.is_empty() {
+            return out;
+        }
+        rest = next;
+    }
+}
+
+/// Parses an `MLSD` line (`fact=value;…; name`). `None` for the `.`/`..` entries (`cdir`,
+/// `pdir`) and for lines that are not MLSx entries. Types other than file and dir (symlinks,
+/// devices) are `Other`.
+pub(super) fn parse_mlsx(line: &str) -> Option<Listed> {
+    facts(line, false)
+}
+
+/// Parses the entry line of an `MLST` reply (leading space optional). The name is whatever
+/// the server echoes; callers know which path they asked about. Here `cdir` (the folder
+/// itself) is a folder.
+pub(super) fn parse_mlst(line: &str) -> Option<Listed> {
+    facts(line.strip_prefix(' ').unwrap_or(line), true)
+}
+
+fn facts(line: &str, mlst: bool) -> Option<Listed> {
+    // RFC 3659 §7.2: facts end with ";", then one space, then the name (which may contain
+    // ";" and spaces, at either end too).
+    let (facts, name) = match line.strip_prefix(' ') {
+        Some(name) => ("", name),
+        None => {
+            let end = line.find("; ")?;
+            (&line[..=end], &line[end + 2..])
+        }
+    };
+    let mut kind = None;
+    let mut size = None;
+    let mut mtime = None;
+    for fact in facts.split(';').filter(|f| !f.is_empty()) {
+        let (key, value) = fact.split_once('=')?;
+        match key.to_ascii_lowercase().as_str() {
+            "type" => {
+                kind = Some(match value.to_ascii_lowercase().as_str() {
+                    "cdir" | "pdir" if mlst => EntryKind::Dir,
+                    "cdir" | "pdir" => return None,
+                    "file" => EntryKind::File,
+                    "dir" => EntryKind::Dir,
+                    _ => EntryKind::Other,
+                })
+            }
+            "size" => size = value.parse::<u64>().ok(),
+            "modify" => mtime = parse_mdtm(value),
+            _ => {}
+        }
+    }
+    if !mlst && (name.is_empty() || name == "." || name == "..") {
+        return None;
+    }
+    let kind = kind.unwrap_or(EntryKind::Other);
+    let size = if kind == EntryKind::File { size.unwrap_or(0) } else { 0 };
+    Some(Listed { name: name.to_string(), kind, size, mtime })
+}
+
+/// `YYYYMMDDHHMMSS[.fff]` (MLSx `modify`, MDTM replies), UTC, to whole seconds.
+pub(super) fn parse_mdtm(text: &str) -> Option<SystemTime> {
+    let digits = text.trim().split('.').next()?;
+    if digits.len() != 14 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n = |r: std::ops::Range<usize>| digits[r].parse::<u32>().ok();
+    let date = NaiveDate::from_ymd_opt(i32::try_from(n(0..4)?).ok()?, n(4..6)?, n(6..8)?)?;
+    let at = date.and_hms_opt(n(8..10)?, n(10..12)?, n(12..14)?)?;
+    from_unix(at.and_utc().timestamp())
+}
+
+/// Parses a `LIST` line, Unix format first, then DOS. `None` for anything else (`total 12`,
+/// blank-ish lines, unknown formats) and for the `.`/`..` entries.
+pub(super) fn parse_list(line: &str, now: SystemTime) -> Option<Listed> {
+    let listed = parse_unix(line, now).or_else(|| parse_dos(line))?;
+    (listed.name != "." && listed.name != "..").then_some(listed)
+}
+
+/// Words of a line with their byte offsets, split on runs of spaces.
+fn words(line: &str) -> Vec<(usize, &str)> {
+    let mut out = Vec::new();
+    let mut start = None;
+    for (i, c) in line.char_indices() {
+        match (c == ' ', start) {
+            (true, Some(s)) => {
+                out.push((s, &line[s..i]));
+                start = None;
+            }
+            (false, None) => start = Some(i),
+            _ => {}
+        }
+    }
+    if let Some(s) = start {
+        out.push((s, &line[s..]));
+    }
+    out
+}
+
+const MONTHS: [&str; 12] = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"];
+
+/// `drwxr-xr-x 2 owner group 4096 Nov 25 02:08 name`: found by its date (month, day, time or
+/// year) after a size; the owner/group columns may be missing. The name is everything after
+/// the one space that follows the date, so leading spaces survive.
+fn parse_unix(line: &str, now: SystemTime) -> Option<Listed> {
+    let w = words(line);
+    let perms = w.first()?.1;
+    if perms.len() < 10 || !"-dlbcps".contains(perms.chars().next()?) {
+        return None;
+    }
+    let kind = match perms.as_bytes()[0] {
+        b'-' => EntryKind::File,
+        b'd' => EntryKind::Dir,
+        _ => EntryKind::Other,
+    };
+    // The date: the first month name (from the 3rd word on) that is followed by a day and a
+    // time or year, and preceded by a size.
+    let i = (2..w.len().saturating_sub(3)).find(|&i| {
+        month(w[i].1).is_some()
+            && w[i + 1].1.parse::<u32>().is_ok_and(|d| (1..=31).contains(&d))
+            && (is_clock(w[i + 2].1) || is_year(w[i + 2].1))
+            && w[i - 1].1.bytes().all(|b| b.is_ascii_digit())
+    })?;
+    let size: u64 = w[i - 1].1.parse().ok()?;
+    let (at, text) = w[i + 2];
+    let name_start = at + text.len() + 1;
+    let mut name = line.get(name_start..)?;
+    if kind == EntryKind::Other && perms.starts_with('l') {
+        // `link -> target`: the link's own name.
+        name = name.split(" -> ").next().unwrap_or(name);
+    }
+    if name.is_empty() {
+        return None;
+    }
+    let mtime = unix_time(month(w[i].1)?, w[i + 1].1.parse().ok()?, text, now);
+    Some(Listed { name: name.to_string(), kind, size: if kind == EntryKind::File { size } else { 0 }, mtime })
+}
+
+fn month(word: &str) -> Option<u32> {
+    let lower = word.to_ascii_lowercase();
+    MONTHS.iter().position(|m| *m == lower).map(|i| i as u32 + 1)
+}
+
+fn is_clock(word: &str) -> bool {
+    word.split_once(':').is_some_and(|(h, m)| {
+        h.len() <= 2 && m.len() == 2 && h.parse::<u32>().is_ok_and(|h| h < 24) && m.parse::<u32>().is_ok_and(|m| m < 60)
+    })
+}
+
+fn is_year(word: &str) -> bool {
+    word.len() == 4 && word.parse::<i32>().is_ok_and(|y| y > 1900)
+}
+
+/// `Nov 25 02:08` (the year is the latest one that does not put the time more than a day in
+/// the future) or `Nov 25 2024` (midnight).
+fn unix_time(month: u32, day: u32, time_or_year: &str, now: SystemTime) -> Option<SystemTime> {
+    if is_year(time_or_year) {
+        let date = NaiveDate::from_ymd_opt(time_or_year.parse().ok()?, month, day)?;
+        return from_unix(date.and_hms_opt(0, 0, 0)?.and_utc().timestamp());
+    }
+    let (h, m) = time_or_year.split_once(':')?;
+    let (h, m) = (h.parse().ok()?, m.parse().ok()?);
+    let now_secs = i64::try_from(now.duration_since(UNIX_EPOCH).ok()?.as_secs()).ok()?;
+    let this_year = chrono::DateTime::from_timestamp(now_secs, 0)?.year();
+    for year in [this_year, this_year - 1] {
+        // Feb 29 of a non-leap year does not exist: try the year before.
+        let Some(at) = NaiveDate::from_ymd_opt(year, month, day).and_then(|d| d.and_hms_opt(h, m, 0)) else { continue };
+        let secs = at.and_utc().timestamp();
+        if secs <= now_secs + 86_400 {
+            return from_unix(secs);
+        }
+    }
+    None
+}
+
+/// `10-19-20  03:19PM  <DIR>  name` / `04-08-2014  15:09  1,403  name` (IIS, 2- or 4-digit
+/// years, 12- or 24-hour clock).
+fn parse_dos(line: &str) -> Option<Listed> {
+    let w = words(line);
+    let (date, mut i) = (w.first()?.1, 1);
+    let mut parts = date.split('-');
+    let (mo, d, y) = (parts.next()?.parse::<u32>().ok()?, parts.next()?.parse::<u32>().ok()?, parts.next()?);
+    let year: i32 = match (y.len(), y.parse::<i32>().ok()?) {
+        // Two digits: 00–69 are 20xx, 70–99 are 19xx.
+        (2, yy) if yy < 70 => 2000 + yy,
+        (2, yy) => 1900 + yy,
+        (4, yyyy) => yyyy,
+        _ => return None,
+    };
+    let clock = w.get(i)?.1.to_ascii_uppercase();
+    i += 1;
+    let (clock, pm) = match (clock.strip_suffix("AM"), clock.strip_suffix("PM")) {
+        (Some(c), _) => (c.to_string(), Some(false)),
+        (_, Some(c)) => (c.to_string(), Some(true)),
+        _ => match w.get(i).map(|x| x.1.to_ascii_uppercase()) {
+            Some(s) if s == "AM" || s == "PM" => {
+                i += 1;
+                (clock, Some(s == "PM"))
+            }
+            _ => (clock, None),
+        },
+    };
+    let (h, m) = clock.split_once(':')?;
+    let (mut h, m): (u32, u32) = (h.parse().ok()?, m.parse().ok()?);
+    if let Some(pm) = pm {
+        h = h % 12 + if pm { 12 } else { 0 };
+    }
+    let (at, what) = *w.get(i)?;
+    let (kind, size) = if what.eq_ignore_ascii_case("<DIR>") {
+        (EntryKind::Dir, 0)
+    } else {
+        (EntryKind::File, what.replace(',', "").parse::<u64>().ok()?)
+    };
+    let name = line.get(at + what.len()..)?.trim_start_matches(' ');
+    if name.is_empty() {
+        return None;
+    }
+    let mtime = NaiveDate::from_ymd_opt(year, mo, d).and_then(|d| d.and_hms_opt(h, m, 0)).and_then(|t| from_unix(t.and_utc().timestamp()));
+    Some(Listed { name: name.to_string(), kind, size, mtime })
+}
+
+fn from_unix(secs: i64) -> Option<SystemTime> {
+    u64::try_from(secs).ok().map(|s| UNIX_EPOCH + Duration::from_secs(s))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<SystemTime> {
+        from_unix(NaiveDate::from_ymd_opt(y, mo, d).unwrap().and_hms_opt(h, mi, s).unwrap().and_utc().timestamp())
+    }
+
+    #[test]
+    fn splits_on_crlf_and_keeps_bare_line_feeds_inside_names() {
+        let raw = b"a\r\nline\nbreak\r\n\r\nb";
+        assert_eq!(split_lines(raw), vec![&b"a"[..], b"line\nbreak", b"b"]);
+        assert_eq!(split_lines(b"a\nb\n"), vec![&b"a"[..], b"b"]);
+        assert!(split_lines(b"").is_empty());
+    }
+
+    #[test]
+    fn mlsd_lines() {
+        let l = parse_mlsx("type=file;size=3;modify=20261125020853;UNIX.mode=0644; a;b c.txt").unwrap();
+        assert_eq!(l, Listed { name: "a;b c.txt".into(), kind: EntryKind::File, size: 3, mtime: at(2026, 11, 25, 2, 8, 53) });
+        let l = parse_mlsx("type=file;size=1;modify=20261125020853.123;unique=fe;   padded  ").unwrap();
+        assert_eq!((l.name.as_str(), l.mtime), ("  padded  ", at(2026, 11, 25, 2, 8, 53)));
+        let l = parse_mlsx("type=dir;sizd=4096;modify=20261125020853; sub").unwrap();
+        assert_eq!((l.kind, l.size), (EntryKind::Dir, 0));
+        assert_eq!(parse_mlsx("type=OS.unix=slink:/x;modify=20260101000000; ln").unwrap().kind, EntryKind::Other);
+        assert_eq!(parse_mlsx("type=cdir;modify=20261125020912; ."), None);
+        assert_eq!(parse_mlsx("type=pdir;modify=20261125020912; .."), None);
+        assert_eq!(parse_mlsx("garbage"), None);
+        let l = parse_mlst(" type=cdir;sizd=4096;modify=20261125020912; /srv/data").unwrap();
+        assert_eq!((l.kind, l.mtime), (EntryKind::Dir, at(2026, 11, 25, 2, 9, 12)));
+        assert_eq!(parse_mdtm("19991231235959"), at(1999, 12, 31, 23, 59, 59));
+        assert_eq!(parse_mdtm("2026"), None);
+    }
+
+    #[test]
+    fn unix_list_lines() {
+        let now = at(2026, 11, 25, 12, 0, 0).unwrap();
+        let l = parse_list("-rw-r--r--    1 1001     1001            1 Nov 25 02:08   padded  ", now).unwrap();
+        assert_eq!(l, Listed { name: "  padded  ".into(), kind: EntryKind::File, size: 1, mtime: at(2026, 11, 25, 2, 8, 0) });
+        let l = parse_list("drwxr-xr-x    2 wharftest  wharftest        4096 Nov 25 02:08 sub dir", now).unwrap();
+        assert_eq!((l.name.as_str(), l.kind, l.size), ("sub dir", EntryKind::Dir, 0));
+        // A recent date later in the year than today belongs to last year.
+        let l = parse_list("-rw-r--r-- 1 u g 10 Dec 24 18:00 x", now).unwrap();
+        assert_eq!(l.mtime, at(2025, 12, 24, 18, 0, 0));
+        let l = parse_list("-rw-r--r-- 1 u g 5 Jan  3  2020 old file", now).unwrap();
+        assert_eq!((l.name.as_str(), l.mtime), ("old file", at(2020, 1, 3, 0, 0, 0)));
+        // No group column; a month-like word in the owner column.
+        let l = parse_list("-rw-r--r-- 1 may 5 Mar 1 09:15 m", now).unwrap();
+        assert_eq!((l.name.as_str(), l.size), ("m", 5));
+        let l = parse_list("lrwxrwxrwx 1 u g 7 Nov 25 02:08 link -> target", now).unwrap();
+        assert_eq!((l.name.as_str(), l.kind), ("link", EntryKind::Other));
+        assert_eq!(parse_list("drwxr-xr-x 3 u g 4096 Nov 25 02:09 .", now), None);
+        assert_eq!(parse_list("total 28", now), None);
+    }
+
+    #[test]
+    fn dos_list_lines() {
+        let now = at(2026, 1, 1, 0, 0, 0).unwrap();
+        let l = parse_list("10-19-20  03:19PM       <DIR>          pub", now).unwrap();
+        assert_eq!(l, Listed { name: "pub".into(), kind: EntryKind::Dir, size: 0, mtime: at(2020, 10, 19, 15, 19, 0) });
+        let l = parse_list("04-08-14  12:09AM                 1,403 read me.txt", now).unwrap();
+        assert_eq!(l, Listed { name: "read me.txt".into(), kind: EntryKind::File, size: 1403, mtime: at(2014, 4, 8, 0, 9, 0) });
+        let l = parse_list("04-08-2014  15:09 403 a.txt", now).unwrap();
+        assert_eq!((l.size, l.mtime), (403, at(2014, 4, 8, 15, 9, 0)));
+        let l = parse_list("12-31-99  11:59 PM  7 y2k", now).unwrap();
+        assert_eq!(l.mtime, at(1999, 12, 31, 23, 59, 0));
+    }
+}

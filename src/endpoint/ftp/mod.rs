@@ -1,0 +1,643 @@
+//! `ftp`: a folder on an FTP or FTPS server, behind the same [`Endpoint`] contract as `local`
+//! and `sftp`.
+//!
+//! Owns the mapping of [`RemotePath`]s onto the server-side root (always as absolute paths),
+//! the protocol steps of each operation (MLSD/MLST where offered, else LIST refined by SIZE and
+//! MDTM; RETR with REST; STOR; RNFR/RNTO; DELE; MKD), and the translation of reply codes and
+//! connection failures into [`ErrorKind`]s. A reply of 550 says little, so the kind is decided
+//! by looking: is the path (or its folder) there? Connections come from a small pool
+//! (`pool`), are made in `connect` and trust certificates through `tls`; listings are parsed
+//! in `list`; transfers in progress live in `stream`. Like every endpoint it has no policy: no
+//! temp names, no retries beyond one reconnect, no verification.
+
+mod connect;
+mod list;
+mod pool;
+mod stream;
+mod tls;
+
+use std::fmt;
+use std::future::Future;
+use std::io;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use suppaftp::tokio::{AsyncRustlsStream, TransferStream};
+use suppaftp::{FtpError, ReplyTooLarge, Status};
+use tokio::io::AsyncReadExt;
+
+pub use tls::cert_fingerprint;
+
+use self::connect::{Conn, Connector, reply_code, reply_text, within};
+use self::pool::{Lease, Pool};
+use self::stream::{FtpRead, FtpWrite};
+use super::{Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Op, ReadStream, RemotePath, WriteStream};
+use crate::config::flow::{FtpSpec, FtpTls};
+
+/// Largest directory listing read into memory (a server sending more is broken or hostile).
+const MAX_LISTING: usize = 64 * 1024 * 1024;
+/// Writes go to the data connection in pieces of this size, each with its own stall timeout.
+const WRITE_PIECE: usize = 256 * 1024;
+
+/// An FTP/FTPS endpoint. Cheap to create: nothing happens until the first operation (or
+/// [`connect_now`](Self::connect_now)).
+#[derive(Clone)]
+pub struct FtpEndpoint {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    label: String,
+    root: Option<String>,
+    pool: Arc<Pool>,
+}
+
+impl fmt::Debug for FtpEndpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("FtpEndpoint").field("endpoint", &self.inner.label).field("root", &self.inner.root).finish_non_exhaustive()
+    }
+}
+
+/// `host:port`, with IPv6 addresses in brackets.
+fn host_port(host: &str, port: u16) -> String {
+    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+}
+
+impl FtpEndpoint {
+    /// An endpoint for `spec`; does no I/O.
+    pub fn new(spec: FtpSpec) -> Self {
+        let scheme = if spec.tls == FtpTls::None { "ftp" } else { "ftps" };
+        let label = format!("{scheme} {}@{}", spec.user, host_port(&spec.host, spec.port));
+        let root = spec.root.clone();
+        let pool = Pool::new(Connector::new(spec, label.clone()), label.clone());
+        FtpEndpoint { inner: Arc::new(Inner { label, root, pool }) }
+    }
+
+    /// Connects now (if no connection is open), so an unreachable host, a refused login or an
+    /// untrusted certificate fails early with a clear message.
+    pub async fn connect_now(&self) -> Result<(), EndpointError> {
+        self.inner.pool.acquire().await.map(Lease::release)
+    }
+
+    /// Runs `f` on a pooled connection and keeps the connection for the caller (a stream).
+    /// A failure that leaves the connection unusable closes it (and every idle one), and with
+    /// `retry` the operation is tried once more on a new login — unless this call already made
+    /// one (one reconnect per operation, then `Transient`).
+    async fn attempt<T, F, Fut>(&self, op: Op, path: &RemotePath, retry: bool, f: F) -> Result<(T, Lease), EndpointError>
+    where
+        F: Fn(Lease) -> Fut,
+        Fut: Future<Output = (Lease, Result<T, Fail>)>,
+    {
+        let mut reconnected = false;
+        loop {
+            // A failed (re)connect keeps its kind and message but names this operation.
+            let lease = self.inner.pool.acquire().await.map_err(|e| EndpointError { op, path: Some(path.clone()), ..e })?;
+            reconnected |= lease.fresh;
+            let (lease, res) = f(lease).await;
+            let fail = match res {
+                Ok(v) => return Ok((v, lease)),
+                Err(fail) => fail,
+            };
+            let (kind, message, lost) = self.inner.classify(fail);
+            if lost {
+                drop(lease);
+                self.inner.pool.discard_idle();
+                if retry && !reconnected && kind == ErrorKind::Transient {
+                    tracing::info!(endpoint = %self.inner.label, op = %op, path = %path, error = %message, "Connection lost; reconnecting once.");
+                    continue;
+                }
+            } else {
+                lease.release();
+            }
+            return Err(self.inner.err(kind, op, path, message));
+        }
+    }
+
+    /// [`attempt`](Self::attempt), giving the connection back afterwards.
+    async fn run<T, F, Fut>(&self, op: Op, path: &RemotePath, retry: bool, f: F) -> Result<T, EndpointError>
+    where
+        F: Fn(Lease) -> Fut,
+        Fut: Future<Output = (Lease, Result<T, Fail>)>,
+    {
+        let (v, lease) = self.attempt(op, path, retry, f).await?;
+        lease.release();
+        Ok(v)
+    }
+
+    /// FTP servers disagree on names ending in a space (pure-ftpd turns the spaces into `_`,
+    /// Windows servers drop them), so such names are never created: refused before any I/O.
+    fn creatable<'p>(&self, op: Op, path: &RemotePath, names: impl IntoIterator<Item = &'p str>) -> Result<(), EndpointError> {
+        match names.into_iter().find(|n| n.ends_with(char::is_whitespace)) {
+            None => Ok(()),
+            Some(name) => Err(self.inner.err(
+                ErrorKind::Protocol,
+                op,
+                path,
+                format!(
+                    "{name:?} ends with a space; FTP servers store such names differently (pure-ftpd replaces the spaces \
+                     with `_`, Windows servers drop them), so the ftp endpoint does not create them"
+                ),
+            )),
+        }
+    }
+
+    /// A refusal (550/553) of an operation on `probe`: `NotFound` when nothing is there,
+    /// `Protocol` when something of another kind is (a folder where a file was meant),
+    /// `PermissionDenied` otherwise. Anything else keeps its own classification.
+    async fn refused(&self, c: &mut Conn, e: FtpError, probe: &RemotePath, expect: EntryKind) -> Fail {
+        let text = match &e {
+            FtpError::UnexpectedResponse(r) if matches!(reply_code(r), 550 | 553) => reply_text(r),
+            _ => return e.into(),
+        };
+        match self.stat_on(c, probe).await {
+            Ok(None) => Fail::Kind(ErrorKind::NotFound, format!("{probe} does not exist ({text})")),
+            Ok(Some(found)) if found.kind != expect => {
+                let what = if found.kind == EntryKind::Dir { "a folder" } else { "not a folder" };
+                Fail::Kind(ErrorKind::Protocol, format!("{probe} is {what} ({text})"))
+            }
+            Ok(Some(_)) => Fail::Kind(ErrorKind::PermissionDenied, text),
+            Err(f) => f,
+        }
+    }
+
+    /// What is at `path`, on one connection: MLST where offered; else SIZE and MDTM for a
+    /// file, and the parent's listing for a folder.
+    async fn stat_on(&self, c: &mut Conn, path: &RemotePath) -> Result<Option<Entry>, Fail> {
+        let full = c.full(path);
+        let t = c.timeout;
+        let entry = |kind, size, mtime| Some(Entry { path: path.clone(), kind, size, mtime });
+        if c.feat.mlst {
+            return match within(t, c.ftp.mlst(Some(&full))).await {
+                Ok(line) => match list::parse_mlst(&line) {
+                    Some(l) => Ok(entry(l.kind, l.size, l.mtime)),
+                    None => Err(Fail::Lost(ErrorKind::Protocol, format!("cannot read the MLST reply {line:?}"))),
+                },
+                Err(e) if is_refusal(&e) => Ok(None),
+                Err(e) => Err(e.into()),
+            };
+        }
+        if path.is_root() {
+            return match within(t, c.ftp.cwd(&full)).await {
+                Ok(()) => Ok(entry(EntryKind::Dir, 0, None)),
+                Err(e) if is_refusal(&e) => Ok(None),
+                Err(e) => Err(e.into()),
+            };
+        }
+        if c.feat.size {
+            match within(t, c.ftp.custom_command(format!("SIZE {full}"), &[Status::File])).await {
+                Ok(r) => {
+                    let size = reply_text(&r).get(4..).and_then(|s| s.trim().parse::<u64>().ok());
+                    let size =
+                        size.ok_or_else(|| Fail::Kind(ErrorKind::Protocol, format!("cannot read the SIZE reply {:?}", reply_text(&r))))?;
+                    let mtime = if c.feat.mdtm {
+                        match mdtm(c, &full).await? {
+                            Some(t) => Some(t),
+                            None => return Ok(None), // gone meanwhile
+                        }
+                    } else {
+                        self.find_in_parent(c, path).await?.and_then(|e| e.mtime)
+                    };
+                    return Ok(entry(EntryKind::File, size, mtime));
+                }
+                // Not a file: a folder, or nothing.
+                Err(e) if is_refusal(&e) => {
+                    if let Err(e) = within(t, c.ftp.cwd(&full)).await {
+                        return if is_refusal(&e) { Ok(None) } else { Err(e.into()) };
+                    }
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        self.find_in_parent(c, path).await
+    }
+
+    /// `path`'s entry in the listing of its folder (for what SIZE and MDTM cannot tell).
+    async fn find_in_parent(&self, c: &mut Conn, path: &RemotePath) -> Result<Option<Entry>, Fail> {
+        let parent = path.parent();
+        match within(c.timeout, c.ftp.cwd(c.full(&parent))).await {
+            Ok(()) => {}
+            Err(e) if is_refusal(&e) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        }
+        Ok(self.list_cwd(c, &parent).await?.into_iter().find(|e| e.path == *path))
+    }
+
+    /// Lists `dir` on one connection.
+    async fn list_on(&self, c: &mut Conn, dir: &RemotePath) -> Result<Vec<Entry>, Fail> {
+        // Into the folder first, then list it without an argument: servers read LIST
+        // arguments as options and globs (`-a`, `*`, `[`), and a missing folder shows here.
+        if let Err(e) = within(c.timeout, c.ftp.cwd(c.full(dir))).await {
+            return Err(self.refused(c, e, dir, EntryKind::Dir).await);
+        }
+        let mut entries = self.list_cwd(c, dir).await?;
+        if !c.feat.mlsd && c.feat.mdtm {
+            // LIST times have minutes at best and the server's time zone; MDTM has seconds, UTC.
+            let mut kept = Vec::with_capacity(entries.len());
+            for mut e in entries {
+                if e.kind == EntryKind::File {
+                    let full = c.full(&e.path);
+                    match mdtm(c, &full).await? {
+                        Some(t) => e.mtime = Some(t),
+                        None => continue, // removed since the listing
+                    }
+                }
+                kept.push(e);
+            }
+            entries = kept;
+        }
+        entries.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(entries)
+    }
+
+    /// The entries of the current folder (`dir`), from MLSD or LIST.
+    async fn list_cwd(&self, c: &mut Conn, dir: &RemotePath) -> Result<Vec<Entry>, Fail> {
+        let mlsd = c.feat.mlsd;
+        let raw = if mlsd { self.listing(c, "MLSD").await? } else { self.list_all(c).await? };
+        let now = SystemTime::now();
+        let mut out = Vec::new();
+        for line in list::split_lines(&raw) {
+            let Ok(line) = std::str::from_utf8(line) else {
+                let name = String::from_utf8_lossy(line);
+                tracing::warn!(endpoint = %self.inner.label, dir = %dir, line = %name, "Skipping a file name that is not UTF-8.");
+                continue;
+            };
+            let parsed = if mlsd { list::parse_mlsx(line) } else { list::parse_list(line, now) };
+            let Some(l) = parsed else {
+                tracing::debug!(endpoint = %self.inner.label, dir = %dir, line, "Skipping a listing line that is not an entry.");
+                continue;
+            };
+            match dir.join(&l.name) {
+                Ok(path) => out.push(Entry { path, kind: l.kind, size: l.size, mtime: l.mtime }),
+                Err(e) => tracing::warn!(endpoint = %self.inner.label, dir = %dir, error = %e, "Skipping an unsafe file name."),
+            }
+        }
+        Ok(out)
+    }
+
+    /// `LIST -a` (vsftpd hides dot files without it), or a bare `LIST` on servers that take
+    /// `-a` for a file name.
+    async fn list_all(&self, c: &mut Conn) -> Result<Vec<u8>, Fail> {
+        let refused = &self.inner.pool.connector().list_a_refused;
+        if !refused.load(Ordering::Relaxed) {
+            match self.listing(c, "LIST -a").await {
+                Err(Fail::Ftp(FtpError::UnexpectedResponse(r))) if reply_code(&r) >= 500 => {
+                    tracing::info!(endpoint = %self.inner.label, reply = %reply_text(&r), "The server refuses `LIST -a`; using `LIST`.");
+                    refused.store(true, Ordering::Relaxed);
+                }
+                other => return other,
+            }
+        }
+        self.listing(c, "LIST").await
+    }
+
+    /// Runs a listing command and reads its data connection to the end.
+    async fn listing(&self, c: &mut Conn, cmd: &str) -> Result<Vec<u8>, Fail> {
+        let mut data = loop {
+            let r = within(c.timeout, c.ftp.custom_data_command(cmd, &[Status::AboutToSend, Status::AlreadyOpen])).await;
+            if c.fall_back_to_pasv(&r, &self.inner.pool.connector().epsv_refused) {
+                continue;
+            }
+            break r?.1;
+        };
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        loop {
+            let n = match tokio::time::timeout(c.timeout, data.read(&mut buf)).await {
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => return Err(Fail::Io(e)),
+                Err(_) => return Err(stalled(c.timeout)),
+            };
+            if n == 0 {
+                break;
+            }
+            if out.len() + n > MAX_LISTING {
+                return Err(Fail::Lost(ErrorKind::Protocol, format!("the listing is larger than {} MiB", MAX_LISTING >> 20)));
+            }
+            out.extend_from_slice(&buf[..n]);
+        }
+        within(c.timeout, data.finish()).await?;
+        Ok(out)
+    }
+
+    /// Starts RETR at `offset`. Returns the stream and how many bytes of it to skip (when the
+    /// server refuses REST, the file is read from the start).
+    async fn retr(&self, c: &mut Conn, path: &RemotePath, offset: u64) -> Result<(TransferStream<AsyncRustlsStream>, u64), Fail> {
+        let full = c.full(path);
+        let mut rest = offset;
+        loop {
+            if rest > 0 {
+                let at = usize::try_from(rest).map_err(|_| Fail::Kind(ErrorKind::Protocol, format!("offset {rest} is too large")))?;
+                c.ftp.resume_transfer(at).await?;
+            }
+            let r = within(c.timeout, c.ftp.retr_as_stream(&full)).await;
+            if c.fall_back_to_pasv(&r, &self.inner.pool.connector().epsv_refused) {
+                continue;
+            }
+            match r {
+                Ok(data) => return Ok((data, offset - rest)),
+                Err(FtpError::UnexpectedResponse(resp)) if rest > 0 && matches!(reply_code(&resp), 500 | 501 | 502 | 504) => {
+                    tracing::info!(endpoint = %self.inner.label, path = %path, reply = %reply_text(&resp), "REST refused; reading from the start.");
+                    rest = 0;
+                }
+                Err(e) => return Err(self.refused(c, e, path, EntryKind::File).await),
+            }
+        }
+    }
+
+    async fn stor(&self, c: &mut Conn, path: &RemotePath) -> Result<TransferStream<AsyncRustlsStream>, Fail> {
+        let full = c.full(path);
+        loop {
+            let r = within(c.timeout, c.ftp.put_with_stream(&full)).await;
+            if c.fall_back_to_pasv(&r, &self.inner.pool.connector().epsv_refused) {
+                continue;
+            }
+            return match r {
+                Ok(data) => Ok(data),
+                Err(e) => Err(self.refused(c, e, &path.parent(), EntryKind::Dir).await),
+            };
+        }
+    }
+
+    async fn rename_on(&self, c: &mut Conn, from: &RemotePath, to: &RemotePath, replace: bool) -> Result<(), Fail> {
+        let (src, dst) = (c.full(from), c.full(to));
+        // vsftpd and pure-ftpd (and most Unix servers) replace an existing target on RNTO: a
+        // no-replace rename has to look first (not atomic: a file appearing meanwhile is lost).
+        if !replace && self.stat_on(c, to).await?.is_some() {
+            return Err(Fail::Kind(ErrorKind::AlreadyExists, format!("{to} already exists")));
+        }
+        let e = match within(c.timeout, c.ftp.rename(&src, &dst)).await {
+            Ok(()) => return Ok(()),
+            Err(e) if is_refusal(&e) => e,
+            Err(e) => return Err(e.into()),
+        };
+        if self.stat_on(c, from).await?.is_none() {
+            return Err(self.refused(c, e, from, EntryKind::File).await);
+        }
+        match self.stat_on(c, to).await? {
+            Some(existing) if replace && existing.kind != EntryKind::Dir => {
+                // This server refuses to rename onto an existing name: make room (not atomic).
+                match within(c.timeout, c.ftp.rm(&dst)).await {
+                    Ok(()) => {}
+                    Err(e) if is_refusal(&e) => {}
+                    Err(e) => return Err(e.into()),
+                }
+                within(c.timeout, c.ftp.rename(&src, &dst)).await.map_err(Fail::from)
+            }
+            Some(_) => Err(Fail::Kind(ErrorKind::AlreadyExists, format!("{to} already exists"))),
+            None => Err(self.refused(c, e, &to.parent(), EntryKind::Dir).await),
+        }
+    }
+
+    async fn create_dir_on(&self, c: &mut Conn, dir: &RemotePath) -> Result<(), Fail> {
+        let t = c.timeout;
+        let mut prefix = RemotePath::root();
+        for name in std::iter::once("").chain(dir.components()) {
+            if !name.is_empty() {
+                prefix = prefix.join(name).map_err(|e| Fail::Kind(ErrorKind::Protocol, e.to_string()))?;
+            }
+            let full = c.full(&prefix);
+            match within(t, c.ftp.cwd(&full)).await {
+                Ok(()) => continue,
+                Err(e) if is_refusal(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+            if let Err(e) = within(t, c.ftp.mkdir(&full)).await {
+                if !is_refusal(&e) {
+                    return Err(e.into());
+                }
+                // Already there (or made by someone else meanwhile) is fine if it is a folder.
+                match self.stat_on(c, &prefix).await? {
+                    Some(found) if found.kind == EntryKind::Dir => {}
+                    Some(_) => return Err(Fail::Kind(ErrorKind::AlreadyExists, format!("{prefix} exists and is not a folder"))),
+                    None => return Err(self.refused(c, e, &prefix.parent(), EntryKind::Dir).await),
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `MDTM`: the file's modification time, `None` when there is no such file.
+async fn mdtm(c: &mut Conn, full: &str) -> Result<Option<SystemTime>, Fail> {
+    match within(c.timeout, c.ftp.custom_command(format!("MDTM {full}"), &[Status::File])).await {
+        Ok(r) => {
+            let text = reply_text(&r);
+            let t = text.get(4..).and_then(list::parse_mdtm);
+            t.map(Some).ok_or_else(|| Fail::Kind(ErrorKind::Protocol, format!("cannot read the MDTM reply {text:?}")))
+        }
+        Err(e) if is_refusal(&e) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A 550 or 553: the server refused the action on this path (missing, not allowed…).
+fn is_refusal(e: &FtpError) -> bool {
+    matches!(e, FtpError::UnexpectedResponse(r) if matches!(reply_code(r), 550 | 553))
+}
+
+fn stalled(limit: Duration) -> Fail {
+    Fail::Io(io::Error::new(io::ErrorKind::TimedOut, format!("the data connection stalled: nothing moved for {} s", limit.as_secs_f32())))
+}
+
+impl Inner {
+    /// Kind, message, and whether the connection is lost (out of step or closed), decided by
+    /// error variant and reply code, never by message text.
+    fn classify(&self, fail: Fail) -> (ErrorKind, String, bool) {
+        match fail {
+            Fail::Kind(kind, message) => (kind, message, false),
+            Fail::Lost(kind, message) => (kind, message, true),
+            // rustls reports a missing close_notify this way: the server went away mid-transfer.
+            Fail::Io(e) if e.kind() == io::ErrorKind::UnexpectedEof => {
+                (ErrorKind::Transient, "the data connection was closed before the end of the transfer".to_string(), true)
+            }
+            Fail::Io(e) => (ErrorKind::Transient, format!("data connection failed: {e}"), true),
+            Fail::Ftp(FtpError::ConnectionError(e)) if e.get_ref().is_some_and(|i| i.is::<ReplyTooLarge>()) => {
+                (ErrorKind::Protocol, e.to_string(), true)
+            }
+            Fail::Ftp(FtpError::ConnectionError(e)) => (ErrorKind::Transient, e.to_string(), true),
+            Fail::Ftp(FtpError::SecureError(msg)) => match self.pool.connector().take_tls_refusal() {
+                Some(refusal) => (ErrorKind::HostKey, refusal, true),
+                None => (ErrorKind::Transient, format!("TLS failed: {msg}"), true),
+            },
+            Fail::Ftp(FtpError::UnexpectedResponse(r)) => {
+                let (code, text) = (reply_code(&r), reply_text(&r));
+                match code {
+                    // The server closes the session (shutting down, too many users, idle).
+                    421 => (ErrorKind::Transient, text, true),
+                    // Logged out under us: a new login may work.
+                    530 => (ErrorKind::Transient, text, true),
+                    400..500 => (ErrorKind::Transient, text, false),
+                    _ => (ErrorKind::Protocol, text, false),
+                }
+            }
+            Fail::Ftp(e) => (ErrorKind::Protocol, e.to_string(), true),
+        }
+    }
+
+    fn err(&self, kind: ErrorKind, op: Op, path: &RemotePath, message: String) -> EndpointError {
+        EndpointError::new(kind, op, self.label.clone(), Some(path), message)
+    }
+
+    /// An error inside a stream: the stream's connection is gone (it is never reused after a
+    /// failed transfer), and after a lost connection the idle ones are suspect too.
+    fn stream_err(&self, op: Op, path: &RemotePath, fail: Fail) -> EndpointError {
+        let (kind, message, lost) = self.classify(fail);
+        if lost {
+            self.pool.discard_idle();
+        }
+        self.err(kind, op, path, message)
+    }
+}
+
+/// A failed FTP step, before it becomes an [`EndpointError`].
+enum Fail {
+    Ftp(FtpError),
+    /// The data connection failed or stalled.
+    Io(io::Error),
+    /// Decided here; the connection is still in step.
+    Kind(ErrorKind, String),
+    /// Decided here; the connection is out of step and must be closed.
+    Lost(ErrorKind, String),
+}
+
+impl From<FtpError> for Fail {
+    fn from(e: FtpError) -> Self {
+        Fail::Ftp(e)
+    }
+}
+
+#[async_trait]
+impl Endpoint for FtpEndpoint {
+    fn describe(&self) -> String {
+        self.inner.label.clone()
+    }
+
+    /// `mtime_precision` is 1 s where the last connection's server offered MLSD, else a minute
+    /// (folders keep LIST times even where files get MDTM's seconds). `atomic_replace` is
+    /// never promised: FTP cannot tell whether RNTO over an existing file is atomic.
+    fn capabilities(&self) -> Capabilities {
+        let mlsd = self.inner.pool.connector().mlsd.load(Ordering::Relaxed);
+        Capabilities { mtime_precision: Duration::from_secs(if mlsd { 1 } else { 60 }), atomic_replace: false, trailing_space_names: false }
+    }
+
+    async fn list(&self, dir: &RemotePath) -> Result<Vec<Entry>, EndpointError> {
+        self.run(Op::List, dir, true, |mut c| async move {
+            let r = self.list_on(&mut c, dir).await;
+            (c, r)
+        })
+        .await
+    }
+
+    async fn stat(&self, path: &RemotePath) -> Result<Option<Entry>, EndpointError> {
+        self.run(Op::Stat, path, true, |mut c| async move {
+            let r = self.stat_on(&mut c, path).await;
+            (c, r)
+        })
+        .await
+    }
+
+    async fn open_read(&self, path: &RemotePath, offset: u64) -> Result<Box<dyn ReadStream>, EndpointError> {
+        let ((data, skip), lease) = self
+            .attempt(Op::Read, path, true, |mut c| async move {
+                let r = self.retr(&mut c, path, offset).await;
+                (c, r)
+            })
+            .await?;
+        let timeout = lease.timeout;
+        Ok(Box::new(FtpRead { data: Some(data), lease: Some(lease), skip, timeout, inner: self.inner.clone(), path: path.clone() }))
+    }
+
+    async fn open_write(&self, path: &RemotePath) -> Result<Box<dyn WriteStream>, EndpointError> {
+        self.creatable(Op::Write, path, [path.name()])?;
+        let (data, lease) = self
+            .attempt(Op::Write, path, true, |mut c| async move {
+                let r = self.stor(&mut c, path).await;
+                (c, r)
+            })
+            .await?;
+        let timeout = lease.timeout;
+        Ok(Box::new(FtpWrite { data, lease, timeout, inner: self.inner.clone(), path: path.clone() }))
+    }
+
+    async fn rename(&self, from: &RemotePath, to: &RemotePath, replace: bool) -> Result<(), EndpointError> {
+        self.creatable(Op::Rename, from, [to.name()])?;
+        // Not retried: the first attempt may have happened before the connection died.
+        self.run(Op::Rename, from, false, |mut c| async move {
+            let r = self.rename_on(&mut c, from, to, replace).await;
+            (c, r)
+        })
+        .await
+    }
+
+    async fn remove(&self, path: &RemotePath) -> Result<(), EndpointError> {
+        self.run(Op::Remove, path, false, |mut c| async move {
+            let full = c.full(path);
+            let r = match within(c.timeout, c.ftp.rm(&full)).await {
+                Ok(()) => Ok(()),
+                Err(e) => Err(self.refused(&mut c, e, path, EntryKind::File).await),
+            };
+            (c, r)
+        })
+        .await
+    }
+
+    async fn create_dir_all(&self, dir: &RemotePath) -> Result<(), EndpointError> {
+        self.creatable(Op::CreateDir, dir, dir.components())?;
+        self.run(Op::CreateDir, dir, true, |mut c| async move {
+            let r = self.create_dir_on(&mut c, dir).await;
+            (c, r)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Secret;
+    use crate::config::flow::CertTrust;
+
+    fn spec(tls: FtpTls) -> FtpSpec {
+        FtpSpec {
+            host: "127.0.0.1".into(),
+            port: 2121,
+            user: "bob".into(),
+            password: Secret::new("hunter2"),
+            tls,
+            trust: CertTrust::SystemRoots,
+            passive: true,
+            root: Some("/data".into()),
+            connect_timeout: Duration::from_secs(1),
+            operation_timeout: Duration::from_secs(1),
+            max_connections: 2,
+        }
+    }
+
+    #[test]
+    fn describe_and_debug_hide_secrets() {
+        let ep = FtpEndpoint::new(spec(FtpTls::Explicit));
+        assert_eq!(ep.describe(), "ftps bob@127.0.0.1:2121");
+        assert!(!format!("{ep:?}").contains("hunter2"));
+        assert_eq!(FtpEndpoint::new(spec(FtpTls::None)).describe(), "ftp bob@127.0.0.1:2121");
+        // Before the first connection nothing is known: the conservative precision.
+        assert_eq!(ep.capabilities().mtime_precision, Duration::from_secs(60));
+    }
+
+    #[tokio::test]
+    async fn names_ending_in_a_space_are_refused_before_any_io() {
+        // Port 1 is never an FTP server: an attempt to connect would fail differently.
+        let ep = FtpEndpoint::new(FtpSpec { port: 1, ..spec(FtpTls::None) });
+        let p = |s: &str| RemotePath::parse(s).unwrap();
+        for res in [
+            ep.open_write(&p("in/a.csv ")).await.err().map(|e| e.kind),
+            ep.rename(&p("a"), &p("b "), true).await.err().map(|e| e.kind),
+            ep.create_dir_all(&p("x /y")).await.err().map(|e| e.kind),
+        ] {
+            assert_eq!(res, Some(ErrorKind::Protocol));
+        }
+        let e = ep.open_write(&p("in/a.csv")).await.err().unwrap();
+        assert_eq!(e.kind, ErrorKind::Transient, "{e}");
+    }
+}

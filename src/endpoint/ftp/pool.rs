@@ -1,0 +1,128 @@
+//! A small pool of logged-in control connections per endpoint.
+//!
+//! FTP carries one transfer per control connection, so parallel work needs more logins: the
+//! pool hands out at most `max_connections` at a time ([`Lease`]s), keeps returned ones for
+//! reuse, checks with `NOOP` that one idle for a while is still alive, and drops those idle so
+//! long that the server has probably closed them. A lease that is dropped instead of returned
+//! closes its connection: after an error or an abandoned transfer the connection's state is
+//! unknown, and a fresh login is cheaper than a wrong assumption. It does not retry operations;
+//! `super::FtpEndpoint::attempt` does (once, after a dropped connection).
+
+use std::ops::{Deref, DerefMut};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+use super::connect::{Conn, Connector, within};
+use crate::endpoint::{EndpointError, ErrorKind, Op};
+
+/// A connection idle longer than this is checked with `NOOP` before it is used again.
+const CHECK_AFTER: Duration = Duration::from_secs(5);
+/// A connection idle longer than this is closed instead of reused (servers commonly time out
+/// idle sessions after a few minutes, firewalls sooner).
+const MAX_IDLE: Duration = Duration::from_secs(120);
+
+pub(super) struct Pool {
+    connector: Connector,
+    label: String,
+    max: usize,
+    permits: Arc<Semaphore>,
+    idle: Mutex<Vec<Idle>>,
+}
+
+struct Idle {
+    conn: Conn,
+    since: Instant,
+}
+
+/// A connection on loan. [`release`](Self::release) gives it back for reuse; dropping it
+/// closes the connection.
+pub(super) struct Lease {
+    conn: Conn,
+    /// Made for this lease (not taken from the idle ones).
+    pub fresh: bool,
+    pool: Arc<Pool>,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Deref for Lease {
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        &self.conn
+    }
+}
+
+impl DerefMut for Lease {
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self.conn
+    }
+}
+
+impl Lease {
+    /// Returns the connection to the pool; only for a connection known to be in step (no
+    /// transfer open, last reply read).
+    pub fn release(self) {
+        let Lease { conn, pool, _permit, .. } = self;
+        if let Ok(mut idle) = pool.idle.lock() {
+            idle.push(Idle { conn, since: Instant::now() });
+        }
+    }
+}
+
+impl Pool {
+    pub fn new(connector: Connector, label: String) -> Arc<Pool> {
+        let max = connector.spec().max_connections.max(1);
+        Arc::new(Pool { connector, label, max, permits: Arc::new(Semaphore::new(max)), idle: Mutex::new(Vec::new()) })
+    }
+
+    pub fn connector(&self) -> &Connector {
+        &self.connector
+    }
+
+    /// A connection: an idle one that still answers, or a new login. Waits for a free slot at
+    /// most as long as one operation may take, so a caller holding every connection (a stream
+    /// left open) gets an error instead of waiting forever.
+    pub async fn acquire(self: &Arc<Self>) -> Result<Lease, EndpointError> {
+        let wait = self.connector.spec().connect_timeout + self.connector.spec().operation_timeout;
+        let permit = match tokio::time::timeout(wait, self.permits.clone().acquire_owned()).await {
+            Ok(Ok(p)) => p,
+            // The semaphore is never closed; treat it like a timeout if it ever were.
+            Ok(Err(_)) | Err(_) => {
+                return Err(EndpointError::new(
+                    ErrorKind::Transient,
+                    Op::Connect,
+                    self.label.clone(),
+                    None,
+                    format!("all {} connections to the server stayed busy for {} s (max_connections)", self.max, wait.as_secs()),
+                ));
+            }
+        };
+        loop {
+            let next = self.idle.lock().ok().and_then(|mut idle| idle.pop());
+            let Some(Idle { mut conn, since }) = next else { break };
+            let idle_for = since.elapsed();
+            if idle_for > MAX_IDLE {
+                tracing::debug!(endpoint = %self.label, idle_s = idle_for.as_secs(), "Closing a connection idle too long.");
+                continue;
+            }
+            if idle_for > CHECK_AFTER {
+                let limit = conn.timeout.min(Duration::from_secs(10));
+                if let Err(e) = within(limit, conn.ftp.noop()).await {
+                    tracing::debug!(endpoint = %self.label, error = %e, "An idle connection did not answer NOOP; dropping it.");
+                    continue;
+                }
+            }
+            return Ok(Lease { conn, fresh: false, pool: self.clone(), _permit: permit });
+        }
+        let conn = self.connector.connect().await?;
+        Ok(Lease { conn, fresh: true, pool: self.clone(), _permit: permit })
+    }
+
+    /// Closes every idle connection (after one turned out dead: the others probably are too).
+    pub fn discard_idle(&self) {
+        if let Ok(mut idle) = self.idle.lock() {
+            idle.clear();
+        }
+    }
+}

@@ -1,0 +1,119 @@
+//! Transfers in progress: a download ([`FtpRead`]) and an upload ([`FtpWrite`]), each on a
+//! connection of its own from the pool.
+//!
+//! Owns the rule that a transfer counts only when the server confirmed it: a download ends
+//! (`Ok(0)`) only after the 226 was read, an upload is stored only when `finish` read it. Each
+//! read or written piece has a stall timeout. A transfer that fails or is abandoned closes its
+//! connection instead of returning it to the pool.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use suppaftp::tokio::{AsyncRustlsStream, TransferStream};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use super::connect::within;
+use super::pool::Lease;
+use super::{Fail, Inner, WRITE_PIECE, stalled};
+use crate::endpoint::{EndpointError, Op, ReadStream, RemotePath, WriteStream};
+
+/// A download. The file is complete only when the server confirmed the transfer (226), which
+/// is read when the data runs out: `read` returns `Ok(0)` only after that.
+pub(super) struct FtpRead {
+    pub(super) data: Option<TransferStream<AsyncRustlsStream>>,
+    /// The connection, returned to the pool after a confirmed transfer, closed otherwise.
+    pub(super) lease: Option<Lease>,
+    /// Bytes still to drop from the start (a server that refused REST).
+    pub(super) skip: u64,
+    pub(super) timeout: Duration,
+    pub(super) inner: Arc<Inner>,
+    pub(super) path: RemotePath,
+}
+
+impl FtpRead {
+    fn fail(&mut self, fail: Fail) -> EndpointError {
+        self.data = None;
+        self.lease = None;
+        self.inner.stream_err(Op::Read, &self.path, fail)
+    }
+}
+
+#[async_trait]
+impl ReadStream for FtpRead {
+    async fn read(&mut self, buf: &mut [u8]) -> Result<usize, EndpointError> {
+        loop {
+            let Some(data) = self.data.as_mut() else { return Ok(0) };
+            let n = match tokio::time::timeout(self.timeout, data.read(buf)).await {
+                Ok(Ok(n)) => n,
+                Ok(Err(e)) => return Err(self.fail(Fail::Io(e))),
+                Err(_) => return Err(self.fail(stalled(self.timeout))),
+            };
+            if n == 0 {
+                if let Some(data) = self.data.take()
+                    && let Err(e) = within(self.timeout, data.finish()).await
+                {
+                    return Err(self.fail(e.into()));
+                }
+                if let Some(lease) = self.lease.take() {
+                    lease.release();
+                }
+                return Ok(0);
+            }
+            if self.skip == 0 {
+                return Ok(n);
+            }
+            let dropped = usize::try_from(self.skip).unwrap_or(usize::MAX).min(n);
+            self.skip -= dropped as u64;
+            if dropped < n {
+                buf.copy_within(dropped..n, 0);
+                return Ok(n - dropped);
+            }
+        }
+    }
+}
+
+/// An upload. Stored only when [`finish`](WriteStream::finish) read the server's 226.
+pub(super) struct FtpWrite {
+    pub(super) data: TransferStream<AsyncRustlsStream>,
+    pub(super) lease: Lease,
+    pub(super) timeout: Duration,
+    pub(super) inner: Arc<Inner>,
+    pub(super) path: RemotePath,
+}
+
+#[async_trait]
+impl WriteStream for FtpWrite {
+    async fn write_all(&mut self, buf: &[u8]) -> Result<(), EndpointError> {
+        for piece in buf.chunks(WRITE_PIECE) {
+            match tokio::time::timeout(self.timeout, self.data.write_all(piece)).await {
+                Ok(Ok(())) => {}
+                Ok(Err(e)) => return Err(self.inner.stream_err(Op::Write, &self.path, Fail::Io(e))),
+                Err(_) => return Err(self.inner.stream_err(Op::Write, &self.path, stalled(self.timeout))),
+            }
+        }
+        Ok(())
+    }
+
+    async fn finish(self: Box<Self>) -> Result<(), EndpointError> {
+        let FtpWrite { mut data, lease, timeout, inner, path } = *self;
+        let flushed = match tokio::time::timeout(timeout, data.flush()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(Fail::Io(e)),
+            Err(_) => Err(stalled(timeout)),
+        };
+        // Closing the data connection ends the file; the 226 on the control connection says
+        // the server stored all of it.
+        let done = match flushed {
+            Ok(()) => within(timeout, data.finish()).await.map_err(Fail::from),
+            Err(f) => Err(f),
+        };
+        match done {
+            Ok(()) => {
+                lease.release();
+                Ok(())
+            }
+            Err(f) => Err(inner.stream_err(Op::Write, &path, f)),
+        }
+    }
+}

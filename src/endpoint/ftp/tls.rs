@@ -1,0 +1,229 @@
+//! Certificate trust for FTPS: the rustls client configuration shared by every connection of
+//! one endpoint, and the verifier that checks the server certificate against the system's CAs,
+//! a CA file, or a pinned SHA-256 fingerprint.
+//!
+//! Owns the rule that a certificate is never accepted silently: a refusal is recorded with the
+//! certificate's fingerprint and a sentence saying how to trust it, and the caller turns that
+//! into a `HostKey` error (suppaftp only passes TLS failures on as text). One `ClientConfig`
+//! per endpoint also means one TLS session cache, so data connections resume the control
+//! connection's session (vsftpd's `require_ssl_reuse`). Only the aws-lc-rs provider is used:
+//! a second provider in the binary would make rustls panic.
+
+use std::fmt;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use rustls::client::WebPkiServerVerifier;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use sha2::{Digest, Sha256};
+use suppaftp::tokio::AsyncRustlsConnector;
+
+use crate::config::flow::CertTrust;
+
+/// `SHA256:AB:CD:…` of a DER certificate, as `openssl x509 -noout -fingerprint -sha256`
+/// prints it (after `=`), and as `fingerprint:` in a flow takes it.
+pub fn cert_fingerprint(der: &[u8]) -> String {
+    digest_fingerprint(&Sha256::digest(der).into())
+}
+
+/// The TLS side of an endpoint: a connector factory and the last refusal of a certificate.
+pub(super) struct Tls {
+    config: Arc<rustls::ClientConfig>,
+    verifier: Arc<Verifier>,
+}
+
+impl fmt::Debug for Tls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Tls").field("trust", &self.verifier.source).finish_non_exhaustive()
+    }
+}
+
+impl Tls {
+    /// Builds the client configuration. Fails (with a message for a `Config` error) when the CA
+    /// file cannot be read or holds no certificate, or the system has no trusted CAs.
+    pub fn new(trust: &CertTrust) -> Result<Tls, String> {
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let (policy, source) = match trust {
+            CertTrust::Fingerprint(want) => (Policy::Pin(*want), "the pinned fingerprint".to_string()),
+            CertTrust::CaFile(path) => {
+                let mut roots = RootCertStore::empty();
+                let iter = CertificateDer::pem_file_iter(path).map_err(|e| format!("cannot read CA file {}: {e}", path.display()))?;
+                for cert in iter {
+                    let cert = cert.map_err(|e| format!("CA file {}: {e}", path.display()))?;
+                    roots.add(cert).map_err(|e| format!("CA file {}: unusable certificate: {e}", path.display()))?;
+                }
+                if roots.is_empty() {
+                    return Err(format!("CA file {} holds no PEM certificate", path.display()));
+                }
+                (Policy::WebPki(webpki(roots, &provider)?), format!("the CAs in {}", path.display()))
+            }
+            CertTrust::SystemRoots => (Policy::WebPki(webpki(system_roots()?, &provider)?), "the system's trusted CAs".to_string()),
+        };
+        let verifier = Arc::new(Verifier { policy, source, provider: provider.clone(), refusal: Mutex::new(None) });
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| format!("TLS setup failed: {e}"))?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier.clone())
+            .with_no_client_auth();
+        Ok(Tls { config: Arc::new(config), verifier })
+    }
+
+    /// A connector for one connection. All of them share the configuration and so the
+    /// session cache.
+    pub fn connector(&self) -> AsyncRustlsConnector {
+        AsyncRustlsConnector::from(suppaftp::tokio_rustls::TlsConnector::from(self.config.clone()))
+    }
+
+    /// Why the last certificate was refused, if one was (taken, so it is reported once).
+    pub fn take_refusal(&self) -> Option<String> {
+        self.verifier.refusal.lock().ok().and_then(|mut r| r.take())
+    }
+}
+
+fn webpki(roots: RootCertStore, provider: &Arc<CryptoProvider>) -> Result<Arc<WebPkiServerVerifier>, String> {
+    WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone()).build().map_err(|e| format!("TLS setup failed: {e}"))
+}
+
+/// The system's trusted CAs, read once per process.
+fn system_roots() -> Result<RootCertStore, String> {
+    static ROOTS: OnceLock<Result<RootCertStore, String>> = OnceLock::new();
+    ROOTS
+        .get_or_init(|| {
+            let found = rustls_native_certs::load_native_certs();
+            for e in &found.errors {
+                tracing::debug!(error = %e, "Skipping an unreadable system CA certificate.");
+            }
+            let mut roots = RootCertStore::empty();
+            let (_added, _ignored) = roots.add_parsable_certificates(found.certs);
+            if roots.is_empty() {
+                return Err("no trusted CA certificates found on this system (install ca-certificates, or set `ca_file` or \
+                            `fingerprint`)"
+                    .to_string());
+            }
+            Ok(roots)
+        })
+        .clone()
+}
+
+enum Policy {
+    WebPki(Arc<WebPkiServerVerifier>),
+    Pin([u8; 32]),
+}
+
+/// Checks the server certificate and remembers why it refused one.
+struct Verifier {
+    policy: Policy,
+    /// What certificates are checked against, for messages.
+    source: String,
+    provider: Arc<CryptoProvider>,
+    refusal: Mutex<Option<String>>,
+}
+
+impl fmt::Debug for Verifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Verifier").field("source", &self.source).finish_non_exhaustive()
+    }
+}
+
+impl Verifier {
+    fn refuse(&self, message: String) {
+        if let Ok(mut r) = self.refusal.lock() {
+            *r = Some(message);
+        }
+    }
+}
+
+impl ServerCertVerifier for Verifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp_response: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let fingerprint = cert_fingerprint(end_entity);
+        match &self.policy {
+            Policy::Pin(want) => {
+                if Sha256::digest(end_entity.as_ref()).as_slice() == want {
+                    return Ok(ServerCertVerified::assertion());
+                }
+                self.refuse(format!(
+                    "the server's TLS certificate {fingerprint} does not match the pinned fingerprint {}; if the server's \
+                     certificate was replaced on purpose, pin the new one: `fingerprint: \"{fingerprint}\"`",
+                    digest_fingerprint(want)
+                ));
+                Err(rustls::Error::InvalidCertificate(rustls::CertificateError::ApplicationVerificationFailure))
+            }
+            Policy::WebPki(inner) => {
+                inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now).inspect_err(|e| {
+                    self.refuse(format!(
+                        "the server's TLS certificate {fingerprint} is not trusted ({e}; checked against {}); if this is the \
+                     right server, give the CA that issued its certificate in `ca_file`, or pin the certificate: \
+                     `fingerprint: \"{fingerprint}\"`",
+                        self.source
+                    ))
+                })
+            }
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        // The handshake signature proves the server holds the certificate's key, pinned or not.
+        verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+fn digest_fingerprint(digest: &[u8; 32]) -> String {
+    let hex: Vec<String> = digest.iter().map(|b| format!("{b:02X}")).collect();
+    format!("SHA256:{}", hex.join(":"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_print_like_openssl() {
+        let fp = cert_fingerprint(b"");
+        assert_eq!(fp, "SHA256:E3:B0:C4:42:98:FC:1C:14:9A:FB:F4:C8:99:6F:B9:24:27:AE:41:E4:64:9B:93:4C:A4:95:99:1B:78:52:B8:55");
+        // What validation accepts is what the messages print.
+        let parsed = crate::config::validate::parse_cert_fingerprint(&fp).unwrap();
+        assert_eq!(digest_fingerprint(&parsed), fp);
+    }
+
+    #[test]
+    fn a_missing_or_empty_ca_file_is_a_clear_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("nope.pem");
+        let err = Tls::new(&CertTrust::CaFile(missing.clone())).unwrap_err();
+        assert!(err.contains(&missing.display().to_string()), "{err}");
+        let empty = dir.path().join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let err = Tls::new(&CertTrust::CaFile(empty)).unwrap_err();
+        assert!(err.contains("holds no PEM certificate"), "{err}");
+        assert!(Tls::new(&CertTrust::Fingerprint([7; 32])).is_ok());
+    }
+}

@@ -1,0 +1,170 @@
+//! Content steps inside the lifecycle: run a flow's [`Steps`] on a staged file, between
+//! `staged` and `delivering`, and name what the sinks then receive.
+//!
+//! Owns the local files the steps write beside the staging file (`<staging>.out`,
+//! `<staging>.rejects`, `<staging>.report.json|txt`), fetching companion files (checksum, row
+//! count) from the source, and running the synchronous pipeline on a blocking thread. The
+//! verdict is recorded by the caller together with the state change, in one ledger write.
+
+use std::path::{Path, PathBuf};
+
+use crate::endpoint::{Endpoint, ErrorKind, RemotePath};
+use crate::ledger::{FileRecord, FileResult, QuarantineRecord, now_millis};
+use crate::steps::{self, Input, Steps};
+use crate::template::NameVars;
+
+use super::error::FileError;
+use super::lifecycle::Ctx;
+use super::retry::retry;
+
+/// The longest companion file read (checksums and counts are a line).
+const MAX_COMPANION: usize = 64 * 1024;
+
+/// The output file for a staging file.
+pub fn output_path(staged: &Path) -> PathBuf {
+    staged.with_extension("out")
+}
+
+/// The rejects file for a staging file.
+pub fn rejects_path(staged: &Path) -> PathBuf {
+    staged.with_extension("rejects")
+}
+
+/// The local report files for a staging file (JSON, text).
+pub fn report_paths(staged: &Path) -> (PathBuf, PathBuf) {
+    (staged.with_extension("report.json"), staged.with_extension("report.txt"))
+}
+
+/// Removes every file the steps wrote for a staging file (missing ones are fine).
+pub async fn discard_outputs(staged: &Path) {
+    let (json, txt) = report_paths(staged);
+    for p in [output_path(staged), rejects_path(staged), json, txt] {
+        super::stage::discard(&p).await;
+    }
+}
+
+/// The name the sinks' `name` template sees: the source name, with the output's extension
+/// when the steps write another format (`roster.csv` → `roster.jsonl`).
+pub fn delivered_name(steps: Option<&Steps>, source_name: &str) -> String {
+    let Some(ext) = steps.and_then(Steps::output_ext) else { return source_name.to_string() };
+    let vars = NameVars::new(source_name, "", 0, 0, std::time::UNIX_EPOCH);
+    if vars.ext.eq_ignore_ascii_case(ext) { source_name.to_string() } else { format!("{}.{ext}", vars.stem) }
+}
+
+/// Runs the steps on the staged file of `rec`. Returns the result to record: output sizes and
+/// counts, plus a quarantine record (reports already written locally) when the file is refused.
+pub async fn process(cx: &Ctx<'_>, rec: &FileRecord, source: &RemotePath, staged: &Path, steps: &Steps) -> Result<FileResult, FileError> {
+    let vars = NameVars::new(source.name(), "", rec.size, cx.run, cx.now);
+    let names = steps.companions(&vars).map_err(FileError::Name)?;
+    let dir = source.parent();
+    let checksum_text = match &names.checksum {
+        Some(n) => Some(companion(cx, &dir, n).await?),
+        None => None,
+    };
+    let row_count_text = match &names.row_count {
+        Some(n) => Some(companion(cx, &dir, n).await?),
+        None => None,
+    };
+    let (out, rejects) = (output_path(staged), rejects_path(staged));
+    let input_path = staged.to_path_buf();
+    let (steps_c, name, sha) = (steps.clone(), source.to_string(), rec.sha256.clone().unwrap_or_default());
+    let size = rec.size;
+    let (out_c, rejects_c) = (out.clone(), rejects.clone());
+    let processed = tokio::task::spawn_blocking(move || {
+        steps_c.run(&Input {
+            staged: &input_path,
+            name: &name,
+            size,
+            sha256: &sha,
+            checksum_text,
+            row_count_text,
+            output: &out_c,
+            rejects: &rejects_c,
+        })
+    })
+    .await
+    .map_err(|e| FileError::Staging { path: staged.to_path_buf(), source: std::io::Error::other(format!("content steps panicked: {e}")) })?
+    .map_err(|source| FileError::Staging { path: out.clone(), source })?;
+
+    let c = processed.counts;
+    tracing::info!(flow = %cx.flow.name, path = %source, read = c.read, valid = c.valid, rejected = c.rejected, skipped = c.skipped, written = c.written, "Content steps ran.");
+    let mut result = FileResult { run: cx.run, counts: c, output: processed.output, rejects: processed.rejects, quarantine: None };
+    if let Some(v) = processed.quarantine {
+        let q = cx
+            .flow
+            .quarantine
+            .as_ref()
+            .ok_or_else(|| FileError::Name(format!("flow {}: steps need a `quarantine` location", cx.flow.name)))?;
+        let at = now_millis();
+        if q.report {
+            let (json, txt) = report_paths(staged);
+            let report = steps::quarantine::Report {
+                flow: &cx.flow.name,
+                run: cx.run,
+                file: source.as_str(),
+                size: rec.size,
+                sha256: rec.sha256.as_deref().unwrap_or_default(),
+                quarantined_at: chrono::DateTime::from_timestamp_millis(at).map(|d| d.to_rfc3339()).unwrap_or_default(),
+                reason: &v.reason,
+                counts: c,
+                errors: &v.errors,
+                errors_total: v.errors_total,
+            };
+            steps::quarantine::write(&report, &json, &txt).map_err(|source| FileError::Staging { path: json.clone(), source })?;
+        }
+        // A file quarantined again (by `wharf quarantine reprocess`) keeps its copy.
+        let copy = cx.ledger.file_result(&cx.flow.name, &rec.path)?.and_then(|r| r.quarantine).and_then(|q| q.copy);
+        tracing::warn!(flow = %cx.flow.name, path = %source, reason = %v.reason, "File refused by its content steps; quarantining.");
+        result.quarantine = Some(QuarantineRecord {
+            reason: v.reason,
+            at,
+            endpoint: q.endpoint.clone(),
+            copy,
+            reports: q.report,
+            errors_total: v.errors_total,
+        });
+    }
+    Ok(result)
+}
+
+/// Reads a companion file beside the data file on the source. A missing file is handed to the
+/// steps (it is the file's problem); any other failure is the endpoint's, and retried.
+async fn companion(cx: &Ctx<'_>, dir: &RemotePath, name: &str) -> Result<Result<String, String>, FileError> {
+    let path = match dir.join(name) {
+        Ok(p) => p,
+        Err(e) => return Ok(Err(format!("{name:?} is not a usable file name: {e}"))),
+    };
+    retry(cx.flow.retry, "read companion file", || read_small(&*cx.source, &path)).await
+}
+
+async fn read_small(ep: &dyn Endpoint, path: &RemotePath) -> Result<Result<String, String>, FileError> {
+    let mut src = match ep.open_read(path, 0).await {
+        Ok(s) => s,
+        Err(e) if e.kind == ErrorKind::NotFound => return Ok(Err(format!("{path} not found"))),
+        Err(e) => return Err(e.into()),
+    };
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 8192];
+    loop {
+        let n = src.read(&mut buf).await?;
+        if n == 0 || out.len() >= MAX_COMPANION {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    Ok(Ok(String::from_utf8_lossy(&out).into_owned()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn local_files_sit_beside_the_staging_file() {
+        let staged = Path::new("/s/flow/0123.part");
+        assert_eq!(output_path(staged), Path::new("/s/flow/0123.out"));
+        assert_eq!(rejects_path(staged), Path::new("/s/flow/0123.rejects"));
+        assert_eq!(report_paths(staged).0, Path::new("/s/flow/0123.report.json"));
+        assert_eq!(delivered_name(None, "a.csv"), "a.csv");
+    }
+}

@@ -1,0 +1,259 @@
+//! Quarantine: putting a refused file aside (the `quarantining` → `quarantined` transition),
+//! and the operator's ways back — release and reprocess (`wharf quarantine …`).
+//!
+//! Putting aside follows the delivery rules: the copy's name is chosen and recorded before the
+//! upload, the upload goes through a temporary name and is verified, so a resumed run checks
+//! the recorded copy instead of uploading again. Reports go beside the copy as
+//! `NAME.report.json` / `NAME.report.txt`. Only then is the source disposed of, as
+//! `after.failure` says, and the file recorded as quarantined.
+
+use std::path::Path;
+
+use crate::config::Flow;
+use crate::config::flow::Disposition;
+use crate::endpoint::{DynEndpoint, Endpoint, Entry, EntryKind, ErrorKind, RemotePath};
+use crate::ledger::{FileRecord, FileState, Ledger, LedgerError, QuarantineRecord, RunStatus, now_millis, to_millis};
+
+use super::error::FileError;
+use super::lifecycle::{self, Ctx};
+use super::retry::retry;
+use super::{FileReport, Outcome, RunOptions, RunReport, content, disposition, endpoints, naming, stage, transfer};
+
+/// A quarantine command could not be carried out.
+#[derive(Debug, thiserror::Error)]
+pub enum QuarantineError {
+    #[error("flow {flow}: {path} is not quarantined (see `wharf quarantine list {flow}`)")]
+    NotQuarantined { flow: String, path: String },
+    #[error("flow {flow}: {path}: {source}")]
+    File {
+        flow: String,
+        path: String,
+        #[source]
+        source: Box<FileError>,
+    },
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+fn temp_for(target: &RemotePath) -> Result<RemotePath, FileError> {
+    target.parent().join(&format!(".{}.part", target.name())).map_err(|e| FileError::Name(format!("temporary name for {target}: {e}")))
+}
+
+fn beside(copy: &RemotePath, ext: &str) -> Result<RemotePath, FileError> {
+    copy.parent().join(&format!("{}.{ext}", copy.name())).map_err(|e| FileError::Name(format!("report name for {copy}: {e}")))
+}
+
+/// Copies the staged original (and its reports) to the quarantine location, disposes of the
+/// source as `after.failure` says, and records the file as quarantined.
+pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, staged: &Path) -> Result<FileReport, FileError> {
+    let flow = &cx.flow.name;
+    let (Some(q), Some(ep)) = (cx.flow.quarantine.as_ref(), cx.quarantine.as_ref()) else {
+        return Err(FileError::Name(format!("flow {flow}: {} must be quarantined, but the flow has no `quarantine` location", entry.path)));
+    };
+    let ep: &dyn Endpoint = &**ep;
+    let policy = cx.flow.retry;
+    let mut result = cx.ledger.file_result(flow, &rec.path)?.unwrap_or_default();
+    let mut qr = result.quarantine.clone().unwrap_or_else(|| QuarantineRecord {
+        reason: "refused by its content steps".into(),
+        at: now_millis(),
+        endpoint: q.endpoint.clone(),
+        reports: q.report,
+        ..Default::default()
+    });
+    let copy = match qr.copy.as_deref().and_then(|c| RemotePath::parse(c).ok()) {
+        Some(c) => c,
+        None => {
+            let c = retry(policy, "choose a quarantine name", || async {
+                ep.create_dir_all(&q.path).await?;
+                naming::free_name(ep, &q.path, entry.path.name()).await
+            })
+            .await?;
+            qr.copy = Some(c.as_str().to_string());
+            result.quarantine = Some(qr.clone());
+            rec.updated = now_millis();
+            cx.ledger.put_file_and_result(flow, rec, &result)?;
+            c
+        }
+    };
+    if !retry(policy, "check the quarantine copy", || transfer::already_delivered(ep, &copy, rec.size)).await? {
+        let temp = temp_for(&copy)?;
+        retry(policy, "quarantine upload", || transfer::upload(ep, staged, rec.size, &temp, &copy, true)).await?;
+    }
+    if qr.reports {
+        let (json, txt) = content::report_paths(staged);
+        for (local, ext) in [(json, "report.json"), (txt, "report.txt")] {
+            let Ok(meta) = tokio::fs::metadata(&local).await else {
+                // Only possible when the staging folder was emptied after the verdict was recorded.
+                tracing::warn!(flow, path = %entry.path, report = %local.display(), "Quarantine report missing; not uploaded.");
+                continue;
+            };
+            let (target, size) = (beside(&copy, ext)?, meta.len());
+            let temp = temp_for(&target)?;
+            retry(policy, "upload the quarantine report", || transfer::upload(ep, &local, size, &temp, &target, true)).await?;
+        }
+    }
+    let mut detail = format!("quarantined to {}:{copy}: {}", q.endpoint, qr.reason);
+    match disposition::apply(&*cx.source, &entry.path, &cx.flow.after_failure, None).await {
+        Ok(Some(t)) => {
+            detail.push_str(&format!("; source moved to {t}"));
+            rec.disposed_to = Some(t.as_str().to_string());
+        }
+        Ok(None) if cx.flow.after_failure == Disposition::Delete => detail.push_str("; source deleted"),
+        Ok(None) => {}
+        Err(e) => detail.push_str(&format!("; after.failure could not be applied: {e}")),
+    }
+    rec.state = FileState::Quarantined;
+    rec.updated = now_millis();
+    result.quarantine = Some(qr);
+    cx.ledger.put_file_and_result(flow, rec, &result)?;
+    content::discard_outputs(staged).await;
+    stage::discard(staged).await;
+    tracing::warn!(flow, path = %entry.path, copy = %copy, "Quarantined.");
+    Ok(FileReport {
+        path: entry.path.to_string(),
+        outcome: Outcome::Quarantined,
+        detail,
+        targets: vec![format!("{}:{copy}", q.endpoint)],
+        bytes: rec.size,
+        error_kind: None,
+        records: Some(result.counts),
+    })
+}
+
+/// The quarantined record of `path`, or why there is none.
+fn quarantined(ledger: &Ledger, flow: &Flow, path: &str) -> Result<(FileRecord, QuarantineRecord), QuarantineError> {
+    let not = || QuarantineError::NotQuarantined { flow: flow.name.clone(), path: path.to_string() };
+    let rec = ledger.file(&flow.name, path)?.filter(|r| r.state == FileState::Quarantined).ok_or_else(not)?;
+    let q = ledger.file_result(&flow.name, path)?.and_then(|r| r.quarantine).ok_or_else(not)?;
+    Ok((rec, q))
+}
+
+/// Normalises a user-given source path (`/in/a.csv` or `in/a.csv`) to the ledger's form.
+pub fn ledger_path(path: &str) -> String {
+    RemotePath::parse(path).map(|p| p.as_str().to_string()).unwrap_or_else(|_| path.trim_start_matches('/').to_string())
+}
+
+/// Removes the quarantined copy and its reports (best effort; a missing one is fine).
+async fn remove_copy(ep: &dyn Endpoint, q: &QuarantineRecord) -> Vec<String> {
+    let mut removed = Vec::new();
+    let Some(copy) = q.copy.as_deref().and_then(|c| RemotePath::parse(c).ok()) else { return removed };
+    let mut targets = vec![copy.clone()];
+    if q.reports {
+        targets.extend(["report.json", "report.txt"].iter().filter_map(|e| beside(&copy, e).ok()));
+    }
+    for t in targets {
+        match ep.remove(&t).await {
+            Ok(()) => removed.push(t.to_string()),
+            Err(e) if e.kind == ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(target_path = %t, error = %e, "Could not remove a quarantined file."),
+        }
+    }
+    removed
+}
+
+async fn quarantine_endpoint(flow: &Flow, q: &QuarantineRecord) -> Result<DynEndpoint, FileError> {
+    let eps = endpoints::open_all(flow, &[q.endpoint.as_str()]).await?;
+    eps.get(&q.endpoint).cloned().ok_or_else(|| FileError::Name(format!("endpoint {} is not defined in the flow", q.endpoint)))
+}
+
+/// `wharf quarantine release`: removes the quarantined copy and its reports and forgets the
+/// file, so a run takes it again if it is (still, or again) at the source. Returns what was removed.
+pub async fn release(flow: &Flow, ledger: &Ledger, path: &str) -> Result<Vec<String>, QuarantineError> {
+    let path = ledger_path(path);
+    let (_, q) = quarantined(ledger, flow, &path)?;
+    let file_err = |source| QuarantineError::File { flow: flow.name.clone(), path: path.clone(), source: Box::new(source) };
+    let ep = quarantine_endpoint(flow, &q).await.map_err(file_err)?;
+    let removed = remove_copy(&*ep, &q).await;
+    ledger.forget_file(&flow.name, &path)?;
+    Ok(removed)
+}
+
+/// `wharf quarantine reprocess`: takes the quarantined copy through the flow's current steps
+/// (a fixed script or schema) and, when accepted, delivers it like any file; on success the
+/// copy and its reports are removed from quarantine. Recorded as a run of its own.
+pub async fn reprocess(flow: &Flow, ledger: &Ledger, opts: &RunOptions, path: &str) -> Result<RunReport, QuarantineError> {
+    let path = ledger_path(path);
+    let (mut rec, q) = quarantined(ledger, flow, &path)?;
+    let now = opts.now.unwrap_or_else(std::time::SystemTime::now);
+    let mut run = ledger.begin_run(&flow.name, to_millis(now))?;
+    let mut report = RunReport::new(flow, run.id);
+    let outcome = async {
+        let mut names: Vec<&str> = vec![flow.source.endpoint.as_str(), q.endpoint.as_str()];
+        names.extend(flow.sinks.iter().map(|s| s.endpoint.as_str()));
+        let eps = endpoints::open_all(flow, &names).await?;
+        let get = |n: &str| eps.get(n).cloned().ok_or_else(|| FileError::Name(format!("endpoint {n} is not defined in the flow")));
+        let cx = Ctx {
+            flow,
+            ledger,
+            source: get(&flow.source.endpoint)?,
+            sinks: flow.sinks.iter().map(|s| get(&s.endpoint)).collect::<Result<Vec<_>, _>>()?,
+            quarantine: Some(get(&q.endpoint)?),
+            run: run.id,
+            now,
+            staging_dir: &opts.staging_dir,
+        };
+        let source_path = RemotePath::parse(&rec.path).map_err(|e| FileError::Name(e.to_string()))?;
+        let copy = q
+            .copy
+            .as_deref()
+            .and_then(|c| RemotePath::parse(c).ok())
+            .ok_or_else(|| FileError::Name("no quarantined copy recorded".into()))?;
+        let staged = stage::staging_path(&opts.staging_dir, &flow.name, &source_path);
+        stage::discard(&staged).await;
+        let qep = get(&q.endpoint)?;
+        let st = retry(flow.retry, "download the quarantined copy", || stage::stage(&*qep, &copy, rec.size, &staged)).await?;
+        if rec.sha256.as_deref().is_some_and(|s| s != st.sha256) {
+            stage::discard(&staged).await;
+            return Err(FileError::Changed(format!("the quarantined copy {copy} differs from the file that was quarantined (SHA-256)")));
+        }
+        rec.state = FileState::Staged;
+        rec.run = run.id;
+        ledger.put_file(&flow.name, &rec)?;
+        let entry = Entry { path: source_path.clone(), kind: EntryKind::File, size: rec.size, mtime: rec.mtime.map(super::from_millis) };
+        let rel = source_path.strip_prefix(&flow.source.path).unwrap_or(source_path.name()).to_string();
+        let (f, _) = lifecycle::process(&cx, &entry, &rel, None).await?;
+        if f.outcome == Outcome::Delivered {
+            remove_copy(&*qep, &q).await;
+        }
+        Ok::<_, FileError>(f)
+    }
+    .await;
+    match outcome {
+        Ok(f) => super::record(&mut report, f, &mut |_| {}),
+        Err(FileError::Ledger(e)) => return Err(e.into()),
+        Err(e) => {
+            report.error_kind = Some(e.kind());
+            report.error = Some(format!("flow {}: {path}: {e}", flow.name));
+        }
+    }
+    report.status = if report.error.is_some() {
+        RunStatus::Aborted
+    } else if report.counts.failed > 0 {
+        RunStatus::Failed
+    } else {
+        RunStatus::Ok
+    };
+    super::finish(ledger, flow, &mut run, &report)?;
+    Ok(report)
+}
+
+/// The text report of a quarantined file, read from beside its copy (`None` without reports).
+pub async fn report_text(flow: &Flow, q: &QuarantineRecord) -> Result<Option<String>, FileError> {
+    let Some(copy) = q.copy.as_deref().and_then(|c| RemotePath::parse(c).ok()).filter(|_| q.reports) else { return Ok(None) };
+    let ep = quarantine_endpoint(flow, q).await?;
+    let path = beside(&copy, "report.txt")?;
+    let mut src = match ep.open_read(&path, 0).await {
+        Ok(s) => s,
+        Err(e) if e.kind == ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let (mut out, mut buf) = (Vec::new(), vec![0u8; 64 * 1024]);
+    loop {
+        let n = src.read(&mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+    Ok(Some(String::from_utf8_lossy(&out).into_owned()))
+}

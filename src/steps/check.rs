@@ -1,0 +1,258 @@
+//! `check`: file-level checks before anything is parsed — size bounds, a name pattern,
+//! non-empty, leading magic bytes, and a companion checksum file.
+//!
+//! Owns the size syntax (`100MB`, `5MiB`), the magic signatures and the checksum comparison.
+//! It reads the staged file (for magic bytes and an MD5) but never the source: the companion
+//! checksum's text is fetched by the engine and handed in.
+
+use std::io::Read;
+use std::path::Path;
+
+use regex::Regex;
+
+use crate::config::raw_steps::{ChecksumAlgo, MagicType, RawCheck, RawSize};
+
+/// A built `check` step.
+#[derive(Debug, Clone)]
+pub struct Check {
+    pub min_size: Option<u64>,
+    pub max_size: Option<u64>,
+    pub name: Option<Regex>,
+    pub non_empty: bool,
+    pub magic: Vec<MagicType>,
+    pub checksum: Option<ChecksumAlgo>,
+}
+
+/// What the checks look at.
+pub struct Subject<'a> {
+    pub path: &'a Path,
+    pub name: &'a str,
+    pub size: u64,
+    pub sha256: &'a str,
+    /// The companion checksum file's text (or why it could not be read), when `checksum` is set.
+    pub checksum_text: Option<&'a Result<String, String>>,
+}
+
+impl Check {
+    pub fn build(raw: &RawCheck) -> Result<Check, Vec<(&'static str, String)>> {
+        let mut problems = Vec::new();
+        let mut size = |field: &'static str, s: &Option<RawSize>| match s.as_ref().map(parse_size) {
+            Some(Err(e)) => {
+                problems.push((field, e));
+                None
+            }
+            Some(Ok(n)) => Some(n),
+            None => None,
+        };
+        let min_size = size("min_size", &raw.min_size);
+        let max_size = size("max_size", &raw.max_size);
+        if let (Some(lo), Some(hi)) = (min_size, max_size)
+            && lo > hi
+        {
+            problems.push(("max_size", format!("is smaller than min_size ({hi} < {lo} bytes)")));
+        }
+        let name = match raw.name.as_deref().map(Regex::new) {
+            Some(Err(e)) => {
+                problems.push(("name", format!("bad regular expression: {e}")));
+                None
+            }
+            Some(Ok(r)) => Some(r),
+            None => None,
+        };
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Check { min_size, max_size, name, non_empty: raw.non_empty, magic: raw.magic.clone(), checksum: raw.checksum })
+    }
+
+    /// The companion file's name for `name`, if a checksum is required.
+    pub fn companion(&self, name: &str) -> Option<String> {
+        self.checksum.map(|a| format!("{name}.{}", algo_name(a)))
+    }
+
+    /// Runs every check; returns each failure as a sentence. Errors reading the staged file are `Err`.
+    pub fn run(&self, s: &Subject<'_>) -> std::io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        if self.non_empty && s.size == 0 {
+            out.push("the file is empty".to_string());
+        }
+        if let Some(min) = self.min_size.filter(|m| s.size < *m) {
+            out.push(format!("the file has {} bytes, less than the minimum of {min}", s.size));
+        }
+        if let Some(max) = self.max_size.filter(|m| s.size > *m) {
+            out.push(format!("the file has {} bytes, more than the maximum of {max}", s.size));
+        }
+        if let Some(re) = self.name.as_ref().filter(|re| !re.is_match(s.name)) {
+            out.push(format!("the name `{}` does not match the pattern `{}`", s.name, re.as_str()));
+        }
+        if !self.magic.is_empty() {
+            let mut head = [0u8; 16];
+            let n = read_prefix(s.path, &mut head)?;
+            if !self.magic.iter().any(|m| matches_magic(*m, &head[..n])) {
+                let names: Vec<&str> = self.magic.iter().map(|m| magic_name(*m)).collect();
+                out.push(format!(
+                    "the content does not start like {} (first bytes: {})",
+                    names.join(" or "),
+                    hex::encode(&head[..n.min(8)])
+                ));
+            }
+        }
+        if let Some(algo) = self.checksum {
+            let companion = self.companion(s.name).unwrap_or_default();
+            match s.checksum_text {
+                None | Some(Err(_)) => {
+                    let why = s.checksum_text.and_then(|r| r.as_ref().err()).map(|e| format!(": {e}")).unwrap_or_default();
+                    out.push(format!("the checksum file {companion} is missing{why}"));
+                }
+                Some(Ok(text)) => {
+                    let want = text.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
+                    let have = match algo {
+                        ChecksumAlgo::Sha256 => s.sha256.to_string(),
+                        ChecksumAlgo::Md5 => md5_of(s.path)?,
+                    };
+                    if want != have {
+                        out.push(format!("the {} checksum is {have}, but {companion} says {want:?}", algo_name(algo)));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn algo_name(a: ChecksumAlgo) -> &'static str {
+    match a {
+        ChecksumAlgo::Sha256 => "sha256",
+        ChecksumAlgo::Md5 => "md5",
+    }
+}
+
+fn magic_name(m: MagicType) -> &'static str {
+    match m {
+        MagicType::Pdf => "PDF",
+        MagicType::Zip => "ZIP",
+        MagicType::Gzip => "gzip",
+        MagicType::Png => "PNG",
+        MagicType::Jpeg => "JPEG",
+        MagicType::Xml => "XML",
+    }
+}
+
+fn matches_magic(m: MagicType, head: &[u8]) -> bool {
+    match m {
+        MagicType::Pdf => head.starts_with(b"%PDF-"),
+        MagicType::Zip => head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06"),
+        MagicType::Gzip => head.starts_with(b"\x1f\x8b"),
+        MagicType::Png => head.starts_with(b"\x89PNG\r\n\x1a\n"),
+        MagicType::Jpeg => head.starts_with(b"\xff\xd8\xff"),
+        MagicType::Xml => head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(head).starts_with(b"<?xml"),
+    }
+}
+
+fn read_prefix(path: &Path, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut f = std::fs::File::open(path)?;
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+fn md5_of(path: &Path) -> std::io::Result<String> {
+    let mut f = std::fs::File::open(path)?;
+    let mut ctx = md5::Context::new();
+    let mut buf = vec![0u8; 256 * 1024];
+    loop {
+        match f.read(&mut buf)? {
+            0 => break,
+            n => ctx.consume(&buf[..n]),
+        }
+    }
+    Ok(format!("{:x}", ctx.finalize()))
+}
+
+/// Parses a size: bytes, or a number with `B`, `KB`/`MB`/`GB`/`TB` (powers of 1000) or
+/// `KiB`/`MiB`/`GiB`/`TiB` (powers of 1024).
+pub fn parse_size(s: &RawSize) -> Result<u64, String> {
+    let text = match s {
+        RawSize::Bytes(n) => return Ok(*n),
+        RawSize::Text(t) => t.trim(),
+    };
+    let split = text.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(text.len());
+    let (num, unit) = (&text[..split], text[split..].trim());
+    let factor: u64 = match unit {
+        "" | "B" => 1,
+        "KB" => 1000,
+        "MB" => 1000_u64.pow(2),
+        "GB" => 1000_u64.pow(3),
+        "TB" => 1000_u64.pow(4),
+        "KiB" => 1 << 10,
+        "MiB" => 1 << 20,
+        "GiB" => 1 << 30,
+        "TiB" => 1 << 40,
+        other => return Err(format!("`{text}`: unknown unit `{other}` (use B, KB, MB, GB, KiB, MiB, GiB)")),
+    };
+    let n: f64 = num.parse().map_err(|_| format!("`{text}` is not a size (write e.g. `1024`, `10KB`, `5MiB`)"))?;
+    Ok((n * factor as f64).round() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sha2::Digest;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size(&RawSize::Bytes(5)), Ok(5));
+        assert_eq!(parse_size(&RawSize::Text("100MB".into())), Ok(100_000_000));
+        assert_eq!(parse_size(&RawSize::Text("1.5 KiB".into())), Ok(1536));
+        assert!(parse_size(&RawSize::Text("3 parsecs".into())).unwrap_err().contains("unknown unit"));
+    }
+
+    #[test]
+    fn every_check_reports_what_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, b"%PDF-1.7 hello").unwrap();
+        let sha = hex::encode(sha2::Sha256::digest(b"%PDF-1.7 hello"));
+        let raw = RawCheck {
+            min_size: Some(RawSize::Bytes(1)),
+            max_size: Some(RawSize::Text("10B".into())),
+            name: Some(r"^INV_\d+\.pdf$".into()),
+            non_empty: true,
+            magic: vec![MagicType::Pdf],
+            checksum: Some(ChecksumAlgo::Sha256),
+        };
+        let c = Check::build(&raw).unwrap();
+        let good = Ok(format!("{sha}  INV_1.pdf\n"));
+        let s = Subject { path: &path, name: "INV_1.pdf", size: 14, sha256: &sha, checksum_text: Some(&good) };
+        assert_eq!(c.run(&s).unwrap(), ["the file has 14 bytes, more than the maximum of 10"]);
+        let bad = Ok("00ff".to_string());
+        let s = Subject { name: "inv.pdf", checksum_text: Some(&bad), ..s };
+        let got = c.run(&s).unwrap();
+        assert!(got[1].contains("does not match the pattern") && got[2].contains("but inv.pdf.sha256 says \"00ff\""), "{got:?}");
+        let missing = Err("not found".to_string());
+        let s = Subject { checksum_text: Some(&missing), ..s };
+        assert!(c.run(&s).unwrap()[2].contains("inv.pdf.sha256 is missing: not found"));
+
+        std::fs::write(&path, b"PK\x03\x04rest").unwrap();
+        let c = Check::build(&RawCheck {
+            magic: vec![MagicType::Pdf, MagicType::Gzip],
+            checksum: Some(ChecksumAlgo::Md5),
+            ..Default::default()
+        })
+        .unwrap();
+        let md5 = Ok("b9b2a1eb2b0d2b4fcdd8fe1fc8c25b79".to_string());
+        let s = Subject { path: &path, name: "a.zip", size: 8, sha256: "", checksum_text: Some(&md5) };
+        let got = c.run(&s).unwrap();
+        assert_eq!(got[0], "the content does not start like PDF or gzip (first bytes: 504b030472657374)");
+        assert_eq!(got.len(), 2, "md5 of the bytes differs from the companion: {got:?}");
+        let real = Ok(format!("{:x}", md5::compute(b"PK\x03\x04rest")));
+        let s = Subject { checksum_text: Some(&real), ..s };
+        assert_eq!(c.run(&s).unwrap().len(), 1);
+        assert!(Check::build(&RawCheck { name: Some("(".into()), ..Default::default() }).is_err());
+    }
+}

@@ -1,0 +1,397 @@
+//! `map`: records through a Rhai script's `fn map(record)`, sandboxed.
+//!
+//! Owns the script engine's sandbox (operation, depth, size limits; no module loading from
+//! disk; `eval` disabled; `print` goes to the log; a wall-clock limit per file), the helper
+//! functions scripts may call (dates, numbers, trimming, CSV look-up tables), and turning
+//! script errors into messages with the script line. The script is compiled once, when the
+//! flow is validated, and called per record without re-running its top level.
+
+use std::cell::Cell;
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Scope};
+use serde_json::Value;
+
+use crate::config::raw_steps::RawLookup;
+
+/// The largest look-up table file accepted (tables are held in memory).
+const MAX_LOOKUP_BYTES: u64 = 64 * 1024 * 1024;
+
+thread_local! {
+    /// When the current file's script time is up (set per file by [`Mapper::start_file`]).
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// A compiled mapping script with its engine.
+#[derive(Clone)]
+pub struct Mapper {
+    engine: Arc<Engine>,
+    ast: Arc<AST>,
+    /// The script as named in the flow (for messages).
+    pub script: String,
+    pub timeout: Duration,
+}
+
+impl std::fmt::Debug for Mapper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Mapper").field("script", &self.script).field("timeout", &self.timeout).finish_non_exhaustive()
+    }
+}
+
+/// Why a record could not be mapped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum MapError {
+    /// This record failed (a script error, a bad return value); the others may pass.
+    Record(String),
+    /// The file's time is up: no more records can be mapped.
+    Timeout(String),
+}
+
+/// A CSV look-up table: key → row (column → value).
+type Table = HashMap<String, BTreeMap<String, String>>;
+
+impl Mapper {
+    /// Loads look-up tables and compiles `script_text` (named `script` in messages).
+    pub fn build(
+        script: &str,
+        script_text: &str,
+        lookups: BTreeMap<String, Table>,
+        max_operations: u64,
+        timeout: Duration,
+    ) -> Result<Mapper, String> {
+        let engine = sandbox(Arc::new(lookups), max_operations);
+        let ast = engine.compile(script_text).map_err(|e| {
+            let line = e.1.line().map(|l| format!(" line {l}")).unwrap_or_default();
+            format!("{script}{line}: {}", e.0)
+        })?;
+        if !ast.iter_functions().any(|f| f.name == "map" && f.params.len() == 1) {
+            return Err(format!("{script} defines no `fn map(record)`"));
+        }
+        Ok(Mapper { engine: Arc::new(engine), ast: Arc::new(ast), script: script.to_string(), timeout })
+    }
+
+    /// Starts the wall-clock limit for one file on this thread.
+    pub fn start_file(&self) {
+        DEADLINE.with(|d| d.set(Some(Instant::now() + self.timeout)));
+    }
+
+    /// Ends the limit started by [`start_file`](Self::start_file).
+    pub fn end_file(&self) {
+        DEADLINE.with(|d| d.set(None));
+    }
+
+    /// Maps one record: zero, one or several records come out.
+    pub fn map(&self, record: &Value) -> Result<Vec<Value>, MapError> {
+        let arg = rhai::serde::to_dynamic(record).map_err(|e| MapError::Record(format!("cannot pass the record to the script: {e}")))?;
+        let mut scope = Scope::new();
+        // eval_ast(false): otherwise every call re-runs the script's top level (~60x slower).
+        let opts = CallFnOptions::new().eval_ast(false).rewind_scope(true);
+        let out: Dynamic = self.engine.call_fn_with_options(opts, &mut scope, &self.ast, "map", (arg,)).map_err(|e| self.error(&e))?;
+        let one = |d: &Dynamic| -> Result<Value, MapError> {
+            if !d.is_map() {
+                return Err(MapError::Record(format!(
+                    "{}: `map` must return a map, an array of maps or `()`, not {}",
+                    self.script,
+                    d.type_name()
+                )));
+            }
+            rhai::serde::from_dynamic::<Value>(d)
+                .map_err(|e| MapError::Record(format!("{}: cannot read the returned record: {e}", self.script)))
+        };
+        if out.is_unit() {
+            Ok(vec![])
+        } else if out.is_array() {
+            let arr = out.cast::<rhai::Array>();
+            arr.iter().map(one).collect()
+        } else {
+            one(&out).map(|v| vec![v])
+        }
+    }
+
+    fn error(&self, e: &EvalAltResult) -> MapError {
+        let inner = e.unwrap_inner();
+        let pos = if inner.position().is_none() { e.position() } else { inner.position() };
+        let mut msg = inner.to_string();
+        // Display appends " (line L, position P)"; the line is put first instead.
+        if let Some(i) = msg.rfind(" (line ") {
+            msg.truncate(i);
+        }
+        // Errors raised by the helpers are runtime errors carrying a finished sentence.
+        if let Some(rest) = msg.strip_prefix("Runtime error: ") {
+            msg = rest.to_string();
+        }
+        let at = pos.line().map(|l| format!(" line {l}")).unwrap_or_default();
+        match inner {
+            EvalAltResult::ErrorTerminated(..) => {
+                MapError::Timeout(format!("{}: stopped after the time limit of {:?} for one file", self.script, self.timeout))
+            }
+            EvalAltResult::ErrorTooManyOperations(..) => MapError::Record(format!(
+                "{}{at}: too many operations for one record (a runaway loop?); the limit is `max_operations`",
+                self.script
+            )),
+            _ => MapError::Record(format!("{}{at}: {msg}", self.script)),
+        }
+    }
+}
+
+/// The sandboxed engine: limits, no module loading, no `eval`, print to the log, a wall clock.
+fn sandbox(tables: Arc<BTreeMap<String, Table>>, max_operations: u64) -> Engine {
+    let mut e = Engine::new();
+    e.set_max_operations(max_operations)
+        .set_max_expr_depths(64, 32)
+        .set_max_call_levels(32)
+        .set_max_string_size(1 << 20)
+        .set_max_array_size(100_000)
+        .set_max_map_size(10_000)
+        .set_strict_variables(true);
+    // The default resolver reads `import`ed files from disk.
+    e.set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
+    e.disable_symbol("eval");
+    e.on_print(|s| tracing::info!(target: "wharf::script", "{s}"));
+    e.on_debug(|s, _, pos| tracing::debug!(target: "wharf::script", line = pos.line(), "{s}"));
+    e.on_progress(|ops| {
+        // The callback sees only the operation count; the clock is read every 1024 operations.
+        if ops % 1024 == 0 && DEADLINE.with(|d| d.get()).is_some_and(|d| Instant::now() > d) {
+            return Some("time limit".into());
+        }
+        None
+    });
+    register_helpers(&mut e, tables);
+    e
+}
+
+type Fallible<T> = Result<T, Box<EvalAltResult>>;
+
+fn fail<T>(msg: String) -> Fallible<T> {
+    Err(msg.into())
+}
+
+fn register_helpers(e: &mut Engine, tables: Arc<BTreeMap<String, Table>>) {
+    // Dates: chrono format strings (`%d.%m.%Y`, `%Y-%m-%d`).
+    e.register_fn("date", |text: &str, from: &str, to: &str| -> Fallible<String> { reformat_date(text.trim(), from, to) });
+    e.register_fn("is_date", |text: &str, fmt: &str| parse_date(text.trim(), fmt).is_ok());
+    // Numbers.
+    e.register_fn("number", |text: &str| -> Fallible<f64> { number(text, '.') });
+    e.register_fn("number", |text: &str, decimal: &str| -> Fallible<f64> {
+        match decimal {
+            "." => number(text, '.'),
+            "," => number(text, ','),
+            other => fail(format!("number(): the decimal separator must be \".\" or \",\", not {other:?}")),
+        }
+    });
+    e.register_fn("integer", |text: &str| -> Fallible<i64> {
+        text.trim().parse::<i64>().or_else(|_| fail(format!("integer(): {text:?} is not an integer")))
+    });
+    e.register_fn("round_to", |x: f64, places: i64| {
+        let f = 10f64.powi(places.clamp(0, 15) as i32);
+        (x * f).round() / f
+    });
+    e.register_fn("round_to", |x: i64, _places: i64| x as f64);
+    e.register_fn("fixed", |x: f64, places: i64| format!("{x:.*}", places.clamp(0, 15) as usize));
+    e.register_fn("fixed", |x: i64, places: i64| format!("{:.*}", places.clamp(0, 15) as usize, x as f64));
+    // Text.
+    e.register_fn("trimmed", |s: &str| s.trim().to_string());
+    e.register_fn("squish", |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" "));
+    e.register_fn("trimmed", |_: ()| String::new());
+    e.register_fn("squish", |_: ()| String::new());
+    // Look-ups.
+    let t = tables.clone();
+    e.register_fn("lookup", move |table: &str, key: &str| -> Fallible<Dynamic> {
+        let rows = t.get(table).ok_or_else(|| unknown_table(table, &t))?;
+        Ok(rows
+            .get(key)
+            .map(|row| Dynamic::from_map(row.iter().map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone()))).collect::<Map>()))
+            .unwrap_or(Dynamic::UNIT))
+    });
+    let t = tables;
+    e.register_fn("lookup", move |table: &str, key: &str, column: &str| -> Fallible<Dynamic> {
+        let rows = t.get(table).ok_or_else(|| unknown_table(table, &t))?;
+        match rows.get(key) {
+            None => Ok(Dynamic::UNIT),
+            Some(row) => match row.get(column) {
+                Some(v) => Ok(Dynamic::from(ImmutableString::from(v.as_str()))),
+                None => fail(format!("lookup(): table `{table}` has no column `{column}`")),
+            },
+        }
+    });
+}
+
+fn unknown_table(table: &str, tables: &BTreeMap<String, Table>) -> Box<EvalAltResult> {
+    let known: Vec<&str> = tables.keys().map(String::as_str).collect();
+    format!("lookup(): no table `{table}` (the flow's map step names: {})", if known.is_empty() { "none".into() } else { known.join(", ") })
+        .into()
+}
+
+fn parse_date(text: &str, fmt: &str) -> Result<chrono::NaiveDateTime, String> {
+    chrono::NaiveDateTime::parse_from_str(text, fmt)
+        .or_else(|_| chrono::NaiveDate::parse_from_str(text, fmt).map(|d| d.and_time(chrono::NaiveTime::MIN)))
+        .map_err(|e| format!("{text:?} is not a date in the format {fmt:?}: {e}"))
+}
+
+fn reformat_date(text: &str, from: &str, to: &str) -> Fallible<String> {
+    let d = parse_date(text, from).map_err(|e| -> Box<EvalAltResult> { format!("date(): {e}").into() })?;
+    let mut out = String::new();
+    // A bad output format is a formatting error, not a panic (chrono's Display would panic in to_string).
+    write!(out, "{}", d.format(to)).or_else(|_| fail(format!("date(): bad output format {to:?}")))?;
+    Ok(out)
+}
+
+fn number(text: &str, decimal: char) -> Fallible<f64> {
+    let grouping = if decimal == ',' { '.' } else { ',' };
+    let cleaned: String = text
+        .trim()
+        .chars()
+        .filter(|c| *c != grouping && *c != ' ' && *c != '\u{a0}' && *c != '\'')
+        .map(|c| if c == decimal { '.' } else { c })
+        .collect();
+    cleaned.parse::<f64>().or_else(|_| fail(format!("number(): {text:?} is not a number")))
+}
+
+/// Loads a look-up table (CSV with a header row) keyed by `key`; errors are sentences.
+pub fn load_table(path: &Path, raw: &RawLookup) -> Result<Table, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read look-up table {}: {e}", path.display()))?;
+    if meta.len() > MAX_LOOKUP_BYTES {
+        return Err(format!("look-up table {} is larger than {} MiB", path.display(), MAX_LOOKUP_BYTES >> 20));
+    }
+    let delimiter = match raw.delimiter.as_bytes() {
+        [b] => *b,
+        _ => return Err(format!("`{}` must be one character", raw.delimiter)),
+    };
+    let file = std::fs::File::open(path).map_err(|e| format!("cannot read look-up table {}: {e}", path.display()))?;
+    let text = super::parse::Decoded::new(file, encoding_rs::UTF_8);
+    let mut rdr = csv::ReaderBuilder::new().delimiter(delimiter).from_reader(text);
+    let header: Vec<String> =
+        rdr.headers().map_err(|e| format!("look-up table {}: {e}", path.display()))?.iter().map(|h| h.trim().to_string()).collect();
+    let key_at = header
+        .iter()
+        .position(|h| *h == raw.key)
+        .ok_or_else(|| format!("look-up table {} has no column `{}` (columns: {})", path.display(), raw.key, header.join(", ")))?;
+    let mut table = Table::new();
+    for rec in rdr.records() {
+        let rec = rec.map_err(|e| format!("look-up table {}: {e}", path.display()))?;
+        let key = rec.get(key_at).unwrap_or_default().to_string();
+        let row = header.iter().cloned().zip(rec.iter().map(str::to_string)).collect();
+        table.insert(key, row);
+    }
+    Ok(table)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn mapper(script: &str) -> Result<Mapper, String> {
+        let mut depts = Table::new();
+        depts.insert("FIN".into(), [("code".to_string(), "FIN".to_string()), ("name".to_string(), "Finance".to_string())].into());
+        Mapper::build("t.rhai", script, [("depts".to_string(), depts)].into(), 100_000, Duration::from_secs(5))
+    }
+
+    #[test]
+    fn returns_one_many_or_none() {
+        let m = mapper(
+            r#"
+            fn map(r) {
+                if r.kind == "drop" { return (); }
+                if r.kind == "two" { return [#{ n: 1 }, #{ n: 2 }]; }
+                #{ id: integer(r.id), name: squish(r.name), dept: lookup("depts", r.dept, "name") }
+            }"#,
+        )
+        .unwrap();
+        assert_eq!(
+            m.map(&json!({"kind": "one", "id": " 7 ", "name": "  Anna   M ", "dept": "FIN"})).unwrap(),
+            [json!({"id": 7, "name": "Anna M", "dept": "Finance"})]
+        );
+        assert_eq!(m.map(&json!({"kind": "two"})).unwrap().len(), 2);
+        assert!(m.map(&json!({"kind": "drop"})).unwrap().is_empty());
+        let e = m.map(&json!({"kind": "one", "id": "x", "name": "", "dept": "FIN"})).unwrap_err();
+        assert_eq!(e, MapError::Record("t.rhai line 5: integer(): \"x\" is not an integer".into()));
+    }
+
+    #[test]
+    fn helpers_for_dates_numbers_and_lookups() {
+        let m = mapper(
+            r#"fn map(r) { #{
+                d: date(r.d, "%d.%m.%Y", "%Y-%m-%d"),
+                ok: is_date("2024-02-30", "%Y-%m-%d"),
+                p: number("1.234,50", ","),
+                q: fixed(number("3.14159"), 2),
+                r: round_to(2.675, 1),
+                dept: lookup("depts", "FIN"),
+                none: lookup("depts", "XX") == (),
+            } }"#,
+        )
+        .unwrap();
+        let out = &m.map(&json!({"d": "31.12.2024"})).unwrap()[0];
+        assert_eq!(out["d"], "2024-12-31");
+        assert_eq!(out["ok"], false);
+        assert_eq!(out["p"], 1234.5);
+        assert_eq!(out["q"], "3.14");
+        assert_eq!(out["r"], 2.7);
+        assert_eq!(out["dept"]["name"], "Finance");
+        assert_eq!(out["none"], true);
+        let m = mapper(r#"fn map(r) { #{ d: date(r.d, "%d.%m.%Y", "%Y") } }"#).unwrap();
+        let e = m.map(&json!({"d": "2024-12-31"})).unwrap_err();
+        assert!(matches!(&e, MapError::Record(s) if s.starts_with("t.rhai line 1: date(): \"2024-12-31\" is not a date")), "{e:?}");
+        let m = mapper(r#"fn map(r) { lookup("nope", "x") }"#).unwrap();
+        assert!(
+            matches!(m.map(&json!({})).unwrap_err(), MapError::Record(s) if s.contains("no table `nope` (the flow's map step names: depts)"))
+        );
+    }
+
+    #[test]
+    fn runaway_loops_are_stopped_by_the_operation_limit_and_the_clock() {
+        let m = mapper("fn map(r) { loop { } }").unwrap();
+        let t = Instant::now();
+        let e = m.map(&json!({})).unwrap_err();
+        assert!(matches!(&e, MapError::Record(s) if s.contains("too many operations")), "{e:?}");
+        assert!(t.elapsed() < Duration::from_secs(5));
+        // Without an operation limit, the wall clock stops it.
+        let m =
+            Mapper::build("t.rhai", "fn map(r) { let x = 0; loop { x += 1; } }", BTreeMap::new(), 0, Duration::from_millis(200)).unwrap();
+        m.start_file();
+        let t = Instant::now();
+        let e = m.map(&json!({})).unwrap_err();
+        m.end_file();
+        assert!(matches!(&e, MapError::Timeout(s) if s.contains("time limit of 200ms")), "{e:?}");
+        assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
+    }
+
+    #[test]
+    fn syntax_errors_name_the_line_and_modules_and_eval_are_refused() {
+        let e = mapper("fn map(r) {\n  let x = ;\n}").unwrap_err();
+        assert!(e.starts_with("t.rhai line 2: "), "{e}");
+        assert_eq!(mapper("fn transform(r) { r }").unwrap_err(), "t.rhai defines no `fn map(record)`");
+        let e = mapper("fn map(r) { eval(\"1\") }").unwrap_err();
+        assert!(e.contains("eval"), "{e}");
+        let m = mapper("fn map(r) { import \"/etc/passwd\" as m; r }").unwrap();
+        let e = m.map(&json!({})).unwrap_err();
+        assert!(matches!(&e, MapError::Record(s) if s.contains("line 1") && s.contains("Module not found")), "{e:?}");
+        let e = mapper("fn map(r) { undefined_var }").unwrap_err();
+        assert!(e.contains("line 1") && e.contains("undefined_var"), "{e}");
+    }
+
+    #[test]
+    fn bad_return_values_and_size_limits() {
+        let m = mapper("fn map(r) { 42 }").unwrap();
+        assert!(matches!(m.map(&json!({})).unwrap_err(), MapError::Record(s) if s.contains("not i64")));
+        let m = mapper("fn map(r) { let s = \"x\"; for i in 0..30 { s += s; } #{ s: s } }").unwrap();
+        assert!(matches!(m.map(&json!({})).unwrap_err(), MapError::Record(s) if s.contains("too large")));
+    }
+
+    #[test]
+    fn look_up_tables_load_from_csv() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.csv");
+        std::fs::write(&p, "code,name\nFIN,Finance\nHR,People\n").unwrap();
+        let raw = RawLookup { file: "d.csv".into(), key: "code".into(), delimiter: ",".into() };
+        let t = load_table(&p, &raw).unwrap();
+        assert_eq!(t["HR"]["name"], "People");
+        let raw = RawLookup { key: "id".into(), ..raw };
+        assert!(load_table(&p, &raw).unwrap_err().contains("has no column `id` (columns: code, name)"));
+    }
+}

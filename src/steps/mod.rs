@@ -1,0 +1,601 @@
+//! Content steps (design §6): what happens to a file's *content* between staging and delivery.
+//!
+//! A flow's `steps:` list is built once, when the flow is validated, into [`Steps`]: checks,
+//! then `parse`, then any `validate`/`map` steps in order, then `write` — schemas compiled,
+//! the script compiled, look-up tables loaded. [`Steps::run`] then takes one staged file
+//! through them, streaming record by record (parse → validate → map → write) into an output
+//! file beside the staging file, so memory is bounded by one record, not by the file.
+//!
+//! The result is a verdict — pass (deliver the output) or quarantine (with every error and a
+//! reason) — plus the record counts. Which invalid rows are tolerated is decided here, by
+//! [`Policy`]; what a verdict does to the file (delivery, quarantine copy, disposition, ledger)
+//! is the engine's business (`engine/lifecycle.rs`). Everything here is synchronous: the
+//! engine runs it on a blocking thread. It never touches an endpoint.
+
+pub mod check;
+pub mod map;
+pub mod parse;
+pub mod quarantine;
+pub mod validate;
+pub mod write;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::Problem;
+use crate::config::duration;
+use crate::config::raw_steps::{OnInvalid, ParseFormat, RawMaxInvalid, RawStep, RawWrite, WriteFormat};
+use crate::template::NameVars;
+
+pub use crate::ledger::RecordCounts;
+use check::Check;
+use map::{MapError, Mapper};
+use parse::{Event, Parse, Row, Stop};
+use validate::Validate;
+use write::{Rejects, Write, Writer};
+
+/// Errors kept for a report; the count of all is kept besides. Bounds memory on a file whose
+/// every one of millions of rows is wrong.
+pub const MAX_REPORTED_ERRORS: usize = 10_000;
+
+/// One problem found in a file: with a row (and line, when known), or about the file as a whole.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordError {
+    /// 1-based record number; `None` for a problem with the whole file.
+    pub row: Option<u64>,
+    /// 1-based line where the record starts, when known.
+    pub line: Option<u64>,
+    /// The field (dotted path), when the problem is one field's.
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl fmt::Display for RecordError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match (self.row, self.line) {
+            (Some(r), Some(l)) => write!(f, "row {r} (line {l})")?,
+            (Some(r), None) => write!(f, "row {r}")?,
+            (None, _) => f.write_str("file")?,
+        }
+        if let Some(field) = &self.field {
+            write!(f, ", field {field}")?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+/// One built step (the closed set a flow can use).
+#[derive(Debug, Clone)]
+pub enum Step {
+    Check(Check),
+    Parse(Parse),
+    Validate(Validate),
+    Map(Mapper),
+    Write(Write),
+}
+
+/// How many invalid records a file may have before it is quarantined.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MaxInvalid {
+    Count(u64),
+    Percent(f64),
+}
+
+/// What invalid records do to their file.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Policy {
+    pub on_invalid: OnInvalid,
+    /// With `skip`: the most tolerated (`None`: no limit).
+    pub max_invalid: Option<MaxInvalid>,
+}
+
+impl Policy {
+    /// How many of `read` records may be invalid.
+    fn allowed(&self, read: u64) -> u64 {
+        match (self.on_invalid, self.max_invalid) {
+            (OnInvalid::Quarantine, _) => 0,
+            (OnInvalid::Skip, None) => u64::MAX,
+            (OnInvalid::Skip, Some(MaxInvalid::Count(n))) => n,
+            (OnInvalid::Skip, Some(MaxInvalid::Percent(p))) => (read as f64 * p / 100.0).floor() as u64,
+        }
+    }
+
+    fn describe(&self) -> String {
+        match (self.on_invalid, self.max_invalid) {
+            (OnInvalid::Quarantine, _) => "on_invalid: quarantine".into(),
+            (OnInvalid::Skip, Some(MaxInvalid::Count(n))) => format!("more than max_invalid: {n}"),
+            (OnInvalid::Skip, Some(MaxInvalid::Percent(p))) => format!("more than max_invalid: {p}%"),
+            (OnInvalid::Skip, None) => "on_invalid: skip".into(),
+        }
+    }
+}
+
+/// A flow's built content steps. Cheap to clone (shared).
+#[derive(Debug, Clone)]
+pub struct Steps {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    steps: Vec<Step>,
+    policy: Policy,
+    /// The output format: the `write` step, or the parsed format.
+    write: Option<Write>,
+}
+
+/// The companion files a file's steps need from the source (beside the file).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Companions {
+    pub checksum: Option<String>,
+    pub row_count: Option<String>,
+}
+
+/// One staged file to take through the steps.
+pub struct Input<'a> {
+    pub staged: &'a Path,
+    /// Source path (for messages) and file name (for `check.name`).
+    pub name: &'a str,
+    pub size: u64,
+    pub sha256: &'a str,
+    /// The text of the companions named by [`Steps::companions`] (or why it could not be read).
+    pub checksum_text: Option<Result<String, String>>,
+    pub row_count_text: Option<Result<String, String>>,
+    /// Where the output and the rejects go.
+    pub output: &'a Path,
+    pub rejects: &'a Path,
+}
+
+/// What the steps made of a file.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Processed {
+    pub counts: RecordCounts,
+    /// Size of the output file (`None`: no records were parsed; the original is delivered).
+    pub output: Option<u64>,
+    /// Size of the rejects file, if rows were skipped.
+    pub rejects: Option<u64>,
+    /// Set when the file must be quarantined.
+    pub quarantine: Option<Verdict>,
+}
+
+/// Why a file is quarantined, with every error found (up to [`MAX_REPORTED_ERRORS`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verdict {
+    pub reason: String,
+    pub errors: Vec<RecordError>,
+    pub errors_total: u64,
+}
+
+impl Steps {
+    /// The output's file extension when records are written (`None`: the original is delivered).
+    pub fn output_ext(&self) -> Option<&'static str> {
+        self.inner.write.as_ref().map(Write::ext)
+    }
+
+    /// The rejects file's extension.
+    pub fn rejects_ext(&self) -> &'static str {
+        Rejects::ext(matches!(self.parse(), Some(p) if p.format == ParseFormat::Csv))
+    }
+
+    pub fn policy(&self) -> Policy {
+        self.inner.policy
+    }
+
+    pub fn steps(&self) -> &[Step] {
+        &self.inner.steps
+    }
+
+    fn parse(&self) -> Option<&Parse> {
+        self.inner.steps.iter().find_map(|s| if let Step::Parse(p) = s { Some(p) } else { None })
+    }
+
+    /// Names of the companion files (beside the data file on the source) the steps read.
+    pub fn companions(&self, vars: &NameVars) -> Result<Companions, String> {
+        let mut c = Companions::default();
+        for s in &self.inner.steps {
+            match s {
+                Step::Check(ch) => c.checksum = c.checksum.or_else(|| ch.companion(&vars.name)),
+                Step::Validate(v) => {
+                    if let Some(t) = &v.row_count_file {
+                        c.row_count = Some(t.render(vars)?);
+                    }
+                }
+                _ => {}
+            }
+        }
+        Ok(c)
+    }
+
+    /// Takes one staged file through the steps. Only local I/O failures are `Err`; everything
+    /// wrong with the file itself is in the returned verdict.
+    pub fn run(&self, input: &Input<'_>) -> std::io::Result<Processed> {
+        let mut run = FileRun::new(self, input);
+        let result = run.go();
+        if result.is_err() || run.out.quarantine.is_some() {
+            // Partial outputs of a failed or quarantined file are never delivered.
+            for p in [input.output, input.rejects] {
+                let _ = std::fs::remove_file(p);
+            }
+        }
+        result.map(|()| run.out)
+    }
+}
+
+/// One file's pass through the steps.
+struct FileRun<'s, 'i> {
+    steps: &'s Steps,
+    input: &'i Input<'i>,
+    out: Processed,
+    errors: Vec<RecordError>,
+    errors_total: u64,
+    file_problems: Vec<String>,
+    header: Option<Vec<String>>,
+    writer: Option<Writer>,
+    rejects: Option<Rejects>,
+    /// Quarantine is certain (a count limit was passed): stop writing outputs, keep reporting.
+    doomed: bool,
+}
+
+/// Clears a map step's clock when a file is done, however it ends.
+struct Clock<'a>(Option<&'a Mapper>);
+
+impl Drop for Clock<'_> {
+    fn drop(&mut self) {
+        if let Some(m) = self.0 {
+            m.end_file();
+        }
+    }
+}
+
+impl<'s, 'i> FileRun<'s, 'i> {
+    fn new(steps: &'s Steps, input: &'i Input<'i>) -> Self {
+        FileRun {
+            steps,
+            input,
+            out: Processed { counts: RecordCounts::default(), output: None, rejects: None, quarantine: None },
+            errors: Vec::new(),
+            errors_total: 0,
+            file_problems: Vec::new(),
+            header: None,
+            writer: None,
+            rejects: None,
+            doomed: false,
+        }
+    }
+
+    fn go(&mut self) -> std::io::Result<()> {
+        let steps = self.steps;
+        for s in &steps.inner.steps {
+            if let Step::Check(c) = s {
+                let subject = check::Subject {
+                    path: self.input.staged,
+                    name: self.input.name.rsplit('/').next().unwrap_or(self.input.name),
+                    size: self.input.size,
+                    sha256: self.input.sha256,
+                    checksum_text: self.input.checksum_text.as_ref(),
+                };
+                self.file_problems.extend(c.run(&subject)?);
+            }
+        }
+        let Some(parse) = steps.parse() else {
+            self.decide();
+            return Ok(());
+        };
+        if !self.file_problems.is_empty() {
+            // A file that fails its checks is not parsed.
+            self.decide();
+            return Ok(());
+        }
+        let mapper = steps.inner.steps.iter().find_map(|s| if let Step::Map(m) = s { Some(m) } else { None });
+        let _clock = Clock(mapper);
+        if let Some(m) = mapper {
+            m.start_file();
+        }
+        let result = parse::read(parse, self.input.staged, &mut |ev| match ev {
+            Event::Header(h) => self.header(h),
+            Event::Row(row) => self.row(row),
+        });
+        match result {
+            Ok(summary) => {
+                if let Some(n) = summary.trailer_count.filter(|n| *n != self.out.counts.read) {
+                    self.file_problems.push(format!("the trailer announces {n} records, but the file has {}", self.out.counts.read));
+                }
+            }
+            Err(Stop::File(msg)) => self.file_problems.push(msg),
+            Err(Stop::Io(e)) => return Err(e),
+            Err(Stop::Consumer) => {}
+        }
+        self.row_count();
+        self.decide();
+        if self.out.quarantine.is_none() {
+            if self.writer.is_none() {
+                self.open_writer()?;
+            }
+            if let Some(w) = self.writer.take() {
+                self.out.output = Some(w.finish()?);
+            }
+            if let Some(r) = self.rejects.take() {
+                self.out.rejects = Some(r.finish()?);
+            }
+        }
+        Ok(())
+    }
+
+    fn header(&mut self, header: Vec<String>) -> Result<(), Stop> {
+        for s in &self.steps.inner.steps {
+            if let Step::Validate(v) = s
+                && let Some(msg) = v.missing_columns(&header)
+            {
+                return Err(Stop::File(msg));
+            }
+        }
+        self.header = Some(header);
+        Ok(())
+    }
+
+    /// The CSV columns of the output when they are known before the first record.
+    fn known_columns(&self) -> Option<Vec<String>> {
+        let w = self.steps.inner.write.as_ref()?;
+        if !w.columns.is_empty() {
+            return Some(w.columns.clone());
+        }
+        let mapped = self.steps.inner.steps.iter().any(|s| matches!(s, Step::Map(_)));
+        if mapped { None } else { self.header.clone() }
+    }
+
+    fn open_writer(&mut self) -> std::io::Result<()> {
+        if let Some(w) = &self.steps.inner.write {
+            self.writer = Some(Writer::create(self.input.output, w, self.known_columns())?);
+        }
+        Ok(())
+    }
+
+    fn row(&mut self, row: Row) -> Result<(), Stop> {
+        self.out.counts.read += 1;
+        let mut errs: Vec<RecordError> = Vec::new();
+        let at = |field: Option<String>, message: String| RecordError { row: Some(row.number), line: row.line, field, message };
+        match &row.value {
+            Err(msg) => errs.push(at(None, msg.clone())),
+            Ok(v) => {
+                let mut set = vec![v.clone()];
+                // CSV text is converted to schema types only before a script reshapes records.
+                let mut textual = self.header.is_some();
+                for s in &self.steps.inner.steps {
+                    match s {
+                        Step::Validate(val) => {
+                            for r in set.iter_mut() {
+                                if textual {
+                                    val.coerce(r);
+                                }
+                                let mut found = val.check(r);
+                                // In column order where there are columns (the schema reports in its own order).
+                                if let Some(h) = &self.header {
+                                    found.sort_by_key(|fe| {
+                                        fe.field.as_ref().and_then(|f| h.iter().position(|c| f == c || f.starts_with(&format!("{c}."))))
+                                    });
+                                }
+                                errs.extend(found.into_iter().map(|fe| at(fe.field, fe.message)));
+                            }
+                        }
+                        Step::Map(m) => {
+                            textual = false;
+                            let mut next = Vec::with_capacity(set.len());
+                            for r in &set {
+                                match m.map(r) {
+                                    Ok(out) => next.extend(out),
+                                    Err(MapError::Record(msg)) => {
+                                        errs.push(at(None, msg));
+                                        break;
+                                    }
+                                    Err(MapError::Timeout(msg)) => return Err(Stop::File(msg)),
+                                }
+                            }
+                            set = next;
+                        }
+                        _ => {}
+                    }
+                    if !errs.is_empty() {
+                        break;
+                    }
+                }
+                if errs.is_empty() {
+                    if set.is_empty() {
+                        self.out.counts.skipped += 1;
+                        return Ok(());
+                    }
+                    self.out.counts.valid += 1;
+                    if self.doomed {
+                        return Ok(());
+                    }
+                    if self.writer.is_none() {
+                        self.open_writer().map_err(Stop::Io)?;
+                    }
+                    if let Some(w) = self.writer.as_mut() {
+                        for r in &set {
+                            w.write(r).map_err(Stop::Io)?;
+                            self.out.counts.written += 1;
+                        }
+                    }
+                    return Ok(());
+                }
+            }
+        }
+        self.out.counts.rejected += 1;
+        let messages: Vec<String> = errs
+            .iter()
+            .map(|e| match &e.field {
+                Some(f) => format!("{f}: {}", e.message),
+                None => e.message.clone(),
+            })
+            .collect();
+        self.errors_total += errs.len() as u64;
+        let room = MAX_REPORTED_ERRORS.saturating_sub(self.errors.len());
+        self.errors.extend(errs.into_iter().take(room));
+        let policy = self.steps.inner.policy;
+        if !self.doomed && self.out.counts.rejected > policy.allowed(u64::MAX) {
+            // Past a fixed limit: the file will be quarantined whatever follows.
+            self.doomed = true;
+        }
+        if policy.on_invalid == OnInvalid::Skip && !self.doomed {
+            if self.rejects.is_none() {
+                let delimiter = self.steps.parse().map_or(b',', |p| p.delimiter);
+                self.rejects = Some(Rejects::create(self.input.rejects, self.header.as_deref(), delimiter).map_err(Stop::Io)?);
+            }
+            if let Some(r) = self.rejects.as_mut() {
+                r.write(row.number, row.line, &row.raw, &messages).map_err(Stop::Io)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares the record count with the companion row-count file, when configured.
+    fn row_count(&mut self) {
+        let Some(text) = &self.input.row_count_text else { return };
+        match text {
+            Err(e) => self.file_problems.push(format!("the row count file is missing: {e}")),
+            Ok(t) => match t.split_whitespace().next().map(str::parse::<u64>) {
+                Some(Ok(n)) if n == self.out.counts.read => {}
+                Some(Ok(n)) => {
+                    self.file_problems.push(format!("the row count file announces {n} records, but the file has {}", self.out.counts.read))
+                }
+                _ => self.file_problems.push(format!("the row count file does not start with a number: {:?}", t.trim())),
+            },
+        }
+    }
+
+    /// Pass or quarantine, from the file problems and the invalid-record policy.
+    fn decide(&mut self) {
+        let c = self.out.counts;
+        let policy = self.steps.inner.policy;
+        let reason = if let Some(first) = self.file_problems.first() {
+            let more = self.file_problems.len() - 1;
+            Some(if more > 0 { format!("{first} (and {more} more problem(s))") } else { first.clone() })
+        } else if c.rejected > policy.allowed(c.read) {
+            Some(format!("{} of {} records are invalid ({})", c.rejected, c.read, policy.describe()))
+        } else {
+            None
+        };
+        let Some(reason) = reason else { return };
+        let mut errors: Vec<RecordError> =
+            self.file_problems.iter().map(|m| RecordError { row: None, line: None, field: None, message: m.clone() }).collect();
+        let total = self.errors_total + errors.len() as u64;
+        errors.extend(std::mem::take(&mut self.errors));
+        errors.truncate(MAX_REPORTED_ERRORS);
+        self.writer = None;
+        self.rejects = None;
+        self.out.counts.written = 0;
+        self.out.quarantine = Some(Verdict { reason, errors, errors_total: total });
+    }
+}
+
+/// Builds a flow's steps (`steps:` with `on_invalid` / `max_invalid`); relative paths resolve
+/// against `base` (the flow file's folder). Reports every problem with its YAML path.
+pub fn build(raw: &[RawStep], on_invalid: OnInvalid, max_invalid: Option<&RawMaxInvalid>, base: &Path) -> Result<Steps, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let mut steps = Vec::new();
+    let (mut parsed, mut mapped, mut written) = (None::<ParseFormat>, false, false);
+    for (i, s) in raw.iter().enumerate() {
+        let (kind, built) = match s {
+            RawStep::Check(c) => ("check", Check::build(c).map(Step::Check)),
+            RawStep::Parse(p) => ("parse", Parse::build(p).map(Step::Parse)),
+            RawStep::Validate(v) => ("validate", Validate::build(v, base).map(Step::Validate)),
+            RawStep::Map(m) => ("map", build_map(m, base).map(Step::Map)),
+            RawStep::Write(w) => ("write", Write::build(w).map(Step::Write)),
+        };
+        let at = format!("/steps/{i}/{kind}");
+        let mut order = |msg: &str| problems.push(Problem::new(at.clone(), msg.to_string()));
+        if written {
+            order("`write` must be the last step");
+        }
+        match s {
+            RawStep::Check(_) if parsed.is_some() => order("`check` looks at the file as a whole: put it before `parse`"),
+            RawStep::Parse(_) if parsed.is_some() => order("a file is parsed once: there is already a `parse` step"),
+            RawStep::Parse(p) => parsed = Some(p.format),
+            RawStep::Validate(_) | RawStep::Map(_) | RawStep::Write(_) if parsed.is_none() => {
+                order(&format!("`{kind}` works on records: put a `parse` step before it"))
+            }
+            RawStep::Map(_) if mapped => order("there is already a `map` step (one script per flow)"),
+            RawStep::Map(_) => mapped = true,
+            RawStep::Write(_) => written = true,
+            _ => {}
+        }
+        if let RawStep::Validate(v) = s
+            && (!v.required_columns.is_empty())
+            && parsed.is_some_and(|f| f != ParseFormat::Csv)
+        {
+            problems.push(Problem::new(format!("{at}/required_columns"), "applies to CSV files only".to_string()));
+        }
+        match built {
+            Ok(step) => steps.push(step),
+            Err(errs) => problems.extend(errs.into_iter().map(|(field, msg)| Problem::new(format!("{at}/{field}"), msg))),
+        }
+    }
+    let max = match max_invalid {
+        None => None,
+        Some(_) if on_invalid == OnInvalid::Quarantine => {
+            problems.push(Problem::new(
+                "/max_invalid",
+                "applies with `on_invalid: skip` (with `quarantine`, any invalid record quarantines the file)".to_string(),
+            ));
+            None
+        }
+        Some(RawMaxInvalid::Count(n)) => Some(MaxInvalid::Count(*n)),
+        Some(RawMaxInvalid::Percent(p)) => match p.trim_end_matches('%').parse::<f64>() {
+            Ok(v) if (0.0..=100.0).contains(&v) => Some(MaxInvalid::Percent(v)),
+            _ => {
+                problems.push(Problem::new("/max_invalid", format!("`{p}` is not a percentage from 0% to 100%")));
+                None
+            }
+        },
+    };
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let write = steps.iter().find_map(|s| if let Step::Write(w) = s { Some(w.clone()) } else { None }).or_else(|| {
+        // No `write` step: the parsed format, in the parsed dialect.
+        steps.iter().find_map(|s| match s {
+            Step::Parse(p) => {
+                let format = match p.format {
+                    ParseFormat::Csv => WriteFormat::Csv,
+                    ParseFormat::Json => WriteFormat::Json,
+                    ParseFormat::Jsonl => WriteFormat::Jsonl,
+                };
+                let raw = RawWrite { format, columns: vec![], delimiter: ",".into(), header: true };
+                Write::build(&raw).ok().map(|w| Write { delimiter: p.delimiter, header: p.header, ..w })
+            }
+            _ => None,
+        })
+    });
+    Ok(Steps { inner: Arc::new(Inner { steps, policy: Policy { on_invalid, max_invalid: max }, write }) })
+}
+
+fn build_map(raw: &crate::config::raw_steps::RawMap, base: &Path) -> Result<Mapper, Vec<(&'static str, String)>> {
+    let mut problems = Vec::new();
+    let timeout = duration::parse(&raw.timeout).map_err(|e| problems.push(("timeout", e))).ok();
+    if raw.max_operations == 0 {
+        problems.push(("max_operations", "must be at least 1".to_string()));
+    }
+    let mut tables = BTreeMap::new();
+    for (name, l) in &raw.lookups {
+        match map::load_table(&base.join(&l.file), l) {
+            Ok(t) => {
+                tables.insert(name.clone(), t);
+            }
+            Err(e) => problems.push(("lookups", format!("`{name}`: {e}"))),
+        }
+    }
+    let path = base.join(&raw.script);
+    let text = std::fs::read_to_string(&path).map_err(|e| problems.push(("script", format!("cannot read {}: {e}", path.display())))).ok();
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let (Some(text), Some(timeout)) = (text, timeout) else { return Err(problems) };
+    Mapper::build(&raw.script, &text, tables, raw.max_operations, timeout).map_err(|e| vec![("script", e)])
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,630 @@
+//! `parse`: read a staged file as records, one at a time — CSV, a JSON array of objects, or
+//! JSON Lines — in any text encoding, handing each to a callback.
+//!
+//! Owns text decoding ([`Decoded`]), CSV dialects, trailer rows and the positions (record
+//! number, line) every later error is reported with. Memory is bounded by the largest single
+//! record, never by the file: nothing here collects records. It knows nothing of schemas,
+//! scripts or policies.
+
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+
+use encoding_rs::{CoderResult, DecoderResult, Encoding};
+use serde::de::{DeserializeSeed, SeqAccess, Visitor};
+use serde_json::{Map, Value};
+
+use crate::config::raw_steps::{ParseFormat, RawParse};
+
+/// The longest JSON Lines line accepted (a bound on memory per record).
+const MAX_LINE: u64 = 64 * 1024 * 1024;
+
+/// A built `parse` step.
+#[derive(Debug, Clone)]
+pub struct Parse {
+    pub format: ParseFormat,
+    pub header: bool,
+    pub columns: Vec<String>,
+    pub delimiter: u8,
+    pub quote: u8,
+    pub encoding: &'static Encoding,
+    pub trailer: Option<Trailer>,
+}
+
+/// A CSV trailer row: `marker` in the first field, the expected record count in `count_column` (0-based).
+#[derive(Debug, Clone)]
+pub struct Trailer {
+    pub marker: String,
+    pub count_column: usize,
+}
+
+/// The original form of a record, for the rejects file.
+#[derive(Debug, Clone)]
+pub enum Raw {
+    /// CSV fields as read (after decoding).
+    Fields(Vec<String>),
+    /// A JSON value (a JSON array element or a JSON Lines line that parsed).
+    Json(Value),
+    /// A JSON Lines line that did not parse.
+    Text(String),
+}
+
+/// One record as read.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// 1-based record number (the header and trailer are not records).
+    pub number: u64,
+    /// 1-based line where the record starts (JSON arrays: not known).
+    pub line: Option<u64>,
+    /// The record as a JSON object, or why the row is malformed.
+    pub value: Result<Value, String>,
+    pub raw: Raw,
+}
+
+/// What the parser hands to its consumer.
+pub enum Event {
+    /// The CSV column names (from the header row or `columns`), before any row.
+    Header(Vec<String>),
+    Row(Row),
+}
+
+/// Why reading stopped early: the consumer asked to, or the file is unreadable as configured.
+#[derive(Debug)]
+pub enum Stop {
+    /// The consumer stopped (its reason is its own business).
+    Consumer,
+    /// The file cannot be read as records: bad encoding, broken JSON, a missing trailer…
+    File(String),
+    /// Reading the local staging file failed.
+    Io(io::Error),
+}
+
+/// What a completed read learned about the file as a whole.
+#[derive(Debug, Clone, Default)]
+pub struct Summary {
+    /// The count a trailer row announced.
+    pub trailer_count: Option<u64>,
+}
+
+/// Reads `path` as records, calling `each` for the header (CSV) and every record, in order.
+pub fn read(p: &Parse, path: &Path, each: &mut dyn FnMut(Event) -> Result<(), Stop>) -> Result<Summary, Stop> {
+    let file = std::fs::File::open(path).map_err(Stop::Io)?;
+    let text = BufReader::with_capacity(256 * 1024, Decoded::new(file, p.encoding));
+    match p.format {
+        ParseFormat::Csv => read_csv(p, text, each),
+        ParseFormat::Json => read_json(text, each).map(|()| Summary::default()),
+        ParseFormat::Jsonl => read_jsonl(text, each).map(|()| Summary::default()),
+    }
+}
+
+/// Turns an I/O error from the decoded stream into a file problem (bad encoding) or an I/O stop.
+fn io_stop(e: io::Error) -> Stop {
+    if e.kind() == io::ErrorKind::InvalidData { Stop::File(e.to_string()) } else { Stop::Io(e) }
+}
+
+fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<(), Stop>) -> Result<Summary, Stop> {
+    // `flexible(true)`: a row with the wrong number of fields is then still handed over whole,
+    // so it can be reported with its line *and* copied to the rejects file; the length rule
+    // is enforced below, per row, against the header.
+    let mut rdr = csv::ReaderBuilder::new()
+        .has_headers(false)
+        .flexible(true)
+        .delimiter(p.delimiter)
+        .quote(p.quote)
+        .double_quote(true)
+        .from_reader(Lf::new(text));
+    let mut record = csv::StringRecord::new();
+    let csv_stop = |e: csv::Error| match e.into_kind() {
+        csv::ErrorKind::Io(e) => io_stop(e),
+        other => Stop::File(format!("{other:?}")),
+    };
+    let header: Vec<String> = if p.header {
+        if !rdr.read_record(&mut record).map_err(csv_stop)? {
+            return Err(Stop::File("the file has no header row".into()));
+        }
+        record.iter().map(|h| h.trim().to_string()).collect()
+    } else {
+        p.columns.clone()
+    };
+    if let Some(dup) = header.iter().enumerate().find(|(i, h)| header[..*i].contains(h)).map(|(_, h)| h) {
+        return Err(Stop::File(format!("the header names column `{dup}` twice")));
+    }
+    each(Event::Header(header.clone()))?;
+    let mut number = 0u64;
+    // One row of look-ahead: only at the end is it known which row is the last (the trailer).
+    let mut pending: Option<(Vec<String>, u64)> = None;
+    loop {
+        let more = rdr.read_record(&mut record).map_err(csv_stop)?;
+        if let Some((fields, line)) = pending.take() {
+            if !more && let Some(t) = &p.trailer {
+                return trailer(t, &fields, line);
+            }
+            number += 1;
+            each(Event::Row(csv_row(&header, fields, number, line)))?;
+        }
+        if !more {
+            break;
+        }
+        let line = record.position().map_or(0, |pos| pos.line());
+        pending = Some((record.iter().map(str::to_string).collect(), line));
+    }
+    match &p.trailer {
+        Some(t) => Err(Stop::File(format!("the file has no trailer row (a last row starting with `{}`): it may be incomplete", t.marker))),
+        None => Ok(Summary::default()),
+    }
+}
+
+fn trailer(t: &Trailer, fields: &[String], line: u64) -> Result<Summary, Stop> {
+    if fields.first().map(|f| f.trim()) != Some(t.marker.as_str()) {
+        return Err(Stop::File(format!(
+            "line {line}: the last row is not a trailer (its first field is not `{}`): the file may be incomplete",
+            t.marker
+        )));
+    }
+    let text = fields.get(t.count_column).map(|f| f.trim()).unwrap_or("");
+    let count = text
+        .parse::<u64>()
+        .map_err(|_| Stop::File(format!("line {line}: the trailer's field {} is `{text}`, not a record count", t.count_column + 1)))?;
+    Ok(Summary { trailer_count: Some(count) })
+}
+
+fn csv_row(header: &[String], fields: Vec<String>, number: u64, line: u64) -> Row {
+    let value = if fields.len() != header.len() {
+        let (n, h) = (fields.len(), header.len());
+        let fields = if n == 1 { "field" } else { "fields" };
+        Err(format!("{n} {fields}, expected {h} (as in the header): {}", if n > h { "too many" } else { "too few" }))
+    } else {
+        let map: Map<String, Value> = header.iter().cloned().zip(fields.iter().cloned().map(Value::String)).collect();
+        Ok(Value::Object(map))
+    };
+    Row { number, line: Some(line), value, raw: Raw::Fields(fields) }
+}
+
+fn read_json(text: impl Read, each: &mut dyn FnMut(Event) -> Result<(), Stop>) -> Result<(), Stop> {
+    let mut stopped: Option<Stop> = None;
+    let mut de = serde_json::Deserializer::from_reader(text);
+    let seed = Elements { each, stopped: &mut stopped };
+    let result = seed.deserialize(&mut de).and_then(|()| de.end());
+    if let Some(s) = stopped {
+        return Err(s);
+    }
+    result.map_err(|e| match e.classify() {
+        serde_json::error::Category::Io => io_stop(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+        _ => Stop::File(format!("not a JSON array of objects: {e}")),
+    })
+}
+
+/// Streams the elements of a top-level JSON array into the consumer, one at a time.
+struct Elements<'a, 'b> {
+    each: &'a mut dyn FnMut(Event) -> Result<(), Stop>,
+    stopped: &'b mut Option<Stop>,
+}
+
+impl<'de> DeserializeSeed<'de> for Elements<'_, '_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_seq(self)
+    }
+}
+
+impl<'de> Visitor<'de> for Elements<'_, '_> {
+    type Value = ();
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("an array of objects")
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let mut number = 0;
+        while let Some(v) = seq.next_element::<Value>()? {
+            number += 1;
+            let value = if v.is_object() { Ok(v.clone()) } else { Err(format!("expected an object, found {}", kind(&v))) };
+            if let Err(s) = (self.each)(Event::Row(Row { number, line: None, value, raw: Raw::Json(v) })) {
+                *self.stopped = Some(s);
+                return Err(serde::de::Error::custom("stopped"));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn kind(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn read_jsonl(mut text: impl BufRead, each: &mut dyn FnMut(Event) -> Result<(), Stop>) -> Result<(), Stop> {
+    let mut buf = Vec::new();
+    let (mut line, mut number) = (0u64, 0u64);
+    loop {
+        buf.clear();
+        let n = (&mut text).take(MAX_LINE + 1).read_until(b'\n', &mut buf).map_err(io_stop)?;
+        if n == 0 {
+            return Ok(());
+        }
+        line += 1;
+        if buf.len() as u64 > MAX_LINE {
+            return Err(Stop::File(format!("line {line} is longer than {} MiB", MAX_LINE >> 20)));
+        }
+        // Decoded text is UTF-8 by construction.
+        let s = String::from_utf8_lossy(&buf);
+        let s = s.trim();
+        if s.is_empty() {
+            continue;
+        }
+        number += 1;
+        let row = match serde_json::from_str::<Value>(s) {
+            Ok(v) if v.is_object() => Row { number, line: Some(line), value: Ok(v.clone()), raw: Raw::Json(v) },
+            Ok(v) => Row { number, line: Some(line), value: Err(format!("expected an object, found {}", kind(&v))), raw: Raw::Json(v) },
+            Err(e) => Row { number, line: Some(line), value: Err(format!("not JSON: {e}")), raw: Raw::Text(s.to_string()) },
+        };
+        each(Event::Row(row))?;
+    }
+}
+
+/// Turns CRLF line ends into LF. The CSV reader ends a record at the CR of a CRLF and counts
+/// the LF on the *next* record's line, so without this every line number of a CRLF file is
+/// one short. (A CRLF inside a quoted field becomes LF too; a lone CR is kept.)
+struct Lf<R> {
+    inner: R,
+    buf: Box<[u8]>,
+    pos: usize,
+    len: usize,
+    held_cr: bool,
+}
+
+impl<R: Read> Lf<R> {
+    fn new(inner: R) -> Self {
+        Lf { inner, buf: vec![0; 64 * 1024].into_boxed_slice(), pos: 0, len: 0, held_cr: false }
+    }
+
+    fn fill(&mut self) -> io::Result<()> {
+        loop {
+            let off = usize::from(self.held_cr);
+            if self.held_cr {
+                self.buf[0] = b'\r';
+            }
+            let n = self.inner.read(&mut self.buf[off..])?;
+            self.pos = 0;
+            if n == 0 {
+                // End of input: a held CR was not followed by LF; it stays.
+                self.held_cr = false;
+                self.len = off;
+                return Ok(());
+            }
+            let total = off + n;
+            let (mut w, buf) = (0, &mut self.buf);
+            self.held_cr = false;
+            for i in 0..total {
+                let b = buf[i];
+                if b == b'\r' {
+                    if i + 1 == total {
+                        self.held_cr = true;
+                        continue;
+                    }
+                    if buf[i + 1] == b'\n' {
+                        continue;
+                    }
+                }
+                buf[w] = b;
+                w += 1;
+            }
+            self.len = w;
+            if w > 0 {
+                return Ok(());
+            }
+        }
+    }
+}
+
+impl<R: Read> Read for Lf<R> {
+    fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
+        if self.pos == self.len {
+            self.fill()?;
+        }
+        let n = out.len().min(self.len - self.pos);
+        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// A reader that decodes `inner` from `encoding` to UTF-8 as it goes.
+///
+/// UTF-8 input is checked strictly (invalid bytes are an error naming the byte offset, with
+/// a hint at `encoding`), and its byte-order mark is dropped; other encodings replace what
+/// they cannot map, and a byte-order mark switches to the encoding it announces.
+pub struct Decoded<R> {
+    inner: R,
+    decoder: encoding_rs::Decoder,
+    strict: bool,
+    input: Box<[u8]>,
+    in_pos: usize,
+    in_len: usize,
+    eof: bool,
+    output: Box<[u8]>,
+    out_pos: usize,
+    out_len: usize,
+    done: bool,
+    consumed: u64,
+}
+
+impl<R: Read> Decoded<R> {
+    pub fn new(inner: R, encoding: &'static Encoding) -> Self {
+        let strict = encoding == encoding_rs::UTF_8;
+        let decoder = if strict { encoding.new_decoder_with_bom_removal() } else { encoding.new_decoder() };
+        Decoded {
+            inner,
+            decoder,
+            strict,
+            input: vec![0; 64 * 1024].into_boxed_slice(),
+            in_pos: 0,
+            in_len: 0,
+            eof: false,
+            // Room for the worst case of one input buffer (3 bytes of UTF-8 per input byte) + slack.
+            output: vec![0; 3 * 64 * 1024 + 16].into_boxed_slice(),
+            out_pos: 0,
+            out_len: 0,
+            done: false,
+            consumed: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for Decoded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            if self.out_pos < self.out_len {
+                let n = buf.len().min(self.out_len - self.out_pos);
+                buf[..n].copy_from_slice(&self.output[self.out_pos..self.out_pos + n]);
+                self.out_pos += n;
+                return Ok(n);
+            }
+            if self.done {
+                return Ok(0);
+            }
+            if self.in_pos == self.in_len && !self.eof {
+                let n = self.inner.read(&mut self.input)?;
+                self.in_pos = 0;
+                self.in_len = n;
+                self.eof = n == 0;
+            }
+            let src = &self.input[self.in_pos..self.in_len];
+            let (input_empty, read, written) = if self.strict {
+                let (r, read, written) = self.decoder.decode_to_utf8_without_replacement(src, &mut self.output, self.eof);
+                match r {
+                    DecoderResult::Malformed(bad, extra) => {
+                        let at = self.consumed + read as u64 - bad as u64 - extra as u64;
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!(
+                                "the file is not valid UTF-8 (byte offset {at}); if it is Latin-1 or Windows-1252, set `encoding` in the parse step"
+                            ),
+                        ));
+                    }
+                    DecoderResult::InputEmpty => (true, read, written),
+                    DecoderResult::OutputFull => (false, read, written),
+                }
+            } else {
+                let (r, read, written, _) = self.decoder.decode_to_utf8(src, &mut self.output, self.eof);
+                (r == CoderResult::InputEmpty, read, written)
+            };
+            self.in_pos += read;
+            self.consumed += read as u64;
+            self.out_pos = 0;
+            self.out_len = written;
+            if input_empty && self.eof {
+                self.done = true;
+            }
+        }
+    }
+}
+
+impl Parse {
+    /// Builds the step; errors are sentences naming the field (relative to the step).
+    pub fn build(raw: &RawParse) -> Result<Parse, Vec<(&'static str, String)>> {
+        let mut problems = Vec::new();
+        let one_byte = |field: &'static str, text: &str, problems: &mut Vec<(&'static str, String)>| -> u8 {
+            let text = if text == "\\t" { "\t" } else { text };
+            match text.as_bytes() {
+                [b] if b.is_ascii() => *b,
+                _ => {
+                    problems.push((field, format!("`{text}` must be one ASCII character (`\\t` for tab)")));
+                    b','
+                }
+            }
+        };
+        let delimiter = one_byte("delimiter", &raw.delimiter, &mut problems);
+        let quote = one_byte("quote", &raw.quote, &mut problems);
+        let encoding = Encoding::for_label(raw.encoding.trim().as_bytes()).unwrap_or_else(|| {
+            problems.push(("encoding", format!("unknown encoding `{}` (use e.g. `utf-8`, `windows-1252`, `latin1`)", raw.encoding)));
+            encoding_rs::UTF_8
+        });
+        let csv = raw.format == ParseFormat::Csv;
+        if !csv && (!raw.columns.is_empty() || raw.trailer.is_some()) {
+            problems.push(("format", "`columns` and `trailer` apply to `csv` only".to_string()));
+        }
+        if csv && !raw.header && raw.columns.is_empty() {
+            problems.push(("columns", "a CSV file without a header row needs `columns` (the column names, in order)".to_string()));
+        }
+        if csv && raw.header && !raw.columns.is_empty() {
+            problems.push((
+                "columns",
+                "`columns` names the columns of a file without a header row; set `header: false` or drop it".to_string(),
+            ));
+        }
+        let trailer =
+            raw.trailer.as_ref().map(|t| Trailer { marker: t.marker.clone(), count_column: t.count_column.saturating_sub(1) as usize });
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        Ok(Parse { format: raw.format, header: raw.header, columns: raw.columns.clone(), delimiter, quote, encoding, trailer })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(format: ParseFormat) -> Parse {
+        Parse { format, header: true, columns: vec![], delimiter: b',', quote: b'"', encoding: encoding_rs::UTF_8, trailer: None }
+    }
+
+    /// Reads `bytes` with `p`; returns the header, the rows, and the result.
+    fn run(p: &Parse, bytes: &[u8]) -> (Vec<String>, Vec<Row>, Result<Summary, String>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f");
+        std::fs::write(&path, bytes).unwrap();
+        let (mut header, mut rows) = (vec![], vec![]);
+        let r = read(p, &path, &mut |e| {
+            match e {
+                Event::Header(h) => header = h,
+                Event::Row(r) => rows.push(r),
+            }
+            Ok(())
+        });
+        let r = r.map_err(|s| match s {
+            Stop::File(m) => m,
+            other => format!("{other:?}"),
+        });
+        (header, rows, r)
+    }
+
+    fn get<'a>(r: &'a Row, k: &str) -> &'a str {
+        r.value.as_ref().unwrap()[k].as_str().unwrap()
+    }
+
+    #[test]
+    fn roster_with_bom_and_crlf() {
+        let bytes =
+            b"\xEF\xBB\xBFemployee_id,name,email\r\n1001,Anna M\xC3\xBCller,anna@example.com\r\n1002,Bj\xC3\xB6rn,bjorn@example.com\r\n";
+        let (header, rows, r) = run(&parse(ParseFormat::Csv), bytes);
+        r.unwrap();
+        assert_eq!(header, ["employee_id", "name", "email"], "the BOM is not part of the first column name");
+        assert_eq!(rows.len(), 2);
+        assert_eq!(get(&rows[0], "name"), "Anna Müller");
+        assert_eq!(get(&rows[1], "email"), "bjorn@example.com", "no trailing \\r");
+        assert_eq!((rows[1].number, rows[1].line), (2, Some(3)));
+    }
+
+    #[test]
+    fn quoted_commas_and_newlines() {
+        let bytes = b"id,name,address\n1,\"Acme, Inc.\",\"Main St 1\nSuite 5\"\n2,\"Say \"\"hi\"\"\",x\n3,last,y\n";
+        let (_, rows, r) = run(&parse(ParseFormat::Csv), bytes);
+        r.unwrap();
+        assert_eq!(get(&rows[0], "name"), "Acme, Inc.");
+        assert_eq!(get(&rows[0], "address"), "Main St 1\nSuite 5");
+        assert_eq!(get(&rows[1], "name"), "Say \"hi\"");
+        assert_eq!(rows[2].line, Some(5), "the quoted newline counts as a line");
+    }
+
+    #[test]
+    fn latin1_and_windows_1252() {
+        let mut p = parse(ParseFormat::Csv);
+        p.delimiter = b';';
+        p.encoding = Encoding::for_label(b"latin1").unwrap();
+        let bytes = b"artikel;preis\nK\xE4se;3,50 \x80\nStra\xDFe;1\n";
+        let (_, rows, r) = run(&p, bytes);
+        r.unwrap();
+        assert_eq!(get(&rows[0], "artikel"), "Käse");
+        assert_eq!(get(&rows[0], "preis"), "3,50 €");
+        assert_eq!(get(&rows[1], "artikel"), "Straße");
+        // The same bytes read as UTF-8 are refused with a hint.
+        let (_, _, r) = run(&parse(ParseFormat::Csv), bytes);
+        let e = r.unwrap_err();
+        assert!(e.contains("not valid UTF-8 (byte offset 15)") && e.contains("encoding"), "{e}");
+    }
+
+    #[test]
+    fn ragged_rows_are_reported_with_their_line() {
+        let bytes = b"a,b,c\n1,2,3\n1,2\n1,2,3,4\n\"x\ny\",2,3\n";
+        let (_, rows, r) = run(&parse(ParseFormat::Csv), bytes);
+        r.unwrap();
+        assert_eq!(rows.len(), 4);
+        assert!(rows[0].value.is_ok());
+        assert_eq!(rows[1].value.as_ref().unwrap_err(), "2 fields, expected 3 (as in the header): too few");
+        assert_eq!(rows[1].line, Some(3));
+        assert_eq!(rows[2].value.as_ref().unwrap_err(), "4 fields, expected 3 (as in the header): too many");
+        assert_eq!(rows[2].line, Some(4));
+        assert!(matches!(&rows[2].raw, Raw::Fields(f) if f.len() == 4));
+        assert_eq!((rows[3].line, rows[3].value.is_ok()), (Some(5), true));
+    }
+
+    #[test]
+    fn headerless_files_trailers_and_duplicate_columns() {
+        let mut p = parse(ParseFormat::Csv);
+        p.header = false;
+        p.columns = vec!["id".into(), "qty".into()];
+        p.trailer = Some(Trailer { marker: "TRL".into(), count_column: 1 });
+        let (header, rows, r) = run(&p, b"1,5\n2,7\nTRL,2\n");
+        assert_eq!(r.unwrap().trailer_count, Some(2));
+        assert_eq!((header.len(), rows.len()), (2, 2));
+        let (_, rows, r) = run(&p, b"1,5\n2,7\n");
+        assert!(r.unwrap_err().contains("last row is not a trailer"));
+        assert_eq!(rows.len(), 1);
+        let (_, _, r) = run(&p, b"");
+        assert!(r.unwrap_err().contains("no trailer row"));
+        let (_, _, r) = run(&p, b"1,5\nTRL,many\n");
+        assert!(r.unwrap_err().contains("`many`, not a record count"));
+        let (_, _, r) = run(&parse(ParseFormat::Csv), b"a,b,a\n1,2,3\n");
+        assert!(r.unwrap_err().contains("column `a` twice"));
+    }
+
+    #[test]
+    fn json_arrays_stream_and_jsonl_reports_lines() {
+        let (_, rows, r) = run(&parse(ParseFormat::Json), br#"[{"a":1},{"a":2}, 5]"#);
+        r.unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!(rows[1].value.as_ref().unwrap()["a"], 2);
+        assert_eq!(rows[2].value.as_ref().unwrap_err(), "expected an object, found a number");
+        let (_, _, r) = run(&parse(ParseFormat::Json), br#"{"a":1}"#);
+        assert!(r.unwrap_err().starts_with("not a JSON array of objects"));
+        let (_, rows, r) = run(&parse(ParseFormat::Json), br#"[{"a":1},{"a":"#);
+        assert!(r.is_err() && rows.len() == 1);
+        let (_, rows, r) = run(&parse(ParseFormat::Jsonl), b"{\"a\":1}\n\n{\"a\":\nnull\n");
+        r.unwrap();
+        assert_eq!(rows.len(), 3);
+        assert_eq!((rows[1].line, rows[1].value.as_ref().unwrap_err().starts_with("not JSON")), (Some(3), true));
+        assert_eq!((rows[2].number, rows[2].line), (3, Some(4)));
+    }
+
+    #[test]
+    fn crlf_becomes_lf_across_buffer_boundaries() {
+        let mut text = Vec::new();
+        for i in 0..30_000 {
+            text.extend_from_slice(format!("row {i}\r\n").as_bytes());
+        }
+        text.extend_from_slice(b"lone\rcr\r");
+        let mut out = String::new();
+        Lf::new(&text[..]).read_to_string(&mut out).unwrap();
+        assert_eq!(out.lines().count(), 30_001);
+        assert!(!out[..out.len() - 10].contains('\r'));
+        assert!(out.ends_with("lone\rcr\r"), "{:?}", &out[out.len() - 12..]);
+    }
+
+    #[test]
+    fn decoder_handles_small_reads_and_multibyte_boundaries() {
+        // A reader returning one byte at a time splits every multi-byte character.
+        struct Trickle<'a>(&'a [u8]);
+        impl Read for Trickle<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+                if self.0.is_empty() || buf.is_empty() {
+                    return Ok(0);
+                }
+                buf[0] = self.0[0];
+                self.0 = &self.0[1..];
+                Ok(1)
+            }
+        }
+        let text = "\u{feff}äöü€ – ok".as_bytes();
+        let mut out = String::new();
+        Decoded::new(Trickle(text), encoding_rs::UTF_8).read_to_string(&mut out).unwrap();
+        assert_eq!(out, "äöü€ – ok");
+        let mut out = String::new();
+        Decoded::new(Trickle(b"\xFF\xFEa\x00"), encoding_rs::WINDOWS_1252).read_to_string(&mut out).unwrap();
+        assert_eq!(out, "a", "a UTF-16 byte-order mark switches the decoder");
+    }
+}

@@ -1,0 +1,119 @@
+//! Quarantine reports: `NAME.report.json` (for machines) and `NAME.report.txt` (for the
+//! partner), written locally beside the staging file when a file is put aside.
+//!
+//! Owns the report formats only. Where the quarantined copy and its reports go, and when, is
+//! the engine's business (`engine/lifecycle.rs`).
+
+use std::io::{self, Write as _};
+use std::path::Path;
+
+use serde::Serialize;
+
+use super::{RecordCounts, RecordError};
+
+/// Everything a report says.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report<'a> {
+    pub flow: &'a str,
+    pub run: u64,
+    /// Source path (relative to the source endpoint's root).
+    pub file: &'a str,
+    pub size: u64,
+    pub sha256: &'a str,
+    /// RFC 3339, UTC.
+    pub quarantined_at: String,
+    pub reason: &'a str,
+    pub counts: RecordCounts,
+    /// Errors in file order (at most [`super::MAX_REPORTED_ERRORS`]).
+    pub errors: &'a [RecordError],
+    /// How many errors there were in all (more than `errors` holds when the list was cut).
+    pub errors_total: u64,
+}
+
+/// Writes `base.report.json` and `base.report.txt` (fsynced); returns their paths.
+pub fn write(report: &Report<'_>, json: &Path, txt: &Path) -> io::Result<()> {
+    let mut f = io::BufWriter::new(std::fs::File::create(json)?);
+    serde_json::to_writer_pretty(&mut f, report)?;
+    f.write_all(b"\n")?;
+    sync(f)?;
+    let mut f = io::BufWriter::new(std::fs::File::create(txt)?);
+    f.write_all(text(report).as_bytes())?;
+    sync(f)
+}
+
+fn sync(f: io::BufWriter<std::fs::File>) -> io::Result<()> {
+    f.into_inner().map_err(|e| e.into_error())?.sync_all()
+}
+
+/// The plain-text report.
+pub fn text(r: &Report<'_>) -> String {
+    let c = &r.counts;
+    let mut s = format!(
+        "File {} was not accepted.\n\nReason:   {}\nFile:     {} ({} bytes, SHA-256 {})\nReceived: {} (flow {}, run {})\nRecords:  {} read, {} valid, {} rejected, {} skipped, {} written\n",
+        name_of(r.file),
+        r.reason,
+        r.file,
+        r.size,
+        r.sha256,
+        r.quarantined_at,
+        r.flow,
+        r.run,
+        c.read,
+        c.valid,
+        c.rejected,
+        c.skipped,
+        c.written
+    );
+    if !r.errors.is_empty() {
+        s.push_str(&format!("\nErrors ({}):\n", r.errors_total));
+        for e in r.errors {
+            s.push_str(&format!("  {e}\n"));
+        }
+        if r.errors_total > r.errors.len() as u64 {
+            s.push_str(&format!("  … and {} more\n", r.errors_total - r.errors.len() as u64));
+        }
+    }
+    s.push_str("\nPlease correct the file and send it again.\n");
+    s
+}
+
+fn name_of(path: &str) -> &str {
+    path.rsplit('/').next().unwrap_or(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reports_list_every_error_with_row_field_and_message() {
+        let errors = vec![
+            RecordError { row: Some(2), line: Some(3), field: Some("email".into()), message: "\"x\" is not a \"email\"".into() },
+            RecordError { row: None, line: None, field: None, message: "the trailer says 5 records, the file has 4".into() },
+        ];
+        let r = Report {
+            flow: "roster",
+            run: 7,
+            file: "in/roster.csv",
+            size: 120,
+            sha256: "ab",
+            quarantined_at: "2026-01-02T03:04:05Z".into(),
+            reason: "2 problems",
+            counts: RecordCounts { read: 4, valid: 3, rejected: 1, skipped: 0, written: 0 },
+            errors: &errors,
+            errors_total: 3,
+        };
+        let t = text(&r);
+        assert!(t.starts_with("File roster.csv was not accepted."), "{t}");
+        assert!(t.contains("  row 2 (line 3), field email: \"x\" is not a \"email\"\n"), "{t}");
+        assert!(t.contains("  file: the trailer says 5 records, the file has 4\n"), "{t}");
+        assert!(t.contains("… and 1 more"), "{t}");
+        let dir = tempfile::tempdir().unwrap();
+        let (j, x) = (dir.path().join("r.json"), dir.path().join("r.txt"));
+        write(&r, &j, &x).unwrap();
+        let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&j).unwrap()).unwrap();
+        assert_eq!(v["errors"][0], serde_json::json!({"row": 2, "line": 3, "field": "email", "message": "\"x\" is not a \"email\""}));
+        assert_eq!(v["counts"]["rejected"], 1);
+        assert_eq!(std::fs::read_to_string(&x).unwrap(), t);
+    }
+}

@@ -1,0 +1,275 @@
+//! `validate`: every record against a JSON Schema (draft 2020-12), and the file against its
+//! completeness rules (required CSV columns, an expected record count from a companion file).
+//!
+//! Owns schema loading and compiling (once, when the flow is validated), the conversion of
+//! CSV text to the types the schema declares, and turning jsonschema errors into
+//! (field, message) pairs. It does not decide what an invalid record does to its file.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use jsonschema::error::ValidationErrorKind;
+use jsonschema::paths::LocationSegment;
+use serde_json::Value;
+
+use crate::config::raw_steps::RawValidate;
+use crate::template::NameTemplate;
+
+/// A built `validate` step.
+#[derive(Clone)]
+pub struct Validate {
+    /// The compiled schema and the file it came from.
+    pub schema: Option<(Arc<jsonschema::Validator>, PathBuf)>,
+    /// Top-level properties whose declared type a CSV text value is converted to.
+    pub coerce: BTreeMap<String, Coerce>,
+    pub required_columns: Vec<String>,
+    pub row_count_file: Option<NameTemplate>,
+}
+
+impl std::fmt::Debug for Validate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Validate")
+            .field("schema", &self.schema.as_ref().map(|(_, p)| p))
+            .field("required_columns", &self.required_columns)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a CSV text value may be converted to (from the schema's `type`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Coerce {
+    pub integer: bool,
+    pub number: bool,
+    pub boolean: bool,
+    pub null: bool,
+}
+
+/// One problem with one record: the field (a dotted path; `None` for the record as a whole) and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldError {
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl Validate {
+    /// Builds the step; relative paths resolve against `base`. Errors name the field.
+    pub fn build(raw: &RawValidate, base: &Path) -> Result<Validate, Vec<(&'static str, String)>> {
+        let mut problems = Vec::new();
+        let schema = raw.schema.as_ref().and_then(|rel| match load_schema(&base.join(rel)) {
+            Ok((v, coerce)) => Some((Arc::new(v), crate::config::interpolate::absolute(&base.join(rel)), coerce)),
+            Err(e) => {
+                problems.push(("schema", e));
+                None
+            }
+        });
+        let row_count_file = match raw.row_count_file.as_deref().map(NameTemplate::new) {
+            Some(Ok(t)) => match t.check() {
+                Ok(()) => Some(t),
+                Err(e) => {
+                    problems.push(("row_count_file", e));
+                    None
+                }
+            },
+            Some(Err(e)) => {
+                problems.push(("row_count_file", e));
+                None
+            }
+            None => None,
+        };
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        let (schema, coerce) = match schema {
+            Some((v, p, c)) => (Some((v, p)), c),
+            None => (None, BTreeMap::new()),
+        };
+        Ok(Validate { schema, coerce, required_columns: raw.required_columns.clone(), row_count_file })
+    }
+
+    /// Converts CSV text values to the types the schema declares: `"42"` → 42 for an `integer`
+    /// property, `"true"` → true for a `boolean`. An empty cell of a declared property is
+    /// dropped: in CSV an empty cell is how "no value" is written, so `required` reports it and
+    /// an optional property passes (a `minLength` or `pattern` would otherwise refuse it).
+    pub fn coerce(&self, record: &mut Value) {
+        let Some(obj) = record.as_object_mut() else { return };
+        for (field, c) in &self.coerce {
+            let Some(Value::String(text)) = obj.get(field) else { continue };
+            let t = text.trim();
+            let converted = if t.is_empty() {
+                None
+            } else if c.integer
+                && let Ok(i) = t.parse::<i64>()
+            {
+                Some(Value::from(i))
+            } else if (c.number || c.integer)
+                && let Some(n) = t.parse::<f64>().ok().and_then(serde_json::Number::from_f64)
+            {
+                // An integer property given `3.0` still validates (2020-12 counts it as an integer).
+                Some(Value::Number(n))
+            } else if c.boolean && matches!(t, "true" | "false") {
+                Some(Value::Bool(t == "true"))
+            } else if c.null && matches!(t, "null") {
+                Some(Value::Null)
+            } else {
+                continue; // Leave it: the schema reports the type error with the original text.
+            };
+            match converted {
+                Some(v) => {
+                    obj.insert(field.clone(), v);
+                }
+                None => {
+                    obj.remove(field);
+                }
+            }
+        }
+    }
+
+    /// Every schema error of `record`.
+    pub fn check(&self, record: &Value) -> Vec<FieldError> {
+        let Some((v, _)) = &self.schema else { return vec![] };
+        v.iter_errors(record)
+            .map(|e| {
+                let mut segments: Vec<String> = e
+                    .instance_path()
+                    .iter()
+                    .map(|s| match s {
+                        LocationSegment::Property(p) => p.to_string(),
+                        LocationSegment::Index(i) => i.to_string(),
+                    })
+                    .collect();
+                match e.kind() {
+                    ValidationErrorKind::Required { property } => segments.push(property.as_str().unwrap_or_default().to_string()),
+                    ValidationErrorKind::AdditionalProperties { unexpected } if unexpected.len() == 1 => {
+                        segments.push(unexpected[0].clone())
+                    }
+                    _ => {}
+                }
+                let field = (!segments.is_empty()).then(|| segments.join("."));
+                FieldError { field, message: e.to_string() }
+            })
+            .collect()
+    }
+
+    /// Required CSV columns missing from `header`, as one sentence (or `None`).
+    pub fn missing_columns(&self, header: &[String]) -> Option<String> {
+        let missing: Vec<String> = self.required_columns.iter().filter(|c| !header.contains(c)).map(|c| format!("`{c}`")).collect();
+        (!missing.is_empty()).then(|| format!("the header lacks required column(s) {}", missing.join(", ")))
+    }
+}
+
+/// Reads and compiles a record schema; also derives the CSV conversions from it.
+fn load_schema(path: &Path) -> Result<(jsonschema::Validator, BTreeMap<String, Coerce>), String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read schema {}: {e}", path.display()))?;
+    let value: Value = serde_json::from_str(&text).map_err(|e| format!("schema {} is not JSON: {e}", path.display()))?;
+    let validator = jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft202012)
+        .should_validate_formats(true)
+        .build(&value)
+        .map_err(|e| format!("schema {} does not compile: {e} (at {})", path.display(), e.instance_path()))?;
+    Ok((validator, coercions(&value)))
+}
+
+fn coercions(schema: &Value) -> BTreeMap<String, Coerce> {
+    let Some(props) = schema.get("properties").and_then(Value::as_object) else { return BTreeMap::new() };
+    props
+        .iter()
+        .map(|(name, p)| {
+            let types: Vec<&str> = match p.get("type") {
+                Some(Value::String(t)) => vec![t.as_str()],
+                Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+                _ => vec![],
+            };
+            let c = Coerce {
+                integer: types.contains(&"integer"),
+                number: types.contains(&"number"),
+                boolean: types.contains(&"boolean"),
+                null: types.contains(&"null"),
+            };
+            (name.clone(), c)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn step(schema: Value) -> (tempfile::TempDir, Validate) {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("s.json"), schema.to_string()).unwrap();
+        let raw = RawValidate { schema: Some("s.json".into()), ..Default::default() };
+        let v = Validate::build(&raw, dir.path()).unwrap();
+        (dir, v)
+    }
+
+    fn roster_schema() -> Value {
+        json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "required": ["employee_id", "email"],
+            "properties": {
+                "employee_id": { "type": "integer", "minimum": 1 },
+                "email": { "type": "string", "format": "email" },
+                "active": { "type": "boolean" },
+                "salary": { "type": ["number", "null"] },
+                "name": { "type": "string", "minLength": 1 }
+            }
+        })
+    }
+
+    #[test]
+    fn errors_name_the_field_and_the_reason() {
+        let (_d, v) = step(roster_schema());
+        let mut rec = json!({ "employee_id": "0", "email": "not-an-email", "active": "yes", "name": "" });
+        v.coerce(&mut rec);
+        assert_eq!(rec["employee_id"], 0, "converted to the declared integer");
+        let mut errs = v.check(&rec);
+        errs.sort_by(|a, b| a.field.cmp(&b.field));
+        let got: Vec<(Option<&str>, &str)> = errs.iter().map(|e| (e.field.as_deref(), e.message.as_str())).collect();
+        assert_eq!(got.len(), 3, "{got:#?}");
+        assert_eq!(got[0], (Some("active"), r#""yes" is not of type "boolean""#));
+        assert!(got[1].0 == Some("email") && got[1].1.contains("email"), "{got:#?}");
+        assert_eq!(got[2].0, Some("employee_id"));
+        assert!(got[2].1.contains("less than the minimum of 1"), "{got:#?}");
+        assert!(rec.get("name").is_none(), "an empty cell is no value");
+    }
+
+    #[test]
+    fn empty_cells_count_as_absent() {
+        let (_d, v) = step(roster_schema());
+        let mut rec =
+            json!({ "employee_id": "", "email": "a@b.example", "salary": " 1234.50 ", "active": "true", "name": "", "other": "" });
+        v.coerce(&mut rec);
+        assert_eq!(
+            rec,
+            json!({ "email": "a@b.example", "salary": 1234.5, "active": true, "other": "" }),
+            "undeclared columns are left alone"
+        );
+        let errs = v.check(&rec);
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert!(errs.iter().any(|e| e.field.as_deref() == Some("employee_id") && e.message.contains("required")), "{errs:?}");
+    }
+
+    #[test]
+    fn a_schema_that_does_not_compile_is_refused_with_where() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bad.json"), r#"{ "type": "object", "properties": { "a": { "type": "integr" } } }"#).unwrap();
+        std::fs::write(dir.path().join("notjson.json"), "{ nope").unwrap();
+        let build = |f: &str| Validate::build(&RawValidate { schema: Some(f.into()), ..Default::default() }, dir.path()).unwrap_err();
+        let e = &build("bad.json")[0];
+        assert_eq!(e.0, "schema");
+        assert!(e.1.contains("does not compile") && e.1.contains("/properties/a/type"), "{e:?}");
+        assert!(build("notjson.json")[0].1.contains("is not JSON"));
+        assert!(build("missing.json")[0].1.contains("cannot read schema"));
+    }
+
+    #[test]
+    fn required_columns() {
+        let v =
+            Validate { schema: None, coerce: BTreeMap::new(), required_columns: vec!["id".into(), "email".into()], row_count_file: None };
+        assert_eq!(v.missing_columns(&["id".into(), "name".into()]).unwrap(), "the header lacks required column(s) `email`");
+        assert!(v.missing_columns(&["email".into(), "id".into()]).is_none());
+    }
+}

@@ -1,0 +1,280 @@
+//! `write`: serialise records for the sinks (CSV, a JSON array, or JSON Lines), and the
+//! rejects file that invalid rows go to under `on_invalid: skip`.
+//!
+//! Owns the output formats and their file handling: written one record at a time through a
+//! buffer, flushed and fsynced before the engine records the output as ready. It decides
+//! nothing about which records are written.
+
+use std::fs::File;
+use std::io::{self, BufWriter, Write as _};
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+
+use super::parse::Raw;
+use crate::config::raw_steps::{RawWrite, WriteFormat};
+
+/// A built `write` step.
+#[derive(Debug, Clone)]
+pub struct Write {
+    pub format: WriteFormat,
+    pub columns: Vec<String>,
+    pub delimiter: u8,
+    pub header: bool,
+}
+
+impl Write {
+    pub fn build(raw: &RawWrite) -> Result<Write, Vec<(&'static str, String)>> {
+        let text = if raw.delimiter == "\\t" { "\t" } else { raw.delimiter.as_str() };
+        let delimiter = match text.as_bytes() {
+            [b] if b.is_ascii() => *b,
+            _ => return Err(vec![("delimiter", format!("`{}` must be one ASCII character (`\\t` for tab)", raw.delimiter))]),
+        };
+        if raw.format != WriteFormat::Csv && !raw.columns.is_empty() {
+            return Err(vec![("columns", "`columns` applies to `csv` output only".to_string())]);
+        }
+        Ok(Write { format: raw.format, columns: raw.columns.clone(), delimiter, header: raw.header })
+    }
+
+    /// The file extension of this output.
+    pub fn ext(&self) -> &'static str {
+        match self.format {
+            WriteFormat::Csv => "csv",
+            WriteFormat::Json => "json",
+            WriteFormat::Jsonl => "jsonl",
+        }
+    }
+}
+
+fn create(path: &Path) -> io::Result<BufWriter<File>> {
+    Ok(BufWriter::with_capacity(256 * 1024, File::create(path)?))
+}
+
+fn finish(w: BufWriter<File>) -> io::Result<u64> {
+    let f = w.into_inner().map_err(|e| e.into_error())?;
+    f.sync_all()?;
+    Ok(f.metadata()?.len())
+}
+
+/// Writes the output records.
+pub struct Writer {
+    path: PathBuf,
+    inner: Inner,
+}
+
+enum Inner {
+    // Boxed: the csv writer carries its own buffers (hundreds of bytes), the others are small.
+    Csv { w: Box<csv::Writer<BufWriter<File>>>, columns: Option<Vec<String>>, header: bool },
+    Json { w: BufWriter<File>, first: bool },
+    Jsonl(BufWriter<File>),
+}
+
+impl Writer {
+    /// Creates the output at `path`. `columns` (CSV): known column order, else taken from the first record.
+    pub fn create(path: &Path, spec: &Write, columns: Option<Vec<String>>) -> io::Result<Writer> {
+        let inner = match spec.format {
+            WriteFormat::Csv => {
+                let w = csv::WriterBuilder::new().delimiter(spec.delimiter).flexible(true).from_writer(create(path)?);
+                let mut inner = Inner::Csv { w: Box::new(w), columns: None, header: spec.header };
+                if let Some(c) = columns {
+                    inner.set_columns(c)?;
+                }
+                inner
+            }
+            WriteFormat::Json => {
+                let mut w = create(path)?;
+                w.write_all(b"[")?;
+                Inner::Json { w, first: true }
+            }
+            WriteFormat::Jsonl => Inner::Jsonl(create(path)?),
+        };
+        Ok(Writer { path: path.to_path_buf(), inner })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn write(&mut self, rec: &Value) -> io::Result<()> {
+        match &mut self.inner {
+            Inner::Csv { columns: None, .. } => {
+                let keys = rec.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+                self.inner.set_columns(keys)?;
+                self.write(rec)
+            }
+            Inner::Csv { w, columns: Some(cols), .. } => {
+                w.write_record(cols.iter().map(|c| cell(rec.get(c))))?;
+                Ok(())
+            }
+            Inner::Json { w, first } => {
+                w.write_all(if *first { b"\n" } else { b",\n" })?;
+                *first = false;
+                serde_json::to_writer(&mut *w, rec)?;
+                Ok(())
+            }
+            Inner::Jsonl(w) => {
+                serde_json::to_writer(&mut *w, rec)?;
+                w.write_all(b"\n")
+            }
+        }
+    }
+
+    /// Flushes, fsyncs and returns the size.
+    pub fn finish(self) -> io::Result<u64> {
+        match self.inner {
+            Inner::Csv { w, .. } => finish((*w).into_inner().map_err(|e| io::Error::other(e.to_string()))?),
+            Inner::Json { mut w, first } => {
+                w.write_all(if first { b"]\n" } else { b"\n]\n" })?;
+                finish(w)
+            }
+            Inner::Jsonl(w) => finish(w),
+        }
+    }
+}
+
+impl Inner {
+    fn set_columns(&mut self, cols: Vec<String>) -> io::Result<()> {
+        if let Inner::Csv { w, columns, header } = self {
+            if *header {
+                w.write_record(&cols)?;
+            }
+            *columns = Some(cols);
+        }
+        Ok(())
+    }
+}
+
+/// A CSV cell: text as is, numbers and booleans as JSON writes them, null as empty, nested
+/// values as JSON text.
+fn cell(v: Option<&Value>) -> String {
+    match v {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// The rejects file: invalid rows as they came in, with their row, line and errors. CSV input
+/// gives a CSV file (the input columns plus `_row`, `_line`, `_errors`); JSON input gives JSON Lines.
+pub struct Rejects {
+    path: PathBuf,
+    inner: RejectsInner,
+}
+
+enum RejectsInner {
+    Csv(Box<csv::Writer<BufWriter<File>>>),
+    Jsonl(BufWriter<File>),
+}
+
+impl Rejects {
+    /// The extension for input parsed as CSV (`csv`) or JSON (`jsonl`).
+    pub fn ext(csv_input: bool) -> &'static str {
+        if csv_input { "csv" } else { "jsonl" }
+    }
+
+    /// Creates the file; `header` is the CSV input's header (`None` for JSON input).
+    pub fn create(path: &Path, header: Option<&[String]>, delimiter: u8) -> io::Result<Rejects> {
+        let inner = match header {
+            Some(h) => {
+                let mut w = csv::WriterBuilder::new().delimiter(delimiter).flexible(true).from_writer(create(path)?);
+                w.write_record(h.iter().map(String::as_str).chain(["_row", "_line", "_errors"]))?;
+                RejectsInner::Csv(Box::new(w))
+            }
+            None => RejectsInner::Jsonl(create(path)?),
+        };
+        Ok(Rejects { path: path.to_path_buf(), inner })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn write(&mut self, row: u64, line: Option<u64>, raw: &Raw, errors: &[String]) -> io::Result<()> {
+        let line_text = line.map(|l| l.to_string()).unwrap_or_default();
+        match &mut self.inner {
+            RejectsInner::Csv(w) => {
+                let fields: Vec<String> = match raw {
+                    Raw::Fields(f) => f.clone(),
+                    Raw::Json(v) => vec![v.to_string()],
+                    Raw::Text(t) => vec![t.clone()],
+                };
+                let (row, joined) = (row.to_string(), errors.join("; "));
+                w.write_record(fields.iter().map(String::as_str).chain([row.as_str(), line_text.as_str(), joined.as_str()]))?;
+                Ok(())
+            }
+            RejectsInner::Jsonl(w) => {
+                let record = match raw {
+                    Raw::Json(v) => v.clone(),
+                    Raw::Text(t) => Value::String(t.clone()),
+                    Raw::Fields(f) => Value::from(f.clone()),
+                };
+                let v = serde_json::json!({ "row": row, "line": line, "errors": errors, "record": record });
+                serde_json::to_writer(&mut *w, &v)?;
+                w.write_all(b"\n")
+            }
+        }
+    }
+
+    pub fn finish(self) -> io::Result<u64> {
+        match self.inner {
+            RejectsInner::Csv(w) => finish((*w).into_inner().map_err(|e| io::Error::other(e.to_string()))?),
+            RejectsInner::Jsonl(w) => finish(w),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn spec(format: WriteFormat) -> Write {
+        Write { format, columns: vec![], delimiter: b',', header: true }
+    }
+
+    #[test]
+    fn csv_json_and_jsonl_outputs() {
+        let dir = tempfile::tempdir().unwrap();
+        let recs = [json!({"b": "x,y", "a": 1, "n": null}), json!({"a": true, "b": "line\nbreak", "extra": [1]})];
+        let p = dir.path().join("o.csv");
+        let mut w = Writer::create(&p, &spec(WriteFormat::Csv), Some(vec!["b".into(), "a".into()])).unwrap();
+        recs.iter().for_each(|r| w.write(r).unwrap());
+        w.finish().unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "b,a\n\"x,y\",1\n\"line\nbreak\",true\n");
+        // Columns from the first record (sorted keys).
+        let mut w = Writer::create(&p, &spec(WriteFormat::Csv), None).unwrap();
+        recs.iter().for_each(|r| w.write(r).unwrap());
+        w.finish().unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "a,b,n\n1,\"x,y\",\ntrue,\"line\nbreak\",\n");
+        let p = dir.path().join("o.json");
+        let mut w = Writer::create(&p, &spec(WriteFormat::Json), None).unwrap();
+        recs.iter().for_each(|r| w.write(r).unwrap());
+        w.finish().unwrap();
+        let back: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
+        assert_eq!(back, recs);
+        let w = Writer::create(&p, &spec(WriteFormat::Json), None).unwrap();
+        w.finish().unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "[]\n");
+        let p = dir.path().join("o.jsonl");
+        let mut w = Writer::create(&p, &spec(WriteFormat::Jsonl), None).unwrap();
+        recs.iter().for_each(|r| w.write(r).unwrap());
+        assert_eq!(w.finish().unwrap(), std::fs::metadata(&p).unwrap().len());
+        assert_eq!(std::fs::read_to_string(&p).unwrap().lines().count(), 2);
+    }
+
+    #[test]
+    fn rejects_keep_the_original_row_and_the_reasons() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.csv");
+        let mut r = Rejects::create(&p, Some(&["id".into(), "email".into()]), b',').unwrap();
+        r.write(3, Some(4), &Raw::Fields(vec!["7".into(), "bad".into(), "extra".into()]), &["a".into(), "b".into()]).unwrap();
+        r.finish().unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "id,email,_row,_line,_errors\n7,bad,extra,3,4,a; b\n");
+        let p = dir.path().join("r.jsonl");
+        let mut r = Rejects::create(&p, None, b',').unwrap();
+        r.write(2, None, &Raw::Json(json!({"id": 1})), &["x".into()]).unwrap();
+        r.finish().unwrap();
+        let v: Value = serde_json::from_str(std::fs::read_to_string(&p).unwrap().trim()).unwrap();
+        assert_eq!(v, json!({"row": 2, "line": null, "errors": ["x"], "record": {"id": 1}}));
+    }
+}

@@ -1,0 +1,376 @@
+//! Content steps end to end through the `wharf` binary: the roster-import example flow against
+//! a real OpenSSH sshd (rejects beside the output, a bad file quarantined on the partner's
+//! server with its reports, `wharf quarantine` and `wharf runs`), partner files in other
+//! encodings and CSV dialects, broken scripts and schemas, a script that never ends, and the
+//! memory bound on a large CSV.
+
+mod support;
+
+use std::fs;
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::sshd::Sshd;
+use support::{TempDir, tempdir};
+
+fn repo(rel: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
+}
+
+fn wharf(state: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wharf"));
+    c.arg("--state-dir").arg(state).env_remove("WHARF_TEST_HALT_AT").env("RUST_LOG", "wharf=warn");
+    c
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
+}
+
+/// The roster-import example, copied with its script, look-up table and schema into a temp
+/// folder (keeping their relative layout) and pointed at `sshd` and a local HR inbox.
+struct Example {
+    sshd: Sshd,
+    dir: TempDir,
+}
+
+impl Example {
+    fn new() -> Option<Example> {
+        let sshd = Sshd::start()?;
+        let dir = tempdir();
+        let flows = dir.path().join("flows");
+        for sub in ["scripts", "lookups"] {
+            fs::create_dir_all(flows.join(sub)).unwrap();
+            for e in fs::read_dir(repo(&format!("flows/{sub}"))).unwrap() {
+                let e = e.unwrap();
+                fs::copy(e.path(), flows.join(sub).join(e.file_name())).unwrap();
+            }
+        }
+        fs::create_dir_all(dir.path().join("schemas/records")).unwrap();
+        fs::copy(repo("schemas/records/roster.schema.json"), dir.path().join("schemas/records/roster.schema.json")).unwrap();
+        let ex = Example { sshd, dir };
+        ex.write_flow(|y| y);
+        fs::create_dir_all(ex.remote("incoming")).unwrap();
+        ex.sshd.give_to_user(ex.sshd.data_dir());
+        Some(ex)
+    }
+
+    fn flow(&self) -> PathBuf {
+        self.dir.path().join("flows/roster-import.yaml")
+    }
+
+    /// Writes the example flow pointed at the test server, after `edit`.
+    fn write_flow(&self, edit: impl Fn(String) -> String) {
+        let yaml = fs::read_to_string(repo("flows/roster-import.yaml"))
+            .unwrap()
+            .replace("port: 2299", &format!("port: {}", self.sshd.port))
+            .replace("user: wharfdemo", &format!("user: {}", self.sshd.user()))
+            .replace("/tmp/wharf-demo/known_hosts", &self.sshd.known_hosts().display().to_string())
+            .replace("/tmp/wharf-demo/partner", &self.sshd.data_dir().display().to_string())
+            .replace("/tmp/wharf-demo/hr-inbox", &self.hr().display().to_string());
+        fs::write(self.flow(), edit(yaml)).unwrap();
+    }
+
+    fn remote(&self, rel: &str) -> PathBuf {
+        self.sshd.data_dir().join(rel)
+    }
+
+    fn hr(&self) -> PathBuf {
+        self.dir.path().join("hr")
+    }
+
+    fn put_fixture(&self, name: &str) {
+        fs::copy(repo(&format!("flows/fixtures/roster/{name}")), self.remote(&format!("incoming/{name}"))).unwrap();
+        self.sshd.give_to_user(&self.remote("incoming"));
+    }
+
+    fn wharf(&self) -> Command {
+        let mut c = wharf(&self.dir.path().join("state"));
+        c.env("WHARF_DEMO_PASSWORD", self.sshd.password());
+        c
+    }
+}
+
+#[test]
+fn roster_import_example_runs_over_sftp_with_rejects_and_quarantine() {
+    let Some(ex) = Example::new() else { return };
+    ex.put_fixture("ROSTER_20260105.csv");
+    ex.put_fixture("ROSTER_20260106.csv");
+    let out = ex.wharf().arg("run").arg("--json").arg(ex.flow()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let r = json(&out);
+    assert_eq!((r["counts"]["delivered"].as_u64(), r["quarantined"].as_u64()), (Some(1), Some(1)), "{r:#}");
+    assert_eq!(r["records"], serde_json::json!({"read": 17, "valid": 11, "rejected": 5, "skipped": 1, "written": 10}), "{r:#}");
+
+    // The good file: mapped output, and its one bad row beside it.
+    let csv = fs::read_to_string(ex.hr().join("roster/ROSTER_20260105.csv")).unwrap();
+    assert!(csv.starts_with("id,name,email,department,cost_center,start_date,weekly_hours\nE1001,Anna Müller,anna.mueller@example.com,Finance,4100,2019-02-01,38.5\n"), "{csv}");
+    assert_eq!(csv.lines().count(), 11, "header + 10 records (1 rejected, 1 leaver dropped): {csv}");
+    assert!(!csv.contains("E1007"), "the leaver is skipped");
+    let rejects = fs::read_to_string(ex.hr().join("roster/ROSTER_20260105.rejects.csv")).unwrap();
+    assert!(rejects.contains("1006;Frank;Weber;frank.weber(at)example.com;FIN;01.06.2020;40;active;6;7;"), "{rejects}");
+    assert!(ex.remote("incoming/processed/ROSTER_20260105.csv").exists());
+
+    // The bad file: quarantined on the partner's server with its reports; source in failed/.
+    let copy = ex.remote("incoming/rejected/ROSTER_20260106.csv");
+    assert_eq!(fs::read(&copy).unwrap(), fs::read(repo("flows/fixtures/roster/ROSTER_20260106.csv")).unwrap());
+    let report: serde_json::Value =
+        serde_json::from_str(&fs::read_to_string(ex.remote("incoming/rejected/ROSTER_20260106.csv.report.json")).unwrap()).unwrap();
+    assert_eq!(report["flow"], "roster-import");
+    assert_eq!(report["file"], "incoming/ROSTER_20260106.csv");
+    assert_eq!(report["counts"]["rejected"], 4);
+    assert_eq!(
+        report["errors"][0],
+        serde_json::json!({"row": 2, "line": 3, "field": "employee_id", "message": "\"x2002\" is not of type \"integer\""})
+    );
+    let txt = fs::read_to_string(ex.remote("incoming/rejected/ROSTER_20260106.csv.report.txt")).unwrap();
+    assert!(txt.contains("row 4 (line 5): 6 fields, expected 8 (as in the header): too few"), "{txt}");
+    assert!(txt.contains("row 5 (line 6): 9 fields, expected 8 (as in the header): too many"), "{txt}");
+    assert!(ex.remote("incoming/failed/ROSTER_20260106.csv").exists() && !ex.remote("incoming/ROSTER_20260106.csv").exists());
+
+    // `wharf runs` and `wharf quarantine list|show`.
+    let runs = text(&ex.wharf().args(["runs", "roster-import"]).output().unwrap());
+    assert!(runs.contains("17/11/5/1/10"), "{runs}");
+    let list = text(&ex.wharf().args(["quarantine", "list", "roster-import"]).output().unwrap());
+    assert!(list.contains("/incoming/ROSTER_20260106.csv") && list.contains("4 of 5 records are invalid"), "{list}");
+    let show = ex.wharf().arg("quarantine").arg("show").arg(ex.flow()).arg("/incoming/ROSTER_20260106.csv").output().unwrap();
+    assert!(show.status.success() && text(&show).contains("field email: \"olga.ivanova\" is not a \"email\""), "{}", text(&show));
+
+    // The partner's format is accepted as it is after all: allow every invalid row, reprocess.
+    ex.write_flow(|y| y.replace("max_invalid: 10%", "max_invalid: 100%"));
+    let out =
+        ex.wharf().arg("quarantine").arg("reprocess").arg("--json").arg(ex.flow()).arg("incoming/ROSTER_20260106.csv").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let r = json(&out);
+    assert_eq!(r["counts"]["delivered"], 1, "{r:#}");
+    assert_eq!(fs::read_to_string(ex.hr().join("roster/ROSTER_20260106.csv")).unwrap().lines().count(), 2, "one good record");
+    assert!(ex.hr().join("roster/ROSTER_20260106.rejects.csv").exists());
+    assert!(!copy.exists(), "the copy left quarantine");
+    let list = text(&ex.wharf().args(["quarantine", "list", "roster-import"]).output().unwrap());
+    assert!(list.contains("no quarantined files"), "{list}");
+    // Nothing is delivered twice.
+    let r = json(&ex.wharf().arg("run").arg("--json").arg(ex.flow()).output().unwrap());
+    assert_eq!(r["counts"]["delivered"], 0, "{r:#}");
+}
+
+/// A generic flow over the test server: `/in/*` parsed with `parse` and written as JSON Lines.
+fn dialect_flow(sshd: &Sshd, dir: &Path, name: &str, parse: &str) -> PathBuf {
+    let yaml = format!(
+        "name: {name}\nendpoints:\n  partner:\n{ep}  out: {{ type: local, root: {out:?} }}\nsource: {{ endpoint: partner, path: /in/{name} }}\nsteps:\n  - parse: {parse}\n  - write: {{ format: jsonl }}\nquarantine: {{ endpoint: out, path: /rejected }}\nsinks: [ {{ endpoint: out, path: /{name} }} ]\n",
+        ep = sshd.endpoint_yaml(4),
+        out = dir.join("out").display().to_string(),
+    );
+    let p = dir.join(format!("{name}.yaml"));
+    fs::write(&p, yaml).unwrap();
+    p
+}
+
+#[test]
+fn partner_files_in_other_encodings_and_csv_dialects() {
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = tempdir();
+    let put = |rel: &str, body: &[u8]| {
+        let p = sshd.data_dir().join(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, body).unwrap();
+    };
+    // A supplier list: quoted delimiters, quotes and line breaks inside fields.
+    put(
+        "in/suppliers/suppliers.csv",
+        b"supplier_no,name,address,notes\n\
+          S-100,\"Acme, Inc.\",\"12 Main St\nSuite 400\nSpringfield\",\"says \"\"hi\"\"\"\n\
+          S-101,Globex,\"1 Globex Way\",\n",
+    );
+    // A Latin-1 price list from an old ERP: `;`, decimal commas, umlauts, a Windows-1252 euro sign.
+    put("in/prices/preisliste.csv", b"Artikel;Bezeichnung;Preis\nA-1;K\xE4se \xAB Gouda \xBB;3,50 \x80\nA-2;Stra\xDFenkarte;12,00 \x80\n");
+    sshd.give_to_user(sshd.data_dir());
+    let state = dir.path().join("state");
+    let run = |flow: &Path| {
+        let out = wharf(&state).arg("run").arg("--json").arg(flow).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        json(&out)
+    };
+    let read_jsonl = |rel: &str| -> Vec<serde_json::Value> {
+        fs::read_to_string(dir.path().join("out").join(rel)).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+    };
+    let r = run(&dialect_flow(&sshd, dir.path(), "suppliers", "{ format: csv }"));
+    assert_eq!(r["records"]["written"], 2, "{r:#}");
+    let recs = read_jsonl("suppliers/suppliers.jsonl");
+    assert_eq!(recs[0]["name"], "Acme, Inc.");
+    assert_eq!(recs[0]["address"], "12 Main St\nSuite 400\nSpringfield");
+    assert_eq!(recs[0]["notes"], "says \"hi\"");
+    let r = run(&dialect_flow(&sshd, dir.path(), "prices", "{ format: csv, delimiter: ';', encoding: latin1 }"));
+    assert_eq!(r["records"]["written"], 2, "{r:#}");
+    let recs = read_jsonl("prices/preisliste.jsonl");
+    assert_eq!(recs[0]["Bezeichnung"], "Käse « Gouda »");
+    assert_eq!(recs[0]["Preis"], "3,50 €");
+    assert_eq!(recs[1]["Bezeichnung"], "Straßenkarte");
+    // The same price list declared as UTF-8 is quarantined with a hint at `encoding`.
+    put("in/prices2/preisliste.csv", b"Artikel;Preis\nK\xE4se;1\n");
+    sshd.give_to_user(sshd.data_dir());
+    let r = run(&dialect_flow(&sshd, dir.path(), "prices2", "{ format: csv, delimiter: ';' }"));
+    assert_eq!(r["quarantined"], 1, "{r:#}");
+    assert!(r["files"][0]["detail"].as_str().unwrap().contains("not valid UTF-8 (byte offset 15); if it is Latin-1"), "{r:#}");
+    let report = fs::read_to_string(dir.path().join("out/rejected/preisliste.csv.report.txt")).unwrap();
+    assert!(report.contains("not valid UTF-8"), "{report}");
+}
+
+/// A local-only flow (no server) with the given steps, over `dir/in` → `dir/out`.
+fn local_flow(dir: &Path, steps: &str) -> PathBuf {
+    fs::create_dir_all(dir.join("in")).unwrap();
+    let yaml = format!(
+        "name: local\nendpoints:\n  in: {{ type: local, root: in }}\n  out: {{ type: local, root: out }}\nsource: {{ endpoint: in, path: / }}\nsteps:\n{steps}quarantine: {{ endpoint: out, path: /rejected }}\nsinks: [ {{ endpoint: out, path: / }} ]\n"
+    );
+    let p = dir.join("local.yaml");
+    fs::write(&p, yaml).unwrap();
+    p
+}
+
+#[test]
+fn broken_scripts_and_schemas_are_caught_by_validate() {
+    let dir = tempdir();
+    fs::write(dir.path().join("syntax.rhai"), "// roster mapping\nfn map(r) {\n  let x = r.a +;\n  x\n}\n").unwrap();
+    fs::write(dir.path().join("bad.schema.json"), r#"{ "type": "object", "properties": { "id": { "type": "integr" } } }"#).unwrap();
+    let flow =
+        local_flow(dir.path(), "  - parse: { format: csv }\n  - validate: { schema: bad.schema.json }\n  - map: { script: syntax.rhai }\n");
+    let out = wharf(&dir.path().join("state")).arg("validate").arg(&flow).output().unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(2), "{t}");
+    let f = flow.display().to_string();
+    let line = |n: usize, rest: &str| t.lines().any(|l| l.starts_with(&format!("{f}:{n}:")) && l.contains(rest));
+    assert!(line(8, "does not compile") && t.contains("(at /steps/1/validate/schema)"), "{t}");
+    assert!(line(9, ": syntax.rhai line 3: ") && t.contains("(at /steps/2/map/script)"), "{t}");
+    // `wharf run` refuses the flow before touching anything.
+    let out = wharf(&dir.path().join("state")).arg("run").arg(&flow).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+}
+
+#[test]
+fn a_script_that_loops_forever_quarantines_its_file_and_the_run_goes_on() {
+    let dir = tempdir();
+    fs::write(dir.path().join("loop.rhai"), "fn map(r) {\n  if r.id == \"2\" { while true { } }\n  r\n}\n").unwrap();
+    let flow =
+        local_flow(dir.path(), "  - parse: { format: csv }\n  - map: { script: loop.rhai, timeout: 2s, max_operations: 1000000000000 }\n");
+    fs::write(dir.path().join("in/a.csv"), "id\n1\n2\n3\n").unwrap();
+    fs::write(dir.path().join("in/b.csv"), "id\n4\n").unwrap();
+    let t = Instant::now();
+    let out = wharf(&dir.path().join("state")).arg("run").arg("--json").arg(&flow).output().unwrap();
+    assert!(t.elapsed() < Duration::from_secs(30), "took {:?}", t.elapsed());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let r = json(&out);
+    assert_eq!((r["counts"]["delivered"].as_u64(), r["quarantined"].as_u64()), (Some(1), Some(1)), "{r:#}");
+    let a = r["files"].as_array().unwrap().iter().find(|f| f["path"] == "/a.csv").unwrap();
+    assert!(a["detail"].as_str().unwrap().contains("loop.rhai: stopped after the time limit of 2s for one file"), "{r:#}");
+    assert_eq!(fs::read_to_string(dir.path().join("out/b.csv")).unwrap(), "id\n4\n");
+    assert!(dir.path().join("out/rejected/a.csv.report.txt").exists());
+}
+
+/// The peak resident set of a live process, in KiB.
+fn vm_hwm_kib(pid: u32) -> u64 {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// Runs `cmd` halting once the file is delivered (the steps are behind us), reads its peak
+/// RSS, and SIGKILLs it. (wait4's ru_maxrss would include this test process's memory from
+/// before exec.)
+fn peak_rss_until_delivered(mut cmd: Command) -> u64 {
+    let mut child = cmd.env("WHARF_TEST_HALT_AT", "delivered").stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let halted = line.contains("halted at");
+            let _ = tx.send(line);
+            if halted {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(1800);
+    let mut log = String::new();
+    loop {
+        while let Ok(line) = rx.try_recv() {
+            log.push_str(&line);
+            log.push('\n');
+        }
+        if log.contains("halted at delivered") {
+            break;
+        }
+        if let Some(st) = child.try_wait().unwrap() {
+            panic!("wharf exited ({st}) before delivering: {log}");
+        }
+        assert!(Instant::now() < deadline, "never delivered: {log}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let peak = vm_hwm_kib(child.id());
+    child.kill().unwrap();
+    child.wait().unwrap();
+    peak
+}
+
+/// Generates a roster CSV of at least `bytes` on the server (streaming to disk), runs it
+/// through parse → validate → map → write over SFTP, and checks the peak RSS.
+fn large_csv_with_bounded_memory(bytes: u64) {
+    let Some(ex) = Example::new() else { return };
+    let name = "ROSTER_20260107.csv";
+    let path = ex.remote(&format!("incoming/{name}"));
+    let mut rows = 0u64;
+    {
+        let mut f = std::io::BufWriter::with_capacity(1 << 20, fs::File::create(&path).unwrap());
+        f.write_all(b"employee_id;first_name;last_name;email;department;start_date;weekly_hours;status\r\n").unwrap();
+        let depts = ["FIN", "HR", "IT", "OPS", "SAL"];
+        let mut written = 0u64;
+        while written < bytes {
+            rows += 1;
+            let line = format!(
+                "{rows};Vorname{rows};Nachname{rows};person.{rows}@example.com;{};{:02}.{:02}.20{:02};{},5;active\r\n",
+                depts[(rows % 5) as usize],
+                1 + rows % 28,
+                1 + rows % 12,
+                rows % 25,
+                20 + rows % 20
+            );
+            f.write_all(line.as_bytes()).unwrap();
+            written += line.len() as u64;
+        }
+    }
+    ex.sshd.give_to_user(&ex.remote("incoming"));
+    // The size check of the example allows 100 MB; this test is about memory.
+    ex.write_flow(|y| y.replace("max_size: 100MB", "max_size: 2GiB"));
+    let t = Instant::now();
+    let mut cmd = ex.wharf();
+    cmd.arg("run").arg(ex.flow());
+    let peak_kib = peak_rss_until_delivered(cmd);
+    let took = t.elapsed();
+    let out = ex.wharf().arg("run").arg("--json").arg(ex.flow()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let delivered = ex.hr().join(format!("roster/{name}"));
+    let lines = BufReader::new(fs::File::open(&delivered).unwrap()).lines().count() as u64;
+    assert_eq!(lines, rows + 1, "every record mapped and written");
+    eprintln!(
+        "{} MiB CSV ({rows} records) through check, parse, validate, map, write over SFTP: {took:?}, peak RSS {peak_kib} KiB",
+        bytes >> 20
+    );
+    assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB >= 64 MiB");
+}
+
+#[test]
+fn a_100_mib_csv_streams_through_the_steps_with_bounded_memory() {
+    large_csv_with_bounded_memory(100 << 20);
+}
+
+/// The issue's 1 GiB case. Ignored by default: in a debug build it takes several minutes
+/// (the script runs ~12 million times); run with `cargo test --test content_sftp -- --ignored`.
+#[test]
+#[ignore]
+fn a_1_gib_csv_streams_through_the_steps_with_bounded_memory() {
+    large_csv_with_bounded_memory(1 << 30);
+}

@@ -1,0 +1,151 @@
+//! What the FTP endpoint does beyond the shared conformance suite, against real servers:
+//! active mode, the EPSV → PASV fallback, certificate pinning and refusals (with the
+//! fingerprint in the message), the per-endpoint connection limit, and idle connections that
+//! are checked before reuse.
+
+mod support;
+
+use std::time::Duration;
+
+use wharf::config::flow::{CertTrust, FtpSpec, FtpTls};
+use wharf::config::validate::parse_cert_fingerprint;
+use wharf::endpoint::ftp::FtpEndpoint;
+use wharf::endpoint::{Endpoint, EntryKind, ErrorKind, RemotePath};
+
+use support::ftpd::Ftpd;
+
+fn p(s: &str) -> RemotePath {
+    RemotePath::parse(s).unwrap()
+}
+
+async fn write(ep: &FtpEndpoint, path: &str, data: &[u8]) {
+    let mut w = ep.open_write(&p(path)).await.unwrap();
+    w.write_all(data).await.unwrap();
+    w.finish().await.unwrap();
+}
+
+async fn read(ep: &FtpEndpoint, path: &str, offset: u64) -> Vec<u8> {
+    let mut r = ep.open_read(&p(path), offset).await.unwrap();
+    let mut out = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = r.read(&mut buf).await.unwrap();
+        if n == 0 {
+            return out;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
+}
+
+/// Writes, lists, stats and reads back (from an offset) through `ep`.
+async fn round_trip(ep: &FtpEndpoint, ftpd: &Ftpd) {
+    let data: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    ep.create_dir_all(&p("x/y")).await.unwrap();
+    write(ep, "x/y/data.bin", &data).await;
+    assert!(std::fs::read(ftpd.data_dir().join("x/y/data.bin")).unwrap() == data, "stored bytes differ");
+    let listed = ep.list(&p("x/y")).await.unwrap();
+    assert_eq!(listed.iter().map(|e| (e.path.as_str(), e.kind, e.size)).collect::<Vec<_>>(), [("x/y/data.bin", EntryKind::File, 300_000)]);
+    assert!(read(ep, "x/y/data.bin", 0).await == data);
+    assert!(read(ep, "x/y/data.bin", 123_457).await == data[123_457..]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_mode_moves_data_both_ways() {
+    let Some(ftpd) = tokio::task::spawn_blocking(Ftpd::vsftpd).await.unwrap() else { return };
+    for tls in [FtpTls::None, FtpTls::Explicit] {
+        let ep = FtpEndpoint::new(FtpSpec { passive: false, ..ftpd.spec(tls) });
+        round_trip(&ep, &ftpd).await;
+        ep.remove(&p("x/y/data.bin")).await.unwrap();
+    }
+    let log = ftpd.log();
+    assert!(log.contains("\"PORT ") && !log.contains("\"EPSV\"") && !log.contains("\"PASV\""), "active mode used PORT only:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_without_epsv_gets_pasv() {
+    // pure-ftpd -b answers EPSV with 500 (while FEAT still lists it).
+    let Some(ftpd) = tokio::task::spawn_blocking(|| Ftpd::pure_ftpd_with(&["-b"])).await.unwrap() else { return };
+    let ep = FtpEndpoint::new(ftpd.spec(FtpTls::Explicit));
+    round_trip(&ep, &ftpd).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificates_are_pinned_or_refused_with_their_fingerprint() {
+    let Some(ftpd) = tokio::task::spawn_blocking(Ftpd::vsftpd).await.unwrap() else { return };
+    let real = ftpd.certs().fingerprint.clone();
+    let pin = |fp: &str| FtpSpec { trust: CertTrust::Fingerprint(parse_cert_fingerprint(fp).unwrap()), ..ftpd.spec(FtpTls::Explicit) };
+
+    // The pinned certificate is accepted whoever issued it: also on the implicit port.
+    FtpEndpoint::new(pin(&real)).connect_now().await.unwrap();
+    let implicit = FtpSpec { tls: FtpTls::Implicit, port: ftpd.implicit_port().unwrap(), ..pin(&real) };
+    round_trip(&FtpEndpoint::new(implicit), &ftpd).await;
+
+    let wrong_pin = format!("SHA256:{}", ["AB"; 32].join(":"));
+    let untrusted = [
+        (pin(&wrong_pin), "does not match the pinned fingerprint"),
+        (FtpSpec { trust: CertTrust::CaFile(ftpd.certs().other_ca.clone()), ..ftpd.spec(FtpTls::Explicit) }, "not trusted"),
+        (FtpSpec { trust: CertTrust::SystemRoots, ..ftpd.spec(FtpTls::Implicit) }, "the system's trusted CAs"),
+    ];
+    for (spec, why) in untrusted {
+        let ep = FtpEndpoint::new(spec);
+        let e = ep.connect_now().await.unwrap_err();
+        let msg = e.to_string();
+        assert_eq!(e.kind, ErrorKind::HostKey, "{msg}");
+        assert!(msg.contains(why) && msg.contains(&format!("fingerprint: \"{real}\"")), "{msg}");
+        // Every operation says the same, with its path.
+        let e = ep.stat(&p("a")).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::HostKey, "{e}");
+        assert!(e.to_string().contains(&real), "{e}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_password_is_auth_failed_without_the_password() {
+    let Some(ftpd) = tokio::task::spawn_blocking(Ftpd::pure_ftpd).await.unwrap() else { return };
+    let secret = "not-the-password-4711";
+    let ep = FtpEndpoint::new(FtpSpec { password: wharf::config::Secret::new(secret), ..ftpd.spec(FtpTls::Explicit) });
+    let e = ep.connect_now().await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::AuthFailed, "{e}");
+    assert!(e.to_string().contains("login as wharftest refused"), "{e}");
+    assert!(!format!("{e} {e:?} {ep:?}").contains(secret));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_connection_limit_holds() {
+    let Some(ftpd) = tokio::task::spawn_blocking(Ftpd::vsftpd).await.unwrap() else { return };
+    std::fs::write(ftpd.data_dir().join("a.bin"), vec![1u8; 4 << 20]).unwrap();
+    let spec = FtpSpec {
+        max_connections: 2,
+        connect_timeout: Duration::from_secs(1),
+        operation_timeout: Duration::from_secs(1),
+        ..ftpd.spec(FtpTls::Explicit)
+    };
+    let ep = FtpEndpoint::new(spec);
+    // Two transfers hold both logins…
+    let first = ep.open_read(&p("a.bin"), 0).await.unwrap();
+    let second = ep.open_read(&p("a.bin"), 0).await.unwrap();
+    // …so a third operation waits, and gives up with a retry-worthy error instead of hanging.
+    let e = ep.stat(&p("a.bin")).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::Transient, "{e}");
+    assert!(e.to_string().contains("max_connections"), "{e}");
+    drop(first);
+    assert_eq!(ep.stat(&p("a.bin")).await.unwrap().unwrap().size, 4 << 20);
+    drop(second);
+    let logins = ftpd.log().matches("OK LOGIN").count();
+    assert_eq!(logins, 3, "two held, one made after the first was dropped");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_connection_is_checked_before_reuse() {
+    let Some(ftpd) = tokio::task::spawn_blocking(Ftpd::vsftpd).await.unwrap() else { return };
+    let ep = FtpEndpoint::new(ftpd.spec(FtpTls::Explicit));
+    std::fs::write(ftpd.data_dir().join("a.txt"), b"a").unwrap();
+    ftpd.give_to_user(&ftpd.data_dir().join("a.txt"));
+    assert!(ep.stat(&p("a.txt")).await.unwrap().is_some());
+    tokio::task::block_in_place(|| ftpd.restart());
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    // A rename is never retried after a lost connection (it may have happened): it works
+    // only because the dead idle connection was noticed (NOOP) before it was used.
+    ep.rename(&p("a.txt"), &p("b.txt"), false).await.unwrap();
+    assert!(ftpd.data_dir().join("b.txt").exists());
+}

@@ -1,0 +1,309 @@
+//! End-to-end flows through the `wharf` binary against real FTP servers: a pull over FTPS
+//! (explicit and implicit, vsftpd) and a push to an FTPS sink (pure-ftpd), byte-exact and
+//! exactly once; and the failures a partner's server produces — a wrong password, a
+//! certificate that does not match, a refused data connection, a server killed mid-transfer —
+//! each with a clear error naming the flow, the endpoint and the file, nothing lost, and a
+//! next run that completes the work.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use wharf::config::flow::FtpTls;
+
+use support::ftpd::{Ftpd, PASSWORD};
+use support::{TempDir, tempdir};
+
+/// One test's world: an FTP server, local folders, a state folder and flow files.
+struct World {
+    ftpd: Ftpd,
+    dir: TempDir,
+}
+
+impl World {
+    fn new(ftpd: Option<Ftpd>) -> Option<World> {
+        let w = World { ftpd: ftpd?, dir: tempdir() };
+        fs::create_dir_all(w.remote("in")).unwrap();
+        fs::create_dir_all(w.local("sink")).unwrap();
+        fs::create_dir_all(w.local("outbox")).unwrap();
+        w.ftpd.give_to_user(&w.remote("in"));
+        Some(w)
+    }
+
+    fn remote(&self, rel: &str) -> PathBuf {
+        self.ftpd.data_dir().join(rel)
+    }
+
+    fn local(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn state(&self) -> PathBuf {
+        self.dir.path().join("state")
+    }
+
+    /// Puts a file on the server (owned by the FTP user so it can be moved).
+    fn put(&self, rel: &str, body: &[u8]) {
+        let p = self.remote(rel);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, body).unwrap();
+        self.ftpd.give_to_user(self.ftpd.data_dir());
+    }
+
+    /// partner (ftp, `tls`) /in/*.csv → local sink, plus `extra` YAML at the end.
+    fn pull_flow(&self, tls: FtpTls, extra: &str) -> PathBuf {
+        let yaml = format!(
+            "name: e2e\nendpoints:\n  partner:\n{ep}  archive:\n    type: local\n    root: {sink:?}\nsource:\n  endpoint: partner\n  path: /in\n  include: [\"*.csv\"]\nsinks:\n  - endpoint: archive\n    path: /\n{extra}",
+            ep = self.ftpd.endpoint_yaml(tls, 4),
+            sink = self.local("sink").display().to_string(),
+        );
+        self.write_flow("pull.yaml", &yaml)
+    }
+
+    /// local outbox → partner (ftp, `tls`) `/inbox/YEAR`, plus `extra` YAML at the end.
+    fn push_flow(&self, ftpd: &Ftpd, tls: FtpTls, extra: &str) -> PathBuf {
+        let yaml = format!(
+            "name: push\nendpoints:\n  outbox:\n    type: local\n    root: {outbox:?}\n  partner:\n{ep}source:\n  endpoint: outbox\n  path: /\nsinks:\n  - endpoint: partner\n    path: '/inbox/{{{{date \"YYYY\"}}}}'\n{extra}",
+            outbox = self.local("outbox").display().to_string(),
+            ep = ftpd.endpoint_yaml(tls, 4),
+        );
+        self.write_flow("push.yaml", &yaml)
+    }
+
+    fn write_flow(&self, name: &str, yaml: &str) -> PathBuf {
+        let p = self.dir.path().join(name);
+        fs::write(&p, yaml).unwrap();
+        p
+    }
+
+    fn wharf(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_wharf"));
+        c.arg("--state-dir").arg(self.state()).env_remove("WHARF_TEST_HALT_AT").env("RUST_LOG", "wharf=warn");
+        c
+    }
+
+    fn run(&self, flow: &Path) -> Output {
+        self.wharf().arg("run").arg(flow).output().unwrap()
+    }
+
+    fn run_json(&self, flow: &Path) -> (i32, serde_json::Value) {
+        let out = self.wharf().arg("run").arg("--json").arg(flow).output().unwrap();
+        let v = serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
+        (out.status.code().unwrap_or(-1), v)
+    }
+
+    fn files_in(&self, dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = walk(dir).into_iter().map(|p| p.strip_prefix(dir).unwrap().display().to_string()).collect();
+        v.sort();
+        v
+    }
+}
+
+fn walk(p: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(p).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+fn counts(v: &serde_json::Value) -> (u64, u64, u64, u64) {
+    let c = &v["counts"];
+    (c["not_ready"].as_u64().unwrap(), c["delivered"].as_u64().unwrap(), c["skipped"].as_u64().unwrap(), c["failed"].as_u64().unwrap())
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+fn year() -> String {
+    let secs = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    let (mut y, mut d) = (1970, secs / 86_400);
+    loop {
+        let len = if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 { 366 } else { 365 };
+        if d < len {
+            return y.to_string();
+        }
+        d -= len;
+        y += 1;
+    }
+}
+
+/// Bytes an ASCII-mode transfer would change: LF, CRLF, a lone CR, NUL and high bytes.
+fn tricky_body(n: usize) -> Vec<u8> {
+    let mut v = b"id;name\nA;\xc3\xa4\r\nB;x\r\x00\xff\n".to_vec();
+    v.extend((0..n).map(|i| (i * 7 % 256) as u8));
+    v
+}
+
+#[test]
+fn pull_over_ftps_is_byte_exact_and_exactly_once() {
+    let Some(w) = World::new(Ftpd::vsftpd()) else { return };
+    let flow = w.pull_flow(FtpTls::Explicit, "    if_exists: rename\nafter: { success: { move_to: /in/processed } }\n");
+    let (a, b) = (tricky_body(100_000), tricky_body(3));
+    w.put("in/a.csv", &a);
+    w.put("in/b.csv", &b);
+    w.put("in/skip.txt", b"not matched");
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 2, 0, 0)), "{r:#}");
+    assert!(fs::read(w.local("sink/a.csv")).unwrap() == a, "a.csv changed on the way");
+    assert_eq!(fs::read(w.local("sink/b.csv")).unwrap(), b);
+    assert_eq!(fs::read(w.remote("in/processed/a.csv")).unwrap(), a);
+    assert!(!w.remote("in/a.csv").exists() && w.remote("in/skip.txt").exists());
+    let (_, r) = w.run_json(&flow);
+    assert_eq!(counts(&r), (0, 0, 0, 0), "{r:#}");
+    // The same name again, with other content: delivered again, beside the first.
+    w.put("in/a.csv", b"second version");
+    let (_, r) = w.run_json(&flow);
+    assert_eq!(counts(&r), (0, 1, 0, 0), "{r:#}");
+    assert_eq!(w.files_in(&w.local("sink")), ["a-1.csv", "a.csv", "b.csv"]);
+    assert_eq!(fs::read(w.local("sink/a-1.csv")).unwrap(), b"second version");
+}
+
+#[test]
+fn pull_over_implicit_ftps_with_a_pinned_certificate() {
+    let Some(w) = World::new(Ftpd::vsftpd()) else { return };
+    let flow = w.pull_flow(FtpTls::Implicit, "after: { success: delete }\n");
+    let pinned = fs::read_to_string(&flow).unwrap().replace(
+        &format!("ca_file: {:?}", w.ftpd.certs().ca.display().to_string()),
+        &format!("fingerprint: {:?}", w.ftpd.certs().fingerprint),
+    );
+    fs::write(&flow, pinned).unwrap();
+    w.put("in/a.csv", &tricky_body(50_000));
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 1, 0, 0)), "{r:#}");
+    assert!(fs::read(w.local("sink/a.csv")).unwrap() == tricky_body(50_000));
+    assert!(!w.remote("in/a.csv").exists());
+}
+
+#[test]
+fn push_from_a_local_folder_to_an_ftps_sink() {
+    let Some(w) = World::new(Ftpd::pure_ftpd()) else { return };
+    let flow = w.push_flow(&w.ftpd, FtpTls::Explicit, "    if_exists: rename\nafter: { success: delete }\n");
+    let body = tricky_body(2 << 20);
+    fs::write(w.local("outbox/a.csv"), &body).unwrap();
+    fs::write(w.local("outbox/ümlaut b.csv"), b"b").unwrap();
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 2, 0, 0)), "{r:#}");
+    let inbox = w.remote(&format!("inbox/{}", year()));
+    assert_eq!(w.files_in(&inbox), ["a.csv", "ümlaut b.csv"], "no temporary names left");
+    assert!(fs::read(inbox.join("a.csv")).unwrap() == body);
+    assert!(w.files_in(&w.local("outbox")).is_empty());
+    // A second file of the same name does not overwrite the first.
+    fs::write(w.local("outbox/a.csv"), b"again").unwrap();
+    let (_, r) = w.run_json(&flow);
+    assert_eq!(counts(&r), (0, 1, 0, 0), "{r:#}");
+    assert_eq!(fs::read(inbox.join("a-1.csv")).unwrap(), b"again");
+    assert!(fs::read(inbox.join("a.csv")).unwrap() == body);
+}
+
+#[test]
+fn wrong_password_fails_clearly_and_changes_nothing() {
+    let Some(w) = World::new(Ftpd::vsftpd()) else { return };
+    let flow = w.pull_flow(FtpTls::Explicit, "after: { success: delete }\n");
+    fs::write(&flow, fs::read_to_string(&flow).unwrap().replace(PASSWORD, "not-the-password")).unwrap();
+    w.put("in/a.csv", b"x");
+    let out = w.run(&flow);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    let endpoint = format!("ftps wharftest@127.0.0.1:{}", w.ftpd.port());
+    assert!(t.contains("flow e2e") && t.contains(&endpoint) && t.contains("authentication failed"), "{t}");
+    assert!(!t.contains("not-the-password"), "secret leaked: {t}");
+    assert!(w.remote("in/a.csv").exists());
+    assert!(w.files_in(&w.local("sink")).is_empty());
+}
+
+#[test]
+fn a_certificate_that_does_not_match_is_refused_with_its_fingerprint() {
+    let Some(w) = World::new(Ftpd::vsftpd()) else { return };
+    let flow = w.pull_flow(FtpTls::Explicit, "after: { success: delete }\n");
+    let yaml = fs::read_to_string(&flow).unwrap();
+    let certs = w.ftpd.certs();
+    let ca_line = format!("ca_file: {:?}", certs.ca.display().to_string());
+    w.put("in/a.csv", b"x");
+    let wrong_pin = format!("SHA256:{}", ["0F"; 32].join(":"));
+    for (replacement, why) in [
+        (format!("ca_file: {:?}", certs.other_ca.display().to_string()), "is not trusted"),
+        (format!("fingerprint: {wrong_pin:?}"), "does not match the pinned fingerprint"),
+    ] {
+        fs::write(&flow, yaml.replace(&ca_line, &replacement)).unwrap();
+        let out = w.run(&flow);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(3), "{t}");
+        assert!(t.contains("flow e2e") && t.contains(why), "{t}");
+        assert!(t.contains(&format!("fingerprint: \"{}\"", certs.fingerprint)), "says how to pin it: {t}");
+        assert!(w.remote("in/a.csv").exists());
+        assert!(w.files_in(&w.local("sink")).is_empty());
+    }
+    // Pinned as the message says: delivered.
+    fs::write(&flow, yaml.replace(&ca_line, &format!("fingerprint: {:?}", certs.fingerprint))).unwrap();
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 1, 0, 0)), "{r:#}");
+}
+
+#[test]
+fn a_refused_data_connection_fails_the_file_and_the_next_run_delivers_it() {
+    // EPSV unknown (-b), and PASV answers with an address nothing listens on.
+    let Some(w) = World::new(Ftpd::pure_ftpd_with(&["-b", "-P", "127.0.0.2"])) else { return };
+    let Some(good) = Ftpd::pure_ftpd() else { return };
+    let extra = "after: { success: delete }\nretry: { attempts: 2, backoff: 200ms }\n";
+    fs::write(w.local("outbox/a.csv"), b"payload").unwrap();
+    let flow = w.push_flow(&w.ftpd, FtpTls::Explicit, extra);
+    let out = w.run(&flow);
+    let t = text(&out);
+    assert_ne!(out.status.code(), Some(0), "{t}");
+    let endpoint = format!("ftps wharftest@127.0.0.1:{}", w.ftpd.port());
+    assert!(t.contains("push") && t.contains(&endpoint) && t.contains("a.csv") && t.contains("127.0.0.2"), "{t}");
+    assert!(t.contains("data connection"), "{t}");
+    assert_eq!(fs::read(w.local("outbox/a.csv")).unwrap(), b"payload", "the source is kept");
+    // The partner fixes the server (here: another one, same flow): the next run delivers.
+    let flow = w.push_flow(&good, FtpTls::Explicit, extra);
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 1, 0, 0)), "{r:#}");
+    assert_eq!(fs::read(good.data_dir().join(format!("inbox/{}/a.csv", year()))).unwrap(), b"payload");
+    assert!(!w.local("outbox/a.csv").exists());
+}
+
+#[test]
+fn a_server_killed_mid_download_then_the_next_run_resumes_and_delivers() {
+    // 1 MB/s, so the kill lands in the middle of the file.
+    let Some(w) = World::new(Ftpd::vsftpd_with(&["local_max_rate=1000000"])) else { return };
+    let flow = w.pull_flow(FtpTls::Explicit, "after: { success: delete }\nretry: { attempts: 2, backoff: 200ms }\n");
+    let body = tricky_body(5 << 20);
+    w.put("in/big.csv", &body);
+    let mut child = w.wharf().arg("run").arg(&flow).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    // Wait until part of the file is in staging, then kill the server and its sessions.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let staged: u64 = walk(&w.state().join("staging")).iter().map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
+        if staged > 1 << 20 {
+            break;
+        }
+        assert!(child.try_wait().unwrap().is_none(), "wharf finished before the kill");
+        assert!(Instant::now() < deadline, "the download never got going\n{}", w.ftpd.log());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    w.ftpd.stop();
+    let out = child.wait_with_output().unwrap();
+    let t = text(&out);
+    assert_ne!(out.status.code(), Some(0), "{t}");
+    let endpoint = format!("ftps wharftest@127.0.0.1:{}", w.ftpd.port());
+    assert!(t.contains("e2e") && t.contains(&endpoint) && t.contains("/in/big.csv"), "{t}");
+    assert!(w.files_in(&w.local("sink")).is_empty(), "nothing half-delivered");
+    assert!(fs::read(w.remote("in/big.csv")).unwrap() == body, "the source is untouched");
+    // The server is back: the next run continues the download where it stopped.
+    w.ftpd.restart();
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 1, 0, 0)), "{r:#}");
+    assert!(fs::read(w.local("sink/big.csv")).unwrap() == body, "content differs after the resume");
+    assert!(!w.remote("in/big.csv").exists());
+    assert!(w.ftpd.log().contains("\"REST "), "resumed with REST:\n{}", w.ftpd.log());
+}
