@@ -96,6 +96,27 @@ fn every_problem_is_reported_at_its_line_and_column() {
 }
 
 #[test]
+fn every_step_is_checked_even_when_another_step_is_malformed() {
+    // One step of the wrong shape (an unknown `parse` format), one with an unknown key in a
+    // look-up table, a schema that does not compile and a script with a syntax error: all four
+    // are reported in one pass, each where it is written.
+    let file = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/steps/broken-steps.yaml");
+    let got: Vec<String> =
+        load_flow_str_with_env(&std::fs::read_to_string(&file).unwrap(), &file, &env).unwrap_err().iter().map(short).collect();
+    assert_eq!(got.len(), 4, "{got:#?}");
+    assert!(got[0].starts_with("7:22: ") && got[0].contains("xlsx") && got[0].ends_with("(at /steps/0/parse/format)"), "{got:#?}");
+    assert!(
+        got[1].starts_with("8:25: ") && got[1].contains("does not compile") && got[1].ends_with("(at /steps/1/validate/schema)"),
+        "{got:#?}"
+    );
+    assert!(
+        got[2].starts_with("10:15: ") && got[2].contains("syntax.rhai line 3: ") && got[2].ends_with("(at /steps/2/map/script)"),
+        "{got:#?}"
+    );
+    assert!(got[3].starts_with("12:46: unknown field `sheet`") && got[3].ends_with("(at /steps/2/map/lookups/depts/sheet)"), "{got:#?}");
+}
+
+#[test]
 fn a_missing_environment_variable_is_named_at_its_use() {
     let file = fixtures().join("acme-orders.yaml");
     let text = std::fs::read_to_string(&file).unwrap().replace("${env:ACME_PASS}", "${env:WHARF_TEST_UNSET_VAR}");

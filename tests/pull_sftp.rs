@@ -6,10 +6,9 @@
 mod support;
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use support::sshd::Sshd;
 use support::{TempDir, tempdir};
@@ -206,13 +205,6 @@ fn a_100_mib_file_moves_with_bounded_memory() {
     assert!(peak_kib < 64 * 1024, "peak RSS {peak_kib} KiB >= 64 MiB");
 }
 
-/// The VmHWM (peak resident set of the current program image) of a live process, in KiB.
-fn vm_hwm_kib(pid: u32) -> u64 {
-    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
-    let line = status.lines().find(|l| l.starts_with("VmHWM:")).unwrap();
-    line.split_whitespace().nth(1).unwrap().parse().unwrap()
-}
-
 #[test]
 fn wrong_password_fails_clearly_and_changes_nothing() {
     let Some(w) = World::new() else { return };
@@ -277,32 +269,9 @@ fn remote_names_with_control_characters_never_reach_the_sink() {
 /// Starts `wharf run` halting at `point`, waits for it to get there, and SIGKILLs it.
 /// Returns the process's peak RSS (KiB) up to that point.
 fn run_and_kill_at(w: &World, flow: &Path, point: &str) -> u64 {
-    let mut child =
-        w.wharf().arg("run").arg(flow).env("WHARF_TEST_HALT_AT", point).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            if line.contains("halted at") {
-                let _ = tx.send(());
-            }
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        if rx.try_recv().is_ok() {
-            break;
-        }
-        if let Some(st) = child.try_wait().unwrap() {
-            panic!("wharf exited ({st}) before reaching halt point {point}");
-        }
-        assert!(Instant::now() < deadline, "never reached halt point {point}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let peak = vm_hwm_kib(child.id());
-    child.kill().unwrap(); // SIGKILL
-    child.wait().unwrap();
-    peak
+    let mut cmd = w.wharf();
+    cmd.arg("run").arg(flow);
+    support::halt::run_and_kill_at(cmd, point, Duration::from_secs(60))
 }
 
 fn crash_and_recover(point: &str) {

@@ -7,7 +7,16 @@
 # not installed (its package conflicts with vsftpd's): the test harness unpacks it once from
 # `apt-get download pure-ftpd`. Needs root for the package install and for the servers
 # (privilege separation, a test user, binding ports).
+#
+# `--long` also runs the long checks after the suite: the ignored tests of
+# tests/content_sftp.rs (a 1 GiB CSV through the content steps with bounded memory) in a
+# release build. Other arguments go to `cargo test`.
 set -euo pipefail
+long=0
+args=()
+for a in "$@"; do
+  if [ "$a" = --long ]; then long=1; else args+=("$a"); fi
+done
 cd "$(dirname "$0")/.."
 
 need=()
@@ -31,4 +40,7 @@ fi
 
 # Server-backed tests skip with a notice when they cannot start a server; here they must run.
 export WHARF_REQUIRE_SERVERS=1
-cargo test --locked --all-targets "$@"
+cargo test --locked --all-targets ${args[@]+"${args[@]}"}
+if [ "$long" = 1 ]; then
+  cargo test --locked --release --test content_sftp -- --ignored --nocapture
+fi

@@ -119,7 +119,6 @@ fn sections(doc: &Value, structural: &[Structural], problems: &mut Vec<Problem>)
         after: part("after", Some(Value::Object(Default::default()))).and_then(|v| decode(v, "/after", structural, problems)),
         on_error: part("on_error", Some(Value::String("continue".into()))).and_then(|v| decode(v, "/on_error", structural, problems)),
         retry: part("retry", Some(Value::Object(Default::default()))).and_then(|v| decode(v, "/retry", structural, problems)),
-        steps: part("steps", Some(Value::Array(vec![]))).and_then(|v| decode(v, "/steps", structural, problems)),
         quarantine: part("quarantine", Some(Value::Null)).and_then(|v| decode(v, "/quarantine", structural, problems)),
         on_invalid: part("on_invalid", Some(Value::String("quarantine".into())))
             .and_then(|v| decode(v, "/on_invalid", structural, problems)),
@@ -137,6 +136,15 @@ fn sections(doc: &Value, structural: &[Structural], problems: &mut Vec<Problem>)
         sections.sinks =
             Some(sinks.iter().enumerate().map(|(i, v)| decode(v.clone(), &format!("/sinks/{i}"), structural, problems)).collect());
     }
+    // Step by step, like the sinks: a step of the wrong shape must not hide the schema, script
+    // and look-up checks of the others.
+    sections.steps = match map.get("steps") {
+        None => Some(vec![]),
+        Some(Value::Array(steps)) => {
+            Some(steps.iter().enumerate().map(|(i, v)| decode(v.clone(), &format!("/steps/{i}"), structural, problems)).collect())
+        }
+        Some(other) => decode::<Vec<_>>(other.clone(), "/steps", structural, problems).map(|s| s.into_iter().map(Some).collect()),
+    };
     sections
 }
 

@@ -172,8 +172,9 @@ fn explain(error: &ValidationError<'_>, out: &mut Vec<Structural>) {
 /// say what the alternatives are.
 ///
 /// An alternative is "meant" when its discriminators fit: the value has the alternative's type
-/// and its `const` fields (an endpoint's `type`) match. With exactly one such alternative its
-/// own errors are the useful ones (`unknown field` inside an sftp endpoint).
+/// and its `const` fields (an endpoint's `type`) match, and it knows at least one of the
+/// value's keys (a step's one key). With exactly one such alternative its own errors are the
+/// useful ones (`unknown field` inside an sftp endpoint or a `map` step).
 fn explain_alternatives(error: &ValidationError<'_>, context: &[Vec<ValidationError<'static>>], out: &mut Vec<Structural>) {
     let path = error.instance_path();
     let sensitive = is_sensitive(path);
@@ -183,6 +184,11 @@ fn explain_alternatives(error: &ValidationError<'_>, context: &[Vec<ValidationEr
         match e.kind() {
             ValidationErrorKind::Type { .. } => at_self,
             ValidationErrorKind::Constant { .. } | ValidationErrorKind::Enum { .. } => at_self || at_child,
+            // The alternative knows none of the value's keys: another one-key form was meant
+            // (`map:` is not `parse:`), so its complaints are beside the point.
+            ValidationErrorKind::AdditionalProperties { unexpected } => {
+                at_self && e.instance().as_object().is_some_and(|o| !o.is_empty() && o.len() == unexpected.len())
+            }
             _ => false,
         }
     };

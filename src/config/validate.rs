@@ -44,8 +44,8 @@ pub struct Sections {
     pub after: Option<RawAfter>,
     pub on_error: Option<OnError>,
     pub retry: Option<RawRetry>,
-    /// Content steps (`None`: malformed).
-    pub steps: Option<Vec<RawStep>>,
+    /// Every content step; `None` items are malformed.
+    pub steps: Option<Vec<Option<RawStep>>>,
     /// `Some(None)`: not configured; `None`: malformed.
     pub quarantine: Option<Option<RawQuarantine>>,
     pub on_invalid: Option<OnInvalid>,
@@ -63,7 +63,7 @@ impl From<RawFlow> for Sections {
             after: Some(raw.after),
             on_error: Some(raw.on_error),
             retry: Some(raw.retry),
-            steps: Some(raw.steps),
+            steps: Some(raw.steps.into_iter().map(Some).collect()),
             quarantine: Some(raw.quarantine),
             on_invalid: Some(raw.on_invalid),
             max_invalid: Some(raw.max_invalid),
@@ -503,14 +503,15 @@ impl Checker<'_, '_> {
     /// Content steps, their invalid-record policy and the quarantine location.
     fn content(
         &mut self,
-        steps: &[RawStep],
+        steps: &[Option<RawStep>],
         quarantine: Option<RawQuarantine>,
         on_invalid: OnInvalid,
         max_invalid: Option<&RawMaxInvalid>,
         defined: Option<&[String]>,
         source: Option<&Source>,
     ) -> Option<(Option<crate::steps::Steps>, Option<Quarantine>)> {
-        let built = match crate::steps::build(steps, on_invalid, max_invalid, self.lookup.base_dir) {
+        let steps: Vec<Option<&RawStep>> = steps.iter().map(Option::as_ref).collect();
+        let built = match crate::steps::build_partial(&steps, on_invalid, max_invalid, self.lookup.base_dir) {
             Ok(s) => Some(s),
             Err(problems) => {
                 self.problems.extend(problems);

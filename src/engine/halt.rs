@@ -3,8 +3,10 @@
 //! When the environment variable `WHARF_TEST_HALT_AT` names a point, the process prints
 //! `wharf: halted at POINT` to stderr and stops making progress there, so a test can kill it
 //! with SIGKILL at exactly that moment and check that the next run recovers. Points:
-//! `staging` (part of a file downloaded and fsynced), `delivered` (every sink confirmed,
-//! source not yet disposed of), `disposing` (source moved/deleted, ledger not yet updated).
+//! `staging` (part of a file downloaded and fsynced), `processed` (the content steps' output
+//! written and the verdict recorded, nothing delivered), `quarantining` (quarantine decided and
+//! the copy's name recorded, the copy not made), `delivered` (every sink confirmed, source not
+//! yet disposed of), `disposing` (source moved/deleted, ledger not yet updated).
 //! Unset in normal use; the check is one environment lookup per point reached.
 
 use std::io::Write;

@@ -166,6 +166,9 @@ async fn advance(
                         rec.state = if result.quarantine.is_some() { FileState::Quarantining } else { FileState::Processed };
                         rec.updated = now_millis();
                         cx.ledger.put_file_and_result(flow, rec, &result)?;
+                        if rec.state == FileState::Processed {
+                            halt::point("processed");
+                        }
                     }
                     None => {
                         rec.state = FileState::Delivering;

@@ -75,6 +75,7 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
             c
         }
     };
+    super::halt::point("quarantining");
     if !retry(policy, "check the quarantine copy", || transfer::already_delivered(ep, &copy, rec.size)).await? {
         let temp = temp_for(&copy)?;
         retry(policy, "quarantine upload", || transfer::upload(ep, staged, rec.size, &temp, &copy, true)).await?;

@@ -86,7 +86,7 @@ impl Mapper {
 
     /// Maps one record: zero, one or several records come out.
     pub fn map(&self, record: &Value) -> Result<Vec<Value>, MapError> {
-        let arg = rhai::serde::to_dynamic(record).map_err(|e| MapError::Record(format!("cannot pass the record to the script: {e}")))?;
+        let arg = to_dynamic(record);
         let mut scope = Scope::new();
         // eval_ast(false): otherwise every call re-runs the script's top level (~60x slower).
         let opts = CallFnOptions::new().eval_ast(false).rewind_scope(true);
@@ -99,8 +99,7 @@ impl Mapper {
                     d.type_name()
                 )));
             }
-            rhai::serde::from_dynamic::<Value>(d)
-                .map_err(|e| MapError::Record(format!("{}: cannot read the returned record: {e}", self.script)))
+            from_dynamic(d).map_err(|e| MapError::Record(format!("{}: cannot read the returned record: {e}", self.script)))
         };
         if out.is_unit() {
             Ok(vec![])
@@ -135,6 +134,47 @@ impl Mapper {
             )),
             _ => MapError::Record(format!("{}{at}: {msg}", self.script)),
         }
+    }
+}
+
+/// A record as a script value, built directly (the serde round trip through
+/// `rhai::serde::to_dynamic` costs about as much as the script itself, once per record).
+fn to_dynamic(v: &Value) -> Dynamic {
+    match v {
+        Value::Null => Dynamic::UNIT,
+        Value::Bool(b) => Dynamic::from_bool(*b),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => Dynamic::from_int(i),
+            // Beyond i64 or fractional: a float, as rhai's serde conversion does.
+            None => Dynamic::from_float(n.as_f64().unwrap_or(f64::NAN)),
+        },
+        Value::String(s) => Dynamic::from(ImmutableString::from(s.as_str())),
+        Value::Array(a) => Dynamic::from_array(a.iter().map(to_dynamic).collect()),
+        Value::Object(o) => Dynamic::from_map(o.iter().map(|(k, v)| (k.as_str().into(), to_dynamic(v))).collect::<Map>()),
+    }
+}
+
+/// A script's value as a record field, read directly (see [`to_dynamic`]). Non-finite floats
+/// become `null`, as in JSON; characters become strings; other script types are refused.
+fn from_dynamic(d: &Dynamic) -> Result<Value, String> {
+    if d.is_unit() {
+        Ok(Value::Null)
+    } else if let Ok(b) = d.as_bool() {
+        Ok(Value::Bool(b))
+    } else if let Ok(i) = d.as_int() {
+        Ok(Value::from(i))
+    } else if let Ok(f) = d.as_float() {
+        Ok(serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number))
+    } else if let Ok(c) = d.as_char() {
+        Ok(Value::String(c.to_string()))
+    } else if let Some(s) = d.read_lock::<ImmutableString>() {
+        Ok(Value::String(s.as_str().to_owned()))
+    } else if let Some(a) = d.read_lock::<rhai::Array>() {
+        a.iter().map(from_dynamic).collect::<Result<Vec<_>, _>>().map(Value::Array)
+    } else if let Some(m) = d.read_lock::<Map>() {
+        m.iter().map(|(k, v)| Ok((k.to_string(), from_dynamic(v)?))).collect::<Result<serde_json::Map<_, _>, String>>().map(Value::Object)
+    } else {
+        Err(format!("a value of type `{}` cannot be written", d.type_name()))
     }
 }
 
@@ -393,5 +433,16 @@ mod tests {
         assert_eq!(t["HR"]["name"], "People");
         let raw = RawLookup { key: "id".into(), ..raw };
         assert!(load_table(&p, &raw).unwrap_err().contains("has no column `id` (columns: code, name)"));
+    }
+
+    #[test]
+    fn records_convert_to_and_from_script_values() {
+        let rec = serde_json::json!({ "s": "x", "i": -3, "f": 1.5, "b": true, "n": null, "a": [1, "y"], "o": { "k": 2 } });
+        assert_eq!(from_dynamic(&to_dynamic(&rec)).unwrap(), rec);
+        let m = mapper(r#"fn map(r) { #{ c: 'z', inf: 1.0 / 0.0, big: r.big } }"#).unwrap();
+        let out = m.map(&serde_json::json!({ "big": u64::MAX })).unwrap();
+        assert_eq!(out, [serde_json::json!({ "c": "z", "inf": null, "big": u64::MAX as f64 })]);
+        let m = mapper(r#"fn map(r) { #{ t: timestamp() } }"#).unwrap();
+        assert!(matches!(m.map(&serde_json::json!({})), Err(MapError::Record(e)) if e.contains("cannot be written")), "timestamp");
     }
 }

@@ -354,14 +354,16 @@ impl<'s, 'i> FileRun<'s, 'i> {
         Ok(())
     }
 
-    fn row(&mut self, row: Row) -> Result<(), Stop> {
+    fn row(&mut self, mut row: Row) -> Result<(), Stop> {
         self.out.counts.read += 1;
         let mut errs: Vec<RecordError> = Vec::new();
+        // The record is taken, not cloned (per record); a rejected row is written from `row.raw`.
+        let value = std::mem::replace(&mut row.value, Ok(serde_json::Value::Null));
         let at = |field: Option<String>, message: String| RecordError { row: Some(row.number), line: row.line, field, message };
-        match &row.value {
-            Err(msg) => errs.push(at(None, msg.clone())),
+        match value {
+            Err(msg) => errs.push(at(None, msg)),
             Ok(v) => {
-                let mut set = vec![v.clone()];
+                let mut set = vec![v];
                 // CSV text is converted to schema types only before a script reshapes records.
                 let mut textual = self.header.is_some();
                 for s in &self.steps.inner.steps {
@@ -495,10 +497,31 @@ impl<'s, 'i> FileRun<'s, 'i> {
 /// Builds a flow's steps (`steps:` with `on_invalid` / `max_invalid`); relative paths resolve
 /// against `base` (the flow file's folder). Reports every problem with its YAML path.
 pub fn build(raw: &[RawStep], on_invalid: OnInvalid, max_invalid: Option<&RawMaxInvalid>, base: &Path) -> Result<Steps, Vec<Problem>> {
+    let raw: Vec<Option<&RawStep>> = raw.iter().map(Some).collect();
+    build_partial(&raw, on_invalid, max_invalid, base)
+}
+
+/// [`build`] for a list in which some steps are malformed (`None`, already reported by the
+/// caller): every well-formed step is still checked — its schema compiled, its script parsed,
+/// its look-up tables read — so one bad step does not hide the problems of the others. Order
+/// rules that a malformed step could satisfy (a `parse` before `map`) are not judged. The
+/// result is an error whenever a step is missing, possibly with no problem of its own.
+pub fn build_partial(
+    raw: &[Option<&RawStep>],
+    on_invalid: OnInvalid,
+    max_invalid: Option<&RawMaxInvalid>,
+    base: &Path,
+) -> Result<Steps, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut steps = Vec::new();
     let (mut parsed, mut mapped, mut written) = (None::<ParseFormat>, false, false);
+    // A malformed step may have been the `parse` the later steps need.
+    let mut malformed = false;
     for (i, s) in raw.iter().enumerate() {
+        let Some(s) = *s else {
+            malformed = true;
+            continue;
+        };
         let (kind, built) = match s {
             RawStep::Check(c) => ("check", Check::build(c).map(Step::Check)),
             RawStep::Parse(p) => ("parse", Parse::build(p).map(Step::Parse)),
@@ -515,7 +538,7 @@ pub fn build(raw: &[RawStep], on_invalid: OnInvalid, max_invalid: Option<&RawMax
             RawStep::Check(_) if parsed.is_some() => order("`check` looks at the file as a whole: put it before `parse`"),
             RawStep::Parse(_) if parsed.is_some() => order("a file is parsed once: there is already a `parse` step"),
             RawStep::Parse(p) => parsed = Some(p.format),
-            RawStep::Validate(_) | RawStep::Map(_) | RawStep::Write(_) if parsed.is_none() => {
+            RawStep::Validate(_) | RawStep::Map(_) | RawStep::Write(_) if parsed.is_none() && !malformed => {
                 order(&format!("`{kind}` works on records: put a `parse` step before it"))
             }
             RawStep::Map(_) if mapped => order("there is already a `map` step (one script per flow)"),
@@ -552,7 +575,7 @@ pub fn build(raw: &[RawStep], on_invalid: OnInvalid, max_invalid: Option<&RawMax
             }
         },
     };
-    if !problems.is_empty() {
+    if !problems.is_empty() || malformed {
         return Err(problems);
     }
     let write = steps.iter().find_map(|s| if let Step::Write(w) = s { Some(w.clone()) } else { None }).or_else(|| {

@@ -5,10 +5,12 @@
 //!   not root or sshd is missing; panics instead when `WHARF_REQUIRE_SERVERS=1`).
 //! - [`ftpd::Ftpd`]: private vsftpd (plain FTP and explicit FTPS on one port, implicit FTPS on
 //!   another) or pure-ftpd (MLSD) servers, with the same skip/panic rule.
+//! - [`halt::run_and_kill_at`]: `wharf` run up to a test halt point, its peak RSS, SIGKILL.
 //! - [`TempDir`] / [`tempdir`], [`wait_for_port`], [`free_port`].
 #![allow(dead_code)]
 
 pub mod ftpd;
+pub mod halt;
 pub mod sshd;
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
