@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Transfer benchmark: wharf against OpenSSH sftp (default and tuned), rclone and lftp over SFTP,
+# Transfer benchmark: wharf against OpenSSH sftp (default and tuned: -B 261120 -R 64 -c aes128-gcm), rclone and lftp over SFTP,
 # on 127.0.0.1, in one run. Prints MiB/s (1 GiB file) or files/s (many files), peak RSS and CPU
 # seconds per tool, and wharf's ratio to the best peer. Every copy is checked byte for byte.
 #
@@ -34,6 +34,7 @@ WHARF=$PWD/target/release/wharf
 
 rm -rf "$B"; mkdir -p "$B/etc" "$B/srv" "$B/out" /run/sshd
 id "$U" >/dev/null 2>&1 || useradd -M -d "$B/srv" -s /bin/sh "$U"
+usermod -p "*" "$U"  # no password, but not locked: sshd without PAM refuses locked accounts
 ssh-keygen -q -t ed25519 -N '' -f "$B/etc/host_key"
 ssh-keygen -q -t ed25519 -N '' -f "$B/etc/client_key"
 cp "$B/etc/client_key.pub" "$B/etc/authorized_keys"
@@ -113,14 +114,14 @@ for set in big mid small; do
   measure "wharf:dl:$set" "$WHARF" --state-dir "$B/state-dl-$set" run "$B/dl-$set.yaml"; verify "$B/data/$set" "$B/out/wharf-dl-$set"
   mkdir -p "$B/out/sftp-dl-$set" "$B/out/sftpt-dl-$set"
   measure "sftp:dl:$set" sftp -q "${SSHOPT[@]}" -b <(echo "get -r $B/data/$set/. $B/out/sftp-dl-$set/") "$U@127.0.0.1"; verify "$B/data/$set" "$B/out/sftp-dl-$set"
-  measure "sftp-tuned:dl:$set" sftp -q "${SSHOPT[@]}" -B 262144 -R 64 -c aes128-gcm@openssh.com -b <(echo "get -r $B/data/$set/. $B/out/sftpt-dl-$set/") "$U@127.0.0.1"; verify "$B/data/$set" "$B/out/sftpt-dl-$set"
+  measure "sftp-tuned:dl:$set" sftp -q "${SSHOPT[@]}" -B 261120 -R 64 -c aes128-gcm@openssh.com -b <(echo "get -r $B/data/$set/. $B/out/sftpt-dl-$set/") "$U@127.0.0.1"; verify "$B/data/$set" "$B/out/sftpt-dl-$set"
   measure "rclone:dl:$set" rclone copy --sftp-host 127.0.0.1 --sftp-port "$PORT" --sftp-user "$U" --sftp-key-file "$B/etc/client_key" --sftp-known-hosts-file "$B/etc/known_hosts" ":sftp:$B/data/$set" "$B/out/rclone-dl-$set"; verify "$B/data/$set" "$B/out/rclone-dl-$set"
   measure "lftp:dl:$set" lftp -c "set sftp:connect-program 'ssh -a -x -o UserKnownHostsFile=$B/etc/known_hosts -i $B/etc/client_key'; open -u $U, sftp://127.0.0.1:$PORT; mirror --parallel=4 $B/data/$set $B/out/lftp-dl-$set"; verify "$B/data/$set" "$B/out/lftp-dl-$set"
   # uploads: local data/SET -> server srv/TOOL-SET
   wharf_flow "ul-$set" here "/data/$set" srv "/srv/wharf-ul-$set"
   measure "wharf:ul:$set" "$WHARF" --state-dir "$B/state-ul-$set" run "$B/ul-$set.yaml"; verify "$B/data/$set" "$B/srv/wharf-ul-$set"
   measure "sftp:ul:$set" sftp -q "${SSHOPT[@]}" -b <(echo "put -r $B/data/$set $B/srv/sftp-ul-$set") "$U@127.0.0.1"; verify "$B/data/$set" "$B/srv/sftp-ul-$set"
-  measure "sftp-tuned:ul:$set" sftp -q "${SSHOPT[@]}" -B 262144 -R 64 -c aes128-gcm@openssh.com -b <(echo "put -r $B/data/$set $B/srv/sftpt-ul-$set") "$U@127.0.0.1"; verify "$B/data/$set" "$B/srv/sftpt-ul-$set"
+  measure "sftp-tuned:ul:$set" sftp -q "${SSHOPT[@]}" -B 261120 -R 64 -c aes128-gcm@openssh.com -b <(echo "put -r $B/data/$set $B/srv/sftpt-ul-$set") "$U@127.0.0.1"; verify "$B/data/$set" "$B/srv/sftpt-ul-$set"
   measure "rclone:ul:$set" rclone copy --sftp-host 127.0.0.1 --sftp-port "$PORT" --sftp-user "$U" --sftp-key-file "$B/etc/client_key" --sftp-known-hosts-file "$B/etc/known_hosts" "$B/data/$set" ":sftp:$B/srv/rclone-ul-$set"; verify "$B/data/$set" "$B/srv/rclone-ul-$set"
   measure "lftp:ul:$set" lftp -c "set sftp:connect-program 'ssh -a -x -o UserKnownHostsFile=$B/etc/known_hosts -i $B/etc/client_key'; open -u $U, sftp://127.0.0.1:$PORT; mirror -R --parallel=4 $B/data/$set $B/srv/lftp-ul-$set"; verify "$B/data/$set" "$B/srv/lftp-ul-$set"
 done
