@@ -125,6 +125,22 @@ pub struct Source {
     pub max_depth: u32,
     pub ready: Ready,
     pub identity: Identity,
+    /// A command whose output is written into the source folder at the start of each run.
+    pub command: Option<Command>,
+}
+
+/// A command producing a file to send (`source.command`).
+#[derive(Debug, Clone)]
+pub struct Command {
+    /// Program (resolved against `dir` when it contains a `/`) and arguments.
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    /// Working folder: the flow file's folder.
+    pub dir: PathBuf,
+    /// Name of the file written (a plain file name).
+    pub name: NameTemplate,
+    pub timeout: Duration,
+    pub keep_empty: bool,
 }
 
 /// Readiness rules.
@@ -157,6 +173,8 @@ pub struct Sink {
     pub name: NameTemplate,
     pub temp_name: NameTemplate,
     pub if_exists: IfExists,
+    /// Trigger file written after the data file is complete.
+    pub trigger: Option<NameTemplate>,
 }
 
 /// What happens to a source file.

@@ -244,6 +244,35 @@ pub struct RawSource {
     #[serde(default = "default_identity")]
     #[schemars(length(min = 1), extend("uniqueItems" = true))]
     pub identity: Vec<IdentityField>,
+    /// A command run at the start of every run whose standard output becomes a new file in
+    /// the source folder (an export from an internal system). The folder must be on a `local`
+    /// endpoint; the file is then taken like any other, so a file a failed delivery left there
+    /// is retried on the next run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub command: Option<RawCommand>,
+}
+
+/// A command that produces the file to send.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawCommand {
+    /// Program and arguments, without a shell: `["./export-prices.sh", "--since", "yesterday"]`.
+    /// A program path with a `/` is relative to the flow file's folder, which is also the
+    /// working folder. The environment gets `WHARF_FLOW` and `WHARF_RUN`.
+    #[schemars(length(min = 1))]
+    pub run: Vec<String>,
+    /// Name template of the file written into the source folder (`prices-{{date
+    /// "YYYYMMDD-HHmmss"}}.csv`). Variables: `run`, and the `date` helper. It is written under
+    /// a dot-prefixed temporary name and renamed once the command succeeded.
+    pub name: String,
+    /// Longest the command may run (a duration: `5m`); past it, it is killed and the run aborted.
+    #[serde(default = "default_command_timeout")]
+    #[schemars(schema_with = "super::duration::schema")]
+    pub timeout: String,
+    /// Keep an empty output as a file to send. Default: a command that prints nothing
+    /// produces no file.
+    #[serde(default)]
+    pub keep_empty: bool,
 }
 
 /// Readiness checks; all configured ones must pass.
@@ -300,6 +329,13 @@ pub struct RawSink {
     /// What to do when the target already exists.
     #[serde(default)]
     pub if_exists: IfExists,
+    /// Name template of a trigger (done) file written beside each delivered file, for partners
+    /// that act on a file the moment its trigger appears: `{{name}}.done`, `{{stem}}.ok`. It is
+    /// written (empty, itself under a temporary name, then renamed) only after the data file is
+    /// complete and verified under its final name, and counts as part of the delivery. Same
+    /// variables as `name`, where `name`/`stem`/`ext` are those of the delivered file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trigger: Option<String>,
 }
 
 /// Exists-policy for a sink target.
@@ -409,6 +445,9 @@ fn default_max_depth() -> u32 {
 }
 fn default_identity() -> Vec<IdentityField> {
     vec![IdentityField::Path, IdentityField::Size, IdentityField::Mtime]
+}
+fn default_command_timeout() -> String {
+    "10m".into()
 }
 fn default_sink_path() -> String {
     "/".into()

@@ -419,7 +419,7 @@ mod tests {
         let got = messages(v);
         assert!(got.contains(&"/sourc unknown field `sourc`, expected one of `after`, `description`, `endpoints`, `max_invalid`, `name`, `on_error`, `on_invalid`, `quarantine`, `retry`, `sinks`, `source`, `steps`".to_string()), "{got:#?}");
         assert!(
-            got.iter().any(|m| m.starts_with("/source/inclde unknown field `inclde`, expected one of `endpoint`, `exclude`")),
+            got.iter().any(|m| m.starts_with("/source/inclde unknown field `inclde`, expected one of `command`, `endpoint`, `exclude`")),
             "{got:#?}"
         );
         assert!(got.contains(&"/source/recursive expected `true` or `false`, found the string `yes`".to_string()), "{got:#?}");

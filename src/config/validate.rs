@@ -8,7 +8,7 @@
 //! for credentials, and the flow file's folder for relative paths. It never connects.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -18,12 +18,14 @@ use super::diagnostic::Problem;
 use super::duration;
 use super::flow::Quarantine;
 use super::flow::{
-    CertTrust, Disposition, EndpointSpec, Flow, FtpSpec, FtpTls, HostKeyPolicy, Identity, Ready, Retry, SftpSpec, Sink, Source, SshAuth,
+    CertTrust, Command, Disposition, EndpointSpec, Flow, FtpSpec, FtpTls, HostKeyPolicy, Identity, Ready, Retry, SftpSpec, Sink, Source,
+    SshAuth,
 };
 use super::interpolate::{Lookup, interpolate};
 use super::locate::escape;
 use super::raw::{
-    IdentityField, OnError, RawAfter, RawDisposition, RawEndpoint, RawFlow, RawFtp, RawReady, RawRetry, RawSftp, RawSink, RawSource,
+    IdentityField, OnError, RawAfter, RawCommand, RawDisposition, RawEndpoint, RawFlow, RawFtp, RawReady, RawRetry, RawSftp, RawSink,
+    RawSource,
 };
 use super::raw_steps::{OnInvalid, RawMaxInvalid, RawQuarantine, RawStep};
 use super::secret::Secret;
@@ -92,6 +94,12 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
             .collect::<Vec<_>>()
     });
     let source = sections.source.and_then(|s| c.source(s, defined.as_deref()));
+    if let (Some(src), Some(eps)) = (&source, &endpoints)
+        && src.command.is_some()
+        && eps.iter().any(|(n, spec)| n == &src.endpoint && spec.as_ref().is_some_and(|s| !matches!(s, EndpointSpec::Local { .. })))
+    {
+        c.problem("/source/command", "writes into the source folder, so the source endpoint must be `type: local`");
+    }
     let sinks = sections.sinks.map(|sinks| {
         if sinks.is_empty() {
             c.problem("/sinks", "must not be empty: a flow needs at least one sink");
@@ -383,6 +391,7 @@ impl Checker<'_, '_> {
         if s.max_depth == 0 {
             self.problem("/source/max_depth", "must be at least 1");
         }
+        let command = s.command.map(|c| self.command(c));
         Some(Source {
             endpoint: s.endpoint,
             path: path?,
@@ -392,6 +401,29 @@ impl Checker<'_, '_> {
             max_depth: s.max_depth,
             ready: ready?,
             identity: identity?,
+            command: checked(command)?,
+        })
+    }
+
+    fn command(&mut self, c: RawCommand) -> Option<Command> {
+        let at = "/source/command";
+        let Some((program, args)) = c.run.split_first() else {
+            self.problem(format!("{at}/run"), "must name a program");
+            return None;
+        };
+        if program.is_empty() {
+            self.problem(format!("{at}/run/0"), "must name a program");
+        }
+        let timeout = self.ok(&format!("{at}/timeout"), duration::parse(&c.timeout));
+        let name = self.name_template(&format!("{at}/name"), &c.name);
+        let program = if program.contains('/') { self.lookup.resolve_path(program) } else { PathBuf::from(program) };
+        Some(Command {
+            program,
+            args: args.to_vec(),
+            dir: self.lookup.resolve_path("."),
+            name: name?,
+            timeout: timeout?,
+            keep_empty: c.keep_empty,
         })
     }
 
@@ -470,7 +502,15 @@ impl Checker<'_, '_> {
         });
         let name = self.name_template(&format!("{at}/name"), &s.name);
         let temp_name = self.name_template(&format!("{at}/temp_name"), &s.temp_name);
-        Some(Sink { endpoint: s.endpoint, path: path?, name: name?, temp_name: temp_name?, if_exists: s.if_exists })
+        let trigger = s.trigger.map(|t| self.name_template(&format!("{at}/trigger"), &t));
+        Some(Sink {
+            endpoint: s.endpoint,
+            path: path?,
+            name: name?,
+            temp_name: temp_name?,
+            if_exists: s.if_exists,
+            trigger: checked(trigger)?,
+        })
     }
 
     /// Refuses a folder on the source endpoint that the source would list again.

@@ -25,7 +25,8 @@ impl LocalEndpoint {
         LocalEndpoint { root: root.into() }
     }
 
-    fn full(&self, p: &RemotePath) -> PathBuf {
+    /// Where `p` is on the local disk.
+    pub fn full(&self, p: &RemotePath) -> PathBuf {
         let mut out = self.root.clone();
         out.extend(p.components());
         out

@@ -32,6 +32,9 @@ pub enum FileError {
     SizeMismatch { endpoint: String, target: String, expected: u64, actual: u64 },
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// Delivery to one sink failed (the other sinks were still tried).
+    #[error("sink {sink}: {source}")]
+    Sink { sink: String, source: Box<FileError> },
 }
 
 impl FileError {
@@ -43,6 +46,7 @@ impl FileError {
             FileError::Changed(_) | FileError::SizeMismatch { .. } => ErrorKind::Transient,
             FileError::Name(_) => ErrorKind::Config,
             FileError::TargetExists { .. } => ErrorKind::AlreadyExists,
+            FileError::Sink { source, .. } => source.kind(),
         }
     }
 
@@ -50,6 +54,11 @@ impl FileError {
     /// is unusable (full, read-only), or an endpoint refuses us entirely. They are never the
     /// file's fault, so the file is left in place, resumable, and `after.failure` not applied.
     pub fn aborts_run(&self) -> bool {
-        matches!(self, FileError::Ledger(_)) || self.kind().is_connection_fatal() || self.kind() == ErrorKind::LocalIo
+        match self {
+            FileError::Sink { source, .. } => return source.aborts_run(),
+            FileError::Ledger(_) => return true,
+            _ => {}
+        }
+        self.kind().is_connection_fatal() || self.kind() == ErrorKind::LocalIo
     }
 }

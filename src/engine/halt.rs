@@ -5,7 +5,9 @@
 //! with SIGKILL at exactly that moment and check that the next run recovers. Points:
 //! `staging` (part of a file downloaded and fsynced), `processed` (the content steps' output
 //! written and the verdict recorded, nothing delivered), `quarantining` (quarantine decided and
-//! the copy's name recorded, the copy not made), `delivered` (every sink confirmed, source not
+//! the copy's name recorded, the copy not made), `uploading` (the first chunk of an upload
+//! written under the temporary name), `uploaded` (the upload verified under the temporary
+//! name, not yet renamed), `delivered` (every sink confirmed, source not
 //! yet disposed of), `disposing` (source moved/deleted, ledger not yet updated).
 //! Unset in normal use; the check is one environment lookup per point reached.
 

@@ -32,6 +32,9 @@ use super::{FileReport, Outcome, content, disposition, halt, quarantine, stage};
 /// so they resume exactly like the output's own deliveries.
 const REJECTS: u32 = 1 << 20;
 
+/// Trigger files are recorded as sink index `TRIGGERS + i` (sink `i`'s trigger).
+const TRIGGERS: u32 = 2 << 20;
+
 /// The flow's sink a recorded delivery belongs to.
 fn sink_of(recorded: u32) -> usize {
     (recorded % REJECTS) as usize
@@ -201,8 +204,21 @@ async fn advance(
                     rec.state = FileState::Claimed;
                     continue;
                 }
+                // Every sink gets its chance, whatever another one does: a partner that is
+                // down does not hold back the archive copy. Only unconfirmed sinks are retried.
+                let mut failed = None;
                 for i in 0..cx.sinks.len() {
-                    deliver_one(cx, rec, rel, i, &p).await?;
+                    if let Err(e) = deliver_one(cx, rec, rel, i, &p).await {
+                        if e.aborts_run() {
+                            return Err(e);
+                        }
+                        let sink = cx.flow.sinks[i].endpoint.clone();
+                        tracing::warn!(flow, path = %entry.path, sink, error = %e, "Delivery to a sink failed.");
+                        failed.get_or_insert(FileError::Sink { sink, source: Box::new(e) });
+                    }
+                }
+                if let Some(e) = failed {
+                    return Err(e);
                 }
                 rec.state = FileState::Delivered;
                 put(cx, rec)?;
@@ -316,13 +332,23 @@ async fn deliver_one(cx: &Ctx<'_>, rec: &mut FileRecord, rel: &str, i: usize, p:
     let idx = i as u32;
     let rel_dir = rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
     let target = match recovered(cx, rec, ep, idx, p.size).await? {
-        Some(t) => t,
+        Some(t) => {
+            // Delivered before a crash; its trigger may not have been written yet.
+            if sink.trigger.is_some() && !rec.deliveries.iter().any(|d| d.sink == TRIGGERS + idx && d.done) {
+                trigger(cx, rec, i, &t, rel_dir).await?;
+            }
+            t
+        }
         None => {
             let vars = NameVars::new(&p.name, rel_dir, p.size, cx.run, cx.now);
             let dir = sink.path.render(&vars).map_err(FileError::Name)?;
             let dir = RemotePath::parse(&dir).map_err(|e| FileError::Name(format!("sink {} path: {e}", sink.endpoint)))?;
             let name = sink.name.render(&vars).map_err(FileError::Name)?;
-            send(cx, rec, i, idx, &dir, &name, rel_dir, &p.file, p.size).await?
+            let (t, uploaded) = send(cx, rec, i, idx, &dir, &name, rel_dir, &p.file, p.size).await?;
+            if uploaded && sink.trigger.is_some() {
+                trigger(cx, rec, i, &t, rel_dir).await?;
+            }
+            t
         }
     };
     if let Some((file, size)) = &p.rejects {
@@ -353,8 +379,25 @@ async fn recovered(cx: &Ctx<'_>, rec: &mut FileRecord, ep: &dyn Endpoint, idx: u
     Ok(None)
 }
 
+/// Writes sink `i`'s trigger file beside its delivered `target` and records it, so a resumed
+/// run neither forgets it nor writes it twice.
+async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePath, rel_dir: &str) -> Result<(), FileError> {
+    let sink = &cx.flow.sinks[i];
+    let Some(template) = &sink.trigger else { return Ok(()) };
+    let vars = NameVars::new(target.name(), rel_dir, 0, cx.run, cx.now);
+    let name = template.render(&vars).map_err(FileError::Name)?;
+    let path = target.parent().join(&name).map_err(|e| FileError::Name(format!("trigger name {name:?}: {e}")))?;
+    let temp_name = sink.temp_name.render(&NameVars::new(&name, rel_dir, 0, cx.run, cx.now)).map_err(FileError::Name)?;
+    let temp = target.parent().join(&temp_name).map_err(|e| FileError::Name(format!("temp name {temp_name:?}: {e}")))?;
+    let ep = &*cx.sinks[i];
+    retry(cx.flow.retry, "write trigger", || transfer::put_trigger(ep, &temp, &path)).await?;
+    mark(rec, TRIGGERS + i as u32, &path, true);
+    put(cx, rec)
+}
+
 /// Chooses the target for `dir/name` on sink `i` (exists-policy), records it, uploads `file`
-/// through the temporary name and records the confirmation. Returns the final target.
+/// through the temporary name and records the confirmation. Returns the final target, and
+/// whether it was uploaded (not skipped by `if_exists: skip`).
 #[allow(clippy::too_many_arguments)]
 async fn send(
     cx: &Ctx<'_>,
@@ -366,7 +409,7 @@ async fn send(
     rel_dir: &str,
     file: &Path,
     size: u64,
-) -> Result<RemotePath, FileError> {
+) -> Result<(RemotePath, bool), FileError> {
     let sink = &cx.flow.sinks[i];
     let ep = &*cx.sinks[i];
     let target = retry(cx.flow.retry, "check target", || transfer::choose_target(ep, dir, name, sink.if_exists)).await?;
@@ -375,7 +418,7 @@ async fn send(
             tracing::info!(flow = %cx.flow.name, target = %t, "Target exists; skipped (if_exists: skip).");
             mark(rec, idx, &t, true);
             put(cx, rec)?;
-            Ok(t)
+            Ok((t, false))
         }
         Target::Upload(t) => {
             mark(rec, idx, &t, false);
@@ -387,7 +430,7 @@ async fn send(
             retry(cx.flow.retry, "upload", || transfer::upload(ep, file, size, &temp, &t, replace)).await?;
             mark(rec, idx, &t, true);
             put(cx, rec)?;
-            Ok(t)
+            Ok((t, true))
         }
     }
 }

@@ -11,6 +11,7 @@
 //! re-upload, a recorded move target tells a done move from a pending one). See
 //! docs/architecture.md for the argument.
 
+mod command;
 mod content;
 mod discover;
 mod disposition;
@@ -234,6 +235,17 @@ async fn run_files(
     let source = get(&flow.source.endpoint)?;
     let sinks = flow.sinks.iter().map(|s| get(&s.endpoint)).collect::<Result<Vec<_>, _>>()?;
     let quarantine = flow.quarantine.as_ref().map(|q| get(&q.endpoint)).transpose()?;
+
+    if let Some(cmd) = &flow.source.command {
+        let Some(crate::config::flow::EndpointSpec::Local { root }) = flow.endpoints.get(&flow.source.endpoint) else {
+            // Invariant kept by validation: a command source is on a local endpoint.
+            return Err(RunAbort::File(format!("flow {}: source.command needs a local source endpoint", flow.name), ErrorKind::Config));
+        };
+        let folder = crate::endpoint::local::LocalEndpoint::new(root.clone()).full(&flow.source.path);
+        command::produce(cmd, &folder, &flow.name, run, now)
+            .await
+            .map_err(|e| RunAbort::File(format!("flow {}: {e}", flow.name), e.kind()))?;
+    }
 
     let skip = [&flow.after_success, &flow.after_failure];
     let candidates = retry::retry(flow.retry, "list", || async {

@@ -50,6 +50,7 @@ fn fixture() -> Fixture {
             max_depth: 8,
             ready: Ready::default(),
             identity: Identity::DEFAULT,
+            command: None,
         },
         sinks: vec![Sink {
             endpoint: "erp".into(),
@@ -57,6 +58,7 @@ fn fixture() -> Fixture {
             name: NameTemplate::new("{{name}}").unwrap(),
             temp_name: NameTemplate::new(".{{name}}.part").unwrap(),
             if_exists: IfExists::Fail,
+            trigger: None,
         }],
         after_success: Disposition::MoveTo(RemotePath::parse("/in/processed").unwrap()),
         after_failure: Disposition::Keep,
@@ -489,4 +491,38 @@ async fn a_run_resumes_from_processed_without_running_the_steps_again() {
     let r = fx.run().await;
     assert_eq!(r.counts.delivered, 1, "{r:#?}");
     assert_eq!(read(&fx.dst.join("inbox/a.csv")), b"made before the crash\n");
+}
+
+#[tokio::test]
+async fn every_sink_is_tried_and_only_unconfirmed_sinks_are_retried() {
+    let mut fx = fixture();
+    let archive = fx._dir.path().join("archive");
+    fx.flow.endpoints.insert("archive".into(), EndpointSpec::Local { root: archive.clone() });
+    // The first sink fails (its target exists, `if_exists: fail`), the second must still get the file.
+    std::fs::create_dir_all(fx.dst.join("inbox")).unwrap();
+    std::fs::write(fx.dst.join("inbox/a.csv"), b"older").unwrap();
+    let mut second = fx.flow.sinks[0].clone();
+    second.endpoint = "archive".into();
+    second.if_exists = IfExists::Rename;
+    fx.flow.sinks.push(second);
+    fx.flow.sinks[0].trigger = Some(NameTemplate::new("{{stem}}.ok").unwrap());
+    fx.put("in/a.csv", b"1,2\n");
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, r.counts.failed), (0, 1), "{r:#?}");
+    assert!(r.files[0].detail.starts_with("sink erp: /inbox/a.csv already exists"), "{}", r.files[0].detail);
+    assert!(!fx.dst.join("inbox/a.ok").exists());
+    assert_eq!(read(&archive.join("inbox/a.csv")), b"1,2\n");
+    assert!(fx.src.join("in/a.csv").exists(), "the source stays until every sink confirmed");
+
+    std::fs::remove_file(fx.dst.join("inbox/a.csv")).unwrap();
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 1, "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/a.csv")), b"1,2\n");
+    assert_eq!(read(&fx.dst.join("inbox/a.ok")), b"");
+    // The archive was not written again (`rename` would have made `a-1.csv`).
+    let mut names: Vec<_> = std::fs::read_dir(archive.join("inbox")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    assert_eq!(names, ["a.csv"]);
+    assert!(fx.src.join("in/processed/a.csv").exists());
+    assert!(r.files[0].targets.iter().any(|t| t == "erp:/inbox/a.ok"), "{:?}", r.files[0].targets);
 }

@@ -9,14 +9,14 @@
 
 use std::path::Path;
 
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::config::flow::IfExists;
 use crate::endpoint::{Endpoint, ErrorKind, RemotePath};
 
 use super::error::FileError;
-use super::naming;
 use super::stage::CHUNK;
+use super::{halt, naming};
 
 /// Where a file will go on a sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,17 +57,39 @@ pub async fn upload(
     target: &RemotePath,
     replace: bool,
 ) -> Result<(), FileError> {
+    let input = tokio::fs::File::open(staged).await.map_err(|source| FileError::Staging { path: staged.to_path_buf(), source })?;
+    upload_from(ep, input, staged, size, temp, target, replace).await
+}
+
+/// Writes an empty trigger file at `target` through `temp` (replacing an older trigger).
+pub async fn put_trigger(ep: &dyn Endpoint, temp: &RemotePath, target: &RemotePath) -> Result<(), FileError> {
+    upload_from(ep, tokio::io::empty(), Path::new("(empty trigger file)"), 0, temp, target, true).await
+}
+
+/// The one upload path: `input` (`size` bytes, read from `origin`, named in errors) to
+/// `temp`, size verified, then renamed to `target`. Missing folders are created first.
+async fn upload_from(
+    ep: &dyn Endpoint,
+    mut input: impl AsyncRead + Unpin,
+    origin: &Path,
+    size: u64,
+    temp: &RemotePath,
+    target: &RemotePath,
+    replace: bool,
+) -> Result<(), FileError> {
     ep.create_dir_all(&target.parent()).await?;
-    let staging_err = |source| FileError::Staging { path: staged.to_path_buf(), source };
-    let mut input = tokio::fs::File::open(staged).await.map_err(staging_err)?;
     let mut out = ep.open_write(temp).await?;
     let mut buf = vec![0u8; CHUNK];
+    let mut first = true;
     loop {
-        let n = input.read(&mut buf).await.map_err(|source| FileError::Staging { path: staged.to_path_buf(), source })?;
+        let n = input.read(&mut buf).await.map_err(|source| FileError::Staging { path: origin.to_path_buf(), source })?;
         if n == 0 {
             break;
         }
         out.write_all(&buf[..n]).await?;
+        if std::mem::take(&mut first) {
+            halt::point("uploading");
+        }
     }
     out.finish().await?;
     let actual = ep.stat(temp).await?.map(|e| e.size).unwrap_or(0);
@@ -75,6 +97,7 @@ pub async fn upload(
         let _ = ep.remove(temp).await;
         return Err(FileError::SizeMismatch { endpoint: ep.describe(), target: temp.to_string(), expected: size, actual });
     }
+    halt::point("uploaded");
     match ep.rename(temp, target, replace).await {
         Ok(()) => Ok(()),
         Err(e) if e.kind == ErrorKind::AlreadyExists => {

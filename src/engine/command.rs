@@ -1,0 +1,223 @@
+//! `source.command`: run an export command and turn its standard output into a file in the
+//! (local) source folder, before the folder is listed.
+//!
+//! Owns spawning (no shell), the timeout, capturing the tail of stderr for the error, and
+//! the file's safe arrival: stdout streams straight into a dot-prefixed temporary file in the
+//! source folder (bounded memory, however large the export), which is fsynced and renamed to
+//! its final name only when the command succeeded. From then on the file is an ordinary
+//! outbox file: the lifecycle takes it, and a file a failed delivery left behind is retried
+//! on the next run. A crash mid-export leaves only a temporary file, removed by the next run.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::SystemTime;
+
+use tokio::io::AsyncReadExt;
+
+use crate::config::flow::Command;
+use crate::endpoint::ErrorKind;
+use crate::template::NameVars;
+
+/// Prefix of the temporary output files (never matched by a completed export's name).
+const TEMP_PREFIX: &str = ".wharf-command-";
+/// How much of the command's stderr is kept for the error message.
+const STDERR_TAIL: usize = 2048;
+
+/// Why the command produced no file.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("source command `{program}` could not be started: {source}")]
+    Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("source command `{program}` {status}{}", stderr_suffix(.stderr))]
+    Failed { program: String, status: String, stderr: String },
+    #[error("source command `{program}`: its output file {}: {source}", path.display())]
+    Output {
+        program: String,
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("source command `{program}`: output name: {message}")]
+    Name { program: String, message: String },
+}
+
+fn stderr_suffix(stderr: &str) -> String {
+    if stderr.is_empty() { String::new() } else { format!("; its stderr ends: {stderr}") }
+}
+
+impl CommandError {
+    /// A command that did not start is a configuration problem; one that failed or timed out
+    /// may succeed on the next run; a local file problem is the disk's.
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            CommandError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => ErrorKind::Config,
+            CommandError::Spawn { .. } | CommandError::Output { .. } => ErrorKind::LocalIo,
+            CommandError::Failed { .. } => ErrorKind::Transient,
+            CommandError::Name { .. } => ErrorKind::Config,
+        }
+    }
+}
+
+/// Runs `cmd` and writes its output into `folder` (the source folder on the local disk).
+/// Returns the new file's name, or `None` when the command printed nothing (and
+/// `keep_empty` is off).
+pub async fn produce(cmd: &Command, folder: &Path, flow: &str, run: u64, now: SystemTime) -> Result<Option<String>, CommandError> {
+    let program = cmd.program.display().to_string();
+    let output_err = |path: &Path| {
+        let program = program.clone();
+        let path = path.to_path_buf();
+        move |source| CommandError::Output { program, path, source }
+    };
+    tokio::fs::create_dir_all(folder).await.map_err(output_err(folder))?;
+    remove_stale_temps(folder).await;
+    let name =
+        cmd.name.render(&NameVars::new("", "", 0, run, now)).map_err(|message| CommandError::Name { program: program.clone(), message })?;
+    let temp = folder.join(format!("{TEMP_PREFIX}{run}.part"));
+    let file = std::fs::File::create(&temp).map_err(output_err(&temp))?;
+    let mut child = tokio::process::Command::new(&cmd.program)
+        .args(&cmd.args)
+        .current_dir(&cmd.dir)
+        .env("WHARF_FLOW", flow)
+        .env("WHARF_RUN", run.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(file))
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|source| {
+            let _ = std::fs::remove_file(&temp);
+            CommandError::Spawn { program: program.clone(), source }
+        })?;
+    let mut stderr = child.stderr.take();
+    let tail = async {
+        let mut kept = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Some(err) = stderr.as_mut() {
+            match err.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    kept.extend_from_slice(&buf[..n]);
+                    let excess = kept.len().saturating_sub(STDERR_TAIL);
+                    kept.drain(..excess);
+                }
+            }
+        }
+        String::from_utf8_lossy(&kept).trim().to_string()
+    };
+    let waited = tokio::time::timeout(cmd.timeout, async { tokio::join!(child.wait(), tail) }).await;
+    let failed = |status: String, stderr: String| CommandError::Failed { program: program.clone(), status, stderr };
+    let result = match waited {
+        Err(_) => {
+            let _ = child.kill().await;
+            Err(failed(format!("did not finish within {:?} and was killed", cmd.timeout), String::new()))
+        }
+        Ok((Err(e), _)) => Err(CommandError::Spawn { program: program.clone(), source: e }),
+        Ok((Ok(status), stderr)) if !status.success() => Err(failed(describe(status), stderr)),
+        Ok((Ok(_), _)) => Ok(()),
+    };
+    if let Err(e) = result {
+        let _ = tokio::fs::remove_file(&temp).await;
+        return Err(e);
+    }
+    let file = std::fs::OpenOptions::new().read(true).open(&temp).map_err(output_err(&temp))?;
+    file.sync_all().map_err(output_err(&temp))?;
+    let size = file.metadata().map_err(output_err(&temp))?.len();
+    if size == 0 && !cmd.keep_empty {
+        let _ = tokio::fs::remove_file(&temp).await;
+        tracing::info!(flow, program, "The source command printed nothing; no file to send.");
+        return Ok(None);
+    }
+    let target = free_name(folder, &name);
+    tokio::fs::rename(&temp, folder.join(&target)).await.map_err(output_err(&temp))?;
+    tracing::info!(flow, program, file = target, bytes = size, "The source command wrote a file to send.");
+    Ok(Some(target))
+}
+
+/// `name`, or `stem-1.ext`, `stem-2.ext`, … when a file of that name is already waiting.
+fn free_name(folder: &Path, name: &str) -> String {
+    if !folder.join(name).exists() {
+        return name.to_string();
+    }
+    let v = NameVars::new(name, "", 0, 0, SystemTime::UNIX_EPOCH);
+    (1..)
+        .map(|n| if v.ext.is_empty() { format!("{}-{n}", v.stem) } else { format!("{}-{n}.{}", v.stem, v.ext) })
+        .find(|candidate| !folder.join(candidate).exists())
+        .unwrap_or_else(|| name.to_string())
+}
+
+fn describe(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => format!("exited with status {code}"),
+        (None, Some(sig)) => format!("was killed by signal {sig}"),
+        _ => "failed".to_string(),
+    }
+}
+
+/// Removes temporary outputs a crashed run left behind.
+async fn remove_stale_temps(folder: &Path) {
+    let Ok(mut dir) = tokio::fs::read_dir(folder).await else { return };
+    while let Ok(Some(e)) = dir.next_entry().await {
+        if e.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+            let _ = tokio::fs::remove_file(e.path()).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::template::NameTemplate;
+    use std::time::Duration;
+
+    fn cmd(run: &[&str], name: &str) -> Command {
+        Command {
+            program: PathBuf::from(run[0]),
+            args: run[1..].iter().map(|s| s.to_string()).collect(),
+            dir: std::env::temp_dir(),
+            name: NameTemplate::new(name).unwrap(),
+            timeout: Duration::from_secs(10),
+            keep_empty: false,
+        }
+    }
+
+    #[tokio::test]
+    async fn output_becomes_a_file_and_names_never_clash() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cmd(&["sh", "-c", "echo \"$WHARF_FLOW $WHARF_RUN\""], "export-{{run}}.csv");
+        std::fs::write(dir.path().join(".wharf-command-1.part"), "stale").unwrap();
+        assert_eq!(produce(&c, dir.path(), "f", 7, SystemTime::now()).await.unwrap().as_deref(), Some("export-7.csv"));
+        assert_eq!(std::fs::read_to_string(dir.path().join("export-7.csv")).unwrap(), "f 7\n");
+        assert_eq!(produce(&c, dir.path(), "f", 7, SystemTime::now()).await.unwrap().as_deref(), Some("export-7-1.csv"));
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    #[tokio::test]
+    async fn failure_empty_output_and_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = cmd(&["sh", "-c", "echo partial; echo 'db down' >&2; exit 3"], "x.csv");
+        let e = produce(&c, dir.path(), "f", 1, SystemTime::now()).await.unwrap_err();
+        assert_eq!(e.to_string(), "source command `sh` exited with status 3; its stderr ends: db down");
+        assert_eq!(e.kind(), ErrorKind::Transient);
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no partial output is left");
+
+        assert_eq!(produce(&cmd(&["true"], "x.csv"), dir.path(), "f", 1, SystemTime::now()).await.unwrap(), None);
+        let mut keep = cmd(&["true"], "x.csv");
+        keep.keep_empty = true;
+        assert_eq!(produce(&keep, dir.path(), "f", 1, SystemTime::now()).await.unwrap().as_deref(), Some("x.csv"));
+
+        let mut slow = cmd(&["sleep", "30"], "y.csv");
+        slow.timeout = Duration::from_millis(200);
+        let e = produce(&slow, dir.path(), "f", 1, SystemTime::now()).await.unwrap_err();
+        assert!(e.to_string().contains("did not finish within"), "{e}");
+        assert!(!dir.path().join("y.csv").exists());
+
+        let e = produce(&cmd(&["/nonexistent/export"], "z.csv"), dir.path(), "f", 1, SystemTime::now()).await.unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    }
+}
