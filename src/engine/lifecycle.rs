@@ -390,6 +390,7 @@ async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePa
     let temp_name = sink.temp_name.render(&NameVars::new(&name, rel_dir, 0, cx.run, cx.now)).map_err(FileError::Name)?;
     let temp = target.parent().join(&temp_name).map_err(|e| FileError::Name(format!("temp name {temp_name:?}: {e}")))?;
     let ep = &*cx.sinks[i];
+    halt::point("triggering");
     retry(cx.flow.retry, "write trigger", || transfer::put_trigger(ep, &temp, &path)).await?;
     mark(rec, TRIGGERS + i as u32, &path, true);
     put(cx, rec)

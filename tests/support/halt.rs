@@ -4,7 +4,7 @@
 
 use std::fs;
 use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// Starts `cmd` (a `wharf run …`) halting at `point`, waits up to `timeout` for it to get
@@ -13,15 +13,35 @@ use std::time::{Duration, Instant};
 ///
 /// The peak is the process's own VmHWM: wait4's ru_maxrss would include this test
 /// process's memory from before exec.
-pub fn run_and_kill_at(mut cmd: Command, point: &str, timeout: Duration) -> u64 {
-    let mut child = cmd.env("WHARF_TEST_HALT_AT", point).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn wharf");
-    let stderr = child.stderr.take().expect("piped stderr");
+pub fn run_and_kill_at(cmd: Command, point: &str, timeout: Duration) -> u64 {
+    let halted = run_until(cmd, point, timeout);
+    let peak = vm_hwm_kib(halted.0.id());
+    drop(halted);
+    peak
+}
+
+/// A `wharf` process standing still at a halt point; SIGKILLed when dropped.
+pub struct Halted(pub Child);
+
+impl Drop for Halted {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts `cmd` halting at `point` and returns once it stands there (to look at the world
+/// mid-run), panicking if it exits first or never gets there.
+pub fn run_until(mut cmd: Command, point: &str, timeout: Duration) -> Halted {
+    let child = cmd.env("WHARF_TEST_HALT_AT", point).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().expect("spawn wharf");
+    let mut halted = Halted(child);
+    let stderr = halted.0.stderr.take().expect("piped stderr");
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let halted = line.contains("halted at");
+            let stop = line.contains("halted at");
             let _ = tx.send(line);
-            if halted {
+            if stop {
                 break;
             }
         }
@@ -35,18 +55,14 @@ pub fn run_and_kill_at(mut cmd: Command, point: &str, timeout: Duration) -> u64 
             log.push('\n');
         }
         if log.contains(&want) {
-            break;
+            return halted;
         }
-        if let Some(st) = child.try_wait().expect("wait for wharf") {
+        if let Some(st) = halted.0.try_wait().expect("wait for wharf") {
             panic!("wharf exited ({st}) before reaching halt point {point}: {log}");
         }
         assert!(Instant::now() < deadline, "never reached halt point {point}: {log}");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let peak = vm_hwm_kib(child.id());
-    child.kill().expect("SIGKILL wharf");
-    child.wait().expect("reap wharf");
-    peak
 }
 
 /// The VmHWM (peak resident set of the current program image) of a live process, in KiB.

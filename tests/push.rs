@@ -1,0 +1,272 @@
+//! End-to-end push flows through the `wharf` binary, from a local outbox to a real OpenSSH
+//! sshd and a real vsftpd (explicit FTPS): a file is never visible under its final name while
+//! it is being uploaded (checked from a second connection), the trigger file appears only
+//! after the data file is complete, a push SIGKILLed between upload and rename leaves exactly
+//! one copy, every sink is tried and only unconfirmed ones are retried, and a command's output
+//! is sent.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::time::Duration;
+
+use support::ftpd::Ftpd;
+use support::halt::run_until;
+use support::sshd::Sshd;
+use support::{TempDir, tempdir};
+use wharf::config::flow::FtpTls;
+use wharf::endpoint::ftp::FtpEndpoint;
+use wharf::endpoint::sftp::SftpEndpoint;
+use wharf::endpoint::{DynEndpoint, RemotePath};
+
+/// The partner's server.
+enum Partner {
+    Sftp(Sshd),
+    Ftp(Ftpd),
+}
+
+impl Partner {
+    fn sftp() -> Option<Partner> {
+        Sshd::start().map(Partner::Sftp)
+    }
+
+    fn ftp() -> Option<Partner> {
+        Ftpd::vsftpd().map(Partner::Ftp)
+    }
+
+    fn data_dir(&self) -> &Path {
+        match self {
+            Partner::Sftp(s) => s.data_dir(),
+            Partner::Ftp(f) => f.data_dir(),
+        }
+    }
+
+    fn yaml(&self) -> String {
+        match self {
+            Partner::Sftp(s) => s.endpoint_yaml(4),
+            Partner::Ftp(f) => f.endpoint_yaml(FtpTls::Explicit, 4),
+        }
+    }
+
+    fn give_to_user(&self, p: &Path) {
+        match self {
+            Partner::Sftp(s) => s.give_to_user(p),
+            Partner::Ftp(f) => f.give_to_user(p),
+        }
+    }
+
+    /// A second, independent connection to the server, to look at it while wharf works.
+    async fn connect(&self) -> DynEndpoint {
+        match self {
+            Partner::Sftp(s) => {
+                let ep = SftpEndpoint::new(s.sftp_spec(s.password_auth()));
+                ep.connect_now().await.expect("second SFTP connection");
+                Arc::new(ep)
+            }
+            Partner::Ftp(f) => {
+                let ep = FtpEndpoint::new(f.spec(FtpTls::Explicit));
+                ep.connect_now().await.expect("second FTP connection");
+                Arc::new(ep)
+            }
+        }
+    }
+}
+
+struct World {
+    partner: Partner,
+    dir: TempDir,
+}
+
+impl World {
+    fn new(partner: Option<Partner>) -> Option<World> {
+        let w = World { partner: partner?, dir: tempdir() };
+        let inbox = w.remote("inbox");
+        fs::create_dir_all(&inbox).unwrap();
+        w.partner.give_to_user(&inbox);
+        fs::create_dir_all(w.local("outbox")).unwrap();
+        Some(w)
+    }
+
+    fn remote(&self, rel: &str) -> PathBuf {
+        self.partner.data_dir().join(rel)
+    }
+
+    fn local(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Names in a server folder, sorted.
+    fn remote_names(&self, rel: &str) -> Vec<String> {
+        names(&self.remote(rel))
+    }
+
+    /// local outbox → partner /inbox (with `sink_extra` lines under the sink), outbox files
+    /// moved to `sent/` after success; `rest` is appended.
+    fn flow(&self, source_extra: &str, sink_extra: &str, rest: &str) -> PathBuf {
+        let yaml = format!(
+            "name: push\nendpoints:\n  partner:\n{ep}  here:\n    type: local\n    root: {root:?}\nsource:\n  endpoint: here\n  path: /outbox\n{source_extra}sinks:\n  - endpoint: partner\n    path: /inbox\n{sink_extra}{rest}after:\n  success: {{ move_to: /sent }}\n",
+            ep = self.partner.yaml(),
+            root = self.dir.path().display().to_string(),
+        );
+        let p = self.local("flow.yaml");
+        fs::write(&p, yaml).unwrap();
+        p
+    }
+
+    fn wharf(&self, flow: &Path) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_wharf"));
+        c.arg("--state-dir").arg(self.local("state")).env_remove("WHARF_TEST_HALT_AT").env("RUST_LOG", "wharf=warn");
+        c.arg("run").arg(flow);
+        c
+    }
+
+    fn run(&self, flow: &Path) -> Output {
+        self.wharf(flow).output().unwrap()
+    }
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> =
+        fs::read_dir(dir).map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
+    v.sort();
+    v
+}
+
+fn text(out: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+}
+
+fn ok(out: &Output) -> String {
+    let t = text(out);
+    assert!(out.status.success(), "{t}");
+    t
+}
+
+fn body(len: usize) -> Vec<u8> {
+    (0..len).map(|i| b"0123456789abcdef\n"[i % 17]).collect()
+}
+
+fn rt() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap()
+}
+
+const HALT: Duration = Duration::from_secs(60);
+
+/// While an upload is in progress the final name does not exist on the server (seen from a
+/// second connection), only the temporary one; the re-run after a SIGKILL delivers once.
+fn upload_in_progress_is_invisible(partner: Option<Partner>) {
+    let Some(w) = World::new(partner) else { return };
+    let data = body(3 * 1024 * 1024);
+    fs::write(w.local("outbox/prices.csv"), &data).unwrap();
+    let flow = w.flow("", "    trigger: \"{{name}}.done\"\n", "");
+    let halted = run_until(w.wharf(&flow), "uploading", HALT);
+    rt().block_on(async {
+        let second = w.partner.connect().await;
+        let at = |p: &str| RemotePath::parse(p).unwrap();
+        assert!(second.stat(&at("/inbox/prices.csv")).await.unwrap().is_none(), "final name visible mid-upload");
+        assert!(second.stat(&at("/inbox/prices.csv.done")).await.unwrap().is_none(), "trigger visible mid-upload");
+        assert!(second.stat(&at("/inbox/.prices.csv.part")).await.unwrap().is_some(), "the temporary name holds the upload");
+    });
+    drop(halted);
+    ok(&w.run(&flow));
+    assert_eq!(fs::read(w.remote("inbox/prices.csv")).unwrap(), data);
+    assert_eq!(w.remote_names("inbox"), ["prices.csv", "prices.csv.done"]);
+    assert_eq!(names(&w.local("sent")), ["prices.csv"]);
+}
+
+/// The trigger file appears only once the data file is complete under its final name; a
+/// crash between the two writes the trigger on the next run without uploading again.
+fn trigger_only_after_complete_data(partner: Option<Partner>) {
+    let Some(w) = World::new(partner) else { return };
+    let data = body(600 * 1024);
+    fs::write(w.local("outbox/order.xml"), &data).unwrap();
+    let flow = w.flow("", "    trigger: \"{{stem}}.ok\"\n    if_exists: rename\n", "");
+    let halted = run_until(w.wharf(&flow), "uploaded", HALT);
+    assert_eq!(w.remote_names("inbox"), [".order.xml.part"], "verified temp, no final name, no trigger");
+    assert_eq!(fs::read(w.remote("inbox/.order.xml.part")).unwrap(), data);
+    drop(halted);
+    // Next run: the killed upload is redone under the temp name; halt before the trigger.
+    let halted = run_until(w.wharf(&flow), "triggering", HALT);
+    assert_eq!(w.remote_names("inbox"), ["order.xml"], "data complete, trigger not yet there");
+    assert_eq!(fs::read(w.remote("inbox/order.xml")).unwrap(), data);
+    drop(halted);
+    let t = ok(&w.run(&flow));
+    assert!(t.contains("1 delivered"), "{t}");
+    assert_eq!(w.remote_names("inbox"), ["order.ok", "order.xml"], "exactly one copy (no order-1.xml) and its trigger");
+    assert_eq!(fs::read(w.remote("inbox/order.ok")).unwrap(), b"");
+    assert_eq!(names(&w.local("sent")), ["order.xml"]);
+}
+
+/// SIGKILL after the upload was verified, before the rename, then a re-run: exactly one copy
+/// under the final name (with `if_exists: rename`, a second upload would show as `a-1.csv`).
+fn killed_before_rename_leaves_one_copy(partner: Option<Partner>) {
+    let Some(w) = World::new(partner) else { return };
+    fs::write(w.local("outbox/a.csv"), b"sku;price\n1;9.99\n").unwrap();
+    let flow = w.flow("", "    if_exists: rename\n", "");
+    drop(run_until(w.wharf(&flow), "uploaded", HALT));
+    ok(&w.run(&flow));
+    assert_eq!(w.remote_names("inbox"), ["a.csv"]);
+    assert_eq!(fs::read(w.remote("inbox/a.csv")).unwrap(), b"sku;price\n1;9.99\n");
+    // And after a crash past the rename (delivered, not yet recorded as confirmed).
+    fs::write(w.local("outbox/b.csv"), b"b").unwrap();
+    drop(run_until(w.wharf(&flow), "delivered", HALT));
+    ok(&w.run(&flow));
+    assert_eq!(w.remote_names("inbox"), ["a.csv", "b.csv"]);
+    assert_eq!(names(&w.local("sent")), ["a.csv", "b.csv"]);
+}
+
+macro_rules! on_both_servers {
+    ($($name:ident),*) => {
+        mod sftp { $( #[test] fn $name() { super::$name(super::Partner::sftp()) } )* }
+        mod ftps { $( #[test] fn $name() { super::$name(super::Partner::ftp()) } )* }
+    };
+}
+
+on_both_servers!(upload_in_progress_is_invisible, trigger_only_after_complete_data, killed_before_rename_leaves_one_copy);
+
+/// Two sinks (the partner and a local archive): when the partner refuses, the archive still
+/// gets the file, the outbox file stays, and the next run delivers only to the partner.
+#[test]
+fn failed_sink_is_retried_alone() {
+    let Some(w) = World::new(Partner::sftp()) else { return };
+    fs::write(w.local("outbox/a.csv"), b"new").unwrap();
+    fs::write(w.remote("inbox/a.csv"), b"old, not yet collected by the partner").unwrap();
+    let archive = "  - endpoint: here\n    path: /archive\n    if_exists: rename\n";
+    let flow = w.flow("", "", archive);
+    let out = w.run(&flow);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("sink partner: /inbox/a.csv already exists"), "{t}");
+    assert_eq!(names(&w.local("archive")), ["a.csv"]);
+    assert_eq!(names(&w.local("outbox")), ["a.csv"], "the source stays until every sink confirmed");
+
+    fs::remove_file(w.remote("inbox/a.csv")).unwrap();
+    ok(&w.run(&flow));
+    assert_eq!(fs::read(w.remote("inbox/a.csv")).unwrap(), b"new");
+    assert_eq!(names(&w.local("archive")), ["a.csv"], "the archive is not written twice");
+    assert_eq!(names(&w.local("sent")), ["a.csv"]);
+}
+
+/// `source.command`: the export's output is sent; a failing export aborts the run with its
+/// exit status and stderr, and leaves nothing behind.
+#[test]
+fn command_output_is_pushed() {
+    let Some(w) = World::new(Partner::sftp()) else { return };
+    let source =
+        "  include: [\"*.csv\"]\n  command:\n    run: [sh, -c, \"printf 'sku;price\\\\n1;2.50\\\\n'\"]\n    name: \"prices-{{run}}.csv\"\n";
+    let flow = w.flow(source, "", "");
+    ok(&w.run(&flow));
+    assert_eq!(fs::read(w.remote("inbox/prices-1.csv")).unwrap(), b"sku;price\n1;2.50\n");
+    assert_eq!(names(&w.local("sent")), ["prices-1.csv"]);
+
+    let failing = "  command:\n    run: [sh, -c, \"echo partial; echo 'ERP unreachable' >&2; exit 4\"]\n    name: \"x.csv\"\n";
+    let flow = w.flow(failing, "", "");
+    let out = w.run(&flow);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    assert!(t.contains("flow push: source command `sh` exited with status 4; its stderr ends: ERP unreachable"), "{t}");
+    assert!(names(&w.local("outbox")).is_empty(), "no partial export is left: {:?}", names(&w.local("outbox")));
+}
