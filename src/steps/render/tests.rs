@@ -303,3 +303,16 @@ fn the_file_context_describes_the_source_and_the_run() {
     b.run(&steps, "x.y.json", body.as_bytes());
     assert_eq!(b.read("out"), format!("x.y.json|x.y|json|{}|42|2026-01-05|2026-01-05T10:00:00\n1\n", body.len()));
 }
+
+#[test]
+fn handlebars_block_helpers_and_root_work_in_strict_mode() {
+    let b = Bench::new();
+    b.file(
+        "d.txt.hbs",
+        "{{#each records}}{{#if (eq currency \"EUR\")}}€{{else}}{{currency}}{{/if}}{{#unless @last}},{{/unless}}{{/each}} \
+         {{#each records}}{{#if @first}}{{@root.file.stem}}:{{@index}}{{/if}}{{/each}}\n",
+    );
+    let steps = b.steps("- parse: { format: csv }\n- render: { template: d.txt.hbs }");
+    b.run(&steps, "x.csv", b"currency\nEUR\nCHF\nEUR\n");
+    assert_eq!(b.read("out"), "€,CHF,€ x:0\n");
+}
