@@ -2,9 +2,10 @@
 //!
 //! A flow's `steps:` list is built once, when the flow is validated, into [`Steps`]: checks,
 //! then `parse`, then any `validate`/`map` steps in order, then `write` or `render` — schemas
-//! compiled, the script and the templates compiled, look-up tables loaded. [`Steps::run`] then takes one staged file
-//! through them, streaming record by record (parse → validate → map → write) into an output
-//! file beside the staging file, so memory is bounded by one record, not by the file.
+//! compiled, the script and the templates compiled, look-up tables loaded. [`Steps::run`] then
+//! takes one staged file through them, streaming record by record (parse → validate → map →
+//! write/render) into an output file beside the staging file, so memory is bounded by one
+//! record, not by the file (a whole-document `render` template is the one, capped, exception).
 //!
 //! The result is a verdict — pass (deliver the output) or quarantine (with every error and a
 //! reason) — plus the record counts. Which invalid rows are tolerated is decided here, by
@@ -266,6 +267,14 @@ impl Output {
     }
 }
 
+/// A rendering failure outside any one record (the header, footer or whole document) is the file's.
+fn output_stop(f: Failure) -> Stop {
+    match f {
+        Failure::Io(e) => Stop::Io(e),
+        Failure::File(msg) | Failure::Record { message: msg, .. } => Stop::File(msg),
+    }
+}
+
 /// Clears a map step's clock when a file is done, however it ends.
 struct Clock<'a>(Option<&'a Mapper>);
 
@@ -381,10 +390,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
 
     fn open_output(&mut self) -> Result<(), Stop> {
         if let Some(r) = &self.steps.inner.render {
-            let renderer = Renderer::create(self.input.output, r, self.input.vars).map_err(|f| match f {
-                Failure::Io(e) => Stop::Io(e),
-                Failure::File(msg) | Failure::Record { message: msg, .. } => Stop::File(msg),
-            })?;
+            let renderer = Renderer::create(self.input.output, r, self.input.vars).map_err(output_stop)?;
             self.writer = Some(Output::Rendered(Box::new(renderer)));
         } else if let Some(w) = &self.steps.inner.write {
             self.writer = Some(Output::Records(Writer::create(self.input.output, w, self.known_columns()).map_err(Stop::Io)?));
@@ -398,10 +404,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
             self.open_output()?;
         }
         if let Some(Output::Rendered(r)) = self.writer.as_mut() {
-            r.end().map_err(|f| match f {
-                Failure::Io(e) => Stop::Io(e),
-                Failure::File(msg) | Failure::Record { message: msg, .. } => Stop::File(msg),
-            })?;
+            r.end().map_err(output_stop)?;
         }
         Ok(())
     }

@@ -315,4 +315,9 @@ fn handlebars_block_helpers_and_root_work_in_strict_mode() {
     let steps = b.steps("- parse: { format: csv }\n- render: { template: d.txt.hbs }");
     b.run(&steps, "x.csv", b"currency\nEUR\nCHF\nEUR\n");
     assert_eq!(b.read("out"), "€,CHF,€ x:0\n");
+    // A field named like a helper, read with `this.` (docs/templates.md).
+    b.file("c.txt.hbs", "{{#each records}}{{this.count}}/{{count @root.records}} {{/each}}{{count}}\n");
+    let steps = b.steps("- parse: { format: csv }\n- render: { template: c.txt.hbs }");
+    b.run(&steps, "x.csv", b"count\n7\n8\n");
+    assert_eq!(b.read("out"), "7/2 8/2 2\n");
 }
