@@ -292,10 +292,10 @@ pub enum RenderEscape {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum LineEnding {
-    /// `\n`
+    /// Line feed only (LF; Unix).
     #[default]
     Lf,
-    /// `\r\n` (Windows, many mainframe and EDI partners).
+    /// Carriage return and line feed (CR LF; Windows, many mainframe and EDI partners).
     Crlf,
 }
 
