@@ -1,7 +1,8 @@
 //! Name templates: Handlebars strings that compute file and folder names
 //! (`{{stem}}-{{date "YYYYMMDD"}}.csv`, `{{name}}.done`, `.{{name}}.part`).
 //!
-//! Owns the variables a name template sees ([`NameVars`]) and the `date` helper. Templates
+//! Owns the variables a name template sees ([`NameVars`]), the `date` helper and the date
+//! format tokens ([`format_time`], shared with the `render` step's helpers). Templates
 //! are compiled once when the flow is validated; a render error (unknown variable in strict
 //! mode) names the template. Rendered names are *not* trusted: callers turn them into
 //! [`crate::endpoint::RemotePath`]s, which refuse `..` and control characters.
@@ -95,8 +96,22 @@ fn date_helper(h: &Helper, _: &Handlebars, ctx: &Context, _: &mut RenderContext,
     };
     let secs = ctx.data().get("now").and_then(|v| v.as_i64()).unwrap_or(0);
     let t = chrono::DateTime::from_timestamp(secs, 0).unwrap_or_default();
-    out.write(&t.format(&to_strftime(&fmt)).to_string())?;
+    out.write(&format_time(&t, &fmt).map_err(RenderErrorReason::Other)?)?;
     Ok(())
+}
+
+/// Formats a time with a date format: the tokens `YYYY YY MM DD HH mm ss`
+/// (`"YYYY-MM-DD_HHmmss"`), or a chrono strftime string when it contains `%` (`"%d.%m.%Y"`).
+/// The error (an unknown `%` specifier) is a message naming the format.
+pub fn format_time<Tz: chrono::TimeZone>(t: &chrono::DateTime<Tz>, fmt: &str) -> Result<String, String>
+where
+    Tz::Offset: fmt::Display,
+{
+    use fmt::Write as _;
+    let mut out = String::new();
+    // `to_string()` would panic on an invalid specifier; `write!` reports it.
+    write!(out, "{}", t.format(&to_strftime(fmt))).map_err(|_| format!("`{fmt}` is not a valid date format"))?;
+    Ok(out)
 }
 
 fn to_strftime(fmt: &str) -> String {
@@ -124,6 +139,14 @@ mod tests {
         let v = NameVars::new("orders.1.csv", "", 10, 3, now);
         assert_eq!(t.render(&v).unwrap(), "orders.1-2023-11-14_221320.csv");
         assert_eq!(NameTemplate::new("{{name}}.done").unwrap().render(&v).unwrap(), "orders.1.csv.done");
+    }
+
+    #[test]
+    fn format_time_takes_tokens_or_strftime_and_refuses_bad_specifiers() {
+        let t = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        assert_eq!(format_time(&t, "DD.MM.YY HH:mm:ss").unwrap(), "14.11.23 22:13:20");
+        assert_eq!(format_time(&t, "%Y/%j").unwrap(), "2023/318");
+        assert_eq!(format_time(&t, "%Q").unwrap_err(), "`%Q` is not a valid date format");
     }
 
     #[test]

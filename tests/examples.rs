@@ -1,6 +1,6 @@
 //! Every example flow in flows/ validates, and runs: the local one on temp folders, the
-//! SFTP demo against a real sshd and the FTPS example against a real vsftpd (with ports,
-//! certificates and folders pointed at the test server).
+//! SFTP demo against a real sshd, the FTPS example and the rendered price list against a real
+//! vsftpd (with ports, certificates and folders pointed at the test server).
 
 mod support;
 
@@ -123,4 +123,41 @@ fn example_ftps_flow_runs_against_a_real_vsftpd() {
     assert!(out_dir.join("processed/b.xml").exists() && out_dir.join("c.txt").exists());
     let out = run();
     assert!(String::from_utf8_lossy(&out.stdout).contains("0 delivered"));
+}
+
+/// Copies the files of `rel` (not sub-folders) from the repository to the same place under `to`.
+fn copy_files(rel: &str, to: &Path) {
+    fs::create_dir_all(to.join(rel)).unwrap();
+    for e in fs::read_dir(repo(rel)).unwrap().flatten().filter(|e| e.path().is_file()) {
+        fs::copy(e.path(), to.join(rel).join(e.file_name())).unwrap();
+    }
+}
+
+#[test]
+fn price_list_flow_renders_and_uploads_to_a_real_vsftpd() {
+    let Some(ftpd) = Ftpd::vsftpd() else { return };
+    let dir = support::tempdir();
+    // The flow with its templates, schema and sample outbox, in the same relative layout.
+    for rel in ["flows", "flows/demo-data/prices", "templates", "templates/pricelist", "schemas/records"] {
+        copy_files(rel, dir.path());
+    }
+    let yaml = fs::read_to_string(repo("flows/price-list-ftp.yaml")).unwrap();
+    let yaml = yaml
+        .replace("port: 21", &format!("port: {}", ftpd.port()))
+        .replace("user: acme-prices", "user: wharftest")
+        .replace("certs/partner-ca.pem", &ftpd.certs().ca.display().to_string())
+        .replace("    root: /\n", &format!("    root: {:?}\n", ftpd.data_dir().display().to_string()));
+    let flow = dir.path().join("flows/price-list-ftp.yaml");
+    fs::write(&flow, yaml).unwrap();
+    ftpd.give_to_user(ftpd.data_dir());
+    let state = dir.path().join("state");
+    let out = wharf(&state).arg("run").arg(&flow).env("WHARF_FTP_PASSWORD", support::ftpd::PASSWORD).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string() + String::from_utf8_lossy(&out.stderr).as_ref();
+    assert!(out.status.success() && text.contains("1 delivered"), "{text}");
+    let sent = fs::read_to_string(ftpd.data_dir().join("incoming/prices/ACME_PRICES_20260105.csv")).unwrap();
+    assert!(sent.starts_with("H;PRICELIST;WHARF-DEMO;PRICES_20260105;"), "{sent}");
+    assert!(sent.contains("\r\nD;B-200;\"Mutter M6; verzinkt\";0,05;EUR;20260105\r\n"), "{sent}");
+    assert!(sent.ends_with("\r\nT;5;152,76\r\n"), "a trailer with the count and the exact sum: {sent}");
+    let outbox = dir.path().join("flows/demo-data/prices");
+    assert!(outbox.join("sent/PRICES_20260105.csv").exists() && !outbox.join("PRICES_20260105.csv").exists());
 }

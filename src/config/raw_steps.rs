@@ -26,6 +26,10 @@ pub enum RawStep {
     Map(RawMap),
     /// Serialise the records for the sinks. Default: the format that was parsed.
     Write(RawWrite),
+    /// Write the records through Handlebars templates, in the exact layout a partner demands
+    /// (fixed-width, a CSV dialect with a trailer, XML…). The last step, instead of `write`.
+    /// See docs/templates.md.
+    Render(RawRender),
 }
 
 /// File checks. Every configured check must pass.
@@ -220,6 +224,79 @@ pub enum WriteFormat {
     Csv,
     Json,
     Jsonl,
+}
+
+/// Records written through Handlebars templates (files relative to the flow file). Two modes,
+/// exactly one per step: `template` renders one document from all records (held in memory, up
+/// to `max_records`); `row` renders each record as it comes (memory bounded by one record),
+/// with an optional `header` before the first and `footer` after the last. Templates run in
+/// strict mode: a field a template names but a record lacks makes that record invalid (with the
+/// template's file, line and column), handled by `on_invalid` like any invalid record.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawRender {
+    /// Whole-document mode: one template for the whole output, rendered after the last record
+    /// with `records` (every record, in order), `count`, `sums` and `file`
+    /// (e.g. `../templates/pricelist.xml.hbs`). Not with `header`/`row`/`footer`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// Streaming mode: rendered once before the first record, with `file`. Optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header: Option<String>,
+    /// Streaming mode: rendered for every record, with `record`, `row` (1, 2, …) and `file`. Its
+    /// output is written as is, so the template ends with the line break that ends a row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub row: Option<String>,
+    /// Streaming mode: rendered once after the last record, with `count`, `sums` and `file`
+    /// (a trailer such as `T;{{count}};{{sums.amount}}`). Optional.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub footer: Option<String>,
+    /// Fields (dotted paths such as `price.net`) added up exactly, as decimals, over the records
+    /// written: `sums.price.net` in the footer or document, as text keeping the largest number
+    /// of decimals seen (`12.10` + `0.2` = `12.30`). An empty or absent value adds nothing; any
+    /// other value that is not a number makes its record invalid.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sums: Vec<String>,
+    /// Whole-document mode: the most records a file may have (they are held in memory). A file
+    /// with more is quarantined. Default 100000.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_records: Option<u64>,
+    /// What `{{value}}` does to the text it inserts. `{{{value}}}` always inserts it as is.
+    #[serde(default)]
+    pub escape: RenderEscape,
+    /// Line breaks written for the line breaks *in the templates' own text* (values are written
+    /// as they are): `lf` or `crlf`. A template saved with either kind gives the same output.
+    #[serde(default)]
+    pub line_ending: LineEnding,
+    /// The output file's extension, which the delivered name takes (`prices.csv` → `prices.xml`).
+    /// Default: the template's (or row template's) name without `.hbs`: `pricelist.xml.hbs` → `xml`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub extension: Option<String>,
+}
+
+/// Escaping applied by `{{value}}` in templates.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum RenderEscape {
+    /// Values are inserted as they are.
+    #[default]
+    None,
+    /// HTML: `&`, `<`, `>`, `"`, `'`, `` ` `` and `=` become entities.
+    Html,
+    /// XML: `&`, `<`, `>`, `"` and `'` become `&amp;` `&lt;` `&gt;` `&quot;` `&apos;`.
+    Xml,
+}
+
+/// Line breaks in template text.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum LineEnding {
+    /// Line feed only (LF; Unix).
+    #[default]
+    Lf,
+    /// Carriage return and line feed (CR LF; Windows, many mainframe and EDI partners).
+    Crlf,
 }
 
 /// Where quarantined files go.

@@ -44,7 +44,8 @@ pub async fn discard_outputs(staged: &Path) {
 }
 
 /// The name the sinks' `name` template sees: the source name, with the output's extension
-/// when the steps write another format (`roster.csv` → `roster.jsonl`).
+/// when the steps write another format (`roster.csv` → `roster.jsonl`) or render templates
+/// with another extension (`prices.csv` → `prices.xml`).
 pub fn delivered_name(steps: Option<&Steps>, source_name: &str) -> String {
     let Some(ext) = steps.and_then(Steps::output_ext) else { return source_name.to_string() };
     let vars = NameVars::new(source_name, "", 0, 0, std::time::UNIX_EPOCH);
@@ -72,6 +73,7 @@ pub async fn process(cx: &Ctx<'_>, rec: &FileRecord, source: &RemotePath, staged
     let (out_c, rejects_c) = (out.clone(), rejects.clone());
     let processed = tokio::task::spawn_blocking(move || {
         steps_c.run(&Input {
+            vars: &vars,
             staged: &input_path,
             name: &name,
             size,
@@ -166,5 +168,22 @@ mod tests {
         assert_eq!(rejects_path(staged), Path::new("/s/flow/0123.rejects"));
         assert_eq!(report_paths(staged).0, Path::new("/s/flow/0123.report.json"));
         assert_eq!(delivered_name(None, "a.csv"), "a.csv");
+    }
+
+    #[test]
+    fn the_delivered_name_takes_the_rendered_extension() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pricelist.xml.hbs"), "<list>{{count}}</list>\n").unwrap();
+        std::fs::write(dir.path().join("row.TXT.hbs"), "{{record.id}}\n").unwrap();
+        let steps = |yaml: &str| {
+            let raw: Vec<crate::config::raw_steps::RawStep> = serde_json::from_value(serde_yaml::from_str(yaml).unwrap()).unwrap();
+            steps::build(&raw, crate::config::raw_steps::OnInvalid::Quarantine, None, dir.path()).unwrap()
+        };
+        let xml = steps("- parse: { format: csv }\n- render: { template: pricelist.xml.hbs }");
+        assert_eq!(delivered_name(Some(&xml), "prices_0105.csv"), "prices_0105.xml");
+        let txt = steps("- parse: { format: csv }\n- render: { row: row.TXT.hbs }");
+        assert_eq!(delivered_name(Some(&txt), "a.txt"), "a.txt", "same extension, any case: the name is kept");
+        let dat = steps("- parse: { format: csv }\n- render: { row: row.TXT.hbs, extension: dat }");
+        assert_eq!(delivered_name(Some(&dat), "a.csv"), "a.dat");
     }
 }

@@ -1,10 +1,11 @@
 //! Content steps (design §6): what happens to a file's *content* between staging and delivery.
 //!
 //! A flow's `steps:` list is built once, when the flow is validated, into [`Steps`]: checks,
-//! then `parse`, then any `validate`/`map` steps in order, then `write` — schemas compiled,
-//! the script compiled, look-up tables loaded. [`Steps::run`] then takes one staged file
-//! through them, streaming record by record (parse → validate → map → write) into an output
-//! file beside the staging file, so memory is bounded by one record, not by the file.
+//! then `parse`, then any `validate`/`map` steps in order, then `write` or `render` — schemas
+//! compiled, the script and the templates compiled, look-up tables loaded. [`Steps::run`] then
+//! takes one staged file through them, streaming record by record (parse → validate → map →
+//! write/render) into an output file beside the staging file, so memory is bounded by one
+//! record, not by the file (a whole-document `render` template is the one, capped, exception).
 //!
 //! The result is a verdict — pass (deliver the output) or quarantine (with every error and a
 //! reason) — plus the record counts. Which invalid rows are tolerated is decided here, by
@@ -16,6 +17,7 @@ pub mod check;
 pub mod map;
 pub mod parse;
 pub mod quarantine;
+pub mod render;
 pub mod validate;
 pub mod write;
 
@@ -30,6 +32,7 @@ use crate::config::Problem;
 use crate::config::duration;
 use crate::config::raw_steps::{OnInvalid, ParseFormat, RawMaxInvalid, RawStep, RawWrite, WriteFormat};
 use crate::template::NameVars;
+use render::{Failure, Render, Renderer};
 
 pub use crate::ledger::RecordCounts;
 use check::Check;
@@ -76,6 +79,7 @@ pub enum Step {
     Validate(Validate),
     Map(Mapper),
     Write(Write),
+    Render(Render),
 }
 
 /// How many invalid records a file may have before it is quarantined.
@@ -124,8 +128,10 @@ pub struct Steps {
 struct Inner {
     steps: Vec<Step>,
     policy: Policy,
-    /// The output format: the `write` step, or the parsed format.
+    /// The output format: the `write` step, or the parsed format (`None` with `render`).
     write: Option<Write>,
+    /// The `render` step, which writes the output instead of `write`.
+    render: Option<Render>,
 }
 
 /// The companion files a file's steps need from the source (beside the file).
@@ -145,6 +151,8 @@ pub struct Input<'a> {
     /// The text of the companions named by [`Steps::companions`] (or why it could not be read).
     pub checksum_text: Option<Result<String, String>>,
     pub row_count_text: Option<Result<String, String>>,
+    /// The file's name variables (name, size, run, run start), for `render` templates.
+    pub vars: &'a NameVars,
     /// Where the output and the rejects go.
     pub output: &'a Path,
     pub rejects: &'a Path,
@@ -172,8 +180,11 @@ pub struct Verdict {
 
 impl Steps {
     /// The output's file extension when records are written (`None`: the original is delivered).
-    pub fn output_ext(&self) -> Option<&'static str> {
-        self.inner.write.as_ref().map(Write::ext)
+    pub fn output_ext(&self) -> Option<&str> {
+        match &self.inner.render {
+            Some(r) => Some(r.ext()),
+            None => self.inner.write.as_ref().map(Write::ext),
+        }
     }
 
     /// The rejects file's extension.
@@ -234,10 +245,34 @@ struct FileRun<'s, 'i> {
     errors_total: u64,
     file_problems: Vec<String>,
     header: Option<Vec<String>>,
-    writer: Option<Writer>,
+    writer: Option<Output>,
     rejects: Option<Rejects>,
     /// Quarantine is certain (a count limit was passed): stop writing outputs, keep reporting.
     doomed: bool,
+}
+
+/// Where the records go: serialised (`write`, or the parsed format) or rendered (`render`).
+enum Output {
+    Records(Writer),
+    Rendered(Box<Renderer>),
+}
+
+impl Output {
+    /// Flushes, fsyncs and returns the size.
+    fn finish(self) -> std::io::Result<u64> {
+        match self {
+            Output::Records(w) => w.finish(),
+            Output::Rendered(r) => r.finish(),
+        }
+    }
+}
+
+/// A rendering failure outside any one record (the header, footer or whole document) is the file's.
+fn output_stop(f: Failure) -> Stop {
+    match f {
+        Failure::Io(e) => Stop::Io(e),
+        Failure::File(msg) | Failure::Record { message: msg, .. } => Stop::File(msg),
+    }
 }
 
 /// Clears a map step's clock when a file is done, however it ends.
@@ -310,11 +345,17 @@ impl<'s, 'i> FileRun<'s, 'i> {
             Err(Stop::Consumer) => {}
         }
         self.row_count();
+        if self.file_problems.is_empty() && !self.doomed {
+            // A file with no records still gets its output (a header, a trailer, `[]`); the
+            // footer or document is rendered before the verdict, since it can fail.
+            match self.complete_output() {
+                Ok(()) | Err(Stop::Consumer) => {}
+                Err(Stop::File(msg)) => self.file_problems.push(msg),
+                Err(Stop::Io(e)) => return Err(e),
+            }
+        }
         self.decide();
         if self.out.quarantine.is_none() {
-            if self.writer.is_none() {
-                self.open_writer()?;
-            }
             if let Some(w) = self.writer.take() {
                 self.out.output = Some(w.finish()?);
             }
@@ -347,9 +388,23 @@ impl<'s, 'i> FileRun<'s, 'i> {
         if mapped { None } else { self.header.clone() }
     }
 
-    fn open_writer(&mut self) -> std::io::Result<()> {
-        if let Some(w) = &self.steps.inner.write {
-            self.writer = Some(Writer::create(self.input.output, w, self.known_columns())?);
+    fn open_output(&mut self) -> Result<(), Stop> {
+        if let Some(r) = &self.steps.inner.render {
+            let renderer = Renderer::create(self.input.output, r, self.input.vars).map_err(output_stop)?;
+            self.writer = Some(Output::Rendered(Box::new(renderer)));
+        } else if let Some(w) = &self.steps.inner.write {
+            self.writer = Some(Output::Records(Writer::create(self.input.output, w, self.known_columns()).map_err(Stop::Io)?));
+        }
+        Ok(())
+    }
+
+    /// Opens the output if no record did, and renders the footer or the whole document.
+    fn complete_output(&mut self) -> Result<(), Stop> {
+        if self.writer.is_none() {
+            self.open_output()?;
+        }
+        if let Some(Output::Rendered(r)) = self.writer.as_mut() {
+            r.end().map_err(output_stop)?;
         }
         Ok(())
     }
@@ -409,20 +464,33 @@ impl<'s, 'i> FileRun<'s, 'i> {
                         self.out.counts.skipped += 1;
                         return Ok(());
                     }
-                    self.out.counts.valid += 1;
-                    if self.doomed {
-                        return Ok(());
-                    }
-                    if self.writer.is_none() {
-                        self.open_writer().map_err(Stop::Io)?;
-                    }
-                    if let Some(w) = self.writer.as_mut() {
-                        for r in &set {
-                            w.write(r).map_err(Stop::Io)?;
-                            self.out.counts.written += 1;
+                    // Rendering goes on when the file is doomed: it is what finds the records a
+                    // template cannot render, for the report (the output is discarded anyway).
+                    if !self.doomed || self.steps.inner.render.is_some() {
+                        if self.writer.is_none() {
+                            self.open_output()?;
+                        }
+                        match self.writer.as_mut() {
+                            Some(Output::Records(w)) => {
+                                for r in &set {
+                                    w.write(r).map_err(Stop::Io)?;
+                                    self.out.counts.written += 1;
+                                }
+                            }
+                            // Rendering can still find the record invalid (strict templates, sums).
+                            Some(Output::Rendered(r)) => match r.records(set) {
+                                Ok(n) => self.out.counts.written += n,
+                                Err(Failure::Record { field, message }) => errs.push(at(field, message)),
+                                Err(Failure::File(msg)) => return Err(Stop::File(msg)),
+                                Err(Failure::Io(e)) => return Err(Stop::Io(e)),
+                            },
+                            None => {}
                         }
                     }
-                    return Ok(());
+                    if errs.is_empty() {
+                        self.out.counts.valid += 1;
+                        return Ok(());
+                    }
                 }
             }
         }
@@ -514,7 +582,9 @@ pub fn build_partial(
 ) -> Result<Steps, Vec<Problem>> {
     let mut problems = Vec::new();
     let mut steps = Vec::new();
-    let (mut parsed, mut mapped, mut written) = (None::<ParseFormat>, false, false);
+    let (mut parsed, mut mapped) = (None::<ParseFormat>, false);
+    // The step that writes the output (`write` or `render`), once seen: it must be the last.
+    let mut written: Option<&'static str> = None;
     // A malformed step may have been the `parse` the later steps need.
     let mut malformed = false;
     for (i, s) in raw.iter().enumerate() {
@@ -528,23 +598,29 @@ pub fn build_partial(
             RawStep::Validate(v) => ("validate", Validate::build(v, base).map(Step::Validate)),
             RawStep::Map(m) => ("map", build_map(m, base).map(Step::Map)),
             RawStep::Write(w) => ("write", Write::build(w).map(Step::Write)),
+            RawStep::Render(r) => ("render", Render::build(r, base).map(Step::Render)),
         };
         let at = format!("/steps/{i}/{kind}");
         let mut order = |msg: &str| problems.push(Problem::new(at.clone(), msg.to_string()));
-        if written {
-            order("`write` must be the last step");
+        let output = matches!(s, RawStep::Write(_) | RawStep::Render(_));
+        match written {
+            Some(prev) if output && prev != kind => order("the output is written once: use either `write` or `render`, not both"),
+            Some(prev) => order(&format!("`{prev}` must be the last step")),
+            None => {}
         }
         match s {
             RawStep::Check(_) if parsed.is_some() => order("`check` looks at the file as a whole: put it before `parse`"),
             RawStep::Parse(_) if parsed.is_some() => order("a file is parsed once: there is already a `parse` step"),
             RawStep::Parse(p) => parsed = Some(p.format),
-            RawStep::Validate(_) | RawStep::Map(_) | RawStep::Write(_) if parsed.is_none() && !malformed => {
+            RawStep::Validate(_) | RawStep::Map(_) | RawStep::Write(_) | RawStep::Render(_) if parsed.is_none() && !malformed => {
                 order(&format!("`{kind}` works on records: put a `parse` step before it"))
             }
             RawStep::Map(_) if mapped => order("there is already a `map` step (one script per flow)"),
             RawStep::Map(_) => mapped = true,
-            RawStep::Write(_) => written = true,
             _ => {}
+        }
+        if output {
+            written = written.or(Some(kind));
         }
         if let RawStep::Validate(v) = s
             && (!v.required_columns.is_empty())
@@ -578,7 +654,11 @@ pub fn build_partial(
     if !problems.is_empty() || malformed {
         return Err(problems);
     }
+    let render = steps.iter().find_map(|s| if let Step::Render(r) = s { Some(r.clone()) } else { None });
     let write = steps.iter().find_map(|s| if let Step::Write(w) = s { Some(w.clone()) } else { None }).or_else(|| {
+        if render.is_some() {
+            return None;
+        }
         // No `write` step: the parsed format, in the parsed dialect.
         steps.iter().find_map(|s| match s {
             Step::Parse(p) => {
@@ -593,7 +673,7 @@ pub fn build_partial(
             _ => None,
         })
     });
-    Ok(Steps { inner: Arc::new(Inner { steps, policy: Policy { on_invalid, max_invalid: max }, write }) })
+    Ok(Steps { inner: Arc::new(Inner { steps, policy: Policy { on_invalid, max_invalid: max }, write, render }) })
 }
 
 fn build_map(raw: &crate::config::raw_steps::RawMap, base: &Path) -> Result<Mapper, Vec<(&'static str, String)>> {

@@ -54,7 +54,9 @@ impl Bench {
     fn run(&self, steps: &Steps, name: &str, body: &[u8]) -> Processed {
         let staged = self.path("staged");
         std::fs::write(&staged, body).unwrap();
+        let vars = NameVars::new(name.rsplit('/').next().unwrap_or(name), "", body.len() as u64, 7, std::time::UNIX_EPOCH);
         let input = Input {
+            vars: &vars,
             staged: &staged,
             name,
             size: body.len() as u64,
@@ -147,7 +149,9 @@ fn completeness_rules_quarantine_incomplete_files() {
     let staged = b.path("staged");
     std::fs::write(&staged, "{\"a\":1}\n").unwrap();
     let (out, rej) = (b.path("out"), b.path("rejects"));
+    let vars = NameVars::new("r.jsonl", "", 8, 1, std::time::UNIX_EPOCH);
     let input = |text: Option<Result<String, String>>| Input {
+        vars: &vars,
         staged: &staged,
         name: "r.jsonl",
         size: 8,
@@ -262,7 +266,9 @@ fn a_large_csv_streams_with_bounded_memory_in_process() {
     }
     let steps = b.steps("- parse: { format: csv }\n- validate: { schema: roster.schema.json }", "");
     let size = std::fs::metadata(&staged).unwrap().len();
+    let vars = NameVars::new("big.csv", "", size, 1, std::time::UNIX_EPOCH);
     let input = Input {
+        vars: &vars,
         staged: &staged,
         name: "big.csv",
         size,

@@ -1,5 +1,6 @@
 //! `write`: serialise records for the sinks (CSV, a JSON array, or JSON Lines), and the
-//! rejects file that invalid rows go to under `on_invalid: skip`.
+//! rejects file that invalid rows go to under `on_invalid: skip`. Its output file handling
+//! (`create`, `finish`) and cell text (`cell`) are shared with `render`.
 //!
 //! Owns the output formats and their file handling: written one record at a time through a
 //! buffer, flushed and fsynced before the engine records the output as ready. It decides
@@ -46,11 +47,13 @@ impl Write {
     }
 }
 
-fn create(path: &Path) -> io::Result<BufWriter<File>> {
+/// A buffered output file (shared with `render`).
+pub(super) fn create(path: &Path) -> io::Result<BufWriter<File>> {
     Ok(BufWriter::with_capacity(256 * 1024, File::create(path)?))
 }
 
-fn finish(w: BufWriter<File>) -> io::Result<u64> {
+/// Flushes, fsyncs and returns the size of an output made by [`create`].
+pub(super) fn finish(w: BufWriter<File>) -> io::Result<u64> {
     let f = w.into_inner().map_err(|e| e.into_error())?;
     f.sync_all()?;
     Ok(f.metadata()?.len())
@@ -146,7 +149,7 @@ impl Inner {
 
 /// A CSV cell: text as is, numbers and booleans as JSON writes them, null as empty, nested
 /// values as JSON text.
-fn cell(v: Option<&Value>) -> String {
+pub(super) fn cell(v: Option<&Value>) -> String {
     match v {
         None | Some(Value::Null) => String::new(),
         Some(Value::String(s)) => s.clone(),

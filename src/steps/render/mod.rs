@@ -1,0 +1,205 @@
+//! `render`: the records written through Handlebars templates, in the layout a partner
+//! demands — a terminal step, instead of `write`.
+//!
+//! Owns building the step (templates read relative to the flow file and compiled once, at
+//! validation, so a syntax error is a validation problem naming the template's line; the mode;
+//! the output's extension; the fields to sum) and the message a render error becomes. Writing
+//! a file is `output.rs`; the helpers are `text.rs`, `numbers.rs` and `dates.rs`, wired up by
+//! `registry.rs`; exact arithmetic is `decimal.rs`. Which records reach it, and what an error
+//! does to the file, is the pipeline's business (`steps/mod.rs`).
+
+mod dates;
+mod decimal;
+mod numbers;
+mod output;
+mod registry;
+mod text;
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+
+use handlebars::{Handlebars, RenderError, RenderErrorReason, TemplateError};
+
+use crate::config::raw_steps::{LineEnding, RawRender};
+
+pub use output::{Failure, Renderer};
+
+/// Records a whole-document template may hold when `max_records` is not set.
+pub const DEFAULT_MAX_RECORDS: u64 = 100_000;
+
+/// Which templates make the output. Templates are named by their path as written in the flow.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mode {
+    /// One template, rendered once with every record.
+    Document(String),
+    /// Header once, row per record, footer once.
+    Rows { header: Option<String>, row: String, footer: Option<String> },
+}
+
+/// A built `render` step. Cheap to clone (the compiled templates are shared).
+#[derive(Clone)]
+pub struct Render {
+    pub mode: Mode,
+    /// Fields summed exactly (dotted paths), in the order configured.
+    pub sums: Vec<String>,
+    pub max_records: u64,
+    ext: String,
+    registry: Arc<Handlebars<'static>>,
+}
+
+impl fmt::Debug for Render {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Render").field("mode", &self.mode).field("sums", &self.sums).field("ext", &self.ext).finish_non_exhaustive()
+    }
+}
+
+impl Render {
+    /// Reads and compiles the templates (relative to `base`, the flow file's folder) and checks
+    /// the settings; every problem with the field it belongs to.
+    pub fn build(raw: &RawRender, base: &Path) -> Result<Render, Vec<(&'static str, String)>> {
+        let mut problems: Vec<(&'static str, String)> = Vec::new();
+        let mut hb = registry::new(raw.escape);
+        // Every template given is compiled, even when the combination is wrong, so that all
+        // problems show at once.
+        for (field, file) in [("template", &raw.template), ("header", &raw.header), ("row", &raw.row), ("footer", &raw.footer)] {
+            if let Some(name) = file
+                && let Err(e) = load(&mut hb, name, base, raw.line_ending)
+            {
+                problems.push((field, e));
+            }
+        }
+        let streamed = raw.header.is_some() || raw.row.is_some() || raw.footer.is_some();
+        let mode = match (&raw.template, &raw.row) {
+            (Some(_), _) if streamed => {
+                problems.push((
+                    "template",
+                    "use either `template` (one document from all records) or `header`/`row`/`footer` (one record at a time), not both"
+                        .into(),
+                ));
+                None
+            }
+            (Some(t), _) => Some(Mode::Document(t.clone())),
+            (None, Some(r)) => Some(Mode::Rows { header: raw.header.clone(), row: r.clone(), footer: raw.footer.clone() }),
+            (None, None) => {
+                let msg = if streamed {
+                    "`header` and `footer` go with a `row` template (rendered for every record)"
+                } else {
+                    "needs `template` (one document from all records) or `row` (one per record, with optional `header` and `footer`)"
+                };
+                problems.push(("row", msg.into()));
+                None
+            }
+        };
+        match raw.max_records {
+            Some(0) => problems.push(("max_records", "must be at least 1".into())),
+            Some(_) if matches!(mode, Some(Mode::Rows { .. })) => {
+                problems.push(("max_records", "applies to a whole-document `template`; a `row` template holds one record at a time".into()))
+            }
+            _ => {}
+        }
+        let ext = extension(raw).map_err(|e| problems.push(("extension", e))).ok();
+        if let Err(e) = check_sums(&raw.sums) {
+            problems.push(("sums", e));
+        }
+        match (mode, ext) {
+            (Some(mode), Some(ext)) if problems.is_empty() => Ok(Render {
+                mode,
+                sums: raw.sums.clone(),
+                max_records: raw.max_records.unwrap_or(DEFAULT_MAX_RECORDS),
+                ext,
+                registry: Arc::new(hb),
+            }),
+            _ => Err(problems),
+        }
+    }
+
+    /// The output file's extension.
+    pub fn ext(&self) -> &str {
+        &self.ext
+    }
+
+    fn registry(&self) -> &Handlebars<'static> {
+        &self.registry
+    }
+}
+
+/// Reads a template file and registers it under its name as written.
+fn load(hb: &mut Handlebars<'static>, name: &str, base: &Path, line_ending: LineEnding) -> Result<(), String> {
+    let path = base.join(name);
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read template {}: {e}", path.display()))?;
+    // Line breaks of the template's own text, whatever the editor (or git) saved.
+    let text = text.replace("\r\n", "\n");
+    let text = match line_ending {
+        LineEnding::Lf => text,
+        LineEnding::Crlf => text.replace('\n', "\r\n"),
+    };
+    hb.register_template_string(name, text).map_err(|e| syntax_message(name, &e))
+}
+
+/// `pricelist.xml.hbs line 3, col 7: …` for a template that does not compile.
+fn syntax_message(name: &str, e: &TemplateError) -> String {
+    match e.pos() {
+        Some((line, col)) => format!("{name} line {line}, col {col}: {}", e.reason()),
+        None => format!("{name}: {}", e.reason()),
+    }
+}
+
+/// What a render error tells the partner: the template, line and column, and why.
+pub fn render_message(e: &RenderError) -> String {
+    let template = e.template_name.as_deref().unwrap_or("template");
+    let at = match (e.line_no, e.column_no) {
+        (Some(l), Some(c)) => format!("{template} line {l}, col {c}"),
+        _ => template.to_string(),
+    };
+    let why = match e.reason() {
+        RenderErrorReason::MissingVariable(Some(field)) => format!(
+            "`{field}` is missing (templates are strict: write `{{{{#if {field}}}}}…{{{{/if}}}}` or `{{{{default {field} \"\"}}}}` for an optional field)"
+        ),
+        RenderErrorReason::MissingVariable(None) => "a value is missing (templates are strict)".to_string(),
+        RenderErrorReason::Other(msg) => msg.clone(),
+        other => other.to_string(),
+    };
+    format!("{at}: {why}")
+}
+
+/// The default extension: the template's name without `.hbs` (`pricelist.xml.hbs` → `xml`).
+fn extension(raw: &RawRender) -> Result<String, String> {
+    if let Some(e) = &raw.extension {
+        let e = e.trim_start_matches('.');
+        return if !e.is_empty() && e.len() <= 16 && e.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+            Ok(e.to_string())
+        } else {
+            Err(format!("`{e}` is not a file extension (letters, digits, `_` or `-`, like `txt`)"))
+        };
+    }
+    let Some(file) = raw.template.as_deref().or(raw.row.as_deref()) else { return Ok("txt".into()) };
+    let name = file.rsplit(['/', '\\']).next().unwrap_or(file);
+    let stem = name.strip_suffix(".hbs").or_else(|| name.strip_suffix(".handlebars")).unwrap_or(name);
+    match stem.rsplit_once('.') {
+        Some((s, ext)) if !s.is_empty() && !ext.is_empty() => Ok(ext.to_string()),
+        _ => Err(format!("cannot tell the output's extension from `{name}`: name the template like `row.txt.hbs`, or set `extension`")),
+    }
+}
+
+/// Sum fields are dotted paths; one may not be a group of another (`a` and `a.b`).
+fn check_sums(sums: &[String]) -> Result<(), String> {
+    for (i, s) in sums.iter().enumerate() {
+        if s.split('.').any(str::is_empty) {
+            return Err(format!("`{s}` is not a field name (dotted paths like `price.net` are fine)"));
+        }
+        for other in &sums[..i] {
+            if other == s {
+                return Err(format!("`{s}` is listed twice"));
+            }
+            let (short, long) = if other.len() < s.len() { (other, s) } else { (s, other) };
+            if long.starts_with(&format!("{short}.")) {
+                return Err(format!("`{short}` and `{long}` cannot both be summed: `sums.{short}` would be a number and a group"));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,323 @@
+//! The `render` step in the pipeline: built from YAML-shaped config, run on files.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use crate::config::Problem;
+use crate::config::raw_steps::{OnInvalid, RawStep};
+use crate::steps::{Input, Processed, RecordCounts, Steps, build};
+use crate::template::NameVars;
+
+struct Bench {
+    dir: tempfile::TempDir,
+}
+
+impl Bench {
+    fn new() -> Bench {
+        Bench { dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn file(&self, name: &str, text: &str) -> &Self {
+        let p = self.path(name);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, text).unwrap();
+        self
+    }
+
+    fn try_steps(&self, yaml: &str, on_invalid: OnInvalid) -> Result<Steps, Vec<Problem>> {
+        let raw: Vec<RawStep> = serde_json::from_value(serde_yaml::from_str(yaml).unwrap()).unwrap();
+        build(&raw, on_invalid, None, self.dir.path())
+    }
+
+    fn steps(&self, yaml: &str) -> Steps {
+        self.try_steps(yaml, OnInvalid::Quarantine).unwrap_or_else(|p| panic!("{p:#?}"))
+    }
+
+    fn problems(&self, yaml: &str) -> Vec<String> {
+        self.try_steps(yaml, OnInvalid::Quarantine).unwrap_err().into_iter().map(|p| format!("{}: {}", p.yaml_path, p.message)).collect()
+    }
+
+    fn run(&self, steps: &Steps, name: &str, body: &[u8]) -> Processed {
+        let staged = self.path("staged");
+        std::fs::write(&staged, body).unwrap();
+        // 2026-01-05 10:00:00 UTC, run 42.
+        let vars = NameVars::new(name, "", body.len() as u64, 42, std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_767_607_200));
+        let input = Input {
+            vars: &vars,
+            staged: &staged,
+            name,
+            size: body.len() as u64,
+            sha256: "",
+            checksum_text: None,
+            row_count_text: None,
+            output: &self.path("out"),
+            rejects: &self.path("rejects"),
+        };
+        steps.run(&input).unwrap()
+    }
+
+    fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path(name)).unwrap()
+    }
+}
+
+const PRICES: &[u8] = b"sku;name;price;qty\nA-1;Schraube M6;12.10;100\nB-22;Mutter \"rund\";0.2;5\nC-333;Scheibe;3;12\n";
+
+fn fixed_width(b: &Bench) {
+    b.file("t/header.txt.hbs", "H{{pad file.stem 12}}{{date file.date \"YYYYMMDD\"}}{{now \"HHmm\"}}\n")
+        .file("t/row.txt.hbs", "D{{pad record.sku 6}}{{pad (upper record.name) 10}}{{lpad (number record.price) 9 fill=\"0\"}}\n")
+        .file("t/footer.txt.hbs", "T{{lpad count 6 fill=\"0\"}}{{lpad sums.price 10}}{{lpad sums.qty 6}}\n");
+}
+
+const FIXED_STEPS: &str = "- parse: { format: csv, delimiter: ';' }\n\
+     - render: { header: t/header.txt.hbs, row: t/row.txt.hbs, footer: t/footer.txt.hbs, sums: [price, qty] }";
+
+#[test]
+fn header_rows_and_footer_make_a_fixed_width_file_with_count_and_exact_sums() {
+    let b = Bench::new();
+    fixed_width(&b);
+    let steps = b.steps(FIXED_STEPS);
+    assert_eq!(steps.output_ext(), Some("txt"));
+    let p = b.run(&steps, "prices_0105.csv", PRICES);
+    assert_eq!(p.quarantine, None);
+    assert_eq!(p.counts, RecordCounts { read: 3, valid: 3, rejected: 0, skipped: 0, written: 3 });
+    assert_eq!(
+        b.read("out"),
+        "Hprices_0105 202601051000\n\
+         DA-1   SCHRAUBE M000012.10\n\
+         DB-22  MUTTER \"RU000000.20\n\
+         DC-333 SCHEIBE   000003.00\n\
+         T000003     15.30   117\n"
+    );
+    assert_eq!(p.output, Some(b.read("out").len() as u64));
+    // No records: the header and a zero trailer are still written.
+    let p = b.run(&steps, "empty.csv", b"sku;name;price;qty\n");
+    assert_eq!(p.quarantine, None);
+    assert_eq!(b.read("out"), "Hempty       202601051000\nT000000         0     0\n");
+}
+
+#[test]
+fn a_missing_field_rejects_the_record_naming_the_template_line() {
+    let b = Bench::new();
+    b.file("row.txt.hbs", "{{record.sku}};\n  {{record.colour}}\n");
+    let yaml = "- parse: { format: csv, delimiter: ';' }\n- render: { row: row.txt.hbs }";
+    let p = b.run(&b.steps(yaml), "p.csv", PRICES);
+    let v = p.quarantine.expect("quarantined by on_invalid: quarantine");
+    assert_eq!(v.reason, "3 of 3 records are invalid (on_invalid: quarantine)");
+    assert_eq!(
+        v.errors[0].to_string(),
+        "row 1 (line 2): row.txt.hbs line 2, col 3: `record.colour` is missing (templates are strict: write \
+         `{{#if record.colour}}…{{/if}}` or `{{default record.colour \"\"}}` for an optional field)"
+    );
+    assert!(!b.path("out").exists());
+    // With `skip`: the bad record goes to the rejects file and leaves nothing in the output.
+    b.file("row.txt.hbs", "{{record.sku}};{{#if (trim record.qty)}}{{record.qty}}{{/if}}{{lpad record.price 3}}\n");
+    let steps = b.try_steps(yaml, OnInvalid::Skip).unwrap();
+    let p = b.run(&steps, "p.csv", b"sku;price;qty\nA;1;2\nB;x;\nC;3;4\n");
+    assert_eq!((p.quarantine, p.counts.rejected, p.counts.written), (None, 0, 3));
+    b.file("row.txt.hbs", "{{record.sku}};{{pad record.price record.qty}}\n");
+    let steps = b.try_steps(yaml, OnInvalid::Skip).unwrap();
+    let p = b.run(&steps, "p.csv", b"sku;price;qty\nA;1;2\nB;7;x\nC;3;4\n");
+    assert_eq!(p.counts, RecordCounts { read: 3, valid: 2, rejected: 1, skipped: 0, written: 2 });
+    assert_eq!(b.read("out"), "A;1 \nC;3   \n");
+    let rejects = b.read("rejects");
+    assert!(
+        rejects.contains("B;7;x;2;3;\"row.txt.hbs line 1, col 16: `pad`: the width must be a whole number from 0, not \"\"x\"\"\""),
+        "{rejects}"
+    );
+}
+
+#[test]
+fn a_summed_field_that_is_not_a_number_is_a_record_error_and_is_not_counted() {
+    let b = Bench::new();
+    b.file("row.csv.hbs", "{{record.sku}}\n").file("footer.hbs", "{{count}};{{sums.price}}\n");
+    let yaml = "- parse: { format: csv, delimiter: ';' }\n- render: { row: row.csv.hbs, footer: footer.hbs, sums: [price] }";
+    let steps = b.try_steps(yaml, OnInvalid::Skip).unwrap();
+    let p = b.run(&steps, "p.csv", b"sku;price\nA;1.5\nB;zwei\nC;\nD;-0.25\n");
+    assert_eq!(p.counts, RecordCounts { read: 4, valid: 3, rejected: 1, skipped: 0, written: 3 });
+    assert_eq!(b.read("out"), "A\nC\nD\n3;1.25\n");
+    assert!(b.read("rejects").contains("price: \"\"zwei\"\" is not a number (a field in `sums`)"), "{}", b.read("rejects"));
+}
+
+#[test]
+fn a_whole_document_sees_every_record_with_count_and_sums() {
+    let b = Bench::new();
+    b.file(
+        "pricelist.xml.hbs",
+        "<?xml version=\"1.0\"?>\n<pricelist file=\"{{file.name}}\" run=\"{{file.run}}\" items=\"{{count}}\">\n\
+         {{#each records}}\n  <item sku=\"{{sku}}\" n=\"{{@index}}\">{{name}}: {{number price decimal=\",\"}}</item>\n{{/each}}\n\
+         <total>{{sums.price}}</total><check>{{sum records \"qty\"}}/{{count records}}</check>\n</pricelist>\n",
+    );
+    let steps = b.steps("- parse: { format: csv, delimiter: ';' }\n- render: { template: pricelist.xml.hbs, escape: xml, sums: [price] }");
+    assert_eq!(steps.output_ext(), Some("xml"));
+    let p = b.run(&steps, "prices.csv", PRICES);
+    assert_eq!((p.quarantine, p.counts.written), (None, 3));
+    assert_eq!(
+        b.read("out"),
+        "<?xml version=\"1.0\"?>\n<pricelist file=\"prices.csv\" run=\"42\" items=\"3\">\n\
+         \x20 <item sku=\"A-1\" n=\"0\">Schraube M6: 12,10</item>\n\
+         \x20 <item sku=\"B-22\" n=\"1\">Mutter &quot;rund&quot;: 0,20</item>\n\
+         \x20 <item sku=\"C-333\" n=\"2\">Scheibe: 3,00</item>\n\
+         <total>15.30</total><check>117/3</check>\n</pricelist>\n"
+    );
+}
+
+#[test]
+fn a_whole_document_is_capped_and_points_to_row_templates() {
+    let b = Bench::new();
+    b.file("all.json.hbs", "{{count}}\n");
+    let steps = b.steps("- parse: { format: csv, delimiter: ';' }\n- render: { template: all.json.hbs, max_records: 2 }");
+    let p = b.run(&steps, "p.csv", PRICES);
+    let v = p.quarantine.expect("quarantined");
+    assert!(
+        v.reason.starts_with("more than 2 records: a whole-document `template` holds every record in memory; use `header`/`row`/`footer`"),
+        "{}",
+        v.reason
+    );
+    assert_eq!(p.counts.read, 3, "reading stopped at the record past the cap");
+    assert!(!b.path("out").exists());
+    let p = b.run(&steps, "p.csv", b"sku;name;price;qty\nA;a;1;1\n");
+    assert_eq!((p.quarantine, b.read("out")), (None, "1\n".to_string()));
+}
+
+#[test]
+fn a_footer_or_document_that_fails_quarantines_the_file() {
+    let b = Bench::new();
+    b.file("row.txt.hbs", "{{record.sku}}\n").file("footer.txt.hbs", "T{{sums.nope}}\n");
+    let steps = b.steps("- parse: { format: csv, delimiter: ';' }\n- render: { row: row.txt.hbs, footer: footer.txt.hbs }");
+    let v = b.run(&steps, "p.csv", PRICES).quarantine.expect("quarantined");
+    assert!(v.reason.starts_with("footer.txt.hbs line 1, col 2: `sums.nope` is missing"), "{}", v.reason);
+    assert!(!b.path("out").exists());
+}
+
+#[test]
+fn line_endings_of_template_text_are_chosen_not_inherited() {
+    let b = Bench::new();
+    b.file("h.txt.hbs", "HEAD\r\n").file("r.txt.hbs", "{{record.sku}}\n");
+    let base = "- parse: { format: csv, delimiter: ';' }\n- render: { header: h.txt.hbs, row: r.txt.hbs";
+    b.run(&b.steps(&format!("{base} }}")), "p.csv", b"sku\nA\nB\n");
+    assert_eq!(b.read("out"), "HEAD\nA\nB\n");
+    b.run(&b.steps(&format!("{base}, line_ending: crlf }}")), "p.csv", b"sku\nA\nB\n");
+    assert_eq!(b.read("out"), "HEAD\r\nA\r\nB\r\n");
+    // Values keep their own line breaks.
+    b.run(&b.steps(&format!("{base}, line_ending: crlf }}")), "p.csv", b"sku\n\"x\ny\"\n");
+    assert_eq!(b.read("out"), "HEAD\r\nx\ny\r\n");
+}
+
+#[test]
+fn rendered_records_after_a_map_script_and_json_input() {
+    let b = Bench::new();
+    b.file("split.rhai", "fn map(r) { if r.n == 0 { return (); } [#{ v: r.n }, #{ v: r.n * 10 }] }")
+        .file("r.txt.hbs", "{{row}}:{{record.v}}\n")
+        .file("f.txt.hbs", "{{count}}/{{sums.v}}\n");
+    let steps =
+        b.steps("- parse: { format: jsonl }\n- map: { script: split.rhai }\n- render: { row: r.txt.hbs, footer: f.txt.hbs, sums: [v] }");
+    let p = b.run(&steps, "a.jsonl", b"{\"n\": 1}\n{\"n\": 0}\n{\"n\": 2}\n");
+    assert_eq!(p.counts, RecordCounts { read: 3, valid: 2, rejected: 0, skipped: 1, written: 4 });
+    assert_eq!(b.read("out"), "1:1\n2:10\n3:2\n4:20\n4/33\n");
+}
+
+#[test]
+fn streaming_holds_one_record_at_a_time() {
+    // 200k records through a small row template; the real memory bound is measured on the
+    // binary for the other steps (tests/content_sftp.rs); this one checks it works at size.
+    let b = Bench::new();
+    b.file("r.txt.hbs", "{{lpad record.id 7 fill=\"0\"}}{{pad record.name 8}}\n").file("f.txt.hbs", "{{count}} {{sums.id}}\n");
+    let mut body = String::from("id,name\n");
+    for i in 1..=200_000u32 {
+        body.push_str(&format!("{i},n{i}\n"));
+    }
+    let steps = b.steps("- parse: { format: csv }\n- render: { row: r.txt.hbs, footer: f.txt.hbs, sums: [id] }");
+    let p = b.run(&steps, "big.csv", body.as_bytes());
+    assert_eq!((p.counts.written, p.quarantine), (200_000, None));
+    let out = b.read("out");
+    assert_eq!(out.len(), 200_000 * 16 + "200000 20000100000\n".len());
+    assert!(out.starts_with("0000001n1      \n") && out.ends_with("0200000n200000 \n200000 20000100000\n"));
+}
+
+#[test]
+fn build_reports_template_and_order_problems_with_paths() {
+    let b = Bench::new();
+    b.file("ok.txt.hbs", "{{record.a}}\n").file("bad.txt.hbs", "line one\n{{#each records}}\n{{/if}}\n").file("plain.hbs", "x\n");
+    let got = b.problems("- parse: { format: csv }\n- render: { row: bad.txt.hbs, footer: missing.hbs }");
+    assert_eq!(got.len(), 2, "{got:#?}");
+    assert!(got[0].starts_with("/steps/1/render/row: bad.txt.hbs line 3, col 1: "), "{got:#?}");
+    assert!(got[1].starts_with("/steps/1/render/footer: cannot read template "), "{got:#?}");
+    assert_eq!(
+        b.problems("- parse: { format: csv }\n- render: { template: ok.txt.hbs, row: ok.txt.hbs }"),
+        [
+            "/steps/1/render/template: use either `template` (one document from all records) or `header`/`row`/`footer` (one record at a time), not both"
+        ]
+    );
+    assert_eq!(
+        b.problems("- parse: { format: csv }\n- render: { header: ok.txt.hbs }"),
+        ["/steps/1/render/row: `header` and `footer` go with a `row` template (rendered for every record)"]
+    );
+    assert_eq!(
+        b.problems("- parse: { format: csv }\n- render: { row: ok.txt.hbs, max_records: 5, sums: [a, a.b] }"),
+        [
+            "/steps/1/render/max_records: applies to a whole-document `template`; a `row` template holds one record at a time",
+            "/steps/1/render/sums: `a` and `a.b` cannot both be summed: `sums.a` would be a number and a group"
+        ]
+    );
+    assert_eq!(
+        b.problems("- parse: { format: csv }\n- render: { row: plain.hbs }"),
+        [
+            "/steps/1/render/extension: cannot tell the output's extension from `plain.hbs`: name the template like `row.txt.hbs`, or set `extension`"
+        ]
+    );
+    assert!(b.try_steps("- parse: { format: csv }\n- render: { row: plain.hbs, extension: dat }", OnInvalid::Quarantine).is_ok());
+    assert_eq!(
+        b.problems("- render: { row: ok.txt.hbs }\n- parse: { format: csv }"),
+        ["/steps/0/render: `render` works on records: put a `parse` step before it", "/steps/1/parse: `render` must be the last step"]
+    );
+    assert_eq!(
+        b.problems("- parse: { format: csv }\n- write: { format: csv }\n- render: { row: ok.txt.hbs }"),
+        ["/steps/2/render: the output is written once: use either `write` or `render`, not both"]
+    );
+    assert_eq!(
+        b.problems("- parse: { format: csv }\n- render: { row: ok.txt.hbs }\n- write: { format: csv }"),
+        ["/steps/2/write: the output is written once: use either `write` or `render`, not both"]
+    );
+    assert_eq!(
+        b.problems("- parse: { format: csv }\n- render: { row: ok.txt.hbs }\n- validate: {}"),
+        ["/steps/2/validate: `render` must be the last step"]
+    );
+}
+
+#[test]
+fn the_file_context_describes_the_source_and_the_run() {
+    let b = Bench::new();
+    b.file(
+        "h.txt.hbs",
+        "{{file.name}}|{{file.stem}}|{{file.ext}}|{{file.size}}|{{file.run}}|{{file.date}}|{{now \"YYYY-MM-DDTHH:mm:ss\"}}\n",
+    )
+    .file("r.txt.hbs", "{{row}}\n");
+    let steps = b.steps("- parse: { format: json }\n- render: { header: h.txt.hbs, row: r.txt.hbs }");
+    let body = json!([{"a": 1}]).to_string();
+    b.run(&steps, "x.y.json", body.as_bytes());
+    assert_eq!(b.read("out"), format!("x.y.json|x.y|json|{}|42|2026-01-05|2026-01-05T10:00:00\n1\n", body.len()));
+}
+
+#[test]
+fn handlebars_block_helpers_and_root_work_in_strict_mode() {
+    let b = Bench::new();
+    b.file(
+        "d.txt.hbs",
+        "{{#each records}}{{#if (eq currency \"EUR\")}}€{{else}}{{currency}}{{/if}}{{#unless @last}},{{/unless}}{{/each}} \
+         {{#each records}}{{#if @first}}{{@root.file.stem}}:{{@index}}{{/if}}{{/each}}\n",
+    );
+    let steps = b.steps("- parse: { format: csv }\n- render: { template: d.txt.hbs }");
+    b.run(&steps, "x.csv", b"currency\nEUR\nCHF\nEUR\n");
+    assert_eq!(b.read("out"), "€,CHF,€ x:0\n");
+    // A field named like a helper, read with `this.` (docs/templates.md).
+    b.file("c.txt.hbs", "{{#each records}}{{this.count}}/{{count @root.records}} {{/each}}{{count}}\n");
+    let steps = b.steps("- parse: { format: csv }\n- render: { template: c.txt.hbs }");
+    b.run(&steps, "x.csv", b"count\n7\n8\n");
+    assert_eq!(b.read("out"), "7/2 8/2 2\n");
+}
