@@ -9,6 +9,7 @@
 //! endpoints or flows beyond their names. redb allows one process per database file: a second
 //! `wharf run` on the same state folder gets [`LedgerError::Busy`].
 
+pub mod awaits;
 mod codec;
 pub mod records;
 
@@ -17,6 +18,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+pub use awaits::{AwaitRecord, AwaitState, Event, EventKind, Registered};
 use codec::Postcard;
 pub use records::*;
 
@@ -126,7 +128,7 @@ impl Ledger {
             tx.open_table(COUNTERS)?;
             tx.open_table(FILE_RESULTS)?;
             tx.open_table(RUN_CONTENT)?;
-            Ok(())
+            Self::init_awaits(tx)
         })
     }
 
