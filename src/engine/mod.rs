@@ -11,6 +11,7 @@
 //! re-upload, a recorded move target tells a done move from a pending one). See
 //! docs/architecture.md for the argument.
 
+mod awaits;
 mod content;
 mod discover;
 mod disposition;
@@ -36,6 +37,7 @@ use crate::config::Flow;
 use crate::endpoint::{DynEndpoint, EndpointError, EntryKind, ErrorKind, RemotePath};
 use crate::ledger::{Counts, Ledger, LedgerError, RecordCounts, RunContent, RunRecord, RunStatus, now_millis, to_millis};
 
+pub use awaits::ResponseReport;
 pub use error::FileError;
 
 /// Options for one run.
@@ -91,6 +93,8 @@ pub struct RunReport {
     /// Record counts over every file the content steps ran on.
     pub records: RecordCounts,
     pub files: Vec<FileReport>,
+    /// Awaited responses (round trips): every open await, and every one that changed in this run.
+    pub responses: Vec<ResponseReport>,
     /// Why the run was aborted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -132,7 +136,7 @@ pub async fn run_once(
     }
     report.status = if report.error.is_some() {
         RunStatus::Aborted
-    } else if report.counts.failed > 0 {
+    } else if report.counts.failed > 0 || report.responses.iter().any(ResponseReport::failed) {
         RunStatus::Failed
     } else {
         RunStatus::Ok
@@ -153,6 +157,7 @@ impl RunReport {
             quarantined: 0,
             records: RecordCounts::default(),
             files: Vec::new(),
+            responses: Vec::new(),
             error: None,
             error_kind: None,
         }
@@ -227,6 +232,7 @@ async fn run_files(
     let mut names: Vec<&str> = vec![flow.source.endpoint.as_str()];
     names.extend(flow.sinks.iter().map(|s| s.endpoint.as_str()));
     names.extend(flow.quarantine.as_ref().map(|q| q.endpoint.as_str()));
+    names.extend(awaits::endpoint_names(flow));
     let eps = endpoints::open_all(flow, &names).await?;
     let get = |n: &str| -> Result<DynEndpoint, RunAbort> {
         eps.get(n).cloned().ok_or_else(|| RunAbort::File(format!("flow {}: endpoint {n} is not defined", flow.name), ErrorKind::Config))
@@ -326,6 +332,7 @@ async fn run_files(
             return Err(RunAbort::File(msg, kind.unwrap_or(ErrorKind::Protocol)));
         }
     }
+    report.responses = awaits::poll(&cx, &eps).await?;
     Ok(())
 }
 
