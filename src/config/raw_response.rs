@@ -30,9 +30,10 @@ pub struct RawResponse {
     /// be the flow's source folder.
     pub path: String,
     /// Name template of the response, over the name the request was delivered under (on the
-    /// first sink on the response endpoint, else the first sink): `name`, `stem`, `ext`, `size`,
-    /// `run`, and the `date` helper (the delivery time, UTC). E.g. `{{stem}}.ack`: `orders_1.csv`
-    /// is answered by `orders_1.ack`. Must give a plain file name.
+    /// first sink on the response endpoint, else the first sink): `name`, `stem`, `ext`, `size`
+    /// (of the request as picked up), `run` (the delivering run), and the `date` helper (the
+    /// delivery time, UTC). E.g. `{{stem}}.ack`: `orders_1.csv` is answered by `orders_1.ack`.
+    /// Must give a plain file name.
     pub name: String,
     /// How long after the delivery the response is due (a duration: `30m`). A response still
     /// missing when a run looks after this is recorded once as an `overdue` event; one that

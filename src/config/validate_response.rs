@@ -80,21 +80,18 @@ impl Checker<'_, '_> {
         };
         let request_sink = sink_endpoints.iter().position(|e| e.is_some() && *e == endpoint.as_deref()).unwrap_or(0);
         let path = self.remote_path(&format!("{AT}/path"), &raw.path);
-        if let (Some(p), Some(e), Some(src)) = (&path, &endpoint, source) {
-            if src.endpoint == *e {
-                self.not_rescanned(&format!("{AT}/path"), p, src, "responses");
-            }
+        if let (Some(p), Some(e), Some(src)) = (&path, &endpoint, source)
+            && src.endpoint == *e
+        {
+            self.not_rescanned(&format!("{AT}/path"), p, src, "responses");
         }
         let name = self.name_template(&format!("{AT}/name"), &raw.name);
         let deadline = self.positive_duration(&format!("{AT}/deadline"), &raw.deadline);
         let expire_after = raw.expire_after.as_deref().map(|t| self.positive_duration(&format!("{AT}/expire_after"), t));
-        if let (Some(d), Some(Some(e))) = (deadline, expire_after) {
-            if e <= d {
-                self.problem(
-                    format!("{AT}/expire_after"),
-                    "must be longer than `deadline`: a response is given up only after it is overdue",
-                );
-            }
+        if let (Some(d), Some(Some(e))) = (deadline, expire_after)
+            && e <= d
+        {
+            self.problem(format!("{AT}/expire_after"), "must be longer than `deadline`: a response is given up only after it is overdue");
         }
         let every = self.globs(AT, &["*".to_string()]);
         let response_source = match (endpoint, path, every) {

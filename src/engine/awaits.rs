@@ -166,10 +166,10 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
             .filter(|r| r.updated >= a.sent_at && matches!(r.state, FileState::Done | FileState::Quarantined));
         let before = a.clone();
         let event = judge(&mut a, taken.as_ref(), file.as_ref(), now);
-        if a != before {
-            if let Some(ev) = cx.ledger.update_await(&a, event, now)? {
-                tracing::warn!(flow = %cx.flow.name, request = %a.request, expected = %a.expected, kind = ev.kind.as_str(), detail = %ev.detail, "Response event.");
-            }
+        if a != before
+            && let Some(ev) = cx.ledger.update_await(&a, event, now)?
+        {
+            tracing::warn!(flow = %cx.flow.name, request = %a.request, expected = %a.expected, kind = ev.kind.as_str(), detail = %ev.detail, "Response event.");
         }
         out.push(ResponseReport { detail: describe(&a, file.as_ref()), request: a.request, expected: a.expected, state: a.state, file });
     }

@@ -133,7 +133,7 @@ pub enum Registered {
     Existing,
     /// A new await was recorded in place of this one, which expected the same response name
     /// for another request (the same name can only answer one request).
-    Replaced(AwaitRecord),
+    Replaced(Box<AwaitRecord>),
 }
 
 impl Ledger {
@@ -158,7 +158,7 @@ impl Ledger {
             let mut awaits = tx.open_table(AWAITS)?;
             let old = awaits.insert((flow, rec.expected.as_str()), rec)?.map(|v| v.value());
             Ok(match old {
-                Some(old) => Registered::Replaced(old),
+                Some(old) => Registered::Replaced(Box::new(old)),
                 None => Registered::New,
             })
         })
@@ -262,10 +262,10 @@ mod tests {
         // A resumed run renders another name (a `{{run}}` in the template): still one await.
         let again = AwaitRecord { expected: "outbox/a-run2.ack".into(), ..a.clone() };
         assert_eq!(l.register_await(&again).unwrap(), Registered::Existing);
-        assert_eq!(l.awaits(Some("f")).unwrap(), [a.clone()]);
+        assert_eq!(l.awaits(Some("f")).unwrap(), std::slice::from_ref(&a));
         // The same file sent again with new content awaits the same name: it takes over.
         let resent = waiting("f", "a.csv", "p=a.csv|s=2", "outbox/a.ack");
-        assert_eq!(l.register_await(&resent).unwrap(), Registered::Replaced(a));
+        assert_eq!(l.register_await(&resent).unwrap(), Registered::Replaced(Box::new(a)));
         assert_eq!(l.awaited("f", "outbox/a.ack").unwrap(), Some(resent));
         // Scoped per flow.
         l.register_await(&waiting("g", "a.csv", "p=a.csv|s=1", "outbox/a.ack")).unwrap();

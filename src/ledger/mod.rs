@@ -1,7 +1,8 @@
 //! The ledger: wharf's state in one embedded redb database.
 //!
 //! It records every file seen (its identity and lifecycle state), every delivered identity,
-//! readiness observations across polls, and every run. Each engine transition is one durable
+//! readiness observations across polls, every run, awaited responses of round trips and the
+//! event log (`awaits`). Each engine transition is one durable
 //! (fsynced) write transaction, which is what makes a crash at any point resumable: the next
 //! run reads where each file stood and carries on from there.
 //!
