@@ -91,6 +91,52 @@ fn demo_sftp_flow_runs_against_a_real_sshd() {
 }
 
 #[test]
+fn order_ack_round_trip_runs_against_a_real_sshd() {
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = support::tempdir();
+    let work = dir.path().join("demo-work");
+    let yaml = fs::read_to_string(repo("flows/order-ack-sftp.yaml"))
+        .unwrap()
+        .replace("port: 2299", &format!("port: {}", sshd.port))
+        .replace("user: wharfdemo", &format!("user: {}", sshd.user()))
+        .replace("/tmp/wharf-demo/known_hosts", &sshd.known_hosts().display().to_string())
+        .replace("/tmp/wharf-demo/partner", &sshd.data_dir().display().to_string());
+    let flows = dir.path().join("flows");
+    fs::create_dir_all(&flows).unwrap();
+    let flow = flows.join("order-ack-sftp.yaml");
+    fs::write(&flow, yaml).unwrap();
+    fs::create_dir_all(work.join("orders-outbox")).unwrap();
+    for f in ["orders_0001.csv", "orders_0002.csv"] {
+        fs::copy(repo(&format!("flows/demo-data/{f}")), work.join("orders-outbox").join(f)).unwrap();
+    }
+    let state = dir.path().join("state");
+    let run = || {
+        let out = wharf(&state).arg("run").arg(&flow).env("WHARF_DEMO_PASSWORD", sshd.password()).output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string() + String::from_utf8_lossy(&out.stderr).as_ref();
+        assert!(out.status.success(), "{text}");
+        text
+    };
+    let text = run();
+    assert!(text.contains("2 delivered") && text.matches("waiting; due by").count() == 2, "{text}");
+    assert!(sshd.data_dir().join("inbox/orders_0002.csv").exists() && work.join("orders-outbox/sent/orders_0001.csv").exists());
+    // The partner acknowledges one order.
+    let outbox = sshd.data_dir().join("outbox");
+    fs::create_dir_all(&outbox).unwrap();
+    fs::write(outbox.join("orders_0001.ack"), "OK 0001\n").unwrap();
+    sshd.give_to_user(sshd.data_dir());
+    let text = run();
+    assert!(text.contains("0 delivered") && text.contains("answered in run 2") && text.contains("waiting; due by"), "{text}");
+    let month = fs::read_dir(work.join("acks")).unwrap().flatten().next().expect("a month folder").path();
+    assert_eq!(fs::read_to_string(month.join("orders_0001.ack")).unwrap(), "OK 0001\n");
+    assert!(!outbox.join("orders_0001.ack").exists());
+    let out = wharf(&state).args(["awaits", "order-ack-sftp"]).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut states: Vec<&str> = text.lines().skip(1).filter_map(|l| l.split_whitespace().nth(1)).collect();
+    states.sort();
+    assert_eq!(states, ["answered", "waiting"], "{text}");
+}
+
+#[test]
 fn example_ftps_flow_runs_against_a_real_vsftpd() {
     let Some(ftpd) = Ftpd::vsftpd() else { return };
     let dir = support::tempdir();

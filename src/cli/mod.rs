@@ -10,6 +10,8 @@
 //! - 3: the run could not start or was aborted (endpoint unreachable, login refused,
 //!   host key not trusted, ledger unusable).
 
+mod awaits;
+mod events;
 mod files;
 mod logging;
 mod quarantine;
@@ -71,6 +73,10 @@ pub enum Command {
     Trust(trust::Args),
     /// Inspect, release or reprocess files the content steps quarantined.
     Quarantine(quarantine::Args),
+    /// Show awaited responses (round trips): request, expected response, deadline, state.
+    Awaits(awaits::Args),
+    /// Show recorded events (overdue, late and expired responses), oldest first.
+    Events(events::Args),
 }
 
 /// Parses arguments, runs the command, and maps the result to an exit code.
@@ -86,6 +92,8 @@ pub fn run() -> ExitCode {
         Command::Files(a) => files::run(a, &global),
         Command::Trust(a) => trust::run(a),
         Command::Quarantine(a) => quarantine::run(a, &global),
+        Command::Awaits(a) => awaits::run(a, &global),
+        Command::Events(a) => events::run(a, &global),
     };
     match res {
         Ok(code) => code,

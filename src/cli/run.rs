@@ -116,6 +116,7 @@ pub fn print_summary(r: &RunReport) {
     for f in &r.files {
         println!("  {:<11}  {:<width$}  {}", outcome_label(f.outcome), f.path, f.detail);
     }
+    super::awaits::print_responses(&r.responses);
     if let Some(e) = &r.error {
         println!("error: {e}");
     }

@@ -32,6 +32,27 @@ pub struct Flow {
     pub steps: Option<crate::steps::Steps>,
     /// Where refused files go (always set when `steps` is).
     pub quarantine: Option<Quarantine>,
+    /// The awaited response to every delivered file (a round trip), when configured.
+    pub response: Option<Box<Response>>,
+}
+
+/// An awaited response (round trip): which file answers a delivered request, by when, and the
+/// derived flow that takes a matched response through the same lifecycle as any file.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The response's name, rendered over the delivered request's name.
+    pub name: NameTemplate,
+    /// Due this long after the delivery.
+    pub deadline: Duration,
+    /// Given up this long after the delivery (`None`: waited for for ever).
+    pub expire_after: Option<Duration>,
+    /// The sink whose delivered name `name` is rendered over: the first sink on the response
+    /// endpoint, else the first sink.
+    pub request_sink: usize,
+    /// The response flow, named `<flow>.response`: source = the response endpoint and folder,
+    /// the response's steps, quarantine and sinks, `after` as its success disposition (failure:
+    /// keep), identity `[path, size, mtime]`, the parent's retry. Its `response` is `None`.
+    pub flow: Flow,
 }
 
 /// The quarantine location.

@@ -123,6 +123,7 @@ fn sections(doc: &Value, structural: &[Structural], problems: &mut Vec<Problem>)
         on_invalid: part("on_invalid", Some(Value::String("quarantine".into())))
             .and_then(|v| decode(v, "/on_invalid", structural, problems)),
         max_invalid: part("max_invalid", Some(Value::Null)).and_then(|v| decode(v, "/max_invalid", structural, problems)),
+        response: part("response", Some(Value::Null)).and_then(|v| decode(v, "/response", structural, problems)),
         ..Sections::default()
     };
     if let Some(Value::Object(endpoints)) = map.get("endpoints") {

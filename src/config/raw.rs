@@ -58,6 +58,9 @@ pub struct RawFlow {
     /// a share of the records read (`"2%"`); past it the file is quarantined. Default: no limit.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_invalid: Option<super::raw_steps::RawMaxInvalid>,
+    /// Await the partner's response to every delivered file (a round trip; docs/round-trips.md).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response: Option<super::raw_response::RawResponse>,
 }
 
 /// An endpoint: a place files live. `type` says which kind.

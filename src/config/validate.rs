@@ -33,6 +33,10 @@ use crate::endpoint::RemotePath;
 use crate::endpoint::path::check_name;
 use crate::template::{NameTemplate, NameVars};
 
+// A child module so the `response:` checks use this `Checker` and its rules as they are.
+#[path = "validate_response.rs"]
+mod response;
+
 /// The parts of a flow file that have the right shape. `None` marks a part whose shape is
 /// broken (already reported by the schema check); checks that need it are skipped.
 #[derive(Debug, Clone, Default)]
@@ -53,6 +57,8 @@ pub struct Sections {
     pub on_invalid: Option<OnInvalid>,
     /// `Some(None)`: not configured; `None`: malformed.
     pub max_invalid: Option<Option<RawMaxInvalid>>,
+    /// `Some(None)`: not configured; `None`: malformed.
+    pub response: Option<Option<super::raw_response::RawResponse>>,
 }
 
 impl From<RawFlow> for Sections {
@@ -69,6 +75,7 @@ impl From<RawFlow> for Sections {
             quarantine: Some(raw.quarantine),
             on_invalid: Some(raw.on_invalid),
             max_invalid: Some(raw.max_invalid),
+            response: Some(raw.response),
         }
     }
 }
@@ -120,13 +127,18 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
         }
         _ => None,
     };
+    let response = sections.response.map(|r| r.map(|r| c.response(r, defined.as_deref(), sinks.as_deref(), source.as_ref())));
 
     let problems = c.problems;
     let built = (|| {
         let endpoints = endpoints?.into_iter().map(|(k, v)| Some((k, v?))).collect::<Option<BTreeMap<_, _>>>()?;
         let sinks = sinks?.into_iter().collect::<Option<Vec<_>>>()?;
         let (after_success, after_failure) = after?;
-        Some(Flow {
+        let response = match response? {
+            Some(draft) => Some(draft?),
+            None => None,
+        };
+        let mut flow = Flow {
             name: name?,
             file: file.to_path_buf(),
             endpoints,
@@ -138,7 +150,10 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
             retry: retry?,
             steps: content.clone()?.0,
             quarantine: content?.1,
-        })
+            response: None,
+        };
+        flow.response = response.map(|d| Box::new(d.build(&flow)));
+        Some(flow)
     })();
     match built {
         Some(flow) if problems.is_empty() => Ok(flow),

@@ -57,7 +57,8 @@ fn report(path: &RemotePath, outcome: Outcome, detail: impl Into<String>) -> Fil
     FileReport { path: path.to_string(), outcome, detail: detail.into(), targets: vec![], bytes: 0, error_kind: None, records: None }
 }
 
-fn date(ms: i64) -> String {
+/// `2026-01-05 10:00:00 UTC` for ms since the epoch.
+pub(super) fn date(ms: i64) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map(|d| d.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default()
 }
 
@@ -225,6 +226,9 @@ async fn advance(
                 halt::point("delivered");
             }
             FileState::Delivered => {
+                // A round trip awaits the response from here on (idempotent; before disposition,
+                // so a crash in between registers it on resume).
+                super::awaits::register(cx, rec)?;
                 let target =
                     retry(policy, "plan disposition", || disposition::plan(&*cx.source, &entry.path, &cx.flow.after_success)).await?;
                 rec.disposed_to = target.map(|t| t.as_str().to_string());

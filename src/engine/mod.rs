@@ -3,7 +3,8 @@
 //! A run: connect the endpoints → list the source (`discover`) → judge readiness (`ready`,
 //! observations stored in one ledger write) → take each ready file through `lifecycle`
 //! (claim → stage → deliver to every sink → dispose of the source → done) → finish any file a
-//! crashed run left between delivery and disposition → record the run.
+//! crashed run left between delivery and disposition → check for awaited responses (`awaits`,
+//! round trips) → record the run.
 //!
 //! Crash safety rests on one rule: every lifecycle transition is a durable ledger write made
 //! *before* the side effect it announces is relied on, and every side effect is idempotent
@@ -11,6 +12,7 @@
 //! re-upload, a recorded move target tells a done move from a pending one). See
 //! docs/architecture.md for the argument.
 
+mod awaits;
 mod command;
 mod content;
 mod discover;
@@ -37,6 +39,7 @@ use crate::config::Flow;
 use crate::endpoint::{DynEndpoint, EndpointError, EntryKind, ErrorKind, RemotePath};
 use crate::ledger::{Counts, Ledger, LedgerError, RecordCounts, RunContent, RunRecord, RunStatus, now_millis, to_millis};
 
+pub use awaits::ResponseReport;
 pub use error::FileError;
 
 /// Options for one run.
@@ -92,6 +95,8 @@ pub struct RunReport {
     /// Record counts over every file the content steps ran on.
     pub records: RecordCounts,
     pub files: Vec<FileReport>,
+    /// Awaited responses (round trips): every open await, and every one that changed in this run.
+    pub responses: Vec<ResponseReport>,
     /// Why the run was aborted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -133,7 +138,7 @@ pub async fn run_once(
     }
     report.status = if report.error.is_some() {
         RunStatus::Aborted
-    } else if report.counts.failed > 0 {
+    } else if report.counts.failed > 0 || report.responses.iter().any(ResponseReport::failed) {
         RunStatus::Failed
     } else {
         RunStatus::Ok
@@ -154,6 +159,7 @@ impl RunReport {
             quarantined: 0,
             records: RecordCounts::default(),
             files: Vec::new(),
+            responses: Vec::new(),
             error: None,
             error_kind: None,
         }
@@ -228,6 +234,7 @@ async fn run_files(
     let mut names: Vec<&str> = vec![flow.source.endpoint.as_str()];
     names.extend(flow.sinks.iter().map(|s| s.endpoint.as_str()));
     names.extend(flow.quarantine.as_ref().map(|q| q.endpoint.as_str()));
+    names.extend(awaits::endpoint_names(flow));
     let eps = endpoints::open_all(flow, &names).await?;
     let get = |n: &str| -> Result<DynEndpoint, RunAbort> {
         eps.get(n).cloned().ok_or_else(|| RunAbort::File(format!("flow {}: endpoint {n} is not defined", flow.name), ErrorKind::Config))
@@ -338,6 +345,7 @@ async fn run_files(
             return Err(RunAbort::File(msg, kind.unwrap_or(ErrorKind::Protocol)));
         }
     }
+    report.responses = awaits::poll(&cx, &eps).await?;
     Ok(())
 }
 

@@ -66,6 +66,7 @@ fn fixture() -> Fixture {
         retry: Retry { attempts: 2, backoff: Duration::from_millis(1) },
         steps: None,
         quarantine: None,
+        response: None,
     };
     Fixture { _dir: dir, src, dst, state, flow, ledger: Ledger::in_memory().unwrap() }
 }

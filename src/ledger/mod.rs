@@ -1,7 +1,8 @@
 //! The ledger: wharf's state in one embedded redb database.
 //!
 //! It records every file seen (its identity and lifecycle state), every delivered identity,
-//! readiness observations across polls, and every run. Each engine transition is one durable
+//! readiness observations across polls, every run, awaited responses of round trips and the
+//! event log (`awaits`). Each engine transition is one durable
 //! (fsynced) write transaction, which is what makes a crash at any point resumable: the next
 //! run reads where each file stood and carries on from there.
 //!
@@ -9,6 +10,7 @@
 //! endpoints or flows beyond their names. redb allows one process per database file: a second
 //! `wharf run` on the same state folder gets [`LedgerError::Busy`].
 
+pub mod awaits;
 mod codec;
 pub mod records;
 
@@ -17,6 +19,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
+pub use awaits::{AwaitRecord, AwaitState, Event, EventKind, Registered};
 use codec::Postcard;
 pub use records::*;
 
@@ -126,7 +129,7 @@ impl Ledger {
             tx.open_table(COUNTERS)?;
             tx.open_table(FILE_RESULTS)?;
             tx.open_table(RUN_CONTENT)?;
-            Ok(())
+            Self::init_awaits(tx)
         })
     }
 

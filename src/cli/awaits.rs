@@ -1,0 +1,65 @@
+//! `wharf awaits [FLOW]`: every awaited response (round trips) the ledger knows, with its
+//! request, deadline and state; and the response lines of `wharf run`'s summary.
+
+use std::process::ExitCode;
+
+use super::Global;
+use super::files::when;
+use super::run::open_ledger;
+use crate::engine::ResponseReport;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only this flow's awaits.
+    pub flow: Option<String>,
+    /// Only awaits still open (waiting or overdue).
+    #[arg(long)]
+    pub open: bool,
+    /// JSON output (times in ms since the epoch).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
+    let ledger = open_ledger(global)?;
+    let mut awaits = ledger.awaits(args.flow.as_deref())?;
+    awaits.retain(|a| !args.open || a.state.is_open());
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&awaits)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if awaits.is_empty() {
+        println!("no awaited responses recorded{}", args.flow.map(|f| format!(" for flow {f}")).unwrap_or_default());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!(
+        "{:<20} {:<8} {:<19}  {:<19}  {:<19}  {:>5}  {:<32}  expected response",
+        "flow", "state", "sent (UTC)", "deadline (UTC)", "answered (UTC)", "run", "request"
+    );
+    for a in awaits {
+        println!(
+            "{:<20} {:<8} {:<19}  {:<19}  {:<19}  {:>5}  {:<32}  /{}",
+            a.flow,
+            a.state.as_str(),
+            when(a.sent_at),
+            when(a.deadline_at),
+            a.answered_at.map(when).unwrap_or_else(|| "-".into()),
+            a.response_run.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
+            format!("/{}", a.request),
+            a.expected
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The response lines of a run summary (nothing for a flow without awaits).
+pub fn print_responses(responses: &[ResponseReport]) {
+    if responses.is_empty() {
+        return;
+    }
+    println!("  responses:");
+    let width = responses.iter().map(|r| r.expected.chars().count() + 1).max().unwrap_or(0);
+    for r in responses {
+        println!("  {:<11}  {:<width$}  {} (request /{})", r.state.as_str(), format!("/{}", r.expected), r.detail, r.request);
+    }
+}

@@ -1,0 +1,40 @@
+//! `wharf events [FLOW]`: the event log (overdue, late and expired responses), oldest first.
+
+use std::process::ExitCode;
+
+use super::Global;
+use super::files::when;
+use super::run::open_ledger;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Only this flow's events.
+    pub flow: Option<String>,
+    /// Only events after this sequence number (what a consumer saw last).
+    #[arg(long, default_value_t = 0)]
+    pub since: u64,
+    /// Most events to show.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
+    /// JSON output (times in ms since the epoch).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
+    let ledger = open_ledger(global)?;
+    let events = ledger.events(args.flow.as_deref(), args.since, args.limit)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&events)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if events.is_empty() {
+        println!("no events{}", args.flow.map(|f| format!(" for flow {f}")).unwrap_or_default());
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:>6}  {:<19}  {:<20} {:<8} {:<32}  detail", "seq", "at (UTC)", "flow", "kind", "subject");
+    for e in events {
+        println!("{:>6}  {:<19}  {:<20} {:<8} {:<32}  {}", e.seq, when(e.at), e.flow, e.kind.as_str(), format!("/{}", e.subject), e.detail);
+    }
+    Ok(ExitCode::SUCCESS)
+}

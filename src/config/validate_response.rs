@@ -1,0 +1,240 @@
+//! Meaning checks on a flow's `response:` section (round trips), and the building of its
+//! [`Response`] with the derived response flow.
+//!
+//! A child of `validate.rs` (declared there), so it checks with the same [`Checker`] and the
+//! same rules as the flow itself — endpoint references, jailed paths, name templates,
+//! durations, sinks, steps and quarantine — instead of restating them. Problems carry their
+//! YAML path under `/response`. It never connects.
+
+use std::time::Duration;
+
+use super::Checker;
+use crate::config::flow::{Disposition, Flow, Identity, OnError, Quarantine, Ready, Response, Sink, Source};
+use crate::config::raw_response::RawResponse;
+use crate::template::NameTemplate;
+
+const AT: &str = "/response";
+
+/// A checked `response:` section, waiting for the rest of the flow to be built (the derived
+/// flow shares its endpoints and retry policy).
+#[derive(Debug, Clone)]
+pub(super) struct Draft {
+    name: NameTemplate,
+    deadline: Duration,
+    expire_after: Option<Duration>,
+    request_sink: usize,
+    source: Source,
+    sinks: Vec<Sink>,
+    after: Disposition,
+    steps: Option<crate::steps::Steps>,
+    quarantine: Option<Quarantine>,
+}
+
+impl Draft {
+    /// The built response of `parent` (whose own `response` is not looked at).
+    pub(super) fn build(self, parent: &Flow) -> Response {
+        Response {
+            name: self.name,
+            deadline: self.deadline,
+            expire_after: self.expire_after,
+            request_sink: self.request_sink,
+            flow: Flow {
+                name: format!("{}.response", parent.name),
+                file: parent.file.clone(),
+                endpoints: parent.endpoints.clone(),
+                source: self.source,
+                sinks: self.sinks,
+                after_success: self.after,
+                // A refused or failed response stays where the partner put it: it is theirs,
+                // and the quarantine copy (with reports) is what we look at.
+                after_failure: Disposition::Keep,
+                on_error: OnError::Continue,
+                retry: parent.retry,
+                steps: self.steps,
+                quarantine: self.quarantine,
+                response: None,
+            },
+        }
+    }
+}
+
+impl Checker<'_, '_> {
+    /// Checks `raw`. `sinks` are the flow's checked sinks (`None` items are malformed), used
+    /// for the default endpoint and the request sink; `source` is the flow's source, whose
+    /// folder must not be the response folder.
+    pub(super) fn response(
+        &mut self,
+        raw: RawResponse,
+        defined: Option<&[String]>,
+        sinks: Option<&[Option<Sink>]>,
+        source: Option<&Source>,
+    ) -> Option<Draft> {
+        let sink_endpoints: Vec<Option<&str>> = sinks.unwrap_or_default().iter().map(|s| s.as_ref().map(|s| s.endpoint.as_str())).collect();
+        let endpoint = match raw.endpoint {
+            Some(e) => {
+                self.endpoint_ref(&format!("{AT}/endpoint"), &e, defined);
+                Some(e)
+            }
+            // A malformed first sink is reported where it is.
+            None => sink_endpoints.first().copied().flatten().map(str::to_string),
+        };
+        let request_sink = sink_endpoints.iter().position(|e| e.is_some() && *e == endpoint.as_deref()).unwrap_or(0);
+        let path = self.remote_path(&format!("{AT}/path"), &raw.path);
+        if let (Some(p), Some(e), Some(src)) = (&path, &endpoint, source)
+            && src.endpoint == *e
+        {
+            self.not_rescanned(&format!("{AT}/path"), p, src, "responses");
+        }
+        let name = self.name_template(&format!("{AT}/name"), &raw.name);
+        let deadline = self.positive_duration(&format!("{AT}/deadline"), &raw.deadline);
+        let expire_after = raw.expire_after.as_deref().map(|t| self.positive_duration(&format!("{AT}/expire_after"), t));
+        if let (Some(d), Some(Some(e))) = (deadline, expire_after)
+            && e <= d
+        {
+            self.problem(format!("{AT}/expire_after"), "must be longer than `deadline`: a response is given up only after it is overdue");
+        }
+        let every = self.globs(AT, &["*".to_string()]);
+        let response_source = match (endpoint, path, every) {
+            (Some(endpoint), Some(path), Some(include)) => Some(Source {
+                endpoint,
+                path,
+                include,
+                exclude: globset::GlobSet::empty(),
+                recursive: false,
+                max_depth: 1,
+                ready: Ready::default(),
+                identity: Identity::DEFAULT,
+                command: None,
+            }),
+            _ => None,
+        };
+        let rs = response_source.as_ref();
+
+        if raw.sinks.is_empty() {
+            self.problem(format!("{AT}/sinks"), "must not be empty: responses need at least one sink");
+        }
+        let built_sinks: Vec<Option<Sink>> =
+            raw.sinks.into_iter().enumerate().map(|(i, s)| self.sink(&format!("{AT}/sinks/{i}"), s, defined, rs)).collect();
+        let after = self.disposition(&format!("{AT}/after"), raw.after, rs);
+        // The content checks name their paths as at the top of a flow: put them under `/response`.
+        let first = self.problems.len();
+        let steps: Vec<_> = raw.steps.into_iter().map(Some).collect();
+        let content = self.content(&steps, raw.quarantine, raw.on_invalid, raw.max_invalid.as_ref(), defined, rs);
+        for p in &mut self.problems[first..] {
+            p.yaml_path = format!("{AT}{}", p.yaml_path);
+        }
+        let (steps, quarantine) = content?;
+        Some(Draft {
+            name: name?,
+            deadline: deadline?,
+            expire_after: checked_opt(expire_after)?,
+            request_sink,
+            source: response_source?,
+            sinks: built_sinks.into_iter().collect::<Option<Vec<_>>>().filter(|s| !s.is_empty())?,
+            after: after?,
+            steps,
+            quarantine,
+        })
+    }
+}
+
+/// `None` when an optional setting was given but invalid.
+fn checked_opt<T>(v: Option<Option<T>>) -> Option<Option<T>> {
+    match v {
+        None => Some(None),
+        Some(inner) => inner.map(Some),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::super::validate;
+    use super::*;
+    use crate::config::diagnostic::Problem;
+    use crate::config::interpolate::Lookup;
+    use crate::config::raw::RawFlow;
+
+    fn run(yaml: &str) -> Result<Flow, Vec<Problem>> {
+        let raw: RawFlow = serde_json::from_value(serde_yaml::from_str(yaml).unwrap()).unwrap();
+        validate(raw, Path::new("/flows/f.yaml"), &Lookup { base_dir: Path::new("/flows"), env: &|_| Err(std::env::VarError::NotPresent) })
+    }
+
+    fn problems(yaml: &str) -> Vec<String> {
+        run(yaml).unwrap_err().into_iter().map(|p| p.to_string()).collect()
+    }
+
+    const BASE: &str = "name: orders
+endpoints:
+  out: { type: local, root: ./outbox }
+  partner: { type: local, root: ./partner }
+  archive: { type: local, root: ./archive }
+source: { endpoint: out, path: / }
+sinks: [ { endpoint: archive, path: /sent }, { endpoint: partner, path: /inbox } ]
+";
+
+    #[test]
+    fn builds_the_derived_response_flow() {
+        let flow = run(&format!(
+            "{BASE}retry: {{ attempts: 5 }}\nresponse:\n  endpoint: partner\n  path: /outbox\n  name: \"{{{{stem}}}}.ack\"\n  deadline: 30m\n  expire_after: 7d\n  sinks: [ {{ endpoint: archive, path: /acks }} ]\n  after: delete\n"
+        ))
+        .unwrap();
+        let r = flow.response.as_deref().unwrap();
+        assert_eq!((r.deadline, r.expire_after), (Duration::from_secs(1800), Some(Duration::from_secs(7 * 86_400))));
+        assert_eq!(r.request_sink, 1, "the first sink on the response endpoint");
+        assert_eq!(r.name.source(), "{{stem}}.ack");
+        let f = &r.flow;
+        assert_eq!(f.name, "orders.response");
+        assert_eq!((f.source.endpoint.as_str(), f.source.path.as_str()), ("partner", "outbox"));
+        assert_eq!(f.source.identity, Identity::DEFAULT);
+        assert_eq!((&f.after_success, &f.after_failure), (&Disposition::Delete, &Disposition::Keep));
+        assert_eq!((f.retry.attempts, f.sinks.len(), f.sinks[0].endpoint.as_str()), (5, 1, "archive"));
+        assert!(f.response.is_none() && f.steps.is_none() && f.endpoints.contains_key("partner"));
+    }
+
+    #[test]
+    fn endpoint_defaults_to_the_first_sink_and_after_to_keep() {
+        let flow = run(&format!(
+            "{BASE}response: {{ path: /acks, name: \"{{{{name}}}}.ok\", deadline: 1h, sinks: [ {{ endpoint: out, path: /acks }} ] }}\n"
+        ))
+        .unwrap();
+        let r = flow.response.unwrap();
+        assert_eq!((r.flow.source.endpoint.as_str(), r.request_sink, r.expire_after), ("archive", 0, None));
+        assert_eq!(r.flow.after_success, Disposition::Keep);
+    }
+
+    #[test]
+    fn every_problem_is_reported_under_response() {
+        let p = problems(&format!(
+            "{BASE}response:\n  endpoint: nope\n  path: /a/../..\n  name: \"x/{{{{stem}}}}\"\n  deadline: 0s\n  expire_after: \"5\"\n  steps: [ {{ parse: {{ format: csv }} }} ]\n  sinks: []\n"
+        ));
+        let want = [
+            "unknown endpoint `nope` (defined: `archive`, `out`, `partner`) (at /response/endpoint)",
+            "(at /response/path)",
+            "(at /response/name)",
+            "`0s` is zero; give a positive duration (at /response/deadline)",
+            "is not a duration: a unit is missing (write e.g. `500ms`, `30s`, `2m`, `1h30m`, `1d`) (at /response/expire_after)",
+            "must not be empty: responses need at least one sink (at /response/sinks)",
+            "a flow with steps needs `quarantine: { endpoint, path }`: where the files they refuse go (at /response/steps)",
+        ];
+        assert_eq!(p.len(), want.len(), "{p:#?}");
+        for (got, want) in p.iter().zip(want) {
+            assert!(got.ends_with(want), "{got:?} should end with {want:?}");
+        }
+        let p = problems(&format!(
+            "{BASE}response: {{ endpoint: out, path: /, name: a.ack, deadline: 1h, expire_after: 30m, sinks: [ {{ endpoint: archive, path: /acks }} ] }}\n"
+        ));
+        assert_eq!(
+            p,
+            [
+                "`/` is the source folder: responses would be picked up again (at /response/path)",
+                "must be longer than `deadline`: a response is given up only after it is overdue (at /response/expire_after)"
+            ]
+        );
+        let p = problems(&format!(
+            "{BASE}response: {{ endpoint: partner, path: /out, name: a.ack, deadline: 1h, sinks: [ {{ endpoint: partner, path: /out }} ] }}\n"
+        ));
+        assert_eq!(p, ["`/out` is the source folder: delivered files would be picked up again (at /response/sinks/0/path)"]);
+    }
+}

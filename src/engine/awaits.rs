@@ -1,0 +1,410 @@
+//! Round trips: awaiting the partner's response to every delivered file.
+//!
+//! Owns both ends of an await:
+//! - [`register`], called by the lifecycle when a request reached `delivered` (every sink
+//!   confirmed) and before its source is disposed of: it renders the expected response name
+//!   over the name the request was delivered under and records the await — idempotently, keyed
+//!   by the request's identity, so a resumed run never registers it twice nor loses it;
+//! - [`poll`], called once at the end of a run: when any await is open it lists the response
+//!   folder *once*, takes every expected response that is there through
+//!   [`lifecycle::process`] with the derived response flow (staging, steps, quarantine,
+//!   delivery, disposition and crash safety exactly as for any file — there is no second
+//!   per-file loop), and moves each await along: answered, late, rejected, overdue, expired.
+//!
+//! Every state change is one ledger write together with its event (overdue, late, expired),
+//! so an event is recorded exactly once. Whether a response was taken is read back from the
+//! response flow's own file record, not from this run's outcome: a crash between the response
+//! reaching `done` and the await being updated is repaired by the next poll, even when the
+//! response was deleted from the server meanwhile. It does not decide readiness, retry or
+//! delivery (the lifecycle does), nor send notifications (a notifier reads `events_v1`).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::error::FileError;
+use super::lifecycle::{self, Ctx, date};
+use super::retry::retry;
+use super::{FileReport, Outcome, RunAbort, from_millis};
+use crate::config::Flow;
+use crate::config::flow::Response;
+use crate::endpoint::{DynEndpoint, Entry, ErrorKind, RemotePath};
+use crate::ledger::{AwaitRecord, AwaitState, EventKind, FileRecord, FileState, Millis, Registered, to_millis};
+use crate::template::NameVars;
+
+/// One await's line in the run summary.
+#[derive(Debug, Clone, Serialize)]
+pub struct ResponseReport {
+    /// The request's source path.
+    pub request: String,
+    /// The expected response's path on the response endpoint.
+    pub expected: String,
+    pub state: AwaitState,
+    /// Due by when, where the response went, or why it is not there.
+    pub detail: String,
+    /// The response file's own report, when this run processed it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<FileReport>,
+}
+
+impl ResponseReport {
+    /// The response was there but could not be taken in this run (it is retried next run).
+    pub fn failed(&self) -> bool {
+        self.file.as_ref().is_some_and(|f| f.outcome == Outcome::Failed)
+    }
+}
+
+/// The endpoints the flow's response needs, to be opened with the flow's own.
+pub(super) fn endpoint_names(flow: &Flow) -> Vec<&str> {
+    let Some(r) = flow.response.as_deref() else { return Vec::new() };
+    let f = &r.flow;
+    let mut names = vec![f.source.endpoint.as_str()];
+    names.extend(f.sinks.iter().map(|s| s.endpoint.as_str()));
+    names.extend(f.quarantine.as_ref().map(|q| q.endpoint.as_str()));
+    names
+}
+
+/// Records that the delivered request `rec` awaits its response (no-op for flows without
+/// `response`, and for a request registered before).
+pub(super) fn register(cx: &Ctx<'_>, rec: &FileRecord) -> Result<(), FileError> {
+    let Some(resp) = cx.flow.response.as_deref() else { return Ok(()) };
+    let flow = &cx.flow.name;
+    let sink = cx.flow.sinks.get(resp.request_sink).map(|s| s.endpoint.as_str()).unwrap_or_default();
+    // In `delivered` every sink has a confirmed delivery (the lifecycle's invariant).
+    let target = rec
+        .deliveries
+        .iter()
+        .find(|d| d.sink as usize == resp.request_sink && d.done)
+        .and_then(|d| RemotePath::parse(&d.target).ok())
+        .ok_or_else(|| {
+            FileError::Name(format!("flow {flow}: {}: no confirmed delivery to sink {sink} to name the response after", rec.path))
+        })?;
+    // The time every sink had confirmed: recorded with `delivered`, so a resumed run renders
+    // and dates the await exactly as the first attempt would have.
+    let sent_at = rec.updated;
+    let expected = expected_path(resp, &target, rec, cx.run, sent_at)?;
+    let a = AwaitRecord {
+        flow: flow.clone(),
+        request: rec.path.clone(),
+        request_identity: rec.identity.clone(),
+        request_target: format!("{sink}:/{}", target.as_str()),
+        request_run: cx.run,
+        expected: expected.as_str().to_string(),
+        sent_at,
+        deadline_at: sent_at.saturating_add(millis(resp.deadline)),
+        expire_at: resp.expire_after.map(|e| sent_at.saturating_add(millis(e))),
+        ..Default::default()
+    };
+    match cx.ledger.register_await(&a)? {
+        Registered::New => tracing::info!(flow, request = %rec.path, expected = %expected, "Awaiting the response."),
+        Registered::Existing => {}
+        Registered::Replaced(old) if old.state.is_open() => tracing::warn!(
+            flow,
+            request = %rec.path,
+            previous = %old.request,
+            expected = %expected,
+            "A new request awaits the same response name as an unanswered one; only the new one is awaited."
+        ),
+        Registered::Replaced(_) => {}
+    }
+    Ok(())
+}
+
+/// The expected response path for a request delivered as `target`.
+fn expected_path(resp: &Response, target: &RemotePath, rec: &FileRecord, run: u64, sent_at: Millis) -> Result<RemotePath, FileError> {
+    let vars = NameVars::new(target.name(), "", rec.size, run, from_millis(sent_at));
+    let name = resp.name.render(&vars).map_err(FileError::Name)?;
+    resp.flow.source.path.join(&name).map_err(|e| FileError::Name(format!("response name {name:?}: {e}")))
+}
+
+fn millis(d: Duration) -> Millis {
+    Millis::try_from(d.as_millis()).unwrap_or(Millis::MAX)
+}
+
+/// Checks the response folder for every open await of the flow, takes the responses that are
+/// there, and moves the awaits along. `eps` holds the opened endpoints (see [`endpoint_names`]).
+pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> Result<Vec<ResponseReport>, RunAbort> {
+    let Some(resp) = cx.flow.response.as_deref() else { return Ok(Vec::new()) };
+    let open: Vec<AwaitRecord> = cx.ledger.awaits(Some(&cx.flow.name))?.into_iter().filter(|a| a.state.is_open()).collect();
+    if open.is_empty() {
+        return Ok(Vec::new());
+    }
+    let rflow = &resp.flow;
+    let get = |n: &str| {
+        eps.get(n).cloned().ok_or_else(|| RunAbort::File(format!("flow {}: endpoint {n} is not open", rflow.name), ErrorKind::Config))
+    };
+    let source = get(&rflow.source.endpoint)?;
+    let rcx = Ctx {
+        flow: rflow,
+        ledger: cx.ledger,
+        source: source.clone(),
+        sinks: rflow.sinks.iter().map(|s| get(&s.endpoint)).collect::<Result<_, _>>()?,
+        quarantine: rflow.quarantine.as_ref().map(|q| get(&q.endpoint)).transpose()?,
+        run: cx.run,
+        now: cx.now,
+        staging_dir: cx.staging_dir,
+    };
+    let listed = list(&source, rflow).await?;
+    let now = to_millis(cx.now);
+    let mut out = Vec::with_capacity(open.len());
+    for mut a in open {
+        let mut file = None;
+        if let Some(entry) = listed.get(&a.expected) {
+            let (f, abort) = lifecycle::process(&rcx, entry, entry.path.name(), None).await?;
+            if abort {
+                let msg = format!("flow {}: {}: {}", rflow.name, f.path, f.detail);
+                return Err(RunAbort::File(msg, f.error_kind.unwrap_or(ErrorKind::Protocol)));
+            }
+            // "Already delivered" is an earlier round trip's response kept on the server.
+            file = Some(f).filter(|f| f.outcome != Outcome::Skipped);
+        }
+        // Taken for *this* request: done or quarantined after the request was sent.
+        let taken = cx
+            .ledger
+            .file(&rflow.name, &a.expected)?
+            .filter(|r| r.updated >= a.sent_at && matches!(r.state, FileState::Done | FileState::Quarantined));
+        let before = a.clone();
+        let event = judge(&mut a, taken.as_ref(), file.as_ref(), now);
+        if a != before
+            && let Some(ev) = cx.ledger.update_await(&a, event, now)?
+        {
+            tracing::warn!(flow = %cx.flow.name, request = %a.request, expected = %a.expected, kind = ev.kind.as_str(), detail = %ev.detail, "Response event.");
+        }
+        out.push(ResponseReport { detail: describe(&a, file.as_ref()), request: a.request, expected: a.expected, state: a.state, file });
+    }
+    Ok(out)
+}
+
+/// Lists the response folder once: expected path → entry. A folder that does not exist (yet)
+/// holds no responses.
+async fn list(ep: &DynEndpoint, rflow: &Flow) -> Result<BTreeMap<String, Entry>, RunAbort> {
+    let dir = &rflow.source.path;
+    let entries = retry(rflow.retry, "list responses", || async {
+        match ep.list(dir).await {
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(Vec::new()),
+            other => other.map_err(FileError::from),
+        }
+    })
+    .await
+    .map_err(|e| match e {
+        FileError::Endpoint(e) => RunAbort::Endpoint(e),
+        other => RunAbort::File(format!("flow {}: {other}", rflow.name), other.kind()),
+    })?;
+    Ok(entries.into_iter().filter(|e| e.kind == crate::endpoint::EntryKind::File).map(|e| (e.path.as_str().to_string(), e)).collect())
+}
+
+/// Moves an open await along, given the response's record when it was taken for this request
+/// (`taken`), this run's report of it (`file`), and the time. Returns the event the change
+/// causes. Pure: the caller stores the result.
+///
+/// A response counts as late when the await was already overdue, or when it arrived after the
+/// deadline — arrival being its modification time on the server when known (a response
+/// written in time but first seen by a later run is not late), else when it was taken.
+fn judge(a: &mut AwaitRecord, taken: Option<&FileRecord>, file: Option<&FileReport>, now: Millis) -> Option<(EventKind, String)> {
+    if let Some(r) = taken {
+        a.response_run = Some(r.run);
+        a.answered_at = Some(r.updated);
+        if r.state == FileState::Quarantined {
+            a.state = AwaitState::Rejected;
+            a.detail = Some(format!("refused by the response's steps and quarantined in run {}", r.run));
+            return None;
+        }
+        a.detail = Some(file.map_or_else(|| format!("taken in run {}", r.run), |f| f.detail.clone()));
+        let arrived = r.mtime.unwrap_or(r.updated);
+        if a.state == AwaitState::Overdue || arrived > a.deadline_at {
+            a.state = AwaitState::Late;
+            let detail = format!("{} arrived on {}, after its deadline {}", subject(a), date(arrived), date(a.deadline_at));
+            return Some((EventKind::Late, detail));
+        }
+        a.state = AwaitState::Answered;
+        return None;
+    }
+    if let Some(expire_at) = a.expire_at.filter(|&e| now >= e) {
+        a.state = AwaitState::Expired;
+        let detail = format!("no {} by {}; no longer awaited", subject(a), date(expire_at));
+        return Some((EventKind::Expired, detail));
+    }
+    if a.state == AwaitState::Waiting && now > a.deadline_at {
+        a.state = AwaitState::Overdue;
+        let detail = format!("{} was due by {}", subject(a), date(a.deadline_at));
+        return Some((EventKind::Overdue, detail));
+    }
+    None
+}
+
+/// The summary line's words for an await after this run.
+fn describe(a: &AwaitRecord, file: Option<&FileReport>) -> String {
+    let run = a.response_run.map(|r| format!(" in run {r}")).unwrap_or_default();
+    match a.state {
+        AwaitState::Waiting | AwaitState::Overdue => {
+            let mut s = match a.state {
+                AwaitState::Waiting => format!("waiting; due by {}", date(a.deadline_at)),
+                _ => format!("OVERDUE since {}; still awaited", date(a.deadline_at)),
+            };
+            if let Some(e) = a.expire_at {
+                s.push_str(&format!(" (until {})", date(e)));
+            }
+            if let Some(f) = file.filter(|f| f.outcome != Outcome::Delivered) {
+                s.push_str(&format!("; the response is there but was not taken: {}", f.detail));
+            }
+            s
+        }
+        AwaitState::Answered => format!("answered{run}: {}", a.detail.as_deref().unwrap_or_default()),
+        AwaitState::Late => format!("answered LATE{run} (due by {}): {}", date(a.deadline_at), a.detail.as_deref().unwrap_or_default()),
+        AwaitState::Rejected => format!("REJECTED{run}: {}", a.detail.as_deref().unwrap_or_default()),
+        AwaitState::Expired => format!("EXPIRED: no response by {}", a.expire_at.map(date).unwrap_or_default()),
+    }
+}
+
+/// `response /outbox/a.ack to a.csv`, for event details.
+fn subject(a: &AwaitRecord) -> String {
+    format!("response /{} to {}", a.expected, a.request)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIN: Millis = 60_000;
+
+    fn open() -> AwaitRecord {
+        AwaitRecord {
+            flow: "f".into(),
+            request: "a.csv".into(),
+            expected: "outbox/a.ack".into(),
+            sent_at: 0,
+            deadline_at: 30 * MIN,
+            expire_at: Some(60 * MIN),
+            ..Default::default()
+        }
+    }
+
+    fn taken(state: FileState, mtime: Option<Millis>, updated: Millis) -> FileRecord {
+        FileRecord { path: "outbox/a.ack".into(), state, mtime, updated, run: 7, ..Default::default() }
+    }
+
+    #[test]
+    fn waits_then_is_overdue_once_then_expires() {
+        let mut a = open();
+        assert_eq!(judge(&mut a, None, None, 10 * MIN), None);
+        assert_eq!(a.state, AwaitState::Waiting);
+        let (kind, detail) = judge(&mut a, None, None, 31 * MIN).unwrap();
+        assert_eq!((kind, a.state), (EventKind::Overdue, AwaitState::Overdue));
+        assert!(detail.contains("response /outbox/a.ack to a.csv was due by"), "{detail}");
+        // Overdue is recorded once: later polls change nothing until it expires.
+        assert_eq!(judge(&mut a, None, None, 45 * MIN), None);
+        assert_eq!(a.state, AwaitState::Overdue);
+        assert_eq!(judge(&mut a, None, None, 60 * MIN).map(|e| e.0), Some(EventKind::Expired));
+        assert_eq!(a.state, AwaitState::Expired);
+    }
+
+    #[test]
+    fn a_response_in_time_is_answered_and_a_late_one_is_late() {
+        let mut a = open();
+        assert_eq!(judge(&mut a, Some(&taken(FileState::Done, Some(20 * MIN), 21 * MIN)), None, 21 * MIN), None);
+        assert_eq!((a.state, a.response_run, a.answered_at), (AwaitState::Answered, Some(7), Some(21 * MIN)));
+        // Written in time, first seen by a run after the deadline: not late.
+        let mut a = open();
+        assert_eq!(judge(&mut a, Some(&taken(FileState::Done, Some(29 * MIN), 40 * MIN)), None, 40 * MIN), None);
+        assert_eq!(a.state, AwaitState::Answered);
+        // Written after the deadline (no run looked in between): late, without an overdue.
+        let mut a = open();
+        let ev = judge(&mut a, Some(&taken(FileState::Done, Some(35 * MIN), 40 * MIN)), None, 40 * MIN).unwrap();
+        assert_eq!((ev.0, a.state), (EventKind::Late, AwaitState::Late));
+        // Already overdue: late whatever its time says (a server clock behind ours).
+        let mut a = AwaitRecord { state: AwaitState::Overdue, ..open() };
+        let ev = judge(&mut a, Some(&taken(FileState::Done, Some(MIN), 50 * MIN)), None, 50 * MIN).unwrap();
+        assert_eq!((ev.0, a.state), (EventKind::Late, AwaitState::Late));
+        // No mtime from the server: when it was taken decides.
+        let mut a = open();
+        assert!(judge(&mut a, Some(&taken(FileState::Done, None, 31 * MIN)), None, 31 * MIN).is_some());
+        // Found past expiry: a response wins over giving up.
+        let mut a = AwaitRecord { state: AwaitState::Overdue, ..open() };
+        judge(&mut a, Some(&taken(FileState::Done, None, 90 * MIN)), None, 90 * MIN);
+        assert_eq!(a.state, AwaitState::Late);
+    }
+
+    /// A local round trip: outbox → partner/inbox, acks awaited in partner/outbox → acks.
+    fn round_trip(deadline: &str) -> (tempfile::TempDir, Flow) {
+        let dir = tempfile::tempdir().unwrap();
+        for d in ["outbox", "partner/inbox", "partner/outbox", "acks"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        let yaml = format!(
+            "name: rt\nendpoints:\n  out: {{ type: local, root: outbox }}\n  partner: {{ type: local, root: partner }}\n  acks: {{ type: local, root: acks }}\n\
+             source: {{ endpoint: out, path: / }}\nsinks: [ {{ endpoint: partner, path: /inbox }} ]\nafter: {{ success: delete }}\n\
+             response: {{ path: /outbox, name: \"{{{{stem}}}}.ack\", deadline: {deadline}, sinks: [ {{ endpoint: acks }} ], after: delete }}\n"
+        );
+        let flow = crate::config::load_flow_str(&yaml, &dir.path().join("rt.yaml")).unwrap();
+        (dir, flow)
+    }
+
+    async fn run(flow: &Flow, ledger: &crate::ledger::Ledger, dir: &std::path::Path) -> super::super::RunReport {
+        let opts = super::super::RunOptions { staging_dir: dir.join("staging"), now: None };
+        super::super::run_once(flow, ledger, &opts, &mut |_| {}).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_local_round_trip_registers_waits_and_matches() {
+        let (dir, flow) = round_trip("1h");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.counts.delivered, 1, "{r:#?}");
+        assert_eq!(r.responses.len(), 1, "{r:#?}");
+        assert_eq!((r.responses[0].state, r.responses[0].expected.as_str()), (AwaitState::Waiting, "outbox/o1.ack"));
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!((r.responses.len(), r.responses[0].state), (1, AwaitState::Waiting));
+        std::fs::write(d.join("partner/outbox/o1.ack"), "ack").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        let resp = &r.responses[0];
+        assert_eq!(resp.state, AwaitState::Answered, "{r:#?}");
+        assert_eq!(resp.file.as_ref().map(|f| f.outcome), Some(Outcome::Delivered));
+        assert_eq!(std::fs::read_to_string(d.join("acks/o1.ack")).unwrap(), "ack");
+        assert!(!d.join("partner/outbox/o1.ack").exists());
+        let a = ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap();
+        assert_eq!((a.request.as_str(), a.request_target.as_str(), a.response_run), ("o1.csv", "partner:/inbox/o1.csv", Some(r.run)));
+        // Answered awaits are not polled again.
+        assert!(run(&flow, &ledger, d).await.responses.is_empty());
+        assert!(ledger.events(None, 0, 10).unwrap().is_empty());
+
+        // A crash after the response was done but before its await was updated: the next poll
+        // repairs it from the response's record, although the response is gone from the server.
+        let mut a = a;
+        a.state = AwaitState::Waiting;
+        ledger.update_await(&a, None, 0).unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
+        assert!(r.responses[0].file.is_none());
+    }
+
+    #[tokio::test]
+    async fn an_overdue_response_is_recorded_once_and_a_late_one_matched() {
+        let (dir, flow) = round_trip("1ms");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
+        run(&flow, &ledger, d).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        for _ in 0..2 {
+            let r = run(&flow, &ledger, d).await;
+            assert_eq!((r.status, r.responses[0].state), (crate::ledger::RunStatus::Ok, AwaitState::Overdue), "{r:#?}");
+        }
+        let kinds = |l: &crate::ledger::Ledger| l.events(Some("rt"), 0, 10).unwrap().into_iter().map(|e| e.kind).collect::<Vec<_>>();
+        assert_eq!(kinds(&ledger), [EventKind::Overdue]);
+        std::fs::write(d.join("partner/outbox/o1.ack"), "ack").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Late, "{r:#?}");
+        assert_eq!(kinds(&ledger), [EventKind::Overdue, EventKind::Late]);
+    }
+
+    #[test]
+    fn a_refused_response_rejects_the_await_without_an_event() {
+        let mut a = open();
+        assert_eq!(judge(&mut a, Some(&taken(FileState::Quarantined, Some(MIN), 2 * MIN)), None, 2 * MIN), None);
+        assert_eq!((a.state, a.response_run), (AwaitState::Rejected, Some(7)));
+        assert!(describe(&a, None).starts_with("REJECTED in run 7"));
+    }
+}

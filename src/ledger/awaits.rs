@@ -1,0 +1,317 @@
+//! Awaited responses (round trips) and the event log, in the ledger.
+//!
+//! Tables:
+//! - `awaits_v1`: (flow, expected response path) → [`AwaitRecord`]: one per request awaiting
+//!   its response, with its state, deadline and the correlation once answered;
+//! - `await_requests_v1`: (flow, request identity) → expected response path: what makes
+//!   registering idempotent (a resumed or repeated registration of the same delivered file is
+//!   a no-op even if the response name template uses `run` or `date`);
+//! - `events_v1`: (flow, seq) → [`Event`]: things someone should hear about (overdue, late,
+//!   expired responses), numbered by one ledger-wide sequence so a notifier can read "every
+//!   event after N".
+//!
+//! A state change and its event are one transaction: an event is recorded exactly once. This
+//! module stores and lists; *when* a state changes is decided in `engine/awaits.rs`.
+
+use redb::{ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::codec::Postcard;
+use super::{COUNTERS, Ledger, LedgerError, Millis, flow_range};
+
+const AWAITS: TableDefinition<(&str, &str), Postcard<AwaitRecord>> = TableDefinition::new("awaits_v1");
+const AWAIT_REQUESTS: TableDefinition<(&str, &str), &str> = TableDefinition::new("await_requests_v1");
+const EVENTS: TableDefinition<(&str, u64), Postcard<Event>> = TableDefinition::new("events_v1");
+
+/// Where an awaited response stands.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AwaitState {
+    /// Not there yet; the deadline has not passed (or no run looked since it did).
+    #[default]
+    Waiting,
+    /// A run after the deadline did not find it (an `overdue` event was recorded); still awaited.
+    Overdue,
+    /// Arrived by the deadline, and taken through the response's steps and sinks.
+    Answered,
+    /// Arrived after the deadline, and taken like an answered one (a `late` event was recorded).
+    Late,
+    /// Not there by `expire_after`: no longer awaited (an `expired` event was recorded).
+    Expired,
+    /// Arrived, but the response's content steps refused it: quarantined, with reports.
+    Rejected,
+}
+
+impl AwaitState {
+    /// Still awaited: the response folder is checked for it.
+    pub fn is_open(self) -> bool {
+        matches!(self, AwaitState::Waiting | AwaitState::Overdue)
+    }
+
+    /// Lower-case name for tables and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AwaitState::Waiting => "waiting",
+            AwaitState::Overdue => "overdue",
+            AwaitState::Answered => "answered",
+            AwaitState::Late => "late",
+            AwaitState::Expired => "expired",
+            AwaitState::Rejected => "rejected",
+        }
+    }
+}
+
+/// One request awaiting its response (table `awaits_v1`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AwaitRecord {
+    pub flow: String,
+    /// The request's source path.
+    pub request: String,
+    /// The request's identity (see `engine::identity`), which makes registering idempotent.
+    pub request_identity: String,
+    /// Where the request was delivered (`endpoint:/path`), the name the response is named after.
+    pub request_target: String,
+    /// The run that delivered the request.
+    pub request_run: u64,
+    /// The expected response's path on the response endpoint.
+    pub expected: String,
+    /// When every sink had confirmed the request.
+    pub sent_at: Millis,
+    pub deadline_at: Millis,
+    /// When waiting stops (`None`: never).
+    pub expire_at: Option<Millis>,
+    pub state: AwaitState,
+    /// The run that took the response.
+    pub response_run: Option<u64>,
+    /// When the response was taken (delivered to its sinks, or quarantined).
+    pub answered_at: Option<Millis>,
+    /// What happened last, in words (where the response went, why it was refused).
+    pub detail: Option<String>,
+}
+
+/// What an [`Event`] is about. New kinds are appended (postcard stores the variant index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// An awaited response was not there at its deadline.
+    Overdue,
+    /// An awaited response arrived after its deadline.
+    Late,
+    /// An awaited response was given up (`expire_after`).
+    Expired,
+}
+
+impl EventKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Overdue => "overdue",
+            EventKind::Late => "late",
+            EventKind::Expired => "expired",
+        }
+    }
+}
+
+/// Something worth telling someone about (table `events_v1`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Ledger-wide sequence number (increasing; never reused).
+    pub seq: u64,
+    pub flow: String,
+    pub at: Millis,
+    pub kind: EventKind,
+    /// What it is about: for awaits, the request's source path.
+    pub subject: String,
+    pub detail: String,
+}
+
+/// What [`Ledger::register_await`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Registered {
+    /// A new await was recorded.
+    New,
+    /// This request was registered before (a resumed run): nothing changed.
+    Existing,
+    /// A new await was recorded in place of this one, which expected the same response name
+    /// for another request (the same name can only answer one request).
+    Replaced(Box<AwaitRecord>),
+}
+
+impl Ledger {
+    /// Creates the tables (called by `init`).
+    pub(super) fn init_awaits(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+        tx.open_table(AWAITS)?;
+        tx.open_table(AWAIT_REQUESTS)?;
+        tx.open_table(EVENTS)?;
+        Ok(())
+    }
+
+    /// Records that `rec.request_identity` awaits `rec.expected`, once: registering the same
+    /// request again changes nothing, whatever `rec` says.
+    pub fn register_await(&self, rec: &AwaitRecord) -> Result<Registered, LedgerError> {
+        let flow = rec.flow.as_str();
+        self.write(|tx| {
+            let mut index = tx.open_table(AWAIT_REQUESTS)?;
+            if index.get((flow, rec.request_identity.as_str()))?.is_some() {
+                return Ok(Registered::Existing);
+            }
+            index.insert((flow, rec.request_identity.as_str()), rec.expected.as_str())?;
+            let mut awaits = tx.open_table(AWAITS)?;
+            let old = awaits.insert((flow, rec.expected.as_str()), rec)?.map(|v| v.value());
+            Ok(match old {
+                Some(old) => Registered::Replaced(Box::new(old)),
+                None => Registered::New,
+            })
+        })
+    }
+
+    /// The await of `flow` for the response at `expected`.
+    pub fn awaited(&self, flow: &str, expected: &str) -> Result<Option<AwaitRecord>, LedgerError> {
+        self.read(|tx| Ok(tx.open_table(AWAITS)?.get((flow, expected))?.map(|v| v.value())))
+    }
+
+    /// Every await, by flow and expected path; all flows when `flow` is `None`.
+    pub fn awaits(&self, flow: Option<&str>) -> Result<Vec<AwaitRecord>, LedgerError> {
+        self.read(|tx| {
+            let t = tx.open_table(AWAITS)?;
+            let mut out = Vec::new();
+            match flow {
+                Some(f) => {
+                    for item in t.range::<(&str, &str)>(flow_range(f))? {
+                        out.push(item?.1.value());
+                    }
+                }
+                None => {
+                    for item in t.iter()? {
+                        out.push(item?.1.value());
+                    }
+                }
+            }
+            Ok(out)
+        })
+    }
+
+    /// Stores an await's new state and, in the same transaction, the event it causes.
+    /// Returns the event as recorded (with its sequence number).
+    pub fn update_await(&self, rec: &AwaitRecord, event: Option<(EventKind, String)>, at: Millis) -> Result<Option<Event>, LedgerError> {
+        let flow = rec.flow.as_str();
+        self.write(|tx| {
+            tx.open_table(AWAITS)?.insert((flow, rec.expected.as_str()), rec)?;
+            let Some((kind, detail)) = event else { return Ok(None) };
+            let mut counters = tx.open_table(COUNTERS)?;
+            let seq = counters.get("event")?.map(|v| v.value()).unwrap_or(0) + 1;
+            counters.insert("event", seq)?;
+            let ev = Event { seq, flow: flow.to_string(), at, kind, subject: rec.request.clone(), detail };
+            tx.open_table(EVENTS)?.insert((flow, seq), &ev)?;
+            Ok(Some(ev))
+        })
+    }
+
+    /// Events with a sequence number above `since_seq`, oldest first, at most `limit`; all
+    /// flows when `flow` is `None`. A notifier remembers the last `seq` it handled.
+    pub fn events(&self, flow: Option<&str>, since_seq: u64, limit: usize) -> Result<Vec<Event>, LedgerError> {
+        self.read(|tx| {
+            let t = tx.open_table(EVENTS)?;
+            let mut out = Vec::new();
+            match flow {
+                Some(f) => {
+                    // Keys order by flow, then seq: this flow's newer events are one range.
+                    for item in t.range((f, since_seq.saturating_add(1))..=(f, u64::MAX))? {
+                        if out.len() >= limit {
+                            break;
+                        }
+                        out.push(item?.1.value());
+                    }
+                }
+                None => {
+                    for item in t.iter()? {
+                        let ev = item?.1.value();
+                        if ev.seq > since_seq {
+                            out.push(ev);
+                        }
+                    }
+                    out.sort_by_key(|e| e.seq);
+                    out.truncate(limit);
+                }
+            }
+            Ok(out)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn waiting(flow: &str, request: &str, identity: &str, expected: &str) -> AwaitRecord {
+        AwaitRecord {
+            flow: flow.into(),
+            request: request.into(),
+            request_identity: identity.into(),
+            expected: expected.into(),
+            sent_at: 1_000,
+            deadline_at: 2_000,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn registering_is_idempotent_per_request_and_replaces_per_response_name() {
+        let l = Ledger::in_memory().unwrap();
+        let a = waiting("f", "a.csv", "p=a.csv|s=1", "outbox/a.ack");
+        assert_eq!(l.register_await(&a).unwrap(), Registered::New);
+        // A resumed run renders another name (a `{{run}}` in the template): still one await.
+        let again = AwaitRecord { expected: "outbox/a-run2.ack".into(), ..a.clone() };
+        assert_eq!(l.register_await(&again).unwrap(), Registered::Existing);
+        assert_eq!(l.awaits(Some("f")).unwrap(), std::slice::from_ref(&a));
+        // The same file sent again with new content awaits the same name: it takes over.
+        let resent = waiting("f", "a.csv", "p=a.csv|s=2", "outbox/a.ack");
+        assert_eq!(l.register_await(&resent).unwrap(), Registered::Replaced(Box::new(a)));
+        assert_eq!(l.awaited("f", "outbox/a.ack").unwrap(), Some(resent));
+        // Scoped per flow.
+        l.register_await(&waiting("g", "a.csv", "p=a.csv|s=1", "outbox/a.ack")).unwrap();
+        assert_eq!(l.awaits(Some("f")).unwrap().len(), 1);
+        assert_eq!(l.awaits(None).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn state_changes_record_their_event_once_numbered_across_flows() {
+        let l = Ledger::in_memory().unwrap();
+        let mut a = waiting("f", "a.csv", "ia", "o/a.ack");
+        let mut b = waiting("g", "b.csv", "ib", "o/b.ack");
+        l.register_await(&a).unwrap();
+        l.register_await(&b).unwrap();
+        a.state = AwaitState::Overdue;
+        let e1 = l.update_await(&a, Some((EventKind::Overdue, "due at …".into())), 5).unwrap().unwrap();
+        b.state = AwaitState::Overdue;
+        let e2 = l.update_await(&b, Some((EventKind::Overdue, "due".into())), 6).unwrap().unwrap();
+        a.state = AwaitState::Late;
+        a.response_run = Some(4);
+        let e3 = l.update_await(&a, Some((EventKind::Late, "arrived".into())), 7).unwrap().unwrap();
+        assert_eq!((e1.seq, e2.seq, e3.seq), (1, 2, 3));
+        assert_eq!((e3.flow.as_str(), e3.subject.as_str(), e3.kind), ("f", "a.csv", EventKind::Late));
+        // No event: only the record changes.
+        a.detail = Some("x".into());
+        assert_eq!(l.update_await(&a, None, 8).unwrap(), None);
+        assert_eq!(l.awaited("f", "o/a.ack").unwrap().unwrap().detail.as_deref(), Some("x"));
+
+        let seqs = |evs: Vec<Event>| evs.into_iter().map(|e| e.seq).collect::<Vec<_>>();
+        assert_eq!(seqs(l.events(None, 0, 10).unwrap()), [1, 2, 3]);
+        assert_eq!(seqs(l.events(Some("f"), 0, 10).unwrap()), [1, 3]);
+        assert_eq!(seqs(l.events(Some("f"), 1, 10).unwrap()), [3]);
+        assert_eq!(seqs(l.events(None, 1, 1).unwrap()), [2]);
+        assert_eq!(seqs(l.events(Some("f"), 0, 1).unwrap()), [1]);
+        assert!(l.events(Some("h"), 0, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn stored_encodings_keep_their_variant_indexes() {
+        // postcard stores the variant index: new states and kinds must be appended.
+        for (state, index) in [(AwaitState::Waiting, 0u8), (AwaitState::Expired, 4), (AwaitState::Rejected, 5)] {
+            assert_eq!(postcard::to_allocvec(&state).unwrap(), [index], "{state:?}");
+        }
+        for (kind, index) in [(EventKind::Overdue, 0u8), (EventKind::Late, 1), (EventKind::Expired, 2)] {
+            assert_eq!(postcard::to_allocvec(&kind).unwrap(), [index], "{kind:?}");
+        }
+        assert!(AwaitState::Overdue.is_open() && !AwaitState::Late.is_open() && !AwaitState::Expired.is_open());
+    }
+}

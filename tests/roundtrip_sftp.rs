@@ -1,0 +1,218 @@
+//! Round trips end to end through the `wharf` binary against a real OpenSSH sshd: a local
+//! outbox of orders is pushed to the partner's `/inbox`, and every order awaits the partner's
+//! acknowledgement `/outbox/{{stem}}.ack`, which is matched, delivered to a local `acks`
+//! folder and removed from the server — on time, late after an overdue, and after a SIGKILL.
+
+mod support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+use support::sshd::Sshd;
+use support::{TempDir, tempdir};
+
+/// One test's world: a server, local outbox / acks / state folders and a flow file.
+struct World {
+    sshd: Sshd,
+    dir: TempDir,
+}
+
+impl World {
+    fn new() -> Option<World> {
+        let sshd = Sshd::start()?;
+        let w = World { sshd, dir: tempdir() };
+        for d in ["outbox", "acks"] {
+            fs::create_dir_all(w.local(d)).unwrap();
+        }
+        for d in ["inbox", "outbox"] {
+            fs::create_dir_all(w.remote(d)).unwrap();
+        }
+        w.sshd.give_to_user(w.sshd.data_dir());
+        Some(w)
+    }
+
+    fn local(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn remote(&self, rel: &str) -> PathBuf {
+        self.sshd.data_dir().join(rel)
+    }
+
+    /// Writes the flow: local outbox → partner /inbox, responses `name` awaited in /outbox.
+    fn flow(&self, name: &str, deadline: &str) -> PathBuf {
+        let yaml = format!(
+            "name: orders\nendpoints:\n  outbox:\n    type: local\n    root: {outbox:?}\n  partner:\n{ep}  acks:\n    type: local\n    root: {acks:?}\n\
+             source:\n  endpoint: outbox\n  path: /\n  include: [\"*.csv\"]\nsinks:\n  - endpoint: partner\n    path: /inbox\n\
+             after: {{ success: delete }}\nresponse:\n  path: /outbox\n  name: \"{name}\"\n  deadline: {deadline}\n  sinks:\n    - endpoint: acks\n      path: /\n  after: delete\n",
+            outbox = self.local("outbox").display().to_string(),
+            acks = self.local("acks").display().to_string(),
+            ep = self.sshd.endpoint_yaml(4),
+        );
+        let p = self.local("flow.yaml");
+        fs::write(&p, yaml).unwrap();
+        p
+    }
+
+    fn wharf(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_wharf"));
+        c.arg("--state-dir").arg(self.local("state")).env_remove("WHARF_TEST_HALT_AT").env("RUST_LOG", "wharf=error");
+        c
+    }
+
+    /// `wharf run --json`: exit code and report.
+    fn run(&self, flow: &Path) -> (i32, Value) {
+        let out = self.wharf().arg("run").arg("--json").arg(flow).output().unwrap();
+        (out.status.code().unwrap_or(-1), json(&out))
+    }
+
+    /// `wharf SUBCOMMAND orders --json`.
+    fn list(&self, sub: &str) -> Vec<Value> {
+        let out = self.wharf().args([sub, "orders", "--json"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        json(&out).as_array().unwrap().clone()
+    }
+
+    /// The partner writes `name` into its /outbox.
+    fn answer(&self, name: &str, body: &str) {
+        fs::write(self.remote(&format!("outbox/{name}")), body).unwrap();
+        self.sshd.give_to_user(&self.remote("outbox"));
+    }
+}
+
+fn json(out: &std::process::Output) -> Value {
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
+}
+
+/// The state of each response line of a run report.
+fn states(r: &Value) -> Vec<&str> {
+    r["responses"].as_array().unwrap().iter().map(|x| x["state"].as_str().unwrap()).collect()
+}
+
+fn kinds(events: &[Value]) -> Vec<&str> {
+    events.iter().map(|e| e["kind"].as_str().unwrap()).collect()
+}
+
+#[test]
+fn an_ack_is_awaited_across_runs_then_matched_delivered_and_removed() {
+    let Some(w) = World::new() else { return };
+    let flow = w.flow("{{stem}}.ack", "30m");
+    fs::write(w.local("outbox/order_1.csv"), "id;qty\n1;2\n").unwrap();
+
+    let (code, r) = w.run(&flow);
+    assert_eq!((code, r["counts"]["delivered"].as_u64(), states(&r)), (0, Some(1), vec!["waiting"]), "{r:#}");
+    assert_eq!(r["responses"][0]["expected"], "outbox/order_1.ack", "{r:#}");
+    assert_eq!(fs::read_to_string(w.remote("inbox/order_1.csv")).unwrap(), "id;qty\n1;2\n");
+    for _ in 0..2 {
+        let (code, r) = w.run(&flow);
+        assert_eq!((code, r["counts"]["delivered"].as_u64(), states(&r)), (0, Some(0), vec!["waiting"]), "{r:#}");
+    }
+    assert_eq!(fs::read_dir(w.local("acks")).unwrap().count(), 0);
+
+    w.answer("order_1.ack", "ACK order_1\n");
+    let (code, r) = w.run(&flow);
+    assert_eq!((code, states(&r)), (0, vec!["answered"]), "{r:#}");
+    assert_eq!(r["responses"][0]["file"]["outcome"], "delivered", "{r:#}");
+    let run4 = r["run"].as_u64().unwrap();
+    assert_eq!(fs::read_to_string(w.local("acks/order_1.ack")).unwrap(), "ACK order_1\n");
+    assert!(!w.remote("outbox/order_1.ack").exists(), "the ack is removed from the server (after: delete)");
+
+    let awaits = w.list("awaits");
+    assert_eq!(awaits.len(), 1, "{awaits:#?}");
+    let a = &awaits[0];
+    assert_eq!(
+        (a["request"].as_str(), a["expected"].as_str(), a["state"].as_str()),
+        (Some("order_1.csv"), Some("outbox/order_1.ack"), Some("answered"))
+    );
+    assert_eq!(
+        (a["request_target"].as_str(), a["request_run"].as_u64(), a["response_run"].as_u64()),
+        (Some("partner:/inbox/order_1.csv"), Some(1), Some(run4))
+    );
+    assert!(a["answered_at"].as_i64().unwrap() >= a["sent_at"].as_i64().unwrap());
+    assert!(w.list("events").is_empty());
+
+    // Answered: nothing more to poll, and the text views say so.
+    let (_, r) = w.run(&flow);
+    assert_eq!(states(&r), Vec::<&str>::new(), "{r:#}");
+    let text = String::from_utf8_lossy(&w.wharf().args(["awaits", "orders"]).output().unwrap().stdout).to_string();
+    assert!(text.contains("answered") && text.contains("/outbox/order_1.ack") && text.contains("/order_1.csv"), "{text}");
+}
+
+#[test]
+fn a_missing_ack_is_overdue_once_and_a_late_one_is_matched() {
+    let Some(w) = World::new() else { return };
+    let flow = w.flow("{{stem}}.ack", "1s");
+    fs::write(w.local("outbox/order_2.csv"), "x\n").unwrap();
+    let (code, r) = w.run(&flow);
+    assert_eq!((code, states(&r)), (0, vec!["waiting"]), "{r:#}");
+    std::thread::sleep(Duration::from_millis(1200));
+
+    // Overdue is not a failed run, but it is printed clearly.
+    let out = w.wharf().arg("run").arg(&flow).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert!(text.contains("overdue") && text.contains("OVERDUE since") && text.contains("/outbox/order_2.ack"), "{text}");
+    for _ in 0..2 {
+        let (code, r) = w.run(&flow);
+        assert_eq!((code, r["status"].as_str(), states(&r)), (0, Some("Ok"), vec!["overdue"]), "{r:#}");
+    }
+    let events = w.list("events");
+    assert_eq!(kinds(&events), ["overdue"], "exactly one overdue event after three runs: {events:#?}");
+    assert_eq!(events[0]["subject"], "order_2.csv");
+
+    w.answer("order_2.ack", "late ack");
+    let (code, r) = w.run(&flow);
+    assert_eq!((code, states(&r)), (0, vec!["late"]), "{r:#}");
+    assert_eq!(fs::read_to_string(w.local("acks/order_2.ack")).unwrap(), "late ack");
+    let events = w.list("events");
+    assert_eq!(kinds(&events), ["overdue", "late"], "{events:#?}");
+    assert!(events[1]["seq"].as_u64() > events[0]["seq"].as_u64());
+    let awaits = w.list("awaits");
+    assert_eq!((awaits.len(), awaits[0]["state"].as_str()), (1, Some("late")), "{awaits:#?}");
+}
+
+/// Kills `wharf run` at `point` while two orders are pushed, reruns, and checks each order
+/// awaits exactly one response, which is then matched.
+fn crash_and_recover(point: &str) {
+    let Some(w) = World::new() else { return };
+    // `{{run}}` in the name: a resumed run would render another name, so only the
+    // registration's idempotence keeps one await per order.
+    let flow = w.flow("{{stem}}-r{{run}}.ack", "30m");
+    for n in ["a", "b"] {
+        fs::write(w.local(&format!("outbox/{n}.csv")), n).unwrap();
+    }
+    let mut cmd = w.wharf();
+    cmd.arg("run").arg(&flow);
+    support::halt::run_and_kill_at(cmd, point, Duration::from_secs(60));
+    let (code, r) = w.run(&flow);
+    assert_eq!(code, 0, "{r:#}");
+    for _ in 0..2 {
+        w.run(&flow);
+    }
+    let awaits = w.list("awaits");
+    let mut requests: Vec<&str> = awaits.iter().map(|a| a["request"].as_str().unwrap()).collect();
+    requests.sort();
+    assert_eq!(requests, ["a.csv", "b.csv"], "one await per order after a kill at {point}: {awaits:#?}");
+    assert!(fs::read_dir(w.local("outbox")).unwrap().next().is_none(), "both orders disposed of");
+    for a in &awaits {
+        let expected = a["expected"].as_str().unwrap();
+        w.answer(expected.strip_prefix("outbox/").unwrap(), "ok");
+    }
+    let (_, r) = w.run(&flow);
+    assert_eq!(states(&r), ["answered", "answered"], "{r:#}");
+    assert_eq!(fs::read_dir(w.local("acks")).unwrap().count(), 2);
+}
+
+#[test]
+fn sigkill_between_delivery_and_registration_still_awaits_exactly_once() {
+    crash_and_recover("delivered");
+}
+
+#[test]
+fn sigkill_after_registration_does_not_await_twice() {
+    crash_and_recover("disposing");
+}
