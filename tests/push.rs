@@ -270,3 +270,48 @@ fn command_output_is_pushed() {
     assert!(t.contains("flow push: source command `sh` exited with status 4; its stderr ends: ERP unreachable"), "{t}");
     assert!(names(&w.local("outbox")).is_empty(), "no partial export is left: {:?}", names(&w.local("outbox")));
 }
+
+/// A round trip in one flow: pull orders from one partner's SFTP server, map them with a
+/// script, render them in the other partner's fixed-width layout, and push them to its FTPS
+/// server; the source moves to `processed/` on the first partner only after the push.
+#[test]
+fn pull_map_render_push_between_two_partners() {
+    let (Some(sshd), Some(ftpd)) = (Sshd::start(), Ftpd::vsftpd()) else { return };
+    let dir = tempdir();
+    let out = sshd.data_dir().join("out");
+    fs::create_dir_all(&out).unwrap();
+    fs::write(out.join("orders-1.csv"), "order,sku,qty\nA-1,X100,3\nA-2,Y7,12\n").unwrap();
+    sshd.give_to_user(sshd.data_dir());
+    let inbox = ftpd.data_dir().join("inbox");
+    fs::create_dir_all(&inbox).unwrap();
+    ftpd.give_to_user(&inbox);
+    fs::write(dir.path().join("map.rhai"), "fn map(record) { #{ id: record.order, article: record.sku, units: parse_int(record.qty) } }\n")
+        .unwrap();
+    fs::write(dir.path().join("head.txt.hbs"), "H{{lpad file.stem 12}}\n").unwrap();
+    fs::write(dir.path().join("row.txt.hbs"), "D{{pad record.id 6}}{{pad record.article 6}}{{lpad record.units 4 fill=\"0\"}}\n").unwrap();
+    fs::write(dir.path().join("foot.txt.hbs"), "T{{lpad count 6 fill=\"0\"}}{{lpad sums.units 8 fill=\"0\"}}\n").unwrap();
+    let yaml = format!(
+        "name: relay\nendpoints:\n  buyer:\n{a}  supplier:\n{b}  here:\n    type: local\n    root: {here:?}\nsource:\n  endpoint: buyer\n  path: /out\n  include: [\"*.csv\"]\nsteps:\n  - parse: {{ format: csv }}\n  - map: {{ script: map.rhai }}\n  - render: {{ header: head.txt.hbs, row: row.txt.hbs, footer: foot.txt.hbs, sums: [units] }}\nquarantine: {{ endpoint: here, path: /rejected }}\nsinks:\n  - endpoint: supplier\n    path: /inbox\n    trigger: \"{{{{stem}}}}.rdy\"\nafter:\n  success: {{ move_to: /out/processed }}\n",
+        a = sshd.endpoint_yaml(4),
+        b = ftpd.endpoint_yaml(FtpTls::Explicit, 4),
+        here = dir.path().display().to_string(),
+    );
+    let flow = dir.path().join("relay.yaml");
+    fs::write(&flow, yaml).unwrap();
+    let out_run = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .env("RUST_LOG", "wharf=warn")
+        .arg("run")
+        .arg(&flow)
+        .output()
+        .unwrap();
+    let t = ok(&out_run);
+    assert!(t.contains("1 delivered"), "{t}");
+    assert_eq!(
+        fs::read_to_string(inbox.join("orders-1.txt")).unwrap(),
+        "H    orders-1\nDA-1   X100  0003\nDA-2   Y7    0012\nT00000200000015\n"
+    );
+    assert_eq!(names(&inbox), ["orders-1.rdy", "orders-1.txt"]);
+    assert_eq!(names(&sshd.data_dir().join("out/processed")), ["orders-1.csv"]);
+}
