@@ -210,12 +210,16 @@ fn killed_before_rename_leaves_one_copy(partner: Option<Partner>) {
     ok(&w.run(&flow));
     assert_eq!(w.remote_names("inbox"), ["a.csv"]);
     assert_eq!(fs::read(w.remote("inbox/a.csv")).unwrap(), b"sku;price\n1;9.99\n");
-    // And after a crash past the rename (delivered, not yet recorded as confirmed).
+    // After the rename, before the ledger noted it: the target is found complete.
     fs::write(w.local("outbox/b.csv"), b"b").unwrap();
+    drop(run_until(w.wharf(&flow), "renamed", HALT));
+    ok(&w.run(&flow));
+    // Every sink confirmed, the source not yet moved.
+    fs::write(w.local("outbox/c.csv"), b"c").unwrap();
     drop(run_until(w.wharf(&flow), "delivered", HALT));
     ok(&w.run(&flow));
-    assert_eq!(w.remote_names("inbox"), ["a.csv", "b.csv"]);
-    assert_eq!(names(&w.local("sent")), ["a.csv", "b.csv"]);
+    assert_eq!(w.remote_names("inbox"), ["a.csv", "b.csv", "c.csv"]);
+    assert_eq!(names(&w.local("sent")), ["a.csv", "b.csv", "c.csv"]);
 }
 
 macro_rules! on_both_servers {

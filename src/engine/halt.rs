@@ -7,7 +7,8 @@
 //! written and the verdict recorded, nothing delivered), `quarantining` (quarantine decided and
 //! the copy's name recorded, the copy not made), `uploading` (the first chunk of an upload
 //! written under the temporary name), `uploaded` (the upload verified under the temporary
-//! name, not yet renamed), `triggering` (a data file delivered under its final name, its
+//! name, not yet renamed), `renamed` (the file is under its final name, the ledger does not
+//! know yet), `triggering` (a data file delivered under its final name, its
 //! trigger file not yet written), `delivered` (every sink confirmed, source not
 //! yet disposed of), `disposing` (source moved/deleted, ledger not yet updated).
 //! Unset in normal use; the check is one environment lookup per point reached.

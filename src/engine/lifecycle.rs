@@ -433,6 +433,7 @@ async fn send(
             let temp = t.parent().join(&temp_name).map_err(|e| FileError::Name(format!("temp name {temp_name:?}: {e}")))?;
             let replace = sink.if_exists == IfExists::Overwrite;
             retry(cx.flow.retry, "upload", || transfer::upload(ep, file, size, &temp, &t, replace)).await?;
+            halt::point("renamed");
             mark(rec, idx, &t, true);
             put(cx, rec)?;
             Ok((t, true))
