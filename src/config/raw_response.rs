@@ -4,7 +4,7 @@
 //! because it is a concept of its own and `raw.rs` is already long).
 //!
 //! Shape only: endpoint references, the name template, paths and durations are checked by
-//! `validate_response.rs`; the engine side lives in `engine/awaits.rs`.
+//! `validate/response.rs`; the engine side lives in `engine/awaits.rs`.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};

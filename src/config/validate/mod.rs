@@ -33,8 +33,7 @@ use crate::endpoint::RemotePath;
 use crate::endpoint::path::check_name;
 use crate::template::{NameTemplate, NameVars};
 
-// A child module so the `response:` checks use this `Checker` and its rules as they are.
-#[path = "validate_response.rs"]
+// The `response:` checks, a child module so they use this `Checker` and its rules as they are.
 mod response;
 
 /// The parts of a flow file that have the right shape. `None` marks a part whose shape is
