@@ -190,6 +190,12 @@ pub trait Endpoint: Send + Sync + fmt::Debug {
     async fn remove(&self, path: &RemotePath) -> Result<(), EndpointError>;
     /// Creates `dir` and its missing parents; succeeds if it already exists.
     async fn create_dir_all(&self, dir: &RemotePath) -> Result<(), EndpointError>;
+    /// The SHA-256 (lowercase hex) of the file at `path` as the *server* computes it, when it
+    /// offers that (FTP `HASH` / `XSHA256`); `None` when it does not. Uploads compare it with
+    /// what was sent. Never computed by reading the file back.
+    async fn sha256(&self, _path: &RemotePath) -> Result<Option<String>, EndpointError> {
+        Ok(None)
+    }
 }
 
 /// Shared handle to an endpoint.

@@ -30,6 +30,9 @@ pub enum FileError {
     /// The delivered size does not match the staged size.
     #[error("{endpoint}: {target} has {actual} bytes after upload, expected {expected}")]
     SizeMismatch { endpoint: String, target: String, expected: u64, actual: u64 },
+    /// The server's checksum of the upload differs from what was sent.
+    #[error("{endpoint}: {target} has SHA-256 {remote} after upload, sent {sent}")]
+    ChecksumMismatch { endpoint: String, target: String, sent: String, remote: String },
     #[error(transparent)]
     Ledger(#[from] LedgerError),
     /// Delivery to one sink failed (the other sinks were still tried).
@@ -43,7 +46,7 @@ impl FileError {
         match self {
             FileError::Endpoint(e) => e.kind,
             FileError::Staging { .. } | FileError::Ledger(_) => ErrorKind::LocalIo,
-            FileError::Changed(_) | FileError::SizeMismatch { .. } => ErrorKind::Transient,
+            FileError::Changed(_) | FileError::SizeMismatch { .. } | FileError::ChecksumMismatch { .. } => ErrorKind::Transient,
             FileError::Name(_) => ErrorKind::Config,
             FileError::TargetExists { .. } => ErrorKind::AlreadyExists,
             FileError::Sink { source, .. } => source.kind(),

@@ -1,14 +1,16 @@
 //! Transfer safety: deliver a staged file to a sink so that the final name only ever holds
 //! a complete, verified file.
 //!
-//! Upload under the temporary name, verify the size the sink reports, then rename to the
-//! final name — written once here for every protocol. The exists-policy (`fail`,
-//! `overwrite`, `rename`, `skip`) is decided in [`choose_target`] *before* the upload, and
+//! Upload under the temporary name, verify the size the sink reports (and the SHA-256, when
+//! the server can compute one), then rename to the final name — written once here for every
+//! protocol. The exists-policy (`fail`, `overwrite`, `rename`, `skip`) is decided in
+//! [`choose_target`] *before* the upload, and
 //! the chosen target is recorded in the ledger by the caller, so a run resumed after a crash
 //! checks that exact target instead of uploading again.
 
 use std::path::Path;
 
+use sha2::{Digest, Sha256};
 use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::config::flow::IfExists;
@@ -81,11 +83,13 @@ async fn upload_from(
     let mut out = ep.open_write(temp).await?;
     let mut buf = vec![0u8; CHUNK];
     let mut first = true;
+    let mut hasher = Sha256::new();
     loop {
         let n = input.read(&mut buf).await.map_err(|source| FileError::Staging { path: origin.to_path_buf(), source })?;
         if n == 0 {
             break;
         }
+        hasher.update(&buf[..n]);
         out.write_all(&buf[..n]).await?;
         if std::mem::take(&mut first) {
             halt::point("uploading");
@@ -97,6 +101,14 @@ async fn upload_from(
         let _ = ep.remove(temp).await;
         return Err(FileError::SizeMismatch { endpoint: ep.describe(), target: temp.to_string(), expected: size, actual });
     }
+    // A checksum, where the server offers one (most do not; the size is always checked).
+    if let Some(remote) = ep.sha256(temp).await? {
+        let sent = hex::encode(hasher.finalize());
+        if remote != sent {
+            let _ = ep.remove(temp).await;
+            return Err(FileError::ChecksumMismatch { endpoint: ep.describe(), target: temp.to_string(), sent, remote });
+        }
+    }
     halt::point("uploaded");
     match ep.rename(temp, target, replace).await {
         Ok(()) => Ok(()),
@@ -106,5 +118,70 @@ async fn upload_from(
             Err(FileError::TargetExists { endpoint: ep.describe(), target: target.to_string() })
         }
         Err(e) => Err(e.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::local::LocalEndpoint;
+    use crate::endpoint::{Capabilities, DynEndpoint, EndpointError, Entry, ReadStream, WriteStream};
+    use async_trait::async_trait;
+    use std::sync::Arc;
+
+    /// A local folder whose "server" reports a fixed SHA-256 (as an FTP `HASH` would).
+    #[derive(Debug)]
+    struct Hashing(LocalEndpoint, String);
+
+    #[async_trait]
+    impl Endpoint for Hashing {
+        fn describe(&self) -> String {
+            self.0.describe()
+        }
+        fn capabilities(&self) -> Capabilities {
+            self.0.capabilities()
+        }
+        async fn list(&self, d: &RemotePath) -> Result<Vec<Entry>, EndpointError> {
+            self.0.list(d).await
+        }
+        async fn stat(&self, p: &RemotePath) -> Result<Option<Entry>, EndpointError> {
+            self.0.stat(p).await
+        }
+        async fn open_read(&self, p: &RemotePath, o: u64) -> Result<Box<dyn ReadStream>, EndpointError> {
+            self.0.open_read(p, o).await
+        }
+        async fn open_write(&self, p: &RemotePath) -> Result<Box<dyn WriteStream>, EndpointError> {
+            self.0.open_write(p).await
+        }
+        async fn rename(&self, f: &RemotePath, t: &RemotePath, r: bool) -> Result<(), EndpointError> {
+            self.0.rename(f, t, r).await
+        }
+        async fn remove(&self, p: &RemotePath) -> Result<(), EndpointError> {
+            self.0.remove(p).await
+        }
+        async fn create_dir_all(&self, d: &RemotePath) -> Result<(), EndpointError> {
+            self.0.create_dir_all(d).await
+        }
+        async fn sha256(&self, _: &RemotePath) -> Result<Option<String>, EndpointError> {
+            Ok(Some(self.1.clone()))
+        }
+    }
+
+    #[tokio::test]
+    async fn a_server_checksum_is_compared_with_what_was_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let staged = dir.path().join("staged");
+        std::fs::write(&staged, b"hello").unwrap();
+        let p = |s: &str| RemotePath::parse(s).unwrap();
+        let good = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824".to_string();
+        let ep: DynEndpoint = Arc::new(Hashing(LocalEndpoint::new(dir.path().join("sink")), good));
+        upload(&*ep, &staged, 5, &p("/in/.a.part"), &p("/in/a"), false).await.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), b"hello");
+
+        let ep: DynEndpoint = Arc::new(Hashing(LocalEndpoint::new(dir.path().join("sink")), "0".repeat(64)));
+        let e = upload(&*ep, &staged, 5, &p("/in/.b.part"), &p("/in/b"), false).await.unwrap_err();
+        assert!(matches!(e, FileError::ChecksumMismatch { .. }), "{e}");
+        assert_eq!(e.kind(), ErrorKind::Transient);
+        assert!(!dir.path().join("sink/in/.b.part").exists() && !dir.path().join("sink/in/b").exists());
     }
 }

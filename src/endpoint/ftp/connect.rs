@@ -36,6 +36,17 @@ pub(super) struct Feat {
     pub size: bool,
     pub epsv: bool,
     pub utf8: bool,
+    /// How the server computes a file's SHA-256, if it can.
+    pub sha256: Option<HashCommand>,
+}
+
+/// A server-side SHA-256 command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum HashCommand {
+    /// `HASH` (draft-bryan-ftpext-hash), SHA-256 listed; `selected`: already the current one.
+    Hash { selected: bool },
+    /// `XSHA256` (a common non-standard command).
+    Xsha256,
 }
 
 impl Feat {
@@ -55,8 +66,34 @@ impl Feat {
             size: has("SIZE"),
             epsv: has("EPSV"),
             utf8: has("UTF8"),
+            sha256: hash_command(reply),
         }
     }
+}
+
+/// `HASH SHA-1;SHA-256*;MD5` (the `*` marks the selected algorithm) or `XSHA256`.
+fn hash_command(reply: &str) -> Option<HashCommand> {
+    let mut xsha = false;
+    for line in reply.lines().filter(|l| l.starts_with(' ')) {
+        let mut words = line.split_whitespace();
+        match words.next().map(str::to_ascii_uppercase).as_deref() {
+            Some("HASH") => {
+                let algos = words.next().unwrap_or("");
+                if let Some(a) = algos.split(';').find(|a| a.trim_end_matches('*').eq_ignore_ascii_case("SHA-256")) {
+                    return Some(HashCommand::Hash { selected: a.ends_with('*') });
+                }
+            }
+            Some("XSHA256") => xsha = true,
+            _ => {}
+        }
+    }
+    xsha.then_some(HashCommand::Xsha256)
+}
+
+/// The hex digest in a `HASH` reply (`213 SHA-256 0-49 <hex> name`) or an `XSHA256` reply
+/// (`213 <hex>`): the first word of 64 hex digits.
+pub(super) fn digest_in_reply(text: &str) -> Option<String> {
+    text.split_whitespace().find(|w| w.len() == 64 && w.bytes().all(|b| b.is_ascii_hexdigit())).map(str::to_ascii_lowercase)
 }
 
 /// A live, logged-in control connection in binary mode.
@@ -353,14 +390,28 @@ fn unroutable(ip: IpAddr) -> bool {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn hash_commands_from_feat_and_digests_from_replies() {
+        let feat = |lines: &str| Feat::parse(&format!("211-Features:\n{lines}\n211 End"));
+        assert_eq!(feat(" HASH SHA-1;SHA-256*;MD5").sha256, Some(HashCommand::Hash { selected: true }));
+        assert_eq!(feat(" HASH SHA-1*;SHA-256").sha256, Some(HashCommand::Hash { selected: false }));
+        assert_eq!(feat(" HASH SHA-1*;MD5\n XSHA256").sha256, Some(HashCommand::Xsha256));
+        assert_eq!(feat(" MDTM\n SIZE").sha256, None);
+        let hex = "2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824";
+        assert_eq!(digest_in_reply(&format!("213 SHA-256 0-5 {hex} /in/a")).as_deref(), Some(hex.to_ascii_lowercase().as_str()));
+        assert_eq!(digest_in_reply(&format!("213 {hex}")).as_deref(), Some(hex.to_ascii_lowercase().as_str()));
+        assert_eq!(digest_in_reply("213 nonsense"), None);
+    }
+
     use super::*;
 
     #[test]
     fn feat_replies() {
         let pure = "211-Extensions supported:\r\n UTF8\r\n MDTM\r\n SIZE\r\n MLST type*;size*;modify*;\r\n MLSD\r\n EPSV\r\n211 End.";
-        assert_eq!(Feat::parse(pure), Feat { mlsd: true, mlst: true, mdtm: true, size: true, epsv: true, utf8: true });
+        assert_eq!(Feat::parse(pure), Feat { mlsd: true, mlst: true, mdtm: true, size: true, epsv: true, utf8: true, sha256: None });
         let vsftpd = "211-Features:\n AUTH TLS\n EPRT\n EPSV\n MDTM\n PASV\n REST STREAM\n SIZE\n TVFS\n211 End";
-        assert_eq!(Feat::parse(vsftpd), Feat { mlsd: false, mlst: false, mdtm: true, size: true, epsv: true, utf8: false });
+        assert_eq!(Feat::parse(vsftpd), Feat { mlsd: false, mlst: false, mdtm: true, size: true, epsv: true, utf8: false, sha256: None });
         assert_eq!(Feat::parse("211 No features"), Feat::default());
     }
 

@@ -30,7 +30,7 @@ use tokio::io::AsyncReadExt;
 
 pub use tls::cert_fingerprint;
 
-use self::connect::{Conn, Connector, reply_code, reply_text, within};
+use self::connect::{Conn, Connector, HashCommand, digest_in_reply, reply_code, reply_text, within};
 use self::pool::{Lease, Pool};
 use self::stream::{FtpRead, FtpWrite};
 use super::{Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Op, ReadStream, RemotePath, WriteStream};
@@ -420,6 +420,33 @@ impl FtpEndpoint {
 }
 
 /// `MDTM`: the file's modification time, `None` when there is no such file.
+/// The server's SHA-256 of `path`, when it offers a hash command (a refusal counts as "no").
+async fn hash_on(c: &mut Conn, path: &RemotePath) -> Result<Option<String>, Fail> {
+    let full = c.full(path);
+    let cmd = match c.feat.sha256 {
+        None => return Ok(None),
+        Some(HashCommand::Xsha256) => format!("XSHA256 {full}"),
+        Some(HashCommand::Hash { selected }) => {
+            if !selected {
+                match within(c.timeout, c.ftp.custom_command("OPTS HASH SHA-256", &[Status::CommandOk])).await {
+                    Ok(_) => c.feat.sha256 = Some(HashCommand::Hash { selected: true }),
+                    Err(FtpError::UnexpectedResponse(_)) => {
+                        c.feat.sha256 = None;
+                        return Ok(None);
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            format!("HASH {full}")
+        }
+    };
+    match within(c.timeout, c.ftp.custom_command(cmd, &[Status::File])).await {
+        Ok(r) => Ok(digest_in_reply(&reply_text(&r))),
+        Err(FtpError::UnexpectedResponse(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn mdtm(c: &mut Conn, full: &str) -> Result<Option<SystemTime>, Fail> {
     match within(c.timeout, c.ftp.custom_command(format!("MDTM {full}"), &[Status::File])).await {
         Ok(r) => {
@@ -533,6 +560,14 @@ impl Endpoint for FtpEndpoint {
     async fn stat(&self, path: &RemotePath) -> Result<Option<Entry>, EndpointError> {
         self.run(Op::Stat, path, true, |mut c| async move {
             let r = self.stat_on(&mut c, path).await;
+            (c, r)
+        })
+        .await
+    }
+
+    async fn sha256(&self, path: &RemotePath) -> Result<Option<String>, EndpointError> {
+        self.run(Op::Stat, path, true, |mut c| async move {
+            let r = hash_on(&mut c, path).await;
             (c, r)
         })
         .await
