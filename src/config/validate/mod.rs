@@ -6,6 +6,9 @@
 //! `load.rs` turns them into positioned diagnostics) and builds the flow only when there are
 //! none. The only outside world it touches is through [`Lookup`]: `${env:…}` / `${file:…}`
 //! for credentials, and the flow file's folder for relative paths. It never connects.
+//!
+//! Split by section: `endpoints.rs` (servers, credentials, host keys, certificates) and
+//! `response.rs` (`response:`) add methods to the one [`Checker`] defined here.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,7 +37,10 @@ use crate::endpoint::path::check_name;
 use crate::template::{NameTemplate, NameVars};
 
 // The `response:` checks, a child module so they use this `Checker` and its rules as they are.
+mod endpoints;
 mod response;
+
+pub use endpoints::parse_cert_fingerprint;
 
 /// The parts of a flow file that have the right shape. `None` marks a part whose shape is
 /// broken (already reported by the schema check); checks that need it are skipped.
@@ -188,183 +194,6 @@ impl Checker<'_, '_> {
             return None;
         }
         Some(name.to_string())
-    }
-
-    fn endpoint(&mut self, at: &str, ep: RawEndpoint) -> Option<EndpointSpec> {
-        match ep {
-            RawEndpoint::Local { root } => {
-                if root.is_empty() {
-                    self.problem(format!("{at}/root"), "must not be empty");
-                    return None;
-                }
-                Some(EndpointSpec::Local { root: self.lookup.resolve_path(&root) })
-            }
-            RawEndpoint::Sftp(sftp) => self.sftp(at, sftp).map(EndpointSpec::Sftp),
-            RawEndpoint::Ftp(ftp) => self.ftp(at, ftp).map(EndpointSpec::Ftp),
-        }
-    }
-
-    fn ftp(&mut self, at: &str, raw: RawFtp) -> Option<FtpSpec> {
-        let host = self.credential(&format!("{at}/host"), &raw.host, true);
-        let user = self.credential(&format!("{at}/user"), &raw.user, true);
-        let password = self.credential(&format!("{at}/password"), &raw.password, false);
-        let trust = self.cert_trust(at, raw.tls, raw.ca_file, raw.fingerprint);
-        let root = match &raw.root {
-            Some(r) => self.server_root(&format!("{at}/root"), r).map(Some),
-            None => Some(None),
-        };
-        let connect_timeout = self.positive_duration(&format!("{at}/connect_timeout"), &raw.connect_timeout);
-        let operation_timeout = self.positive_duration(&format!("{at}/operation_timeout"), &raw.operation_timeout);
-        if raw.max_connections == 0 {
-            self.problem(format!("{at}/max_connections"), "must be at least 1");
-        }
-        let default_port = if raw.tls == FtpTls::Implicit { 990 } else { 21 };
-        Some(FtpSpec {
-            host: host?,
-            port: raw.port.unwrap_or(default_port),
-            user: user?,
-            password: Secret::new(password?),
-            tls: raw.tls,
-            trust: trust?,
-            passive: raw.passive,
-            root: root?,
-            connect_timeout: connect_timeout?,
-            operation_timeout: operation_timeout?,
-            max_connections: usize::try_from(raw.max_connections).ok().filter(|&n| n > 0)?,
-        })
-    }
-
-    /// How an FTPS certificate is checked: system CAs, a CA file, or a pinned fingerprint.
-    fn cert_trust(&mut self, at: &str, tls: FtpTls, ca_file: Option<String>, fingerprint: Option<String>) -> Option<CertTrust> {
-        if tls == FtpTls::None {
-            for (field, set) in [("ca_file", ca_file.is_some()), ("fingerprint", fingerprint.is_some())] {
-                if set {
-                    self.problem(
-                        format!("{at}/{field}"),
-                        format!("`{field}` has no effect with `tls: none` (plain FTP has no certificate)"),
-                    );
-                }
-            }
-            return (ca_file.is_none() && fingerprint.is_none()).then_some(CertTrust::SystemRoots);
-        }
-        match (ca_file, fingerprint) {
-            (Some(_), Some(_)) => {
-                self.problem(at, "set either `ca_file` or `fingerprint`, not both");
-                None
-            }
-            (None, None) => Some(CertTrust::SystemRoots),
-            (Some(file), None) if file.is_empty() => {
-                self.problem(format!("{at}/ca_file"), "must not be empty");
-                None
-            }
-            (Some(file), None) => Some(CertTrust::CaFile(self.lookup.resolve_path(&file))),
-            (None, Some(fp)) => {
-                let r = parse_cert_fingerprint(&fp);
-                self.ok(&format!("{at}/fingerprint"), r).map(CertTrust::Fingerprint)
-            }
-        }
-    }
-
-    fn sftp(&mut self, at: &str, raw: RawSftp) -> Option<SftpSpec> {
-        let host = self.credential(&format!("{at}/host"), &raw.host, true);
-        let user = self.credential(&format!("{at}/user"), &raw.user, true);
-        let auth = self.auth(at, raw.auth);
-        let host_key = self.host_key(&format!("{at}/host_key"), raw.host_key);
-        let root = self.server_root(&format!("{at}/root"), &raw.root);
-        let connect_timeout = self.positive_duration(&format!("{at}/connect_timeout"), &raw.connect_timeout);
-        let operation_timeout = self.positive_duration(&format!("{at}/operation_timeout"), &raw.operation_timeout);
-        Some(SftpSpec {
-            host: host?,
-            port: raw.port,
-            user: user?,
-            auth: auth?,
-            host_key: host_key?,
-            root: root?,
-            connect_timeout: connect_timeout?,
-            operation_timeout: operation_timeout?,
-        })
-    }
-
-    /// Interpolates a credential field; `required` ones must not come out empty.
-    fn credential(&mut self, path: &str, text: &str, required: bool) -> Option<String> {
-        match interpolate(text, self.lookup) {
-            Ok(value) if required && value.is_empty() => {
-                self.problem(
-                    path,
-                    if text.is_empty() { "must not be empty".to_string() } else { format!("`{text}` resolves to an empty value") },
-                );
-                None
-            }
-            Ok(value) => Some(value),
-            Err(errors) => {
-                errors.into_iter().for_each(|e| self.problem(path, e));
-                None
-            }
-        }
-    }
-
-    fn auth(&mut self, at: &str, auth: super::raw::RawSshAuth) -> Option<SshAuth> {
-        let at = format!("{at}/auth");
-        match (auth.password, auth.private_key) {
-            (Some(_), Some(_)) => {
-                self.problem(&at, "set either `password` or `private_key`, not both");
-                None
-            }
-            (None, None) => {
-                self.problem(&at, "set `password` or `private_key`");
-                None
-            }
-            (Some(password), None) => {
-                if auth.passphrase.is_some() {
-                    self.problem(format!("{at}/passphrase"), "`passphrase` unlocks a `private_key`; with `password` login it is not used");
-                }
-                let password = self.credential(&format!("{at}/password"), &password, false)?;
-                auth.passphrase.is_none().then(|| SshAuth::Password(Secret::new(password)))
-            }
-            (None, Some(key)) => {
-                if key.is_empty() {
-                    self.problem(format!("{at}/private_key"), "must not be empty");
-                    return None;
-                }
-                let passphrase = match auth.passphrase {
-                    Some(p) => Some(Secret::new(self.credential(&format!("{at}/passphrase"), &p, false)?)),
-                    None => None,
-                };
-                Some(SshAuth::Key { path: self.lookup.resolve_path(&key), passphrase })
-            }
-        }
-    }
-
-    fn host_key(&mut self, at: &str, hk: super::raw::RawHostKey) -> Option<HostKeyPolicy> {
-        match (hk.known_hosts, hk.fingerprint) {
-            (Some(_), Some(_)) => {
-                self.problem(at, "set either `known_hosts` or `fingerprint`, not both");
-                None
-            }
-            (None, None) => {
-                self.problem(at, "set `known_hosts` (a file) or `fingerprint` (`SHA256:…`); wharf never trusts an unknown host key");
-                None
-            }
-            (Some(file), None) if file.is_empty() => {
-                self.problem(format!("{at}/known_hosts"), "must not be empty");
-                None
-            }
-            (Some(file), None) => Some(HostKeyPolicy::KnownHosts(self.lookup.resolve_path(&file))),
-            (None, Some(fp)) => {
-                let r = check_fingerprint(&fp);
-                self.ok(&format!("{at}/fingerprint"), r).map(|()| HostKeyPolicy::Fingerprint(fp))
-            }
-        }
-    }
-
-    /// An SFTP root: absolute, normalised, no `..`.
-    fn server_root(&mut self, path: &str, root: &str) -> Option<String> {
-        if !root.starts_with('/') {
-            self.problem(path, format!("`{root}` must be an absolute path on the server (start with `/`)"));
-            return None;
-        }
-        let parsed = self.ok(path, RemotePath::parse(root).map_err(|e| e.to_string()))?;
-        Some(parsed.to_string())
     }
 
     fn positive_duration(&mut self, path: &str, text: &str) -> Option<Duration> {
@@ -604,31 +433,6 @@ impl Checker<'_, '_> {
 /// it was not set.
 fn checked<T>(setting: Option<Option<T>>) -> Option<Option<T>> {
     setting.map_or(Some(None), |valid| valid.map(Some))
-}
-
-/// `SHA256:` followed by the base64 of 32 bytes, as `ssh-keygen -l` prints it (unpadded).
-fn check_fingerprint(fp: &str) -> Result<(), String> {
-    let bad = || format!("`{fp}` is not a key fingerprint: expected `SHA256:` and 43 base64 characters, as `ssh-keygen -lf KEY` prints");
-    let b64 = fp.strip_prefix("SHA256:").ok_or_else(bad)?;
-    let bytes = base64::engine::general_purpose::STANDARD_NO_PAD.decode(b64.trim_end_matches('=')).map_err(|_| bad())?;
-    if bytes.len() != 32 {
-        return Err(bad());
-    }
-    Ok(())
-}
-
-/// A certificate fingerprint: `SHA256:` and 64 hex digits (colons allowed, any case), as
-/// `openssl x509 -noout -fingerprint -sha256` prints it.
-pub fn parse_cert_fingerprint(fp: &str) -> Result<[u8; 32], String> {
-    let bad = || {
-        format!(
-            "`{fp}` is not a certificate fingerprint: expected `SHA256:` and 64 hex digits (colons allowed), as \
-             `openssl x509 -noout -fingerprint -sha256 -in CERT` prints"
-        )
-    };
-    let hex_digits: String = fp.strip_prefix("SHA256:").ok_or_else(bad)?.chars().filter(|&c| c != ':').collect();
-    let bytes = hex::decode(&hex_digits).map_err(|_| bad())?;
-    bytes.try_into().map_err(|_| bad())
 }
 
 #[cfg(test)]
