@@ -8,7 +8,7 @@
 //! for credentials, and the flow file's folder for relative paths. It never connects.
 //!
 //! Split by section: `endpoints.rs` (servers, credentials, host keys, certificates) and
-//! `response.rs` (`response:`) add methods to the one [`Checker`] defined here.
+//! `response.rs` (`response:`) add methods to the one `Checker` defined here.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
