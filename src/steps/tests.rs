@@ -7,6 +7,25 @@ use serde_json::json;
 use super::*;
 use crate::config::raw_steps::RawStep;
 
+/// Runs `steps` on `body` staged as `dir/staged`, writing `dir/out` and `dir/rejects`
+/// (shared with the `render` tests).
+pub(super) fn run_in(dir: &std::path::Path, steps: &Steps, name: &str, body: &[u8], vars: &NameVars) -> Processed {
+    let staged = dir.join("staged");
+    std::fs::write(&staged, body).unwrap();
+    let input = Input {
+        vars,
+        staged: &staged,
+        name,
+        size: body.len() as u64,
+        sha256: "",
+        checksum_text: None,
+        row_count_text: None,
+        output: &dir.join("out"),
+        rejects: &dir.join("rejects"),
+    };
+    steps.run(&input).unwrap()
+}
+
 struct Bench {
     dir: tempfile::TempDir,
 }
@@ -52,21 +71,8 @@ impl Bench {
     }
 
     fn run(&self, steps: &Steps, name: &str, body: &[u8]) -> Processed {
-        let staged = self.path("staged");
-        std::fs::write(&staged, body).unwrap();
         let vars = NameVars::new(name.rsplit('/').next().unwrap_or(name), "", body.len() as u64, 7, std::time::UNIX_EPOCH);
-        let input = Input {
-            vars: &vars,
-            staged: &staged,
-            name,
-            size: body.len() as u64,
-            sha256: "",
-            checksum_text: None,
-            row_count_text: None,
-            output: &self.path("out"),
-            rejects: &self.path("rejects"),
-        };
-        steps.run(&input).unwrap()
+        run_in(self.dir.path(), steps, name, body, &vars)
     }
 
     fn read(&self, name: &str) -> String {

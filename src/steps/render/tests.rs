@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::config::Problem;
 use crate::config::raw_steps::{OnInvalid, RawStep};
-use crate::steps::{Input, Processed, RecordCounts, Steps, build};
+use crate::steps::{Processed, RecordCounts, Steps, build};
 use crate::template::NameVars;
 
 struct Bench {
@@ -43,22 +43,9 @@ impl Bench {
     }
 
     fn run(&self, steps: &Steps, name: &str, body: &[u8]) -> Processed {
-        let staged = self.path("staged");
-        std::fs::write(&staged, body).unwrap();
         // 2026-01-05 10:00:00 UTC, run 42.
         let vars = NameVars::new(name, "", body.len() as u64, 42, std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_767_607_200));
-        let input = Input {
-            vars: &vars,
-            staged: &staged,
-            name,
-            size: body.len() as u64,
-            sha256: "",
-            checksum_text: None,
-            row_count_text: None,
-            output: &self.path("out"),
-            rejects: &self.path("rejects"),
-        };
-        steps.run(&input).unwrap()
+        crate::steps::tests::run_in(self.dir.path(), steps, name, body, &vars)
     }
 
     fn read(&self, name: &str) -> String {
