@@ -8,11 +8,11 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use super::run::{load_or_report, open_ledger, outcome_label, print_summary, resolve_flow_path};
-use super::{EXIT_ABORTED, EXIT_FILES_FAILED, EXIT_INVALID, Global};
+use super::run::{load_or_report, open_ledger, outcome_label, resolve_flow_path, show_report};
+use super::{EXIT_ABORTED, EXIT_INVALID, Global};
 use crate::engine::RunOptions;
 use crate::engine::quarantine::{self, QuarantineError};
-use crate::ledger::{FileState, RunStatus};
+use crate::ledger::FileState;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -81,18 +81,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             let ledger = open_ledger(global)?;
             let opts = RunOptions { staging_dir: global.state_dir.join("staging"), now: None };
             match runtime()?.block_on(quarantine::reprocess(f, &ledger, &opts, &path)) {
-                Ok(report) => {
-                    if json {
-                        println!("{}", serde_json::to_string_pretty(&report)?);
-                    } else {
-                        print_summary(&report);
-                    }
-                    Ok(match report.status {
-                        RunStatus::Aborted => ExitCode::from(EXIT_ABORTED),
-                        RunStatus::Failed => ExitCode::from(EXIT_FILES_FAILED),
-                        RunStatus::Ok | RunStatus::Running => ExitCode::SUCCESS,
-                    })
-                }
+                Ok(report) => show_report(&report, json),
                 Err(e) => report_error(e),
             }
         }),

@@ -69,10 +69,15 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         }
     };
     let report = rt.block_on(engine::run_once(&flow, &ledger, &opts, &mut progress))?;
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+    show_report(&report, args.json)
+}
+
+/// Prints a run's report (JSON or the text summary) and gives its exit code.
+pub fn show_report(report: &RunReport, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
     } else {
-        print_summary(&report);
+        print_summary(report);
     }
     Ok(match report.status {
         RunStatus::Aborted => ExitCode::from(EXIT_ABORTED),
