@@ -65,7 +65,7 @@ fn full_flow_loads_into_the_expected_flow() {
     assert_eq!(flow.after_success, Disposition::MoveTo(RemotePath::parse("outbox/processed").unwrap()));
     assert_eq!(flow.after_failure, Disposition::Keep);
     assert_eq!(flow.on_error, OnError::Continue);
-    assert_eq!(flow.retry, Retry { attempts: 3, backoff: Duration::from_secs(2) });
+    assert_eq!(flow.retry, Retry { attempts: 3, backoff: Duration::from_secs(2), give_up_after: 10 });
 }
 
 #[test]

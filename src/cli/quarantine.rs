@@ -79,7 +79,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         }),
         Sub::Reprocess { flow, path, json } => with_flow(&flow, |f| {
             let ledger = open_ledger(global)?;
-            let opts = RunOptions { staging_dir: global.state_dir.join("staging"), now: None };
+            let opts = RunOptions::new(global.state_dir.join("staging"));
             match runtime()?.block_on(quarantine::reprocess(f, &ledger, &opts, &path)) {
                 Ok(report) => show_report(&report, json),
                 Err(e) => report_error(e),

@@ -60,7 +60,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
     let ledger = open_ledger(global)?;
-    let opts = RunOptions { staging_dir: global.state_dir.join("staging"), now: None };
+    let opts = RunOptions::new(global.state_dir.join("staging"));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let tty = std::io::stderr().is_terminal() && !args.json;
     let mut progress = |f: &FileReport| {

@@ -28,6 +28,7 @@ pub struct Flow {
     pub after_failure: Disposition,
     pub on_error: OnError,
     pub retry: Retry,
+    pub alerts: Alerts,
     /// Content steps (`None`: files are delivered as they are).
     pub steps: Option<crate::steps::Steps>,
     /// Where refused files go (always set when `steps` is).
@@ -211,4 +212,19 @@ pub enum Disposition {
 pub struct Retry {
     pub attempts: u32,
     pub backoff: Duration,
+    /// Runs a file may fail transiently before it is given up (0: never).
+    pub give_up_after: u32,
+}
+
+/// When problems become events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Alerts {
+    /// Runs in a row that cannot reach an endpoint before `unreachable` is raised.
+    pub unreachable_after: u32,
+}
+
+impl Default for Alerts {
+    fn default() -> Self {
+        Alerts { unreachable_after: 3 }
+    }
 }

@@ -119,6 +119,7 @@ fn sections(doc: &Value, structural: &[Structural], problems: &mut Vec<Problem>)
         after: part("after", Some(Value::Object(Default::default()))).and_then(|v| decode(v, "/after", structural, problems)),
         on_error: part("on_error", Some(Value::String("continue".into()))).and_then(|v| decode(v, "/on_error", structural, problems)),
         retry: part("retry", Some(Value::Object(Default::default()))).and_then(|v| decode(v, "/retry", structural, problems)),
+        alerts: part("alerts", Some(Value::Object(Default::default()))).and_then(|v| decode(v, "/alerts", structural, problems)),
         quarantine: part("quarantine", Some(Value::Null)).and_then(|v| decode(v, "/quarantine", structural, problems)),
         on_invalid: part("on_invalid", Some(Value::String("quarantine".into())))
             .and_then(|v| decode(v, "/on_invalid", structural, problems)),

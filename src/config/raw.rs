@@ -40,6 +40,9 @@ pub struct RawFlow {
     /// Retries inside one run for transient errors (timeouts, dropped connections).
     #[serde(default)]
     pub retry: RawRetry,
+    /// When problems are raised as events for notifications (`unreachable_after`).
+    #[serde(default)]
+    pub alerts: RawAlerts,
     /// Content steps, applied in order to every file: `check`, then `parse`, then any
     /// `validate` / `map`, then `write`. Records stream through one at a time. Without steps
     /// files are delivered byte for byte. See docs/scripts-and-schemas.md.
@@ -411,12 +414,43 @@ pub struct RawRetry {
     #[serde(default = "default_backoff")]
     #[schemars(schema_with = "super::duration::schema")]
     pub backoff: String,
+    /// Runs in which a file may fail for a passing reason (timeouts, dropped connections)
+    /// before wharf gives it up: it is then quarantined when it was fully downloaded and the
+    /// flow has a `quarantine`, otherwise marked failed with `after.failure` applied — either
+    /// way a `quarantined`/`failed` event is raised. `0` retries for ever.
+    #[serde(default = "default_give_up_after")]
+    pub give_up_after: u32,
 }
 
 impl Default for RawRetry {
     fn default() -> Self {
-        RawRetry { attempts: default_attempts(), backoff: default_backoff() }
+        RawRetry { attempts: default_attempts(), backoff: default_backoff(), give_up_after: default_give_up_after() }
     }
+}
+
+fn default_give_up_after() -> u32 {
+    10
+}
+
+/// When problems become events for `notify:` (see docs/operations.md).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawAlerts {
+    /// Runs in a row that cannot reach an endpoint before an `unreachable` event is raised
+    /// (once per outage; the first good run after it raises `recovered`). At least 1.
+    #[serde(default = "default_unreachable_after")]
+    #[schemars(range(min = 1))]
+    pub unreachable_after: u32,
+}
+
+impl Default for RawAlerts {
+    fn default() -> Self {
+        RawAlerts { unreachable_after: default_unreachable_after() }
+    }
+}
+
+fn default_unreachable_after() -> u32 {
+    3
 }
 
 /// JSON-Schema pattern of a flow name.

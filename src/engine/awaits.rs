@@ -341,7 +341,7 @@ mod tests {
     }
 
     async fn run(flow: &Flow, ledger: &crate::ledger::Ledger, dir: &std::path::Path) -> super::super::RunReport {
-        let opts = super::super::RunOptions { staging_dir: dir.join("staging"), now: None };
+        let opts = super::super::RunOptions::new(dir.join("staging"));
         super::super::run_once(flow, ledger, &opts, &mut |_| {}).await.unwrap()
     }
 

@@ -19,7 +19,7 @@ use std::time::SystemTime;
 use crate::config::Flow;
 use crate::config::flow::{Disposition, IfExists};
 use crate::endpoint::{DynEndpoint, Endpoint, Entry, ErrorKind, RemotePath};
-use crate::ledger::{Delivery, DoneRecord, ErrorRecord, FileRecord, FileState, Ledger, LedgerError, now_millis};
+use crate::ledger::{Delivery, DoneRecord, ErrorRecord, FileRecord, FileState, Ledger, LedgerError, QuarantineRecord, now_millis};
 use crate::template::NameVars;
 
 use super::error::FileError;
@@ -477,7 +477,9 @@ async fn duplicate(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, d: DoneRec
     Ok((report(&entry.path, Outcome::Skipped, detail), false))
 }
 
-/// Records a failure and applies `after.failure` when it is permanent.
+/// Records a failure and applies `after.failure` when it is permanent, or when the file has
+/// failed transiently in `retry.give_up_after` runs (then it is quarantined instead when it
+/// was downloaded whole and the flow has a quarantine).
 async fn fail(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, e: FileError, staged: &Path) -> Result<(FileReport, bool), LedgerError> {
     let kind = e.kind();
     let message = e.to_string();
@@ -486,6 +488,16 @@ async fn fail(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, e: FileError, s
     let abort = e.aborts_run();
     let mut detail = message;
     let mut outcome = Outcome::Failed;
+    let limit = cx.flow.retry.give_up_after;
+    // Only a file's own passing trouble counts towards giving up; a run-wide problem (local
+    // disk, ledger) is not the file's fault, and a delivered file only waits for disposal.
+    let give_up = kind.is_transient() && !abort && limit > 0 && rec.attempts >= limit && !delivered(rec);
+    if give_up {
+        detail = format!("gave up after failing in {} runs; last error: {detail}", rec.attempts);
+        if let Some(f) = quarantine_given_up(cx, rec, entry, staged, &detail).await? {
+            return Ok((f, false));
+        }
+    }
     if kind == ErrorKind::NotFound && matches!(cx.source.stat(&entry.path).await, Ok(None)) && rec.deliveries.iter().all(|d| !d.done) {
         // The partner removed the file before we could take it.
         outcome = Outcome::Skipped;
@@ -493,7 +505,7 @@ async fn fail(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, e: FileError, s
         rec.state = FileState::Failed;
         stage::discard(staged).await;
         content::discard_outputs(staged).await;
-    } else if kind.is_transient() || abort {
+    } else if (kind.is_transient() || abort) && !give_up {
         detail.push_str(&format!(" (attempt {}; the next run resumes it)", rec.attempts));
     } else {
         rec.state = FileState::Failed;
@@ -515,4 +527,41 @@ async fn fail(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, e: FileError, s
     let mut f = report(&entry.path, outcome, detail);
     f.error_kind = Some(kind);
     Ok((f, abort))
+}
+
+/// Every sink confirmed: what is left is disposing of the source.
+fn delivered(rec: &FileRecord) -> bool {
+    matches!(rec.state, FileState::Delivered | FileState::Disposing)
+}
+
+/// Quarantines a given-up file when its staged copy is whole and the flow has a quarantine;
+/// `None` when it cannot be (then it fails for good). A quarantine that fails itself is
+/// logged and the file fails for good too: the source stays where `after.failure` puts it.
+async fn quarantine_given_up(
+    cx: &Ctx<'_>,
+    rec: &mut FileRecord,
+    entry: &Entry,
+    staged: &Path,
+    reason: &str,
+) -> Result<Option<FileReport>, LedgerError> {
+    let whole = matches!(rec.state, FileState::Staged | FileState::Processed | FileState::Delivering | FileState::Quarantining);
+    let Some(q) = cx.flow.quarantine.as_ref().filter(|_| whole && cx.quarantine.is_some()) else {
+        return Ok(None);
+    };
+    let mut result = cx.ledger.file_result(&cx.flow.name, &rec.path)?.unwrap_or_default();
+    if result.quarantine.is_none() {
+        result.quarantine =
+            Some(QuarantineRecord { reason: reason.to_string(), at: now_millis(), endpoint: q.endpoint.clone(), ..Default::default() });
+    }
+    rec.state = FileState::Quarantining;
+    rec.updated = now_millis();
+    cx.ledger.put_file_and_result(&cx.flow.name, rec, &result)?;
+    match quarantine::put_aside(cx, rec, entry, staged).await {
+        Ok(f) => Ok(Some(f)),
+        Err(FileError::Ledger(e)) => Err(e),
+        Err(e) => {
+            tracing::error!(flow = %cx.flow.name, path = %entry.path, error = %e, "Could not quarantine a given-up file.");
+            Ok(None)
+        }
+    }
 }

@@ -12,6 +12,7 @@
 //! re-upload, a recorded move target tells a done move from a pending one). See
 //! docs/architecture.md for the argument.
 
+mod alerts;
 mod awaits;
 mod command;
 mod content;
@@ -49,6 +50,31 @@ pub struct RunOptions {
     pub staging_dir: PathBuf,
     /// The run's notion of "now" (tests inject it); `None` = the system clock.
     pub now: Option<SystemTime>,
+    /// Asked to stop (shutdown): no new file is started; the files not started are reported
+    /// as skipped and taken by the next run.
+    pub stop: Stop,
+}
+
+impl RunOptions {
+    /// Options with staging in `staging_dir`, the system clock, and no stop requested.
+    pub fn new(staging_dir: PathBuf) -> Self {
+        RunOptions { staging_dir, now: None, stop: Stop::default() }
+    }
+}
+
+/// A shared "please stop" flag: set once by whoever shuts down, read between files.
+#[derive(Debug, Clone, Default)]
+pub struct Stop(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+impl Stop {
+    /// Asks every run holding a clone to stop starting files.
+    pub fn request(&self) {
+        self.0.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    pub fn requested(&self) -> bool {
+        self.0.load(std::sync::atomic::Ordering::SeqCst)
+    }
 }
 
 /// What happened to one file in a run.
@@ -175,7 +201,11 @@ fn finish(ledger: &Ledger, flow: &Flow, rec: &mut RunRecord, report: &RunReport)
     if flow.steps.is_some() {
         ledger.put_run_content(&flow.name, rec.id, &RunContent { quarantined: report.quarantined, records: report.records })?;
     }
-    ledger.finish_run(rec)
+    let now = now_millis();
+    for e in ledger.finish_run_with(rec, |health| alerts::judge(flow, health, report, now))? {
+        tracing::warn!(flow = %e.flow, event = e.kind.as_str(), subject = %e.subject, detail = %e.detail, "Event.");
+    }
+    Ok(())
 }
 
 fn hint(e: &EndpointError) -> &'static str {
@@ -298,11 +328,16 @@ async fn run_files(
     let cx = lifecycle::Ctx { flow, ledger, source: source.clone(), sinks, quarantine, run, now, staging_dir: &opts.staging_dir };
     let mut stopped = false;
     for c in ready {
-        if stopped {
+        if stopped || opts.stop.requested() {
+            let detail = if stopped {
+                "run stopped at an earlier failure (on_error: stop)"
+            } else {
+                "wharf is shutting down; the next run takes it"
+            };
             let f = FileReport {
                 path: c.entry.path.to_string(),
                 outcome: Outcome::Skipped,
-                detail: "run stopped at an earlier failure (on_error: stop)".into(),
+                detail: detail.into(),
                 targets: vec![],
                 bytes: 0,
                 error_kind: None,
@@ -358,4 +393,4 @@ fn from_millis(ms: crate::ledger::Millis) -> SystemTime {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -52,7 +52,7 @@ mod tests {
     #[tokio::test]
     async fn retries_transient_then_gives_up() {
         let n = Cell::new(0);
-        let p = Retry { attempts: 3, backoff: Duration::from_millis(1) };
+        let p = Retry { attempts: 3, backoff: Duration::from_millis(1), give_up_after: 0 };
         let r: Result<(), _> = retry(p, "t", || {
             n.set(n.get() + 1);
             async { Err(err(ErrorKind::Transient)) }
@@ -65,7 +65,7 @@ mod tests {
     #[tokio::test]
     async fn permanent_errors_are_not_retried_and_success_stops() {
         let n = Cell::new(0);
-        let p = Retry { attempts: 5, backoff: Duration::from_millis(1) };
+        let p = Retry { attempts: 5, backoff: Duration::from_millis(1), give_up_after: 0 };
         let r: Result<(), _> = retry(p, "t", || {
             n.set(n.get() + 1);
             async { Err(err(ErrorKind::PermissionDenied)) }

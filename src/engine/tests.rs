@@ -63,7 +63,8 @@ fn fixture() -> Fixture {
         after_success: Disposition::MoveTo(RemotePath::parse("/in/processed").unwrap()),
         after_failure: Disposition::Keep,
         on_error: OnError::Continue,
-        retry: Retry { attempts: 2, backoff: Duration::from_millis(1) },
+        retry: Retry { attempts: 2, backoff: Duration::from_millis(1), give_up_after: 10 },
+        alerts: Default::default(),
         steps: None,
         quarantine: None,
         response: None,
@@ -71,9 +72,14 @@ fn fixture() -> Fixture {
     Fixture { _dir: dir, src, dst, state, flow, ledger: Ledger::in_memory().unwrap() }
 }
 
+/// A local flow for tests of pure engine logic (its folders are gone: no I/O).
+pub(crate) fn sample_flow() -> Flow {
+    fixture().flow
+}
+
 impl Fixture {
     async fn run(&self) -> RunReport {
-        let opts = RunOptions { staging_dir: self.state.join("staging"), now: None };
+        let opts = RunOptions::new(self.state.join("staging"));
         run_once(&self.flow, &self.ledger, &opts, &mut |_| {}).await.unwrap()
     }
     fn put(&self, rel: &str, body: &[u8]) {
@@ -388,7 +394,7 @@ async fn an_invalid_file_is_quarantined_with_reports_and_the_source_disposed_of(
     // Fixed schema (accept any id), then reprocess: delivered, and the copy leaves quarantine.
     std::fs::write(fx._dir.path().join("roster.rhai"), "fn map(r) { #{ id: r.id, email: r.email } }").unwrap();
     with_steps(&mut fx, "- parse: { format: csv }\n- write: { format: csv, columns: [id, email] }\n", "skip", None);
-    let opts = RunOptions { staging_dir: fx.state.join("staging"), now: None };
+    let opts = RunOptions::new(fx.state.join("staging"));
     let r = quarantine::reprocess(&fx.flow, &fx.ledger, &opts, "/in/roster.csv").await.unwrap();
     assert_eq!((r.counts.delivered, r.status), (1, RunStatus::Ok), "{r:#?}");
     assert_eq!(read(&fx.dst.join("inbox/roster.csv")), b"id,email\n1,a@x\nzwei,b@x\n");

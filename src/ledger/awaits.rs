@@ -6,22 +6,20 @@
 //! - `await_requests_v1`: (flow, request identity) → expected response path: what makes
 //!   registering idempotent (a resumed or repeated registration of the same delivered file is
 //!   a no-op even if the response name template uses `run` or `date`);
-//! - `events_v1`: (flow, seq) → [`Event`]: things someone should hear about (overdue, late,
-//!   expired responses), numbered by one ledger-wide sequence so a notifier can read "every
-//!   event after N".
 //!
-//! A state change and its event are one transaction: an event is recorded exactly once. This
+//! A state change and its event (`events_v1`, see `events.rs`) are one transaction: an event
+//! is recorded exactly once. This
 //! module stores and lists; *when* a state changes is decided in `engine/awaits.rs`.
 
 use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
 
 use super::codec::Postcard;
-use super::{COUNTERS, Ledger, LedgerError, Millis, flow_range};
+use super::events::{Event, EventKind, NewEvent, append};
+use super::{Ledger, LedgerError, Millis, flow_range};
 
 const AWAITS: TableDefinition<(&str, &str), Postcard<AwaitRecord>> = TableDefinition::new("awaits_v1");
 const AWAIT_REQUESTS: TableDefinition<(&str, &str), &str> = TableDefinition::new("await_requests_v1");
-const EVENTS: TableDefinition<(&str, u64), Postcard<Event>> = TableDefinition::new("events_v1");
 
 /// Where an awaited response stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -89,41 +87,6 @@ pub struct AwaitRecord {
     pub detail: Option<String>,
 }
 
-/// What an [`Event`] is about. New kinds are appended (postcard stores the variant index).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EventKind {
-    /// An awaited response was not there at its deadline.
-    Overdue,
-    /// An awaited response arrived after its deadline.
-    Late,
-    /// An awaited response was given up (`expire_after`).
-    Expired,
-}
-
-impl EventKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventKind::Overdue => "overdue",
-            EventKind::Late => "late",
-            EventKind::Expired => "expired",
-        }
-    }
-}
-
-/// Something worth telling someone about (table `events_v1`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Event {
-    /// Ledger-wide sequence number (increasing; never reused).
-    pub seq: u64,
-    pub flow: String,
-    pub at: Millis,
-    pub kind: EventKind,
-    /// What it is about: for awaits, the request's source path.
-    pub subject: String,
-    pub detail: String,
-}
-
 /// What [`Ledger::register_await`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Registered {
@@ -141,7 +104,6 @@ impl Ledger {
     pub(super) fn init_awaits(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
         tx.open_table(AWAITS)?;
         tx.open_table(AWAIT_REQUESTS)?;
-        tx.open_table(EVENTS)?;
         Ok(())
     }
 
@@ -197,43 +159,7 @@ impl Ledger {
         self.write(|tx| {
             tx.open_table(AWAITS)?.insert((flow, rec.expected.as_str()), rec)?;
             let Some((kind, detail)) = event else { return Ok(None) };
-            let mut counters = tx.open_table(COUNTERS)?;
-            let seq = counters.get("event")?.map(|v| v.value()).unwrap_or(0) + 1;
-            counters.insert("event", seq)?;
-            let ev = Event { seq, flow: flow.to_string(), at, kind, subject: rec.request.clone(), detail };
-            tx.open_table(EVENTS)?.insert((flow, seq), &ev)?;
-            Ok(Some(ev))
-        })
-    }
-
-    /// Events with a sequence number above `since_seq`, oldest first, at most `limit`; all
-    /// flows when `flow` is `None`. A notifier remembers the last `seq` it handled.
-    pub fn events(&self, flow: Option<&str>, since_seq: u64, limit: usize) -> Result<Vec<Event>, LedgerError> {
-        self.read(|tx| {
-            let t = tx.open_table(EVENTS)?;
-            let mut out = Vec::new();
-            match flow {
-                Some(f) => {
-                    // Keys order by flow, then seq: this flow's newer events are one range.
-                    for item in t.range((f, since_seq.saturating_add(1))..=(f, u64::MAX))? {
-                        if out.len() >= limit {
-                            break;
-                        }
-                        out.push(item?.1.value());
-                    }
-                }
-                None => {
-                    for item in t.iter()? {
-                        let ev = item?.1.value();
-                        if ev.seq > since_seq {
-                            out.push(ev);
-                        }
-                    }
-                    out.sort_by_key(|e| e.seq);
-                    out.truncate(limit);
-                }
-            }
-            Ok(out)
+            append(tx, &NewEvent { flow: flow.to_string(), at, kind, subject: rec.request.clone(), detail }).map(Some)
         })
     }
 }

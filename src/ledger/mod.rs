@@ -12,6 +12,7 @@
 
 pub mod awaits;
 mod codec;
+pub mod events;
 pub mod records;
 
 use std::path::{Path, PathBuf};
@@ -19,8 +20,9 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-pub use awaits::{AwaitRecord, AwaitState, Event, EventKind, Registered};
+pub use awaits::{AwaitRecord, AwaitState, Registered};
 use codec::Postcard;
+pub use events::{Event, EventKind, FlowHealth, NewEvent};
 pub use records::*;
 
 const FILES: TableDefinition<(&str, &str), Postcard<FileRecord>> = TableDefinition::new("files_v1");
@@ -129,7 +131,8 @@ impl Ledger {
             tx.open_table(COUNTERS)?;
             tx.open_table(FILE_RESULTS)?;
             tx.open_table(RUN_CONTENT)?;
-            Self::init_awaits(tx)
+            Self::init_awaits(tx)?;
+            Self::init_events(tx)
         })
     }
 

@@ -21,14 +21,14 @@ use super::diagnostic::Problem;
 use super::duration;
 use super::flow::Quarantine;
 use super::flow::{
-    CertTrust, Command, Disposition, EndpointSpec, Flow, FtpSpec, FtpTls, HostKeyPolicy, Identity, Ready, Retry, SftpSpec, Sink, Source,
-    SshAuth,
+    Alerts, CertTrust, Command, Disposition, EndpointSpec, Flow, FtpSpec, FtpTls, HostKeyPolicy, Identity, Ready, Retry, SftpSpec, Sink,
+    Source, SshAuth,
 };
 use super::interpolate::{Lookup, interpolate};
 use super::locate::escape;
 use super::raw::{
-    IdentityField, OnError, RawAfter, RawCommand, RawDisposition, RawEndpoint, RawFlow, RawFtp, RawReady, RawRetry, RawSftp, RawSink,
-    RawSource,
+    IdentityField, OnError, RawAfter, RawAlerts, RawCommand, RawDisposition, RawEndpoint, RawFlow, RawFtp, RawReady, RawRetry, RawSftp,
+    RawSink, RawSource,
 };
 use super::raw_steps::{OnInvalid, RawMaxInvalid, RawQuarantine, RawStep};
 use super::secret::Secret;
@@ -55,6 +55,7 @@ pub struct Sections {
     pub after: Option<RawAfter>,
     pub on_error: Option<OnError>,
     pub retry: Option<RawRetry>,
+    pub alerts: Option<RawAlerts>,
     /// Every content step; `None` items are malformed.
     pub steps: Option<Vec<Option<RawStep>>>,
     /// `Some(None)`: not configured; `None`: malformed.
@@ -76,6 +77,7 @@ impl From<RawFlow> for Sections {
             after: Some(raw.after),
             on_error: Some(raw.on_error),
             retry: Some(raw.retry),
+            alerts: Some(raw.alerts),
             steps: Some(raw.steps.into_iter().map(Some).collect()),
             quarantine: Some(raw.quarantine),
             on_invalid: Some(raw.on_invalid),
@@ -126,6 +128,7 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
         (c.disposition("/after/success", a.success, source.as_ref()), c.disposition("/after/failure", a.failure, source.as_ref()))
     });
     let retry = sections.retry.and_then(|r| c.retry(r));
+    let alerts = sections.alerts.and_then(|a| c.alerts(a));
     let content = match (sections.steps, sections.quarantine, sections.on_invalid, sections.max_invalid) {
         (Some(steps), Some(quarantine), Some(on_invalid), Some(max_invalid)) => {
             c.content(&steps, quarantine, on_invalid, max_invalid.as_ref(), defined.as_deref(), source.as_ref())
@@ -153,6 +156,7 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
             after_failure: after_failure?,
             on_error: sections.on_error?,
             retry: retry?,
+            alerts: alerts?,
             steps: content.clone()?.0,
             quarantine: content?.1,
             response: None,
@@ -420,12 +424,20 @@ impl Checker<'_, '_> {
         Some(((!steps.is_empty()).then_some(built), quarantine))
     }
 
+    fn alerts(&mut self, a: RawAlerts) -> Option<Alerts> {
+        if a.unreachable_after == 0 {
+            self.problem("/alerts/unreachable_after", "must be at least 1 (runs in a row)");
+            return None;
+        }
+        Some(Alerts { unreachable_after: a.unreachable_after })
+    }
+
     fn retry(&mut self, r: RawRetry) -> Option<Retry> {
         if r.attempts == 0 {
             self.problem("/retry/attempts", "must be at least 1 (the first attempt counts)");
         }
         let backoff = self.ok("/retry/backoff", duration::parse(&r.backoff))?;
-        (r.attempts > 0).then_some(Retry { attempts: r.attempts, backoff })
+        (r.attempts > 0).then_some(Retry { attempts: r.attempts, backoff, give_up_after: r.give_up_after })
     }
 }
 
@@ -479,7 +491,7 @@ sinks: [ { endpoint: l } ]
         assert_eq!(flow.source.identity, Identity::DEFAULT);
         assert!(flow.source.include.is_match("a.csv") && !flow.source.include.is_match("sub/a.csv"));
         assert_eq!(flow.sinks[0].if_exists, IfExists::Fail);
-        assert_eq!(flow.retry, Retry { attempts: 3, backoff: Duration::from_secs(1) });
+        assert_eq!(flow.retry, Retry { attempts: 3, backoff: Duration::from_secs(1), give_up_after: 10 });
         assert!(!format!("{flow:?}").contains("s3cret"));
     }
 

@@ -50,6 +50,7 @@ impl Draft {
                 after_failure: Disposition::Keep,
                 on_error: OnError::Continue,
                 retry: parent.retry,
+                alerts: parent.alerts,
                 steps: self.steps,
                 quarantine: self.quarantine,
                 response: None,

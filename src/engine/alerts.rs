@@ -1,0 +1,164 @@
+//! Alert rules: which events a finished run raises, from its report and the flow's health.
+//!
+//! The only place that decides `failed`, `quarantined`, `unreachable` and `recovered` events
+//! (awaited responses raise theirs in `awaits.rs`, expected files in `serve`). Pure: the
+//! caller stores the new health and the events with the run record in one transaction
+//! (`Ledger::finish_run_with`), so a run's events are recorded exactly once. Delivering them
+//! is the notifier's business (`notify`, driven by `wharf serve`).
+//!
+//! - An aborted run whose error is transient (connection refused, timeout, dropped link)
+//!   counts towards the unreachable streak; the run that makes it `alerts.unreachable_after`
+//!   raises one `unreachable` event, later ones in the same outage raise nothing.
+//! - A run that failed (a file could not be delivered, a response was refused) or was aborted
+//!   for another reason (refused login, changed host key) raises `failed`, each time: repeats
+//!   are held back by the notifier's throttle, not here.
+//! - Each quarantined file raises `quarantined`, with the reason.
+//! - The first good run after a `failed` or `unreachable` event raises `recovered`, once.
+
+use crate::config::Flow;
+use crate::endpoint::ErrorKind;
+use crate::ledger::{EventKind, FlowHealth, Millis, NewEvent, RunStatus};
+
+use super::{Outcome, RunReport};
+
+/// The flow's health after `report`, and the events the run raises.
+pub(super) fn judge(flow: &Flow, prev: &FlowHealth, report: &RunReport, now: Millis) -> (FlowHealth, Vec<NewEvent>) {
+    let mut health = prev.clone();
+    let mut events = Vec::new();
+    let event = |kind: EventKind, subject: &str, detail: String| NewEvent {
+        flow: flow.name.clone(),
+        at: now,
+        kind,
+        subject: subject.to_string(),
+        detail,
+    };
+    for f in report.files.iter().filter(|f| f.outcome == Outcome::Quarantined) {
+        events.push(event(EventKind::Quarantined, &f.path, f.detail.clone()));
+    }
+    let unreachable = report.status == RunStatus::Aborted && report.error_kind.is_some_and(ErrorKind::is_transient);
+    match report.status {
+        RunStatus::Ok => {
+            if health.alerting {
+                let detail = format!("run {} succeeded after {} failing run(s)", report.run, health.failing_streak);
+                events.push(event(EventKind::Recovered, "", detail));
+            }
+            health.unreachable_streak = 0;
+            health.failing_streak = 0;
+            health.alerting = false;
+            health.last_ok = Some(now);
+        }
+        _ if unreachable => {
+            health.unreachable_streak += 1;
+            health.failing_streak += 1;
+            if health.unreachable_streak == flow.alerts.unreachable_after {
+                let why = report.error.clone().unwrap_or_default();
+                let detail = format!("{} runs in a row could not reach an endpoint; last: {why}", health.unreachable_streak);
+                events.push(event(EventKind::Unreachable, "", detail));
+                health.alerting = true;
+            }
+        }
+        _ => {
+            health.unreachable_streak = 0;
+            health.failing_streak += 1;
+            events.push(event(EventKind::Failed, "", failure_detail(report)));
+            health.alerting = true;
+        }
+    }
+    (health, events)
+}
+
+/// Why a run failed, in one line: the abort reason, or the failed files.
+fn failure_detail(report: &RunReport) -> String {
+    if let Some(e) = &report.error {
+        return format!("run {} aborted: {e}", report.run);
+    }
+    let failed: Vec<_> = report.files.iter().filter(|f| f.outcome == Outcome::Failed).collect();
+    match failed.as_slice() {
+        [] => format!("run {} failed: a response could not be taken", report.run),
+        [f] => format!("run {}: {} failed: {}", report.run, f.path, f.detail),
+        [f, rest @ ..] => format!("run {}: {} files failed; first {}: {}", report.run, rest.len() + 1, f.path, f.detail),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::FileReport;
+
+    fn flow() -> Flow {
+        crate::engine::tests::sample_flow()
+    }
+
+    fn report(status: RunStatus, kind: Option<ErrorKind>, files: &[(Outcome, &str)]) -> RunReport {
+        let mut r = RunReport::new(&flow(), 7);
+        r.status = status;
+        r.error_kind = kind;
+        r.error = kind.map(|k| format!("boom ({k})"));
+        r.files = files
+            .iter()
+            .map(|(o, p)| FileReport {
+                path: p.to_string(),
+                outcome: *o,
+                detail: "why".into(),
+                targets: vec![],
+                bytes: 0,
+                error_kind: None,
+                records: None,
+            })
+            .collect();
+        r
+    }
+
+    fn kinds(evs: &[NewEvent]) -> Vec<EventKind> {
+        evs.iter().map(|e| e.kind).collect()
+    }
+
+    #[test]
+    fn unreachable_is_raised_once_at_the_threshold_and_recovery_once() {
+        let f = flow();
+        let down = report(RunStatus::Aborted, Some(ErrorKind::Transient), &[]);
+        let mut h = FlowHealth::default();
+        let mut raised = Vec::new();
+        for _ in 0..5 {
+            let (next, evs) = judge(&f, &h, &down, 1);
+            raised.extend(kinds(&evs));
+            h = next;
+        }
+        assert_eq!(raised, [EventKind::Unreachable], "threshold 3: one event in five runs");
+        assert_eq!(h.unreachable_streak, 5);
+        let ok = report(RunStatus::Ok, None, &[]);
+        let (h, evs) = judge(&f, &h, &ok, 2);
+        assert_eq!(kinds(&evs), [EventKind::Recovered]);
+        assert!(evs[0].detail.contains("after 5 failing run(s)"), "{}", evs[0].detail);
+        let (_, evs) = judge(&f, &h, &ok, 3);
+        assert!(evs.is_empty(), "recovery is announced once");
+    }
+
+    #[test]
+    fn a_short_outage_raises_nothing() {
+        let f = flow();
+        let down = report(RunStatus::Aborted, Some(ErrorKind::Transient), &[]);
+        let (h, a) = judge(&f, &FlowHealth::default(), &down, 1);
+        let (h, b) = judge(&f, &h, &down, 1);
+        let (h, c) = judge(&f, &h, &report(RunStatus::Ok, None, &[]), 1);
+        assert!(a.is_empty() && b.is_empty() && c.is_empty());
+        assert_eq!(h, FlowHealth { last_ok: Some(1), ..Default::default() });
+    }
+
+    #[test]
+    fn failures_and_quarantines_raise_events_every_time() {
+        let f = flow();
+        let refused = report(RunStatus::Aborted, Some(ErrorKind::AuthFailed), &[]);
+        let (h, evs) = judge(&f, &FlowHealth::default(), &refused, 1);
+        assert_eq!(kinds(&evs), [EventKind::Failed]);
+        assert!(evs[0].detail.contains("aborted: boom"), "{}", evs[0].detail);
+        let mixed = report(RunStatus::Failed, None, &[(Outcome::Quarantined, "in/a.csv"), (Outcome::Failed, "in/b.csv")]);
+        let (h, evs) = judge(&f, &h, &mixed, 2);
+        assert_eq!(kinds(&evs), [EventKind::Quarantined, EventKind::Failed]);
+        assert_eq!(evs[0].subject, "in/a.csv");
+        assert!(evs[1].detail.contains("in/b.csv failed: why"), "{}", evs[1].detail);
+        assert_eq!(h.failing_streak, 2);
+        let (_, evs) = judge(&f, &h, &report(RunStatus::Ok, None, &[(Outcome::Quarantined, "in/c.csv")]), 3);
+        assert_eq!(kinds(&evs), [EventKind::Quarantined, EventKind::Recovered]);
+    }
+}

@@ -1,0 +1,273 @@
+//! The event log and each flow's health, in the ledger.
+//!
+//! Tables:
+//! - `events_v1`: (flow, seq) → [`Event`]: things someone should hear about — a failed run, a
+//!   quarantined file, an endpoint unreachable several runs in a row and its recovery, an
+//!   expected file missing at its deadline, an overdue/late/expired response — numbered by one
+//!   ledger-wide sequence so a notifier reads "every event after N" and remembers N
+//!   (`notify_cursor` in `counters_v1`): a crash between sending and remembering sends again,
+//!   never loses a notice.
+//! - `health_v1`: flow → [`FlowHealth`]: the streaks the engine's alert rules need across runs
+//!   (runs in a row that could not reach an endpoint, that failed) and whether a problem was
+//!   announced (so its recovery is announced once).
+//!
+//! An event is appended in the same transaction as the state change it reports, so it is
+//! recorded exactly once. This module stores and lists; *when* an event happens is decided in
+//! `engine/alerts.rs` and `engine/awaits.rs`.
+
+use redb::{ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::codec::Postcard;
+use super::{COUNTERS, Ledger, LedgerError, Millis, RUNS, RunRecord};
+
+pub(super) const EVENTS: TableDefinition<(&str, u64), Postcard<Event>> = TableDefinition::new("events_v1");
+pub(super) const HEALTH: TableDefinition<&str, Postcard<FlowHealth>> = TableDefinition::new("health_v1");
+
+/// The `counters_v1` key of the last event sequence number the notifier has handled.
+const NOTIFY_CURSOR: &str = "notify_cursor";
+
+/// What an [`Event`] is about. New kinds are appended (postcard stores the variant index).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EventKind {
+    /// An awaited response was not there at its deadline.
+    Overdue,
+    /// An awaited response arrived after its deadline.
+    Late,
+    /// An awaited response was given up (`expire_after`).
+    Expired,
+    /// A run failed (a file could not be delivered) or was aborted for a reason other than an
+    /// unreachable endpoint.
+    Failed,
+    /// A file was put aside in the quarantine (subject: its path; detail: why).
+    Quarantined,
+    /// An endpoint could not be reached `alerts.unreachable_after` runs in a row.
+    Unreachable,
+    /// The first good run after a `failed` or `unreachable` event.
+    Recovered,
+    /// No file was delivered in an `expect:` window by its deadline.
+    Missing,
+}
+
+impl EventKind {
+    /// Every kind, in declaration order.
+    pub const ALL: [EventKind; 8] = [
+        EventKind::Overdue,
+        EventKind::Late,
+        EventKind::Expired,
+        EventKind::Failed,
+        EventKind::Quarantined,
+        EventKind::Unreachable,
+        EventKind::Recovered,
+        EventKind::Missing,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventKind::Overdue => "overdue",
+            EventKind::Late => "late",
+            EventKind::Expired => "expired",
+            EventKind::Failed => "failed",
+            EventKind::Quarantined => "quarantined",
+            EventKind::Unreachable => "unreachable",
+            EventKind::Recovered => "recovered",
+            EventKind::Missing => "missing",
+        }
+    }
+}
+
+/// Something worth telling someone about (table `events_v1`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Event {
+    /// Ledger-wide sequence number (increasing; never reused).
+    pub seq: u64,
+    pub flow: String,
+    pub at: Millis,
+    pub kind: EventKind,
+    /// What it is about: a file's or request's path; empty for a run-level event.
+    pub subject: String,
+    pub detail: String,
+}
+
+/// An event to append (the ledger numbers it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub flow: String,
+    pub at: Millis,
+    pub kind: EventKind,
+    pub subject: String,
+    pub detail: String,
+}
+
+/// A flow's alerting state across runs (table `health_v1`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FlowHealth {
+    /// Runs in a row that could not reach an endpoint.
+    pub unreachable_streak: u32,
+    /// Runs in a row that failed or were aborted (unreachable ones included).
+    pub failing_streak: u32,
+    /// A `failed` or `unreachable` event was recorded and no `recovered` since.
+    pub alerting: bool,
+    /// When the last run with status ok finished.
+    pub last_ok: Option<Millis>,
+    /// The last `expect:` deadline that was checked (so a restart does not check it again).
+    pub expect_checked: Option<Millis>,
+}
+
+/// Appends one event inside `tx`, numbering it.
+pub(super) fn append(tx: &redb::WriteTransaction, ev: &NewEvent) -> Result<Event, redb::Error> {
+    let mut counters = tx.open_table(COUNTERS)?;
+    let seq = counters.get("event")?.map(|v| v.value()).unwrap_or(0) + 1;
+    counters.insert("event", seq)?;
+    let out = Event { seq, flow: ev.flow.clone(), at: ev.at, kind: ev.kind, subject: ev.subject.clone(), detail: ev.detail.clone() };
+    tx.open_table(EVENTS)?.insert((ev.flow.as_str(), seq), &out)?;
+    Ok(out)
+}
+
+fn update_health(
+    tx: &redb::WriteTransaction,
+    flow: &str,
+    change: impl FnOnce(&FlowHealth) -> (FlowHealth, Vec<NewEvent>),
+) -> Result<Vec<Event>, redb::Error> {
+    let mut table = tx.open_table(HEALTH)?;
+    let old = table.get(flow)?.map(|v| v.value()).unwrap_or_default();
+    let (new, events) = change(&old);
+    table.insert(flow, &new)?;
+    drop(table);
+    events.iter().map(|e| append(tx, e)).collect()
+}
+
+impl Ledger {
+    /// Creates the tables (called by `init`).
+    pub(super) fn init_events(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+        tx.open_table(EVENTS)?;
+        tx.open_table(HEALTH)?;
+        Ok(())
+    }
+
+    /// Appends events in one transaction; returns them numbered.
+    pub fn record_events(&self, events: &[NewEvent]) -> Result<Vec<Event>, LedgerError> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(|tx| events.iter().map(|e| append(tx, e)).collect())
+    }
+
+    /// Stores the final state of a run together with the flow's new health and the events the
+    /// run caused, in one transaction: `judge` gets the health as stored and returns the new
+    /// one with the events.
+    pub fn finish_run_with(
+        &self,
+        rec: &RunRecord,
+        judge: impl FnOnce(&FlowHealth) -> (FlowHealth, Vec<NewEvent>),
+    ) -> Result<Vec<Event>, LedgerError> {
+        self.write(|tx| {
+            tx.open_table(RUNS)?.insert((rec.flow.as_str(), rec.id), rec)?;
+            update_health(tx, &rec.flow, judge)
+        })
+    }
+
+    /// A flow's health (the default for a flow that never ran).
+    pub fn health(&self, flow: &str) -> Result<FlowHealth, LedgerError> {
+        self.read(|tx| Ok(tx.open_table(HEALTH)?.get(flow)?.map(|v| v.value()).unwrap_or_default()))
+    }
+
+    /// Updates a flow's health and appends the events `change` returns, in one transaction.
+    pub fn update_health(
+        &self,
+        flow: &str,
+        change: impl FnOnce(&FlowHealth) -> (FlowHealth, Vec<NewEvent>),
+    ) -> Result<Vec<Event>, LedgerError> {
+        self.write(|tx| update_health(tx, flow, change))
+    }
+
+    /// The sequence number of the last event the notifier handled; `None` before any notifier
+    /// ever ran (it then starts from the newest event instead of replaying history).
+    pub fn notify_cursor(&self) -> Result<Option<u64>, LedgerError> {
+        self.read(|tx| Ok(tx.open_table(COUNTERS)?.get(NOTIFY_CURSOR)?.map(|v| v.value())))
+    }
+
+    /// The sequence number of the newest event (0: none yet).
+    pub fn last_event_seq(&self) -> Result<u64, LedgerError> {
+        self.read(|tx| Ok(tx.open_table(COUNTERS)?.get("event")?.map(|v| v.value()).unwrap_or(0)))
+    }
+
+    /// Remembers that every event up to `seq` was handled. Never moves backwards.
+    pub fn set_notify_cursor(&self, seq: u64) -> Result<(), LedgerError> {
+        self.write(|tx| {
+            let mut counters = tx.open_table(COUNTERS)?;
+            let old = counters.get(NOTIFY_CURSOR)?.map(|v| v.value()).unwrap_or(0);
+            if seq > old {
+                counters.insert(NOTIFY_CURSOR, seq)?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Events with a sequence number above `since_seq`, oldest first, at most `limit`; all
+    /// flows when `flow` is `None`. A notifier remembers the last `seq` it handled.
+    pub fn events(&self, flow: Option<&str>, since_seq: u64, limit: usize) -> Result<Vec<Event>, LedgerError> {
+        self.read(|tx| {
+            let t = tx.open_table(EVENTS)?;
+            let mut out = Vec::new();
+            match flow {
+                Some(f) => {
+                    // Keys order by flow, then seq: this flow's newer events are one range.
+                    for item in t.range((f, since_seq.saturating_add(1))..=(f, u64::MAX))? {
+                        if out.len() >= limit {
+                            break;
+                        }
+                        out.push(item?.1.value());
+                    }
+                }
+                None => {
+                    for item in t.iter()? {
+                        let ev = item?.1.value();
+                        if ev.seq > since_seq {
+                            out.push(ev);
+                        }
+                    }
+                    out.sort_by_key(|e| e.seq);
+                    out.truncate(limit);
+                }
+            }
+            Ok(out)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(flow: &str, kind: EventKind) -> NewEvent {
+        NewEvent { flow: flow.into(), at: 5, kind, subject: String::new(), detail: "d".into() }
+    }
+
+    #[test]
+    fn kinds_keep_their_stored_index() {
+        // postcard stores the variant index: appending is fine, reordering breaks old ledgers.
+        for (i, kind) in EventKind::ALL.iter().enumerate() {
+            assert_eq!(postcard::to_allocvec(kind).unwrap(), [i as u8], "{kind:?}");
+        }
+    }
+
+    #[test]
+    fn events_health_and_cursor_round_trip() {
+        let l = Ledger::in_memory().unwrap();
+        assert_eq!(l.health("f").unwrap(), FlowHealth::default());
+        let h = FlowHealth { unreachable_streak: 2, failing_streak: 2, alerting: true, last_ok: Some(1), expect_checked: None };
+        let evs = l.update_health("f", |_| (h.clone(), vec![ev("f", EventKind::Unreachable)])).unwrap();
+        assert_eq!(evs[0].seq, 1);
+        assert_eq!(l.health("f").unwrap(), h);
+        let more = l.record_events(&[ev("g", EventKind::Failed), ev("f", EventKind::Recovered)]).unwrap();
+        assert_eq!(more.iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(l.events(None, 1, 10).unwrap().len(), 2);
+        assert_eq!(l.notify_cursor().unwrap(), None);
+        assert_eq!(l.last_event_seq().unwrap(), 3);
+        l.set_notify_cursor(3).unwrap();
+        l.set_notify_cursor(2).unwrap();
+        assert_eq!(l.notify_cursor().unwrap(), Some(3));
+    }
+}
