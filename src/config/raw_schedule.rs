@@ -36,7 +36,7 @@ pub struct RawSchedule {
     /// Spread: every run of this flow is shifted by the same offset in `[0, jitter)`, derived
     /// from the flow's name (a duration: `30s`). So a hundred flows on one cron do not hit a
     /// server in the same second, and a flow's runs keep their time across restarts. Must be
-    /// shorter than the time between two runs. Default `0s`.
+    /// shorter than the time between two runs.
     #[serde(default = "default_jitter")]
     #[schemars(schema_with = "super::duration::schema")]
     pub jitter: String,

@@ -45,7 +45,7 @@ mod tests {
         assert_eq!(next(1800, 42, "2026-03-02T10:00:00Z"), "2026-03-02T10:00:42+00:00");
         assert_eq!(next(1800, 42, "2026-03-02T10:00:42Z"), "2026-03-02T10:30:42+00:00");
         // 7 minutes does not divide an hour: still one fixed grid.
-        assert_eq!(next(420, 0, "2026-03-02T10:00:00Z"), "2026-03-02T10:02:00+00:00");
+        assert_eq!(next(420, 0, "2026-03-02T10:00:00Z"), "2026-03-02T10:03:00+00:00");
         assert_eq!(next(1, 0, "1969-12-31T23:59:58.5Z"), "1969-12-31T23:59:59+00:00");
         assert_eq!(next_on_grid(Duration::ZERO, Duration::ZERO, utc("2026-03-02T10:00:00Z")), None);
     }

@@ -160,7 +160,10 @@ fn day_index(name: &str, item: &str) -> Result<u8, String> {
     let lower = name.trim().to_ascii_lowercase();
     let full = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"];
     (0u8..7).find(|&i| lower == NAMES[usize::from(i)] || lower == full[usize::from(i)]).ok_or_else(|| {
-        format!("unknown day `{}` in `{item}`: use `mon`, `tue`, `wed`, `thu`, `fri`, `sat`, `sun`, ranges like `mon-fri`, or `daily`", name.trim())
+        format!(
+            "unknown day `{}` in `{item}`: use `mon`, `tue`, `wed`, `thu`, `fri`, `sat`, `sun`, ranges like `mon-fri`, or `daily`",
+            name.trim()
+        )
     })
 }
 

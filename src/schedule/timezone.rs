@@ -100,7 +100,10 @@ mod tests {
         assert_eq!(parse_timezone("Europe/Berlin"), Ok(Tz::Europe__Berlin));
         assert_eq!(parse_timezone("UTC"), Ok(Tz::UTC));
         let e = parse_timezone("Europe/Berln").unwrap_err();
-        assert_eq!(e, "unknown time zone `Europe/Berln`: give an IANA name such as `Europe/Berlin` or `UTC` (did you mean `Europe/Berlin`?)");
+        assert_eq!(
+            e,
+            "unknown time zone `Europe/Berln`: give an IANA name such as `Europe/Berlin` or `UTC` (did you mean `Europe/Berlin`?)"
+        );
         assert!(parse_timezone("europe/berlin").unwrap_err().contains("did you mean `Europe/Berlin`"));
         assert!(parse_timezone("Berlin").unwrap_err().contains("`Europe/Berlin`"));
         assert!(parse_timezone("CEST").unwrap_err().starts_with("unknown time zone `CEST`"));

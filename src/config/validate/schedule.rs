@@ -133,10 +133,8 @@ sinks: [ { endpoint: b } ]
 
     #[test]
     fn builds_cron_and_every_schedules() {
-        let flow = run(&format!(
-            "{BASE}schedule: {{ cron: \"*/30 * * * *\", timezone: Europe/Berlin, jitter: 30s, overlap: queue }}\n"
-        ))
-        .unwrap();
+        let flow =
+            run(&format!("{BASE}schedule: {{ cron: \"*/30 * * * *\", timezone: Europe/Berlin, jitter: 30s, overlap: queue }}\n")).unwrap();
         let s = flow.schedule.unwrap();
         assert_eq!(s.to_string(), "cron */30 * * * * (Europe/Berlin), jitter 30s, overlap queue");
         assert!(matches!(&s.kind, ScheduleKind::Cron { expr, tz: Tz::Europe__Berlin } if expr.as_str() == "*/30 * * * *"));
@@ -156,7 +154,7 @@ sinks: [ { endpoint: b } ]
             p("{ jitter: 1s }"),
             ["set `cron` (an expression such as `*/30 * * * *`) or `every` (an interval such as `30m`) (at /schedule)"]
         );
-        let got = p("{ cron: \"*/30 * * *\", timezone: Europe/Berln, jitter: 5 }");
+        let got = p("{ cron: \"*/30 * * *\", timezone: Europe/Berln, jitter: \"5\" }");
         assert_eq!(got.len(), 3, "{got:#?}");
         assert!(got[0].starts_with("`5` is not a duration") && got[0].ends_with("(at /schedule/jitter)"), "{got:#?}");
         assert!(got[1].starts_with("bad cron expression `*/30 * * *`: Invalid pattern: ") && got[1].ends_with("(at /schedule/cron)"));
