@@ -187,6 +187,24 @@ sinks: [ { endpoint: b } ]
     }
 
     #[test]
+    fn loaded_problems_carry_lines_and_a_bad_entry_hides_no_other() {
+        let text = format!(
+            "{BASE}schedule:\n  cron: \"0 6 * * mon-fri\"\n  timezone: Europe/Berln\nexpect:\n  - {{ by: 7 }}\n  - {{ by: \"06:00\", days: mo-fri }}\n"
+        );
+        let got: Vec<String> = crate::config::load_flow_str_with_env(&text, Path::new("f.yaml"), &|_| Err(std::env::VarError::NotPresent))
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let want = [
+            "f.yaml:9:13: unknown time zone `Europe/Berln`: give an IANA name such as `Europe/Berlin` or `UTC` (did you mean `Europe/Berlin`?) (at /schedule/timezone)",
+            "f.yaml:11:11: expected a string, found the number 7 (at /expect/0/by)",
+            "f.yaml:12:26: unknown day `mo` in `mo-fri`: use `mon`, `tue`, `wed`, `thu`, `fri`, `sat`, `sun`, ranges like `mon-fri`, or `daily` (at /expect/1/days)",
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
     fn expect_problems_with_paths() {
         let got = problems(&format!(
             "{BASE}expect:\n  - {{ by: \"6\", days: mo-fr, timezone: Mars/Base, since: \"25:00\" }}\n  - {{ by: \"06:00\", days: [mon, someday] }}\n"
