@@ -35,6 +35,10 @@ pub struct Flow {
     pub quarantine: Option<Quarantine>,
     /// The awaited response to every delivered file (a round trip), when configured.
     pub response: Option<Box<Response>>,
+    /// When `wharf serve` runs the flow (`None`: only when triggered).
+    pub schedule: Option<crate::schedule::Schedule>,
+    /// Deliveries due by a time of day; empty when none are expected.
+    pub expect: Vec<crate::schedule::Expect>,
 }
 
 /// An awaited response (round trip): which file answers a delivered request, by when, and the

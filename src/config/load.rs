@@ -125,6 +125,7 @@ fn sections(doc: &Value, structural: &[Structural], problems: &mut Vec<Problem>)
             .and_then(|v| decode(v, "/on_invalid", structural, problems)),
         max_invalid: part("max_invalid", Some(Value::Null)).and_then(|v| decode(v, "/max_invalid", structural, problems)),
         response: part("response", Some(Value::Null)).and_then(|v| decode(v, "/response", structural, problems)),
+        schedule: part("schedule", Some(Value::Null)).and_then(|v| decode(v, "/schedule", structural, problems)),
         ..Sections::default()
     };
     if let Some(Value::Object(endpoints)) = map.get("endpoints") {
@@ -146,6 +147,14 @@ fn sections(doc: &Value, structural: &[Structural], problems: &mut Vec<Problem>)
             Some(steps.iter().enumerate().map(|(i, v)| decode(v.clone(), &format!("/steps/{i}"), structural, problems)).collect())
         }
         Some(other) => decode::<Vec<_>>(other.clone(), "/steps", structural, problems).map(|s| s.into_iter().map(Some).collect()),
+    };
+    // Entry by entry, like the steps.
+    sections.expect = match map.get("expect") {
+        None => Some(vec![]),
+        Some(Value::Array(items)) => {
+            Some(items.iter().enumerate().map(|(i, v)| decode(v.clone(), &format!("/expect/{i}"), structural, problems)).collect())
+        }
+        Some(other) => decode::<Vec<_>>(other.clone(), "/expect", structural, problems).map(|e| e.into_iter().map(Some).collect()),
     };
     sections
 }

@@ -18,6 +18,7 @@ pub mod load;
 pub mod locate;
 pub mod raw;
 pub mod raw_response;
+pub mod raw_schedule;
 pub mod raw_steps;
 pub mod reference;
 pub mod schema;

@@ -64,6 +64,15 @@ pub struct RawFlow {
     /// Await the partner's response to every delivered file (a round trip; docs/round-trips.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<super::raw_response::RawResponse>,
+    /// When `wharf serve` runs this flow: a `cron` expression (in a `timezone`) or an interval
+    /// (`every: 30m`), with optional `jitter` and `overlap`. Without it, `wharf serve` runs the
+    /// flow only when triggered.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<super::raw_schedule::RawSchedule>,
+    /// Files this flow must have delivered by a time of day (`by: "06:00"`, `days: mon-fri`):
+    /// `wharf serve` alerts when a deadline passes without a delivery in its window.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub expect: Vec<super::raw_schedule::RawExpect>,
 }
 
 /// An endpoint: a place files live. `type` says which kind.

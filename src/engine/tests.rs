@@ -68,6 +68,8 @@ fn fixture() -> Fixture {
         steps: None,
         quarantine: None,
         response: None,
+        schedule: None,
+        expect: vec![],
     };
     Fixture { _dir: dir, src, dst, state, flow, ledger: Ledger::in_memory().unwrap() }
 }

@@ -7,8 +7,9 @@
 //! none. The only outside world it touches is through [`Lookup`]: `${env:…}` / `${file:…}`
 //! for credentials, and the flow file's folder for relative paths. It never connects.
 //!
-//! Split by section: `endpoints.rs` (servers, credentials, host keys, certificates) and
-//! `response.rs` (`response:`) add methods to the one `Checker` defined here.
+//! Split by section: `endpoints.rs` (servers, credentials, host keys, certificates),
+//! `response.rs` (`response:`) and `schedule.rs` (`schedule:`, `expect:`) add methods to the
+//! one `Checker` defined here.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,6 +40,7 @@ use crate::template::{NameTemplate, NameVars};
 // The `response:` checks, a child module so they use this `Checker` and its rules as they are.
 mod endpoints;
 mod response;
+mod schedule;
 
 pub use endpoints::parse_cert_fingerprint;
 
@@ -65,6 +67,10 @@ pub struct Sections {
     pub max_invalid: Option<Option<RawMaxInvalid>>,
     /// `Some(None)`: not configured; `None`: malformed.
     pub response: Option<Option<super::raw_response::RawResponse>>,
+    /// `Some(None)`: not configured; `None`: malformed.
+    pub schedule: Option<Option<super::raw_schedule::RawSchedule>>,
+    /// Every `expect:` entry; `None` items are malformed.
+    pub expect: Option<Vec<Option<super::raw_schedule::RawExpect>>>,
 }
 
 impl From<RawFlow> for Sections {
@@ -83,6 +89,8 @@ impl From<RawFlow> for Sections {
             on_invalid: Some(raw.on_invalid),
             max_invalid: Some(raw.max_invalid),
             response: Some(raw.response),
+            schedule: Some(raw.schedule),
+            expect: Some(raw.expect.into_iter().map(Some).collect()),
         }
     }
 }
@@ -136,6 +144,8 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
         _ => None,
     };
     let response = sections.response.map(|r| r.map(|r| c.response(r, defined.as_deref(), sinks.as_deref(), source.as_ref())));
+    let schedule = sections.schedule.map(|s| s.map(|s| c.schedule(s)));
+    let expect = sections.expect.map(|e| c.expects(e));
 
     let problems = c.problems;
     let built = (|| {
@@ -160,6 +170,11 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
             steps: content.clone()?.0,
             quarantine: content?.1,
             response: None,
+            schedule: match schedule? {
+                Some(s) => Some(s?),
+                None => None,
+            },
+            expect: expect??,
         };
         flow.response = response.map(|d| Box::new(d.build(&flow)));
         Some(flow)

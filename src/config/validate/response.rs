@@ -54,6 +54,8 @@ impl Draft {
                 steps: self.steps,
                 quarantine: self.quarantine,
                 response: None,
+                schedule: None,
+                expect: vec![],
             },
         }
     }

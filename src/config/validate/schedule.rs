@@ -1,0 +1,221 @@
+//! Meaning checks on a flow's `schedule:` and `expect:` sections, and the building of its
+//! [`Schedule`] and [`Expect`]s.
+//!
+//! A child of `validate/mod.rs`, adding methods to the same [`Checker`]. The syntax of cron
+//! expressions, time zones, times of day and days belongs to [`crate::schedule`]; this file
+//! applies it, with YAML paths, and checks the rules between fields: exactly one of `cron` and
+//! `every`, `timezone` only with `cron`, a jitter shorter than the time between runs.
+
+use chrono_tz::Tz;
+
+use super::Checker;
+use crate::config::duration;
+use crate::config::raw_schedule::{RawDays, RawExpect, RawSchedule};
+use crate::schedule::{CronExpr, Days, Expect, Schedule, ScheduleKind, parse_time_of_day, parse_timezone, show_duration};
+
+const AT: &str = "/schedule";
+
+impl Checker<'_, '_> {
+    pub(super) fn schedule(&mut self, raw: RawSchedule) -> Option<Schedule> {
+        let jitter = self.ok(&format!("{AT}/jitter"), duration::parse(&raw.jitter));
+        let kind = match (raw.cron, raw.every) {
+            (Some(_), Some(_)) => {
+                self.problem(AT, "set either `cron` or `every`, not both");
+                None
+            }
+            (None, None) => {
+                self.problem(AT, "set `cron` (an expression such as `*/30 * * * *`) or `every` (an interval such as `30m`)");
+                None
+            }
+            (Some(expr), None) => {
+                let expr = self.ok(&format!("{AT}/cron"), CronExpr::parse(&expr));
+                let tz = match &raw.timezone {
+                    Some(name) => self.ok(&format!("{AT}/timezone"), parse_timezone(name)),
+                    None => Some(Tz::UTC),
+                };
+                match (expr, tz) {
+                    (Some(expr), Some(tz)) => Some(ScheduleKind::Cron { expr, tz }),
+                    _ => None,
+                }
+            }
+            (None, Some(every)) => {
+                if raw.timezone.is_some() {
+                    self.problem(
+                        format!("{AT}/timezone"),
+                        "only applies to `cron`: an `every` interval is counted in UTC, whatever the zone",
+                    );
+                }
+                self.positive_duration(&format!("{AT}/every"), &every).map(ScheduleKind::Every)
+            }
+        };
+        let (kind, jitter) = (kind?, jitter?);
+        let between = match &kind {
+            ScheduleKind::Every(interval) => Some(*interval),
+            ScheduleKind::Cron { expr, tz } => expr.shortest_gap(*tz),
+        };
+        if let Some(between) = between.filter(|b| jitter >= *b) {
+            self.problem(
+                format!("{AT}/jitter"),
+                format!(
+                    "`{}` must be shorter than the time between two runs ({}): a run would be shifted past the next one",
+                    raw.jitter,
+                    show_duration(between)
+                ),
+            );
+            return None;
+        }
+        Some(Schedule { kind, jitter, overlap: raw.overlap })
+    }
+
+    /// Checks every `expect:` entry (`None` items are malformed, already reported).
+    pub(super) fn expects(&mut self, raw: Vec<Option<RawExpect>>) -> Option<Vec<Expect>> {
+        let built: Vec<Option<Expect>> =
+            raw.into_iter().enumerate().map(|(i, e)| e.and_then(|e| self.expect(&format!("/expect/{i}"), e))).collect();
+        built.into_iter().collect()
+    }
+
+    fn expect(&mut self, at: &str, raw: RawExpect) -> Option<Expect> {
+        let by = self.ok(&format!("{at}/by"), parse_time_of_day(&raw.by));
+        let days = self.ok(
+            &format!("{at}/days"),
+            match &raw.days {
+                RawDays::Text(text) => Days::parse(text),
+                RawDays::List(items) => Days::parse_list(items),
+            },
+        );
+        let tz = match &raw.timezone {
+            Some(name) => self.ok(&format!("{at}/timezone"), parse_timezone(name)),
+            None => Some(Tz::UTC),
+        };
+        let since = match &raw.since {
+            Some(text) => Some(self.ok(&format!("{at}/since"), parse_time_of_day(text))?),
+            None => None,
+        };
+        Some(Expect { by: by?, days: days?, tz: tz?, since })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::super::validate;
+    use super::*;
+    use crate::config::Flow;
+    use crate::config::diagnostic::Problem;
+    use crate::config::interpolate::Lookup;
+    use crate::config::raw::RawFlow;
+    use crate::schedule::Overlap;
+
+    fn run(yaml: &str) -> Result<Flow, Vec<Problem>> {
+        let raw: RawFlow = serde_json::from_value(serde_yaml::from_str(yaml).unwrap()).unwrap();
+        validate(raw, Path::new("/flows/f.yaml"), &Lookup { base_dir: Path::new("/flows"), env: &|_| Err(std::env::VarError::NotPresent) })
+    }
+
+    fn problems(yaml: &str) -> Vec<String> {
+        run(yaml).unwrap_err().into_iter().map(|p| p.to_string()).collect()
+    }
+
+    const BASE: &str = "name: orders
+endpoints:
+  a: { type: local, root: ./a }
+  b: { type: local, root: ./b }
+source: { endpoint: a, path: / }
+sinks: [ { endpoint: b } ]
+";
+
+    #[test]
+    fn without_schedule_or_expect() {
+        let flow = run(BASE).unwrap();
+        assert!(flow.schedule.is_none() && flow.expect.is_empty());
+    }
+
+    #[test]
+    fn builds_cron_and_every_schedules() {
+        let flow =
+            run(&format!("{BASE}schedule: {{ cron: \"*/30 * * * *\", timezone: Europe/Berlin, jitter: 30s, overlap: queue }}\n")).unwrap();
+        let s = flow.schedule.unwrap();
+        assert_eq!(s.to_string(), "cron */30 * * * * (Europe/Berlin), jitter 30s, overlap queue");
+        assert!(matches!(&s.kind, ScheduleKind::Cron { expr, tz: Tz::Europe__Berlin } if expr.as_str() == "*/30 * * * *"));
+        assert_eq!((s.jitter, s.overlap), (Duration::from_secs(30), Overlap::Queue));
+
+        let s = run(&format!("{BASE}schedule: {{ every: 5m }}\n")).unwrap().schedule.unwrap();
+        assert_eq!(s, Schedule { kind: ScheduleKind::Every(Duration::from_secs(300)), jitter: Duration::ZERO, overlap: Overlap::Skip });
+        let s = run(&format!("{BASE}schedule: {{ cron: \"0 6 * * mon-fri\" }}\n")).unwrap().schedule.unwrap();
+        assert_eq!(s.to_string(), "cron 0 6 * * mon-fri (UTC)");
+    }
+
+    #[test]
+    fn schedule_problems_with_paths() {
+        let p = |s: &str| problems(&format!("{BASE}schedule: {s}\n"));
+        assert_eq!(p("{ cron: \"* * * * *\", every: 1m }"), ["set either `cron` or `every`, not both (at /schedule)"]);
+        assert_eq!(
+            p("{ jitter: 1s }"),
+            ["set `cron` (an expression such as `*/30 * * * *`) or `every` (an interval such as `30m`) (at /schedule)"]
+        );
+        let got = p("{ cron: \"*/30 * * *\", timezone: Europe/Berln, jitter: \"5\" }");
+        assert_eq!(got.len(), 3, "{got:#?}");
+        assert!(got[0].starts_with("`5` is not a duration") && got[0].ends_with("(at /schedule/jitter)"), "{got:#?}");
+        assert!(got[1].starts_with("bad cron expression `*/30 * * *`: Invalid pattern: ") && got[1].ends_with("(at /schedule/cron)"));
+        assert!(got[2].contains("(did you mean `Europe/Berlin`?) (at /schedule/timezone)"), "{got:#?}");
+        assert_eq!(p("{ cron: \"0 0 30 2 *\" }"), ["cron expression `0 0 30 2 *` never matches a real date (at /schedule/cron)"]);
+        assert_eq!(p("{ every: 0s }"), ["`0s` is zero; give a positive duration (at /schedule/every)"]);
+        assert_eq!(
+            p("{ every: 10m, timezone: UTC }"),
+            ["only applies to `cron`: an `every` interval is counted in UTC, whatever the zone (at /schedule/timezone)"]
+        );
+        assert_eq!(
+            p("{ every: 10m, jitter: 10m }"),
+            ["`10m` must be shorter than the time between two runs (10m): a run would be shifted past the next one (at /schedule/jitter)"]
+        );
+        assert_eq!(
+            p("{ cron: \"0 9,17 * * *\", jitter: 8h }"),
+            ["`8h` must be shorter than the time between two runs (8h): a run would be shifted past the next one (at /schedule/jitter)"]
+        );
+        assert!(run(&format!("{BASE}schedule: {{ cron: \"0 9,17 * * *\", jitter: 7h59m }}\n")).is_ok());
+    }
+
+    #[test]
+    fn builds_expects() {
+        let flow = run(&format!(
+            "{BASE}expect:\n  - {{ by: \"06:00\", days: mon-fri, timezone: Europe/Berlin, since: \"18:00\" }}\n  - {{ by: \"12:30\", days: [mon, wed-fri] }}\n  - {{ by: \"23:00\" }}\n"
+        ))
+        .unwrap();
+        let shown: Vec<String> = flow.expect.iter().map(ToString::to_string).collect();
+        assert_eq!(shown, ["by 06:00 Europe/Berlin, mon-fri since 18:00", "by 12:30 UTC, mon,wed-fri", "by 23:00 UTC, daily"]);
+    }
+
+    #[test]
+    fn loaded_problems_carry_lines_and_a_bad_entry_hides_no_other() {
+        let text = format!(
+            "{BASE}schedule:\n  cron: \"0 6 * * mon-fri\"\n  timezone: Europe/Berln\nexpect:\n  - {{ by: 7 }}\n  - {{ by: \"06:00\", days: mo-fri }}\n"
+        );
+        let got: Vec<String> = crate::config::load_flow_str_with_env(&text, Path::new("f.yaml"), &|_| Err(std::env::VarError::NotPresent))
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        let want = [
+            "f.yaml:9:13: unknown time zone `Europe/Berln`: give an IANA name such as `Europe/Berlin` or `UTC` (did you mean `Europe/Berlin`?) (at /schedule/timezone)",
+            "f.yaml:11:11: expected a string, found the number 7 (at /expect/0/by)",
+            "f.yaml:12:26: unknown day `mo` in `mo-fri`: use `mon`, `tue`, `wed`, `thu`, `fri`, `sat`, `sun`, ranges like `mon-fri`, or `daily` (at /expect/1/days)",
+        ];
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn expect_problems_with_paths() {
+        let got = problems(&format!(
+            "{BASE}expect:\n  - {{ by: \"6\", days: mo-fr, timezone: Mars/Base, since: \"25:00\" }}\n  - {{ by: \"06:00\", days: [mon, someday] }}\n"
+        ));
+        let want = [
+            "`6` is not a time of day: write `HH:MM` (24 h), e.g. `06:00` (at /expect/0/by)",
+            "unknown day `mo` in `mo-fr`: use `mon`, `tue`, `wed`, `thu`, `fri`, `sat`, `sun`, ranges like `mon-fri`, or `daily` (at /expect/0/days)",
+            "unknown time zone `Mars/Base`: give an IANA name such as `Europe/Berlin` or `UTC` (at /expect/0/timezone)",
+            "`25:00` is not a time of day: write `HH:MM` (24 h), e.g. `06:00` (at /expect/0/since)",
+            "unknown day `someday` in `someday`: use `mon`, `tue`, `wed`, `thu`, `fri`, `sat`, `sun`, ranges like `mon-fri`, or `daily` (at /expect/1/days)",
+        ];
+        assert_eq!(got, want);
+    }
+}

@@ -1,0 +1,124 @@
+//! IANA time zones as written in flow files (`Europe/Berlin`, `UTC`), and local wall-clock
+//! times turned into instants, with one rule for times a DST change skips or repeats.
+//!
+//! Owns the zone-name parser (with "did you mean" suggestions) and [`resolve_local`]. It does
+//! not know about cron or deadlines.
+
+use chrono::{DateTime, LocalResult, NaiveDateTime, TimeDelta, TimeZone, Timelike as _, Utc};
+use chrono_tz::{TZ_VARIANTS, Tz};
+
+/// Parses an IANA zone name, exactly as spelled in the tz database (`Europe/Berlin`, `UTC`).
+/// The error is a sentence fit for a diagnostic and suggests close names.
+pub fn parse_timezone(text: &str) -> Result<Tz, String> {
+    if let Ok(tz) = text.parse::<Tz>() {
+        return Ok(tz);
+    }
+    let close = suggestions(text);
+    let hint = match close.as_slice() {
+        [] => String::new(),
+        [one] => format!(" (did you mean `{one}`?)"),
+        several => format!(" (did you mean one of {}?)", several.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")),
+    };
+    Err(format!("unknown time zone `{text}`: give an IANA name such as `Europe/Berlin` or `UTC`{hint}"))
+}
+
+/// Up to three zone names close to `text`: the same name in other letter case, the same city
+/// (`berlin` → `Europe/Berlin`), or at most two typing mistakes away.
+fn suggestions(text: &str) -> Vec<&'static str> {
+    let wanted = text.to_ascii_lowercase();
+    let city = wanted.rsplit('/').next().unwrap_or_default().to_string();
+    let mut scored: Vec<(usize, &'static str)> = TZ_VARIANTS
+        .iter()
+        .filter_map(|tz| {
+            let name = tz.name();
+            let lower = name.to_ascii_lowercase();
+            if lower == wanted {
+                return Some((0, name));
+            }
+            if !city.is_empty() && lower.rsplit('/').next() == Some(city.as_str()) {
+                return Some((1, name));
+            }
+            let d = distance(&lower, &wanted);
+            (d <= 2).then_some((d + 1, name))
+        })
+        .collect();
+    scored.sort();
+    scored.into_iter().take(3).map(|(_, name)| name).collect()
+}
+
+/// Levenshtein distance (zone names are short ASCII, so bytes are characters).
+fn distance(a: &str, b: &str) -> usize {
+    let b = b.as_bytes();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.bytes().enumerate() {
+        let mut diagonal = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let above = row[j + 1];
+            row[j + 1] = (diagonal + usize::from(ca != *cb)).min(row[j] + 1).min(above + 1);
+            diagonal = above;
+        }
+    }
+    row[b.len()]
+}
+
+/// The instant of local wall-clock time `local` in `tz`.
+///
+/// A time that occurs twice (the hour repeated when clocks go back) is its *earlier*
+/// occurrence; a time that does not occur (skipped when clocks go forward) is the first
+/// instant after the gap: `02:30` on the last Sunday of March in `Europe/Berlin` is `03:00`
+/// CEST. These are the rules croner applies to a fixed-time cron job, so deadlines and cron
+/// schedules agree.
+pub fn resolve_local(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
+    if let LocalResult::Single(t) | LocalResult::Ambiguous(t, _) = tz.from_local_datetime(&local) {
+        return t.with_timezone(&Utc);
+    }
+    // In a gap. Gaps are at most a few hours (a day in a handful of historic zone changes) and
+    // end on a whole minute: try each following minute, a little over a day ahead.
+    let mut probe = local.with_second(0).and_then(|t| t.with_nanosecond(0)).unwrap_or(local);
+    for _ in 0..(26 * 60) {
+        probe += TimeDelta::minutes(1);
+        if let LocalResult::Single(t) | LocalResult::Ambiguous(t, _) = tz.from_local_datetime(&probe) {
+            return t.with_timezone(&Utc);
+        }
+    }
+    // Unreachable for real zones; read the wall time as UTC rather than fail.
+    Utc.from_utc_datetime(&local)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::NaiveDate;
+
+    fn local(y: i32, m: u32, d: u32, h: u32, min: u32) -> NaiveDateTime {
+        NaiveDate::from_ymd_opt(y, m, d).unwrap().and_hms_opt(h, min, 0).unwrap()
+    }
+
+    #[test]
+    fn parses_iana_names_and_suggests_close_ones() {
+        assert_eq!(parse_timezone("Europe/Berlin"), Ok(Tz::Europe__Berlin));
+        assert_eq!(parse_timezone("UTC"), Ok(Tz::UTC));
+        let e = parse_timezone("Europe/Berln").unwrap_err();
+        assert_eq!(
+            e,
+            "unknown time zone `Europe/Berln`: give an IANA name such as `Europe/Berlin` or `UTC` (did you mean `Europe/Berlin`?)"
+        );
+        assert!(parse_timezone("europe/berlin").unwrap_err().contains("did you mean `Europe/Berlin`"));
+        assert!(parse_timezone("Berlin").unwrap_err().contains("`Europe/Berlin`"));
+        assert!(parse_timezone("CEST").unwrap_err().starts_with("unknown time zone `CEST`"));
+        assert!(!parse_timezone("Nowhere/Qqqqqqqqq").unwrap_err().contains("did you mean"));
+    }
+
+    #[test]
+    fn local_times_in_dst_gaps_and_folds() {
+        let berlin = Tz::Europe__Berlin;
+        // Winter: UTC+1; summer: UTC+2.
+        assert_eq!(resolve_local(berlin, local(2026, 1, 5, 6, 0)).to_rfc3339(), "2026-01-05T05:00:00+00:00");
+        assert_eq!(resolve_local(berlin, local(2026, 7, 6, 6, 0)).to_rfc3339(), "2026-07-06T04:00:00+00:00");
+        // 2026-03-29: 02:00 → 03:00. 02:30 does not exist: the first instant after the gap.
+        assert_eq!(resolve_local(berlin, local(2026, 3, 29, 2, 30)).to_rfc3339(), "2026-03-29T01:00:00+00:00");
+        // 2026-10-25: 03:00 → 02:00. 02:30 happens twice: the earlier (CEST) one.
+        assert_eq!(resolve_local(berlin, local(2026, 10, 25, 2, 30)).to_rfc3339(), "2026-10-25T00:30:00+00:00");
+    }
+}
