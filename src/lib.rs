@@ -10,5 +10,6 @@ pub mod config;
 pub mod endpoint;
 pub mod engine;
 pub mod ledger;
+pub mod notify;
 pub mod steps;
 pub mod template;

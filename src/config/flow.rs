@@ -34,6 +34,8 @@ pub struct Flow {
     pub quarantine: Option<Quarantine>,
     /// The awaited response to every delivered file (a round trip), when configured.
     pub response: Option<Box<Response>>,
+    /// Notification rules of this flow (global ones come from the serve configuration).
+    pub notify: Vec<crate::notify::Rule>,
 }
 
 /// An awaited response (round trip): which file answers a delivered request, by when, and the

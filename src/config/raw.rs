@@ -61,6 +61,10 @@ pub struct RawFlow {
     /// Await the partner's response to every delivered file (a round trip; docs/round-trips.md).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub response: Option<super::raw_response::RawResponse>,
+    /// Notifications: who is told what about this flow, by webhook, email or command (in
+    /// addition to the serve configuration's global `notify` rules). See docs/operations.md.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<super::raw_notify::RawNotifyRule>,
 }
 
 /// An endpoint: a place files live. `type` says which kind.

@@ -67,6 +67,7 @@ fn fixture() -> Fixture {
         steps: None,
         quarantine: None,
         response: None,
+        notify: vec![],
     };
     Fixture { _dir: dir, src, dst, state, flow, ledger: Ledger::in_memory().unwrap() }
 }

@@ -7,8 +7,9 @@
 //! none. The only outside world it touches is through [`Lookup`]: `${env:…}` / `${file:…}`
 //! for credentials, and the flow file's folder for relative paths. It never connects.
 //!
-//! Split by section: `endpoints.rs` (servers, credentials, host keys, certificates) and
-//! `response.rs` (`response:`) add methods to the one `Checker` defined here.
+//! Split by section: `endpoints.rs` (servers, credentials, host keys, certificates),
+//! `response.rs` (`response:`) and `notify.rs` (`notify:`) add methods to the one `Checker`
+//! defined here.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -38,9 +39,11 @@ use crate::template::{NameTemplate, NameVars};
 
 // The `response:` checks, a child module so they use this `Checker` and its rules as they are.
 mod endpoints;
+mod notify;
 mod response;
 
 pub use endpoints::parse_cert_fingerprint;
+pub use notify::validate_notify;
 
 /// The parts of a flow file that have the right shape. `None` marks a part whose shape is
 /// broken (already reported by the schema check); checks that need it are skipped.
@@ -64,6 +67,8 @@ pub struct Sections {
     pub max_invalid: Option<Option<RawMaxInvalid>>,
     /// `Some(None)`: not configured; `None`: malformed.
     pub response: Option<Option<super::raw_response::RawResponse>>,
+    /// Every notification rule; `None` items are malformed.
+    pub notify: Option<Vec<Option<super::raw_notify::RawNotifyRule>>>,
 }
 
 impl From<RawFlow> for Sections {
@@ -81,6 +86,7 @@ impl From<RawFlow> for Sections {
             on_invalid: Some(raw.on_invalid),
             max_invalid: Some(raw.max_invalid),
             response: Some(raw.response),
+            notify: Some(raw.notify.into_iter().map(Some).collect()),
         }
     }
 }
@@ -133,6 +139,7 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
         _ => None,
     };
     let response = sections.response.map(|r| r.map(|r| c.response(r, defined.as_deref(), sinks.as_deref(), source.as_ref())));
+    let notify = sections.notify.map(|rules| c.notify("/notify", rules));
 
     let problems = c.problems;
     let built = (|| {
@@ -156,6 +163,7 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
             steps: content.clone()?.0,
             quarantine: content?.1,
             response: None,
+            notify: notify.flatten()?,
         };
         flow.response = response.map(|d| Box::new(d.build(&flow)));
         Some(flow)

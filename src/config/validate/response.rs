@@ -53,6 +53,8 @@ impl Draft {
                 steps: self.steps,
                 quarantine: self.quarantine,
                 response: None,
+                // Notices about responses are the parent flow's.
+                notify: vec![],
             },
         }
     }
