@@ -11,5 +11,6 @@ pub mod endpoint;
 pub mod engine;
 pub mod ledger;
 pub mod schedule;
+pub mod notify;
 pub mod steps;
 pub mod template;

@@ -39,6 +39,8 @@ pub struct Flow {
     pub schedule: Option<crate::schedule::Schedule>,
     /// Deliveries due by a time of day; empty when none are expected.
     pub expect: Vec<crate::schedule::Expect>,
+    /// Notification rules of this flow (global ones come from the serve configuration).
+    pub notify: Vec<crate::notify::Rule>,
 }
 
 /// An awaited response (round trip): which file answers a delivered request, by when, and the

@@ -141,6 +141,13 @@ fn sections(doc: &Value, structural: &[Structural], problems: &mut Vec<Problem>)
     }
     // Step by step, like the sinks: a step of the wrong shape must not hide the schema, script
     // and look-up checks of the others.
+    sections.notify = match map.get("notify") {
+        None => Some(vec![]),
+        Some(Value::Array(rules)) => {
+            Some(rules.iter().enumerate().map(|(i, v)| decode(v.clone(), &format!("/notify/{i}"), structural, problems)).collect())
+        }
+        Some(other) => decode::<Vec<_>>(other.clone(), "/notify", structural, problems).map(|r| r.into_iter().map(Some).collect()),
+    };
     sections.steps = match map.get("steps") {
         None => Some(vec![]),
         Some(Value::Array(steps)) => {

@@ -17,6 +17,7 @@ pub mod interpolate;
 pub mod load;
 pub mod locate;
 pub mod raw;
+pub mod raw_notify;
 pub mod raw_response;
 pub mod raw_schedule;
 pub mod raw_steps;

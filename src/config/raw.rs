@@ -73,6 +73,10 @@ pub struct RawFlow {
     /// `wharf serve` alerts when a deadline passes without a delivery in its window.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub expect: Vec<super::raw_schedule::RawExpect>,
+    /// Notifications: who is told what about this flow, by webhook, email or command (in
+    /// addition to the serve configuration's global `notify` rules). See docs/operations.md.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<super::raw_notify::RawNotifyRule>,
 }
 
 /// An endpoint: a place files live. `type` says which kind.

@@ -255,9 +255,12 @@ fn parent(location: &Location) -> Option<Location> {
     Some(segments.into_iter().take(n).collect())
 }
 
-/// Credentials: their values never appear in messages.
+/// Credentials (and webhook URLs and headers, which carry them): their values never appear in
+/// messages.
 fn is_sensitive(location: &Location) -> bool {
-    location.iter().any(|s| matches!(s, LocationSegment::Property(p) if p == "password" || p == "passphrase"))
+    location
+        .iter()
+        .any(|s| matches!(s, LocationSegment::Property(p) if matches!(p.as_ref(), "password" | "passphrase" | "url" | "headers")))
 }
 
 /// The schema object holding the failing keyword.
@@ -417,7 +420,7 @@ mod tests {
         v["source"]["recursive"] = json!("yes");
         v["sinks"][0].as_object_mut().unwrap().remove("endpoint");
         let got = messages(v);
-        assert!(got.contains(&"/sourc unknown field `sourc`, expected one of `after`, `alerts`, `description`, `endpoints`, `expect`, `max_invalid`, `name`, `on_error`, `on_invalid`, `quarantine`, `response`, `retry`, `schedule`, `sinks`, `source`, `steps`".to_string()), "{got:#?}");
+        assert!(got.contains(&"/sourc unknown field `sourc`, expected one of `after`, `alerts`, `description`, `endpoints`, `expect`, `max_invalid`, `name`, `notify`, `on_error`, `on_invalid`, `quarantine`, `response`, `retry`, `schedule`, `sinks`, `source`, `steps`".to_string()), "{got:#?}");
         assert!(
             got.iter().any(|m| m.starts_with("/source/inclde unknown field `inclde`, expected one of `command`, `endpoint`, `exclude`")),
             "{got:#?}"

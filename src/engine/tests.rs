@@ -70,6 +70,7 @@ fn fixture() -> Fixture {
         response: None,
         schedule: None,
         expect: vec![],
+        notify: vec![],
     };
     Fixture { _dir: dir, src, dst, state, flow, ledger: Ledger::in_memory().unwrap() }
 }

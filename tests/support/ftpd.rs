@@ -411,9 +411,9 @@ fn ensure_home(uid: u32, gid: u32) -> Result<(), String> {
     Ok(())
 }
 
-/// The shared certificates, made on first use into `$TMP/wharf-test-ftps-certs-v1` (built in a
+/// The shared certificates (also the SMTP receiver's), made on first use into `$TMP/wharf-test-ftps-certs-v1` (built in a
 /// temp folder and renamed into place, so concurrent processes never see half).
-fn certs() -> Result<&'static Certs, String> {
+pub fn certs() -> Result<&'static Certs, String> {
     static CERTS: OnceLock<Result<Certs, String>> = OnceLock::new();
     CERTS
         .get_or_init(|| {

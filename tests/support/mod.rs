@@ -6,11 +6,15 @@
 //! - [`ftpd::Ftpd`]: private vsftpd (plain FTP and explicit FTPS on one port, implicit FTPS on
 //!   another) or pure-ftpd (MLSD) servers, with the same skip/panic rule.
 //! - [`halt::run_and_kill_at`]: `wharf` run up to a test halt point, its peak RSS, SIGKILL.
+//! - [`http_receiver::HttpReceiver`] / [`smtp_receiver::SmtpReceiver`]: in-process HTTP and
+//!   SMTP (STARTTLS, AUTH) servers recording what notifications deliver.
 //! - [`TempDir`] / [`tempdir`], [`wait_for_port`], [`free_port`].
 #![allow(dead_code)]
 
 pub mod ftpd;
 pub mod halt;
+pub mod http_receiver;
+pub mod smtp_receiver;
 pub mod sshd;
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};

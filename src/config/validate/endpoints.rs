@@ -100,7 +100,7 @@ impl Checker<'_, '_> {
     }
 
     /// Interpolates a credential field; `required` ones must not come out empty.
-    fn credential(&mut self, path: &str, text: &str, required: bool) -> Option<String> {
+    pub(super) fn credential(&mut self, path: &str, text: &str, required: bool) -> Option<String> {
         match interpolate(text, self.lookup) {
             Ok(value) if required && value.is_empty() => {
                 self.problem(

@@ -8,8 +8,8 @@
 //! for credentials, and the flow file's folder for relative paths. It never connects.
 //!
 //! Split by section: `endpoints.rs` (servers, credentials, host keys, certificates),
-//! `response.rs` (`response:`) and `schedule.rs` (`schedule:`, `expect:`) add methods to the
-//! one `Checker` defined here.
+//! `response.rs` (`response:`), `schedule.rs` (`schedule:`, `expect:`) and `notify.rs`
+//! (`notify:`) add methods to the one `Checker` defined here.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -39,10 +39,12 @@ use crate::template::{NameTemplate, NameVars};
 
 // The `response:` checks, a child module so they use this `Checker` and its rules as they are.
 mod endpoints;
+mod notify;
 mod response;
 mod schedule;
 
 pub use endpoints::parse_cert_fingerprint;
+pub use notify::validate_notify;
 
 /// The parts of a flow file that have the right shape. `None` marks a part whose shape is
 /// broken (already reported by the schema check); checks that need it are skipped.
@@ -71,6 +73,8 @@ pub struct Sections {
     pub schedule: Option<Option<super::raw_schedule::RawSchedule>>,
     /// Every `expect:` entry; `None` items are malformed.
     pub expect: Option<Vec<Option<super::raw_schedule::RawExpect>>>,
+    /// Every notification rule; `None` items are malformed.
+    pub notify: Option<Vec<Option<super::raw_notify::RawNotifyRule>>>,
 }
 
 impl From<RawFlow> for Sections {
@@ -91,6 +95,7 @@ impl From<RawFlow> for Sections {
             response: Some(raw.response),
             schedule: Some(raw.schedule),
             expect: Some(raw.expect.into_iter().map(Some).collect()),
+            notify: Some(raw.notify.into_iter().map(Some).collect()),
         }
     }
 }
@@ -146,6 +151,7 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
     let response = sections.response.map(|r| r.map(|r| c.response(r, defined.as_deref(), sinks.as_deref(), source.as_ref())));
     let schedule = sections.schedule.map(|s| s.map(|s| c.schedule(s)));
     let expect = sections.expect.map(|e| c.expects(e));
+    let notify = sections.notify.map(|rules| c.notify("/notify", rules));
 
     let problems = c.problems;
     let built = (|| {
@@ -175,6 +181,7 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
                 None => None,
             },
             expect: expect??,
+            notify: notify.flatten()?,
         };
         flow.response = response.map(|d| Box::new(d.build(&flow)));
         Some(flow)

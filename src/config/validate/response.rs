@@ -56,6 +56,8 @@ impl Draft {
                 response: None,
                 schedule: None,
                 expect: vec![],
+                // Notices about responses are the parent flow's.
+                notify: vec![],
             },
         }
     }

@@ -1,0 +1,395 @@
+//! Meaning checks on a `notify:` list — a flow's, or (through [`validate_notify`]) the serve
+//! configuration's — and the building of its [`Rule`]s.
+//!
+//! A child of `validate/mod.rs`, so it uses the same [`Checker`]: secrets with `${env:…}` /
+//! `${file:…}` like endpoint credentials, durations, paths relative to the flow file. Every
+//! problem carries its YAML path under the given prefix (`/notify/0/webhook/url`). Messages
+//! never quote a secret (a webhook URL, a header value, a password). It reads the webhook
+//! template and `ca_file` to check them; it never connects.
+
+use std::collections::BTreeSet;
+use std::net::IpAddr;
+
+use super::{Checker, checked};
+use crate::config::diagnostic::Problem;
+use crate::config::interpolate::Lookup;
+use crate::config::locate::escape;
+use crate::config::raw_notify::{NoticeKindName, RawEmail, RawNotifyCommand, RawNotifyRule, RawWebhook, SmtpTls, WebhookFormat};
+use crate::config::secret::Secret;
+use crate::notify::{Channel, CommandSpec, EmailSpec, JsonTemplate, KINDS, Rule, TextTemplate, WebhookSpec};
+
+/// Checks a `notify:` list whose YAML path is `at` (`/notify` in a flow file) and builds its
+/// rules, or returns every problem. Relative paths (templates, `ca_file`, commands) and
+/// `${file:…}` resolve against `lookup.base_dir`.
+pub fn validate_notify(rules: Vec<RawNotifyRule>, at: &str, lookup: &Lookup<'_>) -> Result<Vec<Rule>, Vec<Problem>> {
+    let mut c = Checker { lookup, problems: Vec::new() };
+    let built = c.notify(at, rules.into_iter().map(Some).collect());
+    match built {
+        Some(rules) if c.problems.is_empty() => Ok(rules),
+        _ => Err(c.problems),
+    }
+}
+
+impl Checker<'_, '_> {
+    /// Checks every rule (`None` items are malformed, already reported); `None` when any is
+    /// unusable.
+    pub(super) fn notify(&mut self, at: &str, rules: Vec<Option<RawNotifyRule>>) -> Option<Vec<Rule>> {
+        let built: Vec<Option<Rule>> =
+            rules.into_iter().enumerate().map(|(i, r)| r.and_then(|r| self.notify_rule(&format!("{at}/{i}"), r))).collect();
+        built.into_iter().collect()
+    }
+
+    fn notify_rule(&mut self, at: &str, raw: RawNotifyRule) -> Option<Rule> {
+        if raw.on.is_empty() {
+            self.problem(format!("{at}/on"), "must list at least one kind of notice (or `all`)");
+        }
+        let on: BTreeSet<String> = raw
+            .on
+            .iter()
+            .flat_map(|k| match k {
+                NoticeKindName::All => KINDS.iter().copied().filter(|k| *k != "summary").collect::<Vec<_>>(),
+                other => vec![other.as_str()],
+            })
+            .map(str::to_string)
+            .collect();
+        let throttle = self.ok(&format!("{at}/throttle"), crate::config::duration::parse(&raw.throttle));
+        let set = [raw.webhook.is_some(), raw.email.is_some(), raw.command.is_some()].iter().filter(|s| **s).count();
+        if set != 1 {
+            let what = if set == 0 { "set one of" } else { "set only one of" };
+            self.problem(
+                at,
+                format!("{what} `webhook`, `email` or `command`: a rule sends to exactly one channel (write more rules for more channels)"),
+            );
+            return None;
+        }
+        let channel = match (raw.webhook, raw.email, raw.command) {
+            (Some(w), _, _) => self.webhook(&format!("{at}/webhook"), w).map(Channel::Webhook),
+            (_, Some(e), _) => self.email(&format!("{at}/email"), e).map(Channel::Email),
+            (_, _, Some(c)) => self.notify_command(&format!("{at}/command"), c).map(Channel::Command),
+            _ => None,
+        };
+        if on.is_empty() {
+            return None;
+        }
+        Some(Rule { on, throttle: throttle?, channel: channel? })
+    }
+
+    fn webhook(&mut self, at: &str, raw: RawWebhook) -> Option<WebhookSpec> {
+        let url_at = format!("{at}/url");
+        let url = self.credential(&url_at, &raw.url, true).and_then(|url| {
+            // The URL is a secret: messages describe it, never quote it.
+            match reqwest::Url::parse(&url) {
+                Err(e) => {
+                    self.problem(&url_at, format!("is not a valid URL ({e})"));
+                    None
+                }
+                Ok(u) if !matches!(u.scheme(), "http" | "https") => {
+                    self.problem(&url_at, format!("must be an http or https URL, not `{}:`", u.scheme()));
+                    None
+                }
+                Ok(u) if u.host_str().is_none_or(str::is_empty) => {
+                    self.problem(&url_at, "has no host");
+                    None
+                }
+                Ok(_) => Some(Secret::new(url)),
+            }
+        });
+        if raw.template.is_some() && raw.format != WebhookFormat::Json {
+            self.problem(format!("{at}/format"), "`template` gives the whole body: leave `format` out when using it");
+        }
+        let template = raw.template.map(|file| {
+            let t_at = format!("{at}/template");
+            if file.is_empty() {
+                self.problem(&t_at, "must not be empty");
+                return None;
+            }
+            let path = self.lookup.resolve_path(&file);
+            let text =
+                self.ok(&t_at, std::fs::read_to_string(&path).map_err(|e| format!("cannot read template `{}`: {e}", path.display())))?;
+            self.ok(&t_at, JsonTemplate::new(&text, &file))
+        });
+        let mut headers = Vec::new();
+        let mut headers_ok = true;
+        for (name, value) in &raw.headers {
+            let h_at = format!("{at}/headers/{}", escape(name));
+            if reqwest::header::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                self.problem(&h_at, format!("`{name}` is not a valid HTTP header name"));
+                headers_ok = false;
+                continue;
+            }
+            match self.credential(&h_at, value, false) {
+                Some(v) if reqwest::header::HeaderValue::from_str(&v).is_err() => {
+                    self.problem(&h_at, "is not a valid header value (line breaks and control characters are not allowed)");
+                    headers_ok = false;
+                }
+                Some(v) => headers.push((name.clone(), Secret::new(v))),
+                None => headers_ok = false,
+            }
+        }
+        let timeout = self.positive_duration(&format!("{at}/timeout"), &raw.timeout);
+        Some(WebhookSpec {
+            url: url?,
+            format: raw.format,
+            template: checked(template)?,
+            headers: headers_ok.then_some(headers)?,
+            timeout: timeout?,
+        })
+    }
+
+    fn email(&mut self, at: &str, raw: RawEmail) -> Option<EmailSpec> {
+        let server = self.credential(&format!("{at}/server"), &raw.server, true);
+        if let Some(server) = &server
+            && raw.tls == SmtpTls::None
+            && !is_loopback(server)
+        {
+            self.problem(
+                format!("{at}/tls"),
+                format!(
+                    "`tls: none` sends messages (and any password) in clear: it is allowed only for a relay on this machine \
+                     (`localhost`, `127.0.0.1`, `::1`), not `{server}`; use `starttls` or `implicit`"
+                ),
+            );
+        }
+        let username = raw.username.as_deref().map(|u| self.credential(&format!("{at}/username"), u, true));
+        let password = raw.password.as_deref().map(|p| self.credential(&format!("{at}/password"), p, false).map(Secret::new));
+        match (&username, &password) {
+            (Some(_), None) => self.problem(at, "`username` needs a `password`"),
+            (None, Some(_)) => self.problem(format!("{at}/password"), "`password` is used only with `username`"),
+            _ => {}
+        }
+        let ca_file = match (raw.ca_file, raw.tls) {
+            (None, _) => Some(None),
+            (Some(_), SmtpTls::None) => {
+                self.problem(format!("{at}/ca_file"), "`ca_file` has no effect with `tls: none`");
+                None
+            }
+            (Some(file), _) if file.is_empty() => {
+                self.problem(format!("{at}/ca_file"), "must not be empty");
+                None
+            }
+            (Some(file), _) => {
+                let path = self.lookup.resolve_path(&file);
+                let check = std::fs::read(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display())).and_then(|pem| {
+                    lettre::transport::smtp::client::Certificate::from_pem(&pem)
+                        .map(|_| ())
+                        .map_err(|e| format!("`{}` is not a PEM certificate: {e}", path.display()))
+                });
+                self.ok(&format!("{at}/ca_file"), check).map(|()| Some(path))
+            }
+        };
+        let from = self.mailbox(&format!("{at}/from"), &raw.from);
+        if raw.to.is_empty() {
+            self.problem(format!("{at}/to"), "must list at least one address");
+        }
+        let to: Vec<_> = raw.to.iter().enumerate().map(|(i, t)| self.mailbox(&format!("{at}/to/{i}"), t)).collect();
+        let subject = raw.subject.map(|s| self.ok(&format!("{at}/subject"), TextTemplate::new(&s)));
+        let timeout = self.positive_duration(&format!("{at}/timeout"), &raw.timeout);
+        let default_port = match raw.tls {
+            SmtpTls::Starttls => 587,
+            SmtpTls::Implicit => 465,
+            SmtpTls::None => 25,
+        };
+        let (username, password) = (checked(username)?, checked(password)?);
+        if username.is_some() != password.is_some() {
+            return None;
+        }
+        Some(EmailSpec {
+            server: server?,
+            port: raw.port.unwrap_or(default_port),
+            tls: raw.tls,
+            username,
+            password,
+            ca_file: ca_file?,
+            from: from?,
+            to: to.into_iter().collect::<Option<Vec<_>>>().filter(|t| !t.is_empty())?,
+            subject: checked(subject)?,
+            timeout: timeout?,
+        })
+    }
+
+    fn mailbox(&mut self, at: &str, text: &str) -> Option<lettre::message::Mailbox> {
+        let parsed = text.parse::<lettre::message::Mailbox>().map_err(|e| format!("`{text}` is not an email address ({e})"));
+        self.ok(at, parsed)
+    }
+
+    fn notify_command(&mut self, at: &str, raw: RawNotifyCommand) -> Option<CommandSpec> {
+        let timeout = self.positive_duration(&format!("{at}/timeout"), &raw.timeout);
+        let Some((program, args)) = raw.run.split_first() else {
+            self.problem(format!("{at}/run"), "must name a program");
+            return None;
+        };
+        if program.is_empty() {
+            self.problem(format!("{at}/run/0"), "must name a program");
+            return None;
+        }
+        let program = if program.contains('/') { self.lookup.resolve_path(program) } else { program.into() };
+        Some(CommandSpec { program, args: args.to_vec(), dir: self.lookup.resolve_path("."), timeout: timeout? })
+    }
+}
+
+/// `localhost` or a loopback address.
+fn is_loopback(host: &str) -> bool {
+    host.eq_ignore_ascii_case("localhost") || host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::config::raw::RawFlow;
+    use crate::config::validate::validate;
+
+    fn env(name: &str) -> Result<String, std::env::VarError> {
+        match name {
+            "HOOK" => Ok("https://hooks.example.com/services/T0/B0/s3cret".into()),
+            "PASS" => Ok("hunter2".into()),
+            _ => Err(std::env::VarError::NotPresent),
+        }
+    }
+
+    fn check(dir: &Path, yaml: &str) -> Result<Vec<Rule>, Vec<String>> {
+        let rules: Vec<RawNotifyRule> = serde_json::from_value(serde_yaml::from_str(yaml).unwrap()).unwrap();
+        validate_notify(rules, "/notify", &Lookup { base_dir: dir, env: &env }).map_err(|p| p.into_iter().map(|p| p.to_string()).collect())
+    }
+
+    #[test]
+    fn builds_every_channel_with_defaults() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("alert.json.hbs"), r#"{"t": "{{text}}"}"#).unwrap();
+        let rules = check(
+            dir.path(),
+            r#"
+- on: [all]
+  webhook: { url: "${env:HOOK}", format: slack, headers: { Authorization: "Bearer ${env:PASS}" } }
+- on: [failed, summary]
+  throttle: 0s
+  email: { server: smtp.example.com, username: alerts, password: "${env:PASS}", from: "wharf <wharf@example.com>", to: [ops@example.com] }
+- on: [quarantined]
+  command: { run: [scripts/alert.sh, --flag] }
+- on: [missing]
+  webhook: { url: "http://127.0.0.1:9/x", template: alert.json.hbs }
+- on: [late]
+  email: { server: localhost, tls: none, from: w@example.com, to: [a@example.com, b@example.com] }
+"#,
+        )
+        .unwrap();
+        assert_eq!(rules[0].on.len(), 8);
+        assert!(rules[0].matches("recovered") && !rules[0].matches("summary"));
+        assert_eq!(rules[0].throttle, Duration::from_secs(3600));
+        let Channel::Webhook(w) = &rules[0].channel else { panic!() };
+        assert_eq!(
+            (w.url.expose(), w.format, w.timeout),
+            ("https://hooks.example.com/services/T0/B0/s3cret", WebhookFormat::Slack, Duration::from_secs(10))
+        );
+        assert_eq!((w.headers[0].0.as_str(), w.headers[0].1.expose()), ("Authorization", "Bearer hunter2"));
+        assert_eq!(
+            (rules[1].on.iter().map(String::as_str).collect::<Vec<_>>(), rules[1].throttle),
+            (vec!["failed", "summary"], Duration::ZERO)
+        );
+        let Channel::Email(e) = &rules[1].channel else { panic!() };
+        assert_eq!((e.port, e.tls, e.username.as_deref(), e.to.len()), (587, SmtpTls::Starttls, Some("alerts"), 1));
+        assert_eq!(e.from.to_string(), "wharf <wharf@example.com>");
+        let Channel::Command(c) = &rules[2].channel else { panic!() };
+        assert_eq!(
+            (c.program.as_path(), c.args.as_slice(), c.timeout),
+            (dir.path().join("scripts/alert.sh").as_path(), &["--flag".to_string()][..], Duration::from_secs(30))
+        );
+        let Channel::Webhook(w) = &rules[3].channel else { panic!() };
+        assert!(w.template.is_some());
+        let Channel::Email(e) = &rules[4].channel else { panic!() };
+        assert_eq!((e.port, e.to.len()), (25, 2));
+        let debug = format!("{rules:?}");
+        assert!(!debug.contains("s3cret") && !debug.contains("hunter2"), "{debug}");
+    }
+
+    #[test]
+    fn reports_every_problem_with_its_path_and_no_secret() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("bad.hbs"), r#"{"t": {{text}} }"#).unwrap();
+        let p = check(
+            dir.path(),
+            r#"
+- on: [failed]
+- on: [failed]
+  webhook: { url: "ftp://hooks.example.com/s3cret" }
+  command: { run: [x] }
+- on: []
+  throttle: 1x
+  webhook: { url: "not a url s3cret", format: teams, template: bad.hbs, headers: { "Bad Name": x, X-Token: "${env:NOPE}" }, timeout: 0s }
+- on: [failed]
+  webhook: { url: "ftp://hooks.example.com/s3cret" }
+- on: [failed]
+  email: { server: smtp.example.com, tls: none, password: "${env:PASS}", ca_file: ca.pem, from: "not an address", to: [], subject: "{{#if}}" }
+- on: [failed]
+  email: { server: smtp.example.com, username: u, ca_file: missing.pem, from: a@example.com, to: [b@example.com, "@"] }
+- on: [failed]
+  command: { run: [""], timeout: "5" }
+"#,
+        )
+        .unwrap_err();
+        let want = [
+            "set one of `webhook`, `email` or `command`: a rule sends to exactly one channel (write more rules for more channels) (at /notify/0)",
+            "set only one of `webhook`, `email` or `command`: a rule sends to exactly one channel (write more rules for more channels) (at /notify/1)",
+            "must list at least one kind of notice (or `all`) (at /notify/2/on)",
+            "`1x` is not a duration: unknown unit `x` (write e.g. `500ms`, `30s`, `2m`, `1h30m`, `1d`) (at /notify/2/throttle)",
+            "is not a valid URL (relative URL without a base) (at /notify/2/webhook/url)",
+            "`template` gives the whole body: leave `format` out when using it (at /notify/2/webhook/format)",
+            "template `bad.hbs` does not give valid JSON",
+            "`Bad Name` is not a valid HTTP header name (at /notify/2/webhook/headers/Bad Name)",
+            "environment variable `NOPE` is not set (at /notify/2/webhook/headers/X-Token)",
+            "`0s` is zero; give a positive duration (at /notify/2/webhook/timeout)",
+            "must be an http or https URL, not `ftp:` (at /notify/3/webhook/url)",
+            "`tls: none` sends messages (and any password) in clear: it is allowed only for a relay on this machine (`localhost`, `127.0.0.1`, `::1`), not `smtp.example.com`; use `starttls` or `implicit` (at /notify/4/email/tls)",
+            "`password` is used only with `username` (at /notify/4/email/password)",
+            "`ca_file` has no effect with `tls: none` (at /notify/4/email/ca_file)",
+            "`not an address` is not an email address",
+            "must list at least one address (at /notify/4/email/to)",
+            "bad template \"{{#if}}\"",
+            "`username` needs a `password` (at /notify/5/email)",
+            "cannot read `",
+            "(at /notify/5/email/to/1)",
+            "`5` is not a duration: a unit is missing (write e.g. `500ms`, `30s`, `2m`, `1h30m`, `1d`) (at /notify/6/command/timeout)",
+            "must name a program (at /notify/6/command/run/0)",
+        ];
+        for (got, want) in p.iter().zip(want) {
+            assert!(got.starts_with(want) || got.ends_with(want), "{got:?} should match {want:?}\n{p:#?}");
+        }
+        assert_eq!(p.len(), want.len(), "{p:#?}");
+        assert!(!p.concat().contains("s3cret") && !p.concat().contains("hunter2"), "{p:#?}");
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        for host in ["localhost", "LOCALHOST", "127.0.0.1", "127.1.2.3", "::1", "[::1]"] {
+            assert!(is_loopback(host), "{host}");
+        }
+        for host in ["10.0.0.1", "smtp.example.com", "localhost.example.com"] {
+            assert!(!is_loopback(host), "{host}");
+        }
+    }
+
+    #[test]
+    fn a_flow_carries_its_rules() {
+        let yaml = "name: f
+endpoints: { l: { type: local, root: ./x } }
+source: { endpoint: l, path: /in }
+sinks: [ { endpoint: l, path: /out } ]
+notify:
+  - on: [failed]
+    command: { run: [notify-send] }
+  - on: [failed]
+";
+        let raw: RawFlow = serde_json::from_value(serde_yaml::from_str(yaml).unwrap()).unwrap();
+        let lookup = Lookup { base_dir: Path::new("/flows"), env: &env };
+        let p = validate(raw.clone(), Path::new("/flows/f.yaml"), &lookup).unwrap_err();
+        assert_eq!(p.len(), 1);
+        assert_eq!(p[0].yaml_path, "/notify/1");
+        let ok: RawFlow =
+            serde_json::from_value(serde_yaml::from_str(yaml.trim_end().trim_end_matches("  - on: [failed]")).unwrap()).unwrap();
+        let flow = validate(ok, Path::new("/flows/f.yaml"), &lookup).unwrap();
+        let Channel::Command(c) = &flow.notify[0].channel else { panic!() };
+        assert_eq!((c.program.as_path(), c.dir.as_path()), (Path::new("notify-send"), Path::new("/flows")));
+    }
+}

@@ -1,0 +1,329 @@
+//! The [`Dispatcher`]: which rules a notice goes to, what is held back, and delivery with
+//! retries.
+//!
+//! A notice goes to the matching rules of its flow and to the matching global rules. Per rule,
+//! a notice with the same (flow, kind, subject) as one the rule sent less than `throttle` ago
+//! is held back and counted; the next one sent says how many were (`recovered` is never held
+//! back). Transient failures are retried a few times with a short, doubling backoff, each
+//! attempt under a timeout; every channel of one notice is sent concurrently, each in its own
+//! task, so a panicking or slow channel cannot take the others (or the caller) down.
+//!
+//! Time is passed in (`now`); nothing here reads the system clock. Only the backoff between
+//! attempts waits in real time. Failures are logged with fields, naming the channel by its
+//! description (never a URL or secret).
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tracing::{debug, error, info, warn};
+
+use super::{Notice, Notifier, NotifyError, RECOVERED, Rule};
+
+/// How failed sends are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all (at least 1 is made).
+    pub attempts: u32,
+    /// Wait before the second attempt; doubled before each further one.
+    pub backoff: Duration,
+    /// The longest one attempt may take, whatever the channel's own timeouts.
+    pub attempt_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 3 attempts, 500 ms then 1 s apart, 2 minutes each at most.
+    fn default() -> Self {
+        RetryPolicy { attempts: 3, backoff: Duration::from_millis(500), attempt_timeout: Duration::from_secs(120) }
+    }
+}
+
+/// What became of a notice on one channel.
+#[derive(Debug, Clone)]
+pub struct Delivery {
+    /// [`Notifier::describe`] of the channel.
+    pub channel: String,
+    pub outcome: Outcome,
+}
+
+/// The result of one channel's delivery.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    /// Sent, after this many attempts, saying that `held_back` similar notices were held back.
+    Sent { attempts: u32, held_back: u32 },
+    /// Held back by the throttle; `held` similar notices (this one included) are now waiting
+    /// to be mentioned by the next one sent.
+    HeldBack { held: u32 },
+    /// Not sent: the last error, after this many attempts.
+    Failed { attempts: u32, error: NotifyError },
+}
+
+/// The throttle window of one (flow, kind, subject) on one rule.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    last_sent: DateTime<Utc>,
+    held: u32,
+}
+
+type Key = (String, String, String);
+
+/// A rule with its notifier and throttle state.
+struct Route {
+    on: BTreeSet<String>,
+    throttle: Duration,
+    notifier: Arc<dyn Notifier>,
+    windows: HashMap<Key, Window>,
+}
+
+impl Route {
+    fn new(on: BTreeSet<String>, throttle: Duration, notifier: Arc<dyn Notifier>) -> Self {
+        Route { on, throttle, notifier, windows: HashMap::new() }
+    }
+
+    fn from_rule(rule: &Rule) -> Result<Self, NotifyError> {
+        Ok(Route::new(rule.on.clone(), rule.throttle, rule.notifier()?))
+    }
+
+    /// Still within the window of the last one sent for `key`.
+    fn holds_back(&self, key: &Key, kind: &str, now: DateTime<Utc>) -> bool {
+        kind != RECOVERED
+            && !self.throttle.is_zero()
+            && self.windows.get(key).is_some_and(|w| (now - w.last_sent).to_std().is_ok_and(|age| age < self.throttle))
+    }
+
+    /// Forgets windows that are over and hold nothing back.
+    fn prune(&mut self, now: DateTime<Utc>) {
+        let throttle = self.throttle;
+        self.windows.retain(|_, w| w.held > 0 || (now - w.last_sent).to_std().is_ok_and(|age| age < throttle));
+    }
+}
+
+/// Sends notices to the rules they match: global rules, and each flow's own.
+pub struct Dispatcher {
+    global: Vec<Route>,
+    flows: HashMap<String, Vec<Route>>,
+    retry: RetryPolicy,
+}
+
+impl Dispatcher {
+    /// A dispatcher with the `global` rules (those of the serve configuration) and no flow
+    /// rules yet. Fails when a rule's channel cannot be set up (see [`Rule::notifier`]).
+    pub fn new(global: &[Rule]) -> Result<Self, NotifyError> {
+        let global = global.iter().map(Route::from_rule).collect::<Result<_, _>>()?;
+        Ok(Dispatcher { global, flows: HashMap::new(), retry: RetryPolicy::default() })
+    }
+
+    /// Replaces the retry policy.
+    pub fn with_retry(mut self, retry: RetryPolicy) -> Self {
+        self.retry = retry;
+        self
+    }
+
+    /// Sets (or replaces, after a reload) the rules of `flow`. Their throttle state starts
+    /// afresh.
+    pub fn set_flow(&mut self, flow: &str, rules: &[Rule]) -> Result<(), NotifyError> {
+        let routes = rules.iter().map(Route::from_rule).collect::<Result<Vec<_>, _>>()?;
+        if routes.is_empty() {
+            self.flows.remove(flow);
+        } else {
+            self.flows.insert(flow.to_string(), routes);
+        }
+        Ok(())
+    }
+
+    /// Forgets the rules of `flow` (a flow file was removed).
+    pub fn remove_flow(&mut self, flow: &str) {
+        self.flows.remove(flow);
+    }
+
+    /// Adds a global route to any [`Notifier`] (for embedding and tests): notices whose kind is
+    /// in `on`, throttled like a rule.
+    pub fn add_global(&mut self, on: impl IntoIterator<Item = impl Into<String>>, throttle: Duration, notifier: Arc<dyn Notifier>) {
+        self.global.push(Route::new(on.into_iter().map(Into::into).collect(), throttle, notifier));
+    }
+
+    /// Sends `notice` to every matching rule — `notice.flow`'s, then the global ones — and
+    /// says what became of it on each (nothing when no rule matches). `now` is the time the
+    /// throttle windows are measured with.
+    pub async fn dispatch(&mut self, notice: &Notice, now: DateTime<Utc>) -> Vec<Delivery> {
+        let Dispatcher { global, flows, retry } = self;
+        let key: Key = (notice.flow.clone(), notice.kind.clone(), notice.subject.clone());
+        let routes: Vec<&mut Route> =
+            flows.get_mut(&notice.flow).into_iter().flatten().chain(global.iter_mut()).filter(|r| r.on.contains(&notice.kind)).collect();
+
+        // Decide first (held back or sent, with how many held back), then send concurrently.
+        let mut deliveries: Vec<Option<Delivery>> = Vec::with_capacity(routes.len());
+        let mut sends = Vec::new();
+        for (i, route) in routes.iter().enumerate() {
+            if route.holds_back(&key, &notice.kind, now) {
+                deliveries.push(None);
+                continue;
+            }
+            let held_back = route.windows.get(&key).map_or(0, |w| w.held);
+            let (notifier, notice, retry) = (Arc::clone(&route.notifier), notice.clone(), *retry);
+            sends.push((i, held_back, tokio::spawn(async move { send_with_retry(notifier.as_ref(), &notice, held_back, retry).await })));
+            deliveries.push(None);
+        }
+        let mut results = HashMap::new();
+        for (i, held_back, task) in sends {
+            let result = match task.await {
+                Ok(r) => r,
+                Err(e) => (1, Err(NotifyError::permanent(routes[i].notifier.describe(), format!("the channel panicked: {e}")))),
+            };
+            results.insert(i, (held_back, result));
+        }
+
+        let mut routes = routes;
+        for (i, route) in routes.iter_mut().enumerate() {
+            let channel = route.notifier.describe();
+            let (flow, kind, subject) = (&notice.flow, &notice.kind, &notice.subject);
+            let outcome = match results.remove(&i) {
+                None => {
+                    let window = route.windows.entry(key.clone()).or_insert(Window { last_sent: now, held: 0 });
+                    window.held += 1;
+                    debug!(flow, kind, subject, channel, held = window.held, "Notice held back by the throttle.");
+                    Outcome::HeldBack { held: window.held }
+                }
+                Some((held_back, (attempts, Ok(())))) => {
+                    info!(flow, kind, subject, channel, attempts, held_back, "Notice sent.");
+                    if kind != RECOVERED {
+                        route.windows.insert(key.clone(), Window { last_sent: now, held: 0 });
+                    }
+                    Outcome::Sent { attempts, held_back }
+                }
+                Some((_, (attempts, Err(e)))) => {
+                    error!(flow, kind, subject, channel, attempts, error_kind = %e.kind, error = %e.message, "Notice not sent.");
+                    Outcome::Failed { attempts, error: e }
+                }
+            };
+            route.prune(now);
+            deliveries[i] = Some(Delivery { channel, outcome });
+        }
+        deliveries.into_iter().flatten().collect()
+    }
+}
+
+/// Sends with retries of transient failures; the number of attempts made and the result.
+async fn send_with_retry(notifier: &dyn Notifier, notice: &Notice, held_back: u32, retry: RetryPolicy) -> (u32, Result<(), NotifyError>) {
+    let attempts = retry.attempts.max(1);
+    let mut delay = retry.backoff;
+    let mut attempt = 1;
+    loop {
+        let result = match tokio::time::timeout(retry.attempt_timeout, notifier.send(notice, held_back)).await {
+            Ok(r) => r,
+            Err(_) => Err(NotifyError::transient(notifier.describe(), format!("no answer within {:?}", retry.attempt_timeout))),
+        };
+        match result {
+            Err(e) if e.is_transient() && attempt < attempts => {
+                warn!(flow = notice.flow, kind = notice.kind, channel = e.target, attempt, error = %e.message, "Notice not sent; retrying.");
+                tokio::time::sleep(delay).await;
+                delay = delay.saturating_mul(2);
+                attempt += 1;
+            }
+            other => return (attempt, other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    /// Records what it was asked to send; fails with the queued errors first.
+    #[derive(Default)]
+    struct Recorder {
+        sent: Mutex<Vec<(String, u32)>>,
+        failures: Mutex<Vec<NotifyError>>,
+    }
+
+    #[async_trait]
+    impl Notifier for Recorder {
+        async fn send(&self, notice: &Notice, held_back: u32) -> Result<(), NotifyError> {
+            if let Some(e) = self.failures.lock().unwrap().pop() {
+                return Err(e);
+            }
+            self.sent.lock().unwrap().push((notice.subject.clone(), held_back));
+            Ok(())
+        }
+        fn describe(&self) -> String {
+            "recorder".into()
+        }
+    }
+
+    struct Panics;
+
+    #[async_trait]
+    impl Notifier for Panics {
+        async fn send(&self, _: &Notice, _: u32) -> Result<(), NotifyError> {
+            panic!("boom")
+        }
+        fn describe(&self) -> String {
+            "panics".into()
+        }
+    }
+
+    fn at(secs: i64) -> DateTime<Utc> {
+        DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap()
+    }
+
+    fn notice(kind: &str, subject: &str) -> Notice {
+        Notice::new(kind, "f", at(0), subject, "")
+    }
+
+    fn quick() -> RetryPolicy {
+        RetryPolicy { attempts: 3, backoff: Duration::from_millis(1), attempt_timeout: Duration::from_secs(5) }
+    }
+
+    #[tokio::test]
+    async fn throttles_per_subject_and_counts_what_was_held_back() {
+        let rec = Arc::new(Recorder::default());
+        let mut d = Dispatcher::new(&[]).unwrap().with_retry(quick());
+        d.add_global(["failed", "recovered"], Duration::from_secs(3600), rec.clone());
+        for s in [0, 10, 20] {
+            d.dispatch(&notice("failed", "a"), at(s)).await;
+        }
+        let other = d.dispatch(&notice("failed", "b"), at(30)).await;
+        assert!(matches!(other[0].outcome, Outcome::Sent { held_back: 0, .. }), "another subject is not held back");
+        let held = d.dispatch(&notice("failed", "a"), at(40)).await;
+        assert!(matches!(held[0].outcome, Outcome::HeldBack { held: 3 }), "{held:?}");
+        let next = d.dispatch(&notice("failed", "a"), at(3600)).await;
+        assert!(matches!(next[0].outcome, Outcome::Sent { held_back: 3, attempts: 1 }), "{next:?}");
+        for s in [3601, 3602] {
+            d.dispatch(&notice("recovered", "a"), at(s)).await;
+        }
+        let sent = rec.sent.lock().unwrap().clone();
+        assert_eq!(sent, [("a".into(), 0), ("b".into(), 0), ("a".into(), 3), ("a".into(), 0), ("a".into(), 0)]);
+        assert!(d.dispatch(&notice("missing", "a"), at(0)).await.is_empty(), "no rule for `missing`");
+    }
+
+    #[tokio::test]
+    async fn retries_transient_failures_only() {
+        let rec = Arc::new(Recorder::default());
+        rec.failures.lock().unwrap().extend([NotifyError::transient("recorder", "503"), NotifyError::transient("recorder", "503")]);
+        let mut d = Dispatcher::new(&[]).unwrap().with_retry(quick());
+        d.add_global(["failed"], Duration::ZERO, rec.clone());
+        let out = d.dispatch(&notice("failed", "a"), at(0)).await;
+        assert!(matches!(out[0].outcome, Outcome::Sent { attempts: 3, .. }), "{out:?}");
+
+        rec.failures.lock().unwrap().extend([NotifyError::permanent("recorder", "404"), NotifyError::transient("recorder", "503")]);
+        let out = d.dispatch(&notice("failed", "a"), at(1)).await;
+        let Outcome::Failed { attempts: 2, error } = &out[0].outcome else { panic!("{out:?}") };
+        assert_eq!(error.to_string(), "recorder: 404");
+        assert_eq!(rec.sent.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_channel_does_not_stop_the_others() {
+        let rec = Arc::new(Recorder::default());
+        let mut d = Dispatcher::new(&[]).unwrap().with_retry(quick());
+        d.add_global(["failed"], Duration::ZERO, Arc::new(Panics));
+        d.add_global(["failed"], Duration::ZERO, rec.clone());
+        let out = d.dispatch(&notice("failed", "a"), at(0)).await;
+        assert!(matches!(&out[0].outcome, Outcome::Failed { error, .. } if error.message.contains("panicked")), "{out:?}");
+        assert!(matches!(out[1].outcome, Outcome::Sent { .. }));
+    }
+}

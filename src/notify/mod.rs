@@ -1,0 +1,217 @@
+//! Notifications: telling people that something happened — a run failed, a file was
+//! quarantined, an endpoint is unreachable, a response is overdue — by webhook, email or a
+//! command.
+//!
+//! Owns the [`Notice`] (what is told, independent of the ledger's event type: the caller
+//! converts), the built notification [`Rule`]s of a flow or of the serve configuration, the
+//! [`Notifier`] trait with one implementation per channel (`webhook.rs`, `email.rs`,
+//! `command.rs`), the rendering of messages (`message.rs`) and the [`Dispatcher`]
+//! (`dispatch.rs`: which rules a notice goes to, throttling, retries). It does not decide when
+//! an event happens, and it never reads the system clock: `now` is passed in.
+//!
+//! Secrets (webhook URLs and headers, SMTP passwords) are [`Secret`](crate::config::Secret)s;
+//! errors and logs name a channel by [`Notifier::describe`], which never contains them.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Serialize, Serializer};
+
+mod command;
+mod dispatch;
+mod email;
+mod message;
+mod webhook;
+
+pub use command::{CommandNotifier, CommandSpec};
+pub use dispatch::{Delivery, Dispatcher, Outcome, RetryPolicy};
+pub use email::{EmailNotifier, EmailSpec, SmtpTls};
+pub use message::{JsonTemplate, TextTemplate, email_body, sample_notice};
+pub use webhook::{WebhookFormat, WebhookNotifier, WebhookSpec};
+
+/// Every notice kind, by its snake_case name. `all` in a rule means every one of them except
+/// `summary` (run summaries are opt-in).
+pub const KINDS: [&str; 9] = ["failed", "quarantined", "unreachable", "recovered", "missing", "overdue", "late", "expired", "summary"];
+
+/// The kind that is never throttled: a recovery is announced every time it happens.
+pub const RECOVERED: &str = "recovered";
+
+/// Something worth telling someone about.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Notice {
+    /// One of [`KINDS`] (snake_case): `failed`, `quarantined`, `unreachable`, `recovered`,
+    /// `missing`, `overdue`, `late`, `expired`, `summary`.
+    pub kind: String,
+    /// The flow it is about ("" for the serve process itself).
+    pub flow: String,
+    /// When it happened.
+    #[serde(serialize_with = "rfc3339")]
+    pub at: DateTime<Utc>,
+    /// What it is about: a file path, an endpoint name, a request path.
+    pub subject: String,
+    /// A one-line reason or summary.
+    pub detail: String,
+    /// The ledger event's sequence number, when it came from the ledger.
+    pub seq: Option<u64>,
+    /// The run it happened in, when known.
+    pub run: Option<u64>,
+    /// Anything else (counts, a quarantine report, an endpoint): an object, shown to templates
+    /// as `facts` and sent in JSON bodies.
+    pub facts: serde_json::Value,
+}
+
+impl Notice {
+    /// A notice with no sequence number, run or facts.
+    pub fn new(kind: &str, flow: &str, at: DateTime<Utc>, subject: &str, detail: &str) -> Self {
+        Notice {
+            kind: kind.into(),
+            flow: flow.into(),
+            at,
+            subject: subject.into(),
+            detail: detail.into(),
+            seq: None,
+            run: None,
+            facts: serde_json::Value::Object(Default::default()),
+        }
+    }
+}
+
+fn rfc3339<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Millis, true))
+}
+
+/// A validated notification rule: which notices, how often, and where to.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// The notice kinds this rule sends (`all` already expanded).
+    pub on: BTreeSet<String>,
+    /// A notice with the same (flow, kind, subject) as one this rule sent less than this long
+    /// ago is held back and counted. Zero: nothing is held back. `recovered` never is.
+    pub throttle: Duration,
+    pub channel: Channel,
+}
+
+impl Rule {
+    /// Whether notices of `kind` go to this rule.
+    pub fn matches(&self, kind: &str) -> bool {
+        self.on.contains(kind)
+    }
+
+    /// The notifier that sends over this rule's channel. Fails only when the channel cannot be
+    /// set up at all (a TLS configuration the library refuses): a permanent error.
+    pub fn notifier(&self) -> Result<Arc<dyn Notifier>, NotifyError> {
+        Ok(match &self.channel {
+            Channel::Webhook(spec) => Arc::new(WebhookNotifier::new(spec.clone())?),
+            Channel::Email(spec) => Arc::new(EmailNotifier::new(spec.clone())?),
+            Channel::Command(spec) => Arc::new(CommandNotifier::new(spec.clone())),
+        })
+    }
+}
+
+/// Where a rule sends to: exactly one channel.
+#[derive(Debug, Clone)]
+pub enum Channel {
+    Webhook(WebhookSpec),
+    Email(EmailSpec),
+    Command(CommandSpec),
+}
+
+/// One way of sending notices. Implementations time out on their own (no call blocks for
+/// ever) and report failures by [`ErrorKind`], never leaving it to the message text.
+#[async_trait]
+pub trait Notifier: Send + Sync {
+    /// Sends `notice`; `held_back` similar notices were held back since the last one sent
+    /// (the message says so when it is not zero).
+    async fn send(&self, notice: &Notice, held_back: u32) -> Result<(), NotifyError>;
+
+    /// A short name for logs and errors (`webhook to hooks.slack.com`, `email via
+    /// smtp.example.com:587`). Never contains a secret: no URL path, no password.
+    fn describe(&self) -> String;
+}
+
+/// Whether trying again may help.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// Connection refused or dropped, a timeout, HTTP 5xx or 429, SMTP 4xx: retried.
+    Transient,
+    /// Refused for good: HTTP 4xx, authentication refused, a bad template, a command that
+    /// exited non-zero. Not retried.
+    Permanent,
+}
+
+/// A notice that could not be sent. The message names the channel by its description and
+/// never contains a secret.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{target}: {message}")]
+pub struct NotifyError {
+    pub kind: ErrorKind,
+    /// [`Notifier::describe`] of the channel.
+    pub target: String,
+    /// What went wrong.
+    pub message: String,
+}
+
+impl NotifyError {
+    pub fn transient(target: impl Into<String>, message: impl Into<String>) -> Self {
+        NotifyError { kind: ErrorKind::Transient, target: target.into(), message: message.into() }
+    }
+
+    pub fn permanent(target: impl Into<String>, message: impl Into<String>) -> Self {
+        NotifyError { kind: ErrorKind::Permanent, target: target.into(), message: message.into() }
+    }
+
+    pub fn is_transient(&self) -> bool {
+        self.kind == ErrorKind::Transient
+    }
+}
+
+impl fmt::Display for ErrorKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ErrorKind::Transient => "transient",
+            ErrorKind::Permanent => "permanent",
+        })
+    }
+}
+
+/// `error` and its sources, joined with `: ` (library errors keep the useful part, such as
+/// "connection refused", in a source).
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notice_serializes_with_an_rfc3339_time_and_nulls() {
+        let at = DateTime::from_timestamp_millis(1_700_000_000_123).unwrap();
+        let n = Notice::new("failed", "orders", at, "run 4", "connection refused");
+        let v = serde_json::to_value(&n).unwrap();
+        assert_eq!(v["at"], "2023-11-14T22:13:20.123Z");
+        assert_eq!((v["kind"].as_str(), v["seq"].is_null(), v["facts"].is_object()), (Some("failed"), true, true));
+    }
+
+    #[test]
+    fn errors_are_classified_by_kind() {
+        let e = NotifyError::transient("webhook to h", "HTTP 503");
+        assert!(e.is_transient());
+        assert_eq!(e.to_string(), "webhook to h: HTTP 503");
+        assert!(!NotifyError::permanent("x", "y").is_transient());
+    }
+}

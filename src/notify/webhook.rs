@@ -1,0 +1,122 @@
+//! The webhook channel: a JSON POST over http or https (reqwest with rustls; `HTTPS_PROXY`,
+//! `HTTP_PROXY` and `NO_PROXY` are honoured).
+//!
+//! Owns the request (body by format or template, secret headers, a timeout on the whole
+//! exchange, no redirects) and the classification of what came back: 2xx is sent; 408, 429,
+//! 5xx and network failures are transient; other answers are permanent. The URL is a secret
+//! (Slack and Teams hook URLs are credentials): errors and logs name only its host.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
+use reqwest::{StatusCode, Url};
+
+use super::message::{JsonTemplate, json_body, slack_body, teams_body};
+use super::{Notice, Notifier, NotifyError, chain};
+use crate::config::Secret;
+pub use crate::config::raw_notify::WebhookFormat;
+
+/// Longest part of a refusing answer's body quoted in the error.
+const BODY_QUOTE: usize = 200;
+
+/// A validated webhook channel.
+#[derive(Debug, Clone)]
+pub struct WebhookSpec {
+    /// http or https URL (checked when validated).
+    pub url: Secret,
+    pub format: WebhookFormat,
+    /// A custom body; replaces `format`'s.
+    pub template: Option<JsonTemplate>,
+    /// Extra request headers; the values are secrets (`Authorization`).
+    pub headers: Vec<(String, Secret)>,
+    /// For the whole exchange: connect, send, answer.
+    pub timeout: Duration,
+}
+
+/// Sends notices to one webhook.
+pub struct WebhookNotifier {
+    spec: WebhookSpec,
+    url: Url,
+    headers: HeaderMap,
+    client: reqwest::Client,
+    describe: String,
+}
+
+impl WebhookNotifier {
+    /// Prepares the client. Fails (permanently) on a URL or header the validation should
+    /// have refused, or a TLS set-up the library refuses.
+    pub fn new(spec: WebhookSpec) -> Result<Self, NotifyError> {
+        let url = Url::parse(spec.url.expose()).map_err(|e| NotifyError::permanent("webhook", format!("the URL is not valid: {e}")))?;
+        let describe = format!("webhook to {}", url.host_str().unwrap_or("?"));
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        for (name, value) in &spec.headers {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| NotifyError::permanent(&describe, format!("`{name}` is not a valid header name")))?;
+            let mut value = HeaderValue::from_str(value.expose())
+                .map_err(|_| NotifyError::permanent(&describe, format!("the value of header `{name}` is not valid")))?;
+            value.set_sensitive(true);
+            headers.insert(name, value);
+        }
+        let client = reqwest::Client::builder()
+            .timeout(spec.timeout)
+            .connect_timeout(spec.timeout.min(Duration::from_secs(10)))
+            // A redirected POST becomes a GET, and the hook's address belongs in the config.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("wharf/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| NotifyError::permanent(&describe, format!("cannot set up the HTTP client: {}", chain(&e.without_url()))))?;
+        Ok(WebhookNotifier { spec, url, headers, client, describe })
+    }
+
+    fn body(&self, notice: &Notice, held_back: u32) -> Result<serde_json::Value, NotifyError> {
+        if let Some(t) = &self.spec.template {
+            return t.render(notice, held_back).map_err(|e| NotifyError::permanent(&self.describe, e));
+        }
+        Ok(match self.spec.format {
+            WebhookFormat::Json => json_body(notice, held_back),
+            WebhookFormat::Slack => slack_body(notice, held_back),
+            WebhookFormat::Teams => teams_body(notice, held_back),
+        })
+    }
+}
+
+#[async_trait]
+impl Notifier for WebhookNotifier {
+    async fn send(&self, notice: &Notice, held_back: u32) -> Result<(), NotifyError> {
+        let body = self.body(notice, held_back)?;
+        let body = serde_json::to_vec(&body).map_err(|e| NotifyError::permanent(&self.describe, e.to_string()))?;
+        let answer =
+            self.client.post(self.url.clone()).headers(self.headers.clone()).body(body).send().await.map_err(|e| self.failed(e))?;
+        let status = answer.status();
+        if status.is_success() {
+            return Ok(());
+        }
+        let text = answer.text().await.unwrap_or_default();
+        let mut quote: String = text.trim().chars().take(BODY_QUOTE).collect();
+        if quote.len() < text.trim().len() {
+            quote.push('…');
+        }
+        let message = if quote.is_empty() { format!("answered HTTP {status}") } else { format!("answered HTTP {status}: {quote}") };
+        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT {
+            Err(NotifyError::transient(&self.describe, message))
+        } else {
+            Err(NotifyError::permanent(&self.describe, message))
+        }
+    }
+
+    fn describe(&self) -> String {
+        self.describe.clone()
+    }
+}
+
+impl WebhookNotifier {
+    /// A request that got no answer: the network, a timeout (transient), or the request
+    /// itself (permanent). The URL is stripped from the error.
+    fn failed(&self, e: reqwest::Error) -> NotifyError {
+        let e = e.without_url();
+        let message = if e.is_timeout() { format!("no answer within {:?}", self.spec.timeout) } else { chain(&e) };
+        if e.is_builder() { NotifyError::permanent(&self.describe, message) } else { NotifyError::transient(&self.describe, message) }
+    }
+}

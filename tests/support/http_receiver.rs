@@ -1,0 +1,124 @@
+//! A small HTTP/1.1 server on 127.0.0.1 (hyper) that records every request — method, path,
+//! headers, body — and answers with a configured sequence of statuses (then 200), to test
+//! webhooks against a real socket: bodies, headers, retry on 500, no retry on 4xx.
+//!
+//! ```ignore
+//! let hook = HttpReceiver::start(&[500]).await; // first answer 500, then 200
+//! notifier.send(&notice, 0).await?;
+//! assert_eq!(hook.requests().len(), 2);
+//! ```
+//!
+//! A request is recorded before it is answered, so once a client has its answer the request
+//! is in [`HttpReceiver::requests`]: no waiting needed.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::{Arc, Mutex};
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+/// One recorded request.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    /// Path and query: `/hook?x=1`.
+    pub path: String,
+    /// Header names in lower case, in the order received.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Recorded {
+    /// The first header called `name` (any case).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON (panics when it is not).
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("body is not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+#[derive(Default)]
+struct State {
+    requests: Vec<Recorded>,
+    statuses: VecDeque<u16>,
+}
+
+/// A running receiver; dropping it stops the server.
+pub struct HttpReceiver {
+    addr: SocketAddr,
+    state: Arc<Mutex<State>>,
+    task: JoinHandle<()>,
+}
+
+impl HttpReceiver {
+    /// Starts on a free port of 127.0.0.1; the first answers have `statuses`, the rest 200.
+    /// A non-2xx answer's body is `refused with <status>`. Call inside a tokio runtime.
+    pub async fn start(statuses: &[u16]) -> HttpReceiver {
+        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().expect("local addr");
+        let state = Arc::new(Mutex::new(State { requests: Vec::new(), statuses: statuses.iter().copied().collect() }));
+        let shared = Arc::clone(&state);
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else { continue };
+                let state = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    let service = service_fn(move |req| answer(req, Arc::clone(&state)));
+                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                });
+            }
+        });
+        HttpReceiver { addr, state, task }
+    }
+
+    /// `http://127.0.0.1:PORT{path}`.
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Every request so far, in order.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.lock().expect("receiver state").requests.clone()
+    }
+}
+
+impl Drop for HttpReceiver {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn answer(req: Request<Incoming>, state: Arc<Mutex<State>>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let method = req.method().to_string();
+    let path = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
+    let headers = req.headers().iter().map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
+    let body = match req.into_body().collect().await {
+        Ok(b) => b.to_bytes().to_vec(),
+        Err(_) => Vec::new(),
+    };
+    let status = {
+        let mut state = state.lock().expect("receiver state");
+        state.requests.push(Recorded { method, path, headers, body });
+        state.statuses.pop_front().unwrap_or(200)
+    };
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let text = if status.is_success() { "ok".to_string() } else { format!("refused with {}", status.as_u16()) };
+    let mut response = Response::new(Full::new(Bytes::from(text)));
+    *response.status_mut() = status;
+    Ok(response)
+}
