@@ -7,6 +7,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod control;
 pub mod endpoint;
 pub mod engine;
 pub mod ledger;

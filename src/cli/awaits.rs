@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use super::Global;
 use super::files::when;
-use super::run::open_ledger;
+use super::state::{no_ledger, open_for_read};
 use crate::engine::ResponseReport;
 
 #[derive(Debug, clap::Args)]
@@ -21,7 +21,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
-    let ledger = open_ledger(global)?;
+    let Some(ledger) = open_for_read(global)? else {
+        return no_ledger(global, args.json);
+    };
     let mut awaits = ledger.awaits(args.flow.as_deref())?;
     awaits.retain(|a| !args.open || a.state.is_open());
     if args.json {

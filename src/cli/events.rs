@@ -4,7 +4,7 @@ use std::process::ExitCode;
 
 use super::Global;
 use super::files::when;
-use super::run::open_ledger;
+use super::state::{no_ledger, open_for_read};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -22,7 +22,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
-    let ledger = open_ledger(global)?;
+    let Some(ledger) = open_for_read(global)? else {
+        return no_ledger(global, args.json);
+    };
     let events = ledger.events(args.flow.as_deref(), args.since, args.limit)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&events)?);

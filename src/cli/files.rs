@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use super::Global;
-use super::run::open_ledger;
+use super::state::{no_ledger, open_for_read};
 use crate::ledger::Millis;
 
 #[derive(Debug, clap::Args)]
@@ -21,7 +21,9 @@ pub fn when(ms: Millis) -> String {
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
-    let ledger = open_ledger(global)?;
+    let Some(ledger) = open_for_read(global)? else {
+        return no_ledger(global, args.json);
+    };
     let files = ledger.files(&args.flow)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&files)?);

@@ -18,6 +18,9 @@ mod quarantine;
 mod run;
 mod runs;
 mod schema;
+mod state;
+mod status;
+mod trigger;
 mod trust;
 mod validate;
 
@@ -77,6 +80,10 @@ pub enum Command {
     Awaits(awaits::Args),
     /// Show recorded events (overdue, late and expired responses), oldest first.
     Events(events::Args),
+    /// Show the flows of the running `wharf serve` (without one: each flow's last run).
+    Status(status::Args),
+    /// Ask the running `wharf serve` to run a flow now.
+    Trigger(trigger::Args),
 }
 
 /// Parses arguments, runs the command, and maps the result to an exit code.
@@ -94,6 +101,8 @@ pub fn run() -> ExitCode {
         Command::Quarantine(a) => quarantine::run(a, &global),
         Command::Awaits(a) => awaits::run(a, &global),
         Command::Events(a) => events::run(a, &global),
+        Command::Status(a) => status::run(a, &global),
+        Command::Trigger(a) => trigger::run(a, &global),
     };
     match res {
         Ok(code) => code,

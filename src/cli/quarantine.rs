@@ -8,7 +8,8 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use super::run::{load_or_report, open_ledger, outcome_label, resolve_flow_path, show_report};
+use super::run::{load_or_report, outcome_label, resolve_flow_path, show_report};
+use super::state::{no_ledger, open_for_read, open_for_write};
 use super::{EXIT_ABORTED, EXIT_INVALID, Global};
 use crate::engine::RunOptions;
 use crate::engine::quarantine::{self, QuarantineError};
@@ -63,7 +64,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         Sub::List { flow, json } => list(&flow, json, global),
         Sub::Show { flow, path } => with_flow(&flow, |f| show(f, &path, global)),
         Sub::Release { flow, path } => with_flow(&flow, |f| {
-            let ledger = open_ledger(global)?;
+            let ledger = open_for_write(global, &f.name, WHILE_SERVING)?;
             let removed = runtime()?.block_on(quarantine::release(f, &ledger, &path));
             match removed {
                 Ok(removed) => {
@@ -78,7 +79,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             }
         }),
         Sub::Reprocess { flow, path, json } => with_flow(&flow, |f| {
-            let ledger = open_ledger(global)?;
+            let ledger = open_for_write(global, &f.name, WHILE_SERVING)?;
             let opts = RunOptions::new(global.state_dir.join("staging"));
             match runtime()?.block_on(quarantine::reprocess(f, &ledger, &opts, &path)) {
                 Ok(report) => show_report(&report, json),
@@ -87,6 +88,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         }),
     }
 }
+
+/// What `release` and `reprocess` advise while `wharf serve` holds the ledger.
+const WHILE_SERVING: &str = "stop the daemon to release or reprocess quarantined files";
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
@@ -114,7 +118,9 @@ fn list(flow: &str, json: bool, global: &Global) -> anyhow::Result<ExitCode> {
         Some(f) => f.name,
         None => flow.to_string(),
     };
-    let ledger = open_ledger(global)?;
+    let Some(ledger) = open_for_read(global)? else {
+        return no_ledger(global, json);
+    };
     let mut rows = Vec::new();
     for rec in ledger.files(&name)?.into_iter().filter(|r| r.state == FileState::Quarantined) {
         let result = ledger.file_result(&name, &rec.path)?.unwrap_or_default();
@@ -147,8 +153,10 @@ fn list(flow: &str, json: bool, global: &Global) -> anyhow::Result<ExitCode> {
 }
 
 fn show(flow: &crate::config::Flow, path: &str, global: &Global) -> anyhow::Result<ExitCode> {
-    let ledger = open_ledger(global)?;
     let key = quarantine::ledger_path(path);
+    let Some(ledger) = open_for_read(global)? else {
+        return report_error(QuarantineError::NotQuarantined { flow: flow.name.clone(), path: key });
+    };
     let rec = ledger.file(&flow.name, &key)?.filter(|r| r.state == FileState::Quarantined);
     let (Some(rec), Some(res)) = (rec, ledger.file_result(&flow.name, &key)?) else {
         return report_error(QuarantineError::NotQuarantined { flow: flow.name.clone(), path: key });

@@ -4,12 +4,10 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::Context;
-
 use super::{EXIT_ABORTED, EXIT_FILES_FAILED, EXIT_INVALID, Global};
 use crate::config;
 use crate::engine::{self, FileReport, Outcome, RunOptions, RunReport};
-use crate::ledger::{Ledger, RunStatus};
+use crate::ledger::RunStatus;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -34,11 +32,6 @@ pub fn resolve_flow_path(flow: &Path) -> PathBuf {
     flow.to_path_buf()
 }
 
-/// Opens the ledger in the state folder.
-pub fn open_ledger(global: &Global) -> anyhow::Result<Ledger> {
-    Ledger::open(&global.state_dir.join("ledger.redb")).context("cannot open the ledger")
-}
-
 /// Loads the flow named by `flow` (see [`resolve_flow_path`]); prints its problems on stderr
 /// and returns `None` when it is invalid.
 pub fn load_or_report(flow: &Path) -> Option<config::Flow> {
@@ -59,7 +52,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let Some(flow) = load_or_report(&args.flow) else {
         return Ok(ExitCode::from(EXIT_INVALID));
     };
-    let ledger = open_ledger(global)?;
+    let instead = format!("use `wharf trigger {}` (or stop the daemon)", flow.name);
+    let ledger = super::state::open_for_write(global, &flow.name, &instead)?;
     let opts = RunOptions::new(global.state_dir.join("staging"));
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     let tty = std::io::stderr().is_terminal() && !args.json;

@@ -3,7 +3,7 @@
 use std::process::ExitCode;
 
 use super::Global;
-use super::run::open_ledger;
+use super::state::{no_ledger, open_for_read};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -18,7 +18,9 @@ pub struct Args {
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
-    let ledger = open_ledger(global)?;
+    let Some(ledger) = open_for_read(global)? else {
+        return no_ledger(global, args.json);
+    };
     let runs = ledger.runs(args.flow.as_deref(), args.limit)?;
     let mut content = Vec::with_capacity(runs.len());
     for r in &runs {

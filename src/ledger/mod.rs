@@ -7,8 +7,13 @@
 //! run reads where each file stood and carries on from there.
 //!
 //! This module owns the table layout and the typed API over it; it knows nothing about
-//! endpoints or flows beyond their names. redb allows one process per database file: a second
-//! `wharf run` on the same state folder gets [`LedgerError::Busy`].
+//! endpoints or flows beyond their names.
+//!
+//! Sharing between processes: the database is opened in redb's `SingleWriter` mode. One
+//! process writes ([`Ledger::open`]: `wharf run`, or `wharf serve` for as long as it runs); a
+//! second writer gets [`LedgerError::Busy`]. Any number of other processes may meanwhile
+//! read through [`Ledger::open_read_only`] (`wharf runs`, `wharf files`, `wharf status`…):
+//! each read transaction sees the writer's latest commit.
 
 pub mod awaits;
 mod codec;
@@ -18,7 +23,7 @@ pub mod records;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use redb::{ConcurrencyMode, Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
 
 pub use awaits::{AwaitRecord, AwaitState, Registered};
 use codec::Postcard;
@@ -33,12 +38,32 @@ const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters_v1")
 const FILE_RESULTS: TableDefinition<(&str, &str), Postcard<FileResult>> = TableDefinition::new("file_results_v1");
 const RUN_CONTENT: TableDefinition<(&str, u64), Postcard<RunContent>> = TableDefinition::new("run_content_v1");
 
+/// Every table `init` creates (a test keeps the list in step): what a reader checks for.
+const TABLES: &[&str] = &[
+    "files_v1",
+    "done_v1",
+    "observations_v1",
+    "runs_v1",
+    "counters_v1",
+    "file_results_v1",
+    "run_content_v1",
+    "awaits_v1",
+    "await_requests_v1",
+    "events_v1",
+];
+
 /// A ledger operation failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LedgerError {
-    /// Another process holds the database.
+    /// Another process holds the database for writing.
     #[error("ledger {0} is in use by another wharf process")]
     Busy(PathBuf),
+    /// A read-only open found no database file: nothing has run with this state folder.
+    #[error("no ledger yet at {0} (nothing has run)")]
+    Missing(PathBuf),
+    /// A write through a handle from [`Ledger::open_read_only`].
+    #[error("ledger {0} is open read-only here (another process writes it)")]
+    ReadOnly(PathBuf),
     #[error("ledger {path}: {source}")]
     Db {
         path: PathBuf,
@@ -55,8 +80,21 @@ pub enum LedgerError {
 
 /// Handle to the ledger database.
 pub struct Ledger {
-    db: Database,
+    db: Handle,
     path: PathBuf,
+}
+
+/// The writer's handle, or a reader's beside another process's writer.
+enum Handle {
+    Write(Database),
+    Read(ReadOnlyDatabase),
+}
+
+/// redb's builder in the mode every wharf process uses (see the module doc).
+fn builder() -> redb::Builder {
+    let mut b = Database::builder();
+    b.set_concurrency_mode(ConcurrencyMode::SingleWriter);
+    b
 }
 
 impl std::fmt::Debug for Ledger {
@@ -86,19 +124,53 @@ fn flow_range(flow: &str) -> (KeyBound<'_>, KeyBound<'_>) {
 }
 
 impl Ledger {
-    /// Opens (creating if needed) the ledger at `path`.
+    /// Opens (creating if needed) the ledger at `path` as its one writer. Another process
+    /// writing it already: [`LedgerError::Busy`]; readers do not get in the way.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|source| LedgerError::Io { path: path.to_path_buf(), source })?;
         }
-        let db = match Database::create(path) {
+        let db = match builder().create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(LedgerError::Busy(path.to_path_buf())),
             Err(e) => return Err(LedgerError::Db { path: path.to_path_buf(), source: e.into() }),
         };
-        let ledger = Ledger { db, path: path.to_path_buf() };
+        let ledger = Ledger { db: Handle::Write(db), path: path.to_path_buf() };
         ledger.init()?;
         Ok(ledger)
+    }
+
+    /// Opens the ledger at `path` for reading only, whether or not another process writes
+    /// it; every read sees the writer's latest commit. Write methods of the handle return
+    /// [`LedgerError::ReadOnly`]. No file: [`LedgerError::Missing`] (the writer creates it).
+    ///
+    /// A ledger last written by an older wharf may lack tables this version reads: see
+    /// [`Ledger::missing_tables`].
+    pub fn open_read_only(path: &Path) -> Result<Self, LedgerError> {
+        if !path.exists() {
+            return Err(LedgerError::Missing(path.to_path_buf()));
+        }
+        let db = match builder().open_read_only(path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::Storage(redb::StorageError::Io(e))) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(LedgerError::Missing(path.to_path_buf()));
+            }
+            Err(e) => return Err(LedgerError::Db { path: path.to_path_buf(), source: e.into() }),
+        };
+        Ok(Ledger { db: Handle::Read(db), path: path.to_path_buf() })
+    }
+
+    /// Whether this handle may write (it came from [`Ledger::open`] or [`Ledger::in_memory`]).
+    pub fn is_writer(&self) -> bool {
+        matches!(self.db, Handle::Write(_))
+    }
+
+    /// Names of the tables this version uses that the database does not have yet (a ledger
+    /// last opened for writing by an older wharf). Empty for a writer's handle, which creates
+    /// them on open.
+    pub fn missing_tables(&self) -> Result<Vec<&'static str>, LedgerError> {
+        let present: Vec<String> = self.read(|tx| Ok(tx.list_tables()?.map(|t| t.name().to_string()).collect()))?;
+        Ok(TABLES.iter().copied().filter(|t| !present.iter().any(|p| p == t)).collect())
     }
 
     /// An in-memory ledger, for tests.
@@ -107,7 +179,7 @@ impl Ledger {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|e| LedgerError::Db { path: path.clone(), source: e.into() })?;
-        let ledger = Ledger { db, path };
+        let ledger = Ledger { db: Handle::Write(db), path };
         ledger.init()?;
         Ok(ledger)
     }
@@ -138,14 +210,22 @@ impl Ledger {
 
     /// Runs `f` in one durable write transaction.
     fn write<T>(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>) -> Result<T, LedgerError> {
-        let tx = self.db.begin_write().map_err(|e| self.err(e))?;
+        let Handle::Write(db) = &self.db else {
+            return Err(LedgerError::ReadOnly(self.path.clone()));
+        };
+        let tx = db.begin_write().map_err(|e| self.err(e))?;
         let out = f(&tx).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
         Ok(out)
     }
 
+    /// Runs `f` in a read transaction: a snapshot of the latest commit (of whichever process).
     fn read<T>(&self, f: impl FnOnce(&redb::ReadTransaction) -> Result<T, redb::Error>) -> Result<T, LedgerError> {
-        let tx = self.db.begin_read().map_err(|e| self.err(e))?;
+        let tx = match &self.db {
+            Handle::Write(db) => db.begin_read(),
+            Handle::Read(db) => db.begin_read(),
+        }
+        .map_err(|e| self.err(e))?;
         f(&tx).map_err(|e| self.err(e))
     }
 
@@ -176,14 +256,44 @@ impl Ledger {
         self.read(|tx| {
             let t = tx.open_table(RUNS)?;
             let mut out = Vec::new();
-            for item in t.iter()? {
-                let (k, v) = item?;
-                if flow.is_none_or(|f| f == k.value().0) {
-                    out.push(v.value());
+            match flow {
+                // One flow's keys are contiguous and ordered by run number.
+                Some(f) => {
+                    for item in t.range((f, 0)..=(f, u64::MAX))?.rev().take(limit) {
+                        out.push(item?.1.value());
+                    }
+                }
+                None => {
+                    for item in t.iter()? {
+                        out.push(item?.1.value());
+                    }
+                    out.sort_by_key(|r| std::cmp::Reverse(r.id));
+                    out.truncate(limit);
                 }
             }
-            out.sort_by_key(|r| std::cmp::Reverse(r.id));
-            out.truncate(limit);
+            Ok(out)
+        })
+    }
+
+    /// A flow's latest run, its latest successful run, and how many finished runs in a row
+    /// (newest first, runs still going not counted) failed or were aborted.
+    pub fn last_runs(&self, flow: &str) -> Result<LastRuns, LedgerError> {
+        self.read(|tx| {
+            let t = tx.open_table(RUNS)?;
+            let mut out = LastRuns::default();
+            for item in t.range((flow, 0)..=(flow, u64::MAX))?.rev() {
+                let run = item?.1.value();
+                let status = run.status;
+                if matches!(status, RunStatus::Failed | RunStatus::Aborted) {
+                    out.failing_streak += 1;
+                }
+                if status == RunStatus::Ok {
+                    out.last.get_or_insert_with(|| run.clone());
+                    out.last_ok = Some(run);
+                    break;
+                }
+                out.last.get_or_insert(run);
+            }
             Ok(out)
         })
     }
@@ -369,5 +479,75 @@ mod tests {
         let p = dir.path().join("ledger.redb");
         let _l = Ledger::open(&p).unwrap();
         assert!(matches!(Ledger::open(&p), Err(LedgerError::Busy(_))));
+    }
+
+    #[test]
+    fn tables_lists_what_init_creates() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ledger.redb");
+        drop(Ledger::open(&p).unwrap());
+        let r = Ledger::open_read_only(&p).unwrap();
+        assert_eq!(r.missing_tables().unwrap(), Vec::<&str>::new());
+        let mut created: Vec<String> = r.read(|tx| Ok(tx.list_tables()?.map(|t| t.name().to_string()).collect())).unwrap();
+        let mut listed: Vec<String> = TABLES.iter().map(|t| t.to_string()).collect();
+        created.sort();
+        listed.sort();
+        assert_eq!(created, listed);
+    }
+
+    #[test]
+    fn a_reader_beside_the_writer_follows_its_commits_and_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ledger.redb");
+        let w = Ledger::open(&p).unwrap();
+        w.begin_run("a", 1).unwrap();
+        let r = Ledger::open_read_only(&p).unwrap();
+        assert!(!r.is_writer() && w.is_writer());
+        assert_eq!(r.runs(None, 10).unwrap().len(), 1);
+        let mut run = w.begin_run("a", 2).unwrap();
+        run.status = RunStatus::Ok;
+        w.finish_run(&run).unwrap();
+        let seen = r.runs(Some("a"), 10).unwrap();
+        assert_eq!(seen.iter().map(|r| (r.id, r.status)).collect::<Vec<_>>(), vec![(2, RunStatus::Ok), (1, RunStatus::Running)]);
+        assert!(matches!(r.begin_run("a", 3), Err(LedgerError::ReadOnly(_))));
+        assert!(matches!(Ledger::open(&p), Err(LedgerError::Busy(_))));
+        // The reader does not keep a writer out once the first is gone.
+        drop(w);
+        let w2 = Ledger::open(&p).unwrap();
+        w2.begin_run("b", 4).unwrap();
+        assert_eq!(r.runs(Some("b"), 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn reading_a_ledger_that_does_not_exist_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("nothing").join("ledger.redb");
+        let err = Ledger::open_read_only(&p).unwrap_err();
+        assert!(matches!(err, LedgerError::Missing(_)));
+        assert_eq!(err.to_string(), format!("no ledger yet at {} (nothing has run)", p.display()));
+        assert!(!p.exists(), "a read-only open creates nothing");
+    }
+
+    #[test]
+    fn last_runs_gives_latest_latest_ok_and_failing_streak() {
+        let l = Ledger::in_memory().unwrap();
+        assert_eq!(l.last_runs("f").unwrap(), LastRuns::default());
+        let finish = |status, started| {
+            let mut r = l.begin_run("f", started).unwrap();
+            r.status = status;
+            l.finish_run(&r).unwrap();
+            r
+        };
+        finish(RunStatus::Failed, 1);
+        let ok = finish(RunStatus::Ok, 2);
+        finish(RunStatus::Aborted, 3);
+        l.begin_run("other", 4).unwrap();
+        finish(RunStatus::Failed, 5);
+        let running = l.begin_run("f", 6).unwrap();
+        let h = l.last_runs("f").unwrap();
+        assert_eq!(h.last.map(|r| r.id), Some(running.id));
+        assert_eq!(h.last_ok.map(|r| r.id), Some(ok.id));
+        assert_eq!(h.failing_streak, 2);
+        assert_eq!(l.runs(Some("f"), 2).unwrap().iter().map(|r| r.started).collect::<Vec<_>>(), vec![6, 5]);
     }
 }

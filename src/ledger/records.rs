@@ -177,6 +177,17 @@ pub struct RunRecord {
     pub error: Option<String>,
 }
 
+/// A flow's recent history, for status displays (see `Ledger::last_runs`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LastRuns {
+    /// The newest run, whatever its status.
+    pub last: Option<RunRecord>,
+    /// The newest run with status ok.
+    pub last_ok: Option<RunRecord>,
+    /// Finished runs since `last_ok` (or ever) that failed or were aborted.
+    pub failing_streak: u32,
+}
+
 /// Record counts of a file or a run (content steps). `read = valid + rejected + skipped`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordCounts {

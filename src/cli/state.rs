@@ -1,0 +1,80 @@
+//! The state folder from the CLI's side: which ledger handle a command opens, and what it says
+//! when `wharf serve` (or another `wharf run`) holds the ledger.
+//!
+//! Commands that only read open the ledger read-only, whether or not another process writes
+//! it (they follow its commits). Commands that write need to be the one writer; while a daemon
+//! is, they refuse with a hint (exit 3, like any run that cannot start).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::Global;
+use crate::control::discovery::ServeInfo;
+use crate::ledger::{Ledger, LedgerError};
+
+/// The ledger file of the state folder.
+pub fn ledger_path(global: &Global) -> PathBuf {
+    global.state_dir.join("ledger.redb")
+}
+
+/// A read-only handle for commands that only read; `None` when nothing has run yet (no
+/// ledger file; see [`no_ledger`]).
+pub fn open_for_read(global: &Global) -> anyhow::Result<Option<Ledger>> {
+    let path = ledger_path(global);
+    let ledger = match Ledger::open_read_only(&path) {
+        Ok(l) => l,
+        Err(LedgerError::Missing(_)) => return Ok(None),
+        Err(e) => return Err(e).context("cannot open the ledger"),
+    };
+    if ledger.missing_tables()?.is_empty() {
+        return Ok(Some(ledger));
+    }
+    // Last written by an older wharf: opening it as the writer once creates this version's
+    // tables. Someone writing it now is running this version's writer (or will fail the same).
+    drop(ledger);
+    match Ledger::open(&path) {
+        Ok(writer) => drop(writer),
+        Err(LedgerError::Busy(_)) => {}
+        Err(e) => return Err(e).context("cannot open the ledger"),
+    }
+    Ok(Some(Ledger::open_read_only(&path).context("cannot open the ledger")?))
+}
+
+/// What a read command prints when there is no ledger: `[]` for JSON, a sentence otherwise.
+pub fn no_ledger(global: &Global, json: bool) -> anyhow::Result<ExitCode> {
+    if json {
+        println!("[]");
+    } else {
+        println!("{}", LedgerError::Missing(ledger_path(global)));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The writer's handle, for a command working on `flow`. While another process holds the
+/// ledger the error says who: a running `wharf serve` (then `instead` is the advice, e.g. "use
+/// `wharf trigger X` (or stop the daemon)"), or some other wharf process.
+pub fn open_for_write(global: &Global, flow: &str, instead: &str) -> anyhow::Result<Ledger> {
+    let path = ledger_path(global);
+    match Ledger::open(&path) {
+        Ok(l) => Ok(l),
+        Err(LedgerError::Busy(_)) => match serving(&global.state_dir) {
+            Some(info) => {
+                anyhow::bail!("flow {flow}: the ledger at {} is held by `wharf serve` ({}); {instead}", path.display(), info.describe())
+            }
+            None => anyhow::bail!(
+                "flow {flow}: the ledger at {} is in use by another wharf process (a `wharf run`?); try again when it has finished",
+                path.display()
+            ),
+        },
+        Err(e) => Err(e).context("cannot open the ledger"),
+    }
+}
+
+/// The daemon serving `state_dir`, if its discovery file names a socket that answers.
+fn serving(state_dir: &Path) -> Option<ServeInfo> {
+    let info = ServeInfo::read(&ServeInfo::path_in(state_dir)).ok()??;
+    std::os::unix::net::UnixStream::connect(&info.socket).ok()?;
+    Some(info)
+}

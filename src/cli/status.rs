@@ -1,0 +1,214 @@
+//! `wharf status`: what the running `wharf serve` says about its flows; without a daemon, each
+//! flow of the flows folder with its last run from the ledger (read-only).
+//!
+//! `--json` prints `{"daemon": null | {pid, socket, http, started_at, version}, "flows":
+//! [FlowStatus…]}` either way (see `control::FlowStatus`).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use serde::Serialize;
+
+use super::Global;
+use super::state::open_for_read;
+use crate::control::discovery::{self, Found, ServeInfo};
+use crate::control::{FlowStatus, RunSummary};
+use crate::ledger::Ledger;
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Folder of flow files (used when no daemon is running).
+    #[arg(long, default_value = "flows")]
+    pub flows: PathBuf,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `--json` prints.
+#[derive(Debug, Serialize)]
+struct Report {
+    daemon: Option<ServeInfo>,
+    flows: Vec<FlowStatus>,
+}
+
+pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let (report, notes) = match rt.block_on(discovery::find(&global.state_dir))? {
+        Found::Running { info, client } => {
+            let status = rt.block_on(client.status())?;
+            let info = ServeInfo { version: status.version, pid: status.pid, started_at: status.started_at, ..info };
+            (Report { daemon: Some(info), flows: status.flows }, Vec::new())
+        }
+        Found::NotRunning { stale } => {
+            let mut notes = vec![format!("no `wharf serve` is running for state dir {}", global.state_dir.display())];
+            if let Some(s) = stale {
+                notes.push(format!("(a daemon, pid {}, did not shut down cleanly: {} is left over)", s.pid, discovery::INFO_NAME));
+            }
+            let (flows, more) = from_ledger(&args.flows, global)?;
+            notes.extend(more);
+            (Report { daemon: None, flows }, notes)
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let Some(d) = &report.daemon {
+        println!("wharf serve {} since {} UTC ({})", d.version, d.started_at.format("%Y-%m-%d %H:%M:%S"), d.describe());
+    }
+    for n in &notes {
+        println!("{n}");
+    }
+    print_table(&report.flows, report.daemon.is_some());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Each flow of `dir` (flows known only from the ledger when there is no such folder), with
+/// its history from the ledger; and notes for the reader.
+fn from_ledger(dir: &Path, global: &Global) -> anyhow::Result<(Vec<FlowStatus>, Vec<String>)> {
+    let mut notes = Vec::new();
+    let ledger = open_for_read(global)?;
+    if ledger.is_none() {
+        notes.push(format!("no ledger yet at {} (nothing has run)", super::state::ledger_path(global).display()));
+    }
+    let mut flows = match flow_files(dir) {
+        Some(files) => files.into_iter().map(|f| flow_of_file(&f)).collect(),
+        None => {
+            notes.push(format!("no flows folder {} (see --flows); flows from the ledger:", dir.display()));
+            let mut names: Vec<String> = match &ledger {
+                Some(l) => l.runs(None, usize::MAX)?.into_iter().map(|r| r.flow).collect(),
+                None => Vec::new(),
+            };
+            names.sort();
+            names.dedup();
+            names.into_iter().map(|n| FlowStatus::new(n, None)).collect::<Vec<_>>()
+        }
+    };
+    if let Some(l) = &ledger {
+        for f in &mut flows {
+            fill_history(f, l)?;
+        }
+    }
+    Ok((flows, notes))
+}
+
+/// The `*.yaml` / `*.yml` files of `dir`, by name; `None` without such a folder.
+fn flow_files(dir: &Path) -> Option<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
+        .collect();
+    files.sort();
+    Some(files)
+}
+
+fn flow_of_file(file: &Path) -> FlowStatus {
+    match crate::config::load_flow(file) {
+        Ok(flow) => FlowStatus::new(flow.name, Some(file.to_path_buf())),
+        Err(diags) => {
+            let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let mut f = FlowStatus::new(stem, Some(file.to_path_buf()));
+            f.problem = Some(format!("invalid flow file: {} problem(s); see `wharf validate {}`", diags.len(), file.display()));
+            f
+        }
+    }
+}
+
+fn fill_history(f: &mut FlowStatus, ledger: &Ledger) -> anyhow::Result<()> {
+    let h = ledger.last_runs(&f.name)?;
+    if let Some(last) = &h.last {
+        let content = ledger.run_content(&f.name, last.id)?;
+        f.last_run = Some(RunSummary::from_record(last, content.as_ref()));
+    }
+    f.last_success = h.last_ok.and_then(|r| r.finished).map(crate::control::utc);
+    f.failing_streak = h.failing_streak;
+    Ok(())
+}
+
+fn print_table(flows: &[FlowStatus], live: bool) {
+    if flows.is_empty() {
+        println!("no flows");
+        return;
+    }
+    let width = flows.iter().map(|f| f.name.chars().count()).max().unwrap_or(0).max(4);
+    println!("{:<width$}  {:<10}  {:<48}  {:<19}  {:<19}  schedule", "flow", "state", "last run", "last success (UTC)", "next due (UTC)");
+    let time =
+        |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".into());
+    for f in flows {
+        println!(
+            "{:<width$}  {:<10}  {:<48}  {:<19}  {:<19}  {}",
+            f.name,
+            state(f, live),
+            f.last_run.as_ref().map(last_run).unwrap_or_else(|| "-".into()),
+            time(f.last_success),
+            time(f.next_due),
+            f.schedule.as_deref().unwrap_or("-")
+        );
+        if let Some(p) = &f.problem {
+            println!("{:<width$}  ! {p}", "");
+        }
+        if let Some(e) = f.last_run.as_ref().and_then(|r| r.error.as_ref()) {
+            println!("{:<width$}  last error: {e}", "");
+        }
+    }
+}
+
+/// `running`, `queued`, `failing 3`, `idle` (or `-` when no daemon says).
+fn state(f: &FlowStatus, live: bool) -> String {
+    match (f.running, f.queued) {
+        (true, true) => "running+1".into(),
+        (true, false) => "running".into(),
+        _ if f.failing_streak > 0 => format!("failing {}", f.failing_streak),
+        _ if live => "idle".into(),
+        _ => "-".into(),
+    }
+}
+
+/// `#12 ok 2026-11-25 10:00:00, 3 delivered, 1 failed`.
+fn last_run(r: &RunSummary) -> String {
+    let mut s = format!("#{} {} {}", r.run, r.status, r.started.format("%Y-%m-%d %H:%M:%S"));
+    s.push_str(&format!(", {} delivered", r.delivered));
+    if r.failed > 0 {
+        s.push_str(&format!(", {} failed", r.failed));
+    }
+    if r.quarantined > 0 {
+        s.push_str(&format!(", {} quarantined", r.quarantined));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::{DateTime, Utc};
+
+    fn summary(status: &str, failed: u64) -> RunSummary {
+        RunSummary {
+            run: 12,
+            status: status.into(),
+            started: DateTime::<Utc>::from_timestamp(1_764_064_800, 0).unwrap(),
+            finished: None,
+            delivered: 3,
+            failed,
+            quarantined: 0,
+            bytes: 10,
+            error: None,
+        }
+    }
+
+    #[test]
+    fn a_flow_line_says_what_an_operator_looks_for() {
+        assert_eq!(last_run(&summary("ok", 0)), "#12 ok 2025-11-25 10:00:00, 3 delivered");
+        assert_eq!(last_run(&summary("failed", 1)), "#12 failed 2025-11-25 10:00:00, 3 delivered, 1 failed");
+        let mut f = FlowStatus::new("a", None);
+        assert_eq!((state(&f, true), state(&f, false)), ("idle".to_string(), "-".to_string()));
+        f.failing_streak = 3;
+        assert_eq!(state(&f, false), "failing 3");
+        f.running = true;
+        assert_eq!(state(&f, true), "running");
+        f.queued = true;
+        assert_eq!(state(&f, true), "running+1");
+    }
+}

@@ -1,0 +1,452 @@
+//! The control interface and ledger sharing, across real processes:
+//! - a writer in this process and `wharf runs` / `wharf files` processes reading beside it;
+//!   `wharf run` refused while `wharf serve` holds the ledger;
+//! - the HTTP server (over the Unix socket and loopback TCP) against a test `Daemon`;
+//! - `wharf status` / `wharf trigger` processes against that server.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::Utc;
+use hyper::{Method, StatusCode};
+use wharf::control::client::Client;
+use wharf::control::discovery::ServeInfo;
+use wharf::control::{
+    ControlError, Daemon, FlowStatus, Health, ListenConfig, Metrics, RunSummary, Server, Status, TriggerError, Triggered,
+};
+use wharf::ledger::{FileRecord, FileState, Ledger, RunStatus};
+
+fn wharf(state: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wharf")).arg("--state-dir").arg(state).args(args).output().expect("run wharf")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A flow file moving `*.csv` between two local folders under `dir`.
+fn local_flow(dir: &Path, name: &str) -> PathBuf {
+    let flows = dir.join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    for d in ["outbox", "archive"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let file = flows.join(format!("{name}.yaml"));
+    std::fs::write(
+        &file,
+        format!(
+            "name: {name}\nendpoints:\n  outbox: {{ type: local, root: {0}/outbox }}\n  archive: {{ type: local, root: {0}/archive }}\n\
+             source: {{ endpoint: outbox, path: /, include: [\"*.csv\"] }}\nsinks:\n  - {{ endpoint: archive, path: / }}\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    file
+}
+
+fn finished_run(ledger: &Ledger, flow: &str, status: RunStatus, delivered: u32) -> u64 {
+    let mut run = ledger.begin_run(flow, wharf::ledger::now_millis()).unwrap();
+    run.status = status;
+    run.finished = Some(run.started + 1500);
+    run.counts.delivered = delivered;
+    ledger.finish_run(&run).unwrap();
+    run.id
+}
+
+// ---- (a) two processes on one ledger ----
+
+#[test]
+fn read_commands_follow_the_writer_in_another_process_and_run_is_refused_while_serve_holds_it() {
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    let flow_file = local_flow(dir.path(), "demo");
+
+    let none = wharf(&state, &["runs"]);
+    assert!(none.status.success(), "{}", stderr(&none));
+    assert!(stdout(&none).contains("no ledger yet at"), "{}", stdout(&none));
+    assert_eq!(stdout(&wharf(&state, &["files", "demo", "--json"])).trim(), "[]");
+    assert!(!state.join("ledger.redb").exists(), "reading creates no ledger");
+
+    let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
+    let first = finished_run(&ledger, "demo", RunStatus::Ok, 2);
+    let rec =
+        FileRecord { path: "in/a.csv".into(), identity: "p=in/a.csv".into(), state: FileState::Done, run: first, ..Default::default() };
+    ledger.put_file("demo", &rec).unwrap();
+
+    let runs = wharf(&state, &["runs", "--json"]);
+    assert!(runs.status.success(), "{}", stderr(&runs));
+    let v: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();
+    assert_eq!(v.as_array().unwrap().len(), 1);
+    assert_eq!((v[0]["id"].as_u64(), v[0]["flow"].as_str(), v[0]["status"].as_str()), (Some(first), Some("demo"), Some("Ok")));
+    let files = wharf(&state, &["files", "demo"]);
+    assert!(files.status.success(), "{}", stderr(&files));
+    assert!(stdout(&files).contains("/in/a.csv") && stdout(&files).contains("done"), "{}", stdout(&files));
+
+    // A second commit of the writer, still open: a new reader process sees it.
+    let second = finished_run(&ledger, "demo", RunStatus::Failed, 0);
+    let v: serde_json::Value = serde_json::from_slice(&wharf(&state, &["runs", "demo", "--json"]).stdout).unwrap();
+    let ids: Vec<u64> = v.as_array().unwrap().iter().map(|r| r["id"].as_u64().unwrap()).collect();
+    assert_eq!(ids, [second, first]);
+
+    // `wharf run` cannot be a second writer: another process, no daemon.
+    let busy = wharf(&state, &["run", flow_file.to_str().unwrap()]);
+    assert_eq!(busy.status.code(), Some(3), "{}", stderr(&busy));
+    assert!(stderr(&busy).contains("is in use by another wharf process"), "{}", stderr(&busy));
+
+    // The writer is `wharf serve`: its discovery file names a socket that answers.
+    let socket = state.join("wharf.sock");
+    let _listening = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let info = ServeInfo { pid: std::process::id(), socket: socket.clone(), http: None, started_at: Utc::now(), version: "test".into() };
+    info.write(&ServeInfo::path_in(&state)).unwrap();
+    let held = wharf(&state, &["run", flow_file.to_str().unwrap()]);
+    assert_eq!(held.status.code(), Some(3), "{}", stderr(&held));
+    let expected = format!(
+        "flow demo: the ledger at {} is held by `wharf serve` (pid {}, control at {}); use `wharf trigger demo` (or stop the daemon)",
+        state.join("ledger.redb").display(),
+        std::process::id(),
+        socket.display()
+    );
+    assert!(stderr(&held).contains(&expected), "{}", stderr(&held));
+    let release = wharf(&state, &["quarantine", "release", flow_file.to_str().unwrap(), "in/a.csv"]);
+    assert_eq!(release.status.code(), Some(3), "{}", stderr(&release));
+    assert!(stderr(&release).contains("stop the daemon to release or reprocess"), "{}", stderr(&release));
+    let list = wharf(&state, &["quarantine", "list", "demo"]);
+    assert!(list.status.success() && stdout(&list).contains("no quarantined files for flow demo"), "{}", stderr(&list));
+
+    // Once the writer is gone, `wharf run` runs.
+    drop(ledger);
+    let ran = wharf(&state, &["run", flow_file.to_str().unwrap()]);
+    assert_eq!(ran.status.code(), Some(0), "{}{}", stdout(&ran), stderr(&ran));
+}
+
+// ---- (b) the HTTP server against a test daemon ----
+
+/// Flows `demo` (idle), `busy` (running, overlap skip) and `queue` (running, overlap queue).
+struct TestDaemon {
+    metrics: Metrics,
+    triggered: Mutex<Vec<String>>,
+}
+
+impl TestDaemon {
+    fn new() -> Arc<Self> {
+        let metrics = Metrics::new();
+        metrics.run_started("busy");
+        metrics.run_finished(
+            "demo",
+            "ok",
+            std::time::Duration::from_millis(1200),
+            &[("delivered", 2)],
+            2048,
+            chrono::DateTime::from_timestamp(1_764_064_800, 0).unwrap(),
+        );
+        metrics.register_flow("we\"ird\\name");
+        metrics.notification("webhook", true);
+        Arc::new(TestDaemon { metrics, triggered: Mutex::new(Vec::new()) })
+    }
+}
+
+#[async_trait]
+impl Daemon for TestDaemon {
+    fn status(&self) -> Status {
+        let mut demo = FlowStatus::new("demo", Some("flows/demo.yaml".into()));
+        demo.schedule = Some("every 5m".into());
+        demo.next_due = chrono::DateTime::from_timestamp(1_764_065_100, 0);
+        demo.last_run = Some(RunSummary {
+            run: 4,
+            status: "ok".into(),
+            started: chrono::DateTime::from_timestamp(1_764_064_798, 0).unwrap(),
+            finished: chrono::DateTime::from_timestamp(1_764_064_800, 0),
+            delivered: 2,
+            failed: 0,
+            quarantined: 0,
+            bytes: 2048,
+            error: None,
+        });
+        let mut busy = FlowStatus::new("busy", Some("flows/busy.yaml".into()));
+        busy.running = true;
+        busy.problem = Some("invalid flow file: kept the previous version".into());
+        Status { version: "test".into(), pid: std::process::id(), started_at: Utc::now(), flows: vec![demo, busy] }
+    }
+
+    async fn trigger(&self, flow: &str) -> Result<Triggered, TriggerError> {
+        self.triggered.lock().unwrap().push(flow.to_string());
+        match flow {
+            "demo" => Ok(Triggered::Started),
+            "queue" => Ok(Triggered::Queued),
+            "busy" => Err(TriggerError::AlreadyRunning(flow.into())),
+            _ => Err(TriggerError::UnknownFlow(flow.into())),
+        }
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+}
+
+/// A server for `daemon` on `state/wharf.sock` and 127.0.0.1:0, running on the test's runtime.
+struct Running {
+    info: ServeInfo,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Result<(), ControlError>>,
+}
+
+fn start(state: &Path, daemon: Arc<TestDaemon>) -> Running {
+    let listen = ListenConfig::in_state_dir(state, Some("127.0.0.1:0".parse().unwrap()), false);
+    let server = Server::bind(&listen).unwrap();
+    let info = server.info().clone();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let daemon: Arc<dyn Daemon> = daemon;
+    let task = tokio::spawn(server.run(daemon, async move {
+        let _ = stopped.await;
+    }));
+    Running { info, stop, task }
+}
+
+impl Running {
+    async fn shutdown(self) {
+        self.stop.send(()).unwrap();
+        self.task.await.unwrap().unwrap();
+    }
+}
+
+/// One sample of a text exposition: metric name, labels, value.
+type Sample = (String, BTreeMap<String, String>, f64);
+
+/// Parses the text exposition format 0.0.4 strictly enough to catch what Prometheus rejects:
+/// every sample's family has exactly one `# HELP` and one `# TYPE` line before it; label
+/// values are quoted with `\\`, `\"` and `\n` escapes; values are numbers.
+fn parse_exposition(text: &str) -> (BTreeMap<String, String>, Vec<Sample>) {
+    let mut types = BTreeMap::new();
+    let mut helps = BTreeSet::new();
+    let mut samples = Vec::new();
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().unwrap();
+            assert!(helps.insert(name.to_string()), "second HELP for {name}");
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap();
+            assert!(["counter", "gauge", "histogram"].contains(&kind), "{line}");
+            assert!(helps.contains(name), "TYPE before HELP: {line}");
+            assert!(types.insert(name.to_string(), kind.to_string()).is_none(), "second TYPE for {name}");
+            continue;
+        }
+        assert!(!line.is_empty() && !line.starts_with('#'), "unexpected line {line:?}");
+        let name_end = line.find(['{', ' ']).unwrap();
+        let name = &line[..name_end];
+        let mut labels = BTreeMap::new();
+        let mut rest = &line[name_end..];
+        if let Some(r) = rest.strip_prefix('{') {
+            let mut chars = r.char_indices();
+            let mut key = String::new();
+            loop {
+                let (i, c) = chars.next().expect("unterminated labels");
+                match c {
+                    '}' => {
+                        rest = &r[i + 1..];
+                        break;
+                    }
+                    ',' => {}
+                    '=' => {
+                        assert_eq!(chars.next().map(|(_, c)| c), Some('"'), "{line}");
+                        let mut value = String::new();
+                        loop {
+                            match chars.next().expect("unterminated value").1 {
+                                '"' => break,
+                                '\\' => match chars.next().unwrap().1 {
+                                    'n' => value.push('\n'),
+                                    c @ ('\\' | '"') => value.push(c),
+                                    c => panic!("bad escape \\{c} in {line}"),
+                                },
+                                c => value.push(c),
+                            }
+                        }
+                        labels.insert(std::mem::take(&mut key), value);
+                    }
+                    c => key.push(c),
+                }
+            }
+        }
+        let value: f64 = rest.trim_start_matches(' ').parse().unwrap_or_else(|e| panic!("{line}: {e}"));
+        let family = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|f| types.get(*f).is_some_and(|t| t == "histogram")))
+            .unwrap_or(name);
+        assert!(types.contains_key(family), "sample before its TYPE: {line}");
+        samples.push((name.to_string(), labels, value));
+    }
+    (types, samples)
+}
+
+fn value_of(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f64> {
+    samples
+        .iter()
+        .find(|(n, l, _)| n == name && l.len() == labels.len() && labels.iter().all(|(k, v)| l.get(*k).map(String::as_str) == Some(*v)))
+        .map(|s| s.2)
+}
+
+#[tokio::test]
+async fn the_control_interface_answers_over_the_socket_and_loopback_tcp() {
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    let daemon = TestDaemon::new();
+    let server = start(&state, daemon.clone());
+    let socket = state.join("wharf.sock");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777, 0o600);
+    assert_eq!(ServeInfo::read(&ServeInfo::path_in(&state)).unwrap(), Some(server.info.clone()));
+    let tcp_addr = server.info.http.unwrap();
+    assert!(tcp_addr.ip().is_loopback() && tcp_addr.port() != 0);
+
+    for client in [Client::unix(&socket), Client::tcp(tcp_addr)] {
+        let health: Health = client.health().await.unwrap();
+        assert_eq!((health.status.as_str(), health.pid), ("ok", std::process::id()));
+
+        let reply = client.request(Method::GET, "/metrics").await.unwrap();
+        assert_eq!(reply.status, StatusCode::OK);
+        assert_eq!(reply.content_type.as_deref(), Some("text/plain; version=0.0.4; charset=utf-8"));
+        let (types, samples) = parse_exposition(std::str::from_utf8(&reply.body).unwrap());
+        assert_eq!(types.get("wharf_run_duration_seconds").map(String::as_str), Some("histogram"));
+        assert_eq!(types.get("wharf_runs_total").map(String::as_str), Some("counter"));
+        assert_eq!(value_of(&samples, "wharf_up", &[]), Some(1.0));
+        assert_eq!(value_of(&samples, "wharf_runs_total", &[("flow", "demo"), ("status", "ok")]), Some(1.0));
+        assert_eq!(value_of(&samples, "wharf_files_total", &[("flow", "demo"), ("outcome", "delivered")]), Some(2.0));
+        assert_eq!(value_of(&samples, "wharf_bytes_total", &[("flow", "demo")]), Some(2048.0));
+        assert_eq!(value_of(&samples, "wharf_flow_running", &[("flow", "busy")]), Some(1.0));
+        assert_eq!(value_of(&samples, "wharf_flow_running", &[("flow", "we\"ird\\name")]), Some(0.0));
+        assert_eq!(value_of(&samples, "wharf_run_duration_seconds_bucket", &[("flow", "demo"), ("le", "1")]), Some(0.0));
+        assert_eq!(value_of(&samples, "wharf_run_duration_seconds_bucket", &[("flow", "demo"), ("le", "2.5")]), Some(1.0));
+        assert_eq!(value_of(&samples, "wharf_run_duration_seconds_bucket", &[("flow", "demo"), ("le", "+Inf")]), Some(1.0));
+        assert_eq!(value_of(&samples, "wharf_last_success_timestamp_seconds", &[("flow", "demo")]), Some(1_764_064_800.0));
+        assert_eq!(value_of(&samples, "wharf_notifications_total", &[("channel", "webhook"), ("result", "ok")]), Some(1.0));
+
+        let status = client.status().await.unwrap();
+        assert_eq!(status.flows.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), ["demo", "busy"]);
+        assert_eq!(status.flows[0].last_run.as_ref().map(|r| r.run), Some(4));
+        let raw = client.request(Method::GET, "/status").await.unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&raw.body).unwrap();
+        assert_eq!(json["flows"][0]["next_due"], "2025-11-25T10:05:00Z");
+        assert_eq!(json["flows"][1]["running"], true);
+
+        let not_found = client.request(Method::GET, "/nope").await.unwrap();
+        assert_eq!(not_found.status, StatusCode::NOT_FOUND);
+        let wrong = client.request(Method::POST, "/status").await.unwrap();
+        assert_eq!(wrong.status, StatusCode::METHOD_NOT_ALLOWED);
+        let wrong = client.request(Method::GET, "/flows/demo/trigger").await.unwrap();
+        assert_eq!(wrong.status, StatusCode::METHOD_NOT_ALLOWED);
+    }
+
+    // Triggers: the owner's socket only.
+    let unix = Client::unix(&socket);
+    assert_eq!(unix.trigger("demo").await.unwrap(), Ok(Triggered::Started));
+    assert_eq!(unix.trigger("queue").await.unwrap(), Ok(Triggered::Queued));
+    assert_eq!(unix.trigger("busy").await.unwrap(), Err(TriggerError::AlreadyRunning("busy".into())));
+    assert_eq!(unix.trigger("nope").await.unwrap(), Err(TriggerError::UnknownFlow("nope".into())));
+    for (flow, code) in [("demo", StatusCode::ACCEPTED), ("busy", StatusCode::CONFLICT), ("nope", StatusCode::NOT_FOUND)] {
+        assert_eq!(unix.request(Method::POST, &format!("/flows/{flow}/trigger")).await.unwrap().status, code, "{flow}");
+    }
+    let tcp = Client::tcp(tcp_addr).request(Method::POST, "/flows/demo/trigger").await.unwrap();
+    assert_eq!(tcp.status, StatusCode::FORBIDDEN);
+    assert_eq!(*daemon.triggered.lock().unwrap(), ["demo", "queue", "busy", "nope", "demo", "busy", "nope"]);
+
+    // A second server on the same state folder is refused while this one answers.
+    let again = Server::bind(&ListenConfig::in_state_dir(&state, None, false)).unwrap_err();
+    assert!(matches!(again, ControlError::AlreadyServing(_)), "{again}");
+
+    server.shutdown().await;
+    assert!(!socket.exists(), "socket removed");
+    assert!(!ServeInfo::path_in(&state).exists(), "discovery file removed");
+    assert!(Client::unix(&socket).probe().await.is_err());
+}
+
+#[test]
+fn a_non_loopback_listener_needs_allow_remote() {
+    let dir = support::tempdir();
+    let listen = ListenConfig::in_state_dir(dir.path(), Some("0.0.0.0:0".parse().unwrap()), false);
+    let err = Server::bind(&listen).unwrap_err();
+    assert!(err.to_string().contains("not a loopback address"), "{err}");
+    assert!(!dir.path().join("wharf.sock").exists());
+}
+
+// ---- (c) `wharf status` / `wharf trigger` processes ----
+
+async fn wharf_async(state: &Path, args: &[&str]) -> Output {
+    let state = state.to_path_buf();
+    let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+    tokio::task::spawn_blocking(move || wharf(&state, &args.iter().map(String::as_str).collect::<Vec<_>>())).await.unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_and_trigger_talk_to_the_running_daemon_and_say_when_there_is_none() {
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    let daemon = TestDaemon::new();
+    let server = start(&state, daemon.clone());
+
+    let json = wharf_async(&state, &["status", "--json"]).await;
+    assert!(json.status.success(), "{}", stderr(&json));
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(v["daemon"]["pid"], std::process::id());
+    assert_eq!(v["daemon"]["version"], "test");
+    assert_eq!(v["flows"][0]["name"], "demo");
+    assert_eq!(v["flows"][0]["last_run"]["delivered"], 2);
+    let text = wharf_async(&state, &["status"]).await;
+    let out = stdout(&text);
+    assert!(out.contains("wharf serve test since") && out.contains(&format!("pid {}", std::process::id())), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("demo ") && l.contains("idle") && l.contains("#4 ok") && l.contains("every 5m")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("busy ") && l.contains("running")), "{out}");
+    assert!(out.contains("! invalid flow file: kept the previous version"), "{out}");
+
+    for (flow, code, says) in [
+        ("demo", 0, "flow demo: run started"),
+        ("queue", 0, "another run is queued"),
+        ("busy", 1, "flow busy is running already"),
+        ("nope", 2, "has no flow named nope"),
+    ] {
+        let o = wharf_async(&state, &["trigger", flow]).await;
+        assert_eq!(o.status.code(), Some(code), "{flow}: {}{}", stdout(&o), stderr(&o));
+        assert!(format!("{}{}", stdout(&o), stderr(&o)).contains(says), "{flow}: {}{}", stdout(&o), stderr(&o));
+    }
+    assert_eq!(*daemon.triggered.lock().unwrap(), ["demo", "queue", "busy", "nope"]);
+    server.shutdown().await;
+
+    // No daemon: trigger says so; status reads the flows folder and the ledger.
+    let o = wharf_async(&state, &["trigger", "demo"]).await;
+    assert_eq!(o.status.code(), Some(3));
+    assert!(
+        stderr(&o).contains(&format!("no `wharf serve` is running for state dir {}; run the flow once with `wharf run", state.display())),
+        "{}",
+        stderr(&o)
+    );
+    let flows = dir.path().join("flows");
+    local_flow(dir.path(), "demo");
+    std::fs::write(flows.join("broken.yaml"), "name: broken\nsource: 3\n").unwrap();
+    {
+        let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
+        finished_run(&ledger, "demo", RunStatus::Ok, 3);
+        finished_run(&ledger, "demo", RunStatus::Aborted, 0);
+    }
+    let o = wharf_async(&state, &["status", "--flows", flows.to_str().unwrap()]).await;
+    let out = stdout(&o);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(out.contains(&format!("no `wharf serve` is running for state dir {}", state.display())), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("demo ") && l.contains("failing 1") && l.contains("#2 aborted")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("broken ")), "{out}");
+    assert!(out.contains("! invalid flow file:"), "{out}");
+    let o = wharf_async(&state, &["status", "--json", "--flows", flows.to_str().unwrap()]).await;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["daemon"].is_null());
+    let demo = v["flows"].as_array().unwrap().iter().find(|f| f["name"] == "demo").unwrap();
+    assert_eq!((demo["failing_streak"].as_u64(), demo["last_run"]["run"].as_u64()), (Some(1), Some(2)));
+    assert!(demo["last_success"].is_string());
+}
