@@ -101,7 +101,7 @@ impl Notifier for EmailNotifier {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => {
                 let message = chain(&e);
-                if e.is_permanent() || e.is_client() || e.is_tls() {
+                if e.is_permanent() || e.is_client() || e.is_tls() || is_certificate_problem(&e) {
                     Err(NotifyError::permanent(&self.describe, message))
                 } else {
                     Err(NotifyError::transient(&self.describe, message))
@@ -113,4 +113,22 @@ impl Notifier for EmailNotifier {
     fn describe(&self) -> String {
         self.describe.clone()
     }
+}
+
+/// A TLS refusal (an untrusted or mismatched certificate) somewhere in the error's sources:
+/// lettre reports it as a connection error, but trying again will not help.
+fn is_certificate_problem(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut source = Some(error);
+    while let Some(e) = source {
+        if e.downcast_ref::<rustls::Error>().is_some() {
+            return true;
+        }
+        if let Some(io) = e.downcast_ref::<std::io::Error>()
+            && io.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
+        {
+            return true;
+        }
+        source = e.source();
+    }
+    false
 }

@@ -80,10 +80,39 @@ impl Mail {
         None
     }
 
-    /// The body (after the blank line).
-    pub fn body(&self) -> &str {
-        self.data.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default()
+    /// The body (after the blank line), decoded from its `Content-Transfer-Encoding`
+    /// (quoted-printable or base64; lettre picks one for long or non-ASCII lines).
+    pub fn body(&self) -> String {
+        let raw = self.data.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+        let bytes = match self.header("Content-Transfer-Encoding").map(|e| e.to_ascii_lowercase()).as_deref() {
+            Some("quoted-printable") => unquote(raw),
+            Some("base64") => STANDARD.decode(raw.replace("\r\n", "")).expect("base64 body"),
+            _ => raw.as_bytes().to_vec(),
+        };
+        String::from_utf8_lossy(&bytes).into_owned()
     }
+}
+
+/// Decodes quoted-printable: `=\r\n` is a soft line break, `=XX` a byte.
+fn unquote(text: &str) -> Vec<u8> {
+    let text = text.replace("=\r\n", "");
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes.get(i + 1..i + 3).and_then(|h| std::str::from_utf8(h).ok()).and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'=', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 struct Shared {

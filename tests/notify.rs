@@ -1,0 +1,340 @@
+//! Notifications delivered for real: webhooks to an HTTP receiver on 127.0.0.1 (JSON, Slack
+//! and Teams bodies, a custom template, secret headers, retry on 500, no retry on 4xx), email
+//! to an SMTP receiver (STARTTLS with a test CA, AUTH PLAIN and LOGIN, wrong password), a
+//! command reading the notice on stdin, and the dispatcher's throttling — all configured
+//! through the same validation as a flow file's `notify:` section.
+
+mod support;
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use support::http_receiver::HttpReceiver;
+use support::smtp_receiver::{SmtpOptions, SmtpReceiver};
+use support::tempdir;
+use wharf::config::interpolate::Lookup;
+use wharf::config::raw_notify::RawNotifyRule;
+use wharf::config::validate::validate_notify;
+use wharf::notify::{Dispatcher, ErrorKind, Notice, Outcome, RetryPolicy, Rule};
+
+fn env(name: &str) -> Result<String, std::env::VarError> {
+    match name {
+        "SMTP_PASS" => Ok("pw".into()),
+        "WRONG_PASS" => Ok("wrong-s3cret".into()),
+        "TOKEN" => Ok("Bearer t0ken".into()),
+        _ => Err(std::env::VarError::NotPresent),
+    }
+}
+
+/// Rules from YAML, validated as in a flow file in `dir`.
+fn rules(dir: &Path, yaml: &str) -> Vec<Rule> {
+    let raw: Vec<RawNotifyRule> = serde_json::from_value(serde_yaml::from_str(yaml).unwrap()).unwrap();
+    validate_notify(raw, "/notify", &Lookup { base_dir: dir, env: &env }).unwrap_or_else(|p| panic!("{p:#?}"))
+}
+
+fn at(secs: i64) -> DateTime<Utc> {
+    DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap()
+}
+
+fn quarantined() -> Notice {
+    let mut n = Notice::new("quarantined", "roster-import", at(0), "in/a.csv", "row 3: column `email` is empty");
+    n.seq = Some(7);
+    n.run = Some(12);
+    n.facts = json!({ "invalid": 1, "report": "quarantine/a.csv.report.json" });
+    n
+}
+
+fn quick() -> RetryPolicy {
+    RetryPolicy { attempts: 3, backoff: Duration::from_millis(1), attempt_timeout: Duration::from_secs(20) }
+}
+
+#[tokio::test]
+async fn webhook_json_body_with_secret_headers() {
+    let hook = HttpReceiver::start(&[]).await;
+    let dir = tempdir();
+    let rule = &rules(
+        dir.path(),
+        &format!(
+            "- on: [all]\n  webhook: {{ url: \"{}\", headers: {{ Authorization: \"${{env:TOKEN}}\" }} }}\n",
+            hook.url("/hooks/s3cret")
+        ),
+    )[0];
+    let notifier = rule.notifier().unwrap();
+    assert_eq!(notifier.describe(), "webhook to 127.0.0.1", "the URL path is a secret");
+    notifier.send(&quarantined(), 0).await.unwrap();
+
+    let req = &hook.requests()[0];
+    assert_eq!((req.method.as_str(), req.path.as_str()), ("POST", "/hooks/s3cret"));
+    assert_eq!(req.header("content-type"), Some("application/json"));
+    assert_eq!(req.header("authorization"), Some("Bearer t0ken"));
+    let body = req.json();
+    assert_eq!(body["kind"], "quarantined");
+    assert_eq!((body["flow"].as_str(), body["subject"].as_str()), (Some("roster-import"), Some("in/a.csv")));
+    assert_eq!((body["seq"].as_u64(), body["run"].as_u64(), body["held_back"].as_u64()), (Some(7), Some(12), Some(0)));
+    assert_eq!(body["at"], "2023-11-14T22:13:20.000Z");
+    assert_eq!(body["facts"]["invalid"], 1);
+    assert_eq!(body["text"], "wharf: flow roster-import: file in/a.csv quarantined: row 3: column `email` is empty");
+}
+
+#[tokio::test]
+async fn webhook_slack_and_teams_bodies() {
+    let hook = HttpReceiver::start(&[]).await;
+    let dir = tempdir();
+    let yaml = format!(
+        "- on: [quarantined]\n  webhook: {{ url: \"{}\", format: slack }}\n- on: [quarantined]\n  webhook: {{ url: \"{}\", format: teams }}\n",
+        hook.url("/slack"),
+        hook.url("/teams")
+    );
+    for rule in rules(dir.path(), &yaml) {
+        rule.notifier().unwrap().send(&quarantined(), 2).await.unwrap();
+    }
+    let reqs = hook.requests();
+    let text = "wharf: flow roster-import: file in/a.csv quarantined: row 3: column `email` is empty (2 similar notices held back)";
+    assert_eq!(reqs[0].json(), json!({ "text": text }));
+    let teams = reqs[1].json();
+    assert_eq!(teams["type"], "message");
+    let card = &teams["attachments"][0];
+    assert_eq!(card["contentType"], "application/vnd.microsoft.card.adaptive");
+    assert_eq!((card["content"]["type"].as_str(), card["content"]["version"].as_str()), (Some("AdaptiveCard"), Some("1.4")));
+    assert_eq!(card["content"]["body"][0]["text"], text);
+    let facts = card["content"]["body"][1]["facts"].as_array().unwrap();
+    assert!(facts.contains(&json!({ "title": "Subject", "value": "in/a.csv" })), "{facts:?}");
+}
+
+#[tokio::test]
+async fn webhook_custom_template_renders_json() {
+    let hook = HttpReceiver::start(&[]).await;
+    let dir = tempdir();
+    std::fs::create_dir(dir.path().join("templates")).unwrap();
+    std::fs::write(
+        dir.path().join("templates/alert.json.hbs"),
+        r#"{ "summary": "{{text}}", "where": "{{flow}}/{{subject}}", "facts": {{json facts}}, "n": {{held_back}} }"#,
+    )
+    .unwrap();
+    let rule =
+        &rules(dir.path(), &format!("- on: [all]\n  webhook: {{ url: \"{}\", template: templates/alert.json.hbs }}\n", hook.url("/")))[0];
+    let mut notice = quarantined();
+    notice.detail = "a \"quoted\" value\\ and a\nsecond line".into();
+    rule.notifier().unwrap().send(&notice, 1).await.unwrap();
+    let body = hook.requests()[0].json();
+    assert_eq!(body["summary"], notice.text_with(1));
+    assert_eq!((body["where"].as_str(), body["n"].as_u64()), (Some("roster-import/in/a.csv"), Some(1)));
+    assert_eq!(body["facts"]["report"], "quarantine/a.csv.report.json");
+}
+
+#[tokio::test]
+async fn webhook_retries_a_500_and_does_not_retry_a_404() {
+    let hook = HttpReceiver::start(&[500, 200, 404]).await;
+    let dir = tempdir();
+    let rules = rules(dir.path(), &format!("- on: [failed]\n  throttle: 0s\n  webhook: {{ url: \"{}\" }}\n", hook.url("/hooks/s3cret")));
+    let mut d = Dispatcher::new(&rules).unwrap().with_retry(quick());
+    let failed = Notice::new("failed", "orders", at(0), "", "connection refused");
+
+    let out = d.dispatch(&failed, at(0)).await;
+    assert!(matches!(out[0].outcome, Outcome::Sent { attempts: 2, held_back: 0 }), "{out:?}");
+    assert_eq!(hook.requests().len(), 2);
+
+    // Next answers: 404 (permanent), then 200 — which must not be asked for.
+    let out = d.dispatch(&failed, at(1)).await;
+    let Outcome::Failed { attempts: 1, error } = &out[0].outcome else { panic!("{out:?}") };
+    assert_eq!(error.kind, ErrorKind::Permanent);
+    assert_eq!(error.to_string(), "webhook to 127.0.0.1: answered HTTP 404 Not Found: refused with 404");
+    assert_eq!(hook.requests().len(), 3, "a 4xx is not retried");
+}
+
+#[tokio::test]
+async fn webhook_connection_refused_is_transient_and_never_names_the_url() {
+    let port = support::free_port();
+    let dir = tempdir();
+    let rule =
+        &rules(dir.path(), &format!("- on: [failed]\n  webhook: {{ url: \"http://127.0.0.1:{port}/hooks/s3cret\", timeout: 5s }}\n"))[0];
+    let err = rule.notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Transient, "{err}");
+    let text = err.to_string();
+    assert!(text.starts_with("webhook to 127.0.0.1: ") && !text.contains("s3cret") && !text.contains("/hooks"), "{text}");
+}
+
+fn email_yaml(smtp: &SmtpReceiver, password_var: &str, extra: &str) -> String {
+    format!(
+        "- on: [all]\n  email:\n    server: 127.0.0.1\n    port: {}\n    username: alerts\n    password: \"${{env:{password_var}}}\"\n    \
+         ca_file: {}\n    from: \"wharf <wharf@example.com>\"\n    to: [ops@example.com, oncall@example.com]\n{extra}",
+        smtp.port(),
+        smtp.ca().display()
+    )
+}
+
+#[tokio::test]
+async fn email_over_starttls_with_auth_plain() {
+    let smtp = SmtpReceiver::start(SmtpOptions::default()).await;
+    let dir = tempdir();
+    let rule = &rules(dir.path(), &email_yaml(&smtp, "SMTP_PASS", "    subject: \"[wharf] {{flow}}: {{kind}} {{subject}}\"\n"))[0];
+    let notifier = rule.notifier().unwrap();
+    assert_eq!(notifier.describe(), format!("email via 127.0.0.1:{}", smtp.port()));
+    notifier.send(&quarantined(), 0).await.unwrap();
+
+    let mail = &smtp.messages()[0];
+    assert!(mail.tls, "sent after STARTTLS");
+    assert_eq!(mail.user.as_deref(), Some("alerts"));
+    assert_eq!(
+        (mail.from.as_str(), mail.to.as_slice()),
+        ("wharf@example.com", &["ops@example.com".to_string(), "oncall@example.com".to_string()][..])
+    );
+    assert_eq!(mail.header("Subject").as_deref(), Some("[wharf] roster-import: quarantined in/a.csv"));
+    assert_eq!(mail.header("From").as_deref(), Some("wharf <wharf@example.com>"));
+    let body = mail.body();
+    assert!(body.starts_with("wharf: flow roster-import: file in/a.csv quarantined: row 3: column `email` is empty\r\n"), "{body}");
+    assert!(body.contains("Flow:    roster-import") && body.contains("\"report\": \"quarantine/a.csv.report.json\""), "{body}");
+}
+
+#[tokio::test]
+async fn email_with_auth_login_and_the_default_subject() {
+    let smtp = SmtpReceiver::start(SmtpOptions { mechanisms: "LOGIN".into(), ..SmtpOptions::default() }).await;
+    let dir = tempdir();
+    let rule = &rules(dir.path(), &email_yaml(&smtp, "SMTP_PASS", ""))[0];
+    let mut notice = Notice::new("failed", "orders", at(0), "", "endpoint acme: connection refused");
+    notice.detail.push_str("\n.leading dot line");
+    rule.notifier().unwrap().send(&notice, 3).await.unwrap();
+    let mail = &smtp.messages()[0];
+    assert_eq!(mail.user.as_deref(), Some("alerts"));
+    assert_eq!(
+        mail.header("Subject").as_deref(),
+        Some("wharf: flow orders: run failed: endpoint acme: connection refused (3 similar notices held back)")
+    );
+    assert!(mail.body().contains("\r\n.leading dot line\r\n"), "dot-stuffing undone: {}", mail.body());
+}
+
+#[tokio::test]
+async fn email_wrong_password_is_permanent_and_names_the_server_not_the_password() {
+    let smtp = SmtpReceiver::start(SmtpOptions::default()).await;
+    let dir = tempdir();
+    let rules = rules(dir.path(), &email_yaml(&smtp, "WRONG_PASS", ""));
+    let mut d = Dispatcher::new(&rules).unwrap().with_retry(quick());
+    let out = d.dispatch(&quarantined(), at(0)).await;
+    let Outcome::Failed { attempts: 1, error } = &out[0].outcome else { panic!("{out:?}") };
+    assert_eq!(error.kind, ErrorKind::Permanent);
+    let text = error.to_string();
+    assert!(text.starts_with(&format!("email via 127.0.0.1:{}: permanent error (535)", smtp.port())), "{text}");
+    assert!(!text.contains("wrong-s3cret") && !format!("{error:?}").contains("wrong-s3cret"), "{text}");
+    assert!(smtp.messages().is_empty());
+}
+
+#[tokio::test]
+async fn email_to_a_server_whose_certificate_is_not_trusted_is_refused() {
+    let smtp = SmtpReceiver::start(SmtpOptions::default()).await;
+    let dir = tempdir();
+    let yaml = email_yaml(&smtp, "SMTP_PASS", "").replace(&format!("    ca_file: {}\n", smtp.ca().display()), "");
+    let err = rules(dir.path(), &yaml)[0].notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Permanent, "{err}");
+    assert!(smtp.messages().is_empty());
+}
+
+fn script(dir: &Path, name: &str, body: &str) {
+    let path = dir.join(name);
+    std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[tokio::test]
+async fn command_gets_the_notice_as_json_on_stdin() {
+    let dir = tempdir();
+    std::fs::create_dir(dir.path().join("scripts")).unwrap();
+    script(&dir.path().join("scripts"), "alert.sh", "cat > got.json\nprintf '%s %s %s' \"$WHARF_EVENT\" \"$WHARF_FLOW\" \"$1\" > got.env");
+    let rule = &rules(dir.path(), "- on: [quarantined]\n  command: { run: [scripts/alert.sh, --flag] }\n")[0];
+    rule.notifier().unwrap().send(&quarantined(), 0).await.unwrap();
+    let got: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.path().join("got.json")).unwrap()).unwrap();
+    assert_eq!((got["kind"].as_str(), got["subject"].as_str(), got["run"].as_u64()), (Some("quarantined"), Some("in/a.csv"), Some(12)));
+    assert_eq!(got["text"], quarantined().text());
+    assert_eq!(std::fs::read_to_string(dir.path().join("got.env")).unwrap(), "quarantined roster-import --flag");
+}
+
+#[tokio::test]
+async fn command_failures_exit_status_and_timeout() {
+    let dir = tempdir();
+    script(dir.path(), "fails.sh", "cat >/dev/null\necho 'step one ok'\necho 'alert service said no' >&2\nexit 3");
+    script(dir.path(), "hangs.sh", "exec sleep 600");
+    let rules = rules(
+        dir.path(),
+        "- on: [all]\n  command: { run: [./fails.sh] }\n- on: [all]\n  command: { run: [./hangs.sh], timeout: 300ms }\n- on: [all]\n  command: { run: [./missing.sh] }\n",
+    );
+    let err = rules[0].notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Permanent);
+    assert!(err.to_string().ends_with("fails.sh: exited with exit status: 3: alert service said no"), "{err}");
+    let err = rules[1].notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Transient);
+    assert!(err.to_string().ends_with("hangs.sh: did not finish within 300ms and was killed"), "{err}");
+    let err = rules[2].notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Permanent);
+    assert!(err.message.starts_with("cannot start: "), "{err}");
+}
+
+#[tokio::test]
+async fn throttling_holds_back_repeats_and_never_recoveries() {
+    let flow_hook = HttpReceiver::start(&[]).await;
+    let global_hook = HttpReceiver::start(&[]).await;
+    let dir = tempdir();
+    let global = rules(dir.path(), &format!("- on: [recovered]\n  webhook: {{ url: \"{}\" }}\n", global_hook.url("/global")));
+    let flow_rules = rules(dir.path(), &format!("- on: [failed, recovered]\n  webhook: {{ url: \"{}\" }}\n", flow_hook.url("/flow")));
+    let mut d = Dispatcher::new(&global).unwrap().with_retry(quick());
+    d.set_flow("roster-import", &flow_rules).unwrap();
+
+    let failed = |s: i64| Notice::new("failed", "roster-import", at(s), "", "connection refused");
+    let outcomes: Vec<_> =
+        [d.dispatch(&failed(0), at(0)).await, d.dispatch(&failed(60), at(60)).await, d.dispatch(&failed(120), at(120)).await]
+            .into_iter()
+            .map(|o| o[0].outcome.clone())
+            .collect();
+    assert!(
+        matches!(outcomes[..], [Outcome::Sent { held_back: 0, .. }, Outcome::HeldBack { held: 1 }, Outcome::HeldBack { held: 2 }]),
+        "{outcomes:?}"
+    );
+    assert_eq!(flow_hook.requests().len(), 1, "3 failed notices within the window: 1 sent");
+
+    // Another flow's notice goes to no flow rule of roster-import's (and no global rule matches).
+    assert!(d.dispatch(&Notice::new("failed", "other", at(130), "", "x"), at(130)).await.is_empty());
+
+    let out = d.dispatch(&failed(3600), at(3600)).await;
+    assert!(matches!(out[0].outcome, Outcome::Sent { held_back: 2, .. }), "{out:?}");
+    let body = flow_hook.requests()[1].json();
+    assert_eq!(body["held_back"], 2);
+    assert!(body["text"].as_str().unwrap().ends_with("(2 similar notices held back)"), "{body}");
+
+    for s in [3601, 3602] {
+        let out = d.dispatch(&Notice::new("recovered", "roster-import", at(s), "", ""), at(s)).await;
+        assert_eq!(out.len(), 2, "the flow's rule and the global one: {out:?}");
+        assert!(out.iter().all(|d| matches!(d.outcome, Outcome::Sent { .. })), "{out:?}");
+    }
+    assert_eq!(flow_hook.requests().len(), 4, "recoveries are never held back");
+    assert_eq!(global_hook.requests().len(), 2);
+}
+
+#[test]
+fn a_flow_file_notify_section_is_checked_with_positions() {
+    let dir = tempdir();
+    let file = dir.path().join("f.yaml");
+    let text = "name: f
+endpoints: { l: { type: local, root: ./x } }
+source: { endpoint: l, path: /in }
+sinks: [ { endpoint: l, path: /out } ]
+notify:
+  - on: [failed, quarantined]
+    webhook: { url: \"${env:TOKEN}\" }
+  - on: [failed, nonsense]
+    email: { server: smtp.example.com, from: a@example.com, to: [b@example.com], password: \"${env:SMTP_PASS}\" }
+";
+    let errs = wharf::config::load_flow_str_with_env(text, &file, &env).unwrap_err();
+    let shown: Vec<String> = errs.iter().map(|d| format!("{}:{}: {} (at {})", d.line, d.col, d.message, d.yaml_path)).collect();
+    assert!(shown.iter().any(|s| s.starts_with("7:21: is not a valid URL") && s.ends_with("(at /notify/0/webhook/url)")), "{shown:#?}");
+    assert!(shown.iter().any(|s| s.starts_with("8:18: unknown value") && s.contains("nonsense")), "{shown:#?}");
+    assert!(!shown.concat().contains("t0ken"), "{shown:#?}");
+
+    let good = text
+        .replace("${env:TOKEN}", "https://hooks.example.com/x")
+        .replace("failed, nonsense", "failed")
+        .replace(", password: \"${env:SMTP_PASS}\"", "");
+    let flow = wharf::config::load_flow_str_with_env(&good, &file, &env).unwrap_or_else(|e| panic!("{e:#?}"));
+    assert_eq!(flow.notify.len(), 2);
+    assert!(flow.notify[0].matches("quarantined") && !flow.notify[1].matches("quarantined"));
+}
