@@ -1,4 +1,5 @@
-//! `wharf events [FLOW]`: the event log (overdue, late and expired responses), oldest first.
+//! `wharf events [FLOW]`: the event log (failed runs, quarantines, unreachable endpoints and
+//! recoveries, missing files, overdue/late/expired responses), oldest first.
 
 use std::process::ExitCode;
 

@@ -18,6 +18,7 @@ mod quarantine;
 mod run;
 mod runs;
 mod schema;
+mod serve;
 mod state;
 mod status;
 mod trigger;
@@ -78,18 +79,23 @@ pub enum Command {
     Quarantine(quarantine::Args),
     /// Show awaited responses (round trips): request, expected response, deadline, state.
     Awaits(awaits::Args),
-    /// Show recorded events (overdue, late and expired responses), oldest first.
+    /// Show recorded events (failed runs, quarantined files, unreachable endpoints, recoveries,
+    /// missing files, overdue/late/expired responses), oldest first.
     Events(events::Args),
     /// Show the flows of the running `wharf serve` (without one: each flow's last run).
     Status(status::Args),
     /// Ask the running `wharf serve` to run a flow now.
     Trigger(trigger::Args),
+    /// Run every flow of a folder on its schedule until stopped (SIGTERM / Ctrl-C).
+    Serve(serve::Args),
 }
 
 /// Parses arguments, runs the command, and maps the result to an exit code.
 pub fn run() -> ExitCode {
     let cli = Cli::parse();
-    logging::init(cli.log_format, cli.verbose);
+    // A daemon's log is its output: info by default.
+    let verbose = if matches!(cli.command, Command::Serve(_)) { cli.verbose.max(1) } else { cli.verbose };
+    logging::init(cli.log_format, verbose);
     let global = Global { state_dir: cli.state_dir.clone() };
     let res = match cli.command {
         Command::Validate(a) => validate::run(a),
@@ -103,6 +109,7 @@ pub fn run() -> ExitCode {
         Command::Events(a) => events::run(a, &global),
         Command::Status(a) => status::run(a, &global),
         Command::Trigger(a) => trigger::run(a, &global),
+        Command::Serve(a) => serve::run(a, &global),
     };
     match res {
         Ok(code) => code,

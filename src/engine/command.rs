@@ -73,10 +73,10 @@ pub async fn produce(cmd: &Command, folder: &Path, flow: &str, run: u64, now: Sy
         move |source| CommandError::Output { program, path, source }
     };
     tokio::fs::create_dir_all(folder).await.map_err(output_err(folder))?;
-    remove_stale_temps(folder).await;
+    remove_stale_temps(folder, flow).await;
     let name =
         cmd.name.render(&NameVars::new("", "", 0, run, now)).map_err(|message| CommandError::Name { program: program.clone(), message })?;
-    let temp = folder.join(format!("{TEMP_PREFIX}{run}.part"));
+    let temp = folder.join(format!("{TEMP_PREFIX}{flow}-{run}.part"));
     let file = std::fs::File::create(&temp).map_err(output_err(&temp))?;
     let mut child = tokio::process::Command::new(&cmd.program)
         .args(&cmd.args)
@@ -158,11 +158,16 @@ fn describe(status: std::process::ExitStatus) -> String {
     }
 }
 
-/// Removes temporary outputs a crashed run left behind.
-async fn remove_stale_temps(folder: &Path) {
+/// Removes temporary outputs a crashed run of `flow` left behind. Only this flow's: another
+/// flow exporting into the same folder may be writing its own right now (`wharf serve` runs
+/// flows side by side).
+async fn remove_stale_temps(folder: &Path, flow: &str) {
     let Ok(mut dir) = tokio::fs::read_dir(folder).await else { return };
+    let ours = format!("{TEMP_PREFIX}{flow}-");
     while let Ok(Some(e)) = dir.next_entry().await {
-        if e.file_name().to_string_lossy().starts_with(TEMP_PREFIX) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let run = name.strip_prefix(&ours).and_then(|rest| rest.strip_suffix(".part"));
+        if run.is_some_and(|r| !r.is_empty() && r.bytes().all(|b| b.is_ascii_digit())) {
             let _ = tokio::fs::remove_file(e.path()).await;
         }
     }
@@ -189,8 +194,12 @@ mod tests {
     async fn output_becomes_a_file_and_names_never_clash() {
         let dir = tempfile::tempdir().unwrap();
         let c = cmd(&["sh", "-c", "echo \"$WHARF_FLOW $WHARF_RUN\""], "export-{{run}}.csv");
-        std::fs::write(dir.path().join(".wharf-command-1.part"), "stale").unwrap();
+        std::fs::write(dir.path().join(".wharf-command-f-1.part"), "stale").unwrap();
+        // Another flow's output in progress, in the same folder: left alone.
+        std::fs::write(dir.path().join(".wharf-command-f-b-2.part"), "busy").unwrap();
         assert_eq!(produce(&c, dir.path(), "f", 7, SystemTime::now()).await.unwrap().as_deref(), Some("export-7.csv"));
+        assert!(!dir.path().join(".wharf-command-f-1.part").exists());
+        std::fs::remove_file(dir.path().join(".wharf-command-f-b-2.part")).unwrap();
         assert_eq!(std::fs::read_to_string(dir.path().join("export-7.csv")).unwrap(), "f 7\n");
         assert_eq!(produce(&c, dir.path(), "f", 7, SystemTime::now()).await.unwrap().as_deref(), Some("export-7-1.csv"));
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();

@@ -137,9 +137,10 @@ pub async fn run_once(
     flow: &Flow,
     ledger: &Ledger,
     opts: &RunOptions,
-    on_file: &mut dyn FnMut(&FileReport),
+    on_file: &mut (dyn FnMut(&FileReport) + Send),
 ) -> Result<RunReport, LedgerError> {
     let now = opts.now.unwrap_or_else(SystemTime::now);
+    close_interrupted(flow, ledger)?;
     let mut rec = ledger.begin_run(&flow.name, to_millis(now))?;
     tracing::info!(flow = %flow.name, run = rec.id, "Run started.");
     let mut report = RunReport::new(flow, rec.id);
@@ -192,6 +193,20 @@ impl RunReport {
     }
 }
 
+/// Marks this flow's runs that never finished (the process was killed or cut off at shutdown)
+/// as aborted. Safe because only one process writes the ledger, and it is starting a run now:
+/// no other run of the flow can be going. Their files are resumed by the lifecycle.
+fn close_interrupted(flow: &Flow, ledger: &Ledger) -> Result<(), LedgerError> {
+    for mut r in ledger.runs(Some(&flow.name), 20)? {
+        if r.status == RunStatus::Running {
+            r.status = RunStatus::Aborted;
+            r.error = Some("interrupted: wharf stopped before this run finished; a later run resumed its files".into());
+            ledger.finish_run(&r)?;
+        }
+    }
+    Ok(())
+}
+
 /// Records the end of a run: its status and counts, and its content-step totals.
 fn finish(ledger: &Ledger, flow: &Flow, rec: &mut RunRecord, report: &RunReport) -> Result<(), LedgerError> {
     rec.status = report.status;
@@ -234,7 +249,7 @@ impl From<LedgerError> for RunAbort {
     }
 }
 
-fn record(report: &mut RunReport, f: FileReport, on_file: &mut dyn FnMut(&FileReport)) {
+fn record(report: &mut RunReport, f: FileReport, on_file: &mut (dyn FnMut(&FileReport) + Send)) {
     match f.outcome {
         Outcome::Delivered => {
             report.counts.delivered += 1;
@@ -259,7 +274,7 @@ async fn run_files(
     now: SystemTime,
     run: u64,
     report: &mut RunReport,
-    on_file: &mut dyn FnMut(&FileReport),
+    on_file: &mut (dyn FnMut(&FileReport) + Send),
 ) -> Result<(), RunAbort> {
     let mut names: Vec<&str> = vec![flow.source.endpoint.as_str()];
     names.extend(flow.sinks.iter().map(|s| s.endpoint.as_str()));

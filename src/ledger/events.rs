@@ -197,8 +197,9 @@ impl Ledger {
     pub fn set_notify_cursor(&self, seq: u64) -> Result<(), LedgerError> {
         self.write(|tx| {
             let mut counters = tx.open_table(COUNTERS)?;
-            let old = counters.get(NOTIFY_CURSOR)?.map(|v| v.value()).unwrap_or(0);
-            if seq > old {
+            let old = counters.get(NOTIFY_CURSOR)?.map(|v| v.value());
+            // Absent is not 0: it means "no notifier yet" (see `notify_cursor`).
+            if old.is_none_or(|old| seq > old) {
                 counters.insert(NOTIFY_CURSOR, seq)?;
             }
             Ok(())
@@ -266,6 +267,8 @@ mod tests {
         assert_eq!(l.events(None, 1, 10).unwrap().len(), 2);
         assert_eq!(l.notify_cursor().unwrap(), None);
         assert_eq!(l.last_event_seq().unwrap(), 3);
+        l.set_notify_cursor(0).unwrap();
+        assert_eq!(l.notify_cursor().unwrap(), Some(0), "a notifier that started before any event");
         l.set_notify_cursor(3).unwrap();
         l.set_notify_cursor(2).unwrap();
         assert_eq!(l.notify_cursor().unwrap(), Some(3));

@@ -50,6 +50,7 @@ const TABLES: &[&str] = &[
     "awaits_v1",
     "await_requests_v1",
     "events_v1",
+    "health_v1",
 ];
 
 /// A ledger operation failed.

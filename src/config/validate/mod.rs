@@ -483,13 +483,15 @@ mod tests {
         }
     }
 
-    fn run(yaml: &str) -> Result<Flow, Vec<Problem>> {
+    /// Validates flow text (the child modules' tests use it too).
+    pub(super) fn run(yaml: &str) -> Result<Flow, Vec<Problem>> {
         // Through JSON, as the loader does: serde_yaml alone wants `!move_to x` for enums.
         let raw: RawFlow = serde_json::from_value(serde_yaml::from_str(yaml).unwrap()).unwrap();
         validate(raw, Path::new("/flows/f.yaml"), &Lookup { base_dir: Path::new("/flows"), env: &env })
     }
 
-    fn problems(yaml: &str) -> Vec<String> {
+    /// Every problem of an invalid flow, as text.
+    pub(super) fn problems(yaml: &str) -> Vec<String> {
         run(yaml).unwrap_err().into_iter().map(|p| p.to_string()).collect()
     }
 

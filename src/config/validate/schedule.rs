@@ -100,22 +100,9 @@ mod tests {
     use std::path::Path;
     use std::time::Duration;
 
-    use super::super::validate;
+    use super::super::tests::{problems, run};
     use super::*;
-    use crate::config::Flow;
-    use crate::config::diagnostic::Problem;
-    use crate::config::interpolate::Lookup;
-    use crate::config::raw::RawFlow;
     use crate::schedule::Overlap;
-
-    fn run(yaml: &str) -> Result<Flow, Vec<Problem>> {
-        let raw: RawFlow = serde_json::from_value(serde_yaml::from_str(yaml).unwrap()).unwrap();
-        validate(raw, Path::new("/flows/f.yaml"), &Lookup { base_dir: Path::new("/flows"), env: &|_| Err(std::env::VarError::NotPresent) })
-    }
-
-    fn problems(yaml: &str) -> Vec<String> {
-        run(yaml).unwrap_err().into_iter().map(|p| p.to_string()).collect()
-    }
 
     const BASE: &str = "name: orders
 endpoints:

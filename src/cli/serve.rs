@@ -1,0 +1,81 @@
+//! `wharf serve`: run every flow of a folder on its schedule until stopped.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use super::{EXIT_ABORTED, EXIT_INVALID, Global};
+use crate::schedule::SystemClock;
+use crate::serve::{self, ServeConfig, ServeOptions};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Folder of flow files (`*.yaml`, `*.yml`; `*.test.yaml` are skipped).
+    #[arg(long, default_value = "flows")]
+    pub flows: PathBuf,
+    /// The daemon's settings (listen address, limits, retries, global notifications).
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Serve health, metrics and status over HTTP on this loopback address too (overrides
+    /// `listen` in the config), e.g. 127.0.0.1:9464.
+    #[arg(long)]
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
+    let mut config = match &args.config {
+        None => ServeConfig::default(),
+        Some(path) => match serve::config::load(path) {
+            Ok(c) => c,
+            Err(diags) => {
+                for d in &diags {
+                    eprintln!("{d}");
+                }
+                eprintln!("{}: {} problem(s); not started", path.display(), diags.len());
+                return Ok(ExitCode::from(EXIT_INVALID));
+            }
+        },
+    };
+    if let Some(addr) = args.listen {
+        if !addr.ip().is_loopback() && !config.allow_remote {
+            eprintln!(
+                "--listen {addr}: not a loopback address; the control interface has no authentication (set `allow_remote: true` in the config to allow it)"
+            );
+            return Ok(ExitCode::from(EXIT_INVALID));
+        }
+        config.listen = Some(addr);
+    }
+    let opts = ServeOptions { flows_dir: args.flows, state_dir: global.state_dir.clone(), config };
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let result = rt.block_on(serve::serve(opts, Arc::new(SystemClock), shutdown_signal()));
+    match result {
+        Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(e) => {
+            eprintln!("error: wharf serve: {e}");
+            Ok(ExitCode::from(EXIT_ABORTED))
+        }
+    }
+}
+
+/// Completes on SIGTERM or Ctrl-C (SIGINT).
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => tracing::info!("SIGTERM: shutting down."),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: shutting down."),
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+}

@@ -1,0 +1,282 @@
+//! The daemon's own settings (`wharf serve --config serve.yaml`): where it listens, how many
+//! runs and connections it allows at once, how it retries flows that cannot reach their
+//! servers, how long a shutdown may take, and the notifications that apply to every flow.
+//!
+//! Shape only plus the few checks that need no flow; notification rules are checked by the
+//! same code as a flow's `notify:` (`config::validate`), so both report problems alike.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use crate::config::diagnostic::{Diagnostic, Problem};
+use crate::config::{duration, locate};
+
+/// `serve.yaml`: settings of `wharf serve` (every field optional).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawServeConfig {
+    /// Also serve health, metrics and status over HTTP on this address (for Prometheus), e.g.
+    /// `127.0.0.1:9464`. The CLI always uses the Unix socket `STATE/wharf.sock`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<String>,
+    /// Allow `listen` on an address other than loopback. The interface has no authentication:
+    /// only do this behind a firewall or a reverse proxy that adds it.
+    #[serde(default)]
+    pub allow_remote: bool,
+    /// Limits on concurrent work.
+    #[serde(default)]
+    pub limits: RawLimits,
+    /// Retries of a run that could not reach an endpoint.
+    #[serde(default)]
+    pub retry: RawServeRetry,
+    /// How long in-flight files may take to finish after SIGTERM / Ctrl-C before the runs are
+    /// cut off (cut-off files resume at the next start). Default `30s`.
+    #[serde(default = "default_grace")]
+    pub shutdown_grace: String,
+    /// How often the flows folder is checked for changed flow files. Default `2s`.
+    #[serde(default = "default_rescan")]
+    pub rescan: String,
+    /// Notifications for every flow, in addition to each flow's own `notify:`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notify: Vec<crate::config::raw_notify::RawNotifyRule>,
+}
+
+/// Limits on concurrent work.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    /// Runs at once, over all flows. Default 4.
+    #[serde(default = "default_runs")]
+    pub runs: usize,
+    /// Runs at once that connect to one server (`host:port`). Each run holds one connection
+    /// per endpoint, so this bounds the connections a partner sees from wharf. Default 2.
+    #[serde(default = "default_per_server")]
+    pub per_server: usize,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits { runs: default_runs(), per_server: default_per_server() }
+    }
+}
+
+/// Retries of a run that could not reach an endpoint: exponential backoff with jitter from
+/// `backoff` up to `max`, never later than the flow's next scheduled run.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawServeRetry {
+    /// First delay. Default `30s`.
+    #[serde(default = "default_backoff")]
+    pub backoff: String,
+    /// Longest delay. Default `15m`.
+    #[serde(default = "default_max")]
+    pub max: String,
+}
+
+impl Default for RawServeRetry {
+    fn default() -> Self {
+        RawServeRetry { backoff: default_backoff(), max: default_max() }
+    }
+}
+
+fn default_grace() -> String {
+    "30s".into()
+}
+fn default_rescan() -> String {
+    "2s".into()
+}
+fn default_runs() -> usize {
+    4
+}
+fn default_per_server() -> usize {
+    2
+}
+fn default_backoff() -> String {
+    "30s".into()
+}
+fn default_max() -> String {
+    "15m".into()
+}
+
+/// The daemon's checked settings.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: Option<SocketAddr>,
+    pub allow_remote: bool,
+    pub max_runs: usize,
+    pub per_server: usize,
+    pub retry_backoff: Duration,
+    pub retry_max: Duration,
+    pub shutdown_grace: Duration,
+    pub rescan: Duration,
+    pub notify: Vec<crate::notify::Rule>,
+}
+
+impl Default for ServeConfig {
+    fn default() -> Self {
+        ServeConfig {
+            listen: None,
+            allow_remote: false,
+            max_runs: default_runs(),
+            per_server: default_per_server(),
+            retry_backoff: Duration::from_secs(30),
+            retry_max: Duration::from_secs(15 * 60),
+            shutdown_grace: Duration::from_secs(30),
+            rescan: Duration::from_secs(2),
+            notify: Vec::new(),
+        }
+    }
+}
+
+/// Reads and checks `serve.yaml`; every problem is reported, each with file:line:col.
+pub fn load(path: &Path) -> Result<ServeConfig, Vec<Diagnostic>> {
+    let diag = |line, col, message: String, yaml_path: &str| Diagnostic {
+        file: path.to_path_buf(),
+        line,
+        col,
+        message,
+        yaml_path: yaml_path.into(),
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| vec![diag(1, 1, format!("cannot read serve config: {e}"), "/")])?;
+    let (parsed, syntax) = locate::parse(&text);
+    let Some(parsed) = parsed else {
+        return Err(syntax.into_iter().map(|l| diag(l.pos.line, l.pos.col, l.message, &l.yaml_path)).collect());
+    };
+    let raw: RawServeConfig = match serde_json::from_value(parsed.value.clone()) {
+        Ok(raw) => raw,
+        Err(e) => return Err(vec![diag(1, 1, format!("not a serve config: {e}"), "/")]),
+    };
+    let mut problems = Vec::new();
+    let checked = check(&raw, &mut problems);
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let env = |name: &str| std::env::var(name);
+    let lookup = crate::config::interpolate::Lookup { base_dir: dir, env: &env };
+    let rules = crate::config::validate::validate_notify(raw.notify.clone(), "/notify", &lookup);
+    let rules = match rules {
+        Ok(r) => Some(r),
+        Err(ps) => {
+            problems.extend(ps.into_iter().map(|p: Problem| (p.yaml_path, p.message)));
+            None
+        }
+    };
+    let mut out: Vec<Diagnostic> = problems
+        .into_iter()
+        .map(|(at, message)| {
+            let pos = parsed.positions.node(&at);
+            diag(pos.line, pos.col, message, &at)
+        })
+        .collect();
+    match (checked, rules) {
+        (Some(mut cfg), Some(rules)) if out.is_empty() => {
+            cfg.notify = rules;
+            Ok(cfg)
+        }
+        _ => {
+            out.sort_by_key(|d| (d.line, d.col));
+            Err(out)
+        }
+    }
+}
+
+/// Checks the parts of a serve config that need no other file (the `notify:` rules are
+/// checked by the caller, which has the flow-checking machinery).
+pub fn check(raw: &RawServeConfig, problems: &mut Vec<(String, String)>) -> Option<ServeConfig> {
+    let mut dur = |at: &str, s: &str| match duration::parse(s) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            problems.push((at.into(), e));
+            None
+        }
+    };
+    let grace = dur("/shutdown_grace", &raw.shutdown_grace);
+    let rescan = dur("/rescan", &raw.rescan);
+    let backoff = dur("/retry/backoff", &raw.retry.backoff);
+    let max = dur("/retry/max", &raw.retry.max);
+    let listen = match raw.listen.as_deref().map(str::parse::<SocketAddr>) {
+        None => None,
+        Some(Ok(a)) if a.ip().is_loopback() || raw.allow_remote => Some(Some(a)),
+        Some(Ok(a)) => {
+            problems.push((
+                "/listen".into(),
+                format!(
+                    "{a} is not a loopback address; the control interface has no authentication (set `allow_remote: true` to allow it)"
+                ),
+            ));
+            None
+        }
+        Some(Err(e)) => {
+            problems.push(("/listen".into(), format!("not an address like 127.0.0.1:9464: {e}")));
+            None
+        }
+    };
+    for (at, v) in [("/limits/runs", raw.limits.runs), ("/limits/per_server", raw.limits.per_server)] {
+        if v == 0 {
+            problems.push((at.into(), "must be at least 1".into()));
+        }
+    }
+    if let (Some(b), Some(m)) = (backoff, max)
+        && b > m
+    {
+        problems.push(("/retry/max".into(), format!("is shorter than retry.backoff ({})", crate::schedule::show_duration(b))));
+    }
+    Some(ServeConfig {
+        listen: listen.unwrap_or(None),
+        allow_remote: raw.allow_remote,
+        max_runs: raw.limits.runs.max(1),
+        per_server: raw.limits.per_server.max(1),
+        retry_backoff: backoff?,
+        retry_max: max?,
+        shutdown_grace: grace?,
+        rescan: rescan?,
+        notify: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems(yaml: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("serve.yaml");
+        std::fs::write(&p, yaml).unwrap();
+        match load(&p) {
+            Ok(_) => vec![],
+            Err(ds) => ds.iter().map(|d| format!("{}:{} {} {}", d.line, d.col, d.yaml_path, d.message)).collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_and_every_problem_with_its_line() {
+        assert!(problems("{}\n").is_empty());
+        let got = problems(
+            "listen: 10.0.0.1:9464\nlimits: { runs: 0, per_server: 2 }\nretry: { backoff: 5m, max: 1m }\nshutdown_grace: soon\nnotify:\n  - on: [failed]\n    command: { run: [] }\n",
+        );
+        let want = [
+            "1:9 /listen",
+            "2:17 /limits/runs",
+            "3:28 /retry/max is shorter than retry.backoff (5m)",
+            "4:17 /shutdown_grace",
+            "7:21 /notify/0/command/run",
+        ];
+        for w in want {
+            assert!(got.iter().any(|g| g.starts_with(w)), "{w} missing in {got:#?}");
+        }
+        assert!(got[0].contains("not a loopback address"), "{got:#?}");
+    }
+
+    #[test]
+    fn the_documented_example_parses() {
+        let text = include_str!("../../docs/examples/serve.yaml");
+        let raw: RawServeConfig = serde_json::from_value(serde_yaml::from_str(text).unwrap()).unwrap();
+        let mut problems = Vec::new();
+        let cfg = check(&raw, &mut problems).unwrap();
+        assert!(problems.is_empty(), "{problems:?}");
+        assert_eq!((cfg.max_runs, cfg.per_server, cfg.listen.map(|a| a.port())), (4, 2, Some(9464)));
+        assert_eq!(raw.notify.len(), 1);
+    }
+}

@@ -1,0 +1,68 @@
+//! What the control interface asks of a running daemon: its status, a run now, metrics.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::supervisor::{self, Shared};
+use crate::control::{self, FlowStatus, Metrics, RunSummary, Status, TriggerError, Triggered};
+
+/// The daemon as the control interface sees it.
+pub(super) struct DaemonView(pub Arc<Shared>);
+
+#[async_trait::async_trait]
+impl control::Daemon for DaemonView {
+    fn status(&self) -> Status {
+        status(&self.0)
+    }
+
+    async fn trigger(&self, flow: &str) -> Result<Triggered, TriggerError> {
+        supervisor::trigger(&self.0, flow).await
+    }
+
+    fn metrics(&self) -> &Metrics {
+        &self.0.metrics
+    }
+}
+
+fn at(ms: Option<i64>) -> Option<DateTime<Utc>> {
+    ms.and_then(DateTime::from_timestamp_millis)
+}
+
+/// Every flow file and what it is doing.
+pub(super) fn status(shared: &Arc<Shared>) -> Status {
+    let slots: Vec<_> = shared.registry().slots().cloned().collect();
+    let plans = shared.plans().clone();
+    let flows = slots
+        .iter()
+        .map(|slot| {
+            let name = slot.name();
+            let plan = plans.get(&name).cloned().unwrap_or_default();
+            let health = shared.ledger.health(&name).unwrap_or_default();
+            let last_run = plan.last.as_ref().map(|r| RunSummary {
+                run: r.run,
+                status: r.status.as_str().to_string(),
+                started: plan.last_started.unwrap_or(shared.started_at),
+                finished: plan.last_finished,
+                delivered: r.counts.delivered as u64,
+                failed: r.counts.failed as u64,
+                quarantined: r.quarantined as u64,
+                bytes: r.counts.bytes,
+                error: r.error.clone(),
+            });
+            FlowStatus {
+                name,
+                file: Some(slot.file.clone()),
+                schedule: slot.flow.as_ref().and_then(|f| f.schedule.as_ref()).map(|s| s.to_string()),
+                next_due: plan.next_due,
+                running: plan.running,
+                queued: plan.queued,
+                last_run,
+                last_success: at(health.last_ok),
+                failing_streak: health.failing_streak,
+                problem: slot.problem.clone(),
+            }
+        })
+        .collect();
+    Status { version: env!("CARGO_PKG_VERSION").to_string(), pid: std::process::id(), started_at: shared.started_at, flows }
+}

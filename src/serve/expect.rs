@@ -1,0 +1,116 @@
+//! Expected files (`expect:`): at each deadline, was a file delivered in its window?
+//!
+//! A deadline is checked once: the last one checked is kept in the flow's health
+//! (`expect_checked`), so a restart checks the deadlines that passed while the daemon was down
+//! and never the same one twice. A miss raises one `missing` event.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::supervisor::Shared;
+use crate::ledger::{EventKind, FileState, Ledger, LedgerError, NewEvent, to_millis};
+use crate::schedule::Deadline;
+
+/// Looks ahead this far for the next deadline.
+const HORIZON_DAYS: i64 = 8;
+
+/// The last checked time per flow.
+pub(super) struct Watch {
+    checked: BTreeMap<String, DateTime<Utc>>,
+}
+
+impl Watch {
+    pub fn new(_shared: &Arc<Shared>) -> Self {
+        Watch { checked: BTreeMap::new() }
+    }
+
+    /// Where checking resumes for `flow`: the stored mark, else when the daemon started.
+    fn from(&mut self, shared: &Arc<Shared>, flow: &str) -> DateTime<Utc> {
+        if let Some(t) = self.checked.get(flow) {
+            return *t;
+        }
+        let stored = shared.ledger.health(flow).ok().and_then(|h| h.expect_checked).and_then(DateTime::from_timestamp_millis);
+        let t = stored.unwrap_or(shared.started_at);
+        self.checked.insert(flow.to_string(), t);
+        t
+    }
+
+    /// Checks every deadline of every flow that passed by `now`.
+    pub fn check(&mut self, shared: &Arc<Shared>, now: DateTime<Utc>) {
+        for flow in shared.registry().flows() {
+            if flow.expect.is_empty() {
+                continue;
+            }
+            let from = self.from(shared, &flow.name);
+            if from >= now {
+                continue;
+            }
+            let deadlines: Vec<Deadline> = flow.expect.iter().flat_map(|e| e.deadlines_between(from, now)).collect();
+            if deadlines.is_empty() {
+                continue;
+            }
+            match missed(&shared.ledger, &flow.name, &deadlines) {
+                Ok(events) => {
+                    let mark = to_millis(now.into());
+                    let stored = shared.ledger.update_health(&flow.name, |h| {
+                        let mut h = h.clone();
+                        h.expect_checked = Some(mark);
+                        (h, events)
+                    });
+                    match stored {
+                        Ok(evs) => {
+                            for e in &evs {
+                                tracing::warn!(flow = %flow.name, detail = %e.detail, "Expected file missing.");
+                            }
+                            if !evs.is_empty() {
+                                shared.notifier.wake();
+                            }
+                        }
+                        Err(e) => tracing::error!(flow = %flow.name, error = %e, "Could not record an expected-file check."),
+                    }
+                }
+                Err(e) => tracing::error!(flow = %flow.name, error = %e, "Could not check expected files."),
+            }
+            self.checked.insert(flow.name.clone(), now);
+        }
+    }
+
+    /// The next deadline of any flow.
+    pub fn next(&mut self, shared: &Arc<Shared>) -> Option<DateTime<Utc>> {
+        let mut best: Option<DateTime<Utc>> = None;
+        for flow in shared.registry().flows() {
+            if flow.expect.is_empty() {
+                continue;
+            }
+            let from = self.from(shared, &flow.name);
+            let to = from + chrono::Duration::days(HORIZON_DAYS);
+            let first = flow.expect.iter().filter_map(|e| e.deadlines_between(from, to).into_iter().map(|d| d.due).min()).min();
+            best = match (best, first) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+        best
+    }
+}
+
+/// One `missing` event per deadline whose window saw no delivered file.
+fn missed(ledger: &Ledger, flow: &str, deadlines: &[Deadline]) -> Result<Vec<NewEvent>, LedgerError> {
+    let delivered: Vec<i64> = ledger.files(flow)?.into_iter().filter(|f| f.state == FileState::Done).map(|f| f.updated).collect();
+    Ok(deadlines
+        .iter()
+        .filter(|d| {
+            let (from, to) = (d.window_start.timestamp_millis(), d.due.timestamp_millis());
+            !delivered.iter().any(|t| (from..=to).contains(t))
+        })
+        .map(|d| NewEvent {
+            flow: flow.to_string(),
+            at: d.due.timestamp_millis(),
+            kind: EventKind::Missing,
+            subject: String::new(),
+            detail: format!("no file was delivered by {} (window from {})", d.label, d.window_start.format("%Y-%m-%d %H:%M UTC")),
+        })
+        .collect())
+}

@@ -1,0 +1,197 @@
+//! The flows a daemon serves: the flow files of one folder, reloaded when they change.
+//!
+//! Keyed by file. A file that loads is swapped in for the next run (a run in progress keeps
+//! the version it started with); a file that no longer loads is reported and its previous
+//! good version keeps running; a removed file's flow stops being scheduled. Two files naming
+//! the same flow would share its ledger records, so the second one is refused.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use crate::config::{self, Flow};
+
+/// One flow file.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    pub file: PathBuf,
+    /// The version in force: the last one that loaded (`None`: it never did).
+    pub flow: Option<Arc<Flow>>,
+    /// Why the file on disk is not in force, when it is not.
+    pub problem: Option<String>,
+    seen: Fingerprint,
+}
+
+impl Slot {
+    /// The flow's name, or the file's stem when it never loaded.
+    pub fn name(&self) -> String {
+        match &self.flow {
+            Some(f) => f.name.clone(),
+            None => self.file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+        }
+    }
+}
+
+/// What tells a changed file: its modification time and length.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint(Option<SystemTime>, u64);
+
+fn fingerprint(path: &Path) -> Fingerprint {
+    match std::fs::metadata(path) {
+        Ok(m) => Fingerprint(m.modified().ok(), m.len()),
+        Err(_) => Fingerprint(None, 0),
+    }
+}
+
+/// What a rescan changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// Flows (re)loaded.
+    pub loaded: Vec<String>,
+    /// Files that failed to load (the previous version, if any, stays).
+    pub refused: Vec<PathBuf>,
+    /// Files gone.
+    pub removed: Vec<PathBuf>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self.loaded.is_empty() && self.refused.is_empty() && self.removed.is_empty()
+    }
+}
+
+/// The flow files of one folder.
+#[derive(Debug)]
+pub struct Registry {
+    dir: PathBuf,
+    slots: BTreeMap<PathBuf, Slot>,
+}
+
+impl Registry {
+    pub fn new(dir: &Path) -> Self {
+        Registry { dir: dir.to_path_buf(), slots: BTreeMap::new() }
+    }
+
+    /// Every slot, by file.
+    pub fn slots(&self) -> impl Iterator<Item = &Slot> {
+        self.slots.values()
+    }
+
+    /// The flow in force named `name`.
+    pub fn flow(&self, name: &str) -> Option<Arc<Flow>> {
+        self.slots.values().filter_map(|s| s.flow.clone()).find(|f| f.name == name)
+    }
+
+    /// Every flow in force.
+    pub fn flows(&self) -> Vec<Arc<Flow>> {
+        self.slots.values().filter_map(|s| s.flow.clone()).collect()
+    }
+
+    /// Reads the folder again and loads every new or changed file.
+    pub fn rescan(&mut self) -> Changes {
+        let mut changes = Changes::default();
+        let files: Vec<PathBuf> = config::find_flows(std::slice::from_ref(&self.dir)).into_iter().filter(|p| p.is_file()).collect();
+        let gone: Vec<PathBuf> = self.slots.keys().filter(|k| !files.contains(k)).cloned().collect();
+        for file in gone {
+            tracing::warn!(file = %file.display(), "Flow file removed; its flow is no longer scheduled.");
+            self.slots.remove(&file);
+            changes.removed.push(file);
+        }
+        if !changes.removed.is_empty() {
+            // A file refused for a name clash may load now: look at every refused file again.
+            for slot in self.slots.values_mut().filter(|s| s.problem.is_some()) {
+                slot.seen = Fingerprint(None, u64::MAX);
+            }
+        }
+        for file in files {
+            let now = fingerprint(&file);
+            if self.slots.get(&file).is_some_and(|s| s.seen == now) {
+                continue;
+            }
+            let previous = self.slots.get(&file).and_then(|s| s.flow.clone());
+            let (flow, problem) = match config::load_flow(&file) {
+                Ok(flow) => match self.clash(&file, &flow.name) {
+                    Some(other) => {
+                        let why = format!("flow name {} is already used by {}", flow.name, other.display());
+                        (previous, Some(why))
+                    }
+                    None => (Some(Arc::new(flow)), None),
+                },
+                Err(diags) => {
+                    let first = diags.first().map(|d| d.to_string()).unwrap_or_default();
+                    let why = format!("{} problem(s), first: {first}", diags.len());
+                    (previous, Some(why))
+                }
+            };
+            match &problem {
+                Some(why) => {
+                    let kept = if flow.is_some() { "the previous version keeps running" } else { "not scheduled" };
+                    tracing::error!(file = %file.display(), problem = %why, "Flow file refused; {kept}.");
+                    changes.refused.push(file.clone());
+                }
+                None => {
+                    let name = flow.as_ref().map(|f| f.name.clone()).unwrap_or_default();
+                    tracing::info!(file = %file.display(), flow = %name, "Flow loaded.");
+                    changes.loaded.push(name);
+                }
+            }
+            self.slots.insert(file.clone(), Slot { file, flow, problem, seen: now });
+        }
+        changes
+    }
+
+    /// Another file whose flow in force is named `name`.
+    fn clash(&self, file: &Path, name: &str) -> Option<PathBuf> {
+        self.slots.values().find(|s| s.file != file && s.flow.as_ref().is_some_and(|f| f.name == name)).map(|s| s.file.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn flow_yaml(name: &str, root: &Path) -> String {
+        format!(
+            "name: {name}\nendpoints:\n  a: {{ type: local, root: {r} }}\nsource: {{ endpoint: a, path: /in }}\nsinks: [ {{ endpoint: a, path: /out }} ]\n",
+            r = root.display()
+        )
+    }
+
+    /// Writes `text` so the change is seen even within one mtime tick (the length differs or
+    /// the mtime is set explicitly).
+    fn write(path: &Path, text: &str, secs: u64) {
+        std::fs::write(path, text).unwrap();
+        let f = std::fs::File::options().write(true).open(path).unwrap();
+        f.set_modified(SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs)).unwrap();
+    }
+
+    #[test]
+    fn loads_reloads_keeps_the_good_version_and_forgets_removed_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(&d.join("a.yaml"), &flow_yaml("alpha", d), 1);
+        write(&d.join("b.yaml"), &flow_yaml("beta", d), 1);
+        let mut r = Registry::new(d);
+        assert_eq!(r.rescan().loaded, ["alpha", "beta"]);
+        assert!(r.rescan().is_empty(), "nothing changed");
+
+        write(&d.join("a.yaml"), "name: alpha\nendpoints: [oops\n", 2);
+        let c = r.rescan();
+        assert_eq!(c.refused, [d.join("a.yaml")]);
+        assert!(r.flow("alpha").is_some(), "the previous version stays in force");
+        let slot = r.slots().find(|s| s.file == d.join("a.yaml")).unwrap();
+        assert!(slot.problem.as_deref().unwrap().contains("problem(s)"), "{:?}", slot.problem);
+
+        write(&d.join("c.yaml"), &flow_yaml("beta", d), 3);
+        let c = r.rescan();
+        assert_eq!(c.refused, [d.join("c.yaml")]);
+        assert!(r.slots().find(|s| s.file == d.join("c.yaml")).unwrap().problem.as_deref().unwrap().contains("already used by"));
+
+        std::fs::remove_file(d.join("b.yaml")).unwrap();
+        let c = r.rescan();
+        assert_eq!(c.removed, [d.join("b.yaml")]);
+        assert_eq!(c.loaded, ["beta"], "the refused c.yaml takes the freed name");
+        assert_eq!(r.flow("beta").unwrap().file, d.join("c.yaml"));
+    }
+}

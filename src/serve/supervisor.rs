@@ -1,0 +1,429 @@
+//! The daemon's loop: which flow runs when.
+//!
+//! One task owns the schedule state (`Plan` per flow) and reacts to four things: the clock
+//! reaching the earliest due time, a command (trigger, reload, a run finished), and shutdown.
+//! Runs are spawned tasks that report back over the command channel, so the loop never waits
+//! for a transfer. Each decision is made here and only here:
+//! - due: start the run, or — while the previous one is still going — skip it (`overlap:
+//!   skip`, logged) or queue one (`overlap: queue`, at most one);
+//! - missed times (the machine slept, the daemon was down) are not caught up one by one: the
+//!   next time is computed from now;
+//! - a run aborted because a server could not be reached is retried with exponential backoff
+//!   and jitter (`serve.yaml` `retry`), never later than the flow's next scheduled time;
+//! - expected-file deadlines (`expect:`) are checked when they pass (`expect.rs`).
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::task::JoinHandle;
+
+use super::limits::Limits;
+use super::registry::Registry;
+use super::{ServeError, ServeOptions, expect, notifier};
+use crate::config::Flow;
+use crate::control::{self, Metrics, TriggerError, Triggered};
+use crate::endpoint::ErrorKind;
+use crate::engine::{self, RunOptions, RunReport, Stop};
+use crate::ledger::{Ledger, RunStatus};
+use crate::schedule::{Clock, Overlap};
+
+/// A finished run, as broadcast to watchers (tests, the notifier).
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub flow: String,
+    /// The run's report, or why the run could not be recorded (a ledger failure).
+    pub report: Result<Arc<RunReport>, String>,
+}
+
+/// Commands to the loop.
+pub(super) enum Cmd {
+    Trigger(String, oneshot::Sender<Result<Triggered, TriggerError>>),
+    Reload,
+    Done(String, Result<Arc<RunReport>, String>, Duration),
+}
+
+/// What the loop knows of one flow between runs.
+#[derive(Debug, Default, Clone)]
+pub(super) struct Plan {
+    /// The next scheduled (or retry) time; `None`: only by trigger.
+    pub next_due: Option<DateTime<Utc>>,
+    pub running: bool,
+    pub queued: bool,
+    /// Retries so far of a run that could not reach a server.
+    pub retry_attempt: u32,
+    pub last: Option<Arc<RunReport>>,
+    pub last_started: Option<DateTime<Utc>>,
+    pub last_finished: Option<DateTime<Utc>>,
+}
+
+/// State shared by the loop, the runs, the notifier and the control interface.
+pub(super) struct Shared {
+    pub opts: ServeOptions,
+    pub ledger: Arc<Ledger>,
+    pub clock: Arc<dyn Clock>,
+    pub registry: Mutex<Registry>,
+    pub plans: Mutex<BTreeMap<String, Plan>>,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
+    pub stop: Stop,
+    pub cmd: mpsc::UnboundedSender<Cmd>,
+    pub finished: broadcast::Sender<Finished>,
+    pub started_at: DateTime<Utc>,
+    pub notifier: notifier::Notifier,
+    runs: Mutex<Vec<JoinHandle<()>>>,
+}
+
+impl Shared {
+    pub fn plans(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Plan>> {
+        // A panic while holding the lock leaves plain data behind: keep going with it.
+        self.plans.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
+        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A running daemon.
+pub struct Handle {
+    pub(super) shared: Arc<Shared>,
+    main: JoinHandle<()>,
+    control: Mutex<Option<JoinHandle<()>>>,
+    control_stop: Mutex<Option<oneshot::Sender<()>>>,
+}
+
+/// Starts the loop (and the notifier) over the flows in `opts.flows_dir`.
+pub fn start(opts: ServeOptions, ledger: Arc<Ledger>, clock: Arc<dyn Clock>) -> Result<Handle, ServeError> {
+    if !opts.flows_dir.is_dir() {
+        let e = std::io::Error::new(std::io::ErrorKind::NotFound, "not a folder");
+        return Err(ServeError::Flows(opts.flows_dir.clone(), e));
+    }
+    let (tx, rx) = mpsc::unbounded_channel();
+    let (finished, _) = broadcast::channel(256);
+    let mut registry = Registry::new(&opts.flows_dir);
+    registry.rescan();
+    let metrics = Arc::new(Metrics::new());
+    let notifier = notifier::Notifier::start(ledger.clone(), opts.config.notify.clone(), clock.clone(), metrics.clone());
+    let shared = Arc::new(Shared {
+        limits: Limits::new(opts.config.max_runs, opts.config.per_server),
+        started_at: clock.now(),
+        opts,
+        ledger,
+        clock,
+        registry: Mutex::new(registry),
+        plans: Mutex::new(BTreeMap::new()),
+        metrics,
+        stop: Stop::default(),
+        cmd: tx,
+        finished,
+        notifier,
+        runs: Mutex::new(Vec::new()),
+    });
+    plan_all(&shared, shared.clock.now());
+    let main = tokio::spawn(run_loop(shared.clone(), rx));
+    spawn_rescan(&shared);
+    Ok(Handle { shared, main, control: Mutex::new(None), control_stop: Mutex::new(None) })
+}
+
+impl Handle {
+    /// Starts the control interface (Unix socket in the state folder, and HTTP when
+    /// configured) and writes the discovery file the CLI reads.
+    pub async fn serve_control(&self) -> Result<(), ServeError> {
+        let cfg = &self.shared.opts.config;
+        let listen = control::ListenConfig::in_state_dir(&self.shared.opts.state_dir, cfg.listen, cfg.allow_remote);
+        let daemon: Arc<dyn control::Daemon> = Arc::new(super::daemon::DaemonView(self.shared.clone()));
+        let (stop_tx, stop_rx) = oneshot::channel::<()>();
+        let server = control::Server::bind(&listen).map_err(|e| ServeError::Control(e.to_string()))?;
+        if let Some(addr) = server.tcp_addr() {
+            tracing::info!(%addr, "Health, metrics and status over HTTP.");
+        }
+        let task = tokio::spawn(async move {
+            let stopped = async {
+                let _ = stop_rx.await;
+            };
+            if let Err(e) = server.run(daemon, stopped).await {
+                tracing::error!(error = %e, "Control interface stopped.");
+            }
+        });
+        *self.control.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
+        *self.control_stop.lock().unwrap_or_else(|e| e.into_inner()) = Some(stop_tx);
+        Ok(())
+    }
+
+    /// Asks for a run of `flow` now (as `wharf trigger` does).
+    pub async fn trigger(&self, flow: &str) -> Result<Triggered, TriggerError> {
+        trigger(&self.shared, flow).await
+    }
+
+    /// Re-reads the flows folder now (as SIGHUP does).
+    pub fn reload(&self) {
+        let _ = self.shared.cmd.send(Cmd::Reload);
+    }
+
+    /// Finished runs from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Finished> {
+        self.shared.finished.subscribe()
+    }
+
+    /// The daemon's status, as `wharf status` shows it.
+    pub fn status(&self) -> control::Status {
+        super::daemon::status(&self.shared)
+    }
+
+    pub fn ledger(&self) -> Arc<Ledger> {
+        self.shared.ledger.clone()
+    }
+
+    /// Waits until the notifier has handled every recorded event (tests).
+    pub async fn notified(&self) {
+        self.shared.notifier.flush().await;
+    }
+
+    /// Stops: no new run or file starts; running files get `shutdown_grace`, then the runs
+    /// are cut off (their files resume at the next start). Removes the control socket.
+    pub async fn shutdown(self) {
+        let grace = self.shared.opts.config.shutdown_grace;
+        self.shared.stop.request();
+        self.main.abort();
+        let runs: Vec<JoinHandle<()>> = std::mem::take(&mut *self.shared.runs.lock().unwrap_or_else(|e| e.into_inner()));
+        let deadline = Instant::now() + grace;
+        for run in runs {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let abort = run.abort_handle();
+            if tokio::time::timeout(left, run).await.is_err() {
+                tracing::warn!(grace_s = grace.as_secs(), "Shutdown grace over: cutting off a run; its file resumes at the next start.");
+                abort.abort();
+            }
+        }
+        self.shared.notifier.flush().await;
+        if let Some(tx) = self.control_stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
+            let _ = tx.send(());
+        }
+        let control = self.control.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = control {
+            let _ = task.await;
+        }
+        tracing::info!("wharf serve stopped.");
+    }
+}
+
+/// Asks the loop for a run.
+pub(super) async fn trigger(shared: &Arc<Shared>, flow: &str) -> Result<Triggered, TriggerError> {
+    if shared.stop.requested() {
+        return Err(TriggerError::ShuttingDown);
+    }
+    let (tx, rx) = oneshot::channel();
+    shared.cmd.send(Cmd::Trigger(flow.to_string(), tx)).map_err(|_| TriggerError::ShuttingDown)?;
+    rx.await.unwrap_or(Err(TriggerError::ShuttingDown))
+}
+
+/// (Re)computes every flow's next time from `now`, keeping what runs.
+fn plan_all(shared: &Arc<Shared>, now: DateTime<Utc>) {
+    let flows = shared.registry().flows();
+    shared.notifier.set_rules(&flows);
+    for f in &flows {
+        shared.metrics.register_flow(&f.name);
+    }
+    let mut plans = shared.plans();
+    plans.retain(|name, p| p.running || flows.iter().any(|f| &f.name == name));
+    for flow in flows {
+        let plan = plans.entry(flow.name.clone()).or_default();
+        if plan.retry_attempt == 0 || plan.next_due.is_none() {
+            plan.next_due = flow.schedule.as_ref().and_then(|s| s.next_after(&flow.name, now));
+        }
+    }
+}
+
+fn spawn_rescan(shared: &Arc<Shared>) {
+    let weak = Arc::downgrade(shared);
+    let every = shared.opts.config.rescan;
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        loop {
+            #[cfg(unix)]
+            let hup_recv = async {
+                match hup.as_mut() {
+                    Some(h) => {
+                        h.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let hup_recv = std::future::pending::<()>();
+            tokio::select! {
+                _ = tokio::time::sleep(every) => {}
+                _ = hup_recv => tracing::info!("SIGHUP: reloading the flows."),
+            }
+            let Some(shared) = weak.upgrade() else { return };
+            if shared.stop.requested() || shared.cmd.send(Cmd::Reload).is_err() {
+                return;
+            }
+        }
+    });
+}
+
+async fn run_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Cmd>) {
+    let mut expects = expect::Watch::new(&shared);
+    loop {
+        let now = shared.clock.now();
+        let due_runs = due(&shared, now);
+        for flow in due_runs {
+            // A skipped (overlapping) run is logged where it is decided.
+            let _ = start_or_defer(&shared, flow, now);
+        }
+        expects.check(&shared, now);
+        let next = earliest(&shared).into_iter().chain(expects.next(&shared)).min();
+        let sleep = async {
+            match next {
+                Some(t) => shared.clock.sleep_until(t).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = sleep => {}
+            cmd = rx.recv() => match cmd {
+                None => return,
+                Some(cmd) => handle(&shared, cmd),
+            },
+        }
+        if shared.stop.requested() {
+            return;
+        }
+    }
+}
+
+/// The flows whose time has come (their next time is moved on).
+fn due(shared: &Arc<Shared>, now: DateTime<Utc>) -> Vec<Arc<Flow>> {
+    let registry = shared.registry();
+    let mut plans = shared.plans();
+    let mut out = Vec::new();
+    for flow in registry.flows() {
+        let Some(plan) = plans.get_mut(&flow.name) else { continue };
+        if plan.next_due.is_none_or(|t| t > now) {
+            continue;
+        }
+        // Not caught up one by one: the next time is the first one after now.
+        plan.next_due = flow.schedule.as_ref().and_then(|s| s.next_after(&flow.name, now));
+        out.push(flow);
+    }
+    out
+}
+
+fn earliest(shared: &Arc<Shared>) -> Option<DateTime<Utc>> {
+    shared.plans().values().filter(|p| !p.running).filter_map(|p| p.next_due).min()
+}
+
+/// Starts a run of `flow`, or applies its overlap policy when one is going.
+fn start_or_defer(shared: &Arc<Shared>, flow: Arc<Flow>, now: DateTime<Utc>) -> Result<Triggered, TriggerError> {
+    {
+        let mut plans = shared.plans();
+        let plan = plans.entry(flow.name.clone()).or_default();
+        if plan.running {
+            let overlap = flow.schedule.as_ref().map(|s| s.overlap).unwrap_or_default();
+            return match overlap {
+                Overlap::Queue if !plan.queued => {
+                    plan.queued = true;
+                    tracing::info!(flow = %flow.name, "Previous run still going; one run queued.");
+                    Ok(Triggered::Queued)
+                }
+                Overlap::Queue => Ok(Triggered::Queued),
+                _ => {
+                    tracing::warn!(flow = %flow.name, "Previous run still going; this run is skipped (overlap: skip).");
+                    Err(TriggerError::AlreadyRunning(flow.name.clone()))
+                }
+            };
+        }
+        plan.running = true;
+        plan.last_started = Some(now);
+    }
+    shared.metrics.run_started(&flow.name);
+    let s = shared.clone();
+    let task = tokio::spawn(async move {
+        let started = Instant::now();
+        let _permits = s.limits.acquire(&flow).await;
+        let mut opts = RunOptions::new(s.opts.state_dir.join("staging"));
+        opts.now = Some(s.clock.now().into());
+        opts.stop = s.stop.clone();
+        let report = if s.stop.requested() {
+            Err("wharf is shutting down".to_string())
+        } else {
+            engine::run_once(&flow, &s.ledger, &opts, &mut |_| {}).await.map(Arc::new).map_err(|e| e.to_string())
+        };
+        let _ = s.cmd.send(Cmd::Done(flow.name.clone(), report, started.elapsed()));
+    });
+    let mut runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
+    runs.retain(|r| !r.is_finished());
+    runs.push(task);
+    Ok(Triggered::Started)
+}
+
+fn handle(shared: &Arc<Shared>, cmd: Cmd) {
+    let now = shared.clock.now();
+    match cmd {
+        Cmd::Reload => {
+            let changes = shared.registry().rescan();
+            if !changes.is_empty() {
+                plan_all(shared, now);
+            }
+        }
+        Cmd::Trigger(name, reply) => {
+            let flow = shared.registry().flow(&name);
+            let result = match flow {
+                None => Err(TriggerError::UnknownFlow(name.clone())),
+                Some(flow) => start_or_defer(shared, flow, now),
+            };
+            let _ = reply.send(result);
+        }
+        Cmd::Done(name, report, took) => finished(shared, &name, report, took, now),
+    }
+}
+
+/// Bookkeeping after a run: metrics, summary, retry or queued run.
+fn finished(shared: &Arc<Shared>, name: &str, report: Result<Arc<RunReport>, String>, took: Duration, now: DateTime<Utc>) {
+    let flow = shared.registry().flow(name);
+    if let Ok(r) = &report {
+        let outcomes = [
+            ("delivered", r.counts.delivered as u64),
+            ("failed", r.counts.failed as u64),
+            ("skipped", r.counts.skipped as u64),
+            ("not_ready", r.counts.not_ready as u64),
+            ("quarantined", r.quarantined as u64),
+        ];
+        shared.metrics.run_finished(name, r.status.as_str(), took, &outcomes, r.counts.bytes, now);
+        shared.notifier.run_finished(flow.as_deref(), r);
+    } else {
+        shared.metrics.run_finished(name, "aborted", took, &[], 0, now);
+    }
+    let unreachable = report.as_ref().is_ok_and(|r| r.status == RunStatus::Aborted && r.error_kind.is_some_and(ErrorKind::is_transient));
+    let queued = {
+        let mut plans = shared.plans();
+        let plan = plans.entry(name.to_string()).or_default();
+        plan.running = false;
+        plan.last_finished = Some(now);
+        if let Ok(r) = &report {
+            plan.last = Some(r.clone());
+        }
+        let schedule = flow.as_ref().and_then(|f| f.schedule.as_ref());
+        if unreachable && let Some(s) = schedule {
+            plan.retry_attempt += 1;
+            let cfg = &shared.opts.config;
+            let wait = crate::schedule::backoff(plan.retry_attempt, cfg.retry_backoff, cfg.retry_max);
+            let retry_at = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+            let regular = s.next_after(name, now);
+            plan.next_due = Some(regular.map_or(retry_at, |t| t.min(retry_at)));
+            tracing::warn!(flow = name, attempt = plan.retry_attempt, retry_in_s = wait.as_secs(), "Could not reach a server; retrying.");
+        } else if !unreachable {
+            plan.retry_attempt = 0;
+        }
+        std::mem::take(&mut plan.queued)
+    };
+    let _ = shared.finished.send(Finished { flow: name.to_string(), report });
+    if queued && let Some(flow) = flow {
+        let _ = start_or_defer(shared, flow, now);
+    }
+}

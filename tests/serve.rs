@@ -1,0 +1,270 @@
+//! `wharf serve` in-process: the scheduler with an injected clock (no sleeping), real local
+//! folders, a real OpenSSH sshd that goes down and comes back, and notifications delivered to
+//! a real local HTTP receiver.
+//!
+//! Every wait here is for something the daemon does (a run finishing, a request arriving),
+//! never a fixed delay; the clock only moves when a test moves it.
+
+mod support;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::broadcast;
+use wharf::control::{TriggerError, Triggered};
+use wharf::ledger::{EventKind, RunStatus};
+use wharf::schedule::ManualClock;
+use wharf::serve::{self, Handle, ServeConfig, ServeOptions};
+
+use support::http_receiver::HttpReceiver;
+use support::sshd::Sshd;
+
+/// A daemon over a temp folder: `flows/`, `state/`, `src/`, `dst/`.
+struct Daemon {
+    dir: support::TempDir,
+    clock: Arc<ManualClock>,
+    handle: Option<Handle>,
+    finished: broadcast::Receiver<serve::Finished>,
+}
+
+fn root(dir: &Path) -> PathBuf {
+    dir.to_path_buf()
+}
+
+impl Daemon {
+    /// Writes the flow files and starts the daemon with the clock at `start`.
+    fn start(flows: &[(&str, String)], start: DateTime<Utc>, config: ServeConfig) -> Daemon {
+        let dir = support::tempdir();
+        for d in ["flows", "state", "src/in", "dst"] {
+            std::fs::create_dir_all(dir.path().join(d)).unwrap();
+        }
+        for (name, text) in flows {
+            std::fs::write(dir.path().join("flows").join(name), text.replace("ROOT", &root(dir.path()).display().to_string())).unwrap();
+        }
+        let clock = Arc::new(ManualClock::new(start));
+        let opts = ServeOptions { flows_dir: dir.path().join("flows"), state_dir: dir.path().join("state"), config };
+        let handle = serve::start(opts, clock.clone()).expect("start the daemon");
+        let finished = handle.subscribe();
+        Daemon { dir, clock, handle: Some(handle), finished }
+    }
+
+    fn handle(&self) -> &Handle {
+        self.handle.as_ref().unwrap()
+    }
+
+    fn path(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Waits until the loop sleeps, then moves the clock.
+    async fn advance(&self, by: Duration) {
+        self.clock.until_sleepers(1).await;
+        self.clock.advance(by);
+    }
+
+    /// The next finished run (fails the test after 60 s of real time).
+    async fn next_run(&mut self) -> Arc<wharf::engine::RunReport> {
+        let f = tokio::time::timeout(Duration::from_secs(60), self.finished.recv()).await.expect("a run finishes").unwrap();
+        f.report.expect("the run was recorded")
+    }
+
+    async fn stop(mut self) {
+        self.handle.take().unwrap().shutdown().await;
+    }
+}
+
+/// A local → local flow, `src/in/*.csv` → `dst/`, with `extra` appended (schedule, notify…).
+fn local_flow(name: &str, extra: &str) -> String {
+    format!(
+        "name: {name}\nendpoints:\n  a: {{ type: local, root: ROOT/src }}\n  b: {{ type: local, root: ROOT/dst }}\nsource: {{ endpoint: a, path: /in, include: ['*.csv'] }}\nsinks: [ {{ endpoint: b, path: / }} ]\nafter: {{ success: delete }}\n{extra}"
+    )
+}
+
+/// Now, on a whole minute (schedules are anchored to the epoch).
+fn minute_now() -> DateTime<Utc> {
+    let t = Utc::now().timestamp();
+    DateTime::from_timestamp(t - t % 60, 0).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_runs_when_due_and_not_before() {
+    let mut d = Daemon::start(&[("pull.yaml", local_flow("pull", "schedule: { every: 10m }\n"))], minute_now(), ServeConfig::default());
+    std::fs::write(d.path("src/in/a.csv"), "x\n").unwrap();
+    let st = d.handle().status();
+    assert_eq!(st.flows.len(), 1);
+    assert!(st.flows[0].next_due.is_some() && st.flows[0].last_run.is_none(), "{st:?}");
+
+    d.advance(Duration::from_secs(600)).await;
+    let r = d.next_run().await;
+    assert_eq!((r.status, r.counts.delivered), (RunStatus::Ok, 1));
+    assert!(d.path("dst/a.csv").exists());
+    assert!(!d.path("src/in/a.csv").exists(), "after.success: delete");
+    let st = d.handle().status();
+    assert!(st.flows[0].last_run.is_some() && !st.flows[0].running, "{st:?}");
+    d.stop().await;
+}
+
+/// A source command that blocks until `ROOT/go` exists: a run that lasts as long as the test
+/// wants, without sleeping in the test.
+fn blocking_flow(name: &str, overlap: &str) -> String {
+    format!(
+        "name: {name}\nendpoints:\n  a: {{ type: local, root: ROOT/src }}\n  b: {{ type: local, root: ROOT/dst }}\nsource:\n  endpoint: a\n  path: /{name}\n  include: ['*.csv']\n  command:\n    run: [sh, -c, 'while [ ! -e ROOT/go ]; do sleep 0.02; done; echo x']\n    name: 'out-{{{{run}}}}.csv'\nsinks: [ {{ endpoint: b, path: / }} ]\nafter: {{ success: delete }}\nschedule: {{ every: 1h, overlap: {overlap} }}\n"
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overlap_skip_refuses_a_second_run_and_queue_runs_it_after() {
+    let mut d = Daemon::start(
+        &[("skip.yaml", blocking_flow("skip", "skip")), ("queue.yaml", blocking_flow("queue", "queue"))],
+        minute_now(),
+        ServeConfig::default(),
+    );
+    let h = d.handle();
+    assert_eq!(h.trigger("skip").await, Ok(Triggered::Started));
+    assert_eq!(h.trigger("skip").await, Err(TriggerError::AlreadyRunning("skip".into())));
+    assert_eq!(h.trigger("queue").await, Ok(Triggered::Started));
+    assert_eq!(h.trigger("queue").await, Ok(Triggered::Queued));
+    assert_eq!(h.trigger("queue").await, Ok(Triggered::Queued), "at most one is queued");
+    assert_eq!(h.trigger("nope").await, Err(TriggerError::UnknownFlow("nope".into())));
+    std::fs::write(d.path("go"), "").unwrap();
+    let mut flows = Vec::new();
+    for _ in 0..3 {
+        let r = d.next_run().await;
+        assert_eq!(r.status, RunStatus::Ok, "{r:?}");
+        flows.push(r.flow.clone());
+    }
+    flows.sort();
+    assert_eq!(flows, ["queue", "queue", "skip"]);
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_invalid_edit_keeps_the_previous_version_running() {
+    let d = Daemon::start(&[("pull.yaml", local_flow("pull", "schedule: { every: 10m }\n"))], minute_now(), ServeConfig::default());
+    std::fs::write(d.path("flows/pull.yaml"), "name: pull\nendpoints: [broken\n").unwrap();
+    d.handle().reload();
+    // The reload is handled by the loop; status reflects it once the loop is idle again.
+    let mut problem = None;
+    for _ in 0..200 {
+        problem = d.handle().status().flows[0].problem.clone();
+        if problem.is_some() {
+            break;
+        }
+        tokio::task::yield_now().await;
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let problem = problem.expect("the broken file is reported");
+    assert!(problem.contains("problem(s)"), "{problem}");
+    assert_eq!(d.handle().trigger("pull").await, Ok(Triggered::Started), "the previous version still runs");
+    d.stop().await;
+}
+
+fn webhook(receiver: &HttpReceiver, on: &str) -> String {
+    format!("notify:\n  - on: [{on}]\n    throttle: 0s\n    webhook: {{ url: \"{}\" }}\n", receiver.url("/hook"))
+}
+
+fn kinds(receiver: &HttpReceiver) -> Vec<String> {
+    receiver.requests().iter().map(|r| r.json()["kind"].as_str().unwrap_or_default().to_string()).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreachable_server_alerts_once_and_its_recovery_once() {
+    let Some(sshd) = Sshd::start() else { return };
+    let receiver = HttpReceiver::start(&[]).await;
+    std::fs::create_dir_all(sshd.data_dir().join("in")).unwrap();
+    let flow = format!(
+        "name: partner\nendpoints:\n  p:\n{}  b: {{ type: local, root: ROOT/dst }}\nsource: {{ endpoint: p, path: /in, include: ['*.csv'] }}\nsinks: [ {{ endpoint: b, path: / }} ]\nschedule: {{ every: 1m }}\nretry: {{ attempts: 1 }}\nalerts: {{ unreachable_after: 3 }}\n{}",
+        sshd.endpoint_yaml(4),
+        webhook(&receiver, "unreachable, recovered, failed")
+    );
+    let mut d = Daemon::start(&[("partner.yaml", flow)], minute_now(), ServeConfig::default());
+    sshd.stop();
+    for _ in 0..5 {
+        d.advance(Duration::from_secs(60)).await;
+        let r = d.next_run().await;
+        assert_eq!(r.status, RunStatus::Aborted, "{r:?}");
+    }
+    d.handle().notified().await;
+    let logged = d.handle().ledger().events(None, 0, 100).unwrap();
+    assert_eq!(kinds(&receiver), ["unreachable"], "one alert for five failed runs; logged: {logged:?}");
+    let body = receiver.requests()[0].json();
+    assert_eq!(body["flow"], "partner");
+    assert!(body["detail"].as_str().unwrap().contains("3 runs in a row"), "{body}");
+
+    sshd.restart();
+    for _ in 0..2 {
+        d.advance(Duration::from_secs(60)).await;
+        let r = d.next_run().await;
+        assert_eq!(r.status, RunStatus::Ok, "{r:?}");
+    }
+    d.handle().notified().await;
+    assert_eq!(kinds(&receiver), ["unreachable", "recovered"], "one recovery, announced once");
+    let events: Vec<EventKind> = d.handle().ledger().events(Some("partner"), 0, 100).unwrap().iter().map(|e| e.kind).collect();
+    assert_eq!(events, [EventKind::Unreachable, EventKind::Recovered]);
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_file_is_announced_at_its_deadline() {
+    let receiver = HttpReceiver::start(&[]).await;
+    // 05:00 UTC on a Monday; the file is expected by 06:00 on weekdays.
+    let start = DateTime::parse_from_rfc3339("2026-11-23T05:00:00Z").unwrap().with_timezone(&Utc);
+    let extra = format!("expect:\n  - {{ by: \"06:00\", days: mon-fri }}\n{}", webhook(&receiver, "missing"));
+    let d = Daemon::start(&[("daily.yaml", local_flow("daily", &extra))], start, ServeConfig::default());
+    d.advance(Duration::from_secs(30 * 60)).await;
+    d.handle().notified().await;
+    assert!(kinds(&receiver).is_empty(), "05:30: not due yet");
+    d.advance(Duration::from_secs(31 * 60)).await;
+    // The loop checks the deadline when it wakes; wait for its event to be sent.
+    for _ in 0..500 {
+        d.handle().notified().await;
+        if !kinds(&receiver).is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(kinds(&receiver), ["missing"]);
+    let body = receiver.requests()[0].json();
+    assert!(body["detail"].as_str().unwrap().contains("06:00"), "{body}");
+    d.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_that_keeps_failing_is_given_up_into_the_quarantine() {
+    let Some(sshd) = Sshd::start() else { return };
+    let receiver = HttpReceiver::start(&[]).await;
+    std::fs::create_dir_all(sshd.data_dir().join("inbox")).unwrap();
+    sshd.give_to_user(&sshd.data_dir().join("inbox"));
+    // The export blocks until the test says go, so the server can be stopped after the run
+    // connected and before the upload: the upload then fails with a passing error.
+    let flow = format!(
+        "name: push\nendpoints:\n  a: {{ type: local, root: ROOT/src }}\n  q: {{ type: local, root: ROOT/quarantine }}\n  p:\n{}source:\n  endpoint: a\n  path: /out\n  include: ['*.csv']\n  command:\n    run: [sh, -c, 'while [ ! -e ROOT/go ]; do sleep 0.02; done; echo x']\n    name: out.csv\nsinks: [ {{ endpoint: p, path: /inbox }} ]\nquarantine: {{ endpoint: q, path: / }}\nretry: {{ attempts: 1, give_up_after: 1 }}\n{}",
+        sshd.endpoint_yaml(4),
+        webhook(&receiver, "quarantined")
+    );
+    let mut d = Daemon::start(&[("push.yaml", flow)], minute_now(), ServeConfig::default());
+    std::fs::create_dir_all(d.path("quarantine")).unwrap();
+    assert_eq!(d.handle().trigger("push").await, Ok(Triggered::Started));
+    // Wait until the run has connected (the export is running), then take the server away.
+    for _ in 0..500 {
+        if d.handle().status().flows[0].running && std::fs::read_dir(d.path("src/out")).is_ok_and(|mut r| r.next().is_some()) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    sshd.stop();
+    std::fs::write(d.path("go"), "").unwrap();
+    let r = d.next_run().await;
+    let f = &r.files[0];
+    assert_eq!(f.outcome, wharf::engine::Outcome::Quarantined, "{r:?}");
+    assert!(f.detail.contains("gave up after failing in 1 runs"), "{}", f.detail);
+    assert!(d.path("quarantine/out.csv").exists(), "the staged file was put aside");
+    d.handle().notified().await;
+    assert_eq!(kinds(&receiver), ["quarantined"]);
+    let body = receiver.requests()[0].json();
+    assert_eq!(body["subject"], "/out/out.csv", "{body}");
+    assert_eq!(body["facts"]["quarantine"]["copy"], "out.csv", "the notice says where the file went: {body}");
+    d.stop().await;
+}

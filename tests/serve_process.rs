@@ -1,0 +1,193 @@
+//! `wharf serve` as a real process beside a real OpenSSH sshd: SIGTERM in the middle of a
+//! large download, then a restart that finishes the file exactly once; and the CLI working
+//! beside the daemon (`status`, `trigger`, `runs`, `files` read the ledger the daemon holds;
+//! `run` is refused with a hint).
+
+mod support;
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use support::sshd::Sshd;
+
+const SIZE: u64 = 384 << 20;
+
+fn wharf(state: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wharf")).arg("--state-dir").arg(state).args(args).output().expect("run wharf")
+}
+
+fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// A `wharf serve` process, SIGKILLed if the test ends while it lives.
+struct Daemon(Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+impl Daemon {
+    fn start(dir: &Path) -> Daemon {
+        let state = dir.join("state");
+        let log = std::fs::File::create(dir.join(format!("serve-{}.log", Instant::now().elapsed().as_nanos()))).unwrap();
+        let child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .arg("--state-dir")
+            .arg(&state)
+            .args(["serve", "--flows"])
+            .arg(dir.join("flows"))
+            .arg("--config")
+            .arg(dir.join("serve.yaml"))
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn wharf serve");
+        let d = Daemon(child);
+        wait_for(Duration::from_secs(30), "the daemon's discovery file", || state.join("serve.json").exists());
+        d
+    }
+
+    /// SIGTERM, then the exit status (within `limit`).
+    fn terminate(mut self, limit: Duration) -> std::process::ExitStatus {
+        // SAFETY: kill(2) on a child we own; no memory is shared.
+        unsafe { libc::kill(self.0.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(st) = self.0.try_wait().unwrap() {
+                return st;
+            }
+            assert!(Instant::now() < deadline, "wharf serve did not stop within {limit:?} of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Polls `cond` every 20 ms until it holds; panics after `limit`.
+fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !cond() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The biggest file under `dir` (recursively), in bytes.
+fn biggest(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .filter_map(Result::ok)
+        .map(|e| {
+            let p = e.path();
+            if p.is_dir() { biggest(&p) } else { e.metadata().map(|m| m.len()).unwrap_or(0) }
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+/// `SIZE` bytes of a pseudo-random (incompressible) pattern.
+fn write_big(path: &Path) -> Vec<u8> {
+    let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
+    let mut chunk = vec![0u8; 1 << 20];
+    let mut f = std::io::BufWriter::new(std::fs::File::create(path).unwrap());
+    let mut first = Vec::new();
+    for i in 0..(SIZE >> 20) {
+        for b in chunk.chunks_mut(8) {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            b.copy_from_slice(&x.to_le_bytes());
+        }
+        if i == 0 {
+            first = chunk.clone();
+        }
+        f.write_all(&chunk).unwrap();
+    }
+    f.flush().unwrap();
+    first
+}
+
+fn setup(sshd: &Sshd) -> (support::TempDir, PathBuf) {
+    let dir = support::tempdir();
+    let d = dir.path().to_path_buf();
+    for sub in ["flows", "dst"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    std::fs::create_dir_all(sshd.data_dir().join("in")).unwrap();
+    let flow = format!(
+        "name: big\nendpoints:\n  partner:\n{}  local: {{ type: local, root: {} }}\nsource: {{ endpoint: partner, path: /in, include: ['*.bin'] }}\nsinks: [ {{ endpoint: local, path: / }} ]\nafter: {{ success: {{ move_to: /in/processed }} }}\nschedule: {{ every: 1h }}\n",
+        sshd.endpoint_yaml(4),
+        d.join("dst").display()
+    );
+    std::fs::write(d.join("flows/big.yaml"), flow).unwrap();
+    // No grace: SIGTERM cuts the transfer off at once, the hardest case for a resume.
+    std::fs::write(d.join("serve.yaml"), "shutdown_grace: 0s\n").unwrap();
+    (dir, d)
+}
+
+#[test]
+fn sigterm_mid_transfer_then_a_restart_delivers_the_file_exactly_once() {
+    let Some(sshd) = Sshd::start() else { return };
+    let (_tmp, d) = setup(&sshd);
+    let state = d.join("state");
+    let first_mib = write_big(&sshd.data_dir().join("in/big.bin"));
+    sshd.give_to_user(&sshd.data_dir().join("in"));
+
+    let daemon = Daemon::start(&d);
+    let t = wharf(&state, &["trigger", "big"]);
+    assert_eq!(t.status.code(), Some(0), "{}", text(&t));
+    wait_for(Duration::from_secs(60), "the download to be under way", || biggest(&state.join("staging")) > 16 << 20);
+    let st = daemon.terminate(Duration::from_secs(20));
+    assert!(st.success(), "clean exit on SIGTERM: {st:?}");
+    assert!(!state.join("wharf.sock").exists() && !state.join("serve.json").exists(), "control files removed");
+    let staged = biggest(&state.join("staging"));
+    assert!(staged < SIZE, "cut off mid-way ({staged} of {SIZE} bytes staged)");
+    assert!(!d.join("dst/big.bin").exists(), "nothing delivered yet");
+
+    // Without a daemon the CLI opens the ledger itself.
+    let files = wharf(&state, &["files", "big"]);
+    assert_eq!(files.status.code(), Some(0), "{}", text(&files));
+    assert!(text(&files).contains("in/big.bin"), "{}", text(&files));
+
+    let daemon = Daemon::start(&d);
+    // Beside the daemon: read commands work, `run` is refused with the way to go.
+    let runs = wharf(&state, &["runs", "big"]);
+    assert_eq!(runs.status.code(), Some(0), "{}", text(&runs));
+    let flow_file = d.join("flows/big.yaml");
+    let run = wharf(&state, &["run", flow_file.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(3), "{}", text(&run));
+    assert!(text(&run).contains("wharf trigger big"), "{}", text(&run));
+    let status = wharf(&state, &["status"]);
+    assert!(text(&status).contains("big"), "{}", text(&status));
+
+    let t = wharf(&state, &["trigger", "big"]);
+    assert_eq!(t.status.code(), Some(0), "{}", text(&t));
+    wait_for(Duration::from_secs(120), "the file to be delivered and moved", || sshd.data_dir().join("in/processed/big.bin").exists());
+    // The run is recorded as finished (read beside the daemon).
+    let runs_json = || {
+        let o = wharf(&state, &["runs", "big", "--json"]);
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)))
+    };
+    wait_for(Duration::from_secs(30), "the second run to be recorded", || {
+        runs_json().as_array().unwrap().iter().all(|r| r["status"] != "Running")
+    });
+    assert!(daemon.terminate(Duration::from_secs(20)).success());
+
+    let names: Vec<String> =
+        std::fs::read_dir(d.join("dst")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert_eq!(names, ["big.bin"], "exactly one copy, no temporary left");
+    let meta = std::fs::metadata(d.join("dst/big.bin")).unwrap();
+    assert_eq!(meta.len(), SIZE);
+    let mut head = vec![0u8; 1 << 20];
+    std::io::Read::read_exact(&mut std::fs::File::open(d.join("dst/big.bin")).unwrap(), &mut head).unwrap();
+    assert!(head == first_mib, "the delivered file starts with the source's bytes");
+    let json = runs_json();
+    let delivered: u64 = json.as_array().unwrap().iter().map(|r| r["counts"]["delivered"].as_u64().unwrap_or(0)).sum();
+    assert_eq!(delivered, 1, "delivered once over both runs: {json}");
+    let first = &json.as_array().unwrap()[1];
+    assert_eq!(first["status"], "Aborted", "the cut-off run is closed by the next one: {json}");
+}
