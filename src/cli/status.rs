@@ -106,7 +106,11 @@ fn flow_files(dir: &Path) -> Option<Vec<PathBuf>> {
 
 fn flow_of_file(file: &Path) -> FlowStatus {
     match crate::config::load_flow(file) {
-        Ok(flow) => FlowStatus::new(flow.name, Some(file.to_path_buf())),
+        Ok(flow) => {
+            let mut f = FlowStatus::new(flow.name.clone(), Some(file.to_path_buf()));
+            f.schedule = flow.schedule.as_ref().map(|s| s.to_string());
+            f
+        }
         Err(diags) => {
             let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
             let mut f = FlowStatus::new(stem, Some(file.to_path_buf()));
