@@ -76,6 +76,16 @@ fn wait_for(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
     }
 }
 
+/// The body of a plain HTTP/1.0 GET to 127.0.0.1:`port`.
+fn http_get(port: u16, path: &str) -> String {
+    use std::io::Read;
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect to the control port");
+    write!(s, "GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).unwrap();
+    out.split_once("\r\n\r\n").map(|(_, body)| body.to_string()).unwrap_or(out)
+}
+
 /// The biggest file under `dir` (recursively), in bytes.
 fn biggest(dir: &Path) -> u64 {
     let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
@@ -111,7 +121,7 @@ fn write_big(path: &Path) -> Vec<u8> {
     first
 }
 
-fn setup(sshd: &Sshd) -> (support::TempDir, PathBuf) {
+fn setup(sshd: &Sshd, port: u16) -> (support::TempDir, PathBuf) {
     let dir = support::tempdir();
     let d = dir.path().to_path_buf();
     for sub in ["flows", "dst"] {
@@ -124,15 +134,17 @@ fn setup(sshd: &Sshd) -> (support::TempDir, PathBuf) {
         d.join("dst").display()
     );
     std::fs::write(d.join("flows/big.yaml"), flow).unwrap();
-    // No grace: SIGTERM cuts the transfer off at once, the hardest case for a resume.
-    std::fs::write(d.join("serve.yaml"), "shutdown_grace: 0s\n").unwrap();
+    // No grace: SIGTERM cuts the transfer off at once, the hardest case for a resume. No
+    // rescans: only SIGHUP reloads the flows.
+    std::fs::write(d.join("serve.yaml"), format!("shutdown_grace: 0s\nrescan: 1h\nlisten: 127.0.0.1:{port}\n")).unwrap();
     (dir, d)
 }
 
 #[test]
 fn sigterm_mid_transfer_then_a_restart_delivers_the_file_exactly_once() {
     let Some(sshd) = Sshd::start() else { return };
-    let (_tmp, d) = setup(&sshd);
+    let port = support::free_port();
+    let (_tmp, d) = setup(&sshd, port);
     let state = d.join("state");
     let first_mib = write_big(&sshd.data_dir().join("in/big.bin"));
     sshd.give_to_user(&sshd.data_dir().join("in"));
@@ -175,6 +187,21 @@ fn sigterm_mid_transfer_then_a_restart_delivers_the_file_exactly_once() {
     wait_for(Duration::from_secs(30), "the second run to be recorded", || {
         runs_json().as_array().unwrap().iter().all(|r| r["status"] != "Running")
     });
+
+    // Metrics over loopback HTTP count what the daemon did.
+    let metrics = http_get(port, "/metrics");
+    for want in ["wharf_runs_total{flow=\"big\",status=\"ok\"} 1", "wharf_files_total{flow=\"big\",outcome=\"delivered\"} 1", "wharf_up 1"]
+    {
+        assert!(metrics.contains(want), "{want} not in\n{metrics}");
+    }
+    assert!(metrics.contains(&format!("wharf_bytes_total{{flow=\"big\"}} {SIZE}")), "{metrics}");
+
+    // SIGHUP reloads an edited flow (rescans are off): the status shows the new schedule.
+    let flow_text = std::fs::read_to_string(&flow_file).unwrap().replace("every: 1h", "every: 2h");
+    std::fs::write(&flow_file, flow_text).unwrap();
+    // SAFETY: kill(2) on a child we own.
+    unsafe { libc::kill(daemon.0.id() as i32, libc::SIGHUP) };
+    wait_for(Duration::from_secs(20), "the reloaded schedule", || text(&wharf(&state, &["status", "--json"])).contains("every 2h"));
     assert!(daemon.terminate(Duration::from_secs(20)).success());
 
     let names: Vec<String> =
