@@ -129,7 +129,7 @@ fn setup(sshd: &Sshd, port: u16) -> (support::TempDir, PathBuf) {
     }
     std::fs::create_dir_all(sshd.data_dir().join("in")).unwrap();
     let flow = format!(
-        "name: big\nendpoints:\n  partner:\n{}  local: {{ type: local, root: {} }}\nsource: {{ endpoint: partner, path: /in, include: ['*.bin'] }}\nsinks: [ {{ endpoint: local, path: / }} ]\nafter: {{ success: {{ move_to: /in/processed }} }}\nschedule: {{ every: 1h }}\n",
+        "name: big\nendpoints:\n  partner:\n{}  local: {{ type: local, root: {} }}\nsource: {{ endpoint: partner, path: /in, include: ['*.bin'] }}\nsinks: [ {{ endpoint: local, path: / }} ]\nafter: {{ success: {{ move_to: /in/processed }} }}\nschedule: {{ cron: \"0 0 1 1 *\" }}\n",
         sshd.endpoint_yaml(4),
         d.join("dst").display()
     );
@@ -197,11 +197,11 @@ fn sigterm_mid_transfer_then_a_restart_delivers_the_file_exactly_once() {
     assert!(metrics.contains(&format!("wharf_bytes_total{{flow=\"big\"}} {SIZE}")), "{metrics}");
 
     // SIGHUP reloads an edited flow (rescans are off): the status shows the new schedule.
-    let flow_text = std::fs::read_to_string(&flow_file).unwrap().replace("every: 1h", "every: 2h");
+    let flow_text = std::fs::read_to_string(&flow_file).unwrap().replace("0 0 1 1 *", "0 0 2 1 *");
     std::fs::write(&flow_file, flow_text).unwrap();
     // SAFETY: kill(2) on a child we own.
     unsafe { libc::kill(daemon.0.id() as i32, libc::SIGHUP) };
-    wait_for(Duration::from_secs(20), "the reloaded schedule", || text(&wharf(&state, &["status", "--json"])).contains("every 2h"));
+    wait_for(Duration::from_secs(20), "the reloaded schedule", || text(&wharf(&state, &["status", "--json"])).contains("0 0 2 1 *"));
     assert!(daemon.terminate(Duration::from_secs(20)).success());
 
     let names: Vec<String> =
