@@ -14,6 +14,7 @@ mod awaits;
 mod events;
 mod files;
 mod logging;
+mod plan;
 mod quarantine;
 mod run;
 mod runs;
@@ -69,6 +70,8 @@ pub enum Command {
     Schema(schema::Args),
     /// Run a flow once now.
     Run(run::Args),
+    /// Show what a run would do with each file now, and why, without writing anything.
+    Plan(plan::Args),
     /// Show run history.
     Runs(runs::Args),
     /// Show each file's state in the ledger for a flow.
@@ -101,6 +104,7 @@ pub fn run() -> ExitCode {
         Command::Validate(a) => validate::run(a),
         Command::Schema(a) => schema::run(a),
         Command::Run(a) => run::run(a, &global),
+        Command::Plan(a) => plan::run(a, &global),
         Command::Runs(a) => runs::run(a, &global),
         Command::Files(a) => files::run(a, &global),
         Command::Trust(a) => trust::run(a),

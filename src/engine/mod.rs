@@ -24,6 +24,7 @@ mod halt;
 pub mod identity;
 mod lifecycle;
 mod naming;
+pub mod plan;
 pub mod quarantine;
 pub mod ready;
 mod retry;

@@ -536,3 +536,38 @@ async fn every_sink_is_tried_and_only_unconfirmed_sinks_are_retried() {
     assert!(fx.src.join("in/processed/a.csv").exists());
     assert!(r.files[0].targets.iter().any(|t| t == "erp:/inbox/a.ok"), "{:?}", r.files[0].targets);
 }
+
+#[tokio::test]
+async fn plan_says_what_a_run_would_do_and_writes_nothing() {
+    use super::plan::{Action, plan};
+    let mut fx = fixture();
+    fx.flow.source.ready.min_age = Some(Duration::from_secs(3600));
+    let old = SystemTime::now() - Duration::from_secs(7200);
+    fx.put("in/a.csv", b"a,1\n");
+    std::fs::File::options().write(true).open(fx.src.join("in/a.csv")).unwrap().set_modified(old).unwrap();
+    fx.put("in/b.csv", b"fresh\n");
+
+    let p = plan(&fx.flow, Some(&fx.ledger), SystemTime::now()).await.unwrap();
+    assert_eq!(p.files.len(), 2);
+    assert_eq!(
+        p.files[0].action,
+        Action::Deliver {
+            targets: vec!["erp:/inbox/a.csv".into()],
+            then: "move the source to /in/processed/ (a free name if taken)".into()
+        }
+    );
+    assert!(matches!(&p.files[1].action, Action::Wait { why } if why.contains("needs 1h")), "{:?}", p.files[1]);
+    assert!(fx.ledger.runs(None, 10).unwrap().is_empty(), "a plan records no run");
+    assert!(fx.ledger.observation("t", "in/b.csv").unwrap().is_none(), "a plan is not a poll");
+    assert!(fx.src.join("in/a.csv").exists() && !fx.dst.join("inbox/a.csv").exists(), "a plan moves nothing");
+
+    // After a run, the same file sent again is recognised as delivered.
+    assert_eq!(fx.run().await.counts.delivered, 1);
+    fx.put("in/a.csv", b"a,1\n");
+    std::fs::File::options().write(true).open(fx.src.join("in/a.csv")).unwrap().set_modified(old).unwrap();
+    let p = plan(&fx.flow, Some(&fx.ledger), SystemTime::now()).await.unwrap();
+    assert!(matches!(&p.files[0].action, Action::AlreadyDone { why } if why.contains("delivered in run 1")), "{:?}", p.files[0]);
+    // Without a ledger (nothing ran yet) everything ready would be delivered.
+    let p = plan(&fx.flow, None, SystemTime::now()).await.unwrap();
+    assert!(matches!(p.files[0].action, Action::Deliver { .. }));
+}

@@ -1,0 +1,53 @@
+//! `wharf plan FLOW`: what a run would do with each file now, and why — read-only.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use super::run::load_or_report;
+use super::state::open_for_read;
+use super::{EXIT_ABORTED, EXIT_INVALID, Global};
+use crate::engine::plan::{self, Action};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Flow file (or the name of a flow in ./flows).
+    pub flow: PathBuf,
+    /// Print the plan as JSON on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
+    let Some(flow) = load_or_report(&args.flow) else {
+        return Ok(ExitCode::from(EXIT_INVALID));
+    };
+    // Read-only beside a running daemon too; a ledger that does not exist yet means nothing ran.
+    let ledger = open_for_read(global)?;
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let planned = match rt.block_on(plan::plan(&flow, ledger.as_ref(), std::time::SystemTime::now())) {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(EXIT_ABORTED));
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&planned)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("flow {}: {} file(s) listed; nothing was written anywhere", planned.flow, planned.files.len());
+    for f in &planned.files {
+        match &f.action {
+            Action::Wait { why } => println!("  wait      {}: {why}", f.path),
+            Action::AlreadyDone { why } => println!("  skip      {}: {why}", f.path),
+            Action::Resume { state } => println!("  resume    {}: left {state} by an earlier run", f.path),
+            Action::Deliver { targets, then } => {
+                println!("  deliver   {} ({} bytes) → {}; then {then}", f.path, f.size, targets.join(", "));
+            }
+        }
+    }
+    for c in &planned.caveats {
+        println!("  note: {c}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

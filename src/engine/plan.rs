@@ -1,0 +1,155 @@
+//! `wharf plan`: what a run would do with each file now, and why — without doing it.
+//!
+//! Read-only by construction: it connects only the source endpoint and only lists it; it reads
+//! the ledger (observations, delivered identities, files in flight) and never writes it, so a
+//! plan neither counts as a readiness poll nor claims a file. The decisions come from the same
+//! functions a run uses (`discover`, `ready::assess`, `identity::key`, the sinks' name
+//! templates, the disposition), so the plan cannot drift from the run.
+//!
+//! What a plan cannot know without the content is said, not guessed: a flow with content
+//! steps may still quarantine a file, a `content` identity needs the file's hash, and an
+//! export command (`source.command`) is not run.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use super::{discover, endpoints, identity, lifecycle, ready};
+use crate::config::Flow;
+use crate::config::flow::Disposition;
+use crate::endpoint::{EndpointError, RemotePath};
+use crate::ledger::{Ledger, LedgerError, to_millis};
+use crate::template::NameVars;
+
+/// What a run would do with one file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Not complete yet: why.
+    Wait { why: String },
+    /// Delivered before (same identity): left alone, then disposed of like a delivered file.
+    AlreadyDone { why: String },
+    /// Left in flight by an earlier run: resumed from its state.
+    Resume { state: String },
+    /// Taken: delivered to every sink as named, then the source disposed of.
+    Deliver { targets: Vec<String>, then: String },
+}
+
+/// One listed file and its action.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedFile {
+    pub path: String,
+    pub size: u64,
+    #[serde(flatten)]
+    pub action: Action,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, Serialize)]
+pub struct Plan {
+    pub flow: String,
+    pub files: Vec<PlannedFile>,
+    /// What the plan could not check (content steps, command sources, content identity).
+    pub caveats: Vec<String>,
+}
+
+/// A plan could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("flow {flow}: {source}")]
+    Endpoint {
+        flow: String,
+        #[source]
+        source: EndpointError,
+    },
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+}
+
+/// Plans a run of `flow` at `now`. `ledger` is `None` when nothing has run yet.
+pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Result<Plan, PlanError> {
+    let err = |source| PlanError::Endpoint { flow: flow.name.clone(), source };
+    let eps = endpoints::open_all(flow, &[flow.source.endpoint.as_str()]).await.map_err(err)?;
+    let Some(source) = eps.get(&flow.source.endpoint) else {
+        return Ok(Plan { flow: flow.name.clone(), files: vec![], caveats: vec!["the source endpoint is not defined".into()] });
+    };
+    let skip = [&flow.after_success, &flow.after_failure];
+    let candidates = discover::discover(&**source, &flow.source, &skip, now).await.map_err(err)?;
+    let now_ms = to_millis(now);
+    // The run number the next run would get, for `{{run}}` in names (another run may take it).
+    let next_run = match ledger {
+        Some(l) => l.runs(None, 1)?.first().map(|r| r.id).unwrap_or(0) + 1,
+        None => 1,
+    };
+    let mut files = Vec::new();
+    for c in &candidates {
+        let path = c.entry.path.as_str();
+        let prev = match ledger {
+            Some(l) => l.observation(&flow.name, path)?,
+            None => None,
+        };
+        let done = c.done_file.as_ref().map(|(p, present)| (p.name(), *present));
+        let (verdict, _) = ready::assess(&flow.source.ready, &c.entry, prev.as_ref(), now_ms, done);
+        let action = match verdict {
+            ready::Readiness::NotReady(why) => Action::Wait { why },
+            ready::Readiness::Ready => decide(flow, ledger, c, next_run, now)?,
+        };
+        files.push(PlannedFile { path: c.entry.path.to_string(), size: c.entry.size, action });
+    }
+    Ok(Plan { flow: flow.name.clone(), files, caveats: caveats(flow) })
+}
+
+/// The action for a ready file.
+fn decide(flow: &Flow, ledger: Option<&Ledger>, c: &discover::Candidate, run: u64, now: SystemTime) -> Result<Action, LedgerError> {
+    let key = identity::key(flow.source.identity, &c.entry);
+    if let Some(l) = ledger {
+        if let Some(rec) = l.file(&flow.name, c.entry.path.as_str())?
+            && rec.state.in_flight()
+            && rec.size == c.entry.size
+            && rec.mtime == identity::mtime_millis(&c.entry)
+        {
+            return Ok(Action::Resume { state: rec.state.as_str().to_string() });
+        }
+        if let Some(k) = &key
+            && let Some(d) = l.done(&flow.name, k)?
+        {
+            let why = format!("same identity as {} delivered in run {} on {}", d.path, d.run, lifecycle::date(d.at));
+            return Ok(Action::AlreadyDone { why });
+        }
+    }
+    let rel_dir = c.rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+    let vars = NameVars::new(c.entry.path.name(), rel_dir, c.entry.size, run, now);
+    let targets = flow
+        .sinks
+        .iter()
+        .map(|s| {
+            let dir = s.path.render(&vars).unwrap_or_else(|e| format!("<{e}>"));
+            let name = s.name.render(&vars).unwrap_or_else(|e| format!("<{e}>"));
+            let dir = RemotePath::parse(&dir).map(|d| d.to_string()).unwrap_or(dir);
+            format!("{}:{}/{}", s.endpoint, dir.trim_end_matches('/'), name)
+        })
+        .collect();
+    let then = match &flow.after_success {
+        Disposition::Keep => "keep the source".to_string(),
+        Disposition::Delete => "delete the source".to_string(),
+        Disposition::MoveTo(p) => format!("move the source to {p}/ (a free name if taken)"),
+    };
+    Ok(Action::Deliver { targets, then })
+}
+
+fn caveats(flow: &Flow) -> Vec<String> {
+    let mut out = Vec::new();
+    if flow.steps.is_some() {
+        out.push("the flow has content steps: a file may still be quarantined, and output names follow the steps".into());
+    }
+    if flow.source.command.is_some() {
+        out.push("source.command is not run by a plan; its output would be taken as a new file".into());
+    }
+    if flow.source.identity.sha256 {
+        out.push("a content identity needs the file's hash: files already delivered with another name are not recognised here".into());
+    }
+    if flow.source.ready.stable_for.is_some() {
+        out.push("a plan is not a poll: `stable_for` counts from the polls of real runs".into());
+    }
+    out
+}

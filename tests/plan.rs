@@ -1,0 +1,61 @@
+//! `wharf plan` against a real OpenSSH sshd: what a run would do with each file, read-only —
+//! the partner's folder and the state folder are exactly as before.
+
+mod support;
+
+use std::process::Command;
+
+use support::sshd::Sshd;
+
+fn listing(dir: &std::path::Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn plan_lists_each_file_with_its_action_and_touches_nothing() {
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = support::tempdir();
+    let inbox = sshd.data_dir().join("in");
+    std::fs::create_dir_all(&inbox).unwrap();
+    for (name, body) in [("a.csv", "1\n"), ("a.csv.done", ""), ("b.csv", "2\n")] {
+        std::fs::write(inbox.join(name), body).unwrap();
+    }
+    sshd.give_to_user(&inbox);
+    let flow = dir.path().join("partner.yaml");
+    std::fs::write(
+        &flow,
+        format!(
+            "name: partner\nendpoints:\n  p:\n{}  l: {{ type: local, root: {} }}\nsource:\n  endpoint: p\n  path: /in\n  include: ['*.csv']\n  ready: {{ done_file: \"{{{{name}}}}.done\" }}\nsinks: [ {{ endpoint: l, path: /inbox, name: \"{{{{stem}}}}-{{{{run}}}}.csv\" }} ]\nafter: {{ success: {{ move_to: /in/processed }} }}\n",
+            sshd.endpoint_yaml(4),
+            dir.path().join("local").display()
+        ),
+    )
+    .unwrap();
+    let before = listing(&inbox);
+    let state = dir.path().join("state");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_wharf")).arg("--state-dir").arg(&state).arg("plan").arg(&flow).arg("--json").output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let files = plan["files"].as_array().unwrap();
+    assert_eq!(files.len(), 2, "{plan}");
+    assert_eq!(files[0]["path"], "/in/a.csv");
+    assert_eq!(files[0]["action"], "deliver");
+    assert_eq!(files[0]["targets"][0], "l:/inbox/a-1.csv", "{plan}");
+    assert_eq!(files[0]["then"], "move the source to /in/processed/ (a free name if taken)");
+    assert_eq!(files[1]["action"], "wait");
+    assert_eq!(files[1]["why"], "no done file \"b.csv.done\" yet");
+
+    assert_eq!(listing(&inbox), before, "the partner's folder is untouched");
+    assert!(!state.join("ledger.redb").exists(), "no ledger was created");
+    assert!(!dir.path().join("local").exists(), "nothing was delivered");
+
+    // The text form says the same for people.
+    let out = Command::new(env!("CARGO_BIN_EXE_wharf")).arg("--state-dir").arg(&state).arg("plan").arg(&flow).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("deliver   /in/a.csv (2 bytes) → l:/inbox/a-1.csv; then move the source"), "{text}");
+    assert!(text.contains("wait      /in/b.csv: no done file"), "{text}");
+}
