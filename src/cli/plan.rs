@@ -41,6 +41,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             Action::Wait { why } => println!("  wait      {}: {why}", f.path),
             Action::AlreadyDone { why } => println!("  skip      {}: {why}", f.path),
             Action::Resume { state } => println!("  resume    {}: left {state} by an earlier run", f.path),
+            Action::Quarantine { why } => println!("  refuse    {}: {why}", f.path),
             Action::Deliver { targets, then } => {
                 println!("  deliver   {} ({} bytes) → {}; then {then}", f.path, f.size, targets.join(", "));
             }

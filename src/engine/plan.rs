@@ -31,6 +31,8 @@ pub enum Action {
     AlreadyDone { why: String },
     /// Left in flight by an earlier run: resumed from its state.
     Resume { state: String },
+    /// Refused by a `check` step on what the listing shows (size, name): quarantined.
+    Quarantine { why: String },
     /// Taken: delivered to every sink as named, then the source disposed of.
     Deliver { targets: Vec<String>, then: String },
 }
@@ -117,6 +119,12 @@ fn decide(flow: &Flow, ledger: Option<&Ledger>, c: &discover::Candidate, run: u6
             return Ok(Action::AlreadyDone { why });
         }
     }
+    let refused: Vec<String> =
+        flow.steps.iter().flat_map(|s| s.checks()).flat_map(|ch| ch.listing_problems(c.entry.path.name(), c.entry.size)).collect();
+    if !refused.is_empty() {
+        let to = flow.quarantine.as_ref().map(|q| format!(" to {}:{}", q.endpoint, q.path)).unwrap_or_default();
+        return Ok(Action::Quarantine { why: format!("would be quarantined{to} by a check step: {}", refused.join("; ")) });
+    }
     let rel_dir = c.rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
     let vars = NameVars::new(c.entry.path.name(), rel_dir, c.entry.size, run, now);
     let targets = flow
@@ -140,7 +148,7 @@ fn decide(flow: &Flow, ledger: Option<&Ledger>, c: &discover::Candidate, run: u6
 fn caveats(flow: &Flow) -> Vec<String> {
     let mut out = Vec::new();
     if flow.steps.is_some() {
-        out.push("the flow has content steps: a file may still be quarantined, and output names follow the steps".into());
+        out.push("the flow has content steps: checks on content (magic bytes, checksums) and record checks may still quarantine a file, and output names follow the steps".into());
     }
     if flow.source.command.is_some() {
         out.push("source.command is not run by a plan; its output would be taken as a new file".into());

@@ -571,3 +571,19 @@ async fn plan_says_what_a_run_would_do_and_writes_nothing() {
     let p = plan(&fx.flow, None, SystemTime::now()).await.unwrap();
     assert!(matches!(p.files[0].action, Action::Deliver { .. }));
 }
+
+#[tokio::test]
+async fn plan_tells_a_check_step_refusal_from_the_listing() {
+    use super::plan::{Action, plan};
+    let mut fx = fixture();
+    with_steps(&mut fx, "- check: { name: '^roster-[0-9]+\\.csv$', min_size: 3 }\n", "quarantine", None);
+    fx.put("in/roster-1.csv", b"id\n1\n");
+    fx.put("in/other.csv", b"x");
+    let p = plan(&fx.flow, Some(&fx.ledger), SystemTime::now()).await.unwrap();
+    let Action::Quarantine { why } = &p.files[0].action else { panic!("{:?}", p.files[0]) };
+    assert_eq!(p.files[0].path, "/in/other.csv");
+    assert!(why.starts_with("would be quarantined to partner:/rejected by a check step: "), "{why}");
+    assert!(why.contains("less than the minimum of 3") && why.contains("does not match the pattern"), "{why}");
+    assert!(matches!(p.files[1].action, Action::Deliver { .. }), "{:?}", p.files[1]);
+    assert!(p.caveats.iter().any(|c| c.contains("content steps")));
+}

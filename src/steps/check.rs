@@ -71,20 +71,27 @@ impl Check {
     }
 
     /// Runs every check; returns each failure as a sentence. Errors reading the staged file are `Err`.
-    pub fn run(&self, s: &Subject<'_>) -> std::io::Result<Vec<String>> {
+    /// The checks a listing can answer (emptiness, size bounds, name pattern), without the
+    /// content: what `run` checks first, and what `wharf plan` can tell before a download.
+    pub fn listing_problems(&self, name: &str, size: u64) -> Vec<String> {
         let mut out = Vec::new();
-        if self.non_empty && s.size == 0 {
+        if self.non_empty && size == 0 {
             out.push("the file is empty".to_string());
         }
-        if let Some(min) = self.min_size.filter(|m| s.size < *m) {
-            out.push(format!("the file has {} bytes, less than the minimum of {min}", s.size));
+        if let Some(min) = self.min_size.filter(|m| size < *m) {
+            out.push(format!("the file has {size} bytes, less than the minimum of {min}"));
         }
-        if let Some(max) = self.max_size.filter(|m| s.size > *m) {
-            out.push(format!("the file has {} bytes, more than the maximum of {max}", s.size));
+        if let Some(max) = self.max_size.filter(|m| size > *m) {
+            out.push(format!("the file has {size} bytes, more than the maximum of {max}"));
         }
-        if let Some(re) = self.name.as_ref().filter(|re| !re.is_match(s.name)) {
-            out.push(format!("the name `{}` does not match the pattern `{}`", s.name, re.as_str()));
+        if let Some(re) = self.name.as_ref().filter(|re| !re.is_match(name)) {
+            out.push(format!("the name `{name}` does not match the pattern `{}`", re.as_str()));
         }
+        out
+    }
+
+    pub fn run(&self, s: &Subject<'_>) -> std::io::Result<Vec<String>> {
+        let mut out = self.listing_problems(s.name, s.size);
         if !self.magic.is_empty() {
             let mut head = [0u8; 16];
             let n = read_prefix(s.path, &mut head)?;

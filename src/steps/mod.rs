@@ -179,6 +179,11 @@ pub struct Verdict {
 }
 
 impl Steps {
+    /// The `check` steps, in order.
+    pub fn checks(&self) -> impl Iterator<Item = &Check> {
+        self.inner.steps.iter().filter_map(|s| if let Step::Check(c) = s { Some(c) } else { None })
+    }
+
     /// The output's file extension when records are written (`None`: the original is delivered).
     pub fn output_ext(&self) -> Option<&str> {
         match &self.inner.render {
