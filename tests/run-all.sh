@@ -9,7 +9,7 @@
 # (privilege separation, a test user, binding ports).
 #
 # `--long` also runs the long checks after the suite: the ignored tests of
-# tests/content_sftp.rs (a 1 GiB CSV through the content steps with bounded memory) in a
+# tests/it/content_sftp.rs (a 1 GiB CSV through the content steps with bounded memory) in a
 # release build. Other arguments go to `cargo test`.
 set -euo pipefail
 long=0
@@ -42,5 +42,5 @@ fi
 export WHARF_REQUIRE_SERVERS=1
 cargo test --locked --all-targets ${args[@]+"${args[@]}"}
 if [ "$long" = 1 ]; then
-  cargo test --locked --release --test content_sftp -- --ignored --nocapture
+  cargo test --locked --release --test it content_sftp:: -- --ignored --nocapture
 fi

@@ -1,5 +1,5 @@
 //! Engine behaviour over local endpoints and an in-memory ledger (no servers needed).
-//! The same behaviours over real OpenSSH are covered in tests/pull_sftp.rs.
+//! The same behaviours over real OpenSSH are covered in tests/it/pull_sftp.rs.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

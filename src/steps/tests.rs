@@ -259,7 +259,7 @@ fn build_reports_order_and_configuration_problems_with_paths() {
 #[test]
 fn a_large_csv_streams_with_bounded_memory_in_process() {
     // 200k rows (~10 MB): the pipeline never holds more than a record. The real bound is
-    // measured on the binary (tests/content_sftp.rs); here: counts and output are right.
+    // measured on the binary (tests/it/content_sftp.rs); here: counts and output are right.
     let b = Bench::new();
     let staged = b.path("big");
     {

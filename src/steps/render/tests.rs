@@ -212,7 +212,7 @@ fn rendered_records_after_a_map_script_and_json_input() {
 #[test]
 fn streaming_holds_one_record_at_a_time() {
     // 200k records through a small row template; the real memory bound is measured on the
-    // binary for the other steps (tests/content_sftp.rs); this one checks it works at size.
+    // binary for the other steps (tests/it/content_sftp.rs); this one checks it works at size.
     let b = Bench::new();
     b.file("r.txt.hbs", "{{lpad record.id 7 fill=\"0\"}}{{pad record.name 8}}\n").file("f.txt.hbs", "{{count}} {{sums.id}}\n");
     let mut body = String::from("id,name\n");

@@ -3,7 +3,7 @@
 //! fingerprint in the message), the per-endpoint connection limit, and idle connections that
 //! are checked before reuse.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

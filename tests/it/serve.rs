@@ -5,7 +5,7 @@
 //! Every wait here is for something the daemon does (a run finishing, a request arriving),
 //! never a fixed delay; the clock only moves when a test moves it.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

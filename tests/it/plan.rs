@@ -1,7 +1,7 @@
 //! `wharf plan` against a real OpenSSH sshd: what a run would do with each file, read-only —
 //! the partner's folder and the state folder are exactly as before.
 
-mod support;
+use crate::support;
 
 use std::process::Command;
 

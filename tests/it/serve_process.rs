@@ -3,7 +3,7 @@
 //! beside the daemon (`status`, `trigger`, `runs`, `files` read the ledger the daemon holds;
 //! `run` is refused with a hint).
 
-mod support;
+use crate::support;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};

@@ -1,7 +1,7 @@
 //! SFTP login, host-key trust and `wharf trust`, against a private sshd (skipped where none
 //! can run; see `support::sshd`).
 
-mod support;
+use crate::support;
 
 use std::path::Path;
 use std::process::{Command, Stdio};

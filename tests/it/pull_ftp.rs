@@ -5,7 +5,7 @@
 //! each with a clear error naming the flow, the endpoint and the file, nothing lost, and a
 //! next run that completes the work.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -5,7 +5,7 @@
 //! one copy, every sink is tried and only unconfirmed ones are retried, and a command's output
 //! is sent.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -1,6 +1,7 @@
 //! Shared test harness: temp dirs, free ports, and throw-away servers on 127.0.0.1.
 //!
-//! Include it from a test file with `mod support;`. Main pieces:
+//! Declared once in `tests/it/main.rs`; a test module brings it in with `use crate::support;`.
+//! Main pieces:
 //! - [`sshd::Sshd`]: a private OpenSSH sshd per test (`Sshd::start()` → `None` + `SKIP:` when
 //!   not root or sshd is missing; panics instead when `WHARF_REQUIRE_SERVERS=1`).
 //! - [`ftpd::Ftpd`]: private vsftpd (plain FTP and explicit FTPS on one port, implicit FTPS on

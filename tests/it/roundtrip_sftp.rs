@@ -3,7 +3,7 @@
 //! acknowledgement `/outbox/{{stem}}.ack`, which is matched, delivered to a local `acks`
 //! folder and removed from the server — on time, late after an overdue, and after a SIGKILL.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};

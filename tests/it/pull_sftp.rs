@@ -3,7 +3,7 @@
 //! memory for a large file, refused logins and host keys, and SIGKILL at several points of a
 //! run followed by a clean recovery.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 //! command reading the notice on stdin, and the dispatcher's throttling — all configured
 //! through the same validation as a flow file's `notify:` section.
 
-mod support;
+use crate::support;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;

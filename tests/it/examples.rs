@@ -2,7 +2,7 @@
 //! SFTP demo against a real sshd, the FTPS example and the rendered price list against a real
 //! vsftpd (with ports, certificates and folders pointed at the test server).
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::Path;

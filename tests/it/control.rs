@@ -4,7 +4,7 @@
 //! - the HTTP server (over the Unix socket and loopback TCP) against a test `Daemon`;
 //! - `wharf status` / `wharf trigger` processes against that server.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};

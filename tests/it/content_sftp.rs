@@ -4,7 +4,7 @@
 //! encodings and CSV dialects, broken scripts and schemas, a script that never ends, and the
 //! memory bound on a large CSV.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -325,7 +325,7 @@ fn a_100_mib_csv_streams_through_the_steps_with_bounded_memory() {
 
 /// The 1 GiB case. Ignored by default: in a debug build it takes several minutes
 /// (~7 minutes at opt-level 1: the script runs ~12 million times); `tests/run-all.sh --long`
-/// runs it in a release build (`cargo test --release --test content_sftp -- --ignored`).
+/// runs it in a release build (`cargo test --release --test it content_sftp:: -- --ignored`).
 #[test]
 #[ignore]
 fn a_1_gib_csv_streams_through_the_steps_with_bounded_memory() {

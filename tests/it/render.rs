@@ -3,7 +3,7 @@
 //! naming a field the records lack (the file quarantined, the report naming the template line);
 //! and the repository's example templates (`templates/`) on the sample price list.
 
-mod support;
+use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -150,7 +150,7 @@ fn the_example_templates_render_the_sample_price_list() {
     );
 
     // The header/row/footer set, as flows/price-list-ftp.yaml uses it (that flow's own test
-    // runs it against vsftpd in tests/examples.rs).
+    // runs it against vsftpd in tests/it/examples.rs).
     let b = Bench::new(&format!(
         "  - parse: {{ format: csv, delimiter: ';' }}\n  - render: {{ header: '{templates}/pricelist/header.csv.hbs', row: '{templates}/pricelist/row.csv.hbs', footer: '{templates}/pricelist/footer.csv.hbs', sums: [price], line_ending: crlf }}"
     ));

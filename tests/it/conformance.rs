@@ -4,7 +4,7 @@
 //! Server backends use private servers (`support::sshd`, `support::ftpd`) and are skipped
 //! where none can run.
 
-mod support;
+use crate::support;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -1,0 +1,28 @@
+//! wharf's integration tests, one test binary.
+//!
+//! Every file here was once its own `tests/*.rs` binary; as modules of one binary they link
+//! once instead of eighteen times, which was most of a clean CI run. Each module still reads
+//! as a test file of its own; [`support`] is the shared harness (temp dirs, free ports, real
+//! sshd/vsftpd/pure-ftpd servers on 127.0.0.1, HTTP and SMTP receivers).
+//!
+//! Run one module with `cargo test --test it MODULE::` (for example `cargo test --test it
+//! conformance::`).
+
+mod support;
+
+mod conformance;
+mod config;
+mod content_sftp;
+mod control;
+mod examples;
+mod ftp_modes;
+mod notify;
+mod plan;
+mod pull_ftp;
+mod pull_sftp;
+mod push;
+mod render;
+mod roundtrip_sftp;
+mod serve;
+mod serve_process;
+mod sftp_auth;
