@@ -104,6 +104,10 @@ pub struct RawWebhook {
     /// may use `${env:NAME}` / `${file:PATH}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub headers: BTreeMap<String, String>,
+    /// An extra trusted CA certificate (PEM file, relative to the flow file), besides the
+    /// system's: for an https URL whose server certificate your own CA issued.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_file: Option<String>,
     /// Longest wait for the whole exchange (a duration: `10s`).
     #[serde(default = "default_webhook_timeout")]
     #[schemars(schema_with = "super::duration::schema")]

@@ -19,7 +19,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::message::{TextTemplate, email_body};
-use super::{Notice, Notifier, NotifyError, chain};
+use super::{Notice, Notifier, NotifyError, chain, is_certificate_problem};
 use crate::config::Secret;
 pub use crate::config::raw_notify::SmtpTls;
 
@@ -113,22 +113,4 @@ impl Notifier for EmailNotifier {
     fn describe(&self) -> String {
         self.describe.clone()
     }
-}
-
-/// A TLS refusal (an untrusted or mismatched certificate) somewhere in the error's sources:
-/// lettre reports it as a connection error, but trying again will not help.
-fn is_certificate_problem(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(error);
-    while let Some(e) = source {
-        if e.downcast_ref::<rustls::Error>().is_some() {
-            return true;
-        }
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && io.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
-        {
-            return true;
-        }
-        source = e.source();
-    }
-    false
 }

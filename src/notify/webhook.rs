@@ -2,10 +2,12 @@
 //! `HTTP_PROXY` and `NO_PROXY` are honoured).
 //!
 //! Owns the request (body by format or template, secret headers, a timeout on the whole
-//! exchange, no redirects) and the classification of what came back: 2xx is sent; 408, 429,
-//! 5xx and network failures are transient; other answers are permanent. The URL is a secret
+//! exchange, no redirects, an extra trusted CA) and the classification of what came back: 2xx
+//! is sent; 408, 429, 5xx and network failures are transient; other answers and refused
+//! certificates are permanent. The URL is a secret
 //! (Slack and Teams hook URLs are credentials): errors and logs name only its host.
 
+use std::path::PathBuf;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,7 +15,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
 
 use super::message::{JsonTemplate, json_body, slack_body, teams_body};
-use super::{Notice, Notifier, NotifyError, chain};
+use super::{Notice, Notifier, NotifyError, chain, is_certificate_problem};
 use crate::config::Secret;
 pub use crate::config::raw_notify::WebhookFormat;
 
@@ -30,6 +32,8 @@ pub struct WebhookSpec {
     pub template: Option<JsonTemplate>,
     /// Extra request headers; the values are secrets (`Authorization`).
     pub headers: Vec<(String, Secret)>,
+    /// An extra trusted CA (PEM file, absolute path), besides the system's.
+    pub ca_file: Option<PathBuf>,
     /// For the whole exchange: connect, send, answer.
     pub timeout: Duration,
 }
@@ -59,7 +63,15 @@ impl WebhookNotifier {
             value.set_sensitive(true);
             headers.insert(name, value);
         }
-        let client = reqwest::Client::builder()
+        let mut builder = reqwest::Client::builder();
+        if let Some(file) = &spec.ca_file {
+            let fail = |m: String| NotifyError::permanent(&describe, m);
+            let pem = std::fs::read(file).map_err(|e| fail(format!("cannot read `ca_file` {}: {e}", file.display())))?;
+            let certs =
+                reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| fail(format!("`ca_file` {}: {}", file.display(), chain(&e))))?;
+            builder = builder.tls_certs_merge(certs);
+        }
+        let client = builder
             .timeout(spec.timeout)
             .connect_timeout(spec.timeout.min(Duration::from_secs(10)))
             // A redirected POST becomes a GET, and the hook's address belongs in the config.
@@ -117,6 +129,10 @@ impl WebhookNotifier {
     fn failed(&self, e: reqwest::Error) -> NotifyError {
         let e = e.without_url();
         let message = if e.is_timeout() { format!("no answer within {:?}", self.spec.timeout) } else { chain(&e) };
-        if e.is_builder() { NotifyError::permanent(&self.describe, message) } else { NotifyError::transient(&self.describe, message) }
+        if e.is_builder() || is_certificate_problem(&e) {
+            NotifyError::permanent(&self.describe, message)
+        } else {
+            NotifyError::transient(&self.describe, message)
+        }
     }
 }

@@ -157,6 +157,26 @@ async fn webhook_connection_refused_is_transient_and_never_names_the_url() {
     assert!(text.starts_with("webhook to 127.0.0.1: ") && !text.contains("s3cret") && !text.contains("/hooks"), "{text}");
 }
 
+#[tokio::test]
+async fn webhook_over_https_trusts_its_ca_file_and_refuses_an_unknown_certificate_for_good() {
+    let hook = HttpReceiver::start_tls(&[]).await;
+    let dir = tempdir();
+    let yaml = |ca: &str| format!("- on: [all]\n  webhook: {{ url: \"{}\"{ca} }}\n", hook.url("/hooks/s3cret"));
+
+    // The test CA is not among the system's: refused, and retrying would not help.
+    let untrusted = &rules(dir.path(), &yaml(""))[0];
+    let err = untrusted.notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Permanent, "{err}");
+    assert!(err.to_string().starts_with("webhook to 127.0.0.1: ") && !err.to_string().contains("s3cret"), "{err}");
+    assert!(hook.requests().is_empty(), "nothing sent over an untrusted connection");
+
+    let trusted = &rules(dir.path(), &yaml(&format!(", ca_file: \"{}\"", hook.ca().display())))[0];
+    trusted.notifier().unwrap().send(&quarantined(), 0).await.unwrap();
+    let req = &hook.requests()[0];
+    assert_eq!((req.method.as_str(), req.path.as_str()), ("POST", "/hooks/s3cret"));
+    assert_eq!(req.json()["kind"], "quarantined");
+}
+
 fn email_yaml(smtp: &SmtpReceiver, password_var: &str, extra: &str) -> String {
     format!(
         "- on: [all]\n  email:\n    server: 127.0.0.1\n    port: {}\n    username: alerts\n    password: \"${{env:{password_var}}}\"\n    \

@@ -7,6 +7,9 @@
 //! never quote a secret (a webhook URL, a header value, a password). It reads the webhook
 //! template and `ca_file` to check them; it never connects.
 
+use std::path::PathBuf;
+
+use rustls::pki_types::pem::PemObject;
 use std::collections::BTreeSet;
 use std::net::IpAddr;
 
@@ -76,6 +79,7 @@ impl Checker<'_, '_> {
 
     fn webhook(&mut self, at: &str, raw: RawWebhook) -> Option<WebhookSpec> {
         let url_at = format!("{at}/url");
+        let mut https = true;
         let url = self.credential(&url_at, &raw.url, true).and_then(|url| {
             // The URL is a secret: messages describe it, never quote it.
             match reqwest::Url::parse(&url) {
@@ -91,9 +95,13 @@ impl Checker<'_, '_> {
                     self.problem(&url_at, "has no host");
                     None
                 }
-                Ok(_) => Some(Secret::new(url)),
+                Ok(u) => {
+                    https = u.scheme() == "https";
+                    Some(Secret::new(url))
+                }
             }
         });
+        let ca_file = self.ca_file(&format!("{at}/ca_file"), raw.ca_file, https.then_some(()).ok_or("an http URL"));
         if raw.template.is_some() && raw.format != WebhookFormat::Json {
             self.problem(format!("{at}/format"), "`template` gives the whole body: leave `format` out when using it");
         }
@@ -132,6 +140,7 @@ impl Checker<'_, '_> {
             format: raw.format,
             template: checked(template)?,
             headers: headers_ok.then_some(headers)?,
+            ca_file: ca_file?,
             timeout: timeout?,
         })
     }
@@ -157,26 +166,7 @@ impl Checker<'_, '_> {
             (None, Some(_)) => self.problem(format!("{at}/password"), "`password` is used only with `username`"),
             _ => {}
         }
-        let ca_file = match (raw.ca_file, raw.tls) {
-            (None, _) => Some(None),
-            (Some(_), SmtpTls::None) => {
-                self.problem(format!("{at}/ca_file"), "`ca_file` has no effect with `tls: none`");
-                None
-            }
-            (Some(file), _) if file.is_empty() => {
-                self.problem(format!("{at}/ca_file"), "must not be empty");
-                None
-            }
-            (Some(file), _) => {
-                let path = self.lookup.resolve_path(&file);
-                let check = std::fs::read(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display())).and_then(|pem| {
-                    lettre::transport::smtp::client::Certificate::from_pem(&pem)
-                        .map(|_| ())
-                        .map_err(|e| format!("`{}` is not a PEM certificate: {e}", path.display()))
-                });
-                self.ok(&format!("{at}/ca_file"), check).map(|()| Some(path))
-            }
-        };
+        let ca_file = self.ca_file(&format!("{at}/ca_file"), raw.ca_file, (raw.tls != SmtpTls::None).then_some(()).ok_or("`tls: none`"));
         let from = self.mailbox(&format!("{at}/from"), &raw.from);
         if raw.to.is_empty() {
             self.problem(format!("{at}/to"), "must list at least one address");
@@ -205,6 +195,33 @@ impl Checker<'_, '_> {
             subject: checked(subject)?,
             timeout: timeout?,
         })
+    }
+
+    /// An extra trusted CA file for a TLS channel: resolved against the flow's folder, read,
+    /// and checked to hold at least one PEM certificate. `tls` is `Err(what)` when the channel
+    /// does not use TLS (then `ca_file` has no effect: a mistake worth saying).
+    fn ca_file(&mut self, at: &str, raw: Option<String>, tls: Result<(), &str>) -> Option<Option<PathBuf>> {
+        let file = match (raw, tls) {
+            (None, _) => return Some(None),
+            (Some(_), Err(what)) => {
+                self.problem(at, format!("`ca_file` has no effect with {what}"));
+                return None;
+            }
+            (Some(file), Ok(())) => file,
+        };
+        if file.is_empty() {
+            self.problem(at, "must not be empty");
+            return None;
+        }
+        let path = self.lookup.resolve_path(&file);
+        let check = std::fs::read(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display())).and_then(|pem| {
+            match rustls::pki_types::CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
+                Ok(certs) if !certs.is_empty() => Ok(()),
+                Ok(_) => Err(format!("`{}` holds no PEM certificate", path.display())),
+                Err(e) => Err(format!("`{}` is not a PEM certificate: {e}", path.display())),
+            }
+        });
+        self.ok(at, check).map(|()| Some(path))
     }
 
     fn mailbox(&mut self, at: &str, text: &str) -> Option<lettre::message::Mailbox> {
@@ -326,6 +343,8 @@ mod tests {
   email: { server: smtp.example.com, username: u, ca_file: missing.pem, from: a@example.com, to: [b@example.com, "@"] }
 - on: [failed]
   command: { run: [""], timeout: "5" }
+- on: [failed]
+  webhook: { url: "http://hooks.example.com/s3cret", ca_file: ca.pem }
 "#,
         )
         .unwrap_err();
@@ -352,6 +371,7 @@ mod tests {
             "(at /notify/5/email/to/1)",
             "`5` is not a duration: a unit is missing (write e.g. `500ms`, `30s`, `2m`, `1h30m`, `1d`) (at /notify/6/command/timeout)",
             "must name a program (at /notify/6/command/run/0)",
+            "`ca_file` has no effect with an http URL (at /notify/7/webhook/ca_file)",
         ];
         for (got, want) in p.iter().zip(want) {
             assert!(got.starts_with(want) || got.ends_with(want), "{got:?} should match {want:?}\n{p:#?}");

@@ -9,7 +9,8 @@
 //! ```
 //!
 //! A request is recorded before it is answered, so once a client has its answer the request
-//! is in [`HttpReceiver::requests`]: no waiting needed.
+//! is in [`HttpReceiver::requests`]: no waiting needed. [`HttpReceiver::start_tls`] serves
+//! HTTPS with the test CA's server certificate (for `127.0.0.1` and `localhost`).
 
 use std::collections::VecDeque;
 use std::convert::Infallible;
@@ -22,8 +23,11 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
+use tokio_rustls::TlsAcceptor;
 
 /// One recorded request.
 #[derive(Debug, Clone)]
@@ -57,6 +61,7 @@ struct State {
 /// A running receiver; dropping it stops the server.
 pub struct HttpReceiver {
     addr: SocketAddr,
+    scheme: &'static str,
     state: Arc<Mutex<State>>,
     task: JoinHandle<()>,
 }
@@ -65,6 +70,32 @@ impl HttpReceiver {
     /// Starts on a free port of 127.0.0.1; the first answers have `statuses`, the rest 200.
     /// A non-2xx answer's body is `refused with <status>`. Call inside a tokio runtime.
     pub async fn start(statuses: &[u16]) -> HttpReceiver {
+        Self::start_with(statuses, None).await
+    }
+
+    /// Like [`start`](Self::start), over HTTPS; [`ca`](Self::ca) is the CA to trust. Needs the
+    /// `openssl` CLI for the test certificates.
+    pub async fn start_tls(statuses: &[u16]) -> HttpReceiver {
+        let certs = super::ftpd::certs().expect("test certificates (openssl)");
+        let chain: Vec<CertificateDer<'static>> =
+            CertificateDer::pem_file_iter(&certs.cert).expect("server.pem").collect::<Result<_, _>>().expect("server.pem");
+        let key = PrivateKeyDer::from_pem_file(&certs.key).expect("server.key");
+        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("TLS versions")
+            .with_no_client_auth()
+            .with_single_cert(chain, key)
+            .expect("server certificate");
+        Self::start_with(statuses, Some(TlsAcceptor::from(Arc::new(config)))).await
+    }
+
+    /// The CA that issued the HTTPS server's certificate (PEM file).
+    pub fn ca(&self) -> std::path::PathBuf {
+        super::ftpd::certs().expect("test certificates").ca.clone()
+    }
+
+    async fn start_with(statuses: &[u16], tls: Option<TlsAcceptor>) -> HttpReceiver {
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
         let state = Arc::new(Mutex::new(State { requests: Vec::new(), statuses: statuses.iter().copied().collect() }));
@@ -73,18 +104,26 @@ impl HttpReceiver {
             loop {
                 let Ok((stream, _)) = listener.accept().await else { continue };
                 let state = Arc::clone(&shared);
+                let tls = tls.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |req| answer(req, Arc::clone(&state)));
-                    let _ = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await;
+                    let _ = match tls {
+                        // A refused handshake (an untrusting client) just ends the connection.
+                        Some(tls) => match tls.accept(stream).await {
+                            Ok(stream) => http1::Builder::new().serve_connection(TokioIo::new(stream), service).await,
+                            Err(_) => return,
+                        },
+                        None => http1::Builder::new().serve_connection(TokioIo::new(stream), service).await,
+                    };
                 });
             }
         });
-        HttpReceiver { addr, state, task }
+        HttpReceiver { addr, scheme, state, task }
     }
 
-    /// `http://127.0.0.1:PORT{path}`.
+    /// `http://127.0.0.1:PORT{path}` (`https://…` when started with TLS).
     pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
+        format!("{}://{}{path}", self.scheme, self.addr)
     }
 
     pub fn port(&self) -> u16 {
