@@ -12,9 +12,9 @@ use std::sync::OnceLock;
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::paths::{Location, LocationSegment};
 use jsonschema::{JsonType, ValidationError, Validator};
-use schemars::{JsonSchema, Schema};
 use schemars::generate::SchemaSettings;
 use schemars::transform::transform_subschemas;
+use schemars::{JsonSchema, Schema};
 use serde_json::Value;
 
 use super::diagnostic::Problem;
@@ -154,7 +154,8 @@ fn explain(root: &Value, error: &ValidationError<'_>, out: &mut Vec<Structural>)
             out.push(Structural { problem, at_key: false, kind: Kind::MissingField });
         }
         ValidationErrorKind::Type { kind } => {
-            let expected = if is_duration(root, error.schema_path()) { "a duration such as `30s` or `2m`".into() } else { expected_types(kind) };
+            let expected =
+                if is_duration(root, error.schema_path()) { "a duration such as `30s` or `2m`".into() } else { expected_types(kind) };
             out.push(plain(path, format!("expected {expected}, found {}", describe(instance, sensitive))));
         }
         ValidationErrorKind::Constant { expected_value } => {

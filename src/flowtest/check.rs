@@ -58,9 +58,9 @@ pub fn file(expect: &Expect, found: &Found<'_>) -> Vec<Failure> {
     }
     counts(expect, found.result.as_ref(), &mut out);
     // What the sinks received: the run's targets, less a quarantine copy (`quarantine.copy`).
-    let copy = found.result.as_ref().and_then(|r| r.quarantine.as_ref()).and_then(|q| q.copy.as_ref().map(|c| format!("{}:/{c}", q.endpoint)));
-    let delivered: Vec<String> =
-        found.file.iter().flat_map(|f| f.targets.iter()).filter(|t| Some(*t) != copy.as_ref()).cloned().collect();
+    let copy =
+        found.result.as_ref().and_then(|r| r.quarantine.as_ref()).and_then(|q| q.copy.as_ref().map(|c| format!("{}:/{c}", q.endpoint)));
+    let delivered: Vec<String> = found.file.iter().flat_map(|f| f.targets.iter()).filter(|t| Some(*t) != copy.as_ref()).cloned().collect();
     if let Some(outputs) = &expect.outputs {
         for (place, want) in outputs {
             if !delivered.contains(place) {
@@ -177,16 +177,13 @@ fn errors(what: &str, want: &[RawRowError], found: &[RecordError], by_row: bool,
             _ => groups.push((e.row, vec![e])),
         }
     }
-    let shown = || {
-        groups
-            .iter()
-            .flat_map(|(_, es)| es.iter().map(|e| format!("  {e}")))
-            .collect::<Vec<_>>()
-            .join("\n")
-    };
+    let shown = || groups.iter().flat_map(|(_, es)| es.iter().map(|e| format!("  {e}"))).collect::<Vec<_>>().join("\n");
     if want.len() != groups.len() {
         let unit = if by_row { "row(s)" } else { "error(s)" };
-        out.push(Failure::with_diff(format!("{what}: expected {} {unit}, found {}", want.len(), groups.len()), format!("found:\n{}\n", shown())));
+        out.push(Failure::with_diff(
+            format!("{what}: expected {} {unit}, found {}", want.len(), groups.len()),
+            format!("found:\n{}\n", shown()),
+        ));
         return;
     }
     for (i, (w, (row, es))) in want.iter().zip(&groups).enumerate() {
@@ -258,7 +255,10 @@ fn content(what: &str, want: &Content, actual: &[u8], name: &str, out: &mut Vec<
         Some(Exact::Bytes { bytes, fixture }) if bytes != actual => {
             let from = fixture.as_ref().map_or_else(|| "the expected content".to_string(), |f| format!("fixture {}", f.display()));
             let label = fixture.as_ref().map_or_else(|| "expected".to_string(), |f| format!("expected ({})", f.display()));
-            out.push(Failure::with_diff(format!("{what} differs from {from}"), diff::unified(bytes, actual, &label, &format!("actual ({name})"))));
+            out.push(Failure::with_diff(
+                format!("{what} differs from {from}"),
+                diff::unified(bytes, actual, &label, &format!("actual ({name})")),
+            ));
         }
         Some(Exact::Records(records)) => match read_records(name, actual) {
             Ok(found) => {
@@ -343,9 +343,10 @@ pub fn rendered(expect: &Expect, got: Result<Vec<u8>, String>, name: &str) -> Ve
     let mut out = Vec::new();
     match (got, &expect.output, &expect.error) {
         (Ok(text), Some(want), _) => content("the rendered text", want, &text, name, &mut out),
-        (Ok(text), None, Some(e)) => {
-            out.push(Failure::with_diff(format!("expected an error containing {e:?}, but the templates rendered"), excerpt(&String::from_utf8_lossy(&text))))
-        }
+        (Ok(text), None, Some(e)) => out.push(Failure::with_diff(
+            format!("expected an error containing {e:?}, but the templates rendered"),
+            excerpt(&String::from_utf8_lossy(&text)),
+        )),
         (Err(msg), Some(_), _) => out.push(Failure::new(format!("rendering failed: {msg}"))),
         (Err(msg), None, Some(e)) if !msg.contains(e.as_str()) => {
             out.push(Failure::new(format!("error: expected it to contain {e:?}, found {msg:?}")));
@@ -374,7 +375,8 @@ mod tests {
         let rows = rejects("hr:/r.rejects.csv", text.as_bytes()).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!((rows[0].row, rows[1].message.as_str()), (Some(3), "id: too small"));
-        let want = |row, field: &str, message: &str| RawRowError { row: Some(row), field: Some(field.into()), message: Some(message.into()) };
+        let want =
+            |row, field: &str, message: &str| RawRowError { row: Some(row), field: Some(field.into()), message: Some(message.into()) };
         let mut out = Vec::new();
         errors("rejected rows", &[want(3, "id", "too small")], &rows, true, &mut out);
         assert!(out.is_empty(), "{out:?}");

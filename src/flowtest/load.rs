@@ -42,7 +42,8 @@ fn validator() -> &'static Validator {
 
 /// Reads and validates the test file at `path`, and loads its flow.
 pub fn load_suite(path: &Path) -> Result<Suite, Vec<Diagnostic>> {
-    let text = std::fs::read_to_string(path).map_err(|e| vec![diag(path, locate::Pos::START, "/", format!("cannot read test file: {e}"))])?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| vec![diag(path, locate::Pos::START, "/", format!("cannot read test file: {e}"))])?;
     let (parsed, problems) = locate::parse(&text);
     let mut out: Vec<Diagnostic> = problems.into_iter().map(|l| diag(path, l.pos, &l.yaml_path, l.message)).collect();
     let Some(parsed) = parsed else { return Err(out) };
@@ -328,7 +329,11 @@ mod tests {
             assert!(errs.iter().any(|e| e.starts_with(w)), "missing {w:?} in {errs:#?}");
         }
         assert_eq!(errs.len(), want.len(), "{errs:#?}");
-        let t = write(dir.path(), "u.test.yaml", "flow: t.yaml\ncases:\n  - name: a\n    input: { content: x, nam: a.csv }\n    expect: { outcome: delivered }\n");
+        let t = write(
+            dir.path(),
+            "u.test.yaml",
+            "flow: t.yaml\ncases:\n  - name: a\n    input: { content: x, nam: a.csv }\n    expect: { outcome: delivered }\n",
+        );
         let errs = load_suite(&t).unwrap_err();
         assert_eq!((errs[0].line, errs[0].col), (4, 30), "{errs:?}");
         assert!(errs[0].message.starts_with("unknown field `nam`"), "{errs:?}");
