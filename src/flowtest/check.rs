@@ -371,7 +371,7 @@ mod tests {
 
     #[test]
     fn rejects_rows_are_read_back_with_their_errors() {
-        let text = "id;email;_row;_line;_errors\n7;bad;3;4;email: not an email; id: too small\n";
+        let text = "id;email;_row;_line;_errors\n7;bad;3;4;\"email: not an email; id: too small\"\n";
         let rows = rejects("hr:/r.rejects.csv", text.as_bytes()).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!((rows[0].row, rows[1].message.as_str()), (Some(3), "id: too small"));
