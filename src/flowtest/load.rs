@@ -335,7 +335,7 @@ mod tests {
             "flow: t.yaml\ncases:\n  - name: a\n    input: { content: x, nam: a.csv }\n    expect: { outcome: delivered }\n",
         );
         let errs = load_suite(&t).unwrap_err();
-        assert_eq!((errs[0].line, errs[0].col), (4, 30), "{errs:?}");
+        assert_eq!((errs[0].line, errs[0].col), (4, 26), "{errs:?}");
         assert!(errs[0].message.starts_with("unknown field `nam`"), "{errs:?}");
     }
 
