@@ -10,6 +10,7 @@ pub mod config;
 pub mod control;
 pub mod endpoint;
 pub mod engine;
+pub mod flowtest;
 pub mod ledger;
 pub mod notify;
 pub mod schedule;

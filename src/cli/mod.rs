@@ -22,6 +22,7 @@ mod schema;
 mod serve;
 mod state;
 mod status;
+mod test;
 mod trigger;
 mod trust;
 mod validate;
@@ -91,6 +92,9 @@ pub enum Command {
     Trigger(trigger::Args),
     /// Run every flow of a folder on its schedule until stopped (SIGTERM / Ctrl-C).
     Serve(serve::Args),
+    /// Run the tests kept beside flows (`*.test.yaml`): fixtures in, expected outputs out,
+    /// without connecting anywhere; exit 1 when a case fails, 2 when a test file is invalid.
+    Test(test::Args),
 }
 
 /// Parses arguments, runs the command, and maps the result to an exit code.
@@ -114,6 +118,7 @@ pub fn run() -> ExitCode {
         Command::Status(a) => status::run(a, &global),
         Command::Trigger(a) => trigger::run(a, &global),
         Command::Serve(a) => serve::run(a, &global),
+        Command::Test(a) => test::run(a, cli.verbose),
     };
     match res {
         Ok(code) => code,

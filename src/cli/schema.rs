@@ -1,6 +1,7 @@
 //! `wharf schema`: print (or write) the JSON Schema of flow files, or the Markdown reference
-//! generated from it. `schemas/flow.schema.json` and `docs/flow-reference.md` are produced
-//! this way, and a test fails when they are out of date.
+//! generated from it, or the schema of test files. `schemas/flow.schema.json`,
+//! `docs/flow-reference.md` and `schemas/flow-test.schema.json` are produced this way, and a
+//! test fails when they are out of date.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,13 +18,17 @@ pub struct Args {
     /// Produce the Markdown field reference (docs/flow-reference.md) instead of the schema.
     #[arg(long)]
     pub markdown: bool,
+    /// Produce the schema of test files (`*.test.yaml`, schemas/flow-test.schema.json) instead.
+    #[arg(long, conflicts_with = "markdown")]
+    pub test: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let text = if args.markdown {
         config::flow_reference_markdown()
     } else {
-        let mut json = serde_json::to_string_pretty(&config::flow_schema()).context("serializing the schema")?;
+        let schema = if args.test { crate::flowtest::test_schema() } else { config::flow_schema() };
+        let mut json = serde_json::to_string_pretty(&schema).context("serializing the schema")?;
         json.push('\n');
         json
     };

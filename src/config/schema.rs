@@ -12,9 +12,9 @@ use std::sync::OnceLock;
 use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::paths::{Location, LocationSegment};
 use jsonschema::{JsonType, ValidationError, Validator};
-use schemars::Schema;
 use schemars::generate::SchemaSettings;
 use schemars::transform::transform_subschemas;
+use schemars::{JsonSchema, Schema};
 use serde_json::Value;
 
 use super::diagnostic::Problem;
@@ -25,8 +25,15 @@ use super::raw::{FLOW_NAME_PATTERN, RawFlow};
 /// The JSON Schema (draft 2020-12) of a flow file. Every property carries a description taken
 /// from the doc comments of [`RawFlow`] and the types it uses.
 pub fn flow_schema() -> Value {
+    schema_for::<RawFlow>()
+}
+
+/// The JSON Schema (draft 2020-12) of a YAML file deserialized as `T`, in the flow schema's
+/// shape (descriptions from doc comments, optional fields not nullable). Test files
+/// (`*.test.yaml`) get theirs this way too.
+pub fn schema_for<T: JsonSchema>() -> Value {
     let generator = SchemaSettings::draft2020_12().for_deserialize().with_transform(tidy).into_generator();
-    generator.into_root_schema_for::<RawFlow>().to_value()
+    generator.into_root_schema_for::<T>().to_value()
 }
 
 /// Schema-wide touches: doc-comment line breaks become spaces (paragraph breaks stay), and
@@ -102,9 +109,15 @@ pub enum Kind {
 
 /// Validates a parsed flow against the schema; returns every problem, reworded.
 pub fn check(value: &Value) -> Vec<Structural> {
+    check_with(schema(), validator(), value)
+}
+
+/// Validates `value` against `root`, compiled as `validator` (any schema made by
+/// [`schema_for`]); returns every problem, reworded as for flows.
+pub fn check_with(root: &Value, validator: &Validator, value: &Value) -> Vec<Structural> {
     let mut out = Vec::new();
-    for error in validator().iter_errors(value) {
-        explain(&error, &mut out);
+    for error in validator.iter_errors(value) {
+        explain(root, &error, &mut out);
     }
     out.dedup();
     out
@@ -119,13 +132,13 @@ fn plain(path: String, message: String) -> Structural {
 }
 
 /// Rewords one jsonschema error (recursing into `oneOf` alternatives) into `out`.
-fn explain(error: &ValidationError<'_>, out: &mut Vec<Structural>) {
+fn explain(root: &Value, error: &ValidationError<'_>, out: &mut Vec<Structural>) {
     let path = pointer(error.instance_path());
     let instance = error.instance().as_ref();
     let sensitive = is_sensitive(error.instance_path());
     match error.kind() {
         ValidationErrorKind::AdditionalProperties { unexpected } | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
-            let allowed = allowed_fields(error.schema_path());
+            let allowed = allowed_fields(root, error.schema_path());
             for field in unexpected {
                 let mut message = format!("unknown field `{field}`");
                 if !allowed.is_empty() {
@@ -141,7 +154,8 @@ fn explain(error: &ValidationError<'_>, out: &mut Vec<Structural>) {
             out.push(Structural { problem, at_key: false, kind: Kind::MissingField });
         }
         ValidationErrorKind::Type { kind } => {
-            let expected = if is_duration(error.schema_path()) { "a duration such as `30s` or `2m`".into() } else { expected_types(kind) };
+            let expected =
+                if is_duration(root, error.schema_path()) { "a duration such as `30s` or `2m`".into() } else { expected_types(kind) };
             out.push(plain(path, format!("expected {expected}, found {}", describe(instance, sensitive))));
         }
         ValidationErrorKind::Constant { expected_value } => {
@@ -162,7 +176,7 @@ fn explain(error: &ValidationError<'_>, out: &mut Vec<Structural>) {
         ValidationErrorKind::MinItems { limit } => out.push(plain(path, format!("needs at least {limit} items"))),
         ValidationErrorKind::UniqueItems => out.push(plain(path, "lists the same value more than once".into())),
         ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context } => {
-            explain_alternatives(error, context, out)
+            explain_alternatives(root, error, context, out)
         }
         _ => out.push(plain(path, error.to_string())),
     }
@@ -175,7 +189,7 @@ fn explain(error: &ValidationError<'_>, out: &mut Vec<Structural>) {
 /// and its `const` fields (an endpoint's `type`) match, and it knows at least one of the
 /// value's keys (a step's one key). With exactly one such alternative its own errors are the
 /// useful ones (`unknown field` inside an sftp endpoint or a `map` step).
-fn explain_alternatives(error: &ValidationError<'_>, context: &[Vec<ValidationError<'static>>], out: &mut Vec<Structural>) {
+fn explain_alternatives(root: &Value, error: &ValidationError<'_>, context: &[Vec<ValidationError<'static>>], out: &mut Vec<Structural>) {
     let path = error.instance_path();
     let sensitive = is_sensitive(path);
     let is_discriminator = |e: &ValidationError<'_>| {
@@ -194,7 +208,7 @@ fn explain_alternatives(error: &ValidationError<'_>, context: &[Vec<ValidationEr
     };
     let candidates: Vec<&Vec<ValidationError<'static>>> = context.iter().filter(|alt| !alt.iter().any(is_discriminator)).collect();
     match candidates.as_slice() {
-        [only] => only.iter().for_each(|e| explain(e, out)),
+        [only] => only.iter().for_each(|e| explain(root, e, out)),
         [] => {
             // No alternative fits: list what would have. Constants at the value itself
             // (`keep`, `delete`) or at one child (`type: local|sftp`), and types.
@@ -229,13 +243,13 @@ fn explain_alternatives(error: &ValidationError<'_>, context: &[Vec<ValidationEr
         several => {
             // Several fit (e.g. an endpoint without `type`): report what they agree on.
             let mut first = Vec::new();
-            several[0].iter().for_each(|e| explain(e, &mut first));
+            several[0].iter().for_each(|e| explain(root, e, &mut first));
             let common: Vec<Structural> = first
                 .into_iter()
                 .filter(|s| {
                     several[1..].iter().all(|alt| {
                         let mut theirs = Vec::new();
-                        alt.iter().for_each(|e| explain(e, &mut theirs));
+                        alt.iter().for_each(|e| explain(root, e, &mut theirs));
                         theirs.contains(s)
                     })
                 })
@@ -264,19 +278,19 @@ fn is_sensitive(location: &Location) -> bool {
 }
 
 /// The schema object holding the failing keyword.
-fn schema_at(schema_path: &Location) -> Option<&'static Value> {
+fn schema_at<'s>(root: &'s Value, schema_path: &Location) -> Option<&'s Value> {
     let object = parent(schema_path)?;
-    if object.as_str().is_empty() { Some(schema()) } else { schema().pointer(object.as_str()) }
+    if object.as_str().is_empty() { Some(root) } else { root.pointer(object.as_str()) }
 }
 
 /// Whether the failing keyword belongs to a duration field.
-fn is_duration(schema_path: &Location) -> bool {
-    schema_at(schema_path).and_then(|s| s.get("pattern")).and_then(Value::as_str) == Some(duration::PATTERN)
+fn is_duration(root: &Value, schema_path: &Location) -> bool {
+    schema_at(root, schema_path).and_then(|s| s.get("pattern")).and_then(Value::as_str) == Some(duration::PATTERN)
 }
 
 /// The fields a mapping allows, read from the schema next to the failing keyword.
-fn allowed_fields(schema_path: &Location) -> BTreeSet<String> {
-    let Some(object) = schema_at(schema_path) else {
+fn allowed_fields(root: &Value, schema_path: &Location) -> BTreeSet<String> {
+    let Some(object) = schema_at(root, schema_path) else {
         return BTreeSet::new();
     };
     object.get("properties").and_then(Value::as_object).map(|p| p.keys().cloned().collect()).unwrap_or_default()

@@ -15,6 +15,7 @@ mod conformance;
 mod content_sftp;
 mod control;
 mod examples;
+mod flow_tests;
 mod ftp_modes;
 mod notify;
 mod plan;
