@@ -18,6 +18,7 @@ mod plan;
 mod quarantine;
 mod run;
 mod runs;
+mod sandbox;
 mod schema;
 mod serve;
 mod state;
@@ -91,6 +92,8 @@ pub enum Command {
     Trigger(trigger::Args),
     /// Run every flow of a folder on its schedule until stopped (SIGTERM / Ctrl-C).
     Serve(serve::Args),
+    /// Serve a folder over SFTP on 127.0.0.1 to try flows locally, until stopped.
+    Sandbox(sandbox::Args),
 }
 
 /// Parses arguments, runs the command, and maps the result to an exit code.
@@ -114,6 +117,7 @@ pub fn run() -> ExitCode {
         Command::Status(a) => status::run(a, &global),
         Command::Trigger(a) => trigger::run(a, &global),
         Command::Serve(a) => serve::run(a, &global),
+        Command::Sandbox(a) => sandbox::run(a, &global),
     };
     match res {
         Ok(code) => code,
