@@ -13,6 +13,7 @@ pub mod engine;
 pub mod flowtest;
 pub mod ledger;
 pub mod notify;
+pub mod sandbox;
 pub mod schedule;
 pub mod serve;
 pub mod steps;

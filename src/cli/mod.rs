@@ -18,6 +18,7 @@ mod plan;
 mod quarantine;
 mod run;
 mod runs;
+mod sandbox;
 mod schema;
 mod serve;
 mod state;
@@ -95,6 +96,8 @@ pub enum Command {
     /// Run the tests kept beside flows (`*.test.yaml`): fixtures in, expected outputs out,
     /// without connecting anywhere; exit 1 when a case fails, 2 when a test file is invalid.
     Test(test::Args),
+    /// Serve a folder over SFTP on 127.0.0.1 to try flows locally, until stopped.
+    Sandbox(sandbox::Args),
 }
 
 /// Parses arguments, runs the command, and maps the result to an exit code.
@@ -119,6 +122,7 @@ pub fn run() -> ExitCode {
         Command::Trigger(a) => trigger::run(a, &global),
         Command::Serve(a) => serve::run(a, &global),
         Command::Test(a) => test::run(a, cli.verbose),
+        Command::Sandbox(a) => sandbox::run(a, &global),
     };
     match res {
         Ok(code) => code,
