@@ -12,6 +12,7 @@ pub mod endpoint;
 pub mod engine;
 pub mod ledger;
 pub mod notify;
+pub mod probe;
 pub mod schedule;
 pub mod serve;
 pub mod steps;

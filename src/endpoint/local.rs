@@ -11,7 +11,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use super::{Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Op, ReadStream, RemotePath, WriteStream};
+use super::{
+    Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Feature, Op, ReadStream, RemotePath, ServerFacts, Support, Traits,
+    WriteStream,
+};
 
 /// A local folder endpoint.
 #[derive(Debug, Clone)]
@@ -138,6 +141,43 @@ impl Endpoint for LocalEndpoint {
 
     async fn create_dir_all(&self, dir: &RemotePath) -> Result<(), EndpointError> {
         tokio::fs::create_dir_all(self.full(dir)).await.map_err(|e| self.err(Op::CreateDir, dir, e))
+    }
+
+    async fn remove_dir(&self, dir: &RemotePath) -> Result<(), EndpointError> {
+        let full = self.full(dir);
+        tokio::fs::remove_dir(&full).await.map_err(|e| self.err(Op::Remove, dir, e))?;
+        sync_dir(full.parent()).await;
+        Ok(())
+    }
+
+    async fn rename_plain(&self, from: &RemotePath, to: &RemotePath) -> Result<(), EndpointError> {
+        tokio::fs::rename(self.full(from), self.full(to)).await.map_err(|e| self.err(Op::Rename, from, e))
+    }
+
+    async fn facts(&self) -> Result<ServerFacts, EndpointError> {
+        let root = RemotePath::root();
+        let md = tokio::fs::metadata(&self.root).await.map_err(|e| self.err(Op::Stat, &root, e))?;
+        if !md.is_dir() {
+            return Err(EndpointError::new(ErrorKind::NotFound, Op::Stat, self.describe(), Some(&root), "the root is not a folder"));
+        }
+        let features = vec![
+            Feature::offered("rename(2)", "POSIX", "renaming onto an existing file replaces it atomically"),
+            Feature::offered("fsync(2)", "yes", "files and folders are flushed to disk after a write"),
+        ];
+        Ok(ServerFacts {
+            protocol: "local".into(),
+            software: Some(format!("{} file system", std::env::consts::OS)),
+            features,
+            traits: Traits {
+                atomic_replace: Support::yes("rename(2) replaces atomically"),
+                durable_writes: Support::yes("fsync(2)"),
+                server_sha256: Support::no("a local folder computes no checksums (wharf hashes while staging)"),
+                encrypted: Support::yes("no network involved"),
+                mtime_precision: self.capabilities().mtime_precision,
+                mtime_source: "stat(2)".into(),
+            },
+            problems: Vec::new(),
+        })
     }
 }
 

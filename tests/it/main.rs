@@ -10,14 +10,15 @@
 
 mod support;
 
-mod conformance;
 mod config;
+mod conformance;
 mod content_sftp;
 mod control;
 mod examples;
 mod ftp_modes;
 mod notify;
 mod plan;
+mod probe;
 mod pull_ftp;
 mod pull_sftp;
 mod push;
