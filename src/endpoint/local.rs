@@ -156,14 +156,20 @@ impl Endpoint for LocalEndpoint {
 
     async fn facts(&self) -> Result<ServerFacts, EndpointError> {
         let root = RemotePath::root();
-        let md = tokio::fs::metadata(&self.root).await.map_err(|e| self.err(Op::Stat, &root, e))?;
-        if !md.is_dir() {
-            return Err(EndpointError::new(ErrorKind::NotFound, Op::Stat, self.describe(), Some(&root), "the root is not a folder"));
-        }
-        let features = vec![
+        let mut features = vec![
             Feature::offered("rename(2)", "POSIX", "renaming onto an existing file replaces it atomically"),
             Feature::offered("fsync(2)", "yes", "files and folders are flushed to disk after a write"),
         ];
+        let mut problems = Vec::new();
+        match tokio::fs::metadata(&self.root).await {
+            Ok(md) if md.is_dir() => {}
+            Ok(_) => problems.push(format!("the root {} is not a folder", self.root.display())),
+            // A sink's folders are made on the first delivery.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                features.push(Feature::missing("root folder", format!("{} does not exist yet", self.root.display())));
+            }
+            Err(e) => return Err(self.err(Op::Stat, &root, e)),
+        }
         Ok(ServerFacts {
             protocol: "local".into(),
             software: Some(format!("{} file system", std::env::consts::OS)),
@@ -171,12 +177,12 @@ impl Endpoint for LocalEndpoint {
             traits: Traits {
                 atomic_replace: Support::yes("rename(2) replaces atomically"),
                 durable_writes: Support::yes("fsync(2)"),
-                server_sha256: Support::no("a local folder computes no checksums (wharf hashes while staging)"),
+                server_sha256: Support::no("no server to compute one"),
                 encrypted: Support::yes("no network involved"),
                 mtime_precision: self.capabilities().mtime_precision,
                 mtime_source: "stat(2)".into(),
             },
-            problems: Vec::new(),
+            problems,
         })
     }
 }
