@@ -14,6 +14,7 @@ pub mod flowtest;
 pub mod ledger;
 pub mod notify;
 pub mod sandbox;
+pub mod probe;
 pub mod schedule;
 pub mod serve;
 pub mod steps;

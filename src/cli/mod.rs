@@ -15,6 +15,7 @@ mod events;
 mod files;
 mod logging;
 mod plan;
+mod probe;
 mod quarantine;
 mod run;
 mod runs;
@@ -74,6 +75,9 @@ pub enum Command {
     Run(run::Args),
     /// Show what a run would do with each file now, and why, without writing anything.
     Plan(plan::Args),
+    /// Ask a flow's servers what they support and how they behave (`--write`: also test
+    /// rename and the clock in a scratch folder), and say what it means for the flow.
+    Probe(probe::Args),
     /// Show run history.
     Runs(runs::Args),
     /// Show each file's state in the ledger for a flow.
@@ -112,6 +116,7 @@ pub fn run() -> ExitCode {
         Command::Schema(a) => schema::run(a),
         Command::Run(a) => run::run(a, &global),
         Command::Plan(a) => plan::run(a, &global),
+        Command::Probe(a) => probe::run(a, &global),
         Command::Runs(a) => runs::run(a, &global),
         Command::Files(a) => files::run(a, &global),
         Command::Trust(a) => trust::run(a),

@@ -24,13 +24,14 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     // Read-only beside a running daemon too; a ledger that does not exist yet means nothing ran.
     let ledger = open_for_read(global)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let planned = match rt.block_on(plan::plan(&flow, ledger.as_ref(), std::time::SystemTime::now())) {
+    let mut planned = match rt.block_on(plan::plan(&flow, ledger.as_ref(), std::time::SystemTime::now())) {
         Ok(p) => p,
         Err(e) => {
             eprintln!("error: {e}");
             return Ok(ExitCode::from(EXIT_ABORTED));
         }
     };
+    plan::add_probes(&mut planned, &flow, &global.state_dir, chrono::Utc::now());
     if args.json {
         println!("{}", serde_json::to_string_pretty(&planned)?);
         return Ok(ExitCode::SUCCESS);
@@ -49,6 +50,16 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     }
     for c in &planned.caveats {
         println!("  note: {c}");
+    }
+    for p in &planned.probes {
+        let what = if p.findings.is_empty() { ": nothing that matters to this flow" } else { ":" };
+        println!("  probe of {} ({}), {}{what}", p.endpoint, p.target, p.age);
+        for f in &p.findings {
+            println!("    {:<8} {}", f.severity.as_str(), f.text);
+        }
+    }
+    if let Some(hint) = &planned.probe_hint {
+        println!("  hint: {hint}");
     }
     Ok(ExitCode::SUCCESS)
 }

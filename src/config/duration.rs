@@ -48,6 +48,22 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(millis))
 }
 
+/// Writes `d` the way [`parse`] reads it: `1h30m`, `2m`, `30s`, `1500ms` → `1s500ms`, `0s`.
+pub fn format(d: Duration) -> String {
+    let mut millis = d.as_millis() as u64;
+    if millis == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, size) in UNITS {
+        if millis >= size {
+            out.push_str(&format!("{}{unit}", millis / size));
+            millis %= size;
+        }
+    }
+    out
+}
+
 /// Schema of a duration field: a string with [`PATTERN`].
 pub(crate) fn schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({
@@ -60,6 +76,13 @@ pub(crate) fn schema(_: &mut SchemaGenerator) -> Schema {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn formats_what_it_parses() {
+        for text in ["500ms", "30s", "2m", "1h30m", "1d2h3m4s5ms", "0s", "1s500ms"] {
+            assert_eq!(format(parse(text).unwrap()), text);
+        }
+    }
 
     #[test]
     fn parses_units_and_combinations() {

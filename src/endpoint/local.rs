@@ -11,7 +11,10 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-use super::{Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Op, ReadStream, RemotePath, WriteStream};
+use super::{
+    Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Feature, Op, ReadStream, RemotePath, ServerFacts, Support, Traits,
+    WriteStream,
+};
 
 /// A local folder endpoint.
 #[derive(Debug, Clone)]
@@ -138,6 +141,49 @@ impl Endpoint for LocalEndpoint {
 
     async fn create_dir_all(&self, dir: &RemotePath) -> Result<(), EndpointError> {
         tokio::fs::create_dir_all(self.full(dir)).await.map_err(|e| self.err(Op::CreateDir, dir, e))
+    }
+
+    async fn remove_dir(&self, dir: &RemotePath) -> Result<(), EndpointError> {
+        let full = self.full(dir);
+        tokio::fs::remove_dir(&full).await.map_err(|e| self.err(Op::Remove, dir, e))?;
+        sync_dir(full.parent()).await;
+        Ok(())
+    }
+
+    async fn rename_plain(&self, from: &RemotePath, to: &RemotePath) -> Result<(), EndpointError> {
+        tokio::fs::rename(self.full(from), self.full(to)).await.map_err(|e| self.err(Op::Rename, from, e))
+    }
+
+    async fn facts(&self) -> Result<ServerFacts, EndpointError> {
+        let root = RemotePath::root();
+        let mut features = vec![
+            Feature::offered("rename(2)", "POSIX", "renaming onto an existing file replaces it atomically"),
+            Feature::offered("fsync(2)", "yes", "files and folders are flushed to disk after a write"),
+        ];
+        let mut problems = Vec::new();
+        match tokio::fs::metadata(&self.root).await {
+            Ok(md) if md.is_dir() => {}
+            Ok(_) => problems.push(format!("the root {} is not a folder", self.root.display())),
+            // A sink's folders are made on the first delivery.
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                features.push(Feature::missing("root folder", format!("{} does not exist yet", self.root.display())));
+            }
+            Err(e) => return Err(self.err(Op::Stat, &root, e)),
+        }
+        Ok(ServerFacts {
+            protocol: "local".into(),
+            software: Some(format!("{} file system", std::env::consts::OS)),
+            features,
+            traits: Traits {
+                atomic_replace: Support::yes("rename(2) replaces atomically"),
+                durable_writes: Support::yes("fsync(2)"),
+                server_sha256: Support::no("no server to compute one"),
+                encrypted: Support::yes("no network involved"),
+                mtime_precision: self.capabilities().mtime_precision,
+                mtime_source: "stat(2)".into(),
+            },
+            problems,
+        })
     }
 }
 

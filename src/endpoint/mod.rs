@@ -9,6 +9,7 @@
 //! Data moves through [`ReadStream`] / [`WriteStream`] in chunks, never as whole files, so
 //! memory stays bounded whatever the file size.
 
+pub mod facts;
 pub mod ftp;
 pub mod local;
 pub mod path;
@@ -20,6 +21,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
+pub use facts::{Feature, ServerFacts, Support, Traits};
 pub use path::{PathError, RemotePath};
 
 /// What kind of directory entry this is.
@@ -190,6 +192,14 @@ pub trait Endpoint: Send + Sync + fmt::Debug {
     async fn remove(&self, path: &RemotePath) -> Result<(), EndpointError>;
     /// Creates `dir` and its missing parents; succeeds if it already exists.
     async fn create_dir_all(&self, dir: &RemotePath) -> Result<(), EndpointError>;
+    /// Removes an empty folder; `NotFound` if there is none.
+    async fn remove_dir(&self, dir: &RemotePath) -> Result<(), EndpointError>;
+    /// The protocol's own rename, sent once as it is: no look at `to` first, no making room.
+    /// What happens to an existing `to` (replaced, refused) is the server's choice; `wharf
+    /// probe` asks exactly that. Everything else uses [`rename`](Self::rename).
+    async fn rename_plain(&self, from: &RemotePath, to: &RemotePath) -> Result<(), EndpointError>;
+    /// What the server says about itself (version, software, features), asked read-only.
+    async fn facts(&self) -> Result<ServerFacts, EndpointError>;
     /// The SHA-256 (lowercase hex) of the file at `path` as the *server* computes it, when it
     /// offers that (FTP `HASH` / `XSHA256`); `None` when it does not. Uploads compare it with
     /// what was sent. Never computed by reading the file back.

@@ -18,7 +18,7 @@ mod command;
 mod content;
 mod discover;
 mod disposition;
-mod endpoints;
+pub mod endpoints;
 pub mod error;
 mod halt;
 pub mod identity;

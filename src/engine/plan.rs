@@ -9,16 +9,22 @@
 //! What a plan cannot know without the content is said, not guessed: a flow with content
 //! steps may still quarantine a file, a `content` identity needs the file's hash, and an
 //! export command (`source.command`) is not run.
+//!
+//! The last `wharf probe` of each endpoint (a JSON file in the state folder, only read) is
+//! judged again against the flow as it is now, and what matters is shown with its age.
 
+use std::path::Path;
 use std::time::SystemTime;
 
+use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::{discover, endpoints, identity, lifecycle, ready};
 use crate::config::Flow;
-use crate::config::flow::Disposition;
+use crate::config::flow::{Disposition, EndpointSpec};
 use crate::endpoint::{EndpointError, RemotePath};
 use crate::ledger::{Ledger, LedgerError, to_millis};
+use crate::probe::{self, Finding, Severity};
 use crate::template::NameVars;
 
 /// What a run would do with one file.
@@ -53,6 +59,21 @@ pub struct Plan {
     pub files: Vec<PlannedFile>,
     /// What the plan could not check (content steps, command sources, content identity).
     pub caveats: Vec<String>,
+    /// What the last probes of the flow's endpoints found that matters (see [`add_probes`]).
+    pub probes: Vec<ProbeNote>,
+    /// Set when the source endpoint is a server that was never probed.
+    pub probe_hint: Option<String>,
+}
+
+/// A stored probe's warnings and errors for this flow.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeNote {
+    pub endpoint: String,
+    pub target: String,
+    pub probed_at: DateTime<Utc>,
+    /// `3 days ago`.
+    pub age: String,
+    pub findings: Vec<Finding>,
 }
 
 /// A plan could not be made.
@@ -73,7 +94,13 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
     let err = |source| PlanError::Endpoint { flow: flow.name.clone(), source };
     let eps = endpoints::open_all(flow, &[flow.source.endpoint.as_str()]).await.map_err(err)?;
     let Some(source) = eps.get(&flow.source.endpoint) else {
-        return Ok(Plan { flow: flow.name.clone(), files: vec![], caveats: vec!["the source endpoint is not defined".into()] });
+        return Ok(Plan {
+            flow: flow.name.clone(),
+            files: vec![],
+            caveats: vec!["the source endpoint is not defined".into()],
+            probes: vec![],
+            probe_hint: None,
+        });
     };
     let skip = [&flow.after_success, &flow.after_failure];
     let candidates = discover::discover(&**source, &flow.source, &skip, now).await.map_err(err)?;
@@ -98,7 +125,50 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
         };
         files.push(PlannedFile { path: c.entry.path.to_string(), size: c.entry.size, action });
     }
-    Ok(Plan { flow: flow.name.clone(), files, caveats: caveats(flow) })
+    Ok(Plan { flow: flow.name.clone(), files, caveats: caveats(flow), probes: vec![], probe_hint: None })
+}
+
+/// Adds what the stored probes of `flow`'s endpoints (in `state_dir`) found that matters to
+/// the flow now: warnings and errors, judged against the current flow. Only reads.
+pub fn add_probes(plan: &mut Plan, flow: &Flow, state_dir: &Path, now: DateTime<Utc>) {
+    for name in flow.endpoints.keys() {
+        let report = match probe::store::load(state_dir, &flow.name, name) {
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                let remote = !matches!(flow.endpoints.get(name), Some(EndpointSpec::Local { .. }));
+                if *name == flow.source.endpoint && remote {
+                    plan.probe_hint = Some(format!(
+                        "the source endpoint {name} was never probed: `wharf probe {} --write` checks its clock, mtimes and rename",
+                        flow.file.display()
+                    ));
+                }
+                continue;
+            }
+            Err(e) => {
+                plan.caveats.push(e.to_string());
+                continue;
+            }
+        };
+        let findings: Vec<Finding> = probe::findings(flow, &report).into_iter().filter(|f| f.severity >= Severity::Warning).collect();
+        plan.probes.push(ProbeNote {
+            endpoint: name.clone(),
+            target: report.target.clone(),
+            probed_at: report.probed_at,
+            age: ago(now - report.probed_at),
+            findings,
+        });
+    }
+}
+
+/// `just now`, `5 minutes ago`, `3 hours ago`, `12 days ago`.
+fn ago(d: chrono::TimeDelta) -> String {
+    let plural = |n: i64, unit: &str| format!("{n} {unit}{} ago", if n == 1 { "" } else { "s" });
+    match d.num_seconds() {
+        ..60 => "just now".into(),
+        s if s < 3600 => plural(s / 60, "minute"),
+        s if s < 86_400 => plural(s / 3600, "hour"),
+        s => plural(s / 86_400, "day"),
+    }
 }
 
 /// The action for a ready file.

@@ -162,6 +162,15 @@ mod tests {
         async fn create_dir_all(&self, d: &RemotePath) -> Result<(), EndpointError> {
             self.0.create_dir_all(d).await
         }
+        async fn remove_dir(&self, d: &RemotePath) -> Result<(), EndpointError> {
+            self.0.remove_dir(d).await
+        }
+        async fn rename_plain(&self, f: &RemotePath, t: &RemotePath) -> Result<(), EndpointError> {
+            self.0.rename_plain(f, t).await
+        }
+        async fn facts(&self) -> Result<crate::endpoint::ServerFacts, EndpointError> {
+            self.0.facts().await
+        }
         async fn sha256(&self, _: &RemotePath) -> Result<Option<String>, EndpointError> {
             Ok(Some(self.1.clone()))
         }

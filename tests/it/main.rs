@@ -19,6 +19,7 @@ mod flow_tests;
 mod ftp_modes;
 mod notify;
 mod plan;
+mod probe;
 mod pull_ftp;
 mod pull_sftp;
 mod push;

@@ -199,7 +199,7 @@ impl Connector {
         self.tls.get().and_then(|t| t.as_ref()).and_then(|t| t.take_refusal())
     }
 
-    async fn tls(&self) -> Result<Option<Arc<Tls>>, EndpointError> {
+    pub(super) async fn tls(&self) -> Result<Option<Arc<Tls>>, EndpointError> {
         self.tls
             .get_or_try_init(|| async {
                 if self.spec.tls == FtpTls::None {
@@ -341,12 +341,20 @@ impl Connector {
 /// `FEAT`, read as one whole reply: suppaftp's own parser stops at the first line it does not
 /// understand and would leave the rest of the reply unread.
 async fn read_feat(ftp: &mut Ftp) -> Result<Feat, (ErrorKind, String)> {
+    match feat_reply(ftp).await {
+        Ok(reply) => Ok(reply.map(|r| Feat::parse(&r)).unwrap_or_default()),
+        Err(e) => Err(classify_connect(e, "FEAT")),
+    }
+}
+
+/// The whole `FEAT` reply as text; `None` when the server has no `FEAT`.
+pub(super) async fn feat_reply(ftp: &mut Ftp) -> FtpResult<Option<String>> {
     // Asking for a code FEAT never answers makes suppaftp read the complete multi-line reply
     // and hand it back as "unexpected".
     match ftp.custom_command("FEAT", &[Status::Help]).await {
-        Ok(r) | Err(FtpError::UnexpectedResponse(r)) if reply_code(&r) == 211 => Ok(Feat::parse(&String::from_utf8_lossy(&r.body))),
-        Ok(_) | Err(FtpError::UnexpectedResponse(_)) => Ok(Feat::default()),
-        Err(e) => Err(classify_connect(e, "FEAT")),
+        Ok(r) | Err(FtpError::UnexpectedResponse(r)) if reply_code(&r) == 211 => Ok(Some(String::from_utf8_lossy(&r.body).into_owned())),
+        Ok(_) | Err(FtpError::UnexpectedResponse(_)) => Ok(None),
+        Err(e) => Err(e),
     }
 }
 

@@ -11,6 +11,7 @@
 //! temp names, no retries beyond one reconnect, no verification.
 
 mod connect;
+mod facts;
 mod list;
 mod pool;
 mod stream;
@@ -33,7 +34,7 @@ pub use tls::cert_fingerprint;
 use self::connect::{Conn, Connector, HashCommand, digest_in_reply, reply_code, reply_text, within};
 use self::pool::{Lease, Pool};
 use self::stream::{FtpRead, FtpWrite};
-use super::{Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Op, ReadStream, RemotePath, WriteStream};
+use super::{Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Op, ReadStream, RemotePath, ServerFacts, WriteStream};
 use crate::config::flow::{FtpSpec, FtpTls};
 
 /// Largest directory listing read into memory (a server sending more is broken or hostile).
@@ -625,6 +626,18 @@ impl Endpoint for FtpEndpoint {
             (c, r)
         })
         .await
+    }
+
+    async fn remove_dir(&self, dir: &RemotePath) -> Result<(), EndpointError> {
+        self.remove_dir_at(dir).await
+    }
+
+    async fn rename_plain(&self, from: &RemotePath, to: &RemotePath) -> Result<(), EndpointError> {
+        self.rename_plain_at(from, to).await
+    }
+
+    async fn facts(&self) -> Result<ServerFacts, EndpointError> {
+        self.server_facts().await
     }
 }
 

@@ -78,6 +78,12 @@ impl Tls {
         AsyncRustlsConnector::from(suppaftp::tokio_rustls::TlsConnector::from(self.config.clone()))
     }
 
+    /// The client configuration (for a handshake outside suppaftp: `wharf probe` asks the
+    /// negotiated TLS version and cipher suite, which suppaftp does not expose).
+    pub fn config(&self) -> Arc<rustls::ClientConfig> {
+        self.config.clone()
+    }
+
     /// Why the last certificate was refused, if one was (taken, so it is reported once).
     pub fn take_refusal(&self) -> Option<String> {
         self.verifier.refusal.lock().ok().and_then(|mut r| r.take())

@@ -13,6 +13,7 @@ use russh::client::{self, AuthResult, Handle};
 use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use russh_sftp::client::{Config as SftpConfig, RawSftpSession, SftpSession};
 
+use super::facts::Handshake;
 use super::hostkey::HostKeyCheck;
 use crate::config::flow::{SftpSpec, SshAuth};
 use crate::endpoint::{EndpointError, ErrorKind, Op};
@@ -27,6 +28,10 @@ pub(super) struct Conn {
     pub raw: RawSftpSession,
     /// The server offers `posix-rename@openssh.com` (atomic replace).
     pub posix_rename: bool,
+    /// The SFTP version and extensions the server announced (for `wharf probe`).
+    pub version: russh_sftp::protocol::Version,
+    /// The SSH version string and negotiated algorithms (for `wharf probe`).
+    pub handshake: Option<Handshake>,
 }
 
 impl Conn {
@@ -40,6 +45,8 @@ pub(super) struct ClientHandler {
     check: Arc<HostKeyCheck>,
     /// The refusal message, kept here too so it survives whatever error russh returns.
     verdict: Arc<Mutex<Option<String>>>,
+    /// Filled in when the key exchange is done.
+    handshake: Arc<Mutex<Option<Handshake>>>,
 }
 
 /// Errors out of the russh session: its own, or our refusal of the host key.
@@ -69,6 +76,13 @@ impl client::Handler for ClientHandler {
                 Err(HandlerError::HostKey(msg))
             }
         }
+    }
+
+    async fn kex_done(&mut self, _secret: Option<&[u8]>, names: &russh::Names, session: &mut client::Session) -> Result<(), Self::Error> {
+        if let Ok(mut h) = self.handshake.lock() {
+            *h = Some(Handshake::new(session.remote_sshid(), names));
+        }
+        Ok(())
     }
 }
 
@@ -122,7 +136,8 @@ pub(super) async fn connect(spec: &SftpSpec, key: Option<Arc<PrivateKey>>, endpo
     let err = |kind, msg: String| EndpointError::new(kind, Op::Connect, endpoint, None, msg);
     let check = Arc::new(HostKeyCheck::load(&spec.host, spec.port, &spec.host_key, endpoint)?);
     let verdict = Arc::new(Mutex::new(None));
-    let handler = ClientHandler { check: check.clone(), verdict: verdict.clone() };
+    let handshake = Arc::new(Mutex::new(None));
+    let handler = ClientHandler { check: check.clone(), verdict: verdict.clone(), handshake: handshake.clone() };
     let config = client::Config {
         keepalive_interval: Some(Duration::from_secs(15)),
         keepalive_max: 3,
@@ -139,7 +154,7 @@ pub(super) async fn connect(spec: &SftpSpec, key: Option<Arc<PrivateKey>>, endpo
         return Err(err(ErrorKind::HostKey, msg));
     }
     match res {
-        Ok(Ok(conn)) => Ok(conn),
+        Ok(Ok(conn)) => Ok(Conn { handshake: handshake.lock().ok().and_then(|mut h| h.take()), ..conn }),
         Ok(Err((kind, msg))) => Err(err(kind, msg)),
         Err(_) => Err(err(
             ErrorKind::Transient,
@@ -198,7 +213,7 @@ async fn establish(
     let version = raw.init().await.map_err(|e| (ErrorKind::Protocol, format!("SFTP start failed: {e}")))?;
     let posix_rename = version.extensions.contains_key(POSIX_RENAME);
     tracing::debug!(host = %spec.host, port = spec.port, posix_rename, "SFTP session ready.");
-    Ok(Conn { handle, sftp, raw, posix_rename })
+    Ok(Conn { handle, sftp, raw, posix_rename, version, handshake: None })
 }
 
 async fn open_subsystem(handle: &Handle<ClientHandler>) -> Result<russh::ChannelStream<client::Msg>, (ErrorKind, String)> {

@@ -7,6 +7,7 @@
 //! names, no retries beyond one reconnect, no verification.
 
 mod connect;
+mod facts;
 mod hostkey;
 
 use std::fmt;
@@ -26,7 +27,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 pub use hostkey::{KnownHostsFile, ScannedKey, Verdict, add_to_known_hosts, default_known_hosts, known_hosts_name, scan_host_key};
 
 use self::connect::Conn;
-use super::{Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Op, ReadStream, RemotePath, WriteStream};
+use super::{Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Op, ReadStream, RemotePath, ServerFacts, WriteStream};
 use crate::config::flow::SftpSpec;
 
 /// An SFTP endpoint. Cheap to create: nothing happens until the first operation (or
@@ -364,6 +365,18 @@ impl Endpoint for SftpEndpoint {
             Ok(())
         })
         .await
+    }
+
+    async fn remove_dir(&self, dir: &RemotePath) -> Result<(), EndpointError> {
+        self.remove_dir_at(dir).await
+    }
+
+    async fn rename_plain(&self, from: &RemotePath, to: &RemotePath) -> Result<(), EndpointError> {
+        self.rename_plain_at(from, to).await
+    }
+
+    async fn facts(&self) -> Result<ServerFacts, EndpointError> {
+        self.server_facts().await
     }
 }
 
