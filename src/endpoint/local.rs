@@ -139,6 +139,15 @@ impl Endpoint for LocalEndpoint {
     async fn create_dir_all(&self, dir: &RemotePath) -> Result<(), EndpointError> {
         tokio::fs::create_dir_all(self.full(dir)).await.map_err(|e| self.err(Op::CreateDir, dir, e))
     }
+
+    async fn adopt(&self, local: &Path, path: &RemotePath) -> Result<bool, EndpointError> {
+        match tokio::fs::rename(local, self.full(path)).await {
+            Ok(()) => Ok(true),
+            // Another file system: the caller copies instead.
+            Err(e) if e.kind() == io::ErrorKind::CrossesDevices => Ok(false),
+            Err(e) => Err(self.err(Op::Write, path, e)),
+        }
+    }
 }
 
 fn no_replace_rename(src: &Path, dst: &Path) -> io::Result<()> {
