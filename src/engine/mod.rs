@@ -145,7 +145,7 @@ pub async fn run_once(
     on_file: &mut (dyn FnMut(&FileReport) + Send),
 ) -> Result<RunReport, LedgerError> {
     let now = opts.now.unwrap_or_else(SystemTime::now);
-    close_interrupted(flow, ledger)?;
+    close_interrupted(&flow.name, ledger, "interrupted: wharf stopped before this run finished; a later run resumed its files")?;
     let mut rec = ledger.begin_run(&flow.name, to_millis(now))?;
     tracing::info!(flow = %flow.name, run = rec.id, "Run started.");
     let mut report = RunReport::new(flow, rec.id);
@@ -198,14 +198,16 @@ impl RunReport {
     }
 }
 
-/// Marks this flow's runs that never finished (the process was killed or cut off at shutdown)
-/// as aborted. Safe because only one process writes the ledger, and it is starting a run now:
-/// no other run of the flow can be going. Their files are resumed by the lifecycle.
-fn close_interrupted(flow: &Flow, ledger: &Ledger) -> Result<(), LedgerError> {
-    for mut r in ledger.runs(Some(&flow.name), 20)? {
+/// Marks the flow's runs that never finished (the process was killed, or cut off at shutdown)
+/// as aborted, with `reason`. Only call it when no run of the flow can be going: when a run
+/// of it is starting (one process writes the ledger, and it runs one run of a flow at a
+/// time), or when `wharf serve` has stopped every run. Their files are resumed by the
+/// lifecycle.
+pub fn close_interrupted(flow: &str, ledger: &Ledger, reason: &str) -> Result<(), LedgerError> {
+    for mut r in ledger.runs(Some(flow), 20)? {
         if r.status == RunStatus::Running {
             r.status = RunStatus::Aborted;
-            r.error = Some("interrupted: wharf stopped before this run finished; a later run resumed its files".into());
+            r.error = Some(reason.to_string());
             ledger.finish_run(&r)?;
         }
     }

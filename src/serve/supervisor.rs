@@ -190,12 +190,21 @@ impl Handle {
         self.main.abort();
         let runs: Vec<JoinHandle<()>> = std::mem::take(&mut *self.shared.runs.lock().unwrap_or_else(|e| e.into_inner()));
         let deadline = Instant::now() + grace;
-        for run in runs {
+        for mut run in runs {
             let left = deadline.saturating_duration_since(Instant::now());
-            let abort = run.abort_handle();
-            if tokio::time::timeout(left, run).await.is_err() {
+            if tokio::time::timeout(left, &mut run).await.is_err() {
                 tracing::warn!(grace_s = grace.as_secs(), "Shutdown grace over: cutting off a run; its file resumes at the next start.");
-                abort.abort();
+                run.abort();
+                // Cancelled at its next await; wait for that so nothing of it runs below.
+                let _ = run.await;
+            }
+        }
+        // Every run has stopped: close the ones cut off now, so `wharf runs` does not show
+        // them running while the daemon is down.
+        for flow in self.shared.registry().flows() {
+            let reason = "cut off: wharf serve stopped (shutdown_grace over) before this run finished; the next run resumes its files";
+            if let Err(e) = engine::close_interrupted(&flow.name, &self.shared.ledger, reason) {
+                tracing::error!(flow = %flow.name, error = %e, "Could not record a cut-off run as aborted; the next run of the flow does.");
             }
         }
         self.shared.notifier.flush().await;

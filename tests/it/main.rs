@@ -10,8 +10,8 @@
 
 mod support;
 
-mod conformance;
 mod config;
+mod conformance;
 mod content_sftp;
 mod control;
 mod examples;

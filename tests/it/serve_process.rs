@@ -160,10 +160,14 @@ fn sigterm_mid_transfer_then_a_restart_delivers_the_file_exactly_once() {
     assert!(staged < SIZE, "cut off mid-way ({staged} of {SIZE} bytes staged)");
     assert!(!d.join("dst/big.bin").exists(), "nothing delivered yet");
 
-    // Without a daemon the CLI opens the ledger itself.
+    // Without a daemon the CLI opens the ledger itself; the cut-off run is already closed.
     let files = wharf(&state, &["files", "big"]);
     assert_eq!(files.status.code(), Some(0), "{}", text(&files));
     assert!(text(&files).contains("in/big.bin"), "{}", text(&files));
+    let runs = wharf(&state, &["runs", "big", "--json"]);
+    let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&runs)));
+    assert_eq!(runs[0]["status"], "Aborted", "closed at shutdown, not left running: {runs}");
+    assert!(runs[0]["error"].as_str().unwrap_or("").contains("cut off"), "{runs}");
 
     let daemon = Daemon::start(&d);
     // Beside the daemon: read commands work, `run` is refused with the way to go.
@@ -216,5 +220,5 @@ fn sigterm_mid_transfer_then_a_restart_delivers_the_file_exactly_once() {
     let delivered: u64 = json.as_array().unwrap().iter().map(|r| r["counts"]["delivered"].as_u64().unwrap_or(0)).sum();
     assert_eq!(delivered, 1, "delivered once over both runs: {json}");
     let first = &json.as_array().unwrap()[1];
-    assert_eq!(first["status"], "Aborted", "the cut-off run is closed by the next one: {json}");
+    assert_eq!(first["status"], "Aborted", "the cut-off run stays aborted: {json}");
 }
