@@ -217,10 +217,10 @@ async fn advance(
                 // Targets recorded before a crash that are there, whole, count as delivered
                 // first: the last sink may have taken the staged file itself (`adopt`). A sink
                 // that cannot be asked now is asked again when it is delivered to.
-                for i in 0..cx.sinks.len() {
+                for (i, sink) in cx.sinks.iter().enumerate() {
                     let rejects = p.rejects.as_ref().map(|(_, n)| (REJECTS + i as u32, *n));
                     for (idx, size) in std::iter::once((i as u32, p.size)).chain(rejects) {
-                        if let Err(e @ FileError::Ledger(_)) = recovered(cx, rec, &*cx.sinks[i], idx, size).await {
+                        if let Err(e @ FileError::Ledger(_)) = recovered(cx, rec, &**sink, idx, size).await {
                             return Err(e);
                         }
                     }

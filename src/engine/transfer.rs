@@ -129,11 +129,10 @@ async fn verify_and_rename(
     // A checksum, where the server offers one (most do not; the size is always checked).
     if let Some(sent) = sent
         && let Some(remote) = ep.sha256(temp).await?
+        && remote != sent
     {
-        if remote != sent {
-            let _ = ep.remove(temp).await;
-            return Err(FileError::ChecksumMismatch { endpoint: ep.describe(), target: temp.to_string(), sent, remote });
-        }
+        let _ = ep.remove(temp).await;
+        return Err(FileError::ChecksumMismatch { endpoint: ep.describe(), target: temp.to_string(), sent, remote });
     }
     halt::point("uploaded");
     match ep.rename(temp, target, replace).await {

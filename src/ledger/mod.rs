@@ -251,14 +251,7 @@ impl Ledger {
         let mut pending = self.pending();
         let tx = db.begin_write().map_err(|e| self.err(e))?;
         if !pending.is_empty() {
-            let stored = (|| {
-                let mut t = tx.open_table(FILES)?;
-                for ((flow, path), rec) in pending.iter() {
-                    t.insert((flow.as_str(), path.as_str()), rec)?;
-                }
-                Ok::<_, redb::Error>(())
-            })();
-            stored.map_err(|e| self.err(e))?;
+            store_pending(&tx, &pending).map_err(|e| self.err(e))?;
         }
         let out = f(&tx).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
@@ -492,6 +485,15 @@ impl Ledger {
             Ok(())
         })
     }
+}
+
+/// Writes the lazily written file records into `tx`.
+fn store_pending(tx: &redb::WriteTransaction, pending: &BTreeMap<(String, String), FileRecord>) -> Result<(), redb::Error> {
+    let mut t = tx.open_table(FILES)?;
+    for ((flow, path), rec) in pending {
+        t.insert((flow.as_str(), path.as_str()), rec)?;
+    }
+    Ok(())
 }
 
 /// The ledger as of one moment, for many look-ups ([`Ledger::snapshot`]). Writes made after it
