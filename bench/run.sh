@@ -1,40 +1,57 @@
 #!/usr/bin/env bash
-# Transfer benchmark: wharf against OpenSSH sftp (default and tuned: -B 261120 -R 64 -c aes128-gcm), rclone and lftp over SFTP,
-# on 127.0.0.1, in one run. Prints MiB/s (1 GiB file) or files/s (many files), peak RSS and CPU
-# seconds per tool, and wharf's ratio to the best peer. Every copy is checked byte for byte.
+# Transfer benchmark: wharf against its peers on 127.0.0.1, in one run.
+#   SFTP (OpenSSH sshd): OpenSSH sftp (default, and tuned: -B 261120 -R 64 -c aes128-gcm), rclone, lftp
+#   FTP (vsftpd, plain): curl (the big file only: one curl process fetching many files waits
+#   ~0.2 s after each upload and reached 5-80 files/s here), rclone, lftp
+# Prints MiB/s (the big file) or files/s (many files), CPU seconds and peak RSS per tool, and
+# wharf's ratio to the best peer; then the large-directory figure (listing 50,000 files and
+# deciding readiness and identity for all of them). Every copy is checked byte for byte.
 #
-#   sudo bench/run.sh              # full data sets: 1 x 1 GiB, 200 x 1 MiB, 5000 x 4 KiB
+#   sudo bench/run.sh                     # full data sets: 1 x 1 GiB, 200 x 1 MiB, 5000 x 4 KiB
 #   sudo BENCH_SCALE=small bench/run.sh   # 1 x 64 MiB, 50 x 1 MiB, 500 x 4 KiB (a quick check)
 #
-# Needs root (sshd, a bench login). Installs openssh-server, rclone, lftp and time when missing.
-# FTP rows come with the FTP endpoint (see issue "Transfer performance").
+#   BENCH_ONLY="sftp:dl:big ftp"   only the cases whose proto:dir:set starts with one of these
+#   BENCH_TOOLS="wharf lftp"       only these tools
+#   BENCH_LIST_N=50000             files in the large directory (0: skip that part)
+#   BENCH_REPEAT=2                 run each measurement N times, keep the fastest
+#   WHARF=path                     the wharf binary (default: cargo build --release)
+#
+# Needs root (sshd, vsftpd, a bench login). Installs openssh-server, vsftpd, rclone, lftp, curl
+# and time when missing. Results: $B/results (raw), and the table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-B=/tmp/wharf-bench PORT=${BENCH_PORT:-2298} U=wharfbench
+B=/tmp/wharf-bench PORT=${BENCH_PORT:-2298} FTP_PORT=${BENCH_FTP_PORT:-2198} U=wharfbench PASS=wharfbench-pw
+PASV_MIN=${BENCH_PASV_MIN:-40400} PASV_MAX=${BENCH_PASV_MAX:-40499}
 case ${BENCH_SCALE:-full} in
   full) BIG_MIB=1024 MID_N=200 SMALL_N=5000 ;;
   small) BIG_MIB=64 MID_N=50 SMALL_N=500 ;;
   *) echo "BENCH_SCALE must be full or small" >&2; exit 2 ;;
 esac
+LIST_N=${BENCH_LIST_N:-50000}
+REPEAT=${BENCH_REPEAT:-1}
 
 [ "$(id -u)" = 0 ] || { echo "bench: run as root" >&2; exit 1; }
 need=()
 [ -x /usr/sbin/sshd ] || need+=(openssh-server)
+[ -x /usr/sbin/vsftpd ] || need+=(vsftpd)
 command -v rclone >/dev/null || need+=(rclone)
 command -v lftp >/dev/null || need+=(lftp)
+command -v curl >/dev/null || need+=(curl)
 [ -x /usr/bin/time ] || need+=(time)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq >/dev/null && apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 fi
 
-echo "building wharf (release)" >&2
-cargo build --release --locked --quiet
-WHARF=$PWD/target/release/wharf
+if [ -z "${WHARF:-}" ]; then
+  echo "building wharf (release)" >&2
+  cargo build --release --locked --quiet
+  WHARF=$PWD/target/release/wharf
+fi
 
-rm -rf "$B"; mkdir -p "$B/etc" "$B/srv" "$B/out" /run/sshd
-id "$U" >/dev/null 2>&1 || useradd -M -d "$B/srv" -s /bin/sh "$U"
-usermod -p "*" "$U"  # no password, but not locked: sshd without PAM refuses locked accounts
+rm -rf "$B"; mkdir -p "$B/etc" "$B/srv" "$B/out" "$B/empty" /run/sshd
+id "$U" >/dev/null 2>&1 || useradd -M -d "$B" -s /bin/sh "$U"
+echo "$U:$PASS" | chpasswd  # FTP logs in with it; sshd below takes keys only
 ssh-keygen -q -t ed25519 -N '' -f "$B/etc/host_key"
 ssh-keygen -q -t ed25519 -N '' -f "$B/etc/client_key"
 cp "$B/etc/client_key.pub" "$B/etc/authorized_keys"
@@ -53,33 +70,95 @@ MaxStartups 64:30:128
 MaxSessions 64
 Subsystem sftp /usr/lib/openssh/sftp-server
 CFG
+# Plain FTP (no TLS), logged in to $B; passive ports of our own.
+cat >"$B/etc/vsftpd.conf" <<CFG
+listen=YES
+listen_ipv6=NO
+listen_address=127.0.0.1
+listen_port=$FTP_PORT
+background=NO
+anonymous_enable=NO
+local_enable=YES
+write_enable=YES
+local_umask=022
+local_root=$B
+chroot_local_user=NO
+pasv_enable=YES
+pasv_address=127.0.0.1
+pasv_min_port=$PASV_MIN
+pasv_max_port=$PASV_MAX
+port_enable=YES
+connect_from_port_20=NO
+seccomp_sandbox=NO
+isolate_network=NO
+secure_chroot_dir=$B/empty
+pam_service_name=vsftpd
+userlist_enable=NO
+use_localtime=NO
+max_clients=200
+max_per_ip=200
+xferlog_enable=NO
+ssl_enable=NO
+CFG
 /usr/sbin/sshd -D -f "$B/etc/sshd_config" -E "$B/etc/sshd.log" &
 SSHD=$!
-trap 'kill $SSHD 2>/dev/null || true' EXIT
-for _ in $(seq 50); do ss -Hltn "( sport = :$PORT )" | grep -q . && break; sleep 0.1; done
+/usr/sbin/vsftpd "$B/etc/vsftpd.conf" &
+FTPD=$!
+trap 'kill $SSHD $FTPD 2>/dev/null || true' EXIT
+for p in "$PORT" "$FTP_PORT"; do
+  for _ in $(seq 50); do ss -Hltn "( sport = :$p )" | grep -q . && break; sleep 0.1; done
+done
 printf '[127.0.0.1]:%s %s\n' "$PORT" "$(cut -d' ' -f1,2 "$B/etc/host_key.pub")" >"$B/etc/known_hosts"
 SSHOPT=(-o UserKnownHostsFile="$B/etc/known_hosts" -o StrictHostKeyChecking=yes -i "$B/etc/client_key" -P "$PORT")
+RCLONE_SFTP=(--sftp-host 127.0.0.1 --sftp-port "$PORT" --sftp-user "$U" --sftp-key-file "$B/etc/client_key" --sftp-known-hosts-file "$B/etc/known_hosts")
+RCLONE_FTP=(--ftp-host 127.0.0.1 --ftp-port "$FTP_PORT" --ftp-user "$U" --ftp-pass "$(rclone obscure "$PASS")")
+LFTP_SFTP="set sftp:connect-program 'ssh -a -x -o UserKnownHostsFile=$B/etc/known_hosts -i $B/etc/client_key'; open -u $U, sftp://127.0.0.1:$PORT"
+LFTP_FTP="set ftp:ssl-allow no; open -u $U,$PASS ftp://127.0.0.1:$FTP_PORT"
+FTPURL="ftp://$U:$PASS@127.0.0.1:$FTP_PORT"
 
 echo "creating data sets" >&2
 mkdir -p "$B/data/big" "$B/data/mid" "$B/data/small"
 head -c $((BIG_MIB * 1024 * 1024)) /dev/urandom >"$B/data/big/big.bin"
-for i in $(seq -w 1 "$MID_N"); do head -c 1048576 /dev/urandom >"$B/data/mid/f$i.bin"; done
-python3 - "$B/data/small" "$SMALL_N" <<'PY'
+python3 - "$B/data" "$MID_N" "$SMALL_N" "$LIST_N" <<'PY'
 import os, sys
-d, n = sys.argv[1], int(sys.argv[2])
-for i in range(n):
-    with open(os.path.join(d, f"s{i:05}.bin"), "wb") as f:
+d, mid, small, many = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+for i in range(mid):
+    with open(os.path.join(d, "mid", f"f{i:04}.bin"), "wb") as f:
+        f.write(os.urandom(1 << 20))
+for i in range(small):
+    with open(os.path.join(d, "small", f"s{i:05}.bin"), "wb") as f:
         f.write(os.urandom(4096))
+if many:
+    os.makedirs(os.path.join(d, "..", "many"))
+    for i in range(many):
+        with open(os.path.join(d, "..", "many", f"m{i:06}.bin"), "wb") as f:
+            f.write(b"x")
 PY
-chown -R "$U" "$B/srv" "$B/data"
+chown -R "$U" "$B"
 
-# measure NAME CMD... -> appends "NAME elapsed cpu maxrss_kib" to $B/results
+selected() { # selected PROTO:DIR:SET TOOL
+  local ok=0 p
+  if [ -z "${BENCH_ONLY:-}" ]; then ok=1; else for p in $BENCH_ONLY; do [[ $1 == "$p"* ]] && ok=1; done; fi
+  [ $ok = 1 ] || return 1
+  [ -z "${BENCH_TOOLS:-}" ] && return 0
+  for p in $BENCH_TOOLS; do [ "$p" = "$2" ] && return 0; done
+  return 1
+}
+
+# measure NAME CMD... -> appends "NAME elapsed cpu maxrss_kib" to $B/results (the fastest of REPEAT)
 measure() {
   local name=$1; shift
-  sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
-  /usr/bin/time -f "%e %U %S %M" -o "$B/time.out" "$@" >"$B/cmd.log" 2>&1 || { echo "FAILED: $name"; tail -5 "$B/cmd.log"; return 1; }
-  read -r el us sy rss <"$B/time.out"
-  echo "$name $el $(echo "$us + $sy" | bc -l 2>/dev/null || python3 -c "print($us+$sy)") $rss" >>"$B/results"
+  local best="" i el us sy rss
+  for i in $(seq "$REPEAT"); do
+    [ -n "${PREP:-}" ] && $PREP
+    sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+    /usr/bin/time -f "%e %U %S %M" -o "$B/time.out" "$@" >"$B/cmd.log" 2>&1 || { echo "FAILED: $name"; tail -5 "$B/cmd.log"; return 1; }
+    read -r el us sy rss <"$B/time.out"
+    if [ -z "$best" ] || python3 -c "import sys; sys.exit(0 if $el < ${best%% *} else 1)"; then
+      best="$el $(python3 -c "print(round($us+$sy, 2))") $rss"
+    fi
+  done
+  echo "$name $best" >>"$B/results"
 }
 
 verify() { # verify SRC DST
@@ -88,11 +167,11 @@ verify() { # verify SRC DST
   cmp -s "$B/a.sum" "$B/b.sum" || { echo "MISMATCH between $1 and $2" >&2; diff <(cut -c1-20 "$B/a.sum") <(cut -c1-20 "$B/b.sum") | head; exit 1; }
 }
 
-wharf_flow() { # wharf_flow NAME SRC_EP SRC_PATH SINK_EP SINK_PATH
+wharf_flow() { # wharf_flow NAME SRC_EP SRC_PATH SINK_EP SINK_PATH [EXTRA SOURCE YAML]
   cat >"$B/$1.yaml" <<YAML
 name: $1
 endpoints:
-  srv:
+  sftp:
     type: sftp
     host: 127.0.0.1
     port: $PORT
@@ -100,49 +179,129 @@ endpoints:
     auth: { private_key: $B/etc/client_key }
     host_key: { known_hosts: $B/etc/known_hosts }
     root: $B
+  ftp:
+    type: ftp
+    host: 127.0.0.1
+    port: $FTP_PORT
+    user: $U
+    password: $PASS
+    tls: none
+    root: $B
   here: { type: local, root: $B }
-source: { endpoint: $2, path: $3 }
+source: { endpoint: $2, path: $3 ${6:-} }
 sinks: [ { endpoint: $4, path: $5, if_exists: overwrite } ]
 after: { success: keep }
 YAML
 }
 
+# run_case PROTO DIR SET TOOL OUT CMD...: measure when selected (each time from an empty
+# target and, for wharf, an empty state folder), then verify the copy
+run_case() {
+  local proto=$1 dir=$2 set=$3 tool=$4
+  CASE_OUT=$5 CASE_STATE="$B/state-$proto-$dir-$set" CASE_MKDIR=no
+  shift 5
+  selected "$proto:$dir:$set" "$tool" || return 0
+  [ "$dir" = dl ] && [[ $tool == @(curl|sftp|sftp-tuned) ]] && CASE_MKDIR=yes
+  PREP=prep_case measure "$tool:$proto:$dir:$set" "$@"
+  verify "$B/data/$set" "$CASE_OUT"
+}
+prep_case() {
+  rm -rf "$CASE_OUT" "$CASE_STATE"
+  [ "$CASE_MKDIR" = yes ] && mkdir -p "$CASE_OUT"
+  chown -R "$U" "$B/srv"
+}
+
+batch() { # batch NAME LINE -> a file holding LINE, for `sftp -b` (readable again on a repeat)
+  echo "$2" >"$B/$1.batch"
+  echo "$B/$1.batch"
+}
+
+curl_cfg() { # curl_cfg dl|ul SET OUT -> config file for one curl process (one connection, reused)
+  local f
+  for f in "$B/data/$2"/*; do
+    f=${f##*/}
+    if [ "$1" = dl ]; then printf 'url = "%s/data/%s/%s"\noutput = "%s/%s"\n' "$FTPURL" "$2" "$f" "$3" "$f"
+    else printf 'upload-file = "%s/data/%s/%s"\nurl = "%s/srv/%s/%s"\n' "$B" "$2" "$f" "$FTPURL" "${3##*/}" "$f"; fi
+  done >"$B/curl-$1-$2.cfg"
+  echo "$B/curl-$1-$2.cfg"
+}
+
 : >"$B/results"
 for set in big mid small; do
-  # downloads: server data/SET -> local out/TOOL-SET
-  wharf_flow "dl-$set" srv "/data/$set" here "/out/wharf-dl-$set"
-  measure "wharf:dl:$set" "$WHARF" --state-dir "$B/state-dl-$set" run "$B/dl-$set.yaml"; verify "$B/data/$set" "$B/out/wharf-dl-$set"
-  mkdir -p "$B/out/sftp-dl-$set" "$B/out/sftpt-dl-$set"
-  measure "sftp:dl:$set" sftp -q "${SSHOPT[@]}" -b <(echo "get -r $B/data/$set/. $B/out/sftp-dl-$set/") "$U@127.0.0.1"; verify "$B/data/$set" "$B/out/sftp-dl-$set"
-  measure "sftp-tuned:dl:$set" sftp -q "${SSHOPT[@]}" -B 261120 -R 64 -c aes128-gcm@openssh.com -b <(echo "get -r $B/data/$set/. $B/out/sftpt-dl-$set/") "$U@127.0.0.1"; verify "$B/data/$set" "$B/out/sftpt-dl-$set"
-  measure "rclone:dl:$set" rclone copy --sftp-host 127.0.0.1 --sftp-port "$PORT" --sftp-user "$U" --sftp-key-file "$B/etc/client_key" --sftp-known-hosts-file "$B/etc/known_hosts" ":sftp:$B/data/$set" "$B/out/rclone-dl-$set"; verify "$B/data/$set" "$B/out/rclone-dl-$set"
-  measure "lftp:dl:$set" lftp -c "set sftp:connect-program 'ssh -a -x -o UserKnownHostsFile=$B/etc/known_hosts -i $B/etc/client_key'; open -u $U, sftp://127.0.0.1:$PORT; mirror --parallel=4 $B/data/$set $B/out/lftp-dl-$set"; verify "$B/data/$set" "$B/out/lftp-dl-$set"
-  # uploads: local data/SET -> server srv/TOOL-SET
-  wharf_flow "ul-$set" here "/data/$set" srv "/srv/wharf-ul-$set"
-  measure "wharf:ul:$set" "$WHARF" --state-dir "$B/state-ul-$set" run "$B/ul-$set.yaml"; verify "$B/data/$set" "$B/srv/wharf-ul-$set"
-  measure "sftp:ul:$set" sftp -q "${SSHOPT[@]}" -b <(echo "put -r $B/data/$set $B/srv/sftp-ul-$set") "$U@127.0.0.1"; verify "$B/data/$set" "$B/srv/sftp-ul-$set"
-  measure "sftp-tuned:ul:$set" sftp -q "${SSHOPT[@]}" -B 261120 -R 64 -c aes128-gcm@openssh.com -b <(echo "put -r $B/data/$set $B/srv/sftpt-ul-$set") "$U@127.0.0.1"; verify "$B/data/$set" "$B/srv/sftpt-ul-$set"
-  measure "rclone:ul:$set" rclone copy --sftp-host 127.0.0.1 --sftp-port "$PORT" --sftp-user "$U" --sftp-key-file "$B/etc/client_key" --sftp-known-hosts-file "$B/etc/known_hosts" "$B/data/$set" ":sftp:$B/srv/rclone-ul-$set"; verify "$B/data/$set" "$B/srv/rclone-ul-$set"
-  measure "lftp:ul:$set" lftp -c "set sftp:connect-program 'ssh -a -x -o UserKnownHostsFile=$B/etc/known_hosts -i $B/etc/client_key'; open -u $U, sftp://127.0.0.1:$PORT; mirror -R --parallel=4 $B/data/$set $B/srv/lftp-ul-$set"; verify "$B/data/$set" "$B/srv/lftp-ul-$set"
+  # --- SFTP ---
+  wharf_flow "sftp-dl-$set" sftp "/data/$set" here "/out/wharf-sftp-dl-$set"
+  run_case sftp dl "$set" wharf "$B/out/wharf-sftp-dl-$set" "$WHARF" --state-dir "$B/state-sftp-dl-$set" run "$B/sftp-dl-$set.yaml"
+  run_case sftp dl "$set" sftp "$B/out/sftp-dl-$set" sftp -q "${SSHOPT[@]}" -b "$(batch sftp-dl-$set "get -r $B/data/$set/. $B/out/sftp-dl-$set/")" "$U@127.0.0.1"
+  run_case sftp dl "$set" sftp-tuned "$B/out/sftpt-dl-$set" sftp -q "${SSHOPT[@]}" -B 261120 -R 64 -c aes128-gcm@openssh.com -b "$(batch sftpt-dl-$set "get -r $B/data/$set/. $B/out/sftpt-dl-$set/")" "$U@127.0.0.1"
+  run_case sftp dl "$set" rclone "$B/out/rclone-sftp-dl-$set" rclone copy "${RCLONE_SFTP[@]}" ":sftp:$B/data/$set" "$B/out/rclone-sftp-dl-$set"
+  run_case sftp dl "$set" lftp "$B/out/lftp-sftp-dl-$set" lftp -c "$LFTP_SFTP; mirror --parallel=4 $B/data/$set $B/out/lftp-sftp-dl-$set"
+  wharf_flow "sftp-ul-$set" here "/data/$set" sftp "/srv/wharf-sftp-ul-$set"
+  run_case sftp ul "$set" wharf "$B/srv/wharf-sftp-ul-$set" "$WHARF" --state-dir "$B/state-sftp-ul-$set" run "$B/sftp-ul-$set.yaml"
+  run_case sftp ul "$set" sftp "$B/srv/sftp-ul-$set" sftp -q "${SSHOPT[@]}" -b "$(batch sftp-ul-$set "put -r $B/data/$set $B/srv/sftp-ul-$set")" "$U@127.0.0.1"
+  run_case sftp ul "$set" sftp-tuned "$B/srv/sftpt-ul-$set" sftp -q "${SSHOPT[@]}" -B 261120 -R 64 -c aes128-gcm@openssh.com -b "$(batch sftpt-ul-$set "put -r $B/data/$set $B/srv/sftpt-ul-$set")" "$U@127.0.0.1"
+  run_case sftp ul "$set" rclone "$B/srv/rclone-sftp-ul-$set" rclone copy "${RCLONE_SFTP[@]}" "$B/data/$set" ":sftp:$B/srv/rclone-sftp-ul-$set"
+  run_case sftp ul "$set" lftp "$B/srv/lftp-sftp-ul-$set" lftp -c "$LFTP_SFTP; mirror -R --parallel=4 $B/data/$set $B/srv/lftp-sftp-ul-$set"
+  # --- FTP (paths relative to the login folder $B) ---
+  wharf_flow "ftp-dl-$set" ftp "/data/$set" here "/out/wharf-ftp-dl-$set"
+  run_case ftp dl "$set" wharf "$B/out/wharf-ftp-dl-$set" "$WHARF" --state-dir "$B/state-ftp-dl-$set" run "$B/ftp-dl-$set.yaml"
+  [ "$set" = big ] && run_case ftp dl "$set" curl "$B/out/curl-ftp-dl-$set" curl -sS --fail -K "$(curl_cfg dl "$set" "$B/out/curl-ftp-dl-$set")"
+  run_case ftp dl "$set" rclone "$B/out/rclone-ftp-dl-$set" rclone copy "${RCLONE_FTP[@]}" ":ftp:data/$set" "$B/out/rclone-ftp-dl-$set"
+  run_case ftp dl "$set" lftp "$B/out/lftp-ftp-dl-$set" lftp -c "$LFTP_FTP; mirror --parallel=4 data/$set $B/out/lftp-ftp-dl-$set"
+  wharf_flow "ftp-ul-$set" here "/data/$set" ftp "/srv/wharf-ftp-ul-$set"
+  run_case ftp ul "$set" wharf "$B/srv/wharf-ftp-ul-$set" "$WHARF" --state-dir "$B/state-ftp-ul-$set" run "$B/ftp-ul-$set.yaml"
+  [ "$set" = big ] && run_case ftp ul "$set" curl "$B/srv/curl-ftp-ul-$set" curl -sS --fail --ftp-create-dirs -K "$(curl_cfg ul "$set" "$B/srv/curl-ftp-ul-$set")"
+  run_case ftp ul "$set" rclone "$B/srv/rclone-ftp-ul-$set" rclone copy "${RCLONE_FTP[@]}" "$B/data/$set" ":ftp:srv/rclone-ftp-ul-$set"
+  run_case ftp ul "$set" lftp "$B/srv/lftp-ftp-ul-$set" lftp -c "$LFTP_FTP; mirror -R --parallel=4 $B/data/$set srv/lftp-ftp-ul-$set"
 done
 
-python3 - "$B/results" "$BIG_MIB" "$MID_N" "$SMALL_N" <<'PY'
+# --- a large directory: list it and decide readiness and identity for every file ---
+# `wharf run` with `min_age: 1d` lists, judges readiness and stores the observations (nothing is
+# ready, nothing moves); `wharf plan` then decides readiness and identity for every file (the
+# ledger look-ups a run makes) without writing anything. The peers only list.
+: >"$B/listing"
+if [ "$LIST_N" -gt 0 ]; then
+  for proto in sftp ftp; do
+    selected "$proto:list:many" wharf || continue
+    wharf_flow "$proto-list" "$proto" /many here /out/never ", ready: { min_age: 1d }"
+    wharf_flow "$proto-plan" "$proto" /many here /out/never
+    sed -i "s/^name: $proto-plan/name: $proto-list/" "$B/$proto-plan.yaml"  # same flow, same ledger records
+    rm -rf "$B/state-list-$proto"
+    PREP= measure "wharf-run:$proto:list:many" "$WHARF" --state-dir "$B/state-list-$proto" run "$B/$proto-list.yaml"
+    PREP= measure "wharf-plan:$proto:list:many" "$WHARF" --state-dir "$B/state-list-$proto" plan "$B/$proto-plan.yaml"
+  done
+  selected "sftp:list:many" sftp && measure "sftp-ls:sftp:list:many" sftp -q "${SSHOPT[@]}" -b "$(batch ls-many "ls -l $B/many")" "$U@127.0.0.1"
+  selected "sftp:list:many" rclone && measure "rclone-lsl:sftp:list:many" rclone lsl "${RCLONE_SFTP[@]}" ":sftp:$B/many"
+  selected "ftp:list:many" curl && measure "curl-list:ftp:list:many" curl -sS --fail "$FTPURL/many/"
+  selected "ftp:list:many" rclone && measure "rclone-lsl:ftp:list:many" rclone lsl "${RCLONE_FTP[@]}" ":ftp:many"
+fi
+
+python3 - "$B/results" "$BIG_MIB" "$MID_N" "$SMALL_N" "$LIST_N" <<'PY'
 import sys, collections
-path, big, mid, small = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+path, big, mid, small, many = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 rows = collections.OrderedDict()
+listing = []
 for line in open(path):
     name, el, cpu, rss = line.split()
-    tool, direction, s = name.split(":")
-    rows.setdefault((direction, s), {})[tool] = (float(el), float(cpu), int(rss))
+    tool, proto, direction, s = name.split(":")
+    if direction == "list":
+        listing.append((proto, tool, float(el), float(cpu), int(rss)))
+        continue
+    rows.setdefault((proto, direction, s), {})[tool] = (float(el), float(cpu), int(rss))
 def rate(s, el):
     return (big / el, "MiB/s") if s == "big" else ({"mid": mid, "small": small}[s] / el, "files/s")
-print(f"{'case':<18} {'tool':<11} {'rate':>12} {'cpu s':>7} {'peak RSS':>10}")
-for (d, s), tools in rows.items():
-    label = {"dl": "SFTP download", "ul": "SFTP upload"}[d] + " " + {"big": f"{big} MiB", "mid": f"{mid}x1MiB", "small": f"{small}x4KiB"}[s]
+print(f"| case | tool | rate | CPU s | peak RSS | wharf / best |")
+print(f"|---|---|---|---|---|---|")
+for (p, d, s), tools in rows.items():
+    label = p.upper() + " " + {"dl": "download", "ul": "upload"}[d] + " " + {"big": f"{big} MiB", "mid": f"{mid} x 1 MiB", "small": f"{small} x 4 KiB"}[s]
     best = max((rate(s, v[0])[0] for t, v in tools.items() if t != "wharf"), default=0)
     for t, (el, cpu, rss) in tools.items():
         r, unit = rate(s, el)
-        print(f"{label:<18} {t:<11} {r:>8.1f} {unit:<7} {cpu:>5.1f} {rss/1024:>8.1f} MiB")
-    if "wharf" in tools and best:
-        print(f"{'':<18} {'wharf/best':<11} {rate(s, tools['wharf'][0])[0] / best:>8.2f}")
+        ratio = f"**{r / best:.2f}**" if t == "wharf" and best else ""
+        print(f"| {label} | {t} | {r:.1f} {unit} | {cpu:.1f} | {rss/1024:.1f} MiB | {ratio} |")
+if listing:
+    print()
+    print(f"| {many} files in one folder | tool | seconds | CPU s | peak RSS |")
+    print(f"|---|---|---|---|---|")
+    for p, t, el, cpu, rss in listing:
+        print(f"| {p.upper()} | {t} | {el:.1f} | {cpu:.1f} | {rss/1024:.1f} MiB |")
 PY

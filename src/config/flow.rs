@@ -27,6 +27,8 @@ pub struct Flow {
     pub after_success: Disposition,
     pub after_failure: Disposition,
     pub on_error: OnError,
+    /// Files in flight at once in a run (1 with `on_error: stop`).
+    pub concurrency: usize,
     pub retry: Retry,
     pub alerts: Alerts,
     /// Content steps (`None`: files are delivered as they are).

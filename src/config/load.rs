@@ -118,6 +118,7 @@ fn sections(doc: &Value, structural: &[Structural], problems: &mut Vec<Problem>)
         source: part("source", None).and_then(|v| decode(v, "/source", structural, problems)),
         after: part("after", Some(Value::Object(Default::default()))).and_then(|v| decode(v, "/after", structural, problems)),
         on_error: part("on_error", Some(Value::String("continue".into()))).and_then(|v| decode(v, "/on_error", structural, problems)),
+        concurrency: part("concurrency", Some(Value::Null)).and_then(|v| decode(v, "/concurrency", structural, problems)),
         retry: part("retry", Some(Value::Object(Default::default()))).and_then(|v| decode(v, "/retry", structural, problems)),
         alerts: part("alerts", Some(Value::Object(Default::default()))).and_then(|v| decode(v, "/alerts", structural, problems)),
         quarantine: part("quarantine", Some(Value::Null)).and_then(|v| decode(v, "/quarantine", structural, problems)),

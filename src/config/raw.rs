@@ -37,6 +37,14 @@ pub struct RawFlow {
     /// other files; `stop` ends the run at the first failure (for flows that must keep order).
     #[serde(default)]
     pub on_error: OnError,
+    /// Files in flight at once in a run (1–16). Default: 4, or 1 with `on_error: stop`, which
+    /// takes the files one after the other. Several files in flight overlap their round trips;
+    /// each still goes through its own crash-safe lifecycle, and the run summary keeps the
+    /// listing order. An FTP endpoint's `max_connections` limits it further (each transfer
+    /// needs a login of its own).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1, max = 16))]
+    pub concurrency: Option<u32>,
     /// Retries inside one run for transient errors (timeouts, dropped connections).
     #[serde(default)]
     pub retry: RawRetry,
@@ -487,6 +495,7 @@ fn default_true() -> bool {
 fn default_max_connections() -> u32 {
     2
 }
+
 fn default_include() -> Vec<String> {
     vec!["*".into()]
 }

@@ -185,6 +185,15 @@ impl Endpoint for LocalEndpoint {
             problems,
         })
     }
+
+    async fn adopt(&self, local: &Path, path: &RemotePath) -> Result<bool, EndpointError> {
+        match tokio::fs::rename(local, self.full(path)).await {
+            Ok(()) => Ok(true),
+            // Another file system: the caller copies instead.
+            Err(e) if e.kind() == io::ErrorKind::CrossesDevices => Ok(false),
+            Err(e) => Err(self.err(Op::Write, path, e)),
+        }
+    }
 }
 
 fn no_replace_rename(src: &Path, dst: &Path) -> io::Result<()> {

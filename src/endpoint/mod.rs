@@ -7,7 +7,8 @@
 //! All paths are [`RemotePath`]s, already jailed under the endpoint root.
 //!
 //! Data moves through [`ReadStream`] / [`WriteStream`] in chunks, never as whole files, so
-//! memory stays bounded whatever the file size.
+//! memory stays bounded whatever the file size — or, into a local folder on the staging file
+//! system, not at all: [`Endpoint::adopt`] renames the staged file into place.
 
 pub mod facts;
 pub mod ftp;
@@ -205,6 +206,14 @@ pub trait Endpoint: Send + Sync + fmt::Debug {
     /// what was sent. Never computed by reading the file back.
     async fn sha256(&self, _path: &RemotePath) -> Result<Option<String>, EndpointError> {
         Ok(None)
+    }
+    /// Takes the local file `local` as `path` by renaming it, when this endpoint is a folder
+    /// on the same file system: `Ok(true)`, and `local` is gone (an existing `path` is
+    /// replaced, like `open_write` truncates). `Ok(false)` when it cannot (a server, another
+    /// file system), and nothing happened. Spares copying a staged file that is not needed
+    /// any more; the caller verifies and renames `path` as after any write.
+    async fn adopt(&self, _local: &std::path::Path, _path: &RemotePath) -> Result<bool, EndpointError> {
+        Ok(false)
     }
 }
 

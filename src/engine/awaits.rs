@@ -144,6 +144,7 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
         run: cx.run,
         now: cx.now,
         staging_dir: cx.staging_dir,
+        claims: cx.claims.clone(),
     };
     let listed = list(&source, rflow).await?;
     let now = to_millis(cx.now);

@@ -10,6 +10,23 @@ use crate::endpoint::local::LocalEndpoint;
 use crate::endpoint::sftp::SftpEndpoint;
 use crate::endpoint::{DynEndpoint, EndpointError, ErrorKind, Op};
 
+/// How many files of `flow` may be in flight at once: its `concurrency`, and no more than any
+/// FTP endpoint it uses has logins (`max_connections`), so no file waits for a connection
+/// another file holds for a whole transfer. One at a time with `on_error: stop` (files in
+/// order), and when the identity leaves out the path (content, or size and time): two files
+/// of one run may then be the same file, and the second must see the first one delivered.
+pub fn concurrency(flow: &Flow, names: &[&str]) -> usize {
+    let id = flow.source.identity;
+    if flow.on_error == crate::config::flow::OnError::Stop || !id.path || id.sha256 {
+        return 1;
+    }
+    let ftp_logins = names.iter().filter_map(|n| match flow.endpoints.get(*n) {
+        Some(EndpointSpec::Ftp(s)) => Some(s.max_connections),
+        _ => None,
+    });
+    ftp_logins.fold(flow.concurrency, usize::min).max(1)
+}
+
 /// Opens (and for servers, connects and authenticates) every endpoint in `names`, so an
 /// unreachable server, a refused login or an untrusted host key fails before any file is
 /// touched.

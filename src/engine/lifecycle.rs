@@ -6,7 +6,13 @@
 //!                                        └► quarantining{copy} ─► quarantined (copy + reports, after.failure)
 //!    any step ─► (transient) stays put, retried next run │ (permanent) failed + after.failure
 //! ```
-//! Each arrow is a durable ledger write. A run that finds a record in flight for the same
+//! Each arrow is a ledger write. Those announcing a side effect that cannot be checked
+//! afterwards are durable: the start of a download (the version a staging file belongs to),
+//! the delivery target before the upload's rename, a trigger file, moving or deleting the
+//! source, and `done`. The others are lazy ([`Durability::Lazy`], made durable by
+//! the next durable write): losing one in a crash only sends the file back to the last durable
+//! state, which resumes from what is on disk (the staged file, the recorded target).
+//! A run that finds a record in flight for the same
 //! file version resumes from its state: the staged prefix is kept, the steps' output is reused
 //! (or made again from the staged file), sinks already confirmed are not delivered again, a
 //! recorded target that already holds the file counts as delivered, a recorded quarantine
@@ -19,9 +25,12 @@ use std::time::SystemTime;
 use crate::config::Flow;
 use crate::config::flow::{Disposition, IfExists};
 use crate::endpoint::{DynEndpoint, Endpoint, Entry, ErrorKind, RemotePath};
-use crate::ledger::{Delivery, DoneRecord, ErrorRecord, FileRecord, FileState, Ledger, LedgerError, QuarantineRecord, now_millis};
+use crate::ledger::{
+    Delivery, DoneRecord, Durability, ErrorRecord, FileRecord, FileState, Ledger, LedgerError, QuarantineRecord, now_millis,
+};
 use crate::template::NameVars;
 
+use super::claims::{self, Claim, Claims};
 use super::error::FileError;
 use super::identity::{self, mtime_millis};
 use super::retry::retry;
@@ -51,6 +60,8 @@ pub(super) struct Ctx<'a> {
     pub run: u64,
     pub now: SystemTime,
     pub staging_dir: &'a Path,
+    /// Names being written by the run's files in flight (see `claims`).
+    pub claims: Claims,
 }
 
 fn report(path: &RemotePath, outcome: Outcome, detail: impl Into<String>) -> FileReport {
@@ -141,10 +152,13 @@ async fn advance(
 ) -> Result<FileReport, FileError> {
     let flow = &cx.flow.name;
     let policy = cx.flow.retry;
+    // Held from choosing a `move_to` name until the move is done.
+    let mut moving: Option<Claim> = None;
     loop {
         match rec.state {
             FileState::Claimed | FileState::Staging => {
                 rec.state = FileState::Staging;
+                // Durable: a staging file is only ever resumed for the version recorded here.
                 put(cx, rec)?;
                 let st = retry(policy, "download", || stage::stage(&*cx.source, &entry.path, entry.size, staged)).await?;
                 rec.sha256 = Some(st.sha256.clone());
@@ -157,7 +171,8 @@ async fn advance(
                     }
                 }
                 rec.state = FileState::Staged;
-                put(cx, rec)?;
+                // Lazy: lost, staging runs again and finds the file whole (hashing, no download).
+                put_lazy(cx, rec)?;
             }
             FileState::Staged => {
                 if !staged_complete(staged, rec.size).await {
@@ -176,7 +191,7 @@ async fn advance(
                     }
                     None => {
                         rec.state = FileState::Delivering;
-                        put(cx, rec)?;
+                        put_lazy(cx, rec)?;
                     }
                 }
             }
@@ -187,17 +202,29 @@ async fn advance(
                     continue;
                 }
                 rec.state = FileState::Delivering;
-                put(cx, rec)?;
+                put_lazy(cx, rec)?;
             }
             FileState::Quarantining => {
                 if !staged_complete(staged, rec.size).await {
                     rec.state = FileState::Claimed;
                     continue;
                 }
+                let _names = claim_quarantine(cx).await;
                 return quarantine::put_aside(cx, rec, entry, staged).await;
             }
             FileState::Delivering => {
                 let p = payload(cx, rec, entry, staged)?;
+                // Targets recorded before a crash that are there, whole, count as delivered
+                // first: the last sink may have taken the staged file itself (`adopt`). A sink
+                // that cannot be asked now is asked again when it is delivered to.
+                for (i, sink) in cx.sinks.iter().enumerate() {
+                    let rejects = p.rejects.as_ref().map(|(_, n)| (REJECTS + i as u32, *n));
+                    for (idx, size) in std::iter::once((i as u32, p.size)).chain(rejects) {
+                        if let Err(e @ FileError::Ledger(_)) = recovered(cx, rec, &**sink, idx, size).await {
+                            return Err(e);
+                        }
+                    }
+                }
                 let confirmed = |i: u32| rec.deliveries.iter().any(|d| d.sink == i && d.done);
                 let pending = (0..cx.sinks.len() as u32).any(|i| !confirmed(i) || (p.rejects.is_some() && !confirmed(REJECTS + i)));
                 if pending && !p.ready().await {
@@ -222,20 +249,30 @@ async fn advance(
                     return Err(e);
                 }
                 rec.state = FileState::Delivered;
-                put(cx, rec)?;
+                // Lazy: lost, every recorded target is found whole and confirmed again.
+                put_lazy(cx, rec)?;
                 halt::point("delivered");
             }
             FileState::Delivered => {
                 // A round trip awaits the response from here on (idempotent; before disposition,
                 // so a crash in between registers it on resume).
                 super::awaits::register(cx, rec)?;
+                claim_move(cx, &mut moving).await;
                 let target =
                     retry(policy, "plan disposition", || disposition::plan(&*cx.source, &entry.path, &cx.flow.after_success)).await?;
                 rec.disposed_to = target.map(|t| t.as_str().to_string());
                 rec.state = FileState::Disposing;
-                put(cx, rec)?;
+                // Moving or deleting the source cannot be checked afterwards without this
+                // record (a source gone from the listing is finished from it); keeping it
+                // changes nothing.
+                if cx.flow.after_success == Disposition::Keep {
+                    put_lazy(cx, rec)?;
+                } else {
+                    put(cx, rec)?;
+                }
             }
             FileState::Disposing => {
+                claim_move(cx, &mut moving).await;
                 let target = rec.disposed_to.as_deref().and_then(|t| RemotePath::parse(t).ok());
                 let moved =
                     retry(policy, "dispose", || disposition::apply(&*cx.source, &entry.path, &cx.flow.after_success, target.as_ref()))
@@ -287,6 +324,21 @@ async fn advance(
             }
         }
     }
+}
+
+/// Claims the `move_to` folder of the source (free names there are chosen one file at a time).
+async fn claim_move(cx: &Ctx<'_>, held: &mut Option<Claim>) {
+    if let Disposition::MoveTo(dir) = &cx.flow.after_success
+        && held.is_none()
+    {
+        *held = Some(cx.claims.claim(vec![claims::key(&cx.flow.source.endpoint, &format!("{dir}/\u{0}move"))]).await);
+    }
+}
+
+/// Claims the quarantine location (copies get free names there, one file at a time).
+async fn claim_quarantine(cx: &Ctx<'_>) -> Option<Claim> {
+    let q = cx.flow.quarantine.as_ref()?;
+    Some(cx.claims.claim(vec![claims::key(&q.endpoint, &format!("{}/\u{0}quarantine", q.path))]).await)
 }
 
 /// What the sinks receive: the staged original, or the steps' output (and a rejects file).
@@ -348,7 +400,9 @@ async fn deliver_one(cx: &Ctx<'_>, rec: &mut FileRecord, rel: &str, i: usize, p:
             let dir = sink.path.render(&vars).map_err(FileError::Name)?;
             let dir = RemotePath::parse(&dir).map_err(|e| FileError::Name(format!("sink {} path: {e}", sink.endpoint)))?;
             let name = sink.name.render(&vars).map_err(FileError::Name)?;
-            let (t, uploaded) = send(cx, rec, i, idx, &dir, &name, rel_dir, &p.file, p.size).await?;
+            // The last sink to need the payload may take it by renaming (a local folder).
+            let last_use = (0..cx.sinks.len() as u32).filter(|&j| j != idx).all(|j| rec.deliveries.iter().any(|d| d.sink == j && d.done));
+            let (t, uploaded) = send(cx, rec, i, idx, &dir, &name, rel_dir, &p.file, p.size, last_use).await?;
             if uploaded && sink.trigger.is_some() {
                 trigger(cx, rec, i, &t, rel_dir).await?;
             }
@@ -361,7 +415,7 @@ async fn deliver_one(cx: &Ctx<'_>, rec: &mut FileRecord, rel: &str, i: usize, p:
         if recovered(cx, rec, ep, ridx, *size).await?.is_none() {
             let stem = NameVars::new(target.name(), "", 0, 0, cx.now).stem;
             let name = format!("{stem}.rejects.{}", p.rejects_ext);
-            send(cx, rec, i, ridx, &target.parent(), &name, rel_dir, file, *size).await?;
+            send(cx, rec, i, ridx, &target.parent(), &name, rel_dir, file, *size, false).await?;
         }
     }
     Ok(())
@@ -377,7 +431,7 @@ async fn recovered(cx: &Ctx<'_>, rec: &mut FileRecord, ep: &dyn Endpoint, idx: u
     }
     if transfer::already_delivered(ep, &t, size).await? {
         mark(rec, idx, &t, true);
-        put(cx, rec)?;
+        put_lazy(cx, rec)?;
         return Ok(Some(t));
     }
     Ok(None)
@@ -394,6 +448,7 @@ async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePa
     let temp_name = sink.temp_name.render(&NameVars::new(&name, rel_dir, 0, cx.run, cx.now)).map_err(FileError::Name)?;
     let temp = target.parent().join(&temp_name).map_err(|e| FileError::Name(format!("temp name {temp_name:?}: {e}")))?;
     let ep = &*cx.sinks[i];
+    let _names = cx.claims.claim(vec![claims::key(&sink.endpoint, path.as_str()), claims::key(&sink.endpoint, temp.as_str())]).await;
     halt::point("triggering");
     retry(cx.flow.retry, "write trigger", || transfer::put_trigger(ep, &temp, &path)).await?;
     mark(rec, TRIGGERS + i as u32, &path, true);
@@ -401,7 +456,8 @@ async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePa
 }
 
 /// Chooses the target for `dir/name` on sink `i` (exists-policy), records it, uploads `file`
-/// through the temporary name and records the confirmation. Returns the final target, and
+/// through the temporary name (taking it by rename with `last_use`, where the sink can) and
+/// records the confirmation. Returns the final target, and
 /// whether it was uploaded (not skipped by `if_exists: skip`).
 #[allow(clippy::too_many_arguments)]
 async fn send(
@@ -414,31 +470,52 @@ async fn send(
     rel_dir: &str,
     file: &Path,
     size: u64,
+    last_use: bool,
 ) -> Result<(RemotePath, bool), FileError> {
     let sink = &cx.flow.sinks[i];
     let ep = &*cx.sinks[i];
+    // Every name this delivery may write, claimed before the target is chosen: with `rename`
+    // the folder (free names are chosen one file at a time), else the target and its temp name.
+    let names = match sink.if_exists {
+        IfExists::Rename => vec![claims::key(&sink.endpoint, &format!("{dir}/\u{0}rename"))],
+        _ => {
+            let wanted = dir.join(name).map_err(|e| FileError::Name(format!("target name {name:?}: {e}")))?;
+            let temp = temp_path(cx, i, &wanted, rel_dir, size)?;
+            vec![claims::key(&sink.endpoint, wanted.as_str()), claims::key(&sink.endpoint, temp.as_str())]
+        }
+    };
+    let _names = cx.claims.claim(names).await;
     let target = retry(cx.flow.retry, "check target", || transfer::choose_target(ep, dir, name, sink.if_exists)).await?;
     match target {
         Target::Skip(t) => {
             tracing::info!(flow = %cx.flow.name, target = %t, "Target exists; skipped (if_exists: skip).");
             mark(rec, idx, &t, true);
-            put(cx, rec)?;
+            // Lazy: lost, the policy finds the target again and skips again.
+            put_lazy(cx, rec)?;
             Ok((t, false))
         }
         Target::Upload(t) => {
+            // Durable before the rename can make `t` final: a resumed run checks this target
+            // instead of choosing one again (which would deliver twice).
             mark(rec, idx, &t, false);
             put(cx, rec)?;
-            let temp_vars = NameVars::new(t.name(), rel_dir, size, cx.run, cx.now);
-            let temp_name = sink.temp_name.render(&temp_vars).map_err(FileError::Name)?;
-            let temp = t.parent().join(&temp_name).map_err(|e| FileError::Name(format!("temp name {temp_name:?}: {e}")))?;
+            let temp = temp_path(cx, i, &t, rel_dir, size)?;
             let replace = sink.if_exists == IfExists::Overwrite;
-            retry(cx.flow.retry, "upload", || transfer::upload(ep, file, size, &temp, &t, replace)).await?;
+            retry(cx.flow.retry, "upload", || transfer::upload(ep, file, size, &temp, &t, replace, last_use)).await?;
             halt::point("renamed");
             mark(rec, idx, &t, true);
-            put(cx, rec)?;
+            // Lazy: lost, the recorded target is found whole and confirmed then.
+            put_lazy(cx, rec)?;
             Ok((t, true))
         }
     }
+}
+
+/// The temporary name sink `i` uploads `target` under.
+fn temp_path(cx: &Ctx<'_>, i: usize, target: &RemotePath, rel_dir: &str, size: u64) -> Result<RemotePath, FileError> {
+    let vars = NameVars::new(target.name(), rel_dir, size, cx.run, cx.now);
+    let temp_name = cx.flow.sinks[i].temp_name.render(&vars).map_err(FileError::Name)?;
+    target.parent().join(&temp_name).map_err(|e| FileError::Name(format!("temp name {temp_name:?}: {e}")))
 }
 
 fn mark(rec: &mut FileRecord, sink: u32, target: &RemotePath, done: bool) {
@@ -447,9 +524,16 @@ fn mark(rec: &mut FileRecord, sink: u32, target: &RemotePath, done: bool) {
     rec.deliveries.sort_by_key(|d| d.sink);
 }
 
+/// Records a transition durably.
 fn put(cx: &Ctx<'_>, rec: &mut FileRecord) -> Result<(), FileError> {
     rec.updated = now_millis();
     cx.ledger.put_file(&cx.flow.name, rec).map_err(FileError::from)
+}
+
+/// Records a transition whose loss in a crash the lifecycle recovers from (see the module doc).
+fn put_lazy(cx: &Ctx<'_>, rec: &mut FileRecord) -> Result<(), FileError> {
+    rec.updated = now_millis();
+    cx.ledger.put_file_with(&cx.flow.name, rec, Durability::Lazy).map_err(FileError::from)
 }
 
 async fn staged_complete(staged: &Path, size: u64) -> bool {
@@ -556,6 +640,7 @@ async fn quarantine_given_up(
     rec.state = FileState::Quarantining;
     rec.updated = now_millis();
     cx.ledger.put_file_and_result(&cx.flow.name, rec, &result)?;
+    let _names = claim_quarantine(cx).await;
     match quarantine::put_aside(cx, rec, entry, staged).await {
         Ok(f) => Ok(Some(f)),
         Err(FileError::Ledger(e)) => Err(e),

@@ -14,6 +14,7 @@
 
 mod alerts;
 mod awaits;
+mod claims;
 mod command;
 mod content;
 mod discover;
@@ -35,6 +36,9 @@ use std::collections::BTreeSet;
 use std::path::PathBuf;
 use std::time::SystemTime;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use futures::StreamExt;
 use serde::Serialize;
 
 use crate::config::Flow;
@@ -317,8 +321,9 @@ async fn run_files(
     let now_ms = to_millis(now);
     let mut observations = Vec::new();
     let mut ready = Vec::new();
+    let snapshot = ledger.snapshot()?; // one read transaction for the whole listing
     for c in &candidates {
-        let prev = ledger.observation(&flow.name, c.entry.path.as_str())?;
+        let prev = snapshot.observation(&flow.name, c.entry.path.as_str())?;
         let done = c.done_file.as_ref().map(|(p, present)| (p.name(), *present));
         let (verdict, obs) = ready::assess(&flow.source.ready, &c.entry, prev.as_ref(), now_ms, done);
         if prev.as_ref() != Some(&obs) {
@@ -341,41 +346,59 @@ async fn run_files(
             }
         }
     }
+    drop(snapshot);
     ledger.put_observations(&flow.name, &observations)?;
 
-    let cx = lifecycle::Ctx { flow, ledger, source: source.clone(), sinks, quarantine, run, now, staging_dir: &opts.staging_dir };
-    let mut stopped = false;
-    for c in ready {
-        if stopped || opts.stop.requested() {
-            let detail = if stopped {
-                "run stopped at an earlier failure (on_error: stop)"
-            } else {
-                "wharf is shutting down; the next run takes it"
-            };
-            let f = FileReport {
-                path: c.entry.path.to_string(),
-                outcome: Outcome::Skipped,
-                detail: detail.into(),
-                targets: vec![],
-                bytes: 0,
-                error_kind: None,
-                records: None,
-            };
-            record(report, f, on_file);
-            continue;
+    let cx = lifecycle::Ctx {
+        flow,
+        ledger,
+        source: source.clone(),
+        sinks,
+        quarantine,
+        run,
+        now,
+        staging_dir: &opts.staging_dir,
+        claims: Default::default(),
+    };
+    // Several files in flight, each through its own lifecycle; reports come in listing order.
+    // A file is started only when it is its turn, so a stop (shutdown, `on_error: stop`, a run
+    // aborted) keeps the files not started yet untouched; the ones in flight finish.
+    let concurrency = endpoints::concurrency(flow, &names);
+    let turns = Turns { stop: &opts.stop, stopped: AtomicBool::new(false), aborted: AtomicBool::new(false) };
+    let mut abort: Option<RunAbort> = None;
+    let mut waiting = ready.into_iter();
+    let mut in_flight = futures::stream::FuturesOrdered::new();
+    loop {
+        while in_flight.len() < concurrency
+            && let Some(c) = waiting.next()
+        {
+            in_flight.push_back(take_turn(&cx, c, &turns));
         }
-        let done_file = c.done_file.as_ref().map(|(p, _)| p);
-        let (f, abort) = lifecycle::process(&cx, &c.entry, &c.rel, done_file).await?;
+        let Some(done) = in_flight.next().await else { break };
+        let (f, abort_run) = match done {
+            None => continue,
+            Some(Ok(v)) => v,
+            Some(Err(e)) => {
+                turns.aborted.store(true, Ordering::SeqCst);
+                abort.get_or_insert(RunAbort::Ledger(e));
+                continue;
+            }
+        };
         let failed = f.outcome == Outcome::Failed;
         let kind = f.error_kind;
         let msg = format!("flow {}: {}: {}", flow.name, f.path, f.detail);
         record(report, f, on_file);
-        if abort {
-            return Err(RunAbort::File(msg, kind.unwrap_or(ErrorKind::Protocol)));
+        if abort_run {
+            turns.aborted.store(true, Ordering::SeqCst);
+            abort.get_or_insert(RunAbort::File(msg, kind.unwrap_or(ErrorKind::Protocol)));
         }
         if failed && flow.on_error == crate::config::flow::OnError::Stop {
-            stopped = true;
+            turns.stopped.store(true, Ordering::SeqCst);
         }
+    }
+    drop(in_flight);
+    if let Some(e) = abort {
+        return Err(e);
     }
 
     // Files a crashed run left after delivery whose source is no longer listed (it was being
@@ -400,6 +423,45 @@ async fn run_files(
     }
     report.responses = awaits::poll(&cx, &eps).await?;
     Ok(())
+}
+
+/// Whether the files still waiting may start.
+struct Turns<'a> {
+    /// Shutdown asked for.
+    stop: &'a Stop,
+    /// A file failed with `on_error: stop`.
+    stopped: AtomicBool,
+    /// The run is being aborted: files not started are not reported at all.
+    aborted: AtomicBool,
+}
+
+/// One file's turn: its lifecycle, unless the run stopped before the file started. `None`
+/// when the run is being aborted.
+async fn take_turn(cx: &lifecycle::Ctx<'_>, c: &discover::Candidate, turns: &Turns<'_>) -> Option<Result<(FileReport, bool), LedgerError>> {
+    if turns.aborted.load(Ordering::SeqCst) {
+        return None;
+    }
+    let stopped = turns.stopped.load(Ordering::SeqCst);
+    if stopped || turns.stop.requested() {
+        let detail =
+            if stopped { "run stopped at an earlier failure (on_error: stop)" } else { "wharf is shutting down; the next run takes it" };
+        return Some(Ok((skipped(&c.entry.path, detail), false)));
+    }
+    let done_file = c.done_file.as_ref().map(|(p, _)| p);
+    Some(lifecycle::process(cx, &c.entry, &c.rel, done_file).await)
+}
+
+/// The report of a file that was not started.
+fn skipped(path: &RemotePath, detail: &str) -> FileReport {
+    FileReport {
+        path: path.to_string(),
+        outcome: Outcome::Skipped,
+        detail: detail.into(),
+        targets: vec![],
+        bytes: 0,
+        error_kind: None,
+        records: None,
+    }
 }
 
 fn from_millis(ms: crate::ledger::Millis) -> SystemTime {

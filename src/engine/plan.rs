@@ -23,7 +23,7 @@ use super::{discover, endpoints, identity, lifecycle, ready};
 use crate::config::Flow;
 use crate::config::flow::{Disposition, EndpointSpec};
 use crate::endpoint::{EndpointError, RemotePath};
-use crate::ledger::{Ledger, LedgerError, to_millis};
+use crate::ledger::{Ledger, LedgerError, Snapshot, to_millis};
 use crate::probe::{self, Finding, Severity};
 use crate::template::NameVars;
 
@@ -110,10 +110,12 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
         Some(l) => l.runs(None, 1)?.first().map(|r| r.id).unwrap_or(0) + 1,
         None => 1,
     };
+    // One read transaction for every look-up of the listing.
+    let snapshot = ledger.map(Ledger::snapshot).transpose()?;
     let mut files = Vec::new();
     for c in &candidates {
         let path = c.entry.path.as_str();
-        let prev = match ledger {
+        let prev = match &snapshot {
             Some(l) => l.observation(&flow.name, path)?,
             None => None,
         };
@@ -121,7 +123,7 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
         let (verdict, _) = ready::assess(&flow.source.ready, &c.entry, prev.as_ref(), now_ms, done);
         let action = match verdict {
             ready::Readiness::NotReady(why) => Action::Wait { why },
-            ready::Readiness::Ready => decide(flow, ledger, c, next_run, now)?,
+            ready::Readiness::Ready => decide(flow, snapshot.as_ref(), c, next_run, now)?,
         };
         files.push(PlannedFile { path: c.entry.path.to_string(), size: c.entry.size, action });
     }
@@ -172,7 +174,7 @@ fn ago(d: chrono::TimeDelta) -> String {
 }
 
 /// The action for a ready file.
-fn decide(flow: &Flow, ledger: Option<&Ledger>, c: &discover::Candidate, run: u64, now: SystemTime) -> Result<Action, LedgerError> {
+fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: u64, now: SystemTime) -> Result<Action, LedgerError> {
     let key = identity::key(flow.source.identity, &c.entry);
     if let Some(l) = ledger {
         if let Some(rec) = l.file(&flow.name, c.entry.path.as_str())?

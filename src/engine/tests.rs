@@ -63,6 +63,7 @@ fn fixture() -> Fixture {
         after_success: Disposition::MoveTo(RemotePath::parse("/in/processed").unwrap()),
         after_failure: Disposition::Keep,
         on_error: OnError::Continue,
+        concurrency: 4,
         retry: Retry { attempts: 2, backoff: Duration::from_millis(1), give_up_after: 10 },
         alerts: Default::default(),
         steps: None,
@@ -586,4 +587,47 @@ async fn plan_tells_a_check_step_refusal_from_the_listing() {
     assert!(why.contains("less than the minimum of 3") && why.contains("does not match the pattern"), "{why}");
     assert!(matches!(p.files[1].action, Action::Deliver { .. }), "{:?}", p.files[1]);
     assert!(p.caveats.iter().any(|c| c.contains("content steps")));
+}
+
+#[tokio::test]
+async fn files_in_flight_together_never_share_a_name() {
+    // Every file renders the same target name: with `rename` each still gets a name of its
+    // own, never a half-written or overwritten one.
+    let mut fx = fixture();
+    assert!(fx.flow.concurrency > 1);
+    fx.flow.sinks[0].name = NameTemplate::new("all.csv").unwrap();
+    fx.flow.sinks[0].if_exists = IfExists::Rename;
+    let bodies: Vec<Vec<u8>> = (0..12u8).map(|i| vec![b'a' + i; 100_000 + usize::from(i)]).collect();
+    for (i, b) in bodies.iter().enumerate() {
+        fx.put(&format!("in/f{i:02}.csv"), b);
+    }
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, r.counts.failed), (12, 0), "{r:#?}");
+    // Reports keep the listing order.
+    assert_eq!(
+        r.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(),
+        (0..12).map(|i| format!("/in/f{i:02}.csv")).collect::<Vec<_>>()
+    );
+    let mut got: Vec<Vec<u8>> = std::fs::read_dir(fx.dst.join("inbox")).unwrap().map(|e| read(&e.unwrap().path())).collect();
+    got.sort();
+    assert_eq!(got, bodies);
+    // Every source moved to processed/ under its own name.
+    for i in 0..12 {
+        assert!(fx.src.join(format!("in/processed/f{i:02}.csv")).exists());
+    }
+
+    // A temporary name shared by every file (no `{{name}}` in it) and one overwritten target.
+    let mut fx = fixture();
+    fx.flow.sinks[0].name = NameTemplate::new("latest.csv").unwrap();
+    fx.flow.sinks[0].temp_name = NameTemplate::new("upload.tmp").unwrap();
+    fx.flow.sinks[0].if_exists = IfExists::Overwrite;
+    for (i, b) in bodies.iter().enumerate() {
+        fx.put(&format!("in/f{i:02}.csv"), b);
+    }
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, r.counts.failed), (12, 0), "{r:#?}");
+    let names: Vec<String> =
+        std::fs::read_dir(fx.dst.join("inbox")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+    assert_eq!(names, ["latest.csv"]);
+    assert!(bodies.contains(&read(&fx.dst.join("inbox/latest.csv"))), "a whole file, not a mix");
 }

@@ -50,7 +50,9 @@ pub async fn already_delivered(ep: &dyn Endpoint, target: &RemotePath, size: u64
 }
 
 /// Uploads `staged` (`size` bytes) to `temp`, verifies it, and renames it to `target`.
-/// `replace` allows replacing an existing target (the `overwrite` policy).
+/// `replace` allows replacing an existing target (the `overwrite` policy). With `last_use`
+/// (nothing needs `staged` afterwards) a sink that can take the file by renaming it
+/// ([`Endpoint::adopt`]: a local folder on the same file system) does, instead of copying it.
 pub async fn upload(
     ep: &dyn Endpoint,
     staged: &Path,
@@ -58,7 +60,17 @@ pub async fn upload(
     temp: &RemotePath,
     target: &RemotePath,
     replace: bool,
+    last_use: bool,
 ) -> Result<(), FileError> {
+    if last_use {
+        ep.create_dir_all(&target.parent()).await?;
+        // Gone: an earlier attempt of this upload adopted it; `temp` holds it (or the size
+        // check says it does not, and the file is staged again).
+        let gone = !tokio::fs::try_exists(staged).await.map_err(|source| FileError::Staging { path: staged.to_path_buf(), source })?;
+        if gone || ep.adopt(staged, temp).await? {
+            return verify_and_rename(ep, size, None, temp, target, replace).await;
+        }
+    }
     let input = tokio::fs::File::open(staged).await.map_err(|source| FileError::Staging { path: staged.to_path_buf(), source })?;
     upload_from(ep, input, staged, size, temp, target, replace).await
 }
@@ -96,18 +108,31 @@ async fn upload_from(
         }
     }
     out.finish().await?;
+    verify_and_rename(ep, size, Some(hex::encode(hasher.finalize())), temp, target, replace).await
+}
+
+/// Checks what `temp` holds (its size, and the server's SHA-256 against `sent` where both are
+/// known), then renames it to `target`.
+async fn verify_and_rename(
+    ep: &dyn Endpoint,
+    size: u64,
+    sent: Option<String>,
+    temp: &RemotePath,
+    target: &RemotePath,
+    replace: bool,
+) -> Result<(), FileError> {
     let actual = ep.stat(temp).await?.map(|e| e.size).unwrap_or(0);
     if actual != size {
         let _ = ep.remove(temp).await;
         return Err(FileError::SizeMismatch { endpoint: ep.describe(), target: temp.to_string(), expected: size, actual });
     }
     // A checksum, where the server offers one (most do not; the size is always checked).
-    if let Some(remote) = ep.sha256(temp).await? {
-        let sent = hex::encode(hasher.finalize());
-        if remote != sent {
-            let _ = ep.remove(temp).await;
-            return Err(FileError::ChecksumMismatch { endpoint: ep.describe(), target: temp.to_string(), sent, remote });
-        }
+    if let Some(sent) = sent
+        && let Some(remote) = ep.sha256(temp).await?
+        && remote != sent
+    {
+        let _ = ep.remove(temp).await;
+        return Err(FileError::ChecksumMismatch { endpoint: ep.describe(), target: temp.to_string(), sent, remote });
     }
     halt::point("uploaded");
     match ep.rename(temp, target, replace).await {
@@ -184,11 +209,11 @@ mod tests {
         let p = |s: &str| RemotePath::parse(s).unwrap();
         let good = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824".to_string();
         let ep: DynEndpoint = Arc::new(Hashing(LocalEndpoint::new(dir.path().join("sink")), good));
-        upload(&*ep, &staged, 5, &p("/in/.a.part"), &p("/in/a"), false).await.unwrap();
+        upload(&*ep, &staged, 5, &p("/in/.a.part"), &p("/in/a"), false, false).await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), b"hello");
 
         let ep: DynEndpoint = Arc::new(Hashing(LocalEndpoint::new(dir.path().join("sink")), "0".repeat(64)));
-        let e = upload(&*ep, &staged, 5, &p("/in/.b.part"), &p("/in/b"), false).await.unwrap_err();
+        let e = upload(&*ep, &staged, 5, &p("/in/.b.part"), &p("/in/b"), false, false).await.unwrap_err();
         assert!(matches!(e, FileError::ChecksumMismatch { .. }), "{e}");
         assert_eq!(e.kind(), ErrorKind::Transient);
         assert!(!dir.path().join("sink/in/.b.part").exists() && !dir.path().join("sink/in/b").exists());

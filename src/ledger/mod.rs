@@ -2,9 +2,15 @@
 //!
 //! It records every file seen (its identity and lifecycle state), every delivered identity,
 //! readiness observations across polls, every run, awaited responses of round trips and the
-//! event log (`awaits`). Each engine transition is one durable
-//! (fsynced) write transaction, which is what makes a crash at any point resumable: the next
-//! run reads where each file stood and carries on from there.
+//! event log (`awaits`). Each engine transition is one write transaction, which is what makes
+//! a crash at any point resumable: the next run reads where each file stood and carries on
+//! from there. Most are durable (fsynced); the engine may write a transition
+//! [`Durability::Lazy`] when losing it in a crash only sends the file back to an earlier
+//! state it resumes from (docs/architecture.md, "Why it is crash-safe"). A lazy write is kept
+//! in this process and seen by its reads at once; the next durable write stores it in the same
+//! transaction (at the latest the run's record at its end), and other processes see it from
+//! then on. (redb's own non-durable commits are refused in single-writer mode, because
+//! readers in other processes could not see them; this buffer is what stands in for them.)
 //!
 //! This module owns the table layout and the typed API over it; it knows nothing about
 //! endpoints or flows beyond their names.
@@ -20,6 +26,7 @@ mod codec;
 pub mod events;
 pub mod records;
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -79,10 +86,22 @@ pub enum LedgerError {
     },
 }
 
+/// Whether a write must be on disk before it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsynced before the call returns (the default for every write).
+    Durable,
+    /// Visible to this process at once, on disk with the next durable write. A crash (even
+    /// SIGKILL) before that loses it, cleanly: the ledger is as of the last durable write.
+    Lazy,
+}
+
 /// Handle to the ledger database.
 pub struct Ledger {
     db: Handle,
     path: PathBuf,
+    /// File records written lazily and not stored yet, by (flow, path).
+    pending: std::sync::Mutex<BTreeMap<(String, String), FileRecord>>,
 }
 
 /// The writer's handle, or a reader's beside another process's writer.
@@ -96,6 +115,15 @@ fn builder() -> redb::Builder {
     let mut b = Database::builder();
     b.set_concurrency_mode(ConcurrencyMode::SingleWriter);
     b
+}
+
+impl Drop for Ledger {
+    /// Stores what was written lazily (best effort: a failure here is a crash's outcome).
+    fn drop(&mut self) {
+        if self.is_writer() {
+            let _ = self.flush();
+        }
+    }
 }
 
 impl std::fmt::Debug for Ledger {
@@ -136,7 +164,7 @@ impl Ledger {
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(LedgerError::Busy(path.to_path_buf())),
             Err(e) => return Err(LedgerError::Db { path: path.to_path_buf(), source: e.into() }),
         };
-        let ledger = Ledger { db: Handle::Write(db), path: path.to_path_buf() };
+        let ledger = Ledger { db: Handle::Write(db), path: path.to_path_buf(), pending: Default::default() };
         ledger.init()?;
         Ok(ledger)
     }
@@ -158,7 +186,7 @@ impl Ledger {
             }
             Err(e) => return Err(LedgerError::Db { path: path.to_path_buf(), source: e.into() }),
         };
-        Ok(Ledger { db: Handle::Read(db), path: path.to_path_buf() })
+        Ok(Ledger { db: Handle::Read(db), path: path.to_path_buf(), pending: Default::default() })
     }
 
     /// Whether this handle may write (it came from [`Ledger::open`] or [`Ledger::in_memory`]).
@@ -180,7 +208,7 @@ impl Ledger {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|e| LedgerError::Db { path: path.clone(), source: e.into() })?;
-        let ledger = Ledger { db: Handle::Write(db), path };
+        let ledger = Ledger { db: Handle::Write(db), path, pending: Default::default() };
         ledger.init()?;
         Ok(ledger)
     }
@@ -209,15 +237,34 @@ impl Ledger {
         })
     }
 
-    /// Runs `f` in one durable write transaction.
+    /// The lazily written records not stored yet. A poisoned lock only means a panic elsewhere
+    /// while it was held; the map itself is always whole (one insert or take at a time).
+    fn pending(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), FileRecord>> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` in one durable write transaction, after storing every lazy write before it.
     fn write<T>(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>) -> Result<T, LedgerError> {
         let Handle::Write(db) = &self.db else {
             return Err(LedgerError::ReadOnly(self.path.clone()));
         };
+        let mut pending = self.pending();
         let tx = db.begin_write().map_err(|e| self.err(e))?;
+        if !pending.is_empty() {
+            store_pending(&tx, &pending).map_err(|e| self.err(e))?;
+        }
         let out = f(&tx).map_err(|e| self.err(e))?;
         tx.commit().map_err(|e| self.err(e))?;
+        pending.clear();
         Ok(out)
+    }
+
+    /// Stores the lazy writes now (one durable transaction; nothing when there are none).
+    pub fn flush(&self) -> Result<(), LedgerError> {
+        if self.pending().is_empty() {
+            return Ok(());
+        }
+        self.write(|_| Ok(()))
     }
 
     /// Runs `f` in a read transaction: a snapshot of the latest commit (of whichever process).
@@ -228,6 +275,21 @@ impl Ledger {
         }
         .map_err(|e| self.err(e))?;
         f(&tx).map_err(|e| self.err(e))
+    }
+
+    /// A consistent view for many look-ups at once (one read transaction): deciding readiness
+    /// and identity for a whole listing.
+    pub fn snapshot(&self) -> Result<Snapshot, LedgerError> {
+        let pending = self.pending().clone();
+        self.read(|tx| {
+            Ok(Snapshot {
+                files: tx.open_table(FILES)?,
+                done: tx.open_table(DONE)?,
+                observations: tx.open_table(OBSERVATIONS)?,
+                pending,
+                path: self.path.clone(),
+            })
+        })
     }
 
     // ---- runs ----
@@ -303,23 +365,45 @@ impl Ledger {
 
     /// The record for `path` in `flow`, if any.
     pub fn file(&self, flow: &str, path: &str) -> Result<Option<FileRecord>, LedgerError> {
+        if let Some(rec) = self.pending().get(&(flow.to_string(), path.to_string())) {
+            return Ok(Some(rec.clone()));
+        }
         self.read(|tx| Ok(tx.open_table(FILES)?.get((flow, path))?.map(|v| v.value())))
     }
 
     /// Every file record of `flow`, by path.
     pub fn files(&self, flow: &str) -> Result<Vec<FileRecord>, LedgerError> {
-        self.read(|tx| {
+        let mut out: BTreeMap<String, FileRecord> = self.read(|tx| {
             let t = tx.open_table(FILES)?;
-            let mut out = Vec::new();
+            let mut out = BTreeMap::new();
             for item in t.range::<(&str, &str)>(flow_range(flow))? {
-                out.push(item?.1.value());
+                let rec = item?.1.value();
+                out.insert(rec.path.clone(), rec);
             }
             Ok(out)
-        })
+        })?;
+        for ((f, path), rec) in self.pending().iter() {
+            if f == flow {
+                out.insert(path.clone(), rec.clone());
+            }
+        }
+        Ok(out.into_values().collect())
     }
 
     /// Durably stores a file record (one lifecycle transition).
     pub fn put_file(&self, flow: &str, rec: &FileRecord) -> Result<(), LedgerError> {
+        self.put_file_with(flow, rec, Durability::Durable)
+    }
+
+    /// Stores a file record (one lifecycle transition) with the given durability.
+    pub fn put_file_with(&self, flow: &str, rec: &FileRecord, durability: Durability) -> Result<(), LedgerError> {
+        if durability == Durability::Lazy {
+            if !self.is_writer() {
+                return Err(LedgerError::ReadOnly(self.path.clone()));
+            }
+            self.pending().insert((flow.to_string(), rec.path.clone()), rec.clone());
+            return Ok(());
+        }
         self.write(|tx| {
             tx.open_table(FILES)?.insert((flow, rec.path.as_str()), rec)?;
             Ok(())
@@ -400,6 +484,50 @@ impl Ledger {
             }
             Ok(())
         })
+    }
+}
+
+/// Writes the lazily written file records into `tx`.
+fn store_pending(tx: &redb::WriteTransaction, pending: &BTreeMap<(String, String), FileRecord>) -> Result<(), redb::Error> {
+    let mut t = tx.open_table(FILES)?;
+    for ((flow, path), rec) in pending {
+        t.insert((flow.as_str(), path.as_str()), rec)?;
+    }
+    Ok(())
+}
+
+/// The ledger as of one moment, for many look-ups ([`Ledger::snapshot`]). Writes made after it
+/// was taken are not seen.
+pub struct Snapshot {
+    files: redb::ReadOnlyTable<(&'static str, &'static str), Postcard<FileRecord>>,
+    done: redb::ReadOnlyTable<(&'static str, &'static str), Postcard<DoneRecord>>,
+    observations: redb::ReadOnlyTable<(&'static str, &'static str), Postcard<Observation>>,
+    /// The writer's lazy writes when the snapshot was taken.
+    pending: BTreeMap<(String, String), FileRecord>,
+    path: PathBuf,
+}
+
+impl Snapshot {
+    fn err(&self, e: impl Into<redb::Error>) -> LedgerError {
+        LedgerError::Db { path: self.path.clone(), source: e.into() }
+    }
+
+    /// Like [`Ledger::file`].
+    pub fn file(&self, flow: &str, path: &str) -> Result<Option<FileRecord>, LedgerError> {
+        if let Some(rec) = self.pending.get(&(flow.to_string(), path.to_string())) {
+            return Ok(Some(rec.clone()));
+        }
+        Ok(self.files.get((flow, path)).map_err(|e| self.err(e))?.map(|v| v.value()))
+    }
+
+    /// Like [`Ledger::done`].
+    pub fn done(&self, flow: &str, identity: &str) -> Result<Option<DoneRecord>, LedgerError> {
+        Ok(self.done.get((flow, identity)).map_err(|e| self.err(e))?.map(|v| v.value()))
+    }
+
+    /// Like [`Ledger::observation`].
+    pub fn observation(&self, flow: &str, path: &str) -> Result<Option<Observation>, LedgerError> {
+        Ok(self.observations.get((flow, path)).map_err(|e| self.err(e))?.map(|v| v.value()))
     }
 }
 
@@ -517,6 +645,21 @@ mod tests {
         let w2 = Ledger::open(&p).unwrap();
         w2.begin_run("b", 4).unwrap();
         assert_eq!(r.runs(Some("b"), 10).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_lazy_write_is_seen_here_at_once_and_elsewhere_after_the_next_durable_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ledger.redb");
+        let w = Ledger::open(&p).unwrap();
+        let r = Ledger::open_read_only(&p).unwrap();
+        w.put_file_with("f", &rec("in/a.csv", FileState::Staged), Durability::Lazy).unwrap();
+        assert_eq!(w.file("f", "in/a.csv").unwrap().map(|f| f.state), Some(FileState::Staged));
+        // Not on disk yet: another process (a read-only handle) does not see it…
+        assert!(r.file("f", "in/a.csv").unwrap().is_none());
+        // …until a durable write carries it along.
+        w.put_file("f", &rec("in/b.csv", FileState::Staging)).unwrap();
+        assert_eq!(r.file("f", "in/a.csv").unwrap().map(|f| f.state), Some(FileState::Staged));
     }
 
     #[test]

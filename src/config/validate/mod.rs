@@ -26,6 +26,9 @@ use super::flow::{
     Source, SshAuth,
 };
 use super::interpolate::{Lookup, interpolate};
+
+/// Files in flight at once when a flow does not say (and does not stop at the first error).
+pub const DEFAULT_CONCURRENCY: usize = 4;
 use super::locate::escape;
 use super::raw::{
     IdentityField, OnError, RawAfter, RawAlerts, RawCommand, RawDisposition, RawEndpoint, RawFlow, RawFtp, RawReady, RawRetry, RawSftp,
@@ -58,6 +61,8 @@ pub struct Sections {
     pub sinks: Option<Vec<Option<RawSink>>>,
     pub after: Option<RawAfter>,
     pub on_error: Option<OnError>,
+    /// `Some(None)`: not configured; `None`: malformed.
+    pub concurrency: Option<Option<u32>>,
     pub retry: Option<RawRetry>,
     pub alerts: Option<RawAlerts>,
     /// Every content step; `None` items are malformed.
@@ -86,6 +91,7 @@ impl From<RawFlow> for Sections {
             sinks: Some(raw.sinks.into_iter().map(Some).collect()),
             after: Some(raw.after),
             on_error: Some(raw.on_error),
+            concurrency: Some(raw.concurrency),
             retry: Some(raw.retry),
             alerts: Some(raw.alerts),
             steps: Some(raw.steps.into_iter().map(Some).collect()),
@@ -140,6 +146,7 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
     let after = sections.after.map(|a| {
         (c.disposition("/after/success", a.success, source.as_ref()), c.disposition("/after/failure", a.failure, source.as_ref()))
     });
+    let concurrency = c.concurrency(sections.concurrency, sections.on_error);
     let retry = sections.retry.and_then(|r| c.retry(r));
     let alerts = sections.alerts.and_then(|a| c.alerts(a));
     let content = match (sections.steps, sections.quarantine, sections.on_invalid, sections.max_invalid) {
@@ -171,6 +178,7 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
             after_success: after_success?,
             after_failure: after_failure?,
             on_error: sections.on_error?,
+            concurrency: concurrency?,
             retry: retry?,
             alerts: alerts?,
             steps: content.clone()?.0,
@@ -454,6 +462,23 @@ impl Checker<'_, '_> {
         Some(Alerts { unreachable_after: a.unreachable_after })
     }
 
+    /// Files in flight: as set (1–16), else 4, or 1 with `on_error: stop` (files in order).
+    fn concurrency(&mut self, set: Option<Option<u32>>, on_error: Option<OnError>) -> Option<usize> {
+        let stop = on_error == Some(OnError::Stop);
+        match set? {
+            None => Some(if stop { 1 } else { DEFAULT_CONCURRENCY }),
+            Some(n) if !(1..=16).contains(&n) => {
+                self.problem("/concurrency", format!("must be between 1 and 16 (files in flight at once), not {n}"));
+                None
+            }
+            Some(n) if n > 1 && stop => {
+                self.problem("/concurrency", "must be 1 with `on_error: stop`, which takes the files one after the other");
+                None
+            }
+            Some(n) => Some(n as usize),
+        }
+    }
+
     fn retry(&mut self, r: RawRetry) -> Option<Retry> {
         if r.attempts == 0 {
             self.problem("/retry/attempts", "must be at least 1 (the first attempt counts)");
@@ -517,6 +542,22 @@ sinks: [ { endpoint: l } ]
         assert_eq!(flow.sinks[0].if_exists, IfExists::Fail);
         assert_eq!(flow.retry, Retry { attempts: 3, backoff: Duration::from_secs(1), give_up_after: 10 });
         assert!(!format!("{flow:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn concurrency_defaults_to_four_and_to_one_for_flows_that_stop_at_an_error() {
+        assert_eq!(run(BASE).unwrap().concurrency, DEFAULT_CONCURRENCY);
+        assert_eq!(run(&format!("{BASE}on_error: stop\n")).unwrap().concurrency, 1);
+        assert_eq!(run(&format!("{BASE}concurrency: 16\n")).unwrap().concurrency, 16);
+        assert_eq!(run(&format!("{BASE}on_error: stop\nconcurrency: 1\n")).unwrap().concurrency, 1);
+        assert_eq!(
+            problems(&format!("{BASE}on_error: stop\nconcurrency: 2\n")),
+            ["must be 1 with `on_error: stop`, which takes the files one after the other (at /concurrency)"]
+        );
+        assert_eq!(
+            problems(&format!("{BASE}concurrency: 0\n")),
+            ["must be between 1 and 16 (files in flight at once), not 0 (at /concurrency)"]
+        );
     }
 
     #[test]

@@ -49,6 +49,7 @@ impl Draft {
                 // and the quarantine copy (with reports) is what we look at.
                 after_failure: Disposition::Keep,
                 on_error: OnError::Continue,
+                concurrency: parent.concurrency,
                 retry: parent.retry,
                 alerts: parent.alerts,
                 steps: self.steps,

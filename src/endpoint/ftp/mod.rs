@@ -393,6 +393,12 @@ impl FtpEndpoint {
 
     async fn create_dir_on(&self, c: &mut Conn, dir: &RemotePath) -> Result<(), Fail> {
         let t = c.timeout;
+        // Usually there already (every upload into a folder asks): one CWD instead of one per level.
+        match within(t, c.ftp.cwd(c.full(dir))).await {
+            Ok(()) => return Ok(()),
+            Err(e) if is_refusal(&e) => {}
+            Err(e) => return Err(e.into()),
+        }
         let mut prefix = RemotePath::root();
         for name in std::iter::once("").chain(dir.components()) {
             if !name.is_empty() {

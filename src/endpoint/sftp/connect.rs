@@ -203,6 +203,9 @@ async fn establish(
     let sftp_config = SftpConfig {
         max_concurrent_reads: 64,
         max_concurrent_writes: 64,
+        // Writes as large as the server takes (OpenSSH: 255 KiB, from limits@openssh.com)
+        // instead of russh-sftp's 32 KiB: an eighth of the requests and acks for an upload.
+        max_write_packet_len: 256 * 1024,
         request_timeout_secs: spec.operation_timeout.as_secs().max(1),
         ..Default::default()
     };
