@@ -10,8 +10,8 @@
 
 mod support;
 
-mod conformance;
 mod config;
+mod conformance;
 mod content_sftp;
 mod control;
 mod examples;
@@ -23,6 +23,7 @@ mod pull_sftp;
 mod push;
 mod render;
 mod roundtrip_sftp;
+mod sandbox;
 mod serve;
 mod serve_process;
 mod sftp_auth;
