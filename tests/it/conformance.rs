@@ -1,8 +1,9 @@
 //! The endpoint conformance suite: every case runs against every backend, as `local::CASE`,
-//! `sftp::CASE`, `ftp_plain::CASE`, `ftps_explicit::CASE`, `ftps_implicit::CASE` (vsftpd) and
-//! `ftp_mlsd::CASE` (pure-ftpd). Cases branch on `capabilities()`, never on the backend.
+//! `sftp::CASE`, `ftp_plain::CASE`, `ftps_explicit::CASE`, `ftps_implicit::CASE` (vsftpd),
+//! `ftp_mlsd::CASE` (pure-ftpd) and `sandbox_sftp::CASE` (`wharf sandbox`'s in-process SFTP
+//! server). Cases branch on `capabilities()`, never on the backend.
 //! Server backends use private servers (`support::sshd`, `support::ftpd`) and are skipped
-//! where none can run.
+//! where none can run; the sandbox needs nothing and always runs.
 
 use crate::support;
 
@@ -15,6 +16,7 @@ use wharf::endpoint::ftp::FtpEndpoint;
 use wharf::endpoint::local::LocalEndpoint;
 use wharf::endpoint::sftp::SftpEndpoint;
 use wharf::endpoint::{DynEndpoint, EntryKind, ErrorKind, PathError, RemotePath};
+use wharf::sandbox::{Sandbox, SandboxOptions};
 
 use support::ftpd::{Flavor, Ftpd};
 use support::sshd::Sshd;
@@ -131,6 +133,49 @@ async fn ftp_backend(flavor: Flavor, tls: FtpTls) -> Option<Backend> {
     })
 }
 
+/// `wharf sandbox`'s SFTP server in this process, over a temp folder. `restart` stops it
+/// (every client disconnected, the port released) and starts it again on the same port with
+/// the same host key.
+async fn sandbox_sftp_backend() -> Option<Backend> {
+    let dir = support::tempdir();
+    let root = dir.path().join("served");
+    std::fs::create_dir(&root).unwrap();
+    let mut opts = SandboxOptions::new(&root, dir.path().join("state/ssh_host_ed25519_key"));
+    let sandbox = Sandbox::start(opts.clone()).await.expect("start the sandbox");
+    opts.sftp_port = sandbox.sftp_addr().port();
+    let known_hosts = dir.path().join("known_hosts");
+    std::fs::write(&known_hosts, sandbox.known_hosts_line()).unwrap();
+    let ep = SftpEndpoint::new(wharf::config::flow::SftpSpec {
+        host: "127.0.0.1".into(),
+        port: opts.sftp_port,
+        user: opts.user.clone(),
+        auth: wharf::config::flow::SshAuth::Password(opts.password.clone()),
+        host_key: wharf::config::flow::HostKeyPolicy::KnownHosts(known_hosts),
+        root: "/".into(),
+        connect_timeout: Duration::from_secs(10),
+        operation_timeout: Duration::from_secs(30),
+    });
+    ep.connect_now().await.expect("connect to the sandbox");
+    let running = Arc::new(std::sync::Mutex::new(Some(sandbox)));
+    let slot = running.clone();
+    Some(Backend {
+        ep: Arc::new(ep),
+        root: root.canonicalize().unwrap(),
+        restart: Box::new(move || {
+            tokio::runtime::Handle::current().block_on(async {
+                let old = slot.lock().unwrap().take();
+                if let Some(s) = old {
+                    s.stop().await;
+                }
+                let new = Sandbox::start(opts.clone()).await.expect("restart on the same port");
+                *slot.lock().unwrap() = Some(new);
+            })
+        }),
+        own: Box::new(|_| {}),
+        _keep: Box::new((dir, running)),
+    })
+}
+
 /// Expands each case into `BACKEND::CASE` for every backend.
 macro_rules! conformance {
     ($($case:ident),* $(,)?) => {
@@ -140,6 +185,7 @@ macro_rules! conformance {
         conformance!(@backend ftps_explicit, super::ftp_backend(super::Flavor::Vsftpd, super::FtpTls::Explicit).await; $($case),*);
         conformance!(@backend ftps_implicit, super::ftp_backend(super::Flavor::Vsftpd, super::FtpTls::Implicit).await; $($case),*);
         conformance!(@backend ftp_mlsd, super::ftp_backend(super::Flavor::PureFtpd, super::FtpTls::Explicit).await; $($case),*);
+        conformance!(@backend sandbox_sftp, super::sandbox_sftp_backend().await; $($case),*);
     };
     (@backend $backend:ident, $make:expr; $($case:ident),*) => {
         mod $backend {

@@ -25,6 +25,7 @@ mod pull_sftp;
 mod push;
 mod render;
 mod roundtrip_sftp;
+mod sandbox;
 mod serve;
 mod serve_process;
 mod sftp_auth;
