@@ -74,12 +74,12 @@ pub fn observed_precision(mtimes: &[SystemTime]) -> Option<Duration> {
 pub fn human_ms(ms: u64) -> String {
     match ms {
         0..1_000 => format!("{ms} ms"),
-        1_000..10_000 if ms % 1000 == 0 => format!("{} s", ms / 1000),
+        1_000..10_000 if ms.is_multiple_of(1000) => format!("{} s", ms / 1000),
         1_000..10_000 => format!("{:.1} s", ms as f64 / 1000.0),
-        10_000..120_000 if ms % 60_000 != 0 => format!("{} s", (ms + 500) / 1000),
+        10_000..120_000 if !ms.is_multiple_of(60_000) => format!("{} s", (ms + 500) / 1000),
         10_000..7_200_000 => {
             let s = (ms + 500) / 1000;
-            if s % 60 == 0 { format!("{} min", s / 60) } else { format!("{} min {} s", s / 60, s % 60) }
+            if s.is_multiple_of(60) { format!("{} min", s / 60) } else { format!("{} min {} s", s / 60, s % 60) }
         }
         _ => {
             let m = (ms + 30_000) / 60_000;

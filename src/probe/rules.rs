@@ -126,7 +126,7 @@ pub fn findings(flow: &Flow, report: &ProbeReport) -> Vec<Finding> {
             format!("uploads are verified by their size only ({})", facts.traits.server_sha256.why),
         ));
     }
-    out.sort_by(|a, b| b.severity.cmp(&a.severity));
+    out.sort_by_key(|f| std::cmp::Reverse(f.severity));
     out
 }
 
