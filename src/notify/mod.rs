@@ -199,13 +199,14 @@ pub(crate) fn chain(error: &dyn std::error::Error) -> String {
 pub(crate) fn is_certificate_problem(error: &(dyn std::error::Error + 'static)) -> bool {
     let mut source = Some(error);
     while let Some(e) = source {
-        if e.downcast_ref::<rustls::Error>().is_some() {
+        if e.is::<rustls::Error>() {
             return true;
         }
-        if let Some(io) = e.downcast_ref::<std::io::Error>()
-            && io.get_ref().is_some_and(|inner| inner.downcast_ref::<rustls::Error>().is_some())
-        {
-            return true;
+        // `io::Error::source()` skips the error it wraps (it returns that error's source), and
+        // TLS stacks wrap a rustls error in one io::Error or more: step into it instead.
+        if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+            source = Some(inner);
+            continue;
         }
         source = e.source();
     }
