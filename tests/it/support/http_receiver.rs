@@ -23,8 +23,6 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsAcceptor;
@@ -76,17 +74,7 @@ impl HttpReceiver {
     /// Like [`start`](Self::start), over HTTPS; [`ca`](Self::ca) is the CA to trust. Needs the
     /// `openssl` CLI for the test certificates.
     pub async fn start_tls(statuses: &[u16]) -> HttpReceiver {
-        let certs = super::ftpd::certs().expect("test certificates (openssl)");
-        let chain: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_file_iter(&certs.cert).expect("server.pem").collect::<Result<_, _>>().expect("server.pem");
-        let key = PrivateKeyDer::from_pem_file(&certs.key).expect("server.key");
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions")
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .expect("server certificate");
-        Self::start_with(statuses, Some(TlsAcceptor::from(Arc::new(config)))).await
+        Self::start_with(statuses, Some(super::tls_acceptor())).await
     }
 
     /// The CA that issued the HTTPS server's certificate (PEM file).

@@ -53,3 +53,22 @@ pub fn wait_for_port(port: u16, timeout: Duration) -> bool {
 pub fn servers_required() -> bool {
     std::env::var("WHARF_REQUIRE_SERVERS").is_ok_and(|v| v == "1")
 }
+
+/// A TLS acceptor for test servers on 127.0.0.1: the test CA's server certificate (for
+/// `127.0.0.1` and `localhost`, see [`ftpd::certs`]) over aws-lc-rs. Panics when the
+/// certificates cannot be made (the `openssl` CLI is needed).
+pub fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = ftpd::certs().expect("test certificates (openssl)");
+    let chain: Vec<CertificateDer<'static>> =
+        CertificateDer::pem_file_iter(&certs.cert).expect("server.pem").collect::<Result<_, _>>().expect("server.pem");
+    let key = PrivateKeyDer::from_pem_file(&certs.key).expect("server.key");
+    let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .expect("server certificate");
+    tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
+}

@@ -19,8 +19,6 @@ use std::sync::{Arc, Mutex};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt, BufReader};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
@@ -132,19 +130,9 @@ impl SmtpReceiver {
     /// Starts on a free port of 127.0.0.1 (inside a tokio runtime). Panics when the test
     /// certificates cannot be made (the `openssl` CLI is needed).
     pub async fn start(options: SmtpOptions) -> SmtpReceiver {
-        let certs = super::ftpd::certs().expect("test certificates (openssl)");
-        let chain: Vec<CertificateDer<'static>> =
-            CertificateDer::pem_file_iter(&certs.cert).expect("server.pem").collect::<Result<_, _>>().expect("server.pem");
-        let key = PrivateKeyDer::from_pem_file(&certs.key).expect("server.key");
-        let config = rustls::ServerConfig::builder_with_provider(Arc::new(rustls::crypto::aws_lc_rs::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("TLS versions")
-            .with_no_client_auth()
-            .with_single_cert(chain, key)
-            .expect("server certificate");
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("bind 127.0.0.1:0");
         let port = listener.local_addr().expect("local addr").port();
-        let shared = Arc::new(Shared { options, acceptor: TlsAcceptor::from(Arc::new(config)), messages: Mutex::new(Vec::new()) });
+        let shared = Arc::new(Shared { options, acceptor: super::tls_acceptor(), messages: Mutex::new(Vec::new()) });
         let for_task = Arc::clone(&shared);
         let task = tokio::spawn(async move {
             loop {
