@@ -1,5 +1,6 @@
-//! `wharf sandbox FOLDER`: serve a folder over SFTP on 127.0.0.1 until stopped, and print
-//! what a flow needs to use it (address, login, host key, known_hosts line, an endpoint).
+//! `wharf sandbox FOLDER`: serve a folder over SFTP and FTP on 127.0.0.1 until stopped, and
+//! print what a flow needs to use it (addresses, login, host key, known_hosts line, an
+//! endpoint for each protocol).
 //!
 //! The server is `crate::sandbox`; this file turns arguments into options, writes the
 //! known_hosts file, prints (text or `--json`), and waits for SIGINT/SIGTERM.
@@ -31,6 +32,12 @@ pub struct Args {
     /// known_hosts line valid across restarts.
     #[arg(long, default_value_t = 0)]
     pub port: u16,
+    /// FTP port (plain FTP, passive mode); 0 picks a free one (printed).
+    #[arg(long, default_value_t = 0)]
+    pub ftp_port: u16,
+    /// Serve SFTP only.
+    #[arg(long, conflicts_with = "ftp_port")]
+    pub no_ftp: bool,
     /// Login name.
     #[arg(long, default_value = "sandbox")]
     pub user: String,
@@ -75,8 +82,16 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         Some(p) => (Secret::new(p), false),
         None => (generate_password(), true),
     };
-    let opts =
-        SandboxOptions { root: args.folder, bind: args.bind, sftp_port: args.port, user: args.user, password, authorized_keys, host_key };
+    let opts = SandboxOptions {
+        root: args.folder,
+        bind: args.bind,
+        sftp_port: args.port,
+        ftp_port: (!args.no_ftp).then_some(args.ftp_port),
+        user: args.user,
+        password,
+        authorized_keys,
+        host_key,
+    };
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("cannot start the async runtime")?;
     rt.block_on(serve(opts, known_hosts, generated, args.json))
 }
@@ -148,7 +163,7 @@ struct Details {
 }
 
 impl Details {
-    /// The endpoint to paste under `endpoints:` (the password comes from the environment).
+    /// The SFTP endpoint to paste under `endpoints:` (the password comes from the environment).
     fn endpoint_yaml(&self, sandbox: &Sandbox) -> String {
         let addr = sandbox.sftp_addr();
         format!(
@@ -160,19 +175,34 @@ impl Details {
         )
     }
 
+    /// The FTP endpoint, when the FTP server runs.
+    fn ftp_endpoint_yaml(&self, sandbox: &Sandbox) -> Option<String> {
+        let addr = sandbox.ftp_addr()?;
+        Some(format!(
+            "endpoints:\n  sandbox_ftp:\n    type: ftp\n    host: {}\n    port: {}\n    user: {}\n    password: \"${{env:{PASSWORD_ENV}}}\"\n    tls: none  # plain FTP, on this machine only\n    root: /\n",
+            addr.ip(),
+            addr.port(),
+            yaml_scalar(&self.user),
+        ))
+    }
+
     fn text(&self, sandbox: &Sandbox) -> String {
         let addr = sandbox.sftp_addr();
         let key_note = if sandbox.host_key_generated() { "generated now, kept in" } else { "kept in" };
         let pass_note =
             if self.password_generated { format!("  (generated; set one with --password or {PASSWORD_ENV})") } else { String::new() };
+        let (ftp_line, ftp_endpoint) = match (sandbox.ftp_addr(), self.ftp_endpoint_yaml(sandbox)) {
+            (Some(ftp), Some(yaml)) => (format!(" and FTP on {ftp}"), format!("\nAnd over FTP (plain, passive mode):\n\n{yaml}")),
+            _ => (String::new(), String::new()),
+        };
         format!(
-            "wharf sandbox: serving {} over SFTP on {addr} until Ctrl-C / SIGTERM\n\n\
+            "wharf sandbox: serving {} over SFTP on {addr}{ftp_line} until Ctrl-C / SIGTERM\n\n\
              \x20 user         {}\n\
              \x20 password     {}{pass_note}\n\
              \x20 host key     {} {} ({key_note} {})\n\
              \x20 known_hosts  {}\n\
              \x20              {}\n\n\
-             An endpoint for a flow (first: export {PASSWORD_ENV}='{}'):\n\n{}",
+             An endpoint for a flow (first: export {PASSWORD_ENV}='{}'):\n\n{}{ftp_endpoint}",
             sandbox.root().display(),
             self.user,
             self.password.expose(),
@@ -188,9 +218,11 @@ impl Details {
 
     fn json(&self, sandbox: &Sandbox) -> serde_json::Value {
         let addr = sandbox.sftp_addr();
+        let ftp = sandbox.ftp_addr().map(|a| serde_json::json!({ "host": a.ip().to_string(), "port": a.port() }));
         serde_json::json!({
             "folder": sandbox.root().display().to_string(),
             "sftp": { "host": addr.ip().to_string(), "port": addr.port() },
+            "ftp": ftp,
             "user": self.user,
             "password": self.password.expose(),
             "password_env": PASSWORD_ENV,
@@ -202,6 +234,7 @@ impl Details {
             },
             "known_hosts": { "file": self.known_hosts.display().to_string(), "line": sandbox.known_hosts_line() },
             "endpoint_yaml": self.endpoint_yaml(sandbox),
+            "ftp_endpoint_yaml": self.ftp_endpoint_yaml(sandbox),
         })
     }
 }

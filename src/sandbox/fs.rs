@@ -1,10 +1,12 @@
-//! The served folder's file operations, as the SFTP server needs them.
+//! The served folder's file operations, as the SFTP and FTP servers need them.
 //!
-//! Owns what each SFTP request does on disk and which status a failure becomes: a missing
-//! file is `NoSuchFile`, the OS's or the jail's refusal `PermissionDenied`, everything else
-//! `Failure` with the OS's reason. wharf's client decides retry or fail from these codes, so
-//! they must be right. Every path goes through [`Jail`] first. All functions block (std::fs):
-//! `sftp.rs` runs them on tokio's blocking threads. Nothing here knows about SSH or handles.
+//! Owns what each request does on disk and which kind of failure it is: a missing file is
+//! [`FsErrorKind::NotFound`], the OS's or the jail's refusal `Denied`, everything else
+//! `Failure` with the OS's reason. Each protocol turns the kind into its own code (SFTP
+//! `NoSuchFile`/`PermissionDenied`/`Failure`, FTP 550/553); wharf's clients decide retry or
+//! fail from those codes, so they must be right. Every path goes through [`Jail`] first. All
+//! functions block (std::fs): the servers run them on tokio's blocking threads. Nothing here
+//! knows about sessions or handles.
 
 use std::fs::{self, File, Metadata, OpenOptions};
 use std::io;
@@ -12,8 +14,7 @@ use std::os::unix::fs::{DirBuilderExt, FileExt, MetadataExt, OpenOptionsExt, Per
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
-use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
-use russh_sftp::server::StatusReply;
+use russh_sftp::protocol::{FileAttributes, OpenFlags};
 
 use super::jail::{Follow, Jail, JailError};
 
@@ -21,25 +22,63 @@ use super::jail::{Follow, Jail, JailError};
 /// length, type, id and data length fields: 13 bytes), OpenSSH's over 256 KiB too.
 pub const MAX_READ: u32 = 256 * 1024 - 1024;
 
+/// Runs blocking work (a [`Folder`] operation) on tokio's blocking threads.
+pub async fn blocking<T, F>(f: F) -> Result<T, FsError>
+where
+    T: Send + 'static,
+    F: FnOnce() -> Result<T, FsError> + Send + 'static,
+{
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(FsError { kind: FsErrorKind::Failure, message: format!("internal error: {e}") }),
+    }
+}
+
 /// The served folder.
 #[derive(Debug, Clone)]
 pub struct Folder {
     jail: Jail,
 }
 
-/// A failed operation on `path` (the client's path, never the one on disk).
-fn status(path: &str, e: io::Error) -> StatusReply {
-    let code = match e.kind() {
-        io::ErrorKind::NotFound => StatusCode::NoSuchFile,
-        io::ErrorKind::PermissionDenied => StatusCode::PermissionDenied,
-        _ => StatusCode::Failure,
-    };
-    // io::Error's text names no path; the client's own path is safe to echo.
-    code.with_message(format!("{path}: {e}"))
+/// What kind of failure an operation met, for the protocol to turn into its own code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FsErrorKind {
+    /// No such file or folder (or a missing parent).
+    NotFound,
+    /// The OS refused, or the path leads out of the served folder.
+    Denied,
+    /// Anything else: exists already, not a file, the OS's other errors.
+    Failure,
 }
 
-fn refused(path: &str, why: &str) -> StatusReply {
-    StatusCode::Failure.with_message(format!("{path}: {why}"))
+/// A failed operation; the message starts with the client's path (never the one on disk).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FsError {
+    pub kind: FsErrorKind,
+    pub message: String,
+}
+
+/// A failed operation on `path` (the client's path, never the one on disk).
+fn status(path: &str, e: io::Error) -> FsError {
+    let kind = match e.kind() {
+        io::ErrorKind::NotFound => FsErrorKind::NotFound,
+        io::ErrorKind::PermissionDenied => FsErrorKind::Denied,
+        _ => FsErrorKind::Failure,
+    };
+    // io::Error's text names no path; the client's own path is safe to echo.
+    FsError { kind, message: format!("{path}: {e}") }
+}
+
+fn refused(path: &str, why: &str) -> FsError {
+    FsError { kind: FsErrorKind::Failure, message: format!("{path}: {why}") }
+}
+
+/// The jail's refusal of the client's `path`.
+pub fn jail_error(path: &str, e: JailError) -> FsError {
+    match e {
+        JailError::Escape => FsError { kind: FsErrorKind::Denied, message: format!("{path}: outside the served folder") },
+        JailError::Io(e) => status(path, e),
+    }
 }
 
 impl Folder {
@@ -52,15 +91,12 @@ impl Folder {
     }
 
     /// The path on disk, or the status that refuses it.
-    fn real(&self, path: &str, follow: Follow) -> Result<PathBuf, StatusReply> {
-        self.jail.resolve(path, follow).map_err(|e| match e {
-            JailError::Escape => StatusCode::PermissionDenied.with_message(format!("{path}: outside the served folder")),
-            JailError::Io(e) => status(path, e),
-        })
+    fn real(&self, path: &str, follow: Follow) -> Result<PathBuf, FsError> {
+        self.jail.resolve(path, follow).map_err(|e| jail_error(path, e))
     }
 
     /// `stat` (follow) or `lstat`.
-    pub fn metadata(&self, path: &str, follow: Follow) -> Result<Metadata, StatusReply> {
+    pub fn metadata(&self, path: &str, follow: Follow) -> Result<Metadata, FsError> {
         let real = self.real(path, follow)?;
         let md = if follow == Follow::Yes { fs::metadata(&real) } else { fs::symlink_metadata(&real) };
         md.map_err(|e| status(path, e))
@@ -69,7 +105,7 @@ impl Folder {
     /// Opens a regular file as `flags` ask; `mode` for a file it creates (0666 & umask when
     /// the client sent none). Folders, devices and pipes are refused before opening (opening
     /// a pipe would block a thread until someone writes to it).
-    pub fn open(&self, path: &str, flags: OpenFlags, mode: Option<u32>) -> Result<File, StatusReply> {
+    pub fn open(&self, path: &str, flags: OpenFlags, mode: Option<u32>) -> Result<File, FsError> {
         let real = self.real(path, Follow::Yes)?;
         match fs::metadata(&real) {
             Ok(md) if md.is_dir() => return Err(refused(path, "is a folder")),
@@ -87,12 +123,12 @@ impl Folder {
     }
 
     /// The folder's entries (not `.` and `..`), read lazily.
-    pub fn read_dir(&self, path: &str) -> Result<fs::ReadDir, StatusReply> {
+    pub fn read_dir(&self, path: &str) -> Result<fs::ReadDir, FsError> {
         let real = self.real(path, Follow::Yes)?;
         fs::read_dir(real).map_err(|e| status(path, e))
     }
 
-    pub fn remove_file(&self, path: &str) -> Result<(), StatusReply> {
+    pub fn remove_file(&self, path: &str) -> Result<(), FsError> {
         let real = self.real(path, Follow::No)?;
         if real == self.jail.root() {
             return Err(refused(path, "is the served folder"));
@@ -100,12 +136,12 @@ impl Folder {
         fs::remove_file(real).map_err(|e| status(path, e))
     }
 
-    pub fn create_dir(&self, path: &str, mode: Option<u32>) -> Result<(), StatusReply> {
+    pub fn create_dir(&self, path: &str, mode: Option<u32>) -> Result<(), FsError> {
         let real = self.real(path, Follow::No)?;
         fs::DirBuilder::new().mode(mode.map_or(0o777, |m| m & 0o7777)).create(real).map_err(|e| status(path, e))
     }
 
-    pub fn remove_dir(&self, path: &str) -> Result<(), StatusReply> {
+    pub fn remove_dir(&self, path: &str) -> Result<(), FsError> {
         let real = self.real(path, Follow::No)?;
         if real == self.jail.root() {
             return Err(refused(path, "is the served folder"));
@@ -115,7 +151,7 @@ impl Folder {
 
     /// SFTP v3 `RENAME` never replaces (`Failure` when `to` exists, as OpenSSH answers);
     /// `posix-rename@openssh.com` (`replace`) replaces atomically.
-    pub fn rename(&self, from: &str, to: &str, replace: bool) -> Result<(), StatusReply> {
+    pub fn rename(&self, from: &str, to: &str, replace: bool) -> Result<(), FsError> {
         let (src, dst) = (self.real(from, Follow::No)?, self.real(to, Follow::No)?);
         if src == self.jail.root() || dst == self.jail.root() {
             return Err(refused(from, "the served folder cannot be renamed"));
@@ -131,7 +167,7 @@ impl Folder {
 
     /// `SETSTAT`: size (truncate or extend), permissions, access and modification times.
     /// Owner and group are left alone (the sandbox runs as one user).
-    pub fn set_attrs(&self, path: &str, attrs: &FileAttributes) -> Result<(), StatusReply> {
+    pub fn set_attrs(&self, path: &str, attrs: &FileAttributes) -> Result<(), FsError> {
         let real = self.real(path, Follow::Yes)?;
         if let Some(size) = attrs.size {
             let f = OpenOptions::new().write(true).open(&real).map_err(|e| status(path, e))?;
@@ -148,7 +184,7 @@ impl Folder {
     }
 
     /// `FSETSTAT` on an open file.
-    pub fn set_file_attrs(file: &File, path: &str, attrs: &FileAttributes) -> Result<(), StatusReply> {
+    pub fn set_file_attrs(file: &File, path: &str, attrs: &FileAttributes) -> Result<(), FsError> {
         if let Some(size) = attrs.size {
             file.set_len(size).map_err(|e| status(path, e))?;
         }
@@ -159,10 +195,10 @@ impl Folder {
     }
 
     /// The client path a symlink points to, when it points inside the folder.
-    pub fn read_link(&self, path: &str) -> Result<String, StatusReply> {
+    pub fn read_link(&self, path: &str) -> Result<String, FsError> {
         let real = self.real(path, Follow::No)?;
         fs::read_link(&real).map_err(|e| status(path, e))?;
-        let denied = || StatusCode::PermissionDenied.with_message(format!("{path}: points outside the served folder"));
+        let denied = || FsError { kind: FsErrorKind::Denied, message: format!("{path}: points outside the served folder") };
         let target = real.canonicalize().map_err(|_| denied())?;
         let rel = target.strip_prefix(self.jail.root()).map_err(|_| denied())?;
         Ok(format!("/{}", rel.to_string_lossy()))
@@ -218,8 +254,8 @@ pub fn write_at(file: &File, offset: u64, data: &[u8]) -> io::Result<()> {
     file.write_all_at(data, offset)
 }
 
-/// The status for a failed read or write on an open file.
-pub fn io_status(path: &str, e: io::Error) -> StatusReply {
+/// A failed read or write on an open file.
+pub fn io_status(path: &str, e: io::Error) -> FsError {
     status(path, e)
 }
 
@@ -233,23 +269,23 @@ mod tests {
         (dir, f)
     }
 
-    fn code(r: Result<impl std::fmt::Debug, StatusReply>) -> StatusCode {
-        r.expect_err("an error").status_code
+    fn code(r: Result<impl std::fmt::Debug, FsError>) -> FsErrorKind {
+        r.expect_err("an error").kind
     }
 
     #[test]
     fn statuses_name_the_cause() {
         let (_d, f) = folder();
-        assert_eq!(code(f.metadata("/nope", Follow::Yes)), StatusCode::NoSuchFile);
-        assert_eq!(code(f.metadata("/../etc/passwd", Follow::Yes)), StatusCode::PermissionDenied);
-        assert_eq!(code(f.remove_file("/nope")), StatusCode::NoSuchFile);
-        assert_eq!(code(f.open("/no/such/dir/x", OpenFlags::WRITE | OpenFlags::CREATE, None)), StatusCode::NoSuchFile);
+        assert_eq!(code(f.metadata("/nope", Follow::Yes)), FsErrorKind::NotFound);
+        assert_eq!(code(f.metadata("/../etc/passwd", Follow::Yes)), FsErrorKind::Denied);
+        assert_eq!(code(f.remove_file("/nope")), FsErrorKind::NotFound);
+        assert_eq!(code(f.open("/no/such/dir/x", OpenFlags::WRITE | OpenFlags::CREATE, None)), FsErrorKind::NotFound);
         f.create_dir("/d", None).unwrap();
-        assert_eq!(code(f.create_dir("/d", None)), StatusCode::Failure, "exists");
-        assert_eq!(code(f.open("/d", OpenFlags::READ, None)), StatusCode::Failure, "a folder is not opened as a file");
-        assert_eq!(code(f.remove_file("/d")), StatusCode::Failure);
-        assert_eq!(code(f.remove_dir("/")), StatusCode::Failure);
-        let msg = f.metadata("/nope", Follow::Yes).unwrap_err().error_message.unwrap();
+        assert_eq!(code(f.create_dir("/d", None)), FsErrorKind::Failure, "exists");
+        assert_eq!(code(f.open("/d", OpenFlags::READ, None)), FsErrorKind::Failure, "a folder is not opened as a file");
+        assert_eq!(code(f.remove_file("/d")), FsErrorKind::Failure);
+        assert_eq!(code(f.remove_dir("/")), FsErrorKind::Failure);
+        let msg = f.metadata("/nope", Follow::Yes).unwrap_err().message;
         assert!(msg.starts_with("/nope: ") && !msg.contains(&*_d.path().to_string_lossy()), "{msg}");
     }
 
@@ -258,11 +294,11 @@ mod tests {
         let (d, f) = folder();
         std::fs::write(d.path().join("a"), "new").unwrap();
         std::fs::write(d.path().join("b"), "old").unwrap();
-        assert_eq!(code(f.rename("/a", "/b", false)), StatusCode::Failure);
+        assert_eq!(code(f.rename("/a", "/b", false)), FsErrorKind::Failure);
         assert_eq!(std::fs::read_to_string(d.path().join("b")).unwrap(), "old");
         f.rename("/a", "/b", true).unwrap();
         assert_eq!(std::fs::read_to_string(d.path().join("b")).unwrap(), "new");
-        assert_eq!(code(f.rename("/a", "/c", false)), StatusCode::NoSuchFile, "source gone");
+        assert_eq!(code(f.rename("/a", "/c", false)), FsErrorKind::NotFound, "source gone");
     }
 
     #[test]

@@ -1,17 +1,22 @@
-//! `wharf sandbox`: a real SFTP server on 127.0.0.1 serving one folder, in-process, so a
-//! flow can be tried end to end on one machine without an sshd, root, or a partner.
+//! `wharf sandbox`: real SFTP and FTP servers on 127.0.0.1 serving one folder, in-process,
+//! so a flow can be tried end to end on one machine without an sshd, a vsftpd, root, or a
+//! partner.
 //!
-//! Owns starting and stopping the server ([`Sandbox::start`] / [`Sandbox::stop`]) and what a
-//! client needs to reach it: the bound address, the login, the host key's fingerprint and
-//! known_hosts line. The pieces: `ssh.rs` (russh server, logins, the accept loop),
-//! `sftp.rs` (russh-sftp's server handler), `fs.rs` (each request on disk, SFTP statuses),
+//! Owns starting and stopping the servers ([`Sandbox::start`] / [`Sandbox::stop`]) and what
+//! a client needs to reach them: the bound addresses, the login, the host key's fingerprint
+//! and known_hosts line. The pieces: `ssh.rs` (russh server), `sftp.rs` (russh-sftp's server
+//! handler), `ftp/` (a plain FTP server), `listen.rs` (the accept loop and stop both share),
+//! `login.rs` (the one login both accept), `fs.rs` (each request on disk),
 //! `jail.rs` (client paths onto the folder, no escapes), `hostkey.rs` (the persisted key).
 //! It listens on loopback addresses only and refuses anything else: it is a test server.
 //! Printing and signal handling are `cli/sandbox.rs`'s.
 
 mod fs;
+mod ftp;
 mod hostkey;
 mod jail;
+mod listen;
+mod login;
 mod sftp;
 mod ssh;
 
@@ -27,6 +32,12 @@ pub use hostkey::HostKeyError;
 
 use crate::config::Secret;
 
+/// What every connection of both servers shares.
+struct Shared {
+    logins: login::Logins,
+    folder: Arc<fs::Folder>,
+}
+
 /// What to serve and how.
 #[derive(Debug, Clone)]
 pub struct SandboxOptions {
@@ -36,6 +47,8 @@ pub struct SandboxOptions {
     pub bind: IpAddr,
     /// SFTP port; 0 picks a free one.
     pub sftp_port: u16,
+    /// FTP port (0: a free one); `None` starts no FTP server.
+    pub ftp_port: Option<u16>,
     pub user: String,
     pub password: Secret,
     /// Public keys that may log in as `user` besides the password.
@@ -45,13 +58,14 @@ pub struct SandboxOptions {
 }
 
 impl SandboxOptions {
-    /// Serve `root` on 127.0.0.1 (a free port) as user `sandbox` with a generated password,
-    /// the host key kept at `host_key`.
+    /// Serve `root` over SFTP on 127.0.0.1 (a free port, no FTP) as user `sandbox` with a
+    /// generated password, the host key kept at `host_key`.
     pub fn new(root: impl Into<PathBuf>, host_key: impl Into<PathBuf>) -> Self {
         SandboxOptions {
             root: root.into(),
             bind: IpAddr::V4(Ipv4Addr::LOCALHOST),
             sftp_port: 0,
+            ftp_port: None,
             user: "sandbox".to_string(),
             password: generate_password(),
             authorized_keys: Vec::new(),
@@ -90,7 +104,8 @@ impl SandboxError {
 /// A running sandbox. Stop it with [`stop`](Self::stop); dropping it leaves the server
 /// running until the runtime ends.
 pub struct Sandbox {
-    sftp: ssh::SshServer,
+    sftp: listen::Server,
+    ftp: Option<listen::Server>,
     root: PathBuf,
     host_key: PublicKey,
     host_key_generated: bool,
@@ -108,23 +123,40 @@ impl Sandbox {
             .await
             .map_err(|e| HostKeyError { path: opts.host_key.clone(), message: format!("key task failed: {e}") })??;
         let host_key = key.public_key().clone();
-        let addr = SocketAddr::new(opts.bind, opts.sftp_port);
-        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| match e.kind() {
-            io::ErrorKind::AddrInUse => SandboxError::PortInUse(addr),
-            _ => SandboxError::Listen { addr, source: e },
-        })?;
-        let logins = ssh::Logins { user: opts.user, password: opts.password, keys: opts.authorized_keys };
+        let sftp_addr = SocketAddr::new(opts.bind, opts.sftp_port);
+        let sftp_listener = bind(sftp_addr).await?;
+        let ftp_listener = match opts.ftp_port {
+            Some(port) => {
+                let addr = SocketAddr::new(opts.bind, port);
+                Some((bind(addr).await?, addr))
+            }
+            None => None,
+        };
+        let logins = login::Logins { user: opts.user, password: opts.password, keys: opts.authorized_keys };
         let config = Arc::new(ssh::config(key, &logins));
         let root = folder.root().to_path_buf();
-        let shared = Arc::new(ssh::Shared { logins, folder: Arc::new(folder) });
-        let sftp = ssh::SshServer::start(listener, config, shared).map_err(|e| SandboxError::Listen { addr, source: e })?;
+        let shared = Arc::new(Shared { logins, folder: Arc::new(folder) });
+        let sftp = ssh::start(sftp_listener, config, shared.clone()).map_err(|e| SandboxError::Listen { addr: sftp_addr, source: e })?;
         tracing::info!(addr = %sftp.addr(), root = %root.display(), "Sandbox SFTP server started.");
-        Ok(Sandbox { sftp, root, host_key, host_key_generated: generated })
+        let ftp = match ftp_listener {
+            None => None,
+            Some((listener, addr)) => {
+                let ftp = ftp::start(listener, shared).map_err(|e| SandboxError::Listen { addr, source: e })?;
+                tracing::info!(addr = %ftp.addr(), root = %root.display(), "Sandbox FTP server started.");
+                Some(ftp)
+            }
+        };
+        Ok(Sandbox { sftp, ftp, root, host_key, host_key_generated: generated })
     }
 
     /// Where the SFTP server listens (the real port when 0 was asked for).
     pub fn sftp_addr(&self) -> SocketAddr {
         self.sftp.addr()
+    }
+
+    /// Where the FTP server listens, when there is one.
+    pub fn ftp_addr(&self) -> Option<SocketAddr> {
+        self.ftp.as_ref().map(listen::Server::addr)
     }
 
     /// The served folder, canonical.
@@ -152,11 +184,21 @@ impl Sandbox {
         hostkey::known_hosts_line(addr.ip(), addr.port(), &self.host_key)
     }
 
-    /// Stops accepting, frees the port and disconnects every client.
+    /// Stops accepting, frees the ports and disconnects every client.
     pub async fn stop(self) {
+        if let Some(ftp) = self.ftp {
+            ftp.stop().await;
+        }
         self.sftp.stop().await;
         tracing::info!("Sandbox stopped.");
     }
+}
+
+async fn bind(addr: SocketAddr) -> Result<tokio::net::TcpListener, SandboxError> {
+    tokio::net::TcpListener::bind(addr).await.map_err(|e| match e.kind() {
+        io::ErrorKind::AddrInUse => SandboxError::PortInUse(addr),
+        _ => SandboxError::Listen { addr, source: e },
+    })
 }
 
 fn open_folder(root: &std::path::Path) -> Result<fs::Folder, SandboxError> {

@@ -18,8 +18,8 @@ use std::sync::Arc;
 use russh_sftp::protocol::{Attrs, Data, File, FileAttributes, Handle, Name, OpenFlags, Packet, Status, StatusCode, Version};
 use russh_sftp::server::StatusReply;
 
-use super::fs::{self, Folder};
-use super::jail::{Follow, Jail, JailError};
+use super::fs::{self, Folder, FsErrorKind};
+use super::jail::{Follow, Jail};
 
 const POSIX_RENAME: &str = "posix-rename@openssh.com";
 const FSYNC: &str = "fsync@openssh.com";
@@ -76,10 +76,21 @@ impl SftpSession {
     async fn on_folder<T, F>(&self, f: F) -> Result<T, StatusReply>
     where
         T: Send + 'static,
-        F: FnOnce(&Folder) -> Result<T, StatusReply> + Send + 'static,
+        F: FnOnce(&Folder) -> Result<T, fs::FsError> + Send + 'static,
     {
         let folder = self.folder.clone();
         blocking(move || f(&folder)).await
+    }
+}
+
+impl From<fs::FsError> for StatusReply {
+    fn from(e: fs::FsError) -> Self {
+        let code = match e.kind {
+            FsErrorKind::NotFound => StatusCode::NoSuchFile,
+            FsErrorKind::Denied => StatusCode::PermissionDenied,
+            FsErrorKind::Failure => StatusCode::Failure,
+        };
+        code.with_message(e.message)
     }
 }
 
@@ -87,15 +98,13 @@ fn no_handle(handle: &str) -> StatusReply {
     StatusCode::Failure.with_message(format!("no open handle {handle:?}"))
 }
 
+/// [`fs::blocking`], its failure as an SFTP status.
 async fn blocking<T, F>(f: F) -> Result<T, StatusReply>
 where
     T: Send + 'static,
-    F: FnOnce() -> Result<T, StatusReply> + Send + 'static,
+    F: FnOnce() -> Result<T, fs::FsError> + Send + 'static,
 {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => Err(StatusCode::Failure.with_message(format!("internal error: {e}"))),
-    }
+    fs::blocking(f).await.map_err(Into::into)
 }
 
 fn ok(id: u32) -> Status {
@@ -222,7 +231,7 @@ impl russh_sftp::server::Handler for SftpSession {
                     break;
                 }
             }
-            Ok((entries, batch, failure))
+            Ok::<_, fs::FsError>((entries, batch, failure))
         })
         .await?;
         // The listing goes back into its handle even after a failure (the next READDIR may
@@ -231,7 +240,7 @@ impl russh_sftp::server::Handler for SftpSession {
             *slot = Some(entries);
         }
         match (batch.is_empty(), failure) {
-            (true, Some(e)) => Err(e),
+            (true, Some(e)) => Err(e.into()),
             (true, None) => Err(StatusReply::new(StatusCode::Eof)),
             (false, _) => Ok(Name { id, files: batch }),
         }
@@ -253,10 +262,7 @@ impl russh_sftp::server::Handler for SftpSession {
     }
 
     async fn realpath(&mut self, id: u32, path: String) -> Result<Name, Self::Error> {
-        let canonical = Jail::client_path(&path).map_err(|e| match e {
-            JailError::Escape => StatusCode::PermissionDenied.with_message(format!("{path}: outside the served folder")),
-            JailError::Io(e) => fs::io_status(&path, e),
-        })?;
+        let canonical = Jail::client_path(&path).map_err(|e| StatusReply::from(fs::jail_error(&path, e)))?;
         Ok(Name { id, files: vec![File::dummy(canonical)] })
     }
 

@@ -1,7 +1,8 @@
 //! The endpoint conformance suite: every case runs against every backend, as `local::CASE`,
 //! `sftp::CASE`, `ftp_plain::CASE`, `ftps_explicit::CASE`, `ftps_implicit::CASE` (vsftpd),
-//! `ftp_mlsd::CASE` (pure-ftpd) and `sandbox_sftp::CASE` (`wharf sandbox`'s in-process SFTP
-//! server). Cases branch on `capabilities()`, never on the backend.
+//! `ftp_mlsd::CASE` (pure-ftpd), `sandbox_sftp::CASE` and `sandbox_ftp::CASE` (`wharf
+//! sandbox`'s in-process SFTP and FTP servers). Cases branch on `capabilities()`, never on
+//! the backend.
 //! Server backends use private servers (`support::sshd`, `support::ftpd`) and are skipped
 //! where none can run; the sandbox needs nothing and always runs.
 
@@ -133,33 +134,54 @@ async fn ftp_backend(flavor: Flavor, tls: FtpTls) -> Option<Backend> {
     })
 }
 
-/// `wharf sandbox`'s SFTP server in this process, over a temp folder. `restart` stops it
-/// (every client disconnected, the port released) and starts it again on the same port with
-/// the same host key.
-async fn sandbox_sftp_backend() -> Option<Backend> {
+/// `wharf sandbox` in this process, over a temp folder, reached over SFTP or (`ftp`) FTP.
+/// `restart` stops it (every client disconnected, the ports released) and starts it again on
+/// the same ports with the same host key.
+async fn sandbox_backend(ftp: bool) -> Option<Backend> {
     let dir = support::tempdir();
     let root = dir.path().join("served");
     std::fs::create_dir(&root).unwrap();
     let mut opts = SandboxOptions::new(&root, dir.path().join("state/ssh_host_ed25519_key"));
+    opts.ftp_port = ftp.then_some(0);
     let sandbox = Sandbox::start(opts.clone()).await.expect("start the sandbox");
     opts.sftp_port = sandbox.sftp_addr().port();
-    let known_hosts = dir.path().join("known_hosts");
-    std::fs::write(&known_hosts, sandbox.known_hosts_line()).unwrap();
-    let ep = SftpEndpoint::new(wharf::config::flow::SftpSpec {
-        host: "127.0.0.1".into(),
-        port: opts.sftp_port,
-        user: opts.user.clone(),
-        auth: wharf::config::flow::SshAuth::Password(opts.password.clone()),
-        host_key: wharf::config::flow::HostKeyPolicy::KnownHosts(known_hosts),
-        root: "/".into(),
-        connect_timeout: Duration::from_secs(10),
-        operation_timeout: Duration::from_secs(30),
-    });
-    ep.connect_now().await.expect("connect to the sandbox");
+    opts.ftp_port = sandbox.ftp_addr().map(|a| a.port());
+    let ep: DynEndpoint = if ftp {
+        let ep = FtpEndpoint::new(wharf::config::flow::FtpSpec {
+            host: "127.0.0.1".into(),
+            port: opts.ftp_port.unwrap(),
+            user: opts.user.clone(),
+            password: opts.password.clone(),
+            tls: FtpTls::None,
+            trust: wharf::config::flow::CertTrust::SystemRoots,
+            passive: true,
+            root: Some("/".into()),
+            connect_timeout: Duration::from_secs(10),
+            operation_timeout: Duration::from_secs(30),
+            max_connections: 2,
+        });
+        ep.connect_now().await.expect("connect to the sandbox over FTP");
+        Arc::new(ep)
+    } else {
+        let known_hosts = dir.path().join("known_hosts");
+        std::fs::write(&known_hosts, sandbox.known_hosts_line()).unwrap();
+        let ep = SftpEndpoint::new(wharf::config::flow::SftpSpec {
+            host: "127.0.0.1".into(),
+            port: opts.sftp_port,
+            user: opts.user.clone(),
+            auth: wharf::config::flow::SshAuth::Password(opts.password.clone()),
+            host_key: wharf::config::flow::HostKeyPolicy::KnownHosts(known_hosts),
+            root: "/".into(),
+            connect_timeout: Duration::from_secs(10),
+            operation_timeout: Duration::from_secs(30),
+        });
+        ep.connect_now().await.expect("connect to the sandbox over SFTP");
+        Arc::new(ep)
+    };
     let running = Arc::new(std::sync::Mutex::new(Some(sandbox)));
     let slot = running.clone();
     Some(Backend {
-        ep: Arc::new(ep),
+        ep,
         root: root.canonicalize().unwrap(),
         restart: Box::new(move || {
             tokio::runtime::Handle::current().block_on(async {
@@ -167,7 +189,7 @@ async fn sandbox_sftp_backend() -> Option<Backend> {
                 if let Some(s) = old {
                     s.stop().await;
                 }
-                let new = Sandbox::start(opts.clone()).await.expect("restart on the same port");
+                let new = Sandbox::start(opts.clone()).await.expect("restart on the same ports");
                 *slot.lock().unwrap() = Some(new);
             })
         }),
@@ -185,7 +207,8 @@ macro_rules! conformance {
         conformance!(@backend ftps_explicit, super::ftp_backend(super::Flavor::Vsftpd, super::FtpTls::Explicit).await; $($case),*);
         conformance!(@backend ftps_implicit, super::ftp_backend(super::Flavor::Vsftpd, super::FtpTls::Implicit).await; $($case),*);
         conformance!(@backend ftp_mlsd, super::ftp_backend(super::Flavor::PureFtpd, super::FtpTls::Explicit).await; $($case),*);
-        conformance!(@backend sandbox_sftp, super::sandbox_sftp_backend().await; $($case),*);
+        conformance!(@backend sandbox_sftp, super::sandbox_backend(false).await; $($case),*);
+        conformance!(@backend sandbox_ftp, super::sandbox_backend(true).await; $($case),*);
     };
     (@backend $backend:ident, $make:expr; $($case:ident),*) => {
         mod $backend {

@@ -1,7 +1,8 @@
-//! `wharf sandbox` as a real process: a pull flow built from the endpoint it prints runs end
-//! to end against it (and a second run delivers nothing), SIGTERM stops it with exit 0, its
-//! host key survives restarts while a regenerated one is refused by the client, clear errors
-//! for bad arguments; and, in-process, the jail refusing symlinks that lead out of the folder.
+//! `wharf sandbox` as a real process: a pull flow built from an endpoint it prints runs end
+//! to end against it over SFTP and over FTP (and a second run delivers nothing), SIGTERM
+//! stops it with exit 0, its host key survives restarts while a regenerated one is refused by
+//! the client, clear errors for bad arguments; and, in-process, both protocols refusing
+//! symlinks that lead out of the folder, and the FTP side refusing TLS and wrong passwords.
 
 use crate::support;
 
@@ -11,7 +12,8 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use wharf::config::flow::{HostKeyPolicy, SftpSpec, SshAuth};
+use wharf::config::flow::{CertTrust, FtpSpec, FtpTls, HostKeyPolicy, SftpSpec, SshAuth};
+use wharf::endpoint::ftp::FtpEndpoint;
 use wharf::endpoint::sftp::SftpEndpoint;
 use wharf::endpoint::{Endpoint, ErrorKind, RemotePath};
 use wharf::sandbox::{Sandbox, SandboxOptions};
@@ -87,11 +89,19 @@ impl Running {
 }
 
 /// A pull flow from the sandbox's `/outgoing` into `erp`, its endpoint pasted from what the
-/// sandbox printed.
+/// sandbox printed (the SFTP one; [`write_ftp_flow`] for FTP).
 fn write_flow(dir: &Path, endpoint_yaml: &str, erp: &Path) -> PathBuf {
+    write_flow_from(dir, "sandbox", endpoint_yaml, erp)
+}
+
+fn write_ftp_flow(dir: &Path, endpoint_yaml: &str, erp: &Path) -> PathBuf {
+    write_flow_from(dir, "sandbox_ftp", endpoint_yaml, erp)
+}
+
+fn write_flow_from(dir: &Path, endpoint: &str, endpoint_yaml: &str, erp: &Path) -> PathBuf {
     let flow = format!(
         "name: sandbox-pull\n{endpoint_yaml}  erp:\n    type: local\n    root: {erp:?}\n\
-         source:\n  endpoint: sandbox\n  path: /outgoing\n  include: [\"*.csv\"]\n  ready: {{ min_age: 1s }}\n\
+         source:\n  endpoint: {endpoint}\n  path: /outgoing\n  include: [\"*.csv\"]\n  ready: {{ min_age: 1s }}\n\
          sinks:\n  - endpoint: erp\n    path: /orders\n\
          after:\n  success: {{ move_to: /outgoing/processed }}\n",
         erp = erp.display().to_string()
@@ -140,6 +150,32 @@ fn a_pull_flow_runs_end_to_end_against_the_sandbox() {
 
     let status = sandbox.terminate();
     assert_eq!(status.code(), Some(0), "SIGTERM stops the sandbox cleanly: {status}");
+}
+
+#[test]
+fn a_pull_flow_runs_end_to_end_over_the_sandbox_ftp() {
+    let dir = support::tempdir();
+    let (folder, erp, state) = (dir.path().join("partner"), dir.path().join("erp"), dir.path().join("state"));
+    std::fs::create_dir_all(&folder).unwrap();
+    drop_file(&folder, "orders 1.csv", "id;qty\n1;5\n");
+    drop_file(&folder, "orders_2.csv", "id;qty\n2;7\n");
+    let sandbox = Running::start(&state, &folder, &[]);
+    assert_eq!(sandbox.str("/ftp/host"), "127.0.0.1");
+    let flow = write_ftp_flow(dir.path(), &sandbox.str("/ftp_endpoint_yaml"), &erp);
+    let password = sandbox.str("/password");
+    let run = || wharf(&state).arg("run").arg(&flow).env("WHARF_SANDBOX_PASSWORD", &password).output().unwrap();
+    let out = run();
+    assert!(out.status.success() && text(&out).contains("2 delivered"), "{}", text(&out));
+    assert_eq!(std::fs::read_to_string(erp.join("orders/orders 1.csv")).unwrap(), "id;qty\n1;5\n");
+    assert!(folder.join("outgoing/processed/orders_2.csv").exists() && !folder.join("outgoing/orders_2.csv").exists());
+    let out = run();
+    assert!(out.status.success() && text(&out).contains("0 delivered"), "nothing twice: {}", text(&out));
+
+    // --no-ftp: no FTP server, and nothing printed for it.
+    assert_eq!(sandbox.terminate().code(), Some(0));
+    let sftp_only = Running::start(&state, &folder, &["--no-ftp"]);
+    assert!(sftp_only.details["ftp"].is_null() && sftp_only.details["ftp_endpoint_yaml"].is_null(), "{}", sftp_only.details);
+    assert_eq!(sftp_only.terminate().code(), Some(0));
 }
 
 #[test]
@@ -212,10 +248,15 @@ fn bad_arguments_are_refused_with_the_cause() {
     assert_eq!(out.status.code(), Some(2), "clap's usage error: {}", text(&out));
 }
 
-/// An endpoint on an in-process sandbox over `root`.
-async fn endpoint(dir: &Path, root: &Path) -> (Sandbox, SftpEndpoint) {
-    let opts = SandboxOptions::new(root, dir.join("host_key"));
+/// An endpoint on an in-process sandbox over `root`, over SFTP or (`ftp`) FTP.
+async fn endpoint(dir: &Path, root: &Path, ftp: bool) -> (Sandbox, Arc<dyn Endpoint>) {
+    let mut opts = SandboxOptions::new(root, dir.join("host_key"));
+    opts.ftp_port = Some(0);
     let sandbox = Sandbox::start(opts.clone()).await.unwrap();
+    if ftp {
+        let ep = FtpEndpoint::new(ftp_spec(&sandbox, &opts, FtpTls::None));
+        return (sandbox, Arc::new(ep));
+    }
     let kh = dir.join("known_hosts");
     std::fs::write(&kh, sandbox.known_hosts_line()).unwrap();
     let ep = SftpEndpoint::new(SftpSpec {
@@ -228,11 +269,36 @@ async fn endpoint(dir: &Path, root: &Path) -> (Sandbox, SftpEndpoint) {
         connect_timeout: Duration::from_secs(10),
         operation_timeout: Duration::from_secs(30),
     });
-    (sandbox, ep)
+    (sandbox, Arc::new(ep))
+}
+
+fn ftp_spec(sandbox: &Sandbox, opts: &SandboxOptions, tls: FtpTls) -> FtpSpec {
+    FtpSpec {
+        host: "127.0.0.1".into(),
+        port: sandbox.ftp_addr().expect("the FTP side runs").port(),
+        user: opts.user.clone(),
+        password: opts.password.clone(),
+        tls,
+        trust: CertTrust::SystemRoots,
+        passive: true,
+        root: Some("/".into()),
+        connect_timeout: Duration::from_secs(10),
+        operation_timeout: Duration::from_secs(30),
+        max_connections: 2,
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn symlinks_out_of_the_folder_are_refused() {
+async fn symlinks_out_of_the_folder_are_refused_over_sftp() {
+    symlinks_out_of_the_folder_are_refused(false).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn symlinks_out_of_the_folder_are_refused_over_ftp() {
+    symlinks_out_of_the_folder_are_refused(true).await;
+}
+
+async fn symlinks_out_of_the_folder_are_refused(ftp: bool) {
     use std::os::unix::fs::symlink;
     let dir = support::tempdir();
     let (root, outside) = (dir.path().join("served"), dir.path().join("outside"));
@@ -243,8 +309,7 @@ async fn symlinks_out_of_the_folder_are_refused() {
     symlink(&outside, root.join("out-dir")).unwrap();
     symlink(outside.join("secret.csv"), root.join("in/out-file.csv")).unwrap();
     symlink("ok.csv", root.join("in/inside.csv")).unwrap();
-    let (sandbox, ep) = endpoint(dir.path(), &root).await;
-    let ep: Arc<dyn Endpoint> = Arc::new(ep);
+    let (sandbox, ep) = endpoint(dir.path(), &root, ftp).await;
     let p = |s: &str| RemotePath::parse(s).unwrap();
 
     let err = ep.open_read(&p("in/out-file.csv"), 0).await.err().expect("refused");
@@ -263,5 +328,25 @@ async fn symlinks_out_of_the_folder_are_refused() {
     let names: Vec<String> = ep.list(&p("in")).await.unwrap().into_iter().map(|e| e.path.name().to_string()).collect();
     assert_eq!(names, ["inside.csv", "ok.csv", "out-file.csv"]);
     drop(r);
+    sandbox.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ftp_side_refuses_tls_and_wrong_passwords_with_the_cause() {
+    let dir = support::tempdir();
+    let root = dir.path().join("served");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut opts = SandboxOptions::new(&root, dir.path().join("host_key"));
+    opts.ftp_port = Some(0);
+    let sandbox = Sandbox::start(opts.clone()).await.unwrap();
+
+    let err = FtpEndpoint::new(ftp_spec(&sandbox, &opts, FtpTls::Explicit)).connect_now().await.unwrap_err();
+    assert!(err.to_string().contains("refused TLS") && err.to_string().contains("tls: none"), "{err}");
+
+    let mut wrong = ftp_spec(&sandbox, &opts, FtpTls::None);
+    wrong.password = wharf::config::Secret::new("not-the-password");
+    let err = FtpEndpoint::new(wrong).connect_now().await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::AuthFailed, "{err}");
+    assert!(err.to_string().contains("login as sandbox refused"), "{err}");
     sandbox.stop().await;
 }

@@ -146,7 +146,8 @@ impl FtpEndpoint {
 
     /// A refusal (550/553) of an operation on `probe`: `NotFound` when nothing is there,
     /// `Protocol` when something of another kind is (a folder where a file was meant),
-    /// `PermissionDenied` otherwise. Anything else keeps its own classification.
+    /// `PermissionDenied` otherwise — a symlink the server would not follow included.
+    /// Anything else keeps its own classification.
     async fn refused(&self, c: &mut Conn, e: FtpError, probe: &RemotePath, expect: EntryKind) -> Fail {
         let text = match &e {
             FtpError::UnexpectedResponse(r) if matches!(reply_code(r), 550 | 553) => reply_text(r),
@@ -154,6 +155,9 @@ impl FtpEndpoint {
         };
         match self.stat_on(c, probe).await {
             Ok(None) => Fail::Kind(ErrorKind::NotFound, format!("{probe} does not exist ({text})")),
+            Ok(Some(found)) if found.kind == EntryKind::Other => {
+                Fail::Kind(ErrorKind::PermissionDenied, format!("{probe} is a link or a special file the server refused ({text})"))
+            }
             Ok(Some(found)) if found.kind != expect => {
                 let what = if found.kind == EntryKind::Dir { "a folder" } else { "not a folder" };
                 Fail::Kind(ErrorKind::Protocol, format!("{probe} is {what} ({text})"))
