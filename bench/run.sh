@@ -164,7 +164,9 @@ measure() {
 verify() { # verify SRC DST
   (cd "$1" && find . -type f -exec sha256sum {} + | sort -k2) >"$B/a.sum"
   (cd "$2" && find . -type f -exec sha256sum {} + | sort -k2) >"$B/b.sum"
-  cmp -s "$B/a.sum" "$B/b.sum" || { echo "MISMATCH between $1 and $2" >&2; diff <(cut -c1-20 "$B/a.sum") <(cut -c1-20 "$B/b.sum") | head; exit 1; }
+  cmp -s "$B/a.sum" "$B/b.sum" && return 0
+  echo "MISMATCH between $1 and $2" >&2; diff <(cut -c1-20 "$B/a.sum") <(cut -c1-20 "$B/b.sum") | head -4 >&2
+  return 1
 }
 
 wharf_flow() { # wharf_flow NAME SRC_EP SRC_PATH SINK_EP SINK_PATH [EXTRA SOURCE YAML]
@@ -203,7 +205,11 @@ run_case() {
   selected "$proto:$dir:$set" "$tool" || return 0
   [ "$dir" = dl ] && [[ $tool == @(curl|sftp|sftp-tuned) ]] && CASE_MKDIR=yes
   PREP=prep_case measure "$tool:$proto:$dir:$set" "$@"
-  verify "$B/data/$set" "$CASE_OUT"
+  if ! verify "$B/data/$set" "$CASE_OUT"; then
+    # wharf delivering a wrong copy ends the run; a peer's is shown as such and not ranked.
+    [ "$tool" = wharf ] && exit 1
+    sed -i "s/^$tool:$proto:$dir:$set .*/& BAD/" "$B/results"
+  fi
 }
 prep_case() {
   rm -rf "$CASE_OUT" "$CASE_STATE"
@@ -281,23 +287,24 @@ path, big, mid, small, many = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), i
 rows = collections.OrderedDict()
 listing = []
 for line in open(path):
-    name, el, cpu, rss = line.split()
+    name, el, cpu, rss, *bad = line.split()
     tool, proto, direction, s = name.split(":")
     if direction == "list":
         listing.append((proto, tool, float(el), float(cpu), int(rss)))
         continue
-    rows.setdefault((proto, direction, s), {})[tool] = (float(el), float(cpu), int(rss))
+    rows.setdefault((proto, direction, s), {})[tool] = (float(el), float(cpu), int(rss), bool(bad))
 def rate(s, el):
     return (big / el, "MiB/s") if s == "big" else ({"mid": mid, "small": small}[s] / el, "files/s")
 print(f"| case | tool | rate | CPU s | peak RSS | wharf / best |")
 print(f"|---|---|---|---|---|---|")
 for (p, d, s), tools in rows.items():
     label = p.upper() + " " + {"dl": "download", "ul": "upload"}[d] + " " + {"big": f"{big} MiB", "mid": f"{mid} x 1 MiB", "small": f"{small} x 4 KiB"}[s]
-    best = max((rate(s, v[0])[0] for t, v in tools.items() if t != "wharf"), default=0)
-    for t, (el, cpu, rss) in tools.items():
+    best = max((rate(s, v[0])[0] for t, v in tools.items() if t != "wharf" and not v[3]), default=0)
+    for t, (el, cpu, rss, bad) in tools.items():
         r, unit = rate(s, el)
         ratio = f"**{r / best:.2f}**" if t == "wharf" and best else ""
-        print(f"| {label} | {t} | {r:.1f} {unit} | {cpu:.1f} | {rss/1024:.1f} MiB | {ratio} |")
+        shown = "copy differs (not ranked)" if bad else f"{r:.1f} {unit}"
+        print(f"| {label} | {t} | {shown} | {cpu:.1f} | {rss/1024:.1f} MiB | {ratio} |")
 if listing:
     print()
     print(f"| {many} files in one folder | tool | seconds | CPU s | peak RSS |")

@@ -218,8 +218,10 @@ pub struct RawFtp {
     #[serde(default = "default_op_timeout")]
     #[schemars(schema_with = "super::duration::schema")]
     pub operation_timeout: String,
-    /// Most logins open at once to this server. Each transfer needs a login of its own (FTP
-    /// carries one transfer per control connection); idle ones are kept for reuse.
+    /// Most logins open at once to this server (default 4, as many as the flow's default
+    /// `concurrency`). Each transfer needs a login of its own (FTP carries one transfer per
+    /// control connection); idle ones are kept for reuse. Lower it for servers that limit
+    /// sessions per user or address.
     #[serde(default = "default_max_connections")]
     #[schemars(range(min = 1, max = 16))]
     pub max_connections: u32,
@@ -493,7 +495,7 @@ fn default_true() -> bool {
     true
 }
 fn default_max_connections() -> u32 {
-    2
+    4
 }
 
 fn default_include() -> Vec<String> {

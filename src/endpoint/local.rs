@@ -186,7 +186,31 @@ impl Endpoint for LocalEndpoint {
         })
     }
 
+    async fn link_local(&self, path: &RemotePath, local: &Path) -> Result<bool, EndpointError> {
+        let full = self.full(path);
+        match tokio::fs::symlink_metadata(&full).await {
+            Ok(m) if m.is_file() => {}
+            // link(2) would link a symlink itself, not its target: read through it instead.
+            Ok(_) => return Ok(false),
+            Err(e) => return Err(self.err(Op::Read, path, e)),
+        }
+        match tokio::fs::hard_link(&full, local).await {
+            Ok(()) => Ok(true),
+            // Another file system, links refused (fs.protected_hardlinks for another user's
+            // file, a file system without them): the caller copies instead.
+            Err(e) => {
+                tracing::debug!(path = %path, error = %e, "Cannot link the source file; copying it.");
+                Ok(false)
+            }
+        }
+    }
+
     async fn adopt(&self, local: &Path, path: &RemotePath) -> Result<bool, EndpointError> {
+        // A staging file linked to a source file: renaming it here would make the delivered
+        // file and the source one inode (an edit of either would change both).
+        if tokio::fs::metadata(local).await.is_ok_and(|m| std::os::unix::fs::MetadataExt::nlink(&m) > 1) {
+            return Ok(false);
+        }
         match tokio::fs::rename(local, self.full(path)).await {
             Ok(()) => Ok(true),
             // Another file system: the caller copies instead.

@@ -201,16 +201,30 @@ pub trait Endpoint: Send + Sync + fmt::Debug {
     async fn rename_plain(&self, from: &RemotePath, to: &RemotePath) -> Result<(), EndpointError>;
     /// What the server says about itself (version, software, features), asked read-only.
     async fn facts(&self) -> Result<ServerFacts, EndpointError>;
+    /// The size of the file at `path` (`None`: nothing there), for checking an upload. Like
+    /// [`stat`](Self::stat) by default; where a stat costs extra round trips for facts a size
+    /// check does not need (FTP `MDTM` without `MLST`), cheaper.
+    async fn size(&self, path: &RemotePath) -> Result<Option<u64>, EndpointError> {
+        Ok(self.stat(path).await?.map(|e| e.size))
+    }
     /// The SHA-256 (lowercase hex) of the file at `path` as the *server* computes it, when it
     /// offers that (FTP `HASH` / `XSHA256`); `None` when it does not. Uploads compare it with
     /// what was sent. Never computed by reading the file back.
     async fn sha256(&self, _path: &RemotePath) -> Result<Option<String>, EndpointError> {
         Ok(None)
     }
+    /// Makes the local file `local` (which does not exist) hold `path` without copying it: a
+    /// hard link, when this endpoint is a folder on the same file system (`Ok(true)`).
+    /// `Ok(false)` when it cannot (a server, another file system, links not allowed), and
+    /// nothing happened. Spares staging a local source file by copying it.
+    async fn link_local(&self, _path: &RemotePath, _local: &std::path::Path) -> Result<bool, EndpointError> {
+        Ok(false)
+    }
     /// Takes the local file `local` as `path` by renaming it, when this endpoint is a folder
     /// on the same file system: `Ok(true)`, and `local` is gone (an existing `path` is
     /// replaced, like `open_write` truncates). `Ok(false)` when it cannot (a server, another
-    /// file system), and nothing happened. Spares copying a staged file that is not needed
+    /// file system, a `local` with other links, which must not become a delivered file), and
+    /// nothing happened. Spares copying a staged file that is not needed
     /// any more; the caller verifies and renames `path` as after any write.
     async fn adopt(&self, _local: &std::path::Path, _path: &RemotePath) -> Result<bool, EndpointError> {
         Ok(false)

@@ -136,6 +136,7 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
     };
     let source = get(&rflow.source.endpoint)?;
     let rcx = Ctx {
+        commits: Default::default(),
         flow: rflow,
         ledger: cx.ledger,
         source: source.clone(),

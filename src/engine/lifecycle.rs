@@ -26,11 +26,12 @@ use crate::config::Flow;
 use crate::config::flow::{Disposition, IfExists};
 use crate::endpoint::{DynEndpoint, Endpoint, Entry, ErrorKind, RemotePath};
 use crate::ledger::{
-    Delivery, DoneRecord, Durability, ErrorRecord, FileRecord, FileState, Ledger, LedgerError, QuarantineRecord, now_millis,
+    Delivery, DoneRecord, Durability, ErrorRecord, FileRecord, FileState, Ledger, LedgerError, QuarantineRecord, Transition, now_millis,
 };
 use crate::template::NameVars;
 
 use super::claims::{self, Claim, Claims};
+use super::commits::Commits;
 use super::error::FileError;
 use super::identity::{self, mtime_millis};
 use super::retry::retry;
@@ -62,6 +63,15 @@ pub(super) struct Ctx<'a> {
     pub staging_dir: &'a Path,
     /// Names being written by the run's files in flight (see `claims`).
     pub claims: Claims,
+    /// Durable transitions waiting for the next group commit (see `commits`).
+    pub commits: Commits,
+}
+
+impl Ctx<'_> {
+    /// Stores a transition durably: returns once it is on disk.
+    pub async fn store(&self, t: Transition) -> Result<(), LedgerError> {
+        self.commits.put(self.ledger, t).await
+    }
 }
 
 fn report(path: &RemotePath, outcome: Outcome, detail: impl Into<String>) -> FileReport {
@@ -159,7 +169,7 @@ async fn advance(
             FileState::Claimed | FileState::Staging => {
                 rec.state = FileState::Staging;
                 // Durable: a staging file is only ever resumed for the version recorded here.
-                put(cx, rec)?;
+                put(cx, rec).await?;
                 let st = retry(policy, "download", || stage::stage(&*cx.source, &entry.path, entry.size, staged)).await?;
                 rec.sha256 = Some(st.sha256.clone());
                 if cx.flow.source.identity.sha256 {
@@ -184,7 +194,7 @@ async fn advance(
                         let result = content::process(cx, rec, &entry.path, staged, steps).await?;
                         rec.state = if result.quarantine.is_some() { FileState::Quarantining } else { FileState::Processed };
                         rec.updated = now_millis();
-                        cx.ledger.put_file_and_result(flow, rec, &result)?;
+                        cx.store(Transition::Result { flow: flow.clone(), rec: rec.clone(), result }).await?;
                         if rec.state == FileState::Processed {
                             halt::point("processed");
                         }
@@ -268,7 +278,7 @@ async fn advance(
                 if cx.flow.after_success == Disposition::Keep {
                     put_lazy(cx, rec)?;
                 } else {
-                    put(cx, rec)?;
+                    put(cx, rec).await?;
                 }
             }
             FileState::Disposing => {
@@ -290,7 +300,7 @@ async fn advance(
                     .filter_map(|d| cx.flow.sinks.get(sink_of(d.sink)).map(|s| format!("{}:/{}", s.endpoint, d.target)))
                     .collect();
                 let done = DoneRecord { path: rec.path.clone(), run: cx.run, at: rec.updated, targets: targets.clone() };
-                cx.ledger.complete(flow, rec, &done)?;
+                cx.store(Transition::Complete { flow: flow.clone(), rec: rec.clone(), done }).await?;
                 stage::discard(staged).await;
                 content::discard_outputs(staged).await;
                 let mut detail = match &rec.disposed_to {
@@ -452,7 +462,7 @@ async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePa
     halt::point("triggering");
     retry(cx.flow.retry, "write trigger", || transfer::put_trigger(ep, &temp, &path)).await?;
     mark(rec, TRIGGERS + i as u32, &path, true);
-    put(cx, rec)
+    put(cx, rec).await
 }
 
 /// Chooses the target for `dir/name` on sink `i` (exists-policy), records it, uploads `file`
@@ -498,7 +508,7 @@ async fn send(
             // Durable before the rename can make `t` final: a resumed run checks this target
             // instead of choosing one again (which would deliver twice).
             mark(rec, idx, &t, false);
-            put(cx, rec)?;
+            put(cx, rec).await?;
             let temp = temp_path(cx, i, &t, rel_dir, size)?;
             let replace = sink.if_exists == IfExists::Overwrite;
             retry(cx.flow.retry, "upload", || transfer::upload(ep, file, size, &temp, &t, replace, last_use)).await?;
@@ -524,10 +534,10 @@ fn mark(rec: &mut FileRecord, sink: u32, target: &RemotePath, done: bool) {
     rec.deliveries.sort_by_key(|d| d.sink);
 }
 
-/// Records a transition durably.
-fn put(cx: &Ctx<'_>, rec: &mut FileRecord) -> Result<(), FileError> {
+/// Records a transition durably (in a group commit with the other files in flight).
+async fn put(cx: &Ctx<'_>, rec: &mut FileRecord) -> Result<(), FileError> {
     rec.updated = now_millis();
-    cx.ledger.put_file(&cx.flow.name, rec).map_err(FileError::from)
+    cx.store(Transition::File { flow: cx.flow.name.clone(), rec: rec.clone() }).await.map_err(FileError::from)
 }
 
 /// Records a transition whose loss in a crash the lifecycle recovers from (see the module doc).
@@ -556,7 +566,7 @@ async fn duplicate(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, d: DoneRec
     }
     rec.state = FileState::Duplicate;
     rec.updated = now_millis();
-    cx.ledger.put_file(&cx.flow.name, rec)?;
+    cx.store(Transition::File { flow: cx.flow.name.clone(), rec: rec.clone() }).await?;
     let detail = format!("same identity as {} delivered in run {} on {}", d.path, d.run, date(d.at));
     Ok((report(&entry.path, Outcome::Skipped, detail), false))
 }
@@ -607,7 +617,7 @@ async fn fail(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, e: FileError, s
     }
     tracing::error!(flow = %cx.flow.name, path = %entry.path, kind = %kind, error = %detail, "File failed.");
     rec.updated = now_millis();
-    cx.ledger.put_file(&cx.flow.name, rec)?;
+    cx.store(Transition::File { flow: cx.flow.name.clone(), rec: rec.clone() }).await?;
     let mut f = report(&entry.path, outcome, detail);
     f.error_kind = Some(kind);
     Ok((f, abort))
@@ -639,7 +649,7 @@ async fn quarantine_given_up(
     }
     rec.state = FileState::Quarantining;
     rec.updated = now_millis();
-    cx.ledger.put_file_and_result(&cx.flow.name, rec, &result)?;
+    cx.store(Transition::Result { flow: cx.flow.name.clone(), rec: rec.clone(), result }).await?;
     let _names = claim_quarantine(cx).await;
     match quarantine::put_aside(cx, rec, entry, staged).await {
         Ok(f) => Ok(Some(f)),

@@ -16,6 +16,7 @@ mod alerts;
 mod awaits;
 mod claims;
 mod command;
+mod commits;
 mod content;
 mod discover;
 mod disposition;
@@ -359,6 +360,7 @@ async fn run_files(
         now,
         staging_dir: &opts.staging_dir,
         claims: Default::default(),
+        commits: Default::default(),
     };
     // Several files in flight, each through its own lifecycle; reports come in listing order.
     // A file is started only when it is its turn, so a stop (shutdown, `on_error: stop`, a run
@@ -368,13 +370,20 @@ async fn run_files(
     let mut abort: Option<RunAbort> = None;
     let mut waiting = ready.into_iter();
     let mut in_flight = futures::stream::FuturesOrdered::new();
+    // The files' durable transitions are stored in group commits, driven beside them.
+    cx.commits.set_driven(ledger, true);
     loop {
         while in_flight.len() < concurrency
             && let Some(c) = waiting.next()
         {
             in_flight.push_back(take_turn(&cx, c, &turns));
         }
-        let Some(done) = in_flight.next().await else { break };
+        let next = tokio::select! {
+            biased;
+            next = in_flight.next() => next,
+            never = cx.commits.drive(ledger) => match never {},
+        };
+        let Some(done) = next else { break };
         let (f, abort_run) = match done {
             None => continue,
             Some(Ok(v)) => v,
@@ -397,6 +406,7 @@ async fn run_files(
         }
     }
     drop(in_flight);
+    cx.commits.set_driven(ledger, false);
     if let Some(e) = abort {
         return Err(e);
     }

@@ -12,7 +12,7 @@ use std::path::Path;
 use crate::config::Flow;
 use crate::config::flow::Disposition;
 use crate::endpoint::{DynEndpoint, Endpoint, Entry, EntryKind, ErrorKind, RemotePath};
-use crate::ledger::{FileRecord, FileState, Ledger, LedgerError, QuarantineRecord, RunStatus, now_millis, to_millis};
+use crate::ledger::{FileRecord, FileState, Ledger, LedgerError, QuarantineRecord, RunStatus, Transition, now_millis, to_millis};
 
 use super::error::FileError;
 use super::lifecycle::{self, Ctx};
@@ -71,7 +71,7 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
             qr.copy = Some(c.as_str().to_string());
             result.quarantine = Some(qr.clone());
             rec.updated = now_millis();
-            cx.ledger.put_file_and_result(flow, rec, &result)?;
+            cx.store(Transition::Result { flow: flow.clone(), rec: rec.clone(), result: result.clone() }).await?;
             c
         }
     };
@@ -106,7 +106,7 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
     rec.state = FileState::Quarantined;
     rec.updated = now_millis();
     result.quarantine = Some(qr);
-    cx.ledger.put_file_and_result(flow, rec, &result)?;
+    cx.store(Transition::Result { flow: flow.clone(), rec: rec.clone(), result: result.clone() }).await?;
     content::discard_outputs(staged).await;
     stage::discard(staged).await;
     tracing::warn!(flow, path = %entry.path, copy = %copy, "Quarantined.");
@@ -184,6 +184,7 @@ pub async fn reprocess(flow: &Flow, ledger: &Ledger, opts: &RunOptions, path: &s
         let eps = endpoints::open_all(flow, &names).await?;
         let get = |n: &str| eps.get(n).cloned().ok_or_else(|| FileError::Name(format!("endpoint {n} is not defined in the flow")));
         let cx = Ctx {
+            commits: Default::default(),
             flow,
             ledger,
             source: get(&flow.source.endpoint)?,

@@ -3,7 +3,14 @@
 //! The staged file is both the copy every sink is fed from (the source is read once, however
 //! many sinks) and the resume point: a download interrupted at byte N continues at N on the
 //! next attempt or run. This module owns the staging file layout and the read loop.
+//!
+//! A source that is a local folder on the staging folder's file system is staged by a hard
+//! link instead ([`Endpoint::link_local`]): no copy, no fsync (the data is as durable as the
+//! source file itself, which is not removed before its delivery is recorded), one read to
+//! hash it. Such a staging file shares the source's inode, so it is never written: a
+//! staging file with more than one link is removed, never resumed or truncated.
 
+use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
@@ -41,9 +48,21 @@ pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path)
     if let Some(dir) = file.parent() {
         tokio::fs::create_dir_all(dir).await.map_err(io(file))?;
     }
+    let existing = match tokio::fs::metadata(file).await {
+        // The source's own inode (a linked staging): never written to; linked again below.
+        Ok(m) if m.nlink() > 1 => {
+            tokio::fs::remove_file(file).await.map_err(io(file))?;
+            0
+        }
+        Ok(m) => m.len(),
+        Err(_) => 0,
+    };
+    if existing == 0 && ep.link_local(path, file).await? {
+        return hash_linked(path, size, file).await;
+    }
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    let existing = tokio::fs::metadata(file).await.map(|m| m.len()).unwrap_or(0);
+    // The whole file when it is small (and one byte to see it end), else CHUNK at a time.
+    let mut buf = vec![0u8; usize::try_from(size).map_or(CHUNK, |s| s.saturating_add(1).clamp(8 * 1024, CHUNK))];
     let mut offset = 0;
     if existing > 0 && existing <= size {
         // Resume: hash what is already there, then append.
@@ -67,7 +86,15 @@ pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path)
         let mut src = ep.open_read(path, offset).await?;
         let mut first = true;
         loop {
-            let n = src.read(&mut buf).await?;
+            // The buffer filled before it is written: network reads may bring a few KiB
+            // each, and every write to the staging file is a trip to a blocking thread.
+            let mut n = 0;
+            while n < buf.len() {
+                match src.read(&mut buf[n..]).await? {
+                    0 => break,
+                    got => n += got,
+                }
+            }
             if n == 0 {
                 break;
             }
@@ -97,11 +124,86 @@ pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path)
     Ok(Staged { size, sha256: hex::encode(hasher.finalize()) })
 }
 
+/// A staging file linked to the source: hashed (one read), its size checked against the
+/// listing's.
+async fn hash_linked(path: &RemotePath, size: u64, file: &Path) -> Result<Staged, FileError> {
+    halt::point("staging");
+    let mut f = tokio::fs::File::open(file).await.map_err(io(file))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    let mut len = 0u64;
+    loop {
+        let n = f.read(&mut buf).await.map_err(io(file))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        len += n as u64;
+    }
+    if len != size {
+        discard(file).await;
+        return Err(FileError::Changed(format!("{path} has {len} bytes, but the listing said {size}; it changed since it was listed")));
+    }
+    Ok(Staged { size, sha256: hex::encode(hasher.finalize()) })
+}
+
 /// Removes a staging file; a missing one is fine.
 pub async fn discard(file: &Path) {
     if let Err(e) = tokio::fs::remove_file(file).await
         && e.kind() != std::io::ErrorKind::NotFound
     {
         tracing::warn!(file = %file.display(), error = %e, "Could not remove a staging file.");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::local::LocalEndpoint;
+
+    fn setup() -> (tempfile::TempDir, LocalEndpoint, PathBuf) {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("src")).unwrap();
+        let ep = LocalEndpoint::new(d.path().join("src"));
+        let staged = d.path().join("staging/f/x.part");
+        (d, ep, staged)
+    }
+
+    #[tokio::test]
+    async fn a_local_source_is_linked_not_copied() {
+        let (d, ep, staged) = setup();
+        std::fs::write(d.path().join("src/a.csv"), "a;b\n").unwrap();
+        let st = stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged).await.unwrap();
+        assert_eq!(st.sha256, hex::encode(Sha256::digest(b"a;b\n")));
+        assert_eq!(std::fs::metadata(&staged).unwrap().ino(), std::fs::metadata(d.path().join("src/a.csv")).unwrap().ino());
+        // Staged again (a resumed run): the link is made again, the source untouched.
+        stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged).await.unwrap();
+        assert_eq!(std::fs::read(d.path().join("src/a.csv")).unwrap(), b"a;b\n");
+    }
+
+    #[tokio::test]
+    async fn a_linked_source_that_changed_is_refused_and_never_truncated() {
+        let (d, ep, staged) = setup();
+        let src = d.path().join("src/a.csv");
+        std::fs::write(&src, "a;b\n").unwrap();
+        stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged).await.unwrap();
+        // The producer appended since: the staging file (the same inode) is larger than the
+        // listing said. Staging again must not truncate it.
+        std::fs::write(&src, "a;b\nc;d\n").unwrap();
+        let err = stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged).await.unwrap_err();
+        assert!(matches!(err, FileError::Changed(_)), "{err}");
+        assert_eq!(std::fs::read(&src).unwrap(), b"a;b\nc;d\n");
+        assert!(!staged.exists(), "the link is dropped");
+    }
+
+    #[tokio::test]
+    async fn a_symlinked_source_is_copied() {
+        let (d, ep, staged) = setup();
+        std::fs::write(d.path().join("real.csv"), "r\n").unwrap();
+        std::os::unix::fs::symlink(d.path().join("real.csv"), d.path().join("src/l.csv")).unwrap();
+        let st = stage(&ep, &RemotePath::parse("l.csv").unwrap(), 2, &staged).await.unwrap();
+        assert_eq!(st.size, 2);
+        assert_eq!(std::fs::symlink_metadata(&staged).unwrap().nlink(), 1, "a copy of its own");
+        assert_eq!(std::fs::read(&staged).unwrap(), b"r\n");
     }
 }

@@ -121,7 +121,7 @@ async fn verify_and_rename(
     target: &RemotePath,
     replace: bool,
 ) -> Result<(), FileError> {
-    let actual = ep.stat(temp).await?.map(|e| e.size).unwrap_or(0);
+    let actual = ep.size(temp).await?.unwrap_or(0);
     if actual != size {
         let _ = ep.remove(temp).await;
         return Err(FileError::SizeMismatch { endpoint: ep.describe(), target: temp.to_string(), expected: size, actual });

@@ -78,6 +78,9 @@ pub enum LedgerError {
         #[source]
         source: redb::Error,
     },
+    /// A queued write whose commit was abandoned (the run stopped before it was stored).
+    #[error("a ledger write was abandoned before it was stored")]
+    Interrupted,
     #[error("ledger {path}: cannot create its folder: {source}")]
     Io {
         path: PathBuf,
@@ -404,19 +407,26 @@ impl Ledger {
             self.pending().insert((flow.to_string(), rec.path.clone()), rec.clone());
             return Ok(());
         }
-        self.write(|tx| {
-            tx.open_table(FILES)?.insert((flow, rec.path.as_str()), rec)?;
-            Ok(())
-        })
+        self.write(|tx| apply_file(tx, flow, rec))
     }
 
     /// Marks a file done and records its identity as delivered, in one transaction, and
     /// forgets its readiness observation.
     pub fn complete(&self, flow: &str, rec: &FileRecord, done: &DoneRecord) -> Result<(), LedgerError> {
+        self.write(|tx| apply_complete(tx, flow, rec, done))
+    }
+
+    /// Stores several durable transitions (of different files) in one transaction: one fsync
+    /// for all of them (group commit, `engine::commits`). All or none are stored.
+    pub fn commit(&self, transitions: &[Transition]) -> Result<(), LedgerError> {
         self.write(|tx| {
-            tx.open_table(FILES)?.insert((flow, rec.path.as_str()), rec)?;
-            tx.open_table(DONE)?.insert((flow, rec.identity.as_str()), done)?;
-            tx.open_table(OBSERVATIONS)?.remove((flow, rec.path.as_str()))?;
+            for t in transitions {
+                match t {
+                    Transition::File { flow, rec } => apply_file(tx, flow, rec)?,
+                    Transition::Complete { flow, rec, done } => apply_complete(tx, flow, rec, done)?,
+                    Transition::Result { flow, rec, result } => apply_result(tx, flow, rec, result)?,
+                }
+            }
             Ok(())
         })
     }
@@ -435,11 +445,7 @@ impl Ledger {
 
     /// Stores a file record and its content result in one transaction (one transition).
     pub fn put_file_and_result(&self, flow: &str, rec: &FileRecord, result: &FileResult) -> Result<(), LedgerError> {
-        self.write(|tx| {
-            tx.open_table(FILES)?.insert((flow, rec.path.as_str()), rec)?;
-            tx.open_table(FILE_RESULTS)?.insert((flow, rec.path.as_str()), result)?;
-            Ok(())
-        })
+        self.write(|tx| apply_result(tx, flow, rec, result))
     }
 
     /// Forgets a file entirely (record, content result, observation): the next run treats it as new.
@@ -488,6 +494,33 @@ impl Ledger {
 }
 
 /// Writes the lazily written file records into `tx`.
+/// One durable transition of a file, for [`Ledger::commit`]: what `put_file`, `complete` and
+/// `put_file_and_result` store.
+#[derive(Debug, Clone)]
+pub enum Transition {
+    File { flow: String, rec: FileRecord },
+    Complete { flow: String, rec: FileRecord, done: DoneRecord },
+    Result { flow: String, rec: FileRecord, result: FileResult },
+}
+
+fn apply_file(tx: &redb::WriteTransaction, flow: &str, rec: &FileRecord) -> Result<(), redb::Error> {
+    tx.open_table(FILES)?.insert((flow, rec.path.as_str()), rec)?;
+    Ok(())
+}
+
+fn apply_complete(tx: &redb::WriteTransaction, flow: &str, rec: &FileRecord, done: &DoneRecord) -> Result<(), redb::Error> {
+    tx.open_table(FILES)?.insert((flow, rec.path.as_str()), rec)?;
+    tx.open_table(DONE)?.insert((flow, rec.identity.as_str()), done)?;
+    tx.open_table(OBSERVATIONS)?.remove((flow, rec.path.as_str()))?;
+    Ok(())
+}
+
+fn apply_result(tx: &redb::WriteTransaction, flow: &str, rec: &FileRecord, result: &FileResult) -> Result<(), redb::Error> {
+    tx.open_table(FILES)?.insert((flow, rec.path.as_str()), rec)?;
+    tx.open_table(FILE_RESULTS)?.insert((flow, rec.path.as_str()), result)?;
+    Ok(())
+}
+
 fn store_pending(tx: &redb::WriteTransaction, pending: &BTreeMap<(String, String), FileRecord>) -> Result<(), redb::Error> {
     let mut t = tx.open_table(FILES)?;
     for ((flow, path), rec) in pending {

@@ -664,7 +664,7 @@ sinks: [ { endpoint: l } ]
         let flow = run(&ftp("password: \"${env:PASS}\"")).unwrap();
         let EndpointSpec::Ftp(f) = &flow.endpoints["l"] else { panic!() };
         assert_eq!((f.port, f.tls, &f.trust, f.passive, f.root.as_deref()), (21, FtpTls::Explicit, &CertTrust::SystemRoots, true, None));
-        assert_eq!((f.max_connections, f.operation_timeout), (2, Duration::from_secs(60)));
+        assert_eq!((f.max_connections, f.operation_timeout), (4, Duration::from_secs(60)));
         assert_eq!(f.password.expose(), "s3cret");
         assert!(!format!("{flow:?}").contains("s3cret"));
 

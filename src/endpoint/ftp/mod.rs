@@ -191,11 +191,8 @@ impl FtpEndpoint {
             };
         }
         if c.feat.size {
-            match within(t, c.ftp.custom_command(format!("SIZE {full}"), &[Status::File])).await {
-                Ok(r) => {
-                    let size = reply_text(&r).get(4..).and_then(|s| s.trim().parse::<u64>().ok());
-                    let size =
-                        size.ok_or_else(|| Fail::Kind(ErrorKind::Protocol, format!("cannot read the SIZE reply {:?}", reply_text(&r))))?;
+            match size_on(c, &full).await? {
+                Some(size) => {
                     let mtime = if c.feat.mdtm {
                         match mdtm(c, &full).await? {
                             Some(t) => Some(t),
@@ -207,12 +204,11 @@ impl FtpEndpoint {
                     return Ok(entry(EntryKind::File, size, mtime));
                 }
                 // Not a file: a folder, or nothing.
-                Err(e) if is_refusal(&e) => {
+                None => {
                     if let Err(e) = within(t, c.ftp.cwd(&full)).await {
                         return if is_refusal(&e) { Ok(None) } else { Err(e.into()) };
                     }
                 }
-                Err(e) => return Err(e.into()),
             }
         }
         self.find_in_parent(c, path).await
@@ -458,6 +454,18 @@ async fn hash_on(c: &mut Conn, path: &RemotePath) -> Result<Option<String>, Fail
     }
 }
 
+/// `SIZE`: the size of a file, `None` when the server refuses (no such file, or a folder).
+async fn size_on(c: &mut Conn, full: &str) -> Result<Option<u64>, Fail> {
+    match within(c.timeout, c.ftp.custom_command(format!("SIZE {full}"), &[Status::File])).await {
+        Ok(r) => {
+            let size = reply_text(&r).get(4..).and_then(|s| s.trim().parse::<u64>().ok());
+            size.map(Some).ok_or_else(|| Fail::Kind(ErrorKind::Protocol, format!("cannot read the SIZE reply {:?}", reply_text(&r))))
+        }
+        Err(e) if is_refusal(&e) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
 async fn mdtm(c: &mut Conn, full: &str) -> Result<Option<SystemTime>, Fail> {
     match within(c.timeout, c.ftp.custom_command(format!("MDTM {full}"), &[Status::File])).await {
         Ok(r) => {
@@ -571,6 +579,24 @@ impl Endpoint for FtpEndpoint {
     async fn stat(&self, path: &RemotePath) -> Result<Option<Entry>, EndpointError> {
         self.run(Op::Stat, path, true, |mut c| async move {
             let r = self.stat_on(&mut c, path).await;
+            (c, r)
+        })
+        .await
+    }
+
+    /// `SIZE` alone where there is no `MLST` (a stat would add `MDTM`).
+    async fn size(&self, path: &RemotePath) -> Result<Option<u64>, EndpointError> {
+        self.run(Op::Stat, path, true, |mut c| async move {
+            let r = if c.feat.size && !c.feat.mlst {
+                let full = c.full(path);
+                match size_on(&mut c, &full).await {
+                    // Refused: nothing there, or not a file; a stat tells which.
+                    Ok(None) => self.stat_on(&mut c, path).await.map(|e| e.map(|e| e.size)),
+                    other => other,
+                }
+            } else {
+                self.stat_on(&mut c, path).await.map(|e| e.map(|e| e.size))
+            };
             (c, r)
         })
         .await
