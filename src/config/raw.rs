@@ -37,11 +37,13 @@ pub struct RawFlow {
     /// other files; `stop` ends the run at the first failure (for flows that must keep order).
     #[serde(default)]
     pub on_error: OnError,
-    /// Files in flight at once in a run (1–16). Default: 4, or 1 with `on_error: stop`, which
-    /// takes the files one after the other. Several files in flight overlap their round trips;
-    /// each still goes through its own crash-safe lifecycle, and the run summary keeps the
-    /// listing order. An FTP endpoint's `max_connections` limits it further (each transfer
-    /// needs a login of its own).
+    /// Files in flight at once in a run (1–16). Default: 4. Always 1 with `on_error: stop`
+    /// (files one after the other) and with an `identity` that leaves out the path (`sha256`,
+    /// or size and time only: two files of one run may then be the same file, and the second
+    /// must see the first delivered). Several files in flight overlap their round trips and
+    /// share the ledger's fsyncs; each still goes through its own crash-safe lifecycle, and
+    /// the run summary keeps the listing order. An FTP endpoint's `max_connections` limits it
+    /// further (each transfer needs a login of its own).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 16))]
     pub concurrency: Option<u32>,

@@ -26,6 +26,7 @@ mod halt;
 pub mod identity;
 mod lifecycle;
 mod naming;
+mod pipe;
 pub mod plan;
 pub mod quarantine;
 pub mod ready;

@@ -14,12 +14,13 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 
 use crate::endpoint::{Endpoint, RemotePath};
 
 use super::error::FileError;
 use super::halt;
+use super::pipe::HashWriter;
 
 /// Size of each read from the source (and of the one reusable buffer).
 pub const CHUNK: usize = 256 * 1024;
@@ -62,11 +63,12 @@ pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path)
     }
     let mut hasher = Sha256::new();
     // The whole file when it is small (and one byte to see it end), else CHUNK at a time.
-    let mut buf = vec![0u8; usize::try_from(size).map_or(CHUNK, |s| s.saturating_add(1).clamp(8 * 1024, CHUNK))];
+    let chunk = usize::try_from(size).map_or(CHUNK, |s| s.saturating_add(1).clamp(8 * 1024, CHUNK));
     let mut offset = 0;
     if existing > 0 && existing <= size {
         // Resume: hash what is already there, then append.
         let mut f = tokio::fs::File::open(file).await.map_err(io(file))?;
+        let mut buf = vec![0u8; chunk];
         loop {
             let n = f.read(&mut buf).await.map_err(io(file))?;
             if n == 0 {
@@ -82,12 +84,14 @@ pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path)
         out.set_len(offset).await.map_err(io(file))?;
         tokio::io::AsyncSeekExt::seek(&mut out, std::io::SeekFrom::Start(offset)).await.map_err(io(file))?;
     }
+    // Hashing and writing happen on a blocking thread while the next chunk downloads.
+    let mut writer = HashWriter::start(out.into_std().await, hasher, chunk);
     if offset < size {
         let mut src = ep.open_read(path, offset).await?;
         let mut first = true;
         loop {
-            // The buffer filled before it is written: network reads may bring a few KiB
-            // each, and every write to the staging file is a trip to a blocking thread.
+            // Each chunk filled before it is handed over: network reads may bring a few KiB.
+            let mut buf = writer.buffer();
             let mut n = 0;
             while n < buf.len() {
                 match src.read(&mut buf[n..]).await? {
@@ -98,8 +102,8 @@ pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path)
             if n == 0 {
                 break;
             }
-            hasher.update(&buf[..n]);
-            out.write_all(&buf[..n]).await.map_err(io(file))?;
+            buf.truncate(n);
+            writer.write(buf).await.map_err(io(file))?;
             offset += n as u64;
             if offset > size {
                 return Err(FileError::Changed(format!(
@@ -109,13 +113,13 @@ pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path)
             if first {
                 first = false;
                 if std::env::var_os("WHARF_TEST_HALT_AT").is_some() {
-                    out.sync_all().await.map_err(io(file))?;
+                    writer.sync().await.map_err(io(file))?;
                     halt::point("staging");
                 }
             }
         }
     }
-    out.sync_all().await.map_err(io(file))?;
+    let hasher = writer.finish().await.map_err(io(file))?;
     if offset != size {
         return Err(FileError::Changed(format!(
             "{path} has {offset} bytes, but the listing said {size}; it changed while it was downloaded"

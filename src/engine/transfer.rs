@@ -11,12 +11,12 @@
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
-use tokio::io::{AsyncRead, AsyncReadExt};
 
 use crate::config::flow::IfExists;
 use crate::endpoint::{Endpoint, ErrorKind, RemotePath};
 
 use super::error::FileError;
+use super::pipe::HashReader;
 use super::stage::CHUNK;
 use super::{halt, naming};
 
@@ -71,21 +71,22 @@ pub async fn upload(
             return verify_and_rename(ep, size, None, temp, target, replace).await;
         }
     }
-    let input = tokio::fs::File::open(staged).await.map_err(|source| FileError::Staging { path: staged.to_path_buf(), source })?;
-    upload_from(ep, input, staged, size, temp, target, replace).await
+    let staging_err = |source| FileError::Staging { path: staged.to_path_buf(), source };
+    let input = tokio::fs::File::open(staged).await.map_err(staging_err)?;
+    upload_from(ep, Some((input.into_std().await, staged)), size, temp, target, replace).await
 }
 
 /// Writes an empty trigger file at `target` through `temp` (replacing an older trigger).
 pub async fn put_trigger(ep: &dyn Endpoint, temp: &RemotePath, target: &RemotePath) -> Result<(), FileError> {
-    upload_from(ep, tokio::io::empty(), Path::new("(empty trigger file)"), 0, temp, target, true).await
+    upload_from(ep, None, 0, temp, target, true).await
 }
 
-/// The one upload path: `input` (`size` bytes, read from `origin`, named in errors) to
-/// `temp`, size verified, then renamed to `target`. Missing folders are created first.
+/// The one upload path: `input` (`size` bytes; the file and its path, for errors), or nothing
+/// for an empty file, to `temp`, size verified, then renamed to `target`. Missing folders are
+/// created first. The file is read and hashed on a blocking thread a few chunks ahead.
 async fn upload_from(
     ep: &dyn Endpoint,
-    mut input: impl AsyncRead + Unpin,
-    origin: &Path,
+    input: Option<(std::fs::File, &Path)>,
     size: u64,
     temp: &RemotePath,
     target: &RemotePath,
@@ -93,22 +94,25 @@ async fn upload_from(
 ) -> Result<(), FileError> {
     ep.create_dir_all(&target.parent()).await?;
     let mut out = ep.open_write(temp).await?;
-    let mut buf = vec![0u8; CHUNK];
-    let mut first = true;
-    let mut hasher = Sha256::new();
-    loop {
-        let n = input.read(&mut buf).await.map_err(|source| FileError::Staging { path: origin.to_path_buf(), source })?;
-        if n == 0 {
-            break;
+    let sent = match input {
+        None => Sha256::digest(b""),
+        Some((file, origin)) => {
+            let mut reader = HashReader::start(file, CHUNK);
+            let mut first = true;
+            while let Some(chunk) = reader.next().await {
+                out.write_all(&chunk).await?;
+                reader.give_back(chunk);
+                if std::mem::take(&mut first) {
+                    halt::point("uploading");
+                }
+            }
+            // Before `finish`: a read error must not end the upload as if the file ended.
+            let hasher = reader.finish().await.map_err(|source| FileError::Staging { path: origin.to_path_buf(), source })?;
+            hasher.finalize()
         }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n]).await?;
-        if std::mem::take(&mut first) {
-            halt::point("uploading");
-        }
-    }
+    };
     out.finish().await?;
-    verify_and_rename(ep, size, Some(hex::encode(hasher.finalize())), temp, target, replace).await
+    verify_and_rename(ep, size, Some(hex::encode(sent)), temp, target, replace).await
 }
 
 /// Checks what `temp` holds (its size, and the server's SHA-256 against `sent` where both are

@@ -1,7 +1,7 @@
-//! `wharf probe` against real servers (OpenSSH sshd, vsftpd, pure-ftpd): the facts each
-//! server gives, the `--write` checks (clock offset near zero on loopback, rename semantics,
-//! the scratch folder gone afterwards), a read-only probe leaving the server untouched, and
-//! `wharf plan` showing what a stored probe found.
+//! `wharf probe` against real servers (OpenSSH sshd, vsftpd, pure-ftpd) and against `wharf
+//! sandbox` (both protocols): the facts each server gives, the `--write` checks (clock offset
+//! near zero on loopback, rename semantics, the scratch folder gone afterwards), a read-only
+//! probe leaving the server untouched, and `wharf plan` showing what a stored probe found.
 
 use crate::support;
 
@@ -195,6 +195,55 @@ fn ftp_facts_from_vsftpd_and_pure_ftpd() {
     assert!(feature(p, "MLSD").is_some_and(|f| f["value"].is_string()), "{p}");
     assert!(p["facts"]["traits"]["mtime_source"].as_str().unwrap().starts_with("MLSD"), "{p}");
     assert_eq!(tree(pure.data_dir()), before, "a read-only probe changes nothing");
+}
+
+#[test]
+fn probe_and_plan_against_the_sandbox_over_sftp_and_ftp() {
+    let dir = support::tempdir();
+    let served = dir.path().join("served");
+    std::fs::create_dir_all(served.join("in")).unwrap();
+    std::fs::write(served.join("in/a.csv"), "1\n").unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let mut opts = wharf::sandbox::SandboxOptions::new(&served, dir.path().join("host_key"));
+    opts.ftp_port = Some(0);
+    let password = opts.password.expose().to_string();
+    let sandbox = rt.block_on(wharf::sandbox::Sandbox::start(opts)).unwrap();
+    let kh = dir.path().join("known_hosts");
+    std::fs::write(&kh, sandbox.known_hosts_line()).unwrap();
+    let sftp = format!(
+        "    type: sftp\n    host: 127.0.0.1\n    port: {}\n    user: sandbox\n    auth: {{ password: {password:?} }}\n    host_key: {{ known_hosts: {kh:?} }}\n    root: /\n",
+        sandbox.sftp_addr().port()
+    );
+    let ftp = format!(
+        "    type: ftp\n    host: 127.0.0.1\n    port: {}\n    user: sandbox\n    password: {password:?}\n    tls: none\n    root: /\n",
+        sandbox.ftp_addr().unwrap().port()
+    );
+    let state = dir.path().join("state");
+    let before = tree(&served);
+    for (server, protocol, plain_rename) in [(&sftp, "SFTP v3", "refuses"), (&ftp, "FTP (no TLS)", "replaces")] {
+        let flow = flow_file(dir.path(), server, "{ min_age: 1s }", "overwrite");
+        let flow = flow.to_str().unwrap();
+        let (code, out, all) = wharf(&state, &["probe", flow, "--endpoint", "p", "--write", "--json"]);
+        assert_eq!(code, Some(0), "{all}");
+        let v = json(&out, &all);
+        let p = report(&v, "p");
+        assert_eq!(p["facts"]["protocol"], protocol, "{p}");
+        if protocol.starts_with("FTP") {
+            assert!(feature(p, "MLSD").is_some_and(|f| f["value"].is_string()), "{p}");
+        }
+        let w = &p["write"];
+        assert_eq!(w["plain_rename"]["result"], plain_rename, "{w}");
+        assert!(w["replace_problem"].is_null() && w["no_replace_problem"].is_null() && w["cleanup_problem"].is_null(), "{w}");
+        assert_clock_near_zero(w);
+        assert_eq!(tree(&served), before, "the scratch folder was removed");
+
+        // plan: the file would be delivered; nothing is written.
+        let (code, out, all) = wharf(&state, &["plan", flow]);
+        assert_eq!(code, Some(0), "{all}");
+        assert!(out.contains("/in/a.csv"), "{out}");
+        assert!(out.contains(&format!("probe of p ({}", if protocol == "SFTP v3" { "sftp" } else { "ftp" })), "{out}");
+    }
+    rt.block_on(sandbox.stop());
 }
 
 #[test]
