@@ -35,12 +35,10 @@ pub fn report_paths(staged: &Path) -> (PathBuf, PathBuf) {
     (staged.with_extension("report.json"), staged.with_extension("report.txt"))
 }
 
-/// Removes every file the steps wrote for a staging file (missing ones are fine).
-pub async fn discard_outputs(staged: &Path) {
+/// Removes a staging file and every file the steps wrote for it (missing ones are fine).
+pub async fn discard_with_outputs(staged: &Path) {
     let (json, txt) = report_paths(staged);
-    for p in [output_path(staged), rejects_path(staged), json, txt] {
-        super::stage::discard(&p).await;
-    }
+    super::stage::discard_files(vec![staged.to_path_buf(), output_path(staged), rejects_path(staged), json, txt]).await;
 }
 
 /// The name the sinks' `name` template sees: the source name, with the output's extension

@@ -164,6 +164,7 @@ async fn advance(
     let policy = cx.flow.retry;
     // Held from choosing a `move_to` name until the move is done.
     let mut moving: Option<Claim> = None;
+    let mut just_staged = false;
     loop {
         match rec.state {
             FileState::Claimed | FileState::Staging => {
@@ -181,11 +182,13 @@ async fn advance(
                     }
                 }
                 rec.state = FileState::Staged;
+                just_staged = true;
                 // Lazy: lost, staging runs again and finds the file whole (hashing, no download).
                 put_lazy(cx, rec)?;
             }
             FileState::Staged => {
-                if !staged_complete(staged, rec.size).await {
+                // Checked when resuming; a file staged a moment ago in this loop is whole.
+                if !std::mem::take(&mut just_staged) && !staged_complete(staged, rec.size).await {
                     rec.state = FileState::Claimed;
                     continue;
                 }
@@ -301,8 +304,7 @@ async fn advance(
                     .collect();
                 let done = DoneRecord { path: rec.path.clone(), run: cx.run, at: rec.updated, targets: targets.clone() };
                 cx.store(Transition::Complete { flow: flow.clone(), rec: rec.clone(), done }).await?;
-                stage::discard(staged).await;
-                content::discard_outputs(staged).await;
+                content::discard_with_outputs(staged).await;
                 let mut detail = match &rec.disposed_to {
                     Some(t) => format!("delivered to {}; source moved to /{t}", targets.join(", ")),
                     None if cx.flow.after_success == Disposition::Delete => format!("delivered to {}; source deleted", targets.join(", ")),
@@ -597,14 +599,12 @@ async fn fail(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, e: FileError, s
         outcome = Outcome::Skipped;
         detail = "disappeared from the source before it could be taken".into();
         rec.state = FileState::Failed;
-        stage::discard(staged).await;
-        content::discard_outputs(staged).await;
+        content::discard_with_outputs(staged).await;
     } else if (kind.is_transient() || abort) && !give_up {
         detail.push_str(&format!(" (attempt {}; the next run resumes it)", rec.attempts));
     } else {
         rec.state = FileState::Failed;
-        stage::discard(staged).await;
-        content::discard_outputs(staged).await;
+        content::discard_with_outputs(staged).await;
         match disposition::apply(&*cx.source, &entry.path, &cx.flow.after_failure, None).await {
             Ok(Some(t)) => {
                 detail.push_str(&format!("; source moved to {t}"));

@@ -107,8 +107,7 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
     rec.updated = now_millis();
     result.quarantine = Some(qr);
     cx.store(Transition::Result { flow: flow.clone(), rec: rec.clone(), result: result.clone() }).await?;
-    content::discard_outputs(staged).await;
-    stage::discard(staged).await;
+    content::discard_with_outputs(staged).await;
     tracing::warn!(flow, path = %entry.path, copy = %copy, "Quarantined.");
     Ok(FileReport {
         path: entry.path.to_string(),

@@ -46,18 +46,22 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> FileError + '_ {
 /// Downloads `path` (expected to be `size` bytes) from `ep` into `file`, continuing after
 /// whatever a previous attempt left there.
 pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path) -> Result<Staged, FileError> {
-    if let Some(dir) = file.parent() {
-        tokio::fs::create_dir_all(dir).await.map_err(io(file))?;
-    }
-    let existing = match tokio::fs::metadata(file).await {
-        // The source's own inode (a linked staging): never written to; linked again below.
-        Ok(m) if m.nlink() > 1 => {
-            tokio::fs::remove_file(file).await.map_err(io(file))?;
-            0
+    // The folder, and what an earlier attempt left, in one trip to a blocking thread.
+    let f = file.to_path_buf();
+    let existing = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+        if let Some(dir) = f.parent() {
+            std::fs::create_dir_all(dir)?;
         }
-        Ok(m) => m.len(),
-        Err(_) => 0,
-    };
+        match std::fs::metadata(&f) {
+            // The source's own inode (a linked staging): never written to; linked again below.
+            Ok(m) if m.nlink() > 1 => std::fs::remove_file(&f).map(|()| 0),
+            Ok(m) => Ok(m.len()),
+            Err(_) => Ok(0),
+        }
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    .map_err(io(file))?;
     if existing == 0 && ep.link_local(path, file).await? {
         return hash_linked(path, size, file).await;
     }
@@ -153,10 +157,22 @@ async fn hash_linked(path: &RemotePath, size: u64, file: &Path) -> Result<Staged
 
 /// Removes a staging file; a missing one is fine.
 pub async fn discard(file: &Path) {
-    if let Err(e) = tokio::fs::remove_file(file).await
-        && e.kind() != std::io::ErrorKind::NotFound
-    {
-        tracing::warn!(file = %file.display(), error = %e, "Could not remove a staging file.");
+    discard_files(vec![file.to_path_buf()]).await;
+}
+
+/// Removes local staging files (missing ones are fine), in one trip to a blocking thread.
+pub async fn discard_files(files: Vec<PathBuf>) {
+    let removed = tokio::task::spawn_blocking(move || {
+        for file in files {
+            if let Err(e) = std::fs::remove_file(&file)
+                && e.kind() != std::io::ErrorKind::NotFound
+            {
+                tracing::warn!(file = %file.display(), error = %e, "Could not remove a staging file.");
+            }
+        }
+    });
+    if let Err(e) = removed.await {
+        tracing::warn!(error = %e, "Could not remove staging files.");
     }
 }
 
