@@ -120,23 +120,29 @@ impl Endpoint for LocalEndpoint {
 
     async fn rename(&self, from: &RemotePath, to: &RemotePath, replace: bool) -> Result<(), EndpointError> {
         let (src, dst) = (self.full(from), self.full(to));
-        let res = if replace {
-            tokio::fs::rename(&src, &dst).await
-        } else {
-            // No-replace rename: hard_link fails atomically when the target exists.
-            let (s, d) = (src.clone(), dst.clone());
-            tokio::task::spawn_blocking(move || no_replace_rename(&s, &d)).await.unwrap_or_else(|e| Err(io::Error::other(e)))
-        };
-        res.map_err(|e| self.err(Op::Rename, from, e))?;
-        sync_dir(dst.parent()).await;
-        Ok(())
+        blocking(move || {
+            if replace {
+                std::fs::rename(&src, &dst)?;
+            } else {
+                // No-replace rename: hard_link fails atomically when the target exists.
+                no_replace_rename(&src, &dst)?;
+            }
+            sync_dir(dst.parent());
+            Ok(())
+        })
+        .await
+        .map_err(|e| self.err(Op::Rename, from, e))
     }
 
     async fn remove(&self, path: &RemotePath) -> Result<(), EndpointError> {
         let full = self.full(path);
-        tokio::fs::remove_file(&full).await.map_err(|e| self.err(Op::Remove, path, e))?;
-        sync_dir(full.parent()).await;
-        Ok(())
+        blocking(move || {
+            std::fs::remove_file(&full)?;
+            sync_dir(full.parent());
+            Ok(())
+        })
+        .await
+        .map_err(|e| self.err(Op::Remove, path, e))
     }
 
     async fn create_dir_all(&self, dir: &RemotePath) -> Result<(), EndpointError> {
@@ -145,9 +151,13 @@ impl Endpoint for LocalEndpoint {
 
     async fn remove_dir(&self, dir: &RemotePath) -> Result<(), EndpointError> {
         let full = self.full(dir);
-        tokio::fs::remove_dir(&full).await.map_err(|e| self.err(Op::Remove, dir, e))?;
-        sync_dir(full.parent()).await;
-        Ok(())
+        blocking(move || {
+            std::fs::remove_dir(&full)?;
+            sync_dir(full.parent());
+            Ok(())
+        })
+        .await
+        .map_err(|e| self.err(Op::Remove, dir, e))
     }
 
     async fn rename_plain(&self, from: &RemotePath, to: &RemotePath) -> Result<(), EndpointError> {
@@ -187,36 +197,42 @@ impl Endpoint for LocalEndpoint {
     }
 
     async fn link_local(&self, path: &RemotePath, local: &Path) -> Result<bool, EndpointError> {
-        let full = self.full(path);
-        match tokio::fs::symlink_metadata(&full).await {
-            Ok(m) if m.is_file() => {}
+        let (full, local) = (self.full(path), local.to_path_buf());
+        let linked = blocking(move || -> io::Result<Option<io::Error>> {
             // link(2) would link a symlink itself, not its target: read through it instead.
-            Ok(_) => return Ok(false),
-            Err(e) => return Err(self.err(Op::Read, path, e)),
-        }
-        match tokio::fs::hard_link(&full, local).await {
-            Ok(()) => Ok(true),
+            if !std::fs::symlink_metadata(&full)?.is_file() {
+                return Ok(Some(io::Error::other("not a regular file")));
+            }
+            Ok(std::fs::hard_link(&full, &local).err())
+        });
+        match linked.await {
+            Ok(None) => Ok(true),
             // Another file system, links refused (fs.protected_hardlinks for another user's
-            // file, a file system without them): the caller copies instead.
-            Err(e) => {
+            // file, a file system without them), a symlink: the caller copies instead.
+            Ok(Some(e)) => {
                 tracing::debug!(path = %path, error = %e, "Cannot link the source file; copying it.");
                 Ok(false)
             }
+            Err(e) => Err(self.err(Op::Read, path, e)),
         }
     }
 
     async fn adopt(&self, local: &Path, path: &RemotePath) -> Result<bool, EndpointError> {
-        // A staging file linked to a source file: renaming it here would make the delivered
-        // file and the source one inode (an edit of either would change both).
-        if tokio::fs::metadata(local).await.is_ok_and(|m| std::os::unix::fs::MetadataExt::nlink(&m) > 1) {
-            return Ok(false);
-        }
-        match tokio::fs::rename(local, self.full(path)).await {
-            Ok(()) => Ok(true),
-            // Another file system: the caller copies instead.
-            Err(e) if e.kind() == io::ErrorKind::CrossesDevices => Ok(false),
-            Err(e) => Err(self.err(Op::Write, path, e)),
-        }
+        let (local, full) = (local.to_path_buf(), self.full(path));
+        let adopted = blocking(move || -> io::Result<bool> {
+            // A staging file linked to a source file: renaming it here would make the
+            // delivered file and the source one inode (an edit of either would change both).
+            if std::fs::metadata(&local).is_ok_and(|m| std::os::unix::fs::MetadataExt::nlink(&m) > 1) {
+                return Ok(false);
+            }
+            match std::fs::rename(&local, &full) {
+                Ok(()) => Ok(true),
+                // Another file system: the caller copies instead.
+                Err(e) if e.kind() == io::ErrorKind::CrossesDevices => Ok(false),
+                Err(e) => Err(e),
+            }
+        });
+        adopted.await.map_err(|e| self.err(Op::Write, path, e))
     }
 }
 
@@ -232,12 +248,18 @@ fn no_replace_rename(src: &Path, dst: &Path) -> io::Result<()> {
 }
 
 /// fsyncs a directory so a rename or unlink in it survives a power cut. Best effort.
-async fn sync_dir(dir: Option<&Path>) {
+fn sync_dir(dir: Option<&Path>) {
     if let Some(d) = dir
-        && let Ok(f) = tokio::fs::File::open(d).await
+        && let Ok(f) = std::fs::File::open(d)
     {
-        let _ = f.sync_all().await;
+        let _ = f.sync_all();
     }
+}
+
+/// Runs `f` on a blocking thread: one trip there and back (each costs two thread wake-ups),
+/// however many system calls `f` makes.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
+    tokio::task::spawn_blocking(f).await.unwrap_or_else(|e| Err(io::Error::other(e)))
 }
 
 struct LocalRead {

@@ -14,13 +14,12 @@ use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
-use tokio::io::AsyncReadExt;
 
-use crate::endpoint::{Endpoint, RemotePath};
+use crate::endpoint::{Endpoint, ReadStream, RemotePath};
 
 use super::error::FileError;
 use super::halt;
-use super::pipe::HashWriter;
+use super::pipe::{self, HashWriter};
 
 /// Size of each read from the source (and of the one reusable buffer).
 pub const CHUNK: usize = 256 * 1024;
@@ -65,22 +64,14 @@ pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path)
     if existing == 0 && ep.link_local(path, file).await? {
         return hash_linked(path, size, file).await;
     }
+    if existing == 0 && size < CHUNK as u64 {
+        return stage_small(ep, path, size, file).await;
+    }
     let mut hasher = Sha256::new();
-    // The whole file when it is small (and one byte to see it end), else CHUNK at a time.
-    let chunk = usize::try_from(size).map_or(CHUNK, |s| s.saturating_add(1).clamp(8 * 1024, CHUNK));
     let mut offset = 0;
     if existing > 0 && existing <= size {
         // Resume: hash what is already there, then append.
-        let mut f = tokio::fs::File::open(file).await.map_err(io(file))?;
-        let mut buf = vec![0u8; chunk];
-        loop {
-            let n = f.read(&mut buf).await.map_err(io(file))?;
-            if n == 0 {
-                break;
-            }
-            hasher.update(&buf[..n]);
-            offset += n as u64;
-        }
+        (offset, hasher) = pipe::hash_file(file.to_path_buf()).await.map_err(io(file))?;
         tracing::info!(path = %path, offset, "Resuming download.");
     }
     let mut out = tokio::fs::OpenOptions::new().create(true).write(true).truncate(offset == 0).open(file).await.map_err(io(file))?;
@@ -89,20 +80,14 @@ pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path)
         tokio::io::AsyncSeekExt::seek(&mut out, std::io::SeekFrom::Start(offset)).await.map_err(io(file))?;
     }
     // Hashing and writing happen on a blocking thread while the next chunk downloads.
-    let mut writer = HashWriter::start(out.into_std().await, hasher, chunk);
+    let mut writer = HashWriter::start(out.into_std().await, hasher, CHUNK);
     if offset < size {
         let mut src = ep.open_read(path, offset).await?;
         let mut first = true;
         loop {
             // Each chunk filled before it is handed over: network reads may bring a few KiB.
             let mut buf = writer.buffer();
-            let mut n = 0;
-            while n < buf.len() {
-                match src.read(&mut buf[n..]).await? {
-                    0 => break,
-                    got => n += got,
-                }
-            }
+            let n = fill(&mut *src, &mut buf).await?;
             if n == 0 {
                 break;
             }
@@ -110,9 +95,7 @@ pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path)
             writer.write(buf).await.map_err(io(file))?;
             offset += n as u64;
             if offset > size {
-                return Err(FileError::Changed(format!(
-                    "{path} grew past {size} bytes while it was downloaded; it will be taken once it is stable"
-                )));
+                check_length(path, offset, size)?;
             }
             if first {
                 first = false;
@@ -124,11 +107,7 @@ pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path)
         }
     }
     let hasher = writer.finish().await.map_err(io(file))?;
-    if offset != size {
-        return Err(FileError::Changed(format!(
-            "{path} has {offset} bytes, but the listing said {size}; it changed while it was downloaded"
-        )));
-    }
+    check_length(path, offset, size)?;
     Ok(Staged { size, sha256: hex::encode(hasher.finalize()) })
 }
 
@@ -136,23 +115,52 @@ pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path)
 /// listing's.
 async fn hash_linked(path: &RemotePath, size: u64, file: &Path) -> Result<Staged, FileError> {
     halt::point("staging");
-    let mut f = tokio::fs::File::open(file).await.map_err(io(file))?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; CHUNK];
-    let mut len = 0u64;
-    loop {
-        let n = f.read(&mut buf).await.map_err(io(file))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        len += n as u64;
-    }
+    let (len, hasher) = pipe::hash_file(file.to_path_buf()).await.map_err(io(file))?;
     if len != size {
         discard(file).await;
         return Err(FileError::Changed(format!("{path} has {len} bytes, but the listing said {size}; it changed since it was listed")));
     }
     Ok(Staged { size, sha256: hex::encode(hasher.finalize()) })
+}
+
+/// A file smaller than a chunk, fresh: read whole (and one byte more, to see it end), then
+/// written, fsynced and hashed in one trip to a blocking thread.
+async fn stage_small(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path) -> Result<Staged, FileError> {
+    let mut src = ep.open_read(path, 0).await?;
+    // Invariant: size < CHUNK, so it fits a usize.
+    let mut buf = vec![0u8; size as usize + 1];
+    let n = fill(&mut *src, &mut buf).await?;
+    drop(src);
+    check_length(path, n as u64, size)?;
+    buf.truncate(n);
+    let hasher = pipe::write_whole(file.to_path_buf(), buf).await.map_err(io(file))?;
+    halt::point("staging");
+    Ok(Staged { size, sha256: hex::encode(hasher.finalize()) })
+}
+
+/// Reads from `src` until `buf` is full or the file ends; the count read.
+async fn fill(src: &mut dyn ReadStream, buf: &mut [u8]) -> Result<usize, FileError> {
+    let mut n = 0;
+    while n < buf.len() {
+        match src.read(&mut buf[n..]).await? {
+            0 => break,
+            got => n += got,
+        }
+    }
+    Ok(n)
+}
+
+/// A download's length against the listing's.
+fn check_length(path: &RemotePath, got: u64, size: u64) -> Result<(), FileError> {
+    if got > size {
+        return Err(FileError::Changed(format!(
+            "{path} grew past {size} bytes while it was downloaded; it will be taken once it is stable"
+        )));
+    }
+    if got != size {
+        return Err(FileError::Changed(format!("{path} has {got} bytes, but the listing said {size}; it changed while it was downloaded")));
+    }
+    Ok(())
 }
 
 /// Removes a staging file; a missing one is fine.

@@ -16,7 +16,7 @@ use crate::config::flow::IfExists;
 use crate::endpoint::{Endpoint, ErrorKind, RemotePath};
 
 use super::error::FileError;
-use super::pipe::HashReader;
+use super::pipe::{self, HashReader};
 use super::stage::CHUNK;
 use super::{halt, naming};
 
@@ -72,21 +72,35 @@ pub async fn upload(
         }
     }
     let staging_err = |source| FileError::Staging { path: staged.to_path_buf(), source };
-    let input = tokio::fs::File::open(staged).await.map_err(staging_err)?;
-    upload_from(ep, Some((input.into_std().await, staged)), size, temp, target, replace).await
+    let body = if size < CHUNK as u64 {
+        let (data, hasher) = pipe::read_whole(staged.to_path_buf(), size).await.map_err(staging_err)?;
+        Body::Small(data, hasher)
+    } else {
+        let input = tokio::fs::File::open(staged).await.map_err(staging_err)?;
+        Body::File(input.into_std().await, staged)
+    };
+    upload_from(ep, body, size, temp, target, replace).await
+}
+
+/// What an upload sends.
+enum Body<'a> {
+    Empty,
+    /// A file smaller than a chunk, read and hashed already.
+    Small(Vec<u8>, Sha256),
+    /// A file (and its path, for errors), read and hashed a few chunks ahead.
+    File(std::fs::File, &'a Path),
 }
 
 /// Writes an empty trigger file at `target` through `temp` (replacing an older trigger).
 pub async fn put_trigger(ep: &dyn Endpoint, temp: &RemotePath, target: &RemotePath) -> Result<(), FileError> {
-    upload_from(ep, None, 0, temp, target, true).await
+    upload_from(ep, Body::Empty, 0, temp, target, true).await
 }
 
-/// The one upload path: `input` (`size` bytes; the file and its path, for errors), or nothing
-/// for an empty file, to `temp`, size verified, then renamed to `target`. Missing folders are
-/// created first. The file is read and hashed on a blocking thread a few chunks ahead.
+/// The one upload path: `body` (`size` bytes) to `temp`, size verified, then renamed to
+/// `target`. Missing folders are created first.
 async fn upload_from(
     ep: &dyn Endpoint,
-    input: Option<(std::fs::File, &Path)>,
+    body: Body<'_>,
     size: u64,
     temp: &RemotePath,
     target: &RemotePath,
@@ -94,9 +108,14 @@ async fn upload_from(
 ) -> Result<(), FileError> {
     ep.create_dir_all(&target.parent()).await?;
     let mut out = ep.open_write(temp).await?;
-    let sent = match input {
-        None => Sha256::digest(b""),
-        Some((file, origin)) => {
+    let sent = match body {
+        Body::Empty => Sha256::digest(b""),
+        Body::Small(data, hasher) => {
+            out.write_all(&data).await?;
+            halt::point("uploading");
+            hasher.finalize()
+        }
+        Body::File(file, origin) => {
             let mut reader = HashReader::start(file, CHUNK);
             let mut first = true;
             while let Some(chunk) = reader.next().await {
