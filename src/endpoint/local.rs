@@ -135,14 +135,7 @@ impl Endpoint for LocalEndpoint {
     }
 
     async fn remove(&self, path: &RemotePath) -> Result<(), EndpointError> {
-        let full = self.full(path);
-        blocking(move || {
-            std::fs::remove_file(&full)?;
-            sync_dir(full.parent());
-            Ok(())
-        })
-        .await
-        .map_err(|e| self.err(Op::Remove, path, e))
+        self.remove_synced(path, |p| std::fs::remove_file(p)).await
     }
 
     async fn create_dir_all(&self, dir: &RemotePath) -> Result<(), EndpointError> {
@@ -150,14 +143,7 @@ impl Endpoint for LocalEndpoint {
     }
 
     async fn remove_dir(&self, dir: &RemotePath) -> Result<(), EndpointError> {
-        let full = self.full(dir);
-        blocking(move || {
-            std::fs::remove_dir(&full)?;
-            sync_dir(full.parent());
-            Ok(())
-        })
-        .await
-        .map_err(|e| self.err(Op::Remove, dir, e))
+        self.remove_synced(dir, |p| std::fs::remove_dir(p)).await
     }
 
     async fn rename_plain(&self, from: &RemotePath, to: &RemotePath) -> Result<(), EndpointError> {
@@ -233,6 +219,21 @@ impl Endpoint for LocalEndpoint {
             }
         });
         adopted.await.map_err(|e| self.err(Op::Write, path, e))
+    }
+}
+
+impl LocalEndpoint {
+    /// Removes `path` with `remove` (a file or an empty folder), then fsyncs its folder: one
+    /// trip to a blocking thread.
+    async fn remove_synced(&self, path: &RemotePath, remove: fn(&Path) -> io::Result<()>) -> Result<(), EndpointError> {
+        let full = self.full(path);
+        blocking(move || {
+            remove(&full)?;
+            sync_dir(full.parent());
+            Ok(())
+        })
+        .await
+        .map_err(|e| self.err(Op::Remove, path, e))
     }
 }
 
