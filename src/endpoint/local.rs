@@ -70,7 +70,7 @@ impl Endpoint for LocalEndpoint {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { mtime_precision: Duration::from_micros(1), atomic_replace: true, trailing_space_names: true }
+        Capabilities { mtime_precision: Duration::from_micros(1), atomic_replace: true, trailing_space_names: true, local_files: true }
     }
 
     async fn list(&self, dir: &RemotePath) -> Result<Vec<Entry>, EndpointError> {
@@ -206,10 +206,14 @@ impl Endpoint for LocalEndpoint {
     async fn adopt(&self, local: &Path, path: &RemotePath) -> Result<bool, EndpointError> {
         let (local, full) = (local.to_path_buf(), self.full(path));
         let adopted = blocking(move || -> io::Result<bool> {
-            // A staging file linked to a source file: renaming it here would make the
-            // delivered file and the source one inode (an edit of either would change both).
-            if std::fs::metadata(&local).is_ok_and(|m| std::os::unix::fs::MetadataExt::nlink(&m) > 1) {
-                return Ok(false);
+            match std::fs::metadata(&local) {
+                // Taken by an earlier attempt (the caller verifies `path`).
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+                Err(e) => return Err(e),
+                // A staging file linked to a source file: renaming it here would make the
+                // delivered file and the source one inode (an edit of either would change both).
+                Ok(m) if std::os::unix::fs::MetadataExt::nlink(&m) > 1 => return Ok(false),
+                Ok(_) => {}
             }
             match std::fs::rename(&local, &full) {
                 Ok(()) => Ok(true),

@@ -56,6 +56,9 @@ pub struct Capabilities {
     /// `create_dir_all` refuse such a name (`Protocol`) rather than create a different one
     /// (FTP servers replace or drop trailing spaces).
     pub trailing_space_names: bool,
+    /// A folder on this machine: [`Endpoint::link_local`] and [`Endpoint::adopt`] may spare a
+    /// copy. `false` for servers (both always answer `Ok(false)` there).
+    pub local_files: bool,
 }
 
 /// The error kinds retry / quarantine / fail decisions are made from.
@@ -225,7 +228,9 @@ pub trait Endpoint: Send + Sync + fmt::Debug {
     /// replaced, like `open_write` truncates). `Ok(false)` when it cannot (a server, another
     /// file system, a `local` with other links, which must not become a delivered file), and
     /// nothing happened. Spares copying a staged file that is not needed
-    /// any more; the caller verifies and renames `path` as after any write.
+    /// any more; the caller verifies and renames `path` as after any write. Also `Ok(true)`
+    /// when `local` is gone already (an earlier attempt took it): the caller's verification
+    /// tells whether `path` holds it.
     async fn adopt(&self, _local: &std::path::Path, _path: &RemotePath) -> Result<bool, EndpointError> {
         Ok(false)
     }

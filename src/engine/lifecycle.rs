@@ -7,7 +7,8 @@
 //!    any step ─► (transient) stays put, retried next run │ (permanent) failed + after.failure
 //! ```
 //! Each arrow is a ledger write. Those announcing a side effect that cannot be checked
-//! afterwards are durable: the start of a download (the version a staging file belongs to),
+//! afterwards are durable: the start of a download that may be resumed (the version a
+//! staging file belongs to; a file smaller than a chunk is always downloaded from scratch),
 //! the delivery target before the upload's rename, a trigger file, moving or deleting the
 //! source, and `done`. The others are lazy ([`Durability::Lazy`], made durable by
 //! the next durable write): losing one in a crash only sends the file back to the last durable
@@ -164,14 +165,26 @@ async fn advance(
     let policy = cx.flow.retry;
     // Held from choosing a `move_to` name until the move is done.
     let mut moving: Option<Claim> = None;
-    let mut just_staged = false;
+    // The staged file and the steps' outputs were made by this call: whole, not checked again.
+    let mut fresh = false;
     loop {
         match rec.state {
             FileState::Claimed | FileState::Staging => {
+                // A staging file is only ever resumed for the version a durable record names
+                // as staging; whatever another version left is removed first. A small file
+                // is never resumed (downloading it again costs less than a durable record),
+                // so nothing is recorded before its download.
+                let recorded = rec.state == FileState::Staging;
+                let small = stage::is_small(entry.size);
                 rec.state = FileState::Staging;
-                // Durable: a staging file is only ever resumed for the version recorded here.
-                put(cx, rec).await?;
-                let st = retry(policy, "download", || stage::stage(&*cx.source, &entry.path, entry.size, staged)).await?;
+                if !small {
+                    if !recorded {
+                        stage::discard(staged).await;
+                    }
+                    put(cx, rec).await?;
+                }
+                let resume = recorded || !small;
+                let st = retry(policy, "download", || stage::stage(&*cx.source, &entry.path, entry.size, staged, resume)).await?;
                 rec.sha256 = Some(st.sha256.clone());
                 if cx.flow.source.identity.sha256 {
                     rec.identity = identity::content_key(&st.sha256);
@@ -182,13 +195,13 @@ async fn advance(
                     }
                 }
                 rec.state = FileState::Staged;
-                just_staged = true;
+                fresh = true;
                 // Lazy: lost, staging runs again and finds the file whole (hashing, no download).
                 put_lazy(cx, rec)?;
             }
             FileState::Staged => {
-                // Checked when resuming; a file staged a moment ago in this loop is whole.
-                if !std::mem::take(&mut just_staged) && !staged_complete(staged, rec.size).await {
+                // Checked when resuming.
+                if !fresh && !staged_complete(staged, rec.size).await {
                     rec.state = FileState::Claimed;
                     continue;
                 }
@@ -209,7 +222,7 @@ async fn advance(
                 }
             }
             FileState::Processed => {
-                if !payload(cx, rec, entry, staged)?.ready().await {
+                if !fresh && !payload(cx, rec, entry, staged)?.ready().await {
                     // The output went missing (staging folder emptied): make it again.
                     rec.state = FileState::Staged;
                     continue;
@@ -240,7 +253,7 @@ async fn advance(
                 }
                 let confirmed = |i: u32| rec.deliveries.iter().any(|d| d.sink == i && d.done);
                 let pending = (0..cx.sinks.len() as u32).any(|i| !confirmed(i) || (p.rejects.is_some() && !confirmed(REJECTS + i)));
-                if pending && !p.ready().await {
+                if pending && !fresh && !p.ready().await {
                     tracing::warn!(flow, path = %entry.path, "Staging file missing; downloading again.");
                     rec.state = FileState::Claimed;
                     continue;

@@ -154,11 +154,20 @@ impl HashReader {
     }
 }
 
-/// Creates (or truncates) `path`, writes `data`, fsyncs it: one trip to a blocking thread.
+/// Creates `path` (and its folder; in place of a leftover, which is removed, not truncated),
+/// writes `data`, fsyncs it: one trip to a blocking thread.
 /// Returns the SHA-256 of `data`.
 pub async fn write_whole(path: PathBuf, data: Vec<u8>) -> io::Result<Sha256> {
     blocking(move || {
-        let mut file = File::create(&path)?;
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        // A leftover is removed, never truncated: it may be linked to a source file.
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut file = File::create_new(&path)?;
         file.write_all(&data)?;
         file.sync_all()?;
         let mut hasher = Sha256::new();

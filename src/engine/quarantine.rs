@@ -203,7 +203,7 @@ pub async fn reprocess(flow: &Flow, ledger: &Ledger, opts: &RunOptions, path: &s
         let staged = stage::staging_path(&opts.staging_dir, &flow.name, &source_path);
         stage::discard(&staged).await;
         let qep = get(&q.endpoint)?;
-        let st = retry(flow.retry, "download the quarantined copy", || stage::stage(&*qep, &copy, rec.size, &staged)).await?;
+        let st = retry(flow.retry, "download the quarantined copy", || stage::stage(&*qep, &copy, rec.size, &staged, true)).await?;
         if rec.sha256.as_deref().is_some_and(|s| s != st.sha256) {
             stage::discard(&staged).await;
             return Err(FileError::Changed(format!("the quarantined copy {copy} differs from the file that was quarantined (SHA-256)")));

@@ -24,6 +24,12 @@ use super::pipe::{self, HashWriter};
 /// Size of each read from the source (and of the one reusable buffer).
 pub const CHUNK: usize = 256 * 1024;
 
+/// A file smaller than a chunk: moved in one piece (read, written and hashed in one trip to
+/// a blocking thread) and never resumed.
+pub fn is_small(size: u64) -> bool {
+    size < CHUNK as u64
+}
+
 /// A completely staged file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Staged {
@@ -43,8 +49,14 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> FileError + '_ {
 }
 
 /// Downloads `path` (expected to be `size` bytes) from `ep` into `file`, continuing after
-/// whatever a previous attempt left there.
-pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path) -> Result<Staged, FileError> {
+/// whatever a previous attempt left there when `resume` (the caller knows that what is there
+/// belongs to this version of the file), else starting from nothing.
+pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path, resume: bool) -> Result<Staged, FileError> {
+    if !resume && is_small(size) && !ep.capabilities().local_files {
+        // Small, from a server, from nothing: the folder and any leftover are dealt with in
+        // the same trip as the write.
+        return stage_small(ep, path, size, file).await;
+    }
     // The folder, and what an earlier attempt left, in one trip to a blocking thread.
     let f = file.to_path_buf();
     let existing = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
@@ -53,7 +65,8 @@ pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path)
         }
         match std::fs::metadata(&f) {
             // The source's own inode (a linked staging): never written to; linked again below.
-            Ok(m) if m.nlink() > 1 => std::fs::remove_file(&f).map(|()| 0),
+            // Or another version's leftover.
+            Ok(m) if m.nlink() > 1 || !resume => std::fs::remove_file(&f).map(|()| 0),
             Ok(m) => Ok(m.len()),
             Err(_) => Ok(0),
         }
@@ -64,7 +77,7 @@ pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path)
     if existing == 0 && ep.link_local(path, file).await? {
         return hash_linked(path, size, file).await;
     }
-    if existing == 0 && size < CHUNK as u64 {
+    if existing == 0 && is_small(size) {
         return stage_small(ep, path, size, file).await;
     }
     let mut hasher = Sha256::new();
@@ -123,8 +136,8 @@ async fn hash_linked(path: &RemotePath, size: u64, file: &Path) -> Result<Staged
     Ok(Staged { size, sha256: hex::encode(hasher.finalize()) })
 }
 
-/// A file smaller than a chunk, fresh: read whole (and one byte more, to see it end), then
-/// written, fsynced and hashed in one trip to a blocking thread.
+/// A file smaller than a chunk, from nothing: read whole (and one byte more, to see it end),
+/// then written in place of any leftover, fsynced and hashed in one trip to a blocking thread.
 async fn stage_small(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path) -> Result<Staged, FileError> {
     let mut src = ep.open_read(path, 0).await?;
     // Invariant: size < CHUNK, so it fits a usize.
@@ -201,11 +214,11 @@ mod tests {
     async fn a_local_source_is_linked_not_copied() {
         let (d, ep, staged) = setup();
         std::fs::write(d.path().join("src/a.csv"), "a;b\n").unwrap();
-        let st = stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged).await.unwrap();
+        let st = stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true).await.unwrap();
         assert_eq!(st.sha256, hex::encode(Sha256::digest(b"a;b\n")));
         assert_eq!(std::fs::metadata(&staged).unwrap().ino(), std::fs::metadata(d.path().join("src/a.csv")).unwrap().ino());
         // Staged again (a resumed run): the link is made again, the source untouched.
-        stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged).await.unwrap();
+        stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true).await.unwrap();
         assert_eq!(std::fs::read(d.path().join("src/a.csv")).unwrap(), b"a;b\n");
     }
 
@@ -214,11 +227,11 @@ mod tests {
         let (d, ep, staged) = setup();
         let src = d.path().join("src/a.csv");
         std::fs::write(&src, "a;b\n").unwrap();
-        stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged).await.unwrap();
+        stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true).await.unwrap();
         // The producer appended since: the staging file (the same inode) is larger than the
         // listing said. Staging again must not truncate it.
         std::fs::write(&src, "a;b\nc;d\n").unwrap();
-        let err = stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged).await.unwrap_err();
+        let err = stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true).await.unwrap_err();
         assert!(matches!(err, FileError::Changed(_)), "{err}");
         assert_eq!(std::fs::read(&src).unwrap(), b"a;b\nc;d\n");
         assert!(!staged.exists(), "the link is dropped");
@@ -229,7 +242,7 @@ mod tests {
         let (d, ep, staged) = setup();
         std::fs::write(d.path().join("real.csv"), "r\n").unwrap();
         std::os::unix::fs::symlink(d.path().join("real.csv"), d.path().join("src/l.csv")).unwrap();
-        let st = stage(&ep, &RemotePath::parse("l.csv").unwrap(), 2, &staged).await.unwrap();
+        let st = stage(&ep, &RemotePath::parse("l.csv").unwrap(), 2, &staged, true).await.unwrap();
         assert_eq!(st.size, 2);
         assert_eq!(std::fs::symlink_metadata(&staged).unwrap().nlink(), 1, "a copy of its own");
         assert_eq!(std::fs::read(&staged).unwrap(), b"r\n");

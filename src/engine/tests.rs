@@ -631,3 +631,23 @@ async fn files_in_flight_together_never_share_a_name() {
     assert_eq!(names, ["latest.csv"]);
     assert!(bodies.contains(&read(&fx.dst.join("inbox/latest.csv"))), "a whole file, not a mix");
 }
+
+#[tokio::test]
+async fn a_staging_file_left_by_another_version_is_never_resumed() {
+    // What an earlier attempt left for this path, with no record that this version was being
+    // downloaded (a crash, then the partner replaced the file): started again from nothing.
+    let fx = fixture();
+    let big: Vec<u8> = (0..super::stage::CHUNK + 100).map(|i| b'a' + (i % 26) as u8).collect();
+    fx.put("in/big.csv", &big);
+    fx.put("in/small.csv", b"1,2\n");
+    let staging = fx.state.join("staging");
+    for (name, leftover) in [("/in/big.csv", &b"zzzz"[..]), ("/in/small.csv", &b"zz"[..])] {
+        let p = super::stage::staging_path(&staging, "t", &RemotePath::parse(name).unwrap());
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(&p, leftover).unwrap();
+    }
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, r.counts.failed), (2, 0), "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/big.csv")), big);
+    assert_eq!(read(&fx.dst.join("inbox/small.csv")), b"1,2\n");
+}

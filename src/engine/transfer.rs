@@ -62,17 +62,16 @@ pub async fn upload(
     replace: bool,
     last_use: bool,
 ) -> Result<(), FileError> {
-    if last_use {
+    if last_use && ep.capabilities().local_files {
         ep.create_dir_all(&target.parent()).await?;
-        // Gone: an earlier attempt of this upload adopted it; `temp` holds it (or the size
+        // Taken now, or by an earlier attempt of this upload: `temp` holds it (or the size
         // check says it does not, and the file is staged again).
-        let gone = !tokio::fs::try_exists(staged).await.map_err(|source| FileError::Staging { path: staged.to_path_buf(), source })?;
-        if gone || ep.adopt(staged, temp).await? {
+        if ep.adopt(staged, temp).await? {
             return verify_and_rename(ep, size, None, temp, target, replace).await;
         }
     }
     let staging_err = |source| FileError::Staging { path: staged.to_path_buf(), source };
-    let body = if size < CHUNK as u64 {
+    let body = if super::stage::is_small(size) {
         let (data, hasher) = pipe::read_whole(staged.to_path_buf(), size).await.map_err(staging_err)?;
         Body::Small(data, hasher)
     } else {

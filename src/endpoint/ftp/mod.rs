@@ -565,7 +565,12 @@ impl Endpoint for FtpEndpoint {
     /// never promised: FTP cannot tell whether RNTO over an existing file is atomic.
     fn capabilities(&self) -> Capabilities {
         let mlsd = self.inner.pool.connector().mlsd.load(Ordering::Relaxed);
-        Capabilities { mtime_precision: Duration::from_secs(if mlsd { 1 } else { 60 }), atomic_replace: false, trailing_space_names: false }
+        Capabilities {
+            mtime_precision: Duration::from_secs(if mlsd { 1 } else { 60 }),
+            atomic_replace: false,
+            trailing_space_names: false,
+            local_files: false,
+        }
     }
 
     async fn list(&self, dir: &RemotePath) -> Result<Vec<Entry>, EndpointError> {

@@ -261,6 +261,7 @@ impl Endpoint for SftpEndpoint {
             mtime_precision: Duration::from_secs(1),
             atomic_replace: self.inner.atomic_replace.load(Ordering::Relaxed),
             trailing_space_names: true,
+            local_files: false,
         }
     }
 
