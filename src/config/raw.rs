@@ -37,15 +37,17 @@ pub struct RawFlow {
     /// other files; `stop` ends the run at the first failure (for flows that must keep order).
     #[serde(default)]
     pub on_error: OnError,
-    /// Files in flight at once in a run (1–16). Default: 4. Always 1 with `on_error: stop`
+    /// Files in flight at once in a run (1–64). Default: 16. Always 1 with `on_error: stop`
     /// (files one after the other) and with an `identity` that leaves out the path (`sha256`,
     /// or size and time only: two files of one run may then be the same file, and the second
     /// must see the first delivered). Several files in flight overlap their round trips and
     /// share the ledger's fsyncs; each still goes through its own crash-safe lifecycle, and
-    /// the run summary keeps the listing order. An FTP endpoint's `max_connections` limits it
-    /// further (each transfer needs a login of its own).
+    /// the run summary keeps the listing order. Over SFTP they share one SSH connection (one
+    /// open file handle each on the server). An FTP endpoint's `max_connections` limits it
+    /// further (each transfer needs a login of its own). Memory grows with it for files of a
+    /// MiB and more (about 1 MiB of buffers per such file in flight).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1, max = 16))]
+    #[schemars(range(min = 1, max = 64))]
     pub concurrency: Option<u32>,
     /// Retries inside one run for transient errors (timeouts, dropped connections).
     #[serde(default)]
@@ -220,8 +222,8 @@ pub struct RawFtp {
     #[serde(default = "default_op_timeout")]
     #[schemars(schema_with = "super::duration::schema")]
     pub operation_timeout: String,
-    /// Most logins open at once to this server (default 4, as many as the flow's default
-    /// `concurrency`). Each transfer needs a login of its own (FTP carries one transfer per
+    /// Most logins open at once to this server (default 4; it caps the flow's `concurrency`).
+    /// Each transfer needs a login of its own (FTP carries one transfer per
     /// control connection); idle ones are kept for reuse. Lower it for servers that limit
     /// sessions per user or address.
     #[serde(default = "default_max_connections")]

@@ -28,7 +28,9 @@ use super::flow::{
 use super::interpolate::{Lookup, interpolate};
 
 /// Files in flight at once when a flow does not say (and does not stop at the first error).
-pub const DEFAULT_CONCURRENCY: usize = 4;
+pub const DEFAULT_CONCURRENCY: usize = 16;
+/// The most files in flight a flow may ask for.
+pub const MAX_CONCURRENCY: u32 = 64;
 use super::locate::escape;
 use super::raw::{
     IdentityField, OnError, RawAfter, RawAlerts, RawCommand, RawDisposition, RawEndpoint, RawFlow, RawFtp, RawReady, RawRetry, RawSftp,
@@ -462,13 +464,13 @@ impl Checker<'_, '_> {
         Some(Alerts { unreachable_after: a.unreachable_after })
     }
 
-    /// Files in flight: as set (1–16), else 4, or 1 with `on_error: stop` (files in order).
+    /// Files in flight: as set (1–64), else 16, or 1 with `on_error: stop` (files in order).
     fn concurrency(&mut self, set: Option<Option<u32>>, on_error: Option<OnError>) -> Option<usize> {
         let stop = on_error == Some(OnError::Stop);
         match set? {
             None => Some(if stop { 1 } else { DEFAULT_CONCURRENCY }),
-            Some(n) if !(1..=16).contains(&n) => {
-                self.problem("/concurrency", format!("must be between 1 and 16 (files in flight at once), not {n}"));
+            Some(n) if !(1..=MAX_CONCURRENCY).contains(&n) => {
+                self.problem("/concurrency", format!("must be between 1 and {MAX_CONCURRENCY} (files in flight at once), not {n}"));
                 None
             }
             Some(n) if n > 1 && stop => {
@@ -545,10 +547,10 @@ sinks: [ { endpoint: l } ]
     }
 
     #[test]
-    fn concurrency_defaults_to_four_and_to_one_for_flows_that_stop_at_an_error() {
+    fn concurrency_defaults_to_sixteen_and_to_one_for_flows_that_stop_at_an_error() {
         assert_eq!(run(BASE).unwrap().concurrency, DEFAULT_CONCURRENCY);
         assert_eq!(run(&format!("{BASE}on_error: stop\n")).unwrap().concurrency, 1);
-        assert_eq!(run(&format!("{BASE}concurrency: 16\n")).unwrap().concurrency, 16);
+        assert_eq!(run(&format!("{BASE}concurrency: 64\n")).unwrap().concurrency, 64);
         assert_eq!(run(&format!("{BASE}on_error: stop\nconcurrency: 1\n")).unwrap().concurrency, 1);
         assert_eq!(
             problems(&format!("{BASE}on_error: stop\nconcurrency: 2\n")),
@@ -556,7 +558,7 @@ sinks: [ { endpoint: l } ]
         );
         assert_eq!(
             problems(&format!("{BASE}concurrency: 0\n")),
-            ["must be between 1 and 16 (files in flight at once), not 0 (at /concurrency)"]
+            ["must be between 1 and 64 (files in flight at once), not 0 (at /concurrency)"]
         );
     }
 
