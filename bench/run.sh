@@ -15,6 +15,7 @@
 #   BENCH_LIST_N=50000             files in the large directory (0: skip that part)
 #   BENCH_REPEAT=2                 run each measurement N times, keep the fastest
 #   WHARF=path                     the wharf binary (default: cargo build --release)
+#   BENCH_FLOW_EXTRA="concurrency: 16"   a line added to every wharf flow
 #
 # Needs root (sshd, vsftpd, a bench login). Installs openssh-server, vsftpd, rclone, lftp, curl
 # and time when missing. Results: $B/results (raw), and the table on stdout.
@@ -193,6 +194,7 @@ endpoints:
 source: { endpoint: $2, path: $3 ${6:-} }
 sinks: [ { endpoint: $4, path: $5, if_exists: overwrite } ]
 after: { success: keep }
+${BENCH_FLOW_EXTRA:-}
 YAML
 }
 
