@@ -373,18 +373,22 @@ async fn run_files(
     let mut in_flight = futures::stream::FuturesOrdered::new();
     // The files' durable transitions are stored in group commits, driven beside them.
     cx.commits.set_driven(ledger, true);
+    let drive = cx.commits.drive(ledger);
+    tokio::pin!(drive);
     loop {
         while in_flight.len() < concurrency
             && let Some(c) = waiting.next()
         {
             in_flight.push_back(take_turn(&cx, c, &turns));
         }
+        cx.commits.set_in_flight(in_flight.len());
         let next = tokio::select! {
             biased;
             next = in_flight.next() => next,
-            never = cx.commits.drive(ledger) => match never {},
+            never = &mut drive => match never {},
         };
         let Some(done) = next else { break };
+        cx.commits.set_in_flight(in_flight.len());
         let (f, abort_run) = match done {
             None => continue,
             Some(Ok(v)) => v,

@@ -28,6 +28,7 @@ pub mod records;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use redb::{ConcurrencyMode, Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
@@ -101,10 +102,33 @@ pub enum Durability {
 
 /// Handle to the ledger database.
 pub struct Ledger {
+    core: Arc<Core>,
+}
+
+/// What a [`Ledger`] and its [`Committer`]s share.
+struct Core {
     db: Handle,
     path: PathBuf,
     /// File records written lazily and not stored yet, by (flow, path).
-    pending: std::sync::Mutex<BTreeMap<(String, String), FileRecord>>,
+    pending: std::sync::Mutex<Pending>,
+}
+
+type Pending = BTreeMap<(String, String), FileRecord>;
+
+/// Stores group commits from another thread than the [`Ledger`]'s own (`engine::commits` runs
+/// them on tokio's blocking pool so the files in flight keep moving during the fsyncs). It
+/// shares the ledger's database and lazy writes: a commit through it is exactly
+/// [`Ledger::commit`].
+#[derive(Clone)]
+pub struct Committer {
+    core: Arc<Core>,
+}
+
+impl Committer {
+    /// Like [`Ledger::commit`].
+    pub fn commit(&self, transitions: &[Transition]) -> Result<(), LedgerError> {
+        self.core.commit(transitions)
+    }
 }
 
 /// The writer's handle, or a reader's beside another process's writer.
@@ -131,7 +155,7 @@ impl Drop for Ledger {
 
 impl std::fmt::Debug for Ledger {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Ledger({})", self.path.display())
+        write!(f, "Ledger({})", self.core.path.display())
     }
 }
 
@@ -167,7 +191,7 @@ impl Ledger {
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(LedgerError::Busy(path.to_path_buf())),
             Err(e) => return Err(LedgerError::Db { path: path.to_path_buf(), source: e.into() }),
         };
-        let ledger = Ledger { db: Handle::Write(db), path: path.to_path_buf(), pending: Default::default() };
+        let ledger = Ledger::new(Handle::Write(db), path.to_path_buf());
         ledger.init()?;
         Ok(ledger)
     }
@@ -189,12 +213,12 @@ impl Ledger {
             }
             Err(e) => return Err(LedgerError::Db { path: path.to_path_buf(), source: e.into() }),
         };
-        Ok(Ledger { db: Handle::Read(db), path: path.to_path_buf(), pending: Default::default() })
+        Ok(Ledger::new(Handle::Read(db), path.to_path_buf()))
     }
 
     /// Whether this handle may write (it came from [`Ledger::open`] or [`Ledger::in_memory`]).
     pub fn is_writer(&self) -> bool {
-        matches!(self.db, Handle::Write(_))
+        matches!(self.core.db, Handle::Write(_))
     }
 
     /// Names of the tables this version uses that the database does not have yet (a ledger
@@ -211,18 +235,27 @@ impl Ledger {
         let db = Database::builder()
             .create_with_backend(redb::backends::InMemoryBackend::new())
             .map_err(|e| LedgerError::Db { path: path.clone(), source: e.into() })?;
-        let ledger = Ledger { db: Handle::Write(db), path, pending: Default::default() };
+        let ledger = Ledger::new(Handle::Write(db), path);
         ledger.init()?;
         Ok(ledger)
     }
 
     /// Where the database lives.
     pub fn path(&self) -> &Path {
-        &self.path
+        &self.core.path
+    }
+
+    /// A handle for storing group commits from another thread (see [`Committer`]).
+    pub fn committer(&self) -> Committer {
+        Committer { core: Arc::clone(&self.core) }
+    }
+
+    fn new(db: Handle, path: PathBuf) -> Self {
+        Ledger { core: Arc::new(Core { db, path, pending: Default::default() }) }
     }
 
     fn err(&self, e: impl Into<redb::Error>) -> LedgerError {
-        LedgerError::Db { path: self.path.clone(), source: e.into() }
+        self.core.err(e)
     }
 
     /// Creates the tables so read transactions never see a missing table.
@@ -240,39 +273,22 @@ impl Ledger {
         })
     }
 
-    /// The lazily written records not stored yet. A poisoned lock only means a panic elsewhere
-    /// while it was held; the map itself is always whole (one insert or take at a time).
-    fn pending(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), FileRecord>> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.core.pending()
     }
 
-    /// Runs `f` in one durable write transaction, after storing every lazy write before it.
     fn write<T>(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>) -> Result<T, LedgerError> {
-        let Handle::Write(db) = &self.db else {
-            return Err(LedgerError::ReadOnly(self.path.clone()));
-        };
-        let mut pending = self.pending();
-        let tx = db.begin_write().map_err(|e| self.err(e))?;
-        if !pending.is_empty() {
-            store_pending(&tx, &pending).map_err(|e| self.err(e))?;
-        }
-        let out = f(&tx).map_err(|e| self.err(e))?;
-        tx.commit().map_err(|e| self.err(e))?;
-        pending.clear();
-        Ok(out)
+        self.core.write(f)
     }
 
     /// Stores the lazy writes now (one durable transaction; nothing when there are none).
     pub fn flush(&self) -> Result<(), LedgerError> {
-        if self.pending().is_empty() {
-            return Ok(());
-        }
-        self.write(|_| Ok(()))
+        self.core.flush()
     }
 
     /// Runs `f` in a read transaction: a snapshot of the latest commit (of whichever process).
     fn read<T>(&self, f: impl FnOnce(&redb::ReadTransaction) -> Result<T, redb::Error>) -> Result<T, LedgerError> {
-        let tx = match &self.db {
+        let tx = match &self.core.db {
             Handle::Write(db) => db.begin_read(),
             Handle::Read(db) => db.begin_read(),
         }
@@ -290,7 +306,7 @@ impl Ledger {
                 done: tx.open_table(DONE)?,
                 observations: tx.open_table(OBSERVATIONS)?,
                 pending,
-                path: self.path.clone(),
+                path: self.core.path.clone(),
             })
         })
     }
@@ -402,7 +418,7 @@ impl Ledger {
     pub fn put_file_with(&self, flow: &str, rec: &FileRecord, durability: Durability) -> Result<(), LedgerError> {
         if durability == Durability::Lazy {
             if !self.is_writer() {
-                return Err(LedgerError::ReadOnly(self.path.clone()));
+                return Err(LedgerError::ReadOnly(self.core.path.clone()));
             }
             self.pending().insert((flow.to_string(), rec.path.clone()), rec.clone());
             return Ok(());
@@ -419,16 +435,7 @@ impl Ledger {
     /// Stores several durable transitions (of different files) in one transaction: one fsync
     /// for all of them (group commit, `engine::commits`). All or none are stored.
     pub fn commit(&self, transitions: &[Transition]) -> Result<(), LedgerError> {
-        self.write(|tx| {
-            for t in transitions {
-                match t {
-                    Transition::File { flow, rec } => apply_file(tx, flow, rec)?,
-                    Transition::Complete { flow, rec, done } => apply_complete(tx, flow, rec, done)?,
-                    Transition::Result { flow, rec, result } => apply_result(tx, flow, rec, result)?,
-                }
-            }
-            Ok(())
-        })
+        self.core.commit(transitions)
     }
 
     /// The delivery of an identity, if it was delivered before.
@@ -494,6 +501,62 @@ impl Ledger {
 }
 
 /// Writes the lazily written file records into `tx`.
+impl Core {
+    fn err(&self, e: impl Into<redb::Error>) -> LedgerError {
+        LedgerError::Db { path: self.path.clone(), source: e.into() }
+    }
+
+    /// The lazily written records not stored yet. A poisoned lock only means a panic elsewhere
+    /// while it was held; the map itself is always whole (one insert or take at a time).
+    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` in one durable write transaction, after storing every lazy write before it.
+    ///
+    /// The lazy writes are copied once the transaction has begun (redb lets one write
+    /// transaction in at a time, so they are copied in the order the transactions commit) and
+    /// dropped after the commit unless rewritten meanwhile. The lock on them is never held
+    /// across the commit's fsyncs: the run's task keeps reading and writing lazily while a
+    /// group commit is stored on another thread.
+    fn write<T>(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>) -> Result<T, LedgerError> {
+        let Handle::Write(db) = &self.db else {
+            return Err(LedgerError::ReadOnly(self.path.clone()));
+        };
+        let tx = db.begin_write().map_err(|e| self.err(e))?;
+        let stored = self.pending().clone();
+        if !stored.is_empty() {
+            store_pending(&tx, &stored).map_err(|e| self.err(e))?;
+        }
+        let out = f(&tx).map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        if !stored.is_empty() {
+            self.pending().retain(|k, v| stored.get(k) != Some(v));
+        }
+        Ok(out)
+    }
+
+    fn flush(&self) -> Result<(), LedgerError> {
+        if self.pending().is_empty() {
+            return Ok(());
+        }
+        self.write(|_| Ok(()))
+    }
+
+    fn commit(&self, transitions: &[Transition]) -> Result<(), LedgerError> {
+        self.write(|tx| {
+            for t in transitions {
+                match t {
+                    Transition::File { flow, rec } => apply_file(tx, flow, rec)?,
+                    Transition::Complete { flow, rec, done } => apply_complete(tx, flow, rec, done)?,
+                    Transition::Result { flow, rec, result } => apply_result(tx, flow, rec, result)?,
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
 /// One durable transition of a file, for [`Ledger::commit`]: what `put_file`, `complete` and
 /// `put_file_and_result` store.
 #[derive(Debug, Clone)]
@@ -693,6 +756,32 @@ mod tests {
         // …until a durable write carries it along.
         w.put_file("f", &rec("in/b.csv", FileState::Staging)).unwrap();
         assert_eq!(r.file("f", "in/a.csv").unwrap().map(|f| f.state), Some(FileState::Staged));
+    }
+
+    #[test]
+    fn a_committer_on_another_thread_stores_the_lazy_writes_and_keeps_the_newer_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ledger.redb");
+        let w = Ledger::open(&p).unwrap();
+        let r = Ledger::open_read_only(&p).unwrap();
+        w.put_file_with("f", &rec("in/a.csv", FileState::Staged), Durability::Lazy).unwrap();
+        let c = w.committer();
+        let b = Transition::File { flow: "f".into(), rec: rec("in/b.csv", FileState::Staging) };
+        std::thread::spawn(move || c.commit(&[b])).join().unwrap().unwrap();
+        // Both on disk, and the stored lazy write is no longer held back.
+        assert_eq!(r.file("f", "in/a.csv").unwrap().map(|f| f.state), Some(FileState::Staged));
+        assert_eq!(r.file("f", "in/b.csv").unwrap().map(|f| f.state), Some(FileState::Staging));
+        assert!(w.pending().is_empty());
+        // A lazy write rewritten after a commit copied it stays held back.
+        w.put_file_with("f", &rec("in/a.csv", FileState::Staged), Durability::Lazy).unwrap();
+        w.core
+            .write(|_| {
+                w.pending().insert(("f".into(), "in/a.csv".into()), rec("in/a.csv", FileState::Processed));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(r.file("f", "in/a.csv").unwrap().map(|f| f.state), Some(FileState::Staged));
+        assert_eq!(w.file("f", "in/a.csv").unwrap().map(|f| f.state), Some(FileState::Processed));
     }
 
     #[test]
