@@ -66,6 +66,8 @@ pub(super) struct Ctx<'a> {
     pub claims: Claims,
     /// Durable transitions waiting for the next group commit (see `commits`).
     pub commits: Commits,
+    /// Sink folders made sure of in this run (see `transfer::Folders`).
+    pub folders: transfer::Folders,
 }
 
 impl Ctx<'_> {
@@ -475,7 +477,7 @@ async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePa
     let ep = &*cx.sinks[i];
     let _names = cx.claims.claim(vec![claims::key(&sink.endpoint, path.as_str()), claims::key(&sink.endpoint, temp.as_str())]).await;
     halt::point("triggering");
-    retry(cx.flow.retry, "write trigger", || transfer::put_trigger(ep, &temp, &path)).await?;
+    retry(cx.flow.retry, "write trigger", || transfer::put_trigger(ep, &cx.folders, &temp, &path)).await?;
     mark(rec, TRIGGERS + i as u32, &path, true);
     put(cx, rec).await
 }
@@ -526,7 +528,7 @@ async fn send(
             put(cx, rec).await?;
             let temp = temp_path(cx, i, &t, rel_dir, size)?;
             let replace = sink.if_exists == IfExists::Overwrite;
-            retry(cx.flow.retry, "upload", || transfer::upload(ep, file, size, &temp, &t, replace, last_use)).await?;
+            retry(cx.flow.retry, "upload", || transfer::upload(ep, &cx.folders, file, size, &temp, &t, replace, last_use)).await?;
             halt::point("renamed");
             mark(rec, idx, &t, true);
             // Lazy: lost, the recorded target is found whole and confirmed then.

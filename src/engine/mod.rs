@@ -361,6 +361,7 @@ async fn run_files(
         now,
         staging_dir: &opts.staging_dir,
         claims: Default::default(),
+        folders: Default::default(),
         commits: Default::default(),
     };
     // Several files in flight, each through its own lifecycle; reports come in listing order.

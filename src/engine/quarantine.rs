@@ -78,7 +78,7 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
     super::halt::point("quarantining");
     if !retry(policy, "check the quarantine copy", || transfer::already_delivered(ep, &copy, rec.size)).await? {
         let temp = temp_for(&copy)?;
-        retry(policy, "quarantine upload", || transfer::upload(ep, staged, rec.size, &temp, &copy, true, false)).await?;
+        retry(policy, "quarantine upload", || transfer::upload(ep, &cx.folders, staged, rec.size, &temp, &copy, true, false)).await?;
     }
     if qr.reports {
         let (json, txt) = content::report_paths(staged);
@@ -90,7 +90,8 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
             };
             let (target, size) = (beside(&copy, ext)?, meta.len());
             let temp = temp_for(&target)?;
-            retry(policy, "upload the quarantine report", || transfer::upload(ep, &local, size, &temp, &target, true, false)).await?;
+            retry(policy, "upload the quarantine report", || transfer::upload(ep, &cx.folders, &local, size, &temp, &target, true, false))
+                .await?;
         }
     }
     let mut detail = format!("quarantined to {}:{copy}: {}", q.endpoint, qr.reason);
@@ -193,6 +194,7 @@ pub async fn reprocess(flow: &Flow, ledger: &Ledger, opts: &RunOptions, path: &s
             now,
             staging_dir: &opts.staging_dir,
             claims: Default::default(),
+            folders: Default::default(),
         };
         let source_path = RemotePath::parse(&rec.path).map_err(|e| FileError::Name(e.to_string()))?;
         let copy = q

@@ -8,7 +8,9 @@
 //! the chosen target is recorded in the ledger by the caller, so a run resumed after a crash
 //! checks that exact target instead of uploading again.
 
+use std::collections::HashSet;
 use std::path::Path;
+use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
@@ -19,6 +21,34 @@ use super::error::FileError;
 use super::pipe::{self, HashReader};
 use super::stage::CHUNK;
 use super::{halt, naming};
+
+/// The folders a run has made sure of, by endpoint: each is created (or found) once per run
+/// instead of once per upload (a round trip per file, `CWD` over FTP). A folder removed
+/// behind the run's back is made again: an upload that cannot open its file forgets its
+/// folder, so the retry creates it.
+#[derive(Default)]
+pub struct Folders(Mutex<HashSet<(String, String)>>);
+
+impl Folders {
+    async fn ensure(&self, ep: &dyn Endpoint, dir: &RemotePath) -> Result<(), FileError> {
+        let key = (ep.describe(), dir.to_string());
+        if self.lock().contains(&key) {
+            return Ok(());
+        }
+        ep.create_dir_all(dir).await?;
+        self.lock().insert(key);
+        Ok(())
+    }
+
+    fn forget(&self, ep: &dyn Endpoint, dir: &RemotePath) {
+        self.lock().remove(&(ep.describe(), dir.to_string()));
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<(String, String)>> {
+        // A poisoned lock only means a panic elsewhere during one insert or look-up.
+        self.0.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
 
 /// Where a file will go on a sink.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -32,6 +62,11 @@ pub enum Target {
 /// Applies the exists-policy to `dir/name` on `ep`.
 pub async fn choose_target(ep: &dyn Endpoint, dir: &RemotePath, name: &str, policy: IfExists) -> Result<Target, FileError> {
     let path = dir.join(name).map_err(|e| FileError::Name(format!("target name {name:?}: {e}")))?;
+    // Whatever is there, `overwrite` uploads: no need to look (a round trip or two per file,
+    // SIZE and CWD over FTP). A folder in the way fails the rename, as it would anyway.
+    if policy == IfExists::Overwrite {
+        return Ok(Target::Upload(path));
+    }
     if ep.stat(&path).await?.is_none() {
         return Ok(Target::Upload(path));
     }
@@ -53,8 +88,10 @@ pub async fn already_delivered(ep: &dyn Endpoint, target: &RemotePath, size: u64
 /// `replace` allows replacing an existing target (the `overwrite` policy). With `last_use`
 /// (nothing needs `staged` afterwards) a sink that can take the file by renaming it
 /// ([`Endpoint::adopt`]: a local folder on the same file system) does, instead of copying it.
+#[allow(clippy::too_many_arguments)]
 pub async fn upload(
     ep: &dyn Endpoint,
+    folders: &Folders,
     staged: &Path,
     size: u64,
     temp: &RemotePath,
@@ -63,7 +100,7 @@ pub async fn upload(
     last_use: bool,
 ) -> Result<(), FileError> {
     if last_use && ep.capabilities().local_files {
-        ep.create_dir_all(&target.parent()).await?;
+        folders.ensure(ep, &target.parent()).await?;
         // Taken now, or by an earlier attempt of this upload: `temp` holds it (or the size
         // check says it does not, and the file is staged again).
         if ep.adopt(staged, temp).await? {
@@ -78,7 +115,7 @@ pub async fn upload(
         let input = tokio::fs::File::open(staged).await.map_err(staging_err)?;
         Body::File(input.into_std().await, staged)
     };
-    upload_from(ep, body, size, temp, target, replace).await
+    upload_from(ep, folders, body, size, temp, target, replace).await
 }
 
 /// What an upload sends.
@@ -91,22 +128,30 @@ enum Body<'a> {
 }
 
 /// Writes an empty trigger file at `target` through `temp` (replacing an older trigger).
-pub async fn put_trigger(ep: &dyn Endpoint, temp: &RemotePath, target: &RemotePath) -> Result<(), FileError> {
-    upload_from(ep, Body::Empty, 0, temp, target, true).await
+pub async fn put_trigger(ep: &dyn Endpoint, folders: &Folders, temp: &RemotePath, target: &RemotePath) -> Result<(), FileError> {
+    upload_from(ep, folders, Body::Empty, 0, temp, target, true).await
 }
 
 /// The one upload path: `body` (`size` bytes) to `temp`, size verified, then renamed to
 /// `target`. Missing folders are created first.
 async fn upload_from(
     ep: &dyn Endpoint,
+    folders: &Folders,
     body: Body<'_>,
     size: u64,
     temp: &RemotePath,
     target: &RemotePath,
     replace: bool,
 ) -> Result<(), FileError> {
-    ep.create_dir_all(&target.parent()).await?;
-    let mut out = ep.open_write(temp).await?;
+    let dir = target.parent();
+    folders.ensure(ep, &dir).await?;
+    let mut out = match ep.open_write(temp).await {
+        Ok(out) => out,
+        Err(e) => {
+            folders.forget(ep, &dir);
+            return Err(e.into());
+        }
+    };
     let sent = match body {
         Body::Empty => Sha256::digest(b""),
         Body::Small(data, hasher) => {
@@ -231,13 +276,38 @@ mod tests {
         let p = |s: &str| RemotePath::parse(s).unwrap();
         let good = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824".to_string();
         let ep: DynEndpoint = Arc::new(Hashing(LocalEndpoint::new(dir.path().join("sink")), good));
-        upload(&*ep, &staged, 5, &p("/in/.a.part"), &p("/in/a"), false, false).await.unwrap();
+        upload(&*ep, &Folders::default(), &staged, 5, &p("/in/.a.part"), &p("/in/a"), false, false).await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), b"hello");
 
         let ep: DynEndpoint = Arc::new(Hashing(LocalEndpoint::new(dir.path().join("sink")), "0".repeat(64)));
-        let e = upload(&*ep, &staged, 5, &p("/in/.b.part"), &p("/in/b"), false, false).await.unwrap_err();
+        let e = upload(&*ep, &Folders::default(), &staged, 5, &p("/in/.b.part"), &p("/in/b"), false, false).await.unwrap_err();
         assert!(matches!(e, FileError::ChecksumMismatch { .. }), "{e}");
         assert_eq!(e.kind(), ErrorKind::Transient);
         assert!(!dir.path().join("sink/in/.b.part").exists() && !dir.path().join("sink/in/b").exists());
+    }
+
+    #[tokio::test]
+    async fn a_folder_is_made_once_per_run_and_again_when_it_went_away() {
+        let dir = tempfile::tempdir().unwrap();
+        let staged = dir.path().join("staged");
+        std::fs::write(&staged, b"hello").unwrap();
+        let p = |s: &str| RemotePath::parse(s).unwrap();
+        let ep = LocalEndpoint::new(dir.path().join("sink"));
+        let folders = Folders::default();
+        upload(&ep, &folders, &staged, 5, &p("/in/.a.part"), &p("/in/a"), false, false).await.unwrap();
+        // Removed behind the run's back: the next upload fails once, and its retry makes it again.
+        std::fs::remove_dir_all(dir.path().join("sink/in")).unwrap();
+        assert!(upload(&ep, &folders, &staged, 5, &p("/in/.b.part"), &p("/in/b"), false, false).await.is_err());
+        upload(&ep, &folders, &staged, 5, &p("/in/.b.part"), &p("/in/b"), false, false).await.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("sink/in/b")).unwrap(), b"hello");
+    }
+
+    #[tokio::test]
+    async fn overwrite_uploads_without_looking_at_the_target() {
+        let ep = LocalEndpoint::new("/nonexistent/wharf-test");
+        let p = |s: &str| RemotePath::parse(s).unwrap();
+        // Any look would fail or find nothing; overwrite does not look.
+        let t = choose_target(&ep, &p("/in"), "a", IfExists::Overwrite).await.unwrap();
+        assert_eq!(t, Target::Upload(p("/in/a")));
     }
 }
