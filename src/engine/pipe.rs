@@ -1,5 +1,5 @@
 //! Pipelined file I/O beside a transfer: a blocking thread hashes and writes the staging file
-//! ([`HashWriter`]) or reads and hashes it ([`HashReader`]) while the run's task moves the
+//! ([`HashWriter`]) or reads (and, when asked, hashes) it ([`HashReader`]) while the run's task moves the
 //! previous or next chunk over the network.
 //!
 //! Owns the chunk hand-over: at most [`DEPTH`] chunks wait between the two sides (bounded
@@ -113,8 +113,9 @@ pub struct HashReader {
 }
 
 impl HashReader {
-    /// Starts reading `file` from where it is positioned.
-    pub fn start(mut file: File, chunk: usize) -> HashReader {
+    /// Starts reading `file` from where it is positioned, hashing what it reads when `hash`
+    /// (else [`finish`](Self::finish) gives the hash of nothing).
+    pub fn start(mut file: File, chunk: usize, hash: bool) -> HashReader {
         let (tx, rx) = mpsc::channel::<Vec<u8>>(DEPTH);
         let (spare, mut spare_rx) = mpsc::channel::<Vec<u8>>(DEPTH + 1);
         let task = tokio::task::spawn_blocking(move || {
@@ -127,7 +128,9 @@ impl HashReader {
                     return Ok(hasher);
                 }
                 buf.truncate(n);
-                hasher.update(&buf);
+                if hash {
+                    hasher.update(&buf);
+                }
                 if tx.blocking_send(buf).is_err() {
                     // The network side gave up; its error is the one reported.
                     return Ok(hasher);
@@ -253,7 +256,7 @@ mod tests {
         assert_eq!(written, Sha256::digest(&data));
         assert_eq!(std::fs::read(&path).unwrap(), data);
 
-        let mut r = HashReader::start(File::open(&path).unwrap(), 64 * 1024);
+        let mut r = HashReader::start(File::open(&path).unwrap(), 64 * 1024, true);
         let mut back = Vec::new();
         while let Some(chunk) = r.next().await {
             back.extend_from_slice(&chunk);

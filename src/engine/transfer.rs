@@ -104,7 +104,7 @@ pub async fn upload(
         // Taken now, or by an earlier attempt of this upload: `temp` holds it (or the size
         // check says it does not, and the file is staged again).
         if ep.adopt(staged, temp).await? {
-            return verify_and_rename(ep, size, None, temp, target, replace).await;
+            return verify_and_rename(ep, size, Sent::Unknown, temp, target, replace).await;
         }
     }
     let staging_err = |source| FileError::Staging { path: staged.to_path_buf(), source };
@@ -123,8 +123,33 @@ enum Body<'a> {
     Empty,
     /// A file smaller than a chunk, read and hashed already.
     Small(Vec<u8>, Sha256),
-    /// A file (and its path, for errors), read and hashed a few chunks ahead.
+    /// A file (and its path), read a few chunks ahead.
     File(std::fs::File, &'a Path),
+}
+
+/// What was sent, for comparing with a checksum the server computes.
+enum Sent<'a> {
+    Hash(String),
+    /// Not hashed on the way (most servers compute no checksum, and hashing a big file costs
+    /// about as much CPU as sending it): hashed from this file if the server offers one.
+    File(&'a Path),
+    /// Adopted by a local folder: no server, no checksum.
+    Unknown,
+}
+
+impl Sent<'_> {
+    /// The hex SHA-256 of what was sent (hashing the file now if it was not on the way).
+    async fn hash(self) -> Result<Option<String>, FileError> {
+        match self {
+            Sent::Hash(h) => Ok(Some(h)),
+            Sent::File(path) => {
+                let staging = |source| FileError::Staging { path: path.to_path_buf(), source };
+                let (_, hasher) = pipe::hash_file(path.to_path_buf()).await.map_err(staging)?;
+                Ok(Some(hex::encode(hasher.finalize())))
+            }
+            Sent::Unknown => Ok(None),
+        }
+    }
 }
 
 /// Writes an empty trigger file at `target` through `temp` (replacing an older trigger).
@@ -153,14 +178,14 @@ async fn upload_from(
         }
     };
     let sent = match body {
-        Body::Empty => Sha256::digest(b""),
+        Body::Empty => Sent::Hash(hex::encode(Sha256::digest(b""))),
         Body::Small(data, hasher) => {
             out.write_all(&data).await?;
             halt::point("uploading");
-            hasher.finalize()
+            Sent::Hash(hex::encode(hasher.finalize()))
         }
         Body::File(file, origin) => {
-            let mut reader = HashReader::start(file, CHUNK);
+            let mut reader = HashReader::start(file, CHUNK, false);
             let mut first = true;
             while let Some(chunk) = reader.next().await {
                 out.write_all(&chunk).await?;
@@ -170,12 +195,12 @@ async fn upload_from(
                 }
             }
             // Before `finish`: a read error must not end the upload as if the file ended.
-            let hasher = reader.finish().await.map_err(|source| FileError::Staging { path: origin.to_path_buf(), source })?;
-            hasher.finalize()
+            reader.finish().await.map_err(|source| FileError::Staging { path: origin.to_path_buf(), source })?;
+            Sent::File(origin)
         }
     };
     out.finish().await?;
-    verify_and_rename(ep, size, Some(hex::encode(sent)), temp, target, replace).await
+    verify_and_rename(ep, size, sent, temp, target, replace).await
 }
 
 /// Checks what `temp` holds (its size, and the server's SHA-256 against `sent` where both are
@@ -183,7 +208,7 @@ async fn upload_from(
 async fn verify_and_rename(
     ep: &dyn Endpoint,
     size: u64,
-    sent: Option<String>,
+    sent: Sent<'_>,
     temp: &RemotePath,
     target: &RemotePath,
     replace: bool,
@@ -194,8 +219,9 @@ async fn verify_and_rename(
         return Err(FileError::SizeMismatch { endpoint: ep.describe(), target: temp.to_string(), expected: size, actual });
     }
     // A checksum, where the server offers one (most do not; the size is always checked).
-    if let Some(sent) = sent
+    if !matches!(sent, Sent::Unknown)
         && let Some(remote) = ep.sha256(temp).await?
+        && let Some(sent) = sent.hash().await?
         && remote != sent
     {
         let _ = ep.remove(temp).await;
@@ -309,5 +335,23 @@ mod tests {
         // Any look would fail or find nothing; overwrite does not look.
         let t = choose_target(&ep, &p("/in"), "a", IfExists::Overwrite).await.unwrap();
         assert_eq!(t, Target::Upload(p("/in/a")));
+    }
+
+    #[tokio::test]
+    async fn a_big_file_not_hashed_on_the_way_is_hashed_when_the_server_offers_a_checksum() {
+        let dir = tempfile::tempdir().unwrap();
+        let staged = dir.path().join("staged");
+        let data: Vec<u8> = (0..2 * CHUNK + 1).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&staged, &data).unwrap();
+        let size = data.len() as u64;
+        let p = |s: &str| RemotePath::parse(s).unwrap();
+        let good = hex::encode(Sha256::digest(&data));
+        let ep = Hashing(LocalEndpoint::new(dir.path().join("sink")), good);
+        upload(&ep, &Folders::default(), &staged, size, &p("/in/.a.part"), &p("/in/a"), false, false).await.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), data);
+
+        let ep = Hashing(LocalEndpoint::new(dir.path().join("sink")), "0".repeat(64));
+        let e = upload(&ep, &Folders::default(), &staged, size, &p("/in/.b.part"), &p("/in/b"), false, false).await.unwrap_err();
+        assert!(matches!(e, FileError::ChecksumMismatch { .. }), "{e}");
     }
 }
