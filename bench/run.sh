@@ -206,7 +206,12 @@ run_case() {
   shift 5
   selected "$proto:$dir:$set" "$tool" || return 0
   [ "$dir" = dl ] && [[ $tool == @(curl|sftp|sftp-tuned) ]] && CASE_MKDIR=yes
-  PREP=prep_case measure "$tool:$proto:$dir:$set" "$@"
+  if ! PREP=prep_case measure "$tool:$proto:$dir:$set" "$@"; then
+    # wharf failing ends the run; a peer that fails is shown as such and not ranked.
+    [ "$tool" = wharf ] && exit 1
+    echo "$tool:$proto:$dir:$set 1 0 0 FAILED" >>"$B/results"
+    return 0
+  fi
   if ! verify "$B/data/$set" "$CASE_OUT"; then
     # wharf delivering a wrong copy ends the run; a peer's is shown as such and not ranked.
     [ "$tool" = wharf ] && exit 1
@@ -294,7 +299,7 @@ for line in open(path):
     if direction == "list":
         listing.append((proto, tool, float(el), float(cpu), int(rss)))
         continue
-    rows.setdefault((proto, direction, s), {})[tool] = (float(el), float(cpu), int(rss), bool(bad))
+    rows.setdefault((proto, direction, s), {})[tool] = (float(el), float(cpu), int(rss), bad)
 def rate(s, el):
     return (big / el, "MiB/s") if s == "big" else ({"mid": mid, "small": small}[s] / el, "files/s")
 print(f"| case | tool | rate | CPU s | peak RSS | wharf / best |")
@@ -305,7 +310,7 @@ for (p, d, s), tools in rows.items():
     for t, (el, cpu, rss, bad) in tools.items():
         r, unit = rate(s, el)
         ratio = f"**{r / best:.2f}**" if t == "wharf" and best else ""
-        shown = "copy differs (not ranked)" if bad else f"{r:.1f} {unit}"
+        shown = ("failed (not ranked)" if bad[0] == "FAILED" else "copy differs (not ranked)") if bad else f"{r:.1f} {unit}"
         print(f"| {label} | {t} | {shown} | {cpu:.1f} | {rss/1024:.1f} MiB | {ratio} |")
 if listing:
     print()
