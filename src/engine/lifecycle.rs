@@ -37,7 +37,7 @@ use super::error::FileError;
 use super::identity::{self, mtime_millis};
 use super::retry::retry;
 use super::transfer::{self, Target};
-use super::{FileReport, Outcome, content, disposition, halt, quarantine, stage};
+use super::{FileReport, Outcome, content, disposition, halt, pipe, quarantine, stage};
 
 /// Deliveries of a rejects file are recorded as sink index `REJECTS + i` (sink `i`'s rejects),
 /// so they resume exactly like the output's own deliveries.
@@ -186,10 +186,13 @@ async fn advance(
                     put(cx, rec).await?;
                 }
                 let resume = recorded || !small;
-                let st = retry(policy, "download", || stage::stage(&*cx.source, &entry.path, entry.size, staged, resume)).await?;
-                rec.sha256 = Some(st.sha256.clone());
-                if cx.flow.source.identity.sha256 {
-                    rec.identity = identity::content_key(&st.sha256);
+                let hash = staging_hash(cx);
+                let st = retry(policy, "download", || stage::stage(&*cx.source, &entry.path, entry.size, staged, resume, hash)).await?;
+                rec.sha256 = st.sha256;
+                if cx.flow.source.identity.sha256
+                    && let Some(sha) = &rec.sha256
+                {
+                    rec.identity = identity::content_key(sha);
                     if let Some(d) = cx.ledger.done(flow, &rec.identity)? {
                         stage::discard(staged).await;
                         let (f, _) = duplicate(cx, rec, entry, d).await?;
@@ -275,6 +278,12 @@ async fn advance(
                 }
                 if let Some(e) = failed {
                     return Err(e);
+                }
+                if rec.sha256.is_none() && cx.flow.steps.is_none() {
+                    // Staged unhashed, and no upload hashed it (every sink had it already).
+                    if let Ok((_, hasher)) = pipe::hash_file(staged.to_path_buf()).await {
+                        rec.sha256 = Some(hex::encode(sha2::Digest::finalize(hasher)));
+                    }
                 }
                 rec.state = FileState::Delivered;
                 // Lazy: lost, every recorded target is found whole and confirmed again.
@@ -429,7 +438,9 @@ async fn deliver_one(cx: &Ctx<'_>, rec: &mut FileRecord, rel: &str, i: usize, p:
             let name = sink.name.render(&vars).map_err(FileError::Name)?;
             // The last sink to need the payload may take it by renaming (a local folder).
             let last_use = (0..cx.sinks.len() as u32).filter(|&j| j != idx).all(|j| rec.deliveries.iter().any(|d| d.sink == j && d.done));
-            let (t, uploaded) = send(cx, rec, i, idx, &dir, &name, rel_dir, &p.file, p.size, last_use).await?;
+            // A staged file not hashed yet (stage::Hash::Deferred) is hashed on its way out.
+            let hash = rec.sha256.is_none() && cx.flow.steps.is_none();
+            let (t, uploaded) = send(cx, rec, i, idx, &dir, &name, rel_dir, &p.file, p.size, last_use, hash).await?;
             if uploaded && sink.trigger.is_some() {
                 trigger(cx, rec, i, &t, rel_dir).await?;
             }
@@ -442,7 +453,7 @@ async fn deliver_one(cx: &Ctx<'_>, rec: &mut FileRecord, rel: &str, i: usize, p:
         if recovered(cx, rec, ep, ridx, *size).await?.is_none() {
             let stem = NameVars::new(target.name(), "", 0, 0, cx.now).stem;
             let name = format!("{stem}.rejects.{}", p.rejects_ext);
-            send(cx, rec, i, ridx, &target.parent(), &name, rel_dir, file, *size, false).await?;
+            send(cx, rec, i, ridx, &target.parent(), &name, rel_dir, file, *size, false, false).await?;
         }
     }
     Ok(())
@@ -484,7 +495,8 @@ async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePa
 
 /// Chooses the target for `dir/name` on sink `i` (exists-policy), records it, uploads `file`
 /// through the temporary name (taking it by rename with `last_use`, where the sink can) and
-/// records the confirmation. Returns the final target, and
+/// records the confirmation (and, with `hash`, the SHA-256 of the file as read on its way
+/// out in `rec.sha256`). Returns the final target, and
 /// whether it was uploaded (not skipped by `if_exists: skip`).
 #[allow(clippy::too_many_arguments)]
 async fn send(
@@ -498,6 +510,7 @@ async fn send(
     file: &Path,
     size: u64,
     last_use: bool,
+    hash: bool,
 ) -> Result<(RemotePath, bool), FileError> {
     let sink = &cx.flow.sinks[i];
     let ep = &*cx.sinks[i];
@@ -528,14 +541,26 @@ async fn send(
             put(cx, rec).await?;
             let temp = temp_path(cx, i, &t, rel_dir, size)?;
             let replace = sink.if_exists == IfExists::Overwrite;
-            retry(cx.flow.retry, "upload", || transfer::upload(ep, &cx.folders, file, size, &temp, &t, replace, last_use)).await?;
+            let sent = retry(cx.flow.retry, "upload", || transfer::upload(ep, &cx.folders, file, size, &temp, &t, replace, last_use, hash))
+                .await?;
             halt::point("renamed");
+            if hash && rec.sha256.is_none() {
+                rec.sha256 = sent;
+            }
             mark(rec, idx, &t, true);
             // Lazy: lost, the recorded target is found whole and confirmed then.
             put_lazy(cx, rec)?;
             Ok((t, true))
         }
     }
+}
+
+/// Whether staging hashes the file now or leaves it to the upload: only a file that nothing
+/// needs to know the hash of before its upload (no content identity, no steps) and that no
+/// sink takes by renaming it (a local folder: nothing would read it) is left unhashed.
+fn staging_hash(cx: &Ctx<'_>) -> stage::Hash {
+    let later = cx.flow.steps.is_none() && !cx.flow.source.identity.sha256 && cx.sinks.iter().all(|s| !s.capabilities().local_files);
+    if later { stage::Hash::Deferred } else { stage::Hash::Now }
 }
 
 /// The temporary name sink `i` uploads `target` under.

@@ -78,7 +78,8 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
     super::halt::point("quarantining");
     if !retry(policy, "check the quarantine copy", || transfer::already_delivered(ep, &copy, rec.size)).await? {
         let temp = temp_for(&copy)?;
-        retry(policy, "quarantine upload", || transfer::upload(ep, &cx.folders, staged, rec.size, &temp, &copy, true, false)).await?;
+        retry(policy, "quarantine upload", || transfer::upload(ep, &cx.folders, staged, rec.size, &temp, &copy, true, false, false))
+            .await?;
     }
     if qr.reports {
         let (json, txt) = content::report_paths(staged);
@@ -90,8 +91,10 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
             };
             let (target, size) = (beside(&copy, ext)?, meta.len());
             let temp = temp_for(&target)?;
-            retry(policy, "upload the quarantine report", || transfer::upload(ep, &cx.folders, &local, size, &temp, &target, true, false))
-                .await?;
+            retry(policy, "upload the quarantine report", || {
+                transfer::upload(ep, &cx.folders, &local, size, &temp, &target, true, false, false)
+            })
+            .await?;
         }
     }
     let mut detail = format!("quarantined to {}:{copy}: {}", q.endpoint, qr.reason);
@@ -205,8 +208,10 @@ pub async fn reprocess(flow: &Flow, ledger: &Ledger, opts: &RunOptions, path: &s
         let staged = stage::staging_path(&opts.staging_dir, &flow.name, &source_path);
         stage::discard(&staged).await;
         let qep = get(&q.endpoint)?;
-        let st = retry(flow.retry, "download the quarantined copy", || stage::stage(&*qep, &copy, rec.size, &staged, true)).await?;
-        if rec.sha256.as_deref().is_some_and(|s| s != st.sha256) {
+        let st =
+            retry(flow.retry, "download the quarantined copy", || stage::stage(&*qep, &copy, rec.size, &staged, true, stage::Hash::Now))
+                .await?;
+        if rec.sha256.is_some() && rec.sha256 != st.sha256 {
             stage::discard(&staged).await;
             return Err(FileError::Changed(format!("the quarantined copy {copy} differs from the file that was quarantined (SHA-256)")));
         }

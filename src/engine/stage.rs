@@ -7,8 +7,10 @@
 //! A source that is a local folder on the staging folder's file system is staged by a hard
 //! link instead ([`Endpoint::link_local`]): no copy, no fsync (the data is as durable as the
 //! source file itself, which is not removed before its delivery is recorded), one read to
-//! hash it. Such a staging file shares the source's inode, so it is never written: a
-//! staging file with more than one link is removed, never resumed or truncated.
+//! hash it — or none, when nothing needs the hash before the upload, which hashes what it
+//! reads anyway ([`Hash::Deferred`]). Such a staging file shares the source's inode, so it is
+//! never written: a staging file with more than one link is removed, never resumed or
+//! truncated.
 
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
@@ -34,7 +36,19 @@ pub fn is_small(size: u64) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Staged {
     pub size: u64,
-    pub sha256: String,
+    /// `None` only for a linked local source staged with [`Hash::Deferred`].
+    pub sha256: Option<String>,
+}
+
+/// Whether staging must know the file's SHA-256.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Hash {
+    /// Hash now (content identity, steps, a local sink that takes the file by renaming it).
+    Now,
+    /// A staging file linked to a local source is neither read nor hashed here: the upload
+    /// reads it anyway and hashes on the way (one read of a 1 GiB file instead of two, the
+    /// hash beside the network instead of before it). Its length is checked by that read.
+    Deferred,
 }
 
 /// The staging file for `path` of `flow` under `dir`: stable across runs, so a crashed
@@ -51,7 +65,7 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> FileError + '_ {
 /// Downloads `path` (expected to be `size` bytes) from `ep` into `file`, continuing after
 /// whatever a previous attempt left there when `resume` (the caller knows that what is there
 /// belongs to this version of the file), else starting from nothing.
-pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path, resume: bool) -> Result<Staged, FileError> {
+pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path, resume: bool, hash: Hash) -> Result<Staged, FileError> {
     if !resume && is_small(size) && !ep.capabilities().local_files {
         // Small, from a server, from nothing: the folder and any leftover are dealt with in
         // the same trip as the write.
@@ -75,6 +89,10 @@ pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path,
     .unwrap_or_else(|e| Err(std::io::Error::other(e)))
     .map_err(io(file))?;
     if existing == 0 && ep.link_local(path, file).await? {
+        if hash == Hash::Deferred {
+            halt::point("staging");
+            return Ok(Staged { size, sha256: None });
+        }
         return hash_linked(path, size, file).await;
     }
     if existing == 0 && is_small(size) {
@@ -121,7 +139,7 @@ pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path,
     }
     let hasher = writer.finish().await.map_err(io(file))?;
     check_length(path, offset, size)?;
-    Ok(Staged { size, sha256: hex::encode(hasher.finalize()) })
+    Ok(Staged { size, sha256: Some(hex::encode(hasher.finalize())) })
 }
 
 /// A staging file linked to the source: hashed (one read), its size checked against the
@@ -133,7 +151,7 @@ async fn hash_linked(path: &RemotePath, size: u64, file: &Path) -> Result<Staged
         discard(file).await;
         return Err(FileError::Changed(format!("{path} has {len} bytes, but the listing said {size}; it changed since it was listed")));
     }
-    Ok(Staged { size, sha256: hex::encode(hasher.finalize()) })
+    Ok(Staged { size, sha256: Some(hex::encode(hasher.finalize())) })
 }
 
 /// A file smaller than a chunk, from nothing: read whole (and one byte more, to see it end),
@@ -148,7 +166,7 @@ async fn stage_small(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Pat
     buf.truncate(n);
     let hasher = pipe::write_whole(file.to_path_buf(), buf).await.map_err(io(file))?;
     halt::point("staging");
-    Ok(Staged { size, sha256: hex::encode(hasher.finalize()) })
+    Ok(Staged { size, sha256: Some(hex::encode(hasher.finalize())) })
 }
 
 /// Reads from `src` until `buf` is full or the file ends; the count read.
@@ -214,11 +232,11 @@ mod tests {
     async fn a_local_source_is_linked_not_copied() {
         let (d, ep, staged) = setup();
         std::fs::write(d.path().join("src/a.csv"), "a;b\n").unwrap();
-        let st = stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true).await.unwrap();
-        assert_eq!(st.sha256, hex::encode(Sha256::digest(b"a;b\n")));
+        let st = stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true, Hash::Now).await.unwrap();
+        assert_eq!(st.sha256, Some(hex::encode(Sha256::digest(b"a;b\n"))));
         assert_eq!(std::fs::metadata(&staged).unwrap().ino(), std::fs::metadata(d.path().join("src/a.csv")).unwrap().ino());
         // Staged again (a resumed run): the link is made again, the source untouched.
-        stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true).await.unwrap();
+        stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true, Hash::Now).await.unwrap();
         assert_eq!(std::fs::read(d.path().join("src/a.csv")).unwrap(), b"a;b\n");
     }
 
@@ -227,14 +245,29 @@ mod tests {
         let (d, ep, staged) = setup();
         let src = d.path().join("src/a.csv");
         std::fs::write(&src, "a;b\n").unwrap();
-        stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true).await.unwrap();
+        stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true, Hash::Now).await.unwrap();
         // The producer appended since: the staging file (the same inode) is larger than the
         // listing said. Staging again must not truncate it.
         std::fs::write(&src, "a;b\nc;d\n").unwrap();
-        let err = stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true).await.unwrap_err();
+        let err = stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true, Hash::Now).await.unwrap_err();
         assert!(matches!(err, FileError::Changed(_)), "{err}");
         assert_eq!(std::fs::read(&src).unwrap(), b"a;b\nc;d\n");
         assert!(!staged.exists(), "the link is dropped");
+    }
+
+    #[tokio::test]
+    async fn a_linked_source_staged_with_a_deferred_hash_is_not_read() {
+        let (d, ep, staged) = setup();
+        std::fs::write(d.path().join("src/a.csv"), "a;b\n").unwrap();
+        let st = stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true, Hash::Deferred).await.unwrap();
+        assert_eq!(st, Staged { size: 4, sha256: None });
+        assert_eq!(std::fs::metadata(&staged).unwrap().nlink(), 2, "linked");
+        // A file that is copied is hashed on the way, whatever was asked.
+        std::fs::write(d.path().join("real.csv"), "r\n").unwrap();
+        std::os::unix::fs::symlink(d.path().join("real.csv"), d.path().join("src/l.csv")).unwrap();
+        let other = d.path().join("staging/f/y.part");
+        let st = stage(&ep, &RemotePath::parse("l.csv").unwrap(), 2, &other, true, Hash::Deferred).await.unwrap();
+        assert_eq!(st.sha256, Some(hex::encode(Sha256::digest(b"r\n"))));
     }
 
     #[tokio::test]
@@ -242,7 +275,7 @@ mod tests {
         let (d, ep, staged) = setup();
         std::fs::write(d.path().join("real.csv"), "r\n").unwrap();
         std::os::unix::fs::symlink(d.path().join("real.csv"), d.path().join("src/l.csv")).unwrap();
-        let st = stage(&ep, &RemotePath::parse("l.csv").unwrap(), 2, &staged, true).await.unwrap();
+        let st = stage(&ep, &RemotePath::parse("l.csv").unwrap(), 2, &staged, true, Hash::Now).await.unwrap();
         assert_eq!(st.size, 2);
         assert_eq!(std::fs::symlink_metadata(&staged).unwrap().nlink(), 1, "a copy of its own");
         assert_eq!(std::fs::read(&staged).unwrap(), b"r\n");

@@ -88,6 +88,11 @@ pub async fn already_delivered(ep: &dyn Endpoint, target: &RemotePath, size: u64
 /// `replace` allows replacing an existing target (the `overwrite` policy). With `last_use`
 /// (nothing needs `staged` afterwards) a sink that can take the file by renaming it
 /// ([`Endpoint::adopt`]: a local folder on the same file system) does, instead of copying it.
+/// With `hash`, what is read is hashed on the way (a staging file not hashed yet).
+///
+/// Returns the hex SHA-256 of what was sent, when it was hashed on the way. A staged file
+/// that is not `size` bytes long (a linked local source that changed since it was listed)
+/// is not uploaded: [`FileError::Changed`].
 #[allow(clippy::too_many_arguments)]
 pub async fn upload(
     ep: &dyn Endpoint,
@@ -98,13 +103,15 @@ pub async fn upload(
     target: &RemotePath,
     replace: bool,
     last_use: bool,
-) -> Result<(), FileError> {
+    hash: bool,
+) -> Result<Option<String>, FileError> {
     if last_use && ep.capabilities().local_files {
         folders.ensure(ep, &target.parent()).await?;
         // Taken now, or by an earlier attempt of this upload: `temp` holds it (or the size
         // check says it does not, and the file is staged again).
         if ep.adopt(staged, temp).await? {
-            return verify_and_rename(ep, size, Sent::Unknown, temp, target, replace).await;
+            verify_and_rename(ep, size, Sent::Unknown, temp, target, replace).await?;
+            return Ok(None);
         }
     }
     let staging_err = |source| FileError::Staging { path: staged.to_path_buf(), source };
@@ -113,9 +120,10 @@ pub async fn upload(
         Body::Small(data, hasher)
     } else {
         let input = tokio::fs::File::open(staged).await.map_err(staging_err)?;
-        Body::File(input.into_std().await, staged)
+        Body::File(input.into_std().await, staged, hash)
     };
-    upload_from(ep, folders, body, size, temp, target, replace).await
+    let sent = upload_from(ep, folders, body, size, temp, target, replace).await?;
+    Ok(sent.filter(|_| hash))
 }
 
 /// What an upload sends.
@@ -123,8 +131,8 @@ enum Body<'a> {
     Empty,
     /// A file smaller than a chunk, read and hashed already.
     Small(Vec<u8>, Sha256),
-    /// A file (and its path), read a few chunks ahead.
-    File(std::fs::File, &'a Path),
+    /// A file (and its path), read a few chunks ahead; hashed on the way when asked.
+    File(std::fs::File, &'a Path, bool),
 }
 
 /// What was sent, for comparing with a checksum the server computes.
@@ -154,11 +162,12 @@ impl Sent<'_> {
 
 /// Writes an empty trigger file at `target` through `temp` (replacing an older trigger).
 pub async fn put_trigger(ep: &dyn Endpoint, folders: &Folders, temp: &RemotePath, target: &RemotePath) -> Result<(), FileError> {
-    upload_from(ep, folders, Body::Empty, 0, temp, target, true).await
+    upload_from(ep, folders, Body::Empty, 0, temp, target, true).await.map(drop)
 }
 
 /// The one upload path: `body` (`size` bytes) to `temp`, size verified, then renamed to
-/// `target`. Missing folders are created first.
+/// `target`. Missing folders are created first. Returns the hex SHA-256 of what was sent,
+/// when it was hashed on the way.
 async fn upload_from(
     ep: &dyn Endpoint,
     folders: &Folders,
@@ -167,7 +176,7 @@ async fn upload_from(
     temp: &RemotePath,
     target: &RemotePath,
     replace: bool,
-) -> Result<(), FileError> {
+) -> Result<Option<String>, FileError> {
     let dir = target.parent();
     folders.ensure(ep, &dir).await?;
     let mut out = match ep.open_write(temp).await {
@@ -180,14 +189,21 @@ async fn upload_from(
     let sent = match body {
         Body::Empty => Sent::Hash(hex::encode(Sha256::digest(b""))),
         Body::Small(data, hasher) => {
+            check_read(temp, data.len() as u64, size)?;
             out.write_all(&data).await?;
             halt::point("uploading");
             Sent::Hash(hex::encode(hasher.finalize()))
         }
-        Body::File(file, origin) => {
-            let mut reader = HashReader::start(file, CHUNK, false);
+        Body::File(file, origin, hash) => {
+            let mut reader = HashReader::start(file, CHUNK, hash);
             let mut first = true;
+            let mut read = 0u64;
             while let Some(chunk) = reader.next().await {
+                read += chunk.len() as u64;
+                // Not a byte more than the listing said: the temp file is abandoned.
+                if read > size {
+                    break;
+                }
                 out.write_all(&chunk).await?;
                 reader.give_back(chunk);
                 if std::mem::take(&mut first) {
@@ -195,12 +211,29 @@ async fn upload_from(
                 }
             }
             // Before `finish`: a read error must not end the upload as if the file ended.
-            reader.finish().await.map_err(|source| FileError::Staging { path: origin.to_path_buf(), source })?;
-            Sent::File(origin)
+            let hasher = reader.finish().await.map_err(|source| FileError::Staging { path: origin.to_path_buf(), source })?;
+            check_read(temp, read, size)?;
+            if hash { Sent::Hash(hex::encode(hasher.finalize())) } else { Sent::File(origin) }
         }
     };
     out.finish().await?;
-    verify_and_rename(ep, size, sent, temp, target, replace).await
+    let hash = match &sent {
+        Sent::Hash(h) => Some(h.clone()),
+        _ => None,
+    };
+    verify_and_rename(ep, size, sent, temp, target, replace).await?;
+    Ok(hash)
+}
+
+/// The staged file's length against the size the upload was asked to send.
+fn check_read(temp: &RemotePath, read: u64, size: u64) -> Result<(), FileError> {
+    if read == size {
+        return Ok(());
+    }
+    Err(FileError::Changed(format!(
+        "the file to upload as {temp} has {}{read} bytes, but {size} were expected; it changed since it was listed",
+        if read > size { "at least " } else { "" }
+    )))
 }
 
 /// Checks what `temp` holds (its size, and the server's SHA-256 against `sent` where both are
@@ -302,11 +335,11 @@ mod tests {
         let p = |s: &str| RemotePath::parse(s).unwrap();
         let good = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824".to_string();
         let ep: DynEndpoint = Arc::new(Hashing(LocalEndpoint::new(dir.path().join("sink")), good));
-        upload(&*ep, &Folders::default(), &staged, 5, &p("/in/.a.part"), &p("/in/a"), false, false).await.unwrap();
+        upload(&*ep, &Folders::default(), &staged, 5, &p("/in/.a.part"), &p("/in/a"), false, false, false).await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), b"hello");
 
         let ep: DynEndpoint = Arc::new(Hashing(LocalEndpoint::new(dir.path().join("sink")), "0".repeat(64)));
-        let e = upload(&*ep, &Folders::default(), &staged, 5, &p("/in/.b.part"), &p("/in/b"), false, false).await.unwrap_err();
+        let e = upload(&*ep, &Folders::default(), &staged, 5, &p("/in/.b.part"), &p("/in/b"), false, false, false).await.unwrap_err();
         assert!(matches!(e, FileError::ChecksumMismatch { .. }), "{e}");
         assert_eq!(e.kind(), ErrorKind::Transient);
         assert!(!dir.path().join("sink/in/.b.part").exists() && !dir.path().join("sink/in/b").exists());
@@ -320,11 +353,11 @@ mod tests {
         let p = |s: &str| RemotePath::parse(s).unwrap();
         let ep = LocalEndpoint::new(dir.path().join("sink"));
         let folders = Folders::default();
-        upload(&ep, &folders, &staged, 5, &p("/in/.a.part"), &p("/in/a"), false, false).await.unwrap();
+        upload(&ep, &folders, &staged, 5, &p("/in/.a.part"), &p("/in/a"), false, false, false).await.unwrap();
         // Removed behind the run's back: the next upload fails once, and its retry makes it again.
         std::fs::remove_dir_all(dir.path().join("sink/in")).unwrap();
-        assert!(upload(&ep, &folders, &staged, 5, &p("/in/.b.part"), &p("/in/b"), false, false).await.is_err());
-        upload(&ep, &folders, &staged, 5, &p("/in/.b.part"), &p("/in/b"), false, false).await.unwrap();
+        assert!(upload(&ep, &folders, &staged, 5, &p("/in/.b.part"), &p("/in/b"), false, false, false).await.is_err());
+        upload(&ep, &folders, &staged, 5, &p("/in/.b.part"), &p("/in/b"), false, false, false).await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("sink/in/b")).unwrap(), b"hello");
     }
 
@@ -347,11 +380,43 @@ mod tests {
         let p = |s: &str| RemotePath::parse(s).unwrap();
         let good = hex::encode(Sha256::digest(&data));
         let ep = Hashing(LocalEndpoint::new(dir.path().join("sink")), good);
-        upload(&ep, &Folders::default(), &staged, size, &p("/in/.a.part"), &p("/in/a"), false, false).await.unwrap();
+        upload(&ep, &Folders::default(), &staged, size, &p("/in/.a.part"), &p("/in/a"), false, false, false).await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), data);
 
         let ep = Hashing(LocalEndpoint::new(dir.path().join("sink")), "0".repeat(64));
-        let e = upload(&ep, &Folders::default(), &staged, size, &p("/in/.b.part"), &p("/in/b"), false, false).await.unwrap_err();
+        let e = upload(&ep, &Folders::default(), &staged, size, &p("/in/.b.part"), &p("/in/b"), false, false, false).await.unwrap_err();
         assert!(matches!(e, FileError::ChecksumMismatch { .. }), "{e}");
+    }
+
+    #[tokio::test]
+    async fn asked_to_hash_an_upload_returns_the_hash_of_what_it_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |s: &str| RemotePath::parse(s).unwrap();
+        let ep = LocalEndpoint::new(dir.path().join("sink"));
+        for (name, len) in [("small", 5), ("big", 2 * CHUNK + 1)] {
+            let staged = dir.path().join(name);
+            let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
+            std::fs::write(&staged, &data).unwrap();
+            let (temp, target) = (p(&format!("/in/.{name}.part")), p(&format!("/in/{name}")));
+            let got = upload(&ep, &Folders::default(), &staged, len as u64, &temp, &target, false, false, true).await.unwrap();
+            assert_eq!(got, Some(hex::encode(Sha256::digest(&data))), "{name}");
+            assert_eq!(std::fs::read(dir.path().join("sink/in").join(name)).unwrap(), data);
+        }
+    }
+
+    #[tokio::test]
+    async fn a_file_of_another_length_than_expected_is_not_uploaded() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |s: &str| RemotePath::parse(s).unwrap();
+        let ep = LocalEndpoint::new(dir.path().join("sink"));
+        // Grown or shrunk since it was listed (a linked local source): small and big files.
+        for (name, len, expected) in [("grown", 6, 5), ("shrunk", 4, 5), ("big", 2 * CHUNK + 1, 2 * CHUNK as u64)] {
+            let staged = dir.path().join(name);
+            std::fs::write(&staged, vec![7u8; len]).unwrap();
+            let (temp, target) = (p(&format!("/in/.{name}.part")), p(&format!("/in/{name}")));
+            let e = upload(&ep, &Folders::default(), &staged, expected, &temp, &target, false, false, true).await.unwrap_err();
+            assert!(matches!(e, FileError::Changed(_)), "{name}: {e}");
+            assert!(!dir.path().join("sink/in").join(name).exists(), "{name}");
+        }
     }
 }

@@ -126,6 +126,30 @@ impl World {
     fn run(&self, flow: &Path) -> Output {
         self.wharf(flow).output().unwrap()
     }
+
+    /// The SHA-256 the ledger recorded for each source file of the flow, by path.
+    fn recorded_hashes(&self) -> Vec<(String, Option<String>)> {
+        let out = Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .arg("--state-dir")
+            .arg(self.local("state"))
+            .args(["files", "push", "--json"])
+            .output()
+            .unwrap();
+        let files: serde_json::Value = serde_json::from_slice(&ok(&out).into_bytes()).unwrap();
+        let mut v: Vec<(String, Option<String>)> = files
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| (f["path"].as_str().unwrap().to_string(), f["sha256"].as_str().map(str::to_string)))
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+fn sha256_hex(data: &[u8]) -> Option<String> {
+    use sha2::Digest;
+    Some(hex::encode(sha2::Sha256::digest(data)))
 }
 
 fn names(dir: &Path) -> Vec<String> {
@@ -175,6 +199,8 @@ fn upload_in_progress_is_invisible(partner: Option<Partner>) {
     assert_eq!(fs::read(w.remote("inbox/prices.csv")).unwrap(), data);
     assert_eq!(w.remote_names("inbox"), ["prices.csv", "prices.csv.done"]);
     assert_eq!(names(&w.local("sent")), ["prices.csv"]);
+    // Hashed on its way out (not read before the upload), and recorded.
+    assert_eq!(w.recorded_hashes(), [("outbox/prices.csv".to_string(), sha256_hex(&data))]);
 }
 
 /// The trigger file appears only once the data file is complete under its final name; a
@@ -220,6 +246,9 @@ fn killed_before_rename_leaves_one_copy(partner: Option<Partner>) {
     ok(&w.run(&flow));
     assert_eq!(w.remote_names("inbox"), ["a.csv", "b.csv", "c.csv"]);
     assert_eq!(names(&w.local("sent")), ["a.csv", "b.csv", "c.csv"]);
+    // Every file's hash is recorded, also where the resumed run uploaded nothing.
+    let hashes: Vec<_> = [&b"sku;price\n1;9.99\n"[..], b"b", b"c"].iter().map(|d| sha256_hex(d)).collect();
+    assert_eq!(w.recorded_hashes().into_iter().map(|(_, h)| h).collect::<Vec<_>>(), hashes);
 }
 
 macro_rules! on_both_servers {
