@@ -206,22 +206,28 @@ impl Endpoint for LocalEndpoint {
         }
     }
 
-    async fn adopt(&self, local: &Path, path: &RemotePath) -> Result<bool, EndpointError> {
+    async fn adopt(&self, local: &Path, path: &RemotePath, replace: bool) -> Result<Option<u64>, EndpointError> {
         let (local, full) = (local.to_path_buf(), self.full(path));
-        let adopted = blocking(move || -> io::Result<bool> {
-            match std::fs::metadata(&local) {
-                // Taken by an earlier attempt (the caller verifies `path`).
-                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(true),
+        let adopted = blocking(move || -> io::Result<Option<u64>> {
+            let size = match std::fs::metadata(&local) {
+                // Taken by an earlier attempt: what is there now.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                    return Ok(Some(std::fs::metadata(&full).map(|m| m.len()).unwrap_or(0)));
+                }
                 Err(e) => return Err(e),
                 // A staging file linked to a source file: renaming it here would make the
                 // delivered file and the source one inode (an edit of either would change both).
-                Ok(m) if std::os::unix::fs::MetadataExt::nlink(&m) > 1 => return Ok(false),
-                Ok(_) => {}
-            }
-            match std::fs::rename(&local, &full) {
-                Ok(()) => Ok(true),
+                Ok(m) if std::os::unix::fs::MetadataExt::nlink(&m) > 1 => return Ok(None),
+                Ok(m) => m.len(),
+            };
+            let renamed = if replace { std::fs::rename(&local, &full) } else { no_replace_rename(&local, &full) };
+            match renamed {
+                Ok(()) => {
+                    sync_dir(full.parent());
+                    Ok(Some(size))
+                }
                 // Another file system: the caller copies instead.
-                Err(e) if e.kind() == io::ErrorKind::CrossesDevices => Ok(false),
+                Err(e) if e.kind() == io::ErrorKind::CrossesDevices => Ok(None),
                 Err(e) => Err(e),
             }
         });

@@ -223,16 +223,17 @@ pub trait Endpoint: Send + Sync + fmt::Debug {
     async fn link_local(&self, _path: &RemotePath, _local: &std::path::Path) -> Result<bool, EndpointError> {
         Ok(false)
     }
-    /// Takes the local file `local` as `path` by renaming it, when this endpoint is a folder
-    /// on the same file system: `Ok(true)`, and `local` is gone (an existing `path` is
-    /// replaced, like `open_write` truncates). `Ok(false)` when it cannot (a server, another
-    /// file system, a `local` with other links, which must not become a delivered file), and
-    /// nothing happened. Spares copying a staged file that is not needed
-    /// any more; the caller verifies and renames `path` as after any write. Also `Ok(true)`
-    /// when `local` is gone already (an earlier attempt took it): the caller's verification
-    /// tells whether `path` holds it.
-    async fn adopt(&self, _local: &std::path::Path, _path: &RemotePath) -> Result<bool, EndpointError> {
-        Ok(false)
+    /// Takes the complete local file `local` as the final `path` by renaming it, when this
+    /// endpoint is a folder on the same file system, and makes the rename durable: `Ok(Some(n))`,
+    /// `local` is gone and `path` holds `n` bytes. A rename is atomic, so `path` never holds
+    /// part of a file and no temporary name is needed. With `replace` an existing `path` is
+    /// replaced, else the rename fails (`AlreadyExists`). `Ok(None)` when it cannot (a server,
+    /// another file system, a `local` with other links, which must not become a delivered
+    /// file), and nothing happened. Spares copying a staged file that is not needed any
+    /// more. When `local` is gone already (an earlier attempt took it), `n` is the size of
+    /// whatever `path` holds (0 when nothing): the caller compares it with the size expected.
+    async fn adopt(&self, _local: &std::path::Path, _path: &RemotePath, _replace: bool) -> Result<Option<u64>, EndpointError> {
+        Ok(None)
     }
 }
 

@@ -328,7 +328,12 @@ async fn advance(
                     .collect();
                 let done = DoneRecord { path: rec.path.clone(), run: cx.run, at: rec.updated, targets: targets.clone() };
                 cx.store(Transition::Complete { flow: flow.clone(), rec: rec.clone(), done }).await?;
-                content::discard_with_outputs(staged).await;
+                if cx.flow.steps.is_some() {
+                    content::discard_with_outputs(staged).await;
+                } else {
+                    // Gone already when a local sink took it by renaming it.
+                    stage::discard(staged).await;
+                }
                 let mut detail = match &rec.disposed_to {
                     Some(t) => format!("delivered to {}; source moved to /{t}", targets.join(", ")),
                     None if cx.flow.after_success == Disposition::Delete => format!("delivered to {}; source deleted", targets.join(", ")),

@@ -171,15 +171,23 @@ impl HashReader {
 /// Returns the SHA-256 of `data`.
 pub async fn write_whole(path: PathBuf, data: Vec<u8>) -> io::Result<Sha256> {
     blocking(move || {
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        // A leftover is removed, never truncated: it may be linked to a source file.
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        let mut file = File::create_new(&path)?;
+        // The folder and a leftover are dealt with only when the first try says so (two
+        // system calls fewer per file in the usual case). A leftover is removed, never
+        // truncated: it may be linked to a source file.
+        let mut file = match File::create_new(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                std::fs::remove_file(&path)?;
+                File::create_new(&path)?
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)?;
+                }
+                File::create_new(&path)?
+            }
+            Err(e) => return Err(e),
+        };
         file.write_all(&data)?;
         file.sync_all()?;
         let mut hasher = Sha256::new();

@@ -6,7 +6,11 @@
 //! protocol. The exists-policy (`fail`, `overwrite`, `rename`, `skip`) is decided in
 //! [`choose_target`] *before* the upload, and
 //! the chosen target is recorded in the ledger by the caller, so a run resumed after a crash
-//! checks that exact target instead of uploading again.
+//! checks that exact target instead of uploading again. A local folder on the staging
+//! folder's file system takes the staged file (complete, fsynced) by one rename straight to
+//! the final name instead ([`Endpoint::adopt`]): a rename is atomic, so the final name still
+//! never holds part of a file, and the temporary name, the size check and the second
+//! rename (a folder fsync each) are spared.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -107,11 +111,16 @@ pub async fn upload(
 ) -> Result<Option<String>, FileError> {
     if last_use && ep.capabilities().local_files {
         folders.ensure(ep, &target.parent()).await?;
-        // Taken now, or by an earlier attempt of this upload: `temp` holds it (or the size
-        // check says it does not, and the file is staged again).
-        if ep.adopt(staged, temp).await? {
-            verify_and_rename(ep, size, Sent::Unknown, temp, target, replace).await?;
-            return Ok(None);
+        // Renamed straight to the final name (atomic: it never holds part of a file). Taken
+        // now, or by an earlier attempt of this upload (or the size says it was not, and the
+        // file is staged again).
+        match ep.adopt(staged, target, replace).await {
+            Ok(Some(actual)) if actual == size => return Ok(None),
+            Ok(Some(actual)) => {
+                return Err(FileError::SizeMismatch { endpoint: ep.describe(), target: target.to_string(), expected: size, actual });
+            }
+            Ok(None) => {}
+            Err(e) => return Err(renamed(ep, target, e)),
         }
     }
     let staging_err = |source| FileError::Staging { path: staged.to_path_buf(), source };
@@ -141,21 +150,18 @@ enum Sent<'a> {
     /// Not hashed on the way (most servers compute no checksum, and hashing a big file costs
     /// about as much CPU as sending it): hashed from this file if the server offers one.
     File(&'a Path),
-    /// Adopted by a local folder: no server, no checksum.
-    Unknown,
 }
 
 impl Sent<'_> {
     /// The hex SHA-256 of what was sent (hashing the file now if it was not on the way).
-    async fn hash(self) -> Result<Option<String>, FileError> {
+    async fn hash(self) -> Result<String, FileError> {
         match self {
-            Sent::Hash(h) => Ok(Some(h)),
+            Sent::Hash(h) => Ok(h),
             Sent::File(path) => {
                 let staging = |source| FileError::Staging { path: path.to_path_buf(), source };
                 let (_, hasher) = pipe::hash_file(path.to_path_buf()).await.map_err(staging)?;
-                Ok(Some(hex::encode(hasher.finalize())))
+                Ok(hex::encode(hasher.finalize()))
             }
-            Sent::Unknown => Ok(None),
         }
     }
 }
@@ -252,9 +258,8 @@ async fn verify_and_rename(
         return Err(FileError::SizeMismatch { endpoint: ep.describe(), target: temp.to_string(), expected: size, actual });
     }
     // A checksum, where the server offers one (most do not; the size is always checked).
-    if !matches!(sent, Sent::Unknown)
-        && let Some(remote) = ep.sha256(temp).await?
-        && let Some(sent) = sent.hash().await?
+    if let Some(remote) = ep.sha256(temp).await?
+        && let sent = sent.hash().await?
         && remote != sent
     {
         let _ = ep.remove(temp).await;
@@ -263,13 +268,22 @@ async fn verify_and_rename(
     halt::point("uploaded");
     match ep.rename(temp, target, replace).await {
         Ok(()) => Ok(()),
-        Err(e) if e.kind == ErrorKind::AlreadyExists => {
-            // Someone created the target between our check and the rename.
-            let _ = ep.remove(temp).await;
-            Err(FileError::TargetExists { endpoint: ep.describe(), target: target.to_string() })
+        Err(e) => {
+            if e.kind == ErrorKind::AlreadyExists {
+                let _ = ep.remove(temp).await;
+            }
+            Err(renamed(ep, target, e))
         }
-        Err(e) => Err(e.into()),
     }
+}
+
+/// The error of a rename onto `target` that failed.
+fn renamed(ep: &dyn Endpoint, target: &RemotePath, e: crate::endpoint::EndpointError) -> FileError {
+    if e.kind == ErrorKind::AlreadyExists {
+        // Someone created the target between our check and the rename.
+        return FileError::TargetExists { endpoint: ep.describe(), target: target.to_string() };
+    }
+    e.into()
 }
 
 #[cfg(test)]
@@ -418,5 +432,39 @@ mod tests {
             assert!(matches!(e, FileError::Changed(_)), "{name}: {e}");
             assert!(!dir.path().join("sink/in").join(name).exists(), "{name}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_local_sink_takes_the_staged_file_straight_under_its_final_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |s: &str| RemotePath::parse(s).unwrap();
+        let ep = LocalEndpoint::new(dir.path().join("sink"));
+        let staged = dir.path().join("staged");
+        let put = |data: &[u8]| std::fs::write(&staged, data).unwrap();
+        let up = |target: &'static str, size: u64, replace: bool| {
+            let (ep, staged) = (&ep, &staged);
+            async move { upload(ep, &Folders::default(), staged, size, &p("/in/.t.part"), &p(target), replace, true, false).await }
+        };
+        put(b"hello");
+        assert_eq!(up("/in/a", 5, false).await.unwrap(), None);
+        assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), b"hello");
+        assert!(!staged.exists(), "renamed, not copied");
+        assert_eq!(names(&dir.path().join("sink/in")), ["a"], "no temporary name");
+        // No replacing without `overwrite`: the staged file stays for the next attempt.
+        put(b"world");
+        assert!(matches!(up("/in/a", 5, false).await.unwrap_err(), FileError::TargetExists { .. }));
+        assert!(staged.exists());
+        assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), b"hello");
+        up("/in/a", 5, true).await.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), b"world");
+        // Taken by an earlier attempt: the target's size tells whether it holds the file.
+        up("/in/a", 5, true).await.unwrap();
+        assert!(matches!(up("/in/a", 6, true).await.unwrap_err(), FileError::SizeMismatch { .. }));
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
     }
 }
