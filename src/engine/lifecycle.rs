@@ -8,7 +8,7 @@
 //! ```
 //! Each arrow is a ledger write. Those announcing a side effect that cannot be checked
 //! afterwards are durable: the start of a download that may be resumed (the version a
-//! staging file belongs to; a file smaller than a chunk is always downloaded from scratch),
+//! staging file belongs to; a file of at most 1 MiB is always downloaded from scratch),
 //! the delivery target before the upload's rename, a trigger file, moving or deleting the
 //! source, and `done`. The others are lazy ([`Durability::Lazy`], made durable by
 //! the next durable write): losing one in a crash only sends the file back to the last durable

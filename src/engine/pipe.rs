@@ -7,7 +7,7 @@
 //! the side that fills them instead of being allocated again. The SHA-256 is computed where
 //! the bytes are touched anyway, so hashing a 1 GiB file no longer holds up the network side.
 //!
-//! Files smaller than a chunk skip the hand-over: [`write_whole`], [`read_whole`] and
+//! Files of at most [`WHOLE_MAX`](super::stage::WHOLE_MAX) skip the hand-over: [`write_whole`], [`read_whole`] and
 //! [`hash_file`] do all their file work in one trip to a blocking thread (each trip costs a
 //! thread wake-up both ways, which is most of the local work for a 4 KiB file).
 

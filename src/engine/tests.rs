@@ -637,7 +637,7 @@ async fn a_staging_file_left_by_another_version_is_never_resumed() {
     // What an earlier attempt left for this path, with no record that this version was being
     // downloaded (a crash, then the partner replaced the file): started again from nothing.
     let fx = fixture();
-    let big: Vec<u8> = (0..super::stage::CHUNK + 100).map(|i| b'a' + (i % 26) as u8).collect();
+    let big: Vec<u8> = (0..super::stage::WHOLE_MAX as usize + 100).map(|i| b'a' + (i % 26) as u8).collect();
     fx.put("in/big.csv", &big);
     fx.put("in/small.csv", b"1,2\n");
     let staging = fx.state.join("staging");

@@ -138,7 +138,7 @@ pub async fn upload(
 /// What an upload sends.
 enum Body<'a> {
     Empty,
-    /// A file smaller than a chunk, read and hashed already.
+    /// A file of at most `stage::WHOLE_MAX`, read and hashed already.
     Small(Vec<u8>, Sha256),
     /// A file (and its path), read a few chunks ahead; hashed on the way when asked.
     File(std::fs::File, &'a Path, bool),
@@ -288,6 +288,8 @@ fn renamed(ep: &dyn Endpoint, target: &RemotePath, e: crate::endpoint::EndpointE
 
 #[cfg(test)]
 mod tests {
+    /// A file streamed in chunks, not moved whole.
+    const BIG: usize = super::super::stage::WHOLE_MAX as usize + 2 * CHUNK + 1;
     use super::*;
     use crate::endpoint::local::LocalEndpoint;
     use crate::endpoint::{Capabilities, DynEndpoint, EndpointError, Entry, ReadStream, WriteStream};
@@ -388,7 +390,7 @@ mod tests {
     async fn a_big_file_not_hashed_on_the_way_is_hashed_when_the_server_offers_a_checksum() {
         let dir = tempfile::tempdir().unwrap();
         let staged = dir.path().join("staged");
-        let data: Vec<u8> = (0..2 * CHUNK + 1).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..BIG).map(|i| (i % 251) as u8).collect();
         std::fs::write(&staged, &data).unwrap();
         let size = data.len() as u64;
         let p = |s: &str| RemotePath::parse(s).unwrap();
@@ -407,7 +409,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = |s: &str| RemotePath::parse(s).unwrap();
         let ep = LocalEndpoint::new(dir.path().join("sink"));
-        for (name, len) in [("small", 5), ("big", 2 * CHUNK + 1)] {
+        for (name, len) in [("small", 5), ("big", BIG)] {
             let staged = dir.path().join(name);
             let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             std::fs::write(&staged, &data).unwrap();
@@ -424,7 +426,7 @@ mod tests {
         let p = |s: &str| RemotePath::parse(s).unwrap();
         let ep = LocalEndpoint::new(dir.path().join("sink"));
         // Grown or shrunk since it was listed (a linked local source): small and big files.
-        for (name, len, expected) in [("grown", 6, 5), ("shrunk", 4, 5), ("big", 2 * CHUNK + 1, 2 * CHUNK as u64)] {
+        for (name, len, expected) in [("grown", 6, 5), ("shrunk", 4, 5), ("big", BIG, BIG as u64 - 1)] {
             let staged = dir.path().join(name);
             std::fs::write(&staged, vec![7u8; len]).unwrap();
             let (temp, target) = (p(&format!("/in/.{name}.part")), p(&format!("/in/{name}")));
