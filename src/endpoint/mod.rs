@@ -164,6 +164,18 @@ pub trait ReadStream: Send {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, EndpointError>;
 }
 
+/// Reads from `src` until `buf` is full or the file ends; the count read.
+pub async fn read_full(src: &mut dyn ReadStream, buf: &mut [u8]) -> Result<usize, EndpointError> {
+    let mut n = 0;
+    while n < buf.len() {
+        match src.read(&mut buf[n..]).await? {
+            0 => break,
+            got => n += got,
+        }
+    }
+    Ok(n)
+}
+
 /// A file being written. Nothing is guaranteed to be stored until [`finish`](Self::finish)
 /// returned `Ok`: it flushes, waits for every acknowledgement and closes the handle.
 /// Dropping a stream without finishing abandons the write (the partial file may remain).
@@ -187,6 +199,16 @@ pub trait Endpoint: Send + Sync + fmt::Debug {
     async fn stat(&self, path: &RemotePath) -> Result<Option<Entry>, EndpointError>;
     /// Opens `path` for reading, starting at byte `offset`.
     async fn open_read(&self, path: &RemotePath, offset: u64) -> Result<Box<dyn ReadStream>, EndpointError>;
+    /// All of `path` when it holds fewer than `limit` bytes, else its first `limit` bytes (a
+    /// caller expecting `n` bytes asks for `n + 1` to see the end). For files read whole;
+    /// an endpoint overrides it where it can do that in fewer round trips than a stream.
+    async fn read_small(&self, path: &RemotePath, limit: usize) -> Result<Vec<u8>, EndpointError> {
+        let mut src = self.open_read(path, 0).await?;
+        let mut buf = vec![0u8; limit];
+        let n = read_full(&mut *src, &mut buf).await?;
+        buf.truncate(n);
+        Ok(buf)
+    }
     /// Creates or truncates `path` for writing. Parent directories must exist.
     async fn open_write(&self, path: &RemotePath) -> Result<Box<dyn WriteStream>, EndpointError>;
     /// Renames `from` to `to`. With `replace = false` an existing `to` gives `AlreadyExists`;

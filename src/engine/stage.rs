@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::endpoint::{Endpoint, ReadStream, RemotePath};
+use crate::endpoint::{Endpoint, RemotePath, read_full};
 
 use super::error::FileError;
 use super::halt;
@@ -126,7 +126,7 @@ pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path,
         loop {
             // Each chunk filled before it is handed over: network reads may bring a few KiB.
             let mut buf = writer.buffer();
-            let n = fill(&mut *src, &mut buf).await?;
+            let n = read_full(&mut *src, &mut buf).await?;
             if n == 0 {
                 break;
             }
@@ -165,28 +165,12 @@ async fn hash_linked(path: &RemotePath, size: u64, file: &Path) -> Result<Staged
 /// A file of at most [`WHOLE_MAX`], from nothing: read whole (and one byte more, to see it end),
 /// then written in place of any leftover, fsynced and hashed in one trip to a blocking thread.
 async fn stage_small(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path) -> Result<Staged, FileError> {
-    let mut src = ep.open_read(path, 0).await?;
     // Invariant: size <= WHOLE_MAX, so it fits a usize.
-    let mut buf = vec![0u8; size as usize + 1];
-    let n = fill(&mut *src, &mut buf).await?;
-    drop(src);
-    check_length(path, n as u64, size)?;
-    buf.truncate(n);
+    let buf = ep.read_small(path, size as usize + 1).await?;
+    check_length(path, buf.len() as u64, size)?;
     let hasher = pipe::write_whole(file.to_path_buf(), buf).await.map_err(io(file))?;
     halt::point("staging");
     Ok(Staged { size, sha256: Some(hex::encode(hasher.finalize())) })
-}
-
-/// Reads from `src` until `buf` is full or the file ends; the count read.
-async fn fill(src: &mut dyn ReadStream, buf: &mut [u8]) -> Result<usize, FileError> {
-    let mut n = 0;
-    while n < buf.len() {
-        match src.read(&mut buf[n..]).await? {
-            0 => break,
-            got => n += got,
-        }
-    }
-    Ok(n)
 }
 
 /// A download's length against the listing's.

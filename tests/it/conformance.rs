@@ -233,6 +233,7 @@ conformance!(
     write_read_all_byte_values,
     write_read_8_mib,
     read_at_offset,
+    read_small_whole_and_cut,
     abandoned_write_leaves_endpoint_usable,
     rename_without_replace_refuses_existing,
     rename_replaces_existing,
@@ -333,6 +334,27 @@ async fn read_at_offset(b: Backend) {
     assert!(b.read("o.bin", 12_345).await == data[12_345..]);
     assert!(b.read("o.bin", 100_000).await.is_empty(), "offset at the end reads nothing");
     let err = b.ep.open_read(&p("missing.bin"), 0).await.err().expect("missing file");
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+}
+
+/// `read_small`: the whole file when it is shorter than the limit (empty, a few bytes, several
+/// reads' worth), else the first `limit` bytes; a missing file is NotFound.
+async fn read_small_whole_and_cut(b: Backend) {
+    let data: Vec<u8> = (0..700_001u32).map(|i| (i % 251) as u8).collect();
+    b.put("s.bin", &data);
+    b.put("e.bin", b"");
+    b.put("t.bin", b"tiny");
+    let read = |rel: &'static str, limit: usize| {
+        let ep = b.ep.clone();
+        async move { ep.read_small(&p(rel), limit).await.unwrap() }
+    };
+    assert!(read("s.bin", data.len() + 1).await == data, "whole, the end seen");
+    assert!(read("s.bin", data.len()).await == data, "exactly the limit");
+    assert!(read("s.bin", 300_000).await == data[..300_000], "cut at the limit");
+    assert!(read("e.bin", 1).await.is_empty());
+    assert_eq!(read("t.bin", 5).await, b"tiny");
+    assert_eq!(read("t.bin", 3).await, b"tin");
+    let err = b.ep.read_small(&p("missing.bin"), 10).await.err().expect("missing file");
     assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
 }
 

@@ -9,6 +9,7 @@
 mod connect;
 mod facts;
 mod hostkey;
+mod small;
 
 use std::fmt;
 use std::future::Future;
@@ -306,6 +307,11 @@ impl Endpoint for SftpEndpoint {
             })
             .await?;
         Ok(Box::new(SftpRead { file, conn, inner: self.inner.clone(), path: path.clone() }))
+    }
+
+    async fn read_small(&self, path: &RemotePath, limit: usize) -> Result<Vec<u8>, EndpointError> {
+        let full = &self.full(path);
+        self.run(Op::Read, path, true, |c| async move { Ok(small::read_small(&c.raw, full, limit).await?) }).await
     }
 
     async fn open_write(&self, path: &RemotePath) -> Result<Box<dyn WriteStream>, EndpointError> {
