@@ -354,7 +354,7 @@ async fn read_small_whole_and_cut(b: Backend) {
     assert!(read("e.bin", 1).await.is_empty());
     assert_eq!(read("t.bin", 5).await, b"tiny");
     assert_eq!(read("t.bin", 3).await, b"tin");
-    let err = b.ep.read_small(&p("missing.bin"), 10).await.err().expect("missing file");
+    let err = b.ep.read_small(&p("missing.bin"), 10).await.expect_err("missing file");
     assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
 }
 
