@@ -211,6 +211,16 @@ pub trait Endpoint: Send + Sync + fmt::Debug {
     }
     /// Creates or truncates `path` for writing. Parent directories must exist.
     async fn open_write(&self, path: &RemotePath) -> Result<Box<dyn WriteStream>, EndpointError>;
+    /// Writes all of `path` from `data` (created or truncated; parent directories must exist)
+    /// and stores it as [`WriteStream::finish`] does. `Ok(Some(n))` when the server reported
+    /// the size it stored along the way, `Ok(None)` when the caller must ask. For files
+    /// written whole; an endpoint overrides it where it can do that in fewer round trips.
+    async fn write_small(&self, path: &RemotePath, data: &[u8]) -> Result<Option<u64>, EndpointError> {
+        let mut out = self.open_write(path).await?;
+        out.write_all(data).await?;
+        out.finish().await?;
+        Ok(None)
+    }
     /// Renames `from` to `to`. With `replace = false` an existing `to` gives `AlreadyExists`;
     /// with `replace = true` it is replaced (atomically where `atomic_replace`).
     async fn rename(&self, from: &RemotePath, to: &RemotePath, replace: bool) -> Result<(), EndpointError>;

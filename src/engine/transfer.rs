@@ -137,7 +137,6 @@ pub async fn upload(
 
 /// What an upload sends.
 enum Body<'a> {
-    Empty,
     /// A file of at most `stage::WHOLE_MAX`, read and hashed already.
     Small(Vec<u8>, Sha256),
     /// A file (and its path), read a few chunks ahead; hashed on the way when asked.
@@ -168,7 +167,7 @@ impl Sent<'_> {
 
 /// Writes an empty trigger file at `target` through `temp` (replacing an older trigger).
 pub async fn put_trigger(ep: &dyn Endpoint, folders: &Folders, temp: &RemotePath, target: &RemotePath) -> Result<(), FileError> {
-    upload_from(ep, folders, Body::Empty, 0, temp, target, true).await.map(drop)
+    upload_from(ep, folders, Body::Small(Vec::new(), Sha256::new()), 0, temp, target, true).await.map(drop)
 }
 
 /// The one upload path: `body` (`size` bytes) to `temp`, size verified, then renamed to
@@ -185,22 +184,20 @@ async fn upload_from(
 ) -> Result<Option<String>, FileError> {
     let dir = target.parent();
     folders.ensure(ep, &dir).await?;
-    let mut out = match ep.open_write(temp).await {
-        Ok(out) => out,
-        Err(e) => {
-            folders.forget(ep, &dir);
-            return Err(e.into());
-        }
+    // A folder removed behind the run's back is made again by the retry.
+    let forget = |e| {
+        folders.forget(ep, &dir);
+        FileError::from(e)
     };
-    let sent = match body {
-        Body::Empty => Sent::Hash(hex::encode(Sha256::digest(b""))),
+    let (sent, stored) = match body {
         Body::Small(data, hasher) => {
             check_read(temp, data.len() as u64, size)?;
-            out.write_all(&data).await?;
+            let stored = ep.write_small(temp, &data).await.map_err(forget)?;
             halt::point("uploading");
-            Sent::Hash(hex::encode(hasher.finalize()))
+            (Sent::Hash(hex::encode(hasher.finalize())), stored)
         }
         Body::File(file, origin, hash) => {
+            let mut out = ep.open_write(temp).await.map_err(forget)?;
             let mut reader = HashReader::start(file, CHUNK, hash);
             let mut first = true;
             let mut read = 0u64;
@@ -219,15 +216,15 @@ async fn upload_from(
             // Before `finish`: a read error must not end the upload as if the file ended.
             let hasher = reader.finish().await.map_err(|source| FileError::Staging { path: origin.to_path_buf(), source })?;
             check_read(temp, read, size)?;
-            if hash { Sent::Hash(hex::encode(hasher.finalize())) } else { Sent::File(origin) }
+            out.finish().await?;
+            (if hash { Sent::Hash(hex::encode(hasher.finalize())) } else { Sent::File(origin) }, None)
         }
     };
-    out.finish().await?;
     let hash = match &sent {
         Sent::Hash(h) => Some(h.clone()),
-        _ => None,
+        Sent::File(_) => None,
     };
-    verify_and_rename(ep, size, sent, temp, target, replace).await?;
+    verify_and_rename(ep, size, stored, sent, temp, target, replace).await?;
     Ok(hash)
 }
 
@@ -242,17 +239,21 @@ fn check_read(temp: &RemotePath, read: u64, size: u64) -> Result<(), FileError> 
     )))
 }
 
-/// Checks what `temp` holds (its size, and the server's SHA-256 against `sent` where both are
-/// known), then renames it to `target`.
+/// Checks what `temp` holds (its size — `stored`, when the write reported it — and the
+/// server's SHA-256 against `sent` where both are known), then renames it to `target`.
 async fn verify_and_rename(
     ep: &dyn Endpoint,
     size: u64,
+    stored: Option<u64>,
     sent: Sent<'_>,
     temp: &RemotePath,
     target: &RemotePath,
     replace: bool,
 ) -> Result<(), FileError> {
-    let actual = ep.size(temp).await?.unwrap_or(0);
+    let actual = match stored {
+        Some(n) => n,
+        None => ep.size(temp).await?.unwrap_or(0),
+    };
     if actual != size {
         let _ = ep.remove(temp).await;
         return Err(FileError::SizeMismatch { endpoint: ep.describe(), target: temp.to_string(), expected: size, actual });

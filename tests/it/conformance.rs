@@ -234,6 +234,7 @@ conformance!(
     write_read_8_mib,
     read_at_offset,
     read_small_whole_and_cut,
+    write_small_stores_and_reports,
     abandoned_write_leaves_endpoint_usable,
     rename_without_replace_refuses_existing,
     rename_replaces_existing,
@@ -355,6 +356,20 @@ async fn read_small_whole_and_cut(b: Backend) {
     assert_eq!(read("t.bin", 5).await, b"tiny");
     assert_eq!(read("t.bin", 3).await, b"tin");
     let err = b.ep.read_small(&p("missing.bin"), 10).await.expect_err("missing file");
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+}
+
+/// `write_small`: creates or truncates, stores everything (several writes' worth too), and
+/// a size it reports is the stored one; a missing folder is NotFound.
+async fn write_small_stores_and_reports(b: Backend) {
+    let big: Vec<u8> = (0..600_001u32).map(|i| (i % 253) as u8).collect();
+    for (rel, data) in [("w/big.bin", &big[..]), ("w/big.bin", b"shorter now"), ("w/empty.bin", b"")] {
+        b.ep.create_dir_all(&p("w")).await.unwrap();
+        let reported = b.ep.write_small(&p(rel), data).await.unwrap();
+        assert!(reported.is_none_or(|n| n == data.len() as u64), "{rel}: {reported:?}");
+        assert!(std::fs::read(b.local(rel)).unwrap() == data, "{rel}");
+    }
+    let err = b.ep.write_small(&p("nowhere/x.bin"), b"x").await.expect_err("missing folder");
     assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
 }
 

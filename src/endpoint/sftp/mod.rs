@@ -311,7 +311,12 @@ impl Endpoint for SftpEndpoint {
 
     async fn read_small(&self, path: &RemotePath, limit: usize) -> Result<Vec<u8>, EndpointError> {
         let full = &self.full(path);
-        self.run(Op::Read, path, true, |c| async move { Ok(small::read_small(&c.raw, full, limit).await?) }).await
+        self.run(Op::Read, path, true, |c| async move { Ok(small::read_small(c.file_channel().await, full, limit).await?) }).await
+    }
+
+    async fn write_small(&self, path: &RemotePath, data: &[u8]) -> Result<Option<u64>, EndpointError> {
+        let full = &self.full(path);
+        self.run(Op::Write, path, true, |c| async move { Ok(small::write_small(c.file_channel().await, full, data, c.fsync).await?) }).await
     }
 
     async fn open_write(&self, path: &RemotePath) -> Result<Box<dyn WriteStream>, EndpointError> {
@@ -326,7 +331,7 @@ impl Endpoint for SftpEndpoint {
         self.run(Op::Rename, from, false, |c| async move {
             if replace {
                 if c.posix_rename {
-                    return Ok(connect::posix_rename(&c.raw, src, dst).await?);
+                    return Ok(connect::posix_rename(c.file_channel().await, src, dst).await?);
                 }
                 // No atomic replace on this server: make room, then rename.
                 match c.sftp.remove_file(dst).await {

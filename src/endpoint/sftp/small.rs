@@ -1,4 +1,5 @@
-//! Whole small files read in one round trip, on the raw SFTP channel.
+//! Whole small files read or written in one round trip after the open, on the raw SFTP
+//! channel.
 //!
 //! russh-sftp's `File` probes with one read; after a short read (every file smaller than
 //! the probe) it takes that length for the server's read size and queues
@@ -9,9 +10,18 @@
 //! one byte at the offset where the file should end, which comes back empty (end of file)
 //! when the file has the length the listing said. A server that answers a piece short
 //! (before the end) is read on from the gap, one read at a time.
+//!
+//! A write sends its pieces, `fsync@openssh.com`, an `FSTAT` (the size the server stored)
+//! and the `CLOSE` together, where `File` waits for the writes' acknowledgements, then the
+//! fsync, then the close (four round trips), and the caller's size check is one more. A
+//! server handles the requests on one handle in the order they were sent (SFTP drafts,
+//! "requests relating to the same file"), so the fsync follows the writes.
 
 use russh_sftp::client::RawSftpSession;
 use russh_sftp::client::error::Error as SftpError;
+use std::future::Future;
+use std::pin::Pin;
+
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 
 /// Bytes asked for in one read: OpenSSH's limit (255 KiB).
@@ -63,4 +73,30 @@ async fn piece(raw: &RawSftpSession, handle: &str, offset: u64, len: u64) -> Res
         Err(SftpError::Status(s)) if s.status_code == StatusCode::Eof => Ok(Vec::new()),
         Err(e) => Err(e),
     }
+}
+
+/// Creates or truncates `full`, writes `data`, fsyncs it (with `fsync`), closes it; the size
+/// the server reports for it before the close (`None` if it reports none).
+pub(super) async fn write_small(raw: &RawSftpSession, full: &str, data: &[u8], fsync: bool) -> Result<Option<u64>, SftpError> {
+    let flags = OpenFlags::CREATE | OpenFlags::TRUNCATE | OpenFlags::WRITE;
+    let handle = raw.open(full, flags, FileAttributes::empty()).await?.handle;
+    type Answer<'a> = Pin<Box<dyn Future<Output = Result<Option<u64>, SftpError>> + Send + 'a>>;
+    // Sent in this order: join_all polls them in order, and each is sent when first polled.
+    let mut requests: Vec<Answer<'_>> = Vec::new();
+    for (i, piece) in data.chunks(PIECE as usize).enumerate() {
+        let (h, offset) = (handle.clone(), i as u64 * PIECE);
+        requests.push(Box::pin(async move { raw.write(h, offset, piece.to_vec()).await.map(|_| None) }));
+    }
+    if fsync {
+        let h = handle.clone();
+        requests.push(Box::pin(async move { raw.fsync(h).await.map(|_| None) }));
+    }
+    let h = handle.clone();
+    requests.push(Box::pin(async move { raw.fstat(h).await.map(|a| a.attrs.size) }));
+    requests.push(Box::pin(async move { raw.close(handle).await.map(|_| None) }));
+    let mut size = None;
+    for answer in futures::future::join_all(requests).await {
+        size = size.or(answer?);
+    }
+    Ok(size)
 }
