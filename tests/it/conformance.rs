@@ -228,6 +228,7 @@ conformance!(
     list_empty_dir,
     list_shows_files_and_dirs,
     list_skips_unrepresentable_names,
+    list_many_files_with_times,
     stat_missing_is_none,
     write_read_empty,
     write_read_all_byte_values,
@@ -285,6 +286,26 @@ async fn list_skips_unrepresentable_names(b: Backend) {
     }
     let names: Vec<String> = b.ep.list(&p("odd")).await.unwrap().into_iter().map(|e| e.path.as_str().to_string()).collect();
     assert_eq!(names, vec!["odd/good.txt"], "names no RemotePath can carry are skipped, the rest listed");
+}
+
+/// A listing long enough that an FTP server without MLSD has its MDTMs spread over several
+/// logins: every file, each with its own time, in order.
+async fn list_many_files_with_times(b: Backend) {
+    let base = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    for i in 0..300u64 {
+        let rel = format!("many/f{i:03}.txt");
+        b.put(&rel, b"x");
+        let f = std::fs::File::options().write(true).open(b.local(&rel)).unwrap();
+        f.set_modified(base + Duration::from_secs(i * 61)).unwrap();
+    }
+    let listed = b.ep.list(&p("many")).await.unwrap();
+    assert_eq!(listed.len(), 300);
+    for (i, e) in listed.iter().enumerate() {
+        assert_eq!(e.path, p(&format!("many/f{i:03}.txt")));
+        let t = e.mtime.expect("a time");
+        // LIST alone (minutes) where a server has neither MLSD nor MDTM.
+        assert!(abs_diff(t, base + Duration::from_secs(i as u64 * 61)) < Duration::from_secs(60), "{e:?}");
+    }
 }
 
 async fn stat_missing_is_none(b: Backend) {

@@ -234,22 +234,57 @@ impl FtpEndpoint {
         }
         let mut entries = self.list_cwd(c, dir).await?;
         if !c.feat.mlsd && c.feat.mdtm {
-            // LIST times have minutes at best and the server's time zone; MDTM has seconds, UTC.
-            let mut kept = Vec::with_capacity(entries.len());
-            for mut e in entries {
-                if e.kind == EntryKind::File {
-                    let full = c.full(&e.path);
-                    match mdtm(c, &full).await? {
-                        Some(t) => e.mtime = Some(t),
-                        None => continue, // removed since the listing
-                    }
-                }
-                kept.push(e);
-            }
-            entries = kept;
+            entries = self.with_mdtm(c, entries).await?;
         }
         entries.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(entries)
+    }
+
+    /// The files' times from `MDTM` (LIST times have minutes at best and the server's time
+    /// zone; MDTM has seconds, UTC); files removed since the listing are left out. One MDTM is
+    /// a round trip (50,000 of them took about 4 s on one login here), so a long listing is
+    /// spread over the logins free right now (up to `max_connections`, which the transfers
+    /// that follow use anyway). A part whose login fails is asked again on `c`.
+    async fn with_mdtm(&self, c: &mut Conn, entries: Vec<Entry>) -> Result<Vec<Entry>, Fail> {
+        let files: Vec<String> = entries.iter().filter(|e| e.kind == EntryKind::File).map(|e| c.full(&e.path)).collect();
+        let mut helpers = Vec::new();
+        for _ in 1..(files.len() / MDTM_PER_LOGIN).min(self.inner.pool.max()) {
+            match self.inner.pool.try_acquire().await {
+                Some(Ok(lease)) => helpers.push(lease),
+                _ => break,
+            }
+        }
+        let part = files.len().div_ceil(helpers.len() + 1).max(1);
+        let mut parts = files.chunks(part);
+        let first = parts.next().unwrap_or_default();
+        let others = helpers.into_iter().zip(parts).map(|(mut lease, names)| async move {
+            let r = mdtm_all(&mut lease, names).await;
+            match r {
+                Ok(_) => lease.release(),
+                Err(_) => drop(lease),
+            }
+            (names, r)
+        });
+        let (times, others) = tokio::join!(mdtm_all(c, first), futures::future::join_all(others));
+        let mut times = times?;
+        for (names, r) in others {
+            match r {
+                Ok(t) => times.extend(t),
+                Err(_) => times.extend(mdtm_all(c, names).await?),
+            }
+        }
+        let mut times = times.into_iter();
+        let mut kept = Vec::with_capacity(entries.len());
+        for mut e in entries {
+            if e.kind == EntryKind::File {
+                match times.next().flatten() {
+                    Some(t) => e.mtime = Some(t),
+                    None => continue, // removed since the listing
+                }
+            }
+            kept.push(e);
+        }
+        Ok(kept)
     }
 
     /// The entries of the current folder (`dir`), from MLSD or LIST.
@@ -464,6 +499,18 @@ async fn size_on(c: &mut Conn, full: &str) -> Result<Option<u64>, Fail> {
         Err(e) if is_refusal(&e) => Ok(None),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Files per extra login when a listing's MDTMs are spread (below this, one login asks all).
+const MDTM_PER_LOGIN: usize = 64;
+
+/// `MDTM` of each of `names`, in order, on one connection.
+async fn mdtm_all(c: &mut Conn, names: &[String]) -> Result<Vec<Option<SystemTime>>, Fail> {
+    let mut times = Vec::with_capacity(names.len());
+    for name in names {
+        times.push(mdtm(c, name).await?);
+    }
+    Ok(times)
 }
 
 async fn mdtm(c: &mut Conn, full: &str) -> Result<Option<SystemTime>, Fail> {

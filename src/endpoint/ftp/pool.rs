@@ -76,6 +76,11 @@ impl Pool {
         Arc::new(Pool { connector, label, max, permits: Arc::new(Semaphore::new(max)), idle: Mutex::new(Vec::new()) })
     }
 
+    /// `max_connections`.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
     pub fn connector(&self) -> &Connector {
         &self.connector
     }
@@ -98,6 +103,17 @@ impl Pool {
                 ));
             }
         };
+        self.lease(permit).await
+    }
+
+    /// A connection when one is free right now (below `max_connections`), else `None`.
+    pub async fn try_acquire(self: &Arc<Self>) -> Option<Result<Lease, EndpointError>> {
+        let permit = self.permits.clone().try_acquire_owned().ok()?;
+        Some(self.lease(permit).await)
+    }
+
+    /// An idle connection that still answers, or a new login, for `permit`.
+    async fn lease(self: &Arc<Self>, permit: OwnedSemaphorePermit) -> Result<Lease, EndpointError> {
         loop {
             let next = self.idle.lock().ok().and_then(|mut idle| idle.pop());
             let Some(Idle { mut conn, since }) = next else { break };
