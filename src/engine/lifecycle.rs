@@ -279,11 +279,9 @@ async fn advance(
                 if let Some(e) = failed {
                     return Err(e);
                 }
-                if rec.sha256.is_none() && cx.flow.steps.is_none() {
-                    // Staged unhashed, and no upload hashed it (every sink had it already).
-                    if let Ok((_, hasher)) = pipe::hash_file(staged.to_path_buf()).await {
-                        rec.sha256 = Some(hex::encode(sha2::Digest::finalize(hasher)));
-                    }
+                if unhashed(cx, rec) {
+                    // No upload hashed it (every sink had it already).
+                    rec.sha256 = pipe::sha256_of(staged.to_path_buf()).await.ok();
                 }
                 rec.state = FileState::Delivered;
                 // Lazy: lost, every recorded target is found whole and confirmed again.
@@ -443,8 +441,8 @@ async fn deliver_one(cx: &Ctx<'_>, rec: &mut FileRecord, rel: &str, i: usize, p:
             let name = sink.name.render(&vars).map_err(FileError::Name)?;
             // The last sink to need the payload may take it by renaming (a local folder).
             let last_use = (0..cx.sinks.len() as u32).filter(|&j| j != idx).all(|j| rec.deliveries.iter().any(|d| d.sink == j && d.done));
-            // A staged file not hashed yet (stage::Hash::Deferred) is hashed on its way out.
-            let hash = rec.sha256.is_none() && cx.flow.steps.is_none();
+            // A staged file not hashed yet is hashed on its way out.
+            let hash = unhashed(cx, rec);
             let (t, uploaded) = send(cx, rec, i, idx, &dir, &name, rel_dir, &p.file, p.size, last_use, hash).await?;
             if uploaded && sink.trigger.is_some() {
                 trigger(cx, rec, i, &t, rel_dir).await?;
@@ -566,6 +564,11 @@ async fn send(
 fn staging_hash(cx: &Ctx<'_>) -> stage::Hash {
     let later = cx.flow.steps.is_none() && !cx.flow.source.identity.sha256 && cx.sinks.iter().all(|s| !s.capabilities().local_files);
     if later { stage::Hash::Deferred } else { stage::Hash::Now }
+}
+
+/// Whether the payload is the staged file and it was staged unhashed ([`stage::Hash::Deferred`]).
+fn unhashed(cx: &Ctx<'_>, rec: &FileRecord) -> bool {
+    rec.sha256.is_none() && cx.flow.steps.is_none()
 }
 
 /// The temporary name sink `i` uploads `target` under.

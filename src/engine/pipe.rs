@@ -230,6 +230,12 @@ pub async fn hash_file(path: PathBuf) -> io::Result<(u64, Sha256)> {
     .await
 }
 
+/// The hex SHA-256 of everything in `path`.
+pub async fn sha256_of(path: PathBuf) -> io::Result<String> {
+    let (_, hasher) = hash_file(path).await?;
+    Ok(hex::encode(hasher.finalize()))
+}
+
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
     joined(tokio::task::spawn_blocking(f)).await
 }

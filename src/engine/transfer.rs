@@ -157,9 +157,7 @@ impl Sent<'_> {
         match self {
             Sent::Hash(h) => Ok(h),
             Sent::File(path) => {
-                let staging = |source| FileError::Staging { path: path.to_path_buf(), source };
-                let (_, hasher) = pipe::hash_file(path.to_path_buf()).await.map_err(staging)?;
-                Ok(hex::encode(hasher.finalize()))
+                pipe::sha256_of(path.to_path_buf()).await.map_err(|source| FileError::Staging { path: path.to_path_buf(), source })
             }
         }
     }

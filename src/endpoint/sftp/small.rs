@@ -1,5 +1,5 @@
-//! Whole small files read or written in one round trip after the open, on the raw SFTP
-//! channel.
+//! Whole small files read or written in one round trip after the open, on one of the
+//! connection's raw SFTP channels (`Conn::file_channel`).
 //!
 //! russh-sftp's `File` probes with one read; after a short read (every file smaller than
 //! the probe) it takes that length for the server's read size and queues
@@ -17,11 +17,11 @@
 //! server handles the requests on one handle in the order they were sent (SFTP drafts,
 //! "requests relating to the same file"), so the fsync follows the writes.
 
-use russh_sftp::client::RawSftpSession;
-use russh_sftp::client::error::Error as SftpError;
 use std::future::Future;
 use std::pin::Pin;
 
+use russh_sftp::client::RawSftpSession;
+use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 
 /// Bytes asked for in one read: OpenSSH's limit (255 KiB).
@@ -81,7 +81,9 @@ pub(super) async fn write_small(raw: &RawSftpSession, full: &str, data: &[u8], f
     let flags = OpenFlags::CREATE | OpenFlags::TRUNCATE | OpenFlags::WRITE;
     let handle = raw.open(full, flags, FileAttributes::empty()).await?.handle;
     type Answer<'a> = Pin<Box<dyn Future<Output = Result<Option<u64>, SftpError>> + Send + 'a>>;
-    // Sent in this order: join_all polls them in order, and each is sent when first polled.
+    // Sent in this order: each request goes out when first polled, and join_all polls its
+    // futures in order the first time (a whole small file is a few pieces, so this stays
+    // well under the size where join_all switches to an unordered set).
     let mut requests: Vec<Answer<'_>> = Vec::new();
     for (i, piece) in data.chunks(PIECE as usize).enumerate() {
         let (h, offset) = (handle.clone(), i as u64 * PIECE);
