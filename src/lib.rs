@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod config;
 pub mod control;
+pub mod durable;
 pub mod endpoint;
 pub mod engine;
 pub mod flowtest;

@@ -4,15 +4,14 @@
 //! `std::io` errors into [`ErrorKind`]s. Symlinks are listed as `Other` and never followed
 //! when listing, so a link inside the root cannot lead the engine outside it.
 
-use std::collections::HashMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+
+use crate::durable::{sync_dir, sync_file};
 
 use super::{
     Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Feature, Op, ReadStream, RemotePath, ServerFacts, Support, Traits,
@@ -220,6 +219,10 @@ impl Endpoint for LocalEndpoint {
                 Ok(m) if std::os::unix::fs::MetadataExt::nlink(&m) > 1 => return Ok(None),
                 Ok(m) => m.len(),
             };
+            // On disk before it has its final name: the name never holds part of a file, even
+            // after a power cut (staging leaves small files unsynced for this fsync, which
+            // the files in flight share).
+            sync_file(&local)?;
             let renamed = if replace { std::fs::rename(&local, &full) } else { no_replace_rename(&local, &full) };
             match renamed {
                 Ok(()) => {
@@ -261,48 +264,6 @@ fn no_replace_rename(src: &Path, dst: &Path) -> io::Result<()> {
     std::fs::remove_file(src)
 }
 
-/// fsyncs a directory so a rename or unlink in it survives a power cut. Best effort.
-///
-/// Calls for one folder from several threads at once share fsyncs (a group commit of the
-/// folder): each call takes a ticket after its change, and returns without an fsync of its own
-/// when one that started after its ticket has finished. With many files in flight renamed
-/// into one folder, that is one fsync per burst instead of one per file.
-fn sync_dir(dir: Option<&Path>) {
-    let Some(d) = dir else { return };
-    let folder = {
-        let mut folders = FOLDERS.lock().unwrap_or_else(|p| p.into_inner());
-        Arc::clone(folders.entry(d.to_path_buf()).or_default())
-    };
-    let ticket = folder.requested.fetch_add(1, Ordering::SeqCst) + 1;
-    {
-        let mut synced = folder.synced.lock().unwrap_or_else(|p| p.into_inner());
-        if *synced < ticket {
-            // Every ticket up to here was taken after its change: this fsync covers them all.
-            let upto = folder.requested.load(Ordering::SeqCst);
-            if let Ok(f) = std::fs::File::open(d) {
-                let _ = f.sync_all();
-            }
-            *synced = upto;
-        }
-    }
-    let mut folders = FOLDERS.lock().unwrap_or_else(|p| p.into_inner());
-    // Only the map and this call hold it (a new holder needs the map's lock): forget it.
-    if Arc::strong_count(&folder) == 2 {
-        folders.remove(d);
-    }
-}
-
-/// The folders being fsynced right now, for [`sync_dir`].
-static FOLDERS: LazyLock<Mutex<HashMap<PathBuf, Arc<FolderSync>>>> = LazyLock::new(Default::default);
-
-#[derive(Default)]
-struct FolderSync {
-    /// Tickets handed out.
-    requested: AtomicU64,
-    /// Every ticket up to this one is covered by a finished fsync.
-    synced: Mutex<u64>,
-}
-
 /// Runs `f` on a blocking thread: one trip there and back (each costs two thread wake-ups),
 /// however many system calls `f` makes.
 async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 'static) -> io::Result<T> {
@@ -340,28 +301,5 @@ impl WriteStream for LocalWrite {
     async fn finish(mut self: Box<Self>) -> Result<(), EndpointError> {
         self.f.flush().await.map_err(|e| self.ep.err(Op::Write, &self.path, e))?;
         self.f.sync_all().await.map_err(|e| self.ep.err(Op::Write, &self.path, e))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn folder_syncs_from_many_threads_all_return_and_leave_nothing_behind() {
-        let dir = tempfile::tempdir().unwrap();
-        let threads: Vec<_> = (0..16)
-            .map(|i| {
-                let d = dir.path().to_path_buf();
-                std::thread::spawn(move || {
-                    std::fs::write(d.join(format!("f{i}")), b"x").unwrap();
-                    sync_dir(Some(&d));
-                })
-            })
-            .collect();
-        for t in threads {
-            t.join().unwrap();
-        }
-        assert!(!FOLDERS.lock().unwrap().contains_key(dir.path()));
     }
 }

@@ -256,7 +256,8 @@ pub trait Endpoint: Send + Sync + fmt::Debug {
         Ok(false)
     }
     /// Takes the complete local file `local` as the final `path` by renaming it, when this
-    /// endpoint is a folder on the same file system, and makes the rename durable: `Ok(Some(n))`,
+    /// endpoint is a folder on the same file system, having made `local` durable first (it
+    /// need not have been fsynced), and makes the rename durable: `Ok(Some(n))`,
     /// `local` is gone and `path` holds `n` bytes. A rename is atomic, so `path` never holds
     /// part of a file and no temporary name is needed. With `replace` an existing `path` is
     /// replaced, else the rename fails (`AlreadyExists`). `Ok(None)` when it cannot (a server,

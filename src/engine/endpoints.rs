@@ -10,15 +10,25 @@ use crate::endpoint::local::LocalEndpoint;
 use crate::endpoint::sftp::SftpEndpoint;
 use crate::endpoint::{DynEndpoint, EndpointError, ErrorKind, Op};
 
-/// How many files of `flow` may be in flight at once: its `concurrency`, and no more than any
-/// FTP endpoint it uses has logins (`max_connections`), so no file waits for a connection
-/// another file holds for a whole transfer. One at a time with `on_error: stop` (files in
-/// order), and when the identity leaves out the path (content, or size and time): two files
-/// of one run may then be the same file, and the second must see the first one delivered.
-pub fn concurrency(flow: &Flow, names: &[&str]) -> usize {
+/// How many files of `flow` may be in flight at once: its `concurrency`. One at a time with
+/// `on_error: stop` (files in order), and when the identity leaves out the path (content,
+/// or size and time): two files of one run may then be the same file, and the second must
+/// see the first one delivered.
+///
+/// With `streams` (some file of the run is bigger than [`stage::WHOLE_MAX`](super::stage::WHOLE_MAX)),
+/// no more than any FTP endpoint it uses has logins (`max_connections`): such a file holds a
+/// login for its whole transfer, however long, and a file waiting for a login behind it
+/// could wait longer than any timeout. Files of at most that size hold a login for one
+/// bounded operation at a time, so more of them than logins may be in flight: they take
+/// turns (FTP pull of 5000 × 4 KiB with 4 logins, 16 files in flight instead of 4: about
+/// 25 % faster, the logins no longer idle while their files are written and recorded).
+pub fn concurrency(flow: &Flow, names: &[&str], streams: bool) -> usize {
     let id = flow.source.identity;
     if flow.on_error == crate::config::flow::OnError::Stop || !id.path || id.sha256 {
         return 1;
+    }
+    if !streams {
+        return flow.concurrency.max(1);
     }
     let ftp_logins = names.iter().filter_map(|n| match flow.endpoints.get(*n) {
         Some(EndpointSpec::Ftp(s)) => Some(s.max_connections),

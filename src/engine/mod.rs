@@ -332,7 +332,7 @@ async fn run_files(
             observations.push((c.entry.path.as_str().to_string(), obs));
         }
         match verdict {
-            ready::Readiness::Ready => ready.push(c),
+            ready::Readiness::Ready => ready.push((c, lifecycle::Known::read(&snapshot, flow, &c.entry)?)),
             ready::Readiness::NotReady(why) => {
                 // A file already delivered is "skipped", not "not ready", whatever its age.
                 let f = FileReport {
@@ -367,7 +367,8 @@ async fn run_files(
     // Several files in flight, each through its own lifecycle; reports come in listing order.
     // A file is started only when it is its turn, so a stop (shutdown, `on_error: stop`, a run
     // aborted) keeps the files not started yet untouched; the ones in flight finish.
-    let concurrency = endpoints::concurrency(flow, &names);
+    let streams = ready.iter().any(|(c, _)| !stage::is_small(c.entry.size));
+    let concurrency = endpoints::concurrency(flow, &names, streams);
     let turns = Turns { stop: &opts.stop, stopped: AtomicBool::new(false), aborted: AtomicBool::new(false) };
     let mut abort: Option<RunAbort> = None;
     let mut waiting = ready.into_iter();
@@ -378,9 +379,9 @@ async fn run_files(
     tokio::pin!(drive);
     loop {
         while in_flight.len() < concurrency
-            && let Some(c) = waiting.next()
+            && let Some((c, known)) = waiting.next()
         {
-            in_flight.push_back(take_turn(&cx, c, &turns));
+            in_flight.push_back(take_turn(&cx, c, known, &turns));
         }
         cx.commits.set_in_flight(in_flight.len());
         let next = tokio::select! {
@@ -429,7 +430,7 @@ async fn run_files(
         }
         let Ok(path) = RemotePath::parse(&r.path) else { continue };
         let entry = crate::endpoint::Entry { path, kind: EntryKind::File, size: r.size, mtime: r.mtime.map(from_millis) };
-        let (f, abort) = lifecycle::process(&cx, &entry, "", None).await?;
+        let (f, abort) = lifecycle::process(&cx, &entry, "", None, None).await?;
         let msg = format!("flow {}: {}: {}", flow.name, f.path, f.detail);
         let kind = f.error_kind;
         record(report, f, on_file);
@@ -453,7 +454,12 @@ struct Turns<'a> {
 
 /// One file's turn: its lifecycle, unless the run stopped before the file started. `None`
 /// when the run is being aborted.
-async fn take_turn(cx: &lifecycle::Ctx<'_>, c: &discover::Candidate, turns: &Turns<'_>) -> Option<Result<(FileReport, bool), LedgerError>> {
+async fn take_turn(
+    cx: &lifecycle::Ctx<'_>,
+    c: &discover::Candidate,
+    known: lifecycle::Known,
+    turns: &Turns<'_>,
+) -> Option<Result<(FileReport, bool), LedgerError>> {
     if turns.aborted.load(Ordering::SeqCst) {
         return None;
     }
@@ -464,7 +470,7 @@ async fn take_turn(cx: &lifecycle::Ctx<'_>, c: &discover::Candidate, turns: &Tur
         return Some(Ok((skipped(&c.entry.path, detail), false)));
     }
     let done_file = c.done_file.as_ref().map(|(p, _)| p);
-    Some(lifecycle::process(cx, &c.entry, &c.rel, done_file).await)
+    Some(lifecycle::process(cx, &c.entry, &c.rel, done_file, Some(known)).await)
 }
 
 /// The report of a file that was not started.

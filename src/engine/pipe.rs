@@ -57,7 +57,7 @@ impl HashWriter {
                         file.write_all(&buf)?;
                         unflushed += buf.len();
                         if unflushed >= WRITE_BEHIND {
-                            start_writeback(&file);
+                            crate::durable::start_writeback(&file);
                             unflushed = 0;
                         }
                         buf.resize(chunk, 0);
@@ -167,8 +167,14 @@ impl HashReader {
 }
 
 /// Creates `path` (and its folder; in place of a leftover, which is removed, not truncated),
-/// writes `data`, fsyncs it: one trip to a blocking thread.
-/// Returns the SHA-256 of `data`.
+/// writes `data`: one trip to a blocking thread. Returns the SHA-256 of `data`.
+///
+/// Not fsynced: a small staged file is never resumed, so only its delivered copies need to
+/// be on disk, and they are made so where they are delivered (a local sink's
+/// [`Endpoint::adopt`](crate::endpoint::Endpoint::adopt) fsyncs it before renaming, together
+/// with the other files in flight; a server has its own copy). Files that would otherwise
+/// stay in the page cache until they are removed again are never written to disk at all. A
+/// run resumed after a crash checks such a file's SHA-256 before it uses it.
 pub async fn write_whole(path: PathBuf, data: Vec<u8>) -> io::Result<Sha256> {
     blocking(move || {
         // The folder and a leftover are dealt with only when the first try says so (two
@@ -189,7 +195,6 @@ pub async fn write_whole(path: PathBuf, data: Vec<u8>) -> io::Result<Sha256> {
             Err(e) => return Err(e),
         };
         file.write_all(&data)?;
-        file.sync_all()?;
         let mut hasher = Sha256::new();
         hasher.update(&data);
         Ok(hasher)
@@ -242,24 +247,6 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> io::Result<T> + Send + 
 
 async fn joined<T>(task: JoinHandle<io::Result<T>>) -> io::Result<T> {
     task.await.unwrap_or_else(|e| Err(io::Error::other(format!("the file task failed: {e}"))))
-}
-
-/// Asks the kernel to start writing the file's dirty pages to disk, without waiting: the
-/// disk works while the next chunks arrive, so the fsync that ends a big file has little
-/// left to do (it was a second per GiB here, after the download). Only a hint: errors
-/// surface at the fsync.
-fn start_writeback(file: &File) {
-    #[cfg(target_os = "linux")]
-    {
-        use std::os::fd::AsRawFd;
-        // SAFETY: the descriptor is open for the lifetime of `file`; offset 0 with length 0
-        // means the whole file; SYNC_FILE_RANGE_WRITE only starts write-out.
-        unsafe {
-            libc::sync_file_range(file.as_raw_fd(), 0, 0, libc::SYNC_FILE_RANGE_WRITE);
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    let _ = file;
 }
 
 /// Reads until `buf` is full or the file ends; the count read.

@@ -220,7 +220,7 @@ pub async fn reprocess(flow: &Flow, ledger: &Ledger, opts: &RunOptions, path: &s
         ledger.put_file(&flow.name, &rec)?;
         let entry = Entry { path: source_path.clone(), kind: EntryKind::File, size: rec.size, mtime: rec.mtime.map(super::from_millis) };
         let rel = source_path.strip_prefix(&flow.source.path).unwrap_or(source_path.name()).to_string();
-        let (f, _) = lifecycle::process(&cx, &entry, &rel, None).await?;
+        let (f, _) = lifecycle::process(&cx, &entry, &rel, None, None).await?;
         if f.outcome == Outcome::Delivered {
             remove_copy(&*qep, &q).await;
         }

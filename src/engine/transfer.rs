@@ -94,9 +94,8 @@ pub async fn already_delivered(ep: &dyn Endpoint, target: &RemotePath, size: u64
 /// ([`Endpoint::adopt`]: a local folder on the same file system) does, instead of copying it.
 /// With `hash`, what is read is hashed on the way (a staging file not hashed yet).
 ///
-/// Returns the hex SHA-256 of what was sent, when it was hashed on the way. A staged file
-/// that is not `size` bytes long (a linked local source that changed since it was listed)
-/// is not uploaded: [`FileError::Changed`].
+/// A staged file that is not `size` bytes long (a linked local source that changed since it
+/// was listed) is not uploaded: [`FileError::Changed`].
 #[allow(clippy::too_many_arguments)]
 pub async fn upload(
     ep: &dyn Endpoint,
@@ -108,14 +107,14 @@ pub async fn upload(
     replace: bool,
     last_use: bool,
     hash: bool,
-) -> Result<Option<String>, FileError> {
+) -> Result<Uploaded, FileError> {
     if last_use && ep.capabilities().local_files {
         folders.ensure(ep, &target.parent()).await?;
         // Renamed straight to the final name (atomic: it never holds part of a file). Taken
         // now, or by an earlier attempt of this upload (or the size says it was not, and the
         // file is staged again).
         match ep.adopt(staged, target, replace).await {
-            Ok(Some(actual)) if actual == size => return Ok(None),
+            Ok(Some(actual)) if actual == size => return Ok(Uploaded { sha256: None, took: true }),
             Ok(Some(actual)) => {
                 return Err(FileError::SizeMismatch { endpoint: ep.describe(), target: target.to_string(), expected: size, actual });
             }
@@ -132,7 +131,16 @@ pub async fn upload(
         Body::File(input.into_std().await, staged, hash)
     };
     let sent = upload_from(ep, folders, body, size, temp, target, replace).await?;
-    Ok(sent.filter(|_| hash))
+    Ok(Uploaded { sha256: sent.filter(|_| hash), took: false })
+}
+
+/// What [`upload`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Uploaded {
+    /// The hex SHA-256 of what was sent, when it was hashed on the way.
+    pub sha256: Option<String>,
+    /// The sink took the staged file itself (renamed it into place): it is gone.
+    pub took: bool,
 }
 
 /// What an upload sends.
@@ -414,7 +422,7 @@ mod tests {
             std::fs::write(&staged, &data).unwrap();
             let (temp, target) = (p(&format!("/in/.{name}.part")), p(&format!("/in/{name}")));
             let got = upload(&ep, &Folders::default(), &staged, len as u64, &temp, &target, false, false, true).await.unwrap();
-            assert_eq!(got, Some(hex::encode(Sha256::digest(&data))), "{name}");
+            assert_eq!(got.sha256, Some(hex::encode(Sha256::digest(&data))), "{name}");
             assert_eq!(std::fs::read(dir.path().join("sink/in").join(name)).unwrap(), data);
         }
     }
@@ -447,7 +455,7 @@ mod tests {
             async move { upload(ep, &Folders::default(), staged, size, &p("/in/.t.part"), &p(target), replace, true, false).await }
         };
         put(b"hello");
-        assert_eq!(up("/in/a", 5, false).await.unwrap(), None);
+        assert_eq!(up("/in/a", 5, false).await.unwrap(), Uploaded { sha256: None, took: true });
         assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), b"hello");
         assert!(!staged.exists(), "renamed, not copied");
         assert_eq!(names(&dir.path().join("sink/in")), ["a"], "no temporary name");

@@ -136,6 +136,35 @@ async fn the_connection_limit_holds() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn waiters_queue_past_the_timeout_while_connections_come_back() {
+    let Some(ftpd) = tokio::task::spawn_blocking(Ftpd::vsftpd).await.unwrap() else { return };
+    std::fs::write(ftpd.data_dir().join("a.bin"), vec![1u8; 1 << 20]).unwrap();
+    let spec = FtpSpec {
+        max_connections: 1,
+        connect_timeout: Duration::from_secs(1),
+        operation_timeout: Duration::from_secs(1),
+        ..ftpd.spec(FtpTls::Explicit)
+    };
+    let ep = std::sync::Arc::new(FtpEndpoint::new(spec));
+    // Four transfers of 0.9 s each on one login: the last waits about 2.7 s, longer than a
+    // wait with nothing given back may last (2 s), but a login comes back every 0.9 s.
+    let holds: Vec<_> = (0..4)
+        .map(|_| {
+            let ep = ep.clone();
+            tokio::spawn(async move {
+                let stream = ep.open_read(&p("a.bin"), 0).await?;
+                tokio::time::sleep(Duration::from_millis(900)).await;
+                drop(stream);
+                Ok::<_, wharf::endpoint::EndpointError>(())
+            })
+        })
+        .collect();
+    for h in holds {
+        h.await.unwrap().unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_idle_connection_is_checked_before_reuse() {
     let Some(ftpd) = tokio::task::spawn_blocking(Ftpd::vsftpd).await.unwrap() else { return };
     let ep = FtpEndpoint::new(ftpd.spec(FtpTls::Explicit));

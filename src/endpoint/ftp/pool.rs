@@ -9,6 +9,7 @@
 //! `super::FtpEndpoint::attempt` does (once, after a dropped connection).
 
 use std::ops::{Deref, DerefMut};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,9 @@ pub(super) struct Pool {
     max: usize,
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<Idle>>,
+    /// Leases given back or dropped so far: a waiting [`acquire`](Pool::acquire) keeps
+    /// waiting as long as this moves.
+    returned: Arc<AtomicU64>,
 }
 
 struct Idle {
@@ -43,7 +47,19 @@ pub(super) struct Lease {
     /// Made for this lease (not taken from the idle ones).
     pub fresh: bool,
     pool: Arc<Pool>,
+    _permit: Permit,
+}
+
+/// A slot of the pool; counts itself as returned when dropped.
+struct Permit {
     _permit: OwnedSemaphorePermit,
+    returned: Arc<AtomicU64>,
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        self.returned.fetch_add(1, Ordering::SeqCst);
+    }
 }
 
 impl Deref for Lease {
@@ -73,7 +89,14 @@ impl Lease {
 impl Pool {
     pub fn new(connector: Connector, label: String) -> Arc<Pool> {
         let max = connector.spec().max_connections.max(1);
-        Arc::new(Pool { connector, label, max, permits: Arc::new(Semaphore::new(max)), idle: Mutex::new(Vec::new()) })
+        Arc::new(Pool {
+            connector,
+            label,
+            max,
+            permits: Arc::new(Semaphore::new(max)),
+            idle: Mutex::new(Vec::new()),
+            returned: Arc::default(),
+        })
     }
 
     /// `max_connections`.
@@ -85,22 +108,34 @@ impl Pool {
         &self.connector
     }
 
-    /// A connection: an idle one that still answers, or a new login. Waits for a free slot at
-    /// most as long as one operation may take, so a caller holding every connection (a stream
-    /// left open) gets an error instead of waiting forever.
+    /// A connection: an idle one that still answers, or a new login. Waits for a free slot
+    /// (slots are handed out in turn) for as long as connections keep being given back;
+    /// when none has been for as long as one operation may take, the caller gets an error
+    /// instead of waiting forever (every connection held by something that does not finish:
+    /// a stream left open).
     pub async fn acquire(self: &Arc<Self>) -> Result<Lease, EndpointError> {
         let wait = self.connector.spec().connect_timeout + self.connector.spec().operation_timeout;
-        let permit = match tokio::time::timeout(wait, self.permits.clone().acquire_owned()).await {
-            Ok(Ok(p)) => p,
-            // The semaphore is never closed; treat it like a timeout if it ever were.
-            Ok(Err(_)) | Err(_) => {
-                return Err(EndpointError::new(
-                    ErrorKind::Transient,
-                    Op::Connect,
-                    self.label.clone(),
-                    None,
-                    format!("all {} connections to the server stayed busy for {} s (max_connections)", self.max, wait.as_secs()),
-                ));
+        let acquiring = self.permits.clone().acquire_owned();
+        tokio::pin!(acquiring);
+        let mut seen = self.returned.load(Ordering::SeqCst);
+        let permit = loop {
+            match tokio::time::timeout(wait, &mut acquiring).await {
+                Ok(Ok(p)) => break p,
+                Err(_) if self.returned.load(Ordering::SeqCst) != seen => seen = self.returned.load(Ordering::SeqCst),
+                // The semaphore is never closed; treat it like a timeout if it ever were.
+                Ok(Err(_)) | Err(_) => {
+                    return Err(EndpointError::new(
+                        ErrorKind::Transient,
+                        Op::Connect,
+                        self.label.clone(),
+                        None,
+                        format!(
+                            "all {} connections to the server stayed busy for {} s, none given back (max_connections)",
+                            self.max,
+                            wait.as_secs()
+                        ),
+                    ));
+                }
             }
         };
         self.lease(permit).await
@@ -114,6 +149,7 @@ impl Pool {
 
     /// An idle connection that still answers, or a new login, for `permit`.
     async fn lease(self: &Arc<Self>, permit: OwnedSemaphorePermit) -> Result<Lease, EndpointError> {
+        let permit = Permit { _permit: permit, returned: Arc::clone(&self.returned) };
         loop {
             let next = self.idle.lock().ok().and_then(|mut idle| idle.pop());
             let Some(Idle { mut conn, since }) = next else { break };
