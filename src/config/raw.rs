@@ -43,9 +43,10 @@ pub struct RawFlow {
     /// must see the first delivered). Several files in flight overlap their round trips and
     /// share the ledger's fsyncs; each still goes through its own crash-safe lifecycle, and
     /// the run summary keeps the listing order. Over SFTP they share one SSH connection (one
-    /// open file handle each on the server). An FTP endpoint's `max_connections` limits it
-    /// further (each transfer needs a login of its own). Memory grows with it for files of a
-    /// MiB and more (about 1 MiB of buffers per such file in flight).
+    /// open file handle each on the server). Over FTP they take turns on the endpoint's
+    /// logins (`max_connections`); when a run has a file bigger than 1 MiB (which holds a
+    /// login for its whole transfer), `max_connections` caps it. Memory grows with it for
+    /// files of a MiB and more (about 1 MiB of buffers per such file in flight).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 64))]
     pub concurrency: Option<u32>,
@@ -222,10 +223,11 @@ pub struct RawFtp {
     #[serde(default = "default_op_timeout")]
     #[schemars(schema_with = "super::duration::schema")]
     pub operation_timeout: String,
-    /// Most logins open at once to this server (default 4; it caps the flow's `concurrency`).
-    /// Each transfer needs a login of its own (FTP carries one transfer per
-    /// control connection); idle ones are kept for reuse. Lower it for servers that limit
-    /// sessions per user or address.
+    /// Most logins open at once to this server (default 4). Each transfer needs a login of
+    /// its own (FTP carries one transfer per control connection); files in flight take
+    /// turns on them, and a run with a file bigger than 1 MiB keeps no more files in flight
+    /// than this. Idle ones are kept for reuse. Lower it for servers that limit sessions per
+    /// user or address.
     #[serde(default = "default_max_connections")]
     #[schemars(range(min = 1, max = 16))]
     pub max_connections: u32,
