@@ -6,6 +6,8 @@
 
 use std::io;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,20 +16,23 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use crate::durable::{sync_dir, sync_file};
 
 use super::{
-    Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Feature, Op, ReadStream, RemotePath, ServerFacts, Support, Traits,
-    WriteStream,
+    Adopted, Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Feature, Op, ReadStream, RemotePath, ServerFacts, Support,
+    Traits, WriteStream,
 };
 
 /// A local folder endpoint.
 #[derive(Debug, Clone)]
 pub struct LocalEndpoint {
     root: PathBuf,
+    /// A hard link from here to the staging folder failed for being on another file system:
+    /// [`Endpoint::link_local`] says no at once from then on.
+    cross_device: Arc<AtomicBool>,
 }
 
 impl LocalEndpoint {
     /// An endpoint rooted at `root` (should be absolute; it need not exist yet).
     pub fn new(root: impl Into<PathBuf>) -> Self {
-        LocalEndpoint { root: root.into() }
+        LocalEndpoint { root: root.into(), cross_device: Arc::default() }
     }
 
     /// Where `p` is on the local disk.
@@ -185,13 +190,20 @@ impl Endpoint for LocalEndpoint {
     }
 
     async fn link_local(&self, path: &RemotePath, local: &Path) -> Result<bool, EndpointError> {
-        let (full, local) = (self.full(path), local.to_path_buf());
+        if self.cross_device.load(Ordering::Relaxed) {
+            return Ok(false);
+        }
+        let (full, local, cross_device) = (self.full(path), local.to_path_buf(), Arc::clone(&self.cross_device));
         let linked = blocking(move || -> io::Result<Option<io::Error>> {
             // link(2) would link a symlink itself, not its target: read through it instead.
             if !std::fs::symlink_metadata(&full)?.is_file() {
                 return Ok(Some(io::Error::other("not a regular file")));
             }
-            Ok(std::fs::hard_link(&full, &local).err())
+            let e = std::fs::hard_link(&full, &local).err();
+            if e.as_ref().is_some_and(|e| e.kind() == io::ErrorKind::CrossesDevices) {
+                cross_device.store(true, Ordering::Relaxed);
+            }
+            Ok(e)
         });
         match linked.await {
             Ok(None) => Ok(true),
@@ -205,13 +217,15 @@ impl Endpoint for LocalEndpoint {
         }
     }
 
-    async fn adopt(&self, local: &Path, path: &RemotePath, replace: bool) -> Result<Option<u64>, EndpointError> {
+    async fn adopt(&self, local: &Path, path: &RemotePath, replace: bool) -> Result<Option<Adopted>, EndpointError> {
         let (local, full) = (local.to_path_buf(), self.full(path));
-        let adopted = blocking(move || -> io::Result<Option<u64>> {
+        let folder = full.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
+        let adopted = blocking(move || -> io::Result<Option<Adopted>> {
             let size = match std::fs::metadata(&local) {
                 // Taken by an earlier attempt: what is there now.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    return Ok(Some(std::fs::metadata(&full).map(|m| m.len()).unwrap_or(0)));
+                    let size = std::fs::metadata(&full).map(|m| m.len()).unwrap_or(0);
+                    return Ok(Some(Adopted { size, folder }));
                 }
                 Err(e) => return Err(e),
                 // A staging file linked to a source file: renaming it here would make the
@@ -225,10 +239,8 @@ impl Endpoint for LocalEndpoint {
             sync_file(&local)?;
             let renamed = if replace { std::fs::rename(&local, &full) } else { no_replace_rename(&local, &full) };
             match renamed {
-                Ok(()) => {
-                    sync_dir(full.parent());
-                    Ok(Some(size))
-                }
+                // The folder's fsync is the caller's (see `Endpoint::adopt`).
+                Ok(()) => Ok(Some(Adopted { size, folder })),
                 // Another file system: the caller copies instead.
                 Err(e) if e.kind() == io::ErrorKind::CrossesDevices => Ok(None),
                 Err(e) => Err(e),

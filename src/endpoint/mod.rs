@@ -257,17 +257,29 @@ pub trait Endpoint: Send + Sync + fmt::Debug {
     }
     /// Takes the complete local file `local` as the final `path` by renaming it, when this
     /// endpoint is a folder on the same file system, having made `local` durable first (it
-    /// need not have been fsynced), and makes the rename durable: `Ok(Some(n))`,
-    /// `local` is gone and `path` holds `n` bytes. A rename is atomic, so `path` never holds
-    /// part of a file and no temporary name is needed. With `replace` an existing `path` is
-    /// replaced, else the rename fails (`AlreadyExists`). `Ok(None)` when it cannot (a server,
-    /// another file system, a `local` with other links, which must not become a delivered
-    /// file), and nothing happened. Spares copying a staged file that is not needed any
-    /// more. When `local` is gone already (an earlier attempt took it), `n` is the size of
-    /// whatever `path` holds (0 when nothing): the caller compares it with the size expected.
-    async fn adopt(&self, _local: &std::path::Path, _path: &RemotePath, _replace: bool) -> Result<Option<u64>, EndpointError> {
+    /// need not have been fsynced): `Ok(Some(adopted))`, `local` is gone and `path` holds
+    /// `adopted.size` bytes. The rename itself is durable only once `adopted.folder` has
+    /// been fsynced ([`crate::durable::sync_dir`]): the caller does that before anything
+    /// that relies on it (one fsync of a folder for many files). A rename is atomic, so
+    /// `path` never holds part of a file and no temporary name is needed. With `replace` an
+    /// existing `path` is replaced, else the rename fails (`AlreadyExists`). `Ok(None)` when
+    /// it cannot (a server, another file system, a `local` with other links, which must not
+    /// become a delivered file), and nothing happened. Spares copying a staged file that is
+    /// not needed any more. When `local` is gone already (an earlier attempt took it), the
+    /// size is that of whatever `path` holds (0 when nothing): the caller compares it with
+    /// the size expected.
+    async fn adopt(&self, _local: &std::path::Path, _path: &RemotePath, _replace: bool) -> Result<Option<Adopted>, EndpointError> {
         Ok(None)
     }
+}
+
+/// A file an endpoint took by renaming it ([`Endpoint::adopt`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Adopted {
+    /// What the final name holds.
+    pub size: u64,
+    /// The folder to fsync to make the rename durable.
+    pub folder: std::path::PathBuf,
 }
 
 /// Shared handle to an endpoint.

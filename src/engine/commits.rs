@@ -16,7 +16,15 @@
 //! Outside a driven loop (a single file finished after the loop, quarantine releases) a
 //! transition is stored at once, as before. A failed group is stored again one transition at
 //! a time, so each file gets its own error.
+//!
+//! Local folders a file was renamed into ([`Commits::sync_first`]) are fsynced before the
+//! next commit is stored, in the same trip to the blocking pool: the rename is durable
+//! before anything recorded after it (the file's `done` at the latest), and the files
+//! renamed into one folder meanwhile share one fsync of it instead of one each (FTP pull
+//! of 5000 × 4 KiB: 4,700 folder fsyncs before).
 
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -35,6 +43,8 @@ pub(super) struct Commits {
     driven: AtomicBool,
     /// Files the driving loop has in flight: each has at most one transition queued.
     in_flight: AtomicUsize,
+    /// Local folders to fsync before the next commit.
+    folders: Mutex<BTreeSet<PathBuf>>,
 }
 
 /// How long a commit waits for the other files in flight to queue theirs.
@@ -44,6 +54,7 @@ impl Commits {
     /// Stores `t` durably: in the next group commit when a loop drives one, else at once.
     pub async fn put(&self, ledger: &Ledger, t: Transition) -> Result<(), LedgerError> {
         if !self.driven.load(Ordering::SeqCst) {
+            sync_folders(self.take_folders());
             return ledger.commit(std::slice::from_ref(&t));
         }
         let (tx, rx) = oneshot::channel();
@@ -84,9 +95,15 @@ impl Commits {
                 }
             }
             let batch = std::mem::take(&mut *self.lock());
+            // Taken after the batch: a folder named before a transition was queued is in.
+            let folders = self.take_folders();
             let (transitions, waiters): (Vec<Transition>, Vec<Waiter>) = batch.into_iter().unzip();
             let c = committer.clone();
-            let results = match tokio::task::spawn_blocking(move || store(&transitions, |t| c.commit(t))).await {
+            let stored = move || {
+                sync_folders(folders);
+                store(&transitions, |t| c.commit(t))
+            };
+            let results = match tokio::task::spawn_blocking(stored).await {
                 Ok(results) => results,
                 // The commit panicked: nothing tells whether it was stored.
                 Err(_) => waiters.iter().map(|_| Err(LedgerError::Interrupted)).collect(),
@@ -100,9 +117,20 @@ impl Commits {
         self.in_flight.store(n, Ordering::SeqCst);
     }
 
+    /// Has `folder` fsynced before the next commit is stored (a file was renamed into it;
+    /// see [`Endpoint::adopt`](crate::endpoint::Endpoint::adopt)).
+    pub fn sync_first(&self, folder: PathBuf) {
+        self.folders.lock().unwrap_or_else(|p| p.into_inner()).insert(folder);
+    }
+
+    fn take_folders(&self) -> BTreeSet<PathBuf> {
+        std::mem::take(&mut *self.folders.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// Stores what is queued, on this thread.
     fn commit_queued(&self, ledger: &Ledger) {
         let batch = std::mem::take(&mut *self.lock());
+        sync_folders(self.take_folders());
         if batch.is_empty() {
             return;
         }
@@ -113,6 +141,13 @@ impl Commits {
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Transition, Waiter)>> {
         // A poisoned lock only means a panic elsewhere while pushing or taking; the queue is whole.
         self.queue.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// fsyncs each folder (best effort, like every folder fsync: see `durable::sync_dir`).
+fn sync_folders(folders: BTreeSet<PathBuf>) {
+    for f in folders {
+        crate::durable::sync_dir(Some(&f));
     }
 }
 
@@ -158,6 +193,23 @@ mod tests {
         for p in ["a", "b", "c"] {
             assert_eq!(ledger.file("f", p).unwrap().unwrap().state, FileState::Staging);
         }
+    }
+
+    #[tokio::test]
+    async fn folders_named_before_a_transition_are_synced_with_its_commit() {
+        let ledger = Ledger::in_memory().unwrap();
+        let commits = Commits::default();
+        let dir = tempfile::tempdir().unwrap();
+        commits.sync_first(dir.path().to_path_buf());
+        commits.set_driven(&ledger, true);
+        tokio::select! {
+            r = commits.put(&ledger, file("a")) => r.unwrap(),
+            never = commits.drive(&ledger) => match never {},
+        }
+        assert!(commits.take_folders().is_empty(), "synced with the commit");
+        commits.sync_first(dir.path().to_path_buf());
+        commits.set_driven(&ledger, false);
+        assert!(commits.take_folders().is_empty(), "synced when the loop ends");
     }
 
     #[tokio::test]

@@ -602,7 +602,13 @@ async fn send(
             mark(rec, idx, &t, true);
             // Lazy: lost, the recorded target is found whole and confirmed then.
             put_lazy(cx, rec)?;
-            Ok((t, true, sent.took))
+            // The rename becomes durable with the next commit (before this file's next
+            // durable transition, `done` at the latest): one folder fsync for many files.
+            let took = sent.took.is_some();
+            if let Some(folder) = sent.took {
+                cx.commits.sync_first(folder);
+            }
+            Ok((t, true, took))
         }
     }
 }

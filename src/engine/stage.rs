@@ -79,6 +79,12 @@ pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path,
         // the same trip as the write.
         return stage_small(ep, path, size, file).await;
     }
+    // A local source, linked in one trip when nothing is in the way (the usual case: the
+    // staging folder is there, no leftover); else the folder and any leftover are dealt
+    // with below and the link tried again.
+    if ep.capabilities().local_files && ep.link_local(path, file).await? {
+        return linked(path, size, file, hash).await;
+    }
     // The folder, and what an earlier attempt left, in one trip to a blocking thread.
     let f = file.to_path_buf();
     let existing = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
@@ -97,11 +103,7 @@ pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path,
     .unwrap_or_else(|e| Err(std::io::Error::other(e)))
     .map_err(io(file))?;
     if existing == 0 && ep.link_local(path, file).await? {
-        if hash == Hash::Deferred {
-            halt::point("staging");
-            return Ok(Staged { size, sha256: None });
-        }
-        return hash_linked(path, size, file).await;
+        return linked(path, size, file, hash).await;
     }
     if existing == 0 && is_small(size) {
         return stage_small(ep, path, size, file).await;
@@ -151,9 +153,12 @@ pub async fn stage(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path,
 }
 
 /// A staging file linked to the source: hashed (one read), its size checked against the
-/// listing's.
-async fn hash_linked(path: &RemotePath, size: u64, file: &Path) -> Result<Staged, FileError> {
+/// listing's, unless the upload does that ([`Hash::Deferred`]).
+async fn linked(path: &RemotePath, size: u64, file: &Path, hash: Hash) -> Result<Staged, FileError> {
     halt::point("staging");
+    if hash == Hash::Deferred {
+        return Ok(Staged { size, sha256: None });
+    }
     let (len, hasher) = pipe::hash_file(file.to_path_buf()).await.map_err(io(file))?;
     if len != size {
         discard(file).await;

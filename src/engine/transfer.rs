@@ -114,9 +114,14 @@ pub async fn upload(
         // now, or by an earlier attempt of this upload (or the size says it was not, and the
         // file is staged again).
         match ep.adopt(staged, target, replace).await {
-            Ok(Some(actual)) if actual == size => return Ok(Uploaded { sha256: None, took: true }),
-            Ok(Some(actual)) => {
-                return Err(FileError::SizeMismatch { endpoint: ep.describe(), target: target.to_string(), expected: size, actual });
+            Ok(Some(a)) if a.size == size => return Ok(Uploaded { sha256: None, took: Some(a.folder) }),
+            Ok(Some(a)) => {
+                return Err(FileError::SizeMismatch {
+                    endpoint: ep.describe(),
+                    target: target.to_string(),
+                    expected: size,
+                    actual: a.size,
+                });
             }
             Ok(None) => {}
             Err(e) => return Err(renamed(ep, target, e)),
@@ -131,7 +136,7 @@ pub async fn upload(
         Body::File(input.into_std().await, staged, hash)
     };
     let sent = upload_from(ep, folders, body, size, temp, target, replace).await?;
-    Ok(Uploaded { sha256: sent.filter(|_| hash), took: false })
+    Ok(Uploaded { sha256: sent.filter(|_| hash), took: None })
 }
 
 /// What [`upload`] did.
@@ -139,8 +144,9 @@ pub async fn upload(
 pub struct Uploaded {
     /// The hex SHA-256 of what was sent, when it was hashed on the way.
     pub sha256: Option<String>,
-    /// The sink took the staged file itself (renamed it into place): it is gone.
-    pub took: bool,
+    /// The sink took the staged file itself (renamed it into place): it is gone, and this
+    /// folder's fsync makes the rename durable (see [`Endpoint::adopt`]).
+    pub took: Option<std::path::PathBuf>,
 }
 
 /// What an upload sends.
@@ -455,7 +461,7 @@ mod tests {
             async move { upload(ep, &Folders::default(), staged, size, &p("/in/.t.part"), &p(target), replace, true, false).await }
         };
         put(b"hello");
-        assert_eq!(up("/in/a", 5, false).await.unwrap(), Uploaded { sha256: None, took: true });
+        assert_eq!(up("/in/a", 5, false).await.unwrap(), Uploaded { sha256: None, took: Some(dir.path().join("sink/in")) });
         assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), b"hello");
         assert!(!staged.exists(), "renamed, not copied");
         assert_eq!(names(&dir.path().join("sink/in")), ["a"], "no temporary name");
