@@ -21,7 +21,8 @@
 //! next commit is stored, in the same trip to the blocking pool: the rename is durable
 //! before anything recorded after it (the file's `done` at the latest), and the files
 //! renamed into one folder meanwhile share one fsync of it instead of one each (FTP pull
-//! of 5000 × 4 KiB: 4,700 folder fsyncs before).
+//! of 5000 × 4 KiB: 4,700 folder fsyncs before). Staging files a finished file leaves behind
+//! ([`Commits::discard`]) are removed in that trip too, after the commit.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -45,6 +46,8 @@ pub(super) struct Commits {
     in_flight: AtomicUsize,
     /// Local folders to fsync before the next commit.
     folders: Mutex<BTreeSet<PathBuf>>,
+    /// Staging files to remove after the next commit.
+    leftovers: Mutex<Vec<PathBuf>>,
 }
 
 /// How long a commit waits for the other files in flight to queue theirs.
@@ -97,11 +100,14 @@ impl Commits {
             let batch = std::mem::take(&mut *self.lock());
             // Taken after the batch: a folder named before a transition was queued is in.
             let folders = self.take_folders();
+            let leftovers = self.take_leftovers();
             let (transitions, waiters): (Vec<Transition>, Vec<Waiter>) = batch.into_iter().unzip();
             let c = committer.clone();
             let stored = move || {
                 sync_folders(folders);
-                store(&transitions, |t| c.commit(t))
+                let results = store(&transitions, |t| c.commit(t));
+                super::stage::remove_files(&leftovers);
+                results
             };
             let results = match tokio::task::spawn_blocking(stored).await {
                 Ok(results) => results,
@@ -127,15 +133,31 @@ impl Commits {
         std::mem::take(&mut *self.folders.lock().unwrap_or_else(|p| p.into_inner()))
     }
 
+    /// Removes a staging file nothing needs any more (its file is done): in the next group
+    /// commit's trip to the blocking pool when a loop drives them (one trip fewer per file),
+    /// else now.
+    pub async fn discard(&self, file: PathBuf) {
+        if self.driven.load(Ordering::SeqCst) {
+            // Rides along with the next commit (or the loop's end): no trip of its own.
+            self.leftovers.lock().unwrap_or_else(|p| p.into_inner()).push(file);
+        } else {
+            super::stage::discard(&file).await;
+        }
+    }
+
+    fn take_leftovers(&self) -> Vec<PathBuf> {
+        std::mem::take(&mut *self.leftovers.lock().unwrap_or_else(|p| p.into_inner()))
+    }
+
     /// Stores what is queued, on this thread.
     fn commit_queued(&self, ledger: &Ledger) {
         let batch = std::mem::take(&mut *self.lock());
         sync_folders(self.take_folders());
-        if batch.is_empty() {
-            return;
+        if !batch.is_empty() {
+            let (transitions, waiters): (Vec<Transition>, Vec<Waiter>) = batch.into_iter().unzip();
+            answer(waiters, store(&transitions, |t| ledger.commit(t)));
         }
-        let (transitions, waiters): (Vec<Transition>, Vec<Waiter>) = batch.into_iter().unzip();
-        answer(waiters, store(&transitions, |t| ledger.commit(t)));
+        super::stage::remove_files(&self.take_leftovers());
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Transition, Waiter)>> {
@@ -210,6 +232,27 @@ mod tests {
         commits.sync_first(dir.path().to_path_buf());
         commits.set_driven(&ledger, false);
         assert!(commits.take_folders().is_empty(), "synced when the loop ends");
+    }
+
+    #[tokio::test]
+    async fn leftovers_go_with_the_next_commit_or_the_end_of_the_loop() {
+        let ledger = Ledger::in_memory().unwrap();
+        let commits = Commits::default();
+        let dir = tempfile::tempdir().unwrap();
+        let (a, b) = (dir.path().join("a.part"), dir.path().join("b.part"));
+        std::fs::write(&a, b"x").unwrap();
+        std::fs::write(&b, b"x").unwrap();
+        commits.set_driven(&ledger, true);
+        commits.discard(a.clone()).await;
+        assert!(a.exists(), "no trip of its own");
+        tokio::select! {
+            r = commits.put(&ledger, file("a")) => r.unwrap(),
+            never = commits.drive(&ledger) => match never {},
+        }
+        assert!(!a.exists(), "removed with the commit");
+        commits.discard(b.clone()).await;
+        commits.set_driven(&ledger, false);
+        assert!(!b.exists(), "removed when the loop ends");
     }
 
     #[tokio::test]

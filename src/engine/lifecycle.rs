@@ -365,7 +365,7 @@ async fn advance(
                 if cx.flow.steps.is_some() {
                     content::discard_with_outputs(staged).await;
                 } else if !staged_gone {
-                    stage::discard(staged).await;
+                    cx.commits.discard(staged.to_path_buf()).await;
                 }
                 let mut detail = match &rec.disposed_to {
                     Some(t) => format!("delivered to {}; source moved to /{t}", targets.join(", ")),

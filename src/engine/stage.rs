@@ -198,17 +198,20 @@ pub async fn discard(file: &Path) {
 
 /// Removes local staging files (missing ones are fine), in one trip to a blocking thread.
 pub async fn discard_files(files: Vec<PathBuf>) {
-    let removed = tokio::task::spawn_blocking(move || {
-        for file in files {
-            if let Err(e) = std::fs::remove_file(&file)
-                && e.kind() != std::io::ErrorKind::NotFound
-            {
-                tracing::warn!(file = %file.display(), error = %e, "Could not remove a staging file.");
-            }
-        }
-    });
+    let removed = tokio::task::spawn_blocking(move || remove_files(&files));
     if let Err(e) = removed.await {
         tracing::warn!(error = %e, "Could not remove staging files.");
+    }
+}
+
+/// Removes local staging files (missing ones are fine), on this thread.
+pub fn remove_files(files: &[PathBuf]) {
+    for file in files {
+        if let Err(e) = std::fs::remove_file(file)
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(file = %file.display(), error = %e, "Could not remove a staging file.");
+        }
     }
 }
 
