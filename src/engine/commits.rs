@@ -61,7 +61,7 @@ impl Commits {
             return ledger.commit(std::slice::from_ref(&t));
         }
         let (tx, rx) = oneshot::channel();
-        self.lock().push((t, tx));
+        lock(&self.queue).push((t, tx));
         self.queued.notify_one();
         // The sender is dropped unanswered only if the driving loop was dropped mid-commit,
         // which ends the run anyway.
@@ -86,18 +86,18 @@ impl Commits {
     pub async fn drive(&self, ledger: &Ledger) -> std::convert::Infallible {
         let committer = ledger.committer();
         loop {
-            if self.lock().is_empty() {
+            if lock(&self.queue).is_empty() {
                 self.queued.notified().await;
                 continue;
             }
             let deadline = tokio::time::Instant::now() + GATHER;
-            while self.lock().len() < self.in_flight.load(Ordering::SeqCst) {
+            while lock(&self.queue).len() < self.in_flight.load(Ordering::SeqCst) {
                 tokio::select! {
                     _ = self.queued.notified() => {}
                     _ = tokio::time::sleep_until(deadline) => break,
                 }
             }
-            let batch = std::mem::take(&mut *self.lock());
+            let batch = std::mem::take(&mut *lock(&self.queue));
             // Taken after the batch: a folder named before a transition was queued is in.
             let folders = self.take_folders();
             let leftovers = self.take_leftovers();
@@ -126,11 +126,11 @@ impl Commits {
     /// Has `folder` fsynced before the next commit is stored (a file was renamed into it;
     /// see [`Endpoint::adopt`](crate::endpoint::Endpoint::adopt)).
     pub fn sync_first(&self, folder: PathBuf) {
-        self.folders.lock().unwrap_or_else(|p| p.into_inner()).insert(folder);
+        lock(&self.folders).insert(folder);
     }
 
     fn take_folders(&self) -> BTreeSet<PathBuf> {
-        std::mem::take(&mut *self.folders.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(&mut *lock(&self.folders))
     }
 
     /// Removes a staging file nothing needs any more (its file is done): in the next group
@@ -139,19 +139,19 @@ impl Commits {
     pub async fn discard(&self, file: PathBuf) {
         if self.driven.load(Ordering::SeqCst) {
             // Rides along with the next commit (or the loop's end): no trip of its own.
-            self.leftovers.lock().unwrap_or_else(|p| p.into_inner()).push(file);
+            lock(&self.leftovers).push(file);
         } else {
             super::stage::discard(&file).await;
         }
     }
 
     fn take_leftovers(&self) -> Vec<PathBuf> {
-        std::mem::take(&mut *self.leftovers.lock().unwrap_or_else(|p| p.into_inner()))
+        std::mem::take(&mut *lock(&self.leftovers))
     }
 
     /// Stores what is queued, on this thread.
     fn commit_queued(&self, ledger: &Ledger) {
-        let batch = std::mem::take(&mut *self.lock());
+        let batch = std::mem::take(&mut *lock(&self.queue));
         sync_folders(self.take_folders());
         if !batch.is_empty() {
             let (transitions, waiters): (Vec<Transition>, Vec<Waiter>) = batch.into_iter().unzip();
@@ -159,11 +159,11 @@ impl Commits {
         }
         super::stage::remove_files(&self.take_leftovers());
     }
+}
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(Transition, Waiter)>> {
-        // A poisoned lock only means a panic elsewhere while pushing or taking; the queue is whole.
-        self.queue.lock().unwrap_or_else(|p| p.into_inner())
-    }
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A poisoned lock only means a panic elsewhere during one push or take; the data is whole.
+    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// fsyncs each folder (best effort, like every folder fsync: see `durable::sync_dir`).
