@@ -442,6 +442,14 @@ async fn rename_into_other_dir(b: Backend) {
     assert!(!b.local("x/f.txt").exists());
     let err = b.ep.rename(&p("x/f.txt"), &p("y/h.txt"), false).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+    // The refusal left the connection in step (FTP pipelines RNFR and RNTO: the refused
+    // RNFR's RNTO is refused too, and both replies are read).
+    for _ in 0..3 {
+        assert_eq!(b.ep.stat(&p("y/g.txt")).await.unwrap().map(|e| e.size), Some(1));
+        assert!(b.ep.rename(&p("y/g.txt"), &p("y/nowhere/g.txt"), true).await.is_err());
+    }
+    b.ep.rename(&p("y/g.txt"), &p("y/h.txt"), true).await.unwrap();
+    assert_eq!(std::fs::read(b.local("y/h.txt")).unwrap(), b"f");
 }
 
 async fn remove_and_remove_missing(b: Backend) {

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use suppaftp::tokio::AsyncRustlsFtpStream;
 use suppaftp::types::FileType;
+use suppaftp::types::Response;
 use suppaftp::{FtpError, FtpResult, Mode, Status};
 use tokio::net::TcpStream;
 
@@ -108,12 +109,52 @@ pub(super) struct Conn {
     pub timeout: Duration,
     /// Data connections use EPSV (else PASV, or active mode).
     pub epsv: bool,
+    /// The control connection is not encrypted: commands can be pipelined ([`Conn::exchange`]).
+    pub plain: bool,
 }
 
 impl Conn {
     /// `{root}/{path}` on the server.
     pub fn full(&self, p: &RemotePath) -> String {
         full_path(&self.root, p)
+    }
+
+    /// Sends `commands` and reads one reply for each, in order, each checked against its
+    /// expected codes. On a plain control connection the commands go out in one write before
+    /// any reply is read (pipelining: RFC 959 servers read commands one at a time and answer in
+    /// order), so a batch costs one round trip instead of one per command; over TLS the
+    /// socket is inside suppaftp's TLS stream and they are sent one by one.
+    ///
+    /// A refused command (`UnexpectedResponse`) is its own entry of the result, and the replies
+    /// after it are still read, so the connection stays in step; any other failure (the
+    /// connection broke, timed out, or sent nonsense) is the outer error, after which the
+    /// connection is out of step and must be dropped. Use it only for commands whose later
+    /// ones are harmless when an earlier one failed (`RNTO` after a refused `RNFR` is
+    /// refused in turn).
+    pub async fn exchange(&mut self, commands: &[(String, &[Status])]) -> FtpResult<Vec<FtpResult<Response>>> {
+        let mut replies = Vec::with_capacity(commands.len());
+        if !self.plain {
+            for (cmd, expected) in commands {
+                replies.push(checked(within(self.timeout, self.ftp.custom_command(cmd.as_str(), expected)).await)?);
+            }
+            return Ok(replies);
+        }
+        let mut bytes = Vec::new();
+        for (cmd, _) in commands {
+            // Checked here as suppaftp checks what it sends: a line end would start a command
+            // of the caller's making. (No IAC to escape: 0xFF never occurs in UTF-8.)
+            if cmd.contains(['\r', '\n']) {
+                let e = std::io::Error::new(std::io::ErrorKind::InvalidInput, "FTP command must not contain CR or LF");
+                return Err(FtpError::ConnectionError(e));
+            }
+            bytes.extend_from_slice(cmd.as_bytes());
+            bytes.extend_from_slice(b"\r\n");
+        }
+        within(self.timeout, send_raw(&self.ftp, &bytes)).await?;
+        for (_, expected) in commands {
+            replies.push(checked(within(self.timeout, self.ftp.read_response_in(expected)).await)?);
+        }
+        Ok(replies)
     }
 
     /// After a data command failed: if the server did not understand EPSV, switch this
@@ -162,6 +203,32 @@ pub(super) async fn within<T>(limit: Duration, fut: impl Future<Output = FtpResu
             std::io::ErrorKind::TimedOut,
             format!("no answer from the server within {} s", limit.as_secs_f32()),
         ))),
+    }
+}
+
+/// Writes `bytes` to the control socket directly, beside suppaftp, which writes each command
+/// straight to the socket too (no buffer of its own to overtake). The caller makes sure no
+/// transfer's reply is pending: a transfer that failed or was dropped closes its connection.
+async fn send_raw(ftp: &Ftp, bytes: &[u8]) -> FtpResult<()> {
+    let socket = ftp.get_ref().await;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        socket.writable().await.map_err(FtpError::ConnectionError)?;
+        match socket.try_write(rest) {
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(e) => return Err(FtpError::ConnectionError(e)),
+        }
+    }
+    Ok(())
+}
+
+/// A reply for [`Conn::exchange`]: a refusal is a result, any other failure ends the batch.
+fn checked(r: FtpResult<Response>) -> FtpResult<FtpResult<Response>> {
+    match r {
+        Ok(r) => Ok(Ok(r)),
+        Err(FtpError::UnexpectedResponse(r)) => Ok(Err(FtpError::UnexpectedResponse(r))),
+        Err(e) => Err(e),
     }
 }
 
@@ -322,7 +389,8 @@ impl Connector {
             ftp.active_mode(spec.operation_timeout)
         };
         tracing::debug!(host, port, ?feat, root = %root, epsv, "FTP session ready.");
-        Ok(Conn { ftp, host: spec.host.clone(), feat, root, timeout: spec.operation_timeout, epsv })
+        let plain = tls.is_none();
+        Ok(Conn { ftp, host: spec.host.clone(), feat, root, timeout: spec.operation_timeout, epsv, plain })
     }
 
     /// A TLS handshake failed: a refused certificate is `HostKey` (reported by the caller from

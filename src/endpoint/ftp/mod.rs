@@ -3,7 +3,8 @@
 //!
 //! Owns the mapping of [`RemotePath`]s onto the server-side root (always as absolute paths),
 //! the protocol steps of each operation (MLSD/MLST where offered, else LIST refined by SIZE and
-//! MDTM; RETR with REST; STOR; RNFR/RNTO; DELE; MKD), and the translation of reply codes and
+//! MDTM; RETR with REST; STOR; RNFR/RNTO; DELE; MKD; on a plain control connection a listing's
+//! MDTMs and a rename's RNFR/RNTO go out pipelined, one round trip per batch), and the translation of reply codes and
 //! connection failures into [`ErrorKind`]s. A reply of 550 says little, so the kind is decided
 //! by looking: is the path (or its folder) there? Connections come from a small pool
 //! (`pool`), are made in `connect` and trust certificates through `tls`; listings are parsed
@@ -396,6 +397,18 @@ impl FtpEndpoint {
         }
     }
 
+    /// [`Endpoint::write_small`] on one connection.
+    async fn store_small(&self, c: &mut Conn, path: &RemotePath, data: &[u8]) -> Result<Option<u64>, Fail> {
+        let mut upload = self.stor(c, path).await?;
+        stream::send(&mut upload, data, c.timeout).await?;
+        stream::close_upload(upload, c.timeout).await?;
+        if !c.feat.size {
+            return Ok(None);
+        }
+        let full = c.full(path);
+        size_on(c, &full).await
+    }
+
     async fn rename_on(&self, c: &mut Conn, from: &RemotePath, to: &RemotePath, replace: bool) -> Result<(), Fail> {
         let (src, dst) = (c.full(from), c.full(to));
         // vsftpd and pure-ftpd (and most Unix servers) replace an existing target on RNTO: a
@@ -403,7 +416,7 @@ impl FtpEndpoint {
         if !replace && self.stat_on(c, to).await?.is_some() {
             return Err(Fail::Kind(ErrorKind::AlreadyExists, format!("{to} already exists")));
         }
-        let e = match within(c.timeout, c.ftp.rename(&src, &dst)).await {
+        let e = match rename_once(c, &src, &dst).await? {
             Ok(()) => return Ok(()),
             Err(e) if is_refusal(&e) => e,
             Err(e) => return Err(e.into()),
@@ -419,7 +432,7 @@ impl FtpEndpoint {
                     Err(e) if is_refusal(&e) => {}
                     Err(e) => return Err(e.into()),
                 }
-                within(c.timeout, c.ftp.rename(&src, &dst)).await.map_err(Fail::from)
+                rename_once(c, &src, &dst).await?.map_err(Fail::from)
             }
             Some(_) => Err(Fail::Kind(ErrorKind::AlreadyExists, format!("{to} already exists"))),
             None => Err(self.refused(c, e, &to.parent(), EntryKind::Dir).await),
@@ -461,7 +474,21 @@ impl FtpEndpoint {
     }
 }
 
-/// `MDTM`: the file's modification time, `None` when there is no such file.
+/// `RNFR` and `RNTO` in one round trip (pipelined: a refused `RNFR` makes the server refuse
+/// the `RNTO` too, as "RNFR first"). The inner error is the refusal of whichever failed first.
+async fn rename_once(c: &mut Conn, src: &str, dst: &str) -> Result<Result<(), FtpError>, Fail> {
+    // 200 for RNTO: some servers (bftpd) answer so.
+    let commands = [
+        (format!("RNFR {src}"), &[Status::RequestFilePending][..]),
+        (format!("RNTO {dst}"), &[Status::RequestedFileActionOk, Status::CommandOk][..]),
+    ];
+    let mut replies = c.exchange(&commands).await?.into_iter();
+    Ok(match (replies.next(), replies.next()) {
+        (Some(Err(e)), _) | (_, Some(Err(e))) => Err(e),
+        _ => Ok(()),
+    })
+}
+
 /// The server's SHA-256 of `path`, when it offers a hash command (a refusal counts as "no").
 async fn hash_on(c: &mut Conn, path: &RemotePath) -> Result<Option<String>, Fail> {
     let full = c.full(path);
@@ -503,18 +530,33 @@ async fn size_on(c: &mut Conn, full: &str) -> Result<Option<u64>, Fail> {
 
 /// Files per extra login when a listing's MDTMs are spread (below this, one login asks all).
 const MDTM_PER_LOGIN: usize = 64;
+/// MDTMs sent in one write on a plain control connection (their replies, about 20 bytes
+/// each, fit any socket buffer, so the server never waits for us to read).
+const MDTM_BATCH: usize = 64;
 
-/// `MDTM` of each of `names`, in order, on one connection.
+/// `MDTM` of each of `names`, in order, on one connection, pipelined in batches.
 async fn mdtm_all(c: &mut Conn, names: &[String]) -> Result<Vec<Option<SystemTime>>, Fail> {
     let mut times = Vec::with_capacity(names.len());
-    for name in names {
-        times.push(mdtm(c, name).await?);
+    for batch in names.chunks(MDTM_BATCH) {
+        let commands: Vec<(String, &[Status])> = batch.iter().map(|n| (format!("MDTM {n}"), &[Status::File][..])).collect();
+        for reply in c.exchange(&commands).await? {
+            times.push(mdtm_time(reply)?);
+        }
     }
     Ok(times)
 }
 
+/// `MDTM`: the file's modification time, `None` when there is no such file.
 async fn mdtm(c: &mut Conn, full: &str) -> Result<Option<SystemTime>, Fail> {
     match within(c.timeout, c.ftp.custom_command(format!("MDTM {full}"), &[Status::File])).await {
+        Err(e) if !matches!(e, FtpError::UnexpectedResponse(_)) => Err(e.into()),
+        reply => mdtm_time(reply),
+    }
+}
+
+/// The time in an `MDTM` reply; `None` when the server refused (no such file).
+fn mdtm_time(reply: Result<suppaftp::types::Response, FtpError>) -> Result<Option<SystemTime>, Fail> {
+    match reply {
         Ok(r) => {
             let text = reply_text(&r);
             let t = text.get(4..).and_then(list::parse_mdtm);
@@ -683,6 +725,18 @@ impl Endpoint for FtpEndpoint {
             .await?;
         let timeout = lease.timeout;
         Ok(Box::new(FtpWrite { data, lease, timeout, inner: self.inner.clone(), path: path.clone() }))
+    }
+
+    /// STOR, then SIZE on the same login: the size the server stored, for the caller's check,
+    /// without taking a login again.
+    async fn write_small(&self, path: &RemotePath, data: &[u8]) -> Result<Option<u64>, EndpointError> {
+        self.creatable(Op::Write, path, [path.name()])?;
+        // Retried on a new login: STOR to the same name starts the file again.
+        self.run(Op::Write, path, true, |mut c| async move {
+            let r = self.store_small(&mut c, path, data).await;
+            (c, r)
+        })
+        .await
     }
 
     async fn rename(&self, from: &RemotePath, to: &RemotePath, replace: bool) -> Result<(), EndpointError> {

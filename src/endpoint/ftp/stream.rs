@@ -85,30 +85,12 @@ pub(super) struct FtpWrite {
 #[async_trait]
 impl WriteStream for FtpWrite {
     async fn write_all(&mut self, buf: &[u8]) -> Result<(), EndpointError> {
-        for piece in buf.chunks(WRITE_PIECE) {
-            match tokio::time::timeout(self.timeout, self.data.write_all(piece)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(e)) => return Err(self.inner.stream_err(Op::Write, &self.path, Fail::Io(e))),
-                Err(_) => return Err(self.inner.stream_err(Op::Write, &self.path, stalled(self.timeout))),
-            }
-        }
-        Ok(())
+        send(&mut self.data, buf, self.timeout).await.map_err(|f| self.inner.stream_err(Op::Write, &self.path, f))
     }
 
     async fn finish(self: Box<Self>) -> Result<(), EndpointError> {
-        let FtpWrite { mut data, lease, timeout, inner, path } = *self;
-        let flushed = match tokio::time::timeout(timeout, data.flush()).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err(e)) => Err(Fail::Io(e)),
-            Err(_) => Err(stalled(timeout)),
-        };
-        // Closing the data connection ends the file; the 226 on the control connection says
-        // the server stored all of it.
-        let done = match flushed {
-            Ok(()) => within(timeout, data.finish()).await.map_err(Fail::from),
-            Err(f) => Err(f),
-        };
-        match done {
+        let FtpWrite { data, lease, timeout, inner, path } = *self;
+        match close_upload(data, timeout).await {
             Ok(()) => {
                 lease.release();
                 Ok(())
@@ -116,4 +98,27 @@ impl WriteStream for FtpWrite {
             Err(f) => Err(inner.stream_err(Op::Write, &path, f)),
         }
     }
+}
+
+/// Writes `buf` to an upload's data connection, each piece within `timeout`.
+pub(super) async fn send(data: &mut TransferStream<AsyncRustlsStream>, buf: &[u8], timeout: Duration) -> Result<(), Fail> {
+    for piece in buf.chunks(WRITE_PIECE) {
+        match tokio::time::timeout(timeout, data.write_all(piece)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return Err(Fail::Io(e)),
+            Err(_) => return Err(stalled(timeout)),
+        }
+    }
+    Ok(())
+}
+
+/// Ends an upload: what is buffered goes out, closing the data connection ends the file, and
+/// the 226 on the control connection says the server stored all of it.
+pub(super) async fn close_upload(mut data: TransferStream<AsyncRustlsStream>, timeout: Duration) -> Result<(), Fail> {
+    match tokio::time::timeout(timeout, data.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => return Err(Fail::Io(e)),
+        Err(_) => return Err(stalled(timeout)),
+    }
+    within(timeout, data.finish()).await.map_err(Fail::from)
 }
