@@ -27,8 +27,9 @@ pub struct Flow {
     pub after_success: Disposition,
     pub after_failure: Disposition,
     pub on_error: OnError,
-    /// Files in flight at once in a run (1 with `on_error: stop`).
-    pub concurrency: usize,
+    /// Files in flight at once in a run, as the flow set it (1 with `on_error: stop`); `None`
+    /// leaves it to each run ([`crate::engine::endpoints::concurrency`]).
+    pub concurrency: Option<usize>,
     pub retry: Retry,
     pub alerts: Alerts,
     /// Content steps (`None`: files are delivered as they are).

@@ -5,36 +5,52 @@ use std::sync::Arc;
 
 use crate::config::Flow;
 use crate::config::flow::EndpointSpec;
+use crate::config::validate::{DEFAULT_CONCURRENCY, MAX_CONCURRENCY};
 use crate::endpoint::ftp::FtpEndpoint;
 use crate::endpoint::local::LocalEndpoint;
 use crate::endpoint::sftp::SftpEndpoint;
 use crate::endpoint::{DynEndpoint, EndpointError, ErrorKind, Op};
 
-/// How many files of `flow` may be in flight at once: its `concurrency`. One at a time with
-/// `on_error: stop` (files in order), and when the identity leaves out the path (content,
-/// or size and time): two files of one run may then be the same file, and the second must
-/// see the first one delivered.
+/// Memory a run's files in flight may hold when the flow leaves `concurrency` to the run:
+/// files of up to a MiB are held whole while they move, so 16 MiB is 16 such files, or 64
+/// (the most) of 256 KiB or less.
+const AUTO_BUDGET: u64 = 16 << 20;
+
+/// How many files of `flow` may be in flight at once, for a run whose biggest ready file has
+/// `largest` bytes: the flow's `concurrency`; when it sets none, [`DEFAULT_CONCURRENCY`] for
+/// files of a MiB or more and up to [`MAX_CONCURRENCY`] for smaller ones, as many as fit
+/// [`AUTO_BUDGET`]. Small files spend most of their time being written, fsynced and recorded
+/// rather than on the network, and more of them in flight share each group commit
+/// (FTP pull of 5000 × 4 KiB with 64 instead of 16: 12–20 % faster).
 ///
-/// With `streams` (some file of the run is bigger than [`stage::WHOLE_MAX`](super::stage::WHOLE_MAX)),
-/// no more than any FTP endpoint it uses has logins (`max_connections`): such a file holds a
-/// login for its whole transfer, however long, and a file waiting for a login behind it
-/// could wait longer than any timeout. Files of at most that size hold a login for one
-/// bounded operation at a time, so more of them than logins may be in flight: they take
-/// turns (FTP pull of 5000 × 4 KiB with 4 logins, 16 files in flight instead of 4: about
-/// 25 % faster, the logins no longer idle while their files are written and recorded).
-pub fn concurrency(flow: &Flow, names: &[&str], streams: bool) -> usize {
+/// One at a time with `on_error: stop` (files in order), and when the identity leaves out
+/// the path (content, or size and time): two files of one run may then be the same file,
+/// and the second must see the first one delivered.
+///
+/// With a file bigger than [`stage::WHOLE_MAX`](super::stage::WHOLE_MAX), no more than any
+/// FTP endpoint it uses has logins (`max_connections`): such a file holds a login for its
+/// whole transfer, however long, and a file waiting for a login behind it could wait longer
+/// than any timeout. Files of at most that size hold a login for one bounded operation at a
+/// time, so more of them than logins may be in flight: they take turns (FTP pull of 5000 ×
+/// 4 KiB with 4 logins, 16 files in flight instead of 4: about 25 % faster, the logins no
+/// longer idle while their files are written and recorded).
+pub fn concurrency(flow: &Flow, names: &[&str], largest: u64) -> usize {
     let id = flow.source.identity;
     if flow.on_error == crate::config::flow::OnError::Stop || !id.path || id.sha256 {
         return 1;
     }
-    if !streams {
-        return flow.concurrency.max(1);
+    let files = flow.concurrency.unwrap_or_else(|| {
+        let fit = usize::try_from(AUTO_BUDGET / largest.max(1)).unwrap_or(usize::MAX);
+        fit.clamp(DEFAULT_CONCURRENCY, MAX_CONCURRENCY as usize)
+    });
+    if super::stage::is_small(largest) {
+        return files.max(1);
     }
     let ftp_logins = names.iter().filter_map(|n| match flow.endpoints.get(*n) {
         Some(EndpointSpec::Ftp(s)) => Some(s.max_connections),
         _ => None,
     });
-    ftp_logins.fold(flow.concurrency, usize::min).max(1)
+    ftp_logins.fold(files, usize::min).max(1)
 }
 
 /// Opens (and for servers, connects and authenticates) every endpoint in `names`, so an
@@ -66,4 +82,39 @@ pub async fn open_all(flow: &Flow, names: &[&str]) -> Result<BTreeMap<String, Dy
         out.insert(name.to_string(), ep);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn flow(extra: &str, identity: &str) -> Flow {
+        let yaml = format!(
+            "name: f
+endpoints:
+  ftp: {{ type: ftp, host: h, user: u, password: p, tls: none, max_connections: 3 }}
+  here: {{ type: local, root: /tmp }}
+source: {{ endpoint: ftp, path: /in {identity} }}
+sinks: [ {{ endpoint: here }} ]
+{extra}"
+        );
+        crate::config::load::load_flow_str(&yaml, Path::new("/flows/f.yaml")).expect("a valid flow")
+    }
+
+    #[test]
+    fn runs_of_small_files_get_more_in_flight_unless_the_flow_says() {
+        let names = ["ftp", "here"];
+        let auto = flow("", "");
+        let cases = [(0, 64), (4096, 64), (256 << 10, 64), (512 << 10, 32), (1 << 20, 16), (8 << 20, 3)];
+        for (largest, files) in cases {
+            assert_eq!(concurrency(&auto, &names, largest), files, "largest file {largest} bytes");
+        }
+        let set = flow("concurrency: 8\n", "");
+        assert_eq!(concurrency(&set, &names, 4096), 8);
+        assert_eq!(concurrency(&set, &names, 8 << 20), 3, "a big file holds a login: capped by max_connections");
+        assert_eq!(concurrency(&flow("on_error: stop\n", ""), &names, 4096), 1);
+        assert_eq!(concurrency(&flow("", ", identity: [size, mtime]"), &names, 4096), 1, "two files may be the same");
+        assert_eq!(concurrency(&flow("", ", identity: [path, size]"), &names, 4096), 64);
+    }
 }

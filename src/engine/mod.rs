@@ -367,8 +367,8 @@ async fn run_files(
     // Several files in flight, each through its own lifecycle; reports come in listing order.
     // A file is started only when it is its turn, so a stop (shutdown, `on_error: stop`, a run
     // aborted) keeps the files not started yet untouched; the ones in flight finish.
-    let streams = ready.iter().any(|(c, _)| !stage::is_small(c.entry.size));
-    let concurrency = endpoints::concurrency(flow, &names, streams);
+    let largest = ready.iter().map(|(c, _)| c.entry.size).max().unwrap_or(0);
+    let concurrency = endpoints::concurrency(flow, &names, largest);
     let turns = Turns { stop: &opts.stop, stopped: AtomicBool::new(false), aborted: AtomicBool::new(false) };
     let mut abort: Option<RunAbort> = None;
     let mut waiting = ready.into_iter();

@@ -63,7 +63,7 @@ fn fixture() -> Fixture {
         after_success: Disposition::MoveTo(RemotePath::parse("/in/processed").unwrap()),
         after_failure: Disposition::Keep,
         on_error: OnError::Continue,
-        concurrency: 4,
+        concurrency: Some(4),
         retry: Retry { attempts: 2, backoff: Duration::from_millis(1), give_up_after: 10 },
         alerts: Default::default(),
         steps: None,
@@ -594,7 +594,7 @@ async fn files_in_flight_together_never_share_a_name() {
     // Every file renders the same target name: with `rename` each still gets a name of its
     // own, never a half-written or overwritten one.
     let mut fx = fixture();
-    assert!(fx.flow.concurrency > 1);
+    assert!(fx.flow.concurrency.is_some_and(|n| n > 1));
     fx.flow.sinks[0].name = NameTemplate::new("all.csv").unwrap();
     fx.flow.sinks[0].if_exists = IfExists::Rename;
     let bodies: Vec<Vec<u8>> = (0..12u8).map(|i| vec![b'a' + i; 100_000 + usize::from(i)]).collect();

@@ -27,7 +27,9 @@ use super::flow::{
 };
 use super::interpolate::{Lookup, interpolate};
 
-/// Files in flight at once when a flow does not say (and does not stop at the first error).
+/// Files in flight at once when a flow does not say (and does not stop at the first error),
+/// for files of a MiB or more; runs of smaller files get more, up to [`MAX_CONCURRENCY`]
+/// (see `engine::endpoints::concurrency`).
 pub const DEFAULT_CONCURRENCY: usize = 16;
 /// The most files in flight a flow may ask for.
 pub const MAX_CONCURRENCY: u32 = 64;
@@ -464,11 +466,12 @@ impl Checker<'_, '_> {
         Some(Alerts { unreachable_after: a.unreachable_after })
     }
 
-    /// Files in flight: as set (1–64), else 16, or 1 with `on_error: stop` (files in order).
-    fn concurrency(&mut self, set: Option<Option<u32>>, on_error: Option<OnError>) -> Option<usize> {
+    /// Files in flight: as set (1–64), or 1 with `on_error: stop` (files in order); `None`
+    /// inside when the flow leaves it to each run. The outer `None`: a problem was reported.
+    fn concurrency(&mut self, set: Option<Option<u32>>, on_error: Option<OnError>) -> Option<Option<usize>> {
         let stop = on_error == Some(OnError::Stop);
         match set? {
-            None => Some(if stop { 1 } else { DEFAULT_CONCURRENCY }),
+            None => Some(stop.then_some(1)),
             Some(n) if !(1..=MAX_CONCURRENCY).contains(&n) => {
                 self.problem("/concurrency", format!("must be between 1 and {MAX_CONCURRENCY} (files in flight at once), not {n}"));
                 None
@@ -477,7 +480,7 @@ impl Checker<'_, '_> {
                 self.problem("/concurrency", "must be 1 with `on_error: stop`, which takes the files one after the other");
                 None
             }
-            Some(n) => Some(n as usize),
+            Some(n) => Some(Some(n as usize)),
         }
     }
 
@@ -547,11 +550,11 @@ sinks: [ { endpoint: l } ]
     }
 
     #[test]
-    fn concurrency_defaults_to_sixteen_and_to_one_for_flows_that_stop_at_an_error() {
-        assert_eq!(run(BASE).unwrap().concurrency, DEFAULT_CONCURRENCY);
-        assert_eq!(run(&format!("{BASE}on_error: stop\n")).unwrap().concurrency, 1);
-        assert_eq!(run(&format!("{BASE}concurrency: 64\n")).unwrap().concurrency, 64);
-        assert_eq!(run(&format!("{BASE}on_error: stop\nconcurrency: 1\n")).unwrap().concurrency, 1);
+    fn concurrency_is_left_to_the_run_unless_set_and_is_one_for_flows_that_stop_at_an_error() {
+        assert_eq!(run(BASE).unwrap().concurrency, None);
+        assert_eq!(run(&format!("{BASE}on_error: stop\n")).unwrap().concurrency, Some(1));
+        assert_eq!(run(&format!("{BASE}concurrency: 64\n")).unwrap().concurrency, Some(64));
+        assert_eq!(run(&format!("{BASE}on_error: stop\nconcurrency: 1\n")).unwrap().concurrency, Some(1));
         assert_eq!(
             problems(&format!("{BASE}on_error: stop\nconcurrency: 2\n")),
             ["must be 1 with `on_error: stop`, which takes the files one after the other (at /concurrency)"]

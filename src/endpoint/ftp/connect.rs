@@ -243,6 +243,9 @@ pub(super) struct Connector {
     pub list_a_refused: AtomicBool,
     /// The last connection's server offered MLSD (second-precision listings).
     pub mlsd: AtomicBool,
+    /// A connection was made and its server offered no hash command: a checksum is not worth
+    /// taking a login for (one per upload, otherwise).
+    pub no_hash: AtomicBool,
 }
 
 impl Connector {
@@ -254,6 +257,7 @@ impl Connector {
             epsv_refused: AtomicBool::new(false),
             list_a_refused: AtomicBool::new(false),
             mlsd: AtomicBool::new(false),
+            no_hash: AtomicBool::new(false),
         }
     }
 
@@ -291,6 +295,7 @@ impl Connector {
         match res {
             Ok(Ok(conn)) => {
                 self.mlsd.store(conn.feat.mlsd, Ordering::Relaxed);
+                self.no_hash.store(conn.feat.sha256.is_none(), Ordering::Relaxed);
                 Ok(conn)
             }
             Ok(Err((kind, msg))) => Err(err(kind, msg)),

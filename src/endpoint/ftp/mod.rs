@@ -3,9 +3,9 @@
 //!
 //! Owns the mapping of [`RemotePath`]s onto the server-side root (always as absolute paths),
 //! the protocol steps of each operation (MLSD/MLST where offered, else LIST refined by SIZE and
-//! MDTM; RETR with REST; STOR; RNFR/RNTO; DELE; MKD; on a plain control connection a listing's
-//! MDTMs and a rename's RNFR/RNTO go out pipelined, one round trip per batch), and the translation of reply codes and
-//! connection failures into [`ErrorKind`]s. A reply of 550 says little, so the kind is decided
+//! MDTM; RETR with REST; STOR; RNFR/RNTO; DELE; MKD; on a plain control connection a
+//! listing's MDTMs and a rename's RNFR/RNTO are pipelined, one round trip per batch), and the
+//! translation of reply codes and connection failures into [`ErrorKind`]s. A reply of 550 says little, so the kind is decided
 //! by looking: is the path (or its folder) there? Connections come from a small pool
 //! (`pool`), are made in `connect` and trust certificates through `tls`; listings are parsed
 //! in `list`; transfers in progress live in `stream`. Like every endpoint it has no policy: no
@@ -697,6 +697,9 @@ impl Endpoint for FtpEndpoint {
     }
 
     async fn sha256(&self, path: &RemotePath) -> Result<Option<String>, EndpointError> {
+        if self.inner.pool.connector().no_hash.load(Ordering::Relaxed) {
+            return Ok(None);
+        }
         self.run(Op::Stat, path, true, |mut c| async move {
             let r = hash_on(&mut c, path).await;
             (c, r)
