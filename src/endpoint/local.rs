@@ -210,7 +210,7 @@ impl Endpoint for LocalEndpoint {
             // Another file system, links refused (fs.protected_hardlinks for another user's
             // file, a file system without them), a symlink: the caller copies instead.
             Ok(Some(e)) => {
-                tracing::debug!(path = %path, error = %e, "Cannot link the source file; copying it.");
+                tracing::debug!(path = %path, error = %e, "Cannot link the source file (the caller makes room and links again, or copies it).");
                 Ok(false)
             }
             Err(e) => Err(self.err(Op::Read, path, e)),

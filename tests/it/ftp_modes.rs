@@ -1,7 +1,7 @@
 //! What the FTP endpoint does beyond the shared conformance suite, against real servers:
 //! active mode, the EPSV → PASV fallback, certificate pinning and refusals (with the
-//! fingerprint in the message), the per-endpoint connection limit, and idle connections that
-//! are checked before reuse.
+//! fingerprint in the message), the per-endpoint connection limit, idle connections that
+//! are checked before reuse, and sessions the server ends with a 5xx.
 
 use crate::support;
 
@@ -177,4 +177,26 @@ async fn an_idle_connection_is_checked_before_reuse() {
     // only because the dead idle connection was noticed (NOOP) before it was used.
     ep.rename(&p("a.txt"), &p("b.txt"), false).await.unwrap();
     assert!(ftpd.data_dir().join("b.txt").exists());
+}
+
+/// vsftpd ends a session it cannot serve with `500 OOPS` and closes it; here its only
+/// passive port is taken. That 5xx is a lost connection (retried on a new login, then a
+/// transient error the run retries later), not a refusal of the file, and not a sign that
+/// the server lacks EPSV.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_the_server_ends_with_a_5xx_is_transient() {
+    let taken = std::net::TcpListener::bind((std::net::Ipv4Addr::LOCALHOST, 0)).unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let (lo, hi) = (format!("pasv_min_port={port}"), format!("pasv_max_port={port}"));
+    let Some(ftpd) = tokio::task::spawn_blocking(move || Ftpd::vsftpd_with(&[&lo, &hi])).await.unwrap() else { return };
+    std::fs::write(ftpd.data_dir().join("a.txt"), b"a").unwrap();
+    ftpd.give_to_user(&ftpd.data_dir().join("a.txt"));
+    let ep = FtpEndpoint::new(ftpd.spec(FtpTls::None));
+    let err = ep.open_read(&p("a.txt"), 0).await.err().expect("no passive port to be had");
+    assert_eq!(err.kind, ErrorKind::Transient, "{err}");
+    assert!(err.to_string().contains("OOPS"), "the server's own words: {err}");
+    drop(taken);
+    assert_eq!(read(&ep, "a.txt", 0).await, b"a");
+    let log = ftpd.log();
+    assert!(log.contains("EPSV") && !log.contains("\"PASV\""), "EPSV kept:\n{log}");
 }

@@ -119,6 +119,14 @@ impl Conn {
         full_path(&self.root, p)
     }
 
+    /// Whether the connection is still in step and open after an unexpected reply: `NOOP`
+    /// answered 200. A server that ends a session it cannot serve says so with a 5xx of its
+    /// own and closes the connection (vsftpd: `500 OOPS: …`, sometimes two of them), so what
+    /// comes back is the rest of that, or nothing.
+    pub async fn answers(&mut self) -> bool {
+        within(self.timeout.min(Duration::from_secs(10)), self.ftp.noop()).await.is_ok()
+    }
+
     /// Sends `commands` and reads one reply for each, in order, each checked against its
     /// expected codes. On a plain control connection the commands go out in one write before
     /// any reply is read (pipelining: RFC 959 servers read commands one at a time and answer in
@@ -159,10 +167,12 @@ impl Conn {
 
     /// After a data command failed: if the server did not understand EPSV, switch this
     /// connection (and, through `refused`, future ones) to PASV and say so, so the caller retries.
-    pub fn fall_back_to_pasv<T>(&mut self, res: &FtpResult<T>, refused: &AtomicBool) -> bool {
+    /// A server that ended the session with its 500 (vsftpd's `500 OOPS`) did not refuse
+    /// EPSV: the connection no longer answers, and nothing is switched.
+    pub async fn fall_back_to_pasv<T>(&mut self, res: &FtpResult<T>, refused: &AtomicBool) -> bool {
         // RETR/STOR/LIST/MLSD are never "not understood"; EPSV is, on old servers.
         let not_understood = matches!(res, Err(FtpError::UnexpectedResponse(r)) if matches!(reply_code(r), 500..=502));
-        if self.epsv && not_understood {
+        if self.epsv && not_understood && self.answers().await {
             tracing::info!(host = %self.host, "The server does not understand EPSV; using PASV.");
             self.epsv = false;
             self.ftp.set_mode(Mode::Passive);

@@ -97,12 +97,19 @@ impl FtpEndpoint {
             // A failed (re)connect keeps its kind and message but names this operation.
             let lease = self.inner.pool.acquire().await.map_err(|e| EndpointError { op, path: Some(path.clone()), ..e })?;
             reconnected |= lease.fresh;
-            let (lease, res) = f(lease).await;
+            let (mut lease, res) = f(lease).await;
             let fail = match res {
                 Ok(v) => return Ok((v, lease)),
                 Err(fail) => fail,
             };
-            let (kind, message, lost) = self.inner.classify(fail);
+            let server_error = matches!(&fail, Fail::Ftp(FtpError::UnexpectedResponse(r)) if reply_code(r) >= 500);
+            let (mut kind, mut message, mut lost) = self.inner.classify(fail);
+            // An unexpected 5xx may be the server ending the session (vsftpd's `500 OOPS`):
+            // told apart from a refusal by whether the connection still answers, not by text.
+            if server_error && !lost && !lease.answers().await {
+                (kind, lost) = (ErrorKind::Transient, true);
+                message = format!("{message} (and the server closed the session)");
+            }
             if lost {
                 drop(lease);
                 self.inner.pool.discard_idle();
@@ -334,7 +341,7 @@ impl FtpEndpoint {
     async fn listing(&self, c: &mut Conn, cmd: &str) -> Result<Vec<u8>, Fail> {
         let mut data = loop {
             let r = within(c.timeout, c.ftp.custom_data_command(cmd, &[Status::AboutToSend, Status::AlreadyOpen])).await;
-            if c.fall_back_to_pasv(&r, &self.inner.pool.connector().epsv_refused) {
+            if c.fall_back_to_pasv(&r, &self.inner.pool.connector().epsv_refused).await {
                 continue;
             }
             break r?.1;
@@ -370,7 +377,7 @@ impl FtpEndpoint {
                 c.ftp.resume_transfer(at).await?;
             }
             let r = within(c.timeout, c.ftp.retr_as_stream(&full)).await;
-            if c.fall_back_to_pasv(&r, &self.inner.pool.connector().epsv_refused) {
+            if c.fall_back_to_pasv(&r, &self.inner.pool.connector().epsv_refused).await {
                 continue;
             }
             match r {
@@ -388,7 +395,7 @@ impl FtpEndpoint {
         let full = c.full(path);
         loop {
             let r = within(c.timeout, c.ftp.put_with_stream(&full)).await;
-            if c.fall_back_to_pasv(&r, &self.inner.pool.connector().epsv_refused) {
+            if c.fall_back_to_pasv(&r, &self.inner.pool.connector().epsv_refused).await {
                 continue;
             }
             return match r {
