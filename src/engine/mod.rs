@@ -34,7 +34,7 @@ mod retry;
 pub mod stage;
 mod transfer;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::time::SystemTime;
 
@@ -371,17 +371,23 @@ async fn run_files(
     let concurrency = endpoints::concurrency(flow, &names, largest);
     let turns = Turns { stop: &opts.stop, stopped: AtomicBool::new(false), aborted: AtomicBool::new(false) };
     let mut abort: Option<RunAbort> = None;
-    let mut waiting = ready.into_iter();
-    let mut in_flight = futures::stream::FuturesOrdered::new();
+    let mut waiting = ready.into_iter().enumerate();
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    // A finished file frees its place at once, so a slow one (backing off before a retry,
+    // waiting for a login) does not hold back the files after it; its report waits here for
+    // the reports of the files before it. `None`: a file not reported (the run was aborted).
+    let mut finished: BTreeMap<usize, Option<FileReport>> = BTreeMap::new();
+    let mut next_report = 0;
     // The files' durable transitions are stored in group commits, driven beside them.
     cx.commits.set_driven(ledger, true);
     let drive = cx.commits.drive(ledger);
     tokio::pin!(drive);
     loop {
         while in_flight.len() < concurrency
-            && let Some((c, known)) = waiting.next()
+            && let Some((i, (c, known))) = waiting.next()
         {
-            in_flight.push_back(take_turn(&cx, c, known, &turns));
+            let turn = take_turn(&cx, c, known, &turns);
+            in_flight.push(async move { (i, turn.await) });
         }
         cx.commits.set_in_flight(in_flight.len());
         let next = tokio::select! {
@@ -389,27 +395,33 @@ async fn run_files(
             next = in_flight.next() => next,
             never = &mut drive => match never {},
         };
-        let Some(done) = next else { break };
+        let Some((i, done)) = next else { break };
         cx.commits.set_in_flight(in_flight.len());
-        let (f, abort_run) = match done {
-            None => continue,
-            Some(Ok(v)) => v,
+        let f = match done {
+            None => None,
             Some(Err(e)) => {
                 turns.aborted.store(true, Ordering::SeqCst);
                 abort.get_or_insert(RunAbort::Ledger(e));
-                continue;
+                None
+            }
+            Some(Ok((f, abort_run))) => {
+                if abort_run {
+                    turns.aborted.store(true, Ordering::SeqCst);
+                    let msg = format!("flow {}: {}: {}", flow.name, f.path, f.detail);
+                    abort.get_or_insert(RunAbort::File(msg, f.error_kind.unwrap_or(ErrorKind::Protocol)));
+                }
+                if f.outcome == Outcome::Failed && flow.on_error == crate::config::flow::OnError::Stop {
+                    turns.stopped.store(true, Ordering::SeqCst);
+                }
+                Some(f)
             }
         };
-        let failed = f.outcome == Outcome::Failed;
-        let kind = f.error_kind;
-        let msg = format!("flow {}: {}: {}", flow.name, f.path, f.detail);
-        record(report, f, on_file);
-        if abort_run {
-            turns.aborted.store(true, Ordering::SeqCst);
-            abort.get_or_insert(RunAbort::File(msg, kind.unwrap_or(ErrorKind::Protocol)));
-        }
-        if failed && flow.on_error == crate::config::flow::OnError::Stop {
-            turns.stopped.store(true, Ordering::SeqCst);
+        finished.insert(i, f);
+        while let Some(f) = finished.remove(&next_report) {
+            next_report += 1;
+            if let Some(f) = f {
+                record(report, f, on_file);
+            }
         }
     }
     drop(in_flight);

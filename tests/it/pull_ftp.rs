@@ -307,3 +307,28 @@ fn a_server_killed_mid_download_then_the_next_run_resumes_and_delivers() {
     assert!(!w.remote("in/big.csv").exists());
     assert!(w.ftpd.log().contains("\"REST "), "resumed with REST:\n{}", w.ftpd.log());
 }
+
+/// A slow file keeps its own place in flight, not the places of the files after it: with
+/// two files in flight, twenty small files all arrive while a big one (3 MB at the server's
+/// 1 MB/s) is still on its way. The report keeps the listing order.
+#[test]
+fn a_slow_file_does_not_hold_back_the_files_after_it() {
+    let Some(w) = World::new(Ftpd::vsftpd_with(&["local_max_rate=1000000"])) else { return };
+    let flow = w.pull_flow(FtpTls::None, "concurrency: 2\n");
+    w.put("in/a-big.csv", &tricky_body(3 << 20));
+    for i in 0..20 {
+        w.put(&format!("in/b{i:02}.csv"), b"x\n");
+    }
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 21, 0, 0)), "{r:#}");
+    let paths: Vec<&str> = r["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    let mut sorted = paths.clone();
+    sorted.sort();
+    assert_eq!(paths, sorted, "reported in listing order");
+    let modified = |name: &str| fs::metadata(w.local("sink").join(name)).unwrap().modified().unwrap();
+    let big = modified("a-big.csv");
+    for i in 0..20 {
+        let name = format!("b{i:02}.csv");
+        assert!(modified(&name) < big, "{name} arrived after the big file");
+    }
+}
