@@ -558,10 +558,7 @@ async fn mdtm_all(c: &mut Conn, names: &[String]) -> Result<Vec<Option<SystemTim
 
 /// `MDTM`: the file's modification time, `None` when there is no such file.
 async fn mdtm(c: &mut Conn, full: &str) -> Result<Option<SystemTime>, Fail> {
-    match within(c.timeout, c.ftp.custom_command(format!("MDTM {full}"), &[Status::File])).await {
-        Err(e) if !matches!(e, FtpError::UnexpectedResponse(_)) => Err(e.into()),
-        reply => mdtm_time(reply),
-    }
+    mdtm_time(within(c.timeout, c.ftp.custom_command(format!("MDTM {full}"), &[Status::File])).await)
 }
 
 /// The time in an `MDTM` reply; `None` when the server refused (no such file).
