@@ -15,6 +15,7 @@ pub mod flowtest;
 pub mod ledger;
 pub mod notify;
 pub mod probe;
+pub mod process;
 pub mod sandbox;
 pub mod schedule;
 pub mod serve;

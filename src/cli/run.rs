@@ -67,8 +67,58 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             eprintln!("  {:<11} {}", outcome_label(f.outcome), f.path);
         }
     };
-    let report = rt.block_on(engine::run_once(&flow, &ledger, &opts, &mut progress))?;
+    let report = rt.block_on(async {
+        tokio::select! {
+            report = engine::run_once(&flow, &ledger, &opts, &mut progress) => report,
+            signal = interrupted() => {
+                // As if the signal had ended the process (every step is crash-safe), but the
+                // programs the run started, each in a process group of its own that the
+                // terminal's Ctrl-C does not reach, go with it: dropping the run killed
+                // those it was waiting for, `kill_all` the rest (a notification's, say).
+                crate::process::kill_all();
+                eprintln!("flow {}: interrupted by {signal}", flow.name);
+                std::process::exit(128 + signal.number());
+            }
+        }
+    })?;
     show_report(&report, args.json)
+}
+
+/// A signal that ends `wharf run`.
+#[derive(Debug, Clone, Copy)]
+enum Signal {
+    Interrupt,
+    Terminate,
+}
+
+impl Signal {
+    fn number(self) -> i32 {
+        match self {
+            Signal::Interrupt => libc::SIGINT,
+            Signal::Terminate => libc::SIGTERM,
+        }
+    }
+}
+
+impl std::fmt::Display for Signal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Signal::Interrupt => "SIGINT",
+            Signal::Terminate => "SIGTERM",
+        })
+    }
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM; never when the handlers cannot be installed.
+async fn interrupted() -> Signal {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut int), Ok(mut term)) = (signal(SignalKind::interrupt()), signal(SignalKind::terminate())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = int.recv() => Signal::Interrupt,
+        _ = term.recv() => Signal::Terminate,
+    }
 }
 
 /// Prints a run's report (JSON or the text summary) and gives its exit code.

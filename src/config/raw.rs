@@ -302,7 +302,8 @@ pub struct RawCommand {
     /// "YYYYMMDD-HHmmss"}}.csv`). Variables: `run`, and the `date` helper. It is written under
     /// a dot-prefixed temporary name and renamed once the command succeeded.
     pub name: String,
-    /// Longest the command may run (a duration: `5m`); past it, it is killed and the run aborted.
+    /// Longest the command may run (a duration: `5m`); past it, it is killed with every
+    /// process it started, and the run aborted.
     #[serde(default = "default_command_timeout")]
     #[schemars(schema_with = "super::duration::schema")]
     pub timeout: String,

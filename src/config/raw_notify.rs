@@ -191,7 +191,9 @@ pub struct RawNotifyCommand {
     /// folder, which is also the working folder; otherwise it is looked up in `PATH`.
     #[schemars(length(min = 1))]
     pub run: Vec<String>,
-    /// After this long the command is killed (a duration: `30s`).
+    /// After this long the command is killed with every process it started (a duration:
+    /// `30s`). Processes it leaves running in the background when it exits are killed too:
+    /// send the notification in the foreground.
     #[serde(default = "default_command_timeout")]
     #[schemars(schema_with = "super::duration::schema")]
     pub timeout: String,

@@ -1,10 +1,11 @@
 //! `source.command`: run an export command and turn its standard output into a file in the
 //! (local) source folder, before the folder is listed.
 //!
-//! Owns spawning (no shell), the timeout, capturing the tail of stderr for the error, and
-//! the file's safe arrival: stdout streams straight into a dot-prefixed temporary file in the
-//! source folder (bounded memory, however large the export), which is fsynced and renamed to
-//! its final name only when the command succeeded. From then on the file is an ordinary
+//! Owns the file's safe arrival: stdout streams straight into a dot-prefixed temporary file
+//! in the source folder (bounded memory, however large the export), which is fsynced and
+//! renamed to its final name only when the command succeeded — exited with 0 within its
+//! timeout, leaving nothing running in the background that may still have been writing it
+//! (the process group and the timeout are `crate::process`'s). From then on the file is an ordinary
 //! outbox file: the lifecycle takes it, and a file a failed delivery left behind is retried
 //! on the next run. A crash mid-export leaves only a temporary file, removed by the next run.
 
@@ -12,10 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::SystemTime;
 
-use tokio::io::AsyncReadExt;
-
 use crate::config::flow::Command;
 use crate::endpoint::ErrorKind;
+use crate::process::{self, Waited};
 use crate::template::NameVars;
 
 /// Prefix of the temporary output files (never matched by a completed export's name).
@@ -78,46 +78,30 @@ pub async fn produce(cmd: &Command, folder: &Path, flow: &str, run: u64, now: Sy
         cmd.name.render(&NameVars::new("", "", 0, run, now)).map_err(|message| CommandError::Name { program: program.clone(), message })?;
     let temp = folder.join(format!("{TEMP_PREFIX}{flow}-{run}.part"));
     let file = std::fs::File::create(&temp).map_err(output_err(&temp))?;
-    let mut child = tokio::process::Command::new(&cmd.program)
+    let mut child = tokio::process::Command::new(&cmd.program);
+    child
         .args(&cmd.args)
         .current_dir(&cmd.dir)
         .env("WHARF_FLOW", flow)
         .env("WHARF_RUN", run.to_string())
         .stdin(Stdio::null())
         .stdout(Stdio::from(file))
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .map_err(|source| {
-            let _ = std::fs::remove_file(&temp);
-            CommandError::Spawn { program: program.clone(), source }
-        })?;
-    let mut stderr = child.stderr.take();
-    let tail = async {
-        let mut kept = Vec::new();
-        let mut buf = [0u8; 4096];
-        while let Some(err) = stderr.as_mut() {
-            match err.read(&mut buf).await {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    kept.extend_from_slice(&buf[..n]);
-                    let excess = kept.len().saturating_sub(STDERR_TAIL);
-                    kept.drain(..excess);
-                }
-            }
-        }
-        String::from_utf8_lossy(&kept).trim().to_string()
-    };
-    let waited = tokio::time::timeout(cmd.timeout, async { tokio::join!(child.wait(), tail) }).await;
+        .stderr(Stdio::piped());
+    let running = process::spawn(&mut child).map_err(|source| {
+        let _ = std::fs::remove_file(&temp);
+        CommandError::Spawn { program: program.clone(), source }
+    })?;
     let failed = |status: String, stderr: String| CommandError::Failed { program: program.clone(), status, stderr };
-    let result = match waited {
-        Err(_) => {
-            let _ = child.kill().await;
-            Err(failed(format!("did not finish within {:?} and was killed", cmd.timeout), String::new()))
-        }
-        Ok((Err(e), _)) => Err(CommandError::Spawn { program: program.clone(), source: e }),
-        Ok((Ok(status), stderr)) if !status.success() => Err(failed(describe(status), stderr)),
-        Ok((Ok(_), _)) => Ok(()),
+    let result = match running.wait(None, cmd.timeout, STDERR_TAIL).await {
+        Waited::TimedOut => Err(failed(format!("did not finish within {:?} and was killed", cmd.timeout), String::new())),
+        Waited::Failed(e) => Err(CommandError::Spawn { program: program.clone(), source: e }),
+        Waited::Exited(e) if !e.status.success() => Err(failed(process::describe(e.status), e.stderr)),
+        // Something it started may still have been writing the output: not a whole export.
+        Waited::Exited(e) if e.lingered => Err(failed(
+            "exited but left processes running in the background (killed, since they may have been writing its output)".to_string(),
+            e.stderr,
+        )),
+        Waited::Exited(_) => Ok(()),
     };
     if let Err(e) = result {
         let _ = tokio::fs::remove_file(&temp).await;
@@ -147,15 +131,6 @@ fn free_name(folder: &Path, name: &str) -> String {
         .map(|n| if v.ext.is_empty() { format!("{}-{n}", v.stem) } else { format!("{}-{n}.{}", v.stem, v.ext) })
         .find(|candidate| !folder.join(candidate).exists())
         .unwrap_or_else(|| name.to_string())
-}
-
-fn describe(status: std::process::ExitStatus) -> String {
-    use std::os::unix::process::ExitStatusExt;
-    match (status.code(), status.signal()) {
-        (Some(code), _) => format!("exited with status {code}"),
-        (None, Some(sig)) => format!("was killed by signal {sig}"),
-        _ => "failed".to_string(),
-    }
 }
 
 /// Removes temporary outputs a crashed run of `flow` left behind. Only this flow's: another
@@ -228,5 +203,17 @@ mod tests {
 
         let e = produce(&cmd(&["/nonexistent/export"], "z.csv"), dir.path(), "f", 1, SystemTime::now()).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    }
+
+    #[tokio::test]
+    async fn an_export_still_writing_in_the_background_is_not_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        // The shell exits at once; the rest of the export would arrive a second later.
+        let c = cmd(&["sh", "-c", "echo head; (sleep 1; echo tail) & exit 0"], "x.csv");
+        let e = produce(&c, dir.path(), "f", 1, SystemTime::now()).await.unwrap_err();
+        assert!(e.to_string().contains("left processes running in the background"), "{e}");
+        assert_eq!(e.kind(), ErrorKind::Transient);
+        std::thread::sleep(Duration::from_millis(1500));
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no output, and nothing wrote one later");
     }
 }

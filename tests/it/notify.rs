@@ -281,7 +281,7 @@ async fn command_failures_exit_status_and_timeout() {
     );
     let err = rules[0].notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Permanent);
-    assert!(err.to_string().ends_with("fails.sh: exited with exit status: 3: alert service said no"), "{err}");
+    assert!(err.to_string().ends_with("fails.sh: exited with status 3: alert service said no"), "{err}");
     let err = rules[1].notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient);
     assert!(err.to_string().ends_with("hangs.sh: did not finish within 300ms and was killed"), "{err}");

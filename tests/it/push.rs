@@ -9,9 +9,9 @@ use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use support::ftpd::Ftpd;
 use support::halt::run_until;
@@ -302,6 +302,42 @@ fn command_output_is_pushed() {
     assert_eq!(out.status.code(), Some(3), "{t}");
     assert!(t.contains("flow push: source command `sh` exited with status 4; its stderr ends: ERP unreachable"), "{t}");
     assert!(names(&w.local("outbox")).is_empty(), "no partial export is left: {:?}", names(&w.local("outbox")));
+}
+
+/// `wharf run` stopped by Ctrl-C or SIGTERM while its export runs: the export and whatever it
+/// started go with it (they run in a process group of their own, which the terminal's Ctrl-C
+/// does not reach), and nothing half-written is sent by the next run.
+#[test]
+fn an_interrupted_run_takes_its_export_with_it() {
+    let Some(w) = World::new(Partner::sftp()) else { return };
+    let pids = w.local("pids");
+    let script = format!("echo $$ > {p}; (sleep 60; echo late) & echo $! >> {p}; echo part; wait", p = pids.display());
+    let source = format!("  command:\n    run: [sh, -c, {script:?}]\n    name: \"x.csv\"\n");
+    let flow = w.flow(&source, "", "");
+    for signal in [libc::SIGINT, libc::SIGTERM] {
+        let _ = fs::remove_file(&pids);
+        let child = w.wharf(&flow).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+        let started = Instant::now();
+        while fs::read_to_string(&pids).map_or(true, |p| p.lines().count() < 2) {
+            assert!(started.elapsed() < Duration::from_secs(20), "the export did not start");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // SAFETY: kill(2) of the child this test started.
+        unsafe { libc::kill(child.id() as i32, signal) };
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(128 + signal), "{}", text(&out));
+        for pid in fs::read_to_string(&pids).unwrap().lines() {
+            let stat = format!("/proc/{pid}/stat");
+            let gone = (0..100).any(|_| {
+                let gone = fs::read_to_string(&stat).map_or(true, |s| s.contains(") Z "));
+                std::thread::sleep(Duration::from_millis(20));
+                gone
+            });
+            assert!(gone, "process {pid} of the export outlived wharf");
+        }
+    }
+    assert!(names(&w.local("outbox")).iter().all(|n| n.starts_with(".wharf-command-")), "{:?}", names(&w.local("outbox")));
+    assert!(w.remote_names("inbox").is_empty());
 }
 
 /// A round trip in one flow: pull orders from one partner's SFTP server, map them with a
