@@ -22,8 +22,10 @@ pub struct RawNotifyRule {
     #[schemars(length(min = 1))]
     pub on: Vec<NoticeKindName>,
     /// A notice with the same flow, kind and subject as one this rule sent less than this long
-    /// ago is held back and counted; the next one sent says how many were (a duration: `1h`;
-    /// `0s` holds nothing back). `recovered` is never held back.
+    /// ago is held back and counted (a duration: `1h`; `0s` holds nothing back). When the
+    /// window ends, the latest notice held back is sent (under `wharf serve`), saying how many
+    /// others were; a new one arriving first goes out instead, with the count. `recovered` is
+    /// never held back.
     #[serde(default = "default_throttle")]
     #[schemars(schema_with = "super::duration::schema")]
     pub throttle: String,

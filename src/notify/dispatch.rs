@@ -3,10 +3,13 @@
 //!
 //! A notice goes to the matching rules of its flow and to the matching global rules. Per rule,
 //! a notice with the same (flow, kind, subject) as one the rule sent less than `throttle` ago
-//! is held back and counted; the next one sent says how many were (`recovered` is never held
-//! back). Transient failures are retried a few times with a short, doubling backoff, each
-//! attempt under a timeout; every channel of one notice is sent concurrently, each in its own
-//! task, so a panicking or slow channel cannot take the others (or the caller) down.
+//! is held back and counted (`recovered` is never held back). Held back is not dropped: when
+//! the window ends, the latest notice held back is sent, saying how many others were
+//! ([`Dispatcher::send_due`], at [`Dispatcher::next_due`]); a new notice arriving first goes
+//! out instead, with the count. Transient failures are retried a few times with a short,
+//! doubling backoff, each attempt under a timeout; every channel of one notice is sent
+//! concurrently, each in its own task, so a panicking or slow channel cannot take the others
+//! (or the caller) down.
 //!
 //! Time is passed in (`now`); nothing here reads the system clock. Only the backoff between
 //! attempts waits in real time. Failures are logged with fields, naming the channel by its
@@ -17,6 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use tokio::task::JoinHandle;
 use tracing::{debug, error, info, warn};
 
 use super::{Notice, Notifier, NotifyError, RECOVERED, Rule};
@@ -60,10 +64,32 @@ pub enum Outcome {
 }
 
 /// The throttle window of one (flow, kind, subject) on one rule.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Window {
     last_sent: DateTime<Utc>,
     held: u32,
+    /// The latest notice held back, sent when the window ends (when `held` > 0).
+    latest: Option<Notice>,
+}
+
+impl Window {
+    fn sent(at: DateTime<Utc>) -> Self {
+        Window { last_sent: at, held: 0, latest: None }
+    }
+
+    /// When it ends, for a rule with this `throttle`.
+    fn ends(&self, throttle: Duration) -> DateTime<Utc> {
+        chrono::Duration::from_std(throttle).ok().and_then(|t| self.last_sent.checked_add_signed(t)).unwrap_or(DateTime::<Utc>::MAX_UTC)
+    }
+}
+
+/// What one route does with a notice.
+enum Step {
+    /// Hold it back and count it.
+    Hold(Notice),
+    /// Send it, saying how many similar notices were held back; `flushed` when it is the
+    /// latest held back, sent because its window ended.
+    Send { notice: Notice, held_back: u32, flushed: bool },
 }
 
 type Key = (String, String, String);
@@ -87,9 +113,7 @@ impl Route {
 
     /// Still within the window of the last one sent for `key`.
     fn holds_back(&self, key: &Key, kind: &str, now: DateTime<Utc>) -> bool {
-        kind != RECOVERED
-            && !self.throttle.is_zero()
-            && self.windows.get(key).is_some_and(|w| (now - w.last_sent).to_std().is_ok_and(|age| age < self.throttle))
+        kind != RECOVERED && !self.throttle.is_zero() && self.windows.get(key).is_some_and(|w| now < w.ends(self.throttle))
     }
 
     /// Forgets windows that are over and hold nothing back.
@@ -151,57 +175,112 @@ impl Dispatcher {
         let key: Key = (notice.flow.clone(), notice.kind.clone(), notice.subject.clone());
         let routes: Vec<&mut Route> =
             flows.get_mut(&notice.flow).into_iter().flatten().chain(global.iter_mut()).filter(|r| r.on.contains(&notice.kind)).collect();
-
-        // Decide first (held back or sent, with how many held back), then send concurrently.
-        let mut deliveries: Vec<Option<Delivery>> = Vec::with_capacity(routes.len());
-        let mut sends = Vec::new();
-        for (i, route) in routes.iter().enumerate() {
-            if route.holds_back(&key, &notice.kind, now) {
-                deliveries.push(None);
-                continue;
-            }
-            let held_back = route.windows.get(&key).map_or(0, |w| w.held);
-            let (notifier, notice, retry) = (Arc::clone(&route.notifier), notice.clone(), *retry);
-            sends.push((i, held_back, tokio::spawn(async move { send_with_retry(notifier.as_ref(), &notice, held_back, retry).await })));
-            deliveries.push(None);
-        }
-        let mut results = HashMap::new();
-        for (i, held_back, task) in sends {
-            let result = match task.await {
-                Ok(r) => r,
-                Err(e) => (1, Err(NotifyError::permanent(routes[i].notifier.describe(), format!("the channel panicked: {e}")))),
-            };
-            results.insert(i, (held_back, result));
-        }
-
-        let mut routes = routes;
-        for (i, route) in routes.iter_mut().enumerate() {
-            let channel = route.notifier.describe();
-            let (flow, kind, subject) = (&notice.flow, &notice.kind, &notice.subject);
-            let outcome = match results.remove(&i) {
-                None => {
-                    let window = route.windows.entry(key.clone()).or_insert(Window { last_sent: now, held: 0 });
-                    window.held += 1;
-                    debug!(flow, kind, subject, channel, held = window.held, "Notice held back by the throttle.");
-                    Outcome::HeldBack { held: window.held }
-                }
-                Some((held_back, (attempts, Ok(())))) => {
-                    info!(flow, kind, subject, channel, attempts, held_back, "Notice sent.");
-                    if kind != RECOVERED {
-                        route.windows.insert(key.clone(), Window { last_sent: now, held: 0 });
-                    }
-                    Outcome::Sent { attempts, held_back }
-                }
-                Some((_, (attempts, Err(e)))) => {
-                    error!(flow, kind, subject, channel, attempts, error_kind = %e.kind, error = %e.message, "Notice not sent.");
-                    Outcome::Failed { attempts, error: e }
-                }
-            };
-            route.prune(now);
-            deliveries[i] = Some(Delivery { channel, outcome });
-        }
-        deliveries.into_iter().flatten().collect()
+        let steps = routes
+            .iter()
+            .enumerate()
+            .map(|(i, route)| {
+                let step = if route.holds_back(&key, &notice.kind, now) {
+                    Step::Hold(notice.clone())
+                } else {
+                    Step::Send { notice: notice.clone(), held_back: route.windows.get(&key).map_or(0, |w| w.held), flushed: false }
+                };
+                (i, key.clone(), step)
+            })
+            .collect();
+        deliver(routes, steps, *retry, now).await
     }
+
+    /// The end of the earliest throttle window that holds a notice back: when
+    /// [`send_due`](Self::send_due) has something to send.
+    pub fn next_due(&self) -> Option<DateTime<Utc>> {
+        self.routes().flat_map(|r| r.windows.values().filter(|w| w.latest.is_some()).map(|w| w.ends(r.throttle))).min()
+    }
+
+    /// Sends, for every throttle window that has ended by `now` with notices held back, the
+    /// latest of them, saying how many others were.
+    pub async fn send_due(&mut self, now: DateTime<Utc>) -> Vec<Delivery> {
+        let Dispatcher { global, flows, retry } = self;
+        let mut routes: Vec<&mut Route> = flows.values_mut().flatten().chain(global.iter_mut()).collect();
+        let mut steps = Vec::new();
+        for (i, route) in routes.iter_mut().enumerate() {
+            let throttle = route.throttle;
+            for (key, w) in route.windows.iter_mut() {
+                if w.ends(throttle) <= now
+                    && let Some(notice) = w.latest.take()
+                {
+                    steps.push((i, key.clone(), Step::Send { notice, held_back: w.held.saturating_sub(1), flushed: true }));
+                }
+            }
+        }
+        deliver(routes, steps, *retry, now).await
+    }
+
+    fn routes(&self) -> impl Iterator<Item = &Route> {
+        self.flows.values().flatten().chain(self.global.iter())
+    }
+}
+
+/// Carries out `steps` on `routes` (by index): the sends concurrently, each in its own task;
+/// then the throttle windows are updated. What became of each step, in order.
+async fn deliver(mut routes: Vec<&mut Route>, steps: Vec<(usize, Key, Step)>, retry: RetryPolicy, now: DateTime<Utc>) -> Vec<Delivery> {
+    /// A step under way.
+    enum Started {
+        Hold(Notice),
+        Send { task: JoinHandle<(u32, Result<(), NotifyError>)>, held_back: u32, flushed: bool },
+    }
+    let started: Vec<(usize, Key, Started)> = steps
+        .into_iter()
+        .map(|(i, key, step)| {
+            let started = match step {
+                Step::Hold(notice) => Started::Hold(notice),
+                Step::Send { notice, held_back, flushed } => {
+                    let notifier = Arc::clone(&routes[i].notifier);
+                    let task = tokio::spawn(async move { send_with_retry(notifier.as_ref(), &notice, held_back, retry).await });
+                    Started::Send { task, held_back, flushed }
+                }
+            };
+            (i, key, started)
+        })
+        .collect();
+    let mut deliveries = Vec::with_capacity(started.len());
+    for (i, key, step) in started {
+        let route = &mut *routes[i];
+        let channel = route.notifier.describe();
+        let (flow, kind, subject) = (&key.0, &key.1, &key.2);
+        let outcome = match step {
+            Started::Hold(notice) => {
+                let window = route.windows.entry(key.clone()).or_insert_with(|| Window::sent(now));
+                window.held += 1;
+                window.latest = Some(notice);
+                debug!(flow, kind, subject, channel, held = window.held, "Notice held back by the throttle.");
+                Outcome::HeldBack { held: window.held }
+            }
+            Started::Send { task, held_back, flushed } => {
+                let result =
+                    task.await.unwrap_or_else(|e| (1, Err(NotifyError::permanent(&channel, format!("the channel panicked: {e}")))));
+                match result {
+                    (attempts, Ok(())) => {
+                        info!(flow, kind, subject, channel, attempts, held_back, flushed, "Notice sent.");
+                        if kind != RECOVERED {
+                            route.windows.insert(key.clone(), Window::sent(now));
+                        }
+                        Outcome::Sent { attempts, held_back }
+                    }
+                    (attempts, Err(e)) => {
+                        error!(flow, kind, subject, channel, attempts, error_kind = %e.kind, error = %e.message, "Notice not sent.");
+                        if flushed {
+                            // Not tried again: the next notice of its kind is sent, not held.
+                            route.windows.remove(&key);
+                        }
+                        Outcome::Failed { attempts, error: e }
+                    }
+                }
+            }
+        };
+        route.prune(now);
+        deliveries.push(Delivery { channel, outcome });
+    }
+    deliveries
 }
 
 /// Sends with retries of transient failures; the number of attempts made and the result.
@@ -237,6 +316,8 @@ mod tests {
     #[derive(Default)]
     struct Recorder {
         sent: Mutex<Vec<(String, u32)>>,
+        /// The detail of each notice sent.
+        details: Mutex<Vec<String>>,
         failures: Mutex<Vec<NotifyError>>,
     }
 
@@ -247,6 +328,7 @@ mod tests {
                 return Err(e);
             }
             self.sent.lock().unwrap().push((notice.subject.clone(), held_back));
+            self.details.lock().unwrap().push(notice.detail.clone());
             Ok(())
         }
         fn describe(&self) -> String {
@@ -298,6 +380,37 @@ mod tests {
         let sent = rec.sent.lock().unwrap().clone();
         assert_eq!(sent, [("a".into(), 0), ("b".into(), 0), ("a".into(), 3), ("a".into(), 0), ("a".into(), 0)]);
         assert!(d.dispatch(&notice("missing", "a"), at(0)).await.is_empty(), "no rule for `missing`");
+    }
+
+    #[tokio::test]
+    async fn the_latest_notice_held_back_is_sent_when_its_window_ends() {
+        let rec = Arc::new(Recorder::default());
+        let mut d = Dispatcher::new(&[]).unwrap().with_retry(quick());
+        d.add_global(["failed"], Duration::from_secs(3600), rec.clone());
+        let failed = |s: i64| Notice::new("failed", "f", at(s), "a", &format!("at {s}"));
+        d.dispatch(&failed(0), at(0)).await;
+        assert_eq!(d.next_due(), None, "nothing held back");
+        for s in [10, 20] {
+            d.dispatch(&failed(s), at(s)).await;
+        }
+        assert_eq!(d.next_due(), Some(at(3600)));
+        assert!(d.send_due(at(3599)).await.is_empty());
+        let out = d.send_due(at(3600)).await;
+        assert!(matches!(out[0].outcome, Outcome::Sent { held_back: 1, .. }), "{out:?}");
+        assert_eq!(d.next_due(), None);
+        assert!(d.send_due(at(7200)).await.is_empty(), "sent once");
+        // It opened a window of its own.
+        let held = d.dispatch(&failed(3601), at(3601)).await;
+        assert!(matches!(held[0].outcome, Outcome::HeldBack { held: 1 }), "{held:?}");
+
+        // A failed send at the window's end is not tried again; the next notice goes out.
+        rec.failures.lock().unwrap().push(NotifyError::permanent("recorder", "404"));
+        assert!(matches!(d.send_due(at(7200)).await[0].outcome, Outcome::Failed { .. }));
+        assert_eq!(d.next_due(), None);
+        assert!(matches!(d.dispatch(&failed(7201), at(7201)).await[0].outcome, Outcome::Sent { held_back: 0, .. }));
+
+        assert_eq!(*rec.sent.lock().unwrap(), [("a".into(), 0), ("a".into(), 1), ("a".into(), 0)]);
+        assert_eq!(*rec.details.lock().unwrap(), ["at 0", "at 20", "at 7201"]);
     }
 
     #[tokio::test]

@@ -5,7 +5,8 @@
 //! stored cursor, sends each to the matching rules (the flow's own and the global ones), and
 //! only then moves the cursor: a crash in between sends a notice again rather than losing it.
 //! The very first daemon on a ledger starts from the newest event instead of replaying
-//! history. Failed deliveries are logged and counted in the metrics; they do not hold the log
+//! history. When a throttle window with notices held back ends, the task sends the latest of
+//! them (the dispatcher says when). Failed deliveries are logged and counted in the metrics; they do not hold the log
 //! back (the dispatcher already retried them).
 
 use std::collections::BTreeSet;
@@ -57,7 +58,22 @@ impl Notifier {
         let mut pump = Pump { ledger, dispatcher, clock, metrics, flows: BTreeSet::new() };
         tokio::spawn(async move {
             pump.events().await;
-            while let Some(msg) = rx.recv().await {
+            loop {
+                let due = pump.dispatcher.next_due();
+                let clock = Arc::clone(&pump.clock);
+                let msg = tokio::select! {
+                    msg = rx.recv() => msg,
+                    () = async move {
+                        match due {
+                            Some(t) => clock.sleep_until(t).await,
+                            None => std::future::pending().await,
+                        }
+                    } => {
+                        pump.send_due().await;
+                        continue;
+                    }
+                };
+                let Some(msg) = msg else { break };
                 match msg {
                     Msg::Wake => pump.events().await,
                     Msg::Rules(rules) => pump.set_rules(rules),
@@ -117,6 +133,16 @@ impl Pump {
     async fn send(&mut self, notice: &Notice) {
         let deliveries = self.dispatcher.dispatch(notice, self.clock.now()).await;
         tracing::debug!(flow = %notice.flow, kind = %notice.kind, deliveries = deliveries.len(), "Notice dispatched.");
+        self.count(deliveries);
+    }
+
+    /// Sends what the throttle held back in windows that have ended.
+    async fn send_due(&mut self) {
+        let deliveries = self.dispatcher.send_due(self.clock.now()).await;
+        self.count(deliveries);
+    }
+
+    fn count(&self, deliveries: Vec<crate::notify::Delivery>) {
         for d in deliveries {
             match d.outcome {
                 Outcome::Sent { .. } => self.metrics.notification(&d.channel, true),

@@ -206,6 +206,46 @@ async fn an_unreachable_server_alerts_once_and_its_recovery_once() {
     d.stop().await;
 }
 
+/// Failures the throttle held back are not lost: when its window ends, the latest goes out
+/// with the count of the others, without waiting for another failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_held_back_by_the_throttle_are_sent_when_the_window_ends() {
+    let receiver = HttpReceiver::start(&[]).await;
+    // Scheduled hourly, so the daemon's loop sleeps on the clock; 05:00 to 05:05 has no run.
+    let extra = format!(
+        "schedule: {{ every: 1h }}\nretry: {{ attempts: 1 }}\nnotify:\n  - on: [failed]\n    throttle: 5m\n    webhook: {{ url: \"{}\" }}\n",
+        receiver.url("/hook")
+    );
+    let start = DateTime::parse_from_rfc3339("2026-11-23T05:00:00Z").unwrap().with_timezone(&Utc);
+    let mut d = Daemon::start(&[("f.yaml", local_flow("f", &extra))], start, ServeConfig::default());
+    std::fs::write(d.path("src/in/a.csv"), "x").unwrap();
+    // The sink's folder is a file: every run fails.
+    std::fs::remove_dir(d.path("dst")).unwrap();
+    std::fs::write(d.path("dst"), "not a folder").unwrap();
+    for _ in 0..3 {
+        assert_eq!(d.handle().trigger("f").await, Ok(Triggered::Started));
+        let r = d.next_run().await;
+        assert_ne!(r.status, RunStatus::Ok, "{r:?}");
+    }
+    d.handle().notified().await;
+    assert_eq!(kinds(&receiver), ["failed"], "two held back");
+    d.advance(Duration::from_secs(4 * 60)).await;
+    d.handle().notified().await;
+    assert_eq!(kinds(&receiver), ["failed"], "the window has not ended");
+    d.advance(Duration::from_secs(60)).await;
+    for _ in 0..500 {
+        if receiver.requests().len() > 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(kinds(&receiver), ["failed", "failed"]);
+    let body = receiver.requests()[1].json();
+    assert_eq!(body["held_back"], 1, "{body}");
+    assert!(body["text"].as_str().unwrap().ends_with("(1 similar notice held back)"), "{body}");
+    d.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_file_is_announced_at_its_deadline() {
     let receiver = HttpReceiver::start(&[]).await;
