@@ -67,21 +67,25 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             eprintln!("  {:<11} {}", outcome_label(f.outcome), f.path);
         }
     };
-    let report = rt.block_on(async {
+    let ended = rt.block_on(async {
         tokio::select! {
-            report = engine::run_once(&flow, &ledger, &opts, &mut progress) => report,
-            signal = interrupted() => {
-                // As if the signal had ended the process (every step is crash-safe), but the
-                // programs the run started, each in a process group of its own that the
-                // terminal's Ctrl-C does not reach, go with it: dropping the run killed
-                // those it was waiting for, `kill_all` the rest (a notification's, say).
-                crate::process::kill_all();
-                eprintln!("flow {}: interrupted by {signal}", flow.name);
-                std::process::exit(128 + signal.number());
-            }
+            report = engine::run_once(&flow, &ledger, &opts, &mut progress) => Ok(report),
+            signal = interrupted() => Err(signal),
         }
-    })?;
-    show_report(&report, args.json)
+    });
+    match ended {
+        Ok(report) => show_report(&report?, args.json),
+        Err(signal) => {
+            // As if the signal had ended the process (every step is crash-safe; the next run
+            // takes over), but the ledger is closed cleanly and the programs the run started,
+            // each in a process group of its own that the terminal's Ctrl-C does not reach,
+            // go with it: dropping the run killed those it was waiting for, `kill_all` the
+            // rest (a notification's, say).
+            crate::process::kill_all();
+            eprintln!("flow {}: interrupted by {signal}", flow.name);
+            Ok(ExitCode::from(128 + signal.number()))
+        }
+    }
 }
 
 /// A signal that ends `wharf run`.
@@ -92,10 +96,10 @@ enum Signal {
 }
 
 impl Signal {
-    fn number(self) -> i32 {
+    fn number(self) -> u8 {
         match self {
-            Signal::Interrupt => libc::SIGINT,
-            Signal::Terminate => libc::SIGTERM,
+            Signal::Interrupt => 2,
+            Signal::Terminate => 15,
         }
     }
 }

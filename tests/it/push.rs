@@ -338,6 +338,11 @@ fn an_interrupted_run_takes_its_export_with_it() {
     }
     assert!(names(&w.local("outbox")).iter().all(|n| n.starts_with(".wharf-command-")), "{:?}", names(&w.local("outbox")));
     assert!(w.remote_names("inbox").is_empty());
+    // The next run takes over: the ledger was left in order, the stale output is cleared.
+    let flow = w.flow("  command:\n    run: [sh, -c, \"echo whole\"]\n    name: \"x.csv\"\n", "", "");
+    ok(&w.run(&flow));
+    assert_eq!(fs::read(w.remote("inbox/x.csv")).unwrap(), b"whole\n");
+    assert!(names(&w.local("outbox")).is_empty(), "{:?}", names(&w.local("outbox")));
 }
 
 /// A round trip in one flow: pull orders from one partner's SFTP server, map them with a
