@@ -147,8 +147,19 @@ impl Conn {
             }
             return Ok(replies);
         }
+        let lines: Vec<&str> = commands.iter().map(|(cmd, _)| cmd.as_str()).collect();
+        self.send_pipelined(&lines).await?;
+        for (_, expected) in commands {
+            replies.push(checked(within(self.timeout, self.ftp.read_response_in(expected)).await)?);
+        }
+        Ok(replies)
+    }
+
+    /// Writes `commands` to a plain control connection in one write, without reading any
+    /// reply: the caller reads one for each, in order.
+    pub async fn send_pipelined(&mut self, commands: &[&str]) -> FtpResult<()> {
         let mut bytes = Vec::new();
-        for (cmd, _) in commands {
+        for cmd in commands {
             // Checked here as suppaftp checks what it sends: a line end would start a command
             // of the caller's making. (No IAC to escape: 0xFF never occurs in UTF-8.)
             if cmd.contains(['\r', '\n']) {
@@ -158,11 +169,7 @@ impl Conn {
             bytes.extend_from_slice(cmd.as_bytes());
             bytes.extend_from_slice(b"\r\n");
         }
-        within(self.timeout, send_raw(&self.ftp, &bytes)).await?;
-        for (_, expected) in commands {
-            replies.push(checked(within(self.timeout, self.ftp.read_response_in(expected)).await)?);
-        }
-        Ok(replies)
+        within(self.timeout, send_raw(&self.ftp, &bytes)).await
     }
 
     /// After a data command failed: if the server did not understand EPSV, switch this

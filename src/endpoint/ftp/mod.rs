@@ -4,7 +4,8 @@
 //! Owns the mapping of [`RemotePath`]s onto the server-side root (always as absolute paths),
 //! the protocol steps of each operation (MLSD/MLST where offered, else LIST refined by SIZE and
 //! MDTM; RETR with REST; STOR; RNFR/RNTO; DELE; MKD; on a plain control connection a
-//! listing's MDTMs and a rename's RNFR/RNTO are pipelined, one round trip per batch), and the
+//! listing's MDTMs, a rename's RNFR/RNTO and a whole small file's EPSV with its RETR or STOR
+//! are pipelined, one round trip per batch), and the
 //! translation of reply codes and connection failures into [`ErrorKind`]s. A reply of 550
 //! says little, so the kind is decided by looking: is the path (or its folder) there? An
 //! unexpected 5xx after which the connection no longer answers is a lost session.
@@ -19,6 +20,7 @@ mod list;
 mod pool;
 mod stream;
 mod tls;
+mod whole;
 
 use std::fmt;
 use std::future::Future;
@@ -407,18 +409,6 @@ impl FtpEndpoint {
         }
     }
 
-    /// [`Endpoint::write_small`] on one connection.
-    async fn store_small(&self, c: &mut Conn, path: &RemotePath, data: &[u8]) -> Result<Option<u64>, Fail> {
-        let mut upload = self.stor(c, path).await?;
-        stream::send(&mut upload, data, c.timeout).await?;
-        stream::close_upload(upload, c.timeout).await?;
-        if !c.feat.size {
-            return Ok(None);
-        }
-        let full = c.full(path);
-        size_on(c, &full).await
-    }
-
     async fn rename_on(&self, c: &mut Conn, from: &RemotePath, to: &RemotePath, replace: bool) -> Result<(), Fail> {
         let (src, dst) = (c.full(from), c.full(to));
         // vsftpd and pure-ftpd (and most Unix servers) replace an existing target on RNTO: a
@@ -725,6 +715,16 @@ impl Endpoint for FtpEndpoint {
         Ok(Box::new(FtpRead { data: Some(data), lease: Some(lease), skip, timeout, inner: self.inner.clone(), path: path.clone() }))
     }
 
+    /// On one login, the data connection asked for in the same write as `RETR` where it can
+    /// be (`whole.rs`).
+    async fn read_small(&self, path: &RemotePath, limit: usize) -> Result<Vec<u8>, EndpointError> {
+        self.run(Op::Read, path, true, |mut c| async move {
+            let r = self.fetch_whole(&mut c, path, limit).await;
+            (c, r)
+        })
+        .await
+    }
+
     async fn open_write(&self, path: &RemotePath) -> Result<Box<dyn WriteStream>, EndpointError> {
         self.creatable(Op::Write, path, [path.name()])?;
         let (data, lease) = self
@@ -738,12 +738,12 @@ impl Endpoint for FtpEndpoint {
     }
 
     /// STOR, then SIZE on the same login: the size the server stored, for the caller's check,
-    /// without taking a login again.
+    /// without taking a login again (`whole.rs`).
     async fn write_small(&self, path: &RemotePath, data: &[u8]) -> Result<Option<u64>, EndpointError> {
         self.creatable(Op::Write, path, [path.name()])?;
         // Retried on a new login: STOR to the same name starts the file again.
         self.run(Op::Write, path, true, |mut c| async move {
-            let r = self.store_small(&mut c, path, data).await;
+            let r = self.store_whole(&mut c, path, data).await;
             (c, r)
         })
         .await
