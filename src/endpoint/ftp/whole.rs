@@ -45,7 +45,7 @@ impl FtpEndpoint {
                 Opened::Data(mut data) => {
                     let (buf, ended) = read_up_to(&mut data, limit, c.timeout).await?;
                     drop(data);
-                    return end_download(c, buf, ended).await;
+                    return confirmed(within(c.timeout, c.ftp.read_response_in(DONE)).await, buf, ended);
                 }
                 Opened::Refused(e) => return Err(self.refused(c, e, path, EntryKind::File).await),
                 Opened::NoEpsv => {}
@@ -53,12 +53,7 @@ impl FtpEndpoint {
         }
         let (mut data, _) = self.retr(c, path, 0).await?;
         let (buf, ended) = read_up_to(&mut data, limit, c.timeout).await?;
-        match within(c.timeout, data.finish()).await {
-            Ok(()) => Ok(buf),
-            // Stopped at the limit: whatever the server says ends it, and the login is in step.
-            Err(FtpError::UnexpectedResponse(_)) if !ended => Ok(buf),
-            Err(e) => Err(e.into()),
-        }
+        confirmed(within(c.timeout, data.finish()).await, buf, ended)
     }
 
     /// [`Endpoint::write_small`](crate::endpoint::Endpoint::write_small) on one connection:
@@ -160,10 +155,11 @@ async fn read_up_to<R: AsyncRead + Unpin>(data: &mut R, limit: usize, timeout: D
     Ok((buf, false))
 }
 
-/// After a pipelined download's data connection closed: its final reply. A download that
-/// ended must be confirmed; one stopped at its limit is over whatever the server says.
-async fn end_download(c: &mut Conn, buf: Vec<u8>, ended: bool) -> Result<Vec<u8>, Fail> {
-    match within(c.timeout, c.ftp.read_response_in(DONE)).await {
+/// A download's bytes, given the reply that ended it: a download that `ended` must be
+/// confirmed; one stopped at its limit is over whatever the server says (426 or 226), and
+/// the login is in step either way.
+fn confirmed<T>(reply: Result<T, FtpError>, buf: Vec<u8>, ended: bool) -> Result<Vec<u8>, Fail> {
+    match reply {
         Ok(_) => Ok(buf),
         Err(FtpError::UnexpectedResponse(_)) if !ended => Ok(buf),
         Err(e) => Err(e.into()),
