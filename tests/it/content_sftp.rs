@@ -5,6 +5,7 @@
 //! memory bound on a large CSV.
 
 use crate::support;
+use support::{text, wharf};
 
 use std::fs;
 use std::io::{BufRead, BufReader, Write};
@@ -17,16 +18,6 @@ use support::{TempDir, tempdir};
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-fn wharf(state: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_wharf"));
-    c.arg("--state-dir").arg(state).env_remove("WHARF_TEST_HALT_AT").env("RUST_LOG", "wharf=warn");
-    c
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 fn json(o: &Output) -> serde_json::Value {

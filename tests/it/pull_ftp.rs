@@ -6,6 +6,7 @@
 //! next run that completes the work.
 
 use crate::support;
+use support::{counts, text, walk};
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -80,9 +81,7 @@ impl World {
     }
 
     fn wharf(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_wharf"));
-        c.arg("--state-dir").arg(self.state()).env_remove("WHARF_TEST_HALT_AT").env("RUST_LOG", "wharf=warn");
-        c
+        support::wharf(&self.state())
     }
 
     fn run(&self, flow: &Path) -> Output {
@@ -90,10 +89,7 @@ impl World {
     }
 
     fn run_json(&self, flow: &Path) -> (i32, serde_json::Value) {
-        let out = self.wharf().arg("run").arg("--json").arg(flow).output().unwrap();
-        let v = serde_json::from_slice(&out.stdout)
-            .unwrap_or_else(|e| panic!("{e}: {}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)));
-        (out.status.code().unwrap_or(-1), v)
+        support::json_of(self.wharf().arg("run").arg("--json").arg(flow))
     }
 
     fn files_in(&self, dir: &Path) -> Vec<String> {
@@ -101,27 +97,6 @@ impl World {
         v.sort();
         v
     }
-}
-
-fn walk(p: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    for e in fs::read_dir(p).into_iter().flatten().flatten() {
-        if e.path().is_dir() {
-            out.extend(walk(&e.path()));
-        } else {
-            out.push(e.path());
-        }
-    }
-    out
-}
-
-fn counts(v: &serde_json::Value) -> (u64, u64, u64, u64) {
-    let c = &v["counts"];
-    (c["not_ready"].as_u64().unwrap(), c["delivered"].as_u64().unwrap(), c["skipped"].as_u64().unwrap(), c["failed"].as_u64().unwrap())
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 fn year() -> String {

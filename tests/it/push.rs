@@ -6,6 +6,7 @@
 //! is sent.
 
 use crate::support;
+use support::text;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -117,8 +118,7 @@ impl World {
     }
 
     fn wharf(&self, flow: &Path) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_wharf"));
-        c.arg("--state-dir").arg(self.local("state")).env_remove("WHARF_TEST_HALT_AT").env("RUST_LOG", "wharf=warn");
+        let mut c = support::wharf(&self.local("state"));
         c.arg("run").arg(flow);
         c
     }
@@ -157,10 +157,6 @@ fn names(dir: &Path) -> Vec<String> {
         fs::read_dir(dir).map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect()).unwrap_or_default();
     v.sort();
     v
-}
-
-fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
 fn ok(out: &Output) -> String {

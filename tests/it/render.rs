@@ -4,6 +4,7 @@
 //! and the repository's example templates (`templates/`) on the sample price list.
 
 use crate::support;
+use support::text;
 
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -13,10 +14,6 @@ use support::{TempDir, tempdir};
 
 fn repo(rel: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 /// A local → local flow in a temp folder: `inbox/` (the source; `rejected/` quarantine inside

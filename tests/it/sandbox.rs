@@ -5,10 +5,11 @@
 //! symlinks that lead out of the folder, and the FTP side refusing TLS and wrong passwords.
 
 use crate::support;
+use support::text;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -22,10 +23,6 @@ fn wharf(state: &Path) -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_wharf"));
     c.arg("--state-dir").arg(state).env("RUST_LOG", "wharf=warn");
     c
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 /// A `wharf sandbox --json` process and the details it printed; SIGKILLed if the test ends

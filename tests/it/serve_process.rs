@@ -4,6 +4,7 @@
 //! `run` is refused with a hint).
 
 use crate::support;
+use support::text;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,10 +17,6 @@ const SIZE: u64 = 384 << 20;
 
 fn wharf(state: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wharf")).arg("--state-dir").arg(state).args(args).output().expect("run wharf")
-}
-
-fn text(o: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
 /// A `wharf serve` process, SIGKILLed if the test ends while it lives.

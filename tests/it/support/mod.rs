@@ -10,6 +10,9 @@
 //! - [`http_receiver::HttpReceiver`] / [`smtp_receiver::SmtpReceiver`]: in-process HTTP and
 //!   SMTP (STARTTLS, AUTH) servers recording what notifications deliver.
 //! - [`TempDir`] / [`tempdir`], [`wait_for_port`], [`free_port`].
+//! - [`wharf`] (the binary on a state folder), [`json_of`] (its `--json` output), [`text`]
+//!   (a command's stdout and stderr), [`walk`] (files under a folder), [`counts`] (a JSON
+//!   run report's counts).
 #![allow(dead_code)]
 
 pub mod ftpd;
@@ -19,6 +22,8 @@ pub mod smtp_receiver;
 pub mod sshd;
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 pub use tempfile::TempDir;
@@ -71,4 +76,42 @@ pub fn tls_acceptor() -> tokio_rustls::TlsAcceptor {
         .with_single_cert(chain, key)
         .expect("server certificate");
     tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config))
+}
+
+/// A finished command's stdout and stderr, as text (for assertions and their messages).
+pub fn text(o: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+}
+
+/// Every file below `p`, at any depth (none when `p` is missing).
+pub fn walk(p: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(p).into_iter().flatten().flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push(e.path());
+        }
+    }
+    out
+}
+
+/// `(not_ready, delivered, skipped, failed)` of a `wharf run --json` report.
+pub fn counts(v: &serde_json::Value) -> (u64, u64, u64, u64) {
+    let c = &v["counts"];
+    (c["not_ready"].as_u64().unwrap(), c["delivered"].as_u64().unwrap(), c["skipped"].as_u64().unwrap(), c["failed"].as_u64().unwrap())
+}
+
+/// `wharf --state-dir STATE`, logging warnings only, with no test halt point set.
+pub fn wharf(state: &Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_wharf"));
+    c.arg("--state-dir").arg(state).env_remove("WHARF_TEST_HALT_AT").env("RUST_LOG", "wharf=warn");
+    c
+}
+
+/// Runs `cmd` (a `wharf … --json` command line): its exit code and the JSON it printed.
+pub fn json_of(cmd: &mut Command) -> (i32, serde_json::Value) {
+    let out = cmd.output().unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    (out.status.code().unwrap_or(-1), v)
 }
