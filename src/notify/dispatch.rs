@@ -119,7 +119,7 @@ impl Route {
     /// Forgets windows that are over and hold nothing back.
     fn prune(&mut self, now: DateTime<Utc>) {
         let throttle = self.throttle;
-        self.windows.retain(|_, w| w.held > 0 || (now - w.last_sent).to_std().is_ok_and(|age| age < throttle));
+        self.windows.retain(|_, w| w.held > 0 || now < w.ends(throttle));
     }
 }
 

@@ -5,12 +5,12 @@
 //! the protocol steps of each operation (MLSD/MLST where offered, else LIST refined by SIZE and
 //! MDTM; RETR with REST; STOR; RNFR/RNTO; DELE; MKD; on a plain control connection a
 //! listing's MDTMs, a rename's RNFR/RNTO and a whole small file's EPSV with its RETR or STOR
-//! are pipelined, one round trip per batch), and the
-//! translation of reply codes and connection failures into [`ErrorKind`]s. A reply of 550
-//! says little, so the kind is decided by looking: is the path (or its folder) there? An
-//! unexpected 5xx after which the connection no longer answers is a lost session.
-//! Connections come from a small pool (`pool`), are made in `connect` and trust certificates
-//! through `tls`; listings are parsed in `list`; transfers in progress live in `stream`. Like
+//! are pipelined, one round trip per batch), and the translation of reply codes and
+//! connection failures into [`ErrorKind`]s. A reply of 550 says little, so the kind is
+//! decided by looking: is the path (or its folder) there? An unexpected 5xx after which the
+//! connection no longer answers is a lost session. Connections come from a small pool
+//! (`pool`), are made in `connect` and trust certificates through `tls`; listings are parsed
+//! in `list`; transfers in progress live in `stream`, files moved whole in `whole`. Like
 //! every endpoint it has no policy: no temp names, no retries beyond one reconnect, no
 //! verification.
 

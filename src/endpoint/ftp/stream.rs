@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use suppaftp::tokio::{AsyncRustlsStream, TransferStream};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::connect::within;
 use super::pool::Lease;
@@ -44,10 +44,9 @@ impl ReadStream for FtpRead {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, EndpointError> {
         loop {
             let Some(data) = self.data.as_mut() else { return Ok(0) };
-            let n = match tokio::time::timeout(self.timeout, data.read(buf)).await {
-                Ok(Ok(n)) => n,
-                Ok(Err(e)) => return Err(self.fail(Fail::Io(e))),
-                Err(_) => return Err(self.fail(stalled(self.timeout))),
+            let n = match timed(self.timeout, data.read(buf)).await {
+                Ok(n) => n,
+                Err(f) => return Err(self.fail(f)),
             };
             if n == 0 {
                 if let Some(data) = self.data.take()
@@ -101,13 +100,9 @@ impl WriteStream for FtpWrite {
 }
 
 /// Writes `buf` to an upload's data connection, each piece within `timeout`.
-pub(super) async fn send(data: &mut TransferStream<AsyncRustlsStream>, buf: &[u8], timeout: Duration) -> Result<(), Fail> {
+pub(super) async fn send<W: AsyncWrite + Unpin>(data: &mut W, buf: &[u8], timeout: Duration) -> Result<(), Fail> {
     for piece in buf.chunks(WRITE_PIECE) {
-        match tokio::time::timeout(timeout, data.write_all(piece)).await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => return Err(Fail::Io(e)),
-            Err(_) => return Err(stalled(timeout)),
-        }
+        timed(timeout, data.write_all(piece)).await?;
     }
     Ok(())
 }
@@ -115,10 +110,15 @@ pub(super) async fn send(data: &mut TransferStream<AsyncRustlsStream>, buf: &[u8
 /// Ends an upload: what is buffered goes out, closing the data connection ends the file, and
 /// the 226 on the control connection says the server stored all of it.
 pub(super) async fn close_upload(mut data: TransferStream<AsyncRustlsStream>, timeout: Duration) -> Result<(), Fail> {
-    match tokio::time::timeout(timeout, data.flush()).await {
-        Ok(Ok(())) => {}
-        Ok(Err(e)) => return Err(Fail::Io(e)),
-        Err(_) => return Err(stalled(timeout)),
-    }
+    timed(timeout, data.flush()).await?;
     within(timeout, data.finish()).await.map_err(Fail::from)
+}
+
+/// One step on a data connection, within the stall timeout.
+pub(super) async fn timed<T>(timeout: Duration, step: impl Future<Output = std::io::Result<T>>) -> Result<T, Fail> {
+    match tokio::time::timeout(timeout, step).await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(Fail::Io(e)),
+        Err(_) => Err(stalled(timeout)),
+    }
 }

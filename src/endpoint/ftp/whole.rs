@@ -18,7 +18,8 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 use super::connect::{Conn, within};
-use super::{Fail, FtpEndpoint, stalled, stream};
+use super::stream::{self, timed};
+use super::{Fail, FtpEndpoint, stalled};
 use crate::endpoint::{EntryKind, RemotePath};
 
 /// The replies that end a transfer well.
@@ -64,9 +65,7 @@ impl FtpEndpoint {
         if c.plain && c.epsv {
             match open(c, &format!("STOR {full}")).await? {
                 Opened::Data(mut data) => {
-                    for piece in bytes.chunks(super::WRITE_PIECE) {
-                        timed(c.timeout, data.write_all(piece)).await?;
-                    }
+                    stream::send(&mut data, bytes, c.timeout).await?;
                     timed(c.timeout, data.shutdown()).await?;
                     drop(data);
                     within(c.timeout, c.ftp.read_response_in(DONE)).await?;
@@ -163,15 +162,6 @@ fn confirmed<T>(reply: Result<T, FtpError>, buf: Vec<u8>, ended: bool) -> Result
         Ok(_) => Ok(buf),
         Err(FtpError::UnexpectedResponse(_)) if !ended => Ok(buf),
         Err(e) => Err(e.into()),
-    }
-}
-
-/// One data-connection step within the stall timeout.
-async fn timed<T>(timeout: Duration, step: impl Future<Output = std::io::Result<T>>) -> Result<T, Fail> {
-    match tokio::time::timeout(timeout, step).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(Fail::Io(e)),
-        Err(_) => Err(stalled(timeout)),
     }
 }
 
