@@ -16,8 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 use crate::durable::{sync_dir, sync_file};
 
 use super::{
-    Adopted, Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Feature, Op, ReadStream, RemotePath, ServerFacts, Support,
-    Traits, WriteStream,
+    Adopted, Adoptee, Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Feature, Op, ReadStream, RemotePath, ServerFacts,
+    Support, Traits, WriteStream,
 };
 
 /// A local folder endpoint.
@@ -120,6 +120,17 @@ impl Endpoint for LocalEndpoint {
         Ok(Box::new(LocalRead { f, ep: self.clone(), path: path.clone() }))
     }
 
+    async fn read_small(&self, path: &RemotePath, limit: usize) -> Result<Vec<u8>, EndpointError> {
+        // One trip to a blocking thread (a stream takes one for the open and one per read).
+        let full = self.full(path);
+        let read = blocking(move || {
+            let mut data = Vec::with_capacity(limit.min(1024 * 1024));
+            io::Read::read_to_end(&mut io::Read::take(std::fs::File::open(full)?, limit as u64), &mut data)?;
+            Ok(data)
+        });
+        read.await.map_err(|e| self.err(Op::Read, path, e))
+    }
+
     async fn open_write(&self, path: &RemotePath) -> Result<Box<dyn WriteStream>, EndpointError> {
         let f = tokio::fs::File::create(self.full(path)).await.map_err(|e| self.err(Op::Write, path, e))?;
         Ok(Box::new(LocalWrite { f, ep: self.clone(), path: path.clone() }))
@@ -217,36 +228,56 @@ impl Endpoint for LocalEndpoint {
         }
     }
 
-    async fn adopt(&self, local: &Path, path: &RemotePath, replace: bool) -> Result<Option<Adopted>, EndpointError> {
-        let (local, full) = (local.to_path_buf(), self.full(path));
+    async fn adopt(&self, file: Adoptee<'_>, path: &RemotePath, replace: bool) -> Result<Option<Adopted>, EndpointError> {
+        let full = self.full(path);
         let folder = full.parent().map(Path::to_path_buf).unwrap_or_else(|| self.root.clone());
-        let adopted = blocking(move || -> io::Result<Option<Adopted>> {
-            let size = match std::fs::metadata(&local) {
-                // Taken by an earlier attempt: what is there now.
-                Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                    let size = std::fs::metadata(&full).map(|m| m.len()).unwrap_or(0);
-                    return Ok(Some(Adopted { size, folder }));
-                }
-                Err(e) => return Err(e),
-                // A staging file linked to a source file: renaming it here would make the
-                // delivered file and the source one inode (an edit of either would change both).
-                Ok(m) if std::os::unix::fs::MetadataExt::nlink(&m) > 1 => return Ok(None),
-                Ok(m) => m.len(),
-            };
-            // On disk before it has its final name: the name never holds part of a file, even
-            // after a power cut (staging leaves small files unsynced for this fsync, which
-            // the files in flight share).
-            sync_file(&local)?;
-            let renamed = if replace { std::fs::rename(&local, &full) } else { no_replace_rename(&local, &full) };
-            match renamed {
-                // The folder's fsync is the caller's (see `Endpoint::adopt`).
-                Ok(()) => Ok(Some(Adopted { size, folder })),
-                // Another file system: the caller copies instead.
-                Err(e) if e.kind() == io::ErrorKind::CrossesDevices => Ok(None),
-                Err(e) => Err(e),
+        let rename = move |from: &Path, full: &Path| if replace { std::fs::rename(from, full) } else { no_replace_rename(from, full) };
+        let adopted = match file {
+            Adoptee::Bytes(data, temp) => {
+                let (data, temp) = (data.to_vec(), self.full(temp));
+                blocking(move || {
+                    let mut file = crate::durable::create_fresh(&temp)?;
+                    std::io::Write::write_all(&mut file, &data)?;
+                    crate::durable::sync_open(file)?;
+                    if let Err(e) = rename(&temp, &full) {
+                        let _ = std::fs::remove_file(&temp);
+                        return Err(e);
+                    }
+                    Ok(Some(Adopted { size: data.len() as u64, folder }))
+                })
+                .await
             }
-        });
-        adopted.await.map_err(|e| self.err(Op::Write, path, e))
+            Adoptee::Staged(local) => {
+                let local = local.to_path_buf();
+                blocking(move || {
+                    let size = match std::fs::metadata(&local) {
+                        // Taken by an earlier attempt: what is there now.
+                        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                            let size = std::fs::metadata(&full).map(|m| m.len()).unwrap_or(0);
+                            return Ok(Some(Adopted { size, folder }));
+                        }
+                        Err(e) => return Err(e),
+                        // A staging file linked to a source file: renaming it here would make
+                        // the delivered file and the source one inode (an edit of either would
+                        // change both).
+                        Ok(m) if std::os::unix::fs::MetadataExt::nlink(&m) > 1 => return Ok(None),
+                        Ok(m) => m.len(),
+                    };
+                    // On disk before it has its final name (staging leaves small files unsynced
+                    // for this fsync, which the files in flight share).
+                    sync_file(&local)?;
+                    match rename(&local, &full) {
+                        // The folder's fsync is the caller's (see `Endpoint::adopt`).
+                        Ok(()) => Ok(Some(Adopted { size, folder })),
+                        // Another file system: the caller copies instead.
+                        Err(e) if e.kind() == io::ErrorKind::CrossesDevices => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                })
+                .await
+            }
+        };
+        adopted.map_err(|e| self.err(Op::Write, path, e))
     }
 }
 

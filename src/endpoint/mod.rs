@@ -255,22 +255,36 @@ pub trait Endpoint: Send + Sync + fmt::Debug {
     async fn link_local(&self, _path: &RemotePath, _local: &std::path::Path) -> Result<bool, EndpointError> {
         Ok(false)
     }
-    /// Takes the complete local file `local` as the final `path` by renaming it, when this
-    /// endpoint is a folder on the same file system, having made `local` durable first (it
-    /// need not have been fsynced): `Ok(Some(adopted))`, `local` is gone and `path` holds
-    /// `adopted.size` bytes. The rename itself is durable only once `adopted.folder` has
-    /// been fsynced ([`crate::durable::sync_dir`]): the caller does that before anything
-    /// that relies on it (one fsync of a folder for many files). A rename is atomic, so
-    /// `path` never holds part of a file and no temporary name is needed. With `replace` an
-    /// existing `path` is replaced, else the rename fails (`AlreadyExists`). `Ok(None)` when
-    /// it cannot (a server, another file system, a `local` with other links, which must not
-    /// become a delivered file), and nothing happened. Spares copying a staged file that is
-    /// not needed any more. When `local` is gone already (an earlier attempt took it), the
-    /// size is that of whatever `path` holds (0 when nothing): the caller compares it with
-    /// the size expected.
-    async fn adopt(&self, _local: &std::path::Path, _path: &RemotePath, _replace: bool) -> Result<Option<Adopted>, EndpointError> {
+    /// Takes a complete file as the final `path` by renaming it, when this endpoint is a
+    /// folder on this machine: `Ok(Some(adopted))`, and `path` holds `adopted.size` bytes.
+    /// What is renamed is made durable first, so `path` never holds part of a file, even after
+    /// a power cut, and no temporary name of the flow's is needed for a staged file. The
+    /// rename itself is durable only once `adopted.folder` has been fsynced
+    /// ([`crate::durable::sync_dir`]): the caller does that before anything that relies on it
+    /// (one fsync of a folder for many files). With `replace` an existing `path` is replaced,
+    /// else the rename fails (`AlreadyExists`).
+    ///
+    /// - [`Adoptee::Staged`]: the staged file itself, on the same file system (it need not
+    ///   have been fsynced; it is gone afterwards). Spares copying a staged file that is not
+    ///   needed any more. `Ok(None)` when it cannot (a server, another file system, a file with
+    ///   other links, which must not become a delivered file), and nothing happened. When the
+    ///   file is gone already (an earlier attempt took it), the size is that of whatever
+    ///   `path` holds (0 when nothing): the caller compares it with the size expected.
+    /// - [`Adoptee::Bytes`]: a file held in memory, written under its temporary name here,
+    ///   fsynced and renamed, in one step (removed again when the rename fails). `Ok(None)`
+    ///   from a server.
+    async fn adopt(&self, _file: Adoptee<'_>, _path: &RemotePath, _replace: bool) -> Result<Option<Adopted>, EndpointError> {
         Ok(None)
     }
+}
+
+/// What [`Endpoint::adopt`] takes.
+#[derive(Debug, Clone, Copy)]
+pub enum Adoptee<'a> {
+    /// A staged file on this machine.
+    Staged(&'a std::path::Path),
+    /// A file's bytes, and the temporary name (on the endpoint) they are written under.
+    Bytes(&'a [u8], &'a RemotePath),
 }
 
 /// A file an endpoint took by renaming it ([`Endpoint::adopt`]).

@@ -180,14 +180,25 @@ pub(super) async fn process(
         return duplicate(cx, &mut rec, entry, d).await;
     }
     let staged = stage::staging_path(cx.staging_dir, flow, &entry.path);
-    match advance(cx, &mut rec, entry, rel, done_file, &staged).await {
+    let mut kept = None;
+    match advance(cx, &mut rec, entry, rel, done_file, &staged, &mut kept).await {
         Ok(f) => Ok((f, false)),
         Err(FileError::Ledger(e)) => Err(e),
-        Err(e) => fail(cx, &mut rec, entry, e, &staged).await,
+        Err(e) => {
+            if let Some(data) = kept {
+                // Staged on disk after all, as a file staged there would be: what happens to
+                // a failed file (quarantine when given up, the next run) works on that.
+                if let Err(we) = pipe::write_whole(staged.clone(), data).await {
+                    tracing::warn!(flow, path, file = %staged.display(), error = %we, "Could not write a failed file's staging copy; the next run downloads it again.");
+                }
+            }
+            fail(cx, &mut rec, entry, e, &staged).await
+        }
     }
 }
 
-/// The state machine proper.
+/// The state machine proper. A small file without steps is held in memory from its
+/// download to its delivery (`kept`, see `stage::INLINE_MAX`) instead of staged on disk.
 async fn advance(
     cx: &Ctx<'_>,
     rec: &mut FileRecord,
@@ -195,6 +206,7 @@ async fn advance(
     rel: &str,
     done_file: Option<&RemotePath>,
     staged: &Path,
+    kept: &mut Option<Vec<u8>>,
 ) -> Result<FileReport, FileError> {
     let flow = &cx.flow.name;
     let policy = cx.flow.retry;
@@ -222,8 +234,12 @@ async fn advance(
                 }
                 let resume = recorded || !small;
                 let hash = staging_hash(cx);
-                let st = retry(policy, "download", || stage::stage(&*cx.source, &entry.path, entry.size, staged, resume, hash)).await?;
+                // Steps read the staged file; anything else can take its bytes.
+                let in_memory = cx.flow.steps.is_none();
+                let st = retry(policy, "download", || stage::stage(&*cx.source, &entry.path, entry.size, staged, resume, hash, in_memory))
+                    .await?;
                 rec.sha256 = st.sha256;
+                *kept = st.data;
                 if cx.flow.source.identity.sha256
                     && let Some(sha) = &rec.sha256
                 {
@@ -302,8 +318,13 @@ async fn advance(
                 // down does not hold back the archive copy. Only unconfirmed sinks are retried.
                 let mut failed = None;
                 for i in 0..cx.sinks.len() {
-                    match deliver_one(cx, rec, rel, i, &p).await {
-                        Ok(took) => staged_gone |= took,
+                    match deliver_one(cx, rec, rel, i, &p, kept.as_deref()).await {
+                        Ok(took) => {
+                            staged_gone |= took;
+                            if took {
+                                *kept = None;
+                            }
+                        }
                         Err(e) if e.aborts_run() => return Err(e),
                         Err(e) => {
                             let sink = cx.flow.sinks[i].endpoint.clone();
@@ -467,8 +488,9 @@ fn payload(cx: &Ctx<'_>, rec: &FileRecord, entry: &Entry, staged: &Path) -> Resu
 }
 
 /// Delivers the payload (and its rejects file) to sink `i`, except what that sink already
-/// confirmed. Returns whether the sink took the payload's file itself (it is gone).
-async fn deliver_one(cx: &Ctx<'_>, rec: &mut FileRecord, rel: &str, i: usize, p: &Payload) -> Result<bool, FileError> {
+/// confirmed; `data`: the payload's bytes, when it is held in memory. Returns whether the
+/// sink took the payload's file itself (it is gone).
+async fn deliver_one(cx: &Ctx<'_>, rec: &mut FileRecord, rel: &str, i: usize, p: &Payload, data: Option<&[u8]>) -> Result<bool, FileError> {
     let sink = &cx.flow.sinks[i];
     let ep = &*cx.sinks[i];
     let idx = i as u32;
@@ -491,7 +513,7 @@ async fn deliver_one(cx: &Ctx<'_>, rec: &mut FileRecord, rel: &str, i: usize, p:
             let last_use = (0..cx.sinks.len() as u32).filter(|&j| j != idx).all(|j| rec.deliveries.iter().any(|d| d.sink == j && d.done));
             // A staged file not hashed yet is hashed on its way out.
             let hash = unhashed(cx, rec);
-            let (t, uploaded, taken) = send(cx, rec, i, idx, &dir, &name, rel_dir, &p.file, p.size, last_use, hash).await?;
+            let (t, uploaded, taken) = send(cx, rec, i, idx, &dir, &name, rel_dir, (&p.file, data), p.size, last_use, hash).await?;
             took = taken;
             if uploaded && sink.trigger.is_some() {
                 trigger(cx, rec, i, &t, rel_dir).await?;
@@ -505,7 +527,7 @@ async fn deliver_one(cx: &Ctx<'_>, rec: &mut FileRecord, rel: &str, i: usize, p:
         if recovered(cx, rec, ep, ridx, *size).await?.is_none() {
             let stem = NameVars::new(target.name(), "", 0, 0, cx.now).stem;
             let name = format!("{stem}.rejects.{}", p.rejects_ext);
-            send(cx, rec, i, ridx, &target.parent(), &name, rel_dir, file, *size, false, false).await?;
+            send(cx, rec, i, ridx, &target.parent(), &name, rel_dir, (file, None), *size, false, false).await?;
         }
     }
     Ok(took)
@@ -546,7 +568,7 @@ async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePa
 }
 
 /// Chooses the target for `dir/name` on sink `i` (exists-policy), records it, uploads `file`
-/// through the temporary name (taking it by rename with `last_use`, where the sink can) and
+/// (from `data`, its bytes, when it is held in memory) through the temporary name (taking it by rename with `last_use`, where the sink can) and
 /// records the confirmation (and, with `hash`, the SHA-256 of the file as read on its way
 /// out in `rec.sha256`). Returns the final target, whether it was uploaded (not skipped by
 /// `if_exists: skip`), and whether the sink took `file` itself (it is gone).
@@ -559,7 +581,7 @@ async fn send(
     dir: &RemotePath,
     name: &str,
     rel_dir: &str,
-    file: &Path,
+    (file, data): (&Path, Option<&[u8]>),
     size: u64,
     last_use: bool,
     hash: bool,
@@ -593,8 +615,9 @@ async fn send(
             put(cx, rec).await?;
             let temp = temp_path(cx, i, &t, rel_dir, size)?;
             let replace = sink.if_exists == IfExists::Overwrite;
-            let sent = retry(cx.flow.retry, "upload", || transfer::upload(ep, &cx.folders, file, size, &temp, &t, replace, last_use, hash))
-                .await?;
+            let sent =
+                retry(cx.flow.retry, "upload", || transfer::upload(ep, &cx.folders, file, data, size, &temp, &t, replace, last_use, hash))
+                    .await?;
             halt::point("renamed");
             if hash && rec.sha256.is_none() {
                 rec.sha256 = sent.sha256;

@@ -177,23 +177,7 @@ impl HashReader {
 /// run resumed after a crash checks such a file's SHA-256 before it uses it.
 pub async fn write_whole(path: PathBuf, data: Vec<u8>) -> io::Result<Sha256> {
     blocking(move || {
-        // The folder and a leftover are dealt with only when the first try says so (two
-        // system calls fewer per file in the usual case). A leftover is removed, never
-        // truncated: it may be linked to a source file.
-        let mut file = match File::create_new(&path) {
-            Ok(f) => f,
-            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                std::fs::remove_file(&path)?;
-                File::create_new(&path)?
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                if let Some(dir) = path.parent() {
-                    std::fs::create_dir_all(dir)?;
-                }
-                File::create_new(&path)?
-            }
-            Err(e) => return Err(e),
-        };
+        let mut file = crate::durable::create_fresh(&path)?;
         file.write_all(&data)?;
         let mut hasher = Sha256::new();
         hasher.update(&data);

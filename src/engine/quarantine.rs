@@ -78,7 +78,7 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
     super::halt::point("quarantining");
     if !retry(policy, "check the quarantine copy", || transfer::already_delivered(ep, &copy, rec.size)).await? {
         let temp = temp_for(&copy)?;
-        retry(policy, "quarantine upload", || transfer::upload(ep, &cx.folders, staged, rec.size, &temp, &copy, true, false, false))
+        retry(policy, "quarantine upload", || transfer::upload(ep, &cx.folders, staged, None, rec.size, &temp, &copy, true, false, false))
             .await?;
     }
     if qr.reports {
@@ -92,7 +92,7 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
             let (target, size) = (beside(&copy, ext)?, meta.len());
             let temp = temp_for(&target)?;
             retry(policy, "upload the quarantine report", || {
-                transfer::upload(ep, &cx.folders, &local, size, &temp, &target, true, false, false)
+                transfer::upload(ep, &cx.folders, &local, None, size, &temp, &target, true, false, false)
             })
             .await?;
         }
@@ -208,9 +208,10 @@ pub async fn reprocess(flow: &Flow, ledger: &Ledger, opts: &RunOptions, path: &s
         let staged = stage::staging_path(&opts.staging_dir, &flow.name, &source_path);
         stage::discard(&staged).await;
         let qep = get(&q.endpoint)?;
-        let st =
-            retry(flow.retry, "download the quarantined copy", || stage::stage(&*qep, &copy, rec.size, &staged, true, stage::Hash::Now))
-                .await?;
+        let st = retry(flow.retry, "download the quarantined copy", || {
+            stage::stage(&*qep, &copy, rec.size, &staged, true, stage::Hash::Now, false)
+        })
+        .await?;
         if rec.sha256.is_some() && rec.sha256 != st.sha256 {
             stage::discard(&staged).await;
             return Err(FileError::Changed(format!("the quarantined copy {copy} differs from the file that was quarantined (SHA-256)")));

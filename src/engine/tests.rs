@@ -303,7 +303,8 @@ async fn unreachable_source_aborts_the_run_with_the_flow_named() {
 #[tokio::test]
 async fn an_unusable_staging_area_aborts_the_run_and_keeps_the_file() {
     let fx = fixture();
-    fx.put("in/a.csv", b"x");
+    // Bigger than what is held in memory instead of staged (`stage::INLINE_MAX`).
+    fx.put("in/a.csv", &[b'x'; 100_000]);
     // A file where the staging folder should be: every staging write fails.
     std::fs::create_dir_all(&fx.state).unwrap();
     std::fs::write(fx.state.join("staging"), b"not a folder").unwrap();

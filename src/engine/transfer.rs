@@ -12,6 +12,7 @@
 //! never holds part of a file, and the temporary name, the size check and the second
 //! rename (a folder fsync each) are spared.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Mutex;
@@ -19,7 +20,7 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 
 use crate::config::flow::IfExists;
-use crate::endpoint::{Endpoint, ErrorKind, RemotePath};
+use crate::endpoint::{Adoptee, Endpoint, ErrorKind, RemotePath};
 
 use super::error::FileError;
 use super::pipe::{self, HashReader};
@@ -89,7 +90,8 @@ pub async fn already_delivered(ep: &dyn Endpoint, target: &RemotePath, size: u64
 }
 
 /// Uploads `staged` (`size` bytes) to `temp`, verifies it, and renames it to `target`.
-/// `replace` allows replacing an existing target (the `overwrite` policy). With `last_use`
+/// With `data`, the staged file is held in memory instead (see `stage::INLINE_MAX`): those
+/// bytes are sent (a local sink writes them under `temp` and renames them in one step). `replace` allows replacing an existing target (the `overwrite` policy). With `last_use`
 /// (nothing needs `staged` afterwards) a sink that can take the file by renaming it
 /// ([`Endpoint::adopt`]: a local folder on the same file system) does, instead of copying it.
 /// With `hash`, what is read is hashed on the way (a staging file not hashed yet).
@@ -101,6 +103,7 @@ pub async fn upload(
     ep: &dyn Endpoint,
     folders: &Folders,
     staged: &Path,
+    data: Option<&[u8]>,
     size: u64,
     temp: &RemotePath,
     target: &RemotePath,
@@ -113,7 +116,11 @@ pub async fn upload(
         // Renamed straight to the final name (atomic: it never holds part of a file). Taken
         // now, or by an earlier attempt of this upload (or the size says it was not, and the
         // file is staged again).
-        match ep.adopt(staged, target, replace).await {
+        let file = match data {
+            Some(d) => Adoptee::Bytes(d, temp),
+            None => Adoptee::Staged(staged),
+        };
+        match ep.adopt(file, target, replace).await {
             Ok(Some(a)) if a.size == size => return Ok(Uploaded { sha256: None, took: Some(a.folder) }),
             Ok(Some(a)) => {
                 return Err(FileError::SizeMismatch {
@@ -128,9 +135,11 @@ pub async fn upload(
         }
     }
     let staging_err = |source| FileError::Staging { path: staged.to_path_buf(), source };
-    let body = if super::stage::is_small(size) {
+    let body = if let Some(data) = data {
+        Body::Small(Cow::Borrowed(data), None)
+    } else if super::stage::is_small(size) {
         let (data, hasher) = pipe::read_whole(staged.to_path_buf(), size).await.map_err(staging_err)?;
-        Body::Small(data, hasher)
+        Body::Small(Cow::Owned(data), Some(hasher))
     } else {
         let input = tokio::fs::File::open(staged).await.map_err(staging_err)?;
         Body::File(input.into_std().await, staged, hash)
@@ -151,8 +160,8 @@ pub struct Uploaded {
 
 /// What an upload sends.
 enum Body<'a> {
-    /// A file of at most `stage::WHOLE_MAX`, read and hashed already.
-    Small(Vec<u8>, Sha256),
+    /// A file of at most `stage::WHOLE_MAX`, in memory; hashed already when it was read.
+    Small(Cow<'a, [u8]>, Option<Sha256>),
     /// A file (and its path), read a few chunks ahead; hashed on the way when asked.
     File(std::fs::File, &'a Path, bool),
 }
@@ -160,6 +169,8 @@ enum Body<'a> {
 /// What was sent, for comparing with a checksum the server computes.
 enum Sent<'a> {
     Hash(String),
+    /// Sent from memory, hashed only if the server offers a checksum.
+    Bytes(&'a [u8]),
     /// Not hashed on the way (most servers compute no checksum, and hashing a big file costs
     /// about as much CPU as sending it): hashed from this file if the server offers one.
     File(&'a Path),
@@ -170,6 +181,7 @@ impl Sent<'_> {
     async fn hash(self) -> Result<String, FileError> {
         match self {
             Sent::Hash(h) => Ok(h),
+            Sent::Bytes(data) => Ok(hex::encode(Sha256::digest(data))),
             Sent::File(path) => {
                 pipe::sha256_of(path.to_path_buf()).await.map_err(|source| FileError::Staging { path: path.to_path_buf(), source })
             }
@@ -179,7 +191,7 @@ impl Sent<'_> {
 
 /// Writes an empty trigger file at `target` through `temp` (replacing an older trigger).
 pub async fn put_trigger(ep: &dyn Endpoint, folders: &Folders, temp: &RemotePath, target: &RemotePath) -> Result<(), FileError> {
-    upload_from(ep, folders, Body::Small(Vec::new(), Sha256::new()), 0, temp, target, true).await.map(drop)
+    upload_from(ep, folders, Body::Small(Cow::Borrowed(&[]), None), 0, temp, target, true).await.map(drop)
 }
 
 /// The one upload path: `body` (`size` bytes) to `temp`, size verified, then renamed to
@@ -206,7 +218,12 @@ async fn upload_from(
             check_read(temp, data.len() as u64, size)?;
             let stored = ep.write_small(temp, &data).await.map_err(forget)?;
             halt::point("uploading");
-            (Sent::Hash(hex::encode(hasher.finalize())), stored)
+            let sent = match (hasher, data) {
+                (Some(h), _) => Sent::Hash(hex::encode(h.finalize())),
+                (None, Cow::Borrowed(d)) => Sent::Bytes(d),
+                (None, Cow::Owned(d)) => Sent::Hash(hex::encode(Sha256::digest(&d))),
+            };
+            (sent, stored)
         }
         Body::File(file, origin, hash) => {
             let mut out = ep.open_write(temp).await.map_err(forget)?;
@@ -234,7 +251,7 @@ async fn upload_from(
     };
     let hash = match &sent {
         Sent::Hash(h) => Some(h.clone()),
-        Sent::File(_) => None,
+        Sent::Bytes(_) | Sent::File(_) => None,
     };
     verify_and_rename(ep, size, stored, sent, temp, target, replace).await?;
     Ok(hash)
@@ -364,11 +381,11 @@ mod tests {
         let p = |s: &str| RemotePath::parse(s).unwrap();
         let good = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824".to_string();
         let ep: DynEndpoint = Arc::new(Hashing(LocalEndpoint::new(dir.path().join("sink")), good));
-        upload(&*ep, &Folders::default(), &staged, 5, &p("/in/.a.part"), &p("/in/a"), false, false, false).await.unwrap();
+        upload(&*ep, &Folders::default(), &staged, None, 5, &p("/in/.a.part"), &p("/in/a"), false, false, false).await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), b"hello");
 
         let ep: DynEndpoint = Arc::new(Hashing(LocalEndpoint::new(dir.path().join("sink")), "0".repeat(64)));
-        let e = upload(&*ep, &Folders::default(), &staged, 5, &p("/in/.b.part"), &p("/in/b"), false, false, false).await.unwrap_err();
+        let e = upload(&*ep, &Folders::default(), &staged, None, 5, &p("/in/.b.part"), &p("/in/b"), false, false, false).await.unwrap_err();
         assert!(matches!(e, FileError::ChecksumMismatch { .. }), "{e}");
         assert_eq!(e.kind(), ErrorKind::Transient);
         assert!(!dir.path().join("sink/in/.b.part").exists() && !dir.path().join("sink/in/b").exists());
@@ -382,11 +399,11 @@ mod tests {
         let p = |s: &str| RemotePath::parse(s).unwrap();
         let ep = LocalEndpoint::new(dir.path().join("sink"));
         let folders = Folders::default();
-        upload(&ep, &folders, &staged, 5, &p("/in/.a.part"), &p("/in/a"), false, false, false).await.unwrap();
+        upload(&ep, &folders, &staged, None, 5, &p("/in/.a.part"), &p("/in/a"), false, false, false).await.unwrap();
         // Removed behind the run's back: the next upload fails once, and its retry makes it again.
         std::fs::remove_dir_all(dir.path().join("sink/in")).unwrap();
-        assert!(upload(&ep, &folders, &staged, 5, &p("/in/.b.part"), &p("/in/b"), false, false, false).await.is_err());
-        upload(&ep, &folders, &staged, 5, &p("/in/.b.part"), &p("/in/b"), false, false, false).await.unwrap();
+        assert!(upload(&ep, &folders, &staged, None, 5, &p("/in/.b.part"), &p("/in/b"), false, false, false).await.is_err());
+        upload(&ep, &folders, &staged, None, 5, &p("/in/.b.part"), &p("/in/b"), false, false, false).await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("sink/in/b")).unwrap(), b"hello");
     }
 
@@ -409,11 +426,12 @@ mod tests {
         let p = |s: &str| RemotePath::parse(s).unwrap();
         let good = hex::encode(Sha256::digest(&data));
         let ep = Hashing(LocalEndpoint::new(dir.path().join("sink")), good);
-        upload(&ep, &Folders::default(), &staged, size, &p("/in/.a.part"), &p("/in/a"), false, false, false).await.unwrap();
+        upload(&ep, &Folders::default(), &staged, None, size, &p("/in/.a.part"), &p("/in/a"), false, false, false).await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), data);
 
         let ep = Hashing(LocalEndpoint::new(dir.path().join("sink")), "0".repeat(64));
-        let e = upload(&ep, &Folders::default(), &staged, size, &p("/in/.b.part"), &p("/in/b"), false, false, false).await.unwrap_err();
+        let e =
+            upload(&ep, &Folders::default(), &staged, None, size, &p("/in/.b.part"), &p("/in/b"), false, false, false).await.unwrap_err();
         assert!(matches!(e, FileError::ChecksumMismatch { .. }), "{e}");
     }
 
@@ -427,7 +445,7 @@ mod tests {
             let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             std::fs::write(&staged, &data).unwrap();
             let (temp, target) = (p(&format!("/in/.{name}.part")), p(&format!("/in/{name}")));
-            let got = upload(&ep, &Folders::default(), &staged, len as u64, &temp, &target, false, false, true).await.unwrap();
+            let got = upload(&ep, &Folders::default(), &staged, None, len as u64, &temp, &target, false, false, true).await.unwrap();
             assert_eq!(got.sha256, Some(hex::encode(Sha256::digest(&data))), "{name}");
             assert_eq!(std::fs::read(dir.path().join("sink/in").join(name)).unwrap(), data);
         }
@@ -443,7 +461,7 @@ mod tests {
             let staged = dir.path().join(name);
             std::fs::write(&staged, vec![7u8; len]).unwrap();
             let (temp, target) = (p(&format!("/in/.{name}.part")), p(&format!("/in/{name}")));
-            let e = upload(&ep, &Folders::default(), &staged, expected, &temp, &target, false, false, true).await.unwrap_err();
+            let e = upload(&ep, &Folders::default(), &staged, None, expected, &temp, &target, false, false, true).await.unwrap_err();
             assert!(matches!(e, FileError::Changed(_)), "{name}: {e}");
             assert!(!dir.path().join("sink/in").join(name).exists(), "{name}");
         }
@@ -458,7 +476,7 @@ mod tests {
         let put = |data: &[u8]| std::fs::write(&staged, data).unwrap();
         let up = |target: &'static str, size: u64, replace: bool| {
             let (ep, staged) = (&ep, &staged);
-            async move { upload(ep, &Folders::default(), staged, size, &p("/in/.t.part"), &p(target), replace, true, false).await }
+            async move { upload(ep, &Folders::default(), staged, None, size, &p("/in/.t.part"), &p(target), replace, true, false).await }
         };
         put(b"hello");
         assert_eq!(up("/in/a", 5, false).await.unwrap(), Uploaded { sha256: None, took: Some(dir.path().join("sink/in")) });
@@ -475,6 +493,33 @@ mod tests {
         // Taken by an earlier attempt: the target's size tells whether it holds the file.
         up("/in/a", 5, true).await.unwrap();
         assert!(matches!(up("/in/a", 6, true).await.unwrap_err(), FileError::SizeMismatch { .. }));
+    }
+
+    #[tokio::test]
+    async fn a_file_held_in_memory_is_written_once_straight_into_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = |s: &str| RemotePath::parse(s).unwrap();
+        let ep = LocalEndpoint::new(dir.path().join("sink"));
+        let staged = dir.path().join("staging/x.part");
+        // Taken by a local sink: written under the temporary name, fsynced, renamed.
+        let got = upload(&ep, &Folders::default(), &staged, Some(b"hello"), 5, &p("/in/.a.part"), &p("/in/a"), false, true, false).await;
+        assert_eq!(got.unwrap(), Uploaded { sha256: None, took: Some(dir.path().join("sink/in")) });
+        assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), b"hello");
+        assert!(!staged.exists());
+        assert_eq!(names(&dir.path().join("sink/in")), ["a"], "no temporary name");
+        // Sent to a sink that does not take it: the bytes, through the temporary name. The
+        // staging file is never made.
+        upload(&ep, &Folders::default(), &staged, Some(b"world"), 5, &p("/in/.b.part"), &p("/in/b"), false, false, false).await.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("sink/in/b")).unwrap(), b"world");
+        assert!(!staged.exists());
+        // A server's checksum is compared with the bytes sent.
+        let ep = Hashing(LocalEndpoint::new(dir.path().join("sink")), "0".repeat(64));
+        let e = upload(&ep, &Folders::default(), &staged, Some(b"hello"), 5, &p("/in/.c.part"), &p("/in/c"), false, false, false).await;
+        assert!(matches!(e.unwrap_err(), FileError::ChecksumMismatch { .. }));
+        // Bytes of another length than expected are not sent.
+        let e = upload(&ep, &Folders::default(), &staged, Some(b"hello!"), 5, &p("/in/.d.part"), &p("/in/d"), false, false, false).await;
+        assert!(matches!(e.unwrap_err(), FileError::Changed(_)));
+        assert!(!dir.path().join("sink/in/d").exists());
     }
 
     fn names(dir: &Path) -> Vec<String> {
