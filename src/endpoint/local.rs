@@ -81,25 +81,35 @@ impl Endpoint for LocalEndpoint {
     }
 
     async fn list(&self, dir: &RemotePath) -> Result<Vec<Entry>, EndpointError> {
-        let full = self.full(dir);
-        let mut rd = tokio::fs::read_dir(&full).await.map_err(|e| self.err(Op::List, dir, e))?;
-        let mut out = Vec::new();
-        while let Some(de) = rd.next_entry().await.map_err(|e| self.err(Op::List, dir, e))? {
-            let Some(name) = de.file_name().to_str().map(str::to_owned) else {
-                tracing::warn!(endpoint = %self.describe(), dir = %dir, name = ?de.file_name(), "Skipping a file name that is not UTF-8.");
-                continue;
-            };
-            let path = match dir.join(&name) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(endpoint = %self.describe(), dir = %dir, error = %e, "Skipping an unsafe file name.");
+        // One trip to a blocking thread for the whole folder (one per entry took a tenth of a
+        // second for 5,000 files here).
+        let (full, d, describe) = (self.full(dir), dir.clone(), self.describe());
+        let listed = blocking(move || {
+            let mut out = Vec::new();
+            for de in std::fs::read_dir(&full)? {
+                let de = de?;
+                let Some(name) = de.file_name().to_str().map(str::to_owned) else {
+                    tracing::warn!(endpoint = %describe, dir = %d, name = ?de.file_name(), "Skipping a file name that is not UTF-8.");
                     continue;
+                };
+                let path = match d.join(&name) {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(endpoint = %describe, dir = %d, error = %e, "Skipping an unsafe file name.");
+                        continue;
+                    }
+                };
+                // Not through a symlink (lstat): a link is listed as Other, never followed.
+                match de.metadata() {
+                    Ok(md) => out.push(entry_from(path, &md)),
+                    // Removed since the folder was read: not there.
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
                 }
-            };
-            // symlink_metadata: a link is listed as Other, never followed.
-            let md = tokio::fs::symlink_metadata(de.path()).await.map_err(|e| self.err(Op::List, dir, e))?;
-            out.push(entry_from(path, &md));
-        }
+            }
+            Ok(out)
+        });
+        let mut out = listed.await.map_err(|e| self.err(Op::List, dir, e))?;
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }
