@@ -4,7 +4,8 @@
 #   FTP (vsftpd, plain): curl (the big file only: one curl process fetching many files waits
 #   ~0.2 s after each upload and reached 5-80 files/s here), rclone, lftp
 # Prints MiB/s (the big file) or files/s (many files), CPU seconds and peak RSS per tool, and
-# wharf's ratio to the best peer; then the large-directory figure (listing 50,000 files and
+# wharf's ratio to the best peer (also "on disk": counting a `sync` after each run, since wharf
+# fsyncs what it delivers to a local folder and the peers do not); then the large-directory figure (listing 50,000 files and
 # deciding readiness and identity for all of them). Every copy is checked byte for byte.
 #
 #   sudo bench/run.sh                     # full data sets: 1 x 1 GiB, 200 x 1 MiB, 5000 x 4 KiB
@@ -153,17 +154,21 @@ selected() { # selected PROTO:DIR:SET TOOL
   return 1
 }
 
-# measure NAME CMD... -> appends "NAME elapsed cpu maxrss_kib" to $B/results (the fastest of REPEAT)
+# measure NAME CMD... -> appends "NAME elapsed cpu maxrss_kib sync_s" to $B/results (the fastest
+# of REPEAT). sync_s: how long a `sync` right after took, i.e. what was still to be written to
+# disk when the tool said it was done (wharf fsyncs what it delivers into a local folder; the
+# peers leave their copies in the page cache, and so do the servers).
 measure() {
   local name=$1; shift
-  local best="" i el us sy rss
+  local best="" i el us sy rss s0 s1
   for i in $(seq "$REPEAT"); do
     [ -n "${PREP:-}" ] && $PREP
     sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
     /usr/bin/time -f "%e %U %S %M" -o "$B/time.out" "$@" >"$B/cmd.log" 2>&1 || { echo "FAILED: $name"; tail -5 "$B/cmd.log"; return 1; }
+    s0=$(date +%s.%N); sync; s1=$(date +%s.%N)
     read -r el us sy rss <"$B/time.out"
     if [ -z "$best" ] || python3 -c "import sys; sys.exit(0 if $el < ${best%% *} else 1)"; then
-      best="$el $(python3 -c "print(round($us+$sy, 2))") $rss"
+      best="$el $(python3 -c "print(round($us+$sy, 2))") $rss $(python3 -c "print(round($s1-$s0, 2))")"
     fi
   done
   echo "$name $best" >>"$B/results"
@@ -216,7 +221,7 @@ run_case() {
   if ! PREP=prep_case measure "$tool:$proto:$dir:$set" "$@"; then
     # wharf failing ends the run; a peer that fails is shown as such and not ranked.
     [ "$tool" = wharf ] && exit 1
-    echo "$tool:$proto:$dir:$set 1 0 0 FAILED" >>"$B/results"
+    echo "$tool:$proto:$dir:$set 1 0 0 0 FAILED" >>"$B/results"
     return 0
   fi
   if ! verify "$B/data/$set" "$CASE_OUT"; then
@@ -301,24 +306,30 @@ path, big, mid, small, many = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), i
 rows = collections.OrderedDict()
 listing = []
 for line in open(path):
-    name, el, cpu, rss, *bad = line.split()
+    name, el, cpu, rss, syn, *bad = line.split()
     tool, proto, direction, s = name.split(":")
     if direction == "list":
         listing.append((proto, tool, float(el), float(cpu), int(rss)))
         continue
-    rows.setdefault((proto, direction, s), {})[tool] = (float(el), float(cpu), int(rss), bad)
+    rows.setdefault((proto, direction, s), {})[tool] = (float(el), float(cpu), int(rss), float(syn), bad)
 def rate(s, el):
     return (big / el, "MiB/s") if s == "big" else ({"mid": mid, "small": small}[s] / el, "files/s")
-print(f"| case | tool | rate | CPU s | peak RSS | wharf / best |")
-print(f"|---|---|---|---|---|---|")
+# "on disk": the rate counting the `sync` after the run too (the copy on disk, not only in
+# the page cache); the ranking is by the rate as the tools report done.
+print(f"| case | tool | rate | on disk | CPU s | peak RSS | wharf / best | on disk |")
+print(f"|---|---|---|---|---|---|---|---|")
 for (p, d, s), tools in rows.items():
     label = p.upper() + " " + {"dl": "download", "ul": "upload"}[d] + " " + {"big": f"{big} MiB", "mid": f"{mid} x 1 MiB", "small": f"{small} x 4 KiB"}[s]
-    best = max((rate(s, v[0])[0] for t, v in tools.items() if t != "wharf" and not v[3]), default=0)
-    for t, (el, cpu, rss, bad) in tools.items():
+    ranked = [(t, v) for t, v in tools.items() if t != "wharf" and not v[4]]
+    best = max((rate(s, v[0])[0] for t, v in ranked), default=0)
+    best_disk = max((rate(s, v[0] + v[3])[0] for t, v in ranked), default=0)
+    for t, (el, cpu, rss, syn, bad) in tools.items():
         r, unit = rate(s, el)
+        rd, _ = rate(s, el + syn)
         ratio = f"**{r / best:.2f}**" if t == "wharf" and best else ""
+        ratio_disk = f"{rd / best_disk:.2f}" if t == "wharf" and best_disk else ""
         shown = ("failed (not ranked)" if bad[0] == "FAILED" else "copy differs (not ranked)") if bad else f"{r:.1f} {unit}"
-        print(f"| {label} | {t} | {shown} | {cpu:.1f} | {rss/1024:.1f} MiB | {ratio} |")
+        print(f"| {label} | {t} | {shown} | {'' if bad else f'{rd:.1f}'} | {cpu:.1f} | {rss/1024:.1f} MiB | {ratio} | {ratio_disk} |")
 if listing:
     print()
     print(f"| {many} files in one folder | tool | seconds | CPU s | peak RSS |")
