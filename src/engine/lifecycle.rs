@@ -184,16 +184,7 @@ pub(super) async fn process(
     match advance(cx, &mut rec, entry, rel, done_file, &staged, &mut kept).await {
         Ok(f) => Ok((f, false)),
         Err(FileError::Ledger(e)) => Err(e),
-        Err(e) => {
-            if let Some(data) = kept {
-                // Staged on disk after all, as a file staged there would be: what happens to
-                // a failed file (quarantine when given up, the next run) works on that.
-                if let Err(we) = pipe::write_whole(staged.clone(), data).await {
-                    tracing::warn!(flow, path, file = %staged.display(), error = %we, "Could not write a failed file's staging copy; the next run downloads it again.");
-                }
-            }
-            fail(cx, &mut rec, entry, e, &staged).await
-        }
+        Err(e) => fail(cx, &mut rec, entry, e, &staged, kept).await,
     }
 }
 
@@ -568,8 +559,8 @@ async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePa
 }
 
 /// Chooses the target for `dir/name` on sink `i` (exists-policy), records it, uploads `file`
-/// (from `data`, its bytes, when it is held in memory) through the temporary name (taking it by rename with `last_use`, where the sink can) and
-/// records the confirmation (and, with `hash`, the SHA-256 of the file as read on its way
+/// (from `data`, its bytes, when it is held in memory) through the temporary name (taking
+/// it by rename with `last_use`, where the sink can) and records the confirmation (and, with `hash`, the SHA-256 of the file as read on its way
 /// out in `rec.sha256`). Returns the final target, whether it was uploaded (not skipped by
 /// `if_exists: skip`), and whether the sink took `file` itself (it is gone).
 #[allow(clippy::too_many_arguments)]
@@ -712,7 +703,14 @@ async fn duplicate(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, d: DoneRec
 /// Records a failure and applies `after.failure` when it is permanent, or when the file has
 /// failed transiently in `retry.give_up_after` runs (then it is quarantined instead when it
 /// was downloaded whole and the flow has a quarantine).
-async fn fail(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, e: FileError, staged: &Path) -> Result<(FileReport, bool), LedgerError> {
+async fn fail(
+    cx: &Ctx<'_>,
+    rec: &mut FileRecord,
+    entry: &Entry,
+    e: FileError,
+    staged: &Path,
+    kept: Option<Vec<u8>>,
+) -> Result<(FileReport, bool), LedgerError> {
     let kind = e.kind();
     let message = e.to_string();
     rec.attempts += 1;
@@ -724,6 +722,13 @@ async fn fail(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, e: FileError, s
     // Only a file's own passing trouble counts towards giving up; a run-wide problem (local
     // disk, ledger) is not the file's fault, and a delivered file only waits for disposal.
     let give_up = kind.is_transient() && !abort && limit > 0 && rec.attempts >= limit && !delivered(rec);
+    if let Some(data) = kept.filter(|_| kind.is_transient() || abort) {
+        // A file held in memory is staged on disk after all, where what comes next (the
+        // next run, or the quarantine of a given-up file) looks for it.
+        if let Err(we) = pipe::write_whole(staged.to_path_buf(), data).await {
+            tracing::warn!(flow = %cx.flow.name, path = %entry.path, file = %staged.display(), error = %we, "Could not write a failed file's staging copy; the next run downloads it again.");
+        }
+    }
     if give_up {
         detail = format!("gave up after failing in {} runs; last error: {detail}", rec.attempts);
         if let Some(f) = quarantine_given_up(cx, rec, entry, staged, &detail).await? {
