@@ -12,7 +12,6 @@
 //! never holds part of a file, and the temporary name, the size check and the second
 //! rename (a folder fsync each) are spared.
 
-use std::borrow::Cow;
 use std::collections::HashSet;
 use std::path::Path;
 use std::sync::Mutex;
@@ -91,7 +90,8 @@ pub async fn already_delivered(ep: &dyn Endpoint, target: &RemotePath, size: u64
 
 /// Uploads `staged` (`size` bytes) to `temp`, verifies it, and renames it to `target`.
 /// With `data`, the staged file is held in memory instead (see `stage::INLINE_MAX`): those
-/// bytes are sent (a local sink writes them under `temp` and renames them in one step). `replace` allows replacing an existing target (the `overwrite` policy). With `last_use`
+/// bytes are sent (a local sink writes them under `temp` and renames them in one step).
+/// `replace` allows replacing an existing target (the `overwrite` policy). With `last_use`
 /// (nothing needs `staged` afterwards) a sink that can take the file by renaming it
 /// ([`Endpoint::adopt`]: a local folder on the same file system) does, instead of copying it.
 /// With `hash`, what is read is hashed on the way (a staging file not hashed yet).
@@ -135,11 +135,12 @@ pub async fn upload(
         }
     }
     let staging_err = |source| FileError::Staging { path: staged.to_path_buf(), source };
+    let (read, hasher);
     let body = if let Some(data) = data {
-        Body::Small(Cow::Borrowed(data), None)
+        Body::Small(data, None)
     } else if super::stage::is_small(size) {
-        let (data, hasher) = pipe::read_whole(staged.to_path_buf(), size).await.map_err(staging_err)?;
-        Body::Small(Cow::Owned(data), Some(hasher))
+        (read, hasher) = pipe::read_whole(staged.to_path_buf(), size).await.map_err(staging_err)?;
+        Body::Small(&read, Some(hasher))
     } else {
         let input = tokio::fs::File::open(staged).await.map_err(staging_err)?;
         Body::File(input.into_std().await, staged, hash)
@@ -160,8 +161,9 @@ pub struct Uploaded {
 
 /// What an upload sends.
 enum Body<'a> {
-    /// A file of at most `stage::WHOLE_MAX`, in memory; hashed already when it was read.
-    Small(Cow<'a, [u8]>, Option<Sha256>),
+    /// A file of at most `stage::WHOLE_MAX`, in memory, with its hash when it was hashed as
+    /// it was read (else hashed only if the server offers a checksum).
+    Small(&'a [u8], Option<Sha256>),
     /// A file (and its path), read a few chunks ahead; hashed on the way when asked.
     File(std::fs::File, &'a Path, bool),
 }
@@ -191,7 +193,7 @@ impl Sent<'_> {
 
 /// Writes an empty trigger file at `target` through `temp` (replacing an older trigger).
 pub async fn put_trigger(ep: &dyn Endpoint, folders: &Folders, temp: &RemotePath, target: &RemotePath) -> Result<(), FileError> {
-    upload_from(ep, folders, Body::Small(Cow::Borrowed(&[]), None), 0, temp, target, true).await.map(drop)
+    upload_from(ep, folders, Body::Small(&[], None), 0, temp, target, true).await.map(drop)
 }
 
 /// The one upload path: `body` (`size` bytes) to `temp`, size verified, then renamed to
@@ -216,14 +218,9 @@ async fn upload_from(
     let (sent, stored) = match body {
         Body::Small(data, hasher) => {
             check_read(temp, data.len() as u64, size)?;
-            let stored = ep.write_small(temp, &data).await.map_err(forget)?;
+            let stored = ep.write_small(temp, data).await.map_err(forget)?;
             halt::point("uploading");
-            let sent = match (hasher, data) {
-                (Some(h), _) => Sent::Hash(hex::encode(h.finalize())),
-                (None, Cow::Borrowed(d)) => Sent::Bytes(d),
-                (None, Cow::Owned(d)) => Sent::Hash(hex::encode(Sha256::digest(&d))),
-            };
-            (sent, stored)
+            (hasher.map_or(Sent::Bytes(data), |h| Sent::Hash(hex::encode(h.finalize()))), stored)
         }
         Body::File(file, origin, hash) => {
             let mut out = ep.open_write(temp).await.map_err(forget)?;
