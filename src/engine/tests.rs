@@ -118,6 +118,32 @@ async fn delivers_once_then_moves_source_and_never_twice() {
 }
 
 #[tokio::test]
+async fn a_tiny_file_never_touches_the_staging_folder_and_a_bigger_one_leaves_nothing_there() {
+    let fx = fixture();
+    fx.put("in/a.csv", b"1,2\n");
+    assert_eq!(fx.run().await.counts.delivered, 1);
+    assert!(!fx.state.join("staging").exists(), "held in memory");
+    let big = vec![b'x'; stage::INLINE_MAX as usize + 1];
+    fx.put("in/big.csv", &big);
+    assert_eq!(fx.run().await.counts.delivered, 1);
+    assert_eq!(read(&fx.dst.join("inbox/a.csv")), b"1,2\n");
+    assert_eq!(read(&fx.dst.join("inbox/big.csv")), big);
+    let mut inbox: Vec<_> = std::fs::read_dir(fx.dst.join("inbox")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    inbox.sort();
+    assert_eq!(inbox, ["a.csv", "big.csv"], "no temporary names left");
+    let staged: Vec<_> = walkdir(&fx.state.join("staging")).into_iter().filter(|p| p.is_file()).collect();
+    assert!(staged.is_empty(), "{staged:?}");
+    // The delivered tiny file's checksum is recorded as for a staged one.
+    let rec = fx.ledger.file("t", "in/a.csv").unwrap().unwrap();
+    assert_eq!(rec.sha256.as_deref(), Some(hex::encode(<sha2::Sha256 as sha2::Digest>::digest(b"1,2\n")).as_str()));
+}
+
+fn walkdir(dir: &Path) -> Vec<PathBuf> {
+    let Ok(rd) = std::fs::read_dir(dir) else { return Vec::new() };
+    rd.flatten().flat_map(|e| if e.path().is_dir() { walkdir(&e.path()) } else { vec![e.path()] }).collect()
+}
+
+#[tokio::test]
 async fn kept_source_is_skipped_and_a_resent_file_with_new_content_is_delivered() {
     let mut fx = fixture();
     fx.flow.after_success = Disposition::Keep;
