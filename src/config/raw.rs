@@ -38,8 +38,8 @@ pub struct RawFlow {
     #[serde(default)]
     pub on_error: OnError,
     /// Files in flight at once in a run (1–64). Default: decided per run by the size of its
-    /// biggest ready file: 16 for files of a MiB or more, up to 64 for smaller ones (as many
-    /// as fit 16 MiB: 64 of 256 KiB or less, 32 of 512 KiB). Always 1 with `on_error: stop`
+    /// biggest ready file: 16 for files over a MiB; for smaller ones as many as fit 12 MiB,
+    /// up to 64 (12 of a MiB, 24 of 512 KiB, 64 of 192 KiB or less). Always 1 with `on_error: stop`
     /// (files one after the other) and with an `identity` that leaves out the path (`sha256`,
     /// or size and time only: two files of one run may then be the same file, and the second
     /// must see the first delivered). Several files in flight overlap their round trips and
