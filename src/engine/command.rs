@@ -5,9 +5,10 @@
 //! in the source folder (bounded memory, however large the export), which is fsynced and
 //! renamed to its final name only when the command succeeded — exited with 0 within its
 //! timeout, leaving nothing running in the background that may still have been writing it
-//! (the process group and the timeout are `crate::process`'s). From then on the file is an ordinary
-//! outbox file: the lifecycle takes it, and a file a failed delivery left behind is retried
-//! on the next run. A crash mid-export leaves only a temporary file, removed by the next run.
+//! (the process group and the timeout are `crate::process`'s). From then on the file is an
+//! ordinary outbox file: the lifecycle takes it, and a file a failed delivery left behind is
+//! retried on the next run. A crash mid-export leaves only a temporary file, removed by the
+//! next run.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

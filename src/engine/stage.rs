@@ -100,12 +100,7 @@ pub async fn stage(
     in_memory: bool,
 ) -> Result<Staged, FileError> {
     if !resume && in_memory && size <= INLINE_MAX {
-        // Invariant: size <= INLINE_MAX, so it fits a usize.
-        let data = ep.read_small(path, size as usize + 1).await?;
-        check_length(path, data.len() as u64, size)?;
-        let sha256 = hex::encode(Sha256::digest(&data));
-        halt::point("staging");
-        return Ok(Staged { size, sha256: Some(sha256), data: Some(data) });
+        return held(ep, path, size).await;
     }
     if !resume && is_small(size) && !ep.capabilities().local_files {
         // Small, from a server, from nothing: the folder and any leftover are dealt with in
@@ -203,12 +198,28 @@ async fn linked(path: &RemotePath, size: u64, file: &Path, hash: Hash) -> Result
 /// A file of at most [`WHOLE_MAX`], from nothing: read whole (and one byte more, to see it end),
 /// then written in place of any leftover, fsynced and hashed in one trip to a blocking thread.
 async fn stage_small(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path) -> Result<Staged, FileError> {
-    // Invariant: size <= WHOLE_MAX, so it fits a usize.
-    let buf = ep.read_small(path, size as usize + 1).await?;
-    check_length(path, buf.len() as u64, size)?;
+    let buf = read_whole(ep, path, size).await?;
     let hasher = pipe::write_whole(file.to_path_buf(), buf).await.map_err(io(file))?;
     halt::point("staging");
     Ok(Staged { size, sha256: Some(hex::encode(hasher.finalize())), data: None })
+}
+
+/// A file of at most [`INLINE_MAX`], read whole and kept in memory (hashed here: a few tens
+/// of microseconds).
+async fn held(ep: &dyn Endpoint, path: &RemotePath, size: u64) -> Result<Staged, FileError> {
+    let data = read_whole(ep, path, size).await?;
+    let sha256 = hex::encode(Sha256::digest(&data));
+    halt::point("staging");
+    Ok(Staged { size, sha256: Some(sha256), data: Some(data) })
+}
+
+/// All of a file of at most [`WHOLE_MAX`] (and one byte more, to see it end), its length
+/// checked against the listing's.
+async fn read_whole(ep: &dyn Endpoint, path: &RemotePath, size: u64) -> Result<Vec<u8>, FileError> {
+    // Invariant: size <= WHOLE_MAX, so it fits a usize.
+    let data = ep.read_small(path, size as usize + 1).await?;
+    check_length(path, data.len() as u64, size)?;
+    Ok(data)
 }
 
 /// A download's length against the listing's.
