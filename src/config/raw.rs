@@ -38,8 +38,7 @@ pub struct RawFlow {
     #[serde(default)]
     pub on_error: OnError,
     /// Files in flight at once in a run (1–64). Default: decided per run by the size of its
-    /// biggest ready file: 16 for files over a MiB; for smaller ones as many as fit 12 MiB,
-    /// up to 64 (12 of a MiB, 24 of 512 KiB, 64 of 192 KiB or less). Always 1 with `on_error: stop`
+    /// biggest ready file: 16 for files over a MiB, 64 for files of up to a MiB. Always 1 with `on_error: stop`
     /// (files one after the other) and with an `identity` that leaves out the path (`sha256`,
     /// or size and time only: two files of one run may then be the same file, and the second
     /// must see the first delivered). Several files in flight overlap their round trips and
@@ -47,8 +46,10 @@ pub struct RawFlow {
     /// the run summary keeps the listing order. Over SFTP they share one SSH connection (one
     /// open file handle each on the server). Over FTP they take turns on the endpoint's
     /// logins (`max_connections`); when a run has a file bigger than 1 MiB (which holds a
-    /// login for its whole transfer), `max_connections` caps it. Memory grows with it for
-    /// files of a MiB and more (about 1 MiB of buffers per such file in flight).
+    /// login for its whole transfer), `max_connections` caps it. Memory: a file of up to a
+    /// MiB is held whole while it is read and written, and those bytes come from an 8 MiB
+    /// budget per run (a file that does not fit waits, holding nothing), so more in flight
+    /// costs no more memory; a bigger file takes about 1 MiB of buffers while it moves.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1, max = 64))]
     pub concurrency: Option<u32>,

@@ -147,6 +147,7 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
         staging_dir: cx.staging_dir,
         claims: cx.claims.clone(),
         folders: Default::default(),
+        budget: Default::default(),
     };
     let listed = list(&source, rflow).await?;
     let now = to_millis(cx.now);

@@ -32,6 +32,7 @@ use crate::ledger::{
 };
 use crate::template::NameVars;
 
+use super::budget::Budget;
 use super::claims::{self, Claim, Claims};
 use super::commits::Commits;
 use super::error::FileError;
@@ -69,6 +70,8 @@ pub(super) struct Ctx<'a> {
     pub commits: Commits,
     /// Sink folders made sure of in this run (see `transfer::Folders`).
     pub folders: transfer::Folders,
+    /// Bytes the files moved whole may hold at once (see `budget`).
+    pub budget: Budget,
 }
 
 impl Ctx<'_> {
@@ -227,8 +230,10 @@ async fn advance(
                 let hash = staging_hash(cx);
                 // Steps read the staged file; anything else can take its bytes.
                 let in_memory = cx.flow.steps.is_none();
-                let st = retry(policy, "download", || stage::stage(&*cx.source, &entry.path, entry.size, staged, resume, hash, in_memory))
-                    .await?;
+                let st = retry(policy, "download", || {
+                    stage::stage(&*cx.source, &entry.path, entry.size, staged, resume, hash, in_memory, &cx.budget)
+                })
+                .await?;
                 rec.sha256 = st.sha256;
                 *kept = st.data;
                 if cx.flow.source.identity.sha256
@@ -606,9 +611,10 @@ async fn send(
             put(cx, rec).await?;
             let temp = temp_path(cx, i, &t, rel_dir, size)?;
             let replace = sink.if_exists == IfExists::Overwrite;
-            let sent =
-                retry(cx.flow.retry, "upload", || transfer::upload(ep, &cx.folders, file, data, size, &temp, &t, replace, last_use, hash))
-                    .await?;
+            let sent = retry(cx.flow.retry, "upload", || {
+                transfer::upload(ep, &cx.folders, &cx.budget, file, data, size, &temp, &t, replace, last_use, hash)
+            })
+            .await?;
             halt::point("renamed");
             if hash && rec.sha256.is_none() {
                 rec.sha256 = sent.sha256;

@@ -14,6 +14,7 @@
 
 mod alerts;
 mod awaits;
+mod budget;
 mod claims;
 mod command;
 mod commits;
@@ -362,6 +363,7 @@ async fn run_files(
         staging_dir: &opts.staging_dir,
         claims: Default::default(),
         folders: Default::default(),
+        budget: Default::default(),
         commits: Default::default(),
     };
     // Several files in flight, each through its own lifecycle; reports come in listing order.

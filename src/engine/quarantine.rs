@@ -78,8 +78,10 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
     super::halt::point("quarantining");
     if !retry(policy, "check the quarantine copy", || transfer::already_delivered(ep, &copy, rec.size)).await? {
         let temp = temp_for(&copy)?;
-        retry(policy, "quarantine upload", || transfer::upload(ep, &cx.folders, staged, None, rec.size, &temp, &copy, true, false, false))
-            .await?;
+        retry(policy, "quarantine upload", || {
+            transfer::upload(ep, &cx.folders, &cx.budget, staged, None, rec.size, &temp, &copy, true, false, false)
+        })
+        .await?;
     }
     if qr.reports {
         let (json, txt) = content::report_paths(staged);
@@ -92,7 +94,7 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
             let (target, size) = (beside(&copy, ext)?, meta.len());
             let temp = temp_for(&target)?;
             retry(policy, "upload the quarantine report", || {
-                transfer::upload(ep, &cx.folders, &local, None, size, &temp, &target, true, false, false)
+                transfer::upload(ep, &cx.folders, &cx.budget, &local, None, size, &temp, &target, true, false, false)
             })
             .await?;
         }
@@ -198,6 +200,7 @@ pub async fn reprocess(flow: &Flow, ledger: &Ledger, opts: &RunOptions, path: &s
             staging_dir: &opts.staging_dir,
             claims: Default::default(),
             folders: Default::default(),
+            budget: Default::default(),
         };
         let source_path = RemotePath::parse(&rec.path).map_err(|e| FileError::Name(e.to_string()))?;
         let copy = q
@@ -209,7 +212,7 @@ pub async fn reprocess(flow: &Flow, ledger: &Ledger, opts: &RunOptions, path: &s
         stage::discard(&staged).await;
         let qep = get(&q.endpoint)?;
         let st = retry(flow.retry, "download the quarantined copy", || {
-            stage::stage(&*qep, &copy, rec.size, &staged, true, stage::Hash::Now, false)
+            stage::stage(&*qep, &copy, rec.size, &staged, true, stage::Hash::Now, false, &cx.budget)
         })
         .await?;
         if rec.sha256.is_some() && rec.sha256 != st.sha256 {

@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::endpoint::{Endpoint, RemotePath, read_full};
 
+use super::budget::Budget;
 use super::error::FileError;
 use super::halt;
 use super::pipe::{self, HashWriter};
@@ -89,7 +90,9 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> FileError + '_ {
 /// whatever a previous attempt left there when `resume` (the caller knows that what is there
 /// belongs to this version of the file), else starting from nothing. With `in_memory` (the
 /// caller can take the bytes instead of a file), a file of at most [`INLINE_MAX`] is read
-/// into [`Staged::data`] and `file` is not written.
+/// into [`Staged::data`] and `file` is not written. A file read into memory whole takes its
+/// bytes from `budget` until they are written.
+#[allow(clippy::too_many_arguments)]
 pub async fn stage(
     ep: &dyn Endpoint,
     path: &RemotePath,
@@ -98,14 +101,15 @@ pub async fn stage(
     resume: bool,
     hash: Hash,
     in_memory: bool,
+    budget: &Budget,
 ) -> Result<Staged, FileError> {
     if !resume && in_memory && size <= INLINE_MAX {
-        return held(ep, path, size).await;
+        return held(ep, path, size, budget).await;
     }
     if !resume && is_small(size) && !ep.capabilities().local_files {
         // Small, from a server, from nothing: the folder and any leftover are dealt with in
         // the same trip as the write.
-        return stage_small(ep, path, size, file).await;
+        return stage_small(ep, path, size, file, budget).await;
     }
     // A local source, linked in one trip when nothing is in the way (the usual case: the
     // staging folder is there, no leftover); else the folder and any leftover are dealt
@@ -134,7 +138,7 @@ pub async fn stage(
         return linked(path, size, file, hash).await;
     }
     if existing == 0 && is_small(size) {
-        return stage_small(ep, path, size, file).await;
+        return stage_small(ep, path, size, file, budget).await;
     }
     let mut hasher = Sha256::new();
     let mut offset = 0;
@@ -197,16 +201,21 @@ async fn linked(path: &RemotePath, size: u64, file: &Path, hash: Hash) -> Result
 
 /// A file of at most [`WHOLE_MAX`], from nothing: read whole (and one byte more, to see it end),
 /// then written in place of any leftover, fsynced and hashed in one trip to a blocking thread.
-async fn stage_small(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path) -> Result<Staged, FileError> {
+async fn stage_small(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path, budget: &Budget) -> Result<Staged, FileError> {
+    let bytes = budget.hold(size).await;
     let buf = read_whole(ep, path, size).await?;
     let hasher = pipe::write_whole(file.to_path_buf(), buf).await.map_err(io(file))?;
+    drop(bytes);
     halt::point("staging");
     Ok(Staged { size, sha256: Some(hex::encode(hasher.finalize())), data: None })
 }
 
 /// A file of at most [`INLINE_MAX`], read whole and kept in memory (hashed here: a few tens
 /// of microseconds).
-async fn held(ep: &dyn Endpoint, path: &RemotePath, size: u64) -> Result<Staged, FileError> {
+async fn held(ep: &dyn Endpoint, path: &RemotePath, size: u64, budget: &Budget) -> Result<Staged, FileError> {
+    // Only while it is read: the bytes kept until delivery are at most INLINE_MAX per file
+    // in flight (4 MiB with the most files in flight).
+    let _bytes = budget.hold(size).await;
     let data = read_whole(ep, path, size).await?;
     let sha256 = hex::encode(Sha256::digest(&data));
     halt::point("staging");
@@ -276,11 +285,11 @@ mod tests {
     async fn a_local_source_is_linked_not_copied() {
         let (d, ep, staged) = setup();
         std::fs::write(d.path().join("src/a.csv"), "a;b\n").unwrap();
-        let st = stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true, Hash::Now, false).await.unwrap();
+        let st = stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true, Hash::Now, false, &Budget::default()).await.unwrap();
         assert_eq!(st.sha256, Some(hex::encode(Sha256::digest(b"a;b\n"))));
         assert_eq!(std::fs::metadata(&staged).unwrap().ino(), std::fs::metadata(d.path().join("src/a.csv")).unwrap().ino());
         // Staged again (a resumed run): the link is made again, the source untouched.
-        stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true, Hash::Now, false).await.unwrap();
+        stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true, Hash::Now, false, &Budget::default()).await.unwrap();
         assert_eq!(std::fs::read(d.path().join("src/a.csv")).unwrap(), b"a;b\n");
     }
 
@@ -289,11 +298,12 @@ mod tests {
         let (d, ep, staged) = setup();
         let src = d.path().join("src/a.csv");
         std::fs::write(&src, "a;b\n").unwrap();
-        stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true, Hash::Now, false).await.unwrap();
+        stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true, Hash::Now, false, &Budget::default()).await.unwrap();
         // The producer appended since: the staging file (the same inode) is larger than the
         // listing said. Staging again must not truncate it.
         std::fs::write(&src, "a;b\nc;d\n").unwrap();
-        let err = stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true, Hash::Now, false).await.unwrap_err();
+        let err =
+            stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true, Hash::Now, false, &Budget::default()).await.unwrap_err();
         assert!(matches!(err, FileError::Changed(_)), "{err}");
         assert_eq!(std::fs::read(&src).unwrap(), b"a;b\nc;d\n");
         assert!(!staged.exists(), "the link is dropped");
@@ -303,14 +313,16 @@ mod tests {
     async fn a_linked_source_staged_with_a_deferred_hash_is_not_read() {
         let (d, ep, staged) = setup();
         std::fs::write(d.path().join("src/a.csv"), "a;b\n").unwrap();
-        let st = stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true, Hash::Deferred, false).await.unwrap();
+        let st =
+            stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true, Hash::Deferred, false, &Budget::default()).await.unwrap();
         assert_eq!(st, Staged { size: 4, sha256: None, data: None });
         assert_eq!(std::fs::metadata(&staged).unwrap().nlink(), 2, "linked");
         // A file that is copied is hashed on the way, whatever was asked.
         std::fs::write(d.path().join("real.csv"), "r\n").unwrap();
         std::os::unix::fs::symlink(d.path().join("real.csv"), d.path().join("src/l.csv")).unwrap();
         let other = d.path().join("staging/f/y.part");
-        let st = stage(&ep, &RemotePath::parse("l.csv").unwrap(), 2, &other, true, Hash::Deferred, false).await.unwrap();
+        let st =
+            stage(&ep, &RemotePath::parse("l.csv").unwrap(), 2, &other, true, Hash::Deferred, false, &Budget::default()).await.unwrap();
         assert_eq!(st.sha256, Some(hex::encode(Sha256::digest(b"r\n"))));
     }
 
@@ -318,16 +330,20 @@ mod tests {
     async fn a_small_file_is_held_in_memory_when_the_caller_can_take_its_bytes() {
         let (d, ep, staged) = setup();
         std::fs::write(d.path().join("src/a.csv"), "a;b\n").unwrap();
-        let st = stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, false, Hash::Deferred, true).await.unwrap();
+        let st =
+            stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, false, Hash::Deferred, true, &Budget::default()).await.unwrap();
         assert_eq!(st, Staged { size: 4, sha256: Some(hex::encode(Sha256::digest(b"a;b\n"))), data: Some(b"a;b\n".to_vec()) });
         assert!(!staged.exists(), "no staging file");
         // Changed since it was listed: refused, as a staged one would be.
-        let err = stage(&ep, &RemotePath::parse("a.csv").unwrap(), 3, &staged, false, Hash::Now, true).await.unwrap_err();
+        let err =
+            stage(&ep, &RemotePath::parse("a.csv").unwrap(), 3, &staged, false, Hash::Now, true, &Budget::default()).await.unwrap_err();
         assert!(matches!(err, FileError::Changed(_)), "{err}");
         // Bigger than INLINE_MAX: staged on disk.
         let big = vec![b'x'; INLINE_MAX as usize + 1];
         std::fs::write(d.path().join("src/big.csv"), &big).unwrap();
-        let st = stage(&ep, &RemotePath::parse("big.csv").unwrap(), big.len() as u64, &staged, false, Hash::Now, true).await.unwrap();
+        let st = stage(&ep, &RemotePath::parse("big.csv").unwrap(), big.len() as u64, &staged, false, Hash::Now, true, &Budget::default())
+            .await
+            .unwrap();
         assert_eq!(st.data, None);
         assert_eq!(std::fs::read(&staged).unwrap(), big);
     }
@@ -337,7 +353,7 @@ mod tests {
         let (d, ep, staged) = setup();
         std::fs::write(d.path().join("real.csv"), "r\n").unwrap();
         std::os::unix::fs::symlink(d.path().join("real.csv"), d.path().join("src/l.csv")).unwrap();
-        let st = stage(&ep, &RemotePath::parse("l.csv").unwrap(), 2, &staged, true, Hash::Now, false).await.unwrap();
+        let st = stage(&ep, &RemotePath::parse("l.csv").unwrap(), 2, &staged, true, Hash::Now, false, &Budget::default()).await.unwrap();
         assert_eq!(st.size, 2);
         assert_eq!(std::fs::symlink_metadata(&staged).unwrap().nlink(), 1, "a copy of its own");
         assert_eq!(std::fs::read(&staged).unwrap(), b"r\n");

@@ -21,6 +21,7 @@ use sha2::{Digest, Sha256};
 use crate::config::flow::IfExists;
 use crate::endpoint::{Adoptee, Endpoint, ErrorKind, RemotePath};
 
+use super::budget::Budget;
 use super::error::FileError;
 use super::pipe::{self, HashReader};
 use super::stage::CHUNK;
@@ -94,7 +95,8 @@ pub async fn already_delivered(ep: &dyn Endpoint, target: &RemotePath, size: u64
 /// `replace` allows replacing an existing target (the `overwrite` policy). With `last_use`
 /// (nothing needs `staged` afterwards) a sink that can take the file by renaming it
 /// ([`Endpoint::adopt`]: a local folder on the same file system) does, instead of copying it.
-/// With `hash`, what is read is hashed on the way (a staging file not hashed yet).
+/// With `hash`, what is read is hashed on the way (a staging file not hashed yet). A staged
+/// file read into memory whole takes its bytes from `budget` until the upload is done.
 ///
 /// A staged file that is not `size` bytes long (a linked local source that changed since it
 /// was listed) is not uploaded: [`FileError::Changed`].
@@ -102,6 +104,7 @@ pub async fn already_delivered(ep: &dyn Endpoint, target: &RemotePath, size: u64
 pub async fn upload(
     ep: &dyn Endpoint,
     folders: &Folders,
+    budget: &Budget,
     staged: &Path,
     data: Option<&[u8]>,
     size: u64,
@@ -135,10 +138,11 @@ pub async fn upload(
         }
     }
     let staging_err = |source| FileError::Staging { path: staged.to_path_buf(), source };
-    let (read, hasher);
+    let (read, hasher, _bytes);
     let body = if let Some(data) = data {
         Body::Small(data, None)
     } else if super::stage::is_small(size) {
+        _bytes = budget.hold(size).await;
         (read, hasher) = pipe::read_whole(staged.to_path_buf(), size).await.map_err(staging_err)?;
         Body::Small(&read, Some(hasher))
     } else {
@@ -378,14 +382,39 @@ mod tests {
         let p = |s: &str| RemotePath::parse(s).unwrap();
         let good = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824".to_string();
         let ep: DynEndpoint = Arc::new(Hashing(LocalEndpoint::new(dir.path().join("sink")), good));
-        upload(&*ep, &Folders::default(), &staged, None, 5, &p("/in/.a.part"), &p("/in/a"), false, false, false).await.unwrap();
+        upload(&*ep, &Folders::default(), &Budget::default(), &staged, None, 5, &p("/in/.a.part"), &p("/in/a"), false, false, false)
+            .await
+            .unwrap();
         assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), b"hello");
 
         let ep: DynEndpoint = Arc::new(Hashing(LocalEndpoint::new(dir.path().join("sink")), "0".repeat(64)));
-        let e = upload(&*ep, &Folders::default(), &staged, None, 5, &p("/in/.b.part"), &p("/in/b"), false, false, false).await.unwrap_err();
+        let e =
+            upload(&*ep, &Folders::default(), &Budget::default(), &staged, None, 5, &p("/in/.b.part"), &p("/in/b"), false, false, false)
+                .await
+                .unwrap_err();
         assert!(matches!(e, FileError::ChecksumMismatch { .. }), "{e}");
         assert_eq!(e.kind(), ErrorKind::Transient);
         assert!(!dir.path().join("sink/in/.b.part").exists() && !dir.path().join("sink/in/b").exists());
+    }
+
+    #[tokio::test]
+    async fn a_file_read_whole_for_its_upload_waits_until_its_bytes_fit_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let staged = dir.path().join("staged");
+        std::fs::write(&staged, b"hello").unwrap();
+        let p = |s: &str| RemotePath::parse(s).unwrap();
+        let ep = LocalEndpoint::new(dir.path().join("sink"));
+        let (folders, budget) = (Folders::default(), Budget::new(1 << 20));
+        let spent = budget.hold(1 << 20).await;
+        let (temp, target) = (p("/in/.a.part"), p("/in/a"));
+        let up = upload(&ep, &folders, &budget, &staged, None, 5, &temp, &target, false, false, false);
+        tokio::pin!(up);
+        assert!(tokio::time::timeout(std::time::Duration::from_millis(100), &mut up).await.is_err(), "no room: it waits");
+        assert!(!dir.path().join("sink/in/a").exists());
+        drop(spent);
+        up.await.unwrap();
+        assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), b"hello");
+        let _all = tokio::time::timeout(std::time::Duration::from_millis(100), budget.hold(1 << 20)).await.expect("given back when done");
     }
 
     #[tokio::test]
@@ -396,11 +425,13 @@ mod tests {
         let p = |s: &str| RemotePath::parse(s).unwrap();
         let ep = LocalEndpoint::new(dir.path().join("sink"));
         let folders = Folders::default();
-        upload(&ep, &folders, &staged, None, 5, &p("/in/.a.part"), &p("/in/a"), false, false, false).await.unwrap();
+        upload(&ep, &folders, &Budget::default(), &staged, None, 5, &p("/in/.a.part"), &p("/in/a"), false, false, false).await.unwrap();
         // Removed behind the run's back: the next upload fails once, and its retry makes it again.
         std::fs::remove_dir_all(dir.path().join("sink/in")).unwrap();
-        assert!(upload(&ep, &folders, &staged, None, 5, &p("/in/.b.part"), &p("/in/b"), false, false, false).await.is_err());
-        upload(&ep, &folders, &staged, None, 5, &p("/in/.b.part"), &p("/in/b"), false, false, false).await.unwrap();
+        assert!(
+            upload(&ep, &folders, &Budget::default(), &staged, None, 5, &p("/in/.b.part"), &p("/in/b"), false, false, false).await.is_err()
+        );
+        upload(&ep, &folders, &Budget::default(), &staged, None, 5, &p("/in/.b.part"), &p("/in/b"), false, false, false).await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("sink/in/b")).unwrap(), b"hello");
     }
 
@@ -423,12 +454,16 @@ mod tests {
         let p = |s: &str| RemotePath::parse(s).unwrap();
         let good = hex::encode(Sha256::digest(&data));
         let ep = Hashing(LocalEndpoint::new(dir.path().join("sink")), good);
-        upload(&ep, &Folders::default(), &staged, None, size, &p("/in/.a.part"), &p("/in/a"), false, false, false).await.unwrap();
+        upload(&ep, &Folders::default(), &Budget::default(), &staged, None, size, &p("/in/.a.part"), &p("/in/a"), false, false, false)
+            .await
+            .unwrap();
         assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), data);
 
         let ep = Hashing(LocalEndpoint::new(dir.path().join("sink")), "0".repeat(64));
         let e =
-            upload(&ep, &Folders::default(), &staged, None, size, &p("/in/.b.part"), &p("/in/b"), false, false, false).await.unwrap_err();
+            upload(&ep, &Folders::default(), &Budget::default(), &staged, None, size, &p("/in/.b.part"), &p("/in/b"), false, false, false)
+                .await
+                .unwrap_err();
         assert!(matches!(e, FileError::ChecksumMismatch { .. }), "{e}");
     }
 
@@ -442,7 +477,9 @@ mod tests {
             let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             std::fs::write(&staged, &data).unwrap();
             let (temp, target) = (p(&format!("/in/.{name}.part")), p(&format!("/in/{name}")));
-            let got = upload(&ep, &Folders::default(), &staged, None, len as u64, &temp, &target, false, false, true).await.unwrap();
+            let got = upload(&ep, &Folders::default(), &Budget::default(), &staged, None, len as u64, &temp, &target, false, false, true)
+                .await
+                .unwrap();
             assert_eq!(got.sha256, Some(hex::encode(Sha256::digest(&data))), "{name}");
             assert_eq!(std::fs::read(dir.path().join("sink/in").join(name)).unwrap(), data);
         }
@@ -458,7 +495,9 @@ mod tests {
             let staged = dir.path().join(name);
             std::fs::write(&staged, vec![7u8; len]).unwrap();
             let (temp, target) = (p(&format!("/in/.{name}.part")), p(&format!("/in/{name}")));
-            let e = upload(&ep, &Folders::default(), &staged, None, expected, &temp, &target, false, false, true).await.unwrap_err();
+            let e = upload(&ep, &Folders::default(), &Budget::default(), &staged, None, expected, &temp, &target, false, false, true)
+                .await
+                .unwrap_err();
             assert!(matches!(e, FileError::Changed(_)), "{name}: {e}");
             assert!(!dir.path().join("sink/in").join(name).exists(), "{name}");
         }
@@ -473,7 +512,10 @@ mod tests {
         let put = |data: &[u8]| std::fs::write(&staged, data).unwrap();
         let up = |target: &'static str, size: u64, replace: bool| {
             let (ep, staged) = (&ep, &staged);
-            async move { upload(ep, &Folders::default(), staged, None, size, &p("/in/.t.part"), &p(target), replace, true, false).await }
+            async move {
+                upload(ep, &Folders::default(), &Budget::default(), staged, None, size, &p("/in/.t.part"), &p(target), replace, true, false)
+                    .await
+            }
         };
         put(b"hello");
         assert_eq!(up("/in/a", 5, false).await.unwrap(), Uploaded { sha256: None, took: Some(dir.path().join("sink/in")) });
@@ -499,22 +541,75 @@ mod tests {
         let ep = LocalEndpoint::new(dir.path().join("sink"));
         let staged = dir.path().join("staging/x.part");
         // Taken by a local sink: written under the temporary name, fsynced, renamed.
-        let got = upload(&ep, &Folders::default(), &staged, Some(b"hello"), 5, &p("/in/.a.part"), &p("/in/a"), false, true, false).await;
+        let got = upload(
+            &ep,
+            &Folders::default(),
+            &Budget::default(),
+            &staged,
+            Some(b"hello"),
+            5,
+            &p("/in/.a.part"),
+            &p("/in/a"),
+            false,
+            true,
+            false,
+        )
+        .await;
         assert_eq!(got.unwrap(), Uploaded { sha256: None, took: Some(dir.path().join("sink/in")) });
         assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), b"hello");
         assert!(!staged.exists());
         assert_eq!(names(&dir.path().join("sink/in")), ["a"], "no temporary name");
         // Sent to a sink that does not take it: the bytes, through the temporary name. The
         // staging file is never made.
-        upload(&ep, &Folders::default(), &staged, Some(b"world"), 5, &p("/in/.b.part"), &p("/in/b"), false, false, false).await.unwrap();
+        upload(
+            &ep,
+            &Folders::default(),
+            &Budget::default(),
+            &staged,
+            Some(b"world"),
+            5,
+            &p("/in/.b.part"),
+            &p("/in/b"),
+            false,
+            false,
+            false,
+        )
+        .await
+        .unwrap();
         assert_eq!(std::fs::read(dir.path().join("sink/in/b")).unwrap(), b"world");
         assert!(!staged.exists());
         // A server's checksum is compared with the bytes sent.
         let ep = Hashing(LocalEndpoint::new(dir.path().join("sink")), "0".repeat(64));
-        let e = upload(&ep, &Folders::default(), &staged, Some(b"hello"), 5, &p("/in/.c.part"), &p("/in/c"), false, false, false).await;
+        let e = upload(
+            &ep,
+            &Folders::default(),
+            &Budget::default(),
+            &staged,
+            Some(b"hello"),
+            5,
+            &p("/in/.c.part"),
+            &p("/in/c"),
+            false,
+            false,
+            false,
+        )
+        .await;
         assert!(matches!(e.unwrap_err(), FileError::ChecksumMismatch { .. }));
         // Bytes of another length than expected are not sent.
-        let e = upload(&ep, &Folders::default(), &staged, Some(b"hello!"), 5, &p("/in/.d.part"), &p("/in/d"), false, false, false).await;
+        let e = upload(
+            &ep,
+            &Folders::default(),
+            &Budget::default(),
+            &staged,
+            Some(b"hello!"),
+            5,
+            &p("/in/.d.part"),
+            &p("/in/d"),
+            false,
+            false,
+            false,
+        )
+        .await;
         assert!(matches!(e.unwrap_err(), FileError::Changed(_)));
         assert!(!dir.path().join("sink/in/d").exists());
     }

@@ -28,8 +28,8 @@ use super::flow::{
 use super::interpolate::{Lookup, interpolate};
 
 /// Files in flight at once when a flow does not say (and does not stop at the first error),
-/// for files of a MiB or more; runs of smaller files get more, up to [`MAX_CONCURRENCY`]
-/// (see `engine::endpoints::concurrency`).
+/// for files of a MiB or more; runs of smaller files get [`MAX_CONCURRENCY`] (see
+/// `engine::endpoints::concurrency`).
 pub const DEFAULT_CONCURRENCY: usize = 16;
 /// The most files in flight a flow may ask for.
 pub const MAX_CONCURRENCY: u32 = 64;
