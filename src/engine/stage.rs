@@ -47,6 +47,12 @@ pub const WHOLE_MAX: u64 = 1024 * 1024;
 /// delivery is recorded downloads it again.
 pub const INLINE_MAX: u64 = 64 * 1024;
 
+/// A file of at most [`INLINE_MAX`]: held in memory instead of staged, when nothing needs it
+/// on disk.
+pub fn is_inline(size: u64) -> bool {
+    size <= INLINE_MAX
+}
+
 /// A file of at most [`WHOLE_MAX`]: moved in one piece (read, written and hashed in one
 /// trip to a blocking thread) and never resumed.
 pub fn is_small(size: u64) -> bool {
@@ -79,7 +85,12 @@ pub enum Hash {
 /// download is found again; named by a hash so any source name maps to a safe local name.
 pub fn staging_path(dir: &Path, flow: &str, path: &RemotePath) -> PathBuf {
     let h = hex::encode(Sha256::digest(path.as_str().as_bytes()));
-    dir.join(flow).join(format!("{}.part", &h[..32]))
+    staging_folder(dir, flow).join(format!("{}.part", &h[..32]))
+}
+
+/// The folder under `dir` that holds the staging files of `flow`.
+pub fn staging_folder(dir: &Path, flow: &str) -> PathBuf {
+    dir.join(flow)
 }
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> FileError + '_ {
@@ -103,7 +114,7 @@ pub async fn stage(
     in_memory: bool,
     budget: &Budget,
 ) -> Result<Staged, FileError> {
-    if !resume && in_memory && size <= INLINE_MAX {
+    if !resume && in_memory && is_inline(size) {
         return held(ep, path, size, budget).await;
     }
     if !resume && is_small(size) && !ep.capabilities().local_files {
