@@ -366,15 +366,15 @@ async fn run_files(
         budget: Default::default(),
         commits: Default::default(),
     };
-    // Several files in flight, each through its own lifecycle; reports come in listing order.
-    // A file is started only when it is its turn, so a stop (shutdown, `on_error: stop`, a run
-    // aborted) keeps the files not started yet untouched; the ones in flight finish.
     if ready.iter().any(|(c, _)| flow.steps.is_some() || !stage::is_inline(c.entry.size)) {
         // The flow's staging folder, once, before the first wave of files would each find it
         // missing (a local source's hard link fails, and is made again after a mkdir). A
         // failure here is left to the files, which report it with their own path.
         let _ = tokio::fs::create_dir_all(stage::staging_folder(&opts.staging_dir, &flow.name)).await;
     }
+    // Several files in flight, each through its own lifecycle; reports come in listing order.
+    // A file is started only when it is its turn, so a stop (shutdown, `on_error: stop`, a run
+    // aborted) keeps the files not started yet untouched; the ones in flight finish.
     let largest = ready.iter().map(|(c, _)| c.entry.size).max().unwrap_or(0);
     let concurrency = endpoints::concurrency(flow, &names, largest);
     let turns = Turns { stop: &opts.stop, stopped: AtomicBool::new(false), aborted: AtomicBool::new(false) };
