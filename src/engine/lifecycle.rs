@@ -565,9 +565,10 @@ async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePa
 
 /// Chooses the target for `dir/name` on sink `i` (exists-policy), records it, uploads `file`
 /// (from `data`, its bytes, when it is held in memory) through the temporary name (taking
-/// it by rename with `last_use`, where the sink can) and records the confirmation (and, with `hash`, the SHA-256 of the file as read on its way
-/// out in `rec.sha256`). Returns the final target, whether it was uploaded (not skipped by
-/// `if_exists: skip`), and whether the sink took `file` itself (it is gone).
+/// it by rename with `last_use`, where the sink can) and records the confirmation (and,
+/// with `hash`, the SHA-256 of the file as read on its way out in `rec.sha256`). Returns
+/// the final target, whether it was uploaded (not skipped by `if_exists: skip`), and whether
+/// the sink took `file` itself (it is gone).
 #[allow(clippy::too_many_arguments)]
 async fn send(
     cx: &Ctx<'_>,

@@ -284,6 +284,19 @@ mod tests {
     use super::*;
     use crate::endpoint::local::LocalEndpoint;
 
+    /// [`stage`] of `name` from `ep`, with a budget of its own.
+    async fn stage_file(
+        ep: &LocalEndpoint,
+        name: &str,
+        size: u64,
+        staged: &Path,
+        resume: bool,
+        hash: Hash,
+        in_memory: bool,
+    ) -> Result<Staged, FileError> {
+        stage(ep, &RemotePath::parse(name).unwrap(), size, staged, resume, hash, in_memory, &Budget::default()).await
+    }
+
     fn setup() -> (tempfile::TempDir, LocalEndpoint, PathBuf) {
         let d = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(d.path().join("src")).unwrap();
@@ -296,11 +309,11 @@ mod tests {
     async fn a_local_source_is_linked_not_copied() {
         let (d, ep, staged) = setup();
         std::fs::write(d.path().join("src/a.csv"), "a;b\n").unwrap();
-        let st = stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true, Hash::Now, false, &Budget::default()).await.unwrap();
+        let st = stage_file(&ep, "a.csv", 4, &staged, true, Hash::Now, false).await.unwrap();
         assert_eq!(st.sha256, Some(hex::encode(Sha256::digest(b"a;b\n"))));
         assert_eq!(std::fs::metadata(&staged).unwrap().ino(), std::fs::metadata(d.path().join("src/a.csv")).unwrap().ino());
         // Staged again (a resumed run): the link is made again, the source untouched.
-        stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true, Hash::Now, false, &Budget::default()).await.unwrap();
+        stage_file(&ep, "a.csv", 4, &staged, true, Hash::Now, false).await.unwrap();
         assert_eq!(std::fs::read(d.path().join("src/a.csv")).unwrap(), b"a;b\n");
     }
 
@@ -309,12 +322,11 @@ mod tests {
         let (d, ep, staged) = setup();
         let src = d.path().join("src/a.csv");
         std::fs::write(&src, "a;b\n").unwrap();
-        stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true, Hash::Now, false, &Budget::default()).await.unwrap();
+        stage_file(&ep, "a.csv", 4, &staged, true, Hash::Now, false).await.unwrap();
         // The producer appended since: the staging file (the same inode) is larger than the
         // listing said. Staging again must not truncate it.
         std::fs::write(&src, "a;b\nc;d\n").unwrap();
-        let err =
-            stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true, Hash::Now, false, &Budget::default()).await.unwrap_err();
+        let err = stage_file(&ep, "a.csv", 4, &staged, true, Hash::Now, false).await.unwrap_err();
         assert!(matches!(err, FileError::Changed(_)), "{err}");
         assert_eq!(std::fs::read(&src).unwrap(), b"a;b\nc;d\n");
         assert!(!staged.exists(), "the link is dropped");
@@ -324,16 +336,14 @@ mod tests {
     async fn a_linked_source_staged_with_a_deferred_hash_is_not_read() {
         let (d, ep, staged) = setup();
         std::fs::write(d.path().join("src/a.csv"), "a;b\n").unwrap();
-        let st =
-            stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, true, Hash::Deferred, false, &Budget::default()).await.unwrap();
+        let st = stage_file(&ep, "a.csv", 4, &staged, true, Hash::Deferred, false).await.unwrap();
         assert_eq!(st, Staged { size: 4, sha256: None, data: None });
         assert_eq!(std::fs::metadata(&staged).unwrap().nlink(), 2, "linked");
         // A file that is copied is hashed on the way, whatever was asked.
         std::fs::write(d.path().join("real.csv"), "r\n").unwrap();
         std::os::unix::fs::symlink(d.path().join("real.csv"), d.path().join("src/l.csv")).unwrap();
         let other = d.path().join("staging/f/y.part");
-        let st =
-            stage(&ep, &RemotePath::parse("l.csv").unwrap(), 2, &other, true, Hash::Deferred, false, &Budget::default()).await.unwrap();
+        let st = stage_file(&ep, "l.csv", 2, &other, true, Hash::Deferred, false).await.unwrap();
         assert_eq!(st.sha256, Some(hex::encode(Sha256::digest(b"r\n"))));
     }
 
@@ -341,20 +351,16 @@ mod tests {
     async fn a_small_file_is_held_in_memory_when_the_caller_can_take_its_bytes() {
         let (d, ep, staged) = setup();
         std::fs::write(d.path().join("src/a.csv"), "a;b\n").unwrap();
-        let st =
-            stage(&ep, &RemotePath::parse("a.csv").unwrap(), 4, &staged, false, Hash::Deferred, true, &Budget::default()).await.unwrap();
+        let st = stage_file(&ep, "a.csv", 4, &staged, false, Hash::Deferred, true).await.unwrap();
         assert_eq!(st, Staged { size: 4, sha256: Some(hex::encode(Sha256::digest(b"a;b\n"))), data: Some(b"a;b\n".to_vec()) });
         assert!(!staged.exists(), "no staging file");
         // Changed since it was listed: refused, as a staged one would be.
-        let err =
-            stage(&ep, &RemotePath::parse("a.csv").unwrap(), 3, &staged, false, Hash::Now, true, &Budget::default()).await.unwrap_err();
+        let err = stage_file(&ep, "a.csv", 3, &staged, false, Hash::Now, true).await.unwrap_err();
         assert!(matches!(err, FileError::Changed(_)), "{err}");
         // Bigger than INLINE_MAX: staged on disk.
         let big = vec![b'x'; INLINE_MAX as usize + 1];
         std::fs::write(d.path().join("src/big.csv"), &big).unwrap();
-        let st = stage(&ep, &RemotePath::parse("big.csv").unwrap(), big.len() as u64, &staged, false, Hash::Now, true, &Budget::default())
-            .await
-            .unwrap();
+        let st = stage_file(&ep, "big.csv", big.len() as u64, &staged, false, Hash::Now, true).await.unwrap();
         assert_eq!(st.data, None);
         assert_eq!(std::fs::read(&staged).unwrap(), big);
     }
@@ -364,7 +370,7 @@ mod tests {
         let (d, ep, staged) = setup();
         std::fs::write(d.path().join("real.csv"), "r\n").unwrap();
         std::os::unix::fs::symlink(d.path().join("real.csv"), d.path().join("src/l.csv")).unwrap();
-        let st = stage(&ep, &RemotePath::parse("l.csv").unwrap(), 2, &staged, true, Hash::Now, false, &Budget::default()).await.unwrap();
+        let st = stage_file(&ep, "l.csv", 2, &staged, true, Hash::Now, false).await.unwrap();
         assert_eq!(st.size, 2);
         assert_eq!(std::fs::symlink_metadata(&staged).unwrap().nlink(), 1, "a copy of its own");
         assert_eq!(std::fs::read(&staged).unwrap(), b"r\n");

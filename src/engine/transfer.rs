@@ -537,81 +537,34 @@ mod tests {
     #[tokio::test]
     async fn a_file_held_in_memory_is_written_once_straight_into_place() {
         let dir = tempfile::tempdir().unwrap();
-        let p = |s: &str| RemotePath::parse(s).unwrap();
         let ep = LocalEndpoint::new(dir.path().join("sink"));
         let staged = dir.path().join("staging/x.part");
         // Taken by a local sink: written under the temporary name, fsynced, renamed.
-        let got = upload(
-            &ep,
-            &Folders::default(),
-            &Budget::default(),
-            &staged,
-            Some(b"hello"),
-            5,
-            &p("/in/.a.part"),
-            &p("/in/a"),
-            false,
-            true,
-            false,
-        )
-        .await;
+        let got = held(&ep, &staged, b"hello", 5, "a", true).await;
         assert_eq!(got.unwrap(), Uploaded { sha256: None, took: Some(dir.path().join("sink/in")) });
         assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), b"hello");
         assert!(!staged.exists());
         assert_eq!(names(&dir.path().join("sink/in")), ["a"], "no temporary name");
         // Sent to a sink that does not take it: the bytes, through the temporary name. The
         // staging file is never made.
-        upload(
-            &ep,
-            &Folders::default(),
-            &Budget::default(),
-            &staged,
-            Some(b"world"),
-            5,
-            &p("/in/.b.part"),
-            &p("/in/b"),
-            false,
-            false,
-            false,
-        )
-        .await
-        .unwrap();
+        held(&ep, &staged, b"world", 5, "b", false).await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("sink/in/b")).unwrap(), b"world");
         assert!(!staged.exists());
         // A server's checksum is compared with the bytes sent.
         let ep = Hashing(LocalEndpoint::new(dir.path().join("sink")), "0".repeat(64));
-        let e = upload(
-            &ep,
-            &Folders::default(),
-            &Budget::default(),
-            &staged,
-            Some(b"hello"),
-            5,
-            &p("/in/.c.part"),
-            &p("/in/c"),
-            false,
-            false,
-            false,
-        )
-        .await;
+        let e = held(&ep, &staged, b"hello", 5, "c", false).await;
         assert!(matches!(e.unwrap_err(), FileError::ChecksumMismatch { .. }));
         // Bytes of another length than expected are not sent.
-        let e = upload(
-            &ep,
-            &Folders::default(),
-            &Budget::default(),
-            &staged,
-            Some(b"hello!"),
-            5,
-            &p("/in/.d.part"),
-            &p("/in/d"),
-            false,
-            false,
-            false,
-        )
-        .await;
+        let e = held(&ep, &staged, b"hello!", 5, "d", false).await;
         assert!(matches!(e.unwrap_err(), FileError::Changed(_)));
         assert!(!dir.path().join("sink/in/d").exists());
+    }
+
+    /// [`upload`] of `data`, held in memory, to `/in/NAME` through `/in/.NAME.part`.
+    async fn held(ep: &dyn Endpoint, staged: &Path, data: &[u8], size: u64, name: &str, last_use: bool) -> Result<Uploaded, FileError> {
+        let p = |s: &str| RemotePath::parse(s).unwrap();
+        let (temp, target) = (p(&format!("/in/.{name}.part")), p(&format!("/in/{name}")));
+        upload(ep, &Folders::default(), &Budget::default(), staged, Some(data), size, &temp, &target, false, last_use, false).await
     }
 
     fn names(dir: &Path) -> Vec<String> {
