@@ -1,24 +1,19 @@
-//! Pipelined file I/O beside a transfer: a blocking thread writes the staging file
-//! ([`HashWriter`]) or reads it ([`HashReader`]) while the run's task moves the previous or
-//! next chunk over the network, and another one hashes the same chunks meanwhile.
+//! Pipelined file I/O beside a transfer: a blocking thread hashes and writes the staging file
+//! ([`HashWriter`]) or reads (and, when asked, hashes) it ([`HashReader`]) while the run's task moves the
+//! previous or next chunk over the network.
 //!
-//! Owns the chunk hand-over: at most [`DEPTH`] chunks wait between the sides (bounded
+//! Owns the chunk hand-over: at most [`DEPTH`] chunks wait between the two sides (bounded
 //! memory: a few chunks per file in flight, whatever the file's size), and buffers go back to
-//! the side that fills them instead of being allocated again. The SHA-256 runs on a thread of
-//! its own ([`SideHash`]), fed the very buffers that are written or sent (shared, not
-//! copied): hashing a GiB takes about 0.55 s of CPU even with the CPU's SHA instructions,
-//! more than reading or writing it, so on one thread with the file I/O it set the pace of a
-//! big transfer while the other core had time to spare.
+//! the side that fills them instead of being allocated again. The SHA-256 is computed where
+//! the bytes are touched anyway, so hashing a 1 GiB file no longer holds up the network side.
 //!
 //! Files of at most [`WHOLE_MAX`](super::stage::WHOLE_MAX) skip the hand-over: [`write_whole`], [`read_whole`] and
 //! [`hash_file`] do all their file work in one trip to a blocking thread (each trip costs a
-//! thread wake-up both ways, which is most of the local work for a 4 KiB file; many such
-//! files are in flight at once, so their hashing is spread over the cores anyway).
+//! thread wake-up both ways, which is most of the local work for a 4 KiB file).
 
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
@@ -32,142 +27,63 @@ pub const DEPTH: usize = 4;
 /// How much a [`HashWriter`] writes before it asks the kernel to start writing it to disk.
 const WRITE_BEHIND: usize = 8 * 1024 * 1024;
 
-/// A chunk both the hasher and the file or network side hold; each gives its share back to
-/// the [`Spares`] when done with it.
-pub type Chunk = Arc<Vec<u8>>;
-
-/// Where the shares of used chunks come back; the share that comes back last is a whole
-/// buffer again, ready to be filled.
-struct Spares {
-    back: mpsc::Sender<Chunk>,
-    spare: mpsc::Receiver<Chunk>,
-    chunk: usize,
-}
-
-impl Spares {
-    fn new(chunk: usize) -> Spares {
-        // Two shares per chunk, and at most DEPTH chunks waiting on each side, plus the ones
-        // being worked on. Full: a share is dropped, and the buffer freed or returned by the
-        // other share.
-        let (back, spare) = mpsc::channel(4 * DEPTH + 4);
-        Spares { back, spare, chunk }
-    }
-
-    /// A buffer of the chunk size to fill (a used one when there is one).
-    fn take(&mut self) -> Vec<u8> {
-        while let Ok(shared) = self.spare.try_recv() {
-            // Still held by the other side: that side's share comes back later.
-            if let Ok(mut buf) = Arc::try_unwrap(shared) {
-                buf.resize(self.chunk, 0);
-                return buf;
-            }
-        }
-        vec![0u8; self.chunk]
-    }
-}
-
-/// Gives a share of a chunk back (from any thread).
-#[derive(Clone)]
-struct GiveBack(mpsc::Sender<Chunk>);
-
-impl GiveBack {
-    fn give(&self, chunk: Chunk) {
-        let _ = self.0.try_send(chunk);
-    }
-}
-
-/// Hashes the chunks it is given, in order, on a blocking thread of its own.
-struct SideHash {
-    tx: mpsc::Sender<Chunk>,
-    task: JoinHandle<Sha256>,
-}
-
-impl SideHash {
-    /// Starts hashing after what `hasher` holds already.
-    fn start(mut hasher: Sha256, back: GiveBack) -> SideHash {
-        let (tx, mut rx) = mpsc::channel::<Chunk>(DEPTH);
-        let task = tokio::task::spawn_blocking(move || {
-            while let Some(chunk) = rx.blocking_recv() {
-                hasher.update(&chunk[..]);
-                back.give(chunk);
-            }
-            hasher
-        });
-        SideHash { tx, task }
-    }
-
-    /// The hash of everything given, once the last chunk is hashed.
-    async fn finish(self) -> io::Result<Sha256> {
-        drop(self.tx);
-        self.task.await.map_err(|e| io::Error::other(format!("the hashing thread failed: {e}")))
-    }
-}
-
-/// The hasher thread only stops when dropped or when it panicked, which `finish` reports.
-fn hasher_stopped() -> io::Error {
-    io::Error::other("the hashing thread stopped")
-}
-
 enum ToFile {
-    Data(Chunk),
+    Data(Vec<u8>),
     /// fsync what was written so far, then answer (the test halt points need it).
     Sync(oneshot::Sender<io::Result<()>>),
 }
 
-/// Writes chunks on a blocking thread and hashes them on another; [`finish`](Self::finish)
-/// fsyncs the file and returns the hash of everything written (after what the hasher was
-/// given already).
+/// Writes and hashes chunks on a blocking thread; [`finish`](Self::finish) fsyncs the file
+/// and returns the hash of everything written (after what the hasher was given already).
 pub struct HashWriter {
     tx: mpsc::Sender<ToFile>,
-    hash: SideHash,
-    spares: Spares,
-    task: JoinHandle<io::Result<()>>,
+    spare: mpsc::Receiver<Vec<u8>>,
+    task: JoinHandle<io::Result<Sha256>>,
+    chunk: usize,
 }
 
 impl HashWriter {
     /// Starts the file side: `file` positioned where the next byte goes, `hasher` holding
     /// what is already in it.
-    pub fn start(mut file: File, hasher: Sha256, chunk: usize) -> HashWriter {
+    pub fn start(mut file: File, mut hasher: Sha256, chunk: usize) -> HashWriter {
         let (tx, mut rx) = mpsc::channel::<ToFile>(DEPTH);
-        let spares = Spares::new(chunk);
-        let back = GiveBack(spares.back.clone());
-        let hash = SideHash::start(hasher, back.clone());
+        let (spare_tx, spare) = mpsc::channel(DEPTH + 1);
         let task = tokio::task::spawn_blocking(move || {
             let mut unflushed = 0usize;
             while let Some(msg) = rx.blocking_recv() {
                 match msg {
-                    ToFile::Data(chunk) => {
-                        file.write_all(&chunk)?;
-                        unflushed += chunk.len();
+                    ToFile::Data(mut buf) => {
+                        hasher.update(&buf);
+                        file.write_all(&buf)?;
+                        unflushed += buf.len();
                         if unflushed >= WRITE_BEHIND {
                             crate::durable::start_writeback(&file);
                             unflushed = 0;
                         }
-                        back.give(chunk);
+                        buf.resize(chunk, 0);
+                        // Full: the network side has enough buffers.
+                        let _ = spare_tx.try_send(buf);
                     }
                     ToFile::Sync(done) => {
                         let _ = done.send(file.sync_all());
                     }
                 }
             }
-            file.sync_all()
+            file.sync_all()?;
+            Ok(hasher)
         });
-        HashWriter { tx, hash, spares, task }
+        HashWriter { tx, spare, task, chunk }
     }
 
     /// A buffer of the chunk size to fill (a used one when there is one).
     pub fn buffer(&mut self) -> Vec<u8> {
-        self.spares.take()
+        self.spare.try_recv().unwrap_or_else(|_| vec![0u8; self.chunk])
     }
 
     /// Hands over `buf` (its length is what was filled). Waits while [`DEPTH`] chunks are
     /// waiting already.
     pub async fn write(&mut self, buf: Vec<u8>) -> io::Result<()> {
-        let chunk = Arc::new(buf);
-        if self.hash.tx.send(Arc::clone(&chunk)).await.is_err() {
-            return Err(hasher_stopped());
-        }
-        if self.tx.send(ToFile::Data(chunk)).await.is_err() {
+        if self.tx.send(ToFile::Data(buf)).await.is_err() {
             return Err(self.failure().await);
         }
         Ok(())
@@ -182,79 +98,71 @@ impl HashWriter {
         answer.await.unwrap_or_else(|_| Err(io::Error::other("the staging writer stopped")))
     }
 
-    /// Waits for everything to be written and hashed, fsyncs, and returns the hasher.
+    /// Waits for everything to be written, fsyncs, and returns the hasher.
     pub async fn finish(self) -> io::Result<Sha256> {
         drop(self.tx);
-        joined(self.task).await?;
-        self.hash.finish().await
+        joined(self.task).await
     }
 
     /// Why the file side stopped (it only stops early on an error).
     async fn failure(&mut self) -> io::Error {
         match (&mut self.task).await {
             Ok(Err(e)) => e,
-            Ok(Ok(())) => io::Error::other("the staging writer stopped early"),
+            Ok(Ok(_)) => io::Error::other("the staging writer stopped early"),
             Err(e) => io::Error::other(format!("the staging writer failed: {e}")),
         }
     }
 }
 
-/// Reads a file on a blocking thread, a chunk ahead of the network side, and (when asked)
-/// hashes what it read on another.
+/// Reads and hashes a file on a blocking thread, a chunk ahead of the network side.
 pub struct HashReader {
-    rx: mpsc::Receiver<Chunk>,
-    back: GiveBack,
-    task: JoinHandle<io::Result<Option<SideHash>>>,
+    rx: mpsc::Receiver<Vec<u8>>,
+    spare: mpsc::Sender<Vec<u8>>,
+    task: JoinHandle<io::Result<Sha256>>,
 }
 
 impl HashReader {
     /// Starts reading `file` from where it is positioned, hashing what it reads when `hash`
     /// (else [`finish`](Self::finish) gives the hash of nothing).
     pub fn start(mut file: File, chunk: usize, hash: bool) -> HashReader {
-        let (tx, rx) = mpsc::channel::<Chunk>(DEPTH);
-        let mut spares = Spares::new(chunk);
-        let back = GiveBack(spares.back.clone());
-        let side = hash.then(|| SideHash::start(Sha256::new(), back.clone()));
+        let (tx, rx) = mpsc::channel::<Vec<u8>>(DEPTH);
+        let (spare, mut spare_rx) = mpsc::channel::<Vec<u8>>(DEPTH + 1);
         let task = tokio::task::spawn_blocking(move || {
+            let mut hasher = Sha256::new();
             loop {
-                let mut buf = spares.take();
+                let mut buf = spare_rx.try_recv().unwrap_or_else(|_| vec![0u8; chunk]);
+                buf.resize(chunk, 0);
                 let n = fill(&mut file, &mut buf)?;
                 if n == 0 {
-                    return Ok(side);
+                    return Ok(hasher);
                 }
                 buf.truncate(n);
-                let chunk = Arc::new(buf);
-                if let Some(side) = &side
-                    && side.tx.blocking_send(Arc::clone(&chunk)).is_err()
-                {
-                    return Err(hasher_stopped());
+                if hash {
+                    hasher.update(&buf);
                 }
-                if tx.blocking_send(chunk).is_err() {
+                if tx.blocking_send(buf).is_err() {
                     // The network side gave up; its error is the one reported.
-                    return Ok(side);
+                    return Ok(hasher);
                 }
             }
         });
-        HashReader { rx, back, task }
+        HashReader { rx, spare, task }
     }
 
     /// The next chunk; `None` at the end of the file (then [`finish`](Self::finish)).
-    pub async fn next(&mut self) -> Option<Chunk> {
+    pub async fn next(&mut self) -> Option<Vec<u8>> {
         self.rx.recv().await
     }
 
     /// Returns a chunk's buffer for reuse.
-    pub fn give_back(&self, chunk: Chunk) {
-        self.back.give(chunk);
+    pub fn give_back(&self, buf: Vec<u8>) {
+        let _ = self.spare.try_send(buf);
     }
 
     /// The hash of the whole file, or the read error that ended it early.
     pub async fn finish(self) -> io::Result<Sha256> {
         drop(self.rx);
-        match joined(self.task).await? {
-            Some(side) => side.finish().await,
-            None => Ok(Sha256::new()),
-        }
+        joined(self.task).await
     }
 }
 
@@ -368,21 +276,6 @@ mod tests {
         }
         assert_eq!(r.finish().await.unwrap().finalize(), written);
         assert_eq!(back, data);
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_reader_given_up_early_finishes_without_reading_on() {
-        let d = tempfile::tempdir().unwrap();
-        let path = d.path().join("x");
-        let data = vec![7u8; 64 * 1024 * (DEPTH * 4)];
-        std::fs::write(&path, &data).unwrap();
-        let mut r = HashReader::start(File::open(&path).unwrap(), 64 * 1024, true);
-        let first = r.next().await.unwrap();
-        assert_eq!(&first[..], &data[..64 * 1024]);
-        r.give_back(first);
-        // The upload stops (the file grew, say): no chunk is taken any more.
-        let hashed = r.finish().await.unwrap().finalize();
-        assert_ne!(hashed, Sha256::digest(&data), "read on to the end after it was given up");
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
