@@ -279,6 +279,21 @@ mod tests {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_reader_given_up_early_finishes_without_reading_on() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("x");
+        let data = vec![7u8; 64 * 1024 * (DEPTH * 4)];
+        std::fs::write(&path, &data).unwrap();
+        let mut r = HashReader::start(File::open(&path).unwrap(), 64 * 1024, true);
+        let first = r.next().await.unwrap();
+        assert_eq!(&first[..], &data[..64 * 1024]);
+        r.give_back(first);
+        // The upload stops (the file grew, say): no chunk is taken any more.
+        let hashed = r.finish().await.unwrap().finalize();
+        assert_ne!(hashed, Sha256::digest(&data), "read on to the end after it was given up");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_failing_file_is_reported_to_the_writer() {
         // /dev/full: every write fails with "no space left on device".
         let Ok(full) = File::options().write(true).open("/dev/full") else { return };
