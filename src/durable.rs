@@ -16,7 +16,9 @@ use std::fs::File;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex};
+
+use crate::sync::lock;
 
 /// Asks the kernel to start writing the file's dirty pages to disk, without waiting: the
 /// disk works while the program goes on, so a later fsync has little left to do. Only a
@@ -165,11 +167,6 @@ struct FolderSync {
     requested: AtomicU64,
     /// Every ticket up to this one is covered by a finished fsync.
     synced: Mutex<u64>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    // A poisoned lock only means a panic elsewhere between two plain updates; the data is whole.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 #[cfg(test)]

@@ -20,4 +20,5 @@ pub mod sandbox;
 pub mod schedule;
 pub mod serve;
 pub mod steps;
+pub mod sync;
 pub mod template;

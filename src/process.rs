@@ -67,7 +67,7 @@ pub fn kill_all() {
 fn live() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<i32>> {
     static LIVE: std::sync::Mutex<std::collections::BTreeSet<i32>> = std::sync::Mutex::new(std::collections::BTreeSet::new());
     // A poisoned lock only means a panic between two plain updates; the set is whole.
-    LIVE.lock().unwrap_or_else(|p| p.into_inner())
+    crate::sync::lock(&LIVE)
 }
 
 impl Running {

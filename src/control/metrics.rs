@@ -68,7 +68,7 @@ impl Metrics {
     fn series(&self) -> MutexGuard<'_, Series> {
         // Every update is a few map insertions that cannot panic halfway in a way that breaks
         // an invariant, so a poisoned lock still holds usable numbers.
-        self.inner.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.inner)
     }
 
     /// Makes a flow's series visible (at zero) before its first run.

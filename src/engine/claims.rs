@@ -50,7 +50,7 @@ impl Claims {
             {
                 // A poisoned lock only means another file panicked while holding it; the set
                 // itself is always consistent (one insert or remove at a time).
-                let mut held = self.inner.held.lock().unwrap_or_else(|p| p.into_inner());
+                let mut held = crate::sync::lock(&self.inner.held);
                 if names.iter().all(|n| !held.contains(n)) {
                     held.extend(names.iter().cloned());
                     return Claim { inner: self.inner.clone(), names };
@@ -65,7 +65,7 @@ impl Claims {
 
 impl Drop for Claim {
     fn drop(&mut self) {
-        let mut held = self.inner.held.lock().unwrap_or_else(|p| p.into_inner());
+        let mut held = crate::sync::lock(&self.inner.held);
         for n in &self.names {
             held.remove(n);
         }

@@ -32,6 +32,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use tokio::sync::{Notify, oneshot};
 
 use crate::ledger::{Ledger, LedgerError, Transition};
+use crate::sync::lock;
 
 type Waiter = oneshot::Sender<Result<(), LedgerError>>;
 
@@ -159,11 +160,6 @@ impl Commits {
         }
         super::stage::remove_files(&self.take_leftovers());
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A poisoned lock only means a panic elsewhere during one push or take; the data is whole.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 /// fsyncs each folder (best effort, like every folder fsync: see `durable::sync_dir`).

@@ -51,7 +51,7 @@ impl Folders {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<(String, String)>> {
         // A poisoned lock only means a panic elsewhere during one insert or look-up.
-        self.0.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.0)
     }
 }
 

@@ -509,7 +509,7 @@ impl Core {
     /// The lazily written records not stored yet. A poisoned lock only means a panic elsewhere
     /// while it was held; the map itself is always whole (one insert or take at a time).
     fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
-        self.pending.lock().unwrap_or_else(|p| p.into_inner())
+        crate::sync::lock(&self.pending)
     }
 
     /// Runs `f` in one durable write transaction, after storing every lazy write before it.

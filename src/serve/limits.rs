@@ -42,7 +42,7 @@ impl Limits {
         }
         for server in servers(flow) {
             let sem = {
-                let mut map = self.servers.lock().unwrap_or_else(|e| e.into_inner());
+                let mut map = crate::sync::lock(&self.servers);
                 map.entry(server).or_insert_with(|| Arc::new(Semaphore::new(self.per_server))).clone()
             };
             if let Ok(p) = sem.acquire_owned().await {

@@ -79,11 +79,11 @@ pub(super) struct Shared {
 impl Shared {
     pub fn plans(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, Plan>> {
         // A panic while holding the lock leaves plain data behind: keep going with it.
-        self.plans.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.plans)
     }
 
     pub fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {
-        self.registry.lock().unwrap_or_else(|e| e.into_inner())
+        crate::sync::lock(&self.registry)
     }
 }
 
@@ -148,8 +148,8 @@ impl Handle {
                 tracing::error!(error = %e, "Control interface stopped.");
             }
         });
-        *self.control.lock().unwrap_or_else(|e| e.into_inner()) = Some(task);
-        *self.control_stop.lock().unwrap_or_else(|e| e.into_inner()) = Some(stop_tx);
+        *crate::sync::lock(&self.control) = Some(task);
+        *crate::sync::lock(&self.control_stop) = Some(stop_tx);
         Ok(())
     }
 
@@ -188,7 +188,7 @@ impl Handle {
         let grace = self.shared.opts.config.shutdown_grace;
         self.shared.stop.request();
         self.main.abort();
-        let runs: Vec<JoinHandle<()>> = std::mem::take(&mut *self.shared.runs.lock().unwrap_or_else(|e| e.into_inner()));
+        let runs: Vec<JoinHandle<()>> = std::mem::take(&mut *crate::sync::lock(&self.shared.runs));
         let deadline = Instant::now() + grace;
         for mut run in runs {
             let left = deadline.saturating_duration_since(Instant::now());
@@ -208,10 +208,10 @@ impl Handle {
             }
         }
         self.shared.notifier.flush().await;
-        if let Some(tx) = self.control_stop.lock().unwrap_or_else(|e| e.into_inner()).take() {
+        if let Some(tx) = crate::sync::lock(&self.control_stop).take() {
             let _ = tx.send(());
         }
-        let control = self.control.lock().unwrap_or_else(|e| e.into_inner()).take();
+        let control = crate::sync::lock(&self.control).take();
         if let Some(task) = control {
             let _ = task.await;
         }
@@ -365,7 +365,7 @@ fn start_or_defer(shared: &Arc<Shared>, flow: Arc<Flow>, now: DateTime<Utc>) -> 
         };
         let _ = s.cmd.send(Cmd::Done(flow.name.clone(), report, started.elapsed()));
     });
-    let mut runs = shared.runs.lock().unwrap_or_else(|e| e.into_inner());
+    let mut runs = crate::sync::lock(&shared.runs);
     runs.retain(|r| !r.is_finished());
     runs.push(task);
     Ok(Triggered::Started)
