@@ -256,7 +256,9 @@ pub enum FtpTls {
 pub struct RawSource {
     /// Name of an endpoint in `endpoints`.
     pub endpoint: String,
-    /// Folder to poll, relative to the endpoint root (`/` is the root; `..` is refused).
+    /// Folder to poll, relative to the endpoint root (`/` is the root; `..` is refused). Which
+    /// files in it are taken is `include`'s: `/incoming/*.csv` is refused, with the fix spelled
+    /// out (`path: /incoming`, `include: ["*.csv"]`).
     pub path: String,
     /// Glob patterns (`*.csv`, `sub/**/*.xml`) matched against the path relative to `path`.
     /// A file is taken when it matches any. Default: every file.

@@ -259,9 +259,18 @@ impl Checker<'_, '_> {
         self.ok(path, RemotePath::parse(text).map_err(|e| e.to_string()))
     }
 
+    /// The source folder: a path, and no pattern in it (see [`pattern_in_folder`]).
+    fn polled_folder(&mut self, path: &str, text: &str) -> Option<RemotePath> {
+        if let Some(fix) = pattern_in_folder(text) {
+            self.problem(path, fix);
+            return None;
+        }
+        self.remote_path(path, text)
+    }
+
     fn source(&mut self, s: RawSource, defined: Option<&[String]>) -> Option<Source> {
         self.endpoint_ref("/source/endpoint", &s.endpoint, defined);
-        let path = self.remote_path("/source/path", &s.path);
+        let path = self.polled_folder("/source/path", &s.path);
         if s.include.is_empty() {
             self.problem("/source/include", "must not be empty: no file would ever be taken (leave it out to take every file)");
         }
@@ -499,6 +508,24 @@ fn checked<T>(setting: Option<Option<T>>) -> Option<Option<T>> {
     setting.map_or(Some(None), |valid| valid.map(Some))
 }
 
+/// What to write instead of a polled folder with a glob in it (`/incoming/*.csv`, as other
+/// tools spell it): the folder and the patterns are separate fields, and listing a folder
+/// named `*.csv` would only fail at run time with "not found". Only `*` and `?` count:
+/// real folder names practically never hold them, while `[` does occur.
+fn pattern_in_folder(text: &str) -> Option<String> {
+    let segments: Vec<&str> = text.split('/').collect();
+    let at = segments.iter().position(|s| s.contains(['*', '?']))?;
+    let folder = match segments[..at].join("/") {
+        f if f.is_empty() => "/".to_string(),
+        f => f,
+    };
+    let pattern = segments[at..].join("/");
+    let recursive = if pattern.contains('/') { ", `recursive: true`" } else { "" };
+    Some(format!(
+        "`{text}` has a pattern in it, but this is the folder to poll: write `path: {folder}` and `include: [\"{pattern}\"]`{recursive}"
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -626,6 +653,30 @@ sinks: [ { endpoint: l } ]
         assert!(p[6].starts_with("bad template \"{{#if}}\"") && p[6].ends_with("(at /sinks/0/name)"), "{p:#?}");
         assert!(p[7].contains("must give a plain file name") && p[7].ends_with("(at /sinks/0/temp_name)"), "{p:#?}");
         assert_eq!(p.len(), 8, "{p:#?}");
+    }
+
+    #[test]
+    fn a_pattern_in_the_source_folder_says_how_to_write_it() {
+        let p = problems(&BASE.replace("path: /in }", "path: /incoming/*.csv }"));
+        assert_eq!(
+            p,
+            [
+                "`/incoming/*.csv` has a pattern in it, but this is the folder to poll: write `path: /incoming` and `include: [\"*.csv\"]` (at /source/path)"
+            ]
+        );
+        let p = problems(&BASE.replace("path: /in }", "path: \"/in/**/order?.xml\" }"));
+        assert_eq!(
+            p,
+            [
+                "`/in/**/order?.xml` has a pattern in it, but this is the folder to poll: write `path: /in` and `include: [\"**/order?.xml\"]`, `recursive: true` (at /source/path)"
+            ]
+        );
+        assert_eq!(
+            problems(&BASE.replace("path: /in }", "path: /*.csv }"))[0].split(" (at").next(),
+            Some("`/*.csv` has a pattern in it, but this is the folder to poll: write `path: /` and `include: [\"*.csv\"]`")
+        );
+        // `[` occurs in real folder names.
+        assert!(run(&BASE.replace("path: /in }", "path: \"/in [2026]\" }")).is_ok());
     }
 
     #[test]
