@@ -222,31 +222,13 @@ async fn upload_from(
     let (sent, stored) = match body {
         Body::Small(data, hasher) => {
             check_read(temp, data.len() as u64, size)?;
-            let stored = ep.write_small(temp, data).await.map_err(forget)?;
+            let stored = or_abandon(ep, temp, ep.write_small(temp, data).await.map_err(forget)).await?;
             halt::point("uploading");
             (hasher.map_or(Sent::Bytes(data), |h| Sent::Hash(hex::encode(h.finalize()))), stored)
         }
         Body::File(file, origin, hash) => {
-            let mut out = ep.open_write(temp).await.map_err(forget)?;
-            let mut reader = HashReader::start(file, CHUNK, hash);
-            let mut first = true;
-            let mut read = 0u64;
-            while let Some(chunk) = reader.next().await {
-                read += chunk.len() as u64;
-                // Not a byte more than the listing said: the temp file is abandoned.
-                if read > size {
-                    break;
-                }
-                out.write_all(&chunk).await?;
-                reader.give_back(chunk);
-                if std::mem::take(&mut first) {
-                    halt::point("uploading");
-                }
-            }
-            // Before `finish`: a read error must not end the upload as if the file ended.
-            let hasher = reader.finish().await.map_err(|source| FileError::Staging { path: origin.to_path_buf(), source })?;
-            check_read(temp, read, size)?;
-            out.finish().await?;
+            let out = ep.open_write(temp).await.map_err(forget)?;
+            let hasher = or_abandon(ep, temp, send_file(out, file, origin, hash, size, temp).await).await?;
             (if hash { Sent::Hash(hex::encode(hasher.finalize())) } else { Sent::File(origin) }, None)
         }
     };
@@ -256,6 +238,52 @@ async fn upload_from(
     };
     verify_and_rename(ep, size, stored, sent, temp, target, replace).await?;
     Ok(hash)
+}
+
+/// Streams `file` (`size` bytes, else [`FileError::Changed`]) into `out`, a few chunks read
+/// ahead, hashed on the way when `hash`; returns the hasher.
+async fn send_file(
+    mut out: Box<dyn crate::endpoint::WriteStream>,
+    file: std::fs::File,
+    origin: &Path,
+    hash: bool,
+    size: u64,
+    temp: &RemotePath,
+) -> Result<Sha256, FileError> {
+    let mut reader = HashReader::start(file, CHUNK, hash);
+    let mut first = true;
+    let mut read = 0u64;
+    while let Some(chunk) = reader.next().await {
+        read += chunk.len() as u64;
+        // Not a byte more than the listing said: the temp file is abandoned.
+        if read > size {
+            break;
+        }
+        out.write_all(&chunk).await?;
+        reader.give_back(chunk);
+        if std::mem::take(&mut first) {
+            halt::point("uploading");
+        }
+    }
+    // Before `finish`: a read error must not end the upload as if the file ended.
+    let hasher = reader.finish().await.map_err(|source| FileError::Staging { path: origin.to_path_buf(), source })?;
+    check_read(temp, read, size)?;
+    out.finish().await?;
+    Ok(hasher)
+}
+
+/// After an upload that failed part-way, its temp file holds part of the file: removed (best
+/// effort), so that it neither keeps a full disk full nor stays behind on the partner's
+/// server when the file is never tried again. Not after a transient endpoint error: the
+/// connection may be gone, a removal would wait for a new one, and the next attempt
+/// overwrites the temp file anyway.
+async fn or_abandon<T>(ep: &dyn Endpoint, temp: &RemotePath, result: Result<T, FileError>) -> Result<T, FileError> {
+    if let Err(e) = &result
+        && !matches!(e, FileError::Endpoint(x) if x.kind.is_transient())
+    {
+        let _ = ep.remove(temp).await;
+    }
+    result
 }
 
 /// The staged file's length against the size the upload was asked to send.
@@ -500,6 +528,8 @@ mod tests {
                 .unwrap_err();
             assert!(matches!(e, FileError::Changed(_)), "{name}: {e}");
             assert!(!dir.path().join("sink/in").join(name).exists(), "{name}");
+            // The part already sent is not left behind under the temp name.
+            assert!(!dir.path().join(format!("sink/in/.{name}.part")).exists(), "{name}");
         }
     }
 
