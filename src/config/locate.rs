@@ -74,7 +74,7 @@ pub fn parse(text: &str) -> (Option<Parsed>, Vec<Located>) {
                 // serde_yaml's message and position are the ones users know from other tools;
                 // fall back to saphyr's if serde_yaml happens to accept the text.
                 let located = match serde_yaml::from_str::<serde_yaml::Value>(&current) {
-                    Err(se) => syntax_error(&se),
+                    Err(se) => syntax_error(&se, &current),
                     Ok(_) => Located {
                         pos: Pos { line: e.marker().line(), col: e.marker().col() + 1 },
                         yaml_path: "/".into(),
@@ -105,7 +105,7 @@ pub fn parse(text: &str) -> (Option<Parsed>, Vec<Located>) {
     let mut yaml: serde_yaml::Value = match serde_yaml::from_str(&current) {
         Ok(v) => v,
         Err(e) => {
-            problems.push(syntax_error(&e));
+            problems.push(syntax_error(&e, &current));
             return (None, problems);
         }
     };
@@ -127,7 +127,7 @@ fn duplicate(pos: Pos, yaml_path: String, key: &str) -> Located {
     Located { pos, yaml_path, message: format!("duplicate key `{key}` (the first occurrence is used)") }
 }
 
-fn syntax_error(e: &serde_yaml::Error) -> Located {
+fn syntax_error(e: &serde_yaml::Error, yaml: &str) -> Located {
     let text = e.to_string();
     let pos = e.location().map_or(Pos::START, |l| Pos { line: l.line(), col: l.column() });
     // serde_yaml appends " at line L column C" of `pos`, which is reported separately; other
@@ -137,7 +137,10 @@ fn syntax_error(e: &serde_yaml::Error) -> Located {
         Some(i) => format!("{}{}", &text[..i], &text[i + at.len()..]),
         None => text,
     };
-    Located { pos, yaml_path: "/".into(), message: format!("YAML syntax error: {message}") }
+    // The one YAML mistake the parser's words do not name.
+    let tab = yaml.lines().nth(pos.line.saturating_sub(1)).and_then(|l| l.chars().nth(pos.col.saturating_sub(1))) == Some('\t');
+    let hint = if tab { " (a tab: YAML indents with spaces only)" } else { "" };
+    Located { pos, yaml_path: "/".into(), message: format!("YAML syntax error: {message}{hint}") }
 }
 
 /// Index of the first character of the key's text for a key node starting at `at` (skipping
@@ -383,6 +386,9 @@ mod tests {
         let (_, problems) = parse("a: 1\n---\nb: 2\n");
         assert_eq!(problems[0].message, "a flow file holds one YAML document, found 2");
         assert_eq!(problems[0].pos.line, 3);
+        let (_, problems) = parse("a:\n\tb: 1\n");
+        assert!(problems[0].message.ends_with("(a tab: YAML indents with spaces only)"), "{problems:?}");
+        assert_eq!(problems[0].pos, Pos { line: 2, col: 1 });
     }
 
     #[test]
