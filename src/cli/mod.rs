@@ -132,14 +132,53 @@ pub fn run() -> ExitCode {
     match res {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", causes(&e));
             ExitCode::from(EXIT_ABORTED)
         }
     }
+}
+
+/// The error and its causes, `: `-separated (as `{:#}` prints them), leaving out a cause
+/// whose text an outer message already holds: the library's errors name their cause in
+/// their own message and also expose it as their `source`.
+fn causes(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
 }
 
 /// Options every subcommand may use.
 #[derive(Debug, Clone)]
 pub struct Global {
     pub state_dir: PathBuf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cause_already_in_the_message_is_printed_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("ledger /x: cannot create its folder: {source}")]
+        struct Named {
+            #[source]
+            source: std::io::Error,
+        }
+        let denied = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
+        let e = anyhow::Error::new(Named { source: denied() }).context("cannot open the ledger");
+        assert_eq!(causes(&e), "cannot open the ledger: ledger /x: cannot create its folder: permission denied");
+        // A cause the message does not name is still printed.
+        let e = anyhow::Error::new(denied()).context("cannot open the ledger");
+        assert_eq!(causes(&e), "cannot open the ledger: permission denied");
+    }
 }
