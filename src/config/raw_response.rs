@@ -27,7 +27,8 @@ pub struct RawResponse {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub endpoint: Option<String>,
     /// Folder polled for responses, relative to the endpoint root (`..` is refused). Must not
-    /// be the flow's source folder.
+    /// be the flow's source folder. A folder, not a pattern (`/acks/*.ack` is refused): which
+    /// file answers which request is `name`'s.
     pub path: String,
     /// Name template of the response, over the name the request was delivered under (on the
     /// first sink on the response endpoint, else the first sink): `name`, `stem`, `ext`, `size`

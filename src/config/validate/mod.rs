@@ -259,10 +259,14 @@ impl Checker<'_, '_> {
         self.ok(path, RemotePath::parse(text).map_err(|e| e.to_string()))
     }
 
-    /// The source folder: a path, and no pattern in it (see [`pattern_in_folder`]).
-    fn polled_folder(&mut self, path: &str, text: &str) -> Option<RemotePath> {
-        if let Some(fix) = pattern_in_folder(text) {
-            self.problem(path, fix);
+    /// A folder wharf lists (the source's, the responses'): a path, and no pattern in it
+    /// (see [`pattern_in_folder`]); `instead` says where the pattern goes.
+    fn polled_folder(&mut self, path: &str, text: &str, instead: impl FnOnce(&str) -> String) -> Option<RemotePath> {
+        if let Some((folder, pattern)) = pattern_in_folder(text) {
+            self.problem(
+                path,
+                format!("`{text}` has a pattern in it, but this is the folder to poll: write `path: {folder}`{}", instead(&pattern)),
+            );
             return None;
         }
         self.remote_path(path, text)
@@ -270,7 +274,10 @@ impl Checker<'_, '_> {
 
     fn source(&mut self, s: RawSource, defined: Option<&[String]>) -> Option<Source> {
         self.endpoint_ref("/source/endpoint", &s.endpoint, defined);
-        let path = self.polled_folder("/source/path", &s.path);
+        let path = self.polled_folder("/source/path", &s.path, |pattern| {
+            let recursive = if pattern.contains('/') { ", `recursive: true`" } else { "" };
+            format!(" and `include: [\"{pattern}\"]`{recursive}")
+        });
         if s.include.is_empty() {
             self.problem("/source/include", "must not be empty: no file would ever be taken (leave it out to take every file)");
         }
@@ -508,22 +515,18 @@ fn checked<T>(setting: Option<Option<T>>) -> Option<Option<T>> {
     setting.map_or(Some(None), |valid| valid.map(Some))
 }
 
-/// What to write instead of a polled folder with a glob in it (`/incoming/*.csv`, as other
-/// tools spell it): the folder and the patterns are separate fields, and listing a folder
-/// named `*.csv` would only fail at run time with "not found". Only `*` and `?` count:
-/// real folder names practically never hold them, while `[` does occur.
-fn pattern_in_folder(text: &str) -> Option<String> {
+/// A polled folder with a glob in it (`/incoming/*.csv`, as other tools spell it), split
+/// into the folder and the pattern: the two are separate fields here, and listing a folder
+/// named `*.csv` would only fail at run time with "not found". Only `*` and `?` count: real
+/// folder names practically never hold them, while `[` does occur.
+fn pattern_in_folder(text: &str) -> Option<(String, String)> {
     let segments: Vec<&str> = text.split('/').collect();
     let at = segments.iter().position(|s| s.contains(['*', '?']))?;
     let folder = match segments[..at].join("/") {
         f if f.is_empty() => "/".to_string(),
         f => f,
     };
-    let pattern = segments[at..].join("/");
-    let recursive = if pattern.contains('/') { ", `recursive: true`" } else { "" };
-    Some(format!(
-        "`{text}` has a pattern in it, but this is the folder to poll: write `path: {folder}` and `include: [\"{pattern}\"]`{recursive}"
-    ))
+    Some((folder, segments[at..].join("/")))
 }
 
 #[cfg(test)]

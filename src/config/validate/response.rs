@@ -85,7 +85,9 @@ impl Checker<'_, '_> {
             None => sink_endpoints.first().copied().flatten().map(str::to_string),
         };
         let request_sink = sink_endpoints.iter().position(|e| e.is_some() && *e == endpoint.as_deref()).unwrap_or(0);
-        let path = self.remote_path(&format!("{AT}/path"), &raw.path);
+        let path = self.polled_folder(&format!("{AT}/path"), &raw.path, |_| {
+            "; which file answers which request is `name`'s (a template such as `{{stem}}.ack`)".to_string()
+        });
         if let (Some(p), Some(e), Some(src)) = (&path, &endpoint, source)
             && src.endpoint == *e
         {
@@ -228,5 +230,14 @@ sinks: [ { endpoint: archive, path: /sent }, { endpoint: partner, path: /inbox }
             "{BASE}response: {{ endpoint: partner, path: /out, name: a.ack, deadline: 1h, sinks: [ {{ endpoint: partner, path: /out }} ] }}\n"
         ));
         assert_eq!(p, ["`/out` is the source folder: delivered files would be picked up again (at /response/sinks/0/path)"]);
+        let p = problems(&format!(
+            "{BASE}response: {{ path: /acks/*.ack, name: \"{{{{stem}}}}.ack\", deadline: 1h, sinks: [ {{ endpoint: out, path: /acks }} ] }}\n"
+        ));
+        assert_eq!(
+            p,
+            [
+                "`/acks/*.ack` has a pattern in it, but this is the folder to poll: write `path: /acks`; which file answers which request is `name`'s (a template such as `{{stem}}.ack`) (at /response/path)"
+            ]
+        );
     }
 }
