@@ -364,7 +364,7 @@ pub struct RawSink {
     #[serde(default = "default_name")]
     pub name: String,
     /// Name template the file is written under before the final rename (same variables as
-    /// `name`). Not used when a local folder on the staging folder's file system takes the
+    /// `name`; must differ from it). Not used when a local folder on the staging folder's file system takes the
     /// staged file by renaming it straight to its final name (atomic, so never partial).
     #[serde(default = "default_temp_name")]
     pub temp_name: String,

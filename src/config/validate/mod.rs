@@ -399,6 +399,16 @@ impl Checker<'_, '_> {
         });
         let name = self.name_template(&format!("{at}/name"), &s.name);
         let temp_name = self.name_template(&format!("{at}/temp_name"), &s.temp_name);
+        let spaceless = |t: &str| t.split_whitespace().collect::<String>();
+        if spaceless(&s.temp_name) == spaceless(&s.name) {
+            self.problem(
+                format!("{at}/temp_name"),
+                format!(
+                    "`{}` is the final name too: a file is written under its temporary name and renamed to the final one once verified, so the two must differ (the default is `.{{{{name}}}}.part`; writing straight under the final name is not supported)",
+                    s.temp_name
+                ),
+            );
+        }
         let trigger = s.trigger.map(|t| self.name_template(&format!("{at}/trigger"), &t));
         Some(Sink {
             endpoint: s.endpoint,
@@ -680,6 +690,21 @@ sinks: [ { endpoint: l } ]
         );
         // `[` occurs in real folder names.
         assert!(run(&BASE.replace("path: /in }", "path: \"/in [2026]\" }")).is_ok());
+    }
+
+    #[test]
+    fn a_temp_name_that_is_the_final_name_is_refused() {
+        let p = problems(&BASE.replace("sinks: [ { endpoint: l } ]", "sinks: [ { endpoint: l, temp_name: \"{{ name }}\" } ]"));
+        assert_eq!(
+            p,
+            [
+                "`{{ name }}` is the final name too: a file is written under its temporary name and renamed to the final one once verified, so the two must differ (the default is `.{{name}}.part`; writing straight under the final name is not supported) (at /sinks/0/temp_name)"
+            ]
+        );
+        assert!(
+            run(&BASE.replace("sinks: [ { endpoint: l } ]", "sinks: [ { endpoint: l, name: \"{{stem}}.txt\", temp_name: \"{{name}}\" } ]"))
+                .is_ok()
+        );
     }
 
     #[test]
