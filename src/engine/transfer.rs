@@ -407,19 +407,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let staged = dir.path().join("staged");
         std::fs::write(&staged, b"hello").unwrap();
-        let p = |s: &str| RemotePath::parse(s).unwrap();
         let good = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824".to_string();
         let ep: DynEndpoint = Arc::new(Hashing(LocalEndpoint::new(dir.path().join("sink")), good));
-        upload(&*ep, &Folders::default(), &Budget::default(), &staged, None, 5, &p("/in/.a.part"), &p("/in/a"), false, false, false)
-            .await
-            .unwrap();
+        put(&*ep, &Folders::default(), &staged, "a").await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), b"hello");
 
         let ep: DynEndpoint = Arc::new(Hashing(LocalEndpoint::new(dir.path().join("sink")), "0".repeat(64)));
-        let e =
-            upload(&*ep, &Folders::default(), &Budget::default(), &staged, None, 5, &p("/in/.b.part"), &p("/in/b"), false, false, false)
-                .await
-                .unwrap_err();
+        let e = put(&*ep, &Folders::default(), &staged, "b").await.unwrap_err();
         assert!(matches!(e, FileError::ChecksumMismatch { .. }), "{e}");
         assert_eq!(e.kind(), ErrorKind::Transient);
         assert!(!dir.path().join("sink/in/.b.part").exists() && !dir.path().join("sink/in/b").exists());
@@ -450,16 +444,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let staged = dir.path().join("staged");
         std::fs::write(&staged, b"hello").unwrap();
-        let p = |s: &str| RemotePath::parse(s).unwrap();
         let ep = LocalEndpoint::new(dir.path().join("sink"));
         let folders = Folders::default();
-        upload(&ep, &folders, &Budget::default(), &staged, None, 5, &p("/in/.a.part"), &p("/in/a"), false, false, false).await.unwrap();
+        put(&ep, &folders, &staged, "a").await.unwrap();
         // Removed behind the run's back: the next upload fails once, and its retry makes it again.
         std::fs::remove_dir_all(dir.path().join("sink/in")).unwrap();
-        assert!(
-            upload(&ep, &folders, &Budget::default(), &staged, None, 5, &p("/in/.b.part"), &p("/in/b"), false, false, false).await.is_err()
-        );
-        upload(&ep, &folders, &Budget::default(), &staged, None, 5, &p("/in/.b.part"), &p("/in/b"), false, false, false).await.unwrap();
+        assert!(put(&ep, &folders, &staged, "b").await.is_err());
+        put(&ep, &folders, &staged, "b").await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("sink/in/b")).unwrap(), b"hello");
     }
 
@@ -591,6 +582,13 @@ mod tests {
     }
 
     /// [`upload`] of `data`, held in memory, to `/in/NAME` through `/in/.NAME.part`.
+    /// Uploads the 5-byte `staged` file as `/in/NAME` (through `/in/.NAME.part`).
+    async fn put(ep: &dyn Endpoint, folders: &Folders, staged: &Path, name: &str) -> Result<Uploaded, FileError> {
+        let p = |s: &str| RemotePath::parse(s).unwrap();
+        let (temp, target) = (p(&format!("/in/.{name}.part")), p(&format!("/in/{name}")));
+        upload(ep, folders, &Budget::default(), staged, None, 5, &temp, &target, false, false, false).await
+    }
+
     async fn held(ep: &dyn Endpoint, staged: &Path, data: &[u8], size: u64, name: &str, last_use: bool) -> Result<Uploaded, FileError> {
         let p = |s: &str| RemotePath::parse(s).unwrap();
         let (temp, target) = (p(&format!("/in/.{name}.part")), p(&format!("/in/{name}")));
