@@ -229,8 +229,10 @@ pub struct RawFtp {
     /// Most logins open at once to this server (default 4). Each transfer needs a login of
     /// its own (FTP carries one transfer per control connection); files in flight take
     /// turns on them, and a run with a file bigger than 1 MiB keeps no more files in flight
-    /// than this. Idle ones are kept for reuse. Lower it for servers that limit sessions per
-    /// user or address.
+    /// than this. Idle ones are kept for reuse. A server that limits sessions per user or
+    /// address turns the extra logins away (421, or 530 while other logins of the run are
+    /// open); the run then goes on with the logins it was given, with one warning. Set this
+    /// to the server's limit to spare it the extra logins.
     #[serde(default = "default_max_connections")]
     #[schemars(range(min = 1, max = 16))]
     pub max_connections: u32,

@@ -3,7 +3,8 @@
 //! exactly once; and the failures a partner's server produces — a wrong password, a
 //! certificate that does not match, a refused data connection, a server killed mid-transfer —
 //! each with a clear error naming the flow, the endpoint and the file, nothing lost, and a
-//! next run that completes the work.
+//! next run that completes the work; and a server that allows fewer sessions than
+//! `max_connections`, used with the ones it allows.
 
 use crate::support;
 use support::{counts, text, walk};
@@ -306,4 +307,43 @@ fn a_slow_file_does_not_hold_back_the_files_after_it() {
         let name = format!("b{i:02}.csv");
         assert!(modified(&name) < big, "{name} arrived after the big file");
     }
+}
+
+/// A partner's server that allows fewer sessions than `max_connections` (4 by default):
+/// vsftpd's `max_per_ip=2` turns the third login away at the greeting (421). The run goes on
+/// with the two logins it has — one warning, no file failed or retried — big files included,
+/// which hold a login for their whole transfer.
+#[test]
+fn a_server_allowing_fewer_sessions_than_max_connections_is_used_with_the_ones_it_allows() {
+    let Some(w) = World::new(Ftpd::vsftpd_with(&["max_per_ip=2"])) else { return };
+    let flow = w.pull_flow(FtpTls::None, "");
+    for i in 0..40 {
+        w.put(&format!("in/b{i:02}.csv"), b"x\n");
+    }
+    for i in 0..3 {
+        w.put(&format!("in/big{i}.csv"), &tricky_body(3 << 20));
+    }
+    let out = w.run(&flow);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(w.files_in(&w.local("sink")).len(), 43);
+    assert_eq!(stderr.matches("turned away a login").count(), 1, "{stderr}");
+    assert!(!stderr.contains("retrying"), "no file failed for want of a login: {stderr}");
+}
+
+/// The same for a push to pure-ftpd with two sessions per user (`-y 2:0`), which turns the
+/// third login away at the password (421).
+#[test]
+fn a_push_to_a_server_allowing_two_sessions_per_user_delivers_everything() {
+    let Some(w) = World::new(Ftpd::pure_ftpd_with(&["-y", "2:0"])) else { return };
+    let flow = w.push_flow(&w.ftpd, FtpTls::None, "after: { success: delete }\n");
+    for i in 0..30 {
+        fs::write(w.local(&format!("outbox/s{i:02}.csv")), b"x\n").unwrap();
+    }
+    fs::write(w.local("outbox/big.csv"), tricky_body(3 << 20)).unwrap();
+    let out = w.run(&flow);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(w.files_in(&w.remote(&format!("inbox/{}", year()))).len(), 31);
+    assert!(stderr.contains("turned away a login") && !stderr.contains("retrying"), "{stderr}");
 }

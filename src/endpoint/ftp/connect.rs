@@ -249,6 +249,34 @@ fn checked(r: FtpResult<Response>) -> FtpResult<FtpResult<Response>> {
     }
 }
 
+/// A connection that could not be made.
+pub(super) struct ConnectError {
+    pub error: EndpointError,
+    /// The server answered the greeting or the login with 421 or 530: a refusal, or a server
+    /// at its limit of sessions (vsftpd's `max_per_ip` and pure-ftpd's `-y` answer with 421,
+    /// ProFTPD's `MaxClientsPerUser` answers the password with 530). Only the pool can tell
+    /// the two apart, by whether logins of its own are live.
+    pub turned_away: bool,
+}
+
+/// A failed session set-up, before it becomes a [`ConnectError`].
+struct Setup {
+    kind: ErrorKind,
+    message: String,
+    turned_away: bool,
+}
+
+impl From<(ErrorKind, String)> for Setup {
+    fn from((kind, message): (ErrorKind, String)) -> Self {
+        Setup { kind, message, turned_away: false }
+    }
+}
+
+/// A greeting or a login answered with 421 or 530 (see [`ConnectError::turned_away`]).
+fn turned_away(e: &FtpError) -> bool {
+    matches!(e, FtpError::UnexpectedResponse(r) if matches!(reply_code(r), 421 | 530))
+}
+
 /// Makes connections for one endpoint and remembers what it learnt about the server.
 pub(super) struct Connector {
     spec: FtpSpec,
@@ -302,9 +330,12 @@ impl Connector {
     }
 
     /// Connects and logs in within `connect_timeout`.
-    pub async fn connect(&self) -> Result<Conn, EndpointError> {
-        let err = |kind, msg: String| EndpointError::new(kind, Op::Connect, self.label.clone(), None, msg);
-        let tls = self.tls().await?;
+    pub async fn connect(&self) -> Result<Conn, ConnectError> {
+        let err = |kind, msg: String| ConnectError {
+            error: EndpointError::new(kind, Op::Connect, self.label.clone(), None, msg),
+            turned_away: false,
+        };
+        let tls = self.tls().await.map_err(|error| ConnectError { error, turned_away: false })?;
         let res = tokio::time::timeout(self.spec.connect_timeout, self.establish(tls.as_deref())).await;
         if let Some(refusal) = self.take_tls_refusal() {
             return Err(err(ErrorKind::HostKey, refusal));
@@ -315,7 +346,7 @@ impl Connector {
                 self.no_hash.store(conn.feat.sha256.is_none(), Ordering::Relaxed);
                 Ok(conn)
             }
-            Ok(Err((kind, msg))) => Err(err(kind, msg)),
+            Ok(Err(Setup { kind, message, turned_away })) => Err(ConnectError { turned_away, ..err(kind, message) }),
             Err(_) => {
                 let hint = match self.spec.tls {
                     // An implicit-TLS port waits silently for a TLS hello.
@@ -330,15 +361,16 @@ impl Connector {
         }
     }
 
-    async fn establish(&self, tls: Option<&Tls>) -> Result<Conn, (ErrorKind, String)> {
+    async fn establish(&self, tls: Option<&Tls>) -> Result<Conn, Setup> {
         let spec = &self.spec;
         let (host, port) = (spec.host.as_str(), spec.port);
         let unreachable = |e: std::io::Error| (ErrorKind::Transient, format!("cannot reach {host}:{port}: {e}"));
         let mut ftp = match (spec.tls, tls) {
             (FtpTls::Implicit, Some(tls)) => {
                 let mut ftp = Ftp::connect_secure_implicit((host, port), tls.connector(), host).await.map_err(|e| match e {
-                    FtpError::ConnectionError(e) => unreachable(e),
-                    e => self.tls_failure(e),
+                    FtpError::ConnectionError(e) => unreachable(e).into(),
+                    e if turned_away(&e) => Setup { turned_away: true, ..classify_connect(e, "greeting").into() },
+                    e => Setup::from(self.tls_failure(e)),
                 })?;
                 // Not sent by suppaftp for implicit TLS: without PROT P the server would keep
                 // the data connections in clear text while we speak TLS on them.
@@ -350,7 +382,9 @@ impl Connector {
             (_, tls) => {
                 let tcp = TcpStream::connect((host, port)).await.map_err(unreachable)?;
                 let _ = tcp.set_nodelay(true);
-                let ftp = Ftp::connect_with_stream(tcp).await.map_err(|e| classify_connect(e, "greeting"))?;
+                let ftp = Ftp::connect_with_stream(tcp)
+                    .await
+                    .map_err(|e| Setup { turned_away: turned_away(&e), ..classify_connect(e, "greeting").into() })?;
                 match tls {
                     // AUTH TLS, then PBSZ 0 and PROT P.
                     Some(tls) => ftp.into_secure(tls.connector(), host).await.map_err(|e| match e {
@@ -371,9 +405,10 @@ impl Connector {
         match ftp.login(spec.user.as_str(), spec.password.expose()).await {
             Ok(()) => {}
             Err(FtpError::UnexpectedResponse(r)) if matches!(reply_code(&r), 530 | 430 | 332) => {
-                return Err((ErrorKind::AuthFailed, format!("login as {} refused ({})", spec.user, reply_text(&r))));
+                let message = format!("login as {} refused ({})", spec.user, reply_text(&r));
+                return Err(Setup { kind: ErrorKind::AuthFailed, message, turned_away: reply_code(&r) == 530 });
             }
-            Err(e) => return Err(classify_connect(e, "login")),
+            Err(e) => return Err(Setup { turned_away: turned_away(&e), ..classify_connect(e, "login").into() }),
         }
         // The default type is ASCII, which rewrites line ends: always binary.
         ftp.transfer_type(FileType::Binary).await.map_err(|e| classify_connect(e, "TYPE I"))?;
@@ -382,7 +417,7 @@ impl Connector {
             // Some servers (IIS, FileZilla Server) use UTF-8 names only when asked to.
             match ftp.custom_command("OPTS UTF8 ON", &[Status::CommandOk]).await {
                 Ok(_) | Err(FtpError::UnexpectedResponse(_)) => {}
-                Err(e) => return Err(classify_connect(e, "OPTS UTF8 ON")),
+                Err(e) => return Err(classify_connect(e, "OPTS UTF8 ON").into()),
             }
         }
         let root = match &spec.root {

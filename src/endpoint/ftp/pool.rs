@@ -5,17 +5,20 @@
 //! reuse, checks with `NOOP` that one idle for a while is still alive, and drops those idle so
 //! long that the server has probably closed them. A lease that is dropped instead of returned
 //! closes its connection: after an error or an abandoned transfer the connection's state is
-//! unknown, and a fresh login is cheaper than a wrong assumption. It does not retry operations;
+//! unknown, and a fresh login is cheaper than a wrong assumption. A server that allows fewer
+//! sessions than `max_connections` (per address or per user, common on partners' servers)
+//! turns the extra logins away; the pool then goes on with the logins it has instead of
+//! failing files (see [`Pool::acquire`]). It does not retry operations;
 //! `super::FtpEndpoint::attempt` does (once, after a dropped connection).
 
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
-use super::connect::{Conn, Connector, within};
+use super::connect::{Conn, ConnectError, Connector, within};
 use crate::endpoint::{EndpointError, ErrorKind, Op};
 
 /// A connection idle longer than this is checked with `NOOP` before it is used again.
@@ -27,7 +30,10 @@ const MAX_IDLE: Duration = Duration::from_secs(120);
 pub(super) struct Pool {
     connector: Connector,
     label: String,
-    max: usize,
+    /// `max_connections`, less the logins the server turned away.
+    max: AtomicUsize,
+    /// A login was turned away already (warned once).
+    limited: AtomicBool,
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<Idle>>,
     /// Leases given back or dropped so far: a waiting [`acquire`](Pool::acquire) keeps
@@ -52,8 +58,17 @@ pub(super) struct Lease {
 
 /// A slot of the pool; counts itself as returned when dropped.
 struct Permit {
-    _permit: OwnedSemaphorePermit,
+    permit: Option<OwnedSemaphorePermit>,
     returned: Arc<AtomicU64>,
+}
+
+impl Permit {
+    /// Gives the slot up for good: the pool has one fewer from now on.
+    fn forget(mut self) {
+        if let Some(p) = self.permit.take() {
+            p.forget();
+        }
+    }
 }
 
 impl Drop for Permit {
@@ -92,16 +107,17 @@ impl Pool {
         Arc::new(Pool {
             connector,
             label,
-            max,
+            max: AtomicUsize::new(max),
+            limited: AtomicBool::new(false),
             permits: Arc::new(Semaphore::new(max)),
             idle: Mutex::new(Vec::new()),
             returned: Arc::default(),
         })
     }
 
-    /// `max_connections`.
+    /// `max_connections`, or fewer once the server turned logins away.
     pub fn max(&self) -> usize {
-        self.max
+        self.max.load(Ordering::SeqCst)
     }
 
     pub fn connector(&self) -> &Connector {
@@ -112,15 +128,27 @@ impl Pool {
     /// (slots are handed out in turn) for as long as connections keep being given back;
     /// when none has been for as long as one operation may take, the caller gets an error
     /// instead of waiting forever (every connection held by something that does not finish:
-    /// a stream left open).
+    /// a stream left open). A new login the server turns away while others of this pool are
+    /// live means the server's session limit is reached: that slot is given up and the
+    /// caller waits for one of the live logins instead.
     pub async fn acquire(self: &Arc<Self>) -> Result<Lease, EndpointError> {
+        loop {
+            let permit = self.permit().await?;
+            if let Some(lease) = self.lease(permit).await? {
+                return Ok(lease);
+            }
+        }
+    }
+
+    /// A free slot, waiting as [`acquire`](Self::acquire) says.
+    async fn permit(&self) -> Result<OwnedSemaphorePermit, EndpointError> {
         let wait = self.connector.spec().connect_timeout + self.connector.spec().operation_timeout;
         let acquiring = self.permits.clone().acquire_owned();
         tokio::pin!(acquiring);
         let mut seen = self.returned.load(Ordering::SeqCst);
-        let permit = loop {
+        loop {
             match tokio::time::timeout(wait, &mut acquiring).await {
-                Ok(Ok(p)) => break p,
+                Ok(Ok(p)) => return Ok(p),
                 Err(_) if self.returned.load(Ordering::SeqCst) != seen => seen = self.returned.load(Ordering::SeqCst),
                 // The semaphore is never closed; treat it like a timeout if it ever were.
                 Ok(Err(_)) | Err(_) => {
@@ -131,25 +159,25 @@ impl Pool {
                         None,
                         format!(
                             "all {} connections to the server stayed busy for {} s, none given back (max_connections)",
-                            self.max,
+                            self.max(),
                             wait.as_secs()
                         ),
                     ));
                 }
             }
-        };
-        self.lease(permit).await
+        }
     }
 
     /// A connection when one is free right now (below `max_connections`), else `None`.
     pub async fn try_acquire(self: &Arc<Self>) -> Option<Result<Lease, EndpointError>> {
         let permit = self.permits.clone().try_acquire_owned().ok()?;
-        Some(self.lease(permit).await)
+        self.lease(permit).await.transpose()
     }
 
-    /// An idle connection that still answers, or a new login, for `permit`.
-    async fn lease(self: &Arc<Self>, permit: OwnedSemaphorePermit) -> Result<Lease, EndpointError> {
-        let permit = Permit { _permit: permit, returned: Arc::clone(&self.returned) };
+    /// An idle connection that still answers, or a new login, for `permit`; `None` when the
+    /// server turned the login away at its session limit (the slot is given up).
+    async fn lease(self: &Arc<Self>, permit: OwnedSemaphorePermit) -> Result<Option<Lease>, EndpointError> {
+        let permit = Permit { permit: Some(permit), returned: Arc::clone(&self.returned) };
         loop {
             let next = self.idle.lock().ok().and_then(|mut idle| idle.pop());
             let Some(Idle { mut conn, since }) = next else { break };
@@ -165,10 +193,31 @@ impl Pool {
                     continue;
                 }
             }
-            return Ok(Lease { conn, fresh: false, pool: self.clone(), _permit: permit });
+            return Ok(Some(Lease { conn, fresh: false, pool: self.clone(), _permit: permit }));
         }
-        let conn = self.connector.connect().await?;
-        Ok(Lease { conn, fresh: true, pool: self.clone(), _permit: permit })
+        match self.connector.connect().await {
+            Ok(conn) => Ok(Some(Lease { conn, fresh: true, pool: self.clone(), _permit: permit })),
+            Err(ConnectError { error, turned_away: true }) if self.others_live() => {
+                permit.forget();
+                let left = self.max.fetch_sub(1, Ordering::SeqCst) - 1;
+                if !self.limited.swap(true, Ordering::SeqCst) {
+                    tracing::warn!(
+                        endpoint = %self.label,
+                        error = %error.message,
+                        "The server turned away a login while others were open (a limit of sessions per user or address); going on with the logins it accepted. Setting max_connections to that number spares it the extra logins."
+                    );
+                }
+                tracing::debug!(endpoint = %self.label, logins = left, "Fewer logins.");
+                Ok(None)
+            }
+            Err(ConnectError { error, .. }) => Err(error),
+        }
+    }
+
+    /// Logins of this pool besides the one just made (or being made): held by leases, or idle.
+    fn others_live(&self) -> bool {
+        let held = self.max().saturating_sub(self.permits.available_permits() + 1);
+        held > 0 || self.idle.lock().is_ok_and(|idle| !idle.is_empty())
     }
 
     /// Closes every idle connection (after one turned out dead: the others probably are too).
