@@ -94,6 +94,8 @@ pub struct SftpSpec {
     pub root: String,
     pub connect_timeout: Duration,
     pub operation_timeout: Duration,
+    /// Most SSH connections open at once to this server.
+    pub max_connections: usize,
 }
 
 /// SSH credentials.

@@ -146,6 +146,14 @@ pub struct RawSftp {
     #[serde(default = "default_op_timeout")]
     #[schemars(schema_with = "super::duration::schema")]
     pub operation_timeout: String,
+    /// Most SSH connections open at once to this server (default 1). Files in flight share
+    /// a connection (each with its own open file on the server); with more than 1, a
+    /// further connection is made when every open one is busy, which spreads the work over
+    /// more server processes. A server that limits sessions per user or address refuses the
+    /// extra connections; the run then goes on with the ones it accepted, with one warning.
+    #[serde(default = "default_sftp_connections")]
+    #[schemars(range(min = 1, max = 16))]
+    pub max_connections: u32,
 }
 
 /// Credentials: exactly one of `password` or `private_key`; `passphrase` only with a key.
@@ -511,6 +519,10 @@ fn default_true() -> bool {
 }
 fn default_max_connections() -> u32 {
     4
+}
+
+fn default_sftp_connections() -> u32 {
+    1
 }
 
 fn default_include() -> Vec<String> {

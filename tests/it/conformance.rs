@@ -174,6 +174,7 @@ async fn sandbox_backend(ftp: bool) -> Option<Backend> {
             root: "/".into(),
             connect_timeout: Duration::from_secs(10),
             operation_timeout: Duration::from_secs(30),
+            max_connections: 1,
         });
         ep.connect_now().await.expect("connect to the sandbox over SFTP");
         Arc::new(ep)
@@ -237,6 +238,7 @@ conformance!(
     read_small_whole_and_cut,
     write_small_stores_and_reports,
     abandoned_write_leaves_endpoint_usable,
+    two_files_open_at_once,
     rename_without_replace_refuses_existing,
     rename_replaces_existing,
     rename_into_other_dir,
@@ -407,6 +409,23 @@ async fn abandoned_write_leaves_endpoint_usable(b: Backend) {
     // in flight (tokio runs it in the background) and land after a new write to that name.
     roundtrip(&b, "next.bin", b"complete", 8).await;
     b.ep.remove(&p("next.bin")).await.unwrap();
+}
+
+/// Two files open at once, as files in flight are (over SFTP with `max_connections: 2`,
+/// each on a connection of its own; over FTP each holds a login).
+async fn two_files_open_at_once(b: Backend) {
+    let (x, y) = (p("x.bin"), p("y.bin"));
+    let (mut wx, mut wy) = (b.ep.open_write(&x).await.unwrap(), b.ep.open_write(&y).await.unwrap());
+    wx.write_all(b"first").await.unwrap();
+    wy.write_all(b"second").await.unwrap();
+    wy.finish().await.unwrap();
+    wx.finish().await.unwrap();
+    let (mut rx, mut ry) = (b.ep.open_read(&x, 0).await.unwrap(), b.ep.open_read(&y, 0).await.unwrap());
+    let mut buf = [0u8; 16];
+    let n = ry.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"second");
+    let n = rx.read(&mut buf).await.unwrap();
+    assert_eq!(&buf[..n], b"first");
 }
 
 async fn rename_without_replace_refuses_existing(b: Backend) {

@@ -52,8 +52,14 @@ impl World {
 
     /// Writes the flow file: partner (sftp) /in/*.csv → local sink, plus `extra` YAML.
     fn flow(&self, source_extra: &str, rest: &str) -> PathBuf {
+        self.flow_with("", source_extra, rest)
+    }
+
+    /// [`flow`](Self::flow), with `endpoint_extra` lines (indented by 4) in the partner's
+    /// endpoint.
+    fn flow_with(&self, endpoint_extra: &str, source_extra: &str, rest: &str) -> PathBuf {
         let yaml = format!(
-            "name: e2e\nendpoints:\n  partner:\n{ep}  archive:\n    type: local\n    root: {sink:?}\nsource:\n  endpoint: partner\n  path: /in\n  include: [\"*.csv\"]\n{source_extra}sinks:\n  - endpoint: archive\n    path: /\n{rest}",
+            "name: e2e\nendpoints:\n  partner:\n{ep}{endpoint_extra}  archive:\n    type: local\n    root: {sink:?}\nsource:\n  endpoint: partner\n  path: /in\n  include: [\"*.csv\"]\n{source_extra}sinks:\n  - endpoint: archive\n    path: /\n{rest}",
             ep = self.sshd.endpoint_yaml(4),
             sink = self.sink().display().to_string(),
         );
@@ -160,6 +166,28 @@ fn chrono_year() -> i64 {
         d -= len;
         y += 1;
     }
+}
+
+/// With `max_connections: 3`, files in flight spread over three SSH connections (three
+/// logins in the server's log), and everything arrives intact.
+#[test]
+fn files_in_flight_spread_over_max_connections() {
+    let Some(w) = World::new() else { return };
+    let flow = w.flow_with("    max_connections: 3\n", "", "after: { success: delete }\n");
+    let big = |i: u32| -> Vec<u8> { (0..3u32 << 20).map(|j| (j.wrapping_mul(2_654_435_761 + i) >> 13) as u8).collect() };
+    for i in 0..3 {
+        w.put(&format!("in/big{i}.csv"), &big(i));
+    }
+    for i in 0..20 {
+        w.put(&format!("in/s{i:02}.csv"), format!("{i}\n").as_bytes());
+    }
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 23, 0, 0)), "{r:#}");
+    for i in 0..3 {
+        assert!(fs::read(w.sink().join(format!("big{i}.csv"))).unwrap() == big(i), "big{i}.csv differs");
+    }
+    let logins = w.sshd.log().matches("Accepted password").count();
+    assert_eq!(logins, 3, "{}", w.sshd.log());
 }
 
 #[test]

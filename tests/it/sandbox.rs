@@ -265,6 +265,7 @@ async fn endpoint(dir: &Path, root: &Path, ftp: bool) -> (Sandbox, Arc<dyn Endpo
         root: "/".into(),
         connect_timeout: Duration::from_secs(10),
         operation_timeout: Duration::from_secs(30),
+        max_connections: 1,
     });
     (sandbox, Arc::new(ep))
 }

@@ -1,5 +1,5 @@
-//! SFTP login, host-key trust and `wharf trust`, against a private sshd (skipped where none
-//! can run; see `support::sshd`).
+//! SFTP login, host-key trust and `wharf trust`, and a server that refuses more connections,
+//! against a private sshd (skipped where none can run; see `support::sshd`).
 
 use crate::support;
 
@@ -204,6 +204,7 @@ async fn unreachable_port_is_transient() {
         root: "/".into(),
         connect_timeout: Duration::from_secs(5),
         operation_timeout: Duration::from_secs(5),
+        max_connections: 1,
     };
     let err = refused(spec).await;
     assert_eq!(err.kind, ErrorKind::Transient, "{err}");
@@ -286,4 +287,33 @@ async fn trust_cli_asks_records_and_refuses_changed_keys() {
     let (code, _, err) = trust(&sshd, &kh2, &["--yes"], "");
     assert_eq!(code, 0, "{err}");
     connect(with_host_key(sshd.sftp_spec(sshd.password_auth()), HostKeyPolicy::KnownHosts(kh2))).await.unwrap();
+}
+
+/// A server that stops taking connections while one of ours is open (a limit of sessions
+/// per user or address, MaxStartups): with `max_connections: 2`, a second file opened
+/// beside the first goes to the open connection instead of failing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_extra_connection_leaves_the_work_to_the_open_one() {
+    let Some(sshd) = server().await else { return };
+    for name in ["a.txt", "b.txt"] {
+        std::fs::write(sshd.data_dir().join(name), name.repeat(1000)).unwrap();
+    }
+    let spec = sshd.sftp_spec(sshd.password_auth());
+    assert_eq!(spec.max_connections, 2);
+    let ep = connect(spec).await.unwrap_or_else(|e| panic!("{e}"));
+    tokio::task::block_in_place(|| sshd.stop_listening());
+    let mut a = ep.open_read(&RemotePath::parse("a.txt").unwrap(), 0).await.unwrap();
+    let mut b = ep.open_read(&RemotePath::parse("b.txt").unwrap(), 0).await.expect("the second file shares the open connection");
+    for (stream, name) in [(&mut a, "a.txt"), (&mut b, "b.txt")] {
+        let mut got = Vec::new();
+        let mut buf = vec![0u8; 1024];
+        loop {
+            let n = stream.read(&mut buf).await.unwrap();
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+        }
+        assert_eq!(got, name.repeat(1000).into_bytes());
+    }
 }

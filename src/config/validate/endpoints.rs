@@ -29,9 +29,7 @@ impl Checker<'_, '_> {
         };
         let connect_timeout = self.positive_duration(&format!("{at}/connect_timeout"), &raw.connect_timeout);
         let operation_timeout = self.positive_duration(&format!("{at}/operation_timeout"), &raw.operation_timeout);
-        if raw.max_connections == 0 {
-            self.problem(format!("{at}/max_connections"), "must be at least 1");
-        }
+        let max_connections = self.connections(&format!("{at}/max_connections"), raw.max_connections);
         let default_port = if raw.tls == FtpTls::Implicit { 990 } else { 21 };
         Some(FtpSpec {
             host: host?,
@@ -44,7 +42,7 @@ impl Checker<'_, '_> {
             root: root?,
             connect_timeout: connect_timeout?,
             operation_timeout: operation_timeout?,
-            max_connections: usize::try_from(raw.max_connections).ok().filter(|&n| n > 0)?,
+            max_connections: max_connections?,
         })
     }
 
@@ -87,6 +85,7 @@ impl Checker<'_, '_> {
         let root = self.server_root(&format!("{at}/root"), &raw.root);
         let connect_timeout = self.positive_duration(&format!("{at}/connect_timeout"), &raw.connect_timeout);
         let operation_timeout = self.positive_duration(&format!("{at}/operation_timeout"), &raw.operation_timeout);
+        let max_connections = self.connections(&format!("{at}/max_connections"), raw.max_connections);
         Some(SftpSpec {
             host: host?,
             port: raw.port,
@@ -96,7 +95,16 @@ impl Checker<'_, '_> {
             root: root?,
             connect_timeout: connect_timeout?,
             operation_timeout: operation_timeout?,
+            max_connections: max_connections?,
         })
+    }
+
+    /// `max_connections` of a server endpoint: at least 1.
+    fn connections(&mut self, path: &str, n: u32) -> Option<usize> {
+        if n == 0 {
+            self.problem(path, "must be at least 1");
+        }
+        usize::try_from(n).ok().filter(|&n| n > 0)
     }
 
     /// Interpolates a credential field; `required` ones must not come out empty.

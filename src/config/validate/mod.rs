@@ -580,13 +580,21 @@ sinks: [ { endpoint: l } ]
         let SshAuth::Password(p) = &s.auth else { panic!() };
         assert_eq!(p.expose(), "s3cret");
         assert_eq!(s.host_key, HostKeyPolicy::KnownHosts(PathBuf::from("/flows/../k/known_hosts")));
-        assert_eq!((s.port, s.root.as_str(), s.connect_timeout), (22, "/", Duration::from_secs(20)));
+        assert_eq!((s.port, s.root.as_str(), s.connect_timeout, s.max_connections), (22, "/", Duration::from_secs(20), 1));
         assert!(matches!(&flow.endpoints["l"], EndpointSpec::Local { root } if root == Path::new("/flows/out")));
         assert_eq!(flow.source.identity, Identity::DEFAULT);
         assert!(flow.source.include.is_match("a.csv") && !flow.source.include.is_match("sub/a.csv"));
         assert_eq!(flow.sinks[0].if_exists, IfExists::Fail);
         assert_eq!(flow.retry, Retry { attempts: 3, backoff: Duration::from_secs(1), give_up_after: 10 });
         assert!(!format!("{flow:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn sftp_max_connections() {
+        let with = |n: &str| BASE.replace("known_hosts } }", &format!("known_hosts }}, max_connections: {n} }}"));
+        let EndpointSpec::Sftp(s) = &run(&with("3")).unwrap().endpoints["s"] else { panic!() };
+        assert_eq!(s.max_connections, 3);
+        assert_eq!(problems(&with("0")), ["must be at least 1 (at /endpoints/s/max_connections)"]);
     }
 
     #[test]

@@ -1,14 +1,16 @@
 //! `sftp`: a folder on an SSH server, behind the same [`Endpoint`] contract as `local`.
 //!
-//! Owns the mapping of [`RemotePath`]s onto the server-side root, one lazily made SSH
-//! connection per endpoint (re-made once, transparently, when it died), and the translation
-//! of SFTP status codes and connection failures into [`ErrorKind`]s. Connecting and host-key
-//! trust live in `connect` and `hostkey`. Like every endpoint it has no policy: no temp
-//! names, no retries beyond one reconnect, no verification.
+//! Owns the mapping of [`RemotePath`]s onto the server-side root, lazily made SSH
+//! connections (re-made once, transparently, when one died; up to `max_connections`, spread
+//! by `pool`), and the translation of SFTP status codes and connection failures into
+//! [`ErrorKind`]s. Connecting and host-key trust live in `connect` and `hostkey`. Like every
+//! endpoint it has no policy: no temp names, no retries beyond one reconnect, no
+//! verification.
 
 mod connect;
 mod facts;
 mod hostkey;
+mod pool;
 mod small;
 
 use std::fmt;
@@ -28,6 +30,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 pub use hostkey::{KnownHostsFile, ScannedKey, Verdict, add_to_known_hosts, default_known_hosts, known_hosts_name, scan_host_key};
 
 use self::connect::Conn;
+use self::pool::{Busy, Pool};
 use super::{Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Op, ReadStream, RemotePath, ServerFacts, WriteStream};
 use crate::config::flow::SftpSpec;
 
@@ -41,7 +44,7 @@ pub struct SftpEndpoint {
 struct Inner {
     spec: SftpSpec,
     label: String,
-    conn: tokio::sync::Mutex<Option<Arc<Conn>>>,
+    pool: Arc<Pool>,
     key: tokio::sync::OnceCell<Option<Arc<PrivateKey>>>,
     /// Learnt at connect time; `false` until the first connection.
     atomic_replace: AtomicBool,
@@ -64,9 +67,9 @@ impl SftpEndpoint {
         let label = format!("sftp {}@{}", spec.user, host_port(&spec.host, spec.port));
         SftpEndpoint {
             inner: Arc::new(Inner {
+                pool: Pool::new(label.clone(), spec.max_connections),
                 spec,
                 label,
-                conn: tokio::sync::Mutex::new(None),
                 key: tokio::sync::OnceCell::new(),
                 atomic_replace: AtomicBool::new(false),
             }),
@@ -76,7 +79,7 @@ impl SftpEndpoint {
     /// Connects now (if not connected), so an unreachable host, a refused login or an
     /// untrusted host key fails early with a clear message.
     pub async fn connect_now(&self) -> Result<(), EndpointError> {
-        self.inner.conn().await.map(drop)
+        self.inner.connection(&self.inner.pool.pick()).await.map(drop)
     }
 
     /// `{root}/{path}` on the server.
@@ -89,25 +92,39 @@ impl SftpEndpoint {
         }
     }
 
-    /// Runs `f` on the connection. A failure that means the connection is gone drops it, and
-    /// with `retry` the operation is tried once more on a fresh connection — unless this call
-    /// already made one (one reconnect per operation, then `Transient`).
+    /// Runs `f` on a connection (see `pool`). A failure that means the connection is gone
+    /// drops it, and with `retry` the operation is tried once more on a fresh connection —
+    /// unless this call already made one (one reconnect per operation, then `Transient`).
     async fn run<T, F, Fut>(&self, op: Op, path: &RemotePath, retry: bool, f: F) -> Result<T, EndpointError>
+    where
+        F: Fn(Arc<Conn>) -> Fut,
+        Fut: Future<Output = Result<T, Fail>>,
+    {
+        self.attempt(op, path, retry, f).await.map(|(v, _)| v)
+    }
+
+    /// [`run`](Self::run), keeping the connection's slot busy for the caller (an open file).
+    async fn attempt<T, F, Fut>(&self, op: Op, path: &RemotePath, retry: bool, f: F) -> Result<(T, Busy), EndpointError>
     where
         F: Fn(Arc<Conn>) -> Fut,
         Fut: Future<Output = Result<T, Fail>>,
     {
         let mut reconnected = false;
         loop {
-            // A failed (re)connect keeps its kind and message but names this operation.
-            let (conn, fresh) = self.inner.connection().await.map_err(|e| EndpointError { op, path: Some(path.clone()), ..e })?;
+            let busy = self.inner.pool.pick();
+            let (conn, fresh) = match self.inner.connection(&busy).await {
+                Ok(c) => c,
+                Err(e) if self.inner.pool.give_up(&busy, &e) => continue,
+                // A failed (re)connect keeps its kind and message but names this operation.
+                Err(e) => return Err(EndpointError { op, path: Some(path.clone()), ..e }),
+            };
             reconnected |= fresh;
             match f(conn.clone()).await {
-                Ok(v) => return Ok(v),
+                Ok(v) => return Ok((v, busy)),
                 Err(fail) => {
                     let (kind, message) = fail.classify();
                     if kind == ErrorKind::Transient {
-                        self.inner.forget(&conn).await;
+                        self.inner.pool.forget(&conn).await;
                         if retry && !reconnected {
                             tracing::info!(endpoint = %self.inner.label, op = %op, path = %path, error = %message, "Connection lost; reconnecting once.");
                             continue;
@@ -133,35 +150,26 @@ impl Inner {
         self.key.get_or_try_init(|| connect::load_key(&self.spec, &self.label)).await.cloned()
     }
 
-    /// The live connection, made (again) when there is none or it died.
-    async fn conn(&self) -> Result<Arc<Conn>, EndpointError> {
-        self.connection().await.map(|(c, _)| c)
-    }
-
-    /// Like [`conn`](Self::conn), also saying whether the connection was made just now.
-    async fn connection(&self) -> Result<(Arc<Conn>, bool), EndpointError> {
-        let mut slot = self.conn.lock().await;
-        if let Some(c) = slot.as_ref() {
+    /// The live connection of `busy`'s slot, made (again) when there is none or it died; and
+    /// whether it was made just now.
+    async fn connection(&self, busy: &Busy) -> Result<(Arc<Conn>, bool), EndpointError> {
+        let slot = busy.slot();
+        let mut conn = slot.conn.lock().await;
+        if let Some(c) = conn.as_ref() {
             if !c.is_closed() {
                 return Ok((c.clone(), false));
             }
             tracing::info!(endpoint = %self.label, "SSH connection closed; reconnecting.");
         }
-        *slot = None;
+        *conn = None;
+        slot.set_up(false);
         let key = self.key().await?;
         let c = Arc::new(connect::connect(&self.spec, key, &self.label).await?);
         self.atomic_replace.store(c.posix_rename, Ordering::Relaxed);
         tracing::debug!(endpoint = %self.label, "Connected.");
-        *slot = Some(c.clone());
+        *conn = Some(c.clone());
+        slot.set_up(true);
         Ok((c, true))
-    }
-
-    /// Drops `dead` so the next operation reconnects (unless it was already replaced).
-    async fn forget(&self, dead: &Arc<Conn>) {
-        let mut slot = self.conn.lock().await;
-        if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, dead)) {
-            *slot = None;
-        }
     }
 
     fn err(&self, kind: ErrorKind, op: Op, path: &RemotePath, message: String) -> EndpointError {
@@ -297,8 +305,8 @@ impl Endpoint for SftpEndpoint {
 
     async fn open_read(&self, path: &RemotePath, offset: u64) -> Result<Box<dyn ReadStream>, EndpointError> {
         let full = &self.full(path);
-        let (file, conn) = self
-            .run(Op::Read, path, true, |c| async move {
+        let ((file, conn), busy) = self
+            .attempt(Op::Read, path, true, |c| async move {
                 let mut f = c.sftp.open(full).await?;
                 if offset > 0 {
                     f.seek(io::SeekFrom::Start(offset)).await?;
@@ -306,7 +314,7 @@ impl Endpoint for SftpEndpoint {
                 Ok((f, c))
             })
             .await?;
-        Ok(Box::new(SftpRead { file, conn, inner: self.inner.clone(), path: path.clone() }))
+        Ok(Box::new(SftpRead { file, conn, inner: self.inner.clone(), path: path.clone(), _busy: busy }))
     }
 
     async fn read_small(&self, path: &RemotePath, limit: usize) -> Result<Vec<u8>, EndpointError> {
@@ -321,8 +329,8 @@ impl Endpoint for SftpEndpoint {
 
     async fn open_write(&self, path: &RemotePath) -> Result<Box<dyn WriteStream>, EndpointError> {
         let full = &self.full(path);
-        let (file, conn) = self.run(Op::Write, path, true, |c| async move { Ok((c.sftp.create(full).await?, c)) }).await?;
-        Ok(Box::new(SftpWrite { file, conn, inner: self.inner.clone(), path: path.clone() }))
+        let ((file, conn), busy) = self.attempt(Op::Write, path, true, |c| async move { Ok((c.sftp.create(full).await?, c)) }).await?;
+        Ok(Box::new(SftpWrite { file, conn, inner: self.inner.clone(), path: path.clone(), _busy: busy }))
     }
 
     async fn rename(&self, from: &RemotePath, to: &RemotePath, replace: bool) -> Result<(), EndpointError> {
@@ -398,6 +406,8 @@ struct SftpRead {
     conn: Arc<Conn>,
     inner: Arc<Inner>,
     path: RemotePath,
+    /// The connection counts as busy while the file is open.
+    _busy: Busy,
 }
 
 #[async_trait]
@@ -415,6 +425,7 @@ struct SftpWrite {
     conn: Arc<Conn>,
     inner: Arc<Inner>,
     path: RemotePath,
+    _busy: Busy,
 }
 
 #[async_trait]
@@ -444,7 +455,7 @@ impl WriteStream for SftpWrite {
 async fn stream_err(inner: &Inner, conn: &Arc<Conn>, op: Op, path: &RemotePath, fail: Fail) -> EndpointError {
     let (kind, message) = fail.classify();
     if kind == ErrorKind::Transient {
-        inner.forget(conn).await;
+        inner.pool.forget(conn).await;
     }
     inner.err(kind, op, path, message)
 }
@@ -465,6 +476,7 @@ mod tests {
             root: root.into(),
             connect_timeout: Duration::from_secs(1),
             operation_timeout: Duration::from_secs(1),
+            max_connections: 1,
         }
     }
 

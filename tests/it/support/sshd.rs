@@ -222,6 +222,7 @@ impl Sshd {
             root: self.data_dir().display().to_string(),
             connect_timeout: Duration::from_secs(15),
             operation_timeout: Duration::from_secs(30),
+            max_connections: 2,
         }
     }
 
@@ -263,6 +264,15 @@ impl Sshd {
             std::thread::sleep(Duration::from_millis(100));
         }
         panic!("sshd restart on port {} failed: {last}", self.port);
+    }
+
+    /// Kills the listening server but not the sessions it started (each runs in a process
+    /// of its own): connections made before keep working, new ones are refused.
+    pub fn stop_listening(&self) {
+        if let Some(mut c) = self.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
     }
 
     /// Kills the server and every session (also done on drop).
