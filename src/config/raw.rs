@@ -43,8 +43,9 @@ pub struct RawFlow {
     /// or size and time only: two files of one run may then be the same file, and the second
     /// must see the first delivered). Several files in flight overlap their round trips and
     /// share the ledger's fsyncs; each still goes through its own crash-safe lifecycle, and
-    /// the run summary keeps the listing order. Over SFTP they share one SSH connection (one
-    /// open file handle each on the server). Over FTP they take turns on the endpoint's
+    /// the run summary keeps the listing order. Over SFTP they share the endpoint's SSH
+    /// connections (`max_connections`, default 1; one open file handle each on the
+    /// server). Over FTP they take turns on the endpoint's
     /// logins (`max_connections`); when a run has a file bigger than 1 MiB (which holds a
     /// login for its whole transfer), `max_connections` caps it. Memory: a file of up to a
     /// MiB is held whole while it is read and written, and those bytes come from an 8 MiB
@@ -149,8 +150,11 @@ pub struct RawSftp {
     /// Most SSH connections open at once to this server (default 1). Files in flight share
     /// a connection (each with its own open file on the server); with more than 1, a
     /// further connection is made when every open one is busy, which spreads the work over
-    /// more server processes. A server that limits sessions per user or address refuses the
-    /// extra connections; the run then goes on with the ones it accepted, with one warning.
+    /// more server processes (OpenSSH encrypts each connection in one process) — worth it
+    /// against a server with cores to spare, not against one that is already busy: each
+    /// connection costs a key exchange and a login. A server that limits sessions per user
+    /// or address refuses the extra connections; the run then goes on with the ones it
+    /// accepted, with one warning.
     #[serde(default = "default_sftp_connections")]
     #[schemars(range(min = 1, max = 16))]
     pub max_connections: u32,
