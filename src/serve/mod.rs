@@ -7,6 +7,7 @@
 //!   once (`overlap: skip | queue`), retries with backoff of runs that could not reach a
 //!   server, triggers from the CLI, expected-file deadlines (`expect`), graceful shutdown;
 //! - `limits`: concurrent runs overall and per server;
+//! - `runner`: each run on a thread of its own, as `wharf run` runs it;
 //! - `notifier`: the event log (`events_v1`) and run summaries to the `notify:` rules;
 //! - `daemon`: what the control interface (`control`) asks of it: status, trigger, metrics;
 //! - `config`: `serve.yaml`.
@@ -21,6 +22,7 @@ mod expect;
 pub mod limits;
 mod notifier;
 pub mod registry;
+mod runner;
 mod supervisor;
 
 use std::future::Future;

@@ -22,7 +22,7 @@ use tokio::task::JoinHandle;
 
 use super::limits::Limits;
 use super::registry::Registry;
-use super::{ServeError, ServeOptions, expect, notifier};
+use super::{ServeError, ServeOptions, expect, notifier, runner};
 use crate::config::Flow;
 use crate::control::{self, Metrics, TriggerError, Triggered};
 use crate::endpoint::ErrorKind;
@@ -361,7 +361,12 @@ fn start_or_defer(shared: &Arc<Shared>, flow: Arc<Flow>, now: DateTime<Utc>) -> 
         let report = if s.stop.requested() {
             Err("wharf is shutting down".to_string())
         } else {
-            engine::run_once(&flow, &s.ledger, &opts, &mut |_| {}).await.map(Arc::new).map_err(|e| e.to_string())
+            let (run, f) = (s.clone(), flow.clone());
+            runner::on_own_thread(format!("run {}", flow.name), move || async move {
+                engine::run_once(&f, &run.ledger, &opts, &mut |_| {}).await.map(Arc::new).map_err(|e| e.to_string())
+            })
+            .await
+            .and_then(|r| r)
         };
         let _ = s.cmd.send(Cmd::Done(flow.name.clone(), report, started.elapsed()));
     });
