@@ -31,6 +31,9 @@ pub(super) struct Slot {
     busy: AtomicUsize,
     /// A connection is there and not known to be dead.
     up: AtomicBool,
+    /// A connection was made for this slot once (a failure to make it again is an outage,
+    /// not a limit).
+    made: AtomicBool,
     /// Given up: the server refused a connection for it while others were live.
     gone: AtomicBool,
 }
@@ -57,6 +60,9 @@ impl Slot {
     /// Records whether this slot has a live connection.
     pub fn set_up(&self, up: bool) {
         self.up.store(up, Ordering::SeqCst);
+        if up {
+            self.made.store(true, Ordering::SeqCst);
+        }
     }
 }
 
@@ -67,6 +73,7 @@ impl Pool {
                 conn: tokio::sync::Mutex::new(None),
                 busy: AtomicUsize::new(0),
                 up: AtomicBool::new(false),
+                made: AtomicBool::new(false),
                 gone: AtomicBool::new(false),
             })
             .collect();
@@ -98,11 +105,13 @@ impl Pool {
 
     /// Whether `failed` (making `busy`'s connection) means the server allows no more
     /// connections: it refused or dropped this one, or the login, while another slot's is
-    /// live. The slot is then given up for the rest of the run and the caller picks again.
+    /// live — the slot's first connection; making one again after it died is an outage,
+    /// reported as such. The slot is then given up for the rest of the run and the caller
+    /// picks again.
     pub fn give_up(&self, busy: &Busy, failed: &EndpointError) -> bool {
         let refused = matches!(failed.kind, ErrorKind::Transient | ErrorKind::AuthFailed);
         let others = self.slots.iter().enumerate().any(|(i, s)| i != busy.slot && s.up.load(Ordering::SeqCst));
-        if !refused || !others {
+        if !refused || !others || busy.slot().made.load(Ordering::SeqCst) {
             return false;
         }
         busy.slot().gone.store(true, Ordering::SeqCst);
@@ -189,5 +198,16 @@ mod tests {
         let picks: Vec<usize> = (0..3).map(|_| pool.pick().slot).collect();
         assert_eq!(picks, [0, 0, 0]);
         drop(a);
+    }
+
+    #[test]
+    fn a_connection_that_died_and_cannot_be_made_again_is_an_outage_not_a_limit() {
+        let pool = Pool::new("t".into(), 2);
+        let (a, b) = (pool.pick(), pool.pick());
+        up(&pool, 0);
+        up(&pool, 1);
+        pool.slots[1].set_up(false); // died; its reconnect fails
+        assert!(!pool.give_up(&b, &err(ErrorKind::Transient)));
+        drop((a, b));
     }
 }
