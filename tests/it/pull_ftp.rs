@@ -331,6 +331,28 @@ fn a_server_allowing_fewer_sessions_than_max_connections_is_used_with_the_ones_i
     assert!(!stderr.contains("retrying"), "no file failed for want of a login: {stderr}");
 }
 
+/// A file waiting for a login behind transfers longer than `connect_timeout` +
+/// `operation_timeout` (1 + 2 s here; each file takes about 4 s at the server's 1 MB/s)
+/// keeps waiting while they move data, instead of failing with "stayed busy" into retries.
+#[test]
+fn a_file_waiting_behind_long_transfers_waits_while_they_move() {
+    let Some(w) = World::new(Ftpd::vsftpd_with(&["max_per_ip=2", "local_max_rate=1000000"])) else { return };
+    let ep = w.ftpd.endpoint_yaml(FtpTls::None, 4).replace("operation_timeout: 10s", "operation_timeout: 2s\n    connect_timeout: 1s");
+    let yaml = format!(
+        "name: e2e\nendpoints:\n  partner:\n{ep}  archive:\n    type: local\n    root: {sink:?}\nsource:\n  endpoint: partner\n  path: /in\n  include: [\"*.csv\"]\nsinks:\n  - endpoint: archive\n    path: /\n",
+        sink = w.local("sink").display().to_string(),
+    );
+    let flow = w.write_flow("slow.yaml", &yaml);
+    for i in 0..3 {
+        w.put(&format!("in/big{i}.csv"), &tricky_body(4 << 20));
+    }
+    let out = w.run(&flow);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(w.files_in(&w.local("sink")).len(), 3);
+    assert!(!stderr.contains("retrying"), "no file gave up waiting for a login: {stderr}");
+}
+
 /// The same for a push to pure-ftpd with two sessions at once (`-c 2`; its per-user limit,
 /// `-y`, would count the sessions of every test on this machine).
 #[test]

@@ -36,9 +36,9 @@ pub(super) struct Pool {
     limited: AtomicBool,
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<Idle>>,
-    /// Leases given back or dropped so far: a waiting [`acquire`](Pool::acquire) keeps
-    /// waiting as long as this moves.
-    returned: Arc<AtomicU64>,
+    /// Leases given back or dropped so far, and pieces moved by the transfers holding the
+    /// others: a waiting [`acquire`](Pool::acquire) keeps waiting as long as this moves.
+    activity: Arc<AtomicU64>,
 }
 
 struct Idle {
@@ -56,10 +56,10 @@ pub(super) struct Lease {
     _permit: Permit,
 }
 
-/// A slot of the pool; counts itself as returned when dropped.
+/// A slot of the pool; counts as activity when dropped (given back).
 struct Permit {
     permit: Option<OwnedSemaphorePermit>,
-    returned: Arc<AtomicU64>,
+    activity: Arc<AtomicU64>,
 }
 
 impl Permit {
@@ -73,7 +73,7 @@ impl Permit {
 
 impl Drop for Permit {
     fn drop(&mut self) {
-        self.returned.fetch_add(1, Ordering::SeqCst);
+        self.activity.fetch_add(1, Ordering::SeqCst);
     }
 }
 
@@ -111,7 +111,7 @@ impl Pool {
             limited: AtomicBool::new(false),
             permits: Arc::new(Semaphore::new(max)),
             idle: Mutex::new(Vec::new()),
-            returned: Arc::default(),
+            activity: Arc::default(),
         })
     }
 
@@ -120,15 +120,20 @@ impl Pool {
         self.max.load(Ordering::SeqCst)
     }
 
+    /// A transfer holding a connection moved a piece of data (see [`acquire`](Self::acquire)).
+    pub fn moved(&self) {
+        self.activity.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn connector(&self) -> &Connector {
         &self.connector
     }
 
     /// A connection: an idle one that still answers, or a new login. Waits for a free slot
-    /// (slots are handed out in turn) for as long as connections keep being given back;
-    /// when none has been for as long as one operation may take, the caller gets an error
-    /// instead of waiting forever (every connection held by something that does not finish:
-    /// a stream left open). A new login the server turns away while others of this pool are
+    /// (slots are handed out in turn) for as long as connections keep being given back or
+    /// the transfers holding them keep moving data; when neither happened for as long as one
+    /// operation may take, the caller gets an error instead of waiting forever (every
+    /// connection held by something that does not finish: a stream left open and idle). A new login the server turns away while others of this pool are
     /// live means the server's session limit is reached: that slot is given up and the
     /// caller waits for one of the live logins instead.
     pub async fn acquire(self: &Arc<Self>) -> Result<Lease, EndpointError> {
@@ -145,11 +150,11 @@ impl Pool {
         let wait = self.connector.spec().connect_timeout + self.connector.spec().operation_timeout;
         let acquiring = self.permits.clone().acquire_owned();
         tokio::pin!(acquiring);
-        let mut seen = self.returned.load(Ordering::SeqCst);
+        let mut seen = self.activity.load(Ordering::SeqCst);
         loop {
             match tokio::time::timeout(wait, &mut acquiring).await {
                 Ok(Ok(p)) => return Ok(p),
-                Err(_) if self.returned.load(Ordering::SeqCst) != seen => seen = self.returned.load(Ordering::SeqCst),
+                Err(_) if self.activity.load(Ordering::SeqCst) != seen => seen = self.activity.load(Ordering::SeqCst),
                 // The semaphore is never closed; treat it like a timeout if it ever were.
                 Ok(Err(_)) | Err(_) => {
                     return Err(EndpointError::new(
@@ -177,7 +182,7 @@ impl Pool {
     /// An idle connection that still answers, or a new login, for `permit`; `None` when the
     /// server turned the login away at its session limit (the slot is given up).
     async fn lease(self: &Arc<Self>, permit: OwnedSemaphorePermit) -> Result<Option<Lease>, EndpointError> {
-        let permit = Permit { permit: Some(permit), returned: Arc::clone(&self.returned) };
+        let permit = Permit { permit: Some(permit), activity: Arc::clone(&self.activity) };
         loop {
             let next = self.idle.lock().ok().and_then(|mut idle| idle.pop());
             let Some(Idle { mut conn, since }) = next else { break };

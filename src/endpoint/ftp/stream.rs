@@ -59,6 +59,7 @@ impl ReadStream for FtpRead {
                 }
                 return Ok(0);
             }
+            self.inner.pool.moved();
             if self.skip == 0 {
                 return Ok(n);
             }
@@ -84,7 +85,9 @@ pub(super) struct FtpWrite {
 #[async_trait]
 impl WriteStream for FtpWrite {
     async fn write_all(&mut self, buf: &[u8]) -> Result<(), EndpointError> {
-        send(&mut self.data, buf, self.timeout).await.map_err(|f| self.inner.stream_err(Op::Write, &self.path, f))
+        send(&mut self.data, buf, self.timeout).await.map_err(|f| self.inner.stream_err(Op::Write, &self.path, f))?;
+        self.inner.pool.moved();
+        Ok(())
     }
 
     async fn finish(self: Box<Self>) -> Result<(), EndpointError> {
