@@ -580,7 +580,7 @@ sinks: [ { endpoint: l } ]
         let SshAuth::Password(p) = &s.auth else { panic!() };
         assert_eq!(p.expose(), "s3cret");
         assert_eq!(s.host_key, HostKeyPolicy::KnownHosts(PathBuf::from("/flows/../k/known_hosts")));
-        assert_eq!((s.port, s.root.as_str(), s.connect_timeout, s.max_connections), (22, "/", Duration::from_secs(20), 1));
+        assert_eq!((s.port, s.root.as_str(), s.connect_timeout, s.max_connections), (22, "/", Duration::from_secs(20), 2));
         assert!(matches!(&flow.endpoints["l"], EndpointSpec::Local { root } if root == Path::new("/flows/out")));
         assert_eq!(flow.source.identity, Identity::DEFAULT);
         assert!(flow.source.include.is_match("a.csv") && !flow.source.include.is_match("sub/a.csv"));

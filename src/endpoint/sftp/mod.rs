@@ -30,7 +30,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 pub use hostkey::{KnownHostsFile, ScannedKey, Verdict, add_to_known_hosts, default_known_hosts, known_hosts_name, scan_host_key};
 
 use self::connect::Conn;
-use self::pool::{Busy, Pool};
+use self::pool::{Busy, Pool, Use};
 use super::{Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Op, ReadStream, RemotePath, ServerFacts, WriteStream};
 use crate::config::flow::SftpSpec;
 
@@ -79,7 +79,7 @@ impl SftpEndpoint {
     /// Connects now (if not connected), so an unreachable host, a refused login or an
     /// untrusted host key fails early with a clear message.
     pub async fn connect_now(&self) -> Result<(), EndpointError> {
-        self.inner.connection(&self.inner.pool.pick()).await.map(drop)
+        self.inner.connection(&self.inner.pool.pick(Use::Brief)).await.map(drop)
     }
 
     /// `{root}/{path}` on the server.
@@ -100,18 +100,18 @@ impl SftpEndpoint {
         F: Fn(Arc<Conn>) -> Fut,
         Fut: Future<Output = Result<T, Fail>>,
     {
-        self.attempt(op, path, retry, f).await.map(|(v, _)| v)
+        self.attempt(op, path, retry, Use::Brief, f).await.map(|(v, _)| v)
     }
 
     /// [`run`](Self::run), keeping the connection's slot busy for the caller (an open file).
-    async fn attempt<T, F, Fut>(&self, op: Op, path: &RemotePath, retry: bool, f: F) -> Result<(T, Busy), EndpointError>
+    async fn attempt<T, F, Fut>(&self, op: Op, path: &RemotePath, retry: bool, usage: Use, f: F) -> Result<(T, Busy), EndpointError>
     where
         F: Fn(Arc<Conn>) -> Fut,
         Fut: Future<Output = Result<T, Fail>>,
     {
         let mut reconnected = false;
         loop {
-            let busy = self.inner.pool.pick();
+            let busy = self.inner.pool.pick(usage);
             let (conn, fresh) = match self.inner.connection(&busy).await {
                 Ok(c) => c,
                 Err(e) if self.inner.pool.give_up(&busy, &e) => continue,
@@ -306,7 +306,7 @@ impl Endpoint for SftpEndpoint {
     async fn open_read(&self, path: &RemotePath, offset: u64) -> Result<Box<dyn ReadStream>, EndpointError> {
         let full = &self.full(path);
         let ((file, conn), busy) = self
-            .attempt(Op::Read, path, true, |c| async move {
+            .attempt(Op::Read, path, true, Use::Stream, |c| async move {
                 let mut f = c.sftp.open(full).await?;
                 if offset > 0 {
                     f.seek(io::SeekFrom::Start(offset)).await?;
@@ -329,7 +329,8 @@ impl Endpoint for SftpEndpoint {
 
     async fn open_write(&self, path: &RemotePath) -> Result<Box<dyn WriteStream>, EndpointError> {
         let full = &self.full(path);
-        let ((file, conn), busy) = self.attempt(Op::Write, path, true, |c| async move { Ok((c.sftp.create(full).await?, c)) }).await?;
+        let ((file, conn), busy) =
+            self.attempt(Op::Write, path, true, Use::Stream, |c| async move { Ok((c.sftp.create(full).await?, c)) }).await?;
         Ok(Box::new(SftpWrite { file, conn, inner: self.inner.clone(), path: path.clone(), _busy: busy }))
     }
 
