@@ -89,6 +89,14 @@ impl World {
         self.wharf().arg("run").arg(flow).output().unwrap()
     }
 
+    /// Runs `flow`, which must succeed; its log (standard error).
+    fn run_ok(&self, flow: &Path) -> String {
+        let out = self.run(flow);
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{stderr}");
+        stderr
+    }
+
     fn run_json(&self, flow: &Path) -> (i32, serde_json::Value) {
         support::json_of(self.wharf().arg("run").arg("--json").arg(flow))
     }
@@ -323,9 +331,7 @@ fn a_server_allowing_fewer_sessions_than_max_connections_is_used_with_the_ones_i
     for i in 0..3 {
         w.put(&format!("in/big{i}.csv"), &tricky_body(3 << 20));
     }
-    let out = w.run(&flow);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = w.run_ok(&flow);
     assert_eq!(w.files_in(&w.local("sink")).len(), 43);
     assert_eq!(stderr.matches("turned away a login").count(), 1, "{stderr}");
     assert!(!stderr.contains("retrying"), "no file failed for want of a login: {stderr}");
@@ -346,9 +352,7 @@ fn a_file_waiting_behind_long_transfers_waits_while_they_move() {
     for i in 0..3 {
         w.put(&format!("in/big{i}.csv"), &tricky_body(4 << 20));
     }
-    let out = w.run(&flow);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = w.run_ok(&flow);
     assert_eq!(w.files_in(&w.local("sink")).len(), 3);
     assert!(!stderr.contains("retrying"), "no file gave up waiting for a login: {stderr}");
 }
@@ -363,9 +367,7 @@ fn a_push_to_a_server_allowing_two_sessions_delivers_everything() {
         fs::write(w.local(&format!("outbox/s{i:02}.csv")), b"x\n").unwrap();
     }
     fs::write(w.local("outbox/big.csv"), tricky_body(3 << 20)).unwrap();
-    let out = w.run(&flow);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let stderr = w.run_ok(&flow);
     assert_eq!(w.files_in(&w.remote(&format!("inbox/{}", year()))).len(), 31);
     assert!(stderr.contains("turned away a login") && !stderr.contains("retrying"), "{stderr}");
 }
