@@ -80,6 +80,17 @@ pub struct Traits {
     pub mtime_precision: Duration,
     /// …and where they come from ("MLSD: UTC, seconds").
     pub mtime_source: String,
+    /// How many connections the server accepted at once, of the `max_connections` asked
+    /// for (`None`: not asked; a local folder, or a probe stored before this was measured).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sessions: Option<Sessions>,
+}
+
+/// Connections asked for side by side, and how many the server accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Sessions {
+    pub asked: usize,
+    pub accepted: usize,
 }
 
 /// `Duration`s as (fractional) milliseconds in JSON: `1000`, `0.001`.
@@ -111,6 +122,7 @@ mod tests {
             encrypted: Support::yes("w"),
             mtime_precision: Duration::from_micros(1),
             mtime_source: "stat".into(),
+            sessions: None,
         };
         let json = serde_json::to_value(&t).unwrap();
         assert_eq!(json["mtime_precision"], 0.001);

@@ -205,6 +205,7 @@ impl Endpoint for LocalEndpoint {
                 encrypted: Support::yes("no network involved"),
                 mtime_precision: self.capabilities().mtime_precision,
                 mtime_source: "stat(2)".into(),
+                sessions: None,
             },
             problems,
         })

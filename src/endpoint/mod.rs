@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
 
-pub use facts::{Feature, ServerFacts, Support, Traits};
+pub use facts::{Feature, ServerFacts, Sessions, Support, Traits};
 pub use path::{PathError, RemotePath};
 
 /// What kind of directory entry this is.

@@ -16,6 +16,7 @@ use super::{ProbeReport, RenameBehaviour};
 use crate::config::Flow;
 use crate::config::duration::format as flow_duration;
 use crate::config::flow::{IfExists, Source};
+use crate::endpoint::Sessions;
 
 /// How much a finding matters.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -74,6 +75,17 @@ pub fn findings(flow: &Flow, report: &ProbeReport) -> Vec<Finding> {
     }
     if !facts.traits.encrypted.yes {
         out.push(finding(Severity::Warning, Topic::Encryption, facts.traits.encrypted.why.clone()));
+    }
+    if let Some(Sessions { asked, accepted }) = facts.traits.sessions
+        && accepted < asked
+    {
+        out.push(finding(
+            Severity::Warning,
+            Topic::Connection,
+            format!(
+                "the server accepted {accepted} of the {asked} connections at once that `max_connections` allows (a limit of sessions per user or address): a run that wants more has the extra ones turned away, with a warning each time; set `max_connections: {accepted}` on endpoint {name}"
+            ),
+        ));
     }
 
     let mut sources: Vec<&Source> = Vec::new();
@@ -333,6 +345,7 @@ mod tests {
                     encrypted: Support::yes("SSH"),
                     mtime_precision: precision,
                     mtime_source: "LIST only".into(),
+                    sessions: None,
                 },
                 problems: vec![],
             },
@@ -409,6 +422,21 @@ mod tests {
         assert!(t.iter().any(|t| t.contains("identity by mtime")), "{t:?}");
         let f = findings(&flow("{ stable_for: 5m }", "fail"), &report(true, Duration::from_secs(60), None));
         assert!(!texts(&f, Topic::MtimePrecision).iter().any(|t| t.contains("stable_for")), "{f:?}");
+    }
+
+    #[test]
+    fn fewer_sessions_than_max_connections_says_what_to_set() {
+        let mut r = report(true, Duration::from_secs(1), None);
+        r.facts.traits.sessions = Some(Sessions { asked: 4, accepted: 2 });
+        let t = texts(&findings(&flow("{ min_age: 1m }", "fail"), &r), Topic::Connection);
+        assert_eq!(t.len(), 1, "{t:?}");
+        assert!(
+            t[0].starts_with("warning: the server accepted 2 of the 4 connections")
+                && t[0].ends_with("set `max_connections: 2` on endpoint p"),
+            "{t:?}"
+        );
+        r.facts.traits.sessions = Some(Sessions { asked: 2, accepted: 2 });
+        assert!(texts(&findings(&flow("{ min_age: 1m }", "fail"), &r), Topic::Connection).is_empty());
     }
 
     #[test]

@@ -97,6 +97,7 @@ mod tests {
                     encrypted: Support::yes("d"),
                     mtime_precision: Duration::from_secs(1),
                     mtime_source: "stat".into(),
+                    sessions: None,
                 },
                 problems: vec![],
             },

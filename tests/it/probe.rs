@@ -95,6 +95,7 @@ fn sftp_facts_and_write_checks_against_openssh() {
     let v = json(&out, &all);
     let p = report(&v, "p");
     assert_eq!(p["facts"]["protocol"], "SFTP v3", "{p}");
+    assert_eq!(p["facts"]["traits"]["sessions"], serde_json::json!({ "asked": 2, "accepted": 2 }), "{p}");
     assert!(p["facts"]["software"].as_str().unwrap().contains("OpenSSH"), "{p}");
     assert_eq!(feature(p, "posix-rename@openssh.com").unwrap()["value"], "version 1", "{p}");
     let limits = feature(p, "limits@openssh.com").unwrap()["value"].as_str().unwrap();
@@ -151,6 +152,7 @@ fn ftp_facts_from_vsftpd_and_pure_ftpd() {
     let v = json(&out, &all);
     let p = report(&v, "p");
     assert_eq!(p["facts"]["protocol"], "FTPS (explicit)");
+    assert_eq!(p["facts"]["traits"]["sessions"], serde_json::json!({ "asked": 4, "accepted": 4 }), "{p}");
     assert!(p["facts"]["software"].as_str().unwrap().contains("vsFTPd"), "{p}");
     for name in ["MDTM", "SIZE", "EPSV", "REST"] {
         assert!(feature(p, name).unwrap()["value"].is_string(), "{name}: {p}");
@@ -195,6 +197,23 @@ fn ftp_facts_from_vsftpd_and_pure_ftpd() {
     assert!(feature(p, "MLSD").is_some_and(|f| f["value"].is_string()), "{p}");
     assert!(p["facts"]["traits"]["mtime_source"].as_str().unwrap().starts_with("MLSD"), "{p}");
     assert_eq!(tree(pure.data_dir()), before, "a read-only probe changes nothing");
+}
+
+/// A server that allows fewer sessions than `max_connections` (vsftpd's `max_per_ip=2`
+/// against the default 4): the probe counts the logins it accepted and says what to set.
+#[test]
+fn a_session_limit_is_measured_and_the_setting_named() {
+    let Some(vsftpd) = Ftpd::vsftpd_with(&["max_per_ip=2"]) else { return };
+    let dir = support::tempdir();
+    let flow = flow_file(dir.path(), &vsftpd.endpoint_yaml(FtpTls::None, 4), "{ min_age: 30s }", "fail");
+    let (code, out, all) = wharf(&dir.path().join("state"), &["probe", flow.to_str().unwrap(), "--endpoint", "p", "--json"]);
+    assert_eq!(code, Some(0), "{all}");
+    let v = json(&out, &all);
+    let p = report(&v, "p");
+    assert_eq!(p["facts"]["traits"]["sessions"], serde_json::json!({ "asked": 4, "accepted": 2 }), "{p}");
+    let connection: Vec<&str> =
+        p["findings"].as_array().unwrap().iter().filter(|f| f["topic"] == "connection").map(|f| f["text"].as_str().unwrap()).collect();
+    assert!(connection.iter().any(|t| t.contains("set `max_connections: 2` on endpoint p")), "{connection:?}");
 }
 
 #[test]

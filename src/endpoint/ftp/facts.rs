@@ -18,7 +18,20 @@ use super::connect::{Conn, HashCommand, feat_reply, reply_text, within};
 use super::tls::Tls;
 use super::{EntryKind, Fail, FtpEndpoint};
 use crate::config::flow::{FtpSpec, FtpTls};
-use crate::endpoint::{EndpointError, Feature, Op, RemotePath, ServerFacts, Support, Traits};
+use crate::endpoint::{EndpointError, Feature, Op, RemotePath, ServerFacts, Sessions, Support, Traits};
+
+impl FtpEndpoint {
+    /// How many logins the server accepts at once: `max_connections` of them asked for side
+    /// by side (the pool's idle one among them). A server at its limit turns the rest away.
+    async fn sessions_at_once(&self) -> Sessions {
+        let asked = self.inner.pool.max();
+        let leases: Vec<_> =
+            futures::future::join_all((0..asked).map(|_| self.inner.pool.try_acquire())).await.into_iter().flatten().flatten().collect();
+        let accepted = leases.len();
+        leases.into_iter().for_each(|l| l.release());
+        Sessions { asked, accepted }
+    }
+}
 
 /// What a `FEAT` name means for wharf (unknown ones are listed without a meaning).
 fn meaning(name: &str) -> &'static str {
@@ -64,6 +77,7 @@ impl FtpEndpoint {
         if in_step {
             lease.release();
         }
+        facts.traits.sessions = Some(self.sessions_at_once().await);
         let connector = self.inner.pool.connector();
         let spec = connector.spec();
         if let Some(tls) = connector.tls().await? {
@@ -168,6 +182,7 @@ impl FtpEndpoint {
             },
             mtime_precision,
             mtime_source: mtime_source.into(),
+            sessions: None,
         };
         let protocol = match spec.tls {
             FtpTls::None => "FTP (no TLS)",

@@ -12,8 +12,9 @@ use std::time::Duration;
 use russh_sftp::protocol::StatusCode;
 
 use super::connect::Conn;
+use super::pool::Use;
 use super::{Fail, SftpEndpoint, SftpError};
-use crate::endpoint::{EndpointError, Feature, Op, RemotePath, ServerFacts, Support, Traits};
+use crate::endpoint::{EndpointError, Feature, Op, RemotePath, ServerFacts, Sessions, Support, Traits};
 
 const POSIX_RENAME: &str = "posix-rename@openssh.com";
 const FSYNC: &str = "fsync@openssh.com";
@@ -65,7 +66,27 @@ impl SftpEndpoint {
     pub(super) async fn server_facts(&self) -> Result<ServerFacts, EndpointError> {
         let root = RemotePath::root();
         let full = &self.full(&root);
-        self.run(Op::Connect, &root, true, |c| async move { facts_of(&c, full).await }).await
+        let mut facts = self.run(Op::Connect, &root, true, |c| async move { facts_of(&c, full).await }).await?;
+        facts.traits.sessions = Some(self.sessions_at_once().await);
+        Ok(facts)
+    }
+
+    /// How many SSH connections the server accepts at once: `max_connections` of them made
+    /// side by side (the live one among them). A server at its limit refuses the rest.
+    async fn sessions_at_once(&self) -> Sessions {
+        let asked = self.inner.spec.max_connections;
+        let slots: Vec<_> = (0..asked).map(|_| self.inner.pool.pick(Use::Stream)).collect();
+        let made = futures::future::join_all(slots.iter().map(|b| self.inner.connection(b))).await;
+        let mut accepted = 0;
+        for (busy, r) in slots.iter().zip(made) {
+            match r {
+                Ok(_) => accepted += 1,
+                Err(e) => {
+                    self.inner.pool.give_up(busy, &e);
+                }
+            }
+        }
+        Sessions { asked, accepted }
     }
 
     /// [`Endpoint::remove_dir`](crate::endpoint::Endpoint::remove_dir) for SFTP.
@@ -154,6 +175,7 @@ async fn facts_of(c: &Conn, root: &str) -> Result<ServerFacts, Fail> {
         encrypted: Support::yes(c.handshake.as_ref().map(|h| format!("SSH, {}", h.cipher)).unwrap_or_else(|| "SSH".into())),
         mtime_precision: Duration::from_secs(1),
         mtime_source: "SFTP v3 attributes: whole seconds, UTC".into(),
+        sessions: None,
     };
     Ok(ServerFacts {
         protocol: format!("SFTP v{}", c.version.version),
