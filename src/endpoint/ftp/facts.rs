@@ -1,7 +1,8 @@
 //! What an FTP server says about itself, for `wharf probe`: the welcome line, `SYST`, every
 //! `FEAT` line with its meaning for wharf, whether a listing of the root works over the data
 //! connection mode in use (EPSV, PASV or active), and for FTPS the negotiated TLS version and
-//! cipher suite (from a separate handshake: suppaftp does not expose its TLS session). Also the
+//! cipher suite (from a separate handshake: suppaftp does not expose its TLS session), and how
+//! many logins the server accepts at once (up to `max_connections`). Also the
 //! two plain operations the probe needs (`RMD`, and `RNFR`/`RNTO` without looking first),
 //! which `mod.rs` forwards to.
 //!

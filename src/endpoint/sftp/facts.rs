@@ -1,8 +1,9 @@
 //! What an SFTP server says about itself, for `wharf probe`: the SSH version string and the
 //! negotiated algorithms, the SFTP version, every extension with its meaning for wharf, the
 //! values of `limits@openssh.com` and the free space `statvfs@openssh.com` reports for the
-//! root. Also the two plain operations the probe needs (remove a folder, a rename that does
-//! not make room), which `mod.rs` forwards to.
+//! root, and how many connections the server accepts at once (up to `max_connections`). Also
+//! the two plain operations the probe needs (remove a folder, a rename that does not make
+//! room), which `mod.rs` forwards to.
 //!
 //! Only asks: nothing here writes on the server. What a missing extension means for a flow
 //! is decided in `crate::probe`, not here.
