@@ -12,7 +12,7 @@
 //! `super::FtpEndpoint::attempt` does (once, after a dropped connection).
 
 use std::ops::{Deref, DerefMut};
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -32,8 +32,6 @@ pub(super) struct Pool {
     label: String,
     /// `max_connections`, less the logins the server turned away.
     max: AtomicUsize,
-    /// A login was turned away already (warned once).
-    limited: AtomicBool,
     permits: Arc<Semaphore>,
     idle: Mutex<Vec<Idle>>,
     /// Leases given back or dropped so far, and pieces moved by the transfers holding the
@@ -108,7 +106,6 @@ impl Pool {
             connector,
             label,
             max: AtomicUsize::new(max),
-            limited: AtomicBool::new(false),
             permits: Arc::new(Semaphore::new(max)),
             idle: Mutex::new(Vec::new()),
             activity: Arc::default(),
@@ -204,8 +201,10 @@ impl Pool {
             Ok(conn) => Ok(Some(Lease { conn, fresh: true, pool: self.clone(), _permit: permit })),
             Err(ConnectError { error, turned_away: true }) if self.others_live() => {
                 permit.forget();
-                let left = self.max.fetch_sub(1, Ordering::SeqCst) - 1;
-                if !self.limited.swap(true, Ordering::SeqCst) {
+                let before = self.max.fetch_sub(1, Ordering::SeqCst);
+                let left = before - 1;
+                // The first login turned away warns; the ones after it only shrink the pool.
+                if before == self.connector.spec().max_connections.max(1) {
                     tracing::warn!(
                         endpoint = %self.label,
                         error = %error.message,
