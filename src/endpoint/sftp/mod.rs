@@ -7,6 +7,7 @@
 //! endpoint it has no policy: no temp names, no retries beyond one reconnect, no
 //! verification.
 
+mod behind;
 mod connect;
 mod facts;
 mod hostkey;
@@ -29,6 +30,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 pub use hostkey::{KnownHostsFile, ScannedKey, Verdict, add_to_known_hosts, default_known_hosts, known_hosts_name, scan_host_key};
 
+use self::behind::WriteBehind;
 use self::connect::Conn;
 use self::pool::{Busy, Pool, Use};
 use super::{Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Op, ReadStream, RemotePath, ServerFacts, WriteStream};
@@ -331,7 +333,8 @@ impl Endpoint for SftpEndpoint {
         let full = &self.full(path);
         let ((file, conn), busy) =
             self.attempt(Op::Write, path, true, Use::Stream, |c| async move { Ok((c.sftp.create(full).await?, c)) }).await?;
-        Ok(Box::new(SftpWrite { file, conn, inner: self.inner.clone(), path: path.clone(), _busy: busy }))
+        let behind = WriteBehind::new(&conn, full);
+        Ok(Box::new(SftpWrite { file, conn, inner: self.inner.clone(), path: path.clone(), behind, _busy: busy }))
     }
 
     async fn rename(&self, from: &RemotePath, to: &RemotePath, replace: bool) -> Result<(), EndpointError> {
@@ -426,6 +429,8 @@ struct SftpWrite {
     conn: Arc<Conn>,
     inner: Arc<Inner>,
     path: RemotePath,
+    /// Gets the server to write the file to disk while it is still being sent.
+    behind: Option<WriteBehind>,
     _busy: Busy,
 }
 
@@ -434,7 +439,12 @@ impl WriteStream for SftpWrite {
     async fn write_all(&mut self, buf: &[u8]) -> Result<(), EndpointError> {
         // Pipelined: returns once the data is queued; errors surface here later or in finish.
         match self.file.write_all(buf).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                if let Some(b) = &mut self.behind {
+                    b.sent(buf.len());
+                }
+                Ok(())
+            }
             Err(e) => Err(stream_err(&self.inner, &self.conn, Op::Write, &self.path, e.into()).await),
         }
     }
@@ -442,6 +452,9 @@ impl WriteStream for SftpWrite {
     async fn finish(mut self: Box<Self>) -> Result<(), EndpointError> {
         // flush = wait for every WRITE ack, then one fsync@openssh.com (when offered);
         // shutdown = CLOSE and wait for its status. Dropping the File would lose both.
+        if let Some(b) = &mut self.behind {
+            b.settle().await;
+        }
         let res = match self.file.flush().await {
             Ok(()) => self.file.shutdown().await,
             Err(e) => Err(e),
