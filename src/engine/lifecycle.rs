@@ -27,8 +27,8 @@ use crate::config::Flow;
 use crate::config::flow::{Disposition, IfExists};
 use crate::endpoint::{DynEndpoint, Endpoint, Entry, ErrorKind, RemotePath};
 use crate::ledger::{
-    Delivery, DoneRecord, Durability, ErrorRecord, FileRecord, FileState, Ledger, LedgerError, QuarantineRecord, Snapshot, Transition,
-    now_millis,
+    Delivery, DoneRecord, Durability, ErrorRecord, FileRecord, FileState, Ledger, LedgerError, QuarantineRecord, Replaced, Snapshot,
+    Transition, now_millis,
 };
 use crate::template::NameVars;
 
@@ -537,8 +537,8 @@ async fn recovered(cx: &Ctx<'_>, rec: &mut FileRecord, ep: &dyn Endpoint, idx: u
     if d.done {
         return Ok(Some(t));
     }
-    if transfer::already_delivered(ep, &t, size).await? {
-        mark(rec, idx, &t, true);
+    if transfer::already_delivered(ep, &t, size, d.replaces).await? {
+        mark(rec, idx, &t, true, None);
         put_lazy(cx, rec)?;
         return Ok(Some(t));
     }
@@ -559,7 +559,7 @@ async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePa
     let _names = cx.claims.claim(vec![claims::key(&sink.endpoint, path.as_str()), claims::key(&sink.endpoint, temp.as_str())]).await;
     halt::point("triggering");
     retry(cx.flow.retry, "write trigger", || transfer::put_trigger(ep, &cx.folders, &temp, &path)).await?;
-    mark(rec, TRIGGERS + i as u32, &path, true);
+    mark(rec, TRIGGERS + i as u32, &path, true, None);
     put(cx, rec).await
 }
 
@@ -600,15 +600,16 @@ async fn send(
     match target {
         Target::Skip(t) => {
             tracing::info!(flow = %cx.flow.name, target = %t, "Target exists; skipped (if_exists: skip).");
-            mark(rec, idx, &t, true);
+            mark(rec, idx, &t, true, None);
             // Lazy: lost, the policy finds the target again and skips again.
             put_lazy(cx, rec)?;
             Ok((t, false, false))
         }
-        Target::Upload(t) => {
+        Target::Upload(t, replaces) => {
             // Durable before the rename can make `t` final: a resumed run checks this target
-            // instead of choosing one again (which would deliver twice).
-            mark(rec, idx, &t, false);
+            // (against the file it replaces) instead of choosing one again (which would
+            // deliver twice).
+            mark(rec, idx, &t, false, replaces);
             put(cx, rec).await?;
             let temp = temp_path(cx, i, &t, rel_dir, size)?;
             let replace = sink.if_exists == IfExists::Overwrite;
@@ -620,7 +621,7 @@ async fn send(
             if hash && rec.sha256.is_none() {
                 rec.sha256 = sent.sha256;
             }
-            mark(rec, idx, &t, true);
+            mark(rec, idx, &t, true, None);
             // Lazy: lost, the recorded target is found whole and confirmed then.
             put_lazy(cx, rec)?;
             // The rename becomes durable with the next commit (before this file's next
@@ -654,9 +655,9 @@ fn temp_path(cx: &Ctx<'_>, i: usize, target: &RemotePath, rel_dir: &str, size: u
     target.parent().join(&temp_name).map_err(|e| FileError::Name(format!("temp name {temp_name:?}: {e}")))
 }
 
-fn mark(rec: &mut FileRecord, sink: u32, target: &RemotePath, done: bool) {
+fn mark(rec: &mut FileRecord, sink: u32, target: &RemotePath, done: bool, replaces: Option<Replaced>) {
     rec.deliveries.retain(|d| d.sink != sink);
-    rec.deliveries.push(Delivery { sink, target: target.as_str().to_string(), done });
+    rec.deliveries.push(Delivery { sink, target: target.as_str().to_string(), done, replaces });
     rec.deliveries.sort_by_key(|d| d.sink);
 }
 

@@ -76,7 +76,7 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
         }
     };
     super::halt::point("quarantining");
-    if !retry(policy, "check the quarantine copy", || transfer::already_delivered(ep, &copy, rec.size)).await? {
+    if !retry(policy, "check the quarantine copy", || transfer::already_delivered(ep, &copy, rec.size, None)).await? {
         let temp = temp_for(&copy)?;
         retry(policy, "quarantine upload", || {
             transfer::upload(ep, &cx.folders, &cx.budget, staged, None, rec.size, &temp, &copy, true, false, false)

@@ -269,7 +269,7 @@ async fn resumes_after_delivery_without_uploading_again() {
         size: 3,
         mtime: Some(mtime),
         state: FileState::Delivering,
-        deliveries: vec![crate::ledger::Delivery { sink: 0, target: "inbox/a.csv".into(), done: false }],
+        deliveries: vec![crate::ledger::Delivery { sink: 0, target: "inbox/a.csv".into(), done: false, replaces: None }],
         ..Default::default()
     };
     fx.ledger.put_file("t", &rec).unwrap();
@@ -290,7 +290,7 @@ async fn finishes_a_disposition_interrupted_after_the_move() {
         mtime: Some(5),
         state: FileState::Disposing,
         disposed_to: Some("in/processed/a.csv".into()),
-        deliveries: vec![crate::ledger::Delivery { sink: 0, target: "inbox/a.csv".into(), done: true }],
+        deliveries: vec![crate::ledger::Delivery { sink: 0, target: "inbox/a.csv".into(), done: true, replaces: None }],
         ..Default::default()
     };
     fx.ledger.put_file("t", &rec).unwrap();

@@ -5,8 +5,9 @@
 //! the server can compute one), then rename to the final name — written once here for every
 //! protocol. The exists-policy (`fail`, `overwrite`, `rename`, `skip`) is decided in
 //! [`choose_target`] *before* the upload, and
-//! the chosen target is recorded in the ledger by the caller, so a run resumed after a crash
-//! checks that exact target instead of uploading again. A local folder on the staging
+//! the chosen target (with the file it replaces, for `overwrite`) is recorded in the ledger
+//! by the caller, so a run resumed after a crash checks that exact target instead of
+//! uploading again ([`already_delivered`]). A local folder on the staging
 //! folder's file system takes the staged file (complete, fsynced) by one rename straight to
 //! the final name instead ([`Endpoint::adopt`]): a rename is atomic, so the final name still
 //! never holds part of a file, and the temporary name, the size check and the second
@@ -20,6 +21,7 @@ use sha2::{Digest, Sha256};
 
 use crate::config::flow::IfExists;
 use crate::endpoint::{Adoptee, Endpoint, ErrorKind, RemotePath};
+use crate::ledger::{Replaced, to_millis};
 
 use super::budget::Budget;
 use super::error::FileError;
@@ -56,10 +58,11 @@ impl Folders {
 }
 
 /// Where a file will go on a sink.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 pub enum Target {
-    /// Upload and rename to this path.
-    Upload(RemotePath),
+    /// Upload and rename to this path, replacing the file it holds now, if any (only with
+    /// `overwrite`).
+    Upload(RemotePath, Option<Replaced>),
     /// The target exists and the policy is `skip`: count as delivered, upload nothing.
     Skip(RemotePath),
 }
@@ -67,26 +70,30 @@ pub enum Target {
 /// Applies the exists-policy to `dir/name` on `ep`.
 pub async fn choose_target(ep: &dyn Endpoint, dir: &RemotePath, name: &str, policy: IfExists) -> Result<Target, FileError> {
     let path = dir.join(name).map_err(|e| FileError::Name(format!("target name {name:?}: {e}")))?;
-    // Whatever is there, `overwrite` uploads: no need to look (a round trip or two per file,
-    // SIZE and CWD over FTP). A folder in the way fails the rename, as it would anyway.
-    if policy == IfExists::Overwrite {
-        return Ok(Target::Upload(path));
-    }
-    if ep.stat(&path).await?.is_none() {
-        return Ok(Target::Upload(path));
-    }
+    // `overwrite` looks too: what it replaces is recorded with the target, so that a run
+    // resumed after a crash (or after a failed upload) does not take the old file, still
+    // there under the final name, for its own delivery when the sizes happen to match.
+    let Some(there) = ep.stat(&path).await? else { return Ok(Target::Upload(path, None)) };
     match policy {
         IfExists::Fail => Err(FileError::TargetExists { endpoint: ep.describe(), target: path.to_string() }),
-        IfExists::Overwrite => Ok(Target::Upload(path)),
+        IfExists::Overwrite => Ok(Target::Upload(path, Some(Replaced { size: there.size, mtime: there.mtime.map(to_millis) }))),
         IfExists::Skip => Ok(Target::Skip(path)),
-        IfExists::Rename => Ok(Target::Upload(naming::free_name(ep, dir, name).await?)),
+        IfExists::Rename => Ok(Target::Upload(naming::free_name(ep, dir, name).await?, None)),
     }
 }
 
-/// True when `target` already holds a file of `size` bytes: a delivery that completed before a
-/// crash (the rename only happens after the size was verified).
-pub async fn already_delivered(ep: &dyn Endpoint, target: &RemotePath, size: u64) -> Result<bool, FileError> {
-    Ok(ep.stat(target).await?.is_some_and(|e| e.size == size))
+/// True when `target` holds a file of `size` bytes that is not the file the delivery
+/// `replaces`: a delivery that completed before a crash (the rename only happens after the
+/// size was verified). The replaced file unchanged (same size and time) means the rename
+/// did not happen; so does a replaced file of the same size without times to tell them
+/// apart (uploading again writes the same bytes over it, where taking it would lose them).
+pub async fn already_delivered(ep: &dyn Endpoint, target: &RemotePath, size: u64, replaces: Option<Replaced>) -> Result<bool, FileError> {
+    let Some(there) = ep.stat(target).await? else { return Ok(false) };
+    let old = replaces.is_some_and(|r| {
+        let mtime = there.mtime.map(to_millis);
+        r.size == there.size && (r.mtime.is_none() || mtime.is_none() || r.mtime == mtime)
+    });
+    Ok(there.size == size && !old)
 }
 
 /// Uploads `staged` (`size` bytes) to `temp`, verifies it, and renames it to `target`.
@@ -455,12 +462,25 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn overwrite_uploads_without_looking_at_the_target() {
-        let ep = LocalEndpoint::new("/nonexistent/wharf-test");
+    async fn overwrite_notes_what_it_replaces_and_a_resumed_run_does_not_take_that_for_its_own() {
+        let dir = tempfile::tempdir().unwrap();
+        let ep = LocalEndpoint::new(dir.path());
         let p = |s: &str| RemotePath::parse(s).unwrap();
-        // Any look would fail or find nothing; overwrite does not look.
-        let t = choose_target(&ep, &p("/in"), "a", IfExists::Overwrite).await.unwrap();
-        assert_eq!(t, Target::Upload(p("/in/a")));
+        assert_eq!(choose_target(&ep, &p("/"), "a", IfExists::Overwrite).await.unwrap(), Target::Upload(p("/a"), None));
+        std::fs::write(dir.path().join("a"), b"old").unwrap();
+        let Target::Upload(t, Some(replaces)) = choose_target(&ep, &p("/"), "a", IfExists::Overwrite).await.unwrap() else {
+            panic!("the file there is noted")
+        };
+        assert_eq!(replaces.size, 3);
+        // Crashed before the rename: the old file, of the same size, is still there.
+        assert!(!already_delivered(&ep, &t, 3, Some(replaces)).await.unwrap());
+        // Without times to tell them apart, same size means "upload again" too.
+        assert!(!already_delivered(&ep, &t, 3, Some(Replaced { mtime: None, ..replaces })).await.unwrap());
+        // The rename happened: another time (or another size) is the new file.
+        assert!(already_delivered(&ep, &t, 3, Some(Replaced { mtime: replaces.mtime.map(|m| m - 1000), ..replaces })).await.unwrap());
+        std::fs::write(dir.path().join("a"), b"new!").unwrap();
+        assert!(already_delivered(&ep, &t, 4, Some(replaces)).await.unwrap());
+        assert!(!already_delivered(&ep, &t, 3, None).await.unwrap(), "a file of another size is not the delivery");
     }
 
     #[tokio::test]

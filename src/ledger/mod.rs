@@ -24,6 +24,7 @@
 pub mod awaits;
 mod codec;
 pub mod events;
+mod migrate;
 pub mod records;
 
 use std::collections::BTreeMap;
@@ -38,7 +39,7 @@ use codec::Postcard;
 pub use events::{Event, EventKind, FlowHealth, NewEvent};
 pub use records::*;
 
-const FILES: TableDefinition<(&str, &str), Postcard<FileRecord>> = TableDefinition::new("files_v1");
+const FILES: TableDefinition<(&str, &str), Postcard<FileRecord>> = TableDefinition::new("files_v2");
 const DONE: TableDefinition<(&str, &str), Postcard<DoneRecord>> = TableDefinition::new("done_v1");
 const OBSERVATIONS: TableDefinition<(&str, &str), Postcard<Observation>> = TableDefinition::new("observations_v1");
 const RUNS: TableDefinition<(&str, u64), Postcard<RunRecord>> = TableDefinition::new("runs_v1");
@@ -48,7 +49,7 @@ const RUN_CONTENT: TableDefinition<(&str, u64), Postcard<RunContent>> = TableDef
 
 /// Every table `init` creates (a test keeps the list in step): what a reader checks for.
 const TABLES: &[&str] = &[
-    "files_v1",
+    "files_v2",
     "done_v1",
     "observations_v1",
     "runs_v1",
@@ -258,7 +259,8 @@ impl Ledger {
         self.core.err(e)
     }
 
-    /// Creates the tables so read transactions never see a missing table.
+    /// Creates the tables so read transactions never see a missing table, and converts
+    /// records an older wharf stored (`migrate`).
     fn init(&self) -> Result<(), LedgerError> {
         self.write(|tx| {
             tx.open_table(FILES)?;
@@ -268,6 +270,7 @@ impl Ledger {
             tx.open_table(COUNTERS)?;
             tx.open_table(FILE_RESULTS)?;
             tx.open_table(RUN_CONTENT)?;
+            migrate::run(tx)?;
             Self::init_awaits(tx)?;
             Self::init_events(tx)
         })

@@ -76,6 +76,17 @@ pub struct Delivery {
     pub target: String,
     /// The sink confirmed (size verified, renamed to the final name).
     pub done: bool,
+    /// The file the target held when it was chosen, which this delivery replaces
+    /// (`if_exists: overwrite`): a resumed run must not take it for its own upload.
+    pub replaces: Option<Replaced>,
+}
+
+/// Size and time of a file a delivery replaces (see [`Delivery::replaces`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Replaced {
+    pub size: u64,
+    /// Modification time in ms, if the server reported one.
+    pub mtime: Option<Millis>,
 }
 
 /// The last error a file hit.
@@ -214,7 +225,7 @@ impl RecordCounts {
     }
 }
 
-/// What the content steps made of one file (table `file_results_v1`, keyed like `files_v1`).
+/// What the content steps made of one file (table `file_results_v1`, keyed like `files_v2`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileResult {
     /// The run that processed the file.

@@ -247,6 +247,26 @@ fn killed_before_rename_leaves_one_copy(partner: Option<Partner>) {
     assert_eq!(w.recorded_hashes().into_iter().map(|(_, h)| h).collect::<Vec<_>>(), hashes);
 }
 
+/// `if_exists: overwrite` onto a file of the same size (a fixed-width price list, sent daily
+/// under one name): killed mid-upload, the re-run must not take yesterday's file, still
+/// under the final name, for its own delivery.
+fn overwrite_killed_mid_upload_replaces_an_old_file_of_the_same_size(partner: Option<Partner>) {
+    let Some(w) = World::new(partner) else { return };
+    let old = vec![b'o'; 3 * 1024 * 1024];
+    fs::create_dir_all(w.remote("inbox")).unwrap();
+    fs::write(w.remote("inbox/prices.txt"), &old).unwrap();
+    let data = body(old.len());
+    fs::write(w.local("outbox/prices.txt"), &data).unwrap();
+    let flow = w.flow("", "    if_exists: overwrite\n", "");
+    drop(run_until(w.wharf(&flow), "uploading", HALT));
+    assert!(fs::read(w.remote("inbox/prices.txt")).unwrap() == old, "not replaced before the rename");
+    let t = ok(&w.run(&flow));
+    assert!(t.contains("1 delivered"), "{t}");
+    assert!(fs::read(w.remote("inbox/prices.txt")).unwrap() == data, "the old file was taken for the delivery");
+    assert_eq!(w.remote_names("inbox"), ["prices.txt"]);
+    assert_eq!(names(&w.local("sent")), ["prices.txt"]);
+}
+
 macro_rules! on_both_servers {
     ($($name:ident),*) => {
         mod sftp { $( #[test] fn $name() { super::$name(super::Partner::sftp()) } )* }
@@ -254,7 +274,12 @@ macro_rules! on_both_servers {
     };
 }
 
-on_both_servers!(upload_in_progress_is_invisible, trigger_only_after_complete_data, killed_before_rename_leaves_one_copy);
+on_both_servers!(
+    upload_in_progress_is_invisible,
+    trigger_only_after_complete_data,
+    killed_before_rename_leaves_one_copy,
+    overwrite_killed_mid_upload_replaces_an_old_file_of_the_same_size
+);
 
 /// Two sinks (the partner and a local archive): when the partner refuses, the archive still
 /// gets the file, the outbox file stays, and the next run delivers only to the partner.
