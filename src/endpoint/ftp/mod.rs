@@ -202,6 +202,9 @@ impl FtpEndpoint {
                 Err(e) => Err(e.into()),
             };
         }
+        if c.feat.size && c.feat.mdtm && c.plain {
+            return self.stat_in_one_trip(c, path).await;
+        }
         if c.feat.size {
             match size_on(c, &full).await? {
                 Some(size) => {
@@ -224,6 +227,35 @@ impl FtpEndpoint {
             }
         }
         self.find_in_parent(c, path).await
+    }
+
+    /// A stat without `MLST` in one round trip: `SIZE`, `MDTM` and `CWD` sent together (on a
+    /// plain connection), which a file answers with the first two, a folder with the third,
+    /// and nothing with none. One trip instead of two for the stat before each upload that
+    /// applies the exists-policy. Paths are absolute, so the working folder `CWD` may change
+    /// matters to nothing.
+    async fn stat_in_one_trip(&self, c: &mut Conn, path: &RemotePath) -> Result<Option<Entry>, Fail> {
+        let full = c.full(path);
+        let file: &[Status] = &[Status::File];
+        let commands = [
+            (format!("SIZE {full}"), file),
+            (format!("MDTM {full}"), file),
+            (format!("CWD {full}"), &[Status::RequestedFileActionOk, Status::CommandOk][..]),
+        ];
+        let mut replies = c.exchange(&commands).await?.into_iter();
+        let (Some(size), Some(mtime), Some(cwd)) = (replies.next(), replies.next(), replies.next()) else {
+            return Err(Fail::Lost(ErrorKind::Protocol, "fewer replies than commands".into()));
+        };
+        match (size_reply(size)?, mdtm_time(mtime)?) {
+            (Some(size), Some(mtime)) => Ok(Some(Entry { path: path.clone(), kind: EntryKind::File, size, mtime: Some(mtime) })),
+            // A size and no time: gone between the two.
+            (Some(_), None) => Ok(None),
+            (None, _) => match cwd {
+                Ok(_) => self.find_in_parent(c, path).await,
+                Err(e) if is_refusal(&e) => Ok(None),
+                Err(e) => Err(e.into()),
+            },
+        }
     }
 
     /// `path`'s entry in the listing of its folder (for what SIZE and MDTM cannot tell).
@@ -518,7 +550,12 @@ async fn hash_on(c: &mut Conn, path: &RemotePath) -> Result<Option<String>, Fail
 
 /// `SIZE`: the size of a file, `None` when the server refuses (no such file, or a folder).
 async fn size_on(c: &mut Conn, full: &str) -> Result<Option<u64>, Fail> {
-    match within(c.timeout, c.ftp.custom_command(format!("SIZE {full}"), &[Status::File])).await {
+    size_reply(within(c.timeout, c.ftp.custom_command(format!("SIZE {full}"), &[Status::File])).await)
+}
+
+/// The size in a `SIZE` reply; `None` when the server refused (no such file, or a folder).
+fn size_reply(reply: Result<suppaftp::types::Response, FtpError>) -> Result<Option<u64>, Fail> {
+    match reply {
         Ok(r) => {
             let size = reply_text(&r).get(4..).and_then(|s| s.trim().parse::<u64>().ok());
             size.map(Some).ok_or_else(|| Fail::Kind(ErrorKind::Protocol, format!("cannot read the SIZE reply {:?}", reply_text(&r))))
