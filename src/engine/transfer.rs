@@ -73,7 +73,14 @@ pub async fn choose_target(ep: &dyn Endpoint, dir: &RemotePath, name: &str, poli
     // `overwrite` looks too: what it replaces is recorded with the target, so that a run
     // resumed after a crash (or after a failed upload) does not take the old file, still
     // there under the final name, for its own delivery when the sizes happen to match.
-    let Some(there) = ep.stat(&path).await? else { return Ok(Target::Upload(path, None)) };
+    let there = match ep.stat(&path).await {
+        Ok(there) => there,
+        // An upload-only folder (write, no look) takes an overwrite as before; a resumed run
+        // cannot look either, so there is nothing to protect it from.
+        Err(e) if policy == IfExists::Overwrite && e.kind == ErrorKind::PermissionDenied => None,
+        Err(e) => return Err(e.into()),
+    };
+    let Some(there) = there else { return Ok(Target::Upload(path, None)) };
     match policy {
         IfExists::Fail => Err(FileError::TargetExists { endpoint: ep.describe(), target: path.to_string() }),
         IfExists::Overwrite => Ok(Target::Upload(path, Some(Replaced { size: there.size, mtime: there.mtime.map(to_millis) }))),
@@ -364,48 +371,62 @@ mod tests {
 
     /// A local folder whose "server" reports a fixed SHA-256 (as an FTP `HASH` would).
     #[derive(Debug)]
-    struct Hashing(LocalEndpoint, String);
+    /// A local folder that computes a checksum (`sha256`) or refuses every stat.
+    struct Tweaked {
+        ep: LocalEndpoint,
+        sha256: Option<String>,
+        stat_denied: bool,
+    }
+
+    impl Tweaked {
+        fn hashing(ep: LocalEndpoint, sha256: String) -> Tweaked {
+            Tweaked { ep, sha256: Some(sha256), stat_denied: false }
+        }
+    }
 
     #[async_trait]
-    impl Endpoint for Hashing {
+    impl Endpoint for Tweaked {
         fn describe(&self) -> String {
-            self.0.describe()
+            self.ep.describe()
         }
         fn capabilities(&self) -> Capabilities {
-            self.0.capabilities()
+            self.ep.capabilities()
         }
         async fn list(&self, d: &RemotePath) -> Result<Vec<Entry>, EndpointError> {
-            self.0.list(d).await
+            self.ep.list(d).await
         }
         async fn stat(&self, p: &RemotePath) -> Result<Option<Entry>, EndpointError> {
-            self.0.stat(p).await
+            if self.stat_denied {
+                return Err(EndpointError::new(ErrorKind::PermissionDenied, crate::endpoint::Op::Stat, self.describe(), Some(p), "denied"));
+            }
+            self.ep.stat(p).await
         }
         async fn open_read(&self, p: &RemotePath, o: u64) -> Result<Box<dyn ReadStream>, EndpointError> {
-            self.0.open_read(p, o).await
+            self.ep.open_read(p, o).await
         }
         async fn open_write(&self, p: &RemotePath) -> Result<Box<dyn WriteStream>, EndpointError> {
-            self.0.open_write(p).await
+            self.ep.open_write(p).await
         }
         async fn rename(&self, f: &RemotePath, t: &RemotePath, r: bool) -> Result<(), EndpointError> {
-            self.0.rename(f, t, r).await
+            self.ep.rename(f, t, r).await
         }
         async fn remove(&self, p: &RemotePath) -> Result<(), EndpointError> {
-            self.0.remove(p).await
+            self.ep.remove(p).await
         }
         async fn create_dir_all(&self, d: &RemotePath) -> Result<(), EndpointError> {
-            self.0.create_dir_all(d).await
+            self.ep.create_dir_all(d).await
         }
         async fn remove_dir(&self, d: &RemotePath) -> Result<(), EndpointError> {
-            self.0.remove_dir(d).await
+            self.ep.remove_dir(d).await
         }
         async fn rename_plain(&self, f: &RemotePath, t: &RemotePath) -> Result<(), EndpointError> {
-            self.0.rename_plain(f, t).await
+            self.ep.rename_plain(f, t).await
         }
         async fn facts(&self) -> Result<crate::endpoint::ServerFacts, EndpointError> {
-            self.0.facts().await
+            self.ep.facts().await
         }
         async fn sha256(&self, _: &RemotePath) -> Result<Option<String>, EndpointError> {
-            Ok(Some(self.1.clone()))
+            Ok(self.sha256.clone())
         }
     }
 
@@ -415,11 +436,11 @@ mod tests {
         let staged = dir.path().join("staged");
         std::fs::write(&staged, b"hello").unwrap();
         let good = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824".to_string();
-        let ep: DynEndpoint = Arc::new(Hashing(LocalEndpoint::new(dir.path().join("sink")), good));
+        let ep: DynEndpoint = Arc::new(Tweaked::hashing(LocalEndpoint::new(dir.path().join("sink")), good));
         put(&*ep, &Folders::default(), &staged, "a").await.unwrap();
         assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), b"hello");
 
-        let ep: DynEndpoint = Arc::new(Hashing(LocalEndpoint::new(dir.path().join("sink")), "0".repeat(64)));
+        let ep: DynEndpoint = Arc::new(Tweaked::hashing(LocalEndpoint::new(dir.path().join("sink")), "0".repeat(64)));
         let e = put(&*ep, &Folders::default(), &staged, "b").await.unwrap_err();
         assert!(matches!(e, FileError::ChecksumMismatch { .. }), "{e}");
         assert_eq!(e.kind(), ErrorKind::Transient);
@@ -481,6 +502,10 @@ mod tests {
         std::fs::write(dir.path().join("a"), b"new!").unwrap();
         assert!(already_delivered(&ep, &t, 4, Some(replaces)).await.unwrap());
         assert!(!already_delivered(&ep, &t, 3, None).await.unwrap(), "a file of another size is not the delivery");
+        // An upload-only folder (a stat is refused) still takes an overwrite.
+        let no_look = Tweaked { ep, sha256: None, stat_denied: true };
+        assert_eq!(choose_target(&no_look, &p("/"), "a", IfExists::Overwrite).await.unwrap(), Target::Upload(p("/a"), None));
+        assert!(choose_target(&no_look, &p("/"), "a", IfExists::Fail).await.is_err());
     }
 
     #[tokio::test]
@@ -492,13 +517,13 @@ mod tests {
         let size = data.len() as u64;
         let p = |s: &str| RemotePath::parse(s).unwrap();
         let good = hex::encode(Sha256::digest(&data));
-        let ep = Hashing(LocalEndpoint::new(dir.path().join("sink")), good);
+        let ep = Tweaked::hashing(LocalEndpoint::new(dir.path().join("sink")), good);
         upload(&ep, &Folders::default(), &Budget::default(), &staged, None, size, &p("/in/.a.part"), &p("/in/a"), false, false, false)
             .await
             .unwrap();
         assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), data);
 
-        let ep = Hashing(LocalEndpoint::new(dir.path().join("sink")), "0".repeat(64));
+        let ep = Tweaked::hashing(LocalEndpoint::new(dir.path().join("sink")), "0".repeat(64));
         let e =
             upload(&ep, &Folders::default(), &Budget::default(), &staged, None, size, &p("/in/.b.part"), &p("/in/b"), false, false, false)
                 .await
@@ -592,7 +617,7 @@ mod tests {
         assert_eq!(std::fs::read(dir.path().join("sink/in/b")).unwrap(), b"world");
         assert!(!staged.exists());
         // A server's checksum is compared with the bytes sent.
-        let ep = Hashing(LocalEndpoint::new(dir.path().join("sink")), "0".repeat(64));
+        let ep = Tweaked::hashing(LocalEndpoint::new(dir.path().join("sink")), "0".repeat(64));
         let e = held(&ep, &staged, b"hello", 5, "c", false).await;
         assert!(matches!(e.unwrap_err(), FileError::ChecksumMismatch { .. }));
         // Bytes of another length than expected are not sent.
