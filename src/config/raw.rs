@@ -82,7 +82,7 @@ pub struct RawFlow {
     pub response: Option<super::raw_response::RawResponse>,
     /// When `wharf serve` runs this flow: a `cron` expression (in a `timezone`) or an interval
     /// (`every: 30m`), with optional `jitter` and `overlap`. Without it, `wharf serve` runs the
-    /// flow only when triggered.
+    /// flow only when triggered (and retries a triggered run that could not reach a server).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<super::raw_schedule::RawSchedule>,
     /// Files this flow must have delivered by a time of day (`by: "06:00"`, `days: mon-fri`):

@@ -10,7 +10,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 /// When `wharf serve` runs the flow: exactly one of `cron` or `every`. Without a schedule the
-/// flow runs only when asked (`wharf run`, `wharf trigger`).
+/// flow runs only when asked (`wharf run`, `wharf trigger`), and under `wharf serve` again
+/// (with backoff) after a run that could not reach a server.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSchedule {

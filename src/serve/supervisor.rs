@@ -9,7 +9,8 @@
 //! - missed times (the machine slept, the daemon was down) are not caught up one by one: the
 //!   next time is computed from now;
 //! - a run aborted because a server could not be reached is retried with exponential backoff
-//!   and jitter (`serve.yaml` `retry`), never later than the flow's next scheduled time;
+//!   and jitter (`serve.yaml` `retry`), never later than the flow's next scheduled time (a
+//!   flow without a schedule until a run gets through);
 //! - expected-file deadlines (`expect:`) are checked when they pass (`expect.rs`).
 
 use std::collections::BTreeMap;
@@ -423,12 +424,14 @@ fn finished(shared: &Arc<Shared>, name: &str, report: Result<Arc<RunReport>, Str
             plan.last = Some(r.clone());
         }
         let schedule = flow.as_ref().and_then(|f| f.schedule.as_ref());
-        if unreachable && let Some(s) = schedule {
+        // A flow without a schedule (run by `wharf trigger`) is retried too: the run was
+        // asked for, and nothing else would run it again once the server is back.
+        if unreachable {
             plan.retry_attempt += 1;
             let cfg = &shared.opts.config;
             let wait = crate::schedule::backoff(plan.retry_attempt, cfg.retry_backoff, cfg.retry_max);
             let retry_at = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
-            let regular = s.next_after(name, now);
+            let regular = schedule.and_then(|s| s.next_after(name, now));
             plan.next_due = Some(regular.map_or(retry_at, |t| t.min(retry_at)));
             tracing::warn!(flow = name, attempt = plan.retry_attempt, retry_in_s = wait.as_secs(), "Could not reach a server; retrying.");
         } else if !unreachable {

@@ -206,6 +206,32 @@ async fn an_unreachable_server_alerts_once_and_its_recovery_once() {
     d.stop().await;
 }
 
+/// A flow without a schedule, triggered while its server is down, is retried with backoff
+/// until a run gets through, and then not run again until asked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_triggered_flow_is_retried_until_its_server_is_back() {
+    let Some(sshd) = Sshd::start() else { return };
+    std::fs::create_dir_all(sshd.data_dir().join("in")).unwrap();
+    std::fs::write(sshd.data_dir().join("in/a.csv"), "x\n").unwrap();
+    let flow = format!(
+        "name: partner\nendpoints:\n  p:\n{}  b: {{ type: local, root: ROOT/dst }}\nsource: {{ endpoint: p, path: /in, include: ['*.csv'] }}\nsinks: [ {{ endpoint: b, path: / }} ]\nretry: {{ attempts: 1 }}\n",
+        sshd.endpoint_yaml(4),
+    );
+    let mut d = Daemon::start(&[("partner.yaml", flow)], minute_now(), ServeConfig::default());
+    sshd.stop();
+    assert_eq!(d.handle().trigger("partner").await, Ok(Triggered::Started));
+    assert_eq!(d.next_run().await.status, RunStatus::Aborted);
+    let due = d.handle().status().flows[0].next_due.expect("a retry is planned");
+    assert!(due > minute_now() && due <= minute_now() + chrono::Duration::seconds(40), "first retry after about 30 s: {due}");
+    sshd.restart();
+    d.advance(Duration::from_secs(40)).await;
+    let r = d.next_run().await;
+    assert_eq!(r.status, RunStatus::Ok, "{r:?}");
+    assert!(d.path("dst/a.csv").exists());
+    assert_eq!(d.handle().status().flows[0].next_due, None, "only by trigger again");
+    d.stop().await;
+}
+
 /// Failures the throttle held back are not lost: when its window ends, the latest goes out
 /// with the count of the others, without waiting for another failure.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
