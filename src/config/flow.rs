@@ -204,7 +204,8 @@ pub struct Sink {
     pub endpoint: String,
     pub path: NameTemplate,
     pub name: NameTemplate,
-    pub temp_name: NameTemplate,
+    /// `None`: written straight under the final name (`direct: true`).
+    pub temp_name: Option<NameTemplate>,
     pub if_exists: IfExists,
     /// Trigger file written after the data file is complete.
     pub trigger: Option<NameTemplate>,

@@ -382,6 +382,14 @@ pub struct RawSink {
     /// staged file by renaming it straight to its final name (atomic, so never partial).
     #[serde(default = "default_temp_name")]
     pub temp_name: String,
+    /// Write straight under the final name: no temporary name, no rename. For partners whose
+    /// servers refuse renames or take a file the moment it is closed, whatever its name. While
+    /// the upload runs the partner sees part of the file under its final name, so pair it
+    /// with a `trigger` when the partner can wait for one. The size is still verified, and a
+    /// run resumed after a crash writes the file again over what it left. Not with
+    /// `temp_name`, nor on a local folder (which always takes a file by rename).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub direct: bool,
     /// What to do when the target already exists.
     #[serde(default)]
     pub if_exists: IfExists,
@@ -547,7 +555,7 @@ fn default_sink_path() -> String {
 fn default_name() -> String {
     "{{name}}".into()
 }
-fn default_temp_name() -> String {
+pub(super) fn default_temp_name() -> String {
     ".{{name}}.part".into()
 }
 fn default_keep() -> RawDisposition {

@@ -553,8 +553,7 @@ async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePa
     let vars = NameVars::new(target.name(), rel_dir, 0, cx.run, cx.now);
     let name = template.render(&vars).map_err(FileError::Name)?;
     let path = target.parent().join(&name).map_err(|e| FileError::Name(format!("trigger name {name:?}: {e}")))?;
-    let temp_name = sink.temp_name.render(&NameVars::new(&name, rel_dir, 0, cx.run, cx.now)).map_err(FileError::Name)?;
-    let temp = target.parent().join(&temp_name).map_err(|e| FileError::Name(format!("temp name {temp_name:?}: {e}")))?;
+    let temp = temp_path(cx, i, &path, rel_dir, 0)?;
     let ep = &*cx.sinks[i];
     let _names = cx.claims.claim(vec![claims::key(&sink.endpoint, path.as_str()), claims::key(&sink.endpoint, temp.as_str())]).await;
     halt::point("triggering");
@@ -596,7 +595,14 @@ async fn send(
         }
     };
     let _names = cx.claims.claim(names).await;
-    let target = retry(cx.flow.retry, "check target", || transfer::choose_target(ep, dir, name, sink.if_exists)).await?;
+    // Written straight under the final name (`direct`), an interrupted delivery left part of
+    // the file there: its recorded target is written again rather than chosen anew (the
+    // exists-policy would take that part for somebody else's file).
+    let unfinished = rec.deliveries.iter().find(|d| d.sink == idx && !d.done).filter(|_| sink.temp_name.is_none());
+    let target = match unfinished.and_then(|d| RemotePath::parse(&d.target).ok().map(|t| Target::Upload(t, d.replaces))) {
+        Some(t) => t,
+        None => retry(cx.flow.retry, "check target", || transfer::choose_target(ep, dir, name, sink.if_exists)).await?,
+    };
     match target {
         Target::Skip(t) => {
             tracing::info!(flow = %cx.flow.name, target = %t, "Target exists; skipped (if_exists: skip).");
@@ -648,10 +654,12 @@ fn unhashed(cx: &Ctx<'_>, rec: &FileRecord) -> bool {
     rec.sha256.is_none() && cx.flow.steps.is_none()
 }
 
-/// The temporary name sink `i` uploads `target` under.
+/// The temporary name sink `i` uploads `target` under: `target` itself for a sink that
+/// writes straight under the final name (`direct`).
 fn temp_path(cx: &Ctx<'_>, i: usize, target: &RemotePath, rel_dir: &str, size: u64) -> Result<RemotePath, FileError> {
+    let Some(template) = &cx.flow.sinks[i].temp_name else { return Ok(target.clone()) };
     let vars = NameVars::new(target.name(), rel_dir, size, cx.run, cx.now);
-    let temp_name = cx.flow.sinks[i].temp_name.render(&vars).map_err(FileError::Name)?;
+    let temp_name = template.render(&vars).map_err(FileError::Name)?;
     target.parent().join(&temp_name).map_err(|e| FileError::Name(format!("temp name {temp_name:?}: {e}")))
 }
 

@@ -56,7 +56,7 @@ fn fixture() -> Fixture {
             endpoint: "erp".into(),
             path: NameTemplate::new("/inbox").unwrap(),
             name: NameTemplate::new("{{name}}").unwrap(),
-            temp_name: NameTemplate::new(".{{name}}.part").unwrap(),
+            temp_name: Some(NameTemplate::new(".{{name}}.part").unwrap()),
             if_exists: IfExists::Fail,
             trigger: None,
         }],
@@ -646,7 +646,7 @@ async fn files_in_flight_together_never_share_a_name() {
     // A temporary name shared by every file (no `{{name}}` in it) and one overwritten target.
     let mut fx = fixture();
     fx.flow.sinks[0].name = NameTemplate::new("latest.csv").unwrap();
-    fx.flow.sinks[0].temp_name = NameTemplate::new("upload.tmp").unwrap();
+    fx.flow.sinks[0].temp_name = Some(NameTemplate::new("upload.tmp").unwrap());
     fx.flow.sinks[0].if_exists = IfExists::Overwrite;
     for (i, b) in bodies.iter().enumerate() {
         fx.put(&format!("in/f{i:02}.csv"), b);

@@ -11,7 +11,9 @@
 //! folder's file system takes the staged file (complete, fsynced) by one rename straight to
 //! the final name instead ([`Endpoint::adopt`]): a rename is atomic, so the final name still
 //! never holds part of a file, and the temporary name, the size check and the second
-//! rename (a folder fsync each) are spared.
+//! rename (a folder fsync each) are spared. A sink with `direct: true` (a server that
+//! refuses renames) is given its final name as the temporary one: written there, verified,
+//! not renamed.
 
 use std::collections::HashSet;
 use std::path::Path;
@@ -339,6 +341,10 @@ async fn verify_and_rename(
         return Err(FileError::ChecksumMismatch { endpoint: ep.describe(), target: temp.to_string(), sent, remote });
     }
     halt::point("uploaded");
+    if temp == target {
+        // Written straight under the final name (`direct`).
+        return Ok(());
+    }
     match ep.rename(temp, target, replace).await {
         Ok(()) => Ok(()),
         Err(e) => {

@@ -267,6 +267,25 @@ fn overwrite_killed_mid_upload_replaces_an_old_file_of_the_same_size(partner: Op
     assert_eq!(names(&w.local("sent")), ["prices.txt"]);
 }
 
+/// `direct: true`: straight under the final name, for servers that refuse renames — no
+/// temporary name on the server at any time. Killed mid-upload, the part left under the
+/// final name is written over by the next run (the default `fail` policy does not take it
+/// for somebody else's file), once, and the trigger follows the complete file.
+fn direct_upload_writes_the_final_name_and_recovers_its_own_part(partner: Option<Partner>) {
+    let Some(w) = World::new(partner) else { return };
+    let data = body(3 * 1024 * 1024);
+    fs::write(w.local("outbox/prices.csv"), &data).unwrap();
+    let flow = w.flow("", "    direct: true\n    trigger: \"{{name}}.done\"\n", "");
+    let halted = run_until(w.wharf(&flow), "uploading", HALT);
+    assert_eq!(w.remote_names("inbox"), ["prices.csv"], "no temporary name, no trigger yet");
+    drop(halted);
+    let t = ok(&w.run(&flow));
+    assert!(t.contains("1 delivered"), "{t}");
+    assert!(fs::read(w.remote("inbox/prices.csv")).unwrap() == data, "the whole file under the final name");
+    assert_eq!(w.remote_names("inbox"), ["prices.csv", "prices.csv.done"]);
+    assert_eq!(names(&w.local("sent")), ["prices.csv"]);
+}
+
 macro_rules! on_both_servers {
     ($($name:ident),*) => {
         mod sftp { $( #[test] fn $name() { super::$name(super::Partner::sftp()) } )* }
@@ -278,7 +297,8 @@ on_both_servers!(
     upload_in_progress_is_invisible,
     trigger_only_after_complete_data,
     killed_before_rename_leaves_one_copy,
-    overwrite_killed_mid_upload_replaces_an_old_file_of_the_same_size
+    overwrite_killed_mid_upload_replaces_an_old_file_of_the_same_size,
+    direct_upload_writes_the_final_name_and_recovers_its_own_part
 );
 
 /// Two sinks (the partner and a local archive): when the partner refuses, the archive still

@@ -147,6 +147,17 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
             .map(|(i, s)| s.and_then(|s| c.sink(&format!("/sinks/{i}"), s, defined.as_deref(), source.as_ref())))
             .collect::<Vec<_>>()
     });
+    if let (Some(sinks), Some(eps)) = (&sinks, &endpoints) {
+        for (i, sink) in sinks.iter().enumerate() {
+            let Some(sink) = sink.as_ref().filter(|s| s.temp_name.is_none()) else { continue };
+            if eps.iter().any(|(n, spec)| n == &sink.endpoint && matches!(spec, Some(EndpointSpec::Local { .. }))) {
+                c.problem(
+                    format!("/sinks/{i}/direct"),
+                    "a local folder always takes a file by rename (atomic); `direct` is for servers that refuse renames",
+                );
+            }
+        }
+    }
     let after = sections.after.map(|a| {
         (c.disposition("/after/success", a.success, source.as_ref()), c.disposition("/after/failure", a.failure, source.as_ref()))
     });
@@ -398,17 +409,24 @@ impl Checker<'_, '_> {
             Some(t)
         });
         let name = self.name_template(&format!("{at}/name"), &s.name);
-        let temp_name = self.name_template(&format!("{at}/temp_name"), &s.temp_name);
-        let spaceless = |t: &str| t.split_whitespace().collect::<String>();
-        if spaceless(&s.temp_name) == spaceless(&s.name) {
-            self.problem(
-                format!("{at}/temp_name"),
-                format!(
-                    "`{}` is the final name too: a file is written under its temporary name and renamed to the final one once verified, so the two must differ (the default is `.{{{{name}}}}.part`; writing straight under the final name is not supported)",
-                    s.temp_name
-                ),
-            );
-        }
+        let temp_name = if s.direct {
+            if s.temp_name != super::raw::default_temp_name() {
+                self.problem(format!("{at}/temp_name"), "`direct: true` writes straight under the final name, without a temporary name");
+            }
+            Some(None)
+        } else {
+            let spaceless = |t: &str| t.split_whitespace().collect::<String>();
+            if spaceless(&s.temp_name) == spaceless(&s.name) {
+                self.problem(
+                    format!("{at}/temp_name"),
+                    format!(
+                        "`{}` is the final name too: a file is written under its temporary name and renamed to the final one once verified, so the two must differ (the default is `.{{{{name}}}}.part`; `direct: true` writes straight under the final name, for servers that refuse renames)",
+                        s.temp_name
+                    ),
+                );
+            }
+            self.name_template(&format!("{at}/temp_name"), &s.temp_name).map(Some)
+        };
         let trigger = s.trigger.map(|t| self.name_template(&format!("{at}/trigger"), &t));
         Some(Sink {
             endpoint: s.endpoint,
@@ -706,12 +724,29 @@ sinks: [ { endpoint: l } ]
         assert_eq!(
             p,
             [
-                "`{{ name }}` is the final name too: a file is written under its temporary name and renamed to the final one once verified, so the two must differ (the default is `.{{name}}.part`; writing straight under the final name is not supported) (at /sinks/0/temp_name)"
+                "`{{ name }}` is the final name too: a file is written under its temporary name and renamed to the final one once verified, so the two must differ (the default is `.{{name}}.part`; `direct: true` writes straight under the final name, for servers that refuse renames) (at /sinks/0/temp_name)"
             ]
         );
         assert!(
             run(&BASE.replace("sinks: [ { endpoint: l } ]", "sinks: [ { endpoint: l, name: \"{{stem}}.txt\", temp_name: \"{{name}}\" } ]"))
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn direct_writes_need_a_server_and_no_temp_name() {
+        // To a server: no temporary name.
+        let flow = run(&BASE.replace("sinks: [ { endpoint: l } ]", "sinks: [ { endpoint: s, path: /out, direct: true } ]")).unwrap();
+        assert!(flow.sinks[0].temp_name.is_none());
+        assert!(run(BASE).unwrap().sinks[0].temp_name.is_some());
+        let p =
+            problems(&BASE.replace("sinks: [ { endpoint: l } ]", "sinks: [ { endpoint: l, direct: true, temp_name: \"{{name}}.tmp\" } ]"));
+        assert_eq!(
+            p,
+            [
+                "`direct: true` writes straight under the final name, without a temporary name (at /sinks/0/temp_name)",
+                "a local folder always takes a file by rename (atomic); `direct` is for servers that refuse renames (at /sinks/0/direct)"
+            ]
         );
     }
 
