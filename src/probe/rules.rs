@@ -104,17 +104,29 @@ pub fn findings(flow: &Flow, report: &ProbeReport) -> Vec<Finding> {
 
     // Sinks write through rename; trigger files always replace an older one.
     let mut sinks: Vec<(String, IfExists, bool)> = Vec::new();
-    for (i, s) in flow.sinks.iter().enumerate() {
-        if s.endpoint == name {
-            sinks.push((format!("sink {} ({name})", i + 1), s.if_exists, s.trigger.is_some()));
+    let mut through_temp: Vec<String> = Vec::new();
+    let responding = response.map(|r| ("response sink", &r.flow.sinks[..]));
+    for (what, list) in std::iter::once(("sink", &flow.sinks[..])).chain(responding) {
+        for (i, s) in list.iter().enumerate().filter(|(_, s)| s.endpoint == name) {
+            let label = format!("{what} {} ({name})", i + 1);
+            if s.temp_name.is_some() {
+                through_temp.push(label.clone());
+            }
+            sinks.push((label, s.if_exists, s.trigger.is_some()));
         }
     }
-    if let Some(r) = response {
-        for (i, s) in r.flow.sinks.iter().enumerate() {
-            if s.endpoint == name {
-                sinks.push((format!("response sink {} ({name})", i + 1), s.if_exists, s.trigger.is_some()));
-            }
-        }
+    if let Some(p) = report.write.as_ref().and_then(|w| w.rename_problem.as_ref())
+        && !through_temp.is_empty()
+    {
+        out.push(finding(
+            Severity::Error,
+            Topic::Rename,
+            format!(
+                "the server refuses to rename a file ({p}), and {} write{} under a temporary name and rename it: set `direct: true` there to write straight under the final name (the partner then sees a file while it arrives; a `trigger` tells it when it is whole)",
+                through_temp.join(", "),
+                if through_temp.len() == 1 { "s" } else { "" }
+            ),
+        ));
     }
     rename(&sinks, report, &mut out);
     let quarantined_here = flow.quarantine.as_ref().is_some_and(|q| q.endpoint == name);
@@ -366,6 +378,7 @@ mod tests {
             mtime_precision: Duration::from_secs(1),
             clock: Some(ClockOffset { offset_ms, uncertainty_ms, samples: 4 }),
             cleanup_problem: None,
+            rename_problem: None,
         }
     }
 

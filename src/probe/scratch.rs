@@ -53,6 +53,10 @@ pub struct WriteChecks {
     pub clock: Option<ClockOffset>,
     /// `None` when the scratch folder was removed again, else why it was not.
     pub cleanup_problem: Option<String>,
+    /// `None` when renaming a file to a free name worked (what every upload through a
+    /// temporary name ends with), else how it failed. Absent in probes stored before it.
+    #[serde(default)]
+    pub rename_problem: Option<String>,
 }
 
 /// A write check could not be done (the scratch folder was still removed where possible).
@@ -139,8 +143,16 @@ async fn checks(ep: &dyn Endpoint, scratch: &RemotePath) -> Step<WriteChecks> {
     let mtime_precision = clock::observed_precision(&mtimes).unwrap_or(ep.capabilities().mtime_precision);
     let clock = clock::estimate(&samples, mtime_precision);
 
-    // The server's own rename onto an existing file.
+    // A rename to a free name, as every upload through a temporary name ends.
     let (a, b) = (file("rename-a")?, file("rename-b")?);
+    put(ep, &a, b"wharf probe: rename\n").await.map_err(|e| ("writing a file", e))?;
+    let rename_problem = match ep.rename(&a, &b, false).await {
+        Ok(()) => None,
+        Err(e) => Some(format!("{}: {}", e.kind, e.message)),
+    };
+    clear(ep, &[&a, &b]).await?;
+
+    // The server's own rename onto an existing file.
     let (new, old) = (&b"new\n"[..], &b"old\n"[..]);
     let fresh_pair = || async {
         for (p, body) in [(&a, new), (&b, old)] {
@@ -191,6 +203,7 @@ async fn checks(ep: &dyn Endpoint, scratch: &RemotePath) -> Step<WriteChecks> {
         mtime_precision,
         clock,
         cleanup_problem: None,
+        rename_problem,
     })
 }
 

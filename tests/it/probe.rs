@@ -216,6 +216,31 @@ fn a_session_limit_is_measured_and_the_setting_named() {
     assert!(connection.iter().any(|t| t.contains("set `max_connections: 2` on endpoint p")), "{connection:?}");
 }
 
+/// A server that refuses renames (vsftpd's `cmds_denied=RNFR,RNTO`): the probe says so and
+/// names `direct: true` for the sink that writes through a temporary name.
+#[test]
+fn a_server_refusing_renames_is_told_to_use_direct() {
+    let Some(vsftpd) = Ftpd::vsftpd_with(&["cmds_denied=RNFR,RNTO"]) else { return };
+    let dir = support::tempdir();
+    let flow = flow_file(dir.path(), &vsftpd.endpoint_yaml(FtpTls::None, 4), "{ min_age: 30s }", "fail");
+    let (_, out, all) = wharf(&dir.path().join("state"), &["probe", flow.to_str().unwrap(), "--endpoint", "p", "--write", "--json"]);
+    let v = json(&out, &all);
+    let p = report(&v, "p");
+    assert!(p["write"]["rename_problem"].is_string(), "{p}");
+    let rename: Vec<&str> =
+        p["findings"].as_array().unwrap().iter().filter(|f| f["topic"] == "rename").map(|f| f["text"].as_str().unwrap()).collect();
+    assert!(
+        rename.iter().any(|t| t.contains("refuses to rename a file") && t.contains("sink 1 (p)") && t.contains("`direct: true`")),
+        "{rename:?}"
+    );
+    // With `direct: true` there is nothing to say about it.
+    std::fs::write(&flow, std::fs::read_to_string(&flow).unwrap().replace("if_exists: fail", "if_exists: fail, direct: true")).unwrap();
+    let (_, out, all) = wharf(&dir.path().join("state"), &["probe", flow.to_str().unwrap(), "--endpoint", "p", "--write", "--json"]);
+    let v = json(&out, &all);
+    let texts = report(&v, "p")["findings"].to_string();
+    assert!(!texts.contains("refuses to rename a file"), "{texts}");
+}
+
 #[test]
 fn probe_and_plan_against_the_sandbox_over_sftp_and_ftp() {
     let dir = support::tempdir();
