@@ -211,6 +211,13 @@ pub struct Sink {
     pub trigger: Option<NameTemplate>,
 }
 
+impl Sink {
+    /// Writes straight under the final name (`direct: true`): no temporary name, no rename.
+    pub fn direct(&self) -> bool {
+        self.temp_name.is_none()
+    }
+}
+
 /// What happens to a source file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Disposition {

@@ -598,7 +598,7 @@ async fn send(
     // Written straight under the final name (`direct`), an interrupted delivery left part of
     // the file there: its recorded target is written again rather than chosen anew (the
     // exists-policy would take that part for somebody else's file).
-    let unfinished = rec.deliveries.iter().find(|d| d.sink == idx && !d.done).filter(|_| sink.temp_name.is_none());
+    let unfinished = rec.deliveries.iter().find(|d| d.sink == idx && !d.done).filter(|_| sink.direct());
     let target = match unfinished.and_then(|d| RemotePath::parse(&d.target).ok().map(|t| Target::Upload(t, d.replaces))) {
         Some(t) => t,
         None => retry(cx.flow.retry, "check target", || transfer::choose_target(ep, dir, name, sink.if_exists)).await?,

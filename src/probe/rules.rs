@@ -109,7 +109,7 @@ pub fn findings(flow: &Flow, report: &ProbeReport) -> Vec<Finding> {
     for (what, list) in std::iter::once(("sink", &flow.sinks[..])).chain(responding) {
         for (i, s) in list.iter().enumerate().filter(|(_, s)| s.endpoint == name) {
             let label = format!("{what} {} ({name})", i + 1);
-            if s.temp_name.is_some() {
+            if !s.direct() {
                 through_temp.push(label.clone());
             }
             sinks.push((label, s.if_exists, s.trigger.is_some()));

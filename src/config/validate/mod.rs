@@ -149,7 +149,7 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
     });
     if let (Some(sinks), Some(eps)) = (&sinks, &endpoints) {
         for (i, sink) in sinks.iter().enumerate() {
-            let Some(sink) = sink.as_ref().filter(|s| s.temp_name.is_none()) else { continue };
+            let Some(sink) = sink.as_ref().filter(|s| s.direct()) else { continue };
             if eps.iter().any(|(n, spec)| n == &sink.endpoint && matches!(spec, Some(EndpointSpec::Local { .. }))) {
                 c.problem(
                     format!("/sinks/{i}/direct"),
