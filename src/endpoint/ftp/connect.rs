@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use suppaftp::tokio::AsyncRustlsFtpStream;
+use suppaftp::tokio::ImplAsyncFtpStream;
 use suppaftp::types::FileType;
 use suppaftp::types::Response;
 use suppaftp::{FtpError, FtpResult, Mode, Status};
@@ -25,7 +25,7 @@ use crate::config::flow::{FtpSpec, FtpTls};
 use crate::endpoint::{EndpointError, ErrorKind, Op, RemotePath};
 
 /// The control connection. One type for every mode: without TLS it simply never upgrades.
-pub(super) type Ftp = AsyncRustlsFtpStream;
+pub(super) type Ftp = ImplAsyncFtpStream<super::tls_stream::FtpTlsStream>;
 
 /// What the server offers, from `FEAT`.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]

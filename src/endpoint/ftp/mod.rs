@@ -20,6 +20,7 @@ mod list;
 mod pool;
 mod stream;
 mod tls;
+mod tls_stream;
 mod whole;
 
 use std::fmt;
@@ -30,7 +31,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
-use suppaftp::tokio::{AsyncRustlsStream, TransferStream};
+use suppaftp::tokio::TransferStream;
 use suppaftp::{FtpError, ReplyTooLarge, Status};
 use tokio::io::AsyncReadExt;
 
@@ -39,6 +40,7 @@ pub use tls::cert_fingerprint;
 use self::connect::{Conn, Connector, HashCommand, digest_in_reply, reply_code, reply_text, within};
 use self::pool::{Lease, Pool};
 use self::stream::{FtpRead, FtpWrite};
+use self::tls_stream::FtpTlsStream;
 use super::{Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Op, ReadStream, RemotePath, ServerFacts, WriteStream};
 use crate::config::flow::{FtpSpec, FtpTls};
 
@@ -404,7 +406,7 @@ impl FtpEndpoint {
 
     /// Starts RETR at `offset`. Returns the stream and how many bytes of it to skip (when the
     /// server refuses REST, the file is read from the start).
-    async fn retr(&self, c: &mut Conn, path: &RemotePath, offset: u64) -> Result<(TransferStream<AsyncRustlsStream>, u64), Fail> {
+    async fn retr(&self, c: &mut Conn, path: &RemotePath, offset: u64) -> Result<(TransferStream<FtpTlsStream>, u64), Fail> {
         let full = c.full(path);
         let mut rest = offset;
         loop {
@@ -427,7 +429,7 @@ impl FtpEndpoint {
         }
     }
 
-    async fn stor(&self, c: &mut Conn, path: &RemotePath) -> Result<TransferStream<AsyncRustlsStream>, Fail> {
+    async fn stor(&self, c: &mut Conn, path: &RemotePath) -> Result<TransferStream<FtpTlsStream>, Fail> {
         let full = c.full(path);
         loop {
             let r = within(c.timeout, c.ftp.put_with_stream(&full)).await;

@@ -10,18 +10,19 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use suppaftp::tokio::{AsyncRustlsStream, TransferStream};
+use suppaftp::tokio::TransferStream;
 use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::connect::within;
 use super::pool::Lease;
+use super::tls_stream::FtpTlsStream;
 use super::{Fail, Inner, WRITE_PIECE, stalled};
 use crate::endpoint::{EndpointError, Op, ReadStream, RemotePath, WriteStream};
 
 /// A download. The file is complete only when the server confirmed the transfer (226), which
 /// is read when the data runs out: `read` returns `Ok(0)` only after that.
 pub(super) struct FtpRead {
-    pub(super) data: Option<TransferStream<AsyncRustlsStream>>,
+    pub(super) data: Option<TransferStream<FtpTlsStream>>,
     /// The connection, returned to the pool after a confirmed transfer, closed otherwise.
     pub(super) lease: Option<Lease>,
     /// Bytes still to drop from the start (a server that refused REST).
@@ -75,7 +76,7 @@ impl ReadStream for FtpRead {
 
 /// An upload. Stored only when [`finish`](WriteStream::finish) read the server's 226.
 pub(super) struct FtpWrite {
-    pub(super) data: TransferStream<AsyncRustlsStream>,
+    pub(super) data: TransferStream<FtpTlsStream>,
     pub(super) lease: Lease,
     pub(super) timeout: Duration,
     pub(super) inner: Arc<Inner>,
@@ -112,7 +113,7 @@ pub(super) async fn send<W: AsyncWrite + Unpin>(data: &mut W, buf: &[u8], timeou
 
 /// Ends an upload: what is buffered goes out, closing the data connection ends the file, and
 /// the 226 on the control connection says the server stored all of it.
-pub(super) async fn close_upload(mut data: TransferStream<AsyncRustlsStream>, timeout: Duration) -> Result<(), Fail> {
+pub(super) async fn close_upload(mut data: TransferStream<FtpTlsStream>, timeout: Duration) -> Result<(), Fail> {
     timed(timeout, data.flush()).await?;
     within(timeout, data.finish()).await.map_err(Fail::from)
 }

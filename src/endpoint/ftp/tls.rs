@@ -12,6 +12,7 @@
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use super::tls_stream::FtpTlsConnector;
 use rustls::client::WebPkiServerVerifier;
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::crypto::{CryptoProvider, verify_tls12_signature, verify_tls13_signature};
@@ -19,7 +20,6 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use sha2::{Digest, Sha256};
-use suppaftp::tokio::AsyncRustlsConnector;
 
 use crate::config::flow::CertTrust;
 
@@ -74,8 +74,8 @@ impl Tls {
 
     /// A connector for one connection. All of them share the configuration and so the
     /// session cache.
-    pub fn connector(&self) -> AsyncRustlsConnector {
-        AsyncRustlsConnector::from(suppaftp::tokio_rustls::TlsConnector::from(self.config.clone()))
+    pub fn connector(&self) -> FtpTlsConnector {
+        FtpTlsConnector(suppaftp::tokio_rustls::TlsConnector::from(self.config.clone()))
     }
 
     /// The client configuration (for a handshake outside suppaftp: `wharf probe` asks the
