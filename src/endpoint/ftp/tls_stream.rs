@@ -65,9 +65,9 @@ impl AsyncRead for FtpTlsStream {
         let this = self.get_mut();
         // A reply cannot come before its command has left; a send that cannot go on yet
         // (`Pending`) wakes this task when it can, and the read below is tried meanwhile.
-        if let Poll::Ready(Err(e)) = this.poll_send_buffered(cx) {
-            return Poll::Ready(Err(e));
-        }
+        // A send that failed is left for the next write to report: the read still gets what
+        // the server said before it closed (a 421), or the connection's end.
+        let _ = this.poll_send_buffered(cx);
         Pin::new(&mut this.inner).poll_read(cx, buf)
     }
 }
