@@ -431,9 +431,17 @@ fn finished(shared: &Arc<Shared>, name: &str, report: Result<Arc<RunReport>, Str
             let cfg = &shared.opts.config;
             let wait = crate::schedule::backoff(plan.retry_attempt, cfg.retry_backoff, cfg.retry_max);
             let retry_at = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
-            let regular = schedule.and_then(|s| s.next_after(name, now));
-            plan.next_due = Some(regular.map_or(retry_at, |t| t.min(retry_at)));
-            tracing::warn!(flow = name, attempt = plan.retry_attempt, retry_in_s = wait.as_secs(), "Could not reach a server; retrying.");
+            let regular = schedule.and_then(|s| s.next_after(name, now)).filter(|t| *t < retry_at);
+            plan.next_due = Some(regular.unwrap_or(retry_at));
+            // Said as it will happen: a schedule more frequent than the backoff runs first.
+            let attempt = plan.retry_attempt;
+            match regular {
+                Some(t) => {
+                    let next_in_s = (t - now).num_seconds().max(0);
+                    tracing::warn!(flow = name, attempt, next_in_s, "Could not reach a server; trying again at the next scheduled run.");
+                }
+                None => tracing::warn!(flow = name, attempt, retry_in_s = wait.as_secs(), "Could not reach a server; retrying."),
+            }
         } else if !unreachable {
             plan.retry_attempt = 0;
         }
