@@ -3,6 +3,9 @@
 #   SFTP (OpenSSH sshd): OpenSSH sftp (default, and tuned: -B 261120 -R 64 -c aes128-gcm), rclone, lftp
 #   FTP (vsftpd, plain): curl (the big file only: one curl process fetching many files waits
 #   ~0.2 s after each upload and reached 5-80 files/s here), rclone, lftp
+#   FTPS (vsftpd, explicit TLS on control and data connections, require_ssl_reuse: wharf's
+#   default FTP mode): curl (the big file), lftp. rclone 1.60 does not get through vsftpd's
+#   TLS handshake here ("tls: illegal parameter") and is left out.
 # Prints MiB/s (the big file) or files/s (many files), CPU seconds and peak RSS per tool, and
 # wharf's ratio to the best peer (also "on disk": counting a `sync` after each run, since wharf
 # fsyncs what it delivers to a local folder and the peers do not); then the large-directory figure (listing 50,000 files and
@@ -11,7 +14,8 @@
 #   sudo bench/run.sh                     # full data sets: 1 x 1 GiB, 200 x 1 MiB, 5000 x 4 KiB
 #   sudo BENCH_SCALE=small bench/run.sh   # 1 x 64 MiB, 50 x 1 MiB, 500 x 4 KiB (a quick check)
 #
-#   BENCH_ONLY="sftp:dl:big ftp"   only the cases whose proto:dir:set starts with one of these
+#   BENCH_ONLY="sftp:dl:big ftp:"  only the cases whose proto:dir:set starts with one of these
+#                                  ("ftp" alone also selects "ftps")
 #   BENCH_TOOLS="wharf lftp"       only these tools
 #   BENCH_LIST_N=50000             files in the large directory (0: skip that part)
 #   BENCH_REPEAT=2                 run each measurement N times, keep the fastest
@@ -22,11 +26,13 @@
 # and time when missing. Results: $B/results (raw), and the table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-B=/tmp/wharf-bench PORT=${BENCH_PORT:-2298} FTP_PORT=${BENCH_FTP_PORT:-2198} U=wharfbench PASS=wharfbench-pw
+B=/tmp/wharf-bench PORT=${BENCH_PORT:-2298} FTP_PORT=${BENCH_FTP_PORT:-2198} FTPS_PORT=${BENCH_FTPS_PORT:-2199}
+U=wharfbench PASS=wharfbench-pw
 # vsftpd's passive ports, below the ephemeral range (32768-60999): inside it, the client ports
 # of earlier connections still in TIME_WAIT (5,000 per small-file case) take the server's
 # ports, and vsftpd answers EPSV with "500 OOPS: priv_sock_get_int".
 PASV_MIN=${BENCH_PASV_MIN:-20400} PASV_MAX=${BENCH_PASV_MAX:-20599}
+FTPS_PASV_MIN=$((PASV_MAX + 1)) FTPS_PASV_MAX=$((PASV_MAX + 200))
 case ${BENCH_SCALE:-full} in
   full) BIG_MIB=1024 MID_N=200 SMALL_N=5000 ;;
   small) BIG_MIB=64 MID_N=50 SMALL_N=500 ;;
@@ -42,6 +48,7 @@ need=()
 command -v rclone >/dev/null || need+=(rclone)
 command -v lftp >/dev/null || need+=(lftp)
 command -v curl >/dev/null || need+=(curl)
+command -v openssl >/dev/null || need+=(openssl)
 [ -x /usr/bin/time ] || need+=(time)
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
@@ -105,12 +112,32 @@ max_per_ip=200
 xferlog_enable=NO
 ssl_enable=NO
 CFG
+# FTPS: the same server with explicit TLS required for logins and data (a self-signed
+# certificate, pinned by its fingerprint in wharf's flows), data connections resuming the
+# control connection's TLS session (vsftpd's default).
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 -subj /CN=127.0.0.1 \
+  -keyout "$B/etc/ftps.key" -out "$B/etc/ftps.pem" 2>/dev/null
+FTPS_FP=SHA256:$(openssl x509 -in "$B/etc/ftps.pem" -noout -fingerprint -sha256 | cut -d= -f2)
+sed -e "s/^listen_port=.*/listen_port=$FTPS_PORT/; s/^pasv_min_port=.*/pasv_min_port=$FTPS_PASV_MIN/" \
+  -e "s/^pasv_max_port=.*/pasv_max_port=$FTPS_PASV_MAX/; /^ssl_enable=/d" "$B/etc/vsftpd.conf" >"$B/etc/vsftpd-tls.conf"
+cat >>"$B/etc/vsftpd-tls.conf" <<CFG
+ssl_enable=YES
+rsa_cert_file=$B/etc/ftps.pem
+rsa_private_key_file=$B/etc/ftps.key
+allow_anon_ssl=NO
+force_local_logins_ssl=YES
+force_local_data_ssl=YES
+require_ssl_reuse=YES
+ssl_ciphers=HIGH
+CFG
 /usr/sbin/sshd -D -f "$B/etc/sshd_config" -E "$B/etc/sshd.log" &
 SSHD=$!
 /usr/sbin/vsftpd "$B/etc/vsftpd.conf" &
 FTPD=$!
-trap 'kill $SSHD $FTPD 2>/dev/null || true' EXIT
-for p in "$PORT" "$FTP_PORT"; do
+/usr/sbin/vsftpd "$B/etc/vsftpd-tls.conf" &
+FTPSD=$!
+trap 'kill $SSHD $FTPD $FTPSD 2>/dev/null || true' EXIT
+for p in "$PORT" "$FTP_PORT" "$FTPS_PORT"; do
   for _ in $(seq 50); do ss -Hltn "( sport = :$p )" | grep -q . && break; sleep 0.1; done
 done
 printf '[127.0.0.1]:%s %s\n' "$PORT" "$(cut -d' ' -f1,2 "$B/etc/host_key.pub")" >"$B/etc/known_hosts"
@@ -120,6 +147,8 @@ RCLONE_FTP=(--ftp-host 127.0.0.1 --ftp-port "$FTP_PORT" --ftp-user "$U" --ftp-pa
 LFTP_SFTP="set sftp:connect-program 'ssh -a -x -o UserKnownHostsFile=$B/etc/known_hosts -i $B/etc/client_key'; open -u $U, sftp://127.0.0.1:$PORT"
 LFTP_FTP="set ftp:ssl-allow no; open -u $U,$PASS ftp://127.0.0.1:$FTP_PORT"
 FTPURL="ftp://$U:$PASS@127.0.0.1:$FTP_PORT"
+LFTP_FTPS="set ftp:ssl-force true; set ftp:ssl-protect-data true; set ssl:verify-certificate no; open -u $U,$PASS ftp://127.0.0.1:$FTPS_PORT"
+FTPSURL="ftp://$U:$PASS@127.0.0.1:$FTPS_PORT"
 
 echo "creating data sets" >&2
 mkdir -p "$B/data/big" "$B/data/mid" "$B/data/small"
@@ -202,6 +231,15 @@ endpoints:
     password: $PASS
     tls: none
     root: $B
+  ftps:
+    type: ftp
+    host: 127.0.0.1
+    port: $FTPS_PORT
+    user: $U
+    password: $PASS
+    tls: explicit
+    fingerprint: "$FTPS_FP"
+    root: $B
   here: { type: local, root: $B }
 source: { endpoint: $2, path: $3 ${6:-} }
 sinks: [ { endpoint: $4, path: $5, if_exists: overwrite } ]
@@ -241,14 +279,14 @@ batch() { # batch NAME LINE -> a file holding LINE, for `sftp -b` (readable agai
   echo "$B/$1.batch"
 }
 
-curl_cfg() { # curl_cfg dl|ul SET OUT -> config file for one curl process (one connection, reused)
-  local f
+curl_cfg() { # curl_cfg dl|ul SET OUT [URL] -> config file for one curl process (one connection, reused)
+  local f url=${4:-$FTPURL}
   for f in "$B/data/$2"/*; do
     f=${f##*/}
-    if [ "$1" = dl ]; then printf 'url = "%s/data/%s/%s"\noutput = "%s/%s"\n' "$FTPURL" "$2" "$f" "$3" "$f"
-    else printf 'upload-file = "%s/data/%s/%s"\nurl = "%s/srv/%s/%s"\n' "$B" "$2" "$f" "$FTPURL" "${3##*/}" "$f"; fi
-  done >"$B/curl-$1-$2.cfg"
-  echo "$B/curl-$1-$2.cfg"
+    if [ "$1" = dl ]; then printf 'url = "%s/data/%s/%s"\noutput = "%s/%s"\n' "$url" "$2" "$f" "$3" "$f"
+    else printf 'upload-file = "%s/data/%s/%s"\nurl = "%s/srv/%s/%s"\n' "$B" "$2" "$f" "$url" "${3##*/}" "$f"; fi
+  done >"$B/curl-$1-$2-${3##*/}.cfg"
+  echo "$B/curl-$1-$2-${3##*/}.cfg"
 }
 
 : >"$B/results"
@@ -277,6 +315,15 @@ for set in big mid small; do
   [ "$set" = big ] && run_case ftp ul "$set" curl "$B/srv/curl-ftp-ul-$set" curl -sS --fail --ftp-create-dirs -K "$(curl_cfg ul "$set" "$B/srv/curl-ftp-ul-$set")"
   run_case ftp ul "$set" rclone "$B/srv/rclone-ftp-ul-$set" rclone copy "${RCLONE_FTP[@]}" "$B/data/$set" ":ftp:srv/rclone-ftp-ul-$set"
   run_case ftp ul "$set" lftp "$B/srv/lftp-ftp-ul-$set" lftp -c "$LFTP_FTP; mirror -R --parallel=4 $B/data/$set srv/lftp-ftp-ul-$set"
+  # --- FTPS (explicit TLS; curl and lftp do not check the certificate, wharf pins it) ---
+  wharf_flow "ftps-dl-$set" ftps "/data/$set" here "/out/wharf-ftps-dl-$set"
+  run_case ftps dl "$set" wharf "$B/out/wharf-ftps-dl-$set" "$WHARF" --state-dir "$B/state-ftps-dl-$set" run "$B/ftps-dl-$set.yaml"
+  [ "$set" = big ] && run_case ftps dl "$set" curl "$B/out/curl-ftps-dl-$set" curl -sS --fail --ssl-reqd -k -K "$(curl_cfg dl "$set" "$B/out/curl-ftps-dl-$set" "$FTPSURL")"
+  run_case ftps dl "$set" lftp "$B/out/lftp-ftps-dl-$set" lftp -c "$LFTP_FTPS; mirror --parallel=4 data/$set $B/out/lftp-ftps-dl-$set"
+  wharf_flow "ftps-ul-$set" here "/data/$set" ftps "/srv/wharf-ftps-ul-$set"
+  run_case ftps ul "$set" wharf "$B/srv/wharf-ftps-ul-$set" "$WHARF" --state-dir "$B/state-ftps-ul-$set" run "$B/ftps-ul-$set.yaml"
+  [ "$set" = big ] && run_case ftps ul "$set" curl "$B/srv/curl-ftps-ul-$set" curl -sS --fail --ssl-reqd -k --ftp-create-dirs -K "$(curl_cfg ul "$set" "$B/srv/curl-ftps-ul-$set" "$FTPSURL")"
+  run_case ftps ul "$set" lftp "$B/srv/lftp-ftps-ul-$set" lftp -c "$LFTP_FTPS; mirror -R --parallel=4 $B/data/$set srv/lftp-ftps-ul-$set"
 done
 
 # --- a large directory: list it and decide readiness and identity for every file ---

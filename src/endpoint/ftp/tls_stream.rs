@@ -11,6 +11,10 @@
 //! operation timeout (seen: 1 run in 5 of the FTPS conformance tests stalled 30 s after a
 //! `SIZE` or before an `EPSV`). Here a read first sends what is buffered, and so does a
 //! write, which keeps request and reply in step whatever the caller does.
+//!
+//! And under the TLS session, the socket is read through a buffer ([`READ_AHEAD`]): rustls
+//! asks the socket for at most 4 KiB at a time, so a GiB downloaded over FTPS cost a quarter
+//! of a million `read`s (and a buffer shrunk and grown again after each record).
 
 use std::pin::Pin;
 use std::task::{Context, Poll};
@@ -20,8 +24,12 @@ use suppaftp::tokio::{AsyncTlsConnector, TokioTlsStream};
 use suppaftp::tokio_rustls::TlsConnector;
 use suppaftp::tokio_rustls::client::TlsStream;
 use suppaftp::{FtpError, FtpResult};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, BufReader, ReadBuf};
 use tokio::net::TcpStream;
+
+/// The socket read ahead of rustls's 4 KiB reads by this much (as the SSH socket is; writes
+/// pass straight through).
+const READ_AHEAD: usize = 256 * 1024;
 
 /// Makes [`FtpTlsStream`]s; one per connection, all sharing one client configuration (and so
 /// one session cache, for `require_ssl_reuse`).
@@ -42,6 +50,7 @@ impl AsyncTlsConnector for FtpTlsConnector {
         let name = rustls::pki_types::ServerName::try_from(domain.to_owned()).map_err(|e| FtpError::SecureError(e.to_string()))?;
         // The text is what `tls::Tls` reads a refused certificate from (as suppaftp's own
         // connector words it).
+        let stream = BufReader::with_capacity(READ_AHEAD, stream);
         let inner = self.0.connect(name, stream).await.map_err(|e| FtpError::SecureError(e.to_string()))?;
         Ok(FtpTlsStream { inner })
     }
@@ -50,7 +59,7 @@ impl AsyncTlsConnector for FtpTlsConnector {
 /// A client TLS stream that sends its buffered records before it reads (see the module doc).
 #[derive(Debug)]
 pub struct FtpTlsStream {
-    inner: TlsStream<TcpStream>,
+    inner: TlsStream<BufReader<TcpStream>>,
 }
 
 impl FtpTlsStream {
@@ -94,14 +103,21 @@ impl AsyncWrite for FtpTlsStream {
 }
 
 impl TokioTlsStream for FtpTlsStream {
-    type InnerStream = TlsStream<TcpStream>;
+    type InnerStream = TlsStream<BufReader<TcpStream>>;
 
+    /// The socket without TLS (for `CCC`, which wharf does not send): refused while bytes the
+    /// server sent are still in the read-ahead buffer, which the socket no longer has.
     fn tcp_stream(self) -> FtpResult<TcpStream> {
-        Ok(self.inner.into_inner().0)
+        let (tcp, _) = self.inner.into_inner();
+        if !tcp.buffer().is_empty() {
+            let e = std::io::Error::other("bytes read ahead on the TLS connection would be lost");
+            return Err(FtpError::ConnectionError(e));
+        }
+        Ok(tcp.into_inner())
     }
 
     fn get_ref(&self) -> &TcpStream {
-        self.inner.get_ref().0
+        self.inner.get_ref().0.get_ref()
     }
 
     fn mut_ref(&mut self) -> &mut Self::InnerStream {
