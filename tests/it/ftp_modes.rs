@@ -1,7 +1,8 @@
 //! What the FTP endpoint does beyond the shared conformance suite, against real servers:
 //! active mode, the EPSV → PASV fallback, certificate pinning and refusals (with the
 //! fingerprint in the message), the per-endpoint connection limit, idle connections that
-//! are checked before reuse, and sessions the server ends with a 5xx.
+//! are checked before reuse, sessions the server ends with a 5xx, and a plain login to a
+//! server that takes only TLS ones.
 
 use crate::support;
 
@@ -199,4 +200,16 @@ async fn a_session_the_server_ends_with_a_5xx_is_transient() {
     assert_eq!(read(&ep, "a.txt", 0).await, b"a");
     let log = ftpd.log();
     assert!(log.contains("EPSV") && !log.contains("\"PASV\""), "EPSV kept:\n{log}");
+}
+
+/// A server that takes logins only over TLS, reached with `tls: none`: the error says to set
+/// `tls` (not to check the password) and quotes the server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plain_login_to_a_server_that_wants_tls_is_told_to_set_tls() {
+    let Some(ftpd) = tokio::task::spawn_blocking(|| Ftpd::vsftpd_with(&["force_local_logins_ssl=YES"])).await.unwrap() else { return };
+    let err = FtpEndpoint::new(ftpd.spec(FtpTls::None)).connect_now().await.expect_err("a plain login is refused");
+    assert_eq!(err.kind, ErrorKind::Protocol, "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("set `tls: explicit`") && msg.contains("530 Non-anonymous sessions must use encryption"), "{msg}");
+    FtpEndpoint::new(ftpd.spec(FtpTls::Explicit)).connect_now().await.expect("the same login over TLS");
 }

@@ -211,6 +211,15 @@ pub(super) fn reply_text(r: &suppaftp::types::Response) -> String {
     text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" / ")
 }
 
+/// A login refused because it was not encrypted: 534 (RFC 2228, "policy requires SSL"), or a
+/// refusal that says so (vsftpd: "Non-anonymous sessions must use encryption", ProFTPD:
+/// "SSL/TLS required", FileZilla Server: "does not allow plain FTP", pure-ftpd: "cleartext
+/// sessions … are not accepted"). Only for a hint in the message: the refusal stands either way.
+fn wants_tls(r: &suppaftp::types::Response) -> bool {
+    let text = reply_text(r).to_ascii_lowercase();
+    reply_code(r) == 534 || ["encrypt", "tls", "ssl", "cleartext", "plain ftp"].iter().any(|w| text.contains(w))
+}
+
 /// Runs `fut` within `limit`; running out is a `TimedOut` connection error (the reply may still
 /// arrive later, so the connection is out of step and must be dropped).
 pub(super) async fn within<T>(limit: Duration, fut: impl Future<Output = FtpResult<T>>) -> FtpResult<T> {
@@ -404,6 +413,15 @@ impl Connector {
         };
         match ftp.login(spec.user.as_str(), spec.password.expose()).await {
             Ok(()) => {}
+            Err(FtpError::UnexpectedResponse(r)) if tls.is_none() && wants_tls(&r) => {
+                let message = format!(
+                    "the server takes logins only over TLS (login as {} refused: {}); set `tls: explicit` (or `implicit`, \
+                     usually on port 990)",
+                    spec.user,
+                    reply_text(&r)
+                );
+                return Err(Setup { kind: ErrorKind::Protocol, message, turned_away: false });
+            }
             Err(FtpError::UnexpectedResponse(r)) if matches!(reply_code(&r), 530 | 430 | 332) => {
                 let message = format!("login as {} refused ({})", spec.user, reply_text(&r));
                 return Err(Setup { kind: ErrorKind::AuthFailed, message, turned_away: reply_code(&r) == 530 });
