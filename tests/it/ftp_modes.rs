@@ -208,7 +208,7 @@ async fn a_session_the_server_ends_with_a_5xx_is_transient() {
 async fn a_plain_login_to_a_server_that_wants_tls_is_told_to_set_tls() {
     let Some(ftpd) = tokio::task::spawn_blocking(|| Ftpd::vsftpd_with(&["force_local_logins_ssl=YES"])).await.unwrap() else { return };
     let err = FtpEndpoint::new(ftpd.spec(FtpTls::None)).connect_now().await.expect_err("a plain login is refused");
-    assert_eq!(err.kind, ErrorKind::Protocol, "{err}");
+    assert_eq!(err.kind, ErrorKind::Config, "{err}");
     let msg = err.to_string();
     assert!(msg.contains("set `tls: explicit`") && msg.contains("530 Non-anonymous sessions must use encryption"), "{msg}");
     FtpEndpoint::new(ftpd.spec(FtpTls::Explicit)).connect_now().await.expect("the same login over TLS");

@@ -420,7 +420,8 @@ impl Connector {
                     spec.user,
                     reply_text(&r)
                 );
-                return Err(Setup { kind: ErrorKind::Protocol, message, turned_away: false });
+                // The flow's `tls` is wrong for this server: every login of the run would be.
+                return Err(Setup { kind: ErrorKind::Config, message, turned_away: false });
             }
             Err(FtpError::UnexpectedResponse(r)) if matches!(reply_code(&r), 530 | 430 | 332) => {
                 let message = format!("login as {} refused ({})", spec.user, reply_text(&r));
