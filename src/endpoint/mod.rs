@@ -12,6 +12,7 @@
 
 pub mod facts;
 pub mod ftp;
+mod greeting;
 pub mod local;
 pub mod path;
 pub mod sftp;

@@ -1,5 +1,6 @@
-//! SFTP login, host-key trust and `wharf trust`, and a server that refuses more connections,
-//! against a private sshd (skipped where none can run; see `support::sshd`).
+//! SFTP login, host-key trust and `wharf trust`, a server that refuses more connections,
+//! and the wrong port (an FTP server where SSH was meant, and the reverse), against a private
+//! sshd and vsftpd (skipped where none can run; see `support::sshd`).
 
 use crate::support;
 
@@ -316,4 +317,27 @@ async fn a_refused_extra_connection_leaves_the_work_to_the_open_one() {
         }
         assert_eq!(got, name.repeat(1000).into_bytes());
     }
+}
+
+/// An SFTP endpoint pointed at an FTP server, and an FTP endpoint at an SSH server: each is
+/// told at once, with what the server said, which `type` or port was meant (before: the SFTP
+/// side waited out its connect timeout and called it transient, the FTP side said "invalid
+/// syntax").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_wrong_protocol_on_a_port_is_named() {
+    let Some(sshd) = server().await else { return };
+    let Some(ftpd) = tokio::task::spawn_blocking(support::ftpd::Ftpd::vsftpd).await.unwrap() else { return };
+    let mut spec = sshd.sftp_spec(sshd.password_auth());
+    spec.port = ftpd.port();
+    let started = std::time::Instant::now();
+    let err = refused(spec).await;
+    assert_eq!(err.kind, ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("greeted with `220 (vsFTPd") && err.to_string().contains("type: ftp"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(5), "not the connect timeout: {:?}", started.elapsed());
+
+    let mut spec = ftpd.spec(wharf::config::flow::FtpTls::None);
+    spec.port = sshd.port;
+    let err = wharf::endpoint::ftp::FtpEndpoint::new(spec).connect_now().await.expect_err("no FTP there");
+    assert_eq!(err.kind, ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("greeted with `SSH-2.0-") && err.to_string().contains("type: sftp"), "{err}");
 }

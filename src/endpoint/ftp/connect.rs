@@ -22,6 +22,7 @@ use tokio::net::TcpStream;
 
 use super::tls::Tls;
 use crate::config::flow::{FtpSpec, FtpTls};
+use crate::endpoint::greeting::not_ftp;
 use crate::endpoint::{EndpointError, ErrorKind, Op, RemotePath};
 
 /// The control connection. One type for every mode: without TLS it simply never upgrades.
@@ -391,6 +392,14 @@ impl Connector {
             (_, tls) => {
                 let tcp = TcpStream::connect((host, port)).await.map_err(unreachable)?;
                 let _ = tcp.set_nodelay(true);
+                // The server speaks first: an SSH server there means the wrong port or type,
+                // which suppaftp would only call "invalid syntax".
+                let mut first = [0u8; 128];
+                if let Ok(n) = tcp.peek(&mut first).await
+                    && let Some(msg) = not_ftp(&first[..n])
+                {
+                    return Err((ErrorKind::Config, msg).into());
+                }
                 let ftp = Ftp::connect_with_stream(tcp)
                     .await
                     .map_err(|e| Setup { turned_away: turned_away(&e), ..classify_connect(e, "greeting").into() })?;

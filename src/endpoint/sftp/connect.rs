@@ -17,6 +17,7 @@ use russh_sftp::client::{Config as SftpConfig, RawSftpSession, SftpSession};
 use super::facts::Handshake;
 use super::hostkey::HostKeyCheck;
 use crate::config::flow::{SftpSpec, SshAuth};
+use crate::endpoint::greeting::{Sniff, not_ssh};
 use crate::endpoint::{EndpointError, ErrorKind, Op};
 
 const POSIX_RENAME: &str = "posix-rename@openssh.com";
@@ -204,7 +205,8 @@ pub(super) async fn connect(spec: &SftpSpec, key: Option<Arc<PrivateKey>>, endpo
         preferred: russh::Preferred { key: check.preferred_algorithms().into(), cipher: CIPHERS.into(), ..Default::default() },
         ..Default::default()
     };
-    let fut = establish(spec, Arc::new(config), handler, key);
+    let first = Arc::new(Mutex::new(Vec::new()));
+    let fut = establish(spec, Arc::new(config), handler, key, first.clone());
     let res = tokio::time::timeout(spec.connect_timeout, fut).await;
     let host_key_refusal = verdict.lock().ok().and_then(|mut v| v.take());
     if let Some(msg) = host_key_refusal {
@@ -213,10 +215,15 @@ pub(super) async fn connect(spec: &SftpSpec, key: Option<Arc<PrivateKey>>, endpo
     match res {
         Ok(Ok(conn)) => Ok(Conn { handshake: handshake.lock().ok().and_then(|mut h| h.take()), ..conn }),
         Ok(Err((kind, msg))) => Err(err(kind, msg)),
-        Err(_) => Err(err(
-            ErrorKind::Transient,
-            format!("no SFTP session within {} s (TCP connect, SSH handshake and login)", spec.connect_timeout.as_secs_f32()),
-        )),
+        Err(_) => match first.lock().ok().and_then(|f| not_ssh(&f)) {
+            // A server that is not SSH waits for what it expects, as long as russh waits for
+            // an `SSH-` line: the time ran out, but the port or type is what is wrong.
+            Some(msg) => Err(err(ErrorKind::Config, msg)),
+            None => Err(err(
+                ErrorKind::Transient,
+                format!("no SFTP session within {} s (TCP connect, SSH handshake and login)", spec.connect_timeout.as_secs_f32()),
+            )),
+        },
     }
 }
 
@@ -225,6 +232,7 @@ async fn establish(
     config: Arc<client::Config>,
     handler: ClientHandler,
     key: Option<Arc<PrivateKey>>,
+    first: Arc<Mutex<Vec<u8>>>,
 ) -> Result<Conn, (ErrorKind, String)> {
     let unreachable = |e: std::io::Error| (ErrorKind::Transient, format!("cannot reach {}:{}: {e}", spec.host, spec.port));
     let tcp = tokio::net::TcpStream::connect((spec.host.as_str(), spec.port)).await.map_err(unreachable)?;
@@ -234,11 +242,19 @@ async fn establish(
     // russh reads each packet in two reads (its first block, then the rest): from a buffer,
     // not the socket, that is one system call per READ_BUFFER bytes instead of two per 32 KiB
     // packet. Writes pass straight through.
-    let stream = tokio::io::BufReader::with_capacity(READ_BUFFER, tcp);
-    let mut handle = client::connect_stream(config, stream, handler).await.map_err(|e| match e {
-        HandlerError::HostKey(msg) => (ErrorKind::HostKey, msg),
-        HandlerError::Ssh(russh::Error::IO(e)) => unreachable(e),
-        HandlerError::Ssh(e) => (ssh_error_kind(&e), format!("SSH handshake failed: {e}")),
+    // What the server said first is kept, to name a wrong port if the handshake fails.
+    let stream = Sniff::new(tokio::io::BufReader::with_capacity(READ_BUFFER, tcp), first.clone());
+    let mut handle = client::connect_stream(config, stream, handler).await.map_err(|e| {
+        if !matches!(e, HandlerError::HostKey(_))
+            && let Some(msg) = first.lock().ok().and_then(|f| not_ssh(&f))
+        {
+            return (ErrorKind::Config, msg);
+        }
+        match e {
+            HandlerError::HostKey(msg) => (ErrorKind::HostKey, msg),
+            HandlerError::Ssh(russh::Error::IO(e)) => unreachable(e),
+            HandlerError::Ssh(e) => (ssh_error_kind(&e), format!("SSH handshake failed: {e}")),
+        }
     })?;
     let ssh = |what: &str, e: russh::Error| (ssh_error_kind(&e), format!("{what}: {e}"));
     let (result, method) = match (&spec.auth, key) {
