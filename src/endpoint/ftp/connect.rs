@@ -214,11 +214,25 @@ pub(super) fn reply_text(r: &suppaftp::types::Response) -> String {
 
 /// A login refused because it was not encrypted: 534 (RFC 2228, "policy requires SSL"), or a
 /// refusal that says so (vsftpd: "Non-anonymous sessions must use encryption", ProFTPD:
-/// "SSL/TLS required", FileZilla Server: "does not allow plain FTP", pure-ftpd: "cleartext
-/// sessions … are not accepted"). Only for a hint in the message: the refusal stands either way.
+/// "SSL/TLS required", FileZilla Server: "does not allow plain FTP … use FTP over TLS",
+/// pure-ftpd: "cleartext sessions … are not accepted"). Phrases, not bare words: a reply may
+/// echo the user name. Decides the kind and wording of the error only: refused either way.
 fn wants_tls(r: &suppaftp::types::Response) -> bool {
+    const SAYS_SO: [&str; 11] = [
+        "encrypt",
+        "ssl/tls",
+        "tls required",
+        "ssl required",
+        "requires tls",
+        "requires ssl",
+        "over tls",
+        "auth tls",
+        "ftps",
+        "cleartext",
+        "plain ftp",
+    ];
     let text = reply_text(r).to_ascii_lowercase();
-    reply_code(r) == 534 || ["encrypt", "tls", "ssl", "cleartext", "plain ftp"].iter().any(|w| text.contains(w))
+    reply_code(r) == 534 || SAYS_SO.iter().any(|w| text.contains(w))
 }
 
 /// Runs `fut` within `limit`; running out is a `TimedOut` connection error (the reply may still
@@ -597,5 +611,17 @@ mod tests {
         assert_eq!(full_path("/", &p("x")), "/x");
         assert_eq!(full_path("/data/", &p("")), "/data");
         assert_eq!(full_path("/data/", &p("in/a b")), "/data/in/a b");
+    }
+
+    #[test]
+    fn refusals_that_ask_for_tls_are_told_from_wrong_passwords() {
+        let reply = |code: u32, text: &str| Response::new(Status::from(code), format!("{code} {text}\r\n").into_bytes());
+        assert!(wants_tls(&reply(530, "Non-anonymous sessions must use encryption.")));
+        assert!(wants_tls(&reply(550, "SSL/TLS required on the control channel")));
+        assert!(wants_tls(&reply(530, "This server does not allow plain FTP. You have to use FTP over TLS.")));
+        assert!(wants_tls(&reply(534, "Policy requires SSL.")));
+        assert!(!wants_tls(&reply(530, "Login incorrect.")));
+        // The user name echoed back is not a reason.
+        assert!(!wants_tls(&reply(530, "User tlsadmin cannot log in.")));
     }
 }

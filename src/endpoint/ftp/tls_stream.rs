@@ -48,9 +48,9 @@ impl AsyncTlsConnector for FtpTlsConnector {
 
     async fn connect(&self, domain: &str, stream: TcpStream) -> FtpResult<FtpTlsStream> {
         let name = rustls::pki_types::ServerName::try_from(domain.to_owned()).map_err(|e| FtpError::SecureError(e.to_string()))?;
+        let stream = BufReader::with_capacity(READ_AHEAD, stream);
         // The text is what `tls::Tls` reads a refused certificate from (as suppaftp's own
         // connector words it).
-        let stream = BufReader::with_capacity(READ_AHEAD, stream);
         let inner = self.0.connect(name, stream).await.map_err(|e| FtpError::SecureError(e.to_string()))?;
         Ok(FtpTlsStream { inner })
     }
@@ -86,10 +86,9 @@ impl AsyncWrite for FtpTlsStream {
         let this = self.get_mut();
         std::task::ready!(this.poll_send_buffered(cx))?;
         let written = std::task::ready!(Pin::new(&mut this.inner).poll_write(cx, buf))?;
-        // Try to send it now; what the socket cannot take yet goes before the next read or write.
-        if let Poll::Ready(Err(e)) = this.poll_send_buffered(cx) {
-            return Poll::Ready(Err(e));
-        }
+        // Sent now if the socket takes it, else before the next read or write; the bytes are
+        // taken either way, and a failure is reported by the next write.
+        let _ = this.poll_send_buffered(cx);
         Poll::Ready(Ok(written))
     }
 
