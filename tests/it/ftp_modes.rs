@@ -1,8 +1,8 @@
 //! What the FTP endpoint does beyond the shared conformance suite, against real servers:
 //! active mode, the EPSV → PASV fallback, certificate pinning and refusals (with the
 //! fingerprint in the message), the per-endpoint connection limit, idle connections that
-//! are checked before reuse, sessions the server ends with a 5xx, and a plain login to a
-//! server that takes only TLS ones.
+//! are checked before reuse, sessions the server ends with a 5xx, a plain login to a
+//! server that takes only TLS ones, and implicit TLS on a plain port.
 
 use crate::support;
 
@@ -212,4 +212,17 @@ async fn a_plain_login_to_a_server_that_wants_tls_is_told_to_set_tls() {
     let msg = err.to_string();
     assert!(msg.contains("set `tls: explicit`") && msg.contains("530 Non-anonymous sessions must use encryption"), "{msg}");
     FtpEndpoint::new(ftpd.spec(FtpTls::Explicit)).connect_now().await.expect("the same login over TLS");
+}
+
+/// `tls: implicit` on the port of explicit FTPS: the server's plain greeting is named as such
+/// (not "corrupt message of type InvalidContentType"), with the ports to check.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn implicit_tls_on_a_plain_port_says_the_server_answered_in_plain_text() {
+    let Some(ftpd) = tokio::task::spawn_blocking(Ftpd::vsftpd).await.unwrap() else { return };
+    let mut spec = ftpd.spec(FtpTls::Implicit);
+    spec.port = ftpd.spec(FtpTls::Explicit).port;
+    let err = FtpEndpoint::new(spec).connect_now().await.expect_err("no TLS on that port");
+    assert_eq!(err.kind, ErrorKind::Protocol, "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("answered in plain text, not TLS") && msg.contains("implicit FTPS usually listens on 990"), "{msg}");
 }

@@ -51,8 +51,21 @@ impl AsyncTlsConnector for FtpTlsConnector {
         let stream = BufReader::with_capacity(READ_AHEAD, stream);
         // The text is what `tls::Tls` reads a refused certificate from (as suppaftp's own
         // connector words it).
-        let inner = self.0.connect(name, stream).await.map_err(|e| FtpError::SecureError(e.to_string()))?;
+        let inner = self.0.connect(name, stream).await.map_err(|e| FtpError::SecureError(handshake_failure(&e)))?;
         Ok(FtpTlsStream { inner })
+    }
+}
+
+/// Why a handshake failed, in words: an answer that is not TLS at all (a plain FTP greeting,
+/// on the port of plain FTP or explicit FTPS reached with `tls: implicit`) says so instead of
+/// rustls's "received corrupt message of type InvalidContentType".
+fn handshake_failure(e: &std::io::Error) -> String {
+    let rustls = e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>());
+    match rustls {
+        Some(rustls::Error::InvalidMessage(rustls::InvalidMessage::InvalidContentType)) => {
+            "the server answered in plain text, not TLS (a plain FTP or explicit FTPS port?)".to_string()
+        }
+        _ => e.to_string(),
     }
 }
 
