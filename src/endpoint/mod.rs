@@ -152,6 +152,15 @@ pub struct EndpointError {
     pub message: String,
 }
 
+/// `message`, and for a `NotFound` under a `root` other than the server's own, where that
+/// is on the server: a flow names `/in`, the server looked in `/home/acme/in`.
+fn not_found_where(kind: ErrorKind, message: String, path: &RemotePath, root: &str) -> String {
+    if kind != ErrorKind::NotFound || root.trim_end_matches('/').is_empty() {
+        return message;
+    }
+    format!("{message} (on the server: {})", path.on_server(root))
+}
+
 impl EndpointError {
     pub fn new(kind: ErrorKind, op: Op, endpoint: impl Into<String>, path: Option<&RemotePath>, message: impl Into<String>) -> Self {
         EndpointError { kind, op, endpoint: endpoint.into(), path: path.cloned(), message: message.into() }
@@ -299,3 +308,19 @@ pub struct Adopted {
 
 /// Shared handle to an endpoint.
 pub type DynEndpoint = Arc<dyn Endpoint>;
+
+#[cfg(test)]
+mod tests {
+    use super::{ErrorKind, RemotePath, not_found_where};
+
+    #[test]
+    fn a_missing_path_says_where_the_server_looked_under_a_root_of_its_own() {
+        let p = RemotePath::parse("/in").unwrap();
+        assert_eq!(
+            not_found_where(ErrorKind::NotFound, "No such file".into(), &p, "/home/acme/"),
+            "No such file (on the server: /home/acme/in)"
+        );
+        assert_eq!(not_found_where(ErrorKind::NotFound, "No such file".into(), &p, "/"), "No such file");
+        assert_eq!(not_found_where(ErrorKind::PermissionDenied, "denied".into(), &p, "/home/acme"), "denied");
+    }
+}

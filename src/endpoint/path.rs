@@ -51,6 +51,17 @@ impl RemotePath {
         Ok(RemotePath(parts.join("/")))
     }
 
+    /// This path under a server-side `root` folder, as the server names it: `{root}/{path}`,
+    /// `/` for the root of the server itself.
+    pub fn on_server(&self, root: &str) -> String {
+        let root = root.trim_end_matches('/');
+        match (self.is_root(), root.is_empty()) {
+            (true, true) => "/".to_string(),
+            (true, false) => root.to_string(),
+            (false, _) => format!("{root}/{}", self.0),
+        }
+    }
+
     /// Appends one plain name (as returned by a directory listing or a name template).
     pub fn join(&self, name: &str) -> Result<Self, PathError> {
         check_name(name)?;
@@ -131,6 +142,16 @@ impl fmt::Debug for RemotePath {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn paths_under_a_server_root() {
+        let p = |s: &str| RemotePath::parse(s).unwrap();
+        assert_eq!(p("").on_server("/"), "/");
+        assert_eq!(p("x").on_server("/"), "/x");
+        assert_eq!(p("").on_server("/data/"), "/data");
+        assert_eq!(p("in/a b").on_server("/data/"), "/data/in/a b");
+        assert_eq!(p("in").on_server(""), "/in");
+    }
 
     #[test]
     fn normalises_slashes_and_dots() {

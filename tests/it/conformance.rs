@@ -256,6 +256,10 @@ async fn list_empty_dir(b: Backend) {
     assert_eq!(b.ep.list(&p("empty")).await.unwrap(), vec![]);
     let err = b.ep.list(&p("missing")).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+    // Where the server looked, for a root of the endpoint's own (the local endpoint's label
+    // names its folder; the sandbox serves its folder as `/`).
+    let (shown, full) = (err.to_string(), b.root.join("missing").display().to_string());
+    assert!(shown.contains(&format!("(on the server: {full})")) || shown.starts_with("local ") || shown.contains("sandbox@"), "{shown}");
 }
 
 fn abs_diff(a: SystemTime, b: SystemTime) -> Duration {

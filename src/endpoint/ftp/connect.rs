@@ -117,7 +117,7 @@ pub(super) struct Conn {
 impl Conn {
     /// `{root}/{path}` on the server.
     pub fn full(&self, p: &RemotePath) -> String {
-        full_path(&self.root, p)
+        p.on_server(&self.root)
     }
 
     /// Whether the connection is still in step and open after an unexpected reply: `NOOP`
@@ -188,16 +188,6 @@ impl Conn {
             return true;
         }
         false
-    }
-}
-
-/// `{root}/{path}`, with `/` for the root of the server itself.
-fn full_path(root: &str, p: &RemotePath) -> String {
-    let root = root.trim_end_matches('/');
-    match (p.is_root(), root.is_empty()) {
-        (true, true) => "/".to_string(),
-        (true, false) => root.to_string(),
-        (false, _) => format!("{root}/{}", p.as_str()),
     }
 }
 
@@ -602,15 +592,6 @@ mod tests {
         // On a private network the server's private address is right.
         let lan: IpAddr = "192.168.1.10".parse().unwrap();
         assert_eq!(passive_target(offer("192.168.1.11:50000"), lan), offer("192.168.1.11:50000"));
-    }
-
-    #[test]
-    fn paths_under_the_root() {
-        let p = |s: &str| RemotePath::parse(s).unwrap();
-        assert_eq!(full_path("/", &p("")), "/");
-        assert_eq!(full_path("/", &p("x")), "/x");
-        assert_eq!(full_path("/data/", &p("")), "/data");
-        assert_eq!(full_path("/data/", &p("in/a b")), "/data/in/a b");
     }
 
     #[test]

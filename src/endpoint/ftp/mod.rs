@@ -41,7 +41,10 @@ use self::connect::{Conn, Connector, HashCommand, digest_in_reply, reply_code, r
 use self::pool::{Lease, Pool};
 use self::stream::{FtpRead, FtpWrite};
 use self::tls_stream::FtpTlsStream;
-use super::{Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Op, ReadStream, RemotePath, ServerFacts, WriteStream};
+use super::{
+    Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Op, ReadStream, RemotePath, ServerFacts, WriteStream,
+    not_found_where,
+};
 use crate::config::flow::{FtpSpec, FtpTls};
 
 /// Largest directory listing read into memory (a server sending more is broken or hostile).
@@ -648,6 +651,11 @@ impl Inner {
     }
 
     fn err(&self, kind: ErrorKind, op: Op, path: &RemotePath, message: String) -> EndpointError {
+        let message = match &self.root {
+            Some(root) => not_found_where(kind, message, path, root),
+            // Relative to the login folder, whose name only a connection knows.
+            None => message,
+        };
         EndpointError::new(kind, op, self.label.clone(), Some(path), message)
     }
 

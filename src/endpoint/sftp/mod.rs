@@ -33,7 +33,10 @@ pub use hostkey::{KnownHostsFile, ScannedKey, Verdict, add_to_known_hosts, defau
 use self::behind::WriteBehind;
 use self::connect::Conn;
 use self::pool::{Busy, Pool, Use};
-use super::{Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Op, ReadStream, RemotePath, ServerFacts, WriteStream};
+use super::{
+    Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Op, ReadStream, RemotePath, ServerFacts, WriteStream,
+    not_found_where,
+};
 use crate::config::flow::SftpSpec;
 
 /// An SFTP endpoint. Cheap to create: nothing happens until the first operation (or
@@ -86,12 +89,7 @@ impl SftpEndpoint {
 
     /// `{root}/{path}` on the server.
     fn full(&self, p: &RemotePath) -> String {
-        let root = self.inner.spec.root.trim_end_matches('/');
-        match (p.is_root(), root.is_empty()) {
-            (true, true) => "/".to_string(),
-            (true, false) => root.to_string(),
-            (false, _) => format!("{root}/{}", p.as_str()),
-        }
+        p.on_server(&self.inner.spec.root)
     }
 
     /// Runs `f` on a connection (see `pool`). A failure that means the connection is gone
@@ -175,7 +173,7 @@ impl Inner {
     }
 
     fn err(&self, kind: ErrorKind, op: Op, path: &RemotePath, message: String) -> EndpointError {
-        EndpointError::new(kind, op, self.label.clone(), Some(path), message)
+        EndpointError::new(kind, op, self.label.clone(), Some(path), not_found_where(kind, message, path, &self.spec.root))
     }
 }
 
