@@ -1,10 +1,10 @@
 //! Telling a wrong port from a broken server: what a server said first, when it is not the
 //! protocol the flow expects (an SFTP endpoint pointed at an FTP port, or the reverse).
 //!
-//! Owns the recognition only. SSH and FTP servers both speak first (`SSH-2.0-…`, `220 …`),
-//! so the first line names the protocol; the endpoints ask here when their own handshake did
-//! not get through, and a recognised mismatch becomes a `Config` error that says which
-//! `type` or port was meant, instead of a timeout or "invalid syntax".
+//! Owns the recognition, and [`Sniff`], the stream under the SSH client that applies it. SSH
+//! and FTP servers both speak first (`SSH-2.0-…`, `220 …`), so the first line names the
+//! protocol; a recognised mismatch becomes a `Config` error that says which `type` or port
+//! was meant, instead of a timeout or "invalid syntax".
 
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -49,10 +49,11 @@ pub fn not_ftp(first: &[u8]) -> Option<String> {
         .then(|| format!("the server greeted with `{line}`, which is not FTP: an SSH server? (`type: sftp`, or the FTP port, usually 21)"))
 }
 
-/// The first line, trimmed and cut to 80 characters; `None` when there is none yet.
+/// The first line, trimmed, without control characters (it is the server's text, shown in a
+/// terminal) and cut to 80 characters; `None` when there is none yet.
 fn first_line(text: &str) -> Option<String> {
-    let line = text.lines().next()?.trim();
-    (!line.is_empty()).then(|| line.chars().take(80).collect())
+    let line: String = text.lines().next()?.trim().chars().filter(|c| !c.is_control()).take(80).collect();
+    (!line.is_empty()).then_some(line)
 }
 
 /// The stream under an SSH client: keeps a copy of the first [`KEPT`] bytes read through it
@@ -143,5 +144,11 @@ mod tests {
         assert_eq!(not_ssh(b""), None);
         assert_eq!(not_ftp(b"220 ready\r\n"), None);
         assert_eq!(not_ftp(b""), None);
+    }
+
+    #[test]
+    fn the_servers_words_are_shown_without_control_characters() {
+        let shown = not_ssh(b"220 evil\x1b[2J ftp\r\n").unwrap();
+        assert!(shown.contains("`220 evil[2J ftp`"), "{shown}");
     }
 }
