@@ -162,8 +162,15 @@ fn not_found_where(kind: ErrorKind, message: String, path: &RemotePath, root: &s
 }
 
 impl EndpointError {
+    /// `message` often quotes the server (a reply, a status text, a greeting): its control
+    /// characters become spaces, so a server cannot move the cursor or recolour a terminal
+    /// that shows the error, nor start a line of its own in a log.
     pub fn new(kind: ErrorKind, op: Op, endpoint: impl Into<String>, path: Option<&RemotePath>, message: impl Into<String>) -> Self {
-        EndpointError { kind, op, endpoint: endpoint.into(), path: path.cloned(), message: message.into() }
+        let mut message: String = message.into();
+        if message.contains(char::is_control) {
+            message = message.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
+        }
+        EndpointError { kind, op, endpoint: endpoint.into(), path: path.cloned(), message }
     }
 }
 
@@ -311,7 +318,7 @@ pub type DynEndpoint = Arc<dyn Endpoint>;
 
 #[cfg(test)]
 mod tests {
-    use super::{ErrorKind, RemotePath, not_found_where};
+    use super::{EndpointError, ErrorKind, Op, RemotePath, not_found_where};
 
     #[test]
     fn a_missing_path_says_where_the_server_looked_under_a_root_of_its_own() {
@@ -322,5 +329,11 @@ mod tests {
         );
         assert_eq!(not_found_where(ErrorKind::NotFound, "No such file".into(), &p, "/"), "No such file");
         assert_eq!(not_found_where(ErrorKind::PermissionDenied, "denied".into(), &p, "/home/acme"), "denied");
+    }
+
+    #[test]
+    fn what_a_server_says_cannot_steer_a_terminal() {
+        let e = EndpointError::new(ErrorKind::Protocol, Op::List, "ftp x", None, "550 \x1b[31mred\r\nfake line");
+        assert_eq!(e.message, "550  [31mred  fake line");
     }
 }
