@@ -4,8 +4,7 @@
 #   FTP (vsftpd, plain): curl (the big file only: one curl process fetching many files waits
 #   ~0.2 s after each upload and reached 5-80 files/s here), rclone, lftp
 #   FTPS (vsftpd, explicit TLS on control and data connections, require_ssl_reuse: wharf's
-#   default FTP mode): curl (the big file), lftp. rclone 1.60 does not get through vsftpd's
-#   TLS handshake here ("tls: illegal parameter") and is left out.
+#   default FTP mode): curl (the big file), rclone (with --ftp-disable-tls13, see RCLONE_FTPS), lftp.
 # Prints MiB/s (the big file) or files/s (many files), CPU seconds and peak RSS per tool, and
 # wharf's ratio to the best peer (also "on disk": counting a `sync` after each run, since wharf
 # fsyncs what it delivers to a local folder and the peers do not); then the large-directory figure (listing 50,000 files and
@@ -144,6 +143,10 @@ printf '[127.0.0.1]:%s %s\n' "$PORT" "$(cut -d' ' -f1,2 "$B/etc/host_key.pub")" 
 SSHOPT=(-o UserKnownHostsFile="$B/etc/known_hosts" -o StrictHostKeyChecking=yes -i "$B/etc/client_key" -P "$PORT")
 RCLONE_SFTP=(--sftp-host 127.0.0.1 --sftp-port "$PORT" --sftp-user "$U" --sftp-key-file "$B/etc/client_key" --sftp-known-hosts-file "$B/etc/known_hosts")
 RCLONE_FTP=(--ftp-host 127.0.0.1 --ftp-port "$FTP_PORT" --ftp-user "$U" --ftp-pass "$(rclone obscure "$PASS")")
+# rclone 1.60 resumes the control connection's TLS session on data connections (vsftpd's
+# require_ssl_reuse) only over TLS 1.2; over 1.3 vsftpd ends the handshake with "illegal
+# parameter". `--ftp-disable-tls13` is rclone's own option for such servers.
+RCLONE_FTPS=(--ftp-host 127.0.0.1 --ftp-port "$FTPS_PORT" --ftp-user "$U" --ftp-pass "$(rclone obscure "$PASS")" --ftp-explicit-tls --ftp-no-check-certificate --ftp-disable-tls13)
 LFTP_SFTP="set sftp:connect-program 'ssh -a -x -o UserKnownHostsFile=$B/etc/known_hosts -i $B/etc/client_key'; open -u $U, sftp://127.0.0.1:$PORT"
 LFTP_FTP="set ftp:ssl-allow no; open -u $U,$PASS ftp://127.0.0.1:$FTP_PORT"
 FTPURL="ftp://$U:$PASS@127.0.0.1:$FTP_PORT"
@@ -319,10 +322,12 @@ for set in big mid small; do
   wharf_flow "ftps-dl-$set" ftps "/data/$set" here "/out/wharf-ftps-dl-$set"
   run_case ftps dl "$set" wharf "$B/out/wharf-ftps-dl-$set" "$WHARF" --state-dir "$B/state-ftps-dl-$set" run "$B/ftps-dl-$set.yaml"
   [ "$set" = big ] && run_case ftps dl "$set" curl "$B/out/curl-ftps-dl-$set" curl -sS --fail --ssl-reqd -k -K "$(curl_cfg dl "$set" "$B/out/curl-ftps-dl-$set" "$FTPSURL")"
+  run_case ftps dl "$set" rclone "$B/out/rclone-ftps-dl-$set" rclone copy "${RCLONE_FTPS[@]}" ":ftp:data/$set" "$B/out/rclone-ftps-dl-$set"
   run_case ftps dl "$set" lftp "$B/out/lftp-ftps-dl-$set" lftp -c "$LFTP_FTPS; mirror --parallel=4 data/$set $B/out/lftp-ftps-dl-$set"
   wharf_flow "ftps-ul-$set" here "/data/$set" ftps "/srv/wharf-ftps-ul-$set"
   run_case ftps ul "$set" wharf "$B/srv/wharf-ftps-ul-$set" "$WHARF" --state-dir "$B/state-ftps-ul-$set" run "$B/ftps-ul-$set.yaml"
   [ "$set" = big ] && run_case ftps ul "$set" curl "$B/srv/curl-ftps-ul-$set" curl -sS --fail --ssl-reqd -k --ftp-create-dirs -K "$(curl_cfg ul "$set" "$B/srv/curl-ftps-ul-$set" "$FTPSURL")"
+  run_case ftps ul "$set" rclone "$B/srv/rclone-ftps-ul-$set" rclone copy "${RCLONE_FTPS[@]}" "$B/data/$set" ":ftp:srv/rclone-ftps-ul-$set"
   run_case ftps ul "$set" lftp "$B/srv/lftp-ftps-ul-$set" lftp -c "$LFTP_FTPS; mirror -R --parallel=4 $B/data/$set srv/lftp-ftps-ul-$set"
 done
 
