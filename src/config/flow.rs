@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use globset::GlobSet;
 
-pub use super::raw::{FtpTls, IfExists, OnError};
+pub use super::raw::{FtpTls, IfExists, OnError, TlsVersion};
 use super::secret::Secret;
 use crate::endpoint::RemotePath;
 use crate::template::NameTemplate;
@@ -124,6 +124,8 @@ pub struct FtpSpec {
     pub tls: FtpTls,
     /// How the server certificate is checked (unused with `FtpTls::None`).
     pub trust: CertTrust,
+    /// Highest TLS version offered (unused with `FtpTls::None`).
+    pub tls_max_version: TlsVersion,
     /// Passive data connections (EPSV, then PASV); `false` = active (PORT/EPRT).
     pub passive: bool,
     /// Absolute folder on the server that `RemotePath`s are relative to; `None` = the login folder.

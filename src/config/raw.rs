@@ -219,6 +219,15 @@ pub struct RawFtp {
     /// and whatever name it carries. A refused certificate's fingerprint is in the error message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
+    /// Highest TLS version to negotiate: `1.3` (default) or `1.2`. For a server whose TLS 1.3
+    /// fails (a data connection that cannot resume the control connection's session, or a
+    /// handshake refused outright), and for many small files: each file is a data connection
+    /// with a resumed TLS session of its own, which TLS 1.3 starts with a new key exchange and
+    /// TLS 1.2 without one (about a quarter faster for thousands of small files against vsftpd,
+    /// docs/performance.md). TLS 1.2 here is still AEAD ciphers with forward-secret key
+    /// exchange on the control connection. Not with `tls: none`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_max_version: Option<TlsVersion>,
     /// Passive mode (default): wharf opens the data connections (`EPSV`, falling back to `PASV`;
     /// a `PASV` answer with a private address is replaced by the server's address, for servers
     /// behind NAT). `false`: active mode, the server connects back to wharf (`PORT`/`EPRT`), which
@@ -262,6 +271,52 @@ pub enum FtpTls {
     /// Plain FTP: the password and every file travel unencrypted. Only for servers that offer
     /// nothing else, on networks you trust.
     None,
+}
+
+/// A TLS protocol version: `1.2` or `1.3` (quoted or not).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, JsonSchema)]
+#[schemars(schema_with = "tls_version_schema")]
+pub enum TlsVersion {
+    #[serde(rename = "1.2")]
+    V1_2,
+    #[default]
+    #[serde(rename = "1.3")]
+    V1_3,
+}
+
+impl<'de> Deserialize<'de> for TlsVersion {
+    /// `1.2` unquoted is a number in YAML: both spellings are taken.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Written {
+            Text(String),
+            Number(f64),
+        }
+        let text = match Written::deserialize(d)? {
+            Written::Text(t) => t,
+            Written::Number(n) => n.to_string(),
+        };
+        match text.as_str() {
+            "1.2" => Ok(TlsVersion::V1_2),
+            "1.3" => Ok(TlsVersion::V1_3),
+            other => Err(serde::de::Error::custom(format!("`{other}` is not a TLS version wharf speaks: `1.2` or `1.3`"))),
+        }
+    }
+}
+
+fn tls_version_schema(_: &mut schemars::SchemaGenerator) -> Schema {
+    schemars::json_schema!({
+        "description": "A TLS protocol version: `1.2` or `1.3` (quoted or not).",
+        // `const`s, as schemars writes enums: a wrong value is then reported as such, not as
+        // a wrong endpoint `type` (config/schema.rs takes a failed `enum` for a discriminator).
+        "oneOf": [
+            { "const": "1.2", "description": "TLS 1.2 only." },
+            { "const": 1.2 },
+            { "const": "1.3", "description": "TLS 1.3, or 1.2 with a server that has no 1.3 (the default)." },
+            { "const": 1.3 },
+        ],
+    })
 }
 
 /// Where files are picked up.

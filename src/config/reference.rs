@@ -97,12 +97,18 @@ fn section(md: &mut String, title: &str, schema: &Value, queue: &mut VecDeque<St
             }
         } else {
             md.push_str("| Value | Meaning |\n|---|---|\n");
+            let mut last = String::new();
             for alt in alternatives {
                 let value = match (alt.get("const"), alt.pointer("/required/0").and_then(Value::as_str)) {
                     (Some(c), _) => format!("`{}`", yamlish(c)),
                     (None, Some(field)) => format!("`{{{field}: …}}`"),
                     _ => "?".into(),
                 };
+                // One row per value as written: `"1.2"` and `1.2` are both `1.2` in YAML.
+                if value == last {
+                    continue;
+                }
+                last.clone_from(&value);
                 let meaning = alt.get("required").and_then(|_| alt.pointer("/properties")).and_then(Value::as_object).map_or_else(
                     || text(alt),
                     |props| {

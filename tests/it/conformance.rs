@@ -154,6 +154,7 @@ async fn sandbox_backend(ftp: bool) -> Option<Backend> {
             password: opts.password.clone(),
             tls: FtpTls::None,
             trust: wharf::config::flow::CertTrust::SystemRoots,
+            tls_max_version: wharf::config::flow::TlsVersion::V1_3,
             passive: true,
             root: Some("/".into()),
             connect_timeout: Duration::from_secs(10),

@@ -2,13 +2,13 @@
 //! active mode, the EPSV → PASV fallback, certificate pinning and refusals (with the
 //! fingerprint in the message), the per-endpoint connection limit, idle connections that
 //! are checked before reuse, sessions the server ends with a 5xx, a plain login to a
-//! server that takes only TLS ones, and implicit TLS on a plain port.
+//! server that takes only TLS ones, implicit TLS on a plain port, and `tls_max_version`.
 
 use crate::support;
 
 use std::time::Duration;
 
-use wharf::config::flow::{CertTrust, FtpSpec, FtpTls};
+use wharf::config::flow::{CertTrust, FtpSpec, FtpTls, TlsVersion};
 use wharf::config::validate::parse_cert_fingerprint;
 use wharf::endpoint::ftp::FtpEndpoint;
 use wharf::endpoint::{Endpoint, EntryKind, ErrorKind, RemotePath};
@@ -60,6 +60,21 @@ async fn active_mode_moves_data_both_ways() {
     }
     let log = ftpd.log();
     assert!(log.contains("\"PORT ") && !log.contains("\"EPSV\"") && !log.contains("\"PASV\""), "active mode used PORT only:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_max_version_is_the_version_negotiated_on_every_connection() {
+    // vsftpd here takes TLS 1.3 and requires data connections to resume the control
+    // connection's session: TLS 1.2 resumption has to work as well as 1.3's.
+    let Some(ftpd) = tokio::task::spawn_blocking(Ftpd::vsftpd).await.unwrap() else { return };
+    for (max, want) in [(TlsVersion::V1_2, "TLSv1_2 "), (TlsVersion::V1_3, "TLSv1_3 ")] {
+        let ep = FtpEndpoint::new(FtpSpec { tls_max_version: max, ..ftpd.spec(FtpTls::Explicit) });
+        let facts = ep.facts().await.unwrap();
+        let tls = facts.features.iter().find(|f| f.name == "TLS").and_then(|f| f.value.clone());
+        assert!(tls.as_deref().is_some_and(|v| v.starts_with(want)), "{max:?}: {tls:?}");
+        round_trip(&ep, &ftpd).await;
+        ep.remove(&p("x/y/data.bin")).await.unwrap();
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -13,7 +13,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
-use wharf::config::flow::{CertTrust, FtpSpec, FtpTls, HostKeyPolicy, SftpSpec, SshAuth};
+use wharf::config::flow::{CertTrust, FtpSpec, FtpTls, HostKeyPolicy, SftpSpec, SshAuth, TlsVersion};
 use wharf::endpoint::ftp::FtpEndpoint;
 use wharf::endpoint::sftp::SftpEndpoint;
 use wharf::endpoint::{Endpoint, ErrorKind, RemotePath};
@@ -278,6 +278,7 @@ fn ftp_spec(sandbox: &Sandbox, opts: &SandboxOptions, tls: FtpTls) -> FtpSpec {
         password: opts.password.clone(),
         tls,
         trust: CertTrust::SystemRoots,
+        tls_max_version: TlsVersion::V1_3,
         passive: true,
         root: Some("/".into()),
         connect_timeout: Duration::from_secs(10),

@@ -23,6 +23,9 @@ impl Checker<'_, '_> {
         let user = self.credential(&format!("{at}/user"), &raw.user, true);
         let password = self.credential(&format!("{at}/password"), &raw.password, false);
         let trust = self.cert_trust(at, raw.tls, raw.ca_file, raw.fingerprint);
+        if raw.tls == FtpTls::None && raw.tls_max_version.is_some() {
+            self.problem(format!("{at}/tls_max_version"), "`tls_max_version` has no effect with `tls: none` (plain FTP has no TLS)");
+        }
         let root = match &raw.root {
             Some(r) => self.server_root(&format!("{at}/root"), r).map(Some),
             None => Some(None),
@@ -38,6 +41,7 @@ impl Checker<'_, '_> {
             password: Secret::new(password?),
             tls: raw.tls,
             trust: trust?,
+            tls_max_version: raw.tls_max_version.unwrap_or_default(),
             passive: raw.passive,
             root: root?,
             connect_timeout: connect_timeout?,

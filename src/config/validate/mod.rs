@@ -786,8 +786,6 @@ sinks: [ { endpoint: l } ]
 
     #[test]
     fn ftp_endpoints() {
-        let ftp =
-            |fields: &str| BASE.replace("l: { type: local, root: ./out }", &format!("l: {{ type: ftp, host: h, user: u, {fields} }}"));
         let flow = run(&ftp("password: \"${env:PASS}\"")).unwrap();
         let EndpointSpec::Ftp(f) = &flow.endpoints["l"] else { panic!() };
         assert_eq!((f.port, f.tls, &f.trust, f.passive, f.root.as_deref()), (21, FtpTls::Explicit, &CertTrust::SystemRoots, true, None));
@@ -822,5 +820,30 @@ sinks: [ { endpoint: l } ]
         );
         let p = problems(&ftp("password: \"${env:NOPE}\""));
         assert_eq!(p, ["environment variable `NOPE` is not set (at /endpoints/l/password)"]);
+    }
+
+    /// [`BASE`] with endpoint `l` an FTP server with `fields`.
+    fn ftp(fields: &str) -> String {
+        BASE.replace("l: { type: local, root: ./out }", &format!("l: {{ type: ftp, host: h, user: u, {fields} }}"))
+    }
+
+    #[test]
+    fn tls_max_version_is_taken_quoted_or_not() {
+        use crate::config::flow::TlsVersion;
+        let version = |extra: &str| {
+            let flow = run(&ftp(&format!("password: x{extra}"))).unwrap();
+            let EndpointSpec::Ftp(f) = &flow.endpoints["l"] else { panic!() };
+            f.tls_max_version
+        };
+        assert_eq!(version(""), TlsVersion::V1_3);
+        assert_eq!(version(", tls_max_version: 1.2"), TlsVersion::V1_2);
+        assert_eq!(version(", tls_max_version: \"1.2\""), TlsVersion::V1_2);
+        assert_eq!(version(", tls_max_version: 1.3"), TlsVersion::V1_3);
+        let yaml = ftp("password: x, tls_max_version: 1.1").replace("${env:PASS}", "p");
+        let err = crate::config::load::load_flow_str(&yaml, Path::new("/flows/f.yaml")).unwrap_err();
+        let err: Vec<String> = err.iter().map(|d| d.to_string()).collect();
+        assert_eq!(err, ["/flows/f.yaml:4:67: unknown value `1.1`, expected `1.2` or `1.3` (at /endpoints/l/tls_max_version)"]);
+        let p = problems(&ftp("password: x, tls: none, tls_max_version: 1.2"));
+        assert_eq!(p, ["`tls_max_version` has no effect with `tls: none` (plain FTP has no TLS) (at /endpoints/l/tls_max_version)"]);
     }
 }

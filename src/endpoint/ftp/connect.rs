@@ -335,7 +335,7 @@ impl Connector {
                 if self.spec.tls == FtpTls::None {
                     return Ok(None);
                 }
-                Tls::new(&self.spec.trust)
+                Tls::new(&self.spec.trust, self.spec.tls_max_version)
                     .map(|t| Some(Arc::new(t)))
                     .map_err(|msg| EndpointError::new(ErrorKind::Config, Op::Connect, self.label.clone(), None, msg))
             })

@@ -844,7 +844,7 @@ impl Endpoint for FtpEndpoint {
 mod tests {
     use super::*;
     use crate::config::Secret;
-    use crate::config::flow::CertTrust;
+    use crate::config::flow::{CertTrust, TlsVersion};
 
     fn spec(tls: FtpTls) -> FtpSpec {
         FtpSpec {
@@ -854,6 +854,7 @@ mod tests {
             password: Secret::new("hunter2"),
             tls,
             trust: CertTrust::SystemRoots,
+            tls_max_version: TlsVersion::V1_3,
             passive: true,
             root: Some("/data".into()),
             connect_timeout: Duration::from_secs(1),

@@ -21,7 +21,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use sha2::{Digest, Sha256};
 
-use crate::config::flow::CertTrust;
+use crate::config::flow::{CertTrust, TlsVersion};
 
 /// `SHA256:AB:CD:…` of a DER certificate, as `openssl x509 -noout -fingerprint -sha256`
 /// prints it (after `=`), and as `fingerprint:` in a flow takes it.
@@ -44,7 +44,7 @@ impl fmt::Debug for Tls {
 impl Tls {
     /// Builds the client configuration. Fails (with a message for a `Config` error) when the CA
     /// file cannot be read or holds no certificate, or the system has no trusted CAs.
-    pub fn new(trust: &CertTrust) -> Result<Tls, String> {
+    pub fn new(trust: &CertTrust, max_version: TlsVersion) -> Result<Tls, String> {
         let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
         let (policy, source) = match trust {
             CertTrust::Fingerprint(want) => (Policy::Pin(*want), "the pinned fingerprint".to_string()),
@@ -63,8 +63,12 @@ impl Tls {
             CertTrust::SystemRoots => (Policy::WebPki(webpki(system_roots()?, &provider)?), "the system's trusted CAs".to_string()),
         };
         let verifier = Arc::new(Verifier { policy, source, provider: provider.clone(), refusal: Mutex::new(None) });
+        let versions: &[&rustls::SupportedProtocolVersion] = match max_version {
+            TlsVersion::V1_2 => &[&rustls::version::TLS12],
+            TlsVersion::V1_3 => &[&rustls::version::TLS13, &rustls::version::TLS12],
+        };
         let config = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
+            .with_protocol_versions(versions)
             .map_err(|e| format!("TLS setup failed: {e}"))?
             .dangerous()
             .with_custom_certificate_verifier(verifier.clone())
@@ -224,12 +228,12 @@ mod tests {
     fn a_missing_or_empty_ca_file_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         let missing = dir.path().join("nope.pem");
-        let err = Tls::new(&CertTrust::CaFile(missing.clone())).unwrap_err();
+        let err = Tls::new(&CertTrust::CaFile(missing.clone()), TlsVersion::V1_3).unwrap_err();
         assert!(err.contains(&missing.display().to_string()), "{err}");
         let empty = dir.path().join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
-        let err = Tls::new(&CertTrust::CaFile(empty)).unwrap_err();
+        let err = Tls::new(&CertTrust::CaFile(empty), TlsVersion::V1_3).unwrap_err();
         assert!(err.contains("holds no PEM certificate"), "{err}");
-        assert!(Tls::new(&CertTrust::Fingerprint([7; 32])).is_ok());
+        assert!(Tls::new(&CertTrust::Fingerprint([7; 32]), TlsVersion::V1_2).is_ok());
     }
 }

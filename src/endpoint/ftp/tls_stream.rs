@@ -148,7 +148,7 @@ mod tests {
     use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
     use tokio::net::{TcpListener, TcpStream};
 
-    use crate::config::flow::CertTrust;
+    use crate::config::flow::{CertTrust, TlsVersion};
     use crate::config::validate::parse_cert_fingerprint;
     use crate::endpoint::ftp::tls::Tls;
 
@@ -207,7 +207,7 @@ jzttg+xr5EsY6nzr3rJx0cRvK4Xa8RWIHmr2DIv83/XUwgxRh87YQEMK
     async fn a_command_written_when_the_socket_is_not_ready_goes_out_before_the_reply_is_read() {
         let addr = echo_server().await;
         let trust = CertTrust::Fingerprint(parse_cert_fingerprint(FINGERPRINT).unwrap());
-        let tls = Tls::new(&trust).unwrap();
+        let tls = Tls::new(&trust, TlsVersion::V1_3).unwrap();
         let stream = tls.connector().connect("localhost", TcpStream::connect(addr).await.unwrap()).await.unwrap();
         let mut stream = BufReader::new(stream);
         for i in 0..3 {

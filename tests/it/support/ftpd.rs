@@ -25,7 +25,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use wharf::config::Secret;
-use wharf::config::flow::{CertTrust, FtpSpec, FtpTls};
+use wharf::config::flow::{CertTrust, FtpSpec, FtpTls, TlsVersion};
 
 use super::sshd::{USER, chmod, chown_tree, ensure_user, kill_tree};
 use super::{TempDir, free_port, servers_required};
@@ -270,6 +270,7 @@ impl Ftpd {
             password: Secret::new(PASSWORD),
             tls,
             trust: CertTrust::CaFile(self.certs().ca.clone()),
+            tls_max_version: TlsVersion::V1_3,
             passive: true,
             root: Some(self.data_dir().display().to_string()),
             connect_timeout: Duration::from_secs(15),
