@@ -225,6 +225,16 @@ fn wants_tls(r: &suppaftp::types::Response) -> bool {
     reply_code(r) == 534 || SAYS_SO.iter().any(|w| text.contains(w))
 }
 
+/// A data connection refused because its TLS session did not resume the control connection's
+/// (vsftpd's `require_ssl_reuse`: "522 SSL connection failed: session reuse required";
+/// FileZilla Server: "TLS session of data connection not resumed"). Phrases, as for
+/// [`wants_tls`]; decides the kind and wording of the error only.
+pub(super) fn wants_session_reuse(r: &suppaftp::types::Response) -> bool {
+    const SAYS_SO: [&str; 3] = ["session reuse", "reuse required", "not resumed"];
+    let text = reply_text(r).to_ascii_lowercase();
+    reply_code(r) >= 400 && SAYS_SO.iter().any(|w| text.contains(w))
+}
+
 /// Runs `fut` within `limit`; running out is a `TimedOut` connection error (the reply may still
 /// arrive later, so the connection is out of step and must be dropped).
 pub(super) async fn within<T>(limit: Duration, fut: impl Future<Output = FtpResult<T>>) -> FtpResult<T> {
@@ -604,5 +614,14 @@ mod tests {
         assert!(!wants_tls(&reply(530, "Login incorrect.")));
         // The user name echoed back is not a reason.
         assert!(!wants_tls(&reply(530, "User tlsadmin cannot log in.")));
+    }
+
+    #[test]
+    fn data_connections_refused_for_want_of_a_resumed_session_are_recognised() {
+        let reply = |code: u32, text: &str| Response::new(Status::from(code), format!("{code} {text}\r\n").into_bytes());
+        assert!(wants_session_reuse(&reply(522, "SSL connection failed: session reuse required")));
+        assert!(wants_session_reuse(&reply(450, "TLS session of data connection not resumed.")));
+        assert!(!wants_session_reuse(&reply(425, "Can't open data connection.")));
+        assert!(!wants_session_reuse(&reply(226, "Transfer complete; session reuse required next time")));
     }
 }

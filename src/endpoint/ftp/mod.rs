@@ -37,7 +37,7 @@ use tokio::io::AsyncReadExt;
 
 pub use tls::cert_fingerprint;
 
-use self::connect::{Conn, Connector, HashCommand, digest_in_reply, reply_code, reply_text, within};
+use self::connect::{Conn, Connector, HashCommand, digest_in_reply, reply_code, reply_text, wants_session_reuse, within};
 use self::pool::{Lease, Pool};
 use self::stream::{FtpRead, FtpWrite};
 use self::tls_stream::FtpTlsStream;
@@ -45,7 +45,7 @@ use super::{
     Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Op, ReadStream, RemotePath, ServerFacts, WriteStream,
     not_found_where,
 };
-use crate::config::flow::{FtpSpec, FtpTls};
+use crate::config::flow::{FtpSpec, FtpTls, TlsVersion};
 
 /// Largest directory listing read into memory (a server sending more is broken or hostile).
 const MAX_LISTING: usize = 64 * 1024 * 1024;
@@ -635,6 +635,22 @@ impl Inner {
                 Some(refusal) => (ErrorKind::HostKey, refusal, true),
                 None => (ErrorKind::Transient, format!("TLS failed: {msg}"), true),
             },
+            // Retrying cannot help: every data connection would be refused alike.
+            Fail::Ftp(FtpError::UnexpectedResponse(r)) if self.pool.connector().spec().tls != FtpTls::None && wants_session_reuse(&r) => {
+                let fix = match self.pool.connector().spec().tls_max_version {
+                    TlsVersion::V1_3 => {
+                        "set `tls_max_version: 1.2` on the endpoint (a TLS 1.2 session resumes by its ID, without the tickets a \
+                         TLS 1.3 resumption needs from the server)"
+                    }
+                    TlsVersion::V1_2 => "the server's administrator can lift the requirement (vsftpd: `require_ssl_reuse=NO`)",
+                };
+                let message = format!(
+                    "{}: the server requires every data connection to resume the control connection's TLS session and refused \
+                     this one's; {fix}",
+                    reply_text(&r)
+                );
+                (ErrorKind::Config, message, true)
+            }
             Fail::Ftp(FtpError::UnexpectedResponse(r)) => {
                 let (code, text) = (reply_code(&r), reply_text(&r));
                 match code {
@@ -844,7 +860,7 @@ impl Endpoint for FtpEndpoint {
 mod tests {
     use super::*;
     use crate::config::Secret;
-    use crate::config::flow::{CertTrust, TlsVersion};
+    use crate::config::flow::CertTrust;
 
     fn spec(tls: FtpTls) -> FtpSpec {
         FtpSpec {
@@ -871,6 +887,23 @@ mod tests {
         assert_eq!(FtpEndpoint::new(spec(FtpTls::None)).describe(), "ftp bob@127.0.0.1:2121");
         // Before the first connection nothing is known: the conservative precision.
         assert_eq!(ep.capabilities().mtime_precision, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn a_data_connection_refused_for_an_unresumed_session_is_a_configuration_error() {
+        let refusal = || {
+            let text = b"522 SSL connection failed: session reuse required\r\n".to_vec();
+            Fail::Ftp(FtpError::UnexpectedResponse(suppaftp::types::Response::new(Status::from(522), text)))
+        };
+        let classify = |spec: FtpSpec| FtpEndpoint::new(spec).inner.classify(refusal());
+        let (kind, message, lost) = classify(spec(FtpTls::Explicit));
+        assert_eq!((kind, lost), (ErrorKind::Config, true));
+        assert!(message.starts_with("522 SSL connection failed: session reuse required: ") && message.contains("`tls_max_version: 1.2`"));
+        let (kind, message, _) = classify(FtpSpec { tls_max_version: TlsVersion::V1_2, ..spec(FtpTls::Explicit) });
+        assert_eq!(kind, ErrorKind::Config);
+        assert!(message.contains("`require_ssl_reuse=NO`") && !message.contains("tls_max_version"), "{message}");
+        // Without TLS the phrase means nothing: an ordinary refusal.
+        assert_eq!(classify(spec(FtpTls::None)).0, ErrorKind::Protocol);
     }
 
     #[tokio::test]
