@@ -6,8 +6,9 @@
 //! certificate's fingerprint and a sentence saying how to trust it, and the caller turns that
 //! into a `HostKey` error (suppaftp only passes TLS failures on as text). One `ClientConfig`
 //! per endpoint also means one TLS session cache, so data connections resume the control
-//! connection's session (vsftpd's `require_ssl_reuse`). Only the aws-lc-rs provider is used:
-//! a second provider in the binary would make rustls panic.
+//! connection's session (vsftpd's `require_ssl_reuse`). It offers TLS 1.3 and 1.2, or 1.2 only
+//! (`tls_max_version`). Only the aws-lc-rs provider is used: a second provider in the binary
+//! would make rustls panic.
 
 use std::fmt;
 use std::sync::{Arc, Mutex, OnceLock};
