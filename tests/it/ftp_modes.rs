@@ -2,7 +2,8 @@
 //! active mode, the EPSV → PASV fallback, certificate pinning and refusals (with the
 //! fingerprint in the message), the per-endpoint connection limit, idle connections that
 //! are checked before reuse, sessions the server ends with a 5xx, a plain login to a
-//! server that takes only TLS ones, implicit TLS on a plain port, and `tls_max_version`.
+//! server that takes only TLS ones, implicit TLS on a plain port, `tls_max_version`, and TLS
+//! sessions kept apart per login.
 
 use crate::support;
 
@@ -75,6 +76,34 @@ async fn tls_max_version_is_the_version_negotiated_on_every_connection() {
         round_trip(&ep, &ftpd).await;
         ep.remove(&p("x/y/data.bin")).await.unwrap();
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_login_resumes_its_own_tls_session() {
+    // vsftpd serves each login from a process with session-ticket keys of its own and refuses
+    // a data connection that did not resume (522, `require_ssl_reuse`): a data connection that
+    // offered another login's session was refused.
+    let Some(ftpd) = tokio::task::spawn_blocking(Ftpd::vsftpd).await.unwrap() else { return };
+    let ep = std::sync::Arc::new(FtpEndpoint::new(FtpSpec { max_connections: 4, ..ftpd.spec(FtpTls::Explicit) }));
+    let data = vec![7u8; 64 * 1024];
+    ep.create_dir_all(&p("r")).await.unwrap();
+    for i in 0..8 {
+        write(&ep, &format!("r/{i}.bin"), &data).await;
+    }
+    let readers: Vec<_> = (0..4)
+        .map(|t| {
+            let ep = ep.clone();
+            tokio::spawn(async move {
+                for i in 0..128 {
+                    assert_eq!(read(&ep, &format!("r/{}.bin", (i + t) % 8), 0).await.len(), 64 * 1024);
+                }
+            })
+        })
+        .collect();
+    for r in readers {
+        r.await.unwrap();
+    }
+    assert!(!ftpd.log().contains("session reuse required"), "a data connection was refused:\n{}", ftpd.log());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,8 +5,8 @@
 //! Owns the rule that a certificate is never accepted silently: a refusal is recorded with the
 //! certificate's fingerprint and a sentence saying how to trust it, and the caller turns that
 //! into a `HostKey` error (suppaftp only passes TLS failures on as text). One `ClientConfig`
-//! per endpoint also means one TLS session cache, so data connections resume the control
-//! connection's session (vsftpd's `require_ssl_reuse`). It offers TLS 1.3 and 1.2, or 1.2 only
+//! per endpoint, with a TLS session cache per login, so data connections resume their own
+//! control connection's session (vsftpd's `require_ssl_reuse`). It offers TLS 1.3 and 1.2, or 1.2 only
 //! (`tls_max_version`). Only the aws-lc-rs provider is used: a second provider in the binary
 //! would make rustls panic.
 
@@ -23,6 +23,9 @@ use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
 use sha2::{Digest, Sha256};
 
 use crate::config::flow::{CertTrust, TlsVersion};
+
+/// Server names a login's session cache holds: one (its own server), with room to spare.
+const SESSIONS_PER_LOGIN: usize = 4;
 
 /// `SHA256:AB:CD:…` of a DER certificate, as `openssl x509 -noout -fingerprint -sha256`
 /// prints it (after `=`), and as `fingerprint:` in a flow takes it.
@@ -77,10 +80,17 @@ impl Tls {
         Ok(Tls { config: Arc::new(config), verifier })
     }
 
-    /// A connector for one connection. All of them share the configuration and so the
-    /// session cache.
+    /// A connector for one login: its control connection and, through suppaftp, every data
+    /// connection it opens. Each login gets a session cache of its own, so a data connection
+    /// resumes its own control connection's session: vsftpd runs every login in a process with
+    /// its own session-ticket keys, and a data connection that offered another login's ticket
+    /// (one cache per endpoint, keyed by host name only) got a full handshake and "522 SSL
+    /// connection failed: session reuse required" — 1 in about 70 data connections with four
+    /// logins moving files of a MiB.
     pub fn connector(&self) -> FtpTlsConnector {
-        FtpTlsConnector(suppaftp::tokio_rustls::TlsConnector::from(self.config.clone()))
+        let mut config = (*self.config).clone();
+        config.resumption = rustls::client::Resumption::in_memory_sessions(SESSIONS_PER_LOGIN);
+        FtpTlsConnector(suppaftp::tokio_rustls::TlsConnector::from(Arc::new(config)))
     }
 
     /// The client configuration (for a handshake outside suppaftp: `wharf probe` asks the
