@@ -112,7 +112,14 @@ impl FtpEndpoint {
                 Err(fail) => fail,
             };
             let server_error = matches!(&fail, Fail::Ftp(FtpError::UnexpectedResponse(r)) if reply_code(r) >= 500);
+            let reuse_refused = matches!(&fail, Fail::Ftp(FtpError::UnexpectedResponse(r)) if wants_session_reuse(r));
             let (mut kind, mut message, mut lost) = self.inner.classify(fail);
+            // A login in use for a while may have outlived the server's record of its TLS
+            // session (OpenSSL keeps a TLS 1.2 session 5 minutes by default): a new login is
+            // worth one try. A new login refused alike is the configuration error.
+            if reuse_refused && kind == ErrorKind::Config && !lease.fresh {
+                kind = ErrorKind::Transient;
+            }
             // An unexpected 5xx may be the server ending the session (vsftpd's `500 OOPS`):
             // told apart from a refusal by whether the connection still answers, not by text.
             if server_error && !lost && !lease.answers().await {
@@ -635,7 +642,7 @@ impl Inner {
                 Some(refusal) => (ErrorKind::HostKey, refusal, true),
                 None => (ErrorKind::Transient, format!("TLS failed: {msg}"), true),
             },
-            // Retrying cannot help: every data connection would be refused alike.
+            // Retrying cannot help (but see `attempt`: an older login gets a new one first).
             Fail::Ftp(FtpError::UnexpectedResponse(r)) if self.pool.connector().spec().tls != FtpTls::None && wants_session_reuse(&r) => {
                 let fix = match self.pool.connector().spec().tls_max_version {
                     TlsVersion::V1_3 => {
