@@ -604,9 +604,12 @@ mod tests {
         assert_eq!(passive_target(offer("192.168.1.11:50000"), lan), offer("192.168.1.11:50000"));
     }
 
+    fn reply(code: u32, text: &str) -> Response {
+        Response::new(Status::from(code), format!("{code} {text}\r\n").into_bytes())
+    }
+
     #[test]
     fn refusals_that_ask_for_tls_are_told_from_wrong_passwords() {
-        let reply = |code: u32, text: &str| Response::new(Status::from(code), format!("{code} {text}\r\n").into_bytes());
         assert!(wants_tls(&reply(530, "Non-anonymous sessions must use encryption.")));
         assert!(wants_tls(&reply(550, "SSL/TLS required on the control channel")));
         assert!(wants_tls(&reply(530, "This server does not allow plain FTP. You have to use FTP over TLS.")));
@@ -618,7 +621,6 @@ mod tests {
 
     #[test]
     fn data_connections_refused_for_want_of_a_resumed_session_are_recognised() {
-        let reply = |code: u32, text: &str| Response::new(Status::from(code), format!("{code} {text}\r\n").into_bytes());
         assert!(wants_session_reuse(&reply(522, "SSL connection failed: session reuse required")));
         assert!(wants_session_reuse(&reply(450, "TLS session of data connection not resumed.")));
         assert!(!wants_session_reuse(&reply(425, "Can't open data connection.")));
