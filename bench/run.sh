@@ -22,7 +22,7 @@
 #   BENCH_FLOW_EXTRA="concurrency: 16"   a line added to every wharf flow
 #
 # Needs root (sshd, vsftpd, a bench login). Installs openssh-server, vsftpd, rclone, lftp, curl
-# and time when missing. Results: $B/results (raw), and the table on stdout.
+# and time when missing. Results: $B/results (raw; every repeat in $B/results.all), and the table on stdout.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 B=/tmp/wharf-bench PORT=${BENCH_PORT:-2298} FTP_PORT=${BENCH_FTP_PORT:-2198} FTPS_PORT=${BENCH_FTPS_PORT:-2199}
@@ -187,7 +187,7 @@ selected() { # selected PROTO:DIR:SET TOOL
 }
 
 # measure NAME CMD... -> appends "NAME elapsed cpu maxrss_kib sync_s" to $B/results (the fastest
-# of REPEAT). sync_s: how long a `sync` right after took, i.e. what was still to be written to
+# of REPEAT; every run to $B/results.all). sync_s: how long a `sync` right after took, i.e. what was still to be written to
 # disk when the tool said it was done (wharf fsyncs what it delivers into a local folder; the
 # peers leave their copies in the page cache, and so do the servers).
 measure() {
@@ -199,6 +199,7 @@ measure() {
     /usr/bin/time -f "%e %U %S %M" -o "$B/time.out" "$@" >"$B/cmd.log" 2>&1 || { echo "FAILED: $name"; tail -5 "$B/cmd.log"; return 1; }
     s0=$(date +%s.%N); sync; s1=$(date +%s.%N)
     read -r el us sy rss <"$B/time.out"
+    echo "$name $el $(python3 -c "print(round($us+$sy, 2))") $rss $(python3 -c "print(round($s1-$s0, 2))")" >>"$B/results.all"
     if [ -z "$best" ] || python3 -c "import sys; sys.exit(0 if $el < ${best%% *} else 1)"; then
       best="$el $(python3 -c "print(round($us+$sy, 2))") $rss $(python3 -c "print(round($s1-$s0, 2))")"
     fi
@@ -292,7 +293,7 @@ curl_cfg() { # curl_cfg dl|ul SET OUT [URL] -> config file for one curl process 
   echo "$B/curl-$1-$2-${3##*/}.cfg"
 }
 
-: >"$B/results"
+: >"$B/results"; : >"$B/results.all"
 for set in big mid small; do
   # --- SFTP ---
   wharf_flow "sftp-dl-$set" sftp "/data/$set" here "/out/wharf-sftp-dl-$set"
