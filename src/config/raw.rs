@@ -480,6 +480,8 @@ pub struct RawAfter {
     #[serde(default = "default_keep")]
     pub success: RawDisposition,
     /// After a permanent failure (not after a transient one: that is retried). Default `keep`.
+    /// `delete` deletes only a file a copy of which is in quarantine; any other failed file
+    /// (refused by a sink, say) stays at the source and is tried again on the next run.
     #[serde(default = "default_keep")]
     pub failure: RawDisposition,
 }

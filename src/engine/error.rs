@@ -27,6 +27,11 @@ pub enum FileError {
     /// The target exists and the sink's `if_exists` is `fail`.
     #[error("{target} already exists on {endpoint} (sink if_exists: fail)")]
     TargetExists { endpoint: String, target: String },
+    /// A trigger file would replace a file with content (a delivered file, most likely).
+    #[error(
+        "{target} on {endpoint} holds {size} bytes: the trigger file would replace it (a trigger's name must be one no delivered file has)"
+    )]
+    TriggerWouldReplace { endpoint: String, target: String, size: u64 },
     /// The delivered size does not match the staged size.
     #[error("{endpoint}: {target} has {actual} bytes after upload, expected {expected}")]
     SizeMismatch { endpoint: String, target: String, expected: u64, actual: u64 },
@@ -48,7 +53,7 @@ impl FileError {
             FileError::Staging { .. } | FileError::Ledger(_) => ErrorKind::LocalIo,
             FileError::Changed(_) | FileError::SizeMismatch { .. } | FileError::ChecksumMismatch { .. } => ErrorKind::Transient,
             FileError::Name(_) => ErrorKind::Config,
-            FileError::TargetExists { .. } => ErrorKind::AlreadyExists,
+            FileError::TargetExists { .. } | FileError::TriggerWouldReplace { .. } => ErrorKind::AlreadyExists,
             FileError::Sink { source, .. } => source.kind(),
         }
     }

@@ -553,9 +553,16 @@ async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePa
     let vars = NameVars::new(target.name(), rel_dir, 0, cx.run, cx.now);
     let name = template.render(&vars).map_err(FileError::Name)?;
     let path = target.parent().join(&name).map_err(|e| FileError::Name(format!("trigger name {name:?}: {e}")))?;
+    if &path == target {
+        return Err(FileError::Name(format!("the trigger name {name:?} is the delivered file's own: writing the trigger would empty it")));
+    }
     let temp = temp_path(cx, i, &path, rel_dir, 0)?;
     let ep = &*cx.sinks[i];
     let _names = cx.claims.claim(vec![claims::key(&sink.endpoint, path.as_str()), claims::key(&sink.endpoint, temp.as_str())]).await;
+    // An older trigger (empty) is replaced; a file with content never is.
+    if let Some(there) = ep.stat(&path).await?.filter(|e| e.size > 0) {
+        return Err(FileError::TriggerWouldReplace { endpoint: ep.describe(), target: path.to_string(), size: there.size });
+    }
     halt::point("triggering");
     retry(cx.flow.retry, "write trigger", || transfer::put_trigger(ep, &cx.folders, &temp, &path)).await?;
     mark(rec, TRIGGERS + i as u32, &path, true, None);
@@ -762,14 +769,19 @@ async fn fail(
     } else {
         rec.state = FileState::Failed;
         content::discard_with_outputs(staged).await;
-        match disposition::apply(&*cx.source, &entry.path, &cx.flow.after_failure, None).await {
-            Ok(Some(t)) => {
-                detail.push_str(&format!("; source moved to {t}"));
-                rec.disposed_to = Some(t.as_str().to_string());
+        if cx.flow.after_failure == Disposition::Delete {
+            // Nothing of this file was kept anywhere (a quarantined file goes another way):
+            // deleting the source now would lose it.
+            detail.push_str("; source kept, retried next run (`after.failure: delete` deletes a file only once a copy is in quarantine)");
+        } else {
+            match disposition::apply(&*cx.source, &entry.path, &cx.flow.after_failure, None).await {
+                Ok(Some(t)) => {
+                    detail.push_str(&format!("; source moved to {t}"));
+                    rec.disposed_to = Some(t.as_str().to_string());
+                }
+                Ok(None) => detail.push_str("; source kept, retried next run"),
+                Err(de) => detail.push_str(&format!("; after.failure could not be applied: {de}")),
             }
-            Ok(None) if cx.flow.after_failure == Disposition::Delete => detail.push_str("; source deleted"),
-            Ok(None) => detail.push_str("; source kept, retried next run"),
-            Err(de) => detail.push_str(&format!("; after.failure could not be applied: {de}")),
         }
     }
     tracing::error!(flow = %cx.flow.name, path = %entry.path, kind = %kind, error = %detail, "File failed.");

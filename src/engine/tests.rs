@@ -239,6 +239,49 @@ async fn if_exists_fail_fails_the_file_and_keeps_the_source_until_fixed() {
     assert_eq!((rec.state, rec.attempts), (FileState::Done, 1));
 }
 
+/// A file that failed without being quarantined exists nowhere but at the source:
+/// `after.failure: delete` leaves it there (a quarantined file is deleted once copied).
+#[tokio::test]
+async fn after_failure_delete_never_deletes_a_file_kept_nowhere_else() {
+    let mut fx = fixture();
+    fx.flow.after_failure = Disposition::Delete;
+    std::fs::create_dir_all(fx.dst.join("inbox")).unwrap();
+    std::fs::write(fx.dst.join("inbox/a.csv"), b"theirs").unwrap();
+    fx.put("in/a.csv", b"ours");
+    let r = fx.run().await;
+    assert_eq!(r.counts.failed, 1, "{r:#?}");
+    assert!(r.files[0].detail.contains("source kept"), "{}", r.files[0].detail);
+    assert_eq!(read(&fx.src.join("in/a.csv")), b"ours");
+    std::fs::remove_file(fx.dst.join("inbox/a.csv")).unwrap();
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 1, "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/a.csv")), b"ours");
+}
+
+/// A trigger replaces an older (empty) trigger, never a file with content.
+#[tokio::test]
+async fn a_trigger_never_replaces_a_file_with_content() {
+    let mut fx = fixture();
+    fx.flow.sinks[0].trigger = Some(NameTemplate::new("{{name}}.done").unwrap());
+    std::fs::create_dir_all(fx.dst.join("inbox")).unwrap();
+    std::fs::write(fx.dst.join("inbox/a.csv.done"), b"a partner's data").unwrap();
+    std::fs::write(fx.dst.join("inbox/b.csv.done"), b"").unwrap();
+    fx.put("in/a.csv", b"1\n");
+    fx.put("in/b.csv", b"2\n");
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, r.counts.failed), (1, 1), "{r:#?}");
+    let a = r.files.iter().find(|f| f.path.ends_with("a.csv")).unwrap();
+    assert!(a.detail.contains("/inbox/a.csv.done") && a.detail.contains("holds 16 bytes"), "{}", a.detail);
+    assert_eq!(read(&fx.dst.join("inbox/a.csv.done")), b"a partner's data");
+    assert_eq!(read(&fx.dst.join("inbox/a.csv")), b"1\n");
+    assert_eq!(read(&fx.dst.join("inbox/b.csv.done")), b"");
+    assert!(fx.src.join("in/a.csv").exists(), "the source stays until the trigger is written");
+    std::fs::remove_file(fx.dst.join("inbox/a.csv.done")).unwrap();
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 1, "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/a.csv.done")), b"");
+}
+
 #[tokio::test]
 async fn on_error_stop_ends_the_run_at_the_first_failure() {
     let mut fx = fixture();

@@ -427,7 +427,12 @@ impl Checker<'_, '_> {
             }
             self.name_template(&format!("{at}/temp_name"), &s.temp_name).map(Some)
         };
-        let trigger = s.trigger.map(|t| self.name_template(&format!("{at}/trigger"), &t));
+        let trigger = s.trigger.map(|t| {
+            if t.split_whitespace().collect::<String>() == "{{name}}" {
+                self.problem(format!("{at}/trigger"), "`{{name}}` in a trigger is the delivered file's name: the trigger would replace the file (write e.g. `{{name}}.done` or `{{stem}}.ok`)");
+            }
+            self.name_template(&format!("{at}/trigger"), &t)
+        });
         Some(Sink {
             endpoint: s.endpoint,
             path: path?,
@@ -716,6 +721,18 @@ sinks: [ { endpoint: l } ]
         );
         // `[` occurs in real folder names.
         assert!(run(&BASE.replace("path: /in }", "path: \"/in [2026]\" }")).is_ok());
+    }
+
+    #[test]
+    fn a_trigger_named_as_the_delivered_file_is_refused() {
+        let p = problems(&BASE.replace("sinks: [ { endpoint: l } ]", "sinks: [ { endpoint: l, trigger: \"{{ name }}\" } ]"));
+        assert_eq!(
+            p,
+            [
+                "`{{name}}` in a trigger is the delivered file's name: the trigger would replace the file (write e.g. `{{name}}.done` or `{{stem}}.ok`) (at /sinks/0/trigger)"
+            ]
+        );
+        assert!(run(&BASE.replace("sinks: [ { endpoint: l } ]", "sinks: [ { endpoint: l, trigger: \"{{name}}.done\" } ]")).is_ok());
     }
 
     #[test]
