@@ -155,6 +155,9 @@ pub struct Source {
     pub path: RemotePath,
     /// Matched against the path relative to `path`.
     pub include: GlobSet,
+    /// The `include` patterns that name hidden files (a part starting with `.`): only they
+    /// take a file with a hidden name or in a hidden folder (see [`is_hidden`]).
+    pub include_hidden: GlobSet,
     pub exclude: GlobSet,
     pub recursive: bool,
     pub max_depth: u32,
@@ -248,4 +251,11 @@ impl Default for Alerts {
     fn default() -> Self {
         Alerts { unreachable_after: 3 }
     }
+}
+
+/// Whether `rel` (a path relative to the polled folder) is hidden: its name or one of its
+/// folders starts with `.`. Uploads in progress are written under such names (wharf's
+/// `.NAME.part`, and many other tools'), so a default pattern never takes them.
+pub fn is_hidden(rel: &str) -> bool {
+    rel.split('/').any(|part| part.starts_with('.'))
 }

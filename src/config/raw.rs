@@ -330,7 +330,9 @@ pub struct RawSource {
     /// out (`path: /incoming`, `include: ["*.csv"]`).
     pub path: String,
     /// Glob patterns (`*.csv`, `sub/**/*.xml`) matched against the path relative to `path`.
-    /// A file is taken when it matches any. Default: every file.
+    /// A file is taken when it matches any. Default: every file. A hidden file (its name, or
+    /// a folder on its way, starts with `.`: where uploads in progress are written, wharf's
+    /// `.NAME.part` among them) is taken only by a pattern that names hidden files, e.g. `.*`.
     #[serde(default = "default_include")]
     pub include: Vec<String>,
     /// Glob patterns for files to leave alone, checked after `include`.

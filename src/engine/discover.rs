@@ -50,6 +50,9 @@ pub async fn discover(
         if !src.include.is_match(&rel) || src.exclude.is_match(&rel) {
             continue;
         }
+        if crate::config::flow::is_hidden(&rel) && !src.include_hidden.is_match(&rel) {
+            continue;
+        }
         let done_file = match &src.ready.done_file {
             Some(t) => done_path(t, &e, &rel, now).map(|p| {
                 let present = names.contains(p.as_str());

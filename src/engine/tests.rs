@@ -45,6 +45,7 @@ fn fixture() -> Fixture {
             endpoint: "partner".into(),
             path: RemotePath::parse("/in").unwrap(),
             include: globs(&["*.csv"]),
+            include_hidden: globs(&[]),
             exclude: globs(&[]),
             recursive: false,
             max_depth: 8,
@@ -280,6 +281,25 @@ async fn a_trigger_never_replaces_a_file_with_content() {
     let r = fx.run().await;
     assert_eq!(r.counts.delivered, 1, "{r:#?}");
     assert_eq!(read(&fx.dst.join("inbox/a.csv.done")), b"");
+}
+
+/// Uploads in progress are written under hidden names (`.NAME.part`): the default pattern
+/// never takes them; a pattern that names hidden files does.
+#[tokio::test]
+async fn hidden_files_are_taken_only_by_a_pattern_that_names_them() {
+    let mut fx = fixture();
+    fx.flow.after_success = Disposition::Keep;
+    fx.flow.source.include = globs(&["*"]);
+    fx.put("in/a.csv", b"1\n");
+    fx.put("in/.b.csv.part", b"half");
+    fx.put("in/.cache/c.csv", b"3\n");
+    let r = fx.run().await;
+    assert_eq!(r.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["/in/a.csv"], "{r:#?}");
+    fx.flow.source.include = globs(&["*", ".*"]);
+    fx.flow.source.include_hidden = globs(&[".*"]);
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 1, "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/.b.csv.part")), b"half");
 }
 
 #[tokio::test]

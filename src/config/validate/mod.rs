@@ -293,6 +293,8 @@ impl Checker<'_, '_> {
             self.problem("/source/include", "must not be empty: no file would ever be taken (leave it out to take every file)");
         }
         let include = self.globs("/source/include", &s.include);
+        let hidden: Vec<String> = s.include.iter().filter(|p| super::flow::is_hidden(p)).cloned().collect();
+        let include_hidden = self.globs("/source/include", &hidden);
         let exclude = self.globs("/source/exclude", &s.exclude);
         let ready = self.ready(s.ready);
         let identity = self.identity(&s.identity);
@@ -304,6 +306,7 @@ impl Checker<'_, '_> {
             endpoint: s.endpoint,
             path: path?,
             include: include?,
+            include_hidden: include_hidden?,
             exclude: exclude?,
             recursive: s.recursive,
             max_depth: s.max_depth,
@@ -733,6 +736,14 @@ sinks: [ { endpoint: l } ]
             ]
         );
         assert!(run(&BASE.replace("sinks: [ { endpoint: l } ]", "sinks: [ { endpoint: l, trigger: \"{{name}}.done\" } ]")).is_ok());
+    }
+
+    #[test]
+    fn only_patterns_that_name_hidden_files_take_them() {
+        let flow = run(&BASE.replace("path: /in }", "path: /in, include: [\"*.csv\", \".*.done\"] }")).unwrap();
+        assert!(flow.source.include_hidden.is_match(".a.done") && !flow.source.include_hidden.is_match(".a.csv"));
+        assert!(crate::config::flow::is_hidden(".a.csv") && crate::config::flow::is_hidden("sub/.x/a.csv"));
+        assert!(!crate::config::flow::is_hidden("a.csv") && !crate::config::flow::is_hidden("sub/a.b.csv"));
     }
 
     #[test]

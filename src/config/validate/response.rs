@@ -107,6 +107,7 @@ impl Checker<'_, '_> {
                 endpoint,
                 path,
                 include,
+                include_hidden: globset::GlobSet::empty(),
                 exclude: globset::GlobSet::empty(),
                 recursive: false,
                 max_depth: 1,
