@@ -330,7 +330,8 @@ pub struct RawSource {
     /// out (`path: /incoming`, `include: ["*.csv"]`).
     pub path: String,
     /// Glob patterns (`*.csv`, `sub/**/*.xml`) matched against the path relative to `path`.
-    /// A file is taken when it matches any. Default: every file. A hidden file (its name, or
+    /// A file is taken when it matches any. Default: every file (with `recursive`, at every
+    /// level; a pattern of your own reaches into sub-folders with `**/`). A hidden file (its name, or
     /// a folder on its way, starts with `.`: where uploads in progress are written, wharf's
     /// `.NAME.part` among them) is taken only by a pattern that names hidden files, e.g. `.*`.
     #[serde(default = "default_include")]
@@ -596,7 +597,7 @@ fn default_sftp_connections() -> u32 {
     2
 }
 
-fn default_include() -> Vec<String> {
+pub(crate) fn default_include() -> Vec<String> {
     vec!["*".into()]
 }
 fn default_max_depth() -> u32 {

@@ -292,7 +292,15 @@ impl Checker<'_, '_> {
         if s.include.is_empty() {
             self.problem("/source/include", "must not be empty: no file would ever be taken (leave it out to take every file)");
         }
-        let include = self.globs("/source/include", &s.include);
+        let every = s.include == super::raw::default_include();
+        let patterns = if s.recursive && every { vec!["**".to_string()] } else { s.include.clone() };
+        if s.recursive && !every && !s.include.iter().any(|p| p.contains('/') || p == "**") {
+            self.problem(
+                "/source/include",
+                "with `recursive: true` these patterns only match files directly in `path` (`*` stops at `/`): write e.g. `**/*.csv` for files at every level",
+            );
+        }
+        let include = self.globs("/source/include", &patterns);
         let hidden: Vec<String> = s.include.iter().filter(|p| super::flow::is_hidden(p)).cloned().collect();
         let include_hidden = self.globs("/source/include", &hidden);
         let exclude = self.globs("/source/exclude", &s.exclude);
@@ -744,6 +752,20 @@ sinks: [ { endpoint: l } ]
         assert!(flow.source.include_hidden.is_match(".a.done") && !flow.source.include_hidden.is_match(".a.csv"));
         assert!(crate::config::flow::is_hidden(".a.csv") && crate::config::flow::is_hidden("sub/.x/a.csv"));
         assert!(!crate::config::flow::is_hidden("a.csv") && !crate::config::flow::is_hidden("sub/a.b.csv"));
+    }
+
+    #[test]
+    fn recursive_takes_every_file_at_every_level_by_default_and_refuses_patterns_that_stop_at_the_top() {
+        let flow = run(&BASE.replace("path: /in }", "path: /in, recursive: true }")).unwrap();
+        assert!(flow.source.include.is_match("a.csv") && flow.source.include.is_match("sub/deeper/a.csv"));
+        let p = problems(&BASE.replace("path: /in }", "path: /in, recursive: true, include: [\"*.csv\"] }"));
+        assert_eq!(
+            p,
+            [
+                "with `recursive: true` these patterns only match files directly in `path` (`*` stops at `/`): write e.g. `**/*.csv` for files at every level (at /source/include)"
+            ]
+        );
+        assert!(run(&BASE.replace("path: /in }", "path: /in, recursive: true, include: [\"**/*.csv\"] }")).is_ok());
     }
 
     #[test]
