@@ -245,6 +245,7 @@ conformance!(
     rename_into_other_dir,
     remove_and_remove_missing,
     create_dir_all_nested_and_idempotent,
+    create_dir_all_through_a_link_to_a_folder,
     unicode_and_spaces_in_names,
     parent_dir_refused_before_io,
     root_jail,
@@ -499,6 +500,15 @@ async fn create_dir_all_nested_and_idempotent(b: Backend) {
     assert!(b.local("r/s/t/u").is_dir() && b.local("r/s/t/v").is_dir());
     b.put("file", b"x");
     assert!(b.ep.create_dir_all(&p("file/sub")).await.is_err(), "cannot make a folder under a file");
+}
+
+/// A link to a folder (an admin's link to another disk, say) is a folder to write into.
+async fn create_dir_all_through_a_link_to_a_folder(b: Backend) {
+    b.mkdir("real");
+    std::os::unix::fs::symlink("real", b.local("link")).unwrap();
+    b.ep.create_dir_all(&p("link")).await.unwrap();
+    b.ep.create_dir_all(&p("link/sub")).await.unwrap();
+    assert!(b.local("real/sub").is_dir());
 }
 
 async fn unicode_and_spaces_in_names(b: Backend) {

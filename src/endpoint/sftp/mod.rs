@@ -137,11 +137,21 @@ impl SftpEndpoint {
     }
 
     async fn lstat(&self, c: &Conn, full: &str) -> Result<Option<Metadata>, Fail> {
-        match c.sftp.symlink_metadata(full).await {
-            Ok(md) => Ok(Some(md)),
-            Err(SftpError::Status(s)) if s.status_code == StatusCode::NoSuchFile => Ok(None),
-            Err(e) => Err(e.into()),
-        }
+        missing_is_none(c.sftp.symlink_metadata(full).await)
+    }
+
+    /// Whether `full` is a folder, or a symbolic link to one (an admin's link to another disk
+    /// is a folder to write into like any other).
+    async fn is_dir(&self, c: &Conn, full: &str) -> Result<Option<bool>, Fail> {
+        Ok(missing_is_none(c.sftp.metadata(full).await)?.map(|md| md.file_type() == FileType::Dir))
+    }
+}
+
+fn missing_is_none(r: Result<Metadata, SftpError>) -> Result<Option<Metadata>, Fail> {
+    match r {
+        Ok(md) => Ok(Some(md)),
+        Err(SftpError::Status(s)) if s.status_code == StatusCode::NoSuchFile => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -368,7 +378,7 @@ impl Endpoint for SftpEndpoint {
 
     async fn create_dir_all(&self, dir: &RemotePath) -> Result<(), EndpointError> {
         self.run(Op::CreateDir, dir, true, |c| async move {
-            if self.lstat(&c, &self.full(dir)).await?.is_some_and(|md| md.file_type() == FileType::Dir) {
+            if self.is_dir(&c, &self.full(dir)).await? == Some(true) {
                 return Ok(());
             }
             let mut prefix = RemotePath::root();
@@ -377,9 +387,9 @@ impl Endpoint for SftpEndpoint {
                 let full = self.full(&prefix);
                 if let Err(e) = c.sftp.create_dir(full.as_str()).await {
                     // Already there (or made by someone else meanwhile) is fine if it is a folder.
-                    match self.lstat(&c, &full).await? {
-                        Some(md) if md.file_type() == FileType::Dir => {}
-                        Some(_) => return Err(Fail::Kind(ErrorKind::AlreadyExists, format!("{prefix} exists and is not a folder"))),
+                    match self.is_dir(&c, &full).await? {
+                        Some(true) => {}
+                        Some(false) => return Err(Fail::Kind(ErrorKind::AlreadyExists, format!("{prefix} exists and is not a folder"))),
                         None => return Err(e.into()),
                     }
                 }
