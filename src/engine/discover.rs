@@ -22,6 +22,7 @@ pub struct Candidate {
 /// Lists `src` on `ep` and returns the candidates, sorted by path. Folders that are
 /// disposition targets (e.g. `processed/`) are never descended into.
 pub async fn discover(
+    flow: &str,
     ep: &dyn Endpoint,
     src: &Source,
     skip_dirs: &[&Disposition],
@@ -38,7 +39,14 @@ pub async fn discover(
                 EntryKind::Dir if src.recursive && depth < src.max_depth && !skip.contains(&e.path) => {
                     dirs.push((e.path.clone(), depth + 1))
                 }
-                _ => {}
+                EntryKind::Other => {
+                    // Said only of what the flow would have taken, were it a file.
+                    let rel = e.path.strip_prefix(&src.path).unwrap_or_default();
+                    if src.include.is_match(rel) && !src.exclude.is_match(rel) && !crate::config::flow::is_hidden(rel) {
+                        tracing::warn!(flow, path = %e.path, "Skipping an entry that is not a regular file or folder (a symbolic link, say): only regular files are taken.");
+                    }
+                }
+                EntryKind::Dir => {}
             }
         }
     }

@@ -311,7 +311,7 @@ async fn run_files(
 
     let skip = [&flow.after_success, &flow.after_failure];
     let candidates = retry::retry(flow.retry, "list", || async {
-        discover::discover(&*source, &flow.source, &skip, now).await.map_err(FileError::from)
+        discover::discover(&flow.name, &*source, &flow.source, &skip, now).await.map_err(FileError::from)
     })
     .await
     .map_err(|e| match e {

@@ -302,6 +302,19 @@ async fn hidden_files_are_taken_only_by_a_pattern_that_names_them() {
     assert_eq!(read(&fx.dst.join("inbox/.b.csv.part")), b"half");
 }
 
+/// Only regular files are taken: a symbolic link in the polled folder is skipped (with a
+/// warning), whether it points at a file or nowhere.
+#[tokio::test]
+async fn symbolic_links_in_the_polled_folder_are_not_taken() {
+    let fx = fixture();
+    fx.put("in/a.csv", b"1\n");
+    std::os::unix::fs::symlink("a.csv", fx.src.join("in/link.csv")).unwrap();
+    std::os::unix::fs::symlink("/nonexistent", fx.src.join("in/dangling.csv")).unwrap();
+    let r = fx.run().await;
+    assert_eq!(r.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["/in/a.csv"], "{r:#?}");
+    assert_eq!(r.counts.delivered, 1);
+}
+
 #[tokio::test]
 async fn on_error_stop_ends_the_run_at_the_first_failure() {
     let mut fx = fixture();
