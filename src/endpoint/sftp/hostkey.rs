@@ -242,7 +242,8 @@ impl HostKeyCheck {
             HostKeyPolicy::KnownHosts(file) => match self.known.check(&self.host, self.port, key) {
                 Verdict::Known { .. } => Ok(()),
                 Verdict::Unknown => Err(format!(
-                    "unknown host key {alg} {fp} for {name} (not in {}); if it is right, run `{}`",
+                    "unknown host key {alg} {fp} for {name} ({} {}); if it is right, run `{}`",
+                    if file.exists() { "not in" } else { "there is no known_hosts file" },
                     file.display(),
                     trust_command(&self.host, self.port, file)
                 )),
@@ -383,6 +384,18 @@ mod tests {
         let p: HostPatterns = "*.example.com,!bad.example.com".parse().unwrap();
         assert!(host_matches(&p, "good.example.com"));
         assert!(!host_matches(&p, "bad.example.com"));
+    }
+
+    #[test]
+    fn an_unknown_key_says_whether_the_known_hosts_file_is_missing() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("known_hosts");
+        let check = |file: &Path| HostKeyCheck::load("127.0.0.1", 22, &HostKeyPolicy::KnownHosts(file.to_path_buf()), "e").unwrap();
+        let missing = check(&file).verify(&key(ED)).unwrap_err();
+        assert!(missing.contains("(there is no known_hosts file "), "{missing}");
+        std::fs::write(&file, format!("other.example {ED2}\n")).unwrap();
+        let unknown = check(&file).verify(&key(ED)).unwrap_err();
+        assert!(unknown.contains("(not in "), "{unknown}");
     }
 
     #[test]
