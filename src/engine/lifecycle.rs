@@ -666,7 +666,7 @@ fn unhashed(cx: &Ctx<'_>, rec: &FileRecord) -> bool {
 fn temp_path(cx: &Ctx<'_>, i: usize, target: &RemotePath, rel_dir: &str, size: u64) -> Result<RemotePath, FileError> {
     let Some(template) = &cx.flow.sinks[i].temp_name else { return Ok(target.clone()) };
     let vars = NameVars::new(target.name(), rel_dir, size, cx.run, cx.now);
-    let temp_name = template.render(&vars).map_err(FileError::Name)?;
+    let temp_name = super::naming::fit(&template.render(&vars).map_err(FileError::Name)?);
     target.parent().join(&temp_name).map_err(|e| FileError::Name(format!("temp name {temp_name:?}: {e}")))
 }
 

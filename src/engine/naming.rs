@@ -1,8 +1,11 @@
-//! Collision-safe names: `report.csv`, then `report-1.csv`, `report-2.csv`, …
+//! Collision-safe names: `report.csv`, then `report-1.csv`, `report-2.csv`, …; and
+//! temporary names that fit a file system's name limit.
 //!
 //! Used by every place that must not overwrite (move-to-processed, the `rename` exists-policy);
 //! the actual no-replace guarantee comes from `Endpoint::rename(.., replace = false)`, this
 //! only proposes candidates.
+
+use sha2::{Digest, Sha256};
 
 use crate::endpoint::{Endpoint, RemotePath};
 
@@ -30,9 +33,29 @@ pub async fn free_name(ep: &dyn Endpoint, dir: &RemotePath, name: &str) -> Resul
     Err(FileError::Name(format!("no free name for {name:?} in {dir} after 10000 tries")))
 }
 
+/// The longest file name (in bytes) most file systems take (Linux's `NAME_MAX`, and so
+/// OpenSSH's and vsftpd's on Linux).
+pub const NAME_MAX: usize = 255;
+
+/// `name` when it fits [`NAME_MAX`]; else its start and its end (where a temporary name's
+/// `.part` is) around a hash of the whole, so that a file whose own name fits is never
+/// refused for the few bytes its temporary name adds. The same name always gives the same
+/// result (a resumed run finds its temporary file again).
+pub fn fit(name: &str) -> String {
+    if name.len() <= NAME_MAX {
+        return name.to_string();
+    }
+    let hash = &hex::encode(Sha256::digest(name.as_bytes()))[..12];
+    let tail_at = (name.len() - 16..=name.len()).find(|&i| name.is_char_boundary(i)).unwrap_or(name.len());
+    let tail = &name[tail_at..];
+    let room = NAME_MAX - 1 - hash.len() - tail.len();
+    let head_end = (0..=room).rev().find(|&i| name.is_char_boundary(i)).unwrap_or(0);
+    format!("{}~{hash}{tail}", &name[..head_end])
+}
+
 #[cfg(test)]
 mod tests {
-    use super::candidate;
+    use super::*;
 
     #[test]
     fn suffixes_before_the_extension() {
@@ -41,5 +64,15 @@ mod tests {
         assert_eq!(candidate("a.tar.gz", 1), "a.tar-1.gz");
         assert_eq!(candidate("README", 1), "README-1");
         assert_eq!(candidate(".hidden", 1), ".hidden-1");
+    }
+
+    #[test]
+    fn a_name_too_long_keeps_its_start_and_end_and_fits() {
+        assert_eq!(fit(".a.csv.part"), ".a.csv.part");
+        let long = format!(".{}.csv.part", "é".repeat(130));
+        let short = fit(&long);
+        assert!(short.len() <= NAME_MAX && short.starts_with(".éé") && short.ends_with(".csv.part"), "{short}");
+        assert_eq!(fit(&long), short, "the same every time");
+        assert_ne!(fit(&format!(".{}.csv.part", "é".repeat(131))), short);
     }
 }

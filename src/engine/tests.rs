@@ -315,6 +315,17 @@ async fn symbolic_links_in_the_polled_folder_are_not_taken() {
     assert_eq!(r.counts.delivered, 1);
 }
 
+/// A name that fits the file system is delivered even when its temporary name would not.
+#[tokio::test]
+async fn a_name_at_the_file_system_limit_is_delivered() {
+    let fx = fixture();
+    let name = format!("{}.csv", "L".repeat(250));
+    fx.put(&format!("in/{name}"), b"1\n");
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 1, "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox").join(&name)), b"1\n");
+}
+
 #[tokio::test]
 async fn on_error_stop_ends_the_run_at_the_first_failure() {
     let mut fx = fixture();
