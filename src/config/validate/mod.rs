@@ -158,9 +158,32 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
             }
         }
     }
+    if let Some(sinks) = &sinks {
+        let built: Vec<(usize, &Sink)> = sinks.iter().enumerate().filter_map(|(i, s)| Some((i, s.as_ref()?))).collect();
+        for (k, &(j, b)) in built.iter().enumerate() {
+            let same = |a: &Sink| a.endpoint == b.endpoint && a.path.source() == b.path.source() && a.name.source() == b.name.source();
+            if let Some((i, _)) = built[..k].iter().find(|(_, a)| same(a)) {
+                c.problem(
+                    format!("/sinks/{j}"),
+                    format!(
+                        "delivers to the same place as sink {i}: one copy would find the other there (give it another `path` or `name`)"
+                    ),
+                );
+            }
+        }
+    }
     let after = sections.after.map(|a| {
         (c.disposition("/after/success", a.success, source.as_ref()), c.disposition("/after/failure", a.failure, source.as_ref()))
     });
+    if let (Some((Some(Disposition::MoveTo(folder)), _)), Some(sinks), Some(src)) = (&after, &sinks, &source) {
+        let delivers_there = |s: &Sink| s.endpoint == src.endpoint && RemotePath::parse(s.path.source()).is_ok_and(|p| &p == folder);
+        if let Some(i) = sinks.iter().position(|s| s.as_ref().is_some_and(delivers_there)) {
+            c.problem(
+                "/after/success/move_to",
+                format!("`{folder}` is where sink {i} delivers: each moved source would land beside its own delivered copy (as `NAME-1`)"),
+            );
+        }
+    }
     let concurrency = c.concurrency(sections.concurrency, sections.on_error);
     let retry = sections.retry.and_then(|r| c.retry(r));
     let alerts = sections.alerts.and_then(|a| c.alerts(a));
@@ -766,6 +789,34 @@ sinks: [ { endpoint: l } ]
             ]
         );
         assert!(run(&BASE.replace("path: /in }", "path: /in, recursive: true, include: [\"**/*.csv\"] }")).is_ok());
+    }
+
+    #[test]
+    fn two_sinks_delivering_to_one_place_and_a_move_into_a_sink_folder_are_refused() {
+        let p =
+            problems(&BASE.replace("sinks: [ { endpoint: l } ]", "sinks: [ { endpoint: l }, { endpoint: l, path: /b }, { endpoint: l } ]"));
+        assert_eq!(
+            p,
+            ["delivers to the same place as sink 0: one copy would find the other there (give it another `path` or `name`) (at /sinks/2)"]
+        );
+        let local = BASE.replace("source: { endpoint: s, path: /in }", "source: { endpoint: l, path: /in }");
+        let p = problems(&local.replace(
+            "sinks: [ { endpoint: l } ]",
+            "sinks: [ { endpoint: l, path: /archive } ]\nafter: { success: { move_to: /archive } }",
+        ));
+        assert_eq!(
+            p,
+            [
+                "`/archive` is where sink 0 delivers: each moved source would land beside its own delivered copy (as `NAME-1`) (at /after/success/move_to)"
+            ]
+        );
+        assert!(
+            run(&local.replace(
+                "sinks: [ { endpoint: l } ]",
+                "sinks: [ { endpoint: l, path: /archive } ]\nafter: { success: { move_to: /done } }"
+            ))
+            .is_ok()
+        );
     }
 
     #[test]
