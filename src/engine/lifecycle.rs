@@ -372,11 +372,7 @@ async fn advance(
                 halt::point("disposing");
                 rec.state = FileState::Done;
                 rec.updated = now_millis();
-                let targets: Vec<String> = rec
-                    .deliveries
-                    .iter()
-                    .filter_map(|d| cx.flow.sinks.get(sink_of(d.sink)).map(|s| format!("{}:/{}", s.endpoint, d.target)))
-                    .collect();
+                let targets = delivered_to(cx, rec);
                 let done = DoneRecord { path: rec.path.clone(), run: cx.run, at: rec.updated, targets: targets.clone() };
                 cx.store(Transition::Complete { flow: flow.clone(), rec: rec.clone(), done }).await?;
                 if cx.flow.steps.is_some() {
@@ -739,7 +735,11 @@ async fn fail(
     rec.attempts += 1;
     rec.last_error = Some(ErrorRecord { kind, message: message.clone(), at: now_millis() });
     let abort = e.aborts_run();
-    let mut detail = message;
+    let mut detail = if delivered(rec) {
+        format!("delivered to {}, but `after.success` failed: {message}", delivered_to(cx, rec).join(", "))
+    } else {
+        message
+    };
     let mut outcome = Outcome::Failed;
     let limit = cx.flow.retry.give_up_after;
     // Only a file's own passing trouble counts towards giving up; a run-wide problem (local
@@ -790,6 +790,11 @@ async fn fail(
     let mut f = report(&entry.path, outcome, detail);
     f.error_kind = Some(kind);
     Ok((f, abort))
+}
+
+/// Where the file went: `endpoint:/path` of every delivery (and trigger) recorded.
+fn delivered_to(cx: &Ctx<'_>, rec: &FileRecord) -> Vec<String> {
+    rec.deliveries.iter().filter_map(|d| cx.flow.sinks.get(sink_of(d.sink)).map(|s| format!("{}:/{}", s.endpoint, d.target))).collect()
 }
 
 /// Every sink confirmed: what is left is disposing of the source.

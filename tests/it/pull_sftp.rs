@@ -131,6 +131,28 @@ fn same_file_is_not_delivered_twice_but_a_resent_file_is() {
     assert_eq!(runs.lines().filter(|l| l.contains(" e2e ")).count(), 3, "{runs}");
 }
 
+/// A source the server will not let go (its folder read-only) after the file was delivered:
+/// the report says where the file went and what failed; once the folder is writable again
+/// the source is disposed of, and the file is not delivered twice.
+#[test]
+fn a_disposition_refused_after_delivery_says_the_file_was_delivered() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(w) = World::new() else { return };
+    let flow = w.flow("", "after: { success: delete }\n");
+    w.put("in/a.csv", b"1,2\n");
+    fs::set_permissions(w.remote("in"), fs::Permissions::from_mode(0o555)).unwrap();
+    let (_, r) = w.run_json(&flow);
+    assert_eq!(counts(&r), (0, 0, 0, 1), "{r:#}");
+    let detail = r["files"][0]["detail"].as_str().unwrap();
+    assert!(detail.starts_with("delivered to archive:/a.csv, but `after.success` failed: "), "{detail}");
+    assert_eq!(fs::read(w.sink().join("a.csv")).unwrap(), b"1,2\n");
+    fs::set_permissions(w.remote("in"), fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, r) = w.run_json(&flow);
+    assert_eq!(code, 0, "{r:#}");
+    assert!(!w.remote("in/a.csv").exists());
+    assert_eq!(w.sink_files(), vec!["a.csv"]);
+}
+
 #[test]
 fn move_to_processed_with_a_name_collision_and_sftp_to_sftp_delivery() {
     let Some(w) = World::new() else { return };
