@@ -270,3 +270,22 @@ async fn implicit_tls_on_a_plain_port_says_the_server_answered_in_plain_text() {
     let msg = err.to_string();
     assert!(msg.contains("answered in plain text, not TLS") && msg.contains("implicit FTPS usually listens on 990"), "{msg}");
 }
+
+/// A server that lists MDTM among its features but refuses it (vsftpd's `cmds_denied`):
+/// its files are still listed (with their LIST times) and still there for a stat, so a push
+/// never takes an existing file for a missing one and writes over it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_refusing_mdtm_still_shows_its_files() {
+    let Some(ftpd) = tokio::task::spawn_blocking(|| Ftpd::vsftpd_with(&["cmds_denied=MDTM"])).await.unwrap() else { return };
+    for tls in [FtpTls::None, FtpTls::Explicit] {
+        let ep = FtpEndpoint::new(ftpd.spec(tls));
+        ep.create_dir_all(&p("m")).await.unwrap();
+        write(&ep, "m/a.csv", b"theirs").await;
+        let listed = ep.list(&p("m")).await.unwrap();
+        assert_eq!(listed.iter().map(|e| (e.path.as_str(), e.size, e.mtime.is_some())).collect::<Vec<_>>(), [("m/a.csv", 6, true)]);
+        let there = ep.stat(&p("m/a.csv")).await.unwrap().expect("a file SIZE answers for is there");
+        assert_eq!((there.kind, there.size), (EntryKind::File, 6));
+        assert_eq!(ep.stat(&p("m/b.csv")).await.unwrap(), None);
+        ep.remove(&p("m/a.csv")).await.unwrap();
+    }
+}

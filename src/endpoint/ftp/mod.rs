@@ -221,15 +221,14 @@ impl FtpEndpoint {
         if c.feat.size {
             match size_on(c, &full).await? {
                 Some(size) => {
-                    let mtime = if c.feat.mdtm {
-                        match mdtm(c, &full).await? {
-                            Some(t) => Some(t),
-                            None => return Ok(None), // gone meanwhile
-                        }
-                    } else {
-                        self.find_in_parent(c, path).await?.and_then(|e| e.mtime)
+                    let mtime = match c.feat.mdtm {
+                        true => mdtm(c, &full).await?,
+                        false => None,
                     };
-                    return Ok(entry(EntryKind::File, size, mtime));
+                    return match mtime {
+                        Some(t) => Ok(entry(EntryKind::File, size, Some(t))),
+                        None => self.file_without_mdtm(c, path, size).await.map(Some),
+                    };
                 }
                 // Not a file: a folder, or nothing.
                 None => {
@@ -261,14 +260,22 @@ impl FtpEndpoint {
         };
         match (size_reply(size)?, mdtm_time(mtime)?) {
             (Some(size), Some(mtime)) => Ok(Some(Entry { path: path.clone(), kind: EntryKind::File, size, mtime: Some(mtime) })),
-            // A size and no time: gone between the two.
-            (Some(_), None) => Ok(None),
+            (Some(size), None) => self.file_without_mdtm(c, path, size).await.map(Some),
             (None, _) => match cwd {
                 Ok(_) => self.find_in_parent(c, path).await,
                 Err(e) if is_refusal(&e) => Ok(None),
                 Err(e) => Err(e.into()),
             },
         }
+    }
+
+    /// A file `SIZE` answered for and `MDTM` did not (a server that refuses MDTM, or one
+    /// that does not have it): there, with its time from the listing of its folder when it
+    /// is in it. Never "missing": a push must not take a file it was refused a time for as
+    /// absent, and write over it.
+    async fn file_without_mdtm(&self, c: &mut Conn, path: &RemotePath, size: u64) -> Result<Entry, Fail> {
+        let listed = self.find_in_parent(c, path).await?;
+        Ok(listed.unwrap_or(Entry { path: path.clone(), kind: EntryKind::File, size, mtime: None }))
     }
 
     /// `path`'s entry in the listing of its folder (for what SIZE and MDTM cannot tell).
@@ -303,7 +310,7 @@ impl FtpEndpoint {
     /// long listing is spread over the logins free right now (up to `max_connections`, which
     /// the transfers that follow use anyway): over TLS from 128 files, pipelined from 8,192.
     /// A part whose login fails is asked again on `c`.
-    async fn with_mdtm(&self, c: &mut Conn, entries: Vec<Entry>) -> Result<Vec<Entry>, Fail> {
+    async fn with_mdtm(&self, c: &mut Conn, mut entries: Vec<Entry>) -> Result<Vec<Entry>, Fail> {
         let files: Vec<String> = entries.iter().filter(|e| e.kind == EntryKind::File).map(|e| c.full(&e.path)).collect();
         // Pipelined, a login asks 64 times as many in the same number of round trips.
         let per_login = if c.plain { MDTM_PER_LOGIN * MDTM_BATCH } else { MDTM_PER_LOGIN };
@@ -332,17 +339,19 @@ impl FtpEndpoint {
             }
         }
         let mut times = times.into_iter();
-        let mut kept = Vec::with_capacity(entries.len());
-        for mut e in entries {
-            if e.kind == EntryKind::File {
-                match times.next().flatten() {
-                    Some(t) => e.mtime = Some(t),
-                    None => continue, // removed since the listing
-                }
+        let mut refused = 0;
+        for e in entries.iter_mut().filter(|e| e.kind == EntryKind::File) {
+            match times.next().flatten() {
+                Some(t) => e.mtime = Some(t),
+                // Removed since the listing (its download will say so), or a server that
+                // refuses MDTM: the file keeps its LIST time, never vanishes from the listing.
+                None => refused += 1,
             }
-            kept.push(e);
         }
-        Ok(kept)
+        if refused > 0 && refused == files.len() {
+            tracing::warn!(endpoint = %self.inner.label, files = refused, "The server refuses MDTM for every file it lists; using LIST times (minutes, server time zone).");
+        }
+        Ok(entries)
     }
 
     /// The entries of the current folder (`dir`), from MLSD or LIST.
