@@ -362,9 +362,19 @@ async fn advance(
             FileState::Disposing => {
                 claim_move(cx, &mut moving).await;
                 let target = rec.disposed_to.as_deref().and_then(|t| RemotePath::parse(t).ok());
-                let moved =
-                    retry(policy, "dispose", || disposition::apply(&*cx.source, &entry.path, &cx.flow.after_success, target.as_ref()))
-                        .await?;
+                let changed = match cx.flow.after_success {
+                    Disposition::Keep => None,
+                    _ => changed_since_read(cx, rec, &entry.path).await?,
+                };
+                let moved = match changed {
+                    // What is there now was never delivered: it stays, and the next run takes
+                    // it as the new file it is.
+                    Some(_) => None,
+                    None => {
+                        retry(policy, "dispose", || disposition::apply(&*cx.source, &entry.path, &cx.flow.after_success, target.as_ref()))
+                            .await?
+                    }
+                };
                 rec.disposed_to = moved.map(|t| t.as_str().to_string());
                 if let Some(df) = done_file {
                     dispose_companion(cx, df, &cx.flow.after_success).await;
@@ -381,6 +391,9 @@ async fn advance(
                     cx.commits.discard(staged.to_path_buf()).await;
                 }
                 let mut detail = match &rec.disposed_to {
+                    _ if changed.is_some() => {
+                        format!("delivered to {}; source kept: {}", targets.join(", "), changed.as_deref().unwrap_or_default())
+                    }
                     Some(t) => format!("delivered to {}; source moved to /{t}", targets.join(", ")),
                     None if cx.flow.after_success == Disposition::Delete => format!("delivered to {}; source deleted", targets.join(", ")),
                     None => format!("delivered to {}", targets.join(", ")),
@@ -790,6 +803,23 @@ async fn fail(
     let mut f = report(&entry.path, outcome, detail);
     f.error_kind = Some(kind);
     Ok((f, abort))
+}
+
+/// Why the source must not be moved or deleted: it is no longer what was read (another
+/// size or time than the listing's: the partner wrote to it, or put a new file in its place,
+/// while it was moved). `None` when it is unchanged, or gone (moved by an earlier attempt).
+async fn changed_since_read(cx: &Ctx<'_>, rec: &FileRecord, path: &RemotePath) -> Result<Option<String>, FileError> {
+    let Some(now) = retry(cx.flow.retry, "stat source", || async { Ok(cx.source.stat(path).await?) }).await? else { return Ok(None) };
+    let mtime = super::identity::mtime_millis(&now);
+    if now.size != rec.size || (mtime.is_some() && rec.mtime.is_some() && mtime != rec.mtime) {
+        let what = if now.size != rec.size {
+            format!("{} bytes now, {} when read", now.size, rec.size)
+        } else {
+            "another time than when read".into()
+        };
+        return Ok(Some(format!("it changed while it was moved ({what}); the next run takes it as a new file")));
+    }
+    Ok(None)
 }
 
 /// Where the file went: `endpoint:/path` of every delivery (and trigger) recorded.

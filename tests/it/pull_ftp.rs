@@ -292,6 +292,37 @@ fn a_server_killed_mid_download_then_the_next_run_resumes_and_delivers() {
     assert!(w.ftpd.log().contains("\"REST "), "resumed with REST:\n{}", w.ftpd.log());
 }
 
+/// The partner puts a new file in place of one while it is downloaded: the old one is
+/// delivered, the new one is not deleted with it (`after: delete`), and the next run delivers
+/// it.
+#[test]
+fn a_source_replaced_while_it_is_downloaded_is_not_deleted() {
+    // 1 MB/s: the 2 MB file takes about two seconds.
+    let Some(w) = World::new(Ftpd::vsftpd_with(&["local_max_rate=1000000"])) else { return };
+    let flow = w.pull_flow(FtpTls::None, "    if_exists: rename\nafter: { success: delete }\n");
+    let old = tricky_body(2 << 20);
+    w.put("in/orders.csv", &old);
+    let child = w.wharf().arg("run").arg("--json").arg(&flow).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while walk(&w.state().join("staging")).iter().map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum::<u64>() < 256 << 10 {
+        assert!(Instant::now() < deadline, "the download never got going");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    w.put("in/orders.new", b"new,orders\n");
+    fs::rename(w.remote("in/orders.new"), w.remote("in/orders.csv")).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
+    assert_eq!(counts(&r), (0, 1, 0, 0), "{r:#}");
+    let detail = r["files"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("source kept: it changed while it was moved"), "{detail}");
+    assert!(fs::read(w.local("sink/orders.csv")).unwrap() == old);
+    assert_eq!(fs::read(w.remote("in/orders.csv")).unwrap(), b"new,orders\n");
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 1, 0, 0)), "{r:#}");
+    assert_eq!(fs::read(w.local("sink/orders-1.csv")).unwrap(), b"new,orders\n");
+    assert!(!w.remote("in/orders.csv").exists());
+}
+
 /// A slow file keeps its own place in flight, not the places of the files after it: with
 /// two files in flight, twenty small files all arrive while a big one (3 MB at the server's
 /// 1 MB/s) is still on its way. The report keeps the listing order.
