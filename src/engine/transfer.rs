@@ -235,16 +235,17 @@ async fn upload_from(
         folders.forget(ep, &dir);
         FileError::from(e)
     };
+    let direct = temp == target;
     let (sent, stored) = match body {
         Body::Small(data, hasher) => {
             check_read(temp, data.len() as u64, size)?;
-            let stored = or_abandon(ep, temp, ep.write_small(temp, data).await.map_err(forget)).await?;
+            let stored = or_abandon(ep, temp, direct, ep.write_small(temp, data).await.map_err(forget)).await?;
             halt::point("uploading");
             (hasher.map_or(Sent::Bytes(data), |h| Sent::Hash(hex::encode(h.finalize()))), stored)
         }
         Body::File(file, origin, hash) => {
             let out = ep.open_write(temp).await.map_err(forget)?;
-            let hasher = or_abandon(ep, temp, send_file(out, file, origin, hash, size, temp).await).await?;
+            let hasher = or_abandon(ep, temp, direct, send_file(out, file, origin, hash, size, temp).await).await?;
             (if hash { Sent::Hash(hex::encode(hasher.finalize())) } else { Sent::File(origin) }, None)
         }
     };
@@ -252,7 +253,7 @@ async fn upload_from(
         Sent::Hash(h) => Some(h.clone()),
         Sent::Bytes(_) | Sent::File(_) => None,
     };
-    verify_and_rename(ep, size, stored, sent, temp, target, replace).await?;
+    or_abandon(ep, temp, direct, verify_and_rename(ep, size, stored, sent, temp, target, replace).await).await?;
     Ok(hash)
 }
 
@@ -288,14 +289,16 @@ async fn send_file(
     Ok(hasher)
 }
 
-/// After an upload that failed part-way, its temp file holds part of the file: removed (best
-/// effort), so that it neither keeps a full disk full nor stays behind on the partner's
-/// server when the file is never tried again. Not after a transient endpoint error: the
-/// connection may be gone, a removal would wait for a new one, and the next attempt
-/// overwrites the temp file anyway.
-async fn or_abandon<T>(ep: &dyn Endpoint, temp: &RemotePath, result: Result<T, FileError>) -> Result<T, FileError> {
+/// After an upload that failed part-way, or whose check or rename failed, its temp file holds
+/// part of the file, or all of it under a name it will not get: removed (best effort), so
+/// that it neither keeps a full disk full nor stays behind on the partner's server when the
+/// file is never tried again. Not after a transient endpoint error: the connection may be
+/// gone, a removal would wait for a new one, and the next attempt overwrites the temp file
+/// anyway — unless the upload is `direct`, where the partial file has the final name and a
+/// partner would take it for the whole file.
+async fn or_abandon<T>(ep: &dyn Endpoint, temp: &RemotePath, direct: bool, result: Result<T, FileError>) -> Result<T, FileError> {
     if let Err(e) = &result
-        && !matches!(e, FileError::Endpoint(x) if x.kind.is_transient())
+        && (direct || !matches!(e, FileError::Endpoint(x) if x.kind.is_transient()))
     {
         let _ = ep.remove(temp).await;
     }
@@ -382,11 +385,27 @@ mod tests {
         ep: LocalEndpoint,
         sha256: Option<String>,
         stat_denied: bool,
+        /// Every write stores its first bytes, then fails as a dropped connection would.
+        writes_break: bool,
     }
 
     impl Tweaked {
         fn hashing(ep: LocalEndpoint, sha256: String) -> Tweaked {
-            Tweaked { ep, sha256: Some(sha256), stat_denied: false }
+            Tweaked { ep, sha256: Some(sha256), stat_denied: false, writes_break: false }
+        }
+    }
+
+    /// A write that stores what it is given up to 2 bytes, then fails transiently.
+    struct Breaking(Box<dyn WriteStream>);
+
+    #[async_trait]
+    impl WriteStream for Breaking {
+        async fn write_all(&mut self, buf: &[u8]) -> Result<(), EndpointError> {
+            self.0.write_all(&buf[..buf.len().min(2)]).await?;
+            Err(EndpointError::new(ErrorKind::Transient, crate::endpoint::Op::Write, "test", None, "connection reset"))
+        }
+        async fn finish(self: Box<Self>) -> Result<(), EndpointError> {
+            self.0.finish().await
         }
     }
 
@@ -411,7 +430,8 @@ mod tests {
             self.ep.open_read(p, o).await
         }
         async fn open_write(&self, p: &RemotePath) -> Result<Box<dyn WriteStream>, EndpointError> {
-            self.ep.open_write(p).await
+            let out = self.ep.open_write(p).await?;
+            Ok(if self.writes_break { Box::new(Breaking(out)) } else { out })
         }
         async fn rename(&self, f: &RemotePath, t: &RemotePath, r: bool) -> Result<(), EndpointError> {
             self.ep.rename(f, t, r).await
@@ -434,6 +454,26 @@ mod tests {
         async fn sha256(&self, _: &RemotePath) -> Result<Option<String>, EndpointError> {
             Ok(self.sha256.clone())
         }
+    }
+
+    /// A direct upload that breaks off leaves no partial file under the final name (a partner
+    /// would take it for the whole file); one through a temporary name leaves its temp file
+    /// for the next attempt to overwrite.
+    #[tokio::test]
+    async fn a_broken_direct_upload_leaves_no_partial_file_under_the_final_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let staged = dir.path().join("staged");
+        std::fs::write(&staged, b"hello").unwrap();
+        let p = |s: &str| RemotePath::parse(s).unwrap();
+        let ep = Tweaked { ep: LocalEndpoint::new(dir.path().join("sink")), sha256: None, stat_denied: false, writes_break: true };
+        for (temp, target) in [("/in/a", "/in/a"), ("/in/.b.part", "/in/b")] {
+            let e = upload(&ep, &Folders::default(), &Budget::default(), &staged, None, 5, &p(temp), &p(target), false, false, false)
+                .await
+                .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+        }
+        assert!(!dir.path().join("sink/in/a").exists(), "a partial file under the final name");
+        assert!(dir.path().join("sink/in/.b.part").exists() && !dir.path().join("sink/in/b").exists());
     }
 
     #[tokio::test]
@@ -509,7 +549,7 @@ mod tests {
         assert!(already_delivered(&ep, &t, 4, Some(replaces)).await.unwrap());
         assert!(!already_delivered(&ep, &t, 3, None).await.unwrap(), "a file of another size is not the delivery");
         // An upload-only folder (a stat is refused) still takes an overwrite.
-        let no_look = Tweaked { ep, sha256: None, stat_denied: true };
+        let no_look = Tweaked { ep, sha256: None, stat_denied: true, writes_break: false };
         assert_eq!(choose_target(&no_look, &p("/"), "a", IfExists::Overwrite).await.unwrap(), Target::Upload(p("/a"), None));
         assert!(choose_target(&no_look, &p("/"), "a", IfExists::Fail).await.is_err());
     }

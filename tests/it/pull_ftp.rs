@@ -189,6 +189,21 @@ fn push_from_a_local_folder_to_an_ftps_sink() {
     assert!(fs::read(inbox.join("a.csv")).unwrap() == body);
 }
 
+/// A server that refuses renames: the upload fails with the server's refusal named, and its
+/// temporary file does not stay behind on the partner's server (a small file and a big one).
+#[test]
+fn a_refused_rename_leaves_no_temporary_file_behind() {
+    let Some(w) = World::new(Ftpd::vsftpd_with(&["cmds_denied=RNFR,RNTO"])) else { return };
+    let flow = w.push_flow(&w.ftpd, FtpTls::None, "");
+    fs::write(w.local("outbox/a.csv"), b"small").unwrap();
+    fs::write(w.local("outbox/b.csv"), tricky_body(2 << 20)).unwrap();
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (1, (0, 0, 0, 2)), "{r:#}");
+    assert!(r["files"][0]["detail"].as_str().unwrap().contains("rename"), "{r:#}");
+    assert!(w.files_in(&w.remote(&format!("inbox/{}", year()))).is_empty(), "temporary files left");
+    assert!(w.local("outbox/a.csv").exists() && w.local("outbox/b.csv").exists());
+}
+
 #[test]
 fn wrong_password_fails_clearly_and_changes_nothing() {
     let Some(w) = World::new(Ftpd::vsftpd()) else { return };
