@@ -289,3 +289,21 @@ async fn a_server_refusing_mdtm_still_shows_its_files() {
         ep.remove(&p("m/a.csv")).await.unwrap();
     }
 }
+
+/// A server that lists SIZE among its features but refuses it: an upload's size is checked
+/// from the listing instead, and a file is there for a stat (so a push never writes over it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_refusing_size_still_has_uploads_checked() {
+    let Some(ftpd) = tokio::task::spawn_blocking(|| Ftpd::vsftpd_with(&["cmds_denied=SIZE"])).await.unwrap() else { return };
+    for tls in [FtpTls::None, FtpTls::Explicit] {
+        let ep = FtpEndpoint::new(ftpd.spec(tls));
+        ep.create_dir_all(&p("s")).await.unwrap();
+        write(&ep, "s/a.bin", &[7u8; 2000]).await;
+        assert_eq!(ep.size(&p("s/a.bin")).await.unwrap(), Some(2000));
+        assert_eq!(ep.size(&p("s/b.bin")).await.unwrap(), None);
+        let there = ep.stat(&p("s/a.bin")).await.unwrap().expect("a file MDTM answers for is there");
+        assert_eq!((there.kind, there.size), (EntryKind::File, 2000));
+        assert_eq!(ep.stat(&p("s/b.bin")).await.unwrap(), None);
+        ep.remove(&p("s/a.bin")).await.unwrap();
+    }
+}

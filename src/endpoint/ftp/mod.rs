@@ -230,10 +230,16 @@ impl FtpEndpoint {
                         None => self.file_without_mdtm(c, path, size).await.map(Some),
                     };
                 }
-                // Not a file: a folder, or nothing.
+                // Not a file: a folder, or nothing; or a server that refuses SIZE.
                 None => {
                     if let Err(e) = within(t, c.ftp.cwd(&full)).await {
-                        return if is_refusal(&e) { Ok(None) } else { Err(e.into()) };
+                        if !is_refusal(&e) {
+                            return Err(e.into());
+                        }
+                        if c.feat.mdtm && mdtm(c, &full).await?.is_some() {
+                            return self.find_in_parent(c, path).await;
+                        }
+                        return Ok(None);
                     }
                 }
             }
@@ -261,7 +267,9 @@ impl FtpEndpoint {
         match (size_reply(size)?, mdtm_time(mtime)?) {
             (Some(size), Some(mtime)) => Ok(Some(Entry { path: path.clone(), kind: EntryKind::File, size, mtime: Some(mtime) })),
             (Some(size), None) => self.file_without_mdtm(c, path, size).await.map(Some),
-            (None, _) => match cwd {
+            // A time and no size: a server that refuses SIZE; the listing has it.
+            (None, Some(_)) => self.find_in_parent(c, path).await,
+            (None, None) => match cwd {
                 Ok(_) => self.find_in_parent(c, path).await,
                 Err(e) if is_refusal(&e) => Ok(None),
                 Err(e) => Err(e.into()),
@@ -761,8 +769,9 @@ impl Endpoint for FtpEndpoint {
             let r = if c.feat.size && !c.feat.mlst {
                 let full = c.full(path);
                 match size_on(&mut c, &full).await {
-                    // Refused: nothing there, or not a file; a stat tells which.
-                    Ok(None) => self.stat_on(&mut c, path).await.map(|e| e.map(|e| e.size)),
+                    // Refused: nothing there, not a file, or a server that refuses SIZE
+                    // (while listing it among its features); the listing of the folder tells.
+                    Ok(None) => self.find_in_parent(&mut c, path).await.map(|e| e.filter(|e| e.kind == EntryKind::File).map(|e| e.size)),
                     other => other,
                 }
             } else {
