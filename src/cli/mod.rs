@@ -8,7 +8,7 @@
 //! - 1: the run finished but at least one file failed;
 //! - 2: invalid flow file or command-line usage;
 //! - 3: the run could not start or was aborted (endpoint unreachable, login refused,
-//!   host key not trusted, ledger unusable).
+//!   server not trusted, ledger unusable).
 
 mod awaits;
 mod events;

@@ -101,7 +101,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::AlreadyExists => "already exists",
             ErrorKind::PermissionDenied => "permission denied",
             ErrorKind::AuthFailed => "authentication failed",
-            ErrorKind::HostKey => "host key not trusted",
+            ErrorKind::HostKey => "server not trusted (host key or certificate)",
             ErrorKind::Transient => "transient failure",
             ErrorKind::Protocol => "protocol error",
             ErrorKind::Config => "configuration error",

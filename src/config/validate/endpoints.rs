@@ -214,7 +214,10 @@ pub fn parse_cert_fingerprint(fp: &str) -> Result<[u8; 32], String> {
              `openssl x509 -noout -fingerprint -sha256 -in CERT` prints"
         )
     };
-    let hex_digits: String = fp.strip_prefix("SHA256:").ok_or_else(bad)?.chars().filter(|&c| c != ':').collect();
+    // `SHA256:AB:…` as wharf prints it; `sha256 Fingerprint=ab:…` as OpenSSL 3 does (any case).
+    let lower = fp.trim().to_ascii_lowercase();
+    let digits = lower.strip_prefix("sha256:").or_else(|| lower.strip_prefix("sha256 fingerprint=")).ok_or_else(bad)?;
+    let hex_digits: String = digits.chars().filter(|&c| c != ':').collect();
     let bytes = hex::decode(&hex_digits).map_err(|_| bad())?;
     bytes.try_into().map_err(|_| bad())
 }

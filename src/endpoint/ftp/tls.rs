@@ -233,6 +233,10 @@ mod tests {
         // What validation accepts is what the messages print.
         let parsed = crate::config::validate::parse_cert_fingerprint(&fp).unwrap();
         assert_eq!(digest_fingerprint(&parsed), fp);
+        // And what OpenSSL 3 prints (`sha256 Fingerprint=…`, any case).
+        let openssl = fp.replace("SHA256:", "sha256 Fingerprint=").to_lowercase();
+        assert_eq!(crate::config::validate::parse_cert_fingerprint(&openssl).unwrap(), parsed);
+        assert!(crate::config::validate::parse_cert_fingerprint("MD5:00").is_err());
     }
 
     #[test]
