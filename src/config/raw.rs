@@ -214,8 +214,8 @@ pub struct RawFtp {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<String>,
     /// Pinned SHA-256 fingerprint of the server certificate, for servers with a self-signed
-    /// certificate: `SHA256:` and 64 hex digits (colons allowed, as `openssl x509 -noout
-    /// -fingerprint -sha256` prints them). Only this certificate is accepted, whoever issued it
+    /// certificate: `SHA256:` and 64 hex digits (colons allowed), or the whole line `openssl
+    /// x509 -noout -fingerprint -sha256` prints (`sha256 Fingerprint=…`). Only this certificate is accepted, whoever issued it
     /// and whatever name it carries. A refused certificate's fingerprint is in the error message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
