@@ -38,6 +38,13 @@ pub fn assess(
     let mut reasons = Vec::new();
     if let Some(min_age) = rules.min_age {
         match mtime {
+            // More than a minute ahead of this clock: the server's clock or time zone is off
+            // (`wharf probe` measures it), and the file waits until the time comes.
+            Some(m) if m > now.saturating_add(60_000) => reasons.push(format!(
+                "modified {} in the future by this machine's clock (is the server's clock or time zone off? `wharf probe` checks), needs {} ago",
+                human(m - now),
+                human(min_age.as_millis() as Millis)
+            )),
             Some(m) => {
                 let age = now.saturating_sub(m);
                 if age < min_age.as_millis() as Millis {
@@ -114,6 +121,9 @@ mod tests {
         let (r, _) = assess(&rules, &entry(1, 100_000), None, 130_000, None);
         assert_eq!(r, Readiness::NotReady("modified 30s ago, needs 1m0s ago".into()));
         assert_eq!(assess(&rules, &entry(1, 100_000), None, 160_000, None).0, Readiness::Ready);
+        let (r, _) = assess(&rules, &entry(1, 3_700_000), None, 100_000, None);
+        let Readiness::NotReady(why) = r else { panic!("{r:?}") };
+        assert!(why.starts_with("modified 1h0m in the future by this machine's clock"), "{why}");
     }
 
     #[test]
