@@ -54,9 +54,9 @@ pub fn io_kind(e: &io::Error) -> ErrorKind {
         io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
         io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
         io::ErrorKind::TimedOut | io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock => ErrorKind::Transient,
-        // A name too long, or a file where a folder should be: this file's (or this sink's)
-        // trouble, not a disk the run cannot go on with.
-        io::ErrorKind::InvalidFilename | io::ErrorKind::NotADirectory => ErrorKind::Config,
+        // A name too long, or a file where a folder should be (or the reverse): refused for
+        // good, but this file's (or this sink's) trouble, not a disk the run cannot go on with.
+        io::ErrorKind::InvalidFilename | io::ErrorKind::NotADirectory | io::ErrorKind::IsADirectory => ErrorKind::Protocol,
         _ => ErrorKind::LocalIo,
     }
 }
@@ -368,8 +368,9 @@ mod tests {
     #[test]
     fn a_name_too_long_or_a_file_for_a_folder_is_the_file_s_trouble_not_the_disk_s() {
         let kind = |errno| io_kind(&io::Error::from_raw_os_error(errno));
-        assert_eq!(kind(libc::ENAMETOOLONG), ErrorKind::Config);
-        assert_eq!(kind(libc::ENOTDIR), ErrorKind::Config);
+        assert_eq!(kind(libc::ENAMETOOLONG), ErrorKind::Protocol);
+        assert_eq!(kind(libc::ENOTDIR), ErrorKind::Protocol);
+        assert_eq!(kind(libc::EISDIR), ErrorKind::Protocol);
         assert_eq!(kind(libc::ENOSPC), ErrorKind::LocalIo);
         assert_eq!(kind(libc::EACCES), ErrorKind::PermissionDenied);
     }

@@ -43,6 +43,10 @@ pub enum FileError {
     /// Delivery to one sink failed (the other sinks were still tried).
     #[error("sink {sink}: {source}")]
     Sink { sink: String, source: Box<FileError> },
+    /// Delivery failed on more than one sink: the first's trouble (which decides the kind),
+    /// then the others'.
+    #[error("{0}; {1}")]
+    Sinks(Box<FileError>, Box<FileError>),
 }
 
 impl FileError {
@@ -55,6 +59,7 @@ impl FileError {
             FileError::Name(_) => ErrorKind::Config,
             FileError::TargetExists { .. } | FileError::TriggerWouldReplace { .. } => ErrorKind::AlreadyExists,
             FileError::Sink { source, .. } => source.kind(),
+            FileError::Sinks(first, _) => first.kind(),
         }
     }
 
@@ -64,6 +69,7 @@ impl FileError {
     pub fn aborts_run(&self) -> bool {
         match self {
             FileError::Sink { source, .. } => return source.aborts_run(),
+            FileError::Sinks(first, other) => return first.aborts_run() || other.aborts_run(),
             FileError::Ledger(_) => return true,
             _ => {}
         }

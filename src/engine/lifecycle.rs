@@ -312,7 +312,7 @@ async fn advance(
                 }
                 // Every sink gets its chance, whatever another one does: a partner that is
                 // down does not hold back the archive copy. Only unconfirmed sinks are retried.
-                let mut failed = None;
+                let mut failed: Option<FileError> = None;
                 for i in 0..cx.sinks.len() {
                     match deliver_one(cx, rec, rel, i, &p, kept.as_deref()).await {
                         Ok(took) => {
@@ -325,7 +325,12 @@ async fn advance(
                         Err(e) => {
                             let sink = cx.flow.sinks[i].endpoint.clone();
                             tracing::warn!(flow, path = %entry.path, sink, error = %e, "Delivery to a sink failed.");
-                            failed.get_or_insert(FileError::Sink { sink, source: Box::new(e) });
+                            // Every sink's trouble is told (in sink order), not only the first.
+                            let this = FileError::Sink { sink, source: Box::new(e) };
+                            failed = Some(match failed.take() {
+                                None => this,
+                                Some(first) => FileError::Sinks(Box::new(first), Box::new(this)),
+                            });
                         }
                     }
                 }

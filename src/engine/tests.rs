@@ -326,6 +326,29 @@ async fn a_name_at_the_file_system_limit_is_delivered() {
     assert_eq!(read(&fx.dst.join("inbox").join(&name)), b"1\n");
 }
 
+/// Every sink's trouble is in the report, each with its own cause: a name taken under
+/// `if_exists: fail`, and a folder where `overwrite` would put the file.
+#[tokio::test]
+async fn every_failing_sink_is_reported_with_its_own_cause() {
+    let mut fx = fixture();
+    let archive = fx.dst.parent().unwrap().join("archive");
+    std::fs::create_dir_all(archive.join("inbox/a.csv")).unwrap();
+    fx.flow.endpoints.insert("archive".into(), EndpointSpec::Local { root: archive.clone() });
+    let mut second = fx.flow.sinks[0].clone();
+    second.endpoint = "archive".into();
+    second.if_exists = IfExists::Overwrite;
+    fx.flow.sinks.push(second);
+    std::fs::create_dir_all(fx.dst.join("inbox")).unwrap();
+    std::fs::write(fx.dst.join("inbox/a.csv"), b"theirs").unwrap();
+    fx.put("in/a.csv", b"ours");
+    let r = fx.run().await;
+    assert_eq!(r.counts.failed, 1, "{r:#?}");
+    let detail = &r.files[0].detail;
+    assert!(detail.starts_with("sink erp: /inbox/a.csv already exists"), "{detail}");
+    assert!(detail.contains("; sink archive: ") && !detail.contains("archive: /inbox/a.csv already exists on"), "{detail}");
+    assert!(fx.src.join("in/a.csv").exists());
+}
+
 #[tokio::test]
 async fn on_error_stop_ends_the_run_at_the_first_failure() {
     let mut fx = fixture();

@@ -150,7 +150,7 @@ pub async fn upload(
                 });
             }
             Ok(None) => {}
-            Err(e) => return Err(renamed(ep, target, e)),
+            Err(e) => return Err(renamed(ep, target, replace, e)),
         }
     }
     let staging_err = |source| FileError::Staging { path: staged.to_path_buf(), source };
@@ -354,14 +354,14 @@ async fn verify_and_rename(
             if e.kind == ErrorKind::AlreadyExists {
                 let _ = ep.remove(temp).await;
             }
-            Err(renamed(ep, target, e))
+            Err(renamed(ep, target, replace, e))
         }
     }
 }
 
 /// The error of a rename onto `target` that failed.
-fn renamed(ep: &dyn Endpoint, target: &RemotePath, e: crate::endpoint::EndpointError) -> FileError {
-    if e.kind == ErrorKind::AlreadyExists {
+fn renamed(ep: &dyn Endpoint, target: &RemotePath, replace: bool, e: crate::endpoint::EndpointError) -> FileError {
+    if e.kind == ErrorKind::AlreadyExists && !replace {
         // Someone created the target between our check and the rename.
         return FileError::TargetExists { endpoint: ep.describe(), target: target.to_string() };
     }
