@@ -307,3 +307,20 @@ async fn a_server_refusing_size_still_has_uploads_checked() {
         ep.remove(&p("s/a.bin")).await.unwrap();
     }
 }
+
+/// A folder the login may not enter is told apart from a missing one (the server answers
+/// both with 550).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_the_login_may_not_enter_is_not_called_missing() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(ftpd) = tokio::task::spawn_blocking(Ftpd::vsftpd).await.unwrap() else { return };
+    let locked = ftpd.data_dir().join("locked");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let ep = FtpEndpoint::new(ftpd.spec(FtpTls::None));
+    let e = ep.list(&p("locked")).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::PermissionDenied, "{e}");
+    assert!(e.to_string().contains("refuses this login access"), "{e}");
+    let e = ep.list(&p("missing")).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
+}

@@ -179,7 +179,17 @@ impl FtpEndpoint {
             _ => return e.into(),
         };
         match self.stat_on(c, probe).await {
-            Ok(None) => Fail::Kind(ErrorKind::NotFound, format!("{probe} does not exist ({text})")),
+            // A folder the login may not enter answers like a missing one; its parent's
+            // listing tells them apart.
+            Ok(None) if probe.is_root() => Fail::Kind(ErrorKind::NotFound, format!("{probe} does not exist ({text})")),
+            Ok(None) => match self.find_in_parent(c, probe).await {
+                Ok(Some(_)) => Fail::Kind(
+                    ErrorKind::PermissionDenied,
+                    format!("{probe} is there, but the server refuses this login access to it ({text})"),
+                ),
+                Ok(None) => Fail::Kind(ErrorKind::NotFound, format!("{probe} does not exist ({text})")),
+                Err(f) => f,
+            },
             Ok(Some(found)) if found.kind == EntryKind::Other => {
                 Fail::Kind(ErrorKind::PermissionDenied, format!("{probe} is a link or a special file the server refused ({text})"))
             }
