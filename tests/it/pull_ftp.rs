@@ -75,6 +75,21 @@ impl World {
         self.write_flow("push.yaml", &yaml)
     }
 
+    /// Waits until `child` (a run) has more than `bytes` in its staging folder: a download
+    /// under way.
+    fn wait_until_staged(&self, child: &mut std::process::Child, bytes: u64) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let staged: u64 = walk(&self.state().join("staging")).iter().map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
+            if staged > bytes {
+                return;
+            }
+            assert!(child.try_wait().unwrap().is_none(), "wharf finished before the download was under way");
+            assert!(Instant::now() < deadline, "the download never got going\n{}", self.ftpd.log());
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     fn write_flow(&self, name: &str, yaml: &str) -> PathBuf {
         let p = self.dir.path().join(name);
         fs::write(&p, yaml).unwrap();
@@ -280,16 +295,7 @@ fn a_server_killed_mid_download_then_the_next_run_resumes_and_delivers() {
     w.put("in/big.csv", &body);
     let mut child = w.wharf().arg("run").arg(&flow).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     // Wait until part of the file is in staging, then kill the server and its sessions.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let staged: u64 = walk(&w.state().join("staging")).iter().map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum();
-        if staged > 1 << 20 {
-            break;
-        }
-        assert!(child.try_wait().unwrap().is_none(), "wharf finished before the kill");
-        assert!(Instant::now() < deadline, "the download never got going\n{}", w.ftpd.log());
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    w.wait_until_staged(&mut child, 1 << 20);
     w.ftpd.stop();
     let out = child.wait_with_output().unwrap();
     let t = text(&out);
@@ -317,12 +323,8 @@ fn a_source_replaced_while_it_is_downloaded_is_not_deleted() {
     let flow = w.pull_flow(FtpTls::None, "    if_exists: rename\nafter: { success: delete }\n");
     let old = tricky_body(2 << 20);
     w.put("in/orders.csv", &old);
-    let child = w.wharf().arg("run").arg("--json").arg(&flow).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while walk(&w.state().join("staging")).iter().map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum::<u64>() < 256 << 10 {
-        assert!(Instant::now() < deadline, "the download never got going");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let mut child = w.wharf().arg("run").arg("--json").arg(&flow).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    w.wait_until_staged(&mut child, 256 << 10);
     w.put("in/orders.new", b"new,orders\n");
     fs::rename(w.remote("in/orders.new"), w.remote("in/orders.csv")).unwrap();
     let out = child.wait_with_output().unwrap();
