@@ -74,7 +74,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         }
     });
     match ended {
-        Ok(report) => show_report(&report?, args.json),
+        Ok(report) => show_report(&anyhow::Context::with_context(report, || format!("flow {}", flow.name))?, args.json),
         Err(signal) => {
             // As if the signal had ended the process (every step is crash-safe; the next run
             // takes over), but the ledger is closed cleanly and the programs the run started,

@@ -80,6 +80,10 @@ pub enum LedgerError {
         #[source]
         source: redb::Error,
     },
+    /// A write failed on the disk earlier (`cause`); redb takes no more writes through this
+    /// handle.
+    #[error("ledger {path}: a write failed ({cause}); nothing more can be recorded until wharf opens it again (the next run does)")]
+    Unusable { path: PathBuf, cause: String },
     /// A queued write whose commit was abandoned (the run stopped before it was stored).
     #[error("a ledger write was abandoned before it was stored")]
     Interrupted,
@@ -112,6 +116,9 @@ struct Core {
     path: PathBuf,
     /// File records written lazily and not stored yet, by (flow, path).
     pending: std::sync::Mutex<Pending>,
+    /// The first I/O error a write met: after it redb only says "previous I/O error", and
+    /// the cause (a full disk, say) belongs in every message that follows.
+    first_io: std::sync::Mutex<Option<String>>,
 }
 
 type Pending = BTreeMap<(String, String), FileRecord>;
@@ -252,7 +259,7 @@ impl Ledger {
     }
 
     fn new(db: Handle, path: PathBuf) -> Self {
-        Ledger { core: Arc::new(Core { db, path, pending: Default::default() }) }
+        Ledger { core: Arc::new(Core { db, path, pending: Default::default(), first_io: Default::default() }) }
     }
 
     fn err(&self, e: impl Into<redb::Error>) -> LedgerError {
@@ -506,7 +513,18 @@ impl Ledger {
 /// Writes the lazily written file records into `tx`.
 impl Core {
     fn err(&self, e: impl Into<redb::Error>) -> LedgerError {
-        LedgerError::Db { path: self.path.clone(), source: e.into() }
+        let e = e.into();
+        let mut first = crate::sync::lock(&self.first_io);
+        match &e {
+            redb::Error::Io(io) if first.is_none() => *first = Some(io.to_string()),
+            redb::Error::PreviousIo => {
+                if let Some(cause) = first.as_ref() {
+                    return LedgerError::Unusable { path: self.path.clone(), cause: cause.clone() };
+                }
+            }
+            _ => {}
+        }
+        LedgerError::Db { path: self.path.clone(), source: e }
     }
 
     /// The lazily written records not stored yet. A poisoned lock only means a panic elsewhere
@@ -636,6 +654,18 @@ mod tests {
 
     fn rec(path: &str, state: FileState) -> FileRecord {
         FileRecord { path: path.into(), identity: format!("id:{path}"), state, ..Default::default() }
+    }
+
+    /// After a failed write redb only says "previous I/O error": the first error's cause
+    /// (a full disk) is what every later message gives.
+    #[test]
+    fn errors_after_a_failed_write_keep_its_cause() {
+        let l = Ledger::in_memory().unwrap();
+        assert!(matches!(l.err(redb::Error::PreviousIo), LedgerError::Db { .. }), "nothing to tell yet");
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        assert!(l.err(redb::Error::Io(full)).to_string().contains("No space left on device"));
+        let later = l.err(redb::Error::PreviousIo).to_string();
+        assert!(later.contains("a write failed (No space left on device"), "{later}");
     }
 
     #[test]
