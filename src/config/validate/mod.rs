@@ -325,7 +325,8 @@ impl Checker<'_, '_> {
         }
         let include = self.globs("/source/include", &patterns);
         let hidden: Vec<String> = s.include.iter().filter(|p| super::flow::is_hidden(p)).cloned().collect();
-        let include_hidden = self.globs("/source/include", &hidden);
+        // Only once `include` compiled: a bad pattern is reported once, at its own index.
+        let include_hidden = include.as_ref().and_then(|_| self.globs("/source/include", &hidden));
         let exclude = self.globs("/source/exclude", &s.exclude);
         let ready = self.ready(s.ready);
         let identity = self.identity(&s.identity);
