@@ -573,10 +573,6 @@ async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePa
     let temp = temp_path(cx, i, &path, rel_dir, 0)?;
     let ep = &*cx.sinks[i];
     let _names = cx.claims.claim(vec![claims::key(&sink.endpoint, path.as_str()), claims::key(&sink.endpoint, temp.as_str())]).await;
-    // An older trigger (empty) is replaced; a file with content never is.
-    if let Some(there) = ep.stat(&path).await?.filter(|e| e.size > 0) {
-        return Err(FileError::TriggerWouldReplace { endpoint: ep.describe(), target: path.to_string(), size: there.size });
-    }
     halt::point("triggering");
     retry(cx.flow.retry, "write trigger", || transfer::put_trigger(ep, &cx.folders, &temp, &path)).await?;
     mark(rec, TRIGGERS + i as u32, &path, true, None);

@@ -211,8 +211,12 @@ impl Sent<'_> {
     }
 }
 
-/// Writes an empty trigger file at `target` through `temp` (replacing an older trigger).
+/// Writes an empty trigger file at `target` through `temp`: an older trigger (empty) is
+/// replaced, a file with content never is.
 pub async fn put_trigger(ep: &dyn Endpoint, folders: &Folders, temp: &RemotePath, target: &RemotePath) -> Result<(), FileError> {
+    if let Some(there) = ep.stat(target).await?.filter(|e| e.size > 0) {
+        return Err(FileError::TriggerWouldReplace { endpoint: ep.describe(), target: target.to_string(), size: there.size });
+    }
     upload_from(ep, folders, Body::Small(&[], None), 0, temp, target, true).await.map(drop)
 }
 
