@@ -71,6 +71,10 @@ impl FileError {
             FileError::Sink { source, .. } => return source.aborts_run(),
             FileError::Sinks(first, other) => return first.aborts_run() || other.aborts_run(),
             FileError::Ledger(_) => return true,
+            // A name one file's variables render badly (`{{rel_dir}}_{{name}}` of a file in a
+            // subfolder) is that file's trouble; a template bad for every file is refused by
+            // `validate` before any run.
+            FileError::Name(_) => return false,
             _ => {}
         }
         self.kind().is_connection_fatal() || self.kind() == ErrorKind::LocalIo

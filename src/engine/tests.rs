@@ -425,6 +425,25 @@ async fn unsafe_target_names_never_leave_the_sink() {
 }
 
 #[tokio::test]
+async fn a_name_one_file_renders_badly_fails_that_file_only() {
+    let mut fx = fixture();
+    fx.flow.source.recursive = true;
+    fx.flow.source.include = globs(&["**/*.csv"]);
+    fx.flow.after_success = Disposition::Keep;
+    // A folder in a name: fine at the top, not a plain name below it.
+    fx.flow.sinks[0].name = NameTemplate::new("{{rel_dir}}{{name}}").unwrap();
+    fx.put("in/sub/deep/a.csv", b"a");
+    fx.put("in/b.csv", b"b");
+    let r = fx.run().await;
+    assert_eq!(r.status, RunStatus::Failed, "{r:#?}");
+    assert_eq!((r.counts.delivered, r.counts.failed), (1, 1), "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/b.csv")), b"b");
+    let failed = r.files.iter().find(|f| f.outcome == Outcome::Failed).unwrap();
+    assert!(failed.detail.contains("not a plain file name"), "{}", failed.detail);
+    assert!(fx.src.join("in/sub/deep/a.csv").exists());
+}
+
+#[tokio::test]
 async fn unreachable_source_aborts_the_run_with_the_flow_named() {
     let mut fx = fixture();
     fx.flow.source.path = RemotePath::parse("/missing").unwrap();
