@@ -324,3 +324,24 @@ async fn a_folder_the_login_may_not_enter_is_not_called_missing() {
     let e = ep.list(&p("missing")).await.unwrap_err();
     assert_eq!(e.kind, ErrorKind::NotFound, "{e}");
 }
+
+/// A server that allows no passive data connections (vsftpd's `pasv_enable=NO`): the error
+/// says so and names `passive: false`, and it is the endpoint's configuration that is wrong
+/// (the run stops; no file is failed for it), not a refusal of the folder or the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_refusing_passive_mode_is_told_to_use_active_mode() {
+    let Some(ftpd) = tokio::task::spawn_blocking(|| Ftpd::vsftpd_with(&["pasv_enable=NO"])).await.unwrap() else { return };
+    std::fs::write(ftpd.data_dir().join("a.txt"), b"a").unwrap();
+    ftpd.give_to_user(&ftpd.data_dir().join("a.txt"));
+    let ep = FtpEndpoint::new(ftpd.spec(FtpTls::None));
+    let err = ep.list(&p("")).await.expect_err("no passive data connection");
+    assert_eq!(err.kind, ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("`passive: false`"), "{err}");
+    let err = ep.open_read(&p("a.txt"), 0).await.err().expect("no passive data connection");
+    assert_eq!(err.kind, ErrorKind::Config, "{err}");
+    let mut spec = ftpd.spec(FtpTls::None);
+    spec.passive = false;
+    let active = FtpEndpoint::new(spec);
+    assert_eq!(active.list(&p("")).await.unwrap().len(), 1);
+    assert_eq!(read(&active, "a.txt", 0).await, b"a");
+}

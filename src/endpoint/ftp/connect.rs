@@ -112,6 +112,8 @@ pub(super) struct Conn {
     pub epsv: bool,
     /// The control connection is not encrypted: commands can be pipelined ([`Conn::exchange`]).
     pub plain: bool,
+    /// Data connections are passive (the client connects), not active.
+    pub passive: bool,
 }
 
 impl Conn {
@@ -173,22 +175,50 @@ impl Conn {
         within(self.timeout, send_raw(&self.ftp, &bytes)).await
     }
 
-    /// After a data command failed: if the server did not understand EPSV, switch this
-    /// connection (and, through `refused`, future ones) to PASV and say so, so the caller retries.
-    /// A server that ended the session with its 500 (vsftpd's `500 OOPS`) did not refuse
-    /// EPSV: the connection no longer answers, and nothing is switched.
-    pub async fn fall_back_to_pasv<T>(&mut self, res: &FtpResult<T>, refused: &AtomicBool) -> bool {
+    /// After a command that opens a data connection: whether to send it again (the server did
+    /// not understand EPSV: this connection, and through `epsv_refused` future ones, switch
+    /// to PASV), to report that the server allows no passive data connections at all, or to
+    /// go on with the result. A server that ended the session with its 500 (vsftpd's
+    /// `500 OOPS`) did not refuse EPSV: the connection no longer answers, and nothing is
+    /// switched.
+    pub async fn data_setup<T>(&mut self, res: &FtpResult<T>, epsv_refused: &AtomicBool) -> DataSetup {
+        let code = match res {
+            Err(FtpError::UnexpectedResponse(r)) => reply_code(r),
+            _ => return DataSetup::Go,
+        };
         // RETR/STOR/LIST/MLSD are never "not understood"; EPSV is, on old servers.
-        let not_understood = matches!(res, Err(FtpError::UnexpectedResponse(r)) if matches!(reply_code(r), 500..=502));
-        if self.epsv && not_understood && self.answers().await {
+        if self.epsv && (500..=502).contains(&code) && self.answers().await {
             tracing::info!(host = %self.host, "The server does not understand EPSV; using PASV.");
             self.epsv = false;
             self.ftp.set_mode(Mode::Passive);
-            refused.store(true, Ordering::Relaxed);
-            return true;
+            epsv_refused.store(true, Ordering::Relaxed);
+            return DataSetup::Again;
         }
-        false
+        // The same 550 answers a refused passive request and a refused file: asking for
+        // the passive connection alone tells which (one round trip, on failures only).
+        if code >= 500 && self.passive {
+            let (cmd, ok) = if self.epsv { ("EPSV", Status::ExtendedPassiveMode) } else { ("PASV", Status::PassiveMode) };
+            if let Err(FtpError::UnexpectedResponse(r)) = within(self.timeout, self.ftp.custom_command(cmd, &[ok])).await {
+                if reply_code(&r) >= 500 {
+                    return DataSetup::NoPassive(format!(
+                        "the server refuses passive data connections ({cmd}: {}): set `passive: false` on the endpoint for active mode (the server then connects back to this machine), or ask the partner to allow passive mode",
+                        reply_text(&r)
+                    ));
+                }
+            }
+        }
+        DataSetup::Go
     }
+}
+
+/// What [`Conn::data_setup`] found.
+pub(super) enum DataSetup {
+    /// Send the command again.
+    Again,
+    /// The server allows no passive data connections: why, for the error.
+    NoPassive(String),
+    /// Go on with the command's result.
+    Go,
 }
 
 /// The three-digit code of a reply (suppaftp maps codes it does not know to `Unknown`).
@@ -489,7 +519,7 @@ impl Connector {
         };
         tracing::debug!(host, port, ?feat, root = %root, epsv, "FTP session ready.");
         let plain = tls.is_none();
-        Ok(Conn { ftp, host: spec.host.clone(), feat, root, timeout: spec.operation_timeout, epsv, plain })
+        Ok(Conn { ftp, host: spec.host.clone(), feat, root, timeout: spec.operation_timeout, epsv, plain, passive: spec.passive })
     }
 
     /// A TLS handshake failed: a refused certificate is `HostKey` (reported by the caller from

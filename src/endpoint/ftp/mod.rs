@@ -37,7 +37,7 @@ use tokio::io::AsyncReadExt;
 
 pub use tls::cert_fingerprint;
 
-use self::connect::{Conn, Connector, HashCommand, digest_in_reply, reply_code, reply_text, wants_session_reuse, within};
+use self::connect::{Conn, Connector, DataSetup, HashCommand, digest_in_reply, reply_code, reply_text, wants_session_reuse, within};
 use self::pool::{Lease, Pool};
 use self::stream::{FtpRead, FtpWrite};
 use self::tls_stream::FtpTlsStream;
@@ -417,8 +417,10 @@ impl FtpEndpoint {
     async fn listing(&self, c: &mut Conn, cmd: &str) -> Result<Vec<u8>, Fail> {
         let mut data = loop {
             let r = within(c.timeout, c.ftp.custom_data_command(cmd, &[Status::AboutToSend, Status::AlreadyOpen])).await;
-            if c.fall_back_to_pasv(&r, &self.inner.pool.connector().epsv_refused).await {
-                continue;
+            match c.data_setup(&r, &self.inner.pool.connector().epsv_refused).await {
+                DataSetup::Again => continue,
+                DataSetup::NoPassive(why) => return Err(Fail::Kind(ErrorKind::Config, why)),
+                DataSetup::Go => {}
             }
             break r?.1;
         };
@@ -453,8 +455,10 @@ impl FtpEndpoint {
                 c.ftp.resume_transfer(at).await?;
             }
             let r = within(c.timeout, c.ftp.retr_as_stream(&full)).await;
-            if c.fall_back_to_pasv(&r, &self.inner.pool.connector().epsv_refused).await {
-                continue;
+            match c.data_setup(&r, &self.inner.pool.connector().epsv_refused).await {
+                DataSetup::Again => continue,
+                DataSetup::NoPassive(why) => return Err(Fail::Kind(ErrorKind::Config, why)),
+                DataSetup::Go => {}
             }
             match r {
                 Ok(data) => return Ok((data, offset - rest)),
@@ -471,8 +475,10 @@ impl FtpEndpoint {
         let full = c.full(path);
         loop {
             let r = within(c.timeout, c.ftp.put_with_stream(&full)).await;
-            if c.fall_back_to_pasv(&r, &self.inner.pool.connector().epsv_refused).await {
-                continue;
+            match c.data_setup(&r, &self.inner.pool.connector().epsv_refused).await {
+                DataSetup::Again => continue,
+                DataSetup::NoPassive(why) => return Err(Fail::Kind(ErrorKind::Config, why)),
+                DataSetup::Go => {}
             }
             return match r {
                 Ok(data) => Ok(data),
