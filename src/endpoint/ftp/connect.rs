@@ -198,13 +198,13 @@ impl Conn {
         // the passive connection alone tells which (one round trip, on failures only).
         if code >= 500 && self.passive {
             let (cmd, ok) = if self.epsv { ("EPSV", Status::ExtendedPassiveMode) } else { ("PASV", Status::PassiveMode) };
-            if let Err(FtpError::UnexpectedResponse(r)) = within(self.timeout, self.ftp.custom_command(cmd, &[ok])).await {
-                if reply_code(&r) >= 500 {
-                    return DataSetup::NoPassive(format!(
-                        "the server refuses passive data connections ({cmd}: {}): set `passive: false` on the endpoint for active mode (the server then connects back to this machine), or ask the partner to allow passive mode",
-                        reply_text(&r)
-                    ));
-                }
+            if let Err(FtpError::UnexpectedResponse(r)) = within(self.timeout, self.ftp.custom_command(cmd, &[ok])).await
+                && reply_code(&r) >= 500
+            {
+                return DataSetup::NoPassive(format!(
+                    "the server refuses passive data connections ({cmd}: {}): set `passive: false` on the endpoint for active mode (the server then connects back to this machine), or ask the partner to allow passive mode",
+                    reply_text(&r)
+                ));
             }
         }
         DataSetup::Go
