@@ -155,7 +155,7 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
     for mut a in open {
         let mut file = None;
         if let Some(entry) = listed.get(&a.expected) {
-            let (f, abort) = lifecycle::process(&rcx, entry, entry.path.name(), None, None).await?;
+            let (f, abort) = lifecycle::process(&rcx, entry, entry.path.name(), None).await?;
             if abort {
                 let msg = format!("flow {}: {}: {}", rflow.name, f.path, f.detail);
                 return Err(RunAbort::File(msg, f.error_kind.unwrap_or(ErrorKind::Protocol)));

@@ -1,5 +1,6 @@
 //! Discovery: list the source folder (recursively up to `max_depth` when asked), apply the
-//! include/exclude globs, and set aside done/trigger files so they are never taken as data.
+//! include/exclude globs, and set aside the files that go with a data file (its done/trigger
+//! file, the checksum and row-count files its steps read) so they are never taken as data.
 //!
 //! Only listing and filtering; readiness is decided in `ready`.
 
@@ -7,6 +8,7 @@ use std::collections::BTreeSet;
 
 use crate::config::flow::{Disposition, Source};
 use crate::endpoint::{Endpoint, EndpointError, Entry, EntryKind, RemotePath};
+use crate::steps::Steps;
 use crate::template::{NameTemplate, NameVars};
 
 /// A file that passed the globs.
@@ -25,6 +27,7 @@ pub async fn discover(
     flow: &str,
     ep: &dyn Endpoint,
     src: &Source,
+    steps: Option<&Steps>,
     skip_dirs: &[&Disposition],
     now: std::time::SystemTime,
 ) -> Result<Vec<Candidate>, EndpointError> {
@@ -52,7 +55,7 @@ pub async fn discover(
     }
     let names: BTreeSet<String> = files.iter().map(|e| e.path.as_str().to_string()).collect();
     let mut out = Vec::new();
-    let mut done_files = BTreeSet::new();
+    let mut companions = BTreeSet::new();
     for e in files {
         let Some(rel) = e.path.strip_prefix(&src.path).map(str::to_string) else { continue };
         if !src.include.is_match(&rel) || src.exclude.is_match(&rel) {
@@ -61,20 +64,29 @@ pub async fn discover(
         if crate::config::flow::is_hidden(&rel) && !src.include_hidden.is_match(&rel) {
             continue;
         }
-        let done_file = match &src.ready.done_file {
-            Some(t) => done_path(t, &e, &rel, now).map(|p| {
-                let present = names.contains(p.as_str());
-                done_files.insert(p.as_str().to_string());
-                (p, present)
-            }),
-            None => None,
-        };
+        let done_file = src.ready.done_file.as_ref().and_then(|t| done_path(t, &e, &rel, now)).map(|p| {
+            let present = names.contains(p.as_str());
+            (p, present)
+        });
+        companions.extend(companions_of(src, steps, &e, &rel, now).into_iter().map(|p| p.as_str().to_string()));
         out.push(Candidate { entry: e, rel, done_file });
     }
-    // A done file is a signal, not data, even when the globs match it.
-    out.retain(|c| !done_files.contains(c.entry.path.as_str()));
+    // A done file, a checksum or a row count is a signal about a data file, not data, even
+    // when the globs match it.
+    out.retain(|c| !companions.contains(c.entry.path.as_str()));
     out.sort_by(|a, b| a.entry.path.cmp(&b.entry.path));
     Ok(out)
+}
+
+/// The files that go with the data file `e` (at `rel` under the source folder) on the source:
+/// its done file and the companions its steps read (checksum, row count). They are never
+/// data themselves, and are moved or deleted with it.
+pub fn companions_of(src: &Source, steps: Option<&Steps>, e: &Entry, rel: &str, now: std::time::SystemTime) -> Vec<RemotePath> {
+    let mut out: Vec<RemotePath> = src.ready.done_file.as_ref().and_then(|t| done_path(t, e, rel, now)).into_iter().collect();
+    if let Some(c) = steps.and_then(|s| s.companions(&NameVars::new(e.path.name(), "", e.size, 0, now)).ok()) {
+        out.extend([c.checksum, c.row_count].into_iter().flatten().filter_map(|n| e.path.parent().join(&n).ok()));
+    }
+    out
 }
 
 fn done_path(t: &NameTemplate, e: &Entry, rel: &str, now: std::time::SystemTime) -> Option<RemotePath> {

@@ -116,13 +116,7 @@ impl Known {
 /// Takes one ready file as far as it can go. Returns its report and whether the run must
 /// stop (the ledger or an endpoint became unusable). Only ledger errors are `Err`. What the
 /// ledger knows of it is read now unless `known` brings it.
-pub(super) async fn process(
-    cx: &Ctx<'_>,
-    entry: &Entry,
-    rel: &str,
-    done_file: Option<&RemotePath>,
-    known: Option<Known>,
-) -> Result<(FileReport, bool), LedgerError> {
+pub(super) async fn process(cx: &Ctx<'_>, entry: &Entry, rel: &str, known: Option<Known>) -> Result<(FileReport, bool), LedgerError> {
     let flow = &cx.flow.name;
     let path = entry.path.as_str();
     let id_pre = identity::key(cx.flow.source.identity, entry);
@@ -184,7 +178,7 @@ pub(super) async fn process(
     }
     let staged = stage::staging_path(cx.staging_dir, flow, &entry.path);
     let mut kept = None;
-    match advance(cx, &mut rec, entry, rel, done_file, &staged, &mut kept).await {
+    match advance(cx, &mut rec, entry, rel, &staged, &mut kept).await {
         Ok(f) => Ok((f, false)),
         Err(FileError::Ledger(e)) => Err(e),
         Err(e) => fail(cx, &mut rec, entry, e, &staged, kept).await,
@@ -198,7 +192,6 @@ async fn advance(
     rec: &mut FileRecord,
     entry: &Entry,
     rel: &str,
-    done_file: Option<&RemotePath>,
     staged: &Path,
     kept: &mut Option<Vec<u8>>,
 ) -> Result<FileReport, FileError> {
@@ -381,8 +374,8 @@ async fn advance(
                     }
                 };
                 rec.disposed_to = moved.map(|t| t.as_str().to_string());
-                if let Some(df) = done_file {
-                    dispose_companion(cx, df, &cx.flow.after_success).await;
+                if changed.is_none() {
+                    dispose_companions(cx, entry, &cx.flow.after_success).await;
                 }
                 halt::point("disposing");
                 rec.state = FileState::Done;
@@ -712,19 +705,27 @@ async fn staged_complete(staged: &Path, size: u64, sha256: Option<&str>) -> bool
     }
 }
 
-/// Moves/deletes a done/trigger file the same way as its data file. Best effort: the data
-/// file is what matters, and a leftover done file without data is harmless.
-async fn dispose_companion(cx: &Ctx<'_>, df: &RemotePath, disp: &Disposition) {
-    if let Err(e) = disposition::apply(&*cx.source, df, disp, None).await {
-        tracing::warn!(flow = %cx.flow.name, path = %df, error = %e, "Could not dispose of the done file.");
+/// Moves/deletes the files that go with a data file (its done file, the checksum and row
+/// count its steps read) the same way as the data file, so that none is left to be read with
+/// the next file of the same name. Best effort: the data file is what matters.
+pub(super) async fn dispose_companions(cx: &Ctx<'_>, entry: &Entry, disp: &Disposition) {
+    if *disp == Disposition::Keep {
+        return;
+    }
+    let rel = entry.path.strip_prefix(&cx.flow.source.path).unwrap_or_else(|| entry.path.name());
+    for c in super::discover::companions_of(&cx.flow.source, cx.flow.steps.as_ref(), entry, rel, cx.now) {
+        if let Err(e) = disposition::apply(&*cx.source, &c, disp, None).await {
+            tracing::warn!(flow = %cx.flow.name, path = %c, data = %entry.path, error = %e, "Could not dispose of a file that goes with a data file (done file, checksum or row count).");
+        }
     }
 }
 
 /// A file whose identity was delivered before: record it, dispose of it like a success.
 async fn duplicate(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, d: DoneRecord) -> Result<(FileReport, bool), LedgerError> {
     let disp = &cx.flow.after_success;
-    if let Err(e) = disposition::apply(&*cx.source, &entry.path, disp, None).await {
-        tracing::warn!(flow = %cx.flow.name, path = %entry.path, error = %e, "Could not dispose of a duplicate.");
+    match disposition::apply(&*cx.source, &entry.path, disp, None).await {
+        Ok(_) => dispose_companions(cx, entry, disp).await,
+        Err(e) => tracing::warn!(flow = %cx.flow.name, path = %entry.path, error = %e, "Could not dispose of a duplicate."),
     }
     rec.state = FileState::Duplicate;
     rec.updated = now_millis();
@@ -792,6 +793,7 @@ async fn fail(
                 Ok(Some(t)) => {
                     detail.push_str(&format!("; source moved to {t}"));
                     rec.disposed_to = Some(t.as_str().to_string());
+                    dispose_companions(cx, entry, &cx.flow.after_failure).await;
                 }
                 Ok(None) => detail.push_str("; source kept, retried next run"),
                 Err(de) => detail.push_str(&format!("; after.failure could not be applied: {de}")),

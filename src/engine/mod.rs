@@ -311,7 +311,7 @@ async fn run_files(
 
     let skip = [&flow.after_success, &flow.after_failure];
     let candidates = retry::retry(flow.retry, "list", || async {
-        discover::discover(&flow.name, &*source, &flow.source, &skip, now).await.map_err(FileError::from)
+        discover::discover(&flow.name, &*source, &flow.source, flow.steps.as_ref(), &skip, now).await.map_err(FileError::from)
     })
     .await
     .map_err(|e| match e {
@@ -450,7 +450,7 @@ async fn run_files(
         }
         let Ok(path) = RemotePath::parse(&r.path) else { continue };
         let entry = crate::endpoint::Entry { path, kind: EntryKind::File, size: r.size, mtime: r.mtime.map(from_millis) };
-        let (f, abort) = lifecycle::process(&cx, &entry, "", None, None).await?;
+        let (f, abort) = lifecycle::process(&cx, &entry, "", None).await?;
         let msg = format!("flow {}: {}: {}", flow.name, f.path, f.detail);
         let kind = f.error_kind;
         record(report, f, on_file);
@@ -489,8 +489,7 @@ async fn take_turn(
             if stopped { "run stopped at an earlier failure (on_error: stop)" } else { "wharf is shutting down; the next run takes it" };
         return Some(Ok((skipped(&c.entry.path, detail), false)));
     }
-    let done_file = c.done_file.as_ref().map(|(p, _)| p);
-    Some(lifecycle::process(cx, &c.entry, &c.rel, done_file, Some(known)).await)
+    Some(lifecycle::process(cx, &c.entry, &c.rel, Some(known)).await)
 }
 
 /// The report of a file that was not started.

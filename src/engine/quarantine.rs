@@ -104,8 +104,12 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
         Ok(Some(t)) => {
             detail.push_str(&format!("; source moved to {t}"));
             rec.disposed_to = Some(t.as_str().to_string());
+            lifecycle::dispose_companions(cx, entry, &cx.flow.after_failure).await;
         }
-        Ok(None) if cx.flow.after_failure == Disposition::Delete => detail.push_str("; source deleted"),
+        Ok(None) if cx.flow.after_failure == Disposition::Delete => {
+            detail.push_str("; source deleted");
+            lifecycle::dispose_companions(cx, entry, &cx.flow.after_failure).await;
+        }
         Ok(None) => {}
         Err(e) => detail.push_str(&format!("; after.failure could not be applied: {e}")),
     }
@@ -224,7 +228,7 @@ pub async fn reprocess(flow: &Flow, ledger: &Ledger, opts: &RunOptions, path: &s
         ledger.put_file(&flow.name, &rec)?;
         let entry = Entry { path: source_path.clone(), kind: EntryKind::File, size: rec.size, mtime: rec.mtime.map(super::from_millis) };
         let rel = source_path.strip_prefix(&flow.source.path).unwrap_or(source_path.name()).to_string();
-        let (f, _) = lifecycle::process(&cx, &entry, &rel, None, None).await?;
+        let (f, _) = lifecycle::process(&cx, &entry, &rel, None).await?;
         if f.outcome == Outcome::Delivered {
             remove_copy(&*qep, &q).await;
         }

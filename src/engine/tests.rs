@@ -493,6 +493,34 @@ fn with_steps(fx: &mut Fixture, steps_yaml: &str, on_invalid: &str, max_invalid:
     fx.flow.after_failure = Disposition::MoveTo(RemotePath::parse("/in/failed").unwrap());
 }
 
+/// The checksum and row count a file's steps read go with it: never taken as data (even when
+/// `include` matches them), and moved with it on success and on quarantine, so an old count
+/// is never read with a new file of the same name.
+#[tokio::test]
+async fn checksum_and_row_count_files_go_with_their_data_file() {
+    let mut fx = fixture();
+    let steps = "- check: { checksum: sha256 }\n- parse: { format: csv }\n- validate: { row_count_file: \"{{stem}}.count\" }\n";
+    with_steps(&mut fx, steps, "quarantine", None);
+    fx.flow.source.include = globs(&["*"]);
+    let body = b"id,email\n1,a@x\n2,b@x\n";
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body));
+    fx.put("in/good.csv", body);
+    fx.put("in/good.csv.sha256", format!("{sha}  good.csv\n").as_bytes());
+    fx.put("in/good.count", b"2\n");
+    fx.put("in/bad.csv", body);
+    fx.put("in/bad.csv.sha256", format!("{sha}  bad.csv\n").as_bytes());
+    fx.put("in/bad.count", b"3\n");
+    let r = fx.run().await;
+    assert_eq!((r.counts.seen, r.counts.delivered, r.quarantined), (2, 1, 1), "{r:#?}");
+    for f in ["good.csv", "good.csv.sha256", "good.count"] {
+        assert!(fx.src.join("in/processed").join(f).exists(), "{f} moved with its data file");
+    }
+    for f in ["bad.csv", "bad.csv.sha256", "bad.count"] {
+        assert!(fx.src.join("in/failed").join(f).exists(), "{f} moved with its quarantined data file");
+    }
+    assert!(!fx.dst.join("inbox/good.count").exists());
+}
+
 const ROSTER: &str = "- parse: { format: csv }\n- validate: { schema: roster.schema.json }\n- map: { script: roster.rhai }\n- write: { format: csv, columns: [id, email] }\n";
 
 #[tokio::test]

@@ -111,19 +111,65 @@ impl Check {
                     let why = s.checksum_text.and_then(|r| r.as_ref().err()).map(|e| format!(": {e}")).unwrap_or_default();
                     out.push(format!("the checksum file {companion} is missing{why}"));
                 }
-                Some(Ok(text)) => {
-                    let want = text.split_whitespace().next().unwrap_or("").to_ascii_lowercase();
-                    let have = match algo {
-                        ChecksumAlgo::Sha256 => s.sha256.to_string(),
-                        ChecksumAlgo::Md5 => md5_of(s.path)?,
-                    };
-                    if want != have {
-                        out.push(format!("the {} checksum is {have}, but {companion} says {want:?}", algo_name(algo)));
+                Some(Ok(text)) => match expected_digest(text, s.name, algo) {
+                    Err(e) => out.push(format!("the checksum file {companion} {e}")),
+                    Ok(want) => {
+                        let have = match algo {
+                            ChecksumAlgo::Sha256 => s.sha256.to_string(),
+                            ChecksumAlgo::Md5 => md5_of(s.path)?,
+                        };
+                        if want != have {
+                            out.push(format!("the {} checksum is {have}, but {companion} says {want}", algo_name(algo)));
+                        }
                     }
-                }
+                },
             }
         }
         Ok(out)
+    }
+}
+
+/// The digest a checksum file gives for the file `name`, lower case. Takes what `sha256sum` /
+/// `md5sum` write (`HEX  NAME`, `HEX *NAME`, one line per file), their `--tag` (BSD) form
+/// (`SHA256 (NAME) = HEX`), and a bare `HEX`. A line naming files is used only for `name`
+/// (compared without folders), so a checksum meant for another file is never taken for this
+/// one. The error completes "the checksum file X …".
+fn expected_digest(text: &str, name: &str, algo: ChecksumAlgo) -> Result<String, String> {
+    let (tag, hex_len) = match algo {
+        ChecksumAlgo::Sha256 => ("SHA256", 64),
+        ChecksumAlgo::Md5 => ("MD5", 32),
+    };
+    let is_digest = |h: &str| h.len() == hex_len && h.bytes().all(|b| b.is_ascii_hexdigit());
+    let base = |n: &str| n.rsplit(['/', '\\']).next().unwrap_or(n).to_string();
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let mut named = Vec::new();
+    for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+        let (digest, file) = if let Some((head, digest)) = line.rsplit_once(" = ")
+            && let Some(file) =
+                head.strip_prefix(tag).map(str::trim_start).and_then(|h| h.strip_prefix('(')).and_then(|h| h.strip_suffix(')'))
+        {
+            (digest.trim(), Some(file))
+        } else {
+            match line.split_once(char::is_whitespace) {
+                Some((digest, rest)) => (digest, Some(rest.trim_start().trim_start_matches('*'))),
+                None => (line, None),
+            }
+        };
+        if !is_digest(digest) {
+            let shown: String = line.chars().take(80).collect();
+            return Err(format!(
+                "is not in a form wharf reads (a {hex_len}-digit {tag} digest, as `sha256sum`/`md5sum` write it, or their `--tag` form): {shown:?}"
+            ));
+        }
+        match file {
+            None => return Ok(digest.to_ascii_lowercase()),
+            Some(f) if base(f) == name => return Ok(digest.to_ascii_lowercase()),
+            Some(f) => named.push(base(f)),
+        }
+    }
+    match named.is_empty() {
+        true => Err("is empty".into()),
+        false => Err(format!("has no line for {name} (it names {})", named.join(", "))),
     }
 }
 
@@ -212,6 +258,32 @@ mod tests {
     use sha2::Digest;
 
     #[test]
+    fn checksum_files_in_every_common_form_and_only_for_their_own_file() {
+        let d = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08";
+        let up = d.to_ascii_uppercase();
+        let sha = ChecksumAlgo::Sha256;
+        for text in [
+            d.to_string(),
+            format!("{d}\n"),
+            format!("{d}  a.csv\n"),
+            format!("{d} *a.csv\r\n"),
+            format!("{up}  ./in/a.csv"),
+            format!("SHA256 (a.csv) = {d}"),
+            format!("{}  b.csv\n{d}  a.csv\n", "0".repeat(64)),
+        ] {
+            assert_eq!(expected_digest(&text, "a.csv", sha).as_deref(), Ok(d), "{text:?}");
+        }
+        let e = expected_digest(&format!("{d}  other.csv"), "a.csv", sha).unwrap_err();
+        assert_eq!(e, "has no line for a.csv (it names other.csv)");
+        let e = expected_digest("MD5 (a.csv) = 0cc175b9c0f1b6a831c399e269772661", "a.csv", sha).unwrap_err();
+        assert!(e.starts_with("is not in a form wharf reads (a 64-digit SHA256 digest"), "{e}");
+        assert!(expected_digest("sha256", "a.csv", sha).is_err());
+        assert_eq!(expected_digest(" \n", "a.csv", sha).unwrap_err(), "is empty");
+        let md5 = "0cc175b9c0f1b6a831c399e269772661";
+        assert_eq!(expected_digest(&format!("MD5 (a.csv) = {md5}"), "a.csv", ChecksumAlgo::Md5).as_deref(), Ok(md5));
+    }
+
+    #[test]
     fn sizes() {
         assert_eq!(parse_size(&RawSize::Bytes(5)), Ok(5));
         assert_eq!(parse_size(&RawSize::Text("100MB".into())), Ok(100_000_000));
@@ -237,10 +309,13 @@ mod tests {
         let good = Ok(format!("{sha}  INV_1.pdf\n"));
         let s = Subject { path: &path, name: "INV_1.pdf", size: 14, sha256: &sha, checksum_text: Some(&good) };
         assert_eq!(c.run(&s).unwrap(), ["the file has 14 bytes, more than the maximum of 10"]);
-        let bad = Ok("00ff".to_string());
+        let bad = Ok(format!("{}  inv.pdf", "00ff".repeat(16)));
         let s = Subject { name: "inv.pdf", checksum_text: Some(&bad), ..s };
         let got = c.run(&s).unwrap();
-        assert!(got[1].contains("does not match the pattern") && got[2].contains("but inv.pdf.sha256 says \"00ff\""), "{got:?}");
+        assert!(
+            got[1].contains("does not match the pattern") && got[2].ends_with(&format!("but inv.pdf.sha256 says {}", "00ff".repeat(16))),
+            "{got:?}"
+        );
         let missing = Err("not found".to_string());
         let s = Subject { checksum_text: Some(&missing), ..s };
         assert!(c.run(&s).unwrap()[2].contains("inv.pdf.sha256 is missing: not found"));
