@@ -99,14 +99,21 @@ pub fn text(v: &Value) -> String {
     crate::steps::write::cell(Some(v))
 }
 
-/// A non-negative whole number argument (a width, a count of digits), from a number or text.
+/// The largest width or length a helper takes: a field is a line's part, and a width read
+/// from the data (`{{lpad sku record.width}}`) must not make a record of gigabytes.
+pub const MAX_COUNT: u64 = 65_536;
+
+/// A whole number argument from 0 to [`MAX_COUNT`] (a width, a count of digits), from a
+/// number or text.
 pub fn count_arg(h: &Helper<'_>, v: &Value, what: &str) -> Result<usize, RenderError> {
     let n = match v {
         Value::Number(n) => n.as_u64(),
         Value::String(s) => s.trim().parse::<u64>().ok(),
         _ => None,
     };
-    n.and_then(|n| usize::try_from(n).ok()).ok_or_else(|| fail(h, format!("{what} must be a whole number from 0, not {v}")))
+    n.filter(|n| *n <= MAX_COUNT)
+        .and_then(|n| usize::try_from(n).ok())
+        .ok_or_else(|| fail(h, format!("{what} must be a whole number from 0 to {MAX_COUNT}, not {v}")))
 }
 
 /// A string hash argument of exactly one character (`fill="0"`, `delimiter=";"`).

@@ -147,7 +147,10 @@ mod tests {
         );
         assert_eq!(render("[{{pad none 3 fill=\".\"}}][{{pad name \"3\"}}][{{pad name 0}}]", d.clone()).unwrap(), "[...][Mül][]");
         let e = render("{{pad name -1}}", d.clone()).unwrap_err();
-        assert!(e.contains("line 1, col 1") && e.contains("`pad`: the width must be a whole number from 0, not -1"), "{e}");
+        assert!(e.contains("line 1, col 1") && e.contains("`pad`: the width must be a whole number from 0 to 65536, not -1"), "{e}");
+        // A width from the data is bounded (a huge one would make a record of gigabytes).
+        let e = render("{{lpad n big}}", json!({"n": 1, "big": 99_999_999_999u64})).unwrap_err();
+        assert!(e.contains("`lpad`: the width must be a whole number from 0 to 65536, not 99999999999"), "{e}");
         assert!(render("{{pad name}}", d.clone()).unwrap_err().contains("`pad`: needs a width"));
         assert!(render("{{lpad n 3 fill=\"\"}}", d).unwrap_err().contains("fill must be one character"));
     }
