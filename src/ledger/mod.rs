@@ -71,6 +71,11 @@ pub enum LedgerError {
     /// A read-only open found no database file: nothing has run with this state folder.
     #[error("no ledger yet at {0} (nothing has run)")]
     Missing(PathBuf),
+    /// The last writer was killed and the repair redb needs could not be made here.
+    #[error(
+        "ledger {path} was not closed cleanly (a wharf process was killed) and could not be repaired here ({cause}); the next `wharf run` or `wharf serve` with write access to it repairs it"
+    )]
+    NeedsRepair { path: PathBuf, cause: String },
     /// A write through a handle from [`Ledger::open_read_only`].
     #[error("ledger {0} is open read-only here (another process writes it)")]
     ReadOnly(PathBuf),
@@ -216,6 +221,20 @@ impl Ledger {
         }
         let db = match builder().open_read_only(path) {
             Ok(db) => db,
+            // The last writer was killed: redb repairs the file only for a writer, and refuses
+            // readers until then. Repair it as the next `wharf run` would (nothing committed is
+            // lost), unless a writer has it open — which repaired it when it opened.
+            Err(redb::DatabaseError::RepairAborted) => match Ledger::open(path) {
+                Ok(writer) => {
+                    tracing::info!(ledger = %path.display(), "The ledger was not closed cleanly (a wharf process was killed); repaired.");
+                    drop(writer);
+                    builder().open_read_only(path).map_err(|e| LedgerError::Db { path: path.to_path_buf(), source: e.into() })?
+                }
+                Err(LedgerError::Busy(_)) => {
+                    builder().open_read_only(path).map_err(|e| LedgerError::Db { path: path.to_path_buf(), source: e.into() })?
+                }
+                Err(e) => return Err(LedgerError::NeedsRepair { path: path.to_path_buf(), cause: e.to_string() }),
+            },
             Err(redb::DatabaseError::Storage(redb::StorageError::Io(e))) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(LedgerError::Missing(path.to_path_buf()));
             }
@@ -751,6 +770,21 @@ mod tests {
         created.sort();
         listed.sort();
         assert_eq!(created, listed);
+    }
+
+    /// A writer killed (SIGKILL, power cut) leaves a file redb repairs only for a writer: a
+    /// read-only command (`wharf runs` right after the crash) repairs it when no writer has it
+    /// open, and reads what was committed.
+    #[test]
+    fn a_reader_after_a_killed_writer_repairs_the_ledger() {
+        let dir = tempfile::tempdir().unwrap();
+        let (live, crashed) = (dir.path().join("live.redb"), dir.path().join("ledger.redb"));
+        let w = Ledger::open(&live).unwrap();
+        w.begin_run("a", 1).unwrap();
+        // The file as a killed writer leaves it: copied while the writer has it open.
+        std::fs::copy(&live, &crashed).unwrap();
+        let r = Ledger::open_read_only(&crashed).unwrap();
+        assert_eq!(r.runs(None, 10).unwrap().len(), 1);
     }
 
     #[test]
