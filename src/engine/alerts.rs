@@ -32,7 +32,9 @@ pub(super) fn judge(flow: &Flow, prev: &FlowHealth, report: &RunReport, now: Mil
         subject: subject.to_string(),
         detail,
     };
-    for f in report.files.iter().filter(|f| f.outcome == Outcome::Quarantined) {
+    // Quarantined files: the run's own, and responses refused by the response's steps.
+    let responses = report.responses.iter().filter_map(|r| r.file.as_ref());
+    for f in report.files.iter().chain(responses).filter(|f| f.outcome == Outcome::Quarantined) {
         events.push(event(EventKind::Quarantined, &f.path, f.detail.clone()));
     }
     let unreachable = report.status == RunStatus::Aborted && report.error_kind.is_some_and(ErrorKind::is_transient);
@@ -72,9 +74,10 @@ fn failure_detail(report: &RunReport) -> String {
     if let Some(e) = &report.error {
         return format!("run {} aborted: {e}", report.run);
     }
-    let failed: Vec<_> = report.files.iter().filter(|f| f.outcome == Outcome::Failed).collect();
+    let responses = report.responses.iter().filter_map(|r| r.file.as_ref());
+    let failed: Vec<_> = report.files.iter().chain(responses).filter(|f| f.outcome == Outcome::Failed).collect();
     match failed.as_slice() {
-        [] => format!("run {} failed: a response could not be taken", report.run),
+        [] => format!("run {} failed", report.run),
         [f] => format!("run {}: {} failed: {}", report.run, f.path, f.detail),
         [f, rest @ ..] => format!("run {}: {} files failed; first {}: {}", report.run, rest.len() + 1, f.path, f.detail),
     }
@@ -160,5 +163,38 @@ mod tests {
         assert_eq!(h.failing_streak, 2);
         let (_, evs) = judge(&f, &h, &report(RunStatus::Ok, None, &[(Outcome::Quarantined, "in/c.csv")]), 3);
         assert_eq!(kinds(&evs), [EventKind::Quarantined, EventKind::Recovered]);
+    }
+
+    /// Responses are files too: one refused by the response's steps raises `quarantined`, one
+    /// that could not be taken is named in `failed`.
+    #[test]
+    fn responses_raise_the_events_of_their_files() {
+        use crate::engine::awaits::ResponseReport;
+        use crate::ledger::AwaitState;
+        let f = flow();
+        let resp = |path: &str, outcome: Outcome, detail: &str, state: AwaitState| ResponseReport {
+            request: "a.csv".into(),
+            expected: path.into(),
+            state,
+            detail: String::new(),
+            file: Some(FileReport {
+                path: format!("/{path}"),
+                outcome,
+                detail: detail.into(),
+                targets: vec![],
+                bytes: 0,
+                error_kind: None,
+                records: None,
+            }),
+        };
+        let mut r = report(RunStatus::Failed, None, &[]);
+        r.responses = vec![
+            resp("out/a.ack", Outcome::Quarantined, "the file is empty", AwaitState::Rejected),
+            resp("out/b.ack", Outcome::Failed, "sink acks: /b.ack already exists", AwaitState::Waiting),
+        ];
+        let (_, evs) = judge(&f, &FlowHealth::default(), &r, 1);
+        assert_eq!(kinds(&evs), [EventKind::Quarantined, EventKind::Failed]);
+        assert_eq!((evs[0].subject.as_str(), evs[0].detail.as_str()), ("/out/a.ack", "the file is empty"));
+        assert!(evs[1].detail.contains("/out/b.ack failed: sink acks: /b.ack already exists"), "{}", evs[1].detail);
     }
 }

@@ -154,26 +154,35 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
     let mut out = Vec::with_capacity(open.len());
     for mut a in open {
         let mut file = None;
-        if let Some(entry) = listed.get(&a.expected) {
-            let (f, abort) = lifecycle::process(&rcx, entry, entry.path.name(), None).await?;
-            if abort {
-                let msg = format!("flow {}: {}: {}", rflow.name, f.path, f.detail);
-                return Err(RunAbort::File(msg, f.error_kind.unwrap_or(ErrorKind::Protocol)));
+        match listed.get(&a.expected) {
+            Some(entry) if older_than_request(entry, &a) => file = Some(stale(entry, &a)),
+            Some(entry) => {
+                let (f, abort) = lifecycle::process(&rcx, entry, entry.path.name(), None).await?;
+                if abort {
+                    let msg = format!("flow {}: {}: {}", rflow.name, f.path, f.detail);
+                    return Err(RunAbort::File(msg, f.error_kind.unwrap_or(ErrorKind::Protocol)));
+                }
+                // "Already delivered" is an earlier round trip's response kept on the server.
+                file = Some(f).filter(|f| f.outcome != Outcome::Skipped);
             }
-            // "Already delivered" is an earlier round trip's response kept on the server.
-            file = Some(f).filter(|f| f.outcome != Outcome::Skipped);
+            None => {}
         }
         // Taken for *this* request: done or quarantined after the request was sent.
         let taken = cx
             .ledger
             .file(&rflow.name, &a.expected)?
             .filter(|r| r.updated >= a.sent_at && matches!(r.state, FileState::Done | FileState::Quarantined));
-        let before = a.clone();
-        let event = judge(&mut a, taken.as_ref(), file.as_ref(), now);
-        if a != before
-            && let Some(ev) = cx.ledger.update_await(&a, event, now)?
-        {
-            tracing::warn!(flow = %cx.flow.name, request = %a.request, expected = %a.expected, kind = ev.kind.as_str(), detail = %ev.detail, "Response event.");
+        // Each change is stored with its event: an await that passed its deadline and its
+        // expiry while no run looked becomes overdue, then expired (two events).
+        for _ in 0..3 {
+            let before = a.clone();
+            let event = judge(&mut a, taken.as_ref(), file.as_ref(), now);
+            if a == before {
+                break;
+            }
+            if let Some(ev) = cx.ledger.update_await(&a, event, now)? {
+                tracing::warn!(flow = %cx.flow.name, request = %a.request, expected = %a.expected, kind = ev.kind.as_str(), detail = %ev.detail, "Response event.");
+            }
         }
         out.push(ResponseReport { detail: describe(&a, file.as_ref()), request: a.request, expected: a.expected, state: a.state, file });
     }
@@ -224,17 +233,48 @@ fn judge(a: &mut AwaitRecord, taken: Option<&FileRecord>, file: Option<&FileRepo
         a.state = AwaitState::Answered;
         return None;
     }
-    if let Some(expire_at) = a.expire_at.filter(|&e| now >= e) {
-        a.state = AwaitState::Expired;
-        let detail = format!("no {} by {}; no longer awaited", subject(a), date(expire_at));
-        return Some((EventKind::Expired, detail));
-    }
+    // Overdue first, also when the expiry has passed too (no run looked meanwhile): a rule
+    // on `overdue` hears of every await that missed its deadline.
     if a.state == AwaitState::Waiting && now > a.deadline_at {
         a.state = AwaitState::Overdue;
         let detail = format!("{} was due by {}", subject(a), date(a.deadline_at));
         return Some((EventKind::Overdue, detail));
     }
+    if let Some(expire_at) = a.expire_at.filter(|&e| now >= e) {
+        a.state = AwaitState::Expired;
+        let detail = format!("no {} by {}; no longer awaited", subject(a), date(expire_at));
+        return Some((EventKind::Expired, detail));
+    }
     None
+}
+
+/// How much older than its request a response may look and still answer it: the server's
+/// clock may be somewhat behind ours.
+const CLOCK_SLACK: Millis = 10 * 60 * 1000;
+
+/// Whether the file named like the response was last written well before the request was
+/// sent: it is not the answer to it (left over from an earlier exchange, or there before the
+/// flow started), and is never taken for it.
+fn older_than_request(entry: &Entry, a: &AwaitRecord) -> bool {
+    super::identity::mtime_millis(entry).is_some_and(|m| m.saturating_add(CLOCK_SLACK) < a.sent_at)
+}
+
+/// The report of a response file too old to answer its request.
+fn stale(entry: &Entry, a: &AwaitRecord) -> FileReport {
+    let written = super::identity::mtime_millis(entry).map(date).unwrap_or_default();
+    FileReport {
+        path: entry.path.to_string(),
+        outcome: Outcome::Skipped,
+        detail: format!(
+            "{} was last written on {written}, before the request was sent ({}): not taken as its answer (remove or move it; a server clock far behind ours shows as this too)",
+            entry.path,
+            date(a.sent_at)
+        ),
+        targets: vec![],
+        bytes: entry.size,
+        error_kind: None,
+        records: None,
+    }
 }
 
 /// The summary line's words for an await after this run.
@@ -300,6 +340,11 @@ mod tests {
         assert_eq!(judge(&mut a, None, None, 45 * MIN), None);
         assert_eq!(a.state, AwaitState::Overdue);
         assert_eq!(judge(&mut a, None, None, 60 * MIN).map(|e| e.0), Some(EventKind::Expired));
+        assert_eq!(a.state, AwaitState::Expired);
+        // No run looked between the deadline and the expiry: overdue first, then expired.
+        let mut a = open();
+        assert_eq!(judge(&mut a, None, None, 90 * MIN).map(|e| e.0), Some(EventKind::Overdue));
+        assert_eq!(judge(&mut a, None, None, 90 * MIN).map(|e| e.0), Some(EventKind::Expired));
         assert_eq!(a.state, AwaitState::Expired);
     }
 
@@ -402,6 +447,30 @@ mod tests {
         let r = run(&flow, &ledger, d).await;
         assert_eq!(r.responses[0].state, AwaitState::Late, "{r:#?}");
         assert_eq!(kinds(&ledger), [EventKind::Overdue, EventKind::Late]);
+    }
+
+    /// A file named like the response that was there long before the request was sent (an
+    /// earlier exchange's ack, kept) is not its answer.
+    #[tokio::test]
+    async fn a_response_older_than_its_request_is_not_taken() {
+        let (dir, flow) = round_trip("1h");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        let old = d.join("partner/outbox/o1.ack");
+        std::fs::write(&old, "yesterday's ack").unwrap();
+        let two_days_ago = std::time::SystemTime::now() - Duration::from_secs(2 * 86_400);
+        std::fs::File::options().write(true).open(&old).unwrap().set_modified(two_days_ago).unwrap();
+        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        let resp = &r.responses[0];
+        assert_eq!(resp.state, AwaitState::Waiting, "{r:#?}");
+        assert!(resp.detail.contains("before the request was sent") && resp.detail.contains("not taken as its answer"), "{}", resp.detail);
+        assert!(old.exists() && !d.join("acks/o1.ack").exists());
+        // The partner's answer replaces it: taken.
+        std::fs::write(&old, "ack").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/o1.ack")).unwrap(), "ack");
     }
 
     #[test]
