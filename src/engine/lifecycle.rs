@@ -203,6 +203,8 @@ async fn advance(
     let mut fresh = false;
     // A sink took the staged file by renaming it: nothing left to remove.
     let mut staged_gone = false;
+    // Targets this run found there already and left alone (`if_exists: skip`), for the report.
+    let mut left_alone: Vec<String> = Vec::new();
     loop {
         match rec.state {
             FileState::Claimed | FileState::Staging => {
@@ -308,7 +310,8 @@ async fn advance(
                 let mut failed: Option<FileError> = None;
                 for i in 0..cx.sinks.len() {
                     match deliver_one(cx, rec, rel, i, &p, kept.as_deref()).await {
-                        Ok(took) => {
+                        Ok(Sent { took, skipped }) => {
+                            left_alone.extend(skipped.map(|t| format!("{}:{t}", cx.flow.sinks[i].endpoint)));
                             staged_gone |= took;
                             if took {
                                 *kept = None;
@@ -400,6 +403,9 @@ async fn advance(
                     Some(_) => cx.ledger.file_result(flow, &rec.path)?.filter(|r| r.output.is_some()).map(|r| r.counts),
                     None => None,
                 };
+                if !left_alone.is_empty() {
+                    detail.push_str(&format!("; {} was there already and left as it was (if_exists: skip)", left_alone.join(", ")));
+                }
                 if let Some(c) = &records {
                     detail.push_str(&format!(
                         "; records: {} read, {} valid, {} rejected, {} skipped, {} written",
@@ -490,15 +496,22 @@ fn payload(cx: &Ctx<'_>, rec: &FileRecord, entry: &Entry, staged: &Path) -> Resu
     })
 }
 
+/// What [`deliver_one`] did.
+struct Sent {
+    /// The sink took the payload's file itself (it is gone).
+    took: bool,
+    /// The target was there already and left as it was (`if_exists: skip`).
+    skipped: Option<RemotePath>,
+}
+
 /// Delivers the payload (and its rejects file) to sink `i`, except what that sink already
-/// confirmed; `data`: the payload's bytes, when it is held in memory. Returns whether the
-/// sink took the payload's file itself (it is gone).
-async fn deliver_one(cx: &Ctx<'_>, rec: &mut FileRecord, rel: &str, i: usize, p: &Payload, data: Option<&[u8]>) -> Result<bool, FileError> {
+/// confirmed; `data`: the payload's bytes, when it is held in memory.
+async fn deliver_one(cx: &Ctx<'_>, rec: &mut FileRecord, rel: &str, i: usize, p: &Payload, data: Option<&[u8]>) -> Result<Sent, FileError> {
     let sink = &cx.flow.sinks[i];
     let ep = &*cx.sinks[i];
     let idx = i as u32;
     let rel_dir = rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-    let mut took = false;
+    let (mut took, mut skipped) = (false, None);
     let target = match recovered(cx, rec, ep, idx, p.size).await? {
         Some(t) => {
             // Delivered before a crash; its trigger may not have been written yet.
@@ -521,6 +534,9 @@ async fn deliver_one(cx: &Ctx<'_>, rec: &mut FileRecord, rel: &str, i: usize, p:
             if uploaded && sink.trigger.is_some() {
                 trigger(cx, rec, i, &t, rel_dir).await?;
             }
+            if !uploaded {
+                skipped = Some(t.clone());
+            }
             t
         }
     };
@@ -533,7 +549,7 @@ async fn deliver_one(cx: &Ctx<'_>, rec: &mut FileRecord, rel: &str, i: usize, p:
             send(cx, rec, i, ridx, &target.parent(), &name, rel_dir, (file, None), *size, false, false).await?;
         }
     }
-    Ok(took)
+    Ok(Sent { took, skipped })
 }
 
 /// The recorded target of delivery `idx` when that delivery is complete: confirmed, or found

@@ -222,6 +222,22 @@ async fn done_file_is_required_and_disposed_with_its_data_file() {
     assert!(fx.src.join("in/processed/a.csv.done").exists());
 }
 
+/// `if_exists: skip` leaves the partner's file; the report says so instead of calling it
+/// delivered like any other.
+#[tokio::test]
+async fn a_target_skipped_by_if_exists_is_reported_as_left_alone() {
+    let mut fx = fixture();
+    fx.flow.sinks[0].if_exists = IfExists::Skip;
+    std::fs::create_dir_all(fx.dst.join("inbox")).unwrap();
+    std::fs::write(fx.dst.join("inbox/a.csv"), b"theirs").unwrap();
+    fx.put("in/a.csv", b"ours");
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 1, "{r:#?}");
+    let d = &r.files[0].detail;
+    assert!(d.contains("erp:/inbox/a.csv was there already and left as it was (if_exists: skip)"), "{d}");
+    assert_eq!(read(&fx.dst.join("inbox/a.csv")), b"theirs");
+}
+
 #[tokio::test]
 async fn if_exists_fail_fails_the_file_and_keeps_the_source_until_fixed() {
     let fx = fixture();
