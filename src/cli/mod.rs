@@ -29,7 +29,7 @@ mod trigger;
 mod trust;
 mod validate;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -110,7 +110,10 @@ pub fn run() -> ExitCode {
     // A daemon's log is its output: info by default.
     let verbose = if matches!(cli.command, Command::Serve(_)) { cli.verbose.max(1) } else { cli.verbose };
     logging::init(cli.log_format, verbose);
-    let global = Global { state_dir: cli.state_dir.clone() };
+    if only_prints(&cli.command) {
+        die_quietly_on_closed_output();
+    }
+    let global = Global::new(&cli.state_dir);
     let res = match cli.command {
         Command::Validate(a) => validate::run(a),
         Command::Schema(a) => schema::run(a),
@@ -138,6 +141,34 @@ pub fn run() -> ExitCode {
     }
 }
 
+/// Commands that only read and print: cut off by a closed pipe (`wharf runs | head`), they
+/// may simply end, as `ls` does. The others (a run, a daemon) must finish their work whatever
+/// becomes of their output.
+fn only_prints(c: &Command) -> bool {
+    match c {
+        Command::Validate(_)
+        | Command::Schema(_)
+        | Command::Plan(_)
+        | Command::Runs(_)
+        | Command::Files(_)
+        | Command::Awaits(_)
+        | Command::Events(_)
+        | Command::Status(_) => true,
+        Command::Quarantine(q) => matches!(q.command, quarantine::Sub::List { .. } | quarantine::Sub::Show { .. }),
+        _ => false,
+    }
+}
+
+/// Restores the default action of SIGPIPE (the Rust runtime ignores it, so that a write to a
+/// closed pipe fails instead, and `println!` then panics).
+fn die_quietly_on_closed_output() {
+    // SAFETY: called at start-up, before any thread writes to a pipe; only changes the
+    // disposition of one signal to its default.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_DFL);
+    }
+}
+
 /// The error and its causes, `: `-separated (as `{:#}` prints them), leaving out a cause
 /// whose text an outer message already holds: the library's errors name their cause in
 /// their own message and also expose it as their `source`.
@@ -159,12 +190,26 @@ fn causes(e: &anyhow::Error) -> String {
 /// Options every subcommand may use.
 #[derive(Debug, Clone)]
 pub struct Global {
+    /// Absolute: `wharf serve` records its control socket's path from it, and `wharf status`
+    /// or `trigger` run from another folder must find that socket.
     pub state_dir: PathBuf,
+}
+
+impl Global {
+    pub fn new(state_dir: &Path) -> Self {
+        Global { state_dir: std::path::absolute(state_dir).unwrap_or_else(|_| state_dir.to_path_buf()) }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_state_folder_is_made_absolute() {
+        let g = Global::new(Path::new(".wharf"));
+        assert!(g.state_dir.is_absolute() && g.state_dir.ends_with(".wharf"), "{}", g.state_dir.display());
+    }
 
     #[test]
     fn a_cause_already_in_the_message_is_printed_once() {
