@@ -265,6 +265,16 @@ impl Checker<'_, '_> {
             );
             return None;
         }
+        if name.ends_with(".response") {
+            self.problem(
+                "/name",
+                format!(
+                    "`{name}`: names ending in `.response` are kept for round trips (the responses of flow `{}` are recorded under this name)",
+                    name.trim_end_matches(".response")
+                ),
+            );
+            return None;
+        }
         Some(name.to_string())
     }
 

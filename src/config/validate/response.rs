@@ -11,7 +11,8 @@ use std::time::Duration;
 use super::Checker;
 use crate::config::flow::{Disposition, Flow, Identity, OnError, Quarantine, Ready, Response, Sink, Source};
 use crate::config::raw_response::RawResponse;
-use crate::template::NameTemplate;
+use crate::endpoint::RemotePath;
+use crate::template::{NameTemplate, NameVars};
 
 const AT: &str = "/response";
 
@@ -124,6 +125,17 @@ impl Checker<'_, '_> {
         }
         let built_sinks: Vec<Option<Sink>> =
             raw.sinks.into_iter().enumerate().map(|(i, s)| self.sink(&format!("{AT}/sinks/{i}"), s, defined, rs)).collect();
+        if let Some(src) = source {
+            // Responses delivered where the flow takes its requests would go out as requests.
+            for (i, s) in built_sinks.iter().enumerate() {
+                if let Some(folder) = s.as_ref().filter(|s| s.endpoint == src.endpoint).and_then(static_folder) {
+                    self.not_rescanned(&format!("{AT}/sinks/{i}/path"), &folder, src, "responses delivered there");
+                }
+            }
+        }
+        if let (Some(t), Some(rs)) = (&name, rs) {
+            self.answerable(t, rs, sinks.unwrap_or_default());
+        }
         let after = self.disposition(&format!("{AT}/after"), raw.after, rs);
         // The content checks name their paths as at the top of a flow: put them under `/response`.
         let first = self.problems.len();
@@ -145,6 +157,50 @@ impl Checker<'_, '_> {
             quarantine,
         })
     }
+}
+
+impl Checker<'_, '_> {
+    /// A response name must tell requests apart, and must not name what the flow itself
+    /// writes beside a request in the response folder (the request, or its trigger, would
+    /// answer itself).
+    fn answerable(&mut self, name: &NameTemplate, rs: &Source, sinks: &[Option<Sink>]) {
+        let at = format!("{AT}/name");
+        let vars = |n: &str| NameVars::new(n, "", 1, 1, std::time::UNIX_EPOCH);
+        let (Ok(a), Ok(b)) = (name.render(&vars("a.csv")), name.render(&vars("b.xml"))) else { return };
+        if a == b {
+            self.problem(
+                at,
+                format!(
+                    "`{}` gives `{a}` whatever the request: every request would await the same file (use `{{{{stem}}}}` or `{{{{name}}}}`)",
+                    name.source()
+                ),
+            );
+            return;
+        }
+        for s in sinks.iter().flatten().filter(|s| s.endpoint == rs.endpoint && static_folder(s).as_ref() == Some(&rs.path)) {
+            let Ok(delivered) = s.name.render(&vars("a.csv")) else { continue };
+            let Ok(expected) = name.render(&vars(&delivered)) else { continue };
+            let trigger = s.trigger.as_ref().and_then(|t| t.render(&vars(&delivered)).ok());
+            let what = if expected == delivered {
+                "the request itself"
+            } else if trigger.as_deref() == Some(expected.as_str()) {
+                "the request's trigger file"
+            } else {
+                continue;
+            };
+            self.problem(
+                at,
+                format!("the response is awaited in `{}`, where sink `{}` delivers the requests, and is named like {what}: each request would answer itself", rs.path, s.endpoint),
+            );
+            return;
+        }
+    }
+}
+
+/// A sink's folder when it is the same for every file (no template).
+fn static_folder(s: &Sink) -> Option<RemotePath> {
+    let text = s.path.source();
+    if text.contains("{{") { None } else { RemotePath::parse(text).ok() }
 }
 
 /// `None` when an optional setting was given but invalid.
@@ -199,6 +255,41 @@ sinks: [ { endpoint: archive, path: /sent }, { endpoint: partner, path: /inbox }
         assert_eq!(r.flow.after_success, Disposition::Keep);
     }
 
+    /// Round trips that would loop or match the wrong file are refused: responses delivered
+    /// where requests are taken, a response named like the request (or its trigger) in the
+    /// folder it is delivered to, a response name that does not depend on the request.
+    #[test]
+    fn round_trips_that_loop_or_answer_themselves_are_refused() {
+        let p = problems(&format!(
+            "{BASE}response: {{ endpoint: partner, path: /outbox, name: \"{{{{stem}}}}.ack\", deadline: 1h, sinks: [ {{ endpoint: out, path: / }} ] }}\n"
+        ));
+        assert!(
+            p.iter().any(|m| m.contains("/response/sinks/0/path") && m.contains("is the source folder: responses delivered there")),
+            "{p:#?}"
+        );
+        let p = problems(&format!(
+            "{BASE}response: {{ endpoint: partner, path: /inbox, name: \"{{{{name}}}}\", deadline: 1h, sinks: [ {{ endpoint: archive, path: /acks }} ] }}\n"
+        ));
+        assert!(p.iter().any(|m| m.contains("/response/name") && m.contains("named like the request itself")), "{p:#?}");
+        let with_trigger =
+            BASE.replace("{ endpoint: partner, path: /inbox }", "{ endpoint: partner, path: /inbox, trigger: \"{{name}}.go\" }");
+        let p = problems(&format!(
+            "{with_trigger}response: {{ endpoint: partner, path: /inbox, name: \"{{{{name}}}}.go\", deadline: 1h, sinks: [ {{ endpoint: archive, path: /acks }} ] }}\n"
+        ));
+        assert!(p.iter().any(|m| m.contains("named like the request's trigger file")), "{p:#?}");
+        let p = problems(&format!(
+            "{BASE}response: {{ endpoint: partner, path: /outbox, name: \"ack{{{{rel_dir}}}}.txt\", deadline: 1h, sinks: [ {{ endpoint: archive, path: /acks }} ] }}\n"
+        ));
+        assert!(p.iter().any(|m| m.contains("gives `ack.txt` whatever the request")), "{p:#?}");
+        // In the same folder, a different name is fine.
+        run(&format!(
+            "{BASE}response: {{ endpoint: partner, path: /inbox, name: \"{{{{stem}}}}.ack\", deadline: 1h, sinks: [ {{ endpoint: archive, path: /acks }} ] }}\n"
+        ))
+        .unwrap();
+        let p = problems(&BASE.replace("name: orders", "name: orders.response"));
+        assert!(p.iter().any(|m| m.contains("names ending in `.response` are kept for round trips")), "{p:#?}");
+    }
+
     #[test]
     fn every_problem_is_reported_under_response() {
         let p = problems(&format!(
@@ -218,7 +309,7 @@ sinks: [ { endpoint: archive, path: /sent }, { endpoint: partner, path: /inbox }
             assert!(got.ends_with(want), "{got:?} should end with {want:?}");
         }
         let p = problems(&format!(
-            "{BASE}response: {{ endpoint: out, path: /, name: a.ack, deadline: 1h, expire_after: 30m, sinks: [ {{ endpoint: archive, path: /acks }} ] }}\n"
+            "{BASE}response: {{ endpoint: out, path: /, name: \"{{{{stem}}}}.ack\", deadline: 1h, expire_after: 30m, sinks: [ {{ endpoint: archive, path: /acks }} ] }}\n"
         ));
         assert_eq!(
             p,
@@ -228,7 +319,7 @@ sinks: [ { endpoint: archive, path: /sent }, { endpoint: partner, path: /inbox }
             ]
         );
         let p = problems(&format!(
-            "{BASE}response: {{ endpoint: partner, path: /out, name: a.ack, deadline: 1h, sinks: [ {{ endpoint: partner, path: /out }} ] }}\n"
+            "{BASE}response: {{ endpoint: partner, path: /out, name: \"{{{{stem}}}}.ack\", deadline: 1h, sinks: [ {{ endpoint: partner, path: /out }} ] }}\n"
         ));
         assert_eq!(p, ["`/out` is the source folder: delivered files would be picked up again (at /response/sinks/0/path)"]);
         let p = problems(&format!(
