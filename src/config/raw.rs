@@ -464,7 +464,7 @@ pub struct RawSink {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum IfExists {
-    /// Fail the file (it is retried on the next run).
+    /// Fail the file: `after.failure` applies (with `keep`, the default, it is tried again on the next run, and delivered once the name is free).
     #[default]
     Fail,
     /// Replace the existing file.
