@@ -24,6 +24,10 @@ use super::{FileReport, Outcome, RunOptions, RunReport, content, disposition, en
 pub enum QuarantineError {
     #[error("flow {flow}: {path} is not quarantined (see `wharf quarantine list {flow}`)")]
     NotQuarantined { flow: String, path: String },
+    #[error(
+        "flow {flow}: the quarantined copy of /{path}, {copy}, is gone: nothing to reprocess (`wharf quarantine release {flow} /{path}` forgets the file, and a run takes it again if it is at the source)"
+    )]
+    CopyGone { flow: String, path: String, copy: String },
     #[error("flow {flow}: {path}: {source}")]
     File {
         flow: String,
@@ -184,6 +188,14 @@ pub async fn release(flow: &Flow, ledger: &Ledger, path: &str) -> Result<Vec<Str
 pub async fn reprocess(flow: &Flow, ledger: &Ledger, opts: &RunOptions, path: &str) -> Result<RunReport, QuarantineError> {
     let path = ledger_path(path);
     let (mut rec, q) = quarantined(ledger, flow, &path)?;
+    // A copy someone removed is the operator's business, not a failed run of the flow.
+    if let Some(copy) = q.copy.as_deref().and_then(|c| RemotePath::parse(c).ok()) {
+        let file_err = |source| QuarantineError::File { flow: flow.name.clone(), path: path.clone(), source: Box::new(source) };
+        let ep = quarantine_endpoint(flow, &q).await.map_err(file_err)?;
+        if ep.stat(&copy).await.map_err(|e| file_err(e.into()))?.is_none() {
+            return Err(QuarantineError::CopyGone { flow: flow.name.clone(), path, copy: format!("{}:{copy}", q.endpoint) });
+        }
+    }
     let now = opts.now.unwrap_or_else(std::time::SystemTime::now);
     let mut run = ledger.begin_run(&flow.name, to_millis(now))?;
     let mut report = RunReport::new(flow, run.id);

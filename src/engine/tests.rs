@@ -599,6 +599,13 @@ async fn an_invalid_file_is_quarantined_with_reports_and_the_source_disposed_of(
     std::fs::write(fx._dir.path().join("roster.rhai"), "fn map(r) { #{ id: r.id, email: r.email } }").unwrap();
     with_steps(&mut fx, "- parse: { format: csv }\n- write: { format: csv, columns: [id, email] }\n", "skip", None);
     let opts = RunOptions::new(fx.state.join("staging"));
+    // A copy someone moved away: said so, and no run is recorded for it.
+    let runs = fx.ledger.runs(Some("t"), 100).unwrap().len();
+    std::fs::rename(fx.src.join("rejected/roster-1.csv"), fx.src.join("aside.csv")).unwrap();
+    let e = quarantine::reprocess(&fx.flow, &fx.ledger, &opts, "/in/roster.csv").await.unwrap_err();
+    assert!(e.to_string().contains("the quarantined copy of /in/roster.csv, partner:/rejected/roster-1.csv, is gone"), "{e}");
+    assert_eq!(fx.ledger.runs(Some("t"), 100).unwrap().len(), runs);
+    std::fs::rename(fx.src.join("aside.csv"), fx.src.join("rejected/roster-1.csv")).unwrap();
     let r = quarantine::reprocess(&fx.flow, &fx.ledger, &opts, "/in/roster.csv").await.unwrap();
     assert_eq!((r.counts.delivered, r.status), (1, RunStatus::Ok), "{r:#?}");
     assert_eq!(read(&fx.dst.join("inbox/roster.csv")), b"id,email\n1,a@x\nzwei,b@x\n");
