@@ -198,7 +198,8 @@ fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: 
         return Ok(Action::Quarantine { why: format!("would be quarantined{to} by a check step: {}", refused.join("; ")) });
     }
     let rel_dir = c.rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-    let vars = NameVars::new(c.entry.path.name(), rel_dir, c.entry.size, run, now);
+    // Named as a run names it: after the output's extension when the steps write another format.
+    let vars = NameVars::new(&super::content::delivered_name(flow.steps.as_ref(), c.entry.path.name()), rel_dir, c.entry.size, run, now);
     let targets = flow
         .sinks
         .iter()

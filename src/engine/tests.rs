@@ -618,6 +618,21 @@ async fn an_invalid_file_is_quarantined_with_reports_and_the_source_disposed_of(
     ));
 }
 
+/// `wharf plan` names targets as a run does: with the output's extension when the steps
+/// write another format.
+#[tokio::test]
+async fn plan_names_targets_with_the_output_extension() {
+    let mut fx = fixture();
+    with_steps(&mut fx, "- parse: { format: csv }\n- write: { format: jsonl }\n", "quarantine", None);
+    fx.flow.sinks[0].name = NameTemplate::new("{{stem}}-{{run}}.{{ext}}").unwrap();
+    fx.put("in/a.csv", b"id,email\n1,a@x\n");
+    let plan = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now()).await.unwrap();
+    let super::plan::Action::Deliver { targets, .. } = &plan.files[0].action else { panic!("{plan:#?}") };
+    assert_eq!(targets, &["erp:/inbox/a-1.jsonl"]);
+    let r = fx.run().await;
+    assert_eq!(r.files[0].targets, ["erp:/inbox/a-1.jsonl"], "{r:#?}");
+}
+
 #[tokio::test]
 async fn skip_delivers_good_rows_and_a_rejects_file_until_the_threshold() {
     let mut fx = fixture();
