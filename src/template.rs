@@ -67,7 +67,13 @@ impl NameTemplate {
 
     /// Renders with `vars`.
     pub fn render(&self, vars: &NameVars) -> Result<String, String> {
-        self.registry.render(NAME, vars).map_err(|e| format!("template {:?}: {}", self.source, e.reason()))
+        self.registry.render(NAME, vars).map_err(|e| match e.reason() {
+            RenderErrorReason::MissingVariable(Some(v)) => format!(
+                "template {:?}: unknown variable `{v}` (a name template knows name, stem, ext, rel_dir, size, run and the `date` helper)",
+                self.source
+            ),
+            reason => format!("template {:?}: {reason}", self.source),
+        })
     }
 
     /// The template text as written.
@@ -131,6 +137,15 @@ fn to_strftime(fmt: &str) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn an_unknown_variable_is_named_with_the_known_ones() {
+        let e = NameTemplate::new("{{nme}}.csv").unwrap().check().unwrap_err();
+        assert_eq!(
+            e,
+            "template \"{{nme}}.csv\": unknown variable `nme` (a name template knows name, stem, ext, rel_dir, size, run and the `date` helper)"
+        );
+    }
 
     #[test]
     fn renders_variables_and_dates() {

@@ -31,7 +31,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if awaits.is_empty() {
-        println!("no awaited responses recorded{}", args.flow.map(|f| format!(" for flow {f}")).unwrap_or_default());
+        let what = if args.open { "no open awaited responses (waiting or overdue)" } else { "no awaited responses recorded" };
+        println!("{what}{}", args.flow.map(|f| format!(" for flow {f}")).unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
     }
     println!(

@@ -35,9 +35,28 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         println!("no events{}", args.flow.map(|f| format!(" for flow {f}")).unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:>6}  {:<19}  {:<20} {:<8} {:<32}  detail", "seq", "at (UTC)", "flow", "kind", "subject");
+    println!("{:>6}  {:<19}  {:<20} {:<11} {:<32}  detail", "seq", "at (UTC)", "flow", "kind", "subject");
     for e in events {
-        println!("{:>6}  {:<19}  {:<20} {:<8} {:<32}  {}", e.seq, when(e.at), e.flow, e.kind.as_str(), format!("/{}", e.subject), e.detail);
+        println!("{:>6}  {:<19}  {:<20} {:<11} {:<32}  {}", e.seq, when(e.at), e.flow, e.kind.as_str(), subject(&e.subject), e.detail);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A file's path as the other commands show it (`/in/a.csv`); `-` for a run-wide event.
+fn subject(s: &str) -> String {
+    match s {
+        "" => "-".into(),
+        s if s.starts_with('/') => s.into(),
+        s => format!("/{s}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn subjects_are_shown_with_one_leading_slash() {
+        assert_eq!(super::subject("in/a.csv"), "/in/a.csv");
+        assert_eq!(super::subject("/in/a.csv"), "/in/a.csv");
+        assert_eq!(super::subject(""), "-");
+    }
 }

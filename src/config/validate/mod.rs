@@ -437,7 +437,10 @@ impl Checker<'_, '_> {
     /// A template that must render to one plain file name.
     fn name_template(&mut self, path: &str, text: &str) -> Option<NameTemplate> {
         let (t, sample) = self.template(path, text)?;
-        self.ok(path, check_name(&sample).map_err(|e| format!("template `{text}` must give a plain file name, but gives {e}")))?;
+        self.ok(
+            path,
+            check_name(&sample).map_err(|e| format!("template `{text}` must give a plain file name: for a file named sample.csv, {e}")),
+        )?;
         Some(t)
     }
 
