@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use jsonschema::Validator;
 use serde_json::Value;
 
-use super::spec::{RawCase, RawContent, RawExpect, RawInput, RawSuite, test_schema};
+use super::spec::{RawCase, RawContent, RawCounts, RawExpect, RawInput, RawSuite, test_schema};
 use super::{Case, CaseKind, Content, Exact, Expect, Input, QuarantineExpect, Suite};
 use crate::config::{self, Diagnostic, Flow, Problem, locate};
 use crate::endpoint::RemotePath;
@@ -198,6 +198,10 @@ fn expect(raw: &RawExpect, at: &str, kind: Option<&CaseKind>, flow: &Flow, base:
     if given.is_empty() {
         problems.push(Problem::new(at, "expects nothing: a test that cannot fail tests nothing"));
     }
+    if raw.counts.is_some_and(|c| c == RawCounts::default()) {
+        problems
+            .push(Problem::new(format!("{at}/counts"), "compares nothing: give some of `read`, `valid`, `rejected`, `skipped`, `written`"));
+    }
     let fits = |field: &str| match kind {
         Some(CaseKind::File(_)) => FILE_ONLY.contains(&field),
         Some(CaseKind::Map(_)) => matches!(field, "records" | "error"),
@@ -313,7 +317,7 @@ mod tests {
         let t = write(
             dir.path(),
             "t.test.yaml",
-            "flow: t.yaml\nnow: yesterday\ncases:\n  - name: a\n    input: { content: x, name: a.csv }\n    expect: { outcome: delivered, records: [] }\n  - name: b\n    input: { file: missing.csv }\n    expect: { outputs: { nope:/a.csv: { content: x } } }\n  - name: c\n    map: { record: {} }\n    expect: {}\n  - name: d\n    input: { content: x }\n    expect: { outcome: ignored }\n",
+            "flow: t.yaml\nnow: yesterday\ncases:\n  - name: a\n    input: { content: x, name: a.csv }\n    expect: { outcome: delivered, records: [] }\n  - name: b\n    input: { file: missing.csv }\n    expect: { outputs: { nope:/a.csv: { content: x } } }\n  - name: c\n    map: { record: {} }\n    expect: {}\n  - name: d\n    input: { content: x }\n    expect: { outcome: ignored }\n  - name: e\n    input: { content: x, name: a.csv }\n    expect: { counts: {} }\n",
         );
         let errs: Vec<String> = load_suite(&t).unwrap_err().iter().map(|d| format!("{}:{} {}", d.line, d.col, d.message)).collect();
         let want = [
@@ -324,6 +328,7 @@ mod tests {
             (11, "flow t has no `map` step to test"),
             (12, "expects nothing"),
             (14, "an inline `content` needs a `name`"),
+            (18, "compares nothing: give some of `read`"),
         ];
         for (line, w) in want {
             assert!(errs.iter().any(|e| e.starts_with(&format!("{line}:")) && e.contains(w)), "missing {line}: {w:?} in {errs:#?}");
