@@ -128,7 +128,10 @@ impl Client {
         match tokio::time::timeout(REQUEST_TIMEOUT, exchange).await {
             Ok(Ok(reply)) => Ok(reply),
             Ok(Err(e)) => Err(self.error(e)),
-            Err(_) => Err(self.error(format_args!("no reply within {} s", REQUEST_TIMEOUT.as_secs()))),
+            Err(_) => Err(self.error(format_args!(
+                "no reply within {} s: the daemon is stopped or overloaded, and may still act on the request (see `wharf status` later)",
+                REQUEST_TIMEOUT.as_secs()
+            ))),
         }
     }
 

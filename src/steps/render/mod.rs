@@ -10,6 +10,7 @@
 
 mod dates;
 mod decimal;
+mod lint;
 mod numbers;
 mod output;
 mod registry;
@@ -63,10 +64,14 @@ impl Render {
         // Every template given is compiled, even when the combination is wrong, so that all
         // problems show at once.
         for (field, file) in [("template", &raw.template), ("header", &raw.header), ("row", &raw.row), ("footer", &raw.footer)] {
-            if let Some(name) = file
-                && let Err(e) = load(&mut hb, name, base, raw.line_ending)
-            {
-                problems.push((field, e));
+            if let Some(name) = file {
+                match load(&mut hb, name, base, raw.line_ending) {
+                    Err(e) => problems.push((field, e)),
+                    Ok(()) => {
+                        let found = hb.get_template(name).map(|t| lint::problems(name, t)).unwrap_or_default();
+                        problems.extend(found.into_iter().map(|p| (field, p)));
+                    }
+                }
             }
         }
         let streamed = raw.header.is_some() || raw.row.is_some() || raw.footer.is_some();

@@ -69,6 +69,29 @@ pub fn new(escape: RenderEscape) -> Handlebars<'static> {
     hb
 }
 
+/// The fewest arguments each helper takes (the others take at least a value; `count` and
+/// `now` none).
+pub const MIN_ARGS: &[(&str, usize)] = &[
+    ("csv", 1),
+    ("pad", 2),
+    ("lpad", 2),
+    ("truncate", 2),
+    ("xml", 1),
+    ("html", 1),
+    ("upper", 1),
+    ("lower", 1),
+    ("trim", 1),
+    ("default", 2),
+    ("number", 1),
+    ("sum", 2),
+    ("date", 1),
+];
+
+/// Whether `name` is one of wharf's template helpers.
+pub fn is_helper(name: &str) -> bool {
+    text::HELPERS.iter().chain(numbers::HELPERS).chain(dates::HELPERS).any(|(n, _, _)| *n == name)
+}
+
 /// A helper error (shown with the template's line by the caller).
 pub fn fail(h: &Helper<'_>, msg: impl std::fmt::Display) -> RenderError {
     RenderErrorReason::Other(format!("`{}`: {msg}", h.name())).into()

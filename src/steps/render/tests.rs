@@ -228,6 +228,27 @@ fn streaming_holds_one_record_at_a_time() {
     assert!(out.starts_with("0000001n1      \n") && out.ends_with("0200000n200000 \n200000 20000100000\n"));
 }
 
+/// A helper that does not exist, one given too few arguments or a partial would refuse
+/// every record at run time: refused when the flow is loaded, with the line.
+#[test]
+fn unknown_helpers_missing_arguments_and_partials_are_refused_at_load() {
+    let b = Bench::new();
+    b.file(
+        "row.txt.hbs",
+        "{{pad record.id 4}}{{count}}{{#each record.items}}{{upper this}}{{/each}}\n{{frobnicate record.sku}}\n{{#if record.x}}{{lpad (upper record.id) }}{{/if}}\n{{> footer}}\n",
+    );
+    let got = b.problems("- parse: { format: csv }\n- render: { row: row.txt.hbs }");
+    assert_eq!(
+        got,
+        [
+            "/steps/1/render/row: row.txt.hbs line 2, col 1: there is no helper `frobnicate` (see docs/templates.md for the helpers there are)",
+            "/steps/1/render/row: row.txt.hbs line 3, col 17: `lpad` needs 2 argument(s), given 1",
+            "/steps/1/render/row: row.txt.hbs line 4, col 1: partials (`{{> name}}`) are not available: put the text in the template itself",
+        ],
+        "{got:#?}"
+    );
+}
+
 #[test]
 fn build_reports_template_and_order_problems_with_paths() {
     let b = Bench::new();
