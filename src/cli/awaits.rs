@@ -24,7 +24,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let Some(ledger) = open_for_read(global)? else {
         return no_ledger(global, args.json);
     };
-    let mut awaits = ledger.awaits(args.flow.as_deref())?;
+    let flow = args.flow.as_deref().map(super::state::flow_name);
+    let mut awaits = ledger.awaits(flow.as_deref())?;
     awaits.retain(|a| !args.open || a.state.is_open());
     if args.json {
         println!("{}", serde_json::to_string_pretty(&awaits)?);
@@ -32,7 +33,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     }
     if awaits.is_empty() {
         let what = if args.open { "no open awaited responses (waiting or overdue)" } else { "no awaited responses recorded" };
-        println!("{what}{}", args.flow.map(|f| format!(" for flow {f}")).unwrap_or_default());
+        println!("{what}{}", flow.map(|f| format!(" for flow {f}")).unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
     }
     println!(

@@ -26,13 +26,14 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let Some(ledger) = open_for_read(global)? else {
         return no_ledger(global, args.json);
     };
-    let events = ledger.events(args.flow.as_deref(), args.since, args.limit)?;
+    let flow = args.flow.as_deref().map(super::state::flow_name);
+    let events = ledger.events(flow.as_deref(), args.since, args.limit)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&events)?);
         return Ok(ExitCode::SUCCESS);
     }
     if events.is_empty() {
-        println!("no events{}", args.flow.map(|f| format!(" for flow {f}")).unwrap_or_default());
+        println!("no events{}", flow.map(|f| format!(" for flow {f}")).unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
     }
     println!("{:>6}  {:<19}  {:<20} {:<11} {:<32}  detail", "seq", "at (UTC)", "flow", "kind", "subject");

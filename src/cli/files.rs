@@ -24,13 +24,14 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let Some(ledger) = open_for_read(global)? else {
         return no_ledger(global, args.json);
     };
-    let files = ledger.files(&args.flow)?;
+    let flow = super::state::flow_name(&args.flow);
+    let files = ledger.files(&flow)?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&files)?);
         return Ok(ExitCode::SUCCESS);
     }
     if files.is_empty() {
-        println!("no files recorded for flow {}", args.flow);
+        println!("no files recorded for flow {flow}");
         return Ok(ExitCode::SUCCESS);
     }
     println!("{:<11} {:>4} {:>12}  {:<19}  {:<40}  detail", "state", "try", "bytes", "updated (UTC)", "path");

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
-use super::run::{load_or_report, outcome_label, resolve_flow_path, show_report};
+use super::run::{load_or_report, outcome_label, show_report};
 use super::state::{no_ledger, open_for_read, open_for_write};
 use super::{EXIT_ABORTED, EXIT_INVALID, Global};
 use crate::engine::RunOptions;
@@ -112,12 +112,7 @@ fn report_error(e: QuarantineError) -> anyhow::Result<ExitCode> {
 }
 
 fn list(flow: &str, json: bool, global: &Global) -> anyhow::Result<ExitCode> {
-    // A flow file names its flow; anything else is taken as the name.
-    let file = resolve_flow_path(Path::new(flow));
-    let name = match file.is_file().then(|| crate::config::load_flow(&file).ok()).flatten() {
-        Some(f) => f.name,
-        None => flow.to_string(),
-    };
+    let name = super::state::flow_name(flow);
     let Some(ledger) = open_for_read(global)? else {
         return no_ledger(global, json);
     };

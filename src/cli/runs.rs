@@ -7,7 +7,7 @@ use super::state::{no_ledger, open_for_read};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Only this flow's runs.
+    /// Only this flow's runs (a flow name, or its file).
     pub flow: Option<String>,
     /// How many runs to show.
     #[arg(long, default_value_t = 20)]
@@ -21,7 +21,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let Some(ledger) = open_for_read(global)? else {
         return no_ledger(global, args.json);
     };
-    let runs = ledger.runs(args.flow.as_deref(), args.limit)?;
+    let flow = args.flow.as_deref().map(super::state::flow_name);
+    let runs = ledger.runs(flow.as_deref(), args.limit)?;
     let mut content = Vec::with_capacity(runs.len());
     for r in &runs {
         content.push(ledger.run_content(&r.flow, r.id)?);

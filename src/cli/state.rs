@@ -78,3 +78,14 @@ fn serving(state_dir: &Path) -> Option<ServeInfo> {
     std::os::unix::net::UnixStream::connect(&info.socket).ok()?;
     Some(info)
 }
+
+/// The flow an argument names: a flow file (its `name`, read without checking the rest of
+/// the file, so a file whose secrets are not set here still names its flow), or a name.
+pub fn flow_name(arg: &str) -> String {
+    let file = super::run::resolve_flow_path(std::path::Path::new(arg));
+    let named = file.is_file().then(|| std::fs::read_to_string(&file).ok()).flatten().and_then(|text| {
+        let doc: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
+        doc.get("name")?.as_str().map(str::to_string)
+    });
+    named.unwrap_or_else(|| arg.to_string())
+}

@@ -3,7 +3,6 @@
 //! Exit codes: 0 started or queued, 1 running already (overlap: skip), 2 no such flow in the
 //! daemon, 3 no daemon (or it is shutting down, or did not answer).
 
-use std::path::Path;
 use std::process::ExitCode;
 
 use super::{EXIT_ABORTED, EXIT_FILES_FAILED, EXIT_INVALID, Global};
@@ -17,7 +16,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
-    let name = flow_name(&args.flow);
+    let name = super::state::flow_name(&args.flow);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let client = match rt.block_on(discovery::find(&global.state_dir))? {
         Found::Running { client, .. } => client,
@@ -51,15 +50,4 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(EXIT_ABORTED))
         }
     }
-}
-
-/// A flow file names its flow; anything else is taken as the name.
-fn flow_name(arg: &str) -> String {
-    let path = Path::new(arg);
-    if path.is_file()
-        && let Ok(flow) = crate::config::load_flow(path)
-    {
-        return flow.name;
-    }
-    arg.to_string()
 }
