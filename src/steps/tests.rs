@@ -124,7 +124,8 @@ fn skip_sends_bad_rows_to_rejects_until_the_threshold() {
     assert_eq!(p.quarantine, None, "1 of 4 is 25%");
     assert_eq!(p.counts, RecordCounts { read: 4, valid: 3, rejected: 1, skipped: 0, written: 3 });
     let rejects = b.read("rejects");
-    assert!(rejects.starts_with("id,email,dept,_row,_line,_errors\n2,bad,FIN,2,3,\"email: \"\"bad\"\" does not match"), "{rejects}");
+    assert!(rejects.starts_with("_row,_line,_errors,id,email,dept\n2,3,\"email: \"\"bad\"\" does not match"), "{rejects}");
+    assert!(rejects.ends_with("\",2,bad,FIN\n"), "{rejects}");
     assert_eq!(p.rejects, Some(rejects.len() as u64));
     // 1 of 4 is more than 20%.
     let steps = b.steps(ROSTER_STEPS, "{ on_invalid: skip, max_invalid: 20% }");
@@ -135,6 +136,21 @@ fn skip_sends_bad_rows_to_rejects_until_the_threshold() {
     assert!(b.run(&steps, "r.csv", body).quarantine.is_some());
     let steps = b.steps(ROSTER_STEPS, "{ on_invalid: skip }");
     assert_eq!(b.run(&steps, "r.csv", body).counts.written, 3);
+}
+
+#[test]
+fn ragged_rows_line_up_in_the_rejects_file() {
+    let b = Bench::new();
+    let steps = b.steps("- parse: { format: csv }", "{ on_invalid: skip }");
+    // `_row`, `_line` and `_errors` used to land under `name` or past the header.
+    let p = b.run(&steps, "r.csv", b"id,name\n1,a\n2,b,EXTRA\n3\n");
+    assert_eq!(p.counts, RecordCounts { read: 3, valid: 1, rejected: 2, skipped: 0, written: 1 });
+    assert_eq!(
+        b.read("rejects"),
+        "_row,_line,_errors,id,name\n\
+         2,3,\"3 fields, expected 2 (as in the header): too many\",2,b,EXTRA\n\
+         3,4,\"1 field, expected 2 (as in the header): too few\",3\n"
+    );
 }
 
 #[test]

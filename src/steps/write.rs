@@ -158,7 +158,10 @@ pub(super) fn cell(v: Option<&Value>) -> String {
 }
 
 /// The rejects file: invalid rows as they came in, with their row, line and errors. CSV input
-/// gives a CSV file (the input columns plus `_row`, `_line`, `_errors`); JSON input gives JSON Lines.
+/// gives a CSV file: `_row`, `_line`, `_errors`, then the input columns. The three come first
+/// so they stay under their names whatever the row's width: a row with too few or too many
+/// fields is copied as read, its cells under the input's columns from the left (extra cells
+/// past the last column). JSON input gives JSON Lines.
 pub struct Rejects {
     path: PathBuf,
     inner: RejectsInner,
@@ -180,7 +183,7 @@ impl Rejects {
         let inner = match header {
             Some(h) => {
                 let mut w = csv::WriterBuilder::new().delimiter(delimiter).flexible(true).from_writer(create(path)?);
-                w.write_record(h.iter().map(String::as_str).chain(["_row", "_line", "_errors"]))?;
+                w.write_record(["_row", "_line", "_errors"].into_iter().chain(h.iter().map(String::as_str)))?;
                 RejectsInner::Csv(Box::new(w))
             }
             None => RejectsInner::Jsonl(create(path)?),
@@ -202,7 +205,7 @@ impl Rejects {
                     Raw::Text(t) => vec![t.clone()],
                 };
                 let (row, joined) = (row.to_string(), errors.join("; "));
-                w.write_record(fields.iter().map(String::as_str).chain([row.as_str(), line_text.as_str(), joined.as_str()]))?;
+                w.write_record([row.as_str(), line_text.as_str(), joined.as_str()].into_iter().chain(fields.iter().map(String::as_str)))?;
                 Ok(())
             }
             RejectsInner::Jsonl(w) => {
@@ -270,9 +273,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.csv");
         let mut r = Rejects::create(&p, Some(&["id".into(), "email".into()]), b',').unwrap();
+        r.write(2, Some(3), &Raw::Fields(vec!["1".into(), "bad".into()]), &["e".into()]).unwrap();
+        // Ragged rows: `_row`, `_line` and `_errors` stay under their names (they were shifted
+        // left or right by the row's own width); the cells line up from the left.
         r.write(3, Some(4), &Raw::Fields(vec!["7".into(), "bad".into(), "extra".into()]), &["a".into(), "b".into()]).unwrap();
+        r.write(4, Some(6), &Raw::Fields(vec!["8".into()]), &["c".into()]).unwrap();
         r.finish().unwrap();
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "id,email,_row,_line,_errors\n7,bad,extra,3,4,a; b\n");
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(text, "_row,_line,_errors,id,email\n2,3,e,1,bad\n3,4,a; b,7,bad,extra\n4,6,c,8\n");
+        let mut rd = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
+        let head = rd.headers().unwrap().clone();
+        for rec in rd.records() {
+            let rec = rec.unwrap();
+            let named = |n: &str| rec.get(head.iter().position(|h| h == n).unwrap()).unwrap().to_string();
+            assert!(named("_row").parse::<u64>().is_ok() && named("_line").parse::<u64>().is_ok(), "{rec:?}");
+            assert!(["e", "a; b", "c"].contains(&named("_errors").as_str()), "{rec:?}");
+            assert!(named("id").parse::<u64>().is_ok(), "{rec:?}");
+        }
         let p = dir.path().join("r.jsonl");
         let mut r = Rejects::create(&p, None, b',').unwrap();
         r.write(2, None, &Raw::Json(json!({"id": 1})), &["x".into()]).unwrap();
