@@ -192,6 +192,24 @@ fn completeness_rules_quarantine_incomplete_files() {
 }
 
 #[test]
+fn an_unclosed_quote_quarantines_the_file_and_line_ends_are_kept() {
+    let b = Bench::new();
+    let steps = b.steps("- parse: { format: csv }", "{ on_invalid: skip }");
+    // An unclosed quote: quarantined, not "1 read, 1 valid" with row 2 inside a cell.
+    let p = b.run(&steps, "u.csv", b"id,name\n1,\"unterminated\n2,b\n");
+    let v = p.quarantine.expect("quarantined");
+    assert!(v.reason.contains("the quoted field opened on line 2 is never closed"), "{}", v.reason);
+    assert!(!b.path("out").exists());
+    // CR-only line ends: row 2 is on line 3 (it was "line 1").
+    let p = b.run(&steps, "cr.csv", b"id,name\r1,a\r2\r3,c\r");
+    assert_eq!(p.counts.rejected, 1);
+    assert!(b.read("rejects").starts_with("_row,_line,_errors,id,name\n2,3,"), "{}", b.read("rejects"));
+    // A CRLF inside a quoted cell is delivered as it came.
+    let p = b.run(&steps, "q.csv", b"id,note\r\n1,\"a\r\nb\"\r\n");
+    assert_eq!((p.quarantine, b.read("out")), (None, "id,note\n1,\"a\r\nb\"\n".to_string()));
+}
+
+#[test]
 fn checks_refuse_a_file_before_it_is_parsed() {
     let b = Bench::new();
     let steps = b.steps("- check: { non_empty: true, name: '^R_\\d+\\.csv$' }\n- parse: { format: csv }", "");
