@@ -255,6 +255,28 @@ fn json_in_jsonl_out_and_the_rejects_are_jsonl() {
 }
 
 #[test]
+fn csv_output_rejects_a_record_whose_keys_are_not_among_the_columns() {
+    // JSON has no header: the columns are the first record's keys, and `c` used to vanish.
+    let b = Bench::new();
+    let steps = b.steps("- parse: { format: json }\n- write: { format: csv }", "{ on_invalid: skip }");
+    let p = b.run(&steps, "a.json", br#"[{"a":1,"b":"x"},{"a":2,"c":"LOST"},{"a":3}]"#);
+    assert_eq!(p.counts, RecordCounts { read: 3, valid: 2, rejected: 1, skipped: 0, written: 2 });
+    assert_eq!(b.read("out"), "a,b\n1,x\n3,\n");
+    let rejects: serde_json::Value = serde_json::from_str(b.read("rejects").trim()).unwrap();
+    assert_eq!(rejects["row"], 2);
+    assert!(rejects["errors"][0].as_str().unwrap().starts_with("key `c` is not among the CSV output's columns (`a`, `b`)"), "{rejects}");
+    // The same from a script returning other keys; declared `columns` choose on purpose.
+    std::fs::write(b.path("keys.rhai"), "fn map(r) { if r.id == \"2\" { r.note = \"more\"; } r }").unwrap();
+    let mapped = "- parse: { format: csv }\n- map: { script: keys.rhai }\n- write: { format: csv }";
+    let p = b.run(&b.steps(mapped, ""), "m.csv", b"id\n1\n2\n");
+    let v = p.quarantine.expect("quarantined");
+    assert!(v.errors[0].to_string().starts_with("row 2 (line 3): key `note` is not among"), "{:?}", v.errors);
+    let declared = "- parse: { format: csv }\n- map: { script: keys.rhai }\n- write: { format: csv, columns: [id] }";
+    let p = b.run(&b.steps(declared, ""), "m.csv", b"id\n1\n2\n");
+    assert_eq!((p.quarantine, b.read("out")), (None, "id\n1\n2\n".to_string()));
+}
+
+#[test]
 fn build_reports_order_and_configuration_problems_with_paths() {
     let b = Bench::new();
     let problems = |yaml: &str, policy: &str| -> Vec<String> {
