@@ -205,8 +205,9 @@ pub struct RawWrite {
     /// `csv`, `json` (one array) or `jsonl`. When it differs from the source file's extension,
     /// the sink name variables `name` and `ext` use the new extension (`roster.csv` → `roster.jsonl`).
     pub format: WriteFormat,
-    /// CSV: the columns, in order. Default: the input header when there is no `map` step, else
-    /// the keys of the first record (alphabetical, since script maps are sorted).
+    /// CSV: the columns, in order; other keys of a record are left out. Default: the input
+    /// header when there is no `map` step, else the keys of the first record (alphabetical,
+    /// since script maps are sorted); a record with a key outside those is then invalid.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub columns: Vec<String>,
     /// CSV: field separator, one character.

@@ -609,7 +609,11 @@ async fn an_invalid_file_is_quarantined_with_reports_and_the_source_disposed_of(
     let r = quarantine::reprocess(&fx.flow, &fx.ledger, &opts, "/in/roster.csv").await.unwrap();
     assert_eq!((r.counts.delivered, r.status), (1, RunStatus::Ok), "{r:#?}");
     assert_eq!(read(&fx.dst.join("inbox/roster.csv")), b"id,email\n1,a@x\nzwei,b@x\n");
-    assert!(String::from_utf8(read(&fx.dst.join("inbox/roster.rejects.csv"))).unwrap().contains("3,3,4,\"1 field, expected 2"));
+    assert!(
+        String::from_utf8(read(&fx.dst.join("inbox/roster.rejects.csv")))
+            .unwrap()
+            .contains("\n3,4,\"1 field, expected 2 (as in the header): too few\",3\n")
+    );
     assert!(!fx.src.join("rejected/roster-1.csv").exists() && !fx.src.join("rejected/roster-1.csv.report.json").exists());
     assert_eq!(fx.ledger.file("t", "in/roster.csv").unwrap().unwrap().state, FileState::Done);
     assert!(matches!(
@@ -643,7 +647,8 @@ async fn skip_delivers_good_rows_and_a_rejects_file_until_the_threshold() {
     assert_eq!((r.counts.delivered, r.quarantined), (1, 1), "{r:#?}");
     assert_eq!(read(&fx.dst.join("inbox/a.csv")), b"id,email\n1,A@X\n3,C@X\n");
     let rejects = String::from_utf8(read(&fx.dst.join("inbox/a.rejects.csv"))).unwrap();
-    assert!(rejects.starts_with("id,email,_row,_line,_errors\n2,no-at,2,3,\"email: \"\"no-at\"\" does not match"), "{rejects}");
+    assert!(rejects.starts_with("_row,_line,_errors,id,email\n2,3,\"email: \"\"no-at\"\" does not match"), "{rejects}");
+    assert!(rejects.ends_with("\",2,no-at\n"), "{rejects}");
     let b = r.files.iter().find(|f| f.path == "/in/b.csv").unwrap();
     assert!(b.detail.contains("2 of 3 records are invalid (more than max_invalid: 1)"), "{}", b.detail);
     assert!(!fx.dst.join("inbox/b.csv").exists() && !fx.dst.join("inbox/b.rejects.csv").exists());

@@ -149,16 +149,15 @@ fn rejects(place: &str, bytes: &[u8]) -> Result<Vec<RecordError>, String> {
         }
         return Ok(out);
     }
-    // CSV: the input's columns, then `_row`, `_line`, `_errors` (joined by "; "); the
-    // delimiter is the one before `_row` in the header.
+    // CSV: `_row`, `_line`, `_errors` (joined by "; "), then the input's columns; the
+    // delimiter is the one after `_row` in the header.
     let header = text.lines().next().unwrap_or_default();
-    let delimiter = header.find("_row").and_then(|i| header[..i].chars().last()).unwrap_or(',');
+    let delimiter = header.strip_prefix("_row").and_then(|rest| rest.chars().next()).unwrap_or(',');
     let mut r = csv::ReaderBuilder::new().delimiter(delimiter as u8).flexible(true).from_reader(text.as_bytes());
     for rec in r.records() {
         let rec = rec.map_err(|e| format!("{place}: {e}"))?;
-        let n = rec.len();
-        let row = rec.get(n.saturating_sub(3)).and_then(|s| s.parse().ok());
-        for e in rec.get(n.saturating_sub(1)).unwrap_or_default().split("; ") {
+        let row = rec.get(0).and_then(|s| s.parse().ok());
+        for e in rec.get(2).unwrap_or_default().split("; ") {
             out.push(RecordError { row, line: None, field: None, message: e.to_string() });
         }
     }
@@ -371,7 +370,8 @@ mod tests {
 
     #[test]
     fn rejects_rows_are_read_back_with_their_errors() {
-        let text = "id;email;_row;_line;_errors\n7;bad;3;4;\"email: not an email; id: too small\"\n";
+        // A ragged row (one field too many) does not move `_row` or `_errors`.
+        let text = "_row;_line;_errors;id;email\n3;4;\"email: not an email; id: too small\";7;bad;extra\n";
         let rows = rejects("hr:/r.rejects.csv", text.as_bytes()).unwrap();
         assert_eq!(rows.len(), 2);
         assert_eq!((rows[0].row, rows[1].message.as_str()), (Some(3), "id: too small"));

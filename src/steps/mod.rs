@@ -39,7 +39,7 @@ use check::Check;
 use map::{MapError, Mapper};
 use parse::{Event, Parse, Row, Stop};
 use validate::Validate;
-use write::{Rejects, Write, Writer};
+use write::{Rejects, Write, WriteError, Writer};
 
 /// Errors kept for a report; the count of all is kept besides. Bounds memory on a file whose
 /// every one of millions of rows is wrong.
@@ -476,12 +476,12 @@ impl<'s, 'i> FileRun<'s, 'i> {
                             self.open_output()?;
                         }
                         match self.writer.as_mut() {
-                            Some(Output::Records(w)) => {
-                                for r in &set {
-                                    w.write(r).map_err(Stop::Io)?;
-                                    self.out.counts.written += 1;
-                                }
-                            }
+                            // CSV output can find the record invalid too (a key outside the columns).
+                            Some(Output::Records(w)) => match w.records(&set) {
+                                Ok(n) => self.out.counts.written += n,
+                                Err(WriteError::Record(message)) => errs.push(at(None, message)),
+                                Err(WriteError::Io(e)) => return Err(Stop::Io(e)),
+                            },
                             // Rendering can still find the record invalid (strict templates, sums).
                             Some(Output::Rendered(r)) => match r.records(set) {
                                 Ok(n) => self.out.counts.written += n,

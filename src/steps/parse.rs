@@ -6,6 +6,7 @@
 //! record, never by the file: nothing here collects records. It knows nothing of schemas,
 //! scripts or policies.
 
+use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
@@ -15,7 +16,7 @@ use serde_json::{Map, Value};
 
 use crate::config::raw_steps::{ParseFormat, RawParse};
 
-/// The longest JSON Lines line accepted (a bound on memory per record).
+/// The longest JSON Lines line or CSV record accepted (a bound on memory per record).
 const MAX_LINE: u64 = 64 * 1024 * 1024;
 
 /// A built `parse` step.
@@ -111,14 +112,26 @@ fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<()
         .delimiter(p.delimiter)
         .quote(p.quote)
         .double_quote(true)
-        .from_reader(Lf::new(text));
+        .from_reader(Scan::new(text, p.delimiter, p.quote));
     let mut record = csv::StringRecord::new();
     let csv_stop = |e: csv::Error| match e.into_kind() {
         csv::ErrorKind::Io(e) => io_stop(e),
         other => Stop::File(format!("{other:?}")),
     };
+    // Reads the next record and its line; an unclosed quote at the end of the input fails the
+    // file: the csv crate would hand out the rest of the file as one cell.
+    let mut next = |record: &mut csv::StringRecord| -> Result<Option<u64>, Stop> {
+        let more = rdr.read_record(record).map_err(csv_stop)?;
+        if let Some(line) = rdr.get_ref().unclosed_quote() {
+            return Err(Stop::File(format!(
+                "the quoted field opened on line {line} is never closed: a closing `{}` is missing or the file is cut off",
+                char::from(p.quote)
+            )));
+        }
+        Ok(more.then(|| rdr.get_mut().line_of(record.position().map_or(0, csv::Position::byte))))
+    };
     let header: Vec<String> = if p.header {
-        if !rdr.read_record(&mut record).map_err(csv_stop)? {
+        if next(&mut record)?.is_none() {
             return Err(Stop::File("the file has no header row".into()));
         }
         record.iter().map(|h| h.trim().to_string()).collect()
@@ -133,18 +146,17 @@ fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<()
     // One row of look-ahead: only at the end is it known which row is the last (the trailer).
     let mut pending: Option<(Vec<String>, u64)> = None;
     loop {
-        let more = rdr.read_record(&mut record).map_err(csv_stop)?;
-        if let Some((fields, line)) = pending.take() {
-            if !more && let Some(t) = &p.trailer {
-                return trailer(t, &fields, line);
+        let line = next(&mut record)?;
+        if let Some((fields, at)) = pending.take() {
+            if line.is_none()
+                && let Some(t) = &p.trailer
+            {
+                return trailer(t, &fields, at);
             }
             number += 1;
-            each(Event::Row(csv_row(&header, fields, number, line)))?;
+            each(Event::Row(csv_row(&header, fields, number, at)))?;
         }
-        if !more {
-            break;
-        }
-        let line = record.position().map_or(0, |pos| pos.line());
+        let Some(line) = line else { break };
         pending = Some((record.iter().map(str::to_string).collect(), line));
     }
     match &p.trailer {
@@ -265,69 +277,142 @@ fn read_jsonl(mut text: impl BufRead, each: &mut dyn FnMut(Event) -> Result<(), 
     }
 }
 
-/// Turns CRLF line ends into LF. The CSV reader ends a record at the CR of a CRLF and counts
-/// the LF on the *next* record's line, so without this every line number of a CRLF file is
-/// one short. (A CRLF inside a quoted field becomes LF too; a lone CR is kept.)
-struct Lf<R> {
+/// Follows the bytes the CSV reader takes in, by the same RFC 4180 rules as the csv crate
+/// (a quote opens a quoted field only at the start of a field; `""` inside one is a quote;
+/// CR, LF and CRLF end a record; blank lines are not records), to learn what the crate does
+/// not say:
+///
+/// - the line each record starts on. The crate counts LF only, so every record of a file
+///   with old-Mac CR line ends would be on line 1, and it counts a CRLF's LF on the next
+///   record. Lines here end at LF, CR or CRLF, inside quoted fields too. The bytes are passed
+///   on unchanged, so a CRLF inside a quoted cell stays a CRLF;
+/// - whether the input ended inside a quoted field (the crate accepts that, and the rest of
+///   the file becomes one cell), and on which line that field opened;
+/// - a record longer than [`MAX_LINE`]: reading stops there, so memory stays bounded even
+///   when a missing quote would make the rest of a 1 GiB file one field.
+///
+/// Memory: the start of every record read ahead but not yet handed out (the csv reader's
+/// buffer holds a few KiB).
+struct Scan<R> {
     inner: R,
-    buf: Box<[u8]>,
-    pos: usize,
-    len: usize,
-    held_cr: bool,
+    delimiter: u8,
+    quote: u8,
+    /// The longest record ([`MAX_LINE`]; smaller in tests).
+    max: u64,
+    state: State,
+    /// Offset (in the bytes passed on) of the next byte.
+    offset: u64,
+    /// The line of the next byte (1-based).
+    line: u64,
+    prev_cr: bool,
+    /// (offset, line) of the first byte of every record seen and not yet asked for.
+    starts: VecDeque<(u64, u64)>,
+    /// Offset of the current record's first byte.
+    record_at: u64,
+    /// Line of the current record's first byte.
+    record_line: u64,
+    /// Line where the current quoted field opened.
+    quote_line: u64,
+    eof: bool,
 }
 
-impl<R: Read> Lf<R> {
-    fn new(inner: R) -> Self {
-        Lf { inner, buf: vec![0; 64 * 1024].into_boxed_slice(), pos: 0, len: 0, held_cr: false }
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Before a record: line ends here are blank lines.
+    RecordStart,
+    FieldStart,
+    Field,
+    Quoted,
+    /// A quote inside a quoted field: the field's end, or the first half of `""`.
+    QuoteInQuoted,
+}
+
+impl<R: Read> Scan<R> {
+    fn new(inner: R, delimiter: u8, quote: u8) -> Self {
+        Scan {
+            inner,
+            delimiter,
+            quote,
+            max: MAX_LINE,
+            state: State::RecordStart,
+            offset: 0,
+            line: 1,
+            prev_cr: false,
+            starts: VecDeque::new(),
+            record_at: 0,
+            record_line: 1,
+            quote_line: 0,
+            eof: false,
+        }
     }
 
-    fn fill(&mut self) -> io::Result<()> {
-        loop {
-            let off = usize::from(self.held_cr);
-            if self.held_cr {
-                self.buf[0] = b'\r';
+    /// The line of the record the csv reader reports at byte offset `at` (its position: where
+    /// it stopped after the previous record, possibly before line ends it skips). Records are
+    /// asked for in order.
+    fn line_of(&mut self, at: u64) -> u64 {
+        while self.starts.front().is_some_and(|(o, _)| *o < at) {
+            self.starts.pop_front();
+        }
+        // The csv reader returns a record only after reading all of it through `self`.
+        self.starts.pop_front().map_or(self.line, |(_, line)| line)
+    }
+
+    /// The line of a quoted field still open at the end of the input.
+    fn unclosed_quote(&self) -> Option<u64> {
+        (self.eof && self.state == State::Quoted).then_some(self.quote_line)
+    }
+
+    fn scan(&mut self, bytes: &[u8]) -> io::Result<()> {
+        for &b in bytes {
+            let end = b == b'\n' || b == b'\r';
+            if self.state == State::RecordStart && !end {
+                self.starts.push_back((self.offset, self.line));
+                (self.record_at, self.record_line) = (self.offset, self.line);
+                self.state = State::FieldStart;
             }
-            let n = self.inner.read(&mut self.buf[off..])?;
-            self.pos = 0;
-            if n == 0 {
-                // End of input: a held CR was not followed by LF; it stays.
-                self.held_cr = false;
-                self.len = off;
-                return Ok(());
-            }
-            let total = off + n;
-            let (mut w, buf) = (0, &mut self.buf);
-            self.held_cr = false;
-            for i in 0..total {
-                let b = buf[i];
-                if b == b'\r' {
-                    if i + 1 == total {
-                        self.held_cr = true;
-                        continue;
-                    }
-                    if buf[i + 1] == b'\n' {
-                        continue;
-                    }
+            self.state = match self.state {
+                State::RecordStart => State::RecordStart,
+                State::FieldStart if b == self.quote => {
+                    self.quote_line = self.line;
+                    State::Quoted
                 }
-                buf[w] = b;
-                w += 1;
+                State::Quoted if b == self.quote => State::QuoteInQuoted,
+                State::Quoted => State::Quoted,
+                State::QuoteInQuoted if b == self.quote => State::Quoted,
+                State::FieldStart | State::Field | State::QuoteInQuoted if b == self.delimiter => State::FieldStart,
+                State::FieldStart | State::Field | State::QuoteInQuoted if end => State::RecordStart,
+                State::FieldStart | State::Field | State::QuoteInQuoted => State::Field,
+            };
+            if b == b'\r' || (b == b'\n' && !self.prev_cr) {
+                self.line += 1;
             }
-            self.len = w;
-            if w > 0 {
-                return Ok(());
+            self.prev_cr = b == b'\r';
+            self.offset += 1;
+            if self.state != State::RecordStart && self.offset - self.record_at > self.max {
+                let mib = self.max >> 20;
+                let why = if matches!(self.state, State::Quoted | State::QuoteInQuoted) {
+                    format!(
+                        "the quoted field opened on line {} runs on for more than {mib} MiB: a closing `{}` is probably missing",
+                        self.quote_line,
+                        char::from(self.quote)
+                    )
+                } else {
+                    format!("the record on line {} is longer than {mib} MiB", self.record_line)
+                };
+                return Err(io::Error::new(io::ErrorKind::InvalidData, why));
             }
         }
+        Ok(())
     }
 }
 
-impl<R: Read> Read for Lf<R> {
+impl<R: Read> Read for Scan<R> {
     fn read(&mut self, out: &mut [u8]) -> io::Result<usize> {
-        if self.pos == self.len {
-            self.fill()?;
+        let n = self.inner.read(out)?;
+        if n == 0 && !out.is_empty() {
+            self.eof = true;
         }
-        let n = out.len().min(self.len - self.pos);
-        out[..n].copy_from_slice(&self.buf[self.pos..self.pos + n]);
-        self.pos += n;
+        self.scan(&out[..n])?;
         Ok(n)
     }
 }
@@ -592,17 +677,76 @@ mod tests {
     }
 
     #[test]
-    fn crlf_becomes_lf_across_buffer_boundaries() {
-        let mut text = Vec::new();
-        for i in 0..30_000 {
-            text.extend_from_slice(format!("row {i}\r\n").as_bytes());
+    fn an_unclosed_quote_fails_the_file_with_the_line_it_opened_on() {
+        // Without the check, row 2 ended up inside row 1's `name` and the file passed.
+        let (_, rows, r) = run(&parse(ParseFormat::Csv), b"id,name\n1,\"unterminated\n2,b\n");
+        let e = r.unwrap_err();
+        assert!(e.contains("the quoted field opened on line 2 is never closed"), "{e}");
+        assert!(rows.is_empty(), "no record of the broken file is handed on");
+        let (_, _, r) = run(&parse(ParseFormat::Csv), b"id,name\n1,a\n2,\"b\n\"\"c\"\n3,\"d");
+        assert!(r.unwrap_err().contains("opened on line 5"));
+        // Closed quotes, quoted line breaks, `""` and quotes inside unquoted cells are fine.
+        for ok in [&b"id,name\n1,\"x\ny\"\n2,\"\"\"\"\n3,ab\"c\n4,\"e\""[..], b"id,name\n1,\"a\"\"\"\r\n", b"id\n\"\"\n"] {
+            let (_, rows, r) = run(&parse(ParseFormat::Csv), ok);
+            r.unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(ok)));
+            assert!(rows.iter().all(|r| r.value.is_ok()));
         }
-        text.extend_from_slice(b"lone\rcr\r");
-        let mut out = String::new();
-        Lf::new(&text[..]).read_to_string(&mut out).unwrap();
-        assert_eq!(out.lines().count(), 30_001);
-        assert!(!out[..out.len() - 10].contains('\r'));
-        assert!(out.ends_with("lone\rcr\r"), "{:?}", &out[out.len() - 12..]);
+        let mut p = parse(ParseFormat::Csv);
+        (p.delimiter, p.quote) = (b';', b'\'');
+        let (_, _, r) = run(&p, b"id;name\n1;\"open\n2;'x\n");
+        assert!(r.unwrap_err().contains("opened on line 3 is never closed: a closing `'`"));
+    }
+
+    #[test]
+    fn an_overlong_record_stops_reading() {
+        let mut scan = Scan::new(&b"a,b\n1,\"xxxxxxxxxxxxxxxxxxxx"[..], b',', b'"');
+        scan.max = 10;
+        let e = io::read_to_string(&mut scan).unwrap_err();
+        assert!(e.to_string().contains("the quoted field opened on line 2 runs on for more than"), "{e}");
+        let mut scan = Scan::new(&b"a,b\n\n1,xxxxxxxxxxxxxxxxxxxx\n"[..], b',', b'"');
+        scan.max = 10;
+        assert!(io::read_to_string(&mut scan).unwrap_err().to_string().contains("the record on line 3 is longer"));
+    }
+
+    #[test]
+    fn lines_of_cr_only_files_blank_lines_and_crlf_in_quoted_cells() {
+        let p = parse(ParseFormat::Csv);
+        // Old-Mac line ends: the csv crate counts LF only, so every row was "line 1".
+        let (_, rows, r) = run(&p, b"id,name\r1,a\r2\r3,c\r");
+        r.unwrap();
+        assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), [Some(2), Some(3), Some(4)]);
+        assert!(rows[1].value.is_err());
+        // A CRLF inside a quoted cell is kept as it was; the record after it is on line 4.
+        let (_, rows, r) = run(&p, b"id,note\r\n1,\"a\r\nb\"\r\n2,c\r\n");
+        r.unwrap();
+        assert_eq!(get(&rows[0], "note"), "a\r\nb");
+        assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), [Some(2), Some(4)]);
+        // Blank lines are not records, but they are lines.
+        let (_, rows, r) = run(&p, b"\nid\n\n1\r\n\r\n\n2\n\n");
+        r.unwrap();
+        assert_eq!(rows.iter().map(|r| (r.number, r.line)).collect::<Vec<_>>(), [(1, Some(4)), (2, Some(7))]);
+    }
+
+    #[test]
+    fn line_numbers_hold_across_buffer_boundaries() {
+        let mut text = b"n,text\r\n".to_vec();
+        for i in 0..30_000 {
+            let row = match i % 3 {
+                0 => format!("{i},plain\r\n"),
+                1 => format!("{i},\"two\r\nlines\"\r"),
+                _ => format!("{i},x\n\n"),
+            };
+            text.extend_from_slice(row.as_bytes());
+        }
+        let (_, rows, r) = run(&parse(ParseFormat::Csv), &text);
+        r.unwrap();
+        assert_eq!(rows.len(), 30_000);
+        let mut line = 2;
+        for (i, row) in rows.iter().enumerate() {
+            assert_eq!(row.line, Some(line), "row {}", i + 1);
+            line += if i % 3 == 0 { 1 } else { 2 };
+        }
+        assert_eq!(get(&rows[29_998], "text"), "two\r\nlines");
     }
 
     #[test]

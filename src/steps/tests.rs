@@ -124,7 +124,8 @@ fn skip_sends_bad_rows_to_rejects_until_the_threshold() {
     assert_eq!(p.quarantine, None, "1 of 4 is 25%");
     assert_eq!(p.counts, RecordCounts { read: 4, valid: 3, rejected: 1, skipped: 0, written: 3 });
     let rejects = b.read("rejects");
-    assert!(rejects.starts_with("id,email,dept,_row,_line,_errors\n2,bad,FIN,2,3,\"email: \"\"bad\"\" does not match"), "{rejects}");
+    assert!(rejects.starts_with("_row,_line,_errors,id,email,dept\n2,3,\"email: \"\"bad\"\" does not match"), "{rejects}");
+    assert!(rejects.ends_with("\",2,bad,FIN\n"), "{rejects}");
     assert_eq!(p.rejects, Some(rejects.len() as u64));
     // 1 of 4 is more than 20%.
     let steps = b.steps(ROSTER_STEPS, "{ on_invalid: skip, max_invalid: 20% }");
@@ -135,6 +136,21 @@ fn skip_sends_bad_rows_to_rejects_until_the_threshold() {
     assert!(b.run(&steps, "r.csv", body).quarantine.is_some());
     let steps = b.steps(ROSTER_STEPS, "{ on_invalid: skip }");
     assert_eq!(b.run(&steps, "r.csv", body).counts.written, 3);
+}
+
+#[test]
+fn ragged_rows_line_up_in_the_rejects_file() {
+    let b = Bench::new();
+    let steps = b.steps("- parse: { format: csv }", "{ on_invalid: skip }");
+    // `_row`, `_line` and `_errors` used to land under `name` or past the header.
+    let p = b.run(&steps, "r.csv", b"id,name\n1,a\n2,b,EXTRA\n3\n");
+    assert_eq!(p.counts, RecordCounts { read: 3, valid: 1, rejected: 2, skipped: 0, written: 1 });
+    assert_eq!(
+        b.read("rejects"),
+        "_row,_line,_errors,id,name\n\
+         2,3,\"3 fields, expected 2 (as in the header): too many\",2,b,EXTRA\n\
+         3,4,\"1 field, expected 2 (as in the header): too few\",3\n"
+    );
 }
 
 #[test]
@@ -173,6 +189,24 @@ fn completeness_rules_quarantine_incomplete_files() {
         "the row count file announces 2 records, but the file has 1"
     );
     assert!(steps.run(&input(Some(Err("r.count not found".into())))).unwrap().quarantine.unwrap().reason.contains("missing"));
+}
+
+#[test]
+fn an_unclosed_quote_quarantines_the_file_and_line_ends_are_kept() {
+    let b = Bench::new();
+    let steps = b.steps("- parse: { format: csv }", "{ on_invalid: skip }");
+    // An unclosed quote: quarantined, not "1 read, 1 valid" with row 2 inside a cell.
+    let p = b.run(&steps, "u.csv", b"id,name\n1,\"unterminated\n2,b\n");
+    let v = p.quarantine.expect("quarantined");
+    assert!(v.reason.contains("the quoted field opened on line 2 is never closed"), "{}", v.reason);
+    assert!(!b.path("out").exists());
+    // CR-only line ends: row 2 is on line 3 (it was "line 1").
+    let p = b.run(&steps, "cr.csv", b"id,name\r1,a\r2\r3,c\r");
+    assert_eq!(p.counts.rejected, 1);
+    assert!(b.read("rejects").starts_with("_row,_line,_errors,id,name\n2,3,"), "{}", b.read("rejects"));
+    // A CRLF inside a quoted cell is delivered as it came.
+    let p = b.run(&steps, "q.csv", b"id,note\r\n1,\"a\r\nb\"\r\n");
+    assert_eq!((p.quarantine, b.read("out")), (None, "id,note\n1,\"a\r\nb\"\n".to_string()));
 }
 
 #[test]
@@ -218,6 +252,28 @@ fn json_in_jsonl_out_and_the_rejects_are_jsonl() {
     assert_eq!(rejects[0]["record"], json!({"id": "2", "email": "b@x"}), "JSON values are not converted like CSV text");
     assert_eq!(rejects[1]["errors"], json!(["expected an object, found a number"]));
     assert_eq!((steps.output_ext(), steps.rejects_ext()), (Some("jsonl"), "jsonl"));
+}
+
+#[test]
+fn csv_output_rejects_a_record_whose_keys_are_not_among_the_columns() {
+    // JSON has no header: the columns are the first record's keys, and `c` used to vanish.
+    let b = Bench::new();
+    let steps = b.steps("- parse: { format: json }\n- write: { format: csv }", "{ on_invalid: skip }");
+    let p = b.run(&steps, "a.json", br#"[{"a":1,"b":"x"},{"a":2,"c":"LOST"},{"a":3}]"#);
+    assert_eq!(p.counts, RecordCounts { read: 3, valid: 2, rejected: 1, skipped: 0, written: 2 });
+    assert_eq!(b.read("out"), "a,b\n1,x\n3,\n");
+    let rejects: serde_json::Value = serde_json::from_str(b.read("rejects").trim()).unwrap();
+    assert_eq!(rejects["row"], 2);
+    assert!(rejects["errors"][0].as_str().unwrap().starts_with("key `c` is not among the CSV output's columns (`a`, `b`)"), "{rejects}");
+    // The same from a script returning other keys; declared `columns` choose on purpose.
+    std::fs::write(b.path("keys.rhai"), "fn map(r) { if r.id == \"2\" { r.note = \"more\"; } r }").unwrap();
+    let mapped = "- parse: { format: csv }\n- map: { script: keys.rhai }\n- write: { format: csv }";
+    let p = b.run(&b.steps(mapped, ""), "m.csv", b"id\n1\n2\n");
+    let v = p.quarantine.expect("quarantined");
+    assert!(v.errors[0].to_string().starts_with("row 2 (line 3): key `note` is not among"), "{:?}", v.errors);
+    let declared = "- parse: { format: csv }\n- map: { script: keys.rhai }\n- write: { format: csv, columns: [id] }";
+    let p = b.run(&b.steps(declared, ""), "m.csv", b"id\n1\n2\n");
+    assert_eq!((p.quarantine, b.read("out")), (None, "id\n1\n2\n".to_string()));
 }
 
 #[test]

@@ -59,6 +59,28 @@ pub(super) fn finish(w: BufWriter<File>) -> io::Result<u64> {
     Ok(f.metadata()?.len())
 }
 
+/// Why a set of records was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The record cannot be written without losing a value: it is invalid.
+    #[error("{0}")]
+    Record(String),
+    /// Writing the local output failed.
+    #[error(transparent)]
+    Io(#[from] io::Error),
+}
+
+/// Where the CSV output's columns come from: what a record that does not fit them is told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Columns {
+    /// The write step's `columns`: a deliberate choice, so other keys are left out.
+    Declared,
+    /// The input's header.
+    Header,
+    /// The first record written.
+    FirstRecord,
+}
+
 /// Writes the output records.
 pub struct Writer {
     path: PathBuf,
@@ -67,18 +89,24 @@ pub struct Writer {
 
 enum Inner {
     // Boxed: the csv writer carries its own buffers (hundreds of bytes), the others are small.
-    Csv { w: Box<csv::Writer<BufWriter<File>>>, columns: Option<Vec<String>>, header: bool },
+    Csv { w: Box<csv::Writer<BufWriter<File>>>, columns: Option<Vec<String>>, from: Columns, header: bool },
     Json { w: BufWriter<File>, first: bool },
     Jsonl(BufWriter<File>),
 }
 
 impl Writer {
-    /// Creates the output at `path`. `columns` (CSV): known column order, else taken from the first record.
+    /// Creates the output at `path`. `columns` (CSV): known column order (the step's
+    /// `columns`, else the input header), else taken from the first record.
     pub fn create(path: &Path, spec: &Write, columns: Option<Vec<String>>) -> io::Result<Writer> {
         let inner = match spec.format {
             WriteFormat::Csv => {
                 let w = csv::WriterBuilder::new().delimiter(spec.delimiter).flexible(true).from_writer(create(path)?);
-                let mut inner = Inner::Csv { w: Box::new(w), columns: None, header: spec.header };
+                let from = match &columns {
+                    _ if !spec.columns.is_empty() => Columns::Declared,
+                    Some(_) => Columns::Header,
+                    None => Columns::FirstRecord,
+                };
+                let mut inner = Inner::Csv { w: Box::new(w), columns: None, from, header: spec.header };
                 if let Some(c) = columns {
                     inner.set_columns(c)?;
                 }
@@ -98,7 +126,30 @@ impl Writer {
         &self.path
     }
 
-    pub fn write(&mut self, rec: &Value) -> io::Result<()> {
+    /// Writes the records one input record became (a script may split it), all or none:
+    /// in CSV, a key outside the columns (unless they are the step's declared `columns`)
+    /// makes the whole set invalid instead of losing the value. Returns how many were written.
+    pub fn records(&mut self, set: &[Value]) -> Result<u64, WriteError> {
+        if let Inner::Csv { columns, from, .. } = &self.inner {
+            // Until the first record is written, its keys are the candidate columns.
+            let first = || set.first().and_then(Value::as_object).map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+            let cols = columns.clone().unwrap_or_else(first);
+            if *from != Columns::Declared {
+                for rec in set {
+                    outside_columns(rec, &cols, *from)?;
+                }
+            }
+            if columns.is_none() {
+                self.inner.set_columns(cols)?;
+            }
+        }
+        for rec in set {
+            self.write(rec)?;
+        }
+        Ok(set.len() as u64)
+    }
+
+    fn write(&mut self, rec: &Value) -> io::Result<()> {
         match &mut self.inner {
             Inner::Csv { columns: None, .. } => {
                 let keys = rec.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
@@ -135,9 +186,35 @@ impl Writer {
     }
 }
 
+/// A record's keys that are not among `cols`, as the reason the record is invalid.
+fn outside_columns(rec: &Value, cols: &[String], from: Columns) -> Result<(), WriteError> {
+    let Some(obj) = rec.as_object() else { return Ok(()) };
+    let extra: Vec<&str> = obj.keys().filter(|k| !cols.contains(k)).map(String::as_str).collect();
+    if extra.is_empty() {
+        return Ok(());
+    }
+    let (noun, verb) = if extra.len() == 1 { ("key", "is") } else { ("keys", "are") };
+    let whence = match from {
+        Columns::Header => "the input's header",
+        _ => "the keys of the first record written",
+    };
+    let all: Vec<&str> = cols.iter().map(String::as_str).chain(extra.iter().copied()).collect();
+    Err(WriteError::Record(format!(
+        "{noun} {} {verb} not among the CSV output's columns ({}), which are {whence}, and would be lost; \
+         list every column in the write step's `columns` (e.g. `columns: [{}]`), or give the first record every key",
+        ticked(&extra),
+        ticked(cols),
+        all.join(", ")
+    )))
+}
+
+fn ticked<S: AsRef<str>>(names: &[S]) -> String {
+    names.iter().map(|n| format!("`{}`", n.as_ref())).collect::<Vec<_>>().join(", ")
+}
+
 impl Inner {
     fn set_columns(&mut self, cols: Vec<String>) -> io::Result<()> {
-        if let Inner::Csv { w, columns, header } = self {
+        if let Inner::Csv { w, columns, header, .. } = self {
             if *header {
                 w.write_record(&cols)?;
             }
@@ -158,7 +235,10 @@ pub(super) fn cell(v: Option<&Value>) -> String {
 }
 
 /// The rejects file: invalid rows as they came in, with their row, line and errors. CSV input
-/// gives a CSV file (the input columns plus `_row`, `_line`, `_errors`); JSON input gives JSON Lines.
+/// gives a CSV file: `_row`, `_line`, `_errors`, then the input columns. The three come first
+/// so they stay under their names whatever the row's width: a row with too few or too many
+/// fields is copied as read, its cells under the input's columns from the left (extra cells
+/// past the last column). JSON input gives JSON Lines.
 pub struct Rejects {
     path: PathBuf,
     inner: RejectsInner,
@@ -180,7 +260,7 @@ impl Rejects {
         let inner = match header {
             Some(h) => {
                 let mut w = csv::WriterBuilder::new().delimiter(delimiter).flexible(true).from_writer(create(path)?);
-                w.write_record(h.iter().map(String::as_str).chain(["_row", "_line", "_errors"]))?;
+                w.write_record(["_row", "_line", "_errors"].into_iter().chain(h.iter().map(String::as_str)))?;
                 RejectsInner::Csv(Box::new(w))
             }
             None => RejectsInner::Jsonl(create(path)?),
@@ -202,7 +282,7 @@ impl Rejects {
                     Raw::Text(t) => vec![t.clone()],
                 };
                 let (row, joined) = (row.to_string(), errors.join("; "));
-                w.write_record(fields.iter().map(String::as_str).chain([row.as_str(), line_text.as_str(), joined.as_str()]))?;
+                w.write_record([row.as_str(), line_text.as_str(), joined.as_str()].into_iter().chain(fields.iter().map(String::as_str)))?;
                 Ok(())
             }
             RejectsInner::Jsonl(w) => {
@@ -235,23 +315,33 @@ mod tests {
         Write { format, columns: vec![], delimiter: b',', header: true }
     }
 
+    fn written(w: &mut Writer, set: &[Value]) -> Result<u64, String> {
+        w.records(set).map_err(|e| match e {
+            WriteError::Record(m) => m,
+            WriteError::Io(e) => panic!("{e}"),
+        })
+    }
+
     #[test]
     fn csv_json_and_jsonl_outputs() {
         let dir = tempfile::tempdir().unwrap();
         let recs = [json!({"b": "x,y", "a": 1, "n": null}), json!({"a": true, "b": "line\nbreak", "extra": [1]})];
         let p = dir.path().join("o.csv");
-        let mut w = Writer::create(&p, &spec(WriteFormat::Csv), Some(vec!["b".into(), "a".into()])).unwrap();
-        recs.iter().for_each(|r| w.write(r).unwrap());
+        // Declared columns choose what is written: other keys are left out on purpose.
+        let declared = Write { columns: vec!["b".into(), "a".into()], ..spec(WriteFormat::Csv) };
+        let mut w = Writer::create(&p, &declared, Some(declared.columns.clone())).unwrap();
+        assert_eq!(written(&mut w, &recs), Ok(2));
         w.finish().unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "b,a\n\"x,y\",1\n\"line\nbreak\",true\n");
-        // Columns from the first record (sorted keys).
+        // Columns from the first record (sorted keys); a later record may leave some out.
         let mut w = Writer::create(&p, &spec(WriteFormat::Csv), None).unwrap();
-        recs.iter().for_each(|r| w.write(r).unwrap());
+        assert_eq!(written(&mut w, &recs[..1]), Ok(1));
+        assert_eq!(written(&mut w, &[json!({"b": "line\nbreak", "a": true})]), Ok(1));
         w.finish().unwrap();
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "a,b,n\n1,\"x,y\",\ntrue,\"line\nbreak\",\n");
         let p = dir.path().join("o.json");
         let mut w = Writer::create(&p, &spec(WriteFormat::Json), None).unwrap();
-        recs.iter().for_each(|r| w.write(r).unwrap());
+        written(&mut w, &recs).unwrap();
         w.finish().unwrap();
         let back: Vec<Value> = serde_json::from_str(&std::fs::read_to_string(&p).unwrap()).unwrap();
         assert_eq!(back, recs);
@@ -260,9 +350,40 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&p).unwrap(), "[]\n");
         let p = dir.path().join("o.jsonl");
         let mut w = Writer::create(&p, &spec(WriteFormat::Jsonl), None).unwrap();
-        recs.iter().for_each(|r| w.write(r).unwrap());
+        written(&mut w, &recs).unwrap();
         assert_eq!(w.finish().unwrap(), std::fs::metadata(&p).unwrap().len());
         assert_eq!(std::fs::read_to_string(&p).unwrap().lines().count(), 2);
+    }
+
+    #[test]
+    fn csv_output_never_drops_a_key_outside_its_columns() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("o.csv");
+        // The QA case: `c` of the second record was silently lost.
+        let mut w = Writer::create(&p, &spec(WriteFormat::Csv), None).unwrap();
+        assert_eq!(written(&mut w, &[json!({"a": 1, "b": "x"})]), Ok(1));
+        let e = written(&mut w, &[json!({"a": 2, "c": "LOST"})]).unwrap_err();
+        assert_eq!(
+            e,
+            "key `c` is not among the CSV output's columns (`a`, `b`), which are the keys of the first record written, \
+             and would be lost; list every column in the write step's `columns` (e.g. `columns: [a, b, c]`), or give the \
+             first record every key"
+        );
+        // A record split into parts is written whole or not at all.
+        let e = written(&mut w, &[json!({"a": 3}), json!({"a": 4, "part": 2, "extra": true})]).unwrap_err();
+        assert!(e.starts_with("keys `extra`, `part` are not among"), "{e}");
+        w.finish().unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "a,b\n1,x\n");
+        // A rejected first record does not choose the columns.
+        let mut w = Writer::create(&p, &spec(WriteFormat::Csv), None).unwrap();
+        assert!(written(&mut w, &[json!({"a": 1}), json!({"b": 2})]).is_err());
+        assert_eq!(written(&mut w, &[json!({"b": 1}), json!({"b": 2})]), Ok(2));
+        w.finish().unwrap();
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), "b\n1\n2\n");
+        // Columns from the input header say so.
+        let mut w = Writer::create(&p, &spec(WriteFormat::Csv), Some(vec!["id".into()])).unwrap();
+        let e = written(&mut w, &[json!({"id": 1, "z": 2})]).unwrap_err();
+        assert!(e.contains("(`id`), which are the input's header"), "{e}");
     }
 
     #[test]
@@ -270,9 +391,23 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("r.csv");
         let mut r = Rejects::create(&p, Some(&["id".into(), "email".into()]), b',').unwrap();
+        r.write(2, Some(3), &Raw::Fields(vec!["1".into(), "bad".into()]), &["e".into()]).unwrap();
+        // Ragged rows: `_row`, `_line` and `_errors` stay under their names (they were shifted
+        // left or right by the row's own width); the cells line up from the left.
         r.write(3, Some(4), &Raw::Fields(vec!["7".into(), "bad".into(), "extra".into()]), &["a".into(), "b".into()]).unwrap();
+        r.write(4, Some(6), &Raw::Fields(vec!["8".into()]), &["c".into()]).unwrap();
         r.finish().unwrap();
-        assert_eq!(std::fs::read_to_string(&p).unwrap(), "id,email,_row,_line,_errors\n7,bad,extra,3,4,a; b\n");
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(text, "_row,_line,_errors,id,email\n2,3,e,1,bad\n3,4,a; b,7,bad,extra\n4,6,c,8\n");
+        let mut rd = csv::ReaderBuilder::new().flexible(true).from_reader(text.as_bytes());
+        let head = rd.headers().unwrap().clone();
+        for rec in rd.records() {
+            let rec = rec.unwrap();
+            let named = |n: &str| rec.get(head.iter().position(|h| h == n).unwrap()).unwrap().to_string();
+            assert!(named("_row").parse::<u64>().is_ok() && named("_line").parse::<u64>().is_ok(), "{rec:?}");
+            assert!(["e", "a; b", "c"].contains(&named("_errors").as_str()), "{rec:?}");
+            assert!(named("id").parse::<u64>().is_ok(), "{rec:?}");
+        }
         let p = dir.path().join("r.jsonl");
         let mut r = Rejects::create(&p, None, b',').unwrap();
         r.write(2, None, &Raw::Json(json!({"id": 1})), &["x".into()]).unwrap();
