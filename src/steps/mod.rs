@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -633,6 +634,19 @@ pub fn build_partial(
         {
             problems.push(Problem::new(format!("{at}/required_columns"), "applies to CSV files only".to_string()));
         }
+        if let RawStep::Parse(p) = s
+            && p.format != ParseFormat::Csv
+        {
+            // Compared with the defaults: the raw settings do not say whether they were written
+            // out, and a default written out changes nothing.
+            let format = if p.format == ParseFormat::Json { "json" } else { "jsonl" };
+            for (field, set) in [("header", !p.header), ("delimiter", p.delimiter != ","), ("quote", p.quote != "\"")] {
+                if set {
+                    problems
+                        .push(Problem::new(format!("{at}/{field}"), format!("applies to `csv` only (this file is read as `{format}`)")));
+                }
+            }
+        }
         match built {
             Ok(step) => steps.push(step),
             Err(errs) => problems.extend(errs.into_iter().map(|(field, msg)| Problem::new(format!("{at}/{field}"), msg))),
@@ -698,11 +712,16 @@ fn build_map(raw: &crate::config::raw_steps::RawMap, base: &Path) -> Result<Mapp
     }
     let path = base.join(&raw.script);
     let text = std::fs::read_to_string(&path).map_err(|e| problems.push(("script", format!("cannot read {}: {e}", path.display())))).ok();
-    if !problems.is_empty() {
-        return Err(problems);
+    // The script is compiled whatever else is wrong, so its syntax errors are reported with the
+    // others (a bad timeout or look-up table does not change what the script says).
+    let built = text.map(|text| {
+        Mapper::build(&raw.script, &text, tables, raw.max_operations, timeout.unwrap_or(Duration::ZERO))
+            .map_err(|e| problems.push(("script", e)))
+    });
+    match (built, timeout) {
+        (Some(Ok(mapper)), Some(_)) if problems.is_empty() => Ok(mapper),
+        _ => Err(problems),
     }
-    let (Some(text), Some(timeout)) = (text, timeout) else { return Err(problems) };
-    Mapper::build(&raw.script, &text, tables, raw.max_operations, timeout).map_err(|e| vec![("script", e)])
 }
 
 #[cfg(test)]

@@ -240,7 +240,7 @@ fn build_reports_order_and_configuration_problems_with_paths() {
         problems("- parse: { format: csv }\n- write: { format: csv }\n- validate: {}", ""),
         ["/steps/2/validate: `write` must be the last step"]
     );
-    let got = problems("- parse: { format: json, delimiter: ';;', encoding: klingon }\n- validate: { schema: nope.json }", "");
+    let got = problems("- parse: { format: csv, delimiter: ';;', encoding: klingon }\n- validate: { schema: nope.json }", "");
     assert_eq!(got.len(), 3, "{got:#?}");
     assert!(got[0].starts_with("/steps/0/parse/delimiter: ") && got[1].starts_with("/steps/0/parse/encoding: unknown encoding `klingon`"));
     assert!(got[2].starts_with("/steps/1/validate/schema: cannot read schema "), "{got:#?}");
@@ -287,4 +287,43 @@ fn a_large_csv_streams_with_bounded_memory_in_process() {
     let p = steps.run(&input).unwrap();
     assert_eq!((p.counts.read, p.counts.written, p.quarantine), (200_000, 200_000, None));
     assert_eq!(p.output, Some(size), "CSV in, CSV out: same bytes");
+}
+
+#[test]
+fn a_map_step_reports_its_script_errors_with_its_other_problems() {
+    let b = Bench::new();
+    std::fs::write(b.path("bad.rhai"), "fn map(r) {\n  r.x = ;\n}\n").unwrap();
+    let got: Vec<String> = b
+        .try_steps(
+            "- parse: { format: csv }\n- map: { script: bad.rhai, lookups: { d: { file: depts.csv, key: nokey } }, timeout: forever }",
+            "",
+        )
+        .unwrap_err()
+        .into_iter()
+        .map(|p| format!("{}: {}", p.yaml_path, p.message))
+        .collect();
+    assert_eq!(got.len(), 3, "{got:#?}");
+    assert!(got[0].starts_with("/steps/1/map/timeout: "), "{got:#?}");
+    assert!(got[1].starts_with("/steps/1/map/lookups: `d`: "), "{got:#?}");
+    assert!(got[2].starts_with("/steps/1/map/script: bad.rhai line 2: "), "{got:#?}");
+}
+
+#[test]
+fn csv_settings_on_json_input_are_refused() {
+    let b = Bench::new();
+    for format in ["json", "jsonl"] {
+        let got: Vec<String> = b
+            .try_steps(&format!("- parse: {{ format: {format}, header: false, delimiter: ';', quote: \"'\" }}"), "")
+            .unwrap_err()
+            .into_iter()
+            .map(|p| format!("{}: {}", p.yaml_path, p.message))
+            .collect();
+        let why = format!("applies to `csv` only (this file is read as `{format}`)");
+        assert_eq!(
+            got,
+            [format!("/steps/0/parse/header: {why}"), format!("/steps/0/parse/delimiter: {why}"), format!("/steps/0/parse/quote: {why}")]
+        );
+    }
+    // The same settings are CSV's own.
+    b.steps("- parse: { format: csv, header: false, columns: [a], delimiter: ';', quote: \"'\" }", "");
 }
