@@ -21,6 +21,7 @@ pub mod render;
 pub mod validate;
 pub mod write;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
@@ -257,6 +258,15 @@ struct FileRun<'s, 'i> {
     doomed: bool,
 }
 
+/// One record on its way through the steps.
+enum Stage {
+    /// As parsed, with the copy converted to the schemas' types once a `validate` converted a
+    /// CSV cell: the schemas and the script see `typed`, the output gets `original`.
+    Parsed { original: serde_json::Value, typed: Option<serde_json::Value> },
+    /// What the script returned: zero, one or several records.
+    Mapped(Vec<serde_json::Value>),
+}
+
 /// Where the records go: serialised (`write`, or the parsed format) or rendered (`render`).
 enum Output {
     Records(Writer),
@@ -421,33 +431,49 @@ impl<'s, 'i> FileRun<'s, 'i> {
         // The record is taken, not cloned (per record); a rejected row is written from `row.raw`.
         let value = std::mem::replace(&mut row.value, Ok(serde_json::Value::Null));
         let at = |field: Option<String>, message: String| RecordError { row: Some(row.number), line: row.line, field, message };
+        // Schema errors in column order where there are columns (the schema reports in its own order).
+        let header = self.header.as_deref();
+        let in_column_order = |found: &mut Vec<validate::FieldError>| {
+            if let Some(h) = header {
+                found.sort_by_key(|fe| fe.field.as_ref().and_then(|f| h.iter().position(|c| f == c || f.starts_with(&format!("{c}.")))));
+            }
+        };
         match value {
             Err(msg) => errs.push(at(None, msg)),
             Ok(v) => {
-                let mut set = vec![v];
+                let mut stage = Stage::Parsed { original: v, typed: None };
                 // CSV text is converted to schema types only before a script reshapes records.
-                let mut textual = self.header.is_some();
+                let textual = self.header.is_some();
                 for s in &self.steps.inner.steps {
                     match s {
-                        Step::Validate(val) => {
-                            for r in set.iter_mut() {
-                                if textual {
-                                    val.coerce(r);
+                        Step::Validate(val) => match &mut stage {
+                            Stage::Parsed { original, typed } => {
+                                let current = Cow::Borrowed(typed.as_ref().unwrap_or(original));
+                                let checked = if textual { val.typed(current) } else { current };
+                                let mut found = val.check(&checked);
+                                if let Cow::Owned(t) = checked {
+                                    *typed = Some(t);
                                 }
-                                let mut found = val.check(r);
-                                // In column order where there are columns (the schema reports in its own order).
-                                if let Some(h) = &self.header {
-                                    found.sort_by_key(|fe| {
-                                        fe.field.as_ref().and_then(|f| h.iter().position(|c| f == c || f.starts_with(&format!("{c}."))))
-                                    });
-                                }
+                                in_column_order(&mut found);
                                 errs.extend(found.into_iter().map(|fe| at(fe.field, fe.message)));
                             }
-                        }
+                            Stage::Mapped(set) => {
+                                for r in set.iter() {
+                                    let mut found = val.check(r);
+                                    in_column_order(&mut found);
+                                    errs.extend(found.into_iter().map(|fe| at(fe.field, fe.message)));
+                                }
+                            }
+                        },
                         Step::Map(m) => {
-                            textual = false;
-                            let mut next = Vec::with_capacity(set.len());
-                            for r in &set {
+                            // The script sees the converted values (the docs promise it); what
+                            // it returns is what is written.
+                            let inputs = match std::mem::replace(&mut stage, Stage::Mapped(Vec::new())) {
+                                Stage::Parsed { original, typed } => vec![typed.unwrap_or(original)],
+                                Stage::Mapped(set) => set,
+                            };
+                            let mut next = Vec::with_capacity(inputs.len());
+                            for r in &inputs {
                                 match m.map(r) {
                                     Ok(out) => next.extend(out),
                                     Err(MapError::Record(msg)) => {
@@ -457,7 +483,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
                                     Err(MapError::Timeout(msg)) => return Err(Stop::File(msg)),
                                 }
                             }
-                            set = next;
+                            stage = Stage::Mapped(next);
                         }
                         _ => {}
                     }
@@ -466,6 +492,11 @@ impl<'s, 'i> FileRun<'s, 'i> {
                     }
                 }
                 if errs.is_empty() {
+                    // Without a script, the record as parsed: the cells as they were written.
+                    let set = match stage {
+                        Stage::Parsed { original, .. } => vec![original],
+                        Stage::Mapped(set) => set,
+                    };
                     if set.is_empty() {
                         self.out.counts.skipped += 1;
                         return Ok(());

@@ -290,6 +290,42 @@ fn a_large_csv_streams_with_bounded_memory_in_process() {
 }
 
 #[test]
+fn validate_passes_the_cells_through_as_written_without_a_map() {
+    let b = Bench::new();
+    std::fs::write(
+        b.path("t.schema.json"),
+        json!({ "type": "object", "properties": { "id": { "type": "integer" }, "amt": { "type": "number" }, "ok": { "type": "boolean" }, "note": { "type": "string" } } })
+            .to_string(),
+    )
+    .unwrap();
+    let body = b"id,amt,ok,note,name\n007,12.10,true,,a\n12345678901234567890,1e3,false,x,b\n 42 ,+5,true,,c\n";
+    // CSV in, CSV out: byte for byte.
+    let steps = b.steps("- parse: { format: csv }\n- validate: { schema: t.schema.json }", "{ on_invalid: skip }");
+    let p = b.run(&steps, "a.csv", body);
+    assert_eq!((p.quarantine, p.counts.valid), (None, 3));
+    assert_eq!(b.read("out").as_bytes(), body);
+    // JSON out: the text of the cells, empty ones included.
+    let steps = b.steps("- parse: { format: csv }\n- validate: { schema: t.schema.json }\n- write: { format: jsonl }", "");
+    b.run(&steps, "a.csv", body);
+    let first: serde_json::Value = serde_json::from_str(b.read("out").lines().next().unwrap()).unwrap();
+    assert_eq!(first, json!({ "id": "007", "amt": "12.10", "ok": "true", "note": "", "name": "a" }));
+    // A template gets the text too.
+    std::fs::write(b.path("r.txt.hbs"), "{{record.id}}|{{record.amt}}|{{record.note}}\n").unwrap();
+    let steps = b.steps("- parse: { format: csv }\n- validate: { schema: t.schema.json }\n- render: { row: r.txt.hbs }", "");
+    b.run(&steps, "a.csv", body);
+    assert_eq!(b.read("out"), "007|12.10|\n12345678901234567890|1e3|x\n 42 |+5|\n");
+    // The script sees the converted values, as documented; what it returns is written.
+    std::fs::write(b.path("t.rhai"), "fn map(r) { #{ id: r.id, t: type_of(r.id), amt: r.amt, has_note: \"note\" in r } }").unwrap();
+    let steps = b.steps(
+        "- parse: { format: csv }\n- validate: { schema: t.schema.json }\n- map: { script: t.rhai }\n- write: { format: jsonl }",
+        "",
+    );
+    b.run(&steps, "a.csv", body);
+    let first: serde_json::Value = serde_json::from_str(b.read("out").lines().next().unwrap()).unwrap();
+    assert_eq!(first, json!({ "id": 7, "t": "i64", "amt": 12.1, "has_note": false }));
+}
+
+#[test]
 fn a_map_step_reports_its_script_errors_with_its_other_problems() {
     let b = Bench::new();
     std::fs::write(b.path("bad.rhai"), "fn map(r) {\n  r.x = ;\n}\n").unwrap();

@@ -5,6 +5,7 @@
 //! CSV text to the types the schema declares, and turning jsonschema errors into
 //! (field, message) pairs. It does not decide what an invalid record does to its file.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -52,6 +53,32 @@ pub struct FieldError {
     pub message: String,
 }
 
+impl Coerce {
+    /// What `text` becomes: `Some(Some(value))` converted, `Some(None)` dropped (an empty
+    /// cell), `None` left as it is.
+    fn convert(&self, text: &str) -> Option<Option<Value>> {
+        let t = text.trim();
+        if t.is_empty() {
+            Some(None)
+        } else if self.integer
+            && let Ok(i) = t.parse::<i64>()
+        {
+            Some(Some(Value::from(i)))
+        } else if (self.number || self.integer)
+            && let Some(n) = t.parse::<f64>().ok().and_then(serde_json::Number::from_f64)
+        {
+            // An integer property given `3.0` still validates (2020-12 counts it as an integer).
+            Some(Some(Value::Number(n)))
+        } else if self.boolean && matches!(t, "true" | "false") {
+            Some(Some(Value::Bool(t == "true")))
+        } else if self.null && t == "null" {
+            Some(Some(Value::Null))
+        } else {
+            None
+        }
+    }
+}
+
 impl Validate {
     /// Builds the step; relative paths resolve against `base`. Errors name the field.
     pub fn build(raw: &RawValidate, base: &Path) -> Result<Validate, Vec<(&'static str, String)>> {
@@ -87,42 +114,26 @@ impl Validate {
         Ok(Validate { schema, coerce, required_columns: raw.required_columns.clone(), row_count_file })
     }
 
-    /// Converts CSV text values to the types the schema declares: `"42"` → 42 for an `integer`
-    /// property, `"true"` → true for a `boolean`. An empty cell of a declared property is
-    /// dropped: in CSV an empty cell is how "no value" is written, so `required` reports it and
-    /// an optional property passes (a `minLength` or `pattern` would otherwise refuse it).
-    pub fn coerce(&self, record: &mut Value) {
-        let Some(obj) = record.as_object_mut() else { return };
+    /// `record` with its CSV text values converted to the types the schema declares: `"42"` →
+    /// 42 for an `integer` property, `"true"` → true for a `boolean`. An empty cell of a
+    /// declared property is dropped: in CSV an empty cell is how "no value" is written, so
+    /// `required` reports it and an optional property passes (a `minLength` or `pattern` would
+    /// otherwise refuse it).
+    ///
+    /// The record itself is never changed: the conversion is made on a copy, taken only when
+    /// some value is converted, so what is delivered keeps the cells as written (`007`, `12.10`).
+    pub fn typed<'a>(&self, mut record: Cow<'a, Value>) -> Cow<'a, Value> {
         for (field, c) in &self.coerce {
-            let Some(Value::String(text)) = obj.get(field) else { continue };
-            let t = text.trim();
-            let converted = if t.is_empty() {
-                None
-            } else if c.integer
-                && let Ok(i) = t.parse::<i64>()
-            {
-                Some(Value::from(i))
-            } else if (c.number || c.integer)
-                && let Some(n) = t.parse::<f64>().ok().and_then(serde_json::Number::from_f64)
-            {
-                // An integer property given `3.0` still validates (2020-12 counts it as an integer).
-                Some(Value::Number(n))
-            } else if c.boolean && matches!(t, "true" | "false") {
-                Some(Value::Bool(t == "true"))
-            } else if c.null && matches!(t, "null") {
-                Some(Value::Null)
-            } else {
-                continue; // Leave it: the schema reports the type error with the original text.
-            };
+            let Some(Value::String(text)) = record.get(field) else { continue };
+            // `None`: leave it, and the schema reports the type error with the original text.
+            let Some(converted) = c.convert(text) else { continue };
+            let Some(obj) = record.to_mut().as_object_mut() else { break };
             match converted {
-                Some(v) => {
-                    obj.insert(field.clone(), v);
-                }
-                None => {
-                    obj.remove(field);
-                }
-            }
+                Some(v) => obj.insert(field.clone(), v),
+                None => obj.remove(field),
+            };
         }
+        record
     }
 
     /// Every schema error of `record`.
@@ -222,8 +233,8 @@ mod tests {
     #[test]
     fn errors_name_the_field_and_the_reason() {
         let (_d, v) = step(roster_schema());
-        let mut rec = json!({ "employee_id": "0", "email": "not-an-email", "active": "yes", "name": "" });
-        v.coerce(&mut rec);
+        let rec = json!({ "employee_id": "0", "email": "not-an-email", "active": "yes", "name": "" });
+        let rec = v.typed(Cow::Borrowed(&rec)).into_owned();
         assert_eq!(rec["employee_id"], 0, "converted to the declared integer");
         let mut errs = v.check(&rec);
         errs.sort_by(|a, b| a.field.cmp(&b.field));
@@ -239,9 +250,8 @@ mod tests {
     #[test]
     fn empty_cells_count_as_absent() {
         let (_d, v) = step(roster_schema());
-        let mut rec =
-            json!({ "employee_id": "", "email": "a@b.example", "salary": " 1234.50 ", "active": "true", "name": "", "other": "" });
-        v.coerce(&mut rec);
+        let parsed = json!({ "employee_id": "", "email": "a@b.example", "salary": " 1234.50 ", "active": "true", "name": "", "other": "" });
+        let rec = v.typed(Cow::Borrowed(&parsed)).into_owned();
         assert_eq!(
             rec,
             json!({ "email": "a@b.example", "salary": 1234.5, "active": true, "other": "" }),
@@ -250,6 +260,17 @@ mod tests {
         let errs = v.check(&rec);
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(errs.iter().any(|e| e.field.as_deref() == Some("employee_id") && e.message.contains("required")), "{errs:?}");
+    }
+
+    #[test]
+    fn the_conversion_is_a_copy_and_only_made_when_a_value_changes() {
+        let (_d, v) = step(roster_schema());
+        let parsed = json!({ "employee_id": "007", "email": "a@b.example", "salary": "12.10", "name": "" });
+        let typed = v.typed(Cow::Borrowed(&parsed));
+        assert_eq!(*typed, json!({ "employee_id": 7, "email": "a@b.example", "salary": 12.1 }));
+        assert_eq!(parsed["employee_id"], "007", "the record as parsed keeps its text");
+        let plain = json!({ "email": "a@b.example", "other": "x" });
+        assert!(matches!(v.typed(Cow::Borrowed(&plain)), Cow::Borrowed(_)), "nothing to convert: no copy");
     }
 
     #[test]
