@@ -181,25 +181,49 @@ fn load_schema(path: &Path) -> Result<(jsonschema::Validator, BTreeMap<String, C
     Ok((validator, coercions(&value)))
 }
 
+/// The properties a record schema declares, with the types each may have: written on the
+/// property (`"type"`), or reached through a local `$ref` (`#/$defs/…`, `#/definitions/…`) or
+/// the branches of `anyOf` / `oneOf` / `allOf` — on the property and on the record itself. A
+/// type any branch declares is worth trying: the schema still decides.
 fn coercions(schema: &Value) -> BTreeMap<String, Coerce> {
-    let Some(props) = schema.get("properties").and_then(Value::as_object) else { return BTreeMap::new() };
-    props
-        .iter()
-        .map(|(name, p)| {
-            let types: Vec<&str> = match p.get("type") {
-                Some(Value::String(t)) => vec![t.as_str()],
-                Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
-                _ => vec![],
-            };
-            let c = Coerce {
-                integer: types.contains(&"integer"),
-                number: types.contains(&"number"),
-                boolean: types.contains(&"boolean"),
-                null: types.contains(&"null"),
-            };
-            (name.clone(), c)
-        })
-        .collect()
+    let mut out: BTreeMap<String, Coerce> = BTreeMap::new();
+    walk(schema, schema, &mut Vec::new(), &mut |record| {
+        let Some(props) = record.get("properties").and_then(Value::as_object) else { return };
+        for (name, p) in props {
+            let c = out.entry(name.clone()).or_default();
+            walk(schema, p, &mut Vec::new(), &mut |s| {
+                let types: Vec<&str> = match s.get("type") {
+                    Some(Value::String(t)) => vec![t.as_str()],
+                    Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+                    _ => vec![],
+                };
+                c.integer |= types.contains(&"integer");
+                c.number |= types.contains(&"number");
+                c.boolean |= types.contains(&"boolean");
+                c.null |= types.contains(&"null");
+            });
+        }
+    });
+    out
+}
+
+/// Calls `visit` on `schema` and on what it defers to: the target of a local `$ref` (`#…`;
+/// other files and URLs are not fetched) and the branches of `anyOf`, `oneOf` and `allOf`,
+/// recursively. `following` holds the references being followed: one met again is a cycle
+/// (`"$ref": "#"`) and is not followed again.
+fn walk<'a>(root: &'a Value, schema: &'a Value, following: &mut Vec<&'a str>, visit: &mut dyn FnMut(&'a Value)) {
+    visit(schema);
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str)
+        && !following.contains(&r)
+        && let Some(target) = r.strip_prefix('#').and_then(|pointer| root.pointer(pointer))
+    {
+        following.push(r);
+        walk(root, target, following, visit);
+        following.pop();
+    }
+    for branch in ["anyOf", "oneOf", "allOf"].into_iter().filter_map(|k| schema.get(k).and_then(Value::as_array)).flatten() {
+        walk(root, branch, following, visit);
+    }
 }
 
 #[cfg(test)]
@@ -271,6 +295,32 @@ mod tests {
         assert_eq!(parsed["employee_id"], "007", "the record as parsed keeps its text");
         let plain = json!({ "email": "a@b.example", "other": "x" });
         assert!(matches!(v.typed(Cow::Borrowed(&plain)), Cow::Borrowed(_)), "nothing to convert: no copy");
+    }
+
+    #[test]
+    fn types_declared_through_refs_and_combinators_are_converted() {
+        let (_d, v) = step(json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "$defs": { "id": { "type": "integer", "minimum": 1 }, "loop": { "$ref": "#/$defs/loop" } },
+            "definitions": { "flag": { "type": "boolean" } },
+            "properties": {
+                "id": { "$ref": "#/$defs/id" },
+                "n": { "anyOf": [{ "type": "number" }, { "type": "null" }] },
+                "ok": { "oneOf": [{ "$ref": "#/definitions/flag" }] },
+                "qty": { "allOf": [{ "type": "integer" }, { "maximum": 99 }] },
+                "cyc": { "$ref": "#/$defs/loop" }
+            },
+            "allOf": [{ "properties": { "extra": { "type": "integer" } } }]
+        }));
+        let rec = json!({ "id": "42", "n": "1.5", "ok": "true", "qty": "3", "extra": "5", "cyc": "x" });
+        let typed = v.typed(Cow::Borrowed(&rec)).into_owned();
+        assert_eq!(typed, json!({ "id": 42, "n": 1.5, "ok": true, "qty": 3, "extra": 5, "cyc": "x" }));
+        assert_eq!(v.check(&typed), vec![], "valid once converted");
+        let typed = v.typed(Cow::Borrowed(&json!({ "n": "null", "id": "0" }))).into_owned();
+        assert_eq!(typed, json!({ "n": null, "id": 0 }));
+        let errs = v.check(&typed);
+        assert!(errs.len() == 1 && errs[0].message.contains("less than the minimum of 1"), "{errs:?}");
     }
 
     #[test]
