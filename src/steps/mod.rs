@@ -428,6 +428,8 @@ impl<'s, 'i> FileRun<'s, 'i> {
     fn row(&mut self, mut row: Row) -> Result<(), Stop> {
         self.out.counts.read += 1;
         let mut errs: Vec<RecordError> = Vec::new();
+        // Set when the script's time ran out at this record: it is invalid, and the file stops here.
+        let mut timeout: Option<String> = None;
         // The record is taken, not cloned (per record); a rejected row is written from `row.raw`.
         let value = std::mem::replace(&mut row.value, Ok(serde_json::Value::Null));
         let at = |field: Option<String>, message: String| RecordError { row: Some(row.number), line: row.line, field, message };
@@ -480,7 +482,11 @@ impl<'s, 'i> FileRun<'s, 'i> {
                                         errs.push(at(None, msg));
                                         break;
                                     }
-                                    Err(MapError::Timeout(msg)) => return Err(Stop::File(msg)),
+                                    Err(MapError::Timeout(msg)) => {
+                                        errs.push(at(None, msg.clone()));
+                                        timeout = Some(msg);
+                                        break;
+                                    }
                                 }
                             }
                             stage = Stage::Mapped(next);
@@ -555,6 +561,12 @@ impl<'s, 'i> FileRun<'s, 'i> {
             if let Some(r) = self.rejects.as_mut() {
                 r.write(row.number, row.line, &row.raw, &messages).map_err(Stop::Io)?;
             }
+        }
+        if let Some(msg) = timeout {
+            // Counted above as rejected (read = valid + rejected + skipped holds); the file
+            // stops here, and the reason says where.
+            let line = row.line.map(|l| format!(" (line {l})")).unwrap_or_default();
+            return Err(Stop::File(format!("{msg}, at row {}{line}", row.number)));
         }
         Ok(())
     }

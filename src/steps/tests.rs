@@ -200,7 +200,11 @@ fn a_script_that_loops_forever_quarantines_its_file_and_the_next_file_is_fine() 
     let t = std::time::Instant::now();
     let p = b.run(&steps, "a.csv", b"n\n1\n2\n3\n");
     assert!(t.elapsed() < std::time::Duration::from_secs(10), "{:?}", t.elapsed());
-    assert_eq!(p.quarantine.unwrap().reason, "slow.rhai: stopped after the time limit of 300ms for one file");
+    let v = p.quarantine.unwrap();
+    assert_eq!(v.reason, "slow.rhai: stopped after the time limit of 300ms for one file, at row 2 (line 3)");
+    assert!(v.errors.iter().any(|e| e.row == Some(2) && e.line == Some(3) && e.message.contains("time limit")), "{:#?}", v.errors);
+    // The record where the script stopped is counted: read = valid + rejected + skipped.
+    assert_eq!((p.counts.read, p.counts.valid, p.counts.rejected, p.counts.skipped), (2, 1, 1, 0));
     // The clock is per file: the next file starts afresh.
     let p = b.run(&steps, "b.csv", b"n\n1\n3\n");
     assert_eq!((p.quarantine, p.counts.written), (None, 2));
@@ -287,6 +291,20 @@ fn a_large_csv_streams_with_bounded_memory_in_process() {
     let p = steps.run(&input).unwrap();
     assert_eq!((p.counts.read, p.counts.written, p.quarantine), (200_000, 200_000, None));
     assert_eq!(p.output, Some(size), "CSV in, CSV out: same bytes");
+}
+
+#[test]
+fn a_timeout_keeps_the_counts_whole_with_skipped_records_and_skip_policy() {
+    // The QA case: record 2 dropped on purpose, record 3 runs out of time.
+    let b = Bench::new();
+    std::fs::write(b.path("m.rhai"), "fn map(r) {\n  if r.id == \"3\" { loop {} }\n  if r.id == \"2\" { return (); }\n  r\n}\n").unwrap();
+    let steps = b
+        .steps("- parse: { format: csv }\n- map: { script: m.rhai, timeout: 300ms, max_operations: 100000000000 }", "{ on_invalid: skip }");
+    let p = b.run(&steps, "a.csv", b"id\n1\n2\n3\n4\n");
+    let c = p.counts;
+    assert_eq!((c.read, c.valid, c.rejected, c.skipped), (3, 1, 1, 1), "{c:?}");
+    assert_eq!(c.read, c.valid + c.rejected + c.skipped);
+    assert!(p.quarantine.unwrap().reason.ends_with("for one file, at row 3 (line 4)"));
 }
 
 #[test]
