@@ -47,6 +47,76 @@ use write::{Rejects, Write, Writer};
 /// every one of millions of rows is wrong.
 pub const MAX_REPORTED_ERRORS: usize = 10_000;
 
+/// The most characters of a value an error message quotes.
+pub const QUOTED_CHARS: usize = 100;
+
+/// The longest error message kept, in bytes (a backstop for messages that quote values
+/// themselves: a script's `throw`, a template's error). With [`MAX_REPORTED_ERRORS`], this
+/// bounds the memory and the report a file's errors take.
+pub const MAX_MESSAGE_BYTES: usize = 1000;
+
+/// `text` quoted for a message (`"abc"`), or its first [`QUOTED_CHARS`] characters and its size
+/// when it is longer (`"abc…"… (1048576 bytes)`).
+pub fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(QUOTED_CHARS) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &text[..cut], text.len()),
+    }
+}
+
+/// `value` as JSON for a message when it is longer than [`QUOTED_CHARS`] characters: the start
+/// and the size (`None`: short enough to quote whole). Never serialises more than the start.
+pub fn excerpt_json(value: &serde_json::Value) -> Option<String> {
+    if let serde_json::Value::String(s) = value {
+        return (s.chars().nth(QUOTED_CHARS).is_some()).then(|| excerpt(s));
+    }
+    /// Keeps the first `keep` bytes written and counts them all.
+    struct Head {
+        kept: Vec<u8>,
+        keep: usize,
+        total: usize,
+    }
+    impl std::io::Write for Head {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let room = self.keep.saturating_sub(self.kept.len());
+            self.kept.extend_from_slice(&buf[..room.min(buf.len())]);
+            self.total += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    // A character is at most 4 bytes: this many bytes hold QUOTED_CHARS characters.
+    let mut head = Head { kept: Vec::new(), keep: QUOTED_CHARS * 4, total: 0 };
+    // Serialising a `Value` fails only when the writer does, and `Head` never does.
+    serde_json::to_writer(&mut head, value).ok()?;
+    let text = match std::str::from_utf8(&head.kept) {
+        Ok(t) => t,
+        // Cut inside a character: the valid start.
+        Err(e) => std::str::from_utf8(&head.kept[..e.valid_up_to()]).ok()?,
+    };
+    let cut = text.char_indices().nth(QUOTED_CHARS).map_or(text.len(), |(i, _)| i);
+    if cut == head.total {
+        return None;
+    }
+    Some(format!("{}… ({} bytes)", &text[..cut], head.total))
+}
+
+/// `message` cut to [`MAX_MESSAGE_BYTES`] (at a character boundary), with its size.
+fn capped(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let total = message.len();
+        let mut cut = MAX_MESSAGE_BYTES;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push_str(&format!("… (message cut: {total} bytes)"));
+    }
+    message
+}
+
 /// One problem found in a file: with a row (and line, when known), or about the file as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordError {
@@ -432,7 +502,8 @@ impl<'s, 'i> FileRun<'s, 'i> {
         let mut timeout: Option<String> = None;
         // The record is taken, not cloned (per record); a rejected row is written from `row.raw`.
         let value = std::mem::replace(&mut row.value, Ok(serde_json::Value::Null));
-        let at = |field: Option<String>, message: String| RecordError { row: Some(row.number), line: row.line, field, message };
+        let at =
+            |field: Option<String>, message: String| RecordError { row: Some(row.number), line: row.line, field, message: capped(message) };
         // Schema errors in column order where there are columns (the schema reports in its own order).
         let header = self.header.as_deref();
         let in_column_order = |found: &mut Vec<validate::FieldError>| {
@@ -591,8 +662,9 @@ impl<'s, 'i> FileRun<'s, 'i> {
         let c = self.out.counts;
         let policy = self.steps.inner.policy;
         let reason = if let Some(first) = self.file_problems.first() {
+            let first = capped(first.clone());
             let more = self.file_problems.len() - 1;
-            Some(if more > 0 { format!("{first} (and {more} more problem(s))") } else { first.clone() })
+            Some(if more > 0 { format!("{first} (and {more} more problem(s))") } else { first })
         } else if c.rejected > policy.allowed(c.read) {
             Some(format!("{} of {} records are invalid ({})", c.rejected, c.read, policy.describe()))
         } else {
@@ -600,7 +672,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
         };
         let Some(reason) = reason else { return };
         let mut errors: Vec<RecordError> =
-            self.file_problems.iter().map(|m| RecordError { row: None, line: None, field: None, message: m.clone() }).collect();
+            self.file_problems.iter().map(|m| RecordError { row: None, line: None, field: None, message: capped(m.clone()) }).collect();
         let total = self.errors_total + errors.len() as u64;
         errors.extend(std::mem::take(&mut self.errors));
         errors.truncate(MAX_REPORTED_ERRORS);

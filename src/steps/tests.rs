@@ -344,6 +344,39 @@ fn validate_passes_the_cells_through_as_written_without_a_map() {
 }
 
 #[test]
+fn errors_quote_big_values_in_part_so_reports_stay_small() {
+    let b = Bench::new();
+    std::fs::write(b.path("b.schema.json"), json!({ "properties": { "b": { "type": "string", "maxLength": 10 } } }).to_string()).unwrap();
+    let cell = "x".repeat(300_000);
+    let body = format!("a,b\n1,{cell}\n2,{cell}\n3,short\n");
+    let steps = b.steps("- parse: { format: csv }\n- validate: { schema: b.schema.json }", "");
+    let v = b.run(&steps, "b.csv", body.as_bytes()).quarantine.unwrap();
+    assert_eq!(v.errors.len(), 2);
+    for e in &v.errors {
+        assert!(e.message.len() < 200 && e.message.ends_with("x\"… (300000 bytes) is longer than 10 characters"), "{}", e.message);
+    }
+    // The rejects file's `_errors` too (the row itself is kept as read).
+    let steps = b.steps("- parse: { format: csv }\n- validate: { schema: b.schema.json }", "{ on_invalid: skip }");
+    let p = b.run(&steps, "b.csv", body.as_bytes());
+    assert_eq!(p.counts.rejected, 2);
+    assert!(b.read("rejects").len() < 2 * cell.len() + 1000, "{} bytes", b.read("rejects").len());
+    // A message a script builds from the value is cut as well.
+    std::fs::write(b.path("t.rhai"), "fn map(r) { throw `bad value ${r.b}`; }").unwrap();
+    let steps = b.steps("- parse: { format: csv }\n- map: { script: t.rhai }", "");
+    let v = b.run(&steps, "b.csv", body.as_bytes()).quarantine.unwrap();
+    assert!(
+        v.errors.iter().all(|e| e.message.len() <= MAX_MESSAGE_BYTES + 40),
+        "{:?}",
+        v.errors.iter().map(|e| e.message.len()).collect::<Vec<_>>()
+    );
+    assert!(
+        v.errors[0].message.starts_with("t.rhai line 1: bad value xxx") && v.errors[0].message.ends_with("x… (message cut: 300025 bytes)"),
+        "{}",
+        &v.errors[0].message[900..]
+    );
+}
+
+#[test]
 fn a_map_step_reports_its_script_errors_with_its_other_problems() {
     let b = Bench::new();
     std::fs::write(b.path("bad.rhai"), "fn map(r) {\n  r.x = ;\n}\n").unwrap();

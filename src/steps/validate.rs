@@ -157,7 +157,13 @@ impl Validate {
                     _ => {}
                 }
                 let field = (!segments.is_empty()).then(|| segments.join("."));
-                FieldError { field, message: e.to_string() }
+                // A message quotes the value it is about: a 1 MB cell would make a 1 MB message
+                // (and report line), so a long value is quoted in part.
+                let message = match super::excerpt_json(e.instance()) {
+                    Some(short) => e.masked_with(short).to_string(),
+                    None => e.to_string(),
+                };
+                FieldError { field, message }
             })
             .collect()
     }
@@ -321,6 +327,26 @@ mod tests {
         assert_eq!(typed, json!({ "n": null, "id": 0 }));
         let errs = v.check(&typed);
         assert!(errs.len() == 1 && errs[0].message.contains("less than the minimum of 1"), "{errs:?}");
+    }
+
+    #[test]
+    fn a_long_value_is_quoted_in_part() {
+        let (_d, v) = step(json!({ "properties": { "b": { "type": "string", "maxLength": 10 }, "o": { "type": "string" } } }));
+        let big = "é".repeat(500_000);
+        let errs = v.check(&json!({ "b": big }));
+        assert_eq!(errs.len(), 1);
+        let m = &errs[0].message;
+        assert!(m.starts_with(&format!("\"{}\"… (1000000 bytes) is longer than 10 characters", "é".repeat(100))), "{}", &m[..300]);
+        assert!(m.len() < 400, "{} bytes", m.len());
+        // Not only strings: a large object is quoted in part too.
+        let errs = v.check(&json!({ "o": { "list": vec![1; 10_000] } }));
+        assert!(
+            errs[0].message.starts_with("{\"list\":[1,1,") && errs[0].message.ends_with(" bytes) is not of type \"string\""),
+            "{errs:?}"
+        );
+        assert!(errs[0].message.len() < 200);
+        // Short values are quoted whole, as before.
+        assert_eq!(v.check(&json!({ "b": "elevenchars" }))[0].message, r#""elevenchars" is longer than 10 characters"#);
     }
 
     #[test]
