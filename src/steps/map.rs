@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Scope};
 use serde_json::Value;
 
+use super::excerpt;
 use crate::config::raw_steps::RawLookup;
 
 /// The largest look-up table file accepted (tables are held in memory).
@@ -224,7 +225,7 @@ fn register_helpers(e: &mut Engine, tables: Arc<BTreeMap<String, Table>>) {
         }
     });
     e.register_fn("integer", |text: &str| -> Fallible<i64> {
-        text.trim().parse::<i64>().or_else(|_| fail(format!("integer(): {text:?} is not an integer")))
+        text.trim().parse::<i64>().or_else(|_| fail(format!("integer(): {} is not an integer", excerpt(text))))
     });
     e.register_fn("round_to", |x: f64, places: i64| {
         let f = 10f64.powi(places.clamp(0, 15) as i32);
@@ -269,7 +270,7 @@ fn unknown_table(table: &str, tables: &BTreeMap<String, Table>) -> Box<EvalAltRe
 fn parse_date(text: &str, fmt: &str) -> Result<chrono::NaiveDateTime, String> {
     chrono::NaiveDateTime::parse_from_str(text, fmt)
         .or_else(|_| chrono::NaiveDate::parse_from_str(text, fmt).map(|d| d.and_time(chrono::NaiveTime::MIN)))
-        .map_err(|e| format!("{text:?} is not a date in the format {fmt:?}: {e}"))
+        .map_err(|e| format!("{} is not a date in the format {fmt:?}: {e}", excerpt(text)))
 }
 
 fn reformat_date(text: &str, from: &str, to: &str) -> Fallible<String> {
@@ -288,7 +289,7 @@ fn number(text: &str, decimal: char) -> Fallible<f64> {
         .filter(|c| *c != grouping && *c != ' ' && *c != '\u{a0}' && *c != '\'')
         .map(|c| if c == decimal { '.' } else { c })
         .collect();
-    cleaned.parse::<f64>().or_else(|_| fail(format!("number(): {text:?} is not a number")))
+    cleaned.parse::<f64>().or_else(|_| fail(format!("number(): {} is not a number", excerpt(text))))
 }
 
 /// Loads a look-up table (CSV with a header row) keyed by `key`; errors are sentences.

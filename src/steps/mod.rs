@@ -21,10 +21,12 @@ pub mod render;
 pub mod validate;
 pub mod write;
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +46,76 @@ use write::{Rejects, Write, WriteError, Writer};
 /// Errors kept for a report; the count of all is kept besides. Bounds memory on a file whose
 /// every one of millions of rows is wrong.
 pub const MAX_REPORTED_ERRORS: usize = 10_000;
+
+/// The most characters of a value an error message quotes.
+pub const QUOTED_CHARS: usize = 100;
+
+/// The longest error message kept, in bytes (a backstop for messages that quote values
+/// themselves: a script's `throw`, a template's error). With [`MAX_REPORTED_ERRORS`], this
+/// bounds the memory and the report a file's errors take.
+pub const MAX_MESSAGE_BYTES: usize = 1000;
+
+/// `text` quoted for a message (`"abc"`), or its first [`QUOTED_CHARS`] characters and its size
+/// when it is longer (`"abc…"… (1048576 bytes)`).
+pub fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(QUOTED_CHARS) {
+        None => format!("{text:?}"),
+        Some((cut, _)) => format!("{:?}… ({} bytes)", &text[..cut], text.len()),
+    }
+}
+
+/// `value` as JSON for a message when it is longer than [`QUOTED_CHARS`] characters: the start
+/// and the size (`None`: short enough to quote whole). Never serialises more than the start.
+pub fn excerpt_json(value: &serde_json::Value) -> Option<String> {
+    if let serde_json::Value::String(s) = value {
+        return (s.chars().nth(QUOTED_CHARS).is_some()).then(|| excerpt(s));
+    }
+    /// Keeps the first `keep` bytes written and counts them all.
+    struct Head {
+        kept: Vec<u8>,
+        keep: usize,
+        total: usize,
+    }
+    impl std::io::Write for Head {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let room = self.keep.saturating_sub(self.kept.len());
+            self.kept.extend_from_slice(&buf[..room.min(buf.len())]);
+            self.total += buf.len();
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    // A character is at most 4 bytes: this many bytes hold QUOTED_CHARS characters.
+    let mut head = Head { kept: Vec::new(), keep: QUOTED_CHARS * 4, total: 0 };
+    // Serialising a `Value` fails only when the writer does, and `Head` never does.
+    serde_json::to_writer(&mut head, value).ok()?;
+    let text = match std::str::from_utf8(&head.kept) {
+        Ok(t) => t,
+        // Cut inside a character: the valid start.
+        Err(e) => std::str::from_utf8(&head.kept[..e.valid_up_to()]).ok()?,
+    };
+    let cut = text.char_indices().nth(QUOTED_CHARS).map_or(text.len(), |(i, _)| i);
+    if cut == head.total {
+        return None;
+    }
+    Some(format!("{}… ({} bytes)", &text[..cut], head.total))
+}
+
+/// `message` cut to [`MAX_MESSAGE_BYTES`] (at a character boundary), with its size.
+fn capped(mut message: String) -> String {
+    if message.len() > MAX_MESSAGE_BYTES {
+        let total = message.len();
+        let mut cut = MAX_MESSAGE_BYTES;
+        while !message.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        message.truncate(cut);
+        message.push_str(&format!("… (message cut: {total} bytes)"));
+    }
+    message
+}
 
 /// One problem found in a file: with a row (and line, when known), or about the file as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -256,6 +328,15 @@ struct FileRun<'s, 'i> {
     doomed: bool,
 }
 
+/// One record on its way through the steps.
+enum Stage {
+    /// As parsed, with the copy converted to the schemas' types once a `validate` converted a
+    /// CSV cell: the schemas and the script see `typed`, the output gets `original`.
+    Parsed { original: serde_json::Value, typed: Option<serde_json::Value> },
+    /// What the script returned: zero, one or several records.
+    Mapped(Vec<serde_json::Value>),
+}
+
 /// Where the records go: serialised (`write`, or the parsed format) or rendered (`render`).
 enum Output {
     Records(Writer),
@@ -417,46 +498,69 @@ impl<'s, 'i> FileRun<'s, 'i> {
     fn row(&mut self, mut row: Row) -> Result<(), Stop> {
         self.out.counts.read += 1;
         let mut errs: Vec<RecordError> = Vec::new();
+        // Set when the script's time ran out at this record: it is invalid, and the file stops here.
+        let mut timeout: Option<String> = None;
         // The record is taken, not cloned (per record); a rejected row is written from `row.raw`.
         let value = std::mem::replace(&mut row.value, Ok(serde_json::Value::Null));
-        let at = |field: Option<String>, message: String| RecordError { row: Some(row.number), line: row.line, field, message };
+        let at =
+            |field: Option<String>, message: String| RecordError { row: Some(row.number), line: row.line, field, message: capped(message) };
+        // Schema errors in column order where there are columns (the schema reports in its own order).
+        let header = self.header.as_deref();
+        let in_column_order = |found: &mut Vec<validate::FieldError>| {
+            if let Some(h) = header {
+                found.sort_by_key(|fe| fe.field.as_ref().and_then(|f| h.iter().position(|c| f == c || f.starts_with(&format!("{c}.")))));
+            }
+        };
         match value {
             Err(msg) => errs.push(at(None, msg)),
             Ok(v) => {
-                let mut set = vec![v];
+                let mut stage = Stage::Parsed { original: v, typed: None };
                 // CSV text is converted to schema types only before a script reshapes records.
-                let mut textual = self.header.is_some();
+                let textual = self.header.is_some();
                 for s in &self.steps.inner.steps {
                     match s {
-                        Step::Validate(val) => {
-                            for r in set.iter_mut() {
-                                if textual {
-                                    val.coerce(r);
+                        Step::Validate(val) => match &mut stage {
+                            Stage::Parsed { original, typed } => {
+                                let current = Cow::Borrowed(typed.as_ref().unwrap_or(original));
+                                let checked = if textual { val.typed(current) } else { current };
+                                let mut found = val.check(&checked);
+                                if let Cow::Owned(t) = checked {
+                                    *typed = Some(t);
                                 }
-                                let mut found = val.check(r);
-                                // In column order where there are columns (the schema reports in its own order).
-                                if let Some(h) = &self.header {
-                                    found.sort_by_key(|fe| {
-                                        fe.field.as_ref().and_then(|f| h.iter().position(|c| f == c || f.starts_with(&format!("{c}."))))
-                                    });
-                                }
+                                in_column_order(&mut found);
                                 errs.extend(found.into_iter().map(|fe| at(fe.field, fe.message)));
                             }
-                        }
+                            Stage::Mapped(set) => {
+                                for r in set.iter() {
+                                    let mut found = val.check(r);
+                                    in_column_order(&mut found);
+                                    errs.extend(found.into_iter().map(|fe| at(fe.field, fe.message)));
+                                }
+                            }
+                        },
                         Step::Map(m) => {
-                            textual = false;
-                            let mut next = Vec::with_capacity(set.len());
-                            for r in &set {
+                            // The script sees the converted values (the docs promise it); what
+                            // it returns is what is written.
+                            let inputs = match std::mem::replace(&mut stage, Stage::Mapped(Vec::new())) {
+                                Stage::Parsed { original, typed } => vec![typed.unwrap_or(original)],
+                                Stage::Mapped(set) => set,
+                            };
+                            let mut next = Vec::with_capacity(inputs.len());
+                            for r in &inputs {
                                 match m.map(r) {
                                     Ok(out) => next.extend(out),
                                     Err(MapError::Record(msg)) => {
                                         errs.push(at(None, msg));
                                         break;
                                     }
-                                    Err(MapError::Timeout(msg)) => return Err(Stop::File(msg)),
+                                    Err(MapError::Timeout(msg)) => {
+                                        errs.push(at(None, msg.clone()));
+                                        timeout = Some(msg);
+                                        break;
+                                    }
                                 }
                             }
-                            set = next;
+                            stage = Stage::Mapped(next);
                         }
                         _ => {}
                     }
@@ -465,6 +569,11 @@ impl<'s, 'i> FileRun<'s, 'i> {
                     }
                 }
                 if errs.is_empty() {
+                    // Without a script, the record as parsed: the cells as they were written.
+                    let set = match stage {
+                        Stage::Parsed { original, .. } => vec![original],
+                        Stage::Mapped(set) => set,
+                    };
                     if set.is_empty() {
                         self.out.counts.skipped += 1;
                         return Ok(());
@@ -524,6 +633,12 @@ impl<'s, 'i> FileRun<'s, 'i> {
                 r.write(row.number, row.line, &row.raw, &messages).map_err(Stop::Io)?;
             }
         }
+        if let Some(msg) = timeout {
+            // Counted above as rejected (read = valid + rejected + skipped holds); the file
+            // stops here, and the reason says where.
+            let line = row.line.map(|l| format!(" (line {l})")).unwrap_or_default();
+            return Err(Stop::File(format!("{msg}, at row {}{line}", row.number)));
+        }
         Ok(())
     }
 
@@ -547,8 +662,9 @@ impl<'s, 'i> FileRun<'s, 'i> {
         let c = self.out.counts;
         let policy = self.steps.inner.policy;
         let reason = if let Some(first) = self.file_problems.first() {
+            let first = capped(first.clone());
             let more = self.file_problems.len() - 1;
-            Some(if more > 0 { format!("{first} (and {more} more problem(s))") } else { first.clone() })
+            Some(if more > 0 { format!("{first} (and {more} more problem(s))") } else { first })
         } else if c.rejected > policy.allowed(c.read) {
             Some(format!("{} of {} records are invalid ({})", c.rejected, c.read, policy.describe()))
         } else {
@@ -556,7 +672,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
         };
         let Some(reason) = reason else { return };
         let mut errors: Vec<RecordError> =
-            self.file_problems.iter().map(|m| RecordError { row: None, line: None, field: None, message: m.clone() }).collect();
+            self.file_problems.iter().map(|m| RecordError { row: None, line: None, field: None, message: capped(m.clone()) }).collect();
         let total = self.errors_total + errors.len() as u64;
         errors.extend(std::mem::take(&mut self.errors));
         errors.truncate(MAX_REPORTED_ERRORS);
@@ -633,6 +749,19 @@ pub fn build_partial(
         {
             problems.push(Problem::new(format!("{at}/required_columns"), "applies to CSV files only".to_string()));
         }
+        if let RawStep::Parse(p) = s
+            && p.format != ParseFormat::Csv
+        {
+            // Compared with the defaults: the raw settings do not say whether they were written
+            // out, and a default written out changes nothing.
+            let format = if p.format == ParseFormat::Json { "json" } else { "jsonl" };
+            for (field, set) in [("header", !p.header), ("delimiter", p.delimiter != ","), ("quote", p.quote != "\"")] {
+                if set {
+                    problems
+                        .push(Problem::new(format!("{at}/{field}"), format!("applies to `csv` only (this file is read as `{format}`)")));
+                }
+            }
+        }
         match built {
             Ok(step) => steps.push(step),
             Err(errs) => problems.extend(errs.into_iter().map(|(field, msg)| Problem::new(format!("{at}/{field}"), msg))),
@@ -698,11 +827,16 @@ fn build_map(raw: &crate::config::raw_steps::RawMap, base: &Path) -> Result<Mapp
     }
     let path = base.join(&raw.script);
     let text = std::fs::read_to_string(&path).map_err(|e| problems.push(("script", format!("cannot read {}: {e}", path.display())))).ok();
-    if !problems.is_empty() {
-        return Err(problems);
+    // The script is compiled whatever else is wrong, so its syntax errors are reported with the
+    // others (a bad timeout or look-up table does not change what the script says).
+    let built = text.map(|text| {
+        Mapper::build(&raw.script, &text, tables, raw.max_operations, timeout.unwrap_or(Duration::ZERO))
+            .map_err(|e| problems.push(("script", e)))
+    });
+    match (built, timeout) {
+        (Some(Ok(mapper)), Some(_)) if problems.is_empty() => Ok(mapper),
+        _ => Err(problems),
     }
-    let (Some(text), Some(timeout)) = (text, timeout) else { return Err(problems) };
-    Mapper::build(&raw.script, &text, tables, raw.max_operations, timeout).map_err(|e| vec![("script", e)])
 }
 
 #[cfg(test)]

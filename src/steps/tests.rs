@@ -234,7 +234,11 @@ fn a_script_that_loops_forever_quarantines_its_file_and_the_next_file_is_fine() 
     let t = std::time::Instant::now();
     let p = b.run(&steps, "a.csv", b"n\n1\n2\n3\n");
     assert!(t.elapsed() < std::time::Duration::from_secs(10), "{:?}", t.elapsed());
-    assert_eq!(p.quarantine.unwrap().reason, "slow.rhai: stopped after the time limit of 300ms for one file");
+    let v = p.quarantine.unwrap();
+    assert_eq!(v.reason, "slow.rhai: stopped after the time limit of 300ms for one file, at row 2 (line 3)");
+    assert!(v.errors.iter().any(|e| e.row == Some(2) && e.line == Some(3) && e.message.contains("time limit")), "{:#?}", v.errors);
+    // The record where the script stopped is counted: read = valid + rejected + skipped.
+    assert_eq!((p.counts.read, p.counts.valid, p.counts.rejected, p.counts.skipped), (2, 1, 1, 0));
     // The clock is per file: the next file starts afresh.
     let p = b.run(&steps, "b.csv", b"n\n1\n3\n");
     assert_eq!((p.quarantine, p.counts.written), (None, 2));
@@ -296,7 +300,7 @@ fn build_reports_order_and_configuration_problems_with_paths() {
         problems("- parse: { format: csv }\n- write: { format: csv }\n- validate: {}", ""),
         ["/steps/2/validate: `write` must be the last step"]
     );
-    let got = problems("- parse: { format: json, delimiter: ';;', encoding: klingon }\n- validate: { schema: nope.json }", "");
+    let got = problems("- parse: { format: csv, delimiter: ';;', encoding: klingon }\n- validate: { schema: nope.json }", "");
     assert_eq!(got.len(), 3, "{got:#?}");
     assert!(got[0].starts_with("/steps/0/parse/delimiter: ") && got[1].starts_with("/steps/0/parse/encoding: unknown encoding `klingon`"));
     assert!(got[2].starts_with("/steps/1/validate/schema: cannot read schema "), "{got:#?}");
@@ -343,4 +347,126 @@ fn a_large_csv_streams_with_bounded_memory_in_process() {
     let p = steps.run(&input).unwrap();
     assert_eq!((p.counts.read, p.counts.written, p.quarantine), (200_000, 200_000, None));
     assert_eq!(p.output, Some(size), "CSV in, CSV out: same bytes");
+}
+
+#[test]
+fn a_timeout_keeps_the_counts_whole_with_skipped_records_and_skip_policy() {
+    // The QA case: record 2 dropped on purpose, record 3 runs out of time.
+    let b = Bench::new();
+    std::fs::write(b.path("m.rhai"), "fn map(r) {\n  if r.id == \"3\" { loop {} }\n  if r.id == \"2\" { return (); }\n  r\n}\n").unwrap();
+    let steps = b
+        .steps("- parse: { format: csv }\n- map: { script: m.rhai, timeout: 300ms, max_operations: 100000000000 }", "{ on_invalid: skip }");
+    let p = b.run(&steps, "a.csv", b"id\n1\n2\n3\n4\n");
+    let c = p.counts;
+    assert_eq!((c.read, c.valid, c.rejected, c.skipped), (3, 1, 1, 1), "{c:?}");
+    assert_eq!(c.read, c.valid + c.rejected + c.skipped);
+    assert!(p.quarantine.unwrap().reason.ends_with("for one file, at row 3 (line 4)"));
+}
+
+#[test]
+fn validate_passes_the_cells_through_as_written_without_a_map() {
+    let b = Bench::new();
+    std::fs::write(
+        b.path("t.schema.json"),
+        json!({ "type": "object", "properties": { "id": { "type": "integer" }, "amt": { "type": "number" }, "ok": { "type": "boolean" }, "note": { "type": "string" } } })
+            .to_string(),
+    )
+    .unwrap();
+    let body = b"id,amt,ok,note,name\n007,12.10,true,,a\n12345678901234567890,1e3,false,x,b\n 42 ,+5,true,,c\n";
+    // CSV in, CSV out: byte for byte.
+    let steps = b.steps("- parse: { format: csv }\n- validate: { schema: t.schema.json }", "{ on_invalid: skip }");
+    let p = b.run(&steps, "a.csv", body);
+    assert_eq!((p.quarantine, p.counts.valid), (None, 3));
+    assert_eq!(b.read("out").as_bytes(), body);
+    // JSON out: the text of the cells, empty ones included.
+    let steps = b.steps("- parse: { format: csv }\n- validate: { schema: t.schema.json }\n- write: { format: jsonl }", "");
+    b.run(&steps, "a.csv", body);
+    let first: serde_json::Value = serde_json::from_str(b.read("out").lines().next().unwrap()).unwrap();
+    assert_eq!(first, json!({ "id": "007", "amt": "12.10", "ok": "true", "note": "", "name": "a" }));
+    // A template gets the text too.
+    std::fs::write(b.path("r.txt.hbs"), "{{record.id}}|{{record.amt}}|{{record.note}}\n").unwrap();
+    let steps = b.steps("- parse: { format: csv }\n- validate: { schema: t.schema.json }\n- render: { row: r.txt.hbs }", "");
+    b.run(&steps, "a.csv", body);
+    assert_eq!(b.read("out"), "007|12.10|\n12345678901234567890|1e3|x\n 42 |+5|\n");
+    // The script sees the converted values, as documented; what it returns is written.
+    std::fs::write(b.path("t.rhai"), "fn map(r) { #{ id: r.id, t: type_of(r.id), amt: r.amt, has_note: \"note\" in r } }").unwrap();
+    let steps = b.steps(
+        "- parse: { format: csv }\n- validate: { schema: t.schema.json }\n- map: { script: t.rhai }\n- write: { format: jsonl }",
+        "",
+    );
+    b.run(&steps, "a.csv", body);
+    let first: serde_json::Value = serde_json::from_str(b.read("out").lines().next().unwrap()).unwrap();
+    assert_eq!(first, json!({ "id": 7, "t": "i64", "amt": 12.1, "has_note": false }));
+}
+
+#[test]
+fn errors_quote_big_values_in_part_so_reports_stay_small() {
+    let b = Bench::new();
+    std::fs::write(b.path("b.schema.json"), json!({ "properties": { "b": { "type": "string", "maxLength": 10 } } }).to_string()).unwrap();
+    let cell = "x".repeat(300_000);
+    let body = format!("a,b\n1,{cell}\n2,{cell}\n3,short\n");
+    let steps = b.steps("- parse: { format: csv }\n- validate: { schema: b.schema.json }", "");
+    let v = b.run(&steps, "b.csv", body.as_bytes()).quarantine.unwrap();
+    assert_eq!(v.errors.len(), 2);
+    for e in &v.errors {
+        assert!(e.message.len() < 200 && e.message.ends_with("x\"… (300000 bytes) is longer than 10 characters"), "{}", e.message);
+    }
+    // The rejects file's `_errors` too (the row itself is kept as read).
+    let steps = b.steps("- parse: { format: csv }\n- validate: { schema: b.schema.json }", "{ on_invalid: skip }");
+    let p = b.run(&steps, "b.csv", body.as_bytes());
+    assert_eq!(p.counts.rejected, 2);
+    assert!(b.read("rejects").len() < 2 * cell.len() + 1000, "{} bytes", b.read("rejects").len());
+    // A message a script builds from the value is cut as well.
+    std::fs::write(b.path("t.rhai"), "fn map(r) { throw `bad value ${r.b}`; }").unwrap();
+    let steps = b.steps("- parse: { format: csv }\n- map: { script: t.rhai }", "");
+    let v = b.run(&steps, "b.csv", body.as_bytes()).quarantine.unwrap();
+    assert!(
+        v.errors.iter().all(|e| e.message.len() <= MAX_MESSAGE_BYTES + 40),
+        "{:?}",
+        v.errors.iter().map(|e| e.message.len()).collect::<Vec<_>>()
+    );
+    assert!(
+        v.errors[0].message.starts_with("t.rhai line 1: bad value xxx") && v.errors[0].message.ends_with("x… (message cut: 300025 bytes)"),
+        "{}",
+        &v.errors[0].message[900..]
+    );
+}
+
+#[test]
+fn a_map_step_reports_its_script_errors_with_its_other_problems() {
+    let b = Bench::new();
+    std::fs::write(b.path("bad.rhai"), "fn map(r) {\n  r.x = ;\n}\n").unwrap();
+    let got: Vec<String> = b
+        .try_steps(
+            "- parse: { format: csv }\n- map: { script: bad.rhai, lookups: { d: { file: depts.csv, key: nokey } }, timeout: forever }",
+            "",
+        )
+        .unwrap_err()
+        .into_iter()
+        .map(|p| format!("{}: {}", p.yaml_path, p.message))
+        .collect();
+    assert_eq!(got.len(), 3, "{got:#?}");
+    assert!(got[0].starts_with("/steps/1/map/timeout: "), "{got:#?}");
+    assert!(got[1].starts_with("/steps/1/map/lookups: `d`: "), "{got:#?}");
+    assert!(got[2].starts_with("/steps/1/map/script: bad.rhai line 2: "), "{got:#?}");
+}
+
+#[test]
+fn csv_settings_on_json_input_are_refused() {
+    let b = Bench::new();
+    for format in ["json", "jsonl"] {
+        let got: Vec<String> = b
+            .try_steps(&format!("- parse: {{ format: {format}, header: false, delimiter: ';', quote: \"'\" }}"), "")
+            .unwrap_err()
+            .into_iter()
+            .map(|p| format!("{}: {}", p.yaml_path, p.message))
+            .collect();
+        let why = format!("applies to `csv` only (this file is read as `{format}`)");
+        assert_eq!(
+            got,
+            [format!("/steps/0/parse/header: {why}"), format!("/steps/0/parse/delimiter: {why}"), format!("/steps/0/parse/quote: {why}")]
+        );
+    }
+    // The same settings are CSV's own.
+    b.steps("- parse: { format: csv, header: false, columns: [a], delimiter: ';', quote: \"'\" }", "");
 }

@@ -5,6 +5,7 @@
 //! CSV text to the types the schema declares, and turning jsonschema errors into
 //! (field, message) pairs. It does not decide what an invalid record does to its file.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -52,6 +53,32 @@ pub struct FieldError {
     pub message: String,
 }
 
+impl Coerce {
+    /// What `text` becomes: `Some(Some(value))` converted, `Some(None)` dropped (an empty
+    /// cell), `None` left as it is.
+    fn convert(&self, text: &str) -> Option<Option<Value>> {
+        let t = text.trim();
+        if t.is_empty() {
+            Some(None)
+        } else if self.integer
+            && let Ok(i) = t.parse::<i64>()
+        {
+            Some(Some(Value::from(i)))
+        } else if (self.number || self.integer)
+            && let Some(n) = t.parse::<f64>().ok().and_then(serde_json::Number::from_f64)
+        {
+            // An integer property given `3.0` still validates (2020-12 counts it as an integer).
+            Some(Some(Value::Number(n)))
+        } else if self.boolean && matches!(t, "true" | "false") {
+            Some(Some(Value::Bool(t == "true")))
+        } else if self.null && t == "null" {
+            Some(Some(Value::Null))
+        } else {
+            None
+        }
+    }
+}
+
 impl Validate {
     /// Builds the step; relative paths resolve against `base`. Errors name the field.
     pub fn build(raw: &RawValidate, base: &Path) -> Result<Validate, Vec<(&'static str, String)>> {
@@ -87,42 +114,26 @@ impl Validate {
         Ok(Validate { schema, coerce, required_columns: raw.required_columns.clone(), row_count_file })
     }
 
-    /// Converts CSV text values to the types the schema declares: `"42"` → 42 for an `integer`
-    /// property, `"true"` → true for a `boolean`. An empty cell of a declared property is
-    /// dropped: in CSV an empty cell is how "no value" is written, so `required` reports it and
-    /// an optional property passes (a `minLength` or `pattern` would otherwise refuse it).
-    pub fn coerce(&self, record: &mut Value) {
-        let Some(obj) = record.as_object_mut() else { return };
+    /// `record` with its CSV text values converted to the types the schema declares: `"42"` →
+    /// 42 for an `integer` property, `"true"` → true for a `boolean`. An empty cell of a
+    /// declared property is dropped: in CSV an empty cell is how "no value" is written, so
+    /// `required` reports it and an optional property passes (a `minLength` or `pattern` would
+    /// otherwise refuse it).
+    ///
+    /// The record itself is never changed: the conversion is made on a copy, taken only when
+    /// some value is converted, so what is delivered keeps the cells as written (`007`, `12.10`).
+    pub fn typed<'a>(&self, mut record: Cow<'a, Value>) -> Cow<'a, Value> {
         for (field, c) in &self.coerce {
-            let Some(Value::String(text)) = obj.get(field) else { continue };
-            let t = text.trim();
-            let converted = if t.is_empty() {
-                None
-            } else if c.integer
-                && let Ok(i) = t.parse::<i64>()
-            {
-                Some(Value::from(i))
-            } else if (c.number || c.integer)
-                && let Some(n) = t.parse::<f64>().ok().and_then(serde_json::Number::from_f64)
-            {
-                // An integer property given `3.0` still validates (2020-12 counts it as an integer).
-                Some(Value::Number(n))
-            } else if c.boolean && matches!(t, "true" | "false") {
-                Some(Value::Bool(t == "true"))
-            } else if c.null && matches!(t, "null") {
-                Some(Value::Null)
-            } else {
-                continue; // Leave it: the schema reports the type error with the original text.
-            };
+            let Some(Value::String(text)) = record.get(field) else { continue };
+            // `None`: leave it, and the schema reports the type error with the original text.
+            let Some(converted) = c.convert(text) else { continue };
+            let Some(obj) = record.to_mut().as_object_mut() else { break };
             match converted {
-                Some(v) => {
-                    obj.insert(field.clone(), v);
-                }
-                None => {
-                    obj.remove(field);
-                }
-            }
+                Some(v) => obj.insert(field.clone(), v),
+                None => obj.remove(field),
+            };
         }
+        record
     }
 
     /// Every schema error of `record`.
@@ -146,7 +157,13 @@ impl Validate {
                     _ => {}
                 }
                 let field = (!segments.is_empty()).then(|| segments.join("."));
-                FieldError { field, message: e.to_string() }
+                // A message quotes the value it is about: a 1 MB cell would make a 1 MB message
+                // (and report line), so a long value is quoted in part.
+                let message = match super::excerpt_json(e.instance()) {
+                    Some(short) => e.masked_with(short).to_string(),
+                    None => e.to_string(),
+                };
+                FieldError { field, message }
             })
             .collect()
     }
@@ -170,25 +187,49 @@ fn load_schema(path: &Path) -> Result<(jsonschema::Validator, BTreeMap<String, C
     Ok((validator, coercions(&value)))
 }
 
+/// The properties a record schema declares, with the types each may have: written on the
+/// property (`"type"`), or reached through a local `$ref` (`#/$defs/…`, `#/definitions/…`) or
+/// the branches of `anyOf` / `oneOf` / `allOf` — on the property and on the record itself. A
+/// type any branch declares is worth trying: the schema still decides.
 fn coercions(schema: &Value) -> BTreeMap<String, Coerce> {
-    let Some(props) = schema.get("properties").and_then(Value::as_object) else { return BTreeMap::new() };
-    props
-        .iter()
-        .map(|(name, p)| {
-            let types: Vec<&str> = match p.get("type") {
-                Some(Value::String(t)) => vec![t.as_str()],
-                Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
-                _ => vec![],
-            };
-            let c = Coerce {
-                integer: types.contains(&"integer"),
-                number: types.contains(&"number"),
-                boolean: types.contains(&"boolean"),
-                null: types.contains(&"null"),
-            };
-            (name.clone(), c)
-        })
-        .collect()
+    let mut out: BTreeMap<String, Coerce> = BTreeMap::new();
+    walk(schema, schema, &mut Vec::new(), &mut |record| {
+        let Some(props) = record.get("properties").and_then(Value::as_object) else { return };
+        for (name, p) in props {
+            let c = out.entry(name.clone()).or_default();
+            walk(schema, p, &mut Vec::new(), &mut |s| {
+                let types: Vec<&str> = match s.get("type") {
+                    Some(Value::String(t)) => vec![t.as_str()],
+                    Some(Value::Array(ts)) => ts.iter().filter_map(Value::as_str).collect(),
+                    _ => vec![],
+                };
+                c.integer |= types.contains(&"integer");
+                c.number |= types.contains(&"number");
+                c.boolean |= types.contains(&"boolean");
+                c.null |= types.contains(&"null");
+            });
+        }
+    });
+    out
+}
+
+/// Calls `visit` on `schema` and on what it defers to: the target of a local `$ref` (`#…`;
+/// other files and URLs are not fetched) and the branches of `anyOf`, `oneOf` and `allOf`,
+/// recursively. `following` holds the references being followed: one met again is a cycle
+/// (`"$ref": "#"`) and is not followed again.
+fn walk<'a>(root: &'a Value, schema: &'a Value, following: &mut Vec<&'a str>, visit: &mut dyn FnMut(&'a Value)) {
+    visit(schema);
+    if let Some(r) = schema.get("$ref").and_then(Value::as_str)
+        && !following.contains(&r)
+        && let Some(target) = r.strip_prefix('#').and_then(|pointer| root.pointer(pointer))
+    {
+        following.push(r);
+        walk(root, target, following, visit);
+        following.pop();
+    }
+    for branch in ["anyOf", "oneOf", "allOf"].into_iter().filter_map(|k| schema.get(k).and_then(Value::as_array)).flatten() {
+        walk(root, branch, following, visit);
+    }
 }
 
 #[cfg(test)]
@@ -222,8 +263,8 @@ mod tests {
     #[test]
     fn errors_name_the_field_and_the_reason() {
         let (_d, v) = step(roster_schema());
-        let mut rec = json!({ "employee_id": "0", "email": "not-an-email", "active": "yes", "name": "" });
-        v.coerce(&mut rec);
+        let rec = json!({ "employee_id": "0", "email": "not-an-email", "active": "yes", "name": "" });
+        let rec = v.typed(Cow::Borrowed(&rec)).into_owned();
         assert_eq!(rec["employee_id"], 0, "converted to the declared integer");
         let mut errs = v.check(&rec);
         errs.sort_by(|a, b| a.field.cmp(&b.field));
@@ -239,9 +280,8 @@ mod tests {
     #[test]
     fn empty_cells_count_as_absent() {
         let (_d, v) = step(roster_schema());
-        let mut rec =
-            json!({ "employee_id": "", "email": "a@b.example", "salary": " 1234.50 ", "active": "true", "name": "", "other": "" });
-        v.coerce(&mut rec);
+        let parsed = json!({ "employee_id": "", "email": "a@b.example", "salary": " 1234.50 ", "active": "true", "name": "", "other": "" });
+        let rec = v.typed(Cow::Borrowed(&parsed)).into_owned();
         assert_eq!(
             rec,
             json!({ "email": "a@b.example", "salary": 1234.5, "active": true, "other": "" }),
@@ -250,6 +290,63 @@ mod tests {
         let errs = v.check(&rec);
         assert_eq!(errs.len(), 1, "{errs:?}");
         assert!(errs.iter().any(|e| e.field.as_deref() == Some("employee_id") && e.message.contains("required")), "{errs:?}");
+    }
+
+    #[test]
+    fn the_conversion_is_a_copy_and_only_made_when_a_value_changes() {
+        let (_d, v) = step(roster_schema());
+        let parsed = json!({ "employee_id": "007", "email": "a@b.example", "salary": "12.10", "name": "" });
+        let typed = v.typed(Cow::Borrowed(&parsed));
+        assert_eq!(*typed, json!({ "employee_id": 7, "email": "a@b.example", "salary": 12.1 }));
+        assert_eq!(parsed["employee_id"], "007", "the record as parsed keeps its text");
+        let plain = json!({ "email": "a@b.example", "other": "x" });
+        assert!(matches!(v.typed(Cow::Borrowed(&plain)), Cow::Borrowed(_)), "nothing to convert: no copy");
+    }
+
+    #[test]
+    fn types_declared_through_refs_and_combinators_are_converted() {
+        let (_d, v) = step(json!({
+            "$schema": "https://json-schema.org/draft/2020-12/schema",
+            "type": "object",
+            "$defs": { "id": { "type": "integer", "minimum": 1 }, "loop": { "$ref": "#/$defs/loop" } },
+            "definitions": { "flag": { "type": "boolean" } },
+            "properties": {
+                "id": { "$ref": "#/$defs/id" },
+                "n": { "anyOf": [{ "type": "number" }, { "type": "null" }] },
+                "ok": { "oneOf": [{ "$ref": "#/definitions/flag" }] },
+                "qty": { "allOf": [{ "type": "integer" }, { "maximum": 99 }] },
+                "cyc": { "$ref": "#/$defs/loop" }
+            },
+            "allOf": [{ "properties": { "extra": { "type": "integer" } } }]
+        }));
+        let rec = json!({ "id": "42", "n": "1.5", "ok": "true", "qty": "3", "extra": "5", "cyc": "x" });
+        let typed = v.typed(Cow::Borrowed(&rec)).into_owned();
+        assert_eq!(typed, json!({ "id": 42, "n": 1.5, "ok": true, "qty": 3, "extra": 5, "cyc": "x" }));
+        assert_eq!(v.check(&typed), vec![], "valid once converted");
+        let typed = v.typed(Cow::Borrowed(&json!({ "n": "null", "id": "0" }))).into_owned();
+        assert_eq!(typed, json!({ "n": null, "id": 0 }));
+        let errs = v.check(&typed);
+        assert!(errs.len() == 1 && errs[0].message.contains("less than the minimum of 1"), "{errs:?}");
+    }
+
+    #[test]
+    fn a_long_value_is_quoted_in_part() {
+        let (_d, v) = step(json!({ "properties": { "b": { "type": "string", "maxLength": 10 }, "o": { "type": "string" } } }));
+        let big = "é".repeat(500_000);
+        let errs = v.check(&json!({ "b": big }));
+        assert_eq!(errs.len(), 1);
+        let m = &errs[0].message;
+        assert!(m.starts_with(&format!("\"{}\"… (1000000 bytes) is longer than 10 characters", "é".repeat(100))), "{}", &m[..300]);
+        assert!(m.len() < 400, "{} bytes", m.len());
+        // Not only strings: a large object is quoted in part too.
+        let errs = v.check(&json!({ "o": { "list": vec![1; 10_000] } }));
+        assert!(
+            errs[0].message.starts_with("{\"list\":[1,1,") && errs[0].message.ends_with(" bytes) is not of type \"string\""),
+            "{errs:?}"
+        );
+        assert!(errs[0].message.len() < 200);
+        // Short values are quoted whole, as before.
+        assert_eq!(v.check(&json!({ "b": "elevenchars" }))[0].message, r#""elevenchars" is longer than 10 characters"#);
     }
 
     #[test]
