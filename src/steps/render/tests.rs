@@ -114,7 +114,9 @@ fn a_missing_field_rejects_the_record_naming_the_template_line() {
     assert_eq!(b.read("out"), "A;1 \nC;3   \n");
     let rejects = b.read("rejects");
     assert!(
-        rejects.contains("\n2;3;\"row.txt.hbs line 1, col 16: `pad`: the width must be a whole number from 0 to 65536, not \"\"x\"\"\";B;7;x\n"),
+        rejects.contains(
+            "\n2;3;\"row.txt.hbs line 1, col 16: `pad`: the width must be a whole number from 0 to 65536, not \"\"x\"\"\";B;7;x\n"
+        ),
         "{rejects}"
     );
 }
