@@ -283,13 +283,31 @@ fn reformat_date(text: &str, from: &str, to: &str) -> Fallible<String> {
 
 fn number(text: &str, decimal: char) -> Fallible<f64> {
     let grouping = if decimal == ',' { '.' } else { ',' };
-    let cleaned: String = text
-        .trim()
-        .chars()
-        .filter(|c| *c != grouping && *c != ' ' && *c != '\u{a0}' && *c != '\'')
-        .map(|c| if c == decimal { '.' } else { c })
-        .collect();
-    cleaned.parse::<f64>().or_else(|_| fail(format!("number(): {} is not a number", excerpt(text))))
+    let t: String = text.trim().chars().filter(|c| !matches!(c, ' ' | '\u{a0}' | '\'')).collect();
+    let (int, frac) = match t.split_once(decimal) {
+        Some((i, f)) => (i, Some(f)),
+        None => (t.as_str(), None),
+    };
+    // A grouping mark is taken only between groups of three digits: `1,5` read with a decimal
+    // point is not 15, it is a decimal comma the script did not ask for.
+    let digits = int.trim_start_matches(['-', '+']);
+    let groups: Vec<&str> = digits.split(grouping).collect();
+    let grouped = groups.len() == 1
+        || (matches!(groups[0].len(), 1..=3)
+            && groups.iter().all(|g| g.bytes().all(|b| b.is_ascii_digit()))
+            && groups[1..].iter().all(|g| g.len() == 3));
+    if !grouped || frac.is_some_and(|f| f.contains(grouping)) {
+        let other = if decimal == ',' { "number(value)" } else { "number(value, \",\")" };
+        return fail(format!(
+            "number(): {} has `{grouping}` where no thousands separator can be (groups of three digits); for the other decimal mark write {other}",
+            excerpt(text)
+        ));
+    }
+    let cleaned = format!("{}{}", int.replace(grouping, ""), frac.map(|f| format!(".{f}")).unwrap_or_default());
+    match cleaned.parse::<f64>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        _ => fail(format!("number(): {} is not a number", excerpt(text))),
+    }
 }
 
 /// Loads a look-up table (CSV with a header row) keyed by `key`; errors are sentences.
@@ -351,6 +369,28 @@ mod tests {
         assert!(m.map(&json!({"kind": "drop"})).unwrap().is_empty());
         let e = m.map(&json!({"kind": "one", "id": "x", "name": "", "dept": "FIN"})).unwrap_err();
         assert_eq!(e, MapError::Record("t.rhai line 5: integer(): \"x\" is not an integer".into()));
+    }
+
+    /// Grouping marks only between groups of three digits; no NaN or infinity.
+    #[test]
+    fn numbers_are_read_strictly() {
+        for (text, dec, want) in [
+            ("1,234.50", '.', 1234.5),
+            ("-1.234.567,5", ',', -1_234_567.5),
+            ("1 234,50", ',', 1234.5),
+            ("12", '.', 12.0),
+            ("1e3", '.', 1000.0),
+            (" 0,5 ", ',', 0.5),
+        ] {
+            assert_eq!(number(text, dec).unwrap(), want, "{text}");
+        }
+        for (text, dec) in
+            [("1,5", '.'), ("1.5", ','), ("12,34.5", '.'), ("1.234,5,6", ','), ("1,23.4,5", '.'), ("NaN", '.'), ("inf", '.'), ("", '.')]
+        {
+            assert!(number(text, dec).is_err(), "{text} with {dec}");
+        }
+        let e = number("1,5", '.').unwrap_err().to_string();
+        assert!(e.contains("has `,` where no thousands separator can be") && e.contains("number(value, \",\")"), "{e}");
     }
 
     #[test]
