@@ -179,11 +179,12 @@ impl Validate {
 fn load_schema(path: &Path) -> Result<(jsonschema::Validator, BTreeMap<String, Coerce>), String> {
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read schema {}: {e}", path.display()))?;
     let value: Value = serde_json::from_str(&text).map_err(|e| format!("schema {} is not JSON: {e}", path.display()))?;
-    let validator = jsonschema::options()
-        .with_draft(jsonschema::Draft::Draft202012)
-        .should_validate_formats(true)
-        .build(&value)
-        .map_err(|e| format!("schema {} does not compile: {e} (at {})", path.display(), e.instance_path()))?;
+    let validator =
+        jsonschema::options().with_draft(jsonschema::Draft::Draft202012).should_validate_formats(true).build(&value).map_err(|e| {
+            let at = e.instance_path().to_string();
+            let at = if at.is_empty() { String::new() } else { format!(" (at {at})") };
+            format!("schema {} does not compile: {e}{at}", path.display())
+        })?;
     Ok((validator, coercions(&value)))
 }
 
@@ -358,6 +359,9 @@ mod tests {
         let e = &build("bad.json")[0];
         assert_eq!(e.0, "schema");
         assert!(e.1.contains("does not compile") && e.1.contains("/properties/a/type"), "{e:?}");
+        std::fs::write(dir.path().join("ref.json"), r##"{ "properties": { "a": { "$ref": "#/$defs/nope" } } }"##).unwrap();
+        let e = &build("ref.json")[0].1;
+        assert!(e.contains("does not compile") && !e.contains("(at )"), "{e}");
         assert!(build("notjson.json")[0].1.contains("is not JSON"));
         assert!(build("missing.json")[0].1.contains("cannot read schema"));
     }
