@@ -149,6 +149,9 @@ pub async fn run_once(
 ) -> Result<RunReport, LedgerError> {
     let now = opts.now.unwrap_or_else(SystemTime::now);
     close_interrupted(&flow.name, ledger, "interrupted: wharf stopped before this run finished; a later run resumed its files")?;
+    for name in std::iter::once(&flow.name).chain(flow.response.as_ref().map(|r| &r.flow.name)) {
+        stage::sweep(&opts.staging_dir, name, ledger).await?;
+    }
     let mut rec = ledger.begin_run(&flow.name, to_millis(now))?;
     tracing::info!(flow = %flow.name, run = rec.id, "Run started.");
     let mut report = RunReport::new(flow, rec.id);

@@ -88,6 +88,39 @@ pub fn staging_path(dir: &Path, flow: &str, path: &RemotePath) -> PathBuf {
     staging_folder(dir, flow).join(format!("{}.part", &h[..32]))
 }
 
+/// Removes what `flow`'s staging folder holds for files the ledger no longer has in flight
+/// (delivered, quarantined, failed for good, or unknown), with the files the steps wrote
+/// beside them. A run killed between recording a file done and removing its staging copy
+/// leaves one, and nothing would ever read or remove it. Called at the start of a run, when
+/// no other run of the flow can be under way. Returns how many files were removed.
+pub async fn sweep(dir: &Path, flow: &str, ledger: &crate::ledger::Ledger) -> Result<usize, crate::ledger::LedgerError> {
+    use crate::ledger::FileState;
+    let folder = staging_folder(dir, flow);
+    let names: Vec<String> = match std::fs::read_dir(&folder) {
+        Ok(rd) => rd.filter_map(Result::ok).filter_map(|e| e.file_name().into_string().ok()).collect(),
+        Err(_) => return Ok(0),
+    };
+    if names.is_empty() {
+        return Ok(0);
+    }
+    let stem = |p: &Path| p.file_name().and_then(|n| n.to_str()).and_then(|n| n.split('.').next()).map(str::to_string);
+    let live: std::collections::BTreeSet<String> = ledger
+        .files(flow)?
+        .into_iter()
+        .filter(|r| !matches!(r.state, FileState::Done | FileState::Duplicate | FileState::Quarantined | FileState::Failed))
+        .filter_map(|r| RemotePath::parse(&r.path).ok())
+        .filter_map(|p| stem(&staging_path(dir, flow, &p)))
+        .collect();
+    let orphans: Vec<PathBuf> =
+        names.iter().filter(|n| n.split('.').next().is_some_and(|s| !live.contains(s))).map(|n| folder.join(n)).collect();
+    let removed = orphans.len();
+    if removed > 0 {
+        tracing::info!(flow, files = removed, folder = %folder.display(), "Removing staging files no file in flight needs (left by a run that was killed).");
+        discard_files(orphans).await;
+    }
+    Ok(removed)
+}
+
 /// The folder under `dir` that holds the staging files of `flow`.
 pub fn staging_folder(dir: &Path, flow: &str) -> PathBuf {
     dir.join(flow)

@@ -459,6 +459,25 @@ async fn a_name_one_file_renders_badly_fails_that_file_only() {
     assert!(fx.src.join("in/sub/deep/a.csv").exists());
 }
 
+/// Staging files no file in flight needs (a run killed after recording its file done, before
+/// removing the copy) are removed by the next run; those of a file still in flight are kept.
+#[tokio::test]
+async fn a_run_removes_staging_files_left_for_files_no_longer_in_flight() {
+    let fx = fixture();
+    let folder = fx.state.join("staging/t");
+    std::fs::create_dir_all(&folder).unwrap();
+    let stray = stage::staging_path(&fx.state.join("staging"), "t", &RemotePath::parse("in/gone.csv").unwrap());
+    std::fs::write(&stray, b"old").unwrap();
+    std::fs::write(stray.with_extension("out"), b"old output").unwrap();
+    let resumable = stage::staging_path(&fx.state.join("staging"), "t", &RemotePath::parse("in/b.csv").unwrap());
+    std::fs::write(&resumable, b"par").unwrap();
+    let rec = crate::ledger::FileRecord { path: "in/b.csv".into(), state: FileState::Staging, size: 6, ..Default::default() };
+    fx.ledger.put_file("t", &rec).unwrap();
+    fx.run().await;
+    assert!(!stray.exists() && !stray.with_extension("out").exists());
+    assert!(resumable.exists(), "a file in flight keeps its staging copy");
+}
+
 #[tokio::test]
 async fn unreachable_source_aborts_the_run_with_the_flow_named() {
     let mut fx = fixture();
