@@ -98,10 +98,12 @@ pub async fn process(cx: &Ctx<'_>, rec: &FileRecord, source: &RemotePath, staged
         let at = now_millis();
         if q.report {
             let (json, txt) = report_paths(staged);
+            // As every other output shows a source path: `/in/a.csv`.
+            let shown = source.to_string();
             let report = steps::quarantine::Report {
                 flow: &cx.flow.name,
                 run: cx.run,
-                file: source.as_str(),
+                file: &shown,
                 size: rec.size,
                 sha256: rec.sha256.as_deref().unwrap_or_default(),
                 quarantined_at: chrono::DateTime::from_timestamp_millis(at).map(|d| d.to_rfc3339()).unwrap_or_default(),

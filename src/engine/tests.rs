@@ -594,7 +594,7 @@ async fn an_invalid_file_is_quarantined_with_reports_and_the_source_disposed_of(
     assert_eq!(read(&fx.src.join("rejected/roster-1.csv")), b"id,email\n1,a@x\nzwei,b@x\n3\n");
     let report: serde_json::Value = serde_json::from_slice(&read(&fx.src.join("rejected/roster-1.csv.report.json"))).unwrap();
     assert_eq!(report["flow"], "t");
-    assert_eq!(report["file"], "in/roster.csv");
+    assert_eq!(report["file"], "/in/roster.csv");
     assert_eq!(report["counts"]["rejected"], 2);
     assert_eq!(report["errors"][0]["row"], 2);
     assert_eq!(report["errors"][0]["line"], 3);

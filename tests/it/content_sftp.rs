@@ -115,7 +115,7 @@ fn roster_import_example_runs_over_sftp_with_rejects_and_quarantine() {
     let report: serde_json::Value =
         serde_json::from_str(&fs::read_to_string(ex.remote("incoming/rejected/ROSTER_20260106.csv.report.json")).unwrap()).unwrap();
     assert_eq!(report["flow"], "roster-import");
-    assert_eq!(report["file"], "incoming/ROSTER_20260106.csv");
+    assert_eq!(report["file"], "/incoming/ROSTER_20260106.csv");
     assert_eq!(report["counts"]["rejected"], 4);
     assert_eq!(
         report["errors"][0],

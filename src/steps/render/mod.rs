@@ -170,12 +170,12 @@ pub fn render_message(e: &RenderError) -> String {
 
 /// The default extension: the template's name without `.hbs` (`pricelist.xml.hbs` → `xml`).
 fn extension(raw: &RawRender) -> Result<String, String> {
-    if let Some(e) = &raw.extension {
-        let e = e.trim_start_matches('.');
+    if let Some(given) = &raw.extension {
+        let e = given.trim_start_matches('.');
         return if !e.is_empty() && e.len() <= 16 && e.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
             Ok(e.to_string())
         } else {
-            Err(format!("`{e}` is not a file extension (letters, digits, `_` or `-`, like `txt`)"))
+            Err(format!("`{given}` is not a file extension (letters, digits, `_` or `-`, like `txt`)"))
         };
     }
     let Some(file) = raw.template.as_deref().or(raw.row.as_deref()) else { return Ok("txt".into()) };
