@@ -345,3 +345,16 @@ async fn a_server_refusing_passive_mode_is_told_to_use_active_mode() {
     assert_eq!(active.list(&p("")).await.unwrap().len(), 1);
     assert_eq!(read(&active, "a.txt", 0).await, b"a");
 }
+
+/// A server that greets and then takes longer than `connect_timeout` to log in is called
+/// slow, not an implicit-FTPS port (which would not greet at all).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_slower_than_the_timeout_is_not_taken_for_implicit_tls() {
+    let Some(ftpd) = tokio::task::spawn_blocking(|| Ftpd::vsftpd_with(&["delay_successful_login=3"])).await.unwrap() else { return };
+    let mut spec = ftpd.spec(FtpTls::None);
+    spec.connect_timeout = Duration::from_secs(1);
+    let err = FtpEndpoint::new(spec).connect_now().await.expect_err("the login takes 3 s");
+    assert_eq!(err.kind, ErrorKind::Transient, "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("the server greeted, then stalled") && !msg.contains("implicit"), "{msg}");
+}

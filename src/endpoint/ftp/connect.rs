@@ -390,7 +390,8 @@ impl Connector {
             turned_away: false,
         };
         let tls = self.tls().await.map_err(|error| ConnectError { error, turned_away: false })?;
-        let res = tokio::time::timeout(self.spec.connect_timeout, self.establish(tls.as_deref())).await;
+        let greeted = AtomicBool::new(false);
+        let res = tokio::time::timeout(self.spec.connect_timeout, self.establish(tls.as_deref(), &greeted)).await;
         if let Some(refusal) = self.take_tls_refusal() {
             return Err(err(ErrorKind::HostKey, refusal));
         }
@@ -403,8 +404,9 @@ impl Connector {
             Ok(Err(Setup { kind, message, turned_away })) => Err(ConnectError { turned_away, ..err(kind, message) }),
             Err(_) => {
                 let hint = match self.spec.tls {
+                    _ if greeted.load(Ordering::Relaxed) => " (the server greeted, then stalled: it is slow or overloaded)",
                     // An implicit-TLS port waits silently for a TLS hello.
-                    FtpTls::Explicit | FtpTls::None => " (if this port speaks implicit FTPS, set `tls: implicit`)",
+                    FtpTls::Explicit | FtpTls::None => " (no greeting: if this port speaks implicit FTPS, set `tls: implicit`)",
                     FtpTls::Implicit => "",
                 };
                 Err(err(
@@ -415,7 +417,9 @@ impl Connector {
         }
     }
 
-    async fn establish(&self, tls: Option<&Tls>) -> Result<Conn, Setup> {
+    /// Sets up a session; `greeted` is set once the server has greeted us (what a timeout's
+    /// message needs to know).
+    async fn establish(&self, tls: Option<&Tls>, greeted: &AtomicBool) -> Result<Conn, Setup> {
         let spec = &self.spec;
         let (host, port) = (spec.host.as_str(), spec.port);
         let unreachable = |e: std::io::Error| (ErrorKind::Transient, format!("cannot reach {host}:{port}: {e}"));
@@ -426,6 +430,7 @@ impl Connector {
                     e if turned_away(&e) => Setup { turned_away: true, ..classify_connect(e, "greeting").into() },
                     e => Setup::from(self.tls_failure(e)),
                 })?;
+                greeted.store(true, Ordering::Relaxed);
                 // Not sent by suppaftp for implicit TLS: without PROT P the server would keep
                 // the data connections in clear text while we speak TLS on them.
                 for cmd in ["PBSZ 0", "PROT P"] {
@@ -447,6 +452,7 @@ impl Connector {
                 let ftp = Ftp::connect_with_stream(tcp)
                     .await
                     .map_err(|e| Setup { turned_away: turned_away(&e), ..classify_connect(e, "greeting").into() })?;
+                greeted.store(true, Ordering::Relaxed);
                 match tls {
                     // AUTH TLS, then PBSZ 0 and PROT P.
                     Some(tls) => ftp.into_secure(tls.connector(), host).await.map_err(|e| match e {
