@@ -1,8 +1,11 @@
 //! Feeds the `notify:` rules: every event in the ledger's log once, in order, and run
 //! summaries as runs finish.
 //!
-//! One task owns the dispatcher (and so the throttling state). It reads the events after the
-//! stored cursor, sends each to the matching rules (the flow's own and the global ones), and
+//! One task owns the dispatcher (and so the throttling state). It reads nothing before the
+//! flows' own rules have arrived (the first [`Notifier::set_rules`]): an event read earlier
+//! would be matched against the global rules only and then counted as handled, so events
+//! recorded while the daemon was down would never reach the flows' rules. It reads the events
+//! after the stored cursor, sends each to the matching rules (the flow's own and the global ones), and
 //! only then moves the cursor: a crash in between sends a notice again rather than losing it.
 //! The very first daemon on a ledger starts from the newest event instead of replaying
 //! history. When a throttle window with notices held back ends, the task sends the latest of
@@ -45,6 +48,8 @@ struct Pump {
     metrics: Arc<Metrics>,
     /// The flows whose rules the dispatcher has.
     flows: BTreeSet<String>,
+    /// The flows' rules have arrived: events may be read (and the cursor moved).
+    ready: bool,
 }
 
 impl Notifier {
@@ -55,9 +60,10 @@ impl Notifier {
             // No rules cannot fail to set up.
             Dispatcher::new(&[]).unwrap_or_else(|_| unreachable!("a dispatcher without rules sets nothing up"))
         });
-        let mut pump = Pump { ledger, dispatcher, clock, metrics, flows: BTreeSet::new() };
+        let mut pump = Pump { ledger, dispatcher, clock, metrics, flows: BTreeSet::new(), ready: false };
         tokio::spawn(async move {
-            pump.events().await;
+            // The backlog (events recorded while the daemon was down) is read once the flows'
+            // rules are known: at the first `Msg::Rules`.
             loop {
                 let due = pump.dispatcher.next_due();
                 let clock = Arc::clone(&pump.clock);
@@ -76,7 +82,13 @@ impl Notifier {
                 let Some(msg) = msg else { break };
                 match msg {
                     Msg::Wake => pump.events().await,
-                    Msg::Rules(rules) => pump.set_rules(rules),
+                    Msg::Rules(rules) => {
+                        let first = !pump.ready;
+                        pump.set_rules(rules);
+                        if first {
+                            pump.events().await;
+                        }
+                    }
                     Msg::Summary(notice) => pump.send(&notice).await,
                     Msg::Flush(done) => {
                         pump.events().await;
@@ -93,7 +105,8 @@ impl Notifier {
         let _ = self.tx.send(Msg::Wake);
     }
 
-    /// Replaces the flows' own rules (after a reload).
+    /// Sets the flows' own rules (at start: no event is read before this), or replaces them
+    /// after a reload.
     pub fn set_rules(&self, flows: &[Arc<Flow>]) {
         let rules = flows.iter().map(|f| (f.name.clone(), f.notify.clone())).collect();
         let _ = self.tx.send(Msg::Rules(rules));
@@ -128,6 +141,7 @@ impl Pump {
             }
         }
         self.flows = now;
+        self.ready = true;
     }
 
     async fn send(&mut self, notice: &Notice) {
@@ -152,8 +166,12 @@ impl Pump {
         }
     }
 
-    /// Sends every event after the cursor, moving the cursor after each.
+    /// Sends every event after the cursor, moving the cursor after each. Nothing before the
+    /// flows' rules are known: those events wait in the log (the cursor does not move).
     async fn events(&mut self) {
+        if !self.ready {
+            return;
+        }
         let ledger = self.ledger.clone();
         let mut cursor = match ledger.notify_cursor() {
             Ok(Some(c)) => c,

@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 use wharf::control::{TriggerError, Triggered};
-use wharf::ledger::{EventKind, RunStatus};
+use wharf::ledger::{EventKind, Ledger, NewEvent, RunStatus};
 use wharf::schedule::ManualClock;
 use wharf::serve::{self, Handle, ServeConfig, ServeOptions};
 
@@ -48,6 +48,18 @@ impl Daemon {
         let handle = serve::start(opts, clock.clone()).expect("start the daemon");
         let finished = handle.subscribe();
         Daemon { dir, clock, handle: Some(handle), finished }
+    }
+
+    /// Stops the daemon gracefully, runs `while_down` (the ledger is free: a `wharf run` could
+    /// write to it), then starts a new daemon on the same folders with the clock at `at`.
+    async fn restart(&mut self, at: DateTime<Utc>, config: ServeConfig, while_down: impl FnOnce(&Path)) {
+        self.handle.take().unwrap().shutdown().await;
+        while_down(self.dir.path());
+        self.clock = Arc::new(ManualClock::new(at));
+        let opts = ServeOptions { flows_dir: self.path("flows"), state_dir: self.path("state"), config };
+        let handle = serve::start(opts, self.clock.clone()).expect("restart the daemon");
+        self.finished = handle.subscribe();
+        self.handle = Some(handle);
     }
 
     fn handle(&self) -> &Handle {
@@ -334,3 +346,44 @@ async fn a_file_that_keeps_failing_is_given_up_into_the_quarantine() {
     assert_eq!(body["facts"]["quarantine"]["copy"], "out.csv", "the notice says where the file went: {body}");
     d.stop().await;
 }
+
+/// Records a `failed` event for `flow` directly in the ledger of `dir`, as a `wharf run` while
+/// the daemon is down would.
+fn record_failed(dir: &Path, flow: &str, detail: &str) {
+    let ledger = Ledger::open(&dir.join("state/ledger.redb")).expect("the ledger is free while the daemon is down");
+    let event = NewEvent {
+        flow: flow.into(),
+        at: Utc::now().timestamp_millis(),
+        kind: EventKind::Failed,
+        subject: String::new(),
+        detail: detail.into(),
+    };
+    ledger.record_events(&[event]).unwrap();
+}
+
+/// Waits (at most 10 s of real time) until the receiver has `n` requests.
+async fn requests(d: &Daemon, receiver: &HttpReceiver, n: usize) -> Vec<String> {
+    for _ in 0..1000 {
+        d.handle().notified().await;
+        if receiver.requests().len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    kinds(receiver)
+}
+
+/// An event recorded while the daemon was down goes to the flow's own rules when it starts
+/// (its rules are known before the backlog is read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_recorded_while_down_reach_the_flows_own_rules() {
+    let receiver = HttpReceiver::start(&[]).await;
+    let mut d = Daemon::start(&[("f.yaml", local_flow("f", &webhook(&receiver, "failed")))], minute_now(), ServeConfig::default());
+    // The first daemon stores the cursor.
+    d.handle().notified().await;
+    d.restart(minute_now(), ServeConfig::default(), |dir| record_failed(dir, "f", "failed while down")).await;
+    assert_eq!(requests(&d, &receiver, 1).await, ["failed"]);
+    assert_eq!(receiver.requests()[0].json()["detail"], "failed while down");
+    d.stop().await;
+}
+
