@@ -248,6 +248,16 @@ async fn a_triggered_flow_is_retried_until_its_server_is_back() {
 /// with the count of the others, without waiting for another failure.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_held_back_by_the_throttle_are_sent_when_the_window_ends() {
+    held_back_failures_are_sent_when_the_window_ends(false).await;
+}
+
+/// … also when the flows were reloaded in the window (another flow file was added).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_held_back_by_the_throttle_survive_a_reload() {
+    held_back_failures_are_sent_when_the_window_ends(true).await;
+}
+
+async fn held_back_failures_are_sent_when_the_window_ends(reload: bool) {
     let receiver = HttpReceiver::start(&[]).await;
     // Scheduled hourly, so the daemon's loop sleeps on the clock; 05:00 to 05:05 has no run.
     let extra = format!(
@@ -267,6 +277,18 @@ async fn failures_held_back_by_the_throttle_are_sent_when_the_window_ends() {
     }
     d.handle().notified().await;
     assert_eq!(kinds(&receiver), ["failed"], "two held back");
+    if reload {
+        std::fs::write(d.path("flows/other.yaml"), local_flow("other", "").replace("ROOT", &d.path("").display().to_string())).unwrap();
+        d.handle().reload();
+        for _ in 0..500 {
+            if d.handle().status().flows.len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(d.handle().status().flows.len(), 2, "the new flow is loaded");
+        d.handle().notified().await;
+    }
     d.advance(Duration::from_secs(4 * 60)).await;
     d.handle().notified().await;
     assert_eq!(kinds(&receiver), ["failed"], "the window has not ended");
