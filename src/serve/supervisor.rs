@@ -239,6 +239,14 @@ fn plan_all(shared: &Arc<Shared>, now: DateTime<Utc>) {
     }
     let mut plans = shared.plans();
     plans.retain(|name, p| p.running || flows.iter().any(|f| &f.name == name));
+    for (name, plan) in plans.iter_mut() {
+        if !flows.iter().any(|f| &f.name == name) {
+            // Kept only while its run goes on: nothing is due for a flow no longer served
+            // (`due` would never move the time on, and `earliest` would wake the loop for ever).
+            plan.next_due = None;
+            plan.queued = false;
+        }
+    }
     for flow in flows {
         let plan = plans.entry(flow.name.clone()).or_default();
         if plan.retry_attempt == 0 || plan.next_due.is_none() {
@@ -324,8 +332,10 @@ fn due(shared: &Arc<Shared>, now: DateTime<Utc>) -> Vec<Arc<Flow>> {
     out
 }
 
+/// The earliest next time of any flow, running ones included: a time that passes while the
+/// flow runs is decided at that time (skipped or queued), not when the run ends.
 fn earliest(shared: &Arc<Shared>) -> Option<DateTime<Utc>> {
-    shared.plans().values().filter(|p| !p.running).filter_map(|p| p.next_due).min()
+    shared.plans().values().filter_map(|p| p.next_due).min()
 }
 
 /// Starts a run of `flow`, or applies its overlap policy when one is going.

@@ -409,3 +409,38 @@ async fn events_recorded_while_down_reach_the_flows_own_rules() {
     d.stop().await;
 }
 
+/// `overlap: skip`: a time that falls due while the flow runs is skipped at that time, not run
+/// late when the run ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_time_due_during_a_run_is_skipped_at_that_time() {
+    // No periodic rescan to wake the loop by chance.
+    let config = ServeConfig { rescan: Duration::from_secs(3600), ..ServeConfig::default() };
+    let start = minute_now();
+    let mut d = Daemon::start(&[("skip.yaml", blocking_flow("skip", "skip"))], start, config);
+    let due = d.handle().status().flows[0].next_due.expect("hourly");
+    assert_eq!(d.handle().trigger("skip").await, Ok(Triggered::Started));
+    // The loop sleeps until the due time although the flow is running.
+    let wait = tokio::time::timeout(Duration::from_secs(10), d.advance((due - start).to_std().unwrap())).await;
+    assert!(wait.is_ok(), "the loop waits for the due time of a running flow");
+    let mut next = None;
+    for _ in 0..500 {
+        let f = &d.handle().status().flows[0];
+        if f.next_due != Some(due) {
+            next = f.next_due;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let next = next.expect("the due time is handled while the run goes on");
+    assert_eq!(next, due + chrono::Duration::hours(1), "skipped: the next time is the following hour");
+    assert!(d.handle().status().flows[0].running);
+    std::fs::write(d.path("go"), "").unwrap();
+    assert_eq!(d.next_run().await.status, RunStatus::Ok);
+    // Once the loop sleeps again, no run was started for the skipped time.
+    d.clock.until_sleepers(1).await;
+    let f = &d.handle().status().flows[0];
+    assert!(!f.running && f.next_due == Some(next), "{f:?}");
+    assert_eq!(d.handle().ledger().runs(Some("skip"), 10).unwrap().len(), 1);
+    d.stop().await;
+}
+
