@@ -33,7 +33,7 @@ fn at(ms: Option<i64>) -> Option<DateTime<Utc>> {
 pub(super) fn status(shared: &Arc<Shared>) -> Status {
     let slots: Vec<_> = shared.registry().slots().cloned().collect();
     let plans = shared.plans().clone();
-    let flows = slots
+    let mut flows: Vec<FlowStatus> = slots
         .iter()
         .map(|slot| {
             let name = slot.name();
@@ -64,5 +64,14 @@ pub(super) fn status(shared: &Arc<Shared>) -> Status {
             }
         })
         .collect();
+    // A flow whose file was removed or renamed while it ran: listed until its run ends.
+    for name in plans.iter().filter(|(_, p)| p.running).map(|(name, _)| name) {
+        if !flows.iter().any(|f| &f.name == name) {
+            let mut f = FlowStatus::new(name.clone(), None);
+            f.running = true;
+            f.problem = Some("flow file removed or renamed; its run in progress goes on, no new run starts".into());
+            flows.push(f);
+        }
+    }
     Status { version: env!("CARGO_PKG_VERSION").to_string(), pid: std::process::id(), started_at: shared.started_at, flows }
 }

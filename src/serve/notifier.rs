@@ -11,12 +11,19 @@
 //! history. When a throttle window with notices held back ends, the task sends the latest of
 //! them (the dispatcher says when). Failed deliveries are logged and counted in the metrics; they do not hold the log
 //! back (the dispatcher already retried them).
+//!
+//! When the daemon stops ([`Notifier::stop`]), the task sends what it still has — queued
+//! summaries, notices held back by a throttle (early: windows are not kept across a restart),
+//! the events not sent yet — for as long as the caller allows, then ends. Events it had no
+//! time for stay after the cursor and are sent at the next start.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 use crate::config::Flow;
 use crate::control::Metrics;
@@ -33,11 +40,15 @@ enum Msg {
     Rules(Vec<(String, Vec<Rule>)>),
     Summary(Box<Notice>),
     Flush(oneshot::Sender<()>),
+    /// Send everything still pending, answer, and end.
+    Stop(oneshot::Sender<()>),
 }
 
 /// The handle of the notifier task.
 pub(super) struct Notifier {
     tx: mpsc::UnboundedSender<Msg>,
+    task: Mutex<Option<JoinHandle<()>>>,
+    ledger: Arc<Ledger>,
 }
 
 /// The notifier task's state.
@@ -60,8 +71,8 @@ impl Notifier {
             // No rules cannot fail to set up.
             Dispatcher::new(&[]).unwrap_or_else(|_| unreachable!("a dispatcher without rules sets nothing up"))
         });
-        let mut pump = Pump { ledger, dispatcher, clock, metrics, flows: BTreeSet::new(), ready: false };
-        tokio::spawn(async move {
+        let mut pump = Pump { ledger: ledger.clone(), dispatcher, clock, metrics, flows: BTreeSet::new(), ready: false };
+        let task = tokio::spawn(async move {
             // The backlog (events recorded while the daemon was down) is read once the flows'
             // rules are known: at the first `Msg::Rules`.
             loop {
@@ -94,10 +105,18 @@ impl Notifier {
                         pump.events().await;
                         let _ = done.send(());
                     }
+                    Msg::Stop(done) => {
+                        // What is only in memory first: the events wait in the ledger anyway.
+                        pump.send_all_held().await;
+                        pump.events().await;
+                        pump.send_all_held().await;
+                        let _ = done.send(());
+                        break;
+                    }
                 }
             }
         });
-        Notifier { tx }
+        Notifier { tx, task: Mutex::new(Some(task)), ledger }
     }
 
     /// New events may be in the log.
@@ -127,6 +146,30 @@ impl Notifier {
             let _ = rx.await;
         }
     }
+
+    /// Sends what is still pending (summaries, notices held back, events) within `within`,
+    /// then ends the task. What had no time stays unsent: events remain after the cursor and
+    /// are sent at the next start (logged); summaries and held-back notices are lost (logged).
+    pub async fn stop(&self, within: Duration) {
+        let Some(task) = crate::sync::lock(&self.task).take() else { return };
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Msg::Stop(tx));
+        let cut_off = tokio::time::timeout(within, rx).await.is_err();
+        if cut_off {
+            task.abort();
+        }
+        // Wait for the task to be over (or cancelled): nothing of it uses the ledger after.
+        let _ = task.await;
+        if cut_off {
+            let cursor = self.ledger.notify_cursor().ok().flatten().unwrap_or(0);
+            let unsent = self.ledger.last_event_seq().map(|last| last.saturating_sub(cursor)).unwrap_or(0);
+            tracing::warn!(
+                within_s = within.as_secs_f64(),
+                unsent,
+                "Shutdown grace over before every notice was sent: the events not sent yet are sent at the next start; pending run summaries and throttled notices are not."
+            );
+        }
+    }
 }
 
 impl Pump {
@@ -153,6 +196,12 @@ impl Pump {
     /// Sends what the throttle held back in windows that have ended.
     async fn send_due(&mut self) {
         let deliveries = self.dispatcher.send_due(self.clock.now()).await;
+        self.count(deliveries);
+    }
+
+    /// Sends what the throttle holds back, window ended or not (the daemon is stopping).
+    async fn send_all_held(&mut self) {
+        let deliveries = self.dispatcher.send_all_held(self.clock.now()).await;
         self.count(deliveries);
     }
 

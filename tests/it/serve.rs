@@ -383,6 +383,18 @@ fn record_failed(dir: &Path, flow: &str, detail: &str) {
     ledger.record_events(&[event]).unwrap();
 }
 
+/// Waits (at most 10 s of real time) until a run of `flow` is recorded in the ledger: it has
+/// really started (a run asked for during shutdown would not be).
+async fn until_run_recorded(d: &Daemon, flow: &str) {
+    for _ in 0..1000 {
+        if !d.handle().ledger().runs(Some(flow), 1).unwrap().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no run of {flow} was recorded");
+}
+
 /// Waits (at most 10 s of real time) until the receiver has `n` requests.
 async fn requests(d: &Daemon, receiver: &HttpReceiver, n: usize) -> Vec<String> {
     for _ in 0..1000 {
@@ -407,6 +419,33 @@ async fn events_recorded_while_down_reach_the_flows_own_rules() {
     assert_eq!(requests(&d, &receiver, 1).await, ["failed"]);
     assert_eq!(receiver.requests()[0].json()["detail"], "failed while down");
     d.stop().await;
+}
+
+/// A webhook that never answers does not hold the shutdown past `shutdown_grace`; the event
+/// it could not get is still unsent in the ledger, for the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_webhook_does_not_hold_the_shutdown_past_its_grace() {
+    // Accepts connections (the kernel does) and never answers.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", dead.local_addr().unwrap());
+    let extra = format!("retry: {{ attempts: 1 }}\nnotify:\n  - on: [failed]\n    webhook: {{ url: \"{url}\" }}\n");
+    let config = ServeConfig { shutdown_grace: Duration::from_secs(1), ..ServeConfig::default() };
+    let mut d = Daemon::start(&[("f.yaml", local_flow("f", &extra))], minute_now(), config);
+    std::fs::write(d.path("src/in/a.csv"), "x").unwrap();
+    // The sink's folder is a file: the run fails.
+    std::fs::remove_dir(d.path("dst")).unwrap();
+    std::fs::write(d.path("dst"), "not a folder").unwrap();
+    assert_eq!(d.handle().trigger("f").await, Ok(Triggered::Started));
+    assert_ne!(d.next_run().await.status, RunStatus::Ok);
+    let ledger = d.handle().ledger();
+    let stopping = std::time::Instant::now();
+    d.stop().await;
+    // Without a bound: 3 attempts of 10 s each.
+    assert!(stopping.elapsed() < Duration::from_secs(5), "stopped after {:?}", stopping.elapsed());
+    let last = ledger.last_event_seq().unwrap();
+    assert!(last > 0, "the failure was recorded");
+    assert!(ledger.notify_cursor().unwrap().unwrap_or(0) < last, "the event not sent is left for the next start");
+    drop(dead);
 }
 
 /// `overlap: skip`: a time that falls due while the flow runs is skipped at that time, not run
@@ -444,3 +483,54 @@ async fn a_time_due_during_a_run_is_skipped_at_that_time() {
     d.stop().await;
 }
 
+/// A run whose flow file was removed while it ran is recorded as aborted when the daemon stops
+/// (no later run of the flow would close it), and is listed by status while it goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_of_a_removed_flow_is_closed_at_shutdown() {
+    let config = ServeConfig { shutdown_grace: Duration::from_millis(200), ..ServeConfig::default() };
+    let mut d = Daemon::start(&[("slow.yaml", blocking_flow("slow", "skip"))], minute_now(), config);
+    assert_eq!(d.handle().trigger("slow").await, Ok(Triggered::Started));
+    until_run_recorded(&d, "slow").await;
+    std::fs::remove_file(d.path("flows/slow.yaml")).unwrap();
+    d.handle().reload();
+    let mut listed = None;
+    for _ in 0..500 {
+        let st = d.handle().status();
+        if st.flows.iter().all(|f| f.file.is_none()) {
+            listed = st.flows.into_iter().next();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let listed = listed.expect("the removed file is forgotten");
+    assert!(listed.name == "slow" && listed.running, "still listed while it runs: {listed:?}");
+    let ledger = d.handle().ledger();
+    d.handle.take().unwrap().shutdown().await;
+    let runs = ledger.runs(Some("slow"), 10).unwrap();
+    // Let the blocked source command end.
+    std::fs::write(d.path("go"), "").unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, RunStatus::Aborted, "{:?}", runs[0]);
+    assert!(runs[0].error.as_deref().unwrap_or_default().contains("cut off"), "{:?}", runs[0]);
+}
+
+/// A run that finishes within the shutdown grace still gets its summary notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_finishing_in_the_shutdown_grace_is_summarised() {
+    let receiver = HttpReceiver::start(&[]).await;
+    let flow = format!("{}{}", blocking_flow("slow", "skip"), webhook(&receiver, "summary"));
+    let mut d = Daemon::start(&[("slow.yaml", flow)], minute_now(), ServeConfig::default());
+    assert_eq!(d.handle().trigger("slow").await, Ok(Triggered::Started));
+    until_run_recorded(&d, "slow").await;
+    let shutdown = d.handle.take().unwrap().shutdown();
+    tokio::pin!(shutdown);
+    // Polled once: the stop is asked for, and it waits for the run.
+    tokio::select! {
+        biased;
+        () = &mut shutdown => panic!("the run is still going"),
+        () = std::future::ready(()) => {}
+    }
+    std::fs::write(d.path("go"), "").unwrap();
+    shutdown.await;
+    assert_eq!(kinds(&receiver), ["summary"]);
+}
