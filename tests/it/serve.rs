@@ -514,6 +514,22 @@ async fn a_run_of_a_removed_flow_is_closed_at_shutdown() {
     assert!(runs[0].error.as_deref().unwrap_or_default().contains("cut off"), "{:?}", runs[0]);
 }
 
+/// A deadline that passes while the daemon is down is checked at the next start, also when no
+/// deadline was checked before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_missed_while_down_is_checked_at_the_next_start() {
+    let receiver = HttpReceiver::start(&[]).await;
+    // 05:00 UTC on a Monday; the file is expected by 06:00 on weekdays.
+    let at = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+    let extra = format!("expect:\n  - {{ by: \"06:00\", days: mon-fri }}\n{}", webhook(&receiver, "missing"));
+    let mut d = Daemon::start(&[("daily.yaml", local_flow("daily", &extra))], at("2026-11-23T05:00:00Z"), ServeConfig::default());
+    // The loop has looked at the deadlines (it sleeps until the next one).
+    d.clock.until_sleepers(1).await;
+    d.restart(at("2026-11-23T06:01:00Z"), ServeConfig::default(), |_| {}).await;
+    assert_eq!(requests(&d, &receiver, 1).await, ["missing"]);
+    d.stop().await;
+}
+
 /// A run that finishes within the shutdown grace still gets its summary notice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_finishing_in_the_shutdown_grace_is_summarised() {
