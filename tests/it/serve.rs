@@ -530,6 +530,19 @@ async fn a_deadline_missed_while_down_is_checked_at_the_next_start() {
     d.stop().await;
 }
 
+/// After a restart, status shows each flow's last run from the ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_last_run_after_a_restart() {
+    let mut d = Daemon::start(&[("pull.yaml", local_flow("pull", ""))], minute_now(), ServeConfig::default());
+    assert_eq!(d.handle().trigger("pull").await, Ok(Triggered::Started));
+    let r = d.next_run().await;
+    d.restart(minute_now(), ServeConfig::default(), |_| {}).await;
+    let st = d.handle().status();
+    let last = st.flows[0].last_run.as_ref().expect("the last run, from the ledger");
+    assert_eq!((last.run, last.status.as_str()), (r.run, "ok"));
+    d.stop().await;
+}
+
 /// A run that finishes within the shutdown grace still gets its summary notice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_finishing_in_the_shutdown_grace_is_summarised() {
