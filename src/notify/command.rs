@@ -19,7 +19,7 @@ use async_trait::async_trait;
 const STDERR_TAIL: usize = 500;
 
 /// A validated command channel.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct CommandSpec {
     /// The program: absolute when it was written with a `/` (resolved against the flow file's
     /// folder), else looked up in `PATH`.

@@ -6,7 +6,10 @@
 //! is held back and counted (`recovered` is never held back). Held back is not dropped: when
 //! the window ends, the latest notice held back is sent, saying how many others were
 //! ([`Dispatcher::send_due`], at [`Dispatcher::next_due`]); a new notice arriving first goes
-//! out instead, with the count. Transient failures are retried a few times with a short,
+//! out instead, with the count. A reload keeps the throttle state of every rule that did not
+//! change; a rule changed or removed (its flow's file changed or went away) is retired: it
+//! takes no new notice, but what it held back still goes out, through it, when its window
+//! ends ([`Dispatcher::set_flow`]). Transient failures are retried a few times with a short,
 //! doubling backoff, each attempt under a timeout; every channel of one notice is sent
 //! concurrently, each in its own task, so a panicking or slow channel cannot take the others
 //! (or the caller) down.
@@ -94,8 +97,13 @@ enum Step {
 
 type Key = (String, String, String);
 
+/// Makes the notifier of a rule ([`Rule::notifier`]; tests make their own).
+type MakeNotifier = dyn Fn(&Rule) -> Result<Arc<dyn Notifier>, NotifyError>;
+
 /// A rule with its notifier and throttle state.
 struct Route {
+    /// The rule it was made from (`None`: added with [`Dispatcher::add_global`]).
+    rule: Option<Rule>,
     on: BTreeSet<String>,
     throttle: Duration,
     notifier: Arc<dyn Notifier>,
@@ -104,11 +112,16 @@ struct Route {
 
 impl Route {
     fn new(on: BTreeSet<String>, throttle: Duration, notifier: Arc<dyn Notifier>) -> Self {
-        Route { on, throttle, notifier, windows: HashMap::new() }
+        Route { rule: None, on, throttle, notifier, windows: HashMap::new() }
     }
 
-    fn from_rule(rule: &Rule) -> Result<Self, NotifyError> {
-        Ok(Route::new(rule.on.clone(), rule.throttle, rule.notifier()?))
+    fn from_rule(rule: &Rule, make: &MakeNotifier) -> Result<Self, NotifyError> {
+        Ok(Route { rule: Some(rule.clone()), ..Route::new(rule.on.clone(), rule.throttle, make(rule)?) })
+    }
+
+    /// Some notice is held back, waiting for its window to end.
+    fn holds(&self) -> bool {
+        self.windows.values().any(|w| w.latest.is_some())
     }
 
     /// Still within the window of the last one sent for `key`.
@@ -127,6 +140,9 @@ impl Route {
 pub struct Dispatcher {
     global: Vec<Route>,
     flows: HashMap<String, Vec<Route>>,
+    /// Rules no longer in force (changed or removed by a reload) that still hold notices
+    /// back: they match nothing new, and are dropped once what they held went out.
+    retired: Vec<Route>,
     retry: RetryPolicy,
 }
 
@@ -134,8 +150,8 @@ impl Dispatcher {
     /// A dispatcher with the `global` rules (those of the serve configuration) and no flow
     /// rules yet. Fails when a rule's channel cannot be set up (see [`Rule::notifier`]).
     pub fn new(global: &[Rule]) -> Result<Self, NotifyError> {
-        let global = global.iter().map(Route::from_rule).collect::<Result<_, _>>()?;
-        Ok(Dispatcher { global, flows: HashMap::new(), retry: RetryPolicy::default() })
+        let global = global.iter().map(|r| Route::from_rule(r, &Rule::notifier)).collect::<Result<_, _>>()?;
+        Ok(Dispatcher { global, flows: HashMap::new(), retired: Vec::new(), retry: RetryPolicy::default() })
     }
 
     /// Replaces the retry policy.
@@ -144,21 +160,65 @@ impl Dispatcher {
         self
     }
 
-    /// Sets (or replaces, after a reload) the rules of `flow`. Their throttle state starts
-    /// afresh.
+    /// Sets (or replaces, after a reload) the rules of `flow`. A rule equal to one the flow
+    /// had keeps its throttle state (a reload of an unchanged rule holds back and sends as if
+    /// nothing happened); a new rule starts afresh; a rule that is gone is retired: what it
+    /// held back is sent through it when its window ends. On an error (a channel that cannot
+    /// be set up) nothing changes.
     pub fn set_flow(&mut self, flow: &str, rules: &[Rule]) -> Result<(), NotifyError> {
-        let routes = rules.iter().map(Route::from_rule).collect::<Result<Vec<_>, _>>()?;
-        if routes.is_empty() {
-            self.flows.remove(flow);
-        } else {
+        self.set_flow_with(flow, rules, &Rule::notifier)
+    }
+
+    /// [`set_flow`](Self::set_flow), with the notifiers of new rules made by `make`.
+    fn set_flow_with(&mut self, flow: &str, rules: &[Rule], make: &MakeNotifier) -> Result<(), NotifyError> {
+        /// Where each new route comes from.
+        enum Source {
+            Kept(usize),
+            New(Box<Route>),
+        }
+        let old = self.flows.get(flow).map(Vec::as_slice).unwrap_or_default();
+        let mut taken = vec![false; old.len()];
+        let mut sources = Vec::with_capacity(rules.len());
+        for rule in rules {
+            match (0..old.len()).find(|&i| !taken[i] && old[i].rule.as_ref() == Some(rule)) {
+                Some(i) => {
+                    taken[i] = true;
+                    sources.push(Source::Kept(i));
+                }
+                None => sources.push(Source::New(Box::new(Route::from_rule(rule, make)?))),
+            }
+        }
+        let mut old: Vec<Option<Route>> = self.flows.remove(flow).unwrap_or_default().into_iter().map(Some).collect();
+        let routes: Vec<Route> = sources
+            .into_iter()
+            .filter_map(|s| match s {
+                // Each old route is taken at most once (`taken`).
+                Source::Kept(i) => old[i].take(),
+                Source::New(r) => Some(*r),
+            })
+            .collect();
+        for gone in old.into_iter().flatten() {
+            self.retire(gone);
+        }
+        if !routes.is_empty() {
             self.flows.insert(flow.to_string(), routes);
         }
         Ok(())
     }
 
-    /// Forgets the rules of `flow` (a flow file was removed).
+    /// Forgets the rules of `flow` (a flow file was removed); what they held back is still
+    /// sent when its window ends.
     pub fn remove_flow(&mut self, flow: &str) {
-        self.flows.remove(flow);
+        for gone in self.flows.remove(flow).unwrap_or_default() {
+            self.retire(gone);
+        }
+    }
+
+    /// Keeps a route no longer in force for as long as it holds a notice back.
+    fn retire(&mut self, route: Route) {
+        if route.holds() {
+            self.retired.push(route);
+        }
     }
 
     /// Adds a global route to any [`Notifier`] (for embedding and tests): notices whose kind is
@@ -171,7 +231,7 @@ impl Dispatcher {
     /// says what became of it on each (nothing when no rule matches). `now` is the time the
     /// throttle windows are measured with.
     pub async fn dispatch(&mut self, notice: &Notice, now: DateTime<Utc>) -> Vec<Delivery> {
-        let Dispatcher { global, flows, retry } = self;
+        let Dispatcher { global, flows, retry, .. } = self;
         let key: Key = (notice.flow.clone(), notice.kind.clone(), notice.subject.clone());
         let routes: Vec<&mut Route> =
             flows.get_mut(&notice.flow).into_iter().flatten().chain(global.iter_mut()).filter(|r| r.on.contains(&notice.kind)).collect();
@@ -199,24 +259,37 @@ impl Dispatcher {
     /// Sends, for every throttle window that has ended by `now` with notices held back, the
     /// latest of them, saying how many others were.
     pub async fn send_due(&mut self, now: DateTime<Utc>) -> Vec<Delivery> {
-        let Dispatcher { global, flows, retry } = self;
-        let mut routes: Vec<&mut Route> = flows.values_mut().flatten().chain(global.iter_mut()).collect();
+        self.send_held(now, false).await
+    }
+
+    /// Sends the latest notice held back in every window, ended or not, saying how many others
+    /// were (when the daemon stops: throttle windows are not kept across a restart).
+    pub async fn send_all_held(&mut self, now: DateTime<Utc>) -> Vec<Delivery> {
+        self.send_held(now, true).await
+    }
+
+    async fn send_held(&mut self, now: DateTime<Utc>, all: bool) -> Vec<Delivery> {
+        let Dispatcher { global, flows, retired, retry } = self;
+        let mut routes: Vec<&mut Route> = flows.values_mut().flatten().chain(global.iter_mut()).chain(retired.iter_mut()).collect();
         let mut steps = Vec::new();
         for (i, route) in routes.iter_mut().enumerate() {
             let throttle = route.throttle;
             for (key, w) in route.windows.iter_mut() {
-                if w.ends(throttle) <= now
+                if (all || w.ends(throttle) <= now)
                     && let Some(notice) = w.latest.take()
                 {
                     steps.push((i, key.clone(), Step::Send { notice, held_back: w.held.saturating_sub(1), flushed: true }));
                 }
             }
         }
-        deliver(routes, steps, *retry, now).await
+        let deliveries = deliver(routes, steps, *retry, now).await;
+        // A retired rule has done its last duty once nothing is held back in it.
+        self.retired.retain(Route::holds);
+        deliveries
     }
 
     fn routes(&self) -> impl Iterator<Item = &Route> {
-        self.flows.values().flatten().chain(self.global.iter())
+        self.flows.values().flatten().chain(self.global.iter()).chain(self.retired.iter())
     }
 }
 
@@ -438,5 +511,80 @@ mod tests {
         let out = d.dispatch(&notice("failed", "a"), at(0)).await;
         assert!(matches!(&out[0].outcome, Outcome::Failed { error, .. } if error.message.contains("panicked")), "{out:?}");
         assert!(matches!(out[1].outcome, Outcome::Sent { .. }));
+    }
+
+    /// A rule for `f` on `failed` with this throttle; its channel is never used (the tests
+    /// make its notifier).
+    fn rule(throttle_s: u64) -> Rule {
+        let spec = super::super::CommandSpec { program: "notify".into(), args: vec![], dir: "/".into(), timeout: Duration::from_secs(1) };
+        Rule { on: ["failed".to_string()].into(), throttle: Duration::from_secs(throttle_s), channel: super::super::Channel::Command(spec) }
+    }
+
+    fn set(d: &mut Dispatcher, flow: &str, rules: &[Rule], rec: &Arc<Recorder>) {
+        let rec = Arc::clone(rec);
+        d.set_flow_with(flow, rules, &move |_| Ok(rec.clone() as Arc<dyn Notifier>)).unwrap();
+    }
+
+    #[tokio::test]
+    async fn a_reload_keeps_what_an_unchanged_rule_held_back() {
+        let rec = Arc::new(Recorder::default());
+        let mut d = Dispatcher::new(&[]).unwrap().with_retry(quick());
+        set(&mut d, "f", &[rule(3600)], &rec);
+        let failed = |s: i64| Notice::new("failed", "f", at(s), "a", &format!("at {s}"));
+        d.dispatch(&failed(0), at(0)).await;
+        d.dispatch(&failed(10), at(10)).await;
+        // A reload (any flow file changed): the same rules are set again.
+        let other = Arc::new(Recorder::default());
+        set(&mut d, "f", &[rule(3600)], &other);
+        set(&mut d, "g", &[rule(60)], &other);
+        assert_eq!(d.next_due(), Some(at(3600)), "the window and what it holds are kept");
+        let held = d.dispatch(&failed(20), at(20)).await;
+        assert!(matches!(held[0].outcome, Outcome::HeldBack { held: 2 }), "{held:?}");
+        let out = d.send_due(at(3600)).await;
+        assert!(matches!(out[0].outcome, Outcome::Sent { held_back: 1, .. }), "{out:?}");
+        assert_eq!(*rec.details.lock().unwrap(), ["at 0", "at 20"]);
+        assert!(other.sent.lock().unwrap().is_empty(), "the unchanged rule kept its channel");
+    }
+
+    #[tokio::test]
+    async fn a_changed_or_removed_rule_still_sends_what_it_held_back() {
+        let (old, new) = (Arc::new(Recorder::default()), Arc::new(Recorder::default()));
+        let mut d = Dispatcher::new(&[]).unwrap().with_retry(quick());
+        set(&mut d, "f", &[rule(3600)], &old);
+        set(&mut d, "g", &[rule(3600)], &old);
+        for s in [0, 10] {
+            d.dispatch(&Notice::new("failed", "f", at(s), "a", &format!("f at {s}")), at(s)).await;
+            d.dispatch(&Notice::new("failed", "g", at(s), "a", &format!("g at {s}")), at(s)).await;
+        }
+        // f's rule changes (another throttle), g's file is removed.
+        set(&mut d, "f", &[rule(60)], &new);
+        d.remove_flow("g");
+        assert_eq!(d.next_due(), Some(at(3600)), "both still hold a notice back");
+        // The new rule starts afresh.
+        let out = d.dispatch(&Notice::new("failed", "f", at(20), "a", "f at 20"), at(20)).await;
+        assert_eq!(out.len(), 1, "the retired rule takes nothing new: {out:?}");
+        assert!(matches!(out[0].outcome, Outcome::Sent { held_back: 0, .. }), "{out:?}");
+        assert!(d.send_due(at(3599)).await.is_empty());
+        let out = d.send_due(at(3600)).await;
+        assert_eq!(out.len(), 2, "{out:?}");
+        let mut sent = old.details.lock().unwrap().clone();
+        sent.sort();
+        assert_eq!(sent, ["f at 0", "f at 10", "g at 0", "g at 10"]);
+        assert_eq!(*new.details.lock().unwrap(), ["f at 20"]);
+        assert_eq!(d.next_due(), None, "the retired rules are gone");
+    }
+
+    #[tokio::test]
+    async fn everything_held_back_can_be_sent_before_its_window_ends() {
+        let rec = Arc::new(Recorder::default());
+        let mut d = Dispatcher::new(&[]).unwrap().with_retry(quick());
+        d.add_global(["failed"], Duration::from_secs(3600), rec.clone());
+        for s in [0, 10, 20] {
+            d.dispatch(&Notice::new("failed", "f", at(s), "a", &format!("at {s}")), at(s)).await;
+        }
+        let out = d.send_all_held(at(30)).await;
+        assert!(matches!(out[0].outcome, Outcome::Sent { held_back: 1, .. }), "{out:?}");
+        assert_eq!(*rec.details.lock().unwrap(), ["at 0", "at 20"]);
+        assert!(d.send_all_held(at(40)).await.is_empty(), "nothing held back any more");
     }
 }

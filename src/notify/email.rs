@@ -24,7 +24,7 @@ use crate::config::Secret;
 pub use crate::config::raw_notify::SmtpTls;
 
 /// A validated email channel.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct EmailSpec {
     pub server: String,
     pub port: u16,

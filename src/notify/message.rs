@@ -158,6 +158,8 @@ pub fn sample_notice() -> Notice {
 pub struct JsonTemplate {
     /// Where it came from, for messages (a file path).
     origin: String,
+    /// The template text (two templates are equal when it and the origin are).
+    source: String,
     registry: Arc<Handlebars<'static>>,
 }
 
@@ -169,7 +171,7 @@ impl JsonTemplate {
         hb.register_escape_fn(json_escape);
         hb.register_helper("json", Box::new(json_helper));
         hb.register_template_string(NAME, source).map_err(|e| format!("bad template `{origin}`: {e}"))?;
-        let t = JsonTemplate { origin: origin.into(), registry: Arc::new(hb) };
+        let t = JsonTemplate { origin: origin.into(), source: source.into(), registry: Arc::new(hb) };
         t.render(&sample_notice(), 0)?;
         Ok(t)
     }
@@ -179,6 +181,13 @@ impl JsonTemplate {
         let text =
             self.registry.render(NAME, &notice.context(held_back)).map_err(|e| format!("template `{}`: {}", self.origin, e.reason()))?;
         serde_json::from_str(&text).map_err(|e| format!("template `{}` does not give valid JSON: {e}", self.origin))
+    }
+}
+
+/// The same text from the same place (a reload that did not change the rule).
+impl PartialEq for JsonTemplate {
+    fn eq(&self, other: &Self) -> bool {
+        self.origin == other.origin && self.source == other.source
     }
 }
 
@@ -212,6 +221,13 @@ impl TextTemplate {
         let text =
             self.registry.render(NAME, &notice.context(held_back)).map_err(|e| format!("template {:?}: {}", self.source, e.reason()))?;
         Ok(text.split(['\r', '\n']).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" "))
+    }
+}
+
+/// The same text.
+impl PartialEq for TextTemplate {
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
     }
 }
 

@@ -84,8 +84,9 @@ fn rfc3339<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
-/// A validated notification rule: which notices, how often, and where to.
-#[derive(Debug, Clone)]
+/// A validated notification rule: which notices, how often, and where to. Equal rules (a
+/// reload that did not change them) keep their throttle state.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     /// The notice kinds this rule sends (`all` already expanded).
     pub on: BTreeSet<String>,
@@ -113,7 +114,7 @@ impl Rule {
 }
 
 /// Where a rule sends to: exactly one channel.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Channel {
     Webhook(WebhookSpec),
     Email(EmailSpec),

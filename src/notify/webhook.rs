@@ -23,7 +23,7 @@ pub use crate::config::raw_notify::WebhookFormat;
 const BODY_QUOTE: usize = 200;
 
 /// A validated webhook channel.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct WebhookSpec {
     /// http or https URL (checked when validated).
     pub url: Secret,

@@ -29,11 +29,18 @@ fn at(ms: Option<i64>) -> Option<DateTime<Utc>> {
     ms.and_then(DateTime::from_timestamp_millis)
 }
 
+/// The flow's latest run in the ledger (none when the ledger cannot say).
+fn from_ledger(shared: &Shared, flow: &str) -> Option<RunSummary> {
+    let last = shared.ledger.last_runs(flow).ok()?.last?;
+    let content = shared.ledger.run_content(flow, last.id).ok().flatten();
+    Some(RunSummary::from_record(&last, content.as_ref()))
+}
+
 /// Every flow file and what it is doing.
 pub(super) fn status(shared: &Arc<Shared>) -> Status {
     let slots: Vec<_> = shared.registry().slots().cloned().collect();
     let plans = shared.plans().clone();
-    let flows = slots
+    let mut flows: Vec<FlowStatus> = slots
         .iter()
         .map(|slot| {
             let name = slot.name();
@@ -50,6 +57,9 @@ pub(super) fn status(shared: &Arc<Shared>) -> Status {
                 bytes: r.counts.bytes,
                 error: r.error.clone(),
             });
+            // No run since this daemon started: the ledger's last one, as `wharf status`
+            // shows it without a daemon.
+            let last_run = last_run.or_else(|| from_ledger(shared, &name));
             FlowStatus {
                 name,
                 file: Some(slot.file.clone()),
@@ -64,5 +74,14 @@ pub(super) fn status(shared: &Arc<Shared>) -> Status {
             }
         })
         .collect();
+    // A flow whose file was removed or renamed while it ran: listed until its run ends.
+    for name in plans.iter().filter(|(_, p)| p.running).map(|(name, _)| name) {
+        if !flows.iter().any(|f| &f.name == name) {
+            let mut f = FlowStatus::new(name.clone(), None);
+            f.running = true;
+            f.problem = Some("flow file removed or renamed; its run in progress goes on, no new run starts".into());
+            flows.push(f);
+        }
+    }
     Status { version: env!("CARGO_PKG_VERSION").to_string(), pid: std::process::id(), started_at: shared.started_at, flows }
 }

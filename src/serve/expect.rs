@@ -26,13 +26,30 @@ impl Watch {
         Watch { checked: BTreeMap::new() }
     }
 
-    /// Where checking resumes for `flow`: the stored mark, else when the daemon started.
+    /// Where checking resumes for `flow`: the stored mark, else when the daemon started. In
+    /// the second case the mark is stored at once: a deadline that passes while the daemon is
+    /// down before it checked any is then still checked at the next start.
     fn from(&mut self, shared: &Arc<Shared>, flow: &str) -> DateTime<Utc> {
         if let Some(t) = self.checked.get(flow) {
             return *t;
         }
         let stored = shared.ledger.health(flow).ok().and_then(|h| h.expect_checked).and_then(DateTime::from_timestamp_millis);
-        let t = stored.unwrap_or(shared.started_at);
+        let t = match stored {
+            Some(t) => t,
+            None => {
+                let mark = to_millis(shared.started_at.into());
+                let saved = shared.ledger.update_health(flow, |h| {
+                    let mut h = h.clone();
+                    // Set only if still unset (nothing else writes it, but never move it back).
+                    h.expect_checked.get_or_insert(mark);
+                    (h, Vec::new())
+                });
+                if let Err(e) = saved {
+                    tracing::error!(flow, error = %e, "Could not record where expected-file checks start; a restart may miss a deadline.");
+                }
+                shared.started_at
+            }
+        };
         self.checked.insert(flow.to_string(), t);
         t
     }

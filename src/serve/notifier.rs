@@ -1,19 +1,29 @@
 //! Feeds the `notify:` rules: every event in the ledger's log once, in order, and run
 //! summaries as runs finish.
 //!
-//! One task owns the dispatcher (and so the throttling state). It reads the events after the
-//! stored cursor, sends each to the matching rules (the flow's own and the global ones), and
+//! One task owns the dispatcher (and so the throttling state). It reads nothing before the
+//! flows' own rules have arrived (the first [`Notifier::set_rules`]): an event read earlier
+//! would be matched against the global rules only and then counted as handled, so events
+//! recorded while the daemon was down would never reach the flows' rules. It reads the events
+//! after the stored cursor, sends each to the matching rules (the flow's own and the global ones), and
 //! only then moves the cursor: a crash in between sends a notice again rather than losing it.
 //! The very first daemon on a ledger starts from the newest event instead of replaying
 //! history. When a throttle window with notices held back ends, the task sends the latest of
 //! them (the dispatcher says when). Failed deliveries are logged and counted in the metrics; they do not hold the log
 //! back (the dispatcher already retried them).
+//!
+//! When the daemon stops ([`Notifier::stop`]), the task sends what it still has — queued
+//! summaries, notices held back by a throttle (early: windows are not kept across a restart),
+//! the events not sent yet — for as long as the caller allows, then ends. Events it had no
+//! time for stay after the cursor and are sent at the next start.
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::{mpsc, oneshot};
+use tokio::task::JoinHandle;
 
 use crate::config::Flow;
 use crate::control::Metrics;
@@ -30,11 +40,15 @@ enum Msg {
     Rules(Vec<(String, Vec<Rule>)>),
     Summary(Box<Notice>),
     Flush(oneshot::Sender<()>),
+    /// Send everything still pending, answer, and end.
+    Stop(oneshot::Sender<()>),
 }
 
 /// The handle of the notifier task.
 pub(super) struct Notifier {
     tx: mpsc::UnboundedSender<Msg>,
+    task: Mutex<Option<JoinHandle<()>>>,
+    ledger: Arc<Ledger>,
 }
 
 /// The notifier task's state.
@@ -45,6 +59,8 @@ struct Pump {
     metrics: Arc<Metrics>,
     /// The flows whose rules the dispatcher has.
     flows: BTreeSet<String>,
+    /// The flows' rules have arrived: events may be read (and the cursor moved).
+    ready: bool,
 }
 
 impl Notifier {
@@ -55,9 +71,10 @@ impl Notifier {
             // No rules cannot fail to set up.
             Dispatcher::new(&[]).unwrap_or_else(|_| unreachable!("a dispatcher without rules sets nothing up"))
         });
-        let mut pump = Pump { ledger, dispatcher, clock, metrics, flows: BTreeSet::new() };
-        tokio::spawn(async move {
-            pump.events().await;
+        let mut pump = Pump { ledger: ledger.clone(), dispatcher, clock, metrics, flows: BTreeSet::new(), ready: false };
+        let task = tokio::spawn(async move {
+            // The backlog (events recorded while the daemon was down) is read once the flows'
+            // rules are known: at the first `Msg::Rules`.
             loop {
                 let due = pump.dispatcher.next_due();
                 let clock = Arc::clone(&pump.clock);
@@ -76,16 +93,30 @@ impl Notifier {
                 let Some(msg) = msg else { break };
                 match msg {
                     Msg::Wake => pump.events().await,
-                    Msg::Rules(rules) => pump.set_rules(rules),
+                    Msg::Rules(rules) => {
+                        let first = !pump.ready;
+                        pump.set_rules(rules);
+                        if first {
+                            pump.events().await;
+                        }
+                    }
                     Msg::Summary(notice) => pump.send(&notice).await,
                     Msg::Flush(done) => {
                         pump.events().await;
                         let _ = done.send(());
                     }
+                    Msg::Stop(done) => {
+                        // What is only in memory first: the events wait in the ledger anyway.
+                        pump.send_all_held().await;
+                        pump.events().await;
+                        pump.send_all_held().await;
+                        let _ = done.send(());
+                        break;
+                    }
                 }
             }
         });
-        Notifier { tx }
+        Notifier { tx, task: Mutex::new(Some(task)), ledger }
     }
 
     /// New events may be in the log.
@@ -93,7 +124,8 @@ impl Notifier {
         let _ = self.tx.send(Msg::Wake);
     }
 
-    /// Replaces the flows' own rules (after a reload).
+    /// Sets the flows' own rules (at start: no event is read before this), or replaces them
+    /// after a reload.
     pub fn set_rules(&self, flows: &[Arc<Flow>]) {
         let rules = flows.iter().map(|f| (f.name.clone(), f.notify.clone())).collect();
         let _ = self.tx.send(Msg::Rules(rules));
@@ -114,6 +146,30 @@ impl Notifier {
             let _ = rx.await;
         }
     }
+
+    /// Sends what is still pending (summaries, notices held back, events) within `within`,
+    /// then ends the task. What had no time stays unsent: events remain after the cursor and
+    /// are sent at the next start (logged); summaries and held-back notices are lost (logged).
+    pub async fn stop(&self, within: Duration) {
+        let Some(task) = crate::sync::lock(&self.task).take() else { return };
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Msg::Stop(tx));
+        let cut_off = tokio::time::timeout(within, rx).await.is_err();
+        if cut_off {
+            task.abort();
+        }
+        // Wait for the task to be over (or cancelled): nothing of it uses the ledger after.
+        let _ = task.await;
+        if cut_off {
+            let cursor = self.ledger.notify_cursor().ok().flatten().unwrap_or(0);
+            let unsent = self.ledger.last_event_seq().map(|last| last.saturating_sub(cursor)).unwrap_or(0);
+            tracing::warn!(
+                within_s = within.as_secs_f64(),
+                unsent,
+                "Shutdown grace over before every notice was sent: the events not sent yet are sent at the next start; pending run summaries and throttled notices are not."
+            );
+        }
+    }
 }
 
 impl Pump {
@@ -128,6 +184,7 @@ impl Pump {
             }
         }
         self.flows = now;
+        self.ready = true;
     }
 
     async fn send(&mut self, notice: &Notice) {
@@ -142,6 +199,12 @@ impl Pump {
         self.count(deliveries);
     }
 
+    /// Sends what the throttle holds back, window ended or not (the daemon is stopping).
+    async fn send_all_held(&mut self) {
+        let deliveries = self.dispatcher.send_all_held(self.clock.now()).await;
+        self.count(deliveries);
+    }
+
     fn count(&self, deliveries: Vec<crate::notify::Delivery>) {
         for d in deliveries {
             match d.outcome {
@@ -152,8 +215,12 @@ impl Pump {
         }
     }
 
-    /// Sends every event after the cursor, moving the cursor after each.
+    /// Sends every event after the cursor, moving the cursor after each. Nothing before the
+    /// flows' rules are known: those events wait in the log (the cursor does not move).
     async fn events(&mut self) {
+        if !self.ready {
+            return;
+        }
         let ledger = self.ledger.clone();
         let mut cursor = match ledger.notify_cursor() {
             Ok(Some(c)) => c,

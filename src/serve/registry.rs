@@ -21,6 +21,8 @@ pub struct Slot {
     /// Why the file on disk is not in force, when it is not.
     pub problem: Option<String>,
     seen: Fingerprint,
+    /// Refused because another file's flow has its name: looked at again when that changes.
+    clash: bool,
 }
 
 impl Slot {
@@ -88,8 +90,28 @@ impl Registry {
         self.slots.values().filter_map(|s| s.flow.clone()).collect()
     }
 
-    /// Reads the folder again and loads every new or changed file.
+    /// Reads the folder again and loads every new or changed file. A file refused for a name
+    /// clash is looked at again when a file is removed or another flow (re)loads: either may
+    /// have freed the name.
     pub fn rescan(&mut self) -> Changes {
+        let mut changes = self.scan();
+        if !changes.loaded.is_empty() && self.slots.values().any(|s| s.clash) {
+            for slot in self.slots.values_mut().filter(|s| s.clash) {
+                slot.seen = Fingerprint(None, u64::MAX);
+            }
+            let again = self.scan();
+            changes.loaded.extend(again.loaded);
+            for file in again.refused {
+                if !changes.refused.contains(&file) {
+                    changes.refused.push(file);
+                }
+            }
+        }
+        changes
+    }
+
+    /// One pass over the folder.
+    fn scan(&mut self) -> Changes {
         let mut changes = Changes::default();
         let files: Vec<PathBuf> = config::find_flows(std::slice::from_ref(&self.dir)).into_iter().filter(|p| p.is_file()).collect();
         let gone: Vec<PathBuf> = self.slots.keys().filter(|k| !files.contains(k)).cloned().collect();
@@ -110,9 +132,11 @@ impl Registry {
                 continue;
             }
             let previous = self.slots.get(&file).and_then(|s| s.flow.clone());
+            let mut clash = false;
             let (flow, problem) = match config::load_flow(&file) {
                 Ok(flow) => match self.clash(&file, &flow.name) {
                     Some(other) => {
+                        clash = true;
                         let why = format!("flow name {} is already used by {}", flow.name, other.display());
                         (previous, Some(why))
                     }
@@ -136,7 +160,7 @@ impl Registry {
                     changes.loaded.push(name);
                 }
             }
-            self.slots.insert(file.clone(), Slot { file, flow, problem, seen: now });
+            self.slots.insert(file.clone(), Slot { file, flow, problem, seen: now, clash });
         }
         changes
     }
@@ -193,5 +217,22 @@ mod tests {
         assert_eq!(c.removed, [d.join("b.yaml")]);
         assert_eq!(c.loaded, ["beta"], "the refused c.yaml takes the freed name");
         assert_eq!(r.flow("beta").unwrap().file, d.join("c.yaml"));
+    }
+
+    #[test]
+    fn a_file_refused_for_a_name_clash_loads_once_the_other_flow_is_renamed() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        // z.yaml is looked at after b.yaml, so it is refused.
+        write(&d.join("b.yaml"), &flow_yaml("trig", d), 1);
+        write(&d.join("z.yaml"), &flow_yaml("trig", d), 1);
+        let mut r = Registry::new(d);
+        assert_eq!(r.rescan().refused, [d.join("z.yaml")]);
+        write(&d.join("b.yaml"), &flow_yaml("trig-renamed", d), 2);
+        let c = r.rescan();
+        assert_eq!(c.loaded, ["trig-renamed", "trig"], "z.yaml takes the freed name");
+        assert_eq!(r.flow("trig").unwrap().file, d.join("z.yaml"));
+        assert!(r.slots().all(|s| s.problem.is_none()));
+        assert!(r.rescan().is_empty(), "nothing changed");
     }
 }

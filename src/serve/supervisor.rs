@@ -13,7 +13,7 @@
 //!   flow without a schedule until a run gets through);
 //! - expected-file deadlines (`expect:`) are checked when they pass (`expect.rs`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -44,6 +44,8 @@ pub(super) enum Cmd {
     Trigger(String, oneshot::Sender<Result<Triggered, TriggerError>>),
     Reload,
     Done(String, Result<Arc<RunReport>, String>, Duration),
+    /// Shutdown: every run has stopped (finished or cut off); the loop answers and ends.
+    Stop(oneshot::Sender<()>),
 }
 
 /// What the loop knows of one flow between runs.
@@ -185,10 +187,9 @@ impl Handle {
 
     /// Stops: no new run or file starts; running files get `shutdown_grace`, then the runs
     /// are cut off (their files resume at the next start). Removes the control socket.
-    pub async fn shutdown(self) {
+    pub async fn shutdown(mut self) {
         let grace = self.shared.opts.config.shutdown_grace;
         self.shared.stop.request();
-        self.main.abort();
         let runs: Vec<JoinHandle<()>> = std::mem::take(&mut *crate::sync::lock(&self.shared.runs));
         let deadline = Instant::now() + grace;
         for mut run in runs {
@@ -200,15 +201,29 @@ impl Handle {
                 let _ = run.await;
             }
         }
+        // The loop has been told of every run that finished (in the grace too): it records
+        // them — metrics, summary notice — once it reaches this, and ends.
+        let (tx, rx) = oneshot::channel();
+        if self.shared.cmd.send(Cmd::Stop(tx)).is_ok() {
+            // Recording is quick (no I/O but the ledger); the bound is against a stuck loop.
+            let _ = tokio::time::timeout(Duration::from_secs(5), rx).await;
+        }
+        self.main.abort();
+        let _ = (&mut self.main).await;
         // Every run has stopped: close the ones cut off now, so `wharf runs` does not show
-        // them running while the daemon is down.
-        for flow in self.shared.registry().flows() {
+        // them running while the daemon is down. Also those of flows whose file was removed
+        // or renamed during the run: no later run of theirs would close them.
+        let mut names: BTreeSet<String> = self.shared.registry().flows().iter().map(|f| f.name.clone()).collect();
+        names.extend(self.shared.plans().iter().filter(|(_, p)| p.running).map(|(name, _)| name.clone()));
+        for name in names {
             let reason = "cut off: wharf serve stopped (shutdown_grace over) before this run finished; the next run resumes its files";
-            if let Err(e) = engine::close_interrupted(&flow.name, &self.shared.ledger, reason) {
-                tracing::error!(flow = %flow.name, error = %e, "Could not record a cut-off run as aborted; the next run of the flow does.");
+            if let Err(e) = engine::close_interrupted(&name, &self.shared.ledger, reason) {
+                tracing::error!(flow = %name, error = %e, "Could not record a cut-off run as aborted; the next run of the flow does.");
             }
         }
-        self.shared.notifier.flush().await;
+        // Notices get what is left of the grace: a slow or dead channel cannot hold the stop
+        // up (events not sent stay in the ledger for the next start).
+        self.shared.notifier.stop(deadline.saturating_duration_since(Instant::now())).await;
         if let Some(tx) = crate::sync::lock(&self.control_stop).take() {
             let _ = tx.send(());
         }
@@ -239,6 +254,14 @@ fn plan_all(shared: &Arc<Shared>, now: DateTime<Utc>) {
     }
     let mut plans = shared.plans();
     plans.retain(|name, p| p.running || flows.iter().any(|f| &f.name == name));
+    for (name, plan) in plans.iter_mut() {
+        if !flows.iter().any(|f| &f.name == name) {
+            // Kept only while its run goes on: nothing is due for a flow no longer served
+            // (`due` would never move the time on, and `earliest` would wake the loop for ever).
+            plan.next_due = None;
+            plan.queued = false;
+        }
+    }
     for flow in flows {
         let plan = plans.entry(flow.name.clone()).or_default();
         if plan.retry_attempt == 0 || plan.next_due.is_none() {
@@ -298,11 +321,33 @@ async fn run_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Cmd>) {
             _ = sleep => {}
             cmd = rx.recv() => match cmd {
                 None => return,
+                Some(Cmd::Stop(done)) => {
+                    let _ = done.send(());
+                    return;
+                }
                 Some(cmd) => handle(&shared, cmd),
             },
         }
         if shared.stop.requested() {
-            return;
+            return drain(&shared, &mut rx).await;
+        }
+    }
+}
+
+/// After shutdown was asked for: nothing new starts, but runs that finish in the grace are
+/// recorded (metrics, summary), until [`Cmd::Stop`].
+async fn drain(shared: &Arc<Shared>, rx: &mut mpsc::UnboundedReceiver<Cmd>) {
+    while let Some(cmd) = rx.recv().await {
+        match cmd {
+            Cmd::Stop(done) => {
+                let _ = done.send(());
+                return;
+            }
+            Cmd::Trigger(_, reply) => {
+                let _ = reply.send(Err(TriggerError::ShuttingDown));
+            }
+            Cmd::Reload => {}
+            Cmd::Done(name, report, took) => finished(shared, &name, report, took, shared.clock.now()),
         }
     }
 }
@@ -324,12 +369,17 @@ fn due(shared: &Arc<Shared>, now: DateTime<Utc>) -> Vec<Arc<Flow>> {
     out
 }
 
+/// The earliest next time of any flow, running ones included: a time that passes while the
+/// flow runs is decided at that time (skipped or queued), not when the run ends.
 fn earliest(shared: &Arc<Shared>) -> Option<DateTime<Utc>> {
-    shared.plans().values().filter(|p| !p.running).filter_map(|p| p.next_due).min()
+    shared.plans().values().filter_map(|p| p.next_due).min()
 }
 
 /// Starts a run of `flow`, or applies its overlap policy when one is going.
 fn start_or_defer(shared: &Arc<Shared>, flow: Arc<Flow>, now: DateTime<Utc>) -> Result<Triggered, TriggerError> {
+    if shared.stop.requested() {
+        return Err(TriggerError::ShuttingDown);
+    }
     {
         let mut plans = shared.plans();
         let plan = plans.entry(flow.name.clone()).or_default();
@@ -395,6 +445,10 @@ fn handle(shared: &Arc<Shared>, cmd: Cmd) {
             let _ = reply.send(result);
         }
         Cmd::Done(name, report, took) => finished(shared, &name, report, took, now),
+        // Handled by the loop itself (it ends there).
+        Cmd::Stop(done) => {
+            let _ = done.send(());
+        }
     }
 }
 

@@ -14,7 +14,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::broadcast;
 use wharf::control::{TriggerError, Triggered};
-use wharf::ledger::{EventKind, RunStatus};
+use wharf::ledger::{EventKind, Ledger, NewEvent, RunStatus};
 use wharf::schedule::ManualClock;
 use wharf::serve::{self, Handle, ServeConfig, ServeOptions};
 
@@ -48,6 +48,18 @@ impl Daemon {
         let handle = serve::start(opts, clock.clone()).expect("start the daemon");
         let finished = handle.subscribe();
         Daemon { dir, clock, handle: Some(handle), finished }
+    }
+
+    /// Stops the daemon gracefully, runs `while_down` (the ledger is free: a `wharf run` could
+    /// write to it), then starts a new daemon on the same folders with the clock at `at`.
+    async fn restart(&mut self, at: DateTime<Utc>, config: ServeConfig, while_down: impl FnOnce(&Path)) {
+        self.handle.take().unwrap().shutdown().await;
+        while_down(self.dir.path());
+        self.clock = Arc::new(ManualClock::new(at));
+        let opts = ServeOptions { flows_dir: self.path("flows"), state_dir: self.path("state"), config };
+        let handle = serve::start(opts, self.clock.clone()).expect("restart the daemon");
+        self.finished = handle.subscribe();
+        self.handle = Some(handle);
     }
 
     fn handle(&self) -> &Handle {
@@ -236,6 +248,16 @@ async fn a_triggered_flow_is_retried_until_its_server_is_back() {
 /// with the count of the others, without waiting for another failure.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failures_held_back_by_the_throttle_are_sent_when_the_window_ends() {
+    held_back_failures_are_sent_when_the_window_ends(false).await;
+}
+
+/// … also when the flows were reloaded in the window (another flow file was added).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_held_back_by_the_throttle_survive_a_reload() {
+    held_back_failures_are_sent_when_the_window_ends(true).await;
+}
+
+async fn held_back_failures_are_sent_when_the_window_ends(reload: bool) {
     let receiver = HttpReceiver::start(&[]).await;
     // Scheduled hourly, so the daemon's loop sleeps on the clock; 05:00 to 05:05 has no run.
     let extra = format!(
@@ -255,6 +277,18 @@ async fn failures_held_back_by_the_throttle_are_sent_when_the_window_ends() {
     }
     d.handle().notified().await;
     assert_eq!(kinds(&receiver), ["failed"], "two held back");
+    if reload {
+        std::fs::write(d.path("flows/other.yaml"), local_flow("other", "").replace("ROOT", &d.path("").display().to_string())).unwrap();
+        d.handle().reload();
+        for _ in 0..500 {
+            if d.handle().status().flows.len() == 2 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        assert_eq!(d.handle().status().flows.len(), 2, "the new flow is loaded");
+        d.handle().notified().await;
+    }
     d.advance(Duration::from_secs(4 * 60)).await;
     d.handle().notified().await;
     assert_eq!(kinds(&receiver), ["failed"], "the window has not ended");
@@ -333,4 +367,199 @@ async fn a_file_that_keeps_failing_is_given_up_into_the_quarantine() {
     assert_eq!(body["subject"], "/out/out.csv", "{body}");
     assert_eq!(body["facts"]["quarantine"]["copy"], "out.csv", "the notice says where the file went: {body}");
     d.stop().await;
+}
+
+/// Records a `failed` event for `flow` directly in the ledger of `dir`, as a `wharf run` while
+/// the daemon is down would.
+fn record_failed(dir: &Path, flow: &str, detail: &str) {
+    let ledger = Ledger::open(&dir.join("state/ledger.redb")).expect("the ledger is free while the daemon is down");
+    let event = NewEvent {
+        flow: flow.into(),
+        at: Utc::now().timestamp_millis(),
+        kind: EventKind::Failed,
+        subject: String::new(),
+        detail: detail.into(),
+    };
+    ledger.record_events(&[event]).unwrap();
+}
+
+/// Waits (at most 10 s of real time) until a run of `flow` is recorded in the ledger: it has
+/// really started (a run asked for during shutdown would not be).
+async fn until_run_recorded(d: &Daemon, flow: &str) {
+    for _ in 0..1000 {
+        if !d.handle().ledger().runs(Some(flow), 1).unwrap().is_empty() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("no run of {flow} was recorded");
+}
+
+/// Waits (at most 10 s of real time) until the receiver has `n` requests.
+async fn requests(d: &Daemon, receiver: &HttpReceiver, n: usize) -> Vec<String> {
+    for _ in 0..1000 {
+        d.handle().notified().await;
+        if receiver.requests().len() >= n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    kinds(receiver)
+}
+
+/// An event recorded while the daemon was down goes to the flow's own rules when it starts
+/// (its rules are known before the backlog is read).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_recorded_while_down_reach_the_flows_own_rules() {
+    let receiver = HttpReceiver::start(&[]).await;
+    let mut d = Daemon::start(&[("f.yaml", local_flow("f", &webhook(&receiver, "failed")))], minute_now(), ServeConfig::default());
+    // The first daemon stores the cursor.
+    d.handle().notified().await;
+    d.restart(minute_now(), ServeConfig::default(), |dir| record_failed(dir, "f", "failed while down")).await;
+    assert_eq!(requests(&d, &receiver, 1).await, ["failed"]);
+    assert_eq!(receiver.requests()[0].json()["detail"], "failed while down");
+    d.stop().await;
+}
+
+/// A webhook that never answers does not hold the shutdown past `shutdown_grace`; the event
+/// it could not get is still unsent in the ledger, for the next start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_webhook_does_not_hold_the_shutdown_past_its_grace() {
+    // Accepts connections (the kernel does) and never answers.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}/hook", dead.local_addr().unwrap());
+    let extra = format!("retry: {{ attempts: 1 }}\nnotify:\n  - on: [failed]\n    webhook: {{ url: \"{url}\" }}\n");
+    let config = ServeConfig { shutdown_grace: Duration::from_secs(1), ..ServeConfig::default() };
+    let mut d = Daemon::start(&[("f.yaml", local_flow("f", &extra))], minute_now(), config);
+    std::fs::write(d.path("src/in/a.csv"), "x").unwrap();
+    // The sink's folder is a file: the run fails.
+    std::fs::remove_dir(d.path("dst")).unwrap();
+    std::fs::write(d.path("dst"), "not a folder").unwrap();
+    assert_eq!(d.handle().trigger("f").await, Ok(Triggered::Started));
+    assert_ne!(d.next_run().await.status, RunStatus::Ok);
+    let ledger = d.handle().ledger();
+    let stopping = std::time::Instant::now();
+    d.stop().await;
+    // Without a bound: 3 attempts of 10 s each.
+    assert!(stopping.elapsed() < Duration::from_secs(5), "stopped after {:?}", stopping.elapsed());
+    let last = ledger.last_event_seq().unwrap();
+    assert!(last > 0, "the failure was recorded");
+    assert!(ledger.notify_cursor().unwrap().unwrap_or(0) < last, "the event not sent is left for the next start");
+    drop(dead);
+}
+
+/// `overlap: skip`: a time that falls due while the flow runs is skipped at that time, not run
+/// late when the run ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_time_due_during_a_run_is_skipped_at_that_time() {
+    // No periodic rescan to wake the loop by chance.
+    let config = ServeConfig { rescan: Duration::from_secs(3600), ..ServeConfig::default() };
+    let start = minute_now();
+    let mut d = Daemon::start(&[("skip.yaml", blocking_flow("skip", "skip"))], start, config);
+    let due = d.handle().status().flows[0].next_due.expect("hourly");
+    assert_eq!(d.handle().trigger("skip").await, Ok(Triggered::Started));
+    // The loop sleeps until the due time although the flow is running.
+    let wait = tokio::time::timeout(Duration::from_secs(10), d.advance((due - start).to_std().unwrap())).await;
+    assert!(wait.is_ok(), "the loop waits for the due time of a running flow");
+    let mut next = None;
+    for _ in 0..500 {
+        let f = &d.handle().status().flows[0];
+        if f.next_due != Some(due) {
+            next = f.next_due;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let next = next.expect("the due time is handled while the run goes on");
+    assert_eq!(next, due + chrono::Duration::hours(1), "skipped: the next time is the following hour");
+    assert!(d.handle().status().flows[0].running);
+    std::fs::write(d.path("go"), "").unwrap();
+    assert_eq!(d.next_run().await.status, RunStatus::Ok);
+    // Once the loop sleeps again, no run was started for the skipped time.
+    d.clock.until_sleepers(1).await;
+    let f = &d.handle().status().flows[0];
+    assert!(!f.running && f.next_due == Some(next), "{f:?}");
+    assert_eq!(d.handle().ledger().runs(Some("skip"), 10).unwrap().len(), 1);
+    d.stop().await;
+}
+
+/// A run whose flow file was removed while it ran is recorded as aborted when the daemon stops
+/// (no later run of the flow would close it), and is listed by status while it goes on.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_of_a_removed_flow_is_closed_at_shutdown() {
+    let config = ServeConfig { shutdown_grace: Duration::from_millis(200), ..ServeConfig::default() };
+    let mut d = Daemon::start(&[("slow.yaml", blocking_flow("slow", "skip"))], minute_now(), config);
+    assert_eq!(d.handle().trigger("slow").await, Ok(Triggered::Started));
+    until_run_recorded(&d, "slow").await;
+    std::fs::remove_file(d.path("flows/slow.yaml")).unwrap();
+    d.handle().reload();
+    let mut listed = None;
+    for _ in 0..500 {
+        let st = d.handle().status();
+        if st.flows.iter().all(|f| f.file.is_none()) {
+            listed = st.flows.into_iter().next();
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let listed = listed.expect("the removed file is forgotten");
+    assert!(listed.name == "slow" && listed.running, "still listed while it runs: {listed:?}");
+    let ledger = d.handle().ledger();
+    d.handle.take().unwrap().shutdown().await;
+    let runs = ledger.runs(Some("slow"), 10).unwrap();
+    // Let the blocked source command end.
+    std::fs::write(d.path("go"), "").unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!(runs[0].status, RunStatus::Aborted, "{:?}", runs[0]);
+    assert!(runs[0].error.as_deref().unwrap_or_default().contains("cut off"), "{:?}", runs[0]);
+}
+
+/// A deadline that passes while the daemon is down is checked at the next start, also when no
+/// deadline was checked before.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_missed_while_down_is_checked_at_the_next_start() {
+    let receiver = HttpReceiver::start(&[]).await;
+    // 05:00 UTC on a Monday; the file is expected by 06:00 on weekdays.
+    let at = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+    let extra = format!("expect:\n  - {{ by: \"06:00\", days: mon-fri }}\n{}", webhook(&receiver, "missing"));
+    let mut d = Daemon::start(&[("daily.yaml", local_flow("daily", &extra))], at("2026-11-23T05:00:00Z"), ServeConfig::default());
+    // The loop has looked at the deadlines (it sleeps until the next one).
+    d.clock.until_sleepers(1).await;
+    d.restart(at("2026-11-23T06:01:00Z"), ServeConfig::default(), |_| {}).await;
+    assert_eq!(requests(&d, &receiver, 1).await, ["missing"]);
+    d.stop().await;
+}
+
+/// After a restart, status shows each flow's last run from the ledger.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_the_last_run_after_a_restart() {
+    let mut d = Daemon::start(&[("pull.yaml", local_flow("pull", ""))], minute_now(), ServeConfig::default());
+    assert_eq!(d.handle().trigger("pull").await, Ok(Triggered::Started));
+    let r = d.next_run().await;
+    d.restart(minute_now(), ServeConfig::default(), |_| {}).await;
+    let st = d.handle().status();
+    let last = st.flows[0].last_run.as_ref().expect("the last run, from the ledger");
+    assert_eq!((last.run, last.status.as_str()), (r.run, "ok"));
+    d.stop().await;
+}
+
+/// A run that finishes within the shutdown grace still gets its summary notice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_finishing_in_the_shutdown_grace_is_summarised() {
+    let receiver = HttpReceiver::start(&[]).await;
+    let flow = format!("{}{}", blocking_flow("slow", "skip"), webhook(&receiver, "summary"));
+    let mut d = Daemon::start(&[("slow.yaml", flow)], minute_now(), ServeConfig::default());
+    assert_eq!(d.handle().trigger("slow").await, Ok(Triggered::Started));
+    until_run_recorded(&d, "slow").await;
+    let shutdown = d.handle.take().unwrap().shutdown();
+    tokio::pin!(shutdown);
+    // Polled once: the stop is asked for, and it waits for the run.
+    tokio::select! {
+        biased;
+        () = &mut shutdown => panic!("the run is still going"),
+        () = std::future::ready(()) => {}
+    }
+    std::fs::write(d.path("go"), "").unwrap();
+    shutdown.await;
+    assert_eq!(kinds(&receiver), ["summary"]);
 }
