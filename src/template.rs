@@ -85,6 +85,20 @@ impl NameTemplate {
     pub fn check(&self) -> Result<(), String> {
         self.render(&NameVars::new("sample.csv", "", 1, 1, UNIX_EPOCH)).map(|_| ())
     }
+
+    /// Checks that the name depends on the file's: the name of a file that goes with one data
+    /// file (its done file, its row count), which is moved or deleted with it, cannot be one
+    /// every file shares.
+    pub fn per_file(&self) -> Result<(), String> {
+        let of = |n: &str| self.render(&NameVars::new(n, "", 1, 1, UNIX_EPOCH));
+        match (of("a.csv")?, of("b.xml")?) {
+            (a, b) if a == b => Err(format!(
+                "`{}` gives `{a}` for every file: a file that goes with one data file is named after it (e.g. `{{{{name}}}}.done`, `{{{{stem}}}}.count`)",
+                self.source
+            )),
+            _ => Ok(()),
+        }
+    }
 }
 
 impl fmt::Debug for NameTemplate {
@@ -137,6 +151,13 @@ fn to_strftime(fmt: &str) -> String {
 mod tests {
     use super::*;
     use std::time::Duration;
+
+    #[test]
+    fn a_name_shared_by_every_file_is_not_per_file() {
+        assert!(NameTemplate::new("{{name}}.done").unwrap().per_file().is_ok());
+        let e = NameTemplate::new("_SUCCESS").unwrap().per_file().unwrap_err();
+        assert!(e.starts_with("`_SUCCESS` gives `_SUCCESS` for every file"), "{e}");
+    }
 
     #[test]
     fn an_unknown_variable_is_named_with_the_known_ones() {

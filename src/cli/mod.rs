@@ -141,20 +141,14 @@ pub fn run() -> ExitCode {
     }
 }
 
-/// Commands that only read and print: cut off by a closed pipe (`wharf runs | head`), they
-/// may simply end, as `ls` does. The others (a run, a daemon) must finish their work whatever
-/// becomes of their output.
+/// Commands that only read local files and print: cut off by a closed pipe (`wharf runs |
+/// head`), they may simply end, as `ls` does. The others must finish their work whatever
+/// becomes of their output, and those that talk over a socket (`plan`, `status`, `quarantine
+/// show`) must see a peer that went away as an error, not die of SIGPIPE.
 fn only_prints(c: &Command) -> bool {
     match c {
-        Command::Validate(_)
-        | Command::Schema(_)
-        | Command::Plan(_)
-        | Command::Runs(_)
-        | Command::Files(_)
-        | Command::Awaits(_)
-        | Command::Events(_)
-        | Command::Status(_) => true,
-        Command::Quarantine(q) => matches!(q.command, quarantine::Sub::List { .. } | quarantine::Sub::Show { .. }),
+        Command::Validate(_) | Command::Schema(_) | Command::Runs(_) | Command::Files(_) | Command::Awaits(_) | Command::Events(_) => true,
+        Command::Quarantine(q) => matches!(q.command, quarantine::Sub::List { .. }),
         _ => false,
     }
 }

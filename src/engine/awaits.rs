@@ -150,12 +150,15 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
         budget: Default::default(),
     };
     let listed = list(&source, rflow).await?;
+    // Times a minute coarse may come from an FTP LIST in the server's own time zone (hours
+    // off ours): only a response older by more than a day is then known to be stale.
+    let slack = if source.capabilities().mtime_precision < Duration::from_secs(60) { CLOCK_SLACK } else { DAY_SLACK };
     let now = to_millis(cx.now);
     let mut out = Vec::with_capacity(open.len());
     for mut a in open {
         let mut file = None;
         match listed.get(&a.expected) {
-            Some(entry) if older_than_request(entry, &a) => file = Some(stale(entry, &a)),
+            Some(entry) if older_than_request(entry, &a, slack) => file = Some(stale(entry, &a)),
             Some(entry) => {
                 let (f, abort) = lifecycle::process(&rcx, entry, entry.path.name(), None).await?;
                 if abort {
@@ -252,11 +255,14 @@ fn judge(a: &mut AwaitRecord, taken: Option<&FileRecord>, file: Option<&FileRepo
 /// clock may be somewhat behind ours.
 const CLOCK_SLACK: Millis = 10 * 60 * 1000;
 
-/// Whether the file named like the response was last written well before the request was
-/// sent: it is not the answer to it (left over from an earlier exchange, or there before the
-/// flow started), and is never taken for it.
-fn older_than_request(entry: &Entry, a: &AwaitRecord) -> bool {
-    super::identity::mtime_millis(entry).is_some_and(|m| m.saturating_add(CLOCK_SLACK) < a.sent_at)
+/// The same where the server's times may be in its own time zone (FTP LIST).
+const DAY_SLACK: Millis = 26 * 60 * 60 * 1000;
+
+/// Whether the file named like the response was last written well (`slack`) before the
+/// request was sent: it is not the answer to it (left over from an earlier exchange, or there
+/// before the flow started), and is never taken for it.
+fn older_than_request(entry: &Entry, a: &AwaitRecord, slack: Millis) -> bool {
+    super::identity::mtime_millis(entry).is_some_and(|m| m.saturating_add(slack) < a.sent_at)
 }
 
 /// The report of a response file too old to answer its request.
@@ -447,6 +453,23 @@ mod tests {
         let r = run(&flow, &ledger, d).await;
         assert_eq!(r.responses[0].state, AwaitState::Late, "{r:#?}");
         assert_eq!(kinds(&ledger), [EventKind::Overdue, EventKind::Late]);
+    }
+
+    #[test]
+    fn a_response_is_stale_only_beyond_the_slack_of_its_server_times() {
+        let a = AwaitRecord { sent_at: 48 * 60 * MIN, ..open() };
+        let at = |m: Millis| Entry {
+            path: RemotePath::parse("outbox/a.ack").unwrap(),
+            kind: crate::endpoint::EntryKind::File,
+            size: 1,
+            mtime: Some(from_millis(m)),
+        };
+        // Precise times: ten minutes.
+        assert!(!older_than_request(&at(a.sent_at - 5 * MIN), &a, CLOCK_SLACK));
+        assert!(older_than_request(&at(a.sent_at - 60 * MIN), &a, CLOCK_SLACK));
+        // Times that may be in the server's zone (FTP LIST): only a day and more.
+        assert!(!older_than_request(&at(a.sent_at - 5 * 60 * MIN), &a, DAY_SLACK));
+        assert!(older_than_request(&at(a.sent_at - 27 * 60 * MIN), &a, DAY_SLACK));
     }
 
     /// A file named like the response that was there long before the request was sent (an

@@ -54,7 +54,8 @@ pub fn delivered_name(steps: Option<&Steps>, source_name: &str) -> String {
 /// counts, plus a quarantine record (reports already written locally) when the file is refused.
 pub async fn process(cx: &Ctx<'_>, rec: &FileRecord, source: &RemotePath, staged: &Path, steps: &Steps) -> Result<FileResult, FileError> {
     let vars = NameVars::new(source.name(), "", rec.size, cx.run, cx.now);
-    let names = steps.companions(&vars).map_err(FileError::Name)?;
+    // Named as discovery names them (it sets them aside and disposes of them).
+    let names = steps.companions(&super::discover::companion_vars(source.name(), rec.size, cx.now)).map_err(FileError::Name)?;
     let dir = source.parent();
     let checksum_text = match &names.checksum {
         Some(n) => Some(companion(cx, &dir, n).await?),

@@ -83,10 +83,16 @@ pub async fn discover(
 /// data themselves, and are moved or deleted with it.
 pub fn companions_of(src: &Source, steps: Option<&Steps>, e: &Entry, rel: &str, now: std::time::SystemTime) -> Vec<RemotePath> {
     let mut out: Vec<RemotePath> = src.ready.done_file.as_ref().and_then(|t| done_path(t, e, rel, now)).into_iter().collect();
-    if let Some(c) = steps.and_then(|s| s.companions(&NameVars::new(e.path.name(), "", e.size, 0, now)).ok()) {
+    if let Some(c) = steps.and_then(|s| s.companions(&companion_vars(e.path.name(), e.size, now)).ok()) {
         out.extend([c.checksum, c.row_count].into_iter().flatten().filter_map(|n| e.path.parent().join(&n).ok()));
     }
     out
+}
+
+/// The variables the names of a data file's step companions (checksum, row count) are
+/// rendered with, wherever they are: no run number (discovery has none yet).
+pub fn companion_vars(name: &str, size: u64, now: std::time::SystemTime) -> NameVars {
+    NameVars::new(name, "", size, 0, now)
 }
 
 fn done_path(t: &NameTemplate, e: &Entry, rel: &str, now: std::time::SystemTime) -> Option<RemotePath> {

@@ -21,9 +21,16 @@ pub enum FileError {
     /// The source changed while it was being read.
     #[error("{0}")]
     Changed(String),
-    /// A target name could not be built (template error, unsafe rendered name).
+    /// A name could not be built (no free name to move to, a response name, a quarantine
+    /// copy's name): trouble of the flow's setup, which stops the run.
     #[error("{0}")]
     Name(String),
+    /// A delivery's folder, name, temporary name or trigger name that one file's variables
+    /// render into something unusable (`{{rel_dir}}_{{name}}` of a file in a subfolder):
+    /// that file fails, the others go on. (A template bad for every file is refused by
+    /// `validate` before any run.)
+    #[error("{0}")]
+    TargetName(String),
     /// The target exists and the sink's `if_exists` is `fail`.
     #[error("{target} already exists on {endpoint} (sink if_exists: fail)")]
     TargetExists { endpoint: String, target: String },
@@ -56,7 +63,7 @@ impl FileError {
             FileError::Endpoint(e) => e.kind,
             FileError::Staging { .. } | FileError::Ledger(_) => ErrorKind::LocalIo,
             FileError::Changed(_) | FileError::SizeMismatch { .. } | FileError::ChecksumMismatch { .. } => ErrorKind::Transient,
-            FileError::Name(_) => ErrorKind::Config,
+            FileError::Name(_) | FileError::TargetName(_) => ErrorKind::Config,
             FileError::TargetExists { .. } | FileError::TriggerWouldReplace { .. } => ErrorKind::AlreadyExists,
             FileError::Sink { source, .. } => source.kind(),
             FileError::Sinks(first, _) => first.kind(),
@@ -71,10 +78,7 @@ impl FileError {
             FileError::Sink { source, .. } => return source.aborts_run(),
             FileError::Sinks(first, other) => return first.aborts_run() || other.aborts_run(),
             FileError::Ledger(_) => return true,
-            // A name one file's variables render badly (`{{rel_dir}}_{{name}}` of a file in a
-            // subfolder) is that file's trouble; a template bad for every file is refused by
-            // `validate` before any run.
-            FileError::Name(_) => return false,
+            FileError::TargetName(_) => return false,
             _ => {}
         }
         self.kind().is_connection_fatal() || self.kind() == ErrorKind::LocalIo

@@ -522,9 +522,9 @@ async fn deliver_one(cx: &Ctx<'_>, rec: &mut FileRecord, rel: &str, i: usize, p:
         }
         None => {
             let vars = NameVars::new(&p.name, rel_dir, p.size, cx.run, cx.now);
-            let dir = sink.path.render(&vars).map_err(FileError::Name)?;
-            let dir = RemotePath::parse(&dir).map_err(|e| FileError::Name(format!("sink {} path: {e}", sink.endpoint)))?;
-            let name = sink.name.render(&vars).map_err(FileError::Name)?;
+            let dir = sink.path.render(&vars).map_err(FileError::TargetName)?;
+            let dir = RemotePath::parse(&dir).map_err(|e| FileError::TargetName(format!("sink {} path: {e}", sink.endpoint)))?;
+            let name = sink.name.render(&vars).map_err(FileError::TargetName)?;
             // The last sink to need the payload may take it by renaming (a local folder).
             let last_use = (0..cx.sinks.len() as u32).filter(|&j| j != idx).all(|j| rec.deliveries.iter().any(|d| d.sink == j && d.done));
             // A staged file not hashed yet is hashed on its way out.
@@ -574,8 +574,8 @@ async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePa
     let sink = &cx.flow.sinks[i];
     let Some(template) = &sink.trigger else { return Ok(()) };
     let vars = NameVars::new(target.name(), rel_dir, 0, cx.run, cx.now);
-    let name = template.render(&vars).map_err(FileError::Name)?;
-    let path = target.parent().join(&name).map_err(|e| FileError::Name(format!("trigger name {name:?}: {e}")))?;
+    let name = template.render(&vars).map_err(FileError::TargetName)?;
+    let path = target.parent().join(&name).map_err(|e| FileError::TargetName(format!("trigger name {name:?}: {e}")))?;
     if &path == target {
         return Err(FileError::Name(format!("the trigger name {name:?} is the delivered file's own: writing the trigger would empty it")));
     }
@@ -615,7 +615,7 @@ async fn send(
     let names = match sink.if_exists {
         IfExists::Rename => vec![claims::key(&sink.endpoint, &format!("{dir}/\u{0}rename"))],
         _ => {
-            let wanted = dir.join(name).map_err(|e| FileError::Name(format!("target name {name:?}: {e}")))?;
+            let wanted = dir.join(name).map_err(|e| FileError::TargetName(format!("target name {name:?}: {e}")))?;
             let temp = temp_path(cx, i, &wanted, rel_dir, size)?;
             vec![claims::key(&sink.endpoint, wanted.as_str()), claims::key(&sink.endpoint, temp.as_str())]
         }
@@ -685,8 +685,8 @@ fn unhashed(cx: &Ctx<'_>, rec: &FileRecord) -> bool {
 fn temp_path(cx: &Ctx<'_>, i: usize, target: &RemotePath, rel_dir: &str, size: u64) -> Result<RemotePath, FileError> {
     let Some(template) = &cx.flow.sinks[i].temp_name else { return Ok(target.clone()) };
     let vars = NameVars::new(target.name(), rel_dir, size, cx.run, cx.now);
-    let temp_name = super::naming::fit(&template.render(&vars).map_err(FileError::Name)?);
-    target.parent().join(&temp_name).map_err(|e| FileError::Name(format!("temp name {temp_name:?}: {e}")))
+    let temp_name = super::naming::fit(&template.render(&vars).map_err(FileError::TargetName)?);
+    target.parent().join(&temp_name).map_err(|e| FileError::TargetName(format!("temp name {temp_name:?}: {e}")))
 }
 
 fn mark(rec: &mut FileRecord, sink: u32, target: &RemotePath, done: bool, replaces: Option<Replaced>) {

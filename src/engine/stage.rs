@@ -94,7 +94,6 @@ pub fn staging_path(dir: &Path, flow: &str, path: &RemotePath) -> PathBuf {
 /// leaves one, and nothing would ever read or remove it. Called at the start of a run, when
 /// no other run of the flow can be under way. Returns how many files were removed.
 pub async fn sweep(dir: &Path, flow: &str, ledger: &crate::ledger::Ledger) -> Result<usize, crate::ledger::LedgerError> {
-    use crate::ledger::FileState;
     let folder = staging_folder(dir, flow);
     let names: Vec<String> = match std::fs::read_dir(&folder) {
         Ok(rd) => rd.filter_map(Result::ok).filter_map(|e| e.file_name().into_string().ok()).collect(),
@@ -107,7 +106,7 @@ pub async fn sweep(dir: &Path, flow: &str, ledger: &crate::ledger::Ledger) -> Re
     let live: std::collections::BTreeSet<String> = ledger
         .files(flow)?
         .into_iter()
-        .filter(|r| !matches!(r.state, FileState::Done | FileState::Duplicate | FileState::Quarantined | FileState::Failed))
+        .filter(|r| r.state.in_flight())
         .filter_map(|r| RemotePath::parse(&r.path).ok())
         .filter_map(|p| stem(&staging_path(dir, flow, &p)))
         .collect();

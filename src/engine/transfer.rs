@@ -71,7 +71,7 @@ pub enum Target {
 
 /// Applies the exists-policy to `dir/name` on `ep`.
 pub async fn choose_target(ep: &dyn Endpoint, dir: &RemotePath, name: &str, policy: IfExists) -> Result<Target, FileError> {
-    let path = dir.join(name).map_err(|e| FileError::Name(format!("target name {name:?}: {e}")))?;
+    let path = dir.join(name).map_err(|e| FileError::TargetName(format!("target name {name:?}: {e}")))?;
     // `overwrite` looks too: what it replaces is recorded with the target, so that a run
     // resumed after a crash (or after a failed upload) does not take the old file, still
     // there under the final name, for its own delivery when the sizes happen to match.

@@ -91,7 +91,7 @@ impl Validate {
             }
         });
         let row_count_file = match raw.row_count_file.as_deref().map(NameTemplate::new) {
-            Some(Ok(t)) => match t.check() {
+            Some(Ok(t)) => match t.check().and_then(|()| t.per_file()) {
                 Ok(()) => Some(t),
                 Err(e) => {
                     problems.push(("row_count_file", e));

@@ -403,7 +403,10 @@ impl Checker<'_, '_> {
     fn ready(&mut self, r: RawReady) -> Option<Ready> {
         let min_age = r.min_age.map(|t| self.ok("/source/ready/min_age", duration::parse(&t)));
         let stable_for = r.stable_for.map(|t| self.ok("/source/ready/stable_for", duration::parse(&t)));
-        let done_file = r.done_file.map(|t| self.name_template("/source/ready/done_file", &t));
+        let done_file = r.done_file.map(|t| {
+            let at = "/source/ready/done_file";
+            self.name_template(at, &t).and_then(|t| self.ok(at, t.per_file()).map(|()| t))
+        });
         Some(Ready { min_age: checked(min_age)?, stable_for: checked(stable_for)?, done_file: checked(done_file)? })
     }
 
@@ -643,6 +646,17 @@ endpoints:
 source: { endpoint: s, path: /in }
 sinks: [ { endpoint: l } ]
 ";
+
+    #[test]
+    fn a_done_file_every_file_shares_is_refused() {
+        let p = problems(
+            &BASE.replace("source: { endpoint: s, path: /in }", "source: { endpoint: s, path: /in, ready: { done_file: READY } }"),
+        );
+        assert!(
+            p.iter().any(|m| m.contains("`READY` gives `READY` for every file") && m.ends_with("(at /source/ready/done_file)")),
+            "{p:#?}"
+        );
+    }
 
     #[test]
     fn builds_a_flow_with_resolved_paths_and_secrets() {

@@ -195,19 +195,43 @@ impl Conn {
             return DataSetup::Again;
         }
         // The same 550 answers a refused passive request and a refused file: asking for
-        // the passive connection alone tells which (one round trip, on failures only).
-        if code >= 500 && self.passive {
-            let (cmd, ok) = if self.epsv { ("EPSV", Status::ExtendedPassiveMode) } else { ("PASV", Status::PassiveMode) };
-            if let Err(FtpError::UnexpectedResponse(r)) = within(self.timeout, self.ftp.custom_command(cmd, &[ok])).await
-                && reply_code(&r) >= 500
-            {
-                return DataSetup::NoPassive(format!(
-                    "the server refuses passive data connections ({cmd}: {}): set `passive: false` on the endpoint for active mode (the server then connects back to this machine), or ask the partner to allow passive mode",
-                    reply_text(&r)
-                ));
+        // the passive connection alone tells which (round trips on failures only). A login
+        // the server dropped (421, 530) is not a refusal of passive mode.
+        if code >= 500 && code != 530 && self.passive {
+            if self.epsv {
+                match self.passive_refusal("EPSV", Status::ExtendedPassiveMode).await {
+                    None => return DataSetup::Go,
+                    // EPSV refused outright, but PASV may do (as for a server that does not
+                    // understand EPSV).
+                    Some(_) if self.passive_refusal("PASV", Status::PassiveMode).await.is_none() => {
+                        tracing::info!(host = %self.host, "The server refuses EPSV; using PASV.");
+                        self.epsv = false;
+                        self.ftp.set_mode(Mode::Passive);
+                        epsv_refused.store(true, Ordering::Relaxed);
+                        return DataSetup::Again;
+                    }
+                    Some(why) => return DataSetup::NoPassive(why),
+                }
+            }
+            if let Some(why) = self.passive_refusal("PASV", Status::PassiveMode).await {
+                return DataSetup::NoPassive(why);
             }
         }
         DataSetup::Go
+    }
+}
+
+impl Conn {
+    /// Asks for a passive data connection alone (`EPSV` or `PASV`): why the server refuses
+    /// passive mode, or `None` when it does not (or answers something else: not a refusal).
+    async fn passive_refusal(&mut self, cmd: &str, ok: Status) -> Option<String> {
+        match within(self.timeout, self.ftp.custom_command(cmd, &[ok])).await {
+            Err(FtpError::UnexpectedResponse(r)) if reply_code(&r) >= 500 && reply_code(&r) != 530 => Some(format!(
+                "the server refuses passive data connections ({cmd}: {}): set `passive: false` on the endpoint for active mode (the server then connects back to this machine), or ask the partner to allow passive mode",
+                reply_text(&r)
+            )),
+            _ => None,
+        }
     }
 }
 

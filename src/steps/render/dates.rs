@@ -12,7 +12,8 @@ use super::registry::{HelperFn, arg, fail};
 use crate::template::format_time;
 
 /// Name, body, and whether the output is escaped already.
-pub const HELPERS: &[(&str, HelperFn, bool)] = &[("date", date, false), ("now", now, false)];
+/// As in `text::HELPERS`: `{{now}}` alone is the run's start time.
+pub const HELPERS: &[(&str, HelperFn, bool, usize)] = &[("date", date, false, 1), ("now", now, false, 0)];
 
 /// The format when a template gives none.
 const DEFAULT_FORMAT: &str = "YYYY-MM-DD";

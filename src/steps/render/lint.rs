@@ -4,7 +4,7 @@
 
 use handlebars::template::{HelperTemplate, Parameter, Template, TemplateElement};
 
-use super::registry::{self, MIN_ARGS};
+use super::registry;
 
 /// Handlebars' own helpers.
 const BUILT_IN: &[&str] =
@@ -44,13 +44,11 @@ fn element(name: &str, e: &TemplateElement, pos: Option<(usize, usize)>, out: &m
 fn helper(name: &str, h: &HelperTemplate, pos: Option<(usize, usize)>, out: &mut Vec<String>, here: &dyn Fn(String) -> String) {
     if let Parameter::Name(n) = &h.name {
         let called = !h.params.is_empty() || !h.hash.is_empty();
-        let known = BUILT_IN.contains(&n.as_str()) || registry::is_helper(n);
-        if called && !known {
+        let min = registry::min_args(n);
+        if called && min.is_none() && !BUILT_IN.contains(&n.as_str()) {
             out.push(here(format!("there is no helper `{n}` (see docs/templates.md for the helpers there are)")));
         }
-        if let Some((_, min)) = MIN_ARGS.iter().find(|(m, _)| m == n)
-            && h.params.len() < *min
-        {
+        if let Some(min) = min.filter(|m| h.params.len() < *m) {
             out.push(here(format!("`{n}` needs {min} argument(s), given {}", h.params.len())));
         }
     }

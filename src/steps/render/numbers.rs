@@ -11,7 +11,8 @@ use super::decimal::{Decimal, DecimalError};
 use super::registry::{HelperFn, arg, count_arg, fail, hash};
 
 /// Name, body, and whether the output is escaped already.
-pub const HELPERS: &[(&str, HelperFn, bool)] = &[("number", number, false), ("sum", sum, false), ("count", count, false)];
+/// As in `text::HELPERS`: `{{count}}` alone counts its context.
+pub const HELPERS: &[(&str, HelperFn, bool, usize)] = &[("number", number, false, 1), ("sum", sum, false, 2), ("count", count, false, 0)];
 
 /// The value at a dotted path (`price.net`; `lines.0.qty` for an array element), if present.
 pub fn field<'a>(record: &'a Value, path: &str) -> Option<&'a Value> {

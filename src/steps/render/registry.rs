@@ -63,33 +63,20 @@ pub fn new(escape: RenderEscape) -> Handlebars<'static> {
         RenderEscape::Xml => hb.register_escape_fn(text::escape_xml),
     }
     let mut add = |name: &str, f: HelperFn, escaped: bool| hb.register_helper(name, Box::new(ValueHelper { f, escaped }));
-    for (name, f, escaped) in text::HELPERS.iter().chain(numbers::HELPERS).chain(dates::HELPERS) {
+    for (name, f, escaped, _) in all() {
         add(name, *f, *escaped);
     }
     hb
 }
 
-/// The fewest arguments each helper takes (the others take at least a value; `count` and
-/// `now` none).
-pub const MIN_ARGS: &[(&str, usize)] = &[
-    ("csv", 1),
-    ("pad", 2),
-    ("lpad", 2),
-    ("truncate", 2),
-    ("xml", 1),
-    ("html", 1),
-    ("upper", 1),
-    ("lower", 1),
-    ("trim", 1),
-    ("default", 2),
-    ("number", 1),
-    ("sum", 2),
-    ("date", 1),
-];
+/// Every helper: name, body, escaped already, fewest arguments.
+fn all() -> impl Iterator<Item = &'static (&'static str, HelperFn, bool, usize)> {
+    text::HELPERS.iter().chain(numbers::HELPERS).chain(dates::HELPERS)
+}
 
-/// Whether `name` is one of wharf's template helpers.
-pub fn is_helper(name: &str) -> bool {
-    text::HELPERS.iter().chain(numbers::HELPERS).chain(dates::HELPERS).any(|(n, _, _)| *n == name)
+/// The fewest arguments wharf's helper `name` takes; `None` for no such helper.
+pub fn min_args(name: &str) -> Option<usize> {
+    all().find(|(n, ..)| *n == name).map(|h| h.3)
 }
 
 /// A helper error (shown with the template's line by the caller).

@@ -8,18 +8,18 @@ use serde_json::Value;
 
 use super::registry::{HelperFn, arg, char_arg, count_arg, fail, text};
 
-/// Name, body, and whether the output is escaped already.
-pub const HELPERS: &[(&str, HelperFn, bool)] = &[
-    ("csv", csv, false),
-    ("pad", pad, false),
-    ("lpad", lpad, false),
-    ("truncate", truncate, false),
-    ("xml", xml, true),
-    ("html", html, true),
-    ("upper", upper, false),
-    ("lower", lower, false),
-    ("trim", trim, false),
-    ("default", default, false),
+/// Name, body, whether the output is escaped already, and the fewest arguments it takes.
+pub const HELPERS: &[(&str, HelperFn, bool, usize)] = &[
+    ("csv", csv, false, 1),
+    ("pad", pad, false, 2),
+    ("lpad", lpad, false, 2),
+    ("truncate", truncate, false, 2),
+    ("xml", xml, true, 1),
+    ("html", html, true, 1),
+    ("upper", upper, false, 1),
+    ("lower", lower, false, 1),
+    ("trim", trim, false, 1),
+    ("default", default, false, 2),
 ];
 
 /// XML escaping: `& < > " '` as entities (also the `escape: xml` setting).
