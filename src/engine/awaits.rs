@@ -177,6 +177,7 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
             .filter(|r| r.updated >= a.sent_at && matches!(r.state, FileState::Done | FileState::Quarantined));
         // Each change is stored with its event: an await that passed its deadline and its
         // expiry while no run looked becomes overdue, then expired (two events).
+        // Judged again only while it stays open: a closed await (answered, late…) is final.
         for _ in 0..3 {
             let before = a.clone();
             let event = judge(&mut a, taken.as_ref(), file.as_ref(), now);
@@ -185,6 +186,9 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
             }
             if let Some(ev) = cx.ledger.update_await(&a, event, now)? {
                 tracing::warn!(flow = %cx.flow.name, request = %a.request, expected = %a.expected, kind = ev.kind.as_str(), detail = %ev.detail, "Response event.");
+            }
+            if !a.state.is_open() {
+                break;
             }
         }
         out.push(ResponseReport { detail: describe(&a, file.as_ref()), request: a.request, expected: a.expected, state: a.state, file });
