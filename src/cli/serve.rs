@@ -50,6 +50,14 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let result = rt.block_on(serve::serve(opts, Arc::new(SystemClock), shutdown_signal()));
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
+        Err(serve::ServeError::Ledger(crate::ledger::LedgerError::Busy(path))) => {
+            let who = match super::state::serving(&global.state_dir) {
+                Some(info) => format!("another `wharf serve` ({})", info.describe()),
+                None => "another wharf process (a `wharf run`?)".to_string(),
+            };
+            eprintln!("error: wharf serve: the ledger at {} is held by {who}; one daemon per state folder", path.display());
+            Ok(ExitCode::from(EXIT_ABORTED))
+        }
         Err(e) => {
             eprintln!("error: wharf serve: {e}");
             Ok(ExitCode::from(EXIT_ABORTED))

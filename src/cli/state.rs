@@ -73,7 +73,7 @@ pub fn open_for_write(global: &Global, flow: &str, instead: &str) -> anyhow::Res
 }
 
 /// The daemon serving `state_dir`, if its discovery file names a socket that answers.
-fn serving(state_dir: &Path) -> Option<ServeInfo> {
+pub fn serving(state_dir: &Path) -> Option<ServeInfo> {
     let info = ServeInfo::read(&ServeInfo::path_in(state_dir)).ok()??;
     std::os::unix::net::UnixStream::connect(&info.socket).ok()?;
     Some(info)

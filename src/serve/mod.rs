@@ -52,7 +52,8 @@ pub enum ServeError {
     Ledger(#[from] LedgerError),
     #[error("flows folder {0}: {1}")]
     Flows(PathBuf, std::io::Error),
-    #[error("control interface: {0}")]
+    /// The control interface could not start (its own message names the socket or address).
+    #[error("{0}")]
     Control(String),
 }
 

@@ -116,6 +116,11 @@ fn read_commands_follow_the_writer_in_another_process_and_run_is_refused_while_s
         socket.display()
     );
     assert!(stderr(&held).contains(&expected), "{}", stderr(&held));
+    // A second daemon is told which one holds the folder.
+    let second_serve = wharf(&state, &["serve", "--flows", flow_file.parent().unwrap().to_str().unwrap()]);
+    assert_eq!(second_serve.status.code(), Some(3), "{}", stderr(&second_serve));
+    let who = format!("is held by another `wharf serve` (pid {}, control at {})", std::process::id(), socket.display());
+    assert!(stderr(&second_serve).contains(&who), "{}", stderr(&second_serve));
     let release = wharf(&state, &["quarantine", "release", flow_file.to_str().unwrap(), "in/a.csv"]);
     assert_eq!(release.status.code(), Some(3), "{}", stderr(&release));
     assert!(stderr(&release).contains("stop the daemon to release or reprocess"), "{}", stderr(&release));
