@@ -89,8 +89,16 @@ pub enum Found {
 /// Errors only when the file cannot be read or the socket refuses us for another reason than
 /// nobody listening (e.g. it belongs to another user).
 pub async fn find(state_dir: &Path) -> Result<Found, ControlError> {
-    let Some(info) = ServeInfo::read(&ServeInfo::path_in(state_dir))? else {
-        return Ok(Found::NotRunning { stale: None });
+    let info = match ServeInfo::read(&ServeInfo::path_in(state_dir)) {
+        Ok(Some(info)) => info,
+        Ok(None) => return Ok(Found::NotRunning { stale: None }),
+        // A daemon writes the file whole (and replaces it at start): one that cannot be read
+        // is not a running daemon's.
+        Err(e @ ControlError::DiscoveryInvalid { .. }) => {
+            tracing::warn!(error = %e, "Ignoring a discovery file that is not what `wharf serve` writes.");
+            return Ok(Found::NotRunning { stale: None });
+        }
+        Err(e) => return Err(e),
     };
     let client = Client::unix(&info.socket);
     match client.probe().await {
@@ -137,6 +145,9 @@ mod tests {
         assert!(path.exists(), "another daemon's file stays");
         std::fs::write(&path, "{").unwrap();
         assert!(matches!(ServeInfo::read(&path), Err(ControlError::DiscoveryInvalid { .. })));
+        // No daemon writes such a file: `wharf status` says none runs rather than failing.
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        assert!(matches!(rt.block_on(find(dir.path())), Ok(Found::NotRunning { stale: None })));
     }
 
     #[tokio::test]
