@@ -65,7 +65,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Completes on SIGTERM or Ctrl-C (SIGINT).
+/// Completes on SIGTERM or Ctrl-C (SIGINT). A second one while the daemon stops gracefully
+/// ends the process at once: what is in flight resumes at the next start, as after a crash.
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
@@ -73,9 +74,17 @@ async fn shutdown_signal() {
         match signal(SignalKind::terminate()) {
             Ok(mut term) => {
                 tokio::select! {
-                    _ = term.recv() => tracing::info!("SIGTERM: shutting down."),
-                    _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: shutting down."),
+                    _ = term.recv() => tracing::info!("SIGTERM: shutting down (send it again to stop at once)."),
+                    _ = tokio::signal::ctrl_c() => tracing::info!("Ctrl-C: shutting down (press it again to stop at once)."),
                 }
+                tokio::spawn(async move {
+                    tokio::select! {
+                        _ = term.recv() => {}
+                        _ = tokio::signal::ctrl_c() => {}
+                    }
+                    tracing::warn!("Second signal: stopping now; files in flight resume at the next start.");
+                    std::process::exit(i32::from(EXIT_ABORTED));
+                });
             }
             Err(_) => {
                 let _ = tokio::signal::ctrl_c().await;

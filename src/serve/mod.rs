@@ -66,7 +66,8 @@ pub async fn serve(opts: ServeOptions, clock: Arc<dyn Clock>, shutdown: impl Fut
         handle.shutdown().await;
         return Err(e);
     }
-    tracing::info!(flows = handle.status().flows.len(), "wharf serve started.");
+    // The flows it serves (a refused file, invalid or with a taken name, is not one).
+    tracing::info!(flows = handle.served(), "wharf serve started.");
     shutdown.await;
     handle.shutdown().await;
     Ok(())

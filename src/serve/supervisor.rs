@@ -172,6 +172,11 @@ impl Handle {
     }
 
     /// The daemon's status, as `wharf status` shows it.
+    /// How many flows are served (loaded from valid files).
+    pub fn served(&self) -> usize {
+        self.shared.registry().flows().len()
+    }
+
     pub fn status(&self) -> control::Status {
         super::daemon::status(&self.shared)
     }
