@@ -159,11 +159,13 @@ fn print_table(flows: &[FlowStatus], live: bool) {
     }
 }
 
-/// `running`, `queued`, `failing 3`, `idle` (or `-` when no daemon says).
+/// `running`, `waiting` (for a slot under the run limits), `running+1` (one queued),
+/// `failing 3`, `idle` (or `-` when no daemon says).
 fn state(f: &FlowStatus, live: bool) -> String {
+    let now = if f.waiting { "waiting" } else { "running" };
     match (f.running, f.queued) {
-        (true, true) => "running+1".into(),
-        (true, false) => "running".into(),
+        (true, true) => format!("{now}+1"),
+        (true, false) => now.into(),
         _ if f.failing_streak > 0 => format!("failing {}", f.failing_streak),
         _ if live => "idle".into(),
         _ => "-".into(),
@@ -214,5 +216,8 @@ mod tests {
         assert_eq!(state(&f, true), "running");
         f.queued = true;
         assert_eq!(state(&f, true), "running+1");
+        f.waiting = true;
+        assert_eq!(state(&f, true), "waiting+1");
+        f.waiting = false;
     }
 }

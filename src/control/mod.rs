@@ -94,6 +94,9 @@ pub struct FlowStatus {
     pub next_due: Option<DateTime<Utc>>,
     /// A run is going now.
     pub running: bool,
+    /// That run waits for a slot under the run limits (`max_runs`, per server).
+    #[serde(default)]
+    pub waiting: bool,
     /// A run is queued behind the running one.
     pub queued: bool,
     pub last_run: Option<RunSummary>,
@@ -114,6 +117,7 @@ impl FlowStatus {
             schedule: None,
             next_due: None,
             running: false,
+            waiting: false,
             queued: false,
             last_run: None,
             last_success: None,

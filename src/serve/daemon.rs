@@ -66,6 +66,7 @@ pub(super) fn status(shared: &Arc<Shared>) -> Status {
                 schedule: slot.flow.as_ref().and_then(|f| f.schedule.as_ref()).map(|s| s.to_string()),
                 next_due: plan.next_due,
                 running: plan.running,
+                waiting: plan.waiting,
                 queued: plan.queued,
                 last_run,
                 last_success: at(health.last_ok),

@@ -54,6 +54,8 @@ pub(super) struct Plan {
     /// The next scheduled (or retry) time; `None`: only by trigger.
     pub next_due: Option<DateTime<Utc>>,
     pub running: bool,
+    /// Started, but waiting for a slot under the run limits (`max_runs`, per server).
+    pub waiting: bool,
     pub queued: bool,
     /// Retries so far of a run that could not reach a server.
     pub retry_attempt: u32,
@@ -404,6 +406,7 @@ fn start_or_defer(shared: &Arc<Shared>, flow: Arc<Flow>, now: DateTime<Utc>) -> 
             };
         }
         plan.running = true;
+        plan.waiting = true;
         plan.last_started = Some(now);
     }
     shared.metrics.run_started(&flow.name);
@@ -411,6 +414,9 @@ fn start_or_defer(shared: &Arc<Shared>, flow: Arc<Flow>, now: DateTime<Utc>) -> 
     let task = tokio::spawn(async move {
         let started = Instant::now();
         let _permits = s.limits.acquire(&flow).await;
+        if let Some(p) = s.plans().get_mut(&flow.name) {
+            p.waiting = false;
+        }
         let mut opts = RunOptions::new(s.opts.state_dir.join("staging"));
         opts.now = Some(s.clock.now().into());
         opts.stop = s.stop.clone();
