@@ -127,7 +127,9 @@ fn fill_history(f: &mut FlowStatus, ledger: &Ledger) -> anyhow::Result<()> {
         f.last_run = Some(RunSummary::from_record(last, content.as_ref()));
     }
     f.last_success = h.last_ok.and_then(|r| r.finished).map(crate::control::utc);
-    f.failing_streak = h.failing_streak;
+    // As the daemon counts it (the alert rules' health): runs cut off by a shutdown are not
+    // failures of the flow.
+    f.failing_streak = ledger.health(&f.name)?.failing_streak;
     Ok(())
 }
 

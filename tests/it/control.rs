@@ -53,12 +53,20 @@ fn local_flow(dir: &Path, name: &str) -> PathBuf {
     file
 }
 
+/// A finished run, recorded as a run records itself: with the flow's health (its failing
+/// streak) updated.
 fn finished_run(ledger: &Ledger, flow: &str, status: RunStatus, delivered: u32) -> u64 {
     let mut run = ledger.begin_run(flow, wharf::ledger::now_millis()).unwrap();
     run.status = status;
     run.finished = Some(run.started + 1500);
     run.counts.delivered = delivered;
-    ledger.finish_run(&run).unwrap();
+    ledger
+        .finish_run_with(&run, |h| {
+            let mut h = h.clone();
+            h.failing_streak = if status == RunStatus::Ok { 0 } else { h.failing_streak + 1 };
+            (h, vec![])
+        })
+        .unwrap();
     run.id
 }
 
@@ -440,18 +448,21 @@ async fn status_and_trigger_talk_to_the_running_daemon_and_say_when_there_is_non
         let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
         finished_run(&ledger, "demo", RunStatus::Ok, 3);
         finished_run(&ledger, "demo", RunStatus::Aborted, 0);
+        // A run cut off by a shutdown is closed without judging the flow: no failure of it.
+        ledger.begin_run("demo", wharf::ledger::now_millis()).unwrap();
+        wharf::engine::close_interrupted("demo", &ledger, "cut off").unwrap();
     }
     let o = wharf_async(&state, &["status", "--flows", flows.to_str().unwrap()]).await;
     let out = stdout(&o);
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(out.contains(&format!("no `wharf serve` is running for state dir {}", state.display())), "{out}");
-    assert!(out.lines().any(|l| l.starts_with("demo ") && l.contains("failing 1") && l.contains("#2 aborted")), "{out}");
+    assert!(out.lines().any(|l| l.starts_with("demo ") && l.contains("failing 1") && l.contains("#3 aborted")), "{out}");
     assert!(out.lines().any(|l| l.starts_with("broken ")), "{out}");
     assert!(out.contains("! invalid flow file:"), "{out}");
     let o = wharf_async(&state, &["status", "--json", "--flows", flows.to_str().unwrap()]).await;
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(v["daemon"].is_null());
     let demo = v["flows"].as_array().unwrap().iter().find(|f| f["name"] == "demo").unwrap();
-    assert_eq!((demo["failing_streak"].as_u64(), demo["last_run"]["run"].as_u64()), (Some(1), Some(2)));
+    assert_eq!((demo["failing_streak"].as_u64(), demo["last_run"]["run"].as_u64()), (Some(1), Some(3)));
     assert!(demo["last_success"].is_string());
 }
