@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::endpoint::{Endpoint, RemotePath, read_full};
+use crate::endpoint::{Endpoint, ReadStream, RemotePath, read_full};
 
 use super::budget::Budget;
 use super::error::FileError;
@@ -185,10 +185,22 @@ pub async fn stage(
     }
     let mut hasher = Sha256::new();
     let mut offset = 0;
+    let mut resumed = None;
     if existing > 0 && existing <= size {
-        // Resume: hash what is already there, then append.
+        // Resume: hash what is already there, then append — if the source still holds those
+        // bytes where the download stopped (a version rewritten with the same size and time
+        // would otherwise be spliced onto the old one's start).
         (offset, hasher) = pipe::hash_file(file.to_path_buf()).await.map_err(io(file))?;
-        tracing::info!(path = %path, offset, "Resuming download.");
+        match same_tail(ep, path, file, offset).await? {
+            Some(src) => {
+                tracing::info!(path = %path, offset, "Resuming download.");
+                resumed = Some(src);
+            }
+            None => {
+                tracing::info!(path = %path, offset, "The source no longer holds what was downloaded before the interruption; downloading it again.");
+                (offset, hasher) = (0, Sha256::new());
+            }
+        }
     }
     let mut out = tokio::fs::OpenOptions::new().create(true).write(true).truncate(offset == 0).open(file).await.map_err(io(file))?;
     if offset > 0 {
@@ -198,7 +210,10 @@ pub async fn stage(
     // Hashing and writing happen on a blocking thread while the next chunk downloads.
     let mut writer = HashWriter::start(out.into_std().await, hasher, CHUNK);
     if offset < size {
-        let mut src = ep.open_read(path, offset).await?;
+        let mut src = match resumed {
+            Some(src) => src,
+            None => ep.open_read(path, offset).await?,
+        };
         let mut first = true;
         loop {
             // Each chunk filled before it is handed over: network reads may bring a few KiB.
@@ -225,6 +240,33 @@ pub async fn stage(
     let hasher = writer.finish().await.map_err(io(file))?;
     check_length(path, offset, size)?;
     Ok(Staged { size, sha256: Some(hex::encode(hasher.finalize())), data: None })
+}
+
+/// How much of a partly staged file is read again from the source before a download resumes.
+const RESUME_OVERLAP: u64 = 64 * 1024;
+
+/// Whether the source still holds, just before `offset`, the bytes the staging `file` has
+/// there: then the stream to go on with, positioned at `offset`. `None`: it does not (another
+/// version, or shorter now).
+async fn same_tail(ep: &dyn Endpoint, path: &RemotePath, file: &Path, offset: u64) -> Result<Option<Box<dyn ReadStream>>, FileError> {
+    let start = offset - offset.min(RESUME_OVERLAP);
+    let len = (offset - start) as usize;
+    let staged_file = file.to_path_buf();
+    let mine = tokio::task::spawn_blocking(move || -> std::io::Result<Vec<u8>> {
+        use std::io::{Read, Seek};
+        let mut f = std::fs::File::open(staged_file)?;
+        f.seek(std::io::SeekFrom::Start(start))?;
+        let mut buf = vec![0u8; len];
+        f.read_exact(&mut buf)?;
+        Ok(buf)
+    })
+    .await
+    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+    .map_err(io(file))?;
+    let mut src = ep.open_read(path, start).await?;
+    let mut theirs = vec![0u8; len];
+    let n = read_full(&mut *src, &mut theirs).await?;
+    Ok((n == len && theirs == mine).then_some(src))
 }
 
 /// A staging file linked to the source: hashed (one read), its size checked against the
@@ -395,6 +437,31 @@ mod tests {
         let st = stage_file(&ep, "big.csv", big.len() as u64, &staged, false, Hash::Now, true).await.unwrap();
         assert_eq!(st.data, None);
         assert_eq!(std::fs::read(&staged).unwrap(), big);
+    }
+
+    /// A download interrupted at 1 MiB resumes only if the source still holds what was
+    /// downloaded: a version rewritten with the same size (and time) is downloaded again, not
+    /// spliced onto the old one's start.
+    #[tokio::test]
+    async fn a_resumed_download_starts_again_when_the_source_was_rewritten() {
+        let (d, ep, staged) = setup();
+        let real = d.path().join("real.bin");
+        std::os::unix::fs::symlink(&real, d.path().join("src/l.bin")).unwrap();
+        let size = 3 * 1024 * 1024;
+        let old: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+        let new: Vec<u8> = (0..size).map(|i| (i % 241) as u8).collect();
+        std::fs::create_dir_all(staged.parent().unwrap()).unwrap();
+        // Interrupted while downloading the old version…
+        std::fs::write(&staged, &old[..1024 * 1024]).unwrap();
+        // …which the partner replaced by one of the same size.
+        std::fs::write(&real, &new).unwrap();
+        let st = stage_file(&ep, "l.bin", size as u64, &staged, true, Hash::Now, false).await.unwrap();
+        assert!(std::fs::read(&staged).unwrap() == new, "not spliced");
+        assert_eq!(st.sha256, Some(hex::encode(Sha256::digest(&new))));
+        // The same version: resumed, and whole.
+        std::fs::write(&staged, &new[..1024 * 1024 + 5]).unwrap();
+        stage_file(&ep, "l.bin", size as u64, &staged, true, Hash::Now, false).await.unwrap();
+        assert!(std::fs::read(&staged).unwrap() == new);
     }
 
     #[tokio::test]
