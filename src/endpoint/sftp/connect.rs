@@ -294,7 +294,7 @@ async fn establish(
     let sftp = SftpSession::new_with_config(open_subsystem(&handle).await?, sftp_config.clone())
         .await
         .map_err(|e| (ErrorKind::Protocol, format!("SFTP start failed: {e}")))?;
-    let raw = RawSftpSession::new_with_config(open_subsystem(&handle).await?, sftp_config.clone());
+    let raw = RawSftpSession::new_with_config(open_subsystem(&handle).await.map_err(second_channel)?, sftp_config.clone());
     let version = raw.init().await.map_err(|e| (ErrorKind::Protocol, format!("SFTP start failed: {e}")))?;
     let posix_rename = version.extensions.contains_key(POSIX_RENAME);
     let fsync = version.extensions.contains_key("fsync@openssh.com");
@@ -313,9 +313,53 @@ async fn establish(
     })
 }
 
-async fn open_subsystem(handle: &Handle<ClientHandler>) -> Result<russh::ChannelStream<client::Msg>, (ErrorKind, String)> {
-    let ch = handle.channel_open_session().await.map_err(|e| (ssh_error_kind(&e), format!("cannot open an SSH channel: {e}")))?;
-    ch.request_subsystem(true, "sftp").await.map_err(|e| (ErrorKind::Protocol, format!("the server refused the sftp subsystem: {e}")))?;
+/// Why a channel could not be opened: the kind and message, and whether the server refused
+/// it as such (a session limit, when the login's first channel opened), which only the caller
+/// can judge.
+struct ChannelRefusal {
+    kind: ErrorKind,
+    message: String,
+    prohibited: bool,
+}
+
+impl From<ChannelRefusal> for (ErrorKind, String) {
+    fn from(r: ChannelRefusal) -> Self {
+        (r.kind, r.message)
+    }
+}
+
+/// The second channel of a login refused by the server: it allows one session channel per
+/// login (OpenSSH's `MaxSessions 1`), for good, whatever the retries.
+fn second_channel(r: ChannelRefusal) -> (ErrorKind, String) {
+    match r.prohibited {
+        true => (
+            ErrorKind::Config,
+            format!(
+                "{}: the server allows one session channel per login (OpenSSH `MaxSessions 1`?), and wharf needs two; ask the partner to allow at least 2",
+                r.message
+            ),
+        ),
+        false => r.into(),
+    }
+}
+
+async fn open_subsystem(handle: &Handle<ClientHandler>) -> Result<russh::ChannelStream<client::Msg>, ChannelRefusal> {
+    let ch = handle.channel_open_session().await.map_err(|e| ChannelRefusal {
+        kind: ssh_error_kind(&e),
+        // OpenSSH answers a session channel beyond `MaxSessions` with "open failed".
+        prohibited: matches!(
+            e,
+            russh::Error::ChannelOpenFailure(
+                russh::ChannelOpenFailure::AdministrativelyProhibited | russh::ChannelOpenFailure::ConnectFailed
+            )
+        ),
+        message: format!("cannot open an SSH channel: {e}"),
+    })?;
+    ch.request_subsystem(true, "sftp").await.map_err(|e| ChannelRefusal {
+        kind: ErrorKind::Protocol,
+        prohibited: false,
+        message: format!("the server refused the sftp subsystem: {e}"),
+    })?;
     Ok(ch.into_stream())
 }
 

@@ -52,13 +52,21 @@ pub struct Sshd {
     data: TempDir,
     child: Mutex<Option<Child>>,
     fingerprint: String,
+    /// sshd_config lines before the harness's own (sshd takes a keyword's first value).
+    extra: Vec<String>,
 }
 
 impl Sshd {
     /// Starts a server, or returns `None` after printing `SKIP: …` when this machine cannot
     /// run one (not root, no sshd). With `WHARF_REQUIRE_SERVERS=1` it panics instead.
     pub fn start() -> Option<Sshd> {
-        match Self::try_start() {
+        Self::start_with(&[])
+    }
+
+    /// [`start`](Self::start) with `extra` sshd_config lines, which win over the harness's
+    /// own (e.g. `MaxSessions 1`).
+    pub fn start_with(extra: &[&str]) -> Option<Sshd> {
+        match Self::try_start(extra) {
             Ok(s) => Some(s),
             Err(why) if servers_required() => panic!("WHARF_REQUIRE_SERVERS=1 but no sshd: {why}"),
             Err(why) => {
@@ -68,7 +76,7 @@ impl Sshd {
         }
     }
 
-    fn try_start() -> Result<Sshd, String> {
+    fn try_start(extra: &[&str]) -> Result<Sshd, String> {
         // SAFETY: geteuid has no preconditions.
         if unsafe { libc::geteuid() } != 0 {
             return Err("sshd tests need root (they create a login and run sshd)".into());
@@ -98,7 +106,8 @@ impl Sshd {
         chmod(data.path(), 0o777)?;
         std::os::unix::fs::chown(data.path(), Some(uid), Some(gid)).map_err(|e| format!("chown data dir: {e}"))?;
 
-        let mut sshd = Sshd { port: 0, conf, data, child: Mutex::new(None), fingerprint };
+        let extra = extra.iter().map(|l| l.to_string()).collect();
+        let mut sshd = Sshd { port: 0, conf, data, child: Mutex::new(None), fingerprint, extra };
         let mut last = String::new();
         for _ in 0..8 {
             // A port free a moment ago may be taken by the time sshd binds: then try another.
@@ -119,8 +128,9 @@ impl Sshd {
     fn write_config(&self) -> Result<(), String> {
         let c = self.conf.path().display();
         let sftp = if Path::new("/usr/lib/openssh/sftp-server").exists() { "/usr/lib/openssh/sftp-server" } else { "internal-sftp" };
+        let extra: String = self.extra.iter().map(|l| format!("{l}\n")).collect();
         let cfg = format!(
-            "Port {port}\nListenAddress 127.0.0.1\nHostKey {c}/ssh_host_ed25519_key\nHostKey {c}/ssh_host_rsa_key\n\
+            "{extra}Port {port}\nListenAddress 127.0.0.1\nHostKey {c}/ssh_host_ed25519_key\nHostKey {c}/ssh_host_rsa_key\n\
              PidFile {c}/sshd.pid\nAuthorizedKeysFile {c}/authorized_keys\nPubkeyAuthentication yes\n\
              PasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
              PermitRootLogin no\nAllowUsers {USER}\nMaxStartups 100:30:200\nMaxSessions 100\nMaxAuthTries 20\n\
