@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use crate::config::flow::{Disposition, Source};
-use crate::endpoint::{Endpoint, EndpointError, Entry, EntryKind, RemotePath};
+use crate::endpoint::{Endpoint, EndpointError, Entry, EntryKind, ErrorKind, RemotePath};
 use crate::steps::Steps;
 use crate::template::{NameTemplate, NameVars};
 
@@ -36,7 +36,18 @@ pub async fn discover(
     let mut files = Vec::new();
     let mut dirs = vec![(src.path.clone(), 0u32)];
     while let Some((dir, depth)) = dirs.pop() {
-        for e in ep.list(&dir).await? {
+        let listed = match ep.list(&dir).await {
+            Ok(l) => l,
+            // A subfolder the login may not read, or one gone since its parent was listed,
+            // holds nothing for this run; the others are still taken. (The source folder
+            // itself failing stops the run.)
+            Err(e) if depth > 0 && matches!(e.kind, ErrorKind::PermissionDenied | ErrorKind::NotFound) => {
+                tracing::warn!(flow, folder = %dir, error = %e, "Skipping a subfolder that cannot be listed.");
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        for e in listed {
             match e.kind {
                 EntryKind::File => files.push(e),
                 EntryKind::Dir if src.recursive && depth < src.max_depth && !skip.contains(&e.path) => {

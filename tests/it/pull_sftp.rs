@@ -291,6 +291,26 @@ fn remote_names_with_control_characters_never_reach_the_sink() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
 
+/// A recursive pull takes what it can list: a subfolder the login may not read is skipped
+/// with a warning, not a reason to take nothing.
+#[test]
+fn a_subfolder_the_login_may_not_read_is_skipped_by_a_recursive_pull() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(w) = World::new() else { return };
+    w.put("in/ok/a.csv", b"a");
+    w.put("in/locked/b.csv", b"b");
+    // Owned by root, no access for the login.
+    std::os::unix::fs::chown(w.remote("in/locked"), Some(0), Some(0)).unwrap();
+    fs::set_permissions(w.remote("in/locked"), fs::Permissions::from_mode(0o700)).unwrap();
+    let flow = w.flow("  recursive: true\n", "");
+    fs::write(&flow, fs::read_to_string(&flow).unwrap().replace("include: [\"*.csv\"]", "include: [\"**/*.csv\"]")).unwrap();
+    let out = w.run(&flow);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("Skipping a subfolder that cannot be listed") && t.contains("/in/locked"), "{t}");
+    assert_eq!(w.sink_files(), vec!["a.csv"], "{t}");
+}
+
 /// Starts `wharf run` halting at `point`, waits for it to get there, and SIGKILLs it.
 /// Returns the process's peak RSS (KiB) up to that point.
 fn run_and_kill_at(w: &World, flow: &Path, point: &str) -> u64 {
