@@ -339,7 +339,8 @@ pub struct RawSource {
     /// Glob patterns for files to leave alone, checked after `include`.
     #[serde(default)]
     pub exclude: Vec<String>,
-    /// Descend into sub-folders, up to `max_depth` levels below `path`.
+    /// Descend into sub-folders, up to `max_depth` levels below `path`. A sub-folder the login
+    /// may not read is skipped with a warning (the source folder itself stops the run).
     #[serde(default)]
     pub recursive: bool,
     /// Deepest sub-folder level visited when `recursive` (1 = direct sub-folders).
