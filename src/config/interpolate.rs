@@ -19,8 +19,14 @@ pub struct Lookup<'a> {
 }
 
 impl Lookup<'_> {
-    /// Resolves `path` against the flow file's folder.
+    /// Resolves `path` against the flow file's folder; `~/…` is in the home folder (`HOME`),
+    /// as in a shell.
     pub fn resolve_path(&self, path: &str) -> PathBuf {
+        if let Some(rest) = path.strip_prefix("~/")
+            && let Ok(home) = (self.env)("HOME")
+        {
+            return absolute(&Path::new(&home).join(rest));
+        }
         absolute(&self.base_dir.join(path))
     }
 }
@@ -103,6 +109,15 @@ mod tests {
 
     fn with_lookup<T>(dir: &Path, f: impl FnOnce(&Lookup<'_>) -> T) -> T {
         f(&Lookup { base_dir: dir, env: &env })
+    }
+
+    #[test]
+    fn paths_are_relative_to_the_flow_and_tilde_is_home() {
+        let home = |n: &str| if n == "HOME" { Ok("/home/ops".to_string()) } else { Err(VarError::NotPresent) };
+        let l = Lookup { base_dir: Path::new("/flows"), env: &home };
+        assert_eq!(l.resolve_path("keys/id"), PathBuf::from("/flows/keys/id"));
+        assert_eq!(l.resolve_path("~/.ssh/id_ed25519"), PathBuf::from("/home/ops/.ssh/id_ed25519"));
+        assert_eq!(l.resolve_path("/etc/k"), PathBuf::from("/etc/k"));
     }
 
     #[test]

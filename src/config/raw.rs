@@ -169,7 +169,7 @@ pub struct RawSshAuth {
     /// Password login. Prefer `${env:NAME}` or `${file:PATH}` to writing it here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<String>,
-    /// Private key file (OpenSSH or PEM; Ed25519, RSA, ECDSA), relative to the flow file.
+    /// Private key file (OpenSSH or PEM; Ed25519, RSA, ECDSA), relative to the flow file (`~/` is the home folder).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_key: Option<String>,
     /// Passphrase of an encrypted private key. Prefer `${env:NAME}` or `${file:PATH}`.
@@ -181,7 +181,7 @@ pub struct RawSshAuth {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawHostKey {
-    /// OpenSSH known_hosts file (plain or hashed), relative to the flow file.
+    /// OpenSSH known_hosts file (plain or hashed), relative to the flow file (`~/` is the home folder).
     /// `wharf trust HOST:PORT --known-hosts FILE` adds a server to it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub known_hosts: Option<String>,
