@@ -103,6 +103,12 @@ async fn wrong_or_missing_passphrase_and_missing_key_are_config_errors() {
     let err = refused(sshd.sftp_spec(sshd.key_auth(Path::new("/nonexistent/id_ed25519"), None))).await;
     assert_eq!(err.kind, ErrorKind::Config, "{err}");
     assert!(err.to_string().contains("/nonexistent/id_ed25519"), "{err}");
+
+    // The public half given instead: said so.
+    let public = keys.ed25519.with_extension("pub");
+    let err = refused(sshd.sftp_spec(sshd.key_auth(&public, None))).await;
+    assert_eq!(err.kind, ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("it is a public key; give the private key file"), "{err}");
 }
 
 #[tokio::test]

@@ -155,6 +155,10 @@ pub(super) async fn load_key(spec: &SftpSpec, endpoint: &str) -> Result<Option<A
             let why = match e {
                 russh::keys::Error::KeyIsEncrypted => "the key is encrypted and no passphrase is configured".to_string(),
                 russh::keys::Error::IO(e) => e.to_string(),
+                // The `.pub` half: one line `ssh-ed25519 AAAA… comment`.
+                _ if std::fs::read(&path).is_ok_and(|b| b.starts_with(b"ssh-") || b.starts_with(b"ecdsa-sha2-")) => {
+                    "it is a public key; give the private key file (the one without `.pub`)".to_string()
+                }
                 e if pass.is_some() => format!("{e} (wrong passphrase?)"),
                 e => e.to_string(),
             };
