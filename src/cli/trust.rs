@@ -2,7 +2,8 @@
 //! file after the user confirmed it (or with `--yes`).
 //!
 //! The scan and the file handling live in `endpoint::sftp`; this file only talks to the user.
-//! A key that differs from the one already recorded is never recorded without `--yes`.
+//! A key that differs from the one already recorded is never recorded without `--yes`; with
+//! it, the new key replaces the old one's line (the old key is no longer trusted).
 
 use std::io::{BufRead, Write};
 use std::path::PathBuf;
@@ -11,7 +12,9 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 
-use crate::endpoint::sftp::{KnownHostsFile, Verdict, add_to_known_hosts, default_known_hosts, known_hosts_name, scan_host_key};
+use crate::endpoint::sftp::{
+    KnownHostsFile, Verdict, add_to_known_hosts, default_known_hosts, known_hosts_name, replace_in_known_hosts, scan_host_key,
+};
 
 /// How long to wait for the server's key.
 const SCAN_TIMEOUT: Duration = Duration::from_secs(20);
@@ -61,6 +64,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 eprintln!("Not recorded. If the change is expected, remove line {line} from {} and run this again.", file.display());
                 return Ok(ExitCode::from(1));
             }
+            // The old key must not stay trusted beside the new one.
+            replace_in_known_hosts(&file, line, &scanned.known_hosts_line).with_context(|| format!("cannot write {}", file.display()))?;
+            println!("Replaced line {line} of {} with the new key of {}.", file.display(), known_hosts_name(&host, port));
+            return Ok(ExitCode::SUCCESS);
         }
         Verdict::Unknown => {}
     }

@@ -291,8 +291,11 @@ async fn trust_cli_asks_records_and_refuses_changed_keys() {
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("HOST KEY CHANGED"), "{err}");
     assert_eq!(std::fs::read_to_string(&kh2).unwrap().lines().count(), 1, "unchanged");
-    let (code, _, err) = trust(&sshd, &kh2, &["--yes"], "");
+    let (code, out, err) = trust(&sshd, &kh2, &["--yes"], "");
     assert_eq!(code, 0, "{err}");
+    assert!(out.contains("Replaced line 1"), "{out}");
+    let recorded = std::fs::read_to_string(&kh2).unwrap();
+    assert!(recorded.lines().count() == 1 && !recorded.contains(fields[1]), "the old key is no longer trusted: {recorded}");
     connect(with_host_key(sshd.sftp_spec(sshd.password_auth()), HostKeyPolicy::KnownHosts(kh2))).await.unwrap();
 }
 

@@ -328,6 +328,23 @@ pub async fn scan_host_key(host: &str, port: u16, timeout: Duration) -> Result<S
     })
 }
 
+/// Replaces line `line_no` (1-based) of the known_hosts `file` — a host's old key — by `line`:
+/// the old key is no longer trusted. Written beside the file and renamed over it, with the
+/// file's permissions.
+pub fn replace_in_known_hosts(file: &Path, line_no: usize, line: &str) -> io::Result<()> {
+    let existing = std::fs::read_to_string(file)?;
+    let mut lines: Vec<&str> = existing.lines().collect();
+    let Some(slot) = line_no.checked_sub(1).and_then(|i| lines.get_mut(i)) else {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("{} has no line {line_no}", file.display())));
+    };
+    *slot = line.trim();
+    let tmp = file.with_extension("wharf-new");
+    std::fs::write(&tmp, format!("{}\n", lines.join("\n")))?;
+    std::fs::set_permissions(&tmp, std::fs::metadata(file)?.permissions())?;
+    std::fs::File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, file)
+}
+
 /// Appends `line` to the known_hosts `file` (creating it and its folders), unless the same
 /// host and key are already recorded there.
 pub fn add_to_known_hosts(file: &Path, line: &str) -> io::Result<()> {

@@ -28,7 +28,9 @@ use russh_sftp::client::fs::{File, Metadata};
 use russh_sftp::protocol::{FileType, StatusCode};
 use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
-pub use hostkey::{KnownHostsFile, ScannedKey, Verdict, add_to_known_hosts, default_known_hosts, known_hosts_name, scan_host_key};
+pub use hostkey::{
+    KnownHostsFile, ScannedKey, Verdict, add_to_known_hosts, default_known_hosts, known_hosts_name, replace_in_known_hosts, scan_host_key,
+};
 
 use self::behind::WriteBehind;
 use self::connect::Conn;
