@@ -33,8 +33,7 @@ pub(super) fn judge(flow: &Flow, prev: &FlowHealth, report: &RunReport, now: Mil
         detail,
     };
     // Quarantined files: the run's own, and responses refused by the response's steps.
-    let responses = report.responses.iter().filter_map(|r| r.file.as_ref());
-    for f in report.files.iter().chain(responses).filter(|f| f.outcome == Outcome::Quarantined) {
+    for f in all_files(report).filter(|f| f.outcome == Outcome::Quarantined) {
         events.push(event(EventKind::Quarantined, &f.path, f.detail.clone()));
     }
     let unreachable = report.status == RunStatus::Aborted && report.error_kind.is_some_and(ErrorKind::is_transient);
@@ -69,13 +68,17 @@ pub(super) fn judge(flow: &Flow, prev: &FlowHealth, report: &RunReport, now: Mil
     (health, events)
 }
 
+/// The run's files, then the response files it took (or tried to).
+fn all_files(report: &RunReport) -> impl Iterator<Item = &super::FileReport> {
+    report.files.iter().chain(report.responses.iter().filter_map(|r| r.file.as_ref()))
+}
+
 /// Why a run failed, in one line: the abort reason, or the failed files.
 fn failure_detail(report: &RunReport) -> String {
     if let Some(e) = &report.error {
         return format!("run {} aborted: {e}", report.run);
     }
-    let responses = report.responses.iter().filter_map(|r| r.file.as_ref());
-    let failed: Vec<_> = report.files.iter().chain(responses).filter(|f| f.outcome == Outcome::Failed).collect();
+    let failed: Vec<_> = all_files(report).filter(|f| f.outcome == Outcome::Failed).collect();
     match failed.as_slice() {
         [] => format!("run {} failed", report.run),
         [f] => format!("run {}: {} failed: {}", report.run, f.path, f.detail),

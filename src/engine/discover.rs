@@ -79,7 +79,7 @@ pub async fn discover(
             let present = names.contains(p.as_str());
             (p, present)
         });
-        companions.extend(companions_of(src, steps, &e, &rel, now).into_iter().map(|p| p.as_str().to_string()));
+        companions.extend(done_file.iter().map(|(p, _)| p).chain(&step_companions(steps, &e, now)).map(|p| p.as_str().to_string()));
         out.push(Candidate { entry: e, rel, done_file });
     }
     // A done file, a checksum or a row count is a signal about a data file, not data, even
@@ -94,10 +94,14 @@ pub async fn discover(
 /// data themselves, and are moved or deleted with it.
 pub fn companions_of(src: &Source, steps: Option<&Steps>, e: &Entry, rel: &str, now: std::time::SystemTime) -> Vec<RemotePath> {
     let mut out: Vec<RemotePath> = src.ready.done_file.as_ref().and_then(|t| done_path(t, e, rel, now)).into_iter().collect();
-    if let Some(c) = steps.and_then(|s| s.companions(&companion_vars(e.path.name(), e.size, now)).ok()) {
-        out.extend([c.checksum, c.row_count].into_iter().flatten().filter_map(|n| e.path.parent().join(&n).ok()));
-    }
+    out.extend(step_companions(steps, e, now));
     out
+}
+
+/// The companions `e`'s steps read beside it (checksum, row count).
+fn step_companions(steps: Option<&Steps>, e: &Entry, now: std::time::SystemTime) -> Vec<RemotePath> {
+    let Some(c) = steps.and_then(|s| s.companions(&companion_vars(e.path.name(), e.size, now)).ok()) else { return Vec::new() };
+    [c.checksum, c.row_count].into_iter().flatten().filter_map(|n| e.path.parent().join(&n).ok()).collect()
 }
 
 /// The variables the names of a data file's step companions (checksum, row count) are

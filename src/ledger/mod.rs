@@ -224,17 +224,17 @@ impl Ledger {
             // The last writer was killed: redb repairs the file only for a writer, and refuses
             // readers until then. Repair it as the next `wharf run` would (nothing committed is
             // lost), unless a writer has it open — which repaired it when it opened.
-            Err(redb::DatabaseError::RepairAborted) => match Ledger::open(path) {
-                Ok(writer) => {
-                    tracing::info!(ledger = %path.display(), "The ledger was not closed cleanly (a wharf process was killed); repaired.");
-                    drop(writer);
-                    builder().open_read_only(path).map_err(|e| LedgerError::Db { path: path.to_path_buf(), source: e.into() })?
+            Err(redb::DatabaseError::RepairAborted) => {
+                match Ledger::open(path) {
+                    Ok(writer) => {
+                        tracing::info!(ledger = %path.display(), "The ledger was not closed cleanly (a wharf process was killed); repaired.");
+                        drop(writer);
+                    }
+                    Err(LedgerError::Busy(_)) => {}
+                    Err(e) => return Err(LedgerError::NeedsRepair { path: path.to_path_buf(), cause: e.to_string() }),
                 }
-                Err(LedgerError::Busy(_)) => {
-                    builder().open_read_only(path).map_err(|e| LedgerError::Db { path: path.to_path_buf(), source: e.into() })?
-                }
-                Err(e) => return Err(LedgerError::NeedsRepair { path: path.to_path_buf(), cause: e.to_string() }),
-            },
+                builder().open_read_only(path).map_err(|e| LedgerError::Db { path: path.to_path_buf(), source: e.into() })?
+            }
             Err(redb::DatabaseError::Storage(redb::StorageError::Io(e))) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(LedgerError::Missing(path.to_path_buf()));
             }

@@ -219,9 +219,7 @@ impl Conn {
         }
         DataSetup::Go
     }
-}
 
-impl Conn {
     /// Asks for a passive data connection alone (`EPSV` or `PASV`): why the server refuses
     /// passive mode, or `None` when it does not (or answers something else: not a refusal).
     async fn passive_refusal(&mut self, cmd: &str, ok: Status) -> Option<String> {
