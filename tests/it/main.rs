@@ -18,6 +18,7 @@ mod examples;
 mod flow_tests;
 mod ftp_modes;
 mod notify;
+mod output;
 mod plan;
 mod probe;
 mod pull_ftp;
