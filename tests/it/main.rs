@@ -30,3 +30,4 @@ mod sandbox;
 mod serve;
 mod serve_process;
 mod sftp_auth;
+mod state_full;
