@@ -69,6 +69,12 @@ pub fn create_fresh(path: &Path) -> io::Result<File> {
     }
 }
 
+/// Whether `e` says the file system is full (or the user's quota used up): no write there
+/// succeeds until space is freed, so trying again at once is pointless.
+pub fn no_space(e: &io::Error) -> bool {
+    matches!(e.raw_os_error(), Some(libc::ENOSPC | libc::EDQUOT))
+}
+
 /// The files waiting for an fsync, and the one thread doing them.
 #[derive(Default)]
 struct FileSyncs {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use super::Global;
 use super::files::when;
+use super::output::outln;
 use super::state::{no_ledger, open_for_read};
 use crate::engine::ResponseReport;
 
@@ -28,20 +29,26 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let mut awaits = ledger.awaits(flow.as_deref())?;
     awaits.retain(|a| !args.open || a.state.is_open());
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&awaits)?);
+        outln!("{}", serde_json::to_string_pretty(&awaits)?);
         return Ok(ExitCode::SUCCESS);
     }
     if awaits.is_empty() {
         let what = if args.open { "no open awaited responses (waiting or overdue)" } else { "no awaited responses recorded" };
-        println!("{what}{}", flow.map(|f| format!(" for flow {f}")).unwrap_or_default());
+        outln!("{what}{}", flow.map(|f| format!(" for flow {f}")).unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:<20} {:<8} {:<19}  {:<19}  {:<19}  {:>5}  {:<32}  expected response",
-        "flow", "state", "sent (UTC)", "deadline (UTC)", "answered (UTC)", "run", "request"
+        "flow",
+        "state",
+        "sent (UTC)",
+        "deadline (UTC)",
+        "answered (UTC)",
+        "run",
+        "request"
     );
     for a in awaits {
-        println!(
+        outln!(
             "{:<20} {:<8} {:<19}  {:<19}  {:<19}  {:>5}  {:<32}  /{}",
             a.flow,
             a.state.as_str(),
@@ -61,9 +68,9 @@ pub fn print_responses(responses: &[ResponseReport]) {
     if responses.is_empty() {
         return;
     }
-    println!("  responses:");
+    outln!("  responses:");
     let width = responses.iter().map(|r| r.expected.chars().count() + 1).max().unwrap_or(0);
     for r in responses {
-        println!("  {:<11}  {:<width$}  {} (request /{})", r.state.as_str(), format!("/{}", r.expected), r.detail, r.request);
+        outln!("  {:<11}  {:<width$}  {} (request /{})", r.state.as_str(), format!("/{}", r.expected), r.detail, r.request);
     }
 }

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use super::Global;
 use super::files::when;
+use super::output::outln;
 use super::state::{no_ledger, open_for_read};
 
 #[derive(Debug, clap::Args)]
@@ -29,16 +30,16 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let flow = args.flow.as_deref().map(super::state::flow_name);
     let events = ledger.events(flow.as_deref(), args.since, args.limit)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&events)?);
+        outln!("{}", serde_json::to_string_pretty(&events)?);
         return Ok(ExitCode::SUCCESS);
     }
     if events.is_empty() {
-        println!("no events{}", flow.map(|f| format!(" for flow {f}")).unwrap_or_default());
+        outln!("no events{}", flow.map(|f| format!(" for flow {f}")).unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:>6}  {:<19}  {:<20} {:<11} {:<32}  detail", "seq", "at (UTC)", "flow", "kind", "subject");
+    outln!("{:>6}  {:<19}  {:<20} {:<11} {:<32}  detail", "seq", "at (UTC)", "flow", "kind", "subject");
     for e in events {
-        println!("{:>6}  {:<19}  {:<20} {:<11} {:<32}  {}", e.seq, when(e.at), e.flow, e.kind.as_str(), subject(&e.subject), e.detail);
+        outln!("{:>6}  {:<19}  {:<20} {:<11} {:<32}  {}", e.seq, when(e.at), e.flow, e.kind.as_str(), subject(&e.subject), e.detail);
     }
     Ok(ExitCode::SUCCESS)
 }

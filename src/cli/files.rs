@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use super::Global;
+use super::output::outln;
 use super::state::{no_ledger, open_for_read};
 use crate::ledger::Millis;
 
@@ -27,20 +28,20 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let flow = super::state::flow_name(&args.flow);
     let files = ledger.files(&flow)?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&files)?);
+        outln!("{}", serde_json::to_string_pretty(&files)?);
         return Ok(ExitCode::SUCCESS);
     }
     if files.is_empty() {
-        println!("no files recorded for flow {flow}");
+        outln!("no files recorded for flow {flow}");
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<11} {:>4} {:>12}  {:<19}  {:<40}  detail", "state", "try", "bytes", "updated (UTC)", "path");
+    outln!("{:<11} {:>4} {:>12}  {:<19}  {:<40}  detail", "state", "try", "bytes", "updated (UTC)", "path");
     for f in files {
         let detail = match (&f.last_error, f.state.in_flight() || f.state == crate::ledger::FileState::Failed) {
             (Some(e), true) => format!("{}: {}", e.kind, e.message),
             _ => f.deliveries.iter().map(|d| format!("/{}", d.target)).collect::<Vec<_>>().join(", "),
         };
-        println!(
+        outln!(
             "{:<11} {:>4} {:>12}  {:<19}  {:<40}  {}",
             f.state.as_str(),
             f.attempts,

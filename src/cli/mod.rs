@@ -9,11 +9,17 @@
 //! - 2: invalid flow file or command-line usage;
 //! - 3: the run could not start or was aborted (endpoint unreachable, login refused,
 //!   server not trusted, ledger unusable).
+//!
+//! Everything a command prints goes through `output` (`outln!`, `errln!`): `println!` and
+//! `eprintln!` panic when the reader of a pipe went away, which a command that keeps SIGPIPE
+//! ignored then meets.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod awaits;
 mod events;
 mod files;
 mod logging;
+mod output;
 mod plan;
 mod probe;
 mod quarantine;
@@ -33,6 +39,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
+
+use output::errln;
 
 /// Exit code: the run finished but some files failed.
 pub const EXIT_FILES_FAILED: u8 = 1;
@@ -135,7 +143,7 @@ pub fn run() -> ExitCode {
     match res {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {}", causes(&e));
+            errln!("error: {}", causes(&e));
             ExitCode::from(EXIT_ABORTED)
         }
     }
@@ -143,7 +151,7 @@ pub fn run() -> ExitCode {
 
 /// Commands that only read local files and print: cut off by a closed pipe (`wharf runs |
 /// head`), they may simply end, as `ls` does. The others must finish their work whatever
-/// becomes of their output, and those that talk over a socket (`plan`, `status`, `quarantine
+/// becomes of their output (they stop printing: `output`), and those that talk over a socket (`plan`, `status`, `quarantine
 /// show`) must see a peer that went away as an error, not die of SIGPIPE.
 fn only_prints(c: &Command) -> bool {
     match c {

@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::output::{errln, outln};
 use super::run::load_or_report;
 use super::state::open_for_read;
 use super::{EXIT_ABORTED, EXIT_INVALID, Global};
@@ -27,39 +28,39 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let mut planned = match rt.block_on(plan::plan(&flow, ledger.as_ref(), std::time::SystemTime::now())) {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             return Ok(ExitCode::from(EXIT_ABORTED));
         }
     };
     plan::add_probes(&mut planned, &flow, &global.state_dir, chrono::Utc::now());
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&planned)?);
+        outln!("{}", serde_json::to_string_pretty(&planned)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!("flow {}: {} file(s) listed; nothing was written anywhere", planned.flow, planned.files.len());
+    outln!("flow {}: {} file(s) listed; nothing was written anywhere", planned.flow, planned.files.len());
     for f in &planned.files {
         match &f.action {
-            Action::Wait { why } => println!("  wait      {}: {why}", f.path),
-            Action::AlreadyDone { why } => println!("  skip      {}: {why}", f.path),
-            Action::Resume { state } => println!("  resume    {}: left {state} by an earlier run", f.path),
-            Action::Quarantine { why } => println!("  refuse    {}: {why}", f.path),
+            Action::Wait { why } => outln!("  wait      {}: {why}", f.path),
+            Action::AlreadyDone { why } => outln!("  skip      {}: {why}", f.path),
+            Action::Resume { state } => outln!("  resume    {}: left {state} by an earlier run", f.path),
+            Action::Quarantine { why } => outln!("  refuse    {}: {why}", f.path),
             Action::Deliver { targets, then } => {
-                println!("  deliver   {} ({} bytes) → {}; then {then}", f.path, f.size, targets.join(", "));
+                outln!("  deliver   {} ({} bytes) → {}; then {then}", f.path, f.size, targets.join(", "));
             }
         }
     }
     for c in &planned.caveats {
-        println!("  note: {c}");
+        outln!("  note: {c}");
     }
     for p in &planned.probes {
         let what = if p.findings.is_empty() { ": nothing that matters to this flow" } else { ":" };
-        println!("  probe of {} ({}), {}{what}", p.endpoint, p.target, p.age);
+        outln!("  probe of {} ({}), {}{what}", p.endpoint, p.target, p.age);
         for f in &p.findings {
-            println!("    {:<8} {}", f.severity.as_str(), f.text);
+            outln!("    {:<8} {}", f.severity.as_str(), f.text);
         }
     }
     if let Some(hint) = &planned.probe_hint {
-        println!("  hint: {hint}");
+        outln!("  hint: {hint}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -9,6 +9,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::output::{errln, outln};
 use super::run::load_or_report;
 use super::{EXIT_ABORTED, EXIT_FILES_FAILED, EXIT_INVALID, Global};
 use crate::endpoint::RemotePath;
@@ -43,13 +44,13 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let names: Vec<String> = if args.endpoints.is_empty() { flow.endpoints.keys().cloned().collect() } else { args.endpoints.clone() };
     if let Some(unknown) = names.iter().find(|n| !flow.endpoints.contains_key(*n)) {
         let known: Vec<&str> = flow.endpoints.keys().map(String::as_str).collect();
-        eprintln!("error: flow {}: no endpoint named {unknown:?} (it has: {})", flow.name, known.join(", "));
+        errln!("error: flow {}: no endpoint named {unknown:?} (it has: {})", flow.name, known.join(", "));
         return Ok(ExitCode::from(EXIT_INVALID));
     }
     let scratch_parent = match args.scratch.as_deref().map(RemotePath::parse).transpose() {
         Ok(p) => p,
         Err(e) => {
-            eprintln!("error: --scratch {:?}: {e}", args.scratch.unwrap_or_default());
+            errln!("error: --scratch {:?}: {e}", args.scratch.unwrap_or_default());
             return Ok(ExitCode::from(EXIT_INVALID));
         }
     };
@@ -86,18 +87,18 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
                 let stored = store::save(&global.state_dir, &report)?;
                 if !args.json {
                     print_report(&report, args.write);
-                    println!("  stored in {}", stored.display());
+                    outln!("  stored in {}", stored.display());
                 }
                 reports.push(report);
             }
             Err(e) => {
-                eprintln!("error: {e}");
+                errln!("error: {e}");
                 errors.push(serde_json::json!({ "endpoint": name, "kind": e.source.kind, "error": e.to_string() }));
             }
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "flow": flow.name, "endpoints": reports, "errors": errors }))?);
+        outln!("{}", serde_json::to_string_pretty(&serde_json::json!({ "flow": flow.name, "endpoints": reports, "errors": errors }))?);
     }
     let write_failed = reports.iter().any(|r| r.write_error.is_some() || r.write.as_ref().is_some_and(|w| w.cleanup_problem.is_some()));
     Ok(if !errors.is_empty() {
@@ -115,20 +116,20 @@ fn table(rows: &[(String, String, String)], indent: &str) {
     let w1 = rows.iter().map(|r| r.1.chars().count()).max().unwrap_or(0).min(48);
     for (a, b, c) in rows {
         let line = format!("{indent}{a:<w0$}  {b:<w1$}  {c}");
-        println!("{}", line.trim_end());
+        outln!("{}", line.trim_end());
     }
 }
 
 fn print_report(r: &ProbeReport, wrote_now: bool) {
     let f = &r.facts;
-    println!("flow {}, endpoint {}: {}", r.flow, r.endpoint, r.target);
+    outln!("flow {}, endpoint {}: {}", r.flow, r.endpoint, r.target);
     let mut head = vec![("protocol".to_string(), f.protocol.clone(), String::new())];
     if let Some(s) = &f.software {
         head.push(("software".into(), s.clone(), String::new()));
     }
     head.push(("mtimes".into(), human_precision(f.traits.mtime_precision), f.traits.mtime_source.clone()));
     table(&head, "  ");
-    println!("  features");
+    outln!("  features");
     let rows: Vec<(String, String, String)> = f
         .features
         .iter()
@@ -136,7 +137,7 @@ fn print_report(r: &ProbeReport, wrote_now: bool) {
         .collect();
     table(&rows, "    ");
     if let Some(e) = &r.write_error {
-        println!("  write checks failed: {e}");
+        outln!("  write checks failed: {e}");
     }
     if let Some(w) = &r.write {
         let when = if wrote_now && r.write_error.is_none() {
@@ -148,7 +149,7 @@ fn print_report(r: &ProbeReport, wrote_now: bool) {
             None => "removed again".to_string(),
             Some(p) => format!("NOT removed: {p}"),
         };
-        println!("  write checks in {} ({removed}{when})", w.scratch);
+        outln!("  write checks in {} ({removed}{when})", w.scratch);
         let plain = match &w.plain_rename {
             RenameBehaviour::Replaces => "replaces it".to_string(),
             RenameBehaviour::Refuses { kind, message } => format!("refused ({kind}: {message})"),
@@ -175,11 +176,11 @@ fn print_report(r: &ProbeReport, wrote_now: bool) {
         table(&rows, "    ");
     }
     if r.findings.is_empty() {
-        println!("  findings: none");
+        outln!("  findings: none");
     } else {
-        println!("  findings");
+        outln!("  findings");
         for fd in &r.findings {
-            println!("    {:<8} {}", fd.severity.as_str(), fd.text);
+            outln!("    {:<8} {}", fd.severity.as_str(), fd.text);
         }
     }
 }

@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use super::output::{errln, outln};
 use super::run::{load_or_report, outcome_label, show_report};
 use super::state::{no_ledger, open_for_read, open_for_write};
 use super::{EXIT_ABORTED, EXIT_INVALID, Global};
@@ -68,7 +69,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             let removed = runtime()?.block_on(quarantine::release(f, &ledger, &path));
             match removed {
                 Ok(removed) => {
-                    println!(
+                    outln!(
                         "released {}; removed: {}",
                         quarantine::ledger_path(&path),
                         if removed.is_empty() { "nothing".into() } else { removed.join(", ") }
@@ -104,7 +105,7 @@ fn with_flow(flow: &Path, f: impl FnOnce(&crate::config::Flow) -> anyhow::Result
 }
 
 fn report_error(e: QuarantineError) -> anyhow::Result<ExitCode> {
-    eprintln!("error: {e}");
+    errln!("error: {e}");
     Ok(ExitCode::from(match e {
         QuarantineError::NotQuarantined { .. } => EXIT_INVALID,
         _ => EXIT_ABORTED,
@@ -131,18 +132,18 @@ fn list(flow: &str, json: bool, global: &Global) -> anyhow::Result<ExitCode> {
                 })
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
     if rows.is_empty() {
-        println!("no quarantined files for flow {name}");
+        outln!("no quarantined files for flow {name}");
         return Ok(ExitCode::SUCCESS);
     }
-    println!("{:<19}  {:>5}  {:<36}  {:<36}  reason", "quarantined (UTC)", "run", "path", "copy");
+    outln!("{:<19}  {:>5}  {:<36}  {:<36}  reason", "quarantined (UTC)", "run", "path", "copy");
     for (rec, res) in rows {
         let q = res.quarantine.unwrap_or_default();
         let copy = q.copy.map(|c| format!("{}:/{c}", q.endpoint)).unwrap_or_default();
-        println!("{:<19}  {:>5}  {:<36}  {:<36}  {}", super::files::when(q.at), rec.run, format!("/{}", rec.path), copy, q.reason);
+        outln!("{:<19}  {:>5}  {:<36}  {:<36}  {}", super::files::when(q.at), rec.run, format!("/{}", rec.path), copy, q.reason);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -158,16 +159,16 @@ fn show(flow: &crate::config::Flow, path: &str, global: &Global) -> anyhow::Resu
     };
     let q = res.quarantine.clone().unwrap_or_default();
     let c = res.counts;
-    println!("file:        /{} ({} bytes, SHA-256 {})", rec.path, rec.size, rec.sha256.as_deref().unwrap_or("-"));
-    println!("quarantined: {} UTC in run {}", super::files::when(q.at), rec.run);
-    println!("reason:      {}", q.reason);
-    println!("copy:        {}", q.copy.as_ref().map(|c| format!("{}:/{c}", q.endpoint)).unwrap_or_else(|| "-".into()));
-    println!("records:     {} read, {} valid, {} rejected, {} skipped ({} errors)", c.read, c.valid, c.rejected, c.skipped, q.errors_total);
-    println!("outcome:     {}", outcome_label(crate::engine::Outcome::Quarantined));
+    outln!("file:        /{} ({} bytes, SHA-256 {})", rec.path, rec.size, rec.sha256.as_deref().unwrap_or("-"));
+    outln!("quarantined: {} UTC in run {}", super::files::when(q.at), rec.run);
+    outln!("reason:      {}", q.reason);
+    outln!("copy:        {}", q.copy.as_ref().map(|c| format!("{}:/{c}", q.endpoint)).unwrap_or_else(|| "-".into()));
+    outln!("records:     {} read, {} valid, {} rejected, {} skipped ({} errors)", c.read, c.valid, c.rejected, c.skipped, q.errors_total);
+    outln!("outcome:     {}", outcome_label(crate::engine::Outcome::Quarantined));
     match runtime()?.block_on(quarantine::report_text(flow, &q)) {
-        Ok(Some(text)) => println!("\n{text}"),
+        Ok(Some(text)) => outln!("\n{text}"),
         Ok(None) => {}
-        Err(e) => eprintln!("warning: could not read the report: {e}"),
+        Err(e) => errln!("warning: could not read the report: {e}"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use super::output::{errln, outln};
 use super::{EXIT_ABORTED, EXIT_FILES_FAILED, EXIT_INVALID, Global};
 use crate::config;
 use crate::engine::{self, FileReport, Outcome, RunOptions, RunReport};
@@ -40,9 +41,9 @@ pub fn load_or_report(flow: &Path) -> Option<config::Flow> {
         Ok(f) => Some(f),
         Err(diags) => {
             for d in &diags {
-                eprintln!("{d}");
+                errln!("{d}");
             }
-            eprintln!("{}: {} problem(s); nothing was run", path.display(), diags.len());
+            errln!("{}: {} problem(s); nothing was run", path.display(), diags.len());
             None
         }
     }
@@ -64,7 +65,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let tty = std::io::stderr().is_terminal() && !args.json;
     let mut progress = |f: &FileReport| {
         if tty {
-            eprintln!("  {:<11} {}", outcome_label(f.outcome), f.path);
+            errln!("  {:<11} {}", outcome_label(f.outcome), f.path);
         }
     };
     let ended = rt.block_on(async {
@@ -82,7 +83,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             // go with it: dropping the run killed those it was waiting for, `kill_all` the
             // rest (a notification's, say).
             crate::process::kill_all();
-            eprintln!("flow {}: interrupted by {signal}", flow.name);
+            errln!("flow {}: interrupted by {signal}", flow.name);
             Ok(ExitCode::from(128 + signal.number()))
         }
     }
@@ -128,7 +129,7 @@ async fn interrupted() -> Signal {
 /// Prints a run's report (JSON or the text summary) and gives its exit code.
 pub fn show_report(report: &RunReport, json: bool) -> anyhow::Result<ExitCode> {
     if json {
-        println!("{}", serde_json::to_string_pretty(report)?);
+        outln!("{}", serde_json::to_string_pretty(report)?);
     } else {
         print_summary(report);
     }
@@ -151,7 +152,7 @@ pub fn outcome_label(o: Outcome) -> &'static str {
 
 pub fn print_summary(r: &RunReport) {
     let c = &r.counts;
-    println!(
+    outln!(
         "flow {}, run {}: {} — {} seen, {} not ready, {} delivered, {} skipped, {} failed ({} bytes)",
         r.flow,
         r.run,
@@ -165,17 +166,22 @@ pub fn print_summary(r: &RunReport) {
     );
     if r.quarantined > 0 || r.records.read > 0 {
         let k = &r.records;
-        println!(
+        outln!(
             "  {} quarantined; records: {} read, {} valid, {} rejected, {} skipped, {} written",
-            r.quarantined, k.read, k.valid, k.rejected, k.skipped, k.written
+            r.quarantined,
+            k.read,
+            k.valid,
+            k.rejected,
+            k.skipped,
+            k.written
         );
     }
     let width = r.files.iter().map(|f| f.path.chars().count()).max().unwrap_or(0);
     for f in &r.files {
-        println!("  {:<11}  {:<width$}  {}", outcome_label(f.outcome), f.path, f.detail);
+        outln!("  {:<11}  {:<width$}  {}", outcome_label(f.outcome), f.path, f.detail);
     }
     super::awaits::print_responses(&r.responses);
     if let Some(e) = &r.error {
-        println!("error: {e}");
+        outln!("error: {e}");
     }
 }

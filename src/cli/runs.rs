@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use super::Global;
+use super::output::outln;
 use super::state::{no_ledger, open_for_read};
 
 #[derive(Debug, clap::Args)]
@@ -41,10 +42,10 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
                 v
             })
             .collect();
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
-    println!(
+    outln!(
         "{:>5}  {:<24}  {:<20}  {:>8}  {:<8}  {:>4} {:>5} {:>5} {:>4} {:>4} {:>4}  {:<32}  error",
         "run",
         "flow",
@@ -69,7 +70,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         };
         let took = r.finished.map(|f| format!("{:.1}s", (f - r.started) as f64 / 1000.0)).unwrap_or_else(|| "-".into());
         let c = r.counts;
-        println!(
+        outln!(
             "{:>5}  {:<24}  {:<20}  {:>8}  {:<8}  {:>4} {:>5} {:>5} {:>4} {:>4} {:>4}  {:<32}  {}",
             r.id,
             r.flow,

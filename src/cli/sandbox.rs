@@ -5,7 +5,6 @@
 //! The server is `crate::sandbox`; this file turns arguments into options, writes the
 //! known_hosts file, prints (text or `--json`), and waits for SIGINT/SIGTERM.
 
-use std::io::Write as _;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -14,6 +13,7 @@ use anyhow::Context;
 use russh::keys::PublicKey;
 use russh::keys::ssh_key::AuthorizedKeys;
 
+use super::output::{errln, out, outln};
 use super::{EXIT_ABORTED, EXIT_INVALID, Global};
 use crate::config::Secret;
 use crate::sandbox::{Sandbox, SandboxOptions, generate_password};
@@ -69,14 +69,14 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         Some(path) => match read_authorized_keys(path) {
             Ok(keys) => keys,
             Err(e) => {
-                eprintln!("error: --authorized-keys {}: {e:#}", path.display());
+                errln!("error: --authorized-keys {}: {e:#}", path.display());
                 return Ok(ExitCode::from(EXIT_INVALID));
             }
         },
     };
     let (password, generated) = match args.password {
         Some(p) if p.is_empty() => {
-            eprintln!("error: the password must not be empty");
+            errln!("error: the password must not be empty");
             return Ok(ExitCode::from(EXIT_INVALID));
         }
         Some(p) => (Secret::new(p), false),
@@ -110,21 +110,20 @@ async fn serve(opts: SandboxOptions, known_hosts: PathBuf, password_generated: b
     let sandbox = match Sandbox::start(opts).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error: wharf sandbox: {e}");
+            errln!("error: wharf sandbox: {e}");
             return Ok(ExitCode::from(if e.is_usage() { EXIT_INVALID } else { EXIT_ABORTED }));
         }
     };
     if let Err(e) = write_known_hosts(&details.known_hosts, &sandbox.known_hosts_line()) {
-        eprintln!("error: wharf sandbox: cannot write {}: {e}", details.known_hosts.display());
+        errln!("error: wharf sandbox: cannot write {}: {e}", details.known_hosts.display());
         sandbox.stop().await;
         return Ok(ExitCode::from(EXIT_ABORTED));
     }
     if json {
-        println!("{}", details.json(&sandbox));
+        outln!("{}", details.json(&sandbox));
     } else {
-        print!("{}", details.text(&sandbox));
+        out!("{}", details.text(&sandbox));
     }
-    std::io::stdout().flush().context("cannot write to stdout")?;
     stop.wait().await;
     sandbox.stop().await;
     Ok(ExitCode::SUCCESS)

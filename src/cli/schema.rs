@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
+use super::output::out;
 use crate::config;
 
 #[derive(Debug, clap::Args)]
@@ -34,7 +35,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     match args.write {
         Some(path) => std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?,
-        None => print!("{text}"),
+        None => out!("{text}"),
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
+use super::output::errln;
 use super::{EXIT_ABORTED, EXIT_INVALID, Global};
 use crate::schedule::SystemClock;
 use crate::serve::{self, ServeConfig, ServeOptions};
@@ -29,16 +30,16 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             Ok(c) => c,
             Err(diags) => {
                 for d in &diags {
-                    eprintln!("{d}");
+                    errln!("{d}");
                 }
-                eprintln!("{}: {} problem(s); not started", path.display(), diags.len());
+                errln!("{}: {} problem(s); not started", path.display(), diags.len());
                 return Ok(ExitCode::from(EXIT_INVALID));
             }
         },
     };
     if let Some(addr) = args.listen {
         if !addr.ip().is_loopback() && !config.allow_remote {
-            eprintln!(
+            errln!(
                 "--listen {addr}: not a loopback address; the control interface has no authentication (set `allow_remote: true` in the config to allow it)"
             );
             return Ok(ExitCode::from(EXIT_INVALID));
@@ -55,11 +56,11 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
                 Some(info) => format!("another `wharf serve` ({})", info.describe()),
                 None => "another wharf process (a `wharf run`?)".to_string(),
             };
-            eprintln!("error: wharf serve: the ledger at {} is held by {who}; one daemon per state folder", path.display());
+            errln!("error: wharf serve: the ledger at {} is held by {who}; one daemon per state folder", path.display());
             Ok(ExitCode::from(EXIT_ABORTED))
         }
         Err(e) => {
-            eprintln!("error: wharf serve: {e}");
+            errln!("error: wharf serve: {e}");
             Ok(ExitCode::from(EXIT_ABORTED))
         }
     }

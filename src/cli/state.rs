@@ -11,6 +11,7 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::Global;
+use super::output::outln;
 use crate::control::discovery::ServeInfo;
 use crate::ledger::{Ledger, LedgerError};
 
@@ -45,9 +46,9 @@ pub fn open_for_read(global: &Global) -> anyhow::Result<Option<Ledger>> {
 /// What a read command prints when there is no ledger: `[]` for JSON, a sentence otherwise.
 pub fn no_ledger(global: &Global, json: bool) -> anyhow::Result<ExitCode> {
     if json {
-        println!("[]");
+        outln!("[]");
     } else {
-        println!("{}", LedgerError::Missing(ledger_path(global)));
+        outln!("{}", LedgerError::Missing(ledger_path(global)));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -10,6 +10,7 @@ use std::process::ExitCode;
 use serde::Serialize;
 
 use super::Global;
+use super::output::outln;
 use super::state::open_for_read;
 use crate::control::discovery::{self, Found, ServeInfo};
 use crate::control::{FlowStatus, RunSummary};
@@ -51,14 +52,14 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         }
     };
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
     if let Some(d) = &report.daemon {
-        println!("wharf serve {} since {} UTC ({})", d.version, d.started_at.format("%Y-%m-%d %H:%M:%S"), d.describe());
+        outln!("wharf serve {} since {} UTC ({})", d.version, d.started_at.format("%Y-%m-%d %H:%M:%S"), d.describe());
     }
     for n in &notes {
-        println!("{n}");
+        outln!("{n}");
     }
     print_table(&report.flows, report.daemon.is_some());
     Ok(ExitCode::SUCCESS)
@@ -135,15 +136,15 @@ fn fill_history(f: &mut FlowStatus, ledger: &Ledger) -> anyhow::Result<()> {
 
 fn print_table(flows: &[FlowStatus], live: bool) {
     if flows.is_empty() {
-        println!("no flows");
+        outln!("no flows");
         return;
     }
     let width = flows.iter().map(|f| f.name.chars().count()).max().unwrap_or(0).max(4);
-    println!("{:<width$}  {:<10}  {:<48}  {:<19}  {:<19}  schedule", "flow", "state", "last run", "last success (UTC)", "next due (UTC)");
+    outln!("{:<width$}  {:<10}  {:<48}  {:<19}  {:<19}  schedule", "flow", "state", "last run", "last success (UTC)", "next due (UTC)");
     let time =
         |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".into());
     for f in flows {
-        println!(
+        outln!(
             "{:<width$}  {:<10}  {:<48}  {:<19}  {:<19}  {}",
             f.name,
             state(f, live),
@@ -153,10 +154,10 @@ fn print_table(flows: &[FlowStatus], live: bool) {
             f.schedule.as_deref().unwrap_or("-")
         );
         if let Some(p) = &f.problem {
-            println!("{:<width$}  ! {p}", "");
+            outln!("{:<width$}  ! {p}", "");
         }
         if let Some(e) = f.last_run.as_ref().and_then(|r| r.error.as_ref()) {
-            println!("{:<width$}  last error: {e}", "");
+            outln!("{:<width$}  last error: {e}", "");
         }
     }
 }

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::output::outln;
 use super::{EXIT_FILES_FAILED, EXIT_INVALID};
 use crate::config::Diagnostic;
 use crate::flowtest::report::{self, CaseResult, Results};
@@ -35,7 +36,7 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
             yaml_path: "/".into(),
         });
         if !args.json {
-            println!("{}", invalid[0]);
+            outln!("{}", invalid[0]);
         }
     }
     // One thread: the engine's log lines are silenced on it below (a quarantine case warns).
@@ -46,14 +47,14 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
             Ok(s) => s,
             Err(diags) => {
                 if !args.json {
-                    diags.iter().for_each(|d| println!("{d}"));
+                    diags.iter().for_each(|d| outln!("{d}"));
                 }
                 invalid.extend(diags);
                 continue;
             }
         };
         if !args.json {
-            println!("{}", file.display());
+            outln!("{}", file.display());
         }
         for case in &suite.cases {
             let failures = if verbose == 0 {
@@ -63,7 +64,7 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
             };
             let r = CaseResult { file: file.clone(), case: case.name.clone(), line: case.line, failures };
             if !args.json {
-                println!("{}", report::case_line(&r));
+                outln!("{}", report::case_line(&r));
             }
             results.push(r);
         }
@@ -71,18 +72,18 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
     let failed = results.iter().filter(|r| !r.passed()).count();
     let passed = results.len() - failed;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&Results { passed, failed, cases: &results, invalid: &invalid })?);
+        outln!("{}", serde_json::to_string_pretty(&Results { passed, failed, cases: &results, invalid: &invalid })?);
     } else {
         if failed > 0 {
-            println!("\nfailures:\n");
+            outln!("\nfailures:\n");
             for r in results.iter().filter(|r| !r.passed()) {
-                println!("{}", report::failure_block(r));
+                outln!("{}", report::failure_block(r));
             }
         }
         if !invalid.is_empty() {
-            println!("{} problem(s) in test files or their flows; those files were not run", invalid.len());
+            outln!("{} problem(s) in test files or their flows; those files were not run", invalid.len());
         }
-        println!("{}", report::summary_line(passed, failed));
+        outln!("{}", report::summary_line(passed, failed));
     }
     Ok(if !invalid.is_empty() {
         ExitCode::from(EXIT_INVALID)

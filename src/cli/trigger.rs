@@ -5,6 +5,7 @@
 
 use std::process::ExitCode;
 
+use super::output::{errln, outln};
 use super::{EXIT_ABORTED, EXIT_FILES_FAILED, EXIT_INVALID, Global};
 use crate::control::discovery::{self, Found};
 use crate::control::{TriggerError, Triggered};
@@ -21,7 +22,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let client = match rt.block_on(discovery::find(&global.state_dir))? {
         Found::Running { client, .. } => client,
         Found::NotRunning { .. } => {
-            eprintln!(
+            errln!(
                 "error: no `wharf serve` is running for state dir {}; run the flow once with `wharf run {name}`",
                 global.state_dir.display()
             );
@@ -30,23 +31,23 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     };
     match rt.block_on(client.trigger(&name))? {
         Ok(Triggered::Started) => {
-            println!("flow {name}: run started");
+            outln!("flow {name}: run started");
             Ok(ExitCode::SUCCESS)
         }
         Ok(Triggered::Queued) => {
-            println!("flow {name}: running now; another run is queued to start right after it");
+            outln!("flow {name}: running now; another run is queued to start right after it");
             Ok(ExitCode::SUCCESS)
         }
         Err(e @ TriggerError::AlreadyRunning(_)) => {
-            eprintln!("{e}; nothing queued (its overlap is `skip`)");
+            errln!("{e}; nothing queued (its overlap is `skip`)");
             Ok(ExitCode::from(EXIT_FILES_FAILED))
         }
         Err(TriggerError::UnknownFlow(_)) => {
-            eprintln!("error: the running `wharf serve` has no flow named {name}; `wharf status` lists its flows");
+            errln!("error: the running `wharf serve` has no flow named {name}; `wharf status` lists its flows");
             Ok(ExitCode::from(EXIT_INVALID))
         }
         Err(e @ TriggerError::ShuttingDown) => {
-            eprintln!("error: {e}");
+            errln!("error: {e}");
             Ok(ExitCode::from(EXIT_ABORTED))
         }
     }

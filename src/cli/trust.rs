@@ -5,13 +5,14 @@
 //! A key that differs from the one already recorded is never recorded without `--yes`; with
 //! it, the new key replaces the old one's line (the old key is no longer trusted).
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 
+use super::output::{errln, out, outln};
 use crate::endpoint::sftp::{
     KnownHostsFile, Verdict, add_to_known_hosts, default_known_hosts, known_hosts_name, replace_in_known_hosts, scan_host_key,
 };
@@ -34,26 +35,26 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let Some((host, port)) = parse_target(&args.target) else {
-        eprintln!("error: {:?} is not HOST, HOST:PORT or [IPV6]:PORT", args.target);
+        errln!("error: {:?} is not HOST, HOST:PORT or [IPV6]:PORT", args.target);
         return Ok(ExitCode::from(super::EXIT_INVALID));
     };
     let file = args.known_hosts;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
     let scanned = rt.block_on(scan_host_key(&host, port, SCAN_TIMEOUT))?;
     let shown = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
-    println!("{shown} {} {}", scanned.algorithm, scanned.fingerprint);
+    outln!("{shown} {} {}", scanned.algorithm, scanned.fingerprint);
 
     let known = KnownHostsFile::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
     match known.check(&host, port, &scanned.key) {
         Verdict::Known { line } => {
-            println!("Already recorded in {} (line {line}).", file.display());
+            outln!("Already recorded in {} (line {line}).", file.display());
             return Ok(ExitCode::SUCCESS);
         }
         Verdict::Revoked { line } => {
             bail!("this key is marked @revoked in {} (line {line}); not recording it", file.display())
         }
         Verdict::Changed { line } => {
-            eprintln!(
+            errln!(
                 "WARNING: HOST KEY CHANGED! {} line {line} records a different {} key for {}.\n\
                  Someone may be intercepting the connection, or the server's key was replaced.",
                 file.display(),
@@ -61,29 +62,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 known_hosts_name(&host, port)
             );
             if !args.yes {
-                eprintln!("Not recorded. If the change is expected, remove line {line} from {} and run this again.", file.display());
+                errln!("Not recorded. If the change is expected, remove line {line} from {} and run this again.", file.display());
                 return Ok(ExitCode::from(1));
             }
             // The old key must not stay trusted beside the new one.
             replace_in_known_hosts(&file, line, &scanned.known_hosts_line).with_context(|| format!("cannot write {}", file.display()))?;
-            println!("Replaced line {line} of {} with the new key of {}.", file.display(), known_hosts_name(&host, port));
+            outln!("Replaced line {line} of {} with the new key of {}.", file.display(), known_hosts_name(&host, port));
             return Ok(ExitCode::SUCCESS);
         }
         Verdict::Unknown => {}
     }
     if !args.yes && !confirm(&format!("Record this key in {}? [y/N] ", file.display()))? {
-        println!("Not recorded.");
+        outln!("Not recorded.");
         return Ok(ExitCode::from(1));
     }
     add_to_known_hosts(&file, &scanned.known_hosts_line).with_context(|| format!("cannot write {}", file.display()))?;
-    println!("Recorded {} in {}.", known_hosts_name(&host, port), file.display());
+    outln!("Recorded {} in {}.", known_hosts_name(&host, port), file.display());
     Ok(ExitCode::SUCCESS)
 }
 
 /// Asks on stdout, reads one line from stdin; only `y`/`yes` agree (end of input declines).
 fn confirm(prompt: &str) -> anyhow::Result<bool> {
-    print!("{prompt}");
-    std::io::stdout().flush()?;
+    out!("{prompt}");
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
     Ok(matches!(answer.trim().to_ascii_lowercase().as_str(), "y" | "yes"))

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 
 use anyhow::Context as _;
 
+use super::output::outln;
 use crate::config::{self, Diagnostic};
 
 #[derive(Debug, clap::Args)]
@@ -50,12 +51,12 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&problems).context("writing diagnostics as JSON")?);
+        outln!("{}", serde_json::to_string_pretty(&problems).context("writing diagnostics as JSON")?);
     } else {
         for d in &problems {
-            println!("{d}");
+            outln!("{d}");
         }
-        println!("{checked} flow(s) checked, {} problem(s)", problems.len());
+        outln!("{checked} flow(s) checked, {} problem(s)", problems.len());
     }
     Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_INVALID) })
 }

@@ -80,6 +80,10 @@ pub enum ErrorKind {
     Config,
     /// The local disk (staging, local endpoint) failed: full, read-only, I/O error.
     LocalIo,
+    /// The state folder (ledger, staging files) has no space left: the run stops and frees
+    /// its staging files; nothing is retried until a later run. (Last: the ledger stores
+    /// kinds by their index.)
+    StateFull,
 }
 
 impl ErrorKind {
@@ -106,6 +110,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Protocol => "protocol error",
             ErrorKind::Config => "configuration error",
             ErrorKind::LocalIo => "local I/O error",
+            ErrorKind::StateFull => "state folder full",
         })
     }
 }

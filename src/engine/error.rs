@@ -1,7 +1,7 @@
 //! `FileError`: why one file could not be taken further, with the kind that decides
 //! retry (transient), failure disposition (permanent) or aborting the run (connection-fatal).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::endpoint::{EndpointError, ErrorKind};
 use crate::ledger::LedgerError;
@@ -47,6 +47,10 @@ pub enum FileError {
     ChecksumMismatch { endpoint: String, target: String, sent: String, remote: String },
     #[error(transparent)]
     Ledger(#[from] LedgerError),
+    /// The state folder's file system is full (a staging file or the ledger could not be
+    /// written): the run stops, and removes its staging files so the space comes back.
+    #[error("state folder {}: no space left on device; free space there, then the next run takes the file again", folder.display())]
+    StateFull { folder: PathBuf },
     /// Delivery to one sink failed (the other sinks were still tried).
     #[error("sink {sink}: {source}")]
     Sink { sink: String, source: Box<FileError> },
@@ -61,7 +65,9 @@ impl FileError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             FileError::Endpoint(e) => e.kind,
+            FileError::Ledger(e) if e.is_state_full() => ErrorKind::StateFull,
             FileError::Staging { .. } | FileError::Ledger(_) => ErrorKind::LocalIo,
+            FileError::StateFull { .. } => ErrorKind::StateFull,
             FileError::Changed(_) | FileError::SizeMismatch { .. } | FileError::ChecksumMismatch { .. } => ErrorKind::Transient,
             FileError::Name(_) | FileError::TargetName(_) => ErrorKind::Config,
             FileError::TargetExists { .. } | FileError::TriggerWouldReplace { .. } => ErrorKind::AlreadyExists,
@@ -81,6 +87,18 @@ impl FileError {
             FileError::TargetName(_) => return false,
             _ => {}
         }
-        self.kind().is_connection_fatal() || self.kind() == ErrorKind::LocalIo
+        self.kind().is_connection_fatal() || matches!(self.kind(), ErrorKind::LocalIo | ErrorKind::StateFull)
+    }
+
+    /// This error as [`FileError::StateFull`] when it is a full state folder (`state`): a
+    /// staging file that could not be written for lack of space, or a ledger that could not
+    /// be. Any other error as it is.
+    pub fn in_state_folder(self, state: &Path) -> FileError {
+        let full = match &self {
+            FileError::Staging { source, .. } => crate::durable::no_space(source),
+            FileError::Ledger(e) => e.is_state_full(),
+            _ => false,
+        };
+        if full { FileError::StateFull { folder: state.to_path_buf() } } else { self }
     }
 }

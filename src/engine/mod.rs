@@ -70,6 +70,11 @@ impl RunOptions {
     }
 }
 
+/// The state folder a staging folder is in (`<state folder>/staging`), for messages.
+fn state_folder(staging_dir: &std::path::Path) -> &std::path::Path {
+    staging_dir.parent().unwrap_or(staging_dir)
+}
+
 /// A shared "please stop" flag: set once by whoever shuts down, read between files.
 #[derive(Debug, Clone, Default)]
 pub struct Stop(std::sync::Arc<std::sync::atomic::AtomicBool>);
@@ -148,6 +153,9 @@ pub async fn run_once(
     on_file: &mut (dyn FnMut(&FileReport) + Send),
 ) -> Result<RunReport, LedgerError> {
     let now = opts.now.unwrap_or_else(SystemTime::now);
+    // A write failed before (the state folder was full, in a daemon's earlier run): the
+    // ledger is opened again, and repaired, before it is relied on.
+    ledger.recover()?;
     close_interrupted(&flow.name, ledger, "interrupted: wharf stopped before this run finished; a later run resumed its files")?;
     for name in std::iter::once(&flow.name).chain(flow.response.as_ref().map(|r| &r.flow.name)) {
         stage::sweep(&opts.staging_dir, name, ledger).await?;
@@ -156,6 +164,13 @@ pub async fn run_once(
     tracing::info!(flow = %flow.name, run = rec.id, "Run started.");
     let mut report = RunReport::new(flow, rec.id);
     let result = run_files(flow, ledger, opts, now, rec.id, &mut report, on_file).await;
+    let full = match &result {
+        Err(RunAbort::File(_, kind)) => *kind == ErrorKind::StateFull,
+        Err(RunAbort::Ledger(e)) => e.is_state_full(),
+        _ => false,
+    };
+    // Whether the run can still be recorded after the state folder was full.
+    let recorded = !full || free_state_folder(flow, ledger, opts).await.is_ok();
     match result {
         Ok(()) => {}
         Err(RunAbort::Endpoint(e)) => {
@@ -166,6 +181,11 @@ pub async fn run_once(
         Err(RunAbort::File(msg, kind)) => {
             report.error_kind = Some(kind);
             report.error = Some(msg);
+        }
+        Err(RunAbort::Ledger(e)) if full && recorded => {
+            tracing::error!(flow = %flow.name, error = %e, "Run aborted.");
+            report.error_kind = Some(ErrorKind::StateFull);
+            report.error = Some(format!("flow {}: {e}", flow.name));
         }
         Err(RunAbort::Ledger(e)) => {
             rec.status = RunStatus::Aborted;
@@ -202,6 +222,16 @@ impl RunReport {
             error_kind: None,
         }
     }
+}
+
+/// After the state folder was found full: removes the flow's staging files, so the space they
+/// held comes back, and opens the ledger again if a write to it failed. `Err`: the ledger is
+/// still unusable (no space even now).
+async fn free_state_folder(flow: &Flow, ledger: &Ledger, opts: &RunOptions) -> Result<(), LedgerError> {
+    for name in std::iter::once(&flow.name).chain(flow.response.as_ref().map(|r| &r.flow.name)) {
+        stage::clear(&opts.staging_dir, name).await;
+    }
+    ledger.recover()
 }
 
 /// Marks the flow's runs that never finished (the process was killed, or cut off at shutdown)

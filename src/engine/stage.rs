@@ -120,6 +120,23 @@ pub async fn sweep(dir: &Path, flow: &str, ledger: &crate::ledger::Ledger) -> Re
     Ok(removed)
 }
 
+/// Removes every file in `flow`'s staging folder, after the state folder was found full: the
+/// space they take is needed more than the downloads they would spare (the next run downloads
+/// the files in flight again). Returns how many were removed.
+pub async fn clear(dir: &Path, flow: &str) -> usize {
+    let folder = staging_folder(dir, flow);
+    let files: Vec<PathBuf> = match std::fs::read_dir(&folder) {
+        Ok(rd) => rd.filter_map(Result::ok).map(|e| e.path()).collect(),
+        Err(_) => return 0,
+    };
+    if !files.is_empty() {
+        tracing::warn!(flow, files = files.len(), folder = %folder.display(), "The state folder is full: removing the flow's staging files.");
+    }
+    let removed = files.len();
+    discard_files(files).await;
+    removed
+}
+
 /// The folder under `dir` that holds the staging files of `flow`.
 pub fn staging_folder(dir: &Path, flow: &str) -> PathBuf {
     dir.join(flow)

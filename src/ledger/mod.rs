@@ -86,9 +86,18 @@ pub enum LedgerError {
         source: redb::Error,
     },
     /// A write failed on the disk earlier (`cause`); redb takes no more writes through this
-    /// handle.
+    /// handle until [`Ledger::recover`] opens it again.
     #[error("ledger {path}: a write failed ({cause}); nothing more can be recorded until wharf opens it again (the next run does)")]
     Unusable { path: PathBuf, cause: String },
+    /// The file system of the state folder is full (`ENOSPC`, or a quota): a write failed, or
+    /// the repair after one could not be made. Nothing is lost: the ledger is as of its last
+    /// commit, and the next writer with space repairs it.
+    #[error(
+        "ledger {}: state folder {}: no space left on device; free space there (the next run repairs the ledger and goes on)",
+        path.display(),
+        path.parent().unwrap_or(path).display()
+    )]
+    StateFull { path: PathBuf },
     /// A queued write whose commit was abandoned (the run stopped before it was stored).
     #[error("a ledger write was abandoned before it was stored")]
     Interrupted,
@@ -98,6 +107,17 @@ pub enum LedgerError {
         #[source]
         source: std::io::Error,
     },
+}
+
+impl LedgerError {
+    /// Whether the state folder's file system is full: free space, and the next run goes on.
+    pub fn is_state_full(&self) -> bool {
+        match self {
+            LedgerError::StateFull { .. } => true,
+            LedgerError::Io { source, .. } => crate::durable::no_space(source),
+            _ => false,
+        }
+    }
 }
 
 /// Whether a write must be on disk before it returns.
@@ -117,13 +137,21 @@ pub struct Ledger {
 
 /// What a [`Ledger`] and its [`Committer`]s share.
 struct Core {
-    db: Handle,
+    /// Replaced only by [`Ledger::recover`], which waits for the transactions under way.
+    db: std::sync::RwLock<Handle>,
     path: PathBuf,
     /// File records written lazily and not stored yet, by (flow, path).
     pending: std::sync::Mutex<Pending>,
     /// The first I/O error a write met: after it redb only says "previous I/O error", and
     /// the cause (a full disk, say) belongs in every message that follows.
-    first_io: std::sync::Mutex<Option<String>>,
+    first_io: std::sync::Mutex<Option<FirstIo>>,
+}
+
+/// The I/O error after which redb takes no more writes through a handle.
+#[derive(Debug, Clone)]
+struct FirstIo {
+    text: String,
+    no_space: bool,
 }
 
 type Pending = BTreeMap<(String, String), FileRecord>;
@@ -148,6 +176,11 @@ impl Committer {
 enum Handle {
     Write(Database),
     Read(ReadOnlyDatabase),
+    /// A reader's copy in memory of a file that needs a repair no one could make on disk
+    /// (the state folder is full): repaired there, read there, never written back.
+    Copy(Database),
+    /// Between closing a database that failed and opening it again ([`Ledger::recover`]).
+    Closed,
 }
 
 /// redb's builder in the mode every wharf process uses (see the module doc).
@@ -202,11 +235,19 @@ impl Ledger {
         let db = match builder().create(path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(LedgerError::Busy(path.to_path_buf())),
-            Err(e) => return Err(LedgerError::Db { path: path.to_path_buf(), source: e.into() }),
+            Err(e) => return Err(open_error(path, e)),
         };
         let ledger = Ledger::new(Handle::Write(db), path.to_path_buf());
         ledger.init()?;
         Ok(ledger)
+    }
+
+    /// After a write failed on the disk (redb takes no more through the handle that met it),
+    /// opens the database again, which repairs it: the ledger is as of its last commit, with
+    /// the lazy writes of this process still to be stored. Nothing to do when no write failed.
+    /// Still no space: [`LedgerError::StateFull`], and the handle stays as it was.
+    pub fn recover(&self) -> Result<(), LedgerError> {
+        self.core.recover()
     }
 
     /// Opens the ledger at `path` for reading only, whether or not another process writes
@@ -231,6 +272,12 @@ impl Ledger {
                         drop(writer);
                     }
                     Err(LedgerError::Busy(_)) => {}
+                    // A write failed for lack of space (that, not a kill, left it unclean), and
+                    // the repair needs some too: read a copy repaired in memory.
+                    Err(e) if e.is_state_full() => {
+                        tracing::warn!(ledger = %path.display(), "{e}; reading a copy repaired in memory.");
+                        return Ledger::read_copy(path);
+                    }
                     Err(e) => return Err(LedgerError::NeedsRepair { path: path.to_path_buf(), cause: e.to_string() }),
                 }
                 builder().open_read_only(path).map_err(|e| LedgerError::Db { path: path.to_path_buf(), source: e.into() })?
@@ -243,9 +290,20 @@ impl Ledger {
         Ok(Ledger::new(Handle::Read(db), path.to_path_buf()))
     }
 
+    /// A read-only handle on a copy in memory of the file at `path`, repaired there.
+    fn read_copy(path: &Path) -> Result<Self, LedgerError> {
+        use redb::StorageBackend as _;
+        let db_err = |e: redb::Error| LedgerError::Db { path: path.to_path_buf(), source: e };
+        let bytes = std::fs::read(path).map_err(|e| db_err(e.into()))?;
+        let backend = redb::backends::InMemoryBackend::new();
+        backend.set_len(bytes.len() as u64).and_then(|()| backend.write(0, &bytes)).map_err(|e| db_err(e.into()))?;
+        let db = Database::builder().create_with_backend(backend).map_err(|e| db_err(e.into()))?;
+        Ok(Ledger::new(Handle::Copy(db), path.to_path_buf()))
+    }
+
     /// Whether this handle may write (it came from [`Ledger::open`] or [`Ledger::in_memory`]).
     pub fn is_writer(&self) -> bool {
-        matches!(self.core.db, Handle::Write(_))
+        matches!(*self.core.handle(), Handle::Write(_))
     }
 
     /// Names of the tables this version uses that the database does not have yet (a ledger
@@ -278,7 +336,7 @@ impl Ledger {
     }
 
     fn new(db: Handle, path: PathBuf) -> Self {
-        Ledger { core: Arc::new(Core { db, path, pending: Default::default(), first_io: Default::default() }) }
+        Ledger { core: Arc::new(Core { db: std::sync::RwLock::new(db), path, pending: Default::default(), first_io: Default::default() }) }
     }
 
     fn err(&self, e: impl Into<redb::Error>) -> LedgerError {
@@ -317,9 +375,10 @@ impl Ledger {
 
     /// Runs `f` in a read transaction: a snapshot of the latest commit (of whichever process).
     fn read<T>(&self, f: impl FnOnce(&redb::ReadTransaction) -> Result<T, redb::Error>) -> Result<T, LedgerError> {
-        let tx = match &self.core.db {
-            Handle::Write(db) => db.begin_read(),
+        let tx = match &*self.core.handle() {
+            Handle::Write(db) | Handle::Copy(db) => db.begin_read(),
             Handle::Read(db) => db.begin_read(),
+            Handle::Closed => Err(redb::TransactionError::Storage(redb::StorageError::PreviousIo)),
         }
         .map_err(|e| self.err(e))?;
         f(&tx).map_err(|e| self.err(e))
@@ -529,21 +588,60 @@ impl Ledger {
     }
 }
 
-/// Writes the lazily written file records into `tx`.
+/// An error opening the database file at `path` as its writer (not `Busy`).
+fn open_error(path: &Path, e: redb::DatabaseError) -> LedgerError {
+    match e {
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) if crate::durable::no_space(&io) => {
+            LedgerError::StateFull { path: path.to_path_buf() }
+        }
+        e => LedgerError::Db { path: path.to_path_buf(), source: e.into() },
+    }
+}
+
 impl Core {
     fn err(&self, e: impl Into<redb::Error>) -> LedgerError {
         let e = e.into();
         let mut first = crate::sync::lock(&self.first_io);
         match &e {
-            redb::Error::Io(io) if first.is_none() => *first = Some(io.to_string()),
-            redb::Error::PreviousIo => {
-                if let Some(cause) = first.as_ref() {
-                    return LedgerError::Unusable { path: self.path.clone(), cause: cause.clone() };
+            redb::Error::Io(io) => {
+                let no_space = crate::durable::no_space(io);
+                first.get_or_insert_with(|| FirstIo { text: io.to_string(), no_space });
+                if no_space {
+                    return LedgerError::StateFull { path: self.path.clone() };
                 }
             }
+            redb::Error::PreviousIo => match first.as_ref() {
+                Some(f) if f.no_space => return LedgerError::StateFull { path: self.path.clone() },
+                Some(f) => return LedgerError::Unusable { path: self.path.clone(), cause: f.text.clone() },
+                None => {}
+            },
             _ => {}
         }
         LedgerError::Db { path: self.path.clone(), source: e }
+    }
+
+    /// The database handle (a poisoned lock only means a panic elsewhere while it was held:
+    /// the handle is whole, replaced in one assignment).
+    fn handle(&self) -> std::sync::RwLockReadGuard<'_, Handle> {
+        self.db.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn recover(&self) -> Result<(), LedgerError> {
+        if crate::sync::lock(&self.first_io).is_none() {
+            return Ok(());
+        }
+        let mut db = self.db.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !matches!(*db, Handle::Write(_) | Handle::Closed) {
+            return Ok(());
+        }
+        // Closed first: redb lets one handle of a process have the file. Closing a database
+        // after a failed write leaves it marked for repair, which opening it again makes.
+        *db = Handle::Closed;
+        let reopened = builder().create(&self.path).map_err(|e| open_error(&self.path, e))?;
+        *db = Handle::Write(reopened);
+        *crate::sync::lock(&self.first_io) = None;
+        tracing::info!(ledger = %self.path.display(), "The ledger was opened again after a failed write, and repaired.");
+        Ok(())
     }
 
     /// The lazily written records not stored yet. A poisoned lock only means a panic elsewhere
@@ -560,8 +658,11 @@ impl Core {
     /// across the commit's fsyncs: the run's task keeps reading and writing lazily while a
     /// group commit is stored on another thread.
     fn write<T>(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>) -> Result<T, LedgerError> {
-        let Handle::Write(db) = &self.db else {
-            return Err(LedgerError::ReadOnly(self.path.clone()));
+        let handle = self.handle();
+        let db = match &*handle {
+            Handle::Write(db) => db,
+            Handle::Closed => return Err(self.err(redb::Error::PreviousIo)),
+            Handle::Read(_) | Handle::Copy(_) => return Err(LedgerError::ReadOnly(self.path.clone())),
         };
         let tx = db.begin_write().map_err(|e| self.err(e))?;
         let stored = self.pending().clone();
@@ -681,10 +782,42 @@ mod tests {
     fn errors_after_a_failed_write_keep_its_cause() {
         let l = Ledger::in_memory().unwrap();
         assert!(matches!(l.err(redb::Error::PreviousIo), LedgerError::Db { .. }), "nothing to tell yet");
-        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
-        assert!(l.err(redb::Error::Io(full)).to_string().contains("No space left on device"));
+        let broken = std::io::Error::from_raw_os_error(libc::EIO);
+        assert!(l.err(redb::Error::Io(broken)).to_string().contains("Input/output error"));
         let later = l.err(redb::Error::PreviousIo).to_string();
-        assert!(later.contains("a write failed (No space left on device"), "{later}");
+        assert!(later.contains("a write failed (Input/output error"), "{later}");
+    }
+
+    /// A full disk is its own error, every time after too: the state folder is named, and
+    /// what to do.
+    #[test]
+    fn a_write_that_found_the_disk_full_says_so_and_so_do_the_next() {
+        let l = Ledger::in_memory().unwrap();
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        for e in [l.err(redb::Error::Io(full)), l.err(redb::Error::PreviousIo)] {
+            assert!(e.is_state_full(), "{e:?}");
+            assert_eq!(
+                e.to_string(),
+                "ledger :memory:: state folder : no space left on device; free space there (the next run repairs the ledger and goes on)"
+            );
+        }
+    }
+
+    /// The state folder full, the repair a reader would make cannot be made: it reads a copy
+    /// repaired in memory, and writes nothing.
+    #[test]
+    fn a_copy_of_a_ledger_needing_repair_is_repaired_in_memory_and_read() {
+        let dir = tempfile::tempdir().unwrap();
+        let (live, crashed) = (dir.path().join("live.redb"), dir.path().join("ledger.redb"));
+        let w = Ledger::open(&live).unwrap();
+        w.begin_run("a", 1).unwrap();
+        std::fs::copy(&live, &crashed).unwrap();
+        let before = std::fs::read(&crashed).unwrap();
+        let r = Ledger::read_copy(&crashed).unwrap();
+        assert_eq!(r.runs(None, 10).unwrap().len(), 1);
+        assert!(!r.is_writer() && matches!(r.begin_run("a", 2), Err(LedgerError::ReadOnly(_))));
+        drop(r);
+        assert!(std::fs::read(&crashed).unwrap() == before, "the file is untouched");
     }
 
     #[test]

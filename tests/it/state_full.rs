@@ -1,0 +1,171 @@
+//! A state folder on a file system that fills up: a real tmpfs of a few MiB, mounted for the
+//! test (root only, like the server tests; `SKIP:` otherwise, a panic under
+//! `WHARF_REQUIRE_SERVERS=1`).
+//!
+//! What a user must see: the run fails naming the flow, the file and the full state folder;
+//! its staging files are removed, so the space comes back; `wharf runs` / `files` / `status`
+//! read the ledger (never "a process was killed"); and once there is room, the next run
+//! delivers every file exactly once.
+
+use crate::support;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// A tmpfs mounted at a folder of its own, unmounted on drop.
+struct Tmpfs {
+    at: PathBuf,
+}
+
+impl Tmpfs {
+    /// Mounts a tmpfs of `size` (`mount` syntax: `3m`) at `at`; `None` (after `SKIP:`) when
+    /// this machine cannot.
+    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
+        let why = match Self::try_mount(at, size) {
+            Ok(t) => return Some(t),
+            Err(why) => why,
+        };
+        assert!(!support::servers_required(), "WHARF_REQUIRE_SERVERS=1 but no tmpfs: {why}");
+        eprintln!("SKIP: {why}");
+        None
+    }
+
+    fn try_mount(at: &Path, size: &str) -> Result<Tmpfs, String> {
+        // SAFETY: geteuid has no preconditions.
+        if unsafe { libc::geteuid() } != 0 {
+            return Err("a full state folder is tested on a tmpfs, which needs root to mount".into());
+        }
+        std::fs::create_dir_all(at).map_err(|e| e.to_string())?;
+        let out = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .output()
+            .map_err(|e| format!("mount: {e}"))?;
+        if !out.status.success() {
+            return Err(format!("mount -t tmpfs: {}", support::text(&out)));
+        }
+        Ok(Tmpfs { at: at.to_path_buf() })
+    }
+
+    /// Gives it another size: more room, as freeing space would.
+    fn resize(&self, size: &str) {
+        let out = Command::new("mount").args(["-o", &format!("remount,size={size}")]).arg(&self.at).output().unwrap();
+        assert!(out.status.success(), "{}", support::text(&out));
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.at).status();
+    }
+}
+
+/// A flow taking `*` from `dir/outbox` to `dir/archive` (both off the tmpfs).
+fn flow(dir: &Path) -> PathBuf {
+    for d in ["outbox", "archive"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    let file = dir.join("full.yaml");
+    std::fs::write(
+        &file,
+        format!(
+            "name: full\nendpoints:\n  outbox: {{ type: local, root: {0}/outbox }}\n  archive: {{ type: local, root: {0}/archive }}\n\
+             source: {{ endpoint: outbox, path: / }}\nsinks:\n  - {{ endpoint: archive, path: / }}\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    file
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut n: Vec<String> = support::walk(dir).iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    n.sort();
+    n
+}
+
+/// Runs a read command and gives its output, checking it worked.
+fn reads(state: &Path, args: &[&str]) -> String {
+    let out = support::wharf(state).args(args).output().unwrap();
+    let text = support::text(&out);
+    assert!(out.status.success(), "wharf {args:?}: {text}");
+    assert!(!text.contains("killed") && !text.contains("could not be repaired"), "wharf {args:?}: {text}");
+    text
+}
+
+#[test]
+fn a_full_state_folder_fails_the_run_plainly_frees_its_staging_and_the_next_run_delivers_once() {
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    let Some(fs) = Tmpfs::mount(&state, "3m") else { return };
+    let flow = flow(dir.path());
+    let big: Vec<u8> = (0..8 * 1024 * 1024u32).map(|i| (i % 251) as u8).collect();
+    std::fs::write(dir.path().join("outbox/big.bin"), &big).unwrap();
+    std::fs::write(dir.path().join("outbox/small.csv"), "a;b\n").unwrap();
+
+    // 8 MiB to stage on 3 MiB: the run fails that file, plainly, and stops.
+    let (code, report) = support::json_of(support::wharf(&state).args(["run", "--json"]).arg(&flow));
+    assert_eq!(code, 3, "aborted: {report}");
+    let error = report["error"].as_str().unwrap_or_default();
+    let expected = format!("state folder {}: no space left on device", state.display());
+    assert!(error.contains("flow full") && error.contains("big.bin") && error.contains(&expected), "{report}");
+    assert_eq!(report["error_kind"], "StateFull", "{report}");
+    // Its staging files are gone: the space is back.
+    assert_eq!(support::walk(&state.join("staging")), Vec::<PathBuf>::new(), "staging files left");
+
+    // The read commands read the ledger, and tell the run's end as it was.
+    let runs: serde_json::Value = serde_json::from_str(&reads(&state, &["runs", "--json"])).unwrap();
+    assert_eq!(runs[0]["status"], "Aborted", "{runs}");
+    assert!(runs[0]["error"].as_str().unwrap_or_default().contains(&expected), "{runs}");
+    reads(&state, &["files", "full"]);
+    reads(&state, &["status"]);
+
+    // Room again: the next run delivers each file, once.
+    fs.resize("32m");
+    let (code, report) = support::json_of(support::wharf(&state).args(["run", "--json"]).arg(&flow));
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(names(&dir.path().join("archive")), ["big.bin", "small.csv"]);
+    assert!(std::fs::read(dir.path().join("archive/big.bin")).unwrap() == big);
+    let (code, report) = support::json_of(support::wharf(&state).args(["run", "--json"]).arg(&flow));
+    assert_eq!((code, support::counts(&report).1), (0, 0), "nothing delivered twice: {report}");
+}
+
+/// The ledger itself cannot be written (something else filled the disk): the run stops with
+/// the same plain error, the read commands still read (a copy repaired in memory while the
+/// disk is full), and once space is freed the next run repairs the ledger and goes on.
+#[test]
+fn a_ledger_that_cannot_be_written_for_lack_of_space_is_read_and_then_repaired() {
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    let Some(_fs) = Tmpfs::mount(&state, "2m") else { return };
+    let flow = flow(dir.path());
+    std::fs::write(dir.path().join("outbox/a.csv"), "1\n").unwrap();
+    let (code, report) = support::json_of(support::wharf(&state).args(["run", "--json"]).arg(&flow));
+    assert_eq!(code, 0, "{report}");
+
+    // Fill what is left, then give the run work enough to need new pages in the ledger.
+    let filler = state.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![7u8; 64 * 1024];
+    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    drop(f);
+    for i in 0..300 {
+        std::fs::write(dir.path().join(format!("outbox/f{i:03}-{}.csv", "x".repeat(100))), format!("{i}\n")).unwrap();
+    }
+    let out = support::wharf(&state).arg("run").arg(&flow).output().unwrap();
+    let text = support::text(&out);
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.contains("flow full") && text.contains(&format!("state folder {}: no space left on device", state.display())), "{text}");
+    assert!(!text.contains("panicked"), "{text}");
+    reads(&state, &["runs"]);
+    reads(&state, &["files", "full"]);
+    reads(&state, &["status"]);
+
+    // Space freed: the next run repairs what needs it and delivers every file, once.
+    std::fs::remove_file(&filler).unwrap();
+    let (code, report) = support::json_of(support::wharf(&state).args(["run", "--json"]).arg(&flow));
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(names(&dir.path().join("archive")).len(), 301);
+    let (code, report) = support::json_of(support::wharf(&state).args(["run", "--json"]).arg(&flow));
+    assert_eq!((code, support::counts(&report).1), (0, 0), "nothing delivered twice: {report}");
+}
