@@ -1,6 +1,7 @@
 //! A state folder on a file system that fills up: a real tmpfs of a few MiB, mounted for the
-//! test (root only, like the server tests; `SKIP:` otherwise, a panic under
-//! `WHARF_REQUIRE_SERVERS=1`).
+//! test (root and a kernel that lets it mount; `SKIP:` otherwise, even under
+//! `WHARF_REQUIRE_SERVERS=1`: a container without `CAP_SYS_ADMIN` can run the servers but not
+//! mount, and that is no reason to fail the suite).
 //!
 //! What a user must see: the run fails naming the flow, the file and the full state folder;
 //! its staging files are removed, so the space comes back; `wharf runs` / `files` / `status`
@@ -25,7 +26,6 @@ impl Tmpfs {
             Ok(t) => return Some(t),
             Err(why) => why,
         };
-        assert!(!support::servers_required(), "WHARF_REQUIRE_SERVERS=1 but no tmpfs: {why}");
         eprintln!("SKIP: {why}");
         None
     }
