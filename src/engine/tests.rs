@@ -409,6 +409,8 @@ async fn resumes_after_delivery_without_uploading_again() {
 async fn finishes_a_disposition_interrupted_after_the_move() {
     let fx = fixture();
     fx.put("in/processed/a.csv", b"abc");
+    // Another file, listed as usual, beside the one a killed run left.
+    fx.put("in/b.csv", b"b");
     let rec = crate::ledger::FileRecord {
         path: "in/a.csv".into(),
         identity: "p=in/a.csv|s=3|m=5".into(),
@@ -421,7 +423,11 @@ async fn finishes_a_disposition_interrupted_after_the_move() {
     };
     fx.ledger.put_file("t", &rec).unwrap();
     let r = fx.run().await;
-    assert_eq!(r.counts.delivered, 1, "{r:#?}");
+    // The resumed file is counted once, as seen and as delivered: never more delivered than seen.
+    assert_eq!((r.counts.seen, r.counts.delivered), (2, 2), "{r:#?}");
+    assert_eq!(r.files.len(), 2);
+    let run = &fx.ledger.runs(Some("t"), 1).unwrap()[0];
+    assert_eq!((run.counts.seen, run.counts.delivered), (2, 2));
     let rec = fx.ledger.file("t", "in/a.csv").unwrap().unwrap();
     assert_eq!(rec.state, FileState::Done);
     assert!(fx.ledger.done("t", "p=in/a.csv|s=3|m=5").unwrap().is_some());
