@@ -5,6 +5,7 @@
 //!                               └─(steps)─► processed ───────┘
 //!                                        └► quarantining{copy} ─► quarantined (copy + reports, after.failure)
 //!    any step ─► (transient) stays put, retried next run │ (permanent) failed + after.failure
+//!    before delivery, the source gone ─► vanished (skipped, not failed)
 //! ```
 //! Each arrow is a ledger write. Those announcing a side effect that cannot be checked
 //! afterwards are durable: the start of a download that may be resumed (the version a
@@ -160,9 +161,9 @@ pub(super) async fn process(cx: &Ctx<'_>, entry: &Entry, rel: &str, known: Optio
             ..Default::default()
         },
     };
-    if rec.state == FileState::Failed {
-        // Retried after a permanent failure that left the file in place: start again, keeping
-        // the sinks that already confirmed.
+    if matches!(rec.state, FileState::Failed | FileState::Vanished) {
+        // Retried after a permanent failure that left the file in place (or back after it
+        // vanished): start again, keeping the sinks that already confirmed.
         rec.state = FileState::Claimed;
     }
     rec.run = cx.run;
@@ -423,7 +424,7 @@ async fn advance(
                     records,
                 });
             }
-            FileState::Done | FileState::Failed | FileState::Duplicate | FileState::Quarantined => {
+            FileState::Done | FileState::Failed | FileState::Duplicate | FileState::Quarantined | FileState::Vanished => {
                 return Ok(report(&entry.path, Outcome::Skipped, format!("in state {}", rec.state.as_str())));
             }
         }
@@ -762,6 +763,9 @@ async fn fail(
     kept: Option<Vec<u8>>,
 ) -> Result<(FileReport, bool), LedgerError> {
     let kind = e.kind();
+    if kind == ErrorKind::NotFound && rec.deliveries.iter().all(|d| !d.done) && matches!(cx.source.stat(&entry.path).await, Ok(None)) {
+        return vanished(cx, rec, entry, staged).await;
+    }
     let message = e.to_string();
     rec.attempts += 1;
     rec.last_error = Some(ErrorRecord { kind, message: message.clone(), at: now_millis() });
@@ -771,7 +775,6 @@ async fn fail(
     } else {
         message
     };
-    let mut outcome = Outcome::Failed;
     let limit = cx.flow.retry.give_up_after;
     // Only a file's own passing trouble counts towards giving up; a run-wide problem (local
     // disk, ledger) is not the file's fault, and a delivered file only waits for disposal.
@@ -789,13 +792,7 @@ async fn fail(
             return Ok((f, false));
         }
     }
-    if kind == ErrorKind::NotFound && matches!(cx.source.stat(&entry.path).await, Ok(None)) && rec.deliveries.iter().all(|d| !d.done) {
-        // The partner removed the file before we could take it.
-        outcome = Outcome::Skipped;
-        detail = "disappeared from the source before it could be taken".into();
-        rec.state = FileState::Failed;
-        content::discard_with_outputs(staged).await;
-    } else if (kind.is_transient() || abort) && !give_up {
+    if (kind.is_transient() || abort) && !give_up {
         detail.push_str(&format!(" (attempt {}; the next run resumes it)", rec.attempts));
     } else {
         rec.state = FileState::Failed;
@@ -819,9 +816,24 @@ async fn fail(
     tracing::error!(flow = %cx.flow.name, path = %entry.path, kind = %kind, error = %detail, "File failed.");
     rec.updated = now_millis();
     cx.store(Transition::File { flow: cx.flow.name.clone(), rec: rec.clone() }).await?;
-    let mut f = report(&entry.path, outcome, detail);
+    let mut f = report(&entry.path, Outcome::Failed, detail);
     f.error_kind = Some(kind);
     Ok((f, abort))
+}
+
+/// A file the partner removed (or moved away) between its listing and its download, before
+/// anything was delivered: not a failure of the flow. Skipped in the run's report and
+/// `vanished` in the ledger alike; no attempt is counted, no `after.failure` applied (there
+/// is nothing to apply it to), and no event raised.
+async fn vanished(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, staged: &Path) -> Result<(FileReport, bool), LedgerError> {
+    let detail = "disappeared from the source before it could be taken";
+    tracing::info!(flow = %cx.flow.name, path = %entry.path, "Skipped: the file disappeared from the source before it could be taken.");
+    content::discard_with_outputs(staged).await;
+    rec.state = FileState::Vanished;
+    rec.last_error = None;
+    rec.updated = now_millis();
+    cx.store(Transition::File { flow: cx.flow.name.clone(), rec: rec.clone() }).await?;
+    Ok((report(&entry.path, Outcome::Skipped, detail), false))
 }
 
 /// Why the source must not be moved or deleted: it is no longer what was read (another

@@ -87,6 +87,13 @@ impl Fixture {
         let opts = RunOptions::new(self.state.join("staging"));
         run_once(&self.flow, &self.ledger, &opts, &mut |_| {}).await.unwrap()
     }
+    /// A run that calls `on_file` with each file's report as soon as it is known: with
+    /// `concurrency: 1`, before the next file in the listing is started (a partner acting
+    /// between a file's listing and its download).
+    async fn run_with(&self, mut on_file: impl FnMut(&FileReport) + Send) -> RunReport {
+        let opts = RunOptions::new(self.state.join("staging"));
+        run_once(&self.flow, &self.ledger, &opts, &mut on_file).await.unwrap()
+    }
     fn put(&self, rel: &str, body: &[u8]) {
         let p = self.src.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -931,4 +938,34 @@ async fn a_small_staged_file_that_lost_its_bytes_is_downloaded_again() {
         assert_eq!(r.counts.delivered, 1, "{state:?}: {r:#?}");
         assert_eq!(read(&fx.dst.join("inbox/a.csv")), b"1,2\n", "{state:?}");
     }
+}
+
+/// A file the partner deletes between the listing and its download is skipped, and the
+/// ledger says so too (`vanished`, no error, no attempt): not "failed" there.
+#[tokio::test]
+async fn a_file_deleted_after_the_listing_is_skipped_in_the_report_and_the_ledger() {
+    let mut fx = fixture();
+    fx.flow.concurrency = Some(1);
+    fx.put("in/a.csv", b"a");
+    fx.put("in/b.csv", b"b");
+    let b = fx.src.join("in/b.csv");
+    let r = fx
+        .run_with(|f| {
+            if f.path == "/in/a.csv" {
+                std::fs::remove_file(&b).unwrap();
+            }
+        })
+        .await;
+    assert_eq!((r.counts.seen, r.counts.delivered, r.counts.skipped, r.counts.failed), (2, 1, 1, 0), "{r:#?}");
+    assert_eq!(r.status, crate::ledger::RunStatus::Ok);
+    assert_eq!(r.files[1].outcome, Outcome::Skipped);
+    assert!(r.files[1].detail.contains("disappeared"), "{}", r.files[1].detail);
+    let rec = fx.ledger.file("t", "in/b.csv").unwrap().unwrap();
+    assert_eq!(rec.state, FileState::Vanished);
+    assert_eq!((rec.attempts, rec.last_error.is_none()), (0, true), "{rec:?}");
+    // Back again later: taken like any file.
+    fx.put("in/b.csv", b"b");
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 1, "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/b.csv")), b"b");
 }
