@@ -230,6 +230,14 @@ async fn advance(
                     stage::stage(&*cx.source, &entry.path, entry.size, staged, resume, hash, in_memory, &cx.budget)
                 })
                 .await?;
+                if let Some(why) = replaced_since_listed(cx, rec, &entry.path).await? {
+                    // What was read is not the version listed (and judged ready): nothing is
+                    // delivered or recorded for it; the next run lists the new version and
+                    // takes it as the new file it is.
+                    stage::discard(staged).await;
+                    tracing::info!(flow, path = %entry.path, reason = %why, "Not taken: the file was replaced since it was listed.");
+                    return Ok(report(&entry.path, Outcome::NotReady, why));
+                }
                 rec.sha256 = st.sha256;
                 *kept = st.data;
                 if cx.flow.source.identity.sha256
@@ -836,13 +844,62 @@ async fn vanished(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, staged: &Pa
     Ok((report(&entry.path, Outcome::Skipped, detail), false))
 }
 
+/// Why a file just read must not be delivered, in a flow that keeps its source: it is no
+/// longer the version that was listed (another size, or another modification time: the
+/// partner replaced it since the listing, most likely before it was read). Its identity is
+/// that of the listing, so delivering it under that identity would leave the new version to
+/// be delivered again by the next run; and whether the bytes read are the old or the new
+/// version, a stat after the read cannot tell. `None` when it is unchanged (or gone since).
+///
+/// Asked only where it matters: in a flow that keeps its source (a moved or deleted source
+/// is checked before it is moved, `changed_since_read`) and whose identity has the
+/// modification time but not the content (`[sha256]` is what was read; without the time, a
+/// same-size replacement has the same identity, and a size change fails the read).
+/// One stat per file, in those flows only.
+async fn replaced_since_listed(cx: &Ctx<'_>, rec: &FileRecord, path: &RemotePath) -> Result<Option<String>, FileError> {
+    let id = cx.flow.source.identity;
+    if cx.flow.after_success != Disposition::Keep || !id.mtime || id.sha256 {
+        return Ok(None);
+    }
+    let Some(now) = retry(cx.flow.retry, "stat source", || async { Ok(cx.source.stat(path).await?) }).await? else { return Ok(None) };
+    let mtime = mtime_millis(&now);
+    // A time one side does not have tells nothing (as in `changed_since_read`).
+    if now.size == rec.size && (mtime.is_none() || rec.mtime.is_none() || mtime == rec.mtime) {
+        return Ok(None);
+    }
+    let when = |m: Option<crate::ledger::Millis>| m.map(date).unwrap_or_else(|| "no time".into());
+    Ok(Some(format!(
+        "replaced since it was listed ({} bytes, modified {} then; {} bytes, modified {} now); the next run takes the new version",
+        rec.size,
+        when(rec.mtime),
+        now.size,
+        when(mtime)
+    )))
+}
+
 /// Why the source must not be moved or deleted: it is no longer what was read (another
 /// size or time than the listing's: the partner wrote to it, or put a new file in its place,
 /// while it was moved). `None` when it is unchanged, or gone (moved by an earlier attempt).
+///
+/// Only another time, with the size unchanged, may also mean the partner replaced the file
+/// *before* it was read (or touched it): then what is there is what was delivered, and
+/// keeping it would have the next run deliver it again under its new time. The source is
+/// read once more to tell (only in that rare case: the usual file costs the one stat).
 async fn changed_since_read(cx: &Ctx<'_>, rec: &FileRecord, path: &RemotePath) -> Result<Option<String>, FileError> {
     let Some(now) = retry(cx.flow.retry, "stat source", || async { Ok(cx.source.stat(path).await?) }).await? else { return Ok(None) };
     let mtime = super::identity::mtime_millis(&now);
-    if now.size != rec.size || (mtime.is_some() && rec.mtime.is_some() && mtime != rec.mtime) {
+    let new_time = mtime.is_some() && rec.mtime.is_some() && mtime != rec.mtime;
+    if now.size == rec.size
+        && new_time
+        && let Some(delivered) = &rec.sha256
+        // Trouble reading it leaves the source where it is, as any change does.
+        && retry(cx.flow.retry, "read source", || source_sha256(&*cx.source, path, rec.size)).await.ok().flatten().as_ref()
+            == Some(delivered)
+    {
+        tracing::info!(flow = %cx.flow.name, path = %path, "The source has another time than when it was listed, and the content that was delivered.");
+        return Ok(None);
+    }
+    if now.size != rec.size || new_time {
         let what = if now.size != rec.size {
             format!("{} bytes now, {} when read", now.size, rec.size)
         } else {
@@ -851,6 +908,27 @@ async fn changed_since_read(cx: &Ctx<'_>, rec: &FileRecord, path: &RemotePath) -
         return Ok(Some(format!("it changed while it was moved ({what}); the next run takes it as a new file")));
     }
     Ok(None)
+}
+
+/// The SHA-256 of what `path` on `ep` holds now, when it has `size` bytes (`None` otherwise).
+async fn source_sha256(ep: &dyn Endpoint, path: &RemotePath, size: u64) -> Result<Option<String>, FileError> {
+    use sha2::Digest as _;
+    let mut src = ep.open_read(path, 0).await?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; stage::CHUNK];
+    let mut read = 0u64;
+    loop {
+        let n = crate::endpoint::read_full(&mut *src, &mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        read += n as u64;
+        if read > size {
+            return Ok(None);
+        }
+    }
+    Ok((read == size).then(|| hex::encode(hasher.finalize())))
 }
 
 /// Where the file went: `endpoint:/path` of every delivery (and trigger) recorded.

@@ -969,3 +969,74 @@ async fn a_file_deleted_after_the_listing_is_skipped_in_the_report_and_the_ledge
     assert_eq!(r.counts.delivered, 1, "{r:#?}");
     assert_eq!(read(&fx.dst.join("inbox/b.csv")), b"b");
 }
+
+/// Replaces `rel` under the fixture's source with `body` (same size, the caller's choice) and
+/// a modification time a minute later than it had, as a partner re-sending it would.
+fn replace_later(src: &Path, rel: &str, body: &[u8]) {
+    let p = src.join(rel);
+    let was = std::fs::metadata(&p).unwrap().modified().unwrap();
+    std::fs::write(&p, body).unwrap();
+    std::fs::File::options().write(true).open(&p).unwrap().set_modified(was + Duration::from_secs(60)).unwrap();
+}
+
+/// In a flow that keeps its source, a file replaced (same size, new time) between its listing
+/// and its download is not delivered under the listed version's identity: the next run takes
+/// the new version, once, and the run after it delivers nothing. Held in memory (small) and
+/// linked (bigger) alike.
+#[tokio::test]
+async fn a_kept_source_replaced_after_the_listing_is_delivered_once() {
+    let mut fx = fixture();
+    fx.flow.after_success = Disposition::Keep;
+    fx.flow.sinks[0].if_exists = IfExists::Rename;
+    fx.flow.concurrency = Some(1);
+    let big = |c: u8| vec![c; stage::INLINE_MAX as usize * 2];
+    fx.put("in/a.csv", b"a");
+    fx.put("in/b.csv", b"old");
+    fx.put("in/c.csv", &big(b'o'));
+    let src = fx.src.clone();
+    let r = fx
+        .run_with(|f| {
+            if f.path == "/in/a.csv" {
+                replace_later(&src, "in/b.csv", b"new");
+                replace_later(&src, "in/c.csv", &big(b'n'));
+            }
+        })
+        .await;
+    assert_eq!((r.counts.delivered, r.counts.not_ready, r.counts.failed), (1, 2, 0), "{r:#?}");
+    assert!(r.files[1].detail.contains("replaced since it was listed"), "{}", r.files[1].detail);
+    assert!(!fx.dst.join("inbox/b.csv").exists() && !fx.dst.join("inbox/c.csv").exists());
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, r.counts.skipped), (2, 1), "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/b.csv")), b"new");
+    assert_eq!(read(&fx.dst.join("inbox/c.csv")), big(b'n'));
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, r.counts.skipped), (0, 3), "never twice: {r:#?}");
+    let mut inbox: Vec<_> = std::fs::read_dir(fx.dst.join("inbox")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    inbox.sort();
+    assert_eq!(inbox, ["a.csv", "b.csv", "c.csv"]);
+}
+
+/// In a flow that moves its source, a file replaced (same size, new time) before it was read
+/// is moved once delivered — what is there is what was delivered — instead of being kept for
+/// the next run to deliver again.
+#[tokio::test]
+async fn a_moved_source_replaced_before_it_was_read_is_moved_not_delivered_again() {
+    let mut fx = fixture();
+    fx.flow.concurrency = Some(1);
+    fx.put("in/a.csv", b"a");
+    fx.put("in/b.csv", b"old");
+    let src = fx.src.clone();
+    let r = fx
+        .run_with(|f| {
+            if f.path == "/in/a.csv" {
+                replace_later(&src, "in/b.csv", b"new");
+            }
+        })
+        .await;
+    assert_eq!(r.counts.delivered, 2, "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/b.csv")), b"new");
+    assert_eq!(read(&fx.src.join("in/processed/b.csv")), b"new");
+    assert!(!fx.src.join("in/b.csv").exists(), "{}", r.files[1].detail);
+    let r = fx.run().await;
+    assert_eq!((r.counts.seen, r.counts.delivered, r.counts.failed), (0, 0, 0), "{r:#?}");
+}
