@@ -5,6 +5,7 @@
 //!                               └─(steps)─► processed ───────┘
 //!                                        └► quarantining{copy} ─► quarantined (copy + reports, after.failure)
 //!    any step ─► (transient) stays put, retried next run │ (permanent) failed + after.failure
+//!    before delivery, the source gone ─► vanished (skipped, not failed)
 //! ```
 //! Each arrow is a ledger write. Those announcing a side effect that cannot be checked
 //! afterwards are durable: the start of a download that may be resumed (the version a
@@ -160,9 +161,9 @@ pub(super) async fn process(cx: &Ctx<'_>, entry: &Entry, rel: &str, known: Optio
             ..Default::default()
         },
     };
-    if rec.state == FileState::Failed {
-        // Retried after a permanent failure that left the file in place: start again, keeping
-        // the sinks that already confirmed.
+    if matches!(rec.state, FileState::Failed | FileState::Vanished) {
+        // Retried after a permanent failure that left the file in place (or back after it
+        // vanished): start again, keeping the sinks that already confirmed.
         rec.state = FileState::Claimed;
     }
     rec.run = cx.run;
@@ -229,6 +230,14 @@ async fn advance(
                     stage::stage(&*cx.source, &entry.path, entry.size, staged, resume, hash, in_memory, &cx.budget)
                 })
                 .await?;
+                if let Some(why) = replaced_since_listed(cx, rec, &entry.path).await? {
+                    // What was read is not the version listed (and judged ready): nothing is
+                    // delivered or recorded for it; the next run lists the new version and
+                    // takes it as the new file it is.
+                    stage::discard(staged).await;
+                    tracing::info!(flow, path = %entry.path, reason = %why, "Not taken: the file was replaced since it was listed.");
+                    return Ok(report(&entry.path, Outcome::NotReady, why));
+                }
                 rec.sha256 = st.sha256;
                 *kept = st.data;
                 if cx.flow.source.identity.sha256
@@ -423,7 +432,7 @@ async fn advance(
                     records,
                 });
             }
-            FileState::Done | FileState::Failed | FileState::Duplicate | FileState::Quarantined => {
+            FileState::Done | FileState::Failed | FileState::Duplicate | FileState::Quarantined | FileState::Vanished => {
                 return Ok(report(&entry.path, Outcome::Skipped, format!("in state {}", rec.state.as_str())));
             }
         }
@@ -763,6 +772,9 @@ async fn fail(
 ) -> Result<(FileReport, bool), LedgerError> {
     let e = e.in_state_folder(super::state_folder(cx.staging_dir));
     let kind = e.kind();
+    if kind == ErrorKind::NotFound && rec.deliveries.iter().all(|d| !d.done) && matches!(cx.source.stat(&entry.path).await, Ok(None)) {
+        return vanished(cx, rec, entry, staged).await;
+    }
     let message = e.to_string();
     rec.attempts += 1;
     rec.last_error = Some(ErrorRecord { kind, message: message.clone(), at: now_millis() });
@@ -772,7 +784,6 @@ async fn fail(
     } else {
         message
     };
-    let mut outcome = Outcome::Failed;
     let limit = cx.flow.retry.give_up_after;
     // Only a file's own passing trouble counts towards giving up; a run-wide problem (local
     // disk, ledger) is not the file's fault, and a delivered file only waits for disposal.
@@ -794,13 +805,7 @@ async fn fail(
             return Ok((f, false));
         }
     }
-    if kind == ErrorKind::NotFound && matches!(cx.source.stat(&entry.path).await, Ok(None)) && rec.deliveries.iter().all(|d| !d.done) {
-        // The partner removed the file before we could take it.
-        outcome = Outcome::Skipped;
-        detail = "disappeared from the source before it could be taken".into();
-        rec.state = FileState::Failed;
-        content::discard_with_outputs(staged).await;
-    } else if kind == ErrorKind::StateFull {
+    if kind == ErrorKind::StateFull {
         // Its message says what to do; the file stays where it was, to be taken again.
     } else if (kind.is_transient() || abort) && !give_up {
         detail.push_str(&format!(" (attempt {}; the next run resumes it)", rec.attempts));
@@ -826,18 +831,82 @@ async fn fail(
     tracing::error!(flow = %cx.flow.name, path = %entry.path, kind = %kind, error = %detail, "File failed.");
     rec.updated = now_millis();
     cx.store(Transition::File { flow: cx.flow.name.clone(), rec: rec.clone() }).await?;
-    let mut f = report(&entry.path, outcome, detail);
+    let mut f = report(&entry.path, Outcome::Failed, detail);
     f.error_kind = Some(kind);
     Ok((f, abort))
+}
+
+/// A file the partner removed (or moved away) between its listing and its download, before
+/// anything was delivered: not a failure of the flow. Skipped in the run's report and
+/// `vanished` in the ledger alike; no attempt is counted, no `after.failure` applied (there
+/// is nothing to apply it to), and no event raised.
+async fn vanished(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, staged: &Path) -> Result<(FileReport, bool), LedgerError> {
+    let detail = "disappeared from the source before it could be taken";
+    tracing::info!(flow = %cx.flow.name, path = %entry.path, "Skipped: the file disappeared from the source before it could be taken.");
+    content::discard_with_outputs(staged).await;
+    rec.state = FileState::Vanished;
+    rec.last_error = None;
+    rec.updated = now_millis();
+    cx.store(Transition::File { flow: cx.flow.name.clone(), rec: rec.clone() }).await?;
+    Ok((report(&entry.path, Outcome::Skipped, detail), false))
+}
+
+/// Why a file just read must not be delivered, in a flow that keeps its source: it is no
+/// longer the version that was listed (another size, or another modification time: the
+/// partner replaced it since the listing, most likely before it was read). Its identity is
+/// that of the listing, so delivering it under that identity would leave the new version to
+/// be delivered again by the next run; and whether the bytes read are the old or the new
+/// version, a stat after the read cannot tell. `None` when it is unchanged (or gone since).
+///
+/// Asked only where it matters: in a flow that keeps its source (a moved or deleted source
+/// is checked before it is moved, `changed_since_read`) and whose identity has the
+/// modification time but not the content (`[sha256]` is what was read; without the time, a
+/// same-size replacement has the same identity, and a size change fails the read).
+/// One stat per file, in those flows only.
+async fn replaced_since_listed(cx: &Ctx<'_>, rec: &FileRecord, path: &RemotePath) -> Result<Option<String>, FileError> {
+    let id = cx.flow.source.identity;
+    if cx.flow.after_success != Disposition::Keep || !id.mtime || id.sha256 {
+        return Ok(None);
+    }
+    let Some(now) = retry(cx.flow.retry, "stat source", || async { Ok(cx.source.stat(path).await?) }).await? else { return Ok(None) };
+    let mtime = mtime_millis(&now);
+    // A time one side does not have tells nothing (as in `changed_since_read`).
+    if now.size == rec.size && (mtime.is_none() || rec.mtime.is_none() || mtime == rec.mtime) {
+        return Ok(None);
+    }
+    let when = |m: Option<crate::ledger::Millis>| m.map(date).unwrap_or_else(|| "no time".into());
+    Ok(Some(format!(
+        "replaced since it was listed ({} bytes, modified {} then; {} bytes, modified {} now); the next run takes the new version",
+        rec.size,
+        when(rec.mtime),
+        now.size,
+        when(mtime)
+    )))
 }
 
 /// Why the source must not be moved or deleted: it is no longer what was read (another
 /// size or time than the listing's: the partner wrote to it, or put a new file in its place,
 /// while it was moved). `None` when it is unchanged, or gone (moved by an earlier attempt).
+///
+/// Only another time, with the size unchanged, may also mean the partner replaced the file
+/// *before* it was read (or touched it): then what is there is what was delivered, and
+/// keeping it would have the next run deliver it again under its new time. The source is
+/// read once more to tell (only in that rare case: the usual file costs the one stat).
 async fn changed_since_read(cx: &Ctx<'_>, rec: &FileRecord, path: &RemotePath) -> Result<Option<String>, FileError> {
     let Some(now) = retry(cx.flow.retry, "stat source", || async { Ok(cx.source.stat(path).await?) }).await? else { return Ok(None) };
     let mtime = super::identity::mtime_millis(&now);
-    if now.size != rec.size || (mtime.is_some() && rec.mtime.is_some() && mtime != rec.mtime) {
+    let new_time = mtime.is_some() && rec.mtime.is_some() && mtime != rec.mtime;
+    if now.size == rec.size
+        && new_time
+        && let Some(delivered) = &rec.sha256
+        // Trouble reading it leaves the source where it is, as any change does.
+        && retry(cx.flow.retry, "read source", || source_sha256(&*cx.source, path, rec.size)).await.ok().flatten().as_ref()
+            == Some(delivered)
+    {
+        tracing::info!(flow = %cx.flow.name, path = %path, "The source has another time than when it was listed, and the content that was delivered.");
+        return Ok(None);
+    }
+    if now.size != rec.size || new_time {
         let what = if now.size != rec.size {
             format!("{} bytes now, {} when read", now.size, rec.size)
         } else {
@@ -846,6 +915,27 @@ async fn changed_since_read(cx: &Ctx<'_>, rec: &FileRecord, path: &RemotePath) -
         return Ok(Some(format!("it changed while it was moved ({what}); the next run takes it as a new file")));
     }
     Ok(None)
+}
+
+/// The SHA-256 of what `path` on `ep` holds now, when it has `size` bytes (`None` otherwise).
+async fn source_sha256(ep: &dyn Endpoint, path: &RemotePath, size: u64) -> Result<Option<String>, FileError> {
+    use sha2::Digest as _;
+    let mut src = ep.open_read(path, 0).await?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; stage::CHUNK];
+    let mut read = 0u64;
+    loop {
+        let n = crate::endpoint::read_full(&mut *src, &mut buf).await?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+        read += n as u64;
+        if read > size {
+            return Ok(None);
+        }
+    }
+    Ok((read == size).then(|| hex::encode(hasher.finalize())))
 }
 
 /// Where the file went: `endpoint:/path` of every delivery (and trigger) recorded.

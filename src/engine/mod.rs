@@ -483,6 +483,9 @@ async fn run_files(
         }
         let Ok(path) = RemotePath::parse(&r.path) else { continue };
         let entry = crate::endpoint::Entry { path, kind: EntryKind::File, size: r.size, mtime: r.mtime.map(from_millis) };
+        // Not in this run's listing, but one of its files all the same: counted as seen, so
+        // that every file reported is counted once and `delivered` never exceeds `seen`.
+        report.counts.seen += 1;
         let (f, abort) = lifecycle::process(&cx, &entry, "", None).await?;
         let msg = format!("flow {}: {}: {}", flow.name, f.path, f.detail);
         let kind = f.error_kind;

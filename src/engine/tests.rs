@@ -87,6 +87,13 @@ impl Fixture {
         let opts = RunOptions::new(self.state.join("staging"));
         run_once(&self.flow, &self.ledger, &opts, &mut |_| {}).await.unwrap()
     }
+    /// A run that calls `on_file` with each file's report as soon as it is known: with
+    /// `concurrency: 1`, before the next file in the listing is started (a partner acting
+    /// between a file's listing and its download).
+    async fn run_with(&self, mut on_file: impl FnMut(&FileReport) + Send) -> RunReport {
+        let opts = RunOptions::new(self.state.join("staging"));
+        run_once(&self.flow, &self.ledger, &opts, &mut on_file).await.unwrap()
+    }
     fn put(&self, rel: &str, body: &[u8]) {
         let p = self.src.join(rel);
         std::fs::create_dir_all(p.parent().unwrap()).unwrap();
@@ -409,6 +416,8 @@ async fn resumes_after_delivery_without_uploading_again() {
 async fn finishes_a_disposition_interrupted_after_the_move() {
     let fx = fixture();
     fx.put("in/processed/a.csv", b"abc");
+    // Another file, listed as usual, beside the one a killed run left.
+    fx.put("in/b.csv", b"b");
     let rec = crate::ledger::FileRecord {
         path: "in/a.csv".into(),
         identity: "p=in/a.csv|s=3|m=5".into(),
@@ -421,7 +430,11 @@ async fn finishes_a_disposition_interrupted_after_the_move() {
     };
     fx.ledger.put_file("t", &rec).unwrap();
     let r = fx.run().await;
-    assert_eq!(r.counts.delivered, 1, "{r:#?}");
+    // The resumed file is counted once, as seen and as delivered: never more delivered than seen.
+    assert_eq!((r.counts.seen, r.counts.delivered), (2, 2), "{r:#?}");
+    assert_eq!(r.files.len(), 2);
+    let run = &fx.ledger.runs(Some("t"), 1).unwrap()[0];
+    assert_eq!((run.counts.seen, run.counts.delivered), (2, 2));
     let rec = fx.ledger.file("t", "in/a.csv").unwrap().unwrap();
     assert_eq!(rec.state, FileState::Done);
     assert!(fx.ledger.done("t", "p=in/a.csv|s=3|m=5").unwrap().is_some());
@@ -925,4 +938,105 @@ async fn a_small_staged_file_that_lost_its_bytes_is_downloaded_again() {
         assert_eq!(r.counts.delivered, 1, "{state:?}: {r:#?}");
         assert_eq!(read(&fx.dst.join("inbox/a.csv")), b"1,2\n", "{state:?}");
     }
+}
+
+/// A file the partner deletes between the listing and its download is skipped, and the
+/// ledger says so too (`vanished`, no error, no attempt): not "failed" there.
+#[tokio::test]
+async fn a_file_deleted_after_the_listing_is_skipped_in_the_report_and_the_ledger() {
+    let mut fx = fixture();
+    fx.flow.concurrency = Some(1);
+    fx.put("in/a.csv", b"a");
+    fx.put("in/b.csv", b"b");
+    let b = fx.src.join("in/b.csv");
+    let r = fx
+        .run_with(|f| {
+            if f.path == "/in/a.csv" {
+                std::fs::remove_file(&b).unwrap();
+            }
+        })
+        .await;
+    assert_eq!((r.counts.seen, r.counts.delivered, r.counts.skipped, r.counts.failed), (2, 1, 1, 0), "{r:#?}");
+    assert_eq!(r.status, crate::ledger::RunStatus::Ok);
+    assert_eq!(r.files[1].outcome, Outcome::Skipped);
+    assert!(r.files[1].detail.contains("disappeared"), "{}", r.files[1].detail);
+    let rec = fx.ledger.file("t", "in/b.csv").unwrap().unwrap();
+    assert_eq!(rec.state, FileState::Vanished);
+    assert_eq!((rec.attempts, rec.last_error.is_none()), (0, true), "{rec:?}");
+    // Back again later: taken like any file.
+    fx.put("in/b.csv", b"b");
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 1, "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/b.csv")), b"b");
+}
+
+/// Replaces `rel` under the fixture's source with `body` (same size, the caller's choice) and
+/// a modification time a minute later than it had, as a partner re-sending it would.
+fn replace_later(src: &Path, rel: &str, body: &[u8]) {
+    let p = src.join(rel);
+    let was = std::fs::metadata(&p).unwrap().modified().unwrap();
+    std::fs::write(&p, body).unwrap();
+    std::fs::File::options().write(true).open(&p).unwrap().set_modified(was + Duration::from_secs(60)).unwrap();
+}
+
+/// In a flow that keeps its source, a file replaced (same size, new time) between its listing
+/// and its download is not delivered under the listed version's identity: the next run takes
+/// the new version, once, and the run after it delivers nothing. Held in memory (small) and
+/// linked (bigger) alike.
+#[tokio::test]
+async fn a_kept_source_replaced_after_the_listing_is_delivered_once() {
+    let mut fx = fixture();
+    fx.flow.after_success = Disposition::Keep;
+    fx.flow.sinks[0].if_exists = IfExists::Rename;
+    fx.flow.concurrency = Some(1);
+    let big = |c: u8| vec![c; stage::INLINE_MAX as usize * 2];
+    fx.put("in/a.csv", b"a");
+    fx.put("in/b.csv", b"old");
+    fx.put("in/c.csv", &big(b'o'));
+    let src = fx.src.clone();
+    let r = fx
+        .run_with(|f| {
+            if f.path == "/in/a.csv" {
+                replace_later(&src, "in/b.csv", b"new");
+                replace_later(&src, "in/c.csv", &big(b'n'));
+            }
+        })
+        .await;
+    assert_eq!((r.counts.delivered, r.counts.not_ready, r.counts.failed), (1, 2, 0), "{r:#?}");
+    assert!(r.files[1].detail.contains("replaced since it was listed"), "{}", r.files[1].detail);
+    assert!(!fx.dst.join("inbox/b.csv").exists() && !fx.dst.join("inbox/c.csv").exists());
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, r.counts.skipped), (2, 1), "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/b.csv")), b"new");
+    assert_eq!(read(&fx.dst.join("inbox/c.csv")), big(b'n'));
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, r.counts.skipped), (0, 3), "never twice: {r:#?}");
+    let mut inbox: Vec<_> = std::fs::read_dir(fx.dst.join("inbox")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    inbox.sort();
+    assert_eq!(inbox, ["a.csv", "b.csv", "c.csv"]);
+}
+
+/// In a flow that moves its source, a file replaced (same size, new time) before it was read
+/// is moved once delivered — what is there is what was delivered — instead of being kept for
+/// the next run to deliver again.
+#[tokio::test]
+async fn a_moved_source_replaced_before_it_was_read_is_moved_not_delivered_again() {
+    let mut fx = fixture();
+    fx.flow.concurrency = Some(1);
+    fx.put("in/a.csv", b"a");
+    fx.put("in/b.csv", b"old");
+    let src = fx.src.clone();
+    let r = fx
+        .run_with(|f| {
+            if f.path == "/in/a.csv" {
+                replace_later(&src, "in/b.csv", b"new");
+            }
+        })
+        .await;
+    assert_eq!(r.counts.delivered, 2, "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/b.csv")), b"new");
+    assert_eq!(read(&fx.src.join("in/processed/b.csv")), b"new");
+    assert!(!fx.src.join("in/b.csv").exists(), "{}", r.files[1].detail);
+    let r = fx.run().await;
+    assert_eq!((r.counts.seen, r.counts.delivered, r.counts.failed), (0, 0, 0), "{r:#?}");
 }

@@ -876,9 +876,13 @@ mod tests {
     #[test]
     fn states_appended_for_content_steps_keep_the_old_encodings() {
         // postcard stores the variant index: the original nine must keep theirs.
-        for (state, index) in
-            [(FileState::Claimed, 0u8), (FileState::Duplicate, 8), (FileState::Processed, 9), (FileState::Quarantined, 11)]
-        {
+        for (state, index) in [
+            (FileState::Claimed, 0u8),
+            (FileState::Duplicate, 8),
+            (FileState::Processed, 9),
+            (FileState::Quarantined, 11),
+            (FileState::Vanished, 12),
+        ] {
             assert_eq!(postcard::to_allocvec(&state).unwrap(), [index], "{state:?}");
         }
     }

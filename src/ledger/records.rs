@@ -40,12 +40,17 @@ pub enum FileState {
     /// Copied to quarantine with its reports, `after.failure` applied. `wharf quarantine`
     /// releases or reprocesses it; a re-sent file with new content is taken afresh.
     Quarantined,
+    /// Gone from the source between its listing and its download (the partner removed or
+    /// moved it): nothing was delivered, and nothing failed. Reported "skipped" by its run;
+    /// a file that comes back under the name is taken like any other. Appended last, like
+    /// the content steps' states.
+    Vanished,
 }
 
 impl FileState {
     /// States from which the next run resumes the work.
     pub fn in_flight(self) -> bool {
-        !matches!(self, FileState::Done | FileState::Failed | FileState::Duplicate | FileState::Quarantined)
+        !matches!(self, FileState::Done | FileState::Failed | FileState::Duplicate | FileState::Quarantined | FileState::Vanished)
     }
 
     /// Lower-case name for tables and JSON.
@@ -63,6 +68,7 @@ impl FileState {
             FileState::Processed => "processed",
             FileState::Quarantining => "quarantining",
             FileState::Quarantined => "quarantined",
+            FileState::Vanished => "vanished",
         }
     }
 }
