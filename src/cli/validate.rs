@@ -1,5 +1,10 @@
 //! `wharf validate [PATH…]`: check flow files and print every problem as
 //! `file:line:col: message (at /yaml/path)`, then a count; exit 2 when there is any problem.
+//!
+//! A key, known_hosts or CA file a valid flow names that is not on this machine is a
+//! *warning* (`file:line:col: warning: …`): validate also runs where the keys are not (CI),
+//! and a run checks them again before it connects. Warnings do not change the exit code and
+//! are not in `--json`, which lists the problems.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -22,6 +27,7 @@ pub struct Args {
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut problems: Vec<Diagnostic> = Vec::new();
+    let mut warnings: Vec<Diagnostic> = Vec::new();
     let mut checked = 0usize;
     let mut names: HashMap<String, PathBuf> = HashMap::new();
     for path in &args.paths {
@@ -39,13 +45,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         for file in files {
             checked += 1;
             match config::load_flow(&file) {
-                Ok(flow) => match names.get(&flow.name) {
-                    // The name keys the ledger: two flows with one name would share its records.
-                    Some(first) => problems.push(name_clash(&file, &flow.name, first)),
-                    None => {
-                        names.insert(flow.name, file);
+                Ok(flow) => {
+                    warnings.extend(config::key_files::check(&flow, flow.endpoints.keys().map(String::as_str)));
+                    match names.get(&flow.name) {
+                        // The name keys the ledger: two flows with one name would share its records.
+                        Some(first) => problems.push(name_clash(&file, &flow.name, first)),
+                        None => {
+                            names.insert(flow.name, file);
+                        }
                     }
-                },
+                }
                 Err(diagnostics) => problems.extend(diagnostics),
             }
         }
@@ -56,7 +65,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         for d in &problems {
             outln!("{d}");
         }
-        outln!("{checked} flow(s) checked, {} problem(s)", problems.len());
+        for w in &warnings {
+            outln!("{}:{}:{}: warning: {} (at {})", w.file.display(), w.line, w.col, w.message, w.yaml_path);
+        }
+        let warned = if warnings.is_empty() { String::new() } else { format!(", {} warning(s)", warnings.len()) };
+        outln!("{checked} flow(s) checked, {} problem(s){warned}", problems.len());
     }
     Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_INVALID) })
 }

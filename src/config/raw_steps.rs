@@ -102,19 +102,24 @@ pub enum ChecksumAlgo {
 pub struct RawParse {
     /// `csv`, `json` (one array of objects, read element by element) or `jsonl` (one object per line).
     pub format: ParseFormat,
+    // The CSV settings are `Option`s so that validation sees one written out on `json` or
+    // `jsonl` even when it is the default; read them through the methods below.
     /// CSV: the first row names the columns.
-    #[serde(default = "default_true")]
-    pub header: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = true))]
+    pub header: Option<bool>,
     /// CSV without a header row: the column names, in order.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub columns: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
     /// CSV: field separator, one character (`;`, `\t` for tab).
-    #[serde(default = "default_delimiter")]
-    pub delimiter: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = ","))]
+    pub delimiter: Option<String>,
     /// CSV: quote character, one character. Quoted fields may hold delimiters and line breaks;
     /// a doubled quote is a literal quote.
-    #[serde(default = "default_quote")]
-    pub quote: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = "\""))]
+    pub quote: Option<String>,
     /// Text encoding of the file, as a WHATWG label: `utf-8` (default; a byte-order mark is
     /// dropped), `windows-1252`, `latin1` (read as Windows-1252, as browsers do), `iso-8859-15`,
     /// `utf-16le`, … Records are UTF-8 from here on.
@@ -123,6 +128,40 @@ pub struct RawParse {
     /// CSV: the last row is a trailer (not a record) carrying the expected number of records.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trailer: Option<RawTrailer>,
+}
+
+impl RawParse {
+    /// `header`, `true` when not given.
+    pub fn header(&self) -> bool {
+        self.header.unwrap_or(true)
+    }
+
+    /// `columns`, none when not given.
+    pub fn columns(&self) -> &[String] {
+        self.columns.as_deref().unwrap_or_default()
+    }
+
+    /// `delimiter`, `,` when not given.
+    pub fn delimiter(&self) -> &str {
+        self.delimiter.as_deref().unwrap_or(",")
+    }
+
+    /// `quote`, `"` when not given.
+    pub fn quote(&self) -> &str {
+        self.quote.as_deref().unwrap_or("\"")
+    }
+
+    /// The CSV-only settings written out in the flow file, by field name.
+    pub fn csv_settings_given(&self) -> Vec<&'static str> {
+        let given = [
+            ("header", self.header.is_some()),
+            ("columns", self.columns.is_some()),
+            ("delimiter", self.delimiter.is_some()),
+            ("quote", self.quote.is_some()),
+            ("trailer", self.trailer.is_some()),
+        ];
+        given.into_iter().filter(|(_, set)| *set).map(|(field, _)| field).collect()
+    }
 }
 
 /// A CSV trailer row such as `TRAILER,1520`.
@@ -208,14 +247,39 @@ pub struct RawWrite {
     /// CSV: the columns, in order; other keys of a record are left out. Default: the input
     /// header when there is no `map` step, else the keys of the first record (alphabetical,
     /// since script maps are sorted); a record with a key outside those is then invalid.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub columns: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub columns: Option<Vec<String>>,
     /// CSV: field separator, one character.
-    #[serde(default = "default_delimiter")]
-    pub delimiter: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = ","))]
+    pub delimiter: Option<String>,
     /// CSV: write a header row.
-    #[serde(default = "default_true")]
-    pub header: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("default" = true))]
+    pub header: Option<bool>,
+}
+
+impl RawWrite {
+    /// `columns`, none when not given.
+    pub fn columns(&self) -> &[String] {
+        self.columns.as_deref().unwrap_or_default()
+    }
+
+    /// `delimiter`, `,` when not given.
+    pub fn delimiter(&self) -> &str {
+        self.delimiter.as_deref().unwrap_or(",")
+    }
+
+    /// `header`, `true` when not given.
+    pub fn header(&self) -> bool {
+        self.header.unwrap_or(true)
+    }
+
+    /// The CSV-only settings written out in the flow file, by field name.
+    pub fn csv_settings_given(&self) -> Vec<&'static str> {
+        let given = [("columns", self.columns.is_some()), ("delimiter", self.delimiter.is_some()), ("header", self.header.is_some())];
+        given.into_iter().filter(|(_, set)| *set).map(|(field, _)| field).collect()
+    }
 }
 
 /// Record formats that can be written.
@@ -340,9 +404,6 @@ fn default_true() -> bool {
 }
 fn default_delimiter() -> String {
     ",".into()
-}
-fn default_quote() -> String {
-    "\"".into()
 }
 fn default_encoding() -> String {
     "utf-8".into()

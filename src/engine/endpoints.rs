@@ -51,8 +51,19 @@ pub fn concurrency(flow: &Flow, names: &[&str], largest: u64) -> usize {
 
 /// Opens (and for servers, connects and authenticates) every endpoint in `names`, so an
 /// unreachable server, a refused login or an untrusted host key fails before any file is
-/// touched.
+/// touched. A key, known_hosts or CA file that is not there fails first, before anything
+/// connects, at its line of the flow file.
 pub async fn open_all(flow: &Flow, names: &[&str]) -> Result<BTreeMap<String, DynEndpoint>, EndpointError> {
+    let missing = crate::config::key_files::check(flow, names.iter().copied());
+    if let Some((first, more)) = missing.split_first() {
+        // `flows/f.yaml:5:30: connect: configuration error: endpoint `s`: private_key … (at …)`.
+        let at = format!("{}:{}:{}", first.file.display(), first.line, first.col);
+        let mut message = format!("{} (at {})", first.message, first.yaml_path);
+        for d in more {
+            message.push_str(&format!("; and {d}"));
+        }
+        return Err(EndpointError::new(ErrorKind::Config, Op::Connect, at, None, message));
+    }
     let mut out: BTreeMap<String, DynEndpoint> = BTreeMap::new();
     for &name in names {
         if out.contains_key(name) {

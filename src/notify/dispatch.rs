@@ -10,9 +10,18 @@
 //! change; a rule changed or removed (its flow's file changed or went away) is retired: it
 //! takes no new notice, but what it held back still goes out, through it, when its window
 //! ends ([`Dispatcher::set_flow`]). Transient failures are retried a few times with a short,
-//! doubling backoff, each attempt under a timeout; every channel of one notice is sent
-//! concurrently, each in its own task, so a panicking or slow channel cannot take the others
-//! (or the caller) down.
+//! doubling backoff, each attempt under a timeout.
+//!
+//! Each rule's channel has a lane of its own: a task that sends its notices one at a time, in
+//! the order they were dispatched, each send in a task of its own (a panicking channel fails
+//! that notice, not the lane). Lanes run side by side, at most [`SENDING`] sends at once, so
+//! a slow channel (a webhook that takes its full timeout) delays its own notices only, not
+//! those of other channels, nor later notices to them. [`Dispatcher::begin`] hands a notice
+//! to its lanes and returns at once; [`Dispatcher::land`] records each outcome when it comes.
+//! The throttle does not wait for the outcome: a send under way counts as sent, so a similar
+//! notice meanwhile is held back, as it would have been after the send; should the send fail,
+//! the window it opened is undone, and what it held back meanwhile is due at once.
+//! [`Dispatcher::dispatch`] does both and waits (for callers that send one notice at a time).
 //!
 //! Time is passed in (`now`); nothing here reads the system clock. Only the backoff between
 //! attempts waits in real time. Failures are logged with fields, naming the channel by its
@@ -20,10 +29,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::task::JoinHandle;
+use tokio::sync::{Semaphore, mpsc, oneshot};
 use tracing::{debug, error, info, warn};
 
 use super::{Notice, Notifier, NotifyError, RECOVERED, Rule};
@@ -66,6 +76,20 @@ pub enum Outcome {
     Failed { attempts: u32, error: NotifyError },
 }
 
+/// Sends under way at once, over all channels.
+pub const SENDING: usize = 8;
+
+/// Notices waiting in one channel's lane before [`Dispatcher::begin`] waits for room (memory
+/// stays bounded when a channel is down for long).
+const QUEUED: usize = 256;
+
+/// Route and send identities (unique in the process).
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+fn next_id() -> u64 {
+    NEXT_ID.fetch_add(1, Ordering::Relaxed)
+}
+
 /// The throttle window of one (flow, kind, subject) on one rule.
 #[derive(Debug, Clone)]
 struct Window {
@@ -73,11 +97,13 @@ struct Window {
     held: u32,
     /// The latest notice held back, sent when the window ends (when `held` > 0).
     latest: Option<Notice>,
+    /// The send that opened the window, while it is under way (undone if it fails).
+    by: Option<u64>,
 }
 
 impl Window {
     fn sent(at: DateTime<Utc>) -> Self {
-        Window { last_sent: at, held: 0, latest: None }
+        Window { last_sent: at, held: 0, latest: None, by: None }
     }
 
     /// When it ends, for a rule with this `throttle`.
@@ -102,17 +128,57 @@ type MakeNotifier = dyn Fn(&Rule) -> Result<Arc<dyn Notifier>, NotifyError>;
 
 /// A rule with its notifier and throttle state.
 struct Route {
+    id: u64,
     /// The rule it was made from (`None`: added with [`Dispatcher::add_global`]).
     rule: Option<Rule>,
     on: BTreeSet<String>,
     throttle: Duration,
     notifier: Arc<dyn Notifier>,
     windows: HashMap<Key, Window>,
+    /// The channel's lane, started on first use.
+    lane: Option<mpsc::Sender<Job>>,
+}
+
+/// One notice for a lane to send.
+struct Job {
+    notice: Notice,
+    held_back: u32,
+    retry: RetryPolicy,
+    reply: oneshot::Sender<(u32, Result<(), NotifyError>)>,
 }
 
 impl Route {
     fn new(on: BTreeSet<String>, throttle: Duration, notifier: Arc<dyn Notifier>) -> Self {
-        Route { rule: None, on, throttle, notifier, windows: HashMap::new() }
+        Route { id: next_id(), rule: None, on, throttle, notifier, windows: HashMap::new(), lane: None }
+    }
+
+    /// The channel's lane: a task sending its jobs one after the other, in order, with at
+    /// most [`SENDING`] sends of all lanes under way. It ends when the route is dropped and
+    /// its queue is empty; a job nobody waits for any more (the daemon stopped) is skipped.
+    fn lane(&mut self, sending: &Arc<Semaphore>) -> mpsc::Sender<Job> {
+        if let Some(tx) = self.lane.as_ref().filter(|tx| !tx.is_closed()) {
+            return tx.clone();
+        }
+        let (tx, mut rx) = mpsc::channel::<Job>(QUEUED);
+        let (notifier, sending) = (Arc::clone(&self.notifier), Arc::clone(sending));
+        tokio::spawn(async move {
+            while let Some(job) = rx.recv().await {
+                if job.reply.is_closed() {
+                    continue;
+                }
+                // The semaphore is never closed; should it be, sending goes on unbounded.
+                let _permit = sending.clone().acquire_owned().await.ok();
+                let n = Arc::clone(&notifier);
+                let Job { notice, held_back, retry, reply } = job;
+                let task = tokio::spawn(async move { send_with_retry(n.as_ref(), &notice, held_back, retry).await });
+                let result = task
+                    .await
+                    .unwrap_or_else(|e| (1, Err(NotifyError::permanent(notifier.describe(), format!("the channel panicked: {e}")))));
+                let _ = reply.send(result);
+            }
+        });
+        self.lane = Some(tx.clone());
+        tx
     }
 
     fn from_rule(rule: &Rule, make: &MakeNotifier) -> Result<Self, NotifyError> {
@@ -144,6 +210,52 @@ pub struct Dispatcher {
     /// back: they match nothing new, and are dropped once what they held went out.
     retired: Vec<Route>,
     retry: RetryPolicy,
+    /// Permits for the sends under way, shared by every lane.
+    sending: Arc<Semaphore>,
+}
+
+/// What [`Dispatcher::begin`] did with a notice on one matching rule.
+pub enum Started {
+    /// Already decided (held back by the throttle).
+    Done(Delivery),
+    /// Handed to the channel's lane: [`InFlight::land`] waits for the outcome, which goes
+    /// back to [`Dispatcher::land`].
+    Sending(InFlight),
+}
+
+/// A send under way on a channel's lane.
+pub struct InFlight {
+    flight: Flight,
+    reply: oneshot::Receiver<(u32, Result<(), NotifyError>)>,
+}
+
+/// What a send was, for recording its outcome.
+struct Flight {
+    id: u64,
+    route: u64,
+    key: Key,
+    channel: String,
+    held_back: u32,
+    flushed: bool,
+    /// The window the send replaced (put back if it fails).
+    before: Option<Box<Window>>,
+}
+
+/// A send that is over, to record with [`Dispatcher::land`].
+pub struct Landed {
+    flight: Flight,
+    attempts: u32,
+    result: Result<(), NotifyError>,
+}
+
+impl InFlight {
+    /// Waits for the send to be over (retries included).
+    pub async fn land(self) -> Landed {
+        let (attempts, result) = self.reply.await.unwrap_or_else(|_| {
+            (0, Err(NotifyError::permanent(&self.flight.channel, "the channel's sender stopped before sending the notice")))
+        });
+        Landed { flight: self.flight, attempts, result }
+    }
 }
 
 impl Dispatcher {
@@ -151,7 +263,8 @@ impl Dispatcher {
     /// rules yet. Fails when a rule's channel cannot be set up (see [`Rule::notifier`]).
     pub fn new(global: &[Rule]) -> Result<Self, NotifyError> {
         let global = global.iter().map(|r| Route::from_rule(r, &Rule::notifier)).collect::<Result<_, _>>()?;
-        Ok(Dispatcher { global, flows: HashMap::new(), retired: Vec::new(), retry: RetryPolicy::default() })
+        let sending = Arc::new(Semaphore::new(SENDING));
+        Ok(Dispatcher { global, flows: HashMap::new(), retired: Vec::new(), retry: RetryPolicy::default(), sending })
     }
 
     /// Replaces the retry policy.
@@ -228,11 +341,18 @@ impl Dispatcher {
     }
 
     /// Sends `notice` to every matching rule — `notice.flow`'s, then the global ones — and
-    /// says what became of it on each (nothing when no rule matches). `now` is the time the
-    /// throttle windows are measured with.
+    /// says what became of it on each (nothing when no rule matches), once every send is
+    /// over. `now` is the time the throttle windows are measured with.
     pub async fn dispatch(&mut self, notice: &Notice, now: DateTime<Utc>) -> Vec<Delivery> {
-        let Dispatcher { global, flows, retry, .. } = self;
+        let started = self.begin(notice, now).await;
+        self.finish(started, now).await
+    }
+
+    /// Like [`dispatch`](Self::dispatch), without waiting: the notice is held back or handed
+    /// to each channel's lane, and the sends under way are returned to be landed.
+    pub async fn begin(&mut self, notice: &Notice, now: DateTime<Utc>) -> Vec<Started> {
         let key: Key = (notice.flow.clone(), notice.kind.clone(), notice.subject.clone());
+        let Dispatcher { global, flows, retry, sending, .. } = self;
         let routes: Vec<&mut Route> =
             flows.get_mut(&notice.flow).into_iter().flatten().chain(global.iter_mut()).filter(|r| r.on.contains(&notice.kind)).collect();
         let steps = routes
@@ -247,7 +367,53 @@ impl Dispatcher {
                 (i, key.clone(), step)
             })
             .collect();
-        deliver(routes, steps, *retry, now).await
+        start(routes, steps, *retry, sending, now).await
+    }
+
+    /// Records the outcome of a send [`begin`](Self::begin) (or the `begin_` of held notices)
+    /// handed to a lane: the throttle window, the log. Its rule may be gone since (a reload):
+    /// then only the log.
+    pub fn land(&mut self, landed: Landed, now: DateTime<Utc>) -> Delivery {
+        let Landed { flight, attempts, result } = landed;
+        let (flow, kind, subject) = (&flight.key.0, &flight.key.1, &flight.key.2);
+        let (channel, held_back, flushed) = (flight.channel.clone(), flight.held_back, flight.flushed);
+        let route =
+            self.flows.values_mut().flatten().chain(self.global.iter_mut()).chain(self.retired.iter_mut()).find(|r| r.id == flight.route);
+        let outcome = match result {
+            Ok(()) => {
+                info!(flow, kind, subject, channel, attempts, held_back, flushed, "Notice sent.");
+                if let Some(w) = route.and_then(|r| r.windows.get_mut(&flight.key)).filter(|w| w.by == Some(flight.id)) {
+                    w.by = None;
+                }
+                Outcome::Sent { attempts, held_back }
+            }
+            Err(e) => {
+                error!(flow, kind, subject, channel, attempts, error_kind = %e.kind, error = %e.message, "Notice not sent.");
+                if let Some(route) = route {
+                    undo(route, &flight, now);
+                }
+                Outcome::Failed { attempts, error: e }
+            }
+        };
+        if let Some(route) = self.routes_mut().find(|r| r.id == flight.route) {
+            route.prune(now);
+        }
+        Delivery { channel, outcome }
+    }
+
+    /// Waits for the sends of `started` and lands them: what became of each, in order.
+    async fn finish(&mut self, started: Vec<Started>, now: DateTime<Utc>) -> Vec<Delivery> {
+        let mut out = Vec::with_capacity(started.len());
+        for s in started {
+            out.push(match s {
+                Started::Done(d) => d,
+                Started::Sending(f) => {
+                    let landed = f.land().await;
+                    self.land(landed, now)
+                }
+            });
+        }
+        out
     }
 
     /// The end of the earliest throttle window that holds a notice back: when
@@ -259,17 +425,29 @@ impl Dispatcher {
     /// Sends, for every throttle window that has ended by `now` with notices held back, the
     /// latest of them, saying how many others were.
     pub async fn send_due(&mut self, now: DateTime<Utc>) -> Vec<Delivery> {
-        self.send_held(now, false).await
+        let started = self.begin_due(now).await;
+        self.finish(started, now).await
     }
 
     /// Sends the latest notice held back in every window, ended or not, saying how many others
     /// were (when the daemon stops: throttle windows are not kept across a restart).
     pub async fn send_all_held(&mut self, now: DateTime<Utc>) -> Vec<Delivery> {
-        self.send_held(now, true).await
+        let started = self.begin_all_held(now).await;
+        self.finish(started, now).await
     }
 
-    async fn send_held(&mut self, now: DateTime<Utc>, all: bool) -> Vec<Delivery> {
-        let Dispatcher { global, flows, retired, retry } = self;
+    /// [`send_due`](Self::send_due) without waiting (see [`begin`](Self::begin)).
+    pub async fn begin_due(&mut self, now: DateTime<Utc>) -> Vec<Started> {
+        self.begin_held(now, false).await
+    }
+
+    /// [`send_all_held`](Self::send_all_held) without waiting (see [`begin`](Self::begin)).
+    pub async fn begin_all_held(&mut self, now: DateTime<Utc>) -> Vec<Started> {
+        self.begin_held(now, true).await
+    }
+
+    async fn begin_held(&mut self, now: DateTime<Utc>, all: bool) -> Vec<Started> {
+        let Dispatcher { global, flows, retired, retry, sending } = self;
         let mut routes: Vec<&mut Route> = flows.values_mut().flatten().chain(global.iter_mut()).chain(retired.iter_mut()).collect();
         let mut steps = Vec::new();
         for (i, route) in routes.iter_mut().enumerate() {
@@ -282,10 +460,14 @@ impl Dispatcher {
                 }
             }
         }
-        let deliveries = deliver(routes, steps, *retry, now).await;
+        let started = start(routes, steps, *retry, sending, now).await;
         // A retired rule has done its last duty once nothing is held back in it.
         self.retired.retain(Route::holds);
-        deliveries
+        started
+    }
+
+    fn routes_mut(&mut self) -> impl Iterator<Item = &mut Route> {
+        self.flows.values_mut().flatten().chain(self.global.iter_mut()).chain(self.retired.iter_mut())
     }
 
     fn routes(&self) -> impl Iterator<Item = &Route> {
@@ -293,67 +475,70 @@ impl Dispatcher {
     }
 }
 
-/// Carries out `steps` on `routes` (by index): the sends concurrently, each in its own task;
-/// then the throttle windows are updated. What became of each step, in order.
-async fn deliver(mut routes: Vec<&mut Route>, steps: Vec<(usize, Key, Step)>, retry: RetryPolicy, now: DateTime<Utc>) -> Vec<Delivery> {
-    /// A step under way.
-    enum Started {
-        Hold(Notice),
-        Send { task: JoinHandle<(u32, Result<(), NotifyError>)>, held_back: u32, flushed: bool },
-    }
-    let started: Vec<(usize, Key, Started)> = steps
-        .into_iter()
-        .map(|(i, key, step)| {
-            let started = match step {
-                Step::Hold(notice) => Started::Hold(notice),
-                Step::Send { notice, held_back, flushed } => {
-                    let notifier = Arc::clone(&routes[i].notifier);
-                    let task = tokio::spawn(async move { send_with_retry(notifier.as_ref(), &notice, held_back, retry).await });
-                    Started::Send { task, held_back, flushed }
-                }
-            };
-            (i, key, started)
-        })
-        .collect();
-    let mut deliveries = Vec::with_capacity(started.len());
-    for (i, key, step) in started {
+/// Carries out `steps` on `routes` (by index): a notice held back is counted in its window;
+/// a notice to send opens a new window at once (see the module doc) and is handed to the
+/// route's lane. What became of each step, in order.
+async fn start(
+    mut routes: Vec<&mut Route>,
+    steps: Vec<(usize, Key, Step)>,
+    retry: RetryPolicy,
+    sending: &Arc<Semaphore>,
+    now: DateTime<Utc>,
+) -> Vec<Started> {
+    let mut started = Vec::with_capacity(steps.len());
+    for (i, key, step) in steps {
         let route = &mut *routes[i];
         let channel = route.notifier.describe();
         let (flow, kind, subject) = (&key.0, &key.1, &key.2);
-        let outcome = match step {
-            Started::Hold(notice) => {
+        match step {
+            Step::Hold(notice) => {
                 let window = route.windows.entry(key.clone()).or_insert_with(|| Window::sent(now));
                 window.held += 1;
                 window.latest = Some(notice);
                 debug!(flow, kind, subject, channel, held = window.held, "Notice held back by the throttle.");
-                Outcome::HeldBack { held: window.held }
+                let held = window.held;
+                route.prune(now);
+                started.push(Started::Done(Delivery { channel, outcome: Outcome::HeldBack { held } }));
             }
-            Started::Send { task, held_back, flushed } => {
-                let result =
-                    task.await.unwrap_or_else(|e| (1, Err(NotifyError::permanent(&channel, format!("the channel panicked: {e}")))));
-                match result {
-                    (attempts, Ok(())) => {
-                        info!(flow, kind, subject, channel, attempts, held_back, flushed, "Notice sent.");
-                        if kind != RECOVERED {
-                            route.windows.insert(key.clone(), Window::sent(now));
-                        }
-                        Outcome::Sent { attempts, held_back }
-                    }
-                    (attempts, Err(e)) => {
-                        error!(flow, kind, subject, channel, attempts, error_kind = %e.kind, error = %e.message, "Notice not sent.");
-                        if flushed {
-                            // Not tried again: the next notice of its kind is sent, not held.
-                            route.windows.remove(&key);
-                        }
-                        Outcome::Failed { attempts, error: e }
-                    }
-                }
+            Step::Send { notice, held_back, flushed } => {
+                let id = next_id();
+                // A recovery opens no window: it is never held back, nor holds others back.
+                let before = if *kind != RECOVERED {
+                    route.windows.insert(key.clone(), Window { by: Some(id), ..Window::sent(now) }).map(Box::new)
+                } else {
+                    None
+                };
+                let (reply_tx, reply) = oneshot::channel();
+                let lane = route.lane(sending);
+                // A full lane (its channel is slow or down) makes the caller wait for room. A
+                // lane that is gone drops the job: the send lands as failed.
+                let _ = lane.send(Job { notice, held_back, retry, reply: reply_tx }).await;
+                let flight = Flight { id, route: route.id, key: key.clone(), channel, held_back, flushed, before };
+                started.push(Started::Sending(InFlight { flight, reply }));
             }
-        };
-        route.prune(now);
-        deliveries.push(Delivery { channel, outcome });
+        }
     }
-    deliveries
+    started
+}
+
+/// Undoes the window a failed send opened, if it is still that send's: back to what it
+/// replaced (none after a flushed notice: the next one is sent, not held). What it held back
+/// meanwhile — notices that, had the send failed at once, would have been sent — is due now.
+fn undo(route: &mut Route, flight: &Flight, now: DateTime<Utc>) {
+    let Some(w) = route.windows.get_mut(&flight.key).filter(|w| w.by == Some(flight.id)) else { return };
+    if w.held > 0 {
+        w.by = None;
+        w.last_sent = chrono::Duration::from_std(route.throttle).ok().and_then(|t| now.checked_sub_signed(t)).unwrap_or(now);
+        return;
+    }
+    match flight.before.clone().filter(|_| !flight.flushed) {
+        Some(before) => {
+            route.windows.insert(flight.key.clone(), *before);
+        }
+        None => {
+            route.windows.remove(&flight.key);
+        }
+    }
 }
 
 /// Sends with retries of transient failures; the number of attempts made and the result.
@@ -572,6 +757,104 @@ mod tests {
         assert_eq!(sent, ["f at 0", "f at 10", "g at 0", "g at 10"]);
         assert_eq!(*new.details.lock().unwrap(), ["f at 20"]);
         assert_eq!(d.next_due(), None, "the retired rules are gone");
+    }
+
+    /// Sends only when let through ([`Gate::open`]); records the detail of each notice it was
+    /// asked to send, and fails the first `failures` of them.
+    struct Gate {
+        permits: tokio::sync::Semaphore,
+        asked: Mutex<Vec<String>>,
+        failures: Mutex<u32>,
+    }
+
+    impl Gate {
+        fn new(failures: u32) -> Arc<Self> {
+            Arc::new(Gate { permits: tokio::sync::Semaphore::new(0), asked: Mutex::new(Vec::new()), failures: Mutex::new(failures) })
+        }
+
+        fn open(&self, sends: usize) {
+            self.permits.add_permits(sends);
+        }
+    }
+
+    #[async_trait]
+    impl Notifier for Gate {
+        async fn send(&self, notice: &Notice, _: u32) -> Result<(), NotifyError> {
+            self.permits.acquire().await.unwrap().forget();
+            self.asked.lock().unwrap().push(notice.detail.clone());
+            let mut failures = self.failures.lock().unwrap();
+            if *failures > 0 {
+                *failures -= 1;
+                return Err(NotifyError::permanent("gate", "refused"));
+            }
+            Ok(())
+        }
+        fn describe(&self) -> String {
+            "gate".into()
+        }
+    }
+
+    fn sending(started: Vec<Started>) -> Vec<InFlight> {
+        started.into_iter().filter_map(|s| if let Started::Sending(f) = s { Some(f) } else { None }).collect()
+    }
+
+    #[tokio::test]
+    async fn a_slow_channel_delays_only_its_own_notices_which_keep_their_order() {
+        let (slow, rec) = (Gate::new(0), Arc::new(Recorder::default()));
+        let mut d = Dispatcher::new(&[]).unwrap().with_retry(quick());
+        d.add_global(["failed"], Duration::ZERO, slow.clone());
+        d.add_global(["failed"], Duration::ZERO, rec.clone());
+        let mut flying = Vec::new();
+        for s in 0..3 {
+            flying.extend(sending(d.begin(&Notice::new("failed", "f", at(s), "", &format!("at {s}")), at(s)).await));
+        }
+        assert_eq!(flying.len(), 6);
+        let waiting = std::time::Instant::now();
+        while rec.details.lock().unwrap().len() < 3 && waiting.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(*rec.details.lock().unwrap(), ["at 0", "at 1", "at 2"], "the other channel did not wait");
+        assert!(slow.asked.lock().unwrap().is_empty());
+        slow.open(3);
+        for f in flying {
+            let landed = f.land().await;
+            assert!(matches!(d.land(landed, at(3)).outcome, Outcome::Sent { attempts: 1, .. }));
+        }
+        assert_eq!(*slow.asked.lock().unwrap(), ["at 0", "at 1", "at 2"], "one channel's notices in order");
+    }
+
+    #[tokio::test]
+    async fn a_send_under_way_holds_similar_notices_back_until_it_fails() {
+        let slow = Gate::new(1);
+        let mut d = Dispatcher::new(&[]).unwrap().with_retry(quick());
+        d.add_global(["failed"], Duration::from_secs(3600), slow.clone());
+        let failed = |s: i64| Notice::new("failed", "f", at(s), "a", &format!("at {s}"));
+        let first = sending(d.begin(&failed(0), at(0)).await);
+        // As if the first had been sent: the throttle does not wait for the outcome.
+        for s in [10, 20] {
+            let held = d.begin(&failed(s), at(s)).await;
+            assert!(matches!(&held[..], [Started::Done(Delivery { outcome: Outcome::HeldBack { .. }, .. })]));
+        }
+        slow.open(10);
+        let [first] = <[InFlight; 1]>::try_from(first).ok().unwrap();
+        let landed = first.land().await;
+        assert!(matches!(d.land(landed, at(30)).outcome, Outcome::Failed { .. }));
+        // It failed: what it held back is due at once, not at the end of its window.
+        assert_eq!(d.next_due(), Some(at(30)));
+        let out = d.send_due(at(30)).await;
+        assert!(matches!(out[0].outcome, Outcome::Sent { held_back: 1, .. }), "{out:?}");
+        assert_eq!(*slow.asked.lock().unwrap(), ["at 0", "at 20"]);
+        // That one went out: its window holds the next back.
+        assert!(matches!(d.dispatch(&failed(40), at(40)).await[0].outcome, Outcome::HeldBack { held: 1 }));
+
+        // A failed send that held nothing back leaves no window: the next one is sent.
+        let gate = Gate::new(1);
+        let mut d = Dispatcher::new(&[]).unwrap().with_retry(quick());
+        d.add_global(["failed"], Duration::from_secs(3600), gate.clone());
+        gate.open(10);
+        assert!(matches!(d.dispatch(&failed(0), at(0)).await[0].outcome, Outcome::Failed { .. }));
+        assert_eq!(d.next_due(), None);
+        assert!(matches!(d.dispatch(&failed(10), at(10)).await[0].outcome, Outcome::Sent { held_back: 0, .. }));
     }
 
     #[tokio::test]

@@ -28,7 +28,7 @@ mod message;
 mod webhook;
 
 pub use command::{CommandNotifier, CommandSpec};
-pub use dispatch::{Delivery, Dispatcher, Outcome, RetryPolicy};
+pub use dispatch::{Delivery, Dispatcher, InFlight, Landed, Outcome, RetryPolicy, SENDING, Started};
 pub use email::{EmailNotifier, EmailSpec, SmtpTls};
 pub use message::{JsonTemplate, TextTemplate, email_body, sample_notice};
 pub use webhook::{WebhookFormat, WebhookNotifier, WebhookSpec};

@@ -5,23 +5,28 @@
 //! flows' own rules have arrived (the first [`Notifier::set_rules`]): an event read earlier
 //! would be matched against the global rules only and then counted as handled, so events
 //! recorded while the daemon was down would never reach the flows' rules. It reads the events
-//! after the stored cursor, sends each to the matching rules (the flow's own and the global ones), and
-//! only then moves the cursor: a crash in between sends a notice again rather than losing it.
-//! The very first daemon on a ledger starts from the newest event instead of replaying
-//! history. When a throttle window with notices held back ends, the task sends the latest of
-//! them (the dispatcher says when). Failed deliveries are logged and counted in the metrics; they do not hold the log
-//! back (the dispatcher already retried them).
+//! after the stored cursor and hands each to the matching rules (the flow's own and the global
+//! ones) without waiting: each channel sends in a lane of its own, in order, so a slow channel
+//! holds up neither the others nor the log (see `notify::dispatch`). The stored cursor only
+//! passes an event once every send of it is over: a crash in between sends a notice again
+//! rather than losing it. The very first daemon on a ledger starts from the newest event
+//! instead of replaying history. When a throttle window with notices held back ends, the task
+//! sends the latest of them (the dispatcher says when). Failed deliveries are logged and
+//! counted in the metrics; they do not hold the log back (the dispatcher already retried them).
 //!
 //! When the daemon stops ([`Notifier::stop`]), the task sends what it still has — queued
 //! summaries, notices held back by a throttle (early: windows are not kept across a restart),
 //! the events not sent yet — for as long as the caller allows, then ends. Events it had no
 //! time for stay after the cursor and are sent at the next start.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
+use futures::StreamExt;
+use futures::future::BoxFuture;
+use futures::stream::FuturesUnordered;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
@@ -29,7 +34,7 @@ use crate::config::Flow;
 use crate::control::Metrics;
 use crate::engine::RunReport;
 use crate::ledger::{Event, EventKind, Ledger};
-use crate::notify::{Dispatcher, Notice, Outcome, Rule};
+use crate::notify::{Dispatcher, Landed, Notice, Outcome, Rule, Started};
 use crate::schedule::Clock;
 
 /// Events read per batch.
@@ -61,6 +66,14 @@ struct Pump {
     flows: BTreeSet<String>,
     /// The flows' rules have arrived: events may be read (and the cursor moved).
     ready: bool,
+    /// Sends under way, with the sequence number of the event they are for.
+    flying: FuturesUnordered<BoxFuture<'static, (Option<u64>, Landed)>>,
+    /// Events read with sends still under way: how many, by sequence number.
+    open: BTreeMap<u64, usize>,
+    /// The last event read (`None`: not read yet; the stored cursor is where to start).
+    read: Option<u64>,
+    /// The cursor as stored.
+    stored: u64,
 }
 
 impl Notifier {
@@ -71,7 +84,18 @@ impl Notifier {
             // No rules cannot fail to set up.
             Dispatcher::new(&[]).unwrap_or_else(|_| unreachable!("a dispatcher without rules sets nothing up"))
         });
-        let mut pump = Pump { ledger: ledger.clone(), dispatcher, clock, metrics, flows: BTreeSet::new(), ready: false };
+        let mut pump = Pump {
+            ledger: ledger.clone(),
+            dispatcher,
+            clock,
+            metrics,
+            flows: BTreeSet::new(),
+            ready: false,
+            flying: FuturesUnordered::new(),
+            open: BTreeMap::new(),
+            read: None,
+            stored: 0,
+        };
         let task = tokio::spawn(async move {
             // The backlog (events recorded while the daemon was down) is read once the flows'
             // rules are known: at the first `Msg::Rules`.
@@ -80,6 +104,10 @@ impl Notifier {
                 let clock = Arc::clone(&pump.clock);
                 let msg = tokio::select! {
                     msg = rx.recv() => msg,
+                    Some((seq, landed)) = pump.flying.next(), if !pump.flying.is_empty() => {
+                        pump.landed(seq, landed);
+                        continue;
+                    }
                     () = async move {
                         match due {
                             Some(t) => clock.sleep_until(t).await,
@@ -100,16 +128,19 @@ impl Notifier {
                             pump.events().await;
                         }
                     }
-                    Msg::Summary(notice) => pump.send(&notice).await,
+                    Msg::Summary(notice) => pump.send(&notice, None).await,
                     Msg::Flush(done) => {
                         pump.events().await;
+                        pump.drain().await;
                         let _ = done.send(());
                     }
                     Msg::Stop(done) => {
                         // What is only in memory first: the events wait in the ledger anyway.
                         pump.send_all_held().await;
                         pump.events().await;
+                        pump.drain().await;
                         pump.send_all_held().await;
+                        pump.drain().await;
                         let _ = done.send(());
                         break;
                     }
@@ -139,7 +170,7 @@ impl Notifier {
         self.wake();
     }
 
-    /// Waits until every event recorded so far was handled.
+    /// Waits until every event recorded so far was handled, its sends over.
     pub async fn flush(&self) {
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Msg::Flush(tx)).is_ok() {
@@ -187,49 +218,106 @@ impl Pump {
         self.ready = true;
     }
 
-    async fn send(&mut self, notice: &Notice) {
-        let deliveries = self.dispatcher.dispatch(notice, self.clock.now()).await;
-        tracing::debug!(flow = %notice.flow, kind = %notice.kind, deliveries = deliveries.len(), "Notice dispatched.");
-        self.count(deliveries);
+    /// Hands `notice` (of event `seq`, if it is one) to its rules, without waiting for the sends.
+    async fn send(&mut self, notice: &Notice, seq: Option<u64>) {
+        let started = self.dispatcher.begin(notice, self.clock.now()).await;
+        tracing::debug!(flow = %notice.flow, kind = %notice.kind, rules = started.len(), "Notice dispatched.");
+        self.fly(started, seq);
     }
 
     /// Sends what the throttle held back in windows that have ended.
     async fn send_due(&mut self) {
-        let deliveries = self.dispatcher.send_due(self.clock.now()).await;
-        self.count(deliveries);
+        let started = self.dispatcher.begin_due(self.clock.now()).await;
+        self.fly(started, None);
     }
 
     /// Sends what the throttle holds back, window ended or not (the daemon is stopping).
     async fn send_all_held(&mut self) {
-        let deliveries = self.dispatcher.send_all_held(self.clock.now()).await;
-        self.count(deliveries);
+        let started = self.dispatcher.begin_all_held(self.clock.now()).await;
+        self.fly(started, None);
     }
 
-    fn count(&self, deliveries: Vec<crate::notify::Delivery>) {
-        for d in deliveries {
-            match d.outcome {
-                Outcome::Sent { .. } => self.metrics.notification(&d.channel, true),
-                Outcome::Failed { .. } => self.metrics.notification(&d.channel, false),
-                Outcome::HeldBack { .. } => {}
+    /// Keeps the sends under way (those of event `seq` keep the cursor before it).
+    fn fly(&mut self, started: Vec<Started>, seq: Option<u64>) {
+        let mut flying = 0;
+        for s in started {
+            match s {
+                Started::Done(d) => self.count(&d),
+                Started::Sending(f) => {
+                    flying += 1;
+                    self.flying.push(Box::pin(async move { (seq, f.land().await) }));
+                }
+            }
+        }
+        if let Some(seq) = seq.filter(|_| flying > 0) {
+            self.open.insert(seq, flying);
+        }
+    }
+
+    /// A send is over: records it, and moves the cursor past the events whose sends are all over.
+    fn landed(&mut self, seq: Option<u64>, landed: Landed) {
+        let d = self.dispatcher.land(landed, self.clock.now());
+        self.count(&d);
+        if let Some(seq) = seq
+            && let Some(left) = self.open.get_mut(&seq)
+        {
+            *left -= 1;
+            if *left == 0 {
+                self.open.remove(&seq);
+            }
+            self.store_cursor();
+        }
+    }
+
+    /// Waits for every send under way.
+    async fn drain(&mut self) {
+        while let Some((seq, landed)) = self.flying.next().await {
+            self.landed(seq, landed);
+        }
+    }
+
+    /// Stores the cursor: the last event read, or just before the first with sends under way.
+    fn store_cursor(&mut self) {
+        let Some(read) = self.read else { return };
+        let done = self.open.keys().next().map_or(read, |first| first.saturating_sub(1));
+        if done > self.stored {
+            match self.ledger.set_notify_cursor(done) {
+                Ok(()) => self.stored = done,
+                Err(e) => tracing::error!(error = %e, "Notifier cannot store its cursor."),
             }
         }
     }
 
-    /// Sends every event after the cursor, moving the cursor after each. Nothing before the
-    /// flows' rules are known: those events wait in the log (the cursor does not move).
+    fn count(&self, d: &crate::notify::Delivery) {
+        match d.outcome {
+            Outcome::Sent { .. } => self.metrics.notification(&d.channel, true),
+            Outcome::Failed { .. } => self.metrics.notification(&d.channel, false),
+            Outcome::HeldBack { .. } => {}
+        }
+    }
+
+    /// Hands every event not read yet to its rules, moving the cursor past each whose sends
+    /// are over. Nothing before the flows' rules are known: those events wait in the log (the
+    /// cursor does not move).
     async fn events(&mut self) {
         if !self.ready {
             return;
         }
         let ledger = self.ledger.clone();
-        let mut cursor = match ledger.notify_cursor() {
-            Ok(Some(c)) => c,
-            Ok(None) => match ledger.last_event_seq().and_then(|last| ledger.set_notify_cursor(last).map(|_| last)) {
-                Ok(last) => last,
+        let mut cursor = match self.read {
+            Some(read) => read,
+            None => match ledger.notify_cursor() {
+                Ok(Some(c)) => c,
+                Ok(None) => match ledger.last_event_seq().and_then(|last| ledger.set_notify_cursor(last).map(|_| last)) {
+                    Ok(last) => last,
+                    Err(e) => return tracing::error!(error = %e, "Notifier cannot read the ledger."),
+                },
                 Err(e) => return tracing::error!(error = %e, "Notifier cannot read the ledger."),
             },
-            Err(e) => return tracing::error!(error = %e, "Notifier cannot read the ledger."),
         };
+        if self.read.is_none() {
+            (self.read, self.stored) = (Some(cursor), cursor);
+        }
         tracing::debug!(cursor, "Notifier reading the event log.");
         loop {
             let events = match ledger.events(None, cursor, BATCH) {
@@ -244,11 +332,10 @@ impl Pump {
                 if ev.kind == EventKind::Quarantined {
                     n.facts = quarantine_facts(&ledger, &ev);
                 }
-                self.send(&n).await;
+                self.send(&n, Some(ev.seq)).await;
                 cursor = ev.seq;
-                if let Err(e) = ledger.set_notify_cursor(cursor) {
-                    return tracing::error!(error = %e, "Notifier cannot store its cursor.");
-                }
+                self.read = Some(cursor);
+                self.store_cursor();
             }
         }
     }

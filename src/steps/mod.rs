@@ -749,18 +749,19 @@ pub fn build_partial(
         {
             problems.push(Problem::new(format!("{at}/required_columns"), "applies to CSV files only".to_string()));
         }
-        if let RawStep::Parse(p) = s
-            && p.format != ParseFormat::Csv
-        {
-            // Compared with the defaults: the raw settings do not say whether they were written
-            // out, and a default written out changes nothing.
-            let format = if p.format == ParseFormat::Json { "json" } else { "jsonl" };
-            for (field, set) in [("header", !p.header), ("delimiter", p.delimiter != ","), ("quote", p.quote != "\"")] {
-                if set {
-                    problems
-                        .push(Problem::new(format!("{at}/{field}"), format!("applies to `csv` only (this file is read as `{format}`)")));
-                }
+        // CSV's own settings on another format, even at their default values: whoever wrote
+        // `delimiter: ","` on `json` expected it to mean something.
+        let (given, what) = match s {
+            RawStep::Parse(p) if p.format != ParseFormat::Csv => {
+                (p.csv_settings_given(), format!("this file is read as `{}`", if p.format == ParseFormat::Json { "json" } else { "jsonl" }))
             }
+            RawStep::Write(w) if w.format != WriteFormat::Csv => {
+                (w.csv_settings_given(), format!("the output is `{}`", if w.format == WriteFormat::Json { "json" } else { "jsonl" }))
+            }
+            _ => (Vec::new(), String::new()),
+        };
+        for field in given {
+            problems.push(Problem::new(format!("{at}/{field}"), format!("applies to `csv` only ({what})")));
         }
         match built {
             Ok(step) => steps.push(step),
@@ -801,7 +802,7 @@ pub fn build_partial(
                     ParseFormat::Json => WriteFormat::Json,
                     ParseFormat::Jsonl => WriteFormat::Jsonl,
                 };
-                let raw = RawWrite { format, columns: vec![], delimiter: ",".into(), header: true };
+                let raw = RawWrite { format, columns: None, delimiter: None, header: None };
                 Write::build(&raw).ok().map(|w| Write { delimiter: p.delimiter, header: p.header, ..w })
             }
             _ => None,

@@ -522,20 +522,19 @@ impl Parse {
                 }
             }
         };
-        let delimiter = one_byte("delimiter", &raw.delimiter, &mut problems);
-        let quote = one_byte("quote", &raw.quote, &mut problems);
+        let delimiter = one_byte("delimiter", raw.delimiter(), &mut problems);
+        let quote = one_byte("quote", raw.quote(), &mut problems);
         let encoding = Encoding::for_label(raw.encoding.trim().as_bytes()).unwrap_or_else(|| {
             problems.push(("encoding", format!("unknown encoding `{}` (use e.g. `utf-8`, `windows-1252`, `latin1`)", raw.encoding)));
             encoding_rs::UTF_8
         });
+        // CSV settings on `json` / `jsonl` are refused by `steps::build`, one by one.
         let csv = raw.format == ParseFormat::Csv;
-        if !csv && (!raw.columns.is_empty() || raw.trailer.is_some()) {
-            problems.push(("format", "`columns` and `trailer` apply to `csv` only".to_string()));
-        }
-        if csv && !raw.header && raw.columns.is_empty() {
+        let (header, columns) = (raw.header(), raw.columns());
+        if csv && !header && columns.is_empty() {
             problems.push(("columns", "a CSV file without a header row needs `columns` (the column names, in order)".to_string()));
         }
-        if csv && raw.header && !raw.columns.is_empty() {
+        if csv && header && !columns.is_empty() {
             problems.push((
                 "columns",
                 "`columns` names the columns of a file without a header row; set `header: false` or drop it".to_string(),
@@ -546,7 +545,7 @@ impl Parse {
         if !problems.is_empty() {
             return Err(problems);
         }
-        Ok(Parse { format: raw.format, header: raw.header, columns: raw.columns.clone(), delimiter, quote, encoding, trailer })
+        Ok(Parse { format: raw.format, header, columns: columns.to_vec(), delimiter, quote, encoding, trailer })
     }
 }
 

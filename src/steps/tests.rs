@@ -466,7 +466,19 @@ fn csv_settings_on_json_input_are_refused() {
             got,
             [format!("/steps/0/parse/header: {why}"), format!("/steps/0/parse/delimiter: {why}"), format!("/steps/0/parse/quote: {why}")]
         );
+        // Written out at their default values too: on JSON they would silently mean nothing.
+        let defaults = format!(
+            "- parse: {{ format: {format}, header: true, columns: [], delimiter: ',', quote: '\"', trailer: {{ marker: T, count_column: 1 }} }}"
+        );
+        let got: Vec<String> = b.try_steps(&defaults, "").unwrap_err().into_iter().map(|p| p.to_string()).collect();
+        let fields = ["header", "columns", "delimiter", "quote", "trailer"];
+        assert_eq!(got, fields.map(|f| format!("{why} (at /steps/0/parse/{f})")));
+        let write = format!("- parse: {{ format: csv }}\n- write: {{ format: {format}, columns: [a], delimiter: ',', header: true }}");
+        let got: Vec<String> = b.try_steps(&write, "").unwrap_err().into_iter().map(|p| p.to_string()).collect();
+        let why = format!("applies to `csv` only (the output is `{format}`)");
+        assert_eq!(got, ["columns", "delimiter", "header"].map(|f| format!("{why} (at /steps/1/write/{f})")));
     }
     // The same settings are CSV's own.
     b.steps("- parse: { format: csv, header: false, columns: [a], delimiter: ';', quote: \"'\" }", "");
+    b.steps("- parse: { format: json }\n- write: { format: csv, columns: [a], delimiter: ';', header: false }", "");
 }

@@ -26,15 +26,13 @@ pub struct Write {
 
 impl Write {
     pub fn build(raw: &RawWrite) -> Result<Write, Vec<(&'static str, String)>> {
-        let text = if raw.delimiter == "\\t" { "\t" } else { raw.delimiter.as_str() };
+        // CSV settings on `json` / `jsonl` output are refused by `steps::build`, one by one.
+        let text = if raw.delimiter() == "\\t" { "\t" } else { raw.delimiter() };
         let delimiter = match text.as_bytes() {
             [b] if b.is_ascii() => *b,
-            _ => return Err(vec![("delimiter", format!("`{}` must be one ASCII character (`\\t` for tab)", raw.delimiter))]),
+            _ => return Err(vec![("delimiter", format!("`{}` must be one ASCII character (`\\t` for tab)", raw.delimiter()))]),
         };
-        if raw.format != WriteFormat::Csv && !raw.columns.is_empty() {
-            return Err(vec![("columns", "`columns` applies to `csv` output only".to_string())]);
-        }
-        Ok(Write { format: raw.format, columns: raw.columns.clone(), delimiter, header: raw.header })
+        Ok(Write { format: raw.format, columns: raw.columns().to_vec(), delimiter, header: raw.header() })
     }
 
     /// The file extension of this output.

@@ -421,6 +421,42 @@ async fn events_recorded_while_down_reach_the_flows_own_rules() {
     d.stop().await;
 }
 
+/// One slow channel delays its own notices only: while a webhook that never answers is
+/// waited for (10 s an attempt, three attempts), another rule's channel gets the notices of
+/// the later events too, in order, at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_channel_does_not_delay_the_notices_of_another() {
+    // Accepts connections (the kernel does) and never answers.
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let receiver = HttpReceiver::start(&[]).await;
+    let extra = format!(
+        "notify:\n  - on: [failed]\n    throttle: 0s\n    webhook: {{ url: \"http://{}/hook\" }}\n{}",
+        dead.local_addr().unwrap(),
+        webhook(&receiver, "failed").trim_start_matches("notify:\n")
+    );
+    let config = ServeConfig { shutdown_grace: Duration::from_secs(1), ..ServeConfig::default() };
+    let mut d = Daemon::start(&[("f.yaml", local_flow("f", &extra))], minute_now(), config.clone());
+    // The first daemon stores the cursor; the failures are recorded while it is down.
+    d.handle().notified().await;
+    d.restart(minute_now(), config, |dir| {
+        for detail in ["first", "second", "third"] {
+            record_failed(dir, "f", detail);
+        }
+    })
+    .await;
+    let waiting = std::time::Instant::now();
+    while receiver.requests().len() < 3 && waiting.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let details: Vec<String> = receiver.requests().iter().map(|r| r.json()["detail"].as_str().unwrap_or_default().to_string()).collect();
+    assert_eq!(details, ["first", "second", "third"], "after {:?}", waiting.elapsed());
+    let ledger = d.handle().ledger();
+    let last = ledger.last_event_seq().unwrap();
+    d.stop().await;
+    assert!(ledger.notify_cursor().unwrap().unwrap_or(0) < last, "the events the dead webhook did not get are sent at the next start");
+    drop(dead);
+}
+
 /// A webhook that never answers does not hold the shutdown past `shutdown_grace`; the event
 /// it could not get is still unsent in the ledger, for the next start.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

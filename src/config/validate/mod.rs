@@ -47,8 +47,12 @@ use crate::template::{NameTemplate, NameVars};
 // The `response:` checks, a child module so they use this `Checker` and its rules as they are.
 mod endpoints;
 mod notify;
+mod place;
 mod response;
 mod schedule;
+
+use place::Place;
+use response::static_folder;
 
 pub use endpoints::parse_cert_fingerprint;
 pub use notify::validate_notify;
@@ -119,7 +123,7 @@ pub fn validate(raw: RawFlow, file: &Path, lookup: &Lookup<'_>) -> Result<Flow, 
 /// Like [`validate`], for a flow of which some parts may be malformed: the others are still
 /// checked, and the result is an error whenever a part is missing.
 pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -> Result<Flow, Vec<Problem>> {
-    let mut c = Checker { lookup, problems: Vec::new() };
+    let mut c = Checker { lookup, problems: Vec::new(), places: BTreeMap::new() };
     let name = sections.name.and_then(|n| c.flow_name(&n));
     let defined: Option<Vec<String>> = sections.endpoints.as_ref().map(|e| e.keys().cloned().collect());
     let endpoints = sections.endpoints.map(|eps| {
@@ -130,6 +134,8 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
             })
             .collect::<Vec<_>>()
     });
+    // Folder rules compare where endpoints are, not their names.
+    c.places = endpoints.iter().flatten().filter_map(|(n, spec)| Some((n.clone(), Place::of(spec.as_ref()?)))).collect();
     let source = sections.source.and_then(|s| c.source(s, defined.as_deref()));
     if let (Some(src), Some(eps)) = (&source, &endpoints)
         && src.command.is_some()
@@ -161,7 +167,7 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
     if let Some(sinks) = &sinks {
         let built: Vec<(usize, &Sink)> = sinks.iter().enumerate().filter_map(|(i, s)| Some((i, s.as_ref()?))).collect();
         for (k, &(j, b)) in built.iter().enumerate() {
-            let same = |a: &Sink| a.endpoint == b.endpoint && a.path.source() == b.path.source() && a.name.source() == b.name.source();
+            let same = |a: &Sink| a.name.source() == b.name.source() && c.same_sink_folder(a, b);
             if let Some((i, _)) = built[..k].iter().find(|(_, a)| same(a)) {
                 c.problem(
                     format!("/sinks/{j}"),
@@ -176,7 +182,8 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
         (c.disposition("/after/success", a.success, source.as_ref()), c.disposition("/after/failure", a.failure, source.as_ref()))
     });
     if let (Some((Some(Disposition::MoveTo(folder)), _)), Some(sinks), Some(src)) = (&after, &sinks, &source) {
-        let delivers_there = |s: &Sink| s.endpoint == src.endpoint && RemotePath::parse(s.path.source()).is_ok_and(|p| &p == folder);
+        let delivers_there =
+            |s: &Sink| static_folder(s).is_some_and(|p| c.relation(&s.endpoint, &p, &src.endpoint, folder) == Some(Relation::Same));
         if let Some(i) = sinks.iter().position(|s| s.as_ref().is_some_and(delivers_there)) {
             c.problem(
                 "/after/success/move_to",
@@ -242,6 +249,17 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
 struct Checker<'l, 'a> {
     lookup: &'l Lookup<'a>,
     problems: Vec<Problem>,
+    /// Where each well-formed endpoint is (see `place.rs`).
+    places: BTreeMap<String, Place>,
+}
+
+/// How a folder lies relative to another.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Relation {
+    /// The same folder (perhaps through another endpoint).
+    Same,
+    /// Strictly inside it.
+    Inside,
 }
 
 impl Checker<'_, '_> {
@@ -454,8 +472,8 @@ impl Checker<'_, '_> {
                 &format!("{at}/path"),
                 RemotePath::parse(&sample).map_err(|e| format!("template `{}` gives a bad path: {e}", s.path)),
             )?;
-            if let Some(src) = source.filter(|src| src.endpoint == s.endpoint && !s.path.contains("{{")) {
-                self.not_rescanned(&format!("{at}/path"), &rendered, src, "delivered files");
+            if let Some(src) = source.filter(|_| !s.path.contains("{{")) {
+                self.not_rescanned(&format!("{at}/path"), &s.endpoint, &rendered, src, "delivered files");
             }
             Some(t)
         });
@@ -494,15 +512,60 @@ impl Checker<'_, '_> {
         })
     }
 
-    /// Refuses a folder on the source endpoint that the source would list again.
-    fn not_rescanned(&mut self, path: &str, folder: &RemotePath, source: &Source, what: &str) {
-        if folder == &source.path {
-            self.problem(path, format!("`{folder}` is the source folder: {what} would be picked up again"));
-        } else if source.recursive && folder.strip_prefix(&source.path).is_some() {
-            self.problem(
+    /// How `folder` on endpoint `ep` lies relative to `base` on endpoint `base_ep`, by where
+    /// the endpoints are (see `place.rs`); by name when an endpoint is malformed.
+    fn relation(&self, ep: &str, folder: &RemotePath, base_ep: &str, base: &RemotePath) -> Option<Relation> {
+        let (a, b) = match (self.places.get(ep), self.places.get(base_ep)) {
+            (Some(a), Some(b)) => (a.locate(folder), b.locate(base)),
+            _ if ep == base_ep => {
+                return if folder == base { Some(Relation::Same) } else { folder.strip_prefix(base).map(|_| Relation::Inside) };
+            }
+            _ => return None,
+        };
+        if a == b { Some(Relation::Same) } else { a.inside(&b).then_some(Relation::Inside) }
+    }
+
+    /// Two sinks write into one folder: the same fixed folder, or the same path template
+    /// under the same endpoint root.
+    fn same_sink_folder(&self, a: &Sink, b: &Sink) -> bool {
+        match (static_folder(a), static_folder(b)) {
+            (Some(fa), Some(fb)) => self.relation(&a.endpoint, &fa, &b.endpoint, &fb) == Some(Relation::Same),
+            _ => {
+                a.path.source() == b.path.source()
+                    && self.relation(&a.endpoint, &RemotePath::root(), &b.endpoint, &RemotePath::root()) == Some(Relation::Same)
+            }
+        }
+    }
+
+    /// Refuses a folder (on endpoint `ep`) that the source would list again: the source
+    /// folder itself, on any endpoint that reaches it, or one inside it when `recursive` is on.
+    fn not_rescanned(&mut self, path: &str, ep: &str, folder: &RemotePath, source: &Source, what: &str) {
+        let Some(relation) = self.relation(ep, folder, &source.endpoint, &source.path) else { return };
+        // Named with their endpoints when they differ: the names alone do not show it.
+        let (on, source_on) = if ep == source.endpoint {
+            (String::new(), String::new())
+        } else {
+            (format!(" on endpoint `{ep}`"), format!(" on endpoint `{}`", source.endpoint))
+        };
+        match relation {
+            Relation::Same if on.is_empty() => {
+                self.problem(path, format!("`{folder}` is the source folder: {what} would be picked up again"));
+            }
+            Relation::Same => self.problem(
                 path,
-                format!("`{folder}` is inside the source folder `{}` and `recursive` is on: {what} would be picked up again", source.path),
-            );
+                format!(
+                    "`{folder}`{on} is the source folder (`{}`{source_on}: the same place): {what} would be picked up again",
+                    source.path
+                ),
+            ),
+            Relation::Inside if source.recursive => self.problem(
+                path,
+                format!(
+                    "`{folder}`{on} is inside the source folder `{}`{source_on} and `recursive` is on: {what} would be picked up again",
+                    source.path
+                ),
+            ),
+            Relation::Inside => {}
         }
     }
 
@@ -514,7 +577,7 @@ impl Checker<'_, '_> {
                 let path = format!("{at}/move_to");
                 let folder = self.remote_path(&path, &folder)?;
                 if let Some(src) = source {
-                    self.not_rescanned(&path, &folder, src, "moved files");
+                    self.not_rescanned(&path, &src.endpoint, &folder, src, "moved files");
                 }
                 Disposition::MoveTo(folder)
             }
@@ -548,8 +611,8 @@ impl Checker<'_, '_> {
             Some(q) => {
                 self.endpoint_ref("/quarantine/endpoint", &q.endpoint, defined);
                 let path = self.remote_path("/quarantine/path", &q.path)?;
-                if let Some(src) = source.filter(|s| s.endpoint == q.endpoint) {
-                    self.not_rescanned("/quarantine/path", &path, src, "quarantined files");
+                if let Some(src) = source {
+                    self.not_rescanned("/quarantine/path", &q.endpoint, &path, src, "quarantined files");
                 }
                 Some(Quarantine { endpoint: q.endpoint, path, report: q.report })
             }
@@ -623,6 +686,7 @@ mod tests {
     fn env(name: &str) -> Result<String, VarError> {
         match name {
             "PASS" => Ok("s3cret".into()),
+            "HOME" => Ok("/home/u".into()),
             _ => Err(VarError::NotPresent),
         }
     }
@@ -844,6 +908,67 @@ sinks: [ { endpoint: l } ]
                 "sinks: [ { endpoint: l, path: /archive } ]\nafter: { success: { move_to: /done } }"
             ))
             .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_folder_reached_through_another_endpoint_name_is_still_the_source_folder() {
+        let flow = |endpoints: &str, rest: &str| format!("name: f\nendpoints:\n{endpoints}{rest}");
+        // Local: one root inside the other, `~`, `..`.
+        let locals = "  a: { type: local, root: ./data }\n  b: { type: local, root: ./data/in }\n  h: { type: local, root: ~/x }\n  k: { type: local, root: /home/u/x/../x/in }\n";
+        let p = problems(&flow(locals, "source: { endpoint: a, path: /in }\nsinks: [ { endpoint: b, path: / } ]\n"));
+        assert_eq!(
+            p,
+            [
+                "`/` on endpoint `b` is the source folder (`/in` on endpoint `a`: the same place): delivered files would be picked up again (at /sinks/0/path)"
+            ]
+        );
+        let p = problems(&flow(locals, "source: { endpoint: h, path: /in }\nsinks: [ { endpoint: k } ]\n"));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("`/` on endpoint `k` is the source folder (`/in` on endpoint `h`"), "{p:?}");
+        let p = problems(&flow(locals, "source: { endpoint: a, path: /, recursive: true }\nsinks: [ { endpoint: b, path: /out } ]\n"));
+        assert_eq!(
+            p,
+            [
+                "`/out` on endpoint `b` is inside the source folder `/` on endpoint `a` and `recursive` is on: delivered files would be picked up again (at /sinks/0/path)"
+            ]
+        );
+        assert!(run(&flow(locals, "source: { endpoint: a, path: /in }\nsinks: [ { endpoint: b, path: /out } ]\n")).is_ok());
+
+        // Servers: the same protocol, host (any case), port and user.
+        let sftp = |name: &str, host: &str, user: &str| {
+            format!("  {name}: {{ type: sftp, host: {host}, user: {user}, auth: {{ password: p }}, host_key: {{ known_hosts: k }} }}\n")
+        };
+        let servers =
+            format!("{}{}{}", sftp("s", "sftp.example.com", "u"), sftp("t", "SFTP.example.com", "u"), sftp("v", "sftp.example.com", "v"));
+        let p = problems(&flow(&servers, "source: { endpoint: s, path: /in }\nsinks: [ { endpoint: t, path: /in } ]\n"));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("`/in` on endpoint `t` is the source folder") && p[0].ends_with("(at /sinks/0/path)"), "{p:?}");
+        assert!(
+            run(&flow(&servers, "source: { endpoint: s, path: /in }\nsinks: [ { endpoint: v, path: /in } ]\n")).is_ok(),
+            "another user"
+        );
+
+        // Quarantine, and two sinks that are one folder.
+        let both = format!("{locals}{servers}");
+        let p = problems(&flow(
+            &both,
+            "source: { endpoint: s, path: /in }\nsinks: [ { endpoint: a, path: /in }, { endpoint: b } ]\nsteps: [ { parse: { format: csv } } ]\nquarantine: { endpoint: t, path: /in }\n",
+        ));
+        assert_eq!(p.len(), 2, "{p:?}");
+        assert!(p[0].starts_with("delivers to the same place as sink 0") && p[0].ends_with("(at /sinks/1)"), "{p:?}");
+        assert!(p[1].contains("`/in` on endpoint `t` is the source folder") && p[1].ends_with("(at /quarantine/path)"), "{p:?}");
+
+        // A move into the folder another name of the sink's endpoint delivers to.
+        let p = problems(&flow(
+            locals,
+            "source: { endpoint: a, path: /in }\nsinks: [ { endpoint: b, path: /archive } ]\nafter: { success: { move_to: /in/archive } }\n",
+        ));
+        assert_eq!(
+            p,
+            [
+                "`/in/archive` is where sink 0 delivers: each moved source would land beside its own delivered copy (as `NAME-1`) (at /after/success/move_to)"
+            ]
         );
     }
 

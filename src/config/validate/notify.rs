@@ -25,7 +25,7 @@ use crate::notify::{Channel, CommandSpec, EmailSpec, JsonTemplate, KINDS, Rule, 
 /// rules, or returns every problem. Relative paths (templates, `ca_file`, commands) and
 /// `${file:…}` resolve against `lookup.base_dir`.
 pub fn validate_notify(rules: Vec<RawNotifyRule>, at: &str, lookup: &Lookup<'_>) -> Result<Vec<Rule>, Vec<Problem>> {
-    let mut c = Checker { lookup, problems: Vec::new() };
+    let mut c = Checker { lookup, problems: Vec::new(), places: Default::default() };
     let built = c.notify(at, rules.into_iter().map(Some).collect());
     match built {
         Some(rules) if c.problems.is_empty() => Ok(rules),

@@ -89,10 +89,8 @@ impl Checker<'_, '_> {
         let path = self.polled_folder(&format!("{AT}/path"), &raw.path, |_| {
             "; which file answers which request is `name`'s (a template such as `{{stem}}.ack`)".to_string()
         });
-        if let (Some(p), Some(e), Some(src)) = (&path, &endpoint, source)
-            && src.endpoint == *e
-        {
-            self.not_rescanned(&format!("{AT}/path"), p, src, "responses");
+        if let (Some(p), Some(e), Some(src)) = (&path, &endpoint, source) {
+            self.not_rescanned(&format!("{AT}/path"), e, p, src, "responses");
         }
         let name = self.name_template(&format!("{AT}/name"), &raw.name);
         let deadline = self.positive_duration(&format!("{AT}/deadline"), &raw.deadline);
@@ -128,8 +126,8 @@ impl Checker<'_, '_> {
         if let Some(src) = source {
             // Responses delivered where the flow takes its requests would go out as requests.
             for (i, s) in built_sinks.iter().enumerate() {
-                if let Some(folder) = s.as_ref().filter(|s| s.endpoint == src.endpoint).and_then(static_folder) {
-                    self.not_rescanned(&format!("{AT}/sinks/{i}/path"), &folder, src, "responses delivered there");
+                if let Some((s, folder)) = s.as_ref().and_then(|s| Some((s, static_folder(s)?))) {
+                    self.not_rescanned(&format!("{AT}/sinks/{i}/path"), &s.endpoint, &folder, src, "responses delivered there");
                 }
             }
         }
@@ -177,7 +175,11 @@ impl Checker<'_, '_> {
             );
             return;
         }
-        for s in sinks.iter().flatten().filter(|s| s.endpoint == rs.endpoint && static_folder(s).as_ref() == Some(&rs.path)) {
+        let delivers_there = |s: &Sink| {
+            static_folder(s).is_some_and(|f| self.relation(&s.endpoint, &f, &rs.endpoint, &rs.path) == Some(super::Relation::Same))
+        };
+        let requests: Vec<&Sink> = sinks.iter().flatten().filter(|s| delivers_there(s)).collect();
+        for s in requests {
             let Ok(delivered) = s.name.render(&vars("a.csv")) else { continue };
             let Ok(expected) = name.render(&vars(&delivered)) else { continue };
             let trigger = s.trigger.as_ref().and_then(|t| t.render(&vars(&delivered)).ok());
@@ -198,7 +200,7 @@ impl Checker<'_, '_> {
 }
 
 /// A sink's folder when it is the same for every file (no template).
-fn static_folder(s: &Sink) -> Option<RemotePath> {
+pub(super) fn static_folder(s: &Sink) -> Option<RemotePath> {
     let text = s.path.source();
     if text.contains("{{") { None } else { RemotePath::parse(text).ok() }
 }
@@ -288,6 +290,33 @@ sinks: [ { endpoint: archive, path: /sent }, { endpoint: partner, path: /inbox }
         .unwrap();
         let p = problems(&BASE.replace("name: orders", "name: orders.response"));
         assert!(p.iter().any(|m| m.contains("names ending in `.response` are kept for round trips")), "{p:#?}");
+    }
+
+    /// The loop checks compare where endpoints are: another name for the source's folder, or
+    /// for the folder the requests are delivered to, is the same folder.
+    #[test]
+    fn round_trip_loops_through_another_endpoint_name_are_refused() {
+        let base = BASE.replace("archive: { type: local, root: ./archive }", "archive: { type: local, root: ./archive }\n  outbox: { type: local, root: ./outbox/ }\n  inbox: { type: local, root: ./partner/inbox }");
+        let p = problems(&format!(
+            "{base}response: {{ endpoint: outbox, path: /, name: \"{{{{stem}}}}.ack\", deadline: 1h, sinks: [ {{ endpoint: archive, path: /acks }} ] }}\n"
+        ));
+        assert_eq!(
+            p,
+            [
+                "`/` on endpoint `outbox` is the source folder (`/` on endpoint `out`: the same place): responses would be picked up again (at /response/path)"
+            ]
+        );
+        let p = problems(&format!(
+            "{base}response: {{ endpoint: partner, path: /acks, name: \"{{{{stem}}}}.ack\", deadline: 1h, sinks: [ {{ endpoint: outbox, path: / }} ] }}\n"
+        ));
+        assert!(
+            p.iter().any(|m| m.contains("/response/sinks/0/path") && m.contains("is the source folder (`/` on endpoint `out`")),
+            "{p:#?}"
+        );
+        let p = problems(&format!(
+            "{base}response: {{ endpoint: inbox, path: /, name: \"{{{{name}}}}\", deadline: 1h, sinks: [ {{ endpoint: archive, path: /acks }} ] }}\n"
+        ));
+        assert!(p.iter().any(|m| m.contains("/response/name") && m.contains("named like the request itself")), "{p:#?}");
     }
 
     #[test]
