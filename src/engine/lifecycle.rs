@@ -230,14 +230,6 @@ async fn advance(
                     stage::stage(&*cx.source, &entry.path, entry.size, staged, resume, hash, in_memory, &cx.budget)
                 })
                 .await?;
-                if let Some(why) = replaced_since_listed(cx, rec, &entry.path).await? {
-                    // What was read is not the version listed (and judged ready): nothing is
-                    // delivered or recorded for it; the next run lists the new version and
-                    // takes it as the new file it is.
-                    stage::discard(staged).await;
-                    tracing::info!(flow, path = %entry.path, reason = %why, "Not taken: the file was replaced since it was listed.");
-                    return Ok(report(&entry.path, Outcome::NotReady, why));
-                }
                 rec.sha256 = st.sha256;
                 *kept = st.data;
                 if cx.flow.source.identity.sha256
@@ -849,39 +841,6 @@ async fn vanished(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, staged: &Pa
     rec.updated = now_millis();
     cx.store(Transition::File { flow: cx.flow.name.clone(), rec: rec.clone() }).await?;
     Ok((report(&entry.path, Outcome::Skipped, detail), false))
-}
-
-/// Why a file just read must not be delivered, in a flow that keeps its source: it is no
-/// longer the version that was listed (another size, or another modification time: the
-/// partner replaced it since the listing, most likely before it was read). Its identity is
-/// that of the listing, so delivering it under that identity would leave the new version to
-/// be delivered again by the next run; and whether the bytes read are the old or the new
-/// version, a stat after the read cannot tell. `None` when it is unchanged (or gone since).
-///
-/// Asked only where it matters: in a flow that keeps its source (a moved or deleted source
-/// is checked before it is moved, `changed_since_read`) and whose identity has the
-/// modification time but not the content (`[sha256]` is what was read; without the time, a
-/// same-size replacement has the same identity, and a size change fails the read).
-/// One stat per file, in those flows only.
-async fn replaced_since_listed(cx: &Ctx<'_>, rec: &FileRecord, path: &RemotePath) -> Result<Option<String>, FileError> {
-    let id = cx.flow.source.identity;
-    if cx.flow.after_success != Disposition::Keep || !id.mtime || id.sha256 {
-        return Ok(None);
-    }
-    let Some(now) = retry(cx.flow.retry, "stat source", || async { Ok(cx.source.stat(path).await?) }).await? else { return Ok(None) };
-    let mtime = mtime_millis(&now);
-    // A time one side does not have tells nothing (as in `changed_since_read`).
-    if now.size == rec.size && (mtime.is_none() || rec.mtime.is_none() || mtime == rec.mtime) {
-        return Ok(None);
-    }
-    let when = |m: Option<crate::ledger::Millis>| m.map(date).unwrap_or_else(|| "no time".into());
-    Ok(Some(format!(
-        "replaced since it was listed ({} bytes, modified {} then; {} bytes, modified {} now); the next run takes the new version",
-        rec.size,
-        when(rec.mtime),
-        now.size,
-        when(mtime)
-    )))
 }
 
 /// Why the source must not be moved or deleted: it is no longer what was read (another
