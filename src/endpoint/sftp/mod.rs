@@ -7,6 +7,7 @@
 //! endpoint it has no policy: no temp names, no retries beyond one reconnect, no
 //! verification.
 
+mod algorithms;
 mod behind;
 mod connect;
 mod facts;
@@ -55,6 +56,9 @@ struct Inner {
     key: tokio::sync::OnceCell<Option<Arc<PrivateKey>>>,
     /// Learnt at connect time; `false` until the first connection.
     atomic_replace: AtomicBool,
+    /// The type of the server key a pinned fingerprint matched, once a connection had to
+    /// look past the first key shown: offered first from then on.
+    pinned_type: std::sync::Mutex<Option<russh::keys::Algorithm>>,
 }
 
 impl fmt::Debug for SftpEndpoint {
@@ -79,6 +83,7 @@ impl SftpEndpoint {
                 label,
                 key: tokio::sync::OnceCell::new(),
                 atomic_replace: AtomicBool::new(false),
+                pinned_type: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -176,7 +181,7 @@ impl Inner {
         *conn = None;
         slot.set_up(false);
         let key = self.key().await?;
-        let c = Arc::new(connect::connect(&self.spec, key, &self.label).await?);
+        let c = Arc::new(connect::connect(&self.spec, key, &self.label, &self.pinned_type).await?);
         self.atomic_replace.store(c.posix_rename, Ordering::Relaxed);
         tracing::debug!(endpoint = %self.label, "Connected.");
         *conn = Some(c.clone());
