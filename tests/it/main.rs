@@ -29,3 +29,4 @@ mod sandbox;
 mod serve;
 mod serve_process;
 mod sftp_auth;
+mod sftp_refusals;

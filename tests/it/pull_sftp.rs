@@ -390,3 +390,19 @@ fn a_server_with_only_nist_curves_ctr_and_hmac_sha1_is_pulled_from() {
         assert!(!w.remote("in/a.csv").exists());
     }
 }
+
+/// A flow whose source path names a file instead of the folder it is in is told so, as a
+/// configuration mistake (before: "not found", which sent people looking for a missing file).
+#[test]
+fn a_source_path_naming_a_file_says_it_is_a_file() {
+    let Some(w) = World::new() else { return };
+    fs::remove_dir_all(w.remote("in")).unwrap();
+    w.put("in", b"a file where the folder should be");
+    let flow = w.flow("", "");
+    let out = w.run(&flow);
+    let t = text(&out);
+    assert!(t.contains("/in is a file, not a folder") && t.contains("configuration error"), "{t}");
+    assert!(!t.contains("not found"), "{t}");
+    assert_ne!(out.status.code(), Some(0), "{t}");
+    assert!(w.sink_files().is_empty());
+}
