@@ -186,6 +186,9 @@ pub struct RawHostKey {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub known_hosts: Option<String>,
     /// Pinned key fingerprint as `ssh-keygen -l` prints it: `SHA256:` and 43 base64 characters.
+    /// Any of the server's host keys (ed25519, ECDSA, RSA) may be pinned: when the key the
+    /// server shows first is not the pinned one, wharf asks for its others before refusing,
+    /// and the refusal lists the fingerprints of every key the server has.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
 }

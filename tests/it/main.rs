@@ -30,4 +30,5 @@ mod sandbox;
 mod serve;
 mod serve_process;
 mod sftp_auth;
+mod sftp_refusals;
 mod state_full;

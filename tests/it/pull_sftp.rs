@@ -22,7 +22,12 @@ struct World {
 
 impl World {
     fn new() -> Option<World> {
-        let sshd = Sshd::start()?;
+        Self::with_server(&[])
+    }
+
+    /// [`new`](Self::new), the server started with `extra` sshd_config lines.
+    fn with_server(extra: &[&str]) -> Option<World> {
+        let sshd = Sshd::start_with(extra)?;
         let w = World { sshd, dir: tempdir() };
         fs::create_dir_all(w.remote("in")).unwrap();
         fs::create_dir_all(w.sink()).unwrap();
@@ -359,4 +364,45 @@ fn sigkill_between_delivery_and_disposition_then_rerun_delivers_everything_once(
 #[test]
 fn sigkill_during_disposition_then_rerun_delivers_everything_once() {
     crash_and_recover("disposing");
+}
+
+/// FIPS-mode and several commercial servers offer only the NIST-curve key exchanges, CTR
+/// ciphers and HMAC-SHA1 (some only an ECDSA host key); before, wharf found "no common Kex".
+/// A pull from each such server delivers.
+#[test]
+fn a_server_with_only_nist_curves_ctr_and_hmac_sha1_is_pulled_from() {
+    let servers: [&[&str]; 2] = [
+        &["KexAlgorithms ecdh-sha2-nistp256", "Ciphers aes128-ctr", "MACs hmac-sha1"],
+        &[
+            "KexAlgorithms ecdh-sha2-nistp384,ecdh-sha2-nistp521",
+            "Ciphers aes256-ctr",
+            "MACs hmac-sha1-etm@openssh.com",
+            "HostKeyAlgorithms ecdsa-sha2-nistp256",
+        ],
+    ];
+    for extra in servers {
+        let Some(w) = World::with_server(extra) else { return };
+        let flow = w.flow("", "after: { success: delete }\n");
+        w.put("in/a.csv", b"fips");
+        let (code, r) = w.run_json(&flow);
+        assert_eq!((code, counts(&r)), (0, (0, 1, 0, 0)), "{extra:?}: {r:#}\n--- sshd log ---\n{}", w.sshd.log());
+        assert_eq!(fs::read(w.sink().join("a.csv")).unwrap(), b"fips");
+        assert!(!w.remote("in/a.csv").exists());
+    }
+}
+
+/// A flow whose source path names a file instead of the folder it is in is told so, as a
+/// configuration mistake (before: "not found", which sent people looking for a missing file).
+#[test]
+fn a_source_path_naming_a_file_says_it_is_a_file() {
+    let Some(w) = World::new() else { return };
+    fs::remove_dir_all(w.remote("in")).unwrap();
+    w.put("in", b"a file where the folder should be");
+    let flow = w.flow("", "");
+    let out = w.run(&flow);
+    let t = text(&out);
+    assert!(t.contains("/in is a file, not a folder") && t.contains("configuration error"), "{t}");
+    assert!(!t.contains("not found"), "{t}");
+    assert_ne!(out.status.code(), Some(0), "{t}");
+    assert!(w.sink_files().is_empty());
 }

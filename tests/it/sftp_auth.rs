@@ -1,4 +1,5 @@
-//! SFTP login, host-key trust and `wharf trust`, a server that refuses more connections,
+//! SFTP login, host-key trust (known_hosts, a pin of any of the server's keys) and `wharf
+//! trust`, algorithms in common or not, a server that refuses more connections,
 //! and the wrong port (an FTP server where SSH was meant, and the reverse), against a private
 //! sshd and vsftpd (skipped where none can run; see `support::sshd`).
 
@@ -155,6 +156,58 @@ async fn fingerprint_pin() {
     let err = refused(with_host_key(sshd.sftp_spec(sshd.password_auth()), HostKeyPolicy::Fingerprint(wrong.clone()))).await;
     assert_eq!(err.kind, ErrorKind::HostKey, "{err}");
     assert!(err.to_string().contains(&wrong) && err.to_string().contains(&sshd.fingerprint()), "{err}");
+}
+
+/// sshd's log lines for the TCP connections it accepted so far.
+fn connections(sshd: &Sshd) -> usize {
+    sshd.log().matches("Connection from 127.0.0.1").count()
+}
+
+/// A pin names one of the server's keys — whichever the partner sent — not the type wharf
+/// prefers: with the server's RSA or ECDSA key pinned (it has ed25519 too, which both sides
+/// prefer), the connection is made; the endpoint's next connection offers the pinned type
+/// first (one handshake, not three). A pin that matches none of the keys names every one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pin_of_any_of_the_servers_keys_is_accepted() {
+    let Some(sshd) = server().await else { return };
+    for alg in ["rsa", "ecdsa"] {
+        let pin = fingerprint_of(&sshd.host_key_pub(alg)).unwrap();
+        let spec = with_host_key(sshd.sftp_spec(sshd.password_auth()), HostKeyPolicy::Fingerprint(pin));
+        let ep = connect(spec).await.unwrap_or_else(|e| panic!("{alg} pinned: {e}\n--- sshd log ---\n{}", sshd.log()));
+        ep.list(&RemotePath::root()).await.unwrap();
+        if alg == "rsa" {
+            tokio::task::block_in_place(|| sshd.restart());
+            let before = connections(&sshd);
+            ep.list(&RemotePath::root()).await.unwrap();
+            assert_eq!(connections(&sshd) - before, 1, "the reconnect offers RSA first\n{}", sshd.log());
+        }
+    }
+    let wrong = "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let err = refused(with_host_key(sshd.sftp_spec(sshd.password_auth()), HostKeyPolicy::Fingerprint(wrong.into()))).await;
+    assert_eq!(err.kind, ErrorKind::HostKey, "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains(&format!("matches the pinned fingerprint {wrong}")), "{msg}");
+    for alg in ["ed25519", "rsa", "ecdsa"] {
+        assert!(msg.contains(&fingerprint_of(&sshd.host_key_pub(alg)).unwrap()), "names the {alg} key: {msg}");
+    }
+}
+
+/// A server whose algorithms wharf does not have is a configuration error (no retry mends
+/// it) naming what the server offers and what wharf does, so the partner can be asked.
+#[tokio::test]
+async fn no_common_algorithm_names_what_each_side_offers() {
+    let cases: [(&'static [&'static str], &str, &str, &str); 2] = [
+        (&["KexAlgorithms diffie-hellman-group1-sha1"], "key exchange", "diffie-hellman-group1-sha1", "ecdh-sha2-nistp256"),
+        (&["Ciphers aes128-ctr", "MACs hmac-md5"], "MAC", "hmac-md5", "hmac-sha1"),
+    ];
+    for (extra, what, theirs, ours) in cases {
+        let Some(sshd) = tokio::task::spawn_blocking(move || Sshd::start_with(extra)).await.unwrap() else { return };
+        let err = refused(sshd.sftp_spec(sshd.password_auth())).await;
+        assert_eq!(err.kind, ErrorKind::Config, "{err}");
+        let msg = err.to_string();
+        assert!(msg.contains(&format!("no common {what} with the server: it offers {theirs}; wharf offers ")), "{msg}");
+        assert!(msg.contains(ours) && !msg.contains("kex-strict"), "{msg}");
+    }
 }
 
 #[tokio::test]

@@ -10,10 +10,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use russh::AlgorithmKind;
 use russh::client::{self, AuthResult, Handle};
-use russh::keys::{PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::keys::{Algorithm, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh_sftp::client::{Config as SftpConfig, RawSftpSession, SftpSession};
 
+use super::algorithms;
 use super::facts::Handshake;
 use super::hostkey::HostKeyCheck;
 use crate::config::flow::{SftpSpec, SshAuth};
@@ -83,10 +85,11 @@ impl Conn {
 /// russh callbacks: only the host-key check matters.
 pub(super) struct ClientHandler {
     check: Arc<HostKeyCheck>,
-    /// The refusal message, kept here too so it survives whatever error russh returns.
-    verdict: Arc<Mutex<Option<String>>>,
-    /// Filled in when the key exchange is done.
-    handshake: Arc<Mutex<Option<Handshake>>>,
+    /// The refusal message and the key refused, kept here too so they survive whatever
+    /// error russh returns.
+    verdict: Arc<Mutex<Option<(String, PublicKey)>>>,
+    /// Filled in when the key exchange is done, with the host key's type.
+    handshake: Arc<Mutex<Option<(Handshake, Algorithm)>>>,
 }
 
 /// Errors out of the russh session: its own, or our refusal of the host key.
@@ -107,11 +110,12 @@ impl client::Handler for ClientHandler {
 
     async fn check_server_key(&mut self, key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
         // A host certificate is judged by the key it certifies (we never ask for certificates).
-        match self.check.verify(&key.public_key()) {
+        let key = key.public_key();
+        match self.check.verify(&key) {
             Ok(()) => Ok(true),
             Err(msg) => {
                 if let Ok(mut v) = self.verdict.lock() {
-                    *v = Some(msg.clone());
+                    *v = Some((msg.clone(), key));
                 }
                 Err(HandlerError::HostKey(msg))
             }
@@ -120,7 +124,7 @@ impl client::Handler for ClientHandler {
 
     async fn kex_done(&mut self, _secret: Option<&[u8]>, names: &russh::Names, session: &mut client::Session) -> Result<(), Self::Error> {
         if let Ok(mut h) = self.handshake.lock() {
-            *h = Some(Handshake::new(session.remote_sshid(), names));
+            *h = Some((Handshake::new(session.remote_sshid(), names), names.key.clone()));
         }
         Ok(())
     }
@@ -174,50 +178,66 @@ pub(super) async fn load_key(spec: &SftpSpec, endpoint: &str) -> Result<Option<A
     }
 }
 
-/// Connects, checks the host key, logs in and opens the SFTP channels, all within
-/// `spec.connect_timeout`.
-/// Ciphers in order of preference: AES-GCM first. With AES-NI, aws-lc's AES-GCM costs this
-/// side a fraction of ChaCha20-Poly1305, and OpenSSH's server side (OpenSSL's AES-GCM against
-/// its own portable ChaCha20) is 1.25–1.5× cheaper end to end (docs/performance.md); on two
-/// shared cores that is throughput. Both are AEAD ciphers. OpenSSH's client prefers ChaCha20
-/// for CPUs without AES instructions, which servers that wharf talks to rarely are.
-const CIPHERS: &[russh::cipher::Name] = &[
-    russh::cipher::AES_128_GCM,
-    russh::cipher::AES_256_GCM,
-    russh::cipher::CHACHA20_POLY1305,
-    russh::cipher::AES_256_CTR,
-    russh::cipher::AES_192_CTR,
-    russh::cipher::AES_128_CTR,
-];
-
 /// Bytes read from the server's socket at a time.
 const READ_BUFFER: usize = 256 * 1024;
 
-pub(super) async fn connect(spec: &SftpSpec, key: Option<Arc<PrivateKey>>, endpoint: &str) -> Result<Conn, EndpointError> {
+/// Handshakes one connection may make to find the key a pinned fingerprint names: one per
+/// host-key type wharf knows (ed25519, three ECDSA curves, RSA), and the one that finds the
+/// server has no other.
+const PIN_TRIES: usize = 6;
+
+/// Connects, checks the host key, logs in and opens the SFTP channels, all within
+/// `spec.connect_timeout`.
+///
+/// A pinned fingerprint names one of the server's keys, not its type, and the server shows
+/// the one type both sides prefer. When the key shown is not the pinned one, the handshake is
+/// made again offering only the types not shown yet, until a key matches or the server has
+/// none left; only then is the pin refused, naming every key seen. The type that matched is
+/// kept in `pinned_type`, so the endpoint's next connections offer it first (one handshake).
+pub(super) async fn connect(
+    spec: &SftpSpec,
+    key: Option<Arc<PrivateKey>>,
+    endpoint: &str,
+    pinned_type: &Mutex<Option<Algorithm>>,
+) -> Result<Conn, EndpointError> {
     let err = |kind, msg: String| EndpointError::new(kind, Op::Connect, endpoint, None, msg);
     let check = Arc::new(HostKeyCheck::load(&spec.host, spec.port, &spec.host_key, endpoint)?);
-    let verdict = Arc::new(Mutex::new(None));
-    let handshake = Arc::new(Mutex::new(None));
-    let handler = ClientHandler { check: check.clone(), verdict: verdict.clone(), handshake: handshake.clone() };
-    let config = client::Config {
-        keepalive_interval: Some(Duration::from_secs(15)),
-        keepalive_max: 3,
-        // Set on the socket here (`establish`), which russh's `connect_stream` does not.
-        nodelay: true,
-        // The default 2 MiB window caps downloads at 2 MiB per round trip.
-        window_size: 16 * 1024 * 1024,
-        preferred: russh::Preferred { key: check.preferred_algorithms().into(), cipher: CIPHERS.into(), ..Default::default() },
-        ..Default::default()
-    };
     let first = Arc::new(Mutex::new(Vec::new()));
-    let fut = establish(spec, Arc::new(config), handler, key, first.clone());
-    let res = tokio::time::timeout(spec.connect_timeout, fut).await;
-    let host_key_refusal = verdict.lock().ok().and_then(|mut v| v.take());
-    if let Some(msg) = host_key_refusal {
-        return Err(err(ErrorKind::HostKey, msg));
-    }
-    match res {
-        Ok(Ok(conn)) => Ok(Conn { handshake: handshake.lock().ok().and_then(|mut h| h.take()), ..conn }),
+    let hint = pinned_type.lock().ok().and_then(|t| t.clone()).filter(|_| check.is_pin());
+    let tries = async {
+        // Keys the server showed that are not the pinned one.
+        let mut refused: Vec<PublicKey> = Vec::new();
+        loop {
+            let skip: Vec<Algorithm> = refused.iter().map(PublicKey::algorithm).collect();
+            let offer = check.preferred_algorithms(hint.as_ref(), &skip);
+            // What the server said first matters on the first try only (a wrong port).
+            let sniffed = if refused.is_empty() { first.clone() } else { Arc::default() };
+            match handshake(spec, &check, offer, key.clone(), sniffed).await {
+                Ok((conn, shown)) => {
+                    if !refused.is_empty()
+                        && let Ok(mut t) = pinned_type.lock()
+                    {
+                        *t = shown;
+                    }
+                    return Ok(conn);
+                }
+                Err(Failed::HostKey(msg, shown)) if check.is_pin() => {
+                    tracing::debug!(host = %spec.host, port = spec.port, refused = %msg, "Not the pinned host key; asking for another.");
+                    refused.push(shown);
+                    if refused.len() >= PIN_TRIES {
+                        return Err((ErrorKind::HostKey, check.pin_matches_none(&refused)));
+                    }
+                }
+                // The server has no key of a type not shown yet.
+                Err(Failed::NoCommon(AlgorithmKind::Key, _)) if !refused.is_empty() => {
+                    return Err((ErrorKind::HostKey, check.pin_matches_none(&refused)));
+                }
+                Err(f) => return Err(f.into()),
+            }
+        }
+    };
+    match tokio::time::timeout(spec.connect_timeout, tries).await {
+        Ok(Ok(conn)) => Ok(conn),
         Ok(Err((kind, msg))) => Err(err(kind, msg)),
         Err(_) => match first.lock().ok().and_then(|f| not_ssh(&f)) {
             // A server that is not SSH waits for what it expects, as long as russh waits for
@@ -231,13 +251,79 @@ pub(super) async fn connect(spec: &SftpSpec, key: Option<Arc<PrivateKey>>, endpo
     }
 }
 
+/// Why one connection attempt failed.
+enum Failed {
+    /// The host key shown was refused: the message, and the key.
+    HostKey(String, PublicKey),
+    /// Nothing in common of this kind: the message names both sides' lists.
+    NoCommon(AlgorithmKind, String),
+    Other(ErrorKind, String),
+}
+
+impl From<(ErrorKind, String)> for Failed {
+    fn from((kind, message): (ErrorKind, String)) -> Self {
+        Failed::Other(kind, message)
+    }
+}
+
+impl From<ChannelRefusal> for Failed {
+    fn from(r: ChannelRefusal) -> Self {
+        Failed::Other(r.kind, r.message)
+    }
+}
+
+impl From<Failed> for (ErrorKind, String) {
+    fn from(f: Failed) -> Self {
+        match f {
+            Failed::HostKey(msg, _) => (ErrorKind::HostKey, msg),
+            // Neither a retry nor another file can help: the server and wharf disagree.
+            Failed::NoCommon(_, msg) => (ErrorKind::Config, msg),
+            Failed::Other(kind, msg) => (kind, msg),
+        }
+    }
+}
+
+/// One TCP connection, SSH handshake offering the `host_keys` types, login and SFTP start;
+/// the connection and the type of the key the server proved.
+async fn handshake(
+    spec: &SftpSpec,
+    check: &Arc<HostKeyCheck>,
+    host_keys: Vec<Algorithm>,
+    key: Option<Arc<PrivateKey>>,
+    first: Arc<Mutex<Vec<u8>>>,
+) -> Result<(Conn, Option<Algorithm>), Failed> {
+    let verdict = Arc::new(Mutex::new(None));
+    let handshake = Arc::new(Mutex::new(None));
+    let handler = ClientHandler { check: check.clone(), verdict: verdict.clone(), handshake: handshake.clone() };
+    let config = client::Config {
+        keepalive_interval: Some(Duration::from_secs(15)),
+        keepalive_max: 3,
+        // Set on the socket here (`establish`), which russh's `connect_stream` does not.
+        nodelay: true,
+        // The default 2 MiB window caps downloads at 2 MiB per round trip.
+        window_size: 16 * 1024 * 1024,
+        preferred: algorithms::preferred(host_keys),
+        ..Default::default()
+    };
+    let res = establish(spec, Arc::new(config), handler, key, first).await;
+    if let Some((msg, shown)) = verdict.lock().ok().and_then(|mut v| v.take()) {
+        return Err(Failed::HostKey(msg, shown));
+    }
+    let conn = res?;
+    let (handshake, key_type) = match handshake.lock().ok().and_then(|mut h| h.take()) {
+        Some((h, alg)) => (Some(h), Some(alg)),
+        None => (None, None),
+    };
+    Ok((Conn { handshake, ..conn }, key_type))
+}
+
 async fn establish(
     spec: &SftpSpec,
     config: Arc<client::Config>,
     handler: ClientHandler,
     key: Option<Arc<PrivateKey>>,
     first: Arc<Mutex<Vec<u8>>>,
-) -> Result<Conn, (ErrorKind, String)> {
+) -> Result<Conn, Failed> {
     let unreachable = |e: std::io::Error| (ErrorKind::Transient, format!("cannot reach {}:{}: {e}", spec.host, spec.port));
     let tcp = tokio::net::TcpStream::connect((spec.host.as_str(), spec.port)).await.map_err(unreachable)?;
     if let Err(e) = tcp.set_nodelay(true) {
@@ -252,12 +338,16 @@ async fn establish(
         if !matches!(e, HandlerError::HostKey(_))
             && let Some(msg) = first.lock().ok().and_then(|f| not_ssh(&f))
         {
-            return (ErrorKind::Config, msg);
+            return Failed::Other(ErrorKind::Config, msg);
         }
         match e {
-            HandlerError::HostKey(msg) => (ErrorKind::HostKey, msg),
-            HandlerError::Ssh(russh::Error::IO(e)) => unreachable(e),
-            HandlerError::Ssh(e) => (ssh_error_kind(&e), format!("SSH handshake failed: {e}")),
+            HandlerError::HostKey(msg) => Failed::Other(ErrorKind::HostKey, msg),
+            HandlerError::Ssh(russh::Error::IO(e)) => unreachable(e).into(),
+            HandlerError::Ssh(russh::Error::NoCommonAlgo { kind, ours, theirs }) => {
+                let msg = algorithms::no_common(&kind, &ours, &theirs);
+                Failed::NoCommon(kind, msg)
+            }
+            HandlerError::Ssh(e) => Failed::Other(ssh_error_kind(&e), format!("SSH handshake failed: {e}")),
         }
     })?;
     let ssh = |what: &str, e: russh::Error| (ssh_error_kind(&e), format!("{what}: {e}"));
@@ -280,11 +370,11 @@ async fn establish(
             (res, format!("key {}", path.display()))
         }
         (SshAuth::Key { path, .. }, None) => {
-            return Err((ErrorKind::Config, format!("private key {} was not loaded", path.display())));
+            return Err(Failed::Other(ErrorKind::Config, format!("private key {} was not loaded", path.display())));
         }
     };
     if !matches!(result, AuthResult::Success) {
-        return Err((ErrorKind::AuthFailed, format!("login as {} with {method} refused", spec.user)));
+        return Err(Failed::Other(ErrorKind::AuthFailed, format!("login as {} with {method} refused", spec.user)));
     }
     let sftp_config = SftpConfig {
         max_concurrent_reads: 64,

@@ -1,5 +1,6 @@
-//! Host-key trust: known_hosts files read with OpenSSH semantics, pinned fingerprints,
-//! and the key scan behind `wharf trust`.
+//! Host-key trust: known_hosts files read with OpenSSH semantics, pinned fingerprints (of
+//! any of the server's keys: which types to offer on the next try is decided here, the
+//! retrying in `connect`), and the key scan behind `wharf trust`.
 //!
 //! Owns the rule that a server key is never accepted silently: every verdict other than
 //! "recorded for this host" or "matches the pin" is an error whose message says what to do.
@@ -203,18 +204,17 @@ impl HostKeyCheck {
         Ok(HostKeyCheck { host: host.to_string(), port, policy: policy.clone(), known })
     }
 
-    /// Host-key algorithms to offer, most preferred first: those recorded for this host lead,
-    /// so the server proves the key we know rather than another one we would call "unknown".
-    pub fn preferred_algorithms(&self) -> Vec<Algorithm> {
+    /// Host-key algorithms to offer, most preferred first: `first` (the type a pinned
+    /// fingerprint matched on an earlier connection) leads, then those recorded for this
+    /// host, so the server proves the key we know rather than another one we would call
+    /// "unknown"; then the others. Types of the `skip` keys (shown already, and refused) are
+    /// left out, so the server has to show another key.
+    pub fn preferred_algorithms(&self, first: Option<&Algorithm>, skip: &[Algorithm]) -> Vec<Algorithm> {
         let defaults = russh::Preferred::DEFAULT.key.to_vec();
         let mut out = Vec::new();
-        for recorded in self.known.algorithms_for(&self.host, self.port) {
+        for wanted in first.into_iter().cloned().chain(self.known.algorithms_for(&self.host, self.port)) {
             for d in &defaults {
-                let same = match (&recorded, d) {
-                    (Algorithm::Rsa { .. }, Algorithm::Rsa { .. }) => true,
-                    (a, b) => a == b,
-                };
-                if same && !out.contains(d) {
+                if same_key_type(&wanted, d) && !out.contains(d) {
                     out.push(d.clone());
                 }
             }
@@ -224,7 +224,28 @@ impl HostKeyCheck {
                 out.push(d);
             }
         }
+        out.retain(|a| !skip.iter().any(|s| same_key_type(s, a)));
         out
+    }
+
+    /// A fingerprint is pinned (rather than a known_hosts file consulted).
+    pub fn is_pin(&self) -> bool {
+        matches!(self.policy, HostKeyPolicy::Fingerprint(_))
+    }
+
+    /// The message when none of the server's keys (`shown`, each refused) matches the pin.
+    pub fn pin_matches_none(&self, shown: &[PublicKey]) -> String {
+        let name = known_hosts_name(&self.host, self.port);
+        let pin = match &self.policy {
+            HostKeyPolicy::Fingerprint(pin) => pin.as_str(),
+            HostKeyPolicy::KnownHosts(_) => "",
+        };
+        let keys: Vec<String> = shown.iter().map(|k| format!("{} {}", k.algorithm(), fingerprint(k))).collect();
+        format!(
+            "no host key of {name} matches the pinned fingerprint {pin}: the server has {}; this may be an attack. \
+             If the partner really replaced its key, pin the fingerprint they send you for the new one",
+            keys.join(", ")
+        )
     }
 
     /// `Ok` when the key is trusted; otherwise the message for a `HostKey` error.
@@ -258,6 +279,14 @@ impl HostKeyCheck {
                 }
             },
         }
+    }
+}
+
+/// The same kind of key: every RSA signature variant (`rsa-sha2-512`, `ssh-rsa`…) is one.
+fn same_key_type(a: &Algorithm, b: &Algorithm) -> bool {
+    match (a, b) {
+        (Algorithm::Rsa { .. }, Algorithm::Rsa { .. }) => true,
+        (a, b) => a == b,
     }
 }
 
@@ -302,7 +331,10 @@ impl client::Handler for ScanHandler {
 pub async fn scan_host_key(host: &str, port: u16, timeout: Duration) -> Result<ScannedKey, EndpointError> {
     let endpoint = format!("sftp {}", super::host_port(host, port));
     let seen = Arc::new(Mutex::new(None));
-    let config = Arc::new(client::Config { nodelay: true, ..Default::default() });
+    // The algorithms a flow's connection offers: a server `wharf trust` can read is one a
+    // flow can reach.
+    let preferred = super::algorithms::preferred(russh::Preferred::DEFAULT.key.to_vec());
+    let config = Arc::new(client::Config { nodelay: true, preferred, ..Default::default() });
     let handler = ScanHandler { seen: seen.clone() };
     let res = tokio::time::timeout(timeout, client::connect(config, (host, port), handler)).await;
     let captured = seen.lock().ok().and_then(|mut s| s.take());

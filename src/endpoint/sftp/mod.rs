@@ -7,11 +7,13 @@
 //! endpoint it has no policy: no temp names, no retries beyond one reconnect, no
 //! verification.
 
+mod algorithms;
 mod behind;
 mod connect;
 mod facts;
 mod hostkey;
 mod pool;
+mod refusal;
 mod small;
 
 use std::fmt;
@@ -55,6 +57,9 @@ struct Inner {
     key: tokio::sync::OnceCell<Option<Arc<PrivateKey>>>,
     /// Learnt at connect time; `false` until the first connection.
     atomic_replace: AtomicBool,
+    /// The type of the server key a pinned fingerprint matched, once a connection had to
+    /// look past the first key shown: offered first from then on.
+    pinned_type: std::sync::Mutex<Option<russh::keys::Algorithm>>,
 }
 
 impl fmt::Debug for SftpEndpoint {
@@ -79,6 +84,7 @@ impl SftpEndpoint {
                 label,
                 key: tokio::sync::OnceCell::new(),
                 atomic_replace: AtomicBool::new(false),
+                pinned_type: std::sync::Mutex::new(None),
             }),
         }
     }
@@ -176,7 +182,7 @@ impl Inner {
         *conn = None;
         slot.set_up(false);
         let key = self.key().await?;
-        let c = Arc::new(connect::connect(&self.spec, key, &self.label).await?);
+        let c = Arc::new(connect::connect(&self.spec, key, &self.label, &self.pinned_type).await?);
         self.atomic_replace.store(c.posix_rename, Ordering::Relaxed);
         tracing::debug!(endpoint = %self.label, "Connected.");
         *conn = Some(c.clone());
@@ -288,7 +294,14 @@ impl Endpoint for SftpEndpoint {
 
     async fn list(&self, dir: &RemotePath) -> Result<Vec<Entry>, EndpointError> {
         let full = &self.full(dir);
-        let rd = self.run(Op::List, dir, true, |c| async move { Ok(c.sftp.read_dir(full).await?) }).await?;
+        let rd = self
+            .run(Op::List, dir, true, |c| async move {
+                match c.sftp.read_dir(full).await {
+                    Ok(rd) => Ok(rd),
+                    Err(e) => Err(refusal::listing(&c, full, dir, e.into()).await),
+                }
+            })
+            .await?;
         let mut out = Vec::new();
         for de in rd {
             let name = de.file_name();
@@ -336,15 +349,27 @@ impl Endpoint for SftpEndpoint {
 
     async fn write_small(&self, path: &RemotePath, data: &[u8]) -> Result<Option<u64>, EndpointError> {
         let full = &self.full(path);
-        self.run(Op::Write, path, true, |c| async move { Ok(small::write_small(c.file_channel().await, full, data, c.fsync).await?) }).await
+        self.run(Op::Write, path, true, |c| async move {
+            match small::write_small(c.file_channel().await, full, data, c.fsync).await {
+                Ok(stored) => Ok(stored),
+                Err(e) => Err(refusal::write(&c, full, path, e.into()).await),
+            }
+        })
+        .await
     }
 
     async fn open_write(&self, path: &RemotePath) -> Result<Box<dyn WriteStream>, EndpointError> {
         let full = &self.full(path);
-        let ((file, conn), busy) =
-            self.attempt(Op::Write, path, true, Use::Stream, |c| async move { Ok((c.sftp.create(full).await?, c)) }).await?;
+        let ((file, conn), busy) = self
+            .attempt(Op::Write, path, true, Use::Stream, |c| async move {
+                match c.sftp.create(full).await {
+                    Ok(f) => Ok((f, c)),
+                    Err(e) => Err(refusal::write(&c, full, path, e.into()).await),
+                }
+            })
+            .await?;
         let behind = WriteBehind::new(&conn, full);
-        Ok(Box::new(SftpWrite { file, conn, inner: self.inner.clone(), path: path.clone(), behind, _busy: busy }))
+        Ok(Box::new(SftpWrite { file, conn, inner: self.inner.clone(), path: path.clone(), full: full.clone(), behind, _busy: busy }))
     }
 
     async fn rename(&self, from: &RemotePath, to: &RemotePath, replace: bool) -> Result<(), EndpointError> {
@@ -353,12 +378,16 @@ impl Endpoint for SftpEndpoint {
         self.run(Op::Rename, from, false, |c| async move {
             if replace {
                 if c.posix_rename {
-                    return Ok(connect::posix_rename(c.file_channel().await, src, dst).await?);
+                    return match connect::posix_rename(c.file_channel().await, src, dst).await {
+                        Ok(()) => Ok(()),
+                        Err(e) => Err(refusal::folder_in_the_way(&c, dst, to, e.into()).await),
+                    };
                 }
                 // No atomic replace on this server: make room, then rename.
                 match c.sftp.remove_file(dst).await {
+                    Ok(()) => {}
                     Err(SftpError::Status(s)) if s.status_code == StatusCode::NoSuchFile => {}
-                    other => other?,
+                    Err(e) => return Err(refusal::folder_in_the_way(&c, dst, to, e.into()).await),
                 }
             }
             match c.sftp.rename(src, dst).await {
@@ -439,6 +468,8 @@ struct SftpWrite {
     conn: Arc<Conn>,
     inner: Arc<Inner>,
     path: RemotePath,
+    /// `path` on the server.
+    full: String,
     /// Gets the server to write the file to disk while it is still being sent.
     behind: Option<WriteBehind>,
     _busy: Busy,
@@ -455,7 +486,7 @@ impl WriteStream for SftpWrite {
                 }
                 Ok(())
             }
-            Err(e) => Err(stream_err(&self.inner, &self.conn, Op::Write, &self.path, e.into()).await),
+            Err(e) => Err(self.failed(e).await),
         }
     }
 
@@ -471,8 +502,16 @@ impl WriteStream for SftpWrite {
         };
         match res {
             Ok(()) => Ok(()),
-            Err(e) => Err(stream_err(&self.inner, &self.conn, Op::Write, &self.path, e.into()).await),
+            Err(e) => Err(self.failed(e).await),
         }
+    }
+}
+
+impl SftpWrite {
+    /// The error of a write or close that failed, its cause named where the server was vague.
+    async fn failed(&self, e: io::Error) -> EndpointError {
+        let fail = refusal::write(&self.conn, &self.full, &self.path, e.into()).await;
+        stream_err(&self.inner, &self.conn, Op::Write, &self.path, fail).await
     }
 }
 

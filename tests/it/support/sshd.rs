@@ -6,7 +6,7 @@
 //! std::fs::write(sshd.data_dir().join("in.csv"), b"x")?; // server-side root, seen directly
 //! ```
 //!
-//! Each server has its own port, fresh host keys (ed25519 + rsa), config and data folder, so
+//! Each server has its own port, fresh host keys (ed25519, rsa, ecdsa), config and data folder, so
 //! tests may run in parallel. The login user `wharftest` (password [`PASSWORD`]) is created on
 //! first use; client keys ([`client_keys`]) are generated once and shared. Only processes this
 //! harness started are ever signalled (the sshd and its descendants, by pid), never by name.
@@ -94,6 +94,7 @@ impl Sshd {
         let c = conf.path();
         keygen(&["-t", "ed25519", "-N", "", "-C", "host-ed25519", "-f"], &c.join("ssh_host_ed25519_key"))?;
         keygen(&["-t", "rsa", "-b", "2048", "-N", "", "-C", "host-rsa", "-f"], &c.join("ssh_host_rsa_key"))?;
+        keygen(&["-t", "ecdsa", "-b", "256", "-N", "", "-C", "host-ecdsa", "-f"], &c.join("ssh_host_ecdsa_key"))?;
         let mut auth = String::new();
         for k in [&keys.ed25519, &keys.rsa, &keys.rsa_pem, &keys.ecdsa, &keys.ed25519_encrypted] {
             auth += &read(&pub_path(k))?;
@@ -130,7 +131,7 @@ impl Sshd {
         let sftp = if Path::new("/usr/lib/openssh/sftp-server").exists() { "/usr/lib/openssh/sftp-server" } else { "internal-sftp" };
         let extra: String = self.extra.iter().map(|l| format!("{l}\n")).collect();
         let cfg = format!(
-            "{extra}Port {port}\nListenAddress 127.0.0.1\nHostKey {c}/ssh_host_ed25519_key\nHostKey {c}/ssh_host_rsa_key\n\
+            "{extra}Port {port}\nListenAddress 127.0.0.1\nHostKey {c}/ssh_host_ed25519_key\nHostKey {c}/ssh_host_rsa_key\nHostKey {c}/ssh_host_ecdsa_key\n\
              PidFile {c}/sshd.pid\nAuthorizedKeysFile {c}/authorized_keys\nPubkeyAuthentication yes\n\
              PasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
              PermitRootLogin no\nAllowUsers {USER}\nMaxStartups 100:30:200\nMaxSessions 100\nMaxAuthTries 20\n\
@@ -142,7 +143,7 @@ impl Sshd {
 
     fn write_known_hosts(&self) -> Result<(), String> {
         let mut out = String::new();
-        for k in ["ssh_host_ed25519_key.pub", "ssh_host_rsa_key.pub"] {
+        for k in ["ssh_host_ed25519_key.pub", "ssh_host_rsa_key.pub", "ssh_host_ecdsa_key.pub"] {
             let text = read(&self.conf.path().join(k))?;
             let fields: Vec<&str> = text.split_whitespace().take(2).collect();
             out += &format!("[127.0.0.1]:{} {}\n", self.port, fields.join(" "));
@@ -199,7 +200,7 @@ impl Sshd {
         self.fingerprint.clone()
     }
 
-    /// The server's ed25519 / rsa public host key files.
+    /// The server's ed25519 / rsa / ecdsa public host key files.
     pub fn host_key_pub(&self, alg: &str) -> PathBuf {
         self.conf.path().join(format!("ssh_host_{alg}_key.pub"))
     }

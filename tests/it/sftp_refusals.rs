@@ -1,0 +1,121 @@
+//! What the SFTP endpoint says when OpenSSH answers a bare `SSH_FX_FAILURE`: a folder where
+//! an upload's final name should go, and a full disk (a small tmpfs mounted in the server's
+//! data folder; skipped where mounting is not allowed). Against a private sshd (see
+//! `support::sshd`).
+
+use crate::support;
+use support::{counts, json_of};
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use wharf::endpoint::sftp::SftpEndpoint;
+use wharf::endpoint::{Endpoint, EndpointError, ErrorKind, RemotePath};
+
+use support::sshd::Sshd;
+
+async fn server() -> Option<Sshd> {
+    tokio::task::spawn_blocking(Sshd::start).await.unwrap()
+}
+
+fn p(s: &str) -> RemotePath {
+    RemotePath::parse(s).unwrap()
+}
+
+async fn upload(ep: &SftpEndpoint, path: &RemotePath, data: &[u8]) -> Result<(), EndpointError> {
+    let mut w = ep.open_write(path).await?;
+    for chunk in data.chunks(64 * 1024) {
+        w.write_all(chunk).await?;
+    }
+    w.finish().await
+}
+
+fn assert_folder_named(res: Result<(), EndpointError>, target: &str) {
+    let err = res.expect_err("a file cannot replace a folder");
+    assert_eq!(err.kind, ErrorKind::Protocol, "{err}");
+    assert!(err.to_string().contains(&format!("{target} is a folder on the server")), "{err}");
+}
+
+/// An upload whose final name is a folder on the server, written directly or renamed onto
+/// it: each says the target is a folder (before: "protocol error: Failure").
+#[tokio::test]
+async fn a_folder_under_the_final_name_is_named() {
+    let Some(sshd) = server().await else { return };
+    fs::create_dir_all(sshd.data_dir().join("in/a.csv")).unwrap();
+    sshd.give_to_user(sshd.data_dir());
+    let ep = SftpEndpoint::new(sshd.sftp_spec(sshd.password_auth()));
+    let target = p("in/a.csv");
+    assert_folder_named(upload(&ep, &target, b"streamed").await, "/in/a.csv");
+    assert_folder_named(ep.write_small(&target, b"whole").await.map(drop), "/in/a.csv");
+    ep.write_small(&p("in/.a.csv.part"), b"renamed").await.unwrap();
+    assert_folder_named(ep.rename(&p("in/.a.csv.part"), &target, true).await, "/in/a.csv");
+    assert!(sshd.data_dir().join("in/a.csv").is_dir());
+}
+
+/// A push with `if_exists: overwrite` onto a folder of the file's name fails that file for
+/// good, saying why, instead of "protocol error: Failure"; it is not left to be retried.
+#[test]
+fn a_push_overwriting_a_folder_fails_the_file_saying_so() {
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = support::tempdir();
+    fs::create_dir_all(dir.path().join("outbox")).unwrap();
+    fs::write(dir.path().join("outbox/a.csv"), b"data").unwrap();
+    fs::create_dir_all(sshd.data_dir().join("inbox/a.csv")).unwrap();
+    sshd.give_to_user(sshd.data_dir());
+    let yaml = format!(
+        "name: push\nendpoints:\n  partner:\n{ep}  here:\n    type: local\n    root: {root:?}\nsource:\n  endpoint: here\n  path: /outbox\nsinks:\n  - endpoint: partner\n    path: /inbox\n    if_exists: overwrite\n",
+        ep = sshd.endpoint_yaml(4),
+        root = dir.path().display().to_string(),
+    );
+    let flow = dir.path().join("flow.yaml");
+    fs::write(&flow, yaml).unwrap();
+    let (_, r) = json_of(support::wharf(&dir.path().join("state")).args(["run", "--json"]).arg(&flow));
+    assert_eq!(counts(&r), (0, 0, 0, 1), "{r:#}");
+    let detail = r["files"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("/inbox/a.csv is a folder on the server"), "{detail}");
+    assert!(!detail.contains("next run resumes it"), "not retried: {detail}");
+    assert!(sshd.data_dir().join("inbox/a.csv").is_dir());
+    assert!(fs::read_dir(sshd.data_dir().join("inbox")).unwrap().count() == 1, "no temp file left behind");
+}
+
+/// A small tmpfs mounted over a folder; unmounted on drop.
+struct Mounted(PathBuf);
+
+impl Mounted {
+    fn tmpfs(at: &Path, size: &str) -> Option<Mounted> {
+        fs::create_dir_all(at).unwrap();
+        let out = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size},mode=0777"), "tmpfs"]).arg(at).output().ok()?;
+        if !out.status.success() {
+            eprintln!("SKIP: cannot mount a tmpfs: {}", String::from_utf8_lossy(&out.stderr).trim());
+            return None;
+        }
+        Some(Mounted(at.to_path_buf()))
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        // Lazily: the server's session may still hold the file open.
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// The server's disk full (ENOSPC, which OpenSSH answers with a bare FAILURE): the error says
+/// the server refused the write and that its disk is full, with the free space it reports
+/// (before: "protocol error: Failure"). Streamed and whole-file writes alike.
+#[tokio::test]
+async fn a_full_server_disk_is_named_with_the_free_space() {
+    let Some(sshd) = server().await else { return };
+    let Some(_mnt) = Mounted::tmpfs(&sshd.data_dir().join("full"), "1m") else { return };
+    let ep = SftpEndpoint::new(sshd.sftp_spec(sshd.password_auth()));
+    let err = upload(&ep, &p("full/big.bin"), &vec![7u8; 2 << 20]).await.expect_err("2 MiB do not fit in 1 MiB");
+    assert_eq!(err.kind, ErrorKind::Protocol, "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("the server refused the write (it said `Failure`): the server's disk is full ("), "{msg}");
+    assert!(msg.contains("free in /") && !msg.ends_with("Failure"), "{msg}");
+    // The partial file still fills the disk: a whole small file is refused the same way.
+    let err = ep.write_small(&p("full/small.bin"), &[1u8; 64 * 1024]).await.expect_err("no room left");
+    assert_eq!(err.kind, ErrorKind::Protocol, "{err}");
+    assert!(err.to_string().contains("the server's disk is full"), "{err}");
+}
