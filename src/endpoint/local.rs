@@ -80,7 +80,13 @@ impl Endpoint for LocalEndpoint {
     }
 
     fn capabilities(&self) -> Capabilities {
-        Capabilities { mtime_precision: Duration::from_micros(1), atomic_replace: true, trailing_space_names: true, local_files: true }
+        Capabilities {
+            mtime_precision: Duration::from_micros(1),
+            atomic_replace: true,
+            trailing_space_names: true,
+            local_files: true,
+            describes_opened: true,
+        }
     }
 
     async fn list(&self, dir: &RemotePath) -> Result<Vec<Entry>, EndpointError> {
@@ -127,19 +133,22 @@ impl Endpoint for LocalEndpoint {
 
     async fn open_read(&self, path: &RemotePath, offset: u64) -> Result<Box<dyn ReadStream>, EndpointError> {
         let mut f = tokio::fs::File::open(self.full(path)).await.map_err(|e| self.err(Op::Read, path, e))?;
+        let opened = entry_from(path.clone(), &f.metadata().await.map_err(|e| self.err(Op::Read, path, e))?);
         if offset > 0 {
             f.seek(io::SeekFrom::Start(offset)).await.map_err(|e| self.err(Op::Read, path, e))?;
         }
-        Ok(Box::new(LocalRead { f, ep: self.clone(), path: path.clone() }))
+        Ok(Box::new(LocalRead { f, ep: self.clone(), path: path.clone(), opened }))
     }
 
-    async fn read_small(&self, path: &RemotePath, limit: usize) -> Result<Vec<u8>, EndpointError> {
+    async fn read_small(&self, path: &RemotePath, limit: usize) -> Result<(Vec<u8>, Option<Entry>), EndpointError> {
         // One trip to a blocking thread (a stream takes one for the open and one per read).
-        let full = self.full(path);
+        let (full, p) = (self.full(path), path.clone());
         let read = blocking(move || {
             let mut data = Vec::with_capacity(limit.min(1024 * 1024));
-            io::Read::read_to_end(&mut io::Read::take(std::fs::File::open(full)?, limit as u64), &mut data)?;
-            Ok(data)
+            let f = std::fs::File::open(full)?;
+            let opened = entry_from(p, &f.metadata()?);
+            io::Read::read_to_end(&mut io::Read::take(f, limit as u64), &mut data)?;
+            Ok((data, Some(opened)))
         });
         read.await.map_err(|e| self.err(Op::Read, path, e))
     }
@@ -214,29 +223,32 @@ impl Endpoint for LocalEndpoint {
         })
     }
 
-    async fn link_local(&self, path: &RemotePath, local: &Path) -> Result<bool, EndpointError> {
+    async fn link_local(&self, path: &RemotePath, local: &Path) -> Result<Option<Entry>, EndpointError> {
         if self.cross_device.load(Ordering::Relaxed) {
-            return Ok(false);
+            return Ok(None);
         }
-        let (full, local, cross_device) = (self.full(path), local.to_path_buf(), Arc::clone(&self.cross_device));
-        let linked = blocking(move || -> io::Result<Option<io::Error>> {
+        let (full, local, cross_device, p) = (self.full(path), local.to_path_buf(), Arc::clone(&self.cross_device), path.clone());
+        let linked = blocking(move || -> io::Result<Result<Entry, io::Error>> {
             // link(2) would link a symlink itself, not its target: read through it instead.
             if !std::fs::symlink_metadata(&full)?.is_file() {
-                return Ok(Some(io::Error::other("not a regular file")));
+                return Ok(Err(io::Error::other("not a regular file")));
             }
-            let e = std::fs::hard_link(&full, &local).err();
-            if e.as_ref().is_some_and(|e| e.kind() == io::ErrorKind::CrossesDevices) {
-                cross_device.store(true, Ordering::Relaxed);
+            if let Err(e) = std::fs::hard_link(&full, &local) {
+                if e.kind() == io::ErrorKind::CrossesDevices {
+                    cross_device.store(true, Ordering::Relaxed);
+                }
+                return Ok(Err(e));
             }
-            Ok(e)
+            // The link's inode is the file linked, whatever has the source's name now.
+            Ok(Ok(entry_from(p, &std::fs::metadata(&local)?)))
         });
         match linked.await {
-            Ok(None) => Ok(true),
+            Ok(Ok(linked)) => Ok(Some(linked)),
             // Another file system, links refused (fs.protected_hardlinks for another user's
             // file, a file system without them), a symlink: the caller copies instead.
-            Ok(Some(e)) => {
+            Ok(Err(e)) => {
                 tracing::debug!(path = %path, error = %e, "Cannot link the source file (the caller makes room and links again, or copies it).");
-                Ok(false)
+                Ok(None)
             }
             Err(e) => Err(self.err(Op::Read, path, e)),
         }
@@ -331,12 +343,17 @@ struct LocalRead {
     f: tokio::fs::File,
     ep: LocalEndpoint,
     path: RemotePath,
+    opened: Entry,
 }
 
 #[async_trait]
 impl ReadStream for LocalRead {
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, EndpointError> {
         self.f.read(buf).await.map_err(|e| self.ep.err(Op::Read, &self.path, e))
+    }
+
+    fn opened(&self) -> Option<&Entry> {
+        Some(&self.opened)
     }
 }
 

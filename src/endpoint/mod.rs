@@ -60,6 +60,9 @@ pub struct Capabilities {
     /// A folder on this machine: [`Endpoint::link_local`] and [`Endpoint::adopt`] may spare a
     /// copy. `false` for servers (both always answer `Ok(false)` there).
     pub local_files: bool,
+    /// A read says which file it opened ([`ReadStream::opened`], and with
+    /// [`Endpoint::read_small`]): the open handle's size and time. `false` for FTP.
+    pub describes_opened: bool,
 }
 
 /// The error kinds retry / quarantine / fail decisions are made from.
@@ -184,6 +187,12 @@ impl EndpointError {
 pub trait ReadStream: Send {
     /// Reads up to `buf.len()` bytes; `Ok(0)` at end of file.
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, EndpointError>;
+    /// The file that was opened, as the server describes the open handle (size and
+    /// modification time, as a listing gives them): the version being read, even when another
+    /// file took its name since. `None` where the protocol has no handle to ask (FTP).
+    fn opened(&self) -> Option<&Entry> {
+        None
+    }
 }
 
 /// Reads from `src` until `buf` is full or the file ends; the count read.
@@ -222,14 +231,15 @@ pub trait Endpoint: Send + Sync + fmt::Debug {
     /// Opens `path` for reading, starting at byte `offset`.
     async fn open_read(&self, path: &RemotePath, offset: u64) -> Result<Box<dyn ReadStream>, EndpointError>;
     /// All of `path` when it holds fewer than `limit` bytes, else its first `limit` bytes (a
-    /// caller expecting `n` bytes asks for `n + 1` to see the end). For files read whole;
-    /// an endpoint overrides it where it can do that in fewer round trips than a stream.
-    async fn read_small(&self, path: &RemotePath, limit: usize) -> Result<Vec<u8>, EndpointError> {
+    /// caller expecting `n` bytes asks for `n + 1` to see the end), and the file that was
+    /// read as [`ReadStream::opened`] describes it. For files read whole; an endpoint
+    /// overrides it where it can do that in fewer round trips than a stream.
+    async fn read_small(&self, path: &RemotePath, limit: usize) -> Result<(Vec<u8>, Option<Entry>), EndpointError> {
         let mut src = self.open_read(path, 0).await?;
         let mut buf = vec![0u8; limit];
         let n = read_full(&mut *src, &mut buf).await?;
         buf.truncate(n);
-        Ok(buf)
+        Ok((buf, src.opened().cloned()))
     }
     /// Creates or truncates `path` for writing. Parent directories must exist.
     async fn open_write(&self, path: &RemotePath) -> Result<Box<dyn WriteStream>, EndpointError>;
@@ -271,11 +281,12 @@ pub trait Endpoint: Send + Sync + fmt::Debug {
         Ok(None)
     }
     /// Makes the local file `local` (which does not exist) hold `path` without copying it: a
-    /// hard link, when this endpoint is a folder on the same file system (`Ok(true)`).
-    /// `Ok(false)` when it cannot (a server, another file system, links not allowed), and
-    /// nothing happened. Spares staging a local source file by copying it.
-    async fn link_local(&self, _path: &RemotePath, _local: &std::path::Path) -> Result<bool, EndpointError> {
-        Ok(false)
+    /// hard link, when this endpoint is a folder on the same file system (`Ok(Some(linked))`,
+    /// the file linked as [`ReadStream::opened`] describes it). `Ok(None)` when it cannot (a
+    /// server, another file system, links not allowed), and nothing happened. Spares staging a
+    /// local source file by copying it.
+    async fn link_local(&self, _path: &RemotePath, _local: &std::path::Path) -> Result<Option<Entry>, EndpointError> {
+        Ok(None)
     }
     /// Takes a complete file as the final `path` by renaming it, when this endpoint is a
     /// folder on this machine: `Ok(Some(adopted))`, and `path` holds `adopted.size` bytes.

@@ -230,6 +230,14 @@ async fn advance(
                     stage::stage(&*cx.source, &entry.path, entry.size, staged, resume, hash, in_memory, &cx.budget)
                 })
                 .await?;
+                if let Some(why) = replaced_since_listed(cx, rec, st.opened.as_ref()) {
+                    // What was read is not the version listed (and judged ready): nothing is
+                    // delivered or recorded for it; the next run lists the new version and
+                    // takes it as the new file it is.
+                    stage::discard(staged).await;
+                    tracing::info!(flow, path = %entry.path, reason = %why, "Not taken: the file was replaced since it was listed.");
+                    return Ok(report(&entry.path, Outcome::NotReady, why));
+                }
                 rec.sha256 = st.sha256;
                 *kept = st.data;
                 if cx.flow.source.identity.sha256
@@ -841,6 +849,37 @@ async fn vanished(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, staged: &Pa
     rec.updated = now_millis();
     cx.store(Transition::File { flow: cx.flow.name.clone(), rec: rec.clone() }).await?;
     Ok((report(&entry.path, Outcome::Skipped, detail), false))
+}
+
+/// Why a file just read must not be delivered: the file the endpoint opened (`opened`, the
+/// open handle's attributes, which name the version read even when another file has taken
+/// its name since) is not the version that was listed — another size or modification time:
+/// the partner replaced it in between. Its identity is the listing's, so delivering it under
+/// that identity would have the next run deliver the new version a second time. `None` when
+/// it is the listed one, or the endpoint cannot say (FTP: `RETR` has no handle to ask; there
+/// `changed_since_read` still keeps a moved or deleted source that changed).
+///
+/// Only in a flow that keeps its source (a moved or deleted one is checked before it is
+/// moved, `changed_since_read`, which also delivers at once a version replaced before it was
+/// read) and where the identity has the modification time but not the content: `[sha256]` is
+/// what was read, and without the time a same-size replacement has the same identity (and a
+/// size change fails the read). Costs no round trip: the attributes come with the read.
+fn replaced_since_listed(cx: &Ctx<'_>, rec: &FileRecord, opened: Option<&Entry>) -> Option<String> {
+    let id = cx.flow.source.identity;
+    let opened = opened.filter(|_| cx.flow.after_success == Disposition::Keep && id.mtime && !id.sha256)?;
+    let mtime = mtime_millis(opened);
+    // A time one side does not have tells nothing (as in `changed_since_read`).
+    if opened.size == rec.size && (mtime.is_none() || rec.mtime.is_none() || mtime == rec.mtime) {
+        return None;
+    }
+    let when = |m: Option<crate::ledger::Millis>| m.map(date).unwrap_or_else(|| "no time".into());
+    Some(format!(
+        "replaced since it was listed ({} bytes, modified {} then; {} bytes, modified {} when read); the next run takes the new version",
+        rec.size,
+        when(rec.mtime),
+        opened.size,
+        when(mtime)
+    ))
 }
 
 /// Why the source must not be moved or deleted: it is no longer what was read (another

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::endpoint::{Endpoint, ReadStream, RemotePath, read_full};
+use crate::endpoint::{Endpoint, Entry, ReadStream, RemotePath, read_full};
 
 use super::budget::Budget;
 use super::error::FileError;
@@ -68,6 +68,9 @@ pub struct Staged {
     /// The file's bytes, when it is held in memory instead of staged on disk (see
     /// [`INLINE_MAX`]): the staging file does not exist.
     pub data: Option<Vec<u8>>,
+    /// The file read, as the endpoint described the open handle (or the link): `None` where
+    /// it cannot say (FTP), or nothing was read now (all of it staged by an earlier attempt).
+    pub opened: Option<Entry>,
 }
 
 /// Whether staging must know the file's SHA-256.
@@ -174,8 +177,10 @@ pub async fn stage(
     // A local source, linked in one trip when nothing is in the way (the usual case: the
     // staging folder is there, no leftover); else the folder and any leftover are dealt
     // with below and the link tried again.
-    if ep.capabilities().local_files && ep.link_local(path, file).await? {
-        return linked(path, size, file, hash).await;
+    if ep.capabilities().local_files
+        && let Some(opened) = ep.link_local(path, file).await?
+    {
+        return linked(path, size, file, hash, opened).await;
     }
     // The folder, and what an earlier attempt left, in one trip to a blocking thread.
     let f = file.to_path_buf();
@@ -194,8 +199,10 @@ pub async fn stage(
     .await
     .unwrap_or_else(|e| Err(std::io::Error::other(e)))
     .map_err(io(file))?;
-    if existing == 0 && ep.link_local(path, file).await? {
-        return linked(path, size, file, hash).await;
+    if existing == 0
+        && let Some(opened) = ep.link_local(path, file).await?
+    {
+        return linked(path, size, file, hash, opened).await;
     }
     if existing == 0 && is_small(size) {
         return stage_small(ep, path, size, file, budget).await;
@@ -226,11 +233,13 @@ pub async fn stage(
     }
     // Hashing and writing happen on a blocking thread while the next chunk downloads.
     let mut writer = HashWriter::start(out.into_std().await, hasher, CHUNK);
+    let mut opened = None;
     if offset < size {
         let mut src = match resumed {
             Some(src) => src,
             None => ep.open_read(path, offset).await?,
         };
+        opened = src.opened().cloned();
         let mut first = true;
         loop {
             // Each chunk filled before it is handed over: network reads may bring a few KiB.
@@ -256,7 +265,7 @@ pub async fn stage(
     }
     let hasher = writer.finish().await.map_err(io(file))?;
     check_length(path, offset, size)?;
-    Ok(Staged { size, sha256: Some(hex::encode(hasher.finalize())), data: None })
+    Ok(Staged { size, sha256: Some(hex::encode(hasher.finalize())), data: None, opened })
 }
 
 /// How much of a partly staged file is read again from the source before a download resumes.
@@ -288,28 +297,28 @@ async fn same_tail(ep: &dyn Endpoint, path: &RemotePath, file: &Path, offset: u6
 
 /// A staging file linked to the source: hashed (one read), its size checked against the
 /// listing's, unless the upload does that ([`Hash::Deferred`]).
-async fn linked(path: &RemotePath, size: u64, file: &Path, hash: Hash) -> Result<Staged, FileError> {
+async fn linked(path: &RemotePath, size: u64, file: &Path, hash: Hash, opened: Entry) -> Result<Staged, FileError> {
     halt::point("staging");
     if hash == Hash::Deferred {
-        return Ok(Staged { size, sha256: None, data: None });
+        return Ok(Staged { size, sha256: None, data: None, opened: Some(opened) });
     }
     let (len, hasher) = pipe::hash_file(file.to_path_buf()).await.map_err(io(file))?;
     if len != size {
         discard(file).await;
         return Err(FileError::Changed(format!("{path} has {len} bytes, but the listing said {size}; it changed since it was listed")));
     }
-    Ok(Staged { size, sha256: Some(hex::encode(hasher.finalize())), data: None })
+    Ok(Staged { size, sha256: Some(hex::encode(hasher.finalize())), data: None, opened: Some(opened) })
 }
 
 /// A file of at most [`WHOLE_MAX`], from nothing: read whole (and one byte more, to see it end),
 /// then written in place of any leftover, fsynced and hashed in one trip to a blocking thread.
 async fn stage_small(ep: &dyn Endpoint, path: &RemotePath, size: u64, file: &Path, budget: &Budget) -> Result<Staged, FileError> {
     let bytes = budget.hold(size).await;
-    let buf = read_whole(ep, path, size).await?;
+    let (buf, opened) = read_whole(ep, path, size).await?;
     let hasher = pipe::write_whole(file.to_path_buf(), buf).await.map_err(io(file))?;
     drop(bytes);
     halt::point("staging");
-    Ok(Staged { size, sha256: Some(hex::encode(hasher.finalize())), data: None })
+    Ok(Staged { size, sha256: Some(hex::encode(hasher.finalize())), data: None, opened })
 }
 
 /// A file of at most [`INLINE_MAX`], read whole and kept in memory (hashed here: a few tens
@@ -318,19 +327,19 @@ async fn held(ep: &dyn Endpoint, path: &RemotePath, size: u64, budget: &Budget) 
     // Only while it is read: the bytes kept until delivery are at most INLINE_MAX per file
     // in flight (4 MiB with the most files in flight).
     let _bytes = budget.hold(size).await;
-    let data = read_whole(ep, path, size).await?;
+    let (data, opened) = read_whole(ep, path, size).await?;
     let sha256 = hex::encode(Sha256::digest(&data));
     halt::point("staging");
-    Ok(Staged { size, sha256: Some(sha256), data: Some(data) })
+    Ok(Staged { size, sha256: Some(sha256), data: Some(data), opened })
 }
 
 /// All of a file of at most [`WHOLE_MAX`] (and one byte more, to see it end), its length
-/// checked against the listing's.
-async fn read_whole(ep: &dyn Endpoint, path: &RemotePath, size: u64) -> Result<Vec<u8>, FileError> {
+/// checked against the listing's, and the file read as the endpoint describes it.
+async fn read_whole(ep: &dyn Endpoint, path: &RemotePath, size: u64) -> Result<(Vec<u8>, Option<Entry>), FileError> {
     // Invariant: size <= WHOLE_MAX, so it fits a usize.
-    let data = ep.read_small(path, size as usize + 1).await?;
+    let (data, opened) = ep.read_small(path, size as usize + 1).await?;
     check_length(path, data.len() as u64, size)?;
-    Ok(data)
+    Ok((data, opened))
 }
 
 /// A download's length against the listing's.
@@ -428,7 +437,8 @@ mod tests {
         let (d, ep, staged) = setup();
         std::fs::write(d.path().join("src/a.csv"), "a;b\n").unwrap();
         let st = stage_file(&ep, "a.csv", 4, &staged, true, Hash::Deferred, false).await.unwrap();
-        assert_eq!(st, Staged { size: 4, sha256: None, data: None });
+        assert_eq!((st.size, &st.sha256, &st.data), (4, &None, &None));
+        assert_eq!(st.opened.map(|o| o.size), Some(4), "the linked file described");
         assert_eq!(std::fs::metadata(&staged).unwrap().nlink(), 2, "linked");
         // A file that is copied is hashed on the way, whatever was asked.
         std::fs::write(d.path().join("real.csv"), "r\n").unwrap();
@@ -443,7 +453,8 @@ mod tests {
         let (d, ep, staged) = setup();
         std::fs::write(d.path().join("src/a.csv"), "a;b\n").unwrap();
         let st = stage_file(&ep, "a.csv", 4, &staged, false, Hash::Deferred, true).await.unwrap();
-        assert_eq!(st, Staged { size: 4, sha256: Some(hex::encode(Sha256::digest(b"a;b\n"))), data: Some(b"a;b\n".to_vec()) });
+        assert_eq!((st.size, st.sha256, st.data), (4, Some(hex::encode(Sha256::digest(b"a;b\n"))), Some(b"a;b\n".to_vec())));
+        assert_eq!(st.opened.map(|o| o.size), Some(4), "the file read described");
         assert!(!staged.exists(), "no staging file");
         // Changed since it was listed: refused, as a staged one would be.
         let err = stage_file(&ep, "a.csv", 3, &staged, false, Hash::Now, true).await.unwrap_err();

@@ -984,7 +984,6 @@ fn replace_later(src: &Path, rel: &str, body: &[u8]) {
 /// the new version, once, and the run after it delivers nothing. Held in memory (small) and
 /// linked (bigger) alike.
 #[tokio::test]
-#[ignore = "known limit: needs the identity of what was read (fstat of the open handle, pipelined with the read); a stat after every read cost 57 % of the SFTP small-file pull (docs/architecture.md, Identity)"]
 async fn a_kept_source_replaced_after_the_listing_is_delivered_once() {
     let mut fx = fixture();
     fx.flow.after_success = Disposition::Keep;

@@ -16,7 +16,7 @@ use wharf::config::flow::FtpTls;
 use wharf::endpoint::ftp::FtpEndpoint;
 use wharf::endpoint::local::LocalEndpoint;
 use wharf::endpoint::sftp::SftpEndpoint;
-use wharf::endpoint::{DynEndpoint, EntryKind, ErrorKind, PathError, RemotePath};
+use wharf::endpoint::{DynEndpoint, Entry, EntryKind, ErrorKind, PathError, RemotePath};
 use wharf::sandbox::{Sandbox, SandboxOptions};
 
 use support::ftpd::{Flavor, Ftpd};
@@ -237,6 +237,7 @@ conformance!(
     write_read_8_mib,
     read_at_offset,
     read_small_whole_and_cut,
+    reads_describe_the_file_opened,
     write_small_stores_and_reports,
     abandoned_write_leaves_endpoint_usable,
     two_files_open_at_once,
@@ -376,7 +377,7 @@ async fn read_small_whole_and_cut(b: Backend) {
     b.put("t.bin", b"tiny");
     let read = |rel: &'static str, limit: usize| {
         let ep = b.ep.clone();
-        async move { ep.read_small(&p(rel), limit).await.unwrap() }
+        async move { ep.read_small(&p(rel), limit).await.unwrap().0 }
     };
     assert!(read("s.bin", data.len() + 1).await == data, "whole, the end seen");
     assert!(read("s.bin", data.len()).await == data, "exactly the limit");
@@ -386,6 +387,34 @@ async fn read_small_whole_and_cut(b: Backend) {
     assert_eq!(read("t.bin", 3).await, b"tin");
     let err = b.ep.read_small(&p("missing.bin"), 10).await.expect_err("missing file");
     assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+}
+
+/// Where the backend says it can, a read (whole or streamed) describes the file it opened as
+/// the listing does (size and time), and a stream keeps describing that file after another
+/// took its name: what the engine compares with the listing to see a file replaced between
+/// its listing and its download.
+async fn reads_describe_the_file_opened(b: Backend) {
+    b.put("v.bin", b"version one");
+    let listed = b.ep.stat(&p("v.bin")).await.unwrap().unwrap();
+    let (_, opened) = b.ep.read_small(&p("v.bin"), 100).await.unwrap();
+    let stream = b.ep.open_read(&p("v.bin"), 0).await.unwrap();
+    if !b.ep.capabilities().describes_opened {
+        assert_eq!((opened, stream.opened()), (None, None));
+        return;
+    }
+    let seen = |e: &Entry| (e.size, e.mtime);
+    assert_eq!(opened.as_ref().map(seen), Some(seen(&listed)), "read whole");
+    assert_eq!(stream.opened().map(seen), Some(seen(&listed)), "streamed");
+    // Replaced under its name: same size, a minute later.
+    let replacement = b.local("v.new");
+    std::fs::write(&replacement, b"version two").unwrap();
+    std::fs::File::options().write(true).open(&replacement).unwrap().set_modified(listed.mtime.unwrap() + Duration::from_secs(60)).unwrap();
+    (b.own)(&replacement);
+    std::fs::rename(&replacement, b.local("v.bin")).unwrap();
+    assert_eq!(stream.opened().map(seen), Some(seen(&listed)), "the file opened, not the name's new one");
+    let (data, opened) = b.ep.read_small(&p("v.bin"), 100).await.unwrap();
+    assert_eq!(data, b"version two");
+    assert_eq!(opened.map(|e| e.mtime), Some(Some(listed.mtime.unwrap() + Duration::from_secs(60))), "the new one read now");
 }
 
 /// `write_small`: creates or truncates, stores everything (several writes' worth too), and

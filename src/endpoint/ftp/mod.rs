@@ -760,6 +760,7 @@ impl Endpoint for FtpEndpoint {
             atomic_replace: false,
             trailing_space_names: false,
             local_files: false,
+            describes_opened: false,
         }
     }
 
@@ -822,12 +823,15 @@ impl Endpoint for FtpEndpoint {
 
     /// On one login, the data connection asked for in the same write as `RETR` where it can
     /// be (`whole.rs`).
-    async fn read_small(&self, path: &RemotePath, limit: usize) -> Result<Vec<u8>, EndpointError> {
-        self.run(Op::Read, path, true, |mut c| async move {
-            let r = self.fetch_whole(&mut c, path, limit).await;
-            (c, r)
-        })
-        .await
+    async fn read_small(&self, path: &RemotePath, limit: usize) -> Result<(Vec<u8>, Option<Entry>), EndpointError> {
+        // No handle to ask what was read: `RETR` names a path.
+        let data = self
+            .run(Op::Read, path, true, |mut c| async move {
+                let r = self.fetch_whole(&mut c, path, limit).await;
+                (c, r)
+            })
+            .await?;
+        Ok((data, None))
     }
 
     async fn open_write(&self, path: &RemotePath) -> Result<Box<dyn WriteStream>, EndpointError> {

@@ -289,6 +289,7 @@ impl Endpoint for SftpEndpoint {
             atomic_replace: self.inner.atomic_replace.load(Ordering::Relaxed),
             trailing_space_names: true,
             local_files: false,
+            describes_opened: true,
         }
     }
 
@@ -333,18 +334,23 @@ impl Endpoint for SftpEndpoint {
         let ((file, conn), busy) = self
             .attempt(Op::Read, path, true, Use::Stream, |c| async move {
                 let mut f = c.sftp.open(full).await?;
+                // The handle's own attributes: the version read, whatever has the name now.
+                let md = f.metadata().await?;
                 if offset > 0 {
                     f.seek(io::SeekFrom::Start(offset)).await?;
                 }
-                Ok((f, c))
+                Ok(((f, md), c))
             })
             .await?;
-        Ok(Box::new(SftpRead { file, conn, inner: self.inner.clone(), path: path.clone(), _busy: busy }))
+        let (file, md) = file;
+        let opened = entry_from(path.clone(), &md);
+        Ok(Box::new(SftpRead { file, conn, inner: self.inner.clone(), path: path.clone(), opened, _busy: busy }))
     }
 
-    async fn read_small(&self, path: &RemotePath, limit: usize) -> Result<Vec<u8>, EndpointError> {
+    async fn read_small(&self, path: &RemotePath, limit: usize) -> Result<(Vec<u8>, Option<Entry>), EndpointError> {
         let full = &self.full(path);
-        self.run(Op::Read, path, true, |c| async move { Ok(small::read_small(c.file_channel().await, full, limit).await?) }).await
+        let (data, md) = self.run(Op::Read, path, true, |c| async move { Ok(small::read_small(c.file_channel().await, full, limit).await?) }).await?;
+        Ok((data, Some(entry_from(path.clone(), &md))))
     }
 
     async fn write_small(&self, path: &RemotePath, data: &[u8]) -> Result<Option<u64>, EndpointError> {
@@ -449,6 +455,8 @@ struct SftpRead {
     conn: Arc<Conn>,
     inner: Arc<Inner>,
     path: RemotePath,
+    /// The open handle's attributes (`FSTAT`).
+    opened: Entry,
     /// The connection counts as busy while the file is open.
     _busy: Busy,
 }
@@ -460,6 +468,10 @@ impl ReadStream for SftpRead {
             Ok(n) => Ok(n),
             Err(e) => Err(stream_err(&self.inner, &self.conn, Op::Read, &self.path, e.into()).await),
         }
+    }
+
+    fn opened(&self) -> Option<&Entry> {
+        Some(&self.opened)
     }
 }
 

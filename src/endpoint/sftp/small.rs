@@ -27,14 +27,18 @@ use russh_sftp::protocol::{FileAttributes, OpenFlags, StatusCode};
 /// Bytes asked for in one read: OpenSSH's limit (255 KiB).
 const PIECE: u64 = 255 * 1024;
 
-/// All of `full` when it holds fewer than `limit` bytes, else its first `limit` bytes.
-pub(super) async fn read_small(raw: &RawSftpSession, full: &str, limit: usize) -> Result<Vec<u8>, SftpError> {
+/// All of `full` when it holds fewer than `limit` bytes, else its first `limit` bytes, and
+/// the open handle's attributes (`FSTAT`, sent with the reads: no round trip of its own),
+/// which describe the version read even when another file took its name since.
+pub(super) async fn read_small(raw: &RawSftpSession, full: &str, limit: usize) -> Result<(Vec<u8>, FileAttributes), SftpError> {
     let handle = raw.open(full, OpenFlags::READ, FileAttributes::empty()).await?.handle;
-    let read = read_all(raw, &handle, limit as u64).await;
+    // `join!` polls the reads first: their requests go out, then the FSTAT's.
+    let (read, attrs) = futures::join!(read_all(raw, &handle, limit as u64), raw.fstat(handle.clone()));
     let closed = raw.close(handle).await;
     let data = read?;
+    let attrs = attrs?.attrs;
     closed?;
-    Ok(data)
+    Ok((data, attrs))
 }
 
 async fn read_all(raw: &RawSftpSession, handle: &str, limit: u64) -> Result<Vec<u8>, SftpError> {
