@@ -118,7 +118,20 @@ impl Endpoint for LocalEndpoint {
             }
             Ok(out)
         });
-        let mut out = listed.await.map_err(|e| self.err(Op::List, dir, e))?;
+        let mut out = match listed.await {
+            Ok(out) => out,
+            // The path itself a file (not one of its parents): a source `path:` naming the file.
+            Err(e) if e.kind() == io::ErrorKind::NotADirectory && std::fs::metadata(self.full(dir)).is_ok_and(|m| m.is_file()) => {
+                return Err(EndpointError::new(
+                    ErrorKind::Config,
+                    Op::List,
+                    self.describe(),
+                    Some(dir),
+                    crate::endpoint::file_not_folder(dir),
+                ));
+            }
+            Err(e) => return Err(self.err(Op::List, dir, e)),
+        };
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }

@@ -182,6 +182,13 @@ impl EndpointError {
     }
 }
 
+/// What every backend says when asked to list a path that is a file (a source `path:` naming
+/// the file instead of its folder): a configuration mistake no retry mends
+/// ([`ErrorKind::Config`]).
+pub fn file_not_folder(dir: &RemotePath) -> String {
+    format!("{dir} is a file, not a folder; name the folder that holds it (and pick the file with `include`)")
+}
+
 /// A file being read, in chunks. Dropping it releases the remote handle.
 #[async_trait]
 pub trait ReadStream: Send {

@@ -231,6 +231,7 @@ conformance!(
     list_shows_files_and_dirs,
     list_skips_unrepresentable_names,
     list_many_files_with_times,
+    list_of_a_file_says_it_is_a_file,
     stat_missing_is_none,
     write_read_empty,
     write_read_all_byte_values,
@@ -252,6 +253,15 @@ conformance!(
     root_jail,
     reconnect_after_server_restart,
 );
+
+/// Listing a path that names a file (a source `path: /in/a.csv`) is a configuration mistake
+/// no retry mends, and says so — not "not found", not an empty folder, not the file itself.
+async fn list_of_a_file_says_it_is_a_file(b: Backend) {
+    b.put("in/a.csv", b"x");
+    let err = b.ep.list(&p("in/a.csv")).await.expect_err("a file is no folder");
+    assert_eq!(err.kind, ErrorKind::Config, "{err}");
+    assert!(err.to_string().contains("/in/a.csv is a file, not a folder"), "{err}");
+}
 
 async fn list_empty_dir(b: Backend) {
     assert_eq!(b.ep.list(&RemotePath::root()).await.unwrap(), vec![], "a fresh root is empty");

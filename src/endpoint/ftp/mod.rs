@@ -312,7 +312,15 @@ impl FtpEndpoint {
         // Into the folder first, then list it without an argument: servers read LIST
         // arguments as options and globs (`-a`, `*`, `[`), and a missing folder shows here.
         if let Err(e) = within(c.timeout, c.ftp.cwd(c.full(dir))).await {
-            return Err(self.refused(c, e, dir, EntryKind::Dir).await);
+            return Err(match self.refused(c, e, dir, EntryKind::Dir).await {
+                // A file where the folder to list should be: a source `path:` naming the file.
+                Fail::Kind(ErrorKind::Protocol, _)
+                    if matches!(self.stat_on(c, dir).await, Ok(Some(Entry { kind: EntryKind::File, .. }))) =>
+                {
+                    Fail::Kind(ErrorKind::Config, crate::endpoint::file_not_folder(dir))
+                }
+                f => f,
+            });
         }
         let mut entries = self.list_cwd(c, dir).await?;
         if !c.feat.mlsd && c.feat.mdtm {

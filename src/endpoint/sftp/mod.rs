@@ -349,7 +349,8 @@ impl Endpoint for SftpEndpoint {
 
     async fn read_small(&self, path: &RemotePath, limit: usize) -> Result<(Vec<u8>, Option<Entry>), EndpointError> {
         let full = &self.full(path);
-        let (data, md) = self.run(Op::Read, path, true, |c| async move { Ok(small::read_small(c.file_channel().await, full, limit).await?) }).await?;
+        let (data, md) =
+            self.run(Op::Read, path, true, |c| async move { Ok(small::read_small(c.file_channel().await, full, limit).await?) }).await?;
         Ok((data, Some(entry_from(path.clone(), &md))))
     }
 

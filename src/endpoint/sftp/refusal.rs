@@ -49,17 +49,15 @@ impl Fail {
     }
 }
 
-/// `fail` of listing `dir` (at `full` on the server): "no such file" for a path that is a
-/// file is a path that names the wrong thing, a configuration mistake no retry mends.
+/// `fail` of listing `dir` (at `full` on the server): "no such file" (OpenSSH) or a bare
+/// FAILURE (servers passing ENOTDIR on) for a path that is a file is a path that names the
+/// wrong thing, a configuration mistake no retry mends.
 pub(super) async fn listing(c: &Conn, full: &str, dir: &RemotePath, fail: Fail) -> Fail {
-    if fail.status() != Some(StatusCode::NoSuchFile) {
+    if !matches!(fail.status(), Some(StatusCode::NoSuchFile | StatusCode::Failure)) {
         return fail;
     }
     match c.sftp.metadata(full).await {
-        Ok(md) if md.file_type() != FileType::Dir => Fail::Kind(
-            ErrorKind::Config,
-            format!("{dir} is a file, not a folder; name the folder that holds it (and pick the file with `include`)"),
-        ),
+        Ok(md) if md.file_type() != FileType::Dir => Fail::Kind(ErrorKind::Config, crate::endpoint::file_not_folder(dir)),
         _ => fail,
     }
 }
