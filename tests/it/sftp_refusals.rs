@@ -7,13 +7,12 @@ use crate::support;
 use support::{counts, json_of};
 
 use std::fs;
-use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use wharf::endpoint::sftp::SftpEndpoint;
 use wharf::endpoint::{Endpoint, EndpointError, ErrorKind, RemotePath};
 
 use support::sshd::Sshd;
+use support::tmpfs::Tmpfs;
 
 async fn server() -> Option<Sshd> {
     tokio::task::spawn_blocking(Sshd::start).await.unwrap()
@@ -79,35 +78,13 @@ fn a_push_overwriting_a_folder_fails_the_file_saying_so() {
     assert!(fs::read_dir(sshd.data_dir().join("inbox")).unwrap().count() == 1, "no temp file left behind");
 }
 
-/// A small tmpfs mounted over a folder; unmounted on drop.
-struct Mounted(PathBuf);
-
-impl Mounted {
-    fn tmpfs(at: &Path, size: &str) -> Option<Mounted> {
-        fs::create_dir_all(at).unwrap();
-        let out = Command::new("mount").args(["-t", "tmpfs", "-o", &format!("size={size},mode=0777"), "tmpfs"]).arg(at).output().ok()?;
-        if !out.status.success() {
-            eprintln!("SKIP: cannot mount a tmpfs: {}", String::from_utf8_lossy(&out.stderr).trim());
-            return None;
-        }
-        Some(Mounted(at.to_path_buf()))
-    }
-}
-
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        // Lazily: the server's session may still hold the file open.
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
 /// The server's disk full (ENOSPC, which OpenSSH answers with a bare FAILURE): the error says
 /// the server refused the write and that its disk is full, with the free space it reports
 /// (before: "protocol error: Failure"). Streamed and whole-file writes alike.
 #[tokio::test]
 async fn a_full_server_disk_is_named_with_the_free_space() {
     let Some(sshd) = server().await else { return };
-    let Some(_mnt) = Mounted::tmpfs(&sshd.data_dir().join("full"), "1m") else { return };
+    let Some(_mnt) = Tmpfs::mount(&sshd.data_dir().join("full"), "1m") else { return };
     let ep = SftpEndpoint::new(sshd.sftp_spec(sshd.password_auth()));
     let err = upload(&ep, &p("full/big.bin"), &vec![7u8; 2 << 20]).await.expect_err("2 MiB do not fit in 1 MiB");
     assert_eq!(err.kind, ErrorKind::Protocol, "{err}");

@@ -1,7 +1,5 @@
 //! A state folder on a file system that fills up: a real tmpfs of a few MiB, mounted for the
-//! test (root and a kernel that lets it mount; `SKIP:` otherwise, even under
-//! `WHARF_REQUIRE_SERVERS=1`: a container without `CAP_SYS_ADMIN` can run the servers but not
-//! mount, and that is no reason to fail the suite).
+//! test (`support::tmpfs`: skipped where this machine cannot mount).
 //!
 //! What a user must see: the run fails naming the flow, the file and the full state folder;
 //! its staging files are removed, so the space comes back; `wharf runs` / `files` / `status`
@@ -9,56 +7,9 @@
 //! delivers every file exactly once.
 
 use crate::support;
+use crate::support::tmpfs::Tmpfs;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
-
-/// A tmpfs mounted at a folder of its own, unmounted on drop.
-struct Tmpfs {
-    at: PathBuf,
-}
-
-impl Tmpfs {
-    /// Mounts a tmpfs of `size` (`mount` syntax: `3m`) at `at`; `None` (after `SKIP:`) when
-    /// this machine cannot.
-    fn mount(at: &Path, size: &str) -> Option<Tmpfs> {
-        let why = match Self::try_mount(at, size) {
-            Ok(t) => return Some(t),
-            Err(why) => why,
-        };
-        eprintln!("SKIP: {why}");
-        None
-    }
-
-    fn try_mount(at: &Path, size: &str) -> Result<Tmpfs, String> {
-        // SAFETY: geteuid has no preconditions.
-        if unsafe { libc::geteuid() } != 0 {
-            return Err("a full state folder is tested on a tmpfs, which needs root to mount".into());
-        }
-        std::fs::create_dir_all(at).map_err(|e| e.to_string())?;
-        let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(at)
-            .output()
-            .map_err(|e| format!("mount: {e}"))?;
-        if !out.status.success() {
-            return Err(format!("mount -t tmpfs: {}", support::text(&out)));
-        }
-        Ok(Tmpfs { at: at.to_path_buf() })
-    }
-
-    /// Gives it another size: more room, as freeing space would.
-    fn resize(&self, size: &str) {
-        let out = Command::new("mount").args(["-o", &format!("remount,size={size}")]).arg(&self.at).output().unwrap();
-        assert!(out.status.success(), "{}", support::text(&out));
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.at).status();
-    }
-}
 
 /// A flow taking `*` from `dir/outbox` to `dir/archive` (both off the tmpfs).
 fn flow(dir: &Path) -> PathBuf {

@@ -20,6 +20,7 @@ pub mod halt;
 pub mod http_receiver;
 pub mod smtp_receiver;
 pub mod sshd;
+pub mod tmpfs;
 
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
