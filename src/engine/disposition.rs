@@ -41,11 +41,19 @@ pub async fn apply(
         },
         (Disposition::MoveTo(_), Some(target)) => {
             let mut target = target.clone();
+            let mut folder_made = false;
             for _ in 0..100 {
                 match ep.rename(source, &target, false).await {
                     Ok(()) => return Ok(Some(target)),
                     Err(e) if e.kind == ErrorKind::NotFound => {
-                        // Moved by an earlier attempt (target present) or gone entirely.
+                        // The source still there: it is the folder that is missing (removed
+                        // since it was made, by the partner's clean-up say): made again, once.
+                        // Else moved by an earlier attempt (target present) or gone entirely.
+                        if !folder_made && ep.stat(source).await?.is_some() {
+                            ep.create_dir_all(&target.parent()).await?;
+                            folder_made = true;
+                            continue;
+                        }
                         return Ok(Some(target));
                     }
                     Err(e) if e.kind == ErrorKind::AlreadyExists => {
@@ -64,5 +72,36 @@ pub async fn apply(
             let target = naming::free_name(ep, dir, source.name()).await?;
             Box::pin(apply(ep, source, disp, Some(&target))).await
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::local::LocalEndpoint;
+
+    fn p(s: &str) -> RemotePath {
+        RemotePath::parse(s).unwrap()
+    }
+
+    /// A `move_to` folder removed between the plan and the move (a partner's clean-up of
+    /// `processed/`) is made again and the file moved — not read as "moved by an earlier
+    /// attempt" while the source stays where it was.
+    #[tokio::test]
+    async fn a_move_to_folder_removed_since_the_plan_is_made_again() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("in")).unwrap();
+        std::fs::write(d.path().join("in/a.csv"), "a").unwrap();
+        let ep = LocalEndpoint::new(d.path().to_path_buf());
+        let disp = Disposition::MoveTo(p("in/processed"));
+        let target = plan(&ep, &p("in/a.csv"), &disp).await.unwrap();
+        std::fs::remove_dir(d.path().join("in/processed")).unwrap();
+        let moved = apply(&ep, &p("in/a.csv"), &disp, target.as_ref()).await.unwrap();
+        assert_eq!(moved, Some(p("in/processed/a.csv")));
+        assert!(!d.path().join("in/a.csv").exists(), "moved, not left behind");
+        assert_eq!(std::fs::read(d.path().join("in/processed/a.csv")).unwrap(), b"a");
+        // Moved by an earlier attempt: the source gone, the target there, counts as done.
+        let again = apply(&ep, &p("in/a.csv"), &disp, moved.as_ref()).await.unwrap();
+        assert_eq!(again, Some(p("in/processed/a.csv")));
     }
 }
