@@ -49,7 +49,12 @@ pub async fn apply(
                         // The source still there: it is the folder that is missing (removed
                         // since it was made, by the partner's clean-up say): made again, once.
                         // Else moved by an earlier attempt (target present) or gone entirely.
-                        if !folder_made && ep.stat(source).await?.is_some() {
+                        if ep.stat(source).await?.is_some() {
+                            if folder_made {
+                                // Still "not found" with the source there and the folder made:
+                                // not moved, whatever the server means by it.
+                                return Err(e.into());
+                            }
                             ep.create_dir_all(&target.parent()).await?;
                             folder_made = true;
                             continue;

@@ -375,7 +375,11 @@ impl Ledger {
 
     /// Runs `f` in a read transaction: a snapshot of the latest commit (of whichever process).
     fn read<T>(&self, f: impl FnOnce(&redb::ReadTransaction) -> Result<T, redb::Error>) -> Result<T, LedgerError> {
-        let tx = match &*self.core.handle() {
+        // Held until `f` is done: a `recover` (another flow's run, after a full disk) waits
+        // for it instead of closing the database under the transaction. `f` never calls back
+        // into the ledger, so the lock is not taken twice.
+        let handle = self.core.handle();
+        let tx = match &*handle {
             Handle::Write(db) | Handle::Copy(db) => db.begin_read(),
             Handle::Read(db) => db.begin_read(),
             Handle::Closed => Err(redb::TransactionError::Storage(redb::StorageError::PreviousIo)),

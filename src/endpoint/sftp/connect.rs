@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use russh::AlgorithmKind;
 use russh::client::{self, AuthResult, Handle};
 use russh::keys::{Algorithm, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 use russh_sftp::client::{Config as SftpConfig, RawSftpSession, SftpSession};
@@ -204,17 +203,20 @@ pub(super) async fn connect(
     let check = Arc::new(HostKeyCheck::load(&spec.host, spec.port, &spec.host_key, endpoint)?);
     let first = Arc::new(Mutex::new(Vec::new()));
     let hint = pinned_type.lock().ok().and_then(|t| t.clone()).filter(|_| check.is_pin());
+    // Keys the server showed that are not the pinned one (kept outside the tries: a time-out
+    // after some were refused is still the pin's refusal).
+    let refused: Mutex<Vec<PublicKey>> = Mutex::new(Vec::new());
+    let seen = || refused.lock().map(|r| r.clone()).unwrap_or_default();
     let tries = async {
-        // Keys the server showed that are not the pinned one.
-        let mut refused: Vec<PublicKey> = Vec::new();
         loop {
-            let skip: Vec<Algorithm> = refused.iter().map(PublicKey::algorithm).collect();
+            let shown_before = seen();
+            let skip: Vec<Algorithm> = shown_before.iter().map(PublicKey::algorithm).collect();
             let offer = check.preferred_algorithms(hint.as_ref(), &skip);
             // What the server said first matters on the first try only (a wrong port).
-            let sniffed = if refused.is_empty() { first.clone() } else { Arc::default() };
+            let sniffed = if shown_before.is_empty() { first.clone() } else { Arc::default() };
             match handshake(spec, &check, offer, key.clone(), sniffed).await {
                 Ok((conn, shown)) => {
-                    if !refused.is_empty()
+                    if !shown_before.is_empty()
                         && let Ok(mut t) = pinned_type.lock()
                     {
                         *t = shown;
@@ -223,14 +225,19 @@ pub(super) async fn connect(
                 }
                 Err(Failed::HostKey(msg, shown)) if check.is_pin() => {
                     tracing::debug!(host = %spec.host, port = spec.port, refused = %msg, "Not the pinned host key; asking for another.");
-                    refused.push(shown);
-                    if refused.len() >= PIN_TRIES {
-                        return Err((ErrorKind::HostKey, check.pin_matches_none(&refused)));
+                    let n = refused.lock().map(|mut r| {
+                        r.push(shown);
+                        r.len()
+                    });
+                    if n.map_or(true, |n| n >= PIN_TRIES) {
+                        return Err((ErrorKind::HostKey, check.pin_matches_none(&seen())));
                     }
                 }
-                // The server has no key of a type not shown yet.
-                Err(Failed::NoCommon(AlgorithmKind::Key, _)) if !refused.is_empty() => {
-                    return Err((ErrorKind::HostKey, check.pin_matches_none(&refused)));
+                // The server has no key of a type not shown yet; or, once a key was refused,
+                // any other trouble of a later try (a server limiting quick reconnects): the
+                // pin matched none of the keys seen, which is what the user must hear.
+                Err(f) if !shown_before.is_empty() && !matches!(f, Failed::AfterKey(..)) => {
+                    return Err((ErrorKind::HostKey, check.pin_matches_none(&shown_before)));
                 }
                 Err(f) => return Err(f.into()),
             }
@@ -239,6 +246,7 @@ pub(super) async fn connect(
     match tokio::time::timeout(spec.connect_timeout, tries).await {
         Ok(Ok(conn)) => Ok(conn),
         Ok(Err((kind, msg))) => Err(err(kind, msg)),
+        Err(_) if !seen().is_empty() => Err(err(ErrorKind::HostKey, check.pin_matches_none(&seen()))),
         Err(_) => match first.lock().ok().and_then(|f| not_ssh(&f)) {
             // A server that is not SSH waits for what it expects, as long as russh waits for
             // an `SSH-` line: the time ran out, but the port or type is what is wrong.
@@ -256,7 +264,9 @@ enum Failed {
     /// The host key shown was refused: the message, and the key.
     HostKey(String, PublicKey),
     /// Nothing in common of this kind: the message names both sides' lists.
-    NoCommon(AlgorithmKind, String),
+    NoCommon(String),
+    /// After the host key was accepted (the login, the SFTP start).
+    AfterKey(ErrorKind, String),
     Other(ErrorKind, String),
 }
 
@@ -277,8 +287,8 @@ impl From<Failed> for (ErrorKind, String) {
         match f {
             Failed::HostKey(msg, _) => (ErrorKind::HostKey, msg),
             // Neither a retry nor another file can help: the server and wharf disagree.
-            Failed::NoCommon(_, msg) => (ErrorKind::Config, msg),
-            Failed::Other(kind, msg) => (kind, msg),
+            Failed::NoCommon(msg) => (ErrorKind::Config, msg),
+            Failed::AfterKey(kind, msg) | Failed::Other(kind, msg) => (kind, msg),
         }
     }
 }
@@ -309,7 +319,16 @@ async fn handshake(
     if let Some((msg, shown)) = verdict.lock().ok().and_then(|mut v| v.take()) {
         return Err(Failed::HostKey(msg, shown));
     }
-    let conn = res?;
+    let key_done = handshake.lock().is_ok_and(|h| h.is_some());
+    let conn = match res {
+        Ok(conn) => conn,
+        // The key exchange, host key check included, was done: what failed came after.
+        Err(f) if key_done => {
+            let (kind, msg): (ErrorKind, String) = f.into();
+            return Err(Failed::AfterKey(kind, msg));
+        }
+        Err(f) => return Err(f),
+    };
     let (handshake, key_type) = match handshake.lock().ok().and_then(|mut h| h.take()) {
         Some((h, alg)) => (Some(h), Some(alg)),
         None => (None, None),
@@ -345,7 +364,7 @@ async fn establish(
             HandlerError::Ssh(russh::Error::IO(e)) => unreachable(e).into(),
             HandlerError::Ssh(russh::Error::NoCommonAlgo { kind, ours, theirs }) => {
                 let msg = algorithms::no_common(&kind, &ours, &theirs);
-                Failed::NoCommon(kind, msg)
+                Failed::NoCommon(msg)
             }
             HandlerError::Ssh(e) => Failed::Other(ssh_error_kind(&e), format!("SSH handshake failed: {e}")),
         }

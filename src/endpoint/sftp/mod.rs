@@ -275,6 +275,18 @@ fn entry_from(path: RemotePath, md: &Metadata) -> Entry {
     }
 }
 
+/// The file an open handle reads, from its `FSTAT` attributes: `None` when the server left
+/// the size out (SFTP makes every attribute optional), since a guessed size would read as
+/// another version. The kind is a file: it was opened for reading.
+fn opened_from(path: &RemotePath, md: &Metadata) -> Option<Entry> {
+    Some(Entry {
+        path: path.clone(),
+        kind: EntryKind::File,
+        size: md.size?,
+        mtime: md.mtime.map(|s| UNIX_EPOCH + Duration::from_secs(u64::from(s))),
+    })
+}
+
 #[async_trait]
 impl Endpoint for SftpEndpoint {
     fn describe(&self) -> String {
@@ -335,7 +347,8 @@ impl Endpoint for SftpEndpoint {
             .attempt(Op::Read, path, true, Use::Stream, |c| async move {
                 let mut f = c.sftp.open(full).await?;
                 // The handle's own attributes: the version read, whatever has the name now.
-                let md = f.metadata().await?;
+                // Not having them only means not knowing (the read itself goes on).
+                let md = f.metadata().await.ok();
                 if offset > 0 {
                     f.seek(io::SeekFrom::Start(offset)).await?;
                 }
@@ -343,7 +356,7 @@ impl Endpoint for SftpEndpoint {
             })
             .await?;
         let (file, md) = file;
-        let opened = entry_from(path.clone(), &md);
+        let opened = md.and_then(|md| opened_from(path, &md));
         Ok(Box::new(SftpRead { file, conn, inner: self.inner.clone(), path: path.clone(), opened, _busy: busy }))
     }
 
@@ -351,7 +364,7 @@ impl Endpoint for SftpEndpoint {
         let full = &self.full(path);
         let (data, md) =
             self.run(Op::Read, path, true, |c| async move { Ok(small::read_small(c.file_channel().await, full, limit).await?) }).await?;
-        Ok((data, Some(entry_from(path.clone(), &md))))
+        Ok((data, md.and_then(|md| opened_from(path, &md))))
     }
 
     async fn write_small(&self, path: &RemotePath, data: &[u8]) -> Result<Option<u64>, EndpointError> {
@@ -456,8 +469,8 @@ struct SftpRead {
     conn: Arc<Conn>,
     inner: Arc<Inner>,
     path: RemotePath,
-    /// The open handle's attributes (`FSTAT`).
-    opened: Entry,
+    /// The open handle's attributes (`FSTAT`), when the server gave them.
+    opened: Option<Entry>,
     /// The connection counts as busy while the file is open.
     _busy: Busy,
 }
@@ -472,7 +485,7 @@ impl ReadStream for SftpRead {
     }
 
     fn opened(&self) -> Option<&Entry> {
-        Some(&self.opened)
+        self.opened.as_ref()
     }
 }
 

@@ -57,7 +57,8 @@ pub(super) async fn listing(c: &Conn, full: &str, dir: &RemotePath, fail: Fail) 
         return fail;
     }
     match c.sftp.metadata(full).await {
-        Ok(md) if md.file_type() != FileType::Dir => Fail::Kind(ErrorKind::Config, crate::endpoint::file_not_folder(dir)),
+        // A file for sure (a server that leaves the type out says nothing here).
+        Ok(md) if md.file_type() == FileType::File => Fail::Kind(ErrorKind::Config, crate::endpoint::file_not_folder(dir)),
         _ => fail,
     }
 }

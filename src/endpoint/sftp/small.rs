@@ -30,13 +30,14 @@ const PIECE: u64 = 255 * 1024;
 /// All of `full` when it holds fewer than `limit` bytes, else its first `limit` bytes, and
 /// the open handle's attributes (`FSTAT`, sent with the reads: no round trip of its own),
 /// which describe the version read even when another file took its name since.
-pub(super) async fn read_small(raw: &RawSftpSession, full: &str, limit: usize) -> Result<(Vec<u8>, FileAttributes), SftpError> {
+/// An FSTAT the server refuses only means not knowing (`None`).
+pub(super) async fn read_small(raw: &RawSftpSession, full: &str, limit: usize) -> Result<(Vec<u8>, Option<FileAttributes>), SftpError> {
     let handle = raw.open(full, OpenFlags::READ, FileAttributes::empty()).await?.handle;
     // `join!` polls the reads first: their requests go out, then the FSTAT's.
     let (read, attrs) = futures::join!(read_all(raw, &handle, limit as u64), raw.fstat(handle.clone()));
     let closed = raw.close(handle).await;
     let data = read?;
-    let attrs = attrs?.attrs;
+    let attrs = attrs.ok().map(|a| a.attrs);
     closed?;
     Ok((data, attrs))
 }
