@@ -867,11 +867,10 @@ async fn vanished(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, staged: &Pa
 fn replaced_since_listed(cx: &Ctx<'_>, rec: &FileRecord, opened: Option<&Entry>) -> Option<String> {
     let id = cx.flow.source.identity;
     let opened = opened.filter(|_| cx.flow.after_success == Disposition::Keep && id.mtime && !id.sha256)?;
-    let mtime = mtime_millis(opened);
-    // A time one side does not have tells nothing (as in `changed_since_read`).
-    if opened.size == rec.size && (mtime.is_none() || rec.mtime.is_none() || mtime == rec.mtime) {
+    if other_version(rec, opened) == (false, false) {
         return None;
     }
+    let mtime = mtime_millis(opened);
     let when = |m: Option<crate::ledger::Millis>| m.map(date).unwrap_or_else(|| "no time".into());
     Some(format!(
         "replaced since it was listed ({} bytes, modified {} then; {} bytes, modified {} when read); the next run takes the new version",
@@ -892,9 +891,8 @@ fn replaced_since_listed(cx: &Ctx<'_>, rec: &FileRecord, opened: Option<&Entry>)
 /// read once more to tell (only in that rare case: the usual file costs the one stat).
 async fn changed_since_read(cx: &Ctx<'_>, rec: &FileRecord, path: &RemotePath) -> Result<Option<String>, FileError> {
     let Some(now) = retry(cx.flow.retry, "stat source", || async { Ok(cx.source.stat(path).await?) }).await? else { return Ok(None) };
-    let mtime = super::identity::mtime_millis(&now);
-    let new_time = mtime.is_some() && rec.mtime.is_some() && mtime != rec.mtime;
-    if now.size == rec.size
+    let (new_size, new_time) = other_version(rec, &now);
+    if !new_size
         && new_time
         && let Some(delivered) = &rec.sha256
         // Trouble reading it leaves the source where it is, as any change does.
@@ -904,15 +902,18 @@ async fn changed_since_read(cx: &Ctx<'_>, rec: &FileRecord, path: &RemotePath) -
         tracing::info!(flow = %cx.flow.name, path = %path, "The source has another time than when it was listed, and the content that was delivered.");
         return Ok(None);
     }
-    if now.size != rec.size || new_time {
-        let what = if now.size != rec.size {
-            format!("{} bytes now, {} when read", now.size, rec.size)
-        } else {
-            "another time than when read".into()
-        };
+    if new_size || new_time {
+        let what = if new_size { format!("{} bytes now, {} when read", now.size, rec.size) } else { "another time than when read".into() };
         return Ok(Some(format!("it changed while it was moved ({what}); the next run takes it as a new file")));
     }
     Ok(None)
+}
+
+/// Whether `e` has another size, and another modification time, than the version `rec`
+/// describes (the listed one). A time one side does not have tells nothing.
+fn other_version(rec: &FileRecord, e: &Entry) -> (bool, bool) {
+    let mtime = mtime_millis(e);
+    (e.size != rec.size, mtime.is_some() && rec.mtime.is_some() && mtime != rec.mtime)
 }
 
 /// The SHA-256 of what `path` on `ep` holds now, when it has `size` bytes (`None` otherwise).

@@ -157,7 +157,7 @@ pub async fn run_once(
     // ledger is opened again, and repaired, before it is relied on.
     ledger.recover()?;
     close_interrupted(&flow.name, ledger, "interrupted: wharf stopped before this run finished; a later run resumed its files")?;
-    for name in std::iter::once(&flow.name).chain(flow.response.as_ref().map(|r| &r.flow.name)) {
+    for name in flow_names(flow) {
         stage::sweep(&opts.staging_dir, name, ledger).await?;
     }
     let mut rec = ledger.begin_run(&flow.name, to_millis(now))?;
@@ -224,11 +224,17 @@ impl RunReport {
     }
 }
 
+/// The names the flow's files are recorded and staged under: its own, and its response
+/// flow's.
+fn flow_names(flow: &Flow) -> impl Iterator<Item = &String> {
+    std::iter::once(&flow.name).chain(flow.response.as_ref().map(|r| &r.flow.name))
+}
+
 /// After the state folder was found full: removes the flow's staging files, so the space they
 /// held comes back, and opens the ledger again if a write to it failed. `Err`: the ledger is
 /// still unusable (no space even now).
 async fn free_state_folder(flow: &Flow, ledger: &Ledger, opts: &RunOptions) -> Result<(), LedgerError> {
-    for name in std::iter::once(&flow.name).chain(flow.response.as_ref().map(|r| &r.flow.name)) {
+    for name in flow_names(flow) {
         stage::clear(&opts.staging_dir, name).await;
     }
     ledger.recover()
