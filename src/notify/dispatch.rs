@@ -79,8 +79,9 @@ pub enum Outcome {
 /// Sends under way at once, over all channels.
 pub const SENDING: usize = 8;
 
-/// Notices waiting in one channel's lane before [`Dispatcher::begin`] waits for room (memory
-/// stays bounded when a channel is down for long).
+/// Notices waiting in one channel's lane; one more is not sent (it lands as failed, saying
+/// so) rather than holding up every other channel: memory stays bounded when a channel is
+/// down for long, and the others go on.
 const QUEUED: usize = 256;
 
 /// Route and send identities (unique in the process).
@@ -166,11 +167,9 @@ impl Route {
                 if job.reply.is_closed() {
                     continue;
                 }
-                // The semaphore is never closed; should it be, sending goes on unbounded.
-                let _permit = sending.clone().acquire_owned().await.ok();
-                let n = Arc::clone(&notifier);
+                let (n, s) = (Arc::clone(&notifier), Arc::clone(&sending));
                 let Job { notice, held_back, retry, reply } = job;
-                let task = tokio::spawn(async move { send_with_retry(n.as_ref(), &notice, held_back, retry).await });
+                let task = tokio::spawn(async move { send_with_retry(n.as_ref(), &notice, held_back, retry, &s).await });
                 let result = task
                     .await
                     .unwrap_or_else(|e| (1, Err(NotifyError::permanent(notifier.describe(), format!("the channel panicked: {e}")))));
@@ -510,9 +509,12 @@ async fn start(
                 };
                 let (reply_tx, reply) = oneshot::channel();
                 let lane = route.lane(sending);
-                // A full lane (its channel is slow or down) makes the caller wait for room. A
-                // lane that is gone drops the job: the send lands as failed.
-                let _ = lane.send(Job { notice, held_back, retry, reply: reply_tx }).await;
+                // A full lane (its channel is slow or down) refuses the job, which lands as
+                // failed at once; a lane that is gone drops it, and it lands as failed too.
+                if let Err(mpsc::error::TrySendError::Full(job)) = lane.try_send(Job { notice, held_back, retry, reply: reply_tx }) {
+                    let why = format!("{QUEUED} notices are already waiting for this channel (slow or down); this one is not sent");
+                    let _ = job.reply.send((0, Err(NotifyError::permanent(channel.clone(), why))));
+                }
                 let flight = Flight { id, route: route.id, key: key.clone(), channel, held_back, flushed, before };
                 started.push(Started::Sending(InFlight { flight, reply }));
             }
@@ -542,15 +544,26 @@ fn undo(route: &mut Route, flight: &Flight, now: DateTime<Utc>) {
 }
 
 /// Sends with retries of transient failures; the number of attempts made and the result.
-async fn send_with_retry(notifier: &dyn Notifier, notice: &Notice, held_back: u32, retry: RetryPolicy) -> (u32, Result<(), NotifyError>) {
+/// Each attempt holds one of the `sending` permits (shared by every lane), the waits between
+/// attempts none: a channel that is down does not keep the others from sending.
+async fn send_with_retry(
+    notifier: &dyn Notifier,
+    notice: &Notice,
+    held_back: u32,
+    retry: RetryPolicy,
+    sending: &Semaphore,
+) -> (u32, Result<(), NotifyError>) {
     let attempts = retry.attempts.max(1);
     let mut delay = retry.backoff;
     let mut attempt = 1;
     loop {
+        // The semaphore is never closed; should it be, sending goes on unbounded.
+        let permit = sending.acquire().await.ok();
         let result = match tokio::time::timeout(retry.attempt_timeout, notifier.send(notice, held_back)).await {
             Ok(r) => r,
             Err(_) => Err(NotifyError::transient(notifier.describe(), format!("no answer within {:?}", retry.attempt_timeout))),
         };
+        drop(permit);
         match result {
             Err(e) if e.is_transient() && attempt < attempts => {
                 warn!(flow = notice.flow, kind = notice.kind, channel = e.target, attempt, error = %e.message, "Notice not sent; retrying.");
@@ -821,6 +834,45 @@ mod tests {
             assert!(matches!(d.land(landed, at(3)).outcome, Outcome::Sent { attempts: 1, .. }));
         }
         assert_eq!(*slow.asked.lock().unwrap(), ["at 0", "at 1", "at 2"], "one channel's notices in order");
+    }
+
+    /// A channel so far behind that its lane is full: one more notice for it lands as failed
+    /// at once, saying why, and the caller goes on — another channel is not held up (before:
+    /// `begin` waited for room in the slow lane, and every channel with it).
+    #[tokio::test]
+    async fn a_full_lane_fails_its_next_notice_instead_of_holding_the_others_up() {
+        let (slow, rec) = (Gate::new(0), Arc::new(Recorder::default()));
+        let mut d = Dispatcher::new(&[]).unwrap().with_retry(quick());
+        d.add_global(["failed"], Duration::ZERO, slow.clone());
+        d.add_global(["failed"], Duration::ZERO, rec.clone());
+        let mut flying = Vec::new();
+        // One being sent (taken off the queue), QUEUED waiting, and one more.
+        for s in 0..QUEUED as i64 + 2 {
+            let notice = Notice::new("failed", "f", at(s), "", &format!("at {s}"));
+            let began = tokio::time::timeout(Duration::from_secs(5), d.begin(&notice, at(s))).await;
+            flying.extend(sending(began.expect("begin never waits for a slow channel")));
+            tokio::task::yield_now().await;
+        }
+        let waiting = std::time::Instant::now();
+        while rec.details.lock().unwrap().len() < QUEUED + 2 && waiting.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(rec.details.lock().unwrap().len(), QUEUED + 2, "the other channel got every notice");
+        // The last notice's two sends: the other channel's went out, the slow one's was
+        // refused at once (the others before it wait for the gate).
+        let last: Vec<InFlight> = flying.split_off(flying.len() - 2);
+        let mut outcomes = Vec::new();
+        for f in last {
+            let landed = tokio::time::timeout(Duration::from_secs(1), f.land()).await.expect("landed at once");
+            outcomes.push(d.land(landed, at(0)).outcome);
+        }
+        let refused: Vec<_> = outcomes
+            .iter()
+            .filter_map(|o| if let Outcome::Failed { error, .. } = o { Some(error.message.clone()) } else { None })
+            .collect();
+        assert_eq!(refused.len(), 1, "{outcomes:?}");
+        assert!(refused[0].contains("notices are already waiting for this channel"), "{}", refused[0]);
+        drop(slow);
     }
 
     #[tokio::test]
