@@ -194,9 +194,10 @@ pub fn file_not_folder(dir: &RemotePath) -> String {
 pub trait ReadStream: Send {
     /// Reads up to `buf.len()` bytes; `Ok(0)` at end of file.
     async fn read(&mut self, buf: &mut [u8]) -> Result<usize, EndpointError>;
-    /// The file that was opened, as the server describes the open handle (size and
-    /// modification time, as a listing gives them): the version being read, even when another
-    /// file took its name since. `None` where the protocol has no handle to ask (FTP).
+    /// The file that was opened, as the server described it at the open (size and
+    /// modification time, as a listing gives them: the open handle's, or the name's asked in
+    /// the same flight right after the open): the version being read, even when another file
+    /// took its name since. `None` where the protocol cannot say (FTP) or the server did not.
     fn opened(&self) -> Option<&Entry> {
         None
     }

@@ -345,10 +345,13 @@ impl Endpoint for SftpEndpoint {
         let full = &self.full(path);
         let ((file, conn), busy) = self
             .attempt(Op::Read, path, true, Use::Stream, |c| async move {
-                let mut f = c.sftp.open(full).await?;
-                // The handle's own attributes: the version read, whatever has the name now.
-                // Not having them only means not knowing (the read itself goes on).
-                let md = f.metadata().await.ok();
+                // The file's attributes asked in the same flight as the OPEN, right after it
+                // (the server answers in order): no round trip of their own. Replaced in
+                // between, the file reads as replaced, and waits for the next run — never the
+                // other way round. Not having them only means not knowing.
+                let (f, md) = futures::join!(c.sftp.open(full), c.sftp.metadata(full));
+                let mut f = f?;
+                let md = md.ok();
                 if offset > 0 {
                     f.seek(io::SeekFrom::Start(offset)).await?;
                 }
@@ -469,7 +472,7 @@ struct SftpRead {
     conn: Arc<Conn>,
     inner: Arc<Inner>,
     path: RemotePath,
-    /// The open handle's attributes (`FSTAT`), when the server gave them.
+    /// The file's attributes asked right behind the `OPEN`, when the server gave them.
     opened: Option<Entry>,
     /// The connection counts as busy while the file is open.
     _busy: Busy,
