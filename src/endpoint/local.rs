@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::durable::{sync_dir, sync_file};
 
@@ -145,12 +145,18 @@ impl Endpoint for LocalEndpoint {
     }
 
     async fn open_read(&self, path: &RemotePath, offset: u64) -> Result<Box<dyn ReadStream>, EndpointError> {
-        let mut f = tokio::fs::File::open(self.full(path)).await.map_err(|e| self.err(Op::Read, path, e))?;
-        let opened = entry_from(path.clone(), &f.metadata().await.map_err(|e| self.err(Op::Read, path, e))?);
-        if offset > 0 {
-            f.seek(io::SeekFrom::Start(offset)).await.map_err(|e| self.err(Op::Read, path, e))?;
-        }
-        Ok(Box::new(LocalRead { f, ep: self.clone(), path: path.clone(), opened }))
+        // The open, the open file's metadata and the seek in one trip to a blocking thread.
+        let (full, p) = (self.full(path), path.clone());
+        let opened = blocking(move || {
+            let mut f = std::fs::File::open(full)?;
+            let opened = entry_from(p, &f.metadata()?);
+            if offset > 0 {
+                io::Seek::seek(&mut f, io::SeekFrom::Start(offset))?;
+            }
+            Ok((f, opened))
+        });
+        let (f, opened) = opened.await.map_err(|e| self.err(Op::Read, path, e))?;
+        Ok(Box::new(LocalRead { f: tokio::fs::File::from_std(f), ep: self.clone(), path: path.clone(), opened }))
     }
 
     async fn read_small(&self, path: &RemotePath, limit: usize) -> Result<(Vec<u8>, Option<Entry>), EndpointError> {
