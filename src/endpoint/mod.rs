@@ -84,15 +84,29 @@ pub enum ErrorKind {
     /// The local disk (staging, local endpoint) failed: full, read-only, I/O error.
     LocalIo,
     /// The state folder (ledger, staging files) has no space left: the run stops and frees
-    /// its staging files; nothing is retried until a later run. (Last: the ledger stores
-    /// kinds by their index.)
+    /// its staging files; nothing is retried until a later run. (The ledger stores kinds by
+    /// their index: new kinds go last.)
     StateFull,
+    /// The server has no room for the file (its disk is full, or a quota of the login is
+    /// used up). A passing reason — the partner makes room — so the file is kept for the next
+    /// run and counts towards `retry.give_up_after`, but it is not retried within the run
+    /// (that would only fill the disk again), and its partial upload is removed.
+    NoSpace,
 }
 
 impl ErrorKind {
     /// Whether the same operation may succeed if tried again later.
+    /// Whether the same operation may succeed if tried again in a moment (retried within a
+    /// run, see `engine::retry`).
     pub fn is_transient(self) -> bool {
         matches!(self, ErrorKind::Transient)
+    }
+
+    /// Whether the trouble is expected to pass by itself, so that the file is kept for a later
+    /// run (and counted towards `retry.give_up_after`) rather than failed for good: transient
+    /// trouble, and a server with no room left.
+    pub fn is_passing(self) -> bool {
+        matches!(self, ErrorKind::Transient | ErrorKind::NoSpace)
     }
 
     /// Errors that make every further operation on this endpoint pointless in this run.
@@ -114,6 +128,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Config => "configuration error",
             ErrorKind::LocalIo => "local I/O error",
             ErrorKind::StateFull => "state folder full",
+            ErrorKind::NoSpace => "no space on the server",
         })
     }
 }

@@ -787,12 +787,12 @@ async fn fail(
     let limit = cx.flow.retry.give_up_after;
     // Only a file's own passing trouble counts towards giving up; a run-wide problem (local
     // disk, ledger) is not the file's fault, and a delivered file only waits for disposal.
-    let give_up = kind.is_transient() && !abort && limit > 0 && rec.attempts >= limit && !delivered(rec);
+    let give_up = kind.is_passing() && !abort && limit > 0 && rec.attempts >= limit && !delivered(rec);
     if kind == ErrorKind::StateFull {
         // The space back first (this file's staging copy and the steps' outputs: the next run
         // downloads it again), so the failure can be recorded and the next run has room.
         content::discard_with_outputs(staged).await;
-    } else if let Some(data) = kept.filter(|_| kind.is_transient() || abort) {
+    } else if let Some(data) = kept.filter(|_| kind.is_passing() || abort) {
         // A file held in memory is staged on disk after all, where what comes next (the
         // next run, or the quarantine of a given-up file) looks for it.
         if let Err(we) = pipe::write_whole(staged.to_path_buf(), data).await {
@@ -807,7 +807,7 @@ async fn fail(
     }
     if kind == ErrorKind::StateFull {
         // Its message says what to do; the file stays where it was, to be taken again.
-    } else if (kind.is_transient() || abort) && !give_up {
+    } else if (kind.is_passing() || abort) && !give_up {
         detail.push_str(&format!(" (attempt {}; the next run resumes it)", rec.attempts));
     } else {
         rec.state = FileState::Failed;

@@ -87,12 +87,43 @@ async fn a_full_server_disk_is_named_with_the_free_space() {
     let Some(_mnt) = Tmpfs::mount(&sshd.data_dir().join("full"), "1m") else { return };
     let ep = SftpEndpoint::new(sshd.sftp_spec(sshd.password_auth()));
     let err = upload(&ep, &p("full/big.bin"), &vec![7u8; 2 << 20]).await.expect_err("2 MiB do not fit in 1 MiB");
-    assert_eq!(err.kind, ErrorKind::Protocol, "{err}");
+    assert_eq!(err.kind, ErrorKind::NoSpace, "{err}");
     let msg = err.to_string();
     assert!(msg.contains("the server refused the write (it said `Failure`): the server's disk is full ("), "{msg}");
     assert!(msg.contains("free in /") && !msg.ends_with("Failure"), "{msg}");
     // The partial file still fills the disk: a whole small file is refused the same way.
     let err = ep.write_small(&p("full/small.bin"), &[1u8; 64 * 1024]).await.expect_err("no room left");
-    assert_eq!(err.kind, ErrorKind::Protocol, "{err}");
+    assert_eq!(err.kind, ErrorKind::NoSpace, "{err}");
     assert!(err.to_string().contains("the server's disk is full"), "{err}");
+}
+
+/// A push onto a partner's full disk: the file waits for the next run — not retried within
+/// the run (its backoff of 30 s would show), not failed for good (`after.failure` is not
+/// applied), its partial upload removed — and goes once the partner has made room.
+#[test]
+fn a_push_onto_a_full_disk_waits_for_the_next_run() {
+    let Some(sshd) = Sshd::start() else { return };
+    let Some(mnt) = Tmpfs::mount(&sshd.data_dir().join("inbox"), "1m") else { return };
+    let dir = support::tempdir();
+    fs::create_dir_all(dir.path().join("outbox")).unwrap();
+    fs::write(dir.path().join("outbox/a.bin"), vec![7u8; 2 << 20]).unwrap();
+    let yaml = format!(
+        "name: push\nendpoints:\n  partner:\n{ep}  here:\n    type: local\n    root: {root:?}\nsource:\n  endpoint: here\n  path: /outbox\nsinks:\n  - endpoint: partner\n    path: /inbox\nafter:\n  failure: {{ move_to: /failed }}\nretry: {{ attempts: 3, backoff: 30s }}\n",
+        ep = sshd.endpoint_yaml(4),
+        root = dir.path().display().to_string(),
+    );
+    let flow = dir.path().join("flow.yaml");
+    fs::write(&flow, yaml).unwrap();
+    let started = std::time::Instant::now();
+    let (_, r) = json_of(support::wharf(&dir.path().join("state")).args(["run", "--json"]).arg(&flow));
+    assert!(started.elapsed() < std::time::Duration::from_secs(25), "not retried within the run");
+    assert_eq!(counts(&r), (0, 0, 0, 1), "{r:#}");
+    let detail = r["files"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("the server's disk is full") && detail.contains("(attempt 1; the next run resumes it)"), "{detail}");
+    assert!(dir.path().join("outbox/a.bin").exists(), "after.failure is not applied: {detail}");
+    assert_eq!(fs::read_dir(sshd.data_dir().join("inbox")).unwrap().count(), 0, "the partial upload is removed");
+    mnt.resize("8m");
+    let (_, r) = json_of(support::wharf(&dir.path().join("state")).args(["run", "--json"]).arg(&flow));
+    assert_eq!(counts(&r), (0, 1, 0, 0), "{r:#}");
+    assert_eq!(fs::read(sshd.data_dir().join("inbox/a.bin")).unwrap().len(), 2 << 20);
 }

@@ -707,6 +707,9 @@ impl Inner {
                     421 => (ErrorKind::Transient, text, true),
                     // Logged out under us: a new login may work.
                     530 => (ErrorKind::Transient, text, true),
+                    // Insufficient storage (452), storage allocation exceeded (552): the
+                    // partner has to make room. (vsftpd says 451 for any failed write.)
+                    452 | 552 => (ErrorKind::NoSpace, text, false),
                     400..500 => (ErrorKind::Transient, text, false),
                     _ => (ErrorKind::Protocol, text, false),
                 }
@@ -958,6 +961,20 @@ mod tests {
         assert!(message.contains("`require_ssl_reuse=NO`") && !message.contains("tls_max_version"), "{message}");
         // Without TLS the phrase means nothing: an ordinary refusal.
         assert_eq!(classify(spec(FtpTls::None)).0, ErrorKind::Protocol);
+    }
+
+    #[test]
+    fn a_server_without_room_is_no_space_not_a_transient_failure() {
+        let reply = |code: u32, text: &str| {
+            Fail::Ftp(FtpError::UnexpectedResponse(suppaftp::types::Response::new(
+                Status::from(code),
+                format!("{code} {text}\r\n").into_bytes(),
+            )))
+        };
+        let ep = FtpEndpoint::new(spec(FtpTls::None));
+        assert_eq!(ep.inner.classify(reply(452, "Insufficient storage space")).0, ErrorKind::NoSpace);
+        assert_eq!(ep.inner.classify(reply(552, "Exceeded storage allocation")).0, ErrorKind::NoSpace);
+        assert_eq!(ep.inner.classify(reply(451, "Failure writing to local file.")).0, ErrorKind::Transient);
     }
 
     #[tokio::test]

@@ -83,8 +83,9 @@ pub(super) async fn folder_in_the_way(c: &Conn, full: &str, target: &RemotePath,
 
 /// `fail` of writing to `full`: a folder in the way (see [`folder_in_the_way`]), else, when
 /// the server refused the data, said so, with the free space it reports when it can
-/// (`statvfs@openssh.com`). The kind stays `Protocol`: the file fails, and its partial
-/// upload is removed rather than left to keep a full disk full.
+/// (`statvfs@openssh.com`). The kind is `NoSpace`: the file waits for the next run (the
+/// partner makes room), and its partial upload is removed rather than left to keep a full
+/// disk full.
 pub(super) async fn write(c: &Conn, full: &str, target: &RemotePath, fail: Fail) -> Fail {
     let fail = folder_in_the_way(c, full, target, fail).await;
     let Some(said) = fail.write_refused() else { return fail };
@@ -103,7 +104,7 @@ pub(super) async fn write(c: &Conn, full: &str, target: &RemotePath, fail: Fail)
         }
         None => "a full disk or a quota is the usual cause; ask the partner".to_string(),
     };
-    Fail::Kind(ErrorKind::Protocol, format!("the server refused the write (it said `{said}`): {cause}"))
+    Fail::Kind(ErrorKind::NoSpace, format!("the server refused the write (it said `{said}`): {cause}"))
 }
 
 /// `1536` → `1.5 KiB`.
