@@ -10,7 +10,7 @@
 //! The result is a verdict — pass (deliver the output) or quarantine (with every error and a
 //! reason) — plus the record counts. Which invalid rows are tolerated is decided here, by
 //! [`Policy`]; what a verdict does to the file (delivery, quarantine copy, disposition, ledger)
-//! is the engine's business (`engine/lifecycle.rs`). Everything here is synchronous: the
+//! is the engine's business (`engine/lifecycle/`). Everything here is synchronous: the
 //! engine runs it on a blocking thread. It never touches an endpoint.
 
 pub mod check;

@@ -2,7 +2,7 @@
 //! partner), written locally beside the staging file when a file is put aside.
 //!
 //! Owns the report formats only. Where the quarantined copy and its reports go, and when, is
-//! the engine's business (`engine/lifecycle.rs`).
+//! the engine's business (`engine/lifecycle/`).
 
 use std::io::{self, Write as _};
 use std::path::Path;

@@ -20,6 +20,10 @@
 //! recorded target that already holds the file counts as delivered, a recorded quarantine
 //! copy is checked before uploading again, and a recorded move target tells whether the
 //! source was already moved.
+//!
+//! This file holds the state machine itself; [`delivery`] the uploads to the sinks,
+//! [`failure`] what a failed file becomes, [`versions`] the checks that the file is still the
+//! version listed (or read).
 
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
@@ -41,6 +45,14 @@ use super::identity::{self, mtime_millis};
 use super::retry::retry;
 use super::transfer::{self, Target};
 use super::{FileReport, Outcome, content, disposition, halt, pipe, quarantine, stage};
+
+mod delivery;
+mod failure;
+mod versions;
+
+use delivery::{Sent, deliver_one, payload, recovered, unhashed};
+use failure::fail;
+use versions::{changed_since_read, replaced_since_listed};
 
 /// Deliveries of a rejects file are recorded as sink index `REJECTS + i` (sink `i`'s rejects),
 /// so they resume exactly like the output's own deliveries.
@@ -454,254 +466,12 @@ async fn claim_quarantine(cx: &Ctx<'_>) -> Option<Claim> {
     Some(cx.claims.claim(vec![claims::key(&q.endpoint, &format!("{}/\u{0}quarantine", q.path))]).await)
 }
 
-/// What the sinks receive: the staged original, or the steps' output (and a rejects file).
-struct Payload {
-    file: PathBuf,
-    size: u64,
-    /// The name the sink templates see (`{{name}}`).
-    name: String,
-    rejects: Option<(PathBuf, u64)>,
-    rejects_ext: &'static str,
-    /// The SHA-256 `file` must have, when it is the staged file (a steps' output is fsynced
-    /// when it is written: its size tells).
-    sha256: Option<String>,
-}
-
-impl Payload {
-    /// Whether the local files are all there, whole.
-    async fn ready(&self) -> bool {
-        staged_complete(&self.file, self.size, self.sha256.as_deref()).await
-            && (match &self.rejects {
-                Some((p, n)) => staged_complete(p, *n, None).await,
-                None => true,
-            })
-    }
-}
-
-fn payload(cx: &Ctx<'_>, rec: &FileRecord, entry: &Entry, staged: &Path) -> Result<Payload, FileError> {
-    let steps = cx.flow.steps.as_ref();
-    let result = match steps {
-        Some(_) => cx.ledger.file_result(&cx.flow.name, &rec.path)?,
-        None => None,
-    };
-    let rejects_ext = steps.map_or("csv", |s| s.rejects_ext());
-    Ok(match result.and_then(|r| r.output.map(|size| (size, r.rejects))) {
-        Some((size, rejects)) => Payload {
-            file: content::output_path(staged),
-            size,
-            name: content::delivered_name(steps, entry.path.name()),
-            rejects: rejects.map(|n| (content::rejects_path(staged), n)),
-            rejects_ext,
-            sha256: None,
-        },
-        None => Payload {
-            file: staged.to_path_buf(),
-            size: rec.size,
-            name: entry.path.name().to_string(),
-            rejects: None,
-            rejects_ext,
-            sha256: rec.sha256.clone(),
-        },
-    })
-}
-
-/// What [`deliver_one`] did.
-struct Sent {
-    /// The sink took the payload's file itself (it is gone).
-    took: bool,
-    /// The target was there already and left as it was (`if_exists: skip`).
-    skipped: Option<RemotePath>,
-}
-
-/// Delivers the payload (and its rejects file) to sink `i`, except what that sink already
-/// confirmed; `data`: the payload's bytes, when it is held in memory.
-async fn deliver_one(cx: &Ctx<'_>, rec: &mut FileRecord, rel: &str, i: usize, p: &Payload, data: Option<&[u8]>) -> Result<Sent, FileError> {
-    let sink = &cx.flow.sinks[i];
-    let ep = &*cx.sinks[i];
-    let idx = i as u32;
-    let rel_dir = rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-    let (mut took, mut skipped) = (false, None);
-    let target = match recovered(cx, rec, ep, idx, p.size).await? {
-        Some(t) => {
-            // Delivered before a crash; its trigger may not have been written yet.
-            if sink.trigger.is_some() && !rec.deliveries.iter().any(|d| d.sink == TRIGGERS + idx && d.done) {
-                trigger(cx, rec, i, &t, rel_dir).await?;
-            }
-            t
-        }
-        None => {
-            let vars = NameVars::new(&p.name, rel_dir, p.size, cx.run, cx.now);
-            let dir = sink.path.render(&vars).map_err(FileError::TargetName)?;
-            let dir = RemotePath::parse(&dir).map_err(|e| FileError::TargetName(format!("sink {} path: {e}", sink.endpoint)))?;
-            let name = sink.name.render(&vars).map_err(FileError::TargetName)?;
-            // The last sink to need the payload may take it by renaming (a local folder).
-            let last_use = (0..cx.sinks.len() as u32).filter(|&j| j != idx).all(|j| rec.deliveries.iter().any(|d| d.sink == j && d.done));
-            // A staged file not hashed yet is hashed on its way out.
-            let hash = unhashed(cx, rec);
-            let (t, uploaded, taken) = send(cx, rec, i, idx, &dir, &name, rel_dir, (&p.file, data), p.size, last_use, hash).await?;
-            took = taken;
-            if uploaded && sink.trigger.is_some() {
-                trigger(cx, rec, i, &t, rel_dir).await?;
-            }
-            if !uploaded {
-                skipped = Some(t.clone());
-            }
-            t
-        }
-    };
-    if let Some((file, size)) = &p.rejects {
-        // Beside the delivered output, named after it: `roster-1.csv` → `roster-1.rejects.csv`.
-        let ridx = REJECTS + idx;
-        if recovered(cx, rec, ep, ridx, *size).await?.is_none() {
-            let stem = NameVars::new(target.name(), "", 0, 0, cx.now).stem;
-            let name = format!("{stem}.rejects.{}", p.rejects_ext);
-            send(cx, rec, i, ridx, &target.parent(), &name, rel_dir, (file, None), *size, false, false).await?;
-        }
-    }
-    Ok(Sent { took, skipped })
-}
-
-/// The recorded target of delivery `idx` when that delivery is complete: confirmed, or found
-/// whole after a crash (the rename only happens after verification, so it happened).
-async fn recovered(cx: &Ctx<'_>, rec: &mut FileRecord, ep: &dyn Endpoint, idx: u32, size: u64) -> Result<Option<RemotePath>, FileError> {
-    let Some(d) = rec.deliveries.iter().find(|d| d.sink == idx) else { return Ok(None) };
-    let Ok(t) = RemotePath::parse(&d.target) else { return Ok(None) };
-    if d.done {
-        return Ok(Some(t));
-    }
-    if transfer::already_delivered(ep, &t, size, d.replaces).await? {
-        mark(rec, idx, &t, true, None);
-        put_lazy(cx, rec)?;
-        return Ok(Some(t));
-    }
-    Ok(None)
-}
-
-/// Writes sink `i`'s trigger file beside its delivered `target` and records it, so a resumed
-/// run neither forgets it nor writes it twice.
-async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePath, rel_dir: &str) -> Result<(), FileError> {
-    let sink = &cx.flow.sinks[i];
-    let Some(template) = &sink.trigger else { return Ok(()) };
-    let vars = NameVars::new(target.name(), rel_dir, 0, cx.run, cx.now);
-    let name = template.render(&vars).map_err(FileError::TargetName)?;
-    let path = target.parent().join(&name).map_err(|e| FileError::TargetName(format!("trigger name {name:?}: {e}")))?;
-    if &path == target {
-        return Err(FileError::Name(format!("the trigger name {name:?} is the delivered file's own: writing the trigger would empty it")));
-    }
-    let temp = temp_path(cx, i, &path, rel_dir, 0)?;
-    let ep = &*cx.sinks[i];
-    let _names = cx.claims.claim(vec![claims::key(&sink.endpoint, path.as_str()), claims::key(&sink.endpoint, temp.as_str())]).await;
-    halt::point("triggering");
-    retry(cx.flow.retry, "write trigger", || transfer::put_trigger(ep, &cx.folders, &temp, &path)).await?;
-    mark(rec, TRIGGERS + i as u32, &path, true, None);
-    put(cx, rec).await
-}
-
-/// Chooses the target for `dir/name` on sink `i` (exists-policy), records it, uploads `file`
-/// (from `data`, its bytes, when it is held in memory) through the temporary name (taking
-/// it by rename with `last_use`, where the sink can) and records the confirmation (and,
-/// with `hash`, the SHA-256 of the file as read on its way out in `rec.sha256`). Returns
-/// the final target, whether it was uploaded (not skipped by `if_exists: skip`), and whether
-/// the sink took `file` itself (it is gone).
-#[allow(clippy::too_many_arguments)]
-async fn send(
-    cx: &Ctx<'_>,
-    rec: &mut FileRecord,
-    i: usize,
-    idx: u32,
-    dir: &RemotePath,
-    name: &str,
-    rel_dir: &str,
-    (file, data): (&Path, Option<&[u8]>),
-    size: u64,
-    last_use: bool,
-    hash: bool,
-) -> Result<(RemotePath, bool, bool), FileError> {
-    let sink = &cx.flow.sinks[i];
-    let ep = &*cx.sinks[i];
-    // Every name this delivery may write, claimed before the target is chosen: with `rename`
-    // the folder (free names are chosen one file at a time), else the target and its temp name.
-    let names = match sink.if_exists {
-        IfExists::Rename => vec![claims::key(&sink.endpoint, &format!("{dir}/\u{0}rename"))],
-        _ => {
-            let wanted = dir.join(name).map_err(|e| FileError::TargetName(format!("target name {name:?}: {e}")))?;
-            let temp = temp_path(cx, i, &wanted, rel_dir, size)?;
-            vec![claims::key(&sink.endpoint, wanted.as_str()), claims::key(&sink.endpoint, temp.as_str())]
-        }
-    };
-    let _names = cx.claims.claim(names).await;
-    // Written straight under the final name (`direct`), an interrupted delivery left part of
-    // the file there: its recorded target is written again rather than chosen anew (the
-    // exists-policy would take that part for somebody else's file).
-    let unfinished = rec.deliveries.iter().find(|d| d.sink == idx && !d.done).filter(|_| sink.direct());
-    let target = match unfinished.and_then(|d| RemotePath::parse(&d.target).ok().map(|t| Target::Upload(t, d.replaces))) {
-        Some(t) => t,
-        None => retry(cx.flow.retry, "check target", || transfer::choose_target(ep, dir, name, sink.if_exists)).await?,
-    };
-    match target {
-        Target::Skip(t) => {
-            tracing::info!(flow = %cx.flow.name, target = %t, "Target exists; skipped (if_exists: skip).");
-            mark(rec, idx, &t, true, None);
-            // Lazy: lost, the policy finds the target again and skips again.
-            put_lazy(cx, rec)?;
-            Ok((t, false, false))
-        }
-        Target::Upload(t, replaces) => {
-            // Durable before the rename can make `t` final: a resumed run checks this target
-            // (against the file it replaces) instead of choosing one again (which would
-            // deliver twice).
-            mark(rec, idx, &t, false, replaces);
-            put(cx, rec).await?;
-            let temp = temp_path(cx, i, &t, rel_dir, size)?;
-            let replace = sink.if_exists == IfExists::Overwrite;
-            let sent = retry(cx.flow.retry, "upload", || {
-                transfer::upload(ep, &cx.folders, &cx.budget, file, data, size, &temp, &t, replace, last_use, hash)
-            })
-            .await?;
-            halt::point("renamed");
-            if hash && rec.sha256.is_none() {
-                rec.sha256 = sent.sha256;
-            }
-            mark(rec, idx, &t, true, None);
-            // Lazy: lost, the recorded target is found whole and confirmed then.
-            put_lazy(cx, rec)?;
-            // The rename becomes durable with the next commit (before this file's next
-            // durable transition, `done` at the latest): one folder fsync for many files.
-            let took = sent.took.is_some();
-            if let Some(folder) = sent.took {
-                cx.commits.sync_first(folder);
-            }
-            Ok((t, true, took))
-        }
-    }
-}
-
 /// Whether staging hashes the file now or leaves it to the upload: only a file that nothing
 /// needs to know the hash of before its upload (no content identity, no steps) and that no
 /// sink takes by renaming it (a local folder: nothing would read it) is left unhashed.
 fn staging_hash(cx: &Ctx<'_>) -> stage::Hash {
     let later = cx.flow.steps.is_none() && !cx.flow.source.identity.sha256 && cx.sinks.iter().all(|s| !s.capabilities().local_files);
     if later { stage::Hash::Deferred } else { stage::Hash::Now }
-}
-
-/// Whether the payload is the staged file and it was staged unhashed ([`stage::Hash::Deferred`]).
-fn unhashed(cx: &Ctx<'_>, rec: &FileRecord) -> bool {
-    rec.sha256.is_none() && cx.flow.steps.is_none()
-}
-
-/// The temporary name sink `i` uploads `target` under: `target` itself for a sink that
-/// writes straight under the final name (`direct`).
-fn temp_path(cx: &Ctx<'_>, i: usize, target: &RemotePath, rel_dir: &str, size: u64) -> Result<RemotePath, FileError> {
-    let Some(template) = &cx.flow.sinks[i].temp_name else { return Ok(target.clone()) };
-    let vars = NameVars::new(target.name(), rel_dir, size, cx.run, cx.now);
-    let temp_name = super::naming::fit(&template.render(&vars).map_err(FileError::TargetName)?);
-    target.parent().join(&temp_name).map_err(|e| FileError::TargetName(format!("temp name {temp_name:?}: {e}")))
-}
-
-fn mark(rec: &mut FileRecord, sink: u32, target: &RemotePath, done: bool, replaces: Option<Replaced>) {
-    rec.deliveries.retain(|d| d.sink != sink);
-    rec.deliveries.push(Delivery { sink, target: target.as_str().to_string(), done, replaces });
-    rec.deliveries.sort_by_key(|d| d.sink);
 }
 
 /// Records a transition durably (in a group commit with the other files in flight).
@@ -759,184 +529,6 @@ async fn duplicate(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, d: DoneRec
     Ok((report(&entry.path, Outcome::Skipped, detail), false))
 }
 
-/// Records a failure and applies `after.failure` when it is permanent, or when the file has
-/// failed transiently in `retry.give_up_after` runs (then it is quarantined instead when it
-/// was downloaded whole and the flow has a quarantine).
-async fn fail(
-    cx: &Ctx<'_>,
-    rec: &mut FileRecord,
-    entry: &Entry,
-    e: FileError,
-    staged: &Path,
-    kept: Option<Vec<u8>>,
-) -> Result<(FileReport, bool), LedgerError> {
-    let e = e.in_state_folder(super::state_folder(cx.staging_dir));
-    let kind = e.kind();
-    if kind == ErrorKind::NotFound && rec.deliveries.iter().all(|d| !d.done) && matches!(cx.source.stat(&entry.path).await, Ok(None)) {
-        return vanished(cx, rec, entry, staged).await;
-    }
-    let message = e.to_string();
-    rec.attempts += 1;
-    rec.last_error = Some(ErrorRecord { kind, message: message.clone(), at: now_millis() });
-    let abort = e.aborts_run();
-    let mut detail = if delivered(rec) {
-        format!("delivered to {}, but `after.success` failed: {message}", delivered_to(cx, rec).join(", "))
-    } else {
-        message
-    };
-    let limit = cx.flow.retry.give_up_after;
-    // Only a file's own passing trouble counts towards giving up; a run-wide problem (local
-    // disk, ledger) is not the file's fault, and a delivered file only waits for disposal.
-    let give_up = kind.is_passing() && !abort && limit > 0 && rec.attempts >= limit && !delivered(rec);
-    if kind == ErrorKind::StateFull {
-        // The space back first (this file's staging copy and the steps' outputs: the next run
-        // downloads it again), so the failure can be recorded and the next run has room.
-        content::discard_with_outputs(staged).await;
-    } else if let Some(data) = kept.filter(|_| kind.is_passing() || abort) {
-        // A file held in memory is staged on disk after all, where what comes next (the
-        // next run, or the quarantine of a given-up file) looks for it.
-        if let Err(we) = pipe::write_whole(staged.to_path_buf(), data).await {
-            tracing::warn!(flow = %cx.flow.name, path = %entry.path, file = %staged.display(), error = %we, "Could not write a failed file's staging copy; the next run downloads it again.");
-        }
-    }
-    if give_up {
-        detail = format!("gave up after failing in {} runs; last error: {detail}", rec.attempts);
-        if let Some(f) = quarantine_given_up(cx, rec, entry, staged, &detail).await? {
-            return Ok((f, false));
-        }
-    }
-    if kind == ErrorKind::StateFull {
-        // Its message says what to do; the file stays where it was, to be taken again.
-    } else if (kind.is_passing() || abort) && !give_up {
-        detail.push_str(&format!(" (attempt {}; the next run resumes it)", rec.attempts));
-    } else {
-        rec.state = FileState::Failed;
-        content::discard_with_outputs(staged).await;
-        if cx.flow.after_failure == Disposition::Delete {
-            // Nothing of this file was kept anywhere (a quarantined file goes another way):
-            // deleting the source now would lose it.
-            detail.push_str("; source kept, retried next run (`after.failure: delete` deletes a file only once a copy is in quarantine)");
-        } else {
-            match disposition::apply(&*cx.source, &entry.path, &cx.flow.after_failure, None).await {
-                Ok(Some(t)) => {
-                    detail.push_str(&format!("; source moved to {t}"));
-                    rec.disposed_to = Some(t.as_str().to_string());
-                    dispose_companions(cx, entry, &cx.flow.after_failure).await;
-                }
-                Ok(None) => detail.push_str("; source kept, retried next run"),
-                Err(de) => detail.push_str(&format!("; after.failure could not be applied: {de}")),
-            }
-        }
-    }
-    tracing::error!(flow = %cx.flow.name, path = %entry.path, kind = %kind, error = %detail, "File failed.");
-    rec.updated = now_millis();
-    cx.store(Transition::File { flow: cx.flow.name.clone(), rec: rec.clone() }).await?;
-    let mut f = report(&entry.path, Outcome::Failed, detail);
-    f.error_kind = Some(kind);
-    Ok((f, abort))
-}
-
-/// A file the partner removed (or moved away) between its listing and its download, before
-/// anything was delivered: not a failure of the flow. Skipped in the run's report and
-/// `vanished` in the ledger alike; no attempt is counted, no `after.failure` applied (there
-/// is nothing to apply it to), and no event raised.
-async fn vanished(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, staged: &Path) -> Result<(FileReport, bool), LedgerError> {
-    let detail = "disappeared from the source before it could be taken";
-    tracing::info!(flow = %cx.flow.name, path = %entry.path, "Skipped: the file disappeared from the source before it could be taken.");
-    content::discard_with_outputs(staged).await;
-    rec.state = FileState::Vanished;
-    rec.last_error = None;
-    rec.updated = now_millis();
-    cx.store(Transition::File { flow: cx.flow.name.clone(), rec: rec.clone() }).await?;
-    Ok((report(&entry.path, Outcome::Skipped, detail), false))
-}
-
-/// Why a file just read must not be delivered: the file the endpoint opened (`opened`, the
-/// open handle's attributes, which name the version read even when another file has taken
-/// its name since) is not the version that was listed — another size or modification time:
-/// the partner replaced it in between. Its identity is the listing's, so delivering it under
-/// that identity would have the next run deliver the new version a second time. `None` when
-/// it is the listed one, or the endpoint cannot say (FTP: `RETR` has no handle to ask; there
-/// `changed_since_read` still keeps a moved or deleted source that changed).
-///
-/// Only in a flow that keeps its source (a moved or deleted one is checked before it is
-/// moved, `changed_since_read`, which also delivers at once a version replaced before it was
-/// read) and where the identity has the modification time but not the content: `[sha256]` is
-/// what was read, and without the time a same-size replacement has the same identity (and a
-/// size change fails the read). Costs no round trip: the attributes come with the read.
-fn replaced_since_listed(cx: &Ctx<'_>, rec: &FileRecord, opened: Option<&Entry>) -> Option<String> {
-    let id = cx.flow.source.identity;
-    let opened = opened.filter(|_| cx.flow.after_success == Disposition::Keep && id.mtime && !id.sha256)?;
-    if other_version(rec, opened) == (false, false) {
-        return None;
-    }
-    let mtime = mtime_millis(opened);
-    let when = |m: Option<crate::ledger::Millis>| m.map(date).unwrap_or_else(|| "no time".into());
-    Some(format!(
-        "replaced since it was listed ({} bytes, modified {} then; {} bytes, modified {} when read); the next run takes the new version",
-        rec.size,
-        when(rec.mtime),
-        opened.size,
-        when(mtime)
-    ))
-}
-
-/// Why the source must not be moved or deleted: it is no longer what was read (another
-/// size or time than the listing's: the partner wrote to it, or put a new file in its place,
-/// while it was moved). `None` when it is unchanged, or gone (moved by an earlier attempt).
-///
-/// Only another time, with the size unchanged, may also mean the partner replaced the file
-/// *before* it was read (or touched it): then what is there is what was delivered, and
-/// keeping it would have the next run deliver it again under its new time. The source is
-/// read once more to tell (only in that rare case: the usual file costs the one stat).
-async fn changed_since_read(cx: &Ctx<'_>, rec: &FileRecord, path: &RemotePath) -> Result<Option<String>, FileError> {
-    let Some(now) = retry(cx.flow.retry, "stat source", || async { Ok(cx.source.stat(path).await?) }).await? else { return Ok(None) };
-    let (new_size, new_time) = other_version(rec, &now);
-    if !new_size
-        && new_time
-        && let Some(delivered) = &rec.sha256
-        // Trouble reading it leaves the source where it is, as any change does.
-        && retry(cx.flow.retry, "read source", || source_sha256(&*cx.source, path, rec.size)).await.ok().flatten().as_ref()
-            == Some(delivered)
-    {
-        tracing::info!(flow = %cx.flow.name, path = %path, "The source has another time than when it was listed, and the content that was delivered.");
-        return Ok(None);
-    }
-    if new_size || new_time {
-        let what = if new_size { format!("{} bytes now, {} when read", now.size, rec.size) } else { "another time than when read".into() };
-        return Ok(Some(format!("it changed while it was moved ({what}); the next run takes it as a new file")));
-    }
-    Ok(None)
-}
-
-/// Whether `e` has another size, and another modification time, than the version `rec`
-/// describes (the listed one). A time one side does not have tells nothing.
-fn other_version(rec: &FileRecord, e: &Entry) -> (bool, bool) {
-    let mtime = mtime_millis(e);
-    (e.size != rec.size, mtime.is_some() && rec.mtime.is_some() && mtime != rec.mtime)
-}
-
-/// The SHA-256 of what `path` on `ep` holds now, when it has `size` bytes (`None` otherwise).
-async fn source_sha256(ep: &dyn Endpoint, path: &RemotePath, size: u64) -> Result<Option<String>, FileError> {
-    use sha2::Digest as _;
-    let mut src = ep.open_read(path, 0).await?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; stage::CHUNK];
-    let mut read = 0u64;
-    loop {
-        let n = crate::endpoint::read_full(&mut *src, &mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        read += n as u64;
-        if read > size {
-            return Ok(None);
-        }
-    }
-    Ok((read == size).then(|| hex::encode(hasher.finalize())))
-}
-
 /// Where the file went: `endpoint:/path` of every delivery (and trigger) recorded.
 fn delivered_to(cx: &Ctx<'_>, rec: &FileRecord) -> Vec<String> {
     rec.deliveries.iter().filter_map(|d| cx.flow.sinks.get(sink_of(d.sink)).map(|s| format!("{}:/{}", s.endpoint, d.target))).collect()
@@ -945,37 +537,4 @@ fn delivered_to(cx: &Ctx<'_>, rec: &FileRecord) -> Vec<String> {
 /// Every sink confirmed: what is left is disposing of the source.
 fn delivered(rec: &FileRecord) -> bool {
     matches!(rec.state, FileState::Delivered | FileState::Disposing)
-}
-
-/// Quarantines a given-up file when its staged copy is whole and the flow has a quarantine;
-/// `None` when it cannot be (then it fails for good). A quarantine that fails itself is
-/// logged and the file fails for good too: the source stays where `after.failure` puts it.
-async fn quarantine_given_up(
-    cx: &Ctx<'_>,
-    rec: &mut FileRecord,
-    entry: &Entry,
-    staged: &Path,
-    reason: &str,
-) -> Result<Option<FileReport>, LedgerError> {
-    let whole = matches!(rec.state, FileState::Staged | FileState::Processed | FileState::Delivering | FileState::Quarantining);
-    let Some(q) = cx.flow.quarantine.as_ref().filter(|_| whole && cx.quarantine.is_some()) else {
-        return Ok(None);
-    };
-    let mut result = cx.ledger.file_result(&cx.flow.name, &rec.path)?.unwrap_or_default();
-    if result.quarantine.is_none() {
-        result.quarantine =
-            Some(QuarantineRecord { reason: reason.to_string(), at: now_millis(), endpoint: q.endpoint.clone(), ..Default::default() });
-    }
-    rec.state = FileState::Quarantining;
-    rec.updated = now_millis();
-    cx.store(Transition::Result { flow: cx.flow.name.clone(), rec: rec.clone(), result }).await?;
-    let _names = claim_quarantine(cx).await;
-    match quarantine::put_aside(cx, rec, entry, staged).await {
-        Ok(f) => Ok(Some(f)),
-        Err(FileError::Ledger(e)) => Err(e),
-        Err(e) => {
-            tracing::error!(flow = %cx.flow.name, path = %entry.path, error = %e, "Could not quarantine a given-up file.");
-            Ok(None)
-        }
-    }
 }

@@ -1,0 +1,262 @@
+//! Delivering a file to the flow's sinks: what they receive (the staged original or the
+//! steps' output), the upload of each (temporary name, verify, rename — `transfer`), a delivery
+//! recovered from a recorded target, and trigger files.
+
+use super::*;
+
+/// What the sinks receive: the staged original, or the steps' output (and a rejects file).
+pub(super) struct Payload {
+    pub(super) file: PathBuf,
+    pub(super) size: u64,
+    /// The name the sink templates see (`{{name}}`).
+    pub(super) name: String,
+    pub(super) rejects: Option<(PathBuf, u64)>,
+    rejects_ext: &'static str,
+    /// The SHA-256 `file` must have, when it is the staged file (a steps' output is fsynced
+    /// when it is written: its size tells).
+    sha256: Option<String>,
+}
+
+impl Payload {
+    /// Whether the local files are all there, whole.
+    pub(super) async fn ready(&self) -> bool {
+        staged_complete(&self.file, self.size, self.sha256.as_deref()).await
+            && (match &self.rejects {
+                Some((p, n)) => staged_complete(p, *n, None).await,
+                None => true,
+            })
+    }
+}
+
+/// The payload of the file as recorded: the steps' output when they made one, else the
+/// staged original.
+pub(super) fn payload(cx: &Ctx<'_>, rec: &FileRecord, entry: &Entry, staged: &Path) -> Result<Payload, FileError> {
+    let steps = cx.flow.steps.as_ref();
+    let result = match steps {
+        Some(_) => cx.ledger.file_result(&cx.flow.name, &rec.path)?,
+        None => None,
+    };
+    let rejects_ext = steps.map_or("csv", |s| s.rejects_ext());
+    Ok(match result.and_then(|r| r.output.map(|size| (size, r.rejects))) {
+        Some((size, rejects)) => Payload {
+            file: content::output_path(staged),
+            size,
+            name: content::delivered_name(steps, entry.path.name()),
+            rejects: rejects.map(|n| (content::rejects_path(staged), n)),
+            rejects_ext,
+            sha256: None,
+        },
+        None => Payload {
+            file: staged.to_path_buf(),
+            size: rec.size,
+            name: entry.path.name().to_string(),
+            rejects: None,
+            rejects_ext,
+            sha256: rec.sha256.clone(),
+        },
+    })
+}
+
+/// What [`deliver_one`] did.
+pub(super) struct Sent {
+    /// The sink took the payload's file itself (it is gone).
+    pub(super) took: bool,
+    /// The target was there already and left as it was (`if_exists: skip`).
+    pub(super) skipped: Option<RemotePath>,
+}
+
+/// Delivers the payload (and its rejects file) to sink `i`, except what that sink already
+/// confirmed; `data`: the payload's bytes, when it is held in memory.
+pub(super) async fn deliver_one(
+    cx: &Ctx<'_>,
+    rec: &mut FileRecord,
+    rel: &str,
+    i: usize,
+    p: &Payload,
+    data: Option<&[u8]>,
+) -> Result<Sent, FileError> {
+    let sink = &cx.flow.sinks[i];
+    let ep = &*cx.sinks[i];
+    let idx = i as u32;
+    let rel_dir = rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+    let (mut took, mut skipped) = (false, None);
+    let target = match recovered(cx, rec, ep, idx, p.size).await? {
+        Some(t) => {
+            // Delivered before a crash; its trigger may not have been written yet.
+            if sink.trigger.is_some() && !rec.deliveries.iter().any(|d| d.sink == TRIGGERS + idx && d.done) {
+                trigger(cx, rec, i, &t, rel_dir).await?;
+            }
+            t
+        }
+        None => {
+            let vars = NameVars::new(&p.name, rel_dir, p.size, cx.run, cx.now);
+            let dir = sink.path.render(&vars).map_err(FileError::TargetName)?;
+            let dir = RemotePath::parse(&dir).map_err(|e| FileError::TargetName(format!("sink {} path: {e}", sink.endpoint)))?;
+            let name = sink.name.render(&vars).map_err(FileError::TargetName)?;
+            // The last sink to need the payload may take it by renaming (a local folder).
+            let last_use = (0..cx.sinks.len() as u32).filter(|&j| j != idx).all(|j| rec.deliveries.iter().any(|d| d.sink == j && d.done));
+            // A staged file not hashed yet is hashed on its way out.
+            let hash = unhashed(cx, rec);
+            let (t, uploaded, taken) = send(cx, rec, i, idx, &dir, &name, rel_dir, (&p.file, data), p.size, last_use, hash).await?;
+            took = taken;
+            if uploaded && sink.trigger.is_some() {
+                trigger(cx, rec, i, &t, rel_dir).await?;
+            }
+            if !uploaded {
+                skipped = Some(t.clone());
+            }
+            t
+        }
+    };
+    if let Some((file, size)) = &p.rejects {
+        // Beside the delivered output, named after it: `roster-1.csv` → `roster-1.rejects.csv`.
+        let ridx = REJECTS + idx;
+        if recovered(cx, rec, ep, ridx, *size).await?.is_none() {
+            let stem = NameVars::new(target.name(), "", 0, 0, cx.now).stem;
+            let name = format!("{stem}.rejects.{}", p.rejects_ext);
+            send(cx, rec, i, ridx, &target.parent(), &name, rel_dir, (file, None), *size, false, false).await?;
+        }
+    }
+    Ok(Sent { took, skipped })
+}
+
+/// The recorded target of delivery `idx` when that delivery is complete: confirmed, or found
+/// whole after a crash (the rename only happens after verification, so it happened).
+pub(super) async fn recovered(
+    cx: &Ctx<'_>,
+    rec: &mut FileRecord,
+    ep: &dyn Endpoint,
+    idx: u32,
+    size: u64,
+) -> Result<Option<RemotePath>, FileError> {
+    let Some(d) = rec.deliveries.iter().find(|d| d.sink == idx) else { return Ok(None) };
+    let Ok(t) = RemotePath::parse(&d.target) else { return Ok(None) };
+    if d.done {
+        return Ok(Some(t));
+    }
+    if transfer::already_delivered(ep, &t, size, d.replaces).await? {
+        mark(rec, idx, &t, true, None);
+        put_lazy(cx, rec)?;
+        return Ok(Some(t));
+    }
+    Ok(None)
+}
+
+/// Writes sink `i`'s trigger file beside its delivered `target` and records it, so a resumed
+/// run neither forgets it nor writes it twice.
+async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePath, rel_dir: &str) -> Result<(), FileError> {
+    let sink = &cx.flow.sinks[i];
+    let Some(template) = &sink.trigger else { return Ok(()) };
+    let vars = NameVars::new(target.name(), rel_dir, 0, cx.run, cx.now);
+    let name = template.render(&vars).map_err(FileError::TargetName)?;
+    let path = target.parent().join(&name).map_err(|e| FileError::TargetName(format!("trigger name {name:?}: {e}")))?;
+    if &path == target {
+        return Err(FileError::Name(format!("the trigger name {name:?} is the delivered file's own: writing the trigger would empty it")));
+    }
+    let temp = temp_path(cx, i, &path, rel_dir, 0)?;
+    let ep = &*cx.sinks[i];
+    let _names = cx.claims.claim(vec![claims::key(&sink.endpoint, path.as_str()), claims::key(&sink.endpoint, temp.as_str())]).await;
+    halt::point("triggering");
+    retry(cx.flow.retry, "write trigger", || transfer::put_trigger(ep, &cx.folders, &temp, &path)).await?;
+    mark(rec, TRIGGERS + i as u32, &path, true, None);
+    put(cx, rec).await
+}
+
+/// Chooses the target for `dir/name` on sink `i` (exists-policy), records it, uploads `file`
+/// (from `data`, its bytes, when it is held in memory) through the temporary name (taking
+/// it by rename with `last_use`, where the sink can) and records the confirmation (and,
+/// with `hash`, the SHA-256 of the file as read on its way out in `rec.sha256`). Returns
+/// the final target, whether it was uploaded (not skipped by `if_exists: skip`), and whether
+/// the sink took `file` itself (it is gone).
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    cx: &Ctx<'_>,
+    rec: &mut FileRecord,
+    i: usize,
+    idx: u32,
+    dir: &RemotePath,
+    name: &str,
+    rel_dir: &str,
+    (file, data): (&Path, Option<&[u8]>),
+    size: u64,
+    last_use: bool,
+    hash: bool,
+) -> Result<(RemotePath, bool, bool), FileError> {
+    let sink = &cx.flow.sinks[i];
+    let ep = &*cx.sinks[i];
+    // Every name this delivery may write, claimed before the target is chosen: with `rename`
+    // the folder (free names are chosen one file at a time), else the target and its temp name.
+    let names = match sink.if_exists {
+        IfExists::Rename => vec![claims::key(&sink.endpoint, &format!("{dir}/\u{0}rename"))],
+        _ => {
+            let wanted = dir.join(name).map_err(|e| FileError::TargetName(format!("target name {name:?}: {e}")))?;
+            let temp = temp_path(cx, i, &wanted, rel_dir, size)?;
+            vec![claims::key(&sink.endpoint, wanted.as_str()), claims::key(&sink.endpoint, temp.as_str())]
+        }
+    };
+    let _names = cx.claims.claim(names).await;
+    // Written straight under the final name (`direct`), an interrupted delivery left part of
+    // the file there: its recorded target is written again rather than chosen anew (the
+    // exists-policy would take that part for somebody else's file).
+    let unfinished = rec.deliveries.iter().find(|d| d.sink == idx && !d.done).filter(|_| sink.direct());
+    let target = match unfinished.and_then(|d| RemotePath::parse(&d.target).ok().map(|t| Target::Upload(t, d.replaces))) {
+        Some(t) => t,
+        None => retry(cx.flow.retry, "check target", || transfer::choose_target(ep, dir, name, sink.if_exists)).await?,
+    };
+    match target {
+        Target::Skip(t) => {
+            tracing::info!(flow = %cx.flow.name, target = %t, "Target exists; skipped (if_exists: skip).");
+            mark(rec, idx, &t, true, None);
+            // Lazy: lost, the policy finds the target again and skips again.
+            put_lazy(cx, rec)?;
+            Ok((t, false, false))
+        }
+        Target::Upload(t, replaces) => {
+            // Durable before the rename can make `t` final: a resumed run checks this target
+            // (against the file it replaces) instead of choosing one again (which would
+            // deliver twice).
+            mark(rec, idx, &t, false, replaces);
+            put(cx, rec).await?;
+            let temp = temp_path(cx, i, &t, rel_dir, size)?;
+            let replace = sink.if_exists == IfExists::Overwrite;
+            let sent = retry(cx.flow.retry, "upload", || {
+                transfer::upload(ep, &cx.folders, &cx.budget, file, data, size, &temp, &t, replace, last_use, hash)
+            })
+            .await?;
+            halt::point("renamed");
+            if hash && rec.sha256.is_none() {
+                rec.sha256 = sent.sha256;
+            }
+            mark(rec, idx, &t, true, None);
+            // Lazy: lost, the recorded target is found whole and confirmed then.
+            put_lazy(cx, rec)?;
+            // The rename becomes durable with the next commit (before this file's next
+            // durable transition, `done` at the latest): one folder fsync for many files.
+            let took = sent.took.is_some();
+            if let Some(folder) = sent.took {
+                cx.commits.sync_first(folder);
+            }
+            Ok((t, true, took))
+        }
+    }
+}
+
+/// Whether the payload is the staged file and it was staged unhashed ([`stage::Hash::Deferred`]).
+pub(super) fn unhashed(cx: &Ctx<'_>, rec: &FileRecord) -> bool {
+    rec.sha256.is_none() && cx.flow.steps.is_none()
+}
+
+/// The temporary name sink `i` uploads `target` under: `target` itself for a sink that
+/// writes straight under the final name (`direct`).
+fn temp_path(cx: &Ctx<'_>, i: usize, target: &RemotePath, rel_dir: &str, size: u64) -> Result<RemotePath, FileError> {
+    let Some(template) = &cx.flow.sinks[i].temp_name else { return Ok(target.clone()) };
+    let vars = NameVars::new(target.name(), rel_dir, size, cx.run, cx.now);
+    let temp_name = crate::engine::naming::fit(&template.render(&vars).map_err(FileError::TargetName)?);
+    target.parent().join(&temp_name).map_err(|e| FileError::TargetName(format!("temp name {temp_name:?}: {e}")))
+}
+
+fn mark(rec: &mut FileRecord, sink: u32, target: &RemotePath, done: bool, replaces: Option<Replaced>) {
+    rec.deliveries.retain(|d| d.sink != sink);
+    rec.deliveries.push(Delivery { sink, target: target.as_str().to_string(), done, replaces });
+    rec.deliveries.sort_by_key(|d| d.sink);
+}

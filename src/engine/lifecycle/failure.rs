@@ -1,0 +1,130 @@
+//! What a file that fails becomes: kept for the next run (passing trouble), failed for good
+//! with `after.failure` applied, quarantined once given up, or `vanished` when the partner
+//! removed it before it could be taken.
+
+use super::*;
+
+/// Records a failure and applies `after.failure` when it is permanent, or when the file has
+/// failed transiently in `retry.give_up_after` runs (then it is quarantined instead when it
+/// was downloaded whole and the flow has a quarantine).
+pub(super) async fn fail(
+    cx: &Ctx<'_>,
+    rec: &mut FileRecord,
+    entry: &Entry,
+    e: FileError,
+    staged: &Path,
+    kept: Option<Vec<u8>>,
+) -> Result<(FileReport, bool), LedgerError> {
+    let e = e.in_state_folder(crate::engine::state_folder(cx.staging_dir));
+    let kind = e.kind();
+    if kind == ErrorKind::NotFound && rec.deliveries.iter().all(|d| !d.done) && matches!(cx.source.stat(&entry.path).await, Ok(None)) {
+        return vanished(cx, rec, entry, staged).await;
+    }
+    let message = e.to_string();
+    rec.attempts += 1;
+    rec.last_error = Some(ErrorRecord { kind, message: message.clone(), at: now_millis() });
+    let abort = e.aborts_run();
+    let mut detail = if delivered(rec) {
+        format!("delivered to {}, but `after.success` failed: {message}", delivered_to(cx, rec).join(", "))
+    } else {
+        message
+    };
+    let limit = cx.flow.retry.give_up_after;
+    // Only a file's own passing trouble counts towards giving up; a run-wide problem (local
+    // disk, ledger) is not the file's fault, and a delivered file only waits for disposal.
+    let give_up = kind.is_passing() && !abort && limit > 0 && rec.attempts >= limit && !delivered(rec);
+    if kind == ErrorKind::StateFull {
+        // The space back first (this file's staging copy and the steps' outputs: the next run
+        // downloads it again), so the failure can be recorded and the next run has room.
+        content::discard_with_outputs(staged).await;
+    } else if let Some(data) = kept.filter(|_| kind.is_passing() || abort) {
+        // A file held in memory is staged on disk after all, where what comes next (the
+        // next run, or the quarantine of a given-up file) looks for it.
+        if let Err(we) = pipe::write_whole(staged.to_path_buf(), data).await {
+            tracing::warn!(flow = %cx.flow.name, path = %entry.path, file = %staged.display(), error = %we, "Could not write a failed file's staging copy; the next run downloads it again.");
+        }
+    }
+    if give_up {
+        detail = format!("gave up after failing in {} runs; last error: {detail}", rec.attempts);
+        if let Some(f) = quarantine_given_up(cx, rec, entry, staged, &detail).await? {
+            return Ok((f, false));
+        }
+    }
+    if kind == ErrorKind::StateFull {
+        // Its message says what to do; the file stays where it was, to be taken again.
+    } else if (kind.is_passing() || abort) && !give_up {
+        detail.push_str(&format!(" (attempt {}; the next run resumes it)", rec.attempts));
+    } else {
+        rec.state = FileState::Failed;
+        content::discard_with_outputs(staged).await;
+        if cx.flow.after_failure == Disposition::Delete {
+            // Nothing of this file was kept anywhere (a quarantined file goes another way):
+            // deleting the source now would lose it.
+            detail.push_str("; source kept, retried next run (`after.failure: delete` deletes a file only once a copy is in quarantine)");
+        } else {
+            match disposition::apply(&*cx.source, &entry.path, &cx.flow.after_failure, None).await {
+                Ok(Some(t)) => {
+                    detail.push_str(&format!("; source moved to {t}"));
+                    rec.disposed_to = Some(t.as_str().to_string());
+                    dispose_companions(cx, entry, &cx.flow.after_failure).await;
+                }
+                Ok(None) => detail.push_str("; source kept, retried next run"),
+                Err(de) => detail.push_str(&format!("; after.failure could not be applied: {de}")),
+            }
+        }
+    }
+    tracing::error!(flow = %cx.flow.name, path = %entry.path, kind = %kind, error = %detail, "File failed.");
+    rec.updated = now_millis();
+    cx.store(Transition::File { flow: cx.flow.name.clone(), rec: rec.clone() }).await?;
+    let mut f = report(&entry.path, Outcome::Failed, detail);
+    f.error_kind = Some(kind);
+    Ok((f, abort))
+}
+
+/// A file the partner removed (or moved away) between its listing and its download, before
+/// anything was delivered: not a failure of the flow. Skipped in the run's report and
+/// `vanished` in the ledger alike; no attempt is counted, no `after.failure` applied (there
+/// is nothing to apply it to), and no event raised.
+async fn vanished(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, staged: &Path) -> Result<(FileReport, bool), LedgerError> {
+    let detail = "disappeared from the source before it could be taken";
+    tracing::info!(flow = %cx.flow.name, path = %entry.path, "Skipped: the file disappeared from the source before it could be taken.");
+    content::discard_with_outputs(staged).await;
+    rec.state = FileState::Vanished;
+    rec.last_error = None;
+    rec.updated = now_millis();
+    cx.store(Transition::File { flow: cx.flow.name.clone(), rec: rec.clone() }).await?;
+    Ok((report(&entry.path, Outcome::Skipped, detail), false))
+}
+
+/// Quarantines a given-up file when its staged copy is whole and the flow has a quarantine;
+/// `None` when it cannot be (then it fails for good). A quarantine that fails itself is
+/// logged and the file fails for good too: the source stays where `after.failure` puts it.
+async fn quarantine_given_up(
+    cx: &Ctx<'_>,
+    rec: &mut FileRecord,
+    entry: &Entry,
+    staged: &Path,
+    reason: &str,
+) -> Result<Option<FileReport>, LedgerError> {
+    let whole = matches!(rec.state, FileState::Staged | FileState::Processed | FileState::Delivering | FileState::Quarantining);
+    let Some(q) = cx.flow.quarantine.as_ref().filter(|_| whole && cx.quarantine.is_some()) else {
+        return Ok(None);
+    };
+    let mut result = cx.ledger.file_result(&cx.flow.name, &rec.path)?.unwrap_or_default();
+    if result.quarantine.is_none() {
+        result.quarantine =
+            Some(QuarantineRecord { reason: reason.to_string(), at: now_millis(), endpoint: q.endpoint.clone(), ..Default::default() });
+    }
+    rec.state = FileState::Quarantining;
+    rec.updated = now_millis();
+    cx.store(Transition::Result { flow: cx.flow.name.clone(), rec: rec.clone(), result }).await?;
+    let _names = claim_quarantine(cx).await;
+    match quarantine::put_aside(cx, rec, entry, staged).await {
+        Ok(f) => Ok(Some(f)),
+        Err(FileError::Ledger(e)) => Err(e),
+        Err(e) => {
+            tracing::error!(flow = %cx.flow.name, path = %entry.path, error = %e, "Could not quarantine a given-up file.");
+            Ok(None)
+        }
+    }
+}
