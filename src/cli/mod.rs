@@ -108,7 +108,7 @@ pub enum Command {
     /// Run the tests kept beside flows (`*.test.yaml`): fixtures in, expected outputs out,
     /// without connecting anywhere; exit 1 when a case fails, 2 when a test file is invalid.
     Test(test::Args),
-    /// Serve a folder over SFTP on 127.0.0.1 to try flows locally, until stopped.
+    /// Serve a folder over SFTP and plain FTP on 127.0.0.1 to try flows locally, until stopped.
     Sandbox(sandbox::Args),
 }
 
