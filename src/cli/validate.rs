@@ -1,10 +1,11 @@
 //! `wharf validate [PATH…]`: check flow files and print every problem as
 //! `file:line:col: message (at /yaml/path)`, then a count; exit 2 when there is any problem.
 //!
-//! A key, known_hosts or CA file a valid flow names that is not on this machine is a
-//! *warning* (`file:line:col: warning: …`): validate also runs where the keys are not (CI),
-//! and a run checks them again before it connects. Warnings do not change the exit code and
-//! are not in `--json`, which lists the problems.
+//! Warnings (`file:line:col: warning: …`) are printed after the problems and never change
+//! the exit code: the loader's (a setting that has no effect, see [`crate::config::Flow`]'s
+//! `warnings`), and a key, known_hosts or CA file a valid flow names that is not on this
+//! machine — validate also runs where the keys are not (CI), and a run checks them again
+//! before it connects. Warnings are not in `--json`, which lists the problems.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -46,6 +47,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             checked += 1;
             match config::load_flow(&file) {
                 Ok(flow) => {
+                    warnings.extend(flow.warnings.iter().cloned());
                     warnings.extend(config::key_files::check(&flow, flow.endpoints.keys().map(String::as_str)));
                     match names.get(&flow.name) {
                         // The name keys the ledger: two flows with one name would share its records.
@@ -66,7 +68,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             outln!("{d}");
         }
         for w in &warnings {
-            outln!("{}:{}:{}: warning: {} (at {})", w.file.display(), w.line, w.col, w.message, w.yaml_path);
+            outln!("{}", w.warning_text());
         }
         let warned = if warnings.is_empty() { String::new() } else { format!(", {} warning(s)", warnings.len()) };
         outln!("{checked} flow(s) checked, {} problem(s){warned}", problems.len());

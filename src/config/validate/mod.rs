@@ -4,12 +4,13 @@
 //! name templates, jailed paths, durations, credentials and host-key settings, identity and
 //! disposition rules. It reports *every* problem as a [`Problem`] (a YAML path and a message;
 //! `load.rs` turns them into positioned diagnostics) and builds the flow only when there are
-//! none. The only outside world it touches is through [`Lookup`]: `${env:…}` / `${file:…}`
+//! none. A setting that is harmless but pointless (a CSV setting at its default value on a
+//! `json` step) is a *warning*, in the same form: it never stops a flow. The only outside world it touches is through [`Lookup`]: `${env:…}` / `${file:…}`
 //! for credentials, and the flow file's folder for relative paths. It never connects.
 //!
 //! Split by section: `endpoints.rs` (servers, credentials, host keys, certificates),
-//! `response.rs` (`response:`), `schedule.rs` (`schedule:`, `expect:`) and `notify.rs`
-//! (`notify:`) add methods to the one `Checker` defined here.
+//! `content.rs` (`steps:` settings), `response.rs` (`response:`), `schedule.rs` (`schedule:`,
+//! `expect:`) and `notify.rs` (`notify:`) add methods to the one `Checker` defined here.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -45,6 +46,7 @@ use crate::endpoint::path::check_name;
 use crate::template::{NameTemplate, NameVars};
 
 // The `response:` checks, a child module so they use this `Checker` and its rules as they are.
+mod content;
 mod endpoints;
 mod notify;
 mod place;
@@ -114,16 +116,26 @@ impl From<RawFlow> for Sections {
     }
 }
 
+/// What the meaning checks found in a flow.
+#[derive(Debug)]
+pub struct Checked {
+    /// The built flow, or every problem that stops it.
+    pub flow: Result<Flow, Vec<Problem>>,
+    /// What is pointless but harmless, whether or not the flow was built: reported, never
+    /// refused.
+    pub warnings: Vec<Problem>,
+}
+
 /// Checks a deserialized flow and builds it. `file` is recorded in the flow; relative paths
 /// and `${file:…}` resolve against `lookup.base_dir`.
-pub fn validate(raw: RawFlow, file: &Path, lookup: &Lookup<'_>) -> Result<Flow, Vec<Problem>> {
+pub fn validate(raw: RawFlow, file: &Path, lookup: &Lookup<'_>) -> Checked {
     validate_sections(Sections::from(raw), file, lookup)
 }
 
 /// Like [`validate`], for a flow of which some parts may be malformed: the others are still
 /// checked, and the result is an error whenever a part is missing.
-pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -> Result<Flow, Vec<Problem>> {
-    let mut c = Checker { lookup, problems: Vec::new(), places: BTreeMap::new() };
+pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -> Checked {
+    let mut c = Checker::new(lookup);
     let name = sections.name.and_then(|n| c.flow_name(&n));
     let defined: Option<Vec<String>> = sections.endpoints.as_ref().map(|e| e.keys().cloned().collect());
     let endpoints = sections.endpoints.map(|eps| {
@@ -205,7 +217,7 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
     let expect = sections.expect.map(|e| c.expects(e));
     let notify = sections.notify.map(|rules| c.notify("/notify", rules));
 
-    let problems = c.problems;
+    let (problems, warnings) = (c.problems, c.warnings);
     let built = (|| {
         let endpoints = endpoints?.into_iter().map(|(k, v)| Some((k, v?))).collect::<Option<BTreeMap<_, _>>>()?;
         let sinks = sinks?.into_iter().collect::<Option<Vec<_>>>()?;
@@ -235,20 +247,26 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
             },
             expect: expect??,
             notify: notify.flatten()?,
+            // Positioned by the loader, which knows the lines.
+            warnings: Vec::new(),
         };
         flow.response = response.map(|d| Box::new(d.build(&flow)));
         Some(flow)
     })();
-    match built {
+    let flow = match built {
         Some(flow) if problems.is_empty() => Ok(flow),
         _ => Err(problems),
-    }
+    };
+    Checked { flow, warnings }
 }
 
-/// Collects problems while checking; each check returns `None` when its part is unusable.
+/// Collects problems and warnings while checking; each check returns `None` when its part is
+/// unusable.
 struct Checker<'l, 'a> {
     lookup: &'l Lookup<'a>,
     problems: Vec<Problem>,
+    /// Found alongside the problems; they never make a check return `None`.
+    warnings: Vec<Problem>,
     /// Where each well-formed endpoint is (see `place.rs`).
     places: BTreeMap<String, Place>,
 }
@@ -262,9 +280,19 @@ enum Relation {
     Inside,
 }
 
+impl<'l, 'a> Checker<'l, 'a> {
+    fn new(lookup: &'l Lookup<'a>) -> Self {
+        Checker { lookup, problems: Vec::new(), warnings: Vec::new(), places: BTreeMap::new() }
+    }
+}
+
 impl Checker<'_, '_> {
     fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem::new(path, message));
+    }
+
+    fn warning(&mut self, path: impl Into<String>, message: impl Into<String>) {
+        self.warnings.push(Problem::new(path, message));
     }
 
     /// Records `result`'s error at `path` and turns it into an `Option`.
@@ -595,6 +623,11 @@ impl Checker<'_, '_> {
         source: Option<&Source>,
     ) -> Option<(Option<crate::steps::Steps>, Option<Quarantine>)> {
         let steps: Vec<Option<&RawStep>> = steps.iter().map(Option::as_ref).collect();
+        for (i, step) in steps.iter().enumerate() {
+            if let Some(step) = step {
+                self.csv_settings(&format!("/steps/{i}"), step);
+            }
+        }
         let built = match crate::steps::build_partial(&steps, on_invalid, max_invalid, self.lookup.base_dir) {
             Ok(s) => Some(s),
             Err(problems) => {
@@ -693,9 +726,19 @@ mod tests {
 
     /// Validates flow text (the child modules' tests use it too).
     pub(super) fn run(yaml: &str) -> Result<Flow, Vec<Problem>> {
+        check(yaml).flow
+    }
+
+    /// Validates flow text, with the warnings.
+    pub(super) fn check(yaml: &str) -> Checked {
         // Through JSON, as the loader does: serde_yaml alone wants `!move_to x` for enums.
         let raw: RawFlow = serde_json::from_value(serde_yaml::from_str(yaml).unwrap()).unwrap();
         validate(raw, Path::new("/flows/f.yaml"), &Lookup { base_dir: Path::new("/flows"), env: &env })
+    }
+
+    /// The warnings about flow text, as text.
+    pub(super) fn warnings(yaml: &str) -> Vec<String> {
+        check(yaml).warnings.into_iter().map(|p| p.to_string()).collect()
     }
 
     /// Every problem of an invalid flow, as text.
