@@ -5,7 +5,8 @@
 //! the exit code: the loader's (a setting that has no effect, see [`crate::config::Flow`]'s
 //! `warnings`), and a key, known_hosts or CA file a valid flow names that is not on this
 //! machine — validate also runs where the keys are not (CI), and a run checks them again
-//! before it connects. Warnings are not in `--json`, which lists the problems.
+//! before it connects. `--json` prints the array of problems it always printed; with
+//! `--with-warnings` the warnings are appended to it and every entry says its `severity`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use super::output::outln;
+use crate::config::diagnostic::{Rated, Severity};
 use crate::config::{self, Diagnostic};
 
 #[derive(Debug, clap::Args)]
@@ -22,8 +24,13 @@ pub struct Args {
     #[arg(default_value = "flows")]
     pub paths: Vec<PathBuf>,
     /// Print the problems as a JSON array of {file, line, col, message, yaml_path} instead.
+    /// Warnings are left out unless `--with-warnings` is given.
     #[arg(long)]
     pub json: bool,
+    /// With `--json`: append the warnings to the array, and give every entry a `severity`
+    /// (`"error"` or `"warning"`). The exit code still counts only the errors.
+    #[arg(long, requires = "json")]
+    pub with_warnings: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -61,7 +68,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    if args.json {
+    if args.json && args.with_warnings {
+        let rate = |severity| move |diagnostic| Rated { diagnostic, severity };
+        let all: Vec<Rated> = problems.iter().map(rate(Severity::Error)).chain(warnings.iter().map(rate(Severity::Warning))).collect();
+        outln!("{}", serde_json::to_string_pretty(&all).context("writing diagnostics as JSON")?);
+    } else if args.json {
         outln!("{}", serde_json::to_string_pretty(&problems).context("writing diagnostics as JSON")?);
     } else {
         for d in &problems {

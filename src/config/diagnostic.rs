@@ -57,6 +57,25 @@ pub fn log_warnings(flow: &Flow) {
     }
 }
 
+/// How much a diagnostic matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// A problem: the flow is refused.
+    Error,
+    /// A warning: the flow runs as written.
+    Warning,
+}
+
+/// A diagnostic with its severity, as `wharf validate --json --with-warnings` lists it: the
+/// fields of [`Diagnostic`] and `"severity": "error"` or `"warning"`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rated<'a> {
+    #[serde(flatten)]
+    pub diagnostic: &'a Diagnostic,
+    pub severity: Severity,
+}
+
 /// A problem found by validation before it is given a position: a YAML path and a message.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
@@ -97,5 +116,7 @@ mod tests {
         assert_eq!(json["yaml_path"], "/endpoints/acme/prot");
         assert_eq!(json["file"], "flows/a.yaml");
         assert_eq!(d.warning_text(), "flows/a.yaml:3:9: warning: unknown field `prot` (at /endpoints/acme/prot)");
+        let rated = serde_json::to_value(Rated { diagnostic: &d, severity: Severity::Warning }).unwrap();
+        assert_eq!((&rated["severity"], &rated["line"], &rated["message"]), (&"warning".into(), &3.into(), &"unknown field `prot`".into()));
     }
 }
