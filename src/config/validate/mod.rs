@@ -991,6 +991,13 @@ sinks: [ { endpoint: l } ]
             run(&flow(&servers, "source: { endpoint: s, path: /in }\nsinks: [ { endpoint: v, path: /in } ]\n")).is_ok(),
             "another user"
         );
+        // The loopback address, however it is spelt.
+        let loopback = format!("{}{}", sftp("s", "localhost", "u"), sftp("t", "\"[::1]\"", "u"));
+        let p = problems(&flow(&loopback, "source: { endpoint: s, path: /in }\nsinks: [ { endpoint: t, path: /in } ]\n"));
+        assert_eq!(p.len(), 1, "{p:?}");
+        assert!(p[0].starts_with("`/in` on endpoint `t` is the source folder"), "{p:?}");
+        let loopback = format!("{}{}", sftp("s", "127.0.0.1", "u"), sftp("t", "LOCALHOST", "u"));
+        assert_eq!(problems(&flow(&loopback, "source: { endpoint: s, path: /in }\nsinks: [ { endpoint: t, path: /in } ]\n")).len(), 1);
 
         // Quarantine, and two sinks that are one folder.
         let both = format!("{locals}{servers}");
