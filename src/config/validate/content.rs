@@ -1,14 +1,57 @@
-//! Meaning checks on the settings of content steps (`steps:`) that the steps themselves
-//! cannot judge: which settings apply to which record format.
+//! Meaning checks on a flow's content steps (`steps:`, `on_invalid`, `max_invalid`) and its
+//! `quarantine:`: the steps are built by `steps::build_partial` (scripts, schemas, look-up
+//! tables, their order); this file adds what the steps cannot judge themselves — which
+//! settings apply to which record format — and where refused files go.
 //!
-//! A child of `validate/mod.rs`, so it reports through the same `Checker`. Building the
-//! steps (scripts, schemas, look-up tables, their order) is `steps::build_partial`'s; this
-//! file only reads the raw settings.
+//! A child of `validate/mod.rs`, adding methods to the same `Checker`.
 
 use super::Checker;
-use crate::config::raw_steps::{CsvSetting, ParseFormat, RawStep, WriteFormat};
+use crate::config::flow::{Quarantine, Source};
+use crate::config::raw_steps::{CsvSetting, OnInvalid, ParseFormat, RawMaxInvalid, RawQuarantine, RawStep, WriteFormat};
 
 impl Checker<'_, '_> {
+    /// Content steps, their invalid-record policy and the quarantine location.
+    pub(super) fn content(
+        &mut self,
+        steps: &[Option<RawStep>],
+        quarantine: Option<RawQuarantine>,
+        on_invalid: OnInvalid,
+        max_invalid: Option<&RawMaxInvalid>,
+        defined: Option<&[String]>,
+        source: Option<&Source>,
+    ) -> Option<(Option<crate::steps::Steps>, Option<Quarantine>)> {
+        let steps: Vec<Option<&RawStep>> = steps.iter().map(Option::as_ref).collect();
+        for (i, step) in steps.iter().enumerate() {
+            if let Some(step) = step {
+                self.csv_settings(&format!("/steps/{i}"), step);
+            }
+        }
+        let built = match crate::steps::build_partial(&steps, on_invalid, max_invalid, self.lookup.base_dir) {
+            Ok(s) => Some(s),
+            Err(problems) => {
+                self.problems.extend(problems);
+                None
+            }
+        };
+        let quarantine = match quarantine {
+            None if !steps.is_empty() => {
+                self.problem("/steps", "a flow with steps needs `quarantine: { endpoint, path }`: where the files they refuse go");
+                return None;
+            }
+            None => None,
+            Some(q) => {
+                self.endpoint_ref("/quarantine/endpoint", &q.endpoint, defined);
+                let path = self.remote_path("/quarantine/path", &q.path)?;
+                if let Some(src) = source {
+                    self.not_rescanned("/quarantine/path", &q.endpoint, &path, src, "quarantined files");
+                }
+                Some(Quarantine { endpoint: q.endpoint, path, report: q.report })
+            }
+        };
+        let built = built?;
+        Some(((!steps.is_empty()).then_some(built), quarantine))
+    }
+
     /// CSV's own settings written on a `json` / `jsonl` parse or write step at `at`
     /// (`/steps/0`). At their default values they ask for nothing and are a warning (flows
     /// that older versions took keep loading); at any other value they are a problem: the
