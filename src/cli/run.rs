@@ -33,12 +33,15 @@ pub fn resolve_flow_path(flow: &Path) -> PathBuf {
     flow.to_path_buf()
 }
 
-/// Loads the flow named by `flow` (see [`resolve_flow_path`]); prints its problems on stderr
-/// and returns `None` when it is invalid.
+/// Loads the flow named by `flow` (see [`resolve_flow_path`]); logs its warnings, prints its
+/// problems on stderr and returns `None` when it is invalid.
 pub fn load_or_report(flow: &Path) -> Option<config::Flow> {
     let path = resolve_flow_path(flow);
     match config::load_flow(&path) {
-        Ok(f) => Some(f),
+        Ok(f) => {
+            config::diagnostic::log_warnings(&f);
+            Some(f)
+        }
         Err(diags) => {
             for d in &diags {
                 errln!("{d}");

@@ -1,10 +1,12 @@
 //! `wharf validate [PATH…]`: check flow files and print every problem as
 //! `file:line:col: message (at /yaml/path)`, then a count; exit 2 when there is any problem.
 //!
-//! A key, known_hosts or CA file a valid flow names that is not on this machine is a
-//! *warning* (`file:line:col: warning: …`): validate also runs where the keys are not (CI),
-//! and a run checks them again before it connects. Warnings do not change the exit code and
-//! are not in `--json`, which lists the problems.
+//! Warnings (`file:line:col: warning: …`) are printed after the problems and never change
+//! the exit code: the loader's (a setting that has no effect, see [`crate::config::Flow`]'s
+//! `warnings`), and a key, known_hosts or CA file a valid flow names that is not on this
+//! machine — validate also runs where the keys are not (CI), and a run checks them again
+//! before it connects. `--json` prints the array of problems it always printed; with
+//! `--with-warnings` the warnings are appended to it and every entry says its `severity`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -13,6 +15,7 @@ use std::process::ExitCode;
 use anyhow::Context as _;
 
 use super::output::outln;
+use crate::config::diagnostic::{Rated, Severity};
 use crate::config::{self, Diagnostic};
 
 #[derive(Debug, clap::Args)]
@@ -21,8 +24,13 @@ pub struct Args {
     #[arg(default_value = "flows")]
     pub paths: Vec<PathBuf>,
     /// Print the problems as a JSON array of {file, line, col, message, yaml_path} instead.
+    /// Warnings are left out unless `--with-warnings` is given.
     #[arg(long)]
     pub json: bool,
+    /// With `--json`: append the warnings to the array, and give every entry a `severity`
+    /// (`"error"` or `"warning"`). The exit code still counts only the errors.
+    #[arg(long, requires = "json")]
+    pub with_warnings: bool,
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -46,6 +54,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             checked += 1;
             match config::load_flow(&file) {
                 Ok(flow) => {
+                    warnings.extend(flow.warnings.iter().cloned());
                     warnings.extend(config::key_files::check(&flow, flow.endpoints.keys().map(String::as_str)));
                     match names.get(&flow.name) {
                         // The name keys the ledger: two flows with one name would share its records.
@@ -59,14 +68,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
-    if args.json {
+    if args.json && args.with_warnings {
+        let rate = |severity| move |diagnostic| Rated { diagnostic, severity };
+        let all: Vec<Rated> = problems.iter().map(rate(Severity::Error)).chain(warnings.iter().map(rate(Severity::Warning))).collect();
+        outln!("{}", serde_json::to_string_pretty(&all).context("writing diagnostics as JSON")?);
+    } else if args.json {
         outln!("{}", serde_json::to_string_pretty(&problems).context("writing diagnostics as JSON")?);
     } else {
         for d in &problems {
             outln!("{d}");
         }
         for w in &warnings {
-            outln!("{}:{}:{}: warning: {} (at {})", w.file.display(), w.line, w.col, w.message, w.yaml_path);
+            outln!("{}", w.warning_text());
         }
         let warned = if warnings.is_empty() { String::new() } else { format!(", {} warning(s)", warnings.len()) };
         outln!("{checked} flow(s) checked, {} problem(s){warned}", problems.len());

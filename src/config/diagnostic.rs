@@ -1,14 +1,19 @@
-//! `Diagnostic`: one problem in a flow file, located by file, line, column and YAML path.
+//! `Diagnostic`: one problem or warning in a flow file, located by file, line, column and
+//! YAML path.
 //!
-//! Owns the printed form (`file:line:col: message (at /yaml/path)`) and the JSON form of
-//! `wharf validate --json`. It does not find problems or positions.
+//! Owns the printed forms (`file:line:col: message (at /yaml/path)`, and
+//! `file:line:col: warning: message (at /yaml/path)` for a warning), the JSON form of
+//! `wharf validate --json` and the log line of a warning. It does not find problems or
+//! positions.
 
 use std::fmt;
 use std::path::PathBuf;
 
 use serde::Serialize;
 
-/// One problem in a flow file.
+use super::Flow;
+
+/// One problem (or warning) in a flow file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Diagnostic {
     /// The flow file, as it was named to the loader.
@@ -27,6 +32,48 @@ impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}:{}:{}: {} (at {})", self.file.display(), self.line, self.col, self.message, self.yaml_path)
     }
+}
+
+impl Diagnostic {
+    /// The printed form of a warning: `file:line:col: warning: message (at /yaml/path)`.
+    pub fn warning_text(&self) -> String {
+        format!("{}:{}:{}: warning: {} (at {})", self.file.display(), self.line, self.col, self.message, self.yaml_path)
+    }
+}
+
+/// Logs each of `flow`'s warnings (a `tracing` warning naming the flow and the file). Whoever
+/// loads a flow to run it calls this once per load.
+pub fn log_warnings(flow: &Flow) {
+    for w in &flow.warnings {
+        tracing::warn!(
+            flow = %flow.name,
+            file = %w.file.display(),
+            line = w.line,
+            col = w.col,
+            at = %w.yaml_path,
+            warning = %w.message,
+            "Flow file warning; the flow runs as written."
+        );
+    }
+}
+
+/// How much a diagnostic matters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// A problem: the flow is refused.
+    Error,
+    /// A warning: the flow runs as written.
+    Warning,
+}
+
+/// A diagnostic with its severity, as `wharf validate --json --with-warnings` lists it: the
+/// fields of [`Diagnostic`] and `"severity": "error"` or `"warning"`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rated<'a> {
+    #[serde(flatten)]
+    pub diagnostic: &'a Diagnostic,
+    pub severity: Severity,
 }
 
 /// A problem found by validation before it is given a position: a YAML path and a message.
@@ -68,5 +115,8 @@ mod tests {
         assert_eq!(json["line"], 3);
         assert_eq!(json["yaml_path"], "/endpoints/acme/prot");
         assert_eq!(json["file"], "flows/a.yaml");
+        assert_eq!(d.warning_text(), "flows/a.yaml:3:9: warning: unknown field `prot` (at /endpoints/acme/prot)");
+        let rated = serde_json::to_value(Rated { diagnostic: &d, severity: Severity::Warning }).unwrap();
+        assert_eq!((&rated["severity"], &rated["line"], &rated["message"]), (&"warning".into(), &3.into(), &"unknown field `prot`".into()));
     }
 }

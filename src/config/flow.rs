@@ -44,6 +44,9 @@ pub struct Flow {
     pub expect: Vec<crate::schedule::Expect>,
     /// Notification rules of this flow (global ones come from the serve configuration).
     pub notify: Vec<crate::notify::Rule>,
+    /// What validation warned about in the flow file (pointless but harmless settings), each
+    /// at its line; the flow runs as written. Empty for a flow not loaded from a file.
+    pub warnings: Vec<super::Diagnostic>,
 }
 
 /// An awaited response (round trip): which file answers a delivered request, by when, and the

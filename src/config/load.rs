@@ -1,5 +1,6 @@
 //! Loading flow files: text → parse → schema check → meaning checks → [`Flow`], with every
-//! problem turned into a positioned [`Diagnostic`].
+//! problem turned into a positioned [`Diagnostic`], and every warning too (kept in
+//! [`Flow::warnings`] of a flow that loads; they never refuse it).
 //!
 //! Owns the order of the stages and what a broken stage hides from the next: a syntax error
 //! stops everything; duplicate keys, unknown fields and wrong types are all reported, and
@@ -21,6 +22,7 @@ use super::schema::{self, Kind, Structural};
 use super::validate::{Sections, validate_sections};
 
 /// Reads and validates the flow file at `path`. An unreadable file is one diagnostic at 1:1.
+/// The flow comes with its warnings, in [`Flow::warnings`].
 pub fn load_flow(path: &Path) -> Result<Flow, Vec<Diagnostic>> {
     match std::fs::read_to_string(path) {
         Ok(text) => load_flow_str(&text, path),
@@ -70,11 +72,14 @@ pub fn load_flow_str_with_env(text: &str, file: &Path, env: &dyn Fn(&str) -> Res
     let mut serde_problems = Vec::new();
     let sections = sections(&value, &structural, &mut serde_problems);
     let meaning = validate_sections(sections, file, &lookup);
+    let mut warnings: Vec<Diagnostic> = meaning.warnings.into_iter().map(|p| at(p, false, &parsed.positions)).collect();
+    warnings.sort_by_key(|d| (d.line, d.col));
+    warnings.dedup();
 
     out.extend(structural.into_iter().map(|s| at(s.problem, s.at_key, &parsed.positions)));
     out.extend(serde_problems.into_iter().map(|p| at(p, false, &parsed.positions)));
-    let flow = match meaning {
-        Ok(flow) => Some(flow),
+    let flow = match meaning.flow {
+        Ok(flow) => Some(Flow { warnings, ..flow }),
         Err(problems) => {
             let shown = problems.into_iter().filter(|p| !broken.iter().any(|b| within(&p.yaml_path, b)));
             out.extend(shown.map(|p| at(p, false, &parsed.positions)));

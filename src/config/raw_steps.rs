@@ -151,16 +151,18 @@ impl RawParse {
         self.quote.as_deref().unwrap_or("\"")
     }
 
-    /// The CSV-only settings written out in the flow file, by field name.
-    pub fn csv_settings_given(&self) -> Vec<&'static str> {
+    /// The CSV-only settings written out in the flow file, in field order.
+    pub fn csv_settings_given(&self) -> Vec<CsvSetting> {
         let given = [
-            ("header", self.header.is_some()),
-            ("columns", self.columns.is_some()),
-            ("delimiter", self.delimiter.is_some()),
-            ("quote", self.quote.is_some()),
-            ("trailer", self.trailer.is_some()),
+            // `header: true` is the default.
+            ("header", self.header),
+            ("columns", self.columns.as_ref().map(Vec::is_empty)),
+            ("delimiter", self.delimiter.as_ref().map(|d| d == ",")),
+            ("quote", self.quote.as_ref().map(|q| q == "\"")),
+            // No trailer is the default: one written out always asks for something.
+            ("trailer", self.trailer.as_ref().map(|_| false)),
         ];
-        given.into_iter().filter(|(_, set)| *set).map(|(field, _)| field).collect()
+        CsvSetting::given(given)
     }
 }
 
@@ -275,10 +277,32 @@ impl RawWrite {
         self.header.unwrap_or(true)
     }
 
-    /// The CSV-only settings written out in the flow file, by field name.
-    pub fn csv_settings_given(&self) -> Vec<&'static str> {
-        let given = [("columns", self.columns.is_some()), ("delimiter", self.delimiter.is_some()), ("header", self.header.is_some())];
-        given.into_iter().filter(|(_, set)| *set).map(|(field, _)| field).collect()
+    /// The CSV-only settings written out in the flow file, in field order.
+    pub fn csv_settings_given(&self) -> Vec<CsvSetting> {
+        let given = [
+            ("columns", self.columns.as_ref().map(Vec::is_empty)),
+            ("delimiter", self.delimiter.as_ref().map(|d| d == ",")),
+            ("header", self.header),
+        ];
+        CsvSetting::given(given)
+    }
+}
+
+/// A CSV-only setting of `parse` or `write` that is written out in the flow file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CsvSetting {
+    /// The field: `delimiter`, `header`, …
+    pub field: &'static str,
+    /// Written out at the value it has when left out (`delimiter: ","`, `header: true`,
+    /// `columns: []`), so it asks for nothing.
+    pub default: bool,
+}
+
+impl CsvSetting {
+    /// The settings that are written out, from `(field, Some(at its default))` pairs (`None`:
+    /// left out).
+    fn given<const N: usize>(fields: [(&'static str, Option<bool>); N]) -> Vec<CsvSetting> {
+        fields.into_iter().filter_map(|(field, default)| Some(CsvSetting { field, default: default? })).collect()
     }
 }
 

@@ -73,6 +73,7 @@ fn fixture() -> Fixture {
         schedule: None,
         expect: vec![],
         notify: vec![],
+        warnings: vec![],
     };
     Fixture { _dir: dir, src, dst, state, flow, ledger: Ledger::in_memory().unwrap() }
 }

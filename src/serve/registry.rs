@@ -157,6 +157,9 @@ impl Registry {
                 None => {
                     let name = flow.as_ref().map(|f| f.name.clone()).unwrap_or_default();
                     tracing::info!(file = %file.display(), flow = %name, "Flow loaded.");
+                    if let Some(flow) = &flow {
+                        config::diagnostic::log_warnings(flow);
+                    }
                     changes.loaded.push(name);
                 }
             }
@@ -234,5 +237,44 @@ mod tests {
         assert_eq!(r.flow("trig").unwrap().file, d.join("z.yaml"));
         assert!(r.slots().all(|s| s.problem.is_none()));
         assert!(r.rescan().is_empty(), "nothing changed");
+    }
+
+    #[test]
+    fn a_flow_with_a_warning_loads_and_its_warning_is_logged_once_per_load() {
+        #[derive(Clone, Default)]
+        struct Log(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Log {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().unwrap().extend_from_slice(b);
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let yaml = format!(
+            "{}quarantine: {{ endpoint: a, path: /bad }}\nsteps: [ {{ parse: {{ format: json, header: true }} }} ]\n",
+            flow_yaml("warned", d)
+        );
+        write(&d.join("w.yaml"), &yaml, 1);
+        let log = Log::default();
+        let writer = log.clone();
+        let dispatch = tracing::Dispatch::new(tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish());
+        let mut r = Registry::new(d);
+        let logged = |r: &mut Registry| {
+            let before = log.0.lock().unwrap().len();
+            let changes = tracing::dispatcher::with_default(&dispatch, || r.rescan());
+            let text = String::from_utf8(log.0.lock().unwrap()[before..].to_vec()).unwrap();
+            (changes.loaded, text.lines().filter(|l| l.contains("Flow file warning")).map(str::to_string).collect::<Vec<_>>())
+        };
+        let (loaded, warnings) = logged(&mut r);
+        assert_eq!(loaded, ["warned"]);
+        assert_eq!(warnings.len(), 1, "{warnings:?}");
+        assert!(warnings[0].contains("flow=warned") && warnings[0].contains("at=/steps/0/parse/header"), "{warnings:?}");
+        assert_eq!(logged(&mut r), (vec![], vec![]), "not loaded again, not logged again");
+        write(&d.join("w.yaml"), &format!("{yaml}# changed\n"), 2);
+        assert_eq!(logged(&mut r).1.len(), 1, "logged again with the new version");
     }
 }

@@ -749,20 +749,8 @@ pub fn build_partial(
         {
             problems.push(Problem::new(format!("{at}/required_columns"), "applies to CSV files only".to_string()));
         }
-        // CSV's own settings on another format, even at their default values: whoever wrote
-        // `delimiter: ","` on `json` expected it to mean something.
-        let (given, what) = match s {
-            RawStep::Parse(p) if p.format != ParseFormat::Csv => {
-                (p.csv_settings_given(), format!("this file is read as `{}`", if p.format == ParseFormat::Json { "json" } else { "jsonl" }))
-            }
-            RawStep::Write(w) if w.format != WriteFormat::Csv => {
-                (w.csv_settings_given(), format!("the output is `{}`", if w.format == WriteFormat::Json { "json" } else { "jsonl" }))
-            }
-            _ => (Vec::new(), String::new()),
-        };
-        for field in given {
-            problems.push(Problem::new(format!("{at}/{field}"), format!("applies to `csv` only ({what})")));
-        }
+        // CSV's own settings written on `json` / `jsonl` are judged by the flow's validation
+        // (`config::validate`), which can also warn.
         match built {
             Ok(step) => steps.push(step),
             Err(errs) => problems.extend(errs.into_iter().map(|(field, msg)| Problem::new(format!("{at}/{field}"), msg))),

@@ -528,7 +528,7 @@ impl Parse {
             problems.push(("encoding", format!("unknown encoding `{}` (use e.g. `utf-8`, `windows-1252`, `latin1`)", raw.encoding)));
             encoding_rs::UTF_8
         });
-        // CSV settings on `json` / `jsonl` are refused by `steps::build`, one by one.
+        // CSV settings on `json` / `jsonl` are judged by the flow's validation (`config::validate`).
         let csv = raw.format == ParseFormat::Csv;
         let (header, columns) = (raw.header(), raw.columns());
         if csv && !header && columns.is_empty() {

@@ -452,32 +452,9 @@ fn a_map_step_reports_its_script_errors_with_its_other_problems() {
 }
 
 #[test]
-fn csv_settings_on_json_input_are_refused() {
+fn csv_settings_on_csv_are_taken() {
+    // On `json` / `jsonl` they are judged by the flow's validation (`config::validate::content`).
     let b = Bench::new();
-    for format in ["json", "jsonl"] {
-        let got: Vec<String> = b
-            .try_steps(&format!("- parse: {{ format: {format}, header: false, delimiter: ';', quote: \"'\" }}"), "")
-            .unwrap_err()
-            .into_iter()
-            .map(|p| format!("{}: {}", p.yaml_path, p.message))
-            .collect();
-        let why = format!("applies to `csv` only (this file is read as `{format}`)");
-        assert_eq!(
-            got,
-            [format!("/steps/0/parse/header: {why}"), format!("/steps/0/parse/delimiter: {why}"), format!("/steps/0/parse/quote: {why}")]
-        );
-        // Written out at their default values too: on JSON they would silently mean nothing.
-        let defaults = format!(
-            "- parse: {{ format: {format}, header: true, columns: [], delimiter: ',', quote: '\"', trailer: {{ marker: T, count_column: 1 }} }}"
-        );
-        let got: Vec<String> = b.try_steps(&defaults, "").unwrap_err().into_iter().map(|p| p.to_string()).collect();
-        let fields = ["header", "columns", "delimiter", "quote", "trailer"];
-        assert_eq!(got, fields.map(|f| format!("{why} (at /steps/0/parse/{f})")));
-        let write = format!("- parse: {{ format: csv }}\n- write: {{ format: {format}, columns: [a], delimiter: ',', header: true }}");
-        let got: Vec<String> = b.try_steps(&write, "").unwrap_err().into_iter().map(|p| p.to_string()).collect();
-        let why = format!("applies to `csv` only (the output is `{format}`)");
-        assert_eq!(got, ["columns", "delimiter", "header"].map(|f| format!("{why} (at /steps/1/write/{f})")));
-    }
     // The same settings are CSV's own.
     b.steps("- parse: { format: csv, header: false, columns: [a], delimiter: ';', quote: \"'\" }", "");
     b.steps("- parse: { format: json }\n- write: { format: csv, columns: [a], delimiter: ';', header: false }", "");

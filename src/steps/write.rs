@@ -26,7 +26,7 @@ pub struct Write {
 
 impl Write {
     pub fn build(raw: &RawWrite) -> Result<Write, Vec<(&'static str, String)>> {
-        // CSV settings on `json` / `jsonl` output are refused by `steps::build`, one by one.
+        // CSV settings on `json` / `jsonl` output are judged by the flow's validation (`config::validate`).
         let text = if raw.delimiter() == "\\t" { "\t" } else { raw.delimiter() };
         let delimiter = match text.as_bytes() {
             [b] if b.is_ascii() => *b,

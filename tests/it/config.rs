@@ -253,6 +253,73 @@ fn a_missing_key_file_is_a_warning_in_validate_and_stops_a_run_before_it_connect
     assert!(text.contains(&want), "{text}");
 }
 
+/// A CSV setting at its default value on a `jsonl` step: `wharf validate` warns and passes;
+/// `--json` keeps its array of problems, `--json --with-warnings` appends the warnings with a
+/// `severity`; `wharf run` logs the warning and runs the flow.
+#[test]
+fn a_pointless_setting_is_a_warning_in_validate_json_and_run() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data/in")).unwrap();
+    let flow = |name: &str, delimiter: &str| {
+        format!(
+            "name: {name}\nendpoints:\n  here: {{ type: local, root: data }}\nsource: {{ endpoint: here, path: /in }}\nsinks: [ {{ endpoint: here, path: /out }} ]\nquarantine: {{ endpoint: here, path: /bad }}\nsteps:\n  - parse: {{ format: jsonl, delimiter: \"{delimiter}\" }}\n"
+        )
+    };
+    let good = dir.path().join("good.yaml");
+    std::fs::write(&good, flow("jsonish", ",")).unwrap();
+    let warning = format!(
+        "{}:8:40: warning: `delimiter` only applies to csv; it has no effect on a `jsonl` parse step — remove it (at /steps/0/parse/delimiter)",
+        good.display()
+    );
+    let (code, out) = wharf(&["validate", good.to_str().unwrap()]);
+    assert_eq!((code, out), (0, format!("{warning}\n1 flow(s) checked, 0 problem(s), 1 warning(s)\n")));
+    let (code, out) = wharf(&["validate", "--json", good.to_str().unwrap()]);
+    assert_eq!((code, out.trim()), (0, "[]"));
+    let (code, out) = wharf(&["validate", "--json", "--with-warnings", good.to_str().unwrap()]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(code, 0, "{out}");
+    assert_eq!(
+        json,
+        serde_json::json!([{
+            "file": good, "line": 8, "col": 40, "severity": "warning", "yaml_path": "/steps/0/parse/delimiter",
+            "message": "`delimiter` only applies to csv; it has no effect on a `jsonl` parse step — remove it",
+        }])
+    );
+
+    // Beside a flow with a problem: the problems first, the exit code theirs.
+    std::fs::write(dir.path().join("bad.yaml"), flow("semicolon", ";")).unwrap();
+    let folder = dir.path().to_str().unwrap();
+    let (code, out) = wharf(&["validate", "--json", folder]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!((code, json.as_array().map(Vec::len)), (2, Some(1)), "{out}");
+    assert_eq!(json[0]["message"], "applies to `csv` only (this file is read as `jsonl`)");
+    assert!(json[0].get("severity").is_none(), "{out}");
+    let (code, out) = wharf(&["validate", "--json", "--with-warnings", folder]);
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let rated: Vec<(&str, &str)> =
+        json.as_array().unwrap().iter().map(|e| (e["severity"].as_str().unwrap(), e["yaml_path"].as_str().unwrap())).collect();
+    assert_eq!((code, rated), (2, vec![("error", "/steps/0/parse/delimiter"), ("warning", "/steps/0/parse/delimiter")]), "{out}");
+    let (code, _) = wharf(&["validate", "--with-warnings", folder]);
+    assert_eq!(code, 2, "--with-warnings without --json is a usage error");
+
+    let run = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .arg("run")
+        .arg(&good)
+        .env_remove("RUST_LOG")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{stderr}");
+    let logged: Vec<&str> = stderr.lines().filter(|l| l.contains("Flow file warning")).collect();
+    assert_eq!(logged.len(), 1, "{stderr}");
+    assert!(
+        logged[0].contains("flow=jsonish") && logged[0].contains("line=8") && logged[0].contains("at=/steps/0/parse/delimiter"),
+        "{stderr}"
+    );
+}
+
 #[test]
 fn schema_command_prints_the_schema() {
     let (code, out) = wharf(&["schema"]);

@@ -221,3 +221,119 @@ pub fn parse_cert_fingerprint(fp: &str) -> Result<[u8; 32], String> {
     let bytes = hex::decode(&hex_digits).map_err(|_| bad())?;
     bytes.try_into().map_err(|_| bad())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::PathBuf;
+
+    use super::super::tests::{BASE, problems, run};
+    use super::*;
+
+    #[test]
+    fn sftp_max_connections() {
+        let with = |n: &str| BASE.replace("known_hosts } }", &format!("known_hosts }}, max_connections: {n} }}"));
+        let EndpointSpec::Sftp(s) = &run(&with("3")).unwrap().endpoints["s"] else { panic!() };
+        assert_eq!(s.max_connections, 3);
+        assert_eq!(problems(&with("0")), ["must be at least 1 (at /endpoints/s/max_connections)"]);
+    }
+
+    #[test]
+    fn credentials_and_host_keys() {
+        let p = problems(&BASE.replace("password: \"${env:PASS}\"", "password: \"${env:NOPE}\", private_key: k"));
+        assert_eq!(p, ["set either `password` or `private_key`, not both (at /endpoints/s/auth)"]);
+        let p = problems(&BASE.replace("password: \"${env:PASS}\"", "password: \"${env:NOPE}\""));
+        assert_eq!(p, ["environment variable `NOPE` is not set (at /endpoints/s/auth/password)"]);
+        let p = problems(&BASE.replace("password: \"${env:PASS}\"", "passphrase: x"));
+        assert_eq!(p, ["set `password` or `private_key` (at /endpoints/s/auth)"]);
+        let p = problems(&BASE.replace("password: \"${env:PASS}\"", "password: x, passphrase: y"));
+        assert_eq!(p, ["`passphrase` unlocks a `private_key`; with `password` login it is not used (at /endpoints/s/auth/passphrase)"]);
+        let flow = run(&BASE.replace("password: \"${env:PASS}\"", "private_key: keys/id, passphrase: \"${env:PASS}\"")).unwrap();
+        let EndpointSpec::Sftp(s) = &flow.endpoints["s"] else { panic!() };
+        assert!(
+            matches!(&s.auth, SshAuth::Key { path, passphrase: Some(p) } if path == Path::new("/flows/keys/id") && p.expose() == "s3cret")
+        );
+
+        let p = problems(&BASE.replace("known_hosts: ../k/known_hosts", "known_hosts: k, fingerprint: x"));
+        assert_eq!(p, ["set either `known_hosts` or `fingerprint`, not both (at /endpoints/s/host_key)"]);
+        let p = problems(&BASE.replace("known_hosts: ../k/known_hosts", "fingerprint: \"SHA256:abc\""));
+        assert!(
+            p[0].starts_with("`SHA256:abc` is not a key fingerprint") && p[0].ends_with("(at /endpoints/s/host_key/fingerprint)"),
+            "{p:?}"
+        );
+        let fp = "SHA256:uNiVztksCsDhcc0u9e8BujQXVUpKZIDTMczCvj3tD2s";
+        let flow = run(&BASE.replace("known_hosts: ../k/known_hosts", &format!("fingerprint: \"{fp}\""))).unwrap();
+        let EndpointSpec::Sftp(s) = &flow.endpoints["s"] else { panic!() };
+        assert_eq!(s.host_key, HostKeyPolicy::Fingerprint(fp.into()));
+        let p = problems(&BASE.replace("host: h", "host: \"\", root: srv"));
+        assert_eq!(
+            p,
+            [
+                "must not be empty (at /endpoints/s/host)",
+                "`srv` must be an absolute path on the server (start with `/`) (at /endpoints/s/root)"
+            ]
+        );
+    }
+
+    #[test]
+    fn ftp_endpoints() {
+        let flow = run(&ftp("password: \"${env:PASS}\"")).unwrap();
+        let EndpointSpec::Ftp(f) = &flow.endpoints["l"] else { panic!() };
+        assert_eq!((f.port, f.tls, &f.trust, f.passive, f.root.as_deref()), (21, FtpTls::Explicit, &CertTrust::SystemRoots, true, None));
+        assert_eq!((f.max_connections, f.operation_timeout), (4, Duration::from_secs(60)));
+        assert_eq!(f.password.expose(), "s3cret");
+        assert!(!format!("{flow:?}").contains("s3cret"));
+
+        let fp = "SHA256:0a:1B:2c:3D:4e:5F:60:71:82:93:a4:b5:c6:d7:e8:f9:0a:1b:2c:3d:4e:5f:60:71:82:93:a4:b5:c6:d7:e8:f9";
+        let flow = run(&ftp(&format!("password: x, tls: implicit, fingerprint: \"{fp}\", root: /srv/"))).unwrap();
+        let EndpointSpec::Ftp(f) = &flow.endpoints["l"] else { panic!() };
+        assert_eq!((f.port, f.root.as_deref()), (990, Some("/srv")));
+        assert!(matches!(f.trust, CertTrust::Fingerprint(d) if d[0] == 0x0a && d[31] == 0xf9));
+        let flow = run(&ftp("password: x, ca_file: certs/ca.pem, port: 2121, passive: false")).unwrap();
+        let EndpointSpec::Ftp(f) = &flow.endpoints["l"] else { panic!() };
+        assert_eq!((f.port, &f.trust, f.passive), (2121, &CertTrust::CaFile(PathBuf::from("/flows/certs/ca.pem")), false));
+
+        let p = problems(&ftp("password: x, ca_file: c.pem, fingerprint: \"SHA256:00\""));
+        assert_eq!(p, ["set either `ca_file` or `fingerprint`, not both (at /endpoints/l)"]);
+        let p = problems(&ftp("password: x, fingerprint: \"SHA256:abc\""));
+        assert!(
+            p[0].starts_with("`SHA256:abc` is not a certificate fingerprint") && p[0].ends_with("(at /endpoints/l/fingerprint)"),
+            "{p:?}"
+        );
+        let p = problems(&ftp("password: x, tls: none, ca_file: c.pem, max_connections: 0, root: rel"));
+        assert_eq!(
+            p,
+            [
+                "`ca_file` has no effect with `tls: none` (plain FTP has no certificate) (at /endpoints/l/ca_file)",
+                "`rel` must be an absolute path on the server (start with `/`) (at /endpoints/l/root)",
+                "must be at least 1 (at /endpoints/l/max_connections)",
+            ]
+        );
+        let p = problems(&ftp("password: \"${env:NOPE}\""));
+        assert_eq!(p, ["environment variable `NOPE` is not set (at /endpoints/l/password)"]);
+    }
+
+    /// [`BASE`] with endpoint `l` an FTP server with `fields`.
+    fn ftp(fields: &str) -> String {
+        BASE.replace("l: { type: local, root: ./out }", &format!("l: {{ type: ftp, host: h, user: u, {fields} }}"))
+    }
+
+    #[test]
+    fn tls_max_version_is_taken_quoted_or_not() {
+        use crate::config::flow::TlsVersion;
+        let version = |extra: &str| {
+            let flow = run(&ftp(&format!("password: x{extra}"))).unwrap();
+            let EndpointSpec::Ftp(f) = &flow.endpoints["l"] else { panic!() };
+            f.tls_max_version
+        };
+        assert_eq!(version(""), TlsVersion::V1_3);
+        assert_eq!(version(", tls_max_version: 1.2"), TlsVersion::V1_2);
+        assert_eq!(version(", tls_max_version: \"1.2\""), TlsVersion::V1_2);
+        assert_eq!(version(", tls_max_version: 1.3"), TlsVersion::V1_3);
+        let yaml = ftp("password: x, tls_max_version: 1.1").replace("${env:PASS}", "p");
+        let err = crate::config::load::load_flow_str(&yaml, Path::new("/flows/f.yaml")).unwrap_err();
+        let err: Vec<String> = err.iter().map(|d| d.to_string()).collect();
+        assert_eq!(err, ["/flows/f.yaml:4:67: unknown value `1.1`, expected `1.2` or `1.3` (at /endpoints/l/tls_max_version)"]);
+        let p = problems(&ftp("password: x, tls: none, tls_max_version: 1.2"));
+        assert_eq!(p, ["`tls_max_version` has no effect with `tls: none` (plain FTP has no TLS) (at /endpoints/l/tls_max_version)"]);
+    }
+}

@@ -25,7 +25,7 @@ use crate::notify::{Channel, CommandSpec, EmailSpec, JsonTemplate, KINDS, Rule, 
 /// rules, or returns every problem. Relative paths (templates, `ca_file`, commands) and
 /// `${file:…}` resolve against `lookup.base_dir`.
 pub fn validate_notify(rules: Vec<RawNotifyRule>, at: &str, lookup: &Lookup<'_>) -> Result<Vec<Rule>, Vec<Problem>> {
-    let mut c = Checker { lookup, problems: Vec::new(), places: Default::default() };
+    let mut c = Checker::new(lookup);
     let built = c.notify(at, rules.into_iter().map(Some).collect());
     match built {
         Some(rules) if c.problems.is_empty() => Ok(rules),
@@ -403,12 +403,12 @@ notify:
 ";
         let raw: RawFlow = serde_json::from_value(serde_yaml::from_str(yaml).unwrap()).unwrap();
         let lookup = Lookup { base_dir: Path::new("/flows"), env: &env };
-        let p = validate(raw.clone(), Path::new("/flows/f.yaml"), &lookup).unwrap_err();
+        let p = validate(raw.clone(), Path::new("/flows/f.yaml"), &lookup).flow.unwrap_err();
         assert_eq!(p.len(), 1);
         assert_eq!(p[0].yaml_path, "/notify/1");
         let ok: RawFlow =
             serde_json::from_value(serde_yaml::from_str(yaml.trim_end().trim_end_matches("  - on: [failed]")).unwrap()).unwrap();
-        let flow = validate(ok, Path::new("/flows/f.yaml"), &lookup).unwrap();
+        let flow = validate(ok, Path::new("/flows/f.yaml"), &lookup).flow.unwrap();
         let Channel::Command(c) = &flow.notify[0].channel else { panic!() };
         assert_eq!((c.program.as_path(), c.dir.as_path()), (Path::new("notify-send"), Path::new("/flows")));
     }

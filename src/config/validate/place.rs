@@ -3,13 +3,16 @@
 //! one place (`a: { type: local, root: ./data }` and `b: { type: local, root: ./data/in }`,
 //! or two `sftp` entries for one host, port and user).
 //!
-//! A server folder is located by protocol, host (any case), port and user, then the path
-//! under the endpoint's `root`; an FTP endpoint without `root` starts in the login's home
+//! A server folder is located by protocol, host, port and user, then the path under the
+//! endpoint's `root`. Hosts are compared as spelt, up to what cannot make them differ: case,
+//! a final dot, the brackets and spelling of an IP address, and the loopback names
+//! (`localhost`, `127.0.0.1`, `::1`, `[::1]` are one host) — never by looking a name up; an FTP endpoint without `root` starts in the login's home
 //! folder, which is only known to equal another such endpoint's. A local folder is located by
 //! its absolute path, with symlinks resolved where the folder (or its root) exists — the one
 //! place validation looks at the filesystem, and only to compare — and `..` resolved by name
 //! where it does not. Nothing here reports a problem; the callers do.
 
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::{Component, Path, PathBuf};
 
 use crate::config::flow::EndpointSpec;
@@ -60,12 +63,11 @@ impl Place {
     pub(super) fn of(spec: &EndpointSpec) -> Place {
         match spec {
             EndpointSpec::Local { root } => Place { base: Base::Local, root: root.clone() },
-            EndpointSpec::Sftp(s) => Place {
-                base: Base::Sftp { host: s.host.to_ascii_lowercase(), port: s.port, user: s.user.clone() },
-                root: PathBuf::from(&s.root),
-            },
+            EndpointSpec::Sftp(s) => {
+                Place { base: Base::Sftp { host: same_host(&s.host), port: s.port, user: s.user.clone() }, root: PathBuf::from(&s.root) }
+            }
             EndpointSpec::Ftp(f) => Place {
-                base: Base::Ftp { host: f.host.to_ascii_lowercase(), port: f.port, user: f.user.clone(), home: f.root.is_none() },
+                base: Base::Ftp { host: same_host(&f.host), port: f.port, user: f.user.clone(), home: f.root.is_none() },
                 root: PathBuf::from(f.root.as_deref().unwrap_or("/")),
             },
         }
@@ -79,6 +81,24 @@ impl Place {
             path = real(&path);
         }
         Location { base: self.base.clone(), parts: normal_parts(&path) }
+    }
+}
+
+/// `host` spelt so that two spellings of one host are equal: lower case, without a final dot,
+/// an IP address without brackets in its canonical form, and the loopback address (by name,
+/// IPv4, IPv6 or IPv4-mapped) as `localhost`. Nothing is looked up: other names for one
+/// machine stay different.
+fn same_host(host: &str) -> String {
+    let host = host.trim().trim_end_matches('.').to_ascii_lowercase();
+    let bare = host.strip_prefix('[').and_then(|h| h.strip_suffix(']')).unwrap_or(&host);
+    let loopback = |ip: &IpAddr| match ip {
+        IpAddr::V4(v4) => *v4 == Ipv4Addr::LOCALHOST,
+        IpAddr::V6(v6) => *v6 == Ipv6Addr::LOCALHOST || v6.to_ipv4_mapped() == Some(Ipv4Addr::LOCALHOST),
+    };
+    match bare.parse::<IpAddr>() {
+        Ok(ip) if loopback(&ip) => "localhost".to_string(),
+        Ok(ip) => ip.to_string(),
+        Err(_) => host,
     }
 }
 
@@ -141,5 +161,18 @@ mod tests {
         assert!(data.locate(&at("/in/bad")).inside(&data.locate(&at("/in"))));
         assert!(!data.locate(&at("/in")).inside(&data.locate(&at("/in"))));
         assert_ne!(data.locate(&at("/in")), data.locate(&at("/out")));
+    }
+
+    #[test]
+    fn spellings_of_one_host_are_one_host_without_a_lookup() {
+        for loopback in ["localhost", "LocalHost", "localhost.", "127.0.0.1", "::1", "[::1]", "0:0:0:0:0:0:0:1", "::ffff:127.0.0.1"] {
+            assert_eq!(same_host(loopback), "localhost", "{loopback}");
+        }
+        assert_eq!(same_host("SFTP.Example.com."), "sftp.example.com");
+        assert_eq!(same_host("[2001:DB8:0::1]"), same_host("2001:db8::1"));
+        // Other addresses of this machine, and other names, are not assumed to be it.
+        for other in ["127.0.0.2", "localhost.localdomain", "sftp.example.com", "[::2]"] {
+            assert_ne!(same_host(other), "localhost", "{other}");
+        }
     }
 }

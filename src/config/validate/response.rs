@@ -60,6 +60,8 @@ impl Draft {
                 expect: vec![],
                 // Notices about responses are the parent flow's.
                 notify: vec![],
+                // So are the warnings about its settings.
+                warnings: vec![],
             },
         }
     }
@@ -136,10 +138,10 @@ impl Checker<'_, '_> {
         }
         let after = self.disposition(&format!("{AT}/after"), raw.after, rs);
         // The content checks name their paths as at the top of a flow: put them under `/response`.
-        let first = self.problems.len();
+        let (first, first_warning) = (self.problems.len(), self.warnings.len());
         let steps: Vec<_> = raw.steps.into_iter().map(Some).collect();
         let content = self.content(&steps, raw.quarantine, raw.on_invalid, raw.max_invalid.as_ref(), defined, rs);
-        for p in &mut self.problems[first..] {
+        for p in self.problems[first..].iter_mut().chain(&mut self.warnings[first_warning..]) {
             p.yaml_path = format!("{AT}{}", p.yaml_path);
         }
         let (steps, quarantine) = content?;

@@ -1,0 +1,156 @@
+//! Meaning checks on a flow's content steps (`steps:`, `on_invalid`, `max_invalid`) and its
+//! `quarantine:`: the steps are built by `steps::build_partial` (scripts, schemas, look-up
+//! tables, their order); this file adds what the steps cannot judge themselves — which
+//! settings apply to which record format — and where refused files go.
+//!
+//! A child of `validate/mod.rs`, adding methods to the same `Checker`.
+
+use super::Checker;
+use crate::config::flow::{Quarantine, Source};
+use crate::config::raw_steps::{CsvSetting, OnInvalid, ParseFormat, RawMaxInvalid, RawQuarantine, RawStep, WriteFormat};
+
+impl Checker<'_, '_> {
+    /// Content steps, their invalid-record policy and the quarantine location.
+    pub(super) fn content(
+        &mut self,
+        steps: &[Option<RawStep>],
+        quarantine: Option<RawQuarantine>,
+        on_invalid: OnInvalid,
+        max_invalid: Option<&RawMaxInvalid>,
+        defined: Option<&[String]>,
+        source: Option<&Source>,
+    ) -> Option<(Option<crate::steps::Steps>, Option<Quarantine>)> {
+        let steps: Vec<Option<&RawStep>> = steps.iter().map(Option::as_ref).collect();
+        for (i, step) in steps.iter().enumerate() {
+            if let Some(step) = step {
+                self.csv_settings(&format!("/steps/{i}"), step);
+            }
+        }
+        let built = match crate::steps::build_partial(&steps, on_invalid, max_invalid, self.lookup.base_dir) {
+            Ok(s) => Some(s),
+            Err(problems) => {
+                self.problems.extend(problems);
+                None
+            }
+        };
+        let quarantine = match quarantine {
+            None if !steps.is_empty() => {
+                self.problem("/steps", "a flow with steps needs `quarantine: { endpoint, path }`: where the files they refuse go");
+                return None;
+            }
+            None => None,
+            Some(q) => {
+                self.endpoint_ref("/quarantine/endpoint", &q.endpoint, defined);
+                let path = self.remote_path("/quarantine/path", &q.path)?;
+                if let Some(src) = source {
+                    self.not_rescanned("/quarantine/path", &q.endpoint, &path, src, "quarantined files");
+                }
+                Some(Quarantine { endpoint: q.endpoint, path, report: q.report })
+            }
+        };
+        let built = built?;
+        Some(((!steps.is_empty()).then_some(built), quarantine))
+    }
+
+    /// CSV's own settings written on a `json` / `jsonl` parse or write step at `at`
+    /// (`/steps/0`). At their default values they ask for nothing and are a warning (flows
+    /// that older versions took keep loading); at any other value they are a problem: the
+    /// user asked for something that would silently not happen.
+    pub(super) fn csv_settings(&mut self, at: &str, step: &RawStep) {
+        let (kind, format, given, why) = match step {
+            RawStep::Parse(p) if p.format != ParseFormat::Csv => {
+                let format = if p.format == ParseFormat::Json { "json" } else { "jsonl" };
+                ("parse", format, p.csv_settings_given(), format!("this file is read as `{format}`"))
+            }
+            RawStep::Write(w) if w.format != WriteFormat::Csv => {
+                let format = if w.format == WriteFormat::Json { "json" } else { "jsonl" };
+                ("write", format, w.csv_settings_given(), format!("the output is `{format}`"))
+            }
+            _ => return,
+        };
+        for CsvSetting { field, default } in given {
+            let path = format!("{at}/{kind}/{field}");
+            if default {
+                self.warning(path, format!("`{field}` only applies to csv; it has no effect on a `{format}` {kind} step — remove it"));
+            } else {
+                self.problem(path, format!("applies to `csv` only ({why})"));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{check, problems, run, warnings};
+
+    const BASE: &str = "name: f
+endpoints:
+  l: { type: local, root: ./out }
+source: { endpoint: l, path: /in }
+sinks: [ { endpoint: l, path: /out } ]
+quarantine: { endpoint: l, path: /bad }
+";
+
+    fn with_steps(steps: &str) -> String {
+        format!("{BASE}steps:\n{steps}\n")
+    }
+
+    #[test]
+    fn csv_settings_on_json_at_other_values_are_refused() {
+        for format in ["json", "jsonl"] {
+            let p = problems(&with_steps(&format!(
+                "- parse: {{ format: {format}, header: false, columns: [a], delimiter: ';', quote: \"'\", trailer: {{ marker: T, count_column: 1 }} }}"
+            )));
+            let why = format!("applies to `csv` only (this file is read as `{format}`)");
+            let fields = ["header", "columns", "delimiter", "quote", "trailer"];
+            assert_eq!(p, fields.map(|f| format!("{why} (at /steps/0/parse/{f})")));
+            let p = problems(&with_steps(&format!(
+                "- parse: {{ format: csv }}\n- write: {{ format: {format}, columns: [a], delimiter: ';', header: false }}"
+            )));
+            let why = format!("applies to `csv` only (the output is `{format}`)");
+            assert_eq!(p, ["columns", "delimiter", "header"].map(|f| format!("{why} (at /steps/1/write/{f})")));
+        }
+    }
+
+    #[test]
+    fn csv_settings_on_json_at_their_default_values_are_a_warning() {
+        for format in ["json", "jsonl"] {
+            let yaml = with_steps(&format!(
+                "- parse: {{ format: {format}, header: true, columns: [], delimiter: ',', quote: '\"' }}\n- write: {{ format: {format}, columns: [], delimiter: ',', header: true }}"
+            ));
+            let checked = check(&yaml);
+            assert!(checked.flow.is_ok(), "{:?}", checked.flow.err());
+            let w = warnings(&yaml);
+            let parse = ["header", "columns", "delimiter", "quote"].map(|f| {
+                format!("`{f}` only applies to csv; it has no effect on a `{format}` parse step — remove it (at /steps/0/parse/{f})")
+            });
+            let write = ["columns", "delimiter", "header"].map(|f| {
+                format!("`{f}` only applies to csv; it has no effect on a `{format}` write step — remove it (at /steps/1/write/{f})")
+            });
+            assert_eq!(w, [&parse[..], &write[..]].concat());
+        }
+        // A default beside a setting that asks for something: the one refused, the other warned.
+        let yaml = with_steps("- parse: { format: json, delimiter: ',', quote: \"'\" }");
+        assert_eq!(problems(&yaml), ["applies to `csv` only (this file is read as `json`) (at /steps/0/parse/quote)"]);
+        assert_eq!(warnings(&yaml).len(), 1, "{:?}", warnings(&yaml));
+        // In a response's steps, under `/response`.
+        let yaml = format!(
+            "{BASE}response:\n  path: /answers\n  name: \"{{{{stem}}}}.ack\"\n  deadline: 1h\n  steps: [ {{ parse: {{ format: jsonl, header: true }} }} ]\n  quarantine: {{ endpoint: l, path: /bad-answers }}\n  sinks: [ {{ endpoint: l, path: /answered }} ]\n"
+        );
+        assert!(run(&yaml).is_ok(), "{:?}", run(&yaml).err());
+        assert_eq!(
+            warnings(&yaml),
+            ["`header` only applies to csv; it has no effect on a `jsonl` parse step — remove it (at /response/steps/0/parse/header)"]
+        );
+    }
+
+    #[test]
+    fn csv_settings_are_csv_s_own_and_no_settings_warn_nothing() {
+        let yaml = with_steps(
+            "- parse: { format: csv, header: false, columns: [a], delimiter: ';', quote: \"'\" }\n- write: { format: csv, columns: [a], delimiter: ',', header: true }",
+        );
+        assert!(run(&yaml).is_ok() && warnings(&yaml).is_empty());
+        let yaml = with_steps("- parse: { format: json }\n- write: { format: jsonl }");
+        assert!(run(&yaml).is_ok() && warnings(&yaml).is_empty());
+    }
+}

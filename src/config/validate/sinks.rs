@@ -1,0 +1,109 @@
+//! Meaning checks on a flow's `sinks:`, and the building of each [`Sink`]: the folder
+//! template, the final, temporary and trigger names, and `direct` writes.
+//!
+//! A child of `validate/mod.rs`, adding methods to the same `Checker`. Rules between sinks
+//! and folders (two sinks into one folder, a sink in the source folder) are `folders.rs`'s.
+
+use super::Checker;
+use super::checked;
+use crate::config::flow::{Sink, Source};
+use crate::config::raw::RawSink;
+use crate::endpoint::RemotePath;
+
+impl Checker<'_, '_> {
+    pub(super) fn sink(&mut self, at: &str, s: RawSink, defined: Option<&[String]>, source: Option<&Source>) -> Option<Sink> {
+        self.endpoint_ref(&format!("{at}/endpoint"), &s.endpoint, defined);
+        let path = self.template(&format!("{at}/path"), &s.path).and_then(|(t, sample)| {
+            let rendered = self.ok(
+                &format!("{at}/path"),
+                RemotePath::parse(&sample).map_err(|e| format!("template `{}` gives a bad path: {e}", s.path)),
+            )?;
+            if let Some(src) = source.filter(|_| !s.path.contains("{{")) {
+                self.not_rescanned(&format!("{at}/path"), &s.endpoint, &rendered, src, "delivered files");
+            }
+            Some(t)
+        });
+        let name = self.name_template(&format!("{at}/name"), &s.name);
+        let temp_name = if s.direct {
+            if s.temp_name != crate::config::raw::default_temp_name() {
+                self.problem(format!("{at}/temp_name"), "`direct: true` writes straight under the final name, without a temporary name");
+            }
+            Some(None)
+        } else {
+            let spaceless = |t: &str| t.split_whitespace().collect::<String>();
+            if spaceless(&s.temp_name) == spaceless(&s.name) {
+                self.problem(
+                    format!("{at}/temp_name"),
+                    format!(
+                        "`{}` is the final name too: a file is written under its temporary name and renamed to the final one once verified, so the two must differ (the default is `.{{{{name}}}}.part`; `direct: true` writes straight under the final name, for servers that refuse renames)",
+                        s.temp_name
+                    ),
+                );
+            }
+            self.name_template(&format!("{at}/temp_name"), &s.temp_name).map(Some)
+        };
+        let trigger = s.trigger.map(|t| {
+            if t.split_whitespace().collect::<String>() == "{{name}}" {
+                self.problem(format!("{at}/trigger"), "`{{name}}` in a trigger is the delivered file's name: the trigger would replace the file (write e.g. `{{name}}.done` or `{{stem}}.ok`)");
+            }
+            self.name_template(&format!("{at}/trigger"), &t)
+        });
+        Some(Sink {
+            endpoint: s.endpoint,
+            path: path?,
+            name: name?,
+            temp_name: temp_name?,
+            if_exists: s.if_exists,
+            trigger: checked(trigger)?,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{BASE, problems, run};
+
+    #[test]
+    fn a_trigger_named_as_the_delivered_file_is_refused() {
+        let p = problems(&BASE.replace("sinks: [ { endpoint: l } ]", "sinks: [ { endpoint: l, trigger: \"{{ name }}\" } ]"));
+        assert_eq!(
+            p,
+            [
+                "`{{name}}` in a trigger is the delivered file's name: the trigger would replace the file (write e.g. `{{name}}.done` or `{{stem}}.ok`) (at /sinks/0/trigger)"
+            ]
+        );
+        assert!(run(&BASE.replace("sinks: [ { endpoint: l } ]", "sinks: [ { endpoint: l, trigger: \"{{name}}.done\" } ]")).is_ok());
+    }
+
+    #[test]
+    fn a_temp_name_that_is_the_final_name_is_refused() {
+        let p = problems(&BASE.replace("sinks: [ { endpoint: l } ]", "sinks: [ { endpoint: l, temp_name: \"{{ name }}\" } ]"));
+        assert_eq!(
+            p,
+            [
+                "`{{ name }}` is the final name too: a file is written under its temporary name and renamed to the final one once verified, so the two must differ (the default is `.{{name}}.part`; `direct: true` writes straight under the final name, for servers that refuse renames) (at /sinks/0/temp_name)"
+            ]
+        );
+        assert!(
+            run(&BASE.replace("sinks: [ { endpoint: l } ]", "sinks: [ { endpoint: l, name: \"{{stem}}.txt\", temp_name: \"{{name}}\" } ]"))
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn direct_writes_need_a_server_and_no_temp_name() {
+        // To a server: no temporary name.
+        let flow = run(&BASE.replace("sinks: [ { endpoint: l } ]", "sinks: [ { endpoint: s, path: /out, direct: true } ]")).unwrap();
+        assert!(flow.sinks[0].temp_name.is_none());
+        assert!(run(BASE).unwrap().sinks[0].temp_name.is_some());
+        let p =
+            problems(&BASE.replace("sinks: [ { endpoint: l } ]", "sinks: [ { endpoint: l, direct: true, temp_name: \"{{name}}.tmp\" } ]"));
+        assert_eq!(
+            p,
+            [
+                "`direct: true` writes straight under the final name, without a temporary name (at /sinks/0/temp_name)",
+                "a local folder always takes a file by rename (atomic); `direct` is for servers that refuse renames (at /sinks/0/direct)"
+            ]
+        );
+    }
+}

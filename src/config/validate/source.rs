@@ -1,0 +1,221 @@
+//! Meaning checks on a flow's `source:` section, and the building of its [`Source`]: the
+//! polled folder (no pattern in it), the include/exclude globs (and which of them take
+//! hidden files), readiness, identity and the optional producing `command`.
+//!
+//! A child of `validate/mod.rs`, adding methods to the same `Checker`. Whether the source
+//! folder is reached again by a sink, a move or the quarantine is `folders.rs`'s.
+
+use std::path::PathBuf;
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+use super::{Checker, checked};
+use crate::config::duration;
+use crate::config::flow::{Command, Identity, Ready, Source};
+use crate::config::raw::{IdentityField, RawCommand, RawReady, RawSource};
+use crate::endpoint::RemotePath;
+
+/// A polled folder with a glob in it (`/incoming/*.csv`, as other tools spell it), split
+/// into the folder and the pattern: the two are separate fields here, and listing a folder
+/// named `*.csv` would only fail at run time with "not found". Only `*` and `?` count: real
+/// folder names practically never hold them, while `[` does occur.
+fn pattern_in_folder(text: &str) -> Option<(String, String)> {
+    let segments: Vec<&str> = text.split('/').collect();
+    let at = segments.iter().position(|s| s.contains(['*', '?']))?;
+    let folder = match segments[..at].join("/") {
+        f if f.is_empty() => "/".to_string(),
+        f => f,
+    };
+    Some((folder, segments[at..].join("/")))
+}
+
+impl Checker<'_, '_> {
+    /// A folder wharf lists (the source's, the responses'): a path, and no pattern in it
+    /// (see [`pattern_in_folder`]); `instead` says where the pattern goes.
+    pub(super) fn polled_folder(&mut self, path: &str, text: &str, instead: impl FnOnce(&str) -> String) -> Option<RemotePath> {
+        if let Some((folder, pattern)) = pattern_in_folder(text) {
+            self.problem(
+                path,
+                format!("`{text}` has a pattern in it, but this is the folder to poll: write `path: {folder}`{}", instead(&pattern)),
+            );
+            return None;
+        }
+        self.remote_path(path, text)
+    }
+
+    pub(super) fn source(&mut self, s: RawSource, defined: Option<&[String]>) -> Option<Source> {
+        self.endpoint_ref("/source/endpoint", &s.endpoint, defined);
+        let path = self.polled_folder("/source/path", &s.path, |pattern| {
+            let recursive = if pattern.contains('/') { ", `recursive: true`" } else { "" };
+            format!(" and `include: [\"{pattern}\"]`{recursive}")
+        });
+        if s.include.is_empty() {
+            self.problem("/source/include", "must not be empty: no file would ever be taken (leave it out to take every file)");
+        }
+        let every = s.include == crate::config::raw::default_include();
+        let patterns = if s.recursive && every { vec!["**".to_string()] } else { s.include.clone() };
+        if s.recursive && !every && !s.include.iter().any(|p| p.contains('/') || p == "**") {
+            self.problem(
+                "/source/include",
+                "with `recursive: true` these patterns only match files directly in `path` (`*` stops at `/`): write e.g. `**/*.csv` for files at every level",
+            );
+        }
+        let include = self.globs("/source/include", &patterns);
+        let hidden: Vec<String> = s.include.iter().filter(|p| crate::config::flow::is_hidden(p)).cloned().collect();
+        // Only once `include` compiled: a bad pattern is reported once, at its own index.
+        let include_hidden = include.as_ref().and_then(|_| self.globs("/source/include", &hidden));
+        let exclude = self.globs("/source/exclude", &s.exclude);
+        let ready = self.ready(s.ready);
+        let identity = self.identity(&s.identity);
+        if s.max_depth == 0 {
+            self.problem("/source/max_depth", "must be at least 1");
+        }
+        let command = s.command.map(|c| self.command(c));
+        Some(Source {
+            endpoint: s.endpoint,
+            path: path?,
+            include: include?,
+            include_hidden: include_hidden?,
+            exclude: exclude?,
+            recursive: s.recursive,
+            max_depth: s.max_depth,
+            ready: ready?,
+            identity: identity?,
+            command: checked(command)?,
+        })
+    }
+
+    pub(super) fn command(&mut self, c: RawCommand) -> Option<Command> {
+        let at = "/source/command";
+        let Some((program, args)) = c.run.split_first() else {
+            self.problem(format!("{at}/run"), "must name a program");
+            return None;
+        };
+        if program.is_empty() {
+            self.problem(format!("{at}/run/0"), "must name a program");
+        }
+        let timeout = self.ok(&format!("{at}/timeout"), duration::parse(&c.timeout));
+        let name = self.name_template(&format!("{at}/name"), &c.name);
+        let program = if program.contains('/') { self.lookup.resolve_path(program) } else { PathBuf::from(program) };
+        Some(Command {
+            program,
+            args: args.to_vec(),
+            dir: self.lookup.resolve_path("."),
+            name: name?,
+            timeout: timeout?,
+            keep_empty: c.keep_empty,
+        })
+    }
+
+    pub(super) fn globs(&mut self, at: &str, patterns: &[String]) -> Option<GlobSet> {
+        let mut set = GlobSetBuilder::new();
+        let mut ok = true;
+        for (i, p) in patterns.iter().enumerate() {
+            match GlobBuilder::new(p).literal_separator(true).build() {
+                Ok(glob) => {
+                    set.add(glob);
+                }
+                Err(e) => {
+                    self.problem(format!("{at}/{i}"), format!("bad glob `{p}`: {}", e.kind()));
+                    ok = false;
+                }
+            }
+        }
+        if !ok {
+            return None;
+        }
+        self.ok(at, set.build().map_err(|e| format!("bad glob set: {e}")))
+    }
+
+    pub(super) fn ready(&mut self, r: RawReady) -> Option<Ready> {
+        let min_age = r.min_age.map(|t| self.ok("/source/ready/min_age", duration::parse(&t)));
+        let stable_for = r.stable_for.map(|t| self.ok("/source/ready/stable_for", duration::parse(&t)));
+        let done_file = r.done_file.map(|t| {
+            let at = "/source/ready/done_file";
+            self.name_template(at, &t).and_then(|t| self.ok(at, t.per_file()).map(|()| t))
+        });
+        Some(Ready { min_age: checked(min_age)?, stable_for: checked(stable_for)?, done_file: checked(done_file)? })
+    }
+
+    pub(super) fn identity(&mut self, fields: &[IdentityField]) -> Option<Identity> {
+        let at = "/source/identity";
+        if fields.is_empty() {
+            self.problem(at, "must not be empty: list `path`, `size`, `mtime`, or give `[sha256]`");
+            return None;
+        }
+        let has = |f| fields.contains(&f);
+        let id = Identity {
+            path: has(IdentityField::Path),
+            size: has(IdentityField::Size),
+            mtime: has(IdentityField::Mtime),
+            sha256: has(IdentityField::Sha256),
+        };
+        if id.sha256 && (id.path || id.size || id.mtime) {
+            self.problem(at, "`sha256` stands alone: write `[sha256]` (content identity), or list any of `path`, `size`, `mtime`");
+            return None;
+        }
+        Some(id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{BASE, problems, run};
+
+    #[test]
+    fn a_done_file_every_file_shares_is_refused() {
+        let p = problems(
+            &BASE.replace("source: { endpoint: s, path: /in }", "source: { endpoint: s, path: /in, ready: { done_file: READY } }"),
+        );
+        assert!(
+            p.iter().any(|m| m.contains("`READY` gives `READY` for every file") && m.ends_with("(at /source/ready/done_file)")),
+            "{p:#?}"
+        );
+    }
+
+    #[test]
+    fn a_pattern_in_the_source_folder_says_how_to_write_it() {
+        let p = problems(&BASE.replace("path: /in }", "path: /incoming/*.csv }"));
+        assert_eq!(
+            p,
+            [
+                "`/incoming/*.csv` has a pattern in it, but this is the folder to poll: write `path: /incoming` and `include: [\"*.csv\"]` (at /source/path)"
+            ]
+        );
+        let p = problems(&BASE.replace("path: /in }", "path: \"/in/**/order?.xml\" }"));
+        assert_eq!(
+            p,
+            [
+                "`/in/**/order?.xml` has a pattern in it, but this is the folder to poll: write `path: /in` and `include: [\"**/order?.xml\"]`, `recursive: true` (at /source/path)"
+            ]
+        );
+        assert_eq!(
+            problems(&BASE.replace("path: /in }", "path: /*.csv }"))[0].split(" (at").next(),
+            Some("`/*.csv` has a pattern in it, but this is the folder to poll: write `path: /` and `include: [\"*.csv\"]`")
+        );
+        // `[` occurs in real folder names.
+        assert!(run(&BASE.replace("path: /in }", "path: \"/in [2026]\" }")).is_ok());
+    }
+
+    #[test]
+    fn only_patterns_that_name_hidden_files_take_them() {
+        let flow = run(&BASE.replace("path: /in }", "path: /in, include: [\"*.csv\", \".*.done\"] }")).unwrap();
+        assert!(flow.source.include_hidden.is_match(".a.done") && !flow.source.include_hidden.is_match(".a.csv"));
+        assert!(crate::config::flow::is_hidden(".a.csv") && crate::config::flow::is_hidden("sub/.x/a.csv"));
+        assert!(!crate::config::flow::is_hidden("a.csv") && !crate::config::flow::is_hidden("sub/a.b.csv"));
+    }
+
+    #[test]
+    fn recursive_takes_every_file_at_every_level_by_default_and_refuses_patterns_that_stop_at_the_top() {
+        let flow = run(&BASE.replace("path: /in }", "path: /in, recursive: true }")).unwrap();
+        assert!(flow.source.include.is_match("a.csv") && flow.source.include.is_match("sub/deeper/a.csv"));
+        let p = problems(&BASE.replace("path: /in }", "path: /in, recursive: true, include: [\"*.csv\"] }"));
+        assert_eq!(
+            p,
+            [
+                "with `recursive: true` these patterns only match files directly in `path` (`*` stops at `/`): write e.g. `**/*.csv` for files at every level (at /source/include)"
+            ]
+        );
+        assert!(run(&BASE.replace("path: /in }", "path: /in, recursive: true, include: [\"**/*.csv\"] }")).is_ok());
+    }
+}
