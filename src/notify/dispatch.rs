@@ -17,7 +17,16 @@
 //! that notice, not the lane). Lanes run side by side, at most [`SENDING`] sends at once, so
 //! a slow channel (a webhook that takes its full timeout) delays its own notices only, not
 //! those of other channels, nor later notices to them. [`Dispatcher::begin`] hands a notice
-//! to its lanes and returns at once; [`Dispatcher::land`] records each outcome when it comes.
+//! to its lanes and returns without waiting for the sends; [`Dispatcher::land`] records each
+//! outcome when it comes.
+//!
+//! A lane holds at most [`QUEUED`] notices. When a notice finds its lane full, `begin` waits
+//! for room as long as the channel is sending fine: a backlog (a restart after a long stop, a
+//! burst of quarantines) goes out at the channel's pace, none lost, and the caller reading
+//! the log is held back with it (memory stays bounded). It does not wait for a channel that
+//! is down (its last attempt failed with a transient error, or one does while waiting): the
+//! notice fails at once instead, so a channel going down holds up the others for at most one
+//! attempt (`attempt_timeout`) — the one that finds it down.
 //! The throttle does not wait for the outcome: a send under way counts as sent, so a similar
 //! notice meanwhile is held back, as it would have been after the send; should the send fail,
 //! the window it opened is undone, and what it held back meanwhile is due at once.
@@ -33,7 +42,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{Semaphore, mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use super::{Notice, Notifier, NotifyError, RECOVERED, Rule};
@@ -79,9 +88,9 @@ pub enum Outcome {
 /// Sends under way at once, over all channels.
 pub const SENDING: usize = 8;
 
-/// Notices waiting in one channel's lane; one more is not sent (it lands as failed, saying
-/// so) rather than holding up every other channel: memory stays bounded when a channel is
-/// down for long, and the others go on.
+/// Notices waiting in one channel's lane. One more waits for room while the channel sends
+/// fine; for a channel that is failing it is not sent (it lands as failed, saying so) rather
+/// than holding up every other channel: memory stays bounded, and the others go on.
 const QUEUED: usize = 256;
 
 /// Route and send identities (unique in the process).
@@ -137,7 +146,40 @@ struct Route {
     notifier: Arc<dyn Notifier>,
     windows: HashMap<Key, Window>,
     /// The channel's lane, started on first use.
-    lane: Option<mpsc::Sender<Job>>,
+    lane: Option<Lane>,
+}
+
+/// The way into a channel's lane.
+#[derive(Clone)]
+struct Lane {
+    jobs: mpsc::Sender<Job>,
+    /// Whether the channel's last attempt failed with a transient error — the channel is down,
+    /// or too slow to answer within `attempt_timeout` (set by the lane after each attempt).
+    failing: watch::Receiver<bool>,
+}
+
+impl Lane {
+    /// Queues `job`. A full queue: waits for room while the channel sends fine; gives the job
+    /// back (not queued) when the channel is failing, at once or as soon as an attempt fails
+    /// while waiting. A lane that is gone drops the job (it lands as failed).
+    async fn queue(&self, job: Job) -> Result<(), Job> {
+        let job = match self.jobs.try_send(job) {
+            Err(mpsc::error::TrySendError::Full(job)) => job,
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return Ok(()),
+        };
+        let mut failing = self.failing.clone();
+        tokio::select! {
+            biased;
+            room = self.jobs.reserve() => {
+                if let Ok(room) = room {
+                    room.send(job);
+                }
+                Ok(())
+            }
+            // Also when the lane is gone (its sender dropped): nothing to wait for.
+            _ = failing.wait_for(|failing| *failing) => Err(job),
+        }
+    }
 }
 
 /// One notice for a lane to send.
@@ -154,30 +196,34 @@ impl Route {
     }
 
     /// The channel's lane: a task sending its jobs one after the other, in order, with at
-    /// most [`SENDING`] sends of all lanes under way. It ends when the route is dropped and
-    /// its queue is empty; a job nobody waits for any more (the daemon stopped) is skipped.
-    fn lane(&mut self, sending: &Arc<Semaphore>) -> mpsc::Sender<Job> {
-        if let Some(tx) = self.lane.as_ref().filter(|tx| !tx.is_closed()) {
-            return tx.clone();
+    /// most [`SENDING`] sends of all lanes under way, saying after each attempt whether the
+    /// channel is failing. It ends when the route is dropped and its queue is empty; a job
+    /// nobody waits for any more (the daemon stopped) is skipped.
+    fn lane(&mut self, sending: &Arc<Semaphore>) -> Lane {
+        if let Some(lane) = self.lane.as_ref().filter(|lane| !lane.jobs.is_closed()) {
+            return lane.clone();
         }
         let (tx, mut rx) = mpsc::channel::<Job>(QUEUED);
+        let (failing_tx, failing) = watch::channel(false);
+        let failing_tx = Arc::new(failing_tx);
         let (notifier, sending) = (Arc::clone(&self.notifier), Arc::clone(sending));
         tokio::spawn(async move {
             while let Some(job) = rx.recv().await {
                 if job.reply.is_closed() {
                     continue;
                 }
-                let (n, s) = (Arc::clone(&notifier), Arc::clone(&sending));
+                let (n, s, f) = (Arc::clone(&notifier), Arc::clone(&sending), Arc::clone(&failing_tx));
                 let Job { notice, held_back, retry, reply } = job;
-                let task = tokio::spawn(async move { send_with_retry(n.as_ref(), &notice, held_back, retry, &s).await });
+                let task = tokio::spawn(async move { send_with_retry(n.as_ref(), &notice, held_back, retry, &s, &f).await });
                 let result = task
                     .await
                     .unwrap_or_else(|e| (1, Err(NotifyError::permanent(notifier.describe(), format!("the channel panicked: {e}")))));
                 let _ = reply.send(result);
             }
         });
-        self.lane = Some(tx.clone());
-        tx
+        let lane = Lane { jobs: tx, failing };
+        self.lane = Some(lane.clone());
+        lane
     }
 
     fn from_rule(rule: &Rule, make: &MakeNotifier) -> Result<Self, NotifyError> {
@@ -509,10 +555,12 @@ async fn start(
                 };
                 let (reply_tx, reply) = oneshot::channel();
                 let lane = route.lane(sending);
-                // A full lane (its channel is slow or down) refuses the job, which lands as
+                // A full lane of a channel that is failing refuses the job, which lands as
                 // failed at once; a lane that is gone drops it, and it lands as failed too.
-                if let Err(mpsc::error::TrySendError::Full(job)) = lane.try_send(Job { notice, held_back, retry, reply: reply_tx }) {
-                    let why = format!("{QUEUED} notices are already waiting for this channel (slow or down); this one is not sent");
+                if let Err(job) = lane.queue(Job { notice, held_back, retry, reply: reply_tx }).await {
+                    let why = format!(
+                        "{QUEUED} notices are already waiting for this channel, which is down (its last attempt failed); this one is not sent"
+                    );
                     let _ = job.reply.send((0, Err(NotifyError::permanent(channel.clone(), why))));
                 }
                 let flight = Flight { id, route: route.id, key: key.clone(), channel, held_back, flushed, before };
@@ -545,13 +593,15 @@ fn undo(route: &mut Route, flight: &Flight, now: DateTime<Utc>) {
 
 /// Sends with retries of transient failures; the number of attempts made and the result.
 /// Each attempt holds one of the `sending` permits (shared by every lane), the waits between
-/// attempts none: a channel that is down does not keep the others from sending.
+/// attempts none: a channel that is down does not keep the others from sending. After each
+/// attempt, `failing` says whether it failed with a transient error.
 async fn send_with_retry(
     notifier: &dyn Notifier,
     notice: &Notice,
     held_back: u32,
     retry: RetryPolicy,
     sending: &Semaphore,
+    failing: &watch::Sender<bool>,
 ) -> (u32, Result<(), NotifyError>) {
     let attempts = retry.attempts.max(1);
     let mut delay = retry.backoff;
@@ -564,6 +614,9 @@ async fn send_with_retry(
             Err(_) => Err(NotifyError::transient(notifier.describe(), format!("no answer within {:?}", retry.attempt_timeout))),
         };
         drop(permit);
+        // Down, rather than refusing this notice: what is retried (refused connections,
+        // timeouts, 5xx…). A notice refused for good says nothing of the next one.
+        failing.send_replace(result.as_ref().is_err_and(NotifyError::is_transient));
         match result {
             Err(e) if e.is_transient() && attempt < attempts => {
                 warn!(flow = notice.flow, kind = notice.kind, channel = e.target, attempt, error = %e.message, "Notice not sent; retrying.");
@@ -836,43 +889,98 @@ mod tests {
         assert_eq!(*slow.asked.lock().unwrap(), ["at 0", "at 1", "at 2"], "one channel's notices in order");
     }
 
-    /// A channel so far behind that its lane is full: one more notice for it lands as failed
-    /// at once, saying why, and the caller goes on — another channel is not held up (before:
-    /// `begin` waited for room in the slow lane, and every channel with it).
+    /// Sends each notice after `pace`, and records its detail.
+    struct Slow {
+        pace: Duration,
+        details: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Notifier for Slow {
+        async fn send(&self, notice: &Notice, _: u32) -> Result<(), NotifyError> {
+            tokio::time::sleep(self.pace).await;
+            self.details.lock().unwrap().push(notice.detail.clone());
+            Ok(())
+        }
+        fn describe(&self) -> String {
+            "slow".into()
+        }
+    }
+
+    /// A backlog over twice as long as a lane holds, to a channel that sends fine but slowly
+    /// (an SMTP server taking its time): every notice is sent, in order, none failed — `begin`
+    /// waits for room in the lane instead (before: each notice past the lane's 256 failed at
+    /// once).
     #[tokio::test]
-    async fn a_full_lane_fails_its_next_notice_instead_of_holding_the_others_up() {
-        let (slow, rec) = (Gate::new(0), Arc::new(Recorder::default()));
+    async fn a_backlog_to_a_slow_channel_waits_for_it_and_loses_nothing() {
+        let slow = Arc::new(Slow { pace: Duration::from_millis(1), details: Mutex::new(Vec::new()) });
         let mut d = Dispatcher::new(&[]).unwrap().with_retry(quick());
         d.add_global(["failed"], Duration::ZERO, slow.clone());
+        let mut flying = Vec::new();
+        for s in 0..600 {
+            flying.extend(sending(d.begin(&Notice::new("failed", "f", at(s), "", &format!("at {s}")), at(s)).await));
+        }
+        let mut failed = 0;
+        for f in flying {
+            let landed = f.land().await;
+            failed += usize::from(matches!(d.land(landed, at(600)).outcome, Outcome::Failed { .. }));
+        }
+        assert_eq!(failed, 0);
+        let expected: Vec<String> = (0..600).map(|s| format!("at {s}")).collect();
+        assert_eq!(*slow.details.lock().unwrap(), expected);
+    }
+
+    /// A channel that does not answer, its lane full: the next notice for it waits for room
+    /// only until its attempt fails (`attempt_timeout`: the channel is down), and from then on
+    /// its notices fail at once, saying why — it does not hold up the others for longer. The
+    /// other channel gets every notice.
+    #[tokio::test]
+    async fn a_full_lane_of_a_channel_that_is_down_fails_its_next_notices_at_once() {
+        let (dead, rec) = (Gate::new(0), Arc::new(Recorder::default()));
+        let retry = RetryPolicy { attempts: 1, backoff: Duration::ZERO, attempt_timeout: Duration::from_secs(1) };
+        let mut d = Dispatcher::new(&[]).unwrap().with_retry(retry);
+        d.add_global(["failed"], Duration::ZERO, dead.clone());
         d.add_global(["failed"], Duration::ZERO, rec.clone());
         let mut flying = Vec::new();
-        // One being sent (taken off the queue), QUEUED waiting, and one more.
-        for s in 0..QUEUED as i64 + 2 {
+        let mut begin = async |d: &mut Dispatcher, s: i64| {
             let notice = Notice::new("failed", "f", at(s), "", &format!("at {s}"));
+            let waiting = std::time::Instant::now();
             let began = tokio::time::timeout(Duration::from_secs(5), d.begin(&notice, at(s))).await;
-            flying.extend(sending(began.expect("begin never waits for a slow channel")));
+            flying.extend(sending(began.expect("begin waits for at most one attempt")));
             tokio::task::yield_now().await;
+            waiting.elapsed()
+        };
+        let started = std::time::Instant::now();
+        // One being sent (taken off the queue) and QUEUED waiting: none waits.
+        for s in 0..QUEUED as i64 + 1 {
+            assert!(begin(&mut d, s).await < Duration::from_millis(500));
+        }
+        // The lane is full and the channel not known to be down: this one waits, until the
+        // first attempt fails.
+        begin(&mut d, QUEUED as i64 + 1).await;
+        assert!(started.elapsed() >= Duration::from_secs(1), "waited until {:?}", started.elapsed());
+        // Down now: these do not wait (the lane is full again after at most one of them).
+        for s in QUEUED as i64 + 2..QUEUED as i64 + 4 {
+            assert!(begin(&mut d, s).await < Duration::from_millis(500));
         }
         let waiting = std::time::Instant::now();
-        while rec.details.lock().unwrap().len() < QUEUED + 2 && waiting.elapsed() < Duration::from_secs(5) {
+        while rec.details.lock().unwrap().len() < QUEUED + 4 && waiting.elapsed() < Duration::from_secs(5) {
             tokio::time::sleep(Duration::from_millis(5)).await;
         }
-        assert_eq!(rec.details.lock().unwrap().len(), QUEUED + 2, "the other channel got every notice");
-        // The last notice's two sends: the other channel's went out, the slow one's was
-        // refused at once (the others before it wait for the gate).
-        let last: Vec<InFlight> = flying.split_off(flying.len() - 2);
-        let mut outcomes = Vec::new();
-        for f in last {
-            let landed = tokio::time::timeout(Duration::from_secs(1), f.land()).await.expect("landed at once");
-            outcomes.push(d.land(landed, at(0)).outcome);
+        assert_eq!(rec.details.lock().unwrap().len(), QUEUED + 4, "the other channel got every notice");
+        // Of the last notices' sends to the dead channel, those refused are refused at once.
+        let last: Vec<InFlight> = flying.split_off(flying.len() - 4);
+        let mut refused = Vec::new();
+        for f in last.into_iter().filter(|f| f.flight.channel == "gate") {
+            if let Ok(landed) = tokio::time::timeout(Duration::from_millis(100), f.land()).await
+                && let Outcome::Failed { error, .. } = d.land(landed, at(0)).outcome
+            {
+                refused.push(error.message);
+            }
         }
-        let refused: Vec<_> = outcomes
-            .iter()
-            .filter_map(|o| if let Outcome::Failed { error, .. } = o { Some(error.message.clone()) } else { None })
-            .collect();
-        assert_eq!(refused.len(), 1, "{outcomes:?}");
-        assert!(refused[0].contains("notices are already waiting for this channel"), "{}", refused[0]);
-        drop(slow);
+        assert!(!refused.is_empty(), "a notice for the dead channel was refused");
+        assert!(refused.iter().all(|m| m.contains("notices are already waiting for this channel, which is down")), "{refused:?}");
+        drop(dead);
     }
 
     #[tokio::test]
