@@ -20,6 +20,19 @@
 //! second writer gets [`LedgerError::Busy`]. Any number of other processes may meanwhile
 //! read through [`Ledger::open_read_only`] (`wharf runs`, `wharf files`, `wharf status`…):
 //! each read transaction sees the writer's latest commit.
+//!
+//! After a failed write (a full state folder) redb takes nothing more through the handle that
+//! met it, reads included: [`Ledger::recover`] closes it and opens the file again, which
+//! repairs it. The rules around that: a recovery waits for the reads and writes under way
+//! (they hold the handle); a reopen that fails (still no space) leaves the handle closed, and
+//! every later read or write tries the reopen again first — the ledger is never left closed
+//! once there is space, whoever asks first. A [`Snapshot`] is one read transaction, and redb
+//! ends a read transaction with the handle it came from (its reads fail as "database
+//! closed"): a snapshot taken before a recovery (another flow's readiness loop, say) goes on,
+//! from its first look-up after it, in a new read transaction on the reopened handle — the
+//! ledger as of its last commit, which is all that is left of the old one. It does not hold
+//! the recovery up: a snapshot lives across awaits, and a recovery waiting for it could wait
+//! for a task that is waiting for the recovery.
 
 pub mod awaits;
 mod codec;
@@ -139,6 +152,9 @@ pub struct Ledger {
 struct Core {
     /// Replaced only by [`Ledger::recover`], which waits for the transactions under way.
     db: std::sync::RwLock<Handle>,
+    /// How many times the database was opened again ([`Ledger::recover`]): a [`Snapshot`]
+    /// taken before the last time reads on in a new transaction.
+    reopened: std::sync::atomic::AtomicU64,
     path: PathBuf,
     /// File records written lazily and not stored yet, by (flow, path).
     pending: std::sync::Mutex<Pending>,
@@ -245,7 +261,8 @@ impl Ledger {
     /// After a write failed on the disk (redb takes no more through the handle that met it),
     /// opens the database again, which repairs it: the ledger is as of its last commit, with
     /// the lazy writes of this process still to be stored. Nothing to do when no write failed.
-    /// Still no space: [`LedgerError::StateFull`], and the handle stays as it was.
+    /// Still no space: [`LedgerError::StateFull`], and the handle stays closed: the next read
+    /// or write tries again (see the module doc).
     pub fn recover(&self) -> Result<(), LedgerError> {
         self.core.recover()
     }
@@ -303,7 +320,8 @@ impl Ledger {
 
     /// Whether this handle may write (it came from [`Ledger::open`] or [`Ledger::in_memory`]).
     pub fn is_writer(&self) -> bool {
-        matches!(*self.core.handle(), Handle::Write(_))
+        // Closed: a writer's, until it is opened again.
+        matches!(*self.core.handle(), Handle::Write(_) | Handle::Closed)
     }
 
     /// Names of the tables this version uses that the database does not have yet (a ledger
@@ -336,11 +354,10 @@ impl Ledger {
     }
 
     fn new(db: Handle, path: PathBuf) -> Self {
-        Ledger { core: Arc::new(Core { db: std::sync::RwLock::new(db), path, pending: Default::default(), first_io: Default::default() }) }
-    }
-
-    fn err(&self, e: impl Into<redb::Error>) -> LedgerError {
-        self.core.err(e)
+        let db = std::sync::RwLock::new(db);
+        Ledger {
+            core: Arc::new(Core { db, reopened: Default::default(), path, pending: Default::default(), first_io: Default::default() }),
+        }
     }
 
     /// Creates the tables so read transactions never see a missing table, and converts
@@ -375,32 +392,16 @@ impl Ledger {
 
     /// Runs `f` in a read transaction: a snapshot of the latest commit (of whichever process).
     fn read<T>(&self, f: impl FnOnce(&redb::ReadTransaction) -> Result<T, redb::Error>) -> Result<T, LedgerError> {
-        // Held until `f` is done: a `recover` (another flow's run, after a full disk) waits
-        // for it instead of closing the database under the transaction. `f` never calls back
-        // into the ledger, so the lock is not taken twice.
-        let handle = self.core.handle();
-        let tx = match &*handle {
-            Handle::Write(db) | Handle::Copy(db) => db.begin_read(),
-            Handle::Read(db) => db.begin_read(),
-            Handle::Closed => Err(redb::TransactionError::Storage(redb::StorageError::PreviousIo)),
-        }
-        .map_err(|e| self.err(e))?;
-        f(&tx).map_err(|e| self.err(e))
+        self.core.read(f)
     }
 
     /// A consistent view for many look-ups at once (one read transaction): deciding readiness
-    /// and identity for a whole listing.
+    /// and identity for a whole listing. Taken before a recovery, it reads on after it (see the
+    /// module doc).
     pub fn snapshot(&self) -> Result<Snapshot, LedgerError> {
         let pending = self.pending().clone();
-        self.read(|tx| {
-            Ok(Snapshot {
-                files: tx.open_table(FILES)?,
-                done: tx.open_table(DONE)?,
-                observations: tx.open_table(OBSERVATIONS)?,
-                pending,
-                path: self.core.path.clone(),
-            })
-        })
+        let tables = self.core.tables()?;
+        Ok(Snapshot { core: Arc::clone(&self.core), tables: std::sync::Mutex::new(tables), pending })
     }
 
     // ---- runs ----
@@ -630,6 +631,59 @@ impl Core {
         self.db.read().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// The handle to read or write through: opened again first when a recovery left it
+    /// closed (its reopen failed for lack of space, which may be back by now).
+    fn open_handle(&self) -> Result<std::sync::RwLockReadGuard<'_, Handle>, LedgerError> {
+        let handle = self.handle();
+        if !matches!(*handle, Handle::Closed) {
+            return Ok(handle);
+        }
+        // Not held across the reopen, which takes the lock for writing.
+        drop(handle);
+        self.recover()?;
+        Ok(self.handle())
+    }
+
+    /// Runs `f` in a read transaction (see [`Ledger::read`]).
+    fn read<T>(&self, f: impl FnOnce(&redb::ReadTransaction) -> Result<T, redb::Error>) -> Result<T, LedgerError> {
+        // Held until `f` is done: a `recover` (another flow's run, after a full disk) waits
+        // for it instead of closing the database under the transaction. `f` never calls back
+        // into the ledger, so the lock is not taken twice.
+        let handle = self.open_handle()?;
+        let tx = match &*handle {
+            Handle::Write(db) | Handle::Copy(db) => db.begin_read(),
+            Handle::Read(db) => db.begin_read(),
+            // Closed again by a recovery that failed since `open_handle` reopened it.
+            Handle::Closed => Err(redb::TransactionError::Storage(redb::StorageError::PreviousIo)),
+        }
+        .map_err(|e| self.err(e))?;
+        f(&tx).map_err(|e| self.err(e))
+    }
+
+    /// The tables a [`Snapshot`] reads, in a new read transaction.
+    fn tables(&self) -> Result<Tables, LedgerError> {
+        self.read(|tx| {
+            Ok(Tables {
+                // Read under the handle's lock: no recovery can come in between.
+                reopened: self.reopened.load(std::sync::atomic::Ordering::Acquire),
+                files: tx.open_table(FILES)?,
+                done: tx.open_table(DONE)?,
+                observations: tx.open_table(OBSERVATIONS)?,
+            })
+        })
+    }
+
+    /// Whether the database was opened again since `reopened` (a count of reopens) — tried
+    /// now, if a recovery left it closed.
+    fn reopened_since(&self, reopened: u64) -> bool {
+        let closed = matches!(*self.handle(), Handle::Closed);
+        if closed {
+            // Its failure is the reader's to report (the look-up that failed).
+            let _ = self.recover();
+        }
+        self.reopened.load(std::sync::atomic::Ordering::Acquire) != reopened
+    }
+
     fn recover(&self) -> Result<(), LedgerError> {
         if crate::sync::lock(&self.first_io).is_none() {
             return Ok(());
@@ -643,6 +697,7 @@ impl Core {
         *db = Handle::Closed;
         let reopened = builder().create(&self.path).map_err(|e| open_error(&self.path, e))?;
         *db = Handle::Write(reopened);
+        self.reopened.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         *crate::sync::lock(&self.first_io) = None;
         tracing::info!(ledger = %self.path.display(), "The ledger was opened again after a failed write, and repaired.");
         Ok(())
@@ -662,7 +717,7 @@ impl Core {
     /// across the commit's fsyncs: the run's task keeps reading and writing lazily while a
     /// group commit is stored on another thread.
     fn write<T>(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>) -> Result<T, LedgerError> {
-        let handle = self.handle();
+        let handle = self.open_handle()?;
         let db = match &*handle {
             Handle::Write(db) => db,
             Handle::Closed => return Err(self.err(redb::Error::PreviousIo)),
@@ -738,19 +793,37 @@ fn store_pending(tx: &redb::WriteTransaction, pending: &BTreeMap<(String, String
 }
 
 /// The ledger as of one moment, for many look-ups ([`Ledger::snapshot`]). Writes made after it
-/// was taken are not seen.
+/// was taken are not seen — unless the ledger is opened again meanwhile ([`Ledger::recover`]):
+/// then it reads on as of the reopening (see the module doc).
 pub struct Snapshot {
+    core: Arc<Core>,
+    /// Replaced (a new read transaction) when the handle they came from was closed.
+    tables: std::sync::Mutex<Tables>,
+    /// The writer's lazy writes when the snapshot was taken.
+    pending: BTreeMap<(String, String), FileRecord>,
+}
+
+/// The tables of one read transaction, for a [`Snapshot`].
+struct Tables {
+    /// `Core::reopened` when they were opened.
+    reopened: u64,
     files: redb::ReadOnlyTable<(&'static str, &'static str), Postcard<FileRecord>>,
     done: redb::ReadOnlyTable<(&'static str, &'static str), Postcard<DoneRecord>>,
     observations: redb::ReadOnlyTable<(&'static str, &'static str), Postcard<Observation>>,
-    /// The writer's lazy writes when the snapshot was taken.
-    pending: BTreeMap<(String, String), FileRecord>,
-    path: PathBuf,
 }
 
 impl Snapshot {
-    fn err(&self, e: impl Into<redb::Error>) -> LedgerError {
-        LedgerError::Db { path: self.path.clone(), source: e.into() }
+    /// Runs `get` on the tables; when it fails because the ledger was opened again since they
+    /// were (their handle is closed), once more in a new read transaction.
+    fn look<T>(&self, get: impl Fn(&Tables) -> Result<T, redb::StorageError>) -> Result<T, LedgerError> {
+        let mut tables = crate::sync::lock(&self.tables);
+        match get(&tables) {
+            Err(_) if self.core.reopened_since(tables.reopened) => {
+                *tables = self.core.tables()?;
+                get(&tables).map_err(|e| self.core.err(e))
+            }
+            other => other.map_err(|e| self.core.err(e)),
+        }
     }
 
     /// Like [`Ledger::file`].
@@ -758,17 +831,17 @@ impl Snapshot {
         if let Some(rec) = self.pending.get(&(flow.to_string(), path.to_string())) {
             return Ok(Some(rec.clone()));
         }
-        Ok(self.files.get((flow, path)).map_err(|e| self.err(e))?.map(|v| v.value()))
+        self.look(|t| Ok(t.files.get((flow, path))?.map(|v| v.value())))
     }
 
     /// Like [`Ledger::done`].
     pub fn done(&self, flow: &str, identity: &str) -> Result<Option<DoneRecord>, LedgerError> {
-        Ok(self.done.get((flow, identity)).map_err(|e| self.err(e))?.map(|v| v.value()))
+        self.look(|t| Ok(t.done.get((flow, identity))?.map(|v| v.value())))
     }
 
     /// Like [`Ledger::observation`].
     pub fn observation(&self, flow: &str, path: &str) -> Result<Option<Observation>, LedgerError> {
-        Ok(self.observations.get((flow, path)).map_err(|e| self.err(e))?.map(|v| v.value()))
+        self.look(|t| Ok(t.observations.get((flow, path))?.map(|v| v.value())))
     }
 }
 
@@ -785,10 +858,10 @@ mod tests {
     #[test]
     fn errors_after_a_failed_write_keep_its_cause() {
         let l = Ledger::in_memory().unwrap();
-        assert!(matches!(l.err(redb::Error::PreviousIo), LedgerError::Db { .. }), "nothing to tell yet");
+        assert!(matches!(l.core.err(redb::Error::PreviousIo), LedgerError::Db { .. }), "nothing to tell yet");
         let broken = std::io::Error::from_raw_os_error(libc::EIO);
-        assert!(l.err(redb::Error::Io(broken)).to_string().contains("Input/output error"));
-        let later = l.err(redb::Error::PreviousIo).to_string();
+        assert!(l.core.err(redb::Error::Io(broken)).to_string().contains("Input/output error"));
+        let later = l.core.err(redb::Error::PreviousIo).to_string();
         assert!(later.contains("a write failed (Input/output error"), "{later}");
     }
 
@@ -798,7 +871,7 @@ mod tests {
     fn a_write_that_found_the_disk_full_says_so_and_so_do_the_next() {
         let l = Ledger::in_memory().unwrap();
         let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
-        for e in [l.err(redb::Error::Io(full)), l.err(redb::Error::PreviousIo)] {
+        for e in [l.core.err(redb::Error::Io(full)), l.core.err(redb::Error::PreviousIo)] {
             assert!(e.is_state_full(), "{e:?}");
             assert_eq!(
                 e.to_string(),
@@ -822,6 +895,56 @@ mod tests {
         assert!(!r.is_writer() && matches!(r.begin_run("a", 2), Err(LedgerError::ReadOnly(_))));
         drop(r);
         assert!(std::fs::read(&crashed).unwrap() == before, "the file is untouched");
+    }
+
+    /// A snapshot taken before a recovery (another flow's run, after a full disk) reads on
+    /// after it, in a new read transaction: redb ends its own with the handle that is closed.
+    #[test]
+    fn a_snapshot_taken_before_a_recovery_reads_on_after_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open(&dir.path().join("ledger.redb")).unwrap();
+        // Enough records that a look-up reads pages from the file, not only the table's root.
+        let files: Vec<Transition> =
+            (0..2000).map(|i| Transition::File { flow: "f".into(), rec: rec(&format!("in/{i:04}.csv"), FileState::Staged) }).collect();
+        l.commit(&files).unwrap();
+        let snapshot = l.snapshot().unwrap();
+        // A write failed for lack of space (as far as the ledger knows); a run recovers.
+        let _ = l.core.err(redb::Error::Io(std::io::Error::from_raw_os_error(libc::ENOSPC)));
+        l.recover().unwrap();
+        for i in [0, 777, 1999] {
+            let path = format!("in/{i:04}.csv");
+            assert_eq!(snapshot.file("f", &path).unwrap().map(|r| r.state), Some(FileState::Staged), "{path}");
+        }
+        assert!(snapshot.done("f", "id:in/0001.csv").unwrap().is_none());
+        assert!(snapshot.observation("f", "in/0001.csv").unwrap().is_none());
+    }
+
+    /// Leaves `l` as a recovery whose reopen failed (no space) does: its handle closed.
+    fn closed_by_a_failed_reopen(l: &Ledger) {
+        let _ = l.core.err(redb::Error::Io(std::io::Error::from_raw_os_error(libc::ENOSPC)));
+        *l.core.db.write().unwrap() = Handle::Closed;
+    }
+
+    /// A recovery whose reopen failed leaves the ledger closed: the next read, write or
+    /// snapshot look-up opens it again (there is space by then), whoever makes it — not only
+    /// the next run's recovery.
+    #[test]
+    fn after_a_failed_reopen_the_next_read_or_write_opens_the_ledger_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open(&dir.path().join("ledger.redb")).unwrap();
+        l.begin_run("a", 1).unwrap();
+        l.put_file("f", &rec("in/a.csv", FileState::Staged)).unwrap();
+        let snapshot = l.snapshot().unwrap();
+        closed_by_a_failed_reopen(&l);
+        assert!(l.is_writer(), "still the writer");
+        assert_eq!(snapshot.file("f", "in/a.csv").unwrap().map(|r| r.state), Some(FileState::Staged));
+        closed_by_a_failed_reopen(&l);
+        l.begin_run("a", 2).unwrap();
+        closed_by_a_failed_reopen(&l);
+        assert_eq!(l.runs(None, 10).unwrap().len(), 2);
+        closed_by_a_failed_reopen(&l);
+        l.put_file_with("f", &rec("in/b.csv", FileState::Staged), Durability::Lazy).unwrap();
+        l.flush().unwrap();
     }
 
     #[test]
