@@ -222,20 +222,39 @@ impl Ledger {
                         out.push(item?.1.value());
                     }
                 }
-                None => {
-                    for item in t.iter()? {
-                        let ev = item?.1.value();
-                        if ev.seq > since_seq {
-                            out.push(ev);
-                        }
-                    }
-                    out.sort_by_key(|e| e.seq);
-                    out.truncate(limit);
-                }
+                None => out = first_of_all_flows(&t, since_seq, limit)?,
             }
             Ok(out)
         })
     }
+}
+
+/// The first `limit` events above `since_seq` of all flows, oldest first. Keys order by flow,
+/// then seq: a skip-scan reads each flow's newer events as one range (at most `limit` of
+/// them, none past the newest kept so far) and jumps to the next flow's first key. It costs
+/// O(flows × limit) reads however long the history, not a scan of every event stored.
+fn first_of_all_flows(
+    t: &redb::ReadOnlyTable<(&'static str, u64), Postcard<Event>>,
+    since_seq: u64,
+    limit: usize,
+) -> Result<Vec<Event>, redb::Error> {
+    use std::ops::Bound;
+    let mut out: Vec<Event> = Vec::new();
+    let mut flow = t.first()?.map(|(k, _)| k.value().0.to_string());
+    while let Some(f) = flow {
+        // Once `limit` are kept, only events before the newest of them can still be taken.
+        let upto = if out.len() >= limit { out.last().map_or(since_seq, |e| e.seq) } else { u64::MAX };
+        if since_seq < upto {
+            for item in t.range((f.as_str(), since_seq + 1)..=(f.as_str(), upto))?.take(limit) {
+                out.push(item?.1.value());
+            }
+            out.sort_by_key(|e| e.seq);
+            out.truncate(limit);
+        }
+        let next = (Bound::Excluded((f.as_str(), u64::MAX)), Bound::Unbounded);
+        flow = t.range::<(&str, u64)>(next)?.next().transpose()?.map(|(k, _)| k.value().0.to_string());
+    }
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -251,6 +270,31 @@ mod tests {
         // postcard stores the variant index: appending is fine, reordering breaks old ledgers.
         for (i, kind) in EventKind::ALL.iter().enumerate() {
             assert_eq!(postcard::to_allocvec(kind).unwrap(), [i as u8], "{kind:?}");
+        }
+    }
+
+    /// The events of all flows after a cursor (the notifier's read, skip-scanning the flows)
+    /// are the first after it of every event stored, in order, whatever the flows, how their
+    /// events interleave, the cursor and the limit.
+    #[test]
+    fn events_of_all_flows_are_the_first_after_the_cursor_in_order() {
+        let l = Ledger::in_memory().unwrap();
+        // Names that sort apart from the order their events come in, a prefix of another, the
+        // empty one; one flow with most of the history.
+        let flows = ["b", "a", "ab", "", "zz", "a", "a", "c"];
+        let events: Vec<NewEvent> = (0..300).map(|i| ev(flows[(i * 7 + i / 13) % flows.len()], EventKind::Failed)).collect();
+        l.record_events(&events[..150]).unwrap();
+        l.record_events(&[ev("m", EventKind::Missing)]).unwrap();
+        l.record_events(&events[150..]).unwrap();
+        let mut all: Vec<Event> =
+            ["", "a", "ab", "b", "c", "m", "zz"].iter().flat_map(|f| l.events(Some(f), 0, usize::MAX).unwrap()).collect();
+        all.sort_by_key(|e| e.seq);
+        assert_eq!(all.iter().map(|e| e.seq).collect::<Vec<_>>(), (1..=301).collect::<Vec<_>>(), "every event, once");
+        for since in [0, 1, 17, 150, 151, 299, 301, 400] {
+            for limit in [0, 1, 2, 5, 100, 1000] {
+                let expected: Vec<Event> = all.iter().filter(|e| e.seq > since).take(limit).cloned().collect();
+                assert_eq!(l.events(None, since, limit).unwrap(), expected, "since {since}, limit {limit}");
+            }
         }
     }
 

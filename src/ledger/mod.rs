@@ -20,24 +20,45 @@
 //! second writer gets [`LedgerError::Busy`]. Any number of other processes may meanwhile
 //! read through [`Ledger::open_read_only`] (`wharf runs`, `wharf files`, `wharf status`…):
 //! each read transaction sees the writer's latest commit.
+//!
+//! After a failed write (a full state folder) redb takes nothing more through the handle that
+//! met it, reads included: [`Ledger::recover`] closes it and opens the file again, which
+//! repairs it. The rules around that: a recovery waits for the reads and writes under way
+//! (they hold the handle); a reopen that fails (still no space) leaves the handle closed, and
+//! every later read or write tries the reopen again first — the ledger is never left closed
+//! once there is space, whoever asks first. A [`Snapshot`] is one read transaction, and redb
+//! ends a read transaction with the handle it came from (its reads fail as "database
+//! closed"): a snapshot taken before a recovery (another flow's readiness loop, say) goes on,
+//! from its first look-up after it, in a new read transaction on the reopened handle — the
+//! ledger as of its last commit, which is all that is left of the old one. It does not hold
+//! the recovery up: a snapshot lives across awaits, and a recovery waiting for it could wait
+//! for a task that is waiting for the recovery.
 
 pub mod awaits;
 mod codec;
+mod error;
 pub mod events;
 mod migrate;
 pub mod records;
+mod snapshot;
+mod store;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use redb::{ConcurrencyMode, Database, ReadOnlyDatabase, ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use redb::{Database, ReadableTable, TableDefinition, TableHandle};
 
 pub use awaits::{AwaitRecord, AwaitState, Registered};
 use codec::Postcard;
+pub use error::LedgerError;
+use error::open_error;
 pub use events::{Event, EventKind, FlowHealth, NewEvent};
 pub use records::*;
+pub use snapshot::Snapshot;
+pub use store::{Committer, Transition};
+use store::{Core, Handle, Pending, apply_complete, apply_file, apply_result, builder};
 
 const FILES: TableDefinition<(&str, &str), Postcard<FileRecord>> = TableDefinition::new("files_v2");
 const DONE: TableDefinition<(&str, &str), Postcard<DoneRecord>> = TableDefinition::new("done_v1");
@@ -62,64 +83,6 @@ const TABLES: &[&str] = &[
     "health_v1",
 ];
 
-/// A ledger operation failed.
-#[derive(Debug, thiserror::Error)]
-pub enum LedgerError {
-    /// Another process holds the database for writing.
-    #[error("ledger {0} is in use by another wharf process")]
-    Busy(PathBuf),
-    /// A read-only open found no database file: nothing has run with this state folder.
-    #[error("no ledger yet at {0} (nothing has run)")]
-    Missing(PathBuf),
-    /// The last writer was killed and the repair redb needs could not be made here.
-    #[error(
-        "ledger {path} was not closed cleanly (a wharf process was killed) and could not be repaired here ({cause}); the next `wharf run` or `wharf serve` with write access to it repairs it"
-    )]
-    NeedsRepair { path: PathBuf, cause: String },
-    /// A write through a handle from [`Ledger::open_read_only`].
-    #[error("ledger {0} is open read-only here (another process writes it)")]
-    ReadOnly(PathBuf),
-    #[error("ledger {path}: {source}")]
-    Db {
-        path: PathBuf,
-        #[source]
-        source: redb::Error,
-    },
-    /// A write failed on the disk earlier (`cause`); redb takes no more writes through this
-    /// handle until [`Ledger::recover`] opens it again.
-    #[error("ledger {path}: a write failed ({cause}); nothing more can be recorded until wharf opens it again (the next run does)")]
-    Unusable { path: PathBuf, cause: String },
-    /// The file system of the state folder is full (`ENOSPC`, or a quota): a write failed, or
-    /// the repair after one could not be made. Nothing is lost: the ledger is as of its last
-    /// commit, and the next writer with space repairs it.
-    #[error(
-        "ledger {}: state folder {}: no space left on device; free space there (the next run repairs the ledger and goes on)",
-        path.display(),
-        path.parent().unwrap_or(path).display()
-    )]
-    StateFull { path: PathBuf },
-    /// A queued write whose commit was abandoned (the run stopped before it was stored).
-    #[error("a ledger write was abandoned before it was stored")]
-    Interrupted,
-    #[error("ledger {path}: cannot create its folder: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-impl LedgerError {
-    /// Whether the state folder's file system is full: free space, and the next run goes on.
-    pub fn is_state_full(&self) -> bool {
-        match self {
-            LedgerError::StateFull { .. } => true,
-            LedgerError::Io { source, .. } => crate::durable::no_space(source),
-            _ => false,
-        }
-    }
-}
-
 /// Whether a write must be on disk before it returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
@@ -133,61 +96,6 @@ pub enum Durability {
 /// Handle to the ledger database.
 pub struct Ledger {
     core: Arc<Core>,
-}
-
-/// What a [`Ledger`] and its [`Committer`]s share.
-struct Core {
-    /// Replaced only by [`Ledger::recover`], which waits for the transactions under way.
-    db: std::sync::RwLock<Handle>,
-    path: PathBuf,
-    /// File records written lazily and not stored yet, by (flow, path).
-    pending: std::sync::Mutex<Pending>,
-    /// The first I/O error a write met: after it redb only says "previous I/O error", and
-    /// the cause (a full disk, say) belongs in every message that follows.
-    first_io: std::sync::Mutex<Option<FirstIo>>,
-}
-
-/// The I/O error after which redb takes no more writes through a handle.
-#[derive(Debug, Clone)]
-struct FirstIo {
-    text: String,
-    no_space: bool,
-}
-
-type Pending = BTreeMap<(String, String), FileRecord>;
-
-/// Stores group commits from another thread than the [`Ledger`]'s own (`engine::commits` runs
-/// them on tokio's blocking pool so the files in flight keep moving during the fsyncs). It
-/// shares the ledger's database and lazy writes: a commit through it is exactly
-/// [`Ledger::commit`].
-#[derive(Clone)]
-pub struct Committer {
-    core: Arc<Core>,
-}
-
-impl Committer {
-    /// Like [`Ledger::commit`].
-    pub fn commit(&self, transitions: &[Transition]) -> Result<(), LedgerError> {
-        self.core.commit(transitions)
-    }
-}
-
-/// The writer's handle, or a reader's beside another process's writer.
-enum Handle {
-    Write(Database),
-    Read(ReadOnlyDatabase),
-    /// A reader's copy in memory of a file that needs a repair no one could make on disk
-    /// (the state folder is full): repaired there, read there, never written back.
-    Copy(Database),
-    /// Between closing a database that failed and opening it again ([`Ledger::recover`]).
-    Closed,
-}
-
-/// redb's builder in the mode every wharf process uses (see the module doc).
-fn builder() -> redb::Builder {
-    let mut b = Database::builder();
-    b.set_concurrency_mode(ConcurrencyMode::SingleWriter);
-    b
 }
 
 impl Drop for Ledger {
@@ -245,7 +153,8 @@ impl Ledger {
     /// After a write failed on the disk (redb takes no more through the handle that met it),
     /// opens the database again, which repairs it: the ledger is as of its last commit, with
     /// the lazy writes of this process still to be stored. Nothing to do when no write failed.
-    /// Still no space: [`LedgerError::StateFull`], and the handle stays as it was.
+    /// Still no space: [`LedgerError::StateFull`], and the handle stays closed: the next read
+    /// or write tries again (see the module doc).
     pub fn recover(&self) -> Result<(), LedgerError> {
         self.core.recover()
     }
@@ -303,7 +212,8 @@ impl Ledger {
 
     /// Whether this handle may write (it came from [`Ledger::open`] or [`Ledger::in_memory`]).
     pub fn is_writer(&self) -> bool {
-        matches!(*self.core.handle(), Handle::Write(_))
+        // Closed: a writer's, until it is opened again.
+        matches!(*self.core.handle(), Handle::Write(_) | Handle::Closed)
     }
 
     /// Names of the tables this version uses that the database does not have yet (a ledger
@@ -336,11 +246,7 @@ impl Ledger {
     }
 
     fn new(db: Handle, path: PathBuf) -> Self {
-        Ledger { core: Arc::new(Core { db: std::sync::RwLock::new(db), path, pending: Default::default(), first_io: Default::default() }) }
-    }
-
-    fn err(&self, e: impl Into<redb::Error>) -> LedgerError {
-        self.core.err(e)
+        Ledger { core: Arc::new(Core::new(db, path)) }
     }
 
     /// Creates the tables so read transactions never see a missing table, and converts
@@ -375,32 +281,14 @@ impl Ledger {
 
     /// Runs `f` in a read transaction: a snapshot of the latest commit (of whichever process).
     fn read<T>(&self, f: impl FnOnce(&redb::ReadTransaction) -> Result<T, redb::Error>) -> Result<T, LedgerError> {
-        // Held until `f` is done: a `recover` (another flow's run, after a full disk) waits
-        // for it instead of closing the database under the transaction. `f` never calls back
-        // into the ledger, so the lock is not taken twice.
-        let handle = self.core.handle();
-        let tx = match &*handle {
-            Handle::Write(db) | Handle::Copy(db) => db.begin_read(),
-            Handle::Read(db) => db.begin_read(),
-            Handle::Closed => Err(redb::TransactionError::Storage(redb::StorageError::PreviousIo)),
-        }
-        .map_err(|e| self.err(e))?;
-        f(&tx).map_err(|e| self.err(e))
+        self.core.read(f)
     }
 
     /// A consistent view for many look-ups at once (one read transaction): deciding readiness
-    /// and identity for a whole listing.
+    /// and identity for a whole listing. Taken before a recovery, it reads on after it (see the
+    /// module doc).
     pub fn snapshot(&self) -> Result<Snapshot, LedgerError> {
-        let pending = self.pending().clone();
-        self.read(|tx| {
-            Ok(Snapshot {
-                files: tx.open_table(FILES)?,
-                done: tx.open_table(DONE)?,
-                observations: tx.open_table(OBSERVATIONS)?,
-                pending,
-                path: self.core.path.clone(),
-            })
-        })
+        Snapshot::take(&self.core)
     }
 
     // ---- runs ----
@@ -592,219 +480,13 @@ impl Ledger {
     }
 }
 
-/// An error opening the database file at `path` as its writer (not `Busy`).
-fn open_error(path: &Path, e: redb::DatabaseError) -> LedgerError {
-    match e {
-        redb::DatabaseError::Storage(redb::StorageError::Io(io)) if crate::durable::no_space(&io) => {
-            LedgerError::StateFull { path: path.to_path_buf() }
-        }
-        e => LedgerError::Db { path: path.to_path_buf(), source: e.into() },
-    }
-}
-
-impl Core {
-    fn err(&self, e: impl Into<redb::Error>) -> LedgerError {
-        let e = e.into();
-        let mut first = crate::sync::lock(&self.first_io);
-        match &e {
-            redb::Error::Io(io) => {
-                let no_space = crate::durable::no_space(io);
-                first.get_or_insert_with(|| FirstIo { text: io.to_string(), no_space });
-                if no_space {
-                    return LedgerError::StateFull { path: self.path.clone() };
-                }
-            }
-            redb::Error::PreviousIo => match first.as_ref() {
-                Some(f) if f.no_space => return LedgerError::StateFull { path: self.path.clone() },
-                Some(f) => return LedgerError::Unusable { path: self.path.clone(), cause: f.text.clone() },
-                None => {}
-            },
-            _ => {}
-        }
-        LedgerError::Db { path: self.path.clone(), source: e }
-    }
-
-    /// The database handle (a poisoned lock only means a panic elsewhere while it was held:
-    /// the handle is whole, replaced in one assignment).
-    fn handle(&self) -> std::sync::RwLockReadGuard<'_, Handle> {
-        self.db.read().unwrap_or_else(std::sync::PoisonError::into_inner)
-    }
-
-    fn recover(&self) -> Result<(), LedgerError> {
-        if crate::sync::lock(&self.first_io).is_none() {
-            return Ok(());
-        }
-        let mut db = self.db.write().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if !matches!(*db, Handle::Write(_) | Handle::Closed) {
-            return Ok(());
-        }
-        // Closed first: redb lets one handle of a process have the file. Closing a database
-        // after a failed write leaves it marked for repair, which opening it again makes.
-        *db = Handle::Closed;
-        let reopened = builder().create(&self.path).map_err(|e| open_error(&self.path, e))?;
-        *db = Handle::Write(reopened);
-        *crate::sync::lock(&self.first_io) = None;
-        tracing::info!(ledger = %self.path.display(), "The ledger was opened again after a failed write, and repaired.");
-        Ok(())
-    }
-
-    /// The lazily written records not stored yet. A poisoned lock only means a panic elsewhere
-    /// while it was held; the map itself is always whole (one insert or take at a time).
-    fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
-        crate::sync::lock(&self.pending)
-    }
-
-    /// Runs `f` in one durable write transaction, after storing every lazy write before it.
-    ///
-    /// The lazy writes are copied once the transaction has begun (redb lets one write
-    /// transaction in at a time, so they are copied in the order the transactions commit) and
-    /// dropped after the commit unless rewritten meanwhile. The lock on them is never held
-    /// across the commit's fsyncs: the run's task keeps reading and writing lazily while a
-    /// group commit is stored on another thread.
-    fn write<T>(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>) -> Result<T, LedgerError> {
-        let handle = self.handle();
-        let db = match &*handle {
-            Handle::Write(db) => db,
-            Handle::Closed => return Err(self.err(redb::Error::PreviousIo)),
-            Handle::Read(_) | Handle::Copy(_) => return Err(LedgerError::ReadOnly(self.path.clone())),
-        };
-        let tx = db.begin_write().map_err(|e| self.err(e))?;
-        let stored = self.pending().clone();
-        if !stored.is_empty() {
-            store_pending(&tx, &stored).map_err(|e| self.err(e))?;
-        }
-        let out = f(&tx).map_err(|e| self.err(e))?;
-        tx.commit().map_err(|e| self.err(e))?;
-        if !stored.is_empty() {
-            self.pending().retain(|k, v| stored.get(k) != Some(v));
-        }
-        Ok(out)
-    }
-
-    fn flush(&self) -> Result<(), LedgerError> {
-        if self.pending().is_empty() {
-            return Ok(());
-        }
-        self.write(|_| Ok(()))
-    }
-
-    fn commit(&self, transitions: &[Transition]) -> Result<(), LedgerError> {
-        self.write(|tx| {
-            for t in transitions {
-                match t {
-                    Transition::File { flow, rec } => apply_file(tx, flow, rec)?,
-                    Transition::Complete { flow, rec, done } => apply_complete(tx, flow, rec, done)?,
-                    Transition::Result { flow, rec, result } => apply_result(tx, flow, rec, result)?,
-                }
-            }
-            Ok(())
-        })
-    }
-}
-
-/// One durable transition of a file, for [`Ledger::commit`]: what `put_file`, `complete` and
-/// `put_file_and_result` store.
-#[derive(Debug, Clone)]
-pub enum Transition {
-    File { flow: String, rec: FileRecord },
-    Complete { flow: String, rec: FileRecord, done: DoneRecord },
-    Result { flow: String, rec: FileRecord, result: FileResult },
-}
-
-fn apply_file(tx: &redb::WriteTransaction, flow: &str, rec: &FileRecord) -> Result<(), redb::Error> {
-    tx.open_table(FILES)?.insert((flow, rec.path.as_str()), rec)?;
-    Ok(())
-}
-
-fn apply_complete(tx: &redb::WriteTransaction, flow: &str, rec: &FileRecord, done: &DoneRecord) -> Result<(), redb::Error> {
-    tx.open_table(FILES)?.insert((flow, rec.path.as_str()), rec)?;
-    tx.open_table(DONE)?.insert((flow, rec.identity.as_str()), done)?;
-    tx.open_table(OBSERVATIONS)?.remove((flow, rec.path.as_str()))?;
-    Ok(())
-}
-
-fn apply_result(tx: &redb::WriteTransaction, flow: &str, rec: &FileRecord, result: &FileResult) -> Result<(), redb::Error> {
-    tx.open_table(FILES)?.insert((flow, rec.path.as_str()), rec)?;
-    tx.open_table(FILE_RESULTS)?.insert((flow, rec.path.as_str()), result)?;
-    Ok(())
-}
-
-fn store_pending(tx: &redb::WriteTransaction, pending: &BTreeMap<(String, String), FileRecord>) -> Result<(), redb::Error> {
-    let mut t = tx.open_table(FILES)?;
-    for ((flow, path), rec) in pending {
-        t.insert((flow.as_str(), path.as_str()), rec)?;
-    }
-    Ok(())
-}
-
-/// The ledger as of one moment, for many look-ups ([`Ledger::snapshot`]). Writes made after it
-/// was taken are not seen.
-pub struct Snapshot {
-    files: redb::ReadOnlyTable<(&'static str, &'static str), Postcard<FileRecord>>,
-    done: redb::ReadOnlyTable<(&'static str, &'static str), Postcard<DoneRecord>>,
-    observations: redb::ReadOnlyTable<(&'static str, &'static str), Postcard<Observation>>,
-    /// The writer's lazy writes when the snapshot was taken.
-    pending: BTreeMap<(String, String), FileRecord>,
-    path: PathBuf,
-}
-
-impl Snapshot {
-    fn err(&self, e: impl Into<redb::Error>) -> LedgerError {
-        LedgerError::Db { path: self.path.clone(), source: e.into() }
-    }
-
-    /// Like [`Ledger::file`].
-    pub fn file(&self, flow: &str, path: &str) -> Result<Option<FileRecord>, LedgerError> {
-        if let Some(rec) = self.pending.get(&(flow.to_string(), path.to_string())) {
-            return Ok(Some(rec.clone()));
-        }
-        Ok(self.files.get((flow, path)).map_err(|e| self.err(e))?.map(|v| v.value()))
-    }
-
-    /// Like [`Ledger::done`].
-    pub fn done(&self, flow: &str, identity: &str) -> Result<Option<DoneRecord>, LedgerError> {
-        Ok(self.done.get((flow, identity)).map_err(|e| self.err(e))?.map(|v| v.value()))
-    }
-
-    /// Like [`Ledger::observation`].
-    pub fn observation(&self, flow: &str, path: &str) -> Result<Option<Observation>, LedgerError> {
-        Ok(self.observations.get((flow, path)).map_err(|e| self.err(e))?.map(|v| v.value()))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn rec(path: &str, state: FileState) -> FileRecord {
+    /// A file record of `path` in `state` (for the ledger's tests).
+    pub(super) fn rec(path: &str, state: FileState) -> FileRecord {
         FileRecord { path: path.into(), identity: format!("id:{path}"), state, ..Default::default() }
-    }
-
-    /// After a failed write redb only says "previous I/O error": the first error's cause
-    /// (a full disk) is what every later message gives.
-    #[test]
-    fn errors_after_a_failed_write_keep_its_cause() {
-        let l = Ledger::in_memory().unwrap();
-        assert!(matches!(l.err(redb::Error::PreviousIo), LedgerError::Db { .. }), "nothing to tell yet");
-        let broken = std::io::Error::from_raw_os_error(libc::EIO);
-        assert!(l.err(redb::Error::Io(broken)).to_string().contains("Input/output error"));
-        let later = l.err(redb::Error::PreviousIo).to_string();
-        assert!(later.contains("a write failed (Input/output error"), "{later}");
-    }
-
-    /// A full disk is its own error, every time after too: the state folder is named, and
-    /// what to do.
-    #[test]
-    fn a_write_that_found_the_disk_full_says_so_and_so_do_the_next() {
-        let l = Ledger::in_memory().unwrap();
-        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
-        for e in [l.err(redb::Error::Io(full)), l.err(redb::Error::PreviousIo)] {
-            assert!(e.is_state_full(), "{e:?}");
-            assert_eq!(
-                e.to_string(),
-                "ledger :memory:: state folder : no space left on device; free space there (the next run repairs the ledger and goes on)"
-            );
-        }
     }
 
     /// The state folder full, the repair a reader would make cannot be made: it reads a copy
@@ -949,47 +631,6 @@ mod tests {
         let w2 = Ledger::open(&p).unwrap();
         w2.begin_run("b", 4).unwrap();
         assert_eq!(r.runs(Some("b"), 10).unwrap().len(), 1);
-    }
-
-    #[test]
-    fn a_lazy_write_is_seen_here_at_once_and_elsewhere_after_the_next_durable_one() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("ledger.redb");
-        let w = Ledger::open(&p).unwrap();
-        let r = Ledger::open_read_only(&p).unwrap();
-        w.put_file_with("f", &rec("in/a.csv", FileState::Staged), Durability::Lazy).unwrap();
-        assert_eq!(w.file("f", "in/a.csv").unwrap().map(|f| f.state), Some(FileState::Staged));
-        // Not on disk yet: another process (a read-only handle) does not see it…
-        assert!(r.file("f", "in/a.csv").unwrap().is_none());
-        // …until a durable write carries it along.
-        w.put_file("f", &rec("in/b.csv", FileState::Staging)).unwrap();
-        assert_eq!(r.file("f", "in/a.csv").unwrap().map(|f| f.state), Some(FileState::Staged));
-    }
-
-    #[test]
-    fn a_committer_on_another_thread_stores_the_lazy_writes_and_keeps_the_newer_ones() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("ledger.redb");
-        let w = Ledger::open(&p).unwrap();
-        let r = Ledger::open_read_only(&p).unwrap();
-        w.put_file_with("f", &rec("in/a.csv", FileState::Staged), Durability::Lazy).unwrap();
-        let c = w.committer();
-        let b = Transition::File { flow: "f".into(), rec: rec("in/b.csv", FileState::Staging) };
-        std::thread::spawn(move || c.commit(&[b])).join().unwrap().unwrap();
-        // Both on disk, and the stored lazy write is no longer held back.
-        assert_eq!(r.file("f", "in/a.csv").unwrap().map(|f| f.state), Some(FileState::Staged));
-        assert_eq!(r.file("f", "in/b.csv").unwrap().map(|f| f.state), Some(FileState::Staging));
-        assert!(w.pending().is_empty());
-        // A lazy write rewritten after a commit copied it stays held back.
-        w.put_file_with("f", &rec("in/a.csv", FileState::Staged), Durability::Lazy).unwrap();
-        w.core
-            .write(|_| {
-                w.pending().insert(("f".into(), "in/a.csv".into()), rec("in/a.csv", FileState::Processed));
-                Ok(())
-            })
-            .unwrap();
-        assert_eq!(r.file("f", "in/a.csv").unwrap().map(|f| f.state), Some(FileState::Staged));
-        assert_eq!(w.file("f", "in/a.csv").unwrap().map(|f| f.state), Some(FileState::Processed));
     }
 
     #[test]

@@ -6,8 +6,11 @@
 //! would be matched against the global rules only and then counted as handled, so events
 //! recorded while the daemon was down would never reach the flows' rules. It reads the events
 //! after the stored cursor and hands each to the matching rules (the flow's own and the global
-//! ones) without waiting: each channel sends in a lane of its own, in order, so a slow channel
-//! holds up neither the others nor the log (see `notify::dispatch`). The stored cursor only
+//! ones) without waiting for the sends: each channel sends in a lane of its own, in order, so a
+//! slow channel holds up neither the others nor the log (see `notify::dispatch`) — until its
+//! lane is full. Then the reading waits for room in it while the channel sends fine (a backlog
+//! after a restart goes out at the channel's pace, none lost, memory bounded), and not for a
+//! channel that is down (its notice fails at once). The stored cursor only
 //! passes an event once every send of it is over: a crash in between sends a notice again
 //! rather than losing it. The very first daemon on a ledger starts from the newest event
 //! instead of replaying history. When a throttle window with notices held back ends, the task

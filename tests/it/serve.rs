@@ -372,15 +372,23 @@ async fn a_file_that_keeps_failing_is_given_up_into_the_quarantine() {
 /// Records a `failed` event for `flow` directly in the ledger of `dir`, as a `wharf run` while
 /// the daemon is down would.
 fn record_failed(dir: &Path, flow: &str, detail: &str) {
+    record_failures(dir, flow, &[detail.to_string()]);
+}
+
+/// Records a `failed` event for `flow` per detail, in one transaction (see [`record_failed`]).
+fn record_failures(dir: &Path, flow: &str, details: &[String]) {
     let ledger = Ledger::open(&dir.join("state/ledger.redb")).expect("the ledger is free while the daemon is down");
-    let event = NewEvent {
-        flow: flow.into(),
-        at: Utc::now().timestamp_millis(),
-        kind: EventKind::Failed,
-        subject: String::new(),
-        detail: detail.into(),
-    };
-    ledger.record_events(&[event]).unwrap();
+    let events: Vec<NewEvent> = details
+        .iter()
+        .map(|detail| NewEvent {
+            flow: flow.into(),
+            at: Utc::now().timestamp_millis(),
+            kind: EventKind::Failed,
+            subject: String::new(),
+            detail: detail.clone(),
+        })
+        .collect();
+    ledger.record_events(&events).unwrap();
 }
 
 /// Waits (at most 10 s of real time) until a run of `flow` is recorded in the ledger: it has
@@ -418,6 +426,28 @@ async fn events_recorded_while_down_reach_the_flows_own_rules() {
     d.restart(minute_now(), ServeConfig::default(), |dir| record_failed(dir, "f", "failed while down")).await;
     assert_eq!(requests(&d, &receiver, 1).await, ["failed"]);
     assert_eq!(receiver.requests()[0].json()["detail"], "failed while down");
+    d.stop().await;
+}
+
+/// A backlog over twice as long as a channel's lane holds (600 events recorded while the
+/// daemon was down) to a webhook that answers slowly but fine: every notice is delivered, in
+/// order, none failed — the log is read at the channel's pace (before: each notice past the
+/// lane's 256 failed at once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_to_a_slow_webhook_is_delivered_whole() {
+    let receiver = HttpReceiver::start(&[]).await;
+    receiver.set_pace(Duration::from_millis(2));
+    let mut d = Daemon::start(&[("f.yaml", local_flow("f", &webhook(&receiver, "failed")))], minute_now(), ServeConfig::default());
+    // The first daemon stores the cursor; the failures are recorded while it is down.
+    d.handle().notified().await;
+    let details: Vec<String> = (0..600).map(|i| format!("failure {i}")).collect();
+    d.restart(minute_now(), ServeConfig::default(), |dir| record_failures(dir, "f", &details)).await;
+    d.handle().notified().await;
+    let got: Vec<String> = receiver.requests().iter().map(|r| r.json()["detail"].as_str().unwrap_or_default().to_string()).collect();
+    assert_eq!(got.len(), 600, "delivered");
+    assert!(got == details, "in order");
+    let ledger = d.handle().ledger();
+    assert_eq!(ledger.notify_cursor().unwrap(), Some(ledger.last_event_seq().unwrap()), "every event handled");
     d.stop().await;
 }
 

@@ -35,6 +35,15 @@ fn names(dir: &Path) -> Vec<String> {
     n
 }
 
+/// Fills what is left of the file system of `dir` with a file, whose path it gives.
+fn fill(dir: &Path) -> PathBuf {
+    let filler = dir.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![7u8; 64 * 1024];
+    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    filler
+}
+
 /// Runs a read command and gives its output, checking it worked.
 fn reads(state: &Path, args: &[&str]) -> String {
     let out = support::wharf(state).args(args).output().unwrap();
@@ -95,11 +104,7 @@ fn a_ledger_that_cannot_be_written_for_lack_of_space_is_read_and_then_repaired()
     assert_eq!(code, 0, "{report}");
 
     // Fill what is left, then give the run work enough to need new pages in the ledger.
-    let filler = state.join("filler");
-    let mut f = std::fs::File::create(&filler).unwrap();
-    let chunk = vec![7u8; 64 * 1024];
-    while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
-    drop(f);
+    let filler = fill(&state);
     for i in 0..300 {
         std::fs::write(dir.path().join(format!("outbox/f{i:03}-{}.csv", "x".repeat(100))), format!("{i}\n")).unwrap();
     }
@@ -119,4 +124,37 @@ fn a_ledger_that_cannot_be_written_for_lack_of_space_is_read_and_then_repaired()
     assert_eq!(names(&dir.path().join("archive")).len(), 301);
     let (code, report) = support::json_of(support::wharf(&state).args(["run", "--json"]).arg(&flow));
     assert_eq!((code, support::counts(&report).1), (0, 0), "nothing delivered twice: {report}");
+}
+
+/// A snapshot of the ledger taken before the disk filled up (another flow's readiness loop)
+/// reads on after the recovery that follows, in a new read transaction (the old one ended
+/// with the handle the recovery closed).
+#[test]
+fn a_snapshot_taken_before_the_disk_filled_up_reads_on_after_the_recovery() {
+    use wharf::ledger::{FileRecord, FileState, Ledger, Transition};
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    let Some(_fs) = Tmpfs::mount(&state, "2m") else { return };
+    let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
+    let file =
+        |i: usize| FileRecord { path: format!("in/f{i:05}-{}.csv", "x".repeat(100)), state: FileState::Staged, ..Default::default() };
+    let known: Vec<Transition> = (0..1000).map(|i| Transition::File { flow: "other".into(), rec: file(i) }).collect();
+    ledger.commit(&known).unwrap();
+    let snapshot = ledger.snapshot().unwrap();
+
+    // The disk fills up: a write fails. Space back, a run recovers the ledger.
+    let filler = fill(&state);
+    let failed = (1..100)
+        .find_map(|n| {
+            ledger.commit(&(0..300).map(|i| Transition::File { flow: "f".into(), rec: file(n * 1000 + i) }).collect::<Vec<_>>()).err()
+        })
+        .expect("a write fails on the full disk");
+    assert!(failed.is_state_full(), "{failed}");
+    std::fs::remove_file(&filler).unwrap();
+    ledger.recover().unwrap();
+
+    for i in [0, 777, 999] {
+        assert_eq!(snapshot.file("other", &file(i).path).unwrap().map(|r| r.state), Some(FileState::Staged));
+    }
+    assert!(snapshot.file("other", &file(1000).path).unwrap().is_none());
 }

@@ -54,6 +54,8 @@ impl Recorded {
 struct State {
     requests: Vec<Recorded>,
     statuses: VecDeque<u16>,
+    /// How long each answer takes ([`HttpReceiver::set_pace`]).
+    pace: std::time::Duration,
 }
 
 /// A running receiver; dropping it stops the server.
@@ -86,7 +88,7 @@ impl HttpReceiver {
         let scheme = if tls.is_some() { "https" } else { "http" };
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().expect("local addr");
-        let state = Arc::new(Mutex::new(State { requests: Vec::new(), statuses: statuses.iter().copied().collect() }));
+        let state = Arc::new(Mutex::new(State { statuses: statuses.iter().copied().collect(), ..State::default() }));
         let shared = Arc::clone(&state);
         let task = tokio::spawn(async move {
             loop {
@@ -118,6 +120,11 @@ impl HttpReceiver {
         self.addr.port()
     }
 
+    /// Answers each request `pace` after recording it: a slow but healthy server.
+    pub fn set_pace(&self, pace: std::time::Duration) {
+        self.state.lock().expect("receiver state").pace = pace;
+    }
+
     /// Every request so far, in order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.lock().expect("receiver state").requests.clone()
@@ -138,11 +145,12 @@ async fn answer(req: Request<Incoming>, state: Arc<Mutex<State>>) -> Result<Resp
         Ok(b) => b.to_bytes().to_vec(),
         Err(_) => Vec::new(),
     };
-    let status = {
+    let (status, pace) = {
         let mut state = state.lock().expect("receiver state");
         state.requests.push(Recorded { method, path, headers, body });
-        state.statuses.pop_front().unwrap_or(200)
+        (state.statuses.pop_front().unwrap_or(200), state.pace)
     };
+    tokio::time::sleep(pace).await;
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let text = if status.is_success() { "ok".to_string() } else { format!("refused with {}", status.as_u16()) };
     let mut response = Response::new(Full::new(Bytes::from(text)));

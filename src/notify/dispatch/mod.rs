@@ -9,15 +9,14 @@
 //! out instead, with the count. A reload keeps the throttle state of every rule that did not
 //! change; a rule changed or removed (its flow's file changed or went away) is retired: it
 //! takes no new notice, but what it held back still goes out, through it, when its window
-//! ends ([`Dispatcher::set_flow`]). Transient failures are retried a few times with a short,
-//! doubling backoff, each attempt under a timeout.
+//! ends ([`Dispatcher::set_flow`]).
 //!
-//! Each rule's channel has a lane of its own: a task that sends its notices one at a time, in
-//! the order they were dispatched, each send in a task of its own (a panicking channel fails
-//! that notice, not the lane). Lanes run side by side, at most [`SENDING`] sends at once, so
-//! a slow channel (a webhook that takes its full timeout) delays its own notices only, not
-//! those of other channels, nor later notices to them. [`Dispatcher::begin`] hands a notice
-//! to its lanes and returns at once; [`Dispatcher::land`] records each outcome when it comes.
+//! Each rule's channel has a lane of its own (`lane.rs`), which sends its notices one at a
+//! time, in order, beside the other lanes: a slow channel delays its own notices only.
+//! [`Dispatcher::begin`] hands a notice to its lanes and returns without waiting for the sends
+//! (only, when a lane is full, for room in it while its channel sends fine);
+//! [`Dispatcher::land`] records each outcome when it comes.
+//!
 //! The throttle does not wait for the outcome: a send under way counts as sent, so a similar
 //! notice meanwhile is held back, as it would have been after the send; should the send fail,
 //! the window it opened is undone, and what it held back meanwhile is due at once.
@@ -33,28 +32,14 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::{Semaphore, mpsc, oneshot};
-use tracing::{debug, error, info, warn};
+use tokio::sync::{Semaphore, oneshot};
+use tracing::{debug, error, info};
 
 use super::{Notice, Notifier, NotifyError, RECOVERED, Rule};
+use lane::{Job, Lane, QUEUED};
+pub use lane::{RetryPolicy, SENDING};
 
-/// How failed sends are retried.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Attempts in all (at least 1 is made).
-    pub attempts: u32,
-    /// Wait before the second attempt; doubled before each further one.
-    pub backoff: Duration,
-    /// The longest one attempt may take, whatever the channel's own timeouts.
-    pub attempt_timeout: Duration,
-}
-
-impl Default for RetryPolicy {
-    /// 3 attempts, 500 ms then 1 s apart, 2 minutes each at most.
-    fn default() -> Self {
-        RetryPolicy { attempts: 3, backoff: Duration::from_millis(500), attempt_timeout: Duration::from_secs(120) }
-    }
-}
+mod lane;
 
 /// What became of a notice on one channel.
 #[derive(Debug, Clone)]
@@ -75,14 +60,6 @@ pub enum Outcome {
     /// Not sent: the last error, after this many attempts.
     Failed { attempts: u32, error: NotifyError },
 }
-
-/// Sends under way at once, over all channels.
-pub const SENDING: usize = 8;
-
-/// Notices waiting in one channel's lane; one more is not sent (it lands as failed, saying
-/// so) rather than holding up every other channel: memory stays bounded when a channel is
-/// down for long, and the others go on.
-const QUEUED: usize = 256;
 
 /// Route and send identities (unique in the process).
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -137,15 +114,7 @@ struct Route {
     notifier: Arc<dyn Notifier>,
     windows: HashMap<Key, Window>,
     /// The channel's lane, started on first use.
-    lane: Option<mpsc::Sender<Job>>,
-}
-
-/// One notice for a lane to send.
-struct Job {
-    notice: Notice,
-    held_back: u32,
-    retry: RetryPolicy,
-    reply: oneshot::Sender<(u32, Result<(), NotifyError>)>,
+    lane: Option<Lane>,
 }
 
 impl Route {
@@ -153,31 +122,14 @@ impl Route {
         Route { id: next_id(), rule: None, on, throttle, notifier, windows: HashMap::new(), lane: None }
     }
 
-    /// The channel's lane: a task sending its jobs one after the other, in order, with at
-    /// most [`SENDING`] sends of all lanes under way. It ends when the route is dropped and
-    /// its queue is empty; a job nobody waits for any more (the daemon stopped) is skipped.
-    fn lane(&mut self, sending: &Arc<Semaphore>) -> mpsc::Sender<Job> {
-        if let Some(tx) = self.lane.as_ref().filter(|tx| !tx.is_closed()) {
-            return tx.clone();
+    /// The channel's lane, started on first use (again, should it have ended).
+    fn lane(&mut self, sending: &Arc<Semaphore>) -> Lane {
+        if let Some(lane) = self.lane.as_ref().filter(|lane| !lane.is_closed()) {
+            return lane.clone();
         }
-        let (tx, mut rx) = mpsc::channel::<Job>(QUEUED);
-        let (notifier, sending) = (Arc::clone(&self.notifier), Arc::clone(sending));
-        tokio::spawn(async move {
-            while let Some(job) = rx.recv().await {
-                if job.reply.is_closed() {
-                    continue;
-                }
-                let (n, s) = (Arc::clone(&notifier), Arc::clone(&sending));
-                let Job { notice, held_back, retry, reply } = job;
-                let task = tokio::spawn(async move { send_with_retry(n.as_ref(), &notice, held_back, retry, &s).await });
-                let result = task
-                    .await
-                    .unwrap_or_else(|e| (1, Err(NotifyError::permanent(notifier.describe(), format!("the channel panicked: {e}")))));
-                let _ = reply.send(result);
-            }
-        });
-        self.lane = Some(tx.clone());
-        tx
+        let lane = Lane::start(Arc::clone(&self.notifier), sending);
+        self.lane = Some(lane.clone());
+        lane
     }
 
     fn from_rule(rule: &Rule, make: &MakeNotifier) -> Result<Self, NotifyError> {
@@ -509,10 +461,12 @@ async fn start(
                 };
                 let (reply_tx, reply) = oneshot::channel();
                 let lane = route.lane(sending);
-                // A full lane (its channel is slow or down) refuses the job, which lands as
+                // A full lane of a channel that is failing refuses the job, which lands as
                 // failed at once; a lane that is gone drops it, and it lands as failed too.
-                if let Err(mpsc::error::TrySendError::Full(job)) = lane.try_send(Job { notice, held_back, retry, reply: reply_tx }) {
-                    let why = format!("{QUEUED} notices are already waiting for this channel (slow or down); this one is not sent");
+                if let Err(job) = lane.queue(Job { notice, held_back, retry, reply: reply_tx }).await {
+                    let why = format!(
+                        "{QUEUED} notices are already waiting for this channel, which is down (its last attempt failed); this one is not sent"
+                    );
                     let _ = job.reply.send((0, Err(NotifyError::permanent(channel.clone(), why))));
                 }
                 let flight = Flight { id, route: route.id, key: key.clone(), channel, held_back, flushed, before };
@@ -543,39 +497,6 @@ fn undo(route: &mut Route, flight: &Flight, now: DateTime<Utc>) {
     }
 }
 
-/// Sends with retries of transient failures; the number of attempts made and the result.
-/// Each attempt holds one of the `sending` permits (shared by every lane), the waits between
-/// attempts none: a channel that is down does not keep the others from sending.
-async fn send_with_retry(
-    notifier: &dyn Notifier,
-    notice: &Notice,
-    held_back: u32,
-    retry: RetryPolicy,
-    sending: &Semaphore,
-) -> (u32, Result<(), NotifyError>) {
-    let attempts = retry.attempts.max(1);
-    let mut delay = retry.backoff;
-    let mut attempt = 1;
-    loop {
-        // The semaphore is never closed; should it be, sending goes on unbounded.
-        let permit = sending.acquire().await.ok();
-        let result = match tokio::time::timeout(retry.attempt_timeout, notifier.send(notice, held_back)).await {
-            Ok(r) => r,
-            Err(_) => Err(NotifyError::transient(notifier.describe(), format!("no answer within {:?}", retry.attempt_timeout))),
-        };
-        drop(permit);
-        match result {
-            Err(e) if e.is_transient() && attempt < attempts => {
-                warn!(flow = notice.flow, kind = notice.kind, channel = e.target, attempt, error = %e.message, "Notice not sent; retrying.");
-                tokio::time::sleep(delay).await;
-                delay = delay.saturating_mul(2);
-                attempt += 1;
-            }
-            other => return (attempt, other),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -585,11 +506,11 @@ mod tests {
 
     /// Records what it was asked to send; fails with the queued errors first.
     #[derive(Default)]
-    struct Recorder {
-        sent: Mutex<Vec<(String, u32)>>,
+    pub(super) struct Recorder {
+        pub(super) sent: Mutex<Vec<(String, u32)>>,
         /// The detail of each notice sent.
-        details: Mutex<Vec<String>>,
-        failures: Mutex<Vec<NotifyError>>,
+        pub(super) details: Mutex<Vec<String>>,
+        pub(super) failures: Mutex<Vec<NotifyError>>,
     }
 
     #[async_trait]
@@ -607,27 +528,15 @@ mod tests {
         }
     }
 
-    struct Panics;
-
-    #[async_trait]
-    impl Notifier for Panics {
-        async fn send(&self, _: &Notice, _: u32) -> Result<(), NotifyError> {
-            panic!("boom")
-        }
-        fn describe(&self) -> String {
-            "panics".into()
-        }
-    }
-
-    fn at(secs: i64) -> DateTime<Utc> {
+    pub(super) fn at(secs: i64) -> DateTime<Utc> {
         DateTime::from_timestamp(1_700_000_000 + secs, 0).unwrap()
     }
 
-    fn notice(kind: &str, subject: &str) -> Notice {
+    pub(super) fn notice(kind: &str, subject: &str) -> Notice {
         Notice::new(kind, "f", at(0), subject, "")
     }
 
-    fn quick() -> RetryPolicy {
+    pub(super) fn quick() -> RetryPolicy {
         RetryPolicy { attempts: 3, backoff: Duration::from_millis(1), attempt_timeout: Duration::from_secs(5) }
     }
 
@@ -682,33 +591,6 @@ mod tests {
 
         assert_eq!(*rec.sent.lock().unwrap(), [("a".into(), 0), ("a".into(), 1), ("a".into(), 0)]);
         assert_eq!(*rec.details.lock().unwrap(), ["at 0", "at 20", "at 7201"]);
-    }
-
-    #[tokio::test]
-    async fn retries_transient_failures_only() {
-        let rec = Arc::new(Recorder::default());
-        rec.failures.lock().unwrap().extend([NotifyError::transient("recorder", "503"), NotifyError::transient("recorder", "503")]);
-        let mut d = Dispatcher::new(&[]).unwrap().with_retry(quick());
-        d.add_global(["failed"], Duration::ZERO, rec.clone());
-        let out = d.dispatch(&notice("failed", "a"), at(0)).await;
-        assert!(matches!(out[0].outcome, Outcome::Sent { attempts: 3, .. }), "{out:?}");
-
-        rec.failures.lock().unwrap().extend([NotifyError::permanent("recorder", "404"), NotifyError::transient("recorder", "503")]);
-        let out = d.dispatch(&notice("failed", "a"), at(1)).await;
-        let Outcome::Failed { attempts: 2, error } = &out[0].outcome else { panic!("{out:?}") };
-        assert_eq!(error.to_string(), "recorder: 404");
-        assert_eq!(rec.sent.lock().unwrap().len(), 1);
-    }
-
-    #[tokio::test]
-    async fn a_panicking_channel_does_not_stop_the_others() {
-        let rec = Arc::new(Recorder::default());
-        let mut d = Dispatcher::new(&[]).unwrap().with_retry(quick());
-        d.add_global(["failed"], Duration::ZERO, Arc::new(Panics));
-        d.add_global(["failed"], Duration::ZERO, rec.clone());
-        let out = d.dispatch(&notice("failed", "a"), at(0)).await;
-        assert!(matches!(&out[0].outcome, Outcome::Failed { error, .. } if error.message.contains("panicked")), "{out:?}");
-        assert!(matches!(out[1].outcome, Outcome::Sent { .. }));
     }
 
     /// A rule for `f` on `failed` with this throttle; its channel is never used (the tests
@@ -774,18 +656,18 @@ mod tests {
 
     /// Sends only when let through ([`Gate::open`]); records the detail of each notice it was
     /// asked to send, and fails the first `failures` of them.
-    struct Gate {
+    pub(super) struct Gate {
         permits: tokio::sync::Semaphore,
-        asked: Mutex<Vec<String>>,
+        pub(super) asked: Mutex<Vec<String>>,
         failures: Mutex<u32>,
     }
 
     impl Gate {
-        fn new(failures: u32) -> Arc<Self> {
+        pub(super) fn new(failures: u32) -> Arc<Self> {
             Arc::new(Gate { permits: tokio::sync::Semaphore::new(0), asked: Mutex::new(Vec::new()), failures: Mutex::new(failures) })
         }
 
-        fn open(&self, sends: usize) {
+        pub(super) fn open(&self, sends: usize) {
             self.permits.add_permits(sends);
         }
     }
@@ -807,72 +689,8 @@ mod tests {
         }
     }
 
-    fn sending(started: Vec<Started>) -> Vec<InFlight> {
+    pub(super) fn sending(started: Vec<Started>) -> Vec<InFlight> {
         started.into_iter().filter_map(|s| if let Started::Sending(f) = s { Some(f) } else { None }).collect()
-    }
-
-    #[tokio::test]
-    async fn a_slow_channel_delays_only_its_own_notices_which_keep_their_order() {
-        let (slow, rec) = (Gate::new(0), Arc::new(Recorder::default()));
-        let mut d = Dispatcher::new(&[]).unwrap().with_retry(quick());
-        d.add_global(["failed"], Duration::ZERO, slow.clone());
-        d.add_global(["failed"], Duration::ZERO, rec.clone());
-        let mut flying = Vec::new();
-        for s in 0..3 {
-            flying.extend(sending(d.begin(&Notice::new("failed", "f", at(s), "", &format!("at {s}")), at(s)).await));
-        }
-        assert_eq!(flying.len(), 6);
-        let waiting = std::time::Instant::now();
-        while rec.details.lock().unwrap().len() < 3 && waiting.elapsed() < Duration::from_secs(5) {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        assert_eq!(*rec.details.lock().unwrap(), ["at 0", "at 1", "at 2"], "the other channel did not wait");
-        assert!(slow.asked.lock().unwrap().is_empty());
-        slow.open(3);
-        for f in flying {
-            let landed = f.land().await;
-            assert!(matches!(d.land(landed, at(3)).outcome, Outcome::Sent { attempts: 1, .. }));
-        }
-        assert_eq!(*slow.asked.lock().unwrap(), ["at 0", "at 1", "at 2"], "one channel's notices in order");
-    }
-
-    /// A channel so far behind that its lane is full: one more notice for it lands as failed
-    /// at once, saying why, and the caller goes on — another channel is not held up (before:
-    /// `begin` waited for room in the slow lane, and every channel with it).
-    #[tokio::test]
-    async fn a_full_lane_fails_its_next_notice_instead_of_holding_the_others_up() {
-        let (slow, rec) = (Gate::new(0), Arc::new(Recorder::default()));
-        let mut d = Dispatcher::new(&[]).unwrap().with_retry(quick());
-        d.add_global(["failed"], Duration::ZERO, slow.clone());
-        d.add_global(["failed"], Duration::ZERO, rec.clone());
-        let mut flying = Vec::new();
-        // One being sent (taken off the queue), QUEUED waiting, and one more.
-        for s in 0..QUEUED as i64 + 2 {
-            let notice = Notice::new("failed", "f", at(s), "", &format!("at {s}"));
-            let began = tokio::time::timeout(Duration::from_secs(5), d.begin(&notice, at(s))).await;
-            flying.extend(sending(began.expect("begin never waits for a slow channel")));
-            tokio::task::yield_now().await;
-        }
-        let waiting = std::time::Instant::now();
-        while rec.details.lock().unwrap().len() < QUEUED + 2 && waiting.elapsed() < Duration::from_secs(5) {
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        assert_eq!(rec.details.lock().unwrap().len(), QUEUED + 2, "the other channel got every notice");
-        // The last notice's two sends: the other channel's went out, the slow one's was
-        // refused at once (the others before it wait for the gate).
-        let last: Vec<InFlight> = flying.split_off(flying.len() - 2);
-        let mut outcomes = Vec::new();
-        for f in last {
-            let landed = tokio::time::timeout(Duration::from_secs(1), f.land()).await.expect("landed at once");
-            outcomes.push(d.land(landed, at(0)).outcome);
-        }
-        let refused: Vec<_> = outcomes
-            .iter()
-            .filter_map(|o| if let Outcome::Failed { error, .. } = o { Some(error.message.clone()) } else { None })
-            .collect();
-        assert_eq!(refused.len(), 1, "{outcomes:?}");
-        assert!(refused[0].contains("notices are already waiting for this channel"), "{}", refused[0]);
-        drop(slow);
     }
 
     #[tokio::test]

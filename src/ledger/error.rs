@@ -1,0 +1,71 @@
+//! The ledger's error type: what failed, on which ledger, and what to do about it.
+
+use std::path::{Path, PathBuf};
+
+/// A ledger operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    /// Another process holds the database for writing.
+    #[error("ledger {0} is in use by another wharf process")]
+    Busy(PathBuf),
+    /// A read-only open found no database file: nothing has run with this state folder.
+    #[error("no ledger yet at {0} (nothing has run)")]
+    Missing(PathBuf),
+    /// The last writer was killed and the repair redb needs could not be made here.
+    #[error(
+        "ledger {path} was not closed cleanly (a wharf process was killed) and could not be repaired here ({cause}); the next `wharf run` or `wharf serve` with write access to it repairs it"
+    )]
+    NeedsRepair { path: PathBuf, cause: String },
+    /// A write through a handle from [`Ledger::open_read_only`].
+    #[error("ledger {0} is open read-only here (another process writes it)")]
+    ReadOnly(PathBuf),
+    #[error("ledger {path}: {source}")]
+    Db {
+        path: PathBuf,
+        #[source]
+        source: redb::Error,
+    },
+    /// A write failed on the disk earlier (`cause`); redb takes no more writes through this
+    /// handle until [`Ledger::recover`] opens it again.
+    #[error("ledger {path}: a write failed ({cause}); nothing more can be recorded until wharf opens it again (the next run does)")]
+    Unusable { path: PathBuf, cause: String },
+    /// The file system of the state folder is full (`ENOSPC`, or a quota): a write failed, or
+    /// the repair after one could not be made. Nothing is lost: the ledger is as of its last
+    /// commit, and the next writer with space repairs it.
+    #[error(
+        "ledger {}: state folder {}: no space left on device; free space there (the next run repairs the ledger and goes on)",
+        path.display(),
+        path.parent().unwrap_or(path).display()
+    )]
+    StateFull { path: PathBuf },
+    /// A queued write whose commit was abandoned (the run stopped before it was stored).
+    #[error("a ledger write was abandoned before it was stored")]
+    Interrupted,
+    #[error("ledger {path}: cannot create its folder: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl LedgerError {
+    /// Whether the state folder's file system is full: free space, and the next run goes on.
+    pub fn is_state_full(&self) -> bool {
+        match self {
+            LedgerError::StateFull { .. } => true,
+            LedgerError::Io { source, .. } => crate::durable::no_space(source),
+            _ => false,
+        }
+    }
+}
+
+/// An error opening the database file at `path` as its writer (not `Busy`).
+pub(super) fn open_error(path: &Path, e: redb::DatabaseError) -> LedgerError {
+    match e {
+        redb::DatabaseError::Storage(redb::StorageError::Io(io)) if crate::durable::no_space(&io) => {
+            LedgerError::StateFull { path: path.to_path_buf() }
+        }
+        e => LedgerError::Db { path: path.to_path_buf(), source: e.into() },
+    }
+}

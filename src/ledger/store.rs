@@ -1,0 +1,346 @@
+//! The database handle a [`Ledger`] and its [`Committer`]s share: reads and writes through
+//! it, the lazy writes stored with the next durable one, and its recovery after a failed write
+//! (the rules are in the ledger's module doc). It stores file transitions; every other record
+//! is the typed API's (`ledger/mod.rs` and its siblings).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use redb::{ConcurrencyMode, Database, ReadOnlyDatabase, ReadableDatabase};
+
+use super::error::open_error;
+use super::{DONE, DoneRecord, FILE_RESULTS, FILES, FileRecord, FileResult, LedgerError, OBSERVATIONS};
+#[cfg(doc)]
+use super::{Ledger, Snapshot};
+
+/// What a [`Ledger`] and its [`Committer`]s share.
+pub(super) struct Core {
+    /// Replaced only by [`Ledger::recover`], which waits for the transactions under way.
+    db: std::sync::RwLock<Handle>,
+    /// How many times the database was opened again ([`Ledger::recover`]): a [`Snapshot`]
+    /// taken before the last time reads on in a new transaction.
+    pub(super) reopened: std::sync::atomic::AtomicU64,
+    pub(super) path: PathBuf,
+    /// File records written lazily and not stored yet, by (flow, path).
+    pending: std::sync::Mutex<Pending>,
+    /// The first I/O error a write met: after it redb only says "previous I/O error", and
+    /// the cause (a full disk, say) belongs in every message that follows.
+    first_io: std::sync::Mutex<Option<FirstIo>>,
+}
+
+/// The I/O error after which redb takes no more writes through a handle.
+#[derive(Debug, Clone)]
+struct FirstIo {
+    text: String,
+    no_space: bool,
+}
+
+pub(super) type Pending = BTreeMap<(String, String), FileRecord>;
+
+/// Stores group commits from another thread than the [`Ledger`]'s own (`engine::commits` runs
+/// them on tokio's blocking pool so the files in flight keep moving during the fsyncs). It
+/// shares the ledger's database and lazy writes: a commit through it is exactly
+/// [`Ledger::commit`].
+#[derive(Clone)]
+pub struct Committer {
+    pub(super) core: Arc<Core>,
+}
+
+impl Committer {
+    /// Like [`Ledger::commit`].
+    pub fn commit(&self, transitions: &[Transition]) -> Result<(), LedgerError> {
+        self.core.commit(transitions)
+    }
+}
+
+/// The writer's handle, or a reader's beside another process's writer.
+pub(super) enum Handle {
+    Write(Database),
+    Read(ReadOnlyDatabase),
+    /// A reader's copy in memory of a file that needs a repair no one could make on disk
+    /// (the state folder is full): repaired there, read there, never written back.
+    Copy(Database),
+    /// Between closing a database that failed and opening it again ([`Ledger::recover`]).
+    Closed,
+}
+
+/// redb's builder in the mode every wharf process uses (see the ledger's module doc).
+pub(super) fn builder() -> redb::Builder {
+    let mut b = Database::builder();
+    b.set_concurrency_mode(ConcurrencyMode::SingleWriter);
+    b
+}
+
+impl Core {
+    pub(super) fn new(db: Handle, path: PathBuf) -> Self {
+        let db = std::sync::RwLock::new(db);
+        Core { db, reopened: Default::default(), path, pending: Default::default(), first_io: Default::default() }
+    }
+
+    pub(super) fn err(&self, e: impl Into<redb::Error>) -> LedgerError {
+        let e = e.into();
+        let mut first = crate::sync::lock(&self.first_io);
+        match &e {
+            redb::Error::Io(io) => {
+                let no_space = crate::durable::no_space(io);
+                first.get_or_insert_with(|| FirstIo { text: io.to_string(), no_space });
+                if no_space {
+                    return LedgerError::StateFull { path: self.path.clone() };
+                }
+            }
+            redb::Error::PreviousIo => match first.as_ref() {
+                Some(f) if f.no_space => return LedgerError::StateFull { path: self.path.clone() },
+                Some(f) => return LedgerError::Unusable { path: self.path.clone(), cause: f.text.clone() },
+                None => {}
+            },
+            _ => {}
+        }
+        LedgerError::Db { path: self.path.clone(), source: e }
+    }
+
+    /// The database handle (a poisoned lock only means a panic elsewhere while it was held:
+    /// the handle is whole, replaced in one assignment).
+    pub(super) fn handle(&self) -> std::sync::RwLockReadGuard<'_, Handle> {
+        self.db.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The handle to read or write through: opened again first when a recovery left it
+    /// closed (its reopen failed for lack of space, which may be back by now).
+    pub(super) fn open_handle(&self) -> Result<std::sync::RwLockReadGuard<'_, Handle>, LedgerError> {
+        let handle = self.handle();
+        if !matches!(*handle, Handle::Closed) {
+            return Ok(handle);
+        }
+        // Not held across the reopen, which takes the lock for writing.
+        drop(handle);
+        self.recover()?;
+        Ok(self.handle())
+    }
+
+    /// Runs `f` in a read transaction (see [`Ledger::read`]).
+    pub(super) fn read<T>(&self, f: impl FnOnce(&redb::ReadTransaction) -> Result<T, redb::Error>) -> Result<T, LedgerError> {
+        // Held until `f` is done: a `recover` (another flow's run, after a full disk) waits
+        // for it instead of closing the database under the transaction. `f` never calls back
+        // into the ledger, so the lock is not taken twice.
+        let handle = self.open_handle()?;
+        let tx = match &*handle {
+            Handle::Write(db) | Handle::Copy(db) => db.begin_read(),
+            Handle::Read(db) => db.begin_read(),
+            // Closed again by a recovery that failed since `open_handle` reopened it.
+            Handle::Closed => Err(redb::TransactionError::Storage(redb::StorageError::PreviousIo)),
+        }
+        .map_err(|e| self.err(e))?;
+        f(&tx).map_err(|e| self.err(e))
+    }
+
+    pub(super) fn recover(&self) -> Result<(), LedgerError> {
+        if crate::sync::lock(&self.first_io).is_none() {
+            return Ok(());
+        }
+        let mut db = self.db.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if !matches!(*db, Handle::Write(_) | Handle::Closed) {
+            return Ok(());
+        }
+        // Closed first: redb lets one handle of a process have the file. Closing a database
+        // after a failed write leaves it marked for repair, which opening it again makes.
+        *db = Handle::Closed;
+        let reopened = builder().create(&self.path).map_err(|e| open_error(&self.path, e))?;
+        *db = Handle::Write(reopened);
+        self.reopened.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        *crate::sync::lock(&self.first_io) = None;
+        tracing::info!(ledger = %self.path.display(), "The ledger was opened again after a failed write, and repaired.");
+        Ok(())
+    }
+
+    /// The lazily written records not stored yet. A poisoned lock only means a panic elsewhere
+    /// while it was held; the map itself is always whole (one insert or take at a time).
+    pub(super) fn pending(&self) -> std::sync::MutexGuard<'_, Pending> {
+        crate::sync::lock(&self.pending)
+    }
+
+    /// Runs `f` in one durable write transaction, after storing every lazy write before it.
+    ///
+    /// The lazy writes are copied once the transaction has begun (redb lets one write
+    /// transaction in at a time, so they are copied in the order the transactions commit) and
+    /// dropped after the commit unless rewritten meanwhile. The lock on them is never held
+    /// across the commit's fsyncs: the run's task keeps reading and writing lazily while a
+    /// group commit is stored on another thread.
+    pub(super) fn write<T>(&self, f: impl FnOnce(&redb::WriteTransaction) -> Result<T, redb::Error>) -> Result<T, LedgerError> {
+        let handle = self.open_handle()?;
+        let db = match &*handle {
+            Handle::Write(db) => db,
+            Handle::Closed => return Err(self.err(redb::Error::PreviousIo)),
+            Handle::Read(_) | Handle::Copy(_) => return Err(LedgerError::ReadOnly(self.path.clone())),
+        };
+        let tx = db.begin_write().map_err(|e| self.err(e))?;
+        let stored = self.pending().clone();
+        if !stored.is_empty() {
+            store_pending(&tx, &stored).map_err(|e| self.err(e))?;
+        }
+        let out = f(&tx).map_err(|e| self.err(e))?;
+        tx.commit().map_err(|e| self.err(e))?;
+        if !stored.is_empty() {
+            self.pending().retain(|k, v| stored.get(k) != Some(v));
+        }
+        Ok(out)
+    }
+
+    pub(super) fn flush(&self) -> Result<(), LedgerError> {
+        if self.pending().is_empty() {
+            return Ok(());
+        }
+        self.write(|_| Ok(()))
+    }
+
+    pub(super) fn commit(&self, transitions: &[Transition]) -> Result<(), LedgerError> {
+        self.write(|tx| {
+            for t in transitions {
+                match t {
+                    Transition::File { flow, rec } => apply_file(tx, flow, rec)?,
+                    Transition::Complete { flow, rec, done } => apply_complete(tx, flow, rec, done)?,
+                    Transition::Result { flow, rec, result } => apply_result(tx, flow, rec, result)?,
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+/// One durable transition of a file, for [`Ledger::commit`]: what `put_file`, `complete` and
+/// `put_file_and_result` store.
+#[derive(Debug, Clone)]
+pub enum Transition {
+    File { flow: String, rec: FileRecord },
+    Complete { flow: String, rec: FileRecord, done: DoneRecord },
+    Result { flow: String, rec: FileRecord, result: FileResult },
+}
+
+pub(super) fn apply_file(tx: &redb::WriteTransaction, flow: &str, rec: &FileRecord) -> Result<(), redb::Error> {
+    tx.open_table(FILES)?.insert((flow, rec.path.as_str()), rec)?;
+    Ok(())
+}
+
+pub(super) fn apply_complete(tx: &redb::WriteTransaction, flow: &str, rec: &FileRecord, done: &DoneRecord) -> Result<(), redb::Error> {
+    tx.open_table(FILES)?.insert((flow, rec.path.as_str()), rec)?;
+    tx.open_table(DONE)?.insert((flow, rec.identity.as_str()), done)?;
+    tx.open_table(OBSERVATIONS)?.remove((flow, rec.path.as_str()))?;
+    Ok(())
+}
+
+pub(super) fn apply_result(tx: &redb::WriteTransaction, flow: &str, rec: &FileRecord, result: &FileResult) -> Result<(), redb::Error> {
+    tx.open_table(FILES)?.insert((flow, rec.path.as_str()), rec)?;
+    tx.open_table(FILE_RESULTS)?.insert((flow, rec.path.as_str()), result)?;
+    Ok(())
+}
+
+fn store_pending(tx: &redb::WriteTransaction, pending: &BTreeMap<(String, String), FileRecord>) -> Result<(), redb::Error> {
+    let mut t = tx.open_table(FILES)?;
+    for ((flow, path), rec) in pending {
+        t.insert((flow.as_str(), path.as_str()), rec)?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::rec;
+    use super::super::*;
+    use super::*;
+
+    /// After a failed write redb only says "previous I/O error": the first error's cause
+    /// (a full disk) is what every later message gives.
+    #[test]
+    fn errors_after_a_failed_write_keep_its_cause() {
+        let l = Ledger::in_memory().unwrap();
+        assert!(matches!(l.core.err(redb::Error::PreviousIo), LedgerError::Db { .. }), "nothing to tell yet");
+        let broken = std::io::Error::from_raw_os_error(libc::EIO);
+        assert!(l.core.err(redb::Error::Io(broken)).to_string().contains("Input/output error"));
+        let later = l.core.err(redb::Error::PreviousIo).to_string();
+        assert!(later.contains("a write failed (Input/output error"), "{later}");
+    }
+
+    /// A full disk is its own error, every time after too: the state folder is named, and
+    /// what to do.
+    #[test]
+    fn a_write_that_found_the_disk_full_says_so_and_so_do_the_next() {
+        let l = Ledger::in_memory().unwrap();
+        let full = std::io::Error::from_raw_os_error(libc::ENOSPC);
+        for e in [l.core.err(redb::Error::Io(full)), l.core.err(redb::Error::PreviousIo)] {
+            assert!(e.is_state_full(), "{e:?}");
+            assert_eq!(
+                e.to_string(),
+                "ledger :memory:: state folder : no space left on device; free space there (the next run repairs the ledger and goes on)"
+            );
+        }
+    }
+
+    /// Leaves `l` as a recovery whose reopen failed (no space) does: its handle closed.
+    fn closed_by_a_failed_reopen(l: &Ledger) {
+        let _ = l.core.err(redb::Error::Io(std::io::Error::from_raw_os_error(libc::ENOSPC)));
+        *l.core.db.write().unwrap() = Handle::Closed;
+    }
+
+    /// A recovery whose reopen failed leaves the ledger closed: the next read, write or
+    /// snapshot look-up opens it again (there is space by then), whoever makes it — not only
+    /// the next run's recovery.
+    #[test]
+    fn after_a_failed_reopen_the_next_read_or_write_opens_the_ledger_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let l = Ledger::open(&dir.path().join("ledger.redb")).unwrap();
+        l.begin_run("a", 1).unwrap();
+        l.put_file("f", &rec("in/a.csv", FileState::Staged)).unwrap();
+        let snapshot = l.snapshot().unwrap();
+        closed_by_a_failed_reopen(&l);
+        assert!(l.is_writer(), "still the writer");
+        assert_eq!(snapshot.file("f", "in/a.csv").unwrap().map(|r| r.state), Some(FileState::Staged));
+        closed_by_a_failed_reopen(&l);
+        l.begin_run("a", 2).unwrap();
+        closed_by_a_failed_reopen(&l);
+        assert_eq!(l.runs(None, 10).unwrap().len(), 2);
+        closed_by_a_failed_reopen(&l);
+        l.put_file_with("f", &rec("in/b.csv", FileState::Staged), Durability::Lazy).unwrap();
+        l.flush().unwrap();
+    }
+
+    #[test]
+    fn a_lazy_write_is_seen_here_at_once_and_elsewhere_after_the_next_durable_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ledger.redb");
+        let w = Ledger::open(&p).unwrap();
+        let r = Ledger::open_read_only(&p).unwrap();
+        w.put_file_with("f", &rec("in/a.csv", FileState::Staged), Durability::Lazy).unwrap();
+        assert_eq!(w.file("f", "in/a.csv").unwrap().map(|f| f.state), Some(FileState::Staged));
+        // Not on disk yet: another process (a read-only handle) does not see it…
+        assert!(r.file("f", "in/a.csv").unwrap().is_none());
+        // …until a durable write carries it along.
+        w.put_file("f", &rec("in/b.csv", FileState::Staging)).unwrap();
+        assert_eq!(r.file("f", "in/a.csv").unwrap().map(|f| f.state), Some(FileState::Staged));
+    }
+
+    #[test]
+    fn a_committer_on_another_thread_stores_the_lazy_writes_and_keeps_the_newer_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ledger.redb");
+        let w = Ledger::open(&p).unwrap();
+        let r = Ledger::open_read_only(&p).unwrap();
+        w.put_file_with("f", &rec("in/a.csv", FileState::Staged), Durability::Lazy).unwrap();
+        let c = w.committer();
+        let b = Transition::File { flow: "f".into(), rec: rec("in/b.csv", FileState::Staging) };
+        std::thread::spawn(move || c.commit(&[b])).join().unwrap().unwrap();
+        // Both on disk, and the stored lazy write is no longer held back.
+        assert_eq!(r.file("f", "in/a.csv").unwrap().map(|f| f.state), Some(FileState::Staged));
+        assert_eq!(r.file("f", "in/b.csv").unwrap().map(|f| f.state), Some(FileState::Staging));
+        assert!(w.pending().is_empty());
+        // A lazy write rewritten after a commit copied it stays held back.
+        w.put_file_with("f", &rec("in/a.csv", FileState::Staged), Durability::Lazy).unwrap();
+        w.core
+            .write(|_| {
+                w.pending().insert(("f".into(), "in/a.csv".into()), rec("in/a.csv", FileState::Processed));
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(r.file("f", "in/a.csv").unwrap().map(|f| f.state), Some(FileState::Staged));
+        assert_eq!(w.file("f", "in/a.csv").unwrap().map(|f| f.state), Some(FileState::Processed));
+    }
+}

@@ -1,0 +1,327 @@
+//! A channel's lane: a task that sends the channel's notices one at a time, in the order they
+//! were dispatched, each send in a task of its own (a panicking channel fails that notice, not
+//! the lane). Lanes run side by side, at most [`SENDING`] sends at once, so a slow channel (a
+//! webhook that takes its full timeout) delays its own notices only, not those of other
+//! channels, nor later notices to them. Transient failures are retried a few times with a
+//! short, doubling backoff, each attempt under a timeout.
+//!
+//! A lane holds at most [`QUEUED`] notices. When a notice finds its lane full, it waits for
+//! room as long as the channel is sending fine: a backlog (a restart after a long stop, a
+//! burst of quarantines) goes out at the channel's pace, none lost, and the caller reading
+//! the log is held back with it (memory stays bounded). It does not wait for a channel that
+//! is down (its last attempt failed with a transient error, or one does while waiting): the
+//! notice fails at once instead, so a channel going down holds up the others for at most one
+//! attempt (`attempt_timeout`) — the one that finds it down. Which notice goes to which lane,
+//! and what became of it, is the [`Dispatcher`](super::Dispatcher)'s.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Semaphore, mpsc, oneshot, watch};
+use tracing::warn;
+
+use super::{Notice, Notifier, NotifyError};
+
+/// How failed sends are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Attempts in all (at least 1 is made).
+    pub attempts: u32,
+    /// Wait before the second attempt; doubled before each further one.
+    pub backoff: Duration,
+    /// The longest one attempt may take, whatever the channel's own timeouts.
+    pub attempt_timeout: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 3 attempts, 500 ms then 1 s apart, 2 minutes each at most.
+    fn default() -> Self {
+        RetryPolicy { attempts: 3, backoff: Duration::from_millis(500), attempt_timeout: Duration::from_secs(120) }
+    }
+}
+
+/// Sends under way at once, over all channels.
+pub const SENDING: usize = 8;
+
+/// Notices waiting in one channel's lane. One more waits for room while the channel sends
+/// fine; for a channel that is failing it is not sent (it lands as failed, saying so) rather
+/// than holding up every other channel: memory stays bounded, and the others go on.
+pub(super) const QUEUED: usize = 256;
+
+/// The way into a channel's lane.
+#[derive(Clone)]
+pub(super) struct Lane {
+    jobs: mpsc::Sender<Job>,
+    /// Whether the channel's last attempt failed with a transient error — the channel is down,
+    /// or too slow to answer within `attempt_timeout` (set by the lane after each attempt).
+    failing: watch::Receiver<bool>,
+}
+
+impl Lane {
+    /// Starts a channel's lane: a task sending its jobs one after the other, in order, with at
+    /// most [`SENDING`] sends of all lanes under way, saying after each attempt whether the
+    /// channel is failing. It ends when the last way into it is dropped and its queue is empty;
+    /// a job nobody waits for any more (the daemon stopped) is skipped.
+    pub(super) fn start(notifier: Arc<dyn Notifier>, sending: &Arc<Semaphore>) -> Lane {
+        let (tx, mut rx) = mpsc::channel::<Job>(QUEUED);
+        let (failing_tx, failing) = watch::channel(false);
+        let failing_tx = Arc::new(failing_tx);
+        let sending = Arc::clone(sending);
+        tokio::spawn(async move {
+            while let Some(job) = rx.recv().await {
+                if job.reply.is_closed() {
+                    continue;
+                }
+                let (n, s, f) = (Arc::clone(&notifier), Arc::clone(&sending), Arc::clone(&failing_tx));
+                let Job { notice, held_back, retry, reply } = job;
+                let task = tokio::spawn(async move { send_with_retry(n.as_ref(), &notice, held_back, retry, &s, &f).await });
+                let result = task
+                    .await
+                    .unwrap_or_else(|e| (1, Err(NotifyError::permanent(notifier.describe(), format!("the channel panicked: {e}")))));
+                let _ = reply.send(result);
+            }
+        });
+        Lane { jobs: tx, failing }
+    }
+
+    /// The lane's task has ended.
+    pub(super) fn is_closed(&self) -> bool {
+        self.jobs.is_closed()
+    }
+
+    /// Queues `job`. A full queue: waits for room while the channel sends fine; gives the job
+    /// back (not queued) when the channel is failing, at once or as soon as an attempt fails
+    /// while waiting. A lane that is gone drops the job (it lands as failed).
+    pub(super) async fn queue(&self, job: Job) -> Result<(), Job> {
+        let job = match self.jobs.try_send(job) {
+            Err(mpsc::error::TrySendError::Full(job)) => job,
+            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return Ok(()),
+        };
+        let mut failing = self.failing.clone();
+        tokio::select! {
+            biased;
+            room = self.jobs.reserve() => {
+                if let Ok(room) = room {
+                    room.send(job);
+                }
+                Ok(())
+            }
+            // Also when the lane is gone (its sender dropped): nothing to wait for.
+            _ = failing.wait_for(|failing| *failing) => Err(job),
+        }
+    }
+}
+
+/// One notice for a lane to send.
+pub(super) struct Job {
+    pub(super) notice: Notice,
+    pub(super) held_back: u32,
+    pub(super) retry: RetryPolicy,
+    pub(super) reply: oneshot::Sender<(u32, Result<(), NotifyError>)>,
+}
+
+/// Sends with retries of transient failures; the number of attempts made and the result.
+/// Each attempt holds one of the `sending` permits (shared by every lane), the waits between
+/// attempts none: a channel that is down does not keep the others from sending. After each
+/// attempt, `failing` says whether it failed with a transient error.
+async fn send_with_retry(
+    notifier: &dyn Notifier,
+    notice: &Notice,
+    held_back: u32,
+    retry: RetryPolicy,
+    sending: &Semaphore,
+    failing: &watch::Sender<bool>,
+) -> (u32, Result<(), NotifyError>) {
+    let attempts = retry.attempts.max(1);
+    let mut delay = retry.backoff;
+    let mut attempt = 1;
+    loop {
+        // The semaphore is never closed; should it be, sending goes on unbounded.
+        let permit = sending.acquire().await.ok();
+        let result = match tokio::time::timeout(retry.attempt_timeout, notifier.send(notice, held_back)).await {
+            Ok(r) => r,
+            Err(_) => Err(NotifyError::transient(notifier.describe(), format!("no answer within {:?}", retry.attempt_timeout))),
+        };
+        drop(permit);
+        // Down, rather than refusing this notice: what is retried (refused connections,
+        // timeouts, 5xx…). A notice refused for good says nothing of the next one.
+        failing.send_replace(result.as_ref().is_err_and(NotifyError::is_transient));
+        match result {
+            Err(e) if e.is_transient() && attempt < attempts => {
+                warn!(flow = notice.flow, kind = notice.kind, channel = e.target, attempt, error = %e.message, "Notice not sent; retrying.");
+                tokio::time::sleep(delay).await;
+                delay = delay.saturating_mul(2);
+                attempt += 1;
+            }
+            other => return (attempt, other),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{Gate, Recorder, at, notice, quick, sending};
+    use super::super::{Dispatcher, InFlight, Outcome};
+    use super::*;
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    struct Panics;
+
+    #[async_trait]
+    impl Notifier for Panics {
+        async fn send(&self, _: &Notice, _: u32) -> Result<(), NotifyError> {
+            panic!("boom")
+        }
+        fn describe(&self) -> String {
+            "panics".into()
+        }
+    }
+
+    #[tokio::test]
+    async fn retries_transient_failures_only() {
+        let rec = Arc::new(Recorder::default());
+        rec.failures.lock().unwrap().extend([NotifyError::transient("recorder", "503"), NotifyError::transient("recorder", "503")]);
+        let mut d = Dispatcher::new(&[]).unwrap().with_retry(quick());
+        d.add_global(["failed"], Duration::ZERO, rec.clone());
+        let out = d.dispatch(&notice("failed", "a"), at(0)).await;
+        assert!(matches!(out[0].outcome, Outcome::Sent { attempts: 3, .. }), "{out:?}");
+
+        rec.failures.lock().unwrap().extend([NotifyError::permanent("recorder", "404"), NotifyError::transient("recorder", "503")]);
+        let out = d.dispatch(&notice("failed", "a"), at(1)).await;
+        let Outcome::Failed { attempts: 2, error } = &out[0].outcome else { panic!("{out:?}") };
+        assert_eq!(error.to_string(), "recorder: 404");
+        assert_eq!(rec.sent.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_panicking_channel_does_not_stop_the_others() {
+        let rec = Arc::new(Recorder::default());
+        let mut d = Dispatcher::new(&[]).unwrap().with_retry(quick());
+        d.add_global(["failed"], Duration::ZERO, Arc::new(Panics));
+        d.add_global(["failed"], Duration::ZERO, rec.clone());
+        let out = d.dispatch(&notice("failed", "a"), at(0)).await;
+        assert!(matches!(&out[0].outcome, Outcome::Failed { error, .. } if error.message.contains("panicked")), "{out:?}");
+        assert!(matches!(out[1].outcome, Outcome::Sent { .. }));
+    }
+
+    #[tokio::test]
+    async fn a_slow_channel_delays_only_its_own_notices_which_keep_their_order() {
+        let (slow, rec) = (Gate::new(0), Arc::new(Recorder::default()));
+        let mut d = Dispatcher::new(&[]).unwrap().with_retry(quick());
+        d.add_global(["failed"], Duration::ZERO, slow.clone());
+        d.add_global(["failed"], Duration::ZERO, rec.clone());
+        let mut flying = Vec::new();
+        for s in 0..3 {
+            flying.extend(sending(d.begin(&Notice::new("failed", "f", at(s), "", &format!("at {s}")), at(s)).await));
+        }
+        assert_eq!(flying.len(), 6);
+        let waiting = std::time::Instant::now();
+        while rec.details.lock().unwrap().len() < 3 && waiting.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(*rec.details.lock().unwrap(), ["at 0", "at 1", "at 2"], "the other channel did not wait");
+        assert!(slow.asked.lock().unwrap().is_empty());
+        slow.open(3);
+        for f in flying {
+            let landed = f.land().await;
+            assert!(matches!(d.land(landed, at(3)).outcome, Outcome::Sent { attempts: 1, .. }));
+        }
+        assert_eq!(*slow.asked.lock().unwrap(), ["at 0", "at 1", "at 2"], "one channel's notices in order");
+    }
+
+    /// Sends each notice after `pace`, and records its detail.
+    struct Slow {
+        pace: Duration,
+        details: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl Notifier for Slow {
+        async fn send(&self, notice: &Notice, _: u32) -> Result<(), NotifyError> {
+            tokio::time::sleep(self.pace).await;
+            self.details.lock().unwrap().push(notice.detail.clone());
+            Ok(())
+        }
+        fn describe(&self) -> String {
+            "slow".into()
+        }
+    }
+
+    /// A backlog over twice as long as a lane holds, to a channel that sends fine but slowly
+    /// (an SMTP server taking its time): every notice is sent, in order, none failed — `begin`
+    /// waits for room in the lane instead (before: each notice past the lane's 256 failed at
+    /// once).
+    #[tokio::test]
+    async fn a_backlog_to_a_slow_channel_waits_for_it_and_loses_nothing() {
+        let slow = Arc::new(Slow { pace: Duration::from_millis(1), details: Mutex::new(Vec::new()) });
+        let mut d = Dispatcher::new(&[]).unwrap().with_retry(quick());
+        d.add_global(["failed"], Duration::ZERO, slow.clone());
+        let mut flying = Vec::new();
+        for s in 0..600 {
+            flying.extend(sending(d.begin(&Notice::new("failed", "f", at(s), "", &format!("at {s}")), at(s)).await));
+        }
+        let mut failed = 0;
+        for f in flying {
+            let landed = f.land().await;
+            failed += usize::from(matches!(d.land(landed, at(600)).outcome, Outcome::Failed { .. }));
+        }
+        assert_eq!(failed, 0);
+        let expected: Vec<String> = (0..600).map(|s| format!("at {s}")).collect();
+        assert_eq!(*slow.details.lock().unwrap(), expected);
+    }
+
+    /// A channel that does not answer, its lane full: the next notice for it waits for room
+    /// only until its attempt fails (`attempt_timeout`: the channel is down), and from then on
+    /// its notices fail at once, saying why — it does not hold up the others for longer. The
+    /// other channel gets every notice.
+    #[tokio::test]
+    async fn a_full_lane_of_a_channel_that_is_down_fails_its_next_notices_at_once() {
+        let (dead, rec) = (Gate::new(0), Arc::new(Recorder::default()));
+        let retry = RetryPolicy { attempts: 1, backoff: Duration::ZERO, attempt_timeout: Duration::from_secs(1) };
+        let mut d = Dispatcher::new(&[]).unwrap().with_retry(retry);
+        d.add_global(["failed"], Duration::ZERO, dead.clone());
+        d.add_global(["failed"], Duration::ZERO, rec.clone());
+        let mut flying = Vec::new();
+        let mut begin = async |d: &mut Dispatcher, s: i64| {
+            let notice = Notice::new("failed", "f", at(s), "", &format!("at {s}"));
+            let waiting = std::time::Instant::now();
+            let began = tokio::time::timeout(Duration::from_secs(5), d.begin(&notice, at(s))).await;
+            flying.extend(sending(began.expect("begin waits for at most one attempt")));
+            tokio::task::yield_now().await;
+            waiting.elapsed()
+        };
+        let started = std::time::Instant::now();
+        // One being sent (taken off the queue) and QUEUED waiting: none waits.
+        for s in 0..QUEUED as i64 + 1 {
+            assert!(begin(&mut d, s).await < Duration::from_millis(500));
+        }
+        // The lane is full and the channel not known to be down: this one waits, until the
+        // first attempt fails.
+        begin(&mut d, QUEUED as i64 + 1).await;
+        assert!(started.elapsed() >= Duration::from_secs(1), "waited until {:?}", started.elapsed());
+        // Down now: these do not wait (the lane is full again after at most one of them).
+        for s in QUEUED as i64 + 2..QUEUED as i64 + 4 {
+            assert!(begin(&mut d, s).await < Duration::from_millis(500));
+        }
+        let waiting = std::time::Instant::now();
+        while rec.details.lock().unwrap().len() < QUEUED + 4 && waiting.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(rec.details.lock().unwrap().len(), QUEUED + 4, "the other channel got every notice");
+        // Of the last notices' sends to the dead channel, those refused are refused at once.
+        let last: Vec<InFlight> = flying.split_off(flying.len() - 4);
+        let mut refused = Vec::new();
+        for f in last.into_iter().filter(|f| f.flight.channel == "gate") {
+            if let Ok(landed) = tokio::time::timeout(Duration::from_millis(100), f.land()).await
+                && let Outcome::Failed { error, .. } = d.land(landed, at(0)).outcome
+            {
+                refused.push(error.message);
+            }
+        }
+        assert!(!refused.is_empty(), "a notice for the dead channel was refused");
+        assert!(refused.iter().all(|m| m.contains("notices are already waiting for this channel, which is down")), "{refused:?}");
+        drop(dead);
+    }
+}
