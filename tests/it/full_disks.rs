@@ -1,0 +1,102 @@
+//! Full disks where files are written, other than the state folder (see `state_full`) and an
+//! SFTP partner's (see `sftp_refusals`): a local sink folder, vsftpd's data folder, a local
+//! quarantine folder, and a sink folder that fills up part-way through a run. Each is a real
+//! tmpfs of a MiB (`support::tmpfs`: skipped where this machine cannot mount).
+//!
+//! What a user must see: the files that do not fit fail plainly, naming the flow's place that
+//! is full; nothing is lost (the source stays where it is, `after.failure` not applied), nothing
+//! partial is left behind to keep the disk full; the files that fit are delivered; and once
+//! there is room, the next run takes the rest, each file once.
+
+use crate::support;
+use support::tmpfs::Tmpfs;
+use support::{counts, json_of};
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use support::ftpd::Ftpd;
+use wharf::config::flow::FtpTls;
+
+/// `n` bytes that are not all the same.
+fn data(n: usize) -> Vec<u8> {
+    (0..n).map(|i| (i % 251) as u8).collect()
+}
+
+/// The names of the files below `dir`, at any depth, sorted.
+fn names(dir: &Path) -> Vec<String> {
+    let mut n: Vec<String> = support::walk(dir).iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+    n.sort();
+    n
+}
+
+/// Writes `yaml` as `dir/flow.yaml`.
+fn flow(dir: &Path, yaml: String) -> PathBuf {
+    let file = dir.join("flow.yaml");
+    fs::write(&file, yaml).unwrap();
+    file
+}
+
+/// `wharf run --json FLOW` with its state in `dir/state`.
+fn run(dir: &Path, flow: &Path) -> (i32, serde_json::Value) {
+    json_of(support::wharf(&dir.join("state")).args(["run", "--json"]).arg(flow))
+}
+
+/// The detail of the one file of `report` named `path`.
+fn detail<'a>(report: &'a serde_json::Value, path: &str) -> &'a str {
+    let files = report["files"].as_array().unwrap();
+    files.iter().find(|f| f["path"] == path).and_then(|f| f["detail"].as_str()).unwrap_or_else(|| panic!("no {path}: {report:#}"))
+}
+
+/// Room again (`disk` grown to 8 MiB): the next run delivers the one file waiting, whole, as
+/// `delivered` (alone in its folder), and the run after it delivers nothing.
+fn room_again_delivers_once(disk: &Tmpfs, dir: &Path, flow: &Path, delivered: &Path, bytes: &[u8]) {
+    disk.resize("8m");
+    let (code, r) = run(dir, flow);
+    assert_eq!((code, counts(&r)), (0, (0, 1, 0, 0)), "{r:#}");
+    assert!(fs::read(delivered).unwrap() == bytes, "{} whole", delivered.display());
+    assert_eq!(names(delivered.parent().unwrap()), [delivered.file_name().unwrap().to_string_lossy()]);
+    nothing_twice(dir, flow);
+}
+
+fn nothing_twice(dir: &Path, flow: &Path) {
+    let (code, r) = run(dir, flow);
+    assert_eq!((code, counts(&r).1), (0, 0), "nothing delivered twice: {r:#}");
+}
+
+/// vsftpd with a full disk resets the data connection and answers `451` (as for any failed
+/// write), which is transient trouble: the file fails for this run, the outbox keeps it, and
+/// its partial upload is removed rather than left to keep the partner's disk full (before:
+/// `.a.bin.part` stayed there until the next run). Once the partner has made room, the next
+/// run delivers it, once.
+#[test]
+fn a_push_onto_a_full_vsftpd_disk_leaves_no_temporary_file_and_the_next_run_delivers_once() {
+    let Some(ftpd) = Ftpd::vsftpd() else { return };
+    let inbox = ftpd.data_dir().join("inbox");
+    let Some(disk) = Tmpfs::mount(&inbox, "1m") else { return };
+    let dir = support::tempdir();
+    let d = dir.path();
+    fs::create_dir_all(d.join("outbox")).unwrap();
+    let big = data(2 << 20);
+    fs::write(d.join("outbox/a.bin"), &big).unwrap();
+    let flow = flow(
+        d,
+        format!(
+            "name: push\nendpoints:\n  partner:\n{ep}  here:\n    type: local\n    root: {root:?}\nsource:\n  endpoint: here\n  path: /outbox\n\
+             sinks:\n  - endpoint: partner\n    path: /inbox\nafter:\n  failure: {{ move_to: /failed }}\nretry: {{ attempts: 2, backoff: 1s }}\n",
+            ep = ftpd.endpoint_yaml(FtpTls::None, 4),
+            root = d.display().to_string(),
+        ),
+    );
+
+    let (code, r) = run(d, &flow);
+    assert_eq!((code, counts(&r)), (1, (0, 0, 0, 1)), "{r:#}");
+    let detail = detail(&r, "/outbox/a.bin");
+    assert!(detail.starts_with("sink partner: ftp ") && detail.contains(": write /inbox/.a.bin.part: "), "{detail}");
+    assert!(detail.ends_with("(attempt 1; the next run resumes it)"), "{detail}");
+    assert!(ftpd.log().contains("451 Failure writing to local file."), "the refusal this test is about: {}", ftpd.log());
+    assert_eq!(names(&inbox), Vec::<String>::new(), "the partial upload is removed");
+    assert_eq!(names(&d.join("outbox")), ["a.bin"], "after.failure is not applied");
+
+    room_again_delivers_once(&disk, d, &flow, &inbox.join("a.bin"), &big);
+}
