@@ -16,6 +16,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use support::ftpd::Ftpd;
+use support::sshd::Sshd;
 use wharf::config::flow::FtpTls;
 
 /// `n` bytes that are not all the same.
@@ -64,6 +65,48 @@ fn nothing_twice(dir: &Path, flow: &Path) {
     assert_eq!((code, counts(&r).1), (0, 0), "nothing delivered twice: {r:#}");
 }
 
+/// A local sink folder with no room for the file: the file fails for this run saying which
+/// folder is full and what to do (before: a "local I/O error" that aborted the run), no
+/// temporary file is left there, the source is not moved to `processed/`, and once there is
+/// room the next run delivers it, once.
+#[test]
+fn a_full_local_sink_fails_the_file_plainly_and_the_next_run_delivers_it_once() {
+    let dir = support::tempdir();
+    let d = dir.path();
+    let sink = d.join("sink");
+    let Some(disk) = Tmpfs::mount(&sink, "1m") else { return };
+    fs::create_dir_all(d.join("outbox")).unwrap();
+    let big = data(2 << 20);
+    fs::write(d.join("outbox/big.bin"), &big).unwrap();
+    let flow = flow(
+        d,
+        format!(
+            "name: tosink\nendpoints:\n  outbox: {{ type: local, root: {0:?} }}\n  archive: {{ type: local, root: {1:?} }}\n\
+             source: {{ endpoint: outbox, path: / }}\nsinks:\n  - {{ endpoint: archive, path: /in }}\n\
+             after:\n  success: {{ move_to: /processed }}\n  failure: {{ move_to: /failed }}\nretry: {{ attempts: 3, backoff: 30s }}\n",
+            d.join("outbox").display().to_string(),
+            sink.display().to_string(),
+        ),
+    );
+
+    let started = std::time::Instant::now();
+    let (code, r) = run(d, &flow);
+    assert!(started.elapsed() < std::time::Duration::from_secs(25), "not retried within the run");
+    assert_eq!((code, counts(&r)), (1, (0, 0, 0, 1)), "{r:#}");
+    assert_eq!(r["files"][0]["error_kind"], "NoSpace", "{r:#}");
+    let detail = detail(&r, "/big.bin");
+    let full = format!("sink archive: local {0}: write /in/.big.bin.part: no space left: ", sink.display());
+    assert!(detail.starts_with(&full), "{detail}");
+    assert!(detail.contains(&format!("the disk holding {} is full; make room there", sink.display())), "{detail}");
+    assert!(detail.ends_with("(attempt 1; the next run resumes it)"), "{detail}");
+    assert_eq!(names(&sink), Vec::<String>::new(), "no partial or temporary file left in the sink folder");
+    assert_eq!(names(&d.join("outbox")), ["big.bin"], "the source is kept where it was");
+
+    room_again_delivers_once(&disk, d, &flow, &sink.join("in/big.bin"), &big);
+    assert_eq!(names(&d.join("outbox")), ["big.bin"]);
+    assert!(d.join("outbox/processed/big.bin").exists());
+}
+
 /// vsftpd with a full disk resets the data connection and answers `451` (as for any failed
 /// write), which is transient trouble: the file fails for this run, the outbox keeps it, and
 /// its partial upload is removed rather than left to keep the partner's disk full (before:
@@ -99,4 +142,72 @@ fn a_push_onto_a_full_vsftpd_disk_leaves_no_temporary_file_and_the_next_run_deli
     assert_eq!(names(&d.join("outbox")), ["a.bin"], "after.failure is not applied");
 
     room_again_delivers_once(&disk, d, &flow, &inbox.join("a.bin"), &big);
+}
+
+/// A pull into a local sink whose disk fills up part-way through the run, several files in
+/// flight: the files that fit are delivered whole, the others fail for this run (no space
+/// left, nothing partial left behind), and once there is room the next run delivers exactly
+/// those, each once.
+#[test]
+fn a_sink_filling_up_mid_run_takes_what_fits_and_the_next_run_the_rest_once() {
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = support::tempdir();
+    let d = dir.path();
+    let sink = d.join("sink");
+    let Some(disk) = Tmpfs::mount(&sink, "1m") else { return };
+    // Ten files of 150 KiB on 1 MiB: the first three in flight always fit, all ten never do.
+    fs::create_dir_all(sshd.data_dir().join("out")).unwrap();
+    let files: Vec<(String, Vec<u8>)> = (0..10).map(|i| (format!("f{i}.bin"), data(150 * 1024 + i))).collect();
+    for (name, bytes) in &files {
+        fs::write(sshd.data_dir().join("out").join(name), bytes).unwrap();
+    }
+    sshd.give_to_user(sshd.data_dir());
+    let flow = flow(
+        d,
+        format!(
+            "name: fills\nendpoints:\n  partner:\n{ep}  here: {{ type: local, root: {root:?} }}\nsource: {{ endpoint: partner, path: /out }}\n\
+             sinks:\n  - {{ endpoint: here, path: / }}\nconcurrency: 3\n",
+            ep = sshd.endpoint_yaml(4),
+            root = sink.display().to_string(),
+        ),
+    );
+
+    let (_, r) = run(d, &flow);
+    let (_, delivered, _, failed) = counts(&r);
+    assert!(delivered >= 3 && failed >= 1 && delivered + failed == 10, "{r:#}");
+    let outcome = |r: &serde_json::Value, o: &str| -> Vec<String> {
+        let files = r["files"].as_array().unwrap();
+        let mut v: Vec<String> = files
+            .iter()
+            .filter(|f| f["outcome"] == o)
+            .map(|f| f["path"].as_str().unwrap().trim_start_matches("/out/").to_string())
+            .collect();
+        v.sort();
+        v
+    };
+    for f in r["files"].as_array().unwrap().iter().filter(|f| f["outcome"] == "failed") {
+        assert_eq!(f["error_kind"], "NoSpace", "{f}");
+    }
+    let first = outcome(&r, "delivered");
+    assert_eq!(names(&sink), first, "the delivered files, and nothing partial");
+    for name in &first {
+        let (_, bytes) = files.iter().find(|(n, _)| n == name).unwrap();
+        assert!(&fs::read(sink.join(name)).unwrap() == bytes, "{name} whole");
+    }
+
+    disk.resize("8m");
+    let (code, r) = run(d, &flow);
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!(outcome(&r, "delivered"), failed_names(&files, &first), "exactly the files that did not fit: {r:#}");
+    for (name, bytes) in &files {
+        assert!(&fs::read(sink.join(name)).unwrap() == bytes, "{name} whole");
+    }
+    nothing_twice(d, &flow);
+}
+
+/// The names of `files` not in `delivered`, sorted.
+fn failed_names(files: &[(String, Vec<u8>)], delivered: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = files.iter().map(|(n, _)| n.clone()).filter(|n| !delivered.contains(n)).collect();
+    v.sort();
+    v
 }
