@@ -144,6 +144,60 @@ fn a_push_onto_a_full_vsftpd_disk_leaves_no_temporary_file_and_the_next_run_deli
     room_again_delivers_once(&disk, d, &flow, &inbox.join("a.bin"), &big);
 }
 
+/// A file refused by its content steps whose quarantine folder is full: the error says why it
+/// was refused and that putting it aside there failed, and why; the file stays at the source
+/// (not moved by `after.failure`, not lost), the other files are delivered, and once there is
+/// room the next run quarantines it with its reports.
+#[test]
+fn a_full_quarantine_folder_keeps_the_refused_file_at_the_source_until_there_is_room() {
+    let dir = support::tempdir();
+    let d = dir.path();
+    let q = d.join("q");
+    let Some(disk) = Tmpfs::mount(&q, "1m") else { return };
+    fs::create_dir_all(d.join("in")).unwrap();
+    let mut bad = String::from("id,name\n");
+    while bad.len() < 2 << 20 {
+        bad.push_str("1,a,too many\n");
+    }
+    fs::write(d.join("in/bad.csv"), &bad).unwrap();
+    fs::write(d.join("in/good.csv"), "id,name\n1,a\n").unwrap();
+    let flow = flow(
+        d,
+        format!(
+            "name: qfull\nendpoints:\n  in: {{ type: local, root: {0:?} }}\n  out: {{ type: local, root: {1:?} }}\n  q: {{ type: local, root: {2:?} }}\n\
+             source: {{ endpoint: in, path: / }}\nsteps:\n  - parse: {{ format: csv }}\n  - write: {{ format: jsonl }}\n\
+             quarantine: {{ endpoint: q, path: /rejected }}\nsinks: [ {{ endpoint: out, path: / }} ]\nafter:\n  failure: {{ move_to: /failed }}\n",
+            d.join("in").display().to_string(),
+            d.join("out").display().to_string(),
+            q.display().to_string(),
+        ),
+    );
+
+    let (code, r) = run(d, &flow);
+    assert_eq!((code, counts(&r), r["quarantined"].as_u64()), (1, (0, 1, 0, 1), Some(0)), "{r:#}");
+    let bad_file = r["files"].as_array().unwrap().iter().find(|f| f["path"] == "/bad.csv").unwrap();
+    assert_eq!(bad_file["error_kind"], "NoSpace", "{r:#}");
+    let detail = detail(&r, "/bad.csv");
+    assert!(detail.contains("records are invalid"), "why it was refused: {detail}");
+    let aside =
+        format!("; putting it aside in quarantine q failed: local {0}: write /rejected/.bad.csv.part: no space left: ", q.display());
+    assert!(detail.contains(&aside), "{detail}");
+    assert!(detail.contains(&format!("the disk holding {} is full; make room there", q.display())), "{detail}");
+    assert!(detail.ends_with("(attempt 1; the next run resumes it)"), "{detail}");
+    assert_eq!(names(&q), Vec::<String>::new(), "no partial copy left in quarantine");
+    assert_eq!(names(&d.join("in")), ["bad.csv", "good.csv"], "the refused file stays at the source");
+    assert_eq!(names(&d.join("out")), ["good.jsonl"], "the other file is delivered");
+
+    disk.resize("16m");
+    let (code, r) = run(d, &flow);
+    assert_eq!((code, r["quarantined"].as_u64()), (0, Some(1)), "{r:#}");
+    assert!(fs::read_to_string(q.join("rejected/bad.csv")).unwrap() == bad);
+    assert_eq!(names(&q), ["bad.csv", "bad.csv.report.json", "bad.csv.report.txt"]);
+    assert!(d.join("in/failed/bad.csv").exists(), "after.failure applied once quarantined");
+    let (code, r) = run(d, &flow);
+    assert_eq!((code, r["quarantined"].as_u64(), counts(&r).1), (0, Some(0), 0), "nothing twice: {r:#}");
+}
+
 /// A pull into a local sink whose disk fills up part-way through the run, several files in
 /// flight: the files that fit are delivered whole, the others fail for this run (no space
 /// left, nothing partial left behind), and once there is room the next run delivers exactly
