@@ -537,7 +537,7 @@ pub struct RawRetry {
     #[schemars(schema_with = "super::duration::schema")]
     pub backoff: String,
     /// Runs in which a file may fail for a passing reason (timeouts, dropped connections, a
-    /// server with no room left: those are not retried within the run) before wharf gives it up: it is then quarantined when it was fully downloaded and the
+    /// server or a local folder with no room left: those are not retried within the run) before wharf gives it up: it is then quarantined when it was fully downloaded and the
     /// flow has a `quarantine`, otherwise marked failed with `after.failure` applied — either
     /// way a `quarantined`/`failed` event is raised. `0` retries for ever.
     #[serde(default = "default_give_up_after")]

@@ -43,12 +43,24 @@ impl LocalEndpoint {
     }
 
     fn err(&self, op: Op, path: &RemotePath, e: io::Error) -> EndpointError {
-        EndpointError::new(io_kind(&e), op, self.describe(), Some(path), e.to_string())
+        let kind = io_kind(&e);
+        let message = match kind {
+            // Said where, and what to do: the file waits for the next run (see `ErrorKind::NoSpace`).
+            ErrorKind::NoSpace => format!("{e}: the disk holding {} is full; make room there", self.root.display()),
+            _ => e.to_string(),
+        };
+        EndpointError::new(kind, op, self.describe(), Some(path), message)
     }
 }
 
-/// Maps an I/O error to an [`ErrorKind`] by its `io::ErrorKind`, never by its text.
+/// Maps an I/O error to an [`ErrorKind`] by its `io::ErrorKind` (or errno), never by its text.
 pub fn io_kind(e: &io::Error) -> ErrorKind {
+    // A full disk (or a used-up quota) under this folder: the place files go has no room,
+    // as when a server's disk is full. Not `LocalIo`, which stops the run: the files that
+    // fit are still taken, and the others wait until there is room.
+    if crate::durable::no_space(e) {
+        return ErrorKind::NoSpace;
+    }
     match e.kind() {
         io::ErrorKind::NotFound => ErrorKind::NotFound,
         io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
@@ -407,7 +419,9 @@ mod tests {
         assert_eq!(kind(libc::ENAMETOOLONG), ErrorKind::Protocol);
         assert_eq!(kind(libc::ENOTDIR), ErrorKind::Protocol);
         assert_eq!(kind(libc::EISDIR), ErrorKind::Protocol);
-        assert_eq!(kind(libc::ENOSPC), ErrorKind::LocalIo);
+        assert_eq!(kind(libc::ENOSPC), ErrorKind::NoSpace);
+        assert_eq!(kind(libc::EDQUOT), ErrorKind::NoSpace);
+        assert_eq!(kind(libc::EIO), ErrorKind::LocalIo);
         assert_eq!(kind(libc::EACCES), ErrorKind::PermissionDenied);
     }
 }

@@ -87,10 +87,12 @@ pub enum ErrorKind {
     /// its staging files; nothing is retried until a later run. (The ledger stores kinds by
     /// their index: new kinds go last.)
     StateFull,
-    /// The server has no room for the file (its disk is full, or a quota of the login is
-    /// used up). A passing reason — the partner makes room — so the file is kept for the next
-    /// run and counts towards `retry.give_up_after`, but it is not retried within the run
-    /// (that would only fill the disk again), and its partial upload is removed.
+    /// The place the file is written to has no room: a server's disk is full (or a quota of
+    /// the login is used up), or so is the disk of a local folder (a sink, the quarantine).
+    /// A passing reason — someone makes room — so the file is kept for the next run and
+    /// counts towards `retry.give_up_after`, but it is not retried within the run (that would
+    /// only fill the disk again), its partial upload is removed, and the run goes on with the
+    /// other files (those that fit are delivered).
     NoSpace,
 }
 
@@ -104,7 +106,7 @@ impl ErrorKind {
 
     /// Whether the trouble is expected to pass by itself, so that the file is kept for a later
     /// run (and counted towards `retry.give_up_after`) rather than failed for good: transient
-    /// trouble, and a server with no room left.
+    /// trouble, and a server or a local folder with no room left.
     pub fn is_passing(self) -> bool {
         matches!(self, ErrorKind::Transient | ErrorKind::NoSpace)
     }
@@ -128,7 +130,7 @@ impl fmt::Display for ErrorKind {
             ErrorKind::Config => "configuration error",
             ErrorKind::LocalIo => "local I/O error",
             ErrorKind::StateFull => "state folder full",
-            ErrorKind::NoSpace => "no space on the server",
+            ErrorKind::NoSpace => "no space left",
         })
     }
 }

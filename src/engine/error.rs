@@ -54,6 +54,10 @@ pub enum FileError {
     /// Delivery to one sink failed (the other sinks were still tried).
     #[error("sink {sink}: {source}")]
     Sink { sink: String, source: Box<FileError> },
+    /// A file refused by its content steps (for `reason`) could not be put aside in the
+    /// quarantine endpoint: it stays at the source, and the next run puts it aside.
+    #[error("{reason}; putting it aside in quarantine {endpoint} failed: {source}")]
+    Quarantine { endpoint: String, reason: String, source: Box<FileError> },
     /// Delivery failed on more than one sink: the first's trouble (which decides the kind),
     /// then the others'.
     #[error("{0}; {1}")]
@@ -71,7 +75,7 @@ impl FileError {
             FileError::Changed(_) | FileError::SizeMismatch { .. } | FileError::ChecksumMismatch { .. } => ErrorKind::Transient,
             FileError::Name(_) | FileError::TargetName(_) => ErrorKind::Config,
             FileError::TargetExists { .. } | FileError::TriggerWouldReplace { .. } => ErrorKind::AlreadyExists,
-            FileError::Sink { source, .. } => source.kind(),
+            FileError::Sink { source, .. } | FileError::Quarantine { source, .. } => source.kind(),
             FileError::Sinks(first, _) => first.kind(),
         }
     }
@@ -81,7 +85,7 @@ impl FileError {
     /// file's fault, so the file is left in place, resumable, and `after.failure` not applied.
     pub fn aborts_run(&self) -> bool {
         match self {
-            FileError::Sink { source, .. } => return source.aborts_run(),
+            FileError::Sink { source, .. } | FileError::Quarantine { source, .. } => return source.aborts_run(),
             FileError::Sinks(first, other) => return first.aborts_run() || other.aborts_run(),
             FileError::Ledger(_) => return true,
             FileError::TargetName(_) => return false,

@@ -64,6 +64,12 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
         reports: q.report,
         ..Default::default()
     });
+    // The quarantine's own trouble (a full disk there) says what was being put aside, and where.
+    let reason = qr.reason.clone();
+    let aside = |e: FileError| match e {
+        FileError::Ledger(_) => e,
+        e => FileError::Quarantine { endpoint: q.endpoint.clone(), reason: reason.clone(), source: Box::new(e) },
+    };
     let copy = match qr.copy.as_deref().and_then(|c| RemotePath::parse(c).ok()) {
         Some(c) => c,
         None => {
@@ -71,7 +77,8 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
                 ep.create_dir_all(&q.path).await?;
                 naming::free_name(ep, &q.path, entry.path.name()).await
             })
-            .await?;
+            .await
+            .map_err(aside)?;
             qr.copy = Some(c.as_str().to_string());
             result.quarantine = Some(qr.clone());
             rec.updated = now_millis();
@@ -80,12 +87,13 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
         }
     };
     super::halt::point("quarantining");
-    if !retry(policy, "check the quarantine copy", || transfer::already_delivered(ep, &copy, rec.size, None)).await? {
+    if !retry(policy, "check the quarantine copy", || transfer::already_delivered(ep, &copy, rec.size, None)).await.map_err(aside)? {
         let temp = temp_for(&copy)?;
         retry(policy, "quarantine upload", || {
             transfer::upload(ep, &cx.folders, &cx.budget, staged, None, rec.size, &temp, &copy, true, false, false)
         })
-        .await?;
+        .await
+        .map_err(aside)?;
     }
     if qr.reports {
         let (json, txt) = content::report_paths(staged);
@@ -100,7 +108,8 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
             retry(policy, "upload the quarantine report", || {
                 transfer::upload(ep, &cx.folders, &cx.budget, &local, None, size, &temp, &target, true, false, false)
             })
-            .await?;
+            .await
+            .map_err(aside)?;
         }
     }
     let mut detail = format!("quarantined to {}:{copy}: {}", q.endpoint, qr.reason);

@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 
 use crate::config::flow::IfExists;
-use crate::endpoint::{Adoptee, Endpoint, ErrorKind, RemotePath};
+use crate::endpoint::{Adoptee, Endpoint, ErrorKind, Op, RemotePath};
 use crate::ledger::{Replaced, to_millis};
 
 use super::budget::Budget;
@@ -296,13 +296,14 @@ async fn send_file(
 /// After an upload that failed part-way, or whose check or rename failed, its temp file holds
 /// part of the file, or all of it under a name it will not get: removed (best effort), so
 /// that it neither keeps a full disk full nor stays behind on the partner's server when the
-/// file is never tried again. Not after a transient endpoint error: the connection may be
-/// gone, a removal would wait for a new one, and the next attempt overwrites the temp file
-/// anyway — unless the upload is `direct`, where the partial file has the final name and a
-/// partner would take it for the whole file.
+/// file is never tried again. After transient trouble too: a server may say no more than
+/// that (vsftpd resets the data connection and answers `451` when its disk is full), and a
+/// temp file left for the next attempt would keep that disk full until then; the removal
+/// takes the new connection the next attempt needs anyway. Only a connection that could
+/// not be made at all wrote nothing, and a removal would only wait for one again.
 async fn or_abandon<T>(ep: &dyn Endpoint, temp: &RemotePath, direct: bool, result: Result<T, FileError>) -> Result<T, FileError> {
     if let Err(e) = &result
-        && (direct || !matches!(e, FileError::Endpoint(x) if x.kind.is_transient()))
+        && (direct || !matches!(e, FileError::Endpoint(x) if x.op == Op::Connect))
     {
         let _ = ep.remove(temp).await;
     }
@@ -460,11 +461,12 @@ mod tests {
         }
     }
 
-    /// A direct upload that breaks off leaves no partial file under the final name (a partner
-    /// would take it for the whole file); one through a temporary name leaves its temp file
-    /// for the next attempt to overwrite.
+    /// An upload that breaks off (transient trouble: all some servers say when their disk is
+    /// full) leaves no partial file: not under the final name (a partner would take it for
+    /// the whole file), nor under the temporary one (it would keep a full disk full until
+    /// the next attempt).
     #[tokio::test]
-    async fn a_broken_direct_upload_leaves_no_partial_file_under_the_final_name() {
+    async fn a_broken_upload_leaves_no_partial_file_behind() {
         let dir = tempfile::tempdir().unwrap();
         let staged = dir.path().join("staged");
         std::fs::write(&staged, b"hello").unwrap();
@@ -477,7 +479,8 @@ mod tests {
             assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
         }
         assert!(!dir.path().join("sink/in/a").exists(), "a partial file under the final name");
-        assert!(dir.path().join("sink/in/.b.part").exists() && !dir.path().join("sink/in/b").exists());
+        assert!(!dir.path().join("sink/in/.b.part").exists(), "a partial file under the temporary name");
+        assert!(!dir.path().join("sink/in/b").exists());
     }
 
     #[tokio::test]

@@ -17,6 +17,7 @@ mod control;
 mod examples;
 mod flow_tests;
 mod ftp_modes;
+mod full_disks;
 mod notify;
 mod output;
 mod plan;
