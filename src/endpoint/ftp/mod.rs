@@ -4,8 +4,9 @@
 //! Owns the mapping of [`RemotePath`]s onto the server-side root (always as absolute paths),
 //! the protocol steps of each operation (MLSD/MLST where offered, else LIST refined by SIZE and
 //! MDTM; RETR with REST; STOR; RNFR/RNTO; DELE; MKD; on a plain control connection a
-//! listing's MDTMs, a rename's RNFR/RNTO and a whole small file's EPSV with its RETR or STOR
-//! are pipelined, one round trip per batch), and the translation of reply codes and
+//! listing's MDTMs, a rename's RNFR/RNTO, a download's EPSV with the MDTM or MLST that says
+//! which file it opened (`opened`) and its RETR, and a small file's EPSV with its STOR are
+//! pipelined, one round trip per batch), and the translation of reply codes and
 //! connection failures into [`ErrorKind`]s. A reply of 550 says little, so the kind is
 //! decided by looking: is the path (or its folder) there? An unexpected 5xx after which the
 //! connection no longer answers is a lost session. Connections come from a small pool
@@ -15,8 +16,10 @@
 //! verification.
 
 mod connect;
+mod epsv;
 mod facts;
 mod list;
+mod opened;
 mod pool;
 mod stream;
 mod tls;
@@ -761,14 +764,16 @@ impl Endpoint for FtpEndpoint {
     /// `mtime_precision` is 1 s where the last connection's server offered MLSD, else a minute
     /// (folders keep LIST times even where files get MDTM's seconds). `atomic_replace` is
     /// never promised: FTP cannot tell whether RNTO over an existing file is atomic.
+    /// `describes_opened` where reads on the last connection asked which file they opened
+    /// (`opened`).
     fn capabilities(&self) -> Capabilities {
-        let mlsd = self.inner.pool.connector().mlsd.load(Ordering::Relaxed);
+        let connector = self.inner.pool.connector();
         Capabilities {
-            mtime_precision: Duration::from_secs(if mlsd { 1 } else { 60 }),
+            mtime_precision: Duration::from_secs(if connector.mlsd.load(Ordering::Relaxed) { 1 } else { 60 }),
             atomic_replace: false,
             trailing_space_names: false,
             local_files: false,
-            describes_opened: false,
+            describes_opened: connector.describes.load(Ordering::Relaxed),
         }
     }
 
@@ -819,27 +824,24 @@ impl Endpoint for FtpEndpoint {
     }
 
     async fn open_read(&self, path: &RemotePath, offset: u64) -> Result<Box<dyn ReadStream>, EndpointError> {
-        let ((data, skip), lease) = self
+        let ((data, skip, facts), lease) = self
             .attempt(Op::Read, path, true, |mut c| async move {
-                let r = self.retr(&mut c, path, offset).await;
+                let r = self.start_download(&mut c, path, offset, true).await;
                 (c, r)
             })
             .await?;
-        let timeout = lease.timeout;
-        Ok(Box::new(FtpRead { data: Some(data), lease: Some(lease), skip, timeout, inner: self.inner.clone(), path: path.clone() }))
+        let (timeout, opened) = (lease.timeout, facts.entry(path, None));
+        Ok(Box::new(FtpRead { data: Some(data), lease: Some(lease), skip, timeout, inner: self.inner.clone(), path: path.clone(), opened }))
     }
 
     /// On one login, the data connection asked for in the same write as `RETR` where it can
     /// be (`whole.rs`).
     async fn read_small(&self, path: &RemotePath, limit: usize) -> Result<(Vec<u8>, Option<Entry>), EndpointError> {
-        // No handle to ask what was read: `RETR` names a path.
-        let data = self
-            .run(Op::Read, path, true, |mut c| async move {
-                let r = self.fetch_whole(&mut c, path, limit).await;
-                (c, r)
-            })
-            .await?;
-        Ok((data, None))
+        self.run(Op::Read, path, true, |mut c| async move {
+            let r = self.fetch_whole(&mut c, path, limit).await;
+            (c, r)
+        })
+        .await
     }
 
     async fn open_write(&self, path: &RemotePath) -> Result<Box<dyn WriteStream>, EndpointError> {
