@@ -311,6 +311,21 @@ async fn a_read_says_which_file_it_opened() {
     }
 }
 
+/// Listing a path that names a file (a source `path:` naming the file) says so after one
+/// look at what is there, not two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_a_file_looks_at_it_once() {
+    let Some(ftpd) = tokio::task::spawn_blocking(Ftpd::vsftpd).await.unwrap() else { return };
+    let ep = FtpEndpoint::new(ftpd.spec(FtpTls::None));
+    ep.create_dir_all(&p("l")).await.unwrap();
+    write(&ep, "l/a.csv", b"x").await;
+    let err = ep.list(&p("l/a.csv")).await.expect_err("a file is no folder");
+    assert_eq!(err.kind, ErrorKind::Config, "{err}");
+    let log = ftpd.log();
+    let looks = log.lines().filter(|l| l.contains("\"SIZE ") && l.ends_with("/l/a.csv\"")).count();
+    assert_eq!(looks, 1, "{log}");
+}
+
 /// A server that lists MDTM among its features but refuses it (vsftpd's `cmds_denied`):
 /// its files are still listed (with their LIST times) and still there for a stat, so a push
 /// never takes an existing file for a missing one and writes over it.

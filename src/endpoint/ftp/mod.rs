@@ -177,15 +177,25 @@ impl FtpEndpoint {
     /// `PermissionDenied` otherwise — a symlink the server would not follow included.
     /// Anything else keeps its own classification.
     async fn refused(&self, c: &mut Conn, e: FtpError, probe: &RemotePath, expect: EntryKind) -> Fail {
+        self.refusal(c, e, probe, expect).await.0
+    }
+
+    /// [`refused`](Self::refused), and the kind of what the look found at `probe` (`None`:
+    /// nothing, or no look).
+    async fn refusal(&self, c: &mut Conn, e: FtpError, probe: &RemotePath, expect: EntryKind) -> (Fail, Option<EntryKind>) {
         let text = match &e {
             FtpError::UnexpectedResponse(r) if matches!(reply_code(r), 550 | 553) => reply_text(r),
-            _ => return e.into(),
+            _ => return (e.into(), None),
         };
-        match self.stat_on(c, probe).await {
+        let found = match self.stat_on(c, probe).await {
+            Ok(found) => found.map(|f| f.kind),
+            Err(f) => return (f, None),
+        };
+        let fail = match found {
             // A folder the login may not enter answers like a missing one; its parent's
             // listing tells them apart.
-            Ok(None) if probe.is_root() => Fail::Kind(ErrorKind::NotFound, format!("{probe} does not exist ({text})")),
-            Ok(None) => match self.find_in_parent(c, probe).await {
+            None if probe.is_root() => Fail::Kind(ErrorKind::NotFound, format!("{probe} does not exist ({text})")),
+            None => match self.find_in_parent(c, probe).await {
                 Ok(Some(_)) => Fail::Kind(
                     ErrorKind::PermissionDenied,
                     format!("{probe} is there, but the server refuses this login access to it ({text})"),
@@ -193,16 +203,16 @@ impl FtpEndpoint {
                 Ok(None) => Fail::Kind(ErrorKind::NotFound, format!("{probe} does not exist ({text})")),
                 Err(f) => f,
             },
-            Ok(Some(found)) if found.kind == EntryKind::Other => {
+            Some(EntryKind::Other) => {
                 Fail::Kind(ErrorKind::PermissionDenied, format!("{probe} is a link or a special file the server refused ({text})"))
             }
-            Ok(Some(found)) if found.kind != expect => {
-                let what = if found.kind == EntryKind::Dir { "a folder" } else { "not a folder" };
+            Some(kind) if kind != expect => {
+                let what = if kind == EntryKind::Dir { "a folder" } else { "not a folder" };
                 Fail::Kind(ErrorKind::Protocol, format!("{probe} is {what} ({text})"))
             }
-            Ok(Some(_)) => Fail::Kind(ErrorKind::PermissionDenied, text),
-            Err(f) => f,
-        }
+            Some(_) => Fail::Kind(ErrorKind::PermissionDenied, text),
+        };
+        (fail, found)
     }
 
     /// What is at `path`, on one connection: MLST where offered; else SIZE and MDTM for a
@@ -315,14 +325,10 @@ impl FtpEndpoint {
         // Into the folder first, then list it without an argument: servers read LIST
         // arguments as options and globs (`-a`, `*`, `[`), and a missing folder shows here.
         if let Err(e) = within(c.timeout, c.ftp.cwd(c.full(dir))).await {
-            return Err(match self.refused(c, e, dir, EntryKind::Dir).await {
+            return Err(match self.refusal(c, e, dir, EntryKind::Dir).await {
                 // A file where the folder to list should be: a source `path:` naming the file.
-                Fail::Kind(ErrorKind::Protocol, _)
-                    if matches!(self.stat_on(c, dir).await, Ok(Some(Entry { kind: EntryKind::File, .. }))) =>
-                {
-                    Fail::Kind(ErrorKind::Config, crate::endpoint::file_not_folder(dir))
-                }
-                f => f,
+                (_, Some(EntryKind::File)) => Fail::Kind(ErrorKind::Config, crate::endpoint::file_not_folder(dir)),
+                (f, _) => f,
             });
         }
         let mut entries = self.list_cwd(c, dir).await?;
