@@ -240,6 +240,10 @@ async fn a_session_the_server_ends_with_a_5xx_is_transient() {
     let err = ep.open_read(&p("a.txt"), 0).await.err().expect("no passive port to be had");
     assert_eq!(err.kind, ErrorKind::Transient, "{err}");
     assert!(err.to_string().contains("OOPS"), "the server's own words: {err}");
+    // Read whole alike (its EPSV and RETR sent together, the server closing on the RETR).
+    let err = ep.read_small(&p("a.txt"), 10).await.expect_err("no passive port to be had");
+    assert_eq!(err.kind, ErrorKind::Transient, "{err}");
+    assert!(err.to_string().contains("OOPS"), "the server's own words: {err}");
     drop(taken);
     assert_eq!(read(&ep, "a.txt", 0).await, b"a");
     let log = ftpd.log();

@@ -41,32 +41,32 @@ pub(super) enum Opened {
 pub(super) async fn open(c: &mut Conn, asks: &[(String, &[Status])], cmd: &str) -> Result<(Opened, Vec<FtpResult<Response>>), Fail> {
     let lines: Vec<&str> = std::iter::once("EPSV").chain(asks.iter().map(|(ask, _)| ask.as_str())).chain([cmd]).collect();
     c.send_pipelined(&lines).await?;
-    let epsv = match within(c.timeout, c.ftp.read_response_in(&[Status::ExtendedPassiveMode])).await {
-        Err(e @ FtpError::UnexpectedResponse(_)) => Err(e),
-        Err(e) => return Err(e.into()),
-        Ok(reply) => Ok(reply),
-    };
-    let mut answers = Vec::with_capacity(asks.len());
-    for (_, expected) in asks {
-        answers.push(checked(within(c.timeout, c.ftp.read_response_in(expected)).await)?);
-    }
-    let port = match epsv {
+    let port = match within(c.timeout, c.ftp.read_response_in(&[Status::ExtendedPassiveMode])).await {
         Ok(reply) => epsv_port(&String::from_utf8_lossy(&reply.body)),
-        Err(_) => {
+        Err(refusal @ FtpError::UnexpectedResponse(_)) => {
+            // A server that ends the session with its refusal (vsftpd's `500 OOPS` when no
+            // passive port is free) closes the connection on the replies still to come: its
+            // own words are the error, and the caller finds the connection closed.
+            let Ok(answers) = answers(c, asks).await else { return Err(refusal.into()) };
             // The command's own reply ("use PASV first") keeps the login in step.
             return match within(c.timeout, c.ftp.read_response_in(STARTED)).await {
                 Ok(_) => Err(Fail::Lost(ErrorKind::Protocol, format!("the server refused EPSV but accepted `{cmd}`"))),
                 Err(FtpError::UnexpectedResponse(_)) => Ok((Opened::NoEpsv, answers)),
-                Err(e) => Err(e.into()),
+                Err(_) => Err(refusal.into()),
             };
         }
+        Err(e) => return Err(e.into()),
     };
     let Some(port) = port else {
         return Err(Fail::Lost(ErrorKind::Protocol, "the server's EPSV reply names no port".to_string()));
     };
     let peer = c.ftp.get_ref().await.peer_addr().map_err(Fail::Io)?;
     let target = std::net::SocketAddr::new(peer.ip(), port);
-    let data = match tokio::time::timeout(c.timeout, TcpStream::connect(target)).await {
+    // Connected before the questions' replies are read: the server answers them while the
+    // connection is made (its `RETR` waits for it), so they cost no wait of their own.
+    let connected = tokio::time::timeout(c.timeout, TcpStream::connect(target)).await;
+    let answers = answers(c, asks).await?;
+    let data = match connected {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
             // A server that refuses the command at once may close its port before the client
@@ -85,6 +85,16 @@ pub(super) async fn open(c: &mut Conn, asks: &[(String, &[Status])], cmd: &str) 
         Err(e @ FtpError::UnexpectedResponse(_)) => Ok((Opened::Refused(e), answers)),
         Err(e) => Err(e.into()),
     }
+}
+
+/// The replies to `asks`, one each, in order: a refusal is an `Err` of its own, any other
+/// failure (the connection is out of step) the outer one.
+async fn answers(c: &mut Conn, asks: &[(String, &[Status])]) -> Result<Vec<FtpResult<Response>>, Fail> {
+    let mut answers = Vec::with_capacity(asks.len());
+    for (_, expected) in asks {
+        answers.push(checked(within(c.timeout, c.ftp.read_response_in(expected)).await)?);
+    }
+    Ok(answers)
 }
 
 /// The port in an EPSV reply: `229 Entering Extended Passive Mode (|||6446|)`.
