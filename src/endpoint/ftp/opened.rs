@@ -5,6 +5,9 @@
 //! listing and its download (`crate::engine`); the window left is the server's handling of
 //! the commands between `MDTM` and `RETR`, microseconds, instead of listing to download.
 //!
+//! Only where the questions cost no round trip of their own ([`describes`]): elsewhere a
+//! read is undescribed, and a replacement between listing and download goes unseen.
+//!
 //! Owns which commands to send and how their replies read. It never fails a read: a server
 //! that refuses them (500, 502, 550…) or answers something unreadable leaves the read
 //! undescribed (`None`), as a server without `MDTM` does.
@@ -17,10 +20,6 @@ use suppaftp::{FtpResult, Status};
 use super::connect::{Conn, reply_text};
 use super::list;
 use crate::endpoint::{Entry, EntryKind, RemotePath};
-
-/// Over TLS the control connection cannot be pipelined (suppaftp holds the TLS stream): each
-/// question is a round trip of its own before the `RETR`.
-const OVER_TLS: bool = true;
 
 /// One question about the file to be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,17 +46,18 @@ pub(super) struct Facts {
 
 /// Whether reads on `c` describe the file they open
 /// ([`Capabilities::describes_opened`](crate::endpoint::Capabilities::describes_opened)): where
-/// the questions ride in the `EPSV` write of a plain control connection (with PASV or in
-/// active mode they would be a round trip of their own), and the server tells a file's time
-/// and size.
+/// the questions ride in the `EPSV` write of a plain control connection, and the server tells
+/// a file's time and size. Not over TLS, where suppaftp holds the TLS stream and commands
+/// cannot be pipelined (one `MDTM` before each `RETR` cost the FTPS pull of 5000 × 4 KiB
+/// about 5 % of wharf's CPU time and more of its wall time: docs/performance.md), nor with
+/// PASV or in active mode: there each question would be a round trip of its own.
 pub(super) fn describes(c: &Conn) -> bool {
-    let free = if c.plain { c.epsv } else { OVER_TLS };
-    free && (c.feat.mlst || (c.feat.mdtm && c.feat.size))
+    c.plain && c.epsv && (c.feat.mlst || (c.feat.mdtm && c.feat.size))
 }
 
 /// The questions to send with the download of `full` on `c`: its time, and its size too
-/// when `size` (a streamed read; a file read whole is as long as what came). None where the
-/// answers would cost a round trip or the server cannot give them.
+/// when `size` (a streamed read; a file read whole is as long as what came). None where
+/// reads are not described ([`describes`]).
 pub(super) fn asks(c: &Conn, full: &str, size: bool) -> Asks {
     let asks = if !describes(c) {
         vec![]

@@ -57,10 +57,11 @@ impl AsyncRead for Download {
 }
 
 impl FtpEndpoint {
-    /// Starts downloading `path` from `offset`, with the questions that say which file it
-    /// opened (its time; its size too with `size`) in the same write where the connection
-    /// allows (plain, EPSV). The data connection, how many of its bytes to skip (a server that
-    /// refused `REST` sends the file from its start), and what the server said of the file.
+    /// Starts downloading `path` from `offset`: on a plain connection in EPSV mode with the
+    /// questions that say which file it opened (its time; its size too with `size`) and any
+    /// `REST` in the same write as `EPSV` and `RETR`. The data connection, how many of its
+    /// bytes to skip (a server that refused `REST` sends the file from its start), and what
+    /// the server said of the file.
     pub(super) async fn start_download(
         &self,
         c: &mut Conn,
@@ -68,13 +69,13 @@ impl FtpEndpoint {
         offset: u64,
         size: bool,
     ) -> Result<(Download, u64, Facts), Fail> {
+        if !(c.plain && c.epsv) {
+            // suppaftp's way (TLS, PASV, active mode): nothing asked (`opened::describes`).
+            let (data, skip) = self.retr(c, path, offset).await?;
+            return Ok((Download::Transfer(data), skip, Facts::default()));
+        }
         let full = c.full(path);
         let asks = opened::asks(c, &full, size);
-        if !(c.plain && c.epsv) {
-            let replies = if asks.commands.is_empty() { vec![] } else { c.exchange(&asks.commands).await? };
-            let (data, skip) = self.retr(c, path, offset).await?;
-            return Ok((Download::Transfer(data), skip, asks.facts(&replies)));
-        }
         let mut commands = asks.commands.clone();
         if offset > 0 {
             // Right before the RETR, as it must be.
