@@ -12,7 +12,7 @@ use std::time::Duration;
 use wharf::config::flow::{CertTrust, FtpSpec, FtpTls, TlsVersion};
 use wharf::config::validate::parse_cert_fingerprint;
 use wharf::endpoint::ftp::FtpEndpoint;
-use wharf::endpoint::{Endpoint, EntryKind, ErrorKind, RemotePath};
+use wharf::endpoint::{Endpoint, EntryKind, ErrorKind, ReadStream, RemotePath};
 
 use support::ftpd::Ftpd;
 
@@ -27,7 +27,11 @@ async fn write(ep: &FtpEndpoint, path: &str, data: &[u8]) {
 }
 
 async fn read(ep: &FtpEndpoint, path: &str, offset: u64) -> Vec<u8> {
-    let mut r = ep.open_read(&p(path), offset).await.unwrap();
+    rest_of(&mut *ep.open_read(&p(path), offset).await.unwrap()).await
+}
+
+/// What is left to read of `r`, to its confirmed end.
+async fn rest_of(r: &mut dyn ReadStream) -> Vec<u8> {
     let mut out = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -307,14 +311,7 @@ async fn a_read_says_which_file_it_opened() {
     assert_eq!((&data[..], opened.map(|e| (e.size, e.mtime))), (&b"version two"[..], Some((11, Some(later)))));
     let mut stream = ep.open_read(&p("o/v.bin"), 8).await.unwrap();
     assert_eq!(stream.opened().map(|e| (e.size, e.mtime)), Some((11, Some(later))));
-    let (mut rest, mut buf) = (Vec::new(), [0u8; 16]);
-    loop {
-        match stream.read(&mut buf).await.unwrap() {
-            0 => break,
-            n => rest.extend_from_slice(&buf[..n]),
-        }
-    }
-    assert_eq!(rest, b"two", "read to its confirmed end");
+    assert_eq!(rest_of(&mut *stream).await, b"two", "read to its confirmed end");
     ep.remove(&p("o/v.bin")).await.unwrap();
 }
 

@@ -49,7 +49,7 @@ pub(super) struct Facts {
 /// the questions ride in the `EPSV` write of a plain control connection, and the server tells
 /// a file's time and size. Not over TLS, where suppaftp holds the TLS stream and commands
 /// cannot be pipelined (one `MDTM` before each `RETR` cost the FTPS pull of 5000 × 4 KiB
-/// about 5 % of wharf's CPU time and more of its wall time: docs/performance.md), nor with
+/// about 4 % of wharf's CPU time and more of its wall time: docs/performance.md), nor with
 /// PASV or in active mode: there each question would be a round trip of its own.
 pub(super) fn describes(c: &Conn) -> bool {
     c.plain && c.epsv && (c.feat.mlst || (c.feat.mdtm && c.feat.size))
