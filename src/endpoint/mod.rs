@@ -61,7 +61,8 @@ pub struct Capabilities {
     /// copy. `false` for servers (both always answer `Ok(false)` there).
     pub local_files: bool,
     /// A read says which file it opened ([`ReadStream::opened`], and with
-    /// [`Endpoint::read_small`]): the open handle's size and time. `false` for FTP.
+    /// [`Endpoint::read_small`]): the open handle's size and time, or over FTP the name's,
+    /// asked in the same write as the `RETR`. `false` where that would cost a round trip.
     pub describes_opened: bool,
 }
 
@@ -214,7 +215,8 @@ pub trait ReadStream: Send {
     /// The file that was opened, as the server described it at the open (size and
     /// modification time, as a listing gives them: the open handle's, or the name's asked in
     /// the same flight right after the open): the version being read, even when another file
-    /// took its name since. `None` where the protocol cannot say (FTP) or the server did not.
+    /// took its name since. `None` where the endpoint does not ask (see
+    /// [`Capabilities::describes_opened`]) or the server did not say.
     fn opened(&self) -> Option<&Entry> {
         None
     }

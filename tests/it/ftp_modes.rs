@@ -12,7 +12,7 @@ use std::time::Duration;
 use wharf::config::flow::{CertTrust, FtpSpec, FtpTls, TlsVersion};
 use wharf::config::validate::parse_cert_fingerprint;
 use wharf::endpoint::ftp::FtpEndpoint;
-use wharf::endpoint::{Endpoint, EntryKind, ErrorKind, RemotePath};
+use wharf::endpoint::{Endpoint, EntryKind, ErrorKind, ReadStream, RemotePath};
 
 use support::ftpd::Ftpd;
 
@@ -27,7 +27,11 @@ async fn write(ep: &FtpEndpoint, path: &str, data: &[u8]) {
 }
 
 async fn read(ep: &FtpEndpoint, path: &str, offset: u64) -> Vec<u8> {
-    let mut r = ep.open_read(&p(path), offset).await.unwrap();
+    rest_of(&mut *ep.open_read(&p(path), offset).await.unwrap()).await
+}
+
+/// What is left to read of `r`, to its confirmed end.
+async fn rest_of(r: &mut dyn ReadStream) -> Vec<u8> {
     let mut out = Vec::new();
     let mut buf = vec![0u8; 16 * 1024];
     loop {
@@ -240,6 +244,10 @@ async fn a_session_the_server_ends_with_a_5xx_is_transient() {
     let err = ep.open_read(&p("a.txt"), 0).await.err().expect("no passive port to be had");
     assert_eq!(err.kind, ErrorKind::Transient, "{err}");
     assert!(err.to_string().contains("OOPS"), "the server's own words: {err}");
+    // Read whole alike (its EPSV and RETR sent together, the server closing on the RETR).
+    let err = ep.read_small(&p("a.txt"), 10).await.expect_err("no passive port to be had");
+    assert_eq!(err.kind, ErrorKind::Transient, "{err}");
+    assert!(err.to_string().contains("OOPS"), "the server's own words: {err}");
     drop(taken);
     assert_eq!(read(&ep, "a.txt", 0).await, b"a");
     let log = ftpd.log();
@@ -271,6 +279,57 @@ async fn implicit_tls_on_a_plain_port_says_the_server_answered_in_plain_text() {
     assert!(msg.contains("answered in plain text, not TLS") && msg.contains("implicit FTPS usually listens on 990"), "{msg}");
 }
 
+/// A read over plain FTP says which file it opened, as the listing describes files: its
+/// `MDTM` (and for a stream its `SIZE`) asked in the same write as `EPSV` and `RETR`. A file
+/// replaced under its name since it was listed (same size, a minute later) reads as the new
+/// one — what a flow keeping its source takes as "replaced since it was listed" instead of
+/// delivering it under the listed version's identity. Over FTPS (no pipelining) reads say
+/// nothing: the documented limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_says_which_file_it_opened() {
+    let Some(ftpd) = tokio::task::spawn_blocking(Ftpd::vsftpd).await.unwrap() else { return };
+    let ftps = FtpEndpoint::new(ftpd.spec(FtpTls::Explicit));
+    ftps.create_dir_all(&p("o")).await.unwrap();
+    write(&ftps, "o/v.bin", b"version one").await;
+    assert!(!ftps.capabilities().describes_opened);
+    assert_eq!(ftps.read_small(&p("o/v.bin"), 100).await.unwrap(), (b"version one".to_vec(), None));
+    assert_eq!(ftps.open_read(&p("o/v.bin"), 0).await.unwrap().opened(), None);
+    let ep = FtpEndpoint::new(ftpd.spec(FtpTls::None));
+    let listed = ep.list(&p("o")).await.unwrap().remove(0);
+    assert!(ep.capabilities().describes_opened);
+    let (_, opened) = ep.read_small(&p("o/v.bin"), 100).await.unwrap();
+    assert_eq!(opened.as_ref(), Some(&listed), "read whole");
+    assert_eq!(ep.open_read(&p("o/v.bin"), 3).await.unwrap().opened(), Some(&listed), "streamed from an offset");
+
+    let later = listed.mtime.unwrap() + Duration::from_secs(60);
+    let new = ftpd.data_dir().join("o/v.new");
+    std::fs::write(&new, b"version two").unwrap();
+    std::fs::File::options().write(true).open(&new).unwrap().set_modified(later).unwrap();
+    ftpd.give_to_user(&new);
+    std::fs::rename(&new, ftpd.data_dir().join("o/v.bin")).unwrap();
+    let (data, opened) = ep.read_small(&p("o/v.bin"), 100).await.unwrap();
+    assert_eq!((&data[..], opened.map(|e| (e.size, e.mtime))), (&b"version two"[..], Some((11, Some(later)))));
+    let mut stream = ep.open_read(&p("o/v.bin"), 8).await.unwrap();
+    assert_eq!(stream.opened().map(|e| (e.size, e.mtime)), Some((11, Some(later))));
+    assert_eq!(rest_of(&mut *stream).await, b"two", "read to its confirmed end");
+    ep.remove(&p("o/v.bin")).await.unwrap();
+}
+
+/// Listing a path that names a file (a source `path:` naming the file) says so after one
+/// look at what is there, not two.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_a_file_looks_at_it_once() {
+    let Some(ftpd) = tokio::task::spawn_blocking(Ftpd::vsftpd).await.unwrap() else { return };
+    let ep = FtpEndpoint::new(ftpd.spec(FtpTls::None));
+    ep.create_dir_all(&p("l")).await.unwrap();
+    write(&ep, "l/a.csv", b"x").await;
+    let err = ep.list(&p("l/a.csv")).await.expect_err("a file is no folder");
+    assert_eq!(err.kind, ErrorKind::Config, "{err}");
+    let log = ftpd.log();
+    let looks = log.lines().filter(|l| l.contains("\"SIZE ") && l.ends_with("/l/a.csv\"")).count();
+    assert_eq!(looks, 1, "{log}");
+}
+
 /// A server that lists MDTM among its features but refuses it (vsftpd's `cmds_denied`):
 /// its files are still listed (with their LIST times) and still there for a stat, so a push
 /// never takes an existing file for a missing one and writes over it.
@@ -286,6 +345,11 @@ async fn a_server_refusing_mdtm_still_shows_its_files() {
         let there = ep.stat(&p("m/a.csv")).await.unwrap().expect("a file SIZE answers for is there");
         assert_eq!((there.kind, there.size), (EntryKind::File, 6));
         assert_eq!(ep.stat(&p("m/b.csv")).await.unwrap(), None);
+        // Reads work as ever; they only cannot say which file they opened.
+        let (data, opened) = ep.read_small(&p("m/a.csv"), 100).await.unwrap();
+        assert_eq!((&data[..], opened), (&b"theirs"[..], None), "{tls:?}");
+        assert_eq!(ep.open_read(&p("m/a.csv"), 0).await.unwrap().opened(), None);
+        assert_eq!(read(&ep, "m/a.csv", 2).await, b"eirs");
         ep.remove(&p("m/a.csv")).await.unwrap();
     }
 }
@@ -304,6 +368,12 @@ async fn a_server_refusing_size_still_has_uploads_checked() {
         let there = ep.stat(&p("s/a.bin")).await.unwrap().expect("a file MDTM answers for is there");
         assert_eq!((there.kind, there.size), (EntryKind::File, 2000));
         assert_eq!(ep.stat(&p("s/b.bin")).await.unwrap(), None);
+        // Over plain FTP a file read whole is as long as what came, with its time as listed;
+        // a stream cannot say without SIZE.
+        let listed = ep.list(&p("s")).await.unwrap().remove(0);
+        let (data, opened) = ep.read_small(&p("s/a.bin"), 3000).await.unwrap();
+        assert_eq!((data.len(), opened), (2000, (tls == FtpTls::None).then_some(listed)), "{tls:?}");
+        assert_eq!(ep.open_read(&p("s/a.bin"), 0).await.unwrap().opened(), None);
         ep.remove(&p("s/a.bin")).await.unwrap();
     }
 }

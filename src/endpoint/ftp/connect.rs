@@ -317,7 +317,7 @@ async fn send_raw(ftp: &Ftp, bytes: &[u8]) -> FtpResult<()> {
 }
 
 /// A reply for [`Conn::exchange`]: a refusal is a result, any other failure ends the batch.
-fn checked(r: FtpResult<Response>) -> FtpResult<FtpResult<Response>> {
+pub(super) fn checked(r: FtpResult<Response>) -> FtpResult<FtpResult<Response>> {
     match r {
         Ok(r) => Ok(Ok(r)),
         Err(FtpError::UnexpectedResponse(r)) => Ok(Err(FtpError::UnexpectedResponse(r))),
@@ -364,6 +364,8 @@ pub(super) struct Connector {
     pub list_a_refused: AtomicBool,
     /// The last connection's server offered MLSD (second-precision listings).
     pub mlsd: AtomicBool,
+    /// Reads on the last connection said which file they opened (`super::opened`).
+    pub describes: AtomicBool,
     /// A connection was made and its server offered no hash command: a checksum is not worth
     /// taking a login for (one per upload, otherwise).
     pub no_hash: AtomicBool,
@@ -378,6 +380,7 @@ impl Connector {
             epsv_refused: AtomicBool::new(false),
             list_a_refused: AtomicBool::new(false),
             mlsd: AtomicBool::new(false),
+            describes: AtomicBool::new(false),
             no_hash: AtomicBool::new(false),
         }
     }
@@ -420,6 +423,7 @@ impl Connector {
         match res {
             Ok(Ok(conn)) => {
                 self.mlsd.store(conn.feat.mlsd, Ordering::Relaxed);
+                self.describes.store(super::opened::describes(&conn), Ordering::Relaxed);
                 self.no_hash.store(conn.feat.sha256.is_none(), Ordering::Relaxed);
                 Ok(conn)
             }

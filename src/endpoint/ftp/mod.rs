@@ -4,8 +4,9 @@
 //! Owns the mapping of [`RemotePath`]s onto the server-side root (always as absolute paths),
 //! the protocol steps of each operation (MLSD/MLST where offered, else LIST refined by SIZE and
 //! MDTM; RETR with REST; STOR; RNFR/RNTO; DELE; MKD; on a plain control connection a
-//! listing's MDTMs, a rename's RNFR/RNTO and a whole small file's EPSV with its RETR or STOR
-//! are pipelined, one round trip per batch), and the translation of reply codes and
+//! listing's MDTMs, a rename's RNFR/RNTO, a download's EPSV with the MDTM or MLST that says
+//! which file it opened (`opened`) and its RETR, and a small file's EPSV with its STOR are
+//! pipelined, one round trip per batch), and the translation of reply codes and
 //! connection failures into [`ErrorKind`]s. A reply of 550 says little, so the kind is
 //! decided by looking: is the path (or its folder) there? An unexpected 5xx after which the
 //! connection no longer answers is a lost session. Connections come from a small pool
@@ -15,8 +16,10 @@
 //! verification.
 
 mod connect;
+mod epsv;
 mod facts;
 mod list;
+mod opened;
 mod pool;
 mod stream;
 mod tls;
@@ -174,15 +177,25 @@ impl FtpEndpoint {
     /// `PermissionDenied` otherwise — a symlink the server would not follow included.
     /// Anything else keeps its own classification.
     async fn refused(&self, c: &mut Conn, e: FtpError, probe: &RemotePath, expect: EntryKind) -> Fail {
+        self.refusal(c, e, probe, expect).await.0
+    }
+
+    /// [`refused`](Self::refused), and the kind of what the look found at `probe` (`None`:
+    /// nothing, or no look).
+    async fn refusal(&self, c: &mut Conn, e: FtpError, probe: &RemotePath, expect: EntryKind) -> (Fail, Option<EntryKind>) {
         let text = match &e {
             FtpError::UnexpectedResponse(r) if matches!(reply_code(r), 550 | 553) => reply_text(r),
-            _ => return e.into(),
+            _ => return (e.into(), None),
         };
-        match self.stat_on(c, probe).await {
+        let found = match self.stat_on(c, probe).await {
+            Ok(found) => found.map(|f| f.kind),
+            Err(f) => return (f, None),
+        };
+        let fail = match found {
             // A folder the login may not enter answers like a missing one; its parent's
             // listing tells them apart.
-            Ok(None) if probe.is_root() => Fail::Kind(ErrorKind::NotFound, format!("{probe} does not exist ({text})")),
-            Ok(None) => match self.find_in_parent(c, probe).await {
+            None if probe.is_root() => Fail::Kind(ErrorKind::NotFound, format!("{probe} does not exist ({text})")),
+            None => match self.find_in_parent(c, probe).await {
                 Ok(Some(_)) => Fail::Kind(
                     ErrorKind::PermissionDenied,
                     format!("{probe} is there, but the server refuses this login access to it ({text})"),
@@ -190,16 +203,16 @@ impl FtpEndpoint {
                 Ok(None) => Fail::Kind(ErrorKind::NotFound, format!("{probe} does not exist ({text})")),
                 Err(f) => f,
             },
-            Ok(Some(found)) if found.kind == EntryKind::Other => {
+            Some(EntryKind::Other) => {
                 Fail::Kind(ErrorKind::PermissionDenied, format!("{probe} is a link or a special file the server refused ({text})"))
             }
-            Ok(Some(found)) if found.kind != expect => {
-                let what = if found.kind == EntryKind::Dir { "a folder" } else { "not a folder" };
+            Some(kind) if kind != expect => {
+                let what = if kind == EntryKind::Dir { "a folder" } else { "not a folder" };
                 Fail::Kind(ErrorKind::Protocol, format!("{probe} is {what} ({text})"))
             }
-            Ok(Some(_)) => Fail::Kind(ErrorKind::PermissionDenied, text),
-            Err(f) => f,
-        }
+            Some(_) => Fail::Kind(ErrorKind::PermissionDenied, text),
+        };
+        (fail, found)
     }
 
     /// What is at `path`, on one connection: MLST where offered; else SIZE and MDTM for a
@@ -312,14 +325,10 @@ impl FtpEndpoint {
         // Into the folder first, then list it without an argument: servers read LIST
         // arguments as options and globs (`-a`, `*`, `[`), and a missing folder shows here.
         if let Err(e) = within(c.timeout, c.ftp.cwd(c.full(dir))).await {
-            return Err(match self.refused(c, e, dir, EntryKind::Dir).await {
+            return Err(match self.refusal(c, e, dir, EntryKind::Dir).await {
                 // A file where the folder to list should be: a source `path:` naming the file.
-                Fail::Kind(ErrorKind::Protocol, _)
-                    if matches!(self.stat_on(c, dir).await, Ok(Some(Entry { kind: EntryKind::File, .. }))) =>
-                {
-                    Fail::Kind(ErrorKind::Config, crate::endpoint::file_not_folder(dir))
-                }
-                f => f,
+                (_, Some(EntryKind::File)) => Fail::Kind(ErrorKind::Config, crate::endpoint::file_not_folder(dir)),
+                (f, _) => f,
             });
         }
         let mut entries = self.list_cwd(c, dir).await?;
@@ -764,14 +773,16 @@ impl Endpoint for FtpEndpoint {
     /// `mtime_precision` is 1 s where the last connection's server offered MLSD, else a minute
     /// (folders keep LIST times even where files get MDTM's seconds). `atomic_replace` is
     /// never promised: FTP cannot tell whether RNTO over an existing file is atomic.
+    /// `describes_opened` where reads on the last connection asked which file they opened
+    /// (`opened`).
     fn capabilities(&self) -> Capabilities {
-        let mlsd = self.inner.pool.connector().mlsd.load(Ordering::Relaxed);
+        let connector = self.inner.pool.connector();
         Capabilities {
-            mtime_precision: Duration::from_secs(if mlsd { 1 } else { 60 }),
+            mtime_precision: Duration::from_secs(if connector.mlsd.load(Ordering::Relaxed) { 1 } else { 60 }),
             atomic_replace: false,
             trailing_space_names: false,
             local_files: false,
-            describes_opened: false,
+            describes_opened: connector.describes.load(Ordering::Relaxed),
         }
     }
 
@@ -822,27 +833,24 @@ impl Endpoint for FtpEndpoint {
     }
 
     async fn open_read(&self, path: &RemotePath, offset: u64) -> Result<Box<dyn ReadStream>, EndpointError> {
-        let ((data, skip), lease) = self
+        let ((data, skip, facts), lease) = self
             .attempt(Op::Read, path, true, |mut c| async move {
-                let r = self.retr(&mut c, path, offset).await;
+                let r = self.start_download(&mut c, path, offset, true).await;
                 (c, r)
             })
             .await?;
-        let timeout = lease.timeout;
-        Ok(Box::new(FtpRead { data: Some(data), lease: Some(lease), skip, timeout, inner: self.inner.clone(), path: path.clone() }))
+        let (timeout, opened) = (lease.timeout, facts.entry(path, None));
+        Ok(Box::new(FtpRead { data: Some(data), lease: Some(lease), skip, timeout, inner: self.inner.clone(), path: path.clone(), opened }))
     }
 
     /// On one login, the data connection asked for in the same write as `RETR` where it can
     /// be (`whole.rs`).
     async fn read_small(&self, path: &RemotePath, limit: usize) -> Result<(Vec<u8>, Option<Entry>), EndpointError> {
-        // No handle to ask what was read: `RETR` names a path.
-        let data = self
-            .run(Op::Read, path, true, |mut c| async move {
-                let r = self.fetch_whole(&mut c, path, limit).await;
-                (c, r)
-            })
-            .await?;
-        Ok((data, None))
+        self.run(Op::Read, path, true, |mut c| async move {
+            let r = self.fetch_whole(&mut c, path, limit).await;
+            (c, r)
+        })
+        .await
     }
 
     async fn open_write(&self, path: &RemotePath) -> Result<Box<dyn WriteStream>, EndpointError> {

@@ -1,28 +1,112 @@
 //! Transfers in progress: a download ([`FtpRead`]) and an upload ([`FtpWrite`]), each on a
-//! connection of its own from the pool.
+//! connection of its own from the pool; and how a download starts ([`Download`]), with the
+//! questions that say which file it opened (`super::opened`).
 //!
 //! Owns the rule that a transfer counts only when the server confirmed it: a download ends
 //! (`Ok(0)`) only after the 226 was read, an upload is stored only when `finish` read it. Each
 //! read or written piece has a stall timeout. A transfer that fails or is abandoned closes its
 //! connection instead of returning it to the pool.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use suppaftp::tokio::TransferStream;
-use tokio::io::{AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use suppaftp::{FtpError, Status};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::TcpStream;
 
-use super::connect::within;
+use super::connect::{Conn, reply_text, within};
+use super::epsv::{self, DONE, Opened};
+use super::opened::{self, Facts};
 use super::pool::Lease;
 use super::tls_stream::FtpTlsStream;
-use super::{Fail, Inner, WRITE_PIECE, stalled};
-use crate::endpoint::{EndpointError, Op, ReadStream, RemotePath, WriteStream};
+use super::{Fail, FtpEndpoint, Inner, WRITE_PIECE, stalled};
+use crate::endpoint::{EndpointError, Entry, EntryKind, Op, ReadStream, RemotePath, WriteStream};
+
+/// A download's data connection: suppaftp's, or one opened beside it in the same write as its
+/// `RETR` (`super::epsv`), whose end is read here.
+pub(super) enum Download {
+    Transfer(TransferStream<FtpTlsStream>),
+    Socket(TcpStream),
+}
+
+impl Download {
+    /// Closes the data connection and reads the server's reply to the transfer on `c`, the
+    /// connection it was started on.
+    pub async fn finish(self, c: &mut Conn) -> Result<(), FtpError> {
+        match self {
+            Download::Transfer(data) => within(c.timeout, data.finish()).await,
+            Download::Socket(data) => {
+                drop(data);
+                within(c.timeout, c.ftp.read_response_in(DONE)).await.map(drop)
+            }
+        }
+    }
+}
+
+impl AsyncRead for Download {
+    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Download::Transfer(data) => Pin::new(data).poll_read(cx, buf),
+            Download::Socket(data) => Pin::new(data).poll_read(cx, buf),
+        }
+    }
+}
+
+impl FtpEndpoint {
+    /// Starts downloading `path` from `offset`: on a plain connection in EPSV mode with the
+    /// questions that say which file it opened (its time; its size too with `size`) and any
+    /// `REST` in the same write as `EPSV` and `RETR`. The data connection, how many of its
+    /// bytes to skip (a server that refused `REST` sends the file from its start), and what
+    /// the server said of the file.
+    pub(super) async fn start_download(
+        &self,
+        c: &mut Conn,
+        path: &RemotePath,
+        offset: u64,
+        size: bool,
+    ) -> Result<(Download, u64, Facts), Fail> {
+        if !(c.plain && c.epsv) {
+            // suppaftp's way (TLS, PASV, active mode): nothing asked (`opened::describes`).
+            let (data, skip) = self.retr(c, path, offset).await?;
+            return Ok((Download::Transfer(data), skip, Facts::default()));
+        }
+        let full = c.full(path);
+        let asks = opened::asks(c, &full, size);
+        let mut commands = asks.commands.clone();
+        if offset > 0 {
+            // Right before the RETR, as it must be.
+            commands.push((format!("REST {offset}"), &[Status::RequestFilePending]));
+        }
+        let (data, replies) = epsv::open(c, &commands, &format!("RETR {full}")).await?;
+        let facts = asks.facts(&replies);
+        match data {
+            Opened::Data(data) => {
+                let skip = match replies.get(asks.commands.len()) {
+                    Some(Err(FtpError::UnexpectedResponse(r))) => {
+                        tracing::info!(endpoint = %self.inner.label, path = %path, reply = %reply_text(r), "REST refused; reading from the start.");
+                        offset
+                    }
+                    _ => 0,
+                };
+                Ok((Download::Socket(data), skip, facts))
+            }
+            Opened::Refused(e) => Err(self.refused(c, e, path, EntryKind::File).await),
+            Opened::NoEpsv => {
+                let (data, skip) = self.retr(c, path, offset).await?;
+                Ok((Download::Transfer(data), skip, facts))
+            }
+        }
+    }
+}
 
 /// A download. The file is complete only when the server confirmed the transfer (226), which
 /// is read when the data runs out: `read` returns `Ok(0)` only after that.
 pub(super) struct FtpRead {
-    pub(super) data: Option<TransferStream<FtpTlsStream>>,
+    pub(super) data: Option<Download>,
     /// The connection, returned to the pool after a confirmed transfer, closed otherwise.
     pub(super) lease: Option<Lease>,
     /// Bytes still to drop from the start (a server that refused REST).
@@ -30,6 +114,8 @@ pub(super) struct FtpRead {
     pub(super) timeout: Duration,
     pub(super) inner: Arc<Inner>,
     pub(super) path: RemotePath,
+    /// The file opened, as the server described it in the same write as the `RETR`.
+    pub(super) opened: Option<Entry>,
 }
 
 impl FtpRead {
@@ -50,8 +136,9 @@ impl ReadStream for FtpRead {
                 Err(f) => return Err(self.fail(f)),
             };
             if n == 0 {
-                if let Some(data) = self.data.take()
-                    && let Err(e) = within(self.timeout, data.finish()).await
+                // Invariant: the lease is there as long as the data connection is.
+                if let (Some(data), Some(lease)) = (self.data.take(), self.lease.as_mut())
+                    && let Err(e) = data.finish(lease).await
                 {
                     return Err(self.fail(e.into()));
                 }
@@ -71,6 +158,10 @@ impl ReadStream for FtpRead {
                 return Ok(n - dropped);
             }
         }
+    }
+
+    fn opened(&self) -> Option<&Entry> {
+        self.opened.as_ref()
     }
 }
 
