@@ -46,6 +46,9 @@ impl LocalEndpoint {
         let kind = io_kind(&e);
         let message = match kind {
             // Said where, and what to do: the file waits for the next run (see `ErrorKind::NoSpace`).
+            ErrorKind::NoSpace if e.raw_os_error() == Some(libc::EDQUOT) => {
+                format!("{e}: this user's quota on the disk holding {} is used up; make room there", self.root.display())
+            }
             ErrorKind::NoSpace => format!("{e}: the disk holding {} is full; make room there", self.root.display()),
             _ => e.to_string(),
         };
@@ -294,9 +297,12 @@ impl Endpoint for LocalEndpoint {
                 let (data, temp) = (data.to_vec(), self.full(temp));
                 blocking(move || {
                     let mut file = crate::durable::create_fresh(&temp)?;
-                    std::io::Write::write_all(&mut file, &data)?;
-                    crate::durable::sync_open(file)?;
-                    if let Err(e) = rename(&temp, &full) {
+                    // Whatever fails from here (a full disk while writing or syncing, the
+                    // rename) leaves no partial temp file behind.
+                    let written = std::io::Write::write_all(&mut file, &data)
+                        .and_then(|()| crate::durable::sync_open(file))
+                        .and_then(|()| rename(&temp, &full));
+                    if let Err(e) = written {
                         let _ = std::fs::remove_file(&temp);
                         return Err(e);
                     }

@@ -98,7 +98,6 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
-    /// Whether the same operation may succeed if tried again later.
     /// Whether the same operation may succeed if tried again in a moment (retried within a
     /// run, see `engine::retry`).
     pub fn is_transient(self) -> bool {
@@ -176,6 +175,9 @@ pub struct EndpointError {
     pub path: Option<RemotePath>,
     /// Human detail (never contains secrets).
     pub message: String,
+    /// No connection to the server could be made for this operation: nothing of it reached
+    /// the server (a failed login or connect, named after the operation it was for).
+    pub unconnected: bool,
 }
 
 /// `message`, and for a `NotFound` under a `root` other than the server's own, where that
@@ -196,7 +198,7 @@ impl EndpointError {
         if message.contains(char::is_control) {
             message = message.chars().map(|c| if c.is_control() { ' ' } else { c }).collect();
         }
-        EndpointError { kind, op, endpoint: endpoint.into(), path: path.cloned(), message }
+        EndpointError { kind, op, endpoint: endpoint.into(), path: path.cloned(), message, unconnected: false }
     }
 }
 

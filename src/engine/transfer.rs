@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 
 use crate::config::flow::IfExists;
-use crate::endpoint::{Adoptee, Endpoint, ErrorKind, Op, RemotePath};
+use crate::endpoint::{Adoptee, Endpoint, ErrorKind, RemotePath};
 use crate::ledger::{Replaced, to_millis};
 
 use super::budget::Budget;
@@ -239,17 +239,16 @@ async fn upload_from(
         folders.forget(ep, &dir);
         FileError::from(e)
     };
-    let direct = temp == target;
     let (sent, stored) = match body {
         Body::Small(data, hasher) => {
             check_read(temp, data.len() as u64, size)?;
-            let stored = or_abandon(ep, temp, direct, ep.write_small(temp, data).await.map_err(forget)).await?;
+            let stored = or_abandon(ep, temp, ep.write_small(temp, data).await.map_err(forget)).await?;
             halt::point("uploading");
             (hasher.map_or(Sent::Bytes(data), |h| Sent::Hash(hex::encode(h.finalize()))), stored)
         }
         Body::File(file, origin, hash) => {
             let out = ep.open_write(temp).await.map_err(forget)?;
-            let hasher = or_abandon(ep, temp, direct, send_file(out, file, origin, hash, size, temp).await).await?;
+            let hasher = or_abandon(ep, temp, send_file(out, file, origin, hash, size, temp).await).await?;
             (if hash { Sent::Hash(hex::encode(hasher.finalize())) } else { Sent::File(origin) }, None)
         }
     };
@@ -257,7 +256,7 @@ async fn upload_from(
         Sent::Hash(h) => Some(h.clone()),
         Sent::Bytes(_) | Sent::File(_) => None,
     };
-    or_abandon(ep, temp, direct, verify_and_rename(ep, size, stored, sent, temp, target, replace).await).await?;
+    or_abandon(ep, temp, verify_and_rename(ep, size, stored, sent, temp, target, replace).await).await?;
     Ok(hash)
 }
 
@@ -299,11 +298,12 @@ async fn send_file(
 /// file is never tried again. After transient trouble too: a server may say no more than
 /// that (vsftpd resets the data connection and answers `451` when its disk is full), and a
 /// temp file left for the next attempt would keep that disk full until then; the removal
-/// takes the new connection the next attempt needs anyway. Only a connection that could
-/// not be made at all wrote nothing, and a removal would only wait for one again.
-async fn or_abandon<T>(ep: &dyn Endpoint, temp: &RemotePath, direct: bool, result: Result<T, FileError>) -> Result<T, FileError> {
+/// takes the new connection the next attempt needs anyway. Only an upload for which no
+/// connection could be made at all ([`EndpointError::unconnected`]) wrote nothing, and a
+/// removal would only wait for one again (a server that is down: one more connect timeout).
+async fn or_abandon<T>(ep: &dyn Endpoint, temp: &RemotePath, result: Result<T, FileError>) -> Result<T, FileError> {
     if let Err(e) = &result
-        && (direct || !matches!(e, FileError::Endpoint(x) if x.op == Op::Connect))
+        && !matches!(e, FileError::Endpoint(x) if x.unconnected)
     {
         let _ = ep.remove(temp).await;
     }
@@ -392,11 +392,13 @@ mod tests {
         stat_denied: bool,
         /// Every write stores its first bytes, then fails as a dropped connection would.
         writes_break: bool,
+        /// Every write fails as a server that cannot be reached does: no connection made.
+        unreachable: bool,
     }
 
     impl Tweaked {
         fn hashing(ep: LocalEndpoint, sha256: String) -> Tweaked {
-            Tweaked { ep, sha256: Some(sha256), stat_denied: false, writes_break: false }
+            Tweaked { ep, sha256: Some(sha256), stat_denied: false, writes_break: false, unreachable: false }
         }
     }
 
@@ -435,6 +437,10 @@ mod tests {
             self.ep.open_read(p, o).await
         }
         async fn open_write(&self, p: &RemotePath) -> Result<Box<dyn WriteStream>, EndpointError> {
+            if self.unreachable {
+                let e = EndpointError::new(ErrorKind::Transient, crate::endpoint::Op::Write, "test", Some(p), "connection refused");
+                return Err(EndpointError { unconnected: true, ..e });
+            }
             let out = self.ep.open_write(p).await?;
             Ok(if self.writes_break { Box::new(Breaking(out)) } else { out })
         }
@@ -471,7 +477,13 @@ mod tests {
         let staged = dir.path().join("staged");
         std::fs::write(&staged, b"hello").unwrap();
         let p = |s: &str| RemotePath::parse(s).unwrap();
-        let ep = Tweaked { ep: LocalEndpoint::new(dir.path().join("sink")), sha256: None, stat_denied: false, writes_break: true };
+        let ep = Tweaked {
+            ep: LocalEndpoint::new(dir.path().join("sink")),
+            sha256: None,
+            stat_denied: false,
+            writes_break: true,
+            unreachable: false,
+        };
         for (temp, target) in [("/in/a", "/in/a"), ("/in/.b.part", "/in/b")] {
             let e = upload(&ep, &Folders::default(), &Budget::default(), &staged, None, 5, &p(temp), &p(target), false, false, false)
                 .await
@@ -481,6 +493,36 @@ mod tests {
         assert!(!dir.path().join("sink/in/a").exists(), "a partial file under the final name");
         assert!(!dir.path().join("sink/in/.b.part").exists(), "a partial file under the temporary name");
         assert!(!dir.path().join("sink/in/b").exists());
+    }
+
+    /// An upload for which no connection could be made wrote nothing: nothing is removed (a
+    /// removal would wait for a connection to a server that is down once more), neither a
+    /// file under the final name (a direct upload) nor under the temporary one.
+    #[tokio::test]
+    async fn an_upload_that_never_connected_removes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let staged = dir.path().join("staged");
+        std::fs::write(&staged, vec![7u8; 100 * 1024]).unwrap();
+        std::fs::create_dir_all(dir.path().join("sink/in")).unwrap();
+        std::fs::write(dir.path().join("sink/in/a"), b"the partner's").unwrap();
+        std::fs::write(dir.path().join("sink/in/.b.part"), b"an earlier attempt's").unwrap();
+        let p = |s: &str| RemotePath::parse(s).unwrap();
+        let ep = Tweaked {
+            ep: LocalEndpoint::new(dir.path().join("sink")),
+            sha256: None,
+            stat_denied: false,
+            writes_break: false,
+            unreachable: true,
+        };
+        for (temp, target) in [("/in/a", "/in/a"), ("/in/.b.part", "/in/b")] {
+            let e =
+                upload(&ep, &Folders::default(), &Budget::default(), &staged, None, 100 * 1024, &p(temp), &p(target), true, false, false)
+                    .await
+                    .unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
+        }
+        assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), b"the partner's");
+        assert!(dir.path().join("sink/in/.b.part").exists());
     }
 
     #[tokio::test]
@@ -556,7 +598,7 @@ mod tests {
         assert!(already_delivered(&ep, &t, 4, Some(replaces)).await.unwrap());
         assert!(!already_delivered(&ep, &t, 3, None).await.unwrap(), "a file of another size is not the delivery");
         // An upload-only folder (a stat is refused) still takes an overwrite.
-        let no_look = Tweaked { ep, sha256: None, stat_denied: true, writes_break: false };
+        let no_look = Tweaked { ep, sha256: None, stat_denied: true, writes_break: false, unreachable: false };
         assert_eq!(choose_target(&no_look, &p("/"), "a", IfExists::Overwrite).await.unwrap(), Target::Upload(p("/a"), None));
         assert!(choose_target(&no_look, &p("/"), "a", IfExists::Fail).await.is_err());
     }

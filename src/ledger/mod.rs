@@ -574,6 +574,28 @@ mod tests {
     }
 
     #[test]
+    fn error_kinds_keep_their_stored_index() {
+        // A file record stores its last error's kind by variant index: new kinds go last.
+        use crate::endpoint::ErrorKind as K;
+        let kinds = [
+            K::NotFound,
+            K::AlreadyExists,
+            K::PermissionDenied,
+            K::AuthFailed,
+            K::HostKey,
+            K::Transient,
+            K::Protocol,
+            K::Config,
+            K::LocalIo,
+            K::StateFull,
+            K::NoSpace,
+        ];
+        for (index, kind) in kinds.iter().enumerate() {
+            assert_eq!(postcard::to_allocvec(kind).unwrap(), [index as u8], "{kind:?}");
+        }
+    }
+
+    #[test]
     fn a_second_open_reports_busy() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("ledger.redb");

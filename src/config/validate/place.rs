@@ -6,8 +6,8 @@
 //! A server folder is located by protocol, host, port and user, then the path under the
 //! endpoint's `root`. Hosts are compared as spelt, up to what cannot make them differ: case,
 //! a final dot, the brackets and spelling of an IP address, and the loopback names
-//! (`localhost`, `127.0.0.1`, `::1`, `[::1]` are one host) — never by looking a name up; an FTP endpoint without `root` starts in the login's home
-//! folder, which is only known to equal another such endpoint's. A local folder is located by
+//! (`localhost`, `127.0.0.1`, `::1`, `[::1]` are one host) — never by looking a name up; an
+//! FTP endpoint without `root` starts in the login's home folder, which is only known to equal another such endpoint's. A local folder is located by
 //! its absolute path, with symlinks resolved where the folder (or its root) exists — the one
 //! place validation looks at the filesystem, and only to compare — and `..` resolved by name
 //! where it does not. Nothing here reports a problem; the callers do.

@@ -107,7 +107,8 @@ impl FtpEndpoint {
         let mut reconnected = false;
         loop {
             // A failed (re)connect keeps its kind and message but names this operation.
-            let lease = self.inner.pool.acquire().await.map_err(|e| EndpointError { op, path: Some(path.clone()), ..e })?;
+            let lease =
+                self.inner.pool.acquire().await.map_err(|e| EndpointError { op, path: Some(path.clone()), unconnected: true, ..e })?;
             reconnected |= lease.fresh;
             let (mut lease, res) = f(lease).await;
             let fail = match res {

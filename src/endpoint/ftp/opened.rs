@@ -17,7 +17,7 @@ use std::time::SystemTime;
 use suppaftp::types::Response;
 use suppaftp::{FtpResult, Status};
 
-use super::connect::{Conn, reply_text};
+use super::connect::{Conn, Feat, reply_text};
 use super::list;
 use crate::endpoint::{Entry, EntryKind, RemotePath};
 
@@ -50,9 +50,17 @@ pub(super) struct Facts {
 /// a file's time and size. Not over TLS, where suppaftp holds the TLS stream and commands
 /// cannot be pipelined (one `MDTM` before each `RETR` cost the FTPS pull of 5000 × 4 KiB
 /// about 4 % of wharf's CPU time and more of its wall time: docs/performance.md), nor with
-/// PASV or in active mode: there each question would be a round trip of its own.
+/// PASV or in active mode: there each question would be a round trip of its own. And only
+/// where the answer comes from the command the listing's time came from (`MLST` for an
+/// `MLSD` listing, `MDTM` for a `LIST` one): a server whose `MDTM` gave local time while
+/// `MLSD` gives UTC would make every file look replaced, and never be taken.
 pub(super) fn describes(c: &Conn) -> bool {
-    c.plain && c.epsv && (c.feat.mlst || (c.feat.mdtm && c.feat.size))
+    c.plain && c.epsv && same_source(&c.feat)
+}
+
+/// Whether a server offering `feat` can tell a file's time the way its listing does.
+fn same_source(feat: &Feat) -> bool {
+    if feat.mlsd { feat.mlst } else { feat.mdtm && feat.size }
 }
 
 /// The questions to send with the download of `full` on `c`: its time, and its size too
@@ -135,6 +143,16 @@ mod tests {
         assert_eq!(f.entry(&p, Some(4)).map(|e| e.size), Some(4));
         let mlst = "250-Listing /srv/in/a.csv\r\n type=file;size=11;modify=20261118110640; /srv/in/a.csv\r\n250 End\r\n";
         assert_eq!(asked(&[Ask::Mlst]).facts(&[Ok(reply(250, mlst))]), f);
+    }
+
+    #[test]
+    fn reads_are_described_only_from_the_command_the_listing_took_its_times_from() {
+        let feat = |mlsd, mlst, mdtm, size| Feat { mlsd, mlst, mdtm, size, ..Feat::default() };
+        assert!(same_source(&feat(true, true, true, true)), "MLSD listing, MLST description");
+        assert!(same_source(&feat(false, false, true, true)), "LIST listing, MDTM and SIZE");
+        assert!(!same_source(&feat(true, false, true, true)), "MLSD listing, but only MDTM to ask");
+        assert!(!same_source(&feat(false, false, true, false)), "no SIZE");
+        assert!(!same_source(&feat(false, false, false, true)), "no MDTM");
     }
 
     #[test]

@@ -124,7 +124,7 @@ impl SftpEndpoint {
                 Ok(c) => c,
                 Err(e) if self.inner.pool.give_up(&busy, &e) => continue,
                 // A failed (re)connect keeps its kind and message but names this operation.
-                Err(e) => return Err(EndpointError { op, path: Some(path.clone()), ..e }),
+                Err(e) => return Err(EndpointError { op, path: Some(path.clone()), unconnected: true, ..e }),
             };
             reconnected |= fresh;
             match f(conn.clone()).await {

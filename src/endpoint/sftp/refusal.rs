@@ -83,28 +83,35 @@ pub(super) async fn folder_in_the_way(c: &Conn, full: &str, target: &RemotePath,
 
 /// `fail` of writing to `full`: a folder in the way (see [`folder_in_the_way`]), else, when
 /// the server refused the data, said so, with the free space it reports when it can
-/// (`statvfs@openssh.com`). The kind is `NoSpace`: the file waits for the next run (the
-/// partner makes room), and its partial upload is removed rather than left to keep a full
-/// disk full.
+/// (`statvfs@openssh.com`). The kind is `NoSpace` (the file waits for the next run, the
+/// partner makes room, and its partial upload is removed rather than left to keep a full
+/// disk full) unless the server reports room on its disk: then the cause is only a guess (a
+/// quota, or another refusal a bare `Failure` stands for), and the file fails as before
+/// (`Protocol`), for someone to look at.
 pub(super) async fn write(c: &Conn, full: &str, target: &RemotePath, fail: Fail) -> Fail {
     let fail = folder_in_the_way(c, full, target, fail).await;
     let Some(said) = fail.write_refused() else { return fail };
     let dir = full.rsplit_once('/').map(|(d, _)| if d.is_empty() { "/" } else { d }).unwrap_or(".");
     let space = if c.version.extensions.contains_key(STATVFS) { c.raw.statvfs(dir).await.ok() } else { None };
-    let cause = match space {
+    let (kind, cause) = match space {
         Some(v) => {
             let free = v.blocks_avail.saturating_mul(v.fragment_size.max(1));
             if free < FULL_BELOW {
-                format!("the server's disk is full ({} free in {dir}); the partner has to make room", bytes(free))
+                (ErrorKind::NoSpace, format!("the server's disk is full ({} free in {dir}); the partner has to make room", bytes(free)))
             } else if v.inodes > 0 && v.inodes_avail == 0 {
-                format!("the server's disk has no room for another file (no free inodes in {dir}); ask the partner to clean up")
+                let cause =
+                    format!("the server's disk has no room for another file (no free inodes in {dir}); ask the partner to clean up");
+                (ErrorKind::NoSpace, cause)
             } else {
-                format!("{} is free in {dir}, so a quota of this login is the likely cause; ask the partner", bytes(free))
+                (
+                    ErrorKind::Protocol,
+                    format!("{} is free in {dir}, so a quota of this login is the likely cause; ask the partner", bytes(free)),
+                )
             }
         }
-        None => "a full disk or a quota is the usual cause; ask the partner".to_string(),
+        None => (ErrorKind::NoSpace, "a full disk or a quota is the usual cause; ask the partner".to_string()),
     };
-    Fail::Kind(ErrorKind::NoSpace, format!("the server refused the write (it said `{said}`): {cause}"))
+    Fail::Kind(kind, format!("the server refused the write (it said `{said}`): {cause}"))
 }
 
 /// `1536` → `1.5 KiB`.

@@ -9,8 +9,9 @@ use super::*;
 /// its name since) is not the version that was listed — another size or modification time:
 /// the partner replaced it in between. Its identity is the listing's, so delivering it under
 /// that identity would have the next run deliver the new version a second time. `None` when
-/// it is the listed one, or the endpoint cannot say (FTP: `RETR` has no handle to ask; there
-/// `changed_since_read` still keeps a moved or deleted source that changed).
+/// it is the listed one, or the endpoint cannot say (FTPS, PASV or active mode, where asking
+/// would cost a round trip: `describes_opened`; there `changed_since_read` still keeps a moved
+/// or deleted source that changed).
 ///
 /// Only in a flow that keeps its source (a moved or deleted one is checked before it is
 /// moved, `changed_since_read`, which also delivers at once a version replaced before it was
