@@ -179,6 +179,42 @@ pub struct Uploaded {
     pub took: Option<std::path::PathBuf>,
 }
 
+/// Which attempt of a retried delivery an upload is.
+#[derive(Debug, Clone, Copy)]
+pub struct Attempt {
+    /// Not the first: an earlier one failed.
+    pub again: bool,
+    /// The file the target held when it was chosen (see [`already_delivered`]).
+    pub replaces: Option<Replaced>,
+}
+
+/// [`upload`] as an attempt of a retried delivery. From the second attempt on, a target that
+/// already holds the file is this delivery's — the failure was reported after the server
+/// renamed, its reply lost with the connection — and is not uploaded again: that would find
+/// the delivery in its own way (`TargetExists`, the file failed though delivered). A resumed
+/// run decides the same way (`already_delivered`).
+#[allow(clippy::too_many_arguments)]
+pub async fn upload_attempt(
+    attempt: Attempt,
+    ep: &dyn Endpoint,
+    folders: &Folders,
+    budget: &Budget,
+    staged: &Path,
+    data: Option<&[u8]>,
+    size: u64,
+    temp: &RemotePath,
+    target: &RemotePath,
+    replace: bool,
+    last_use: bool,
+    hash: bool,
+) -> Result<Uploaded, FileError> {
+    if attempt.again && already_delivered(ep, target, size, attempt.replaces).await? {
+        tracing::info!(endpoint = %ep.describe(), target = %target, "The target holds the file after a failed attempt: delivered.");
+        return Ok(Uploaded { sha256: None, took: None });
+    }
+    upload(ep, folders, budget, staged, data, size, temp, target, replace, last_use, hash).await
+}
+
 /// What an upload sends.
 enum Body<'a> {
     /// A file of at most `stage::WHOLE_MAX`, in memory, with its hash when it was hashed as
@@ -394,11 +430,20 @@ mod tests {
         writes_break: bool,
         /// Every write fails as a server that cannot be reached does: no connection made.
         unreachable: bool,
+        /// The next rename is made, then reported failed (its reply lost with the connection).
+        rename_lies: std::sync::atomic::AtomicBool,
     }
 
     impl Tweaked {
         fn hashing(ep: LocalEndpoint, sha256: String) -> Tweaked {
-            Tweaked { ep, sha256: Some(sha256), stat_denied: false, writes_break: false, unreachable: false }
+            Tweaked {
+                ep,
+                sha256: Some(sha256),
+                stat_denied: false,
+                writes_break: false,
+                unreachable: false,
+                rename_lies: Default::default(),
+            }
         }
     }
 
@@ -445,7 +490,11 @@ mod tests {
             Ok(if self.writes_break { Box::new(Breaking(out)) } else { out })
         }
         async fn rename(&self, f: &RemotePath, t: &RemotePath, r: bool) -> Result<(), EndpointError> {
-            self.ep.rename(f, t, r).await
+            self.ep.rename(f, t, r).await?;
+            if self.rename_lies.swap(false, std::sync::atomic::Ordering::Relaxed) {
+                return Err(EndpointError::new(ErrorKind::Transient, crate::endpoint::Op::Rename, "test", Some(t), "connection reset"));
+            }
+            Ok(())
         }
         async fn remove(&self, p: &RemotePath) -> Result<(), EndpointError> {
             self.ep.remove(p).await
@@ -483,6 +532,7 @@ mod tests {
             stat_denied: false,
             writes_break: true,
             unreachable: false,
+            rename_lies: Default::default(),
         };
         for (temp, target) in [("/in/a", "/in/a"), ("/in/.b.part", "/in/b")] {
             let e = upload(&ep, &Folders::default(), &Budget::default(), &staged, None, 5, &p(temp), &p(target), false, false, false)
@@ -513,6 +563,7 @@ mod tests {
             stat_denied: false,
             writes_break: false,
             unreachable: true,
+            rename_lies: Default::default(),
         };
         for (temp, target) in [("/in/a", "/in/a"), ("/in/.b.part", "/in/b")] {
             let e =
@@ -523,6 +574,37 @@ mod tests {
         }
         assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), b"the partner's");
         assert!(dir.path().join("sink/in/.b.part").exists());
+    }
+
+    /// A rename made on the server but reported failed (its reply lost): the retry finds the
+    /// target holding the file and counts it delivered, instead of uploading again and
+    /// failing on its own delivery (`TargetExists`).
+    #[tokio::test]
+    async fn a_retry_after_a_rename_that_was_made_finds_the_delivery() {
+        let dir = tempfile::tempdir().unwrap();
+        let staged = dir.path().join("staged");
+        std::fs::write(&staged, vec![7u8; 100 * 1024]).unwrap();
+        let p = |s: &str| RemotePath::parse(s).unwrap();
+        let ep = Tweaked {
+            ep: LocalEndpoint::new(dir.path().join("sink")),
+            sha256: None,
+            stat_denied: false,
+            writes_break: false,
+            unreachable: false,
+            rename_lies: true.into(),
+        };
+        let policy = crate::config::flow::Retry { attempts: 3, backoff: std::time::Duration::from_millis(1), give_up_after: 0 };
+        let tried = std::sync::atomic::AtomicBool::new(false);
+        let (folders, budget) = (Folders::default(), Budget::default());
+        let (temp, target) = (p("/in/.b.part"), p("/in/b"));
+        crate::engine::retry::retry(policy, "upload", || {
+            let attempt = Attempt { again: tried.swap(true, std::sync::atomic::Ordering::Relaxed), replaces: None };
+            upload_attempt(attempt, &ep, &folders, &budget, &staged, None, 100 * 1024, &temp, &target, false, false, false)
+        })
+        .await
+        .unwrap();
+        assert_eq!(std::fs::read(dir.path().join("sink/in/b")).unwrap().len(), 100 * 1024);
+        assert!(!dir.path().join("sink/in/.b.part").exists());
     }
 
     #[tokio::test]
@@ -598,7 +680,8 @@ mod tests {
         assert!(already_delivered(&ep, &t, 4, Some(replaces)).await.unwrap());
         assert!(!already_delivered(&ep, &t, 3, None).await.unwrap(), "a file of another size is not the delivery");
         // An upload-only folder (a stat is refused) still takes an overwrite.
-        let no_look = Tweaked { ep, sha256: None, stat_denied: true, writes_break: false, unreachable: false };
+        let no_look =
+            Tweaked { ep, sha256: None, stat_denied: true, writes_break: false, unreachable: false, rename_lies: Default::default() };
         assert_eq!(choose_target(&no_look, &p("/"), "a", IfExists::Overwrite).await.unwrap(), Target::Upload(p("/a"), None));
         assert!(choose_target(&no_look, &p("/"), "a", IfExists::Fail).await.is_err());
     }

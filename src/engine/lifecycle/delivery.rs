@@ -219,8 +219,11 @@ async fn send(
             put(cx, rec).await?;
             let temp = temp_path(cx, i, &t, rel_dir, size)?;
             let replace = sink.if_exists == IfExists::Overwrite;
+            let tried = std::sync::atomic::AtomicBool::new(false);
             let sent = retry(cx.flow.retry, "upload", || {
-                transfer::upload(ep, &cx.folders, &cx.budget, file, data, size, &temp, &t, replace, last_use, hash)
+                let again = tried.swap(true, std::sync::atomic::Ordering::Relaxed);
+                let attempt = transfer::Attempt { again, replaces };
+                transfer::upload_attempt(attempt, ep, &cx.folders, &cx.budget, file, data, size, &temp, &t, replace, last_use, hash)
             })
             .await?;
             halt::point("renamed");
