@@ -197,8 +197,8 @@ impl Notifier {
         }
     }
 
-    /// Sends what is still pending (summaries, notices held back, events) within `within`,
-    /// then ends the task. What had no time stays unsent: events remain after the cursor and
+    /// Sends what is still pending (summaries, notices held back, events not read yet unless
+    /// a backlog is under way, the sends under way) within `within`, then ends the task. What had no time stays unsent: events remain after the cursor and
     /// are sent at the next start (logged); summaries and held-back notices are lost (logged).
     pub async fn stop(&self, within: Duration) {
         let Some(task) = crate::sync::lock(&self.task).take() else { return };

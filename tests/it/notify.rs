@@ -125,13 +125,17 @@ async fn webhook_custom_template_renders_json() {
     assert_eq!(body["facts"]["report"], "quarantine/a.csv.report.json");
 }
 
+/// A dispatcher sending `failed` notices (unthrottled) to `hook`, and such a notice.
+fn to_hook(hook: &HttpReceiver, dir: &Path) -> (Dispatcher, Notice) {
+    let rules = rules(dir, &format!("- on: [failed]\n  throttle: 0s\n  webhook: {{ url: \"{}\" }}\n", hook.url("/hooks/s3cret")));
+    (Dispatcher::new(&rules).unwrap().with_retry(quick()), Notice::new("failed", "orders", at(0), "", "connection refused"))
+}
+
 #[tokio::test]
 async fn webhook_retries_a_500_and_does_not_retry_a_404() {
     let hook = HttpReceiver::start(&[500, 200, 404]).await;
     let dir = tempdir();
-    let rules = rules(dir.path(), &format!("- on: [failed]\n  throttle: 0s\n  webhook: {{ url: \"{}\" }}\n", hook.url("/hooks/s3cret")));
-    let mut d = Dispatcher::new(&rules).unwrap().with_retry(quick());
-    let failed = Notice::new("failed", "orders", at(0), "", "connection refused");
+    let (mut d, failed) = to_hook(&hook, dir.path());
 
     let out = d.dispatch(&failed, at(0)).await;
     assert!(matches!(out[0].outcome, Outcome::Sent { attempts: 2, held_back: 0 }), "{out:?}");
@@ -151,9 +155,7 @@ async fn webhook_retries_a_500_and_does_not_retry_a_404() {
 async fn webhook_429_is_rate_limited_and_retried() {
     let hook = HttpReceiver::start(&[429, 200, 429, 429, 429]).await;
     let dir = tempdir();
-    let rules = rules(dir.path(), &format!("- on: [failed]\n  throttle: 0s\n  webhook: {{ url: \"{}\" }}\n", hook.url("/hooks/s3cret")));
-    let mut d = Dispatcher::new(&rules).unwrap().with_retry(quick());
-    let failed = Notice::new("failed", "orders", at(0), "", "connection refused");
+    let (mut d, failed) = to_hook(&hook, dir.path());
     let out = d.dispatch(&failed, at(0)).await;
     assert!(matches!(out[0].outcome, Outcome::Sent { attempts: 2, held_back: 0 }), "{out:?}");
     let out = d.dispatch(&failed, at(1)).await;

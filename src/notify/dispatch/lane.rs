@@ -246,16 +246,28 @@ mod tests {
         assert_eq!(*slow.asked.lock().unwrap(), ["at 0", "at 1", "at 2"], "one channel's notices in order");
     }
 
-    /// Sends each notice after `pace`, and records its detail.
+    /// Sends each notice after `pace`, and records its detail. `rate_limits`: answers each
+    /// notice's first attempt "slow down" (HTTP 429) instead, after `pace` too.
     struct Slow {
         pace: Duration,
+        rate_limits: bool,
+        asked: Mutex<std::collections::HashSet<String>>,
         details: Mutex<Vec<String>>,
+    }
+
+    impl Slow {
+        fn new(pace: Duration, rate_limits: bool) -> Arc<Self> {
+            Arc::new(Slow { pace, rate_limits, asked: Mutex::default(), details: Mutex::default() })
+        }
     }
 
     #[async_trait]
     impl Notifier for Slow {
         async fn send(&self, notice: &Notice, _: u32) -> Result<(), NotifyError> {
             tokio::time::sleep(self.pace).await;
+            if self.rate_limits && self.asked.lock().unwrap().insert(notice.detail.clone()) {
+                return Err(NotifyError::rate_limited("slow", "answered HTTP 429 Too Many Requests"));
+            }
             self.details.lock().unwrap().push(notice.detail.clone());
             Ok(())
         }
@@ -264,66 +276,11 @@ mod tests {
         }
     }
 
-    /// A backlog over twice as long as a lane holds, to a channel that sends fine but slowly
-    /// (an SMTP server taking its time): every notice is sent, in order, none failed — `begin`
-    /// waits for room in the lane instead (before: each notice past the lane's 256 failed at
-    /// once).
-    #[tokio::test]
-    async fn a_backlog_to_a_slow_channel_waits_for_it_and_loses_nothing() {
-        let slow = Arc::new(Slow { pace: Duration::from_millis(1), details: Mutex::new(Vec::new()) });
+    /// Sends a backlog over twice as long as a lane holds to `slow`: every notice is sent, in
+    /// order, none failed.
+    async fn backlog_loses_nothing(slow: Arc<Slow>) {
         let mut d = Dispatcher::new(&[]).unwrap().with_retry(quick());
         d.add_global(["failed"], Duration::ZERO, slow.clone());
-        let mut flying = Vec::new();
-        for s in 0..600 {
-            flying.extend(sending(d.begin(&Notice::new("failed", "f", at(s), "", &format!("at {s}")), at(s)).await));
-        }
-        let mut failed = 0;
-        for f in flying {
-            let landed = f.land().await;
-            failed += usize::from(matches!(d.land(landed, at(600)).outcome, Outcome::Failed { .. }));
-        }
-        assert_eq!(failed, 0);
-        let expected: Vec<String> = (0..600).map(|s| format!("at {s}")).collect();
-        assert_eq!(*slow.details.lock().unwrap(), expected);
-    }
-
-    /// Answers each notice's first attempt "slow down" (HTTP 429) after `pace`, its second
-    /// with success; records the detail of each notice sent.
-    struct Throttling {
-        pace: Duration,
-        asked: Mutex<std::collections::HashSet<String>>,
-        details: Mutex<Vec<String>>,
-    }
-
-    impl Throttling {
-        fn new(pace: Duration) -> Arc<Self> {
-            Arc::new(Throttling { pace, asked: Mutex::default(), details: Mutex::default() })
-        }
-    }
-
-    #[async_trait]
-    impl Notifier for Throttling {
-        async fn send(&self, notice: &Notice, _: u32) -> Result<(), NotifyError> {
-            tokio::time::sleep(self.pace).await;
-            if self.asked.lock().unwrap().insert(notice.detail.clone()) {
-                return Err(NotifyError::rate_limited("throttling", "answered HTTP 429 Too Many Requests"));
-            }
-            self.details.lock().unwrap().push(notice.detail.clone());
-            Ok(())
-        }
-        fn describe(&self) -> String {
-            "throttling".into()
-        }
-    }
-
-    /// A backlog to a channel that asks to slow down (429 on every first attempt): it is up,
-    /// so the notices past a full lane wait for room instead of failing as if it were down
-    /// (before: once an attempt was rate-limited, every notice finding the lane full failed).
-    #[tokio::test]
-    async fn a_backlog_to_a_rate_limiting_channel_waits_for_it_and_loses_nothing() {
-        let limited = Throttling::new(Duration::from_micros(200));
-        let mut d = Dispatcher::new(&[]).unwrap().with_retry(quick());
-        d.add_global(["failed"], Duration::ZERO, limited.clone());
         let mut flying = Vec::new();
         for s in 0..600 {
             flying.extend(sending(d.begin(&Notice::new("failed", "f", at(s), "", &format!("at {s}")), at(s)).await));
@@ -337,7 +294,23 @@ mod tests {
         }
         assert!(failed.is_empty(), "{} failed, first: {:?}", failed.len(), failed.first());
         let expected: Vec<String> = (0..600).map(|s| format!("at {s}")).collect();
-        assert_eq!(*limited.details.lock().unwrap(), expected);
+        assert_eq!(*slow.details.lock().unwrap(), expected);
+    }
+
+    /// A backlog to a channel that sends fine but slowly (an SMTP server taking its time):
+    /// `begin` waits for room in the lane (before: each notice past the lane's 256 failed at
+    /// once).
+    #[tokio::test]
+    async fn a_backlog_to_a_slow_channel_waits_for_it_and_loses_nothing() {
+        backlog_loses_nothing(Slow::new(Duration::from_millis(1), false)).await;
+    }
+
+    /// A backlog to a channel that asks to slow down (429 on every first attempt): it is up,
+    /// so the notices past a full lane wait for room instead of failing as if it were down
+    /// (before: once an attempt was rate-limited, every notice finding the lane full failed).
+    #[tokio::test]
+    async fn a_backlog_to_a_rate_limiting_channel_waits_for_it_and_loses_nothing() {
+        backlog_loses_nothing(Slow::new(Duration::from_micros(200), true)).await;
     }
 
     /// A channel that keeps its lane full for longer than one attempt without being down
