@@ -4,7 +4,8 @@
 //!
 //! Owns the message (subject from a template or the one-line text, the body from
 //! `message.rs`), the whole-exchange timeout and the classification of failures: SMTP 4xx,
-//! timeouts and network failures are transient; 5xx (authentication refused included),
+//! timeouts and network failures are transient (421, 450, 451 and 452: rate-limited, retried
+//! too, but the server is up); 5xx (authentication refused included),
 //! certificate problems and client-side refusals are permanent. The password never appears in
 //! an error: lettre does not print credentials, and errors name the server only.
 
@@ -103,6 +104,8 @@ impl Notifier for EmailNotifier {
                 let message = chain(&e);
                 if e.is_permanent() || e.is_client() || e.is_tls() || is_certificate_problem(&e) {
                     Err(NotifyError::permanent(&self.describe, message))
+                } else if e.status().map(u16::from).is_some_and(is_rate_limit) {
+                    Err(NotifyError::rate_limited(&self.describe, message))
                 } else {
                     Err(NotifyError::transient(&self.describe, message))
                 }
@@ -113,4 +116,11 @@ impl Notifier for EmailNotifier {
     fn describe(&self) -> String {
         self.describe.clone()
     }
+}
+
+/// The SMTP replies servers give to a sender that is too fast (421 too many connections or
+/// messages, try later; 450/451 rate limit or greylisting; 452 too many messages or
+/// recipients for now): the server is up, it only wants the mail slower.
+fn is_rate_limit(code: u16) -> bool {
+    matches!(code, 421 | 450 | 451 | 452)
 }

@@ -28,7 +28,7 @@ mod message;
 mod webhook;
 
 pub use command::{CommandNotifier, CommandSpec};
-pub use dispatch::{Delivery, Dispatcher, InFlight, Landed, Outcome, RetryPolicy, SENDING, Started};
+pub use dispatch::{Delivery, Dispatcher, InFlight, Landed, Outcome, QUEUED, RetryPolicy, SENDING, Started};
 pub use email::{EmailNotifier, EmailSpec, SmtpTls};
 pub use message::{JsonTemplate, TextTemplate, email_body, sample_notice};
 pub use webhook::{WebhookFormat, WebhookNotifier, WebhookSpec};
@@ -137,8 +137,13 @@ pub trait Notifier: Send + Sync {
 /// Whether trying again may help.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
-    /// Connection refused or dropped, a timeout, HTTP 5xx or 429, SMTP 4xx: retried.
+    /// Connection refused or dropped, a timeout, HTTP 5xx, SMTP 4xx: retried. The channel
+    /// may be down.
     Transient,
+    /// The channel answered "not so fast" (HTTP 429; SMTP 421, 450, 451, 452): retried like
+    /// a transient failure, but the channel is up — a backlog to it waits for room rather
+    /// than failing (see `notify::dispatch`).
+    RateLimited,
     /// Refused for good: HTTP 4xx, authentication refused, a bad template, a command that
     /// exited non-zero. Not retried.
     Permanent,
@@ -165,7 +170,17 @@ impl NotifyError {
         NotifyError { kind: ErrorKind::Permanent, target: target.into(), message: message.into() }
     }
 
+    pub fn rate_limited(target: impl Into<String>, message: impl Into<String>) -> Self {
+        NotifyError { kind: ErrorKind::RateLimited, target: target.into(), message: message.into() }
+    }
+
+    /// Trying again may help: transient or rate-limited.
     pub fn is_transient(&self) -> bool {
+        matches!(self.kind, ErrorKind::Transient | ErrorKind::RateLimited)
+    }
+
+    /// The channel may be down (a transient failure that is not a rate limit).
+    pub fn says_down(&self) -> bool {
         self.kind == ErrorKind::Transient
     }
 }
@@ -174,6 +189,7 @@ impl fmt::Display for ErrorKind {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             ErrorKind::Transient => "transient",
+            ErrorKind::RateLimited => "rate_limited",
             ErrorKind::Permanent => "permanent",
         })
     }
@@ -233,5 +249,8 @@ mod tests {
         assert!(e.is_transient());
         assert_eq!(e.to_string(), "webhook to h: HTTP 503");
         assert!(!NotifyError::permanent("x", "y").is_transient());
+        let limited = NotifyError::rate_limited("webhook to h", "HTTP 429");
+        assert!(limited.is_transient() && !limited.says_down(), "retried, but the channel is up");
+        assert!(e.says_down());
     }
 }

@@ -3,8 +3,8 @@
 //!
 //! Owns the request (body by format or template, secret headers, a timeout on the whole
 //! exchange, no redirects, an extra trusted CA) and the classification of what came back: 2xx
-//! is sent; 408, 429, 5xx and network failures are transient; other answers and refused
-//! certificates are permanent. The URL is a secret
+//! is sent; 408, 5xx and network failures are transient, 429 is rate-limited (retried too,
+//! but the hook is up); other answers and refused certificates are permanent. The URL is a secret
 //! (Slack and Teams hook URLs are credentials): errors and logs name only its host.
 
 use std::path::PathBuf;
@@ -111,7 +111,9 @@ impl Notifier for WebhookNotifier {
             quote.push('…');
         }
         let message = if quote.is_empty() { format!("answered HTTP {status}") } else { format!("answered HTTP {status}: {quote}") };
-        if status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::REQUEST_TIMEOUT {
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            Err(NotifyError::rate_limited(&self.describe, message))
+        } else if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
             Err(NotifyError::transient(&self.describe, message))
         } else {
             Err(NotifyError::permanent(&self.describe, message))

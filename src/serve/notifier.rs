@@ -7,20 +7,22 @@
 //! recorded while the daemon was down would never reach the flows' rules. It reads the events
 //! after the stored cursor and hands each to the matching rules (the flow's own and the global
 //! ones) without waiting for the sends: each channel sends in a lane of its own, in order, so a
-//! slow channel holds up neither the others nor the log (see `notify::dispatch`) — until its
-//! lane is full. Then the reading waits for room in it while the channel sends fine (a backlog
-//! after a restart goes out at the channel's pace, none lost, memory bounded), and not for a
-//! channel that is down (its notice fails at once). The stored cursor only
-//! passes an event once every send of it is over: a crash in between sends a notice again
-//! rather than losing it. The very first daemon on a ledger starts from the newest event
+//! slow channel holds up neither the others nor the log (see `notify::dispatch`). At most
+//! [`OPEN`] events are open (read, with sends under way) at once: then the reading stops, and
+//! goes on as their sends land (a backlog after a restart goes out at the pace of the slowest
+//! channel that works, none lost, memory bounded). Meanwhile the task keeps landing sends and
+//! answering (a stop is answered at once). The stored cursor only passes an event once every
+//! send of it is over, and moves as they land: a crash or stop in between sends a notice again
+//! rather than losing it, and only those of the events still open. The very first daemon on a ledger starts from the newest event
 //! instead of replaying history. When a throttle window with notices held back ends, the task
 //! sends the latest of them (the dispatcher says when). Failed deliveries are logged and
 //! counted in the metrics; they do not hold the log back (the dispatcher already retried them).
 //!
 //! When the daemon stops ([`Notifier::stop`]), the task sends what it still has — queued
 //! summaries, notices held back by a throttle (early: windows are not kept across a restart),
-//! the events not sent yet — for as long as the caller allows, then ends. Events it had no
-//! time for stay after the cursor and are sent at the next start.
+//! the events not read yet (unless it is working through a backlog: the rest of that waits for
+//! the next start), the sends under way — for as long as the caller allows, then ends. Events
+//! it had no time for stay after the cursor and are sent at the next start.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -37,11 +39,17 @@ use crate::config::Flow;
 use crate::control::Metrics;
 use crate::engine::RunReport;
 use crate::ledger::{Event, EventKind, Ledger};
-use crate::notify::{Dispatcher, Landed, Notice, Outcome, Rule, Started};
+use crate::notify::{Dispatcher, Landed, Notice, Outcome, QUEUED, Rule, Started};
 use crate::schedule::Clock;
 
 /// Events read per batch.
 const BATCH: usize = 100;
+
+/// Events open (read, with sends under way) at most; the reading goes on once half of them
+/// are over. Below a lane's [`QUEUED`]: the events alone never fill a channel's lane, so the
+/// reading does not wait for room in one, and the task keeps landing sends (moving the
+/// cursor) and answering messages however long a backlog takes.
+const OPEN: usize = QUEUED / 2;
 
 enum Msg {
     Wake,
@@ -75,6 +83,8 @@ struct Pump {
     open: BTreeMap<u64, usize>,
     /// The last event read (`None`: not read yet; the stored cursor is where to start).
     read: Option<u64>,
+    /// The reading stopped with [`OPEN`] events open: the log may have more.
+    behind: bool,
     /// The cursor as stored.
     stored: u64,
 }
@@ -97,6 +107,7 @@ impl Notifier {
             flying: FuturesUnordered::new(),
             open: BTreeMap::new(),
             read: None,
+            behind: false,
             stored: 0,
         };
         let task = tokio::spawn(async move {
@@ -109,6 +120,9 @@ impl Notifier {
                     msg = rx.recv() => msg,
                     Some((seq, landed)) = pump.flying.next(), if !pump.flying.is_empty() => {
                         pump.landed(seq, landed);
+                        if pump.may_read_on() {
+                            pump.events().await;
+                        }
                         continue;
                     }
                     () = async move {
@@ -133,14 +147,16 @@ impl Notifier {
                     }
                     Msg::Summary(notice) => pump.send(&notice, None).await,
                     Msg::Flush(done) => {
-                        pump.events().await;
-                        pump.drain().await;
+                        pump.catch_up().await;
                         let _ = done.send(());
                     }
                     Msg::Stop(done) => {
                         // What is only in memory first: the events wait in the ledger anyway.
                         pump.send_all_held().await;
-                        pump.events().await;
+                        // New events, not the rest of a backlog: that waits for the next start.
+                        if !pump.behind {
+                            pump.events().await;
+                        }
                         pump.drain().await;
                         pump.send_all_held().await;
                         pump.drain().await;
@@ -181,8 +197,8 @@ impl Notifier {
         }
     }
 
-    /// Sends what is still pending (summaries, notices held back, events) within `within`,
-    /// then ends the task. What had no time stays unsent: events remain after the cursor and
+    /// Sends what is still pending (summaries, notices held back, events not read yet unless
+    /// a backlog is under way, the sends under way) within `within`, then ends the task. What had no time stays unsent: events remain after the cursor and
     /// are sent at the next start (logged); summaries and held-back notices are lost (logged).
     pub async fn stop(&self, within: Duration) {
         let Some(task) = crate::sync::lock(&self.task).take() else { return };
@@ -272,6 +288,27 @@ impl Pump {
         }
     }
 
+    /// The reading stopped at [`OPEN`] events open, and half of them are over since.
+    fn may_read_on(&self) -> bool {
+        self.behind && self.open.len() <= OPEN / 2
+    }
+
+    /// Reads the whole log, landing sends as they end, until every event recorded so far was
+    /// handled and every send is over.
+    async fn catch_up(&mut self) {
+        self.events().await;
+        loop {
+            if let Some((seq, landed)) = self.flying.next().await {
+                self.landed(seq, landed);
+            } else if !self.behind {
+                return;
+            }
+            if self.may_read_on() {
+                self.events().await;
+            }
+        }
+    }
+
     /// Waits for every send under way.
     async fn drain(&mut self) {
         while let Some((seq, landed)) = self.flying.next().await {
@@ -299,9 +336,10 @@ impl Pump {
         }
     }
 
-    /// Hands every event not read yet to its rules, moving the cursor past each whose sends
-    /// are over. Nothing before the flows' rules are known: those events wait in the log (the
-    /// cursor does not move).
+    /// Hands the events not read yet to their rules, moving the cursor past each whose sends
+    /// are over, until the log is read or [`OPEN`] events are open (`behind`: the main loop
+    /// reads on as their sends land). Nothing before the flows' rules are known: those events
+    /// wait in the log (the cursor does not move).
     async fn events(&mut self) {
         if !self.ready {
             return;
@@ -323,6 +361,12 @@ impl Pump {
         }
         tracing::debug!(cursor, "Notifier reading the event log.");
         loop {
+            // Not behind on an error either: the next wake reads again (no busy loop).
+            self.behind = false;
+            if self.open.len() >= OPEN {
+                self.behind = true;
+                return;
+            }
             let events = match ledger.events(None, cursor, BATCH) {
                 Ok(e) => e,
                 Err(e) => return tracing::error!(error = %e, "Notifier cannot read the event log."),
@@ -331,6 +375,10 @@ impl Pump {
                 return;
             }
             for ev in events {
+                if self.open.len() >= OPEN {
+                    self.behind = true;
+                    return tracing::debug!(cursor, open = OPEN, "Notifier waits for sends to land before reading on.");
+                }
                 let mut n = notice(&ev);
                 if ev.kind == EventKind::Quarantined {
                     n.facts = quarantine_facts(&ledger, &ev);

@@ -125,13 +125,17 @@ async fn webhook_custom_template_renders_json() {
     assert_eq!(body["facts"]["report"], "quarantine/a.csv.report.json");
 }
 
+/// A dispatcher sending `failed` notices (unthrottled) to `hook`, and such a notice.
+fn to_hook(hook: &HttpReceiver, dir: &Path) -> (Dispatcher, Notice) {
+    let rules = rules(dir, &format!("- on: [failed]\n  throttle: 0s\n  webhook: {{ url: \"{}\" }}\n", hook.url("/hooks/s3cret")));
+    (Dispatcher::new(&rules).unwrap().with_retry(quick()), Notice::new("failed", "orders", at(0), "", "connection refused"))
+}
+
 #[tokio::test]
 async fn webhook_retries_a_500_and_does_not_retry_a_404() {
     let hook = HttpReceiver::start(&[500, 200, 404]).await;
     let dir = tempdir();
-    let rules = rules(dir.path(), &format!("- on: [failed]\n  throttle: 0s\n  webhook: {{ url: \"{}\" }}\n", hook.url("/hooks/s3cret")));
-    let mut d = Dispatcher::new(&rules).unwrap().with_retry(quick());
-    let failed = Notice::new("failed", "orders", at(0), "", "connection refused");
+    let (mut d, failed) = to_hook(&hook, dir.path());
 
     let out = d.dispatch(&failed, at(0)).await;
     assert!(matches!(out[0].outcome, Outcome::Sent { attempts: 2, held_back: 0 }), "{out:?}");
@@ -143,6 +147,36 @@ async fn webhook_retries_a_500_and_does_not_retry_a_404() {
     assert_eq!(error.kind, ErrorKind::Permanent);
     assert_eq!(error.to_string(), "webhook to 127.0.0.1: answered HTTP 404 Not Found: refused with 404");
     assert_eq!(hook.requests().len(), 3, "a 4xx is not retried");
+}
+
+/// A hook answering 429 is up but asks to slow down: retried like a 5xx, reported as
+/// rate-limited (not as down, so a backlog to it waits instead of failing).
+#[tokio::test]
+async fn webhook_429_is_rate_limited_and_retried() {
+    let hook = HttpReceiver::start(&[429, 200, 429, 429, 429]).await;
+    let dir = tempdir();
+    let (mut d, failed) = to_hook(&hook, dir.path());
+    let out = d.dispatch(&failed, at(0)).await;
+    assert!(matches!(out[0].outcome, Outcome::Sent { attempts: 2, held_back: 0 }), "{out:?}");
+    let out = d.dispatch(&failed, at(1)).await;
+    let Outcome::Failed { attempts: 3, error } = &out[0].outcome else { panic!("{out:?}") };
+    assert_eq!(error.kind, ErrorKind::RateLimited, "{error}");
+    assert!(error.to_string().starts_with("webhook to 127.0.0.1: answered HTTP 429 Too Many Requests"), "{error}");
+}
+
+/// An SMTP server answering 451 (a rate limit) is retried, and reported as rate-limited.
+#[tokio::test]
+async fn email_451_is_rate_limited_and_retried() {
+    let smtp =
+        SmtpReceiver::start(SmtpOptions { mail_reply: Some("451 4.7.1 Too many messages, slow down".into()), ..SmtpOptions::default() })
+            .await;
+    let dir = tempdir();
+    let rules = rules(dir.path(), &email_yaml(&smtp, "SMTP_PASS", ""));
+    let mut d = Dispatcher::new(&rules).unwrap().with_retry(quick());
+    let out = d.dispatch(&quarantined(), at(0)).await;
+    let Outcome::Failed { attempts: 3, error } = &out[0].outcome else { panic!("{out:?}") };
+    assert_eq!(error.kind, ErrorKind::RateLimited, "{error}");
+    assert!(error.to_string().contains("451"), "{error}");
 }
 
 #[tokio::test]

@@ -451,6 +451,42 @@ async fn a_backlog_to_a_slow_webhook_is_delivered_whole() {
     d.stop().await;
 }
 
+/// A long backlog to a slow but healthy webhook: the stored cursor follows the notices as they
+/// are sent (before: it stayed at the first event of the backlog until the whole of it was
+/// sent, so a crash or stop re-sent everything), and a stop mid-backlog is answered at once —
+/// it waits only for the sends under way, well within its grace (before: it ran out its grace
+/// every time) — leaving the cursor at the event of the last notice sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stop_mid_backlog_is_prompt_and_keeps_the_cursor_at_what_was_sent() {
+    let receiver = HttpReceiver::start(&[]).await;
+    receiver.set_pace(Duration::from_millis(10));
+    let config = ServeConfig { shutdown_grace: Duration::from_secs(20), ..ServeConfig::default() };
+    let mut d = Daemon::start(&[("f.yaml", local_flow("f", &webhook(&receiver, "failed")))], minute_now(), config.clone());
+    // The first daemon stores the cursor; the failures are recorded while it is down.
+    d.handle().notified().await;
+    let start = d.handle().ledger().last_event_seq().unwrap();
+    let details: Vec<String> = (0..3000).map(|i| format!("failure {i}")).collect();
+    d.restart(minute_now(), config, |dir| record_failures(dir, "f", &details)).await;
+    let ledger = d.handle().ledger();
+    let waiting = std::time::Instant::now();
+    while receiver.requests().len() < 400 && waiting.elapsed() < Duration::from_secs(30) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let (sent, cursor) = (receiver.requests().len(), ledger.notify_cursor().unwrap().unwrap_or(0));
+    // At most 128 events are open at once: the cursor is that close behind what was sent.
+    assert!(cursor >= start + 200, "cursor {cursor} stuck near the start ({start}) with {sent} notices sent");
+
+    let stopping = std::time::Instant::now();
+    d.stop().await;
+    assert!(stopping.elapsed() < Duration::from_secs(10), "stopped after {:?} (grace 20 s)", stopping.elapsed());
+    let got: Vec<String> = receiver.requests().iter().map(|r| r.json()["detail"].as_str().unwrap_or_default().to_string()).collect();
+    assert!(got.len() < details.len(), "stopped mid-backlog");
+    assert!(got[..] == details[..got.len()], "in order");
+    let events = ledger.events(None, start, details.len() + 10).unwrap();
+    let last_sent = events.iter().find(|e| Some(&e.detail) == got.last()).map(|e| e.seq);
+    assert_eq!(ledger.notify_cursor().unwrap(), last_sent, "the cursor is at the event of the last notice sent ({} sent)", got.len());
+}
+
 /// One slow channel delays its own notices only: while a webhook that never answers is
 /// waited for (10 s an attempt, three attempts), another rule's channel gets the notices of
 /// the later events too, in order, at once.

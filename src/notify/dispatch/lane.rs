@@ -2,17 +2,17 @@
 //! were dispatched, each send in a task of its own (a panicking channel fails that notice, not
 //! the lane). Lanes run side by side, at most [`SENDING`] sends at once, so a slow channel (a
 //! webhook that takes its full timeout) delays its own notices only, not those of other
-//! channels, nor later notices to them. Transient failures are retried a few times with a
-//! short, doubling backoff, each attempt under a timeout.
+//! channels, nor later notices to them. Transient failures (rate limits included) are retried
+//! a few times with a short, doubling backoff, each attempt under a timeout.
 //!
 //! A lane holds at most [`QUEUED`] notices. When a notice finds its lane full, it waits for
-//! room as long as the channel is sending fine: a backlog (a restart after a long stop, a
-//! burst of quarantines) goes out at the channel's pace, none lost, and the caller reading
-//! the log is held back with it (memory stays bounded). It does not wait for a channel that
-//! is down (its last attempt failed with a transient error, or one does while waiting): the
-//! notice fails at once instead, so a channel going down holds up the others for at most one
-//! attempt (`attempt_timeout`) — the one that finds it down. Which notice goes to which lane,
-//! and what became of it, is the [`Dispatcher`](super::Dispatcher)'s.
+//! room as long as the channel is sending fine — slowly, or asking to slow down (HTTP 429,
+//! SMTP 421/450/451/452: it is up) — but for one `attempt_timeout` at most: a burst goes out
+//! at the channel's pace, none lost, and a channel that makes no room for that long does not
+//! hold up the caller (and so the other channels) any longer. It does not wait for a channel
+//! that is down (its last attempt failed with a transient error other than a rate limit, or
+//! one does while waiting). A notice that is not queued fails at once, saying why. Which
+//! notice goes to which lane, and what became of it, is the [`Dispatcher`](super::Dispatcher)'s.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -44,16 +44,27 @@ impl Default for RetryPolicy {
 pub const SENDING: usize = 8;
 
 /// Notices waiting in one channel's lane. One more waits for room while the channel sends
-/// fine; for a channel that is failing it is not sent (it lands as failed, saying so) rather
-/// than holding up every other channel: memory stays bounded, and the others go on.
-pub(super) const QUEUED: usize = 256;
+/// fine, for one `attempt_timeout` at most; for a channel that is failing, or after that
+/// wait, it is not sent (it lands as failed, saying so) rather than holding up every other
+/// channel: memory stays bounded, and the others go on.
+pub const QUEUED: usize = 256;
+
+/// Why [`Lane::queue`] gave a job back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Refused {
+    /// The lane is full and the channel down (its last attempt failed transiently).
+    Down,
+    /// The lane stayed full for this long (one `attempt_timeout`).
+    Full(Duration),
+}
 
 /// The way into a channel's lane.
 #[derive(Clone)]
 pub(super) struct Lane {
     jobs: mpsc::Sender<Job>,
-    /// Whether the channel's last attempt failed with a transient error — the channel is down,
-    /// or too slow to answer within `attempt_timeout` (set by the lane after each attempt).
+    /// Whether the channel's last attempt failed with a transient error other than a rate
+    /// limit — the channel is down, or too slow to answer within `attempt_timeout` (set by the
+    /// lane after each attempt).
     failing: watch::Receiver<bool>,
 }
 
@@ -89,15 +100,17 @@ impl Lane {
         self.jobs.is_closed()
     }
 
-    /// Queues `job`. A full queue: waits for room while the channel sends fine; gives the job
-    /// back (not queued) when the channel is failing, at once or as soon as an attempt fails
-    /// while waiting. A lane that is gone drops the job (it lands as failed).
-    pub(super) async fn queue(&self, job: Job) -> Result<(), Job> {
+    /// Queues `job`. A full queue: waits for room while the channel sends fine, for the job's
+    /// `attempt_timeout` at most; gives the job back (not queued), saying why, when the
+    /// channel is failing — at once or as soon as an attempt fails while waiting — or the wait
+    /// is over. A lane that is gone drops the job (it lands as failed).
+    pub(super) async fn queue(&self, job: Job) -> Result<(), (Job, Refused)> {
         let job = match self.jobs.try_send(job) {
             Err(mpsc::error::TrySendError::Full(job)) => job,
             Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return Ok(()),
         };
         let mut failing = self.failing.clone();
+        let wait = job.retry.attempt_timeout;
         tokio::select! {
             biased;
             room = self.jobs.reserve() => {
@@ -107,7 +120,8 @@ impl Lane {
                 Ok(())
             }
             // Also when the lane is gone (its sender dropped): nothing to wait for.
-            _ = failing.wait_for(|failing| *failing) => Err(job),
+            _ = failing.wait_for(|failing| *failing) => Err((job, Refused::Down)),
+            () = tokio::time::sleep(wait) => Err((job, Refused::Full(wait))),
         }
     }
 }
@@ -123,7 +137,8 @@ pub(super) struct Job {
 /// Sends with retries of transient failures; the number of attempts made and the result.
 /// Each attempt holds one of the `sending` permits (shared by every lane), the waits between
 /// attempts none: a channel that is down does not keep the others from sending. After each
-/// attempt, `failing` says whether it failed with a transient error.
+/// attempt, `failing` says whether it failed with a transient error other than a rate limit
+/// (a channel asking to slow down is up).
 async fn send_with_retry(
     notifier: &dyn Notifier,
     notice: &Notice,
@@ -143,9 +158,9 @@ async fn send_with_retry(
             Err(_) => Err(NotifyError::transient(notifier.describe(), format!("no answer within {:?}", retry.attempt_timeout))),
         };
         drop(permit);
-        // Down, rather than refusing this notice: what is retried (refused connections,
-        // timeouts, 5xx…). A notice refused for good says nothing of the next one.
-        failing.send_replace(result.as_ref().is_err_and(NotifyError::is_transient));
+        // Down, rather than refusing this notice or asking to slow down: refused connections,
+        // timeouts, 5xx… A notice refused for good says nothing of the next one.
+        failing.send_replace(result.as_ref().is_err_and(NotifyError::says_down));
         match result {
             Err(e) if e.is_transient() && attempt < attempts => {
                 warn!(flow = notice.flow, kind = notice.kind, channel = e.target, attempt, error = %e.message, "Notice not sent; retrying.");
@@ -231,16 +246,28 @@ mod tests {
         assert_eq!(*slow.asked.lock().unwrap(), ["at 0", "at 1", "at 2"], "one channel's notices in order");
     }
 
-    /// Sends each notice after `pace`, and records its detail.
+    /// Sends each notice after `pace`, and records its detail. `rate_limits`: answers each
+    /// notice's first attempt "slow down" (HTTP 429) instead, after `pace` too.
     struct Slow {
         pace: Duration,
+        rate_limits: bool,
+        asked: Mutex<std::collections::HashSet<String>>,
         details: Mutex<Vec<String>>,
+    }
+
+    impl Slow {
+        fn new(pace: Duration, rate_limits: bool) -> Arc<Self> {
+            Arc::new(Slow { pace, rate_limits, asked: Mutex::default(), details: Mutex::default() })
+        }
     }
 
     #[async_trait]
     impl Notifier for Slow {
         async fn send(&self, notice: &Notice, _: u32) -> Result<(), NotifyError> {
             tokio::time::sleep(self.pace).await;
+            if self.rate_limits && self.asked.lock().unwrap().insert(notice.detail.clone()) {
+                return Err(NotifyError::rate_limited("slow", "answered HTTP 429 Too Many Requests"));
+            }
             self.details.lock().unwrap().push(notice.detail.clone());
             Ok(())
         }
@@ -249,27 +276,79 @@ mod tests {
         }
     }
 
-    /// A backlog over twice as long as a lane holds, to a channel that sends fine but slowly
-    /// (an SMTP server taking its time): every notice is sent, in order, none failed — `begin`
-    /// waits for room in the lane instead (before: each notice past the lane's 256 failed at
-    /// once).
-    #[tokio::test]
-    async fn a_backlog_to_a_slow_channel_waits_for_it_and_loses_nothing() {
-        let slow = Arc::new(Slow { pace: Duration::from_millis(1), details: Mutex::new(Vec::new()) });
+    /// Sends a backlog over twice as long as a lane holds to `slow`: every notice is sent, in
+    /// order, none failed.
+    async fn backlog_loses_nothing(slow: Arc<Slow>) {
         let mut d = Dispatcher::new(&[]).unwrap().with_retry(quick());
         d.add_global(["failed"], Duration::ZERO, slow.clone());
         let mut flying = Vec::new();
         for s in 0..600 {
             flying.extend(sending(d.begin(&Notice::new("failed", "f", at(s), "", &format!("at {s}")), at(s)).await));
         }
-        let mut failed = 0;
+        let mut failed = Vec::new();
         for f in flying {
             let landed = f.land().await;
-            failed += usize::from(matches!(d.land(landed, at(600)).outcome, Outcome::Failed { .. }));
+            if let Outcome::Failed { error, .. } = d.land(landed, at(600)).outcome {
+                failed.push(error.message);
+            }
         }
-        assert_eq!(failed, 0);
+        assert!(failed.is_empty(), "{} failed, first: {:?}", failed.len(), failed.first());
         let expected: Vec<String> = (0..600).map(|s| format!("at {s}")).collect();
         assert_eq!(*slow.details.lock().unwrap(), expected);
+    }
+
+    /// A backlog to a channel that sends fine but slowly (an SMTP server taking its time):
+    /// `begin` waits for room in the lane (before: each notice past the lane's 256 failed at
+    /// once).
+    #[tokio::test]
+    async fn a_backlog_to_a_slow_channel_waits_for_it_and_loses_nothing() {
+        backlog_loses_nothing(Slow::new(Duration::from_millis(1), false)).await;
+    }
+
+    /// A backlog to a channel that asks to slow down (429 on every first attempt): it is up,
+    /// so the notices past a full lane wait for room instead of failing as if it were down
+    /// (before: once an attempt was rate-limited, every notice finding the lane full failed).
+    #[tokio::test]
+    async fn a_backlog_to_a_rate_limiting_channel_waits_for_it_and_loses_nothing() {
+        backlog_loses_nothing(Slow::new(Duration::from_micros(200), true)).await;
+    }
+
+    /// A channel that keeps its lane full for longer than one attempt without being down
+    /// (each notice rate-limited for three slow attempts): the notice finding the lane full
+    /// waits for room one `attempt_timeout` at most, then fails saying why — the caller (and
+    /// every other channel) is not held up longer.
+    #[tokio::test]
+    async fn the_wait_for_room_in_a_full_lane_is_bounded_by_one_attempt() {
+        struct Limited;
+        #[async_trait]
+        impl Notifier for Limited {
+            async fn send(&self, _: &Notice, _: u32) -> Result<(), NotifyError> {
+                tokio::time::sleep(Duration::from_millis(400)).await;
+                Err(NotifyError::rate_limited("limited", "answered HTTP 429"))
+            }
+            fn describe(&self) -> String {
+                "limited".into()
+            }
+        }
+        let retry = RetryPolicy { attempts: 3, backoff: Duration::from_millis(1), attempt_timeout: Duration::from_millis(500) };
+        let mut d = Dispatcher::new(&[]).unwrap().with_retry(retry);
+        d.add_global(["failed"], Duration::ZERO, Arc::new(Limited));
+        let mut flying = Vec::new();
+        // One being sent (taken off the queue) and QUEUED waiting.
+        for s in 0..QUEUED as i64 + 1 {
+            flying.extend(sending(d.begin(&Notice::new("failed", "f", at(s), "", ""), at(s)).await));
+            tokio::task::yield_now().await;
+        }
+        let waiting = std::time::Instant::now();
+        let last = sending(d.begin(&Notice::new("failed", "f", at(0), "", "last"), at(0)).await);
+        let waited = waiting.elapsed();
+        // The first notice takes 3 × 400 ms to fail: without a bound, this waits that long.
+        assert!(waited >= Duration::from_millis(450) && waited < Duration::from_millis(1000), "waited {waited:?}");
+        let [last] = <[InFlight; 1]>::try_from(last).ok().unwrap();
+        let landed = tokio::time::timeout(Duration::from_millis(100), last.land()).await.expect("refused at once");
+        let Outcome::Failed { error, attempts: 0 } = d.land(landed, at(0)).outcome else { panic!("not refused") };
+        assert!(error.message.contains("which made no room for this one within 500ms"), "{}", error.message);
+        drop(flying);
     }
 
     /// A channel that does not answer, its lane full: the next notice for it waits for room

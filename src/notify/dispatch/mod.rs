@@ -14,7 +14,8 @@
 //! Each rule's channel has a lane of its own (`lane.rs`), which sends its notices one at a
 //! time, in order, beside the other lanes: a slow channel delays its own notices only.
 //! [`Dispatcher::begin`] hands a notice to its lanes and returns without waiting for the sends
-//! (only, when a lane is full, for room in it while its channel sends fine);
+//! (only, when a lane is full, for room in it while its channel sends fine, one
+//! `attempt_timeout` at most);
 //! [`Dispatcher::land`] records each outcome when it comes.
 //!
 //! The throttle does not wait for the outcome: a send under way counts as sent, so a similar
@@ -36,8 +37,8 @@ use tokio::sync::{Semaphore, oneshot};
 use tracing::{debug, error, info};
 
 use super::{Notice, Notifier, NotifyError, RECOVERED, Rule};
-use lane::{Job, Lane, QUEUED};
-pub use lane::{RetryPolicy, SENDING};
+use lane::{Job, Lane, Refused};
+pub use lane::{QUEUED, RetryPolicy, SENDING};
 
 mod lane;
 
@@ -461,12 +462,18 @@ async fn start(
                 };
                 let (reply_tx, reply) = oneshot::channel();
                 let lane = route.lane(sending);
-                // A full lane of a channel that is failing refuses the job, which lands as
-                // failed at once; a lane that is gone drops it, and it lands as failed too.
-                if let Err(job) = lane.queue(Job { notice, held_back, retry, reply: reply_tx }).await {
-                    let why = format!(
-                        "{QUEUED} notices are already waiting for this channel, which is down (its last attempt failed); this one is not sent"
-                    );
+                // A full lane of a channel that is failing, or that makes no room in time,
+                // refuses the job, which lands as failed at once; a lane that is gone drops
+                // it, and it lands as failed too.
+                if let Err((job, refused)) = lane.queue(Job { notice, held_back, retry, reply: reply_tx }).await {
+                    let why = match refused {
+                        Refused::Down => format!(
+                            "{QUEUED} notices are already waiting for this channel, which is down (its last attempt failed); this one is not sent"
+                        ),
+                        Refused::Full(wait) => format!(
+                            "{QUEUED} notices are already waiting for this channel, which made no room for this one within {wait:?} (one attempt's timeout); this one is not sent — a channel this slow needs a longer `throttle` or fewer notices"
+                        ),
+                    };
                     let _ = job.reply.send((0, Err(NotifyError::permanent(channel.clone(), why))));
                 }
                 let flight = Flight { id, route: route.id, key: key.clone(), channel, held_back, flushed, before };

@@ -34,11 +34,14 @@ pub struct SmtpOptions {
     pub mechanisms: String,
     /// Refuse MAIL FROM before a successful AUTH.
     pub require_auth: bool,
+    /// Answer every MAIL FROM with this reply instead of accepting it (`451 4.7.1 …`: a
+    /// server rate-limiting its senders).
+    pub mail_reply: Option<String>,
 }
 
 impl Default for SmtpOptions {
     fn default() -> Self {
-        SmtpOptions { user: "alerts".into(), password: "pw".into(), mechanisms: "PLAIN LOGIN".into(), require_auth: true }
+        SmtpOptions { user: "alerts".into(), password: "pw".into(), mechanisms: "PLAIN LOGIN".into(), require_auth: true, mail_reply: None }
     }
 }
 
@@ -281,6 +284,7 @@ async fn dialog<S: AsyncBufRead + AsyncWrite + Unpin>(s: &mut S, tls: bool, shar
                 }
             }
             "MAIL" if options.require_auth && env.user.is_none() => reply(s, "530 5.7.0 Authentication required").await?,
+            "MAIL" if options.mail_reply.is_some() => reply(s, options.mail_reply.as_deref().unwrap_or_default()).await?,
             "MAIL" => {
                 env.from = Some(address(arg.trim_start_matches(|c: char| c != ':').trim_start_matches(':')));
                 env.to.clear();
