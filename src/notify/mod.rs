@@ -6,7 +6,7 @@
 //! converts), the built notification [`Rule`]s of a flow or of the serve configuration, the
 //! [`Notifier`] trait with one implementation per channel (`webhook.rs`, `email.rs`,
 //! `command.rs`), the rendering of messages (`message.rs`) and the [`Dispatcher`]
-//! (`dispatch.rs`: which rules a notice goes to, throttling, retries). It does not decide when
+//! (`dispatch/`: which rules a notice goes to, throttling; `dispatch/lane.rs`: each channel's queue and retries). It does not decide when
 //! an event happens, and it never reads the system clock: `now` is passed in.
 //!
 //! Secrets (webhook URLs and headers, SMTP passwords) are [`Secret`](crate::config::Secret)s;
