@@ -188,31 +188,17 @@ pub struct Attempt {
     pub replaces: Option<Replaced>,
 }
 
-/// [`upload`] as an attempt of a retried delivery. From the second attempt on, a target that
-/// already holds the file is this delivery's — the failure was reported after the server
-/// renamed, its reply lost with the connection — and is not uploaded again: that would find
-/// the delivery in its own way (`TargetExists`, the file failed though delivered). A resumed
-/// run decides the same way (`already_delivered`).
-#[allow(clippy::too_many_arguments)]
-pub async fn upload_attempt(
-    attempt: Attempt,
-    ep: &dyn Endpoint,
-    folders: &Folders,
-    budget: &Budget,
-    staged: &Path,
-    data: Option<&[u8]>,
-    size: u64,
-    temp: &RemotePath,
-    target: &RemotePath,
-    replace: bool,
-    last_use: bool,
-    hash: bool,
-) -> Result<Uploaded, FileError> {
+/// Whether an attempt of a retried delivery finds it done already: from the second attempt
+/// on, a target that holds the file is this delivery's — the failure was reported after the
+/// server renamed, its reply lost with the connection — and uploading again would find the
+/// delivery in its own way (`TargetExists`, the file failed though delivered). A resumed run
+/// decides the same way ([`already_delivered`]).
+pub async fn done_before(attempt: Attempt, ep: &dyn Endpoint, target: &RemotePath, size: u64) -> Result<bool, FileError> {
     if attempt.again && already_delivered(ep, target, size, attempt.replaces).await? {
         tracing::info!(endpoint = %ep.describe(), target = %target, "The target holds the file after a failed attempt: delivered.");
-        return Ok(Uploaded { sha256: None, took: None });
+        return Ok(true);
     }
-    upload(ep, folders, budget, staged, data, size, temp, target, replace, last_use, hash).await
+    Ok(false)
 }
 
 /// What an upload sends.
@@ -597,9 +583,15 @@ mod tests {
         let tried = std::sync::atomic::AtomicBool::new(false);
         let (folders, budget) = (Folders::default(), Budget::default());
         let (temp, target) = (p("/in/.b.part"), p("/in/b"));
+        let (ep, folders, budget, staged, temp, target) = (&ep, &folders, &budget, &staged, &temp, &target);
         crate::engine::retry::retry(policy, "upload", || {
             let attempt = Attempt { again: tried.swap(true, std::sync::atomic::Ordering::Relaxed), replaces: None };
-            upload_attempt(attempt, &ep, &folders, &budget, &staged, None, 100 * 1024, &temp, &target, false, false, false)
+            async move {
+                if done_before(attempt, ep, target, 100 * 1024).await? {
+                    return Ok(());
+                }
+                upload(ep, folders, budget, staged, None, 100 * 1024, temp, target, false, false, false).await.map(drop)
+            }
         })
         .await
         .unwrap();

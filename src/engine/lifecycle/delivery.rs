@@ -223,7 +223,13 @@ async fn send(
             let sent = retry(cx.flow.retry, "upload", || {
                 let again = tried.swap(true, std::sync::atomic::Ordering::Relaxed);
                 let attempt = transfer::Attempt { again, replaces };
-                transfer::upload_attempt(attempt, ep, &cx.folders, &cx.budget, file, data, size, &temp, &t, replace, last_use, hash)
+                let (temp, t) = (&temp, &t);
+                async move {
+                    if transfer::done_before(attempt, ep, t, size).await? {
+                        return Ok(transfer::Uploaded { sha256: None, took: None });
+                    }
+                    transfer::upload(ep, &cx.folders, &cx.budget, file, data, size, temp, t, replace, last_use, hash).await
+                }
             })
             .await?;
             halt::point("renamed");
