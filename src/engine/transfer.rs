@@ -421,6 +421,11 @@ mod tests {
     }
 
     impl Tweaked {
+        /// `ep` as it is: no tweak.
+        fn plain(ep: LocalEndpoint) -> Tweaked {
+            Tweaked { ep, sha256: None, stat_denied: false, writes_break: false, unreachable: false, rename_lies: Default::default() }
+        }
+
         fn hashing(ep: LocalEndpoint, sha256: String) -> Tweaked {
             Tweaked {
                 ep,
@@ -543,14 +548,7 @@ mod tests {
         std::fs::write(dir.path().join("sink/in/a"), b"the partner's").unwrap();
         std::fs::write(dir.path().join("sink/in/.b.part"), b"an earlier attempt's").unwrap();
         let p = |s: &str| RemotePath::parse(s).unwrap();
-        let ep = Tweaked {
-            ep: LocalEndpoint::new(dir.path().join("sink")),
-            sha256: None,
-            stat_denied: false,
-            writes_break: false,
-            unreachable: true,
-            rename_lies: Default::default(),
-        };
+        let ep = Tweaked { unreachable: true, ..Tweaked::plain(LocalEndpoint::new(dir.path().join("sink"))) };
         for (temp, target) in [("/in/a", "/in/a"), ("/in/.b.part", "/in/b")] {
             let e =
                 upload(&ep, &Folders::default(), &Budget::default(), &staged, None, 100 * 1024, &p(temp), &p(target), true, false, false)
@@ -571,14 +569,7 @@ mod tests {
         let staged = dir.path().join("staged");
         std::fs::write(&staged, vec![7u8; 100 * 1024]).unwrap();
         let p = |s: &str| RemotePath::parse(s).unwrap();
-        let ep = Tweaked {
-            ep: LocalEndpoint::new(dir.path().join("sink")),
-            sha256: None,
-            stat_denied: false,
-            writes_break: false,
-            unreachable: false,
-            rename_lies: true.into(),
-        };
+        let ep = Tweaked { rename_lies: true.into(), ..Tweaked::plain(LocalEndpoint::new(dir.path().join("sink"))) };
         let policy = crate::config::flow::Retry { attempts: 3, backoff: std::time::Duration::from_millis(1), give_up_after: 0 };
         let tried = std::sync::atomic::AtomicBool::new(false);
         let (folders, budget) = (Folders::default(), Budget::default());
