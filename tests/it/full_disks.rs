@@ -151,6 +151,8 @@ fn a_push_onto_a_full_vsftpd_disk_leaves_no_temporary_file_and_the_next_run_deli
     assert!(detail.starts_with("sink partner: ftp ") && detail.contains(": write /inbox/.a.bin.part: "), "{detail}");
     assert!(detail.ends_with("(attempt 1; the next run resumes it)"), "{detail}");
     assert!(ftpd.log().contains("451 Failure writing to local file."), "the refusal this test is about: {}", ftpd.log());
+    // The server's reply, read after the data connection's reset, is what the error quotes.
+    assert!(detail.contains("451 Failure writing to local file."), "{detail}");
     assert_eq!(names(&inbox), Vec::<String>::new(), "the partial upload is removed");
     assert_eq!(names(&d.join("outbox")), ["a.bin"], "after.failure is not applied");
 

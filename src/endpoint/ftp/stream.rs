@@ -177,7 +177,10 @@ pub(super) struct FtpWrite {
 #[async_trait]
 impl WriteStream for FtpWrite {
     async fn write_all(&mut self, buf: &[u8]) -> Result<(), EndpointError> {
-        send(&mut self.data, buf, self.timeout).await.map_err(|f| self.inner.stream_err(Op::Write, &self.path, f))?;
+        if let Err(f) = send(&mut self.data, buf, self.timeout).await {
+            let f = why_the_upload_failed(&mut self.lease, f).await;
+            return Err(self.inner.stream_err(Op::Write, &self.path, f));
+        }
         self.inner.pool.moved();
         Ok(())
     }
@@ -200,6 +203,24 @@ pub(super) async fn send<W: AsyncWrite + Unpin>(data: &mut W, buf: &[u8], timeou
         timed(timeout, data.write_all(piece)).await?;
     }
     Ok(())
+}
+
+/// How long the server's reply is waited for after an upload's data connection failed.
+const REPLY_AFTER_FAILURE: Duration = Duration::from_secs(2);
+
+/// `fail`, an upload's data connection failing while it was sent, as the server explains it
+/// on the control connection `c` when it does (vsftpd: `451 Failure writing to local file.`;
+/// other servers say `452` of a full disk): that reply, read within a short wait, stands for
+/// the bare reset, so the error quotes the server and its kind follows the reply code (452:
+/// `NoSpace`). No reply in time, or a stall: `fail` as it was.
+pub(super) async fn why_the_upload_failed(c: &mut Conn, fail: Fail) -> Fail {
+    if !matches!(fail, Fail::Io(_)) {
+        return fail;
+    }
+    match tokio::time::timeout(REPLY_AFTER_FAILURE.min(c.timeout), c.ftp.read_response_in(DONE)).await {
+        Ok(Err(e @ FtpError::UnexpectedResponse(_))) => Fail::Ftp(e),
+        _ => fail,
+    }
 }
 
 /// Ends an upload: what is buffered goes out, closing the data connection ends the file, and

@@ -38,7 +38,10 @@ impl FtpEndpoint {
         if c.plain && c.epsv {
             match epsv::open(c, &[], &format!("STOR {full}")).await?.0 {
                 Opened::Data(mut data) => {
-                    stream::send(&mut data, bytes, c.timeout).await?;
+                    if let Err(f) = stream::send(&mut data, bytes, c.timeout).await {
+                        drop(data);
+                        return Err(stream::why_the_upload_failed(c, f).await);
+                    }
                     timed(c.timeout, data.shutdown()).await?;
                     drop(data);
                     within(c.timeout, c.ftp.read_response_in(DONE)).await?;
@@ -50,7 +53,10 @@ impl FtpEndpoint {
         }
         if !stored {
             let mut upload = self.stor(c, path).await?;
-            stream::send(&mut upload, bytes, c.timeout).await?;
+            if let Err(f) = stream::send(&mut upload, bytes, c.timeout).await {
+                drop(upload);
+                return Err(stream::why_the_upload_failed(c, f).await);
+            }
             stream::close_upload(upload, c.timeout).await?;
         }
         if !c.feat.size {
