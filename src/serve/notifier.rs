@@ -45,6 +45,11 @@ use crate::schedule::Clock;
 /// Events read per batch.
 const BATCH: usize = 100;
 
+/// The stored cursor is written at most this often while events are being read or sent
+/// (each write is a durable ledger commit), and always once the pump is idle: a crash
+/// re-sends at most the notices of this long, where a write per event cost a commit each.
+const CURSOR_EVERY: Duration = Duration::from_millis(500);
+
 /// Events open (read, with sends under way) at most; the reading goes on once half of them
 /// are over. Below a lane's [`QUEUED`]: the events alone never fill a channel's lane, so the
 /// reading does not wait for room in one, and the task keeps landing sends (moving the
@@ -87,6 +92,8 @@ struct Pump {
     behind: bool,
     /// The cursor as stored.
     stored: u64,
+    /// When it was stored last.
+    stored_at: Option<std::time::Instant>,
 }
 
 impl Notifier {
@@ -109,6 +116,7 @@ impl Notifier {
             read: None,
             behind: false,
             stored: 0,
+            stored_at: None,
         };
         let task = tokio::spawn(async move {
             // The backlog (events recorded while the daemon was down) is read once the flows'
@@ -284,7 +292,8 @@ impl Pump {
             if *left == 0 {
                 self.open.remove(&seq);
             }
-            self.store_cursor();
+            // The last send over: the pump is idle, the cursor is stored now.
+            self.store_cursor(self.flying.is_empty());
         }
     }
 
@@ -316,11 +325,14 @@ impl Pump {
         }
     }
 
-    /// Stores the cursor: the last event read, or just before the first with sends under way.
-    fn store_cursor(&mut self) {
+    /// Stores the cursor: the last event read, or just before the first with sends under way;
+    /// at once with `now`, else only when it was last stored [`CURSOR_EVERY`] ago.
+    fn store_cursor(&mut self, now: bool) {
         let Some(read) = self.read else { return };
         let done = self.open.keys().next().map_or(read, |first| first.saturating_sub(1));
-        if done > self.stored {
+        let due = now || self.stored_at.is_none_or(|t| t.elapsed() >= CURSOR_EVERY);
+        if done > self.stored && due {
+            self.stored_at = Some(std::time::Instant::now());
             match self.ledger.set_notify_cursor(done) {
                 Ok(()) => self.stored = done,
                 Err(e) => tracing::error!(error = %e, "Notifier cannot store its cursor."),
@@ -339,8 +351,17 @@ impl Pump {
     /// Hands the events not read yet to their rules, moving the cursor past each whose sends
     /// are over, until the log is read or [`OPEN`] events are open (`behind`: the main loop
     /// reads on as their sends land). Nothing before the flows' rules are known: those events
-    /// wait in the log (the cursor does not move).
+    /// wait in the log (the cursor does not move). With nothing in flight afterwards, the
+    /// cursor is stored at once (else the last send to land stores it).
     async fn events(&mut self) {
+        self.read_events().await;
+        if self.flying.is_empty() {
+            self.store_cursor(true);
+        }
+    }
+
+    /// The reading itself (see [`events`](Self::events)).
+    async fn read_events(&mut self) {
         if !self.ready {
             return;
         }
@@ -386,7 +407,7 @@ impl Pump {
                 self.send(&n, Some(ev.seq)).await;
                 cursor = ev.seq;
                 self.read = Some(cursor);
-                self.store_cursor();
+                self.store_cursor(false);
             }
         }
     }
