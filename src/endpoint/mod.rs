@@ -190,6 +190,12 @@ fn not_found_where(kind: ErrorKind, message: String, path: &RemotePath, root: &s
 }
 
 impl EndpointError {
+    /// A failed connect or login (this error) as the failure of the operation `op` on `path`
+    /// it was made for: its kind and message kept, [`unconnected`](Self::unconnected) set.
+    pub fn unconnected_for(self, op: Op, path: &RemotePath) -> Self {
+        EndpointError { op, path: Some(path.clone()), unconnected: true, ..self }
+    }
+
     /// `message` often quotes the server (a reply, a status text, a greeting): its control
     /// characters become spaces, so a server cannot move the cursor or recolour a terminal
     /// that shows the error, nor start a line of its own in a log.

@@ -106,9 +106,7 @@ impl FtpEndpoint {
     {
         let mut reconnected = false;
         loop {
-            // A failed (re)connect keeps its kind and message but names this operation.
-            let lease =
-                self.inner.pool.acquire().await.map_err(|e| EndpointError { op, path: Some(path.clone()), unconnected: true, ..e })?;
+            let lease = self.inner.pool.acquire().await.map_err(|e| e.unconnected_for(op, path))?;
             reconnected |= lease.fresh;
             let (mut lease, res) = f(lease).await;
             let fail = match res {

@@ -123,8 +123,7 @@ impl SftpEndpoint {
             let (conn, fresh) = match self.inner.connection(&busy).await {
                 Ok(c) => c,
                 Err(e) if self.inner.pool.give_up(&busy, &e) => continue,
-                // A failed (re)connect keeps its kind and message but names this operation.
-                Err(e) => return Err(EndpointError { op, path: Some(path.clone()), unconnected: true, ..e }),
+                Err(e) => return Err(e.unconnected_for(op, path)),
             };
             reconnected |= fresh;
             match f(conn.clone()).await {
