@@ -311,15 +311,15 @@ impl Endpoint for LocalEndpoint {
                 .await
             }
             Adoptee::Staged(local) => {
-                let local = local.to_path_buf();
-                blocking(move || {
+                let (local, staging) = (local.to_path_buf(), local.to_path_buf());
+                let adopted = tokio::task::spawn_blocking(move || {
                     let size = match std::fs::metadata(&local) {
                         // Taken by an earlier attempt: what is there now.
                         Err(e) if e.kind() == io::ErrorKind::NotFound => {
                             let size = std::fs::metadata(&full).map(|m| m.len()).unwrap_or(0);
                             return Ok(Some(Adopted { size, folder }));
                         }
-                        Err(e) => return Err(e),
+                        Err(e) => return Err(Adoption::Sink(e)),
                         // A staging file linked to a source file: renaming it here would make
                         // the delivered file and the source one inode (an edit of either would
                         // change both).
@@ -327,21 +327,52 @@ impl Endpoint for LocalEndpoint {
                         Ok(m) => m.len(),
                     };
                     // On disk before it has its final name (staging leaves small files unsynced
-                    // for this fsync, which the files in flight share).
-                    sync_file(&local)?;
+                    // for this fsync, which the files in flight share). Its failure is the
+                    // staging folder's disk, which need not be this folder's.
+                    sync_file(&local).map_err(Adoption::Staging)?;
                     match rename(&local, &full) {
                         // The folder's fsync is the caller's (see `Endpoint::adopt`).
                         Ok(()) => Ok(Some(Adopted { size, folder })),
                         // Another file system: the caller copies instead.
                         Err(e) if e.kind() == io::ErrorKind::CrossesDevices => Ok(None),
-                        Err(e) => Err(e),
+                        Err(e) => Err(Adoption::Sink(e)),
                     }
                 })
                 .await
+                .unwrap_or_else(|e| Err(Adoption::Sink(io::Error::other(e))));
+                return adopted.map_err(|failed| match failed {
+                    Adoption::Sink(e) => self.err(Op::Write, path, e),
+                    Adoption::Staging(e) => staging_err(self.describe(), path, &staging, e),
+                });
             }
         };
         adopted.map_err(|e| self.err(Op::Write, path, e))
     }
+}
+
+/// Where adopting a staged file failed: in this folder, or in writing the staging file
+/// itself to disk (in the state folder, possibly on another disk).
+enum Adoption {
+    Sink(io::Error),
+    Staging(io::Error),
+}
+
+/// The error for a staging file (`staging`, to be adopted as `path`) that could not be
+/// written to disk: `StateFull` when its disk is full (the state folder's, not the sink's:
+/// the run stops and frees its staging files), else `LocalIo`.
+fn staging_err(endpoint: String, path: &RemotePath, staging: &Path, e: io::Error) -> EndpointError {
+    let (kind, what) = if crate::durable::no_space(&e) {
+        (ErrorKind::StateFull, "the state folder's disk is full; make room there")
+    } else {
+        (ErrorKind::LocalIo, "the state folder's disk failed")
+    };
+    EndpointError::new(
+        kind,
+        Op::Write,
+        endpoint,
+        Some(path),
+        format!("the staging file {} could not be written to disk: {e}; {what}", staging.display()),
+    )
 }
 
 impl LocalEndpoint {
@@ -418,6 +449,17 @@ impl WriteStream for LocalWrite {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_staging_file_that_cannot_reach_its_disk_is_the_state_folders_trouble_not_the_sinks() {
+        let path = RemotePath::parse("/out/a.csv").unwrap();
+        let staging = Path::new("/state/staging/f/0123.part");
+        let full = staging_err("local /sink".into(), &path, staging, io::Error::from_raw_os_error(libc::ENOSPC));
+        assert_eq!(full.kind, ErrorKind::StateFull);
+        assert!(full.message.contains("/state/staging/f/0123.part") && full.message.contains("state folder"), "{}", full.message);
+        let broken = staging_err("local /sink".into(), &path, staging, io::Error::from_raw_os_error(libc::EIO));
+        assert_eq!(broken.kind, ErrorKind::LocalIo);
+    }
 
     #[test]
     fn a_name_too_long_or_a_file_for_a_folder_is_the_file_s_trouble_not_the_disk_s() {
