@@ -3,7 +3,7 @@
 //!
 //! Warnings (`file:line:col: warning: …`) are printed after the problems and never change
 //! the exit code: the loader's (a setting that has no effect, see [`crate::config::Flow`]'s
-//! `warnings`), and a key, known_hosts or CA file a valid flow names that is not on this
+//! `warnings`; also for a file with problems), and a key, known_hosts or CA file a valid flow names that is not on this
 //! machine — validate also runs where the keys are not (CI), and a run checks them again
 //! before it connects. `--json` prints the array of problems it always printed; with
 //! `--with-warnings` the warnings are appended to it and every entry says its `severity`.
@@ -52,9 +52,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         for file in files {
             checked += 1;
-            match config::load_flow(&file) {
+            let (loaded, file_warnings) = config::load_flow_with_warnings(&file);
+            warnings.extend(file_warnings);
+            match loaded {
                 Ok(flow) => {
-                    warnings.extend(flow.warnings.iter().cloned());
                     warnings.extend(config::key_files::check(&flow, flow.endpoints.keys().map(String::as_str)));
                     match names.get(&flow.name) {
                         // The name keys the ledger: two flows with one name would share its records.

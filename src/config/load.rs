@@ -24,15 +24,24 @@ use super::validate::{Sections, validate_sections};
 /// Reads and validates the flow file at `path`. An unreadable file is one diagnostic at 1:1.
 /// The flow comes with its warnings, in [`Flow::warnings`].
 pub fn load_flow(path: &Path) -> Result<Flow, Vec<Diagnostic>> {
+    load_flow_with_warnings(path).0
+}
+
+/// [`load_flow`], and the file's warnings whether or not it has problems (a valid flow also
+/// carries them in [`Flow::warnings`]): `wharf validate` shows both at once.
+pub fn load_flow_with_warnings(path: &Path) -> (Result<Flow, Vec<Diagnostic>>, Vec<Diagnostic>) {
     match std::fs::read_to_string(path) {
-        Ok(text) => load_flow_str(&text, path),
-        Err(e) => Err(vec![Diagnostic {
-            file: path.to_path_buf(),
-            line: 1,
-            col: 1,
-            message: format!("cannot read flow file: {e}"),
-            yaml_path: "/".into(),
-        }]),
+        Ok(text) => check_flow_str(&text, path, &|name| std::env::var(name)),
+        Err(e) => (
+            Err(vec![Diagnostic {
+                file: path.to_path_buf(),
+                line: 1,
+                col: 1,
+                message: format!("cannot read flow file: {e}"),
+                yaml_path: "/".into(),
+            }]),
+            Vec::new(),
+        ),
     }
 }
 
@@ -45,6 +54,15 @@ pub fn load_flow_str(text: &str, file: &Path) -> Result<Flow, Vec<Diagnostic>> {
 
 /// [`load_flow_str`] with the environment given by `env` (for tests and embedding).
 pub fn load_flow_str_with_env(text: &str, file: &Path, env: &dyn Fn(&str) -> Result<String, VarError>) -> Result<Flow, Vec<Diagnostic>> {
+    check_flow_str(text, file, env).0
+}
+
+/// The flow in `text` (or its problems), and its warnings either way.
+fn check_flow_str(
+    text: &str,
+    file: &Path,
+    env: &dyn Fn(&str) -> Result<String, VarError>,
+) -> (Result<Flow, Vec<Diagnostic>>, Vec<Diagnostic>) {
     let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let lookup = Lookup { base_dir: dir, env };
     let (parsed, parse_problems) = locate::parse(text);
@@ -53,7 +71,7 @@ pub fn load_flow_str_with_env(text: &str, file: &Path, env: &dyn Fn(&str) -> Res
         .map(|l| Diagnostic { file: file.to_path_buf(), line: l.pos.line, col: l.pos.col, message: l.message, yaml_path: l.yaml_path })
         .collect();
     let Some(parsed) = parsed else {
-        return Err(out);
+        return (Err(out), Vec::new());
     };
     let at = |problem: Problem, at_key: bool, positions: &Positions| {
         let pos = if at_key { positions.key(&problem.yaml_path) } else { positions.node(&problem.yaml_path) };
@@ -79,21 +97,22 @@ pub fn load_flow_str_with_env(text: &str, file: &Path, env: &dyn Fn(&str) -> Res
     out.extend(structural.into_iter().map(|s| at(s.problem, s.at_key, &parsed.positions)));
     out.extend(serde_problems.into_iter().map(|p| at(p, false, &parsed.positions)));
     let flow = match meaning.flow {
-        Ok(flow) => Some(Flow { warnings, ..flow }),
+        Ok(flow) => Some(Flow { warnings: warnings.clone(), ..flow }),
         Err(problems) => {
             let shown = problems.into_iter().filter(|p| !broken.iter().any(|b| within(&p.yaml_path, b)));
             out.extend(shown.map(|p| at(p, false, &parsed.positions)));
             None
         }
     };
-    match flow {
+    let flow = match flow {
         Some(flow) if out.is_empty() => Ok(flow),
         _ => {
             out.sort_by_key(|d| (d.line, d.col));
             out.dedup();
             Err(out)
         }
-    }
+    };
+    (flow, warnings)
 }
 
 /// `path` is `base` or lies below it (JSON pointers; `/` is the document).

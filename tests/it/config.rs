@@ -302,6 +302,17 @@ fn a_pointless_setting_is_a_warning_in_validate_json_and_run() {
     let (code, _) = wharf(&["validate", "--with-warnings", folder]);
     assert_eq!(code, 2, "--with-warnings without --json is a usage error");
 
+    // A file with a problem shows its warnings too, after the problems.
+    let both = dir.path().join("both").join("both.yaml");
+    std::fs::create_dir_all(both.parent().unwrap()).unwrap();
+    std::fs::write(&both, format!("{}bogus: 1\n", flow("both", ","))).unwrap();
+    let (code, out) = wharf(&["validate", both.to_str().unwrap()]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(code, 2, "{out}");
+    assert!(lines[0].contains(":9:1: ") && lines[0].contains("bogus"), "{out}");
+    assert!(lines[1].contains(":8:40: warning: `delimiter` only applies to csv"), "{out}");
+    assert_eq!(lines[2], "1 flow(s) checked, 1 problem(s), 1 warning(s)", "{out}");
+
     let run = Command::new(env!("CARGO_BIN_EXE_wharf"))
         .arg("--state-dir")
         .arg(dir.path().join("state"))
