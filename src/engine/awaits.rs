@@ -1,10 +1,11 @@
 //! Round trips: awaiting the partner's response to every delivered file.
 //!
 //! Owns both ends of an await:
-//! - [`register`], called by the lifecycle when a request reached `delivered` (every sink
-//!   confirmed) and before its source is disposed of: it renders the expected response name
-//!   over the name the request was delivered under and records the await — idempotently, keyed
-//!   by the request's identity, so a resumed run never registers it twice nor loses it;
+//! - [`register`], called by the lifecycle when the request sink confirmed a request (the
+//!   partner has it; a run resumed in `delivered` calls it again before the source is disposed
+//!   of): it renders the expected response name over the name the request was delivered under
+//!   and records the await — idempotently, keyed by the request's identity, so a resumed run
+//!   never registers it twice nor loses it;
 //! - [`poll`], called once at the end of a run: when any await is open it lists the response
 //!   folder *once*, takes every expected response that is there through
 //!   [`lifecycle::process`] with the derived response flow (staging, steps, quarantine,
@@ -65,13 +66,22 @@ pub(super) fn endpoint_names(flow: &Flow) -> Vec<&str> {
     names
 }
 
-/// Records that the delivered request `rec` awaits its response (no-op for flows without
-/// `response`, and for a request registered before).
+/// Whether sink `i` of `flow` is the one its requests are answered from (the first sink on
+/// the response endpoint): once it confirmed a request, the request awaits its response.
+pub(super) fn answered_from(flow: &Flow, i: usize) -> bool {
+    flow.response.as_deref().is_some_and(|r| r.request_sink == i)
+}
+
+/// Records that the request `rec`, confirmed by the request sink, awaits its response (no-op
+/// for flows without `response`, and for a request registered before). Called as soon as
+/// that sink confirmed, not once every sink did: the partner may answer from then on, and
+/// an await dated from a later run (another sink failing meanwhile) would take the answer
+/// for an earlier exchange's and leave it.
 pub(super) fn register(cx: &Ctx<'_>, rec: &FileRecord) -> Result<(), FileError> {
     let Some(resp) = cx.flow.response.as_deref() else { return Ok(()) };
     let flow = &cx.flow.name;
     let sink = cx.flow.sinks.get(resp.request_sink).map(|s| s.endpoint.as_str()).unwrap_or_default();
-    // In `delivered` every sink has a confirmed delivery (the lifecycle's invariant).
+    // Called once the request sink confirmed (or in `delivered`, where every sink has).
     let target = rec
         .deliveries
         .iter()
@@ -80,8 +90,8 @@ pub(super) fn register(cx: &Ctx<'_>, rec: &FileRecord) -> Result<(), FileError> 
         .ok_or_else(|| {
             FileError::Name(format!("flow {flow}: {}: no confirmed delivery to sink {sink} to name the response after", rec.path))
         })?;
-    // The time every sink had confirmed: recorded with `delivered`, so a resumed run renders
-    // and dates the await exactly as the first attempt would have.
+    // The time the request sink confirmed (the record was updated with it): the await is
+    // dated from the partner's receipt, and a resumed run finds it registered.
     let sent_at = rec.updated;
     let expected = expected_path(resp, &target, rec, cx.run, sent_at)?;
     let a = AwaitRecord {
@@ -437,6 +447,47 @@ mod tests {
         let r = run(&flow, &ledger, d).await;
         assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
         assert!(r.responses[0].file.is_none());
+    }
+
+    /// The partner has the request once its sink confirmed: the await starts then, also when
+    /// another sink (an archive) fails and confirms only in a later run. Started by that later
+    /// run, the partner's answer, written meanwhile, would look older than its request (more
+    /// than the ten minutes' slack) and never be taken, and the deadline would run late.
+    #[tokio::test]
+    async fn a_request_is_awaited_from_its_delivery_to_the_partner_while_another_sink_lags() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for f in ["outbox", "partner/inbox", "partner/outbox", "acks", "archive"] {
+            std::fs::create_dir_all(d.join(f)).unwrap();
+        }
+        let yaml = "name: rt\nendpoints:\n  out: { type: local, root: outbox }\n  partner: { type: local, root: partner }\n  \
+                    acks: { type: local, root: acks }\n  archive: { type: local, root: archive }\n\
+                    source: { endpoint: out, path: / }\nsinks: [ { endpoint: partner, path: /inbox }, { endpoint: archive } ]\n\
+                    after: { success: delete }\n\
+                    response: { endpoint: partner, path: /outbox, name: \"{{stem}}.ack\", deadline: 1h, sinks: [ { endpoint: acks } ] }\n";
+        let flow = crate::config::load_flow_str(yaml, &d.join("rt.yaml")).unwrap();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
+        // The archive refuses it this time (a file of that name is in the way).
+        std::fs::write(d.join("archive/o1.csv"), "in the way").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!((r.counts.failed, r.counts.delivered), (1, 0), "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("partner/inbox/o1.csv")).unwrap(), "order");
+        let mut a = ledger.awaited("rt", "outbox/o1.ack").unwrap().expect("awaited from the partner's delivery on");
+        assert_eq!(a.state, AwaitState::Waiting);
+        // That run was 40 minutes ago; the partner answered five minutes after it.
+        let (before, ago) = (40 * MIN, |m: Millis| std::time::SystemTime::now() - Duration::from_millis(m as u64));
+        (a.sent_at, a.deadline_at) = (a.sent_at - before, a.deadline_at - before);
+        ledger.update_await(&a, None, 0).unwrap();
+        let ack = d.join("partner/outbox/o1.ack");
+        std::fs::write(&ack, "ack").unwrap();
+        std::fs::File::options().write(true).open(&ack).unwrap().set_modified(ago(35 * MIN)).unwrap();
+        std::fs::remove_file(d.join("archive/o1.csv")).unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.counts.delivered, 1, "{r:#?}");
+        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/o1.ack")).unwrap(), "ack");
+        assert_eq!(ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap().sent_at, a.sent_at, "registered once");
     }
 
     #[tokio::test]

@@ -688,6 +688,29 @@ async fn skip_delivers_good_rows_and_a_rejects_file_until_the_threshold() {
     assert_eq!(r.records, RecordCounts { read: 6, valid: 3, rejected: 3, skipped: 0, written: 2 });
 }
 
+/// The trigger tells the partner the delivery is complete: it follows the rejects file that
+/// goes with the output as well as the output itself, never comes before it.
+#[tokio::test]
+async fn the_trigger_follows_the_rejects_file_too() {
+    let mut fx = fixture();
+    with_steps(&mut fx, ROSTER, "skip", None);
+    fx.flow.after_failure = Disposition::Keep;
+    fx.flow.sinks[0].trigger = Some(NameTemplate::new("{{name}}.done").unwrap());
+    fx.put("in/a.csv", b"id,email\n1,a@x\n2,no-at\n");
+    // The rejects file cannot be delivered this time (a file of its name is in the way).
+    std::fs::create_dir_all(fx.dst.join("inbox")).unwrap();
+    std::fs::write(fx.dst.join("inbox/a.rejects.csv"), b"in the way").unwrap();
+    let r = fx.run().await;
+    assert_eq!(r.counts.failed, 1, "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/a.csv")), b"id,email\n1,A@X\n");
+    assert!(!fx.dst.join("inbox/a.csv.done").exists(), "no trigger while the rejects file is missing");
+    std::fs::remove_file(fx.dst.join("inbox/a.rejects.csv")).unwrap();
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 1, "{r:#?}");
+    assert!(read(&fx.dst.join("inbox/a.rejects.csv")).starts_with(b"_row,_line,_errors,id,email\n"));
+    assert_eq!(read(&fx.dst.join("inbox/a.csv.done")), b"");
+}
+
 #[tokio::test]
 async fn a_quarantined_file_left_at_the_source_is_not_taken_again() {
     let mut fx = fixture();

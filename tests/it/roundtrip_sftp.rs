@@ -207,8 +207,16 @@ fn crash_and_recover(point: &str) {
     assert_eq!(fs::read_dir(w.local("acks")).unwrap().count(), 2);
 }
 
+/// Killed with the order under its final name on the partner's server, before the ledger
+/// knows (so before its await is registered).
 #[test]
 fn sigkill_between_delivery_and_registration_still_awaits_exactly_once() {
+    crash_and_recover("renamed");
+}
+
+/// Killed with every sink confirmed and the await registered, before the disposition.
+#[test]
+fn sigkill_after_delivery_does_not_await_twice() {
     crash_and_recover("delivered");
 }
 

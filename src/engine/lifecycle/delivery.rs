@@ -80,14 +80,10 @@ pub(super) async fn deliver_one(
     let idx = i as u32;
     let rel_dir = rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
     let (mut took, mut skipped) = (false, None);
-    let target = match recovered(cx, rec, ep, idx, p.size).await? {
-        Some(t) => {
-            // Delivered before a crash; its trigger may not have been written yet.
-            if sink.trigger.is_some() && !rec.deliveries.iter().any(|d| d.sink == TRIGGERS + idx && d.done) {
-                trigger(cx, rec, i, &t, rel_dir).await?;
-            }
-            t
-        }
+    // The trigger is owed for a delivered file (uploaded now or before a crash), not for a
+    // target left as it was (`if_exists: skip`).
+    let (target, triggered) = match recovered(cx, rec, ep, idx, p.size).await? {
+        Some(t) => (t, true),
         None => {
             let vars = NameVars::new(&p.name, rel_dir, p.size, cx.run, cx.now);
             let dir = sink.path.render(&vars).map_err(FileError::TargetName)?;
@@ -99,13 +95,10 @@ pub(super) async fn deliver_one(
             let hash = unhashed(cx, rec);
             let (t, uploaded, taken) = send(cx, rec, i, idx, &dir, &name, rel_dir, (&p.file, data), p.size, last_use, hash).await?;
             took = taken;
-            if uploaded && sink.trigger.is_some() {
-                trigger(cx, rec, i, &t, rel_dir).await?;
-            }
             if !uploaded {
                 skipped = Some(t.clone());
             }
-            t
+            (t, uploaded)
         }
     };
     if let Some((file, size)) = &p.rejects {
@@ -116,6 +109,11 @@ pub(super) async fn deliver_one(
             let name = format!("{stem}.rejects.{}", p.rejects_ext);
             send(cx, rec, i, ridx, &target.parent(), &name, rel_dir, (file, None), *size, false, false).await?;
         }
+    }
+    // Last: the trigger tells the partner that everything of this delivery is there (the
+    // rejects file too). Written once, also by a run resumed after a crash before it.
+    if triggered && sink.trigger.is_some() && !rec.deliveries.iter().any(|d| d.sink == TRIGGERS + idx && d.done) {
+        trigger(cx, rec, i, &target, rel_dir).await?;
     }
     Ok(Sent { took, skipped })
 }

@@ -218,6 +218,8 @@ async fn advance(
     let mut staged_gone = false;
     // Targets this run found there already and left alone (`if_exists: skip`), for the report.
     let mut left_alone: Vec<String> = Vec::new();
+    // The request's await was registered by this call (round trips).
+    let mut awaited = false;
     loop {
         match rec.state {
             FileState::Claimed | FileState::Staging => {
@@ -337,6 +339,12 @@ async fn advance(
                             if took {
                                 *kept = None;
                             }
+                            // The partner has the request: its answer may come from now on,
+                            // whatever the other sinks do (idempotent).
+                            if super::awaits::answered_from(cx.flow, i) {
+                                super::awaits::register(cx, rec)?;
+                                awaited = true;
+                            }
                         }
                         Err(e) if e.aborts_run() => return Err(e),
                         Err(e) => {
@@ -364,9 +372,12 @@ async fn advance(
                 halt::point("delivered");
             }
             FileState::Delivered => {
-                // A round trip awaits the response from here on (idempotent; before disposition,
-                // so a crash in between registers it on resume).
-                super::awaits::register(cx, rec)?;
+                // A round trip awaits the response once the request sink confirmed (above); a
+                // run resumed here registers it if a crash came first (idempotent; before
+                // disposition, so a crash in between registers it on resume).
+                if !awaited {
+                    super::awaits::register(cx, rec)?;
+                }
                 claim_move(cx, &mut moving).await;
                 let target =
                     retry(policy, "plan disposition", || disposition::plan(&*cx.source, &entry.path, &cx.flow.after_success)).await?;
