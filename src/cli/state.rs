@@ -69,7 +69,7 @@ pub fn open_for_write(global: &Global, flow: &str, instead: &str) -> anyhow::Res
                 path.display()
             ),
         },
-        Err(e) => Err(e).context("cannot open the ledger"),
+        Err(e) => Err(e).with_context(|| format!("flow {flow}: cannot open the ledger")),
     }
 }
 
