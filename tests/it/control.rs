@@ -161,6 +161,27 @@ fn a_state_folder_that_is_a_file_stops_every_command_that_opens_the_ledger() {
     assert!(dir.path().join("outbox/a.csv").exists() && !dir.path().join("archive/a.csv").exists());
 }
 
+#[test]
+fn a_flow_name_the_ledger_has_never_seen_is_told_apart_from_a_flow_with_nothing_to_show() {
+    // A misspelt name printed "no files recorded for flow demx", as for a flow that ran and
+    // had no files, and `wharf runs demx` a bare header.
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
+    finished_run(&ledger, "demo", RunStatus::Ok, 0);
+    finished_run(&ledger, "other", RunStatus::Ok, 0);
+    let never =
+        format!("flow demx has never run with the ledger at {} (flows that have: demo, other)\n", state.join("ledger.redb").display());
+    for args in [&["files", "demx"][..], &["runs", "demx"], &["quarantine", "list", "demx"]] {
+        let out = wharf(&state, args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), never, "{args:?}");
+    }
+    assert_eq!(stdout(&wharf(&state, &["files", "demo"])), "no files recorded for flow demo\n");
+    assert_eq!(stdout(&wharf(&state, &["quarantine", "list", "demo"])), "no quarantined files for flow demo\n");
+    assert_eq!(stdout(&wharf(&state, &["files", "demx", "--json"])).trim(), "[]", "JSON is unchanged");
+}
+
 // ---- (b) the HTTP server against a test daemon ----
 
 /// Flows `demo` (idle), `busy` (running, overlap skip) and `queue` (running, overlap queue).
