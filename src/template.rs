@@ -2,7 +2,8 @@
 //! (`{{stem}}-{{date "YYYYMMDD"}}.csv`, `{{name}}.done`, `.{{name}}.part`).
 //!
 //! Owns the variables a name template sees ([`NameVars`]), the `date` helper and the date
-//! format tokens ([`format_time`], shared with the `render` step's helpers). Templates
+//! format tokens ([`format_time`], shared with the `render` step's helpers), and how any
+//! template that does not compile is reported ([`syntax_error`]). Templates
 //! are compiled once when the flow is validated; a render error (unknown variable in strict
 //! mode) names the template. Rendered names are *not* trusted: callers turn them into
 //! [`crate::endpoint::RemotePath`]s, which refuse `..` and control characters.
@@ -11,10 +12,20 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use handlebars::{Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason};
+use handlebars::{Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason, TemplateError};
 use serde::Serialize;
 
 const NAME: &str = "t";
+
+/// A template that does not compile, on one line: `WHAT line 1, col 7: why`. (Handlebars'
+/// own text spans six lines, draws a caret under the source, and calls the template by the
+/// name it was registered under, not the one the user knows.)
+pub fn syntax_error(what: &str, e: &TemplateError) -> String {
+    match e.pos() {
+        Some((line, col)) => format!("{what} line {line}, col {col}: {}", e.reason()),
+        None => format!("{what}: {}", e.reason()),
+    }
+}
 
 /// A compiled name template.
 #[derive(Clone)]
@@ -61,7 +72,7 @@ impl NameTemplate {
         hb.set_strict_mode(true);
         hb.register_escape_fn(handlebars::no_escape);
         hb.register_helper("date", Box::new(date_helper));
-        hb.register_template_string(NAME, source).map_err(|e| format!("bad template {source:?}: {e}"))?;
+        hb.register_template_string(NAME, source).map_err(|e| syntax_error(&format!("bad template {source:?}"), &e))?;
         Ok(NameTemplate { source: source.to_string(), registry: Arc::new(hb) })
     }
 
@@ -157,6 +168,13 @@ mod tests {
         assert!(NameTemplate::new("{{name}}.done").unwrap().per_file().is_ok());
         let e = NameTemplate::new("_SUCCESS").unwrap().per_file().unwrap_err();
         assert!(e.starts_with("`_SUCCESS` gives `_SUCCESS` for every file"), "{e}");
+    }
+
+    #[test]
+    fn a_template_that_does_not_compile_is_one_line_with_its_column() {
+        let e = NameTemplate::new("{{stem}-{{date 'YYYY'}}.csv").err().unwrap();
+        assert!(e.starts_with("bad template \"{{stem}-{{date 'YYYY'}}.csv\" line 1, col 7: invalid handlebars syntax"), "{e}");
+        assert!(!e.contains('\n') && !e.contains("Template error"), "{e}");
     }
 
     #[test]

@@ -32,7 +32,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if files.is_empty() {
-        outln!("no files recorded for flow {flow}");
+        let never = super::state::never_ran(&ledger, &flow)?;
+        outln!("{}", never.unwrap_or_else(|| format!("no files recorded for flow {flow}")));
         return Ok(ExitCode::SUCCESS);
     }
     outln!("{:<11} {:>4} {:>12}  {:<19}  {:<40}  detail", "state", "try", "bytes", "updated (UTC)", "path");

@@ -136,7 +136,8 @@ fn list(flow: &str, json: bool, global: &Global) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if rows.is_empty() {
-        outln!("no quarantined files for flow {name}");
+        let never = super::state::never_ran(&ledger, &name)?;
+        outln!("{}", never.unwrap_or_else(|| format!("no quarantined files for flow {name}")));
         return Ok(ExitCode::SUCCESS);
     }
     outln!("{:<19}  {:>5}  {:<36}  {:<36}  reason", "quarantined (UTC)", "run", "path", "copy");

@@ -19,24 +19,40 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Resolves `FLOW` to a file: a path as given, else `flows/FLOW.yaml`.
+/// Resolves `FLOW` to a file: a path as given, else `flows/FLOW.yaml` (or `.yml`); the path
+/// as given when none of them exists.
 pub fn resolve_flow_path(flow: &Path) -> PathBuf {
-    if flow.exists() {
-        return flow.to_path_buf();
-    }
-    for ext in ["yaml", "yml"] {
-        let p = Path::new("flows").join(flow).with_extension(ext);
-        if p.exists() {
-            return p;
-        }
-    }
-    flow.to_path_buf()
+    flow_candidates(flow).into_iter().find(|p| p.exists()).unwrap_or_else(|| flow.to_path_buf())
+}
+
+/// Where `FLOW` is looked for, in order.
+fn flow_candidates(flow: &Path) -> [PathBuf; 3] {
+    let in_flows = |ext| Path::new("flows").join(flow).with_extension(ext);
+    [flow.to_path_buf(), in_flows("yaml"), in_flows("yml")]
+}
+
+/// What is said when no candidate of `FLOW` exists: where it was looked for. (The loader's
+/// "cannot read flow file: No such file or directory (os error 2)" at `FLOW:1:1` named only
+/// the first place, and a position in a file that is not there.)
+fn no_flow_file(flow: &Path) -> String {
+    let [given, yaml, yml] = flow_candidates(flow);
+    format!(
+        "{}: no such flow file (looked for {}, {} and {}; give a flow file, or the name of one in ./flows)",
+        given.display(),
+        given.display(),
+        yaml.display(),
+        yml.display()
+    )
 }
 
 /// Loads the flow named by `flow` (see [`resolve_flow_path`]); logs its warnings, prints its
-/// problems on stderr and returns `None` when it is invalid.
+/// problems on stderr and returns `None` when it is invalid or not found.
 pub fn load_or_report(flow: &Path) -> Option<config::Flow> {
     let path = resolve_flow_path(flow);
+    if !path.exists() {
+        errln!("{}; nothing was run", no_flow_file(flow));
+        return None;
+    }
     match config::load_flow(&path) {
         Ok(f) => {
             config::diagnostic::log_warnings(&f);

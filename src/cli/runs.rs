@@ -45,6 +45,12 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
+    if let (true, Some(flow)) = (runs.is_empty(), &flow)
+        && let Some(never) = super::state::never_ran(&ledger, flow)?
+    {
+        outln!("{never}");
+        return Ok(ExitCode::SUCCESS);
+    }
     outln!(
         "{:>5}  {:<24}  {:<20}  {:>8}  {:<8}  {:>4} {:>5} {:>5} {:>4} {:>4} {:>4}  {:<32}  error",
         "run",

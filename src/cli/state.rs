@@ -69,7 +69,7 @@ pub fn open_for_write(global: &Global, flow: &str, instead: &str) -> anyhow::Res
                 path.display()
             ),
         },
-        Err(e) => Err(e).context("cannot open the ledger"),
+        Err(e) => Err(e).with_context(|| format!("flow {flow}: cannot open the ledger")),
     }
 }
 
@@ -89,4 +89,24 @@ pub fn flow_name(arg: &str) -> String {
         doc.get("name")?.as_str().map(str::to_string)
     });
     named.unwrap_or_else(|| arg.to_string())
+}
+
+/// Every flow with a run in the ledger, sorted.
+pub fn flows_with_runs(ledger: &Ledger) -> anyhow::Result<Vec<String>> {
+    let mut names: Vec<String> = ledger.runs(None, usize::MAX)?.into_iter().map(|r| r.flow).collect();
+    names.sort();
+    names.dedup();
+    Ok(names)
+}
+
+/// For a command that found nothing for `flow`: when the ledger has no run of it at all (a
+/// misspelt name, a flow file's name taken for the flow's), the sentence that says so and
+/// names the flows it does know; `None` when the flow has run.
+pub fn never_ran(ledger: &Ledger, flow: &str) -> anyhow::Result<Option<String>> {
+    if !ledger.runs(Some(flow), 1)?.is_empty() {
+        return Ok(None);
+    }
+    let known = flows_with_runs(ledger)?;
+    let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+    Ok(Some(format!("flow {flow} has never run with the ledger at {} (flows that have: {known})", ledger.path().display())))
 }

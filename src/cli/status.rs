@@ -77,12 +77,10 @@ fn from_ledger(dir: &Path, global: &Global) -> anyhow::Result<(Vec<FlowStatus>, 
         Some(files) => files.into_iter().map(|f| flow_of_file(&f)).collect(),
         None => {
             notes.push(format!("no flows folder {} (see --flows); flows from the ledger:", dir.display()));
-            let mut names: Vec<String> = match &ledger {
-                Some(l) => l.runs(None, usize::MAX)?.into_iter().map(|r| r.flow).collect(),
+            let names = match &ledger {
+                Some(l) => super::state::flows_with_runs(l)?,
                 None => Vec::new(),
             };
-            names.sort();
-            names.dedup();
             names.into_iter().map(|n| FlowStatus::new(n, None)).collect::<Vec<_>>()
         }
     };

@@ -47,12 +47,22 @@ impl LocalEndpoint {
         let message = match kind {
             // Said where, and what to do: the file waits for the next run (see `ErrorKind::NoSpace`).
             ErrorKind::NoSpace if e.raw_os_error() == Some(libc::EDQUOT) => {
-                format!("{e}: this user's quota on the disk holding {} is used up; make room there", self.root.display())
+                format!("{}: this user's quota on the disk holding {} is used up; make room there", io_reason(&e), self.root.display())
             }
-            ErrorKind::NoSpace => format!("{e}: the disk holding {} is full; make room there", self.root.display()),
-            _ => e.to_string(),
+            ErrorKind::NoSpace => format!("{}: the disk holding {} is full; make room there", io_reason(&e), self.root.display()),
+            _ => io_reason(&e),
         };
         EndpointError::new(kind, op, self.describe(), Some(path), message)
+    }
+}
+
+/// An I/O error's text for a message: the OS's reason ("Permission denied"), without the
+/// " (os error 13)" Rust's `Display` appends to it (the number tells a user nothing more).
+pub fn io_reason(e: &io::Error) -> String {
+    let text = e.to_string();
+    match e.raw_os_error() {
+        Some(code) => text.strip_suffix(&format!(" (os error {code})")).map_or_else(|| text.clone(), str::to_string),
+        None => text,
     }
 }
 
@@ -371,7 +381,7 @@ fn staging_err(endpoint: String, path: &RemotePath, staging: &Path, e: io::Error
         Op::Write,
         endpoint,
         Some(path),
-        format!("the staging file {} could not be written to disk: {e}; {what}", staging.display()),
+        format!("the staging file {} could not be written to disk: {}; {what}", staging.display(), io_reason(&e)),
     )
 }
 
@@ -459,6 +469,12 @@ mod tests {
         assert!(full.message.contains("/state/staging/f/0123.part") && full.message.contains("state folder"), "{}", full.message);
         let broken = staging_err("local /sink".into(), &path, staging, io::Error::from_raw_os_error(libc::EIO));
         assert_eq!(broken.kind, ErrorKind::LocalIo);
+    }
+
+    #[test]
+    fn messages_give_the_os_reason_without_its_number() {
+        assert_eq!(io_reason(&io::Error::from_raw_os_error(libc::ENOTDIR)), "Not a directory");
+        assert_eq!(io_reason(&io::Error::other("not a regular file")), "not a regular file");
     }
 
     #[test]

@@ -11,6 +11,14 @@ pub enum LedgerError {
     /// A read-only open found no database file: nothing has run with this state folder.
     #[error("no ledger yet at {0} (nothing has run)")]
     Missing(PathBuf),
+    /// The state folder cannot be a folder: `blocker` (the folder itself, or one of its
+    /// parents) is a file.
+    #[error(
+        "state folder {}: {} is a file, not a folder; give --state-dir (or WHARF_STATE_DIR) a folder",
+        path.parent().unwrap_or(path).display(),
+        blocker.display()
+    )]
+    NotAFolder { path: PathBuf, blocker: PathBuf },
     /// The last writer was killed and the repair redb needs could not be made here.
     #[error(
         "ledger {path} was not closed cleanly (a wharf process was killed) and could not be repaired here ({cause}); the next `wharf run` or `wharf serve` with write access to it repairs it"
@@ -58,6 +66,14 @@ impl LedgerError {
             _ => false,
         }
     }
+}
+
+/// The file in the way of the ledger's folder (the folder itself or the nearest of its parents
+/// that exists, when that is not a folder); `None` when the folder is there or can be made.
+pub(super) fn folder_blocked_by(path: &Path) -> Option<PathBuf> {
+    let dir = path.parent()?;
+    let existing = dir.ancestors().find(|a| !a.as_os_str().is_empty() && a.symlink_metadata().is_ok())?;
+    (!existing.is_dir()).then(|| existing.to_path_buf())
 }
 
 /// An error opening the database file at `path` as its writer (not `Busy`).

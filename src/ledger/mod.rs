@@ -137,6 +137,9 @@ impl Ledger {
     /// Opens (creating if needed) the ledger at `path` as its one writer. Another process
     /// writing it already: [`LedgerError::Busy`]; readers do not get in the way.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
+        if let Some(blocker) = error::folder_blocked_by(path) {
+            return Err(LedgerError::NotAFolder { path: path.to_path_buf(), blocker });
+        }
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|source| LedgerError::Io { path: path.to_path_buf(), source })?;
         }
@@ -166,6 +169,9 @@ impl Ledger {
     /// A ledger last written by an older wharf may lack tables this version reads: see
     /// [`Ledger::missing_tables`].
     pub fn open_read_only(path: &Path) -> Result<Self, LedgerError> {
+        if let Some(blocker) = error::folder_blocked_by(path) {
+            return Err(LedgerError::NotAFolder { path: path.to_path_buf(), blocker });
+        }
         if !path.exists() {
             return Err(LedgerError::Missing(path.to_path_buf()));
         }
@@ -663,6 +669,29 @@ mod tests {
         assert!(matches!(err, LedgerError::Missing(_)));
         assert_eq!(err.to_string(), format!("no ledger yet at {} (nothing has run)", p.display()));
         assert!(!p.exists(), "a read-only open creates nothing");
+    }
+
+    #[test]
+    fn a_state_folder_that_is_a_file_is_named_as_such() {
+        // `--state-dir` pointing at a file (or below one): the writer said "cannot create its
+        // folder: File exists", and the readers "no ledger yet (nothing has run)", exit 0.
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("state");
+        std::fs::write(&file, "not a folder").unwrap();
+        let want = format!(
+            "state folder {}: {} is a file, not a folder; give --state-dir (or WHARF_STATE_DIR) a folder",
+            file.display(),
+            file.display()
+        );
+        let p = file.join("ledger.redb");
+        for err in [Ledger::open(&p).err().unwrap(), Ledger::open_read_only(&p).err().unwrap()] {
+            assert!(matches!(err, LedgerError::NotAFolder { .. }), "{err:?}");
+            assert_eq!(err.to_string(), want);
+        }
+        let below = file.join("deeper").join("ledger.redb");
+        let err = Ledger::open(&below).err().unwrap();
+        assert!(matches!(&err, LedgerError::NotAFolder { blocker, .. } if *blocker == file), "{err:?}");
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "not a folder", "the file is left alone");
     }
 
     #[test]

@@ -170,7 +170,7 @@ impl JsonTemplate {
         let mut hb = Handlebars::new();
         hb.register_escape_fn(json_escape);
         hb.register_helper("json", Box::new(json_helper));
-        hb.register_template_string(NAME, source).map_err(|e| format!("bad template `{origin}`: {e}"))?;
+        hb.register_template_string(NAME, source).map_err(|e| crate::template::syntax_error(&format!("bad template `{origin}`"), &e))?;
         let t = JsonTemplate { origin: origin.into(), source: source.into(), registry: Arc::new(hb) };
         t.render(&sample_notice(), 0)?;
         Ok(t)
@@ -211,7 +211,7 @@ impl TextTemplate {
         let mut hb = Handlebars::new();
         hb.register_escape_fn(handlebars::no_escape);
         hb.register_helper("json", Box::new(json_helper));
-        hb.register_template_string(NAME, source).map_err(|e| format!("bad template {source:?}: {e}"))?;
+        hb.register_template_string(NAME, source).map_err(|e| crate::template::syntax_error(&format!("bad template {source:?}"), &e))?;
         let t = TextTemplate { source: source.into(), registry: Arc::new(hb) };
         t.render(&sample_notice(), 0)?;
         Ok(t)
@@ -313,7 +313,8 @@ mod tests {
         let e = JsonTemplate::new(r#"{"msg": {{text}}}"#, "t.hbs").unwrap_err();
         assert!(e.starts_with("template `t.hbs` does not give valid JSON"), "{e}");
         let e = JsonTemplate::new("{{#if}}", "t.hbs").unwrap_err();
-        assert!(e.starts_with("bad template `t.hbs`"), "{e}");
+        assert!(e.starts_with("bad template `t.hbs` line 1, col "), "{e}");
+        assert!(!e.contains('\n'), "one line: {e}");
     }
 
     #[test]

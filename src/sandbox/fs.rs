@@ -66,7 +66,7 @@ fn status(path: &str, e: io::Error) -> FsError {
         _ => FsErrorKind::Failure,
     };
     // io::Error's text names no path; the client's own path is safe to echo.
-    FsError { kind, message: format!("{path}: {e}") }
+    FsError { kind, message: format!("{path}: {}", crate::endpoint::local::io_reason(&e)) }
 }
 
 fn refused(path: &str, why: &str) -> FsError {
@@ -287,6 +287,7 @@ mod tests {
         assert_eq!(code(f.remove_dir("/")), FsErrorKind::Failure);
         let msg = f.metadata("/nope", Follow::Yes).unwrap_err().message;
         assert!(msg.starts_with("/nope: ") && !msg.contains(&*_d.path().to_string_lossy()), "{msg}");
+        assert_eq!(msg, "/nope: No such file or directory", "the OS's reason, without Rust's \"(os error 2)\"");
     }
 
     #[test]

@@ -28,10 +28,12 @@ impl CronExpr {
     /// Parses `minute hour day-of-month month day-of-week`, or the same with a leading seconds
     /// field; `@daily`-style nicknames, names (`mon`, `jan`), `L`, `W`, `#` as croner reads them.
     /// An expression that never matches (`0 0 30 2 *`) is refused. The error is a sentence fit
-    /// for a diagnostic, with croner's own message.
+    /// for a diagnostic: the field croner refused (`bad_field`) and croner's own message.
     pub fn parse(text: &str) -> Result<CronExpr, String> {
-        let parser = CronParser::builder().seconds(Seconds::Optional).year(Year::Disallowed).build();
-        let cron = parser.parse(text).map_err(|e| format!("bad cron expression `{text}`: {e}"))?;
+        let cron = parser().parse(text).map_err(|e| match bad_field(text) {
+            Some(field) => format!("bad cron expression `{text}`: {field}: {e}"),
+            None => format!("bad cron expression `{text}`: {e}"),
+        })?;
         let expr = CronExpr { text: text.trim().to_string(), cron: Box::new(cron) };
         if expr.next_after(Tz::UTC, reference()).is_none() {
             return Err(format!("cron expression `{text}` never matches a real date"));
@@ -72,6 +74,29 @@ impl fmt::Display for CronExpr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)
     }
+}
+
+fn parser() -> CronParser {
+    CronParser::builder().seconds(Seconds::Optional).year(Year::Disallowed).build()
+}
+
+/// Names the first field of a 5- or 6-field expression that croner refuses on its own (with
+/// every other field `*`), and what that field takes: `the hour field `25` (0-23)`. Croner's
+/// own messages ("Component error: Number out of bounds.") do not say which field.
+fn bad_field(text: &str) -> Option<String> {
+    const FIVE: [(&str, &str); 5] =
+        [("minute", "0-59"), ("hour", "0-23"), ("day-of-month", "1-31"), ("month", "1-12 or jan-dec"), ("day-of-week", "0-7 or sun-sat")];
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let names: Vec<(&str, &str)> = match fields.len() {
+        5 => FIVE.to_vec(),
+        6 => std::iter::once(("second", "0-59")).chain(FIVE).collect(),
+        _ => return None,
+    };
+    (0..fields.len()).find_map(|i| {
+        let alone: Vec<&str> = (0..fields.len()).map(|j| if j == i { fields[i] } else { "*" }).collect();
+        let (name, takes) = names[i];
+        parser().parse(&alone.join(" ")).is_err().then(|| format!("the {name} field `{}` ({takes})", fields[i]))
+    })
 }
 
 /// A fixed starting point for the checks at validation time, so they give the same answer
@@ -170,6 +195,17 @@ mod tests {
         assert!(e.starts_with("bad cron expression `*/30 * * *`: Invalid pattern: "), "{e}");
         assert!(CronExpr::parse("0 0 0 * * * 2030").unwrap_err().starts_with("bad cron expression"), "no year field");
         assert!(CronExpr::parse("61 * * * *").unwrap_err().starts_with("bad cron expression `61 * * * *`: "));
+        // The field croner refused is named, with what it takes.
+        let e = CronExpr::parse("0 25 * * *").unwrap_err();
+        assert!(e.starts_with("bad cron expression `0 25 * * *`: the hour field `25` (0-23): "), "{e}");
+        let e = CronExpr::parse("0 0 * 13 *").unwrap_err();
+        assert!(e.starts_with("bad cron expression `0 0 * 13 *`: the month field `13` (1-12 or jan-dec): "), "{e}");
+        let e = CronExpr::parse("*/0 * * * *").unwrap_err();
+        assert!(e.starts_with("bad cron expression `*/0 * * * *`: the minute field `*/0` (0-59): "), "{e}");
+        let e = CronExpr::parse("0 0 0 0 * *").unwrap_err();
+        assert!(e.starts_with("bad cron expression `0 0 0 0 * *`: the day-of-month field `0` (1-31): "), "six fields: {e}");
+        let e = CronExpr::parse("0 0 * * mon-fry").unwrap_err();
+        assert!(e.starts_with("bad cron expression `0 0 * * mon-fry`: the day-of-week field `mon-fry` (0-7 or sun-sat): "), "{e}");
         assert!(CronExpr::parse("").is_err());
         assert_eq!(CronExpr::parse("0 0 30 2 *").unwrap_err(), "cron expression `0 0 30 2 *` never matches a real date");
     }

@@ -67,7 +67,14 @@ impl Mapper {
         let engine = sandbox(Arc::new(lookups), max_operations);
         let ast = engine.compile(script_text).map_err(|e| {
             let line = e.1.line().map(|l| format!(" line {l}")).unwrap_or_default();
-            format!("{script}{line}: {}", e.0)
+            // `record` outside a function: the script was written as a body to run per record.
+            let hint = match &*e.0 {
+                rhai::ParseErrorType::VariableUndefined(v) if v == "record" => {
+                    " (a map script's code goes in `fn map(record) { … }`, which is called once per record)"
+                }
+                _ => "",
+            };
+            format!("{script}{line}: {}{hint}", e.0)
         })?;
         if !ast.iter_functions().any(|f| f.name == "map" && f.params.len() == 1) {
             return Err(format!("{script} defines no `fn map(record)`"));
@@ -447,6 +454,10 @@ mod tests {
         let e = mapper("fn map(r) {\n  let x = ;\n}").unwrap_err();
         assert!(e.starts_with("t.rhai line 2: "), "{e}");
         assert_eq!(mapper("fn transform(r) { r }").unwrap_err(), "t.rhai defines no `fn map(record)`");
+        assert_eq!(
+            mapper("let n = record.amount;\n#{ n: n }").unwrap_err(),
+            "t.rhai line 1: Undefined variable: record (a map script's code goes in `fn map(record) { … }`, which is called once per record)"
+        );
         let e = mapper("fn map(r) { eval(\"1\") }").unwrap_err();
         assert!(e.contains("eval"), "{e}");
         let m = mapper("fn map(r) { import \"/etc/passwd\" as m; r }").unwrap();

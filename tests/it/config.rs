@@ -383,3 +383,26 @@ fn validate_command_refuses_shared_flow_names_and_empty_folders() {
     assert_eq!(code, 2, "{out}");
     assert!(out.contains("no flow files (*.yaml, *.yml) in this folder"), "{out}");
 }
+
+#[test]
+fn a_flow_that_is_not_found_says_where_it_was_looked_for() {
+    // Every command taking FLOW (a file, or a name in ./flows) said "FLOW:1:1: cannot read
+    // flow file: No such file or directory (os error 2) (at /)".
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    for args in
+        [&["run", "orders"][..], &["plan", "orders", "--json"], &["probe", "orders"], &["quarantine", "reprocess", "orders", "/a.csv"]]
+    {
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_wharf")).arg("--state-dir").arg(&state).args(args).current_dir(dir.path()).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            "orders: no such flow file (looked for orders, flows/orders.yaml and flows/orders.yml; give a flow file, or the name of \
+             one in ./flows); nothing was run\n",
+            "{args:?}"
+        );
+        assert!(out.stdout.is_empty(), "{args:?}");
+    }
+    assert!(!state.exists(), "nothing was created");
+}

@@ -141,6 +141,47 @@ fn read_commands_follow_the_writer_in_another_process_and_run_is_refused_while_s
     assert_eq!(ran.status.code(), Some(0), "{}{}", stdout(&ran), stderr(&ran));
 }
 
+#[test]
+fn a_state_folder_that_is_a_file_stops_every_command_that_opens_the_ledger() {
+    // It used to read as "no ledger yet (nothing has run)", exit 0, for the read commands,
+    // and as "cannot create its folder: File exists" for `wharf run`.
+    let dir = support::tempdir();
+    let flow_file = local_flow(dir.path(), "demo");
+    std::fs::write(dir.path().join("outbox/a.csv"), "a\n").unwrap();
+    let state = dir.path().join("state");
+    std::fs::write(&state, "").unwrap();
+    let want = format!("{} is a file, not a folder; give --state-dir (or WHARF_STATE_DIR) a folder", state.display());
+    for args in [vec!["run", flow_file.to_str().unwrap()], vec!["runs"], vec!["files", "demo", "--json"], vec!["events"]] {
+        let out = wharf(&state, &args);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", stderr(&out));
+        assert!(stderr(&out).contains(&want), "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), "", "{args:?}");
+    }
+    assert!(stderr(&wharf(&state, &["run", flow_file.to_str().unwrap()])).starts_with("error: flow demo: "));
+    assert!(dir.path().join("outbox/a.csv").exists() && !dir.path().join("archive/a.csv").exists());
+}
+
+#[test]
+fn a_flow_name_the_ledger_has_never_seen_is_told_apart_from_a_flow_with_nothing_to_show() {
+    // A misspelt name printed "no files recorded for flow demx", as for a flow that ran and
+    // had no files, and `wharf runs demx` a bare header.
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
+    finished_run(&ledger, "demo", RunStatus::Ok, 0);
+    finished_run(&ledger, "other", RunStatus::Ok, 0);
+    let never =
+        format!("flow demx has never run with the ledger at {} (flows that have: demo, other)\n", state.join("ledger.redb").display());
+    for args in [&["files", "demx"][..], &["runs", "demx"], &["quarantine", "list", "demx"]] {
+        let out = wharf(&state, args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        assert_eq!(stdout(&out), never, "{args:?}");
+    }
+    assert_eq!(stdout(&wharf(&state, &["files", "demo"])), "no files recorded for flow demo\n");
+    assert_eq!(stdout(&wharf(&state, &["quarantine", "list", "demo"])), "no quarantined files for flow demo\n");
+    assert_eq!(stdout(&wharf(&state, &["files", "demx", "--json"])).trim(), "[]", "JSON is unchanged");
+}
+
 // ---- (b) the HTTP server against a test daemon ----
 
 /// Flows `demo` (idle), `busy` (running, overlap skip) and `queue` (running, overlap queue).

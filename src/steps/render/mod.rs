@@ -20,7 +20,7 @@ use std::fmt;
 use std::path::Path;
 use std::sync::Arc;
 
-use handlebars::{Handlebars, RenderError, RenderErrorReason, TemplateError};
+use handlebars::{Handlebars, RenderError, RenderErrorReason};
 
 use crate::config::raw_steps::{LineEnding, RawRender};
 
@@ -139,15 +139,8 @@ fn load(hb: &mut Handlebars<'static>, name: &str, base: &Path, line_ending: Line
         LineEnding::Lf => text,
         LineEnding::Crlf => text.replace('\n', "\r\n"),
     };
-    hb.register_template_string(name, text).map_err(|e| syntax_message(name, &e))
-}
-
-/// `pricelist.xml.hbs line 3, col 7: …` for a template that does not compile.
-fn syntax_message(name: &str, e: &TemplateError) -> String {
-    match e.pos() {
-        Some((line, col)) => format!("{name} line {line}, col {col}: {}", e.reason()),
-        None => format!("{name}: {}", e.reason()),
-    }
+    // `pricelist.xml.hbs line 3, col 7: …`
+    hb.register_template_string(name, text).map_err(|e| crate::template::syntax_error(name, &e))
 }
 
 /// What a render error tells the partner: the template, line and column, and why.
