@@ -94,6 +94,10 @@ struct Pump {
     stored: u64,
     /// When it was stored last.
     stored_at: Option<std::time::Instant>,
+    /// A ledger never served before (no stored cursor): the last event recorded when the
+    /// notifier started. What came before is history, not news; what comes after (this
+    /// daemon's first runs, which may finish before the flows' rules arrive) is sent.
+    history_ends: Option<u64>,
 }
 
 impl Notifier {
@@ -104,6 +108,11 @@ impl Notifier {
             // No rules cannot fail to set up.
             Dispatcher::new(&[]).unwrap_or_else(|_| unreachable!("a dispatcher without rules sets nothing up"))
         });
+        // Taken here, before any run of this daemon can record an event (see `history_ends`).
+        let history_ends = match ledger.notify_cursor() {
+            Ok(None) => ledger.last_event_seq().ok(),
+            _ => None,
+        };
         let mut pump = Pump {
             ledger: ledger.clone(),
             dispatcher,
@@ -117,6 +126,7 @@ impl Notifier {
             behind: false,
             stored: 0,
             stored_at: None,
+            history_ends,
         };
         let task = tokio::spawn(async move {
             // The backlog (events recorded while the daemon was down) is read once the flows'
@@ -370,7 +380,11 @@ impl Pump {
             Some(read) => read,
             None => match ledger.notify_cursor() {
                 Ok(Some(c)) => c,
-                Ok(None) => match ledger.last_event_seq().and_then(|last| ledger.set_notify_cursor(last).map(|_| last)) {
+                Ok(None) => match self
+                    .history_ends
+                    .map_or_else(|| ledger.last_event_seq(), Ok)
+                    .and_then(|last| ledger.set_notify_cursor(last).map(|_| last))
+                {
                     Ok(last) => last,
                     Err(e) => return tracing::error!(error = %e, "Notifier cannot read the ledger."),
                 },
