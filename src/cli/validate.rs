@@ -5,7 +5,8 @@
 //! the exit code: the loader's (a setting that has no effect, see [`crate::config::Flow`]'s
 //! `warnings`; also for a file with problems), and a key, known_hosts or CA file a valid flow names that is not on this
 //! machine — validate also runs where the keys are not (CI), and a run checks them again
-//! before it connects. `--json` prints the array of problems it always printed; with
+//! before it connects — and a program a valid flow runs (`source.command`, a notification
+//! `command`) that is not on this machine or not executable. `--json` prints the array of problems it always printed; with
 //! `--with-warnings` the warnings are appended to it and every entry says its `severity`.
 
 use std::collections::HashMap;
@@ -57,6 +58,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             match loaded {
                 Ok(flow) => {
                     warnings.extend(config::key_files::check(&flow, flow.endpoints.keys().map(String::as_str)));
+                    warnings.extend(config::programs::check(&flow));
                     match names.get(&flow.name) {
                         // The name keys the ledger: two flows with one name would share its records.
                         Some(first) => problems.push(name_clash(&file, &flow.name, first)),

@@ -17,6 +17,7 @@ pub mod interpolate;
 pub mod key_files;
 pub mod load;
 pub mod locate;
+pub mod programs;
 pub mod raw;
 pub mod raw_notify;
 pub mod raw_response;
