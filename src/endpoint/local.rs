@@ -50,9 +50,25 @@ impl LocalEndpoint {
                 format!("{}: this user's quota on the disk holding {} is used up; make room there", io_reason(&e), self.root.display())
             }
             ErrorKind::NoSpace => format!("{}: the disk holding {} is full; make room there", io_reason(&e), self.root.display()),
-            _ => io_reason(&e),
+            _ => match self.root_trouble(&e) {
+                Some(trouble) => format!("{}: the endpoint's root {} {trouble}", io_reason(&e), self.root.display()),
+                None => io_reason(&e),
+            },
         };
         EndpointError::new(kind, op, self.describe(), Some(path), message)
+    }
+
+    /// For a path that is missing or runs through a file: whether the endpoint's root itself
+    /// is the reason (it is missing, or a file), which the path alone does not say.
+    fn root_trouble(&self, e: &io::Error) -> Option<&'static str> {
+        if e.kind() != io::ErrorKind::NotFound && e.raw_os_error() != Some(libc::ENOTDIR) {
+            return None;
+        }
+        match std::fs::metadata(&self.root) {
+            Ok(m) if m.is_dir() => None,
+            Ok(_) => Some("is a file, not a folder"),
+            Err(_) => Some("does not exist"),
+        }
     }
 }
 
@@ -469,6 +485,23 @@ mod tests {
         assert!(full.message.contains("/state/staging/f/0123.part") && full.message.contains("state folder"), "{}", full.message);
         let broken = staging_err("local /sink".into(), &path, staging, io::Error::from_raw_os_error(libc::EIO));
         assert_eq!(broken.kind, ErrorKind::LocalIo);
+    }
+
+    #[tokio::test]
+    async fn a_missing_root_or_a_root_that_is_a_file_is_named_as_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = RemotePath::parse("/in").unwrap();
+        let missing = LocalEndpoint::new(dir.path().join("nope"));
+        let e = missing.list(&p).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound);
+        assert!(e.message.ends_with(&format!("the endpoint's root {} does not exist", dir.path().join("nope").display())), "{}", e.message);
+        std::fs::write(dir.path().join("file"), "x").unwrap();
+        let file = LocalEndpoint::new(dir.path().join("file"));
+        let e = file.stat(&RemotePath::parse("/a.csv").unwrap()).await.unwrap_err();
+        assert!(e.message.ends_with("is a file, not a folder"), "{}", e.message);
+        let fine = LocalEndpoint::new(dir.path());
+        let e = fine.list(&p).await.unwrap_err();
+        assert!(!e.message.contains("root"), "the root is fine: {}", e.message);
     }
 
     #[test]
