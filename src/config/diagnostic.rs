@@ -7,7 +7,7 @@
 //! positions.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -35,6 +35,23 @@ impl fmt::Display for Diagnostic {
 }
 
 impl Diagnostic {
+    /// `found` problems (`(yaml_path, message)`) of the flow file `file`, each at its field
+    /// (`file:line:col`; 1:1 when the file cannot be read again): for checks made on a loaded
+    /// flow, which no longer knows where its fields were written.
+    pub fn at_fields(file: &Path, found: Vec<(String, String)>) -> Vec<Diagnostic> {
+        if found.is_empty() {
+            return Vec::new();
+        }
+        let positions = std::fs::read_to_string(file).ok().and_then(|text| super::locate::parse(&text).0).map(|p| p.positions);
+        found
+            .into_iter()
+            .map(|(yaml_path, message)| {
+                let pos = positions.as_ref().map_or(super::locate::Pos::START, |p| p.node(&yaml_path));
+                Diagnostic { file: file.to_path_buf(), line: pos.line, col: pos.col, message, yaml_path }
+            })
+            .collect()
+    }
+
     /// The printed form of a warning: `file:line:col: warning: message (at /yaml/path)`.
     pub fn warning_text(&self) -> String {
         format!("{}:{}:{}: warning: {} (at {})", self.file.display(), self.line, self.col, self.message, self.yaml_path)

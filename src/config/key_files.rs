@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 use super::Flow;
 use super::diagnostic::Diagnostic;
 use super::flow::{CertTrust, EndpointSpec, HostKeyPolicy, SshAuth};
-use super::locate::{self, Pos, escape};
+use super::locate::escape;
 
 /// A file an endpoint reads when it connects.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,17 +79,8 @@ pub fn problem(file: &KeyFile) -> Option<String> {
 /// The problems of the files the endpoints `names` of `flow` read when they connect, each at
 /// its field in the flow file (`file:line:col`; 1:1 when the file cannot be read again).
 pub fn check<'a>(flow: &Flow, names: impl IntoIterator<Item = &'a str>) -> Vec<Diagnostic> {
-    let bad: Vec<(KeyFile, String)> = key_files(flow, names).into_iter().filter_map(|f| problem(&f).map(|p| (f, p))).collect();
-    if bad.is_empty() {
-        return Vec::new();
-    }
-    let positions = std::fs::read_to_string(&flow.file).ok().and_then(|text| locate::parse(&text).0).map(|p| p.positions);
-    bad.into_iter()
-        .map(|(f, message)| {
-            let pos = positions.as_ref().map_or(Pos::START, |p| p.node(&f.yaml_path));
-            Diagnostic { file: flow.file.clone(), line: pos.line, col: pos.col, message, yaml_path: f.yaml_path }
-        })
-        .collect()
+    let bad = key_files(flow, names).into_iter().filter_map(|f| problem(&f).map(|p| (f.yaml_path, p))).collect();
+    Diagnostic::at_fields(&flow.file, bad)
 }
 
 #[cfg(test)]

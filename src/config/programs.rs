@@ -10,7 +10,6 @@ use std::path::{Path, PathBuf};
 
 use super::Flow;
 use super::diagnostic::Diagnostic;
-use super::locate::{self, Pos};
 use crate::notify::Channel;
 
 /// The programs `flow` runs, with the field that names each.
@@ -50,18 +49,8 @@ pub fn problem(program: &Path, path: Option<&str>) -> Option<String> {
 /// The problems of the programs `flow` runs, each at its field in the flow file.
 pub fn check(flow: &Flow) -> Vec<Diagnostic> {
     let path = std::env::var("PATH").ok();
-    let bad: Vec<(String, String)> =
-        programs(flow).into_iter().filter_map(|(at, p)| problem(p, path.as_deref()).map(|why| (at, why))).collect();
-    if bad.is_empty() {
-        return Vec::new();
-    }
-    let positions = std::fs::read_to_string(&flow.file).ok().and_then(|text| locate::parse(&text).0).map(|p| p.positions);
-    bad.into_iter()
-        .map(|(yaml_path, message)| {
-            let pos = positions.as_ref().map_or(Pos::START, |p| p.node(&yaml_path));
-            Diagnostic { file: flow.file.clone(), line: pos.line, col: pos.col, message, yaml_path }
-        })
-        .collect()
+    let bad = programs(flow).into_iter().filter_map(|(at, p)| problem(p, path.as_deref()).map(|why| (at, why))).collect();
+    Diagnostic::at_fields(&flow.file, bad)
 }
 
 #[cfg(test)]
