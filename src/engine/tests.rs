@@ -307,6 +307,30 @@ async fn a_trigger_never_replaces_a_file_with_content() {
     assert_eq!(read(&fx.dst.join("inbox/a.csv.done")), b"");
 }
 
+/// A constant temporary name is shared by every upload into the folder, the triggers' too:
+/// with `if_exists: rename` (which claims the folder, not the names) a trigger must still
+/// wait for the upload holding the temporary name, or it would empty that file or take its
+/// bytes.
+#[tokio::test]
+async fn a_trigger_waits_for_an_upload_through_the_same_constant_temporary_name() {
+    let mut fx = fixture();
+    fx.flow.concurrency = Some(16);
+    fx.flow.sinks[0].if_exists = IfExists::Rename;
+    fx.flow.sinks[0].temp_name = Some(NameTemplate::new("upload.tmp").unwrap());
+    fx.flow.sinks[0].trigger = Some(NameTemplate::new("{{name}}.done").unwrap());
+    let body = |i: usize| format!("{i}\n").repeat(20_000 + i * 100).into_bytes();
+    for i in 0..40 {
+        fx.put(&format!("in/f{i:02}.csv"), &body(i));
+    }
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, r.counts.failed), (40, 0), "{r:#?}");
+    for i in 0..40 {
+        assert!(read(&fx.dst.join(format!("inbox/f{i:02}.csv"))) == body(i), "f{i:02}.csv differs");
+        assert_eq!(read(&fx.dst.join(format!("inbox/f{i:02}.csv.done"))), b"", "f{i:02}.csv.done");
+    }
+    assert!(!fx.dst.join("inbox/upload.tmp").exists());
+}
+
 /// Uploads in progress are written under hidden names (`.NAME.part`): the default pattern
 /// never takes them; a pattern that names hidden files does.
 #[tokio::test]

@@ -153,7 +153,13 @@ async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePa
     }
     let temp = temp_path(cx, i, &path, rel_dir, 0)?;
     let ep = &*cx.sinks[i];
-    let _names = cx.claims.claim(vec![claims::key(&sink.endpoint, path.as_str()), claims::key(&sink.endpoint, temp.as_str())]).await;
+    let mut names = vec![claims::key(&sink.endpoint, path.as_str()), claims::key(&sink.endpoint, temp.as_str())];
+    // An upload with `rename` claims its folder, not its temporary name, which a constant
+    // `temp_name` makes the trigger's too: the trigger waits for it.
+    if sink.if_exists == IfExists::Rename {
+        names.push(rename_claim(&sink.endpoint, &target.parent()));
+    }
+    let _names = cx.claims.claim(names).await;
     halt::point("triggering");
     retry(cx.flow.retry, "write trigger", || transfer::put_trigger(ep, &cx.folders, &temp, &path)).await?;
     mark(rec, TRIGGERS + i as u32, &path, true, None);
@@ -185,7 +191,7 @@ async fn send(
     // Every name this delivery may write, claimed before the target is chosen: with `rename`
     // the folder (free names are chosen one file at a time), else the target and its temp name.
     let names = match sink.if_exists {
-        IfExists::Rename => vec![claims::key(&sink.endpoint, &format!("{dir}/\u{0}rename"))],
+        IfExists::Rename => vec![rename_claim(&sink.endpoint, dir)],
         _ => {
             let wanted = dir.join(name).map_err(|e| FileError::TargetName(format!("target name {name:?}: {e}")))?;
             let temp = temp_path(cx, i, &wanted, rel_dir, size)?;
@@ -246,6 +252,12 @@ async fn send(
             Ok((t, true, took))
         }
     }
+}
+
+/// The claim an upload with `if_exists: rename` takes on its folder `dir`: free names are
+/// chosen there one file at a time.
+fn rename_claim(endpoint: &str, dir: &RemotePath) -> String {
+    claims::key(endpoint, &format!("{dir}/\u{0}rename"))
 }
 
 /// Whether the payload is the staged file and it was staged unhashed ([`stage::Hash::Deferred`]).
