@@ -258,7 +258,7 @@ impl Default for Alerts {
 
 /// Whether `rel` (a path relative to the polled folder) is hidden: its name or one of its
 /// folders starts with `.`. Uploads in progress are written under such names (wharf's
-/// `.NAME.part`, and many other tools'), so a default pattern never takes them.
+/// `.NAME.FLOW.part`, and many other tools'), so a default pattern never takes them.
 pub fn is_hidden(rel: &str) -> bool {
     rel.split('/').any(|part| part.starts_with('.'))
 }

@@ -440,10 +440,13 @@ pub struct RawSink {
     #[serde(default = "default_name")]
     pub name: String,
     /// Name template the file is written under before the final rename (same variables as
-    /// `name`; must differ from it). Not used when a local folder on the staging folder's file system takes the
-    /// staged file by renaming it straight to its final name (atomic, so never partial).
-    #[serde(default = "default_temp_name")]
-    pub temp_name: String,
+    /// `name`; must differ from it). By default `.{{name}}.FLOW.part`, FLOW being the flow's
+    /// name: hidden, and never the temporary file of another flow sending a file of the same
+    /// name into the same folder. Not used when a local folder on the staging folder's file
+    /// system takes the staged file by renaming it straight to its final name (atomic, so
+    /// never partial).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temp_name: Option<String>,
     /// Write straight under the final name: no temporary name, no rename. For partners whose
     /// servers refuse renames or take a file the moment it is closed, whatever its name. While
     /// the upload runs the partner sees part of the file under its final name, so pair it
@@ -619,8 +622,9 @@ fn default_sink_path() -> String {
 fn default_name() -> String {
     "{{name}}".into()
 }
-pub(super) fn default_temp_name() -> String {
-    ".{{name}}.part".into()
+/// The temporary name of a sink that sets none, in flow `flow`: hidden, and the flow's own.
+pub(super) fn default_temp_name(flow: &str) -> String {
+    format!(".{{{{name}}}}.{flow}.part")
 }
 fn default_keep() -> RawDisposition {
     RawDisposition::Keep

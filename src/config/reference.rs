@@ -248,7 +248,7 @@ mod tests {
         );
         assert!(md.contains("| `{move_to: …}` | Move the file into this folder"), "{md}");
         assert!(md.contains("| `include` | list of string | `[\"*\"]` |"), "{md}");
-        assert!(md.contains("| `temp_name` | string | `\".{{name}}.part\"` |"), "{md}");
+        assert!(md.contains("| `temp_name` | string |  | Name template the file is written under before the final rename (same variables as `name`; must differ from it). By default `.{{name}}.FLOW.part`"), "{md}");
         assert!(md.contains("| `rename` | Deliver as"), "{md}");
         // Every field of the schema shows up.
         let schema = crate::config::flow_schema();

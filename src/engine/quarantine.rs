@@ -39,8 +39,11 @@ pub enum QuarantineError {
     Ledger(#[from] LedgerError),
 }
 
-fn temp_for(target: &RemotePath) -> Result<RemotePath, FileError> {
-    target.parent().join(&format!(".{}.part", target.name())).map_err(|e| FileError::Name(format!("temporary name for {target}: {e}")))
+/// The temporary name of a copy into the quarantine location: hidden, and flow `flow`'s own
+/// (two flows may share a quarantine folder, and find the same free name at once).
+fn temp_for(target: &RemotePath, flow: &str) -> Result<RemotePath, FileError> {
+    let name = crate::engine::naming::fit(&format!(".{}.{flow}.part", target.name()));
+    target.parent().join(&name).map_err(|e| FileError::Name(format!("temporary name for {target}: {e}")))
 }
 
 fn beside(copy: &RemotePath, ext: &str) -> Result<RemotePath, FileError> {
@@ -88,7 +91,7 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
     };
     super::halt::point("quarantining");
     if !retry(policy, "check the quarantine copy", || transfer::already_delivered(ep, &copy, rec.size, None)).await.map_err(aside)? {
-        let temp = temp_for(&copy)?;
+        let temp = temp_for(&copy, flow)?;
         retry(policy, "quarantine upload", || {
             transfer::upload(ep, &cx.folders, &cx.budget, staged, None, rec.size, &temp, &copy, true, false, false)
         })
@@ -104,7 +107,7 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
                 continue;
             };
             let (target, size) = (beside(&copy, ext)?, meta.len());
-            let temp = temp_for(&target)?;
+            let temp = temp_for(&target, flow)?;
             retry(policy, "upload the quarantine report", || {
                 transfer::upload(ep, &cx.folders, &cx.budget, &local, None, size, &temp, &target, true, false, false)
             })

@@ -59,7 +59,7 @@ fn full_flow_loads_into_the_expected_flow() {
     assert_eq!(sink.path.source(), "/inbox/{{date \"YYYY\"}}");
     let vars = wharf::template::NameVars::new("orders.csv", "", 10, 7, std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000));
     assert_eq!(sink.name.render(&vars).unwrap(), "orders-20231114.csv");
-    assert_eq!(sink.temp_name.as_ref().expect("a temporary name").render(&vars).unwrap(), ".orders.csv.part");
+    assert_eq!(sink.temp_name.as_ref().expect("a temporary name").render(&vars).unwrap(), ".orders.csv.acme-orders.part");
     assert_eq!(sink.if_exists, IfExists::Rename);
 
     assert_eq!(flow.after_success, Disposition::MoveTo(RemotePath::parse("outbox/processed").unwrap()));

@@ -148,7 +148,7 @@ fn a_push_onto_a_full_vsftpd_disk_leaves_no_temporary_file_and_the_next_run_deli
     let (code, r) = run(d, &flow);
     assert_eq!((code, counts(&r)), (1, (0, 0, 0, 1)), "{r:#}");
     let detail = detail(&r, "/outbox/a.bin");
-    assert!(detail.starts_with("sink partner: ftp ") && detail.contains(": write /inbox/.a.bin.part: "), "{detail}");
+    assert!(detail.starts_with("sink partner: ftp ") && detail.contains(": write /inbox/.a.bin.push.part: "), "{detail}");
     assert!(detail.ends_with("(attempt 1; the next run resumes it)"), "{detail}");
     assert!(ftpd.log().contains("451 Failure writing to local file."), "the refusal this test is about: {}", ftpd.log());
     // The server's reply, read after the data connection's reset, is what the error quotes.
@@ -195,7 +195,7 @@ fn a_full_quarantine_folder_keeps_the_refused_file_at_the_source_until_there_is_
     let detail = detail(&r, "/bad.csv");
     assert!(detail.contains("records are invalid"), "why it was refused: {detail}");
     let aside =
-        format!("; putting it aside in quarantine q failed: local {0}: write /rejected/.bad.csv.part: no space left: ", q.display());
+        format!("; putting it aside in quarantine q failed: local {0}: write /rejected/.bad.csv.qfull.part: no space left: ", q.display());
     assert!(detail.contains(&aside), "{detail}");
     assert!(detail.contains(&format!("the disk holding {} is full; make room there", q.display())), "{detail}");
     assert!(detail.ends_with("(attempt 1; the next run resumes it)"), "{detail}");

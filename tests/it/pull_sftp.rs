@@ -176,7 +176,7 @@ fn move_to_processed_with_a_name_collision_and_sftp_to_sftp_delivery() {
     assert_eq!(fs::read(w.remote(&format!("out/{year}/a.csv"))).unwrap(), b"newer");
     assert_eq!(fs::read(w.remote("in/done/a.csv")).unwrap(), b"older");
     assert_eq!(fs::read(w.remote("in/done/a-1.csv")).unwrap(), b"newer");
-    assert!(!w.remote(&format!("out/{year}/.a.csv.part")).exists());
+    assert!(!w.remote(&format!("out/{year}/.a.csv.s2s.part")).exists());
 }
 
 fn chrono_year() -> i64 {

@@ -188,7 +188,7 @@ fn upload_in_progress_is_invisible(partner: Option<Partner>) {
         let at = |p: &str| RemotePath::parse(p).unwrap();
         assert!(second.stat(&at("/inbox/prices.csv")).await.unwrap().is_none(), "final name visible mid-upload");
         assert!(second.stat(&at("/inbox/prices.csv.done")).await.unwrap().is_none(), "trigger visible mid-upload");
-        assert!(second.stat(&at("/inbox/.prices.csv.part")).await.unwrap().is_some(), "the temporary name holds the upload");
+        assert!(second.stat(&at("/inbox/.prices.csv.push.part")).await.unwrap().is_some(), "the temporary name holds the upload");
     });
     drop(halted);
     ok(&w.run(&flow));
@@ -207,8 +207,8 @@ fn trigger_only_after_complete_data(partner: Option<Partner>) {
     fs::write(w.local("outbox/order.xml"), &data).unwrap();
     let flow = w.flow("", "    trigger: \"{{stem}}.ok\"\n    if_exists: rename\n", "");
     let halted = run_until(w.wharf(&flow), "uploaded", HALT);
-    assert_eq!(w.remote_names("inbox"), [".order.xml.part"], "verified temp, no final name, no trigger");
-    assert_eq!(fs::read(w.remote("inbox/.order.xml.part")).unwrap(), data);
+    assert_eq!(w.remote_names("inbox"), [".order.xml.push.part"], "verified temp, no final name, no trigger");
+    assert_eq!(fs::read(w.remote("inbox/.order.xml.push.part")).unwrap(), data);
     drop(halted);
     // Next run: the killed upload is redone under the temp name; halt before the trigger.
     let halted = run_until(w.wharf(&flow), "triggering", HALT);

@@ -140,6 +140,9 @@ pub fn validate(raw: RawFlow, file: &Path, lookup: &Lookup<'_>) -> Checked {
 pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -> Checked {
     let mut c = Checker::new(lookup);
     let name = sections.name.and_then(|n| c.flow_name(&n));
+    if let Some(name) = &name {
+        c.flow.clone_from(name);
+    }
     let defined: Option<Vec<String>> = sections.endpoints.as_ref().map(|e| e.keys().cloned().collect());
     let endpoints = sections.endpoints.map(|eps| {
         eps.into_iter()
@@ -272,11 +275,14 @@ struct Checker<'l, 'a> {
     warnings: Vec<Problem>,
     /// Where each well-formed endpoint is (see `place.rs`).
     places: BTreeMap<String, Place>,
+    /// The flow's name, once checked (a placeholder before, or when it is malformed: the flow
+    /// is refused then anyway). Sinks' default temporary names carry it.
+    flow: String,
 }
 
 impl<'l, 'a> Checker<'l, 'a> {
     fn new(lookup: &'l Lookup<'a>) -> Self {
-        Checker { lookup, problems: Vec::new(), warnings: Vec::new(), places: BTreeMap::new() }
+        Checker { lookup, problems: Vec::new(), warnings: Vec::new(), places: BTreeMap::new(), flow: "flow".into() }
     }
 }
 

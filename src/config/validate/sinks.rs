@@ -25,22 +25,22 @@ impl Checker<'_, '_> {
         });
         let name = self.name_template(&format!("{at}/name"), &s.name);
         let temp_name = if s.direct {
-            if s.temp_name != crate::config::raw::default_temp_name() {
+            if s.temp_name.is_some() {
                 self.problem(format!("{at}/temp_name"), "`direct: true` writes straight under the final name, without a temporary name");
             }
             Some(None)
         } else {
+            let temp_name = s.temp_name.unwrap_or_else(|| crate::config::raw::default_temp_name(&self.flow));
             let spaceless = |t: &str| t.split_whitespace().collect::<String>();
-            if spaceless(&s.temp_name) == spaceless(&s.name) {
+            if spaceless(&temp_name) == spaceless(&s.name) {
                 self.problem(
                     format!("{at}/temp_name"),
                     format!(
-                        "`{}` is the final name too: a file is written under its temporary name and renamed to the final one once verified, so the two must differ (the default is `.{{{{name}}}}.part`; `direct: true` writes straight under the final name, for servers that refuse renames)",
-                        s.temp_name
+                        "`{temp_name}` is the final name too: a file is written under its temporary name and renamed to the final one once verified, so the two must differ (the default is `.{{{{name}}}}.FLOW.part`; `direct: true` writes straight under the final name, for servers that refuse renames)"
                     ),
                 );
             }
-            self.name_template(&format!("{at}/temp_name"), &s.temp_name).map(Some)
+            self.name_template(&format!("{at}/temp_name"), &temp_name).map(Some)
         };
         let trigger = s.trigger.map(|t| {
             if t.split_whitespace().collect::<String>() == "{{name}}" {
@@ -81,13 +81,23 @@ mod tests {
         assert_eq!(
             p,
             [
-                "`{{ name }}` is the final name too: a file is written under its temporary name and renamed to the final one once verified, so the two must differ (the default is `.{{name}}.part`; `direct: true` writes straight under the final name, for servers that refuse renames) (at /sinks/0/temp_name)"
+                "`{{ name }}` is the final name too: a file is written under its temporary name and renamed to the final one once verified, so the two must differ (the default is `.{{name}}.FLOW.part`; `direct: true` writes straight under the final name, for servers that refuse renames) (at /sinks/0/temp_name)"
             ]
         );
         assert!(
             run(&BASE.replace("sinks: [ { endpoint: l } ]", "sinks: [ { endpoint: l, name: \"{{stem}}.txt\", temp_name: \"{{name}}\" } ]"))
                 .is_ok()
         );
+    }
+
+    /// Two flows sending a file of the same name into one folder never share its temporary
+    /// file: the default temporary name is the flow's own.
+    #[test]
+    fn the_default_temporary_name_carries_the_flow_name() {
+        let flow = run(BASE).unwrap();
+        let vars = crate::template::NameVars::new("a.csv", "", 1, 1, std::time::UNIX_EPOCH);
+        let temp = flow.sinks[0].temp_name.as_ref().unwrap().render(&vars).unwrap();
+        assert_eq!(temp, format!(".a.csv.{}.part", flow.name));
     }
 
     #[test]
