@@ -242,6 +242,21 @@ pub async fn put_trigger(ep: &dyn Endpoint, folders: &Folders, temp: &RemotePath
     upload_from(ep, folders, Body::Small(&[], None), 0, temp, target, true).await.map(drop)
 }
 
+/// Removes an empty trigger left at `trigger` by an earlier delivery, before a file is
+/// written in place beside it (`direct`). A trigger with content is somebody else's file:
+/// left alone (writing the new trigger refuses to replace it).
+pub async fn remove_old_trigger(ep: &dyn Endpoint, trigger: &RemotePath) -> Result<(), FileError> {
+    if ep.stat(trigger).await?.is_some_and(|e| e.size == 0) {
+        match ep.remove(trigger).await {
+            Err(e) if e.kind != ErrorKind::NotFound => return Err(e.into()),
+            _ => {
+                tracing::info!(endpoint = %ep.describe(), trigger = %trigger, "Removed an earlier delivery's trigger before writing in place.")
+            }
+        }
+    }
+    Ok(())
+}
+
 /// The one upload path: `body` (`size` bytes) to `temp`, size verified, then renamed to
 /// `target`. Missing folders are created first. Returns the hex SHA-256 of what was sent,
 /// when it was hashed on the way.

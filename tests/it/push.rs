@@ -286,6 +286,26 @@ fn direct_upload_writes_the_final_name_and_recovers_its_own_part(partner: Option
     assert_eq!(names(&w.local("sent")), ["prices.csv"]);
 }
 
+/// `direct: true` with `if_exists: overwrite`: the file is rewritten in place, so the empty
+/// trigger an earlier delivery left beside it would tell the partner to take a part. It is
+/// removed before the first byte is written, and written again once the file is whole.
+fn direct_overwrite_removes_the_old_trigger_first(partner: Option<Partner>) {
+    let Some(w) = World::new(partner) else { return };
+    let data = body(3 * 1024 * 1024);
+    fs::write(w.local("outbox/prices.csv"), &data).unwrap();
+    fs::write(w.remote("inbox/prices.csv"), b"last week's prices").unwrap();
+    fs::write(w.remote("inbox/prices.csv.done"), b"").unwrap();
+    w.partner.give_to_user(&w.remote("inbox"));
+    let flow = w.flow("", "    direct: true\n    if_exists: overwrite\n    trigger: \"{{name}}.done\"\n", "");
+    let halted = run_until(w.wharf(&flow), "uploading", HALT);
+    assert_eq!(w.remote_names("inbox"), ["prices.csv"], "the old trigger is gone while the file is written");
+    drop(halted);
+    let t = ok(&w.run(&flow));
+    assert!(t.contains("1 delivered"), "{t}");
+    assert!(fs::read(w.remote("inbox/prices.csv")).unwrap() == data, "the whole file under the final name");
+    assert_eq!(w.remote_names("inbox"), ["prices.csv", "prices.csv.done"]);
+}
+
 macro_rules! on_both_servers {
     ($($name:ident),*) => {
         mod sftp { $( #[test] fn $name() { super::$name(super::Partner::sftp()) } )* }
@@ -298,7 +318,8 @@ on_both_servers!(
     trigger_only_after_complete_data,
     killed_before_rename_leaves_one_copy,
     overwrite_killed_mid_upload_replaces_an_old_file_of_the_same_size,
-    direct_upload_writes_the_final_name_and_recovers_its_own_part
+    direct_upload_writes_the_final_name_and_recovers_its_own_part,
+    direct_overwrite_removes_the_old_trigger_first
 );
 
 /// Two sinks (the partner and a local archive): when the partner refuses, the archive still

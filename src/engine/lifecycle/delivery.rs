@@ -144,13 +144,7 @@ pub(super) async fn recovered(
 /// run neither forgets it nor writes it twice.
 async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePath, rel_dir: &str) -> Result<(), FileError> {
     let sink = &cx.flow.sinks[i];
-    let Some(template) = &sink.trigger else { return Ok(()) };
-    let vars = NameVars::new(target.name(), rel_dir, 0, cx.run, cx.now);
-    let name = template.render(&vars).map_err(FileError::TargetName)?;
-    let path = target.parent().join(&name).map_err(|e| FileError::TargetName(format!("trigger name {name:?}: {e}")))?;
-    if &path == target {
-        return Err(FileError::Name(format!("the trigger name {name:?} is the delivered file's own: writing the trigger would empty it")));
-    }
+    let Some(path) = trigger_path(cx, i, target, rel_dir)? else { return Ok(()) };
     let temp = temp_path(cx, i, &path, rel_dir, 0)?;
     let ep = &*cx.sinks[i];
     let mut names = vec![claims::key(&sink.endpoint, path.as_str()), claims::key(&sink.endpoint, temp.as_str())];
@@ -164,6 +158,18 @@ async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePa
     retry(cx.flow.retry, "write trigger", || transfer::put_trigger(ep, &cx.folders, &temp, &path)).await?;
     mark(rec, TRIGGERS + i as u32, &path, true, None);
     put(cx, rec).await
+}
+
+/// Where sink `i` writes the trigger of its delivered `target`, if it writes one.
+fn trigger_path(cx: &Ctx<'_>, i: usize, target: &RemotePath, rel_dir: &str) -> Result<Option<RemotePath>, FileError> {
+    let Some(template) = &cx.flow.sinks[i].trigger else { return Ok(None) };
+    let vars = NameVars::new(target.name(), rel_dir, 0, cx.run, cx.now);
+    let name = template.render(&vars).map_err(FileError::TargetName)?;
+    let path = target.parent().join(&name).map_err(|e| FileError::TargetName(format!("trigger name {name:?}: {e}")))?;
+    if &path == target {
+        return Err(FileError::Name(format!("the trigger name {name:?} is the delivered file's own: writing the trigger would empty it")));
+    }
+    Ok(Some(path))
 }
 
 /// Chooses the target for `dir/name` on sink `i` (exists-policy), records it, uploads `file`
@@ -195,7 +201,14 @@ async fn send(
         _ => {
             let wanted = dir.join(name).map_err(|e| FileError::TargetName(format!("target name {name:?}: {e}")))?;
             let temp = temp_path(cx, i, &wanted, rel_dir, size)?;
-            vec![claims::key(&sink.endpoint, wanted.as_str()), claims::key(&sink.endpoint, temp.as_str())]
+            let mut names = vec![claims::key(&sink.endpoint, wanted.as_str()), claims::key(&sink.endpoint, temp.as_str())];
+            // A direct write removes the target's old trigger (below): no other file's meanwhile.
+            if sink.direct()
+                && let Some(trigger) = trigger_path(cx, i, &wanted, rel_dir)?
+            {
+                names.push(claims::key(&sink.endpoint, trigger.as_str()));
+            }
+            names
         }
     };
     let _names = cx.claims.claim(names).await;
@@ -221,6 +234,14 @@ async fn send(
             // deliver twice).
             mark(rec, idx, &t, false, replaces);
             put(cx, rec).await?;
+            // Written in place, the file would be incomplete under the final name beside an
+            // older delivery's trigger, which tells the partner to take it: that goes first.
+            if sink.direct()
+                && idx < REJECTS
+                && let Some(old) = trigger_path(cx, i, &t, rel_dir)?
+            {
+                retry(cx.flow.retry, "remove the old trigger", || transfer::remove_old_trigger(ep, &old)).await?;
+            }
             let temp = temp_path(cx, i, &t, rel_dir, size)?;
             let replace = sink.if_exists == IfExists::Overwrite;
             let tried = std::sync::atomic::AtomicBool::new(false);
