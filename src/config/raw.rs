@@ -476,7 +476,8 @@ pub enum IfExists {
     Fail,
     /// Replace the existing file.
     Overwrite,
-    /// Deliver as `stem-1.ext`, `stem-2.ext`, … .
+    /// Deliver as `stem-1.ext`, `stem-2.ext`, … (the first free name; chosen again when
+    /// somebody else takes it before the rename).
     Rename,
     /// Do not deliver; count the file as delivered to this sink.
     Skip,

@@ -31,9 +31,10 @@ pub enum FileError {
     /// `validate` before any run.)
     #[error("{0}")]
     TargetName(String),
-    /// The target exists and the sink's `if_exists` is `fail`.
-    #[error("{target} already exists on {endpoint} (sink if_exists: fail)")]
-    TargetExists { endpoint: String, target: String },
+    /// The target exists and the sink's `if_exists` is `fail`, or somebody else created it
+    /// between its choice and the rename (`why` says which).
+    #[error("{target} already exists on {endpoint} ({why})")]
+    TargetExists { endpoint: String, target: String, why: &'static str },
     /// A trigger file would replace a file with content (a delivered file, most likely).
     #[error(
         "{target} on {endpoint} holds {size} bytes: the trigger file would replace it (a trigger's name must be one no delivered file has)"

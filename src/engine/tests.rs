@@ -331,6 +331,41 @@ async fn a_trigger_waits_for_an_upload_through_the_same_constant_temporary_name(
     assert!(!fx.dst.join("inbox/upload.tmp").exists());
 }
 
+/// `if_exists: rename` never fails because a name is taken: when somebody else creates the
+/// chosen free name while the upload runs, the rename finds it there and another free name
+/// is chosen (before, the file failed with "already exists").
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rename_chooses_again_when_the_free_name_is_taken_during_the_upload() {
+    let mut fx = fixture();
+    let archive = fx._dir.path().join("archive");
+    fx.flow.endpoints.insert("archive".into(), EndpointSpec::Local { root: archive.clone() });
+    fx.flow.sinks[0].if_exists = IfExists::Rename;
+    // A second sink: the first copies through its temporary name (the last could take the
+    // staged file by renaming it, with no temporary name to see).
+    let mut second = fx.flow.sinks[0].clone();
+    second.endpoint = "archive".into();
+    fx.flow.sinks.push(second);
+    let data = vec![b'x'; 48 << 20];
+    fx.put("in/big.csv", &data);
+    let inbox = fx.dst.join("inbox");
+    std::fs::create_dir_all(&inbox).unwrap();
+    let (temp, target) = (inbox.join(".big.csv.part"), inbox.join("big.csv"));
+    let them = std::thread::spawn(move || {
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        while !temp.exists() {
+            assert!(std::time::Instant::now() < until, "no upload seen");
+            std::thread::yield_now();
+        }
+        std::fs::write(target, b"theirs").unwrap();
+    });
+    let r = fx.run().await;
+    them.join().unwrap();
+    assert_eq!((r.counts.delivered, r.counts.failed), (1, 0), "{r:#?}");
+    assert_eq!(read(&inbox.join("big.csv")), b"theirs");
+    assert!(read(&inbox.join("big-1.csv")) == data, "delivered under the next free name");
+    assert!(r.files[0].targets.iter().any(|t| t == "erp:/inbox/big-1.csv"), "{:?}", r.files[0].targets);
+}
+
 /// Uploads in progress are written under hidden names (`.NAME.part`): the default pattern
 /// never takes them; a pattern that names hidden files does.
 #[tokio::test]

@@ -84,7 +84,7 @@ pub async fn choose_target(ep: &dyn Endpoint, dir: &RemotePath, name: &str, poli
     };
     let Some(there) = there else { return Ok(Target::Upload(path, None)) };
     match policy {
-        IfExists::Fail => Err(FileError::TargetExists { endpoint: ep.describe(), target: path.to_string() }),
+        IfExists::Fail => Err(FileError::TargetExists { endpoint: ep.describe(), target: path.to_string(), why: "sink if_exists: fail" }),
         IfExists::Overwrite => Ok(Target::Upload(path, Some(Replaced { size: there.size, mtime: there.mtime.map(to_millis) }))),
         IfExists::Skip => Ok(Target::Skip(path)),
         IfExists::Rename => Ok(Target::Upload(naming::free_name(ep, dir, name).await?, None)),
@@ -405,7 +405,11 @@ async fn verify_and_rename(
 fn renamed(ep: &dyn Endpoint, target: &RemotePath, replace: bool, e: crate::endpoint::EndpointError) -> FileError {
     if e.kind == ErrorKind::AlreadyExists && !replace {
         // Someone created the target between our check and the rename.
-        return FileError::TargetExists { endpoint: ep.describe(), target: target.to_string() };
+        return FileError::TargetExists {
+            endpoint: ep.describe(),
+            target: target.to_string(),
+            why: "created by somebody else while the file was uploaded",
+        };
     }
     e.into()
 }

@@ -216,64 +216,83 @@ async fn send(
     // the file there: its recorded target is written again rather than chosen anew (the
     // exists-policy would take that part for somebody else's file).
     let unfinished = rec.deliveries.iter().find(|d| d.sink == idx && !d.done).filter(|_| sink.direct());
-    let target = match unfinished.and_then(|d| RemotePath::parse(&d.target).ok().map(|t| Target::Upload(t, d.replaces))) {
+    let choose = || retry(cx.flow.retry, "check target", || transfer::choose_target(ep, dir, name, sink.if_exists));
+    let mut target = match unfinished.and_then(|d| RemotePath::parse(&d.target).ok().map(|t| Target::Upload(t, d.replaces))) {
         Some(t) => t,
-        None => retry(cx.flow.retry, "check target", || transfer::choose_target(ep, dir, name, sink.if_exists)).await?,
+        None => choose().await?,
     };
-    match target {
-        Target::Skip(t) => {
-            tracing::info!(flow = %cx.flow.name, target = %t, "Target exists; skipped (if_exists: skip).");
-            mark(rec, idx, &t, true, None);
-            // Lazy: lost, the policy finds the target again and skips again.
-            put_lazy(cx, rec)?;
-            Ok((t, false, false))
-        }
-        Target::Upload(t, replaces) => {
-            // Durable before the rename can make `t` final: a resumed run checks this target
-            // (against the file it replaces) instead of choosing one again (which would
-            // deliver twice).
-            mark(rec, idx, &t, false, replaces);
-            put(cx, rec).await?;
-            // Written in place, the file would be incomplete under the final name beside an
-            // older delivery's trigger, which tells the partner to take it: that goes first.
-            if sink.direct()
-                && idx < REJECTS
-                && let Some(old) = trigger_path(cx, i, &t, rel_dir)?
-            {
-                retry(cx.flow.retry, "remove the old trigger", || transfer::remove_old_trigger(ep, &old)).await?;
+    // Free names taken by somebody else between the choice and the rename (`rename`).
+    let mut raced = 0;
+    loop {
+        match target {
+            Target::Skip(t) => {
+                tracing::info!(flow = %cx.flow.name, target = %t, "Target exists; skipped (if_exists: skip).");
+                mark(rec, idx, &t, true, None);
+                // Lazy: lost, the policy finds the target again and skips again.
+                put_lazy(cx, rec)?;
+                return Ok((t, false, false));
             }
-            let temp = temp_path(cx, i, &t, rel_dir, size)?;
-            let replace = sink.if_exists == IfExists::Overwrite;
-            let tried = std::sync::atomic::AtomicBool::new(false);
-            let sent = retry(cx.flow.retry, "upload", || {
-                let again = tried.swap(true, std::sync::atomic::Ordering::Relaxed);
-                let attempt = transfer::Attempt { again, replaces };
-                let (temp, t) = (&temp, &t);
-                async move {
-                    if transfer::done_before(attempt, ep, t, size).await? {
-                        return Ok(transfer::Uploaded { sha256: None, took: None });
-                    }
-                    transfer::upload(ep, &cx.folders, &cx.budget, file, data, size, temp, t, replace, last_use, hash).await
+            Target::Upload(t, replaces) => {
+                // Durable before the rename can make `t` final: a resumed run checks this target
+                // (against the file it replaces) instead of choosing one again (which would
+                // deliver twice).
+                mark(rec, idx, &t, false, replaces);
+                put(cx, rec).await?;
+                // Written in place, the file would be incomplete under the final name beside an
+                // older delivery's trigger, which tells the partner to take it: that goes first.
+                if sink.direct()
+                    && idx < REJECTS
+                    && let Some(old) = trigger_path(cx, i, &t, rel_dir)?
+                {
+                    retry(cx.flow.retry, "remove the old trigger", || transfer::remove_old_trigger(ep, &old)).await?;
                 }
-            })
-            .await?;
-            halt::point("renamed");
-            if hash && rec.sha256.is_none() {
-                rec.sha256 = sent.sha256;
+                let temp = temp_path(cx, i, &t, rel_dir, size)?;
+                let replace = sink.if_exists == IfExists::Overwrite;
+                let tried = std::sync::atomic::AtomicBool::new(false);
+                let sent = retry(cx.flow.retry, "upload", || {
+                    let again = tried.swap(true, std::sync::atomic::Ordering::Relaxed);
+                    let attempt = transfer::Attempt { again, replaces };
+                    let (temp, t) = (&temp, &t);
+                    async move {
+                        if transfer::done_before(attempt, ep, t, size).await? {
+                            return Ok(transfer::Uploaded { sha256: None, took: None });
+                        }
+                        transfer::upload(ep, &cx.folders, &cx.budget, file, data, size, temp, t, replace, last_use, hash).await
+                    }
+                })
+                .await;
+                let sent = match sent {
+                    // `rename` means "never fail because the name is taken": another free name.
+                    Err(FileError::TargetExists { .. }) if sink.if_exists == IfExists::Rename && raced < MAX_NAME_RACES => {
+                        raced += 1;
+                        tracing::info!(flow = %cx.flow.name, target = %t, "Target taken by somebody else before the rename; choosing another free name.");
+                        target = choose().await?;
+                        continue;
+                    }
+                    sent => sent?,
+                };
+                halt::point("renamed");
+                if hash && rec.sha256.is_none() {
+                    rec.sha256 = sent.sha256;
+                }
+                mark(rec, idx, &t, true, None);
+                // Lazy: lost, the recorded target is found whole and confirmed then.
+                put_lazy(cx, rec)?;
+                // The rename becomes durable with the next commit (before this file's next
+                // durable transition, `done` at the latest): one folder fsync for many files.
+                let took = sent.took.is_some();
+                if let Some(folder) = sent.took {
+                    cx.commits.sync_first(folder);
+                }
+                return Ok((t, true, took));
             }
-            mark(rec, idx, &t, true, None);
-            // Lazy: lost, the recorded target is found whole and confirmed then.
-            put_lazy(cx, rec)?;
-            // The rename becomes durable with the next commit (before this file's next
-            // durable transition, `done` at the latest): one folder fsync for many files.
-            let took = sent.took.is_some();
-            if let Some(folder) = sent.took {
-                cx.commits.sync_first(folder);
-            }
-            Ok((t, true, took))
         }
     }
 }
+
+/// How many times `if_exists: rename` chooses a free name again when somebody else takes
+/// the chosen one before the rename; then the file fails (`TargetExists`) for this run.
+const MAX_NAME_RACES: u32 = 3;
 
 /// The claim an upload with `if_exists: rename` takes on its folder `dir`: free names are
 /// chosen there one file at a time.
