@@ -94,7 +94,7 @@ fn read_commands_follow_the_writer_in_another_process_and_run_is_refused_while_s
     assert!(runs.status.success(), "{}", stderr(&runs));
     let v: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 1);
-    assert_eq!((v[0]["id"].as_u64(), v[0]["flow"].as_str(), v[0]["status"].as_str()), (Some(first), Some("demo"), Some("Ok")));
+    assert_eq!((v[0]["id"].as_u64(), v[0]["flow"].as_str(), v[0]["status"].as_str()), (Some(first), Some("demo"), Some("ok")));
     let files = wharf(&state, &["files", "demo"]);
     assert!(files.status.success(), "{}", stderr(&files));
     assert!(stdout(&files).contains("/in/a.csv") && stdout(&files).contains("done"), "{}", stdout(&files));

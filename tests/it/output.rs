@@ -58,5 +58,5 @@ fn run_into_a_closed_pipe_finishes_the_run_and_exits_with_its_code() {
     let runs = support::wharf(&state).args(["runs", "--json"]).output().unwrap();
     let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();
     assert_eq!(runs.as_array().map(Vec::len), Some(2), "both runs recorded: {runs}");
-    assert!(runs.as_array().unwrap().iter().all(|r| r["status"] == "Ok"), "{runs}");
+    assert!(runs.as_array().unwrap().iter().all(|r| r["status"] == "ok"), "{runs}");
 }
