@@ -10,6 +10,9 @@
 //! - 3: the run could not start or was aborted (endpoint unreachable, login refused,
 //!   server not trusted, ledger unusable).
 //!
+//! A command that fails returns its error; `failure::report` alone prints it (and with
+//! `--json` the `{"error": …}` object on stdout) and turns it into the exit code.
+//!
 //! Everything a command prints goes through `output` (`outln!`, `errln!`): `println!` and
 //! `eprintln!` panic when the reader of a pipe went away, which a command that keeps SIGPIPE
 //! ignored then meets.
@@ -17,6 +20,7 @@
 
 mod awaits;
 mod events;
+mod failure;
 mod files;
 mod logging;
 mod output;
@@ -39,8 +43,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
-
-use output::errln;
 
 /// Exit code: the run finished but some files failed.
 pub const EXIT_FILES_FAILED: u8 = 1;
@@ -122,6 +124,8 @@ pub fn run() -> ExitCode {
         die_quietly_on_closed_output();
     }
     let global = Global::new(&cli.state_dir);
+    let json = cli.command.json();
+    let flow = cli.command.flow();
     let res = match cli.command {
         Command::Validate(a) => validate::run(a),
         Command::Schema(a) => schema::run(a),
@@ -142,9 +146,53 @@ pub fn run() -> ExitCode {
     };
     match res {
         Ok(code) => code,
-        Err(e) => {
-            errln!("error: {}", causes(&e));
-            ExitCode::from(EXIT_ABORTED)
+        // Named as the ledger knows it (a flow file's `name:`).
+        Err(e) => failure::report(&e, json, flow.map(|f| state::flow_name(&f)).as_deref()),
+    }
+}
+
+impl Command {
+    /// Whether the command was asked for JSON on stdout (`--json`).
+    fn json(&self) -> bool {
+        match self {
+            Command::Validate(a) => a.json,
+            Command::Run(a) => a.json,
+            Command::Plan(a) => a.json,
+            Command::Probe(a) => a.json,
+            Command::Runs(a) => a.json,
+            Command::Files(a) => a.json,
+            Command::Quarantine(a) => match &a.command {
+                quarantine::Sub::List { json, .. } | quarantine::Sub::Reprocess { json, .. } => *json,
+                quarantine::Sub::Show { .. } | quarantine::Sub::Release { .. } => false,
+            },
+            Command::Awaits(a) => a.json,
+            Command::Events(a) => a.json,
+            Command::Status(a) => a.json,
+            Command::Test(a) => a.json,
+            Command::Sandbox(a) => a.json,
+            Command::Schema(_) | Command::Trust(_) | Command::Trigger(_) | Command::Serve(_) => false,
+        }
+    }
+
+    /// The flow the command is about, as given (a name, or a flow file).
+    fn flow(&self) -> Option<String> {
+        let path = |p: &Path| Some(p.to_string_lossy().into_owned());
+        match self {
+            Command::Run(a) => path(&a.flow),
+            Command::Plan(a) => path(&a.flow),
+            Command::Probe(a) => path(&a.flow),
+            Command::Runs(a) => a.flow.clone(),
+            Command::Files(a) => Some(a.flow.clone()),
+            Command::Quarantine(a) => match &a.command {
+                quarantine::Sub::List { flow, .. } => Some(flow.clone()),
+                quarantine::Sub::Show { flow, .. } | quarantine::Sub::Release { flow, .. } | quarantine::Sub::Reprocess { flow, .. } => {
+                    path(flow)
+                }
+            },
+            Command::Awaits(a) => a.flow.clone(),
+            Command::Events(a) => a.flow.clone(),
+            Command::Trigger(a) => Some(a.flow.clone()),
+            _ => None,
         }
     }
 }
@@ -171,24 +219,6 @@ fn die_quietly_on_closed_output() {
     }
 }
 
-/// The error and its causes, `: `-separated (as `{:#}` prints them), leaving out a cause
-/// whose text an outer message already holds: the library's errors name their cause in
-/// their own message and also expose it as their `source`.
-fn causes(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if out.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
-}
-
 /// Options every subcommand may use.
 #[derive(Debug, Clone)]
 pub struct Global {
@@ -211,21 +241,5 @@ mod tests {
     fn the_state_folder_is_made_absolute() {
         let g = Global::new(Path::new(".wharf"));
         assert!(g.state_dir.is_absolute() && g.state_dir.ends_with(".wharf"), "{}", g.state_dir.display());
-    }
-
-    #[test]
-    fn a_cause_already_in_the_message_is_printed_once() {
-        #[derive(Debug, thiserror::Error)]
-        #[error("ledger /x: cannot create its folder: {source}")]
-        struct Named {
-            #[source]
-            source: std::io::Error,
-        }
-        let denied = || std::io::Error::from(std::io::ErrorKind::PermissionDenied);
-        let e = anyhow::Error::new(Named { source: denied() }).context("cannot open the ledger");
-        assert_eq!(causes(&e), "cannot open the ledger: ledger /x: cannot create its folder: permission denied");
-        // A cause the message does not name is still printed.
-        let e = anyhow::Error::new(denied()).context("cannot open the ledger");
-        assert_eq!(causes(&e), "cannot open the ledger: permission denied");
     }
 }

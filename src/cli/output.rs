@@ -10,6 +10,7 @@
 //! full disk under `> report.txt`) is said once on stderr.
 //!
 //! This module owns the two streams; it must not decide anything about the command's outcome.
+//! It remembers whether stdout was written to, for `failure`.
 
 use std::fmt;
 use std::io::{self, Write};
@@ -51,10 +52,22 @@ pub enum Stream {
 /// Set by the first failed write to stdout, to stderr: nothing more is written there.
 static CLOSED: [AtomicBool; 2] = [AtomicBool::new(false), AtomicBool::new(false)];
 
+/// Set by the first write to stdout (see [`wrote_stdout`]).
+static WROTE_STDOUT: AtomicBool = AtomicBool::new(false);
+
+/// Whether the command printed anything on stdout (a failure reported as JSON must not
+/// follow another document there).
+pub fn wrote_stdout() -> bool {
+    WROTE_STDOUT.load(Ordering::Relaxed)
+}
+
 /// Writes `args` to `stream` (with a newline when `line`, else flushed), unless it is closed.
 pub fn write(stream: Stream, args: fmt::Arguments<'_>, line: bool) {
     match stream {
-        Stream::Out => write_to(stream, &mut io::stdout().lock(), args, line),
+        Stream::Out => {
+            WROTE_STDOUT.store(true, Ordering::Relaxed);
+            write_to(stream, &mut io::stdout().lock(), args, line)
+        }
         Stream::Err => write_to(stream, &mut io::stderr().lock(), args, line),
     }
 }

@@ -3,10 +3,10 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use super::output::{errln, outln};
-use super::run::load_or_report;
+use super::Global;
+use super::output::outln;
+use super::run::load;
 use super::state::open_for_read;
-use super::{EXIT_ABORTED, EXIT_INVALID, Global};
 use crate::engine::plan::{self, Action};
 
 #[derive(Debug, clap::Args)]
@@ -19,19 +19,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
-    let Some(flow) = load_or_report(&args.flow) else {
-        return Ok(ExitCode::from(EXIT_INVALID));
-    };
+    let flow = load(&args.flow)?;
     // Read-only beside a running daemon too; a ledger that does not exist yet means nothing ran.
     let ledger = open_for_read(global)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let mut planned = match rt.block_on(plan::plan(&flow, ledger.as_ref(), std::time::SystemTime::now())) {
-        Ok(p) => p,
-        Err(e) => {
-            errln!("error: {e}");
-            return Ok(ExitCode::from(EXIT_ABORTED));
-        }
-    };
+    let mut planned = rt.block_on(plan::plan(&flow, ledger.as_ref(), std::time::SystemTime::now()))?;
     plan::add_probes(&mut planned, &flow, &global.state_dir, chrono::Utc::now());
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&planned)?);

@@ -9,8 +9,9 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+use super::failure::{Failure, Kind};
 use super::output::{errln, outln};
-use super::run::load_or_report;
+use super::run::load;
 use super::{EXIT_ABORTED, EXIT_FILES_FAILED, EXIT_INVALID, Global};
 use crate::endpoint::RemotePath;
 use crate::engine::endpoints;
@@ -38,20 +39,18 @@ pub struct Args {
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
-    let Some(flow) = load_or_report(&args.flow) else {
-        return Ok(ExitCode::from(EXIT_INVALID));
-    };
+    let flow = load(&args.flow)?;
     let names: Vec<String> = if args.endpoints.is_empty() { flow.endpoints.keys().cloned().collect() } else { args.endpoints.clone() };
     if let Some(unknown) = names.iter().find(|n| !flow.endpoints.contains_key(*n)) {
         let known: Vec<&str> = flow.endpoints.keys().map(String::as_str).collect();
-        errln!("error: flow {}: no endpoint named {unknown:?} (it has: {})", flow.name, known.join(", "));
-        return Ok(ExitCode::from(EXIT_INVALID));
+        let message = format!("flow {}: no endpoint named {unknown:?} (it has: {})", flow.name, known.join(", "));
+        return Err(Failure::new(Kind::Usage, EXIT_INVALID, message).into());
     }
     let scratch_parent = match args.scratch.as_deref().map(RemotePath::parse).transpose() {
         Ok(p) => p,
         Err(e) => {
-            errln!("error: --scratch {:?}: {e}", args.scratch.unwrap_or_default());
-            return Ok(ExitCode::from(EXIT_INVALID));
+            let message = format!("--scratch {:?}: {e}", args.scratch.unwrap_or_default());
+            return Err(Failure::new(Kind::Usage, EXIT_INVALID, message).into());
         }
     };
     let opts = Options { write: args.write, scratch_parent };

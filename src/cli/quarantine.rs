@@ -8,10 +8,10 @@ use std::process::ExitCode;
 
 use clap::Subcommand;
 
+use super::Global;
 use super::output::{errln, outln};
-use super::run::{load_or_report, outcome_label, show_report};
+use super::run::{load, outcome_label, show_report};
 use super::state::{no_ledger, open_for_read, open_for_write};
-use super::{EXIT_ABORTED, EXIT_INVALID, Global};
 use crate::engine::RunOptions;
 use crate::engine::quarantine::{self, QuarantineError};
 use crate::ledger::FileState;
@@ -98,18 +98,13 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 }
 
 fn with_flow(flow: &Path, f: impl FnOnce(&crate::config::Flow) -> anyhow::Result<ExitCode>) -> anyhow::Result<ExitCode> {
-    match load_or_report(flow) {
-        Some(flow) => f(&flow),
-        None => Ok(ExitCode::from(EXIT_INVALID)),
-    }
+    f(&load(flow)?)
 }
 
+/// A quarantine command that could not be carried out (`cli::failure` gives the exit code:
+/// 2 for a file that is not quarantined, else 3).
 fn report_error(e: QuarantineError) -> anyhow::Result<ExitCode> {
-    errln!("error: {e}");
-    Ok(ExitCode::from(match e {
-        QuarantineError::NotQuarantined { .. } => EXIT_INVALID,
-        _ => EXIT_ABORTED,
-    }))
+    Err(e.into())
 }
 
 fn list(flow: &str, json: bool, global: &Global) -> anyhow::Result<ExitCode> {

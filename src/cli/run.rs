@@ -4,6 +4,7 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use super::failure::{Failure, Kind};
 use super::output::{errln, outln};
 use super::{EXIT_ABORTED, EXIT_FILES_FAILED, EXIT_INVALID, Global};
 use crate::config;
@@ -45,33 +46,27 @@ fn no_flow_file(flow: &Path) -> String {
     )
 }
 
-/// Loads the flow named by `flow` (see [`resolve_flow_path`]); logs its warnings, prints its
-/// problems on stderr and returns `None` when it is invalid or not found.
-pub fn load_or_report(flow: &Path) -> Option<config::Flow> {
+/// Loads the flow named by `flow` (see [`resolve_flow_path`]) and logs its warnings; the
+/// failure to report when it is not found or invalid (with its problems).
+pub fn load(flow: &Path) -> Result<config::Flow, Failure> {
     let path = resolve_flow_path(flow);
     if !path.exists() {
-        errln!("{}; nothing was run", no_flow_file(flow));
-        return None;
+        return Err(Failure::new(Kind::NotFound, EXIT_INVALID, format!("{}; nothing was run", no_flow_file(flow))).unlabelled());
     }
     match config::load_flow(&path) {
         Ok(f) => {
             config::diagnostic::log_warnings(&f);
-            Some(f)
+            Ok(f)
         }
         Err(diags) => {
-            for d in &diags {
-                errln!("{d}");
-            }
-            errln!("{}: {} problem(s); nothing was run", path.display(), diags.len());
-            None
+            let message = format!("{}: {} problem(s); nothing was run", path.display(), diags.len());
+            Err(Failure::new(Kind::InvalidFlow, EXIT_INVALID, message).unlabelled().with_problems(diags))
         }
     }
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
-    let Some(flow) = load_or_report(&args.flow) else {
-        return Ok(ExitCode::from(EXIT_INVALID));
-    };
+    let flow = load(&args.flow)?;
     let instead = format!("use `wharf trigger {}` (or stop the daemon)", flow.name);
     let ledger = super::state::open_for_write(global, &flow.name, &instead)?;
     let opts = RunOptions::new(global.state_dir.join("staging"));
@@ -102,8 +97,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             // go with it: dropping the run killed those it was waiting for, `kill_all` the
             // rest (a notification's, say).
             crate::process::kill_all();
-            errln!("flow {}: interrupted by {signal}", flow.name);
-            Ok(ExitCode::from(128 + signal.number()))
+            let message = format!("flow {}: interrupted by {signal}", flow.name);
+            Err(Failure::new(Kind::Interrupted, 128 + signal.number(), message).unlabelled().into())
         }
     }
 }

@@ -13,7 +13,8 @@ use anyhow::Context;
 use russh::keys::PublicKey;
 use russh::keys::ssh_key::AuthorizedKeys;
 
-use super::output::{errln, out, outln};
+use super::failure::{Failure, Kind};
+use super::output::{out, outln};
 use super::{EXIT_ABORTED, EXIT_INVALID, Global};
 use crate::config::Secret;
 use crate::sandbox::{Sandbox, SandboxOptions, generate_password};
@@ -69,15 +70,14 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         Some(path) => match read_authorized_keys(path) {
             Ok(keys) => keys,
             Err(e) => {
-                errln!("error: --authorized-keys {}: {e:#}", path.display());
-                return Ok(ExitCode::from(EXIT_INVALID));
+                let message = format!("--authorized-keys {}: {e:#}", path.display());
+                return Err(Failure::new(Kind::Usage, EXIT_INVALID, message).into());
             }
         },
     };
     let (password, generated) = match args.password {
         Some(p) if p.is_empty() => {
-            errln!("error: the password must not be empty");
-            return Ok(ExitCode::from(EXIT_INVALID));
+            return Err(Failure::new(Kind::Usage, EXIT_INVALID, "the password must not be empty").into());
         }
         Some(p) => (Secret::new(p), false),
         None => (generate_password(), true),
@@ -110,14 +110,14 @@ async fn serve(opts: SandboxOptions, known_hosts: PathBuf, password_generated: b
     let sandbox = match Sandbox::start(opts).await {
         Ok(s) => s,
         Err(e) => {
-            errln!("error: wharf sandbox: {e}");
-            return Ok(ExitCode::from(if e.is_usage() { EXIT_INVALID } else { EXIT_ABORTED }));
+            let (kind, exit) = if e.is_usage() { (Kind::Usage, EXIT_INVALID) } else { (Kind::Other, EXIT_ABORTED) };
+            return Err(Failure::new(kind, exit, format!("wharf sandbox: {e}")).into());
         }
     };
     if let Err(e) = write_known_hosts(&details.known_hosts, &sandbox.known_hosts_line()) {
-        errln!("error: wharf sandbox: cannot write {}: {e}", details.known_hosts.display());
         sandbox.stop().await;
-        return Ok(ExitCode::from(EXIT_ABORTED));
+        let message = format!("wharf sandbox: cannot write {}: {e}", details.known_hosts.display());
+        return Err(Failure::new(Kind::Other, EXIT_ABORTED, message).into());
     }
     if json {
         outln!("{}", details.json(&sandbox));

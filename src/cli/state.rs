@@ -10,8 +10,9 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::Global;
+use super::failure::{Failure, Kind};
 use super::output::outln;
+use super::{EXIT_ABORTED, Global};
 use crate::control::discovery::ServeInfo;
 use crate::ledger::{Ledger, LedgerError};
 
@@ -60,15 +61,18 @@ pub fn open_for_write(global: &Global, flow: &str, instead: &str) -> anyhow::Res
     let path = ledger_path(global);
     match Ledger::open(&path) {
         Ok(l) => Ok(l),
-        Err(LedgerError::Busy(_)) => match serving(&global.state_dir) {
-            Some(info) => {
-                anyhow::bail!("flow {flow}: the ledger at {} is held by `wharf serve` ({}); {instead}", path.display(), info.describe())
-            }
-            None => anyhow::bail!(
-                "flow {flow}: the ledger at {} is in use by another wharf process (a `wharf run`?); try again when it has finished",
-                path.display()
-            ),
-        },
+        Err(LedgerError::Busy(_)) => {
+            let message = match serving(&global.state_dir) {
+                Some(info) => {
+                    format!("flow {flow}: the ledger at {} is held by `wharf serve` ({}); {instead}", path.display(), info.describe())
+                }
+                None => format!(
+                    "flow {flow}: the ledger at {} is in use by another wharf process (a `wharf run`?); try again when it has finished",
+                    path.display()
+                ),
+            };
+            Err(Failure::new(Kind::Busy, EXIT_ABORTED, message).into())
+        }
         Err(e) => Err(e).with_context(|| format!("flow {flow}: cannot open the ledger")),
     }
 }

@@ -19,6 +19,7 @@ use super::flow::Flow;
 use super::interpolate::Lookup;
 use super::locate::{self, Positions};
 use super::schema::{self, Kind, Structural};
+use super::stray;
 use super::validate::{Sections, validate_sections};
 
 /// Reads and validates the flow file at `path`. An unreadable file is one diagnostic at 1:1.
@@ -78,6 +79,7 @@ fn check_flow_str(
         Diagnostic { file: file.to_path_buf(), line: pos.line, col: pos.col, message: problem.message, yaml_path: problem.yaml_path }
     };
 
+    let fields: Vec<String> = parsed.value.as_object().map(|m| m.keys().cloned().collect()).unwrap_or_default();
     let structural = schema::check(&parsed.value);
     let mut value = parsed.value;
     for s in structural.iter().filter(|s| s.kind == Kind::UnknownField) {
@@ -109,6 +111,10 @@ fn check_flow_str(
         _ => {
             out.sort_by_key(|d| (d.line, d.col));
             out.dedup();
+            // First, before the problems it explains.
+            if let Some(hint) = stray::serve_config(file, &fields, schema::is_flow_field) {
+                out.insert(0, at(hint, false, &parsed.positions));
+            }
             Err(out)
         }
     };
@@ -238,6 +244,23 @@ pub fn find_flows(paths: &[PathBuf]) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_daemon_settings_among_the_flows_are_refused_with_where_they_belong() {
+        // Said only "missing field `name`", "unknown field `listen`"… as for a broken flow.
+        let text = include_str!("../../docs/examples/serve.yaml");
+        for file in ["flows/serve.yaml", "flows/daemon.yaml"] {
+            let problems = load_flow_str(text, Path::new(file)).unwrap_err();
+            let first = &problems[0];
+            assert!(first.message.starts_with("this looks like the settings of `wharf serve` (serve.yaml), not a flow"), "{problems:#?}");
+            // At the document (which starts after the example's two comment lines).
+            assert_eq!((first.line, first.col, first.yaml_path.as_str()), (3, 1, "/"));
+            assert!(problems.iter().any(|d| d.message.starts_with("unknown field `listen`")), "the problems stay: {problems:#?}");
+        }
+        // A broken flow gets no such hint.
+        let problems = load_flow_str("name: x\nlisten: 1\n", Path::new("flows/x.yaml")).unwrap_err();
+        assert!(problems.iter().all(|d| !d.message.contains("wharf serve")), "{problems:#?}");
+    }
 
     #[test]
     fn within_compares_whole_steps() {

@@ -7,7 +7,8 @@
 //! Stages, one module each: [`locate`] parses (syntax errors, every duplicate key, positions),
 //! [`schema`] checks the shape against [`flow_schema`] (unknown fields, types, enums),
 //! [`validate`] checks meaning and builds the [`Flow`] (references, globs, templates, paths,
-//! durations, credentials), and [`load`] runs them in order. [`reference`] renders the
+//! durations, credentials), and [`load`] runs them in order; [`stray`] says when a file that is
+//! not a flow (the daemon's `serve.yaml`) was taken for one. [`reference`] renders the
 //! schema as `docs/flow-reference.md`.
 
 pub mod diagnostic;
@@ -26,6 +27,7 @@ pub mod raw_steps;
 pub mod reference;
 pub mod schema;
 pub mod secret;
+pub mod stray;
 pub mod validate;
 
 pub use diagnostic::{Diagnostic, Problem};

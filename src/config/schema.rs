@@ -77,6 +77,11 @@ fn schema() -> &'static Value {
     SCHEMA.get_or_init(flow_schema)
 }
 
+/// Whether a flow file has the top-level field `name`.
+pub fn is_flow_field(name: &str) -> bool {
+    schema().get("properties").and_then(Value::as_object).is_some_and(|p| p.contains_key(name))
+}
+
 /// The compiled validator, built once.
 fn validator() -> &'static Validator {
     static VALIDATOR: OnceLock<Validator> = OnceLock::new();

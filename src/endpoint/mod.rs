@@ -67,26 +67,41 @@ pub struct Capabilities {
 }
 
 /// The error kinds retry / quarantine / fail decisions are made from.
+///
+/// In JSON (`error_kind` of `wharf run --json`, `wharf files --json`, a stored probe) a kind
+/// is its snake_case name (`no_space`); probes stored before that named it as in Rust
+/// (`NoSpace`), which is still read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorKind {
+    #[serde(alias = "NotFound")]
     NotFound,
+    #[serde(alias = "AlreadyExists")]
     AlreadyExists,
+    #[serde(alias = "PermissionDenied")]
     PermissionDenied,
     /// Login refused (wrong password, key not accepted, wrong passphrase).
+    #[serde(alias = "AuthFailed")]
     AuthFailed,
     /// The server's host key is unknown or differs from the recorded one.
+    #[serde(alias = "HostKey")]
     HostKey,
     /// Worth retrying: timeouts, dropped connections, refused connects, server busy.
+    #[serde(alias = "Transient")]
     Transient,
     /// The server answered something we cannot use, or an operation it refuses for good.
+    #[serde(alias = "Protocol")]
     Protocol,
     /// A local configuration problem discovered when connecting (unreadable key file…).
+    #[serde(alias = "Config")]
     Config,
     /// The local disk (staging, local endpoint) failed: full, read-only, I/O error.
+    #[serde(alias = "LocalIo")]
     LocalIo,
     /// The state folder (ledger, staging files) has no space left: the run stops and frees
     /// its staging files; nothing is retried until a later run. (The ledger stores kinds by
     /// their index: new kinds go last.)
+    #[serde(alias = "StateFull")]
     StateFull,
     /// The place the file is written to has no room: a server's disk is full (or a quota of
     /// the login is used up), or so is the disk of a local folder (a sink, the quarantine).
@@ -94,6 +109,7 @@ pub enum ErrorKind {
     /// counts towards `retry.give_up_after`, but it is not retried within the run (that would
     /// only fill the disk again), its partial upload is removed, and the run goes on with the
     /// other files (those that fit are delivered).
+    #[serde(alias = "NoSpace")]
     NoSpace,
 }
 
@@ -386,5 +402,15 @@ mod tests {
     fn what_a_server_says_cannot_steer_a_terminal() {
         let e = EndpointError::new(ErrorKind::Protocol, Op::List, "ftp x", None, "550 \x1b[31mred\r\nfake line");
         assert_eq!(e.message, "550  [31mred  fake line");
+    }
+
+    #[test]
+    fn json_names_kinds_in_snake_case_and_still_reads_the_rust_names() {
+        assert_eq!(serde_json::to_value(ErrorKind::NoSpace).unwrap(), "no_space");
+        assert_eq!(serde_json::to_value(ErrorKind::AuthFailed).unwrap(), "auth_failed");
+        // A probe stored by an earlier wharf (`RenameBehaviour::Refuses`) named it `Protocol`.
+        let old: ErrorKind = serde_json::from_value(serde_json::json!("Protocol")).unwrap();
+        let new: ErrorKind = serde_json::from_value(serde_json::json!("local_io")).unwrap();
+        assert_eq!((old, new), (ErrorKind::Protocol, ErrorKind::LocalIo));
     }
 }

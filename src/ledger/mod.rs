@@ -602,6 +602,32 @@ mod tests {
     }
 
     #[test]
+    fn json_names_states_and_statuses_as_the_text_output_does() {
+        // Before, JSON had the Rust names (`"Aborted"`, `"Done"`) where the tables say `aborted`.
+        let states = [
+            FileState::Claimed,
+            FileState::Staging,
+            FileState::Staged,
+            FileState::Delivering,
+            FileState::Delivered,
+            FileState::Disposing,
+            FileState::Done,
+            FileState::Failed,
+            FileState::Duplicate,
+            FileState::Processed,
+            FileState::Quarantining,
+            FileState::Quarantined,
+            FileState::Vanished,
+        ];
+        for s in states {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str(), "{s:?}");
+        }
+        for s in [RunStatus::Running, RunStatus::Ok, RunStatus::Failed, RunStatus::Aborted] {
+            assert_eq!(serde_json::to_value(s).unwrap(), s.as_str(), "{s:?}");
+        }
+    }
+
+    #[test]
     fn a_second_open_reports_busy() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("ledger.redb");

@@ -8,7 +8,11 @@ use crate::endpoint::ErrorKind;
 pub type Millis = i64;
 
 /// Where a file is in its lifecycle (design §5). Each transition is one durable write.
+///
+/// JSON (`wharf files --json`) names a state as [`FileState::as_str`] does; the ledger
+/// (postcard) stores the variant index, not the name.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum FileState {
     /// Picked for processing in a run; nothing downloaded yet.
     #[default]
@@ -145,8 +149,10 @@ pub struct Observation {
     pub since: Millis,
 }
 
-/// How a run ended.
+/// How a run ended. JSON (`wharf run --json`, `wharf runs --json`, a `summary` notice's
+/// `facts`) names it as [`RunStatus::as_str`] does.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RunStatus {
     /// Still running, or the process died (a crash leaves this).
     #[default]

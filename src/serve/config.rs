@@ -279,4 +279,15 @@ mod tests {
         assert_eq!((cfg.max_runs, cfg.per_server, cfg.listen.map(|a| a.port())), (4, 2, Some(9464)));
         assert_eq!(raw.notify.len(), 1);
     }
+
+    #[test]
+    fn the_flow_loader_knows_these_fields() {
+        // `config::stray` tells a serve.yaml among the flows by them.
+        let schema = crate::config::schema::schema_for::<RawServeConfig>();
+        let mut fields: Vec<&str> = schema["properties"].as_object().unwrap().keys().map(String::as_str).collect();
+        let mut known = crate::config::stray::SERVE_CONFIG_FIELDS.to_vec();
+        fields.sort();
+        known.sort();
+        assert_eq!(fields, known);
+    }
 }

@@ -402,7 +402,13 @@ fn a_flow_that_is_not_found_says_where_it_was_looked_for() {
              one in ./flows); nothing was run\n",
             "{args:?}"
         );
-        assert!(out.stdout.is_empty(), "{args:?}");
+        if args.contains(&"--json") {
+            // With `--json`, stdout holds the failure as JSON (nothing before).
+            let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!((v["error"]["kind"].as_str(), v["error"]["flow"].as_str()), (Some("not_found"), Some("orders")), "{v}");
+        } else {
+            assert!(out.stdout.is_empty(), "{args:?}");
+        }
     }
     assert!(!state.exists(), "nothing was created");
 }

@@ -105,7 +105,7 @@ fn full_local_sink(size: usize, room: &str) {
     let (code, r) = run(d, &flow);
     assert!(started.elapsed() < std::time::Duration::from_secs(25), "not retried within the run");
     assert_eq!((code, counts(&r)), (1, (0, 0, 0, 1)), "{r:#}");
-    assert_eq!(r["files"][0]["error_kind"], "NoSpace", "{r:#}");
+    assert_eq!(r["files"][0]["error_kind"], "no_space", "{r:#}");
     let detail = detail(&r, "/big.bin");
     // Written from memory it is named by its final name (it is renamed in the same trip).
     let full = format!("sink archive: local {0}: write /in/", sink.display());
@@ -191,7 +191,7 @@ fn a_full_quarantine_folder_keeps_the_refused_file_at_the_source_until_there_is_
     let (code, r) = run(d, &flow);
     assert_eq!((code, counts(&r), r["quarantined"].as_u64()), (1, (0, 1, 0, 1), Some(0)), "{r:#}");
     let bad_file = r["files"].as_array().unwrap().iter().find(|f| f["path"] == "/bad.csv").unwrap();
-    assert_eq!(bad_file["error_kind"], "NoSpace", "{r:#}");
+    assert_eq!(bad_file["error_kind"], "no_space", "{r:#}");
     let detail = detail(&r, "/bad.csv");
     assert!(detail.contains("records are invalid"), "why it was refused: {detail}");
     let aside =
@@ -255,7 +255,7 @@ fn a_sink_filling_up_mid_run_takes_what_fits_and_the_next_run_the_rest_once() {
         v
     };
     for f in r["files"].as_array().unwrap().iter().filter(|f| f["outcome"] == "failed") {
-        assert_eq!(f["error_kind"], "NoSpace", "{f}");
+        assert_eq!(f["error_kind"], "no_space", "{f}");
     }
     let first = outcome(&r, "delivered");
     assert_eq!(names(&sink), first, "the delivered files, and nothing partial");

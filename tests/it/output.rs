@@ -1,7 +1,11 @@
-//! The commands' output when its reader goes away: `wharf run … | head` and the like.
+//! The commands' output when its reader goes away (`wharf run … | head` and the like), and
+//! what `--json` prints when a command fails.
 //!
 //! `wharf run` keeps SIGPIPE ignored (a run must not die mid-transfer of a closed pipe), so a
 //! write to a pipe closed early fails; the run must still finish, and exit with its own code.
+//!
+//! With `--json`, a command that fails prints one `{"error": {…}}` object on stdout (a script
+//! parsing stdout got nothing before), its text on stderr, and keeps its exit code.
 
 use crate::support;
 
@@ -58,5 +62,84 @@ fn run_into_a_closed_pipe_finishes_the_run_and_exits_with_its_code() {
     let runs = support::wharf(&state).args(["runs", "--json"]).output().unwrap();
     let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();
     assert_eq!(runs.as_array().map(Vec::len), Some(2), "both runs recorded: {runs}");
-    assert!(runs.as_array().unwrap().iter().all(|r| r["status"] == "Ok"), "{runs}");
+    assert!(runs.as_array().unwrap().iter().all(|r| r["status"] == "ok"), "{runs}");
+}
+
+/// Runs `wharf ARGS`: exit code, stdout parsed as one JSON document, stderr.
+fn failing_json(state: &Path, args: &[&std::ffi::OsStr]) -> (i32, serde_json::Value, String) {
+    let out = support::wharf(state).args(args).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    let v = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{args:?}: stdout is not one JSON document ({e}): {}", support::text(&out)));
+    (out.status.code().unwrap_or(-1), v, err)
+}
+
+#[test]
+fn run_json_of_an_invalid_flow_prints_the_problems_as_json_and_exits_2() {
+    let dir = support::tempdir();
+    let flow = dir.path().join("broken.yaml");
+    std::fs::write(&flow, "name: broken\nbogus: 1\n").unwrap();
+    let state = dir.path().join("state");
+    let (code, v, err) = failing_json(&state, &["run".as_ref(), flow.as_os_str(), "--json".as_ref()]);
+    assert_eq!(code, 2, "{err}");
+    let e = &v["error"];
+    assert_eq!((e["kind"].as_str(), e["flow"].as_str()), (Some("invalid_flow"), Some("broken")), "{v:#}");
+    assert!(e["message"].as_str().unwrap().ends_with("problem(s); nothing was run"), "{v:#}");
+    let bogus = e["problems"].as_array().unwrap().iter().find(|p| p["yaml_path"] == "/bogus").unwrap_or_else(|| panic!("{v:#}"));
+    assert_eq!((bogus["line"].as_u64(), bogus["col"].as_u64()), (Some(2), Some(1)), "{v:#}");
+    assert_eq!(bogus["file"].as_str(), flow.to_str());
+    // The text is on stderr as before.
+    assert!(err.contains(":2:1: unknown field `bogus`") && err.contains("nothing was run"), "{err}");
+
+    // A flow that is not there: `not_found`, exit 2.
+    let (code, v, _) = failing_json(&state, &["run".as_ref(), "nowhere".as_ref(), "--json".as_ref()]);
+    assert_eq!((code, v["error"]["kind"].as_str(), v["error"]["flow"].as_str()), (2, Some("not_found"), Some("nowhere")), "{v:#}");
+}
+
+#[test]
+fn read_commands_with_a_state_folder_that_is_a_file_print_a_json_error_and_exit_3() {
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    std::fs::write(&state, "not a folder").unwrap();
+    for args in [
+        &["runs", "--json"][..],
+        &["files", "demo", "--json"],
+        &["events", "--json"],
+        &["awaits", "--json"],
+        &["quarantine", "list", "demo", "--json"],
+        &["status", "--json"],
+    ] {
+        let args: Vec<&std::ffi::OsStr> = args.iter().map(|a| a.as_ref()).collect();
+        let (code, v, err) = failing_json(&state, &args);
+        assert_eq!((code, v["error"]["kind"].as_str()), (3, Some("state")), "{args:?}: {v:#} {err}");
+        assert!(err.starts_with("error: "), "{args:?}: the text stays on stderr: {err}");
+    }
+    // Without `--json`, stdout stays empty.
+    let out = support::wharf(&state).args(["runs"]).output().unwrap();
+    assert!(out.stdout.is_empty() && out.status.code() == Some(3), "{}", support::text(&out));
+}
+
+#[test]
+fn plan_json_of_an_unreachable_server_says_connect_and_why() {
+    let dir = support::tempdir();
+    std::fs::write(dir.path().join("known_hosts"), "").unwrap();
+    let flow = dir.path().join("far.yaml");
+    std::fs::write(
+        &flow,
+        format!(
+            "name: far\nendpoints:\n  s: {{ type: sftp, host: 127.0.0.1, port: {}, user: u, auth: {{ password: x }}, host_key: {{ known_hosts: ./known_hosts }} }}\n  \
+             l: {{ type: local, root: ./out }}\nsource: {{ endpoint: s, path: /in }}\nsinks: [ {{ endpoint: l }} ]\n",
+            support::free_port()
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let (code, v, err) = failing_json(&state, &["plan".as_ref(), flow.as_os_str(), "--json".as_ref()]);
+    assert_eq!(code, 3, "{err}");
+    let e = &v["error"];
+    assert_eq!((e["kind"].as_str(), e["cause"].as_str(), e["flow"].as_str()), (Some("connect"), Some("transient"), Some("far")), "{v:#}");
+    assert!(err.starts_with("error: flow far: sftp u@127.0.0.1:"), "{err}");
+    // `run --json` of it ran, and says so in its report (not as an error object).
+    let (code, v, _) = failing_json(&state, &["run".as_ref(), flow.as_os_str(), "--json".as_ref()]);
+    assert_eq!((code, v["status"].as_str(), v["error_kind"].as_str()), (3, Some("aborted"), Some("transient")), "{v:#}");
 }

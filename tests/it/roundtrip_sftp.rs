@@ -158,7 +158,7 @@ fn a_missing_ack_is_overdue_once_and_a_late_one_is_matched() {
     assert!(text.contains("overdue") && text.contains("OVERDUE since") && text.contains("/outbox/order_2.ack"), "{text}");
     for _ in 0..2 {
         let (code, r) = w.run(&flow);
-        assert_eq!((code, r["status"].as_str(), states(&r)), (0, Some("Ok"), vec!["overdue"]), "{r:#}");
+        assert_eq!((code, r["status"].as_str(), states(&r)), (0, Some("ok"), vec!["overdue"]), "{r:#}");
     }
     let events = w.list("events");
     assert_eq!(kinds(&events), ["overdue"], "exactly one overdue event after three runs: {events:#?}");

@@ -163,7 +163,7 @@ fn sigterm_mid_transfer_then_a_restart_delivers_the_file_exactly_once() {
     assert!(text(&files).contains("in/big.bin"), "{}", text(&files));
     let runs = wharf(&state, &["runs", "big", "--json"]);
     let runs: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&runs)));
-    assert_eq!(runs[0]["status"], "Aborted", "closed at shutdown, not left running: {runs}");
+    assert_eq!(runs[0]["status"], "aborted", "closed at shutdown, not left running: {runs}");
     assert!(runs[0]["error"].as_str().unwrap_or("").contains("cut off"), "{runs}");
 
     let daemon = Daemon::start(&d);
@@ -186,7 +186,7 @@ fn sigterm_mid_transfer_then_a_restart_delivers_the_file_exactly_once() {
         serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&o)))
     };
     wait_for(Duration::from_secs(30), "the second run to be recorded", || {
-        runs_json().as_array().unwrap().iter().all(|r| r["status"] != "Running")
+        runs_json().as_array().unwrap().iter().all(|r| r["status"] != "running")
     });
 
     // Metrics over loopback HTTP count what the daemon did.
@@ -217,5 +217,5 @@ fn sigterm_mid_transfer_then_a_restart_delivers_the_file_exactly_once() {
     let delivered: u64 = json.as_array().unwrap().iter().map(|r| r["counts"]["delivered"].as_u64().unwrap_or(0)).sum();
     assert_eq!(delivered, 1, "delivered once over both runs: {json}");
     let first = &json.as_array().unwrap()[1];
-    assert_eq!(first["status"], "Aborted", "the cut-off run stays aborted: {json}");
+    assert_eq!(first["status"], "aborted", "the cut-off run stays aborted: {json}");
 }

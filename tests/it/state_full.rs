@@ -69,13 +69,13 @@ fn a_full_state_folder_fails_the_run_plainly_frees_its_staging_and_the_next_run_
     let error = report["error"].as_str().unwrap_or_default();
     let expected = format!("state folder {}: no space left on device", state.display());
     assert!(error.contains("flow full") && error.contains("big.bin") && error.contains(&expected), "{report}");
-    assert_eq!(report["error_kind"], "StateFull", "{report}");
+    assert_eq!(report["error_kind"], "state_full", "{report}");
     // Its staging files are gone: the space is back.
     assert_eq!(support::walk(&state.join("staging")), Vec::<PathBuf>::new(), "staging files left");
 
     // The read commands read the ledger, and tell the run's end as it was.
     let runs: serde_json::Value = serde_json::from_str(&reads(&state, &["runs", "--json"])).unwrap();
-    assert_eq!(runs[0]["status"], "Aborted", "{runs}");
+    assert_eq!(runs[0]["status"], "aborted", "{runs}");
     assert!(runs[0]["error"].as_str().unwrap_or_default().contains(&expected), "{runs}");
     reads(&state, &["files", "full"]);
     reads(&state, &["status"]);

@@ -85,6 +85,15 @@ impl Checker<'_, '_> {
             RawDisposition::Delete => Disposition::Delete,
             RawDisposition::MoveTo(folder) => {
                 let path = format!("{at}/move_to");
+                if folder.trim().is_empty() {
+                    // It would read as the endpoint's root: files moved there silently, or
+                    // "`/` is the source folder" when the source is the root.
+                    self.problem(
+                        &path,
+                        "`move_to` is empty: give the folder to move the files to (e.g. `/done`), or use `keep` or `delete`",
+                    );
+                    return None;
+                }
                 let folder = self.remote_path(&path, &folder)?;
                 if let Some(src) = source {
                     self.not_rescanned(&path, &src.endpoint, &folder, src, "moved files");
@@ -98,6 +107,19 @@ impl Checker<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::super::tests::{BASE, problems, run};
+
+    #[test]
+    fn an_empty_move_to_says_it_is_empty() {
+        // Said "`/` is the source folder" with the source at the root, and nothing (files
+        // moved to the root) with the source elsewhere.
+        let want = "`move_to` is empty: give the folder to move the files to (e.g. `/done`), or use `keep` or `delete` (at /after/success/move_to)";
+        for base in [BASE.to_string(), BASE.replace("path: /in }", "path: / }")] {
+            for empty in ["\"\"", "\" \""] {
+                let p = problems(&format!("{base}after: {{ success: {{ move_to: {empty} }} }}\n"));
+                assert_eq!(p, [want], "{base} {empty}");
+            }
+        }
+    }
 
     #[test]
     fn two_sinks_delivering_to_one_place_and_a_move_into_a_sink_folder_are_refused() {
