@@ -12,19 +12,117 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use handlebars::{Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason, TemplateError};
+use handlebars::{Context, Handlebars, Helper, HelperResult, Output, RenderContext, RenderErrorReason, TemplateError, TemplateErrorReason};
 use serde::Serialize;
 
 const NAME: &str = "t";
 
-/// A template that does not compile, on one line: `WHAT line 1, col 7: why`. (Handlebars'
-/// own text spans six lines, draws a caret under the source, and calls the template by the
-/// name it was registered under, not the one the user knows.)
-pub fn syntax_error(what: &str, e: &TemplateError) -> String {
+/// A template that does not compile, on one line and in plain words: `WHAT line 1, col 7: why`.
+/// (Handlebars' own text spans six lines, draws a caret under the source, calls the template
+/// by the name it was registered under, and speaks of its grammar's rules: `expected
+/// identifier, helper_parameter, or trailing_tilde_to_omit_whitespace`.) `source` is the
+/// template's text.
+pub fn syntax_error(what: &str, source: &str, e: &TemplateError) -> String {
+    let why = match e.reason() {
+        TemplateErrorReason::InvalidSyntax(_) => invalid_syntax(source, e.pos()),
+        TemplateErrorReason::MismatchingClosedHelper(open, close) | TemplateErrorReason::MismatchingClosedDecorator(open, close) => {
+            format!("`{{{{#{open}}}}}` is closed by `{{{{/{close}}}}}`: close it with `{{{{/{open}}}}}`")
+        }
+        TemplateErrorReason::InvalidParam(p) => format!("`{p}` is not a valid argument"),
+        TemplateErrorReason::NestedSubexpression => "a `( … )` inside another `( … )` is not supported".to_string(),
+        other => other.to_string(),
+    };
     match e.pos() {
-        Some((line, col)) => format!("{what} line {line}, col {col}: {}", e.reason()),
-        None => format!("{what}: {}", e.reason()),
+        Some((line, col)) => format!("{what} line {line}, col {col}: {why}"),
+        None => format!("{what}: {why}"),
     }
+}
+
+/// Why a template could not be rendered, in plain words for the reasons a flow's author meets
+/// (Handlebars says `Helper/Decorator if param at index 0 required but not found`). A missing
+/// variable is worded by the caller, who knows what the template could have used.
+pub fn render_reason(reason: &RenderErrorReason) -> String {
+    match reason {
+        RenderErrorReason::ParamNotFoundForIndex(helper, 0) => format!("`{helper}` needs an argument (none was given)"),
+        RenderErrorReason::ParamNotFoundForIndex(helper, i) => format!("`{helper}` needs {} arguments (only {i} were given)", i + 1),
+        RenderErrorReason::ParamNotFoundForName(helper, name) => format!("`{helper}` needs the argument `{name}=…`"),
+        RenderErrorReason::ParamTypeMismatchForName(helper, name, want)
+        | RenderErrorReason::HashTypeMismatchForName(helper, name, want) => {
+            format!("`{helper}`: `{name}` must be {want}")
+        }
+        RenderErrorReason::InvalidParamType("string") => "an argument must be text in quotes (like `\"YYYYMMDD\"`)".to_string(),
+        RenderErrorReason::InvalidParamType(want) => format!("an argument must be a {want}"),
+        RenderErrorReason::HelperNotFound(name) => format!("there is no helper `{name}`"),
+        RenderErrorReason::PartialNotFound(name) | RenderErrorReason::TemplateNotFound(name) => format!("there is no template `{name}`"),
+        RenderErrorReason::BlockContentRequired => "this block needs content between its opening and closing tags".to_string(),
+        RenderErrorReason::InvalidJsonPath(path) => format!("`{path}` is not a field path"),
+        RenderErrorReason::InvalidJsonIndex(path) => format!("`{path}`: a list is indexed by a number, like `items.[0]`"),
+        RenderErrorReason::Other(msg) => msg.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// Why `source` does not parse at `pos` (1-based line and column, in characters): the likely
+/// mistake when it is a common one, else what goes between `{{` and `}}`.
+fn invalid_syntax(source: &str, pos: Option<(usize, usize)>) -> String {
+    let at = pos.and_then(|(l, c)| offset(source, l, c)).unwrap_or(source.len());
+    let place = |i: usize| {
+        let (l, c) = line_col(source, i);
+        format!("line {l}, col {c}")
+    };
+    if let Some(open) = source[..at].rfind("{{") {
+        let tag = &source[open..];
+        match tag.find('}') {
+            None => return format!("the `{{{{` at {} is not closed with `}}}}`", place(open)),
+            Some(i) if !tag[i + 1..].starts_with('}') => {
+                return format!("`{}` is closed with one `}}`: write `}}}}`", &tag[..=i]);
+            }
+            _ => {}
+        }
+        let name = |t: &str| t.split(|c: char| c.is_whitespace() || c == '}' || c == '~').next().unwrap_or("").to_string();
+        if let Some(rest) = tag.strip_prefix("{{/") {
+            let n = name(rest);
+            return format!("`{{{{/{n}}}}}` closes a block that was not opened (with `{{{{#{n} …}}}}`)");
+        }
+    }
+    if source[at..].trim().is_empty()
+        && let Some((open, n)) = unclosed_block(source)
+    {
+        return format!("`{{{{#{n} …}}}}` at {} is not closed with `{{{{/{n}}}}}`", place(open));
+    }
+    "not valid template syntax: between `{{` and `}}` goes a field name (`{{stem}}`), a helper and its arguments (`{{date \"YYYYMMDD\"}}`), or a block (`{{#if x}}…{{/if}}`)".to_string()
+}
+
+/// The byte offset of 1-based `line` and `col` (characters), if inside `text` or just past its end.
+fn offset(text: &str, line: usize, col: usize) -> Option<usize> {
+    let start = if line <= 1 { 0 } else { text.match_indices('\n').nth(line - 2)?.0 + 1 };
+    let rest = &text[start..];
+    rest.char_indices().map(|(i, _)| start + i).chain([text.len()]).nth(col.saturating_sub(1))
+}
+
+/// The 1-based line and column (characters) of byte offset `i`.
+fn line_col(text: &str, i: usize) -> (usize, usize) {
+    let before = &text[..i];
+    let line_start = before.rfind('\n').map_or(0, |n| n + 1);
+    (before.matches('\n').count() + 1, before[line_start..].chars().count() + 1)
+}
+
+/// The innermost `{{#name …}}` block left open at the end of `text`, with its offset.
+fn unclosed_block(text: &str) -> Option<(usize, String)> {
+    let mut open: Vec<(usize, String)> = Vec::new();
+    let mut i = 0;
+    while let Some(found) = text[i..].find("{{") {
+        let start = i + found;
+        let tag = text[start + 2..].trim_start_matches('~');
+        let name = |t: &str| t.split(|c: char| c.is_whitespace() || c == '}' || c == '~').next().unwrap_or("").to_string();
+        if let Some(rest) = tag.strip_prefix('#') {
+            open.push((start, name(rest)));
+        } else if tag.starts_with('/') {
+            open.pop();
+        }
+        i = start + 2;
+    }
+    open.pop()
 }
 
 /// A compiled name template.
@@ -72,7 +170,7 @@ impl NameTemplate {
         hb.set_strict_mode(true);
         hb.register_escape_fn(handlebars::no_escape);
         hb.register_helper("date", Box::new(date_helper));
-        hb.register_template_string(NAME, source).map_err(|e| syntax_error(&format!("bad template {source:?}"), &e))?;
+        hb.register_template_string(NAME, source).map_err(|e| syntax_error(&format!("bad template {source:?}"), source, &e))?;
         Ok(NameTemplate { source: source.to_string(), registry: Arc::new(hb) })
     }
 
@@ -83,7 +181,7 @@ impl NameTemplate {
                 "template {:?}: unknown variable `{v}` (a name template knows name, stem, ext, rel_dir, size, run and the `date` helper)",
                 self.source
             ),
-            reason => format!("template {:?}: {reason}", self.source),
+            reason => format!("template {:?}: {}", self.source, render_reason(reason)),
         })
     }
 
@@ -173,8 +271,31 @@ mod tests {
     #[test]
     fn a_template_that_does_not_compile_is_one_line_with_its_column() {
         let e = NameTemplate::new("{{stem}-{{date 'YYYY'}}.csv").err().unwrap();
-        assert!(e.starts_with("bad template \"{{stem}-{{date 'YYYY'}}.csv\" line 1, col 7: invalid handlebars syntax"), "{e}");
+        assert_eq!(e, "bad template \"{{stem}-{{date 'YYYY'}}.csv\" line 1, col 7: `{{stem}` is closed with one `}`: write `}}`");
         assert!(!e.contains('\n') && !e.contains("Template error"), "{e}");
+    }
+
+    /// Syntax and render errors say what is wrong in the template's terms, not in the names
+    /// of Handlebars' grammar rules (`expected identifier, helper_parameter, or …`).
+    #[test]
+    fn template_errors_are_in_plain_words() {
+        let syntax = |t: &str| NameTemplate::new(t).err().unwrap();
+        for (t, want) in [
+            ("{{name", "line 1, col 7: the `{{` at line 1, col 1 is not closed with `}}`"),
+            ("a\n{{!-- x", "line 2, col 3: the `{{` at line 2, col 1 is not closed with `}}`"),
+            ("{{name}}{{/each}}", "line 1, col 11: `{{/each}}` closes a block that was not opened (with `{{#each …}}`)"),
+            ("{{#each x}}", "line 1, col 12: `{{#each …}}` at line 1, col 1 is not closed with `{{/each}}`"),
+            ("{{#if name}}{{/each}}", "line 1, col 13: `{{#if}}` is closed by `{{/each}}`: close it with `{{/if}}`"),
+            ("é{{#if name}", "line 1, col 12: `{{#if name}` is closed with one `}`: write `}}`"),
+        ] {
+            let e = syntax(t);
+            assert!(e.ends_with(want), "{t}: {e}");
+            assert!(!e.contains("expected") && !e.contains("handlebars"), "{t}: {e}");
+        }
+        let render = |t: &str| NameTemplate::new(t).unwrap().check().unwrap_err();
+        assert_eq!(render("{{#if}}x{{/if}}"), "template \"{{#if}}x{{/if}}\": `if` needs an argument (none was given)");
+        assert_eq!(render("{{date 5}}"), "template \"{{date 5}}\": an argument must be text in quotes (like `\"YYYYMMDD\"`)");
+        assert_eq!(render("{{na me}}"), "template \"{{na me}}\": there is no helper `na`");
     }
 
     #[test]

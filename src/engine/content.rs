@@ -112,6 +112,7 @@ pub async fn process(cx: &Ctx<'_>, rec: &FileRecord, source: &RemotePath, staged
                 counts: c,
                 errors: &v.errors,
                 errors_total: v.errors_total,
+                cause: v.cause,
             };
             steps::quarantine::write(&report, &json, &txt).map_err(|source| FileError::Staging { path: json.clone(), source })?;
         }

@@ -144,7 +144,14 @@ fn rejects(place: &str, bytes: &[u8]) -> Result<Vec<RecordError>, String> {
             let v: Value = serde_json::from_str(line).map_err(|e| format!("{place}: {e}"))?;
             let row = v["row"].as_u64();
             for e in v["errors"].as_array().into_iter().flatten() {
-                out.push(RecordError { row, line: None, field: None, message: e.as_str().unwrap_or_default().to_string() });
+                out.push(RecordError {
+                    row,
+                    line: None,
+                    field: None,
+                    message: e.as_str().unwrap_or_default().to_string(),
+                    source: None,
+                    cause: Default::default(),
+                });
             }
         }
         return Ok(out);
@@ -158,7 +165,7 @@ fn rejects(place: &str, bytes: &[u8]) -> Result<Vec<RecordError>, String> {
         let rec = rec.map_err(|e| format!("{place}: {e}"))?;
         let row = rec.get(0).and_then(|s| s.parse().ok());
         for e in rec.get(2).unwrap_or_default().split("; ") {
-            out.push(RecordError { row, line: None, field: None, message: e.to_string() });
+            out.push(RecordError { row, line: None, field: None, message: e.to_string(), source: None, cause: Default::default() });
         }
     }
     Ok(out)

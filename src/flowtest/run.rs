@@ -160,7 +160,7 @@ fn map_case(flow: &Flow, case: &Case, record: &Value) -> Vec<Failure> {
     let out = m.map(record);
     m.end_file();
     let out = out.map_err(|e| match e {
-        MapError::Record(msg) | MapError::Timeout(msg) => msg,
+        MapError::Record(msg) | MapError::Script(msg) | MapError::Timeout(msg) => msg,
     });
     check::records_or_error(&case.expect, out)
 }

@@ -170,7 +170,8 @@ impl JsonTemplate {
         let mut hb = Handlebars::new();
         hb.register_escape_fn(json_escape);
         hb.register_helper("json", Box::new(json_helper));
-        hb.register_template_string(NAME, source).map_err(|e| crate::template::syntax_error(&format!("bad template `{origin}`"), &e))?;
+        hb.register_template_string(NAME, source)
+            .map_err(|e| crate::template::syntax_error(&format!("bad template `{origin}`"), source, &e))?;
         let t = JsonTemplate { origin: origin.into(), source: source.into(), registry: Arc::new(hb) };
         t.render(&sample_notice(), 0)?;
         Ok(t)
@@ -211,7 +212,8 @@ impl TextTemplate {
         let mut hb = Handlebars::new();
         hb.register_escape_fn(handlebars::no_escape);
         hb.register_helper("json", Box::new(json_helper));
-        hb.register_template_string(NAME, source).map_err(|e| crate::template::syntax_error(&format!("bad template {source:?}"), &e))?;
+        hb.register_template_string(NAME, source)
+            .map_err(|e| crate::template::syntax_error(&format!("bad template {source:?}"), source, &e))?;
         let t = TextTemplate { source: source.into(), registry: Arc::new(hb) };
         t.render(&sample_notice(), 0)?;
         Ok(t)

@@ -30,7 +30,7 @@ where
 {
     match tokio::task::spawn_blocking(f).await {
         Ok(r) => r,
-        Err(e) => Err(FsError { kind: FsErrorKind::Failure, message: format!("internal error: {e}") }),
+        Err(e) => Err(FsError { kind: FsErrorKind::Failure, path: None, reason: format!("internal error: {e}") }),
     }
 }
 
@@ -51,11 +51,29 @@ pub enum FsErrorKind {
     Failure,
 }
 
-/// A failed operation; the message starts with the client's path (never the one on disk).
+/// A failed operation: on which of the client's paths (never the one on disk), and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FsError {
     pub kind: FsErrorKind,
-    pub message: String,
+    /// The client's path (`None`: not about one path).
+    pub path: Option<String>,
+    /// Why, without the path: `No such file or directory`.
+    pub reason: String,
+}
+
+impl FsError {
+    fn at(kind: FsErrorKind, path: &str, reason: impl Into<String>) -> FsError {
+        FsError { kind, path: Some(path.to_string()), reason: reason.into() }
+    }
+
+    /// The path and the reason (`/in/a.csv: No such file or directory`), for a protocol whose
+    /// replies do not name the path otherwise (FTP's 550).
+    pub fn message(&self) -> String {
+        match &self.path {
+            Some(p) => format!("{p}: {}", self.reason),
+            None => self.reason.clone(),
+        }
+    }
 }
 
 /// A failed operation on `path` (the client's path, never the one on disk).
@@ -66,17 +84,17 @@ fn status(path: &str, e: io::Error) -> FsError {
         _ => FsErrorKind::Failure,
     };
     // io::Error's text names no path; the client's own path is safe to echo.
-    FsError { kind, message: format!("{path}: {}", crate::endpoint::local::io_reason(&e)) }
+    FsError::at(kind, path, crate::endpoint::local::io_reason(&e))
 }
 
 fn refused(path: &str, why: &str) -> FsError {
-    FsError { kind: FsErrorKind::Failure, message: format!("{path}: {why}") }
+    FsError::at(FsErrorKind::Failure, path, why)
 }
 
 /// The jail's refusal of the client's `path`.
 pub fn jail_error(path: &str, e: JailError) -> FsError {
     match e {
-        JailError::Escape => FsError { kind: FsErrorKind::Denied, message: format!("{path}: outside the served folder") },
+        JailError::Escape => FsError::at(FsErrorKind::Denied, path, "outside the served folder"),
         JailError::Io(e) => status(path, e),
     }
 }
@@ -198,7 +216,7 @@ impl Folder {
     pub fn read_link(&self, path: &str) -> Result<String, FsError> {
         let real = self.real(path, Follow::No)?;
         fs::read_link(&real).map_err(|e| status(path, e))?;
-        let denied = || FsError { kind: FsErrorKind::Denied, message: format!("{path}: points outside the served folder") };
+        let denied = || FsError::at(FsErrorKind::Denied, path, "points outside the served folder");
         let target = real.canonicalize().map_err(|_| denied())?;
         let rel = target.strip_prefix(self.jail.root()).map_err(|_| denied())?;
         Ok(format!("/{}", rel.to_string_lossy()))
@@ -285,7 +303,7 @@ mod tests {
         assert_eq!(code(f.open("/d", OpenFlags::READ, None)), FsErrorKind::Failure, "a folder is not opened as a file");
         assert_eq!(code(f.remove_file("/d")), FsErrorKind::Failure);
         assert_eq!(code(f.remove_dir("/")), FsErrorKind::Failure);
-        let msg = f.metadata("/nope", Follow::Yes).unwrap_err().message;
+        let msg = f.metadata("/nope", Follow::Yes).unwrap_err().message();
         assert!(msg.starts_with("/nope: ") && !msg.contains(&*_d.path().to_string_lossy()), "{msg}");
         assert_eq!(msg, "/nope: No such file or directory", "the OS's reason, without Rust's \"(os error 2)\"");
     }

@@ -83,14 +83,17 @@ impl SftpSession {
     }
 }
 
+/// The reply to a refused request. An SFTP client knows the path it asked about and shows it
+/// with the status (`list /in: not found: …`), so the message is the reason alone; and a
+/// missing file is just the status's own text, as OpenSSH sends it (the OS's `No such file or
+/// directory` would only say it again: `not found: /in: No such file or directory (No such file)`).
 impl From<fs::FsError> for StatusReply {
     fn from(e: fs::FsError) -> Self {
-        let code = match e.kind {
-            FsErrorKind::NotFound => StatusCode::NoSuchFile,
-            FsErrorKind::Denied => StatusCode::PermissionDenied,
-            FsErrorKind::Failure => StatusCode::Failure,
-        };
-        code.with_message(e.message)
+        match e.kind {
+            FsErrorKind::NotFound => StatusCode::NoSuchFile.with_message(StatusCode::NoSuchFile.to_string()),
+            FsErrorKind::Denied => StatusCode::PermissionDenied.with_message(e.reason),
+            FsErrorKind::Failure => StatusCode::Failure.with_message(e.reason),
+        }
     }
 }
 

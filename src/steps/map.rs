@@ -46,8 +46,14 @@ impl std::fmt::Debug for Mapper {
 /// Why a record could not be mapped.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MapError {
-    /// This record failed (a script error, a bad return value); the others may pass.
+    /// The script refused this record: its own `throw`, or a helper refusing one of the
+    /// record's values (`integer("x")`). The record's problem; the others may pass.
     Record(String),
+    /// The script failed on this record: a function or variable that does not exist, values
+    /// of the wrong type for an operator, a helper called wrongly, a bad return value, a
+    /// runaway loop. A fault of the script, or a record it was not written for (a missing
+    /// field read as `()`): which one, only the flow's owner can tell.
+    Script(String),
     /// The file's time is up: no more records can be mapped.
     Timeout(String),
 }
@@ -101,13 +107,13 @@ impl Mapper {
         let out: Dynamic = self.engine.call_fn_with_options(opts, &mut scope, &self.ast, "map", (arg,)).map_err(|e| self.error(&e))?;
         let one = |d: &Dynamic| -> Result<Value, MapError> {
             if !d.is_map() {
-                return Err(MapError::Record(format!(
+                return Err(MapError::Script(format!(
                     "{}: `map` must return a map, an array of maps or `()`, not {}",
                     self.script,
                     d.type_name()
                 )));
             }
-            from_dynamic(d).map_err(|e| MapError::Record(format!("{}: cannot read the returned record: {e}", self.script)))
+            from_dynamic(d).map_err(|e| MapError::Script(format!("{}: cannot read the returned record: {e}", self.script)))
         };
         if out.is_unit() {
             Ok(vec![])
@@ -122,7 +128,10 @@ impl Mapper {
     fn error(&self, e: &EvalAltResult) -> MapError {
         let inner = e.unwrap_inner();
         let pos = if inner.position().is_none() { e.position() } else { inner.position() };
-        let mut msg = inner.to_string();
+        let mut msg = match inner {
+            EvalAltResult::ErrorRuntime(d, _) if d.is::<Misuse>() => d.clone().cast::<Misuse>().0,
+            _ => inner.to_string(),
+        };
         // Display appends " (line L, position P)"; the line is put first instead.
         if let Some(i) = msg.rfind(" (line ") {
             msg.truncate(i);
@@ -136,11 +145,14 @@ impl Mapper {
             EvalAltResult::ErrorTerminated(..) => {
                 MapError::Timeout(format!("{}: stopped after the time limit of {:?} for one file", self.script, self.timeout))
             }
-            EvalAltResult::ErrorTooManyOperations(..) => MapError::Record(format!(
+            EvalAltResult::ErrorTooManyOperations(..) => MapError::Script(format!(
                 "{}{at}: too many operations for one record (a runaway loop?); the limit is `max_operations`",
                 self.script
             )),
-            _ => MapError::Record(format!("{}{at}: {msg}", self.script)),
+            EvalAltResult::ErrorRuntime(d, _) if d.is::<Misuse>() => MapError::Script(format!("{}{at}: {msg}", self.script)),
+            // A `throw`, or a helper's verdict on a value: the script's way to refuse a record.
+            EvalAltResult::ErrorRuntime(..) => MapError::Record(format!("{}{at}: {msg}", self.script)),
+            _ => MapError::Script(format!("{}{at}: {msg}", self.script)),
         }
     }
 }
@@ -214,9 +226,21 @@ fn sandbox(tables: Arc<BTreeMap<String, Table>>, max_operations: u64) -> Engine 
 
 type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
+/// A helper refusing a value of the record (`integer("x")`): the record is invalid.
 fn fail<T>(msg: String) -> Fallible<T> {
     Err(msg.into())
 }
+
+/// A helper called wrongly whatever the record (an unknown table, a bad format): the script's
+/// fault, reported as such ([`MapError::Script`]). Raised as a runtime error (so it gets the
+/// line of the call) carrying a [`Misuse`], a value no script can make or `throw` itself.
+fn misuse<T>(msg: String) -> Fallible<T> {
+    Err(Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(Misuse(msg)), rhai::Position::NONE)))
+}
+
+/// The message of a helper called wrongly (see [`misuse`]).
+#[derive(Debug, Clone)]
+struct Misuse(String);
 
 fn register_helpers(e: &mut Engine, tables: Arc<BTreeMap<String, Table>>) {
     // Dates: chrono format strings (`%d.%m.%Y`, `%Y-%m-%d`).
@@ -228,7 +252,7 @@ fn register_helpers(e: &mut Engine, tables: Arc<BTreeMap<String, Table>>) {
         match decimal {
             "." => number(text, '.'),
             "," => number(text, ','),
-            other => fail(format!("number(): the decimal separator must be \".\" or \",\", not {other:?}")),
+            other => misuse(format!("number(): the decimal separator must be \".\" or \",\", not {other:?}")),
         }
     });
     e.register_fn("integer", |text: &str| -> Fallible<i64> {
@@ -249,7 +273,7 @@ fn register_helpers(e: &mut Engine, tables: Arc<BTreeMap<String, Table>>) {
     // Look-ups.
     let t = tables.clone();
     e.register_fn("lookup", move |table: &str, key: &str| -> Fallible<Dynamic> {
-        let rows = t.get(table).ok_or_else(|| unknown_table(table, &t))?;
+        let Some(rows) = t.get(table) else { return misuse(unknown_table(table, &t)) };
         Ok(rows
             .get(key)
             .map(|row| Dynamic::from_map(row.iter().map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone()))).collect::<Map>()))
@@ -257,21 +281,20 @@ fn register_helpers(e: &mut Engine, tables: Arc<BTreeMap<String, Table>>) {
     });
     let t = tables;
     e.register_fn("lookup", move |table: &str, key: &str, column: &str| -> Fallible<Dynamic> {
-        let rows = t.get(table).ok_or_else(|| unknown_table(table, &t))?;
+        let Some(rows) = t.get(table) else { return misuse(unknown_table(table, &t)) };
         match rows.get(key) {
             None => Ok(Dynamic::UNIT),
             Some(row) => match row.get(column) {
                 Some(v) => Ok(Dynamic::from(ImmutableString::from(v.as_str()))),
-                None => fail(format!("lookup(): table `{table}` has no column `{column}`")),
+                None => misuse(format!("lookup(): table `{table}` has no column `{column}`")),
             },
         }
     });
 }
 
-fn unknown_table(table: &str, tables: &BTreeMap<String, Table>) -> Box<EvalAltResult> {
+fn unknown_table(table: &str, tables: &BTreeMap<String, Table>) -> String {
     let known: Vec<&str> = tables.keys().map(String::as_str).collect();
     format!("lookup(): no table `{table}` (the flow's map step names: {})", if known.is_empty() { "none".into() } else { known.join(", ") })
-        .into()
 }
 
 fn parse_date(text: &str, fmt: &str) -> Result<chrono::NaiveDateTime, String> {
@@ -284,7 +307,7 @@ fn reformat_date(text: &str, from: &str, to: &str) -> Fallible<String> {
     let d = parse_date(text, from).map_err(|e| -> Box<EvalAltResult> { format!("date(): {e}").into() })?;
     let mut out = String::new();
     // A bad output format is a formatting error, not a panic (chrono's Display would panic in to_string).
-    write!(out, "{}", d.format(to)).or_else(|_| fail(format!("date(): bad output format {to:?}")))?;
+    write!(out, "{}", d.format(to)).or_else(|_| misuse(format!("date(): bad output format {to:?}")))?;
     Ok(out)
 }
 
@@ -427,7 +450,7 @@ mod tests {
         assert!(matches!(&e, MapError::Record(s) if s.starts_with("t.rhai line 1: date(): \"2024-12-31\" is not a date")), "{e:?}");
         let m = mapper(r#"fn map(r) { lookup("nope", "x") }"#).unwrap();
         assert!(
-            matches!(m.map(&json!({})).unwrap_err(), MapError::Record(s) if s.contains("no table `nope` (the flow's map step names: depts)"))
+            matches!(m.map(&json!({})).unwrap_err(), MapError::Script(s) if s.contains("no table `nope` (the flow's map step names: depts)"))
         );
     }
 
@@ -436,7 +459,7 @@ mod tests {
         let m = mapper("fn map(r) { loop { } }").unwrap();
         let t = Instant::now();
         let e = m.map(&json!({})).unwrap_err();
-        assert!(matches!(&e, MapError::Record(s) if s.contains("too many operations")), "{e:?}");
+        assert!(matches!(&e, MapError::Script(s) if s.contains("too many operations")), "{e:?}");
         assert!(t.elapsed() < Duration::from_secs(5));
         // Without an operation limit, the wall clock stops it.
         let m =
@@ -462,7 +485,7 @@ mod tests {
         assert!(e.contains("eval"), "{e}");
         let m = mapper("fn map(r) { import \"/etc/passwd\" as m; r }").unwrap();
         let e = m.map(&json!({})).unwrap_err();
-        assert!(matches!(&e, MapError::Record(s) if s.contains("line 1") && s.contains("Module not found")), "{e:?}");
+        assert!(matches!(&e, MapError::Script(s) if s.contains("line 1") && s.contains("Module not found")), "{e:?}");
         let e = mapper("fn map(r) { undefined_var }").unwrap_err();
         assert!(e.contains("line 1") && e.contains("undefined_var"), "{e}");
     }
@@ -470,9 +493,39 @@ mod tests {
     #[test]
     fn bad_return_values_and_size_limits() {
         let m = mapper("fn map(r) { 42 }").unwrap();
-        assert!(matches!(m.map(&json!({})).unwrap_err(), MapError::Record(s) if s.contains("not i64")));
+        assert!(matches!(m.map(&json!({})).unwrap_err(), MapError::Script(s) if s.contains("not i64")));
         let m = mapper("fn map(r) { let s = \"x\"; for i in 0..30 { s += s; } #{ s: s } }").unwrap();
-        assert!(matches!(m.map(&json!({})).unwrap_err(), MapError::Record(s) if s.contains("too large")));
+        assert!(matches!(m.map(&json!({})).unwrap_err(), MapError::Script(s) if s.contains("too large")));
+    }
+
+    /// A `throw` or a helper refusing a value is the record's problem; an error of the script
+    /// itself (whatever the record) is the script's, with its line.
+    #[test]
+    fn script_faults_are_told_from_records_the_script_refuses() {
+        let m = mapper(
+            "fn map(r) {\n  if r.k == \"throw\" { throw `bad code ${r.c}`; }\n  if r.k == \"int\" { return #{ n: integer(r.c) }; }\n  if r.k == \"fn\" { return #{ n: r.c.trimm() }; }\n  if r.k == \"var\" { return #{ n: nope }; }\n  if r.k == \"args\" { return #{ n: integer(r.c, 2) }; }\n  if r.k == \"type\" { return #{ n: r.c - 1 }; }\n  if r.k == \"table\" { return lookup(\"nope\", r.c); }\n  if r.k == \"column\" { return #{ n: lookup(\"depts\", \"FIN\", \"nope\") }; }\n  if r.k == \"sep\" { return #{ n: number(r.c, \";\") }; }\n  r\n}",
+        );
+        // `nope` is not a variable: refused when the script is compiled (strict variables).
+        assert!(matches!(&m, Err(e) if e.contains("line 5") && e.contains("nope")), "{m:?}");
+        let m = mapper(
+            "fn map(r) {\n  if r.k == \"throw\" { throw `bad code ${r.c}`; }\n  if r.k == \"int\" { return #{ n: integer(r.c) }; }\n  if r.k == \"fn\" { return #{ n: r.c.trimm() }; }\n  if r.k == \"args\" { return #{ n: integer(r.c, 2) }; }\n  if r.k == \"type\" { return #{ n: r.c - 1 }; }\n  if r.k == \"table\" { return lookup(\"nope\", r.c); }\n  if r.k == \"column\" { return #{ n: lookup(\"depts\", \"FIN\", \"nope\") }; }\n  if r.k == \"sep\" { return #{ n: number(r.c, \";\") }; }\n  if r.k == \"field\" { return #{ n: r.missing.trim() }; }\n  r\n}",
+        )
+        .unwrap();
+        let err = |k: &str| m.map(&json!({ "k": k, "c": "x" })).unwrap_err();
+        assert_eq!(err("throw"), MapError::Record("t.rhai line 2: bad code x".into()));
+        assert_eq!(err("int"), MapError::Record("t.rhai line 3: integer(): \"x\" is not an integer".into()));
+        for (k, line, text) in [
+            ("fn", 4, "Function not found: trimm (&str | ImmutableString | String)"),
+            ("args", 5, "Function not found: integer (&str | ImmutableString | String, i64)"),
+            ("type", 6, "Function not found: - (&str | ImmutableString | String, i64)"),
+            ("table", 7, "lookup(): no table `nope` (the flow's map step names: depts)"),
+            ("column", 8, "lookup(): table `depts` has no column `nope`"),
+            ("sep", 9, "number(): the decimal separator must be \".\" or \",\", not \";\""),
+            // A missing field reads as `()`: told from a script fault by the owner, not here.
+            ("field", 10, "Function not found: trim (())"),
+        ] {
+            assert_eq!(err(k), MapError::Script(format!("t.rhai line {line}: {text}")), "{k}");
+        }
     }
 
     #[test]
@@ -495,6 +548,6 @@ mod tests {
         let out = m.map(&serde_json::json!({ "big": u64::MAX })).unwrap();
         assert_eq!(out, [serde_json::json!({ "c": "z", "inf": null, "big": u64::MAX as f64 })]);
         let m = mapper(r#"fn map(r) { #{ t: timestamp() } }"#).unwrap();
-        assert!(matches!(m.map(&serde_json::json!({})), Err(MapError::Record(e)) if e.contains("cannot be written")), "timestamp");
+        assert!(matches!(m.map(&serde_json::json!({})), Err(MapError::Script(e)) if e.contains("cannot be written")), "timestamp");
     }
 }

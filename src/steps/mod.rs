@@ -117,6 +117,55 @@ fn capped(mut message: String) -> String {
     message
 }
 
+/// The step that found a problem.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Source {
+    Check,
+    Parse,
+    Validate,
+    Map,
+    Write,
+    Render,
+}
+
+/// Whose problem an error is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cause {
+    /// The file's content: a check, the format, a schema, or the script refusing a record
+    /// (its `throw`, a helper refusing a value). The sender corrects the file.
+    #[default]
+    Data,
+    /// The flow's mapping script failed (an unknown function or variable, a type mismatch, a
+    /// runaway loop, its time limit): a fault of the script, or records it was not written
+    /// for. The flow's owner looks first; the file may be fine.
+    Script,
+}
+
+/// Whose problem a quarantined file's errors are, all told.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Causes {
+    /// Every error is the content's.
+    Data,
+    /// Every error is the mapping script's.
+    Script,
+    /// Some of each.
+    Mixed,
+}
+
+impl Causes {
+    /// From the count of all errors and of the script's among them.
+    fn of(total: u64, script: u64) -> Causes {
+        match script {
+            0 => Causes::Data,
+            s if s >= total => Causes::Script,
+            _ => Causes::Mixed,
+        }
+    }
+}
+
 /// One problem found in a file: with a row (and line, when known), or about the file as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordError {
@@ -127,6 +176,19 @@ pub struct RecordError {
     /// The field (dotted path), when the problem is one field's.
     pub field: Option<String>,
     pub message: String,
+    /// The step that found it (`None`: not known, as for errors read back from a rejects file).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+    /// Whose problem it is (reports written before this field: the content's).
+    #[serde(default)]
+    pub cause: Cause,
+}
+
+impl RecordError {
+    /// A problem with the file as a whole.
+    fn file(source: Source, cause: Cause, message: String) -> RecordError {
+        RecordError { row: None, line: None, field: None, message: capped(message), source: Some(source), cause }
+    }
 }
 
 impl fmt::Display for RecordError {
@@ -248,6 +310,8 @@ pub struct Verdict {
     pub reason: String,
     pub errors: Vec<RecordError>,
     pub errors_total: u64,
+    /// Whose problem the errors are (of all of them, not only those kept).
+    pub cause: Causes,
 }
 
 impl Steps {
@@ -320,7 +384,12 @@ struct FileRun<'s, 'i> {
     out: Processed,
     errors: Vec<RecordError>,
     errors_total: u64,
-    file_problems: Vec<String>,
+    /// How many of `errors_total` are the script's ([`Cause::Script`]).
+    script_errors: u64,
+    /// How many of the rejected records were rejected for a script error.
+    script_rejected: u64,
+    /// Problems with the file as a whole (row `None`), in the order found.
+    file_problems: Vec<RecordError>,
     header: Option<Vec<String>>,
     writer: Option<Output>,
     rejects: Option<Rejects>,
@@ -380,6 +449,8 @@ impl<'s, 'i> FileRun<'s, 'i> {
             out: Processed { counts: RecordCounts::default(), output: None, rejects: None, quarantine: None },
             errors: Vec::new(),
             errors_total: 0,
+            script_errors: 0,
+            script_rejected: 0,
             file_problems: Vec::new(),
             header: None,
             writer: None,
@@ -399,7 +470,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
                     sha256: self.input.sha256,
                     checksum_text: self.input.checksum_text.as_ref(),
                 };
-                self.file_problems.extend(c.run(&subject)?);
+                self.file_problems.extend(c.run(&subject)?.into_iter().map(|m| RecordError::file(Source::Check, Cause::Data, m)));
             }
         }
         let Some(parse) = steps.parse() else {
@@ -423,10 +494,13 @@ impl<'s, 'i> FileRun<'s, 'i> {
         match result {
             Ok(summary) => {
                 if let Some(n) = summary.trailer_count.filter(|n| *n != self.out.counts.read) {
-                    self.file_problems.push(format!("the trailer announces {n} records, but the file has {}", self.out.counts.read));
+                    let msg = format!("the trailer announces {n} records, but the file has {}", self.out.counts.read);
+                    self.file_problems.push(RecordError::file(Source::Parse, Cause::Data, msg));
                 }
             }
-            Err(Stop::File(msg)) => self.file_problems.push(msg),
+            // The consumer (`header`, `row`) records its own reasons and stops with `Consumer`:
+            // a `File` stop is the parser's.
+            Err(Stop::File(msg)) => self.file_problems.push(RecordError::file(Source::Parse, Cause::Data, msg)),
             Err(Stop::Io(e)) => return Err(e),
             Err(Stop::Consumer) => {}
         }
@@ -436,7 +510,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
             // footer or document is rendered before the verdict, since it can fail.
             match self.complete_output() {
                 Ok(()) | Err(Stop::Consumer) => {}
-                Err(Stop::File(msg)) => self.file_problems.push(msg),
+                Err(Stop::File(msg)) => self.file_problems.push(RecordError::file(Source::Render, Cause::Data, msg)),
                 Err(Stop::Io(e)) => return Err(e),
             }
         }
@@ -457,7 +531,8 @@ impl<'s, 'i> FileRun<'s, 'i> {
             if let Step::Validate(v) = s
                 && let Some(msg) = v.missing_columns(&header)
             {
-                return Err(Stop::File(msg));
+                self.file_problems.push(RecordError::file(Source::Validate, Cause::Data, msg));
+                return Err(Stop::Consumer);
             }
         }
         self.header = Some(header);
@@ -502,8 +577,14 @@ impl<'s, 'i> FileRun<'s, 'i> {
         let mut timeout: Option<String> = None;
         // The record is taken, not cloned (per record); a rejected row is written from `row.raw`.
         let value = std::mem::replace(&mut row.value, Ok(serde_json::Value::Null));
-        let at =
-            |field: Option<String>, message: String| RecordError { row: Some(row.number), line: row.line, field, message: capped(message) };
+        let at = |source: Source, cause: Cause, field: Option<String>, message: String| RecordError {
+            row: Some(row.number),
+            line: row.line,
+            field,
+            message: capped(message),
+            source: Some(source),
+            cause,
+        };
         // Schema errors in column order where there are columns (the schema reports in its own order).
         let header = self.header.as_deref();
         let in_column_order = |found: &mut Vec<validate::FieldError>| {
@@ -512,7 +593,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
             }
         };
         match value {
-            Err(msg) => errs.push(at(None, msg)),
+            Err(msg) => errs.push(at(Source::Parse, Cause::Data, None, msg)),
             Ok(v) => {
                 let mut stage = Stage::Parsed { original: v, typed: None };
                 // CSV text is converted to schema types only before a script reshapes records.
@@ -528,13 +609,13 @@ impl<'s, 'i> FileRun<'s, 'i> {
                                     *typed = Some(t);
                                 }
                                 in_column_order(&mut found);
-                                errs.extend(found.into_iter().map(|fe| at(fe.field, fe.message)));
+                                errs.extend(found.into_iter().map(|fe| at(Source::Validate, Cause::Data, fe.field, fe.message)));
                             }
                             Stage::Mapped(set) => {
                                 for r in set.iter() {
                                     let mut found = val.check(r);
                                     in_column_order(&mut found);
-                                    errs.extend(found.into_iter().map(|fe| at(fe.field, fe.message)));
+                                    errs.extend(found.into_iter().map(|fe| at(Source::Validate, Cause::Data, fe.field, fe.message)));
                                 }
                             }
                         },
@@ -550,11 +631,15 @@ impl<'s, 'i> FileRun<'s, 'i> {
                                 match m.map(r) {
                                     Ok(out) => next.extend(out),
                                     Err(MapError::Record(msg)) => {
-                                        errs.push(at(None, msg));
+                                        errs.push(at(Source::Map, Cause::Data, None, msg));
+                                        break;
+                                    }
+                                    Err(MapError::Script(msg)) => {
+                                        errs.push(at(Source::Map, Cause::Script, None, msg));
                                         break;
                                     }
                                     Err(MapError::Timeout(msg)) => {
-                                        errs.push(at(None, msg.clone()));
+                                        errs.push(at(Source::Map, Cause::Script, None, msg.clone()));
                                         timeout = Some(msg);
                                         break;
                                     }
@@ -588,14 +673,17 @@ impl<'s, 'i> FileRun<'s, 'i> {
                             // CSV output can find the record invalid too (a key outside the columns).
                             Some(Output::Records(w)) => match w.records(&set) {
                                 Ok(n) => self.out.counts.written += n,
-                                Err(WriteError::Record(message)) => errs.push(at(None, message)),
+                                Err(WriteError::Record(message)) => errs.push(at(Source::Write, Cause::Data, None, message)),
                                 Err(WriteError::Io(e)) => return Err(Stop::Io(e)),
                             },
                             // Rendering can still find the record invalid (strict templates, sums).
                             Some(Output::Rendered(r)) => match r.records(set) {
                                 Ok(n) => self.out.counts.written += n,
-                                Err(Failure::Record { field, message }) => errs.push(at(field, message)),
-                                Err(Failure::File(msg)) => return Err(Stop::File(msg)),
+                                Err(Failure::Record { field, message }) => errs.push(at(Source::Render, Cause::Data, field, message)),
+                                Err(Failure::File(msg)) => {
+                                    self.file_problems.push(RecordError::file(Source::Render, Cause::Data, msg));
+                                    return Err(Stop::Consumer);
+                                }
                                 Err(Failure::Io(e)) => return Err(Stop::Io(e)),
                             },
                             None => {}
@@ -609,6 +697,11 @@ impl<'s, 'i> FileRun<'s, 'i> {
             }
         }
         self.out.counts.rejected += 1;
+        let script = errs.iter().filter(|e| e.cause == Cause::Script).count() as u64;
+        self.script_errors += script;
+        if script > 0 {
+            self.script_rejected += 1;
+        }
         let messages: Vec<String> = errs
             .iter()
             .map(|e| match &e.field {
@@ -637,7 +730,9 @@ impl<'s, 'i> FileRun<'s, 'i> {
             // Counted above as rejected (read = valid + rejected + skipped holds); the file
             // stops here, and the reason says where.
             let line = row.line.map(|l| format!(" (line {l})")).unwrap_or_default();
-            return Err(Stop::File(format!("{msg}, at row {}{line}", row.number)));
+            let msg = format!("{msg}, at row {}{line}", row.number);
+            self.file_problems.push(RecordError::file(Source::Map, Cause::Script, msg));
+            return Err(Stop::Consumer);
         }
         Ok(())
     }
@@ -645,16 +740,20 @@ impl<'s, 'i> FileRun<'s, 'i> {
     /// Compares the record count with the companion row-count file, when configured.
     fn row_count(&mut self) {
         let Some(text) = &self.input.row_count_text else { return };
-        match text {
-            Err(e) => self.file_problems.push(format!("the row count file is missing: {e}")),
+        let problem = match text {
+            Err(e) => format!("the row count file is missing: {e}"),
             Ok(t) => match t.split_whitespace().next().map(str::parse::<u64>) {
-                Some(Ok(n)) if n == self.out.counts.read => {}
-                Some(Ok(n)) => {
-                    self.file_problems.push(format!("the row count file announces {n} records, but the file has {}", self.out.counts.read))
-                }
-                _ => self.file_problems.push(format!("the row count file does not start with a number: {:?}", t.trim())),
+                Some(Ok(n)) if n == self.out.counts.read => return,
+                Some(Ok(n)) => format!("the row count file announces {n} records, but the file has {}", self.out.counts.read),
+                _ => format!("the row count file does not start with a number: {:?}", t.trim()),
             },
-        }
+        };
+        self.file_problems.push(RecordError::file(Source::Validate, Cause::Data, problem));
+    }
+
+    /// The mapping script as the flow names it (for reasons).
+    fn script(&self) -> &str {
+        self.steps.inner.steps.iter().find_map(|s| if let Step::Map(m) = s { Some(m.script.as_str()) } else { None }).unwrap_or("")
     }
 
     /// Pass or quarantine, from the file problems and the invalid-record policy.
@@ -662,24 +761,35 @@ impl<'s, 'i> FileRun<'s, 'i> {
         let c = self.out.counts;
         let policy = self.steps.inner.policy;
         let reason = if let Some(first) = self.file_problems.first() {
-            let first = capped(first.clone());
             let more = self.file_problems.len() - 1;
-            Some(if more > 0 { format!("{first} (and {more} more problem(s))") } else { first })
+            let text = if more > 0 { format!("{} (and {more} more problem(s))", first.message) } else { first.message.clone() };
+            Some(match first.cause {
+                Cause::Script => format!("the flow's mapping script failed: {text}"),
+                Cause::Data => text,
+            })
         } else if c.rejected > policy.allowed(c.read) {
-            Some(format!("{} of {} records are invalid ({})", c.rejected, c.read, policy.describe()))
+            let (policy, script) = (policy.describe(), self.script());
+            Some(match self.script_rejected {
+                0 => format!("{} of {} records are invalid ({policy})", c.rejected, c.read),
+                n if n == c.rejected => format!("the flow's mapping script {script} failed on {n} of {} records ({policy})", c.read),
+                n => format!(
+                    "{} of {} records are invalid ({policy}); on {n} of them, the flow's mapping script {script} failed",
+                    c.rejected, c.read
+                ),
+            })
         } else {
             None
         };
         let Some(reason) = reason else { return };
-        let mut errors: Vec<RecordError> =
-            self.file_problems.iter().map(|m| RecordError { row: None, line: None, field: None, message: capped(m.clone()) }).collect();
+        let mut errors = std::mem::take(&mut self.file_problems);
         let total = self.errors_total + errors.len() as u64;
+        let script = self.script_errors + errors.iter().filter(|e| e.cause == Cause::Script).count() as u64;
         errors.extend(std::mem::take(&mut self.errors));
         errors.truncate(MAX_REPORTED_ERRORS);
         self.writer = None;
         self.rejects = None;
         self.out.counts.written = 0;
-        self.out.quarantine = Some(Verdict { reason, errors, errors_total: total });
+        self.out.quarantine = Some(Verdict { reason, errors, errors_total: total, cause: Causes::of(total, script) });
     }
 }
 

@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::{RecordCounts, RecordError};
+use super::{Cause, Causes, RecordCounts, RecordError};
 
 /// Everything a report says.
 #[derive(Debug, Clone, Serialize)]
@@ -28,6 +28,9 @@ pub struct Report<'a> {
     pub errors: &'a [RecordError],
     /// How many errors there were in all (more than `errors` holds when the list was cut).
     pub errors_total: u64,
+    /// Whose problem the errors are: `data` (the sender corrects the file), `script` (the
+    /// flow's mapping script failed; its owner looks first) or `mixed`.
+    pub cause: Causes,
 }
 
 /// Writes `base.report.json` and `base.report.txt` (fsynced); returns their paths.
@@ -67,13 +70,23 @@ pub fn text(r: &Report<'_>) -> String {
     if !r.errors.is_empty() {
         s.push_str(&format!("\nErrors ({}):\n", r.errors_total));
         for e in r.errors {
-            s.push_str(&format!("  {e}\n"));
+            let mark = if e.cause == Cause::Script { "[script] " } else { "" };
+            s.push_str(&format!("  {mark}{e}\n"));
         }
         if r.errors_total > r.errors.len() as u64 {
             s.push_str(&format!("  … and {} more\n", r.errors_total - r.errors.len() as u64));
         }
     }
-    s.push_str("\nPlease correct the file and send it again.\n");
+    s.push('\n');
+    s.push_str(match r.cause {
+        Causes::Data => "Please correct the file and send it again.\n",
+        Causes::Script => {
+            "These errors come from the flow's mapping script, not from a check of the file's content: the file\nmay well be correct. It is held in quarantine for the flow's owner to look at; there is no need\nto send it again unless they ask.\n"
+        }
+        Causes::Mixed => {
+            "Please correct the file and send it again. The errors marked [script] come from the flow's\nmapping script, not from a check of the file's content: they are for the flow's owner to look at.\n"
+        }
+    });
     s
 }
 
@@ -84,14 +97,10 @@ fn name_of(path: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::steps::Source;
 
-    #[test]
-    fn reports_list_every_error_with_row_field_and_message() {
-        let errors = vec![
-            RecordError { row: Some(2), line: Some(3), field: Some("email".into()), message: "\"x\" is not a \"email\"".into() },
-            RecordError { row: None, line: None, field: None, message: "the trailer says 5 records, the file has 4".into() },
-        ];
-        let r = Report {
+    fn report<'a>(errors: &'a [RecordError], cause: Causes) -> Report<'a> {
+        Report {
             flow: "roster",
             run: 7,
             file: "in/roster.csv",
@@ -100,20 +109,65 @@ mod tests {
             quarantined_at: "2026-01-02T03:04:05Z".into(),
             reason: "2 problems",
             counts: RecordCounts { read: 4, valid: 3, rejected: 1, skipped: 0, written: 0 },
-            errors: &errors,
-            errors_total: 3,
-        };
+            errors,
+            errors_total: errors.len() as u64 + 1,
+            cause,
+        }
+    }
+
+    fn error(row: Option<u64>, field: Option<&str>, message: &str, source: Source, cause: Cause) -> RecordError {
+        RecordError { row, line: row.map(|r| r + 1), field: field.map(String::from), message: message.into(), source: Some(source), cause }
+    }
+
+    #[test]
+    fn reports_list_every_error_with_row_field_and_message() {
+        let errors = vec![
+            error(Some(2), Some("email"), "\"x\" is not a \"email\"", Source::Validate, Cause::Data),
+            error(None, None, "the trailer says 5 records, the file has 4", Source::Parse, Cause::Data),
+        ];
+        let r = report(&errors, Causes::Data);
         let t = text(&r);
         assert!(t.starts_with("File roster.csv was not accepted."), "{t}");
         assert!(t.contains("  row 2 (line 3), field email: \"x\" is not a \"email\"\n"), "{t}");
         assert!(t.contains("  file: the trailer says 5 records, the file has 4\n"), "{t}");
         assert!(t.contains("… and 1 more"), "{t}");
+        assert!(t.ends_with("\nPlease correct the file and send it again.\n"), "{t}");
         let dir = tempfile::tempdir().unwrap();
         let (j, x) = (dir.path().join("r.json"), dir.path().join("r.txt"));
         write(&r, &j, &x).unwrap();
         let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&j).unwrap()).unwrap();
-        assert_eq!(v["errors"][0], serde_json::json!({"row": 2, "line": 3, "field": "email", "message": "\"x\" is not a \"email\""}));
+        assert_eq!(
+            v["errors"][0],
+            serde_json::json!({"row": 2, "line": 3, "field": "email", "message": "\"x\" is not a \"email\"", "source": "validate", "cause": "data"})
+        );
+        assert_eq!(v["errors"][1]["source"], "parse");
+        assert_eq!(v["cause"], "data");
         assert_eq!(v["counts"]["rejected"], 1);
         assert_eq!(std::fs::read_to_string(&x).unwrap(), t);
+        // Reports written before `source` and `cause` existed read back as the content's.
+        let old: RecordError = serde_json::from_value(serde_json::json!({"row": 1, "line": 2, "field": null, "message": "m"})).unwrap();
+        assert_eq!((old.source, old.cause), (None, Cause::Data));
+    }
+
+    /// The sender is not asked to correct a file the flow's own script failed on.
+    #[test]
+    fn a_script_failure_is_the_flows_owners_to_look_at_not_the_senders() {
+        let script =
+            error(Some(1), None, "m.rhai line 3: Function not found: trimm (&str | ImmutableString | String)", Source::Map, Cause::Script);
+        let errors = vec![script.clone()];
+        let t = text(&report(&errors, Causes::Script));
+        assert!(t.contains("  [script] row 1 (line 2): m.rhai line 3: Function not found: trimm"), "{t}");
+        assert!(!t.contains("Please correct"), "{t}");
+        assert!(t.contains("These errors come from the flow's mapping script") && t.contains("for the flow's owner to look at"), "{t}");
+        let json = serde_json::to_value(report(&errors, Causes::Script)).unwrap();
+        assert_eq!(
+            (&json["cause"], &json["errors"][0]["source"], &json["errors"][0]["cause"]),
+            (&"script".into(), &"map".into(), &"script".into())
+        );
+
+        let errors = vec![error(Some(1), Some("id"), "\"x\" is not of type \"integer\"", Source::Validate, Cause::Data), script];
+        let t = text(&report(&errors, Causes::Mixed));
+        assert!(t.contains("  row 2 (line 3), field id:") || t.contains("  row 1 (line 2), field id:"), "{t}");
+        assert!(t.contains("Please correct the file and send it again. The errors marked [script] come from the flow's"), "{t}");
     }
 }

@@ -115,6 +115,43 @@ fn one_invalid_row_quarantines_the_file_by_default_with_every_error() {
     assert!(!b.path("out").exists(), "no partial output is left");
 }
 
+/// Records the script failed on are the script's problem, in the reason and in every error;
+/// records its schema or its `throw` refuse are the file's.
+#[test]
+fn a_failing_script_is_told_apart_from_invalid_data() {
+    let b = Bench::new();
+    std::fs::write(
+        b.path("bug.rhai"),
+        "fn map(r) {\n  if r.id == 0 { throw \"id 0 is not allowed\"; }\n  #{ id: r.id, email: r.email.to_lowr() }\n}\n",
+    )
+    .unwrap();
+    let steps = b.steps("- parse: { format: csv }\n- validate: { schema: roster.schema.json }\n- map: { script: bug.rhai }", "");
+    let sources = |v: &Verdict| v.errors.iter().map(|e| (e.row, e.source, e.cause)).collect::<Vec<_>>();
+
+    // Every record fails on the script's own bug.
+    let v = b.run(&steps, "a.csv", b"id,email\n1,a@x\n2,b@x\n").quarantine.unwrap();
+    assert_eq!(v.reason, "the flow's mapping script bug.rhai failed on 2 of 2 records (on_invalid: quarantine)");
+    assert_eq!(v.cause, Causes::Script);
+    assert_eq!(sources(&v), [(Some(1), Some(Source::Map), Cause::Script), (Some(2), Some(Source::Map), Cause::Script)]);
+    assert_eq!(v.errors[0].message, "bug.rhai line 3: Function not found: to_lowr (&str | ImmutableString | String)");
+
+    // A schema error and the script's `throw` are the data's.
+    let v = b.run(&steps, "b.csv", b"id,email\nx,a@x\n0,b@x\n").quarantine.unwrap();
+    assert_eq!(v.reason, "2 of 2 records are invalid (on_invalid: quarantine)");
+    assert_eq!(v.cause, Causes::Data);
+    assert_eq!(sources(&v), [(Some(1), Some(Source::Validate), Cause::Data), (Some(2), Some(Source::Map), Cause::Data)]);
+    assert_eq!(v.errors[1].message, "bug.rhai line 2: id 0 is not allowed");
+
+    // Both.
+    let v = b.run(&steps, "c.csv", b"id,email\nx,a@x\n1,b@x\n").quarantine.unwrap();
+    assert_eq!(v.reason, "2 of 2 records are invalid (on_invalid: quarantine); on 1 of them, the flow's mapping script bug.rhai failed");
+    assert_eq!(v.cause, Causes::Mixed);
+
+    // A problem of the file as a whole says which step found it.
+    let v = b.run(&steps, "d.csv", b"id,email\n1,\"a@x\n").quarantine.unwrap();
+    assert_eq!((v.errors[0].row, v.errors[0].source, v.cause), (None, Some(Source::Parse), Causes::Data));
+}
+
 #[test]
 fn skip_sends_bad_rows_to_rejects_until_the_threshold() {
     let b = Bench::new();
@@ -235,7 +272,10 @@ fn a_script_that_loops_forever_quarantines_its_file_and_the_next_file_is_fine() 
     let p = b.run(&steps, "a.csv", b"n\n1\n2\n3\n");
     assert!(t.elapsed() < std::time::Duration::from_secs(10), "{:?}", t.elapsed());
     let v = p.quarantine.unwrap();
-    assert_eq!(v.reason, "slow.rhai: stopped after the time limit of 300ms for one file, at row 2 (line 3)");
+    assert_eq!(
+        v.reason,
+        "the flow's mapping script failed: slow.rhai: stopped after the time limit of 300ms for one file, at row 2 (line 3)"
+    );
     assert!(v.errors.iter().any(|e| e.row == Some(2) && e.line == Some(3) && e.message.contains("time limit")), "{:#?}", v.errors);
     // The record where the script stopped is counted: read = valid + rejected + skipped.
     assert_eq!((p.counts.read, p.counts.valid, p.counts.rejected, p.counts.skipped), (2, 1, 1, 0));

@@ -119,7 +119,7 @@ fn roster_import_example_runs_over_sftp_with_rejects_and_quarantine() {
     assert_eq!(report["counts"]["rejected"], 4);
     assert_eq!(
         report["errors"][0],
-        serde_json::json!({"row": 2, "line": 3, "field": "employee_id", "message": "\"x2002\" is not of type \"integer\""})
+        serde_json::json!({"row": 2, "line": 3, "field": "employee_id", "message": "\"x2002\" is not of type \"integer\"", "source": "validate", "cause": "data"})
     );
     let txt = fs::read_to_string(ex.remote("incoming/rejected/ROSTER_20260106.csv.report.txt")).unwrap();
     assert!(txt.contains("row 4 (line 5): 6 fields, expected 8 (as in the header): too few"), "{txt}");
@@ -261,6 +261,49 @@ fn a_script_that_loops_forever_quarantines_its_file_and_the_run_goes_on() {
     assert!(a["detail"].as_str().unwrap().contains("loop.rhai: stopped after the time limit of 2s for one file"), "{r:#}");
     assert_eq!(fs::read_to_string(dir.path().join("out/b.csv")).unwrap(), "id\n4\n");
     assert!(dir.path().join("out/rejected/a.csv.report.txt").exists());
+}
+
+/// A bug in the flow's own script does not ask the partner to correct a file that is fine; a
+/// record its schema refuses does.
+#[test]
+fn a_script_bug_is_reported_as_the_flows_and_bad_data_as_the_partners() {
+    let dir = tempdir();
+    fs::write(dir.path().join("id.schema.json"), r#"{ "type": "object", "properties": { "id": { "type": "integer" } } }"#).unwrap();
+    fs::write(dir.path().join("bug.rhai"), "fn map(r) {\n  #{ id: r.id, name: r.name.trimm() }\n}\n").unwrap();
+    let flow = local_flow(
+        dir.path(),
+        "  - parse: { format: csv }\n  - validate: { schema: id.schema.json }\n  - map: { script: bug.rhai }\n  - write: { format: jsonl }\n",
+    );
+    fs::write(dir.path().join("in/fine.csv"), "id,name\n1,Anna\n2,Bob\n").unwrap();
+    fs::write(dir.path().join("in/bad.csv"), "id,name\nx,Anna\n").unwrap();
+    let out = wharf(&dir.path().join("state")).arg("run").arg("--json").arg(&flow).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let r = json(&out);
+    assert_eq!(r["quarantined"], 2, "{r:#}");
+    let detail =
+        |path: &str| r["files"].as_array().unwrap().iter().find(|f| f["path"] == path).unwrap()["detail"].as_str().unwrap().to_string();
+    assert!(detail("/fine.csv").contains("the flow's mapping script bug.rhai failed on 2 of 2 records"), "{r:#}");
+    assert!(detail("/bad.csv").contains("1 of 1 records are invalid"), "{r:#}");
+
+    let report = |name: &str| {
+        let txt = fs::read_to_string(dir.path().join(format!("out/rejected/{name}.report.txt"))).unwrap();
+        let json: serde_json::Value =
+            serde_json::from_str(&fs::read_to_string(dir.path().join(format!("out/rejected/{name}.report.json"))).unwrap()).unwrap();
+        (txt, json)
+    };
+    let (txt, json) = report("fine.csv");
+    assert!(txt.contains("Reason:   the flow's mapping script bug.rhai failed on 2 of 2 records (on_invalid: quarantine)"), "{txt}");
+    assert!(txt.contains("  [script] row 1 (line 2): bug.rhai line 2: Function not found: trimm"), "{txt}");
+    assert!(!txt.contains("Please correct"), "{txt}");
+    assert!(txt.contains("the file\nmay well be correct. It is held in quarantine for the flow's owner to look at"), "{txt}");
+    assert_eq!(json["cause"], "script", "{json:#}");
+    assert_eq!((&json["errors"][0]["source"], &json["errors"][0]["cause"]), (&"map".into(), &"script".into()), "{json:#}");
+
+    let (txt, json) = report("bad.csv");
+    assert!(txt.contains("  row 1 (line 2), field id: \"x\" is not of type \"integer\""), "{txt}");
+    assert!(txt.ends_with("\nPlease correct the file and send it again.\n"), "{txt}");
+    assert_eq!(json["cause"], "data", "{json:#}");
+    assert_eq!((&json["errors"][0]["source"], &json["errors"][0]["cause"]), (&"validate".into(), &"data".into()), "{json:#}");
 }
 
 /// Generates a roster CSV of at least `bytes` on the server (streaming to disk), runs it

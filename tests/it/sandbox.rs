@@ -330,6 +330,34 @@ async fn symlinks_out_of_the_folder_are_refused(ftp: bool) {
     sandbox.stop().await;
 }
 
+/// A refusal over SFTP names the path once and says why once (it read `list /nope: not found:
+/// /nope: No such file or directory (No such file)`); FTP's 550, which names no request, keeps
+/// the path.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refusals_say_the_path_and_the_reason_once() {
+    let dir = support::tempdir();
+    let root = dir.path().join("served");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("afile"), "x").unwrap();
+    let p = |s: &str| RemotePath::parse(s).unwrap();
+    let (sandbox, ep) = endpoint(dir.path(), &root, false).await;
+    let err = ep.list(&p("nope")).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+    let text = err.to_string();
+    assert_eq!(text.matches("/nope").count(), 1, "{text}");
+    assert!(text.ends_with("list /nope: not found: No such file"), "{text}");
+    let err = ep.stat(&p("afile/sub.csv")).await.unwrap_err();
+    let text = err.to_string();
+    assert_eq!(text.matches("afile/sub.csv").count(), 1, "{text}");
+    assert!(text.contains("Not a directory"), "{text}");
+    sandbox.stop().await;
+
+    let (sandbox, ep) = endpoint(dir.path(), &root, true).await;
+    let err = ep.open_read(&p("nope.csv"), 0).await.err().expect("refused");
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+    sandbox.stop().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ftp_side_refuses_tls_and_wrong_passwords_with_the_cause() {
     let dir = support::tempdir();

@@ -558,7 +558,7 @@ fn list(folder: &Folder, path: &str, kind: ListKind) -> Result<Vec<u8>, FsError>
     };
     if !md.is_dir() {
         return match kind {
-            ListKind::Mlsd => Err(FsError { kind: FsErrorKind::Failure, message: format!("{path}: not a folder") }),
+            ListKind::Mlsd => Err(FsError { kind: FsErrorKind::Failure, path: Some(path.to_string()), reason: "not a folder".into() }),
             _ => {
                 let name = path.rsplit('/').next().unwrap_or(path);
                 Ok(line(&md, name.as_bytes()).unwrap_or_default())
@@ -579,7 +579,7 @@ fn list(folder: &Folder, path: &str, kind: ListKind) -> Result<Vec<u8>, FsError>
 
 /// A refused file operation: 550 with the reason (which names the client's path).
 fn refusal(e: FsError) -> Reply {
-    Reply::new(550, e.message)
+    Reply::new(550, e.message())
 }
 
 /// A path in a 257 reply: in double quotes, a quote inside doubled (RFC 959).

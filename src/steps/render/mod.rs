@@ -140,7 +140,7 @@ fn load(hb: &mut Handlebars<'static>, name: &str, base: &Path, line_ending: Line
         LineEnding::Crlf => text.replace('\n', "\r\n"),
     };
     // `pricelist.xml.hbs line 3, col 7: …`
-    hb.register_template_string(name, text).map_err(|e| crate::template::syntax_error(name, &e))
+    hb.register_template_string(name, &text).map_err(|e| crate::template::syntax_error(name, &text, &e))
 }
 
 /// What a render error tells the partner: the template, line and column, and why.
@@ -155,8 +155,7 @@ pub fn render_message(e: &RenderError) -> String {
             "`{field}` is missing (templates are strict: write `{{{{#if {field}}}}}…{{{{/if}}}}` or `{{{{default {field} \"\"}}}}` for an optional field)"
         ),
         RenderErrorReason::MissingVariable(None) => "a value is missing (templates are strict)".to_string(),
-        RenderErrorReason::Other(msg) => msg.clone(),
-        other => other.to_string(),
+        other => crate::template::render_reason(other),
     };
     format!("{at}: {why}")
 }
