@@ -33,6 +33,11 @@ pub async fn free_name(ep: &dyn Endpoint, dir: &RemotePath, name: &str) -> Resul
     Err(FileError::Name(format!("no free name for {name:?} in {dir} after 10000 tries")))
 }
 
+/// How many times a free name is chosen again when somebody else (another process, a
+/// person) takes the chosen one before the rename that would make it ours; then the
+/// file fails (`TargetExists`) for this run.
+pub const MAX_NAME_RACES: u32 = 3;
+
 /// The longest file name (in bytes) most file systems take (Linux's `NAME_MAX`, and so
 /// OpenSSH's and vsftpd's on Linux).
 pub const NAME_MAX: usize = 255;

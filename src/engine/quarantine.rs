@@ -42,7 +42,7 @@ pub enum QuarantineError {
 /// The temporary name of a copy into the quarantine location: hidden, and flow `flow`'s own
 /// (two flows may share a quarantine folder, and find the same free name at once).
 fn temp_for(target: &RemotePath, flow: &str) -> Result<RemotePath, FileError> {
-    let name = crate::engine::naming::fit(&format!(".{}.{flow}.part", target.name()));
+    let name = naming::fit(&format!(".{}.{flow}.part", target.name()));
     target.parent().join(&name).map_err(|e| FileError::Name(format!("temporary name for {target}: {e}")))
 }
 
@@ -73,31 +73,48 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
         FileError::Ledger(_) => e,
         e => FileError::Quarantine { endpoint: q.endpoint.clone(), reason: reason.clone(), source: Box::new(e) },
     };
-    let copy = match qr.copy.as_deref().and_then(|c| RemotePath::parse(c).ok()) {
-        Some(c) => c,
-        None => {
-            let c = retry(policy, "choose a quarantine name", || async {
-                ep.create_dir_all(&q.path).await?;
-                naming::free_name(ep, &q.path, entry.path.name()).await
-            })
-            .await
-            .map_err(aside)?;
-            qr.copy = Some(c.as_str().to_string());
-            result.quarantine = Some(qr.clone());
-            rec.updated = now_millis();
-            cx.store(Transition::Result { flow: flow.clone(), rec: rec.clone(), result: result.clone() }).await?;
-            c
+    let mut copy = qr.copy.as_deref().and_then(|c| RemotePath::parse(c).ok());
+    // Free names taken by somebody else (another flow sharing the folder, a person) between
+    // the choice and the rename: the rename never replaces a file, another name is chosen.
+    let mut raced = 0;
+    let copy = loop {
+        let c = match copy.take() {
+            Some(c) => c,
+            None => {
+                let c = retry(policy, "choose a quarantine name", || async {
+                    ep.create_dir_all(&q.path).await?;
+                    naming::free_name(ep, &q.path, entry.path.name()).await
+                })
+                .await
+                .map_err(aside)?;
+                // Durable before the copy is made: a resumed run checks this name.
+                qr.copy = Some(c.as_str().to_string());
+                result.quarantine = Some(qr.clone());
+                rec.updated = now_millis();
+                cx.store(Transition::Result { flow: flow.clone(), rec: rec.clone(), result: result.clone() }).await?;
+                c
+            }
+        };
+        super::halt::point("quarantining");
+        if retry(policy, "check the quarantine copy", || transfer::already_delivered(ep, &c, rec.size, None)).await.map_err(aside)? {
+            break c;
+        }
+        let temp = temp_for(&c, flow)?;
+        let sent = retry(policy, "quarantine upload", || {
+            transfer::upload(ep, &cx.folders, &cx.budget, staged, None, rec.size, &temp, &c, false, false, false)
+        })
+        .await;
+        match sent {
+            Err(FileError::TargetExists { .. }) if raced < naming::MAX_NAME_RACES => {
+                raced += 1;
+                tracing::info!(flow, copy = %c, "Quarantine name taken by somebody else before the rename; choosing another.");
+            }
+            sent => {
+                sent.map_err(aside)?;
+                break c;
+            }
         }
     };
-    super::halt::point("quarantining");
-    if !retry(policy, "check the quarantine copy", || transfer::already_delivered(ep, &copy, rec.size, None)).await.map_err(aside)? {
-        let temp = temp_for(&copy, flow)?;
-        retry(policy, "quarantine upload", || {
-            transfer::upload(ep, &cx.folders, &cx.budget, staged, None, rec.size, &temp, &copy, true, false, false)
-        })
-        .await
-        .map_err(aside)?;
-    }
     if qr.reports {
         let (json, txt) = content::report_paths(staged);
         for (local, ext) in [(json, "report.json"), (txt, "report.txt")] {

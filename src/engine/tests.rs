@@ -650,6 +650,35 @@ async fn a_valid_file_is_mapped_and_the_output_delivered_with_counts() {
     assert!(left.is_empty(), "{left:?}");
 }
 
+/// The copy into quarantine never replaces a file: when somebody else (another flow sharing
+/// the folder, a person) creates the chosen name while the copy is made, another free name
+/// is chosen. Before, their file was replaced by the copy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantine_copy_never_replaces_a_file_that_appeared_meanwhile() {
+    let mut fx = fixture();
+    with_steps(&mut fx, ROSTER, "quarantine", None);
+    let bad = format!("id,email\n{}", "zwei,b@x\n".repeat(20_000));
+    fx.put("in/roster.csv", bad.as_bytes());
+    let rejected = fx.src.join("rejected");
+    std::fs::create_dir_all(&rejected).unwrap();
+    let (temp, taken) = (rejected.join(".roster.csv.t.part"), rejected.join("roster.csv"));
+    let them = std::thread::spawn(move || {
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        while !temp.exists() {
+            assert!(std::time::Instant::now() < until, "no copy seen");
+            std::thread::yield_now();
+        }
+        std::fs::write(taken, b"theirs").unwrap();
+    });
+    let r = fx.run().await;
+    them.join().unwrap();
+    assert_eq!(r.quarantined, 1, "{r:#?}");
+    assert!(r.files[0].detail.starts_with("quarantined to partner:/rejected/roster-1.csv: "), "{}", r.files[0].detail);
+    assert_eq!(read(&rejected.join("roster.csv")), b"theirs");
+    assert!(read(&rejected.join("roster-1.csv")) == bad.as_bytes());
+    assert!(rejected.join("roster-1.csv.report.json").exists());
+}
+
 #[tokio::test]
 async fn an_invalid_file_is_quarantined_with_reports_and_the_source_disposed_of() {
     let mut fx = fixture();

@@ -263,7 +263,9 @@ async fn send(
                 .await;
                 let sent = match sent {
                     // `rename` means "never fail because the name is taken": another free name.
-                    Err(FileError::TargetExists { .. }) if sink.if_exists == IfExists::Rename && raced < MAX_NAME_RACES => {
+                    Err(FileError::TargetExists { .. })
+                        if sink.if_exists == IfExists::Rename && raced < crate::engine::naming::MAX_NAME_RACES =>
+                    {
                         raced += 1;
                         tracing::info!(flow = %cx.flow.name, target = %t, "Target taken by somebody else before the rename; choosing another free name.");
                         target = choose().await?;
@@ -289,10 +291,6 @@ async fn send(
         }
     }
 }
-
-/// How many times `if_exists: rename` chooses a free name again when somebody else takes
-/// the chosen one before the rename; then the file fails (`TargetExists`) for this run.
-const MAX_NAME_RACES: u32 = 3;
 
 /// The claim an upload with `if_exists: rename` takes on its folder `dir`: free names are
 /// chosen there one file at a time.
