@@ -210,6 +210,16 @@ impl NameTemplate {
     }
 }
 
+impl NameTemplate {
+    /// Whether the name changes from one run to the next for the same file (`{{run}}`, the
+    /// `date` helper).
+    pub fn varies_by_run(&self) -> bool {
+        let day = std::time::Duration::from_secs(90_000);
+        let of = |run, now| self.render(&NameVars::new("a.csv", "", 1, run, now)).ok();
+        of(1, UNIX_EPOCH) != of(2, UNIX_EPOCH + day)
+    }
+}
+
 impl fmt::Debug for NameTemplate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "NameTemplate({:?})", self.source)
@@ -296,6 +306,14 @@ mod tests {
         assert_eq!(render("{{#if}}x{{/if}}"), "template \"{{#if}}x{{/if}}\": `if` needs an argument (none was given)");
         assert_eq!(render("{{date 5}}"), "template \"{{date 5}}\": an argument must be text in quotes (like `\"YYYYMMDD\"`)");
         assert_eq!(render("{{na me}}"), "template \"{{na me}}\": there is no helper `na`");
+    }
+
+    #[test]
+    fn a_name_with_the_run_or_the_date_varies_by_run() {
+        assert!(NameTemplate::new(".{{name}}.{{run}}.part").unwrap().varies_by_run());
+        assert!(NameTemplate::new("{{name}}-{{date}}.tmp").unwrap().varies_by_run());
+        assert!(!NameTemplate::new(".{{name}}.f.part").unwrap().varies_by_run());
+        assert!(!NameTemplate::new("{{stem}}.{{size}}.tmp").unwrap().varies_by_run());
     }
 
     #[test]

@@ -40,7 +40,16 @@ impl Checker<'_, '_> {
                     ),
                 );
             }
-            self.name_template(&format!("{at}/temp_name"), &temp_name).map(Some)
+            let t = self.name_template(&format!("{at}/temp_name"), &temp_name);
+            if t.as_ref().is_some_and(|t| t.varies_by_run()) {
+                self.warning(
+                    format!("{at}/temp_name"),
+                    format!(
+                        "`{temp_name}` changes from run to run (`run`, `date`): an upload cut off by a crash leaves its temporary file on the server when the next run writes under another name (the default `.{{{{name}}}}.FLOW.part` does not change)"
+                    ),
+                );
+            }
+            t.map(Some)
         };
         let trigger = s.trigger.map(|t| {
             if t.split_whitespace().collect::<String>() == "{{name}}" {
@@ -61,7 +70,7 @@ impl Checker<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{BASE, problems, run};
+    use super::super::tests::{BASE, problems, run, warnings};
 
     #[test]
     fn a_trigger_named_as_the_delivered_file_is_refused() {
@@ -98,6 +107,19 @@ mod tests {
         let vars = crate::template::NameVars::new("a.csv", "", 1, 1, std::time::UNIX_EPOCH);
         let temp = flow.sinks[0].temp_name.as_ref().unwrap().render(&vars).unwrap();
         assert_eq!(temp, format!(".a.csv.{}.part", flow.name));
+    }
+
+    #[test]
+    fn a_temp_name_that_changes_from_run_to_run_is_a_warning() {
+        let yaml = BASE.replace("sinks: [ { endpoint: l } ]", "sinks: [ { endpoint: l, temp_name: \".{{name}}.{{run}}.part\" } ]");
+        assert!(run(&yaml).is_ok());
+        let w = warnings(&yaml);
+        assert_eq!(w.len(), 1, "{w:#?}");
+        assert!(
+            w[0].starts_with("`.{{name}}.{{run}}.part` changes from run to run") && w[0].ends_with("(at /sinks/0/temp_name)"),
+            "{w:#?}"
+        );
+        assert_eq!(warnings(BASE), Vec::<String>::new());
     }
 
     #[test]
