@@ -59,8 +59,8 @@ pub enum FileError {
     /// quarantine endpoint: it stays at the source, and the next run puts it aside.
     #[error("{reason}; putting it aside in quarantine {endpoint} failed: {source}")]
     Quarantine { endpoint: String, reason: String, source: Box<FileError> },
-    /// Delivery failed on more than one sink: the first's trouble (which decides the kind),
-    /// then the others'.
+    /// Delivery failed on more than one sink: the first's trouble, then the others'. The
+    /// kind is the first passing one (see [`FileError::kind`]), else the first.
     #[error("{0}; {1}")]
     Sinks(Box<FileError>, Box<FileError>),
 }
@@ -77,7 +77,13 @@ impl FileError {
             FileError::Name(_) | FileError::TargetName(_) => ErrorKind::Config,
             FileError::TargetExists { .. } | FileError::TriggerWouldReplace { .. } => ErrorKind::AlreadyExists,
             FileError::Sink { source, .. } | FileError::Quarantine { source, .. } => source.kind(),
-            FileError::Sinks(first, _) => first.kind(),
+            // A file stays for the next run while any sink may still take it: passing trouble
+            // (a server down, a full disk) of one sink wins over another's lasting refusal,
+            // whatever their order; the refusal decides once it is the only trouble left.
+            FileError::Sinks(first, other) => match (first.kind(), other.kind()) {
+                (a, b) if a.is_passing() || !b.is_passing() => a,
+                (_, b) => b,
+            },
         }
     }
 
@@ -105,5 +111,29 @@ impl FileError {
             _ => false,
         };
         if full { FileError::StateFull { folder: state.to_path_buf() } } else { self }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sink(name: &str, e: FileError) -> FileError {
+        FileError::Sink { sink: name.into(), source: Box::new(e) }
+    }
+
+    /// One sink refusing for good and another with passing trouble: the file stays for the
+    /// next run (where the second may take it), whichever sink comes first.
+    #[test]
+    fn two_failing_sinks_keep_the_file_while_one_trouble_is_passing() {
+        let refused =
+            || sink("partner", FileError::TargetExists { endpoint: "e".into(), target: "/a".into(), why: "sink if_exists: fail" });
+        let passing = || sink("archive", FileError::Changed("moved".into()));
+        let named = || sink("other", FileError::Name("bad".into()));
+        assert_eq!(FileError::Sinks(Box::new(refused()), Box::new(passing())).kind(), ErrorKind::Transient);
+        assert_eq!(FileError::Sinks(Box::new(passing()), Box::new(refused())).kind(), ErrorKind::Transient);
+        assert_eq!(FileError::Sinks(Box::new(refused()), Box::new(named())).kind(), ErrorKind::AlreadyExists);
+        let three = FileError::Sinks(Box::new(FileError::Sinks(Box::new(refused()), Box::new(named()))), Box::new(passing()));
+        assert_eq!(three.kind(), ErrorKind::Transient);
     }
 }
