@@ -102,6 +102,19 @@ impl Fixture {
     }
 }
 
+/// Somebody else, on another thread: writes `theirs` to `target` as soon as `temp` (a
+/// run's temporary file) appears — between the run's choice of `target` and its rename.
+fn somebody_writes_when(temp: PathBuf, target: PathBuf) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let until = std::time::Instant::now() + Duration::from_secs(60);
+        while !temp.exists() {
+            assert!(std::time::Instant::now() < until, "{} never appeared", temp.display());
+            std::thread::yield_now();
+        }
+        std::fs::write(target, b"theirs").unwrap();
+    })
+}
+
 fn read(p: &Path) -> Vec<u8> {
     std::fs::read(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
@@ -349,15 +362,7 @@ async fn rename_chooses_again_when_the_free_name_is_taken_during_the_upload() {
     fx.put("in/big.csv", &data);
     let inbox = fx.dst.join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
-    let (temp, target) = (inbox.join(".big.csv.part"), inbox.join("big.csv"));
-    let them = std::thread::spawn(move || {
-        let until = std::time::Instant::now() + Duration::from_secs(60);
-        while !temp.exists() {
-            assert!(std::time::Instant::now() < until, "no upload seen");
-            std::thread::yield_now();
-        }
-        std::fs::write(target, b"theirs").unwrap();
-    });
+    let them = somebody_writes_when(inbox.join(".big.csv.part"), inbox.join("big.csv"));
     let r = fx.run().await;
     them.join().unwrap();
     assert_eq!((r.counts.delivered, r.counts.failed), (1, 0), "{r:#?}");
@@ -661,15 +666,7 @@ async fn a_quarantine_copy_never_replaces_a_file_that_appeared_meanwhile() {
     fx.put("in/roster.csv", bad.as_bytes());
     let rejected = fx.src.join("rejected");
     std::fs::create_dir_all(&rejected).unwrap();
-    let (temp, taken) = (rejected.join(".roster.csv.t.part"), rejected.join("roster.csv"));
-    let them = std::thread::spawn(move || {
-        let until = std::time::Instant::now() + Duration::from_secs(60);
-        while !temp.exists() {
-            assert!(std::time::Instant::now() < until, "no copy seen");
-            std::thread::yield_now();
-        }
-        std::fs::write(taken, b"theirs").unwrap();
-    });
+    let them = somebody_writes_when(rejected.join(".roster.csv.t.part"), rejected.join("roster.csv"));
     let r = fx.run().await;
     them.join().unwrap();
     assert_eq!(r.quarantined, 1, "{r:#?}");
