@@ -13,7 +13,7 @@ use anyhow::Context;
 use super::failure::{Failure, Kind};
 use super::output::outln;
 use super::{EXIT_ABORTED, Global};
-use crate::control::discovery::ServeInfo;
+use crate::control::discovery::{self, Found, ServeInfo};
 use crate::ledger::{Ledger, LedgerError};
 
 /// The ledger file of the state folder.
@@ -75,6 +75,14 @@ pub fn open_for_write(global: &Global, flow: &str, instead: &str) -> anyhow::Res
         }
         Err(e) => Err(e).with_context(|| format!("flow {flow}: cannot open the ledger")),
     }
+}
+
+/// Whether a `wharf serve` runs for the state folder (see [`discovery::find`]). A state folder
+/// that is a file is refused first, in the ledger commands' words, not as a discovery file
+/// that is "Not a directory".
+pub fn find_daemon(rt: &tokio::runtime::Runtime, global: &Global) -> anyhow::Result<Found> {
+    Ledger::check_folder(&ledger_path(global))?;
+    Ok(rt.block_on(discovery::find(&global.state_dir))?)
 }
 
 /// The daemon serving `state_dir`, if its discovery file names a socket that answers.

@@ -35,7 +35,7 @@ struct Report {
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let (report, notes) = match rt.block_on(discovery::find(&global.state_dir))? {
+    let (report, notes) = match super::state::find_daemon(&rt, global)? {
         Found::Running { info, client } => {
             let status = rt.block_on(client.status())?;
             let info = ServeInfo { version: status.version, pid: status.pid, started_at: status.started_at, ..info };

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 
 use super::output::{errln, outln};
 use super::{EXIT_ABORTED, EXIT_FILES_FAILED, EXIT_INVALID, Global};
-use crate::control::discovery::{self, Found};
+use crate::control::discovery::Found;
 use crate::control::{TriggerError, Triggered};
 
 #[derive(Debug, clap::Args)]
@@ -19,7 +19,7 @@ pub struct Args {
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let name = super::state::flow_name(&args.flow);
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let client = match rt.block_on(discovery::find(&global.state_dir))? {
+    let client = match super::state::find_daemon(&rt, global)? {
         Found::Running { client, .. } => client,
         Found::NotRunning { .. } => {
             errln!(

@@ -272,6 +272,7 @@ fn finish(ledger: &Ledger, flow: &Flow, rec: &mut RunRecord, report: &RunReport)
     Ok(())
 }
 
+/// What to do about an endpoint error that stops a run (or a plan): appended to its message.
 fn hint(e: &EndpointError) -> &'static str {
     match e.kind {
         ErrorKind::AuthFailed => " (check the user and credentials in the flow)",

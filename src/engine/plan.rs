@@ -79,7 +79,8 @@ pub struct ProbeNote {
 /// A plan could not be made.
 #[derive(Debug, thiserror::Error)]
 pub enum PlanError {
-    #[error("flow {flow}: {source}")]
+    /// The run report's words, with its hint (a server that may be down, credentials).
+    #[error("flow {flow}: {source}{}", super::hint(source))]
     Endpoint {
         flow: String,
         #[source]

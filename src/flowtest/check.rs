@@ -17,6 +17,7 @@ use crate::endpoint::local::LocalEndpoint;
 use crate::engine::{self, FileReport};
 use crate::ledger::FileResult;
 use crate::steps::RecordError;
+use crate::steps::parse::csv_cause;
 
 /// What a file case left behind.
 pub struct Found<'a> {
@@ -162,7 +163,7 @@ fn rejects(place: &str, bytes: &[u8]) -> Result<Vec<RecordError>, String> {
     let delimiter = header.strip_prefix("_row").and_then(|rest| rest.chars().next()).unwrap_or(',');
     let mut r = csv::ReaderBuilder::new().delimiter(delimiter as u8).flexible(true).from_reader(text.as_bytes());
     for rec in r.records() {
-        let rec = rec.map_err(|e| format!("{place}: {e}"))?;
+        let rec = rec.map_err(|e| format!("{place}: {}", csv_cause(e.kind())))?;
         let row = rec.get(0).and_then(|s| s.parse().ok());
         for e in rec.get(2).unwrap_or_default().split("; ") {
             out.push(RecordError { row, line: None, field: None, message: e.to_string(), source: None, cause: Default::default() });
@@ -314,10 +315,10 @@ fn read_records(name: &str, bytes: &[u8]) -> Result<Vec<Value>, String> {
             let header = text.lines().next().unwrap_or_default();
             let delimiter = [b',', b';', b'\t', b'|'].into_iter().max_by_key(|d| header.bytes().filter(|b| b == d).count()).unwrap_or(b',');
             let mut r = csv::ReaderBuilder::new().delimiter(delimiter).from_reader(text.as_bytes());
-            let cols: Vec<String> = r.headers().map_err(|e| e.to_string())?.iter().map(str::to_string).collect();
+            let cols: Vec<String> = r.headers().map_err(|e| csv_cause(e.kind()))?.iter().map(str::to_string).collect();
             r.records()
                 .map(|rec| {
-                    let rec = rec.map_err(|e| e.to_string())?;
+                    let rec = rec.map_err(|e| csv_cause(e.kind()))?;
                     Ok(Value::Object(cols.iter().cloned().zip(rec.iter().map(|c| Value::String(c.to_string()))).collect()))
                 })
                 .collect()

@@ -134,12 +134,21 @@ fn flow_range(flow: &str) -> (KeyBound<'_>, KeyBound<'_>) {
 }
 
 impl Ledger {
+    /// Refuses a ledger at `path` whose folder (the state folder) cannot be one: it, or the
+    /// nearest of its parents that exists, is a file ([`LedgerError::NotAFolder`]). Commands
+    /// that read the state folder without opening the ledger ask this first, so they say the
+    /// same as those that do.
+    pub fn check_folder(path: &Path) -> Result<(), LedgerError> {
+        match error::folder_blocked_by(path) {
+            Some(blocker) => Err(LedgerError::NotAFolder { path: path.to_path_buf(), blocker }),
+            None => Ok(()),
+        }
+    }
+
     /// Opens (creating if needed) the ledger at `path` as its one writer. Another process
     /// writing it already: [`LedgerError::Busy`]; readers do not get in the way.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
-        if let Some(blocker) = error::folder_blocked_by(path) {
-            return Err(LedgerError::NotAFolder { path: path.to_path_buf(), blocker });
-        }
+        Ledger::check_folder(path)?;
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|source| LedgerError::Io { path: path.to_path_buf(), source })?;
         }
@@ -169,9 +178,7 @@ impl Ledger {
     /// A ledger last written by an older wharf may lack tables this version reads: see
     /// [`Ledger::missing_tables`].
     pub fn open_read_only(path: &Path) -> Result<Self, LedgerError> {
-        if let Some(blocker) = error::folder_blocked_by(path) {
-            return Err(LedgerError::NotAFolder { path: path.to_path_buf(), blocker });
-        }
+        Ledger::check_folder(path)?;
         if !path.exists() {
             return Err(LedgerError::Missing(path.to_path_buf()));
         }

@@ -77,9 +77,16 @@ impl FsError {
 }
 
 /// A failed operation on `path` (the client's path, never the one on disk).
+///
+/// The kinds follow OpenSSH's `sftp-server` (`errno_to_portable`), which wharf's clients are
+/// written against: a path through a file (`ENOTDIR`) or a link loop (`ELOOP`) is no such
+/// file, not a bare failure (which a client reads as a full disk); a folder where a file is
+/// wanted (`EISDIR`) or a folder that is not empty stays a failure. (OpenSSH's
+/// `BadMessage` for `EINVAL`/`ENAMETOOLONG` has no kind here: a failure.)
 fn status(path: &str, e: io::Error) -> FsError {
     let kind = match e.kind() {
-        io::ErrorKind::NotFound => FsErrorKind::NotFound,
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => FsErrorKind::NotFound,
+        _ if e.raw_os_error() == Some(libc::ELOOP) => FsErrorKind::NotFound,
         io::ErrorKind::PermissionDenied => FsErrorKind::Denied,
         _ => FsErrorKind::Failure,
     };
@@ -306,6 +313,24 @@ mod tests {
         let msg = f.metadata("/nope", Follow::Yes).unwrap_err().message();
         assert!(msg.starts_with("/nope: ") && !msg.contains(&*_d.path().to_string_lossy()), "{msg}");
         assert_eq!(msg, "/nope: No such file or directory", "the OS's reason, without Rust's \"(os error 2)\"");
+    }
+
+    #[test]
+    fn statuses_follow_openssh() {
+        let (d, f) = folder();
+        std::fs::write(d.path().join("f"), "x").unwrap();
+        // A path through a file: before, a bare Failure, read by the client as a full disk.
+        assert_eq!(code(f.metadata("/f/x", Follow::Yes)), FsErrorKind::NotFound);
+        assert_eq!(code(f.open("/f/x", OpenFlags::WRITE | OpenFlags::CREATE, None)), FsErrorKind::NotFound);
+        assert_eq!(code(f.create_dir("/f/sub", None)), FsErrorKind::NotFound);
+        assert_eq!(code(f.remove_file("/f/x")), FsErrorKind::NotFound);
+        let e = f.metadata("/f/x", Follow::Yes).unwrap_err();
+        assert_eq!(e.message(), "/f/x: Not a directory", "the OS's reason is kept");
+        // A folder where a file is wanted, a folder not empty: failures, as OpenSSH says.
+        f.create_dir("/d", None).unwrap();
+        std::fs::write(d.path().join("d/in"), "x").unwrap();
+        assert_eq!(code(f.open("/d", OpenFlags::WRITE, None)), FsErrorKind::Failure);
+        assert_eq!(code(f.remove_dir("/d")), FsErrorKind::Failure);
     }
 
     #[test]

@@ -17,6 +17,7 @@ use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, ImmutableString, 
 use serde_json::Value;
 
 use super::excerpt;
+use super::parse::csv_cause;
 use crate::config::raw_steps::RawLookup;
 
 /// The largest look-up table file accepted (tables are held in memory).
@@ -353,15 +354,19 @@ pub fn load_table(path: &Path, raw: &RawLookup) -> Result<Table, String> {
     let file = std::fs::File::open(path).map_err(|e| format!("cannot read look-up table {}: {e}", path.display()))?;
     let text = super::parse::Decoded::new(file, encoding_rs::UTF_8);
     let mut rdr = csv::ReaderBuilder::new().delimiter(delimiter).from_reader(text);
-    let header: Vec<String> =
-        rdr.headers().map_err(|e| format!("look-up table {}: {e}", path.display()))?.iter().map(|h| h.trim().to_string()).collect();
+    let header: Vec<String> = rdr
+        .headers()
+        .map_err(|e| format!("look-up table {}: {}", path.display(), csv_cause(e.kind())))?
+        .iter()
+        .map(|h| h.trim().to_string())
+        .collect();
     let key_at = header
         .iter()
         .position(|h| *h == raw.key)
         .ok_or_else(|| format!("look-up table {} has no column `{}` (columns: {})", path.display(), raw.key, header.join(", ")))?;
     let mut table = Table::new();
     for rec in rdr.records() {
-        let rec = rec.map_err(|e| format!("look-up table {}: {e}", path.display()))?;
+        let rec = rec.map_err(|e| format!("look-up table {}: {}", path.display(), csv_cause(e.kind())))?;
         let key = rec.get(key_at).unwrap_or_default().to_string();
         let row = header.iter().cloned().zip(rec.iter().map(str::to_string)).collect();
         table.insert(key, row);
@@ -538,6 +543,13 @@ mod tests {
         assert_eq!(t["HR"]["name"], "People");
         let raw = RawLookup { key: "id".into(), ..raw };
         assert!(load_table(&p, &raw).unwrap_err().contains("has no column `id` (columns: code, name)"));
+        // Before: "CSV error: record 2 (line: 3, byte: 24): found record with 1 fields, but …".
+        std::fs::write(&p, "code,name\nFIN,Finance\nHR\n").unwrap();
+        let raw = RawLookup { key: "code".into(), ..raw };
+        assert_eq!(
+            load_table(&p, &raw).unwrap_err(),
+            format!("look-up table {}: row 3: 1 field where the first row has 2 fields", p.display())
+        );
     }
 
     #[test]

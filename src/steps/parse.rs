@@ -102,6 +102,31 @@ fn io_stop(e: io::Error) -> Stop {
     if e.kind() == io::ErrorKind::InvalidData { Stop::File(e.to_string()) } else { Stop::Io(e) }
 }
 
+/// Plain words for what the csv crate reports (its own `Debug` and `Display` forms read `Utf8 {
+/// pos: Some(Position { … }) … }` and `CSV parse error: record 2 (line 3, field: 1, byte: 40)`),
+/// as they may reach a partner's quarantine report. Rows (a header row included) and fields
+/// count from 1; rows, not lines, as the crate counts a record's line from any blank lines
+/// before it.
+pub(crate) fn csv_cause(kind: &csv::ErrorKind) -> String {
+    let at = |pos: &Option<csv::Position>| pos.as_ref().map(|p| format!("row {}: ", p.record() + 1)).unwrap_or_default();
+    match kind {
+        csv::ErrorKind::Io(e) => e.to_string(),
+        csv::ErrorKind::Utf8 { pos, err } => format!("{}field {} is not UTF-8 text", at(pos), err.field() + 1),
+        csv::ErrorKind::UnequalLengths { pos, expected_len, len } => {
+            let fields = |n: u64| if n == 1 { "1 field".to_string() } else { format!("{n} fields") };
+            format!("{}{} where the first row has {}", at(pos), fields(*len), fields(*expected_len))
+        }
+        csv::ErrorKind::Seek => "the header row cannot be read after jumping into the file".into(),
+        csv::ErrorKind::Serialize(why) => format!("cannot write the row as CSV: {why}"),
+        csv::ErrorKind::Deserialize { pos, err } => {
+            let field = err.field().map(|f| format!("field {}: ", f + 1)).unwrap_or_default();
+            format!("{}{field}{}", at(pos), err.kind())
+        }
+        // A kind added by a later csv release: its shape is better than nothing.
+        other => format!("unreadable CSV ({other:?})"),
+    }
+}
+
 fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<(), Stop>) -> Result<Summary, Stop> {
     // `flexible(true)`: a row with the wrong number of fields is then still handed over whole,
     // so it can be reported with its line *and* copied to the rejects file; the length rule
@@ -116,7 +141,7 @@ fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<()
     let mut record = csv::StringRecord::new();
     let csv_stop = |e: csv::Error| match e.into_kind() {
         csv::ErrorKind::Io(e) => io_stop(e),
-        other => Stop::File(format!("{other:?}")),
+        other => Stop::File(csv_cause(&other)),
     };
     // Reads the next record and its line; an unclosed quote at the end of the input fails the
     // file: the csv crate would hand out the rest of the file as one cell.
@@ -579,6 +604,40 @@ mod tests {
 
     fn get<'a>(r: &'a Row, k: &str) -> &'a str {
         r.value.as_ref().unwrap()[k].as_str().unwrap()
+    }
+
+    #[test]
+    fn csv_errors_read_as_plain_words() {
+        let kind = |e: &csv::Error| csv_cause(e.kind());
+        let reader = |text: &'static str| csv::ReaderBuilder::new().has_headers(false).from_reader(text.as_bytes());
+        // Before: `UnequalLengths { pos: Some(Position { byte: 4, line: 2, record: 1 }), … }`.
+        let e = reader("a,b\n1\n").records().nth(1).unwrap().unwrap_err();
+        assert_eq!(kind(&e), "row 2: 1 field where the first row has 2 fields");
+        let e = reader("a\nb,c,d\n").records().nth(1).unwrap().unwrap_err();
+        assert_eq!(kind(&e), "row 2: 3 fields where the first row has 1 field");
+        let mut bytes = csv::ReaderBuilder::new().has_headers(false).from_reader(&b"a,b\n\n\nok,\xff\n"[..]);
+        let e = bytes.records().nth(1).unwrap().unwrap_err();
+        assert_eq!(kind(&e), "row 2: field 2 is not UTF-8 text");
+        let e = reader("x,y\n").deserialize::<(String, u32)>().next().unwrap().unwrap_err();
+        assert_eq!(kind(&e), "row 1: field 2: invalid digit found in string");
+        // (`Seek` is never raised by csv 1.4.)
+        #[derive(serde::Serialize)]
+        enum Pair {
+            Two(u8, u8),
+        }
+        let e = csv::Writer::from_writer(vec![]).serialize(Pair::Two(1, 2)).unwrap_err();
+        assert_eq!(kind(&e), "cannot write the row as CSV: serializing enum tuple variants is not supported");
+        let e = csv::ReaderBuilder::new().from_reader(Broken).records().next().unwrap().unwrap_err();
+        assert_eq!(kind(&e), "the disk is gone");
+    }
+
+    /// A reader whose every read fails.
+    struct Broken;
+
+    impl Read for Broken {
+        fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+            Err(io::Error::other("the disk is gone"))
+        }
     }
 
     #[test]

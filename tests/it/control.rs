@@ -144,14 +144,24 @@ fn read_commands_follow_the_writer_in_another_process_and_run_is_refused_while_s
 #[test]
 fn a_state_folder_that_is_a_file_stops_every_command_that_opens_the_ledger() {
     // It used to read as "no ledger yet (nothing has run)", exit 0, for the read commands,
-    // and as "cannot create its folder: File exists" for `wharf run`.
+    // and as "cannot create its folder: File exists" for `wharf run`; `wharf status` and
+    // `wharf trigger`, which look for a daemon first, said "discovery file …/serve.json: Not a
+    // directory (os error 20)".
     let dir = support::tempdir();
     let flow_file = local_flow(dir.path(), "demo");
     std::fs::write(dir.path().join("outbox/a.csv"), "a\n").unwrap();
     let state = dir.path().join("state");
     std::fs::write(&state, "").unwrap();
     let want = format!("{} is a file, not a folder; give --state-dir (or WHARF_STATE_DIR) a folder", state.display());
-    for args in [vec!["run", flow_file.to_str().unwrap()], vec!["runs"], vec!["files", "demo", "--json"], vec!["events"]] {
+    for args in [
+        vec!["run", flow_file.to_str().unwrap()],
+        vec!["runs"],
+        vec!["files", "demo", "--json"],
+        vec!["events"],
+        vec!["status"],
+        vec!["status", "--json"],
+        vec!["trigger", "demo"],
+    ] {
         let out = wharf(&state, &args);
         assert_eq!(out.status.code(), Some(3), "{args:?}: {}", stderr(&out));
         assert!(stderr(&out).contains(&want), "{args:?}: {}", stderr(&out));

@@ -138,6 +138,10 @@ fn plan_json_of_an_unreachable_server_says_connect_and_why() {
     assert_eq!(code, 3, "{err}");
     let e = &v["error"];
     assert_eq!((e["kind"].as_str(), e["cause"].as_str(), e["flow"].as_str()), (Some("connect"), Some("transient"), Some("far")), "{v:#}");
+    // The run report's hint, which plan's message lacked.
+    let hint = "(the server may be down or unreachable; the next run tries again)";
+    assert!(e["message"].as_str().is_some_and(|m| m.starts_with("flow far: ") && m.ends_with(hint)), "{v:#}");
+    assert!(err.contains(hint), "{err}");
     assert!(err.starts_with("error: flow far: sftp u@127.0.0.1:"), "{err}");
     // `run --json` of it ran, and says so in its report (not as an error object).
     let (code, v, _) = failing_json(&state, &["run".as_ref(), flow.as_os_str(), "--json".as_ref()]);

@@ -346,10 +346,14 @@ async fn refusals_say_the_path_and_the_reason_once() {
     let text = err.to_string();
     assert_eq!(text.matches("/nope").count(), 1, "{text}");
     assert!(text.ends_with("list /nope: not found: No such file"), "{text}");
-    let err = ep.stat(&p("afile/sub.csv")).await.unwrap_err();
+    // A path through a file is no such file, as OpenSSH answers (ENOTDIR): it read `Failure`,
+    // which a client takes for a full disk.
+    assert_eq!(ep.stat(&p("afile/sub.csv")).await.unwrap(), None);
+    let err = ep.list(&p("afile/sub")).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
     let text = err.to_string();
-    assert_eq!(text.matches("afile/sub.csv").count(), 1, "{text}");
-    assert!(text.contains("Not a directory"), "{text}");
+    assert_eq!(text.matches("afile/sub").count(), 1, "{text}");
+    assert!(text.ends_with("list /afile/sub: not found: No such file"), "{text}");
     sandbox.stop().await;
 
     let (sandbox, ep) = endpoint(dir.path(), &root, true).await;

@@ -1,10 +1,12 @@
 //! Reading FTP directory listings: `MLSD`/`MLST` facts (RFC 3659) and `LIST` lines in the Unix
 //! (`ls -l`) and Windows/IIS (DOS) formats.
 //!
-//! Owns the parsing only, as pure functions over one line. Lines are split on `\r\n` (the
-//! protocol's line end), so a name containing a bare `\n` stays in one line and is later refused
-//! as a name, instead of turning into two entries. Which command to send, and refining `LIST`
-//! times with `MDTM`, is `super`'s business.
+//! Owns the parsing only, as pure functions over the listing text. Lines are split on `\r\n`
+//! (the protocol's line end), so a name containing a bare `\n` stays in one line and is later
+//! refused as a name, instead of turning into two entries. A server that ends lines with a bare
+//! `\n` cuts such a name in two: the entry before a line that does not parse is then reported
+//! as cut ([`Line::Cut`]) rather than listed under the first half of its name. Which command to
+//! send, logging, and refining `LIST` times with `MDTM`, is `super`'s business.
 //!
 //! Times: MLSD/MLST/MDTM are UTC with second precision. `LIST` shows minutes (or only the day,
 //! for files older than about six months), in the server's time zone, without a year for recent
@@ -25,10 +27,66 @@ pub(super) struct Listed {
     pub mtime: Option<SystemTime>,
 }
 
+/// One line of a listing, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Line {
+    /// A listed entry.
+    Entry(Listed),
+    /// The whole name (as far as the listing shows it, lines joined with `\n`) of an entry that
+    /// a bare `\n` in its name cut across lines; only seen in bare-`\n` listings.
+    Cut(String),
+    /// A line that is not UTF-8, shown lossily.
+    NotUtf8(String),
+    /// A line that is not an entry: `total 12`, `.`/`..`, a format not understood.
+    NotEntry(String),
+}
+
+/// Reads a whole `MLSD` (`mlsd`) or `LIST` listing. In a bare-`\n` listing, a line that does
+/// not parse right after an entry is taken for the rest of that entry's name (a name containing
+/// `\n`): the entry turns into [`Line::Cut`], so a file named after the first half, which does
+/// not exist, is never listed.
+pub(super) fn read(raw: &[u8], mlsd: bool, now: SystemTime) -> Vec<Line> {
+    let bare_lf = !uses_crlf(raw);
+    let mut out: Vec<Line> = Vec::new();
+    for bytes in split_lines(raw) {
+        let text = std::str::from_utf8(bytes);
+        let parsed = match text {
+            Ok(line) if mlsd => mlsx_line(line, false),
+            Ok(line) => list_line(line, now),
+            Err(_) => None,
+        };
+        let cut_so_far = match out.last() {
+            Some(Line::Entry(l)) => Some(l.name.as_str()),
+            Some(Line::Cut(name)) => Some(name.as_str()),
+            _ => None,
+        };
+        if parsed.is_none()
+            && bare_lf
+            && let Some(start) = cut_so_far
+        {
+            let cut = Line::Cut(format!("{start}\n{}", String::from_utf8_lossy(bytes)));
+            out.pop();
+            out.push(cut);
+            continue;
+        }
+        out.push(match (parsed, text) {
+            (Some(Some(l)), _) => Line::Entry(l),
+            (_, Ok(line)) => Line::NotEntry(line.to_string()),
+            (_, Err(_)) => Line::NotUtf8(String::from_utf8_lossy(bytes).into_owned()),
+        });
+    }
+    out
+}
+
+/// Whether a listing ends its lines with `\r\n` (as it should) rather than a bare `\n`.
+fn uses_crlf(raw: &[u8]) -> bool {
+    raw.windows(2).any(|w| w == b"\r\n")
+}
+
 /// The lines of a listing: split on `\r\n`, or on `\n` for servers that send bare line feeds
 /// (then a name containing `\n` cannot be told apart, and is cut). Empty lines are dropped.
-pub(super) fn split_lines(raw: &[u8]) -> Vec<&[u8]> {
-    let crlf = raw.windows(2).any(|w| w == b"\r\n");
+fn split_lines(raw: &[u8]) -> Vec<&[u8]> {
+    let crlf = uses_crlf(raw);
     let mut out = Vec::new();
     let mut rest = raw;
     loop {
@@ -47,21 +105,17 @@ pub(super) fn split_lines(raw: &[u8]) -> Vec<&[u8]> {
     }
 }
 
-/// Parses an `MLSD` line (`fact=value;…; name`). `None` for the `.`/`..` entries (`cdir`,
-/// `pdir`) and for lines that are not MLSx entries. Types other than file and dir (symlinks,
-/// devices) are `Other`.
-pub(super) fn parse_mlsx(line: &str) -> Option<Listed> {
-    facts(line, false)
-}
-
 /// Parses the entry line of an `MLST` reply (leading space optional). The name is whatever
 /// the server echoes; callers know which path they asked about. Here `cdir` (the folder
 /// itself) is a folder.
 pub(super) fn parse_mlst(line: &str) -> Option<Listed> {
-    facts(line.strip_prefix(' ').unwrap_or(line), true)
+    mlsx_line(line.strip_prefix(' ').unwrap_or(line), true).flatten()
 }
 
-fn facts(line: &str, mlst: bool) -> Option<Listed> {
+/// An `MLSD` line (`fact=value;…; name`), or with `mlst` the entry line of an `MLST` reply:
+/// `None` if it is not one, `Some(None)` for the `.`/`..` entries (`cdir`, `pdir`) of `MLSD`.
+/// Types other than file and dir (symlinks, devices) are `Other`.
+fn mlsx_line(line: &str, mlst: bool) -> Option<Option<Listed>> {
     // RFC 3659 §7.2: facts end with ";", then one space, then the name (which may contain
     // ";" and spaces, at either end too).
     let (facts, name) = match line.strip_prefix(' ') {
@@ -80,7 +134,7 @@ fn facts(line: &str, mlst: bool) -> Option<Listed> {
             "type" => {
                 kind = Some(match value.to_ascii_lowercase().as_str() {
                     "cdir" | "pdir" if mlst => EntryKind::Dir,
-                    "cdir" | "pdir" => return None,
+                    "cdir" | "pdir" => return Some(None),
                     "file" => EntryKind::File,
                     "dir" => EntryKind::Dir,
                     _ => EntryKind::Other,
@@ -92,11 +146,11 @@ fn facts(line: &str, mlst: bool) -> Option<Listed> {
         }
     }
     if !mlst && (name.is_empty() || name == "." || name == "..") {
-        return None;
+        return Some(None);
     }
     let kind = kind.unwrap_or(EntryKind::Other);
     let size = if kind == EntryKind::File { size.unwrap_or(0) } else { 0 };
-    Some(Listed { name: name.to_string(), kind, size, mtime })
+    Some(Some(Listed { name: name.to_string(), kind, size, mtime }))
 }
 
 /// `YYYYMMDDHHMMSS[.fff]` (MLSx `modify`, MDTM replies), UTC, to whole seconds.
@@ -111,11 +165,11 @@ pub(super) fn parse_mdtm(text: &str) -> Option<SystemTime> {
     from_unix(at.and_utc().timestamp())
 }
 
-/// Parses a `LIST` line, Unix format first, then DOS. `None` for anything else (`total 12`,
-/// blank-ish lines, unknown formats) and for the `.`/`..` entries.
-pub(super) fn parse_list(line: &str, now: SystemTime) -> Option<Listed> {
+/// A `LIST` line, Unix format first, then DOS: `None` for anything else (`total 12`, unknown
+/// formats), `Some(None)` for the `.`/`..` entries.
+fn list_line(line: &str, now: SystemTime) -> Option<Option<Listed>> {
     let listed = parse_unix(line, now).or_else(|| parse_dos(line))?;
-    (listed.name != "." && listed.name != "..").then_some(listed)
+    Some((listed.name != "." && listed.name != "..").then_some(listed))
 }
 
 /// Words of a line with their byte offsets, split on runs of spaces.
@@ -268,6 +322,14 @@ fn from_unix(secs: i64) -> Option<SystemTime> {
 mod tests {
     use super::*;
 
+    fn parse_mlsx(line: &str) -> Option<Listed> {
+        mlsx_line(line, false).flatten()
+    }
+
+    fn parse_list(line: &str, now: SystemTime) -> Option<Listed> {
+        list_line(line, now).flatten()
+    }
+
     fn at(y: i32, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<SystemTime> {
         from_unix(NaiveDate::from_ymd_opt(y, mo, d).unwrap().and_hms_opt(h, mi, s).unwrap().and_utc().timestamp())
     }
@@ -278,6 +340,27 @@ mod tests {
         assert_eq!(split_lines(raw), vec![&b"a"[..], b"line\nbreak", b"b"]);
         assert_eq!(split_lines(b"a\nb\n"), vec![&b"a"[..], b"b"]);
         assert!(split_lines(b"").is_empty());
+    }
+
+    #[test]
+    fn a_name_cut_by_a_bare_line_feed_is_not_listed_under_its_first_half() {
+        let now = at(2026, 11, 25, 12, 0, 0).unwrap();
+        let file = |name: &str| Line::Entry(Listed { name: name.into(), kind: EntryKind::File, size: 1, mtime: at(2026, 11, 25, 2, 8, 0) });
+        // Before: `a` (no such file) was listed and `b.txt` logged at debug level only.
+        let raw = b"total 8\n-rw-r--r-- 1 u g 1 Nov 25 02:08 a\nb.txt\n-rw-r--r-- 1 u g 1 Nov 25 02:08 c\n";
+        assert_eq!(read(raw, false, now), vec![Line::NotEntry("total 8".into()), Line::Cut("a\nb.txt".into()), file("c")]);
+        // Two line feeds in one name; a non-UTF-8 rest of the name.
+        let raw = b"-rw-r--r-- 1 u g 1 Nov 25 02:08 a\nb\nc\xff\n-rw-r--r-- 1 u g 1 Nov 25 02:08 d";
+        assert_eq!(read(raw, false, now), vec![Line::Cut("a\nb\nc\u{fffd}".into()), file("d")]);
+        // MLSD too; its `.`/`..` lines parse, so they cut nothing.
+        let raw = b"type=file;size=1; a\nb\ntype=cdir; .\ntype=file;size=1;modify=20261125020800; c\ntype=pdir; ..\n";
+        assert_eq!(
+            read(raw, true, now),
+            vec![Line::Cut("a\nb".into()), Line::NotEntry("type=cdir; .".into()), file("c"), Line::NotEntry("type=pdir; ..".into())]
+        );
+        // With CRLF line ends the name stays whole (and is refused later, as a name).
+        let raw = b"-rw-r--r-- 1 u g 1 Nov 25 02:08 a\nb\r\nnot an entry\r\n";
+        assert_eq!(read(raw, false, now), vec![file("a\nb"), Line::NotEntry("not an entry".into())]);
     }
 
     #[test]

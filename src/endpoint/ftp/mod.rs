@@ -392,18 +392,25 @@ impl FtpEndpoint {
     async fn list_cwd(&self, c: &mut Conn, dir: &RemotePath) -> Result<Vec<Entry>, Fail> {
         let mlsd = c.feat.mlsd;
         let raw = if mlsd { self.listing(c, "MLSD").await? } else { self.list_all(c).await? };
-        let now = SystemTime::now();
         let mut out = Vec::new();
-        for line in list::split_lines(&raw) {
-            let Ok(line) = std::str::from_utf8(line) else {
-                let name = String::from_utf8_lossy(line);
-                tracing::warn!(endpoint = %self.inner.label, dir = %dir, line = %name, "Skipping a file name that is not UTF-8.");
-                continue;
-            };
-            let parsed = if mlsd { list::parse_mlsx(line) } else { list::parse_list(line, now) };
-            let Some(l) = parsed else {
-                tracing::debug!(endpoint = %self.inner.label, dir = %dir, line, "Skipping a listing line that is not an entry.");
-                continue;
+        for line in list::read(&raw, mlsd, SystemTime::now()) {
+            let l = match line {
+                list::Line::Entry(l) => l,
+                list::Line::Cut(name) => {
+                    // The refusal a name with a line feed gets from a CRLF listing (or SFTP), so
+                    // the warning reads the same whichever way the server ends its lines.
+                    let error = crate::endpoint::PathError::ControlChar(name);
+                    tracing::warn!(endpoint = %self.inner.label, dir = %dir, error = %error, "Skipping an unsafe file name.");
+                    continue;
+                }
+                list::Line::NotUtf8(line) => {
+                    tracing::warn!(endpoint = %self.inner.label, dir = %dir, line = %line, "Skipping a file name that is not UTF-8.");
+                    continue;
+                }
+                list::Line::NotEntry(line) => {
+                    tracing::debug!(endpoint = %self.inner.label, dir = %dir, line, "Skipping a listing line that is not an entry.");
+                    continue;
+                }
             };
             match dir.join(&l.name) {
                 Ok(path) => out.push(Entry { path, kind: l.kind, size: l.size, mtime: l.mtime }),
