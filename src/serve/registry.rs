@@ -68,11 +68,13 @@ impl Changes {
 pub struct Registry {
     dir: PathBuf,
     slots: BTreeMap<PathBuf, Slot>,
+    /// The folder could not be read at the last scan (said once, until it can again).
+    unreadable: bool,
 }
 
 impl Registry {
     pub fn new(dir: &Path) -> Self {
-        Registry { dir: dir.to_path_buf(), slots: BTreeMap::new() }
+        Registry { dir: dir.to_path_buf(), slots: BTreeMap::new(), unreadable: false }
     }
 
     /// Every slot, by file.
@@ -113,6 +115,19 @@ impl Registry {
     /// One pass over the folder.
     fn scan(&mut self) -> Changes {
         let mut changes = Changes::default();
+        // A folder that cannot be read (gone, replaced by a deploy, unmounted, no permission)
+        // is not a folder whose files were all removed: what is in force stays, said once.
+        if let Err(e) = std::fs::read_dir(&self.dir) {
+            if !self.unreadable {
+                let flows = self.flows().len();
+                tracing::error!(folder = %self.dir.display(), error = %e, flows, "Flows folder cannot be read; the flows in force keep their schedules until it can.");
+                self.unreadable = true;
+            }
+            return changes;
+        }
+        if std::mem::take(&mut self.unreadable) {
+            tracing::info!(folder = %self.dir.display(), "Flows folder readable again; its files are looked at.");
+        }
         let files: Vec<PathBuf> = config::find_flows(std::slice::from_ref(&self.dir)).into_iter().filter(|p| p.is_file()).collect();
         let gone: Vec<PathBuf> = self.slots.keys().filter(|k| !files.contains(k)).cloned().collect();
         for file in gone {
@@ -220,6 +235,31 @@ mod tests {
         assert_eq!(c.removed, [d.join("b.yaml")]);
         assert_eq!(c.loaded, ["beta"], "the refused c.yaml takes the freed name");
         assert_eq!(r.flow("beta").unwrap().file, d.join("c.yaml"));
+    }
+
+    #[test]
+    fn a_folder_that_cannot_be_read_keeps_the_flows_in_force() {
+        // Was: taken as a folder whose files were all removed, so every flow stopped being
+        // scheduled (a deploy replacing the folder, an unmount), with one line per file.
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("flows");
+        std::fs::create_dir(&d).unwrap();
+        write(&d.join("a.yaml"), &flow_yaml("alpha", dir.path()), 1);
+        write(&d.join("b.yaml"), &flow_yaml("beta", dir.path()), 1);
+        let mut r = Registry::new(&d);
+        assert_eq!(r.rescan().loaded, ["alpha", "beta"]);
+        std::fs::rename(&d, dir.path().join("away")).unwrap();
+        assert!(r.rescan().is_empty(), "nothing removed");
+        std::fs::write(&d, "a file where the folder was").unwrap();
+        assert!(r.rescan().is_empty(), "nothing removed");
+        assert_eq!(r.flows().len(), 2);
+        assert!(r.flow("alpha").is_some() && r.flow("beta").is_some());
+        // Back, with one file gone: now that is a removal.
+        std::fs::remove_file(&d).unwrap();
+        std::fs::rename(dir.path().join("away"), &d).unwrap();
+        std::fs::remove_file(d.join("b.yaml")).unwrap();
+        assert_eq!(r.rescan().removed, [d.join("b.yaml")]);
+        assert!(r.flow("alpha").is_some() && r.flow("beta").is_none());
     }
 
     #[test]
