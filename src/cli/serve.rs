@@ -24,6 +24,11 @@ pub struct Args {
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
+    // A command-line mistake: said before the state folder and its ledger are created.
+    if let Some(why) = not_a_flows_folder(&args.flows) {
+        errln!("error: wharf serve: --flows {}: {why}", args.flows.display());
+        return Ok(ExitCode::from(EXIT_INVALID));
+    }
     let mut config = match &args.config {
         None => ServeConfig::default(),
         Some(path) => match serve::config::load(path) {
@@ -63,6 +68,18 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             errln!("error: wharf serve: {e}");
             Ok(ExitCode::from(EXIT_ABORTED))
         }
+    }
+}
+
+/// Why `path` cannot be the folder of flow files, if it cannot.
+fn not_a_flows_folder(path: &std::path::Path) -> Option<String> {
+    match std::fs::metadata(path) {
+        Ok(m) if m.is_dir() => None,
+        Ok(_) => Some("is a file, not a folder; give the folder of flow files (one flow is run with `wharf run FILE`)".into()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            Some("no such folder; give the folder of flow files (default: `flows` in the current folder)".into())
+        }
+        Err(e) => Some(format!("cannot be read: {e}")),
     }
 }
 

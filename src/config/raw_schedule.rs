@@ -21,7 +21,7 @@ pub struct RawSchedule {
     /// syntax). Read as wall-clock time in `timezone`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron: Option<String>,
-    /// An interval (a duration: `30m`). Runs are on a fixed grid counted from 1970-01-01
+    /// An interval (a duration: `30m`), from `1s` to `366d`. Runs are on a fixed grid counted from 1970-01-01
     /// 00:00 UTC (`every: 1h` runs at every full hour, plus jitter), so a restart keeps the same
     /// times; runs missed while wharf was stopped are not made up.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -174,6 +174,7 @@ impl JsonTemplate {
             .map_err(|e| crate::template::syntax_error(&format!("bad template `{origin}`"), source, &e))?;
         let t = JsonTemplate { origin: origin.into(), source: source.into(), registry: Arc::new(hb) };
         t.render(&sample_notice(), 0)?;
+        known_names(&t.registry, &format!("template `{origin}`"))?;
         Ok(t)
     }
 
@@ -216,6 +217,7 @@ impl TextTemplate {
             .map_err(|e| crate::template::syntax_error(&format!("bad template {source:?}"), source, &e))?;
         let t = TextTemplate { source: source.into(), registry: Arc::new(hb) };
         t.render(&sample_notice(), 0)?;
+        known_names(&t.registry, &format!("template {source:?}"))?;
         Ok(t)
     }
 
@@ -237,6 +239,37 @@ impl fmt::Debug for TextTemplate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "TextTemplate({:?})", self.source)
     }
+}
+
+/// The variables a notice template sees (under `facts`, whatever the notice carries).
+const VARIABLES: &str = "kind, flow, at, subject, detail, seq, run, facts, text, held_back";
+
+/// Checks that a template uses only variables a notice has. Rendering is not strict (a
+/// notice's `facts` differ by kind, and a missing one is empty), so a misspelt `{{detial}}`
+/// would silently send an empty field for ever: the sample notice is rendered once more with
+/// a hook that records each name it lacks, and a name outside `facts` is refused. `what`
+/// names the template in the message.
+fn known_names(registry: &Handlebars<'static>, what: &str) -> Result<(), String> {
+    let missing = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let mut check = registry.clone();
+    let seen = missing.clone();
+    check.register_helper(
+        "helperMissing",
+        Box::new(move |h: &Helper, _: &Handlebars, _: &Context, _: &mut RenderContext, _: &mut dyn Output| -> HelperResult {
+            crate::sync::lock(&seen).push(h.name().to_string());
+            Ok(())
+        }),
+    );
+    // Errors were reported by the caller's own render of the same sample.
+    let _ = check.render(NAME, &sample_notice().context(0));
+    let missing = crate::sync::lock(&missing);
+    let unknown: Vec<String> =
+        missing.iter().filter(|name| name.split(['.', '/']).next() != Some("facts")).map(|name| format!("`{name}`")).collect();
+    if unknown.is_empty() {
+        return Ok(());
+    }
+    let noun = if unknown.len() == 1 { "variable" } else { "variables" };
+    Err(format!("{what}: unknown {noun} {} (a notice has {VARIABLES})", unknown.join(", ")))
 }
 
 /// Escapes for the inside of a JSON string literal.
@@ -324,5 +357,25 @@ mod tests {
         let t = TextTemplate::new("[{{kind}}] {{flow}} <{{subject}}>\n{{detail}}").unwrap();
         assert_eq!(t.render(&notice("failed", "a&b", "x\ny"), 0).unwrap(), "[failed] roster-import <a&b> x y");
         assert!(TextTemplate::new("{{#each}}").is_err());
+    }
+
+    #[test]
+    fn unknown_variables_are_refused_with_their_names() {
+        // Were rendered as empty text in every notice sent.
+        let e = JsonTemplate::new(r#"{"msg": "{{detial}}", "f": "{{flow}}", "k": "{{knd}}"}"#, "alert.json.hbs").unwrap_err();
+        assert_eq!(
+            e,
+            "template `alert.json.hbs`: unknown variables `detial`, `knd` (a notice has kind, flow, at, subject, detail, seq, run, facts, text, held_back)"
+        );
+        let e = TextTemplate::new("[wharf] {{flw}}: {{kind}}").unwrap_err();
+        assert!(e.starts_with("template \"[wharf] {{flw}}: {{kind}}\": unknown variable `flw` (a notice has kind,"), "{e}");
+        // What a notice may or may not carry under `facts` is not known in advance.
+        let t = JsonTemplate::new(r#"{"n": "{{facts.records.read}}", "q": "{{facts.quarantine}}"}"#, "t.hbs").unwrap();
+        let v = t.render(&notice("failed", "", "x"), 0).unwrap();
+        assert_eq!(v["n"], "");
+        // Every field of the notice, and names inside blocks over them.
+        let all = r#"{"a": "{{kind}}{{flow}}{{at}}{{subject}}{{detail}}{{seq}}{{run}}{{text}}{{held_back}}{{#with facts}}{{x}}{{/with}}{{#each facts}}{{this}}{{/each}}"}"#;
+        JsonTemplate::new(all, "t.hbs").unwrap();
+        TextTemplate::new("{{#if run}}run {{run}}{{/if}} {{kind}}").unwrap();
     }
 }

@@ -15,6 +15,11 @@ use serde::{Deserialize, Serialize};
 use crate::config::diagnostic::{Diagnostic, Problem};
 use crate::config::{duration, locate};
 
+/// The shortest `rescan`.
+const MIN_RESCAN: Duration = Duration::from_millis(100);
+/// The shortest `retry.backoff`.
+const MIN_BACKOFF: Duration = Duration::from_secs(1);
+
 /// `serve.yaml`: settings of `wharf serve` (every field optional).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -37,7 +42,8 @@ pub struct RawServeConfig {
     /// cut off (cut-off files resume at the next start). Default `30s`.
     #[serde(default = "default_grace")]
     pub shutdown_grace: String,
-    /// How often the flows folder is checked for changed flow files. Default `2s`.
+    /// How often the flows folder is checked for changed flow files. Default `2s`; at least
+    /// `100ms`.
     #[serde(default = "default_rescan")]
     pub rescan: String,
     /// Notifications for every flow, in addition to each flow's own `notify:`.
@@ -69,7 +75,7 @@ impl Default for RawLimits {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawServeRetry {
-    /// First delay. Default `30s`.
+    /// First delay. Default `30s`; at least `1s`.
     #[serde(default = "default_backoff")]
     pub backoff: String,
     /// Longest delay. Default `15m`.
@@ -218,6 +224,16 @@ pub fn check(raw: &RawServeConfig, problems: &mut Vec<(String, String)>) -> Opti
             problems.push((at.into(), "must be at least 1".into()));
         }
     }
+    // Zero (or near it) made a busy loop: `rescan: 0s` read the flows folder without pause,
+    // `retry.backoff: 0s` retried an unreachable server some 70 times a second.
+    for (at, value, least, what) in [
+        ("/rescan", rescan, MIN_RESCAN, "the flows folder would be read without pause"),
+        ("/retry/backoff", backoff, MIN_BACKOFF, "a server that cannot be reached would be tried again without pause"),
+    ] {
+        if value.is_some_and(|v| v < least) {
+            problems.push((at.into(), format!("must be at least {}: {what}", crate::schedule::show_duration(least))));
+        }
+    }
     if let (Some(b), Some(m)) = (backoff, max)
         && b > m
     {
@@ -267,6 +283,21 @@ mod tests {
             assert!(got.iter().any(|g| g.starts_with(w)), "{w} missing in {got:#?}");
         }
         assert!(got[0].contains("not a loopback address"), "{got:#?}");
+    }
+
+    #[test]
+    fn intervals_that_would_spin_are_refused() {
+        // Were accepted: `rescan: 0s` reread the folder without pause, `backoff: 0s` retried an
+        // unreachable server some 70 times a second.
+        let got = problems("rescan: 0s\nretry: { backoff: 0s, max: 0s }\n");
+        assert_eq!(
+            got,
+            [
+                "1:9 /rescan must be at least 100ms: the flows folder would be read without pause",
+                "2:19 /retry/backoff must be at least 1s: a server that cannot be reached would be tried again without pause",
+            ]
+        );
+        assert!(problems("rescan: 100ms\nretry: { backoff: 1s, max: 1s }\n").is_empty());
     }
 
     #[test]

@@ -30,9 +30,14 @@ impl Slot {
     pub fn name(&self) -> String {
         match &self.flow {
             Some(f) => f.name.clone(),
-            None => self.file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default(),
+            None => stem(&self.file),
         }
     }
+}
+
+/// What a flow file that never loaded is called: its name without `.yaml`.
+fn stem(file: &Path) -> String {
+    file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// What tells a changed file: its modification time and length.
@@ -68,11 +73,13 @@ impl Changes {
 pub struct Registry {
     dir: PathBuf,
     slots: BTreeMap<PathBuf, Slot>,
+    /// The folder could not be read at the last scan (said once, until it can again).
+    unreadable: bool,
 }
 
 impl Registry {
     pub fn new(dir: &Path) -> Self {
-        Registry { dir: dir.to_path_buf(), slots: BTreeMap::new() }
+        Registry { dir: dir.to_path_buf(), slots: BTreeMap::new(), unreadable: false }
     }
 
     /// Every slot, by file.
@@ -113,6 +120,19 @@ impl Registry {
     /// One pass over the folder.
     fn scan(&mut self) -> Changes {
         let mut changes = Changes::default();
+        // A folder that cannot be read (gone, replaced by a deploy, unmounted, no permission)
+        // is not a folder whose files were all removed: what is in force stays, said once.
+        if let Err(e) = std::fs::read_dir(&self.dir) {
+            if !self.unreadable {
+                let flows = self.flows().len();
+                tracing::error!(folder = %self.dir.display(), error = %e, flows, "Flows folder cannot be read; the flows in force keep their schedules until it can.");
+                self.unreadable = true;
+            }
+            return changes;
+        }
+        if std::mem::take(&mut self.unreadable) {
+            tracing::info!(folder = %self.dir.display(), "Flows folder readable again; its files are looked at.");
+        }
         let files: Vec<PathBuf> = config::find_flows(std::slice::from_ref(&self.dir)).into_iter().filter(|p| p.is_file()).collect();
         let gone: Vec<PathBuf> = self.slots.keys().filter(|k| !files.contains(k)).cloned().collect();
         for file in gone {
@@ -143,6 +163,20 @@ impl Registry {
                     None => (Some(Arc::new(flow)), None),
                 },
                 Err(diags) => {
+                    // Every problem, each at its line, as `wharf validate` would list them (the
+                    // summary below, also shown by `wharf status`, names only the first).
+                    let name = previous.as_ref().map(|f| f.name.clone()).unwrap_or_else(|| stem(&file));
+                    for d in &diags {
+                        tracing::error!(
+                            flow = %name,
+                            file = %d.file.display(),
+                            line = d.line,
+                            col = d.col,
+                            at = %d.yaml_path,
+                            problem = %d.message,
+                            "Flow file problem."
+                        );
+                    }
                     let first = diags.first().map(|d| d.to_string()).unwrap_or_default();
                     let why = format!("{} problem(s), first: {first}", diags.len());
                     (previous, Some(why))
@@ -151,7 +185,8 @@ impl Registry {
             match &problem {
                 Some(why) => {
                     let kept = if flow.is_some() { "the previous version keeps running" } else { "not scheduled" };
-                    tracing::error!(file = %file.display(), problem = %why, "Flow file refused; {kept}.");
+                    let name = flow.as_ref().map(|f| f.name.clone()).unwrap_or_else(|| stem(&file));
+                    tracing::error!(flow = %name, file = %file.display(), problem = %why, "Flow file refused; {kept}.");
                     changes.refused.push(file.clone());
                 }
                 None => {
@@ -223,6 +258,31 @@ mod tests {
     }
 
     #[test]
+    fn a_folder_that_cannot_be_read_keeps_the_flows_in_force() {
+        // Was: taken as a folder whose files were all removed, so every flow stopped being
+        // scheduled (a deploy replacing the folder, an unmount), with one line per file.
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path().join("flows");
+        std::fs::create_dir(&d).unwrap();
+        write(&d.join("a.yaml"), &flow_yaml("alpha", dir.path()), 1);
+        write(&d.join("b.yaml"), &flow_yaml("beta", dir.path()), 1);
+        let mut r = Registry::new(&d);
+        assert_eq!(r.rescan().loaded, ["alpha", "beta"]);
+        std::fs::rename(&d, dir.path().join("away")).unwrap();
+        assert!(r.rescan().is_empty(), "nothing removed");
+        std::fs::write(&d, "a file where the folder was").unwrap();
+        assert!(r.rescan().is_empty(), "nothing removed");
+        assert_eq!(r.flows().len(), 2);
+        assert!(r.flow("alpha").is_some() && r.flow("beta").is_some());
+        // Back, with one file gone: now that is a removal.
+        std::fs::remove_file(&d).unwrap();
+        std::fs::rename(dir.path().join("away"), &d).unwrap();
+        std::fs::remove_file(d.join("b.yaml")).unwrap();
+        assert_eq!(r.rescan().removed, [d.join("b.yaml")]);
+        assert!(r.flow("alpha").is_some() && r.flow("beta").is_none());
+    }
+
+    #[test]
     fn a_file_refused_for_a_name_clash_loads_once_the_other_flow_is_renamed() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -239,19 +299,62 @@ mod tests {
         assert!(r.rescan().is_empty(), "nothing changed");
     }
 
+    /// What the registry logs, captured.
+    #[derive(Clone, Default)]
+    struct Log(Arc<std::sync::Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Log {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Log {
+        /// `f`'s log lines.
+        fn of<T>(&self, f: impl FnOnce() -> T) -> (T, Vec<String>) {
+            let writer = self.clone();
+            let dispatch = tracing::Dispatch::new(tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish());
+            let before = self.0.lock().unwrap().len();
+            let out = tracing::dispatcher::with_default(&dispatch, f);
+            let text = String::from_utf8(self.0.lock().unwrap()[before..].to_vec()).unwrap();
+            (out, text.lines().map(str::to_string).collect())
+        }
+    }
+
+    #[test]
+    fn every_problem_of_a_refused_file_is_logged_with_its_line_and_the_flow() {
+        // Was one line, with the first problem only and no flow: "2 problem(s), first: …".
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(&d.join("a.yaml"), &flow_yaml("alpha", d), 1);
+        let mut r = Registry::new(d);
+        r.rescan();
+        let broken = flow_yaml("alpha", d)
+            .replace("path: /in }", "path: /in, include: [\"[\"] }")
+            .replace("endpoint: a, path: /out", "endpoint: b, path: /out");
+        write(&d.join("a.yaml"), &broken, 2);
+        let log = Log::default();
+        let (changes, lines) = log.of(|| r.rescan());
+        assert_eq!(changes.refused, [d.join("a.yaml")]);
+        let problems: Vec<&String> = lines.iter().filter(|l| l.contains("Flow file problem.")).collect();
+        assert_eq!(problems.len(), 2, "{lines:#?}");
+        assert!(problems.iter().all(|l| l.contains("flow=alpha") && l.contains("a.yaml")), "{lines:#?}");
+        assert!(problems[0].contains("line=4") && problems[0].contains("at=/source/include/0"), "{lines:#?}");
+        assert!(problems[1].contains("line=5") && problems[1].contains("unknown endpoint `b`"), "{lines:#?}");
+        let refused = lines.iter().find(|l| l.contains("Flow file refused; the previous version keeps running.")).unwrap();
+        assert!(refused.contains("flow=alpha"), "{refused}");
+        // A new file that never loaded is named after its file.
+        write(&d.join("new-one.yaml"), "name: x\nendpoints: [oops\n", 3);
+        let (_, lines) = log.of(|| r.rescan());
+        assert!(lines.iter().any(|l| l.contains("Flow file refused; not scheduled.") && l.contains("flow=new-one")), "{lines:#?}");
+    }
+
     #[test]
     fn a_flow_with_a_warning_loads_and_its_warning_is_logged_once_per_load() {
-        #[derive(Clone, Default)]
-        struct Log(Arc<std::sync::Mutex<Vec<u8>>>);
-        impl std::io::Write for Log {
-            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-                self.0.lock().unwrap().extend_from_slice(b);
-                Ok(b.len())
-            }
-            fn flush(&mut self) -> std::io::Result<()> {
-                Ok(())
-            }
-        }
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let yaml = format!(
@@ -260,14 +363,10 @@ mod tests {
         );
         write(&d.join("w.yaml"), &yaml, 1);
         let log = Log::default();
-        let writer = log.clone();
-        let dispatch = tracing::Dispatch::new(tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish());
         let mut r = Registry::new(d);
         let logged = |r: &mut Registry| {
-            let before = log.0.lock().unwrap().len();
-            let changes = tracing::dispatcher::with_default(&dispatch, || r.rescan());
-            let text = String::from_utf8(log.0.lock().unwrap()[before..].to_vec()).unwrap();
-            (changes.loaded, text.lines().filter(|l| l.contains("Flow file warning")).map(str::to_string).collect::<Vec<_>>())
+            let (changes, lines) = log.of(|| r.rescan());
+            (changes.loaded, lines.into_iter().filter(|l| l.contains("Flow file warning")).collect::<Vec<_>>())
         };
         let (loaded, warnings) = logged(&mut r);
         assert_eq!(loaded, ["warned"]);

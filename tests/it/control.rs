@@ -142,6 +142,24 @@ fn read_commands_follow_the_writer_in_another_process_and_run_is_refused_while_s
 }
 
 #[test]
+fn serve_without_a_flows_folder_is_a_command_line_error() {
+    // Was exit 3, "flows folder nope: not a folder", after creating the state folder and its
+    // ledger.
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    let missing = wharf(&state, &["serve", "--flows", dir.path().join("nope").to_str().unwrap()]);
+    assert_eq!(missing.status.code(), Some(2), "{}", stderr(&missing));
+    let expected =
+        format!("error: wharf serve: --flows {}: no such folder; give the folder of flow files", dir.path().join("nope").display());
+    assert!(stderr(&missing).starts_with(&expected), "{}", stderr(&missing));
+    let flow_file = local_flow(dir.path(), "demo");
+    let file = wharf(&state, &["serve", "--flows", flow_file.to_str().unwrap()]);
+    assert_eq!(file.status.code(), Some(2), "{}", stderr(&file));
+    assert!(stderr(&file).contains(": is a file, not a folder; give the folder of flow files"), "{}", stderr(&file));
+    assert!(!state.exists(), "nothing was created");
+}
+
+#[test]
 fn a_state_folder_that_is_a_file_stops_every_command_that_opens_the_ledger() {
     // It used to read as "no ledger yet (nothing has run)", exit 0, for the read commands,
     // and as "cannot create its folder: File exists" for `wharf run`; `wharf status` and

@@ -6,6 +6,8 @@
 //! applies it, with YAML paths, and checks the rules between fields: exactly one of `cron` and
 //! `every`, `timezone` only with `cron`, a jitter shorter than the time between runs.
 
+use std::time::Duration;
+
 use chrono_tz::Tz;
 
 use super::Checker;
@@ -14,6 +16,11 @@ use crate::config::raw_schedule::{RawDays, RawExpect, RawSchedule};
 use crate::schedule::{CronExpr, Days, Expect, Schedule, ScheduleKind, parse_time_of_day, parse_timezone, show_duration};
 
 const AT: &str = "/schedule";
+/// The shortest `every:` (a cron expression cannot be shorter either).
+const MIN_EVERY: Duration = Duration::from_secs(1);
+/// The longest `every:`: a year (a leap one). Longer ones look like a typo, and beyond a few
+/// hundred thousand years no run would ever fall due.
+const MAX_EVERY: Duration = Duration::from_secs(366 * 24 * 3600);
 
 impl Checker<'_, '_> {
     pub(super) fn schedule(&mut self, raw: RawSchedule) -> Option<Schedule> {
@@ -45,7 +52,24 @@ impl Checker<'_, '_> {
                         "only applies to `cron`: an `every` interval is counted in UTC, whatever the zone",
                     );
                 }
-                self.positive_duration(&format!("{AT}/every"), &every).map(ScheduleKind::Every)
+                let at = format!("{AT}/every");
+                let interval = self.positive_duration(&at, &every)?;
+                if interval < MIN_EVERY {
+                    // Every run is a ledger commit (and a listing of the source): hundreds a
+                    // second fill the ledger and keep a core busy.
+                    self.problem(&at, format!("`{every}` is shorter than 1s: runs are recorded in the ledger; run at most every second"));
+                    return None;
+                }
+                if interval > MAX_EVERY {
+                    self.problem(
+                        &at,
+                        format!(
+                            "`{every}` is longer than a year: for a yearly run use `cron` (`0 6 1 1 *`); for runs only on demand leave `schedule` out (`wharf trigger`)"
+                        ),
+                    );
+                    return None;
+                }
+                Some(ScheduleKind::Every(interval))
             }
         };
         let (kind, jitter) = (kind?, jitter?);
@@ -148,6 +172,17 @@ sinks: [ { endpoint: b } ]
         assert!(got[2].contains("(did you mean `Europe/Berlin`?) (at /schedule/timezone)"), "{got:#?}");
         assert_eq!(p("{ cron: \"0 0 30 2 *\" }"), ["cron expression `0 0 30 2 *` never matches a real date (at /schedule/cron)"]);
         assert_eq!(p("{ every: 0s }"), ["`0s` is zero; give a positive duration (at /schedule/every)"]);
+        // Were accepted: `500ms` ran twice a second, each run a ledger commit; `100000000d`
+        // never fell due (status showed no next time, and nothing said why).
+        assert_eq!(
+            p("{ every: 500ms }"),
+            ["`500ms` is shorter than 1s: runs are recorded in the ledger; run at most every second (at /schedule/every)"]
+        );
+        let got = p("{ every: 100000000d }");
+        assert!(got.len() == 1 && got[0].starts_with("`100000000d` is longer than a year: for a yearly run use `cron`"), "{got:#?}");
+        assert!(got[0].ends_with("(at /schedule/every)"), "{got:#?}");
+        assert!(run(&format!("{BASE}schedule: {{ every: 1s }}\n")).is_ok());
+        assert!(run(&format!("{BASE}schedule: {{ every: 366d }}\n")).is_ok());
         assert_eq!(
             p("{ every: 10m, timezone: UTC }"),
             ["only applies to `cron`: an `every` interval is counted in UTC, whatever the zone (at /schedule/timezone)"]
