@@ -1,5 +1,7 @@
 //! `wharf validate [PATH…]`: check flow files and print every problem as
 //! `file:line:col: message (at /yaml/path)`, then a count; exit 2 when there is any problem.
+//! A flow's test file (`*.test.yaml`, see `wharf test`) named on the command line is checked
+//! as a test file, with the flow it tests; a folder's are left to `wharf test`.
 //!
 //! Warnings (`file:line:col: warning: …`) are printed after the problems and never change
 //! the exit code: the loader's (a setting that has no effect, see [`crate::config::Flow`]'s
@@ -22,6 +24,7 @@ use crate::config::{self, Diagnostic};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Flow files, or folders whose `*.yaml` / `*.yml` files are checked (not `*.test.yaml`).
+    /// A flow's test file (`*.test.yaml`) named here is checked as one, with its flow.
     #[arg(default_value = "flows")]
     pub paths: Vec<PathBuf>,
     /// Print the problems as a JSON array of {file, line, col, message, yaml_path} instead.
@@ -38,6 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut problems: Vec<Diagnostic> = Vec::new();
     let mut warnings: Vec<Diagnostic> = Vec::new();
     let mut checked = 0usize;
+    let mut tests = 0usize;
     let mut names: HashMap<String, PathBuf> = HashMap::new();
     for path in &args.paths {
         let files = config::find_flows(std::slice::from_ref(path));
@@ -52,6 +56,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             });
         }
         for file in files {
+            // A flow's test cases (`wharf test`), named on the command line (`flows/*.yaml`):
+            // checked as what they are, not as a flow missing every field.
+            if file.file_name().and_then(|n| n.to_str()).is_some_and(crate::flowtest::is_test_file) {
+                tests += 1;
+                if let Err(diagnostics) = crate::flowtest::load_suite(&file) {
+                    problems.extend(diagnostics);
+                }
+                continue;
+            }
             checked += 1;
             let (loaded, file_warnings) = config::load_flow_with_warnings(&file);
             warnings.extend(file_warnings);
@@ -85,7 +98,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             outln!("{}", w.warning_text());
         }
         let warned = if warnings.is_empty() { String::new() } else { format!(", {} warning(s)", warnings.len()) };
-        outln!("{checked} flow(s) checked, {} problem(s){warned}", problems.len());
+        let tests = if tests == 0 { String::new() } else { format!(" and {tests} test file(s)") };
+        outln!("{checked} flow(s){tests} checked, {} problem(s){warned}", problems.len());
     }
     Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_INVALID) })
 }

@@ -163,6 +163,25 @@ fn wharf(args: &[&str]) -> (i32, String) {
     (out.status.code().unwrap_or(-1), String::from_utf8(out.stdout).unwrap())
 }
 
+/// `wharf validate flows/*.yaml` names the flows' test files too: each is checked as a test
+/// file, with its flow (before: as a flow, "missing field `name`", "unknown field `cases`").
+#[test]
+fn validate_checks_a_test_file_named_on_the_command_line_as_one() {
+    let (code, out) = wharf(&["validate", "flows/example-local.yaml", "flows/example-local.test.yaml"]);
+    assert_eq!((code, out.as_str()), (0, "1 flow(s) and 1 test file(s) checked, 0 problem(s)\n"));
+
+    let dir = tempfile::tempdir().unwrap();
+    let flow = std::path::absolute("flows/example-local.yaml").unwrap();
+    let broken = dir.path().join("x.test.yaml");
+    std::fs::write(&broken, format!("flow: {}\ncases:\n  - name: one\n    inptu: {{ name: a.csv }}\n", flow.display())).unwrap();
+    let (code, out) = wharf(&["validate", broken.to_str().unwrap()]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(code, 2, "{out}");
+    assert!(lines.iter().any(|l| l.starts_with(&format!("{}:4:5: ", broken.display())) && l.contains("inptu")), "{out}");
+    assert!(!out.contains("missing field `name`"), "not read as a flow: {out}");
+    assert!(lines.last().unwrap().starts_with("0 flow(s) and 1 test file(s) checked, "), "{out}");
+}
+
 #[test]
 fn validate_command_prints_problems_and_sets_the_exit_code() {
     let good = "tests/fixtures/flows/acme-orders.yaml";
