@@ -35,6 +35,12 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         outln!("{}", serde_json::to_string_pretty(&events)?);
         return Ok(ExitCode::SUCCESS);
     }
+    if let (true, Some(flow)) = (events.is_empty(), &flow)
+        && let Some(never) = super::state::never_ran(&ledger, flow)?
+    {
+        outln!("{never}");
+        return Ok(ExitCode::SUCCESS);
+    }
     if events.is_empty() {
         outln!("no events{}", flow.map(|f| format!(" for flow {f}")).unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
