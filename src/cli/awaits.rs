@@ -32,6 +32,12 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         outln!("{}", serde_json::to_string_pretty(&awaits)?);
         return Ok(ExitCode::SUCCESS);
     }
+    if let (true, Some(flow)) = (awaits.is_empty(), &flow)
+        && let Some(never) = super::state::never_ran(&ledger, flow)?
+    {
+        outln!("{never}");
+        return Ok(ExitCode::SUCCESS);
+    }
     if awaits.is_empty() {
         let what = if args.open { "no open awaited responses (waiting or overdue)" } else { "no awaited responses recorded" };
         outln!("{what}{}", flow.map(|f| format!(" for flow {f}")).unwrap_or_default());

@@ -1,5 +1,7 @@
 //! `wharf events [FLOW]`: the event log (failed runs, quarantines, unreachable endpoints and
-//! recoveries, missing files, overdue/late/expired responses), oldest first.
+//! recoveries, missing files, overdue/late/expired responses), oldest first, each with the run
+//! that raised it (`-` for none: an `expect:` deadline, or an event recorded before events
+//! knew their run).
 
 use std::process::ExitCode;
 
@@ -33,13 +35,29 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         outln!("{}", serde_json::to_string_pretty(&events)?);
         return Ok(ExitCode::SUCCESS);
     }
+    if let (true, Some(flow)) = (events.is_empty(), &flow)
+        && let Some(never) = super::state::never_ran(&ledger, flow)?
+    {
+        outln!("{never}");
+        return Ok(ExitCode::SUCCESS);
+    }
     if events.is_empty() {
         outln!("no events{}", flow.map(|f| format!(" for flow {f}")).unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
     }
-    outln!("{:>6}  {:<19}  {:<20} {:<11} {:<32}  detail", "seq", "at (UTC)", "flow", "kind", "subject");
+    outln!("{:>6}  {:<19}  {:<20} {:>5}  {:<11} {:<32}  detail", "seq", "at (UTC)", "flow", "run", "kind", "subject");
     for e in events {
-        outln!("{:>6}  {:<19}  {:<20} {:<11} {:<32}  {}", e.seq, when(e.at), e.flow, e.kind.as_str(), subject(&e.subject), e.detail);
+        let run = e.run.map_or_else(|| "-".to_string(), |r| r.to_string());
+        outln!(
+            "{:>6}  {:<19}  {:<20} {:>5}  {:<11} {:<32}  {}",
+            e.seq,
+            when(e.at),
+            e.flow,
+            run,
+            e.kind.as_str(),
+            subject(&e.subject),
+            e.detail
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -14,6 +14,8 @@
 //!   are held back by the notifier's throttle, not here.
 //! - Each quarantined file raises `quarantined`, with the reason.
 //! - The first good run after a `failed` or `unreachable` event raises `recovered`, once.
+//!
+//! Every event names the run that raised it (`Event::run`, the notice's `run`).
 
 use crate::config::Flow;
 use crate::endpoint::ErrorKind;
@@ -31,6 +33,7 @@ pub(super) fn judge(flow: &Flow, prev: &FlowHealth, report: &RunReport, now: Mil
         kind,
         subject: subject.to_string(),
         detail,
+        run: Some(report.run),
     };
     // Quarantined files: the run's own, and responses refused by the response's steps.
     for f in all_files(report).filter(|f| f.outcome == Outcome::Quarantined) {
@@ -136,6 +139,7 @@ mod tests {
         let (h, evs) = judge(&f, &h, &ok, 2);
         assert_eq!(kinds(&evs), [EventKind::Recovered]);
         assert!(evs[0].detail.contains("after 5 failing run(s)"), "{}", evs[0].detail);
+        assert_eq!(evs[0].run, Some(7));
         let (_, evs) = judge(&f, &h, &ok, 3);
         assert!(evs.is_empty(), "recovery is announced once");
     }
@@ -158,9 +162,11 @@ mod tests {
         let (h, evs) = judge(&f, &FlowHealth::default(), &refused, 1);
         assert_eq!(kinds(&evs), [EventKind::Failed]);
         assert!(evs[0].detail.contains("aborted: boom"), "{}", evs[0].detail);
+        assert_eq!(evs[0].run, Some(7), "the run that failed");
         let mixed = report(RunStatus::Failed, None, &[(Outcome::Quarantined, "in/a.csv"), (Outcome::Failed, "in/b.csv")]);
         let (h, evs) = judge(&f, &h, &mixed, 2);
         assert_eq!(kinds(&evs), [EventKind::Quarantined, EventKind::Failed]);
+        assert_eq!(evs.iter().map(|e| e.run).collect::<Vec<_>>(), [Some(7), Some(7)], "the run that quarantined and failed");
         assert_eq!(evs[0].subject, "in/a.csv");
         assert!(evs[1].detail.contains("in/b.csv failed: why"), "{}", evs[1].detail);
         assert_eq!(h.failing_streak, 2);

@@ -17,7 +17,7 @@
 //! response flow's own file record, not from this run's outcome: a crash between the response
 //! reaching `done` and the await being updated is repaired by the next poll, even when the
 //! response was deleted from the server meanwhile. It does not decide readiness, retry or
-//! delivery (the lifecycle does), nor send notifications (a notifier reads `events_v1`).
+//! delivery (the lifecycle does), nor send notifications (a notifier reads `events_v2`).
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -194,7 +194,7 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
             if a == before {
                 break;
             }
-            if let Some(ev) = cx.ledger.update_await(&a, event, now)? {
+            if let Some(ev) = cx.ledger.update_await(&a, event, now, cx.run)? {
                 tracing::warn!(flow = %cx.flow.name, request = %a.request, expected = %a.expected, kind = ev.kind.as_str(), detail = %ev.detail, "Response event.");
             }
             if !a.state.is_open() {
@@ -443,7 +443,7 @@ mod tests {
         // repairs it from the response's record, although the response is gone from the server.
         let mut a = a;
         a.state = AwaitState::Waiting;
-        ledger.update_await(&a, None, 0).unwrap();
+        ledger.update_await(&a, None, 0, 0).unwrap();
         let r = run(&flow, &ledger, d).await;
         assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
         assert!(r.responses[0].file.is_none());
@@ -478,7 +478,7 @@ mod tests {
         // That run was 40 minutes ago; the partner answered five minutes after it.
         let (before, ago) = (40 * MIN, |m: Millis| std::time::SystemTime::now() - Duration::from_millis(m as u64));
         (a.sent_at, a.deadline_at) = (a.sent_at - before, a.deadline_at - before);
-        ledger.update_await(&a, None, 0).unwrap();
+        ledger.update_await(&a, None, 0, 0).unwrap();
         let ack = d.join("partner/outbox/o1.ack");
         std::fs::write(&ack, "ack").unwrap();
         std::fs::File::options().write(true).open(&ack).unwrap().set_modified(ago(35 * MIN)).unwrap();
@@ -498,16 +498,20 @@ mod tests {
         std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
         run(&flow, &ledger, d).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut runs = Vec::new();
         for _ in 0..2 {
             let r = run(&flow, &ledger, d).await;
             assert_eq!((r.status, r.responses[0].state), (crate::ledger::RunStatus::Ok, AwaitState::Overdue), "{r:#?}");
+            runs.push(r.run);
         }
-        let kinds = |l: &crate::ledger::Ledger| l.events(Some("rt"), 0, 10).unwrap().into_iter().map(|e| e.kind).collect::<Vec<_>>();
-        assert_eq!(kinds(&ledger), [EventKind::Overdue]);
+        // Each event names the run that found it (the notice's `run`).
+        let events =
+            |l: &crate::ledger::Ledger| l.events(Some("rt"), 0, 10).unwrap().into_iter().map(|e| (e.kind, e.run)).collect::<Vec<_>>();
+        assert_eq!(events(&ledger), [(EventKind::Overdue, Some(runs[0]))]);
         std::fs::write(d.join("partner/outbox/o1.ack"), "ack").unwrap();
         let r = run(&flow, &ledger, d).await;
         assert_eq!(r.responses[0].state, AwaitState::Late, "{r:#?}");
-        assert_eq!(kinds(&ledger), [EventKind::Overdue, EventKind::Late]);
+        assert_eq!(events(&ledger), [(EventKind::Overdue, Some(runs[0])), (EventKind::Late, Some(r.run))]);
     }
 
     #[test]

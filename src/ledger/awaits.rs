@@ -7,7 +7,7 @@
 //!   registering idempotent (a resumed or repeated registration of the same delivered file is
 //!   a no-op even if the response name template uses `run` or `date`);
 //!
-//! A state change and its event (`events_v1`, see `events.rs`) are one transaction: an event
+//! A state change and its event (`events_v2`, see `events.rs`) are one transaction: an event
 //! is recorded exactly once. This
 //! module stores and lists; *when* a state changes is decided in `engine/awaits.rs`.
 
@@ -152,14 +152,20 @@ impl Ledger {
         })
     }
 
-    /// Stores an await's new state and, in the same transaction, the event it causes.
-    /// Returns the event as recorded (with its sequence number).
-    pub fn update_await(&self, rec: &AwaitRecord, event: Option<(EventKind, String)>, at: Millis) -> Result<Option<Event>, LedgerError> {
+    /// Stores an await's new state and, in the same transaction, the event it causes, raised
+    /// by `run` (the run that looked). Returns the event as recorded (with its sequence number).
+    pub fn update_await(
+        &self,
+        rec: &AwaitRecord,
+        event: Option<(EventKind, String)>,
+        at: Millis,
+        run: u64,
+    ) -> Result<Option<Event>, LedgerError> {
         let flow = rec.flow.as_str();
         self.write(|tx| {
             tx.open_table(AWAITS)?.insert((flow, rec.expected.as_str()), rec)?;
             let Some((kind, detail)) = event else { return Ok(None) };
-            append(tx, &NewEvent { flow: flow.to_string(), at, kind, subject: rec.request.clone(), detail }).map(Some)
+            append(tx, &NewEvent { flow: flow.to_string(), at, kind, subject: rec.request.clone(), detail, run: Some(run) }).map(Some)
         })
     }
 }
@@ -207,17 +213,19 @@ mod tests {
         l.register_await(&a).unwrap();
         l.register_await(&b).unwrap();
         a.state = AwaitState::Overdue;
-        let e1 = l.update_await(&a, Some((EventKind::Overdue, "due at …".into())), 5).unwrap().unwrap();
+        let e1 = l.update_await(&a, Some((EventKind::Overdue, "due at …".into())), 5, 2).unwrap().unwrap();
         b.state = AwaitState::Overdue;
-        let e2 = l.update_await(&b, Some((EventKind::Overdue, "due".into())), 6).unwrap().unwrap();
+        let e2 = l.update_await(&b, Some((EventKind::Overdue, "due".into())), 6, 3).unwrap().unwrap();
         a.state = AwaitState::Late;
         a.response_run = Some(4);
-        let e3 = l.update_await(&a, Some((EventKind::Late, "arrived".into())), 7).unwrap().unwrap();
+        let e3 = l.update_await(&a, Some((EventKind::Late, "arrived".into())), 7, 4).unwrap().unwrap();
         assert_eq!((e1.seq, e2.seq, e3.seq), (1, 2, 3));
         assert_eq!((e3.flow.as_str(), e3.subject.as_str(), e3.kind), ("f", "a.csv", EventKind::Late));
+        // Each names the run that looked.
+        assert_eq!((e1.run, e2.run, e3.run), (Some(2), Some(3), Some(4)));
         // No event: only the record changes.
         a.detail = Some("x".into());
-        assert_eq!(l.update_await(&a, None, 8).unwrap(), None);
+        assert_eq!(l.update_await(&a, None, 8, 4).unwrap(), None);
         assert_eq!(l.awaited("f", "o/a.ack").unwrap().unwrap().detail.as_deref(), Some("x"));
 
         let seqs = |evs: Vec<Event>| evs.into_iter().map(|e| e.seq).collect::<Vec<_>>();

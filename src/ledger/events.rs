@@ -1,12 +1,13 @@
 //! The event log and each flow's health, in the ledger.
 //!
 //! Tables:
-//! - `events_v1`: (flow, seq) → [`Event`]: things someone should hear about — a failed run, a
+//! - `events_v2`: (flow, seq) → [`Event`]: things someone should hear about — a failed run, a
 //!   quarantined file, an endpoint unreachable several runs in a row and its recovery, an
-//!   expected file missing at its deadline, an overdue/late/expired response — numbered by one
-//!   ledger-wide sequence so a notifier reads "every event after N" and remembers N
-//!   (`notify_cursor` in `counters_v1`): a crash between sending and remembering sends again,
-//!   never loses a notice.
+//!   expected file missing at its deadline, an overdue/late/expired response — with the run
+//!   that raised it, numbered by one ledger-wide sequence so a notifier reads "every event
+//!   after N" and remembers N (`notify_cursor` in `counters_v1`): a crash between sending and
+//!   remembering sends again, never loses a notice. (`events_v1`, without the run, is
+//!   converted by `migrate`.)
 //! - `health_v1`: flow → [`FlowHealth`]: the streaks the engine's alert rules need across runs
 //!   (runs in a row that could not reach an endpoint, that failed) and whether a problem was
 //!   announced (so its recovery is announced once).
@@ -21,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use super::codec::Postcard;
 use super::{COUNTERS, Ledger, LedgerError, Millis, RUNS, RunRecord};
 
-pub(super) const EVENTS: TableDefinition<(&str, u64), Postcard<Event>> = TableDefinition::new("events_v1");
+pub(super) const EVENTS: TableDefinition<(&str, u64), Postcard<Event>> = TableDefinition::new("events_v2");
 pub(super) const HEALTH: TableDefinition<&str, Postcard<FlowHealth>> = TableDefinition::new("health_v1");
 
 /// The `counters_v1` key of the last event sequence number the notifier has handled.
@@ -77,7 +78,7 @@ impl EventKind {
     }
 }
 
-/// Something worth telling someone about (table `events_v1`).
+/// Something worth telling someone about (table `events_v2`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Event {
     /// Ledger-wide sequence number (increasing; never reused).
@@ -88,6 +89,9 @@ pub struct Event {
     /// What it is about: a file's or request's path; empty for a run-level event.
     pub subject: String,
     pub detail: String,
+    /// The run that raised it; `None` when no run is behind it (an `expect:` deadline judged
+    /// by the daemon's clock) or it was recorded before events knew their run.
+    pub run: Option<u64>,
 }
 
 /// An event to append (the ledger numbers it).
@@ -98,6 +102,8 @@ pub struct NewEvent {
     pub kind: EventKind,
     pub subject: String,
     pub detail: String,
+    /// The run that raised it (see [`Event::run`]).
+    pub run: Option<u64>,
 }
 
 /// A flow's alerting state across runs (table `health_v1`).
@@ -120,7 +126,8 @@ pub(super) fn append(tx: &redb::WriteTransaction, ev: &NewEvent) -> Result<Event
     let mut counters = tx.open_table(COUNTERS)?;
     let seq = counters.get("event")?.map(|v| v.value()).unwrap_or(0) + 1;
     counters.insert("event", seq)?;
-    let out = Event { seq, flow: ev.flow.clone(), at: ev.at, kind: ev.kind, subject: ev.subject.clone(), detail: ev.detail.clone() };
+    let out =
+        Event { seq, flow: ev.flow.clone(), at: ev.at, kind: ev.kind, subject: ev.subject.clone(), detail: ev.detail.clone(), run: ev.run };
     tx.open_table(EVENTS)?.insert((ev.flow.as_str(), seq), &out)?;
     Ok(out)
 }
@@ -262,7 +269,7 @@ mod tests {
     use super::*;
 
     fn ev(flow: &str, kind: EventKind) -> NewEvent {
-        NewEvent { flow: flow.into(), at: 5, kind, subject: String::new(), detail: "d".into() }
+        NewEvent { flow: flow.into(), at: 5, kind, subject: String::new(), detail: "d".into(), run: None }
     }
 
     #[test]

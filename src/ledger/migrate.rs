@@ -6,11 +6,13 @@ use redb::{ReadableTable, TableHandle, WriteTransaction};
 
 use super::FILES;
 use super::codec::Postcard;
+use super::events::{EVENTS, Event};
 use super::records::{Delivery, FileRecord};
 
 /// Converts what the ledger holds in older layouts, then drops the older tables.
 pub(super) fn run(tx: &WriteTransaction) -> Result<(), redb::Error> {
-    files_v1_to_v2(tx)
+    files_v1_to_v2(tx)?;
+    events_v1_to_v2(tx)
 }
 
 /// `files_v2`: a delivery records the file its target held before (`Delivery::replaces`).
@@ -32,15 +34,38 @@ fn files_v1_to_v2(tx: &WriteTransaction) -> Result<(), redb::Error> {
     Ok(())
 }
 
-/// The `files_v1` layout. The struct names are part of the stored type name (see `codec`).
+/// `events_v2`: an event records the run that raised it (`Event::run`). Events recorded
+/// before did not, so they name none. Their sequence numbers are kept, and with them the
+/// notifier's cursor (`notify_cursor` counts in the same sequence).
+fn events_v1_to_v2(tx: &WriteTransaction) -> Result<(), redb::Error> {
+    if !tx.list_tables()?.any(|t| t.name() == v1::EVENTS.name()) {
+        return Ok(());
+    }
+    {
+        let old = tx.open_table(v1::EVENTS)?;
+        let mut new = tx.open_table(EVENTS)?;
+        for row in old.iter()? {
+            let (key, ev) = row?;
+            let (flow, seq) = key.value();
+            new.insert((flow, seq), &Event::from(ev.value()))?;
+        }
+    }
+    tx.delete_table(v1::EVENTS)?;
+    Ok(())
+}
+
+/// The `files_v1` and `events_v1` layouts. The struct names are part of the stored type name
+/// (see `codec`).
 mod v1 {
     use redb::TableDefinition;
     use serde::{Deserialize, Serialize};
 
     use super::Postcard;
+    use crate::ledger::events::EventKind;
     use crate::ledger::records::{ErrorRecord, FileState, Millis};
 
     pub const FILES: TableDefinition<(&str, &str), Postcard<FileRecord>> = TableDefinition::new("files_v1");
+    pub const EVENTS: TableDefinition<(&str, u64), Postcard<Event>> = TableDefinition::new("events_v1");
 
     #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
     pub struct FileRecord {
@@ -64,6 +89,16 @@ mod v1 {
         pub sink: u32,
         pub target: String,
         pub done: bool,
+    }
+
+    #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct Event {
+        pub seq: u64,
+        pub flow: String,
+        pub at: Millis,
+        pub kind: EventKind,
+        pub subject: String,
+        pub detail: String,
     }
 }
 
@@ -91,10 +126,16 @@ impl From<v1::FileRecord> for FileRecord {
     }
 }
 
+impl From<v1::Event> for Event {
+    fn from(e: v1::Event) -> Event {
+        Event { seq: e.seq, flow: e.flow, at: e.at, kind: e.kind, subject: e.subject, detail: e.detail, run: None }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ledger::{FileState, Ledger};
+    use crate::ledger::{EventKind, FileState, Ledger, NewEvent};
 
     #[test]
     fn files_written_by_the_previous_layout_are_read_after_an_upgrade() {
@@ -124,5 +165,59 @@ mod tests {
         assert_eq!(r.missing_tables().unwrap(), Vec::<&str>::new());
         let tables: Vec<String> = r.read(|tx| Ok(tx.list_tables()?.map(|t| t.name().to_string()).collect())).unwrap();
         assert!(!tables.iter().any(|t| t == "files_v1"), "{tables:?}");
+    }
+
+    #[test]
+    fn events_written_by_the_previous_layout_are_read_after_an_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ledger.redb");
+        let old = |seq: u64, flow: &str| v1::Event {
+            seq,
+            flow: flow.into(),
+            at: 1_000 + seq as i64,
+            kind: EventKind::Failed,
+            subject: String::new(),
+            detail: format!("run {seq} failed"),
+        };
+        {
+            // What an older wharf left: its events, numbered, and the notifier's cursor.
+            let db = redb::Database::create(&p).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut t = tx.open_table(v1::EVENTS).unwrap();
+                t.insert(("b", 1), &old(1, "b")).unwrap();
+                t.insert(("a", 2), &old(2, "a")).unwrap();
+                let mut counters = tx.open_table(crate::ledger::COUNTERS).unwrap();
+                counters.insert("event", 2).unwrap();
+                counters.insert("notify_cursor", 1).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let l = Ledger::open(&p).unwrap();
+        let events = l.events(None, 0, 10).unwrap();
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert_eq!(
+            events[1],
+            Event {
+                seq: 2,
+                flow: "a".into(),
+                at: 1_002,
+                kind: EventKind::Failed,
+                subject: String::new(),
+                detail: "run 2 failed".into(),
+                run: None
+            }
+        );
+        // The sequence and the cursor go on where they were: nothing is sent twice or skipped.
+        assert_eq!((l.notify_cursor().unwrap(), l.last_event_seq().unwrap()), (Some(1), 2));
+        assert_eq!(l.events(None, 1, 10).unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [2]);
+        let new = NewEvent { flow: "a".into(), at: 5, kind: EventKind::Failed, subject: String::new(), detail: "d".into(), run: Some(3) };
+        assert_eq!(l.record_events(&[new]).unwrap()[0].seq, 3);
+        drop(l);
+        let r = Ledger::open_read_only(&p).unwrap();
+        assert_eq!(r.missing_tables().unwrap(), Vec::<&str>::new());
+        let tables: Vec<String> = r.read(|tx| Ok(tx.list_tables()?.map(|t| t.name().to_string()).collect())).unwrap();
+        assert!(!tables.iter().any(|t| t == "events_v1"), "{tables:?}");
+        assert_eq!(r.events(Some("a"), 0, 10).unwrap().iter().map(|e| e.run).collect::<Vec<_>>(), [None, Some(3)]);
     }
 }

@@ -79,7 +79,7 @@ const TABLES: &[&str] = &[
     "run_content_v1",
     "awaits_v1",
     "await_requests_v1",
-    "events_v1",
+    "events_v2",
     "health_v1",
 ];
 

@@ -128,6 +128,8 @@ fn missed(ledger: &Ledger, flow: &str, deadlines: &[Deadline]) -> Result<Vec<New
             kind: EventKind::Missing,
             subject: String::new(),
             detail: format!("no file was delivered by {} (window from {})", d.label, d.window_start.format("%Y-%m-%d %H:%M UTC")),
+            // Judged by the daemon's clock, not by a run.
+            run: None,
         })
         .collect())
 }

@@ -8,7 +8,7 @@
 //!   server, triggers from the CLI, expected-file deadlines (`expect`), graceful shutdown;
 //! - `limits`: concurrent runs overall and per server;
 //! - `runner`: each run on a thread of its own, as `wharf run` runs it;
-//! - `notifier`: the event log (`events_v1`) and run summaries to the `notify:` rules;
+//! - `notifier`: the event log (`events_v2`) and run summaries to the `notify:` rules;
 //! - `daemon`: what the control interface (`control`) asks of it: status, trigger, metrics;
 //! - `config`: `serve.yaml`.
 //!

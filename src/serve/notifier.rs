@@ -446,7 +446,7 @@ pub(super) fn notice(ev: &Event) -> Notice {
         subject: ev.subject.clone(),
         detail: ev.detail.clone(),
         seq: Some(ev.seq),
-        run: None,
+        run: ev.run,
         facts: serde_json::json!({}),
     }
 }

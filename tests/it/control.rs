@@ -198,7 +198,8 @@ fn a_state_folder_that_is_a_file_stops_every_command_that_opens_the_ledger() {
 #[test]
 fn a_flow_name_the_ledger_has_never_seen_is_told_apart_from_a_flow_with_nothing_to_show() {
     // A misspelt name printed "no files recorded for flow demx", as for a flow that ran and
-    // had no files, and `wharf runs demx` a bare header.
+    // had no files, and `wharf runs demx` a bare header; `wharf events demx` and `wharf awaits
+    // demx` "no events for flow demx", "no awaited responses recorded for flow demx".
     let dir = support::tempdir();
     let state = dir.path().join("state");
     let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
@@ -206,14 +207,25 @@ fn a_flow_name_the_ledger_has_never_seen_is_told_apart_from_a_flow_with_nothing_
     finished_run(&ledger, "other", RunStatus::Ok, 0);
     let never =
         format!("flow demx has never run with the ledger at {} (flows that have: demo, other)\n", state.join("ledger.redb").display());
-    for args in [&["files", "demx"][..], &["runs", "demx"], &["quarantine", "list", "demx"]] {
+    for args in [
+        &["files", "demx"][..],
+        &["runs", "demx"],
+        &["quarantine", "list", "demx"],
+        &["events", "demx"],
+        &["awaits", "demx"],
+        &["awaits", "demx", "--open"],
+    ] {
         let out = wharf(&state, args);
         assert!(out.status.success(), "{args:?}: {}", stderr(&out));
         assert_eq!(stdout(&out), never, "{args:?}");
     }
     assert_eq!(stdout(&wharf(&state, &["files", "demo"])), "no files recorded for flow demo\n");
     assert_eq!(stdout(&wharf(&state, &["quarantine", "list", "demo"])), "no quarantined files for flow demo\n");
-    assert_eq!(stdout(&wharf(&state, &["files", "demx", "--json"])).trim(), "[]", "JSON is unchanged");
+    assert_eq!(stdout(&wharf(&state, &["events", "demo"])), "no events for flow demo\n");
+    assert_eq!(stdout(&wharf(&state, &["awaits", "demo"])), "no awaited responses recorded for flow demo\n");
+    for args in [&["files", "demx", "--json"][..], &["events", "demx", "--json"], &["awaits", "demx", "--json"]] {
+        assert_eq!(stdout(&wharf(&state, args)).trim(), "[]", "JSON is unchanged: {args:?}");
+    }
 }
 
 // ---- (b) the HTTP server against a test daemon ----

@@ -163,6 +163,11 @@ fn a_missing_ack_is_overdue_once_and_a_late_one_is_matched() {
     let events = w.list("events");
     assert_eq!(kinds(&events), ["overdue"], "exactly one overdue event after three runs: {events:#?}");
     assert_eq!(events[0]["subject"], "order_2.csv");
+    assert_eq!(events[0]["run"].as_u64(), Some(2), "the run that found it overdue: {events:#?}");
+    let text = String::from_utf8_lossy(&w.wharf().args(["events", "orders"]).output().unwrap().stdout).to_string();
+    let line = text.lines().find(|l| l.contains("overdue")).unwrap_or_default();
+    // seq, at (date and time), flow, run, kind…
+    assert_eq!(line.split_whitespace().nth(4), Some("2"), "{text}");
 
     w.answer("order_2.ack", "late ack");
     let (code, r) = w.run(&flow);
@@ -170,6 +175,7 @@ fn a_missing_ack_is_overdue_once_and_a_late_one_is_matched() {
     assert_eq!(fs::read_to_string(w.local("acks/order_2.ack")).unwrap(), "late ack");
     let events = w.list("events");
     assert_eq!(kinds(&events), ["overdue", "late"], "{events:#?}");
+    assert_eq!(events[1]["run"], r["run"], "{events:#?}");
     assert!(events[1]["seq"].as_u64() > events[0]["seq"].as_u64());
     let awaits = w.list("awaits");
     assert_eq!((awaits.len(), awaits[0]["state"].as_str()), (1, Some("late")), "{awaits:#?}");

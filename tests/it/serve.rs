@@ -193,10 +193,12 @@ async fn an_unreachable_server_alerts_once_and_its_recovery_once() {
     );
     let mut d = Daemon::start(&[("partner.yaml", flow)], minute_now(), ServeConfig::default());
     sshd.stop();
+    let mut runs = Vec::new();
     for _ in 0..5 {
         d.advance(Duration::from_secs(60)).await;
         let r = d.next_run().await;
         assert_eq!(r.status, RunStatus::Aborted, "{r:?}");
+        runs.push(r.run);
     }
     d.handle().notified().await;
     let logged = d.handle().ledger().events(None, 0, 100).unwrap();
@@ -204,6 +206,7 @@ async fn an_unreachable_server_alerts_once_and_its_recovery_once() {
     let body = receiver.requests()[0].json();
     assert_eq!(body["flow"], "partner");
     assert!(body["detail"].as_str().unwrap().contains("3 runs in a row"), "{body}");
+    assert_eq!(body["run"].as_u64(), Some(runs[2]), "the third run raised it: {body}");
 
     sshd.restart();
     for _ in 0..2 {
@@ -270,13 +273,18 @@ async fn held_back_failures_are_sent_when_the_window_ends(reload: bool) {
     // The sink's folder is a file: every run fails.
     std::fs::remove_dir(d.path("dst")).unwrap();
     std::fs::write(d.path("dst"), "not a folder").unwrap();
+    let mut runs = Vec::new();
     for _ in 0..3 {
         assert_eq!(d.handle().trigger("f").await, Ok(Triggered::Started));
         let r = d.next_run().await;
         assert_ne!(r.status, RunStatus::Ok, "{r:?}");
+        runs.push(r.run);
     }
     d.handle().notified().await;
     assert_eq!(kinds(&receiver), ["failed"], "two held back");
+    // Each notice names its run (was `"run": null`, with "run 1" only in the detail).
+    let body = receiver.requests()[0].json();
+    assert_eq!(body["run"].as_u64(), Some(runs[0]), "{body}");
     if reload {
         std::fs::write(d.path("flows/other.yaml"), local_flow("other", "").replace("ROOT", &d.path("").display().to_string())).unwrap();
         d.handle().reload();
@@ -302,6 +310,7 @@ async fn held_back_failures_are_sent_when_the_window_ends(reload: bool) {
     assert_eq!(kinds(&receiver), ["failed", "failed"]);
     let body = receiver.requests()[1].json();
     assert_eq!(body["held_back"], 1, "{body}");
+    assert_eq!(body["run"].as_u64(), Some(runs[2]), "the latest of those held back: {body}");
     assert!(body["text"].as_str().unwrap().ends_with("(1 similar notice held back)"), "{body}");
     d.stop().await;
 }
@@ -328,6 +337,7 @@ async fn a_missing_file_is_announced_at_its_deadline() {
     assert_eq!(kinds(&receiver), ["missing"]);
     let body = receiver.requests()[0].json();
     assert!(body["detail"].as_str().unwrap().contains("06:00"), "{body}");
+    assert!(body["run"].is_null(), "judged by the daemon's clock, not by a run: {body}");
     d.stop().await;
 }
 
@@ -366,6 +376,7 @@ async fn a_file_that_keeps_failing_is_given_up_into_the_quarantine() {
     let body = receiver.requests()[0].json();
     assert_eq!(body["subject"], "/out/out.csv", "{body}");
     assert_eq!(body["facts"]["quarantine"]["copy"], "out.csv", "the notice says where the file went: {body}");
+    assert_eq!(body["run"].as_u64(), Some(r.run), "{body}");
     d.stop().await;
 }
 
@@ -386,6 +397,7 @@ fn record_failures(dir: &Path, flow: &str, details: &[String]) {
             kind: EventKind::Failed,
             subject: String::new(),
             detail: detail.clone(),
+            run: None,
         })
         .collect();
     ledger.record_events(&events).unwrap();
