@@ -11,7 +11,7 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use super::{Notice, Notifier, NotifyError};
+use super::{Notice, Notifier, NotifyError, label};
 use crate::process::{self, Waited};
 use async_trait::async_trait;
 
@@ -38,8 +38,9 @@ pub struct CommandNotifier {
 }
 
 impl CommandNotifier {
-    pub fn new(spec: CommandSpec) -> Self {
-        let describe = format!("command {}", spec.program.display());
+    /// Runs `spec` for the rule written at `origin` ([`label`]).
+    pub fn new(spec: CommandSpec, origin: &str) -> Self {
+        let describe = label(origin, &format!("command {}", spec.program.display()));
         CommandNotifier { spec, describe }
     }
 }

@@ -85,7 +85,7 @@ fn rfc3339<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// A validated notification rule: which notices, how often, and where to. Equal rules (a
-/// reload that did not change them) keep their throttle state.
+/// reload that did not change them, nor moved them in their list) keep their throttle state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     /// The notice kinds this rule sends (`all` already expanded).
@@ -94,6 +94,10 @@ pub struct Rule {
     /// ago is held back and counted. Zero: nothing is held back. `recovered` never is.
     pub throttle: Duration,
     pub channel: Channel,
+    /// Where the rule was written: its file and position (`flows/orders.yaml notify[1]`).
+    /// Logs, errors and metrics name the channel by it first ([`label`]), so that two rules
+    /// to one host (two Slack hooks) are told apart without showing their secret URLs.
+    pub origin: String,
 }
 
 impl Rule {
@@ -105,12 +109,20 @@ impl Rule {
     /// The notifier that sends over this rule's channel. Fails only when the channel cannot be
     /// set up at all (a TLS configuration the library refuses): a permanent error.
     pub fn notifier(&self) -> Result<Arc<dyn Notifier>, NotifyError> {
+        let origin = &self.origin;
         Ok(match &self.channel {
-            Channel::Webhook(spec) => Arc::new(WebhookNotifier::new(spec.clone())?),
-            Channel::Email(spec) => Arc::new(EmailNotifier::new(spec.clone())?),
-            Channel::Command(spec) => Arc::new(CommandNotifier::new(spec.clone())),
+            Channel::Webhook(spec) => Arc::new(WebhookNotifier::new(spec.clone(), origin)?),
+            Channel::Email(spec) => Arc::new(EmailNotifier::new(spec.clone(), origin)?),
+            Channel::Command(spec) => Arc::new(CommandNotifier::new(spec.clone(), origin)),
         })
     }
+}
+
+/// A channel's name in logs, errors and metrics ([`Notifier::describe`]): where its rule was
+/// written, then what it is — `flows/orders.yaml notify[1] (webhook to hooks.slack.com)` —
+/// or only what it is when `origin` is empty (a notifier made outside a flow or serve file).
+pub fn label(origin: &str, channel: &str) -> String {
+    if origin.is_empty() { channel.to_string() } else { format!("{origin} ({channel})") }
 }
 
 /// Where a rule sends to: exactly one channel.
@@ -129,8 +141,9 @@ pub trait Notifier: Send + Sync {
     /// (the message says so when it is not zero).
     async fn send(&self, notice: &Notice, held_back: u32) -> Result<(), NotifyError>;
 
-    /// A short name for logs and errors (`webhook to hooks.slack.com`, `email via
-    /// smtp.example.com:587`). Never contains a secret: no URL path, no password.
+    /// A short name for logs and errors: the rule's origin and the channel ([`label`]:
+    /// `flows/orders.yaml notify[1] (webhook to hooks.slack.com)`, `serve.yaml notify[0]
+    /// (email via smtp.example.com:587)`). Never contains a secret: no URL path, no password.
     fn describe(&self) -> String;
 }
 

@@ -15,7 +15,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
 
 use super::message::{JsonTemplate, json_body, slack_body, teams_body};
-use super::{Notice, Notifier, NotifyError, chain, is_certificate_problem};
+use super::{Notice, Notifier, NotifyError, chain, is_certificate_problem, label};
 use crate::config::Secret;
 pub use crate::config::raw_notify::WebhookFormat;
 
@@ -48,11 +48,13 @@ pub struct WebhookNotifier {
 }
 
 impl WebhookNotifier {
-    /// Prepares the client. Fails (permanently) on a URL or header the validation should
-    /// have refused, or a TLS set-up the library refuses.
-    pub fn new(spec: WebhookSpec) -> Result<Self, NotifyError> {
-        let url = Url::parse(spec.url.expose()).map_err(|e| NotifyError::permanent("webhook", format!("the URL is not valid: {e}")))?;
-        let describe = format!("webhook to {}", url.host_str().unwrap_or("?"));
+    /// Prepares the client for the rule written at `origin` ([`label`]). Fails (permanently)
+    /// on a URL or header the validation should have refused, or a TLS set-up the library
+    /// refuses.
+    pub fn new(spec: WebhookSpec, origin: &str) -> Result<Self, NotifyError> {
+        let url = Url::parse(spec.url.expose())
+            .map_err(|e| NotifyError::permanent(label(origin, "webhook"), format!("the URL is not valid: {e}")))?;
+        let describe = label(origin, &format!("webhook to {}", url.host_str().unwrap_or("?")));
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         for (name, value) in &spec.headers {

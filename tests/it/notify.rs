@@ -29,10 +29,12 @@ fn env(name: &str) -> Result<String, std::env::VarError> {
     }
 }
 
-/// Rules from YAML, validated as in a flow file in `dir`.
+/// Rules from YAML, validated as in the flow file `flows/orders.yaml` in `dir` (each channel
+/// is named `flows/orders.yaml notify[N] (…)`).
 fn rules(dir: &Path, yaml: &str) -> Vec<Rule> {
     let raw: Vec<RawNotifyRule> = serde_json::from_value(serde_yaml::from_str(yaml).unwrap()).unwrap();
-    validate_notify(raw, "/notify", &Lookup { base_dir: dir, env: &env }).unwrap_or_else(|p| panic!("{p:#?}"))
+    validate_notify(raw, Path::new("flows/orders.yaml"), "/notify", &Lookup { base_dir: dir, env: &env })
+        .unwrap_or_else(|p| panic!("{p:#?}"))
 }
 
 fn at(secs: i64) -> DateTime<Utc> {
@@ -63,7 +65,7 @@ async fn webhook_json_body_with_secret_headers() {
         ),
     )[0];
     let notifier = rule.notifier().unwrap();
-    assert_eq!(notifier.describe(), "webhook to 127.0.0.1", "the URL path is a secret");
+    assert_eq!(notifier.describe(), "flows/orders.yaml notify[0] (webhook to 127.0.0.1)", "the URL path is a secret");
     notifier.send(&quarantined(), 0).await.unwrap();
 
     let req = &hook.requests()[0];
@@ -77,6 +79,29 @@ async fn webhook_json_body_with_secret_headers() {
     assert_eq!(body["at"], "2023-11-14T22:13:20.000Z");
     assert_eq!(body["facts"]["invalid"], 1);
     assert_eq!(body["text"], "wharf: flow roster-import: file in/a.csv quarantined: row 3: column `email` is empty");
+}
+
+/// Three hooks on one host (two Slack hooks look alike): each is named by its rule's file and
+/// position, so the log says which one failed — and never by its path or query (the token).
+#[tokio::test]
+async fn hooks_to_one_host_are_told_apart_by_their_rule_never_by_their_url() {
+    let hook = HttpReceiver::start(&[200, 404]).await;
+    let dir = tempdir();
+    let yaml = format!(
+        "- on: [all]\n  webhook: {{ url: \"{}\", format: slack }}\n- on: [all]\n  webhook: {{ url: \"{}\", format: slack }}\n",
+        hook.url("/services/T0/B1/s3cret"),
+        hook.url("/services/T0/B2/other?token=s3cret")
+    );
+    let names: Vec<String> = rules(dir.path(), &yaml).iter().map(|r| r.notifier().unwrap().describe()).collect();
+    assert_eq!(names, ["flows/orders.yaml notify[0] (webhook to 127.0.0.1)", "flows/orders.yaml notify[1] (webhook to 127.0.0.1)"]);
+
+    let mut d = Dispatcher::new(&rules(dir.path(), &yaml)).unwrap().with_retry(quick());
+    let out = d.dispatch(&quarantined(), at(0)).await;
+    assert!(matches!(out[0].outcome, Outcome::Sent { .. }), "{out:?}");
+    let Outcome::Failed { error, .. } = &out[1].outcome else { panic!("{out:?}") };
+    assert_eq!(out[1].channel, "flows/orders.yaml notify[1] (webhook to 127.0.0.1)", "the failing one, by its position");
+    assert!(error.to_string().starts_with("flows/orders.yaml notify[1] (webhook to 127.0.0.1): answered HTTP 404"), "{error}");
+    assert!(!format!("{out:?}").contains("s3cret") && !format!("{out:?}").contains("services"), "{out:?}");
 }
 
 #[tokio::test]
@@ -145,7 +170,7 @@ async fn webhook_retries_a_500_and_does_not_retry_a_404() {
     let out = d.dispatch(&failed, at(1)).await;
     let Outcome::Failed { attempts: 1, error } = &out[0].outcome else { panic!("{out:?}") };
     assert_eq!(error.kind, ErrorKind::Permanent);
-    assert_eq!(error.to_string(), "webhook to 127.0.0.1: answered HTTP 404 Not Found: refused with 404");
+    assert_eq!(error.to_string(), "flows/orders.yaml notify[0] (webhook to 127.0.0.1): answered HTTP 404 Not Found: refused with 404");
     assert_eq!(hook.requests().len(), 3, "a 4xx is not retried");
 }
 
@@ -161,7 +186,10 @@ async fn webhook_429_is_rate_limited_and_retried() {
     let out = d.dispatch(&failed, at(1)).await;
     let Outcome::Failed { attempts: 3, error } = &out[0].outcome else { panic!("{out:?}") };
     assert_eq!(error.kind, ErrorKind::RateLimited, "{error}");
-    assert!(error.to_string().starts_with("webhook to 127.0.0.1: answered HTTP 429 Too Many Requests"), "{error}");
+    assert!(
+        error.to_string().starts_with("flows/orders.yaml notify[0] (webhook to 127.0.0.1): answered HTTP 429 Too Many Requests"),
+        "{error}"
+    );
 }
 
 /// An SMTP server answering 451 (a rate limit) is retried, and reported as rate-limited.
@@ -188,7 +216,10 @@ async fn webhook_connection_refused_is_transient_and_never_names_the_url() {
     let err = rule.notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient, "{err}");
     let text = err.to_string();
-    assert!(text.starts_with("webhook to 127.0.0.1: ") && !text.contains("s3cret") && !text.contains("/hooks"), "{text}");
+    assert!(
+        text.starts_with("flows/orders.yaml notify[0] (webhook to 127.0.0.1): ") && !text.contains("s3cret") && !text.contains("/hooks"),
+        "{text}"
+    );
 }
 
 #[tokio::test]
@@ -201,7 +232,10 @@ async fn webhook_over_https_trusts_its_ca_file_and_refuses_an_unknown_certificat
     let untrusted = &rules(dir.path(), &yaml(""))[0];
     let err = untrusted.notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Permanent, "{err}");
-    assert!(err.to_string().starts_with("webhook to 127.0.0.1: ") && !err.to_string().contains("s3cret"), "{err}");
+    assert!(
+        err.to_string().starts_with("flows/orders.yaml notify[0] (webhook to 127.0.0.1): ") && !err.to_string().contains("s3cret"),
+        "{err}"
+    );
     assert!(hook.requests().is_empty(), "nothing sent over an untrusted connection");
 
     let trusted = &rules(dir.path(), &yaml(&format!(", ca_file: \"{}\"", hook.ca().display())))[0];
@@ -226,7 +260,7 @@ async fn email_over_starttls_with_auth_plain() {
     let dir = tempdir();
     let rule = &rules(dir.path(), &email_yaml(&smtp, "SMTP_PASS", "    subject: \"[wharf] {{flow}}: {{kind}} {{subject}}\"\n"))[0];
     let notifier = rule.notifier().unwrap();
-    assert_eq!(notifier.describe(), format!("email via 127.0.0.1:{}", smtp.port()));
+    assert_eq!(notifier.describe(), format!("flows/orders.yaml notify[0] (email via 127.0.0.1:{})", smtp.port()));
     notifier.send(&quarantined(), 0).await.unwrap();
 
     let mail = &smtp.messages()[0];
@@ -270,7 +304,10 @@ async fn email_wrong_password_is_permanent_and_names_the_server_not_the_password
     let Outcome::Failed { attempts: 1, error } = &out[0].outcome else { panic!("{out:?}") };
     assert_eq!(error.kind, ErrorKind::Permanent);
     let text = error.to_string();
-    assert!(text.starts_with(&format!("email via 127.0.0.1:{}: permanent error (535)", smtp.port())), "{text}");
+    assert!(
+        text.starts_with(&format!("flows/orders.yaml notify[0] (email via 127.0.0.1:{}): permanent error (535)", smtp.port())),
+        "{text}"
+    );
     assert!(!text.contains("wrong-s3cret") && !format!("{error:?}").contains("wrong-s3cret"), "{text}");
     assert!(smtp.messages().is_empty());
 }
@@ -315,10 +352,10 @@ async fn command_failures_exit_status_and_timeout() {
     );
     let err = rules[0].notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Permanent);
-    assert!(err.to_string().ends_with("fails.sh: exited with status 3: alert service said no"), "{err}");
+    assert!(err.to_string().ends_with("fails.sh): exited with status 3: alert service said no"), "{err}");
     let err = rules[1].notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient);
-    assert!(err.to_string().ends_with("hangs.sh: did not finish within 300ms and was killed"), "{err}");
+    assert!(err.to_string().ends_with("hangs.sh): did not finish within 300ms and was killed"), "{err}");
     let err = rules[2].notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Permanent);
     assert!(err.message.starts_with("cannot start: "), "{err}");
@@ -390,5 +427,6 @@ notify:
         .replace(", password: \"${env:SMTP_PASS}\"", "");
     let flow = wharf::config::load_flow_str_with_env(&good, &file, &env).unwrap_or_else(|e| panic!("{e:#?}"));
     assert_eq!(flow.notify.len(), 2);
+    assert_eq!(flow.notify[1].origin, format!("{} notify[1]", file.display()), "named by the flow file and position");
     assert!(flow.notify[0].matches("quarantined") && !flow.notify[1].matches("quarantined"));
 }

@@ -7,7 +7,7 @@
 //! never quote a secret (a webhook URL, a header value, a password). It reads the webhook
 //! template and `ca_file` to check them; it never connects.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rustls::pki_types::pem::PemObject;
 use std::collections::BTreeSet;
@@ -21,12 +21,13 @@ use crate::config::raw_notify::{NoticeKindName, RawEmail, RawNotifyCommand, RawN
 use crate::config::secret::Secret;
 use crate::notify::{Channel, CommandSpec, EmailSpec, JsonTemplate, KINDS, Rule, TextTemplate, WebhookSpec};
 
-/// Checks a `notify:` list whose YAML path is `at` (`/notify` in a flow file) and builds its
-/// rules, or returns every problem. Relative paths (templates, `ca_file`, commands) and
-/// `${file:…}` resolve against `lookup.base_dir`.
-pub fn validate_notify(rules: Vec<RawNotifyRule>, at: &str, lookup: &Lookup<'_>) -> Result<Vec<Rule>, Vec<Problem>> {
+/// Checks a `notify:` list whose YAML path is `at` (`/notify` in a flow file) in `file` and
+/// builds its rules, or returns every problem. Relative paths (templates, `ca_file`,
+/// commands) and `${file:…}` resolve against `lookup.base_dir`; `file` names each rule in
+/// logs ([`Rule::origin`]).
+pub fn validate_notify(rules: Vec<RawNotifyRule>, file: &Path, at: &str, lookup: &Lookup<'_>) -> Result<Vec<Rule>, Vec<Problem>> {
     let mut c = Checker::new(lookup);
-    let built = c.notify(at, rules.into_iter().map(Some).collect());
+    let built = c.notify(at, rules.into_iter().map(Some).collect(), file);
     match built {
         Some(rules) if c.problems.is_empty() => Ok(rules),
         _ => Err(c.problems),
@@ -34,15 +35,18 @@ pub fn validate_notify(rules: Vec<RawNotifyRule>, at: &str, lookup: &Lookup<'_>)
 }
 
 impl Checker<'_, '_> {
-    /// Checks every rule (`None` items are malformed, already reported); `None` when any is
-    /// unusable.
-    pub(super) fn notify(&mut self, at: &str, rules: Vec<Option<RawNotifyRule>>) -> Option<Vec<Rule>> {
-        let built: Vec<Option<Rule>> =
-            rules.into_iter().enumerate().map(|(i, r)| r.and_then(|r| self.notify_rule(&format!("{at}/{i}"), r))).collect();
+    /// Checks every rule (`None` items are malformed, already reported) of `file`; `None` when
+    /// any is unusable.
+    pub(super) fn notify(&mut self, at: &str, rules: Vec<Option<RawNotifyRule>>, file: &Path) -> Option<Vec<Rule>> {
+        let built: Vec<Option<Rule>> = rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| r.and_then(|r| self.notify_rule(&format!("{at}/{i}"), r, origin(file, at, i))))
+            .collect();
         built.into_iter().collect()
     }
 
-    fn notify_rule(&mut self, at: &str, raw: RawNotifyRule) -> Option<Rule> {
+    fn notify_rule(&mut self, at: &str, raw: RawNotifyRule, origin: String) -> Option<Rule> {
         if raw.on.is_empty() {
             self.problem(format!("{at}/on"), "must list at least one kind of notice (or `all`)");
         }
@@ -74,7 +78,7 @@ impl Checker<'_, '_> {
         if on.is_empty() {
             return None;
         }
-        Some(Rule { on, throttle: throttle?, channel: channel? })
+        Some(Rule { on, throttle: throttle?, channel: channel?, origin })
     }
 
     fn webhook(&mut self, at: &str, raw: RawWebhook) -> Option<WebhookSpec> {
@@ -244,6 +248,12 @@ impl Checker<'_, '_> {
     }
 }
 
+/// Where the rule at position `i` of the list at `at` was written, for logs:
+/// `flows/orders.yaml notify[1]` (the file as it was given; positions from 0, as in YAML paths).
+fn origin(file: &Path, at: &str, i: usize) -> String {
+    format!("{} {}[{i}]", file.display(), at.trim_start_matches('/').replace('/', "."))
+}
+
 /// `localhost` or a loopback address.
 fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost") || host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
@@ -268,7 +278,8 @@ mod tests {
 
     fn check(dir: &Path, yaml: &str) -> Result<Vec<Rule>, Vec<String>> {
         let rules: Vec<RawNotifyRule> = serde_json::from_value(serde_yaml::from_str(yaml).unwrap()).unwrap();
-        validate_notify(rules, "/notify", &Lookup { base_dir: dir, env: &env }).map_err(|p| p.into_iter().map(|p| p.to_string()).collect())
+        validate_notify(rules, &dir.join("f.yaml"), "/notify", &Lookup { base_dir: dir, env: &env })
+            .map_err(|p| p.into_iter().map(|p| p.to_string()).collect())
     }
 
     #[test]
@@ -378,6 +389,27 @@ mod tests {
         }
         assert_eq!(p.len(), want.len(), "{p:#?}");
         assert!(!p.concat().contains("s3cret") && !p.concat().contains("hunter2"), "{p:#?}");
+    }
+
+    /// Logs tell rules apart by where they are written, not by their (secret) URLs: two
+    /// Slack hooks to one host were both `webhook to hooks.slack.com`.
+    #[test]
+    fn each_rule_is_named_by_its_file_and_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules =
+            check(dir.path(), "- on: [failed]\n  webhook: { url: \"${env:HOOK}\" }\n- on: [failed]\n  webhook: { url: \"${env:HOOK}\" }\n")
+                .unwrap();
+        let file = dir.path().join("f.yaml");
+        let names: Vec<String> = rules.iter().map(|r| r.notifier().unwrap().describe()).collect();
+        assert_eq!(
+            names,
+            [
+                format!("{} notify[0] (webhook to hooks.example.com)", file.display()),
+                format!("{} notify[1] (webhook to hooks.example.com)", file.display())
+            ]
+        );
+        assert_ne!(rules[0], rules[1], "a rule moved in its list is another rule (its name changed)");
+        assert!(!names.concat().contains("s3cret") && !names.concat().contains("services"), "{names:?}");
     }
 
     #[test]

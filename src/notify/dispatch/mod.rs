@@ -604,7 +604,13 @@ mod tests {
     /// make its notifier).
     fn rule(throttle_s: u64) -> Rule {
         let spec = super::super::CommandSpec { program: "notify".into(), args: vec![], dir: "/".into(), timeout: Duration::from_secs(1) };
-        Rule { on: ["failed".to_string()].into(), throttle: Duration::from_secs(throttle_s), channel: super::super::Channel::Command(spec) }
+        let on = ["failed".to_string()].into();
+        Rule {
+            on,
+            throttle: Duration::from_secs(throttle_s),
+            channel: super::super::Channel::Command(spec),
+            origin: "f.yaml notify[0]".into(),
+        }
     }
 
     fn set(d: &mut Dispatcher, flow: &str, rules: &[Rule], rec: &Arc<Recorder>) {
