@@ -15,11 +15,12 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
 
 use super::message::{JsonTemplate, json_body, slack_body, teams_body};
-use super::{Notice, Notifier, NotifyError, chain, is_certificate_problem, label};
+use super::{Keep, Notice, Notifier, NotifyError, chain, is_certificate_problem, label, one_line};
 use crate::config::Secret;
 pub use crate::config::raw_notify::WebhookFormat;
 
-/// Longest part of a refusing answer's body quoted in the error.
+/// Longest part of a refusing answer's body (its lines joined into one) quoted in the error, in
+/// characters.
 const BODY_QUOTE: usize = 200;
 
 /// A validated webhook channel.
@@ -107,12 +108,7 @@ impl Notifier for WebhookNotifier {
         if status.is_success() {
             return Ok(());
         }
-        let text = answer.text().await.unwrap_or_default();
-        let mut quote: String = text.trim().chars().take(BODY_QUOTE).collect();
-        if quote.len() < text.trim().len() {
-            quote.push('…');
-        }
-        let message = if quote.is_empty() { format!("answered HTTP {status}") } else { format!("answered HTTP {status}: {quote}") };
+        let message = refusal(status, &answer.text().await.unwrap_or_default());
         if status == StatusCode::TOO_MANY_REQUESTS {
             Err(NotifyError::rate_limited(&self.describe, message))
         } else if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
@@ -127,6 +123,12 @@ impl Notifier for WebhookNotifier {
     }
 }
 
+/// What a refusing answer says: its status, and the start of its body on one line.
+fn refusal(status: StatusCode, body: &str) -> String {
+    let quote = one_line(body, BODY_QUOTE, Keep::Start);
+    if quote.is_empty() { format!("answered HTTP {status}") } else { format!("answered HTTP {status}: {quote}") }
+}
+
 impl WebhookNotifier {
     /// A request that got no answer: the network, a timeout (transient), or the request
     /// itself (permanent). The URL is stripped from the error.
@@ -138,5 +140,19 @@ impl WebhookNotifier {
         } else {
             NotifyError::transient(&self.describe, message)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_quotes_the_start_of_the_body_on_one_line() {
+        let got = refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal\nerror\n{\"ok\":false}\n");
+        assert_eq!(got, "answered HTTP 500 Internal Server Error: internal ⏎ error ⏎ {\"ok\":false}");
+        let long = refusal(StatusCode::BAD_REQUEST, &"x".repeat(1000));
+        assert!(long.ends_with(&format!(": {}…", "x".repeat(BODY_QUOTE))), "{long}");
+        assert_eq!(refusal(StatusCode::NOT_FOUND, " \n "), "answered HTTP 404 Not Found");
     }
 }

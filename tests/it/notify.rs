@@ -207,6 +207,29 @@ async fn email_451_is_rate_limited_and_retried() {
     assert!(error.to_string().contains("451"), "{error}");
 }
 
+/// A hook answering 500 with a body of several lines: the error quotes it on one line (it
+/// broke the log line in several before).
+#[tokio::test]
+async fn a_refusing_answer_of_several_lines_is_quoted_on_one_line() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = vec![0; 65536];
+            let _ = stream.read(&mut buf).await;
+            let body = "internal\r\nerror\n\n{\"ok\": false}\n";
+            let answer = format!("HTTP/1.1 500 Internal Server Error\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+            let _ = stream.write_all(answer.as_bytes()).await;
+        }
+    });
+    let dir = tempdir();
+    let rule = &rules(dir.path(), &format!("- on: [failed]\n  webhook: {{ url: \"http://127.0.0.1:{port}/hooks/s3cret\" }}\n"))[0];
+    let err = rule.notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Transient, "{err}");
+    assert_eq!(err.message, "answered HTTP 500 Internal Server Error: internal ⏎ error ⏎ {\"ok\": false}");
+}
+
 #[tokio::test]
 async fn webhook_connection_refused_is_transient_and_never_names_the_url() {
     let port = support::free_port();
@@ -344,7 +367,11 @@ async fn command_gets_the_notice_as_json_on_stdin() {
 #[tokio::test]
 async fn command_failures_exit_status_and_timeout() {
     let dir = tempdir();
-    script(dir.path(), "fails.sh", "cat >/dev/null\necho 'step one ok'\necho 'alert service said no' >&2\nexit 3");
+    script(
+        dir.path(),
+        "fails.sh",
+        "cat >/dev/null\necho 'step one ok'\necho 'token refused' >&2\necho 'alert service said no' >&2\nexit 3",
+    );
     script(dir.path(), "hangs.sh", "exec sleep 600");
     let rules = rules(
         dir.path(),
@@ -352,7 +379,10 @@ async fn command_failures_exit_status_and_timeout() {
     );
     let err = rules[0].notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Permanent);
-    assert!(err.to_string().ends_with("fails.sh): exited with status 3: alert service said no"), "{err}");
+    assert!(
+        err.to_string().ends_with("fails.sh): exited with status 3: token refused ⏎ alert service said no"),
+        "stderr on one line: {err}"
+    );
     let err = rules[1].notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient);
     assert!(err.to_string().ends_with("hangs.sh): did not finish within 300ms and was killed"), "{err}");
