@@ -264,20 +264,38 @@ pub(crate) fn chain(error: &dyn std::error::Error) -> String {
 /// A TLS refusal (an untrusted or mismatched certificate) somewhere in the error's sources:
 /// reported as a connection error (lettre, reqwest), but trying again will not help.
 pub(crate) fn is_certificate_problem(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(error);
-    while let Some(e) = source {
-        if e.is::<rustls::Error>() {
-            return true;
-        }
-        // `io::Error::source()` skips the error it wraps (it returns that error's source), and
-        // TLS stacks wrap a rustls error in one io::Error or more: step into it instead.
-        if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
-            source = Some(inner);
-            continue;
-        }
-        source = e.source();
-    }
-    false
+    sources(error).any(|e| e.is::<rustls::Error>())
+}
+
+/// Why a connection could not be made, in plain words, from the first `io::Error` among the
+/// error's sources, by its kind (never its text): `connection refused`, `host unreachable`…;
+/// for a kind without words of its own (a name that does not resolve), the innermost source's
+/// own message. `None` when no source is an `io::Error`.
+pub(crate) fn connect_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use std::io::ErrorKind as K;
+    let io = sources(error).find_map(|e| e.downcast_ref::<std::io::Error>())?;
+    let words = match io.kind() {
+        K::ConnectionRefused => "connection refused",
+        K::ConnectionReset => "the connection was reset",
+        K::ConnectionAborted => "the connection was aborted",
+        K::TimedOut => "no answer",
+        K::HostUnreachable => "host unreachable",
+        K::NetworkUnreachable | K::NetworkDown => "network unreachable",
+        K::AddrNotAvailable => "address not available",
+        K::PermissionDenied => "not permitted (a firewall on this machine?)",
+        _ => return sources(error).last().map(|e| e.to_string()),
+    };
+    Some(words.to_string())
+}
+
+/// The error and its sources, outermost first. `io::Error::source()` skips the error it wraps
+/// (it returns that error's source), and TLS and HTTP stacks wrap errors in one io::Error or
+/// more: the walk steps into the wrapped error instead.
+fn sources<'a>(error: &'a (dyn std::error::Error + 'static)) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |e| match e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+        Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+        None => e.source(),
+    })
 }
 
 #[cfg(test)]
@@ -302,6 +320,26 @@ mod tests {
         assert_eq!(one_line("abcdef", 3, Keep::End), "…def");
         assert_eq!(one_line("é\nü", 10, Keep::Start), "é ⏎ ü", "counted in characters, not bytes");
         assert_eq!(one_line("\n \n", 10, Keep::Start), "");
+    }
+
+    /// An error whose source is `inner`, as HTTP and SMTP clients wrap an io::Error.
+    #[derive(Debug, thiserror::Error)]
+    #[error("error sending request: client error (Connect)")]
+    struct Wrapped(#[source] std::io::Error);
+
+    #[test]
+    fn a_failed_connection_is_said_by_the_kind_of_its_cause() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let refused = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(connect_failure(&Wrapped(refused)).as_deref(), Some("connection refused"));
+        // Wrapped in a further io::Error (as TLS stacks do), the inner kind still counts.
+        let inner = std::io::Error::from(std::io::ErrorKind::HostUnreachable);
+        assert_eq!(connect_failure(&Wrapped(std::io::Error::other(Wrapped(inner)))).as_deref(), Some("host unreachable"));
+        // A kind without words (a name that does not resolve): the innermost message.
+        let dns = std::io::Error::other("failed to lookup address information: Name or service not known");
+        assert_eq!(connect_failure(&Wrapped(dns)).as_deref(), Some("failed to lookup address information: Name or service not known"));
+        assert_eq!(connect_failure(&NotifyError::transient("x", "y")), None);
     }
 
     #[test]

@@ -15,7 +15,7 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
 
 use super::message::{JsonTemplate, json_body, slack_body, teams_body};
-use super::{Keep, Notice, Notifier, NotifyError, chain, is_certificate_problem, label, one_line};
+use super::{Keep, Notice, Notifier, NotifyError, chain, connect_failure, is_certificate_problem, label, one_line};
 use crate::config::Secret;
 pub use crate::config::raw_notify::WebhookFormat;
 
@@ -131,15 +131,27 @@ fn refusal(status: StatusCode, body: &str) -> String {
 
 impl WebhookNotifier {
     /// A request that got no answer: the network, a timeout (transient), or the request
-    /// itself (permanent). The URL is stripped from the error.
+    /// itself (permanent). The URL is stripped from the error; a connection that could not be
+    /// made is said in plain words, by the kind of its cause (`cannot connect to
+    /// hooks.example.com:443: connection refused …`).
     fn failed(&self, e: reqwest::Error) -> NotifyError {
         let e = e.without_url();
-        let message = if e.is_timeout() { format!("no answer within {:?}", self.spec.timeout) } else { chain(&e) };
-        if e.is_builder() || is_certificate_problem(&e) {
+        let certificate = is_certificate_problem(&e);
+        let message = match connect_failure(&e) {
+            _ if e.is_timeout() => format!("no answer within {:?}", self.spec.timeout),
+            Some(why) if e.is_connect() && !certificate => format!("cannot connect to {}: {why}", self.address()),
+            _ => chain(&e),
+        };
+        if e.is_builder() || certificate {
             NotifyError::permanent(&self.describe, message)
         } else {
             NotifyError::transient(&self.describe, message)
         }
+    }
+
+    /// `host:port` of the hook (no path, no query: they can hold a token).
+    fn address(&self) -> String {
+        format!("{}:{}", self.url.host_str().unwrap_or("?"), self.url.port_or_known_default().unwrap_or(0))
     }
 }
 
