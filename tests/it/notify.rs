@@ -516,7 +516,7 @@ notify:
 }
 
 /// The lines an operator reads when notices fail (before: `flow="a"` beside `flow=a`,
-/// `subject=""`, every webhook named `webhook to 127.0.0.1`, "error sending
+/// `subject=""`, `result=Started`, `http=None`, every webhook named `webhook to 127.0.0.1`, "error sending
 /// request: client error (Connect): tcp connect error: Connection refused (os error 111)", and
 /// the command's stderr breaking the line in two).
 #[test]
@@ -533,6 +533,8 @@ fn serve_logs_failing_notices_on_one_line_each_in_plain_words() {
     let stderr = "error_kind=permanent error=exited with status 4: line one ⏎ line two";
     assert!(notices.iter().any(|l| l.contains(command) && l.ends_with(stderr)), "{log}");
     assert!(notices.iter().all(|l| l.contains(" flow=a kind=unreachable channel=")), "no quotes, no empty subject: {log}");
+    assert!(lines.iter().any(|l| l.contains("Run triggered over the control socket. flow=a result=started")), "{log}");
+    assert!(!log.contains("flow=\"a\"") && !log.contains("result=Started") && !log.contains("http=None"), "{log}");
     assert!(!log.contains("s3cret"), "{log}");
     assert!(notices.iter().all(|l| !l.contains("os error") && !l.contains("client error")), "{log}");
 }
