@@ -171,11 +171,11 @@ impl Checker<'_, '_> {
             _ => {}
         }
         let ca_file = self.ca_file(&format!("{at}/ca_file"), raw.ca_file, (raw.tls != SmtpTls::None).then_some(()).ok_or("`tls: none`"));
-        let from = self.mailbox(&format!("{at}/from"), &raw.from);
+        let from = self.mailbox(&format!("{at}/from"), "from", &raw.from);
         if raw.to.is_empty() {
             self.problem(format!("{at}/to"), "must list at least one address");
         }
-        let to: Vec<_> = raw.to.iter().enumerate().map(|(i, t)| self.mailbox(&format!("{at}/to/{i}"), t)).collect();
+        let to: Vec<_> = raw.to.iter().enumerate().map(|(i, t)| self.mailbox(&format!("{at}/to/{i}"), "to", t)).collect();
         let subject = raw.subject.map(|s| self.ok(&format!("{at}/subject"), TextTemplate::new(&s)));
         let timeout = self.positive_duration(&format!("{at}/timeout"), &raw.timeout);
         let default_port = match raw.tls {
@@ -228,8 +228,21 @@ impl Checker<'_, '_> {
         self.ok(at, check).map(|()| Some(path))
     }
 
-    fn mailbox(&mut self, at: &str, text: &str) -> Option<lettre::message::Mailbox> {
-        let parsed = text.parse::<lettre::message::Mailbox>().map_err(|e| format!("`{text}` is not an email address ({e})"));
+    /// An address of `from` or `to`; `field` names it in the message.
+    fn mailbox(&mut self, at: &str, field: &str, text: &str) -> Option<lettre::message::Mailbox> {
+        let parsed = text.parse::<lettre::message::Mailbox>().map_err(|e| {
+            use lettre::address::AddressError as E;
+            // Said in plain words by the error's kind: lettre's own ("Invalid input") says
+            // neither what is wrong nor what to write.
+            let why = match e {
+                E::MissingParts => " (the part before or after the `@` is missing)",
+                E::Unbalanced => " (a `<` or `>` has no partner)",
+                E::InvalidUser => " (the part before the `@` is not valid)",
+                E::InvalidDomain => " (the part after the `@` is not a valid domain)",
+                _ => "",
+            };
+            format!("`{text}` is not an email address{why}: `{field}` takes `name@example.com` or `Name <name@example.com>`")
+        });
         self.ok(at, parsed)
     }
 
@@ -374,7 +387,7 @@ mod tests {
             "`tls: none` sends messages (and any password) in clear: it is allowed only for a relay on this machine (`localhost`, `127.0.0.1`, `::1`), not `smtp.example.com`; use `starttls` or `implicit` (at /notify/4/email/tls)",
             "`password` is used only with `username` (at /notify/4/email/password)",
             "`ca_file` has no effect with `tls: none` (at /notify/4/email/ca_file)",
-            "`not an address` is not an email address",
+            "`not an address` is not an email address: `from` takes `name@example.com` or `Name <name@example.com>` (at /notify/4/email/from)",
             "must list at least one address (at /notify/4/email/to)",
             "bad template \"{{#if}}\"",
             "`username` needs a `password` (at /notify/5/email)",
@@ -410,6 +423,23 @@ mod tests {
         );
         assert_ne!(rules[0], rules[1], "a rule moved in its list is another rule (its name changed)");
         assert!(!names.concat().contains("s3cret") && !names.concat().contains("services"), "{names:?}");
+    }
+
+    /// Said in plain words naming the field (was: "`x@` is not an email address (Invalid
+    /// input)", lettre's own words).
+    #[test]
+    fn a_bad_address_says_what_the_field_takes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = check(dir.path(), "- on: [failed]\n  email: { server: localhost, tls: none, from: \"wharf\", to: [\"x@\", \"a@-b.c\"] }\n")
+            .unwrap_err();
+        assert_eq!(
+            p,
+            [
+                "`wharf` is not an email address: `from` takes `name@example.com` or `Name <name@example.com>` (at /notify/0/email/from)",
+                "`x@` is not an email address: `to` takes `name@example.com` or `Name <name@example.com>` (at /notify/0/email/to/0)",
+                "`a@-b.c` is not an email address (the part after the `@` is not a valid domain): `to` takes `name@example.com` or `Name <name@example.com>` (at /notify/0/email/to/1)",
+            ]
+        );
     }
 
     #[test]
