@@ -30,8 +30,9 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
         let at: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
         invalid.push(Diagnostic {
             file: PathBuf::from(at.join(" ")),
-            line: 1,
-            col: 1,
+            // About the paths as a whole: no place in a file (printed without `line:col`).
+            line: 0,
+            col: 0,
             message: "no test files (*.test.yaml, *.test.yml) here".into(),
             yaml_path: "/".into(),
         });

@@ -1,7 +1,8 @@
 //! `Diagnostic`: one problem or warning in a flow file, located by file, line, column and
 //! YAML path.
 //!
-//! Owns the printed forms (`file:line:col: message (at /yaml/path)`, and
+//! Owns the printed forms (`file:line:col: message (at /yaml/path)`; `file: message` for a
+//! problem with the file as a whole, such as a file that does not exist; and
 //! `file:line:col: warning: message (at /yaml/path)` for a warning), the JSON form of
 //! `wharf validate --json` and the log line of a warning. It does not find problems or
 //! positions.
@@ -18,9 +19,10 @@ use super::Flow;
 pub struct Diagnostic {
     /// The flow file, as it was named to the loader.
     pub file: PathBuf,
-    /// 1-based line.
+    /// 1-based line; 0 when the problem is with the file as a whole, not a place in it (it
+    /// does not exist, or cannot be read): then it is printed without a position.
     pub line: usize,
-    /// 1-based column (in characters).
+    /// 1-based column (in characters); 0 with `line` 0.
     pub col: usize,
     /// What is wrong, and where useful what would be right. Never contains a secret value.
     pub message: String,
@@ -30,6 +32,9 @@ pub struct Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line == 0 {
+            return write!(f, "{}: {}", self.file.display(), self.message);
+        }
         write!(f, "{}:{}:{}: {} (at {})", self.file.display(), self.line, self.col, self.message, self.yaml_path)
     }
 }
@@ -128,6 +133,9 @@ mod tests {
             yaml_path: "/endpoints/acme/prot".into(),
         };
         assert_eq!(d.to_string(), "flows/a.yaml:3:9: unknown field `prot` (at /endpoints/acme/prot)");
+        let whole =
+            Diagnostic { file: "nothing-here".into(), line: 0, col: 0, message: "no such file or folder".into(), yaml_path: "/".into() };
+        assert_eq!(whole.to_string(), "nothing-here: no such file or folder", "no place in the file: no line:col");
         let json = serde_json::to_value(&d).unwrap();
         assert_eq!(json["line"], 3);
         assert_eq!(json["yaml_path"], "/endpoints/acme/prot");

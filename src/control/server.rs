@@ -40,7 +40,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use super::discovery::{ServeInfo, set_owner_only};
-use super::{ApiError, ControlError, Daemon, Health, ListenConfig, TriggerError, TriggerReply};
+use super::{ApiError, ControlError, Daemon, Health, ListenConfig, TriggerError, TriggerReply, Triggered};
 
 const MAX_CONNECTIONS: usize = 64;
 const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
@@ -158,7 +158,7 @@ impl Server {
             (Some(l), Some(addr)) => Some(tokio::net::TcpListener::from_std(l).map_err(|source| ControlError::Tcp { addr, source })?),
             _ => None,
         };
-        info!(socket = %info.socket.display(), http = ?info.http, "Control interface listening.");
+        info!(socket = %info.socket.display(), http = info.http.map(tracing::field::display), "Control interface listening.");
         let ctx = Arc::new(Ctx { daemon, started: Instant::now() });
         let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
         let (stop_tx, stop_rx) = watch::channel(false);
@@ -326,7 +326,12 @@ async fn trigger_flow(ctx: &Ctx, flow: &str) -> Response<Full<Bytes>> {
     };
     match answer {
         Ok(result) => {
-            info!(flow, result = ?result, "Run triggered over the control socket.");
+            // Said as the reply says it (`started`, `queued`), not as Rust's Debug (`Started`).
+            let said = match result {
+                Triggered::Started => "started",
+                Triggered::Queued => "queued",
+            };
+            info!(flow = %flow, result = %said, "Run triggered over the control socket.");
             json(StatusCode::ACCEPTED, &TriggerReply { flow: flow.to_string(), result })
         }
         Err(e) => {

@@ -42,8 +42,7 @@ fn validator() -> &'static Validator {
 
 /// Reads and validates the test file at `path`, and loads its flow.
 pub fn load_suite(path: &Path) -> Result<Suite, Vec<Diagnostic>> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| vec![diag(path, locate::Pos::START, "/", format!("cannot read test file: {e}"))])?;
+    let text = std::fs::read_to_string(path).map_err(|e| vec![unreadable(path, &e)])?;
     let (parsed, problems) = locate::parse(&text);
     let mut out: Vec<Diagnostic> = problems.into_iter().map(|l| diag(path, l.pos, &l.yaml_path, l.message)).collect();
     let Some(parsed) = parsed else { return Err(out) };
@@ -98,6 +97,17 @@ pub fn load_suite(path: &Path) -> Result<Suite, Vec<Diagnostic>> {
         Some(flow) if out.is_empty() => Ok(Suite { file: path.to_path_buf(), flow, cases }),
         _ => Err(sorted(out)),
     }
+}
+
+/// A test file that cannot be read: a problem with no place in it (printed without
+/// `line:col`), saying in words when it does not exist — a path given to `wharf test` that
+/// names nothing is taken for a file.
+fn unreadable(path: &Path, e: &std::io::Error) -> Diagnostic {
+    let message = match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file or folder (give a test file, or a folder holding `*.test.yaml` files)".to_string(),
+        _ => format!("cannot read test file: {e}"),
+    };
+    Diagnostic { file: path.to_path_buf(), line: 0, col: 0, message, yaml_path: "/".into() }
 }
 
 fn diag(file: &Path, pos: locate::Pos, yaml_path: &str, message: String) -> Diagnostic {

@@ -3,7 +3,7 @@
 //!
 //! Owns what a command's end means: a timeout, after which it is killed with everything it
 //! started (`crate::process`), is transient (it may be a passing hang); a non-zero exit is a
-//! permanent error quoting the end of its stderr; a program that cannot be started is a
+//! permanent error quoting the end of its stderr (on one line: `notify::one_line`); a program that cannot be started is a
 //! permanent error. Its stdout is ignored; processes it leaves running are killed when it
 //! exits (a notification is sent in the foreground).
 
@@ -11,11 +11,11 @@ use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use super::{Notice, Notifier, NotifyError};
+use super::{Keep, Notice, Notifier, NotifyError, label, one_line};
 use crate::process::{self, Waited};
 use async_trait::async_trait;
 
-/// How much of the end of stderr a failure quotes.
+/// How much of the end of stderr (its lines joined into one) a failure quotes, in characters.
 const STDERR_TAIL: usize = 500;
 
 /// A validated command channel.
@@ -38,8 +38,9 @@ pub struct CommandNotifier {
 }
 
 impl CommandNotifier {
-    pub fn new(spec: CommandSpec) -> Self {
-        let describe = format!("command {}", spec.program.display());
+    /// Runs `spec` for the rule written at `origin` ([`label`]).
+    pub fn new(spec: CommandSpec, origin: &str) -> Self {
+        let describe = label(origin, &format!("command {}", spec.program.display()));
         CommandNotifier { spec, describe }
     }
 }
@@ -73,9 +74,8 @@ impl Notifier for CommandNotifier {
         if output.status.success() {
             return Ok(());
         }
-        let stderr = output.stderr.as_str();
-        let start = stderr.char_indices().rev().nth(STDERR_TAIL).map_or(0, |(i, _)| i);
-        let tail = if stderr.is_empty() { String::new() } else { format!(": {}{}", if start > 0 { "…" } else { "" }, &stderr[start..]) };
+        let tail = one_line(&output.stderr, STDERR_TAIL, Keep::End);
+        let tail = if tail.is_empty() { tail } else { format!(": {tail}") };
         Err(NotifyError::permanent(&self.describe, format!("{}{tail}", process::describe(output.status))))
     }
 

@@ -20,7 +20,7 @@ use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::message::{TextTemplate, email_body};
-use super::{Notice, Notifier, NotifyError, chain, is_certificate_problem};
+use super::{Notice, Notifier, NotifyError, chain, is_certificate_problem, label};
 use crate::config::Secret;
 pub use crate::config::raw_notify::SmtpTls;
 
@@ -52,10 +52,11 @@ pub struct EmailNotifier {
 }
 
 impl EmailNotifier {
-    /// Prepares the transport (no connection yet). Fails (permanently) when `ca_file` cannot
-    /// be read or parsed, or the TLS set-up is refused.
-    pub fn new(spec: EmailSpec) -> Result<Self, NotifyError> {
-        let describe = format!("email via {}:{}", spec.server, spec.port);
+    /// Prepares the transport (no connection yet) for the rule written at `origin`
+    /// ([`label`]). Fails (permanently) when `ca_file` cannot be read or parsed, or the TLS
+    /// set-up is refused.
+    pub fn new(spec: EmailSpec, origin: &str) -> Result<Self, NotifyError> {
+        let describe = label(origin, &format!("email via {}:{}", spec.server, spec.port));
         let fail = |m: String| NotifyError::permanent(&describe, m);
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(&spec.server).port(spec.port).timeout(Some(spec.timeout));
         if spec.tls != SmtpTls::None {

@@ -85,7 +85,7 @@ fn rfc3339<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
 }
 
 /// A validated notification rule: which notices, how often, and where to. Equal rules (a
-/// reload that did not change them) keep their throttle state.
+/// reload that did not change them, nor moved them in their list) keep their throttle state.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rule {
     /// The notice kinds this rule sends (`all` already expanded).
@@ -94,6 +94,10 @@ pub struct Rule {
     /// ago is held back and counted. Zero: nothing is held back. `recovered` never is.
     pub throttle: Duration,
     pub channel: Channel,
+    /// Where the rule was written: its file and position (`flows/orders.yaml notify[1]`).
+    /// Logs, errors and metrics name the channel by it first ([`label`]), so that two rules
+    /// to one host (two Slack hooks) are told apart without showing their secret URLs.
+    pub origin: String,
 }
 
 impl Rule {
@@ -105,12 +109,20 @@ impl Rule {
     /// The notifier that sends over this rule's channel. Fails only when the channel cannot be
     /// set up at all (a TLS configuration the library refuses): a permanent error.
     pub fn notifier(&self) -> Result<Arc<dyn Notifier>, NotifyError> {
+        let origin = &self.origin;
         Ok(match &self.channel {
-            Channel::Webhook(spec) => Arc::new(WebhookNotifier::new(spec.clone())?),
-            Channel::Email(spec) => Arc::new(EmailNotifier::new(spec.clone())?),
-            Channel::Command(spec) => Arc::new(CommandNotifier::new(spec.clone())),
+            Channel::Webhook(spec) => Arc::new(WebhookNotifier::new(spec.clone(), origin)?),
+            Channel::Email(spec) => Arc::new(EmailNotifier::new(spec.clone(), origin)?),
+            Channel::Command(spec) => Arc::new(CommandNotifier::new(spec.clone(), origin)),
         })
     }
+}
+
+/// A channel's name in logs, errors and metrics ([`Notifier::describe`]): where its rule was
+/// written, then what it is — `flows/orders.yaml notify[1] (webhook to hooks.slack.com)` —
+/// or only what it is when `origin` is empty (a notifier made outside a flow or serve file).
+pub fn label(origin: &str, channel: &str) -> String {
+    if origin.is_empty() { channel.to_string() } else { format!("{origin} ({channel})") }
 }
 
 /// Where a rule sends to: exactly one channel.
@@ -129,8 +141,9 @@ pub trait Notifier: Send + Sync {
     /// (the message says so when it is not zero).
     async fn send(&self, notice: &Notice, held_back: u32) -> Result<(), NotifyError>;
 
-    /// A short name for logs and errors (`webhook to hooks.slack.com`, `email via
-    /// smtp.example.com:587`). Never contains a secret: no URL path, no password.
+    /// A short name for logs and errors: the rule's origin and the channel ([`label`]:
+    /// `flows/orders.yaml notify[1] (webhook to hooks.slack.com)`, `serve.yaml notify[0]
+    /// (email via smtp.example.com:587)`). Never contains a secret: no URL path, no password.
     fn describe(&self) -> String;
 }
 
@@ -195,6 +208,43 @@ impl fmt::Display for ErrorKind {
     }
 }
 
+/// Which end of a long text [`one_line`] keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Keep {
+    /// The beginning (an answer's body: the reason comes first).
+    Start,
+    /// The end (a program's stderr: the reason comes last).
+    End,
+}
+
+/// What joins the lines of a quoted text in [`one_line`].
+pub(crate) const LINE_BREAK: &str = " ⏎ ";
+
+/// Text from outside (a notify command's stderr, a webhook's answer) made fit for one log
+/// line: its lines trimmed, blank ones dropped, joined with ` ⏎ `; other control characters
+/// (a lone `\r`, tabs, terminal escapes) made spaces; at most `max` characters of it kept
+/// (`keep`), with `…` where the rest was cut. A log line stays one line — in text logs, and
+/// for shippers that take one event per line.
+pub(crate) fn one_line(text: &str, max: usize, keep: Keep) -> String {
+    let flat: String = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(LINE_BREAK)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let count = flat.chars().count();
+    if count <= max {
+        return flat;
+    }
+    match keep {
+        Keep::Start => flat.chars().take(max).chain(['…']).collect(),
+        Keep::End => ['…'].into_iter().chain(flat.chars().skip(count - max)).collect(),
+    }
+}
+
 /// `error` and its sources, joined with `: ` (library errors keep the useful part, such as
 /// "connection refused", in a source).
 pub(crate) fn chain(error: &dyn std::error::Error) -> String {
@@ -214,20 +264,38 @@ pub(crate) fn chain(error: &dyn std::error::Error) -> String {
 /// A TLS refusal (an untrusted or mismatched certificate) somewhere in the error's sources:
 /// reported as a connection error (lettre, reqwest), but trying again will not help.
 pub(crate) fn is_certificate_problem(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut source = Some(error);
-    while let Some(e) = source {
-        if e.is::<rustls::Error>() {
-            return true;
-        }
-        // `io::Error::source()` skips the error it wraps (it returns that error's source), and
-        // TLS stacks wrap a rustls error in one io::Error or more: step into it instead.
-        if let Some(inner) = e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
-            source = Some(inner);
-            continue;
-        }
-        source = e.source();
-    }
-    false
+    sources(error).any(|e| e.is::<rustls::Error>())
+}
+
+/// Why a connection could not be made, in plain words, from the first `io::Error` among the
+/// error's sources, by its kind (never its text): `connection refused`, `host unreachable`…;
+/// for a kind without words of its own (a name that does not resolve), the innermost source's
+/// own message. `None` when no source is an `io::Error`.
+pub(crate) fn connect_failure(error: &(dyn std::error::Error + 'static)) -> Option<String> {
+    use std::io::ErrorKind as K;
+    let io = sources(error).find_map(|e| e.downcast_ref::<std::io::Error>())?;
+    let words = match io.kind() {
+        K::ConnectionRefused => "connection refused",
+        K::ConnectionReset => "the connection was reset",
+        K::ConnectionAborted => "the connection was aborted",
+        K::TimedOut => "no answer",
+        K::HostUnreachable => "host unreachable",
+        K::NetworkUnreachable | K::NetworkDown => "network unreachable",
+        K::AddrNotAvailable => "address not available",
+        K::PermissionDenied => "not permitted (a firewall on this machine?)",
+        _ => return sources(error).last().map(|e| e.to_string()),
+    };
+    Some(words.to_string())
+}
+
+/// The error and its sources, outermost first. `io::Error::source()` skips the error it wraps
+/// (it returns that error's source), and TLS and HTTP stacks wrap errors in one io::Error or
+/// more: the walk steps into the wrapped error instead.
+fn sources<'a>(error: &'a (dyn std::error::Error + 'static)) -> impl Iterator<Item = &'a (dyn std::error::Error + 'static)> {
+    std::iter::successors(Some(error), |e| match e.downcast_ref::<std::io::Error>().and_then(|io| io.get_ref()) {
+        Some(inner) => Some(inner as &(dyn std::error::Error + 'static)),
+        None => e.source(),
+    })
 }
 
 #[cfg(test)]
@@ -241,6 +309,37 @@ mod tests {
         let v = serde_json::to_value(&n).unwrap();
         assert_eq!(v["at"], "2023-11-14T22:13:20.123Z");
         assert_eq!((v["kind"].as_str(), v["seq"].is_null(), v["facts"].is_object()), (Some("failed"), true, true));
+    }
+
+    #[test]
+    fn quoted_text_is_made_one_line_and_capped() {
+        let stderr = "step one\r\n\n  \x1b[31mfailed\x1b[0m\tbadly  \nexit\n";
+        assert_eq!(one_line(stderr, 100, Keep::End), "step one ⏎  [31mfailed [0m badly ⏎ exit");
+        assert_eq!(one_line("a\nb\nc", 5, Keep::End), "…b ⏎ c");
+        assert_eq!(one_line("abcdef", 3, Keep::Start), "abc…");
+        assert_eq!(one_line("abcdef", 3, Keep::End), "…def");
+        assert_eq!(one_line("é\nü", 10, Keep::Start), "é ⏎ ü", "counted in characters, not bytes");
+        assert_eq!(one_line("\n \n", 10, Keep::Start), "");
+    }
+
+    /// An error whose source is `inner`, as HTTP and SMTP clients wrap an io::Error.
+    #[derive(Debug, thiserror::Error)]
+    #[error("error sending request: client error (Connect)")]
+    struct Wrapped(#[source] std::io::Error);
+
+    #[test]
+    fn a_failed_connection_is_said_by_the_kind_of_its_cause() {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let refused = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap_err();
+        assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+        assert_eq!(connect_failure(&Wrapped(refused)).as_deref(), Some("connection refused"));
+        // Wrapped in a further io::Error (as TLS stacks do), the inner kind still counts.
+        let inner = std::io::Error::from(std::io::ErrorKind::HostUnreachable);
+        assert_eq!(connect_failure(&Wrapped(std::io::Error::other(Wrapped(inner)))).as_deref(), Some("host unreachable"));
+        // A kind without words (a name that does not resolve): the innermost message.
+        let dns = std::io::Error::other("failed to lookup address information: Name or service not known");
+        assert_eq!(connect_failure(&Wrapped(dns)).as_deref(), Some("failed to lookup address information: Name or service not known"));
+        assert_eq!(connect_failure(&NotifyError::transient("x", "y")), None);
     }
 
     #[test]

@@ -15,11 +15,12 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
 
 use super::message::{JsonTemplate, json_body, slack_body, teams_body};
-use super::{Notice, Notifier, NotifyError, chain, is_certificate_problem};
+use super::{Keep, Notice, Notifier, NotifyError, chain, connect_failure, is_certificate_problem, label, one_line};
 use crate::config::Secret;
 pub use crate::config::raw_notify::WebhookFormat;
 
-/// Longest part of a refusing answer's body quoted in the error.
+/// Longest part of a refusing answer's body (its lines joined into one) quoted in the error, in
+/// characters.
 const BODY_QUOTE: usize = 200;
 
 /// A validated webhook channel.
@@ -48,11 +49,13 @@ pub struct WebhookNotifier {
 }
 
 impl WebhookNotifier {
-    /// Prepares the client. Fails (permanently) on a URL or header the validation should
-    /// have refused, or a TLS set-up the library refuses.
-    pub fn new(spec: WebhookSpec) -> Result<Self, NotifyError> {
-        let url = Url::parse(spec.url.expose()).map_err(|e| NotifyError::permanent("webhook", format!("the URL is not valid: {e}")))?;
-        let describe = format!("webhook to {}", url.host_str().unwrap_or("?"));
+    /// Prepares the client for the rule written at `origin` ([`label`]). Fails (permanently)
+    /// on a URL or header the validation should have refused, or a TLS set-up the library
+    /// refuses.
+    pub fn new(spec: WebhookSpec, origin: &str) -> Result<Self, NotifyError> {
+        let url = Url::parse(spec.url.expose())
+            .map_err(|e| NotifyError::permanent(label(origin, "webhook"), format!("the URL is not valid: {e}")))?;
+        let describe = label(origin, &format!("webhook to {}", url.host_str().unwrap_or("?")));
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         for (name, value) in &spec.headers {
@@ -105,12 +108,7 @@ impl Notifier for WebhookNotifier {
         if status.is_success() {
             return Ok(());
         }
-        let text = answer.text().await.unwrap_or_default();
-        let mut quote: String = text.trim().chars().take(BODY_QUOTE).collect();
-        if quote.len() < text.trim().len() {
-            quote.push('…');
-        }
-        let message = if quote.is_empty() { format!("answered HTTP {status}") } else { format!("answered HTTP {status}: {quote}") };
+        let message = refusal(status, &answer.text().await.unwrap_or_default());
         if status == StatusCode::TOO_MANY_REQUESTS {
             Err(NotifyError::rate_limited(&self.describe, message))
         } else if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
@@ -125,16 +123,48 @@ impl Notifier for WebhookNotifier {
     }
 }
 
+/// What a refusing answer says: its status, and the start of its body on one line.
+fn refusal(status: StatusCode, body: &str) -> String {
+    let quote = one_line(body, BODY_QUOTE, Keep::Start);
+    if quote.is_empty() { format!("answered HTTP {status}") } else { format!("answered HTTP {status}: {quote}") }
+}
+
 impl WebhookNotifier {
     /// A request that got no answer: the network, a timeout (transient), or the request
-    /// itself (permanent). The URL is stripped from the error.
+    /// itself (permanent). The URL is stripped from the error; a connection that could not be
+    /// made is said in plain words, by the kind of its cause (`cannot connect to
+    /// hooks.example.com:443: connection refused …`).
     fn failed(&self, e: reqwest::Error) -> NotifyError {
         let e = e.without_url();
-        let message = if e.is_timeout() { format!("no answer within {:?}", self.spec.timeout) } else { chain(&e) };
-        if e.is_builder() || is_certificate_problem(&e) {
+        let certificate = is_certificate_problem(&e);
+        let message = match connect_failure(&e) {
+            _ if e.is_timeout() => format!("no answer within {:?}", self.spec.timeout),
+            Some(why) if e.is_connect() && !certificate => format!("cannot connect to {}: {why}", self.address()),
+            _ => chain(&e),
+        };
+        if e.is_builder() || certificate {
             NotifyError::permanent(&self.describe, message)
         } else {
             NotifyError::transient(&self.describe, message)
         }
+    }
+
+    /// `host:port` of the hook (no path, no query: they can hold a token).
+    fn address(&self) -> String {
+        format!("{}:{}", self.url.host_str().unwrap_or("?"), self.url.port_or_known_default().unwrap_or(0))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refusal_quotes_the_start_of_the_body_on_one_line() {
+        let got = refusal(StatusCode::INTERNAL_SERVER_ERROR, "internal\nerror\n{\"ok\":false}\n");
+        assert_eq!(got, "answered HTTP 500 Internal Server Error: internal ⏎ error ⏎ {\"ok\":false}");
+        let long = refusal(StatusCode::BAD_REQUEST, &"x".repeat(1000));
+        assert!(long.ends_with(&format!(": {}…", "x".repeat(BODY_QUOTE))), "{long}");
+        assert_eq!(refusal(StatusCode::NOT_FOUND, " \n "), "answered HTTP 404 Not Found");
     }
 }

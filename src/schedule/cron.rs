@@ -28,11 +28,24 @@ impl CronExpr {
     /// Parses `minute hour day-of-month month day-of-week`, or the same with a leading seconds
     /// field; `@daily`-style nicknames, names (`mon`, `jan`), `L`, `W`, `#` as croner reads them.
     /// An expression that never matches (`0 0 30 2 *`) is refused. The error is a sentence fit
-    /// for a diagnostic: the field croner refused (`bad_field`) and croner's own message.
+    /// for a diagnostic, in plain words: the field refused and what it takes (`bad_field`), or
+    /// how many fields there are; croner's own message only for what neither explains.
     pub fn parse(text: &str) -> Result<CronExpr, String> {
-        let cron = parser().parse(text).map_err(|e| match bad_field(text) {
-            Some(field) => format!("bad cron expression `{text}`: {field}: {e}"),
-            None => format!("bad cron expression `{text}`: {e}"),
+        let cron = parser().parse(text).map_err(|e| {
+            let fields = text.split_whitespace().count();
+            let why = match (bad_field(text), e) {
+                (Some(field), _) => field,
+                (None, croner::errors::CronError::EmptyPattern) => "it is empty".to_string(),
+                (None, _) if text.trim().starts_with('@') => {
+                    "cron knows the nicknames `@yearly`, `@monthly`, `@weekly`, `@daily` and `@hourly` only".to_string()
+                }
+                (None, _) if !text.starts_with('@') && !(5..=6).contains(&fields) => format!(
+                    "it has {fields} field{}; write 5 (minute hour day-of-month month day-of-week, e.g. `*/30 * * * *`) or 6 (seconds first)",
+                    if fields == 1 { "" } else { "s" }
+                ),
+                (None, e) => e.to_string(),
+            };
+            format!("bad cron expression `{text}`: {why}")
         })?;
         let expr = CronExpr { text: text.trim().to_string(), cron: Box::new(cron) };
         if expr.next_after(Tz::UTC, reference()).is_none() {
@@ -81,8 +94,9 @@ fn parser() -> CronParser {
 }
 
 /// Names the first field of a 5- or 6-field expression that croner refuses on its own (with
-/// every other field `*`), and what that field takes: `the hour field `25` (0-23)`. Croner's
-/// own messages ("Component error: Number out of bounds.") do not say which field.
+/// every other field `*`), and what that field takes: ``the hour field takes 0-23, not `25` …``.
+/// Croner's own messages ("Component error: Number out of bounds.") do not say which field,
+/// nor what to write.
 fn bad_field(text: &str) -> Option<String> {
     const FIVE: [(&str, &str); 5] =
         [("minute", "0-59"), ("hour", "0-23"), ("day-of-month", "1-31"), ("month", "1-12 or jan-dec"), ("day-of-week", "0-7 or sun-sat")];
@@ -95,7 +109,12 @@ fn bad_field(text: &str) -> Option<String> {
     (0..fields.len()).find_map(|i| {
         let alone: Vec<&str> = (0..fields.len()).map(|j| if j == i { fields[i] } else { "*" }).collect();
         let (name, takes) = names[i];
-        parser().parse(&alone.join(" ")).is_err().then(|| format!("the {name} field `{}` ({takes})", fields[i]))
+        parser().parse(&alone.join(" ")).is_err().then(|| {
+            format!(
+                "the {name} field takes {takes}, not `{}` (or a range `a-b` from low to high, a list `a,b`, a step `*/n` of 1 or more)",
+                fields[i]
+            )
+        })
     })
 }
 
@@ -189,25 +208,40 @@ mod tests {
         );
     }
 
+    /// In plain words: which field, what it takes (was: croner's "Component error: Number out
+    /// of bounds." after the field), how many fields there are (was: "Invalid pattern: Pattern
+    /// must have 5 or 6 fields when years are disallowed.").
     #[test]
-    fn bad_expressions_carry_croners_message() {
-        let e = CronExpr::parse("*/30 * * *").unwrap_err();
-        assert!(e.starts_with("bad cron expression `*/30 * * *`: Invalid pattern: "), "{e}");
-        assert!(CronExpr::parse("0 0 0 * * * 2030").unwrap_err().starts_with("bad cron expression"), "no year field");
-        assert!(CronExpr::parse("61 * * * *").unwrap_err().starts_with("bad cron expression `61 * * * *`: "));
-        // The field croner refused is named, with what it takes.
-        let e = CronExpr::parse("0 25 * * *").unwrap_err();
-        assert!(e.starts_with("bad cron expression `0 25 * * *`: the hour field `25` (0-23): "), "{e}");
-        let e = CronExpr::parse("0 0 * 13 *").unwrap_err();
-        assert!(e.starts_with("bad cron expression `0 0 * 13 *`: the month field `13` (1-12 or jan-dec): "), "{e}");
-        let e = CronExpr::parse("*/0 * * * *").unwrap_err();
-        assert!(e.starts_with("bad cron expression `*/0 * * * *`: the minute field `*/0` (0-59): "), "{e}");
-        let e = CronExpr::parse("0 0 0 0 * *").unwrap_err();
-        assert!(e.starts_with("bad cron expression `0 0 0 0 * *`: the day-of-month field `0` (1-31): "), "six fields: {e}");
-        let e = CronExpr::parse("0 0 * * mon-fry").unwrap_err();
-        assert!(e.starts_with("bad cron expression `0 0 * * mon-fry`: the day-of-week field `mon-fry` (0-7 or sun-sat): "), "{e}");
-        assert!(CronExpr::parse("").is_err());
+    fn bad_expressions_are_said_in_plain_words() {
+        let takes = "(or a range `a-b` from low to high, a list `a,b`, a step `*/n` of 1 or more)";
+        for (expr, field) in [
+            ("0 25 * * *", "the hour field takes 0-23, not `25`"),
+            ("61 * * * *", "the minute field takes 0-59, not `61`"),
+            ("0 0 * 13 *", "the month field takes 1-12 or jan-dec, not `13`"),
+            ("*/0 * * * *", "the minute field takes 0-59, not `*/0`"),
+            ("5-1 * * * *", "the minute field takes 0-59, not `5-1`"),
+            ("0 0 0 0 * *", "the day-of-month field takes 1-31, not `0`"),
+            ("0 0 * * mon-fry", "the day-of-week field takes 0-7 or sun-sat, not `mon-fry`"),
+        ] {
+            assert_eq!(CronExpr::parse(expr).unwrap_err(), format!("bad cron expression `{expr}`: {field} {takes}"));
+        }
+        let five = "write 5 (minute hour day-of-month month day-of-week, e.g. `*/30 * * * *`) or 6 (seconds first)";
+        assert_eq!(CronExpr::parse("*/30 * * *").unwrap_err(), format!("bad cron expression `*/30 * * *`: it has 4 fields; {five}"));
+        assert_eq!(
+            CronExpr::parse("0 0 0 * * * 2030").unwrap_err(),
+            format!("bad cron expression `0 0 0 * * * 2030`: it has 7 fields; {five}")
+        );
+        assert_eq!(CronExpr::parse("daily").unwrap_err(), format!("bad cron expression `daily`: it has 1 field; {five}"));
+        assert_eq!(
+            CronExpr::parse("@nightly").unwrap_err(),
+            "bad cron expression `@nightly`: cron knows the nicknames `@yearly`, `@monthly`, `@weekly`, `@daily` and `@hourly` only"
+        );
+        assert_eq!(CronExpr::parse("").unwrap_err(), "bad cron expression ``: it is empty");
         assert_eq!(CronExpr::parse("0 0 30 2 *").unwrap_err(), "cron expression `0 0 30 2 *` never matches a real date");
+        for expr in ["0 25 * * *", "*/30 * * *", "@nightly", "5-1 * * * *"] {
+            let e = CronExpr::parse(expr).unwrap_err();
+            assert!(!e.contains("Component error") && !e.contains("Invalid pattern"), "{e}");
+        }
     }
 
     #[test]

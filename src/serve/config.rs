@@ -161,7 +161,7 @@ pub fn load(path: &Path) -> Result<ServeConfig, Vec<Diagnostic>> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let env = |name: &str| std::env::var(name);
     let lookup = crate::config::interpolate::Lookup { base_dir: dir, env: &env };
-    let rules = crate::config::validate::validate_notify(raw.notify.clone(), "/notify", &lookup);
+    let rules = crate::config::validate::validate_notify(raw.notify.clone(), path, "/notify", &lookup);
     let rules = match rules {
         Ok(r) => Some(r),
         Err(ps) => {
@@ -283,6 +283,17 @@ mod tests {
             assert!(got.iter().any(|g| g.starts_with(w)), "{w} missing in {got:#?}");
         }
         assert!(got[0].contains("not a loopback address"), "{got:#?}");
+    }
+
+    #[test]
+    fn global_rules_are_named_by_the_config_file_and_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("serve.yaml");
+        std::fs::write(&p, "notify:\n  - on: [failed]\n    command: { run: [a] }\n  - on: [failed]\n    command: { run: [b] }\n").unwrap();
+        let cfg = load(&p).unwrap();
+        let origins: Vec<&str> = cfg.notify.iter().map(|r| r.origin.as_str()).collect();
+        let file = p.display();
+        assert_eq!(origins, [format!("{file} notify[0]"), format!("{file} notify[1]")]);
     }
 
     #[test]

@@ -45,7 +45,7 @@ impl Watch {
                     (h, Vec::new())
                 });
                 if let Err(e) = saved {
-                    tracing::error!(flow, error = %e, "Could not record where expected-file checks start; a restart may miss a deadline.");
+                    tracing::error!(flow = %flow, error = %e, "Could not record where expected-file checks start; a restart may miss a deadline.");
                 }
                 shared.started_at
             }

@@ -503,9 +503,9 @@ fn finished(shared: &Arc<Shared>, name: &str, report: Result<Arc<RunReport>, Str
             match regular {
                 Some(t) => {
                     let next_in_s = (t - now).num_seconds().max(0);
-                    tracing::warn!(flow = name, attempt, next_in_s, "Could not reach a server; trying again at the next scheduled run.");
+                    tracing::warn!(flow = %name, attempt, next_in_s, "Could not reach a server; trying again at the next scheduled run.");
                 }
-                None => tracing::warn!(flow = name, attempt, retry_in_s = wait.as_secs(), "Could not reach a server; retrying."),
+                None => tracing::warn!(flow = %name, attempt, retry_in_s = wait.as_secs(), "Could not reach a server; retrying."),
             }
         } else if !unreachable {
             plan.retry_attempt = 0;

@@ -29,10 +29,12 @@ fn env(name: &str) -> Result<String, std::env::VarError> {
     }
 }
 
-/// Rules from YAML, validated as in a flow file in `dir`.
+/// Rules from YAML, validated as in the flow file `flows/orders.yaml` in `dir` (each channel
+/// is named `flows/orders.yaml notify[N] (…)`).
 fn rules(dir: &Path, yaml: &str) -> Vec<Rule> {
     let raw: Vec<RawNotifyRule> = serde_json::from_value(serde_yaml::from_str(yaml).unwrap()).unwrap();
-    validate_notify(raw, "/notify", &Lookup { base_dir: dir, env: &env }).unwrap_or_else(|p| panic!("{p:#?}"))
+    validate_notify(raw, Path::new("flows/orders.yaml"), "/notify", &Lookup { base_dir: dir, env: &env })
+        .unwrap_or_else(|p| panic!("{p:#?}"))
 }
 
 fn at(secs: i64) -> DateTime<Utc> {
@@ -63,7 +65,7 @@ async fn webhook_json_body_with_secret_headers() {
         ),
     )[0];
     let notifier = rule.notifier().unwrap();
-    assert_eq!(notifier.describe(), "webhook to 127.0.0.1", "the URL path is a secret");
+    assert_eq!(notifier.describe(), "flows/orders.yaml notify[0] (webhook to 127.0.0.1)", "the URL path is a secret");
     notifier.send(&quarantined(), 0).await.unwrap();
 
     let req = &hook.requests()[0];
@@ -77,6 +79,29 @@ async fn webhook_json_body_with_secret_headers() {
     assert_eq!(body["at"], "2023-11-14T22:13:20.000Z");
     assert_eq!(body["facts"]["invalid"], 1);
     assert_eq!(body["text"], "wharf: flow roster-import: file in/a.csv quarantined: row 3: column `email` is empty");
+}
+
+/// Three hooks on one host (two Slack hooks look alike): each is named by its rule's file and
+/// position, so the log says which one failed — and never by its path or query (the token).
+#[tokio::test]
+async fn hooks_to_one_host_are_told_apart_by_their_rule_never_by_their_url() {
+    let hook = HttpReceiver::start(&[200, 404]).await;
+    let dir = tempdir();
+    let yaml = format!(
+        "- on: [all]\n  webhook: {{ url: \"{}\", format: slack }}\n- on: [all]\n  webhook: {{ url: \"{}\", format: slack }}\n",
+        hook.url("/services/T0/B1/s3cret"),
+        hook.url("/services/T0/B2/other?token=s3cret")
+    );
+    let names: Vec<String> = rules(dir.path(), &yaml).iter().map(|r| r.notifier().unwrap().describe()).collect();
+    assert_eq!(names, ["flows/orders.yaml notify[0] (webhook to 127.0.0.1)", "flows/orders.yaml notify[1] (webhook to 127.0.0.1)"]);
+
+    let mut d = Dispatcher::new(&rules(dir.path(), &yaml)).unwrap().with_retry(quick());
+    let out = d.dispatch(&quarantined(), at(0)).await;
+    assert!(matches!(out[0].outcome, Outcome::Sent { .. }), "{out:?}");
+    let Outcome::Failed { error, .. } = &out[1].outcome else { panic!("{out:?}") };
+    assert_eq!(out[1].channel, "flows/orders.yaml notify[1] (webhook to 127.0.0.1)", "the failing one, by its position");
+    assert!(error.to_string().starts_with("flows/orders.yaml notify[1] (webhook to 127.0.0.1): answered HTTP 404"), "{error}");
+    assert!(!format!("{out:?}").contains("s3cret") && !format!("{out:?}").contains("services"), "{out:?}");
 }
 
 #[tokio::test]
@@ -145,7 +170,7 @@ async fn webhook_retries_a_500_and_does_not_retry_a_404() {
     let out = d.dispatch(&failed, at(1)).await;
     let Outcome::Failed { attempts: 1, error } = &out[0].outcome else { panic!("{out:?}") };
     assert_eq!(error.kind, ErrorKind::Permanent);
-    assert_eq!(error.to_string(), "webhook to 127.0.0.1: answered HTTP 404 Not Found: refused with 404");
+    assert_eq!(error.to_string(), "flows/orders.yaml notify[0] (webhook to 127.0.0.1): answered HTTP 404 Not Found: refused with 404");
     assert_eq!(hook.requests().len(), 3, "a 4xx is not retried");
 }
 
@@ -161,7 +186,10 @@ async fn webhook_429_is_rate_limited_and_retried() {
     let out = d.dispatch(&failed, at(1)).await;
     let Outcome::Failed { attempts: 3, error } = &out[0].outcome else { panic!("{out:?}") };
     assert_eq!(error.kind, ErrorKind::RateLimited, "{error}");
-    assert!(error.to_string().starts_with("webhook to 127.0.0.1: answered HTTP 429 Too Many Requests"), "{error}");
+    assert!(
+        error.to_string().starts_with("flows/orders.yaml notify[0] (webhook to 127.0.0.1): answered HTTP 429 Too Many Requests"),
+        "{error}"
+    );
 }
 
 /// An SMTP server answering 451 (a rate limit) is retried, and reported as rate-limited.
@@ -179,6 +207,29 @@ async fn email_451_is_rate_limited_and_retried() {
     assert!(error.to_string().contains("451"), "{error}");
 }
 
+/// A hook answering 500 with a body of several lines: the error quotes it on one line (it
+/// broke the log line in several before).
+#[tokio::test]
+async fn a_refusing_answer_of_several_lines_is_quoted_on_one_line() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let mut buf = vec![0; 65536];
+            let _ = stream.read(&mut buf).await;
+            let body = "internal\r\nerror\n\n{\"ok\": false}\n";
+            let answer = format!("HTTP/1.1 500 Internal Server Error\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}", body.len());
+            let _ = stream.write_all(answer.as_bytes()).await;
+        }
+    });
+    let dir = tempdir();
+    let rule = &rules(dir.path(), &format!("- on: [failed]\n  webhook: {{ url: \"http://127.0.0.1:{port}/hooks/s3cret\" }}\n"))[0];
+    let err = rule.notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Transient, "{err}");
+    assert_eq!(err.message, "answered HTTP 500 Internal Server Error: internal ⏎ error ⏎ {\"ok\": false}");
+}
+
 #[tokio::test]
 async fn webhook_connection_refused_is_transient_and_never_names_the_url() {
     let port = support::free_port();
@@ -188,7 +239,9 @@ async fn webhook_connection_refused_is_transient_and_never_names_the_url() {
     let err = rule.notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient, "{err}");
     let text = err.to_string();
-    assert!(text.starts_with("webhook to 127.0.0.1: ") && !text.contains("s3cret") && !text.contains("/hooks"), "{text}");
+    // In plain words (was: "error sending request: client error (Connect): tcp connect error:
+    // Connection refused (os error 111)"), naming host and port, never the path.
+    assert_eq!(text, format!("flows/orders.yaml notify[0] (webhook to 127.0.0.1): cannot connect to 127.0.0.1:{port}: connection refused"));
 }
 
 #[tokio::test]
@@ -201,7 +254,10 @@ async fn webhook_over_https_trusts_its_ca_file_and_refuses_an_unknown_certificat
     let untrusted = &rules(dir.path(), &yaml(""))[0];
     let err = untrusted.notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Permanent, "{err}");
-    assert!(err.to_string().starts_with("webhook to 127.0.0.1: ") && !err.to_string().contains("s3cret"), "{err}");
+    assert!(
+        err.to_string().starts_with("flows/orders.yaml notify[0] (webhook to 127.0.0.1): ") && !err.to_string().contains("s3cret"),
+        "{err}"
+    );
     assert!(hook.requests().is_empty(), "nothing sent over an untrusted connection");
 
     let trusted = &rules(dir.path(), &yaml(&format!(", ca_file: \"{}\"", hook.ca().display())))[0];
@@ -226,7 +282,7 @@ async fn email_over_starttls_with_auth_plain() {
     let dir = tempdir();
     let rule = &rules(dir.path(), &email_yaml(&smtp, "SMTP_PASS", "    subject: \"[wharf] {{flow}}: {{kind}} {{subject}}\"\n"))[0];
     let notifier = rule.notifier().unwrap();
-    assert_eq!(notifier.describe(), format!("email via 127.0.0.1:{}", smtp.port()));
+    assert_eq!(notifier.describe(), format!("flows/orders.yaml notify[0] (email via 127.0.0.1:{})", smtp.port()));
     notifier.send(&quarantined(), 0).await.unwrap();
 
     let mail = &smtp.messages()[0];
@@ -270,7 +326,10 @@ async fn email_wrong_password_is_permanent_and_names_the_server_not_the_password
     let Outcome::Failed { attempts: 1, error } = &out[0].outcome else { panic!("{out:?}") };
     assert_eq!(error.kind, ErrorKind::Permanent);
     let text = error.to_string();
-    assert!(text.starts_with(&format!("email via 127.0.0.1:{}: permanent error (535)", smtp.port())), "{text}");
+    assert!(
+        text.starts_with(&format!("flows/orders.yaml notify[0] (email via 127.0.0.1:{}): permanent error (535)", smtp.port())),
+        "{text}"
+    );
     assert!(!text.contains("wrong-s3cret") && !format!("{error:?}").contains("wrong-s3cret"), "{text}");
     assert!(smtp.messages().is_empty());
 }
@@ -307,7 +366,11 @@ async fn command_gets_the_notice_as_json_on_stdin() {
 #[tokio::test]
 async fn command_failures_exit_status_and_timeout() {
     let dir = tempdir();
-    script(dir.path(), "fails.sh", "cat >/dev/null\necho 'step one ok'\necho 'alert service said no' >&2\nexit 3");
+    script(
+        dir.path(),
+        "fails.sh",
+        "cat >/dev/null\necho 'step one ok'\necho 'token refused' >&2\necho 'alert service said no' >&2\nexit 3",
+    );
     script(dir.path(), "hangs.sh", "exec sleep 600");
     let rules = rules(
         dir.path(),
@@ -315,10 +378,13 @@ async fn command_failures_exit_status_and_timeout() {
     );
     let err = rules[0].notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Permanent);
-    assert!(err.to_string().ends_with("fails.sh: exited with status 3: alert service said no"), "{err}");
+    assert!(
+        err.to_string().ends_with("fails.sh): exited with status 3: token refused ⏎ alert service said no"),
+        "stderr on one line: {err}"
+    );
     let err = rules[1].notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient);
-    assert!(err.to_string().ends_with("hangs.sh: did not finish within 300ms and was killed"), "{err}");
+    assert!(err.to_string().ends_with("hangs.sh): did not finish within 300ms and was killed"), "{err}");
     let err = rules[2].notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Permanent);
     assert!(err.message.starts_with("cannot start: "), "{err}");
@@ -390,5 +456,100 @@ notify:
         .replace(", password: \"${env:SMTP_PASS}\"", "");
     let flow = wharf::config::load_flow_str_with_env(&good, &file, &env).unwrap_or_else(|e| panic!("{e:#?}"));
     assert_eq!(flow.notify.len(), 2);
+    assert_eq!(flow.notify[1].origin, format!("{} notify[1]", file.display()), "named by the flow file and position");
     assert!(flow.notify[0].matches("quarantined") && !flow.notify[1].matches("quarantined"));
+}
+
+/// What `wharf serve` (a real process, `--log-format format`) logs while a trigger's run
+/// cannot reach its server and its notices fail: a webhook to a closed port, a command that
+/// writes two stderr lines and exits 4. Every line of it is one log event.
+fn serve_log_of_failing_notices(format: &str) -> (String, u16) {
+    let dir = tempdir();
+    let (flows, state) = (dir.path().join("flows"), dir.path().join("state"));
+    std::fs::create_dir(&flows).unwrap();
+    std::fs::write(dir.path().join("known_hosts"), "").unwrap();
+    script(&flows, "alert.sh", "cat >/dev/null\necho 'line one' >&2\necho 'line two' >&2\nexit 4");
+    let (sftp_port, hook_port) = (support::free_port(), support::free_port());
+    let flow = format!(
+        "name: a
+endpoints:
+  src: {{ type: sftp, host: 127.0.0.1, port: {sftp_port}, user: x, auth: {{ password: y }}, host_key: {{ known_hosts: {} }} }}
+  dst: {{ type: local, root: ../out }}
+source: {{ endpoint: src, path: /in }}
+sinks: [ {{ endpoint: dst, path: / }} ]
+alerts: {{ unreachable_after: 1 }}
+notify:
+  - on: [unreachable]
+    webhook: {{ url: \"http://127.0.0.1:{hook_port}/hooks/T0/s3cret?token=s3cret\" }}
+  - on: [unreachable]
+    command: {{ run: [./alert.sh] }}
+",
+        dir.path().join("known_hosts").display()
+    );
+    std::fs::write(flows.join("a.yaml"), flow).unwrap();
+    let log = dir.path().join("serve.log");
+    let mut serve = support::wharf(&state)
+        .env("RUST_LOG", "wharf=info")
+        .args(["--log-format", format, "serve", "--flows", "flows"])
+        .current_dir(dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let wait_for = |what: &str, cond: &dyn Fn() -> bool| {
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while !cond() {
+            assert!(std::time::Instant::now() < deadline, "{what}: {}", std::fs::read_to_string(&log).unwrap_or_default());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    };
+    wait_for("the daemon's discovery file", &|| state.join("serve.json").exists());
+    let trigger = support::wharf(&state).args(["trigger", "a"]).output().unwrap();
+    assert!(trigger.status.success(), "{}", support::text(&trigger));
+    // Both notices failed for good: the command at once, the webhook after three attempts.
+    let failed = || std::fs::read_to_string(&log).unwrap().lines().filter(|l| l.contains("Notice not sent.")).count();
+    wait_for("two notices failing", &|| failed() >= 2);
+    // SAFETY: kill(2) on a child we own; no memory is shared.
+    unsafe { libc::kill(serve.id() as i32, libc::SIGTERM) };
+    serve.wait().unwrap();
+    (std::fs::read_to_string(&log).unwrap(), hook_port)
+}
+
+/// The lines an operator reads when notices fail (before: `flow="a"` beside `flow=a`,
+/// `subject=""`, `result=Started`, `http=None`, every webhook named `webhook to 127.0.0.1`, "error sending
+/// request: client error (Connect): tcp connect error: Connection refused (os error 111)", and
+/// the command's stderr breaking the line in two).
+#[test]
+fn serve_logs_failing_notices_on_one_line_each_in_plain_words() {
+    let (log, hook_port) = serve_log_of_failing_notices("text");
+    let lines: Vec<&str> = log.lines().collect();
+    assert!(lines.iter().all(|l| l.starts_with("20")), "a line without its timestamp: a log event was split\n{log}");
+    let notices: Vec<&str> = lines.iter().copied().filter(|l| l.contains("Notice not sent")).collect();
+    let hook = format!(
+        "channel=flows/a.yaml notify[0] (webhook to 127.0.0.1) attempts=3 error_kind=transient error=cannot connect to 127.0.0.1:{hook_port}: connection refused"
+    );
+    assert!(notices.iter().any(|l| l.ends_with(&hook)), "{log}");
+    let command = "channel=flows/a.yaml notify[1] (command ";
+    let stderr = "error_kind=permanent error=exited with status 4: line one ⏎ line two";
+    assert!(notices.iter().any(|l| l.contains(command) && l.ends_with(stderr)), "{log}");
+    assert!(notices.iter().all(|l| l.contains(" flow=a kind=unreachable channel=")), "no quotes, no empty subject: {log}");
+    assert!(lines.iter().any(|l| l.contains("Run triggered over the control socket. flow=a result=started")), "{log}");
+    assert!(!log.contains("flow=\"a\"") && !log.contains("result=Started") && !log.contains("http=None"), "{log}");
+    assert!(!log.contains("s3cret"), "{log}");
+    assert!(notices.iter().all(|l| !l.contains("os error") && !l.contains("client error")), "{log}");
+}
+
+/// The same in JSON: one event a line, the subject left out when the notice has none.
+#[test]
+fn serve_logs_failing_notices_as_one_json_event_a_line() {
+    let (log, hook_port) = serve_log_of_failing_notices("json");
+    let events: Vec<serde_json::Value> =
+        log.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not one JSON event ({e}): {l}\n{log}"))).collect();
+    let failed: Vec<&serde_json::Value> = events.iter().filter(|e| e["message"] == "Notice not sent.").collect();
+    assert_eq!(failed.len(), 2, "{log}");
+    assert!(failed.iter().all(|e| e.get("subject").is_none() && e["flow"] == "a"), "{log}");
+    let hook = failed.iter().find(|e| e["channel"] == "flows/a.yaml notify[0] (webhook to 127.0.0.1)").expect("the webhook's");
+    assert_eq!(hook["error"], format!("cannot connect to 127.0.0.1:{hook_port}: connection refused"));
+    let command = failed.iter().find(|e| e["error_kind"] == "permanent").expect("the command's");
+    assert_eq!(command["error"], "exited with status 4: line one ⏎ line two");
 }

@@ -221,7 +221,7 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
     let response = sections.response.map(|r| r.map(|r| c.response(r, defined.as_deref(), sinks.as_deref(), source.as_ref())));
     let schedule = sections.schedule.map(|s| s.map(|s| c.schedule(s)));
     let expect = sections.expect.map(|e| c.expects(e));
-    let notify = sections.notify.map(|rules| c.notify("/notify", rules));
+    let notify = sections.notify.map(|rules| c.notify("/notify", rules, file));
 
     let (problems, warnings) = (c.problems, c.warnings);
     let built = (|| {

@@ -7,7 +7,7 @@
 //! never quote a secret (a webhook URL, a header value, a password). It reads the webhook
 //! template and `ca_file` to check them; it never connects.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use rustls::pki_types::pem::PemObject;
 use std::collections::BTreeSet;
@@ -21,12 +21,13 @@ use crate::config::raw_notify::{NoticeKindName, RawEmail, RawNotifyCommand, RawN
 use crate::config::secret::Secret;
 use crate::notify::{Channel, CommandSpec, EmailSpec, JsonTemplate, KINDS, Rule, TextTemplate, WebhookSpec};
 
-/// Checks a `notify:` list whose YAML path is `at` (`/notify` in a flow file) and builds its
-/// rules, or returns every problem. Relative paths (templates, `ca_file`, commands) and
-/// `${file:…}` resolve against `lookup.base_dir`.
-pub fn validate_notify(rules: Vec<RawNotifyRule>, at: &str, lookup: &Lookup<'_>) -> Result<Vec<Rule>, Vec<Problem>> {
+/// Checks a `notify:` list whose YAML path is `at` (`/notify` in a flow file) in `file` and
+/// builds its rules, or returns every problem. Relative paths (templates, `ca_file`,
+/// commands) and `${file:…}` resolve against `lookup.base_dir`; `file` names each rule in
+/// logs ([`Rule::origin`]).
+pub fn validate_notify(rules: Vec<RawNotifyRule>, file: &Path, at: &str, lookup: &Lookup<'_>) -> Result<Vec<Rule>, Vec<Problem>> {
     let mut c = Checker::new(lookup);
-    let built = c.notify(at, rules.into_iter().map(Some).collect());
+    let built = c.notify(at, rules.into_iter().map(Some).collect(), file);
     match built {
         Some(rules) if c.problems.is_empty() => Ok(rules),
         _ => Err(c.problems),
@@ -34,15 +35,18 @@ pub fn validate_notify(rules: Vec<RawNotifyRule>, at: &str, lookup: &Lookup<'_>)
 }
 
 impl Checker<'_, '_> {
-    /// Checks every rule (`None` items are malformed, already reported); `None` when any is
-    /// unusable.
-    pub(super) fn notify(&mut self, at: &str, rules: Vec<Option<RawNotifyRule>>) -> Option<Vec<Rule>> {
-        let built: Vec<Option<Rule>> =
-            rules.into_iter().enumerate().map(|(i, r)| r.and_then(|r| self.notify_rule(&format!("{at}/{i}"), r))).collect();
+    /// Checks every rule (`None` items are malformed, already reported) of `file`; `None` when
+    /// any is unusable.
+    pub(super) fn notify(&mut self, at: &str, rules: Vec<Option<RawNotifyRule>>, file: &Path) -> Option<Vec<Rule>> {
+        let built: Vec<Option<Rule>> = rules
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| r.and_then(|r| self.notify_rule(&format!("{at}/{i}"), r, origin(file, at, i))))
+            .collect();
         built.into_iter().collect()
     }
 
-    fn notify_rule(&mut self, at: &str, raw: RawNotifyRule) -> Option<Rule> {
+    fn notify_rule(&mut self, at: &str, raw: RawNotifyRule, origin: String) -> Option<Rule> {
         if raw.on.is_empty() {
             self.problem(format!("{at}/on"), "must list at least one kind of notice (or `all`)");
         }
@@ -74,7 +78,7 @@ impl Checker<'_, '_> {
         if on.is_empty() {
             return None;
         }
-        Some(Rule { on, throttle: throttle?, channel: channel? })
+        Some(Rule { on, throttle: throttle?, channel: channel?, origin })
     }
 
     fn webhook(&mut self, at: &str, raw: RawWebhook) -> Option<WebhookSpec> {
@@ -167,11 +171,11 @@ impl Checker<'_, '_> {
             _ => {}
         }
         let ca_file = self.ca_file(&format!("{at}/ca_file"), raw.ca_file, (raw.tls != SmtpTls::None).then_some(()).ok_or("`tls: none`"));
-        let from = self.mailbox(&format!("{at}/from"), &raw.from);
+        let from = self.mailbox(&format!("{at}/from"), "from", &raw.from);
         if raw.to.is_empty() {
             self.problem(format!("{at}/to"), "must list at least one address");
         }
-        let to: Vec<_> = raw.to.iter().enumerate().map(|(i, t)| self.mailbox(&format!("{at}/to/{i}"), t)).collect();
+        let to: Vec<_> = raw.to.iter().enumerate().map(|(i, t)| self.mailbox(&format!("{at}/to/{i}"), "to", t)).collect();
         let subject = raw.subject.map(|s| self.ok(&format!("{at}/subject"), TextTemplate::new(&s)));
         let timeout = self.positive_duration(&format!("{at}/timeout"), &raw.timeout);
         let default_port = match raw.tls {
@@ -224,8 +228,21 @@ impl Checker<'_, '_> {
         self.ok(at, check).map(|()| Some(path))
     }
 
-    fn mailbox(&mut self, at: &str, text: &str) -> Option<lettre::message::Mailbox> {
-        let parsed = text.parse::<lettre::message::Mailbox>().map_err(|e| format!("`{text}` is not an email address ({e})"));
+    /// An address of `from` or `to`; `field` names it in the message.
+    fn mailbox(&mut self, at: &str, field: &str, text: &str) -> Option<lettre::message::Mailbox> {
+        let parsed = text.parse::<lettre::message::Mailbox>().map_err(|e| {
+            use lettre::address::AddressError as E;
+            // Said in plain words by the error's kind: lettre's own ("Invalid input") says
+            // neither what is wrong nor what to write.
+            let why = match e {
+                E::MissingParts => " (the part before or after the `@` is missing)",
+                E::Unbalanced => " (a `<` or `>` has no partner)",
+                E::InvalidUser => " (the part before the `@` is not valid)",
+                E::InvalidDomain => " (the part after the `@` is not a valid domain)",
+                _ => "",
+            };
+            format!("`{text}` is not an email address{why}: `{field}` takes `name@example.com` or `Name <name@example.com>`")
+        });
         self.ok(at, parsed)
     }
 
@@ -242,6 +259,12 @@ impl Checker<'_, '_> {
         let program = if program.contains('/') { self.lookup.resolve_path(program) } else { program.into() };
         Some(CommandSpec { program, args: args.to_vec(), dir: self.lookup.resolve_path("."), timeout: timeout? })
     }
+}
+
+/// Where the rule at position `i` of the list at `at` was written, for logs:
+/// `flows/orders.yaml notify[1]` (the file as it was given; positions from 0, as in YAML paths).
+fn origin(file: &Path, at: &str, i: usize) -> String {
+    format!("{} {}[{i}]", file.display(), at.trim_start_matches('/').replace('/', "."))
 }
 
 /// `localhost` or a loopback address.
@@ -268,7 +291,8 @@ mod tests {
 
     fn check(dir: &Path, yaml: &str) -> Result<Vec<Rule>, Vec<String>> {
         let rules: Vec<RawNotifyRule> = serde_json::from_value(serde_yaml::from_str(yaml).unwrap()).unwrap();
-        validate_notify(rules, "/notify", &Lookup { base_dir: dir, env: &env }).map_err(|p| p.into_iter().map(|p| p.to_string()).collect())
+        validate_notify(rules, &dir.join("f.yaml"), "/notify", &Lookup { base_dir: dir, env: &env })
+            .map_err(|p| p.into_iter().map(|p| p.to_string()).collect())
     }
 
     #[test]
@@ -363,7 +387,7 @@ mod tests {
             "`tls: none` sends messages (and any password) in clear: it is allowed only for a relay on this machine (`localhost`, `127.0.0.1`, `::1`), not `smtp.example.com`; use `starttls` or `implicit` (at /notify/4/email/tls)",
             "`password` is used only with `username` (at /notify/4/email/password)",
             "`ca_file` has no effect with `tls: none` (at /notify/4/email/ca_file)",
-            "`not an address` is not an email address",
+            "`not an address` is not an email address: `from` takes `name@example.com` or `Name <name@example.com>` (at /notify/4/email/from)",
             "must list at least one address (at /notify/4/email/to)",
             "bad template \"{{#if}}\"",
             "`username` needs a `password` (at /notify/5/email)",
@@ -378,6 +402,44 @@ mod tests {
         }
         assert_eq!(p.len(), want.len(), "{p:#?}");
         assert!(!p.concat().contains("s3cret") && !p.concat().contains("hunter2"), "{p:#?}");
+    }
+
+    /// Logs tell rules apart by where they are written, not by their (secret) URLs: two
+    /// Slack hooks to one host were both `webhook to hooks.slack.com`.
+    #[test]
+    fn each_rule_is_named_by_its_file_and_position() {
+        let dir = tempfile::tempdir().unwrap();
+        let rules =
+            check(dir.path(), "- on: [failed]\n  webhook: { url: \"${env:HOOK}\" }\n- on: [failed]\n  webhook: { url: \"${env:HOOK}\" }\n")
+                .unwrap();
+        let file = dir.path().join("f.yaml");
+        let names: Vec<String> = rules.iter().map(|r| r.notifier().unwrap().describe()).collect();
+        assert_eq!(
+            names,
+            [
+                format!("{} notify[0] (webhook to hooks.example.com)", file.display()),
+                format!("{} notify[1] (webhook to hooks.example.com)", file.display())
+            ]
+        );
+        assert_ne!(rules[0], rules[1], "a rule moved in its list is another rule (its name changed)");
+        assert!(!names.concat().contains("s3cret") && !names.concat().contains("services"), "{names:?}");
+    }
+
+    /// Said in plain words naming the field (was: "`x@` is not an email address (Invalid
+    /// input)", lettre's own words).
+    #[test]
+    fn a_bad_address_says_what_the_field_takes() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = check(dir.path(), "- on: [failed]\n  email: { server: localhost, tls: none, from: \"wharf\", to: [\"x@\", \"a@-b.c\"] }\n")
+            .unwrap_err();
+        assert_eq!(
+            p,
+            [
+                "`wharf` is not an email address: `from` takes `name@example.com` or `Name <name@example.com>` (at /notify/0/email/from)",
+                "`x@` is not an email address: `to` takes `name@example.com` or `Name <name@example.com>` (at /notify/0/email/to/0)",
+                "`a@-b.c` is not an email address (the part after the `@` is not a valid domain): `to` takes `name@example.com` or `Name <name@example.com>` (at /notify/0/email/to/1)",
+            ]
+        );
     }
 
     #[test]

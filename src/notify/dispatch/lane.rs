@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tracing::warn;
 
-use super::{Notice, Notifier, NotifyError};
+use super::{Notice, Notifier, NotifyError, subject};
 
 /// How failed sends are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,7 +163,7 @@ async fn send_with_retry(
         failing.send_replace(result.as_ref().is_err_and(NotifyError::says_down));
         match result {
             Err(e) if e.is_transient() && attempt < attempts => {
-                warn!(flow = notice.flow, kind = notice.kind, channel = e.target, attempt, error = %e.message, "Notice not sent; retrying.");
+                warn!(flow = %notice.flow, kind = %notice.kind, subject = subject(&notice.subject), channel = %e.target, attempt, error = %e.message, "Notice not sent; retrying.");
                 tokio::time::sleep(delay).await;
                 delay = delay.saturating_mul(2);
                 attempt += 1;

@@ -62,6 +62,12 @@ pub enum Outcome {
     Failed { attempts: u32, error: NotifyError },
 }
 
+/// A notice's subject as a log field: left out when it has none (a run's failure is about the
+/// flow), rather than logged as `subject=` or `subject=""`.
+fn subject(s: &str) -> Option<tracing::field::DisplayValue<&str>> {
+    (!s.is_empty()).then(|| tracing::field::display(s))
+}
+
 /// Route and send identities (unique in the process).
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
@@ -327,20 +333,20 @@ impl Dispatcher {
     /// then only the log.
     pub fn land(&mut self, landed: Landed, now: DateTime<Utc>) -> Delivery {
         let Landed { flight, attempts, result } = landed;
-        let (flow, kind, subject) = (&flight.key.0, &flight.key.1, &flight.key.2);
+        let (flow, kind, s) = (&flight.key.0, &flight.key.1, &flight.key.2);
         let (channel, held_back, flushed) = (flight.channel.clone(), flight.held_back, flight.flushed);
         let route =
             self.flows.values_mut().flatten().chain(self.global.iter_mut()).chain(self.retired.iter_mut()).find(|r| r.id == flight.route);
         let outcome = match result {
             Ok(()) => {
-                info!(flow, kind, subject, channel, attempts, held_back, flushed, "Notice sent.");
+                info!(flow = %flow, kind = %kind, subject = subject(s), channel = %channel, attempts, held_back, flushed, "Notice sent.");
                 if let Some(w) = route.and_then(|r| r.windows.get_mut(&flight.key)).filter(|w| w.by == Some(flight.id)) {
                     w.by = None;
                 }
                 Outcome::Sent { attempts, held_back }
             }
             Err(e) => {
-                error!(flow, kind, subject, channel, attempts, error_kind = %e.kind, error = %e.message, "Notice not sent.");
+                error!(flow = %flow, kind = %kind, subject = subject(s), channel = %channel, attempts, error_kind = %e.kind, error = %e.message, "Notice not sent.");
                 if let Some(route) = route {
                     undo(route, &flight, now);
                 }
@@ -441,13 +447,13 @@ async fn start(
     for (i, key, step) in steps {
         let route = &mut *routes[i];
         let channel = route.notifier.describe();
-        let (flow, kind, subject) = (&key.0, &key.1, &key.2);
+        let (flow, kind, s) = (&key.0, &key.1, &key.2);
         match step {
             Step::Hold(notice) => {
                 let window = route.windows.entry(key.clone()).or_insert_with(|| Window::sent(now));
                 window.held += 1;
                 window.latest = Some(notice);
-                debug!(flow, kind, subject, channel, held = window.held, "Notice held back by the throttle.");
+                debug!(flow = %flow, kind = %kind, subject = subject(s), channel = %channel, held = window.held, "Notice held back by the throttle.");
                 let held = window.held;
                 route.prune(now);
                 started.push(Started::Done(Delivery { channel, outcome: Outcome::HeldBack { held } }));
@@ -604,7 +610,13 @@ mod tests {
     /// make its notifier).
     fn rule(throttle_s: u64) -> Rule {
         let spec = super::super::CommandSpec { program: "notify".into(), args: vec![], dir: "/".into(), timeout: Duration::from_secs(1) };
-        Rule { on: ["failed".to_string()].into(), throttle: Duration::from_secs(throttle_s), channel: super::super::Channel::Command(spec) }
+        let on = ["failed".to_string()].into();
+        Rule {
+            on,
+            throttle: Duration::from_secs(throttle_s),
+            channel: super::super::Channel::Command(spec),
+            origin: "f.yaml notify[0]".into(),
+        }
     }
 
     fn set(d: &mut Dispatcher, flow: &str, rules: &[Rule], rec: &Arc<Recorder>) {
