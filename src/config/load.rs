@@ -34,11 +34,12 @@ pub fn load_flow_with_warnings(path: &Path) -> (Result<Flow, Vec<Diagnostic>>, V
     match std::fs::read_to_string(path) {
         Ok(text) => check_flow_str(&text, path, &|name| std::env::var(name)),
         Err(e) => (
+            // About the file as a whole (line 0: no position): `path: cannot read flow file: …`.
             Err(vec![Diagnostic {
                 file: path.to_path_buf(),
-                line: 1,
-                col: 1,
-                message: format!("cannot read flow file: {e}"),
+                line: 0,
+                col: 0,
+                message: format!("cannot read flow file: {}", crate::endpoint::local::io_reason(&e)),
                 yaml_path: "/".into(),
             }]),
             Vec::new(),
@@ -286,6 +287,6 @@ mod tests {
     fn unreadable_file_is_one_diagnostic() {
         let errs = load_flow(Path::new("/nonexistent/flow.yaml")).unwrap_err();
         assert_eq!(errs.len(), 1);
-        assert!(errs[0].to_string().starts_with("/nonexistent/flow.yaml:1:1: cannot read flow file: "), "{}", errs[0]);
+        assert!(errs[0].to_string().starts_with("/nonexistent/flow.yaml: cannot read flow file: "), "{}", errs[0]);
     }
 }

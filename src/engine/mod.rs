@@ -202,7 +202,7 @@ pub async fn run_once(
         RunStatus::Ok
     };
     finish(ledger, flow, &mut rec, &report)?;
-    tracing::info!(flow = %flow.name, run = rec.id, status = rec.status.as_str(), delivered = rec.counts.delivered, failed = rec.counts.failed, "Run finished.");
+    tracing::info!(flow = %flow.name, run = rec.id, status = %rec.status.as_str(), delivered = rec.counts.delivered, failed = rec.counts.failed, "Run finished.");
     Ok(report)
 }
 
@@ -267,7 +267,8 @@ fn finish(ledger: &Ledger, flow: &Flow, rec: &mut RunRecord, report: &RunReport)
     }
     let now = now_millis();
     for e in ledger.finish_run_with(rec, |health| alerts::judge(flow, health, report, now))? {
-        tracing::warn!(flow = %e.flow, event = e.kind.as_str(), subject = %e.subject, detail = %e.detail, "Event.");
+        let subject = (!e.subject.is_empty()).then(|| tracing::field::display(&e.subject));
+        tracing::warn!(flow = %e.flow, event = %e.kind.as_str(), subject, detail = %e.detail, "Event.");
     }
     Ok(())
 }
