@@ -208,9 +208,7 @@ impl NameTemplate {
             _ => Ok(()),
         }
     }
-}
 
-impl NameTemplate {
     /// Whether the name changes from one run to the next for the same file (`{{run}}`, the
     /// `date` helper).
     pub fn varies_by_run(&self) -> bool {
