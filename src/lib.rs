@@ -22,3 +22,4 @@ pub mod serve;
 pub mod steps;
 pub mod sync;
 pub mod template;
+pub mod text;

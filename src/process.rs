@@ -30,7 +30,8 @@ pub enum Waited {
 #[derive(Debug)]
 pub struct Exited {
     pub status: ExitStatus,
-    /// The end of what it wrote to stderr (at most the bytes asked for), trimmed.
+    /// The end of what it wrote to stderr, on one line (`crate::text::one_line`: its lines
+    /// joined with ` ⏎ `, control characters made spaces), at most the characters asked for.
     pub stderr: String,
     /// Processes it started were still running in its group when it exited (now killed).
     pub lingered: bool,
@@ -72,9 +73,9 @@ fn live() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<i32>> {
 
 impl Running {
     /// Writes `input` to the program's stdin (when piped; a program that does not read it is
-    /// fine) and closes it, keeps the last `keep` bytes of its stderr, and waits for it to
-    /// exit, at most `limit`.
-    pub async fn wait(mut self, input: Option<Vec<u8>>, limit: Duration, keep: usize) -> Waited {
+    /// fine) and closes it, keeps the last `chars` characters of its stderr (on one line), and
+    /// waits for it to exit, at most `limit`.
+    pub async fn wait(mut self, input: Option<Vec<u8>>, limit: Duration, chars: usize) -> Waited {
         let stdin = self.child.stdin.take();
         let stderr = self.child.stderr.take();
         let write = async move {
@@ -90,7 +91,7 @@ impl Running {
             let lingered = group.kill_leftovers();
             (status, lingered)
         };
-        let waited = match tokio::time::timeout(limit, async { tokio::join!(write, exit, tail(stderr, keep)) }).await {
+        let waited = match tokio::time::timeout(limit, async { tokio::join!(write, exit, tail(stderr, chars)) }).await {
             Err(_) => Waited::TimedOut,
             Ok((_, (Err(e), _), _)) => Waited::Failed(e),
             Ok((_, (Ok(status), lingered), stderr)) => Waited::Exited(Exited { status, stderr, lingered }),
@@ -104,9 +105,12 @@ impl Running {
     }
 }
 
-/// The last `keep` bytes of `stderr`, lossily decoded and trimmed.
-async fn tail(stderr: Option<ChildStderr>, keep: usize) -> String {
+/// The end of `stderr`, lossily decoded, on one line, at most `chars` characters.
+async fn tail(stderr: Option<ChildStderr>, chars: usize) -> String {
     let Some(mut stderr) = stderr else { return String::new() };
+    // Enough bytes for `chars` characters of any width, and for the blank lines and spaces
+    // the flattening drops.
+    let keep = chars.saturating_mul(8);
     let mut kept = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
@@ -119,7 +123,7 @@ async fn tail(stderr: Option<ChildStderr>, keep: usize) -> String {
             }
         }
     }
-    String::from_utf8_lossy(&kept).trim().to_string()
+    crate::text::one_line(&String::from_utf8_lossy(&kept), chars, crate::text::Keep::End)
 }
 
 /// "exited with status N", "was killed by signal N".
@@ -191,9 +195,9 @@ mod tests {
     #[tokio::test]
     async fn exit_status_stdin_and_the_end_of_stderr() {
         let r = spawn(&mut sh("cat >&2; echo >&2; echo more >&2; exit 3")).unwrap();
-        let Waited::Exited(e) = r.wait(Some(b"abcdef".to_vec()), Duration::from_secs(10), 8).await else { panic!() };
+        let Waited::Exited(e) = r.wait(Some(b"abcdef".to_vec()), Duration::from_secs(10), 9).await else { panic!() };
         assert_eq!(describe(e.status), "exited with status 3");
-        assert_eq!(e.stderr, "ef\nmore");
+        assert_eq!(e.stderr, "…ef ⏎ more", "the end, on one line");
         assert!(!e.lingered);
     }
 

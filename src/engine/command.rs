@@ -21,8 +21,9 @@ use crate::template::NameVars;
 
 /// Prefix of the temporary output files (never matched by a completed export's name).
 const TEMP_PREFIX: &str = ".wharf-command-";
-/// How much of the command's stderr is kept for the error message.
-const STDERR_TAIL: usize = 2048;
+/// How much of the end of the command's stderr (its lines joined into one) the error quotes,
+/// in characters.
+const STDERR_TAIL: usize = 500;
 
 /// Why the command produced no file.
 #[derive(Debug, thiserror::Error)]
@@ -185,9 +186,13 @@ mod tests {
     #[tokio::test]
     async fn failure_empty_output_and_timeout() {
         let dir = tempfile::tempdir().unwrap();
-        let c = cmd(&["sh", "-c", "echo partial; echo 'db down' >&2; exit 3"], "x.csv");
+        let c = cmd(&["sh", "-c", "echo partial; printf 'connecting\\n\\nERROR:  db down\\r\\n' >&2; exit 3"], "x.csv");
         let e = produce(&c, dir.path(), "f", 1, SystemTime::now()).await.unwrap_err();
-        assert_eq!(e.to_string(), "source command `sh` exited with status 3; its stderr ends: db down");
+        assert_eq!(
+            e.to_string(),
+            "source command `sh` exited with status 3; its stderr ends: connecting ⏎ ERROR:  db down",
+            "stderr quoted on one line"
+        );
         assert_eq!(e.kind(), ErrorKind::Transient);
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no partial output is left");
 

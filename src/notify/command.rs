@@ -3,15 +3,15 @@
 //!
 //! Owns what a command's end means: a timeout, after which it is killed with everything it
 //! started (`crate::process`), is transient (it may be a passing hang); a non-zero exit is a
-//! permanent error quoting the end of its stderr (on one line: `notify::one_line`); a program that cannot be started is a
-//! permanent error. Its stdout is ignored; processes it leaves running are killed when it
-//! exits (a notification is sent in the foreground).
+//! permanent error quoting the end of its stderr (on one line: `crate::process`); a program
+//! that cannot be started is a permanent error. Its stdout is ignored; processes it leaves
+//! running are killed when it exits (a notification is sent in the foreground).
 
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
 
-use super::{Keep, Notice, Notifier, NotifyError, label, one_line};
+use super::{Notice, Notifier, NotifyError, label};
 use crate::process::{self, Waited};
 use async_trait::async_trait;
 
@@ -58,7 +58,7 @@ impl Notifier for CommandNotifier {
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
         let running = process::spawn(&mut cmd).map_err(|e| NotifyError::permanent(&self.describe, format!("cannot start: {e}")))?;
-        let output = match running.wait(Some(input), self.spec.timeout, STDERR_TAIL * 4).await {
+        let output = match running.wait(Some(input), self.spec.timeout, STDERR_TAIL).await {
             Waited::TimedOut => {
                 return Err(NotifyError::transient(
                     &self.describe,
@@ -74,8 +74,7 @@ impl Notifier for CommandNotifier {
         if output.status.success() {
             return Ok(());
         }
-        let tail = one_line(&output.stderr, STDERR_TAIL, Keep::End);
-        let tail = if tail.is_empty() { tail } else { format!(": {tail}") };
+        let tail = if output.stderr.is_empty() { String::new() } else { format!(": {}", output.stderr) };
         Err(NotifyError::permanent(&self.describe, format!("{}{tail}", process::describe(output.status))))
     }
 

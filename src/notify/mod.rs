@@ -208,43 +208,6 @@ impl fmt::Display for ErrorKind {
     }
 }
 
-/// Which end of a long text [`one_line`] keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Keep {
-    /// The beginning (an answer's body: the reason comes first).
-    Start,
-    /// The end (a program's stderr: the reason comes last).
-    End,
-}
-
-/// What joins the lines of a quoted text in [`one_line`].
-pub(crate) const LINE_BREAK: &str = " ⏎ ";
-
-/// Text from outside (a notify command's stderr, a webhook's answer) made fit for one log
-/// line: its lines trimmed, blank ones dropped, joined with ` ⏎ `; other control characters
-/// (a lone `\r`, tabs, terminal escapes) made spaces; at most `max` characters of it kept
-/// (`keep`), with `…` where the rest was cut. A log line stays one line — in text logs, and
-/// for shippers that take one event per line.
-pub(crate) fn one_line(text: &str, max: usize, keep: Keep) -> String {
-    let flat: String = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(LINE_BREAK)
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    let count = flat.chars().count();
-    if count <= max {
-        return flat;
-    }
-    match keep {
-        Keep::Start => flat.chars().take(max).chain(['…']).collect(),
-        Keep::End => ['…'].into_iter().chain(flat.chars().skip(count - max)).collect(),
-    }
-}
-
 /// `error` and its sources, joined with `: ` (library errors keep the useful part, such as
 /// "connection refused", in a source).
 pub(crate) fn chain(error: &dyn std::error::Error) -> String {
@@ -309,17 +272,6 @@ mod tests {
         let v = serde_json::to_value(&n).unwrap();
         assert_eq!(v["at"], "2023-11-14T22:13:20.123Z");
         assert_eq!((v["kind"].as_str(), v["seq"].is_null(), v["facts"].is_object()), (Some("failed"), true, true));
-    }
-
-    #[test]
-    fn quoted_text_is_made_one_line_and_capped() {
-        let stderr = "step one\r\n\n  \x1b[31mfailed\x1b[0m\tbadly  \nexit\n";
-        assert_eq!(one_line(stderr, 100, Keep::End), "step one ⏎  [31mfailed [0m badly ⏎ exit");
-        assert_eq!(one_line("a\nb\nc", 5, Keep::End), "…b ⏎ c");
-        assert_eq!(one_line("abcdef", 3, Keep::Start), "abc…");
-        assert_eq!(one_line("abcdef", 3, Keep::End), "…def");
-        assert_eq!(one_line("é\nü", 10, Keep::Start), "é ⏎ ü", "counted in characters, not bytes");
-        assert_eq!(one_line("\n \n", 10, Keep::Start), "");
     }
 
     /// An error whose source is `inner`, as HTTP and SMTP clients wrap an io::Error.

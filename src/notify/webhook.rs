@@ -15,9 +15,10 @@ use reqwest::header::{CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 use reqwest::{StatusCode, Url};
 
 use super::message::{JsonTemplate, json_body, slack_body, teams_body};
-use super::{Keep, Notice, Notifier, NotifyError, chain, connect_failure, is_certificate_problem, label, one_line};
+use super::{Notice, Notifier, NotifyError, chain, connect_failure, is_certificate_problem, label};
 use crate::config::Secret;
 pub use crate::config::raw_notify::WebhookFormat;
+use crate::text::{Keep, one_line};
 
 /// Longest part of a refusing answer's body (its lines joined into one) quoted in the error, in
 /// characters.

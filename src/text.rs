@@ -1,0 +1,55 @@
+//! Text from outside wharf (a program's stderr, a server's answer) quoted in wharf's own
+//! messages: made one line, without control characters, and capped.
+
+/// Which end of a long text [`one_line`] keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Keep {
+    /// The beginning (an answer's body: the reason comes first).
+    Start,
+    /// The end (a program's stderr: the reason comes last).
+    End,
+}
+
+/// What joins the lines of a quoted text in [`one_line`].
+pub const LINE_BREAK: &str = " ⏎ ";
+
+/// Text from outside (a program's stderr, a webhook's answer) made fit for one log
+/// line: its lines trimmed, blank ones dropped, joined with ` ⏎ `; other control characters
+/// (a lone `\r`, tabs, terminal escapes) made spaces; at most `max` characters of it kept
+/// (`keep`), with `…` where the rest was cut. A log line stays one line — in text logs, and
+/// for shippers that take one event per line.
+pub fn one_line(text: &str, max: usize, keep: Keep) -> String {
+    let flat: String = text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(LINE_BREAK)
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let count = flat.chars().count();
+    if count <= max {
+        return flat;
+    }
+    match keep {
+        Keep::Start => flat.chars().take(max).chain(['…']).collect(),
+        Keep::End => ['…'].into_iter().chain(flat.chars().skip(count - max)).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoted_text_is_made_one_line_and_capped() {
+        let stderr = "step one\r\n\n  \x1b[31mfailed\x1b[0m\tbadly  \nexit\n";
+        assert_eq!(one_line(stderr, 100, Keep::End), "step one ⏎  [31mfailed [0m badly ⏎ exit");
+        assert_eq!(one_line("a\nb\nc", 5, Keep::End), "…b ⏎ c");
+        assert_eq!(one_line("abcdef", 3, Keep::Start), "abc…");
+        assert_eq!(one_line("abcdef", 3, Keep::End), "…def");
+        assert_eq!(one_line("é\nü", 10, Keep::Start), "é ⏎ ü", "counted in characters, not bytes");
+        assert_eq!(one_line("\n \n", 10, Keep::Start), "");
+    }
+}
