@@ -78,7 +78,7 @@ fn expand(reference: &str, lookup: &Lookup<'_>) -> Result<String, String> {
         },
         Some(("file", path)) if !path.is_empty() => {
             let full = lookup.resolve_path(path);
-            match std::fs::read_to_string(&full) {
+            match super::inputs::read_to_string(&full) {
                 Ok(mut value) => {
                     if value.ends_with('\n') {
                         value.pop();

@@ -14,6 +14,7 @@
 pub mod diagnostic;
 pub mod duration;
 pub mod flow;
+pub mod inputs;
 pub mod interpolate;
 pub mod key_files;
 pub mod load;

@@ -4,11 +4,15 @@
 //! the version it started with); a file that no longer loads is reported and its previous
 //! good version keeps running; a removed file's flow stops being scheduled. Two files naming
 //! the same flow would share its ledger records, so the second one is refused.
+//!
+//! A flow is looked at again when its file or any file it is built from (`config::inputs`:
+//! a script, a schema, a template, a `${file:…}` secret) changes, as told by the files'
+//! identity, length, and modification and change times; [`Registry::reload_all`] (SIGHUP)
+//! looks at every flow again whatever the files say.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use crate::config::{self, Flow};
 
@@ -20,7 +24,8 @@ pub struct Slot {
     pub flow: Option<Arc<Flow>>,
     /// Why the file on disk is not in force, when it is not.
     pub problem: Option<String>,
-    seen: Fingerprint,
+    /// The files as they were when this version was loaded (`None`: look at it again).
+    seen: Option<Fingerprint>,
     /// Refused because another file's flow has its name: looked at again when that changes.
     clash: bool,
 }
@@ -40,14 +45,25 @@ fn stem(file: &Path) -> String {
     file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
-/// What tells a changed file: its modification time and length.
+/// What tells a changed file: which file it is (a deploy that renames a new one into place),
+/// its length, and its modification and change times (the change time also moves when a
+/// copy sets the modification time back: `cp -p`, `rsync -t`). `None`: no file there.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Fingerprint(Option<SystemTime>, u64);
+struct Stamp(Option<(u64, u64, u64, i64, i64, i64, i64)>);
 
-fn fingerprint(path: &Path) -> Fingerprint {
-    match std::fs::metadata(path) {
-        Ok(m) => Fingerprint(m.modified().ok(), m.len()),
-        Err(_) => Fingerprint(None, 0),
+fn stamp(path: &Path) -> Stamp {
+    use std::os::unix::fs::MetadataExt;
+    Stamp(std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino(), m.len(), m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec())))
+}
+
+/// The stamps of a flow file and of every file its flow is built from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Fingerprint(Vec<(PathBuf, Stamp)>);
+
+impl Fingerprint {
+    /// The same files, as they are now.
+    fn now(&self) -> Fingerprint {
+        Fingerprint(self.0.iter().map(|(path, _)| (path.clone(), stamp(path))).collect())
     }
 }
 
@@ -97,6 +113,15 @@ impl Registry {
         self.slots.values().filter_map(|s| s.flow.clone()).collect()
     }
 
+    /// [`rescan`](Self::rescan), loading every flow file again, changed or not (SIGHUP: an
+    /// operator's way to be sure what runs is what the files say now).
+    pub fn reload_all(&mut self) -> Changes {
+        for slot in self.slots.values_mut() {
+            slot.seen = None;
+        }
+        self.rescan()
+    }
+
     /// Reads the folder again and loads every new or changed file. A file refused for a name
     /// clash is looked at again when a file is removed or another flow (re)loads: either may
     /// have freed the name.
@@ -104,7 +129,7 @@ impl Registry {
         let mut changes = self.scan();
         if !changes.loaded.is_empty() && self.slots.values().any(|s| s.clash) {
             for slot in self.slots.values_mut().filter(|s| s.clash) {
-                slot.seen = Fingerprint(None, u64::MAX);
+                slot.seen = None;
             }
             let again = self.scan();
             changes.loaded.extend(again.loaded);
@@ -143,17 +168,26 @@ impl Registry {
         if !changes.removed.is_empty() {
             // A file refused for a name clash may load now: look at every refused file again.
             for slot in self.slots.values_mut().filter(|s| s.problem.is_some()) {
-                slot.seen = Fingerprint(None, u64::MAX);
+                slot.seen = None;
             }
         }
         for file in files {
-            let now = fingerprint(&file);
-            if self.slots.get(&file).is_some_and(|s| s.seen == now) {
+            let seen = self.slots.get(&file).and_then(|s| s.seen.as_ref());
+            if seen.is_some_and(|seen| seen.now() == *seen) {
                 continue;
             }
+            // The flow file's stamp is taken before it is read, so that a change while it is
+            // read shows at the next scan; the files it names are known only once it is.
+            let file_stamp = stamp(&file);
+            let (loaded, inputs) = config::inputs::recording(|| config::load_flow(&file));
+            let mut now = vec![(file.clone(), file_stamp)];
+            now.extend(inputs.into_iter().filter(|p| *p != file).map(|p| {
+                let s = stamp(&p);
+                (p, s)
+            }));
             let previous = self.slots.get(&file).and_then(|s| s.flow.clone());
             let mut clash = false;
-            let (flow, problem) = match config::load_flow(&file) {
+            let (flow, problem) = match loaded {
                 Ok(flow) => match self.clash(&file, &flow.name) {
                     Some(other) => {
                         clash = true;
@@ -198,7 +232,7 @@ impl Registry {
                     changes.loaded.push(name);
                 }
             }
-            self.slots.insert(file.clone(), Slot { file, flow, problem, seen: now, clash });
+            self.slots.insert(file.clone(), Slot { file, flow, problem, seen: Some(Fingerprint(now)), clash });
         }
         changes
     }
@@ -212,6 +246,7 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::SystemTime;
 
     fn flow_yaml(name: &str, root: &Path) -> String {
         format!(
@@ -297,6 +332,70 @@ mod tests {
         assert_eq!(r.flow("trig").unwrap().file, d.join("z.yaml"));
         assert!(r.slots().all(|s| s.problem.is_none()));
         assert!(r.rescan().is_empty(), "nothing changed");
+    }
+
+    /// A flow whose records go through the script `m.rhai` and whose password is the secret
+    /// file `secret.txt`, beside it.
+    fn scripted_yaml(name: &str, root: &Path) -> String {
+        format!(
+            "{}quarantine: {{ endpoint: a, path: /bad }}\nsteps: [ {{ parse: {{ format: csv }} }}, {{ map: {{ script: m.rhai }} }} ]\n",
+            flow_yaml(name, root).replace(
+                "endpoints:\n",
+                "endpoints:\n  partner: { type: ftp, host: 127.0.0.1, user: u, password: \"${file:secret.txt}\", tls: none }\n"
+            )
+        )
+    }
+
+    fn password_of(r: &Registry, name: &str) -> String {
+        match &r.flow(name).unwrap().endpoints["partner"] {
+            config::flow::EndpointSpec::Ftp(f) => f.password.expose().to_string(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_flow_is_reloaded_when_a_file_it_is_built_from_changes() {
+        // Was: only the flow file's mtime and length were watched, so a corrected script, a
+        // rotated password file or a script that appeared later were never seen by a daemon.
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(&d.join("secret.txt"), "old", 1);
+        write(&d.join("s.yaml"), &scripted_yaml("scripted", d), 1);
+        let mut r = Registry::new(d);
+        assert_eq!(r.rescan().refused, [d.join("s.yaml")], "its script is missing");
+
+        write(&d.join("m.rhai"), "fn map(r) { r }", 1);
+        assert_eq!(r.rescan().loaded, ["scripted"], "loaded once the script is there");
+        assert!(r.rescan().is_empty(), "nothing changed");
+
+        // Past the file system's coarse clock tick, so the change time moves.
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        write(&d.join("m.rhai"), "fn map(x) { x }", 1);
+        assert_eq!(r.rescan().loaded, ["scripted"], "a same-length edit with the old mtime (cp -p) is seen");
+
+        assert_eq!(password_of(&r, "scripted"), "old");
+        std::thread::sleep(std::time::Duration::from_millis(25));
+        write(&d.join("secret.txt"), "new", 1);
+        assert_eq!(r.rescan().loaded, ["scripted"], "a rotated secret file");
+        assert_eq!(password_of(&r, "scripted"), "new");
+        assert!(r.rescan().is_empty());
+
+        std::fs::remove_file(d.join("m.rhai")).unwrap();
+        assert_eq!(r.rescan().refused, [d.join("s.yaml")]);
+        assert!(r.flow("scripted").is_some(), "the previous version stays in force");
+    }
+
+    #[test]
+    fn reload_all_loads_every_flow_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(&d.join("a.yaml"), &flow_yaml("alpha", d), 1);
+        write(&d.join("b.yaml"), &flow_yaml("beta", d), 1);
+        let mut r = Registry::new(d);
+        assert_eq!(r.rescan().loaded, ["alpha", "beta"]);
+        assert!(r.rescan().is_empty());
+        assert_eq!(r.reload_all().loaded, ["alpha", "beta"], "unchanged, loaded again");
+        assert!(r.rescan().is_empty());
     }
 
     /// What the registry logs, captured.

@@ -42,7 +42,11 @@ pub struct Finished {
 /// Commands to the loop.
 pub(super) enum Cmd {
     Trigger(String, oneshot::Sender<Result<Triggered, TriggerError>>),
-    Reload,
+    /// Look at the flow files again: the changed ones (`all: false`, the periodic rescan) or
+    /// every one (SIGHUP, [`Supervisor::reload`]).
+    Reload {
+        all: bool,
+    },
     Done(String, Result<Arc<RunReport>, String>, Duration),
     /// Shutdown: every run has stopped (finished or cut off); the loop answers and ends.
     Stop(oneshot::Sender<()>),
@@ -163,9 +167,9 @@ impl Handle {
         trigger(&self.shared, flow).await
     }
 
-    /// Re-reads the flows folder now (as SIGHUP does).
+    /// Re-reads the flows folder now, loading every flow again (as SIGHUP does).
     pub fn reload(&self) {
-        let _ = self.shared.cmd.send(Cmd::Reload);
+        let _ = self.shared.cmd.send(Cmd::Reload { all: true });
     }
 
     /// Finished runs from now on.
@@ -295,12 +299,15 @@ fn spawn_rescan(shared: &Arc<Shared>) {
             };
             #[cfg(not(unix))]
             let hup_recv = std::future::pending::<()>();
-            tokio::select! {
-                _ = tokio::time::sleep(every) => {}
-                _ = hup_recv => tracing::info!("SIGHUP: reloading the flows."),
-            }
+            let all = tokio::select! {
+                _ = tokio::time::sleep(every) => false,
+                _ = hup_recv => {
+                    tracing::info!("SIGHUP: loading every flow again.");
+                    true
+                }
+            };
             let Some(shared) = weak.upgrade() else { return };
-            if shared.stop.requested() || shared.cmd.send(Cmd::Reload).is_err() {
+            if shared.stop.requested() || shared.cmd.send(Cmd::Reload { all }).is_err() {
                 return;
             }
         }
@@ -353,7 +360,7 @@ async fn drain(shared: &Arc<Shared>, rx: &mut mpsc::UnboundedReceiver<Cmd>) {
             Cmd::Trigger(_, reply) => {
                 let _ = reply.send(Err(TriggerError::ShuttingDown));
             }
-            Cmd::Reload => {}
+            Cmd::Reload { .. } => {}
             Cmd::Done(name, report, took) => finished(shared, &name, report, took, shared.clock.now()),
         }
     }
@@ -441,8 +448,8 @@ fn start_or_defer(shared: &Arc<Shared>, flow: Arc<Flow>, now: DateTime<Utc>) -> 
 fn handle(shared: &Arc<Shared>, cmd: Cmd) {
     let now = shared.clock.now();
     match cmd {
-        Cmd::Reload => {
-            let changes = shared.registry().rescan();
+        Cmd::Reload { all } => {
+            let changes = if all { shared.registry().reload_all() } else { shared.registry().rescan() };
             if !changes.is_empty() {
                 plan_all(shared, now);
             }

@@ -351,7 +351,7 @@ pub fn load_table(path: &Path, raw: &RawLookup) -> Result<Table, String> {
         [b] => *b,
         _ => return Err(format!("`{}` must be one character", raw.delimiter)),
     };
-    let file = std::fs::File::open(path).map_err(|e| format!("cannot read look-up table {}: {e}", path.display()))?;
+    let file = crate::config::inputs::open(path).map_err(|e| format!("cannot read look-up table {}: {e}", path.display()))?;
     let text = super::parse::Decoded::new(file, encoding_rs::UTF_8);
     let mut rdr = csv::ReaderBuilder::new().delimiter(delimiter).from_reader(text);
     let header: Vec<String> = rdr

@@ -925,7 +925,9 @@ fn build_map(raw: &crate::config::raw_steps::RawMap, base: &Path) -> Result<Mapp
         }
     }
     let path = base.join(&raw.script);
-    let text = std::fs::read_to_string(&path).map_err(|e| problems.push(("script", format!("cannot read {}: {e}", path.display())))).ok();
+    let text = crate::config::inputs::read_to_string(&path)
+        .map_err(|e| problems.push(("script", format!("cannot read {}: {e}", path.display()))))
+        .ok();
     // The script is compiled whatever else is wrong, so its syntax errors are reported with the
     // others (a bad timeout or look-up table does not change what the script says).
     let built = text.map(|text| {

@@ -116,8 +116,10 @@ impl Checker<'_, '_> {
                 return None;
             }
             let path = self.lookup.resolve_path(&file);
-            let text =
-                self.ok(&t_at, std::fs::read_to_string(&path).map_err(|e| format!("cannot read template `{}`: {e}", path.display())))?;
+            let text = self.ok(
+                &t_at,
+                crate::config::inputs::read_to_string(&path).map_err(|e| format!("cannot read template `{}`: {e}", path.display())),
+            )?;
             self.ok(&t_at, JsonTemplate::new(&text, &file))
         });
         let mut headers = Vec::new();
@@ -218,7 +220,7 @@ impl Checker<'_, '_> {
             return None;
         }
         let path = self.lookup.resolve_path(&file);
-        let check = std::fs::read(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display())).and_then(|pem| {
+        let check = crate::config::inputs::read(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display())).and_then(|pem| {
             match rustls::pki_types::CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
                 Ok(certs) if !certs.is_empty() => Ok(()),
                 Ok(_) => Err(format!("`{}` holds no PEM certificate", path.display())),
