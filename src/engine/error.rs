@@ -87,6 +87,13 @@ impl FileError {
         }
     }
 
+    /// Whether trying again within the run may help: a passing (transient) trouble, but not
+    /// a source that differs from its listing — the listing is what is stale, and trying
+    /// again a second later gets the same answer; the next run lists the file again.
+    pub fn retried_in_run(&self) -> bool {
+        self.kind().is_transient() && !matches!(self, FileError::Changed(_))
+    }
+
     /// Errors after which the run cannot go on with any file: the ledger or the local disk
     /// is unusable (full, read-only), or an endpoint refuses us entirely. They are never the
     /// file's fault, so the file is left in place, resumable, and `after.failure` not applied.

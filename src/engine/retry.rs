@@ -1,6 +1,7 @@
 //! Retry of transient errors within a run: exponential backoff with jitter.
 //!
-//! The only place retry decisions are made, always from `ErrorKind`, never from messages.
+//! The only place retry decisions are made, always from the error's kind and type
+//! ([`FileError::retried_in_run`]), never from messages.
 
 use std::future::Future;
 use std::time::Duration;
@@ -20,7 +21,7 @@ where
     loop {
         match op().await {
             Ok(v) => return Ok(v),
-            Err(e) if e.kind().is_transient() && attempt < policy.attempts.max(1) => {
+            Err(e) if e.retried_in_run() && attempt < policy.attempts.max(1) => {
                 let wait = jitter(delay);
                 tracing::warn!(what, attempt, error = %e, wait_ms = wait.as_millis() as u64, "Transient failure; retrying.");
                 tokio::time::sleep(wait).await;

@@ -305,7 +305,9 @@ async fn linked(path: &RemotePath, size: u64, file: &Path, hash: Hash, opened: E
     let (len, hasher) = pipe::hash_file(file.to_path_buf()).await.map_err(io(file))?;
     if len != size {
         discard(file).await;
-        return Err(FileError::Changed(format!("{path} has {len} bytes, but the listing said {size}; it changed since it was listed")));
+        return Err(FileError::Changed(format!(
+            "{path} has {len} bytes, but the listing said {size}; it changed since it was listed, and the next run looks at it again"
+        )));
     }
     Ok(Staged { size, sha256: Some(hex::encode(hasher.finalize())), data: None, opened: Some(opened) })
 }
@@ -350,7 +352,9 @@ fn check_length(path: &RemotePath, got: u64, size: u64) -> Result<(), FileError>
         )));
     }
     if got != size {
-        return Err(FileError::Changed(format!("{path} has {got} bytes, but the listing said {size}; it changed while it was downloaded")));
+        return Err(FileError::Changed(format!(
+            "{path} has {got} bytes, but the listing said {size}; it changed while it was downloaded, and the next run looks at it again"
+        )));
     }
     Ok(())
 }

@@ -1079,6 +1079,42 @@ async fn a_file_deleted_after_the_listing_is_skipped_in_the_report_and_the_ledge
     assert_eq!(read(&fx.dst.join("inbox/b.csv")), b"b");
 }
 
+/// A file whose length differs from its listing's when it is read (the partner still writing
+/// it, or a new version of another size) is not ready: not tried again within the run (each
+/// try got the same answer, with a warning and a backoff), not counted as a failure towards
+/// `give_up_after`; the next run takes it. Held in memory (small) and linked (bigger) alike.
+#[tokio::test]
+async fn a_file_that_grew_after_the_listing_is_not_ready_and_not_retried_in_the_run() {
+    let mut fx = fixture();
+    fx.flow.concurrency = Some(1);
+    fx.flow.retry = Retry { attempts: 3, backoff: Duration::from_secs(5), give_up_after: 1 };
+    let big = |n: usize| vec![b'x'; stage::INLINE_MAX as usize * 2 + n];
+    fx.put("in/a.csv", b"a");
+    fx.put("in/b.csv", b"short");
+    fx.put("in/c.csv", &big(0));
+    let src = fx.src.clone();
+    let started = std::time::Instant::now();
+    let r = fx
+        .run_with(|f| {
+            if f.path == "/in/a.csv" {
+                std::fs::write(src.join("in/b.csv"), b"short, and longer").unwrap();
+                std::fs::write(src.join("in/c.csv"), big(7)).unwrap();
+            }
+        })
+        .await;
+    assert!(started.elapsed() < Duration::from_secs(5), "no backoff: not retried in the run");
+    assert_eq!((r.counts.delivered, r.counts.not_ready, r.counts.failed), (1, 2, 0), "{r:#?}");
+    assert!(r.files[1].detail.contains("grew past 5 bytes"), "{}", r.files[1].detail);
+    for rel in ["in/b.csv", "in/c.csv"] {
+        let rec = fx.ledger.file("t", rel).unwrap();
+        assert!(rec.as_ref().is_none_or(|r| r.attempts == 0 && r.last_error.is_none()), "{rec:?}");
+    }
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, r.counts.failed), (2, 0), "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/b.csv")), b"short, and longer");
+    assert_eq!(read(&fx.dst.join("inbox/c.csv")), big(7));
+}
+
 /// Replaces `rel` under the fixture's source with `body` (same size, the caller's choice) and
 /// a modification time a minute later than it had, as a partner re-sending it would.
 fn replace_later(src: &Path, rel: &str, body: &[u8]) {

@@ -240,10 +240,21 @@ async fn advance(
                 let hash = staging_hash(cx);
                 // Steps read the staged file; anything else can take its bytes.
                 let in_memory = cx.flow.steps.is_none();
-                let st = retry(policy, "download", || {
+                let st = match retry(policy, "download", || {
                     stage::stage(&*cx.source, &entry.path, entry.size, staged, resume, hash, in_memory, &cx.budget)
                 })
-                .await?;
+                .await
+                {
+                    // Another length than the listing's: the partner is still writing, or
+                    // put another version there. Not ready, as a file found replaced below:
+                    // the next run lists it again and judges its readiness anew.
+                    Err(FileError::Changed(why)) => {
+                        stage::discard(staged).await;
+                        tracing::info!(flow, path = %entry.path, reason = %why, "Not taken: the file changed since it was listed.");
+                        return Ok(report(&entry.path, Outcome::NotReady, why));
+                    }
+                    other => other?,
+                };
                 if let Some(why) = replaced_since_listed(cx, rec, st.opened.as_ref()) {
                     // What was read is not the version listed (and judged ready): nothing is
                     // delivered or recorded for it; the next run lists the new version and
