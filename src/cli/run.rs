@@ -26,24 +26,28 @@ pub fn resolve_flow_path(flow: &Path) -> PathBuf {
     flow_candidates(flow).into_iter().find(|p| p.exists()).unwrap_or_else(|| flow.to_path_buf())
 }
 
-/// Where `FLOW` is looked for, in order.
-fn flow_candidates(flow: &Path) -> [PathBuf; 3] {
+/// Where `FLOW` is looked for, in order: the path as given, and for a name without a folder
+/// (`orders`) `flows/orders.yaml` and `.yml` too. A path with a folder (`flows/orders.yaml`)
+/// is only itself: `flows/flows/orders.yaml` is nobody's flow.
+fn flow_candidates(flow: &Path) -> Vec<PathBuf> {
     let in_flows = |ext| Path::new("flows").join(flow).with_extension(ext);
-    [flow.to_path_buf(), in_flows("yaml"), in_flows("yml")]
+    if flow.components().count() > 1 {
+        return vec![flow.to_path_buf()];
+    }
+    vec![flow.to_path_buf(), in_flows("yaml"), in_flows("yml")]
 }
 
 /// What is said when no candidate of `FLOW` exists: where it was looked for. (The loader's
 /// "cannot read flow file: No such file or directory (os error 2)" at `FLOW:1:1` named only
 /// the first place, and a position in a file that is not there.)
 fn no_flow_file(flow: &Path) -> String {
-    let [given, yaml, yml] = flow_candidates(flow);
-    format!(
-        "{}: no such flow file (looked for {}, {} and {}; give a flow file, or the name of one in ./flows)",
-        given.display(),
-        given.display(),
-        yaml.display(),
-        yml.display()
-    )
+    let places: Vec<String> = flow_candidates(flow).iter().map(|p| p.display().to_string()).collect();
+    let looked = match places.as_slice() {
+        [one] => format!("looked for {one}"),
+        [first @ .., last] => format!("looked for {} and {last}", first.join(", ")),
+        [] => String::new(),
+    };
+    format!("{}: no such flow file ({looked}; give a flow file, or the name of one in ./flows)", flow.display())
 }
 
 /// Loads the flow named by `flow` (see [`resolve_flow_path`]) and logs its warnings; the
@@ -197,5 +201,23 @@ pub fn print_summary(r: &RunReport) {
     super::awaits::print_responses(&r.responses);
     if let Some(e) = &r.error {
         outln!("error: {e}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_flow_says_where_it_was_looked_for() {
+        assert_eq!(
+            no_flow_file(Path::new("orders")),
+            "orders: no such flow file (looked for orders, flows/orders.yaml and flows/orders.yml; give a flow file, or the name of one in ./flows)"
+        );
+        // A path is only itself: it said "looked for flows/orders.yaml, flows/flows/orders.yaml and …".
+        assert_eq!(
+            no_flow_file(Path::new("flows/orders.yaml")),
+            "flows/orders.yaml: no such flow file (looked for flows/orders.yaml; give a flow file, or the name of one in ./flows)"
+        );
     }
 }

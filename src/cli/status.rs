@@ -92,15 +92,12 @@ fn from_ledger(dir: &Path, global: &Global) -> anyhow::Result<(Vec<FlowStatus>, 
     Ok((flows, notes))
 }
 
-/// The `*.yaml` / `*.yml` files of `dir`, by name; `None` without such a folder.
+/// The flow files of `dir` as `wharf serve` and `wharf validate` take them (`*.yaml` /
+/// `*.yml`, sorted, test files skipped); `None` without such a folder.
 fn flow_files(dir: &Path) -> Option<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .ok()?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_file() && p.extension().is_some_and(|e| e == "yaml" || e == "yml"))
-        .collect();
-    files.sort();
-    Some(files)
+    // Checked here: `find_flows` hands back a folder it cannot read, for its loader to report.
+    std::fs::read_dir(dir).ok()?;
+    Some(crate::config::find_flows(&[dir.to_path_buf()]))
 }
 
 fn flow_of_file(file: &Path) -> FlowStatus {
@@ -220,5 +217,18 @@ mod tests {
         f.waiting = true;
         assert_eq!(state(&f, true), "waiting+1");
         f.waiting = false;
+    }
+
+    #[test]
+    fn the_flows_folder_is_read_as_serve_reads_it_test_files_left_out() {
+        // Listed `roster-import.test.yaml` as a flow with "invalid flow file: 7 problem(s)".
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["b.yaml", "a.yml", "a.test.yaml", "b.test.yml", "notes.txt"] {
+            std::fs::write(dir.path().join(name), "").unwrap();
+        }
+        let names: Vec<String> =
+            flow_files(dir.path()).unwrap().iter().map(|p| p.file_name().unwrap().to_string_lossy().into_owned()).collect();
+        assert_eq!(names, ["a.yml", "b.yaml"]);
+        assert_eq!(flow_files(&dir.path().join("nope")), None);
     }
 }

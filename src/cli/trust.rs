@@ -62,7 +62,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 known_hosts_name(&host, port)
             );
             if !args.yes {
-                errln!("Not recorded. If the change is expected, remove line {line} from {} and run this again.", file.display());
+                // `--yes` replaces the line (the old key must not stay trusted), so say that,
+                // not "edit the file".
+                errln!(
+                    "Not recorded. If the change is expected (check the new fingerprint with the partner), run this again with \
+                     --yes to replace line {line} of {}.",
+                    file.display()
+                );
                 return Ok(ExitCode::from(1));
             }
             // The old key must not stay trusted beside the new one.

@@ -65,7 +65,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
                 continue;
             }
-            checked += 1;
+            // A path that names nothing is a problem, not a flow that was checked.
+            if file.exists() {
+                checked += 1;
+            }
             let (loaded, file_warnings) = config::load_flow_with_warnings(&file);
             warnings.extend(file_warnings);
             match loaded {

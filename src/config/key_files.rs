@@ -26,6 +26,9 @@ pub struct KeyFile {
     pub yaml_path: String,
     /// The file, resolved (absolute).
     pub path: PathBuf,
+    /// What makes the file when it is missing, where wharf can: for a known_hosts file, the
+    /// `wharf trust HOST:PORT --known-hosts PATH` that records the server's key in it.
+    pub make: Option<String>,
 }
 
 /// The files the endpoints `names` of `flow` read when they connect (each endpoint once).
@@ -38,23 +41,24 @@ pub fn key_files<'a>(flow: &Flow, names: impl IntoIterator<Item = &'a str>) -> V
         }
         seen.push(name);
         let at = format!("/endpoints/{}", escape(name));
-        let mut add = |field: &'static str, yaml_path: String, path: &Path| {
-            out.push(KeyFile { endpoint: name.to_string(), field, yaml_path, path: path.to_path_buf() });
+        let mut add = |field: &'static str, yaml_path: String, path: &Path, make: Option<String>| {
+            out.push(KeyFile { endpoint: name.to_string(), field, yaml_path, path: path.to_path_buf(), make });
         };
         match flow.endpoints.get(name) {
             Some(EndpointSpec::Sftp(s)) => {
                 if let SshAuth::Key { path, .. } = &s.auth {
-                    add("private_key", format!("{at}/auth/private_key"), path);
+                    add("private_key", format!("{at}/auth/private_key"), path, None);
                 }
                 if let HostKeyPolicy::KnownHosts(path) = &s.host_key {
-                    add("known_hosts", format!("{at}/host_key/known_hosts"), path);
+                    let trust = crate::endpoint::sftp::trust_command(&s.host, s.port, path);
+                    add("known_hosts", format!("{at}/host_key/known_hosts"), path, Some(trust));
                 }
             }
             Some(EndpointSpec::Ftp(f)) => {
                 if let CertTrust::CaFile(path) = &f.trust
                     && f.tls != super::flow::FtpTls::None
                 {
-                    add("ca_file", format!("{at}/ca_file"), path);
+                    add("ca_file", format!("{at}/ca_file"), path, None);
                 }
             }
             Some(EndpointSpec::Local { .. }) | None => {}
@@ -69,9 +73,10 @@ pub fn problem(file: &KeyFile) -> Option<String> {
     match std::fs::File::open(&file.path).and_then(|f| f.metadata()) {
         Ok(m) if m.is_dir() => Some(format!("{what} is a folder, not a file")),
         Ok(_) => None,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            Some(format!("{what} does not exist (put the file there, or correct `{}`)", file.field))
-        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(match &file.make {
+            Some(make) => format!("{what} does not exist (record the server's key in it with `{make}`, or correct `{}`)", file.field),
+            None => format!("{what} does not exist (put the file there, or correct `{}`)", file.field),
+        }),
         Err(e) => Some(format!("{what} cannot be read: {e}")),
     }
 }
@@ -117,7 +122,15 @@ sinks: [ { endpoint: l } ]
         let got: Vec<String> = check(&flow, ["t", "f"]).into_iter().map(|d| format!("{}:{} {}", d.line, d.col, d.message)).collect();
         assert_eq!(got.len(), 3, "{got:#?}");
         assert!(got[0].starts_with("4:59 endpoint `t`: private_key ") && got[0].ends_with("keys is a folder, not a file"), "{got:#?}");
-        assert!(got[1].starts_with("4:92 endpoint `t`: known_hosts ") && got[1].contains("nope does not exist"), "{got:#?}");
+        // A missing known_hosts file says how to make it: it said only "put the file there".
+        let nope = dir.path().join("nope");
+        assert_eq!(
+            got[1],
+            format!(
+                "4:92 endpoint `t`: known_hosts {0} does not exist (record the server's key in it with `wharf trust h --known-hosts {0}`, or correct `known_hosts`)",
+                nope.display()
+            )
+        );
         assert!(got[2].starts_with("5:59 endpoint `f`: ca_file ") && got[2].contains("ca.pem does not exist"), "{got:#?}");
         std::fs::write(&key, "").unwrap();
         assert!(check(&flow, ["s", "l"]).is_empty());

@@ -34,12 +34,17 @@ pub fn load_flow_with_warnings(path: &Path) -> (Result<Flow, Vec<Diagnostic>>, V
     match std::fs::read_to_string(path) {
         Ok(text) => check_flow_str(&text, path, &|name| std::env::var(name)),
         Err(e) => (
-            // About the file as a whole (line 0: no position): `path: cannot read flow file: …`.
+            // About the file as a whole (line 0: no position): `path: cannot read flow file: …`,
+            // or in words what to give when the path names nothing (`wharf validate flows/`
+            // where there is no such folder yet).
             Err(vec![Diagnostic {
                 file: path.to_path_buf(),
                 line: 0,
                 col: 0,
-                message: format!("cannot read flow file: {}", crate::endpoint::local::io_reason(&e)),
+                message: match e.kind() {
+                    std::io::ErrorKind::NotFound => "no such file or folder (give a flow file, or a folder of flow files)".into(),
+                    _ => format!("cannot read flow file: {}", crate::endpoint::local::io_reason(&e)),
+                },
                 yaml_path: "/".into(),
             }]),
             Vec::new(),
@@ -287,6 +292,9 @@ mod tests {
     fn unreadable_file_is_one_diagnostic() {
         let errs = load_flow(Path::new("/nonexistent/flow.yaml")).unwrap_err();
         assert_eq!(errs.len(), 1);
-        assert!(errs[0].to_string().starts_with("/nonexistent/flow.yaml: cannot read flow file: "), "{}", errs[0]);
+        assert_eq!(errs[0].to_string(), "/nonexistent/flow.yaml: no such file or folder (give a flow file, or a folder of flow files)");
+        let dir = tempfile::tempdir().unwrap();
+        let errs = load_flow(dir.path()).unwrap_err();
+        assert!(errs[0].to_string().starts_with(&format!("{}: cannot read flow file: ", dir.path().display())), "{}", errs[0]);
     }
 }

@@ -107,10 +107,10 @@ pub(super) fn register(cx: &Ctx<'_>, rec: &FileRecord) -> Result<(), FileError> 
         ..Default::default()
     };
     match cx.ledger.register_await(&a)? {
-        Registered::New => tracing::info!(flow, request = %rec.path, expected = %expected, "Awaiting the response."),
+        Registered::New => tracing::info!(flow = %flow, request = %rec.path, expected = %expected, "Awaiting the response."),
         Registered::Existing => {}
         Registered::Replaced(old) if old.state.is_open() => tracing::warn!(
-            flow,
+            flow = %flow,
             request = %rec.path,
             previous = %old.request,
             expected = %expected,

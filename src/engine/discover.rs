@@ -42,7 +42,7 @@ pub async fn discover(
             // holds nothing for this run; the others are still taken. (The source folder
             // itself failing stops the run.)
             Err(e) if depth > 0 && matches!(e.kind, ErrorKind::PermissionDenied | ErrorKind::NotFound) => {
-                tracing::warn!(flow, folder = %dir, error = %e, "Skipping a subfolder that cannot be listed.");
+                tracing::warn!(flow = %flow, folder = %dir, error = %e, "Skipping a subfolder that cannot be listed.");
                 continue;
             }
             Err(e) => return Err(e),
@@ -57,7 +57,7 @@ pub async fn discover(
                     // Said only of what the flow would have taken, were it a file.
                     let rel = e.path.strip_prefix(&src.path).unwrap_or_default();
                     if src.include.is_match(rel) && !src.exclude.is_match(rel) && !crate::config::flow::is_hidden(rel) {
-                        tracing::warn!(flow, path = %e.path, "Skipping an entry that is not a regular file or folder (a symbolic link, say): only regular files are taken.");
+                        tracing::warn!(flow = %flow, path = %e.path, "Skipping an entry that is not a regular file or folder (a symbolic link, say): only regular files are taken.");
                     }
                 }
                 EntryKind::Dir => {}

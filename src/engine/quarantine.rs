@@ -107,7 +107,7 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
         match sent {
             Err(FileError::TargetExists { .. }) if raced < naming::MAX_NAME_RACES => {
                 raced += 1;
-                tracing::info!(flow, copy = %c, "Quarantine name taken by somebody else before the rename; choosing another.");
+                tracing::info!(flow = %flow, copy = %c, "Quarantine name taken by somebody else before the rename; choosing another.");
             }
             sent => {
                 sent.map_err(aside)?;
@@ -120,7 +120,7 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
         for (local, ext) in [(json, "report.json"), (txt, "report.txt")] {
             let Ok(meta) = tokio::fs::metadata(&local).await else {
                 // Only possible when the staging folder was emptied after the verdict was recorded.
-                tracing::warn!(flow, path = %entry.path, report = %local.display(), "Quarantine report missing; not uploaded.");
+                tracing::warn!(flow = %flow, path = %entry.path, report = %local.display(), "Quarantine report missing; not uploaded.");
                 continue;
             };
             let (target, size) = (beside(&copy, ext)?, meta.len());
@@ -151,7 +151,7 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
     result.quarantine = Some(qr);
     cx.store(Transition::Result { flow: flow.clone(), rec: rec.clone(), result: result.clone() }).await?;
     content::discard_with_outputs(staged).await;
-    tracing::warn!(flow, path = %entry.path, copy = %copy, "Quarantined.");
+    tracing::warn!(flow = %flow, path = %entry.path, copy = %copy, "Quarantined.");
     Ok(FileReport {
         path: entry.path.to_string(),
         outcome: Outcome::Quarantined,

@@ -117,7 +117,7 @@ pub async fn sweep(dir: &Path, flow: &str, ledger: &crate::ledger::Ledger) -> Re
         names.iter().filter(|n| n.split('.').next().is_some_and(|s| !live.contains(s))).map(|n| folder.join(n)).collect();
     let removed = orphans.len();
     if removed > 0 {
-        tracing::info!(flow, files = removed, folder = %folder.display(), "Removing staging files no file in flight needs (left by a run that was killed).");
+        tracing::info!(flow = %flow, files = removed, folder = %folder.display(), "Removing staging files no file in flight needs (left by a run that was killed).");
         discard_files(orphans).await;
     }
     Ok(removed)
@@ -133,7 +133,7 @@ pub async fn clear(dir: &Path, flow: &str) -> usize {
         Err(_) => return 0,
     };
     if !files.is_empty() {
-        tracing::warn!(flow, files = files.len(), folder = %folder.display(), "The state folder is full: removing the flow's staging files.");
+        tracing::warn!(flow = %flow, files = files.len(), folder = %folder.display(), "The state folder is full: removing the flow's staging files.");
     }
     let removed = files.len();
     discard_files(files).await;

@@ -139,12 +139,17 @@ async fn changed_host_key_is_refused_loudly() {
     let kh = dir.path().join("known_hosts");
     let fields: Vec<&str> = other_pub.split_whitespace().take(2).collect();
     std::fs::write(&kh, format!("# a comment\n[127.0.0.1]:{} {}\n", sshd.port, fields.join(" "))).unwrap();
-    let err = refused(with_host_key(sshd.sftp_spec(sshd.password_auth()), HostKeyPolicy::KnownHosts(kh))).await;
+    let err = refused(with_host_key(sshd.sftp_spec(sshd.password_auth()), HostKeyPolicy::KnownHosts(kh.clone()))).await;
     assert_eq!(err.kind, ErrorKind::HostKey, "{err}");
     let msg = err.to_string();
     assert!(msg.contains("HOST KEY CHANGED"), "{msg}");
     assert!(msg.contains("known_hosts line 2"), "{msg}");
     assert!(msg.contains(&sshd.fingerprint()), "{msg}");
+    // The command that replaces the line (it said "remove that line and run `wharf trust …`").
+    assert!(
+        msg.ends_with(&format!("replace that line with `wharf trust 127.0.0.1:{} --known-hosts {} --yes`", sshd.port, kh.display())),
+        "{msg}"
+    );
 }
 
 #[tokio::test]
@@ -343,6 +348,8 @@ async fn trust_cli_asks_records_and_refuses_changed_keys() {
     let (code, _, err) = trust(&sshd, &kh2, &[], "y\n");
     assert_eq!(code, 1, "{err}");
     assert!(err.contains("HOST KEY CHANGED"), "{err}");
+    // What to do next is the `--yes` below (it said "remove line 1 … and run this again").
+    assert!(err.contains(&format!("run this again with --yes to replace line 1 of {}.", kh2.display())), "{err}");
     assert_eq!(std::fs::read_to_string(&kh2).unwrap().lines().count(), 1, "unchanged");
     let (code, out, err) = trust(&sshd, &kh2, &["--yes"], "");
     assert_eq!(code, 0, "{err}");

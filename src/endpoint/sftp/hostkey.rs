@@ -270,7 +270,8 @@ impl HostKeyCheck {
                 )),
                 Verdict::Changed { line } => Err(format!(
                     "HOST KEY CHANGED for {name}: the server offers {alg} {fp}, but {} (known_hosts line {line}) records another key; \
-                     this may be an attack. If the server's key was really replaced, remove that line and run `{}`",
+                     this may be an attack. If the server's key was really replaced (check the new fingerprint with the partner), \
+                     replace that line with `{} --yes`",
                     file.display(),
                     trust_command(&self.host, self.port, file)
                 )),

@@ -260,7 +260,7 @@ async fn advance(
                     // delivered or recorded for it; the next run lists the new version and
                     // takes it as the new file it is.
                     stage::discard(staged).await;
-                    tracing::info!(flow, path = %entry.path, reason = %why, "Not taken: the file was replaced since it was listed.");
+                    tracing::info!(flow = %flow, path = %entry.path, reason = %why, "Not taken: the file was replaced since it was listed.");
                     return Ok(report(&entry.path, Outcome::NotReady, why));
                 }
                 rec.sha256 = st.sha256;
@@ -335,7 +335,7 @@ async fn advance(
                 let confirmed = |i: u32| rec.deliveries.iter().any(|d| d.sink == i && d.done);
                 let pending = (0..cx.sinks.len() as u32).any(|i| !confirmed(i) || (p.rejects.is_some() && !confirmed(REJECTS + i)));
                 if pending && !fresh && !p.ready().await {
-                    tracing::warn!(flow, path = %entry.path, "Staging file missing; downloading again.");
+                    tracing::warn!(flow = %flow, path = %entry.path, "Staging file missing; downloading again.");
                     rec.state = FileState::Claimed;
                     continue;
                 }
@@ -360,7 +360,7 @@ async fn advance(
                         Err(e) if e.aborts_run() => return Err(e),
                         Err(e) => {
                             let sink = cx.flow.sinks[i].endpoint.clone();
-                            tracing::warn!(flow, path = %entry.path, sink, error = %e, "Delivery to a sink failed.");
+                            tracing::warn!(flow = %flow, path = %entry.path, sink, error = %e, "Delivery to a sink failed.");
                             // Every sink's trouble is told (in sink order), not only the first.
                             let this = FileError::Sink { sink, source: Box::new(e) };
                             failed = Some(match failed.take() {
@@ -455,7 +455,7 @@ async fn advance(
                         c.read, c.valid, c.rejected, c.skipped, c.written
                     ));
                 }
-                tracing::info!(flow, path = %entry.path, bytes = rec.size, "Delivered.");
+                tracing::info!(flow = %flow, path = %entry.path, bytes = rec.size, "Delivered.");
                 return Ok(FileReport {
                     path: entry.path.to_string(),
                     outcome: Outcome::Delivered,
