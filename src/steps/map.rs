@@ -158,6 +158,19 @@ impl Mapper {
     }
 }
 
+/// An integer beyond a script integer's range (±9.2×10^18): a 20-digit order number. It
+/// reaches the script as this opaque value, not as a float that would lose its last digits
+/// (`12345678901234567890` came out as `1.2345678901234567e19`): returned, it is written
+/// exactly as it came in; `to_string()` and `${}` give its digits; arithmetic is refused
+/// (`Function not found: + (big integer, i64)`), not done approximately.
+#[derive(Debug, Clone)]
+struct BigInteger(serde_json::Number);
+
+/// Whether a JSON number is written as an integer (no fraction, no exponent).
+fn is_integer(n: &serde_json::Number) -> bool {
+    !n.to_string().contains(['.', 'e', 'E'])
+}
+
 /// A record as a script value, built directly (the serde round trip through
 /// `rhai::serde::to_dynamic` costs about as much as the script itself, once per record).
 fn to_dynamic(v: &Value) -> Dynamic {
@@ -166,7 +179,7 @@ fn to_dynamic(v: &Value) -> Dynamic {
         Value::Bool(b) => Dynamic::from_bool(*b),
         Value::Number(n) => match n.as_i64() {
             Some(i) => Dynamic::from_int(i),
-            // Beyond i64 or fractional: a float, as rhai's serde conversion does.
+            None if is_integer(n) => Dynamic::from(BigInteger(n.clone())),
             None => Dynamic::from_float(n.as_f64().unwrap_or(f64::NAN)),
         },
         Value::String(s) => Dynamic::from(ImmutableString::from(s.as_str())),
@@ -188,6 +201,8 @@ fn from_dynamic(d: &Dynamic) -> Result<Value, String> {
         Ok(serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number))
     } else if let Ok(c) = d.as_char() {
         Ok(Value::String(c.to_string()))
+    } else if let Some(b) = d.read_lock::<BigInteger>() {
+        Ok(Value::Number(b.0.clone()))
     } else if let Some(s) = d.read_lock::<ImmutableString>() {
         Ok(Value::String(s.as_str().to_owned()))
     } else if let Some(a) = d.read_lock::<rhai::Array>() {
@@ -244,6 +259,11 @@ fn misuse<T>(msg: String) -> Fallible<T> {
 struct Misuse(String);
 
 fn register_helpers(e: &mut Engine, tables: Arc<BTreeMap<String, Table>>) {
+    e.register_type_with_name::<BigInteger>("big integer");
+    e.register_fn("to_string", |b: &mut BigInteger| b.0.to_string());
+    e.register_fn("to_debug", |b: &mut BigInteger| b.0.to_string());
+    e.register_fn("==", |a: BigInteger, b: BigInteger| a.0 == b.0);
+    e.register_fn("!=", |a: BigInteger, b: BigInteger| a.0 != b.0);
     // Dates: chrono format strings (`%d.%m.%Y`, `%Y-%m-%d`).
     e.register_fn("date", |text: &str, from: &str, to: &str| -> Fallible<String> { reformat_date(text.trim(), from, to) });
     e.register_fn("is_date", |text: &str, fmt: &str| parse_date(text.trim(), fmt).is_ok());
@@ -558,7 +578,26 @@ mod tests {
         assert_eq!(from_dynamic(&to_dynamic(&rec)).unwrap(), rec);
         let m = mapper(r#"fn map(r) { #{ c: 'z', inf: 1.0 / 0.0, big: r.big } }"#).unwrap();
         let out = m.map(&serde_json::json!({ "big": u64::MAX })).unwrap();
-        assert_eq!(out, [serde_json::json!({ "c": "z", "inf": null, "big": u64::MAX as f64 })]);
+        assert_eq!(out, [serde_json::json!({ "c": "z", "inf": null, "big": u64::MAX })]);
+    }
+
+    /// Integers beyond i64 pass through a script digit for digit (they became floats:
+    /// `12345678901234567890` was written `1.2345678901234567e19`).
+    #[test]
+    fn big_integers_pass_through_unchanged_and_refuse_arithmetic() {
+        let rec: Value =
+            serde_json::from_str(r#"{"u": 12345678901234567890, "b": -98765432109876543210123, "f": 12.10, "x": 1e2}"#).unwrap();
+        let m = mapper(
+            r#"fn map(r) { #{ u: r.u, b: r.b, f: r.f, x: r.x, t: `${r.u}`, s: r.b.to_string(), k: type_of(r.u), same: r.u == r.u } }"#,
+        )
+        .unwrap();
+        let out = serde_json::to_string(&m.map(&rec).unwrap()[0]).unwrap();
+        assert_eq!(
+            out,
+            r#"{"b":-98765432109876543210123,"f":12.1,"k":"big integer","s":"-98765432109876543210123","same":true,"t":"12345678901234567890","u":12345678901234567890,"x":100.0}"#
+        );
+        let m = mapper("fn map(r) { #{ u: r.u + 1 } }").unwrap();
+        assert!(matches!(m.map(&rec), Err(MapError::Script(e)) if e.contains("+ (big integer, i64)")), "{:?}", m.map(&rec));
         let m = mapper(r#"fn map(r) { #{ t: timestamp() } }"#).unwrap();
         assert!(matches!(m.map(&serde_json::json!({})), Err(MapError::Script(e)) if e.contains("cannot be written")), "timestamp");
     }

@@ -163,8 +163,13 @@ fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<()
     } else {
         p.columns.clone()
     };
-    if let Some(dup) = header.iter().enumerate().find(|(i, h)| header[..*i].contains(h)).map(|(_, h)| h) {
-        return Err(Stop::File(format!("the header names column `{dup}` twice")));
+    if let Some((first, again)) = (0..header.len()).find_map(|i| header[..i].iter().position(|h| *h == header[i]).map(|j| (j, i))) {
+        let (a, b) = (first + 1, again + 1);
+        return Err(Stop::File(match header[again].as_str() {
+            // Blank header cells (a trailing delimiter, twice): "column `` twice" said nothing.
+            "" => format!("columns {a} and {b} of the header have no name (blank header cells)"),
+            dup => format!("the header names column `{dup}` twice (columns {a} and {b})"),
+        }));
     }
     each(Event::Header(header.clone()))?;
     let mut number = 0u64;
@@ -444,9 +449,9 @@ impl<R: Read> Read for Scan<R> {
 
 /// A reader that decodes `inner` from `encoding` to UTF-8 as it goes.
 ///
-/// UTF-8 input is checked strictly (invalid bytes are an error naming the byte offset, with
-/// a hint at `encoding`), and its byte-order mark is dropped; other encodings replace what
-/// they cannot map, and a byte-order mark switches to the encoding it announces.
+/// UTF-8 input is checked strictly (invalid bytes are an error naming the line and byte
+/// offset, with a hint at `encoding`); other encodings replace what they cannot map. In every
+/// encoding a byte-order mark switches to the encoding it announces, and is dropped.
 pub struct Decoded<R> {
     inner: R,
     decoder: encoding_rs::Decoder,
@@ -460,12 +465,18 @@ pub struct Decoded<R> {
     out_len: usize,
     done: bool,
     consumed: u64,
+    /// Strict mode: the line ends (LF, CR, CRLF) decoded so far, to say where invalid bytes are.
+    line_ends: u64,
+    prev_cr: bool,
 }
 
 impl<R: Read> Decoded<R> {
     pub fn new(inner: R, encoding: &'static Encoding) -> Self {
         let strict = encoding == encoding_rs::UTF_8;
-        let decoder = if strict { encoding.new_decoder_with_bom_removal() } else { encoding.new_decoder() };
+        // BOM sniffing for every encoding: a UTF-16 file with its byte-order mark is read as
+        // UTF-16 even where `encoding` is left at `utf-8` (it was refused as "not valid UTF-8
+        // (byte offset 0)"); a UTF-8 mark is dropped.
+        let decoder = encoding.new_decoder();
         Decoded {
             inner,
             decoder,
@@ -480,6 +491,8 @@ impl<R: Read> Decoded<R> {
             out_len: 0,
             done: false,
             consumed: 0,
+            line_ends: 0,
+            prev_cr: false,
         }
     }
 }
@@ -505,13 +518,23 @@ impl<R: Read> Read for Decoded<R> {
             let src = &self.input[self.in_pos..self.in_len];
             let (input_empty, read, written) = if self.strict {
                 let (r, read, written) = self.decoder.decode_to_utf8_without_replacement(src, &mut self.output, self.eof);
+                // Counted in the decoded text (the same in any encoding), as `Scan` counts lines.
+                for &b in &self.output[..written] {
+                    if b == b'\r' || (b == b'\n' && !self.prev_cr) {
+                        self.line_ends += 1;
+                    }
+                    self.prev_cr = b == b'\r';
+                }
                 match r {
                     DecoderResult::Malformed(bad, extra) => {
                         let at = self.consumed + read as u64 - bad as u64 - extra as u64;
+                        // A byte-order mark may have switched to UTF-16.
+                        let name = self.decoder.encoding().name();
                         return Err(io::Error::new(
                             io::ErrorKind::InvalidData,
                             format!(
-                                "the file is not valid UTF-8 (byte offset {at}); if it is Latin-1 or Windows-1252, set `encoding` in the parse step"
+                                "the file is not valid {name} on line {} (byte offset {at}); if it is Latin-1 or Windows-1252, set `encoding` in the parse step",
+                                self.line_ends + 1
                             ),
                         ));
                     }
@@ -678,7 +701,52 @@ mod tests {
         // The same bytes read as UTF-8 are refused with a hint.
         let (_, _, r) = run(&parse(ParseFormat::Csv), bytes);
         let e = r.unwrap_err();
-        assert!(e.contains("not valid UTF-8 (byte offset 15)") && e.contains("encoding"), "{e}");
+        assert!(e.contains("not valid UTF-8 on line 2 (byte offset 15)") && e.contains("encoding"), "{e}");
+    }
+
+    /// Invalid UTF-8 deep in a file is reported with its line (it had only a byte offset, of
+    /// no use in an editor), across buffer boundaries and quoted line breaks.
+    #[test]
+    fn invalid_utf8_names_its_line_and_byte_offset() {
+        let mut text = b"id,note\r\n".to_vec();
+        for i in 0..50_000 {
+            text.extend_from_slice(format!("{i},\"two\nlines\"\r").as_bytes());
+        }
+        let at = text.len() + 2;
+        text.extend_from_slice(b"x,\xE4\n1,ok\n");
+        let (_, rows, r) = run(&parse(ParseFormat::Csv), &text);
+        assert_eq!(
+            r.unwrap_err(),
+            format!(
+                "the file is not valid UTF-8 on line 100002 (byte offset {at}); if it is Latin-1 or Windows-1252, set `encoding` in the parse step"
+            )
+        );
+        assert!(rows.len() < 50_000, "the file stops there");
+    }
+
+    /// A UTF-16 file with its byte-order mark is read whatever `encoding` says (UTF-8 by
+    /// default: it was refused as "not valid UTF-8 (byte offset 0)").
+    #[test]
+    fn utf16_with_a_byte_order_mark_is_read_as_utf16() {
+        let utf16 = |bom: &[u8], text: &str, le: bool| -> Vec<u8> {
+            let mut out = bom.to_vec();
+            for u in text.encode_utf16() {
+                out.extend_from_slice(&if le { u.to_le_bytes() } else { u.to_be_bytes() });
+            }
+            out
+        };
+        for (bom, le) in [(&b"\xFF\xFE"[..], true), (b"\xFE\xFF", false)] {
+            let (header, rows, r) = run(&parse(ParseFormat::Csv), &utf16(bom, "id,name\r\n1,Zoë €\r\n", le));
+            r.unwrap();
+            assert_eq!(header, ["id", "name"]);
+            assert_eq!((get(&rows[0], "name"), rows[0].line), ("Zoë €", Some(2)));
+        }
+        // Broken UTF-16 (a lone surrogate) says which encoding it broke.
+        let mut bad = utf16(b"\xFF\xFE", "id\n1\n", true);
+        bad.extend_from_slice(&0xD800u16.to_le_bytes());
+        bad.extend_from_slice(&utf16(b"", "x\n", true));
+        let (_, _, r) = run(&parse(ParseFormat::Csv), &bad);
+        assert!(r.unwrap_err().starts_with("the file is not valid UTF-16LE on line 3 (byte offset 12)"));
     }
 
     #[test]
@@ -713,7 +781,13 @@ mod tests {
         let (_, _, r) = run(&p, b"1,5\nTRL,many\n");
         assert!(r.unwrap_err().contains("`many`, not a record count"));
         let (_, _, r) = run(&parse(ParseFormat::Csv), b"a,b,a\n1,2,3\n");
-        assert!(r.unwrap_err().contains("column `a` twice"));
+        assert_eq!(r.unwrap_err(), "the header names column `a` twice (columns 1 and 3)");
+        let (_, _, r) = run(&parse(ParseFormat::Csv), b"a,b,,\n1,2,,\n");
+        assert_eq!(r.unwrap_err(), "columns 3 and 4 of the header have no name (blank header cells)");
+        // One blank header cell is a column named ``: a trailing delimiter on every line.
+        let (header, rows, r) = run(&parse(ParseFormat::Csv), b"a,b,\n1,2,\n");
+        r.unwrap();
+        assert_eq!((header, get(&rows[0], "")), (vec!["a".to_string(), "b".into(), "".into()], ""));
     }
 
     #[test]

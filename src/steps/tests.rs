@@ -499,3 +499,34 @@ fn csv_settings_on_csv_are_taken() {
     b.steps("- parse: { format: csv, header: false, columns: [a], delimiter: ';', quote: \"'\" }", "");
     b.steps("- parse: { format: json }\n- write: { format: csv, columns: [a], delimiter: ';', header: false }", "");
 }
+
+/// Numbers in a partner's JSON are delivered as written, with or without a script: a 20-digit
+/// order number was `1.2345678901234567e19` after a `map` (and lost its digits beyond u64 even
+/// without one), `12.10` became `12.1`. A CSV cell declared `integer` passes a script exactly too.
+#[test]
+fn big_numbers_keep_every_digit_through_parse_map_and_write() {
+    let b = Bench::new();
+    std::fs::write(b.path("id.rhai"), "fn map(r) { r.seen = `${r.order}`; r }").unwrap();
+    std::fs::write(b.path("order.schema.json"), r#"{"type":"object","properties":{"order":{"type":"integer"}}}"#).unwrap();
+    let body = br#"[{"order": 12345678901234567890, "ref": 98765432109876543210123, "price": 12.10, "neg": -9223372036854775809}]"#;
+    let plain = b.steps("- parse: { format: json }\n- write: { format: jsonl }", "");
+    b.run(&plain, "o.json", body);
+    assert_eq!(
+        b.read("out"),
+        "{\"neg\":-9223372036854775809,\"order\":12345678901234567890,\"price\":12.10,\"ref\":98765432109876543210123}\n"
+    );
+    let mapped = b.steps("- parse: { format: json }\n- map: { script: id.rhai }\n- write: { format: csv }", "");
+    let p = b.run(&mapped, "o.json", body);
+    assert_eq!(p.quarantine, None);
+    assert_eq!(
+        b.read("out"),
+        "neg,order,price,ref,seen\n-9223372036854775809,12345678901234567890,12.1,98765432109876543210123,12345678901234567890\n"
+    );
+    let csv = b.steps(
+        "- parse: { format: csv }\n- validate: { schema: order.schema.json }\n- map: { script: id.rhai }\n- write: { format: jsonl }",
+        "",
+    );
+    let p = b.run(&csv, "o.csv", b"order\n98765432109876543210\n7\n");
+    assert_eq!(p.quarantine, None);
+    assert_eq!(b.read("out"), "{\"order\":98765432109876543210,\"seen\":\"98765432109876543210\"}\n{\"order\":7,\"seen\":\"7\"}\n");
+}

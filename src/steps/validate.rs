@@ -64,6 +64,11 @@ impl Coerce {
             && let Ok(i) = t.parse::<i64>()
         {
             Some(Some(Value::from(i)))
+        } else if self.integer
+            && let Some(n) = big_integer(t)
+        {
+            // Beyond i64: as a float it would lose its last digits (a 20-digit order number).
+            Some(Some(Value::Number(n)))
         } else if (self.number || self.integer)
             && let Some(n) = t.parse::<f64>().ok().and_then(serde_json::Number::from_f64)
         {
@@ -77,6 +82,21 @@ impl Coerce {
             None
         }
     }
+}
+
+/// `text` as an exact JSON integer when it is one (`-`, then digits; leading zeros and a `+`
+/// are dropped, as `parse::<i64>` does).
+fn big_integer(text: &str) -> Option<serde_json::Number> {
+    let (sign, digits) = match text.strip_prefix('-') {
+        Some(rest) => ("-", rest),
+        None => ("", text.strip_prefix('+').unwrap_or(text)),
+    };
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let digits = digits.trim_start_matches('0');
+    let digits = if digits.is_empty() { "0" } else { digits };
+    format!("{sign}{digits}").parse().ok()
 }
 
 impl Validate {
@@ -302,6 +322,28 @@ mod tests {
         assert_eq!(parsed["employee_id"], "007", "the record as parsed keeps its text");
         let plain = json!({ "email": "a@b.example", "other": "x" });
         assert!(matches!(v.typed(Cow::Borrowed(&plain)), Cow::Borrowed(_)), "nothing to convert: no copy");
+    }
+
+    /// A cell beyond i64 keeps every digit (it was converted through a float:
+    /// `12345678901234567890` → `1.2345678901234567e19`, which a script then wrote out).
+    #[test]
+    fn integers_beyond_i64_are_converted_exactly() {
+        let (_d, v) = step(roster_schema());
+        for (cell, exact) in [
+            ("12345678901234567890", "12345678901234567890"),
+            ("98765432109876543210123", "98765432109876543210123"),
+            (" -00098765432109876543210 ", "-98765432109876543210"),
+            ("+12345678901234567890", "12345678901234567890"),
+        ] {
+            let parsed = json!({ "employee_id": cell, "email": "a@b.example" });
+            let typed = v.typed(Cow::Borrowed(&parsed));
+            assert_eq!(typed["employee_id"].to_string(), exact, "{cell}");
+        }
+        let typed = v.typed(Cow::Owned(json!({ "employee_id": "1234567890123456789012", "email": "a@b.example" })));
+        assert!(v.check(&typed).is_empty(), "an integer for the schema");
+        for not in ["1-2", "-", "12345678901234567890x", "1234567890123456789.5"] {
+            assert_eq!(big_integer(not), None, "{not}");
+        }
     }
 
     #[test]
