@@ -114,12 +114,12 @@ pub async fn produce(cmd: &Command, folder: &Path, flow: &str, run: u64, now: Sy
     let size = file.metadata().map_err(output_err(&temp))?.len();
     if size == 0 && !cmd.keep_empty {
         let _ = tokio::fs::remove_file(&temp).await;
-        tracing::info!(flow, program, "The source command printed nothing; no file to send.");
+        tracing::info!(flow = %flow, program = %program, "The source command printed nothing; no file to send.");
         return Ok(None);
     }
     let target = free_name(folder, &name);
     tokio::fs::rename(&temp, folder.join(&target)).await.map_err(output_err(&temp))?;
-    tracing::info!(flow, program, file = target, bytes = size, "The source command wrote a file to send.");
+    tracing::info!(flow = %flow, program = %program, file = %target, bytes = size, "The source command wrote a file to send.");
     Ok(Some(target))
 }
 

@@ -250,7 +250,7 @@ async fn advance(
                     // the next run lists it again and judges its readiness anew.
                     Err(FileError::Changed(why)) => {
                         stage::discard(staged).await;
-                        tracing::info!(flow, path = %entry.path, reason = %why, "Not taken: the file changed since it was listed.");
+                        tracing::info!(flow = %flow, path = %entry.path, reason = %why, "Not taken: the file changed since it was listed.");
                         return Ok(report(&entry.path, Outcome::NotReady, why));
                     }
                     other => other?,
