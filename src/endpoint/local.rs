@@ -114,6 +114,15 @@ fn entry_from(path: RemotePath, md: &std::fs::Metadata) -> Entry {
     Entry { path, kind, size: if kind == EntryKind::File { md.len() } else { 0 }, mtime: md.modified().ok() }
 }
 
+/// `opened`, unless it is a folder (one took a listed file's name): Linux opens a folder for
+/// reading and refuses the first read with a bare "Is a directory", which names nothing.
+fn not_a_folder(opened: Entry) -> io::Result<Entry> {
+    if opened.kind == EntryKind::Dir {
+        return Err(io::Error::new(io::ErrorKind::IsADirectory, format!("{} is a folder, not a file", opened.path)));
+    }
+    Ok(opened)
+}
+
 #[async_trait]
 impl Endpoint for LocalEndpoint {
     fn describe(&self) -> String {
@@ -190,7 +199,7 @@ impl Endpoint for LocalEndpoint {
         let (full, p) = (self.full(path), path.clone());
         let opened = blocking(move || {
             let mut f = std::fs::File::open(full)?;
-            let opened = entry_from(p, &f.metadata()?);
+            let opened = not_a_folder(entry_from(p, &f.metadata()?))?;
             if offset > 0 {
                 io::Seek::seek(&mut f, io::SeekFrom::Start(offset))?;
             }
@@ -206,7 +215,7 @@ impl Endpoint for LocalEndpoint {
         let read = blocking(move || {
             let mut data = Vec::with_capacity(limit.min(1024 * 1024));
             let f = std::fs::File::open(full)?;
-            let opened = entry_from(p, &f.metadata()?);
+            let opened = not_a_folder(entry_from(p, &f.metadata()?))?;
             io::Read::read_to_end(&mut io::Read::take(f, limit as u64), &mut data)?;
             Ok((data, Some(opened)))
         });

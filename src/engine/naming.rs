@@ -11,15 +11,22 @@ use crate::endpoint::{Endpoint, RemotePath};
 
 use super::error::FileError;
 
-/// The `n`-th candidate for `name` (0 = the name itself).
+/// The `n`-th candidate for `name` (0 = the name itself). A name near [`NAME_MAX`] loses the
+/// end of its stem to the `-n`, so that a re-sent file with a long name still gets a name the
+/// file system takes (`name-1.csv` of a 255-byte name would be refused as too long, every run).
 pub fn candidate(name: &str, n: u32) -> String {
     if n == 0 {
         return name.to_string();
     }
-    match name.rfind('.') {
-        Some(i) if i > 0 => format!("{}-{n}{}", &name[..i], &name[i..]),
-        _ => format!("{name}-{n}"),
-    }
+    let (stem, ext) = match name.rfind('.') {
+        // An "extension" too long to keep beside a number is part of the stem.
+        Some(i) if i > 0 && name.len() - i <= NAME_MAX / 2 => name.split_at(i),
+        _ => (name, ""),
+    };
+    let suffix = format!("-{n}{ext}");
+    let room = NAME_MAX.saturating_sub(suffix.len()).min(stem.len());
+    let end = (0..=room).rev().find(|&i| stem.is_char_boundary(i)).unwrap_or(0);
+    format!("{}{suffix}", &stem[..end])
 }
 
 /// The first candidate for `name` in `dir` that does not exist on `ep`.
@@ -69,6 +76,22 @@ mod tests {
         assert_eq!(candidate("a.tar.gz", 1), "a.tar-1.gz");
         assert_eq!(candidate("README", 1), "README-1");
         assert_eq!(candidate(".hidden", 1), ".hidden-1");
+    }
+
+    #[test]
+    fn a_candidate_for_a_name_at_the_limit_still_fits() {
+        let long = format!("{}.csv", "x".repeat(251));
+        assert_eq!(candidate(&long, 0), long);
+        let c1 = candidate(&long, 1);
+        assert_eq!(c1, format!("{}-1.csv", "x".repeat(249)));
+        assert_eq!(candidate(&long, 12).len(), NAME_MAX);
+        let wide = format!("{}.csv", "é".repeat(125));
+        let c = candidate(&wide, 3);
+        assert!(c.len() <= NAME_MAX && c.starts_with("éé") && c.ends_with("é-3.csv"), "{c}");
+        let no_ext = "y".repeat(255);
+        assert_eq!(candidate(&no_ext, 1), format!("{}-1", "y".repeat(253)));
+        let long_ext = format!("a.{}", "z".repeat(253));
+        assert!(candidate(&long_ext, 1).len() <= NAME_MAX && candidate(&long_ext, 1).ends_with("-1"));
     }
 
     #[test]

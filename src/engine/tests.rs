@@ -199,6 +199,37 @@ async fn content_identity_skips_identical_resends() {
     assert!(fx.src.join("in/processed/b.csv").exists());
 }
 
+/// A file sent again under its own name with an identity delivered before (`identity:
+/// [path]`, or the same size and time) is disposed of like a success, as a duplicate under
+/// another name is: it does not stay in the drop folder, skipped by every run.
+#[tokio::test]
+async fn a_resent_file_whose_identity_was_delivered_is_disposed_of_too() {
+    let mut fx = fixture();
+    fx.flow.source.identity = Identity { path: true, size: false, mtime: false, sha256: false };
+    fx.put("in/a.csv", b"v1");
+    assert_eq!(fx.run().await.counts.delivered, 1);
+    fx.put("in/a.csv", b"version 2");
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, r.counts.skipped), (0, 1), "{r:#?}");
+    assert!(r.files[0].detail.starts_with("already delivered in run 1"), "{}", r.files[0].detail);
+    assert!(r.files[0].detail.ends_with("; source moved to /in/processed/a-1.csv"), "{}", r.files[0].detail);
+    assert!(!fx.src.join("in/a.csv").exists(), "not left in the drop folder");
+    assert_eq!(read(&fx.src.join("in/processed/a-1.csv")), b"version 2");
+    assert_eq!(read(&fx.dst.join("inbox/a.csv")), b"v1", "not delivered again");
+    // The same file again (size and time too), with the default identity, deleted.
+    let mut fx = fixture();
+    fx.flow.after_success = Disposition::Delete;
+    fx.put("in/a.csv", b"v1");
+    let was = std::fs::metadata(fx.src.join("in/a.csv")).unwrap().modified().unwrap();
+    assert_eq!(fx.run().await.counts.delivered, 1);
+    fx.put("in/a.csv", b"v1");
+    std::fs::File::options().write(true).open(fx.src.join("in/a.csv")).unwrap().set_modified(was).unwrap();
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, r.counts.skipped), (0, 1), "{r:#?}");
+    assert!(r.files[0].detail.ends_with("; source deleted"), "{}", r.files[0].detail);
+    assert!(!fx.src.join("in/a.csv").exists(), "not left in the drop folder");
+}
+
 #[tokio::test]
 async fn move_to_processed_never_overwrites() {
     let fx = fixture();

@@ -239,6 +239,7 @@ conformance!(
     read_at_offset,
     read_small_whole_and_cut,
     reads_describe_the_file_opened,
+    reading_a_folder_says_it_is_a_folder,
     write_small_stores_and_reports,
     abandoned_write_leaves_endpoint_usable,
     two_files_open_at_once,
@@ -425,6 +426,22 @@ async fn reads_describe_the_file_opened(b: Backend) {
     let (data, opened) = b.ep.read_small(&p("v.bin"), 100).await.unwrap();
     assert_eq!(data, b"version two");
     assert_eq!(opened.map(|e| e.mtime), Some(Some(listed.mtime.unwrap() + Duration::from_secs(60))), "the new one read now");
+}
+
+/// A listed file that a folder took the name of before its download: reading it (whole or
+/// streamed) fails for good (`Protocol`, not retried) and says it is a folder, not a bare
+/// "Failure" or "Is a directory".
+async fn reading_a_folder_says_it_is_a_folder(b: Backend) {
+    b.mkdir("in/d.csv");
+    let err = b.ep.read_small(&p("in/d.csv"), 100).await.expect_err("a folder is no file");
+    assert_eq!(err.kind, ErrorKind::Protocol, "{err}");
+    assert!(err.to_string().contains("/in/d.csv is a folder"), "{err}");
+    let err = match b.ep.open_read(&p("in/d.csv"), 0).await {
+        Ok(mut stream) => stream.read(&mut [0u8; 1024]).await.expect_err("a folder is no file"),
+        Err(err) => err,
+    };
+    assert_eq!(err.kind, ErrorKind::Protocol, "{err}");
+    assert!(err.to_string().contains("/in/d.csv is a folder"), "{err}");
 }
 
 /// `write_small`: creates or truncates, stores everything (several writes' worth too), and

@@ -406,3 +406,26 @@ fn a_source_path_naming_a_file_says_it_is_a_file() {
     assert_ne!(out.status.code(), Some(0), "{t}");
     assert!(w.sink_files().is_empty());
 }
+
+/// A file whose name is as long as names get (255 bytes) sent again under the same name: the
+/// new copy is delivered beside the first and the source moved beside the first one in
+/// `processed/`, each under a name shortened to fit (`…x-1.csv`), instead of failing every
+/// run on a `-1` name the file system refuses as too long.
+#[test]
+fn a_resent_file_with_a_255_byte_name_gets_a_second_name_that_fits() {
+    let Some(w) = World::new() else { return };
+    let flow = w.flow("", "    if_exists: rename\nafter: { success: { move_to: /in/processed } }\n");
+    let long = format!("{}.csv", "x".repeat(251));
+    let second = format!("{}-1.csv", "x".repeat(249));
+    w.put(&format!("in/{long}"), b"day 1");
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 1, 0, 0)), "{r:#}");
+    std::thread::sleep(Duration::from_millis(1100)); // SFTP mtimes have 1 s precision
+    w.put(&format!("in/{long}"), b"day 2, longer");
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 1, 0, 0)), "{r:#}");
+    assert_eq!(fs::read(w.sink().join(&long)).unwrap(), b"day 1");
+    assert_eq!(fs::read(w.sink().join(&second)).unwrap(), b"day 2, longer");
+    assert_eq!(fs::read(w.remote(&format!("in/processed/{second}"))).unwrap(), b"day 2, longer");
+    assert!(!w.remote(&format!("in/{long}")).exists());
+}

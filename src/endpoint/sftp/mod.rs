@@ -350,8 +350,12 @@ impl Endpoint for SftpEndpoint {
                 // between, the file reads as replaced, and waits for the next run — never the
                 // other way round. Not having them only means not knowing.
                 let (f, md) = futures::join!(c.sftp.open(full), c.sftp.metadata(full));
-                let mut f = f?;
                 let md = md.ok();
+                if md.as_ref().is_some_and(|md| md.file_type() == FileType::Dir) {
+                    // OpenSSH opens a folder, and refuses its first read with a bare FAILURE.
+                    return Err(refusal::a_folder(path));
+                }
+                let mut f = f?;
                 if offset > 0 {
                     f.seek(io::SeekFrom::Start(offset)).await?;
                 }
@@ -365,8 +369,14 @@ impl Endpoint for SftpEndpoint {
 
     async fn read_small(&self, path: &RemotePath, limit: usize) -> Result<(Vec<u8>, Option<Entry>), EndpointError> {
         let full = &self.full(path);
-        let (data, md) =
-            self.run(Op::Read, path, true, |c| async move { Ok(small::read_small(c.file_channel().await, full, limit).await?) }).await?;
+        let (data, md) = self
+            .run(Op::Read, path, true, |c| async move {
+                match small::read_small(c.file_channel().await, full, limit).await {
+                    Ok(read) => Ok(read),
+                    Err(e) => Err(refusal::read(&c, full, path, e.into()).await),
+                }
+            })
+            .await?;
         Ok((data, md.and_then(|md| opened_from(path, &md))))
     }
 

@@ -1,7 +1,7 @@
 //! What a vague answer from the server meant. OpenSSH's `sftp-server` answers an errno it
 //! has no SFTP code for with a bare `SSH_FX_FAILURE` — a full disk or a quota (ENOSPC,
 //! EDQUOT), a folder where a file should go (EISDIR) — and `opendir` on a file with
-//! `NO_SUCH_FILE` (ENOTDIR). After such an answer, and only then, one more question to the
+//! `NO_SUCH_FILE` (ENOTDIR), and a read of a folder (EISDIR) with a bare FAILURE too. After such an answer, and only then, one more question to the
 //! server names the cause: is the path a file, a folder; how much space is left.
 //!
 //! Only asks: the kinds are decided here from what the server answered (status codes, file
@@ -61,6 +61,25 @@ pub(super) async fn listing(c: &Conn, full: &str, dir: &RemotePath, fail: Fail) 
         Ok(md) if md.file_type() == FileType::File => Fail::Kind(ErrorKind::Config, crate::endpoint::file_not_folder(dir)),
         _ => fail,
     }
+}
+
+/// `fail` of reading `path` (at `full` on the server): OpenSSH opens a folder for reading and
+/// answers the first read with a bare FAILURE (EISDIR). A folder that took a listed file's
+/// name is said so (see [`a_folder`]).
+pub(super) async fn read(c: &Conn, full: &str, path: &RemotePath, fail: Fail) -> Fail {
+    if fail.status() != Some(StatusCode::Failure) {
+        return fail;
+    }
+    match c.sftp.metadata(full).await {
+        Ok(md) if md.file_type() == FileType::Dir => a_folder(path),
+        _ => fail,
+    }
+}
+
+/// A file to read that is a folder (one took its name since the listing): this file's
+/// trouble for good (`Protocol`: not retried), as an FTP server's refusal of it reads.
+pub(super) fn a_folder(path: &RemotePath) -> Fail {
+    Fail::Kind(ErrorKind::Protocol, format!("{path} is a folder, not a file"))
 }
 
 /// `fail` of writing `target` (at `full` on the server), or of renaming a file onto it:

@@ -143,13 +143,17 @@ pub(super) async fn process(cx: &Ctx<'_>, entry: &Entry, rel: &str, known: Optio
     };
     if let Some(p) = prev.as_ref().filter(|p| same_version(p)) {
         match p.state {
+            // Still (or again) at the source: sent again under an identity delivered before, or
+            // a duplicate whose disposal failed. Disposed of like a success (nothing, for
+            // `keep`), as a duplicate under another name is, not skipped by every run.
             FileState::Done => {
-                return Ok((
-                    report(&entry.path, Outcome::Skipped, format!("already delivered in run {} on {}", p.run, date(p.updated))),
-                    false,
-                ));
+                let detail = format!("already delivered in run {} on {}{}", p.run, date(p.updated), dispose_skipped(cx, entry).await);
+                return Ok((report(&entry.path, Outcome::Skipped, detail), false));
             }
-            FileState::Duplicate => return Ok((report(&entry.path, Outcome::Skipped, "duplicate of a file delivered before"), false)),
+            FileState::Duplicate => {
+                let detail = format!("duplicate of a file delivered before{}", dispose_skipped(cx, entry).await);
+                return Ok((report(&entry.path, Outcome::Skipped, detail), false));
+            }
             FileState::Quarantined => {
                 let detail = format!(
                     "quarantined in run {} on {} (see `wharf quarantine show`; a corrected file sent again is taken)",
@@ -539,16 +543,32 @@ pub(super) async fn dispose_companions(cx: &Ctx<'_>, entry: &Entry, disp: &Dispo
 
 /// A file whose identity was delivered before: record it, dispose of it like a success.
 async fn duplicate(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, d: DoneRecord) -> Result<(FileReport, bool), LedgerError> {
-    let disp = &cx.flow.after_success;
-    match disposition::apply(&*cx.source, &entry.path, disp, None).await {
-        Ok(_) => dispose_companions(cx, entry, disp).await,
-        Err(e) => tracing::warn!(flow = %cx.flow.name, path = %entry.path, error = %e, "Could not dispose of a duplicate."),
-    }
+    let disposed = dispose_skipped(cx, entry).await;
     rec.state = FileState::Duplicate;
     rec.updated = now_millis();
     cx.store(Transition::File { flow: cx.flow.name.clone(), rec: rec.clone() }).await?;
-    let detail = format!("same identity as {} delivered in run {} on {}", d.path, d.run, date(d.at));
+    let detail = format!("same identity as {} delivered in run {} on {}{disposed}", d.path, d.run, date(d.at));
     Ok((report(&entry.path, Outcome::Skipped, detail), false))
+}
+
+/// Disposes of a file skipped because its identity was delivered before, like a success, so
+/// that re-sent files do not pile up in a drop folder. Best effort: what became of the source,
+/// for the report (`; source moved to …`, `; source deleted`, nothing for `keep`).
+async fn dispose_skipped(cx: &Ctx<'_>, entry: &Entry) -> String {
+    let disp = &cx.flow.after_success;
+    if *disp == Disposition::Keep {
+        return String::new();
+    }
+    match disposition::apply(&*cx.source, &entry.path, disp, None).await {
+        Ok(moved) => {
+            dispose_companions(cx, entry, disp).await;
+            moved.map_or_else(|| "; source deleted".to_string(), |t| format!("; source moved to {t}"))
+        }
+        Err(e) => {
+            tracing::warn!(flow = %cx.flow.name, path = %entry.path, error = %e, "Could not dispose of a duplicate.");
+            format!("; source kept: could not dispose of it: {e}")
+        }
+    }
 }
 
 /// Where the file went: `endpoint:/path` of every delivery (and trigger) recorded.
