@@ -96,7 +96,11 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
             }
         };
         super::halt::point("quarantining");
-        if retry(policy, "check the quarantine copy", || transfer::already_delivered(ep, &c, rec.size, None)).await.map_err(aside)? {
+        let expect = rec.sha256.as_deref().map_or(transfer::Expect::File(staged), transfer::Expect::Sha256);
+        if retry(policy, "check the quarantine copy", || transfer::already_delivered(ep, &c, rec.size, None, expect))
+            .await
+            .map_err(aside)?
+        {
             break c;
         }
         let temp = temp_for(&c, flow)?;

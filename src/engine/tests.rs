@@ -508,6 +508,39 @@ async fn resumes_after_delivery_without_uploading_again() {
     assert!(fx.src.join("in/processed/a.csv").exists());
 }
 
+/// After a crash between the durable record of a delivery's target and the record of its
+/// end, a target holding somebody else's file of the same size is not taken for the
+/// delivery (it was: the size alone decided, and the file was recorded as delivered while
+/// the partner had never received it); the sink's `if_exists` decides again.
+#[tokio::test]
+async fn a_recorded_target_holding_another_file_of_the_same_size_is_not_taken_for_the_delivery() {
+    use sha2::Digest;
+    let mut fx = fixture();
+    fx.flow.sinks[0].if_exists = IfExists::Rename;
+    fx.put("in/a.csv", b"abc");
+    let entry = fx.src.join("in/a.csv");
+    let mtime = crate::ledger::to_millis(std::fs::metadata(&entry).unwrap().modified().unwrap());
+    std::fs::create_dir_all(fx.dst.join("inbox")).unwrap();
+    std::fs::write(fx.dst.join("inbox/a.csv"), b"xyz").unwrap();
+    let rec = crate::ledger::FileRecord {
+        path: "in/a.csv".into(),
+        identity: format!("p=in/a.csv|s=3|m={mtime}"),
+        size: 3,
+        mtime: Some(mtime),
+        sha256: Some(hex::encode(sha2::Sha256::digest(b"abc"))),
+        state: FileState::Delivering,
+        deliveries: vec![crate::ledger::Delivery { sink: 0, target: "inbox/a.csv".into(), done: false, replaces: None }],
+        ..Default::default()
+    };
+    fx.ledger.put_file("t", &rec).unwrap();
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, r.counts.failed), (1, 0), "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/a.csv")), b"xyz", "somebody else's file, left as it was");
+    assert_eq!(read(&fx.dst.join("inbox/a-1.csv")), b"abc", "delivered under a free name");
+    let rec = fx.ledger.file("t", "in/a.csv").unwrap().unwrap();
+    assert_eq!(rec.deliveries[0].target, "inbox/a-1.csv", "{rec:?}");
+}
+
 #[tokio::test]
 async fn finishes_a_disposition_interrupted_after_the_move() {
     let fx = fixture();

@@ -96,13 +96,68 @@ pub async fn choose_target(ep: &dyn Endpoint, dir: &RemotePath, name: &str, poli
 /// size was verified). The replaced file unchanged (same size and time) means the rename
 /// did not happen; so does a replaced file of the same size without times to tell them
 /// apart (uploading again writes the same bytes over it, where taking it would lose them).
-pub async fn already_delivered(ep: &dyn Endpoint, target: &RemotePath, size: u64, replaces: Option<Replaced>) -> Result<bool, FileError> {
+///
+/// With a known content (`expect`) a file of the right size is also read back and hashed:
+/// somebody else's file of the same size that took the name meanwhile (the crash left it
+/// free) is not taken for this delivery — the caller then chooses the target again, by the
+/// sink's `if_exists`. Only a delivery found unconfirmed after a crash pays this read.
+pub async fn already_delivered(
+    ep: &dyn Endpoint,
+    target: &RemotePath,
+    size: u64,
+    replaces: Option<Replaced>,
+    expect: Expect<'_>,
+) -> Result<bool, FileError> {
     let Some(there) = ep.stat(target).await? else { return Ok(false) };
     let old = replaces.is_some_and(|r| {
         let mtime = there.mtime.map(to_millis);
         r.size == there.size && (r.mtime.is_none() || mtime.is_none() || r.mtime == mtime)
     });
-    Ok(there.size == size && !old)
+    if there.size != size || old {
+        return Ok(false);
+    }
+    let want = match expect {
+        Expect::Sha256(h) => h.to_string(),
+        // Gone (a local sink took it by renaming): the size tells, as without a hash.
+        Expect::File(f) => match pipe::hash_file(f.to_path_buf()).await {
+            Ok((_, h)) => hex::encode(h.finalize()),
+            Err(_) => return Ok(true),
+        },
+        Expect::Size => return Ok(true),
+    };
+    let got = hash_remote(ep, target).await?;
+    if got != want {
+        tracing::warn!(
+            endpoint = %ep.describe(),
+            target = %target,
+            "The recorded target holds a file of the right size but other content (somebody else's); it is not taken for this delivery."
+        );
+    }
+    Ok(got == want)
+}
+
+/// What a delivered target holds, for [`already_delivered`] to recognise it by.
+#[derive(Debug, Clone, Copy)]
+pub enum Expect<'a> {
+    /// This SHA-256 (lowercase hex): the staged original's, recorded.
+    Sha256(&'a str),
+    /// What this local file holds (a steps' output, a rejects file), hashed when needed.
+    File(&'a Path),
+    /// Only the size is known.
+    Size,
+}
+
+/// The SHA-256 (lowercase hex) of `path` on `ep`, read whole (streamed: bounded memory).
+async fn hash_remote(ep: &dyn Endpoint, path: &RemotePath) -> Result<String, FileError> {
+    let mut src = ep.open_read(path, 0).await?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; CHUNK];
+    loop {
+        match src.read(&mut buf).await? {
+            0 => return Ok(hex::encode(hasher.finalize())),
+            n => hasher.update(&buf[..n]),
+        }
+    }
 }
 
 /// Uploads `staged` (`size` bytes) to `temp`, verifies it, and renames it to `target`.
@@ -194,7 +249,9 @@ pub struct Attempt {
 /// delivery in its own way (`TargetExists`, the file failed though delivered). A resumed run
 /// decides the same way ([`already_delivered`]).
 pub async fn done_before(attempt: Attempt, ep: &dyn Endpoint, target: &RemotePath, size: u64) -> Result<bool, FileError> {
-    if attempt.again && already_delivered(ep, target, size, attempt.replaces).await? {
+    // Seconds after the attempt that failed, the size tells (a content check is for the
+    // long window a crash leaves).
+    if attempt.again && already_delivered(ep, target, size, attempt.replaces, Expect::Size).await? {
         tracing::info!(endpoint = %ep.describe(), target = %target, "The target holds the file after a failed attempt: delivered.");
         return Ok(true);
     }
@@ -673,14 +730,18 @@ mod tests {
         };
         assert_eq!(replaces.size, 3);
         // Crashed before the rename: the old file, of the same size, is still there.
-        assert!(!already_delivered(&ep, &t, 3, Some(replaces)).await.unwrap());
+        assert!(!already_delivered(&ep, &t, 3, Some(replaces), Expect::Size).await.unwrap());
         // Without times to tell them apart, same size means "upload again" too.
-        assert!(!already_delivered(&ep, &t, 3, Some(Replaced { mtime: None, ..replaces })).await.unwrap());
+        assert!(!already_delivered(&ep, &t, 3, Some(Replaced { mtime: None, ..replaces }), Expect::Size).await.unwrap());
         // The rename happened: another time (or another size) is the new file.
-        assert!(already_delivered(&ep, &t, 3, Some(Replaced { mtime: replaces.mtime.map(|m| m - 1000), ..replaces })).await.unwrap());
+        assert!(
+            already_delivered(&ep, &t, 3, Some(Replaced { mtime: replaces.mtime.map(|m| m - 1000), ..replaces }), Expect::Size)
+                .await
+                .unwrap()
+        );
         std::fs::write(dir.path().join("a"), b"new!").unwrap();
-        assert!(already_delivered(&ep, &t, 4, Some(replaces)).await.unwrap());
-        assert!(!already_delivered(&ep, &t, 3, None).await.unwrap(), "a file of another size is not the delivery");
+        assert!(already_delivered(&ep, &t, 4, Some(replaces), Expect::Size).await.unwrap());
+        assert!(!already_delivered(&ep, &t, 3, None, Expect::Size).await.unwrap(), "a file of another size is not the delivery");
         // An upload-only folder (a stat is refused) still takes an overwrite.
         let no_look =
             Tweaked { ep, sha256: None, stat_denied: true, writes_break: false, unreachable: false, rename_lies: Default::default() };

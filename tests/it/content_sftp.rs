@@ -208,7 +208,7 @@ fn partner_files_in_other_encodings_and_csv_dialects() {
     sshd.give_to_user(sshd.data_dir());
     let r = run(&dialect_flow(&sshd, dir.path(), "prices2", "{ format: csv, delimiter: ';' }"));
     assert_eq!(r["quarantined"], 1, "{r:#}");
-    assert!(r["files"][0]["detail"].as_str().unwrap().contains("not valid UTF-8 (byte offset 15); if it is Latin-1"), "{r:#}");
+    assert!(r["files"][0]["detail"].as_str().unwrap().contains("not valid UTF-8 on line 2 (byte offset 15); if it is Latin-1"), "{r:#}");
     let report = fs::read_to_string(dir.path().join("out/rejected/preisliste.csv.report.txt")).unwrap();
     assert!(report.contains("not valid UTF-8"), "{report}");
 }

@@ -82,7 +82,7 @@ pub(super) async fn deliver_one(
     let (mut took, mut skipped) = (false, None);
     // The trigger is owed for a delivered file (uploaded now or before a crash), not for a
     // target left as it was (`if_exists: skip`).
-    let (target, triggered) = match recovered(cx, rec, ep, idx, p.size).await? {
+    let (target, triggered) = match recovered(cx, rec, ep, idx, p).await? {
         Some(t) => (t, true),
         None => {
             let vars = NameVars::new(&p.name, rel_dir, p.size, cx.run, cx.now);
@@ -104,7 +104,7 @@ pub(super) async fn deliver_one(
     if let Some((file, size)) = &p.rejects {
         // Beside the delivered output, named after it: `roster-1.csv` → `roster-1.rejects.csv`.
         let ridx = REJECTS + idx;
-        if recovered(cx, rec, ep, ridx, *size).await?.is_none() {
+        if recovered(cx, rec, ep, ridx, p).await?.is_none() {
             let stem = NameVars::new(target.name(), "", 0, 0, cx.now).stem;
             let name = format!("{stem}.rejects.{}", p.rejects_ext);
             send(cx, rec, i, ridx, &target.parent(), &name, rel_dir, (file, None), *size, false, false).await?;
@@ -118,21 +118,28 @@ pub(super) async fn deliver_one(
     Ok(Sent { took, skipped })
 }
 
-/// The recorded target of delivery `idx` when that delivery is complete: confirmed, or found
-/// whole after a crash (the rename only happens after verification, so it happened).
+/// The recorded target of delivery `idx` of `p` when that delivery is complete: confirmed, or
+/// found whole after a crash (the rename only happens after verification, so it happened),
+/// holding what `p` delivers there.
 pub(super) async fn recovered(
     cx: &Ctx<'_>,
     rec: &mut FileRecord,
     ep: &dyn Endpoint,
     idx: u32,
-    size: u64,
+    p: &Payload,
 ) -> Result<Option<RemotePath>, FileError> {
     let Some(d) = rec.deliveries.iter().find(|d| d.sink == idx) else { return Ok(None) };
     let Ok(t) = RemotePath::parse(&d.target) else { return Ok(None) };
     if d.done {
         return Ok(Some(t));
     }
-    if transfer::already_delivered(ep, &t, size, d.replaces).await? {
+    let (size, expect) = if idx >= REJECTS {
+        let Some((file, size)) = &p.rejects else { return Ok(None) };
+        (*size, transfer::Expect::File(file))
+    } else {
+        (p.size, p.sha256.as_deref().map_or(transfer::Expect::File(&p.file), transfer::Expect::Sha256))
+    };
+    if transfer::already_delivered(ep, &t, size, d.replaces, expect).await? {
         mark(rec, idx, &t, true, None);
         put_lazy(cx, rec)?;
         return Ok(Some(t));

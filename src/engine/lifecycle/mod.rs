@@ -329,9 +329,9 @@ async fn advance(
                 // first: the last sink may have taken the staged file itself (`adopt`). A sink
                 // that cannot be asked now is asked again when it is delivered to.
                 for (i, sink) in cx.sinks.iter().enumerate() {
-                    let rejects = p.rejects.as_ref().map(|(_, n)| (REJECTS + i as u32, *n));
-                    for (idx, size) in std::iter::once((i as u32, p.size)).chain(rejects) {
-                        if let Err(e @ FileError::Ledger(_)) = recovered(cx, rec, &**sink, idx, size).await {
+                    let rejects = p.rejects.as_ref().map(|_| REJECTS + i as u32);
+                    for idx in std::iter::once(i as u32).chain(rejects) {
+                        if let Err(e @ FileError::Ledger(_)) = recovered(cx, rec, &**sink, idx, &p).await {
                             return Err(e);
                         }
                     }
