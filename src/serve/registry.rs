@@ -272,6 +272,8 @@ mod tests {
         let mut r = Registry::new(d);
         assert_eq!(r.rescan().loaded, ["alpha", "beta"]);
         assert!(r.rescan().is_empty(), "nothing changed");
+        assert_eq!(r.reload_all().loaded, ["alpha", "beta"], "SIGHUP: unchanged, loaded again");
+        assert!(r.rescan().is_empty());
 
         write(&d.join("a.yaml"), "name: alpha\nendpoints: [oops\n", 2);
         let c = r.rescan();
@@ -383,19 +385,6 @@ mod tests {
         std::fs::remove_file(d.join("m.rhai")).unwrap();
         assert_eq!(r.rescan().refused, [d.join("s.yaml")]);
         assert!(r.flow("scripted").is_some(), "the previous version stays in force");
-    }
-
-    #[test]
-    fn reload_all_loads_every_flow_again() {
-        let dir = tempfile::tempdir().unwrap();
-        let d = dir.path();
-        write(&d.join("a.yaml"), &flow_yaml("alpha", d), 1);
-        write(&d.join("b.yaml"), &flow_yaml("beta", d), 1);
-        let mut r = Registry::new(d);
-        assert_eq!(r.rescan().loaded, ["alpha", "beta"]);
-        assert!(r.rescan().is_empty());
-        assert_eq!(r.reload_all().loaded, ["alpha", "beta"], "unchanged, loaded again");
-        assert!(r.rescan().is_empty());
     }
 
     /// What the registry logs, captured.
