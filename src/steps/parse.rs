@@ -518,12 +518,17 @@ impl<R: Read> Read for Decoded<R> {
             let src = &self.input[self.in_pos..self.in_len];
             let (input_empty, read, written) = if self.strict {
                 let (r, read, written) = self.decoder.decode_to_utf8_without_replacement(src, &mut self.output, self.eof);
-                // Counted in the decoded text (the same in any encoding), as `Scan` counts lines.
-                for &b in &self.output[..written] {
-                    if b == b'\r' || (b == b'\n' && !self.prev_cr) {
+                // Counted in the decoded text (the same in any encoding), as `Scan` counts lines;
+                // found with `memchr` (a byte-by-byte loop cost as much as the parsing).
+                let out = &self.output[..written];
+                for i in memchr::memchr2_iter(b'\r', b'\n', out) {
+                    let after_cr = if i == 0 { self.prev_cr } else { out[i - 1] == b'\r' };
+                    if out[i] == b'\r' || !after_cr {
                         self.line_ends += 1;
                     }
-                    self.prev_cr = b == b'\r';
+                }
+                if let Some(&last) = out.last() {
+                    self.prev_cr = last == b'\r';
                 }
                 match r {
                     DecoderResult::Malformed(bad, extra) => {
