@@ -14,8 +14,12 @@ use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use wharf::config::flow::FtpTls;
+use wharf::endpoint::sftp::SftpEndpoint;
+use wharf::endpoint::{Endpoint, RemotePath};
 
 use support::ftpd::Ftpd;
 use support::sshd::Sshd;
@@ -253,4 +257,32 @@ fn an_ftp_server_gone_during_a_long_content_step_keeps_the_file_for_the_next_run
 fn an_sftp_server_gone_during_a_long_content_step_keeps_the_file_for_the_next_run() {
     let Some(w) = World::new(sshd()) else { return };
     a_server_gone_during_the_step_keeps_the_file_for_the_next_run(w);
+}
+
+/// Small files go whole over extra SFTP channels of the connection, opened on first use: on
+/// a connection gone silent (a firewall dropped it) opening them gives up after the
+/// operation timeout and the file is read or written on a new connection — not after the
+/// SSH keepalives give up, about a minute later.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sftp_small_files_on_a_connection_gone_silent_move_within_the_operation_timeout() {
+    let Some(sshd) = tokio::task::spawn_blocking(Sshd::start).await.unwrap() else { return };
+    let sshd = Arc::new(sshd);
+    let mut spec = sshd.sftp_spec(sshd.password_auth());
+    spec.operation_timeout = Duration::from_secs(2);
+    let ep = SftpEndpoint::new(spec);
+    let p = |s: &str| RemotePath::parse(s).unwrap();
+    fs::write(sshd.data_dir().join("a.csv"), b"a,b\n").unwrap();
+    sshd.give_to_user(sshd.data_dir());
+    assert!(ep.stat(&p("a.csv")).await.unwrap().is_some());
+    let s = sshd.clone();
+    tokio::task::spawn_blocking(move || s.freeze_sessions()).await.unwrap();
+    let t = Instant::now();
+    let (data, _) = ep.read_small(&p("a.csv"), 1024).await.unwrap();
+    assert_eq!((data.as_slice(), t.elapsed() < Duration::from_secs(10)), (&b"a,b\n"[..], true), "{:?}", t.elapsed());
+    let s = sshd.clone();
+    tokio::task::spawn_blocking(move || s.freeze_sessions()).await.unwrap();
+    let t = Instant::now();
+    assert_eq!(ep.write_small(&p("b.csv"), b"b").await.unwrap(), Some(1));
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    assert_eq!(fs::read(sshd.data_dir().join("b.csv")).unwrap(), b"b");
 }
