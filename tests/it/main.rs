@@ -25,6 +25,7 @@ mod probe;
 mod pull_ftp;
 mod pull_sftp;
 mod push;
+mod reconnect;
 mod render;
 mod roundtrip_sftp;
 mod sandbox;

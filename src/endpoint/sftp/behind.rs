@@ -79,7 +79,7 @@ impl WriteBehind {
 
 /// Opens `full` for reading on one of the connection's other channels, fsyncs it, closes it.
 async fn fsync_by_name(conn: &Conn, full: &str) -> Result<(), SftpError> {
-    let raw = conn.file_channel().await;
+    let raw = conn.file_channel().await?;
     let handle = raw.open(full, OpenFlags::READ, FileAttributes::empty()).await?.handle;
     let synced = raw.fsync(handle.clone()).await;
     let closed = raw.close(handle).await;

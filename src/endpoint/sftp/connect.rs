@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use russh::client::{self, AuthResult, Handle};
 use russh::keys::{Algorithm, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::client::{Config as SftpConfig, RawSftpSession, SftpSession};
 
 use super::algorithms;
@@ -58,26 +59,32 @@ impl Conn {
 
     /// The raw channel for the next whole small file, in turn. The extra channels are opened
     /// on first use; a server that refuses them (a session limit) leaves `raw` alone in use.
-    pub async fn file_channel(&self) -> &RawSftpSession {
+    /// A server that does not answer the opening within the operation timeout is a
+    /// connection gone silent (a firewall that dropped it): `Timeout`, so the caller
+    /// reconnects, instead of waiting for the keepalives to give up (about a minute).
+    pub async fn file_channel(&self) -> Result<&RawSftpSession, SftpError> {
+        let limit = Duration::from_secs(self.config.request_timeout_secs);
         let files = self
             .files
-            .get_or_init(|| async {
-                let opened = futures::future::join_all((1..FILE_CHANNELS).map(|_| async {
+            .get_or_try_init(|| async {
+                let opening = futures::future::join_all((1..FILE_CHANNELS).map(|_| async {
                     let raw = RawSftpSession::new_with_config(open_subsystem(&self.handle).await?, self.config.clone());
                     raw.init().await.map_err(|e| (ErrorKind::Protocol, format!("SFTP start failed: {e}")))?;
                     Ok::<_, (ErrorKind, String)>(raw)
-                }))
-                .await;
-                opened
-                    .into_iter()
-                    .filter_map(|r| r.inspect_err(|(_, e)| tracing::debug!(error = %e, "No extra SFTP channel.")).ok())
-                    .collect()
+                }));
+                let opened = tokio::time::timeout(limit, opening).await.map_err(|_| SftpError::Timeout)?;
+                Ok::<_, SftpError>(
+                    opened
+                        .into_iter()
+                        .filter_map(|r| r.inspect_err(|(_, e)| tracing::debug!(error = %e, "No extra SFTP channel.")).ok())
+                        .collect(),
+                )
             })
-            .await;
-        match self.next.fetch_add(1, Ordering::Relaxed) % (files.len() + 1) {
+            .await?;
+        Ok(match self.next.fetch_add(1, Ordering::Relaxed) % (files.len() + 1) {
             0 => &self.raw,
             i => &files[i - 1],
-        }
+        })
     }
 }
 

@@ -371,7 +371,7 @@ impl Endpoint for SftpEndpoint {
         let full = &self.full(path);
         let (data, md) = self
             .run(Op::Read, path, true, |c| async move {
-                match small::read_small(c.file_channel().await, full, limit).await {
+                match small::read_small(c.file_channel().await?, full, limit).await {
                     Ok(read) => Ok(read),
                     Err(e) => Err(refusal::read(&c, full, path, e.into()).await),
                 }
@@ -383,7 +383,7 @@ impl Endpoint for SftpEndpoint {
     async fn write_small(&self, path: &RemotePath, data: &[u8]) -> Result<Option<u64>, EndpointError> {
         let full = &self.full(path);
         self.run(Op::Write, path, true, |c| async move {
-            match small::write_small(c.file_channel().await, full, data, c.fsync).await {
+            match small::write_small(c.file_channel().await?, full, data, c.fsync).await {
                 Ok(stored) => Ok(stored),
                 Err(e) => Err(refusal::write(&c, full, path, e.into()).await),
             }
@@ -411,7 +411,7 @@ impl Endpoint for SftpEndpoint {
         self.run(Op::Rename, from, false, |c| async move {
             if replace {
                 if c.posix_rename {
-                    return match connect::posix_rename(c.file_channel().await, src, dst).await {
+                    return match connect::posix_rename(c.file_channel().await?, src, dst).await {
                         Ok(()) => Ok(()),
                         Err(e) => Err(refusal::folder_in_the_way(&c, dst, to, e.into()).await),
                     };

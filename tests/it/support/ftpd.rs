@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use wharf::config::Secret;
 use wharf::config::flow::{CertTrust, FtpSpec, FtpTls, TlsVersion};
 
-use super::sshd::{USER, chmod, chown_tree, ensure_user, kill_tree};
+use super::sshd::{USER, chmod, chown_tree, ensure_user, kill_tree, signal_sessions};
 use super::{TempDir, free_port, servers_required};
 
 /// The FTP password of [`USER`] (the same login as the sshd harness).
@@ -327,6 +327,22 @@ impl Ftpd {
                 std::thread::sleep(Duration::from_millis(100));
             }
             assert!(inst.child.is_some(), "{:?} restart on port {} failed: {last}", self.flavor, inst.port);
+        }
+    }
+
+    /// Kills every session (the logins made so far drop, as when the partner's firewall or
+    /// an administrator cuts them); the servers go on accepting new ones.
+    pub fn kill_sessions(&self) {
+        for inst in self.lock().iter() {
+            signal_sessions(inst.child.as_ref(), libc::SIGKILL);
+        }
+    }
+
+    /// Freezes every session (`SIGSTOP`): the logins made so far stay open but nothing answers
+    /// on them, as behind a firewall that silently dropped them; new ones work.
+    pub fn freeze_sessions(&self) {
+        for inst in self.lock().iter() {
+            signal_sessions(inst.child.as_ref(), libc::SIGSTOP);
         }
     }
 

@@ -286,6 +286,18 @@ impl Sshd {
         }
     }
 
+    /// Kills every session (the connections made so far drop, as when the partner's
+    /// firewall or an administrator cuts them); the server goes on accepting new ones.
+    pub fn kill_sessions(&self) {
+        signal_sessions(self.child.lock().unwrap_or_else(|p| p.into_inner()).as_ref(), libc::SIGKILL);
+    }
+
+    /// Freezes every session (`SIGSTOP`): the connections made so far stay open but nothing
+    /// answers on them, as behind a firewall that silently dropped them; new ones work.
+    pub fn freeze_sessions(&self) {
+        signal_sessions(self.child.lock().unwrap_or_else(|p| p.into_inner()).as_ref(), libc::SIGSTOP);
+    }
+
     /// Kills the server and every session (also done on drop).
     pub fn stop(&self) {
         if let Some(mut c) = self.child.lock().unwrap_or_else(|p| p.into_inner()).take() {
@@ -331,6 +343,19 @@ pub(super) fn kill_tree(child: &mut Child) {
         // SAFETY: plain syscall on a pid we just found below our own child.
         unsafe {
             libc::kill(pid as libc::pid_t, libc::SIGKILL);
+        }
+    }
+}
+
+/// Sends `signal` to every process below `child` (the sessions a server forked), not to
+/// `child` itself: its connections drop (`SIGKILL`) or stop answering (`SIGSTOP`) while it
+/// goes on accepting new ones.
+pub(super) fn signal_sessions(child: Option<&Child>, signal: libc::c_int) {
+    let Some(child) = child else { return };
+    for pid in descendants(child.id()) {
+        // SAFETY: plain syscall on a pid we just found below our own child.
+        unsafe {
+            libc::kill(pid as libc::pid_t, signal);
         }
     }
 }
