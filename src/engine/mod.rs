@@ -141,6 +141,10 @@ pub struct RunReport {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_kind: Option<ErrorKind>,
+    /// The run was aborted by the flow's `source.command` (it failed, or timed out), not by
+    /// an endpoint: see [`RunReport::unreachable`].
+    #[serde(skip)]
+    pub(crate) aborted_by_command: bool,
 }
 
 /// Runs `flow` once. `on_file` sees each file's report as soon as it is known (progress).
@@ -182,6 +186,11 @@ pub async fn run_once(
             report.error_kind = Some(kind);
             report.error = Some(msg);
         }
+        Err(RunAbort::Command(e)) => {
+            report.error_kind = Some(e.kind());
+            report.error = Some(format!("flow {}: {e}", flow.name));
+            report.aborted_by_command = true;
+        }
         Err(RunAbort::Ledger(e)) if full && recorded => {
             tracing::error!(flow = %flow.name, error = %e, "Run aborted.");
             report.error_kind = Some(ErrorKind::StateFull);
@@ -220,7 +229,16 @@ impl RunReport {
             responses: Vec::new(),
             error: None,
             error_kind: None,
+            aborted_by_command: false,
         }
+    }
+
+    /// Whether the run was aborted because an endpoint could not be reached: transient
+    /// trouble (a refused connection, a timeout, a dropped link) of a server, or of a file's
+    /// transfer with one. Not a `source.command` that failed: that is transient too (the next
+    /// run may succeed) but no server is down.
+    pub fn unreachable(&self) -> bool {
+        self.status == RunStatus::Aborted && !self.aborted_by_command && self.error_kind.is_some_and(ErrorKind::is_transient)
     }
 }
 
@@ -285,6 +303,8 @@ fn hint(e: &EndpointError) -> &'static str {
 enum RunAbort {
     Endpoint(EndpointError),
     File(String, ErrorKind),
+    /// The flow's `source.command` produced no file.
+    Command(command::CommandError),
     Ledger(LedgerError),
 }
 
@@ -345,9 +365,7 @@ async fn run_files(
             return Err(RunAbort::File(format!("flow {}: source.command needs a local source endpoint", flow.name), ErrorKind::Config));
         };
         let folder = crate::endpoint::local::LocalEndpoint::new(root.clone()).full(&flow.source.path);
-        command::produce(cmd, &folder, &flow.name, run, now)
-            .await
-            .map_err(|e| RunAbort::File(format!("flow {}: {e}", flow.name), e.kind()))?;
+        command::produce(cmd, &folder, &flow.name, run, now).await.map_err(RunAbort::Command)?;
     }
 
     let skip = [&flow.after_success, &flow.after_failure];
