@@ -151,6 +151,11 @@ pub fn show_report(report: &RunReport, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         print_summary(report);
     }
+    // Why the run stopped: on stderr, as every command's failure (stdout may be going to a
+    // file), and only here (the log leaves its own line of it out: `logging::init`).
+    if let Some(e) = &report.error {
+        errln!("error: {e}");
+    }
     Ok(match report.status {
         RunStatus::Aborted => ExitCode::from(EXIT_ABORTED),
         RunStatus::Failed => ExitCode::from(EXIT_FILES_FAILED),
@@ -199,9 +204,6 @@ pub fn print_summary(r: &RunReport) {
         outln!("  {:<11}  {:<width$}  {}", outcome_label(f.outcome), f.path, f.detail);
     }
     super::awaits::print_responses(&r.responses);
-    if let Some(e) = &r.error {
-        outln!("error: {e}");
-    }
 }
 
 #[cfg(test)]

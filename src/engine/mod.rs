@@ -51,6 +51,11 @@ use crate::ledger::{Counts, Ledger, LedgerError, RecordCounts, RunContent, RunRe
 pub use awaits::ResponseReport;
 pub use error::FileError;
 
+/// The log target of the lines that restate a run's report: why it was aborted, and the
+/// events that say the same (`failed`, `quarantined`). A daemon's log is all there is of its
+/// runs; `wharf run` prints the report itself, and leaves these out (`cli::logging`).
+pub const REPORT_LOG_TARGET: &str = "wharf::engine::report";
+
 /// Options for one run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -178,7 +183,7 @@ pub async fn run_once(
     match result {
         Ok(()) => {}
         Err(RunAbort::Endpoint(e)) => {
-            tracing::error!(flow = %flow.name, error = %e, "Run aborted.");
+            tracing::error!(target: REPORT_LOG_TARGET, flow = %flow.name, error = %e, "Run aborted.");
             report.error_kind = Some(e.kind);
             report.error = Some(format!("flow {}: {e}{}", flow.name, hint(&e)));
         }
@@ -192,7 +197,7 @@ pub async fn run_once(
             report.aborted_by_command = true;
         }
         Err(RunAbort::Ledger(e)) if full && recorded => {
-            tracing::error!(flow = %flow.name, error = %e, "Run aborted.");
+            tracing::error!(target: REPORT_LOG_TARGET, flow = %flow.name, error = %e, "Run aborted.");
             report.error_kind = Some(ErrorKind::StateFull);
             report.error = Some(format!("flow {}: {e}", flow.name));
         }
@@ -286,7 +291,12 @@ fn finish(ledger: &Ledger, flow: &Flow, rec: &mut RunRecord, report: &RunReport)
     let now = now_millis();
     for e in ledger.finish_run_with(rec, |health| alerts::judge(flow, health, report, now))? {
         let subject = (!e.subject.is_empty()).then(|| tracing::field::display(&e.subject));
-        tracing::warn!(flow = %e.flow, event = %e.kind.as_str(), subject, detail = %e.detail, "Event.");
+        // `unreachable` and `recovered` say what the report does not (runs in a row).
+        if matches!(e.kind, crate::ledger::EventKind::Failed | crate::ledger::EventKind::Quarantined) {
+            tracing::warn!(target: REPORT_LOG_TARGET, flow = %e.flow, event = %e.kind.as_str(), subject, detail = %e.detail, "Event.");
+        } else {
+            tracing::warn!(flow = %e.flow, event = %e.kind.as_str(), subject, detail = %e.detail, "Event.");
+        }
     }
     Ok(())
 }
