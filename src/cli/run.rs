@@ -41,13 +41,17 @@ fn flow_candidates(flow: &Path) -> Vec<PathBuf> {
 /// "cannot read flow file: No such file or directory (os error 2)" at `FLOW:1:1` named only
 /// the first place, and a position in a file that is not there.)
 fn no_flow_file(flow: &Path) -> String {
+    format!("{}: no such flow file ({}; give a flow file, or the name of one in ./flows)", flow.display(), looked_for(flow))
+}
+
+/// `looked for A, B and C`: the places [`resolve_flow_path`] looks for `FLOW`.
+pub fn looked_for(flow: &Path) -> String {
     let places: Vec<String> = flow_candidates(flow).iter().map(|p| p.display().to_string()).collect();
-    let looked = match places.as_slice() {
+    match places.as_slice() {
         [one] => format!("looked for {one}"),
         [first @ .., last] => format!("looked for {} and {last}", first.join(", ")),
         [] => String::new(),
-    };
-    format!("{}: no such flow file ({looked}; give a flow file, or the name of one in ./flows)", flow.display())
+    }
 }
 
 /// Loads the flow named by `flow` (see [`resolve_flow_path`]) and logs its warnings; the
