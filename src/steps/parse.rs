@@ -469,9 +469,10 @@ impl<R: Read> Read for Scan<R> {
 
 /// A reader that decodes `inner` from `encoding` to UTF-8 as it goes.
 ///
-/// UTF-8 input is checked strictly (invalid bytes are an error naming the line and byte
-/// offset, with a hint at `encoding`); other encodings replace what they cannot map. In every
-/// encoding a byte-order mark switches to the encoding it announces, and is dropped.
+/// UTF-8 input is checked strictly (invalid bytes, and NUL bytes — UTF-16 without a
+/// byte-order mark, most likely — are an error naming the line, with a hint at `encoding`);
+/// other encodings replace what they cannot map. In every encoding a byte-order mark switches
+/// to the encoding it announces, and is dropped.
 pub struct Decoded<R> {
     inner: R,
     decoder: encoding_rs::Decoder,
@@ -538,8 +539,21 @@ impl<R: Read> Read for Decoded<R> {
             let src = &self.input[self.in_pos..self.in_len];
             let (input_empty, read, written) = if self.strict {
                 let (r, read, written) = self.decoder.decode_to_utf8_without_replacement(src, &mut self.output, self.eof);
+                // A byte-order mark may have switched to UTF-16, where a NUL is a character.
+                let utf8 = self.decoder.encoding() == encoding_rs::UTF_8;
                 // Counted in the decoded text (the same in any encoding), as `Scan` counts lines.
                 for &b in &self.output[..written] {
+                    if b == 0 && utf8 {
+                        // Valid UTF-8, but no text file holds NULs: ASCII written as UTF-16
+                        // without a byte-order mark has one in every other byte.
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidData,
+                            format!(
+                                "the file holds NUL bytes (the first on line {}): it may be UTF-16 without a byte-order mark; set `encoding` in the parse step (`utf-16le` or `utf-16be`)",
+                                self.line_ends + 1
+                            ),
+                        ));
+                    }
                     if b == b'\r' || (b == b'\n' && !self.prev_cr) {
                         self.line_ends += 1;
                     }
@@ -767,6 +781,34 @@ mod tests {
         bad.extend_from_slice(&utf16(b"", "x\n", true));
         let (_, _, r) = run(&parse(ParseFormat::Csv), &bad);
         assert!(r.unwrap_err().starts_with("the file is not valid UTF-16LE on line 3 (byte offset 12)"));
+    }
+
+    /// UTF-16 without a byte-order mark, under the default encoding (UTF-8): every other byte
+    /// of ASCII text is NUL, which is valid UTF-8, so the file was read as text full of NULs
+    /// (a header `i\0d\0`, records that fail the schema for no visible reason). Refused,
+    /// naming the line, with what to do.
+    #[test]
+    fn nul_bytes_under_utf8_are_refused_as_probably_utf16() {
+        let le: Vec<u8> = "id,name\r\n1,Zoe\r\n".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        for format in [ParseFormat::Csv, ParseFormat::Json, ParseFormat::Jsonl] {
+            let (header, rows, r) = run(&parse(format), &le);
+            assert_eq!(
+                r.unwrap_err(),
+                "the file holds NUL bytes (the first on line 1): it may be UTF-16 without a byte-order mark; set `encoding` in the parse step (`utf-16le` or `utf-16be`)",
+                "{format:?}"
+            );
+            assert!(header.is_empty() && rows.is_empty(), "{format:?}: nothing is handed on");
+        }
+        // Deeper in a file: its line.
+        let (_, rows, r) = run(&parse(ParseFormat::Csv), b"id,name\n1,a\n2,b\0\n");
+        assert!(r.unwrap_err().starts_with("the file holds NUL bytes (the first on line 3)"));
+        assert!(rows.len() < 2);
+        // Read as the UTF-16 it is, the same file is fine.
+        let mut p = parse(ParseFormat::Csv);
+        p.encoding = encoding_rs::UTF_16LE;
+        let (header, rows, r) = run(&p, &le);
+        r.unwrap();
+        assert_eq!((header, get(&rows[0], "name")), (vec!["id".to_string(), "name".into()], "Zoe"));
     }
 
     #[test]
