@@ -119,7 +119,7 @@ pub fn run() -> ExitCode {
     let cli = Cli::parse();
     // A daemon's log is its output: info by default.
     let verbose = if matches!(cli.command, Command::Serve(_)) { cli.verbose.max(1) } else { cli.verbose };
-    logging::init(cli.log_format, verbose);
+    logging::init(cli.log_format, verbose, cli.command.prints_report());
     if only_prints(&cli.command) {
         die_quietly_on_closed_output();
     }
@@ -171,6 +171,16 @@ impl Command {
             Command::Test(a) => a.json,
             Command::Sandbox(a) => a.json,
             Command::Schema(_) | Command::Trust(_) | Command::Trigger(_) | Command::Serve(_) => false,
+        }
+    }
+
+    /// Whether the command runs a flow here and prints the run's report (`run`, `quarantine
+    /// reprocess`): see `logging::init`.
+    fn prints_report(&self) -> bool {
+        match self {
+            Command::Run(_) => true,
+            Command::Quarantine(a) => matches!(a.command, quarantine::Sub::Reprocess { .. }),
+            _ => false,
         }
     }
 

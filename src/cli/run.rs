@@ -41,13 +41,17 @@ fn flow_candidates(flow: &Path) -> Vec<PathBuf> {
 /// "cannot read flow file: No such file or directory (os error 2)" at `FLOW:1:1` named only
 /// the first place, and a position in a file that is not there.)
 fn no_flow_file(flow: &Path) -> String {
+    format!("{}: no such flow file ({}; give a flow file, or the name of one in ./flows)", flow.display(), looked_for(flow))
+}
+
+/// `looked for A, B and C`: the places [`resolve_flow_path`] looks for `FLOW`.
+pub fn looked_for(flow: &Path) -> String {
     let places: Vec<String> = flow_candidates(flow).iter().map(|p| p.display().to_string()).collect();
-    let looked = match places.as_slice() {
+    match places.as_slice() {
         [one] => format!("looked for {one}"),
         [first @ .., last] => format!("looked for {} and {last}", first.join(", ")),
         [] => String::new(),
-    };
-    format!("{}: no such flow file ({looked}; give a flow file, or the name of one in ./flows)", flow.display())
+    }
 }
 
 /// Loads the flow named by `flow` (see [`resolve_flow_path`]) and logs its warnings; the
@@ -151,6 +155,11 @@ pub fn show_report(report: &RunReport, json: bool) -> anyhow::Result<ExitCode> {
     } else {
         print_summary(report);
     }
+    // Why the run stopped: on stderr, as every command's failure (stdout may be going to a
+    // file), and only here (the log leaves its own line of it out: `logging::init`).
+    if let Some(e) = &report.error {
+        errln!("error: {e}");
+    }
     Ok(match report.status {
         RunStatus::Aborted => ExitCode::from(EXIT_ABORTED),
         RunStatus::Failed => ExitCode::from(EXIT_FILES_FAILED),
@@ -199,9 +208,6 @@ pub fn print_summary(r: &RunReport) {
         outln!("  {:<11}  {:<width$}  {}", outcome_label(f.outcome), f.path, f.detail);
     }
     super::awaits::print_responses(&r.responses);
-    if let Some(e) = &r.error {
-        outln!("error: {e}");
-    }
 }
 
 #[cfg(test)]

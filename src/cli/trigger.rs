@@ -3,6 +3,7 @@
 //! Exit codes: 0 started or queued, 1 running already (overlap: skip), 2 no such flow in the
 //! daemon, 3 no daemon (or it is shutting down, or did not answer).
 
+use std::path::Path;
 use std::process::ExitCode;
 
 use super::output::{errln, outln};
@@ -22,10 +23,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let client = match super::state::find_daemon(&rt, global)? {
         Found::Running { client, .. } => client,
         Found::NotRunning { .. } => {
-            errln!(
-                "error: no `wharf serve` is running for state dir {}; run the flow once with `wharf run {name}`",
-                global.state_dir.display()
-            );
+            errln!("error: {}", no_daemon(&args.flow, &global.state_dir));
             return Ok(ExitCode::from(EXIT_ABORTED));
         }
     };
@@ -50,5 +48,43 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             errln!("error: {e}");
             Ok(ExitCode::from(EXIT_ABORTED))
         }
+    }
+}
+
+/// What is said when no daemon runs: how to run the flow here instead, with the argument as
+/// given (`wharf run` finds it as `trigger` did: a flow file, or a name in ./flows); or, when
+/// there is no such flow file either, that the flow does not exist (`wharf run` of it would
+/// fail too).
+fn no_daemon(flow: &str, state_dir: &Path) -> String {
+    let none = format!("no `wharf serve` is running for state dir {}", state_dir.display());
+    if super::run::resolve_flow_path(Path::new(flow)).is_file() {
+        format!("{none}; run the flow once with `wharf run {flow}`")
+    } else {
+        format!("{none}, and there is no flow {flow} here either ({}); nothing was run", super::run::looked_for(Path::new(flow)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_daemon_a_flow_that_does_not_exist_is_not_suggested_to_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("state");
+        let missing = dir.path().join("nosuch.yaml");
+        let (s, m) = (state.display(), missing.display());
+        assert_eq!(
+            no_daemon(missing.to_str().unwrap(), &state),
+            format!(
+                "no `wharf serve` is running for state dir {s}, and there is no flow {m} here either (looked for {m}); nothing was run"
+            )
+        );
+        let flow = dir.path().join("orders.yaml");
+        std::fs::write(&flow, "name: orders\n").unwrap();
+        assert_eq!(
+            no_daemon(flow.to_str().unwrap(), &state),
+            format!("no `wharf serve` is running for state dir {}; run the flow once with `wharf run {}`", state.display(), flow.display())
+        );
     }
 }

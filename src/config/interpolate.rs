@@ -88,7 +88,7 @@ fn expand(reference: &str, lookup: &Lookup<'_>) -> Result<String, String> {
                     }
                     Ok(value)
                 }
-                Err(e) => Err(format!("cannot read secret file `{}`: {e}", full.display())),
+                Err(e) => Err(format!("cannot read secret file `{}`: {}", full.display(), crate::endpoint::local::io_reason(&e))),
             }
         }
         _ => Err(format!("`${{{reference}}}` is not a reference: write `${{env:NAME}}` or `${{file:PATH}}`")),
@@ -150,7 +150,8 @@ mod tests {
             assert_eq!(interpolate("${file:pass.txt}", l).unwrap(), "from-file");
             assert_eq!(interpolate(&format!("${{file:{}}}", dir.path().join("pass.txt").display()), l).unwrap(), "from-file");
             let err = &interpolate("${file:nope.txt}", l).unwrap_err()[0];
-            assert!(err.starts_with("cannot read secret file `") && err.contains("nope.txt"), "{err}");
+            // The OS's reason, as the rest of wharf says it (before: "… (os error 2)").
+            assert_eq!(*err, format!("cannot read secret file `{}`: No such file or directory", dir.path().join("nope.txt").display()));
         });
     }
 }

@@ -6,19 +6,20 @@
 //! (`Ledger::finish_run_with`), so a run's events are recorded exactly once. Delivering them
 //! is the notifier's business (`notify`, driven by `wharf serve`).
 //!
-//! - An aborted run whose error is transient (connection refused, timeout, dropped link)
-//!   counts towards the unreachable streak; the run that makes it `alerts.unreachable_after`
-//!   raises one `unreachable` event, later ones in the same outage raise nothing.
+//! - A run aborted because an endpoint could not be reached (`RunReport::unreachable`:
+//!   connection refused, timeout, dropped link) counts towards the unreachable streak; the
+//!   run that makes it `alerts.unreachable_after` raises one `unreachable` event, later ones
+//!   in the same outage raise nothing.
 //! - A run that failed (a file could not be delivered, a response was refused) or was aborted
-//!   for another reason (refused login, changed host key) raises `failed`, each time: repeats
-//!   are held back by the notifier's throttle, not here.
+//!   for another reason (refused login, changed host key, a `source.command` that exited
+//!   non-zero) raises `failed`, each time: repeats are held back by the notifier's throttle,
+//!   not here.
 //! - Each quarantined file raises `quarantined`, with the reason.
 //! - The first good run after a `failed` or `unreachable` event raises `recovered`, once.
 //!
 //! Every event names the run that raised it (`Event::run`, the notice's `run`).
 
 use crate::config::Flow;
-use crate::endpoint::ErrorKind;
 use crate::ledger::{EventKind, FlowHealth, Millis, NewEvent, RunStatus};
 
 use super::{Outcome, RunReport};
@@ -39,7 +40,7 @@ pub(super) fn judge(flow: &Flow, prev: &FlowHealth, report: &RunReport, now: Mil
     for f in all_files(report).filter(|f| f.outcome == Outcome::Quarantined) {
         events.push(event(EventKind::Quarantined, &f.path, f.detail.clone()));
     }
-    let unreachable = report.status == RunStatus::Aborted && report.error_kind.is_some_and(ErrorKind::is_transient);
+    let unreachable = report.unreachable();
     match report.status {
         RunStatus::Ok => {
             if health.alerting {
@@ -92,6 +93,7 @@ fn failure_detail(report: &RunReport) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::endpoint::ErrorKind;
     use crate::engine::FileReport;
 
     fn flow() -> Flow {
@@ -172,6 +174,27 @@ mod tests {
         assert_eq!(h.failing_streak, 2);
         let (_, evs) = judge(&f, &h, &report(RunStatus::Ok, None, &[(Outcome::Quarantined, "in/c.csv")]), 3);
         assert_eq!(kinds(&evs), [EventKind::Quarantined, EventKind::Recovered]);
+    }
+
+    /// A `source.command` that exits non-zero is transient (the next run may succeed), but no
+    /// endpoint is down: each run raises `failed` with the command's message, never
+    /// `unreachable`.
+    #[test]
+    fn a_failing_source_command_is_a_failure_not_an_unreachable_endpoint() {
+        let f = flow();
+        let mut export = report(RunStatus::Aborted, Some(ErrorKind::Transient), &[]);
+        export.aborted_by_command = true;
+        export.error = Some("flow t: source command `export.sh` exited with status 1".into());
+        let mut h = FlowHealth::default();
+        let mut raised = Vec::new();
+        for _ in 0..4 {
+            let (next, evs) = judge(&f, &h, &export, 1);
+            raised.extend(evs);
+            h = next;
+        }
+        assert_eq!(kinds(&raised), [EventKind::Failed; 4]);
+        assert!(raised[0].detail.contains("source command `export.sh` exited with status 1"), "{}", raised[0].detail);
+        assert_eq!((h.unreachable_streak, h.failing_streak), (0, 4));
     }
 
     /// Responses are files too: one refused by the response's steps raises `quarantined`, one

@@ -51,6 +51,11 @@ use crate::ledger::{Counts, Ledger, LedgerError, RecordCounts, RunContent, RunRe
 pub use awaits::ResponseReport;
 pub use error::FileError;
 
+/// The log target of the lines that restate a run's report: why it was aborted, and the
+/// events that say the same (`failed`, `quarantined`). A daemon's log is all there is of its
+/// runs; `wharf run` prints the report itself, and leaves these out (`cli::logging`).
+pub const REPORT_LOG_TARGET: &str = "wharf::engine::report";
+
 /// Options for one run.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -141,6 +146,10 @@ pub struct RunReport {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error_kind: Option<ErrorKind>,
+    /// The run was aborted by the flow's `source.command` (it failed, or timed out), not by
+    /// an endpoint: see [`RunReport::unreachable`].
+    #[serde(skip)]
+    pub(crate) aborted_by_command: bool,
 }
 
 /// Runs `flow` once. `on_file` sees each file's report as soon as it is known (progress).
@@ -174,7 +183,7 @@ pub async fn run_once(
     match result {
         Ok(()) => {}
         Err(RunAbort::Endpoint(e)) => {
-            tracing::error!(flow = %flow.name, error = %e, "Run aborted.");
+            tracing::error!(target: REPORT_LOG_TARGET, flow = %flow.name, error = %e, "Run aborted.");
             report.error_kind = Some(e.kind);
             report.error = Some(format!("flow {}: {e}{}", flow.name, hint(&e)));
         }
@@ -182,8 +191,13 @@ pub async fn run_once(
             report.error_kind = Some(kind);
             report.error = Some(msg);
         }
+        Err(RunAbort::Command(e)) => {
+            report.error_kind = Some(e.kind());
+            report.error = Some(format!("flow {}: {e}", flow.name));
+            report.aborted_by_command = true;
+        }
         Err(RunAbort::Ledger(e)) if full && recorded => {
-            tracing::error!(flow = %flow.name, error = %e, "Run aborted.");
+            tracing::error!(target: REPORT_LOG_TARGET, flow = %flow.name, error = %e, "Run aborted.");
             report.error_kind = Some(ErrorKind::StateFull);
             report.error = Some(format!("flow {}: {e}", flow.name));
         }
@@ -220,7 +234,16 @@ impl RunReport {
             responses: Vec::new(),
             error: None,
             error_kind: None,
+            aborted_by_command: false,
         }
+    }
+
+    /// Whether the run was aborted because an endpoint could not be reached: transient
+    /// trouble (a refused connection, a timeout, a dropped link) of a server, or of a file's
+    /// transfer with one. Not a `source.command` that failed: that is transient too (the next
+    /// run may succeed) but no server is down.
+    pub fn unreachable(&self) -> bool {
+        self.status == RunStatus::Aborted && !self.aborted_by_command && self.error_kind.is_some_and(ErrorKind::is_transient)
     }
 }
 
@@ -268,7 +291,12 @@ fn finish(ledger: &Ledger, flow: &Flow, rec: &mut RunRecord, report: &RunReport)
     let now = now_millis();
     for e in ledger.finish_run_with(rec, |health| alerts::judge(flow, health, report, now))? {
         let subject = (!e.subject.is_empty()).then(|| tracing::field::display(&e.subject));
-        tracing::warn!(flow = %e.flow, event = %e.kind.as_str(), subject, detail = %e.detail, "Event.");
+        // `unreachable` and `recovered` say what the report does not (runs in a row).
+        if matches!(e.kind, crate::ledger::EventKind::Failed | crate::ledger::EventKind::Quarantined) {
+            tracing::warn!(target: REPORT_LOG_TARGET, flow = %e.flow, event = %e.kind.as_str(), subject, detail = %e.detail, "Event.");
+        } else {
+            tracing::warn!(flow = %e.flow, event = %e.kind.as_str(), subject, detail = %e.detail, "Event.");
+        }
     }
     Ok(())
 }
@@ -285,6 +313,8 @@ fn hint(e: &EndpointError) -> &'static str {
 enum RunAbort {
     Endpoint(EndpointError),
     File(String, ErrorKind),
+    /// The flow's `source.command` produced no file.
+    Command(command::CommandError),
     Ledger(LedgerError),
 }
 
@@ -345,9 +375,7 @@ async fn run_files(
             return Err(RunAbort::File(format!("flow {}: source.command needs a local source endpoint", flow.name), ErrorKind::Config));
         };
         let folder = crate::endpoint::local::LocalEndpoint::new(root.clone()).full(&flow.source.path);
-        command::produce(cmd, &folder, &flow.name, run, now)
-            .await
-            .map_err(|e| RunAbort::File(format!("flow {}: {e}", flow.name), e.kind()))?;
+        command::produce(cmd, &folder, &flow.name, run, now).await.map_err(RunAbort::Command)?;
     }
 
     let skip = [&flow.after_success, &flow.after_failure];

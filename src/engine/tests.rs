@@ -632,6 +632,32 @@ async fn unreachable_source_aborts_the_run_with_the_flow_named() {
     let _ = SystemTime::now();
 }
 
+/// A `source.command` that exits non-zero aborts the run with its message, and is no
+/// endpoint out of reach: the run after `alerts.unreachable_after` raises `failed`, not
+/// `unreachable`.
+#[tokio::test]
+async fn a_failing_source_command_aborts_the_run_without_calling_an_endpoint_unreachable() {
+    let mut fx = fixture();
+    fx.flow.source.command = Some(crate::config::flow::Command {
+        program: PathBuf::from("sh"),
+        args: vec!["-c".into(), "echo 'db down' >&2; exit 1".into()],
+        dir: fx.src.clone(),
+        name: NameTemplate::new("export.csv").unwrap(),
+        timeout: Duration::from_secs(10),
+        keep_empty: false,
+    });
+    for _ in 0..fx.flow.alerts.unreachable_after {
+        let r = fx.run().await;
+        assert_eq!((r.status, r.error_kind), (RunStatus::Aborted, Some(ErrorKind::Transient)), "{r:#?}");
+        assert!(!r.unreachable());
+        assert_eq!(r.error.as_deref(), Some("flow t: source command `sh` exited with status 1; its stderr ends: db down"));
+    }
+    let events = fx.ledger.events(Some("t"), 0, 10).unwrap();
+    let kinds: Vec<_> = events.iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, vec![crate::ledger::EventKind::Failed; fx.flow.alerts.unreachable_after as usize]);
+    assert!(events[0].detail.contains("db down"), "{}", events[0].detail);
+}
+
 #[tokio::test]
 async fn an_unusable_staging_area_aborts_the_run_and_keeps_the_file() {
     let fx = fixture();

@@ -363,15 +363,17 @@ fn number(text: &str, decimal: char) -> Fallible<f64> {
 
 /// Loads a look-up table (CSV with a header row) keyed by `key`; errors are sentences.
 pub fn load_table(path: &Path, raw: &RawLookup) -> Result<Table, String> {
-    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read look-up table {}: {e}", path.display()))?;
-    if meta.len() > MAX_LOOKUP_BYTES {
+    let cannot_read =
+        |e: std::io::Error| format!("cannot read look-up table {}: {}", path.display(), crate::endpoint::local::io_reason(&e));
+    // Opened first: a missing table is noted as one of the flow's files all the same.
+    let file = crate::config::inputs::open(path).map_err(cannot_read)?;
+    if file.metadata().map_err(cannot_read)?.len() > MAX_LOOKUP_BYTES {
         return Err(format!("look-up table {} is larger than {} MiB", path.display(), MAX_LOOKUP_BYTES >> 20));
     }
     let delimiter = match raw.delimiter.as_bytes() {
         [b] => *b,
         _ => return Err(format!("`{}` must be one character", raw.delimiter)),
     };
-    let file = crate::config::inputs::open(path).map_err(|e| format!("cannot read look-up table {}: {e}", path.display()))?;
     let text = super::parse::Decoded::new(file, encoding_rs::UTF_8);
     let mut rdr = csv::ReaderBuilder::new().delimiter(delimiter).from_reader(text);
     let header: Vec<String> = rdr
@@ -570,6 +572,13 @@ mod tests {
             load_table(&p, &raw).unwrap_err(),
             format!("look-up table {}: row 3: 1 field where the first row has 2 fields", p.display())
         );
+        // The OS's reason, as the rest of wharf says it (before: "… (os error 2)"); and the
+        // missing table is one of the flow's files, so that `wharf serve` loads the flow again
+        // when it appears.
+        let gone = dir.path().join("gone.csv");
+        let (e, noted) = crate::config::inputs::recording(|| load_table(&gone, &raw).unwrap_err());
+        assert_eq!(e, format!("cannot read look-up table {}: No such file or directory", gone.display()));
+        assert_eq!(noted, [gone].into());
     }
 
     #[test]

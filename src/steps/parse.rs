@@ -223,7 +223,8 @@ fn csv_row(header: &[String], fields: Vec<String>, number: u64, line: u64) -> Ro
 
 fn read_json(text: impl Read, each: &mut dyn FnMut(Event) -> Result<(), Stop>) -> Result<(), Stop> {
     let mut stopped: Option<Stop> = None;
-    let mut de = serde_json::Deserializer::from_reader(text);
+    let blank = std::cell::Cell::new(true);
+    let mut de = serde_json::Deserializer::from_reader(Blank { inner: text, blank: &blank });
     let seed = Elements { each, stopped: &mut stopped };
     let result = seed.deserialize(&mut de).and_then(|()| de.end());
     if let Some(s) = stopped {
@@ -231,8 +232,27 @@ fn read_json(text: impl Read, each: &mut dyn FnMut(Event) -> Result<(), Stop>) -
     }
     result.map_err(|e| match e.classify() {
         serde_json::error::Category::Io => io_stop(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
+        // Said plainly: serde's "EOF while parsing a value at line 1 column 0" reached
+        // partners' quarantine reports.
+        serde_json::error::Category::Eof if blank.get() => Stop::File("the file is empty".into()),
         _ => Stop::File(format!("not a JSON array of objects: {e}")),
     })
+}
+
+/// Passes text on, noting in `blank` whether all of it so far was JSON whitespace.
+struct Blank<'a, R> {
+    inner: R,
+    blank: &'a std::cell::Cell<bool>,
+}
+
+impl<R: Read> Read for Blank<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if self.blank.get() && !buf[..n].iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
+            self.blank.set(false);
+        }
+        Ok(n)
+    }
 }
 
 /// Streams the elements of a top-level JSON array into the consumer, one at a time.
@@ -449,9 +469,10 @@ impl<R: Read> Read for Scan<R> {
 
 /// A reader that decodes `inner` from `encoding` to UTF-8 as it goes.
 ///
-/// UTF-8 input is checked strictly (invalid bytes are an error naming the line and byte
-/// offset, with a hint at `encoding`); other encodings replace what they cannot map. In every
-/// encoding a byte-order mark switches to the encoding it announces, and is dropped.
+/// UTF-8 input is checked strictly (invalid bytes, and NUL bytes — UTF-16 without a
+/// byte-order mark, most likely — are an error naming the line, with a hint at `encoding`);
+/// other encodings replace what they cannot map. In every encoding a byte-order mark switches
+/// to the encoding it announces, and is dropped.
 pub struct Decoded<R> {
     inner: R,
     decoder: encoding_rs::Decoder,
@@ -518,14 +539,28 @@ impl<R: Read> Read for Decoded<R> {
             let src = &self.input[self.in_pos..self.in_len];
             let (input_empty, read, written) = if self.strict {
                 let (r, read, written) = self.decoder.decode_to_utf8_without_replacement(src, &mut self.output, self.eof);
+                let out = &self.output[..written];
+                // Valid UTF-8, but no text file holds NULs: ASCII written as UTF-16 without a
+                // byte-order mark has one in every other byte. (A byte-order mark may have
+                // switched to UTF-16, where a NUL is a character.)
+                let nul = if self.decoder.encoding() == encoding_rs::UTF_8 { memchr::memchr(0, out) } else { None };
                 // Counted in the decoded text (the same in any encoding), as `Scan` counts lines;
                 // found with `memchr` (a byte-by-byte loop cost as much as the parsing).
-                let out = &self.output[..written];
-                for i in memchr::memchr2_iter(b'\r', b'\n', out) {
-                    let after_cr = if i == 0 { self.prev_cr } else { out[i - 1] == b'\r' };
-                    if out[i] == b'\r' || !after_cr {
+                let counted = &out[..nul.unwrap_or(out.len())];
+                for i in memchr::memchr2_iter(b'\r', b'\n', counted) {
+                    let after_cr = if i == 0 { self.prev_cr } else { counted[i - 1] == b'\r' };
+                    if counted[i] == b'\r' || !after_cr {
                         self.line_ends += 1;
                     }
+                }
+                if nul.is_some() {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!(
+                            "the file holds NUL bytes (the first on line {}): it may be UTF-16 without a byte-order mark; set `encoding` in the parse step (`utf-16le` or `utf-16be`)",
+                            self.line_ends + 1
+                        ),
+                    ));
                 }
                 if let Some(&last) = out.last() {
                     self.prev_cr = last == b'\r';
@@ -754,6 +789,34 @@ mod tests {
         assert!(r.unwrap_err().starts_with("the file is not valid UTF-16LE on line 3 (byte offset 12)"));
     }
 
+    /// UTF-16 without a byte-order mark, under the default encoding (UTF-8): every other byte
+    /// of ASCII text is NUL, which is valid UTF-8, so the file was read as text full of NULs
+    /// (a header `i\0d\0`, records that fail the schema for no visible reason). Refused,
+    /// naming the line, with what to do.
+    #[test]
+    fn nul_bytes_under_utf8_are_refused_as_probably_utf16() {
+        let le: Vec<u8> = "id,name\r\n1,Zoe\r\n".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        for format in [ParseFormat::Csv, ParseFormat::Json, ParseFormat::Jsonl] {
+            let (header, rows, r) = run(&parse(format), &le);
+            assert_eq!(
+                r.unwrap_err(),
+                "the file holds NUL bytes (the first on line 1): it may be UTF-16 without a byte-order mark; set `encoding` in the parse step (`utf-16le` or `utf-16be`)",
+                "{format:?}"
+            );
+            assert!(header.is_empty() && rows.is_empty(), "{format:?}: nothing is handed on");
+        }
+        // Deeper in a file: its line.
+        let (_, rows, r) = run(&parse(ParseFormat::Csv), b"id,name\n1,a\n2,b\0\n");
+        assert!(r.unwrap_err().starts_with("the file holds NUL bytes (the first on line 3)"));
+        assert!(rows.len() < 2);
+        // Read as the UTF-16 it is, the same file is fine.
+        let mut p = parse(ParseFormat::Csv);
+        p.encoding = encoding_rs::UTF_16LE;
+        let (header, rows, r) = run(&p, &le);
+        r.unwrap();
+        assert_eq!((header, get(&rows[0], "name")), (vec!["id".to_string(), "name".into()], "Zoe"));
+    }
+
     #[test]
     fn ragged_rows_are_reported_with_their_line() {
         let bytes = b"a,b,c\n1,2,3\n1,2\n1,2,3,4\n\"x\ny\",2,3\n";
@@ -806,6 +869,16 @@ mod tests {
         assert!(r.unwrap_err().starts_with("not a JSON array of objects"));
         let (_, rows, r) = run(&parse(ParseFormat::Json), br#"[{"a":1},{"a":"#);
         assert!(r.is_err() && rows.len() == 1);
+        // Before: "not a JSON array of objects: EOF while parsing a value at line 1 column 0".
+        for blank in [&b""[..], b" \r\n\t\n"] {
+            let (_, _, r) = run(&parse(ParseFormat::Json), blank);
+            assert_eq!(r.unwrap_err(), "the file is empty", "{blank:?}");
+        }
+        // Cut off is not empty.
+        for cut in [&b"  ["[..], b"\n\"a"] {
+            let (_, _, r) = run(&parse(ParseFormat::Json), cut);
+            assert!(r.unwrap_err().starts_with("not a JSON array of objects: EOF while parsing"), "{cut:?}");
+        }
         let (_, rows, r) = run(&parse(ParseFormat::Jsonl), b"{\"a\":1}\n\n{\"a\":\nnull\n");
         r.unwrap();
         assert_eq!(rows.len(), 3);

@@ -197,7 +197,8 @@ impl Validate {
 
 /// Reads and compiles a record schema; also derives the CSV conversions from it.
 fn load_schema(path: &Path) -> Result<(jsonschema::Validator, BTreeMap<String, Coerce>), String> {
-    let text = crate::config::inputs::read_to_string(path).map_err(|e| format!("cannot read schema {}: {e}", path.display()))?;
+    let text = crate::config::inputs::read_to_string(path)
+        .map_err(|e| format!("cannot read schema {}: {}", path.display(), crate::endpoint::local::io_reason(&e)))?;
     let value: Value = serde_json::from_str(&text).map_err(|e| format!("schema {} is not JSON: {e}", path.display()))?;
     let validator =
         jsonschema::options().with_draft(jsonschema::Draft::Draft202012).should_validate_formats(true).build(&value).map_err(|e| {

@@ -520,16 +520,23 @@ async fn status_and_trigger_talk_to_the_running_daemon_and_say_when_there_is_non
     assert_eq!(*daemon.triggered.lock().unwrap(), ["demo", "queue", "busy", "nope"]);
     server.shutdown().await;
 
-    // No daemon: trigger says so; status reads the flows folder and the ledger.
-    let o = wharf_async(&state, &["trigger", "demo"]).await;
-    assert_eq!(o.status.code(), Some(3));
-    assert!(
-        stderr(&o).contains(&format!("no `wharf serve` is running for state dir {}; run the flow once with `wharf run", state.display())),
-        "{}",
-        stderr(&o)
-    );
+    // No daemon: trigger says so, and how to run the flow here, when there is one (it said
+    // `wharf run nosuch` of a flow that does not exist either); status reads the flows folder
+    // and the ledger.
     let flows = dir.path().join("flows");
-    local_flow(dir.path(), "demo");
+    let demo = local_flow(dir.path(), "demo");
+    let o = wharf_async(&state, &["trigger", demo.to_str().unwrap()]).await;
+    assert_eq!(o.status.code(), Some(3));
+    let none = format!("error: no `wharf serve` is running for state dir {}", state.display());
+    assert_eq!(stderr(&o), format!("{none}; run the flow once with `wharf run {}`\n", demo.display()));
+    let o = wharf_async(&state, &["trigger", "nosuch"]).await;
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(
+        stderr(&o),
+        format!(
+            "{none}, and there is no flow nosuch here either (looked for nosuch, flows/nosuch.yaml and flows/nosuch.yml); nothing was run\n"
+        )
+    );
     std::fs::write(flows.join("broken.yaml"), "name: broken\nsource: 3\n").unwrap();
     {
         let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();

@@ -147,3 +147,37 @@ fn plan_json_of_an_unreachable_server_says_connect_and_why() {
     let (code, v, _) = failing_json(&state, &["run".as_ref(), flow.as_os_str(), "--json".as_ref()]);
     assert_eq!((code, v["status"].as_str(), v["error_kind"].as_str()), (3, Some("aborted"), Some("transient")), "{v:#}");
 }
+
+/// An aborted run says why once at a terminal: an `error:` line on stderr (stdout may be going
+/// to a file), not again as the engine's "Run aborted." and `failed` event log lines (before:
+/// three times, the first on stdout). `--json` keeps it in the report; a JSON log keeps the
+/// log lines, for whatever collects them.
+#[test]
+fn an_aborted_run_says_why_once() {
+    let dir = support::tempdir();
+    let flow = local_flow(dir.path(), 1);
+    std::fs::remove_dir_all(dir.path().join("outbox")).unwrap();
+    let state = dir.path().join("state");
+    let why = "list /: not found";
+    let run = |args: &[&str]| {
+        let out = support::wharf(&state).env_remove("RUST_LOG").args(args).arg(&flow).output().unwrap();
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned());
+        assert_eq!(out.status.code(), Some(3), "{stdout}{stderr}");
+        (stdout, stderr)
+    };
+
+    let (stdout, stderr) = run(&["run"]);
+    assert!(stdout.starts_with("flow pipe, run 1: aborted") && !stdout.contains(why), "{stdout}");
+    assert_eq!(stderr.matches(why).count(), 1, "{stderr}");
+    assert!(stderr.starts_with("error: flow pipe: local "), "{stderr}");
+
+    let (stdout, stderr) = run(&["run", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert!(report["error"].as_str().is_some_and(|e| e.contains(why)), "{report:#}");
+    assert_eq!(stderr.matches(why).count(), 1, "{stderr}");
+
+    let (_, stderr) = run(&["--log-format", "json", "run"]);
+    let logged: Vec<serde_json::Value> = stderr.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let messages: Vec<_> = logged.iter().filter_map(|l| l["message"].as_str()).collect();
+    assert_eq!(messages, ["Run aborted.", "Event."], "{stderr}");
+}

@@ -118,7 +118,8 @@ impl Checker<'_, '_> {
             let path = self.lookup.resolve_path(&file);
             let text = self.ok(
                 &t_at,
-                crate::config::inputs::read_to_string(&path).map_err(|e| format!("cannot read template `{}`: {e}", path.display())),
+                crate::config::inputs::read_to_string(&path)
+                    .map_err(|e| format!("cannot read template `{}`: {}", path.display(), crate::endpoint::local::io_reason(&e))),
             )?;
             self.ok(&t_at, JsonTemplate::new(&text, &file))
         });
@@ -220,13 +221,13 @@ impl Checker<'_, '_> {
             return None;
         }
         let path = self.lookup.resolve_path(&file);
-        let check = crate::config::inputs::read(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display())).and_then(|pem| {
-            match rustls::pki_types::CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
+        let check = crate::config::inputs::read(&path)
+            .map_err(|e| format!("cannot read `{}`: {}", path.display(), crate::endpoint::local::io_reason(&e)))
+            .and_then(|pem| match rustls::pki_types::CertificateDer::pem_slice_iter(&pem).collect::<Result<Vec<_>, _>>() {
                 Ok(certs) if !certs.is_empty() => Ok(()),
                 Ok(_) => Err(format!("`{}` holds no PEM certificate", path.display())),
                 Err(e) => Err(format!("`{}` is not a PEM certificate: {e}", path.display())),
-            }
-        });
+            });
         self.ok(at, check).map(|()| Some(path))
     }
 
