@@ -150,6 +150,7 @@ fn a_disposition_refused_after_delivery_says_the_file_was_delivered() {
     assert_eq!(counts(&r), (0, 0, 0, 1), "{r:#}");
     let detail = r["files"][0]["detail"].as_str().unwrap();
     assert!(detail.starts_with("delivered to archive:/a.csv, but `after.success` failed: "), "{detail}");
+    assert_eq!(r["files"][0]["targets"], serde_json::json!(["archive:/a.csv"]), "where it went, as the detail says (was [])");
     assert_eq!(fs::read(w.sink().join("a.csv")).unwrap(), b"1,2\n");
     fs::set_permissions(w.remote("in"), fs::Permissions::from_mode(0o755)).unwrap();
     let (code, r) = w.run_json(&flow);

@@ -78,6 +78,10 @@ pub(super) async fn fail(
     cx.store(Transition::File { flow: cx.flow.name.clone(), rec: rec.clone() }).await?;
     let mut f = report(&entry.path, Outcome::Failed, detail);
     f.error_kind = Some(kind);
+    // Delivered, and only its disposal failed: where it went, as the detail says.
+    if delivered(rec) {
+        f.targets = delivered_to(cx, rec);
+    }
     Ok((f, abort))
 }
 
