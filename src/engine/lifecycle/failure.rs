@@ -24,11 +24,10 @@ pub(super) async fn fail(
     rec.attempts += 1;
     rec.last_error = Some(ErrorRecord { kind, message: message.clone(), at: now_millis() });
     let abort = e.aborts_run();
-    let mut detail = if delivered(rec) {
-        format!("delivered to {}, but `after.success` failed: {message}", delivered_to(cx, rec).join(", "))
-    } else {
-        message
-    };
+    // Delivered, and only its disposal failed: where it went, in the detail and the report.
+    let targets = if delivered(rec) { delivered_to(cx, rec) } else { Vec::new() };
+    let mut detail =
+        if targets.is_empty() { message } else { format!("delivered to {}, but `after.success` failed: {message}", targets.join(", ")) };
     let limit = cx.flow.retry.give_up_after;
     // Only a file's own passing trouble counts towards giving up; a run-wide problem (local
     // disk, ledger) is not the file's fault, and a delivered file only waits for disposal.
@@ -78,10 +77,7 @@ pub(super) async fn fail(
     cx.store(Transition::File { flow: cx.flow.name.clone(), rec: rec.clone() }).await?;
     let mut f = report(&entry.path, Outcome::Failed, detail);
     f.error_kind = Some(kind);
-    // Delivered, and only its disposal failed: where it went, as the detail says.
-    if delivered(rec) {
-        f.targets = delivered_to(cx, rec);
-    }
+    f.targets = targets;
     Ok((f, abort))
 }
 
