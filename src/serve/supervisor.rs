@@ -486,7 +486,10 @@ fn finished(shared: &Arc<Shared>, name: &str, report: Result<Arc<RunReport>, Str
     } else {
         shared.metrics.run_finished(name, "aborted", took, &[], 0, now);
     }
-    let unreachable = report.as_ref().is_ok_and(|r| r.status == RunStatus::Aborted && r.error_kind.is_some_and(ErrorKind::is_transient));
+    // Passing trouble that stopped the run (a server out of reach, or a `source.command`
+    // that failed, whose next run may succeed): tried again on the backoff schedule.
+    let passing = report.as_ref().is_ok_and(|r| r.status == RunStatus::Aborted && r.error_kind.is_some_and(ErrorKind::is_transient));
+    let what = if report.as_ref().is_ok_and(|r| r.aborted_by_command) { "The source command failed" } else { "Could not reach a server" };
     let queued = {
         let mut plans = shared.plans();
         let plan = plans.entry(name.to_string()).or_default();
@@ -498,7 +501,7 @@ fn finished(shared: &Arc<Shared>, name: &str, report: Result<Arc<RunReport>, Str
         let schedule = flow.as_ref().and_then(|f| f.schedule.as_ref());
         // A flow without a schedule (run by `wharf trigger`) is retried too: the run was
         // asked for, and nothing else would run it again once the server is back.
-        if unreachable {
+        if passing {
             plan.retry_attempt += 1;
             let cfg = &shared.opts.config;
             let wait = crate::schedule::backoff(plan.retry_attempt, cfg.retry_backoff, cfg.retry_max);
@@ -510,11 +513,11 @@ fn finished(shared: &Arc<Shared>, name: &str, report: Result<Arc<RunReport>, Str
             match regular {
                 Some(t) => {
                     let next_in_s = (t - now).num_seconds().max(0);
-                    tracing::warn!(flow = %name, attempt, next_in_s, "Could not reach a server; trying again at the next scheduled run.");
+                    tracing::warn!(flow = %name, attempt, next_in_s, "{what}; trying again at the next scheduled run.");
                 }
-                None => tracing::warn!(flow = %name, attempt, retry_in_s = wait.as_secs(), "Could not reach a server; retrying."),
+                None => tracing::warn!(flow = %name, attempt, retry_in_s = wait.as_secs(), "{what}; retrying."),
             }
-        } else if !unreachable {
+        } else {
             plan.retry_attempt = 0;
         }
         std::mem::take(&mut plan.queued)
