@@ -186,8 +186,20 @@ fn fields(e: &Value, a: &Value, path: &str, report: &mut dyn FnMut(&str, String)
                 fields(ev, av, &join(&i.to_string()), report);
             }
         }
+        (Value::Number(en), Value::Number(an)) if same_number(en, an) => {}
         _ if e == a => {}
         _ => report(path, format!("expected {}, found {}", short(e), short(a))),
+    }
+}
+
+/// Whether two numbers are the same number, however written (numbers keep their text:
+/// `1.50` from a partner's JSON is `1.5` in a test's YAML, and `1` is `1.0`): integers
+/// compared exactly (a 20-digit order number's last digit counts), others as floats.
+fn same_number(e: &serde_json::Number, a: &serde_json::Number) -> bool {
+    let integer = |n: &serde_json::Number| n.to_string().parse::<i128>().ok();
+    match (integer(e), integer(a)) {
+        (Some(x), Some(y)) => x == y,
+        _ => e.as_f64().is_some_and(|x| a.as_f64() == Some(x)),
     }
 }
 
@@ -225,6 +237,19 @@ mod tests {
         assert!(d.contains("No newline at end of the actual text"), "{d}");
         let d = unified(b"", b"x\n", "e", "a");
         assert!(d.contains("@@ -0,0 +1,1 @@\n+x\n"), "{d}");
+    }
+
+    #[test]
+    fn numbers_are_compared_as_numbers_however_written() {
+        let n = |t: &str| serde_json::from_str::<Value>(t).unwrap();
+        let differs = |e: &str, a: &str| {
+            let mut found = Vec::new();
+            fields(&n(e), &n(a), "x", &mut |_, m| found.push(m));
+            !found.is_empty()
+        };
+        assert!(!differs("1.5", "1.50") && !differs("1", "1.0") && !differs("100", "1e2"));
+        assert!(differs("12345678901234567890", "12345678901234567891"), "exact for integers");
+        assert!(differs("1.5", "1.25") && differs("1", "\"1\""));
     }
 
     #[test]
