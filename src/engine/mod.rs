@@ -51,8 +51,8 @@ use crate::ledger::{Counts, Ledger, LedgerError, RecordCounts, RunContent, RunRe
 pub use awaits::ResponseReport;
 pub use error::FileError;
 
-/// The log target of the lines that restate a run's report: why it was aborted, and the
-/// events that say the same (`failed`, `quarantined`). A daemon's log is all there is of its
+/// The log target of the lines that restate a run's report: why it was aborted, a file's
+/// failure or quarantine, and the events that say the same (`failed`, `quarantined`). A daemon's log is all there is of its
 /// runs; `wharf run` prints the report itself, and leaves these out (`cli::logging`).
 pub const REPORT_LOG_TARGET: &str = "wharf::engine::report";
 

@@ -181,3 +181,54 @@ fn an_aborted_run_says_why_once() {
     let messages: Vec<_> = logged.iter().filter_map(|l| l["message"].as_str()).collect();
     assert_eq!(messages, ["Run aborted.", "Event."], "{stderr}");
 }
+
+/// A file that fails, or is quarantined, is said once at a terminal: by its line in the run
+/// summary, not again by the engine's "File failed.", "File refused by its content steps;
+/// quarantining." and "Quarantined." log lines (before: twice). A JSON log keeps them.
+#[test]
+fn a_failed_or_quarantined_file_is_said_once() {
+    let run = |log_json: bool| {
+        let dir = support::tempdir();
+        let d = dir.path();
+        for f in ["outbox", "archive", "rejected"] {
+            std::fs::create_dir_all(d.join(f)).unwrap();
+        }
+        std::fs::write(d.join("outbox/bad.csv"), "").unwrap();
+        std::fs::write(d.join("outbox/clash.csv"), "a\n1\n").unwrap();
+        // Taken in the archive: `if_exists: fail` (the default) fails the file.
+        std::fs::write(d.join("archive/clash.csv"), "a\n0\n").unwrap();
+        let flow = d.join("pipe.yaml");
+        std::fs::write(
+            &flow,
+            format!(
+                "name: pipe\nendpoints:\n  outbox: {{ type: local, root: {0}/outbox }}\n  archive: {{ type: local, root: {0}/archive }}\n  \
+                 rejected: {{ type: local, root: {0}/rejected }}\nsource: {{ endpoint: outbox, path: /, include: [\"*.csv\"] }}\n\
+                 steps:\n  - parse: {{ format: csv }}\nquarantine: {{ endpoint: rejected, path: / }}\nsinks:\n  - {{ endpoint: archive, path: / }}\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        let mut cmd = support::wharf(&d.join("state"));
+        cmd.env_remove("RUST_LOG");
+        if log_json {
+            cmd.args(["--log-format", "json"]);
+        }
+        let out = cmd.arg("run").arg(&flow).output().unwrap();
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let lines = ["File failed.", "File refused by its content steps; quarantining.", "Quarantined."];
+
+    let (stdout, stderr) = run(false);
+    assert!(stdout.contains("FAILED") && stdout.contains("clash.csv"), "{stdout}");
+    assert!(stdout.contains("QUARANTINED") && stdout.contains("bad.csv"), "{stdout}");
+    for l in lines {
+        assert!(!stderr.contains(l), "{l}: {stderr}");
+    }
+
+    let (_, stderr) = run(true);
+    let messages: Vec<String> =
+        stderr.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["message"].as_str().map(String::from)).collect();
+    for l in lines {
+        assert!(messages.iter().any(|m| m == l), "{l}: {stderr}");
+    }
+}
