@@ -232,3 +232,41 @@ fn a_failed_or_quarantined_file_is_said_once() {
         assert!(messages.iter().any(|m| m == l), "{l}: {stderr}");
     }
 }
+
+/// Every aborted run logs one "Run aborted." line, with its flow, run, kind and reason: a
+/// failing `source.command` too (before: only an endpoint's or the state folder's abort, so a
+/// daemon's log showed a failing command only by its event line). `wharf run` leaves it out
+/// of its text log (the `error:` line says it).
+#[test]
+fn every_aborted_run_logs_run_aborted_once() {
+    let dir = support::tempdir();
+    let d = dir.path();
+    for f in ["outbox", "archive"] {
+        std::fs::create_dir_all(d.join(f)).unwrap();
+    }
+    let flow = d.join("pipe.yaml");
+    std::fs::write(
+        &flow,
+        format!(
+            "name: pipe\nendpoints:\n  outbox: {{ type: local, root: {0}/outbox }}\n  archive: {{ type: local, root: {0}/archive }}\n\
+             source:\n  endpoint: outbox\n  path: /\n  command:\n    run: [sh, -c, 'echo no export today >&2; exit 1']\n    name: x.csv\n\
+             sinks:\n  - {{ endpoint: archive, path: / }}\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    let state = d.join("state");
+    let out = support::wharf(&state).env_remove("RUST_LOG").args(["--log-format", "json", "run"]).arg(&flow).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{}", support::text(&out));
+    let logged: Vec<serde_json::Value> = stderr.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let aborted: Vec<_> = logged.iter().filter(|l| l["message"] == "Run aborted.").collect();
+    assert_eq!(aborted.len(), 1, "{stderr}");
+    let a = aborted[0];
+    assert_eq!((a["flow"].as_str(), a["run"].as_u64(), a["kind"].as_str()), (Some("pipe"), Some(1), Some("transient failure")), "{a}");
+    assert!(a["reason"].as_str().is_some_and(|r| r.contains("no export today")), "{a}");
+
+    let out = support::wharf(&state).env_remove("RUST_LOG").arg("run").arg(&flow).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("Run aborted.") && stderr.matches("no export today").count() == 1, "{stderr}");
+}
