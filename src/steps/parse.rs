@@ -477,6 +477,8 @@ pub struct Decoded<R> {
     inner: R,
     decoder: encoding_rs::Decoder,
     strict: bool,
+    /// What the errors of strict mode tell the reader to do.
+    fix: Fix,
     input: Box<[u8]>,
     in_pos: usize,
     in_len: usize,
@@ -491,7 +493,39 @@ pub struct Decoded<R> {
     prev_cr: bool,
 }
 
+/// What to do about a file that is not UTF-8: depends on who reads it.
+#[derive(Debug, Clone, Copy)]
+enum Fix {
+    /// A parse step's input: its `encoding` can be set.
+    EncodingSetting,
+    /// A look-up table: read as UTF-8 only, it has no `encoding` to set.
+    SaveAsUtf8,
+}
+
+impl Fix {
+    /// Advice for a file holding NUL bytes (UTF-16 without a byte-order mark, most likely).
+    fn for_nul(self) -> &'static str {
+        match self {
+            Fix::EncodingSetting => "set `encoding` in the parse step (`utf-16le` or `utf-16be`)",
+            Fix::SaveAsUtf8 => "save the table as UTF-8 (a look-up table has no `encoding` setting)",
+        }
+    }
+
+    /// Advice for a file with bytes that are not valid in its encoding.
+    fn for_invalid(self) -> &'static str {
+        match self {
+            Fix::EncodingSetting => "if it is Latin-1 or Windows-1252, set `encoding` in the parse step",
+            Fix::SaveAsUtf8 => "save the table as UTF-8 (a look-up table has no `encoding` setting)",
+        }
+    }
+}
+
 impl<R: Read> Decoded<R> {
+    /// A look-up table's reader: strict UTF-8, whose errors say to save the table as UTF-8.
+    pub fn table(inner: R) -> Self {
+        Decoded { fix: Fix::SaveAsUtf8, ..Decoded::new(inner, encoding_rs::UTF_8) }
+    }
+
     pub fn new(inner: R, encoding: &'static Encoding) -> Self {
         let strict = encoding == encoding_rs::UTF_8;
         // BOM sniffing for every encoding: a UTF-16 file with its byte-order mark is read as
@@ -502,6 +536,7 @@ impl<R: Read> Decoded<R> {
             inner,
             decoder,
             strict,
+            fix: Fix::EncodingSetting,
             input: vec![0; 64 * 1024].into_boxed_slice(),
             in_pos: 0,
             in_len: 0,
@@ -557,8 +592,9 @@ impl<R: Read> Read for Decoded<R> {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         format!(
-                            "the file holds NUL bytes (the first on line {}): it may be UTF-16 without a byte-order mark; set `encoding` in the parse step (`utf-16le` or `utf-16be`)",
-                            self.line_ends + 1
+                            "the file holds NUL bytes (the first on line {}): it may be UTF-16 without a byte-order mark; {}",
+                            self.line_ends + 1,
+                            self.fix.for_nul()
                         ),
                     ));
                 }
@@ -573,8 +609,9 @@ impl<R: Read> Read for Decoded<R> {
                         return Err(io::Error::new(
                             io::ErrorKind::InvalidData,
                             format!(
-                                "the file is not valid {name} on line {} (byte offset {at}); if it is Latin-1 or Windows-1252, set `encoding` in the parse step",
-                                self.line_ends + 1
+                                "the file is not valid {name} on line {} (byte offset {at}); {}",
+                                self.line_ends + 1,
+                                self.fix.for_invalid()
                             ),
                         ));
                     }
