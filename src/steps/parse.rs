@@ -156,8 +156,17 @@ fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<()
         Ok(more.then(|| rdr.get_mut().line_of(record.position().map_or(0, csv::Position::byte))))
     };
     let header: Vec<String> = if p.header {
-        if next(&mut record)?.is_none() {
-            return Err(Stop::File("the file has no header row".into()));
+        // The header is the first line with something on it: the csv crate skips empty lines,
+        // and lines of nothing but spaces are skipped too (they read as a header of one blank
+        // column, and a file of them was delivered as no records). Without one the file is
+        // empty, as a JSON file of nothing but whitespace.
+        loop {
+            if next(&mut record)?.is_none() {
+                return Err(Stop::File("the file is empty".into()));
+            }
+            if !(record.len() == 1 && record[0].trim().is_empty()) {
+                break;
+            }
         }
         record.iter().map(|h| h.trim().to_string()).collect()
     } else {
@@ -893,6 +902,22 @@ mod tests {
         let (header, rows, r) = run(&parse(ParseFormat::Csv), b"a,b,\n1,2,\n");
         r.unwrap();
         assert_eq!((header, get(&rows[0], "")), (vec!["a".to_string(), "b".into(), "".into()], ""));
+    }
+
+    /// A CSV file with nothing on it but blanks is empty, as a JSON file is (before: a file of
+    /// spaces was one blank column and no records, delivered; an empty one "has no header row").
+    #[test]
+    fn a_csv_file_of_blanks_is_empty() {
+        for blank in [&b""[..], b"   ", b"  \n\t\n\r\n \n", b"\xef\xbb\xbf \n"] {
+            let (header, rows, r) = run(&parse(ParseFormat::Csv), blank);
+            assert_eq!(r.unwrap_err(), "the file is empty", "{blank:?}");
+            assert!(header.is_empty() && rows.is_empty(), "{blank:?}");
+        }
+        // Blank lines before the header are passed over, and counted in the lines.
+        let (header, rows, r) = run(&parse(ParseFormat::Csv), b" \n\na,b\n1,2\n");
+        r.unwrap();
+        assert_eq!((header, rows.len(), rows[0].line), (vec!["a".to_string(), "b".into()], 1, Some(4)));
+        assert_eq!(get(&rows[0], "b"), "2");
     }
 
     #[test]
