@@ -9,8 +9,8 @@ use crate::engine::REPORT_LOG_TARGET;
 
 /// Installs the global subscriber. `RUST_LOG` overrides the level chosen by `-v`.
 /// `prints_report`: the command prints a run's report itself (`wharf run`), so the text log
-/// leaves out the lines that restate it ([`REPORT_LOG_TARGET`]: why the run was aborted, its
-/// `failed` and `quarantined` events): said once, by the report. A JSON log keeps them, for
+/// leaves out the lines that restate it ([`REPORT_LOG_TARGET`]: why the run was aborted, the
+/// files that failed or were quarantined, its `failed` and `quarantined` events): said once, by the report. A JSON log keeps them, for
 /// whatever collects it; `RUST_LOG` brings them back too.
 pub fn init(format: LogFormat, verbose: u8, prints_report: bool) {
     // The run summary goes to stdout; logs add detail: warnings by default, more with -v.

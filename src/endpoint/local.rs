@@ -50,8 +50,10 @@ impl LocalEndpoint {
                 format!("{}: this user's quota on the disk holding {} is used up; make room there", io_reason(&e), self.root.display())
             }
             ErrorKind::NoSpace => format!("{}: the disk holding {} is full; make room there", io_reason(&e), self.root.display()),
+            // The root's trouble alone: the OS's "No such file or directory" before it said
+            // the same again.
             _ => match self.root_trouble(&e) {
-                Some(trouble) => format!("{}: the endpoint's root {} {trouble}", io_reason(&e), self.root.display()),
+                Some(trouble) => format!("the endpoint's root {} {trouble}", self.root.display()),
                 None => io_reason(&e),
             },
         };
@@ -503,11 +505,13 @@ mod tests {
         let missing = LocalEndpoint::new(dir.path().join("nope"));
         let e = missing.list(&p).await.unwrap_err();
         assert_eq!(e.kind, ErrorKind::NotFound);
-        assert!(e.message.ends_with(&format!("the endpoint's root {} does not exist", dir.path().join("nope").display())), "{}", e.message);
+        // One sentence (before: "No such file or directory: the endpoint's root … does not exist").
+        let root = dir.path().join("nope");
+        assert_eq!(e.to_string(), format!("local {0}: list /in: not found: the endpoint's root {0} does not exist", root.display()));
         std::fs::write(dir.path().join("file"), "x").unwrap();
         let file = LocalEndpoint::new(dir.path().join("file"));
         let e = file.stat(&RemotePath::parse("/a.csv").unwrap()).await.unwrap_err();
-        assert!(e.message.ends_with("is a file, not a folder"), "{}", e.message);
+        assert_eq!(e.message, format!("the endpoint's root {} is a file, not a folder", dir.path().join("file").display()));
         let fine = LocalEndpoint::new(dir.path());
         let e = fine.list(&p).await.unwrap_err();
         assert!(!e.message.contains("root"), "the root is fine: {}", e.message);

@@ -13,6 +13,7 @@ use crate::ledger::{FileRecord, FileResult, QuarantineRecord, now_millis};
 use crate::steps::{self, Input, Steps};
 use crate::template::NameVars;
 
+use super::REPORT_LOG_TARGET;
 use super::error::FileError;
 use super::lifecycle::Ctx;
 use super::retry::retry;
@@ -118,7 +119,9 @@ pub async fn process(cx: &Ctx<'_>, rec: &FileRecord, source: &RemotePath, staged
         }
         // A file quarantined again (by `wharf quarantine reprocess`) keeps its copy.
         let copy = cx.ledger.file_result(&cx.flow.name, &rec.path)?.and_then(|r| r.quarantine).and_then(|q| q.copy);
-        tracing::warn!(flow = %cx.flow.name, path = %source, reason = %v.reason, "File refused by its content steps; quarantining.");
+        // The report says it (the file's `quarantined` line, or its failure to be put aside,
+        // which names the reason too): `wharf run` leaves this line out.
+        tracing::warn!(target: REPORT_LOG_TARGET, flow = %cx.flow.name, path = %source, reason = %v.reason, "File refused by its content steps; quarantining.");
         result.quarantine = Some(QuarantineRecord {
             reason: v.reason,
             at,

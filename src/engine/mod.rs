@@ -51,8 +51,8 @@ use crate::ledger::{Counts, Ledger, LedgerError, RecordCounts, RunContent, RunRe
 pub use awaits::ResponseReport;
 pub use error::FileError;
 
-/// The log target of the lines that restate a run's report: why it was aborted, and the
-/// events that say the same (`failed`, `quarantined`). A daemon's log is all there is of its
+/// The log target of the lines that restate a run's report: why it was aborted, a file's
+/// failure or quarantine, and the events that say the same (`failed`, `quarantined`). A daemon's log is all there is of its
 /// runs; `wharf run` prints the report itself, and leaves these out (`cli::logging`).
 pub const REPORT_LOG_TARGET: &str = "wharf::engine::report";
 
@@ -183,7 +183,6 @@ pub async fn run_once(
     match result {
         Ok(()) => {}
         Err(RunAbort::Endpoint(e)) => {
-            tracing::error!(target: REPORT_LOG_TARGET, flow = %flow.name, error = %e, "Run aborted.");
             report.error_kind = Some(e.kind);
             report.error = Some(format!("flow {}: {e}{}", flow.name, hint(&e)));
         }
@@ -197,16 +196,21 @@ pub async fn run_once(
             report.aborted_by_command = true;
         }
         Err(RunAbort::Ledger(e)) if full && recorded => {
-            tracing::error!(target: REPORT_LOG_TARGET, flow = %flow.name, error = %e, "Run aborted.");
             report.error_kind = Some(ErrorKind::StateFull);
             report.error = Some(format!("flow {}: {e}", flow.name));
         }
         Err(RunAbort::Ledger(e)) => {
+            let kind = if e.is_state_full() { ErrorKind::StateFull } else { ErrorKind::LocalIo };
+            tracing::error!(target: REPORT_LOG_TARGET, flow = %flow.name, run = rec.id, kind = %kind, reason = %e, "Run aborted.");
             rec.status = RunStatus::Aborted;
             rec.error = Some(e.to_string());
             let _ = ledger.finish_run(&rec);
             return Err(e);
         }
+    }
+    // Every abort, whatever stopped it, in one line: a daemon's log is all there is of its runs.
+    if let (Some(reason), Some(kind)) = (&report.error, report.error_kind) {
+        tracing::error!(target: REPORT_LOG_TARGET, flow = %flow.name, run = rec.id, kind = %kind, reason = %reason, "Run aborted.");
     }
     report.status = if report.error.is_some() {
         RunStatus::Aborted

@@ -17,7 +17,7 @@ use crate::ledger::{FileRecord, FileState, Ledger, LedgerError, QuarantineRecord
 use super::error::FileError;
 use super::lifecycle::{self, Ctx};
 use super::retry::retry;
-use super::{FileReport, Outcome, RunOptions, RunReport, content, disposition, endpoints, naming, stage, transfer};
+use super::{FileReport, Outcome, REPORT_LOG_TARGET, RunOptions, RunReport, content, disposition, endpoints, naming, stage, transfer};
 
 /// A quarantine command could not be carried out.
 #[derive(Debug, thiserror::Error)]
@@ -155,7 +155,8 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
     result.quarantine = Some(qr);
     cx.store(Transition::Result { flow: flow.clone(), rec: rec.clone(), result: result.clone() }).await?;
     content::discard_with_outputs(staged).await;
-    tracing::warn!(flow = %flow, path = %entry.path, copy = %copy, "Quarantined.");
+    // The file's line in the report says where it went: `wharf run` leaves this one out.
+    tracing::warn!(target: REPORT_LOG_TARGET, flow = %flow, path = %entry.path, copy = %copy, "Quarantined.");
     Ok(FileReport {
         path: entry.path.to_string(),
         outcome: Outcome::Quarantined,

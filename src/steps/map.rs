@@ -374,7 +374,7 @@ pub fn load_table(path: &Path, raw: &RawLookup) -> Result<Table, String> {
         [b] => *b,
         _ => return Err(format!("`{}` must be one character", raw.delimiter)),
     };
-    let text = super::parse::Decoded::new(file, encoding_rs::UTF_8);
+    let text = super::parse::Decoded::table(file);
     let mut rdr = csv::ReaderBuilder::new().delimiter(delimiter).from_reader(text);
     let header: Vec<String> = rdr
         .headers()
@@ -579,6 +579,31 @@ mod tests {
         let (e, noted) = crate::config::inputs::recording(|| load_table(&gone, &raw).unwrap_err());
         assert_eq!(e, format!("cannot read look-up table {}: No such file or directory", gone.display()));
         assert_eq!(noted, [gone].into());
+    }
+
+    /// A table that is not UTF-8 says to save it as UTF-8 (before: to "set `encoding` in the
+    /// parse step", which a look-up table does not have).
+    #[test]
+    fn a_look_up_table_that_is_not_utf8_says_to_save_it_as_utf8() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("d.csv");
+        let raw = RawLookup { file: "d.csv".into(), key: "code".into(), delimiter: ",".into() };
+        std::fs::write(&p, b"code,name\nFIN,Financ\xe9\n").unwrap();
+        assert_eq!(
+            load_table(&p, &raw).unwrap_err(),
+            format!(
+                "look-up table {}: the file is not valid UTF-8 on line 2 (byte offset 20); save the table as UTF-8 (a look-up table has no `encoding` setting)",
+                p.display()
+            )
+        );
+        std::fs::write(&p, b"c\0o\0d\0e\0\n\0").unwrap();
+        assert_eq!(
+            load_table(&p, &raw).unwrap_err(),
+            format!(
+                "look-up table {}: the file holds NUL bytes (the first on line 1): it may be UTF-16 without a byte-order mark; save the table as UTF-8 (a look-up table has no `encoding` setting)",
+                p.display()
+            )
+        );
     }
 
     #[test]

@@ -156,8 +156,17 @@ fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<()
         Ok(more.then(|| rdr.get_mut().line_of(record.position().map_or(0, csv::Position::byte))))
     };
     let header: Vec<String> = if p.header {
-        if next(&mut record)?.is_none() {
-            return Err(Stop::File("the file has no header row".into()));
+        // The header is the first line with something on it: the csv crate skips empty lines,
+        // and lines of nothing but spaces are skipped too (they read as a header of one blank
+        // column, and a file of them was delivered as no records). Without one the file is
+        // empty, as a JSON file of nothing but whitespace.
+        loop {
+            if next(&mut record)?.is_none() {
+                return Err(Stop::File("the file is empty".into()));
+            }
+            if !(record.len() == 1 && record[0].trim().is_empty()) {
+                break;
+            }
         }
         record.iter().map(|h| h.trim().to_string()).collect()
     } else {
@@ -477,6 +486,8 @@ pub struct Decoded<R> {
     inner: R,
     decoder: encoding_rs::Decoder,
     strict: bool,
+    /// What the errors of strict mode tell the reader to do.
+    fix: Fix,
     input: Box<[u8]>,
     in_pos: usize,
     in_len: usize,
@@ -491,7 +502,39 @@ pub struct Decoded<R> {
     prev_cr: bool,
 }
 
+/// What to do about a file that is not UTF-8: depends on who reads it.
+#[derive(Debug, Clone, Copy)]
+enum Fix {
+    /// A parse step's input: its `encoding` can be set.
+    EncodingSetting,
+    /// A look-up table: read as UTF-8 only, it has no `encoding` to set.
+    SaveAsUtf8,
+}
+
+impl Fix {
+    /// Advice for a file holding NUL bytes (UTF-16 without a byte-order mark, most likely).
+    fn for_nul(self) -> &'static str {
+        match self {
+            Fix::EncodingSetting => "set `encoding` in the parse step (`utf-16le` or `utf-16be`)",
+            Fix::SaveAsUtf8 => "save the table as UTF-8 (a look-up table has no `encoding` setting)",
+        }
+    }
+
+    /// Advice for a file with bytes that are not valid in its encoding.
+    fn for_invalid(self) -> &'static str {
+        match self {
+            Fix::EncodingSetting => "if it is Latin-1 or Windows-1252, set `encoding` in the parse step",
+            Fix::SaveAsUtf8 => "save the table as UTF-8 (a look-up table has no `encoding` setting)",
+        }
+    }
+}
+
 impl<R: Read> Decoded<R> {
+    /// A look-up table's reader: strict UTF-8, whose errors say to save the table as UTF-8.
+    pub fn table(inner: R) -> Self {
+        Decoded { fix: Fix::SaveAsUtf8, ..Decoded::new(inner, encoding_rs::UTF_8) }
+    }
+
     pub fn new(inner: R, encoding: &'static Encoding) -> Self {
         let strict = encoding == encoding_rs::UTF_8;
         // BOM sniffing for every encoding: a UTF-16 file with its byte-order mark is read as
@@ -502,6 +545,7 @@ impl<R: Read> Decoded<R> {
             inner,
             decoder,
             strict,
+            fix: Fix::EncodingSetting,
             input: vec![0; 64 * 1024].into_boxed_slice(),
             in_pos: 0,
             in_len: 0,
@@ -557,8 +601,9 @@ impl<R: Read> Read for Decoded<R> {
                     return Err(io::Error::new(
                         io::ErrorKind::InvalidData,
                         format!(
-                            "the file holds NUL bytes (the first on line {}): it may be UTF-16 without a byte-order mark; set `encoding` in the parse step (`utf-16le` or `utf-16be`)",
-                            self.line_ends + 1
+                            "the file holds NUL bytes (the first on line {}): it may be UTF-16 without a byte-order mark; {}",
+                            self.line_ends + 1,
+                            self.fix.for_nul()
                         ),
                     ));
                 }
@@ -573,8 +618,9 @@ impl<R: Read> Read for Decoded<R> {
                         return Err(io::Error::new(
                             io::ErrorKind::InvalidData,
                             format!(
-                                "the file is not valid {name} on line {} (byte offset {at}); if it is Latin-1 or Windows-1252, set `encoding` in the parse step",
-                                self.line_ends + 1
+                                "the file is not valid {name} on line {} (byte offset {at}); {}",
+                                self.line_ends + 1,
+                                self.fix.for_invalid()
                             ),
                         ));
                     }
@@ -856,6 +902,22 @@ mod tests {
         let (header, rows, r) = run(&parse(ParseFormat::Csv), b"a,b,\n1,2,\n");
         r.unwrap();
         assert_eq!((header, get(&rows[0], "")), (vec!["a".to_string(), "b".into(), "".into()], ""));
+    }
+
+    /// A CSV file with nothing on it but blanks is empty, as a JSON file is (before: a file of
+    /// spaces was one blank column and no records, delivered; an empty one "has no header row").
+    #[test]
+    fn a_csv_file_of_blanks_is_empty() {
+        for blank in [&b""[..], b"   ", b"  \n\t\n\r\n \n", b"\xef\xbb\xbf \n"] {
+            let (header, rows, r) = run(&parse(ParseFormat::Csv), blank);
+            assert_eq!(r.unwrap_err(), "the file is empty", "{blank:?}");
+            assert!(header.is_empty() && rows.is_empty(), "{blank:?}");
+        }
+        // Blank lines before the header are passed over, and counted in the lines.
+        let (header, rows, r) = run(&parse(ParseFormat::Csv), b" \n\na,b\n1,2\n");
+        r.unwrap();
+        assert_eq!((header, rows.len(), rows[0].line), (vec!["a".to_string(), "b".into()], 1, Some(4)));
+        assert_eq!(get(&rows[0], "b"), "2");
     }
 
     #[test]

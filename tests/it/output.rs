@@ -181,3 +181,92 @@ fn an_aborted_run_says_why_once() {
     let messages: Vec<_> = logged.iter().filter_map(|l| l["message"].as_str()).collect();
     assert_eq!(messages, ["Run aborted.", "Event."], "{stderr}");
 }
+
+/// A file that fails, or is quarantined, is said once at a terminal: by its line in the run
+/// summary, not again by the engine's "File failed.", "File refused by its content steps;
+/// quarantining." and "Quarantined." log lines (before: twice). A JSON log keeps them.
+#[test]
+fn a_failed_or_quarantined_file_is_said_once() {
+    let run = |log_json: bool| {
+        let dir = support::tempdir();
+        let d = dir.path();
+        for f in ["outbox", "archive", "rejected"] {
+            std::fs::create_dir_all(d.join(f)).unwrap();
+        }
+        std::fs::write(d.join("outbox/bad.csv"), "").unwrap();
+        std::fs::write(d.join("outbox/clash.csv"), "a\n1\n").unwrap();
+        // Taken in the archive: `if_exists: fail` (the default) fails the file.
+        std::fs::write(d.join("archive/clash.csv"), "a\n0\n").unwrap();
+        let flow = d.join("pipe.yaml");
+        std::fs::write(
+            &flow,
+            format!(
+                "name: pipe\nendpoints:\n  outbox: {{ type: local, root: {0}/outbox }}\n  archive: {{ type: local, root: {0}/archive }}\n  \
+                 rejected: {{ type: local, root: {0}/rejected }}\nsource: {{ endpoint: outbox, path: /, include: [\"*.csv\"] }}\n\
+                 steps:\n  - parse: {{ format: csv }}\nquarantine: {{ endpoint: rejected, path: / }}\nsinks:\n  - {{ endpoint: archive, path: / }}\n",
+                d.display()
+            ),
+        )
+        .unwrap();
+        let mut cmd = support::wharf(&d.join("state"));
+        cmd.env_remove("RUST_LOG");
+        if log_json {
+            cmd.args(["--log-format", "json"]);
+        }
+        let out = cmd.arg("run").arg(&flow).output().unwrap();
+        (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let lines = ["File failed.", "File refused by its content steps; quarantining.", "Quarantined."];
+
+    let (stdout, stderr) = run(false);
+    assert!(stdout.contains("FAILED") && stdout.contains("clash.csv"), "{stdout}");
+    assert!(stdout.contains("QUARANTINED") && stdout.contains("bad.csv"), "{stdout}");
+    for l in lines {
+        assert!(!stderr.contains(l), "{l}: {stderr}");
+    }
+
+    let (_, stderr) = run(true);
+    let messages: Vec<String> =
+        stderr.lines().filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok()?["message"].as_str().map(String::from)).collect();
+    for l in lines {
+        assert!(messages.iter().any(|m| m == l), "{l}: {stderr}");
+    }
+}
+
+/// Every aborted run logs one "Run aborted." line, with its flow, run, kind and reason: a
+/// failing `source.command` too (before: only an endpoint's or the state folder's abort, so a
+/// daemon's log showed a failing command only by its event line). `wharf run` leaves it out
+/// of its text log (the `error:` line says it).
+#[test]
+fn every_aborted_run_logs_run_aborted_once() {
+    let dir = support::tempdir();
+    let d = dir.path();
+    for f in ["outbox", "archive"] {
+        std::fs::create_dir_all(d.join(f)).unwrap();
+    }
+    let flow = d.join("pipe.yaml");
+    std::fs::write(
+        &flow,
+        format!(
+            "name: pipe\nendpoints:\n  outbox: {{ type: local, root: {0}/outbox }}\n  archive: {{ type: local, root: {0}/archive }}\n\
+             source:\n  endpoint: outbox\n  path: /\n  command:\n    run: [sh, -c, 'echo no export today >&2; exit 1']\n    name: x.csv\n\
+             sinks:\n  - {{ endpoint: archive, path: / }}\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    let state = d.join("state");
+    let out = support::wharf(&state).env_remove("RUST_LOG").args(["--log-format", "json", "run"]).arg(&flow).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{}", support::text(&out));
+    let logged: Vec<serde_json::Value> = stderr.lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    let aborted: Vec<_> = logged.iter().filter(|l| l["message"] == "Run aborted.").collect();
+    assert_eq!(aborted.len(), 1, "{stderr}");
+    let a = aborted[0];
+    assert_eq!((a["flow"].as_str(), a["run"].as_u64(), a["kind"].as_str()), (Some("pipe"), Some(1), Some("transient failure")), "{a}");
+    assert!(a["reason"].as_str().is_some_and(|r| r.contains("no export today")), "{a}");
+
+    let out = support::wharf(&state).env_remove("RUST_LOG").arg("run").arg(&flow).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("Run aborted.") && stderr.matches("no export today").count() == 1, "{stderr}");
+}

@@ -72,7 +72,8 @@ pub(super) async fn fail(
             }
         }
     }
-    tracing::error!(flow = %cx.flow.name, path = %entry.path, kind = %kind, error = %detail, "File failed.");
+    // Its line in the run's report says the same: `wharf run` leaves this one out.
+    tracing::error!(target: REPORT_LOG_TARGET, flow = %cx.flow.name, path = %entry.path, kind = %kind, error = %detail, "File failed.");
     rec.updated = now_millis();
     cx.store(Transition::File { flow: cx.flow.name.clone(), rec: rec.clone() }).await?;
     let mut f = report(&entry.path, Outcome::Failed, detail);

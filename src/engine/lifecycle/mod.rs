@@ -44,7 +44,7 @@ use super::error::FileError;
 use super::identity::{self, mtime_millis};
 use super::retry::retry;
 use super::transfer::{self, Target};
-use super::{FileReport, Outcome, content, disposition, halt, pipe, quarantine, stage};
+use super::{FileReport, Outcome, REPORT_LOG_TARGET, content, disposition, halt, pipe, quarantine, stage};
 
 mod delivery;
 mod failure;
