@@ -98,7 +98,11 @@ impl FtpEndpoint {
     /// Runs `f` on a pooled connection and keeps the connection for the caller (a stream).
     /// A failure that leaves the connection unusable closes it (and every idle one), and with
     /// `retry` the operation is tried once more on a new login — unless this call already made
-    /// one (one reconnect per operation, then `Transient`).
+    /// one (one reconnect per operation, then `Transient`). Without `retry` (an operation that
+    /// must not run twice: the server may have run it before the connection died) it is tried
+    /// again only when the server cannot have run it: a reused login it answered `421` on
+    /// (closing the session, as an idle timeout does, runs no command). A login the server
+    /// closed while it sat idle the pool drops before anything is sent.
     async fn attempt<T, F, Fut>(&self, op: Op, path: &RemotePath, retry: bool, f: F) -> Result<(T, Lease), EndpointError>
     where
         F: Fn(Lease) -> Fut,
@@ -115,6 +119,7 @@ impl FtpEndpoint {
             };
             let server_error = matches!(&fail, Fail::Ftp(FtpError::UnexpectedResponse(r)) if reply_code(r) >= 500);
             let reuse_refused = matches!(&fail, Fail::Ftp(FtpError::UnexpectedResponse(r)) if wants_session_reuse(r));
+            let unrun = closed_unrun(&fail, lease.fresh);
             let (mut kind, mut message, mut lost) = self.inner.classify(fail);
             // A login in use for a while may have outlived the server's record of its TLS
             // session (servers expire them, each on its own clock; vsftpd still resumed one
@@ -132,7 +137,7 @@ impl FtpEndpoint {
             if lost {
                 drop(lease);
                 self.inner.pool.discard_idle();
-                if retry && !reconnected && kind == ErrorKind::Transient {
+                if (retry || unrun) && !reconnected && kind == ErrorKind::Transient {
                     tracing::info!(endpoint = %self.inner.label, op = %op, path = %path, error = %message, "Connection lost; reconnecting once.");
                     continue;
                 }
@@ -670,6 +675,14 @@ fn mdtm_time(reply: Result<suppaftp::types::Response, FtpError>) -> Result<Optio
     }
 }
 
+/// The server closed a reused login (`421`, by code) instead of running the command: the
+/// command did not run, and may be sent once more on a new login even where running it twice
+/// would do harm. On a new login a `421` is the server refusing service (shutting down, too
+/// many users): nothing to try again at once.
+fn closed_unrun(fail: &Fail, fresh: bool) -> bool {
+    !fresh && matches!(fail, Fail::Ftp(FtpError::UnexpectedResponse(r)) if reply_code(r) == 421)
+}
+
 /// A 550 or 553: the server refused the action on this path (missing, not allowed…).
 fn is_refusal(e: &FtpError) -> bool {
     matches!(e, FtpError::UnexpectedResponse(r) if matches!(reply_code(r), 550 | 553))
@@ -885,7 +898,8 @@ impl Endpoint for FtpEndpoint {
 
     async fn rename(&self, from: &RemotePath, to: &RemotePath, replace: bool) -> Result<(), EndpointError> {
         self.creatable(Op::Rename, from, [to.name()])?;
-        // Not retried: the first attempt may have happened before the connection died.
+        // Not retried: the first attempt may have happened before the connection died (but
+        // see `attempt`: a `421` on a reused login is tried again).
         self.run(Op::Rename, from, false, |mut c| async move {
             let r = self.rename_on(&mut c, from, to, replace).await;
             (c, r)
@@ -1005,5 +1019,20 @@ mod tests {
         }
         let e = ep.open_write(&p("in/a.csv")).await.err().unwrap();
         assert_eq!(e.kind, ErrorKind::Transient, "{e}");
+    }
+
+    #[test]
+    fn only_a_421_on_a_reused_login_says_the_command_did_not_run() {
+        let reply = |code: u32| {
+            Fail::Ftp(FtpError::UnexpectedResponse(suppaftp::types::Response::new(
+                Status::from(code),
+                format!("{code} Timeout.\r\n").into_bytes(),
+            )))
+        };
+        assert!(closed_unrun(&reply(421), false));
+        // A new login's 421 is a server refusing service; other codes may follow a run command.
+        assert!(!closed_unrun(&reply(421), true));
+        assert!(!closed_unrun(&reply(451), false));
+        assert!(!closed_unrun(&Fail::Io(io::Error::from(io::ErrorKind::UnexpectedEof)), false));
     }
 }
