@@ -419,3 +419,22 @@ fn a_push_to_a_server_allowing_two_sessions_delivers_everything() {
     assert_eq!(w.files_in(&w.remote(&format!("inbox/{}", year()))).len(), 31);
     assert!(stderr.contains("turned away a login") && !stderr.contains("retrying"), "{stderr}");
 }
+
+/// A partner's file whose name ends in a space is delivered and moved to `processed/` under
+/// the name the server already stores (vsftpd keeps the space through RNFR/RNTO). The ftp
+/// endpoint creates no such names, and refused the move too: delivered once, then every run
+/// failed to move it.
+#[test]
+fn a_source_whose_name_ends_in_a_space_is_moved_to_processed() {
+    let Some(w) = World::new(Ftpd::vsftpd()) else { return };
+    let flow = w.pull_flow(FtpTls::Explicit, "after: { success: { move_to: /in/processed } }\n");
+    fs::write(&flow, fs::read_to_string(&flow).unwrap().replace("include: [\"*.csv\"]", "include: [\"*.csv*\"]")).unwrap();
+    w.put("in/a.csv ", b"a");
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 1, 0, 0)), "{r:#}");
+    assert_eq!(fs::read(w.remote("in/processed/a.csv ")).unwrap(), b"a", "{r:#}");
+    assert!(!w.remote("in/a.csv ").exists());
+    assert_eq!(w.files_in(&w.local("sink")), ["a.csv "]);
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 0, 0, 0)), "{r:#}");
+}

@@ -176,6 +176,17 @@ impl FtpEndpoint {
         }
     }
 
+    /// [`creatable`](Self::creatable) for a rename's new name. A rename that keeps the name
+    /// (a move into another folder, such as `processed/`) creates no name: the server already
+    /// stores this one as it is (vsftpd keeps the trailing spaces of a rename's target), so a
+    /// source whose name ends in a space can be moved after its delivery.
+    fn renamable(&self, from: &RemotePath, to: &RemotePath) -> Result<(), EndpointError> {
+        if to.name() == from.name() {
+            return Ok(());
+        }
+        self.creatable(Op::Rename, from, [to.name()])
+    }
+
     /// A refusal (550/553) of an operation on `probe`: `NotFound` when nothing is there,
     /// `Protocol` when something of another kind is (a folder where a file was meant),
     /// `PermissionDenied` otherwise — a symlink the server would not follow included.
@@ -897,7 +908,7 @@ impl Endpoint for FtpEndpoint {
     }
 
     async fn rename(&self, from: &RemotePath, to: &RemotePath, replace: bool) -> Result<(), EndpointError> {
-        self.creatable(Op::Rename, from, [to.name()])?;
+        self.renamable(from, to)?;
         // Not retried: the first attempt may have happened before the connection died (but
         // see `attempt`: a `421` on a reused login is tried again).
         self.run(Op::Rename, from, false, |mut c| async move {
@@ -1018,6 +1029,9 @@ mod tests {
             assert_eq!(res, Some(ErrorKind::Protocol));
         }
         let e = ep.open_write(&p("in/a.csv")).await.err().unwrap();
+        assert_eq!(e.kind, ErrorKind::Transient, "{e}");
+        // A move that keeps the name the server already stores creates none: it goes ahead.
+        let e = ep.rename(&p("in/a.csv "), &p("in/processed/a.csv "), false).await.err().unwrap();
         assert_eq!(e.kind, ErrorKind::Transient, "{e}");
     }
 
