@@ -438,3 +438,34 @@ fn a_source_whose_name_ends_in_a_space_is_moved_to_processed() {
     let (code, r) = w.run_json(&flow);
     assert_eq!((code, counts(&r)), (0, (0, 0, 0, 0)), "{r:#}");
 }
+
+/// A source path that is a symbolic link to nothing is not found, as over SFTP; it read
+/// "permission denied: /dang is there, but the server refuses this login access to it". A
+/// link to a folder the login may not enter is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dangling_symlink_is_not_found_and_a_link_to_a_locked_folder_is_refused() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    use wharf::endpoint::ftp::FtpEndpoint;
+    use wharf::endpoint::{Endpoint, ErrorKind, RemotePath};
+    let Some(ftpd) = tokio::task::spawn_blocking(Ftpd::vsftpd).await.unwrap() else { return };
+    let data = ftpd.data_dir();
+    fs::create_dir_all(data.join("in")).unwrap();
+    fs::create_dir_all(data.join("private")).unwrap();
+    ftpd.give_to_user(data);
+    symlink("nowhere", data.join("dang")).unwrap();
+    symlink(data.join("in/gone.csv"), data.join("in/dang.csv")).unwrap();
+    symlink("private", data.join("locked")).unwrap();
+    fs::set_permissions(data.join("private"), fs::Permissions::from_mode(0o000)).unwrap();
+    std::os::unix::fs::chown(data.join("private"), Some(0), Some(0)).unwrap();
+    let p = |s: &str| RemotePath::parse(s).unwrap();
+    for tls in [FtpTls::None, FtpTls::Explicit] {
+        let ep = FtpEndpoint::new(ftpd.spec(tls));
+        let err = ep.list(&p("dang")).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotFound, "{tls:?}: {err}");
+        assert!(err.to_string().contains("/dang is a symbolic link to nowhere, which does not exist"), "{err}");
+        let err = ep.open_read(&p("in/dang.csv"), 0).await.err().expect("not found");
+        assert_eq!(err.kind, ErrorKind::NotFound, "{tls:?}: {err}");
+        let err = ep.list(&p("locked")).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::PermissionDenied, "{tls:?}: {err}");
+    }
+}

@@ -189,7 +189,8 @@ impl FtpEndpoint {
 
     /// A refusal (550/553) of an operation on `probe`: `NotFound` when nothing is there,
     /// `Protocol` when something of another kind is (a folder where a file was meant),
-    /// `PermissionDenied` otherwise — a symlink the server would not follow included.
+    /// `PermissionDenied` otherwise — a symlink the server would not follow included, but not
+    /// one to nothing: `NotFound`, where the listing shows its target (`dangling`).
     /// Anything else keeps its own classification.
     async fn refused(&self, c: &mut Conn, e: FtpError, probe: &RemotePath, expect: EntryKind) -> Fail {
         self.refusal(c, e, probe, expect).await.0
@@ -211,10 +212,16 @@ impl FtpEndpoint {
             // listing tells them apart.
             None if probe.is_root() => Fail::Kind(ErrorKind::NotFound, format!("{probe} does not exist ({text})")),
             None => match self.find_in_parent(c, probe).await {
-                Ok(Some(_)) => Fail::Kind(
-                    ErrorKind::PermissionDenied,
-                    format!("{probe} is there, but the server refuses this login access to it ({text})"),
-                ),
+                Ok(Some(listed)) => match self.dangling(c, probe, listed.kind).await {
+                    Ok(Some(target)) => {
+                        Fail::Kind(ErrorKind::NotFound, format!("{probe} is a symbolic link to {target}, which does not exist ({text})"))
+                    }
+                    Ok(None) => Fail::Kind(
+                        ErrorKind::PermissionDenied,
+                        format!("{probe} is there, but the server refuses this login access to it ({text})"),
+                    ),
+                    Err(f) => f,
+                },
                 Ok(None) => Fail::Kind(ErrorKind::NotFound, format!("{probe} does not exist ({text})")),
                 Err(f) => f,
             },
@@ -228,6 +235,50 @@ impl FtpEndpoint {
             Some(_) => Fail::Kind(ErrorKind::PermissionDenied, text),
         };
         (fail, found)
+    }
+
+    /// The target of `link` when it is a symbolic link to nothing (dangling), which the
+    /// server refused as it refuses a path the login may not use: everything but its folder's
+    /// listing says "no" either way. A Unix `LIST` shows a link's target (`link -> target`),
+    /// so a look at the listing of the target's folder tells them apart: the folder lists and
+    /// the name is not in it. `None` when it is not such a link, or when that cannot be told
+    /// (MLSD and DOS listings show no target; a target's folder the login cannot list): the
+    /// refusal then stays `PermissionDenied`. Paths of targets are the server's own, as a
+    /// chrooted server resolves them.
+    async fn dangling(&self, c: &mut Conn, link: &RemotePath, kind: EntryKind) -> Result<Option<String>, Fail> {
+        if kind != EntryKind::Other || c.feat.mlsd {
+            return Ok(None);
+        }
+        let folder = c.full(&link.parent());
+        let Some(target) = self.listed_in(c, &folder, |raw| list::link_target(raw, link.name())).await? else {
+            return Ok(None);
+        };
+        let trimmed = target.trim_end_matches('/');
+        let (dir, name) = match trimmed.rsplit_once('/') {
+            Some(("", name)) => ("/".to_string(), name),
+            Some((dir, name)) if dir.starts_with('/') => (dir.to_string(), name),
+            Some((dir, name)) => (format!("{}/{dir}", folder.trim_end_matches('/')), name),
+            None => (folder, trimmed),
+        };
+        if matches!(name, "" | "." | "..") {
+            return Ok(None);
+        }
+        let now = SystemTime::now();
+        let there = self
+            .listed_in(c, &dir, |raw| {
+                Some(list::read(raw, false, now).into_iter().any(|l| matches!(l, list::Line::Entry(l) if l.name == name)))
+            })
+            .await?;
+        Ok((there == Some(false)).then_some(target))
+    }
+
+    /// `read` of the `LIST` of the server folder `full`; `None` when the login cannot enter it.
+    async fn listed_in<T>(&self, c: &mut Conn, full: &str, read: impl FnOnce(&[u8]) -> Option<T>) -> Result<Option<T>, Fail> {
+        match within(c.timeout, c.ftp.cwd(full)).await {
+            Ok(()) => Ok(read(&self.list_all(c).await?)),
+            Err(e) if is_refusal(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// What is at `path`, on one connection: MLST where offered; else SIZE and MDTM for a
