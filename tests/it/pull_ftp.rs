@@ -419,3 +419,53 @@ fn a_push_to_a_server_allowing_two_sessions_delivers_everything() {
     assert_eq!(w.files_in(&w.remote(&format!("inbox/{}", year()))).len(), 31);
     assert!(stderr.contains("turned away a login") && !stderr.contains("retrying"), "{stderr}");
 }
+
+/// A partner's file whose name ends in a space is delivered and moved to `processed/` under
+/// the name the server already stores (vsftpd keeps the space through RNFR/RNTO). The ftp
+/// endpoint creates no such names, and refused the move too: delivered once, then every run
+/// failed to move it.
+#[test]
+fn a_source_whose_name_ends_in_a_space_is_moved_to_processed() {
+    let Some(w) = World::new(Ftpd::vsftpd()) else { return };
+    let flow = w.pull_flow(FtpTls::Explicit, "after: { success: { move_to: /in/processed } }\n");
+    fs::write(&flow, fs::read_to_string(&flow).unwrap().replace("include: [\"*.csv\"]", "include: [\"*.csv*\"]")).unwrap();
+    w.put("in/a.csv ", b"a");
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 1, 0, 0)), "{r:#}");
+    assert_eq!(fs::read(w.remote("in/processed/a.csv ")).unwrap(), b"a", "{r:#}");
+    assert!(!w.remote("in/a.csv ").exists());
+    assert_eq!(w.files_in(&w.local("sink")), ["a.csv "]);
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 0, 0, 0)), "{r:#}");
+}
+
+/// A source path that is a symbolic link to nothing is not found, as over SFTP; it read
+/// "permission denied: /dang is there, but the server refuses this login access to it". A
+/// link to a folder the login may not enter is still refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dangling_symlink_is_not_found_and_a_link_to_a_locked_folder_is_refused() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    use wharf::endpoint::ftp::FtpEndpoint;
+    use wharf::endpoint::{Endpoint, ErrorKind, RemotePath};
+    let Some(ftpd) = tokio::task::spawn_blocking(Ftpd::vsftpd).await.unwrap() else { return };
+    let data = ftpd.data_dir();
+    fs::create_dir_all(data.join("in")).unwrap();
+    fs::create_dir_all(data.join("private")).unwrap();
+    ftpd.give_to_user(data);
+    symlink("nowhere", data.join("dang")).unwrap();
+    symlink(data.join("in/gone.csv"), data.join("in/dang.csv")).unwrap();
+    symlink("private", data.join("locked")).unwrap();
+    fs::set_permissions(data.join("private"), fs::Permissions::from_mode(0o000)).unwrap();
+    std::os::unix::fs::chown(data.join("private"), Some(0), Some(0)).unwrap();
+    let p = |s: &str| RemotePath::parse(s).unwrap();
+    for tls in [FtpTls::None, FtpTls::Explicit] {
+        let ep = FtpEndpoint::new(ftpd.spec(tls));
+        let err = ep.list(&p("dang")).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::NotFound, "{tls:?}: {err}");
+        assert!(err.to_string().contains("/dang is a symbolic link to nowhere, which does not exist"), "{err}");
+        let err = ep.open_read(&p("in/dang.csv"), 0).await.err().expect("not found");
+        assert_eq!(err.kind, ErrorKind::NotFound, "{tls:?}: {err}");
+        let err = ep.list(&p("locked")).await.unwrap_err();
+        assert_eq!(err.kind, ErrorKind::PermissionDenied, "{tls:?}: {err}");
+    }
+}

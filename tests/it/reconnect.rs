@@ -18,6 +18,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use wharf::config::flow::FtpTls;
+use wharf::endpoint::ftp::FtpEndpoint;
 use wharf::endpoint::sftp::SftpEndpoint;
 use wharf::endpoint::{Endpoint, RemotePath};
 
@@ -285,4 +286,35 @@ async fn sftp_small_files_on_a_connection_gone_silent_move_within_the_operation_
     assert_eq!(ep.write_small(&p("b.csv"), b"b").await.unwrap(), Some(1));
     assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
     assert_eq!(fs::read(sshd.data_dir().join("b.csv")).unwrap(), b"b");
+}
+
+/// A rename or remove is never sent twice blindly (the server may have run the first), but on
+/// a pooled login the server timed out while it sat idle (vsftpd's `421 Timeout.` and close)
+/// nothing ran: it goes to a new login. Both failed as "Transient: 421 Timeout." and were
+/// never tried again — a move to `processed/` or a delete after delivery on a login idle for
+/// longer than the server allows.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rename_or_remove_on_a_login_the_ftp_server_timed_out_goes_to_a_new_login() {
+    let Some(ftpd) = tokio::task::spawn_blocking(|| Ftpd::vsftpd_with(&["idle_session_timeout=1"])).await.unwrap() else { return };
+    let p = |s: &str| RemotePath::parse(s).unwrap();
+    for tls in [FtpTls::None, FtpTls::Explicit] {
+        let data = ftpd.data_dir();
+        fs::create_dir_all(data.join("in/processed")).unwrap();
+        fs::write(data.join("in/a.csv"), b"a").unwrap();
+        fs::write(data.join("in/b.csv"), b"b").unwrap();
+        ftpd.give_to_user(data);
+        let ep = FtpEndpoint::new(ftpd.spec(tls));
+        let idle = || tokio::time::sleep(Duration::from_millis(2500));
+        assert!(ep.stat(&p("in/a.csv")).await.unwrap().is_some());
+        idle().await;
+        ep.rename(&p("in/a.csv"), &p("in/processed/a.csv"), false).await.unwrap_or_else(|e| panic!("{tls:?}: {e}"));
+        assert_eq!(fs::read(data.join("in/processed/a.csv")).unwrap(), b"a");
+        idle().await;
+        ep.remove(&p("in/b.csv")).await.unwrap_or_else(|e| panic!("{tls:?}: {e}"));
+        assert!(!data.join("in/b.csv").exists());
+        idle().await;
+        ep.rename_plain(&p("in/processed/a.csv"), &p("in/a.csv")).await.unwrap_or_else(|e| panic!("{tls:?}: {e}"));
+        assert!(data.join("in/a.csv").exists());
+        fs::remove_dir_all(data.join("in")).unwrap();
+    }
 }

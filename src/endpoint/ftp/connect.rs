@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
+use futures::FutureExt;
 use suppaftp::tokio::ImplAsyncFtpStream;
 use suppaftp::types::FileType;
 use suppaftp::types::Response;
@@ -130,6 +131,19 @@ impl Conn {
         within(self.timeout.min(Duration::from_secs(10)), self.ftp.noop()).await.is_ok()
     }
 
+    /// Whether the server spoke or hung up while the connection sat idle (nothing is pending
+    /// on a connection in step): the `421` and close of an idle timeout (vsftpd's
+    /// `idle_session_timeout`), or a session killed. Looks without writing anything, so no
+    /// command is sent on a login that is already gone. Reads what the socket holds as far
+    /// as the runtime has seen it (one poll): a close it has not seen yet shows as the
+    /// `421` reply to the next command instead (see `FtpEndpoint::attempt`).
+    pub async fn spoke_while_idle(&self) -> bool {
+        let socket = self.ftp.get_ref().await;
+        let mut byte = [0u8; 1];
+        // Ready: bytes (a reply nobody asked for), the end of the stream, or an error.
+        socket.peek(&mut byte).now_or_never().is_some()
+    }
+
     /// Sends `commands` and reads one reply for each, in order, each checked against its
     /// expected codes. On a plain control connection the commands go out in one write before
     /// any reply is read (pipelining: RFC 959 servers read commands one at a time and answer in
@@ -139,21 +153,23 @@ impl Conn {
     /// A refused command (`UnexpectedResponse`) is its own entry of the result, and the replies
     /// after it are still read, so the connection stays in step; any other failure (the
     /// connection broke, timed out, or sent nonsense) is the outer error, after which the
-    /// connection is out of step and must be dropped. Use it only for commands whose later
+    /// connection is out of step and must be dropped. A `421` is an outer error too: the
+    /// server closes the session, and the code is what tells the caller the command was not
+    /// run (not the end of the stream a next read would find). Use it only for commands whose later
     /// ones are harmless when an earlier one failed (`RNTO` after a refused `RNFR` is
     /// refused in turn).
     pub async fn exchange(&mut self, commands: &[(String, &[Status])]) -> FtpResult<Vec<FtpResult<Response>>> {
         let mut replies = Vec::with_capacity(commands.len());
         if !self.plain {
             for (cmd, expected) in commands {
-                replies.push(checked(within(self.timeout, self.ftp.custom_command(cmd.as_str(), expected)).await)?);
+                replies.push(closing(checked(within(self.timeout, self.ftp.custom_command(cmd.as_str(), expected)).await)?)?);
             }
             return Ok(replies);
         }
         let lines: Vec<&str> = commands.iter().map(|(cmd, _)| cmd.as_str()).collect();
         self.send_pipelined(&lines).await?;
         for (_, expected) in commands {
-            replies.push(checked(within(self.timeout, self.ftp.read_response_in(expected)).await)?);
+            replies.push(closing(checked(within(self.timeout, self.ftp.read_response_in(expected)).await)?)?);
         }
         Ok(replies)
     }
@@ -322,6 +338,16 @@ pub(super) fn checked(r: FtpResult<Response>) -> FtpResult<FtpResult<Response>> 
         Ok(r) => Ok(Ok(r)),
         Err(FtpError::UnexpectedResponse(r)) => Ok(Err(FtpError::UnexpectedResponse(r))),
         Err(e) => Err(e),
+    }
+}
+
+/// A reply for [`Conn::exchange`], unless it is a `421`: the server closes the session and
+/// runs nothing more, so the reply ends the batch (the connection is gone) instead of the end
+/// of the stream the next read would find, and the caller sees the code.
+fn closing(r: FtpResult<Response>) -> FtpResult<FtpResult<Response>> {
+    match r {
+        Err(FtpError::UnexpectedResponse(r)) if reply_code(&r) == 421 => Err(FtpError::UnexpectedResponse(r)),
+        r => Ok(r),
     }
 }
 

@@ -208,7 +208,7 @@ impl FtpEndpoint {
 
     /// [`Endpoint::rename_plain`](crate::endpoint::Endpoint::rename_plain): `RNFR`/`RNTO`.
     pub(super) async fn rename_plain_at(&self, from: &RemotePath, to: &RemotePath) -> Result<(), EndpointError> {
-        self.creatable(Op::Rename, from, [to.name()])?;
+        self.renamable(from, to)?;
         self.run(Op::Rename, from, false, |mut c| async move {
             let (src, dst) = (c.full(from), c.full(to));
             let r = within(c.timeout, c.ftp.rename(&src, &dst)).await.map_err(Fail::from);

@@ -172,6 +172,20 @@ fn list_line(line: &str, now: SystemTime) -> Option<Option<Listed>> {
     Some((listed.name != "." && listed.name != "..").then_some(listed))
 }
 
+/// The target of the symbolic link `name` as a Unix `LIST` shows it (`lrwx… name -> target`,
+/// as `ls -l` and vsftpd write it); `None` when the listing has no such link or does not say
+/// (MLSD, DOS listings).
+pub(super) fn link_target(raw: &[u8], name: &str) -> Option<String> {
+    let now = SystemTime::now();
+    split_lines(raw).into_iter().filter_map(|bytes| std::str::from_utf8(bytes).ok()).find_map(|line| {
+        let listed = parse_unix(line, now).filter(|l| line.starts_with('l') && l.name == name)?;
+        // The columns before the name hold no arrow: the first ` name -> ` is the name's.
+        let arrow = format!(" {} -> ", listed.name);
+        let at = line.find(&arrow)?;
+        Some(line[at + arrow.len()..].to_string()).filter(|t| !t.is_empty())
+    })
+}
+
 /// Words of a line with their byte offsets, split on runs of spaces.
 fn words(line: &str) -> Vec<(usize, &str)> {
     let mut out = Vec::new();
@@ -398,6 +412,10 @@ mod tests {
         assert_eq!((l.name.as_str(), l.size), ("m", 5));
         let l = parse_list("lrwxrwxrwx 1 u g 7 Nov 25 02:08 link -> target", now).unwrap();
         assert_eq!((l.name.as_str(), l.kind), ("link", EntryKind::Other));
+        let raw = b"-rw-r--r-- 1 u g 1 Nov 25 02:08 link\r\nlrwxrwxrwx 1 u g 7 Nov 25 02:08 dang -> ../gone/x\r\n";
+        assert_eq!(link_target(raw, "dang").as_deref(), Some("../gone/x"));
+        assert_eq!(link_target(raw, "link"), None);
+        assert_eq!(link_target(raw, "x"), None);
         assert_eq!(parse_list("drwxr-xr-x 3 u g 4096 Nov 25 02:09 .", now), None);
         assert_eq!(parse_list("total 28", now), None);
     }

@@ -98,7 +98,11 @@ impl FtpEndpoint {
     /// Runs `f` on a pooled connection and keeps the connection for the caller (a stream).
     /// A failure that leaves the connection unusable closes it (and every idle one), and with
     /// `retry` the operation is tried once more on a new login — unless this call already made
-    /// one (one reconnect per operation, then `Transient`).
+    /// one (one reconnect per operation, then `Transient`). Without `retry` (an operation that
+    /// must not run twice: the server may have run it before the connection died) it is tried
+    /// again only when the server cannot have run it: a reused login it answered `421` on
+    /// (closing the session, as an idle timeout does, runs no command). A login the server
+    /// closed while it sat idle the pool drops before anything is sent.
     async fn attempt<T, F, Fut>(&self, op: Op, path: &RemotePath, retry: bool, f: F) -> Result<(T, Lease), EndpointError>
     where
         F: Fn(Lease) -> Fut,
@@ -115,6 +119,7 @@ impl FtpEndpoint {
             };
             let server_error = matches!(&fail, Fail::Ftp(FtpError::UnexpectedResponse(r)) if reply_code(r) >= 500);
             let reuse_refused = matches!(&fail, Fail::Ftp(FtpError::UnexpectedResponse(r)) if wants_session_reuse(r));
+            let unrun = closed_unrun(&fail, lease.fresh);
             let (mut kind, mut message, mut lost) = self.inner.classify(fail);
             // A login in use for a while may have outlived the server's record of its TLS
             // session (servers expire them, each on its own clock; vsftpd still resumed one
@@ -132,7 +137,7 @@ impl FtpEndpoint {
             if lost {
                 drop(lease);
                 self.inner.pool.discard_idle();
-                if retry && !reconnected && kind == ErrorKind::Transient {
+                if (retry || unrun) && !reconnected && kind == ErrorKind::Transient {
                     tracing::info!(endpoint = %self.inner.label, op = %op, path = %path, error = %message, "Connection lost; reconnecting once.");
                     continue;
                 }
@@ -171,9 +176,21 @@ impl FtpEndpoint {
         }
     }
 
+    /// [`creatable`](Self::creatable) for a rename's new name. A rename that keeps the name
+    /// (a move into another folder, such as `processed/`) creates no name: the server already
+    /// stores this one as it is (vsftpd keeps the trailing spaces of a rename's target), so a
+    /// source whose name ends in a space can be moved after its delivery.
+    fn renamable(&self, from: &RemotePath, to: &RemotePath) -> Result<(), EndpointError> {
+        if to.name() == from.name() {
+            return Ok(());
+        }
+        self.creatable(Op::Rename, from, [to.name()])
+    }
+
     /// A refusal (550/553) of an operation on `probe`: `NotFound` when nothing is there,
     /// `Protocol` when something of another kind is (a folder where a file was meant),
-    /// `PermissionDenied` otherwise — a symlink the server would not follow included.
+    /// `PermissionDenied` otherwise — a symlink the server would not follow included, but not
+    /// one to nothing: `NotFound`, where the listing shows its target (`dangling`).
     /// Anything else keeps its own classification.
     async fn refused(&self, c: &mut Conn, e: FtpError, probe: &RemotePath, expect: EntryKind) -> Fail {
         self.refusal(c, e, probe, expect).await.0
@@ -195,10 +212,16 @@ impl FtpEndpoint {
             // listing tells them apart.
             None if probe.is_root() => Fail::Kind(ErrorKind::NotFound, format!("{probe} does not exist ({text})")),
             None => match self.find_in_parent(c, probe).await {
-                Ok(Some(_)) => Fail::Kind(
-                    ErrorKind::PermissionDenied,
-                    format!("{probe} is there, but the server refuses this login access to it ({text})"),
-                ),
+                Ok(Some(listed)) => match self.dangling(c, probe, listed.kind).await {
+                    Ok(Some(target)) => {
+                        Fail::Kind(ErrorKind::NotFound, format!("{probe} is a symbolic link to {target}, which does not exist ({text})"))
+                    }
+                    Ok(None) => Fail::Kind(
+                        ErrorKind::PermissionDenied,
+                        format!("{probe} is there, but the server refuses this login access to it ({text})"),
+                    ),
+                    Err(f) => f,
+                },
                 Ok(None) => Fail::Kind(ErrorKind::NotFound, format!("{probe} does not exist ({text})")),
                 Err(f) => f,
             },
@@ -212,6 +235,50 @@ impl FtpEndpoint {
             Some(_) => Fail::Kind(ErrorKind::PermissionDenied, text),
         };
         (fail, found)
+    }
+
+    /// The target of `link` when it is a symbolic link to nothing (dangling), which the
+    /// server refused as it refuses a path the login may not use: everything but its folder's
+    /// listing says "no" either way. A Unix `LIST` shows a link's target (`link -> target`),
+    /// so a look at the listing of the target's folder tells them apart: the folder lists and
+    /// the name is not in it. `None` when it is not such a link, or when that cannot be told
+    /// (MLSD and DOS listings show no target; a target's folder the login cannot list): the
+    /// refusal then stays `PermissionDenied`. Paths of targets are the server's own, as a
+    /// chrooted server resolves them.
+    async fn dangling(&self, c: &mut Conn, link: &RemotePath, kind: EntryKind) -> Result<Option<String>, Fail> {
+        if kind != EntryKind::Other || c.feat.mlsd {
+            return Ok(None);
+        }
+        let folder = c.full(&link.parent());
+        let Some(target) = self.listed_in(c, &folder, |raw| list::link_target(raw, link.name())).await? else {
+            return Ok(None);
+        };
+        let trimmed = target.trim_end_matches('/');
+        let (dir, name) = match trimmed.rsplit_once('/') {
+            Some(("", name)) => ("/".to_string(), name),
+            Some((dir, name)) if dir.starts_with('/') => (dir.to_string(), name),
+            Some((dir, name)) => (format!("{}/{dir}", folder.trim_end_matches('/')), name),
+            None => (folder, trimmed),
+        };
+        if matches!(name, "" | "." | "..") {
+            return Ok(None);
+        }
+        let now = SystemTime::now();
+        let there = self
+            .listed_in(c, &dir, |raw| {
+                Some(list::read(raw, false, now).into_iter().any(|l| matches!(l, list::Line::Entry(l) if l.name == name)))
+            })
+            .await?;
+        Ok((there == Some(false)).then_some(target))
+    }
+
+    /// `read` of the `LIST` of the server folder `full`; `None` when the login cannot enter it.
+    async fn listed_in<T>(&self, c: &mut Conn, full: &str, read: impl FnOnce(&[u8]) -> Option<T>) -> Result<Option<T>, Fail> {
+        match within(c.timeout, c.ftp.cwd(full)).await {
+            Ok(()) => Ok(read(&self.list_all(c).await?)),
+            Err(e) if is_refusal(&e) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// What is at `path`, on one connection: MLST where offered; else SIZE and MDTM for a
@@ -670,6 +737,14 @@ fn mdtm_time(reply: Result<suppaftp::types::Response, FtpError>) -> Result<Optio
     }
 }
 
+/// The server closed a reused login (`421`, by code) instead of running the command: the
+/// command did not run, and may be sent once more on a new login even where running it twice
+/// would do harm. On a new login a `421` is the server refusing service (shutting down, too
+/// many users): nothing to try again at once.
+fn closed_unrun(fail: &Fail, fresh: bool) -> bool {
+    !fresh && matches!(fail, Fail::Ftp(FtpError::UnexpectedResponse(r)) if reply_code(r) == 421)
+}
+
 /// A 550 or 553: the server refused the action on this path (missing, not allowed…).
 fn is_refusal(e: &FtpError) -> bool {
     matches!(e, FtpError::UnexpectedResponse(r) if matches!(reply_code(r), 550 | 553))
@@ -884,8 +959,9 @@ impl Endpoint for FtpEndpoint {
     }
 
     async fn rename(&self, from: &RemotePath, to: &RemotePath, replace: bool) -> Result<(), EndpointError> {
-        self.creatable(Op::Rename, from, [to.name()])?;
-        // Not retried: the first attempt may have happened before the connection died.
+        self.renamable(from, to)?;
+        // Not retried: the first attempt may have happened before the connection died (but
+        // see `attempt`: a `421` on a reused login is tried again).
         self.run(Op::Rename, from, false, |mut c| async move {
             let r = self.rename_on(&mut c, from, to, replace).await;
             (c, r)
@@ -1005,5 +1081,23 @@ mod tests {
         }
         let e = ep.open_write(&p("in/a.csv")).await.err().unwrap();
         assert_eq!(e.kind, ErrorKind::Transient, "{e}");
+        // A move that keeps the name the server already stores creates none: it goes ahead.
+        let e = ep.rename(&p("in/a.csv "), &p("in/processed/a.csv "), false).await.err().unwrap();
+        assert_eq!(e.kind, ErrorKind::Transient, "{e}");
+    }
+
+    #[test]
+    fn only_a_421_on_a_reused_login_says_the_command_did_not_run() {
+        let reply = |code: u32| {
+            Fail::Ftp(FtpError::UnexpectedResponse(suppaftp::types::Response::new(
+                Status::from(code),
+                format!("{code} Timeout.\r\n").into_bytes(),
+            )))
+        };
+        assert!(closed_unrun(&reply(421), false));
+        // A new login's 421 is a server refusing service; other codes may follow a run command.
+        assert!(!closed_unrun(&reply(421), true));
+        assert!(!closed_unrun(&reply(451), false));
+        assert!(!closed_unrun(&Fail::Io(io::Error::from(io::ErrorKind::UnexpectedEof)), false));
     }
 }

@@ -2,14 +2,16 @@
 //!
 //! FTP carries one transfer per control connection, so parallel work needs more logins: the
 //! pool hands out at most `max_connections` at a time ([`Lease`]s), keeps returned ones for
-//! reuse, checks with `NOOP` that one idle for a while is still alive, and drops those idle so
-//! long that the server has probably closed them. A lease that is dropped instead of returned
+//! reuse, drops one the server spoke on or hung up while it sat idle (an idle timeout's `421`:
+//! seen without sending anything), checks with `NOOP` that one idle for a while is still
+//! alive, and drops those idle so long that the server has probably closed them. A lease that is dropped instead of returned
 //! closes its connection: after an error or an abandoned transfer the connection's state is
 //! unknown, and a fresh login is cheaper than a wrong assumption. A server that allows fewer
 //! sessions than `max_connections` (per address or per user, common on partners' servers)
 //! turns the extra logins away; the pool then goes on with the logins it has instead of
 //! failing files (see [`Pool::acquire`]). It does not retry operations;
-//! `super::FtpEndpoint::attempt` does (once, after a dropped connection).
+//! `super::FtpEndpoint::attempt` does (once, after a dropped connection; for an operation
+//! that must not run twice, only on a reused login the server closed before running it).
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -186,6 +188,10 @@ impl Pool {
             let idle_for = since.elapsed();
             if idle_for > MAX_IDLE {
                 tracing::debug!(endpoint = %self.label, idle_s = idle_for.as_secs(), "Closing a connection idle too long.");
+                continue;
+            }
+            if conn.spoke_while_idle().await {
+                tracing::debug!(endpoint = %self.label, idle_s = idle_for.as_secs(), "The server closed an idle connection; dropping it.");
                 continue;
             }
             if idle_for > CHECK_AFTER {
