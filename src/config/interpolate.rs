@@ -51,7 +51,8 @@ pub fn interpolate(text: &str, lookup: &Lookup<'_>) -> Result<String, Vec<String
             rest = after;
         } else if let Some(after) = tail.strip_prefix("${") {
             let Some(end) = after.find('}') else {
-                errors.push(format!("`${{` without a closing `}}` in {text:?} (write `$${{` for a literal `${{`)"));
+                // Not the text itself: in a `password:` it is the secret.
+                errors.push("`${` without a closing `}` (write `$${` for a literal `${`)".to_string());
                 return Err(errors);
             };
             match expand(&after[..end], lookup) {
@@ -91,7 +92,8 @@ fn expand(reference: &str, lookup: &Lookup<'_>) -> Result<String, String> {
                 Err(e) => Err(format!("cannot read secret file `{}`: {}", full.display(), crate::endpoint::local::io_reason(&e))),
             }
         }
-        _ => Err(format!("`${{{reference}}}` is not a reference: write `${{env:NAME}}` or `${{file:PATH}}`")),
+        // Not the reference itself: a password holding `${` would be quoted.
+        _ => Err("a `${…}` here is not a reference: write `${env:NAME}` or `${file:PATH}`, or `$${` for a literal `${`".to_string()),
     }
 }
 
@@ -139,6 +141,19 @@ mod tests {
             assert!(interpolate("${env:PASS", l).unwrap_err()[0].contains("closing"));
             assert!(interpolate("${vault:x}", l).unwrap_err()[0].contains("not a reference"));
             assert!(interpolate("${env:}", l).unwrap_err()[0].contains("not a reference"));
+        });
+    }
+
+    #[test]
+    fn a_literal_password_holding_dollar_brace_is_not_quoted() {
+        // Before: "`${` without a closing `}` in \"hunter2${ss\"" and "`${nter2}` is not a
+        // reference" printed the password, or part of it, in `wharf validate`.
+        with_lookup(Path::new("/"), |l| {
+            for text in ["hunter2${ss", "hu${nter2}x", "ab${env:PASS}${hunter2"] {
+                let errs = interpolate(text, l).unwrap_err();
+                assert!(!errs.concat().contains("hunter2") && !errs.concat().contains("nter2"), "{errs:?}");
+                assert!(errs.concat().contains("$${"), "{errs:?}");
+            }
         });
     }
 
