@@ -323,7 +323,8 @@ impl Endpoint for SftpEndpoint {
             }
             if name.contains(char::REPLACEMENT_CHARACTER) {
                 // russh-sftp decodes non-UTF-8 names lossily: such a name cannot be opened again.
-                tracing::warn!(endpoint = %self.inner.label, dir = %dir, name = %name, "Skipping a file name that is not UTF-8.");
+                // `?`: the name may hold a line break, which must not start a log line of its own.
+                tracing::warn!(endpoint = %self.inner.label, dir = %dir, name = ?name, "Skipping a file name that is not UTF-8.");
                 continue;
             }
             match dir.join(&name) {
