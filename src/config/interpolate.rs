@@ -3,8 +3,9 @@
 //!
 //! Owns the substitution syntax and the rule that an error names the variable or the file,
 //! never a value. `$${` writes a literal `${`. A `${file:…}` path is relative to the flow
-//! file's folder, and one trailing line break of the file is dropped (editors add one); a value
-//! holding another line break or a NUL is refused (it would end a protocol line early).
+//! file's folder; a leading byte-order mark and one trailing line break of the file are
+//! dropped (editors add them); a value holding another line break or a NUL is refused (it
+//! would end a protocol line early).
 //! This module reads the environment and secret files through [`Lookup`], so tests can
 //! inject both; it does not decide which fields may be interpolated (that is `validate.rs`).
 
@@ -85,6 +86,11 @@ fn expand(reference: &str, lookup: &Lookup<'_>) -> Result<String, String> {
             let full = lookup.resolve_path(path);
             match super::inputs::read_to_string(&full) {
                 Ok(mut value) => {
+                    // Windows Notepad starts a saved file with a byte-order mark: not part of
+                    // any password, and invisible in an editor.
+                    if let Some(rest) = value.strip_prefix('\u{feff}') {
+                        value = rest.to_string();
+                    }
                     if value.ends_with('\n') {
                         value.pop();
                         if value.ends_with('\r') {
@@ -207,6 +213,9 @@ mod tests {
                 ["environment variable `TWO_LINES` holds a line break or NUL character; a credential is one line"]
             );
             assert_eq!(interpolate("${file:one.txt}", l).unwrap(), "s3cret");
+            // Before: the mark was sent as the first three bytes of the password.
+            std::fs::write(l.base_dir.join("bom.txt"), "\u{feff}s3cret\r\n").unwrap();
+            assert_eq!(interpolate("${file:bom.txt}", l).unwrap(), "s3cret");
             let all = format!("{:?}", [interpolate("${file:two.txt}", l), interpolate("${env:TWO_LINES}", l)]);
             assert!(!all.contains("s3cret") && !all.contains("second"), "{all}");
         });
