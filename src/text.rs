@@ -38,6 +38,13 @@ pub fn one_line(text: &str, max: usize, keep: Keep) -> String {
     }
 }
 
+/// `text` with its control characters (a NUL, a line break) written as escapes (`\0`,
+/// `\n`), the rest as it is: a flow file's value quoted in a message stays one line of
+/// visible text.
+pub fn visible(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

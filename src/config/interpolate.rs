@@ -3,7 +3,9 @@
 //!
 //! Owns the substitution syntax and the rule that an error names the variable or the file,
 //! never a value. `$${` writes a literal `${`. A `${file:…}` path is relative to the flow
-//! file's folder, and one trailing line break of the file is dropped (editors add one).
+//! file's folder; a leading byte-order mark and one trailing line break of the file are
+//! dropped (editors add them); a value holding another line break or a NUL is refused (it
+//! would end a protocol line early).
 //! This module reads the environment and secret files through [`Lookup`], so tests can
 //! inject both; it does not decide which fields may be interpolated (that is `validate.rs`).
 
@@ -51,7 +53,8 @@ pub fn interpolate(text: &str, lookup: &Lookup<'_>) -> Result<String, Vec<String
             rest = after;
         } else if let Some(after) = tail.strip_prefix("${") {
             let Some(end) = after.find('}') else {
-                errors.push(format!("`${{` without a closing `}}` in {text:?} (write `$${{` for a literal `${{`)"));
+                // Not the text itself: in a `password:` it is the secret.
+                errors.push("`${` without a closing `}` (write `$${` for a literal `${`)".to_string());
                 return Err(errors);
             };
             match expand(&after[..end], lookup) {
@@ -72,6 +75,9 @@ pub fn interpolate(text: &str, lookup: &Lookup<'_>) -> Result<String, Vec<String
 fn expand(reference: &str, lookup: &Lookup<'_>) -> Result<String, String> {
     match reference.split_once(':') {
         Some(("env", name)) if !name.is_empty() => match (lookup.env)(name) {
+            Ok(value) if !is_one_line(&value) => {
+                Err(format!("environment variable `{name}` holds a line break or NUL character; a credential is one line"))
+            }
             Ok(value) => Ok(value),
             Err(VarError::NotPresent) => Err(format!("environment variable `{name}` is not set")),
             Err(VarError::NotUnicode(_)) => Err(format!("environment variable `{name}` is not valid UTF-8")),
@@ -80,19 +86,37 @@ fn expand(reference: &str, lookup: &Lookup<'_>) -> Result<String, String> {
             let full = lookup.resolve_path(path);
             match super::inputs::read_to_string(&full) {
                 Ok(mut value) => {
+                    // Windows Notepad starts a saved file with a byte-order mark: not part of
+                    // any password, and invisible in an editor.
+                    if let Some(rest) = value.strip_prefix('\u{feff}') {
+                        value = rest.to_string();
+                    }
                     if value.ends_with('\n') {
                         value.pop();
                         if value.ends_with('\r') {
                             value.pop();
                         }
                     }
+                    if !is_one_line(&value) {
+                        return Err(format!(
+                            "secret file `{}` holds more than one line (or a NUL character); a credential is one line (one trailing line break is dropped)",
+                            full.display()
+                        ));
+                    }
                     Ok(value)
                 }
                 Err(e) => Err(format!("cannot read secret file `{}`: {}", full.display(), crate::endpoint::local::io_reason(&e))),
             }
         }
-        _ => Err(format!("`${{{reference}}}` is not a reference: write `${{env:NAME}}` or `${{file:PATH}}`")),
+        // Not the reference itself: a password holding `${` would be quoted.
+        _ => Err("a `${…}` here is not a reference: write `${env:NAME}` or `${file:PATH}`, or `$${` for a literal `${`".to_string()),
     }
+}
+
+/// Whether `value` has no line break and no NUL: a credential goes into a protocol line
+/// (`PASS …\r\n` on FTP), where a line break would end it early and start a command of its own.
+pub fn is_one_line(value: &str) -> bool {
+    !value.contains(['\n', '\r', '\0'])
 }
 
 #[cfg(test)]
@@ -103,6 +127,7 @@ mod tests {
         match name {
             "USER_NAME" => Ok("wharf".into()),
             "PASS" => Ok("s3cret".into()),
+            "TWO_LINES" => Ok("s3cret\nDELE important.csv".into()),
             _ => Err(VarError::NotPresent),
         }
     }
@@ -143,6 +168,19 @@ mod tests {
     }
 
     #[test]
+    fn a_literal_password_holding_dollar_brace_is_not_quoted() {
+        // Before: "`${` without a closing `}` in \"hunter2${ss\"" and "`${nter2}` is not a
+        // reference" printed the password, or part of it, in `wharf validate`.
+        with_lookup(Path::new("/"), |l| {
+            for text in ["hunter2${ss", "hu${nter2}x", "ab${env:PASS}${hunter2"] {
+                let errs = interpolate(text, l).unwrap_err();
+                assert!(!errs.concat().contains("hunter2") && !errs.concat().contains("nter2"), "{errs:?}");
+                assert!(errs.concat().contains("$${"), "{errs:?}");
+            }
+        });
+    }
+
+    #[test]
     fn reads_files_relative_to_the_flow_folder() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("pass.txt"), "from-file\r\n").unwrap();
@@ -152,6 +190,34 @@ mod tests {
             let err = &interpolate("${file:nope.txt}", l).unwrap_err()[0];
             // The OS's reason, as the rest of wharf says it (before: "… (os error 2)").
             assert_eq!(*err, format!("cannot read secret file `{}`: No such file or directory", dir.path().join("nope.txt").display()));
+        });
+    }
+
+    #[test]
+    fn a_secret_of_several_lines_is_refused_naming_its_source() {
+        // Before: accepted, and an FTP login sent `PASS s3cret\r\nDELE important.csv\r\n`.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("two.txt"), "s3cret\nsecond\n").unwrap();
+        std::fs::write(dir.path().join("nul.txt"), "s3\0cret").unwrap();
+        std::fs::write(dir.path().join("one.txt"), "s3cret\n").unwrap();
+        with_lookup(dir.path(), |l| {
+            let errs = interpolate("${file:two.txt}", l).unwrap_err();
+            assert_eq!(errs.len(), 1);
+            assert!(
+                errs[0].starts_with(&format!("secret file `{}` holds more than one line", dir.path().join("two.txt").display())),
+                "{errs:?}"
+            );
+            assert!(interpolate("${file:nul.txt}", l).unwrap_err()[0].contains("NUL"));
+            assert_eq!(
+                interpolate("${env:TWO_LINES}", l).unwrap_err(),
+                ["environment variable `TWO_LINES` holds a line break or NUL character; a credential is one line"]
+            );
+            assert_eq!(interpolate("${file:one.txt}", l).unwrap(), "s3cret");
+            // Before: the mark was sent as the first three bytes of the password.
+            std::fs::write(l.base_dir.join("bom.txt"), "\u{feff}s3cret\r\n").unwrap();
+            assert_eq!(interpolate("${file:bom.txt}", l).unwrap(), "s3cret");
+            let all = format!("{:?}", [interpolate("${file:two.txt}", l), interpolate("${env:TWO_LINES}", l)]);
+            assert!(!all.contains("s3cret") && !all.contains("second"), "{all}");
         });
     }
 }

@@ -162,7 +162,8 @@ pub struct RawSftp {
 
 /// Credentials: exactly one of `password` or `private_key`; `passphrase` only with a key.
 /// `password` and `passphrase` may use `${env:NAME}` or `${file:PATH}` (relative to the flow
-/// file; one trailing line break is dropped) and never appear in logs or messages.
+/// file; a leading byte-order mark and one trailing line break are dropped, and the value must
+/// be one line) and never appear in logs or messages.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSshAuth {

@@ -274,12 +274,12 @@ fn parent(location: &Location) -> Option<Location> {
     Some(segments.into_iter().take(n).collect())
 }
 
-/// Credentials (and webhook URLs and headers, which carry them): their values never appear in
-/// messages.
+/// Credentials (and webhook URLs and headers, which carry them; and an SFTP `auth`, where a
+/// password written as `auth: hunter2` lands): their values never appear in messages.
 fn is_sensitive(location: &Location) -> bool {
     location
         .iter()
-        .any(|s| matches!(s, LocationSegment::Property(p) if matches!(p.as_ref(), "password" | "passphrase" | "url" | "headers")))
+        .any(|s| matches!(s, LocationSegment::Property(p) if matches!(p.as_ref(), "password" | "passphrase" | "url" | "headers" | "auth")))
 }
 
 /// The schema object holding the failing keyword.
@@ -495,5 +495,16 @@ mod tests {
             assert!(got.contains(&want.to_string()), "missing {want:?} in {got:#?}");
         }
         assert!(!got.concat().contains("12345678"));
+    }
+
+    #[test]
+    fn a_password_written_as_the_auth_itself_is_not_quoted() {
+        // Before: "/endpoints/s/auth expected a mapping, found the string `hunter2s3cret`".
+        let mut v = minimal();
+        v["endpoints"]["s"] =
+            json!({ "type": "sftp", "host": "h", "user": "u", "auth": "hunter2s3cret", "host_key": { "known_hosts": "k" } });
+        let got = messages(v);
+        assert!(got.contains(&"/endpoints/s/auth expected a mapping, found a string".to_string()), "{got:#?}");
+        assert!(!got.concat().contains("hunter2"), "{got:#?}");
     }
 }

@@ -436,3 +436,32 @@ fn a_flow_that_is_not_found_says_where_it_was_looked_for() {
     }
     assert!(!state.exists(), "nothing was created");
 }
+
+/// Every kind of secret a flow can hold, in one flow: none of them shows in its `Debug`.
+#[test]
+fn no_secret_of_any_kind_shows_in_debug_output() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("pass.txt"), "Fi1e-Secret\n").unwrap();
+    std::fs::write(dir.path().join("id_ed25519"), "not read at load time").unwrap();
+    let yaml = "name: all-secrets
+endpoints:
+  f: { type: ftp, host: 127.0.0.1, user: u, password: Inline-Ftp-Pw, tls: explicit }
+  s: { type: sftp, host: 127.0.0.1, user: u, auth: { private_key: id_ed25519, passphrase: \"${env:ACME_PASS}\" }, host_key: { known_hosts: kh } }
+  l: { type: local, root: ./out }
+source: { endpoint: f, path: /in }
+sinks: [ { endpoint: s, path: / }, { endpoint: l, path: / } ]
+notify:
+  - on: [failed]
+    webhook: { url: \"https://hooks.example.com/services/T0/Hook-Path-Token?token=Hook-Query-Token\", headers: { Authorization: \"Bearer Header-Token\" } }
+  - on: [failed]
+    email: { server: smtp.example.com, username: ops, password: \"${file:pass.txt}\", from: wharf@example.com, to: [ops@example.com] }
+";
+    let file = dir.path().join("all.yaml");
+    let flow = load_flow_str_with_env(yaml, &file, &env).unwrap_or_else(|e| panic!("{e:#?}"));
+    let debug = format!("{flow:?} {flow:#?}");
+    for secret in ["Inline-Ftp-Pw", "correct horse battery", "Hook-Path-Token", "Hook-Query-Token", "Header-Token", "Fi1e-Secret"] {
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+    }
+    assert_eq!(flow.notify.len(), 2, "both rules are in the flow, and in its Debug");
+    assert!(debug.contains("***"), "{debug}");
+}

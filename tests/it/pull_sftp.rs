@@ -297,6 +297,26 @@ fn remote_names_with_control_characters_never_reach_the_sink() {
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));
 }
 
+#[test]
+fn a_remote_name_not_utf8_with_a_line_break_is_logged_on_one_line() {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(w) = World::new() else { return };
+    let flow = w.flow("", "");
+    w.put("in/ok.csv", b"y");
+    // A partner's name that is not UTF-8 and holds a line break: skipped, and its warning must
+    // not forge a log line of its own. Before: `name = %name` wrote the line break as it was.
+    let evil = w.remote("in").join(std::ffi::OsStr::from_bytes(b"bad\xff\nERROR forged line.csv"));
+    fs::write(&evil, b"x").unwrap();
+    w.sshd.give_to_user(w.sshd.data_dir());
+    let out = w.run(&flow);
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(err.contains("not UTF-8"), "{err}");
+    assert!(!err.lines().any(|l| l.starts_with("ERROR forged")), "{err}");
+    assert_eq!(w.sink_files(), vec!["ok.csv"]);
+    assert!(evil.exists(), "the file is left alone");
+}
+
 /// A recursive pull takes what it can list: a subfolder the login may not read is skipped
 /// with a warning, not a reason to take nothing.
 #[test]

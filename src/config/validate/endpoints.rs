@@ -121,6 +121,11 @@ impl Checker<'_, '_> {
                 );
                 None
             }
+            // An inline value (a `${…}` value was checked as it was read); not quoted.
+            Ok(value) if !crate::config::interpolate::is_one_line(&value) => {
+                self.problem(path, "holds a line break or NUL character; a credential is one line");
+                None
+            }
             Ok(value) => Some(value),
             Err(errors) => {
                 errors.into_iter().for_each(|e| self.problem(path, e));
@@ -241,6 +246,11 @@ mod tests {
     fn credentials_and_host_keys() {
         let p = problems(&BASE.replace("password: \"${env:PASS}\"", "password: \"${env:NOPE}\", private_key: k"));
         assert_eq!(p, ["set either `password` or `private_key`, not both (at /endpoints/s/auth)"]);
+        // Before: accepted, and sent as two protocol lines.
+        let p = problems(&BASE.replace("password: \"${env:PASS}\"", "password: \"hunter2\\r\\nDELE x\""));
+        assert_eq!(p, ["holds a line break or NUL character; a credential is one line (at /endpoints/s/auth/password)"]);
+        let p = problems(&BASE.replace("user: u", "user: \"u\\nx\""));
+        assert_eq!(p, ["holds a line break or NUL character; a credential is one line (at /endpoints/s/user)"]);
         let p = problems(&BASE.replace("password: \"${env:PASS}\"", "password: \"${env:NOPE}\""));
         assert_eq!(p, ["environment variable `NOPE` is not set (at /endpoints/s/auth/password)"]);
         let p = problems(&BASE.replace("password: \"${env:PASS}\"", "passphrase: x"));

@@ -361,7 +361,9 @@ impl Checker<'_, '_> {
         let (t, sample) = self.template(path, text)?;
         self.ok(
             path,
-            check_name(&sample).map_err(|e| format!("template `{text}` must give a plain file name: for a file named sample.csv, {e}")),
+            check_name(&sample).map_err(|e| {
+                format!("template `{}` must give a plain file name: for a file named sample.csv, {e}", crate::text::visible(text))
+            }),
         )?;
         Some(t)
     }

@@ -16,7 +16,7 @@ impl Checker<'_, '_> {
         let path = self.template(&format!("{at}/path"), &s.path).and_then(|(t, sample)| {
             let rendered = self.ok(
                 &format!("{at}/path"),
-                RemotePath::parse(&sample).map_err(|e| format!("template `{}` gives a bad path: {e}", s.path)),
+                RemotePath::parse(&sample).map_err(|e| format!("template `{}` gives a bad path: {e}", crate::text::visible(&s.path))),
             )?;
             if let Some(src) = source.filter(|_| !s.path.contains("{{")) {
                 self.not_rescanned(&format!("{at}/path"), &s.endpoint, &rendered, src, "delivered files");
@@ -96,6 +96,20 @@ mod tests {
         assert!(
             run(&BASE.replace("sinks: [ { endpoint: l } ]", "sinks: [ { endpoint: l, name: \"{{stem}}.txt\", temp_name: \"{{name}}\" } ]"))
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn a_template_with_a_control_character_is_quoted_escaped() {
+        // Before: the NUL and the line break were printed as they were, the message split
+        // over two lines.
+        let p = problems(&BASE.replace("sinks: [ { endpoint: l } ]", "sinks: [ { endpoint: l, path: \"/ok\\0x\", name: \"a\\nb\" } ]"));
+        assert_eq!(
+            p,
+            [
+                "template `/ok\\0x` gives a bad path: control character in \"/ok\\0x\" (at /sinks/0/path)",
+                "template `a\\nb` must give a plain file name: for a file named sample.csv, control character in \"a\\nb\" (at /sinks/0/name)",
+            ]
         );
     }
 

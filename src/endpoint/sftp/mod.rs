@@ -43,6 +43,7 @@ use super::{
     not_found_where,
 };
 use crate::config::flow::SftpSpec;
+use crate::text::{Keep, one_line};
 
 /// An SFTP endpoint. Cheap to create: nothing happens until the first operation (or
 /// [`connect_now`](Self::connect_now)).
@@ -239,6 +240,9 @@ impl Fail {
     }
 }
 
+/// Longest part of a server's error message quoted in an error, in characters.
+const SERVER_TEXT: usize = 300;
+
 fn sftp_kind(e: SftpError) -> (ErrorKind, String) {
     let kind = match &e {
         SftpError::Status(s) => match s.status_code {
@@ -255,7 +259,8 @@ fn sftp_kind(e: SftpError) -> (ErrorKind, String) {
     let msg = match &e {
         SftpError::Timeout => "no answer from the server in time".to_string(),
         SftpError::Status(s) if s.error_message.is_empty() || s.error_message == s.status_code.to_string() => s.status_code.to_string(),
-        SftpError::Status(s) => format!("{} ({})", s.error_message, s.status_code),
+        // The server's own words, on one line: they reach logs, run reports and notices.
+        SftpError::Status(s) => format!("{} ({})", one_line(&s.error_message, SERVER_TEXT, Keep::Start), s.status_code),
         e => e.to_string(),
     };
     (kind, msg)
@@ -323,7 +328,8 @@ impl Endpoint for SftpEndpoint {
             }
             if name.contains(char::REPLACEMENT_CHARACTER) {
                 // russh-sftp decodes non-UTF-8 names lossily: such a name cannot be opened again.
-                tracing::warn!(endpoint = %self.inner.label, dir = %dir, name = %name, "Skipping a file name that is not UTF-8.");
+                // `?`: the name may hold a line break, which must not start a log line of its own.
+                tracing::warn!(endpoint = %self.inner.label, dir = %dir, name = ?name, "Skipping a file name that is not UTF-8.");
                 continue;
             }
             match dir.join(&name) {
@@ -567,6 +573,23 @@ mod tests {
     use super::*;
     use crate::config::Secret;
     use crate::config::flow::{HostKeyPolicy, SshAuth};
+
+    #[test]
+    fn a_servers_error_message_is_quoted_on_one_line() {
+        // Before: "Failure\nERROR forged (Failure)", a second line in a text log.
+        let status = |m: &str| {
+            SftpError::Status(russh_sftp::protocol::Status {
+                id: 1,
+                status_code: StatusCode::Failure,
+                error_message: m.into(),
+                language_tag: "en".into(),
+            })
+        };
+        let (_, msg) = sftp_kind(status("quota exceeded\r\nERROR forged\x1b[2K"));
+        assert_eq!(msg, "quota exceeded ⏎ ERROR forged [2K (Failure)");
+        let (_, long) = sftp_kind(status(&"x".repeat(1000)));
+        assert!(long.len() < 400, "{long}");
+    }
 
     fn spec(root: &str) -> SftpSpec {
         SftpSpec {
