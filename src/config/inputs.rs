@@ -45,6 +45,24 @@ pub fn read_to_string(path: &Path) -> io::Result<String> {
     std::fs::read_to_string(path)
 }
 
+/// [`read_to_string`] of a small file (a secret): a path that is not a regular file (a FIFO,
+/// which would block the load until somebody writes to it; a device such as `/dev/zero`,
+/// which never ends) or a file longer than `max` bytes is refused instead of read.
+pub fn read_small_text(path: &Path, max: u64) -> io::Result<String> {
+    use std::io::Read;
+    note(path);
+    // Looked at before it is opened: opening a FIFO for reading waits for a writer.
+    if !std::fs::metadata(path)?.is_file() {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, "not a regular file"));
+    }
+    let mut text = String::new();
+    std::fs::File::open(path)?.take(max + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > max {
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, format!("longer than {max} bytes")));
+    }
+    Ok(text)
+}
+
 /// [`std::fs::read`] of a file the flow is built from.
 pub fn read(path: &Path) -> io::Result<Vec<u8>> {
     note(path);
@@ -76,5 +94,19 @@ mod tests {
         assert_eq!(noted, BTreeSet::from([here, missing]), "and the outer one sees them too");
         let ((), noted) = recording(|| assert!(open(&dir.path().join("nope")).is_err()));
         assert_eq!(noted.len(), 1);
+    }
+
+    #[test]
+    fn a_small_text_is_a_regular_file_of_at_most_max_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("secret");
+        std::fs::write(&file, "s3cret\n").unwrap();
+        assert_eq!(read_small_text(&file, 7).unwrap(), "s3cret\n");
+        assert_eq!(read_small_text(&file, 6).unwrap_err().to_string(), "longer than 6 bytes");
+        // Were read without end (a device) or waited for a writer for ever (a FIFO).
+        assert_eq!(read_small_text(Path::new("/dev/zero"), 64).unwrap_err().to_string(), "not a regular file");
+        let fifo = dir.path().join("fifo");
+        assert!(std::process::Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+        assert_eq!(read_small_text(&fifo, 64).unwrap_err().to_string(), "not a regular file");
     }
 }

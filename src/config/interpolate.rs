@@ -71,6 +71,9 @@ pub fn interpolate(text: &str, lookup: &Lookup<'_>) -> Result<String, Vec<String
     if errors.is_empty() { Ok(out) } else { Err(errors) }
 }
 
+/// The longest `${file:…}` a credential is read from (a password, a passphrase, a token).
+const MAX_SECRET_FILE: u64 = 64 * 1024;
+
 /// Expands the inside of one `${…}`.
 fn expand(reference: &str, lookup: &Lookup<'_>) -> Result<String, String> {
     match reference.split_once(':') {
@@ -84,7 +87,7 @@ fn expand(reference: &str, lookup: &Lookup<'_>) -> Result<String, String> {
         },
         Some(("file", path)) if !path.is_empty() => {
             let full = lookup.resolve_path(path);
-            match super::inputs::read_to_string(&full) {
+            match super::inputs::read_small_text(&full, MAX_SECRET_FILE) {
                 Ok(mut value) => {
                     // Windows Notepad starts a saved file with a byte-order mark: not part of
                     // any password, and invisible in an editor.
@@ -190,6 +193,9 @@ mod tests {
             let err = &interpolate("${file:nope.txt}", l).unwrap_err()[0];
             // The OS's reason, as the rest of wharf says it (before: "… (os error 2)").
             assert_eq!(*err, format!("cannot read secret file `{}`: No such file or directory", dir.path().join("nope.txt").display()));
+            // A device was read without end (the load hung): refused, as a FIFO is.
+            let err = &interpolate("${file:/dev/zero}", l).unwrap_err()[0];
+            assert_eq!(err, "cannot read secret file `/dev/zero`: not a regular file");
         });
     }
 
