@@ -8,6 +8,7 @@ use super::failure::{Failure, Kind};
 use super::output::{errln, outln};
 use super::{EXIT_ABORTED, EXIT_FILES_FAILED, EXIT_INVALID, Global};
 use crate::config;
+use crate::endpoint::SkippedName;
 use crate::engine::{self, FileReport, Outcome, RunOptions, RunReport};
 use crate::ledger::RunStatus;
 
@@ -207,12 +208,41 @@ pub fn print_summary(r: &RunReport) {
     for f in &r.files {
         outln!("  {:<11}  {:<width$}  {}", outcome_label(f.outcome), f.path, f.detail);
     }
+    if let Some(line) = skipped_names_line(&r.skipped_names) {
+        outln!("  {line}");
+    }
     super::awaits::print_responses(&r.responses);
+}
+
+/// The files of the source no run can take for their names, in one line: `2 file names
+/// skipped as unsafe (rename them on the source): /in/a\nb.csv (…); /in/c.csv (…)`.
+fn skipped_names_line(skipped: &[SkippedName]) -> Option<String> {
+    let n = skipped.len();
+    let names = skipped.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
+    match n {
+        0 => None,
+        1 => Some(format!("1 file name skipped as unsafe (rename it on the source): {names}")),
+        _ => Some(format!("{n} file names skipped as unsafe (rename them on the source): {names}")),
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn skipped_names_are_told_in_one_line() {
+        assert_eq!(skipped_names_line(&[]), None);
+        let dir = crate::endpoint::RemotePath::parse("in").unwrap();
+        let bad = |name: &str| SkippedName::refused(&dir, name, &dir.join(name).unwrap_err());
+        assert_eq!(
+            skipped_names_line(&[bad("a\nb.csv")]).unwrap(),
+            "1 file name skipped as unsafe (rename it on the source): /in/a\\nb.csv (a control character in the name)"
+        );
+        let line = skipped_names_line(&[bad("a\nb.csv"), bad("c\td.csv")]).unwrap();
+        assert!(line.starts_with("2 file names skipped as unsafe (rename them on the source): /in/a"), "{line}");
+        assert!(!line.contains('\n') && !line.contains('\t'), "{line}");
+    }
 
     #[test]
     fn a_missing_flow_says_where_it_was_looked_for() {

@@ -16,8 +16,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use crate::durable::{sync_dir, sync_file};
 
 use super::{
-    Adopted, Adoptee, Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Feature, Op, ReadStream, RemotePath, ServerFacts,
-    Support, Traits, WriteStream,
+    Adopted, Adoptee, Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Feature, Listing, Op, ReadStream, RemotePath,
+    ServerFacts, SkippedName, Support, Traits, WriteStream,
 };
 
 /// A local folder endpoint.
@@ -141,28 +141,28 @@ impl Endpoint for LocalEndpoint {
         }
     }
 
-    async fn list(&self, dir: &RemotePath) -> Result<Vec<Entry>, EndpointError> {
+    async fn list(&self, dir: &RemotePath) -> Result<Listing, EndpointError> {
         // One trip to a blocking thread for the whole folder (one per entry took a tenth of a
         // second for 5,000 files here).
-        let (full, d, describe) = (self.full(dir), dir.clone(), self.describe());
+        let (full, d) = (self.full(dir), dir.clone());
         let listed = blocking(move || {
-            let mut out = Vec::new();
+            let mut out = Listing::default();
             for de in std::fs::read_dir(&full)? {
                 let de = de?;
                 let Some(name) = de.file_name().to_str().map(str::to_owned) else {
-                    tracing::warn!(endpoint = %describe, dir = %d, name = ?de.file_name(), "Skipping a file name that is not UTF-8.");
+                    out.skipped.push(SkippedName::not_utf8(&d, &de.file_name().to_string_lossy()));
                     continue;
                 };
                 let path = match d.join(&name) {
                     Ok(p) => p,
                     Err(e) => {
-                        tracing::warn!(endpoint = %describe, dir = %d, error = %e, "Skipping an unsafe file name.");
+                        out.skipped.push(SkippedName::refused(&d, &name, &e));
                         continue;
                     }
                 };
                 // Not through a symlink (lstat): a link is listed as Other, never followed.
                 match de.metadata() {
-                    Ok(md) => out.push(entry_from(path, &md)),
+                    Ok(md) => out.entries.push(entry_from(path, &md)),
                     // Removed since the folder was read: not there.
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                     Err(e) => return Err(e),
@@ -184,7 +184,7 @@ impl Endpoint for LocalEndpoint {
             }
             Err(e) => return Err(self.err(Op::List, dir, e)),
         };
-        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out.entries.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }
 

@@ -13,6 +13,7 @@
 pub mod facts;
 pub mod ftp;
 mod greeting;
+pub mod listing;
 pub mod local;
 pub mod path;
 pub mod sftp;
@@ -24,6 +25,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 
 pub use facts::{Feature, ServerFacts, Sessions, Support, Traits};
+pub use listing::{Listing, SkipReason, SkippedName};
 pub use path::{PathError, RemotePath};
 
 /// What kind of directory entry this is.
@@ -275,10 +277,11 @@ pub trait Endpoint: Send + Sync + fmt::Debug {
     /// `sftp user@host:port` / `local /abs/root`: used in every message about this endpoint.
     fn describe(&self) -> String;
     fn capabilities(&self) -> Capabilities;
-    /// Entries directly inside `dir` (not recursive), excluding `.` and `..`.
-    /// Names that cannot be represented safely as a [`RemotePath`] are skipped and reported
-    /// through `tracing` (they can never be processed).
-    async fn list(&self, dir: &RemotePath) -> Result<Vec<Entry>, EndpointError>;
+    /// Entries directly inside `dir` (not recursive), excluding `.` and `..`, sorted by path.
+    /// Names that cannot be represented safely as a [`RemotePath`] (they can never be
+    /// processed) are left out of the entries and returned in [`Listing::skipped`]; the
+    /// endpoint does not log them (the caller knows what it listed for).
+    async fn list(&self, dir: &RemotePath) -> Result<Listing, EndpointError>;
     /// `Ok(None)` when nothing is at `path`.
     async fn stat(&self, path: &RemotePath) -> Result<Option<Entry>, EndpointError>;
     /// Opens `path` for reading, starting at byte `offset`.

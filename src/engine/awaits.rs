@@ -210,9 +210,9 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
 /// holds no responses.
 async fn list(ep: &DynEndpoint, rflow: &Flow) -> Result<BTreeMap<String, Entry>, RunAbort> {
     let dir = &rflow.source.path;
-    let entries = retry(rflow.retry, "list responses", || async {
+    let listing = retry(rflow.retry, "list responses", || async {
         match ep.list(dir).await {
-            Err(e) if e.kind == ErrorKind::NotFound => Ok(Vec::new()),
+            Err(e) if e.kind == ErrorKind::NotFound => Ok(Default::default()),
             other => other.map_err(FileError::from),
         }
     })
@@ -221,7 +221,16 @@ async fn list(ep: &DynEndpoint, rflow: &Flow) -> Result<BTreeMap<String, Entry>,
         FileError::Endpoint(e) => RunAbort::Endpoint(e),
         other => RunAbort::File(format!("flow {}: {other}", rflow.name), other.kind()),
     })?;
-    Ok(entries.into_iter().filter(|e| e.kind == crate::endpoint::EntryKind::File).map(|e| (e.path.as_str().to_string(), e)).collect())
+    // Never a response this flow expects (those are named by its templates, safely).
+    for s in &listing.skipped {
+        tracing::debug!(flow = %rflow.name, folder = %s.folder, name = %s.name, reason = %s.reason, "Skipping a file whose name is not safe to use.");
+    }
+    Ok(listing
+        .entries
+        .into_iter()
+        .filter(|e| e.kind == crate::endpoint::EntryKind::File)
+        .map(|e| (e.path.as_str().to_string(), e))
+        .collect())
 }
 
 /// Moves an open await along, given the response's record when it was taken for this request

@@ -2,12 +2,16 @@
 //! include/exclude globs, and set aside the files that go with a data file (its done/trigger
 //! file, the checksum and row-count files its steps read) so they are never taken as data.
 //!
+//! Also the one place that tells of the names a flow's source listing had to leave out (a
+//! line feed or `..` in a partner's file name, bytes that are not UTF-8): they are returned
+//! with the candidates, and [`warn_skipped`] logs them once per run with the flow and the run.
+//!
 //! Only listing and filtering; readiness is decided in `ready`.
 
 use std::collections::BTreeSet;
 
 use crate::config::flow::{Disposition, Source};
-use crate::endpoint::{Endpoint, EndpointError, Entry, EntryKind, ErrorKind, RemotePath};
+use crate::endpoint::{Endpoint, EndpointError, Entry, EntryKind, ErrorKind, RemotePath, SkippedName};
 use crate::steps::Steps;
 use crate::template::{NameTemplate, NameVars};
 
@@ -21,8 +25,19 @@ pub struct Candidate {
     pub done_file: Option<(RemotePath, bool)>,
 }
 
-/// Lists `src` on `ep` and returns the candidates, sorted by path. Folders that are
-/// disposition targets (e.g. `processed/`) are never descended into.
+/// What [`discover`] found.
+#[derive(Debug, Clone, Default)]
+pub struct Discovered {
+    /// The files that passed the globs, sorted by path.
+    pub candidates: Vec<Candidate>,
+    /// The names the listing left out as unsafe that the globs would have taken (or, for a
+    /// name a glob cannot be tried on faithfully, might have): they can never be taken.
+    pub skipped: Vec<SkippedName>,
+}
+
+/// Lists `src` on `ep` and returns the candidates, sorted by path, and the names left out.
+/// Folders that are disposition targets (e.g. `processed/`) are never descended into.
+/// Logs nothing of the names left out: a listing may be retried (see [`warn_skipped`]).
 pub async fn discover(
     flow: &str,
     ep: &dyn Endpoint,
@@ -30,10 +45,11 @@ pub async fn discover(
     steps: Option<&Steps>,
     skip_dirs: &[&Disposition],
     now: std::time::SystemTime,
-) -> Result<Vec<Candidate>, EndpointError> {
+) -> Result<Discovered, EndpointError> {
     let skip: BTreeSet<&RemotePath> =
         skip_dirs.iter().filter_map(|d| if let Disposition::MoveTo(p) = d { Some(p) } else { None }).collect();
     let mut files = Vec::new();
+    let mut skipped = Vec::new();
     let mut dirs = vec![(src.path.clone(), 0u32)];
     while let Some((dir, depth)) = dirs.pop() {
         let listed = match ep.list(&dir).await {
@@ -47,7 +63,11 @@ pub async fn discover(
             }
             Err(e) => return Err(e),
         };
-        for e in listed {
+        skipped.extend(listed.skipped.into_iter().filter(|s| {
+            let folder = s.folder.strip_prefix(&src.path).unwrap_or_default();
+            wanted(src, &if folder.is_empty() { s.name.clone() } else { format!("{folder}/{}", s.name) })
+        }));
+        for e in listed.entries {
             match e.kind {
                 EntryKind::File => files.push(e),
                 EntryKind::Dir if src.recursive && depth < src.max_depth && !skip.contains(&e.path) => {
@@ -69,10 +89,7 @@ pub async fn discover(
     let mut companions = BTreeSet::new();
     for e in files {
         let Some(rel) = e.path.strip_prefix(&src.path).map(str::to_string) else { continue };
-        if !src.include.is_match(&rel) || src.exclude.is_match(&rel) {
-            continue;
-        }
-        if crate::config::flow::is_hidden(&rel) && !src.include_hidden.is_match(&rel) {
+        if !wanted(src, &rel) {
             continue;
         }
         let done_file = src.ready.done_file.as_ref().and_then(|t| done_path(t, &e, &rel, now)).map(|p| {
@@ -86,7 +103,30 @@ pub async fn discover(
     // when the globs match it.
     out.retain(|c| !companions.contains(c.entry.path.as_str()));
     out.sort_by(|a, b| a.entry.path.cmp(&b.entry.path));
-    Ok(out)
+    Ok(Discovered { candidates: out, skipped })
+}
+
+/// Whether the flow takes a file at `rel` (under the source folder) by its name: the globs,
+/// and hidden files.
+fn wanted(src: &Source, rel: &str) -> bool {
+    src.include.is_match(rel) && !src.exclude.is_match(rel) && (!crate::config::flow::is_hidden(rel) || src.include_hidden.is_match(rel))
+}
+
+/// Logs each name of `skipped` once, with the flow, the run and the endpoint: a file a partner
+/// named so that it can never be taken waits there, unseen, until somebody renames it.
+pub fn warn_skipped(flow: &str, run: u64, endpoint: &str, skipped: &[SkippedName]) {
+    for s in skipped {
+        tracing::warn!(
+            target: super::REPORT_LOG_TARGET,
+            flow = %flow,
+            run,
+            endpoint = %endpoint,
+            folder = %s.folder,
+            name = %s.name,
+            reason = %s.reason,
+            "Skipping a file whose name is not safe to use; rename it on the source to have it taken."
+        );
+    }
 }
 
 /// The files that go with the data file `e` (at `rel` under the source folder) on the source:

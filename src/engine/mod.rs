@@ -45,7 +45,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::config::Flow;
-use crate::endpoint::{DynEndpoint, EndpointError, EntryKind, ErrorKind, RemotePath};
+use crate::endpoint::{DynEndpoint, EndpointError, EntryKind, ErrorKind, RemotePath, SkippedName};
 use crate::ledger::{Counts, Ledger, LedgerError, RecordCounts, RunContent, RunRecord, RunStatus, now_millis, to_millis};
 
 pub use awaits::ResponseReport;
@@ -141,6 +141,10 @@ pub struct RunReport {
     pub files: Vec<FileReport>,
     /// Awaited responses (round trips): every open await, and every one that changed in this run.
     pub responses: Vec<ResponseReport>,
+    /// Files in the source folder the flow would take but cannot, for their names are not safe
+    /// to use (a line feed, `..`, bytes that are not UTF-8): not counted as seen, not a
+    /// failure; they wait there until renamed.
+    pub skipped_names: Vec<SkippedName>,
     /// Why the run was aborted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -236,6 +240,7 @@ impl RunReport {
             records: RecordCounts::default(),
             files: Vec::new(),
             responses: Vec::new(),
+            skipped_names: Vec::new(),
             error: None,
             error_kind: None,
             aborted_by_command: false,
@@ -383,7 +388,7 @@ async fn run_files(
     }
 
     let skip = [&flow.after_success, &flow.after_failure];
-    let candidates = retry::retry(flow.retry, "list", || async {
+    let discover::Discovered { candidates, skipped } = retry::retry(flow.retry, "list", || async {
         discover::discover(&flow.name, &*source, &flow.source, flow.steps.as_ref(), &skip, now).await.map_err(FileError::from)
     })
     .await
@@ -391,6 +396,8 @@ async fn run_files(
         FileError::Endpoint(e) => RunAbort::Endpoint(e),
         other => RunAbort::File(format!("flow {}: {other}", flow.name), other.kind()),
     })?;
+    discover::warn_skipped(&flow.name, run, &source.describe(), &skipped);
+    report.skipped_names = skipped;
     report.counts.seen = candidates.len() as u32;
 
     // Readiness, with all observations stored in one write.

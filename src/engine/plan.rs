@@ -104,7 +104,8 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
         });
     };
     let skip = [&flow.after_success, &flow.after_failure];
-    let candidates = discover::discover(&flow.name, &**source, &flow.source, flow.steps.as_ref(), &skip, now).await.map_err(err)?;
+    let discover::Discovered { candidates, skipped } =
+        discover::discover(&flow.name, &**source, &flow.source, flow.steps.as_ref(), &skip, now).await.map_err(err)?;
     let now_ms = to_millis(now);
     // The run number the next run would get, for `{{run}}` in names (another run may take it).
     let next_run = match ledger {
@@ -128,7 +129,9 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
         };
         files.push(PlannedFile { path: c.entry.path.to_string(), size: c.entry.size, action });
     }
-    Ok(Plan { flow: flow.name.clone(), files, caveats: caveats(flow), probes: vec![], probe_hint: None })
+    let mut caveats = caveats(flow);
+    caveats.extend(skipped.iter().map(|s| format!("{s}: a file name not safe to use; no run takes the file until it is renamed")));
+    Ok(Plan { flow: flow.name.clone(), files, caveats, probes: vec![], probe_hint: None })
 }
 
 /// Adds what the stored probes of `flow`'s endpoints (in `state_dir`) found that matters to

@@ -536,7 +536,7 @@ mod tests {
         fn capabilities(&self) -> Capabilities {
             self.ep.capabilities()
         }
-        async fn list(&self, d: &RemotePath) -> Result<Vec<Entry>, EndpointError> {
+        async fn list(&self, d: &RemotePath) -> Result<crate::endpoint::Listing, EndpointError> {
             self.ep.list(d).await
         }
         async fn stat(&self, p: &RemotePath) -> Result<Option<Entry>, EndpointError> {

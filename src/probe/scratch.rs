@@ -135,7 +135,7 @@ async fn checks(ep: &dyn Endpoint, scratch: &RemotePath) -> Step<WriteChecks> {
     let samples: Vec<Sample> = written
         .iter()
         .filter_map(|(path, before, after)| {
-            let mtime = listed.iter().find(|e| &e.path == path)?.mtime?;
+            let mtime = listed.entries.iter().find(|e| &e.path == path)?.mtime?;
             Some(Sample { before: *before, after: *after, mtime })
         })
         .collect();
@@ -261,8 +261,9 @@ async fn clear(ep: &dyn Endpoint, paths: &[&RemotePath]) -> Step<()> {
 
 /// Removes every file in `scratch` and then the folder; the first failure, as a sentence.
 async fn remove_scratch(ep: &dyn Endpoint, scratch: &RemotePath) -> Result<(), String> {
+    // Only the probe's own files are in its scratch folder: none has a name it cannot use.
     let entries = match ep.list(scratch).await {
-        Ok(entries) => entries,
+        Ok(listing) => listing.entries,
         Err(e) if e.kind == ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e.to_string()),
     };

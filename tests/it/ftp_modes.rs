@@ -49,7 +49,7 @@ async fn round_trip(ep: &FtpEndpoint, ftpd: &Ftpd) {
     ep.create_dir_all(&p("x/y")).await.unwrap();
     write(ep, "x/y/data.bin", &data).await;
     assert!(std::fs::read(ftpd.data_dir().join("x/y/data.bin")).unwrap() == data, "stored bytes differ");
-    let listed = ep.list(&p("x/y")).await.unwrap();
+    let listed = ep.list(&p("x/y")).await.unwrap().entries;
     assert_eq!(listed.iter().map(|e| (e.path.as_str(), e.kind, e.size)).collect::<Vec<_>>(), [("x/y/data.bin", EntryKind::File, 300_000)]);
     assert!(read(ep, "x/y/data.bin", 0).await == data);
     assert!(read(ep, "x/y/data.bin", 123_457).await == data[123_457..]);
@@ -297,7 +297,7 @@ async fn a_read_says_which_file_it_opened() {
     assert_eq!(ftps.read_small(&p("o/v.bin"), 100).await.unwrap(), (b"version one".to_vec(), None));
     assert_eq!(ftps.open_read(&p("o/v.bin"), 0).await.unwrap().opened(), None);
     let ep = FtpEndpoint::new(ftpd.spec(FtpTls::None));
-    let listed = ep.list(&p("o")).await.unwrap().remove(0);
+    let listed = ep.list(&p("o")).await.unwrap().entries.remove(0);
     assert!(ep.capabilities().describes_opened);
     let (_, opened) = ep.read_small(&p("o/v.bin"), 100).await.unwrap();
     assert_eq!(opened.as_ref(), Some(&listed), "read whole");
@@ -342,7 +342,7 @@ async fn a_server_refusing_mdtm_still_shows_its_files() {
         let ep = FtpEndpoint::new(ftpd.spec(tls));
         ep.create_dir_all(&p("m")).await.unwrap();
         write(&ep, "m/a.csv", b"theirs").await;
-        let listed = ep.list(&p("m")).await.unwrap();
+        let listed = ep.list(&p("m")).await.unwrap().entries;
         assert_eq!(listed.iter().map(|e| (e.path.as_str(), e.size, e.mtime.is_some())).collect::<Vec<_>>(), [("m/a.csv", 6, true)]);
         let there = ep.stat(&p("m/a.csv")).await.unwrap().expect("a file SIZE answers for is there");
         assert_eq!((there.kind, there.size), (EntryKind::File, 6));
@@ -372,7 +372,7 @@ async fn a_server_refusing_size_still_has_uploads_checked() {
         assert_eq!(ep.stat(&p("s/b.bin")).await.unwrap(), None);
         // Over plain FTP a file read whole is as long as what came, with its time as listed;
         // a stream cannot say without SIZE.
-        let listed = ep.list(&p("s")).await.unwrap().remove(0);
+        let listed = ep.list(&p("s")).await.unwrap().entries.remove(0);
         let (data, opened) = ep.read_small(&p("s/a.bin"), 3000).await.unwrap();
         assert_eq!((data.len(), opened), (2000, (tls == FtpTls::None).then_some(listed)), "{tls:?}");
         assert_eq!(ep.open_read(&p("s/a.bin"), 0).await.unwrap().opened(), None);
@@ -414,7 +414,7 @@ async fn a_server_refusing_passive_mode_is_told_to_use_active_mode() {
     let mut spec = ftpd.spec(FtpTls::None);
     spec.passive = false;
     let active = FtpEndpoint::new(spec);
-    assert_eq!(active.list(&p("")).await.unwrap().len(), 1);
+    assert_eq!(active.list(&p("")).await.unwrap().entries.len(), 1);
     assert_eq!(read(&active, "a.txt", 0).await, b"a");
 }
 

@@ -439,6 +439,49 @@ fn a_source_whose_name_ends_in_a_space_is_moved_to_processed() {
     assert_eq!((code, counts(&r)), (0, (0, 0, 0, 0)), "{r:#}");
 }
 
+/// A partner's file named so that wharf cannot use the name (a line feed in it, bytes that are
+/// not UTF-8) was left out of the listing with a warning naming neither flow nor run, and the
+/// run said `ok` with nothing seen, every time. It is in the run's report now (JSON and text),
+/// and in one log line naming the flow and the run; the run is still `ok`, and a name the
+/// globs do not take is not told of.
+#[test]
+fn a_file_skipped_for_its_name_is_in_the_report_and_the_log_names_the_flow() {
+    let Some(w) = World::new(Ftpd::vsftpd()) else { return };
+    let flow = w.pull_flow(FtpTls::None, "");
+    w.put("in/good.csv", b"ok");
+    w.put("in/bad\nname.csv", b"x");
+    let not_utf8 = w.remote("in").join(<std::ffi::OsStr as std::os::unix::ffi::OsStrExt>::from_bytes(b"caf\xc3.csv"));
+    fs::write(&not_utf8, b"x").unwrap();
+    w.ftpd.give_to_user(&not_utf8);
+    w.put("in/other\n.txt", b"not matched");
+    let out = w.wharf().arg("run").arg("--json").arg(&flow).output().unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    assert_eq!((out.status.code(), r["status"].as_str(), counts(&r)), (Some(0), Some("ok"), (0, 1, 0, 0)), "{r:#}");
+    assert_eq!(
+        r["skipped_names"],
+        serde_json::json!([
+            {"folder": "/in", "name": "bad\\nname.csv", "reason": "control_char"},
+            {"folder": "/in", "name": "caf\u{fffd}.csv", "reason": "not_utf8"},
+        ]),
+        "{r:#}"
+    );
+    let log = String::from_utf8_lossy(&out.stderr);
+    let line = log.lines().find(|l| l.contains("bad\\nname.csv")).unwrap_or_else(|| panic!("no log line for it:\n{log}"));
+    assert!(
+        line.contains("flow=e2e") && line.contains("run=1") && line.contains("folder=/in") && line.contains("control character"),
+        "{line}"
+    );
+    assert!(!log.contains("other"), "a name the globs do not take is not told of: {log}");
+    // The text summary says it in one line.
+    let out = w.run(&flow);
+    let summary = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        summary.contains("  2 file names skipped as unsafe (rename them on the source): /in/bad\\nname.csv (a control character in the name); /in/caf\u{fffd}.csv (the name is not UTF-8)"),
+        "{summary}"
+    );
+}
+
 /// A source path that is a symbolic link to nothing is not found, as over SFTP; it read
 /// "permission denied: /dang is there, but the server refuses this login access to it". A
 /// link to a folder the login may not enter is still refused.

@@ -324,7 +324,7 @@ async fn symlinks_out_of_the_folder_are_refused(ftp: bool) {
     let n = r.read(&mut buf).await.unwrap();
     assert_eq!(&buf[..n], b"ok");
     // Listing shows links as what they are (not followed), like OpenSSH.
-    let names: Vec<String> = ep.list(&p("in")).await.unwrap().into_iter().map(|e| e.path.name().to_string()).collect();
+    let names: Vec<String> = ep.list(&p("in")).await.unwrap().entries.into_iter().map(|e| e.path.name().to_string()).collect();
     assert_eq!(names, ["inside.csv", "ok.csv", "out-file.csv"]);
     drop(r);
     sandbox.stop().await;

@@ -35,7 +35,8 @@ pub(super) enum Line {
     /// The whole name (as far as the listing shows it, lines joined with `\n`) of an entry that
     /// a bare `\n` in its name cut across lines; only seen in bare-`\n` listings.
     Cut(String),
-    /// A line that is not UTF-8, shown lossily.
+    /// A line that is not UTF-8: the entry's name where the line, decoded lossily, is one;
+    /// else the whole line, lossily.
     NotUtf8(String),
     /// A line that is not an entry: `total 12`, `.`/`..`, a format not understood.
     NotEntry(String),
@@ -72,7 +73,11 @@ pub(super) fn read(raw: &[u8], mlsd: bool, now: SystemTime) -> Vec<Line> {
         out.push(match (parsed, text) {
             (Some(Some(l)), _) => Line::Entry(l),
             (_, Ok(line)) => Line::NotEntry(line.to_string()),
-            (_, Err(_)) => Line::NotUtf8(String::from_utf8_lossy(bytes).into_owned()),
+            (_, Err(_)) => {
+                let lossy = String::from_utf8_lossy(bytes);
+                let parsed = if mlsd { mlsx_line(&lossy, false) } else { list_line(&lossy, now) };
+                Line::NotUtf8(parsed.flatten().map_or_else(|| lossy.into_owned(), |l| l.name))
+            }
         });
     }
     out
@@ -354,6 +359,24 @@ mod tests {
         assert_eq!(split_lines(raw), vec![&b"a"[..], b"line\nbreak", b"b"]);
         assert_eq!(split_lines(b"a\nb\n"), vec![&b"a"[..], b"b"]);
         assert!(split_lines(b"").is_empty());
+    }
+
+    #[test]
+    fn a_line_that_is_not_utf8_gives_the_name_it_lists() {
+        let now = at(2026, 11, 25, 12, 0, 0).unwrap();
+        // Before: the whole line, lossily (`-rw-r--r-- 1 u g 1 Nov 25 02:08 caf�.csv`), was
+        // what a warning showed of it.
+        let raw = b"-rw-r--r-- 1 u g 1 Nov 25 02:08 caf\xc3.csv\r\ntype=file;size=1; x\xff\r\n\xff\r\n";
+        assert_eq!(
+            read(raw, false, now),
+            // A line that is no entry (an MLSD line in a LIST listing) stays whole.
+            vec![
+                Line::NotUtf8("caf\u{fffd}.csv".into()),
+                Line::NotUtf8("type=file;size=1; x\u{fffd}".into()),
+                Line::NotUtf8("\u{fffd}".into())
+            ]
+        );
+        assert_eq!(read(b"type=file;size=1; x\xff\r\n", true, now), vec![Line::NotUtf8("x\u{fffd}".into())]);
     }
 
     #[test]

@@ -45,8 +45,8 @@ use self::pool::{Lease, Pool};
 use self::stream::{FtpRead, FtpWrite};
 use self::tls_stream::FtpTlsStream;
 use super::{
-    Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Op, ReadStream, RemotePath, ServerFacts, WriteStream,
-    not_found_where,
+    Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Listing, Op, ReadStream, RemotePath, ServerFacts, SkippedName,
+    WriteStream, not_found_where,
 };
 use crate::config::flow::{FtpSpec, FtpTls, TlsVersion};
 
@@ -383,11 +383,11 @@ impl FtpEndpoint {
             Err(e) if is_refusal(&e) => return Ok(None),
             Err(e) => return Err(e.into()),
         }
-        Ok(self.list_cwd(c, &parent).await?.into_iter().find(|e| e.path == *path))
+        Ok(self.list_cwd(c, &parent).await?.entries.into_iter().find(|e| e.path == *path))
     }
 
     /// Lists `dir` on one connection.
-    async fn list_on(&self, c: &mut Conn, dir: &RemotePath) -> Result<Vec<Entry>, Fail> {
+    async fn list_on(&self, c: &mut Conn, dir: &RemotePath) -> Result<Listing, Fail> {
         // Into the folder first, then list it without an argument: servers read LIST
         // arguments as options and globs (`-a`, `*`, `[`), and a missing folder shows here.
         if let Err(e) = within(c.timeout, c.ftp.cwd(c.full(dir))).await {
@@ -397,12 +397,12 @@ impl FtpEndpoint {
                 (f, _) => f,
             });
         }
-        let mut entries = self.list_cwd(c, dir).await?;
+        let mut listing = self.list_cwd(c, dir).await?;
         if !c.feat.mlsd && c.feat.mdtm {
-            entries = self.with_mdtm(c, entries).await?;
+            listing.entries = self.with_mdtm(c, listing.entries).await?;
         }
-        entries.sort_by(|a, b| a.path.cmp(&b.path));
-        Ok(entries)
+        listing.entries.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(listing)
     }
 
     /// The files' times from `MDTM` (LIST times have minutes at best and the server's time
@@ -456,22 +456,22 @@ impl FtpEndpoint {
     }
 
     /// The entries of the current folder (`dir`), from MLSD or LIST.
-    async fn list_cwd(&self, c: &mut Conn, dir: &RemotePath) -> Result<Vec<Entry>, Fail> {
+    async fn list_cwd(&self, c: &mut Conn, dir: &RemotePath) -> Result<Listing, Fail> {
         let mlsd = c.feat.mlsd;
         let raw = if mlsd { self.listing(c, "MLSD").await? } else { self.list_all(c).await? };
-        let mut out = Vec::new();
+        let mut out = Listing::default();
         for line in list::read(&raw, mlsd, SystemTime::now()) {
             let l = match line {
                 list::Line::Entry(l) => l,
                 list::Line::Cut(name) => {
                     // The refusal a name with a line feed gets from a CRLF listing (or SFTP), so
-                    // the warning reads the same whichever way the server ends its lines.
-                    let error = crate::endpoint::PathError::ControlChar(name);
-                    tracing::warn!(endpoint = %self.inner.label, dir = %dir, error = %error, "Skipping an unsafe file name.");
+                    // it reads the same whichever way the server ends its lines.
+                    let error = crate::endpoint::PathError::ControlChar(name.clone());
+                    out.skipped.push(SkippedName::refused(dir, &name, &error));
                     continue;
                 }
-                list::Line::NotUtf8(line) => {
-                    tracing::warn!(endpoint = %self.inner.label, dir = %dir, line = %line, "Skipping a file name that is not UTF-8.");
+                list::Line::NotUtf8(name) => {
+                    out.skipped.push(SkippedName::not_utf8(dir, &name));
                     continue;
                 }
                 list::Line::NotEntry(line) => {
@@ -480,8 +480,8 @@ impl FtpEndpoint {
                 }
             };
             match dir.join(&l.name) {
-                Ok(path) => out.push(Entry { path, kind: l.kind, size: l.size, mtime: l.mtime }),
-                Err(e) => tracing::warn!(endpoint = %self.inner.label, dir = %dir, error = %e, "Skipping an unsafe file name."),
+                Ok(path) => out.entries.push(Entry { path, kind: l.kind, size: l.size, mtime: l.mtime }),
+                Err(e) => out.skipped.push(SkippedName::refused(dir, &l.name, &e)),
             }
         }
         Ok(out)
@@ -867,7 +867,7 @@ impl Endpoint for FtpEndpoint {
         }
     }
 
-    async fn list(&self, dir: &RemotePath) -> Result<Vec<Entry>, EndpointError> {
+    async fn list(&self, dir: &RemotePath) -> Result<Listing, EndpointError> {
         self.run(Op::List, dir, true, |mut c| async move {
             let r = self.list_on(&mut c, dir).await;
             (c, r)

@@ -39,8 +39,8 @@ use self::behind::WriteBehind;
 use self::connect::Conn;
 use self::pool::{Busy, Pool, Use};
 use super::{
-    Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Op, ReadStream, RemotePath, ServerFacts, WriteStream,
-    not_found_where,
+    Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Listing, Op, ReadStream, RemotePath, ServerFacts, SkippedName,
+    WriteStream, not_found_where,
 };
 use crate::config::flow::SftpSpec;
 use crate::text::{Keep, one_line};
@@ -310,7 +310,7 @@ impl Endpoint for SftpEndpoint {
         }
     }
 
-    async fn list(&self, dir: &RemotePath) -> Result<Vec<Entry>, EndpointError> {
+    async fn list(&self, dir: &RemotePath) -> Result<Listing, EndpointError> {
         let full = &self.full(dir);
         let rd = self
             .run(Op::List, dir, true, |c| async move {
@@ -320,7 +320,7 @@ impl Endpoint for SftpEndpoint {
                 }
             })
             .await?;
-        let mut out = Vec::new();
+        let mut out = Listing::default();
         for de in rd {
             let name = de.file_name();
             if name == "." || name == ".." {
@@ -328,16 +328,15 @@ impl Endpoint for SftpEndpoint {
             }
             if name.contains(char::REPLACEMENT_CHARACTER) {
                 // russh-sftp decodes non-UTF-8 names lossily: such a name cannot be opened again.
-                // `?`: the name may hold a line break, which must not start a log line of its own.
-                tracing::warn!(endpoint = %self.inner.label, dir = %dir, name = ?name, "Skipping a file name that is not UTF-8.");
+                out.skipped.push(SkippedName::not_utf8(dir, &name));
                 continue;
             }
             match dir.join(&name) {
-                Ok(path) => out.push(entry_from(path, &de.metadata())),
-                Err(e) => tracing::warn!(endpoint = %self.inner.label, dir = %dir, error = %e, "Skipping an unsafe file name."),
+                Ok(path) => out.entries.push(entry_from(path, &de.metadata())),
+                Err(e) => out.skipped.push(SkippedName::refused(dir, &name, &e)),
             }
         }
-        out.sort_by(|a, b| a.path.cmp(&b.path));
+        out.entries.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }
 
