@@ -32,6 +32,9 @@ pub struct Flow {
     pub concurrency: Option<usize>,
     pub retry: Retry,
     pub alerts: Alerts,
+    /// How long the ledger remembers the flow's past (`None`: forever; see
+    /// [`crate::ledger::prune`]).
+    pub history: Option<Duration>,
     /// Content steps (`None`: files are delivered as they are).
     pub steps: Option<crate::steps::Steps>,
     /// Where refused files go (always set when `steps` is).

@@ -157,6 +157,7 @@ fn sections(doc: &Value, structural: &[Structural], problems: &mut Vec<Problem>)
         concurrency: part("concurrency", Some(Value::Null)).and_then(|v| decode(v, "/concurrency", structural, problems)),
         retry: part("retry", Some(Value::Object(Default::default()))).and_then(|v| decode(v, "/retry", structural, problems)),
         alerts: part("alerts", Some(Value::Object(Default::default()))).and_then(|v| decode(v, "/alerts", structural, problems)),
+        history: part("history", Some(Value::Null)).and_then(|v| decode(v, "/history", structural, problems)),
         quarantine: part("quarantine", Some(Value::Null)).and_then(|v| decode(v, "/quarantine", structural, problems)),
         on_invalid: part("on_invalid", Some(Value::String("quarantine".into())))
             .and_then(|v| decode(v, "/on_invalid", structural, problems)),

@@ -10,6 +10,9 @@ use std::collections::BTreeMap;
 use schemars::{JsonSchema, Schema};
 use serde::{Deserialize, Serialize};
 
+/// `history`: a duration or `forever`.
+const HISTORY_PATTERN: &str = "^(forever|([0-9]+(ms|s|m|h|d))+)$";
+
 /// A wharf flow: where files come from, where they go, and what happens to the source.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -59,6 +62,17 @@ pub struct RawFlow {
     /// When problems are raised as events for notifications (`unreachable_after`).
     #[serde(default)]
     pub alerts: RawAlerts,
+    /// How long the ledger remembers this flow's past (at least `1d`), or `forever`: its
+    /// runs, the events notifications have sent, and the records of finished files that are
+    /// no longer in the source folder — a file re-sent after that is taken as a new one. A
+    /// file still in the source folder (`after.success: keep`) is remembered for as long as it
+    /// is there, so it is never delivered twice; quarantined files, files in flight, awaited
+    /// responses and the newest run and newest successful run are always kept. Checked after
+    /// a run's listing, at most once a day. Default `90d` (a flow polled every minute records
+    /// 1,440 runs a day).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(extend("pattern" = HISTORY_PATTERN))]
+    pub history: Option<String>,
     /// Content steps, applied in order to every file: `check`, then `parse`, then any
     /// `validate` / `map`, then `write`. Records stream through one at a time. Without steps
     /// files are delivered byte for byte. See docs/scripts-and-schemas.md.

@@ -439,7 +439,7 @@ mod tests {
         v["source"]["recursive"] = json!("yes");
         v["sinks"][0].as_object_mut().unwrap().remove("endpoint");
         let got = messages(v);
-        assert!(got.contains(&"/sourc unknown field `sourc`, expected one of `after`, `alerts`, `concurrency`, `description`, `endpoints`, `expect`, `max_invalid`, `name`, `notify`, `on_error`, `on_invalid`, `quarantine`, `response`, `retry`, `schedule`, `sinks`, `source`, `steps`".to_string()), "{got:#?}");
+        assert!(got.contains(&"/sourc unknown field `sourc`, expected one of `after`, `alerts`, `concurrency`, `description`, `endpoints`, `expect`, `history`, `max_invalid`, `name`, `notify`, `on_error`, `on_invalid`, `quarantine`, `response`, `retry`, `schedule`, `sinks`, `source`, `steps`".to_string()), "{got:#?}");
         assert!(
             got.iter().any(|m| m.starts_with("/source/inclde unknown field `inclde`, expected one of `command`, `endpoint`, `exclude`")),
             "{got:#?}"

@@ -24,6 +24,7 @@ mod disposition;
 pub mod endpoints;
 pub mod error;
 mod halt;
+mod history;
 pub mod identity;
 mod lifecycle;
 mod naming;
@@ -399,6 +400,7 @@ async fn run_files(
     discover::warn_skipped(&flow.name, run, &source.describe(), &skipped);
     report.skipped_names = skipped;
     report.counts.seen = candidates.len() as u32;
+    history::prune_after_listing(flow, ledger, &candidates, now)?;
 
     // Readiness, with all observations stored in one write.
     let now_ms = to_millis(now);

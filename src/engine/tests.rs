@@ -67,6 +67,7 @@ fn fixture() -> Fixture {
         concurrency: Some(4),
         retry: Retry { attempts: 2, backoff: Duration::from_millis(1), give_up_after: 10 },
         alerts: Default::default(),
+        history: Some(crate::config::validate::DEFAULT_HISTORY),
         steps: None,
         quarantine: None,
         response: None,
@@ -1274,4 +1275,55 @@ async fn a_moved_source_replaced_before_it_was_read_is_moved_not_delivered_again
     assert!(!fx.src.join("in/b.csv").exists(), "{}", r.files[1].detail);
     let r = fx.run().await;
     assert_eq!((r.counts.seen, r.counts.delivered, r.counts.failed), (0, 0, 0), "{r:#?}");
+}
+
+impl Fixture {
+    async fn run_at(&self, now: SystemTime) -> RunReport {
+        let opts = RunOptions { now: Some(now), ..RunOptions::new(self.state.join("staging")) };
+        run_once(&self.flow, &self.ledger, &opts, &mut |_| {}).await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn history_forgets_files_moved_away_but_never_a_file_still_in_the_folder() {
+    let day = Duration::from_secs(86_400);
+    // A flow that moves its sources: after `history`, a file it moved away is forgotten.
+    let fx = fixture();
+    fx.put("in/a.csv", b"1,2\n");
+    assert_eq!(fx.run().await.counts.delivered, 1);
+    let later = SystemTime::now() + 91 * day;
+    assert_eq!(fx.run_at(later).await.counts.seen, 0);
+    assert!(fx.ledger.files("t").unwrap().is_empty());
+    // The old run stays: while the pruning run goes, it is the newest successful one.
+    assert_eq!(fx.ledger.runs(Some("t"), 10).unwrap().len(), 2);
+    // Pruned once a day at most: a run an hour later looks at nothing.
+    assert_eq!(fx.ledger.last_pruned("t").unwrap(), Some(crate::ledger::to_millis(later)));
+    fx.run_at(later + Duration::from_secs(3600)).await;
+    assert_eq!(fx.ledger.runs(Some("t"), 10).unwrap().len(), 3);
+
+    // A flow that keeps its sources: the file is listed on every run, its records stay, and
+    // it is never delivered twice however old its delivery.
+    let mut fx = fixture();
+    fx.flow.after_success = Disposition::Keep;
+    fx.put("in/a.csv", b"1,2\n");
+    assert_eq!(fx.run().await.counts.delivered, 1);
+    let r = fx.run_at(SystemTime::now() + 200 * day).await;
+    assert_eq!((r.counts.seen, r.counts.delivered, r.counts.skipped), (1, 0, 1), "{r:#?}");
+    assert_eq!(fx.ledger.files("t").unwrap().len(), 1);
+    // Gone from the folder for a run (a share not mounted): its record goes, its delivery
+    // stays, and back in the folder it is not delivered again.
+    std::fs::rename(fx.src.join("in/a.csv"), fx.src.join("away.csv")).unwrap();
+    fx.run_at(SystemTime::now() + 300 * day).await;
+    assert!(fx.ledger.files("t").unwrap().is_empty());
+    std::fs::rename(fx.src.join("away.csv"), fx.src.join("in/a.csv")).unwrap();
+    let r = fx.run_at(SystemTime::now() + 301 * day).await;
+    assert_eq!((r.counts.delivered, r.counts.skipped), (0, 1), "{r:#?}");
+
+    // `history: forever` forgets nothing.
+    let mut fx = fixture();
+    fx.flow.history = None;
+    fx.put("in/a.csv", b"1,2\n");
+    fx.run().await;
+    fx.run_at(SystemTime::now() + 1000 * day).await;
+    assert_eq!((fx.ledger.files("t").unwrap().len(), fx.ledger.runs(Some("t"), 10).unwrap().len()), (1, 2));
 }

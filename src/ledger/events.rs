@@ -26,7 +26,7 @@ pub(super) const EVENTS: TableDefinition<(&str, u64), Postcard<Event>> = TableDe
 pub(super) const HEALTH: TableDefinition<&str, Postcard<FlowHealth>> = TableDefinition::new("health_v1");
 
 /// The `counters_v1` key of the last event sequence number the notifier has handled.
-const NOTIFY_CURSOR: &str = "notify_cursor";
+pub(super) const NOTIFY_CURSOR: &str = "notify_cursor";
 
 /// What an [`Event`] is about. New kinds are appended (postcard stores the variant index).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]

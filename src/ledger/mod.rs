@@ -39,6 +39,7 @@ mod codec;
 mod error;
 pub mod events;
 mod migrate;
+pub mod prune;
 pub mod records;
 mod snapshot;
 mod store;

@@ -50,6 +50,7 @@ mod folders;
 mod notify;
 mod place;
 mod policy;
+pub use policy::DEFAULT_HISTORY;
 mod response;
 mod schedule;
 mod sinks;
@@ -78,6 +79,8 @@ pub struct Sections {
     pub concurrency: Option<Option<u32>>,
     pub retry: Option<RawRetry>,
     pub alerts: Option<RawAlerts>,
+    /// `Some(None)`: not configured; `None`: malformed.
+    pub history: Option<Option<String>>,
     /// Every content step; `None` items are malformed.
     pub steps: Option<Vec<Option<RawStep>>>,
     /// `Some(None)`: not configured; `None`: malformed.
@@ -107,6 +110,7 @@ impl From<RawFlow> for Sections {
             concurrency: Some(raw.concurrency),
             retry: Some(raw.retry),
             alerts: Some(raw.alerts),
+            history: Some(raw.history),
             steps: Some(raw.steps.into_iter().map(Some).collect()),
             quarantine: Some(raw.quarantine),
             on_invalid: Some(raw.on_invalid),
@@ -212,6 +216,7 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
     let concurrency = c.concurrency(sections.concurrency, sections.on_error);
     let retry = sections.retry.and_then(|r| c.retry(r));
     let alerts = sections.alerts.and_then(|a| c.alerts(a));
+    let history = sections.history.and_then(|h| c.history(h.as_deref()));
     let content = match (sections.steps, sections.quarantine, sections.on_invalid, sections.max_invalid) {
         (Some(steps), Some(quarantine), Some(on_invalid), Some(max_invalid)) => {
             c.content(&steps, quarantine, on_invalid, max_invalid.as_ref(), defined.as_deref(), source.as_ref())
@@ -244,6 +249,7 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
             concurrency: concurrency?,
             retry: retry?,
             alerts: alerts?,
+            history: history?,
             steps: content.clone()?.0,
             quarantine: content?.1,
             response: None,

@@ -1,12 +1,17 @@
 //! Meaning checks on how a flow's runs behave: `concurrency` (files in flight, with
-//! `on_error`), `retry` and `alerts`.
+//! `on_error`), `retry`, `alerts` and `history`.
 //!
 //! A child of `validate/mod.rs`, adding methods to the same `Checker`.
+
+use std::time::Duration;
 
 use super::{Checker, MAX_CONCURRENCY};
 use crate::config::duration;
 use crate::config::flow::{Alerts, Retry};
 use crate::config::raw::{OnError, RawAlerts, RawRetry};
+
+/// `history` when the flow does not set it: 90 days.
+pub const DEFAULT_HISTORY: Duration = Duration::from_secs(90 * 86_400);
 
 impl Checker<'_, '_> {
     pub(super) fn alerts(&mut self, a: RawAlerts) -> Option<Alerts> {
@@ -32,6 +37,23 @@ impl Checker<'_, '_> {
                 None
             }
             Some(n) => Some(Some(n as usize)),
+        }
+    }
+
+    /// `history`: `Some(None)` for `forever`; at least a day (a shorter one would forget a
+    /// file's delivery while its partner may still send it again the same day).
+    pub(super) fn history(&mut self, set: Option<&str>) -> Option<Option<Duration>> {
+        match set {
+            None => Some(Some(DEFAULT_HISTORY)),
+            Some("forever") => Some(None),
+            Some(text) => {
+                let d = self.ok("/history", duration::parse(text))?;
+                if d < Duration::from_secs(86_400) {
+                    self.problem("/history", format!("must be at least `1d` (or `forever`), not `{text}`"));
+                    return None;
+                }
+                Some(Some(d))
+            }
         }
     }
 
@@ -62,5 +84,15 @@ mod tests {
             problems(&format!("{BASE}concurrency: 0\n")),
             ["must be between 1 and 64 (files in flight at once), not 0 (at /concurrency)"]
         );
+    }
+
+    #[test]
+    fn history_is_ninety_days_unless_set_at_least_a_day_or_forever() {
+        use std::time::Duration;
+        assert_eq!(run(BASE).unwrap().history, Some(super::DEFAULT_HISTORY));
+        assert_eq!(run(&format!("{BASE}history: 1d\n")).unwrap().history, Some(Duration::from_secs(86_400)));
+        assert_eq!(run(&format!("{BASE}history: forever\n")).unwrap().history, None);
+        assert_eq!(problems(&format!("{BASE}history: 12h\n")), ["must be at least `1d` (or `forever`), not `12h` (at /history)"]);
+        assert_eq!(problems(&format!("{BASE}history: always\n")).len(), 1);
     }
 }

@@ -53,6 +53,7 @@ impl Draft {
                 concurrency: parent.concurrency,
                 retry: parent.retry,
                 alerts: parent.alerts,
+                history: parent.history,
                 steps: self.steps,
                 quarantine: self.quarantine,
                 response: None,

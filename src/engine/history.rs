@@ -1,0 +1,49 @@
+//! When a flow's history is pruned: after its run's listing (which says which files are
+//! still in the source folder), at most once a day. What is forgotten is the ledger's rule
+//! (`ledger::prune`).
+
+use std::collections::HashSet;
+use std::time::SystemTime;
+
+use super::discover::Candidate;
+use crate::config::Flow;
+use crate::config::flow::Disposition;
+use crate::ledger::prune::Prune;
+use crate::ledger::{Ledger, LedgerError, to_millis};
+
+/// How often a flow's history is pruned.
+const EVERY_MS: i64 = 86_400_000;
+
+/// Records of each kind forgotten in one transaction at most (a first pruning of a ledger
+/// years old goes on in the next runs, each one short).
+const LIMIT: usize = 20_000;
+
+/// Prunes `flow`'s history when it is due, given the run's `listed` candidates.
+pub fn prune_after_listing(flow: &Flow, ledger: &Ledger, listed: &[Candidate], now: SystemTime) -> Result<(), LedgerError> {
+    let Some(keep) = flow.history else { return Ok(()) };
+    let now = to_millis(now);
+    if ledger.last_pruned(&flow.name)?.is_some_and(|at| (0..EVERY_MS).contains(&(now - at))) {
+        return Ok(());
+    }
+    let listed: HashSet<String> = listed.iter().map(|c| c.entry.path.as_str().to_string()).collect();
+    let prune = Prune {
+        flow: &flow.name,
+        cutoff: now.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX)),
+        listed: Some(&listed),
+        forget_delivered: !matches!(flow.after_success, Disposition::Keep),
+        limit: LIMIT,
+    };
+    let pruned = ledger.prune(&prune, now)?;
+    if !pruned.is_empty() {
+        tracing::info!(
+            flow = %flow.name,
+            runs = pruned.runs,
+            events = pruned.events,
+            files = pruned.files,
+            observations = pruned.observations,
+            more = pruned.more,
+            "Forgot history older than the flow's `history`."
+        );
+    }
+    Ok(())
+}

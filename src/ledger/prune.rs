@@ -1,0 +1,321 @@
+//! History retention: which of a flow's records the ledger forgets once they are older than
+//! the flow's `history`, so that a daemon polling every minute for years keeps a ledger of
+//! bounded size (every poll is a run record; every file a record or three).
+//!
+//! Forgotten, when older than the cutoff:
+//! - finished runs (and their content totals), but never the flow's newest run nor its
+//!   newest successful one (`wharf status` shows both);
+//! - events the notifier has handled (or that no daemon will send: none ever ran);
+//! - readiness observations of paths the last listing no longer had;
+//! - the records of files finished (`done`, `failed`, `duplicate`, `vanished`) whose path the
+//!   last listing no longer had, with their content results;
+//! - with them, for a flow that moves or deletes what it delivered, the delivered identity:
+//!   a file re-sent after `history` is taken as a new one. A flow that keeps its sources
+//!   (`after.success: keep`) keeps every delivered identity: a listing that comes back empty
+//!   once (a partner's share not mounted for a minute) must not make the files in it new.
+//!
+//! Kept whatever their age: quarantined files (`wharf quarantine` releases them), files
+//! still in flight, awaited responses, and every record of another flow.
+
+use std::collections::HashSet;
+
+use redb::ReadableTable;
+
+use super::events::EVENTS;
+use super::records::{FileState, RunStatus};
+use super::{COUNTERS, DONE, FILE_RESULTS, FILES, Ledger, LedgerError, Millis, OBSERVATIONS, RUN_CONTENT, RUNS, flow_range};
+
+/// What to forget of one flow.
+#[derive(Debug)]
+pub struct Prune<'a> {
+    pub flow: &'a str,
+    /// Records last changed before this (ms since the epoch) may go.
+    pub cutoff: Millis,
+    /// The paths of the flow's source listing that this pruning follows (`None`: no listing,
+    /// and then no file record or observation is forgotten).
+    pub listed: Option<&'a HashSet<String>>,
+    /// Whether delivered identities may go with their file records (the flow moves or
+    /// deletes its delivered sources).
+    pub forget_delivered: bool,
+    /// At most this many records of each kind in one call (one write transaction); the rest
+    /// waits for the next call.
+    pub limit: usize,
+}
+
+/// What a [`Ledger::prune`] forgot.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Pruned {
+    pub runs: usize,
+    pub events: usize,
+    pub observations: usize,
+    pub files: usize,
+    /// A limit was reached: more is left to forget.
+    pub more: bool,
+}
+
+impl Pruned {
+    pub fn is_empty(&self) -> bool {
+        self.runs + self.events + self.observations + self.files == 0
+    }
+}
+
+/// The `counters_v1` key of when `flow` was last pruned completely.
+fn pruned_key(flow: &str) -> String {
+    format!("pruned_at/{flow}")
+}
+
+/// A finished file whose record may be forgotten (in flight and quarantined ones may not).
+fn finished(state: FileState) -> bool {
+    matches!(state, FileState::Done | FileState::Failed | FileState::Duplicate | FileState::Vanished)
+}
+
+impl Ledger {
+    /// When `flow`'s history was last pruned to the end (`None`: never).
+    pub fn last_pruned(&self, flow: &str) -> Result<Option<Millis>, LedgerError> {
+        // Counters hold u64: a time is stored as its non-negative ms.
+        self.read(|tx| Ok(tx.open_table(COUNTERS)?.get(pruned_key(flow).as_str())?.map(|v| v.value() as Millis)))
+    }
+
+    /// Forgets what `p` allows, in one write transaction, and records when (unless a limit
+    /// was reached: the next call goes on).
+    pub fn prune(&self, p: &Prune, now: Millis) -> Result<Pruned, LedgerError> {
+        let in_flight: HashSet<String> = self.pending().keys().filter(|(f, _)| f == p.flow).map(|(_, path)| path.clone()).collect();
+        self.write(|tx| {
+            let mut out = Pruned::default();
+            prune_runs(tx, p, &mut out)?;
+            prune_events(tx, p, &mut out)?;
+            if let Some(listed) = p.listed {
+                prune_observations(tx, p, listed, &mut out)?;
+                prune_files(tx, p, listed, &in_flight, &mut out)?;
+            }
+            if !out.more {
+                tx.open_table(COUNTERS)?.insert(pruned_key(p.flow).as_str(), now.max(0) as u64)?;
+            }
+            Ok(out)
+        })
+    }
+}
+
+fn prune_runs(tx: &redb::WriteTransaction, p: &Prune, out: &mut Pruned) -> Result<(), redb::Error> {
+    let mut runs = tx.open_table(RUNS)?;
+    let mut old = Vec::new();
+    {
+        let all = (p.flow, 0)..=(p.flow, u64::MAX);
+        // The newest run, and the newest successful one, stay.
+        let mut keep = HashSet::new();
+        for item in runs.range(all.clone())?.rev() {
+            let run = item?.1.value();
+            let ok = run.status == RunStatus::Ok;
+            if keep.is_empty() || ok {
+                keep.insert(run.id);
+            }
+            if ok {
+                break;
+            }
+        }
+        // Run numbers grow with time: the old ones come first.
+        for item in runs.range(all)? {
+            let run = item?.1.value();
+            if run.finished.unwrap_or(run.started) >= p.cutoff {
+                break;
+            }
+            if old.len() == p.limit {
+                out.more = true;
+                break;
+            }
+            if run.status != RunStatus::Running && !keep.contains(&run.id) {
+                old.push(run.id);
+            }
+        }
+    }
+    let mut content = tx.open_table(RUN_CONTENT)?;
+    for id in &old {
+        runs.remove((p.flow, *id))?;
+        content.remove((p.flow, *id))?;
+    }
+    out.runs = old.len();
+    Ok(())
+}
+
+fn prune_events(tx: &redb::WriteTransaction, p: &Prune, out: &mut Pruned) -> Result<(), redb::Error> {
+    // Unsent events stay; with no cursor no daemon ever ran, and one starting later does not
+    // replay what came before it.
+    let handled = tx.open_table(COUNTERS)?.get(super::events::NOTIFY_CURSOR)?.map(|v| v.value()).unwrap_or(u64::MAX);
+    let mut events = tx.open_table(EVENTS)?;
+    let mut old = Vec::new();
+    for item in events.range((p.flow, 0)..=(p.flow, u64::MAX))? {
+        let e = item?.1.value();
+        if e.at >= p.cutoff || e.seq > handled {
+            break;
+        }
+        if old.len() == p.limit {
+            out.more = true;
+            break;
+        }
+        old.push(e.seq);
+    }
+    for seq in &old {
+        events.remove((p.flow, *seq))?;
+    }
+    out.events = old.len();
+    Ok(())
+}
+
+fn prune_observations(tx: &redb::WriteTransaction, p: &Prune, listed: &HashSet<String>, out: &mut Pruned) -> Result<(), redb::Error> {
+    let mut obs = tx.open_table(OBSERVATIONS)?;
+    let mut old = Vec::new();
+    for item in obs.range(flow_range(p.flow))? {
+        let (k, v) = item?;
+        let path = k.value().1;
+        if v.value().since < p.cutoff && !listed.contains(path) {
+            if old.len() == p.limit {
+                out.more = true;
+                break;
+            }
+            old.push(path.to_string());
+        }
+    }
+    for path in &old {
+        obs.remove((p.flow, path.as_str()))?;
+    }
+    out.observations = old.len();
+    Ok(())
+}
+
+fn prune_files(
+    tx: &redb::WriteTransaction,
+    p: &Prune,
+    listed: &HashSet<String>,
+    in_flight: &HashSet<String>,
+    out: &mut Pruned,
+) -> Result<(), redb::Error> {
+    let mut files = tx.open_table(FILES)?;
+    let mut old = Vec::new();
+    for item in files.range(flow_range(p.flow))? {
+        let rec = item?.1.value();
+        if finished(rec.state) && rec.updated < p.cutoff && !listed.contains(&rec.path) && !in_flight.contains(&rec.path) {
+            if old.len() == p.limit {
+                out.more = true;
+                break;
+            }
+            old.push(rec);
+        }
+    }
+    let mut results = tx.open_table(FILE_RESULTS)?;
+    let mut done = tx.open_table(DONE)?;
+    for rec in &old {
+        files.remove((p.flow, rec.path.as_str()))?;
+        results.remove((p.flow, rec.path.as_str()))?;
+        // The delivered identity goes with the file that delivered it (not with a duplicate
+        // of it, nor when a later delivery of the identity is still recent).
+        let delivered_here = p.forget_delivered
+            && done.get((p.flow, rec.identity.as_str()))?.map(|d| d.value()).is_some_and(|d| d.path == rec.path && d.at < p.cutoff);
+        if delivered_here {
+            done.remove((p.flow, rec.identity.as_str()))?;
+        }
+    }
+    out.files = old.len();
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::events::{EventKind, NewEvent};
+    use crate::ledger::records::{DoneRecord, FileRecord, Observation, RunContent};
+
+    const DAY: Millis = 86_400_000;
+
+    fn run(l: &Ledger, flow: &str, at: Millis, status: RunStatus) -> u64 {
+        let mut r = l.begin_run(flow, at).unwrap();
+        r.status = status;
+        r.finished = Some(at + 1);
+        l.finish_run(&r).unwrap();
+        l.put_run_content(flow, r.id, &RunContent::default()).unwrap();
+        r.id
+    }
+
+    fn file(l: &Ledger, flow: &str, path: &str, state: FileState, at: Millis) {
+        let rec = FileRecord { path: path.into(), identity: format!("id:{path}"), state, updated: at, ..Default::default() };
+        if state == FileState::Done {
+            l.complete(flow, &rec, &DoneRecord { path: path.into(), run: 1, at, targets: vec![] }).unwrap();
+        } else {
+            l.put_file(flow, &rec).unwrap();
+        }
+    }
+
+    fn prune(l: &Ledger, listed: &[&str], forget_delivered: bool, limit: usize) -> Pruned {
+        let listed: HashSet<String> = listed.iter().map(|s| s.to_string()).collect();
+        let p = Prune { flow: "f", cutoff: 100 * DAY, listed: Some(&listed), forget_delivered, limit };
+        l.prune(&p, 190 * DAY).unwrap()
+    }
+
+    #[test]
+    fn old_runs_go_but_the_newest_and_the_newest_successful_one_stay() {
+        let l = Ledger::in_memory().unwrap();
+        let ok = run(&l, "f", DAY, RunStatus::Ok);
+        let newest_ok = run(&l, "f", 2 * DAY, RunStatus::Ok);
+        let failed = run(&l, "f", 3 * DAY, RunStatus::Failed);
+        let other = run(&l, "g", DAY, RunStatus::Ok);
+        let p = prune(&l, &[], false, 100);
+        assert_eq!((p.runs, p.more), (1, false));
+        let left: Vec<u64> = l.runs(Some("f"), 10).unwrap().iter().map(|r| r.id).collect();
+        assert_eq!(left, [failed, newest_ok]);
+        assert_eq!(l.last_runs("f").unwrap().last_ok.map(|r| r.id), Some(newest_ok));
+        assert!(l.run_content("f", ok).unwrap().is_none(), "its content totals go with it");
+        assert!(l.run_content("f", newest_ok).unwrap().is_some());
+        assert_eq!(l.runs(Some("g"), 10).unwrap()[0].id, other, "another flow's runs stay");
+        assert_eq!(l.last_pruned("f").unwrap(), Some(190 * DAY));
+    }
+
+    #[test]
+    fn recent_runs_stay_and_a_limit_leaves_the_rest_for_the_next_call() {
+        let l = Ledger::in_memory().unwrap();
+        for d in 1..=5 {
+            run(&l, "f", d * DAY, RunStatus::Ok);
+        }
+        run(&l, "f", 150 * DAY, RunStatus::Ok);
+        let p = prune(&l, &[], false, 2);
+        assert_eq!((p.runs, p.more), (2, true));
+        assert_eq!(l.last_pruned("f").unwrap(), None, "not done yet");
+        assert_eq!(prune(&l, &[], false, 2), Pruned { runs: 2, more: true, ..Pruned::default() });
+        assert_eq!(prune(&l, &[], false, 2), Pruned { runs: 1, ..Pruned::default() });
+        assert_eq!(l.runs(Some("f"), 10).unwrap().len(), 1, "the newest run, also the newest ok");
+        assert!(l.run_content("f", 1).unwrap().is_none());
+    }
+
+    #[test]
+    fn only_events_the_notifier_handled_go() {
+        let l = Ledger::in_memory().unwrap();
+        let ev = |at| NewEvent { flow: "f".into(), at, kind: EventKind::Failed, subject: String::new(), detail: "x".into(), run: None };
+        l.record_events(&[ev(DAY), ev(2 * DAY), ev(150 * DAY)]).unwrap();
+        l.set_notify_cursor(1).unwrap();
+        assert_eq!(prune(&l, &[], false, 100).events, 1);
+        assert_eq!(l.events(Some("f"), 0, 10).unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
+        l.set_notify_cursor(3).unwrap();
+        assert_eq!(prune(&l, &[], false, 100).events, 1, "a recent one stays");
+    }
+
+    #[test]
+    fn finished_files_no_longer_listed_go_and_their_delivery_only_when_the_flow_disposes() {
+        let l = Ledger::in_memory().unwrap();
+        file(&l, "f", "in/gone.csv", FileState::Done, DAY);
+        file(&l, "f", "in/kept.csv", FileState::Done, DAY);
+        file(&l, "f", "in/failed.csv", FileState::Failed, DAY);
+        file(&l, "f", "in/quarantined.csv", FileState::Quarantined, DAY);
+        file(&l, "f", "in/staging.csv", FileState::Staging, DAY);
+        file(&l, "f", "in/recent.csv", FileState::Done, 150 * DAY);
+        l.put_observations("f", &[("in/seen.csv".into(), Observation { size: 1, mtime: None, since: DAY })]).unwrap();
+        let p = prune(&l, &["in/kept.csv"], false, 100);
+        assert_eq!((p.files, p.observations), (2, 1));
+        let left: Vec<String> = l.files("f").unwrap().into_iter().map(|r| r.path).collect();
+        assert_eq!(left, ["in/kept.csv", "in/quarantined.csv", "in/recent.csv", "in/staging.csv"]);
+        assert!(l.done("f", "id:in/gone.csv").unwrap().is_some(), "a flow keeping its sources keeps every delivery");
+        assert!(l.observation("f", "in/seen.csv").unwrap().is_none());
+
+        file(&l, "f", "in/gone.csv", FileState::Done, DAY);
+        assert_eq!(prune(&l, &["in/kept.csv"], true, 100).files, 1);
+        assert!(l.done("f", "id:in/gone.csv").unwrap().is_none(), "moved or deleted: re-sent later, it is new");
+        assert!(l.done("f", "id:in/kept.csv").unwrap().is_some(), "still listed");
+    }
+}
