@@ -49,6 +49,7 @@ use super::{
     not_found_where,
 };
 use crate::config::flow::{FtpSpec, FtpTls, TlsVersion};
+use crate::text::{Keep, SERVER_TEXT, one_line};
 
 /// Largest directory listing read into memory (a server sending more is broken or hostile).
 const MAX_LISTING: usize = 64 * 1024 * 1024;
@@ -471,11 +472,14 @@ impl FtpEndpoint {
                     continue;
                 }
                 list::Line::NotUtf8(line) => {
+                    // Quoted as server text: a listing line's bytes must not forge a log line.
+                    let line = one_line(&line, SERVER_TEXT, Keep::Start);
                     tracing::warn!(endpoint = %self.inner.label, dir = %dir, line = %line, "Skipping a file name that is not UTF-8.");
                     continue;
                 }
                 list::Line::NotEntry(line) => {
-                    tracing::debug!(endpoint = %self.inner.label, dir = %dir, line, "Skipping a listing line that is not an entry.");
+                    let line = one_line(&line, SERVER_TEXT, Keep::Start);
+                    tracing::debug!(endpoint = %self.inner.label, dir = %dir, line = %line, "Skipping a listing line that is not an entry.");
                     continue;
                 }
             };
