@@ -147,6 +147,24 @@ fn secret_values_are_not_quoted_in_diagnostics() {
     assert!(!diagnostics[0].message.contains("123456"), "{:?}", diagnostics[0]);
 }
 
+/// A password written as the key of `auth` (`auth: { hunter2 }`) is an unknown field whose
+/// name is not shown, in the message or the path (before: "unknown field `hunter2`" at
+/// `/endpoints/acme/auth/hunter2`); it is still placed at its line and column.
+#[test]
+fn an_unknown_field_under_auth_is_not_named() {
+    let file = fixtures().join("acme-orders.yaml");
+    let text = std::fs::read_to_string(&file).unwrap().replace("{ password: \"${env:ACME_PASS}\" }", "{ hunter2 }");
+    let diagnostics = load_flow_str_with_env(&text, &file, &env).unwrap_err();
+    let got: Vec<String> = diagnostics.iter().map(|d| format!("{d} {}", serde_json::to_string(d).unwrap())).collect();
+    assert!(!got.concat().contains("hunter2"), "{got:#?}");
+    let unknown = diagnostics.iter().find(|d| d.message.starts_with("an unknown field under `auth`")).expect("reported");
+    assert_eq!(
+        short(unknown),
+        "4:77: an unknown field under `auth` (name not shown: it may be a secret), expected one of `passphrase`, `password`, \
+         `private_key` (at /endpoints/acme/auth)"
+    );
+}
+
 #[test]
 fn find_flows_expands_folders() {
     let found = find_flows(&[fixtures()]);
