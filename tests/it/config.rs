@@ -483,3 +483,32 @@ notify:
     assert_eq!(flow.notify.len(), 2, "both rules are in the flow, and in its Debug");
     assert!(debug.contains("***"), "{debug}");
 }
+
+/// A raw flow (the flow file as read, before validation) holds inline secrets as they were
+/// written: its `Debug` shows none of them either (before: every one, as a plain `String`).
+#[test]
+fn no_inline_secret_shows_in_the_debug_output_of_a_raw_flow() {
+    let yaml = "name: raw-secrets
+endpoints:
+  f: { type: ftp, host: 127.0.0.1, user: u, password: Inline-Ftp-Pw }
+  s: { type: sftp, host: 127.0.0.1, user: u, auth: { password: Inline-Sftp-Pw }, host_key: { known_hosts: kh } }
+  k: { type: sftp, host: 127.0.0.1, user: u, auth: { private_key: id, passphrase: Inline-Phrase }, host_key: { known_hosts: kh } }
+source: { endpoint: f, path: /in }
+sinks: [ { endpoint: s, path: / } ]
+notify:
+  - on: [failed]
+    webhook: { url: \"https://hooks.example.com/T0/Hook-Path-Token\", headers: { Authorization: \"Bearer Header-Token\" } }
+  - on: [failed]
+    email: { server: smtp.example.com, username: ops, password: Inline-Mail-Pw, from: wharf@example.com, to: [ops@example.com] }
+";
+    let raw: wharf::config::raw::RawFlow = serde_yaml::from_str(yaml).unwrap();
+    let debug = format!("{raw:?} {raw:#?}");
+    for secret in ["Inline-Ftp-Pw", "Inline-Sftp-Pw", "Inline-Phrase", "Hook-Path-Token", "Header-Token", "Inline-Mail-Pw"] {
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+    }
+    assert!(debug.contains("Authorization") && debug.contains("ops@example.com"), "the rest is shown: {debug}");
+    // And the flow built from it still has them, for the protocols.
+    let flow = load_flow_str_with_env(yaml, Path::new("raw.yaml"), &env).unwrap_or_else(|e| panic!("{e:#?}"));
+    let EndpointSpec::Sftp(s) = &flow.endpoints["s"] else { panic!() };
+    assert!(matches!(&s.auth, SshAuth::Password(p) if p.expose() == "Inline-Sftp-Pw"));
+}
