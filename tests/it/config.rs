@@ -373,6 +373,54 @@ fn a_pointless_setting_is_a_warning_in_validate_json_and_run() {
     );
 }
 
+/// `wharf test` and `wharf status` log a flow's warnings on stderr as `wharf run` does
+/// (before: only `validate` and `run` said anything), with their exit codes and stdout
+/// (text or JSON) as they were.
+#[test]
+fn a_flow_warning_is_logged_by_test_and_status_too() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data/in")).unwrap();
+    let flows = dir.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    std::fs::write(
+        flows.join("jsonish.yaml"),
+        "name: jsonish\nendpoints:\n  here: { type: local, root: ../data }\nsource: { endpoint: here, path: /in }\nsinks: [ { endpoint: here, path: /out } ]\nquarantine: { endpoint: here, path: /bad }\nsteps:\n  - parse: { format: jsonl, delimiter: \",\" }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        flows.join("jsonish.test.yaml"),
+        "flow: jsonish.yaml\ncases:\n  - name: a file is delivered\n    input: { name: a.jsonl, content: \"{}\\n\" }\n    expect: { outcome: delivered }\n",
+    )
+    .unwrap();
+    let wharf = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let warned = |stderr: &str| {
+        let logged: Vec<&str> = stderr.lines().filter(|l| l.contains("Flow file warning")).collect();
+        logged.len() == 1 && logged[0].contains("flow=jsonish") && logged[0].contains("at=/steps/0/parse/delimiter")
+    };
+    let folder = flows.to_str().unwrap();
+    for args in [vec!["test", folder], vec!["status", "--flows", folder]] {
+        let (code, out, err) = wharf(&args);
+        assert_eq!(code, Some(0), "{args:?}: {out}{err}");
+        assert!(warned(&err), "{args:?}: {err}");
+        assert!(!out.contains("warning"), "{args:?}: stdout as it was: {out}");
+        let mut json = args.clone();
+        json.push("--json");
+        let (code, out, err) = wharf(&json);
+        assert_eq!(code, Some(0), "{json:?}: {out}{err}");
+        assert!(warned(&err), "{json:?}: {err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap_or_else(|e| panic!("{json:?}: {e}: {out}"));
+    }
+}
+
 #[test]
 fn schema_command_prints_the_schema() {
     let (code, out) = wharf(&["schema"]);
