@@ -10,6 +10,10 @@ pub enum Keep {
     End,
 }
 
+/// Longest part of a server's text (an error message, a reply, a listing line) quoted in
+/// wharf's messages and logs, in characters.
+pub const SERVER_TEXT: usize = 300;
+
 /// What joins the lines of a quoted text in [`one_line`].
 pub const LINE_BREAK: &str = " ⏎ ";
 

@@ -1,5 +1,6 @@
 //! `wharf status`: what the running `wharf serve` says about its flows; without a daemon, each
-//! flow of the flows folder with its last run from the ledger (read-only).
+//! flow of the flows folder with its last run from the ledger (read-only); the warnings of
+//! those flow files are logged on stderr, as `wharf run` logs them.
 //!
 //! `--json` prints `{"daemon": null | {pid, socket, http, started_at, version}, "flows":
 //! [FlowStatus…]}` either way (see `control::FlowStatus`).
@@ -103,6 +104,8 @@ fn flow_files(dir: &Path) -> Option<Vec<PathBuf>> {
 fn flow_of_file(file: &Path) -> FlowStatus {
     match crate::config::load_flow(file) {
         Ok(flow) => {
+            // As `wharf run` and `wharf serve` log them: on stderr, the table or JSON untouched.
+            crate::config::diagnostic::log_warnings(&flow);
             let mut f = FlowStatus::new(flow.name.clone(), Some(file.to_path_buf()));
             f.schedule = flow.schedule.as_ref().map(|s| s.to_string());
             f

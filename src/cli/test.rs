@@ -1,7 +1,9 @@
 //! `wharf test [PATH…]`: run the test files kept beside flows (`*.test.yaml`) and print one
 //! line per case, each failure with its difference, and `N passed, N failed`. Exit 0 when every
 //! case passed, 1 when one failed, 2 when a test file (or its flow) is invalid — printed as
-//! `file:line:col` like `wharf validate`. Nothing connects anywhere (docs/authoring.md).
+//! `file:line:col` like `wharf validate`. Nothing connects anywhere (docs/authoring.md). A
+//! flow's warnings (a setting with no effect) are logged on stderr, as `wharf run` logs them;
+//! they change no exit code.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -54,6 +56,8 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
                 continue;
             }
         };
+        // As `wharf run` logs them: on stderr, the results (text or JSON) untouched.
+        crate::config::diagnostic::log_warnings(&suite.flow);
         if !args.json {
             outln!("{}", file.display());
         }

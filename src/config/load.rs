@@ -102,7 +102,10 @@ fn check_flow_str(
     warnings.sort_by_key(|d| (d.line, d.col));
     warnings.dedup();
 
-    out.extend(structural.into_iter().map(|s| at(s.problem, s.at_key, &parsed.positions)));
+    out.extend(structural.into_iter().map(|s| {
+        let shown = s.shown_path();
+        Diagnostic { yaml_path: shown, ..at(s.problem, s.at_key, &parsed.positions) }
+    }));
     out.extend(serde_problems.into_iter().map(|p| at(p, false, &parsed.positions)));
     let flow = match meaning.flow {
         Ok(flow) => Some(Flow { warnings: warnings.clone(), ..flow }),

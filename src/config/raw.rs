@@ -7,6 +7,7 @@
 
 use std::collections::BTreeMap;
 
+use super::secret::Secret;
 use schemars::{JsonSchema, Schema};
 use serde::{Deserialize, Serialize};
 
@@ -183,13 +184,13 @@ pub struct RawSftp {
 pub struct RawSshAuth {
     /// Password login. Prefer `${env:NAME}` or `${file:PATH}` to writing it here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// Private key file (OpenSSH or PEM; Ed25519, RSA, ECDSA), relative to the flow file (`~/` is the home folder).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub private_key: Option<String>,
     /// Passphrase of an encrypted private key. Prefer `${env:NAME}` or `${file:PATH}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub passphrase: Option<String>,
+    pub passphrase: Option<Secret>,
 }
 
 /// Host key verification: exactly one of `known_hosts` or `fingerprint`.
@@ -223,7 +224,7 @@ pub struct RawFtp {
     pub user: String,
     /// Password. Prefer `${env:NAME}` or `${file:PATH}` to writing it here; it never appears in
     /// logs or messages.
-    pub password: String,
+    pub password: Secret,
     /// How the connection is encrypted.
     #[serde(default)]
     pub tls: FtpTls,

@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use super::secret::Secret;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
@@ -91,7 +92,7 @@ impl NoticeKindName {
 pub struct RawWebhook {
     /// The URL. A secret (Slack and Teams hook URLs are credentials): prefer `${env:NAME}` or
     /// `${file:PATH}`; it never appears in logs or messages (only its host does).
-    pub url: String,
+    pub url: Secret,
     /// The body: `json` (default: the notice's fields with `text` and `held_back`), `slack`
     /// (`{"text": …}`), or `teams` (an adaptive-card message for a Teams Workflows webhook).
     #[serde(default)]
@@ -105,7 +106,7 @@ pub struct RawWebhook {
     /// Extra request headers (`Authorization: "Bearer ${env:TOKEN}"`). Values are secrets and
     /// may use `${env:NAME}` / `${file:PATH}`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
-    pub headers: BTreeMap<String, String>,
+    pub headers: BTreeMap<String, Secret>,
     /// An extra trusted CA certificate (PEM file, relative to the flow file), besides the
     /// system's: for an https URL whose server certificate your own CA issued.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,7 +152,7 @@ pub struct RawEmail {
     pub username: Option<String>,
     /// The password of `username`. Prefer `${env:NAME}` or `${file:PATH}`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub password: Option<String>,
+    pub password: Option<Secret>,
     /// An extra trusted CA certificate (PEM file, relative to the flow file), besides the
     /// system's.
     #[serde(default, skip_serializing_if = "Option::is_none")]

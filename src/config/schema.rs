@@ -99,6 +99,21 @@ pub struct Structural {
     /// Point at the key (`unknown field`) rather than at the value.
     pub at_key: bool,
     pub kind: Kind,
+    /// The key at the end of `problem.yaml_path` must not be shown: an unknown field under a
+    /// secret's mapping may be the secret itself (`auth: { hunter2 }`). The path still places
+    /// the problem and drops the field; [`shown_path`](Self::shown_path) is what is printed.
+    pub hide_key: bool,
+}
+
+impl Structural {
+    /// The YAML path to print: `problem.yaml_path`, without its last key when that is hidden.
+    pub fn shown_path(&self) -> String {
+        match self.problem.yaml_path.rsplit_once('/') {
+            Some(("", _)) if self.hide_key => "/".into(),
+            Some((parent, _)) if self.hide_key => parent.into(),
+            _ => self.problem.yaml_path.clone(),
+        }
+    }
 }
 
 /// What a structural problem means for the checks after it.
@@ -133,7 +148,7 @@ fn pointer(location: &Location) -> String {
 }
 
 fn plain(path: String, message: String) -> Structural {
-    Structural { problem: Problem { yaml_path: path, message }, at_key: false, kind: Kind::Invalid }
+    Structural { problem: Problem { yaml_path: path, message }, at_key: false, kind: Kind::Invalid, hide_key: false }
 }
 
 /// Rewords one jsonschema error (recursing into `oneOf` alternatives) into `out`.
@@ -145,18 +160,23 @@ fn explain(root: &Value, error: &ValidationError<'_>, out: &mut Vec<Structural>)
         ValidationErrorKind::AdditionalProperties { unexpected } | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
             let allowed = allowed_fields(root, error.schema_path());
             for field in unexpected {
-                let mut message = format!("unknown field `{field}`");
+                // Under a secret's mapping the name may be the secret (a password written as a key).
+                let mut message = match path.rsplit_once('/') {
+                    Some((_, under)) if sensitive => format!("an unknown field under `{under}` (name not shown: it may be a secret)"),
+                    _ => format!("unknown field `{field}`"),
+                };
                 if !allowed.is_empty() {
                     message.push_str(&format!(", expected one of {}", backticked(allowed.iter())));
                 }
                 let at = if path == "/" { format!("/{}", escape(field)) } else { format!("{path}/{}", escape(field)) };
-                out.push(Structural { problem: Problem { yaml_path: at, message }, at_key: true, kind: Kind::UnknownField });
+                let problem = Problem { yaml_path: at, message };
+                out.push(Structural { problem, at_key: true, kind: Kind::UnknownField, hide_key: sensitive });
             }
         }
         ValidationErrorKind::Required { property } => {
             let name = property.as_str().map_or_else(|| property.to_string(), str::to_owned);
             let problem = Problem { yaml_path: path, message: format!("missing field `{name}`") };
-            out.push(Structural { problem, at_key: false, kind: Kind::MissingField });
+            out.push(Structural { problem, at_key: false, kind: Kind::MissingField, hide_key: false });
         }
         ValidationErrorKind::Type { kind } => {
             let expected =
@@ -506,5 +526,29 @@ mod tests {
         let got = messages(v);
         assert!(got.contains(&"/endpoints/s/auth expected a mapping, found a string".to_string()), "{got:#?}");
         assert!(!got.concat().contains("hunter2"), "{got:#?}");
+    }
+
+    #[test]
+    fn an_unknown_field_under_auth_is_not_named() {
+        // Before: "/endpoints/s/auth/hunter2s3cret unknown field `hunter2s3cret`, expected …".
+        let mut v = minimal();
+        v["endpoints"]["s"] =
+            json!({ "type": "sftp", "host": "h", "user": "u", "auth": { "hunter2s3cret": null }, "host_key": { "known_hosts": "k" } });
+        let found = check(&v);
+        let got: Vec<String> = found.iter().map(|s| format!("{} {}", s.shown_path(), s.problem.message)).collect();
+        assert!(
+            got.iter().any(|m| m
+                .starts_with("/endpoints/s/auth an unknown field under `auth` (name not shown: it may be a secret), expected one of `")),
+            "{got:#?}"
+        );
+        assert!(!got.concat().contains("hunter2"), "{got:#?}");
+        // The real path still places the problem and drops the field.
+        assert!(found.iter().any(|s| s.problem.yaml_path == "/endpoints/s/auth/hunter2s3cret" && s.kind == Kind::UnknownField));
+        // Elsewhere a misspelt field is named, to be found.
+        let mut v = minimal();
+        v["source"]["inclde"] = json!("x");
+        let found = check(&v);
+        assert_eq!(found[0].shown_path(), "/source/inclde");
+        assert!(found[0].problem.message.starts_with("unknown field `inclde`"));
     }
 }

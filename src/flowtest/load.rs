@@ -52,7 +52,10 @@ pub fn load_suite(path: &Path) -> Result<Suite, Vec<Diagnostic>> {
     };
     let structural = config::schema::check_with(schema(), validator(), &parsed.value);
     if !structural.is_empty() || !out.is_empty() {
-        out.extend(structural.into_iter().map(|s| at(s.problem, s.at_key)));
+        out.extend(structural.into_iter().map(|s| {
+            let shown = s.shown_path();
+            Diagnostic { yaml_path: shown, ..at(s.problem, s.at_key) }
+        }));
         return Err(sorted(out));
     }
     let raw: RawSuite = match serde_json::from_value(parsed.value.clone()) {

@@ -155,22 +155,23 @@ fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<()
         }
         Ok(more.then(|| rdr.get_mut().line_of(record.position().map_or(0, csv::Position::byte))))
     };
-    let header: Vec<String> = if p.header {
-        // The header is the first line with something on it: the csv crate skips empty lines,
-        // and lines of nothing but spaces are skipped too (they read as a header of one blank
-        // column, and a file of them was delivered as no records). Without one the file is
-        // empty, as a JSON file of nothing but whitespace.
-        loop {
-            if next(&mut record)?.is_none() {
-                return Err(Stop::File("the file is empty".into()));
-            }
-            if !(record.len() == 1 && record[0].trim().is_empty()) {
-                break;
-            }
+    // The first line with something on it is the header, or the first record of a file
+    // without one: the csv crate skips empty lines, and lines of nothing but spaces are passed
+    // over too (they read as one blank column: a header of it made a file of them delivered as
+    // no records, and in a header-less file each was a rejected row). Without such a line the
+    // file is empty, with a header row or without, as a JSON file of nothing but whitespace.
+    let start = loop {
+        let Some(line) = next(&mut record)? else {
+            return Err(Stop::File("the file is empty".into()));
+        };
+        if !(record.len() == 1 && record[0].trim().is_empty()) {
+            break line;
         }
-        record.iter().map(|h| h.trim().to_string()).collect()
+    };
+    let (header, mut pending): (Vec<String>, Option<(Vec<String>, u64)>) = if p.header {
+        (record.iter().map(|h| h.trim().to_string()).collect(), None)
     } else {
-        p.columns.clone()
+        (p.columns.clone(), Some((record.iter().map(str::to_string).collect(), start)))
     };
     if let Some((first, again)) = (0..header.len()).find_map(|i| header[..i].iter().position(|h| *h == header[i]).map(|j| (j, i))) {
         let (a, b) = (first + 1, again + 1);
@@ -182,8 +183,8 @@ fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<()
     }
     each(Event::Header(header.clone()))?;
     let mut number = 0u64;
-    // One row of look-ahead: only at the end is it known which row is the last (the trailer).
-    let mut pending: Option<(Vec<String>, u64)> = None;
+    // One row of look-ahead (`pending`): only at the end is it known which row is the last
+    // (the trailer).
     loop {
         let line = next(&mut record)?;
         if let Some((fields, at)) = pending.take() {
@@ -890,7 +891,7 @@ mod tests {
         let (_, rows, r) = run(&p, b"1,5\n2,7\n");
         assert!(r.unwrap_err().contains("last row is not a trailer"));
         assert_eq!(rows.len(), 1);
-        let (_, _, r) = run(&p, b"");
+        let (_, _, r) = run(&Parse { header: true, columns: vec![], ..p.clone() }, b"id,qty\n");
         assert!(r.unwrap_err().contains("no trailer row"));
         let (_, _, r) = run(&p, b"1,5\nTRL,many\n");
         assert!(r.unwrap_err().contains("`many`, not a record count"));
@@ -918,6 +919,25 @@ mod tests {
         r.unwrap();
         assert_eq!((header, rows.len(), rows[0].line), (vec!["a".to_string(), "b".into()], 1, Some(4)));
         assert_eq!(get(&rows[0], "b"), "2");
+    }
+
+    /// Without a header row alike (before: a file of blank lines was one rejected row per
+    /// line, "1 field, expected 2", and an empty one a file of no records, delivered).
+    #[test]
+    fn a_headerless_csv_file_of_blanks_is_empty() {
+        let mut p = parse(ParseFormat::Csv);
+        p.header = false;
+        p.columns = vec!["id".into(), "qty".into()];
+        for blank in [&b""[..], b"   ", b"  \n\t\n\r\n \n", b"\xef\xbb\xbf \n"] {
+            let (_, rows, r) = run(&p, blank);
+            assert_eq!(r.unwrap_err(), "the file is empty", "{blank:?}");
+            assert!(rows.is_empty(), "{blank:?}");
+        }
+        // Blank lines before the first record are passed over, and counted in the lines.
+        let (header, rows, r) = run(&p, b" \n\n1,2\n3,4\n");
+        r.unwrap();
+        assert_eq!((header.len(), rows.len(), rows[0].line, rows[1].number), (2, 2, Some(3), 2));
+        assert_eq!((get(&rows[0], "id"), get(&rows[1], "qty")), ("1", "4"));
     }
 
     #[test]

@@ -147,6 +147,24 @@ fn secret_values_are_not_quoted_in_diagnostics() {
     assert!(!diagnostics[0].message.contains("123456"), "{:?}", diagnostics[0]);
 }
 
+/// A password written as the key of `auth` (`auth: { hunter2 }`) is an unknown field whose
+/// name is not shown, in the message or the path (before: "unknown field `hunter2`" at
+/// `/endpoints/acme/auth/hunter2`); it is still placed at its line and column.
+#[test]
+fn an_unknown_field_under_auth_is_not_named() {
+    let file = fixtures().join("acme-orders.yaml");
+    let text = std::fs::read_to_string(&file).unwrap().replace("{ password: \"${env:ACME_PASS}\" }", "{ hunter2 }");
+    let diagnostics = load_flow_str_with_env(&text, &file, &env).unwrap_err();
+    let got: Vec<String> = diagnostics.iter().map(|d| format!("{d} {}", serde_json::to_string(d).unwrap())).collect();
+    assert!(!got.concat().contains("hunter2"), "{got:#?}");
+    let unknown = diagnostics.iter().find(|d| d.message.starts_with("an unknown field under `auth`")).expect("reported");
+    assert_eq!(
+        short(unknown),
+        "4:77: an unknown field under `auth` (name not shown: it may be a secret), expected one of `passphrase`, `password`, \
+         `private_key` (at /endpoints/acme/auth)"
+    );
+}
+
 #[test]
 fn find_flows_expands_folders() {
     let found = find_flows(&[fixtures()]);
@@ -355,6 +373,54 @@ fn a_pointless_setting_is_a_warning_in_validate_json_and_run() {
     );
 }
 
+/// `wharf test` and `wharf status` log a flow's warnings on stderr as `wharf run` does
+/// (before: only `validate` and `run` said anything), with their exit codes and stdout
+/// (text or JSON) as they were.
+#[test]
+fn a_flow_warning_is_logged_by_test_and_status_too() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("data/in")).unwrap();
+    let flows = dir.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    std::fs::write(
+        flows.join("jsonish.yaml"),
+        "name: jsonish\nendpoints:\n  here: { type: local, root: ../data }\nsource: { endpoint: here, path: /in }\nsinks: [ { endpoint: here, path: /out } ]\nquarantine: { endpoint: here, path: /bad }\nsteps:\n  - parse: { format: jsonl, delimiter: \",\" }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        flows.join("jsonish.test.yaml"),
+        "flow: jsonish.yaml\ncases:\n  - name: a file is delivered\n    input: { name: a.jsonl, content: \"{}\\n\" }\n    expect: { outcome: delivered }\n",
+    )
+    .unwrap();
+    let wharf = |args: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .args(args)
+            .env_remove("RUST_LOG")
+            .output()
+            .unwrap();
+        (out.status.code(), String::from_utf8(out.stdout).unwrap(), String::from_utf8_lossy(&out.stderr).into_owned())
+    };
+    let warned = |stderr: &str| {
+        let logged: Vec<&str> = stderr.lines().filter(|l| l.contains("Flow file warning")).collect();
+        logged.len() == 1 && logged[0].contains("flow=jsonish") && logged[0].contains("at=/steps/0/parse/delimiter")
+    };
+    let folder = flows.to_str().unwrap();
+    for args in [vec!["test", folder], vec!["status", "--flows", folder]] {
+        let (code, out, err) = wharf(&args);
+        assert_eq!(code, Some(0), "{args:?}: {out}{err}");
+        assert!(warned(&err), "{args:?}: {err}");
+        assert!(!out.contains("warning"), "{args:?}: stdout as it was: {out}");
+        let mut json = args.clone();
+        json.push("--json");
+        let (code, out, err) = wharf(&json);
+        assert_eq!(code, Some(0), "{json:?}: {out}{err}");
+        assert!(warned(&err), "{json:?}: {err}");
+        serde_json::from_str::<serde_json::Value>(&out).unwrap_or_else(|e| panic!("{json:?}: {e}: {out}"));
+    }
+}
+
 #[test]
 fn schema_command_prints_the_schema() {
     let (code, out) = wharf(&["schema"]);
@@ -464,4 +530,33 @@ notify:
     }
     assert_eq!(flow.notify.len(), 2, "both rules are in the flow, and in its Debug");
     assert!(debug.contains("***"), "{debug}");
+}
+
+/// A raw flow (the flow file as read, before validation) holds inline secrets as they were
+/// written: its `Debug` shows none of them either (before: every one, as a plain `String`).
+#[test]
+fn no_inline_secret_shows_in_the_debug_output_of_a_raw_flow() {
+    let yaml = "name: raw-secrets
+endpoints:
+  f: { type: ftp, host: 127.0.0.1, user: u, password: Inline-Ftp-Pw }
+  s: { type: sftp, host: 127.0.0.1, user: u, auth: { password: Inline-Sftp-Pw }, host_key: { known_hosts: kh } }
+  k: { type: sftp, host: 127.0.0.1, user: u, auth: { private_key: id, passphrase: Inline-Phrase }, host_key: { known_hosts: kh } }
+source: { endpoint: f, path: /in }
+sinks: [ { endpoint: s, path: / } ]
+notify:
+  - on: [failed]
+    webhook: { url: \"https://hooks.example.com/T0/Hook-Path-Token\", headers: { Authorization: \"Bearer Header-Token\" } }
+  - on: [failed]
+    email: { server: smtp.example.com, username: ops, password: Inline-Mail-Pw, from: wharf@example.com, to: [ops@example.com] }
+";
+    let raw: wharf::config::raw::RawFlow = serde_yaml::from_str(yaml).unwrap();
+    let debug = format!("{raw:?} {raw:#?}");
+    for secret in ["Inline-Ftp-Pw", "Inline-Sftp-Pw", "Inline-Phrase", "Hook-Path-Token", "Header-Token", "Inline-Mail-Pw"] {
+        assert!(!debug.contains(secret), "{secret} in {debug}");
+    }
+    assert!(debug.contains("Authorization") && debug.contains("ops@example.com"), "the rest is shown: {debug}");
+    // And the flow built from it still has them, for the protocols.
+    let flow = load_flow_str_with_env(yaml, Path::new("raw.yaml"), &env).unwrap_or_else(|e| panic!("{e:#?}"));
+    let EndpointSpec::Sftp(s) = &flow.endpoints["s"] else { panic!() };
+    assert!(matches!(&s.auth, SshAuth::Password(p) if p.expose() == "Inline-Sftp-Pw"));
 }

@@ -219,6 +219,26 @@ fn a_refused_rename_leaves_no_temporary_file_behind() {
     assert!(w.local("outbox/a.csv").exists() && w.local("outbox/b.csv").exists());
 }
 
+/// A partner's name that is not UTF-8 and holds a line break and a terminal escape: skipped,
+/// and its warning stays one line. Before: `line = %line` wrote the listing line as it was,
+/// so the name's second half stood in the log as a line of its own.
+#[test]
+fn a_remote_name_not_utf8_with_a_line_break_is_logged_on_one_line() {
+    use std::os::unix::ffi::OsStrExt;
+    let Some(w) = World::new(Ftpd::vsftpd()) else { return };
+    let flow = w.pull_flow(FtpTls::Explicit, "");
+    w.put("in/ok.csv", b"y");
+    let evil = w.remote("in").join(std::ffi::OsStr::from_bytes(b"bad\xff\x1b[2K\nERROR forged line.csv"));
+    fs::write(&evil, b"x").unwrap();
+    w.ftpd.give_to_user(w.ftpd.data_dir());
+    let err = w.run_ok(&flow);
+    let warning = err.lines().find(|l| l.contains("not safe to use")).unwrap_or_else(|| panic!("no warning: {err}"));
+    assert!(warning.contains("forged line.csv") && !warning.contains('\x1b'), "{err}");
+    assert!(!err.lines().any(|l| l.starts_with("ERROR forged")), "{err}");
+    assert_eq!(w.files_in(&w.local("sink")).len(), 1, "{err}");
+    assert!(evil.exists(), "the file is left alone");
+}
+
 #[test]
 fn wrong_password_fails_clearly_and_changes_nothing() {
     let Some(w) = World::new(Ftpd::vsftpd()) else { return };

@@ -21,7 +21,7 @@ impl Checker<'_, '_> {
     fn ftp(&mut self, at: &str, raw: RawFtp) -> Option<FtpSpec> {
         let host = self.credential(&format!("{at}/host"), &raw.host, true);
         let user = self.credential(&format!("{at}/user"), &raw.user, true);
-        let password = self.credential(&format!("{at}/password"), &raw.password, false);
+        let password = self.credential(&format!("{at}/password"), raw.password.expose(), false);
         let trust = self.cert_trust(at, raw.tls, raw.ca_file, raw.fingerprint);
         if raw.tls == FtpTls::None && raw.tls_max_version.is_some() {
             self.problem(format!("{at}/tls_max_version"), "`tls_max_version` has no effect with `tls: none` (plain FTP has no TLS)");
@@ -149,7 +149,7 @@ impl Checker<'_, '_> {
                 if auth.passphrase.is_some() {
                     self.problem(format!("{at}/passphrase"), "`passphrase` unlocks a `private_key`; with `password` login it is not used");
                 }
-                let password = self.credential(&format!("{at}/password"), &password, false)?;
+                let password = self.credential(&format!("{at}/password"), password.expose(), false)?;
                 auth.passphrase.is_none().then(|| SshAuth::Password(Secret::new(password)))
             }
             (None, Some(key)) => {
@@ -158,7 +158,7 @@ impl Checker<'_, '_> {
                     return None;
                 }
                 let passphrase = match auth.passphrase {
-                    Some(p) => Some(Secret::new(self.credential(&format!("{at}/passphrase"), &p, false)?)),
+                    Some(p) => Some(Secret::new(self.credential(&format!("{at}/passphrase"), p.expose(), false)?)),
                     None => None,
                 };
                 Some(SshAuth::Key { path: self.lookup.resolve_path(&key), passphrase })

@@ -84,7 +84,7 @@ impl Checker<'_, '_> {
     fn webhook(&mut self, at: &str, raw: RawWebhook) -> Option<WebhookSpec> {
         let url_at = format!("{at}/url");
         let mut https = true;
-        let url = self.credential(&url_at, &raw.url, true).and_then(|url| {
+        let url = self.credential(&url_at, raw.url.expose(), true).and_then(|url| {
             // The URL is a secret: messages describe it, never quote it.
             match reqwest::Url::parse(&url) {
                 Err(e) => {
@@ -132,7 +132,7 @@ impl Checker<'_, '_> {
                 headers_ok = false;
                 continue;
             }
-            match self.credential(&h_at, value, false) {
+            match self.credential(&h_at, value.expose(), false) {
                 Some(v) if reqwest::header::HeaderValue::from_str(&v).is_err() => {
                     self.problem(&h_at, "is not a valid header value (line breaks and control characters are not allowed)");
                     headers_ok = false;
@@ -167,7 +167,7 @@ impl Checker<'_, '_> {
             );
         }
         let username = raw.username.as_deref().map(|u| self.credential(&format!("{at}/username"), u, true));
-        let password = raw.password.as_deref().map(|p| self.credential(&format!("{at}/password"), p, false).map(Secret::new));
+        let password = raw.password.as_ref().map(|p| self.credential(&format!("{at}/password"), p.expose(), false).map(Secret::new));
         match (&username, &password) {
             (Some(_), None) => self.problem(at, "`username` needs a `password`"),
             (None, Some(_)) => self.problem(format!("{at}/password"), "`password` is used only with `username`"),

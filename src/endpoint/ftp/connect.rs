@@ -25,6 +25,7 @@ use super::tls::Tls;
 use crate::config::flow::{FtpSpec, FtpTls};
 use crate::endpoint::greeting::not_ftp;
 use crate::endpoint::{EndpointError, ErrorKind, Op, RemotePath};
+use crate::text::{Keep, SERVER_TEXT, one_line};
 
 /// The control connection. One type for every mode: without TLS it simply never upgrades.
 pub(super) type Ftp = ImplAsyncFtpStream<super::tls_stream::FtpTlsStream>;
@@ -264,10 +265,11 @@ pub(super) fn reply_code(r: &suppaftp::types::Response) -> u32 {
     r.body.get(..3).and_then(|c| std::str::from_utf8(c).ok()).and_then(|c| c.parse().ok()).unwrap_or_else(|| r.status.code())
 }
 
-/// A reply as one line of text for messages: `550 Failed to open file.`
+/// A reply as one line of text for messages and logs: `550 Failed to open file.` The server's
+/// text as [`one_line`] makes it: its control characters (a line break, a terminal escape)
+/// never forge a log line or reach a terminal.
 pub(super) fn reply_text(r: &suppaftp::types::Response) -> String {
-    let text = String::from_utf8_lossy(&r.body);
-    text.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" / ")
+    one_line(&String::from_utf8_lossy(&r.body), SERVER_TEXT, Keep::Start)
 }
 
 /// A login refused because it was not encrypted: 534 (RFC 2228, "policy requires SSL"), or a
@@ -713,5 +715,14 @@ mod tests {
         assert!(wants_session_reuse(&reply(450, "TLS session of data connection not resumed.")));
         assert!(!wants_session_reuse(&reply(425, "Can't open data connection.")));
         assert!(!wants_session_reuse(&reply(226, "Transfer complete; session reuse required next time")));
+    }
+
+    #[test]
+    fn a_reply_is_quoted_on_one_line_without_control_characters() {
+        // Before: a reply's `\r` and terminal escapes went into logs and messages as they were.
+        let forged = Response::new(Status::from(550), b"550-No.\r\n550 \x1b[2K\rERROR forged\r\n".to_vec());
+        assert_eq!(reply_text(&forged), "550-No. ⏎ 550  [2K ERROR forged");
+        let long = Response::new(Status::from(550), format!("550 {}\r\n", "x".repeat(1000)).into_bytes());
+        assert_eq!(reply_text(&long).chars().count(), SERVER_TEXT + 1, "capped, with an ellipsis");
     }
 }

@@ -20,6 +20,7 @@ use super::tls::Tls;
 use super::{EntryKind, Fail, FtpEndpoint};
 use crate::config::flow::{FtpSpec, FtpTls};
 use crate::endpoint::{EndpointError, Feature, Op, RemotePath, ServerFacts, Sessions, Support, Traits};
+use crate::text::{Keep, SERVER_TEXT, one_line};
 
 impl FtpEndpoint {
     /// How many logins the server accepts at once: `max_connections` of them asked for side
@@ -96,7 +97,7 @@ impl FtpEndpoint {
     /// The facts, and whether the connection is still in step.
     async fn facts_on(&self, c: &mut Conn) -> Result<(ServerFacts, bool), Fail> {
         let spec = self.inner.pool.connector().spec();
-        let welcome = c.ftp.get_welcome_msg().map(|w| w.lines().map(str::trim).collect::<Vec<_>>().join(" / "));
+        let welcome = c.ftp.get_welcome_msg().map(|w| one_line(w, SERVER_TEXT, Keep::Start));
         let syst = match within(c.timeout, c.ftp.custom_command("SYST", &[Status::Name])).await {
             Ok(r) => Some(reply_text(&r)),
             Err(FtpError::UnexpectedResponse(_)) => None,

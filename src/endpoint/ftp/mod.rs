@@ -49,6 +49,7 @@ use super::{
     WriteStream, not_found_where,
 };
 use crate::config::flow::{FtpSpec, FtpTls, TlsVersion};
+use crate::text::{Keep, SERVER_TEXT, one_line};
 
 /// Largest directory listing read into memory (a server sending more is broken or hostile).
 const MAX_LISTING: usize = 64 * 1024 * 1024;
@@ -475,7 +476,8 @@ impl FtpEndpoint {
                     continue;
                 }
                 list::Line::NotEntry(line) => {
-                    tracing::debug!(endpoint = %self.inner.label, dir = %dir, line, "Skipping a listing line that is not an entry.");
+                    let line = one_line(&line, SERVER_TEXT, Keep::Start);
+                    tracing::debug!(endpoint = %self.inner.label, dir = %dir, line = %line, "Skipping a listing line that is not an entry.");
                     continue;
                 }
             };

@@ -43,7 +43,7 @@ use super::{
     WriteStream, not_found_where,
 };
 use crate::config::flow::SftpSpec;
-use crate::text::{Keep, one_line};
+use crate::text::{Keep, SERVER_TEXT, one_line};
 
 /// An SFTP endpoint. Cheap to create: nothing happens until the first operation (or
 /// [`connect_now`](Self::connect_now)).
@@ -239,9 +239,6 @@ impl Fail {
         }
     }
 }
-
-/// Longest part of a server's error message quoted in an error, in characters.
-const SERVER_TEXT: usize = 300;
 
 fn sftp_kind(e: SftpError) -> (ErrorKind, String) {
     let kind = match &e {
