@@ -67,8 +67,9 @@ pub struct RawFlow {
     /// runs, the events notifications have sent, and the records of finished files that are
     /// no longer in the source folder — a file re-sent after that is taken as a new one. A
     /// file still in the source folder (`after.success: keep`) is remembered for as long as it
-    /// is there, so it is never delivered twice; quarantined files, files in flight, awaited
-    /// responses and the newest run and newest successful run are always kept. Checked after
+    /// is there, so it is never delivered twice. Awaited responses answered or expired go too;
+    /// quarantined files, files in flight, responses still awaited, the newest run and the
+    /// newest successful run are always kept. Checked after
     /// a run's listing, at most once a day. Default `90d` (a flow polled every minute records
     /// 1,440 runs a day).
     #[serde(default, skip_serializing_if = "Option::is_none")]

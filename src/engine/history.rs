@@ -41,6 +41,7 @@ pub fn prune_after_listing(flow: &Flow, ledger: &Ledger, listed: &[Candidate], n
             events = pruned.events,
             files = pruned.files,
             observations = pruned.observations,
+            awaits = pruned.awaits,
             more = pruned.more,
             "Forgot history older than the flow's `history`."
         );

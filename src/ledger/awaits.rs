@@ -18,8 +18,8 @@ use super::codec::Postcard;
 use super::events::{Event, EventKind, NewEvent, append};
 use super::{Ledger, LedgerError, Millis, flow_range};
 
-const AWAITS: TableDefinition<(&str, &str), Postcard<AwaitRecord>> = TableDefinition::new("awaits_v1");
-const AWAIT_REQUESTS: TableDefinition<(&str, &str), &str> = TableDefinition::new("await_requests_v1");
+pub(super) const AWAITS: TableDefinition<(&str, &str), Postcard<AwaitRecord>> = TableDefinition::new("awaits_v1");
+pub(super) const AWAIT_REQUESTS: TableDefinition<(&str, &str), &str> = TableDefinition::new("await_requests_v1");
 
 /// Where an awaited response stands.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

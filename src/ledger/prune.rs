@@ -14,13 +14,16 @@
 //!   (`after.success: keep`) keeps every delivered identity: a listing that comes back empty
 //!   once (a partner's share not mounted for a minute) must not make the files in it new.
 //!
+//! - awaited responses (round trips) answered, refused or expired before the cutoff.
+//!
 //! Kept whatever their age: quarantined files (`wharf quarantine` releases them), files
-//! still in flight, awaited responses, and every record of another flow.
+//! still in flight, responses still awaited, and every record of another flow.
 
 use std::collections::HashSet;
 
 use redb::ReadableTable;
 
+use super::awaits::{AWAIT_REQUESTS, AWAITS, AwaitState};
 use super::events::EVENTS;
 use super::records::{FileState, RunStatus};
 use super::{COUNTERS, DONE, FILE_RESULTS, FILES, Ledger, LedgerError, Millis, OBSERVATIONS, RUN_CONTENT, RUNS, flow_range};
@@ -49,13 +52,14 @@ pub struct Pruned {
     pub events: usize,
     pub observations: usize,
     pub files: usize,
+    pub awaits: usize,
     /// A limit was reached: more is left to forget.
     pub more: bool,
 }
 
 impl Pruned {
     pub fn is_empty(&self) -> bool {
-        self.runs + self.events + self.observations + self.files == 0
+        self.runs + self.events + self.observations + self.files + self.awaits == 0
     }
 }
 
@@ -84,6 +88,7 @@ impl Ledger {
             let mut out = Pruned::default();
             prune_runs(tx, p, &mut out)?;
             prune_events(tx, p, &mut out)?;
+            prune_awaits(tx, p, &mut out)?;
             if let Some(listed) = p.listed {
                 prune_observations(tx, p, listed, &mut out)?;
                 prune_files(tx, p, listed, &in_flight, &mut out)?;
@@ -158,6 +163,37 @@ fn prune_events(tx: &redb::WriteTransaction, p: &Prune, out: &mut Pruned) -> Res
         events.remove((p.flow, *seq))?;
     }
     out.events = old.len();
+    Ok(())
+}
+
+fn prune_awaits(tx: &redb::WriteTransaction, p: &Prune, out: &mut Pruned) -> Result<(), redb::Error> {
+    let mut awaits = tx.open_table(AWAITS)?;
+    let mut old = Vec::new();
+    for item in awaits.range(flow_range(p.flow))? {
+        let a = item?.1.value();
+        let closed_at = match a.state {
+            AwaitState::Waiting | AwaitState::Overdue => None,
+            AwaitState::Expired => a.expire_at,
+            AwaitState::Answered | AwaitState::Late | AwaitState::Rejected => a.answered_at,
+        };
+        if closed_at.is_some_and(|at| at < p.cutoff) {
+            if old.len() == p.limit {
+                out.more = true;
+                break;
+            }
+            old.push(a);
+        }
+    }
+    let mut requests = tx.open_table(AWAIT_REQUESTS)?;
+    for a in &old {
+        awaits.remove((p.flow, a.expected.as_str()))?;
+        // The request's index entry, unless a later request of the same identity took it over.
+        let ours = requests.get((p.flow, a.request_identity.as_str()))?.is_some_and(|e| e.value() == a.expected);
+        if ours {
+            requests.remove((p.flow, a.request_identity.as_str()))?;
+        }
+    }
+    out.awaits = old.len();
     Ok(())
 }
 
@@ -317,5 +353,30 @@ mod tests {
         assert_eq!(prune(&l, &["in/kept.csv"], true, 100).files, 1);
         assert!(l.done("f", "id:in/gone.csv").unwrap().is_none(), "moved or deleted: re-sent later, it is new");
         assert!(l.done("f", "id:in/kept.csv").unwrap().is_some(), "still listed");
+    }
+
+    #[test]
+    fn closed_awaits_go_open_ones_stay() {
+        use crate::ledger::awaits::{AwaitRecord, AwaitState};
+        let l = Ledger::in_memory().unwrap();
+        let a = |n: &str, state, answered_at, expire_at| AwaitRecord {
+            flow: "f".into(),
+            request: format!("out/{n}"),
+            request_identity: format!("id:{n}"),
+            expected: format!("ack/{n}"),
+            state,
+            answered_at,
+            expire_at,
+            ..Default::default()
+        };
+        l.register_await(&a("answered", AwaitState::Answered, Some(DAY), None)).unwrap();
+        l.register_await(&a("expired", AwaitState::Expired, None, Some(DAY))).unwrap();
+        l.register_await(&a("recent", AwaitState::Late, Some(150 * DAY), None)).unwrap();
+        l.register_await(&a("waiting", AwaitState::Overdue, None, Some(DAY))).unwrap();
+        assert_eq!(prune(&l, &[], false, 100).awaits, 2);
+        let left: Vec<String> = l.awaits(Some("f")).unwrap().into_iter().map(|a| a.expected).collect();
+        assert_eq!(left, ["ack/recent", "ack/waiting"]);
+        // The request may be registered again (a new await), as a new file would be.
+        assert_eq!(l.register_await(&a("answered", AwaitState::Waiting, None, None)).unwrap(), crate::ledger::awaits::Registered::New);
     }
 }
