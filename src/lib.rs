@@ -13,6 +13,8 @@ pub mod endpoint;
 pub mod engine;
 pub mod flowtest;
 pub mod ledger;
+#[cfg(test)]
+mod log_capture;
 pub mod notify;
 pub mod probe;
 pub mod process;

@@ -8,7 +8,8 @@
 //!
 //! Only listing and filtering; readiness is decided in `ready`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap, HashSet};
+use std::sync::Mutex;
 
 use crate::config::flow::{Disposition, Source};
 use crate::endpoint::{Endpoint, EndpointError, Entry, EntryKind, ErrorKind, RemotePath, SkippedName};
@@ -112,22 +113,30 @@ fn wanted(src: &Source, rel: &str) -> bool {
     src.include.is_match(rel) && !src.exclude.is_match(rel) && (!crate::config::flow::is_hidden(rel) || src.include_hidden.is_match(rel))
 }
 
-/// Logs each name of `skipped` once, with the flow, the run and the endpoint: a file a partner
-/// named so that it can never be taken waits there, unseen, until somebody renames it.
+/// Logs each name of `skipped` with the flow, the run and the endpoint: a file a partner
+/// named so that it can never be taken waits there, unseen, until somebody renames it. A
+/// process warns of a name once while it stays in the flow's listings (a daemon polling
+/// every minute would otherwise repeat it every minute; later runs say it at debug level,
+/// and every run's report lists it); a name that left and came back is warned of again.
 pub fn warn_skipped(flow: &str, run: u64, endpoint: &str, skipped: &[SkippedName]) {
+    let now: HashSet<String> = skipped.iter().map(SkippedName::shown_path).collect();
+    let before = {
+        let mut warned = WARNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if now.is_empty() { warned.remove(flow).unwrap_or_default() } else { warned.insert(flow.to_string(), now).unwrap_or_default() }
+    };
     for s in skipped {
-        tracing::warn!(
-            target: super::REPORT_LOG_TARGET,
-            flow = %flow,
-            run,
-            endpoint = %endpoint,
-            folder = %s.folder,
-            name = %s.name,
-            reason = %s.reason,
-            "Skipping a file whose name is not safe to use; rename it on the source to have it taken."
-        );
+        let message = "Skipping a file whose name is not safe to use; rename it on the source to have it taken.";
+        let (folder, name, reason) = (&s.folder, &s.name, s.reason);
+        if before.contains(&s.shown_path()) {
+            tracing::debug!(target: super::REPORT_LOG_TARGET, flow = %flow, run, endpoint = %endpoint, folder = %folder, name = %name, reason = %reason, "{message}");
+        } else {
+            tracing::warn!(target: super::REPORT_LOG_TARGET, flow = %flow, run, endpoint = %endpoint, folder = %folder, name = %name, reason = %reason, "{message}");
+        }
     }
 }
+
+/// Per flow, the names [`warn_skipped`] warned of in this process's last run of it.
+static WARNED: std::sync::LazyLock<Mutex<HashMap<String, HashSet<String>>>> = std::sync::LazyLock::new(Default::default);
 
 /// The files that go with the data file `e` (at `rel` under the source folder) on the source:
 /// its done file and the companions its steps read (checksum, row count). They are never
@@ -154,4 +163,25 @@ fn done_path(t: &NameTemplate, e: &Entry, rel: &str, now: std::time::SystemTime)
     let rel_dir = rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
     let name = t.render(&NameVars::new(e.path.name(), rel_dir, e.size, 0, now)).ok()?;
     e.path.parent().join(&name).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::log_capture::Log;
+
+    #[test]
+    fn a_process_warns_of_a_skipped_name_once_while_it_stays() {
+        let dir = RemotePath::parse("in").unwrap();
+        let bad = |name: &str| SkippedName::refused(&dir, name, &dir.join(name).unwrap_err());
+        let (log, flow) = (Log::default(), "warn-once");
+        let warned = |skipped: &[SkippedName]| log.of(|| warn_skipped(flow, 1, "local /x", skipped)).1.len();
+        assert_eq!(warned(&[bad("a\nb.csv")]), 1);
+        assert_eq!(warned(&[bad("a\nb.csv")]), 0, "said at debug level on the next polls");
+        assert_eq!(warned(&[bad("a\nb.csv"), bad("c\td.csv")]), 1, "a new one is warned of");
+        assert_eq!(warned(&[]), 0);
+        assert_eq!(warned(&[bad("a\nb.csv")]), 1, "gone and back: warned of again");
+        let other = log.of(|| warn_skipped("another-flow", 1, "local /x", &[bad("a\nb.csv")])).1;
+        assert_eq!(other.len(), 1, "per flow");
+    }
 }

@@ -387,31 +387,7 @@ mod tests {
         assert!(r.flow("scripted").is_some(), "the previous version stays in force");
     }
 
-    /// What the registry logs, captured.
-    #[derive(Clone, Default)]
-    struct Log(Arc<std::sync::Mutex<Vec<u8>>>);
-
-    impl std::io::Write for Log {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-
-    impl Log {
-        /// `f`'s log lines.
-        fn of<T>(&self, f: impl FnOnce() -> T) -> (T, Vec<String>) {
-            let writer = self.clone();
-            let dispatch = tracing::Dispatch::new(tracing_subscriber::fmt().with_writer(move || writer.clone()).with_ansi(false).finish());
-            let before = self.0.lock().unwrap().len();
-            let out = tracing::dispatcher::with_default(&dispatch, f);
-            let text = String::from_utf8(self.0.lock().unwrap()[before..].to_vec()).unwrap();
-            (out, text.lines().map(str::to_string).collect())
-        }
-    }
+    use crate::log_capture::Log;
 
     #[test]
     fn every_problem_of_a_refused_file_is_logged_with_its_line_and_the_flow() {
