@@ -123,8 +123,8 @@ pub fn parse(text: &str) -> (Option<Parsed>, Vec<Located>) {
     };
     let current: String = chars.iter().collect();
     let positions = Positions { root: docs.first().cloned() };
-    for (at, original) in &renamed {
-        let (mapping, key) = positions.renamed_key(*at, *original).unwrap_or_else(|| ("/".into(), String::new()));
+    for (at, _) in &renamed {
+        let (mapping, key) = positions.renamed_key(*at, &renamed).unwrap_or_else(|| ("/".into(), String::new()));
         let pos = pos_of_index(&chars, *at);
         problems.push(duplicate(pos, mapping, key));
     }
@@ -327,27 +327,37 @@ impl Positions {
     }
 
     /// The mapping holding the renamed duplicate key starting at char `index` (`/` for the
-    /// document), and the key's original name.
-    fn renamed_key(&self, index: usize, original: char) -> Option<(String, String)> {
-        fn walk(node: &MarkedYamlOwned, index: usize, path: &str) -> Option<(String, String)> {
+    /// document), and the key's original name. `renamed` gives every renamed key's first
+    /// character, so the path names a renamed mapping (the second `auth:`) as written.
+    fn renamed_key(&self, index: usize, renamed: &[(usize, char)]) -> Option<(String, String)> {
+        // The key's name as written: its first character back if it was renamed.
+        let name_of = |k: &MarkedYamlOwned| {
+            let name = key_text(k).unwrap_or_default();
+            match renamed.iter().find(|(at, _)| *at == k.span.start.index()) {
+                Some((_, original)) if is_renamed(&name) => std::iter::once(*original).chain(name.chars().skip(1)).collect(),
+                _ => name,
+            }
+        };
+        fn walk(
+            node: &MarkedYamlOwned,
+            index: usize,
+            path: &str,
+            name_of: &dyn Fn(&MarkedYamlOwned) -> String,
+        ) -> Option<(String, String)> {
             match &inner(node).data {
                 YamlDataOwned::Mapping(m) => m.iter().find_map(|(k, v)| {
-                    let name = key_text(k).unwrap_or_default();
+                    let name = name_of(k);
                     if k.span.start.index() == index {
                         return Some((path.to_string(), name));
                     }
-                    walk(v, index, &format!("{path}/{}", escape(&name)))
+                    walk(v, index, &format!("{path}/{}", escape(&name)), name_of)
                 }),
-                YamlDataOwned::Sequence(s) => s.iter().enumerate().find_map(|(i, v)| walk(v, index, &format!("{path}/{i}"))),
+                YamlDataOwned::Sequence(s) => s.iter().enumerate().find_map(|(i, v)| walk(v, index, &format!("{path}/{i}"), name_of)),
                 _ => None,
             }
         }
-        let (parent, name) = walk(self.root.as_ref()?, index, "")?;
-        let mut restored: String = name.chars().skip(1).collect();
-        if is_renamed(&name) {
-            restored.insert(0, original);
-        }
-        Some((if parent.is_empty() { "/".into() } else { parent }, restored))
+        let (parent, name) = walk(self.root.as_ref()?, index, "", &name_of)?;
+        Some((if parent.is_empty() { "/".into() } else { parent }, name))
     }
 }
 
@@ -425,6 +435,11 @@ mod tests {
         );
         let (_, problems) = parse("a: [1\n");
         assert_eq!(problems.clone().into_iter().map(Located::without_key).collect::<Vec<_>>(), problems, "only duplicates change");
+        // Inside a mapping whose own key is a duplicate (the second `auth:`), the mapping is
+        // named as written (before: `/\u{e000}uth`, so not known for a secret's either).
+        let (_, problems) = parse("auth: { password: x }\nauth: { hunter2: 1, hunter2: 2 }\n");
+        let got: Vec<_> = problems.iter().map(|l| (l.yaml_path.as_str(), l.duplicate.as_ref().map(|d| d.mapping.as_str()))).collect();
+        assert_eq!(got, [("/auth/hunter2", Some("/auth")), ("/auth", Some("/"))]);
     }
 
     #[test]

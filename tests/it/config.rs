@@ -192,6 +192,14 @@ fn a_duplicate_key_under_auth_is_not_named_by_validate() {
     let json: serde_json::Value = serde_json::from_str(&out).unwrap();
     let duplicate = json.as_array().unwrap().iter().find(|d| d["message"].as_str().unwrap().contains("duplicate key")).expect(&out);
     assert_eq!((&duplicate["line"], &duplicate["col"], &duplicate["yaml_path"]), (&4.into(), &86.into(), &"/endpoints/acme/auth".into()));
+
+    // Under a second `auth:` too (before: named, at `/endpoints/acme/\u{e000}uth/hunter2`).
+    let file = dir.path().join("twice.yaml");
+    std::fs::write(&file, text.replace("{ password: \"${env:ACME_PASS}\" }", "{ password: x }, auth: { hunter2, hunter2 }")).unwrap();
+    let (code, out) = wharf(&["validate", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(!out.contains("hunter2") && !out.contains('\u{e000}'), "{out}");
+    assert!(out.contains(": duplicate key `auth` (the first occurrence is used) (at /endpoints/acme/auth)\n"), "{out}");
 }
 
 #[test]
