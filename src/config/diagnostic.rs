@@ -4,7 +4,8 @@
 //! Owns the printed forms (`file:line:col: message (at /yaml/path)`; `file: message` for a
 //! problem with the file as a whole, such as a file that does not exist; and
 //! `file:line:col: warning: message (at /yaml/path)` for a warning), the JSON form of
-//! `wharf validate --json` and the log line of a warning. It does not find problems or
+//! `wharf validate --json` and the log line of a warning, and which names a parse problem
+//! may not show (a duplicate key that may be a secret). It does not find problems or
 //! positions.
 
 use std::fmt;
@@ -55,6 +56,15 @@ impl Diagnostic {
                 Diagnostic { file: file.to_path_buf(), line: pos.line, col: pos.col, message, yaml_path }
             })
             .collect()
+    }
+
+    /// A problem found while parsing `file` ([`locate::parse`](super::locate::parse)), as it
+    /// may be shown: a duplicate key in a secret's mapping ([`schema::is_sensitive`](super::schema::is_sensitive):
+    /// `auth: { hunter2, hunter2 }`) is not named, in the message or the path.
+    pub fn of_parse(file: &Path, located: super::locate::Located) -> Diagnostic {
+        let hidden = located.duplicate.as_ref().is_some_and(|d| super::schema::is_sensitive(&d.mapping));
+        let l = if hidden { located.without_key() } else { located };
+        Diagnostic { file: file.to_path_buf(), line: l.pos.line, col: l.pos.col, message: l.message, yaml_path: l.yaml_path }
     }
 
     /// The printed form of a warning: `file:line:col: warning: message (at /yaml/path)`.

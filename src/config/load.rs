@@ -73,10 +73,7 @@ fn check_flow_str(
     let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let lookup = Lookup { base_dir: dir, env };
     let (parsed, parse_problems) = locate::parse(text);
-    let mut out: Vec<Diagnostic> = parse_problems
-        .into_iter()
-        .map(|l| Diagnostic { file: file.to_path_buf(), line: l.pos.line, col: l.pos.col, message: l.message, yaml_path: l.yaml_path })
-        .collect();
+    let mut out: Vec<Diagnostic> = parse_problems.into_iter().map(|l| Diagnostic::of_parse(file, l)).collect();
     let Some(parsed) = parsed else {
         return (Err(out), Vec::new());
     };

@@ -30,6 +30,39 @@ pub struct Located {
     pub pos: Pos,
     pub yaml_path: String,
     pub message: String,
+    /// For a duplicate key, which `message` names and `yaml_path` ends with: the key and its
+    /// mapping, so a caller that knows the key may be a secret can say
+    /// [`without_key`](Self::without_key).
+    pub duplicate: Option<DuplicateKey>,
+}
+
+/// A key written twice in one mapping.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateKey {
+    /// The mapping holding the key (`/` is the document).
+    pub mapping: String,
+    /// The key's name.
+    pub key: String,
+}
+
+impl Located {
+    /// A problem that is not about a duplicate key.
+    fn at(pos: Pos, yaml_path: impl Into<String>, message: String) -> Located {
+        Located { pos, yaml_path: yaml_path.into(), message, duplicate: None }
+    }
+
+    /// This problem without the name of its duplicate key, in the message and in the path
+    /// (which stops at the mapping), for a key that may be a secret (a password written as a
+    /// key). A problem that names no key comes back unchanged.
+    pub fn without_key(self) -> Located {
+        let Some(d) = &self.duplicate else { return self };
+        let place = match d.mapping.rsplit('/').next().filter(|s| !s.is_empty()) {
+            Some(under) => format!("under `{under}`"),
+            None => "in the document".into(),
+        };
+        let message = format!("a duplicate key {place} (name not shown: it may be a secret; the first occurrence is used)");
+        Located { pos: self.pos, yaml_path: d.mapping.clone(), message, duplicate: self.duplicate }
+    }
 }
 
 /// A parsed flow file.
@@ -62,7 +95,9 @@ pub fn parse(text: &str) -> (Option<Parsed>, Vec<Located>) {
                 let at = e.marker().index();
                 let Some(first) = first_key_char(&chars, at) else {
                     // An empty key (`"": 1` twice) cannot be renamed in place: report and stop.
-                    problems.push(duplicate(Pos { line: e.marker().line(), col: e.marker().col() + 1 }, "/".into(), "\"\""));
+                    // Its mapping is not known; an empty name is no secret.
+                    let pos = Pos { line: e.marker().line(), col: e.marker().col() + 1 };
+                    problems.push(Located::at(pos, "/", "duplicate key `\"\"` (the first occurrence is used)".into()));
                     return (None, problems);
                 };
                 let n = renamed.len() as u32;
@@ -75,11 +110,11 @@ pub fn parse(text: &str) -> (Option<Parsed>, Vec<Located>) {
                 // fall back to saphyr's if serde_yaml happens to accept the text.
                 let located = match serde_yaml::from_str::<serde_yaml::Value>(&current) {
                     Err(se) => syntax_error(&se, &current),
-                    Ok(_) => Located {
-                        pos: Pos { line: e.marker().line(), col: e.marker().col() + 1 },
-                        yaml_path: "/".into(),
-                        message: format!("YAML syntax error: {}", e.info()),
-                    },
+                    Ok(_) => Located::at(
+                        Pos { line: e.marker().line(), col: e.marker().col() + 1 },
+                        "/",
+                        format!("YAML syntax error: {}", e.info()),
+                    ),
                 };
                 problems.push(located);
                 return (None, problems);
@@ -88,18 +123,14 @@ pub fn parse(text: &str) -> (Option<Parsed>, Vec<Located>) {
     };
     let current: String = chars.iter().collect();
     let positions = Positions { root: docs.first().cloned() };
-    for (at, original) in &renamed {
-        let (path, key) = positions.renamed_key(*at, *original).unwrap_or_else(|| ("/".into(), String::new()));
+    for (at, _) in &renamed {
+        let (mapping, key) = positions.renamed_key(*at, &renamed).unwrap_or_else(|| ("/".into(), String::new()));
         let pos = pos_of_index(&chars, *at);
-        problems.push(duplicate(pos, path, &key));
+        problems.push(duplicate(pos, mapping, key));
     }
     if docs.len() > 1 {
         let pos = docs.get(1).map_or(Pos::START, |d| marker_pos(&d.span.start));
-        problems.push(Located {
-            pos,
-            yaml_path: "/".into(),
-            message: format!("a flow file holds one YAML document, found {}", docs.len()),
-        });
+        problems.push(Located::at(pos, "/", format!("a flow file holds one YAML document, found {}", docs.len())));
         return (None, problems);
     }
     let mut yaml: serde_yaml::Value = match serde_yaml::from_str(&current) {
@@ -110,21 +141,24 @@ pub fn parse(text: &str) -> (Option<Parsed>, Vec<Located>) {
         }
     };
     if let Err(e) = yaml.apply_merge() {
-        problems.push(Located { pos: Pos::START, yaml_path: "/".into(), message: format!("YAML merge key (`<<`): {e}") });
+        problems.push(Located::at(Pos::START, "/", format!("YAML merge key (`<<`): {e}")));
         return (None, problems);
     }
     drop_renamed_keys(&mut yaml);
     match serde_json::to_value(&yaml) {
         Ok(value) => (Some(Parsed { value, positions }), problems),
         Err(e) => {
-            problems.push(Located { pos: Pos::START, yaml_path: "/".into(), message: format!("unsupported YAML: {e}") });
+            problems.push(Located::at(Pos::START, "/", format!("unsupported YAML: {e}")));
             (None, problems)
         }
     }
 }
 
-fn duplicate(pos: Pos, yaml_path: String, key: &str) -> Located {
-    Located { pos, yaml_path, message: format!("duplicate key `{key}` (the first occurrence is used)") }
+/// A duplicate `key` in `mapping`; the problem's path is the key's.
+fn duplicate(pos: Pos, mapping: String, key: String) -> Located {
+    let yaml_path = if mapping == "/" { format!("/{}", escape(&key)) } else { format!("{mapping}/{}", escape(&key)) };
+    let message = format!("duplicate key `{key}` (the first occurrence is used)");
+    Located { pos, yaml_path, message, duplicate: Some(DuplicateKey { mapping, key }) }
 }
 
 fn syntax_error(e: &serde_yaml::Error, yaml: &str) -> Located {
@@ -140,7 +174,7 @@ fn syntax_error(e: &serde_yaml::Error, yaml: &str) -> Located {
     // The one YAML mistake the parser's words do not name.
     let tab = yaml.lines().nth(pos.line.saturating_sub(1)).and_then(|l| l.chars().nth(pos.col.saturating_sub(1))) == Some('\t');
     let hint = if tab { " (a tab: YAML indents with spaces only)" } else { "" };
-    Located { pos, yaml_path: "/".into(), message: format!("YAML syntax error: {message}{hint}") }
+    Located::at(pos, "/", format!("YAML syntax error: {message}{hint}"))
 }
 
 /// Index of the first character of the key's text for a key node starting at `at` (skipping
@@ -292,27 +326,38 @@ impl Positions {
         }
     }
 
-    /// The path and original name of the renamed duplicate key starting at char `index`.
-    fn renamed_key(&self, index: usize, original: char) -> Option<(String, String)> {
-        fn walk(node: &MarkedYamlOwned, index: usize, path: &str) -> Option<(String, String)> {
+    /// The mapping holding the renamed duplicate key starting at char `index` (`/` for the
+    /// document), and the key's original name. `renamed` gives every renamed key's first
+    /// character, so the path names a renamed mapping (the second `auth:`) as written.
+    fn renamed_key(&self, index: usize, renamed: &[(usize, char)]) -> Option<(String, String)> {
+        // The key's name as written: its first character back if it was renamed.
+        let name_of = |k: &MarkedYamlOwned| {
+            let name = key_text(k).unwrap_or_default();
+            match renamed.iter().find(|(at, _)| *at == k.span.start.index()) {
+                Some((_, original)) if is_renamed(&name) => std::iter::once(*original).chain(name.chars().skip(1)).collect(),
+                _ => name,
+            }
+        };
+        fn walk(
+            node: &MarkedYamlOwned,
+            index: usize,
+            path: &str,
+            name_of: &dyn Fn(&MarkedYamlOwned) -> String,
+        ) -> Option<(String, String)> {
             match &inner(node).data {
                 YamlDataOwned::Mapping(m) => m.iter().find_map(|(k, v)| {
-                    let name = key_text(k).unwrap_or_default();
+                    let name = name_of(k);
                     if k.span.start.index() == index {
                         return Some((path.to_string(), name));
                     }
-                    walk(v, index, &format!("{path}/{}", escape(&name)))
+                    walk(v, index, &format!("{path}/{}", escape(&name)), name_of)
                 }),
-                YamlDataOwned::Sequence(s) => s.iter().enumerate().find_map(|(i, v)| walk(v, index, &format!("{path}/{i}"))),
+                YamlDataOwned::Sequence(s) => s.iter().enumerate().find_map(|(i, v)| walk(v, index, &format!("{path}/{i}"), name_of)),
                 _ => None,
             }
         }
-        let (parent, name) = walk(self.root.as_ref()?, index, "")?;
-        let mut restored: String = name.chars().skip(1).collect();
-        if is_renamed(&name) {
-            restored.insert(0, original);
-        }
-        Some((format!("{parent}/{}", escape(&restored)), restored))
+        let (parent, name) = walk(self.root.as_ref()?, index, "", &name_of)?;
+        Some((if parent.is_empty() { "/".into() } else { parent }, name))
     }
 }
 
@@ -374,6 +419,27 @@ mod tests {
         assert_eq!(p.value, serde_json::json!({"a": 1, "b": {"x": 1, "y": {"z": 1}}, "c": [{"q": 1}]}));
         // Positions after a renamed key are unchanged.
         assert_eq!(p.positions.node("/c/0/q"), Pos { line: 7, col: 12 });
+    }
+
+    #[test]
+    fn a_duplicate_key_can_be_reported_without_its_name() {
+        let (_, problems) = parse("a: 1\nauth: { hunter2: 1, hunter2: 2 }\na: 2\n");
+        let got: Vec<_> = problems.into_iter().map(Located::without_key).collect();
+        let got: Vec<_> = got.iter().map(|l| (l.pos.line, l.pos.col, l.yaml_path.as_str(), l.message.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                (2, 21, "/auth", "a duplicate key under `auth` (name not shown: it may be a secret; the first occurrence is used)"),
+                (3, 1, "/", "a duplicate key in the document (name not shown: it may be a secret; the first occurrence is used)"),
+            ]
+        );
+        let (_, problems) = parse("a: [1\n");
+        assert_eq!(problems.clone().into_iter().map(Located::without_key).collect::<Vec<_>>(), problems, "only duplicates change");
+        // Inside a mapping whose own key is a duplicate (the second `auth:`), the mapping is
+        // named as written (before: `/\u{e000}uth`, so not known for a secret's either).
+        let (_, problems) = parse("auth: { password: x }\nauth: { hunter2: 1, hunter2: 2 }\n");
+        let got: Vec<_> = problems.iter().map(|l| (l.yaml_path.as_str(), l.duplicate.as_ref().map(|d| d.mapping.as_str()))).collect();
+        assert_eq!(got, [("/auth/hunter2", Some("/auth")), ("/auth", Some("/"))]);
     }
 
     #[test]

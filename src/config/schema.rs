@@ -155,7 +155,7 @@ fn plain(path: String, message: String) -> Structural {
 fn explain(root: &Value, error: &ValidationError<'_>, out: &mut Vec<Structural>) {
     let path = pointer(error.instance_path());
     let instance = error.instance().as_ref();
-    let sensitive = is_sensitive(error.instance_path());
+    let sensitive = is_sensitive(error.instance_path().as_str());
     match error.kind() {
         ValidationErrorKind::AdditionalProperties { unexpected } | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
             let allowed = allowed_fields(root, error.schema_path());
@@ -216,7 +216,7 @@ fn explain(root: &Value, error: &ValidationError<'_>, out: &mut Vec<Structural>)
 /// useful ones (`unknown field` inside an sftp endpoint or a `map` step).
 fn explain_alternatives(root: &Value, error: &ValidationError<'_>, context: &[Vec<ValidationError<'static>>], out: &mut Vec<Structural>) {
     let path = error.instance_path();
-    let sensitive = is_sensitive(path);
+    let sensitive = is_sensitive(path.as_str());
     let is_discriminator = |e: &ValidationError<'_>| {
         let at_self = e.instance_path() == path;
         let at_child = parent(e.instance_path()).as_ref() == Some(path);
@@ -294,12 +294,14 @@ fn parent(location: &Location) -> Option<Location> {
     Some(segments.into_iter().take(n).collect())
 }
 
-/// Credentials (and webhook URLs and headers, which carry them; and an SFTP `auth`, where a
-/// password written as `auth: hunter2` lands): their values never appear in messages.
-fn is_sensitive(location: &Location) -> bool {
-    location
-        .iter()
-        .any(|s| matches!(s, LocationSegment::Property(p) if matches!(p.as_ref(), "password" | "passphrase" | "url" | "headers" | "auth")))
+/// Whether the node at `pointer` (a JSON pointer such as `/endpoints/s/auth`) is a credential
+/// or lies inside one: credentials, webhook URLs and headers (which carry them), and an SFTP
+/// `auth` (where a password written as `auth: hunter2` lands). Their values, and the keys of
+/// mappings there, never appear in messages. Also for the daemon's `serve.yaml`, whose
+/// `notify:` rules are a flow's.
+pub fn is_sensitive(pointer: &str) -> bool {
+    // The names hold no `~` or `/`, so an escaped segment equals them only when the key does.
+    pointer.split('/').any(|segment| matches!(segment, "password" | "passphrase" | "url" | "headers" | "auth"))
 }
 
 /// The schema object holding the failing keyword.

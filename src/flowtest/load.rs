@@ -44,7 +44,7 @@ fn validator() -> &'static Validator {
 pub fn load_suite(path: &Path) -> Result<Suite, Vec<Diagnostic>> {
     let text = std::fs::read_to_string(path).map_err(|e| vec![unreadable(path, &e)])?;
     let (parsed, problems) = locate::parse(&text);
-    let mut out: Vec<Diagnostic> = problems.into_iter().map(|l| diag(path, l.pos, &l.yaml_path, l.message)).collect();
+    let mut out: Vec<Diagnostic> = problems.into_iter().map(|l| Diagnostic::of_parse(path, l)).collect();
     let Some(parsed) = parsed else { return Err(out) };
     let at = |p: Problem, key: bool| {
         let pos = if key { parsed.positions.key(&p.yaml_path) } else { parsed.positions.node(&p.yaml_path) };

@@ -148,13 +148,16 @@ pub fn load(path: &Path) -> Result<ServeConfig, Vec<Diagnostic>> {
         yaml_path: yaml_path.into(),
     };
     let text = std::fs::read_to_string(path).map_err(|e| vec![diag(1, 1, format!("cannot read serve config: {e}"), "/")])?;
-    let (parsed, syntax) = locate::parse(&text);
-    let Some(parsed) = parsed else {
-        return Err(syntax.into_iter().map(|l| diag(l.pos.line, l.pos.col, l.message, &l.yaml_path)).collect());
-    };
+    let (parsed, parse_problems) = locate::parse(&text);
+    // Duplicate keys too (the first occurrence would be used): reported as in a flow.
+    let mut out: Vec<Diagnostic> = parse_problems.into_iter().map(|l| Diagnostic::of_parse(path, l)).collect();
+    let Some(parsed) = parsed else { return Err(out) };
     let raw: RawServeConfig = match serde_json::from_value(parsed.value.clone()) {
         Ok(raw) => raw,
-        Err(e) => return Err(vec![diag(1, 1, format!("not a serve config: {e}"), "/")]),
+        Err(e) => {
+            out.push(diag(1, 1, format!("not a serve config: {e}"), "/"));
+            return Err(out);
+        }
     };
     let mut problems = Vec::new();
     let checked = check(&raw, &mut problems);
@@ -169,13 +172,10 @@ pub fn load(path: &Path) -> Result<ServeConfig, Vec<Diagnostic>> {
             None
         }
     };
-    let mut out: Vec<Diagnostic> = problems
-        .into_iter()
-        .map(|(at, message)| {
-            let pos = parsed.positions.node(&at);
-            diag(pos.line, pos.col, message, &at)
-        })
-        .collect();
+    out.extend(problems.into_iter().map(|(at, message)| {
+        let pos = parsed.positions.node(&at);
+        diag(pos.line, pos.col, message, &at)
+    }));
     match (checked, rules) {
         (Some(mut cfg), Some(rules)) if out.is_empty() => {
             cfg.notify = rules;
@@ -294,6 +294,29 @@ mod tests {
         let origins: Vec<&str> = cfg.notify.iter().map(|r| r.origin.as_str()).collect();
         let file = p.display();
         assert_eq!(origins, [format!("{file} notify[0]"), format!("{file} notify[1]")]);
+    }
+
+    /// A duplicate key is refused as in a flow (before: the first occurrence was used
+    /// silently), and one in a webhook's `headers` or an email `password` is not named — it may
+    /// be the secret.
+    #[test]
+    fn duplicate_keys_are_refused_and_secret_ones_not_named() {
+        let got = problems(
+            "rescan: 5s\nrescan: 1s\nnotify:\n  - on: [failed]\n    webhook:\n      url: https://hooks.example.com/x\n      \
+             headers: { Bearer-hunter2: a, Bearer-hunter2: b }\n  - on: [failed]\n    email: { server: localhost, tls: none, \
+             from: a@b.c, to: [d@e.f], username: u, password: { hunter2: 1, hunter2: 2 } }\n",
+        );
+        assert_eq!(
+            got,
+            [
+                "2:1 /rescan duplicate key `rescan` (the first occurrence is used)",
+                "7:37 /notify/0/webhook/headers a duplicate key under `headers` (name not shown: it may be a secret; the first \
+                 occurrence is used)",
+                "9:107 /notify/1/email/password a duplicate key under `password` (name not shown: it may be a secret; the \
+                 first occurrence is used)",
+                "1:1 / not a serve config: invalid type: map, expected a string",
+            ]
+        );
     }
 
     #[test]

@@ -165,6 +165,43 @@ fn an_unknown_field_under_auth_is_not_named() {
     );
 }
 
+/// A password written twice as a key of `auth` (`auth: { hunter2, hunter2 }`) is a duplicate
+/// key whose name `wharf validate` does not show, in text or JSON (before: "duplicate key
+/// `hunter2` (the first occurrence is used) (at /endpoints/acme/auth/hunter2)"); it is still
+/// placed at its line and column.
+#[test]
+fn a_duplicate_key_under_auth_is_not_named_by_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("acme-orders.yaml");
+    let text = std::fs::read_to_string(fixtures().join("acme-orders.yaml")).unwrap();
+    std::fs::write(&file, text.replace("{ password: \"${env:ACME_PASS}\" }", "{ hunter2, hunter2 }")).unwrap();
+    let file = file.to_str().unwrap();
+
+    let (code, out) = wharf(&["validate", file]);
+    assert_eq!(code, 2, "{out}");
+    assert!(!out.contains("hunter2"), "{out}");
+    let want = format!(
+        "{file}:4:86: a duplicate key under `auth` (name not shown: it may be a secret; the first occurrence is used) (at \
+         /endpoints/acme/auth)"
+    );
+    assert!(out.lines().any(|l| l == want), "{want} missing in:\n{out}");
+
+    let (code, out) = wharf(&["validate", "--json", file]);
+    assert_eq!(code, 2, "{out}");
+    assert!(!out.contains("hunter2"), "{out}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let duplicate = json.as_array().unwrap().iter().find(|d| d["message"].as_str().unwrap().contains("duplicate key")).expect(&out);
+    assert_eq!((&duplicate["line"], &duplicate["col"], &duplicate["yaml_path"]), (&4.into(), &86.into(), &"/endpoints/acme/auth".into()));
+
+    // Under a second `auth:` too (before: named, at `/endpoints/acme/\u{e000}uth/hunter2`).
+    let file = dir.path().join("twice.yaml");
+    std::fs::write(&file, text.replace("{ password: \"${env:ACME_PASS}\" }", "{ password: x }, auth: { hunter2, hunter2 }")).unwrap();
+    let (code, out) = wharf(&["validate", file.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(!out.contains("hunter2") && !out.contains('\u{e000}'), "{out}");
+    assert!(out.contains(": duplicate key `auth` (the first occurrence is used) (at /endpoints/acme/auth)\n"), "{out}");
+}
+
 #[test]
 fn find_flows_expands_folders() {
     let found = find_flows(&[fixtures()]);

@@ -115,6 +115,10 @@ impl Checker<'_, '_> {
     pub(super) fn credential(&mut self, path: &str, text: &str, required: bool) -> Option<String> {
         match interpolate(text, self.lookup) {
             Ok(value) if required && value.is_empty() => {
+                // Quoting `text` shows no secret, even in a sensitive field (a webhook `url`):
+                // interpolation keeps every character outside a `${…}`, so only a text made of
+                // references alone resolves to nothing, and the quote names just the references
+                // that did (`notify::tests::a_secret_mixed_with_a_reference_is_never_quoted`).
                 self.problem(
                     path,
                     if text.is_empty() { "must not be empty".to_string() } else { format!("`{text}` resolves to an empty value") },

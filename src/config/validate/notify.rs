@@ -288,6 +288,7 @@ mod tests {
         match name {
             "HOOK" => Ok("https://hooks.example.com/services/T0/B0/s3cret".into()),
             "PASS" => Ok("hunter2".into()),
+            "EMPTY" => Ok(String::new()),
             _ => Err(std::env::VarError::NotPresent),
         }
     }
@@ -405,6 +406,39 @@ mod tests {
         }
         assert_eq!(p.len(), want.len(), "{p:#?}");
         assert!(!p.concat().contains("s3cret") && !p.concat().contains("hunter2"), "{p:#?}");
+    }
+
+    /// A secret written inline around a `${…}` that is unset or empty is never quoted: an unset
+    /// one is named alone, an empty one leaves the inline text (so the value is not empty),
+    /// and a value that does come out empty is made of references alone, which are all that
+    /// its message quotes.
+    #[test]
+    fn a_secret_mixed_with_a_reference_is_never_quoted() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = check(
+            dir.path(),
+            r#"
+- on: [failed]
+  webhook: { url: "https://hooks.example.com/T0/s3cret${env:NOPE}" }
+- on: [failed]
+  webhook: { url: "https://hooks.example.com/T0/s3cret${env:EMPTY}", headers: { X-Token: "s3cret${env:NOPE}" } }
+- on: [failed]
+  webhook: { url: "${env:EMPTY}${env:EMPTY}" }
+- on: [failed]
+  email: { server: "${env:EMPTY}", username: u, password: "s3cret${env:NOPE}", from: a@example.com, to: [b@example.com] }
+"#,
+        )
+        .unwrap_err();
+        assert_eq!(
+            p,
+            [
+                "environment variable `NOPE` is not set (at /notify/0/webhook/url)",
+                "environment variable `NOPE` is not set (at /notify/1/webhook/headers/X-Token)",
+                "`${env:EMPTY}${env:EMPTY}` resolves to an empty value (at /notify/2/webhook/url)",
+                "`${env:EMPTY}` resolves to an empty value (at /notify/3/email/server)",
+                "environment variable `NOPE` is not set (at /notify/3/email/password)",
+            ]
+        );
     }
 
     /// Logs tell rules apart by where they are written, not by their (secret) URLs: two
