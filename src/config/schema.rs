@@ -132,6 +132,30 @@ pub fn check(value: &Value) -> Vec<Structural> {
     check_with(schema(), validator(), value)
 }
 
+/// A schema made by [`schema_for`] (a test file's, `serve.yaml`'s) with its validator: build
+/// it once (in a `OnceLock`) and [`check`](Compiled::check) files against it.
+pub struct Compiled {
+    pub schema: Value,
+    validator: Validator,
+}
+
+impl Compiled {
+    /// Compiles `schema`. Panics if it does not compile: only for schemas generated from our
+    /// own types, each checked by a unit test of its user.
+    pub fn new(schema: Value) -> Compiled {
+        let validator = jsonschema::options()
+            .with_draft(jsonschema::Draft::Draft202012)
+            .build(&schema)
+            .unwrap_or_else(|e| panic!("a schema generated from wharf's own types does not compile: {e}"));
+        Compiled { schema, validator }
+    }
+
+    /// Every problem of `value`, reworded as for flows.
+    pub fn check(&self, value: &Value) -> Vec<Structural> {
+        check_with(&self.schema, &self.validator, value)
+    }
+}
+
 /// Validates `value` against `root`, compiled as `validator` (any schema made by
 /// [`schema_for`]); returns every problem, reworded as for flows.
 pub fn check_with(root: &Value, validator: &Validator, value: &Value) -> Vec<Structural> {

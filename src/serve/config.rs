@@ -7,12 +7,14 @@
 
 use std::net::SocketAddr;
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::diagnostic::{Diagnostic, Problem};
+use crate::config::schema::Compiled;
 use crate::config::{duration, locate};
 
 /// The shortest `rescan`.
@@ -138,6 +140,12 @@ impl Default for ServeConfig {
     }
 }
 
+/// The `serve.yaml` schema, compiled once.
+fn compiled() -> &'static Compiled {
+    static COMPILED: OnceLock<Compiled> = OnceLock::new();
+    COMPILED.get_or_init(|| Compiled::new(crate::config::schema::schema_for::<RawServeConfig>()))
+}
+
 /// Reads and checks `serve.yaml`; every problem is reported, each with file:line:col.
 pub fn load(path: &Path) -> Result<ServeConfig, Vec<Diagnostic>> {
     let diag = |line, col, message: String, yaml_path: &str| Diagnostic {
@@ -152,10 +160,21 @@ pub fn load(path: &Path) -> Result<ServeConfig, Vec<Diagnostic>> {
     // Duplicate keys too (the first occurrence would be used): reported as in a flow.
     let mut out: Vec<Diagnostic> = parse_problems.into_iter().map(|l| Diagnostic::of_parse(path, l)).collect();
     let Some(parsed) = parsed else { return Err(out) };
+    // The shape first, every problem at its line (serde stops at the first, without one).
+    let structural = compiled().check(&parsed.value);
+    let shape_problems: Vec<String> = structural.iter().map(|s| s.problem.yaml_path.clone()).collect();
+    out.extend(structural.into_iter().map(|s| {
+        let path = &s.problem.yaml_path;
+        let pos = if s.at_key { parsed.positions.key(path) } else { parsed.positions.node(path) };
+        diag(pos.line, pos.col, s.problem.message.clone(), &s.shown_path())
+    }));
     let raw: RawServeConfig = match serde_json::from_value(parsed.value.clone()) {
         Ok(raw) => raw,
         Err(e) => {
-            out.push(diag(1, 1, format!("not a serve config: {e}"), "/"));
+            if shape_problems.is_empty() {
+                out.push(diag(1, 1, format!("not a serve config: {e}"), "/"));
+            }
+            out.sort_by_key(|d| (d.line, d.col));
             return Err(out);
         }
     };
@@ -172,7 +191,9 @@ pub fn load(path: &Path) -> Result<ServeConfig, Vec<Diagnostic>> {
             None
         }
     };
-    out.extend(problems.into_iter().map(|(at, message)| {
+    // A value the shape check refused is not told about twice.
+    let told = |at: &str| shape_problems.iter().any(|p| at == p || at.strip_prefix(p.as_str()).is_some_and(|rest| rest.starts_with('/')));
+    out.extend(problems.into_iter().filter(|(at, _)| !told(at)).map(|(at, message)| {
         let pos = parsed.positions.node(&at);
         diag(pos.line, pos.col, message, &at)
     }));
@@ -312,11 +333,32 @@ mod tests {
                 "2:1 /rescan duplicate key `rescan` (the first occurrence is used)",
                 "7:37 /notify/0/webhook/headers a duplicate key under `headers` (name not shown: it may be a secret; the first \
                  occurrence is used)",
+                // At its line since the shape is checked by the schema (was "1:1 / not a serve
+                // config: invalid type: map, expected a string").
+                "9:93 /notify/1/email/password expected a string, found a mapping",
                 "9:107 /notify/1/email/password a duplicate key under `password` (name not shown: it may be a secret; the \
                  first occurrence is used)",
-                "1:1 / not a serve config: invalid type: map, expected a string",
             ]
         );
+    }
+
+    #[test]
+    fn a_wrong_shape_is_told_at_its_line_with_the_other_problems() {
+        // Was one problem at 1:1, serde's first ("not a serve config: unknown field …"), which
+        // hid the others.
+        let got = problems(
+            "limits: { runs: many }
+rescan: 1ms
+retry: { backof: 5s }
+listen: 10.0.0.1:1
+",
+        );
+        assert_eq!(got.len(), 2, "{got:#?}");
+        assert!(got[0].starts_with("1:17 /limits/runs expected"), "{got:#?}");
+        assert!(got[1].starts_with("3:10 /retry/backof unknown field `backof`"), "{got:#?}");
+        // Shape right, meaning wrong: every problem, each once.
+        let got = problems("notify:\n  - on: [failed]\n    command: { run: [] }\nlisten: 10.0.0.1:1\n");
+        assert_eq!(got.len(), 2, "{got:#?}");
     }
 
     #[test]
