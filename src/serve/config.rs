@@ -25,6 +25,7 @@ const MIN_BACKOFF: Duration = Duration::from_secs(1);
 /// `serve.yaml`: settings of `wharf serve` (every field optional).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(title = "wharf serve settings")]
 pub struct RawServeConfig {
     /// Also serve health, metrics and status over HTTP on this address (for Prometheus), e.g.
     /// `127.0.0.1:9464`. The CLI always uses the Unix socket `STATE/wharf.sock`.
@@ -140,10 +141,15 @@ impl Default for ServeConfig {
     }
 }
 
+/// The JSON Schema of `serve.yaml` (`schemas/serve.schema.json`, for editors).
+pub fn serve_schema() -> serde_json::Value {
+    crate::config::schema::schema_for::<RawServeConfig>()
+}
+
 /// The `serve.yaml` schema, compiled once.
 fn compiled() -> &'static Compiled {
     static COMPILED: OnceLock<Compiled> = OnceLock::new();
-    COMPILED.get_or_init(|| Compiled::new(crate::config::schema::schema_for::<RawServeConfig>()))
+    COMPILED.get_or_init(|| Compiled::new(serve_schema()))
 }
 
 /// Reads and checks `serve.yaml`; every problem is reported, each with file:line:col.

@@ -136,6 +136,17 @@ fn no_server_is_contacted() {
 }
 
 #[test]
+fn generated_serve_schema_is_up_to_date() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let schema = serde_json::to_string_pretty(&wharf::serve::config::serve_schema()).unwrap() + "\n";
+    let on_disk = fs::read_to_string(root.join("schemas/serve.schema.json")).unwrap_or_default();
+    assert!(
+        on_disk == schema,
+        "schemas/serve.schema.json is out of date: run `cargo run -- schema --serve --write schemas/serve.schema.json`"
+    );
+}
+
+#[test]
 fn generated_test_schema_is_up_to_date() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let schema = serde_json::to_string_pretty(&wharf::flowtest::test_schema()).unwrap() + "\n";
