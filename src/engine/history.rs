@@ -18,6 +18,12 @@ const EVERY_MS: i64 = 86_400_000;
 /// years old goes on in the next runs, each one short).
 const LIMIT: usize = 20_000;
 
+/// How far back from its deadline an `expect:` window may reach (a week: `days: mon` looks
+/// for a delivery since the Monday before), with a day to spare for time zones and DST
+/// changes. A flow with `expect:` keeps at least this much of its history, whatever its
+/// `history`: a delivery forgotten sooner would be reported missing.
+const EXPECT_REACH_MS: i64 = 8 * EVERY_MS;
+
 /// Prunes `flow`'s history when it is due, given the run's `listed` candidates.
 pub fn prune_after_listing(flow: &Flow, ledger: &Ledger, listed: &[Candidate], now: SystemTime) -> Result<(), LedgerError> {
     let Some(keep) = flow.history else { return Ok(()) };
@@ -26,9 +32,13 @@ pub fn prune_after_listing(flow: &Flow, ledger: &Ledger, listed: &[Candidate], n
         return Ok(());
     }
     let listed: HashSet<String> = listed.iter().map(|c| c.entry.path.as_str().to_string()).collect();
+    let mut cutoff = now.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
+    if !flow.expect.is_empty() {
+        cutoff = cutoff.min(now.saturating_sub(EXPECT_REACH_MS));
+    }
     let prune = Prune {
         flow: &flow.name,
-        cutoff: now.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX)),
+        cutoff,
         listed: Some(&listed),
         forget_delivered: !matches!(flow.after_success, Disposition::Keep),
         limit: LIMIT,

@@ -1327,3 +1327,26 @@ async fn history_forgets_files_moved_away_but_never_a_file_still_in_the_folder()
     fx.run_at(SystemTime::now() + 1000 * day).await;
     assert_eq!((fx.ledger.files("t").unwrap().len(), fx.ledger.runs(Some("t"), 10).unwrap().len()), (1, 2));
 }
+
+/// A flow with `expect:` keeps its deliveries for as long as an expected-file window may
+/// reach back (a week: `days: mon` looks for a delivery since the Monday before), whatever
+/// its `history`: forgotten sooner, a file delivered on Tuesday would be missing on Monday.
+#[tokio::test]
+async fn history_keeps_the_deliveries_an_expected_file_window_looks_at() {
+    let day = Duration::from_secs(86_400);
+    let mut fx = fixture();
+    fx.flow.history = Some(day);
+    fx.flow.expect = vec![crate::schedule::Expect {
+        by: chrono::NaiveTime::from_hms_opt(6, 0, 0).unwrap(),
+        days: crate::schedule::Days::parse("mon").unwrap(),
+        tz: chrono_tz::UTC,
+        since: None,
+    }];
+    fx.put("in/a.csv", b"1,2\n");
+    assert_eq!(fx.run().await.counts.delivered, 1);
+    fx.run_at(SystemTime::now() + 6 * day).await;
+    let done: Vec<FileState> = fx.ledger.files("t").unwrap().iter().map(|r| r.state).collect();
+    assert_eq!(done, [FileState::Done], "the delivery is still in a window `expect` looks at");
+    fx.run_at(SystemTime::now() + 9 * day).await;
+    assert!(fx.ledger.files("t").unwrap().is_empty(), "older than any window: forgotten");
+}
