@@ -68,6 +68,11 @@ fn pruned_key(flow: &str) -> String {
     format!("pruned_at/{flow}")
 }
 
+/// The `counters_v1` key of the cutoff `flow`'s file records were last pruned to.
+fn files_key(flow: &str) -> String {
+    format!("files_forgotten_before/{flow}")
+}
+
 /// A finished file whose record may be forgotten (in flight and quarantined ones may not).
 fn finished(state: FileState) -> bool {
     matches!(state, FileState::Done | FileState::Failed | FileState::Duplicate | FileState::Vanished)
@@ -78,6 +83,12 @@ impl Ledger {
     pub fn last_pruned(&self, flow: &str) -> Result<Option<Millis>, LedgerError> {
         // Counters hold u64: a time is stored as its non-negative ms.
         self.read(|tx| Ok(tx.open_table(COUNTERS)?.get(pruned_key(flow).as_str())?.map(|v| v.value() as Millis)))
+    }
+
+    /// Before when `flow`'s records of finished files may have been forgotten (`None`: none
+    /// ever was): what the ledger says of the flow's deliveries before it is incomplete.
+    pub fn files_forgotten_before(&self, flow: &str) -> Result<Option<Millis>, LedgerError> {
+        self.read(|tx| Ok(tx.open_table(COUNTERS)?.get(files_key(flow).as_str())?.map(|v| v.value() as Millis)))
     }
 
     /// Forgets what `p` allows, in one write transaction, and records when (unless a limit
@@ -92,6 +103,10 @@ impl Ledger {
             if let Some(listed) = p.listed {
                 prune_observations(tx, p, listed, &mut out)?;
                 prune_files(tx, p, listed, &in_flight, &mut out)?;
+                // Never moved back (a longer `history` does not bring back what went).
+                let mut counters = tx.open_table(COUNTERS)?;
+                let before = counters.get(files_key(p.flow).as_str())?.map(|v| v.value()).unwrap_or(0);
+                counters.insert(files_key(p.flow).as_str(), before.max(p.cutoff.max(0) as u64))?;
             }
             if !out.more {
                 tx.open_table(COUNTERS)?.insert(pruned_key(p.flow).as_str(), now.max(0) as u64)?;
