@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use super::discover::Candidate;
 use crate::config::Flow;
 use crate::config::flow::Disposition;
-use crate::ledger::prune::Prune;
+use crate::ledger::prune::{ForgetDelivered, Prune};
 use crate::ledger::{Ledger, LedgerError, to_millis};
 
 /// How often a flow's history is pruned.
@@ -40,7 +40,11 @@ pub fn prune_after_listing(flow: &Flow, ledger: &Ledger, listed: &[Candidate], n
         flow: &flow.name,
         cutoff,
         listed: Some(&listed),
-        forget_delivered: !matches!(flow.after_success, Disposition::Keep),
+        forget_delivered: match flow.after_success {
+            Disposition::Keep => ForgetDelivered::Never,
+            Disposition::MoveTo(_) => ForgetDelivered::Moved,
+            Disposition::Delete => ForgetDelivered::All,
+        },
         limit: LIMIT,
     };
     let pruned = ledger.prune(&prune, now)?;

@@ -1350,3 +1350,22 @@ async fn history_keeps_the_deliveries_an_expected_file_window_looks_at() {
     fx.run_at(SystemTime::now() + 9 * day).await;
     assert!(fx.ledger.files("t").unwrap().is_empty(), "older than any window: forgotten");
 }
+
+/// A flow that kept its sources and now moves them: the files it delivered under `keep` are
+/// still in the folder (the next run that lists them moves them). Missing from one listing
+/// (a share not mounted), they are not new: their delivery says they were never moved away.
+#[tokio::test]
+async fn history_keeps_a_delivery_made_under_keep_when_the_flow_now_moves_its_sources() {
+    let day = Duration::from_secs(86_400);
+    let mut fx = fixture();
+    fx.flow.after_success = Disposition::Keep;
+    fx.put("in/a.csv", b"1,2\n");
+    assert_eq!(fx.run().await.counts.delivered, 1);
+    fx.flow.after_success = Disposition::MoveTo(RemotePath::parse("/in/processed").unwrap());
+    std::fs::rename(fx.src.join("in/a.csv"), fx.src.join("away.csv")).unwrap();
+    fx.run_at(SystemTime::now() + 100 * day).await;
+    std::fs::rename(fx.src.join("away.csv"), fx.src.join("in/a.csv")).unwrap();
+    let r = fx.run_at(SystemTime::now() + 101 * day).await;
+    assert_eq!((r.counts.delivered, r.counts.skipped), (0, 1), "never twice: {r:#?}");
+    assert!(fx.src.join("in/processed/a.csv").exists(), "moved as the flow now says");
+}

@@ -10,7 +10,9 @@
 //! - the records of files finished (`done`, `failed`, `duplicate`, `vanished`) whose path the
 //!   last listing no longer had, with their content results;
 //! - with them, for a flow that moves or deletes what it delivered, the delivered identity:
-//!   a file re-sent after `history` is taken as a new one. A flow that keeps its sources
+//!   a file re-sent after `history` is taken as a new one. Under `move_to`, only of a file
+//!   its record says was moved: one delivered while the flow kept its sources may still be
+//!   in the folder. A flow that keeps its sources
 //!   (`after.success: keep`) keeps every delivered identity: a listing that comes back empty
 //!   once (a partner's share not mounted for a minute) must not make the files in it new.
 //!
@@ -37,12 +39,24 @@ pub struct Prune<'a> {
     /// The paths of the flow's source listing that this pruning follows (`None`: no listing,
     /// and then no file record or observation is forgotten).
     pub listed: Option<&'a HashSet<String>>,
-    /// Whether delivered identities may go with their file records (the flow moves or
-    /// deletes its delivered sources).
-    pub forget_delivered: bool,
+    /// Which delivered identities may go with their file records.
+    pub forget_delivered: ForgetDelivered,
     /// At most this many records of each kind in one call (one write transaction); the rest
     /// waits for the next call.
     pub limit: usize,
+}
+
+/// Which delivered identities go with the records of their files, by what the flow does with
+/// a delivered source (`after.success`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForgetDelivered {
+    /// None (`keep`: the files are still in the folder, whether listed or not).
+    Never,
+    /// Those of the files their record says were moved away (`move_to`). A file delivered
+    /// before the flow moved its sources (under `keep`) may still be in the folder.
+    Moved,
+    /// All (`delete`).
+    All,
 }
 
 /// What a [`Ledger::prune`] forgot.
@@ -259,7 +273,12 @@ fn prune_files(
         results.remove((p.flow, rec.path.as_str()))?;
         // The delivered identity goes with the file that delivered it (not with a duplicate
         // of it, nor when a later delivery of the identity is still recent).
-        let delivered_here = p.forget_delivered
+        let disposed = match p.forget_delivered {
+            ForgetDelivered::Never => false,
+            ForgetDelivered::Moved => rec.disposed_to.is_some(),
+            ForgetDelivered::All => true,
+        };
+        let delivered_here = disposed
             && done.get((p.flow, rec.identity.as_str()))?.map(|d| d.value()).is_some_and(|d| d.path == rec.path && d.at < p.cutoff);
         if delivered_here {
             done.remove((p.flow, rec.identity.as_str()))?;
@@ -295,7 +314,7 @@ mod tests {
         }
     }
 
-    fn prune(l: &Ledger, listed: &[&str], forget_delivered: bool, limit: usize) -> Pruned {
+    fn prune(l: &Ledger, listed: &[&str], forget_delivered: ForgetDelivered, limit: usize) -> Pruned {
         let listed: HashSet<String> = listed.iter().map(|s| s.to_string()).collect();
         let p = Prune { flow: "f", cutoff: 100 * DAY, listed: Some(&listed), forget_delivered, limit };
         l.prune(&p, 190 * DAY).unwrap()
@@ -308,7 +327,7 @@ mod tests {
         let newest_ok = run(&l, "f", 2 * DAY, RunStatus::Ok);
         let failed = run(&l, "f", 3 * DAY, RunStatus::Failed);
         let other = run(&l, "g", DAY, RunStatus::Ok);
-        let p = prune(&l, &[], false, 100);
+        let p = prune(&l, &[], ForgetDelivered::Never, 100);
         assert_eq!((p.runs, p.more), (1, false));
         let left: Vec<u64> = l.runs(Some("f"), 10).unwrap().iter().map(|r| r.id).collect();
         assert_eq!(left, [failed, newest_ok]);
@@ -326,11 +345,11 @@ mod tests {
             run(&l, "f", d * DAY, RunStatus::Ok);
         }
         run(&l, "f", 150 * DAY, RunStatus::Ok);
-        let p = prune(&l, &[], false, 2);
+        let p = prune(&l, &[], ForgetDelivered::Never, 2);
         assert_eq!((p.runs, p.more), (2, true));
         assert_eq!(l.last_pruned("f").unwrap(), None, "not done yet");
-        assert_eq!(prune(&l, &[], false, 2), Pruned { runs: 2, more: true, ..Pruned::default() });
-        assert_eq!(prune(&l, &[], false, 2), Pruned { runs: 1, ..Pruned::default() });
+        assert_eq!(prune(&l, &[], ForgetDelivered::Never, 2), Pruned { runs: 2, more: true, ..Pruned::default() });
+        assert_eq!(prune(&l, &[], ForgetDelivered::Never, 2), Pruned { runs: 1, ..Pruned::default() });
         assert_eq!(l.runs(Some("f"), 10).unwrap().len(), 1, "the newest run, also the newest ok");
         assert!(l.run_content("f", 1).unwrap().is_none());
     }
@@ -341,10 +360,10 @@ mod tests {
         let ev = |at| NewEvent { flow: "f".into(), at, kind: EventKind::Failed, subject: String::new(), detail: "x".into(), run: None };
         l.record_events(&[ev(DAY), ev(2 * DAY), ev(150 * DAY)]).unwrap();
         l.set_notify_cursor(1).unwrap();
-        assert_eq!(prune(&l, &[], false, 100).events, 1);
+        assert_eq!(prune(&l, &[], ForgetDelivered::Never, 100).events, 1);
         assert_eq!(l.events(Some("f"), 0, 10).unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
         l.set_notify_cursor(3).unwrap();
-        assert_eq!(prune(&l, &[], false, 100).events, 1, "a recent one stays");
+        assert_eq!(prune(&l, &[], ForgetDelivered::Never, 100).events, 1, "a recent one stays");
     }
 
     #[test]
@@ -357,7 +376,7 @@ mod tests {
         file(&l, "f", "in/staging.csv", FileState::Staging, DAY);
         file(&l, "f", "in/recent.csv", FileState::Done, 150 * DAY);
         l.put_observations("f", &[("in/seen.csv".into(), Observation { size: 1, mtime: None, since: DAY })]).unwrap();
-        let p = prune(&l, &["in/kept.csv"], false, 100);
+        let p = prune(&l, &["in/kept.csv"], ForgetDelivered::Never, 100);
         assert_eq!((p.files, p.observations), (2, 1));
         let left: Vec<String> = l.files("f").unwrap().into_iter().map(|r| r.path).collect();
         assert_eq!(left, ["in/kept.csv", "in/quarantined.csv", "in/recent.csv", "in/staging.csv"]);
@@ -365,9 +384,19 @@ mod tests {
         assert!(l.observation("f", "in/seen.csv").unwrap().is_none());
 
         file(&l, "f", "in/gone.csv", FileState::Done, DAY);
-        assert_eq!(prune(&l, &["in/kept.csv"], true, 100).files, 1);
+        assert_eq!(prune(&l, &["in/kept.csv"], ForgetDelivered::All, 100).files, 1);
         assert!(l.done("f", "id:in/gone.csv").unwrap().is_none(), "moved or deleted: re-sent later, it is new");
         assert!(l.done("f", "id:in/kept.csv").unwrap().is_some(), "still listed");
+
+        // A flow moving its sources forgets the deliveries of the files it moved, not of those
+        // delivered while it kept them (still in the folder, unlisted once).
+        file(&l, "f", "in/kept-then.csv", FileState::Done, DAY);
+        let moved = FileRecord { disposed_to: Some("in/processed/moved.csv".into()), ..l.file("f", "in/kept-then.csv").unwrap().unwrap() };
+        let moved = FileRecord { path: "in/moved.csv".into(), identity: "id:in/moved.csv".into(), ..moved };
+        l.complete("f", &moved, &DoneRecord { path: moved.path.clone(), run: 1, at: DAY, targets: vec![] }).unwrap();
+        assert_eq!(prune(&l, &["in/kept.csv"], ForgetDelivered::Moved, 100).files, 2);
+        assert!(l.done("f", "id:in/kept-then.csv").unwrap().is_some());
+        assert!(l.done("f", "id:in/moved.csv").unwrap().is_none());
     }
 
     #[test]
@@ -388,7 +417,7 @@ mod tests {
         l.register_await(&a("expired", AwaitState::Expired, None, Some(DAY))).unwrap();
         l.register_await(&a("recent", AwaitState::Late, Some(150 * DAY), None)).unwrap();
         l.register_await(&a("waiting", AwaitState::Overdue, None, Some(DAY))).unwrap();
-        assert_eq!(prune(&l, &[], false, 100).awaits, 2);
+        assert_eq!(prune(&l, &[], ForgetDelivered::Never, 100).awaits, 2);
         let left: Vec<String> = l.awaits(Some("f")).unwrap().into_iter().map(|a| a.expected).collect();
         assert_eq!(left, ["ack/recent", "ack/waiting"]);
         // The request may be registered again (a new await), as a new file would be.

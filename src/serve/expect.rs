@@ -166,7 +166,13 @@ mod tests {
         assert!(missed(&l, "f", &[deadline(DAY, 3 * DAY)]).unwrap().is_empty(), "delivered in its window");
         // A daemon down for 100 days: the delivery was forgotten meanwhile (moved away).
         let listed = Default::default();
-        let p = Prune { flow: "f", cutoff: 90 * DAY, listed: Some(&listed), forget_delivered: true, limit: 100 };
+        let p = Prune {
+            flow: "f",
+            cutoff: 90 * DAY,
+            listed: Some(&listed),
+            forget_delivered: crate::ledger::prune::ForgetDelivered::All,
+            limit: 100,
+        };
         assert_eq!(l.prune(&p, 100 * DAY).unwrap().files, 1);
         assert!(missed(&l, "f", &[deadline(DAY, 3 * DAY)]).unwrap().is_empty(), "cannot tell: not reported missing");
         // A window since the cutoff is judged as before.
