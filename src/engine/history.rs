@@ -1,6 +1,6 @@
 //! When a flow's history is pruned: after its run's listing (which says which files are
 //! still in the source folder), at most once a day. What is forgotten is the ledger's rule
-//! (`ledger::prune`).
+//! (`ledger::prune`). A round trip's response flow (`NAME.response`) is pruned with its flow.
 
 use std::collections::HashSet;
 use std::time::SystemTime;
@@ -9,7 +9,7 @@ use super::discover::Candidate;
 use crate::config::Flow;
 use crate::config::flow::Disposition;
 use crate::ledger::prune::{ForgetDelivered, Prune};
-use crate::ledger::{Ledger, LedgerError, to_millis};
+use crate::ledger::{Ledger, LedgerError, Millis, to_millis};
 
 /// How often a flow's history is pruned.
 const EVERY_MS: i64 = 86_400_000;
@@ -36,10 +36,23 @@ pub fn prune_after_listing(flow: &Flow, ledger: &Ledger, listed: &[Candidate], n
     if !flow.expect.is_empty() {
         cutoff = cutoff.min(now.saturating_sub(EXPECT_REACH_MS));
     }
-    let prune = Prune {
+    prune(ledger, flow, cutoff, &listed, now)?;
+    if let Some(r) = flow.response.as_deref() {
+        // The response flow (round trips) lists nothing of its own here: of its records, those
+        // of the responses still awaited stay (the awaits read them), as a listed file's do.
+        let awaited: HashSet<String> =
+            ledger.awaits(Some(&flow.name))?.into_iter().filter(|a| a.state.is_open()).map(|a| a.expected).collect();
+        prune(ledger, &r.flow, cutoff, &awaited, now)?;
+    }
+    Ok(())
+}
+
+/// Forgets what `flow`'s records older than `cutoff` allow, the paths `listed` excepted.
+fn prune(ledger: &Ledger, flow: &Flow, cutoff: Millis, listed: &HashSet<String>, now: Millis) -> Result<(), LedgerError> {
+    let p = Prune {
         flow: &flow.name,
         cutoff,
-        listed: Some(&listed),
+        listed: Some(listed),
         forget_delivered: match flow.after_success {
             Disposition::Keep => ForgetDelivered::Never,
             Disposition::MoveTo(_) => ForgetDelivered::Moved,
@@ -47,7 +60,7 @@ pub fn prune_after_listing(flow: &Flow, ledger: &Ledger, listed: &[Candidate], n
         },
         limit: LIMIT,
     };
-    let pruned = ledger.prune(&prune, now)?;
+    let pruned = ledger.prune(&p, now)?;
     if !pruned.is_empty() {
         tracing::info!(
             flow = %flow.name,

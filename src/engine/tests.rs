@@ -1369,3 +1369,40 @@ async fn history_keeps_a_delivery_made_under_keep_when_the_flow_now_moves_its_so
     assert_eq!((r.counts.delivered, r.counts.skipped), (0, 1), "never twice: {r:#?}");
     assert!(fx.src.join("in/processed/a.csv").exists(), "moved as the flow now says");
 }
+
+/// A round trip's response flow (`t.response`) has a history too: the records of responses
+/// taken for awaits long closed go with the awaits (before, they stayed for ever: one or
+/// more records per request, however old).
+#[tokio::test]
+async fn history_forgets_the_responses_of_old_round_trips() {
+    let day = Duration::from_secs(86_400);
+    let mut fx = fixture();
+    let mut rflow = fx.flow.clone();
+    rflow.name = "t.response".into();
+    rflow.source.endpoint = "erp".into();
+    rflow.source.path = RemotePath::parse("/outbox").unwrap();
+    rflow.source.include = globs(&["*"]);
+    rflow.sinks[0].endpoint = "partner".into();
+    rflow.sinks[0].path = NameTemplate::new("/acks").unwrap();
+    rflow.after_success = Disposition::MoveTo(RemotePath::parse("/outbox/done").unwrap());
+    fx.flow.response = Some(Box::new(crate::config::flow::Response {
+        name: NameTemplate::new("{{name}}.ack").unwrap(),
+        deadline: day,
+        expire_after: None,
+        request_sink: 0,
+        flow: rflow,
+    }));
+    std::fs::create_dir_all(fx.dst.join("outbox")).unwrap();
+    fx.put("in/a.csv", b"1,2\n");
+    assert_eq!(fx.run().await.counts.delivered, 1);
+    std::fs::write(fx.dst.join("outbox/a.csv.ack"), b"ok").unwrap();
+    let r = fx.run().await;
+    assert_eq!(r.responses.iter().map(|a| a.state).collect::<Vec<_>>(), [crate::ledger::AwaitState::Answered], "{r:#?}");
+    assert_eq!(fx.ledger.files("t.response").unwrap().len(), 1);
+    assert!(fx.src.join("acks/a.csv.ack").exists());
+
+    fx.run_at(SystemTime::now() + 100 * day).await;
+    assert!(fx.ledger.awaits(Some("t")).unwrap().is_empty());
+    assert!(fx.ledger.files("t").unwrap().is_empty());
+    assert!(fx.ledger.files("t.response").unwrap().is_empty(), "{:#?}", fx.ledger.files("t.response").unwrap());
+}
