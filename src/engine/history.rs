@@ -69,6 +69,7 @@ fn prune(ledger: &Ledger, flow: &Flow, cutoff: Millis, listed: &HashSet<String>,
             files = pruned.files,
             observations = pruned.observations,
             awaits = pruned.awaits,
+            deliveries = pruned.deliveries,
             more = pruned.more,
             "Forgot history older than the flow's `history`."
         );

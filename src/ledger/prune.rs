@@ -16,6 +16,8 @@
 //!   (`after.success: keep`) keeps every delivered identity: a listing that comes back empty
 //!   once (a partner's share not mounted for a minute) must not make the files in it new.
 //!
+//!   The deliveries of earlier versions of a name whose record now holds a later one
+//!   (`orders.csv` every day) go too, under the same rule.
 //! - awaited responses (round trips) answered, refused or expired before the cutoff.
 //!
 //! Kept whatever their age: quarantined files (`wharf quarantine` releases them), files
@@ -67,13 +69,15 @@ pub struct Pruned {
     pub observations: usize,
     pub files: usize,
     pub awaits: usize,
+    /// Delivered identities of earlier versions of a file name (see [`Ledger::prune`]).
+    pub deliveries: usize,
     /// A limit was reached: more is left to forget.
     pub more: bool,
 }
 
 impl Pruned {
     pub fn is_empty(&self) -> bool {
-        self.runs + self.events + self.observations + self.files + self.awaits == 0
+        self.runs + self.events + self.observations + self.files + self.awaits + self.deliveries == 0
     }
 }
 
@@ -268,6 +272,32 @@ fn prune_files(
     }
     let mut results = tx.open_table(FILE_RESULTS)?;
     let mut done = tx.open_table(DONE)?;
+    if p.forget_delivered != ForgetDelivered::Never {
+        // Earlier versions under a name whose record now holds a later, finished one
+        // (`orders.csv` every day): their deliveries have no record of their own to go with,
+        // and what is at that name is not them. Looked up before the records go.
+        let mut earlier = Vec::new();
+        for item in done.range(flow_range(p.flow))? {
+            let (k, v) = item?;
+            let (identity, d) = (k.value().1, v.value());
+            if d.at >= p.cutoff || listed.contains(&d.path) || in_flight.contains(&d.path) {
+                continue;
+            }
+            let later =
+                files.get((p.flow, d.path.as_str()))?.map(|r| r.value()).is_some_and(|r| finished(r.state) && r.identity != identity);
+            if later {
+                if earlier.len() == p.limit {
+                    out.more = true;
+                    break;
+                }
+                earlier.push(identity.to_string());
+            }
+        }
+        for identity in &earlier {
+            done.remove((p.flow, identity.as_str()))?;
+        }
+        out.deliveries = earlier.len();
+    }
     for rec in &old {
         files.remove((p.flow, rec.path.as_str()))?;
         results.remove((p.flow, rec.path.as_str()))?;
@@ -282,6 +312,7 @@ fn prune_files(
             && done.get((p.flow, rec.identity.as_str()))?.map(|d| d.value()).is_some_and(|d| d.path == rec.path && d.at < p.cutoff);
         if delivered_here {
             done.remove((p.flow, rec.identity.as_str()))?;
+            out.deliveries += 1;
         }
     }
     out.files = old.len();
@@ -397,6 +428,40 @@ mod tests {
         assert_eq!(prune(&l, &["in/kept.csv"], ForgetDelivered::Moved, 100).files, 2);
         assert!(l.done("f", "id:in/kept-then.csv").unwrap().is_some());
         assert!(l.done("f", "id:in/moved.csv").unwrap().is_none());
+    }
+
+    #[test]
+    fn the_delivery_of_an_earlier_version_under_the_same_name_goes_too() {
+        // `orders.csv` every day: the file record holds the last version only; the delivered
+        // identities of the earlier ones are forgotten as theirs would be.
+        let l = Ledger::in_memory().unwrap();
+        let moved = |version: &str, at| {
+            let rec = FileRecord {
+                path: "in/orders.csv".into(),
+                identity: format!("id:{version}"),
+                state: FileState::Done,
+                updated: at,
+                disposed_to: Some(format!("in/processed/orders-{version}.csv")),
+                ..Default::default()
+            };
+            l.complete("f", &rec, &DoneRecord { path: rec.path.clone(), run: 1, at, targets: vec![] }).unwrap();
+        };
+        moved("1", DAY);
+        moved("2", 2 * DAY);
+        moved("3", 150 * DAY);
+        let p = prune(&l, &[], ForgetDelivered::Moved, 100);
+        assert_eq!((p.files, p.more), (0, false), "the record is recent");
+        assert!(l.done("f", "id:1").unwrap().is_none() && l.done("f", "id:2").unwrap().is_none());
+        assert!(l.done("f", "id:3").unwrap().is_some());
+        // Not for a flow keeping its sources, nor while a version of that name is listed.
+        moved("4", DAY);
+        moved("5", 150 * DAY);
+        prune(&l, &[], ForgetDelivered::Never, 100);
+        assert!(l.done("f", "id:4").unwrap().is_some());
+        prune(&l, &["in/orders.csv"], ForgetDelivered::All, 100);
+        assert!(l.done("f", "id:4").unwrap().is_some());
+        assert_eq!(prune(&l, &[], ForgetDelivered::All, 1), Pruned { deliveries: 1, ..Pruned::default() });
+        assert!(l.done("f", "id:4").unwrap().is_none());
     }
 
     #[test]
