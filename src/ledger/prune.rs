@@ -121,10 +121,9 @@ impl Ledger {
             if let Some(listed) = p.listed {
                 prune_observations(tx, p, listed, &mut out)?;
                 prune_files(tx, p, listed, &in_flight, &mut out)?;
-                // Never moved back (a longer `history` does not bring back what went).
-                let mut counters = tx.open_table(COUNTERS)?;
-                let before = counters.get(files_key(p.flow).as_str())?.map(|v| v.value()).unwrap_or(0);
-                counters.insert(files_key(p.flow).as_str(), before.max(p.cutoff.max(0) as u64))?;
+                // The last cutoff, not the latest: a clock that jumped ahead for a while must
+                // not silence `expect:` until it gets there.
+                tx.open_table(COUNTERS)?.insert(files_key(p.flow).as_str(), p.cutoff.max(0) as u64)?;
             }
             if !out.more {
                 tx.open_table(COUNTERS)?.insert(pruned_key(p.flow).as_str(), now.max(0) as u64)?;
@@ -462,6 +461,18 @@ mod tests {
         assert!(l.done("f", "id:4").unwrap().is_some());
         assert_eq!(prune(&l, &[], ForgetDelivered::All, 1), Pruned { deliveries: 1, ..Pruned::default() });
         assert!(l.done("f", "id:4").unwrap().is_none());
+    }
+
+    #[test]
+    fn how_far_back_files_were_forgotten_follows_the_clock_back() {
+        let l = Ledger::in_memory().unwrap();
+        assert_eq!(l.files_forgotten_before("f").unwrap(), None);
+        let listed = HashSet::new();
+        let p = |cutoff| Prune { flow: "f", cutoff, listed: Some(&listed), forget_delivered: ForgetDelivered::Never, limit: 10 };
+        // A clock a year ahead for a while, then right again: `expect:` judges again at once.
+        l.prune(&p(400 * DAY), 490 * DAY).unwrap();
+        l.prune(&p(100 * DAY), 190 * DAY).unwrap();
+        assert_eq!(l.files_forgotten_before("f").unwrap(), Some(100 * DAY));
     }
 
     #[test]
