@@ -21,7 +21,8 @@
 //! - awaited responses (round trips) answered, refused or expired before the cutoff.
 //!
 //! Kept whatever their age: quarantined files (`wharf quarantine` releases them), files
-//! still in flight, responses still awaited, and every record of another flow.
+//! still in flight, responses still awaited, the awaits of requests not finished yet (a
+//! request retried registers its await again), and every record of another flow.
 
 use std::collections::HashSet;
 
@@ -200,9 +201,18 @@ fn prune_events(tx: &redb::WriteTransaction, p: &Prune, out: &mut Pruned) -> Res
 
 fn prune_awaits(tx: &redb::WriteTransaction, p: &Prune, out: &mut Pruned) -> Result<(), redb::Error> {
     let mut awaits = tx.open_table(AWAITS)?;
+    let files = tx.open_table(FILES)?;
     let mut old = Vec::new();
     for item in awaits.range(flow_range(p.flow))? {
         let a = item?.1.value();
+        // A request not finished yet (its disposal failing run after run) registers its await
+        // again at each attempt: forgotten, it would be awaited anew, and be overdue.
+        let request = files.get((p.flow, a.request.as_str()))?.map(|r| r.value());
+        if request.is_some_and(|r| {
+            r.identity == a.request_identity && !matches!(r.state, FileState::Done | FileState::Duplicate | FileState::Vanished)
+        }) {
+            continue;
+        }
         let closed_at = match a.state {
             AwaitState::Waiting | AwaitState::Overdue => None,
             AwaitState::Expired => a.expire_at,
@@ -496,6 +506,12 @@ mod tests {
         assert_eq!(prune(&l, &[], ForgetDelivered::Never, 100).awaits, 2);
         let left: Vec<String> = l.awaits(Some("f")).unwrap().into_iter().map(|a| a.expected).collect();
         assert_eq!(left, ["ack/recent", "ack/waiting"]);
+        // Not while its request is still going (delivered, its disposal failing run after run).
+        l.register_await(&a("going", AwaitState::Answered, Some(DAY), None)).unwrap();
+        let g = FileRecord { path: "out/going".into(), identity: "id:going".into(), state: FileState::Failed, ..Default::default() };
+        l.put_file("f", &g).unwrap();
+        assert_eq!(prune(&l, &[], ForgetDelivered::Never, 100).awaits, 0);
+        assert_eq!(l.register_await(&a("going", AwaitState::Waiting, None, None)).unwrap(), crate::ledger::awaits::Registered::Existing);
         // The request may be registered again (a new await), as a new file would be.
         assert_eq!(l.register_await(&a("answered", AwaitState::Waiting, None, None)).unwrap(), crate::ledger::awaits::Registered::New);
     }
