@@ -1,6 +1,6 @@
 //! When a flow's history is pruned: after its run's listing (which says which files are
 //! still in the source folder), at most once a day. What is forgotten is the ledger's rule
-//! (`ledger::prune`).
+//! (`ledger::prune`). A round trip's response flow (`NAME.response`) is pruned with its flow.
 
 use std::collections::HashSet;
 use std::time::SystemTime;
@@ -8,8 +8,8 @@ use std::time::SystemTime;
 use super::discover::Candidate;
 use crate::config::Flow;
 use crate::config::flow::Disposition;
-use crate::ledger::prune::Prune;
-use crate::ledger::{Ledger, LedgerError, to_millis};
+use crate::ledger::prune::{ForgetDelivered, Prune};
+use crate::ledger::{Ledger, LedgerError, Millis, to_millis};
 
 /// How often a flow's history is pruned.
 const EVERY_MS: i64 = 86_400_000;
@@ -17,6 +17,12 @@ const EVERY_MS: i64 = 86_400_000;
 /// Records of each kind forgotten in one transaction at most (a first pruning of a ledger
 /// years old goes on in the next runs, each one short).
 const LIMIT: usize = 20_000;
+
+/// How far back from its deadline an `expect:` window may reach (a week: `days: mon` looks
+/// for a delivery since the Monday before), with a day to spare for time zones and DST
+/// changes. A flow with `expect:` keeps at least this much of its history, whatever its
+/// `history`: a delivery forgotten sooner would be reported missing.
+const EXPECT_REACH_MS: i64 = 8 * EVERY_MS;
 
 /// Prunes `flow`'s history when it is due, given the run's `listed` candidates.
 pub fn prune_after_listing(flow: &Flow, ledger: &Ledger, listed: &[Candidate], now: SystemTime) -> Result<(), LedgerError> {
@@ -26,14 +32,35 @@ pub fn prune_after_listing(flow: &Flow, ledger: &Ledger, listed: &[Candidate], n
         return Ok(());
     }
     let listed: HashSet<String> = listed.iter().map(|c| c.entry.path.as_str().to_string()).collect();
-    let prune = Prune {
+    let mut cutoff = now.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
+    if !flow.expect.is_empty() {
+        cutoff = cutoff.min(now.saturating_sub(EXPECT_REACH_MS));
+    }
+    prune(ledger, flow, cutoff, &listed, now)?;
+    if let Some(r) = flow.response.as_deref() {
+        // The response flow (round trips) lists nothing of its own here: of its records, those
+        // of the responses still awaited stay (the awaits read them), as a listed file's do.
+        let awaited: HashSet<String> =
+            ledger.awaits(Some(&flow.name))?.into_iter().filter(|a| a.state.is_open()).map(|a| a.expected).collect();
+        prune(ledger, &r.flow, cutoff, &awaited, now)?;
+    }
+    Ok(())
+}
+
+/// Forgets what `flow`'s records older than `cutoff` allow, the paths `listed` excepted.
+fn prune(ledger: &Ledger, flow: &Flow, cutoff: Millis, listed: &HashSet<String>, now: Millis) -> Result<(), LedgerError> {
+    let p = Prune {
         flow: &flow.name,
-        cutoff: now.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX)),
-        listed: Some(&listed),
-        forget_delivered: !matches!(flow.after_success, Disposition::Keep),
+        cutoff,
+        listed: Some(listed),
+        forget_delivered: match flow.after_success {
+            Disposition::Keep => ForgetDelivered::Never,
+            Disposition::MoveTo(_) => ForgetDelivered::Moved,
+            Disposition::Delete => ForgetDelivered::All,
+        },
         limit: LIMIT,
     };
-    let pruned = ledger.prune(&prune, now)?;
+    let pruned = ledger.prune(&p, now)?;
     if !pruned.is_empty() {
         tracing::info!(
             flow = %flow.name,
@@ -42,6 +69,7 @@ pub fn prune_after_listing(flow: &Flow, ledger: &Ledger, listed: &[Candidate], n
             files = pruned.files,
             observations = pruned.observations,
             awaits = pruned.awaits,
+            deliveries = pruned.deliveries,
             more = pruned.more,
             "Forgot history older than the flow's `history`."
         );

@@ -1327,3 +1327,82 @@ async fn history_forgets_files_moved_away_but_never_a_file_still_in_the_folder()
     fx.run_at(SystemTime::now() + 1000 * day).await;
     assert_eq!((fx.ledger.files("t").unwrap().len(), fx.ledger.runs(Some("t"), 10).unwrap().len()), (1, 2));
 }
+
+/// A flow with `expect:` keeps its deliveries for as long as an expected-file window may
+/// reach back (a week: `days: mon` looks for a delivery since the Monday before), whatever
+/// its `history`: forgotten sooner, a file delivered on Tuesday would be missing on Monday.
+#[tokio::test]
+async fn history_keeps_the_deliveries_an_expected_file_window_looks_at() {
+    let day = Duration::from_secs(86_400);
+    let mut fx = fixture();
+    fx.flow.history = Some(day);
+    fx.flow.expect = vec![crate::schedule::Expect {
+        by: chrono::NaiveTime::from_hms_opt(6, 0, 0).unwrap(),
+        days: crate::schedule::Days::parse("mon").unwrap(),
+        tz: chrono_tz::UTC,
+        since: None,
+    }];
+    fx.put("in/a.csv", b"1,2\n");
+    assert_eq!(fx.run().await.counts.delivered, 1);
+    fx.run_at(SystemTime::now() + 6 * day).await;
+    let done: Vec<FileState> = fx.ledger.files("t").unwrap().iter().map(|r| r.state).collect();
+    assert_eq!(done, [FileState::Done], "the delivery is still in a window `expect` looks at");
+    fx.run_at(SystemTime::now() + 9 * day).await;
+    assert!(fx.ledger.files("t").unwrap().is_empty(), "older than any window: forgotten");
+}
+
+/// A flow that kept its sources and now moves them: the files it delivered under `keep` are
+/// still in the folder (the next run that lists them moves them). Missing from one listing
+/// (a share not mounted), they are not new: their delivery says they were never moved away.
+#[tokio::test]
+async fn history_keeps_a_delivery_made_under_keep_when_the_flow_now_moves_its_sources() {
+    let day = Duration::from_secs(86_400);
+    let mut fx = fixture();
+    fx.flow.after_success = Disposition::Keep;
+    fx.put("in/a.csv", b"1,2\n");
+    assert_eq!(fx.run().await.counts.delivered, 1);
+    fx.flow.after_success = Disposition::MoveTo(RemotePath::parse("/in/processed").unwrap());
+    std::fs::rename(fx.src.join("in/a.csv"), fx.src.join("away.csv")).unwrap();
+    fx.run_at(SystemTime::now() + 100 * day).await;
+    std::fs::rename(fx.src.join("away.csv"), fx.src.join("in/a.csv")).unwrap();
+    let r = fx.run_at(SystemTime::now() + 101 * day).await;
+    assert_eq!((r.counts.delivered, r.counts.skipped), (0, 1), "never twice: {r:#?}");
+    assert!(fx.src.join("in/processed/a.csv").exists(), "moved as the flow now says");
+}
+
+/// A round trip's response flow (`t.response`) has a history too: the records of responses
+/// taken for awaits long closed go with the awaits (before, they stayed for ever: one or
+/// more records per request, however old).
+#[tokio::test]
+async fn history_forgets_the_responses_of_old_round_trips() {
+    let day = Duration::from_secs(86_400);
+    let mut fx = fixture();
+    let mut rflow = fx.flow.clone();
+    rflow.name = "t.response".into();
+    rflow.source.endpoint = "erp".into();
+    rflow.source.path = RemotePath::parse("/outbox").unwrap();
+    rflow.source.include = globs(&["*"]);
+    rflow.sinks[0].endpoint = "partner".into();
+    rflow.sinks[0].path = NameTemplate::new("/acks").unwrap();
+    rflow.after_success = Disposition::MoveTo(RemotePath::parse("/outbox/done").unwrap());
+    fx.flow.response = Some(Box::new(crate::config::flow::Response {
+        name: NameTemplate::new("{{name}}.ack").unwrap(),
+        deadline: day,
+        expire_after: None,
+        request_sink: 0,
+        flow: rflow,
+    }));
+    std::fs::create_dir_all(fx.dst.join("outbox")).unwrap();
+    fx.put("in/a.csv", b"1,2\n");
+    assert_eq!(fx.run().await.counts.delivered, 1);
+    std::fs::write(fx.dst.join("outbox/a.csv.ack"), b"ok").unwrap();
+    let r = fx.run().await;
+    assert_eq!(r.responses.iter().map(|a| a.state).collect::<Vec<_>>(), [crate::ledger::AwaitState::Answered], "{r:#?}");
+    assert_eq!(fx.ledger.files("t.response").unwrap().len(), 1);
+    assert!(fx.src.join("acks/a.csv.ack").exists());
+
+    fx.run_at(SystemTime::now() + 100 * day).await;
+    assert!(fx.ledger.awaits(Some("t")).unwrap().is_empty());
+    assert!(fx.ledger.files("t").unwrap().is_empty());
+    assert!(fx.ledger.files("t.response").unwrap().is_empty(), "{:#?}", fx.ledger.files("t.response").unwrap());
+}

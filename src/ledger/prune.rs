@@ -10,14 +10,19 @@
 //! - the records of files finished (`done`, `failed`, `duplicate`, `vanished`) whose path the
 //!   last listing no longer had, with their content results;
 //! - with them, for a flow that moves or deletes what it delivered, the delivered identity:
-//!   a file re-sent after `history` is taken as a new one. A flow that keeps its sources
+//!   a file re-sent after `history` is taken as a new one. Under `move_to`, only of a file
+//!   its record says was moved: one delivered while the flow kept its sources may still be
+//!   in the folder. A flow that keeps its sources
 //!   (`after.success: keep`) keeps every delivered identity: a listing that comes back empty
 //!   once (a partner's share not mounted for a minute) must not make the files in it new.
 //!
+//!   The deliveries of earlier versions of a name whose record now holds a later one
+//!   (`orders.csv` every day) go too, under the same rule.
 //! - awaited responses (round trips) answered, refused or expired before the cutoff.
 //!
 //! Kept whatever their age: quarantined files (`wharf quarantine` releases them), files
-//! still in flight, responses still awaited, and every record of another flow.
+//! still in flight, responses still awaited, the awaits of requests not finished yet (a
+//! request retried registers its await again), and every record of another flow.
 
 use std::collections::HashSet;
 
@@ -37,12 +42,24 @@ pub struct Prune<'a> {
     /// The paths of the flow's source listing that this pruning follows (`None`: no listing,
     /// and then no file record or observation is forgotten).
     pub listed: Option<&'a HashSet<String>>,
-    /// Whether delivered identities may go with their file records (the flow moves or
-    /// deletes its delivered sources).
-    pub forget_delivered: bool,
+    /// Which delivered identities may go with their file records.
+    pub forget_delivered: ForgetDelivered,
     /// At most this many records of each kind in one call (one write transaction); the rest
     /// waits for the next call.
     pub limit: usize,
+}
+
+/// Which delivered identities go with the records of their files, by what the flow does with
+/// a delivered source (`after.success`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ForgetDelivered {
+    /// None (`keep`: the files are still in the folder, whether listed or not).
+    Never,
+    /// Those of the files their record says were moved away (`move_to`). A file delivered
+    /// before the flow moved its sources (under `keep`) may still be in the folder.
+    Moved,
+    /// All (`delete`).
+    All,
 }
 
 /// What a [`Ledger::prune`] forgot.
@@ -53,19 +70,26 @@ pub struct Pruned {
     pub observations: usize,
     pub files: usize,
     pub awaits: usize,
+    /// Delivered identities of earlier versions of a file name (see [`Ledger::prune`]).
+    pub deliveries: usize,
     /// A limit was reached: more is left to forget.
     pub more: bool,
 }
 
 impl Pruned {
     pub fn is_empty(&self) -> bool {
-        self.runs + self.events + self.observations + self.files + self.awaits == 0
+        self.runs + self.events + self.observations + self.files + self.awaits + self.deliveries == 0
     }
 }
 
 /// The `counters_v1` key of when `flow` was last pruned completely.
 fn pruned_key(flow: &str) -> String {
     format!("pruned_at/{flow}")
+}
+
+/// The `counters_v1` key of the cutoff `flow`'s file records were last pruned to.
+fn files_key(flow: &str) -> String {
+    format!("files_forgotten_before/{flow}")
 }
 
 /// A finished file whose record may be forgotten (in flight and quarantined ones may not).
@@ -80,6 +104,12 @@ impl Ledger {
         self.read(|tx| Ok(tx.open_table(COUNTERS)?.get(pruned_key(flow).as_str())?.map(|v| v.value() as Millis)))
     }
 
+    /// Before when `flow`'s records of finished files may have been forgotten (`None`: none
+    /// ever was): what the ledger says of the flow's deliveries before it is incomplete.
+    pub fn files_forgotten_before(&self, flow: &str) -> Result<Option<Millis>, LedgerError> {
+        self.read(|tx| Ok(tx.open_table(COUNTERS)?.get(files_key(flow).as_str())?.map(|v| v.value() as Millis)))
+    }
+
     /// Forgets what `p` allows, in one write transaction, and records when (unless a limit
     /// was reached: the next call goes on).
     pub fn prune(&self, p: &Prune, now: Millis) -> Result<Pruned, LedgerError> {
@@ -92,6 +122,9 @@ impl Ledger {
             if let Some(listed) = p.listed {
                 prune_observations(tx, p, listed, &mut out)?;
                 prune_files(tx, p, listed, &in_flight, &mut out)?;
+                // The last cutoff, not the latest: a clock that jumped ahead for a while must
+                // not silence `expect:` until it gets there.
+                tx.open_table(COUNTERS)?.insert(files_key(p.flow).as_str(), p.cutoff.max(0) as u64)?;
             }
             if !out.more {
                 tx.open_table(COUNTERS)?.insert(pruned_key(p.flow).as_str(), now.max(0) as u64)?;
@@ -168,9 +201,18 @@ fn prune_events(tx: &redb::WriteTransaction, p: &Prune, out: &mut Pruned) -> Res
 
 fn prune_awaits(tx: &redb::WriteTransaction, p: &Prune, out: &mut Pruned) -> Result<(), redb::Error> {
     let mut awaits = tx.open_table(AWAITS)?;
+    let files = tx.open_table(FILES)?;
     let mut old = Vec::new();
     for item in awaits.range(flow_range(p.flow))? {
         let a = item?.1.value();
+        // A request not finished yet (its disposal failing run after run) registers its await
+        // again at each attempt: forgotten, it would be awaited anew, and be overdue.
+        let request = files.get((p.flow, a.request.as_str()))?.map(|r| r.value());
+        if request.is_some_and(|r| {
+            r.identity == a.request_identity && !matches!(r.state, FileState::Done | FileState::Duplicate | FileState::Vanished)
+        }) {
+            continue;
+        }
         let closed_at = match a.state {
             AwaitState::Waiting | AwaitState::Overdue => None,
             AwaitState::Expired => a.expire_at,
@@ -239,15 +281,47 @@ fn prune_files(
     }
     let mut results = tx.open_table(FILE_RESULTS)?;
     let mut done = tx.open_table(DONE)?;
+    if p.forget_delivered != ForgetDelivered::Never {
+        // Earlier versions under a name whose record now holds a later, finished one
+        // (`orders.csv` every day): their deliveries have no record of their own to go with,
+        // and what is at that name is not them. Looked up before the records go.
+        let mut earlier = Vec::new();
+        for item in done.range(flow_range(p.flow))? {
+            let (k, v) = item?;
+            let (identity, d) = (k.value().1, v.value());
+            if d.at >= p.cutoff || listed.contains(&d.path) || in_flight.contains(&d.path) {
+                continue;
+            }
+            let later =
+                files.get((p.flow, d.path.as_str()))?.map(|r| r.value()).is_some_and(|r| finished(r.state) && r.identity != identity);
+            if later {
+                if earlier.len() == p.limit {
+                    out.more = true;
+                    break;
+                }
+                earlier.push(identity.to_string());
+            }
+        }
+        for identity in &earlier {
+            done.remove((p.flow, identity.as_str()))?;
+        }
+        out.deliveries = earlier.len();
+    }
     for rec in &old {
         files.remove((p.flow, rec.path.as_str()))?;
         results.remove((p.flow, rec.path.as_str()))?;
         // The delivered identity goes with the file that delivered it (not with a duplicate
         // of it, nor when a later delivery of the identity is still recent).
-        let delivered_here = p.forget_delivered
+        let disposed = match p.forget_delivered {
+            ForgetDelivered::Never => false,
+            ForgetDelivered::Moved => rec.disposed_to.is_some(),
+            ForgetDelivered::All => true,
+        };
+        let delivered_here = disposed
             && done.get((p.flow, rec.identity.as_str()))?.map(|d| d.value()).is_some_and(|d| d.path == rec.path && d.at < p.cutoff);
         if delivered_here {
             done.remove((p.flow, rec.identity.as_str()))?;
+            out.deliveries += 1;
         }
     }
     out.files = old.len();
@@ -280,7 +354,7 @@ mod tests {
         }
     }
 
-    fn prune(l: &Ledger, listed: &[&str], forget_delivered: bool, limit: usize) -> Pruned {
+    fn prune(l: &Ledger, listed: &[&str], forget_delivered: ForgetDelivered, limit: usize) -> Pruned {
         let listed: HashSet<String> = listed.iter().map(|s| s.to_string()).collect();
         let p = Prune { flow: "f", cutoff: 100 * DAY, listed: Some(&listed), forget_delivered, limit };
         l.prune(&p, 190 * DAY).unwrap()
@@ -293,7 +367,7 @@ mod tests {
         let newest_ok = run(&l, "f", 2 * DAY, RunStatus::Ok);
         let failed = run(&l, "f", 3 * DAY, RunStatus::Failed);
         let other = run(&l, "g", DAY, RunStatus::Ok);
-        let p = prune(&l, &[], false, 100);
+        let p = prune(&l, &[], ForgetDelivered::Never, 100);
         assert_eq!((p.runs, p.more), (1, false));
         let left: Vec<u64> = l.runs(Some("f"), 10).unwrap().iter().map(|r| r.id).collect();
         assert_eq!(left, [failed, newest_ok]);
@@ -311,11 +385,11 @@ mod tests {
             run(&l, "f", d * DAY, RunStatus::Ok);
         }
         run(&l, "f", 150 * DAY, RunStatus::Ok);
-        let p = prune(&l, &[], false, 2);
+        let p = prune(&l, &[], ForgetDelivered::Never, 2);
         assert_eq!((p.runs, p.more), (2, true));
         assert_eq!(l.last_pruned("f").unwrap(), None, "not done yet");
-        assert_eq!(prune(&l, &[], false, 2), Pruned { runs: 2, more: true, ..Pruned::default() });
-        assert_eq!(prune(&l, &[], false, 2), Pruned { runs: 1, ..Pruned::default() });
+        assert_eq!(prune(&l, &[], ForgetDelivered::Never, 2), Pruned { runs: 2, more: true, ..Pruned::default() });
+        assert_eq!(prune(&l, &[], ForgetDelivered::Never, 2), Pruned { runs: 1, ..Pruned::default() });
         assert_eq!(l.runs(Some("f"), 10).unwrap().len(), 1, "the newest run, also the newest ok");
         assert!(l.run_content("f", 1).unwrap().is_none());
     }
@@ -326,10 +400,10 @@ mod tests {
         let ev = |at| NewEvent { flow: "f".into(), at, kind: EventKind::Failed, subject: String::new(), detail: "x".into(), run: None };
         l.record_events(&[ev(DAY), ev(2 * DAY), ev(150 * DAY)]).unwrap();
         l.set_notify_cursor(1).unwrap();
-        assert_eq!(prune(&l, &[], false, 100).events, 1);
+        assert_eq!(prune(&l, &[], ForgetDelivered::Never, 100).events, 1);
         assert_eq!(l.events(Some("f"), 0, 10).unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
         l.set_notify_cursor(3).unwrap();
-        assert_eq!(prune(&l, &[], false, 100).events, 1, "a recent one stays");
+        assert_eq!(prune(&l, &[], ForgetDelivered::Never, 100).events, 1, "a recent one stays");
     }
 
     #[test]
@@ -342,7 +416,7 @@ mod tests {
         file(&l, "f", "in/staging.csv", FileState::Staging, DAY);
         file(&l, "f", "in/recent.csv", FileState::Done, 150 * DAY);
         l.put_observations("f", &[("in/seen.csv".into(), Observation { size: 1, mtime: None, since: DAY })]).unwrap();
-        let p = prune(&l, &["in/kept.csv"], false, 100);
+        let p = prune(&l, &["in/kept.csv"], ForgetDelivered::Never, 100);
         assert_eq!((p.files, p.observations), (2, 1));
         let left: Vec<String> = l.files("f").unwrap().into_iter().map(|r| r.path).collect();
         assert_eq!(left, ["in/kept.csv", "in/quarantined.csv", "in/recent.csv", "in/staging.csv"]);
@@ -350,9 +424,65 @@ mod tests {
         assert!(l.observation("f", "in/seen.csv").unwrap().is_none());
 
         file(&l, "f", "in/gone.csv", FileState::Done, DAY);
-        assert_eq!(prune(&l, &["in/kept.csv"], true, 100).files, 1);
+        assert_eq!(prune(&l, &["in/kept.csv"], ForgetDelivered::All, 100).files, 1);
         assert!(l.done("f", "id:in/gone.csv").unwrap().is_none(), "moved or deleted: re-sent later, it is new");
         assert!(l.done("f", "id:in/kept.csv").unwrap().is_some(), "still listed");
+
+        // A flow moving its sources forgets the deliveries of the files it moved, not of those
+        // delivered while it kept them (still in the folder, unlisted once).
+        file(&l, "f", "in/kept-then.csv", FileState::Done, DAY);
+        let moved = FileRecord { disposed_to: Some("in/processed/moved.csv".into()), ..l.file("f", "in/kept-then.csv").unwrap().unwrap() };
+        let moved = FileRecord { path: "in/moved.csv".into(), identity: "id:in/moved.csv".into(), ..moved };
+        l.complete("f", &moved, &DoneRecord { path: moved.path.clone(), run: 1, at: DAY, targets: vec![] }).unwrap();
+        assert_eq!(prune(&l, &["in/kept.csv"], ForgetDelivered::Moved, 100).files, 2);
+        assert!(l.done("f", "id:in/kept-then.csv").unwrap().is_some());
+        assert!(l.done("f", "id:in/moved.csv").unwrap().is_none());
+    }
+
+    #[test]
+    fn the_delivery_of_an_earlier_version_under_the_same_name_goes_too() {
+        // `orders.csv` every day: the file record holds the last version only; the delivered
+        // identities of the earlier ones are forgotten as theirs would be.
+        let l = Ledger::in_memory().unwrap();
+        let moved = |version: &str, at| {
+            let rec = FileRecord {
+                path: "in/orders.csv".into(),
+                identity: format!("id:{version}"),
+                state: FileState::Done,
+                updated: at,
+                disposed_to: Some(format!("in/processed/orders-{version}.csv")),
+                ..Default::default()
+            };
+            l.complete("f", &rec, &DoneRecord { path: rec.path.clone(), run: 1, at, targets: vec![] }).unwrap();
+        };
+        moved("1", DAY);
+        moved("2", 2 * DAY);
+        moved("3", 150 * DAY);
+        let p = prune(&l, &[], ForgetDelivered::Moved, 100);
+        assert_eq!((p.files, p.more), (0, false), "the record is recent");
+        assert!(l.done("f", "id:1").unwrap().is_none() && l.done("f", "id:2").unwrap().is_none());
+        assert!(l.done("f", "id:3").unwrap().is_some());
+        // Not for a flow keeping its sources, nor while a version of that name is listed.
+        moved("4", DAY);
+        moved("5", 150 * DAY);
+        prune(&l, &[], ForgetDelivered::Never, 100);
+        assert!(l.done("f", "id:4").unwrap().is_some());
+        prune(&l, &["in/orders.csv"], ForgetDelivered::All, 100);
+        assert!(l.done("f", "id:4").unwrap().is_some());
+        assert_eq!(prune(&l, &[], ForgetDelivered::All, 1), Pruned { deliveries: 1, ..Pruned::default() });
+        assert!(l.done("f", "id:4").unwrap().is_none());
+    }
+
+    #[test]
+    fn how_far_back_files_were_forgotten_follows_the_clock_back() {
+        let l = Ledger::in_memory().unwrap();
+        assert_eq!(l.files_forgotten_before("f").unwrap(), None);
+        let listed = HashSet::new();
+        let p = |cutoff| Prune { flow: "f", cutoff, listed: Some(&listed), forget_delivered: ForgetDelivered::Never, limit: 10 };
+        // A clock a year ahead for a while, then right again: `expect:` judges again at once.
+        l.prune(&p(400 * DAY), 490 * DAY).unwrap();
+        l.prune(&p(100 * DAY), 190 * DAY).unwrap();
+        assert_eq!(l.files_forgotten_before("f").unwrap(), Some(100 * DAY));
     }
 
     #[test]
@@ -373,9 +503,15 @@ mod tests {
         l.register_await(&a("expired", AwaitState::Expired, None, Some(DAY))).unwrap();
         l.register_await(&a("recent", AwaitState::Late, Some(150 * DAY), None)).unwrap();
         l.register_await(&a("waiting", AwaitState::Overdue, None, Some(DAY))).unwrap();
-        assert_eq!(prune(&l, &[], false, 100).awaits, 2);
+        assert_eq!(prune(&l, &[], ForgetDelivered::Never, 100).awaits, 2);
         let left: Vec<String> = l.awaits(Some("f")).unwrap().into_iter().map(|a| a.expected).collect();
         assert_eq!(left, ["ack/recent", "ack/waiting"]);
+        // Not while its request is still going (delivered, its disposal failing run after run).
+        l.register_await(&a("going", AwaitState::Answered, Some(DAY), None)).unwrap();
+        let g = FileRecord { path: "out/going".into(), identity: "id:going".into(), state: FileState::Failed, ..Default::default() };
+        l.put_file("f", &g).unwrap();
+        assert_eq!(prune(&l, &[], ForgetDelivered::Never, 100).awaits, 0);
+        assert_eq!(l.register_await(&a("going", AwaitState::Waiting, None, None)).unwrap(), crate::ledger::awaits::Registered::Existing);
         // The request may be registered again (a new await), as a new file would be.
         assert_eq!(l.register_await(&a("answered", AwaitState::Waiting, None, None)).unwrap(), crate::ledger::awaits::Registered::New);
     }

@@ -113,14 +113,24 @@ impl Watch {
     }
 }
 
-/// One `missing` event per deadline whose window saw no delivered file.
+/// One `missing` event per deadline whose window saw no delivered file. A window reaching
+/// back before what the flow's `history` forgot (a daemon down for longer than it, checking
+/// the deadlines it missed) cannot be judged: it is logged, never reported missing.
 fn missed(ledger: &Ledger, flow: &str, deadlines: &[Deadline]) -> Result<Vec<NewEvent>, LedgerError> {
     let delivered: Vec<i64> = ledger.files(flow)?.into_iter().filter(|f| f.state == FileState::Done).map(|f| f.updated).collect();
+    let forgotten = ledger.files_forgotten_before(flow)?;
     Ok(deadlines
         .iter()
         .filter(|d| {
             let (from, to) = (d.window_start.timestamp_millis(), d.due.timestamp_millis());
             !delivered.iter().any(|t| (from..=to).contains(t))
+        })
+        .filter(|d| {
+            let judged = forgotten.is_none_or(|f| d.window_start.timestamp_millis() >= f);
+            if !judged {
+                tracing::warn!(flow = %flow, deadline = %d.label, "Cannot tell whether a file was delivered by this past deadline: the flow's `history` no longer goes back to its window; not reported missing.");
+            }
+            judged
         })
         .map(|d| NewEvent {
             flow: flow.to_string(),
@@ -132,4 +142,41 @@ fn missed(ledger: &Ledger, flow: &str, deadlines: &[Deadline]) -> Result<Vec<New
             run: None,
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::prune::Prune;
+    use crate::ledger::{DoneRecord, FileRecord};
+
+    const DAY: i64 = 86_400_000;
+
+    fn deadline(from: i64, to: i64) -> Deadline {
+        let at = |ms| DateTime::from_timestamp_millis(ms).unwrap();
+        Deadline { due: at(to), window_start: at(from), label: format!("day {}", to / DAY) }
+    }
+
+    #[test]
+    fn a_window_older_than_the_history_is_not_reported_missing() {
+        let l = Ledger::in_memory().unwrap();
+        let rec =
+            FileRecord { path: "in/a.csv".into(), identity: "id".into(), state: FileState::Done, updated: 2 * DAY, ..Default::default() };
+        l.complete("f", &rec, &DoneRecord { path: rec.path.clone(), run: 1, at: 2 * DAY, targets: vec![] }).unwrap();
+        assert!(missed(&l, "f", &[deadline(DAY, 3 * DAY)]).unwrap().is_empty(), "delivered in its window");
+        // A daemon down for 100 days: the delivery was forgotten meanwhile (moved away).
+        let listed = Default::default();
+        let p = Prune {
+            flow: "f",
+            cutoff: 90 * DAY,
+            listed: Some(&listed),
+            forget_delivered: crate::ledger::prune::ForgetDelivered::All,
+            limit: 100,
+        };
+        assert_eq!(l.prune(&p, 100 * DAY).unwrap().files, 1);
+        assert!(missed(&l, "f", &[deadline(DAY, 3 * DAY)]).unwrap().is_empty(), "cannot tell: not reported missing");
+        // A window since the cutoff is judged as before.
+        let events = missed(&l, "f", &[deadline(95 * DAY, 96 * DAY)]).unwrap();
+        assert_eq!(events.iter().map(|e| e.kind).collect::<Vec<_>>(), [EventKind::Missing]);
+    }
 }
