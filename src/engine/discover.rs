@@ -34,6 +34,9 @@ pub struct Discovered {
     /// The names the listing left out as unsafe that the globs would have taken (or, for a
     /// name a glob cannot be tried on faithfully, might have): they can never be taken.
     pub skipped: Vec<SkippedName>,
+    /// Subfolders that could not be listed (permission denied, or gone): the run takes the
+    /// rest, and the flow's history forgets nothing that may be under them.
+    pub unlisted: Vec<RemotePath>,
 }
 
 /// Lists `src` on `ep` and returns the candidates, sorted by path, and the names left out.
@@ -51,6 +54,7 @@ pub async fn discover(
         skip_dirs.iter().filter_map(|d| if let Disposition::MoveTo(p) = d { Some(p) } else { None }).collect();
     let mut files = Vec::new();
     let mut skipped = Vec::new();
+    let mut unlisted = Vec::new();
     let mut dirs = vec![(src.path.clone(), 0u32)];
     while let Some((dir, depth)) = dirs.pop() {
         let listed = match ep.list(&dir).await {
@@ -60,6 +64,7 @@ pub async fn discover(
             // itself failing stops the run.)
             Err(e) if depth > 0 && matches!(e.kind, ErrorKind::PermissionDenied | ErrorKind::NotFound) => {
                 tracing::warn!(flow = %flow, folder = %dir, error = %e, "Skipping a subfolder that cannot be listed.");
+                unlisted.push(dir);
                 continue;
             }
             Err(e) => return Err(e),
@@ -104,7 +109,7 @@ pub async fn discover(
     // when the globs match it.
     out.retain(|c| !companions.contains(c.entry.path.as_str()));
     out.sort_by(|a, b| a.entry.path.cmp(&b.entry.path));
-    Ok(Discovered { candidates: out, skipped })
+    Ok(Discovered { candidates: out, skipped, unlisted })
 }
 
 /// Whether the flow takes a file at `rel` (under the source folder) by its name: the globs,

@@ -2,13 +2,13 @@
 //! still in the source folder), at most once a day. What is forgotten is the ledger's rule
 //! (`ledger::prune`). A round trip's response flow (`NAME.response`) is pruned with its flow.
 
-use std::collections::HashSet;
 use std::time::SystemTime;
 
 use super::discover::Candidate;
 use crate::config::Flow;
 use crate::config::flow::Disposition;
-use crate::ledger::prune::{ForgetDelivered, Prune};
+use crate::endpoint::RemotePath;
+use crate::ledger::prune::{ForgetDelivered, Listed, Prune};
 use crate::ledger::{Ledger, LedgerError, Millis, to_millis};
 
 /// How often a flow's history is pruned.
@@ -24,14 +24,24 @@ const LIMIT: usize = 20_000;
 /// `history`: a delivery forgotten sooner would be reported missing.
 const EXPECT_REACH_MS: i64 = 8 * EVERY_MS;
 
-/// Prunes `flow`'s history when it is due, given the run's `listed` candidates.
-pub fn prune_after_listing(flow: &Flow, ledger: &Ledger, listed: &[Candidate], now: SystemTime) -> Result<(), LedgerError> {
+/// Prunes `flow`'s history when it is due, given the run's `listed` candidates and the
+/// subfolders its listing could not read (`unlisted`: nothing under them is forgotten).
+pub fn prune_after_listing(
+    flow: &Flow,
+    ledger: &Ledger,
+    listed: &[Candidate],
+    unlisted: &[RemotePath],
+    now: SystemTime,
+) -> Result<(), LedgerError> {
     let Some(keep) = flow.history else { return Ok(()) };
     let now = to_millis(now);
     if ledger.last_pruned(&flow.name)?.is_some_and(|at| (0..EVERY_MS).contains(&(now - at))) {
         return Ok(());
     }
-    let listed: HashSet<String> = listed.iter().map(|c| c.entry.path.as_str().to_string()).collect();
+    let listed = Listed {
+        paths: listed.iter().map(|c| c.entry.path.as_str().to_string()).collect(),
+        unlisted: unlisted.iter().map(|f| f.as_str().to_string()).collect(),
+    };
     let mut cutoff = now.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
     if !flow.expect.is_empty() {
         cutoff = cutoff.min(now.saturating_sub(EXPECT_REACH_MS));
@@ -40,15 +50,14 @@ pub fn prune_after_listing(flow: &Flow, ledger: &Ledger, listed: &[Candidate], n
     if let Some(r) = flow.response.as_deref() {
         // The response flow (round trips) lists nothing of its own here: of its records, those
         // of the responses still awaited stay (the awaits read them), as a listed file's do.
-        let awaited: HashSet<String> =
-            ledger.awaits(Some(&flow.name))?.into_iter().filter(|a| a.state.is_open()).map(|a| a.expected).collect();
+        let awaited = Listed::of(ledger.awaits(Some(&flow.name))?.into_iter().filter(|a| a.state.is_open()).map(|a| a.expected));
         prune(ledger, &r.flow, cutoff, &awaited, now)?;
     }
     Ok(())
 }
 
 /// Forgets what `flow`'s records older than `cutoff` allow, the paths `listed` excepted.
-fn prune(ledger: &Ledger, flow: &Flow, cutoff: Millis, listed: &HashSet<String>, now: Millis) -> Result<(), LedgerError> {
+fn prune(ledger: &Ledger, flow: &Flow, cutoff: Millis, listed: &Listed, now: Millis) -> Result<(), LedgerError> {
     let p = Prune {
         flow: &flow.name,
         cutoff,

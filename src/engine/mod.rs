@@ -389,7 +389,7 @@ async fn run_files(
     }
 
     let skip = [&flow.after_success, &flow.after_failure];
-    let discover::Discovered { candidates, skipped } = retry::retry(flow.retry, "list", || async {
+    let discover::Discovered { candidates, skipped, unlisted } = retry::retry(flow.retry, "list", || async {
         discover::discover(&flow.name, &*source, &flow.source, flow.steps.as_ref(), &skip, now).await.map_err(FileError::from)
     })
     .await
@@ -400,7 +400,7 @@ async fn run_files(
     discover::warn_skipped(&flow.name, run, &source.describe(), &skipped);
     report.skipped_names = skipped;
     report.counts.seen = candidates.len() as u32;
-    history::prune_after_listing(flow, ledger, &candidates, now)?;
+    history::prune_after_listing(flow, ledger, &candidates, &unlisted, now)?;
 
     // Readiness, with all observations stored in one write.
     let now_ms = to_millis(now);

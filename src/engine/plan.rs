@@ -104,7 +104,7 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
         });
     };
     let skip = [&flow.after_success, &flow.after_failure];
-    let discover::Discovered { candidates, skipped } =
+    let discover::Discovered { candidates, skipped, .. } =
         discover::discover(&flow.name, &**source, &flow.source, flow.steps.as_ref(), &skip, now).await.map_err(err)?;
     let now_ms = to_millis(now);
     // The run number the next run would get, for `{{run}}` in names (another run may take it).

@@ -39,14 +39,36 @@ pub struct Prune<'a> {
     pub flow: &'a str,
     /// Records last changed before this (ms since the epoch) may go.
     pub cutoff: Millis,
-    /// The paths of the flow's source listing that this pruning follows (`None`: no listing,
+    /// What the flow's source listing that this pruning follows had (`None`: no listing,
     /// and then no file record or observation is forgotten).
-    pub listed: Option<&'a HashSet<String>>,
+    pub listed: Option<&'a Listed>,
     /// Which delivered identities may go with their file records.
     pub forget_delivered: ForgetDelivered,
     /// At most this many records of each kind in one call (one write transaction); the rest
     /// waits for the next call.
     pub limit: usize,
+}
+
+/// What a listing of the flow's source had: its files, and the subfolders it could not list
+/// (whatever is under them may still be there).
+#[derive(Debug, Default, Clone)]
+pub struct Listed {
+    pub paths: HashSet<String>,
+    /// Folders (as record paths are written: `in/sub`) that could not be listed.
+    pub unlisted: Vec<String>,
+}
+
+impl Listed {
+    /// A listing of exactly `paths`.
+    pub fn of(paths: impl IntoIterator<Item = String>) -> Listed {
+        Listed { paths: paths.into_iter().collect(), unlisted: Vec::new() }
+    }
+
+    /// Whether the file at `path` may still be in the folder: listed, or under a folder that
+    /// could not be listed.
+    pub fn may_have(&self, path: &str) -> bool {
+        self.paths.contains(path) || self.unlisted.iter().any(|f| path.strip_prefix(f.as_str()).is_some_and(|rest| rest.starts_with('/')))
+    }
 }
 
 /// Which delivered identities go with the records of their files, by what the flow does with
@@ -239,13 +261,13 @@ fn prune_awaits(tx: &redb::WriteTransaction, p: &Prune, out: &mut Pruned) -> Res
     Ok(())
 }
 
-fn prune_observations(tx: &redb::WriteTransaction, p: &Prune, listed: &HashSet<String>, out: &mut Pruned) -> Result<(), redb::Error> {
+fn prune_observations(tx: &redb::WriteTransaction, p: &Prune, listed: &Listed, out: &mut Pruned) -> Result<(), redb::Error> {
     let mut obs = tx.open_table(OBSERVATIONS)?;
     let mut old = Vec::new();
     for item in obs.range(flow_range(p.flow))? {
         let (k, v) = item?;
         let path = k.value().1;
-        if v.value().since < p.cutoff && !listed.contains(path) {
+        if v.value().since < p.cutoff && !listed.may_have(path) {
             if old.len() == p.limit {
                 out.more = true;
                 break;
@@ -263,7 +285,7 @@ fn prune_observations(tx: &redb::WriteTransaction, p: &Prune, listed: &HashSet<S
 fn prune_files(
     tx: &redb::WriteTransaction,
     p: &Prune,
-    listed: &HashSet<String>,
+    listed: &Listed,
     in_flight: &HashSet<String>,
     out: &mut Pruned,
 ) -> Result<(), redb::Error> {
@@ -271,7 +293,7 @@ fn prune_files(
     let mut old = Vec::new();
     for item in files.range(flow_range(p.flow))? {
         let rec = item?.1.value();
-        if finished(rec.state) && rec.updated < p.cutoff && !listed.contains(&rec.path) && !in_flight.contains(&rec.path) {
+        if finished(rec.state) && rec.updated < p.cutoff && !listed.may_have(&rec.path) && !in_flight.contains(&rec.path) {
             if old.len() == p.limit {
                 out.more = true;
                 break;
@@ -289,7 +311,7 @@ fn prune_files(
         for item in done.range(flow_range(p.flow))? {
             let (k, v) = item?;
             let (identity, d) = (k.value().1, v.value());
-            if d.at >= p.cutoff || listed.contains(&d.path) || in_flight.contains(&d.path) {
+            if d.at >= p.cutoff || listed.may_have(&d.path) || in_flight.contains(&d.path) {
                 continue;
             }
             let later =
@@ -355,7 +377,7 @@ mod tests {
     }
 
     fn prune(l: &Ledger, listed: &[&str], forget_delivered: ForgetDelivered, limit: usize) -> Pruned {
-        let listed: HashSet<String> = listed.iter().map(|s| s.to_string()).collect();
+        let listed = Listed::of(listed.iter().map(|s| s.to_string()));
         let p = Prune { flow: "f", cutoff: 100 * DAY, listed: Some(&listed), forget_delivered, limit };
         l.prune(&p, 190 * DAY).unwrap()
     }
@@ -477,7 +499,7 @@ mod tests {
     fn how_far_back_files_were_forgotten_follows_the_clock_back() {
         let l = Ledger::in_memory().unwrap();
         assert_eq!(l.files_forgotten_before("f").unwrap(), None);
-        let listed = HashSet::new();
+        let listed = Listed::default();
         let p = |cutoff| Prune { flow: "f", cutoff, listed: Some(&listed), forget_delivered: ForgetDelivered::Never, limit: 10 };
         // A clock a year ahead for a while, then right again: `expect:` judges again at once.
         l.prune(&p(400 * DAY), 490 * DAY).unwrap();
@@ -514,5 +536,18 @@ mod tests {
         assert_eq!(l.register_await(&a("going", AwaitState::Waiting, None, None)).unwrap(), crate::ledger::awaits::Registered::Existing);
         // The request may be registered again (a new await), as a new file would be.
         assert_eq!(l.register_await(&a("answered", AwaitState::Waiting, None, None)).unwrap(), crate::ledger::awaits::Registered::New);
+    }
+
+    #[test]
+    fn nothing_under_a_folder_that_could_not_be_listed_is_forgotten() {
+        let l = Ledger::in_memory().unwrap();
+        file(&l, "f", "in/sub/a.csv", FileState::Done, DAY);
+        file(&l, "f", "in/subway.csv", FileState::Done, DAY);
+        let listed = Listed { paths: HashSet::new(), unlisted: vec!["in/sub".into()] };
+        assert!(listed.may_have("in/sub/a.csv") && listed.may_have("in/sub/x/y.csv"));
+        assert!(!listed.may_have("in/subway.csv") && !listed.may_have("in/sub"));
+        let p = Prune { flow: "f", cutoff: 100 * DAY, listed: Some(&listed), forget_delivered: ForgetDelivered::All, limit: 10 };
+        assert_eq!(l.prune(&p, 190 * DAY).unwrap().files, 1);
+        assert!(l.file("f", "in/sub/a.csv").unwrap().is_some() && l.done("f", "id:in/sub/a.csv").unwrap().is_some());
     }
 }
