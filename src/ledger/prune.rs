@@ -156,6 +156,17 @@ impl Ledger {
     }
 }
 
+/// Adds `item` to `old` unless `old` holds `p.limit` already; then says so (`out.more`) and
+/// `false`: the caller stops, the rest waits for the next pruning.
+fn take<T>(old: &mut Vec<T>, item: T, p: &Prune, out: &mut Pruned) -> bool {
+    if old.len() == p.limit {
+        out.more = true;
+        return false;
+    }
+    old.push(item);
+    true
+}
+
 fn prune_runs(tx: &redb::WriteTransaction, p: &Prune, out: &mut Pruned) -> Result<(), redb::Error> {
     let mut runs = tx.open_table(RUNS)?;
     let mut old = Vec::new();
@@ -179,12 +190,8 @@ fn prune_runs(tx: &redb::WriteTransaction, p: &Prune, out: &mut Pruned) -> Resul
             if run.finished.unwrap_or(run.started) >= p.cutoff {
                 break;
             }
-            if old.len() == p.limit {
-                out.more = true;
+            if run.status != RunStatus::Running && !keep.contains(&run.id) && !take(&mut old, run.id, p, out) {
                 break;
-            }
-            if run.status != RunStatus::Running && !keep.contains(&run.id) {
-                old.push(run.id);
             }
         }
     }
@@ -208,11 +215,9 @@ fn prune_events(tx: &redb::WriteTransaction, p: &Prune, out: &mut Pruned) -> Res
         if e.at >= p.cutoff || e.seq > handled {
             break;
         }
-        if old.len() == p.limit {
-            out.more = true;
+        if !take(&mut old, e.seq, p, out) {
             break;
         }
-        old.push(e.seq);
     }
     for seq in &old {
         events.remove((p.flow, *seq))?;
@@ -240,12 +245,8 @@ fn prune_awaits(tx: &redb::WriteTransaction, p: &Prune, out: &mut Pruned) -> Res
             AwaitState::Expired => a.expire_at,
             AwaitState::Answered | AwaitState::Late | AwaitState::Rejected => a.answered_at,
         };
-        if closed_at.is_some_and(|at| at < p.cutoff) {
-            if old.len() == p.limit {
-                out.more = true;
-                break;
-            }
-            old.push(a);
+        if closed_at.is_some_and(|at| at < p.cutoff) && !take(&mut old, a, p, out) {
+            break;
         }
     }
     let mut requests = tx.open_table(AWAIT_REQUESTS)?;
@@ -267,12 +268,8 @@ fn prune_observations(tx: &redb::WriteTransaction, p: &Prune, listed: &Listed, o
     for item in obs.range(flow_range(p.flow))? {
         let (k, v) = item?;
         let path = k.value().1;
-        if v.value().since < p.cutoff && !listed.may_have(path) {
-            if old.len() == p.limit {
-                out.more = true;
-                break;
-            }
-            old.push(path.to_string());
+        if v.value().since < p.cutoff && !listed.may_have(path) && !take(&mut old, path.to_string(), p, out) {
+            break;
         }
     }
     for path in &old {
@@ -293,12 +290,13 @@ fn prune_files(
     let mut old = Vec::new();
     for item in files.range(flow_range(p.flow))? {
         let rec = item?.1.value();
-        if finished(rec.state) && rec.updated < p.cutoff && !listed.may_have(&rec.path) && !in_flight.contains(&rec.path) {
-            if old.len() == p.limit {
-                out.more = true;
-                break;
-            }
-            old.push(rec);
+        if finished(rec.state)
+            && rec.updated < p.cutoff
+            && !listed.may_have(&rec.path)
+            && !in_flight.contains(&rec.path)
+            && !take(&mut old, rec, p, out)
+        {
+            break;
         }
     }
     let mut results = tx.open_table(FILE_RESULTS)?;
@@ -316,12 +314,8 @@ fn prune_files(
             }
             let later =
                 files.get((p.flow, d.path.as_str()))?.map(|r| r.value()).is_some_and(|r| finished(r.state) && r.identity != identity);
-            if later {
-                if earlier.len() == p.limit {
-                    out.more = true;
-                    break;
-                }
-                earlier.push(identity.to_string());
+            if later && !take(&mut earlier, identity.to_string(), p, out) {
+                break;
             }
         }
         for identity in &earlier {
