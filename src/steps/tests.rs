@@ -503,6 +503,23 @@ fn csv_settings_on_csv_are_taken() {
 /// Numbers in a partner's JSON are delivered as written, with or without a script: a 20-digit
 /// order number was `1.2345678901234567e19` after a `map` (and lost its digits beyond u64 even
 /// without one), `12.10` became `12.1`. A CSV cell declared `integer` passes a script exactly too.
+/// A whole `number` cell stays whole through a script that passes it on: `1` was given to the
+/// script as the float `1.0` and written back as `1.0`.
+#[test]
+fn whole_numbers_stay_whole_through_a_map() {
+    let b = Bench::new();
+    std::fs::write(b.path("p.schema.json"), r#"{"type":"object","properties":{"qty":{"type":"number"},"price":{"type":"number"}}}"#)
+        .unwrap();
+    std::fs::write(b.path("same.rhai"), "fn map(r) { r.kind = type_of(r.qty); r }").unwrap();
+    let steps = b.steps(
+        "- parse: { format: csv }\n- validate: { schema: p.schema.json }\n- map: { script: same.rhai }\n- write: { format: csv }",
+        "",
+    );
+    let p = b.run(&steps, "p.csv", b"qty,price\n1,12.10\n+5,3\n2.5,0.5\n");
+    assert_eq!(p.quarantine, None);
+    assert_eq!(b.read("out"), "kind,price,qty\ni64,12.1,1\ni64,3,5\nf64,0.5,2.5\n");
+}
+
 #[test]
 fn big_numbers_keep_every_digit_through_parse_map_and_write() {
     let b = Bench::new();
