@@ -129,6 +129,7 @@ fn fill_history(f: &mut FlowStatus, ledger: &Ledger) -> anyhow::Result<()> {
     // As the daemon counts it (the alert rules' health): runs cut off by a shutdown are not
     // failures of the flow.
     f.failing_streak = ledger.health(&f.name)?.failing_streak;
+    f.unsafe_names = ledger.unsafe_names(&f.name)?.into_iter().map(|n| n.path).collect();
     Ok(())
 }
 
@@ -157,7 +158,26 @@ fn print_table(flows: &[FlowStatus], live: bool) {
         if let Some(e) = f.last_run.as_ref().and_then(|r| r.error.as_ref()) {
             outln!("{:<width$}  last error: {e}", "");
         }
+        if let Some(line) = unsafe_names_line(&f.unsafe_names) {
+            outln!("{:<width$}  ! {line}", "");
+        }
     }
+}
+
+/// `2 files in the source can never be taken (unsafe names; rename them there): /in/a\nb.csv,
+/// /in/c\td.csv`, the first few of them.
+fn unsafe_names_line(names: &[String]) -> Option<String> {
+    const SHOWN: usize = 3;
+    let (first, more) = (names.first()?, names.len().saturating_sub(SHOWN));
+    let (count, them) = if names.len() == 1 { ("1 file".to_string(), "it") } else { (format!("{} files", names.len()), "them") };
+    let mut line = format!("{count} in the source can never be taken (unsafe names; rename {them} there): {first}");
+    for n in names.iter().take(SHOWN).skip(1) {
+        line.push_str(&format!(", {n}"));
+    }
+    if more > 0 {
+        line.push_str(&format!(" and {more} more"));
+    }
+    Some(line)
 }
 
 /// `running`, `waiting` (for a slot under the run limits), `running+1` (one queued),
@@ -220,6 +240,20 @@ mod tests {
         f.waiting = true;
         assert_eq!(state(&f, true), "waiting+1");
         f.waiting = false;
+    }
+
+    #[test]
+    fn unsafe_names_are_counted_and_the_first_few_shown() {
+        let names = |n: usize| (0..n).map(|i| format!("/in/{i}\\n.csv")).collect::<Vec<_>>();
+        assert_eq!(unsafe_names_line(&[]), None);
+        assert_eq!(
+            unsafe_names_line(&names(1)).unwrap(),
+            "1 file in the source can never be taken (unsafe names; rename it there): /in/0\\n.csv"
+        );
+        assert_eq!(
+            unsafe_names_line(&names(5)).unwrap(),
+            "5 files in the source can never be taken (unsafe names; rename them there): /in/0\\n.csv, /in/1\\n.csv, /in/2\\n.csv and 2 more"
+        );
     }
 
     #[test]

@@ -18,7 +18,8 @@ pub struct RawNotifyRule {
     /// The kinds of notice sent: `failed` (a run failed or was aborted), `quarantined` (a
     /// file), `unreachable` (an endpoint, several runs in a row), `recovered` (the first good
     /// run after `failed` or `unreachable` was announced), `missing` (an expected file not
-    /// there by its deadline), `overdue`, `late` and `expired` (awaited responses), `summary`
+    /// there by its deadline), `overdue`, `late` and `expired` (awaited responses),
+    /// `unsafe_name` (a file in the source folder whose name can never be taken), `summary`
     /// (every run's summary). `all` is every kind but `summary`.
     #[schemars(length(min = 1))]
     pub on: Vec<NoticeKindName>,
@@ -63,6 +64,9 @@ pub enum NoticeKindName {
     Late,
     /// An awaited response was given up (`expire_after`).
     Expired,
+    /// A file in the source folder has a name that can never be taken (a line break or
+    /// another control character, `..`, bytes that are not UTF-8); once while it stays.
+    UnsafeName,
     /// The summary of every run (opt-in: not part of `all`).
     Summary,
 }
@@ -80,6 +84,7 @@ impl NoticeKindName {
             NoticeKindName::Overdue => "overdue",
             NoticeKindName::Late => "late",
             NoticeKindName::Expired => "expired",
+            NoticeKindName::UnsafeName => "unsafe_name",
             NoticeKindName::Summary => "summary",
         }
     }

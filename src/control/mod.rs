@@ -106,6 +106,10 @@ pub struct FlowStatus {
     pub failing_streak: u32,
     /// Something the operator should know, e.g. "invalid flow file: kept the previous version".
     pub problem: Option<String>,
+    /// Files in the source folder whose names can never be taken (a line break in the name,
+    /// `..`…), as the last listing showed them: `/in/a\nb.csv`, escaped, safe to print.
+    #[serde(default)]
+    pub unsafe_names: Vec<String>,
 }
 
 impl FlowStatus {
@@ -123,6 +127,7 @@ impl FlowStatus {
             last_success: None,
             failing_streak: 0,
             problem: None,
+            unsafe_names: Vec::new(),
         }
     }
 }

@@ -4,15 +4,16 @@
 //!
 //! Also the one place that tells of the names a flow's source listing had to leave out (a
 //! line feed or `..` in a partner's file name, bytes that are not UTF-8): they are returned
-//! with the candidates, and [`warn_skipped`] logs them once per run with the flow and the run.
+//! with the candidates, and [`note_skipped`] records them in the ledger and logs each once
+//! while it stays, with the flow and the run.
 //!
 //! Only listing and filtering; readiness is decided in `ready`.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
-use std::sync::Mutex;
+use std::collections::BTreeSet;
 
 use crate::config::flow::{Disposition, Source};
 use crate::endpoint::{Endpoint, EndpointError, Entry, EntryKind, ErrorKind, RemotePath, SkippedName};
+use crate::ledger::{Ledger, LedgerError, Noted, to_millis};
 use crate::steps::Steps;
 use crate::template::{NameTemplate, NameVars};
 
@@ -41,7 +42,7 @@ pub struct Discovered {
 
 /// Lists `src` on `ep` and returns the candidates, sorted by path, and the names left out.
 /// Folders that are disposition targets (e.g. `processed/`) are never descended into.
-/// Logs nothing of the names left out: a listing may be retried (see [`warn_skipped`]).
+/// Logs nothing of the names left out: a listing may be retried (see [`note_skipped`]).
 pub async fn discover(
     flow: &str,
     ep: &dyn Endpoint,
@@ -118,30 +119,35 @@ fn wanted(src: &Source, rel: &str) -> bool {
     src.include.is_match(rel) && !src.exclude.is_match(rel) && (!crate::config::flow::is_hidden(rel) || src.include_hidden.is_match(rel))
 }
 
-/// Logs each name of `skipped` with the flow, the run and the endpoint: a file a partner
-/// named so that it can never be taken waits there, unseen, until somebody renames it. A
-/// process warns of a name once while it stays in the flow's listings (a daemon polling
-/// every minute would otherwise repeat it every minute; later runs say it at debug level,
-/// and every run's report lists it); a name that left and came back is warned of again.
-pub fn warn_skipped(flow: &str, run: u64, endpoint: &str, skipped: &[SkippedName]) {
-    let now: HashSet<String> = skipped.iter().map(SkippedName::shown_path).collect();
-    let before = {
-        let mut warned = WARNED.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        if now.is_empty() { warned.remove(flow).unwrap_or_default() } else { warned.insert(flow.to_string(), now).unwrap_or_default() }
-    };
+/// Records the names of `skipped` in the ledger (`ledger::unsafe_names`: an `unsafe_name`
+/// event for each new one) and logs each with the flow, the run and the endpoint: a file a
+/// partner named so that it can never be taken waits there, unseen, until somebody renames
+/// it. A name is warned of once while it stays in the flow's listings, across runs and
+/// restarts (a daemon polling every minute would otherwise repeat it every minute; later
+/// runs say it at debug level, and every run's report lists it); a name that left and came
+/// back is warned of again. Nothing under a folder the listing could not read (`unlisted`)
+/// is taken to have left.
+pub fn note_skipped(
+    ledger: &Ledger,
+    (flow, run, endpoint): (&str, u64, &str),
+    skipped: &[SkippedName],
+    unlisted: &[RemotePath],
+    now: std::time::SystemTime,
+) -> Result<(), LedgerError> {
+    let names: Vec<(String, String)> = skipped.iter().map(|s| (s.shown_path(), s.reason.to_string())).collect();
+    let unlisted: Vec<String> = unlisted.iter().map(RemotePath::to_string).collect();
+    let new = ledger.note_unsafe_names(&Noted { flow, run, at: to_millis(now), names: &names, unlisted: &unlisted })?;
     for s in skipped {
         let message = "Skipping a file whose name is not safe to use; rename it on the source to have it taken.";
         let (folder, name, reason) = (&s.folder, &s.name, s.reason);
-        if before.contains(&s.shown_path()) {
-            tracing::debug!(target: super::REPORT_LOG_TARGET, flow = %flow, run, endpoint = %endpoint, folder = %folder, name = %name, reason = %reason, "{message}");
-        } else {
+        if new.contains(&s.shown_path()) {
             tracing::warn!(target: super::REPORT_LOG_TARGET, flow = %flow, run, endpoint = %endpoint, folder = %folder, name = %name, reason = %reason, "{message}");
+        } else {
+            tracing::debug!(target: super::REPORT_LOG_TARGET, flow = %flow, run, endpoint = %endpoint, folder = %folder, name = %name, reason = %reason, "{message}");
         }
     }
+    Ok(())
 }
-
-/// Per flow, the names [`warn_skipped`] warned of in this process's last run of it.
-static WARNED: std::sync::LazyLock<Mutex<HashMap<String, HashSet<String>>>> = std::sync::LazyLock::new(Default::default);
 
 /// The files that go with the data file `e` (at `rel` under the source folder) on the source:
 /// its done file and the companions its steps read (checksum, row count). They are never
@@ -176,17 +182,22 @@ mod tests {
     use crate::log_capture::Log;
 
     #[test]
-    fn a_process_warns_of_a_skipped_name_once_while_it_stays() {
+    fn a_skipped_name_is_warned_of_once_while_it_stays() {
         let dir = RemotePath::parse("in").unwrap();
         let bad = |name: &str| SkippedName::refused(&dir, name, &dir.join(name).unwrap_err());
-        let (log, flow) = (Log::default(), "warn-once");
-        let warned = |skipped: &[SkippedName]| log.of(|| warn_skipped(flow, 1, "local /x", skipped)).1.len();
-        assert_eq!(warned(&[bad("a\nb.csv")]), 1);
-        assert_eq!(warned(&[bad("a\nb.csv")]), 0, "said at debug level on the next polls");
-        assert_eq!(warned(&[bad("a\nb.csv"), bad("c\td.csv")]), 1, "a new one is warned of");
-        assert_eq!(warned(&[]), 0);
-        assert_eq!(warned(&[bad("a\nb.csv")]), 1, "gone and back: warned of again");
-        let other = log.of(|| warn_skipped("another-flow", 1, "local /x", &[bad("a\nb.csv")])).1;
-        assert_eq!(other.len(), 1, "per flow");
+        let (log, ledger) = (Log::default(), Ledger::in_memory().unwrap());
+        let now = std::time::SystemTime::now();
+        let noted = |flow: &str, skipped: &[SkippedName]| {
+            log.of(|| note_skipped(&ledger, (flow, 1, "local /x"), skipped, &[], now).unwrap()).1.len()
+        };
+        assert_eq!(noted("f", &[bad("a\nb.csv")]), 1);
+        assert_eq!(noted("f", &[bad("a\nb.csv")]), 0, "said at debug level on the next polls");
+        assert_eq!(noted("f", &[bad("a\nb.csv"), bad("c\td.csv")]), 1, "a new one is warned of");
+        assert_eq!(noted("f", &[]), 0);
+        assert_eq!(noted("f", &[bad("a\nb.csv")]), 1, "gone and back: warned of again");
+        assert_eq!(noted("another-flow", &[bad("a\nb.csv")]), 1, "per flow");
+        let subjects: Vec<String> = ledger.events(None, 0, 10).unwrap().into_iter().map(|e| e.subject).collect();
+        assert_eq!(subjects.len(), 4, "an event with each warning: {subjects:?}");
+        assert_eq!(subjects[0], "/in/a\\nb.csv");
     }
 }

@@ -397,7 +397,7 @@ async fn run_files(
         FileError::Endpoint(e) => RunAbort::Endpoint(e),
         other => RunAbort::File(format!("flow {}: {other}", flow.name), other.kind()),
     })?;
-    discover::warn_skipped(&flow.name, run, &source.describe(), &skipped);
+    discover::note_skipped(ledger, (&flow.name, run, &source.describe()), &skipped, &unlisted, now)?;
     report.skipped_names = skipped;
     report.counts.seen = candidates.len() as u32;
     history::prune_after_listing(flow, ledger, &candidates, &unlisted, now)?;

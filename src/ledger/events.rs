@@ -49,11 +49,14 @@ pub enum EventKind {
     Recovered,
     /// No file was delivered in an `expect:` window by its deadline.
     Missing,
+    /// A listing of the source showed a name that can never be taken (subject: the name as
+    /// shown; detail: why). Once while it stays (`ledger::unsafe_names`).
+    UnsafeName,
 }
 
 impl EventKind {
     /// Every kind, in declaration order.
-    pub const ALL: [EventKind; 8] = [
+    pub const ALL: [EventKind; 9] = [
         EventKind::Overdue,
         EventKind::Late,
         EventKind::Expired,
@@ -62,6 +65,7 @@ impl EventKind {
         EventKind::Unreachable,
         EventKind::Recovered,
         EventKind::Missing,
+        EventKind::UnsafeName,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -74,6 +78,7 @@ impl EventKind {
             EventKind::Unreachable => "unreachable",
             EventKind::Recovered => "recovered",
             EventKind::Missing => "missing",
+            EventKind::UnsafeName => "unsafe_name",
         }
     }
 }

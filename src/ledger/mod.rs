@@ -1,8 +1,9 @@
 //! The ledger: wharf's state in one embedded redb database.
 //!
 //! It records every file seen (its identity and lifecycle state), every delivered identity,
-//! readiness observations across polls, every run, awaited responses of round trips and the
-//! event log (`awaits`). Each engine transition is one write transaction, which is what makes
+//! readiness observations across polls, every run, awaited responses of round trips, the
+//! event log (`awaits`, `events`) and the names a source listing could never take
+//! (`unsafe_names`). Each engine transition is one write transaction, which is what makes
 //! a crash at any point resumable: the next run reads where each file stood and carries on
 //! from there. Most are durable (fsynced); the engine may write a transition
 //! [`Durability::Lazy`] when losing it in a crash only sends the file back to an earlier
@@ -43,6 +44,7 @@ pub mod prune;
 pub mod records;
 mod snapshot;
 mod store;
+pub mod unsafe_names;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -60,6 +62,7 @@ pub use records::*;
 pub use snapshot::Snapshot;
 pub use store::{Committer, Transition};
 use store::{Core, Handle, Pending, apply_complete, apply_file, apply_result, builder};
+pub use unsafe_names::{Noted, UnsafeName};
 
 const FILES: TableDefinition<(&str, &str), Postcard<FileRecord>> = TableDefinition::new("files_v2");
 const DONE: TableDefinition<(&str, &str), Postcard<DoneRecord>> = TableDefinition::new("done_v1");
@@ -82,6 +85,7 @@ const TABLES: &[&str] = &[
     "await_requests_v1",
     "events_v2",
     "health_v1",
+    "unsafe_names_v1",
 ];
 
 /// Whether a write must be on disk before it returns.
@@ -276,6 +280,7 @@ impl Ledger {
             tx.open_table(RUN_CONTENT)?;
             migrate::run(tx)?;
             Self::init_awaits(tx)?;
+            Self::init_unsafe_names(tx)?;
             Self::init_events(tx)
         })
     }

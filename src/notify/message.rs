@@ -30,6 +30,7 @@ impl Notice {
             "overdue" => ("response to ", "overdue"),
             "late" => ("response to ", "arrived late"),
             "expired" => ("response to ", "given up (expired)"),
+            "unsafe_name" => ("file ", "cannot be taken (unsafe name)"),
             other => ("", other),
         };
         let what = match (self.kind.as_str(), subject.is_empty()) {

@@ -500,6 +500,22 @@ fn a_file_skipped_for_its_name_is_in_the_report_and_the_log_names_the_flow() {
         summary.contains("  2 file names skipped as unsafe (rename them on the source): /in/bad\\nname.csv (a control character in the name); /in/caf\u{fffd}.csv (the name is not UTF-8)"),
         "{summary}"
     );
+    // Warned of once, not by every run (each `wharf run` is a process of its own): the ledger
+    // keeps the names, with an `unsafe_name` event each, and `wharf status` shows them.
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(!log.contains("bad\\nname.csv"), "warned of again by the next run:\n{log}");
+    let (code, events) = support::json_of(w.wharf().args(["events", "--json"]));
+    let told: Vec<(&str, &str)> =
+        events.as_array().unwrap().iter().map(|e| (e["kind"].as_str().unwrap(), e["subject"].as_str().unwrap())).collect();
+    assert_eq!((code, told), (0, vec![("unsafe_name", "/in/bad\\nname.csv"), ("unsafe_name", "/in/caf\u{fffd}.csv")]), "{events:#}");
+    let out = w.wharf().arg("status").arg("--flows").arg(flow.parent().unwrap()).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains(
+            "! 2 files in the source can never be taken (unsafe names; rename them there): /in/bad\\nname.csv, /in/caf\u{fffd}.csv"
+        ),
+        "{}",
+        text(&out)
+    );
 }
 
 /// A source path that is a symbolic link to nothing is not found, as over SFTP; it read

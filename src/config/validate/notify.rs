@@ -320,7 +320,7 @@ mod tests {
 "#,
         )
         .unwrap();
-        assert_eq!(rules[0].on.len(), 8);
+        assert_eq!(rules[0].on.len(), 9);
         assert!(rules[0].matches("recovered") && !rules[0].matches("summary"));
         assert_eq!(rules[0].throttle, Duration::from_secs(3600));
         let Channel::Webhook(w) = &rules[0].channel else { panic!() };

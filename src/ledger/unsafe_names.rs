@@ -1,0 +1,184 @@
+//! The names in a flow's source folder that can never be taken (a line feed in the name, `..`,
+//! bytes that are not UTF-8: `endpoint::listing::SkippedName`), while they are there (table
+//! `unsafe_names_v1`, keyed by flow and the name as shown).
+//!
+//! Owns the rule that each is told once: [`Ledger::note_unsafe_names`] records what a run's
+//! listing left out, raises an `unsafe_name` event for a name not there before (in the same
+//! transaction), and forgets the names no longer listed — so a name that leaves and comes
+//! back is told again. `wharf status` reads them ([`Ledger::unsafe_names`]). A restart or a
+//! one-shot `wharf run` does not tell a name again: the record is the memory, not the process.
+
+use redb::TableDefinition;
+use serde::{Deserialize, Serialize};
+
+use super::codec::Postcard;
+use super::events::{EventKind, NewEvent, append};
+use super::{Ledger, LedgerError, Millis};
+
+pub(super) const UNSAFE_NAMES: TableDefinition<(&str, &str), Postcard<UnsafeName>> = TableDefinition::new("unsafe_names_v1");
+
+/// A name a listing of the flow's source left out as unsafe.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnsafeName {
+    /// `/folder/name`, its control characters written as escapes: safe to print.
+    pub path: String,
+    /// Why it cannot be taken.
+    pub reason: String,
+    /// When a listing first showed it (since it last appeared).
+    pub first_seen: Millis,
+    /// The run whose listing first showed it.
+    pub run: u64,
+}
+
+/// What one run's listing left out.
+#[derive(Debug, Clone, Copy)]
+pub struct Noted<'a> {
+    pub flow: &'a str,
+    pub run: u64,
+    pub at: Millis,
+    /// `(path as shown, reason)` of every name left out.
+    pub names: &'a [(String, String)],
+    /// Folders the listing could not read (`/in/sub`): names under them may still be there.
+    pub unlisted: &'a [String],
+}
+
+impl Noted<'_> {
+    fn may_have(&self, path: &str) -> bool {
+        self.names.iter().any(|(p, _)| p == path)
+            || self.unlisted.iter().any(|f| path.strip_prefix(f.as_str()).is_some_and(|r| r.starts_with('/')))
+    }
+}
+
+impl Ledger {
+    pub(super) fn init_unsafe_names(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+        tx.open_table(UNSAFE_NAMES)?;
+        Ok(())
+    }
+
+    /// Records what `noted`'s listing left out: a name not recorded before gets its record and
+    /// an [`EventKind::UnsafeName`] event; a recorded name the listing no longer shows (and
+    /// that is not under a folder it could not read) is forgotten. One transaction, none when
+    /// there is nothing to record or forget. Returns the names that are new.
+    pub fn note_unsafe_names(&self, noted: &Noted<'_>) -> Result<Vec<String>, LedgerError> {
+        let recorded = self.unsafe_names(noted.flow)?;
+        let new: Vec<&(String, String)> = noted.names.iter().filter(|(p, _)| !recorded.iter().any(|r| &r.path == p)).collect();
+        let gone: Vec<&UnsafeName> = recorded.iter().filter(|r| !noted.may_have(&r.path)).collect();
+        if new.is_empty() && gone.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.write(|tx| {
+            let mut table = tx.open_table(UNSAFE_NAMES)?;
+            for r in &gone {
+                table.remove((noted.flow, r.path.as_str()))?;
+            }
+            for (path, reason) in &new {
+                let rec = UnsafeName { path: path.clone(), reason: reason.clone(), first_seen: noted.at, run: noted.run };
+                table.insert((noted.flow, path.as_str()), &rec)?;
+            }
+            drop(table);
+            for (path, reason) in &new {
+                let ev = NewEvent {
+                    flow: noted.flow.to_string(),
+                    at: noted.at,
+                    kind: EventKind::UnsafeName,
+                    subject: path.clone(),
+                    detail: format!("{reason}; it cannot be taken until it is renamed on the source"),
+                    run: Some(noted.run),
+                };
+                append(tx, &ev)?;
+            }
+            Ok(())
+        })?;
+        Ok(new.into_iter().map(|(p, _)| p.clone()).collect())
+    }
+
+    /// The names `flow`'s last listing left out as unsafe, by path. None from a ledger an
+    /// older wharf wrote last (no table yet).
+    pub fn unsafe_names(&self, flow: &str) -> Result<Vec<UnsafeName>, LedgerError> {
+        self.read(|tx| {
+            let table = match tx.open_table(UNSAFE_NAMES) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
+                Err(e) => return Err(e.into()),
+            };
+            let mut out = Vec::new();
+            for row in table.range((flow, "")..)? {
+                let (key, rec) = row?;
+                if key.value().0 != flow {
+                    break;
+                }
+                out.push(rec.value());
+            }
+            Ok(out)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<(String, String)> {
+        list.iter().map(|p| (p.to_string(), "a control character in the name".to_string())).collect()
+    }
+
+    fn note(l: &Ledger, flow: &str, run: u64, list: &[&str], unlisted: &[&str]) -> Vec<String> {
+        let names = names(list);
+        let unlisted: Vec<String> = unlisted.iter().map(|s| s.to_string()).collect();
+        l.note_unsafe_names(&Noted { flow, run, at: run as i64 * 1000, names: &names, unlisted: &unlisted }).unwrap()
+    }
+
+    fn events(l: &Ledger) -> Vec<(String, String, Option<u64>)> {
+        l.events(None, 0, 100).unwrap().into_iter().map(|e| (e.flow, e.subject, e.run)).collect()
+    }
+
+    #[test]
+    fn a_name_is_told_once_while_it_stays_and_again_when_it_comes_back() {
+        let l = Ledger::in_memory().unwrap();
+        assert_eq!(note(&l, "f", 1, &["/in/a\\nb.csv"], &[]), ["/in/a\\nb.csv"]);
+        assert_eq!(note(&l, "f", 2, &["/in/a\\nb.csv", "/in/c\\td.csv"], &[]), ["/in/c\\td.csv"]);
+        assert_eq!(note(&l, "f", 3, &["/in/a\\nb.csv", "/in/c\\td.csv"], &[]), Vec::<String>::new());
+        let kept = l.unsafe_names("f").unwrap();
+        assert_eq!(
+            kept.iter().map(|r| (r.path.as_str(), r.run, r.first_seen)).collect::<Vec<_>>(),
+            [("/in/a\\nb.csv", 1, 1000), ("/in/c\\td.csv", 2, 2000)]
+        );
+        // Renamed on the source: forgotten; sent again: told again.
+        assert_eq!(note(&l, "f", 4, &["/in/c\\td.csv"], &[]), Vec::<String>::new());
+        assert_eq!(l.unsafe_names("f").unwrap().len(), 1);
+        assert_eq!(note(&l, "f", 5, &["/in/a\\nb.csv", "/in/c\\td.csv"], &[]), ["/in/a\\nb.csv"]);
+        assert_eq!(
+            events(&l),
+            [
+                ("f".to_string(), "/in/a\\nb.csv".to_string(), Some(1)),
+                ("f".to_string(), "/in/c\\td.csv".to_string(), Some(2)),
+                ("f".to_string(), "/in/a\\nb.csv".to_string(), Some(5)),
+            ]
+        );
+        let ev = &l.events(None, 0, 1).unwrap()[0];
+        assert_eq!(
+            (ev.kind, ev.detail.as_str()),
+            (EventKind::UnsafeName, "a control character in the name; it cannot be taken until it is renamed on the source")
+        );
+    }
+
+    #[test]
+    fn a_folder_that_could_not_be_listed_forgets_nothing_under_it() {
+        let l = Ledger::in_memory().unwrap();
+        note(&l, "f", 1, &["/in/sub/a\\nb.csv", "/in/subway\\n.csv"], &[]);
+        note(&l, "f", 2, &[], &["/in/sub"]);
+        let kept: Vec<String> = l.unsafe_names("f").unwrap().into_iter().map(|r| r.path).collect();
+        assert_eq!(kept, ["/in/sub/a\\nb.csv"], "`/in/subway…` is not under `/in/sub`");
+        assert_eq!(note(&l, "f", 3, &["/in/sub/a\\nb.csv"], &[]), Vec::<String>::new(), "still known");
+    }
+
+    #[test]
+    fn flows_keep_their_own_names() {
+        let l = Ledger::in_memory().unwrap();
+        note(&l, "a", 1, &["/x\\n"], &[]);
+        note(&l, "ab", 2, &["/y\\n"], &[]);
+        note(&l, "a", 3, &[], &[]);
+        assert!(l.unsafe_names("a").unwrap().is_empty());
+        assert_eq!(l.unsafe_names("ab").unwrap().len(), 1);
+    }
+}
