@@ -25,3 +25,4 @@ pub mod steps;
 pub mod sync;
 pub mod template;
 pub mod text;
+pub mod timestamp;

@@ -16,7 +16,7 @@ pub struct Args {
     /// Only awaits still open (waiting or overdue).
     #[arg(long)]
     pub open: bool,
-    /// JSON output (times in ms since the epoch).
+    /// JSON output (times in RFC 3339, UTC: `2026-12-06T07:18:42.123Z`).
     #[arg(long)]
     pub json: bool,
 }

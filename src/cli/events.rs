@@ -20,7 +20,7 @@ pub struct Args {
     /// Most events to show.
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
-    /// JSON output (times in ms since the epoch).
+    /// JSON output (times in RFC 3339, UTC: `2026-12-06T07:18:42.123Z`).
     #[arg(long)]
     pub json: bool,
 }

@@ -11,7 +11,7 @@ use crate::ledger::Millis;
 pub struct Args {
     /// Flow name.
     pub flow: String,
-    /// JSON output.
+    /// JSON output (times in RFC 3339, UTC: `2026-12-06T07:18:42.123Z`).
     #[arg(long)]
     pub json: bool,
 }

@@ -28,7 +28,7 @@ pub enum Sub {
     List {
         /// Flow name, or flow file.
         flow: String,
-        /// JSON output.
+        /// JSON output (times in RFC 3339, UTC: `2026-12-06T07:18:42.123Z`).
         #[arg(long)]
         json: bool,
     },

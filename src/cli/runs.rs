@@ -13,7 +13,7 @@ pub struct Args {
     /// How many runs to show.
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
-    /// JSON output.
+    /// JSON output (times in RFC 3339, UTC: `2026-12-06T07:18:42.123Z`).
     #[arg(long)]
     pub json: bool,
 }

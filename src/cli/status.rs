@@ -22,7 +22,7 @@ pub struct Args {
     /// Folder of flow files (used when no daemon is running).
     #[arg(long, default_value = "flows")]
     pub flows: PathBuf,
-    /// JSON output.
+    /// JSON output (times in RFC 3339, UTC: `2026-12-06T07:18:42.123Z`).
     #[arg(long)]
     pub json: bool,
 }

@@ -26,6 +26,7 @@ pub struct ServeInfo {
     pub socket: PathBuf,
     /// The TCP address of the HTTP listener, if any.
     pub http: Option<SocketAddr>,
+    #[serde(with = "crate::timestamp::utc")]
     pub started_at: DateTime<Utc>,
     /// wharf's version.
     pub version: String,

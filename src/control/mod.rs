@@ -76,6 +76,7 @@ pub struct Status {
     /// wharf's version.
     pub version: String,
     pub pid: u32,
+    #[serde(with = "crate::timestamp::utc")]
     pub started_at: DateTime<Utc>,
     /// Every flow the daemon knows, by name.
     pub flows: Vec<FlowStatus>,
@@ -91,6 +92,7 @@ pub struct FlowStatus {
     /// runs only when triggered.
     pub schedule: Option<String>,
     /// When the next scheduled run is due.
+    #[serde(with = "crate::timestamp::utc_opt")]
     pub next_due: Option<DateTime<Utc>>,
     /// A run is going now.
     pub running: bool,
@@ -101,6 +103,7 @@ pub struct FlowStatus {
     pub queued: bool,
     pub last_run: Option<RunSummary>,
     /// When the last successful run finished.
+    #[serde(with = "crate::timestamp::utc_opt")]
     pub last_success: Option<DateTime<Utc>>,
     /// Finished runs in a row that failed or were aborted.
     pub failing_streak: u32,
@@ -139,7 +142,9 @@ pub struct RunSummary {
     pub run: u64,
     /// `running`, `ok`, `failed` or `aborted`.
     pub status: String,
+    #[serde(with = "crate::timestamp::utc")]
     pub started: DateTime<Utc>,
+    #[serde(with = "crate::timestamp::utc_opt")]
     pub finished: Option<DateTime<Utc>>,
     pub delivered: u64,
     pub failed: u64,
@@ -291,7 +296,7 @@ mod tests {
         let s = RunSummary::from_record(&rec, Some(&RunContent { quarantined: 2, ..Default::default() }));
         assert_eq!((s.run, s.status.as_str(), s.delivered, s.failed, s.quarantined, s.bytes), (7, "failed", 3, 1, 2, 42));
         let json = serde_json::to_value(&s).unwrap();
-        assert_eq!(json["started"], "2025-11-25T10:00:00Z");
+        assert_eq!(json["started"], "2025-11-25T10:00:00.000Z");
         assert_eq!(json["finished"], "2025-11-25T10:00:01.500Z");
         assert_eq!(serde_json::to_value(Triggered::Queued).unwrap(), "queued");
     }

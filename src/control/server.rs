@@ -26,7 +26,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{ALLOW, CONTENT_TYPE, HeaderValue};
@@ -127,7 +127,8 @@ impl Server {
             pid: std::process::id(),
             socket: socket.clone(),
             http: tcp.as_ref().and_then(|l| l.local_addr().ok()),
-            started_at: Utc::now(),
+            // Whole milliseconds, as the discovery file keeps it (`crate::timestamp`).
+            started_at: Utc::now().trunc_subsecs(3),
             version: env!("CARGO_PKG_VERSION").to_string(),
         };
         info.write(&files.info)?;

@@ -108,7 +108,7 @@ pub async fn process(cx: &Ctx<'_>, rec: &FileRecord, source: &RemotePath, staged
                 file: &shown,
                 size: rec.size,
                 sha256: rec.sha256.as_deref().unwrap_or_default(),
-                quarantined_at: chrono::DateTime::from_timestamp_millis(at).map(|d| d.to_rfc3339()).unwrap_or_default(),
+                quarantined_at: chrono::DateTime::from_timestamp_millis(at).map(|d| crate::timestamp::rfc3339(&d)).unwrap_or_default(),
                 reason: &v.reason,
                 counts: c,
                 errors: &v.errors,

@@ -70,6 +70,7 @@ pub struct Plan {
 pub struct ProbeNote {
     pub endpoint: String,
     pub target: String,
+    #[serde(with = "crate::timestamp::utc")]
     pub probed_at: DateTime<Utc>,
     /// `3 days ago`.
     pub age: String,

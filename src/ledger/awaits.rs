@@ -74,14 +74,18 @@ pub struct AwaitRecord {
     /// The expected response's path on the response endpoint.
     pub expected: String,
     /// When every sink had confirmed the request.
+    #[serde(with = "crate::timestamp::millis")]
     pub sent_at: Millis,
+    #[serde(with = "crate::timestamp::millis")]
     pub deadline_at: Millis,
     /// When waiting stops (`None`: never).
+    #[serde(with = "crate::timestamp::millis_opt")]
     pub expire_at: Option<Millis>,
     pub state: AwaitState,
     /// The run that took the response.
     pub response_run: Option<u64>,
     /// When the response was taken (delivered to its sinks, or quarantined).
+    #[serde(with = "crate::timestamp::millis_opt")]
     pub answered_at: Option<Millis>,
     /// What happened last, in words (where the response went, why it was refused).
     pub detail: Option<String>,

@@ -89,6 +89,7 @@ pub struct Event {
     /// Ledger-wide sequence number (increasing; never reused).
     pub seq: u64,
     pub flow: String,
+    #[serde(with = "crate::timestamp::millis")]
     pub at: Millis,
     pub kind: EventKind,
     /// What it is about: a file's or request's path; empty for a run-level event.
@@ -121,8 +122,10 @@ pub struct FlowHealth {
     /// A `failed` or `unreachable` event was recorded and no `recovered` since.
     pub alerting: bool,
     /// When the last run with status ok finished.
+    #[serde(with = "crate::timestamp::millis_opt")]
     pub last_ok: Option<Millis>,
     /// The last `expect:` deadline that was checked (so a restart does not check it again).
+    #[serde(with = "crate::timestamp::millis_opt")]
     pub expect_checked: Option<Millis>,
 }
 

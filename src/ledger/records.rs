@@ -4,7 +4,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::endpoint::ErrorKind;
 
-/// Milliseconds since the Unix epoch.
+/// Milliseconds since the Unix epoch. A stored field of this type carries
+/// `#[serde(with = "crate::timestamp::millis")]` (`millis_opt` for an `Option`): an RFC 3339
+/// string in JSON, the plain `i64` in the ledger's postcard, as before.
 pub type Millis = i64;
 
 /// Where a file is in its lifecycle (design §5). Each transition is one durable write.
@@ -96,6 +98,7 @@ pub struct Delivery {
 pub struct Replaced {
     pub size: u64,
     /// Modification time in ms, if the server reported one.
+    #[serde(with = "crate::timestamp::millis_opt")]
     pub mtime: Option<Millis>,
 }
 
@@ -104,6 +107,7 @@ pub struct Replaced {
 pub struct ErrorRecord {
     pub kind: ErrorKind,
     pub message: String,
+    #[serde(with = "crate::timestamp::millis")]
     pub at: Millis,
 }
 
@@ -116,13 +120,16 @@ pub struct FileRecord {
     pub identity: String,
     pub size: u64,
     /// Source mtime in ms, if the server reported one.
+    #[serde(with = "crate::timestamp::millis_opt")]
     pub mtime: Option<Millis>,
     pub sha256: Option<String>,
     pub state: FileState,
     /// Failed attempts across runs.
     pub attempts: u32,
     pub last_error: Option<ErrorRecord>,
+    #[serde(with = "crate::timestamp::millis")]
     pub first_seen: Millis,
+    #[serde(with = "crate::timestamp::millis")]
     pub updated: Millis,
     /// The run that last touched the record.
     pub run: u64,
@@ -136,6 +143,7 @@ pub struct FileRecord {
 pub struct DoneRecord {
     pub path: String,
     pub run: u64,
+    #[serde(with = "crate::timestamp::millis")]
     pub at: Millis,
     pub targets: Vec<String>,
 }
@@ -144,8 +152,10 @@ pub struct DoneRecord {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Observation {
     pub size: u64,
+    #[serde(with = "crate::timestamp::millis_opt")]
     pub mtime: Option<Millis>,
     /// When this size/mtime was first seen.
+    #[serde(with = "crate::timestamp::millis")]
     pub since: Millis,
 }
 
@@ -192,7 +202,9 @@ pub struct Counts {
 pub struct RunRecord {
     pub id: u64,
     pub flow: String,
+    #[serde(with = "crate::timestamp::millis")]
     pub started: Millis,
+    #[serde(with = "crate::timestamp::millis_opt")]
     pub finished: Option<Millis>,
     pub status: RunStatus,
     pub counts: Counts,
@@ -254,6 +266,7 @@ pub struct FileResult {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuarantineRecord {
     pub reason: String,
+    #[serde(with = "crate::timestamp::millis")]
     pub at: Millis,
     /// The quarantine endpoint's name in the flow.
     pub endpoint: String,
@@ -270,4 +283,110 @@ pub struct QuarantineRecord {
 pub struct RunContent {
     pub quarantined: u32,
     pub records: RecordCounts,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `RunRecord` and `FileRecord` as they were stored before their times were RFC 3339 in
+    /// JSON: the same fields, times as plain integers.
+    #[derive(Serialize)]
+    struct PlainRun<'a> {
+        id: u64,
+        flow: &'a str,
+        started: i64,
+        finished: Option<i64>,
+        status: RunStatus,
+        counts: Counts,
+        error: Option<&'a str>,
+    }
+
+    #[derive(Serialize)]
+    struct PlainFile<'a> {
+        path: &'a str,
+        identity: &'a str,
+        size: u64,
+        mtime: Option<i64>,
+        sha256: Option<&'a str>,
+        state: FileState,
+        attempts: u32,
+        last_error: Option<(ErrorKind, &'a str, i64)>,
+        first_seen: i64,
+        updated: i64,
+        run: u64,
+        deliveries: Vec<PlainDelivery<'a>>,
+        disposed_to: Option<&'a str>,
+    }
+
+    /// `Delivery`: sink, target, done, and what it replaces (size, mtime).
+    type PlainDelivery<'a> = (u32, &'a str, bool, Option<(u64, Option<i64>)>);
+
+    #[test]
+    fn the_ledger_stores_times_as_the_integers_it_always_did() {
+        let run = RunRecord {
+            id: 7,
+            flow: "f".into(),
+            started: 1_764_064_800_123,
+            finished: Some(1_764_064_801_500),
+            status: RunStatus::Failed,
+            counts: Counts { delivered: 3, bytes: 42, ..Default::default() },
+            error: None,
+        };
+        let plain = PlainRun {
+            id: 7,
+            flow: "f",
+            started: run.started,
+            finished: run.finished,
+            status: run.status,
+            counts: run.counts,
+            error: None,
+        };
+        let bytes = postcard::to_allocvec(&run).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec(&plain).unwrap());
+        assert_eq!(postcard::from_bytes::<RunRecord>(&bytes).unwrap(), run);
+
+        let file = FileRecord {
+            path: "in/a.csv".into(),
+            mtime: Some(-1_000),
+            state: FileState::Delivering,
+            last_error: Some(ErrorRecord { kind: ErrorKind::Transient, message: "x".into(), at: 5 }),
+            first_seen: 1,
+            updated: i64::MAX,
+            deliveries: vec![Delivery {
+                target: "out/a.csv".into(),
+                replaces: Some(Replaced { size: 9, mtime: Some(3) }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let plain = PlainFile {
+            path: "in/a.csv",
+            identity: "",
+            size: 0,
+            mtime: Some(-1_000),
+            sha256: None,
+            state: FileState::Delivering,
+            attempts: 0,
+            last_error: Some((ErrorKind::Transient, "x", 5)),
+            first_seen: 1,
+            updated: i64::MAX,
+            run: 0,
+            deliveries: vec![(0, "out/a.csv", false, Some((9, Some(3))))],
+            disposed_to: None,
+        };
+        let bytes = postcard::to_allocvec(&file).unwrap();
+        assert_eq!(bytes, postcard::to_allocvec(&plain).unwrap());
+        assert_eq!(postcard::from_bytes::<FileRecord>(&bytes).unwrap(), file);
+    }
+
+    #[test]
+    fn json_shows_the_times_in_rfc3339_utc_with_milliseconds() {
+        let run = RunRecord { started: 1_764_064_800_000, finished: Some(1_764_064_801_500), ..Default::default() };
+        let json = serde_json::to_value(&run).unwrap();
+        assert_eq!((&json["started"], &json["finished"]), (&"2025-11-25T10:00:00.000Z".into(), &"2025-11-25T10:00:01.500Z".into()));
+        assert_eq!(serde_json::from_value::<RunRecord>(json).unwrap(), run);
+        let json = serde_json::to_value(RunRecord { finished: None, ..run }).unwrap();
+        assert_eq!(json["finished"], serde_json::Value::Null);
+    }
 }

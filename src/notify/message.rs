@@ -131,7 +131,7 @@ pub fn email_body(notice: &Notice, held_back: u32) -> String {
     line("Flow:", &notice.flow);
     line("Kind:", &notice.kind);
     line("Subject:", &notice.subject);
-    line("At:", &notice.at.to_rfc3339_opts(chrono::SecondsFormat::Millis, true));
+    line("At:", &crate::timestamp::rfc3339(&notice.at));
     line("Run:", &notice.run.map(|r| r.to_string()).unwrap_or_default());
     line("Event:", &notice.seq.map(|s| s.to_string()).unwrap_or_default());
     if !notice.detail.is_empty() {

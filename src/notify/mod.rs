@@ -18,8 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, SecondsFormat, Utc};
-use serde::{Serialize, Serializer};
+use chrono::{DateTime, Utc};
+use serde::Serialize;
 
 mod command;
 mod dispatch;
@@ -50,7 +50,7 @@ pub struct Notice {
     /// The flow it is about ("" for the serve process itself).
     pub flow: String,
     /// When it happened.
-    #[serde(serialize_with = "rfc3339")]
+    #[serde(serialize_with = "crate::timestamp::utc::serialize")]
     pub at: DateTime<Utc>,
     /// What it is about: a file path, an endpoint name, a request path.
     pub subject: String,
@@ -79,10 +79,6 @@ impl Notice {
             facts: serde_json::Value::Object(Default::default()),
         }
     }
-}
-
-fn rfc3339<S: Serializer>(at: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&at.to_rfc3339_opts(SecondsFormat::Millis, true))
 }
 
 /// A validated notification rule: which notices, how often, and where to. Equal rules (a

@@ -40,6 +40,7 @@ pub struct ProbeReport {
     pub endpoint: String,
     /// `sftp user@host:port`.
     pub target: String,
+    #[serde(with = "crate::timestamp::utc")]
     pub probed_at: DateTime<Utc>,
     pub facts: ServerFacts,
     pub promised: Promised,

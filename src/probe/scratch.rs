@@ -36,6 +36,7 @@ pub enum RenameBehaviour {
 /// The results of the write checks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct WriteChecks {
+    #[serde(with = "crate::timestamp::utc")]
     pub at: DateTime<Utc>,
     /// The scratch folder (relative to the endpoint root).
     pub scratch: String,

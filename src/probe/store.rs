@@ -70,7 +70,7 @@ pub fn load(state_dir: &Path, flow: &str, endpoint: &str) -> Result<Option<Probe
 mod tests {
     use std::time::Duration;
 
-    use chrono::Utc;
+    use chrono::{TimeZone, Utc};
 
     use super::*;
     use crate::endpoint::{Feature, ServerFacts, Support, Traits};
@@ -85,7 +85,8 @@ mod tests {
             flow: "f".into(),
             endpoint: "p".into(),
             target: "local /x".into(),
-            probed_at: Utc::now(),
+            // Whole milliseconds: what the file keeps (`crate::timestamp`).
+            probed_at: Utc.timestamp_millis_opt(1_764_064_800_123).unwrap(),
             facts: ServerFacts {
                 protocol: "local".into(),
                 software: None,

@@ -20,7 +20,7 @@ pub struct Report<'a> {
     pub file: &'a str,
     pub size: u64,
     pub sha256: &'a str,
-    /// RFC 3339, UTC.
+    /// RFC 3339, UTC, with milliseconds (see `crate::timestamp`).
     pub quarantined_at: String,
     pub reason: &'a str,
     pub counts: RecordCounts,

@@ -131,6 +131,11 @@ fn roster_import_example_runs_over_sftp_with_rejects_and_quarantine() {
     assert!(runs.contains("17/11/5/1/10"), "{runs}");
     let list = text(&ex.wharf().args(["quarantine", "list", "roster-import"]).output().unwrap());
     assert!(list.contains("/incoming/ROSTER_20260106.csv") && list.contains("4 of 5 records are invalid"), "{list}");
+    // In JSON, when as the report says it: RFC 3339, UTC, with milliseconds.
+    let listed = json(&ex.wharf().args(["quarantine", "list", "roster-import", "--json"]).output().unwrap());
+    let at = listed[0]["quarantine"]["at"].as_str().unwrap_or_else(|| panic!("a time: {listed:#}"));
+    assert!(at.len() == 24 && at.ends_with('Z') && chrono::DateTime::parse_from_rfc3339(at).is_ok(), "{at}");
+    assert_eq!(report["quarantined_at"], at);
     let show = ex.wharf().arg("quarantine").arg("show").arg(ex.flow()).arg("/incoming/ROSTER_20260106.csv").output().unwrap();
     assert!(show.status.success() && text(&show).contains("field email: \"olga.ivanova\" is not a \"email\""), "{}", text(&show));
 

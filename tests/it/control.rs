@@ -95,6 +95,15 @@ fn read_commands_follow_the_writer_in_another_process_and_run_is_refused_while_s
     let v: serde_json::Value = serde_json::from_slice(&runs.stdout).unwrap();
     assert_eq!(v.as_array().unwrap().len(), 1);
     assert_eq!((v[0]["id"].as_u64(), v[0]["flow"].as_str(), v[0]["status"].as_str()), (Some(first), Some("demo"), Some("ok")));
+    // Times as `status --json` has them: RFC 3339, UTC, with milliseconds.
+    let time = |v: &serde_json::Value| {
+        let s = v.as_str().unwrap_or_else(|| panic!("a time as a string: {v}"));
+        assert!(s.len() == 24 && s.ends_with('Z'), "{s}");
+        chrono::DateTime::parse_from_rfc3339(s).unwrap()
+    };
+    assert_eq!((time(&v[0]["finished"]) - time(&v[0]["started"])).num_milliseconds(), 1500);
+    let files: serde_json::Value = serde_json::from_slice(&wharf(&state, &["files", "demo", "--json"]).stdout).unwrap();
+    assert_eq!((files[0]["updated"].as_str(), &files[0]["mtime"]), (Some("1970-01-01T00:00:00.000Z"), &serde_json::Value::Null));
     let files = wharf(&state, &["files", "demo"]);
     assert!(files.status.success(), "{}", stderr(&files));
     assert!(stdout(&files).contains("/in/a.csv") && stdout(&files).contains("done"), "{}", stdout(&files));
@@ -435,7 +444,7 @@ async fn the_control_interface_answers_over_the_socket_and_loopback_tcp() {
         assert_eq!(status.flows[0].last_run.as_ref().map(|r| r.run), Some(4));
         let raw = client.request(Method::GET, "/status").await.unwrap();
         let json: serde_json::Value = serde_json::from_slice(&raw.body).unwrap();
-        assert_eq!(json["flows"][0]["next_due"], "2025-11-25T10:05:00Z");
+        assert_eq!(json["flows"][0]["next_due"], "2025-11-25T10:05:00.000Z");
         assert_eq!(json["flows"][1]["running"], true);
 
         let not_found = client.request(Method::GET, "/nope").await.unwrap();

@@ -132,7 +132,9 @@ fn an_ack_is_awaited_across_runs_then_matched_delivered_and_removed() {
         (a["request_target"].as_str(), a["request_run"].as_u64(), a["response_run"].as_u64()),
         (Some("partner:/inbox/order_1.csv"), Some(1), Some(run4))
     );
-    assert!(a["answered_at"].as_i64().unwrap() >= a["sent_at"].as_i64().unwrap());
+    let time = |v: &Value| chrono::DateTime::parse_from_rfc3339(v.as_str().unwrap_or_else(|| panic!("an RFC 3339 time: {v}"))).unwrap();
+    assert!(time(&a["answered_at"]) >= time(&a["sent_at"]));
+    assert!(a["deadline_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{a}");
     assert!(w.list("events").is_empty());
 
     // Answered: nothing more to poll, and the text views say so.
@@ -177,6 +179,8 @@ fn a_missing_ack_is_overdue_once_and_a_late_one_is_matched() {
     assert_eq!(kinds(&events), ["overdue", "late"], "{events:#?}");
     assert_eq!(events[1]["run"], r["run"], "{events:#?}");
     assert!(events[1]["seq"].as_u64() > events[0]["seq"].as_u64());
+    let at = |e: &Value| chrono::DateTime::parse_from_rfc3339(e["at"].as_str().unwrap_or_else(|| panic!("an RFC 3339 time: {e}"))).unwrap();
+    assert!(at(&events[1]) >= at(&events[0]), "{events:#?}");
     let awaits = w.list("awaits");
     assert_eq!((awaits.len(), awaits[0]["state"].as_str()), (1, Some("late")), "{awaits:#?}");
 }
