@@ -25,6 +25,7 @@ pub struct UnsafeName {
     /// Why it cannot be taken.
     pub reason: String,
     /// When a listing first showed it (since it last appeared).
+    #[serde(with = "crate::timestamp::millis")]
     pub first_seen: Millis,
     /// The run whose listing first showed it.
     pub run: u64,
