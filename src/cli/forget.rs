@@ -111,7 +111,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         outln!("  {n:>8}  staging files ({})", dir.display());
     }
     if !args.yes {
-        outln!("run again with --yes to remove them (`wharf forget {flow} --yes`)");
+        let daemon =
+            if super::state::serving(&global.state_dir).is_some() { "; stop `wharf serve` first: it holds the ledger" } else { "" };
+        outln!("run again with --yes to remove them (`wharf forget {flow} --yes`{daemon})");
     }
     Ok(ExitCode::SUCCESS)
 }

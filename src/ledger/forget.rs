@@ -186,7 +186,8 @@ impl Ledger {
     pub fn forget(&self, flow: &str, limit: usize) -> Result<Forgot, LedgerError> {
         let next = format!("{flow}\0");
         self.write(|tx| {
-            let mut budget = limit;
+            // At least one: a call must make progress, or a loop on `more` would never end.
+            let mut budget = limit.max(1);
             let b = &mut budget;
             let mut r = FlowRecords {
                 runs: drain(tx, RUNS, numbered(flow), b)?,

@@ -139,6 +139,7 @@ fn forget_is_refused_while_serve_holds_the_ledger_but_counts_beside_it() {
     let dry = wharf(&state, &["forget", "gone", "--flows", flows]);
     assert_eq!(dry.status.code(), Some(0), "{}", stderr(&dry));
     assert!(stdout(&dry).contains("       1  runs\n"), "{}", stdout(&dry));
+    assert!(stdout(&dry).contains("--yes`; stop `wharf serve` first: it holds the ledger)"), "{}", stdout(&dry));
     let held = wharf(&state, &["forget", "gone", "--flows", flows, "--yes"]);
     assert_eq!(held.status.code(), Some(3), "{}", stderr(&held));
     let expected = format!("flow gone: the ledger at {} is held by `wharf serve`", state.join("ledger.redb").display());
