@@ -22,6 +22,7 @@ mod awaits;
 mod events;
 mod failure;
 mod files;
+mod forget;
 mod logging;
 mod output;
 mod plan;
@@ -98,6 +99,9 @@ pub enum Command {
     Quarantine(quarantine::Args),
     /// Show awaited responses (round trips): request, expected response, deadline, state.
     Awaits(awaits::Args),
+    /// Remove every record the ledger keeps of a flow that has no flow file any more
+    /// (removed or renamed); without --yes, only say what would be removed.
+    Forget(forget::Args),
     /// Show recorded events (failed runs, quarantined files, unreachable endpoints, recoveries,
     /// missing files, overdue/late/expired responses), oldest first.
     Events(events::Args),
@@ -138,6 +142,7 @@ pub fn run() -> ExitCode {
         Command::Quarantine(a) => quarantine::run(a, &global),
         Command::Awaits(a) => awaits::run(a, &global),
         Command::Events(a) => events::run(a, &global),
+        Command::Forget(a) => forget::run(a, &global),
         Command::Status(a) => status::run(a, &global),
         Command::Trigger(a) => trigger::run(a, &global),
         Command::Serve(a) => serve::run(a, &global),
@@ -167,6 +172,7 @@ impl Command {
             },
             Command::Awaits(a) => a.json,
             Command::Events(a) => a.json,
+            Command::Forget(a) => a.json,
             Command::Status(a) => a.json,
             Command::Test(a) => a.json,
             Command::Sandbox(a) => a.json,
@@ -201,6 +207,7 @@ impl Command {
             },
             Command::Awaits(a) => a.flow.clone(),
             Command::Events(a) => a.flow.clone(),
+            Command::Forget(a) => Some(a.flow.clone()),
             Command::Trigger(a) => Some(a.flow.clone()),
             _ => None,
         }

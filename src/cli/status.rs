@@ -2,8 +2,11 @@
 //! flow of the flows folder with its last run from the ledger (read-only); the warnings of
 //! those flow files are logged on stderr, as `wharf run` logs them.
 //!
+//! Either way it names the flows that have runs in the ledger but no flow file any more
+//! (removed or renamed), whose records stay until `wharf forget` removes them.
+//!
 //! `--json` prints `{"daemon": null | {pid, socket, http, started_at, version}, "flows":
-//! [FlowStatus…]}` either way (see `control::FlowStatus`).
+//! [FlowStatus…], "flows_without_file": [name…]}` either way (see `control::FlowStatus`).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -32,26 +35,39 @@ pub struct Args {
 struct Report {
     daemon: Option<ServeInfo>,
     flows: Vec<FlowStatus>,
+    /// Flows with runs in the ledger but no flow file (removed or renamed): `wharf forget`.
+    flows_without_file: Vec<String>,
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let (report, notes) = match super::state::find_daemon(&rt, global)? {
+    let (daemon, flows, ledger, notes) = match super::state::find_daemon(&rt, global)? {
         Found::Running { info, client } => {
             let status = rt.block_on(client.status())?;
             let info = ServeInfo { version: status.version, pid: status.pid, started_at: status.started_at, ..info };
-            (Report { daemon: Some(info), flows: status.flows }, Vec::new())
+            // Only for the flows without a file: the daemon's answer stands without it.
+            let ledger = open_for_read(global).unwrap_or_else(|e| {
+                tracing::warn!(error = %format!("{e:#}"), "Cannot read the ledger; the flows without a flow file are not listed.");
+                None
+            });
+            (Some(info), status.flows, ledger, Vec::new())
         }
         Found::NotRunning { stale } => {
             let mut notes = vec![format!("no `wharf serve` is running for state dir {}", global.state_dir.display())];
             if let Some(s) = stale {
                 notes.push(format!("(a daemon, pid {}, did not shut down cleanly: {} is left over)", s.pid, discovery::INFO_NAME));
             }
-            let (flows, more) = from_ledger(&args.flows, global)?;
+            let ledger = open_for_read(global)?;
+            let (flows, more) = from_ledger(&args.flows, global, ledger.as_ref())?;
             notes.extend(more);
-            (Report { daemon: None, flows }, notes)
+            (None, flows, ledger, notes)
         }
     };
+    let flows_without_file = match &ledger {
+        Some(l) => without_file(l, &flows)?,
+        None => Vec::new(),
+    };
+    let report = Report { daemon, flows, flows_without_file };
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
@@ -63,14 +79,33 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         outln!("{n}");
     }
     print_table(&report.flows, report.daemon.is_some());
+    if let Some(line) = forget_hint(&report.flows_without_file) {
+        outln!("{line}");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The flows with runs in the ledger that are not among `flows` (no flow file any more):
+/// their records stay until `wharf forget`. One look-up per flow in the ledger.
+fn without_file(ledger: &Ledger, flows: &[FlowStatus]) -> anyhow::Result<Vec<String>> {
+    let known: std::collections::HashSet<&str> = flows.iter().map(|f| f.name.as_str()).collect();
+    Ok(ledger.flows()?.into_iter().filter(|n| !known.contains(n.as_str())).collect())
+}
+
+/// `records of flows with no flow file: old-partner (`wharf forget old-partner` removes them)`.
+fn forget_hint(names: &[String]) -> Option<String> {
+    let command = match names {
+        [] => return None,
+        [one] => format!("wharf forget {one}"),
+        _ => "wharf forget NAME".to_string(),
+    };
+    Some(format!("records of flows with no flow file: {} (`{command}` removes them)", names.join(", ")))
 }
 
 /// Each flow of `dir` (flows known only from the ledger when there is no such folder), with
 /// its history from the ledger; and notes for the reader.
-fn from_ledger(dir: &Path, global: &Global) -> anyhow::Result<(Vec<FlowStatus>, Vec<String>)> {
+fn from_ledger(dir: &Path, global: &Global, ledger: Option<&Ledger>) -> anyhow::Result<(Vec<FlowStatus>, Vec<String>)> {
     let mut notes = Vec::new();
-    let ledger = open_for_read(global)?;
     if ledger.is_none() {
         notes.push(format!("no ledger yet at {} (nothing has run)", super::state::ledger_path(global).display()));
     }
@@ -78,14 +113,14 @@ fn from_ledger(dir: &Path, global: &Global) -> anyhow::Result<(Vec<FlowStatus>, 
         Some(files) => files.into_iter().map(|f| flow_of_file(&f)).collect(),
         None => {
             notes.push(format!("no flows folder {} (see --flows); flows from the ledger:", dir.display()));
-            let names = match &ledger {
+            let names = match ledger {
                 Some(l) => super::state::flows_with_runs(l)?,
                 None => Vec::new(),
             };
             names.into_iter().map(|n| FlowStatus::new(n, None)).collect::<Vec<_>>()
         }
     };
-    if let Some(l) = &ledger {
+    if let Some(l) = ledger {
         for f in &mut flows {
             fill_history(f, l)?;
         }
@@ -95,7 +130,7 @@ fn from_ledger(dir: &Path, global: &Global) -> anyhow::Result<(Vec<FlowStatus>, 
 
 /// The flow files of `dir` as `wharf serve` and `wharf validate` take them (`*.yaml` /
 /// `*.yml`, sorted, test files skipped); `None` without such a folder.
-fn flow_files(dir: &Path) -> Option<Vec<PathBuf>> {
+pub(super) fn flow_files(dir: &Path) -> Option<Vec<PathBuf>> {
     // Checked here: `find_flows` hands back a folder it cannot read, for its loader to report.
     std::fs::read_dir(dir).ok()?;
     Some(crate::config::find_flows(&[dir.to_path_buf()]))
@@ -111,8 +146,9 @@ fn flow_of_file(file: &Path) -> FlowStatus {
             f
         }
         Err(diags) => {
-            let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            let mut f = FlowStatus::new(stem, Some(file.to_path_buf()));
+            // By the name the ledger knows it by, when the file still gives one.
+            let stem = || file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+            let mut f = FlowStatus::new(super::state::name_in_file(file).unwrap_or_else(stem), Some(file.to_path_buf()));
             f.problem = Some(format!("invalid flow file: {} problem(s); see `wharf validate {}`", diags.len(), file.display()));
             f
         }
@@ -254,6 +290,15 @@ mod tests {
             unsafe_names_line(&names(5)).unwrap(),
             "5 files in the source can never be taken (unsafe names; rename them there): /in/0\\n.csv, /in/1\\n.csv, /in/2\\n.csv and 2 more"
         );
+    }
+
+    #[test]
+    fn flows_without_a_file_are_named_with_the_command_that_forgets_them() {
+        assert_eq!(forget_hint(&[]), None);
+        let one = forget_hint(&["old".into()]).unwrap();
+        assert_eq!(one, "records of flows with no flow file: old (`wharf forget old` removes them)");
+        let two = forget_hint(&["a".into(), "b".into()]).unwrap();
+        assert_eq!(two, "records of flows with no flow file: a, b (`wharf forget NAME` removes them)");
     }
 
     #[test]

@@ -600,6 +600,13 @@ fn default_unreachable_after() -> u32 {
 /// JSON-Schema pattern of a flow name.
 pub const FLOW_NAME_PATTERN: &str = "^[A-Za-z0-9][A-Za-z0-9._-]*$";
 
+/// Whether `name` matches [`FLOW_NAME_PATTERN`] (letters, digits, `-`, `_` and `.`, starting
+/// with a letter or digit: also a safe file name, never a path).
+pub fn is_flow_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric()) && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
 fn default_ssh_port() -> u16 {
     22
 }

@@ -39,6 +39,7 @@ pub mod awaits;
 mod codec;
 mod error;
 pub mod events;
+pub mod forget;
 mod migrate;
 pub mod prune;
 pub mod records;

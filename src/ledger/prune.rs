@@ -105,12 +105,12 @@ impl Pruned {
 }
 
 /// The `counters_v1` key of when `flow` was last pruned completely.
-fn pruned_key(flow: &str) -> String {
+pub(super) fn pruned_key(flow: &str) -> String {
     format!("pruned_at/{flow}")
 }
 
 /// The `counters_v1` key of the cutoff `flow`'s file records were last pruned to.
-fn files_key(flow: &str) -> String {
+pub(super) fn files_key(flow: &str) -> String {
     format!("files_forgotten_before/{flow}")
 }
 

@@ -568,4 +568,15 @@ async fn status_and_trigger_talk_to_the_running_daemon_and_say_when_there_is_non
     let demo = v["flows"].as_array().unwrap().iter().find(|f| f["name"] == "demo").unwrap();
     assert_eq!((demo["failing_streak"].as_u64(), demo["last_run"]["run"].as_u64()), (Some(1), Some(3)));
     assert!(demo["last_success"].is_string());
+    assert_eq!(v["flows_without_file"], serde_json::json!([]));
+
+    // A flow the ledger has runs of and the daemon has no file for: named, for `wharf forget`.
+    finished_run(&Ledger::open(&state.join("ledger.redb")).unwrap(), "gone", RunStatus::Ok, 1);
+    let server = start(&state, daemon.clone());
+    let o = wharf_async(&state, &["status", "--json"]).await;
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(v["flows_without_file"], serde_json::json!(["gone"]), "{v}");
+    let out = stdout(&wharf_async(&state, &["status"]).await);
+    assert!(out.ends_with("records of flows with no flow file: gone (`wharf forget gone` removes them)\n"), "{out}");
+    server.shutdown().await;
 }

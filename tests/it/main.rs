@@ -16,6 +16,7 @@ mod content_sftp;
 mod control;
 mod examples;
 mod flow_tests;
+mod forget;
 mod ftp_modes;
 mod full_disks;
 mod notify;

@@ -307,10 +307,7 @@ impl Checker<'_, '_> {
     }
 
     fn flow_name(&mut self, name: &str) -> Option<String> {
-        let mut chars = name.chars();
-        let valid = chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
-            && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
-        if !valid {
+        if !crate::config::raw::is_flow_name(name) {
             self.problem(
                 "/name",
                 format!("`{name}` is not a valid flow name: use letters, digits, `-`, `_` and `.`, starting with a letter or digit"),

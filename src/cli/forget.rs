@@ -1,0 +1,185 @@
+//! `wharf forget FLOW [--yes]`: every record the ledger keeps of a flow that no longer has a
+//! flow file (removed from the flows folder, or renamed), and its staging folder. Such a flow
+//! never runs again, so its own history pruning never removes them.
+//!
+//! Without `--yes` it only says what it would remove (read-only, beside a daemon too); with
+//! it, it removes them as the ledger's one writer (refused while `wharf serve` holds the
+//! ledger, like the other commands that write). A round trip's response flow (`FLOW.response`)
+//! goes with its flow.
+//!
+//! It refuses a flow that still has a file in the flows folder (`--flows`): forgotten, a live
+//! flow's delivered identities would make every file still at its source new, and send it
+//! again. There is no way around that on purpose: remove or rename the file first (or point
+//! `--flows` elsewhere, which says the same thing more loudly).
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::failure::{Failure, Kind};
+use super::output::outln;
+use super::state::{ledger_path, name_in_file, open_for_read, open_for_write};
+use super::{EXIT_INVALID, Global};
+use crate::ledger::forget::FlowRecords;
+use crate::ledger::{Ledger, LedgerError};
+
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The flow's name (the `name:` its file had).
+    pub flow: String,
+    /// Folder of flow files: a flow that still has a file there is not forgotten.
+    #[arg(long, default_value = "flows")]
+    pub flows: PathBuf,
+    /// Remove the records (without it: only say what would be removed).
+    #[arg(long)]
+    pub yes: bool,
+    /// JSON output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// What `--json` prints.
+#[derive(Debug, Serialize)]
+struct Report<'a> {
+    flow: &'a str,
+    /// Whether they were removed (`--yes`), or only counted.
+    removed: bool,
+    records: FlowRecords,
+    staging_files: usize,
+}
+
+/// Records removed in one write transaction at most (each chunk is its own commit; a command
+/// interrupted half way is run again to go on).
+const CHUNK: usize = 20_000;
+
+/// What is advised while `wharf serve` holds the ledger.
+const WHILE_SERVING: &str = "stop the daemon to forget a flow";
+
+pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
+    let flow = args.flow.as_str();
+    if !crate::config::raw::is_flow_name(flow) {
+        let message = format!(
+            "`{flow}` is not a flow name (letters, digits, `-`, `_` and `.`, starting with a letter or digit); give the flow's name, not its file"
+        );
+        return Err(Failure::new(Kind::Usage, EXIT_INVALID, message).into());
+    }
+    refuse_a_flow_with_a_file(&args.flows, flow)?;
+    // The flow and its round trip's responses, recorded under a name of their own.
+    let mut names = vec![flow.to_string()];
+    if !flow.ends_with(".response") {
+        names.push(format!("{flow}.response"));
+    }
+    let staging: Vec<PathBuf> = names.iter().map(|n| crate::engine::stage::staging_folder(&global.state_dir.join("staging"), n)).collect();
+    let in_staging: Vec<usize> = staging.iter().map(|d| files_under(d)).collect();
+    let staging_files = in_staging.iter().sum();
+    let path = ledger_path(global);
+    let records = if !args.yes {
+        count(global, &names)?
+    } else if !path.exists() {
+        // Not created by a command that has nothing to remove.
+        FlowRecords::default()
+    } else {
+        let ledger = open_for_write(global, flow, WHILE_SERVING)?;
+        let removed = forget(&ledger, &names).with_context(|| format!("flow {flow}: cannot forget its records in {}", path.display()))?;
+        for dir in &staging {
+            remove_folder(dir).with_context(|| format!("flow {flow}: cannot remove its staging folder {}", dir.display()))?;
+        }
+        removed
+    };
+    if args.json {
+        let report = Report { flow, removed: args.yes, records, staging_files };
+        outln!("{}", serde_json::to_string_pretty(&report)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if records.is_empty() && staging_files == 0 {
+        outln!("flow {flow} has no records in the ledger at {}: nothing to forget", path.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if args.yes {
+        outln!("forgot flow {flow}; removed from the ledger at {}:", path.display());
+    } else {
+        outln!("flow {flow} has in the ledger at {}:", path.display());
+    }
+    for (kind, n) in records.kinds() {
+        if n > 0 {
+            outln!("  {n:>8}  {kind}");
+        }
+    }
+    for (dir, n) in staging.iter().zip(in_staging).filter(|(_, n)| *n > 0) {
+        outln!("  {n:>8}  staging files ({})", dir.display());
+    }
+    if !args.yes {
+        let daemon =
+            if super::state::serving(&global.state_dir).is_some() { "; stop `wharf serve` first: it holds the ledger" } else { "" };
+        outln!("run again with --yes to remove them (`wharf forget {flow} --yes`{daemon})");
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Refuses `flow` when a file of the flows folder `dir` is that flow (or the flow whose
+/// responses it names), by the `name:` it gives (its file name when it gives none that can
+/// be read), or when there is no such folder to check.
+fn refuse_a_flow_with_a_file(dir: &Path, flow: &str) -> anyhow::Result<()> {
+    let Some(files) = super::status::flow_files(dir) else {
+        let message = format!(
+            "flow {flow}: no flows folder {} to check that the flow has no file any more; give --flows the folder of the flow files",
+            dir.display()
+        );
+        return Err(Failure::new(Kind::Usage, EXIT_INVALID, message).into());
+    };
+    for file in files {
+        let stem = || file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = name_in_file(&file).unwrap_or_else(stem);
+        if name == flow || format!("{name}.response") == flow {
+            let message = format!(
+                "flow {flow} still has a flow file: {}; remove or rename the flow file first (forgetting a flow that runs would take every file at its source for new, and send it again)",
+                file.display()
+            );
+            return Err(Failure::new(Kind::Usage, EXIT_INVALID, message).into());
+        }
+    }
+    Ok(())
+}
+
+/// The records of `names`, counted through a read-only handle (no ledger: none).
+fn count(global: &Global, names: &[String]) -> anyhow::Result<FlowRecords> {
+    let mut total = FlowRecords::default();
+    if let Some(ledger) = open_for_read(global)? {
+        for n in names {
+            total.add(&ledger.flow_records(n)?);
+        }
+    }
+    Ok(total)
+}
+
+/// Removes every record of `names`, chunk by chunk.
+fn forget(ledger: &Ledger, names: &[String]) -> Result<FlowRecords, LedgerError> {
+    let mut total = FlowRecords::default();
+    for n in names {
+        loop {
+            let chunk = ledger.forget(n, CHUNK)?;
+            total.add(&chunk.removed);
+            if !chunk.more {
+                break;
+            }
+        }
+    }
+    Ok(total)
+}
+
+/// How many files `dir` holds, in any subfolder (0 without it).
+fn files_under(dir: &Path) -> usize {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    // A link is one file, whatever it points at (removing the folder removes the link only).
+    entries.filter_map(Result::ok).map(|e| if e.file_type().is_ok_and(|t| t.is_dir()) { files_under(&e.path()) } else { 1 }).sum()
+}
+
+/// Removes `dir` and what it holds; nothing to do without it.
+fn remove_folder(dir: &Path) -> std::io::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
+}

@@ -1,0 +1,148 @@
+//! `wharf forget FLOW`: the records of a flow that has no flow file any more go, and only
+//! those; a flow that still has a file, or any flow while `wharf serve` holds the ledger, is
+//! refused; `wharf status` names the flows it is for.
+
+use crate::support;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use chrono::Utc;
+use wharf::control::discovery::ServeInfo;
+use wharf::ledger::{Ledger, RunStatus};
+
+fn wharf(state: &Path, args: &[&str]) -> Output {
+    support::wharf(state).args(args).output().expect("run wharf")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// A flow file `dir/flows/NAME.yaml` moving `*.csv` between two local folders of its own
+/// under `dir/NAME`, with one file waiting.
+fn local_flow(dir: &Path, name: &str) -> PathBuf {
+    let flows = dir.join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    let root = dir.join(name);
+    for d in ["outbox", "archive"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(root.join("outbox/a.csv"), "1\n").unwrap();
+    let file = flows.join(format!("{name}.yaml"));
+    std::fs::write(
+        &file,
+        format!(
+            "name: {name}\nendpoints:\n  outbox: {{ type: local, root: {0}/outbox }}\n  archive: {{ type: local, root: {0}/archive }}\n\
+             source: {{ endpoint: outbox, path: /, include: [\"*.csv\"] }}\nsinks:\n  - {{ endpoint: archive, path: / }}\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    file
+}
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}{}", stdout(o), stderr(o)))
+}
+
+#[test]
+fn forget_removes_the_records_of_a_flow_without_a_file_and_no_others() {
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    // `partner` is a prefix of `partner2`: forgetting it leaves the other whole.
+    let gone = local_flow(dir.path(), "partner");
+    let kept = local_flow(dir.path(), "partner2");
+    let flows = dir.path().join("flows");
+    let flows = flows.to_str().unwrap();
+    for f in [&gone, &kept] {
+        let ran = wharf(&state, &["run", f.to_str().unwrap()]);
+        assert_eq!(ran.status.code(), Some(0), "{}{}", stdout(&ran), stderr(&ran));
+    }
+    // What a killed run of the flow left in its staging folder.
+    std::fs::create_dir_all(state.join("staging/partner")).unwrap();
+    std::fs::write(state.join("staging/partner/x.part"), "half").unwrap();
+
+    // Still a flow: refused, its own name or its responses', and nothing is removed.
+    for name in ["partner", "partner.response"] {
+        let refused = wharf(&state, &["forget", name, "--flows", flows, "--yes"]);
+        assert_eq!(refused.status.code(), Some(2), "{}", stderr(&refused));
+        let expected = format!("flow {name} still has a flow file: {}; remove or rename the flow file first", gone.display());
+        assert!(stderr(&refused).contains(&expected), "{}", stderr(&refused));
+    }
+    let path = wharf(&state, &["forget", "flows/partner.yaml", "--flows", flows]);
+    assert_eq!(path.status.code(), Some(2), "{}", stderr(&path));
+    assert!(stderr(&path).contains("is not a flow name"), "{}", stderr(&path));
+    let no_folder = wharf(&state, &["forget", "partner", "--flows", dir.path().join("nope").to_str().unwrap()]);
+    assert_eq!(no_folder.status.code(), Some(2), "{}", stderr(&no_folder));
+    assert!(stderr(&no_folder).contains("no flows folder"), "{}", stderr(&no_folder));
+    assert_eq!(json(&wharf(&state, &["runs", "--json"])).as_array().unwrap().len(), 2);
+
+    // Renamed out of the folder: `wharf status` says what is left of it.
+    std::fs::rename(&gone, gone.with_extension("yaml.off")).unwrap();
+    let status = wharf(&state, &["status", "--flows", flows]);
+    assert!(
+        stdout(&status).contains("records of flows with no flow file: partner (`wharf forget partner` removes them)"),
+        "{}",
+        stdout(&status)
+    );
+    assert_eq!(json(&wharf(&state, &["status", "--flows", flows, "--json"]))["flows_without_file"], serde_json::json!(["partner"]));
+
+    // Without --yes: what would go, and nothing goes.
+    let dry = wharf(&state, &["forget", "partner", "--flows", flows]);
+    assert_eq!(dry.status.code(), Some(0), "{}", stderr(&dry));
+    let text = stdout(&dry);
+    for line in ["flow partner has in the ledger at", "       1  runs\n", "       1  delivered identities\n", "1  staging files", "--yes"] {
+        assert!(text.contains(line), "{line:?} in {text}");
+    }
+    assert_eq!(json(&wharf(&state, &["runs", "--json"])).as_array().unwrap().len(), 2);
+    assert!(state.join("staging/partner/x.part").exists());
+
+    let done = wharf(&state, &["forget", "partner", "--flows", flows, "--yes", "--json"]);
+    assert_eq!(done.status.code(), Some(0), "{}", stderr(&done));
+    let v = json(&done);
+    assert_eq!((v["flow"].as_str(), v["removed"].as_bool(), v["staging_files"].as_u64()), (Some("partner"), Some(true), Some(1)));
+    let r = &v["records"];
+    assert_eq!((r["runs"].as_u64(), r["files"].as_u64(), r["deliveries"].as_u64()), (Some(1), Some(1), Some(1)), "{v}");
+    assert!(!state.join("staging/partner").exists());
+
+    let runs = json(&wharf(&state, &["runs", "--json"]));
+    assert_eq!(runs.as_array().unwrap().iter().map(|r| r["flow"].as_str().unwrap()).collect::<Vec<_>>(), ["partner2"]);
+    assert_eq!(json(&wharf(&state, &["files", "partner2", "--json"])).as_array().unwrap().len(), 1);
+    let again = wharf(&state, &["forget", "partner", "--flows", flows, "--yes"]);
+    assert_eq!(again.status.code(), Some(0), "{}", stderr(&again));
+    assert!(stdout(&again).contains("flow partner has no records in the ledger at"), "{}", stdout(&again));
+    assert!(!stdout(&wharf(&state, &["status", "--flows", flows])).contains("no flow file"));
+}
+
+#[test]
+fn forget_is_refused_while_serve_holds_the_ledger_but_counts_beside_it() {
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    let flows = dir.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    let flows = flows.to_str().unwrap();
+    let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
+    let mut run = ledger.begin_run("gone", wharf::ledger::now_millis()).unwrap();
+    run.status = RunStatus::Ok;
+    ledger.finish_run(&run).unwrap();
+    // The writer is `wharf serve`: its discovery file names a socket that answers.
+    let socket = state.join("wharf.sock");
+    let _listening = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let info = ServeInfo { pid: std::process::id(), socket: socket.clone(), http: None, started_at: Utc::now(), version: "test".into() };
+    info.write(&ServeInfo::path_in(&state)).unwrap();
+
+    let dry = wharf(&state, &["forget", "gone", "--flows", flows]);
+    assert_eq!(dry.status.code(), Some(0), "{}", stderr(&dry));
+    assert!(stdout(&dry).contains("       1  runs\n"), "{}", stdout(&dry));
+    assert!(stdout(&dry).contains("--yes`; stop `wharf serve` first: it holds the ledger)"), "{}", stdout(&dry));
+    let held = wharf(&state, &["forget", "gone", "--flows", flows, "--yes"]);
+    assert_eq!(held.status.code(), Some(3), "{}", stderr(&held));
+    let expected = format!("flow gone: the ledger at {} is held by `wharf serve`", state.join("ledger.redb").display());
+    assert!(stderr(&held).contains(&expected) && stderr(&held).contains("; stop the daemon to forget a flow"), "{}", stderr(&held));
+    assert_eq!(ledger.runs(Some("gone"), 10).unwrap().len(), 1);
+}
