@@ -21,10 +21,17 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Resolves `FLOW` to a file: a path as given, else `flows/FLOW.yaml` (or `.yml`); the path
-/// as given when none of them exists.
+/// Resolves `FLOW` to a file: a path as given, else `flows/FLOW.yaml` (or `.yml`); a folder
+/// only when no candidate is a file (`wharf run orders` beside a folder `orders/` means
+/// `flows/orders.yaml`); the path as given when none of them exists.
 pub fn resolve_flow_path(flow: &Path) -> PathBuf {
-    flow_candidates(flow).into_iter().find(|p| p.exists()).unwrap_or_else(|| flow.to_path_buf())
+    first_file(flow_candidates(flow)).unwrap_or_else(|| flow.to_path_buf())
+}
+
+/// The first of `candidates` that is a file, else the first that exists.
+fn first_file(candidates: Vec<PathBuf>) -> Option<PathBuf> {
+    let file = candidates.iter().position(|p| p.is_file());
+    file.or_else(|| candidates.iter().position(|p| p.exists())).map(|i| candidates[i].clone())
 }
 
 /// Where `FLOW` is looked for, in order: the path as given, and for a name without a folder
@@ -45,6 +52,12 @@ fn no_flow_file(flow: &Path) -> String {
     format!("{}: no such flow file ({}; give a flow file, or the name of one in ./flows)", flow.display(), looked_for(flow))
 }
 
+/// What is said when `FLOW` names a folder (`wharf run flows`): the loader's "cannot read flow
+/// file: Is a directory" did not say what to give instead.
+fn a_folder(path: &Path) -> String {
+    format!("{}: a folder, not a flow file: give one flow file in it (`wharf validate` and `wharf serve` take a folder)", path.display())
+}
+
 /// `looked for A, B and C`: the places [`resolve_flow_path`] looks for `FLOW`.
 pub fn looked_for(flow: &Path) -> String {
     let places: Vec<String> = flow_candidates(flow).iter().map(|p| p.display().to_string()).collect();
@@ -61,6 +74,9 @@ pub fn load(flow: &Path) -> Result<config::Flow, Failure> {
     let path = resolve_flow_path(flow);
     if !path.exists() {
         return Err(Failure::new(Kind::NotFound, EXIT_INVALID, format!("{}; nothing was run", no_flow_file(flow))).unlabelled());
+    }
+    if path.is_dir() {
+        return Err(Failure::new(Kind::Usage, EXIT_INVALID, format!("{}; nothing was run", a_folder(&path))).unlabelled());
     }
     match config::load_flow(&path) {
         Ok(f) => {
@@ -255,5 +271,25 @@ mod tests {
             no_flow_file(Path::new("flows/orders.yaml")),
             "flows/orders.yaml: no such flow file (looked for flows/orders.yaml; give a flow file, or the name of one in ./flows)"
         );
+    }
+
+    #[test]
+    fn a_folder_is_not_taken_for_a_flow_file() {
+        // Before: `wharf run flows` said "flows: cannot read flow file: Is a directory", and
+        // `wharf run orders` beside a folder `orders/` read the folder, not flows/orders.yaml.
+        let dir = tempfile::tempdir().unwrap();
+        let flows = dir.path().join("flows");
+        std::fs::create_dir(&flows).unwrap();
+        let e = load(&flows).unwrap_err();
+        assert_eq!(e.kind, Kind::Usage);
+        assert_eq!(e.message, format!("{}; nothing was run", a_folder(&flows)));
+        assert!(e.message.contains("a folder, not a flow file"), "{}", e.message);
+        // A name: its file in ./flows is taken over a folder of that name.
+        let (folder, file) = (flows.join("orders"), flows.join("orders.yaml"));
+        std::fs::create_dir(&folder).unwrap();
+        assert_eq!(first_file(vec![folder.clone(), file.clone()]), Some(folder.clone()), "only a folder there");
+        std::fs::write(&file, "").unwrap();
+        assert_eq!(first_file(vec![folder.clone(), file.clone()]), Some(file));
+        assert_eq!(first_file(vec![flows.join("nope")]), None);
     }
 }

@@ -31,8 +31,9 @@ pub fn load_flow(path: &Path) -> Result<Flow, Vec<Diagnostic>> {
 /// [`load_flow`], and the file's warnings whether or not it has problems (a valid flow also
 /// carries them in [`Flow::warnings`]): `wharf validate` shows both at once.
 pub fn load_flow_with_warnings(path: &Path) -> (Result<Flow, Vec<Diagnostic>>, Vec<Diagnostic>) {
-    match std::fs::read_to_string(path) {
-        Ok(text) => check_flow_str(&text, path, &|name| std::env::var(name)),
+    match std::fs::read(path).map(String::from_utf8) {
+        Ok(Ok(text)) => check_flow_str(&text, path, &|name| std::env::var(name)),
+        Ok(Err(e)) => (Err(vec![not_utf8(path, e.as_bytes(), e.utf8_error().valid_up_to())]), Vec::new()),
         Err(e) => (
             // About the file as a whole (line 0: no position): `path: cannot read flow file: …`,
             // or in words what to give when the path names nothing (`wharf validate flows/`
@@ -49,6 +50,26 @@ pub fn load_flow_with_warnings(path: &Path) -> (Result<Flow, Vec<Diagnostic>>, V
             }]),
             Vec::new(),
         ),
+    }
+}
+
+/// A flow file that is not UTF-8 text, at its first byte that is not: before, "cannot read
+/// flow file: stream did not contain valid UTF-8", which said neither where nor what to do.
+fn not_utf8(file: &Path, bytes: &[u8], valid_up_to: usize) -> Diagnostic {
+    let before = &bytes[..valid_up_to];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+    // `before` is valid UTF-8 up to `valid_up_to`, so the line's part of it is too.
+    let col = String::from_utf8_lossy(&before[line_start..]).chars().count() + 1;
+    Diagnostic {
+        file: file.to_path_buf(),
+        line,
+        col,
+        message: format!(
+            "not UTF-8 text (byte 0x{:02x} here): save the flow file as UTF-8",
+            bytes.get(valid_up_to).copied().unwrap_or_default()
+        ),
+        yaml_path: "/".into(),
     }
 }
 
@@ -297,5 +318,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let errs = load_flow(dir.path()).unwrap_err();
         assert!(errs[0].to_string().starts_with(&format!("{}: cannot read flow file: ", dir.path().display())), "{}", errs[0]);
+    }
+
+    #[test]
+    fn a_flow_file_that_is_not_utf8_is_placed_at_its_first_bad_byte() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("latin1.yaml");
+        std::fs::write(&file, b"name: x\ndescription: Pr\xfcfung\n").unwrap();
+        let errs = load_flow(&file).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(
+            errs[0].to_string(),
+            format!("{}:2:16: not UTF-8 text (byte 0xfc here): save the flow file as UTF-8 (at /)", file.display())
+        );
     }
 }

@@ -183,19 +183,7 @@ fn explain(root: &Value, error: &ValidationError<'_>, out: &mut Vec<Structural>)
     match error.kind() {
         ValidationErrorKind::AdditionalProperties { unexpected } | ValidationErrorKind::UnevaluatedProperties { unexpected } => {
             let allowed = allowed_fields(root, error.schema_path());
-            for field in unexpected {
-                // Under a secret's mapping the name may be the secret (a password written as a key).
-                let mut message = match path.rsplit_once('/') {
-                    Some((_, under)) if sensitive => format!("an unknown field under `{under}` (name not shown: it may be a secret)"),
-                    _ => format!("unknown field `{field}`"),
-                };
-                if !allowed.is_empty() {
-                    message.push_str(&format!(", expected one of {}", backticked(allowed.iter())));
-                }
-                let at = if path == "/" { format!("/{}", escape(field)) } else { format!("{path}/{}", escape(field)) };
-                let problem = Problem { yaml_path: at, message };
-                out.push(Structural { problem, at_key: true, kind: Kind::UnknownField, hide_key: sensitive });
-            }
+            out.extend(unexpected.iter().map(|field| unknown_field(&path, field, &allowed, sensitive)));
         }
         ValidationErrorKind::Required { property } => {
             let name = property.as_str().map_or_else(|| property.to_string(), str::to_owned);
@@ -231,6 +219,21 @@ fn explain(root: &Value, error: &ValidationError<'_>, out: &mut Vec<Structural>)
     }
 }
 
+/// `field` in the mapping at `path`, which allows only `allowed`.
+fn unknown_field(path: &str, field: &str, allowed: &BTreeSet<String>, sensitive: bool) -> Structural {
+    // Under a secret's mapping the name may be the secret (a password written as a key).
+    let mut message = match path.rsplit_once('/') {
+        Some((_, under)) if sensitive => format!("an unknown field under `{under}` (name not shown: it may be a secret)"),
+        _ => format!("unknown field `{field}`"),
+    };
+    if !allowed.is_empty() {
+        message.push_str(&format!(", expected one of {}", backticked(allowed.iter())));
+    }
+    let at = if path == "/" { format!("/{}", escape(field)) } else { format!("{path}/{}", escape(field)) };
+    let problem = Problem { yaml_path: at, message };
+    Structural { problem, at_key: true, kind: Kind::UnknownField, hide_key: sensitive }
+}
+
 /// `oneOf` failed: find out which alternative the author meant and report its problems, or
 /// say what the alternatives are.
 ///
@@ -264,9 +267,13 @@ fn explain_alternatives(root: &Value, error: &ValidationError<'_>, context: &[Ve
             let mut expected: Vec<String> = Vec::new();
             let mut where_: Option<&Location> = None;
             let mut found: &Value = error.instance().as_ref();
+            // The fields of the forms that are mappings, none of which knows the value's keys
+            // (a step `prase:`; `success: { mvoe_to: … }`).
+            let mut fields: BTreeSet<String> = BTreeSet::new();
             for alt in context {
                 for e in alt.iter().filter(|e| is_discriminator(e)) {
                     match e.kind() {
+                        ValidationErrorKind::AdditionalProperties { .. } => fields.extend(allowed_fields(root, e.schema_path())),
                         ValidationErrorKind::Constant { expected_value } => {
                             expected.push(show(expected_value));
                             where_ = Some(e.instance_path());
@@ -282,6 +289,14 @@ fn explain_alternatives(root: &Value, error: &ValidationError<'_>, context: &[Ve
                 }
             }
             expected.dedup();
+            // A mapping where mappings are allowed: its keys are what is wrong (before:
+            // "expected something else, found a mapping"), unless a field inside picks the form
+            // (an endpoint's `type`), which the value told below names.
+            if let Some(keys) = error.instance().as_object().filter(|_| !fields.is_empty() && where_.is_none_or(|w| w == path)) {
+                let at = pointer(path);
+                out.extend(keys.keys().filter(|k| !fields.contains(*k)).map(|k| unknown_field(&at, k, &fields, sensitive)));
+                return;
+            }
             let at = where_.map_or_else(|| pointer(path), pointer);
             let message = match where_ {
                 Some(_) => format!("unknown value {}, expected {}", quote(found, sensitive), or_list(&expected)),
@@ -304,12 +319,29 @@ fn explain_alternatives(root: &Value, error: &ValidationError<'_>, context: &[Ve
                 })
                 .collect();
             if common.is_empty() {
-                out.push(plain(pointer(path), "does not match any of the allowed forms".into()));
+                out.push(plain(pointer(path), no_single_form(root, error.instance().as_ref(), several)));
             } else {
                 out.extend(common);
             }
         }
     }
+}
+
+/// Why a value fits none of `forms`, each of which would fit without some of its keys: two
+/// one-key forms written as one (`{ parse: …, map: … }` for two steps).
+fn no_single_form(root: &Value, value: &Value, forms: &[&Vec<ValidationError<'static>>]) -> String {
+    let mut known: BTreeSet<String> = BTreeSet::new();
+    for e in forms.iter().flat_map(|alt| alt.iter()) {
+        if matches!(e.kind(), ValidationErrorKind::AdditionalProperties { .. }) {
+            known.extend(allowed_fields(root, e.schema_path()));
+        }
+    }
+    let written: Vec<&String> = value.as_object().map(|o| o.keys().filter(|k| known.contains(*k)).collect()).unwrap_or_default();
+    if written.len() < 2 {
+        return "does not match any of the allowed forms".into();
+    }
+    let names: Vec<String> = written.iter().map(|k| format!("`{k}`")).collect();
+    format!("{} cannot be written together: each is a form of its own (in a list, give each its own `- ` item)", listed(&names, "and"))
 }
 
 fn parent(location: &Location) -> Option<Location> {
@@ -407,10 +439,15 @@ fn backticked<'a>(items: impl Iterator<Item = &'a String>) -> String {
 }
 
 fn or_list(items: &[String]) -> String {
+    listed(items, "or")
+}
+
+/// `a, b {word} c`; "something else" for none.
+fn listed(items: &[String], word: &str) -> String {
     match items {
         [] => "something else".into(),
         [one] => one.clone(),
-        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+        [init @ .., last] => format!("{} {word} {last}", init.join(", ")),
     }
 }
 
@@ -493,6 +530,27 @@ mod tests {
         assert!(got.contains(&"/source/recursive expected `true` or `false`, found the string `yes`".to_string()), "{got:#?}");
         assert!(got.contains(&"/sinks/0 missing field `endpoint`".to_string()), "{got:#?}");
         assert_eq!(got.len(), 4, "{got:#?}");
+    }
+
+    #[test]
+    fn a_mapping_of_no_known_form_names_its_unknown_keys() {
+        // Before: "/steps/0 expected something else, found a mapping" and "/after/success
+        // unknown value a mapping, expected `keep` or `delete`".
+        let mut v = minimal();
+        v["steps"] = json!([{ "prase": { "format": "csv" } }]);
+        v["after"] = json!({ "success": { "mvoe_to": "/done" } });
+        let got = messages(v);
+        assert!(got.iter().any(|m| m.starts_with("/steps/0/prase unknown field `prase`, expected one of `check`, ")), "{got:#?}");
+        assert!(got.iter().any(|m| m.contains("`parse`") && m.contains("`map`")), "{got:#?}");
+        assert!(got.contains(&"/after/success/mvoe_to unknown field `mvoe_to`, expected one of `move_to`".to_string()), "{got:#?}");
+        assert_eq!(got.len(), 2, "{got:#?}");
+        // Two steps written as one item. Before: "does not match any of the allowed forms".
+        let mut v = minimal();
+        v["steps"] = json!([{ "parse": { "format": "csv" }, "map": { "script": "m.rhai" } }]);
+        assert_eq!(
+            messages(v),
+            ["/steps/0 `map` and `parse` cannot be written together: each is a form of its own (in a list, give each its own `- ` item)"]
+        );
     }
 
     #[test]

@@ -54,7 +54,10 @@ impl LocalEndpoint {
             // the same again.
             _ => match self.root_trouble(&e) {
                 Some(trouble) => format!("the endpoint's root {} {trouble}", self.root.display()),
-                None => io_reason(&e),
+                None => match self.file_on_the_way(path, &e) {
+                    Some(file) => format!("{file} is a file, not a folder"),
+                    None => io_reason(&e),
+                },
             },
         };
         EndpointError::new(kind, op, self.describe(), Some(path), message)
@@ -71,6 +74,22 @@ impl LocalEndpoint {
             Ok(_) => Some("is a file, not a folder"),
             Err(_) => Some("does not exist"),
         }
+    }
+
+    /// For a path that runs through a file (ENOTDIR, the root being a folder): the first
+    /// folder on its way that is a file, which the OS's bare "Not a directory" does not name.
+    fn file_on_the_way(&self, path: &RemotePath, e: &io::Error) -> Option<RemotePath> {
+        if e.raw_os_error() != Some(libc::ENOTDIR) {
+            return None;
+        }
+        let mut on_the_way = RemotePath::root();
+        for name in path.components() {
+            on_the_way = on_the_way.join(name).ok()?;
+            if std::fs::metadata(self.full(&on_the_way)).is_ok_and(|m| !m.is_dir()) {
+                return Some(on_the_way);
+            }
+        }
+        None
     }
 }
 
@@ -515,6 +534,18 @@ mod tests {
         let fine = LocalEndpoint::new(dir.path());
         let e = fine.list(&p).await.unwrap_err();
         assert!(!e.message.contains("root"), "the root is fine: {}", e.message);
+    }
+
+    #[tokio::test]
+    async fn a_file_where_a_folder_should_be_is_named() {
+        // Before: "stat /copied/a.csv: protocol error: Not a directory", naming no culprit.
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("copied"), "x").unwrap();
+        let ep = LocalEndpoint::new(dir.path());
+        let e = ep.stat(&RemotePath::parse("/copied/sub/a.csv").unwrap()).await.unwrap_err();
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::Protocol, "/copied is a file, not a folder"));
+        let e = ep.create_dir_all(&RemotePath::parse("/copied/sub").unwrap()).await.unwrap_err();
+        assert_eq!(e.message, "/copied is a file, not a folder");
     }
 
     #[test]

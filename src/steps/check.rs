@@ -23,6 +23,24 @@ pub struct Check {
     pub checksum: Option<ChecksumAlgo>,
 }
 
+/// Why `pattern` does not compile, in one line: what is wrong and where. (regex's own text
+/// spreads over four lines — the pattern, a caret under it, the cause — and broke the
+/// one-line `file:line:col: message` of `wharf validate`.)
+fn bad_regex(pattern: &str, e: &regex::Error) -> String {
+    let at = |what: &dyn std::fmt::Display, span: &regex_syntax::ast::Span| {
+        let line = if span.start.line > 1 { format!("line {}, ", span.start.line) } else { String::new() };
+        format!("bad regular expression: {what} (at {line}character {} of the pattern)", span.start.column)
+    };
+    match regex_syntax::Parser::new().parse(pattern) {
+        Err(regex_syntax::Error::Parse(p)) => at(p.kind(), p.span()),
+        Err(regex_syntax::Error::Translate(t)) => at(t.kind(), t.span()),
+        // Parsed, but refused later (too big once compiled): regex's text is one line then.
+        _ => {
+            format!("bad regular expression: {}", crate::text::one_line(&e.to_string(), crate::text::SERVER_TEXT, crate::text::Keep::Start))
+        }
+    }
+}
+
 /// What the checks look at.
 pub struct Subject<'a> {
     pub path: &'a Path,
@@ -51,12 +69,12 @@ impl Check {
         {
             problems.push(("max_size", format!("is smaller than min_size ({hi} < {lo} bytes)")));
         }
-        let name = match raw.name.as_deref().map(Regex::new) {
-            Some(Err(e)) => {
-                problems.push(("name", format!("bad regular expression: {e}")));
+        let name = match raw.name.as_deref().map(|p| (p, Regex::new(p))) {
+            Some((pattern, Err(e))) => {
+                problems.push(("name", bad_regex(pattern, &e)));
                 None
             }
-            Some(Ok(r)) => Some(r),
+            Some((_, Ok(r))) => Some(r),
             None => None,
         };
         if !problems.is_empty() {
@@ -256,6 +274,17 @@ pub fn parse_size(s: &RawSize) -> Result<u64, String> {
 mod tests {
     use super::*;
     use sha2::Digest;
+
+    #[test]
+    fn a_bad_name_pattern_is_told_in_one_line_with_its_place() {
+        let problem = |pattern: &str| bad_regex(pattern, &Regex::new(pattern).unwrap_err());
+        // Before: "bad regular expression: regex parse error:\n    ^(ROSTER…\n     ^\nerror: unclosed group".
+        assert_eq!(problem(r"^(ROSTER_\d{8}\.csv$"), "bad regular expression: unclosed group (at character 2 of the pattern)");
+        assert_eq!(problem(r"^INV_\q"), "bad regular expression: unrecognized escape sequence (at character 6 of the pattern)");
+        assert_eq!(problem("a\n(b"), "bad regular expression: unclosed group (at line 2, character 1 of the pattern)");
+        let too_big = format!("a{{{}}}{{1000}}", 1000);
+        assert!(!problem(&too_big).contains('\n'), "{}", problem(&too_big));
+    }
 
     #[test]
     fn checksum_files_in_every_common_form_and_only_for_their_own_file() {

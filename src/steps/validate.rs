@@ -196,7 +196,22 @@ impl Validate {
     /// Required CSV columns missing from `header`, as one sentence (or `None`).
     pub fn missing_columns(&self, header: &[String]) -> Option<String> {
         let missing: Vec<String> = self.required_columns.iter().filter(|c| !header.contains(c)).map(|c| format!("`{c}`")).collect();
-        (!missing.is_empty()).then(|| format!("the header lacks required column(s) {}", missing.join(", ")))
+        if missing.is_empty() {
+            return None;
+        }
+        let mut message = format!("the header lacks required column(s) {}", missing.join(", "));
+        // One column holding another separator: the file is split by another delimiter than
+        // the parse step's (the usual first mistake, and the bare list did not say so).
+        if let [only] = header
+            && let Some(sep) = [',', ';', '\t', '|'].into_iter().find(|&c| only.contains(c))
+        {
+            let shown = crate::text::one_line(&crate::text::visible(only), 60, crate::text::Keep::Start);
+            message.push_str(&format!(
+                "; it was read as one column, `{shown}`, which holds `{}`: is the parse step's `delimiter` the file's?",
+                sep.escape_debug()
+            ));
+        }
+        Some(message)
     }
 }
 
@@ -467,5 +482,10 @@ mod tests {
             Validate { schema: None, coerce: BTreeMap::new(), required_columns: vec!["id".into(), "email".into()], row_count_file: None };
         assert_eq!(v.missing_columns(&["id".into(), "name".into()]).unwrap(), "the header lacks required column(s) `email`");
         assert!(v.missing_columns(&["email".into(), "id".into()]).is_none());
+        // Before: only the list, when the real trouble is the delimiter.
+        assert_eq!(
+            v.missing_columns(&["id,name,email".into()]).unwrap(),
+            "the header lacks required column(s) `id`, `email`; it was read as one column, `id,name,email`, which holds `,`: is the parse step's `delimiter` the file's?"
+        );
     }
 }

@@ -12,7 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use futures::FutureExt;
 use suppaftp::tokio::ImplAsyncFtpStream;
@@ -95,9 +95,21 @@ fn hash_command(reply: &str) -> Option<HashCommand> {
 }
 
 /// The hex digest in a `HASH` reply (`213 SHA-256 0-49 <hex> name`) or an `XSHA256` reply
-/// (`213 <hex>`): the first word of 64 hex digits.
-pub(super) fn digest_in_reply(text: &str) -> Option<String> {
-    text.split_whitespace().find(|w| w.len() == 64 && w.bytes().all(|b| b.is_ascii_hexdigit())).map(str::to_ascii_lowercase)
+/// (`213 <hex>`): the first word of 64 hex digits, on any line.
+pub(super) fn digest_in_reply(r: &Response) -> Option<String> {
+    let lines = reply_lines(r);
+    let mut words = lines.iter().flat_map(|l| l.split_whitespace());
+    words.find(|w| w.len() == 64 && w.bytes().all(|b| b.is_ascii_hexdigit())).map(str::to_ascii_lowercase)
+}
+
+/// The size in a `SIZE` reply (`213 1234`): the first line that is a number.
+pub(super) fn size_in_reply(r: &Response) -> Option<u64> {
+    reply_lines(r).iter().find_map(|l| l.trim().parse().ok())
+}
+
+/// The time in an `MDTM` reply (`213 20261118110640`): the first line that is one.
+pub(super) fn mdtm_in_reply(r: &Response) -> Option<SystemTime> {
+    reply_lines(r).iter().find_map(|l| super::list::parse_mdtm(l))
 }
 
 /// A live, logged-in control connection in binary mode.
@@ -265,6 +277,19 @@ pub(super) fn reply_code(r: &suppaftp::types::Response) -> u32 {
     r.body.get(..3).and_then(|c| std::str::from_utf8(c).ok()).and_then(|c| c.parse().ok()).unwrap_or_else(|| r.status.code())
 }
 
+/// Each line of a reply as the server sent it, after its code (`1234` of `213 1234`): what
+/// parsing reads. Uncapped and with nothing replaced, unlike [`reply_text`], which is what
+/// messages and logs quote (a long path in a reply would push a digest past its cap).
+pub(super) fn reply_lines(r: &Response) -> Vec<String> {
+    let after_code = |line: &str| {
+        let b = line.as_bytes();
+        let coded = b.len() >= 3 && b[..3].iter().all(u8::is_ascii_digit) && matches!(b.get(3), None | Some(b' ' | b'-'));
+        // The code and its separator are ASCII: slicing after them stays on a char boundary.
+        if coded { line.get(4..).unwrap_or("").to_string() } else { line.to_string() }
+    };
+    String::from_utf8_lossy(&r.body).lines().map(after_code).collect()
+}
+
 /// A reply as one line of text for messages and logs: `550 Failed to open file.` The server's
 /// text as [`one_line`] makes it: its control characters (a line break, a terminal escape)
 /// never forge a log line or reach a terminal.
@@ -291,7 +316,7 @@ fn wants_tls(r: &suppaftp::types::Response) -> bool {
         "cleartext",
         "plain ftp",
     ];
-    let text = reply_text(r).to_ascii_lowercase();
+    let text = reply_lines(r).join(" ").to_ascii_lowercase();
     reply_code(r) == 534 || SAYS_SO.iter().any(|w| text.contains(w))
 }
 
@@ -301,7 +326,7 @@ fn wants_tls(r: &suppaftp::types::Response) -> bool {
 /// [`wants_tls`]; decides the kind and wording of the error only.
 pub(super) fn wants_session_reuse(r: &suppaftp::types::Response) -> bool {
     const SAYS_SO: [&str; 3] = ["session reuse", "reuse required", "not resumed"];
-    let text = reply_text(r).to_ascii_lowercase();
+    let text = reply_lines(r).join(" ").to_ascii_lowercase();
     reply_code(r) >= 400 && SAYS_SO.iter().any(|w| text.contains(w))
 }
 
@@ -664,9 +689,31 @@ mod tests {
         assert_eq!(feat(" HASH SHA-1*;MD5\n XSHA256").sha256, Some(HashCommand::Xsha256));
         assert_eq!(feat(" MDTM\n SIZE").sha256, None);
         let hex = "2CF24DBA5FB0A30E26E83B2AC5B9E29E1B161E5C1FA7425E73043362938B9824";
-        assert_eq!(digest_in_reply(&format!("213 SHA-256 0-5 {hex} /in/a")).as_deref(), Some(hex.to_ascii_lowercase().as_str()));
-        assert_eq!(digest_in_reply(&format!("213 {hex}")).as_deref(), Some(hex.to_ascii_lowercase().as_str()));
-        assert_eq!(digest_in_reply("213 nonsense"), None);
+        assert_eq!(digest_in_reply(&reply(213, &format!("SHA-256 0-5 {hex} /in/a"))).as_deref(), Some(hex.to_ascii_lowercase().as_str()));
+        assert_eq!(digest_in_reply(&reply(213, hex)).as_deref(), Some(hex.to_ascii_lowercase().as_str()));
+        assert_eq!(digest_in_reply(&reply(213, "nonsense")), None);
+    }
+
+    #[test]
+    fn replies_are_parsed_from_what_the_server_sent_not_from_their_display_form() {
+        assert_eq!(size_in_reply(&reply(213, "1234")), Some(1234));
+        assert_eq!(size_in_reply(&reply(213, "many")), None);
+        let at = std::time::UNIX_EPOCH + Duration::from_secs(1_795_000_000);
+        assert_eq!(mdtm_in_reply(&reply(213, "20261118110640")), Some(at));
+        assert_eq!(mdtm_in_reply(&reply(213, "20261118110640.123")), Some(at));
+        assert_eq!(mdtm_in_reply(&reply(213, "yesterday")), None);
+        // Before: digests were read from `reply_text`, which stops at `SERVER_TEXT` characters:
+        // a digest after a long path (or a long first line) was cut off, and the file's
+        // server-side check silently skipped.
+        let hex = "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824";
+        let path = format!("/in/{}", "deep/".repeat(80));
+        let long = Response::new(Status::from(213), format!("213-{path}\r\n213 SHA-256 0-5 {hex} {path}\r\n").into_bytes());
+        assert!(reply_text(&long).chars().count() > SERVER_TEXT && !reply_text(&long).contains(hex), "the display form is cut");
+        assert_eq!(digest_in_reply(&long).as_deref(), Some(hex));
+        // A multi-line reply: each line read after its code, the number found on its own line.
+        let multi = Response::new(Status::from(213), b"213-Status follows\r\n213 4096\r\n".to_vec());
+        assert_eq!(size_in_reply(&multi), Some(4096));
+        assert_eq!(reply_lines(&multi), ["Status follows", "4096"]);
     }
 
     use super::*;

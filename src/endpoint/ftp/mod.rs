@@ -40,7 +40,10 @@ use tokio::io::AsyncReadExt;
 
 pub use tls::cert_fingerprint;
 
-use self::connect::{Conn, Connector, DataSetup, HashCommand, digest_in_reply, reply_code, reply_text, wants_session_reuse, within};
+use self::connect::{
+    Conn, Connector, DataSetup, HashCommand, digest_in_reply, mdtm_in_reply, reply_code, reply_text, size_in_reply, wants_session_reuse,
+    within,
+};
 use self::pool::{Lease, Pool};
 use self::stream::{FtpRead, FtpWrite};
 use self::tls_stream::FtpTlsStream;
@@ -680,7 +683,7 @@ async fn hash_on(c: &mut Conn, path: &RemotePath) -> Result<Option<String>, Fail
         }
     };
     match within(c.timeout, c.ftp.custom_command(cmd, &[Status::File])).await {
-        Ok(r) => Ok(digest_in_reply(&reply_text(&r))),
+        Ok(r) => Ok(digest_in_reply(&r)),
         Err(FtpError::UnexpectedResponse(_)) => Ok(None),
         Err(e) => Err(e.into()),
     }
@@ -695,7 +698,7 @@ async fn size_on(c: &mut Conn, full: &str) -> Result<Option<u64>, Fail> {
 fn size_reply(reply: Result<suppaftp::types::Response, FtpError>) -> Result<Option<u64>, Fail> {
     match reply {
         Ok(r) => {
-            let size = reply_text(&r).get(4..).and_then(|s| s.trim().parse::<u64>().ok());
+            let size = size_in_reply(&r);
             size.map(Some).ok_or_else(|| Fail::Kind(ErrorKind::Protocol, format!("cannot read the SIZE reply {:?}", reply_text(&r))))
         }
         Err(e) if is_refusal(&e) => Ok(None),
@@ -730,9 +733,8 @@ async fn mdtm(c: &mut Conn, full: &str) -> Result<Option<SystemTime>, Fail> {
 fn mdtm_time(reply: Result<suppaftp::types::Response, FtpError>) -> Result<Option<SystemTime>, Fail> {
     match reply {
         Ok(r) => {
-            let text = reply_text(&r);
-            let t = text.get(4..).and_then(list::parse_mdtm);
-            t.map(Some).ok_or_else(|| Fail::Kind(ErrorKind::Protocol, format!("cannot read the MDTM reply {text:?}")))
+            let t = mdtm_in_reply(&r);
+            t.map(Some).ok_or_else(|| Fail::Kind(ErrorKind::Protocol, format!("cannot read the MDTM reply {:?}", reply_text(&r))))
         }
         Err(e) if is_refusal(&e) => Ok(None),
         Err(e) => Err(e.into()),

@@ -17,7 +17,7 @@ use std::time::SystemTime;
 use suppaftp::types::Response;
 use suppaftp::{FtpResult, Status};
 
-use super::connect::{Conn, Feat, reply_text};
+use super::connect::{Conn, Feat, mdtm_in_reply, size_in_reply};
 use super::list;
 use crate::endpoint::{Entry, EntryKind, RemotePath};
 
@@ -101,8 +101,8 @@ impl Asks {
                         (facts.size, facts.mtime) = (Some(l.size), l.mtime);
                     }
                 }
-                Ask::Size => facts.size = reply_text(reply).get(4..).and_then(|s| s.trim().parse().ok()),
-                Ask::Mdtm => facts.mtime = reply_text(reply).get(4..).and_then(list::parse_mdtm),
+                Ask::Size => facts.size = size_in_reply(reply),
+                Ask::Mdtm => facts.mtime = mdtm_in_reply(reply),
             }
         }
         facts
