@@ -420,8 +420,11 @@ pub enum RawMaxInvalid {
     /// At most this many invalid records.
     Count(u64),
     /// At most this share of the records read.
-    Percent(#[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?%$"))] String),
+    Percent(#[schemars(extend("pattern" = PERCENT_PATTERN))] String),
 }
+
+/// What a percentage of `max_invalid` looks like (`2.5%`).
+pub const PERCENT_PATTERN: &str = r"^[0-9]+(\.[0-9]+)?%$";
 
 fn default_true() -> bool {
     true

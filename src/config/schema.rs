@@ -21,6 +21,7 @@ use super::diagnostic::Problem;
 use super::duration;
 use super::locate::escape;
 use super::raw::{FLOW_NAME_PATTERN, RawFlow};
+use super::raw_steps::PERCENT_PATTERN;
 
 /// The JSON Schema (draft 2020-12) of a flow file. Every property carries a description taken
 /// from the doc comments of [`RawFlow`] and the types it uses.
@@ -457,6 +458,8 @@ fn pattern_message(instance: &Value, pattern: &str) -> String {
         duration::parse(text).err().unwrap_or_else(|| format!("`{text}` is not a duration"))
     } else if pattern == FLOW_NAME_PATTERN {
         format!("`{text}` is not a valid flow name: use letters, digits, `-`, `_` and `.`, starting with a letter or digit")
+    } else if pattern == PERCENT_PATTERN {
+        format!("`{text}` is neither a number of records (`10`) nor a percentage of them (`2.5%`)")
     } else {
         format!("{} does not match the pattern `{pattern}`", show(instance))
     }
@@ -586,6 +589,7 @@ mod tests {
         v["sinks"] = json!([]);
         v["source"]["identity"] = json!(["path", "path"]);
         v["endpoints"]["s"] = json!({ "type": "sftp", "host": "h", "user": "u", "auth": { "password": 12345678 }, "host_key": {} });
+        v["max_invalid"] = json!("lots");
         let got = messages(v);
         for want in [
             "/name `bad name` is not a valid flow name: use letters, digits, `-`, `_` and `.`, starting with a letter or digit",
@@ -595,6 +599,8 @@ mod tests {
             "/source/ready/min_age expected a duration such as `30s` or `2m`, found the number 5",
             "/source/identity lists the same value more than once",
             "/endpoints/s/auth/password expected a string, found a number",
+            // Was "does not match the pattern `^[0-9]+(\.[0-9]+)?%$`".
+            "/max_invalid `lots` is neither a number of records (`10`) nor a percentage of them (`2.5%`)",
         ] {
             assert!(got.contains(&want.to_string()), "missing {want:?} in {got:#?}");
         }
