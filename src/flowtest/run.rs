@@ -177,7 +177,7 @@ fn render_case(flow: &Flow, case: &Case, records: &[Value], name: &str) -> Resul
         let mut r = Renderer::create(&out, &render, &vars)?;
         for (i, rec) in records.iter().enumerate() {
             r.records(vec![rec.clone()]).map_err(|f| match f {
-                RenderFailure::Record { field, message } => {
+                RenderFailure::Record { field, message, .. } => {
                     let at = field.map(|f| format!(", field {f}")).unwrap_or_default();
                     RenderFailure::File(format!("record {}{at}: {message}", i + 1))
                 }

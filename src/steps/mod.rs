@@ -141,6 +141,9 @@ pub enum Cause {
     /// runaway loop, its time limit): a fault of the script, or records it was not written
     /// for. The flow's owner looks first; the file may be fine.
     Script,
+    /// A `render` template reads a field that no record valid by the flow's schema has (a typo
+    /// like `record.curency`: see `render/fields.rs`). The flow's owner corrects the template.
+    Template,
 }
 
 /// Whose problem a quarantined file's errors are, all told.
@@ -149,19 +152,22 @@ pub enum Cause {
 pub enum Causes {
     /// Every error is the content's.
     Data,
-    /// Every error is the mapping script's.
+    /// Every error is the flow's own, and some (or all) of them the mapping script's.
     Script,
-    /// Some of each.
+    /// Every error is a template's (see [`Cause::Template`]).
+    Template,
+    /// Some of the content's, some the flow's own.
     Mixed,
 }
 
 impl Causes {
-    /// From the count of all errors and of the script's among them.
-    fn of(total: u64, script: u64) -> Causes {
-        match script {
-            0 => Causes::Data,
-            s if s >= total => Causes::Script,
-            _ => Causes::Mixed,
+    /// From the count of all errors and of the script's and the templates' among them.
+    fn of(total: u64, script: u64, template: u64) -> Causes {
+        match (script, template) {
+            (0, 0) => Causes::Data,
+            (s, t) if s + t < total => Causes::Mixed,
+            (0, _) => Causes::Template,
+            _ => Causes::Script,
         }
     }
 }
@@ -345,6 +351,18 @@ impl Steps {
         self.inner.steps.iter().find_map(|s| if let Step::Parse(p) = s { Some(p) } else { None })
     }
 
+    /// What is legal but surely wrong in the steps, as (YAML path, message): a template reading
+    /// a record field that no record valid by the flow's schema has.
+    pub fn warnings(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (i, s) in self.inner.steps.iter().enumerate() {
+            if let Step::Render(r) = s {
+                out.extend(r.undeclared().iter().map(|u| (format!("/steps/{i}/render/{}", u.read.setting), u.warning())));
+            }
+        }
+        out
+    }
+
     /// Names of the companion files (beside the data file on the source) the steps read.
     pub fn companions(&self, vars: &NameVars) -> Result<Companions, String> {
         let mut c = Companions::default();
@@ -388,6 +406,9 @@ struct FileRun<'s, 'i> {
     script_errors: u64,
     /// How many of the rejected records were rejected for a script error.
     script_rejected: u64,
+    /// The same two for the templates' own errors ([`Cause::Template`]).
+    template_errors: u64,
+    template_rejected: u64,
     /// Problems with the file as a whole (row `None`), in the order found.
     file_problems: Vec<RecordError>,
     header: Option<Vec<String>>,
@@ -422,7 +443,8 @@ impl Output {
     }
 }
 
-/// A rendering failure outside any one record (the header, footer or whole document) is the file's.
+/// A rendering failure outside any one record (the header, footer or whole document) is the
+/// file's (the cause is lost: see `complete_output` for where it can be the flow's own).
 fn output_stop(f: Failure) -> Stop {
     match f {
         Failure::Io(e) => Stop::Io(e),
@@ -451,6 +473,8 @@ impl<'s, 'i> FileRun<'s, 'i> {
             errors_total: 0,
             script_errors: 0,
             script_rejected: 0,
+            template_errors: 0,
+            template_rejected: 0,
             file_problems: Vec::new(),
             header: None,
             writer: None,
@@ -565,7 +589,14 @@ impl<'s, 'i> FileRun<'s, 'i> {
             self.open_output()?;
         }
         if let Some(Output::Rendered(r)) = self.writer.as_mut() {
-            r.end().map_err(output_stop)?;
+            match r.end() {
+                // A document template reading a field no valid record has: the flow's own.
+                Err(Failure::Record { message, cause, .. }) => {
+                    self.file_problems.push(RecordError::file(Source::Render, cause, message));
+                    return Err(Stop::Consumer);
+                }
+                other => other.map_err(output_stop)?,
+            }
         }
         Ok(())
     }
@@ -679,7 +710,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
                             // Rendering can still find the record invalid (strict templates, sums).
                             Some(Output::Rendered(r)) => match r.records(set) {
                                 Ok(n) => self.out.counts.written += n,
-                                Err(Failure::Record { field, message }) => errs.push(at(Source::Render, Cause::Data, field, message)),
+                                Err(Failure::Record { field, message, cause }) => errs.push(at(Source::Render, cause, field, message)),
                                 Err(Failure::File(msg)) => {
                                     self.file_problems.push(RecordError::file(Source::Render, Cause::Data, msg));
                                     return Err(Stop::Consumer);
@@ -701,6 +732,11 @@ impl<'s, 'i> FileRun<'s, 'i> {
         self.script_errors += script;
         if script > 0 {
             self.script_rejected += 1;
+        }
+        let template = errs.iter().filter(|e| e.cause == Cause::Template).count() as u64;
+        self.template_errors += template;
+        if template > 0 {
+            self.template_rejected += 1;
         }
         let messages: Vec<String> = errs
             .iter()
@@ -756,6 +792,15 @@ impl<'s, 'i> FileRun<'s, 'i> {
         self.steps.inner.steps.iter().find_map(|s| if let Step::Map(m) = s { Some(m.script.as_str()) } else { None }).unwrap_or("")
     }
 
+    /// The row or document template as the flow names it (for reasons).
+    fn template(&self) -> &str {
+        match self.steps.inner.render.as_ref().map(|r| &r.mode) {
+            Some(render::Mode::Rows { row, .. }) => row,
+            Some(render::Mode::Document(t)) => t,
+            None => "",
+        }
+    }
+
     /// Pass or quarantine, from the file problems and the invalid-record policy.
     fn decide(&mut self) {
         let c = self.out.counts;
@@ -765,17 +810,25 @@ impl<'s, 'i> FileRun<'s, 'i> {
             let text = if more > 0 { format!("{} (and {more} more problem(s))", first.message) } else { first.message.clone() };
             Some(match first.cause {
                 Cause::Script => format!("the flow's mapping script failed: {text}"),
+                Cause::Template => format!("the flow's template failed: {text}"),
                 Cause::Data => text,
             })
         } else if c.rejected > policy.allowed(c.read) {
-            let (policy, script) = (policy.describe(), self.script());
-            Some(match self.script_rejected {
-                0 => format!("{} of {} records are invalid ({policy})", c.rejected, c.read),
-                n if n == c.rejected => format!("the flow's mapping script {script} failed on {n} of {} records ({policy})", c.read),
-                n => format!(
-                    "{} of {} records are invalid ({policy}); on {n} of them, the flow's mapping script {script} failed",
-                    c.rejected, c.read
-                ),
+            let policy = policy.describe();
+            let own = [
+                (self.script_rejected, format!("mapping script {}", self.script())),
+                (self.template_rejected, format!("template {}", self.template())),
+            ];
+            Some(match own.iter().find(|(n, _)| *n > 0) {
+                None => format!("{} of {} records are invalid ({policy})", c.rejected, c.read),
+                Some((n, what)) if *n == c.rejected => format!("the flow's {what} failed on {n} of {} records ({policy})", c.read),
+                Some(_) => {
+                    let mut reason = format!("{} of {} records are invalid ({policy})", c.rejected, c.read);
+                    for (n, what) in own.iter().filter(|(n, _)| *n > 0) {
+                        reason.push_str(&format!("; on {n} of them, the flow's {what} failed"));
+                    }
+                    reason
+                }
             })
         } else {
             None
@@ -784,12 +837,13 @@ impl<'s, 'i> FileRun<'s, 'i> {
         let mut errors = std::mem::take(&mut self.file_problems);
         let total = self.errors_total + errors.len() as u64;
         let script = self.script_errors + errors.iter().filter(|e| e.cause == Cause::Script).count() as u64;
+        let template = self.template_errors + errors.iter().filter(|e| e.cause == Cause::Template).count() as u64;
         errors.extend(std::mem::take(&mut self.errors));
         errors.truncate(MAX_REPORTED_ERRORS);
         self.writer = None;
         self.rejects = None;
         self.out.counts.written = 0;
-        self.out.quarantine = Some(Verdict { reason, errors, errors_total: total, cause: Causes::of(total, script) });
+        self.out.quarantine = Some(Verdict { reason, errors, errors_total: total, cause: Causes::of(total, script, template) });
     }
 }
 
@@ -887,6 +941,7 @@ pub fn build_partial(
     if !problems.is_empty() || malformed {
         return Err(problems);
     }
+    close_render(&mut steps);
     let render = steps.iter().find_map(|s| if let Step::Render(r) = s { Some(r.clone()) } else { None });
     let write = steps.iter().find_map(|s| if let Step::Write(w) = s { Some(w.clone()) } else { None }).or_else(|| {
         if render.is_some() {
@@ -907,6 +962,30 @@ pub fn build_partial(
         })
     });
     Ok(Steps { inner: Arc::new(Inner { steps, policy: Policy { on_invalid, max_invalid: max }, write, render }) })
+}
+
+/// Tells the `render` step the closed record schemas every record it renders has passed: those
+/// of the `validate` steps after the last `map` (a script reshapes records, so a schema before
+/// it says nothing of what is rendered). A template reading a field outside one of them has
+/// made a mistake (`render/fields.rs`).
+fn close_render(steps: &mut [Step]) {
+    let after_map = steps.iter().rposition(|s| matches!(s, Step::Map(_))).map_or(0, |i| i + 1);
+    let closed: Vec<(String, std::collections::BTreeSet<String>)> = steps[after_map..]
+        .iter()
+        .filter_map(|s| match s {
+            Step::Validate(v) => {
+                let (_, path) = v.schema.as_ref()?;
+                let name = path.file_name().map_or_else(|| path.display().to_string(), |n| n.to_string_lossy().into_owned());
+                Some((name, v.closed.clone()?))
+            }
+            _ => None,
+        })
+        .collect();
+    for s in steps.iter_mut() {
+        if let Step::Render(r) = s {
+            r.set_closed(&closed);
+        }
+    }
 }
 
 fn build_map(raw: &crate::config::raw_steps::RawMap, base: &Path) -> Result<Mapper, Vec<(&'static str, String)>> {

@@ -29,7 +29,8 @@ pub struct Report<'a> {
     /// How many errors there were in all (more than `errors` holds when the list was cut).
     pub errors_total: u64,
     /// Whose problem the errors are: `data` (the sender corrects the file), `script` (the
-    /// flow's mapping script failed; its owner looks first) or `mixed`.
+    /// flow's mapping script failed; its owner looks first), `template` (a template reads a
+    /// field no valid record has; its owner corrects it) or `mixed`.
     pub cause: Causes,
 }
 
@@ -70,7 +71,11 @@ pub fn text(r: &Report<'_>) -> String {
     if !r.errors.is_empty() {
         s.push_str(&format!("\nErrors ({}):\n", r.errors_total));
         for e in r.errors {
-            let mark = if e.cause == Cause::Script { "[script] " } else { "" };
+            let mark = match e.cause {
+                Cause::Data => "",
+                Cause::Script => "[script] ",
+                Cause::Template => "[template] ",
+            };
             s.push_str(&format!("  {mark}{e}\n"));
         }
         if r.errors_total > r.errors.len() as u64 {
@@ -78,14 +83,25 @@ pub fn text(r: &Report<'_>) -> String {
         }
     }
     s.push('\n');
-    s.push_str(match r.cause {
-        Causes::Data => "Please correct the file and send it again.\n",
-        Causes::Script => {
-            "These errors come from the flow's mapping script, not from a check of the file's content: the file\nmay well be correct. It is held in quarantine for the flow's owner to look at; there is no need\nto send it again unless they ask.\n"
-        }
-        Causes::Mixed => {
-            "Please correct the file and send it again. The errors marked [script] come from the flow's\nmapping script, not from a check of the file's content: they are for the flow's owner to look at.\n"
-        }
+    // The flow's own parts the errors come from (those listed; the cause when none is).
+    let (script, template) = match (r.errors.iter().any(|e| e.cause == Cause::Script), r.errors.iter().any(|e| e.cause == Cause::Template))
+    {
+        (false, false) => (r.cause != Causes::Template, r.cause == Causes::Template),
+        found => found,
+    };
+    let (own, marks) = match (script, template) {
+        (true, false) => ("mapping script", "[script]"),
+        (false, true) => ("templates", "[template]"),
+        _ => ("mapping script and templates", "[script] and [template]"),
+    };
+    s.push_str(&match r.cause {
+        Causes::Data => "Please correct the file and send it again.\n".to_string(),
+        Causes::Script | Causes::Template => format!(
+            "These errors come from the flow's {own}, not from a check of the file's content: the file\nmay well be correct. It is held in quarantine for the flow's owner to look at; there is no need\nto send it again unless they ask.\n"
+        ),
+        Causes::Mixed => format!(
+            "Please correct the file and send it again. The errors marked {marks} come from the flow's\n{own}, not from a check of the file's content: they are for the flow's owner to look at.\n"
+        ),
     });
     s
 }
@@ -169,5 +185,37 @@ mod tests {
         let t = text(&report(&errors, Causes::Mixed));
         assert!(t.contains("  row 2 (line 3), field id:") || t.contains("  row 1 (line 2), field id:"), "{t}");
         assert!(t.contains("Please correct the file and send it again. The errors marked [script] come from the flow's"), "{t}");
+    }
+
+    /// Nor one whose every record failed on a field the flow's template reads and no valid record has.
+    #[test]
+    fn a_template_reading_a_field_no_record_has_is_the_flows_owners_to_correct() {
+        let template = error(
+            Some(1),
+            None,
+            "row.hbs line 3, col 5: `record.curency` is not a property of the schema orders.schema.json (declared: currency, sku), so …",
+            Source::Render,
+            Cause::Template,
+        );
+        let t = text(&report(std::slice::from_ref(&template), Causes::Template));
+        assert!(t.contains("  [template] row 1 (line 2): row.hbs line 3, col 5: `record.curency`"), "{t}");
+        assert!(!t.contains("Please correct"), "{t}");
+        assert!(
+            t.contains(
+                "These errors come from the flow's templates, not from a check of the file's content: the file\nmay well be correct."
+            ),
+            "{t}"
+        );
+        assert_eq!(serde_json::to_value(report(&[], Causes::Template)).unwrap()["cause"], "template");
+
+        let data = error(Some(2), Some("sku"), "\"\" is shorter than 1 character", Source::Validate, Cause::Data);
+        let script = error(Some(3), None, "m.rhai line 1: Function not found: x ()", Source::Map, Cause::Script);
+        let t = text(&report(&[data, template.clone(), script.clone()], Causes::Mixed));
+        assert!(
+            t.contains("Please correct the file and send it again. The errors marked [script] and [template] come from the flow's\nmapping script and templates,"),
+            "{t}"
+        );
+        let t = text(&report(&[template, script], Causes::Script));
+        assert!(t.contains("These errors come from the flow's mapping script and templates, not from"), "{t}");
     }
 }

@@ -547,3 +547,12 @@ fn big_numbers_keep_every_digit_through_parse_map_and_write() {
     assert_eq!(p.quarantine, None);
     assert_eq!(b.read("out"), "{\"order\":98765432109876543210,\"seen\":\"98765432109876543210\"}\n{\"order\":7,\"seen\":\"7\"}\n");
 }
+
+#[test]
+fn the_files_cause_is_the_contents_unless_every_error_is_the_flows_own() {
+    assert_eq!(Causes::of(3, 0, 0), Causes::Data);
+    assert_eq!(Causes::of(3, 3, 0), Causes::Script);
+    assert_eq!(Causes::of(3, 0, 3), Causes::Template);
+    assert_eq!(Causes::of(3, 1, 2), Causes::Script);
+    assert_eq!(Causes::of(3, 0, 2), Causes::Mixed);
+}

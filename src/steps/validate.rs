@@ -6,7 +6,7 @@
 //! (field, message) pairs. It does not decide what an invalid record does to its file.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -24,6 +24,10 @@ pub struct Validate {
     pub schema: Option<(Arc<jsonschema::Validator>, PathBuf)>,
     /// Top-level properties whose declared type a CSV text value is converted to.
     pub coerce: BTreeMap<String, Coerce>,
+    /// The only top-level properties a valid record can have, when the schema allows no others
+    /// (`additionalProperties: false` beside `properties`, no `patternProperties`): a template
+    /// reading another field has made a mistake (see `render/fields.rs`). `None`: open.
+    pub closed: Option<BTreeSet<String>>,
     pub required_columns: Vec<String>,
     pub row_count_file: Option<NameTemplate>,
 }
@@ -109,7 +113,7 @@ impl Validate {
     pub fn build(raw: &RawValidate, base: &Path) -> Result<Validate, Vec<(&'static str, String)>> {
         let mut problems = Vec::new();
         let schema = raw.schema.as_ref().and_then(|rel| match load_schema(&base.join(rel)) {
-            Ok((v, coerce)) => Some((Arc::new(v), crate::config::interpolate::absolute(&base.join(rel)), coerce)),
+            Ok((v, coerce, closed)) => Some((Arc::new(v), crate::config::interpolate::absolute(&base.join(rel)), coerce, closed)),
             Err(e) => {
                 problems.push(("schema", e));
                 None
@@ -132,11 +136,11 @@ impl Validate {
         if !problems.is_empty() {
             return Err(problems);
         }
-        let (schema, coerce) = match schema {
-            Some((v, p, c)) => (Some((v, p)), c),
-            None => (None, BTreeMap::new()),
+        let (schema, coerce, closed) = match schema {
+            Some((v, p, c, closed)) => (Some((v, p)), c, closed),
+            None => (None, BTreeMap::new(), None),
         };
-        Ok(Validate { schema, coerce, required_columns: raw.required_columns.clone(), row_count_file })
+        Ok(Validate { schema, coerce, closed, required_columns: raw.required_columns.clone(), row_count_file })
     }
 
     /// `record` with its CSV text values converted to the types the schema declares: `"42"` →
@@ -215,8 +219,12 @@ impl Validate {
     }
 }
 
+/// A compiled record schema, the CSV conversions derived from it and its closed set of
+/// properties (see [`Validate::closed`]).
+type Loaded = (jsonschema::Validator, BTreeMap<String, Coerce>, Option<BTreeSet<String>>);
+
 /// Reads and compiles a record schema; also derives the CSV conversions from it.
-fn load_schema(path: &Path) -> Result<(jsonschema::Validator, BTreeMap<String, Coerce>), String> {
+fn load_schema(path: &Path) -> Result<Loaded, String> {
     let text = crate::config::inputs::read_to_string(path)
         .map_err(|e| format!("cannot read schema {}: {}", path.display(), crate::endpoint::local::io_reason(&e)))?;
     let value: Value = serde_json::from_str(&text).map_err(|e| format!("schema {} is not JSON: {e}", path.display()))?;
@@ -226,7 +234,17 @@ fn load_schema(path: &Path) -> Result<(jsonschema::Validator, BTreeMap<String, C
             let at = if at.is_empty() { String::new() } else { format!(" (at {at})") };
             format!("schema {} does not compile: {e}{at}", path.display())
         })?;
-    Ok((validator, coercions(&value)))
+    Ok((validator, coercions(&value), closed(&value)))
+}
+
+/// The top-level properties of a schema that allows no others. Only `additionalProperties:
+/// false` closes a schema for sure: whatever `allOf` or `$ref` add beside it, a property
+/// outside `properties` (and `patternProperties`, which would need matching, so it opens the
+/// set here) is refused. `unevaluatedProperties` can be satisfied by other keywords: open.
+fn closed(schema: &Value) -> Option<BTreeSet<String>> {
+    let props = schema.get("properties")?.as_object()?;
+    let patterns = schema.get("patternProperties").and_then(Value::as_object).is_some_and(|p| !p.is_empty());
+    (schema.get("additionalProperties") == Some(&Value::Bool(false)) && !patterns).then(|| props.keys().cloned().collect())
 }
 
 /// The properties a record schema declares, with the types each may have: written on the
@@ -460,6 +478,24 @@ mod tests {
         assert_eq!(v.check(&json!({ "b": "elevenchars" }))[0].message, r#""elevenchars" is longer than 10 characters"#);
     }
 
+    /// Only `additionalProperties: false` closes the set of fields a record can have.
+    #[test]
+    fn a_schema_is_closed_only_when_it_refuses_other_properties() {
+        let closed = |extra: Value| {
+            let mut schema = roster_schema();
+            schema.as_object_mut().unwrap().extend(extra.as_object().unwrap().clone());
+            step(schema).1.closed.map(|c| c.into_iter().collect::<Vec<_>>())
+        };
+        let all = ["active", "email", "employee_id", "name", "salary"].map(String::from).to_vec();
+        assert_eq!(closed(json!({"additionalProperties": false})), Some(all.clone()));
+        assert_eq!(closed(json!({"additionalProperties": false, "allOf": [{"required": ["name"]}]})), Some(all));
+        assert_eq!(closed(json!({})), None);
+        assert_eq!(closed(json!({"additionalProperties": {"type": "string"}})), None);
+        assert_eq!(closed(json!({"additionalProperties": false, "patternProperties": {"^x_": {}}})), None);
+        assert_eq!(closed(json!({"unevaluatedProperties": false})), None);
+        assert_eq!(step(json!({"additionalProperties": false})).1.closed, None);
+    }
+
     #[test]
     fn a_schema_that_does_not_compile_is_refused_with_where() {
         let dir = tempfile::tempdir().unwrap();
@@ -478,8 +514,13 @@ mod tests {
 
     #[test]
     fn required_columns() {
-        let v =
-            Validate { schema: None, coerce: BTreeMap::new(), required_columns: vec!["id".into(), "email".into()], row_count_file: None };
+        let v = Validate {
+            schema: None,
+            coerce: BTreeMap::new(),
+            closed: None,
+            required_columns: vec!["id".into(), "email".into()],
+            row_count_file: None,
+        };
         assert_eq!(v.missing_columns(&["id".into(), "name".into()]).unwrap(), "the header lacks required column(s) `email`");
         assert!(v.missing_columns(&["email".into(), "id".into()]).is_none());
         // Before: only the list, when the real trouble is the delimiter.

@@ -1,7 +1,8 @@
 //! Meaning checks on a flow's content steps (`steps:`, `on_invalid`, `max_invalid`) and its
 //! `quarantine:`: the steps are built by `steps::build_partial` (scripts, schemas, look-up
 //! tables, their order); this file adds what the steps cannot judge themselves — which
-//! settings apply to which record format — and where refused files go.
+//! settings apply to which record format — and where refused files go, and turns what the
+//! built steps find surely wrong (a template field no valid record has) into warnings.
 //!
 //! A child of `validate/mod.rs`, adding methods to the same `Checker`.
 
@@ -27,7 +28,12 @@ impl Checker<'_, '_> {
             }
         }
         let built = match crate::steps::build_partial(&steps, on_invalid, max_invalid, self.lookup.base_dir) {
-            Ok(s) => Some(s),
+            Ok(s) => {
+                for (path, message) in s.warnings() {
+                    self.warning(path, message);
+                }
+                Some(s)
+            }
             Err(problems) => {
                 self.problems.extend(problems);
                 None
@@ -141,6 +147,37 @@ quarantine: { endpoint: l, path: /bad }
         assert_eq!(
             warnings(&yaml),
             ["`header` only applies to csv; it has no effect on a `jsonl` parse step — remove it (at /response/steps/0/parse/header)"]
+        );
+    }
+
+    /// A template reading a field the flow's own schema rules out: a warning at the template's
+    /// setting, naming the template line, the schema and what it declares.
+    #[test]
+    fn a_template_field_outside_a_closed_schema_is_a_warning() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = |name: &str, text: &str| std::fs::write(dir.path().join(name), text).unwrap();
+        file("orders.schema.json", r#"{"properties": {"sku": {}, "currency": {}}, "additionalProperties": false}"#);
+        file("row.txt.hbs", "{{record.sku}}\n{{record.curency}}\n");
+        file("m.rhai", "fn map(r) { r }");
+        let flow = |steps: &str| {
+            file("f.yaml", &with_steps(steps));
+            let (flow, warnings) = crate::config::load_flow_with_warnings(&dir.path().join("f.yaml"));
+            assert!(flow.is_ok(), "{flow:?}");
+            warnings.into_iter().map(|w| w.warning_text().replace(&dir.path().display().to_string(), "DIR")).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            flow("- parse: { format: csv }\n- validate: { schema: orders.schema.json }\n- render: { row: row.txt.hbs }"),
+            ["DIR/f.yaml:10:18: warning: template row.txt.hbs line 2, col 1: `record.curency` is not a property of the schema \
+                 orders.schema.json (declared: currency, sku); every record will fail to render (at /steps/2/render/row)"]
+        );
+        // A script between them may make any field: nothing to say.
+        let mapped = "- parse: { format: csv }\n- validate: { schema: orders.schema.json }\n- map: { script: m.rhai }\n- render: { row: row.txt.hbs }";
+        assert_eq!(flow(mapped), Vec::<String>::new());
+        // Nor of a field declared.
+        file("row.txt.hbs", "{{record.sku}} {{record.currency}}\n");
+        assert_eq!(
+            flow("- parse: { format: csv }\n- validate: { schema: orders.schema.json }\n- render: { row: row.txt.hbs }"),
+            Vec::<String>::new()
         );
     }
 

@@ -7,7 +7,7 @@ use handlebars::template::{HelperTemplate, Parameter, Template, TemplateElement}
 use super::registry;
 
 /// Handlebars' own helpers.
-const BUILT_IN: &[&str] =
+pub(super) const BUILT_IN: &[&str] =
     &["if", "unless", "each", "with", "lookup", "raw", "log", "eq", "ne", "gt", "gte", "lt", "lte", "and", "or", "not", "len"];
 
 /// Every problem of template `name`, as `NAME line L, col C: …`.

@@ -5,11 +5,13 @@
 //! validation, so a syntax error is a validation problem naming the template's line; the mode;
 //! the output's extension; the fields to sum) and the message a render error becomes. Writing
 //! a file is `output.rs`; the helpers are `text.rs`, `numbers.rs` and `dates.rs`, wired up by
-//! `registry.rs`; exact arithmetic is `decimal.rs`. Which records reach it, and what an error
-//! does to the file, is the pipeline's business (`steps/mod.rs`).
+//! `registry.rs`; exact arithmetic is `decimal.rs`; the record fields the templates read (and
+//! those no valid record has) are `fields.rs`. Which records reach it, and what an error does
+//! to the file, is the pipeline's business (`steps/mod.rs`).
 
 mod dates;
 mod decimal;
+pub mod fields;
 mod lint;
 mod numbers;
 mod output;
@@ -23,6 +25,7 @@ use std::sync::Arc;
 use handlebars::{Handlebars, RenderError, RenderErrorReason};
 
 use crate::config::raw_steps::{LineEnding, RawRender};
+use fields::{FieldRef, Scope, Undeclared};
 
 pub use output::{Failure, Renderer};
 
@@ -47,6 +50,10 @@ pub struct Render {
     pub max_records: u64,
     ext: String,
     registry: Arc<Handlebars<'static>>,
+    /// The record fields the row or document template reads.
+    refs: Arc<Vec<FieldRef>>,
+    /// Those no valid record has (set by the pipeline, which knows the schemas).
+    undeclared: Arc<Vec<Undeclared>>,
 }
 
 impl fmt::Debug for Render {
@@ -107,6 +114,11 @@ impl Render {
         if let Err(e) = check_sums(&raw.sums) {
             problems.push(("sums", e));
         }
+        let refs = match &mode {
+            Some(Mode::Rows { row, .. }) => hb.get_template(row).map(|t| fields::refs("row", row, t, Scope::Row)),
+            Some(Mode::Document(name)) => hb.get_template(name).map(|t| fields::refs("template", name, t, Scope::Document)),
+            None => None,
+        };
         match (mode, ext) {
             (Some(mode), Some(ext)) if problems.is_empty() => Ok(Render {
                 mode,
@@ -114,6 +126,8 @@ impl Render {
                 max_records: raw.max_records.unwrap_or(DEFAULT_MAX_RECORDS),
                 ext,
                 registry: Arc::new(hb),
+                refs: Arc::new(refs.unwrap_or_default()),
+                undeclared: Arc::new(Vec::new()),
             }),
             _ => Err(problems),
         }
@@ -126,6 +140,26 @@ impl Render {
 
     fn registry(&self) -> &Handlebars<'static> {
         &self.registry
+    }
+
+    /// The fields read that no valid record has.
+    pub fn undeclared(&self) -> &[Undeclared] {
+        &self.undeclared
+    }
+
+    /// Sets [`Render::undeclared`], from the closed record schemas (schema file name,
+    /// properties) every rendered record has passed.
+    pub fn set_closed(&mut self, closed: &[(String, std::collections::BTreeSet<String>)]) {
+        self.undeclared = Arc::new(Undeclared::find(&self.refs, closed));
+    }
+
+    /// What render error `e` says, and whose problem it is: the flow's own when it is a read
+    /// of a field no valid record has.
+    fn failure(&self, e: &RenderError) -> (String, crate::steps::Cause) {
+        match self.undeclared.iter().find(|u| u.is(e)) {
+            Some(u) => (u.message(), crate::steps::Cause::Template),
+            None => (render_message(e), crate::steps::Cause::Data),
+        }
     }
 }
 

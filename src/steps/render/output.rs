@@ -19,16 +19,19 @@ use serde_json::{Map, Value};
 
 use super::decimal::Decimal;
 use super::numbers::add_field;
-use super::{Mode, Render, render_message};
-use crate::steps::write;
+use super::{Mode, Render};
+use crate::steps::{Cause, write};
 use crate::template::{NameVars, format_time};
 
 /// Why rendering did not go through.
 #[derive(Debug)]
 pub enum Failure {
-    /// This record cannot be rendered (a missing field, a helper error, a sum that is not a number).
-    Record { field: Option<String>, message: String },
-    /// The file cannot be rendered (the header, footer or document failed; too many records).
+    /// A template cannot be rendered with the record (a missing field, a helper error, a sum that
+    /// is not a number): from [`Renderer::records`], this record's problem; from
+    /// [`Renderer::create`] and [`Renderer::end`] (header, footer, document), the file's.
+    /// `cause` says whose: [`Cause::Template`] when the template reads a field no valid record has.
+    Record { field: Option<String>, message: String, cause: Cause },
+    /// The file cannot be rendered (too many records for a document, the run's date).
     File(String),
     /// Writing the local output failed.
     Io(io::Error),
@@ -103,8 +106,11 @@ impl Renderer {
         let mut sums = self.sums.clone();
         for r in &set {
             for (total, path) in sums.iter_mut().zip(&self.spec.sums) {
-                *total = add_field(*total, r, path)
-                    .map_err(|e| Failure::Record { field: Some(path.clone()), message: format!("{e} (a field in `sums`)") })?;
+                *total = add_field(*total, r, path).map_err(|e| Failure::Record {
+                    field: Some(path.clone()),
+                    message: format!("{e} (a field in `sums`)"),
+                    cause: Cause::Data,
+                })?;
             }
         }
         let n = set.len() as u64;
@@ -123,10 +129,7 @@ impl Renderer {
                 let mut text = String::new();
                 for (i, record) in set.into_iter().enumerate() {
                     let number = Value::from(self.count + i as u64 + 1);
-                    text.push_str(&self.render(row, [("record", record), ("row", number)]).map_err(|f| match f {
-                        Failure::File(message) => Failure::Record { field: None, message },
-                        other => other,
-                    })?);
+                    text.push_str(&self.render(row, [("record", record), ("row", number)])?);
                 }
                 self.out.write_all(text.as_bytes())?;
             }
@@ -184,6 +187,9 @@ impl Renderer {
         }
         root.insert("file".to_string(), self.file.clone());
         let ctx = Context::from(Value::Object(root));
-        self.spec.registry().render_with_context(name, &ctx).map_err(|e| Failure::File(render_message(&e)))
+        self.spec.registry().render_with_context(name, &ctx).map_err(|e| {
+            let (message, cause) = self.spec.failure(&e);
+            Failure::Record { field: None, message, cause }
+        })
     }
 }

@@ -6,7 +6,7 @@ use serde_json::json;
 
 use crate::config::Problem;
 use crate::config::raw_steps::{OnInvalid, RawStep};
-use crate::steps::{Processed, RecordCounts, Steps, build};
+use crate::steps::{Cause, Causes, Processed, RecordCounts, Source, Steps, build, quarantine};
 use crate::template::NameVars;
 
 struct Bench {
@@ -330,4 +330,113 @@ fn handlebars_block_helpers_and_root_work_in_strict_mode() {
     let steps = b.steps("- parse: { format: csv }\n- render: { template: c.txt.hbs }");
     b.run(&steps, "x.csv", b"count\n7\n8\n");
     assert_eq!(b.read("out"), "7/2 8/2 2\n");
+}
+
+/// A schema allowing no other properties than sku, currency and price (with `open`: any).
+fn orders_schema(b: &Bench, open: bool) {
+    let extra = if open { "" } else { r#", "additionalProperties": false"# };
+    b.file(
+        "orders.schema.json",
+        &format!(r#"{{"type": "object", "properties": {{"sku": {{}}, "currency": {{}}, "price": {{"type": "number"}}}}{extra}}}"#),
+    );
+}
+
+const ORDERS: &[u8] = b"sku,currency,price\nA-1,EUR,12.10\nB-2,CHF,3\n";
+
+/// A typo in the template is the flow's mistake: the partner is not told to correct a correct file.
+#[test]
+fn a_template_reading_a_field_the_schema_does_not_have_is_the_flows_own_error() {
+    let b = Bench::new();
+    orders_schema(&b, false);
+    b.file("row.txt.hbs", "{{record.sku}};{{#if record.note}}!{{/if}}\n{{record.price}} {{record.curency}}\n");
+    let yaml = "- parse: { format: csv }\n- validate: { schema: orders.schema.json }\n- render: { row: row.txt.hbs }";
+    let steps = b.steps(yaml);
+    let why = "is not a property of the schema orders.schema.json (declared: currency, price, sku)";
+    assert_eq!(
+        steps.warnings(),
+        [
+            (
+                "/steps/2/render/row".to_string(),
+                format!("template row.txt.hbs line 1, col 16: `record.note` {why}; no valid record has it")
+            ),
+            (
+                "/steps/2/render/row".to_string(),
+                format!("template row.txt.hbs line 2, col 18: `record.curency` {why}; every record will fail to render")
+            ),
+        ]
+    );
+    let v = b.run(&steps, "o.csv", ORDERS).quarantine.expect("every record fails");
+    assert_eq!(v.reason, "the flow's template row.txt.hbs failed on 2 of 2 records (on_invalid: quarantine)");
+    assert_eq!((v.cause, v.errors[0].cause, v.errors[0].source), (Causes::Template, Cause::Template, Some(Source::Render)));
+    assert_eq!(
+        v.errors[0].to_string(),
+        format!(
+            "row 1 (line 2): row.txt.hbs line 2, col 18: `record.curency` {why}, so no valid record has it: the template is to be \
+             corrected, not the file"
+        )
+    );
+    let report = quarantine::Report {
+        flow: "f",
+        run: 1,
+        file: "o.csv",
+        size: 1,
+        sha256: "ab",
+        quarantined_at: "2026-01-05T10:00:00Z".into(),
+        reason: &v.reason,
+        counts: RecordCounts::default(),
+        errors: &v.errors,
+        errors_total: v.errors_total,
+        cause: v.cause,
+    };
+    let text = quarantine::text(&report);
+    assert!(text.contains("  [template] row 2 (line 3): row.txt.hbs line 2, col 18: `record.curency`"), "{text}");
+    assert!(text.contains("These errors come from the flow's templates, not from a check of the file's content"), "{text}");
+    assert!(!text.contains("Please correct"), "{text}");
+    // A declared field a record lacks is still the record's problem (JSON has no columns).
+    b.file("row.txt.hbs", "{{record.sku}} {{record.currency}}\n");
+    let steps = b.steps(&yaml.replace("csv", "jsonl"));
+    assert!(steps.warnings().is_empty());
+    let v = b.run(&steps, "o.jsonl", b"{\"sku\": \"A\"}\n").quarantine.unwrap();
+    assert_eq!((v.cause, v.errors[0].cause), (Causes::Data, Cause::Data));
+    assert!(v.errors[0].message.contains("`record.currency` is missing (templates are strict"), "{v:?}");
+}
+
+/// Where a record may hold fields the schema does not list, the template is not second-guessed.
+#[test]
+fn an_open_schema_or_a_script_after_it_leaves_template_fields_to_the_records() {
+    let b = Bench::new();
+    b.file("row.txt.hbs", "{{record.sku}} {{record.curency}}\n").file("m.rhai", "fn map(r) { r }");
+    for (open, yaml) in [
+        (true, "- parse: { format: csv }\n- validate: { schema: orders.schema.json }\n- render: { row: row.txt.hbs }"),
+        (
+            false,
+            "- parse: { format: csv }\n- validate: { schema: orders.schema.json }\n- map: { script: m.rhai }\n- render: { row: row.txt.hbs }",
+        ),
+    ] {
+        orders_schema(&b, open);
+        let steps = b.steps(yaml);
+        assert_eq!(steps.warnings(), [], "{yaml}");
+        let v = b.run(&steps, "o.csv", ORDERS).quarantine.unwrap();
+        assert_eq!((v.cause, v.reason.as_str()), (Causes::Data, "2 of 2 records are invalid (on_invalid: quarantine)"), "{yaml}");
+    }
+    // A script before the schema: the schema checks what is rendered.
+    orders_schema(&b, false);
+    let yaml =
+        "- parse: { format: csv }\n- map: { script: m.rhai }\n- validate: { schema: orders.schema.json }\n- render: { row: row.txt.hbs }";
+    assert_eq!(b.steps(yaml).warnings().len(), 1);
+}
+
+#[test]
+fn a_document_template_reading_a_field_no_record_has_is_the_flows_own_error() {
+    let b = Bench::new();
+    orders_schema(&b, false);
+    b.file("d.txt.hbs", "{{count}}\n{{#each records}}{{sku}} {{this.curency}}\n{{/each}}");
+    let steps = b.steps("- parse: { format: csv }\n- validate: { schema: orders.schema.json }\n- render: { template: d.txt.hbs }");
+    let w = steps.warnings();
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert_eq!(w[0].0, "/steps/2/render/template");
+    assert!(w[0].1.starts_with("template d.txt.hbs line 2, col 26: `this.curency` is not a property"), "{w:?}");
+    let v = b.run(&steps, "o.csv", ORDERS).quarantine.unwrap();
+    assert_eq!((v.cause, v.errors[0].cause, v.errors[0].row), (Causes::Template, Cause::Template, None));
+    assert!(v.reason.starts_with("the flow's template failed: d.txt.hbs line 2, col 26: `this.curency` is not a property"), "{}", v.reason);
 }

@@ -1,0 +1,281 @@
+//! The record fields a `render` template reads, found in its compiled form (never in its text),
+//! and those of them no valid record can have: a field outside the closed set of properties of
+//! a record schema checked before rendering. Such a field is the template's mistake (a typo like
+//! `record.curency` for `currency`): every record would fail on it, and the partner's file is not
+//! to blame. The flow's validation warns of it; a record failing on it is the flow's own error.
+//!
+//! Only paths that surely start at a record are taken: `record.X` / `this.record.X` in a row
+//! template outside blocks that change the context (`#each`, `#with`, any other block but
+//! `#if` / `#unless`), and `X` / `this.X` directly inside `{{#each records}}` of a whole-document
+//! template. Anything else (`../`, `@root`, nested `#each`, block parameters) is left alone. Which
+//! schemas are closed is `validate.rs`'s business; which of them apply, `steps/mod.rs`'s.
+
+use std::collections::BTreeSet;
+
+use handlebars::template::{HelperTemplate, Parameter, Template, TemplateElement};
+use handlebars::{Path, PathSeg, RenderError, RenderErrorReason};
+
+use super::registry;
+
+/// Handlebars' block helpers that render their body in the same context.
+const SAME_CONTEXT: &[&str] = &["if", "unless"];
+
+/// The most declared properties a message lists.
+const LISTED: usize = 10;
+
+/// Where a template is: which records its paths start from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// A row template's context: `{ record, row, file }`.
+    Row,
+    /// A whole-document template's context: `{ records, count, sums, file }`.
+    Document,
+    /// Inside `{{#each records}}`: one record.
+    Record,
+}
+
+/// One read of a record field by a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldRef {
+    /// The `render` setting naming the template (`row`, `template`).
+    pub setting: &'static str,
+    /// The template, as the flow names it.
+    pub template: String,
+    /// Line and column of the expression (as Handlebars reports its errors).
+    pub at: Option<(usize, usize)>,
+    /// The path as written (`record.curency`).
+    pub path: String,
+    /// The record's top-level field it reads (`curency`).
+    pub field: String,
+    /// A record without the field fails to render (`{{record.x}}`, an argument of wharf's
+    /// helpers), rather than the test being false (`{{#if record.x}}`, `default`'s value).
+    pub strict: bool,
+}
+
+/// Every record field template `name` (set as `setting`) reads, from its context `scope`.
+pub fn refs(setting: &'static str, name: &str, t: &Template, scope: Scope) -> Vec<FieldRef> {
+    let mut w = Walk { setting, name, out: Vec::new() };
+    w.template(t, scope, None);
+    w.out
+}
+
+/// A field read by a template that no valid record has.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Undeclared {
+    pub read: FieldRef,
+    /// The file name of the schema that does not declare it.
+    pub schema: String,
+    /// Its properties (sorted).
+    pub declared: Vec<String>,
+}
+
+impl Undeclared {
+    /// The reads of `refs` outside some closed schema of `closed` (schema file name, properties).
+    pub fn find(refs: &[FieldRef], closed: &[(String, BTreeSet<String>)]) -> Vec<Undeclared> {
+        refs.iter()
+            .filter_map(|r| {
+                let (schema, props) = closed.iter().find(|(_, props)| !props.contains(&r.field))?;
+                Some(Undeclared { read: r.clone(), schema: schema.clone(), declared: props.iter().cloned().collect() })
+            })
+            .collect()
+    }
+
+    /// `row.txt.hbs line 3, col 5`.
+    fn place(&self) -> String {
+        match self.read.at {
+            Some((l, c)) => format!("{} line {l}, col {c}", self.read.template),
+            None => self.read.template.clone(),
+        }
+    }
+
+    /// Why no record has it: `` `record.curency` is not a property of the schema s.json (declared: …) ``.
+    fn why(&self) -> String {
+        let mut listed = self.declared.iter().take(LISTED).map(String::as_str).collect::<Vec<_>>().join(", ");
+        if self.declared.len() > LISTED {
+            listed.push_str(", …");
+        }
+        format!("`{}` is not a property of the schema {} (declared: {listed})", self.read.path, self.schema)
+    }
+
+    /// The flow validation's warning.
+    pub fn warning(&self) -> String {
+        let then = if self.read.strict { "every record will fail to render" } else { "no valid record has it" };
+        format!("template {}: {}; {then}", self.place(), self.why())
+    }
+
+    /// What a record failing on it is told: the template is wrong, not the file.
+    pub fn message(&self) -> String {
+        format!("{}: {}, so no valid record has it: the template is to be corrected, not the file", self.place(), self.why())
+    }
+
+    /// Whether render error `e` is this read failing.
+    pub fn is(&self, e: &RenderError) -> bool {
+        let RenderErrorReason::MissingVariable(Some(path)) = e.reason() else { return false };
+        *path == self.read.path
+            && e.template_name.as_deref() == Some(self.read.template.as_str())
+            && e.line_no.zip(e.column_no) == self.read.at
+    }
+}
+
+struct Walk<'a> {
+    setting: &'static str,
+    name: &'a str,
+    out: Vec<FieldRef>,
+}
+
+impl Walk<'_> {
+    fn template(&mut self, t: &Template, scope: Scope, at: Option<(usize, usize)>) {
+        for (i, e) in t.elements.iter().enumerate() {
+            // Nested blocks have positions of their own; else the enclosing element's (as in
+            // Handlebars' errors and `lint.rs`).
+            let pos = t.mapping.get(i).map(|m| (m.0, m.1)).or(at);
+            self.element(e, scope, pos);
+        }
+    }
+
+    fn element(&mut self, e: &TemplateElement, scope: Scope, pos: Option<(usize, usize)>) {
+        match e {
+            TemplateElement::Expression(h) | TemplateElement::HtmlExpression(h) => self.call(h, scope, pos),
+            TemplateElement::HelperBlock(h) => {
+                self.call(h, scope, pos);
+                let Parameter::Name(n) = &h.name else { return };
+                let body = if SAME_CONTEXT.contains(&n.as_str()) {
+                    Some(scope)
+                } else if n == "each" && scope == Scope::Document && h.block_param.is_none() && is_records(h) {
+                    Some(Scope::Record)
+                } else {
+                    None
+                };
+                if let (Some(s), Some(t)) = (body, &h.template) {
+                    self.template(t, s, pos);
+                }
+                // `{{else}}` is rendered in the block's own context.
+                if (body.is_some() || n == "each" || n == "with")
+                    && let Some(t) = &h.inverse
+                {
+                    self.template(t, scope, pos);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// An expression, a block's opening or a subexpression: its value or its arguments.
+    fn call(&mut self, h: &HelperTemplate, scope: Scope, pos: Option<(usize, usize)>) {
+        let bare = !h.block && h.params.is_empty() && h.hash.is_empty();
+        match &h.name {
+            // `{{record.x}}`, `{{this.x}}`, `{{x}}` — unless `x` alone names a helper, which it calls.
+            Parameter::Path(p) if bare && !matches!(p, Path::Relative((_, raw)) if is_helper(raw)) => self.path(p, scope, pos, true),
+            Parameter::Name(n) => {
+                // wharf's helpers refuse a missing argument; Handlebars' own test it
+                // (`if`, `eq`…); `default` exists for a value that may be missing.
+                let ours = registry::min_args(n).is_some();
+                for (i, p) in h.params.iter().enumerate() {
+                    self.param(p, scope, pos, ours && !(n == "default" && i == 0));
+                }
+                for p in h.hash.values() {
+                    self.param(p, scope, pos, ours);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn param(&mut self, p: &Parameter, scope: Scope, pos: Option<(usize, usize)>, strict: bool) {
+        match p {
+            Parameter::Path(path) => self.path(path, scope, pos, strict),
+            Parameter::Subexpression(s) => {
+                if let TemplateElement::Expression(h) = s.element.as_ref() {
+                    self.call(h, scope, pos);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn path(&mut self, p: &Path, scope: Scope, pos: Option<(usize, usize)>, strict: bool) {
+        // `Local` paths are `@index` and the like; a `Ruled` segment is `../` or `@root`.
+        let Path::Relative((segs, raw)) = p else { return };
+        let field = match (scope, segs.as_slice()) {
+            (Scope::Row, [PathSeg::Named(r), PathSeg::Named(x), ..]) if r == "record" => x,
+            (Scope::Record, [PathSeg::Named(x), ..]) => x,
+            _ => return,
+        };
+        self.push(raw.clone(), field.clone(), pos, strict);
+    }
+
+    fn push(&mut self, path: String, field: String, at: Option<(usize, usize)>, strict: bool) {
+        self.out.push(FieldRef { setting: self.setting, template: self.name.to_string(), at, path, field, strict });
+    }
+}
+
+/// `{{#each records}}` (or `this.records`).
+fn is_records(h: &HelperTemplate) -> bool {
+    matches!(h.params.as_slice(), [Parameter::Path(Path::Relative((segs, _)))] if matches!(segs.as_slice(), [PathSeg::Named(r)] if r == "records"))
+}
+
+/// A name `{{name}}` calls rather than reads.
+fn is_helper(name: &str) -> bool {
+    registry::min_args(name).is_some() || super::lint::BUILT_IN.contains(&name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::raw_steps::RenderEscape;
+
+    /// `(path, field, line, strict)` of every read found in `text`.
+    fn found(text: &str, scope: Scope) -> Vec<(String, String, usize, bool)> {
+        let mut hb = registry::new(RenderEscape::None);
+        hb.register_template_string("t.hbs", text).unwrap();
+        refs("row", "t.hbs", hb.get_template("t.hbs").unwrap(), scope)
+            .into_iter()
+            .map(|r| (r.path, r.field, r.at.map_or(0, |a| a.0), r.strict))
+            .collect()
+    }
+
+    fn read(path: &str, field: &str, line: usize, strict: bool) -> (String, String, usize, bool) {
+        (path.into(), field.into(), line, strict)
+    }
+
+    #[test]
+    fn a_row_template_reads_record_fields_at_its_top_and_in_if_blocks() {
+        let text = "{{record.sku}}{{this.record.price.net}}\n{{pad record.name 10 fill=record.fill}}{{lpad (upper record.city) 3}}\n\
+                    {{#if record.note}}{{{record.note}}}{{else}}{{default record.remark \"-\"}}{{/if}}{{#unless (eq record.kind \"x\")}}{{row}}{{/unless}}";
+        assert_eq!(
+            found(text, Scope::Row),
+            [
+                read("record.sku", "sku", 1, true),
+                read("this.record.price.net", "price", 1, true),
+                read("record.name", "name", 2, true),
+                read("record.fill", "fill", 2, true),
+                read("record.city", "city", 2, true),
+                read("record.note", "note", 3, false),
+                read("record.note", "note", 3, true),
+                read("record.remark", "remark", 3, false),
+                read("record.kind", "kind", 3, false),
+            ]
+        );
+    }
+
+    /// Where the context may be something else than the row's, nothing is taken.
+    #[test]
+    fn blocks_that_change_the_context_and_other_roots_are_left_alone() {
+        let text = "{{#each record.items}}{{record.x}}{{this.y}}{{../record.z}}{{/each}}{{#with record}}{{record.w}}{{sku}}{{/with}}\
+                    {{@root.record.v}}{{file.name}}{{row}}{{record}}";
+        assert_eq!(found(text, Scope::Row), [read("record.items", "items", 1, false)]);
+        // A header or footer has no record; a document's records are inside `#each records`.
+        let text = "{{count}} {{#each records}}{{sku}}{{this.price}} {{pad name 3}}{{@index}}{{#if @first}}{{city}}{{/if}}\
+                    {{#each lines}}{{qty}}{{/each}}{{count}}{{/each}}{{record.x}}{{#each records as |r|}}{{r.sku}}{{/each}}";
+        assert_eq!(
+            found(text, Scope::Document),
+            [
+                read("sku", "sku", 1, true),
+                read("this.price", "price", 1, true),
+                read("name", "name", 1, true),
+                read("city", "city", 1, true),
+                read("lines", "lines", 1, false),
+            ]
+        );
+    }
+}
