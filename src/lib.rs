@@ -1,4 +1,4 @@
-//! wharf: declarative, crash-safe file exchange with partners over SFTP and local folders.
+//! wharf: declarative, crash-safe file exchange with partners over SFTP, FTP/FTPS and local folders.
 //!
 //! Layers, top to bottom: `cli` (in the binary's use of [`cli::run`]) → [`config`] (flow files
 //! to a validated [`config::Flow`]) → [`engine`] (the one per-file lifecycle: list, ready,

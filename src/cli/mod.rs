@@ -52,7 +52,7 @@ pub const EXIT_INVALID: u8 = 2;
 /// Exit code: the run could not start or was aborted.
 pub const EXIT_ABORTED: u8 = 3;
 
-/// wharf — declarative, crash-safe file exchange over SFTP and local folders.
+/// wharf — declarative, crash-safe file exchange over SFTP, FTP/FTPS and local folders.
 #[derive(Debug, Parser)]
 #[command(name = "wharf", version, about)]
 pub struct Cli {
