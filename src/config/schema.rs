@@ -222,9 +222,14 @@ fn explain(root: &Value, error: &ValidationError<'_>, out: &mut Vec<Structural>)
 
 /// `field` in the mapping at `path`, which allows only `allowed`.
 fn unknown_field(path: &str, field: &str, allowed: &BTreeSet<String>, sensitive: bool) -> Structural {
-    // Under a secret's mapping the name may be the secret (a password written as a key).
-    let mut message = match path.rsplit_once('/') {
-        Some((_, under)) if sensitive => format!("an unknown field under `{under}` (name not shown: it may be a secret)"),
+    // Under a secret's mapping the name may be the secret (a password written as a key); so
+    // may it under a notification channel, whose URL and password are written inside it
+    // (`webhook: { https://hooks.slack.com/services/… }` makes the URL a key), and anywhere
+    // when it is a URL.
+    let under = path.rsplit_once('/').map(|(_, under)| under);
+    let sensitive = sensitive || matches!(under, Some("webhook" | "email")) || field.contains("://");
+    let mut message = match under {
+        Some(under) if sensitive => format!("an unknown field under `{under}` (name not shown: it may be a secret)"),
         _ => format!("unknown field `{field}`"),
     };
     if !allowed.is_empty() {
@@ -640,5 +645,28 @@ mod tests {
         let found = check(&v);
         assert_eq!(found[0].shown_path(), "/source/inclde");
         assert!(found[0].problem.message.starts_with("unknown field `inclde`"));
+    }
+
+    /// A webhook's URL written as the channel itself (`webhook: { https://… }`) is a key: it was
+    /// named, and a Slack or Teams hook URL is a credential. A URL as a key is not named anywhere.
+    #[test]
+    fn an_unknown_field_under_a_channel_or_that_is_a_url_is_not_named() {
+        let mut v = minimal();
+        v["notify"] = json!([
+            { "on": ["failed"], "webhook": { "https://hooks.slack.com/services/T0/B0/s3cr3t": null } },
+            { "on": ["failed"], "email": { "hunter2": null, "server": "s", "from": "a@b.example", "to": ["c@d.example"] } },
+        ]);
+        v["source"]["https://x.example/t0k3n"] = json!(null);
+        let got: Vec<String> = check(&v).iter().map(|s| format!("{} {}", s.shown_path(), s.problem.message)).collect();
+        for secret in ["s3cr3t", "hunter2", "t0k3n"] {
+            assert!(!got.concat().contains(secret), "{secret} in {got:#?}");
+        }
+        assert!(
+            got.iter().any(|m| m
+                .starts_with("/notify/0/webhook an unknown field under `webhook` (name not shown: it may be a secret), expected one of `")),
+            "{got:#?}"
+        );
+        assert!(got.iter().any(|m| m.starts_with("/notify/1/email an unknown field under `email`")), "{got:#?}");
+        assert!(got.iter().any(|m| m.starts_with("/source an unknown field under `source`")), "{got:#?}");
     }
 }
