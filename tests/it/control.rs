@@ -4,7 +4,7 @@
 //! - the HTTP server (over the Unix socket and loopback TCP) against a test `Daemon`;
 //! - `wharf status` / `wharf trigger` processes against that server.
 
-use crate::support;
+use crate::support::{self, stderr, stdout};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -25,32 +25,9 @@ fn wharf(state: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wharf")).arg("--state-dir").arg(state).args(args).output().expect("run wharf")
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 /// A flow file moving `*.csv` between two local folders under `dir`.
 fn local_flow(dir: &Path, name: &str) -> PathBuf {
-    let flows = dir.join("flows");
-    std::fs::create_dir_all(&flows).unwrap();
-    for d in ["outbox", "archive"] {
-        std::fs::create_dir_all(dir.join(d)).unwrap();
-    }
-    let file = flows.join(format!("{name}.yaml"));
-    std::fs::write(
-        &file,
-        format!(
-            "name: {name}\nendpoints:\n  outbox: {{ type: local, root: {0}/outbox }}\n  archive: {{ type: local, root: {0}/archive }}\n\
-             source: {{ endpoint: outbox, path: /, include: [\"*.csv\"] }}\nsinks:\n  - {{ endpoint: archive, path: / }}\n",
-            dir.display()
-        ),
-    )
-    .unwrap();
-    file
+    support::local_flow(dir, name, dir)
 }
 
 /// A finished run, recorded as a run records itself: with the flow's health (its failing

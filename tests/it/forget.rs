@@ -2,7 +2,7 @@
 //! those; a flow that still has a file, or any flow while `wharf serve` holds the ledger, is
 //! refused; `wharf status` names the flows it is for.
 
-use crate::support;
+use crate::support::{self, stderr, stdout};
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
@@ -15,34 +15,11 @@ fn wharf(state: &Path, args: &[&str]) -> Output {
     support::wharf(state).args(args).output().expect("run wharf")
 }
 
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 /// A flow file `dir/flows/NAME.yaml` moving `*.csv` between two local folders of its own
 /// under `dir/NAME`, with one file waiting.
 fn local_flow(dir: &Path, name: &str) -> PathBuf {
-    let flows = dir.join("flows");
-    std::fs::create_dir_all(&flows).unwrap();
-    let root = dir.join(name);
-    for d in ["outbox", "archive"] {
-        std::fs::create_dir_all(root.join(d)).unwrap();
-    }
-    std::fs::write(root.join("outbox/a.csv"), "1\n").unwrap();
-    let file = flows.join(format!("{name}.yaml"));
-    std::fs::write(
-        &file,
-        format!(
-            "name: {name}\nendpoints:\n  outbox: {{ type: local, root: {0}/outbox }}\n  archive: {{ type: local, root: {0}/archive }}\n\
-             source: {{ endpoint: outbox, path: /, include: [\"*.csv\"] }}\nsinks:\n  - {{ endpoint: archive, path: / }}\n",
-            root.display()
-        ),
-    )
-    .unwrap();
+    let file = support::local_flow(dir, name, &dir.join(name));
+    std::fs::write(dir.join(name).join("outbox/a.csv"), "1\n").unwrap();
     file
 }
 

@@ -84,6 +84,37 @@ pub fn text(o: &Output) -> String {
     format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
 }
 
+/// A command's standard output, as text.
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+/// A command's standard error, as text.
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Writes `dir/flows/NAME.yaml`: a flow moving `*.csv` from `root/outbox` to `root/archive`
+/// (both made here), local folders only.
+pub fn local_flow(dir: &Path, name: &str, root: &Path) -> PathBuf {
+    let flows = dir.join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    for d in ["outbox", "archive"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    let file = flows.join(format!("{name}.yaml"));
+    std::fs::write(
+        &file,
+        format!(
+            "name: {name}\nendpoints:\n  outbox: {{ type: local, root: {0}/outbox }}\n  archive: {{ type: local, root: {0}/archive }}\n\
+             source: {{ endpoint: outbox, path: /, include: [\"*.csv\"] }}\nsinks:\n  - {{ endpoint: archive, path: / }}\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    file
+}
+
 /// Every file below `p`, at any depth (none when `p` is missing).
 pub fn walk(p: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
