@@ -188,9 +188,14 @@ impl Validate {
                 let field = (!segments.is_empty()).then(|| segments.join("."));
                 // A message quotes the value it is about: a 1 MB cell would make a 1 MB message
                 // (and report line), so a long value is quoted in part.
-                let message = match super::excerpt_json(e.instance()) {
-                    Some(short) => e.masked_with(short).to_string(),
-                    None => e.to_string(),
+                let shown = super::excerpt_json(e.instance());
+                let message = match (e.kind(), shown) {
+                    // jsonschema says `"x" is not a "email"`.
+                    (ValidationErrorKind::Format { format }, shown) => {
+                        format!("{} is not a valid {format}", shown.unwrap_or_else(|| e.instance().to_string()))
+                    }
+                    (_, Some(short)) => e.masked_with(short).to_string(),
+                    (_, None) => e.to_string(),
                 };
                 FieldError { field, message }
             })
@@ -211,7 +216,7 @@ impl Validate {
         {
             let shown = crate::text::one_line(&crate::text::visible(only), 60, crate::text::Keep::Start);
             message.push_str(&format!(
-                "; it was read as one column, `{shown}`, which holds `{}`: is the parse step's `delimiter` the file's?",
+                "; it was read as one column, `{shown}`, which holds `{}`: the parse step's `delimiter` may not be the file's",
                 sep.escape_debug()
             ));
         }
@@ -336,7 +341,7 @@ mod tests {
         let got: Vec<(Option<&str>, &str)> = errs.iter().map(|e| (e.field.as_deref(), e.message.as_str())).collect();
         assert_eq!(got.len(), 3, "{got:#?}");
         assert_eq!(got[0], (Some("active"), r#""yes" is not of type "boolean""#));
-        assert!(got[1].0 == Some("email") && got[1].1.contains("email"), "{got:#?}");
+        assert_eq!(got[1], (Some("email"), r#""not-an-email" is not a valid email"#), "was: is not a \"email\"");
         assert_eq!(got[2].0, Some("employee_id"));
         assert!(got[2].1.contains("less than the minimum of 1"), "{got:#?}");
         assert!(rec.get("name").is_none(), "an empty cell is no value");
@@ -526,7 +531,7 @@ mod tests {
         // Before: only the list, when the real trouble is the delimiter.
         assert_eq!(
             v.missing_columns(&["id,name,email".into()]).unwrap(),
-            "the header lacks required column(s) `id`, `email`; it was read as one column, `id,name,email`, which holds `,`: is the parse step's `delimiter` the file's?"
+            "the header lacks required column(s) `id`, `email`; it was read as one column, `id,name,email`, which holds `,`: the parse step's `delimiter` may not be the file's"
         );
     }
 }
