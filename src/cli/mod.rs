@@ -103,7 +103,8 @@ pub enum Command {
     /// (removed or renamed); without --yes, only say what would be removed.
     Forget(forget::Args),
     /// Show recorded events (failed runs, quarantined files, unreachable endpoints, recoveries,
-    /// missing files, overdue/late/expired responses), oldest first.
+    /// missing files, overdue/late/expired responses, files whose names can never be taken),
+    /// oldest first.
     Events(events::Args),
     /// Show the flows of the running `wharf serve` (without one: each flow's last run).
     Status(status::Args),
