@@ -165,7 +165,7 @@ impl Render {
 
 /// Reads a template file and registers it under its name as written.
 fn load(hb: &mut Handlebars<'static>, name: &str, base: &Path, line_ending: LineEnding) -> Result<(), String> {
-    let path = base.join(name);
+    let path = crate::config::paths::resolve(base, name);
     let text = crate::config::inputs::read_to_string(&path)
         .map_err(|e| format!("cannot read template {}: {}", path.display(), crate::endpoint::local::io_reason(&e)))?;
     // Line breaks of the template's own text, whatever the editor (or git) saved.
