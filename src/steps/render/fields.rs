@@ -70,6 +70,21 @@ impl FieldRef {
     pub fn strict(&self) -> bool {
         self.missing != Missing::Tested
     }
+
+    /// Whether render error `e` may be this read failing: at its template, line and column, the
+    /// strict-mode error naming its path, or its helper refusing its argument. (Two reads of one
+    /// expression by the same helper at the same argument, `(or (eq record.a 1) (eq record.b 2))`,
+    /// cannot be told apart.)
+    pub fn failed(&self, e: &RenderError) -> bool {
+        let this = match (&self.missing, e.reason()) {
+            (Missing::Fails, RenderErrorReason::MissingVariable(Some(path))) => *path == self.path,
+            (Missing::Refused { helper, index }, RenderErrorReason::ParamNotFoundForIndex(h, i)) => h == helper && i == index,
+            // `len`'s one argument, named by Handlebars' `handlebars_helper!` macro.
+            (Missing::Refused { helper, index: 0 }, RenderErrorReason::ParamNotFoundForName(h, _)) => h == helper && *h == "len",
+            _ => false,
+        };
+        this && e.template_name.as_deref() == Some(self.template.as_str()) && e.line_no.zip(e.column_no) == self.at
+    }
 }
 
 /// Every record field template `name` (set as `setting`) reads, from its context `scope`.
@@ -128,20 +143,11 @@ impl Undeclared {
         format!("{}: {}, so no valid record has it: the template is to be corrected, not the file", self.place(), self.why())
     }
 
-    /// Whether render error `e` is this read failing: at its template, line and column, the
-    /// strict-mode error naming its path, or its helper refusing its argument. (Two reads of one
-    /// expression by the same helper at the same argument, `(or (eq record.a 1) (eq record.curency 2))`,
-    /// cannot be told apart; as this one fails on every record, that expression is the
-    /// template's mistake either way.)
+    /// Whether render error `e` is this read failing. When it may be another read of the same
+    /// expression as well ([`FieldRef::failed`]), that expression fails on every record anyway:
+    /// the template's mistake either way.
     pub fn is(&self, e: &RenderError) -> bool {
-        let this = match (&self.read.missing, e.reason()) {
-            (Missing::Fails, RenderErrorReason::MissingVariable(Some(path))) => *path == self.read.path,
-            (Missing::Refused { helper, index }, RenderErrorReason::ParamNotFoundForIndex(h, i)) => h == helper && i == index,
-            // `len`'s one argument, named by Handlebars' `handlebars_helper!` macro.
-            (Missing::Refused { helper, index: 0 }, RenderErrorReason::ParamNotFoundForName(h, _)) => h == helper && *h == "len",
-            _ => false,
-        };
-        this && e.template_name.as_deref() == Some(self.read.template.as_str()) && e.line_no.zip(e.column_no) == self.read.at
+        self.read.failed(e)
     }
 }
 

@@ -485,9 +485,19 @@ fn a_comparison_of_a_field_the_schema_does_not_have_is_the_flows_own_error() {
     );
     assert_eq!(b.run(&steps, "o.csv", ORDERS).quarantine, None);
     assert_eq!(b.read("out"), "A-1\nB-2\n");
-    // A declared field a record lacks, compared, is still the record's problem.
+    // A declared field a record lacks, compared, is still the record's problem; named (before:
+    // "`eq` needs an argument (none was given)").
     b.file("row.txt.hbs", "{{#if (eq record.currency \"EUR\")}}€{{/if}}\n");
     let steps = b.steps(&yaml.replace("csv", "jsonl"));
     let v = b.run(&steps, "o.jsonl", b"{\"sku\": \"A\"}\n").quarantine.unwrap();
     assert_eq!((v.cause, v.errors[0].cause), (Causes::Data, Cause::Data));
+    assert!(v.errors[0].message.starts_with("row.txt.hbs line 1, col 1: `record.currency` is missing (templates are strict"), "{v:?}");
+    // Unless two reads could be it.
+    b.file("row.txt.hbs", "{{#if (or (eq record.currency \"EUR\") (eq record.price 1))}}€{{/if}}\n");
+    let steps = b.steps(&yaml.replace("csv", "jsonl"));
+    let v = b.run(&steps, "o.jsonl", b"{\"sku\": \"A\"}\n").quarantine.unwrap();
+    assert_eq!(
+        v.errors[0].message,
+        "row.txt.hbs line 1, col 1: `eq` needs an argument (none was given, or it reads a value that is not there)"
+    );
 }
