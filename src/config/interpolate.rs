@@ -24,9 +24,8 @@ pub struct Lookup<'a> {
 
 impl Lookup<'_> {
     /// Resolves `path` against the flow file's folder; `~/…` is in the home folder (`HOME`),
-    /// as in a shell.
-    /// Absolute, and cleaned of `.` and the `name/..` pairs that name the same folder
-    /// ([`super::paths::clean`]).
+    /// as in a shell. The result is absolute, without `.` and the `name/..` pairs that name
+    /// the same folder ([`super::paths::clean`]).
     pub fn resolve_path(&self, path: &str) -> PathBuf {
         if let Some(rest) = path.strip_prefix("~/")
             && let Ok(home) = (self.env)("HOME")

@@ -453,6 +453,8 @@ fn a_comparison_of_a_field_the_schema_does_not_have_is_the_flows_own_error() {
         ("{{record.sku}}\n{{#if (eq record.curency \"EUR\")}}€{{/if}}\n", "record.curency", 1),
         ("{{record.sku}}\n{{#unless (gt 10 record.prise)}}cheap{{/unless}}\n", "record.prise", 1),
         ("{{record.sku}}\n{{pad record.sku 3}}{{len record.skus}}\n", "record.skus", 21),
+        // `#each` without `{{else}}` fails on a missing value too (with one, it renders that).
+        ("{{record.sku}}\n{{#each record.itemz}}-{{/each}}\n", "record.itemz", 1),
     ] {
         b.file("row.txt.hbs", text);
         let steps = b.steps(yaml);
