@@ -43,8 +43,13 @@ pub fn syntax_error(what: &str, source: &str, e: &TemplateError) -> String {
 /// variable is worded by the caller, who knows what the template could have used.
 pub fn render_reason(reason: &RenderErrorReason) -> String {
     match reason {
-        RenderErrorReason::ParamNotFoundForIndex(helper, 0) => format!("`{helper}` needs an argument (none was given)"),
-        RenderErrorReason::ParamNotFoundForIndex(helper, i) => format!("`{helper}` needs {} arguments (only {i} were given)", i + 1),
+        // Strict mode: also an argument reading a value that is not there (`eq record.x 1`).
+        RenderErrorReason::ParamNotFoundForIndex(helper, 0) => {
+            format!("`{helper}` needs an argument (none was given, or it reads a value that is not there)")
+        }
+        RenderErrorReason::ParamNotFoundForIndex(helper, i) => {
+            format!("`{helper}` needs {} arguments (only {i} were given, or argument {} reads a value that is not there)", i + 1, i + 1)
+        }
         RenderErrorReason::ParamNotFoundForName(helper, name) => format!("`{helper}` needs the argument `{name}=…`"),
         RenderErrorReason::ParamTypeMismatchForName(helper, name, want)
         | RenderErrorReason::HashTypeMismatchForName(helper, name, want) => {
@@ -301,7 +306,10 @@ mod tests {
             assert!(!e.contains("expected") && !e.contains("handlebars"), "{t}: {e}");
         }
         let render = |t: &str| NameTemplate::new(t).unwrap().check().unwrap_err();
-        assert_eq!(render("{{#if}}x{{/if}}"), "template \"{{#if}}x{{/if}}\": `if` needs an argument (none was given)");
+        assert_eq!(
+            render("{{#if}}x{{/if}}"),
+            "template \"{{#if}}x{{/if}}\": `if` needs an argument (none was given, or it reads a value that is not there)"
+        );
         assert_eq!(render("{{date 5}}"), "template \"{{date 5}}\": an argument must be text in quotes (like `\"YYYYMMDD\"`)");
         assert_eq!(render("{{na me}}"), "template \"{{na me}}\": there is no helper `na`");
     }

@@ -12,6 +12,8 @@
 use std::env::VarError;
 use std::path::{Path, PathBuf};
 
+use super::paths::absolute;
+
 /// Where `${env:…}` and `${file:…}` get their values.
 pub struct Lookup<'a> {
     /// The flow file's folder; relative `${file:…}` paths resolve against it.
@@ -22,7 +24,8 @@ pub struct Lookup<'a> {
 
 impl Lookup<'_> {
     /// Resolves `path` against the flow file's folder; `~/…` is in the home folder (`HOME`),
-    /// as in a shell.
+    /// as in a shell. The result is absolute, without `.` and the `name/..` pairs that name
+    /// the same folder ([`super::paths::clean`]).
     pub fn resolve_path(&self, path: &str) -> PathBuf {
         if let Some(rest) = path.strip_prefix("~/")
             && let Ok(home) = (self.env)("HOME")
@@ -31,12 +34,6 @@ impl Lookup<'_> {
         }
         absolute(&self.base_dir.join(path))
     }
-}
-
-/// `path` made absolute against the current directory, `.` components removed (`..` is kept:
-/// with symlinks, dropping it could name a different file).
-pub fn absolute(path: &Path) -> PathBuf {
-    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
 }
 
 /// Substitutes every `${env:NAME}` / `${file:PATH}` in `text`. Returns every problem found,

@@ -19,6 +19,7 @@ pub mod interpolate;
 pub mod key_files;
 pub mod load;
 pub mod locate;
+pub mod paths;
 pub mod programs;
 pub mod raw;
 pub mod raw_notify;

@@ -56,7 +56,7 @@ pub fn load_suite(path: &Path) -> Result<Suite, Vec<Diagnostic>> {
         Err(e) => return Err(vec![at(Problem::new("/", e.to_string()), false)]),
     };
     let base = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let flow_path = base.join(&raw.flow);
+    let flow_path = config::paths::resolve(base, &raw.flow);
     let flow = match std::fs::read_to_string(&flow_path) {
         Ok(t) => config::load_flow_str_with_env(&t, &flow_path, &|_: &str| Ok(PLACEHOLDER.to_string())).map_err(Some),
         Err(e) => {
@@ -189,7 +189,7 @@ fn input(raw: &RawInput, at: &str, base: &Path, problems: &mut Vec<Problem>) -> 
 }
 
 fn fixture(base: &Path, rel: &str, at: &str, problems: &mut Vec<Problem>) -> Option<Vec<u8>> {
-    let path = base.join(rel);
+    let path = config::paths::resolve(base, rel);
     std::fs::read(&path).map_err(|e| problems.push(Problem::new(at, format!("cannot read fixture {}: {e}", path.display())))).ok()
 }
 

@@ -996,14 +996,14 @@ fn build_map(raw: &crate::config::raw_steps::RawMap, base: &Path) -> Result<Mapp
     }
     let mut tables = BTreeMap::new();
     for (name, l) in &raw.lookups {
-        match map::load_table(&base.join(&l.file), l) {
+        match map::load_table(&crate::config::paths::resolve(base, &l.file), l) {
             Ok(t) => {
                 tables.insert(name.clone(), t);
             }
             Err(e) => problems.push(("lookups", format!("`{name}`: {e}"))),
         }
     }
-    let path = base.join(&raw.script);
+    let path = crate::config::paths::resolve(base, &raw.script);
     let text = crate::config::inputs::read_to_string(&path)
         .map_err(|e| problems.push(("script", format!("cannot read {}: {}", path.display(), crate::endpoint::local::io_reason(&e)))))
         .ok();

@@ -112,8 +112,8 @@ impl Validate {
     /// Builds the step; relative paths resolve against `base`. Errors name the field.
     pub fn build(raw: &RawValidate, base: &Path) -> Result<Validate, Vec<(&'static str, String)>> {
         let mut problems = Vec::new();
-        let schema = raw.schema.as_ref().and_then(|rel| match load_schema(&base.join(rel)) {
-            Ok((v, coerce, closed)) => Some((Arc::new(v), crate::config::interpolate::absolute(&base.join(rel)), coerce, closed)),
+        let schema = raw.schema.as_ref().and_then(|rel| match load_schema(&crate::config::paths::resolve(base, rel)) {
+            Ok((v, coerce, closed)) => Some((Arc::new(v), crate::config::paths::absolute(&base.join(rel)), coerce, closed)),
             Err(e) => {
                 problems.push(("schema", e));
                 None
@@ -515,6 +515,23 @@ mod tests {
         assert!(e.contains("does not compile") && !e.contains("(at )"), "{e}");
         assert!(build("notjson.json")[0].1.contains("is not JSON"));
         assert!(build("missing.json")[0].1.contains("cannot read schema"));
+    }
+
+    /// Before: `cannot read schema DIR/flows/../schemas/records/x.json`, the path as joined.
+    #[test]
+    fn a_schema_path_is_shown_without_dot_dot() {
+        let dir = tempfile::tempdir().unwrap();
+        let flows = dir.path().join("flows");
+        std::fs::create_dir_all(dir.path().join("schemas/records")).unwrap();
+        std::fs::create_dir(&flows).unwrap();
+        let raw = RawValidate { schema: Some("../schemas/records/./x.json".into()), ..Default::default() };
+        let e = Validate::build(&raw, &flows).unwrap_err();
+        let shown = e[0].1.replace(&dir.path().display().to_string(), "DIR");
+        assert_eq!(shown, "cannot read schema DIR/schemas/records/x.json: No such file or directory");
+        // The step's own record of it, too (its `Debug`, the report's schema).
+        std::fs::write(dir.path().join("schemas/records/x.json"), "{}").unwrap();
+        let step = Validate::build(&raw, &flows).unwrap();
+        assert_eq!(step.schema.map(|s| s.1), Some(dir.path().join("schemas/records/x.json")));
     }
 
     #[test]

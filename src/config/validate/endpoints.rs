@@ -1,6 +1,8 @@
 //! Endpoint checks: `sftp`, `ftp` and `local` settings, credentials and their secrets,
 //! host keys and certificate trust — the part of validation that knows about servers.
 
+use std::path::PathBuf;
+
 use super::*;
 
 impl Checker<'_, '_> {
@@ -11,7 +13,18 @@ impl Checker<'_, '_> {
                     self.problem(format!("{at}/root"), "must not be empty");
                     return None;
                 }
-                Some(EndpointSpec::Local { root: self.lookup.resolve_path(&root) })
+                let root = self.lookup.resolve_path(&root);
+                if let Some(file) = file_in_the_way(&root) {
+                    let why = if file == root { "is a file".to_string() } else { format!("cannot be made: {} is a file", file.display()) };
+                    self.warning(
+                        format!("{at}/root"),
+                        format!(
+                            "the endpoint's root {} {why}, not a folder; name a folder (one that does not exist yet is created)",
+                            root.display()
+                        ),
+                    );
+                }
+                Some(EndpointSpec::Local { root })
             }
             RawEndpoint::Sftp(sftp) => self.sftp(at, sftp).map(EndpointSpec::Sftp),
             RawEndpoint::Ftp(ftp) => self.ftp(at, ftp).map(EndpointSpec::Ftp),
@@ -203,6 +216,17 @@ impl Checker<'_, '_> {
     }
 }
 
+/// The file a local root is, or the first of its parents that is a file: every run would fail
+/// on it. A root that does not exist yet is fine (it is created); one that cannot be looked at
+/// (permissions) is the run's to report.
+fn file_in_the_way(root: &Path) -> Option<PathBuf> {
+    root.ancestors().find_map(|p| match std::fs::metadata(p) {
+        Ok(m) if m.is_dir() => Some(None),
+        Ok(_) => Some(Some(p.to_path_buf())),
+        Err(_) => None,
+    })?
+}
+
 /// `SHA256:` followed by the base64 of 32 bytes, as `ssh-keygen -l` prints it (unpadded).
 fn check_fingerprint(fp: &str) -> Result<(), String> {
     let bad = || format!("`{fp}` is not a key fingerprint: expected `SHA256:` and 43 base64 characters, as `ssh-keygen -lf KEY` prints");
@@ -237,6 +261,35 @@ mod tests {
 
     use super::super::tests::{BASE, problems, run};
     use super::*;
+
+    /// Before, found by the first run only ("the endpoint's root … is a file, not a folder").
+    #[test]
+    fn a_local_root_that_is_a_file_is_a_warning_at_root() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("data"), "x").unwrap();
+        let warnings = |root: &str| {
+            let yaml = format!(
+                "name: f\nendpoints:\n  a: {{ type: local, root: ./in }}\n  b:\n    type: local\n    root: {root}\n\
+                 source: {{ endpoint: a, path: / }}\nsinks: [ {{ endpoint: b }} ]\n"
+            );
+            std::fs::write(dir.path().join("f.yaml"), yaml).unwrap();
+            let (flow, warnings) = crate::config::load_flow_with_warnings(&dir.path().join("f.yaml"));
+            assert!(flow.is_ok(), "{flow:?}");
+            warnings.into_iter().map(|w| w.warning_text().replace(&dir.path().display().to_string(), "DIR")).collect::<Vec<_>>()
+        };
+        assert_eq!(
+            warnings("data"),
+            ["DIR/f.yaml:6:11: warning: the endpoint's root DIR/data is a file, not a folder; name a folder (one that does not \
+              exist yet is created) (at /endpoints/b/root)"]
+        );
+        assert_eq!(
+            warnings("data/out/x"),
+            ["DIR/f.yaml:6:11: warning: the endpoint's root DIR/data/out/x cannot be made: DIR/data is a file, not a folder; name \
+              a folder (one that does not exist yet is created) (at /endpoints/b/root)"]
+        );
+        // A folder that does not exist yet is created by the first run.
+        assert_eq!(warnings("out/new"), Vec::<String>::new());
+    }
 
     #[test]
     fn sftp_max_connections() {

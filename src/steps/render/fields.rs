@@ -47,9 +47,44 @@ pub struct FieldRef {
     pub path: String,
     /// The record's top-level field it reads (`curency`).
     pub field: String,
-    /// A record without the field fails to render (`{{record.x}}`, an argument of wharf's
-    /// helpers), rather than the test being false (`{{#if record.x}}`, `default`'s value).
-    pub strict: bool,
+    /// What a record without the field makes of the read.
+    pub missing: Missing,
+}
+
+/// What a record without the field makes of a read (templates are strict).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    /// A false test or a value left out: `{{#if record.x}}`, `and` / `or`, `default`'s value.
+    Tested,
+    /// Handlebars' strict-mode error naming the path (`MissingVariable`): `{{record.x}}`, an
+    /// argument of wharf's helpers, `{{#each record.x}}` / `{{#with record.x}}` without `{{else}}`.
+    Fails,
+    /// Argument `index` refused by Handlebars' own helper `helper`, whose error names the
+    /// helper and the argument, not the path: `ParamNotFoundForIndex` from `eq`, `ne`, `gt`,
+    /// `gte`, `lt`, `lte`, `not`; `ParamNotFoundForName` from `len`.
+    Refused { helper: String, index: usize },
+}
+
+impl FieldRef {
+    /// A record without the field fails to render, rather than the test being false.
+    pub fn strict(&self) -> bool {
+        self.missing != Missing::Tested
+    }
+
+    /// Whether render error `e` may be this read failing: at its template, line and column, the
+    /// strict-mode error naming its path, or its helper refusing its argument. (Two reads of one
+    /// expression by the same helper at the same argument, `(or (eq record.a 1) (eq record.b 2))`,
+    /// cannot be told apart.)
+    pub fn failed(&self, e: &RenderError) -> bool {
+        let this = match (&self.missing, e.reason()) {
+            (Missing::Fails, RenderErrorReason::MissingVariable(Some(path))) => *path == self.path,
+            (Missing::Refused { helper, index }, RenderErrorReason::ParamNotFoundForIndex(h, i)) => h == helper && i == index,
+            // `len`'s one argument, named by Handlebars' `handlebars_helper!` macro.
+            (Missing::Refused { helper, index: 0 }, RenderErrorReason::ParamNotFoundForName(h, _)) => h == helper && *h == "len",
+            _ => false,
+        };
+        this && e.template_name.as_deref() == Some(self.template.as_str()) && e.line_no.zip(e.column_no) == self.at
+    }
 }
 
 /// Every record field template `name` (set as `setting`) reads, from its context `scope`.
@@ -99,7 +134,7 @@ impl Undeclared {
 
     /// The flow validation's warning.
     pub fn warning(&self) -> String {
-        let then = if self.read.strict { "every record will fail to render" } else { "no valid record has it" };
+        let then = if self.read.strict() { "every record will fail to render" } else { "no valid record has it" };
         format!("template {}: {}; {then}", self.place(), self.why())
     }
 
@@ -108,12 +143,11 @@ impl Undeclared {
         format!("{}: {}, so no valid record has it: the template is to be corrected, not the file", self.place(), self.why())
     }
 
-    /// Whether render error `e` is this read failing.
+    /// Whether render error `e` is this read failing. When it may be another read of the same
+    /// expression as well ([`FieldRef::failed`]), that expression fails on every record anyway:
+    /// the template's mistake either way.
     pub fn is(&self, e: &RenderError) -> bool {
-        let RenderErrorReason::MissingVariable(Some(path)) = e.reason() else { return false };
-        *path == self.read.path
-            && e.template_name.as_deref() == Some(self.read.template.as_str())
-            && e.line_no.zip(e.column_no) == self.read.at
+        self.read.failed(e)
     }
 }
 
@@ -165,25 +199,32 @@ impl Walk<'_> {
         let bare = !h.block && h.params.is_empty() && h.hash.is_empty();
         match &h.name {
             // `{{record.x}}`, `{{this.x}}`, `{{x}}` — unless `x` alone names a helper, which it calls.
-            Parameter::Path(p) if bare && !matches!(p, Path::Relative((_, raw)) if is_helper(raw)) => self.path(p, scope, pos, true),
+            Parameter::Path(p) if bare && !matches!(p, Path::Relative((_, raw)) if is_helper(raw)) => {
+                self.path(p, scope, pos, Missing::Fails)
+            }
             Parameter::Name(n) => {
-                // wharf's helpers refuse a missing argument; Handlebars' own test it
-                // (`if`, `eq`…); `default` exists for a value that may be missing.
+                // wharf's helpers refuse a missing argument (`default` exists for a value that
+                // may be missing); Handlebars' own, each its own way.
                 let ours = registry::min_args(n).is_some();
                 for (i, p) in h.params.iter().enumerate() {
-                    self.param(p, scope, pos, ours && !(n == "default" && i == 0));
+                    let missing = match n.as_str() {
+                        "default" if i == 0 => Missing::Tested,
+                        _ if ours => Missing::Fails,
+                        _ => built_in(n, i, h),
+                    };
+                    self.param(p, scope, pos, missing);
                 }
                 for p in h.hash.values() {
-                    self.param(p, scope, pos, ours);
+                    self.param(p, scope, pos, if ours { Missing::Fails } else { Missing::Tested });
                 }
             }
             _ => {}
         }
     }
 
-    fn param(&mut self, p: &Parameter, scope: Scope, pos: Option<(usize, usize)>, strict: bool) {
+    fn param(&mut self, p: &Parameter, scope: Scope, pos: Option<(usize, usize)>, missing: Missing) {
         match p {
-            Parameter::Path(path) => self.path(path, scope, pos, strict),
+            Parameter::Path(path) => self.path(path, scope, pos, missing),
             Parameter::Subexpression(s) => {
                 if let TemplateElement::Expression(h) = s.element.as_ref() {
                     self.call(h, scope, pos);
@@ -193,7 +234,7 @@ impl Walk<'_> {
         }
     }
 
-    fn path(&mut self, p: &Path, scope: Scope, pos: Option<(usize, usize)>, strict: bool) {
+    fn path(&mut self, p: &Path, scope: Scope, pos: Option<(usize, usize)>, missing: Missing) {
         // `Local` paths are `@index` and the like; a `Ruled` segment is `../` or `@root`.
         let Path::Relative((segs, raw)) = p else { return };
         let field = match (scope, segs.as_slice()) {
@@ -201,11 +242,24 @@ impl Walk<'_> {
             (Scope::Record, [PathSeg::Named(x), ..]) => x,
             _ => return,
         };
-        self.push(raw.clone(), field.clone(), pos, strict);
+        self.push(raw.clone(), field.clone(), pos, missing);
     }
 
-    fn push(&mut self, path: String, field: String, at: Option<(usize, usize)>, strict: bool) {
-        self.out.push(FieldRef { setting: self.setting, template: self.name.to_string(), at, path, field, strict });
+    fn push(&mut self, path: String, field: String, at: Option<(usize, usize)>, missing: Missing) {
+        self.out.push(FieldRef { setting: self.setting, template: self.name.to_string(), at, path, field, missing });
+    }
+}
+
+/// What argument `i` of Handlebars' helper `n` (called as `h`) makes of a missing value
+/// (handlebars 6.4: `helpers/helper_extras.rs`, `helper_each.rs`, `helper_with.rs`).
+fn built_in(n: &str, i: usize, h: &HelperTemplate) -> Missing {
+    match n {
+        "eq" | "ne" | "gt" | "gte" | "lt" | "lte" if i < 2 => Missing::Refused { helper: n.to_string(), index: i },
+        "not" | "len" if i == 0 => Missing::Refused { helper: n.to_string(), index: 0 },
+        // An `{{else}}` is rendered instead of failing.
+        "each" | "with" if i == 0 && h.block && h.inverse.is_none() => Missing::Fails,
+        // `if`, `unless`, `and`, `or` test it; `lookup`'s strict error names no path.
+        _ => Missing::Tested,
     }
 }
 
@@ -230,7 +284,7 @@ mod tests {
         hb.register_template_string("t.hbs", text).unwrap();
         refs("row", "t.hbs", hb.get_template("t.hbs").unwrap(), scope)
             .into_iter()
-            .map(|r| (r.path, r.field, r.at.map_or(0, |a| a.0), r.strict))
+            .map(|r| (r.path.clone(), r.field.clone(), r.at.map_or(0, |a| a.0), r.strict()))
             .collect()
     }
 
@@ -253,9 +307,36 @@ mod tests {
                 read("record.note", "note", 3, false),
                 read("record.note", "note", 3, true),
                 read("record.remark", "remark", 3, false),
-                read("record.kind", "kind", 3, false),
+                read("record.kind", "kind", 3, true),
             ]
         );
+    }
+
+    /// Handlebars' own helpers: the comparisons, `not` and `len` refuse a missing argument
+    /// (naming the helper, not the path); `and`, `or`, `if` test it; `each` / `with` fail on it
+    /// unless they have an `{{else}}`.
+    #[test]
+    fn handlebars_helpers_refuse_or_test_a_missing_argument() {
+        let mut hb = registry::new(RenderEscape::None);
+        let text = "{{#if (and (eq record.a 1) (not record.b))}}{{len record.c}}{{/if}}{{or record.d (gt 1 record.e)}}\n\
+                    {{#each record.f}}.{{else}}-{{/each}}{{#with record.g}}{{/with}}{{lookup record.h \"k\"}}";
+        hb.register_template_string("t.hbs", text).unwrap();
+        let refused = |helper: &str, index| Missing::Refused { helper: helper.into(), index };
+        let got: Vec<_> = refs("row", "t.hbs", hb.get_template("t.hbs").unwrap(), Scope::Row)
+            .into_iter()
+            .map(|r| (r.field, r.at.map_or(0, |a| a.0), r.missing))
+            .collect();
+        let want = [
+            ("a", 1, refused("eq", 0)),
+            ("b", 1, refused("not", 0)),
+            ("c", 1, refused("len", 0)),
+            ("d", 1, Missing::Tested),
+            ("e", 1, refused("gt", 1)),
+            ("f", 2, Missing::Tested),
+            ("g", 2, Missing::Fails),
+            ("h", 2, Missing::Tested),
+        ];
+        assert_eq!(got, want.map(|(f, l, m)| (f.to_string(), l, m)));
     }
 
     /// Where the context may be something else than the row's, nothing is taken.
@@ -263,7 +344,7 @@ mod tests {
     fn blocks_that_change_the_context_and_other_roots_are_left_alone() {
         let text = "{{#each record.items}}{{record.x}}{{this.y}}{{../record.z}}{{/each}}{{#with record}}{{record.w}}{{sku}}{{/with}}\
                     {{@root.record.v}}{{file.name}}{{row}}{{record}}";
-        assert_eq!(found(text, Scope::Row), [read("record.items", "items", 1, false)]);
+        assert_eq!(found(text, Scope::Row), [read("record.items", "items", 1, true)]);
         // A header or footer has no record; a document's records are inside `#each records`.
         let text = "{{count}} {{#each records}}{{sku}}{{this.price}} {{pad name 3}}{{@index}}{{#if @first}}{{city}}{{/if}}\
                     {{#each lines}}{{qty}}{{/each}}{{count}}{{/each}}{{record.x}}{{#each records as |r|}}{{r.sku}}{{/each}}";
@@ -274,7 +355,7 @@ mod tests {
                 read("this.price", "price", 1, true),
                 read("name", "name", 1, true),
                 read("city", "city", 1, true),
-                read("lines", "lines", 1, false),
+                read("lines", "lines", 1, true),
             ]
         );
     }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use handlebars::{Handlebars, RenderError, RenderErrorReason};
 
 use crate::config::raw_steps::{LineEnding, RawRender};
-use fields::{FieldRef, Scope, Undeclared};
+use fields::{FieldRef, Missing, Scope, Undeclared};
 
 pub use output::{Failure, Renderer};
 
@@ -158,14 +158,20 @@ impl Render {
     fn failure(&self, e: &RenderError) -> (String, crate::steps::Cause) {
         match self.undeclared.iter().find(|u| u.is(e)) {
             Some(u) => (u.message(), crate::steps::Cause::Template),
-            None => (render_message(e), crate::steps::Cause::Data),
+            None => {
+                // Handlebars' `eq` and the like name themselves, not the missing field: the read
+                // it is, when only one can be.
+                let mut reads = self.refs.iter().filter(|r| matches!(r.missing, Missing::Refused { .. }) && r.failed(e));
+                let read = reads.next().filter(|_| reads.next().is_none());
+                (render_message(e, read.map(|r| r.path.as_str())), crate::steps::Cause::Data)
+            }
         }
     }
 }
 
 /// Reads a template file and registers it under its name as written.
 fn load(hb: &mut Handlebars<'static>, name: &str, base: &Path, line_ending: LineEnding) -> Result<(), String> {
-    let path = base.join(name);
+    let path = crate::config::paths::resolve(base, name);
     let text = crate::config::inputs::read_to_string(&path)
         .map_err(|e| format!("cannot read template {}: {}", path.display(), crate::endpoint::local::io_reason(&e)))?;
     // Line breaks of the template's own text, whatever the editor (or git) saved.
@@ -178,19 +184,25 @@ fn load(hb: &mut Handlebars<'static>, name: &str, base: &Path, line_ending: Line
     hb.register_template_string(name, &text).map_err(|e| crate::template::syntax_error(name, &text, &e))
 }
 
-/// What a render error tells the partner: the template, line and column, and why.
-pub fn render_message(e: &RenderError) -> String {
+/// What a render error tells the partner: the template, line and column, and why. `refused`:
+/// the field path a helper's refused argument is known to read.
+pub fn render_message(e: &RenderError, refused: Option<&str>) -> String {
     let template = e.template_name.as_deref().unwrap_or("template");
     let at = match (e.line_no, e.column_no) {
         (Some(l), Some(c)) => format!("{template} line {l}, col {c}"),
         _ => template.to_string(),
     };
-    let why = match e.reason() {
-        RenderErrorReason::MissingVariable(Some(field)) => format!(
+    let missing = match (e.reason(), refused) {
+        (RenderErrorReason::MissingVariable(Some(field)), _) => Some(field.as_str()),
+        (RenderErrorReason::ParamNotFoundForIndex(..) | RenderErrorReason::ParamNotFoundForName(..), Some(field)) => Some(field),
+        _ => None,
+    };
+    let why = match (missing, e.reason()) {
+        (Some(field), _) => format!(
             "`{field}` is missing (templates are strict: write `{{{{#if {field}}}}}…{{{{/if}}}}` or `{{{{default {field} \"\"}}}}` for an optional field)"
         ),
-        RenderErrorReason::MissingVariable(None) => "a value is missing (templates are strict)".to_string(),
-        other => crate::template::render_reason(other),
+        (None, RenderErrorReason::MissingVariable(None)) => "a value is missing (templates are strict)".to_string(),
+        (None, other) => crate::template::render_reason(other),
     };
     format!("{at}: {why}")
 }

@@ -440,3 +440,66 @@ fn a_document_template_reading_a_field_no_record_has_is_the_flows_own_error() {
     assert_eq!((v.cause, v.errors[0].cause, v.errors[0].row), (Causes::Template, Cause::Template, None));
     assert!(v.reason.starts_with("the flow's template failed: d.txt.hbs line 2, col 26: `this.curency` is not a property"), "{}", v.reason);
 }
+
+/// Handlebars' comparisons refuse a missing argument with an error of their own (naming the
+/// helper, not the field): a typo there is the flow's mistake too, and said to fail every record.
+#[test]
+fn a_comparison_of_a_field_the_schema_does_not_have_is_the_flows_own_error() {
+    let b = Bench::new();
+    orders_schema(&b, false);
+    let yaml = "- parse: { format: csv }\n- validate: { schema: orders.schema.json }\n- render: { row: row.txt.hbs }";
+    let why = "is not a property of the schema orders.schema.json (declared: currency, price, sku)";
+    for (text, path, col) in [
+        ("{{record.sku}}\n{{#if (eq record.curency \"EUR\")}}€{{/if}}\n", "record.curency", 1),
+        ("{{record.sku}}\n{{#unless (gt 10 record.prise)}}cheap{{/unless}}\n", "record.prise", 1),
+        ("{{record.sku}}\n{{pad record.sku 3}}{{len record.skus}}\n", "record.skus", 21),
+        // `#each` without `{{else}}` fails on a missing value too (with one, it renders that).
+        ("{{record.sku}}\n{{#each record.itemz}}-{{/each}}\n", "record.itemz", 1),
+    ] {
+        b.file("row.txt.hbs", text);
+        let steps = b.steps(yaml);
+        assert_eq!(
+            steps.warnings(),
+            [(
+                "/steps/2/render/row".to_string(),
+                format!("template row.txt.hbs line 2, col {col}: `{path}` {why}; every record will fail to render")
+            )],
+            "{text}"
+        );
+        let v = b.run(&steps, "o.csv", ORDERS).quarantine.expect("every record fails");
+        assert_eq!((v.cause, v.errors[0].cause), (Causes::Template, Cause::Template), "{text}: {v:?}");
+        assert_eq!(
+            v.errors[0].to_string(),
+            format!(
+                "row 1 (line 2): row.txt.hbs line 2, col {col}: `{path}` {why}, so no valid record has it: the template is to be corrected, not the file"
+            )
+        );
+    }
+    // `and` / `or` take a missing value for false: nothing fails.
+    b.file("row.txt.hbs", "{{#if (or record.curency record.sku)}}{{record.sku}}{{/if}}\n");
+    let steps = b.steps(yaml);
+    assert_eq!(
+        steps.warnings(),
+        [(
+            "/steps/2/render/row".to_string(),
+            format!("template row.txt.hbs line 1, col 1: `record.curency` {why}; no valid record has it")
+        )]
+    );
+    assert_eq!(b.run(&steps, "o.csv", ORDERS).quarantine, None);
+    assert_eq!(b.read("out"), "A-1\nB-2\n");
+    // A declared field a record lacks, compared, is still the record's problem; named (before:
+    // "`eq` needs an argument (none was given)").
+    b.file("row.txt.hbs", "{{#if (eq record.currency \"EUR\")}}€{{/if}}\n");
+    let steps = b.steps(&yaml.replace("csv", "jsonl"));
+    let v = b.run(&steps, "o.jsonl", b"{\"sku\": \"A\"}\n").quarantine.unwrap();
+    assert_eq!((v.cause, v.errors[0].cause), (Causes::Data, Cause::Data));
+    assert!(v.errors[0].message.starts_with("row.txt.hbs line 1, col 1: `record.currency` is missing (templates are strict"), "{v:?}");
+    // Unless two reads could be it.
+    b.file("row.txt.hbs", "{{#if (or (eq record.currency \"EUR\") (eq record.price 1))}}€{{/if}}\n");
+    let steps = b.steps(&yaml.replace("csv", "jsonl"));
+    let v = b.run(&steps, "o.jsonl", b"{\"sku\": \"A\"}\n").quarantine.unwrap();
+    assert_eq!(
+        v.errors[0].message,
+        "row.txt.hbs line 1, col 1: `eq` needs an argument (none was given, or it reads a value that is not there)"
+    );
+}
