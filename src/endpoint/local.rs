@@ -65,14 +65,18 @@ impl LocalEndpoint {
 
     /// For a path that is missing or runs through a file: whether the endpoint's root itself
     /// is the reason (it is missing, or a file), which the path alone does not say.
-    fn root_trouble(&self, e: &io::Error) -> Option<&'static str> {
+    fn root_trouble(&self, e: &io::Error) -> Option<String> {
         if e.kind() != io::ErrorKind::NotFound && e.raw_os_error() != Some(libc::ENOTDIR) {
             return None;
         }
         match std::fs::metadata(&self.root) {
             Ok(m) if m.is_dir() => None,
-            Ok(_) => Some("is a file, not a folder"),
-            Err(_) => Some("does not exist"),
+            Ok(_) => Some("is a file, not a folder".into()),
+            // Under a file, the root can never be made: the file is what to move.
+            Err(_) => Some(match self.root.ancestors().skip(1).find(|a| std::fs::metadata(a).is_ok()) {
+                Some(file) if !file.is_dir() => format!("cannot be made: {} is a file", file.display()),
+                _ => "does not exist".into(),
+            }),
         }
     }
 
@@ -531,6 +535,11 @@ mod tests {
         let file = LocalEndpoint::new(dir.path().join("file"));
         let e = file.stat(&RemotePath::parse("/a.csv").unwrap()).await.unwrap_err();
         assert_eq!(e.message, format!("the endpoint's root {} is a file, not a folder", dir.path().join("file").display()));
+        // Below a file (was: "does not exist", which sent the reader looking for a folder).
+        let under = LocalEndpoint::new(dir.path().join("file/in"));
+        let e = under.list(&p).await.unwrap_err();
+        let (root, file) = (dir.path().join("file/in"), dir.path().join("file"));
+        assert_eq!(e.message, format!("the endpoint's root {} cannot be made: {} is a file", root.display(), file.display()));
         let fine = LocalEndpoint::new(dir.path());
         let e = fine.list(&p).await.unwrap_err();
         assert!(!e.message.contains("root"), "the root is fine: {}", e.message);
