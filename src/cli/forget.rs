@@ -77,12 +77,15 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let path = ledger_path(global);
     let records = if !args.yes {
         count(global, &names)?
-    } else if !path.exists() {
-        // Not created by a command that has nothing to remove.
-        FlowRecords::default()
     } else {
-        let ledger = open_for_write(global, flow, WHILE_SERVING)?;
-        let removed = forget(&ledger, &names).with_context(|| format!("flow {flow}: cannot forget its records in {}", path.display()))?;
+        // Without a ledger: not created by a command that has nothing to remove there, but
+        // what a killed run left in the staging folder still goes. With one, held while the
+        // staging folders go: no run of the flow can start meanwhile.
+        let ledger = if path.exists() { Some(open_for_write(global, flow, WHILE_SERVING)?) } else { None };
+        let removed = match &ledger {
+            Some(l) => forget(l, &names).with_context(|| format!("flow {flow}: cannot forget its records in {}", path.display()))?,
+            None => FlowRecords::default(),
+        };
         for dir in &staging {
             remove_folder(dir).with_context(|| format!("flow {flow}: cannot remove its staging folder {}", dir.display()))?;
         }

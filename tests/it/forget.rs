@@ -123,3 +123,20 @@ fn forget_is_refused_while_serve_holds_the_ledger_but_counts_beside_it() {
     assert!(stderr(&held).contains(&expected) && stderr(&held).contains("; stop the daemon to forget a flow"), "{}", stderr(&held));
     assert_eq!(ledger.runs(Some("gone"), 10).unwrap().len(), 1);
 }
+
+/// Without a ledger (removed by hand, say), `--yes` still removes what a killed run left in
+/// the flow's staging folder: it said it had, and left the files there.
+#[test]
+fn forget_without_a_ledger_removes_the_staging_folder_it_names() {
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    let flows = dir.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    std::fs::create_dir_all(state.join("staging/gone")).unwrap();
+    std::fs::write(state.join("staging/gone/x.part"), "half").unwrap();
+    let done = wharf(&state, &["forget", "gone", "--flows", flows.to_str().unwrap(), "--yes"]);
+    assert_eq!(done.status.code(), Some(0), "{}", stderr(&done));
+    assert!(stdout(&done).contains("1  staging files"), "{}", stdout(&done));
+    assert!(!state.join("staging/gone").exists(), "{}", stdout(&done));
+    assert!(!state.join("ledger.redb").exists(), "no ledger is made for nothing");
+}
