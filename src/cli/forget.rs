@@ -7,9 +7,9 @@
 //! ledger, like the other commands that write). A round trip's response flow (`FLOW.response`)
 //! goes with its flow.
 //!
-//! It refuses a flow that still has a file in the flows folder (`--flows`): forgotten, a live
-//! flow's delivered identities would make every file still at its source new, and send it
-//! again. There is no way around that on purpose: remove or rename the file first (or point
+//! It refuses a flow that still has a file in the flows folder (`--flows`), or may have (a
+//! file there whose `name:` cannot be read): forgotten, a live flow's delivered identities
+//! would make every file still at its source new, and send it again. There is no way around that on purpose: remove or rename the file first (or point
 //! `--flows` elsewhere, which says the same thing more loudly).
 
 use std::path::{Path, PathBuf};
@@ -122,8 +122,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
 }
 
 /// Refuses `flow` when a file of the flows folder `dir` is that flow (or the flow whose
-/// responses it names), by the `name:` it gives (its file name when it gives none that can
-/// be read), or when there is no such folder to check.
+/// responses it names), by the `name:` it gives, or may be: a file whose `name:` cannot be
+/// read (a YAML mistake half way through an edit) could be any flow, and once mended would
+/// find its delivered identities gone. Refused too when there is no such folder to check.
 fn refuse_a_flow_with_a_file(dir: &Path, flow: &str) -> anyhow::Result<()> {
     let Some(files) = super::status::flow_files(dir) else {
         let message = format!(
@@ -133,8 +134,14 @@ fn refuse_a_flow_with_a_file(dir: &Path, flow: &str) -> anyhow::Result<()> {
         return Err(Failure::new(Kind::Usage, EXIT_INVALID, message).into());
     };
     for file in files {
-        let stem = || file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let name = name_in_file(&file).unwrap_or_else(stem);
+        let Some(name) = name_in_file(&file) else {
+            let message = format!(
+                "flow {flow}: cannot tell whether the flow file {0} is this flow: its `name:` cannot be read; mend it (`wharf validate {0}`) or move it out of {1} first",
+                file.display(),
+                dir.display()
+            );
+            return Err(Failure::new(Kind::Usage, EXIT_INVALID, message).into());
+        };
         if name == flow || format!("{name}.response") == flow {
             let message = format!(
                 "flow {flow} still has a flow file: {}; remove or rename the flow file first (forgetting a flow that runs would take every file at its source for new, and send it again)",

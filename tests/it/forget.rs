@@ -124,6 +124,38 @@ fn forget_is_refused_while_serve_holds_the_ledger_but_counts_beside_it() {
     assert_eq!(ledger.runs(Some("gone"), 10).unwrap().len(), 1);
 }
 
+/// A flow file whose `name:` cannot be read (a YAML mistake half way through an edit) may be
+/// the flow: forgotten, it would deliver every file at its source again once the file is
+/// mended. Refused, naming the file; `wharf status` lists the flow as one without a file.
+#[test]
+fn forget_is_refused_while_a_flow_file_of_the_folder_cannot_be_read_for_its_name() {
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    let flows = dir.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    let broken = flows.join("orders.yaml");
+    std::fs::write(&broken, "name: orders-eu\nsource: { endpoint: partner, path: /out\n").unwrap();
+    let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
+    let mut run = ledger.begin_run("orders-eu", wharf::ledger::now_millis()).unwrap();
+    run.status = RunStatus::Ok;
+    ledger.finish_run(&run).unwrap();
+    drop(ledger);
+    let flows = flows.to_str().unwrap();
+
+    let refused = wharf(&state, &["forget", "orders-eu", "--flows", flows, "--yes"]);
+    assert_eq!(refused.status.code(), Some(2), "{}{}", stdout(&refused), stderr(&refused));
+    let expected =
+        format!("flow orders-eu: cannot tell whether the flow file {} is this flow: its `name:` cannot be read", broken.display());
+    assert!(stderr(&refused).contains(&expected), "{}", stderr(&refused));
+    assert_eq!(json(&wharf(&state, &["runs", "--json"])).as_array().unwrap().len(), 1);
+
+    // Mended (and another flow's): the flow is no longer refused for it.
+    std::fs::write(&broken, "name: orders-us\n").unwrap();
+    let done = wharf(&state, &["forget", "orders-eu", "--flows", flows, "--yes"]);
+    assert_eq!(done.status.code(), Some(0), "{}", stderr(&done));
+    assert!(json(&wharf(&state, &["runs", "--json"])).as_array().unwrap().is_empty());
+}
+
 /// Without a ledger (removed by hand, say), `--yes` still removes what a killed run left in
 /// the flow's staging folder: it said it had, and left the files there.
 #[test]
