@@ -9,8 +9,10 @@
 //!
 //! It refuses a flow that still has a file in the flows folder (`--flows`), or may have (a
 //! file there whose `name:` cannot be read): forgotten, a live flow's delivered identities
-//! would make every file still at its source new, and send it again. There is no way around that on purpose: remove or rename the file first (or point
-//! `--flows` elsewhere, which says the same thing more loudly).
+//! would make every file still at its source new, and send it again. There is no way around
+//! that on purpose: remove or rename the file first (or point `--flows` elsewhere, which says
+//! the same thing more loudly). The dry run says so too: the name added again later delivers
+//! everything at its source again.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -112,6 +114,12 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     }
     for (dir, n) in staging.iter().zip(in_staging).filter(|(_, n)| *n > 0) {
         outln!("  {n:>8}  staging files ({})", dir.display());
+    }
+    if !args.yes && records.deliveries > 0 {
+        // What the delivered identities are for: said before they go, not after.
+        outln!(
+            "a flow named {flow} added again (or its old file put back) takes every file still at its source for new and delivers it again"
+        );
     }
     if !args.yes {
         let daemon =

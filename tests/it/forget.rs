@@ -76,6 +76,11 @@ fn forget_removes_the_records_of_a_flow_without_a_file_and_no_others() {
     for line in ["flow partner has in the ledger at", "       1  runs\n", "       1  delivered identities\n", "1  staging files", "--yes"] {
         assert!(text.contains(line), "{line:?} in {text}");
     }
+    // Said before `--yes`: the name's delivered identities are what keep a flow file added
+    // again under it (or the old one put back) from sending every file at its source again.
+    let again =
+        "a flow named partner added again (or its old file put back) takes every file still at its source for new and delivers it again";
+    assert!(text.contains(again), "{text}");
     assert_eq!(json(&wharf(&state, &["runs", "--json"])).as_array().unwrap().len(), 2);
     assert!(state.join("staging/partner/x.part").exists());
 
