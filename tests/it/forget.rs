@@ -62,11 +62,10 @@ fn forget_removes_the_records_of_a_flow_without_a_file_and_no_others() {
     // Renamed out of the folder: `wharf status` says what is left of it.
     std::fs::rename(&gone, gone.with_extension("yaml.off")).unwrap();
     let status = wharf(&state, &["status", "--flows", flows]);
-    assert!(
-        stdout(&status).contains("records of flows with no flow file: partner (`wharf forget partner` removes them)"),
-        "{}",
-        stdout(&status)
-    );
+    // The command to run checks the same flows folder (`wharf forget partner` alone would
+    // check `./flows`, another folder, or none).
+    let hint = format!("records of flows with no flow file: partner (`wharf forget partner --flows {flows}` removes them)");
+    assert!(stdout(&status).contains(&hint), "{}", stdout(&status));
     assert_eq!(json(&wharf(&state, &["status", "--flows", flows, "--json"]))["flows_without_file"], serde_json::json!(["partner"]));
 
     // Without --yes: what would go, and nothing goes.
