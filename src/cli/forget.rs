@@ -7,10 +7,12 @@
 //! ledger, like the other commands that write). A round trip's response flow (`FLOW.response`)
 //! goes with its flow.
 //!
-//! It refuses a flow that still has a file in the flows folder (`--flows`): forgotten, a live
-//! flow's delivered identities would make every file still at its source new, and send it
-//! again. There is no way around that on purpose: remove or rename the file first (or point
-//! `--flows` elsewhere, which says the same thing more loudly).
+//! It refuses a flow that still has a file in the flows folder (`--flows`), or may have (a
+//! file there whose `name:` cannot be read): forgotten, a live flow's delivered identities
+//! would make every file still at its source new, and send it again. There is no way around
+//! that on purpose: remove or rename the file first (or point `--flows` elsewhere, which says
+//! the same thing more loudly). The dry run says so too: the name added again later delivers
+//! everything at its source again.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -77,12 +79,15 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let path = ledger_path(global);
     let records = if !args.yes {
         count(global, &names)?
-    } else if !path.exists() {
-        // Not created by a command that has nothing to remove.
-        FlowRecords::default()
     } else {
-        let ledger = open_for_write(global, flow, WHILE_SERVING)?;
-        let removed = forget(&ledger, &names).with_context(|| format!("flow {flow}: cannot forget its records in {}", path.display()))?;
+        // Without a ledger: not created by a command that has nothing to remove there, but
+        // what a killed run left in the staging folder still goes. With one, held while the
+        // staging folders go: no run of the flow can start meanwhile.
+        let ledger = if path.exists() { Some(open_for_write(global, flow, WHILE_SERVING)?) } else { None };
+        let removed = match &ledger {
+            Some(l) => forget(l, &names).with_context(|| format!("flow {flow}: cannot forget its records in {}", path.display()))?,
+            None => FlowRecords::default(),
+        };
         for dir in &staging {
             remove_folder(dir).with_context(|| format!("flow {flow}: cannot remove its staging folder {}", dir.display()))?;
         }
@@ -110,6 +115,12 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     for (dir, n) in staging.iter().zip(in_staging).filter(|(_, n)| *n > 0) {
         outln!("  {n:>8}  staging files ({})", dir.display());
     }
+    if !args.yes && records.deliveries > 0 {
+        // What the delivered identities are for: said before they go, not after.
+        outln!(
+            "a flow named {flow} added again (or its old file put back) takes every file still at its source for new and delivers it again"
+        );
+    }
     if !args.yes {
         let daemon =
             if super::state::serving(&global.state_dir).is_some() { "; stop `wharf serve` first: it holds the ledger" } else { "" };
@@ -119,8 +130,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
 }
 
 /// Refuses `flow` when a file of the flows folder `dir` is that flow (or the flow whose
-/// responses it names), by the `name:` it gives (its file name when it gives none that can
-/// be read), or when there is no such folder to check.
+/// responses it names), by the `name:` it gives, or may be: a file whose `name:` cannot be
+/// read (a YAML mistake half way through an edit) could be any flow, and once mended would
+/// find its delivered identities gone. Refused too when there is no such folder to check.
 fn refuse_a_flow_with_a_file(dir: &Path, flow: &str) -> anyhow::Result<()> {
     let Some(files) = super::status::flow_files(dir) else {
         let message = format!(
@@ -130,8 +142,14 @@ fn refuse_a_flow_with_a_file(dir: &Path, flow: &str) -> anyhow::Result<()> {
         return Err(Failure::new(Kind::Usage, EXIT_INVALID, message).into());
     };
     for file in files {
-        let stem = || file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-        let name = name_in_file(&file).unwrap_or_else(stem);
+        let Some(name) = name_in_file(&file) else {
+            let message = format!(
+                "flow {flow}: cannot tell whether the flow file {0} is this flow: its `name:` cannot be read; mend it (`wharf validate {0}`) or move it out of {1} first",
+                file.display(),
+                dir.display()
+            );
+            return Err(Failure::new(Kind::Usage, EXIT_INVALID, message).into());
+        };
         if name == flow || format!("{name}.response") == flow {
             let message = format!(
                 "flow {flow} still has a flow file: {}; remove or rename the flow file first (forgetting a flow that runs would take every file at its source for new, and send it again)",

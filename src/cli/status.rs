@@ -23,12 +23,15 @@ use crate::ledger::Ledger;
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Folder of flow files (used when no daemon is running).
-    #[arg(long, default_value = "flows")]
+    #[arg(long, default_value = FLOWS)]
     pub flows: PathBuf,
     /// JSON output (times in RFC 3339, UTC: `2026-12-06T07:18:42.123Z`).
     #[arg(long)]
     pub json: bool,
 }
+
+/// The default flows folder.
+const FLOWS: &str = "flows";
 
 /// What `--json` prints.
 #[derive(Debug, Serialize)]
@@ -79,7 +82,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         outln!("{n}");
     }
     print_table(&report.flows, report.daemon.is_some());
-    if let Some(line) = forget_hint(&report.flows_without_file) {
+    if let Some(line) = forget_hint(&report.flows_without_file, &args.flows) {
         outln!("{line}");
     }
     Ok(ExitCode::SUCCESS)
@@ -92,12 +95,16 @@ fn without_file(ledger: &Ledger, flows: &[FlowStatus]) -> anyhow::Result<Vec<Str
     Ok(ledger.flows()?.into_iter().filter(|n| !known.contains(n.as_str())).collect())
 }
 
-/// `records of flows with no flow file: old-partner (`wharf forget old-partner` removes them)`.
-fn forget_hint(names: &[String]) -> Option<String> {
+/// `records of flows with no flow file: old-partner (`wharf forget old-partner` removes them)`,
+/// with `--flows DIR` when the flows folder is not the default one: `wharf forget` checks that
+/// folder for a file of the flow, and without it would check `./flows` (another folder, or
+/// none).
+fn forget_hint(names: &[String], flows: &Path) -> Option<String> {
+    let flows = if flows == Path::new(FLOWS) { String::new() } else { format!(" --flows {}", flows.display()) };
     let command = match names {
         [] => return None,
-        [one] => format!("wharf forget {one}"),
-        _ => "wharf forget NAME".to_string(),
+        [one] => format!("wharf forget {one}{flows}"),
+        _ => format!("wharf forget NAME{flows}"),
     };
     Some(format!("records of flows with no flow file: {} (`{command}` removes them)", names.join(", ")))
 }
@@ -294,11 +301,14 @@ mod tests {
 
     #[test]
     fn flows_without_a_file_are_named_with_the_command_that_forgets_them() {
-        assert_eq!(forget_hint(&[]), None);
-        let one = forget_hint(&["old".into()]).unwrap();
+        let default = Path::new("flows");
+        assert_eq!(forget_hint(&[], default), None);
+        let one = forget_hint(&["old".into()], default).unwrap();
         assert_eq!(one, "records of flows with no flow file: old (`wharf forget old` removes them)");
-        let two = forget_hint(&["a".into(), "b".into()]).unwrap();
+        let two = forget_hint(&["a".into(), "b".into()], default).unwrap();
         assert_eq!(two, "records of flows with no flow file: a, b (`wharf forget NAME` removes them)");
+        let elsewhere = forget_hint(&["old".into()], Path::new("/etc/wharf/flows")).unwrap();
+        assert_eq!(elsewhere, "records of flows with no flow file: old (`wharf forget old --flows /etc/wharf/flows` removes them)");
     }
 
     #[test]

@@ -109,8 +109,9 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
         discover::discover(&flow.name, &**source, &flow.source, flow.steps.as_ref(), &skip, now).await.map_err(err)?;
     let now_ms = to_millis(now);
     // The run number the next run would get, for `{{run}}` in names (another run may take it).
+    // From the ledger's numbering, not its newest run: that run's flow may have been forgotten.
     let next_run = match ledger {
-        Some(l) => l.runs(None, 1)?.first().map(|r| r.id).unwrap_or(0) + 1,
+        Some(l) => l.next_run_id()?,
         None => 1,
     };
     // One read transaction for every look-up of the listing.

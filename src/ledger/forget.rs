@@ -143,15 +143,30 @@ where
     Ok(n)
 }
 
-/// How many entries of `range` `def` holds.
+/// `def` in a read transaction; `None` when the ledger does not have it (one an older wharf
+/// last opened for writing, and holds still: nothing of the kind is stored there).
+fn table<K, V>(tx: &redb::ReadTransaction, def: TableDefinition<K, V>) -> Result<Option<redb::ReadOnlyTable<K, V>>, redb::Error>
+where
+    K: redb::Key + 'static,
+    V: redb::Value + 'static,
+{
+    match tx.open_table(def) {
+        Ok(t) => Ok(Some(t)),
+        Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// How many entries of `range` `def` holds (none without the table).
 fn count<'a, K, V, KR>(tx: &redb::ReadTransaction, def: TableDefinition<K, V>, range: Span<KR>) -> Result<usize, redb::Error>
 where
     K: redb::Key + 'static,
     V: redb::Value + 'static,
     KR: Borrow<K::SelfType<'a>> + 'a,
 {
+    let Some(table) = table(tx, def)? else { return Ok(0) };
     let mut n = 0;
-    for item in tx.open_table(def)?.range(range)? {
+    for item in table.range(range)? {
         item?;
         n += 1;
     }
@@ -160,14 +175,19 @@ where
 
 impl Ledger {
     /// How many records of each kind the ledger holds for `flow` (what [`Ledger::forget`]
-    /// would remove). Reads every one of them: for a command, not a run.
+    /// would remove). Reads every one of them: for a command, not a run. A table the ledger
+    /// does not have yet holds none.
     pub fn flow_records(&self, flow: &str) -> Result<FlowRecords, LedgerError> {
         let next = format!("{flow}\0");
         self.read(|tx| {
-            let counters = tx.open_table(COUNTERS)?;
-            let mut marks = usize::from(tx.open_table(HEALTH)?.get(flow)?.is_some());
-            for key in counter_keys(flow) {
-                marks += usize::from(counters.get(key.as_str())?.is_some());
+            let mut marks = 0;
+            if let Some(health) = table(tx, HEALTH)? {
+                marks += usize::from(health.get(flow)?.is_some());
+            }
+            if let Some(counters) = table(tx, COUNTERS)? {
+                for key in counter_keys(flow) {
+                    marks += usize::from(counters.get(key.as_str())?.is_some());
+                }
             }
             Ok(FlowRecords {
                 runs: count(tx, RUNS, numbered(flow))?,
@@ -346,6 +366,25 @@ mod tests {
         assert_eq!(calls, 3, "12 records in chunks of 5, the marks with the last");
         assert!(l.flow_records("a").unwrap().is_empty() && l.file("a", "in/lazy.csv").unwrap().is_none());
         assert_eq!(l.flow_records("b").unwrap(), ONE_OF_EACH);
+    }
+
+    /// A ledger an older wharf still holds (its `wharf serve`, not stopped yet after an
+    /// upgrade) lacks the tables added since: the dry run counts what it has, read-only. It
+    /// failed: "Table 'unsafe_names_v1' does not exist".
+    #[test]
+    fn a_ledger_without_the_newer_tables_is_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.redb");
+        let db = redb::Database::create(&path).unwrap();
+        let tx = db.begin_write().unwrap();
+        let run = crate::ledger::RunRecord { id: 1, flow: "a".into(), ..Default::default() };
+        tx.open_table(RUNS).unwrap().insert(("a", 1), &run).unwrap();
+        tx.commit().unwrap();
+        drop(db);
+        let r = Ledger::open_read_only(&path).unwrap();
+        assert!(r.missing_tables().unwrap().contains(&"unsafe_names_v1"));
+        assert_eq!(r.flow_records("a").unwrap(), FlowRecords { runs: 1, ..Default::default() });
+        assert!(r.flow_records("b").unwrap().is_empty());
     }
 
     #[test]

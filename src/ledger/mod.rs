@@ -325,6 +325,12 @@ impl Ledger {
         })
     }
 
+    /// The number the next run will get (ledger-wide, never reused: the runs of a forgotten
+    /// flow keep theirs). Another run may take it first.
+    pub fn next_run_id(&self) -> Result<u64, LedgerError> {
+        self.read(|tx| Ok(tx.open_table(COUNTERS)?.get("run")?.map(|v| v.value()).unwrap_or(0) + 1))
+    }
+
     /// Stores the final state of a run.
     pub fn finish_run(&self, rec: &RunRecord) -> Result<(), LedgerError> {
         self.write(|tx| {

@@ -62,7 +62,10 @@ impl Ledger {
     /// there is nothing to record or forget. Returns the names that are new.
     pub fn note_unsafe_names(&self, noted: &Noted<'_>) -> Result<Vec<String>, LedgerError> {
         let recorded = self.unsafe_names(noted.flow)?;
-        let new: Vec<&(String, String)> = noted.names.iter().filter(|(p, _)| !recorded.iter().any(|r| &r.path == p)).collect();
+        // Once each: names that are not UTF-8 may show alike (both `caf�.csv`), one record.
+        let mut seen = std::collections::BTreeSet::new();
+        let new: Vec<&(String, String)> =
+            noted.names.iter().filter(|(p, _)| !recorded.iter().any(|r| &r.path == p) && seen.insert(p.as_str())).collect();
         let gone: Vec<&UnsafeName> = recorded.iter().filter(|r| !noted.may_have(&r.path)).collect();
         if new.is_empty() && gone.is_empty() {
             return Ok(Vec::new());
@@ -171,6 +174,17 @@ mod tests {
         let kept: Vec<String> = l.unsafe_names("f").unwrap().into_iter().map(|r| r.path).collect();
         assert_eq!(kept, ["/in/sub/a\\nb.csv"], "`/in/subway…` is not under `/in/sub`");
         assert_eq!(note(&l, "f", 3, &["/in/sub/a\\nb.csv"], &[]), Vec::<String>::new(), "still known");
+    }
+
+    /// Two names that are not UTF-8 may show alike (`caf\xE9.csv` and `caf\xE8.csv` are both
+    /// `caf\u{fffd}.csv`): one record, one event (it was two events at once, for one record).
+    #[test]
+    fn names_that_show_alike_are_told_once() {
+        let l = Ledger::in_memory().unwrap();
+        assert_eq!(note(&l, "f", 1, &["/in/caf\u{fffd}.csv", "/in/caf\u{fffd}.csv"], &[]), ["/in/caf\u{fffd}.csv"]);
+        assert_eq!(events(&l).len(), 1);
+        assert_eq!(l.unsafe_names("f").unwrap().len(), 1);
+        assert_eq!(note(&l, "f", 2, &["/in/caf\u{fffd}.csv"], &[]), Vec::<String>::new(), "one of them renamed: the other stays");
     }
 
     #[test]

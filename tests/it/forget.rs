@@ -62,11 +62,10 @@ fn forget_removes_the_records_of_a_flow_without_a_file_and_no_others() {
     // Renamed out of the folder: `wharf status` says what is left of it.
     std::fs::rename(&gone, gone.with_extension("yaml.off")).unwrap();
     let status = wharf(&state, &["status", "--flows", flows]);
-    assert!(
-        stdout(&status).contains("records of flows with no flow file: partner (`wharf forget partner` removes them)"),
-        "{}",
-        stdout(&status)
-    );
+    // The command to run checks the same flows folder (`wharf forget partner` alone would
+    // check `./flows`, another folder, or none).
+    let hint = format!("records of flows with no flow file: partner (`wharf forget partner --flows {flows}` removes them)");
+    assert!(stdout(&status).contains(&hint), "{}", stdout(&status));
     assert_eq!(json(&wharf(&state, &["status", "--flows", flows, "--json"]))["flows_without_file"], serde_json::json!(["partner"]));
 
     // Without --yes: what would go, and nothing goes.
@@ -76,6 +75,11 @@ fn forget_removes_the_records_of_a_flow_without_a_file_and_no_others() {
     for line in ["flow partner has in the ledger at", "       1  runs\n", "       1  delivered identities\n", "1  staging files", "--yes"] {
         assert!(text.contains(line), "{line:?} in {text}");
     }
+    // Said before `--yes`: the name's delivered identities are what keep a flow file added
+    // again under it (or the old one put back) from sending every file at its source again.
+    let again =
+        "a flow named partner added again (or its old file put back) takes every file still at its source for new and delivers it again";
+    assert!(text.contains(again), "{text}");
     assert_eq!(json(&wharf(&state, &["runs", "--json"])).as_array().unwrap().len(), 2);
     assert!(state.join("staging/partner/x.part").exists());
 
@@ -122,4 +126,53 @@ fn forget_is_refused_while_serve_holds_the_ledger_but_counts_beside_it() {
     let expected = format!("flow gone: the ledger at {} is held by `wharf serve`", state.join("ledger.redb").display());
     assert!(stderr(&held).contains(&expected) && stderr(&held).contains("; stop the daemon to forget a flow"), "{}", stderr(&held));
     assert_eq!(ledger.runs(Some("gone"), 10).unwrap().len(), 1);
+}
+
+/// A flow file whose `name:` cannot be read (a YAML mistake half way through an edit) may be
+/// the flow: forgotten, it would deliver every file at its source again once the file is
+/// mended. Refused, naming the file; `wharf status` lists the flow as one without a file.
+#[test]
+fn forget_is_refused_while_a_flow_file_of_the_folder_cannot_be_read_for_its_name() {
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    let flows = dir.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    let broken = flows.join("orders.yaml");
+    std::fs::write(&broken, "name: orders-eu\nsource: { endpoint: partner, path: /out\n").unwrap();
+    let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
+    let mut run = ledger.begin_run("orders-eu", wharf::ledger::now_millis()).unwrap();
+    run.status = RunStatus::Ok;
+    ledger.finish_run(&run).unwrap();
+    drop(ledger);
+    let flows = flows.to_str().unwrap();
+
+    let refused = wharf(&state, &["forget", "orders-eu", "--flows", flows, "--yes"]);
+    assert_eq!(refused.status.code(), Some(2), "{}{}", stdout(&refused), stderr(&refused));
+    let expected =
+        format!("flow orders-eu: cannot tell whether the flow file {} is this flow: its `name:` cannot be read", broken.display());
+    assert!(stderr(&refused).contains(&expected), "{}", stderr(&refused));
+    assert_eq!(json(&wharf(&state, &["runs", "--json"])).as_array().unwrap().len(), 1);
+
+    // Mended (and another flow's): the flow is no longer refused for it.
+    std::fs::write(&broken, "name: orders-us\n").unwrap();
+    let done = wharf(&state, &["forget", "orders-eu", "--flows", flows, "--yes"]);
+    assert_eq!(done.status.code(), Some(0), "{}", stderr(&done));
+    assert!(json(&wharf(&state, &["runs", "--json"])).as_array().unwrap().is_empty());
+}
+
+/// Without a ledger (removed by hand, say), `--yes` still removes what a killed run left in
+/// the flow's staging folder: it said it had, and left the files there.
+#[test]
+fn forget_without_a_ledger_removes_the_staging_folder_it_names() {
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    let flows = dir.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    std::fs::create_dir_all(state.join("staging/gone")).unwrap();
+    std::fs::write(state.join("staging/gone/x.part"), "half").unwrap();
+    let done = wharf(&state, &["forget", "gone", "--flows", flows.to_str().unwrap(), "--yes"]);
+    assert_eq!(done.status.code(), Some(0), "{}", stderr(&done));
+    assert!(stdout(&done).contains("1  staging files"), "{}", stdout(&done));
+    assert!(!state.join("staging/gone").exists(), "{}", stdout(&done));
+    assert!(!state.join("ledger.redb").exists(), "no ledger is made for nothing");
 }

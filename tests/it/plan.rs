@@ -59,3 +59,39 @@ fn plan_lists_each_file_with_its_action_and_touches_nothing() {
     assert!(text.contains("deliver   /in/a.csv (2 bytes) → l:/inbox/a-1.csv; then move the source"), "{text}");
     assert!(text.contains("wait      /in/b.csv: no done file"), "{text}");
 }
+
+/// `{{run}}` in a planned name is the number the next run gets, whatever flow had the runs
+/// before it: with the newest run's flow forgotten (`wharf forget`), it was that run's number
+/// again (taken from the runs left, not the ledger's numbering).
+#[test]
+fn the_planned_run_number_is_the_next_one_after_a_forgotten_flow() {
+    let dir = support::tempdir();
+    let root = dir.path().join("files");
+    for d in ["outbox", "archive"] {
+        std::fs::create_dir_all(root.join(d)).unwrap();
+    }
+    std::fs::write(root.join("outbox/a.csv"), "1\n").unwrap();
+    let flow = dir.path().join("partner.yaml");
+    std::fs::write(
+        &flow,
+        format!(
+            "name: partner\nendpoints:\n  outbox: {{ type: local, root: {0}/outbox }}\n  archive: {{ type: local, root: {0}/archive }}\n\
+             source: {{ endpoint: outbox, path: /, include: [\"*.csv\"] }}\nsinks:\n  - {{ endpoint: archive, path: /, name: \"{{{{stem}}}}-{{{{run}}}}.csv\" }}\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let ledger = wharf::ledger::Ledger::open(&state.join("ledger.redb")).unwrap();
+    for f in ["kept", "gone", "gone"] {
+        ledger.begin_run(f, wharf::ledger::now_millis()).unwrap();
+    }
+    while ledger.forget("gone", 100).unwrap().more {}
+    drop(ledger);
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_wharf")).arg("--state-dir").arg(&state).arg("plan").arg(&flow).arg("--json").output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {text}"));
+    assert_eq!(plan["files"][0]["targets"][0], "archive:/a-4.csv", "{plan}");
+}
