@@ -171,6 +171,34 @@ fn is_integer(n: &serde_json::Number) -> bool {
     !n.to_string().contains(['.', 'e', 'E'])
 }
 
+/// `out`'s top-level numbers the script passed on unchanged, written as their cells were:
+/// a field that the script was given as a converted cell (`given`: a number from the CSV text
+/// in `written`, the record as parsed) and returns with the same value. A `number` cell reaches
+/// a script as a float, and one passed on came back as `1.0` for the cell `1` (`12.1` for
+/// `12.10`, `1.2345678901234567e19` for a 20-digit number). A value the script changed, or
+/// made from text itself (`number(r.hours, ",")`), is written as it is.
+pub fn keep_as_written(out: &mut Value, given: &Value, written: &Value) {
+    let Some(fields) = out.as_object_mut() else { return };
+    for (name, value) in fields.iter_mut() {
+        let (Value::Number(n), Some(Value::Number(was)), Some(Value::String(cell))) = (&*value, given.get(name), written.get(name)) else {
+            continue;
+        };
+        if was.as_f64() == n.as_f64()
+            && let Some(as_written) = number_as_written(cell).filter(|w| w.as_f64() == n.as_f64())
+            && as_written != *n
+        {
+            *value = Value::Number(as_written);
+        }
+    }
+}
+
+/// A cell's number as written (`12.10`, `1`; `+5` and `007`, which JSON cannot write, as `5`
+/// and `7`).
+fn number_as_written(cell: &str) -> Option<serde_json::Number> {
+    let t = cell.trim();
+    t.parse::<serde_json::Number>().ok().or_else(|| t.parse::<i64>().ok().map(serde_json::Number::from))
+}
+
 /// A record as a script value, built directly (the serde round trip through
 /// `rhai::serde::to_dynamic` costs about as much as the script itself, once per record).
 fn to_dynamic(v: &Value) -> Dynamic {

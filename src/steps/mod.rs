@@ -652,15 +652,22 @@ impl<'s, 'i> FileRun<'s, 'i> {
                         },
                         Step::Map(m) => {
                             // The script sees the converted values (the docs promise it); what
-                            // it returns is what is written.
-                            let inputs = match std::mem::replace(&mut stage, Stage::Mapped(Vec::new())) {
-                                Stage::Parsed { original, typed } => vec![typed.unwrap_or(original)],
-                                Stage::Mapped(set) => set,
+                            // it returns is what is written, numbers it passed on as their cells
+                            // were written.
+                            let (inputs, written) = match std::mem::replace(&mut stage, Stage::Mapped(Vec::new())) {
+                                Stage::Parsed { original, typed: Some(typed) } => (vec![typed], Some(original)),
+                                Stage::Parsed { original, typed: None } => (vec![original], None),
+                                Stage::Mapped(set) => (set, None),
                             };
                             let mut next = Vec::with_capacity(inputs.len());
                             for r in &inputs {
                                 match m.map(r) {
-                                    Ok(out) => next.extend(out),
+                                    Ok(mut out) => {
+                                        if let Some(w) = &written {
+                                            out.iter_mut().for_each(|o| map::keep_as_written(o, r, w));
+                                        }
+                                        next.extend(out)
+                                    }
                                     Err(MapError::Record(msg)) => {
                                         errs.push(at(Source::Map, Cause::Data, None, msg));
                                         break;

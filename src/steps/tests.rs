@@ -436,7 +436,7 @@ fn validate_passes_the_cells_through_as_written_without_a_map() {
     );
     b.run(&steps, "a.csv", body);
     let first: serde_json::Value = serde_json::from_str(b.read("out").lines().next().unwrap()).unwrap();
-    assert_eq!(first, json!({ "id": 7, "t": "i64", "amt": 12.1, "has_note": false }));
+    assert_eq!(first.to_string(), r#"{"amt":12.10,"has_note":false,"id":7,"t":"i64"}"#, "passed on as written");
 }
 
 #[test]
@@ -503,21 +503,35 @@ fn csv_settings_on_csv_are_taken() {
 /// Numbers in a partner's JSON are delivered as written, with or without a script: a 20-digit
 /// order number was `1.2345678901234567e19` after a `map` (and lost its digits beyond u64 even
 /// without one), `12.10` became `12.1`. A CSV cell declared `integer` passes a script exactly too.
-/// A whole `number` cell stays whole through a script that passes it on: `1` was given to the
-/// script as the float `1.0` and written back as `1.0`.
+/// A `number` cell reaches a script as a float, `5` too (`r.qty / 2` is 2.5, as the schema's
+/// type says), and one the script passes on unchanged is written as its cell was: `1` was
+/// written back as `1.0`, `12.10` as `12.1`, a 20-digit number as `1.2345678901234567e19`.
 #[test]
-fn whole_numbers_stay_whole_through_a_map() {
+fn numbers_passed_on_by_a_map_are_written_as_their_cells_were() {
     let b = Bench::new();
     std::fs::write(b.path("p.schema.json"), r#"{"type":"object","properties":{"qty":{"type":"number"},"price":{"type":"number"}}}"#)
         .unwrap();
-    std::fs::write(b.path("same.rhai"), "fn map(r) { r.kind = type_of(r.qty); r }").unwrap();
+    std::fs::write(b.path("same.rhai"), "fn map(r) { r.half = r.qty / 2; r.kind = type_of(r.qty); r }").unwrap();
     let steps = b.steps(
         "- parse: { format: csv }\n- validate: { schema: p.schema.json }\n- map: { script: same.rhai }\n- write: { format: csv }",
         "",
     );
-    let p = b.run(&steps, "p.csv", b"qty,price\n1,12.10\n+5,3\n2.5,0.5\n");
+    let p = b.run(&steps, "p.csv", b"qty,price\n1,12.10\n+5,12345678901234567890\n2.5,007\n");
     assert_eq!(p.quarantine, None);
-    assert_eq!(b.read("out"), "kind,price,qty\ni64,12.1,1\ni64,3,5\nf64,0.5,2.5\n");
+    assert_eq!(
+        b.read("out"),
+        "half,kind,price,qty\n0.5,f64,12.10,1\n2.5,f64,12345678901234567890,5\n1.25,f64,7,2.5\n",
+        "passed on as written; computed as floats"
+    );
+    // A value the script changed is written as it is.
+    // As is a number the script made from text itself (an undeclared column).
+    std::fs::write(b.path("twice.rhai"), "fn map(r) { r.qty = r.qty * 2; r.hours = number(r.hours); r }").unwrap();
+    let steps = b.steps(
+        "- parse: { format: csv }\n- validate: { schema: p.schema.json }\n- map: { script: twice.rhai }\n- write: { format: csv }",
+        "",
+    );
+    b.run(&steps, "p.csv", b"qty,price,hours\n1,2,40\n");
+    assert_eq!(b.read("out"), "hours,price,qty\n40.0,2,2.0\n");
 }
 
 #[test]
