@@ -49,6 +49,19 @@ pub fn visible(text: &str) -> String {
     text.chars().map(|c| if c.is_control() { c.escape_debug().to_string() } else { c.to_string() }).collect()
 }
 
+/// `text` as one word of a shell command line a message suggests (`wharf trust h
+/// --known-hosts '/srv/My Flows/known_hosts'`): as it is when every character is one a shell
+/// leaves alone, else in single quotes (a `'` in it written `'\''`), so that copying the
+/// suggestion runs it on the right file.
+pub fn shell_word(text: &str) -> std::borrow::Cow<'_, str> {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "_./:=@%+,-".contains(c);
+    if !text.is_empty() && text.chars().all(plain) {
+        std::borrow::Cow::Borrowed(text)
+    } else {
+        std::borrow::Cow::Owned(format!("'{}'", text.replace('\'', "'\\''")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -62,5 +75,13 @@ mod tests {
         assert_eq!(one_line("abcdef", 3, Keep::End), "…def");
         assert_eq!(one_line("é\nü", 10, Keep::Start), "é ⏎ ü", "counted in characters, not bytes");
         assert_eq!(one_line("\n \n", 10, Keep::Start), "");
+    }
+
+    #[test]
+    fn a_shell_word_is_quoted_only_when_a_shell_would_split_or_expand_it() {
+        assert_eq!(shell_word("/srv/flows/known_hosts"), "/srv/flows/known_hosts");
+        assert_eq!(shell_word("/srv/My Flows/kh"), "'/srv/My Flows/kh'");
+        assert_eq!(shell_word("it's$HOME"), "'it'\\''s$HOME'");
+        assert_eq!(shell_word(""), "''");
     }
 }

@@ -144,9 +144,10 @@ fn refuse_a_flow_with_a_file(dir: &Path, flow: &str) -> anyhow::Result<()> {
     for file in files {
         let Some(name) = name_in_file(&file) else {
             let message = format!(
-                "flow {flow}: cannot tell whether the flow file {0} is this flow: its `name:` cannot be read; mend it (`wharf validate {0}`) or move it out of {1} first",
+                "flow {flow}: cannot tell whether the flow file {0} is this flow: its `name:` cannot be read; mend it (`wharf validate {2}`) or move it out of {1} first",
                 file.display(),
-                dir.display()
+                dir.display(),
+                crate::text::shell_word(&file.display().to_string())
             );
             return Err(Failure::new(Kind::Usage, EXIT_INVALID, message).into());
         };

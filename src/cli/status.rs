@@ -100,7 +100,11 @@ fn without_file(ledger: &Ledger, flows: &[FlowStatus]) -> anyhow::Result<Vec<Str
 /// folder for a file of the flow, and without it would check `./flows` (another folder, or
 /// none).
 fn forget_hint(names: &[String], flows: &Path) -> Option<String> {
-    let flows = if flows == Path::new(FLOWS) { String::new() } else { format!(" --flows {}", flows.display()) };
+    let flows = if flows == Path::new(FLOWS) {
+        String::new()
+    } else {
+        format!(" --flows {}", crate::text::shell_word(&flows.display().to_string()))
+    };
     let command = match names {
         [] => return None,
         [one] => format!("wharf forget {one}{flows}"),
@@ -156,7 +160,11 @@ fn flow_of_file(file: &Path) -> FlowStatus {
             // By the name the ledger knows it by, when the file still gives one.
             let stem = || file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
             let mut f = FlowStatus::new(super::state::name_in_file(file).unwrap_or_else(stem), Some(file.to_path_buf()));
-            f.problem = Some(format!("invalid flow file: {} problem(s); see `wharf validate {}`", diags.len(), file.display()));
+            f.problem = Some(format!(
+                "invalid flow file: {} problem(s); see `wharf validate {}`",
+                diags.len(),
+                crate::text::shell_word(&file.display().to_string())
+            ));
             f
         }
     }

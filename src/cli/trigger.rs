@@ -84,7 +84,11 @@ mod tests {
         std::fs::write(&flow, "name: orders\n").unwrap();
         assert_eq!(
             no_daemon(flow.to_str().unwrap(), &state),
-            format!("no `wharf serve` is running for state dir {}; run the flow once with `wharf run {}`", state.display(), flow.display())
+            format!(
+                "no `wharf serve` is running for state dir {}; run the flow once with `wharf run {}`",
+                state.display(),
+                crate::text::shell_word(&flow.display().to_string())
+            )
         );
     }
 }

@@ -173,7 +173,7 @@ fn glob_match(pattern: &str, s: &str) -> bool {
 /// The `wharf trust` command that records this host in `file`.
 pub fn trust_command(host: &str, port: u16, file: &Path) -> String {
     let target = if port == 22 { host.to_string() } else { format!("{host}:{port}") };
-    format!("wharf trust {target} --known-hosts {}", file.display())
+    format!("wharf trust {target} --known-hosts {}", crate::text::shell_word(&file.display().to_string()))
 }
 
 /// How one connection checks the server key: the policy plus, for known_hosts, the file as
@@ -418,6 +418,13 @@ pub fn default_known_hosts() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The command a message suggests runs on the right file when pasted into a shell.
+    #[test]
+    fn the_trust_command_quotes_a_path_a_shell_would_split() {
+        assert_eq!(trust_command("h", 22, Path::new("/srv/kh")), "wharf trust h --known-hosts /srv/kh");
+        assert_eq!(trust_command("h", 2222, Path::new("/srv/My Flows/kh")), "wharf trust h:2222 --known-hosts '/srv/My Flows/kh'");
+    }
 
     const ED: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB9dG4kjRhQTtWTVzd2t27+t0DEHBPW7iOD23TUiYLio";
     const ED2: &str = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE5jCCqyB4lB0pIrkNH2CkHQoSwxCeb5/S/T6n2yQ4xb";
