@@ -132,7 +132,7 @@ pub struct FlowHealth {
 /// Appends one event inside `tx`, numbering it.
 pub(super) fn append(tx: &redb::WriteTransaction, ev: &NewEvent) -> Result<Event, redb::Error> {
     let mut counters = tx.open_table(COUNTERS)?;
-    let seq = counters.get("event")?.map(|v| v.value()).unwrap_or(0) + 1;
+    let seq = super::next_number(&counters, "event")?;
     counters.insert("event", seq)?;
     let out =
         Event { seq, flow: ev.flow.clone(), at: ev.at, kind: ev.kind, subject: ev.subject.clone(), detail: ev.detail.clone(), run: ev.run };

@@ -103,11 +103,11 @@ pub struct Forgot {
 }
 
 /// A range of keys, as redb takes it.
-type Span<K> = (Bound<K>, Bound<K>);
+pub(super) type Span<K> = (Bound<K>, Bound<K>);
 
 /// Every key of `flow` in a table keyed by (flow, name): exactly those whose first part is
 /// `flow` (`next` is the smallest name after it, `flow` + NUL, so `ab` is not `a`'s).
-fn named<'a>(flow: &'a str, next: &'a str) -> Span<(&'a str, &'a str)> {
+pub(super) fn named<'a>(flow: &'a str, next: &'a str) -> Span<(&'a str, &'a str)> {
     (Bound::Included((flow, "")), Bound::Excluded((next, "")))
 }
 

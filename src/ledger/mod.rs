@@ -119,6 +119,12 @@ impl std::fmt::Debug for Ledger {
     }
 }
 
+/// The number after the last one the ledger-wide `counter` (`run`, `event`) gave out; 1 for
+/// the first. Numbers are never reused.
+fn next_number(counters: &impl ReadableTable<&'static str, u64>, counter: &str) -> Result<u64, redb::StorageError> {
+    Ok(counters.get(counter)?.map(|v| v.value()).unwrap_or(0) + 1)
+}
+
 /// Current time in ms since the epoch.
 pub fn now_millis() -> Millis {
     to_millis(SystemTime::now())
@@ -317,7 +323,7 @@ impl Ledger {
     pub fn begin_run(&self, flow: &str, started: Millis) -> Result<RunRecord, LedgerError> {
         self.write(|tx| {
             let mut counters = tx.open_table(COUNTERS)?;
-            let id = counters.get("run")?.map(|v| v.value()).unwrap_or(0) + 1;
+            let id = next_number(&counters, "run")?;
             counters.insert("run", id)?;
             let rec = RunRecord { id, flow: flow.to_string(), started, ..Default::default() };
             tx.open_table(RUNS)?.insert((flow, id), &rec)?;
@@ -328,7 +334,7 @@ impl Ledger {
     /// The number the next run will get (ledger-wide, never reused: the runs of a forgotten
     /// flow keep theirs). Another run may take it first.
     pub fn next_run_id(&self) -> Result<u64, LedgerError> {
-        self.read(|tx| Ok(tx.open_table(COUNTERS)?.get("run")?.map(|v| v.value()).unwrap_or(0) + 1))
+        self.read(|tx| Ok(next_number(&tx.open_table(COUNTERS)?, "run")?))
     }
 
     /// Stores the final state of a run.

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::codec::Postcard;
 use super::events::{EventKind, NewEvent, append};
+use super::forget::named;
 use super::{Ledger, LedgerError, Millis};
 
 pub(super) const UNSAFE_NAMES: TableDefinition<(&str, &str), Postcard<UnsafeName>> = TableDefinition::new("unsafe_names_v1");
@@ -105,15 +106,8 @@ impl Ledger {
                 Err(redb::TableError::TableDoesNotExist(_)) => return Ok(Vec::new()),
                 Err(e) => return Err(e.into()),
             };
-            let mut out = Vec::new();
-            for row in table.range((flow, "")..)? {
-                let (key, rec) = row?;
-                if key.value().0 != flow {
-                    break;
-                }
-                out.push(rec.value());
-            }
-            Ok(out)
+            let next = format!("{flow}\0");
+            table.range(named(flow, &next))?.map(|row| Ok(row?.1.value())).collect()
         })
     }
 }
