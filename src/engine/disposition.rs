@@ -7,6 +7,7 @@
 
 use crate::config::flow::Disposition;
 use crate::endpoint::{Endpoint, ErrorKind, RemotePath};
+use crate::ledger::{FileRecord, SourceFate};
 
 use super::error::FileError;
 use super::naming;
@@ -21,6 +22,18 @@ pub async fn plan(ep: &dyn Endpoint, source: &RemotePath, disp: &Disposition) ->
         }
         Disposition::Keep | Disposition::Delete => Ok(None),
     }
+}
+
+/// Records on `rec` what applying `disp` did with its source: moved to `moved` (what
+/// [`apply`] returned), deleted, or kept. What history later reads to tell whether the file
+/// may still be in the folder (`ledger::prune`).
+pub fn record(rec: &mut FileRecord, disp: &Disposition, moved: Option<&RemotePath>) {
+    rec.disposed_to = moved.map(|t| t.as_str().to_string());
+    rec.source_fate = match (disp, moved) {
+        (_, Some(_)) => SourceFate::Moved,
+        (Disposition::Delete, None) => SourceFate::Deleted,
+        (Disposition::Keep | Disposition::MoveTo(_), None) => SourceFate::Kept,
+    };
 }
 
 /// Applies `disp` to `source`; `target` is what [`plan`] chose. Idempotent: a source that is

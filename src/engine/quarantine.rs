@@ -140,11 +140,12 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
     match disposition::apply(&*cx.source, &entry.path, &cx.flow.after_failure, None).await {
         Ok(Some(t)) => {
             detail.push_str(&format!("; source moved to {t}"));
-            rec.disposed_to = Some(t.as_str().to_string());
+            disposition::record(rec, &cx.flow.after_failure, Some(&t));
             lifecycle::dispose_companions(cx, entry, &cx.flow.after_failure).await;
         }
         Ok(None) if cx.flow.after_failure == Disposition::Delete => {
             detail.push_str("; source deleted");
+            disposition::record(rec, &cx.flow.after_failure, None);
             lifecycle::dispose_companions(cx, entry, &cx.flow.after_failure).await;
         }
         Ok(None) => {}

@@ -9,7 +9,7 @@ use globset::{GlobBuilder, GlobSetBuilder};
 
 use super::*;
 use crate::config::flow::{Disposition, EndpointSpec, Identity, IfExists, OnError, Ready, Retry, Sink, Source};
-use crate::ledger::FileState;
+use crate::ledger::{FileState, SourceFate};
 use crate::template::NameTemplate;
 
 struct Fixture {
@@ -183,6 +183,47 @@ async fn kept_source_is_skipped_and_a_resent_file_with_new_content_is_delivered(
     assert_eq!(r.counts.delivered, 1, "{r:#?}");
     assert_eq!(read(&fx.dst.join("inbox/a.csv")), b"v1");
     assert_eq!(read(&fx.dst.join("inbox/a-1.csv")), b"version 2");
+}
+
+/// A flow that kept its sources and then moves (or deletes) them: the files it delivered,
+/// still in the folder, are disposed of by the next run, and their records say so — what lets
+/// history forget their deliveries once they are old (a record that says `kept` keeps its
+/// delivery for ever: the file may still be there).
+#[tokio::test]
+async fn files_delivered_while_kept_record_their_disposal_after_a_switch() {
+    let mut fx = fixture();
+    fx.flow.after_success = Disposition::Keep;
+    fx.put("in/a.csv", b"a");
+    fx.put("in/b.csv", b"b");
+    assert_eq!(fx.run().await.counts.delivered, 2);
+    let kept = fx.ledger.file("t", "in/a.csv").unwrap().unwrap();
+    assert_eq!((kept.source_fate, kept.disposed_to.as_deref()), (SourceFate::Kept, None));
+    fx.flow.after_success = Disposition::MoveTo(RemotePath::parse("in/processed").unwrap());
+    std::fs::remove_file(fx.src.join("in/b.csv")).unwrap();
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, r.counts.skipped), (0, 1), "{r:#?}");
+    assert!(r.files[0].detail.ends_with("; source moved to /in/processed/a.csv"), "{}", r.files[0].detail);
+    let moved = fx.ledger.file("t", "in/a.csv").unwrap().unwrap();
+    assert_eq!(
+        (moved.state, moved.source_fate, moved.disposed_to.as_deref()),
+        (FileState::Done, SourceFate::Moved, Some("in/processed/a.csv"))
+    );
+    assert!(moved.updated > kept.updated);
+    // b.csv, removed by somebody else, says kept: its delivery stays.
+    assert_eq!(fx.ledger.file("t", "in/b.csv").unwrap().unwrap().source_fate, SourceFate::Kept);
+
+    let mut fx = fixture();
+    fx.flow.after_success = Disposition::Keep;
+    fx.put("in/a.csv", b"a");
+    assert_eq!(fx.run().await.counts.delivered, 1);
+    fx.flow.after_success = Disposition::Delete;
+    let r = fx.run().await;
+    assert!(r.files[0].detail.ends_with("; source deleted"), "{}", r.files[0].detail);
+    assert_eq!(fx.ledger.file("t", "in/a.csv").unwrap().unwrap().source_fate, SourceFate::Deleted);
+    // Delivered under `delete`: deleted.
+    fx.put("in/c.csv", b"c");
+    assert_eq!(fx.run().await.counts.delivered, 1);
+    assert_eq!(fx.ledger.file("t", "in/c.csv").unwrap().unwrap().source_fate, SourceFate::Deleted);
 }
 
 #[tokio::test]
@@ -1351,23 +1392,26 @@ async fn history_keeps_the_deliveries_an_expected_file_window_looks_at() {
     assert!(fx.ledger.files("t").unwrap().is_empty(), "older than any window: forgotten");
 }
 
-/// A flow that kept its sources and now moves them: the files it delivered under `keep` are
-/// still in the folder (the next run that lists them moves them). Missing from one listing
-/// (a share not mounted), they are not new: their delivery says they were never moved away.
+/// A flow that kept its sources and now moves or deletes them: the files it delivered under
+/// `keep` are still in the folder (the next run that lists them disposes of them). Missing
+/// from one listing (a share not mounted), they are not new: their records say they were
+/// kept. (Under `delete` their deliveries were forgotten before: a record said nothing.)
 #[tokio::test]
-async fn history_keeps_a_delivery_made_under_keep_when_the_flow_now_moves_its_sources() {
+async fn history_keeps_a_delivery_made_under_keep_when_the_flow_now_moves_or_deletes_its_sources() {
     let day = Duration::from_secs(86_400);
-    let mut fx = fixture();
-    fx.flow.after_success = Disposition::Keep;
-    fx.put("in/a.csv", b"1,2\n");
-    assert_eq!(fx.run().await.counts.delivered, 1);
-    fx.flow.after_success = Disposition::MoveTo(RemotePath::parse("/in/processed").unwrap());
-    std::fs::rename(fx.src.join("in/a.csv"), fx.src.join("away.csv")).unwrap();
-    fx.run_at(SystemTime::now() + 100 * day).await;
-    std::fs::rename(fx.src.join("away.csv"), fx.src.join("in/a.csv")).unwrap();
-    let r = fx.run_at(SystemTime::now() + 101 * day).await;
-    assert_eq!((r.counts.delivered, r.counts.skipped), (0, 1), "never twice: {r:#?}");
-    assert!(fx.src.join("in/processed/a.csv").exists(), "moved as the flow now says");
+    for now in [Disposition::MoveTo(RemotePath::parse("/in/processed").unwrap()), Disposition::Delete] {
+        let mut fx = fixture();
+        fx.flow.after_success = Disposition::Keep;
+        fx.put("in/a.csv", b"1,2\n");
+        assert_eq!(fx.run().await.counts.delivered, 1);
+        fx.flow.after_success = now.clone();
+        std::fs::rename(fx.src.join("in/a.csv"), fx.src.join("away.csv")).unwrap();
+        fx.run_at(SystemTime::now() + 100 * day).await;
+        std::fs::rename(fx.src.join("away.csv"), fx.src.join("in/a.csv")).unwrap();
+        let r = fx.run_at(SystemTime::now() + 101 * day).await;
+        assert_eq!((r.counts.delivered, r.counts.skipped), (0, 1), "never twice ({now:?}): {r:#?}");
+        assert!(!fx.src.join("in/a.csv").exists(), "disposed of as the flow now says ({now:?})");
+    }
 }
 
 /// A round trip's response flow (`t.response`) has a history too: the records of responses

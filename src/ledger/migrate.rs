@@ -7,31 +7,44 @@ use redb::{ReadableTable, TableHandle, WriteTransaction};
 use super::FILES;
 use super::codec::Postcard;
 use super::events::{EVENTS, Event};
-use super::records::{Delivery, FileRecord};
+use super::records::{Delivery, FileRecord, SourceFate};
 
 /// Converts what the ledger holds in older layouts, then drops the older tables.
 pub(super) fn run(tx: &WriteTransaction) -> Result<(), redb::Error> {
-    files_v1_to_v2(tx)?;
+    files_to_v3(tx, v1::FILES)?;
+    files_to_v3(tx, v2::FILES)?;
     events_v1_to_v2(tx)
 }
 
 /// `files_v2`: a delivery records the file its target held before (`Delivery::replaces`).
 /// Deliveries recorded before did not look, so they say nothing.
-fn files_v1_to_v2(tx: &WriteTransaction) -> Result<(), redb::Error> {
-    if !tx.list_tables()?.any(|t| t.name() == v1::FILES.name()) {
+///
+/// `files_v3`: a record says what became of its source (`FileRecord::source_fate`). Records
+/// before said only where a moved one went; the others are `unknown` (history then judges
+/// them by what the flow does now, as it did before).
+fn files_to_v3<T>(tx: &WriteTransaction, old: redb::TableDefinition<(&str, &str), Postcard<T>>) -> Result<(), redb::Error>
+where
+    T: std::fmt::Debug + serde::Serialize + serde::de::DeserializeOwned + Into<FileRecord>,
+{
+    if !tx.list_tables()?.any(|t| t.name() == old.name()) {
         return Ok(());
     }
     {
-        let old = tx.open_table(v1::FILES)?;
+        let from = tx.open_table(old)?;
         let mut new = tx.open_table(FILES)?;
-        for row in old.iter()? {
+        for row in from.iter()? {
             let (key, rec) = row?;
             let (flow, path) = key.value();
-            new.insert((flow, path), &FileRecord::from(rec.value()))?;
+            new.insert((flow, path), &rec.value().into())?;
         }
     }
-    tx.delete_table(v1::FILES)?;
+    tx.delete_table(old)?;
     Ok(())
+}
+
+/// What an older layout's record says of its source: moved when it names where.
+fn fate_of(disposed_to: &Option<String>) -> SourceFate {
+    if disposed_to.is_some() { SourceFate::Moved } else { SourceFate::Unknown }
 }
 
 /// `events_v2`: an event records the run that raised it (`Event::run`). Events recorded
@@ -52,6 +65,34 @@ fn events_v1_to_v2(tx: &WriteTransaction) -> Result<(), redb::Error> {
     }
     tx.delete_table(v1::EVENTS)?;
     Ok(())
+}
+
+/// The `files_v2` layout: today's without `source_fate`.
+mod v2 {
+    use redb::TableDefinition;
+    use serde::{Deserialize, Serialize};
+
+    use super::Postcard;
+    use crate::ledger::records::{Delivery, ErrorRecord, FileState, Millis};
+
+    pub const FILES: TableDefinition<(&str, &str), Postcard<FileRecord>> = TableDefinition::new("files_v2");
+
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct FileRecord {
+        pub path: String,
+        pub identity: String,
+        pub size: u64,
+        pub mtime: Option<Millis>,
+        pub sha256: Option<String>,
+        pub state: FileState,
+        pub attempts: u32,
+        pub last_error: Option<ErrorRecord>,
+        pub first_seen: Millis,
+        pub updated: Millis,
+        pub run: u64,
+        pub deliveries: Vec<Delivery>,
+        pub disposed_to: Option<String>,
+    }
 }
 
 /// The `files_v1` and `events_v1` layouts. The struct names are part of the stored type name
@@ -121,6 +162,28 @@ impl From<v1::FileRecord> for FileRecord {
                 .into_iter()
                 .map(|d| Delivery { sink: d.sink, target: d.target, done: d.done, replaces: None })
                 .collect(),
+            source_fate: fate_of(&r.disposed_to),
+            disposed_to: r.disposed_to,
+        }
+    }
+}
+
+impl From<v2::FileRecord> for FileRecord {
+    fn from(r: v2::FileRecord) -> FileRecord {
+        FileRecord {
+            path: r.path,
+            identity: r.identity,
+            size: r.size,
+            mtime: r.mtime,
+            sha256: r.sha256,
+            state: r.state,
+            attempts: r.attempts,
+            last_error: r.last_error,
+            first_seen: r.first_seen,
+            updated: r.updated,
+            run: r.run,
+            deliveries: r.deliveries,
+            source_fate: fate_of(&r.disposed_to),
             disposed_to: r.disposed_to,
         }
     }
@@ -165,6 +228,40 @@ mod tests {
         assert_eq!(r.missing_tables().unwrap(), Vec::<&str>::new());
         let tables: Vec<String> = r.read(|tx| Ok(tx.list_tables()?.map(|t| t.name().to_string()).collect())).unwrap();
         assert!(!tables.iter().any(|t| t == "files_v1"), "{tables:?}");
+    }
+
+    #[test]
+    fn files_of_the_v2_layout_say_moved_or_unknown_after_an_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ledger.redb");
+        let done = |path: &str, disposed_to: Option<&str>| v2::FileRecord {
+            path: path.into(),
+            state: FileState::Done,
+            deliveries: vec![Delivery { sink: 0, target: "out/x".into(), done: true, replaces: None }],
+            disposed_to: disposed_to.map(str::to_string),
+            ..Default::default()
+        };
+        {
+            let db = redb::Database::create(&p).unwrap();
+            let tx = db.begin_write().unwrap();
+            {
+                let mut t = tx.open_table(v2::FILES).unwrap();
+                t.insert(("f", "in/moved.csv"), &done("in/moved.csv", Some("in/processed/moved.csv"))).unwrap();
+                t.insert(("f", "in/other.csv"), &done("in/other.csv", None)).unwrap();
+            }
+            tx.commit().unwrap();
+        }
+        let l = Ledger::open(&p).unwrap();
+        let moved = l.file("f", "in/moved.csv").unwrap().expect("migrated");
+        assert_eq!((moved.source_fate, moved.disposed_to.as_deref()), (SourceFate::Moved, Some("in/processed/moved.csv")));
+        assert_eq!(moved.deliveries.len(), 1);
+        // Kept or deleted: the old layout did not say.
+        assert_eq!(l.file("f", "in/other.csv").unwrap().unwrap().source_fate, SourceFate::Unknown);
+        drop(l);
+        let r = Ledger::open_read_only(&p).unwrap();
+        assert_eq!(r.missing_tables().unwrap(), Vec::<&str>::new());
+        let tables: Vec<String> = r.read(|tx| Ok(tx.list_tables()?.map(|t| t.name().to_string()).collect())).unwrap();
+        assert!(!tables.iter().any(|t| t == "files_v2"), "{tables:?}");
     }
 
     #[test]

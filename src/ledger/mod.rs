@@ -65,7 +65,7 @@ pub use store::{Committer, Transition};
 use store::{Core, Handle, Pending, apply_complete, apply_file, apply_result, builder};
 pub use unsafe_names::{Noted, UnsafeName};
 
-const FILES: TableDefinition<(&str, &str), Postcard<FileRecord>> = TableDefinition::new("files_v2");
+const FILES: TableDefinition<(&str, &str), Postcard<FileRecord>> = TableDefinition::new("files_v3");
 const DONE: TableDefinition<(&str, &str), Postcard<DoneRecord>> = TableDefinition::new("done_v1");
 const OBSERVATIONS: TableDefinition<(&str, &str), Postcard<Observation>> = TableDefinition::new("observations_v1");
 const RUNS: TableDefinition<(&str, u64), Postcard<RunRecord>> = TableDefinition::new("runs_v1");
@@ -75,7 +75,7 @@ const RUN_CONTENT: TableDefinition<(&str, u64), Postcard<RunContent>> = TableDef
 
 /// Every table `init` creates (a test keeps the list in step): what a reader checks for.
 const TABLES: &[&str] = &[
-    "files_v2",
+    "files_v3",
     "done_v1",
     "observations_v1",
     "runs_v1",

@@ -9,12 +9,12 @@
 //! - readiness observations of paths the last listing no longer had;
 //! - the records of files finished (`done`, `failed`, `duplicate`, `vanished`) whose path the
 //!   last listing no longer had, with their content results;
-//! - with them, for a flow that moves or deletes what it delivered, the delivered identity:
-//!   a file re-sent after `history` is taken as a new one. Under `move_to`, only of a file
-//!   its record says was moved: one delivered while the flow kept its sources may still be
-//!   in the folder. A flow that keeps its sources
-//!   (`after.success: keep`) keeps every delivered identity: a listing that comes back empty
-//!   once (a partner's share not mounted for a minute) must not make the files in it new.
+//! - with them, the delivered identity of a file its record says wharf moved or deleted: a
+//!   file re-sent after `history` is taken as a new one. One its record says was kept (a
+//!   flow that keeps its sources, `after.success: keep`, or did when it was delivered) keeps
+//!   its delivered identity: a listing that comes back empty once (a partner's share not
+//!   mounted for a minute) must not make the files in it new. (Records an older wharf wrote
+//!   do not say; the flow's `after.success` decides for them.)
 //!
 //!   The deliveries of earlier versions of a name whose record now holds a later one
 //!   (`orders.csv` every day) go too, under the same rule.
@@ -30,7 +30,7 @@ use redb::ReadableTable;
 
 use super::awaits::{AWAIT_REQUESTS, AWAITS, AwaitState};
 use super::events::EVENTS;
-use super::records::{FileState, RunStatus};
+use super::records::{FileRecord, FileState, RunStatus, SourceFate};
 use super::{COUNTERS, DONE, FILE_RESULTS, FILES, Ledger, LedgerError, Millis, OBSERVATIONS, RUN_CONTENT, RUNS, flow_range};
 
 /// What to forget of one flow.
@@ -71,14 +71,15 @@ impl Listed {
     }
 }
 
-/// Which delivered identities go with the records of their files, by what the flow does with
-/// a delivered source (`after.success`).
+/// What the flow does with a delivered source (`after.success`), for what its records do not
+/// say: which earlier versions' deliveries go (a name whose record holds a later version),
+/// and which deliveries go with records an older wharf wrote (their `source_fate` is
+/// `unknown`). A record that says is judged by what it says (see [`source_removed`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForgetDelivered {
     /// None (`keep`: the files are still in the folder, whether listed or not).
     Never,
-    /// Those of the files their record says were moved away (`move_to`). A file delivered
-    /// before the flow moved its sources (under `keep`) may still be in the folder.
+    /// Those of the files their record says were moved away (`move_to`).
     Moved,
     /// All (`delete`).
     All,
@@ -112,6 +113,23 @@ pub(super) fn pruned_key(flow: &str) -> String {
 /// The `counters_v1` key of the cutoff `flow`'s file records were last pruned to.
 pub(super) fn files_key(flow: &str) -> String {
     format!("files_forgotten_before/{flow}")
+}
+
+/// Whether `rec`'s source is no longer in the folder by wharf's doing (moved or deleted), so
+/// that its delivered identity may go with it. What the record says decides, not what the
+/// flow does now: a file delivered while the flow kept its sources may still be in the folder
+/// after a switch to `delete`, unlisted once. A record an older wharf wrote does not say
+/// (`unknown`): judged by the flow, as it was then.
+fn source_removed(rec: &FileRecord, flow: ForgetDelivered) -> bool {
+    match rec.source_fate {
+        SourceFate::Moved | SourceFate::Deleted => true,
+        SourceFate::Kept => false,
+        SourceFate::Unknown => match flow {
+            ForgetDelivered::Never => false,
+            ForgetDelivered::Moved => rec.disposed_to.is_some(),
+            ForgetDelivered::All => true,
+        },
+    }
 }
 
 /// A finished file whose record may be forgotten (in flight and quarantined ones may not).
@@ -328,12 +346,7 @@ fn prune_files(
         results.remove((p.flow, rec.path.as_str()))?;
         // The delivered identity goes with the file that delivered it (not with a duplicate
         // of it, nor when a later delivery of the identity is still recent).
-        let disposed = match p.forget_delivered {
-            ForgetDelivered::Never => false,
-            ForgetDelivered::Moved => rec.disposed_to.is_some(),
-            ForgetDelivered::All => true,
-        };
-        let delivered_here = disposed
+        let delivered_here = source_removed(rec, p.forget_delivered)
             && done.get((p.flow, rec.identity.as_str()))?.map(|d| d.value()).is_some_and(|d| d.path == rec.path && d.at < p.cutoff);
         if delivered_here {
             done.remove((p.flow, rec.identity.as_str()))?;
@@ -361,8 +374,14 @@ mod tests {
         r.id
     }
 
+    /// A record that does not say what became of its source (as an older wharf wrote it): the
+    /// flow's `forget_delivered` decides for it.
     fn file(l: &Ledger, flow: &str, path: &str, state: FileState, at: Millis) {
-        let rec = FileRecord { path: path.into(), identity: format!("id:{path}"), state, updated: at, ..Default::default() };
+        file_with(l, flow, path, state, at, SourceFate::Unknown);
+    }
+
+    fn file_with(l: &Ledger, flow: &str, path: &str, state: FileState, at: Millis, source_fate: SourceFate) {
+        let rec = FileRecord { path: path.into(), identity: format!("id:{path}"), state, updated: at, source_fate, ..Default::default() };
         if state == FileState::Done {
             l.complete(flow, &rec, &DoneRecord { path: path.into(), run: 1, at, targets: vec![] }).unwrap();
         } else {
@@ -456,6 +475,24 @@ mod tests {
     }
 
     #[test]
+    fn what_a_record_says_of_its_source_decides_not_what_the_flow_does_now() {
+        let l = Ledger::in_memory().unwrap();
+        // Delivered while the flow kept its sources, then the flow switched to `delete` (or
+        // `move_to`): a file it kept may still be in the folder, missed by one listing.
+        file_with(&l, "f", "in/kept.csv", FileState::Done, DAY, SourceFate::Kept);
+        file_with(&l, "f", "in/deleted.csv", FileState::Done, DAY, SourceFate::Deleted);
+        file_with(&l, "f", "in/moved.csv", FileState::Done, DAY, SourceFate::Moved);
+        assert_eq!(prune(&l, &[], ForgetDelivered::All, 100).files, 3, "the records go");
+        assert!(l.done("f", "id:in/kept.csv").unwrap().is_some(), "its delivery stays: the file may still be there");
+        assert!(l.done("f", "id:in/deleted.csv").unwrap().is_none());
+        assert!(l.done("f", "id:in/moved.csv").unwrap().is_none());
+        // And the other way: deleted while the flow deleted, forgotten after a switch to `keep`.
+        file_with(&l, "f", "in/deleted-then.csv", FileState::Done, DAY, SourceFate::Deleted);
+        prune(&l, &[], ForgetDelivered::Never, 100);
+        assert!(l.done("f", "id:in/deleted-then.csv").unwrap().is_none());
+    }
+
+    #[test]
     fn the_delivery_of_an_earlier_version_under_the_same_name_goes_too() {
         // `orders.csv` every day: the file record holds the last version only; the delivered
         // identities of the earlier ones are forgotten as theirs would be.
@@ -467,6 +504,7 @@ mod tests {
                 state: FileState::Done,
                 updated: at,
                 disposed_to: Some(format!("in/processed/orders-{version}.csv")),
+                source_fate: SourceFate::Moved,
                 ..Default::default()
             };
             l.complete("f", &rec, &DoneRecord { path: rec.path.clone(), run: 1, at, targets: vec![] }).unwrap();

@@ -134,8 +134,29 @@ pub struct FileRecord {
     /// The run that last touched the record.
     pub run: u64,
     pub deliveries: Vec<Delivery>,
-    /// Where the source was moved (for `move_to` dispositions).
+    /// Where the source was moved (for `move_to` dispositions): while `disposing`, where it
+    /// is to go.
     pub disposed_to: Option<String>,
+    /// What wharf did with the source once it was finished with it: what tells history
+    /// whether the file may still be in the folder (see `ledger::prune`).
+    pub source_fate: SourceFate,
+}
+
+/// What wharf did with a file's source once it was finished with it. Appended to
+/// [`FileRecord`] in `files_v3`; records of older layouts are converted as `moved` when they
+/// name where, else `unknown`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SourceFate {
+    /// Left where it was (`keep`; a new version found at its name; not finished yet).
+    #[default]
+    Kept,
+    /// Moved away (`disposed_to` names where).
+    Moved,
+    /// Deleted (by wharf, or already gone when it came to delete it).
+    Deleted,
+    /// Finished by a wharf that did not record it (a ledger older than `files_v3`).
+    Unknown,
 }
 
 /// A delivered identity; consulted to never deliver the same file twice.
@@ -249,7 +270,7 @@ impl RecordCounts {
     }
 }
 
-/// What the content steps made of one file (table `file_results_v1`, keyed like `files_v2`).
+/// What the content steps made of one file (table `file_results_v1`, keyed like `files_v3`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileResult {
     /// The run that processed the file.
@@ -317,6 +338,7 @@ mod tests {
         run: u64,
         deliveries: Vec<PlainDelivery<'a>>,
         disposed_to: Option<&'a str>,
+        source_fate: SourceFate,
     }
 
     /// `Delivery`: sink, target, done, and what it replaces (size, mtime).
@@ -374,6 +396,7 @@ mod tests {
             run: 0,
             deliveries: vec![(0, "out/a.csv", false, Some((9, Some(3))))],
             disposed_to: None,
+            source_fate: SourceFate::Kept,
         };
         let bytes = postcard::to_allocvec(&file).unwrap();
         assert_eq!(bytes, postcard::to_allocvec(&plain).unwrap());

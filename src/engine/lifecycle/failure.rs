@@ -64,7 +64,7 @@ pub(super) async fn fail(
             match disposition::apply(&*cx.source, &entry.path, &cx.flow.after_failure, None).await {
                 Ok(Some(t)) => {
                     detail.push_str(&format!("; source moved to {t}"));
-                    rec.disposed_to = Some(t.as_str().to_string());
+                    disposition::record(rec, &cx.flow.after_failure, Some(&t));
                     dispose_companions(cx, entry, &cx.flow.after_failure).await;
                 }
                 Ok(None) => detail.push_str("; source kept, retried next run"),

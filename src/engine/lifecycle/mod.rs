@@ -146,12 +146,19 @@ pub(super) async fn process(cx: &Ctx<'_>, entry: &Entry, rel: &str, known: Optio
             // Still (or again) at the source: sent again under an identity delivered before, or
             // a duplicate whose disposal failed. Disposed of like a success (nothing, for
             // `keep`), as a duplicate under another name is, not skipped by every run.
-            FileState::Done => {
-                let detail = format!("already delivered in run {} on {}{}", p.run, date(p.updated), dispose_skipped(cx, entry).await);
-                return Ok((report(&entry.path, Outcome::Skipped, detail), false));
-            }
-            FileState::Duplicate => {
-                let detail = format!("duplicate of a file delivered before{}", dispose_skipped(cx, entry).await);
+            FileState::Done | FileState::Duplicate => {
+                let mut rec = p.clone();
+                let disposed = dispose_skipped(cx, &mut rec, entry).await;
+                if rec.source_fate != p.source_fate || rec.disposed_to != p.disposed_to {
+                    // Moved or deleted now (the flow kept its sources when it delivered it):
+                    // what history reads to forget its delivery in time.
+                    rec.updated = now_millis();
+                    cx.store(Transition::File { flow: flow.clone(), rec }).await?;
+                }
+                let detail = match p.state {
+                    FileState::Done => format!("already delivered in run {} on {}{disposed}", p.run, date(p.updated)),
+                    _ => format!("duplicate of a file delivered before{disposed}"),
+                };
                 return Ok((report(&entry.path, Outcome::Skipped, detail), false));
             }
             FileState::Quarantined => {
@@ -423,7 +430,8 @@ async fn advance(
                             .await?
                     }
                 };
-                rec.disposed_to = moved.map(|t| t.as_str().to_string());
+                let disposed = if changed.is_some() { &Disposition::Keep } else { &cx.flow.after_success };
+                disposition::record(rec, disposed, moved.as_ref());
                 if changed.is_none() {
                     dispose_companions(cx, entry, &cx.flow.after_success).await;
                 }
@@ -543,7 +551,7 @@ pub(super) async fn dispose_companions(cx: &Ctx<'_>, entry: &Entry, disp: &Dispo
 
 /// A file whose identity was delivered before: record it, dispose of it like a success.
 async fn duplicate(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, d: DoneRecord) -> Result<(FileReport, bool), LedgerError> {
-    let disposed = dispose_skipped(cx, entry).await;
+    let disposed = dispose_skipped(cx, rec, entry).await;
     rec.state = FileState::Duplicate;
     rec.updated = now_millis();
     cx.store(Transition::File { flow: cx.flow.name.clone(), rec: rec.clone() }).await?;
@@ -552,15 +560,17 @@ async fn duplicate(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, d: DoneRec
 }
 
 /// Disposes of a file skipped because its identity was delivered before, like a success, so
-/// that re-sent files do not pile up in a drop folder. Best effort: what became of the source,
-/// for the report (`; source moved to …`, `; source deleted`, nothing for `keep`).
-async fn dispose_skipped(cx: &Ctx<'_>, entry: &Entry) -> String {
+/// that re-sent files do not pile up in a drop folder, and records on `rec` what became of it
+/// (for the caller to store). Best effort: what became of the source, for the report
+/// (`; source moved to …`, `; source deleted`, nothing for `keep`).
+async fn dispose_skipped(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry) -> String {
     let disp = &cx.flow.after_success;
     if *disp == Disposition::Keep {
         return String::new();
     }
     match disposition::apply(&*cx.source, &entry.path, disp, None).await {
         Ok(moved) => {
+            disposition::record(rec, disp, moved.as_ref());
             dispose_companions(cx, entry, disp).await;
             moved.map_or_else(|| "; source deleted".to_string(), |t| format!("; source moved to {t}"))
         }
