@@ -1,5 +1,6 @@
 //! `wharf forget FLOW [--yes]`: every record the ledger keeps of a flow that no longer has a
-//! flow file (removed from the flows folder, or renamed), and its staging folder. Such a flow
+//! flow file (removed from the flows folder, or renamed), its staging folder and the probes
+//! stored of its endpoints (`wharf probe`). Such a flow
 //! never runs again, so its own history pruning never removes them.
 //!
 //! Without `--yes` it only says what it would remove (read-only, beside a daemon too); with
@@ -50,6 +51,8 @@ struct Report<'a> {
     removed: bool,
     records: FlowRecords,
     staging_files: usize,
+    /// Stored probes of the flow's endpoints (`STATE/probes/`).
+    probes: usize,
 }
 
 /// Records removed in one write transaction at most (each chunk is its own commit; a command
@@ -76,6 +79,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let staging: Vec<PathBuf> = names.iter().map(|n| crate::engine::stage::staging_folder(&global.state_dir.join("staging"), n)).collect();
     let in_staging: Vec<usize> = staging.iter().map(|d| files_under(d)).collect();
     let staging_files = in_staging.iter().sum();
+    let probes: Vec<PathBuf> = names.iter().flat_map(|n| crate::probe::store::of_flow(&global.state_dir, n)).collect();
     let path = ledger_path(global);
     let records = if !args.yes {
         count(global, &names)?
@@ -91,14 +95,17 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         for dir in &staging {
             remove_folder(dir).with_context(|| format!("flow {flow}: cannot remove its staging folder {}", dir.display()))?;
         }
+        for p in &probes {
+            remove_file(p).with_context(|| format!("flow {flow}: cannot remove its stored probe {}", p.display()))?;
+        }
         removed
     };
     if args.json {
-        let report = Report { flow, removed: args.yes, records, staging_files };
+        let report = Report { flow, removed: args.yes, records, staging_files, probes: probes.len() };
         outln!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
-    if records.is_empty() && staging_files == 0 {
+    if records.is_empty() && staging_files == 0 && probes.is_empty() {
         outln!("flow {flow} has no records in the ledger at {}: nothing to forget", path.display());
         return Ok(ExitCode::SUCCESS);
     }
@@ -114,6 +121,10 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     }
     for (dir, n) in staging.iter().zip(in_staging).filter(|(_, n)| *n > 0) {
         outln!("  {n:>8}  staging files ({})", dir.display());
+    }
+    if let Some(first) = probes.first() {
+        let folder = first.parent().unwrap_or(first);
+        outln!("  {:>8}  stored probes ({})", probes.len(), folder.display());
     }
     if !args.yes && records.deliveries > 0 {
         // What the delivered identities are for: said before they go, not after.
@@ -193,6 +204,14 @@ fn files_under(dir: &Path) -> usize {
     let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
     // A link is one file, whatever it points at (removing the folder removes the link only).
     entries.filter_map(Result::ok).map(|e| if e.file_type().is_ok_and(|t| t.is_dir()) { files_under(&e.path()) } else { 1 }).sum()
+}
+
+/// Removes the file `p`; nothing to do without it.
+fn remove_file(p: &Path) -> std::io::Result<()> {
+    match std::fs::remove_file(p) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        other => other,
+    }
 }
 
 /// Removes `dir` and what it holds; nothing to do without it.

@@ -66,6 +66,27 @@ pub fn load(state_dir: &Path, flow: &str, endpoint: &str) -> Result<Option<Probe
     serde_json::from_slice(&bytes).map(Some).map_err(|source| StoreError::Format { path: file, source })
 }
 
+/// The stored probes of `flow`'s endpoints (what `wharf forget` removes with its records).
+/// Their file names alone cannot say (`a_b.c.json` is flow `a_b` or flow `a.b`, endpoint `c`;
+/// an endpoint's name may have dots too): each candidate's own `flow` decides. One that cannot be read is
+/// not `flow`'s.
+pub fn of_flow(state_dir: &Path, flow: &str) -> Vec<PathBuf> {
+    #[derive(serde::Deserialize)]
+    struct Named {
+        flow: String,
+    }
+    let Ok(entries) = std::fs::read_dir(state_dir.join("probes")) else { return Vec::new() };
+    let prefix = format!("{}.", part(flow));
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(&prefix) && n.ends_with(".json")))
+        .filter(|p| std::fs::read(p).ok().and_then(|b| serde_json::from_slice::<Named>(&b).ok()).is_some_and(|n| n.flow == flow))
+        .collect();
+    out.sort();
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -113,5 +134,27 @@ mod tests {
         assert_eq!(path(dir.path(), "a/b", "c.d"), dir.path().join("probes/a_b.c_d.json"));
         std::fs::write(&file, "{").unwrap();
         assert!(matches!(load(dir.path(), "f", "p"), Err(StoreError::Format { .. })));
+    }
+
+    #[test]
+    fn a_flows_probes_are_told_apart_by_what_they_say() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(of_flow(dir.path(), "a").is_empty(), "no probes folder");
+        let probes = dir.path().join("probes");
+        std::fs::create_dir_all(&probes).unwrap();
+        let stored = |flow: &str, endpoint: &str| {
+            let file = path(dir.path(), flow, endpoint);
+            std::fs::write(&file, format!(r#"{{"flow": "{flow}", "endpoint": "{endpoint}"}}"#)).unwrap();
+            file
+        };
+        // Flows `a.b` and `a_b` share the file name prefix `a_b.`.
+        let dotted = stored("a.b", "c");
+        let underscored = stored("a_b", "d");
+        let a = stored("a", "partner");
+        stored("ab", "partner");
+        std::fs::write(probes.join("a.broken.json"), "{").unwrap();
+        assert_eq!(of_flow(dir.path(), "a"), [a]);
+        assert_eq!(of_flow(dir.path(), "a.b"), [dotted]);
+        assert_eq!(of_flow(dir.path(), "a_b"), [underscored]);
     }
 }

@@ -43,6 +43,11 @@ fn forget_removes_the_records_of_a_flow_without_a_file_and_no_others() {
     // What a killed run of the flow left in its staging folder.
     std::fs::create_dir_all(state.join("staging/partner")).unwrap();
     std::fs::write(state.join("staging/partner/x.part"), "half").unwrap();
+    // Probes stored of each flow's endpoint (`wharf probe`; only `flow` is read here).
+    std::fs::create_dir_all(state.join("probes")).unwrap();
+    for f in ["partner", "partner2"] {
+        std::fs::write(state.join(format!("probes/{f}.src.json")), format!(r#"{{"flow": "{f}", "endpoint": "src"}}"#)).unwrap();
+    }
 
     // Still a flow: refused, its own name or its responses', and nothing is removed.
     for name in ["partner", "partner.response"] {
@@ -72,7 +77,14 @@ fn forget_removes_the_records_of_a_flow_without_a_file_and_no_others() {
     let dry = wharf(&state, &["forget", "partner", "--flows", flows]);
     assert_eq!(dry.status.code(), Some(0), "{}", stderr(&dry));
     let text = stdout(&dry);
-    for line in ["flow partner has in the ledger at", "       1  runs\n", "       1  delivered identities\n", "1  staging files", "--yes"] {
+    for line in [
+        "flow partner has in the ledger at",
+        "       1  runs\n",
+        "       1  delivered identities\n",
+        "1  staging files",
+        "1  stored probes",
+        "--yes",
+    ] {
         assert!(text.contains(line), "{line:?} in {text}");
     }
     // Said before `--yes`: the name's delivered identities are what keep a flow file added
@@ -87,6 +99,8 @@ fn forget_removes_the_records_of_a_flow_without_a_file_and_no_others() {
     assert_eq!(done.status.code(), Some(0), "{}", stderr(&done));
     let v = json(&done);
     assert_eq!((v["flow"].as_str(), v["removed"].as_bool(), v["staging_files"].as_u64()), (Some("partner"), Some(true), Some(1)));
+    assert_eq!(v["probes"].as_u64(), Some(1), "{v}");
+    assert!(!state.join("probes/partner.src.json").exists() && state.join("probes/partner2.src.json").exists());
     let r = &v["records"];
     assert_eq!((r["runs"].as_u64(), r["files"].as_u64(), r["deliveries"].as_u64()), (Some(1), Some(1), Some(1)), "{v}");
     assert!(!state.join("staging/partner").exists());
