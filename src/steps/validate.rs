@@ -73,6 +73,14 @@ impl Coerce {
         {
             // Beyond i64: as a float it would lose its last digits (a 20-digit order number).
             Some(Some(Value::Number(n)))
+        } else if self.integer
+            && !self.number
+            && let Some(n) = whole(t)
+        {
+            // An integer written as a whole float (`3.0`, `1e3`, a 20-digit `….00`): an
+            // integer property gives a script an integer, as `3` would (`r.qty / 2` divides
+            // integers for both).
+            Some(Some(Value::Number(n)))
         } else if (self.number || self.integer)
             && let Some(n) = t.parse::<f64>().ok().filter(|f| f.is_finite()).and_then(serde_json::Number::from_f64)
         {
@@ -104,6 +112,22 @@ fn big_integer(text: &str) -> Option<serde_json::Number> {
     let digits = digits.trim_start_matches('0');
     let digits = if digits.is_empty() { "0" } else { digits };
     format!("{sign}{digits}").parse().ok()
+}
+
+/// `text` as an exact JSON integer when it writes a whole number as a float: a fraction of
+/// zeros (`3.0`, `-12345678901234567890.00`, exact whatever its length), or an exponent whose
+/// value is whole and exact as a float (`1e3`, `2.5E2`; not `1e30`).
+fn whole(text: &str) -> Option<serde_json::Number> {
+    if let Some((int, frac)) = text.split_once('.')
+        && !frac.is_empty()
+        && frac.bytes().all(|b| b == b'0')
+    {
+        return big_integer(int);
+    }
+    let f = text.parse::<f64>().ok().filter(|f| f.is_finite() && f.fract() == 0.0 && f.abs() <= 9_007_199_254_740_992.0)?;
+    // Invariant: whole and within ±2^53 (checked above), so the cast is exact.
+    #[allow(clippy::cast_possible_truncation)]
+    Some(serde_json::Number::from(f as i64))
 }
 
 impl Validate {
@@ -402,6 +426,20 @@ mod tests {
         assert!(v.check(&typed).is_empty(), "an integer for the schema");
         for not in ["1-2", "-", "12345678901234567890x", "1234567890123456789.5"] {
             assert_eq!(big_integer(not), None, "{not}");
+        }
+    }
+
+    #[test]
+    fn an_integer_property_written_as_a_whole_float_is_an_integer() {
+        let (_d, v) = step(roster_schema());
+        for (cell, exact) in [("3.0", "3"), ("1e3", "1000"), ("2.5E2", "250"), ("-12345678901234567890.00", "-12345678901234567890")] {
+            let typed = v.typed(Cow::Owned(json!({ "employee_id": cell, "email": "a@b.example" })));
+            assert_eq!(typed["employee_id"].to_string(), exact, "{cell}");
+        }
+        // Not whole, or not exact as a float: a number, as before (the schema then decides).
+        for (cell, float) in [("2.5", "2.5"), ("1e30", "1e+30")] {
+            let typed = v.typed(Cow::Owned(json!({ "employee_id": cell, "email": "a@b.example" })));
+            assert_eq!(typed["employee_id"].to_string(), float, "{cell}");
         }
     }
 
