@@ -143,28 +143,48 @@ mod v1 {
     }
 }
 
+/// `files_v1` → `files_v2`: deliveries say nothing of what their target held before.
+impl From<v1::FileRecord> for v2::FileRecord {
+    fn from(r: v1::FileRecord) -> v2::FileRecord {
+        let v1::FileRecord {
+            path,
+            identity,
+            size,
+            mtime,
+            sha256,
+            state,
+            attempts,
+            last_error,
+            first_seen,
+            updated,
+            run,
+            deliveries,
+            disposed_to,
+        } = r;
+        let deliveries =
+            deliveries.into_iter().map(|d| Delivery { sink: d.sink, target: d.target, done: d.done, replaces: None }).collect();
+        v2::FileRecord {
+            path,
+            identity,
+            size,
+            mtime,
+            sha256,
+            state,
+            attempts,
+            last_error,
+            first_seen,
+            updated,
+            run,
+            deliveries,
+            disposed_to,
+        }
+    }
+}
+
+/// `files_v1` → today's, through `files_v2`.
 impl From<v1::FileRecord> for FileRecord {
     fn from(r: v1::FileRecord) -> FileRecord {
-        FileRecord {
-            path: r.path,
-            identity: r.identity,
-            size: r.size,
-            mtime: r.mtime,
-            sha256: r.sha256,
-            state: r.state,
-            attempts: r.attempts,
-            last_error: r.last_error,
-            first_seen: r.first_seen,
-            updated: r.updated,
-            run: r.run,
-            deliveries: r
-                .deliveries
-                .into_iter()
-                .map(|d| Delivery { sink: d.sink, target: d.target, done: d.done, replaces: None })
-                .collect(),
-            source_fate: fate_of(&r.disposed_to),
-            disposed_to: r.disposed_to,
-        }
+        v2::FileRecord::from(r).into()
     }
 }
 
