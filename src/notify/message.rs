@@ -30,7 +30,7 @@ impl Notice {
             "overdue" => ("response to ", "overdue"),
             "late" => ("response to ", "arrived late"),
             "expired" => ("response to ", "given up (expired)"),
-            "unsafe_name" => ("file ", "cannot be taken (unsafe name)"),
+            "not_taken" => ("", "can never be taken"),
             other => ("", other),
         };
         let what = match (self.kind.as_str(), subject.is_empty()) {
