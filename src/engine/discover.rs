@@ -184,6 +184,7 @@ fn done_path(t: &NameTemplate, e: &Entry, rel: &str, now: std::time::SystemTime)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::endpoint::Special;
     use crate::log_capture::Log;
 
     #[test]
@@ -204,5 +205,12 @@ mod tests {
         let subjects: Vec<String> = ledger.events(None, 0, 10).unwrap().into_iter().map(|e| e.subject).collect();
         assert_eq!(subjects.len(), 4, "an event with each warning: {subjects:?}");
         assert_eq!(subjects[0], "/in/a\\nb.csv");
+        // An entry that is not a regular file: the same, in its own words.
+        let link = Entry { path: dir.join("link.csv").unwrap(), kind: EntryKind::Other(Special::Symlink), size: 0, mtime: None };
+        let link = [SkippedName::not_a_file(&link, Special::Symlink)];
+        let (_, lines) = log.of(|| note_skipped(&ledger, ("f", 2, "local /x"), &link, &[], now).unwrap());
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("WARN") && lines[0].contains("not a regular file") && lines[0].contains("name=link.csv"), "{lines:?}");
+        assert_eq!(noted("f", &link), 0, "once while it stays");
     }
 }
