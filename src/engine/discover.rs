@@ -122,11 +122,11 @@ fn wanted(src: &Source, rel: &str) -> bool {
 /// Records `skipped` in the ledger (`ledger::unsafe_names`: a `not_taken` event for each new
 /// one) and logs each with the flow, the run and the endpoint: a file a partner named so that
 /// it can never be taken (or a link where a file was expected) waits there, unseen, until
-/// somebody renames or replaces it. An entry is warned of once while it stays in the flow's listings, across runs and
-/// restarts (a daemon polling every minute would otherwise repeat it every minute; later
-/// runs say it at debug level, and every run's report lists it); a name that left and came
-/// back is warned of again. Nothing under a folder the listing could not read (`unlisted`)
-/// is taken to have left.
+/// somebody renames or replaces it. An entry is warned of once while it stays in the flow's
+/// listings, across runs and restarts (a daemon polling every minute would otherwise repeat
+/// it every minute; later runs say it at debug level, and every run's report lists it); one
+/// that left and came back is warned of again. Nothing under a folder the listing could not
+/// read (`unlisted`) is taken to have left.
 pub fn note_skipped(
     ledger: &Ledger,
     (flow, run, endpoint): (&str, u64, &str),
