@@ -1,5 +1,5 @@
 //! `wharf events [FLOW]`: the event log (failed runs, quarantines, unreachable endpoints and
-//! recoveries, missing files, overdue/late/expired responses, unsafe names), oldest first, each with the run
+//! recoveries, missing files, overdue/late/expired responses, files never taken), oldest first, each with the run
 //! that raised it (`-` for none: an `expect:` deadline, or an event recorded before events
 //! knew their run).
 

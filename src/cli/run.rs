@@ -230,15 +230,15 @@ pub fn print_summary(r: &RunReport) {
     super::awaits::print_responses(&r.responses);
 }
 
-/// The files of the source no run can take for their names, in one line: `2 file names
-/// skipped as unsafe (rename them on the source): /in/a\nb.csv (…); /in/c.csv (…)`.
+/// The files of the source no run can take (for their names, or not being regular files),
+/// in one line: `2 files skipped, never taken: /in/a\nb.csv (…; rename it on the source to
+/// have it taken), /in/link.csv (a symbolic link: only regular files are taken)`.
 fn skipped_names_line(skipped: &[SkippedName]) -> Option<String> {
-    let n = skipped.len();
-    let names = skipped.iter().map(ToString::to_string).collect::<Vec<_>>().join("; ");
-    match n {
+    let names = skipped.iter().map(|s| format!("{} ({})", s.shown_path(), s.reason.explained())).collect::<Vec<_>>().join(", ");
+    match skipped.len() {
         0 => None,
-        1 => Some(format!("1 file name skipped as unsafe (rename it on the source): {names}")),
-        _ => Some(format!("{n} file names skipped as unsafe (rename them on the source): {names}")),
+        1 => Some(format!("1 file skipped, never taken: {names}")),
+        n => Some(format!("{n} files skipped, never taken: {names}")),
     }
 }
 
@@ -253,10 +253,10 @@ mod tests {
         let bad = |name: &str| SkippedName::refused(&dir, name, &dir.join(name).unwrap_err());
         assert_eq!(
             skipped_names_line(&[bad("a\nb.csv")]).unwrap(),
-            "1 file name skipped as unsafe (rename it on the source): /in/a\\nb.csv (a control character in the name)"
+            "1 file skipped, never taken: /in/a\\nb.csv (a control character in the name; rename it on the source to have it taken)"
         );
         let line = skipped_names_line(&[bad("a\nb.csv"), bad("c\td.csv")]).unwrap();
-        assert!(line.starts_with("2 file names skipped as unsafe (rename them on the source): /in/a"), "{line}");
+        assert!(line.starts_with("2 files skipped, never taken: /in/a"), "{line}");
         assert!(!line.contains('\n') && !line.contains('\t'), "{line}");
     }
 

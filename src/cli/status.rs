@@ -17,7 +17,7 @@ use super::Global;
 use super::output::outln;
 use super::state::open_for_read;
 use crate::control::discovery::{self, Found, ServeInfo};
-use crate::control::{FlowStatus, RunSummary};
+use crate::control::{FlowStatus, NotTaken, RunSummary};
 use crate::ledger::Ledger;
 
 #[derive(Debug, clap::Args)]
@@ -180,7 +180,7 @@ fn fill_history(f: &mut FlowStatus, ledger: &Ledger) -> anyhow::Result<()> {
     // As the daemon counts it (the alert rules' health): runs cut off by a shutdown are not
     // failures of the flow.
     f.failing_streak = ledger.health(&f.name)?.failing_streak;
-    f.unsafe_names = ledger.unsafe_names(&f.name)?.into_iter().map(|n| n.path).collect();
+    f.not_taken = crate::control::NotTaken::of(ledger, &f.name)?;
     Ok(())
 }
 
@@ -209,22 +209,21 @@ fn print_table(flows: &[FlowStatus], live: bool) {
         if let Some(e) = f.last_run.as_ref().and_then(|r| r.error.as_ref()) {
             outln!("{:<width$}  last error: {e}", "");
         }
-        if let Some(line) = unsafe_names_line(&f.unsafe_names) {
+        if let Some(line) = not_taken_line(&f.not_taken) {
             outln!("{:<width$}  ! {line}", "");
         }
     }
 }
 
-/// `2 files in the source can never be taken (unsafe names; rename them there): /in/a\nb.csv,
-/// /in/c\td.csv`, the first few of them.
-fn unsafe_names_line(names: &[String]) -> Option<String> {
+/// `2 files in the source can never be taken: /in/a\nb.csv (a control character in the
+/// name; rename it on the source to have it taken), /in/link.csv (a symbolic link: only
+/// regular files are taken)`, the first few of them.
+fn not_taken_line(names: &[NotTaken]) -> Option<String> {
     const SHOWN: usize = 3;
-    let (first, more) = (names.first()?, names.len().saturating_sub(SHOWN));
-    let (count, them) = if names.len() == 1 { ("1 file".to_string(), "it") } else { (format!("{} files", names.len()), "them") };
-    let mut line = format!("{count} in the source can never be taken (unsafe names; rename {them} there): {first}");
-    for n in names.iter().take(SHOWN).skip(1) {
-        line.push_str(&format!(", {n}"));
-    }
+    let more = names.len().checked_sub(1)?.saturating_sub(SHOWN - 1);
+    let count = if names.len() == 1 { "1 file".to_string() } else { format!("{} files", names.len()) };
+    let shown: Vec<String> = names.iter().take(SHOWN).map(|n| format!("{} ({})", n.path, n.reason)).collect();
+    let mut line = format!("{count} in the source can never be taken: {}", shown.join(", "));
     if more > 0 {
         line.push_str(&format!(" and {more} more"));
     }
@@ -294,16 +293,19 @@ mod tests {
     }
 
     #[test]
-    fn unsafe_names_are_counted_and_the_first_few_shown() {
-        let names = |n: usize| (0..n).map(|i| format!("/in/{i}\\n.csv")).collect::<Vec<_>>();
-        assert_eq!(unsafe_names_line(&[]), None);
+    fn files_never_taken_are_counted_and_the_first_few_shown_with_why() {
+        let (unsafe_name, link) =
+            ("a control character in the name; rename it on the source to have it taken", "a symbolic link: only regular files are taken");
+        let names = |n: usize| (0..n).map(|i| NotTaken { path: format!("/in/{i}\\n.csv"), reason: unsafe_name.into() }).collect::<Vec<_>>();
+        assert_eq!(not_taken_line(&[]), None);
+        assert_eq!(not_taken_line(&names(1)).unwrap(), format!("1 file in the source can never be taken: /in/0\\n.csv ({unsafe_name})"));
+        let mut five = names(4);
+        five.insert(1, NotTaken { path: "/in/link.csv".into(), reason: link.into() });
         assert_eq!(
-            unsafe_names_line(&names(1)).unwrap(),
-            "1 file in the source can never be taken (unsafe names; rename it there): /in/0\\n.csv"
-        );
-        assert_eq!(
-            unsafe_names_line(&names(5)).unwrap(),
-            "5 files in the source can never be taken (unsafe names; rename them there): /in/0\\n.csv, /in/1\\n.csv, /in/2\\n.csv and 2 more"
+            not_taken_line(&five).unwrap(),
+            format!(
+                "5 files in the source can never be taken: /in/0\\n.csv ({unsafe_name}), /in/link.csv ({link}), /in/1\\n.csv ({unsafe_name}) and 2 more"
+            )
         );
     }
 

@@ -19,8 +19,9 @@ pub struct RawNotifyRule {
     /// file), `unreachable` (an endpoint, several runs in a row), `recovered` (the first good
     /// run after `failed` or `unreachable` was announced), `missing` (an expected file not
     /// there by its deadline), `overdue`, `late` and `expired` (awaited responses),
-    /// `unsafe_name` (a file in the source folder whose name can never be taken), `summary`
-    /// (every run's summary). `all` is every kind but `summary`.
+    /// `not_taken` (a file in the source folder that can never be taken: its name is not safe
+    /// to use, or it is a symbolic link or another special file; `unsafe_name` is accepted
+    /// for it), `summary` (every run's summary). `all` is every kind but `summary`.
     #[schemars(length(min = 1))]
     pub on: Vec<NoticeKindName>,
     /// A notice with the same flow, kind and subject as one this rule sent less than this long
@@ -64,9 +65,12 @@ pub enum NoticeKindName {
     Late,
     /// An awaited response was given up (`expire_after`).
     Expired,
-    /// A file in the source folder has a name that can never be taken (a line break or
-    /// another control character, `..`, bytes that are not UTF-8); once while it stays.
-    UnsafeName,
+    /// An entry in the source folder the globs match can never be taken: its name is not safe
+    /// to use (a line break or another control character, `..`, bytes that are not UTF-8), or
+    /// it is not a regular file (a symbolic link, a FIFO…); once while it stays. (`unsafe_name`,
+    /// its first name, is accepted.)
+    #[serde(alias = "unsafe_name")]
+    NotTaken,
     /// The summary of every run (opt-in: not part of `all`).
     Summary,
 }
@@ -84,7 +88,7 @@ impl NoticeKindName {
             NoticeKindName::Overdue => "overdue",
             NoticeKindName::Late => "late",
             NoticeKindName::Expired => "expired",
-            NoticeKindName::UnsafeName => "unsafe_name",
+            NoticeKindName::NotTaken => "not_taken",
             NoticeKindName::Summary => "summary",
         }
     }
@@ -236,5 +240,12 @@ mod tests {
         let schema = serde_json::to_value(schemars::schema_for!(NoticeKindName)).unwrap();
         let variants = schema["oneOf"].as_array().or(schema["enum"].as_array()).map(Vec::len);
         assert_eq!(variants, Some(crate::notify::KINDS.len() + 1), "{schema}");
+    }
+
+    /// `not_taken` was first called `unsafe_name`: a rule that says so still works.
+    #[test]
+    fn unsafe_name_is_read_as_not_taken() {
+        let kinds: Vec<NoticeKindName> = serde_yaml::from_str("[unsafe_name, not_taken]").unwrap();
+        assert_eq!(kinds, [NoticeKindName::NotTaken, NoticeKindName::NotTaken]);
     }
 }

@@ -109,10 +109,26 @@ pub struct FlowStatus {
     pub failing_streak: u32,
     /// Something the operator should know, e.g. "invalid flow file: kept the previous version".
     pub problem: Option<String>,
-    /// Files in the source folder whose names can never be taken (a line break in the name,
-    /// `..`…), as the last listing showed them: `/in/a\nb.csv`, escaped, safe to print.
+    /// Entries in the source folder that can never be taken (a line break in the name, `..`…;
+    /// a symbolic link, a FIFO…), as the last listing showed them, by path.
     #[serde(default)]
-    pub unsafe_names: Vec<String>,
+    pub not_taken: Vec<NotTaken>,
+}
+
+/// An entry of a flow's source folder that can never be taken.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotTaken {
+    /// `/in/a\nb.csv`: control characters written as escapes, safe to print.
+    pub path: String,
+    /// Why, and what would get it taken: `a symbolic link: only regular files are taken`.
+    pub reason: String,
+}
+
+impl NotTaken {
+    /// What `flow`'s last listing showed that can never be taken.
+    pub fn of(ledger: &crate::ledger::Ledger, flow: &str) -> Result<Vec<NotTaken>, crate::ledger::LedgerError> {
+        Ok(ledger.unsafe_names(flow)?.into_iter().map(|n| NotTaken { path: n.path, reason: n.reason }).collect())
+    }
 }
 
 impl FlowStatus {
@@ -130,7 +146,7 @@ impl FlowStatus {
             last_success: None,
             failing_streak: 0,
             problem: None,
-            unsafe_names: Vec::new(),
+            not_taken: Vec::new(),
         }
     }
 }

@@ -1,14 +1,18 @@
-//! What a folder listing returns: its entries, and the names it had to leave out.
+//! What a folder listing returns: its entries, and the names it had to leave out; and
+//! [`SkippedName`], an entry of a source folder a flow can never take, with why.
 //!
 //! A name a [`RemotePath`] cannot hold (a line feed or another control character, `..`, a
 //! `\` or `/`, bytes that are not UTF-8) can never be read, moved or deleted through an
 //! endpoint. Backends leave such an entry out of [`Listing::entries`] and say so in
 //! [`Listing::skipped`], never in a log of their own: only the caller knows the flow and the
-//! run it listed for (`engine::discover` logs and reports them once).
+//! run it listed for (`engine::discover` logs and reports them once). An entry that is not a
+//! regular file (a symbolic link, a FIFO…) is listed, as [`super::EntryKind::Other`]; the
+//! caller makes it a [`SkippedName`] when a flow would have taken it
+//! ([`SkippedName::not_a_file`]).
 
 use std::fmt;
 
-use super::{Entry, PathError, RemotePath};
+use super::{Entry, PathError, RemotePath, Special};
 
 /// The entries of one folder ([`super::Endpoint::list`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -19,7 +23,8 @@ pub struct Listing {
     pub skipped: Vec<SkippedName>,
 }
 
-/// An entry left out of a listing because its name is not safe to use.
+/// An entry of a source folder that can never be taken: left out of a listing because its
+/// name is not safe to use, or not a regular file.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct SkippedName {
     /// The folder listed.
@@ -31,9 +36,10 @@ pub struct SkippedName {
     pub reason: SkipReason,
 }
 
-/// Why a name was left out.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
-#[serde(rename_all = "snake_case")]
+/// Why an entry was left out. In JSON one word: `control_char`, `not_a_name`, `not_utf8`,
+/// or, for an entry that is not a regular file, its kind: `symlink`, `fifo`, `socket`,
+/// `device`, `not_a_file` (a kind the endpoint did not say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SkipReason {
     /// A control character (a line feed, a tab, an escape…) in the name.
     ControlChar,
@@ -41,6 +47,40 @@ pub enum SkipReason {
     NotAName,
     /// The name is not UTF-8.
     NotUtf8,
+    /// Not a regular file: only regular files are taken (a link is never followed).
+    NotAFile(Special),
+}
+
+impl SkipReason {
+    /// The word the run report's JSON uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SkipReason::ControlChar => "control_char",
+            SkipReason::NotAName => "not_a_name",
+            SkipReason::NotUtf8 => "not_utf8",
+            SkipReason::NotAFile(Special::Symlink) => "symlink",
+            SkipReason::NotAFile(Special::Fifo) => "fifo",
+            SkipReason::NotAFile(Special::Socket) => "socket",
+            SkipReason::NotAFile(Special::Device) => "device",
+            SkipReason::NotAFile(Special::Unknown) => "not_a_file",
+        }
+    }
+
+    /// Why, and what would get it taken: `a control character in the name; rename it on the
+    /// source to have it taken`, `a symbolic link: only regular files are taken`. What the
+    /// ledger keeps, `wharf status` shows and a `not_taken` notice says.
+    pub fn explained(self) -> String {
+        match self {
+            SkipReason::NotAFile(_) => format!("{self}: only regular files are taken"),
+            _ => format!("{self}; rename it on the source to have it taken"),
+        }
+    }
+}
+
+impl serde::Serialize for SkipReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 impl SkippedName {
@@ -58,6 +98,11 @@ impl SkippedName {
         SkippedName { folder: folder.clone(), name: crate::text::visible(lossy), reason: SkipReason::NotUtf8 }
     }
 
+    /// The listed entry `e`, which is `kind` rather than a regular file or a folder.
+    pub fn not_a_file(e: &Entry, kind: Special) -> Self {
+        SkippedName { folder: e.path.parent(), name: crate::text::visible(e.path.name()), reason: SkipReason::NotAFile(kind) }
+    }
+
     /// `/folder/name`, safe to print.
     pub fn shown_path(&self) -> String {
         if self.folder.is_root() { format!("/{}", self.name) } else { format!("{}/{}", self.folder, self.name) }
@@ -70,11 +115,12 @@ impl fmt::Display for SkipReason {
             SkipReason::ControlChar => "a control character in the name",
             SkipReason::NotAName => "not a plain file name (`.`, `..`, or a `/` or `\\` in it)",
             SkipReason::NotUtf8 => "the name is not UTF-8",
+            SkipReason::NotAFile(kind) => return kind.fmt(f),
         })
     }
 }
 
-/// `/in/bad\nname.csv (a control character in the name)`.
+/// `/in/bad\nname.csv (a control character in the name)`, `/in/link.csv (a symbolic link)`.
 impl fmt::Display for SkippedName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{} ({})", self.shown_path(), self.reason)
@@ -88,6 +134,7 @@ fn as_display<S: serde::Serializer>(p: &RemotePath, s: S) -> Result<S::Ok, S::Er
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::endpoint::EntryKind;
 
     #[test]
     fn a_skipped_name_prints_on_one_line_and_says_why() {
@@ -100,5 +147,24 @@ mod tests {
         assert_eq!((s.shown_path().as_str(), s.reason), ("/..\\x", SkipReason::NotAName));
         let json = serde_json::to_value(SkippedName::not_utf8(&dir, "caf\u{fffd}.csv")).unwrap();
         assert_eq!(json, serde_json::json!({"folder": "/in", "name": "caf\u{fffd}.csv", "reason": "not_utf8"}));
+        assert_eq!(
+            s.reason.explained(),
+            "not a plain file name (`.`, `..`, or a `/` or `\\` in it); rename it on the source to have it taken"
+        );
+    }
+
+    #[test]
+    fn an_entry_that_is_not_a_file_says_what_it_is() {
+        let link =
+            Entry { path: RemotePath::parse("in/link.csv").unwrap(), kind: EntryKind::Other(Special::Symlink), size: 0, mtime: None };
+        let s = SkippedName::not_a_file(&link, Special::Symlink);
+        assert_eq!(s.to_string(), "/in/link.csv (a symbolic link)");
+        assert_eq!(s.reason.explained(), "a symbolic link: only regular files are taken");
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json, serde_json::json!({"folder": "/in", "name": "link.csv", "reason": "symlink"}));
+        let at_root = Entry { path: RemotePath::parse("p").unwrap(), ..link };
+        let s = SkippedName::not_a_file(&at_root, Special::Unknown);
+        assert_eq!((s.shown_path().as_str(), s.reason.as_str()), ("/p", "not_a_file"));
+        assert_eq!(s.to_string(), "/p (neither a regular file nor a folder)");
     }
 }

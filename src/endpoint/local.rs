@@ -17,7 +17,7 @@ use crate::durable::{sync_dir, sync_file};
 
 use super::{
     Adopted, Adoptee, Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Feature, Listing, Op, ReadStream, RemotePath,
-    ServerFacts, SkippedName, Support, Traits, WriteStream,
+    ServerFacts, SkippedName, Special, Support, Traits, WriteStream,
 };
 
 /// A local folder endpoint.
@@ -134,9 +134,25 @@ fn entry_from(path: RemotePath, md: &std::fs::Metadata) -> Entry {
     } else if ft.is_dir() {
         EntryKind::Dir
     } else {
-        EntryKind::Other
+        EntryKind::Other(special(ft))
     };
     Entry { path, kind, size: if kind == EntryKind::File { md.len() } else { 0 }, mtime: md.modified().ok() }
+}
+
+/// What a file that is neither a regular file nor a folder is.
+fn special(ft: std::fs::FileType) -> Special {
+    use std::os::unix::fs::FileTypeExt;
+    if ft.is_symlink() {
+        Special::Symlink
+    } else if ft.is_fifo() {
+        Special::Fifo
+    } else if ft.is_socket() {
+        Special::Socket
+    } else if ft.is_block_device() || ft.is_char_device() {
+        Special::Device
+    } else {
+        Special::Unknown
+    }
 }
 
 /// `opened`, unless it is a folder (one took a listed file's name): Linux opens a folder for

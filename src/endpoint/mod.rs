@@ -34,7 +34,50 @@ pub enum EntryKind {
     File,
     Dir,
     /// Symlinks the server did not resolve, devices, sockets…: never transferred.
-    Other,
+    Other(Special),
+}
+
+/// What an entry that is neither a regular file nor a folder is, as far as the listing says
+/// (`EntryKind::Other`): told to the user, who may not know the name is not a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Special {
+    /// A symbolic link (never followed).
+    Symlink,
+    /// A named pipe.
+    Fifo,
+    /// A Unix socket.
+    Socket,
+    /// A block or character device.
+    Device,
+    /// Something else, or a listing that does not say what (an MLSD `type` wharf does not know).
+    Unknown,
+}
+
+impl Special {
+    /// The kind of a Unix file from the type bits of its mode (`st_mode & S_IFMT`, as SFTP
+    /// attributes carry it); `Unknown` for anything but a link, a FIFO, a socket or a device.
+    pub fn from_mode(mode: u32) -> Self {
+        match mode & 0o170_000 {
+            0o120_000 => Special::Symlink,
+            0o010_000 => Special::Fifo,
+            0o140_000 => Special::Socket,
+            0o060_000 | 0o020_000 => Special::Device,
+            _ => Special::Unknown,
+        }
+    }
+}
+
+impl fmt::Display for Special {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Special::Symlink => "a symbolic link",
+            Special::Fifo => "a named pipe (FIFO)",
+            Special::Socket => "a socket",
+            Special::Device => "a device",
+            Special::Unknown => "neither a regular file nor a folder",
+        })
+    }
 }
 
 /// One directory entry, protocol-neutral.
@@ -390,7 +433,14 @@ pub type DynEndpoint = Arc<dyn Endpoint>;
 
 #[cfg(test)]
 mod tests {
-    use super::{EndpointError, ErrorKind, Op, RemotePath, not_found_where};
+    use super::{EndpointError, ErrorKind, Op, RemotePath, Special, not_found_where};
+
+    #[test]
+    fn the_kind_of_a_special_file_is_read_from_its_mode() {
+        let kinds = [0o120_777, 0o010_644, 0o140_755, 0o060_660, 0o020_666, 0o100_644, 0o644].map(Special::from_mode);
+        use Special::*;
+        assert_eq!(kinds, [Symlink, Fifo, Socket, Device, Device, Unknown, Unknown]);
+    }
 
     #[test]
     fn a_missing_path_says_where_the_server_looked_under_a_root_of_its_own() {

@@ -2,17 +2,18 @@
 //! include/exclude globs, and set aside the files that go with a data file (its done/trigger
 //! file, the checksum and row-count files its steps read) so they are never taken as data.
 //!
-//! Also the one place that tells of the names a flow's source listing had to leave out (a
-//! line feed or `..` in a partner's file name, bytes that are not UTF-8): they are returned
-//! with the candidates, and [`note_skipped`] records them in the ledger and logs each once
-//! while it stays, with the flow and the run.
+//! Also the one place that tells of what a flow's source folder holds that it can never take:
+//! the names its listing had to leave out (a line feed or `..` in a partner's file name, bytes
+//! that are not UTF-8) and the entries that are not regular files (a symbolic link, a FIFO)
+//! that its globs match. They are returned with the candidates, and [`note_skipped`] records
+//! them in the ledger and logs each once while it stays, with the flow and the run.
 //!
 //! Only listing and filtering; readiness is decided in `ready`.
 
 use std::collections::BTreeSet;
 
 use crate::config::flow::{Disposition, Source};
-use crate::endpoint::{Endpoint, EndpointError, Entry, EntryKind, ErrorKind, RemotePath, SkippedName};
+use crate::endpoint::{Endpoint, EndpointError, Entry, EntryKind, ErrorKind, RemotePath, SkipReason, SkippedName};
 use crate::ledger::{Ledger, LedgerError, Noted, to_millis};
 use crate::steps::Steps;
 use crate::template::{NameTemplate, NameVars};
@@ -32,8 +33,9 @@ pub struct Candidate {
 pub struct Discovered {
     /// The files that passed the globs, sorted by path.
     pub candidates: Vec<Candidate>,
-    /// The names the listing left out as unsafe that the globs would have taken (or, for a
-    /// name a glob cannot be tried on faithfully, might have): they can never be taken.
+    /// What can never be taken that the globs would have taken (or, for a name a glob cannot
+    /// be tried on faithfully, might have): the names the listing left out as unsafe, and the
+    /// entries that are not regular files (symbolic links, FIFOs…), in the order listed.
     pub skipped: Vec<SkippedName>,
     /// Subfolders that could not be listed (permission denied, or gone): the run takes the
     /// rest, and the flow's history forgets nothing that may be under them.
@@ -80,13 +82,11 @@ pub async fn discover(
                 EntryKind::Dir if src.recursive && depth < src.max_depth && !skip.contains(&e.path) => {
                     dirs.push((e.path.clone(), depth + 1))
                 }
-                EntryKind::Other => {
-                    // Said only of what the flow would have taken, were it a file.
-                    let rel = e.path.strip_prefix(&src.path).unwrap_or_default();
-                    if src.include.is_match(rel) && !src.exclude.is_match(rel) && !crate::config::flow::is_hidden(rel) {
-                        tracing::warn!(flow = %flow, path = %e.path, "Skipping an entry that is not a regular file or folder (a symbolic link, say): only regular files are taken.");
-                    }
+                // Told only of what the flow would have taken, were it a file.
+                EntryKind::Other(kind) if e.path.strip_prefix(&src.path).is_some_and(|rel| wanted(src, rel)) => {
+                    skipped.push(SkippedName::not_a_file(&e, kind))
                 }
+                EntryKind::Other(_) => {}
                 EntryKind::Dir => {}
             }
         }
@@ -119,14 +119,14 @@ fn wanted(src: &Source, rel: &str) -> bool {
     src.include.is_match(rel) && !src.exclude.is_match(rel) && (!crate::config::flow::is_hidden(rel) || src.include_hidden.is_match(rel))
 }
 
-/// Records the names of `skipped` in the ledger (`ledger::unsafe_names`: an `unsafe_name`
-/// event for each new one) and logs each with the flow, the run and the endpoint: a file a
-/// partner named so that it can never be taken waits there, unseen, until somebody renames
-/// it. A name is warned of once while it stays in the flow's listings, across runs and
-/// restarts (a daemon polling every minute would otherwise repeat it every minute; later
-/// runs say it at debug level, and every run's report lists it); a name that left and came
-/// back is warned of again. Nothing under a folder the listing could not read (`unlisted`)
-/// is taken to have left.
+/// Records `skipped` in the ledger (`ledger::unsafe_names`: a `not_taken` event for each new
+/// one) and logs each with the flow, the run and the endpoint: a file a partner named so that
+/// it can never be taken (or a link where a file was expected) waits there, unseen, until
+/// somebody renames or replaces it. An entry is warned of once while it stays in the flow's
+/// listings, across runs and restarts (a daemon polling every minute would otherwise repeat
+/// it every minute; later runs say it at debug level, and every run's report lists it); one
+/// that left and came back is warned of again. Nothing under a folder the listing could not
+/// read (`unlisted`) is taken to have left.
 pub fn note_skipped(
     ledger: &Ledger,
     (flow, run, endpoint): (&str, u64, &str),
@@ -134,11 +134,16 @@ pub fn note_skipped(
     unlisted: &[RemotePath],
     now: std::time::SystemTime,
 ) -> Result<(), LedgerError> {
-    let names: Vec<(String, String)> = skipped.iter().map(|s| (s.shown_path(), s.reason.to_string())).collect();
+    let names: Vec<(String, String)> = skipped.iter().map(|s| (s.shown_path(), s.reason.explained())).collect();
     let unlisted: Vec<String> = unlisted.iter().map(RemotePath::to_string).collect();
     let new = ledger.note_unsafe_names(&Noted { flow, run, at: to_millis(now), names: &names, unlisted: &unlisted })?;
     for s in skipped {
-        let message = "Skipping a file whose name is not safe to use; rename it on the source to have it taken.";
+        let message = match s.reason {
+            SkipReason::NotAFile(_) => {
+                "Skipping an entry that is not a regular file: only regular files are taken (a link is never followed)."
+            }
+            _ => "Skipping a file whose name is not safe to use; rename it on the source to have it taken.",
+        };
         let (folder, name, reason) = (&s.folder, &s.name, s.reason);
         if new.contains(&s.shown_path()) {
             tracing::warn!(target: super::REPORT_LOG_TARGET, flow = %flow, run, endpoint = %endpoint, folder = %folder, name = %name, reason = %reason, "{message}");
@@ -179,6 +184,7 @@ fn done_path(t: &NameTemplate, e: &Entry, rel: &str, now: std::time::SystemTime)
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::endpoint::Special;
     use crate::log_capture::Log;
 
     #[test]
@@ -199,5 +205,12 @@ mod tests {
         let subjects: Vec<String> = ledger.events(None, 0, 10).unwrap().into_iter().map(|e| e.subject).collect();
         assert_eq!(subjects.len(), 4, "an event with each warning: {subjects:?}");
         assert_eq!(subjects[0], "/in/a\\nb.csv");
+        // An entry that is not a regular file: the same, in its own words.
+        let link = Entry { path: dir.join("link.csv").unwrap(), kind: EntryKind::Other(Special::Symlink), size: 0, mtime: None };
+        let link = [SkippedName::not_a_file(&link, Special::Symlink)];
+        let (_, lines) = log.of(|| note_skipped(&ledger, ("f", 2, "local /x"), &link, &[], now).unwrap());
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(lines[0].contains("WARN") && lines[0].contains("not a regular file") && lines[0].contains("name=link.csv"), "{lines:?}");
+        assert_eq!(noted("f", &link), 0, "once while it stays");
     }
 }

@@ -143,8 +143,9 @@ pub struct RunReport {
     /// Awaited responses (round trips): every open await, and every one that changed in this run.
     pub responses: Vec<ResponseReport>,
     /// Files in the source folder the flow would take but cannot, for their names are not safe
-    /// to use (a line feed, `..`, bytes that are not UTF-8): not counted as seen, not a
-    /// failure; they wait there until renamed.
+    /// to use (a line feed, `..`, bytes that are not UTF-8) or they are not regular files (a
+    /// symbolic link, a FIFO): not counted as seen, not a failure; they wait there until
+    /// renamed or replaced.
     pub skipped_names: Vec<SkippedName>,
     /// Why the run was aborted.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -132,7 +132,7 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
         files.push(PlannedFile { path: c.entry.path.to_string(), size: c.entry.size, action });
     }
     let mut caveats = caveats(flow);
-    caveats.extend(skipped.iter().map(|s| format!("{s}: a file name not safe to use; no run takes the file until it is renamed")));
+    caveats.extend(skipped.iter().map(|s| format!("{} is never taken ({})", s.shown_path(), s.reason.explained())));
     Ok(Plan { flow: flow.name.clone(), files, caveats, probes: vec![], probe_hint: None })
 }
 

@@ -9,7 +9,8 @@ use globset::{GlobBuilder, GlobSetBuilder};
 
 use super::*;
 use crate::config::flow::{Disposition, EndpointSpec, Identity, IfExists, OnError, Ready, Retry, Sink, Source};
-use crate::ledger::{FileState, SourceFate};
+use crate::endpoint::{SkipReason, Special};
+use crate::ledger::{EventKind, FileState, SourceFate};
 use crate::template::NameTemplate;
 
 struct Fixture {
@@ -463,8 +464,8 @@ async fn hidden_files_are_taken_only_by_a_pattern_that_names_them() {
     assert_eq!(read(&fx.dst.join("inbox/.b.csv.part")), b"half");
 }
 
-/// Only regular files are taken: a symbolic link in the polled folder is skipped (with a
-/// warning), whether it points at a file or nowhere.
+/// Only regular files are taken: a symbolic link in the polled folder is skipped (and told
+/// in the run's report), whether it points at a file or nowhere.
 #[tokio::test]
 async fn symbolic_links_in_the_polled_folder_are_not_taken() {
     let fx = fixture();
@@ -474,6 +475,62 @@ async fn symbolic_links_in_the_polled_folder_are_not_taken() {
     let r = fx.run().await;
     assert_eq!(r.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["/in/a.csv"], "{r:#?}");
     assert_eq!(r.counts.delivered, 1);
+    let told: Vec<String> = r.skipped_names.iter().map(ToString::to_string).collect();
+    assert_eq!(told, ["/in/dangling.csv (a symbolic link)", "/in/link.csv (a symbolic link)"]);
+    // `wharf plan` says so too.
+    let plan = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now()).await.unwrap();
+    let caveat = "/in/link.csv is never taken (a symbolic link: only regular files are taken)".to_string();
+    assert!(plan.caveats.contains(&caveat), "{:?}", plan.caveats);
+}
+
+/// A symbolic link or a FIFO the globs match is told as a name that can never be taken is:
+/// in every run's report, but raised as a `not_taken` event (and warned of: see
+/// `discover::tests`) once while it stays — a daemon polling every minute warned every
+/// minute — kept for `wharf status`, and forgotten once it is gone. One the globs do not
+/// match is not told of.
+#[tokio::test]
+async fn links_and_fifos_are_told_once_while_they_stay() {
+    let fx = fixture();
+    fx.put("in/a.csv", b"1\n");
+    std::os::unix::fs::symlink("a.csv", fx.src.join("in/link.csv")).unwrap();
+    std::os::unix::fs::symlink("a.csv", fx.src.join("in/link.txt")).unwrap();
+    let fifo = fx.src.join("in/pipe.csv");
+    let c_path = std::ffi::CString::new(fifo.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: a valid NUL-terminated path; mkfifo only reads it.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0, "mkfifo {}", fifo.display());
+    let told = |r: &RunReport| r.skipped_names.iter().map(|s| (s.shown_path(), s.reason)).collect::<Vec<_>>();
+    let expected = [
+        ("/in/link.csv".to_string(), SkipReason::NotAFile(Special::Symlink)),
+        ("/in/pipe.csv".to_string(), SkipReason::NotAFile(Special::Fifo)),
+    ];
+
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, told(&r)), (1, expected.to_vec()), "{r:#?}");
+    let r = fx.run().await;
+    assert_eq!(told(&r), expected.to_vec(), "every run's report says it");
+
+    let events: Vec<(EventKind, String, String, Option<u64>)> =
+        fx.ledger.events(None, 0, 10).unwrap().into_iter().map(|e| (e.kind, e.subject, e.detail, e.run)).collect();
+    let link = "a symbolic link: only regular files are taken";
+    let pipe = "a named pipe (FIFO): only regular files are taken";
+    assert_eq!(
+        events,
+        [
+            (EventKind::NotTaken, "/in/link.csv".to_string(), link.to_string(), Some(1)),
+            (EventKind::NotTaken, "/in/pipe.csv".to_string(), pipe.to_string(), Some(1))
+        ],
+        "once, by the first run"
+    );
+    // What `wharf status` lists under the flow.
+    let kept: Vec<(String, String)> = fx.ledger.unsafe_names("t").unwrap().into_iter().map(|n| (n.path, n.reason)).collect();
+    assert_eq!(kept, [("/in/link.csv".to_string(), link.to_string()), ("/in/pipe.csv".to_string(), pipe.to_string())]);
+
+    std::fs::remove_file(fx.src.join("in/link.csv")).unwrap();
+    std::fs::remove_file(&fifo).unwrap();
+    let r = fx.run().await;
+    assert!(r.skipped_names.is_empty(), "{r:#?}");
+    assert!(fx.ledger.unsafe_names("t").unwrap().is_empty(), "gone from `wharf status`");
+    assert_eq!(fx.ledger.events(None, 0, 10).unwrap().len(), 2, "nothing more to tell");
 }
 
 /// A name that fits the file system is delivered even when its temporary name would not.

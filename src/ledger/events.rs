@@ -49,9 +49,11 @@ pub enum EventKind {
     Recovered,
     /// No file was delivered in an `expect:` window by its deadline.
     Missing,
-    /// A listing of the source showed a name that can never be taken (subject: the name as
-    /// shown; detail: why). Once while it stays (`ledger::unsafe_names`).
-    UnsafeName,
+    /// A listing of the source showed an entry the flow's globs match that can never be taken:
+    /// a name that is not safe to use, or not a regular file (subject: the path as shown;
+    /// detail: why). Once while it stays (`ledger::unsafe_names`). Was `UnsafeName` (index 8):
+    /// stored events read the same.
+    NotTaken,
 }
 
 impl EventKind {
@@ -65,7 +67,7 @@ impl EventKind {
         EventKind::Unreachable,
         EventKind::Recovered,
         EventKind::Missing,
-        EventKind::UnsafeName,
+        EventKind::NotTaken,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -78,7 +80,7 @@ impl EventKind {
             EventKind::Unreachable => "unreachable",
             EventKind::Recovered => "recovered",
             EventKind::Missing => "missing",
-            EventKind::UnsafeName => "unsafe_name",
+            EventKind::NotTaken => "not_taken",
         }
     }
 }
@@ -275,6 +277,29 @@ fn first_of_all_flows(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `NotTaken` was `UnsafeName`: postcard stores the variant's index (8), not its name, so
+    /// events recorded under the old name read as `not_taken`. Renaming a variant is safe;
+    /// moving one is not.
+    #[test]
+    fn an_event_recorded_as_unsafe_name_reads_as_not_taken() {
+        // `Event { seq: 1, flow: "f", at: 1000, kind: UnsafeName, subject: "/in/l", detail: "d",
+        // run: Some(3) }` as the build that named the kind `UnsafeName` stored it.
+        let stored = [1, 1, b'f', 208, 15, 8, 5, b'/', b'i', b'n', b'/', b'l', 1, b'd', 1, 3];
+        let ev = Event {
+            seq: 1,
+            flow: "f".into(),
+            at: 1000,
+            kind: EventKind::NotTaken,
+            subject: "/in/l".into(),
+            detail: "d".into(),
+            run: Some(3),
+        };
+        assert_eq!(postcard::from_bytes::<Event>(&stored).unwrap(), ev);
+        assert_eq!(postcard::to_allocvec(&ev).unwrap(), stored, "written as before");
+        assert_eq!(EventKind::ALL.iter().position(|k| *k == EventKind::NotTaken), Some(8));
+        assert_eq!(EventKind::NotTaken.as_str(), "not_taken");
+    }
 
     fn ev(flow: &str, kind: EventKind) -> NewEvent {
         NewEvent { flow: flow.into(), at: 5, kind, subject: String::new(), detail: "d".into(), run: None }

@@ -65,7 +65,7 @@ impl FlowRecords {
             ("content results", self.content_results),
             ("file records", self.files),
             ("delivered identities", self.deliveries),
-            ("unsafe names", self.unsafe_names),
+            ("files never taken", self.unsafe_names),
             ("health and pruning marks", self.marks),
         ]
     }
@@ -281,7 +281,7 @@ mod tests {
         let ev = NewEvent { flow: flow.into(), at: 1, kind: EventKind::Failed, subject: String::new(), detail: "x".into(), run: None };
         l.record_events(&[ev]).unwrap();
         l.put_observations(flow, &[("in/seen.csv".into(), Observation { size: 1, mtime: None, since: 1 })]).unwrap();
-        // A second event, `unsafe_name`, with it.
+        // A second event, `not_taken`, with it.
         let names = [("/in/a\\nb.csv".to_string(), "a control character in the name".to_string())];
         l.note_unsafe_names(&crate::ledger::Noted { flow, run: run.id, at: 1, names: &names, unlisted: &[] }).unwrap();
         let a = AwaitRecord {

@@ -2,7 +2,7 @@
 //!
 //! It records every file seen (its identity and lifecycle state), every delivered identity,
 //! readiness observations across polls, every run, awaited responses of round trips, the
-//! event log (`awaits`, `events`) and the names a source listing could never take
+//! event log (`awaits`, `events`) and what a source listing showed that can never be taken
 //! (`unsafe_names`). Each engine transition is one write transaction, which is what makes
 //! a crash at any point resumable: the next run reads where each file stood and carries on
 //! from there. Most are durable (fsynced); the engine may write a transition

@@ -1,10 +1,11 @@
-//! The names in a flow's source folder that can never be taken (a line feed in the name, `..`,
-//! bytes that are not UTF-8: `endpoint::listing::SkippedName`), while they are there (table
-//! `unsafe_names_v1`, keyed by flow and the name as shown).
+//! The entries in a flow's source folder that can never be taken (a line feed in the name,
+//! `..`, bytes that are not UTF-8; a symbolic link, a FIFO: `endpoint::listing::SkippedName`),
+//! while they are there (table `unsafe_names_v1`, named when only unsafe names were kept;
+//! keyed by flow and the path as shown).
 //!
 //! Owns the rule that each is told once: [`Ledger::note_unsafe_names`] records what a run's
-//! listing left out, raises an `unsafe_name` event for a name not there before (in the same
-//! transaction), and forgets the names no longer listed — so a name that leaves and comes
+//! listing left out, raises a `not_taken` event for a path not there before (in the same
+//! transaction), and forgets the paths no longer listed — so a file that leaves and comes
 //! back is told again. `wharf status` reads them ([`Ledger::unsafe_names`]). A restart or a
 //! one-shot `wharf run` does not tell a name again: the record is the memory, not the process.
 
@@ -18,12 +19,13 @@ use super::{Ledger, LedgerError, Millis};
 
 pub(super) const UNSAFE_NAMES: TableDefinition<(&str, &str), Postcard<UnsafeName>> = TableDefinition::new("unsafe_names_v1");
 
-/// A name a listing of the flow's source left out as unsafe.
+/// An entry of the flow's source that can never be taken (an unsafe name, or not a regular file).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnsafeName {
     /// `/folder/name`, its control characters written as escapes: safe to print.
     pub path: String,
-    /// Why it cannot be taken.
+    /// Why it cannot be taken, and what would get it taken
+    /// (`endpoint::SkipReason::explained`): `a symbolic link: only regular files are taken`.
     pub reason: String,
     /// When a listing first showed it (since it last appeared).
     #[serde(with = "crate::timestamp::millis")]
@@ -38,7 +40,8 @@ pub struct Noted<'a> {
     pub flow: &'a str,
     pub run: u64,
     pub at: Millis,
-    /// `(path as shown, reason)` of every name left out.
+    /// `(path as shown, reason)` of every entry left out, the reason as the event's detail
+    /// says it.
     pub names: &'a [(String, String)],
     /// Folders the listing could not read (`/in/sub`): names under them may still be there.
     pub unlisted: &'a [String],
@@ -58,7 +61,7 @@ impl Ledger {
     }
 
     /// Records what `noted`'s listing left out: a name not recorded before gets its record and
-    /// an [`EventKind::UnsafeName`] event; a recorded name the listing no longer shows (and
+    /// an [`EventKind::NotTaken`] event (its detail: the reason); a recorded name the listing no longer shows (and
     /// that is not under a folder it could not read) is forgotten. One transaction, none when
     /// there is nothing to record or forget. Returns the names that are new.
     pub fn note_unsafe_names(&self, noted: &Noted<'_>) -> Result<Vec<String>, LedgerError> {
@@ -85,9 +88,9 @@ impl Ledger {
                 let ev = NewEvent {
                     flow: noted.flow.to_string(),
                     at: noted.at,
-                    kind: EventKind::UnsafeName,
+                    kind: EventKind::NotTaken,
                     subject: path.clone(),
-                    detail: format!("{reason}; it cannot be taken until it is renamed on the source"),
+                    detail: reason.clone(),
                     run: Some(noted.run),
                 };
                 append(tx, &ev)?;
@@ -97,7 +100,7 @@ impl Ledger {
         Ok(new.into_iter().map(|(p, _)| p.clone()).collect())
     }
 
-    /// The names `flow`'s last listing left out as unsafe, by path. None from a ledger an
+    /// What `flow`'s last listing showed that can never be taken, by path. None from a ledger an
     /// older wharf wrote last (no table yet).
     pub fn unsafe_names(&self, flow: &str) -> Result<Vec<UnsafeName>, LedgerError> {
         self.read(|tx| {
@@ -117,7 +120,9 @@ mod tests {
     use super::*;
 
     fn names(list: &[&str]) -> Vec<(String, String)> {
-        list.iter().map(|p| (p.to_string(), "a control character in the name".to_string())).collect()
+        list.iter()
+            .map(|p| (p.to_string(), "a control character in the name; rename it on the source to have it taken".to_string()))
+            .collect()
     }
 
     fn note(l: &Ledger, flow: &str, run: u64, list: &[&str], unlisted: &[&str]) -> Vec<String> {
@@ -156,7 +161,7 @@ mod tests {
         let ev = &l.events(None, 0, 1).unwrap()[0];
         assert_eq!(
             (ev.kind, ev.detail.as_str()),
-            (EventKind::UnsafeName, "a control character in the name; it cannot be taken until it is renamed on the source")
+            (EventKind::NotTaken, "a control character in the name; rename it on the source to have it taken")
         );
     }
 

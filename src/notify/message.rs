@@ -30,7 +30,7 @@ impl Notice {
             "overdue" => ("response to ", "overdue"),
             "late" => ("response to ", "arrived late"),
             "expired" => ("response to ", "given up (expired)"),
-            "unsafe_name" => ("file ", "cannot be taken (unsafe name)"),
+            "not_taken" => ("", "can never be taken"),
             other => ("", other),
         };
         let what = match (self.kind.as_str(), subject.is_empty()) {
@@ -311,6 +311,10 @@ mod tests {
             "wharf: flow roster-import: expected file in/daily.csv missing: due 06:00"
         );
         assert_eq!(notice("overdue", "out/o.csv", "").text(), "wharf: flow roster-import: response to out/o.csv overdue");
+        assert_eq!(
+            notice("not_taken", "/in/today.csv", "a symbolic link: only regular files are taken").text(),
+            "wharf: flow roster-import: /in/today.csv can never be taken: a symbolic link: only regular files are taken"
+        );
         assert_eq!(notice("summary", "", "3 files, 2 MB").text(), "wharf: flow roster-import: run summary: 3 files, 2 MB");
         let mut global = notice("failed", "", "x");
         global.flow.clear();

@@ -36,7 +36,7 @@ pub use webhook::{WebhookFormat, WebhookNotifier, WebhookSpec};
 /// Every notice kind, by its snake_case name. `all` in a rule means every one of them except
 /// `summary` (run summaries are opt-in).
 pub const KINDS: [&str; 10] =
-    ["failed", "quarantined", "unreachable", "recovered", "missing", "overdue", "late", "expired", "unsafe_name", "summary"];
+    ["failed", "quarantined", "unreachable", "recovered", "missing", "overdue", "late", "expired", "not_taken", "summary"];
 
 /// The kind that is never throttled: a recovery is announced every time it happens.
 pub const RECOVERED: &str = "recovered";
@@ -45,7 +45,7 @@ pub const RECOVERED: &str = "recovered";
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Notice {
     /// One of [`KINDS`] (snake_case): `failed`, `quarantined`, `unreachable`, `recovered`,
-    /// `missing`, `overdue`, `late`, `expired`, `unsafe_name`, `summary`.
+    /// `missing`, `overdue`, `late`, `expired`, `not_taken`, `summary`.
     pub kind: String,
     /// The flow it is about ("" for the serve process itself).
     pub flow: String,

@@ -36,11 +36,6 @@ fn from_ledger(shared: &Shared, flow: &str) -> Option<RunSummary> {
     Some(RunSummary::from_record(&last, content.as_ref()))
 }
 
-/// The names the flow's last listing could never take (none when the ledger cannot say).
-fn unsafe_names(ledger: &crate::ledger::Ledger, flow: &str) -> Vec<String> {
-    ledger.unsafe_names(flow).map(|names| names.into_iter().map(|n| n.path).collect()).unwrap_or_default()
-}
-
 /// Every flow file and what it is doing.
 pub(super) fn status(shared: &Arc<Shared>) -> Status {
     let slots: Vec<_> = shared.registry().slots().cloned().collect();
@@ -65,7 +60,8 @@ pub(super) fn status(shared: &Arc<Shared>) -> Status {
             // No run since this daemon started: the ledger's last one, as `wharf status`
             // shows it without a daemon.
             let last_run = last_run.or_else(|| from_ledger(shared, &name));
-            let unsafe_names = unsafe_names(&shared.ledger, &name);
+            // None when the ledger cannot say.
+            let not_taken = crate::control::NotTaken::of(&shared.ledger, &name).unwrap_or_default();
             FlowStatus {
                 name,
                 file: Some(slot.file.clone()),
@@ -78,7 +74,7 @@ pub(super) fn status(shared: &Arc<Shared>) -> Status {
                 last_success: at(health.last_ok),
                 failing_streak: health.failing_streak,
                 problem: slot.problem.clone(),
-                unsafe_names,
+                not_taken,
             }
         })
         .collect();

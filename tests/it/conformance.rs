@@ -16,7 +16,7 @@ use wharf::config::flow::FtpTls;
 use wharf::endpoint::ftp::FtpEndpoint;
 use wharf::endpoint::local::LocalEndpoint;
 use wharf::endpoint::sftp::SftpEndpoint;
-use wharf::endpoint::{DynEndpoint, Entry, EntryKind, ErrorKind, PathError, RemotePath, SkipReason};
+use wharf::endpoint::{DynEndpoint, Entry, EntryKind, ErrorKind, PathError, RemotePath, SkipReason, Special};
 use wharf::sandbox::{Sandbox, SandboxOptions};
 
 use support::ftpd::{Flavor, Ftpd};
@@ -230,6 +230,7 @@ conformance!(
     list_empty_dir,
     list_shows_files_and_dirs,
     list_skips_unrepresentable_names,
+    list_says_what_an_entry_that_is_not_a_file_is,
     list_many_files_with_times,
     list_of_a_file_says_it_is_a_file,
     stat_missing_is_none,
@@ -317,6 +318,25 @@ async fn list_skips_unrepresentable_names(b: Backend) {
     // listings: nobody can know of it then. Every other server shows it, and it is told.
     skipped.retain(|s| *s != line_break);
     assert_eq!(skipped, vec![odd("back\\slash.txt", SkipReason::NotAName), odd("not-utf8-\u{fffd}.txt", SkipReason::NotUtf8)]);
+}
+
+/// A symbolic link (to a file or to nothing) and a FIFO are listed, never as files (a link
+/// is not followed), and say what they are, from what the listing carries anyway: a flow's
+/// user is told "a symbolic link", not "not a regular file". An MLSD listing has no word
+/// for a FIFO: it is then only not a file.
+async fn list_says_what_an_entry_that_is_not_a_file_is(b: Backend) {
+    b.put("sp/real.csv", b"x");
+    std::os::unix::fs::symlink("real.csv", b.local("sp/link.csv")).unwrap();
+    std::os::unix::fs::symlink("nowhere", b.local("sp/dangling.csv")).unwrap();
+    assert!(std::process::Command::new("mkfifo").arg(b.local("sp/pipe")).status().unwrap().success(), "mkfifo");
+    let listing = b.ep.list(&p("sp")).await.unwrap();
+    let mut kinds: Vec<(String, EntryKind)> = listing.entries.iter().map(|e| (e.path.name().to_string(), e.kind)).collect();
+    let pipe = kinds.iter().position(|(n, _)| n == "pipe").expect("the FIFO is listed");
+    let (_, fifo) = kinds.remove(pipe);
+    assert!(matches!(fifo, EntryKind::Other(Special::Fifo | Special::Unknown)), "{fifo:?}");
+    let link = EntryKind::Other(Special::Symlink);
+    assert_eq!(kinds, [("dangling.csv".into(), link), ("link.csv".into(), link), ("real.csv".into(), EntryKind::File)]);
+    assert!(listing.skipped.is_empty(), "{:?}", listing.skipped);
 }
 
 /// A listing long enough that an FTP server without MLSD has its MDTMs spread over several

@@ -497,21 +497,21 @@ fn a_file_skipped_for_its_name_is_in_the_report_and_the_log_names_the_flow() {
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        summary.contains("  2 file names skipped as unsafe (rename them on the source): /in/bad\\nname.csv (a control character in the name); /in/caf\u{fffd}.csv (the name is not UTF-8)"),
+        summary.contains("  2 files skipped, never taken: /in/bad\\nname.csv (a control character in the name; rename it on the source to have it taken), /in/caf\u{fffd}.csv (the name is not UTF-8; rename it on the source to have it taken)"),
         "{summary}"
     );
     // Warned of once, not by every run (each `wharf run` is a process of its own): the ledger
-    // keeps the names, with an `unsafe_name` event each, and `wharf status` shows them.
+    // keeps the names, with a `not_taken` event each, and `wharf status` shows them.
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(!log.contains("bad\\nname.csv"), "warned of again by the next run:\n{log}");
     let (code, events) = support::json_of(w.wharf().args(["events", "--json"]));
     let told: Vec<(&str, &str)> =
         events.as_array().unwrap().iter().map(|e| (e["kind"].as_str().unwrap(), e["subject"].as_str().unwrap())).collect();
-    assert_eq!((code, told), (0, vec![("unsafe_name", "/in/bad\\nname.csv"), ("unsafe_name", "/in/caf\u{fffd}.csv")]), "{events:#}");
+    assert_eq!((code, told), (0, vec![("not_taken", "/in/bad\\nname.csv"), ("not_taken", "/in/caf\u{fffd}.csv")]), "{events:#}");
     let out = w.wharf().arg("status").arg("--flows").arg(flow.parent().unwrap()).output().unwrap();
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(
-            "! 2 files in the source can never be taken (unsafe names; rename them there): /in/bad\\nname.csv, /in/caf\u{fffd}.csv"
+            "! 2 files in the source can never be taken: /in/bad\\nname.csv (a control character in the name; rename it on the source to have it taken), /in/caf\u{fffd}.csv (the name is not UTF-8; rename it on the source to have it taken)"
         ),
         "{}",
         text(&out)

@@ -317,6 +317,66 @@ fn a_remote_name_not_utf8_with_a_line_break_is_logged_on_one_line() {
     assert!(evil.exists(), "the file is left alone");
 }
 
+/// A symbolic link and a FIFO in the served folder are not regular files: never taken, told
+/// in every run's report as the server's attributes say (`symlink`, `fifo`), but warned of
+/// and raised as a `not_taken` event once while they stay (each run warned of them, which a
+/// daemon polling every minute repeated every minute), listed by `wharf status` with why, and
+/// gone from it once removed. A link the globs do not take is not told of.
+#[test]
+fn links_and_fifos_on_the_server_are_told_once_and_listed_by_status() {
+    let Some(w) = World::new() else { return };
+    let flow = w.flow("", "");
+    w.put("in/ok.csv", b"y");
+    std::os::unix::fs::symlink("ok.csv", w.remote("in/link.csv")).unwrap();
+    std::os::unix::fs::symlink("ok.csv", w.remote("in/link.txt")).unwrap();
+    let made = Command::new("mkfifo").arg(w.remote("in/pipe.csv")).status().unwrap();
+    assert!(made.success(), "mkfifo");
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 1, 0, 0)), "{r:#}");
+    assert_eq!(
+        r["skipped_names"],
+        serde_json::json!([
+            {"folder": "/in", "name": "link.csv", "reason": "symlink"},
+            {"folder": "/in", "name": "pipe.csv", "reason": "fifo"},
+        ]),
+        "{r:#}"
+    );
+    // The second run says it in its summary, not in its log.
+    let out = w.run(&flow);
+    let (summary, log) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(
+        summary.contains("  2 files skipped, never taken: /in/link.csv (a symbolic link: only regular files are taken), /in/pipe.csv (a named pipe (FIFO): only regular files are taken)"),
+        "{summary}"
+    );
+    assert!(!log.contains("link.csv") && !log.contains("pipe.csv"), "warned of again by the next run:\n{log}");
+    let (code, events) = support::json_of(w.wharf().args(["events", "--json"]));
+    let told: Vec<(&str, &str, &str)> = events
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["kind"].as_str().unwrap(), e["subject"].as_str().unwrap(), e["detail"].as_str().unwrap()))
+        .collect();
+    let expected = vec![
+        ("not_taken", "/in/link.csv", "a symbolic link: only regular files are taken"),
+        ("not_taken", "/in/pipe.csv", "a named pipe (FIFO): only regular files are taken"),
+    ];
+    assert_eq!((code, told), (0, expected), "{events:#}");
+    let status = || w.wharf().arg("status").arg("--flows").arg(flow.parent().unwrap()).output().unwrap();
+    let out = status();
+    assert!(
+        support::stdout(&out).contains("! 2 files in the source can never be taken: /in/link.csv (a symbolic link: only regular files are taken), /in/pipe.csv (a named pipe (FIFO): only regular files are taken)"),
+        "{}",
+        text(&out)
+    );
+    fs::remove_file(w.remote("in/link.csv")).unwrap();
+    fs::remove_file(w.remote("in/pipe.csv")).unwrap();
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, &r["skipped_names"]), (0, &serde_json::json!([])), "{r:#}");
+    let out = status();
+    assert!(!support::stdout(&out).contains("never be taken"), "{}", text(&out));
+}
+
 /// A recursive pull takes what it can list: a subfolder the login may not read is skipped
 /// with a warning, not a reason to take nothing.
 #[test]

@@ -131,7 +131,10 @@ impl FtpEndpoint {
         let mut problems = Vec::new();
         let root = RemotePath::root();
         let listing = match within(c.timeout, c.ftp.cwd(c.full(&root))).await {
-            Ok(()) => self.list_cwd(c, &root).await.map(|listing| listing.entries.iter().filter(|e| e.kind != EntryKind::Other).count()),
+            Ok(()) => self
+                .list_cwd(c, &root)
+                .await
+                .map(|listing| listing.entries.iter().filter(|e| !matches!(e.kind, EntryKind::Other(_))).count()),
             Err(e) => Err(e.into()),
         };
         let mode = if !spec.passive {

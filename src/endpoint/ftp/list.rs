@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use chrono::{Datelike, NaiveDate};
 
-use crate::endpoint::EntryKind;
+use crate::endpoint::{EntryKind, Special};
 
 /// One listed entry, before its name is checked and joined to a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -142,7 +142,9 @@ fn mlsx_line(line: &str, mlst: bool) -> Option<Option<Listed>> {
                     "cdir" | "pdir" => return Some(None),
                     "file" => EntryKind::File,
                     "dir" => EntryKind::Dir,
-                    _ => EntryKind::Other,
+                    // `OS.unix=slink:/target` (ProFTPD), `OS.unix=symlink` (Pure-FTPd).
+                    t if t.starts_with("os.unix=slink") || t.starts_with("os.unix=symlink") => EntryKind::Other(Special::Symlink),
+                    _ => EntryKind::Other(Special::Unknown),
                 })
             }
             "size" => size = value.parse::<u64>().ok(),
@@ -153,7 +155,7 @@ fn mlsx_line(line: &str, mlst: bool) -> Option<Option<Listed>> {
     if !mlst && (name.is_empty() || name == "." || name == "..") {
         return Some(None);
     }
-    let kind = kind.unwrap_or(EntryKind::Other);
+    let kind = kind.unwrap_or(EntryKind::Other(Special::Unknown));
     let size = if kind == EntryKind::File { size.unwrap_or(0) } else { 0 };
     Some(Some(Listed { name: name.to_string(), kind, size, mtime }))
 }
@@ -225,7 +227,11 @@ fn parse_unix(line: &str, now: SystemTime) -> Option<Listed> {
     let kind = match perms.as_bytes()[0] {
         b'-' => EntryKind::File,
         b'd' => EntryKind::Dir,
-        _ => EntryKind::Other,
+        b'l' => EntryKind::Other(Special::Symlink),
+        b'p' => EntryKind::Other(Special::Fifo),
+        b's' => EntryKind::Other(Special::Socket),
+        b'b' | b'c' => EntryKind::Other(Special::Device),
+        _ => EntryKind::Other(Special::Unknown),
     };
     // The date: the first month name (from the 3rd word on) that is followed by a day and a
     // time or year, and preceded by a size.
@@ -239,7 +245,7 @@ fn parse_unix(line: &str, now: SystemTime) -> Option<Listed> {
     let (at, text) = w[i + 2];
     let name_start = at + text.len() + 1;
     let mut name = line.get(name_start..)?;
-    if kind == EntryKind::Other && perms.starts_with('l') {
+    if kind == EntryKind::Other(Special::Symlink) {
         // `link -> target`: the link's own name.
         name = name.split(" -> ").next().unwrap_or(name);
     }
@@ -408,7 +414,8 @@ mod tests {
         assert_eq!((l.name.as_str(), l.mtime), ("  padded  ", at(2026, 11, 25, 2, 8, 53)));
         let l = parse_mlsx("type=dir;sizd=4096;modify=20261125020853; sub").unwrap();
         assert_eq!((l.kind, l.size), (EntryKind::Dir, 0));
-        assert_eq!(parse_mlsx("type=OS.unix=slink:/x;modify=20260101000000; ln").unwrap().kind, EntryKind::Other);
+        assert_eq!(parse_mlsx("type=OS.unix=slink:/x;modify=20260101000000; ln").unwrap().kind, EntryKind::Other(Special::Symlink));
+        assert_eq!(parse_mlsx("type=OS.unix=chr-1/3;modify=20260101000000; null").unwrap().kind, EntryKind::Other(Special::Unknown));
         assert_eq!(parse_mlsx("type=cdir;modify=20261125020912; ."), None);
         assert_eq!(parse_mlsx("type=pdir;modify=20261125020912; .."), None);
         assert_eq!(parse_mlsx("garbage"), None);
@@ -434,7 +441,9 @@ mod tests {
         let l = parse_list("-rw-r--r-- 1 may 5 Mar 1 09:15 m", now).unwrap();
         assert_eq!((l.name.as_str(), l.size), ("m", 5));
         let l = parse_list("lrwxrwxrwx 1 u g 7 Nov 25 02:08 link -> target", now).unwrap();
-        assert_eq!((l.name.as_str(), l.kind), ("link", EntryKind::Other));
+        assert_eq!((l.name.as_str(), l.kind), ("link", EntryKind::Other(Special::Symlink)));
+        let l = parse_list("prw-r--r-- 1 u g 0 Nov 25 02:08 pipe", now).unwrap();
+        assert_eq!((l.name.as_str(), l.kind), ("pipe", EntryKind::Other(Special::Fifo)));
         let raw = b"-rw-r--r-- 1 u g 1 Nov 25 02:08 link\r\nlrwxrwxrwx 1 u g 7 Nov 25 02:08 dang -> ../gone/x\r\n";
         assert_eq!(link_target(raw, "dang").as_deref(), Some("../gone/x"));
         assert_eq!(link_target(raw, "link"), None);

@@ -229,7 +229,7 @@ impl FtpEndpoint {
                 Ok(None) => Fail::Kind(ErrorKind::NotFound, format!("{probe} does not exist ({text})")),
                 Err(f) => f,
             },
-            Some(EntryKind::Other) => {
+            Some(EntryKind::Other(_)) => {
                 Fail::Kind(ErrorKind::PermissionDenied, format!("{probe} is a link or a special file the server refused ({text})"))
             }
             Some(kind) if kind != expect => {
@@ -250,7 +250,7 @@ impl FtpEndpoint {
     /// refusal then stays `PermissionDenied`. Paths of targets are the server's own, as a
     /// chrooted server resolves them.
     async fn dangling(&self, c: &mut Conn, link: &RemotePath, kind: EntryKind) -> Result<Option<String>, Fail> {
-        if kind != EntryKind::Other || c.feat.mlsd {
+        if !matches!(kind, EntryKind::Other(_)) || c.feat.mlsd {
             return Ok(None);
         }
         let folder = c.full(&link.parent());

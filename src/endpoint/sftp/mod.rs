@@ -40,7 +40,7 @@ use self::connect::Conn;
 use self::pool::{Busy, Pool, Use};
 use super::{
     Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Listing, Op, ReadStream, RemotePath, ServerFacts, SkippedName,
-    WriteStream, not_found_where,
+    Special, WriteStream, not_found_where,
 };
 use crate::config::flow::SftpSpec;
 use crate::text::{Keep, SERVER_TEXT, one_line};
@@ -267,7 +267,8 @@ fn entry_from(path: RemotePath, md: &Metadata) -> Entry {
     let kind = match md.file_type() {
         FileType::File => EntryKind::File,
         FileType::Dir => EntryKind::Dir,
-        FileType::Symlink | FileType::Other => EntryKind::Other,
+        FileType::Symlink => EntryKind::Other(Special::Symlink),
+        FileType::Other => EntryKind::Other(md.permissions.map_or(Special::Unknown, Special::from_mode)),
     };
     Entry {
         path,
