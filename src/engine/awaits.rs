@@ -72,12 +72,13 @@ pub(super) fn answered_from(flow: &Flow, i: usize) -> bool {
     flow.response.as_deref().is_some_and(|r| r.request_sink == i)
 }
 
-/// Records that the request `rec`, confirmed by the request sink, awaits its response (no-op
-/// for flows without `response`, and for a request registered before). Called as soon as
-/// that sink confirmed, not once every sink did: the partner may answer from then on, and
-/// an await dated from a later run (another sink failing meanwhile) would take the answer
-/// for an earlier exchange's and leave it.
-pub(super) fn register(cx: &Ctx<'_>, rec: &FileRecord) -> Result<(), FileError> {
+/// Records that the request `rec`, confirmed by the request sink at `sent_at`, awaits its
+/// response (no-op for flows without `response`, and for a request registered before).
+/// Called as soon as that sink confirmed, not once every sink did: the partner may answer
+/// from then on, and an await dated from a later run (another sink failing meanwhile, or a
+/// run killed after the rename, resumed later) would take the answer for an earlier
+/// exchange's and leave it.
+pub(super) fn register(cx: &Ctx<'_>, rec: &FileRecord, sent_at: Millis) -> Result<(), FileError> {
     let Some(resp) = cx.flow.response.as_deref() else { return Ok(()) };
     let flow = &cx.flow.name;
     let sink = cx.flow.sinks.get(resp.request_sink).map(|s| s.endpoint.as_str()).unwrap_or_default();
@@ -90,9 +91,6 @@ pub(super) fn register(cx: &Ctx<'_>, rec: &FileRecord) -> Result<(), FileError> 
         .ok_or_else(|| {
             FileError::Name(format!("flow {flow}: {}: no confirmed delivery to sink {sink} to name the response after", rec.path))
         })?;
-    // The time the request sink confirmed (the record was updated with it): the await is
-    // dated from the partner's receipt, and a resumed run finds it registered.
-    let sent_at = rec.updated;
     let expected = expected_path(resp, &target, rec, cx.run, sent_at)?;
     let a = AwaitRecord {
         flow: flow.clone(),
@@ -552,6 +550,44 @@ mod tests {
         // The run that could not take it failed (and the next recovered): nothing else.
         let kinds: Vec<EventKind> = ledger.events(Some("rt"), 0, 10).unwrap().into_iter().map(|e| e.kind).collect();
         assert_eq!(kinds, [EventKind::Failed, EventKind::Recovered]);
+    }
+
+    /// Killed right after the request's rename, before the ledger knew; the next run, half
+    /// an hour later, finds it delivered. The partner answered a minute after it got the
+    /// request: that answer is not older than the request, and is taken.
+    #[tokio::test]
+    async fn a_request_found_delivered_after_a_crash_is_awaited_from_before_the_crash() {
+        use sha2::Digest;
+        let (dir, flow) = round_trip("1h");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
+        std::fs::write(d.join("partner/inbox/o1.csv"), "order").unwrap();
+        let mtime = to_millis(std::fs::metadata(d.join("outbox/o1.csv")).unwrap().modified().unwrap());
+        let crashed = crate::ledger::now_millis() - 30 * MIN;
+        let rec = FileRecord {
+            path: "o1.csv".into(),
+            identity: format!("p=o1.csv|s=5|m={mtime}"),
+            size: 5,
+            mtime: Some(mtime),
+            sha256: Some(hex::encode(sha2::Sha256::digest(b"order"))),
+            state: FileState::Delivering,
+            first_seen: crashed,
+            updated: crashed,
+            run: 1,
+            deliveries: vec![crate::ledger::Delivery { sink: 0, target: "inbox/o1.csv".into(), done: false, replaces: None }],
+            ..Default::default()
+        };
+        ledger.put_file_with("rt", &rec, crate::ledger::Durability::Durable).unwrap();
+        let ack = d.join("partner/outbox/o1.ack");
+        std::fs::write(&ack, "ack").unwrap();
+        let written = std::time::SystemTime::now() - Duration::from_secs(29 * 60);
+        std::fs::File::options().write(true).open(&ack).unwrap().set_modified(written).unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.counts.delivered, 1, "{r:#?}");
+        assert_eq!(std::fs::read_dir(d.join("partner/inbox")).unwrap().count(), 1, "delivered once");
+        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/o1.ack")).unwrap(), "ack");
     }
 
     #[tokio::test]

@@ -63,6 +63,8 @@ pub(super) struct Sent {
     pub(super) took: bool,
     /// The target was there already and left as it was (`if_exists: skip`).
     pub(super) skipped: Option<RemotePath>,
+    /// Delivered before this call: confirmed in the record, or found whole after a crash.
+    pub(super) before: bool,
 }
 
 /// Delivers the payload (and its rejects file) to sink `i`, except what that sink already
@@ -82,6 +84,7 @@ pub(super) async fn deliver_one(
     let (mut took, mut skipped) = (false, None);
     // The trigger is owed for a delivered file (uploaded now or before a crash), not for a
     // target left as it was (`if_exists: skip`).
+    let before = rec.deliveries.iter().any(|d| d.sink == idx && d.done);
     let (target, triggered) = match recovered(cx, rec, ep, idx, p).await? {
         Some(t) => (t, true),
         None => {
@@ -115,7 +118,7 @@ pub(super) async fn deliver_one(
     if triggered && sink.trigger.is_some() && !rec.deliveries.iter().any(|d| d.sink == TRIGGERS + idx && d.done) {
         trigger(cx, rec, i, &target, rel_dir).await?;
     }
-    Ok(Sent { took, skipped })
+    Ok(Sent { took, skipped, before })
 }
 
 /// The recorded target of delivery `idx` of `p` when that delivery is complete: confirmed, or
