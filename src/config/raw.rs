@@ -397,7 +397,8 @@ pub struct RawCommand {
     pub run: Vec<String>,
     /// Name template of the file written into the source folder (`prices-{{date
     /// "YYYYMMDD-HHmmss"}}.csv`). Variables: `run`, and the `date` helper. It is written under
-    /// a dot-prefixed temporary name and renamed once the command succeeded.
+    /// a dot-prefixed temporary name and renamed once the command succeeded. The name must be
+    /// one the source's `include` and `exclude` take, or the output would never be sent.
     pub name: String,
     /// Longest the command may run (a duration: `5m`); past it, it is killed with every
     /// process it started, and the run aborted.

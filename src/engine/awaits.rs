@@ -72,12 +72,13 @@ pub(super) fn answered_from(flow: &Flow, i: usize) -> bool {
     flow.response.as_deref().is_some_and(|r| r.request_sink == i)
 }
 
-/// Records that the request `rec`, confirmed by the request sink, awaits its response (no-op
-/// for flows without `response`, and for a request registered before). Called as soon as
-/// that sink confirmed, not once every sink did: the partner may answer from then on, and
-/// an await dated from a later run (another sink failing meanwhile) would take the answer
-/// for an earlier exchange's and leave it.
-pub(super) fn register(cx: &Ctx<'_>, rec: &FileRecord) -> Result<(), FileError> {
+/// Records that the request `rec`, confirmed by the request sink at `sent_at`, awaits its
+/// response (no-op for flows without `response`, and for a request registered before).
+/// Called as soon as that sink confirmed, not once every sink did: the partner may answer
+/// from then on, and an await dated from a later run (another sink failing meanwhile, or a
+/// run killed after the rename, resumed later) would take the answer for an earlier
+/// exchange's and leave it.
+pub(super) fn register(cx: &Ctx<'_>, rec: &FileRecord, sent_at: Millis) -> Result<(), FileError> {
     let Some(resp) = cx.flow.response.as_deref() else { return Ok(()) };
     let flow = &cx.flow.name;
     let sink = cx.flow.sinks.get(resp.request_sink).map(|s| s.endpoint.as_str()).unwrap_or_default();
@@ -90,9 +91,6 @@ pub(super) fn register(cx: &Ctx<'_>, rec: &FileRecord) -> Result<(), FileError> 
         .ok_or_else(|| {
             FileError::Name(format!("flow {flow}: {}: no confirmed delivery to sink {sink} to name the response after", rec.path))
         })?;
-    // The time the request sink confirmed (the record was updated with it): the await is
-    // dated from the partner's receipt, and a resumed run finds it registered.
-    let sent_at = rec.updated;
     let expected = expected_path(resp, &target, rec, cx.run, sent_at)?;
     let a = AwaitRecord {
         flow: flow.clone(),
@@ -167,6 +165,8 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
     let mut out = Vec::with_capacity(open.len());
     for mut a in open {
         let mut file = None;
+        // When the response that is there but was not taken in this run was written.
+        let mut there = None;
         match listed.get(&a.expected) {
             Some(entry) if older_than_request(entry, &a, slack) => file = Some(stale(entry, &a)),
             Some(entry) => {
@@ -174,6 +174,9 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
                 if abort {
                     let msg = format!("flow {}: {}: {}", rflow.name, f.path, f.detail);
                     return Err(RunAbort::File(msg, f.error_kind.unwrap_or(ErrorKind::Protocol)));
+                }
+                if matches!(f.outcome, Outcome::Failed | Outcome::NotReady) {
+                    there = Some(super::identity::mtime_millis(entry).unwrap_or(to_millis(cx.now)));
                 }
                 // "Already delivered" is an earlier round trip's response kept on the server.
                 file = Some(f).filter(|f| f.outcome != Outcome::Skipped);
@@ -190,7 +193,7 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
         // Judged again only while it stays open: a closed await (answered, late…) is final.
         for _ in 0..3 {
             let before = a.clone();
-            let event = judge(&mut a, taken.as_ref(), file.as_ref(), now);
+            let event = judge(&mut a, taken.as_ref(), file.as_ref(), there, now);
             if a == before {
                 break;
             }
@@ -234,13 +237,22 @@ async fn list(ep: &DynEndpoint, rflow: &Flow) -> Result<BTreeMap<String, Entry>,
 }
 
 /// Moves an open await along, given the response's record when it was taken for this request
-/// (`taken`), this run's report of it (`file`), and the time. Returns the event the change
-/// causes. Pure: the caller stores the result.
+/// (`taken`), this run's report of it (`file`), when the response this run found but could
+/// not take was written (`there`), and the time. Returns the event the change causes. Pure:
+/// the caller stores the result.
 ///
 /// A response counts as late when the await was already overdue, or when it arrived after the
 /// deadline — arrival being its modification time on the server when known (a response
-/// written in time but first seen by a later run is not late), else when it was taken.
-fn judge(a: &mut AwaitRecord, taken: Option<&FileRecord>, file: Option<&FileReport>, now: Millis) -> Option<(EventKind, String)> {
+/// written in time but first seen by a later run is not late), else when it was taken. One
+/// there by the deadline but not taken yet (its sink refusing it, retried by the next run)
+/// keeps the await waiting: the partner answered in time.
+fn judge(
+    a: &mut AwaitRecord,
+    taken: Option<&FileRecord>,
+    file: Option<&FileReport>,
+    there: Option<Millis>,
+    now: Millis,
+) -> Option<(EventKind, String)> {
     if let Some(r) = taken {
         a.response_run = Some(r.run);
         a.answered_at = Some(r.updated);
@@ -257,6 +269,9 @@ fn judge(a: &mut AwaitRecord, taken: Option<&FileRecord>, file: Option<&FileRepo
             return Some((EventKind::Late, detail));
         }
         a.state = AwaitState::Answered;
+        return None;
+    }
+    if a.state == AwaitState::Waiting && there.is_some_and(|t| t <= a.deadline_at) {
         return None;
     }
     // Overdue first, also when the expiry has passed too (no run looked meanwhile): a rule
@@ -360,46 +375,52 @@ mod tests {
     #[test]
     fn waits_then_is_overdue_once_then_expires() {
         let mut a = open();
-        assert_eq!(judge(&mut a, None, None, 10 * MIN), None);
+        assert_eq!(judge(&mut a, None, None, None, 10 * MIN), None);
         assert_eq!(a.state, AwaitState::Waiting);
-        let (kind, detail) = judge(&mut a, None, None, 31 * MIN).unwrap();
+        let (kind, detail) = judge(&mut a, None, None, None, 31 * MIN).unwrap();
         assert_eq!((kind, a.state), (EventKind::Overdue, AwaitState::Overdue));
         assert!(detail.contains("response /outbox/a.ack to a.csv was due by"), "{detail}");
         // Overdue is recorded once: later polls change nothing until it expires.
-        assert_eq!(judge(&mut a, None, None, 45 * MIN), None);
+        assert_eq!(judge(&mut a, None, None, None, 45 * MIN), None);
         assert_eq!(a.state, AwaitState::Overdue);
-        assert_eq!(judge(&mut a, None, None, 60 * MIN).map(|e| e.0), Some(EventKind::Expired));
+        assert_eq!(judge(&mut a, None, None, None, 60 * MIN).map(|e| e.0), Some(EventKind::Expired));
         assert_eq!(a.state, AwaitState::Expired);
         // No run looked between the deadline and the expiry: overdue first, then expired.
         let mut a = open();
-        assert_eq!(judge(&mut a, None, None, 90 * MIN).map(|e| e.0), Some(EventKind::Overdue));
-        assert_eq!(judge(&mut a, None, None, 90 * MIN).map(|e| e.0), Some(EventKind::Expired));
+        assert_eq!(judge(&mut a, None, None, None, 90 * MIN).map(|e| e.0), Some(EventKind::Overdue));
+        assert_eq!(judge(&mut a, None, None, None, 90 * MIN).map(|e| e.0), Some(EventKind::Expired));
         assert_eq!(a.state, AwaitState::Expired);
+        // A response there (written by the deadline) but not taken yet: still waiting, not
+        // expired; one written after the deadline does not hold the deadline back.
+        let mut a = open();
+        assert_eq!(judge(&mut a, None, None, Some(29 * MIN), 90 * MIN), None);
+        assert_eq!(a.state, AwaitState::Waiting);
+        assert_eq!(judge(&mut a, None, None, Some(31 * MIN), 45 * MIN).map(|e| e.0), Some(EventKind::Overdue));
     }
 
     #[test]
     fn a_response_in_time_is_answered_and_a_late_one_is_late() {
         let mut a = open();
-        assert_eq!(judge(&mut a, Some(&taken(FileState::Done, Some(20 * MIN), 21 * MIN)), None, 21 * MIN), None);
+        assert_eq!(judge(&mut a, Some(&taken(FileState::Done, Some(20 * MIN), 21 * MIN)), None, None, 21 * MIN), None);
         assert_eq!((a.state, a.response_run, a.answered_at), (AwaitState::Answered, Some(7), Some(21 * MIN)));
         // Written in time, first seen by a run after the deadline: not late.
         let mut a = open();
-        assert_eq!(judge(&mut a, Some(&taken(FileState::Done, Some(29 * MIN), 40 * MIN)), None, 40 * MIN), None);
+        assert_eq!(judge(&mut a, Some(&taken(FileState::Done, Some(29 * MIN), 40 * MIN)), None, None, 40 * MIN), None);
         assert_eq!(a.state, AwaitState::Answered);
         // Written after the deadline (no run looked in between): late, without an overdue.
         let mut a = open();
-        let ev = judge(&mut a, Some(&taken(FileState::Done, Some(35 * MIN), 40 * MIN)), None, 40 * MIN).unwrap();
+        let ev = judge(&mut a, Some(&taken(FileState::Done, Some(35 * MIN), 40 * MIN)), None, None, 40 * MIN).unwrap();
         assert_eq!((ev.0, a.state), (EventKind::Late, AwaitState::Late));
         // Already overdue: late whatever its time says (a server clock behind ours).
         let mut a = AwaitRecord { state: AwaitState::Overdue, ..open() };
-        let ev = judge(&mut a, Some(&taken(FileState::Done, Some(MIN), 50 * MIN)), None, 50 * MIN).unwrap();
+        let ev = judge(&mut a, Some(&taken(FileState::Done, Some(MIN), 50 * MIN)), None, None, 50 * MIN).unwrap();
         assert_eq!((ev.0, a.state), (EventKind::Late, AwaitState::Late));
         // No mtime from the server: when it was taken decides.
         let mut a = open();
-        assert!(judge(&mut a, Some(&taken(FileState::Done, None, 31 * MIN)), None, 31 * MIN).is_some());
+        assert!(judge(&mut a, Some(&taken(FileState::Done, None, 31 * MIN)), None, None, 31 * MIN).is_some());
         // Found past expiry: a response wins over giving up.
         let mut a = AwaitRecord { state: AwaitState::Overdue, ..open() };
-        judge(&mut a, Some(&taken(FileState::Done, None, 90 * MIN)), None, 90 * MIN);
+        judge(&mut a, Some(&taken(FileState::Done, None, 90 * MIN)), None, None, 90 * MIN);
         assert_eq!(a.state, AwaitState::Late);
     }
 
@@ -499,6 +520,76 @@ mod tests {
         assert_eq!(ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap().sent_at, a.sent_at, "registered once");
     }
 
+    /// The partner answered in time, but the response could not be taken (its sink refused
+    /// it) until after the deadline: the partner is not overdue, nor its answer late.
+    #[tokio::test]
+    async fn a_response_there_in_time_but_not_taken_yet_is_neither_overdue_nor_late() {
+        let (dir, flow) = round_trip("1h");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
+        run(&flow, &ledger, d).await;
+        // Sent two hours ago (due one hour ago); answered five minutes after it was sent.
+        let mut a = ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap();
+        (a.sent_at, a.deadline_at) = (a.sent_at - 120 * MIN, a.deadline_at - 120 * MIN);
+        ledger.update_await(&a, None, 0, 0).unwrap();
+        let ack = d.join("partner/outbox/o1.ack");
+        std::fs::write(&ack, "ack").unwrap();
+        let written = std::time::SystemTime::now() - Duration::from_secs(115 * 60);
+        std::fs::File::options().write(true).open(&ack).unwrap().set_modified(written).unwrap();
+        // The acks folder refuses it (a file of that name is in the way).
+        std::fs::write(d.join("acks/o1.ack"), "in the way").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        let resp = &r.responses[0];
+        assert!(resp.failed(), "{r:#?}");
+        assert_eq!(resp.state, AwaitState::Waiting, "{r:#?}");
+        assert!(resp.detail.contains("the response is there but was not taken"), "{}", resp.detail);
+        std::fs::remove_file(d.join("acks/o1.ack")).unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
+        // The run that could not take it failed (and the next recovered): nothing else.
+        let kinds: Vec<EventKind> = ledger.events(Some("rt"), 0, 10).unwrap().into_iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, [EventKind::Failed, EventKind::Recovered]);
+    }
+
+    /// Killed right after the request's rename, before the ledger knew; the next run, half
+    /// an hour later, finds it delivered. The partner answered a minute after it got the
+    /// request: that answer is not older than the request, and is taken.
+    #[tokio::test]
+    async fn a_request_found_delivered_after_a_crash_is_awaited_from_before_the_crash() {
+        use sha2::Digest;
+        let (dir, flow) = round_trip("1h");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
+        std::fs::write(d.join("partner/inbox/o1.csv"), "order").unwrap();
+        let mtime = to_millis(std::fs::metadata(d.join("outbox/o1.csv")).unwrap().modified().unwrap());
+        let crashed = crate::ledger::now_millis() - 30 * MIN;
+        let rec = FileRecord {
+            path: "o1.csv".into(),
+            identity: format!("p=o1.csv|s=5|m={mtime}"),
+            size: 5,
+            mtime: Some(mtime),
+            sha256: Some(hex::encode(sha2::Sha256::digest(b"order"))),
+            state: FileState::Delivering,
+            first_seen: crashed,
+            updated: crashed,
+            run: 1,
+            deliveries: vec![crate::ledger::Delivery { sink: 0, target: "inbox/o1.csv".into(), done: false, replaces: None }],
+            ..Default::default()
+        };
+        ledger.put_file_with("rt", &rec, crate::ledger::Durability::Durable).unwrap();
+        let ack = d.join("partner/outbox/o1.ack");
+        std::fs::write(&ack, "ack").unwrap();
+        let written = std::time::SystemTime::now() - Duration::from_secs(29 * 60);
+        std::fs::File::options().write(true).open(&ack).unwrap().set_modified(written).unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.counts.delivered, 1, "{r:#?}");
+        assert_eq!(std::fs::read_dir(d.join("partner/inbox")).unwrap().count(), 1, "delivered once");
+        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/o1.ack")).unwrap(), "ack");
+    }
+
     #[tokio::test]
     async fn an_overdue_response_is_recorded_once_and_a_late_one_matched() {
         let (dir, flow) = round_trip("1ms");
@@ -567,7 +658,7 @@ mod tests {
     #[test]
     fn a_refused_response_rejects_the_await_without_an_event() {
         let mut a = open();
-        assert_eq!(judge(&mut a, Some(&taken(FileState::Quarantined, Some(MIN), 2 * MIN)), None, 2 * MIN), None);
+        assert_eq!(judge(&mut a, Some(&taken(FileState::Quarantined, Some(MIN), 2 * MIN)), None, None, 2 * MIN), None);
         assert_eq!((a.state, a.response_run), (AwaitState::Rejected, Some(7)));
         assert!(describe(&a, None).starts_with("REJECTED in run 7"));
     }

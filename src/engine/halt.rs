@@ -9,7 +9,8 @@
 //! written under the temporary name), `uploaded` (the upload verified under the temporary
 //! name, not yet renamed), `renamed` (the file is under its final name, the ledger does not
 //! know yet), `triggering` (a data file delivered under its final name, its
-//! trigger file not yet written), `delivered` (every sink confirmed, source not
+//! trigger file not yet written), `triggered` (the trigger file written, the ledger does not
+//! know yet), `delivered` (every sink confirmed, source not
 //! yet disposed of), `disposing` (source moved/deleted, ledger not yet updated).
 //! Unset in normal use; the check is one environment lookup per point reached.
 

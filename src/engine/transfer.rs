@@ -299,6 +299,20 @@ pub async fn put_trigger(ep: &dyn Endpoint, folders: &Folders, temp: &RemotePath
     upload_from(ep, folders, Body::Small(&[], None), 0, temp, target, true).await.map(drop)
 }
 
+/// Whether the trigger at `trigger` of the file delivered as `target`, written by a run that
+/// crashed before recording it, needs no writing: it is there (empty, as written), or the
+/// file is gone from the server too (the partner took the delivery at its trigger).
+pub async fn trigger_written(ep: &dyn Endpoint, trigger: &RemotePath, target: &RemotePath) -> Result<bool, FileError> {
+    if ep.stat(trigger).await?.is_some_and(|e| e.size == 0) {
+        return Ok(true);
+    }
+    if ep.stat(target).await?.is_none() {
+        tracing::info!(endpoint = %ep.describe(), target = %target, "The delivered file is gone from the server: taken by the partner at its trigger; the trigger is not written again.");
+        return Ok(true);
+    }
+    Ok(false)
+}
+
 /// Removes an empty trigger left at `trigger` by an earlier delivery, before a file is
 /// written in place beside it (`direct`). A trigger with content is somebody else's file:
 /// left alone (writing the new trigger refuses to replace it).

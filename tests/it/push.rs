@@ -222,6 +222,27 @@ fn trigger_only_after_complete_data(partner: Option<Partner>) {
     assert_eq!(names(&w.local("sent")), ["order.xml"]);
 }
 
+/// SIGKILL just after the trigger file was renamed into place, before the ledger noted it,
+/// and the partner, told by the trigger, took both files meanwhile: the next run must not
+/// deliver the file a second time (the partner would process it twice), nor leave a trigger
+/// without its file.
+fn a_delivery_taken_at_its_trigger_is_not_sent_again_after_a_crash(partner: Option<Partner>) {
+    let Some(w) = World::new(partner) else { return };
+    fs::write(w.local("outbox/order.xml"), b"<order/>").unwrap();
+    let flow = w.flow("", "    trigger: \"{{stem}}.ok\"\n", "");
+    let halted = run_until(w.wharf(&flow), "triggered", HALT);
+    assert_eq!(w.remote_names("inbox"), ["order.ok", "order.xml"]);
+    drop(halted);
+    // The partner acts on the trigger: it takes the file and removes both.
+    for f in ["inbox/order.ok", "inbox/order.xml"] {
+        fs::remove_file(w.remote(f)).unwrap();
+    }
+    let t = ok(&w.run(&flow));
+    assert!(t.contains("1 delivered"), "{t}");
+    assert_eq!(w.remote_names("inbox"), Vec::<String>::new(), "sent once: nothing written again");
+    assert_eq!(names(&w.local("sent")), ["order.xml"]);
+}
+
 /// SIGKILL after the upload was verified, before the rename, then a re-run: exactly one copy
 /// under the final name (with `if_exists: rename`, a second upload would show as `a-1.csv`).
 fn killed_before_rename_leaves_one_copy(partner: Option<Partner>) {
@@ -319,7 +340,8 @@ on_both_servers!(
     killed_before_rename_leaves_one_copy,
     overwrite_killed_mid_upload_replaces_an_old_file_of_the_same_size,
     direct_upload_writes_the_final_name_and_recovers_its_own_part,
-    direct_overwrite_removes_the_old_trigger_first
+    direct_overwrite_removes_the_old_trigger_first,
+    a_delivery_taken_at_its_trigger_is_not_sent_again_after_a_crash
 );
 
 /// Two sinks (the partner and a local archive): when the partner refuses, the archive still

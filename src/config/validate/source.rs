@@ -11,9 +11,11 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use super::{Checker, checked};
 use crate::config::duration;
-use crate::config::flow::{Command, Identity, Ready, Source};
+use crate::config::flow::{Command, Identity, Ready, Source, is_hidden};
 use crate::config::raw::{IdentityField, RawCommand, RawReady, RawSource};
 use crate::endpoint::RemotePath;
+use crate::template::NameVars;
+use std::time::UNIX_EPOCH;
 
 /// A polled folder with a glob in it (`/incoming/*.csv`, as other tools spell it), split
 /// into the folder and the pattern: the two are separate fields here, and listing a folder
@@ -71,6 +73,9 @@ impl Checker<'_, '_> {
             self.problem("/source/max_depth", "must be at least 1");
         }
         let command = s.command.map(|c| self.command(c));
+        if let (Some(Some(c)), Some(inc), Some(hid), Some(exc)) = (&command, &include, &include_hidden, &exclude) {
+            self.command_output_taken(c, inc, hid, exc);
+        }
         Some(Source {
             endpoint: s.endpoint,
             path: path?,
@@ -105,6 +110,35 @@ impl Checker<'_, '_> {
             timeout: timeout?,
             keep_empty: c.keep_empty,
         })
+    }
+
+    /// Checks that the source takes what its command writes: the output is a new file with
+    /// no name of its own (`{{name}}`, `{{stem}}`, `{{ext}}` are empty when it is named), and
+    /// an output the patterns leave (a hidden `.csv`, a `.txt` beside `include: ["*.csv"]`)
+    /// would stay in the folder, never sent, run after run.
+    fn command_output_taken(&mut self, c: &Command, include: &GlobSet, include_hidden: &GlobSet, exclude: &GlobSet) {
+        let at = "/source/command/name";
+        let of = |file: &str| c.name.render(&NameVars::new(file, "", 1, 1, UNIX_EPOCH)).ok();
+        // As `command::produce` names it (for the first run).
+        let Some(name) = c.name.render(&NameVars::new("", "", 0, 1, UNIX_EPOCH)).ok() else { return };
+        if of("a.csv") != of("b.xml") || of("a.csv").as_deref() != Some(name.as_str()) {
+            self.problem(
+                at,
+                format!(
+                    "`{}` reads the name of a file, but the command's output has none yet (`{{{{name}}}}`, `{{{{stem}}}}` and `{{{{ext}}}}` are empty: it would be named `{name}`): name it with `{{{{run}}}}` or the `date` helper",
+                    c.name.source()
+                ),
+            );
+            return;
+        }
+        let refused = if !include.is_match(&name) || (is_hidden(&name) && !include_hidden.is_match(&name)) {
+            "is not taken by the source's `include` patterns"
+        } else if exclude.is_match(&name) {
+            "matches the source's `exclude` patterns"
+        } else {
+            return;
+        };
+        self.problem(at, format!("the command's output (`{name}`) {refused}: it would stay in the source folder and never be sent"));
     }
 
     pub(super) fn globs(&mut self, at: &str, patterns: &[String]) -> Option<GlobSet> {
@@ -171,6 +205,35 @@ mod tests {
             p.iter().any(|m| m.contains("`READY` gives `READY` for every file") && m.ends_with("(at /source/ready/done_file)")),
             "{p:#?}"
         );
+    }
+
+    /// A command's output is a new file with no name of its own: a name template reading
+    /// one (`{{stem}}.csv` gives `.csv`, hidden) or one the source's patterns do not take
+    /// would leave every export in the outbox, never sent, without a word.
+    #[test]
+    fn a_command_output_the_source_would_never_take_is_refused() {
+        let local = BASE.replace("source: { endpoint: s, path: /in }", "source: { endpoint: l, path: /in, SOURCE }");
+        let with = |source: &str| local.replace("SOURCE", source);
+        let cmd = |name: &str| format!("command: {{ run: [export.sh], name: \"{name}\" }}");
+        let p = problems(&with(&cmd("{{stem}}.csv")));
+        assert!(
+            p.iter().any(|m| m.contains("`{{stem}}.csv` reads the name of a file, but the command's output has none yet")
+                && m.contains("named `.csv`")
+                && m.ends_with("(at /source/command/name)")),
+            "{p:#?}"
+        );
+        let p = problems(&with(&cmd("{{name}}")));
+        assert!(p.iter().any(|m| m.contains("`{{name}}` reads the name of a file") && m.ends_with("(at /source/command/name)")), "{p:#?}");
+        let p = problems(&with(&format!("include: [\"*.csv\"], {}", cmd("prices-{{run}}.txt"))));
+        assert!(
+            p.iter().any(|m| m.contains("the command's output (`prices-1.txt`) is not taken by the source's `include`")
+                && m.ends_with("(at /source/command/name)")),
+            "{p:#?}"
+        );
+        let p = problems(&with(&format!("exclude: [\"prices-*\"], {}", cmd("prices-{{run}}.csv"))));
+        assert!(p.iter().any(|m| m.contains("`exclude`")), "{p:#?}");
+        assert!(run(&with(&format!("include: [\"*.csv\"], {}", cmd("prices-{{date 'YYYYMMDD'}}-{{run}}.csv")))).is_ok());
+        assert!(run(&with(&format!("recursive: true, include: [\"**/*.csv\"], {}", cmd("p-{{run}}.csv")))).is_ok());
     }
 
     #[test]

@@ -63,6 +63,8 @@ pub(super) struct Sent {
     pub(super) took: bool,
     /// The target was there already and left as it was (`if_exists: skip`).
     pub(super) skipped: Option<RemotePath>,
+    /// Delivered before this call: confirmed in the record, or found whole after a crash.
+    pub(super) before: bool,
 }
 
 /// Delivers the payload (and its rejects file) to sink `i`, except what that sink already
@@ -82,6 +84,7 @@ pub(super) async fn deliver_one(
     let (mut took, mut skipped) = (false, None);
     // The trigger is owed for a delivered file (uploaded now or before a crash), not for a
     // target left as it was (`if_exists: skip`).
+    let before = rec.deliveries.iter().any(|d| d.sink == idx && d.done);
     let (target, triggered) = match recovered(cx, rec, ep, idx, p).await? {
         Some(t) => (t, true),
         None => {
@@ -115,7 +118,7 @@ pub(super) async fn deliver_one(
     if triggered && sink.trigger.is_some() && !rec.deliveries.iter().any(|d| d.sink == TRIGGERS + idx && d.done) {
         trigger(cx, rec, i, &target, rel_dir).await?;
     }
-    Ok(Sent { took, skipped })
+    Ok(Sent { took, skipped, before })
 }
 
 /// The recorded target of delivery `idx` of `p` when that delivery is complete: confirmed, or
@@ -149,11 +152,19 @@ pub(super) async fn recovered(
 
 /// Writes sink `i`'s trigger file beside its delivered `target` and records it, so a resumed
 /// run neither forgets it nor writes it twice.
+///
+/// The trigger tells the partner to take the file, so the file's delivery is made durable
+/// (with the trigger recorded as pending) before the trigger is written: a crash after it
+/// can no longer leave the ledger not knowing the delivery, which the next run would upload
+/// again — a second copy for a partner that took the first at its trigger. A run resumed
+/// with the trigger pending finds it there (written before the crash), or finds neither the
+/// trigger nor the file (the partner took both): nothing is written again.
 async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePath, rel_dir: &str) -> Result<(), FileError> {
     let sink = &cx.flow.sinks[i];
     let Some(path) = trigger_path(cx, i, target, rel_dir)? else { return Ok(()) };
     let temp = temp_path(cx, i, &path, rel_dir, 0)?;
     let ep = &*cx.sinks[i];
+    let idx = TRIGGERS + i as u32;
     let mut names = vec![claims::key(&sink.endpoint, path.as_str()), claims::key(&sink.endpoint, temp.as_str())];
     // An upload with `rename` claims its folder, not its temporary name, which a constant
     // `temp_name` makes the trigger's too: the trigger waits for it.
@@ -161,9 +172,19 @@ async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePa
         names.push(rename_claim(&sink.endpoint, &target.parent()));
     }
     let _names = cx.claims.claim(names).await;
+    let pending = rec.deliveries.iter().any(|d| d.sink == idx && !d.done);
+    if pending && retry(cx.flow.retry, "check trigger", || transfer::trigger_written(ep, &path, target)).await? {
+        mark(rec, idx, &path, true, None);
+        return put(cx, rec).await;
+    }
+    if !pending {
+        mark(rec, idx, &path, false, None);
+        put(cx, rec).await?;
+    }
     halt::point("triggering");
     retry(cx.flow.retry, "write trigger", || transfer::put_trigger(ep, &cx.folders, &temp, &path)).await?;
-    mark(rec, TRIGGERS + i as u32, &path, true, None);
+    halt::point("triggered");
+    mark(rec, idx, &path, true, None);
     put(cx, rec).await
 }
 

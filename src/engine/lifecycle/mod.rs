@@ -231,6 +231,10 @@ async fn advance(
     let mut left_alone: Vec<String> = Vec::new();
     // The request's await was registered by this call (round trips).
     let mut awaited = false;
+    // When the record was last written before this call (0 for a new one): a delivery found
+    // made (after a crash) happened no later than that, give or take the write itself.
+    let picked_up = rec.updated;
+    let found_at = |rec: &FileRecord| if picked_up > 0 { picked_up.min(rec.updated) } else { rec.updated };
     loop {
         match rec.state {
             FileState::Claimed | FileState::Staging => {
@@ -355,7 +359,7 @@ async fn advance(
                 let mut failed: Option<FileError> = None;
                 for i in 0..cx.sinks.len() {
                     match deliver_one(cx, rec, rel, i, &p, kept.as_deref()).await {
-                        Ok(Sent { took, skipped }) => {
+                        Ok(Sent { took, skipped, before }) => {
                             left_alone.extend(skipped.map(|t| format!("{}:{t}", cx.flow.sinks[i].endpoint)));
                             staged_gone |= took;
                             if took {
@@ -364,7 +368,10 @@ async fn advance(
                             // The partner has the request: its answer may come from now on,
                             // whatever the other sinks do (idempotent).
                             if super::awaits::answered_from(cx.flow, i) {
-                                super::awaits::register(cx, rec)?;
+                                // Delivered before this call (a run killed after the rename):
+                                // the partner has had it since then, not since now.
+                                let sent_at = if before { found_at(rec) } else { rec.updated };
+                                super::awaits::register(cx, rec, sent_at)?;
                                 awaited = true;
                             }
                         }
@@ -398,7 +405,7 @@ async fn advance(
                 // run resumed here registers it if a crash came first (idempotent; before
                 // disposition, so a crash in between registers it on resume).
                 if !awaited {
-                    super::awaits::register(cx, rec)?;
+                    super::awaits::register(cx, rec, found_at(rec))?;
                 }
                 claim_move(cx, &mut moving).await;
                 let target =
