@@ -461,7 +461,9 @@ pub struct RawSink {
     /// Name template the file is written under before the final rename (same variables as
     /// `name`; must differ from it). By default `.{{name}}.FLOW.part`, FLOW being the flow's
     /// name: hidden, and never the temporary file of another flow sending a file of the same
-    /// name into the same folder. Not used when a local folder on the staging folder's file
+    /// name into the same folder. One a real file may have (neither starting with `.` nor
+    /// marked as temporary, like `{{name}}.tmp`) is a warning: it is written over, and removed
+    /// if the upload fails. Not used when a local folder on the staging folder's file
     /// system takes the staged file by renaming it straight to its final name (atomic, so
     /// never partial).
     #[serde(default, skip_serializing_if = "Option::is_none")]

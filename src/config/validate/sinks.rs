@@ -9,6 +9,8 @@ use super::checked;
 use crate::config::flow::{Sink, Source};
 use crate::config::raw::RawSink;
 use crate::endpoint::RemotePath;
+use crate::template::NameVars;
+use std::time::UNIX_EPOCH;
 
 impl Checker<'_, '_> {
     pub(super) fn sink(&mut self, at: &str, s: RawSink, defined: Option<&[String]>, source: Option<&Source>) -> Option<Sink> {
@@ -49,6 +51,16 @@ impl Checker<'_, '_> {
                     ),
                 );
             }
+            if let Some(sample) = t.as_ref().and_then(|t| t.render(&NameVars::new("sample.csv", "", 1, 1, UNIX_EPOCH)).ok())
+                && !looks_temporary(&sample)
+            {
+                self.warning(
+                    format!("{at}/temp_name"),
+                    format!(
+                        "`{temp_name}` gives `{sample}` for sample.csv, a name a real file in the folder may have (the partner's, another flow's): it is written over while the upload runs and removed if the upload fails. A temporary name starting with `.` or ending in `.part` or `.tmp` keeps clear of them (the default is `.{{{{name}}}}.FLOW.part`)"
+                    ),
+                );
+            }
             t.map(Some)
         };
         let trigger = s.trigger.map(|t| {
@@ -66,6 +78,15 @@ impl Checker<'_, '_> {
             trigger: checked(trigger)?,
         })
     }
+}
+
+/// Whether a temporary name reads as one, so that no real file of the folder has it: hidden,
+/// or marked as a file being written (`.part`, `.tmp`, `TMP_…`, `~` and their like).
+fn looks_temporary(name: &str) -> bool {
+    const SUFFIXES: &[&str] = &[".part", ".partial", ".filepart", ".tmp", ".temp", ".upload", ".uploading", ".inprogress", ".writing", "~"];
+    let lower = name.to_ascii_lowercase();
+    let marked_prefix = ["tmp", "temp"].iter().any(|p| lower.strip_prefix(p).is_some_and(|rest| rest.starts_with(['_', '-', '.'])));
+    name.starts_with('.') || SUFFIXES.iter().any(|s| lower.ends_with(s)) || marked_prefix
 }
 
 #[cfg(test)]
@@ -97,6 +118,24 @@ mod tests {
             run(&BASE.replace("sinks: [ { endpoint: l } ]", "sinks: [ { endpoint: l, name: \"{{stem}}.txt\", temp_name: \"{{name}}\" } ]"))
                 .is_ok()
         );
+    }
+
+    /// A temporary name a real file may have (`{{stem}}.txt`): the upload writes over that
+    /// file and removes it when it fails — a partner's file lost.
+    #[test]
+    fn a_temp_name_a_real_file_may_have_is_a_warning() {
+        let with = |temp: &str| BASE.replace("sinks: [ { endpoint: l } ]", &format!("sinks: [ {{ endpoint: l, temp_name: \"{temp}\" }} ]"));
+        let w = warnings(&with("{{stem}}.txt"));
+        assert_eq!(w.len(), 1, "{w:#?}");
+        assert!(
+            w[0].starts_with("`{{stem}}.txt` gives `sample.txt` for sample.csv, a name a real file in the folder may have")
+                && w[0].ends_with("(at /sinks/0/temp_name)"),
+            "{w:#?}"
+        );
+        for fine in [".{{name}}.up", "{{name}}.part", "{{name}}.TMP", "TMP_{{name}}", "tmp-{{name}}", "{{name}}~", "{{stem}}.filepart"] {
+            assert_eq!(warnings(&with(fine)), Vec::<String>::new(), "{fine}");
+        }
+        assert_eq!(warnings(&with("temperatures-{{name}}")).len(), 1);
     }
 
     #[test]
