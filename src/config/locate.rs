@@ -171,10 +171,28 @@ fn syntax_error(e: &serde_yaml::Error, yaml: &str) -> Located {
         Some(i) => format!("{}{}", &text[..i], &text[i + at.len()..]),
         None => text,
     };
+    if let Some(opened) = unclosed(&message) {
+        return opened;
+    }
     // The one YAML mistake the parser's words do not name.
     let tab = yaml.lines().nth(pos.line.saturating_sub(1)).and_then(|l| l.chars().nth(pos.col.saturating_sub(1))) == Some('\t');
     let hint = if tab { " (a tab: YAML indents with spaces only)" } else { "" };
     Located::at(pos, "/", format!("YAML syntax error: {message}{hint}"))
+}
+
+/// A quote (or a `[`, a `{`) never closed: the parser stops at the end of the file, which
+/// names nothing useful; the mistake is where it was opened, which its message gives
+/// (`found unexpected end of stream, while scanning a quoted scalar at line 4 column 30`).
+fn unclosed(message: &str) -> Option<Located> {
+    let rest = message.strip_prefix("found unexpected end of stream, while scanning ")?;
+    let (what, at) = rest.split_once(" at line ")?;
+    let (line, col) = at.split_once(" column ")?;
+    let pos = Pos { line: line.trim().parse().ok()?, col: col.trim().parse().ok()? };
+    let what = match what {
+        "a quoted scalar" => "a quoted value",
+        other => other,
+    };
+    Some(Located::at(pos, "/", format!("YAML syntax error: {what} begun here is never closed (the file ends first)")))
 }
 
 /// Index of the first character of the key's text for a key node starting at `at` (skipping
@@ -452,6 +470,10 @@ mod tests {
         let (_, problems) = parse("a: 1\n---\nb: 2\n");
         assert_eq!(problems[0].message, "a flow file holds one YAML document, found 2");
         assert_eq!(problems[0].pos.line, 3);
+        // An unclosed quote is placed where it opens, not at the end of the file.
+        let (_, problems) = parse("a: 1\nb: \"/in }\nc: [ x ]\nd: 2\n");
+        assert_eq!(problems[0].message, "YAML syntax error: a quoted value begun here is never closed (the file ends first)");
+        assert_eq!(problems[0].pos, Pos { line: 2, col: 4 });
         let (_, problems) = parse("a:\n\tb: 1\n");
         assert!(problems[0].message.ends_with("(a tab: YAML indents with spaces only)"), "{problems:?}");
         assert_eq!(problems[0].pos, Pos { line: 2, col: 1 });
