@@ -13,10 +13,15 @@ use super::error::FileError;
 use super::naming;
 
 /// Chooses where a `move_to` disposition will put `source` (a free name in the folder).
-/// `None` for `keep` and `delete`.
+/// `None` for `keep` and `delete`, and for a source that is not there to move (see [`apply`]).
 pub async fn plan(ep: &dyn Endpoint, source: &RemotePath, disp: &Disposition) -> Result<Option<RemotePath>, FileError> {
     match disp {
         Disposition::MoveTo(dir) => {
+            // A recorded target reads as "moved by an earlier attempt" when the source is
+            // gone: one chosen for a source already gone would be recorded as where it went.
+            if ep.stat(source).await?.is_none() {
+                return Ok(None);
+            }
             ep.create_dir_all(dir).await?;
             Ok(Some(naming::free_name(ep, dir, source.name()).await?))
         }
@@ -84,6 +89,13 @@ pub async fn apply(
             Err(FileError::Name(format!("could not find a free name to move {source} to")))
         }
         (Disposition::MoveTo(dir), None) => {
+            // No target was planned, so a source already gone was not moved by an earlier
+            // attempt at this one: it went elsewhere (moved when the file was first
+            // quarantined, and now reprocessed). Below, its rename would fail with NotFound and
+            // read as "moved" to a free name chosen just now, where it never went.
+            if ep.stat(source).await?.is_none() {
+                return Ok(None);
+            }
             // Without the folder, the rename would fail with NotFound, which reads as "moved
             // by an earlier attempt" above: the source would silently stay.
             ep.create_dir_all(dir).await?;
