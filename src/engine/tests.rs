@@ -1038,10 +1038,37 @@ x,b@x
     assert_eq!((r.quarantined, r.counts.skipped), (0, 1), "{r:#?}");
     assert!(r.files[0].detail.starts_with("quarantined in run 1"), "{}", r.files[0].detail);
     // Released: forgotten, so the next run takes the file again (and quarantines it again).
-    let removed = quarantine::release(&fx.flow, &fx.ledger, "in/b.csv").await.unwrap();
+    let removed = quarantine::release(&fx.flow, &fx.ledger, "in/b.csv", false).await.unwrap();
     assert_eq!(removed, ["/rejected/b.csv", "/rejected/b.csv.report.json", "/rejected/b.csv.report.txt"]);
     assert!(fx.ledger.file("t", "in/b.csv").unwrap().is_none());
     assert_eq!(fx.run().await.quarantined, 1);
+}
+
+/// Under `after.failure: delete`, the quarantined copy is the file's last: releasing it
+/// (which removes it) is refused unless forced, while the file is not at the source again.
+/// Before, `release` deleted it, and with it the only copy of the partner's file.
+#[tokio::test]
+async fn releasing_the_last_copy_of_a_file_takes_force() {
+    let mut fx = fixture();
+    with_steps(&mut fx, ROSTER, "quarantine", None);
+    fx.flow.after_failure = Disposition::Delete;
+    let body = b"id,email\nx,b@x\n";
+    fx.put("in/b.csv", body);
+    assert_eq!(fx.run().await.quarantined, 1);
+    assert!(!fx.src.join("in/b.csv").exists());
+    let e = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", false).await.unwrap_err();
+    assert!(matches!(e, quarantine::QuarantineError::LastCopy { .. }), "{e}");
+    assert!(e.to_string().starts_with("flow t: the quarantined copy of /in/b.csv, partner:/rejected/b.csv, is the only copy left"), "{e}");
+    assert_eq!(read(&fx.src.join("rejected/b.csv")), body);
+    assert_eq!(fx.ledger.file("t", "in/b.csv").unwrap().unwrap().state, FileState::Quarantined);
+    // Sent again as it was: the copy is no longer the last, and the release lets a run take it.
+    fx.put("in/b.csv", body);
+    assert_eq!(quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", false).await.unwrap().len(), 3);
+    assert_eq!(fx.run().await.quarantined, 1);
+    std::fs::remove_file(fx.src.join("in/b.csv")).ok();
+    // Forced: released all the same.
+    assert_eq!(quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", true).await.unwrap().len(), 3);
+    assert!(fx.ledger.file("t", "in/b.csv").unwrap().is_none());
 }
 
 #[tokio::test]
