@@ -13,15 +13,10 @@ use super::error::FileError;
 use super::naming;
 
 /// Chooses where a `move_to` disposition will put `source` (a free name in the folder).
-/// `None` for `keep` and `delete`, and for a source that is not there to move (see [`apply`]).
+/// `None` for `keep` and `delete`.
 pub async fn plan(ep: &dyn Endpoint, source: &RemotePath, disp: &Disposition) -> Result<Option<RemotePath>, FileError> {
     match disp {
         Disposition::MoveTo(dir) => {
-            // A recorded target reads as "moved by an earlier attempt" when the source is
-            // gone: one chosen for a source already gone would be recorded as where it went.
-            if ep.stat(source).await?.is_none() {
-                return Ok(None);
-            }
             ep.create_dir_all(dir).await?;
             Ok(Some(naming::free_name(ep, dir, source.name()).await?))
         }

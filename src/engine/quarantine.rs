@@ -258,6 +258,19 @@ pub async fn reprocess(flow: &Flow, ledger: &Ledger, opts: &RunOptions, path: &s
         names.extend(flow.sinks.iter().map(|s| s.endpoint.as_str()));
         let eps = endpoints::open_all(flow, &names).await?;
         let get = |n: &str| eps.get(n).cloned().ok_or_else(|| FileError::Name(format!("endpoint {n} is not defined in the flow")));
+        let source_path = RemotePath::parse(&rec.path).map_err(|e| FileError::Name(e.to_string()))?;
+        // A source moved or deleted when the file was quarantined is not at its path (unless
+        // sent again): `after.success` has nothing there to dispose of, and a move planned for
+        // it would be recorded, and reported, as where it went.
+        let disposed = matches!(rec.source_fate, SourceFate::Moved | SourceFate::Deleted)
+            && get(&flow.source.endpoint)?.stat(&source_path).await?.is_none();
+        let kept;
+        let flow = if disposed {
+            kept = Flow { after_success: Disposition::Keep, ..flow.clone() };
+            &kept
+        } else {
+            flow
+        };
         let cx = Ctx {
             commits: Default::default(),
             flow,
@@ -272,7 +285,6 @@ pub async fn reprocess(flow: &Flow, ledger: &Ledger, opts: &RunOptions, path: &s
             folders: Default::default(),
             budget: Default::default(),
         };
-        let source_path = RemotePath::parse(&rec.path).map_err(|e| FileError::Name(e.to_string()))?;
         let copy = q
             .copy
             .as_deref()
