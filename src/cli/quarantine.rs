@@ -46,6 +46,10 @@ pub enum Sub {
         flow: PathBuf,
         /// The file's source path, as `list` shows it.
         path: String,
+        /// Release the copy also when it is the file's last (its source deleted by
+        /// `after.failure: delete` and not sent again): the file is then lost.
+        #[arg(long)]
+        force: bool,
     },
     /// Take the quarantined copy through the flow's current steps (after fixing the script or
     /// schema) and deliver it when it passes; on success the copy leaves quarantine.
@@ -64,9 +68,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     match args.command {
         Sub::List { flow, json } => list(&flow, json, global),
         Sub::Show { flow, path } => with_flow(&flow, |f| show(f, &path, global)),
-        Sub::Release { flow, path } => with_flow(&flow, |f| {
+        Sub::Release { flow, path, force } => with_flow(&flow, |f| {
             let ledger = open_for_write(global, &f.name, WHILE_SERVING)?;
-            let removed = runtime()?.block_on(quarantine::release(f, &ledger, &path));
+            let removed = runtime()?.block_on(quarantine::release(f, &ledger, &path, force));
             match removed {
                 Ok(removed) => {
                     outln!(

@@ -9,7 +9,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::endpoint::{Endpoint, ErrorKind, RemotePath};
-use crate::ledger::{FileRecord, FileResult, QuarantineRecord, now_millis};
+use crate::ledger::{FileRecord, FileResult, QuarantineRecord, SourceFate, now_millis};
 use crate::steps::{self, Input, Steps};
 use crate::template::NameVars;
 
@@ -57,13 +57,13 @@ pub async fn process(cx: &Ctx<'_>, rec: &FileRecord, source: &RemotePath, staged
     let vars = NameVars::new(source.name(), "", rec.size, cx.run, cx.now);
     // Named as discovery names them (it sets them aside and disposes of them).
     let names = steps.companions(&super::discover::companion_vars(source.name(), rec.size, cx.now)).map_err(FileError::Name)?;
-    let dir = source.parent();
+    let dirs = companion_dirs(rec, source);
     let checksum_text = match &names.checksum {
-        Some(n) => Some(companion(cx, &dir, n).await?),
+        Some(n) => Some(companion(cx, &dirs, n).await?),
         None => None,
     };
     let row_count_text = match &names.row_count {
-        Some(n) => Some(companion(cx, &dir, n).await?),
+        Some(n) => Some(companion(cx, &dirs, n).await?),
         None => None,
     };
     let (out, rejects) = (output_path(staged), rejects_path(staged));
@@ -134,14 +134,36 @@ pub async fn process(cx: &Ctx<'_>, rec: &FileRecord, source: &RemotePath, staged
     Ok(result)
 }
 
-/// Reads a companion file beside the data file on the source. A missing file is handed to the
-/// steps (it is the file's problem); any other failure is the endpoint's, and retried.
-async fn companion(cx: &Ctx<'_>, dir: &RemotePath, name: &str) -> Result<Result<String, String>, FileError> {
-    let path = match dir.join(name) {
-        Ok(p) => p,
-        Err(e) => return Ok(Err(format!("{name:?} is not a usable file name: {e}"))),
-    };
-    retry(cx.flow.retry, "read companion file", || read_small(&*cx.source, &path)).await
+/// The folders a data file's companions are looked for in, in order: beside the data file;
+/// then, for a file whose source was already moved away (a quarantined file reprocessed after
+/// `after.failure: move_to`), beside the moved file — the companions went with it. Only when
+/// the move kept the file's name: a suffixed name (`r-1.csv`) means an older file of that name
+/// was there, and so, likely, its older companions under the names looked for.
+fn companion_dirs(rec: &FileRecord, source: &RemotePath) -> Vec<RemotePath> {
+    let mut dirs = vec![source.parent()];
+    let moved = rec.disposed_to.as_deref().filter(|_| rec.source_fate == SourceFate::Moved).and_then(|t| RemotePath::parse(t).ok());
+    if let Some(m) = moved.filter(|m| m.name() == source.name()) {
+        dirs.push(m.parent());
+    }
+    dirs
+}
+
+/// Reads a companion file from the first of `dirs` that has it. A missing file is handed to
+/// the steps (it is the file's problem, said for the first folder); any other failure is the
+/// endpoint's, and retried.
+async fn companion(cx: &Ctx<'_>, dirs: &[RemotePath], name: &str) -> Result<Result<String, String>, FileError> {
+    let mut missing = None;
+    for dir in dirs {
+        let path = match dir.join(name) {
+            Ok(p) => p,
+            Err(e) => return Ok(Err(format!("{name:?} is not a usable file name: {e}"))),
+        };
+        match retry(cx.flow.retry, "read companion file", || read_small(&*cx.source, &path)).await? {
+            Ok(text) => return Ok(Ok(text)),
+            Err(e) => missing = missing.or(Some(e)),
+        }
+    }
+    Ok(Err(missing.unwrap_or_else(|| format!("{name} not found"))))
 }
 
 async fn read_small(ep: &dyn Endpoint, path: &RemotePath) -> Result<Result<String, String>, FileError> {

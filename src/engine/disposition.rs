@@ -84,6 +84,13 @@ pub async fn apply(
             Err(FileError::Name(format!("could not find a free name to move {source} to")))
         }
         (Disposition::MoveTo(dir), None) => {
+            // No target was planned, so a source already gone was not moved by an earlier
+            // attempt at this one: it went elsewhere (moved when the file was first
+            // quarantined, and now reprocessed). Below, its rename would fail with NotFound and
+            // read as "moved" to a free name chosen just now, where it never went.
+            if ep.stat(source).await?.is_none() {
+                return Ok(None);
+            }
             // Without the folder, the rename would fail with NotFound, which reads as "moved
             // by an earlier attempt" above: the source would silently stay.
             ep.create_dir_all(dir).await?;

@@ -12,7 +12,9 @@ use std::path::Path;
 use crate::config::Flow;
 use crate::config::flow::Disposition;
 use crate::endpoint::{DynEndpoint, Endpoint, Entry, EntryKind, ErrorKind, RemotePath};
-use crate::ledger::{FileRecord, FileState, Ledger, LedgerError, QuarantineRecord, RunStatus, Transition, now_millis, to_millis};
+use crate::ledger::{
+    FileRecord, FileState, Ledger, LedgerError, QuarantineRecord, RunStatus, SourceFate, Transition, now_millis, to_millis,
+};
 
 use super::error::FileError;
 use super::lifecycle::{self, Ctx};
@@ -35,6 +37,10 @@ pub enum QuarantineError {
         #[source]
         source: Box<FileError>,
     },
+    #[error(
+        "flow {flow}: the quarantined copy of /{path}, {copy}, is the only copy left (`after.failure: delete` deleted the source): releasing it would lose the file; `wharf quarantine reprocess {flow} /{path}` delivers it once the flow is fixed, or pass `--force` to release it all the same"
+    )]
+    LastCopy { flow: String, path: String, copy: String },
     #[error(transparent)]
     Ledger(#[from] LedgerError),
 }
@@ -206,11 +212,24 @@ async fn quarantine_endpoint(flow: &Flow, q: &QuarantineRecord) -> Result<DynEnd
 }
 
 /// `wharf quarantine release`: removes the quarantined copy and its reports and forgets the
-/// file, so a run takes it again if it is (still, or again) at the source. Returns what was removed.
-pub async fn release(flow: &Flow, ledger: &Ledger, path: &str) -> Result<Vec<String>, QuarantineError> {
+/// file, so a run takes it again if it is (still, or again) at the source. Returns what was
+/// removed. Refuses, unless `force`, when the copy is the file's last: its source deleted
+/// (`after.failure: delete`) and not sent again.
+pub async fn release(flow: &Flow, ledger: &Ledger, path: &str, force: bool) -> Result<Vec<String>, QuarantineError> {
     let path = ledger_path(path);
-    let (_, q) = quarantined(ledger, flow, &path)?;
+    let (rec, q) = quarantined(ledger, flow, &path)?;
     let file_err = |source| QuarantineError::File { flow: flow.name.clone(), path: path.clone(), source: Box::new(source) };
+    if !force && rec.source_fate == SourceFate::Deleted {
+        let source = RemotePath::parse(&rec.path).map_err(|e| file_err(FileError::Name(e.to_string())))?;
+        let eps = endpoints::open_all(flow, &[flow.source.endpoint.as_str()]).await.map_err(|e| file_err(e.into()))?;
+        let ep = eps
+            .get(&flow.source.endpoint)
+            .ok_or_else(|| file_err(FileError::Name(format!("endpoint {} is not defined in the flow", flow.source.endpoint))))?;
+        if ep.stat(&source).await.map_err(|e| file_err(e.into()))?.is_none() {
+            let copy = format!("{}:/{}", q.endpoint, q.copy.as_deref().unwrap_or_default());
+            return Err(QuarantineError::LastCopy { flow: flow.name.clone(), path, copy });
+        }
+    }
     let ep = quarantine_endpoint(flow, &q).await.map_err(file_err)?;
     let removed = remove_copy(&*ep, &q).await;
     ledger.forget_file(&flow.name, &path)?;
@@ -239,6 +258,19 @@ pub async fn reprocess(flow: &Flow, ledger: &Ledger, opts: &RunOptions, path: &s
         names.extend(flow.sinks.iter().map(|s| s.endpoint.as_str()));
         let eps = endpoints::open_all(flow, &names).await?;
         let get = |n: &str| eps.get(n).cloned().ok_or_else(|| FileError::Name(format!("endpoint {n} is not defined in the flow")));
+        let source_path = RemotePath::parse(&rec.path).map_err(|e| FileError::Name(e.to_string()))?;
+        // A source moved or deleted when the file was quarantined is not at its path (unless
+        // sent again): `after.success` has nothing there to dispose of, and a move planned for
+        // it would be recorded, and reported, as where it went.
+        let disposed = matches!(rec.source_fate, SourceFate::Moved | SourceFate::Deleted)
+            && get(&flow.source.endpoint)?.stat(&source_path).await?.is_none();
+        let kept;
+        let flow = if disposed {
+            kept = Flow { after_success: Disposition::Keep, ..flow.clone() };
+            &kept
+        } else {
+            flow
+        };
         let cx = Ctx {
             commits: Default::default(),
             flow,
@@ -253,7 +285,6 @@ pub async fn reprocess(flow: &Flow, ledger: &Ledger, opts: &RunOptions, path: &s
             folders: Default::default(),
             budget: Default::default(),
         };
-        let source_path = RemotePath::parse(&rec.path).map_err(|e| FileError::Name(e.to_string()))?;
         let copy = q
             .copy
             .as_deref()

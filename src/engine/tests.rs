@@ -823,6 +823,43 @@ async fn checksum_and_row_count_files_go_with_their_data_file() {
     assert!(!fx.dst.join("inbox/good.count").exists());
 }
 
+/// A file quarantined for its records, whose checksum and row-count files went with it to
+/// `after.failure`'s folder, is reprocessed after the fix: its companions are read where they
+/// went. Before, reprocess looked for them at the source, found nothing, and quarantined the
+/// file again for "missing" checksum and row-count files the partner had sent.
+#[tokio::test]
+async fn a_reprocessed_file_is_checked_against_the_companions_that_went_with_it() {
+    let mut fx = fixture();
+    let steps = "- check: { checksum: sha256 }\n- parse: { format: csv }\n- validate: { schema: roster.schema.json, row_count_file: \"{{stem}}.count\" }\n";
+    with_steps(&mut fx, steps, "quarantine", None);
+    let body = b"id,email\n1,a@x\nzwei,b@x\n";
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body));
+    fx.put("in/r.csv", body);
+    fx.put("in/r.csv.sha256", format!("{sha}  r.csv\n").as_bytes());
+    fx.put("in/r.count", b"2\n");
+    let r = fx.run().await;
+    assert_eq!(r.quarantined, 1, "{r:#?}");
+    assert!(fx.src.join("in/failed/r.csv.sha256").exists() && fx.src.join("in/failed/r.count").exists());
+    let opts = RunOptions::new(fx.state.join("staging"));
+    // Reprocessed before the fix: quarantined again for its records, and the source, moved the
+    // first time, is not "moved" again (to a free name it never went to).
+    let r = quarantine::reprocess(&fx.flow, &fx.ledger, &opts, "/in/r.csv").await.unwrap();
+    assert_eq!(r.quarantined, 1, "{r:#?}");
+    assert!(r.files[0].detail.starts_with("quarantined to partner:/rejected/r.csv: 1 of 2 records are invalid"), "{}", r.files[0].detail);
+    assert!(!r.files[0].detail.contains("source moved"), "{}", r.files[0].detail);
+    let rec = fx.ledger.file("t", "in/r.csv").unwrap().unwrap();
+    assert_eq!((rec.source_fate, rec.disposed_to.as_deref()), (SourceFate::Moved, Some("in/failed/r.csv")));
+    // The fix: ids need not be integers.
+    let fixed = "- check: { checksum: sha256 }\n- parse: { format: csv }\n- validate: { row_count_file: \"{{stem}}.count\" }\n";
+    with_steps(&mut fx, fixed, "quarantine", None);
+    let r = quarantine::reprocess(&fx.flow, &fx.ledger, &opts, "/in/r.csv").await.unwrap();
+    assert_eq!((r.counts.delivered, r.quarantined), (1, 0), "{r:#?}");
+    // Its source stays where the quarantine moved it: not "moved" to `processed/` as well.
+    assert_eq!(r.files[0].detail, "delivered to erp:/inbox/r.csv; records: 2 read, 2 valid, 0 rejected, 0 skipped, 2 written");
+    assert!(fx.src.join("in/failed/r.csv").exists() && !fx.src.join("in/processed/r.csv").exists());
+    assert_eq!(read(&fx.dst.join("inbox/r.csv")), body);
+}
+
 const ROSTER: &str = "- parse: { format: csv }\n- validate: { schema: roster.schema.json }\n- map: { script: roster.rhai }\n- write: { format: csv, columns: [id, email] }\n";
 
 #[tokio::test]
@@ -1001,10 +1038,37 @@ x,b@x
     assert_eq!((r.quarantined, r.counts.skipped), (0, 1), "{r:#?}");
     assert!(r.files[0].detail.starts_with("quarantined in run 1"), "{}", r.files[0].detail);
     // Released: forgotten, so the next run takes the file again (and quarantines it again).
-    let removed = quarantine::release(&fx.flow, &fx.ledger, "in/b.csv").await.unwrap();
+    let removed = quarantine::release(&fx.flow, &fx.ledger, "in/b.csv", false).await.unwrap();
     assert_eq!(removed, ["/rejected/b.csv", "/rejected/b.csv.report.json", "/rejected/b.csv.report.txt"]);
     assert!(fx.ledger.file("t", "in/b.csv").unwrap().is_none());
     assert_eq!(fx.run().await.quarantined, 1);
+}
+
+/// Under `after.failure: delete`, the quarantined copy is the file's last: releasing it
+/// (which removes it) is refused unless forced, while the file is not at the source again.
+/// Before, `release` deleted it, and with it the only copy of the partner's file.
+#[tokio::test]
+async fn releasing_the_last_copy_of_a_file_takes_force() {
+    let mut fx = fixture();
+    with_steps(&mut fx, ROSTER, "quarantine", None);
+    fx.flow.after_failure = Disposition::Delete;
+    let body = b"id,email\nx,b@x\n";
+    fx.put("in/b.csv", body);
+    assert_eq!(fx.run().await.quarantined, 1);
+    assert!(!fx.src.join("in/b.csv").exists());
+    let e = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", false).await.unwrap_err();
+    assert!(matches!(e, quarantine::QuarantineError::LastCopy { .. }), "{e}");
+    assert!(e.to_string().starts_with("flow t: the quarantined copy of /in/b.csv, partner:/rejected/b.csv, is the only copy left"), "{e}");
+    assert_eq!(read(&fx.src.join("rejected/b.csv")), body);
+    assert_eq!(fx.ledger.file("t", "in/b.csv").unwrap().unwrap().state, FileState::Quarantined);
+    // Sent again as it was: the copy is no longer the last, and the release lets a run take it.
+    fx.put("in/b.csv", body);
+    assert_eq!(quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", false).await.unwrap().len(), 3);
+    assert_eq!(fx.run().await.quarantined, 1);
+    std::fs::remove_file(fx.src.join("in/b.csv")).ok();
+    // Forced: released all the same.
+    assert_eq!(quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", true).await.unwrap().len(), 3);
+    assert!(fx.ledger.file("t", "in/b.csv").unwrap().is_none());
 }
 
 #[tokio::test]

@@ -418,7 +418,20 @@ pub fn load_table(path: &Path, raw: &RawLookup) -> Result<Table, String> {
     for rec in rdr.records() {
         let rec = rec.map_err(|e| format!("look-up table {}: {}", path.display(), csv_cause(e.kind())))?;
         let key = rec.get(key_at).unwrap_or_default().to_string();
-        let row = header.iter().cloned().zip(rec.iter().map(str::to_string)).collect();
+        let row: BTreeMap<String, String> = header.iter().cloned().zip(rec.iter().map(str::to_string)).collect();
+        // A key on two rows that differ: `lookup` would silently give the last one, and which
+        // one the table's author meant is theirs to say. Rows repeated as they are do no harm.
+        if let Some(before) = table.get(&key)
+            && *before != row
+        {
+            // Rows count from 1 with the header, as the csv errors above say them.
+            let at = rec.position().map(|p| format!("row {}: ", p.record() + 1)).unwrap_or_default();
+            return Err(format!(
+                "look-up table {}: {at}key {} is on an earlier row too, with other values: `lookup` would take one of them silently; keep one row per key",
+                path.display(),
+                super::excerpt(&key)
+            ));
+        }
         table.insert(key, row);
     }
     Ok(table)
@@ -591,6 +604,18 @@ mod tests {
         let raw = RawLookup { file: "d.csv".into(), key: "code".into(), delimiter: ",".into() };
         let t = load_table(&p, &raw).unwrap();
         assert_eq!(t["HR"]["name"], "People");
+        // A key on two rows that differ is refused (before: the last row won, silently); a
+        // row repeated as it is, is fine.
+        std::fs::write(&p, "code,name\nFIN,Finance\nHR,People\nHR,People\nFIN,Finanzen\n").unwrap();
+        assert_eq!(
+            load_table(&p, &raw).unwrap_err(),
+            format!(
+                "look-up table {}: row 5: key \"FIN\" is on an earlier row too, with other values: `lookup` would take one of them silently; keep one row per key",
+                p.display()
+            )
+        );
+        std::fs::write(&p, "code,name\nFIN,Finance\nHR,People\nHR,People\n").unwrap();
+        assert_eq!(load_table(&p, &raw).unwrap().len(), 2);
         let raw = RawLookup { key: "id".into(), ..raw };
         assert!(load_table(&p, &raw).unwrap_err().contains("has no column `id` (columns: code, name)"));
         // Before: "CSV error: record 2 (line: 3, byte: 24): found record with 1 fields, but …".

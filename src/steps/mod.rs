@@ -244,7 +244,7 @@ impl Policy {
             (OnInvalid::Quarantine, _) => 0,
             (OnInvalid::Skip, None) => u64::MAX,
             (OnInvalid::Skip, Some(MaxInvalid::Count(n))) => n,
-            (OnInvalid::Skip, Some(MaxInvalid::Percent(p))) => (read as f64 * p / 100.0).floor() as u64,
+            (OnInvalid::Skip, Some(MaxInvalid::Percent(p))) => percent_of(read, p),
         }
     }
 
@@ -256,6 +256,22 @@ impl Policy {
             (OnInvalid::Skip, None) => "on_invalid: skip".into(),
         }
     }
+}
+
+/// `p`% of `read`, rounded down: computed on the decimal the percentage was written as
+/// (`4.6` is 46/10), so that exactly `p`% is allowed. In floating point, 1500 × 4.6 / 100 is
+/// 68.99999999999999: a file with exactly 4.6% invalid records (69 of 1500) was quarantined.
+fn percent_of(read: u64, p: f64) -> u64 {
+    // The shortest decimal that reads back as `p` (Display never uses an exponent): what was
+    // written, for any percentage written with up to 15 significant digits.
+    let text = p.to_string();
+    let (int, frac) = text.split_once('.').unwrap_or((&text, ""));
+    let exact = (frac.len() <= 15)
+        .then(|| format!("{int}{frac}").parse::<u128>().ok())
+        .flatten()
+        .and_then(|num| Some((u128::from(read) * num) / (100 * 10u128.checked_pow(frac.len() as u32)?)));
+    // `p` is at most 100 (checked when built), so the result is at most `read`.
+    exact.map_or_else(|| (read as f64 * p / 100.0).floor() as u64, |n| n as u64)
 }
 
 /// A flow's built content steps. Cheap to clone (shared).

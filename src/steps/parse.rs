@@ -6,6 +6,7 @@
 //! record, never by the file: nothing here collects records. It knows nothing of schemas,
 //! scripts or policies.
 
+use std::cell::Cell;
 use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
@@ -92,7 +93,7 @@ pub fn read(p: &Parse, path: &Path, each: &mut dyn FnMut(Event) -> Result<(), St
     let text = BufReader::with_capacity(256 * 1024, Decoded::new(file, p.encoding));
     match p.format {
         ParseFormat::Csv => read_csv(p, text, each),
-        ParseFormat::Json => read_json(text, each).map(|()| Summary::default()),
+        ParseFormat::Json => read_json(text, MAX_LINE, each).map(|()| Summary::default()),
         ParseFormat::Jsonl => read_jsonl(text, each).map(|()| Summary::default()),
     }
 }
@@ -231,11 +232,16 @@ fn csv_row(header: &[String], fields: Vec<String>, number: u64, line: u64) -> Ro
     Row { number, line: Some(line), value, raw: Raw::Fields(fields) }
 }
 
-fn read_json(text: impl Read, each: &mut dyn FnMut(Event) -> Result<(), Stop>) -> Result<(), Stop> {
+/// Reads a JSON array element by element; an element longer than `max` bytes ([`MAX_LINE`];
+/// smaller in tests) stops the file, as a CSV record or JSON line that long does: an element
+/// is held whole in memory (several times its size, as a `Value`), so one 1 GiB object would
+/// otherwise take gigabytes.
+fn read_json(text: impl Read, max: u64, each: &mut dyn FnMut(Event) -> Result<(), Stop>) -> Result<(), Stop> {
     let mut stopped: Option<Stop> = None;
     let blank = std::cell::Cell::new(true);
-    let mut de = serde_json::Deserializer::from_reader(Blank { inner: text, blank: &blank });
-    let seed = Elements { each, stopped: &mut stopped };
+    let at = Position { offset: Cell::new(0), start: Cell::new(0), number: Cell::new(0), max };
+    let mut de = serde_json::Deserializer::from_reader(Blank { inner: text, blank: &blank, at: &at });
+    let seed = Elements { each, stopped: &mut stopped, at: &at };
     let result = seed.deserialize(&mut de).and_then(|()| de.end());
     if let Some(s) = stopped {
         return Err(s);
@@ -249,15 +255,39 @@ fn read_json(text: impl Read, each: &mut dyn FnMut(Event) -> Result<(), Stop>) -
     })
 }
 
-/// Passes text on, noting in `blank` whether all of it so far was JSON whitespace.
+/// Where reading a JSON array is: shared by the reader (which counts) and the visitor (which
+/// marks where each element starts).
+struct Position {
+    /// Bytes passed on so far.
+    offset: Cell<u64>,
+    /// Offset where the element being read started.
+    start: Cell<u64>,
+    /// The number of the element being read (1-based).
+    number: Cell<u64>,
+    max: u64,
+}
+
+/// Passes text on, noting in `blank` whether all of it so far was JSON whitespace, and
+/// refusing to pass on more than `at.max` bytes of one element.
 struct Blank<'a, R> {
     inner: R,
-    blank: &'a std::cell::Cell<bool>,
+    blank: &'a Cell<bool>,
+    at: &'a Position,
 }
 
 impl<R: Read> Read for Blank<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let at = self.at;
+        if at.offset.get() - at.start.get() > at.max {
+            let size = if at.max >= 1 << 20 { format!("{} MiB", at.max >> 20) } else { format!("{} KiB", at.max >> 10) };
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                // serde_json adds where it stopped: ` at line 1 column 67108866`.
+                format!("record {} of the array is longer than {size}", at.number.get()),
+            ));
+        }
         let n = self.inner.read(buf)?;
+        at.offset.set(at.offset.get() + n as u64);
         if self.blank.get() && !buf[..n].iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
             self.blank.set(false);
         }
@@ -269,6 +299,7 @@ impl<R: Read> Read for Blank<'_, R> {
 struct Elements<'a, 'b> {
     each: &'a mut dyn FnMut(Event) -> Result<(), Stop>,
     stopped: &'b mut Option<Stop>,
+    at: &'a Position,
 }
 
 impl<'de> DeserializeSeed<'de> for Elements<'_, '_> {
@@ -285,7 +316,10 @@ impl<'de> Visitor<'de> for Elements<'_, '_> {
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
         let mut number = 0;
-        while let Some(v) = seq.next_element::<Value>()? {
+        loop {
+            self.at.start.set(self.at.offset.get());
+            self.at.number.set(number + 1);
+            let Some(v) = seq.next_element::<Value>()? else { break };
             number += 1;
             let value = if v.is_object() { Ok(v.clone()) } else { Err(format!("expected an object, found {}", kind(&v))) };
             if let Err(s) = (self.each)(Event::Row(Row { number, line: None, value, raw: Raw::Json(v) })) {
@@ -1062,5 +1096,30 @@ mod tests {
         let mut out = String::new();
         Decoded::new(Trickle(b"\xFF\xFEa\x00"), encoding_rs::WINDOWS_1252).read_to_string(&mut out).unwrap();
         assert_eq!(out, "a", "a UTF-16 byte-order mark switches the decoder");
+    }
+
+    /// One element of a JSON array is held whole in memory (as a `Value`, several times its
+    /// size): one longer than the limit stops the file, as a CSV record or a JSON line that
+    /// long does. Before, a 200 MB object took gigabytes; the elements before it still count.
+    #[test]
+    fn a_json_element_longer_than_the_limit_stops_the_file() {
+        let big = format!("{{\"a\":\"{}\"}}", "x".repeat(5000));
+        let text = format!("[{{\"a\":1}},\n {big}, {{\"a\":3}}]");
+        let mut rows = 0;
+        let r = read_json(text.as_bytes(), 4096, &mut |_| {
+            rows += 1;
+            Ok(())
+        });
+        let Err(Stop::File(msg)) = r else { panic!("{r:?}") };
+        assert_eq!(msg, "record 2 of the array is longer than 4 KiB at line 2 column 4095");
+        assert_eq!(rows, 1);
+        // Just under the limit: read.
+        let mut rows = 0;
+        read_json(text.as_bytes(), 8192, &mut |_| {
+            rows += 1;
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(rows, 3);
     }
 }

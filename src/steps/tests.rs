@@ -570,3 +570,28 @@ fn the_files_cause_is_the_contents_unless_every_error_is_the_flows_own() {
     assert_eq!(Causes::of(3, 1, 2), Causes::Script);
     assert_eq!(Causes::of(3, 0, 2), Causes::Mixed);
 }
+
+/// Exactly `max_invalid` percent of invalid records is allowed, one more is not — also for
+/// percentages that floating point cannot hold exactly. Before, 69 invalid of 1500 records
+/// under `max_invalid: 4.6%` quarantined the file (1500 × 4.6 / 100 = 68.99999999999999).
+#[test]
+fn exactly_the_max_invalid_percentage_is_allowed() {
+    let b = Bench::new();
+    let steps = b.steps("- parse: { format: csv }", "{ on_invalid: skip, max_invalid: 4.6% }");
+    let mut body = String::from("id,email\n");
+    for i in 0..1500 {
+        body.push_str(if i < 69 { "1\n" } else { "1,a@x\n" });
+    }
+    let p = b.run(&steps, "r.csv", body.as_bytes());
+    assert_eq!(p.quarantine, None, "69 of 1500 is 4.6%");
+    assert_eq!((p.counts.rejected, p.counts.written), (69, 1431));
+    let p = b.run(&steps, "r.csv", format!("{body}1\n").as_bytes());
+    assert_eq!(p.quarantine.unwrap().reason, "70 of 1501 records are invalid (more than max_invalid: 4.6%)");
+    for (read, p, allowed) in [(1500, 4.6, 69), (750, 9.2, 69), (1375, 5.6, 77), (0, 5.0, 0), (3, 100.0, 3), (7, 0.0, 0), (10, 33.3333, 3)]
+    {
+        assert_eq!(percent_of(read, p), allowed, "{p}% of {read}");
+    }
+    assert_eq!(percent_of(u64::MAX, 100.0), u64::MAX);
+    assert_eq!(percent_of(1_000_000_000_000, 1e-7), 1000);
+    assert_eq!(percent_of(1_000_000_000_000, 1e-20), 0, "past 15 decimals: floating point");
+}

@@ -579,7 +579,12 @@ async fn dispose_skipped(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry) -> S
         Ok(moved) => {
             disposition::record(rec, disp, moved.as_ref());
             dispose_companions(cx, entry, disp).await;
-            moved.map_or_else(|| "; source deleted".to_string(), |t| format!("; source moved to {t}"))
+            match moved {
+                Some(t) => format!("; source moved to {t}"),
+                None if *disp == Disposition::Delete => "; source deleted".to_string(),
+                // A `move_to` of a source already gone: it went nowhere wharf can name.
+                None => String::new(),
+            }
         }
         Err(e) => {
             tracing::warn!(flow = %cx.flow.name, path = %entry.path, error = %e, "Could not dispose of a duplicate.");
