@@ -186,8 +186,15 @@ fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<()
     let mut number = 0u64;
     // One row of look-ahead (`pending`): only at the end is it known which row is the last
     // (the trailer).
+    // A line of nothing but spaces is a blank line too when the header has several columns
+    // (it cannot be a row of them): passed over as the csv crate passes over empty lines, not
+    // a rejected row — nor, after a trailer, the "last row" that is not one.
+    let blank = |r: &csv::StringRecord| header.len() > 1 && r.len() == 1 && r[0].trim().is_empty();
     loop {
-        let line = next(&mut record)?;
+        let mut line = next(&mut record)?;
+        while line.is_some() && blank(&record) {
+            line = next(&mut record)?;
+        }
         if let Some((fields, at)) = pending.take() {
             if line.is_none()
                 && let Some(t) = &p.trailer
@@ -922,6 +929,11 @@ mod tests {
         let (header, rows, r) = run(&p, b"1,5\n2,7\nTRL,2\n");
         assert_eq!(r.unwrap().trailer_count, Some(2));
         assert_eq!((header.len(), rows.len()), (2, 2));
+        // Lines of spaces are blank lines, between rows and after the trailer alike (before:
+        // a rejected row "1 field, expected 2", and a trailer that was not the last row).
+        let (_, rows, r) = run(&p, b"1,5\n   \n2,7\nTRL,2\n \t \n\n");
+        assert_eq!(r.unwrap().trailer_count, Some(2));
+        assert_eq!(rows.iter().map(|r| (r.line, r.value.is_ok())).collect::<Vec<_>>(), [(Some(1), true), (Some(3), true)]);
         let (_, rows, r) = run(&p, b"1,5\n2,7\n");
         assert!(r.unwrap_err().contains("last row is not a trailer"));
         assert_eq!(rows.len(), 1);
