@@ -11,7 +11,7 @@ use std::path::Path;
 
 use crate::config::Flow;
 use crate::config::flow::Disposition;
-use crate::endpoint::{DynEndpoint, Endpoint, Entry, EntryKind, ErrorKind, RemotePath};
+use crate::endpoint::{DynEndpoint, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, RemotePath};
 use crate::ledger::{
     FileRecord, FileState, Ledger, LedgerError, QuarantineRecord, RunStatus, SourceFate, Transition, now_millis, to_millis,
 };
@@ -189,21 +189,24 @@ pub fn ledger_path(path: &str) -> String {
 }
 
 /// Removes the quarantined copy and its reports (best effort; a missing one is fine).
-async fn remove_copy(ep: &dyn Endpoint, q: &QuarantineRecord) -> Vec<String> {
+async fn remove_copy(ep: &dyn Endpoint, q: &QuarantineRecord) -> Result<Vec<String>, EndpointError> {
     let mut removed = Vec::new();
-    let Some(copy) = q.copy.as_deref().and_then(|c| RemotePath::parse(c).ok()) else { return removed };
-    let mut targets = vec![copy.clone()];
-    if q.reports {
-        targets.extend(["report.json", "report.txt"].iter().filter_map(|e| beside(&copy, e).ok()));
+    let Some(copy) = q.copy.as_deref().and_then(|c| RemotePath::parse(c).ok()) else { return Ok(removed) };
+    // The copy first: while it stays (the login may not remove it, say), so do its reports.
+    match ep.remove(&copy).await {
+        Ok(()) => removed.push(copy.to_string()),
+        Err(e) if e.kind == ErrorKind::NotFound => {}
+        Err(e) => return Err(e),
     }
-    for t in targets {
+    let reports = if q.reports { ["report.json", "report.txt"].iter().filter_map(|e| beside(&copy, e).ok()).collect() } else { vec![] };
+    for t in reports {
         match ep.remove(&t).await {
             Ok(()) => removed.push(t.to_string()),
             Err(e) if e.kind == ErrorKind::NotFound => {}
-            Err(e) => tracing::warn!(target_path = %t, error = %e, "Could not remove a quarantined file."),
+            Err(e) => tracing::warn!(target_path = %t, error = %e, "Could not remove a quarantine report."),
         }
     }
-    removed
+    Ok(removed)
 }
 
 async fn quarantine_endpoint(flow: &Flow, q: &QuarantineRecord) -> Result<DynEndpoint, FileError> {
@@ -231,7 +234,9 @@ pub async fn release(flow: &Flow, ledger: &Ledger, path: &str, force: bool) -> R
         }
     }
     let ep = quarantine_endpoint(flow, &q).await.map_err(file_err)?;
-    let removed = remove_copy(&*ep, &q).await;
+    // A copy that could not be removed stays quarantined: forgotten, it would be left behind
+    // where nothing lists it any more.
+    let removed = remove_copy(&*ep, &q).await.map_err(|e| file_err(e.into()))?;
     ledger.forget_file(&flow.name, &path)?;
     Ok(removed)
 }
@@ -307,8 +312,11 @@ pub async fn reprocess(flow: &Flow, ledger: &Ledger, opts: &RunOptions, path: &s
         let entry = Entry { path: source_path.clone(), kind: EntryKind::File, size: rec.size, mtime: rec.mtime.map(super::from_millis) };
         let rel = source_path.strip_prefix(&flow.source.path).unwrap_or(source_path.name()).to_string();
         let (f, _) = lifecycle::process(&cx, &entry, &rel, None).await?;
-        if f.outcome == Outcome::Delivered {
-            remove_copy(&*qep, &q).await;
+        if f.outcome == Outcome::Delivered
+            && let Err(e) = remove_copy(&*qep, &q).await
+        {
+            // Delivered all the same: the copy left behind is named, for removing by hand.
+            tracing::warn!(flow = %flow.name, path = %source_path, error = %e, "Could not remove the quarantined copy of a file reprocessed and delivered.");
         }
         Ok::<_, FileError>(f)
     }

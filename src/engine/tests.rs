@@ -1071,6 +1071,25 @@ async fn releasing_the_last_copy_of_a_file_takes_force() {
     assert!(fx.ledger.file("t", "in/b.csv").unwrap().is_none());
 }
 
+/// A copy the release cannot remove stays quarantined (before: the file was forgotten, the
+/// copy left where nothing lists it, and the release said it had removed the rest).
+#[tokio::test]
+async fn a_copy_that_cannot_be_removed_stays_quarantined() {
+    let mut fx = fixture();
+    with_steps(&mut fx, ROSTER, "quarantine", None);
+    fx.put("in/b.csv", b"id,email\nx,b@x\n");
+    assert_eq!(fx.run().await.quarantined, 1);
+    // Something the endpoint cannot remove where the copy is: a folder holding a file.
+    let copy = fx.src.join("rejected/b.csv");
+    std::fs::remove_file(&copy).unwrap();
+    std::fs::create_dir(&copy).unwrap();
+    std::fs::write(copy.join("x"), b"x").unwrap();
+    let e = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", false).await.unwrap_err();
+    assert!(e.to_string().contains("rejected/b.csv"), "{e}");
+    assert_eq!(fx.ledger.file("t", "in/b.csv").unwrap().unwrap().state, FileState::Quarantined);
+    assert!(fx.src.join("rejected/b.csv.report.json").exists(), "its reports stay with it");
+}
+
 #[tokio::test]
 async fn the_output_keeps_the_source_name_or_takes_the_new_extension() {
     let mut fx = fixture();
