@@ -26,10 +26,12 @@ impl Watch {
         Watch { checked: BTreeMap::new() }
     }
 
-    /// Where checking resumes for `flow`: the stored mark, else when the daemon started. In
-    /// the second case the mark is stored at once: a deadline that passes while the daemon is
-    /// down before it checked any is then still checked at the next start.
-    fn from(&mut self, shared: &Arc<Shared>, flow: &str) -> DateTime<Utc> {
+    /// Where checking resumes for `flow`: the stored mark, else `now`, the first time this
+    /// daemon looks at the flow (at its start, or when a reload brings in a flow with
+    /// `expect:`): the deadlines before the flow was served are not its to judge. In the
+    /// second case the mark is stored at once: a deadline that passes while the daemon is down
+    /// before it checked any is then still checked at the next start.
+    fn from(&mut self, shared: &Arc<Shared>, flow: &str, now: DateTime<Utc>) -> DateTime<Utc> {
         if let Some(t) = self.checked.get(flow) {
             return *t;
         }
@@ -37,7 +39,7 @@ impl Watch {
         let t = match stored {
             Some(t) => t,
             None => {
-                let mark = to_millis(shared.started_at.into());
+                let mark = to_millis(now.into());
                 let saved = shared.ledger.update_health(flow, |h| {
                     let mut h = h.clone();
                     // Set only if still unset (nothing else writes it, but never move it back).
@@ -47,7 +49,7 @@ impl Watch {
                 if let Err(e) = saved {
                     tracing::error!(flow = %flow, error = %e, "Could not record where expected-file checks start; a restart may miss a deadline.");
                 }
-                shared.started_at
+                now
             }
         };
         self.checked.insert(flow.to_string(), t);
@@ -60,7 +62,7 @@ impl Watch {
             if flow.expect.is_empty() {
                 continue;
             }
-            let from = self.from(shared, &flow.name);
+            let from = self.from(shared, &flow.name, now);
             if from >= now {
                 continue;
             }
@@ -94,14 +96,14 @@ impl Watch {
         }
     }
 
-    /// The next deadline of any flow.
-    pub fn next(&mut self, shared: &Arc<Shared>) -> Option<DateTime<Utc>> {
+    /// The next deadline of any flow, `now` being the time of the last [`Watch::check`].
+    pub fn next(&mut self, shared: &Arc<Shared>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let mut best: Option<DateTime<Utc>> = None;
         for flow in shared.registry().flows() {
             if flow.expect.is_empty() {
                 continue;
             }
-            let from = self.from(shared, &flow.name);
+            let from = self.from(shared, &flow.name, now);
             let to = from + chrono::Duration::days(HORIZON_DAYS);
             let first = flow.expect.iter().filter_map(|e| e.deadlines_between(from, to).into_iter().map(|d| d.due).min()).min();
             best = match (best, first) {

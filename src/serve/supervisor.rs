@@ -324,7 +324,7 @@ async fn run_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Cmd>) {
             let _ = start_or_defer(&shared, flow, now);
         }
         expects.check(&shared, now);
-        let next = earliest(&shared).into_iter().chain(expects.next(&shared)).min();
+        let next = earliest(&shared).into_iter().chain(expects.next(&shared, now)).min();
         let sleep = async {
             match next {
                 Some(t) => shared.clock.sleep_until(t).await,

@@ -677,3 +677,40 @@ async fn a_run_finishing_in_the_shutdown_grace_is_summarised() {
     shutdown.await;
     assert_eq!(kinds(&receiver), ["summary"]);
 }
+
+/// A flow with `expect:` loaded while the daemon runs is judged from when it is loaded, not
+/// from when the daemon started. Was: every deadline since the daemon's start was checked at
+/// once, and each one before the flow existed was reported `missing` (a burst of false
+/// alerts for a flow added to a daemon that had run for days).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_added_while_serving_is_not_reported_missing_for_the_days_before() {
+    let receiver = HttpReceiver::start(&[]).await;
+    let at = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+    // Started on a Monday at 05:00 UTC with another flow only.
+    let d = Daemon::start(&[("other.yaml", local_flow("other", ""))], at("2026-11-23T05:00:00Z"), ServeConfig::default());
+    // Thursday 05:00: a flow expecting a file by 06:00 on weekdays is added.
+    d.clock.set(at("2026-11-26T05:00:00Z"));
+    let extra = format!("expect:\n  - {{ by: \"06:00\", days: mon-fri }}\n{}", webhook(&receiver, "missing"));
+    std::fs::write(d.path("flows/daily.yaml"), local_flow("daily", &extra).replace("ROOT", &d.path("").display().to_string())).unwrap();
+    d.handle().reload();
+    for _ in 0..1000 {
+        if d.handle().served() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(d.handle().served(), 2);
+    // The loop has looked at the new flow's deadlines: it sleeps until Thursday 06:00.
+    d.clock.until_sleepers(1).await;
+    d.handle().notified().await;
+    assert!(
+        kinds(&receiver).is_empty(),
+        "no deadline of the flow has passed yet: {:?}",
+        receiver.requests().iter().map(|r| r.json()).collect::<Vec<_>>()
+    );
+    d.clock.set(at("2026-11-26T06:01:00Z"));
+    assert_eq!(requests(&d, &receiver, 1).await, ["missing"]);
+    let detail = receiver.requests()[0].json()["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail.contains("Thu 2026-11-26"), "{detail}");
+    d.stop().await;
+}
