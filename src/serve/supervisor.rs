@@ -492,20 +492,31 @@ fn finished(shared: &Arc<Shared>, name: &str, report: Result<Arc<RunReport>, Str
     let what = if report.as_ref().is_ok_and(|r| r.aborted_by_command) { "The source command failed" } else { "Could not reach a server" };
     let queued = {
         let mut plans = shared.plans();
+        let Some(flow) = &flow else {
+            // Its file was removed, or its flow renamed, while it ran: nothing more is planned
+            // for it (a retry or queued run would be due for a flow `due` never looks at, and
+            // `earliest` would wake the loop for it without end).
+            plans.remove(name);
+            drop(plans);
+            let _ = shared.finished.send(Finished { flow: name.to_string(), report });
+            return;
+        };
         let plan = plans.entry(name.to_string()).or_default();
         plan.running = false;
         plan.last_finished = Some(now);
         if let Ok(r) = &report {
             plan.last = Some(r.clone());
         }
-        let schedule = flow.as_ref().and_then(|f| f.schedule.as_ref());
+        let schedule = flow.schedule.as_ref();
         // A flow without a schedule (run by `wharf trigger`) is retried too: the run was
         // asked for, and nothing else would run it again once the server is back.
         if passing {
             plan.retry_attempt += 1;
             let cfg = &shared.opts.config;
             let wait = crate::schedule::backoff(plan.retry_attempt, cfg.retry_backoff, cfg.retry_max);
-            let retry_at = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+            // Checked: `+` panics past chrono's range, and a panic here would end the loop.
+            let retry_at =
+                chrono::Duration::from_std(wait).ok().and_then(|w| now.checked_add_signed(w)).unwrap_or(DateTime::<Utc>::MAX_UTC);
             let regular = schedule.and_then(|s| s.next_after(name, now)).filter(|t| *t < retry_at);
             plan.next_due = Some(regular.unwrap_or(retry_at));
             // Said as it will happen: a schedule more frequent than the backoff runs first.

@@ -714,3 +714,41 @@ async fn a_flow_added_while_serving_is_not_reported_missing_for_the_days_before(
     assert!(detail.contains("Thu 2026-11-26"), "{detail}");
     d.stop().await;
 }
+
+/// A run whose flow file was removed while it ran, and that ended on passing trouble (here its
+/// source command failed), is not retried: its flow is no longer served. Was: the retry was
+/// planned all the same, for a flow the loop no longer looked at, so once its time passed the
+/// loop woke for it without end (a core at 100 % until the next change to the flows folder).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_flow_whose_last_run_failed_passingly_is_not_retried() {
+    let failing = blocking_flow("gone", "skip").replace("done; echo x", "done; exit 3");
+    let mut d = Daemon::start(
+        &[("gone.yaml", failing), ("tick.yaml", local_flow("tick", "schedule: { every: 1d }\n"))],
+        minute_now(),
+        ServeConfig::default(),
+    );
+    std::fs::create_dir_all(d.path("src/gone")).unwrap();
+    assert_eq!(d.handle().trigger("gone").await, Ok(Triggered::Started));
+    until_run_recorded(&d, "gone").await;
+    std::fs::remove_file(d.path("flows/gone.yaml")).unwrap();
+    d.handle().reload();
+    for _ in 0..1000 {
+        if d.handle().served() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(d.handle().served(), 1);
+    std::fs::write(d.path("go"), "").unwrap();
+    let r = d.next_run().await;
+    assert_eq!((r.flow.as_str(), r.status), ("gone", RunStatus::Aborted), "{r:?}");
+    assert!(r.error.as_deref().unwrap_or_default().contains("command"), "{r:?}");
+    // An hour on (past any retry): the loop goes back to sleep until `tick` is due.
+    d.advance(Duration::from_secs(3600)).await;
+    // A command answered by the loop: it has woken (no sleeper) and goes round again.
+    assert_eq!(d.handle().trigger("tick").await, Ok(Triggered::Started));
+    let asleep = tokio::time::timeout(Duration::from_secs(10), d.clock.until_sleepers(1)).await;
+    assert!(asleep.is_ok(), "the loop never sleeps again: it keeps waking for the removed flow's retry");
+    assert!(d.handle().status().flows.iter().all(|f| f.name == "tick"), "{:?}", d.handle().status());
+    d.stop().await;
+}
