@@ -752,3 +752,59 @@ async fn a_removed_flow_whose_last_run_failed_passingly_is_not_retried() {
     assert!(d.handle().status().flows.iter().all(|f| f.name == "tick"), "{:?}", d.handle().status());
     d.stop().await;
 }
+
+/// A deadline that passes while the state folder is full (its check cannot be recorded) is
+/// checked again once there is room, and its `missing` event raised then. Was: the check was
+/// counted as done anyway, so the deadline was never reported while the daemon ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_checked_while_the_state_folder_is_full_is_reported_once_there_is_room() {
+    use wharf::ledger::{FileRecord, FileState, Transition};
+    let receiver = HttpReceiver::start(&[]).await;
+    let at = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+    let dir = support::tempdir();
+    for d in ["flows", "src/in", "dst"] {
+        std::fs::create_dir_all(dir.path().join(d)).unwrap();
+    }
+    let state = dir.path().join("state");
+    let Some(_fs) = support::tmpfs::Tmpfs::mount(&state, "2m") else { return };
+    let extra = format!("expect:\n  - {{ by: \"06:00\", days: mon-fri }}\n{}", webhook(&receiver, "missing"));
+    std::fs::write(dir.path().join("flows/daily.yaml"), local_flow("daily", &extra).replace("ROOT", &dir.path().display().to_string()))
+        .unwrap();
+    let clock = Arc::new(ManualClock::new(at("2026-11-23T05:00:00Z")));
+    let opts = ServeOptions { flows_dir: dir.path().join("flows"), state_dir: state.clone(), config: ServeConfig::default() };
+    let handle = serve::start(opts, clock.clone()).expect("start the daemon");
+    let d = Daemon { dir, clock, finished: handle.subscribe(), handle: Some(handle) };
+    // The loop has looked at the deadlines (it sleeps until 06:00).
+    d.clock.until_sleepers(1).await;
+
+    // The state folder fills up: a write fails, and the ledger takes no more until there is room.
+    let filler = state.join("filler");
+    {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![7u8; 64 * 1024];
+        while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    }
+    let ledger = d.handle().ledger();
+    let rec = |i: usize| FileRecord { path: format!("in/f{i:06}-{}.csv", "x".repeat(100)), state: FileState::Staged, ..Default::default() };
+    let failed = (0..100)
+        .find_map(|n| {
+            ledger.commit(&(0..300).map(|i| Transition::File { flow: "junk".into(), rec: rec(n * 1000 + i) }).collect::<Vec<_>>()).err()
+        })
+        .expect("a write fails on the full disk");
+    assert!(failed.is_state_full(), "{failed}");
+
+    d.clock.set(at("2026-11-23T06:01:00Z"));
+    // Two answers from the loop: it has woken and checked the deadline (and could not record it).
+    for _ in 0..2 {
+        assert_eq!(d.handle().trigger("nope").await, Err(TriggerError::UnknownFlow("nope".into())));
+    }
+    assert!(kinds(&receiver).is_empty());
+
+    // Room again: the deadline is checked again within minutes, and reported.
+    std::fs::remove_file(&filler).unwrap();
+    d.advance(Duration::from_secs(120)).await;
+    assert_eq!(requests(&d, &receiver, 1).await, ["missing"]);
+    let detail = receiver.requests()[0].json()["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail.contains("Mon 2026-11-23"), "{detail}");
+    d.stop().await;
+}
