@@ -104,8 +104,26 @@ pub struct Handle {
     control_stop: Mutex<Option<oneshot::Sender<()>>>,
 }
 
+/// SIGHUP, listened for (`None`: not on this platform, or no runtime to listen with).
+pub(super) struct Hangup(#[cfg(unix)] Option<tokio::signal::unix::Signal>);
+
+impl Hangup {
+    /// Takes SIGHUP over from its default action (ending the process) now; the signals that
+    /// come before the rescan task runs are seen by it then.
+    pub fn listen() -> Hangup {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            // `signal` needs a runtime's context (it panics without one).
+            Hangup(tokio::runtime::Handle::try_current().ok().and_then(|_| signal(SignalKind::hangup()).ok()))
+        }
+        #[cfg(not(unix))]
+        Hangup()
+    }
+}
+
 /// Starts the loop (and the notifier) over the flows in `opts.flows_dir`.
-pub fn start(opts: ServeOptions, ledger: Arc<Ledger>, clock: Arc<dyn Clock>) -> Result<Handle, ServeError> {
+pub(super) fn start(opts: ServeOptions, ledger: Arc<Ledger>, clock: Arc<dyn Clock>, hup: Hangup) -> Result<Handle, ServeError> {
     if !opts.flows_dir.is_dir() {
         let e = std::io::Error::new(std::io::ErrorKind::NotFound, "not a folder");
         return Err(ServeError::Flows(opts.flows_dir.clone(), e));
@@ -133,7 +151,7 @@ pub fn start(opts: ServeOptions, ledger: Arc<Ledger>, clock: Arc<dyn Clock>) -> 
     });
     plan_all(&shared, shared.clock.now());
     let main = tokio::spawn(run_loop(shared.clone(), rx));
-    spawn_rescan(&shared);
+    spawn_rescan(&shared, hup);
     Ok(Handle { shared, main, control: Mutex::new(None), control_stop: Mutex::new(None) })
 }
 
@@ -281,12 +299,14 @@ fn plan_all(shared: &Arc<Shared>, now: DateTime<Utc>) {
     }
 }
 
-fn spawn_rescan(shared: &Arc<Shared>) {
+fn spawn_rescan(shared: &Arc<Shared>, hup: Hangup) {
     let weak = Arc::downgrade(shared);
     let every = shared.opts.config.rescan;
     tokio::spawn(async move {
         #[cfg(unix)]
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let Hangup(mut hup) = hup;
+        #[cfg(not(unix))]
+        let _ = hup;
         loop {
             #[cfg(unix)]
             let hup_recv = async {

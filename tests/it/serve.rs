@@ -808,3 +808,18 @@ async fn a_deadline_checked_while_the_state_folder_is_full_is_reported_once_ther
     assert!(detail.contains("Mon 2026-11-23"), "{detail}");
     d.stop().await;
 }
+
+/// SIGHUP asks for a reload from the moment the daemon is started. Was: it was listened for
+/// only once the rescan task first ran, after the ledger was opened and every flow loaded;
+/// a SIGHUP before that (`systemctl reload` right after a start) met its default action and
+/// ended the process. (A single-threaded runtime: the daemon's tasks have not run yet when
+/// the signal comes.)
+#[tokio::test]
+async fn a_sighup_right_after_the_start_does_not_end_the_process() {
+    let d = Daemon::start(&[("pull.yaml", local_flow("pull", ""))], minute_now(), ServeConfig::default());
+    // SAFETY: raise has no preconditions; SIGHUP is handled by the daemon (or ends the test).
+    assert_eq!(unsafe { libc::raise(libc::SIGHUP) }, 0);
+    // Still here: the loop answers.
+    assert_eq!(d.handle().trigger("nope").await, Err(TriggerError::UnknownFlow("nope".into())));
+    d.stop().await;
+}
