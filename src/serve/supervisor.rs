@@ -29,7 +29,7 @@ use crate::control::{self, Metrics, TriggerError, Triggered};
 use crate::endpoint::ErrorKind;
 use crate::engine::{self, RunOptions, RunReport, Stop};
 use crate::ledger::{Ledger, RunStatus};
-use crate::schedule::{Clock, Overlap};
+use crate::schedule::{Clock, Overlap, Schedule};
 
 /// A finished run, as broadcast to watchers (tests, the notifier).
 #[derive(Debug, Clone)]
@@ -66,6 +66,9 @@ pub(super) struct Plan {
     pub last: Option<Arc<RunReport>>,
     pub last_started: Option<DateTime<Utc>>,
     pub last_finished: Option<DateTime<Utc>>,
+    /// The schedule `next_due` was planned by: a reload plans a flow again only when it
+    /// changed.
+    pub schedule: Option<Schedule>,
 }
 
 /// State shared by the loop, the runs, the notifier and the control interface.
@@ -274,7 +277,9 @@ pub(super) async fn trigger(shared: &Arc<Shared>, flow: &str) -> Result<Triggere
     rx.await.unwrap_or(Err(TriggerError::ShuttingDown))
 }
 
-/// (Re)computes every flow's next time from `now`, keeping what runs.
+/// Plans every flow: a new one, or one whose schedule changed, from `now`; the others keep
+/// their next time, also one that has just passed (its run is started next time round; was:
+/// planned again from now, a reload coming with a due time skipped that run). Keeps what runs.
 fn plan_all(shared: &Arc<Shared>, now: DateTime<Utc>) {
     let flows = shared.registry().flows();
     shared.notifier.set_rules(&flows);
@@ -293,9 +298,11 @@ fn plan_all(shared: &Arc<Shared>, now: DateTime<Utc>) {
     }
     for flow in flows {
         let plan = plans.entry(flow.name.clone()).or_default();
-        if plan.retry_attempt == 0 || plan.next_due.is_none() {
+        let changed = plan.schedule != flow.schedule;
+        if (plan.retry_attempt == 0 && changed) || plan.next_due.is_none() {
             plan.next_due = flow.schedule.as_ref().and_then(|s| s.next_after(&flow.name, now));
         }
+        plan.schedule = flow.schedule.clone();
     }
 }
 
