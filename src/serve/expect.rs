@@ -2,7 +2,9 @@
 //!
 //! A deadline is checked once: the last one checked is kept in the flow's health
 //! (`expect_checked`), so a restart checks the deadlines that passed while the daemon was down
-//! and never the same one twice. A miss raises one `missing` event.
+//! and never the same one twice. A miss raises one `missing` event. A check that cannot be
+//! recorded (the state folder is full) is not counted as done: it is made again a minute
+//! later, until it can be.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,20 +18,27 @@ use crate::schedule::Deadline;
 /// Looks ahead this far for the next deadline.
 const HORIZON_DAYS: i64 = 8;
 
+/// How long after a check that could not be recorded it is made again.
+const RETRY: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
+
 /// The last checked time per flow.
 pub(super) struct Watch {
     checked: BTreeMap<String, DateTime<Utc>>,
+    /// Flows whose last check could not be recorded, and when to check them again.
+    again: BTreeMap<String, DateTime<Utc>>,
 }
 
 impl Watch {
     pub fn new(_shared: &Arc<Shared>) -> Self {
-        Watch { checked: BTreeMap::new() }
+        Watch { checked: BTreeMap::new(), again: BTreeMap::new() }
     }
 
-    /// Where checking resumes for `flow`: the stored mark, else when the daemon started. In
-    /// the second case the mark is stored at once: a deadline that passes while the daemon is
-    /// down before it checked any is then still checked at the next start.
-    fn from(&mut self, shared: &Arc<Shared>, flow: &str) -> DateTime<Utc> {
+    /// Where checking resumes for `flow`: the stored mark, else `now`, the first time this
+    /// daemon looks at the flow (at its start, or when a reload brings in a flow with
+    /// `expect:`): the deadlines before the flow was served are not its to judge. In the
+    /// second case the mark is stored at once: a deadline that passes while the daemon is down
+    /// before it checked any is then still checked at the next start.
+    fn from(&mut self, shared: &Arc<Shared>, flow: &str, now: DateTime<Utc>) -> DateTime<Utc> {
         if let Some(t) = self.checked.get(flow) {
             return *t;
         }
@@ -37,7 +46,7 @@ impl Watch {
         let t = match stored {
             Some(t) => t,
             None => {
-                let mark = to_millis(shared.started_at.into());
+                let mark = to_millis(now.into());
                 let saved = shared.ledger.update_health(flow, |h| {
                     let mut h = h.clone();
                     // Set only if still unset (nothing else writes it, but never move it back).
@@ -47,7 +56,7 @@ impl Watch {
                 if let Err(e) = saved {
                     tracing::error!(flow = %flow, error = %e, "Could not record where expected-file checks start; a restart may miss a deadline.");
                 }
-                shared.started_at
+                now
             }
         };
         self.checked.insert(flow.to_string(), t);
@@ -60,50 +69,59 @@ impl Watch {
             if flow.expect.is_empty() {
                 continue;
             }
-            let from = self.from(shared, &flow.name);
-            if from >= now {
+            let from = self.from(shared, &flow.name, now);
+            if from >= now || self.again.get(&flow.name).is_some_and(|t| *t > now) {
                 continue;
             }
             let deadlines: Vec<Deadline> = flow.expect.iter().flat_map(|e| e.deadlines_between(from, now)).collect();
             if deadlines.is_empty() {
                 continue;
             }
-            match missed(&shared.ledger, &flow.name, &deadlines) {
-                Ok(events) => {
-                    let mark = to_millis(now.into());
-                    let stored = shared.ledger.update_health(&flow.name, |h| {
-                        let mut h = h.clone();
-                        h.expect_checked = Some(mark);
-                        (h, events)
-                    });
-                    match stored {
-                        Ok(evs) => {
-                            for e in &evs {
-                                tracing::warn!(flow = %flow.name, detail = %e.detail, "Expected file missing.");
-                            }
-                            if !evs.is_empty() {
-                                shared.notifier.wake();
-                            }
-                        }
-                        Err(e) => tracing::error!(flow = %flow.name, error = %e, "Could not record an expected-file check."),
+            // A write that failed before (a full state folder) left the ledger taking nothing
+            // until it is opened again: done here too, not only by a run (a flow that only
+            // expects files may have none).
+            let stored = shared.ledger.recover().and_then(|()| missed(&shared.ledger, &flow.name, &deadlines)).and_then(|events| {
+                let mark = to_millis(now.into());
+                shared.ledger.update_health(&flow.name, |h| {
+                    let mut h = h.clone();
+                    h.expect_checked = Some(mark);
+                    (h, events)
+                })
+            });
+            match stored {
+                Ok(evs) => {
+                    for e in &evs {
+                        tracing::warn!(flow = %flow.name, detail = %e.detail, "Expected file missing.");
                     }
+                    if !evs.is_empty() {
+                        shared.notifier.wake();
+                    }
+                    self.checked.insert(flow.name.clone(), now);
+                    self.again.remove(&flow.name);
                 }
-                Err(e) => tracing::error!(flow = %flow.name, error = %e, "Could not check expected files."),
+                Err(e) => {
+                    // Not done: a deadline missed now would otherwise never be reported.
+                    tracing::error!(flow = %flow.name, error = %e, retry_in_s = RETRY.num_seconds(), "Could not check expected files; checking again.");
+                    self.again.insert(flow.name.clone(), now + RETRY);
+                }
             }
-            self.checked.insert(flow.name.clone(), now);
         }
     }
 
-    /// The next deadline of any flow.
-    pub fn next(&mut self, shared: &Arc<Shared>) -> Option<DateTime<Utc>> {
+    /// The next deadline of any flow, `now` being the time of the last [`Watch::check`].
+    pub fn next(&mut self, shared: &Arc<Shared>, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         let mut best: Option<DateTime<Utc>> = None;
         for flow in shared.registry().flows() {
             if flow.expect.is_empty() {
                 continue;
             }
-            let from = self.from(shared, &flow.name);
+            let from = self.from(shared, &flow.name, now);
             let to = from + chrono::Duration::days(HORIZON_DAYS);
-            let first = flow.expect.iter().filter_map(|e| e.deadlines_between(from, to).into_iter().map(|d| d.due).min()).min();
+            let first = match self.again.get(&flow.name) {
+                // Its passed deadlines wait for the check made again.
+                Some(t) => Some(*t),
+                None => flow.expect.iter().filter_map(|e| e.deadlines_between(from, to).into_iter().map(|d| d.due).min()).min(),
+            };
             best = match (best, first) {
                 (Some(a), Some(b)) => Some(a.min(b)),
                 (a, b) => a.or(b),

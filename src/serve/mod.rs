@@ -76,6 +76,9 @@ pub async fn serve(opts: ServeOptions, clock: Arc<dyn Clock>, shutdown: impl Fut
 /// Opens the ledger (as its one writer) and starts the scheduler, without the control
 /// interface (see [`Handle::serve_control`]). Tests drive the daemon through the handle.
 pub fn start(opts: ServeOptions, clock: Arc<dyn Clock>) -> Result<Handle, ServeError> {
+    // SIGHUP's default action ends the process: it is taken over before anything slow (opening
+    // and repairing the ledger, loading every flow), so a reload asked for meanwhile is one.
+    let hup = supervisor::Hangup::listen();
     let ledger = Arc::new(Ledger::open(&opts.state_dir.join("ledger.redb"))?);
-    supervisor::start(opts, ledger, clock)
+    supervisor::start(opts, ledger, clock, hup)
 }

@@ -29,7 +29,7 @@ use crate::control::{self, Metrics, TriggerError, Triggered};
 use crate::endpoint::ErrorKind;
 use crate::engine::{self, RunOptions, RunReport, Stop};
 use crate::ledger::{Ledger, RunStatus};
-use crate::schedule::{Clock, Overlap};
+use crate::schedule::{Clock, Overlap, Schedule};
 
 /// A finished run, as broadcast to watchers (tests, the notifier).
 #[derive(Debug, Clone)]
@@ -66,6 +66,9 @@ pub(super) struct Plan {
     pub last: Option<Arc<RunReport>>,
     pub last_started: Option<DateTime<Utc>>,
     pub last_finished: Option<DateTime<Utc>>,
+    /// The schedule `next_due` was planned by: a reload plans a flow again only when it
+    /// changed.
+    pub schedule: Option<Schedule>,
 }
 
 /// State shared by the loop, the runs, the notifier and the control interface.
@@ -104,8 +107,26 @@ pub struct Handle {
     control_stop: Mutex<Option<oneshot::Sender<()>>>,
 }
 
+/// SIGHUP, listened for (`None`: not on this platform, or no runtime to listen with).
+pub(super) struct Hangup(#[cfg(unix)] Option<tokio::signal::unix::Signal>);
+
+impl Hangup {
+    /// Takes SIGHUP over from its default action (ending the process) now; the signals that
+    /// come before the rescan task runs are seen by it then.
+    pub fn listen() -> Hangup {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            // `signal` needs a runtime's context (it panics without one).
+            Hangup(tokio::runtime::Handle::try_current().ok().and_then(|_| signal(SignalKind::hangup()).ok()))
+        }
+        #[cfg(not(unix))]
+        Hangup()
+    }
+}
+
 /// Starts the loop (and the notifier) over the flows in `opts.flows_dir`.
-pub fn start(opts: ServeOptions, ledger: Arc<Ledger>, clock: Arc<dyn Clock>) -> Result<Handle, ServeError> {
+pub(super) fn start(opts: ServeOptions, ledger: Arc<Ledger>, clock: Arc<dyn Clock>, hup: Hangup) -> Result<Handle, ServeError> {
     if !opts.flows_dir.is_dir() {
         let e = std::io::Error::new(std::io::ErrorKind::NotFound, "not a folder");
         return Err(ServeError::Flows(opts.flows_dir.clone(), e));
@@ -133,7 +154,7 @@ pub fn start(opts: ServeOptions, ledger: Arc<Ledger>, clock: Arc<dyn Clock>) -> 
     });
     plan_all(&shared, shared.clock.now());
     let main = tokio::spawn(run_loop(shared.clone(), rx));
-    spawn_rescan(&shared);
+    spawn_rescan(&shared, hup);
     Ok(Handle { shared, main, control: Mutex::new(None), control_stop: Mutex::new(None) })
 }
 
@@ -256,7 +277,9 @@ pub(super) async fn trigger(shared: &Arc<Shared>, flow: &str) -> Result<Triggere
     rx.await.unwrap_or(Err(TriggerError::ShuttingDown))
 }
 
-/// (Re)computes every flow's next time from `now`, keeping what runs.
+/// Plans every flow: a new one, or one whose schedule changed, from `now`; the others keep
+/// their next time, also one that has just passed (its run is started next time round; was:
+/// planned again from now, a reload coming with a due time skipped that run). Keeps what runs.
 fn plan_all(shared: &Arc<Shared>, now: DateTime<Utc>) {
     let flows = shared.registry().flows();
     shared.notifier.set_rules(&flows);
@@ -275,18 +298,22 @@ fn plan_all(shared: &Arc<Shared>, now: DateTime<Utc>) {
     }
     for flow in flows {
         let plan = plans.entry(flow.name.clone()).or_default();
-        if plan.retry_attempt == 0 || plan.next_due.is_none() {
+        let changed = plan.schedule != flow.schedule;
+        if (plan.retry_attempt == 0 && changed) || plan.next_due.is_none() {
             plan.next_due = flow.schedule.as_ref().and_then(|s| s.next_after(&flow.name, now));
         }
+        plan.schedule = flow.schedule.clone();
     }
 }
 
-fn spawn_rescan(shared: &Arc<Shared>) {
+fn spawn_rescan(shared: &Arc<Shared>, hup: Hangup) {
     let weak = Arc::downgrade(shared);
     let every = shared.opts.config.rescan;
     tokio::spawn(async move {
         #[cfg(unix)]
-        let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let Hangup(mut hup) = hup;
+        #[cfg(not(unix))]
+        let _ = hup;
         loop {
             #[cfg(unix)]
             let hup_recv = async {
@@ -324,7 +351,7 @@ async fn run_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Cmd>) {
             let _ = start_or_defer(&shared, flow, now);
         }
         expects.check(&shared, now);
-        let next = earliest(&shared).into_iter().chain(expects.next(&shared)).min();
+        let next = earliest(&shared).into_iter().chain(expects.next(&shared, now)).min();
         let sleep = async {
             match next {
                 Some(t) => shared.clock.sleep_until(t).await,
@@ -492,20 +519,31 @@ fn finished(shared: &Arc<Shared>, name: &str, report: Result<Arc<RunReport>, Str
     let what = if report.as_ref().is_ok_and(|r| r.aborted_by_command) { "The source command failed" } else { "Could not reach a server" };
     let queued = {
         let mut plans = shared.plans();
+        let Some(flow) = &flow else {
+            // Its file was removed, or its flow renamed, while it ran: nothing more is planned
+            // for it (a retry or queued run would be due for a flow `due` never looks at, and
+            // `earliest` would wake the loop for it without end).
+            plans.remove(name);
+            drop(plans);
+            let _ = shared.finished.send(Finished { flow: name.to_string(), report });
+            return;
+        };
         let plan = plans.entry(name.to_string()).or_default();
         plan.running = false;
         plan.last_finished = Some(now);
         if let Ok(r) = &report {
             plan.last = Some(r.clone());
         }
-        let schedule = flow.as_ref().and_then(|f| f.schedule.as_ref());
+        let schedule = flow.schedule.as_ref();
         // A flow without a schedule (run by `wharf trigger`) is retried too: the run was
         // asked for, and nothing else would run it again once the server is back.
         if passing {
             plan.retry_attempt += 1;
             let cfg = &shared.opts.config;
             let wait = crate::schedule::backoff(plan.retry_attempt, cfg.retry_backoff, cfg.retry_max);
-            let retry_at = now + chrono::Duration::from_std(wait).unwrap_or(chrono::Duration::MAX);
+            // Checked: `+` panics past chrono's range, and a panic here would end the loop.
+            let retry_at =
+                chrono::Duration::from_std(wait).ok().and_then(|w| now.checked_add_signed(w)).unwrap_or(DateTime::<Utc>::MAX_UTC);
             let regular = schedule.and_then(|s| s.next_after(name, now)).filter(|t| *t < retry_at);
             plan.next_due = Some(regular.unwrap_or(retry_at));
             // Said as it will happen: a schedule more frequent than the backoff runs first.

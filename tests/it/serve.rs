@@ -677,3 +677,168 @@ async fn a_run_finishing_in_the_shutdown_grace_is_summarised() {
     shutdown.await;
     assert_eq!(kinds(&receiver), ["summary"]);
 }
+
+/// A flow with `expect:` loaded while the daemon runs is judged from when it is loaded, not
+/// from when the daemon started. Was: every deadline since the daemon's start was checked at
+/// once, and each one before the flow existed was reported `missing` (a burst of false
+/// alerts for a flow added to a daemon that had run for days).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_added_while_serving_is_not_reported_missing_for_the_days_before() {
+    let receiver = HttpReceiver::start(&[]).await;
+    let at = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+    // Started on a Monday at 05:00 UTC with another flow only.
+    let d = Daemon::start(&[("other.yaml", local_flow("other", ""))], at("2026-11-23T05:00:00Z"), ServeConfig::default());
+    // Thursday 05:00: a flow expecting a file by 06:00 on weekdays is added.
+    d.clock.set(at("2026-11-26T05:00:00Z"));
+    let extra = format!("expect:\n  - {{ by: \"06:00\", days: mon-fri }}\n{}", webhook(&receiver, "missing"));
+    std::fs::write(d.path("flows/daily.yaml"), local_flow("daily", &extra).replace("ROOT", &d.path("").display().to_string())).unwrap();
+    d.handle().reload();
+    for _ in 0..1000 {
+        if d.handle().served() == 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(d.handle().served(), 2);
+    // The loop has looked at the new flow's deadlines: it sleeps until Thursday 06:00.
+    d.clock.until_sleepers(1).await;
+    d.handle().notified().await;
+    assert!(
+        kinds(&receiver).is_empty(),
+        "no deadline of the flow has passed yet: {:?}",
+        receiver.requests().iter().map(|r| r.json()).collect::<Vec<_>>()
+    );
+    d.clock.set(at("2026-11-26T06:01:00Z"));
+    assert_eq!(requests(&d, &receiver, 1).await, ["missing"]);
+    let detail = receiver.requests()[0].json()["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail.contains("Thu 2026-11-26"), "{detail}");
+    d.stop().await;
+}
+
+/// A run whose flow file was removed while it ran, and that ended on passing trouble (here its
+/// source command failed), is not retried: its flow is no longer served. Was: the retry was
+/// planned all the same, for a flow the loop no longer looked at, so once its time passed the
+/// loop woke for it without end (a core at 100 % until the next change to the flows folder).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_flow_whose_last_run_failed_passingly_is_not_retried() {
+    let failing = blocking_flow("gone", "skip").replace("done; echo x", "done; exit 3");
+    let mut d = Daemon::start(
+        &[("gone.yaml", failing), ("tick.yaml", local_flow("tick", "schedule: { every: 1d }\n"))],
+        minute_now(),
+        ServeConfig::default(),
+    );
+    std::fs::create_dir_all(d.path("src/gone")).unwrap();
+    assert_eq!(d.handle().trigger("gone").await, Ok(Triggered::Started));
+    until_run_recorded(&d, "gone").await;
+    std::fs::remove_file(d.path("flows/gone.yaml")).unwrap();
+    d.handle().reload();
+    for _ in 0..1000 {
+        if d.handle().served() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(d.handle().served(), 1);
+    std::fs::write(d.path("go"), "").unwrap();
+    let r = d.next_run().await;
+    assert_eq!((r.flow.as_str(), r.status), ("gone", RunStatus::Aborted), "{r:?}");
+    assert!(r.error.as_deref().unwrap_or_default().contains("command"), "{r:?}");
+    // An hour on (past any retry): the loop goes back to sleep until `tick` is due.
+    d.advance(Duration::from_secs(3600)).await;
+    // A command answered by the loop: it has woken (no sleeper) and goes round again.
+    assert_eq!(d.handle().trigger("tick").await, Ok(Triggered::Started));
+    let asleep = tokio::time::timeout(Duration::from_secs(10), d.clock.until_sleepers(1)).await;
+    assert!(asleep.is_ok(), "the loop never sleeps again: it keeps waking for the removed flow's retry");
+    assert!(d.handle().status().flows.iter().all(|f| f.name == "tick"), "{:?}", d.handle().status());
+    d.stop().await;
+}
+
+/// A deadline that passes while the state folder is full (its check cannot be recorded) is
+/// checked again once there is room, and its `missing` event raised then. Was: the check was
+/// counted as done anyway, so the deadline was never reported while the daemon ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deadline_checked_while_the_state_folder_is_full_is_reported_once_there_is_room() {
+    use wharf::ledger::{FileRecord, FileState, Transition};
+    let receiver = HttpReceiver::start(&[]).await;
+    let at = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+    let dir = support::tempdir();
+    for d in ["flows", "src/in", "dst"] {
+        std::fs::create_dir_all(dir.path().join(d)).unwrap();
+    }
+    let state = dir.path().join("state");
+    let Some(_fs) = support::tmpfs::Tmpfs::mount(&state, "2m") else { return };
+    let extra = format!("expect:\n  - {{ by: \"06:00\", days: mon-fri }}\n{}", webhook(&receiver, "missing"));
+    std::fs::write(dir.path().join("flows/daily.yaml"), local_flow("daily", &extra).replace("ROOT", &dir.path().display().to_string()))
+        .unwrap();
+    let clock = Arc::new(ManualClock::new(at("2026-11-23T05:00:00Z")));
+    let opts = ServeOptions { flows_dir: dir.path().join("flows"), state_dir: state.clone(), config: ServeConfig::default() };
+    let handle = serve::start(opts, clock.clone()).expect("start the daemon");
+    let d = Daemon { dir, clock, finished: handle.subscribe(), handle: Some(handle) };
+    // The loop has looked at the deadlines (it sleeps until 06:00).
+    d.clock.until_sleepers(1).await;
+
+    // The state folder fills up: a write fails, and the ledger takes no more until there is room.
+    let filler = state.join("filler");
+    {
+        let mut f = std::fs::File::create(&filler).unwrap();
+        let chunk = vec![7u8; 64 * 1024];
+        while std::io::Write::write_all(&mut f, &chunk).is_ok() {}
+    }
+    let ledger = d.handle().ledger();
+    let rec = |i: usize| FileRecord { path: format!("in/f{i:06}-{}.csv", "x".repeat(100)), state: FileState::Staged, ..Default::default() };
+    let failed = (0..100)
+        .find_map(|n| {
+            ledger.commit(&(0..300).map(|i| Transition::File { flow: "junk".into(), rec: rec(n * 1000 + i) }).collect::<Vec<_>>()).err()
+        })
+        .expect("a write fails on the full disk");
+    assert!(failed.is_state_full(), "{failed}");
+
+    d.clock.set(at("2026-11-23T06:01:00Z"));
+    // Two answers from the loop: it has woken and checked the deadline (and could not record it).
+    for _ in 0..2 {
+        assert_eq!(d.handle().trigger("nope").await, Err(TriggerError::UnknownFlow("nope".into())));
+    }
+    assert!(kinds(&receiver).is_empty());
+
+    // Room again: the deadline is checked again within minutes, and reported.
+    std::fs::remove_file(&filler).unwrap();
+    d.advance(Duration::from_secs(120)).await;
+    assert_eq!(requests(&d, &receiver, 1).await, ["missing"]);
+    let detail = receiver.requests()[0].json()["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail.contains("Mon 2026-11-23"), "{detail}");
+    d.stop().await;
+}
+
+/// SIGHUP asks for a reload from the moment the daemon is started. Was: it was listened for
+/// only once the rescan task first ran, after the ledger was opened and every flow loaded;
+/// a SIGHUP before that (`systemctl reload` right after a start) met its default action and
+/// ended the process. (A single-threaded runtime: the daemon's tasks have not run yet when
+/// the signal comes.)
+#[tokio::test]
+async fn a_sighup_right_after_the_start_does_not_end_the_process() {
+    let d = Daemon::start(&[("pull.yaml", local_flow("pull", ""))], minute_now(), ServeConfig::default());
+    // SAFETY: raise has no preconditions; SIGHUP is handled by the daemon (or ends the test).
+    assert_eq!(unsafe { libc::raise(libc::SIGHUP) }, 0);
+    // Still here: the loop answers.
+    assert_eq!(d.handle().trigger("nope").await, Err(TriggerError::UnknownFlow("nope".into())));
+    d.stop().await;
+}
+
+/// A reload that comes at a flow's due time, before the loop has started that run, does not
+/// skip it. Was: the reload planned every flow again from now, moving a due time that had
+/// just passed on to the next one (about one time in two when both came at once; repeated
+/// here so that a skip cannot go unseen).
+#[tokio::test]
+async fn a_reload_at_a_flows_due_time_does_not_skip_its_run() {
+    let mut d = Daemon::start(&[("pull.yaml", local_flow("pull", "schedule: { every: 1h }\n"))], minute_now(), ServeConfig::default());
+    for round in 0..10 {
+        d.clock.until_sleepers(1).await;
+        let due = d.handle().status().flows[0].next_due.expect("scheduled");
+        // Both before the loop runs again (a single-threaded runtime): the time and a reload.
+        d.clock.set(due);
+        d.handle().reload();
+        let f = tokio::time::timeout(Duration::from_secs(5), d.finished.recv()).await;
+        assert!(f.is_ok(), "round {round}: the run due at {due} was skipped by the reload that came with it");
+    }
+    d.stop().await;
+}
