@@ -1,11 +1,15 @@
 //! Round trips: awaiting the partner's response to every delivered file.
 //!
 //! Owns both ends of an await:
+//! - [`held_back`], called by a run (and `wharf plan`) before its files start: which requests
+//!   must not be sent yet because another open request awaits the response name they would
+//!   (matched by name, the two could not be told apart once sent);
 //! - [`register`], called by the lifecycle when the request sink confirmed a request (the
 //!   partner has it; a run resumed in `delivered` calls it again before the source is disposed
 //!   of): it renders the expected response name over the name the request was delivered under
 //!   and records the await — idempotently, keyed by the request's identity, so a resumed run
-//!   never registers it twice nor loses it;
+//!   never registers it twice nor loses it (nothing for a target left as it was by
+//!   `if_exists: skip`: that request was not sent);
 //! - [`poll`], called once at the end of a run: when any await is open it lists the response
 //!   folder *once*, takes every expected response that is there through
 //!   [`lifecycle::process`] with the derived response flow (staging, steps, quarantine,
@@ -118,7 +122,7 @@ pub(super) fn register(cx: &Ctx<'_>, rec: &FileRecord, sent_at: Millis) -> Resul
             request = %rec.path,
             previous = %old.request,
             expected = %expected,
-            "A new request awaits the same response name as an unanswered one; only the new one is awaited."
+            "A new request awaits the same response name as an unanswered one (a name not foreseen before its delivery); only the new one is awaited."
         ),
         Registered::Replaced(_) => {}
     }
