@@ -171,7 +171,9 @@ pub(super) fn held_back<'e>(
         let own = |a: &AwaitRecord| a.request == path && id.as_ref().is_none_or(|k| *k == a.request_identity);
         let why = match (open.get(expected.as_str()).filter(|a| !own(a)), first.get(expected.as_str())) {
             (Some(a), _) => {
-                Some(format!("its response {expected} is awaited for {} (sent {}); sent once that is {until}", a.request, date(a.sent_at)))
+                let earlier = if a.request == path { "an earlier version of " } else { "" };
+                let sent = date(a.sent_at);
+                Some(format!("its response {expected} is awaited for {earlier}{} (sent {sent}); sent once that is {until}", a.request))
             }
             (None, Some(other)) => {
                 Some(format!("its response {expected} would also answer {other}, sent first in this run; sent once that is {until}"))
@@ -721,6 +723,22 @@ mod tests {
         let a = ledger.awaited("rt", "outbox/a.ack").unwrap().unwrap();
         assert_eq!((a.request.as_str(), a.state), ("a.xml", AwaitState::Waiting));
         assert_eq!(std::fs::read_to_string(d.join("acks/a.ack")).unwrap(), "ack a.csv");
+    }
+
+    /// A new version of a request, sent while the old one's answer is awaited, would take
+    /// that answer for its own: it waits too.
+    #[tokio::test]
+    async fn a_new_version_of_a_request_waits_for_the_answer_to_the_old_one() {
+        let (dir, flow) = round_trip("1h");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/a.csv"), "order").unwrap();
+        run(&flow, &ledger, d).await;
+        std::fs::write(d.join("outbox/a.csv"), "corrected order").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.files[0].outcome, Outcome::NotReady, "{r:#?}");
+        assert!(r.files[0].detail.contains("is awaited for an earlier version of a.csv (sent "), "{}", r.files[0].detail);
+        assert_eq!(std::fs::read_to_string(d.join("partner/inbox/a.csv")).unwrap(), "order");
     }
 
     /// The request's target is there already and left as it was (`if_exists: skip`): the
