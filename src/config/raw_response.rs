@@ -34,7 +34,9 @@ pub struct RawResponse {
     /// first sink on the response endpoint, else the first sink): `name`, `stem`, `ext`, `size`
     /// (of the request as picked up), `run` (the delivering run), and the `date` helper (the
     /// delivery time, UTC). E.g. `{{stem}}.ack`: `orders_1.csv` is answered by `orders_1.ack`.
-    /// Must give a plain file name.
+    /// Must give a plain file name. Responses are matched by this name alone: a request whose
+    /// response name another open request awaits (`orders_1.xml` beside `orders_1.csv`) is
+    /// not sent until that await is answered or expires (the run reports it not ready, and why).
     pub name: String,
     /// How long after the delivery the response is due (a duration: `30m`). A response still
     /// missing when a run looks after this is recorded once as an `overdue` event; one that

@@ -1,11 +1,15 @@
 //! Round trips: awaiting the partner's response to every delivered file.
 //!
 //! Owns both ends of an await:
+//! - [`held_back`], called by a run (and `wharf plan`) before its files start: which requests
+//!   must not be sent yet because another open request awaits the response name they would
+//!   (matched by name, the two could not be told apart once sent);
 //! - [`register`], called by the lifecycle when the request sink confirmed a request (the
 //!   partner has it; a run resumed in `delivered` calls it again before the source is disposed
 //!   of): it renders the expected response name over the name the request was delivered under
 //!   and records the await — idempotently, keyed by the request's identity, so a resumed run
-//!   never registers it twice nor loses it;
+//!   never registers it twice nor loses it (nothing for a target left as it was by
+//!   `if_exists: skip`: that request was not sent);
 //! - [`poll`], called once at the end of a run: when any await is open it lists the response
 //!   folder *once*, takes every expected response that is there through
 //!   [`lifecycle::process`] with the derived response flow (staging, steps, quarantine,
@@ -20,7 +24,7 @@
 //! delivery (the lifecycle does), nor send notifications (a notifier reads `events_v2`).
 
 use std::collections::BTreeMap;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
@@ -31,7 +35,7 @@ use super::{FileReport, Outcome, RunAbort, from_millis};
 use crate::config::Flow;
 use crate::config::flow::Response;
 use crate::endpoint::{DynEndpoint, Entry, ErrorKind, RemotePath};
-use crate::ledger::{AwaitRecord, AwaitState, EventKind, FileRecord, FileState, Millis, Registered, to_millis};
+use crate::ledger::{AwaitRecord, AwaitState, Delivery, EventKind, FileRecord, FileState, Millis, Registered, to_millis};
 use crate::template::NameVars;
 
 /// One await's line in the run summary.
@@ -81,6 +85,12 @@ pub(super) fn answered_from(flow: &Flow, i: usize) -> bool {
 pub(super) fn register(cx: &Ctx<'_>, rec: &FileRecord, sent_at: Millis) -> Result<(), FileError> {
     let Some(resp) = cx.flow.response.as_deref() else { return Ok(()) };
     let flow = &cx.flow.name;
+    if let Some(d) = left_alone(cx.flow, rec) {
+        // Somebody else's file (or an earlier one) is there under the request's name: the
+        // partner did not get this request from us, and an answer to that file is not its.
+        tracing::info!(flow = %flow, request = %rec.path, target = %d.target, "Request target left as it was (if_exists: skip); no response awaited.");
+        return Ok(());
+    }
     let sink = cx.flow.sinks.get(resp.request_sink).map(|s| s.endpoint.as_str()).unwrap_or_default();
     // Called once the request sink confirmed (or in `delivered`, where every sink has).
     let target = rec
@@ -91,7 +101,7 @@ pub(super) fn register(cx: &Ctx<'_>, rec: &FileRecord, sent_at: Millis) -> Resul
         .ok_or_else(|| {
             FileError::Name(format!("flow {flow}: {}: no confirmed delivery to sink {sink} to name the response after", rec.path))
         })?;
-    let expected = expected_path(resp, &target, rec, cx.run, sent_at)?;
+    let expected = expected_path(resp, target.name(), rec.size, cx.run, sent_at)?;
     let a = AwaitRecord {
         flow: flow.clone(),
         request: rec.path.clone(),
@@ -112,16 +122,89 @@ pub(super) fn register(cx: &Ctx<'_>, rec: &FileRecord, sent_at: Millis) -> Resul
             request = %rec.path,
             previous = %old.request,
             expected = %expected,
-            "A new request awaits the same response name as an unanswered one; only the new one is awaited."
+            "A new request awaits the same response name as an unanswered one (a name not foreseen before its delivery); only the new one is awaited."
         ),
         Registered::Replaced(_) => {}
     }
     Ok(())
 }
 
-/// The expected response path for a request delivered as `target`.
-fn expected_path(resp: &Response, target: &RemotePath, rec: &FileRecord, run: u64, sent_at: Millis) -> Result<RemotePath, FileError> {
-    let vars = NameVars::new(target.name(), "", rec.size, run, from_millis(sent_at));
+/// The request sink's delivery of `rec` when it left the target as it was (`if_exists:
+/// skip`): the request was not sent, and no response is awaited for it.
+pub(super) fn left_alone<'r>(flow: &Flow, rec: &'r FileRecord) -> Option<&'r Delivery> {
+    let resp = flow.response.as_deref()?;
+    rec.deliveries.iter().find(|d| d.sink as usize == resp.request_sink && d.left_alone())
+}
+
+/// Why each of `requests` (entry, path relative to the source folder, what the ledger knew
+/// of the path) must not be sent in this run, if it must not: the response it would await
+/// is awaited already, for another open request (among the flow's `awaits` in the ledger, or
+/// one sent first in this run, in listing order). Responses are matched by name: sent, the two requests could not
+/// be told apart — one would lose its await, and take the other's answer. The name is
+/// rendered as it will be at delivery (a request sink with `if_exists: rename` may choose
+/// another name then; [`register`] warns of a clash this could not foresee).
+pub(super) fn held_back<'e>(
+    flow: &Flow,
+    awaits: Vec<AwaitRecord>,
+    requests: impl Iterator<Item = (&'e Entry, &'e str, Option<&'e FileRecord>)>,
+    run: u64,
+    now: SystemTime,
+) -> Vec<Option<String>> {
+    let Some(resp) = flow.response.as_deref() else { return requests.map(|_| None).collect() };
+    let open: BTreeMap<String, AwaitRecord> = awaits.into_iter().filter(|a| a.state.is_open()).map(|a| (a.expected.clone(), a)).collect();
+    let until = if resp.expire_after.is_some() { "answered or expires" } else { "answered (it has no expire_after)" };
+    // Expected response → the request of this run that goes first.
+    let mut first: BTreeMap<String, &str> = BTreeMap::new();
+    let mut out = Vec::new();
+    for (entry, rel, prev) in requests {
+        let path = entry.path.as_str();
+        // Sent already (this is its await), or not to be sent at all: nothing to hold back.
+        let settled = prev.filter(|p| lifecycle::same_version(flow, entry, p)).is_some_and(|p| {
+            matches!(p.state, FileState::Done | FileState::Duplicate | FileState::Quarantined)
+                || p.deliveries.iter().any(|d| d.sink as usize == resp.request_sink && d.done)
+        });
+        let Some(expected) = (!settled).then(|| predicted(flow, resp, entry, rel, run, now)).flatten() else {
+            out.push(None);
+            continue;
+        };
+        let id = super::identity::key(flow.source.identity, entry);
+        let own = |a: &AwaitRecord| a.request == path && id.as_ref().is_none_or(|k| *k == a.request_identity);
+        let why = match (open.get(expected.as_str()).filter(|a| !own(a)), first.get(expected.as_str())) {
+            (Some(a), _) => {
+                let earlier = if a.request == path { "an earlier version of " } else { "" };
+                let sent = date(a.sent_at);
+                Some(format!("its response {expected} is awaited for {earlier}{} (sent {sent}); sent once that is {until}", a.request))
+            }
+            (None, Some(other)) => {
+                Some(format!("its response {expected} would also answer {other}, sent first in this run; sent once that is {until}"))
+            }
+            (None, None) => {
+                first.insert(expected.as_str().to_string(), path);
+                None
+            }
+        };
+        if let Some(why) = &why {
+            tracing::info!(flow = %flow.name, path, expected = %expected, why = %why, "Request held back: its response name is awaited.");
+        }
+        out.push(why);
+    }
+    out
+}
+
+/// The response `entry` will await once delivered in this run, as far as it can be told
+/// before: `None` when a template cannot be rendered (its delivery reports that).
+fn predicted(flow: &Flow, resp: &Response, entry: &Entry, rel: &str, run: u64, now: SystemTime) -> Option<RemotePath> {
+    let sink = flow.sinks.get(resp.request_sink)?;
+    let name = super::content::delivered_name(flow.steps.as_ref(), entry.path.name());
+    let rel_dir = rel.rsplit_once('/').map_or("", |(d, _)| d);
+    let (dir, name) = lifecycle::wanted(sink, &name, rel_dir, entry.size, run, now).ok()?;
+    let target = dir.join(&name).ok()?;
+    expected_path(resp, target.name(), entry.size, run, to_millis(now)).ok()
+}
+
+/// The expected response path for a request of `size` bytes delivered under `target_name`.
+fn expected_path(resp: &Response, target_name: &str, size: u64, run: u64, sent_at: Millis) -> Result<RemotePath, FileError> {
+    let vars = NameVars::new(target_name, "", size, run, from_millis(sent_at));
     let name = resp.name.render(&vars).map_err(FileError::Name)?;
     resp.flow.source.path.join(&name).map_err(|e| FileError::Name(format!("response name {name:?}: {e}")))
 }
@@ -426,13 +509,18 @@ mod tests {
 
     /// A local round trip: outbox → partner/inbox, acks awaited in partner/outbox → acks.
     fn round_trip(deadline: &str) -> (tempfile::TempDir, Flow) {
+        round_trip_with(deadline, "")
+    }
+
+    /// The same, with `sink` added to the partner sink's settings (`, if_exists: skip`).
+    fn round_trip_with(deadline: &str, sink: &str) -> (tempfile::TempDir, Flow) {
         let dir = tempfile::tempdir().unwrap();
         for d in ["outbox", "partner/inbox", "partner/outbox", "acks"] {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
         }
         let yaml = format!(
             "name: rt\nendpoints:\n  out: {{ type: local, root: outbox }}\n  partner: {{ type: local, root: partner }}\n  acks: {{ type: local, root: acks }}\n\
-             source: {{ endpoint: out, path: / }}\nsinks: [ {{ endpoint: partner, path: /inbox }} ]\nafter: {{ success: delete }}\n\
+             source: {{ endpoint: out, path: / }}\nsinks: [ {{ endpoint: partner, path: /inbox{sink} }} ]\nafter: {{ success: delete }}\n\
              response: {{ path: /outbox, name: \"{{{{stem}}}}.ack\", deadline: {deadline}, sinks: [ {{ endpoint: acks }} ], after: delete }}\n"
         );
         let flow = crate::config::load_flow_str(&yaml, &dir.path().join("rt.yaml")).unwrap();
@@ -588,6 +676,137 @@ mod tests {
         assert_eq!(std::fs::read_dir(d.join("partner/inbox")).unwrap().count(), 1, "delivered once");
         assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
         assert_eq!(std::fs::read_to_string(d.join("acks/o1.ack")).unwrap(), "ack");
+    }
+
+    /// `a.csv` and `a.xml` both expect `a.ack`: sent, they could not be told apart (one
+    /// would lose its await, and take the other's answer). The first in listing order goes;
+    /// the other stays in the source, not ready, until that await closes — also in a later
+    /// run while it is still open.
+    #[tokio::test]
+    async fn a_request_whose_response_name_is_awaited_waits_until_that_await_closes() {
+        let (dir, flow) = round_trip("1h");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/a.csv"), "order").unwrap();
+        std::fs::write(d.join("outbox/a.xml"), "<order/>").unwrap();
+        // `wharf plan` tells it beforehand.
+        let why = |p: super::super::plan::Plan| match &p.files.iter().find(|f| f.path.ends_with("a.xml")).unwrap().action {
+            super::super::plan::Action::Wait { why } => why.clone(),
+            other => panic!("{other:?}"),
+        };
+        let plan = super::super::plan::plan(&flow, None, std::time::SystemTime::now()).await.unwrap();
+        assert!(why(plan).contains("would also answer a.csv"));
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!((r.counts.delivered, r.counts.not_ready), (1, 1), "{r:#?}");
+        let plan = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now()).await.unwrap();
+        assert!(why(plan).contains("is awaited for a.csv"));
+        let held = r.files.iter().find(|f| f.path.ends_with("a.xml")).unwrap();
+        assert_eq!(held.outcome, Outcome::NotReady);
+        assert!(held.detail.contains("its response /outbox/a.ack would also answer a.csv, sent first in this run"), "{}", held.detail);
+        assert!(d.join("outbox/a.xml").exists() && !d.join("partner/inbox/a.xml").exists());
+        let awaits = ledger.awaits(Some("rt")).unwrap();
+        assert_eq!((awaits.len(), awaits[0].request.as_str()), (1, "a.csv"), "{awaits:#?}");
+        // Still awaited in the next run: a.xml still waits, and says for what.
+        let r = run(&flow, &ledger, d).await;
+        let held = r.files.iter().find(|f| f.path.ends_with("a.xml")).unwrap();
+        assert_eq!(held.outcome, Outcome::NotReady, "{r:#?}");
+        assert!(held.detail.starts_with("its response /outbox/a.ack is awaited for a.csv (sent "), "{}", held.detail);
+        assert!(held.detail.ends_with("sent once that is answered (it has no expire_after)"), "{}", held.detail);
+        // Answered: the next run sends a.xml, which awaits a.ack in its turn.
+        std::fs::write(d.join("partner/outbox/a.ack"), "ack a.csv").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
+        assert_eq!(ledger.awaited("rt", "outbox/a.ack").unwrap().unwrap().request, "a.csv");
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.counts.delivered, 1, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("partner/inbox/a.xml")).unwrap(), "<order/>");
+        let a = ledger.awaited("rt", "outbox/a.ack").unwrap().unwrap();
+        assert_eq!((a.request.as_str(), a.state), ("a.xml", AwaitState::Waiting));
+        assert_eq!(std::fs::read_to_string(d.join("acks/a.ack")).unwrap(), "ack a.csv");
+    }
+
+    /// A new version of a request, sent while the old one's answer is awaited, would take
+    /// that answer for its own: it waits too.
+    #[tokio::test]
+    async fn a_new_version_of_a_request_waits_for_the_answer_to_the_old_one() {
+        let (dir, flow) = round_trip("1h");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/a.csv"), "order").unwrap();
+        run(&flow, &ledger, d).await;
+        std::fs::write(d.join("outbox/a.csv"), "corrected order").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.files[0].outcome, Outcome::NotReady, "{r:#?}");
+        assert!(r.files[0].detail.contains("is awaited for an earlier version of a.csv (sent "), "{}", r.files[0].detail);
+        assert_eq!(std::fs::read_to_string(d.join("partner/inbox/a.csv")).unwrap(), "order");
+    }
+
+    /// The request's target is there already and left as it was (`if_exists: skip`): the
+    /// partner did not get the request, so no response is awaited — no false `overdue`, and
+    /// an answer to the file left there is not taken for it. A run resumed after a crash
+    /// tells the skip from a delivery too (nor does it write the trigger of a delivery).
+    #[tokio::test]
+    async fn a_request_left_alone_by_if_exists_skip_is_not_awaited() {
+        let (dir, flow) = round_trip_with("1ms", ", if_exists: skip, trigger: \"{{name}}.ok\"");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("partner/inbox/o1.csv"), "somebody's").unwrap();
+        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.counts.delivered, 1, "{r:#?}");
+        let detail = &r.files[0].detail;
+        assert!(detail.contains("partner:/inbox/o1.csv was there already and left as it was"), "{detail}");
+        assert!(detail.contains("the request was not sent, so no response is awaited"), "{detail}");
+        assert!(r.responses.is_empty() && ledger.awaits(Some("rt")).unwrap().is_empty(), "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("partner/inbox/o1.csv")).unwrap(), "somebody's");
+        assert!(!d.join("partner/inbox/o1.csv.ok").exists());
+        // An answer to the file left there is not this request's; nothing goes overdue.
+        std::fs::write(d.join("partner/outbox/o1.ack"), "ack to somebody's").unwrap();
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let r = run(&flow, &ledger, d).await;
+        assert!(r.responses.is_empty(), "{r:#?}");
+        assert!(d.join("partner/outbox/o1.ack").exists() && !d.join("acks/o1.ack").exists());
+        assert!(ledger.events(Some("rt"), 0, 10).unwrap().is_empty());
+
+        // Killed after the skip was recorded, before the file was done: the resumed run
+        // neither awaits a response nor writes a trigger for it.
+        std::fs::write(d.join("outbox/o2.csv"), "order").unwrap();
+        std::fs::write(d.join("partner/inbox/o2.csv"), "somebody's").unwrap();
+        let mtime = to_millis(std::fs::metadata(d.join("outbox/o2.csv")).unwrap().modified().unwrap());
+        let kept = crate::ledger::Replaced { size: 10, mtime: None };
+        let rec = FileRecord {
+            path: "o2.csv".into(),
+            identity: format!("p=o2.csv|s=5|m={mtime}"),
+            size: 5,
+            mtime: Some(mtime),
+            state: FileState::Delivered,
+            first_seen: 1,
+            updated: 1,
+            run: 1,
+            deliveries: vec![crate::ledger::Delivery { sink: 0, target: "inbox/o2.csv".into(), done: true, replaces: Some(kept) }],
+            ..Default::default()
+        };
+        ledger.put_file_with("rt", &rec, crate::ledger::Durability::Durable).unwrap();
+        let r = run(&flow, &ledger, d).await;
+        let f = r.files.iter().find(|f| f.path.ends_with("o2.csv")).expect("o2.csv reported");
+        assert!(f.detail.contains("no response is awaited"), "{r:#?}");
+        assert!(ledger.awaits(Some("rt")).unwrap().is_empty(), "{r:#?}");
+        // Resumed before its deliveries were through: the trigger is not owed either.
+        let rec = FileRecord { path: "o3.csv".into(), state: FileState::Delivering, ..rec };
+        std::fs::write(d.join("outbox/o3.csv"), "order").unwrap();
+        std::fs::write(d.join("partner/inbox/o3.csv"), "somebody's").unwrap();
+        let mtime = to_millis(std::fs::metadata(d.join("outbox/o3.csv")).unwrap().modified().unwrap());
+        let rec = FileRecord {
+            identity: format!("p=o3.csv|s=5|m={mtime}"),
+            mtime: Some(mtime),
+            deliveries: vec![crate::ledger::Delivery { target: "inbox/o3.csv".into(), ..rec.deliveries[0].clone() }],
+            ..rec
+        };
+        ledger.put_file_with("rt", &rec, crate::ledger::Durability::Durable).unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.counts.delivered, 1, "{r:#?}");
+        assert!(ledger.awaits(Some("rt")).unwrap().is_empty(), "{r:#?}");
+        assert!(!d.join("partner/inbox/o3.csv.ok").exists(), "no trigger for a target left alone");
     }
 
     #[tokio::test]

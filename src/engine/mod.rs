@@ -417,23 +417,22 @@ async fn run_files(
         }
         match verdict {
             ready::Readiness::Ready => ready.push((c, lifecycle::Known::read(&snapshot, flow, &c.entry)?)),
-            ready::Readiness::NotReady(why) => {
-                // A file already delivered is "skipped", not "not ready", whatever its age.
-                let f = FileReport {
-                    path: c.entry.path.to_string(),
-                    outcome: Outcome::NotReady,
-                    detail: why,
-                    targets: vec![],
-                    bytes: 0,
-                    error_kind: None,
-                    records: None,
-                };
-                record(report, f, on_file);
-            }
+            // A file already delivered is "skipped", not "not ready", whatever its age.
+            ready::Readiness::NotReady(why) => record(report, not_ready(&c.entry.path, why), on_file),
         }
     }
     drop(snapshot);
     ledger.put_observations(&flow.name, &observations)?;
+    // Round trips: a request whose response name another open request awaits waits its turn.
+    let requests = ready.iter().map(|(c, k)| (&c.entry, c.rel.as_str(), k.prev()));
+    let mut held = awaits::held_back(flow, ledger.awaits(Some(&flow.name))?, requests, run, now).into_iter();
+    ready.retain(|(c, _)| match held.next().flatten() {
+        Some(why) => {
+            record(report, not_ready(&c.entry.path, why), on_file);
+            false
+        }
+        None => true,
+    });
 
     let cx = lifecycle::Ctx {
         flow,
@@ -576,6 +575,11 @@ async fn take_turn(
         return Some(Ok((skipped(&c.entry.path, detail), false)));
     }
     Some(lifecycle::process(cx, &c.entry, &c.rel, Some(known)).await)
+}
+
+/// The report of a file not ready to be taken (it stays, for a later run).
+fn not_ready(path: &RemotePath, why: String) -> FileReport {
+    FileReport { outcome: Outcome::NotReady, detail: why, ..skipped(path, "") }
 }
 
 /// The report of a file that was not started.

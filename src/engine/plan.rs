@@ -19,7 +19,7 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{discover, endpoints, identity, lifecycle, ready};
+use super::{awaits, discover, endpoints, identity, lifecycle, ready};
 use crate::config::Flow;
 use crate::config::flow::{Disposition, EndpointSpec};
 use crate::endpoint::{EndpointError, RemotePath};
@@ -130,6 +130,22 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
             ready::Readiness::Ready => decide(flow, snapshot.as_ref(), c, next_run, now)?,
         };
         files.push(PlannedFile { path: c.entry.path.to_string(), size: c.entry.size, action });
+    }
+    // Round trips: a request whose response name another open request awaits waits its turn.
+    let awaits = ledger.map(|l| l.awaits(Some(&flow.name))).transpose()?.unwrap_or_default();
+    let mut prevs = Vec::new();
+    for (c, f) in candidates.iter().zip(&files) {
+        if matches!(f.action, Action::Deliver { .. }) {
+            let prev = snapshot.as_ref().map(|l| l.file(&flow.name, c.entry.path.as_str())).transpose()?.flatten();
+            prevs.push((c, prev));
+        }
+    }
+    let held = awaits::held_back(flow, awaits, prevs.iter().map(|(c, p)| (&c.entry, c.rel.as_str(), p.as_ref())), next_run, now);
+    let mut held = held.into_iter();
+    for f in files.iter_mut().filter(|f| matches!(f.action, Action::Deliver { .. })) {
+        if let Some(why) = held.next().flatten() {
+            f.action = Action::Wait { why };
+        }
     }
     let mut caveats = caveats(flow);
     caveats.extend(skipped.iter().map(|s| format!("{} is never taken ({})", s.shown_path(), s.reason.explained())));

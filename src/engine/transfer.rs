@@ -65,8 +65,9 @@ pub enum Target {
     /// Upload and rename to this path, replacing the file it holds now, if any (only with
     /// `overwrite`).
     Upload(RemotePath, Option<Replaced>),
-    /// The target exists and the policy is `skip`: count as delivered, upload nothing.
-    Skip(RemotePath),
+    /// The target exists and the policy is `skip`: count as delivered, upload nothing. With
+    /// the size and time of the file kept there.
+    Skip(RemotePath, Replaced),
 }
 
 /// Applies the exists-policy to `dir/name` on `ep`.
@@ -83,10 +84,11 @@ pub async fn choose_target(ep: &dyn Endpoint, dir: &RemotePath, name: &str, poli
         Err(e) => return Err(e.into()),
     };
     let Some(there) = there else { return Ok(Target::Upload(path, None)) };
+    let held = Replaced { size: there.size, mtime: there.mtime.map(to_millis) };
     match policy {
         IfExists::Fail => Err(FileError::TargetExists { endpoint: ep.describe(), target: path.to_string(), why: "sink if_exists: fail" }),
-        IfExists::Overwrite => Ok(Target::Upload(path, Some(Replaced { size: there.size, mtime: there.mtime.map(to_millis) }))),
-        IfExists::Skip => Ok(Target::Skip(path)),
+        IfExists::Overwrite => Ok(Target::Upload(path, Some(held))),
+        IfExists::Skip => Ok(Target::Skip(path, held)),
         IfExists::Rename => Ok(Target::Upload(naming::free_name(ep, dir, name).await?, None)),
     }
 }

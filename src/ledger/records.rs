@@ -86,11 +86,22 @@ pub struct Delivery {
     pub sink: u32,
     /// Final target path, decided before the upload starts (so a resumed run checks it).
     pub target: String,
-    /// The sink confirmed (size verified, renamed to the final name).
+    /// The sink confirmed (size verified, renamed to the final name), or the target was left
+    /// as it was (see [`Delivery::left_alone`]).
     pub done: bool,
-    /// The file the target held when it was chosen, which this delivery replaces
-    /// (`if_exists: overwrite`): a resumed run must not take it for its own upload.
+    /// The file the target held when it was chosen. Pending (`!done`): the file this delivery
+    /// replaces (`if_exists: overwrite`), which a resumed run must not take for its own
+    /// upload. Done: the file kept in its place (`if_exists: skip`, nothing was uploaded) —
+    /// a confirmed upload always clears it, so the two cannot be confused after a resume.
     pub replaces: Option<Replaced>,
+}
+
+impl Delivery {
+    /// The target was there already and left as it was (`if_exists: skip`): nothing was
+    /// sent to it — no trigger is owed, no response awaited.
+    pub fn left_alone(&self) -> bool {
+        self.done && self.replaces.is_some()
+    }
 }
 
 /// Size and time of a file a delivery replaces (see [`Delivery::replaces`]).

@@ -44,9 +44,14 @@ impl World {
 
     /// Writes the flow: local outbox → partner /inbox, responses `name` awaited in /outbox.
     fn flow(&self, name: &str, deadline: &str) -> PathBuf {
+        self.flow_with(name, deadline, "[\"*.csv\"]", "")
+    }
+
+    /// The same, taking the source files `include` and with `sink` added to the partner sink.
+    fn flow_with(&self, name: &str, deadline: &str, include: &str, sink: &str) -> PathBuf {
         let yaml = format!(
             "name: orders\nendpoints:\n  outbox:\n    type: local\n    root: {outbox:?}\n  partner:\n{ep}  acks:\n    type: local\n    root: {acks:?}\n\
-             source:\n  endpoint: outbox\n  path: /\n  include: [\"*.csv\"]\nsinks:\n  - endpoint: partner\n    path: /inbox\n\
+             source:\n  endpoint: outbox\n  path: /\n  include: {include}\nsinks:\n  - endpoint: partner\n    path: /inbox\n{sink}\
              after: {{ success: delete }}\nresponse:\n  path: /outbox\n  name: \"{name}\"\n  deadline: {deadline}\n  sinks:\n    - endpoint: acks\n      path: /\n  after: delete\n",
             outbox = self.local("outbox").display().to_string(),
             acks = self.local("acks").display().to_string(),
@@ -142,6 +147,50 @@ fn an_ack_is_awaited_across_runs_then_matched_delivered_and_removed() {
     assert_eq!(states(&r), Vec::<&str>::new(), "{r:#}");
     let text = String::from_utf8_lossy(&w.wharf().args(["awaits", "orders"]).output().unwrap().stdout).to_string();
     assert!(text.contains("answered") && text.contains("/outbox/order_1.ack") && text.contains("/order_1.csv"), "{text}");
+}
+
+/// `a.csv` and `a.xml` both expect `a.ack`: `a.xml` stays in the outbox until `a.csv`'s ack
+/// came. `b.csv` finds somebody's `b.csv` in the partner's inbox, left as it was (`if_exists:
+/// skip`): not sent, so no ack awaited (an old `b.ack` there is not taken for it).
+#[test]
+fn a_request_waits_for_its_response_name_and_one_left_alone_is_not_awaited() {
+    let Some(w) = World::new() else { return };
+    let flow = w.flow_with("{{stem}}.ack", "30m", "[\"*.csv\", \"*.xml\"]", "    if_exists: skip\n");
+    fs::write(w.local("outbox/a.csv"), "order a\n").unwrap();
+    fs::write(w.local("outbox/a.xml"), "<order/>\n").unwrap();
+    fs::write(w.local("outbox/b.csv"), "order b\n").unwrap();
+    fs::write(w.remote("inbox/b.csv"), "somebody's\n").unwrap();
+    w.sshd.give_to_user(&w.remote("inbox"));
+    w.answer("b.ack", "ACK somebody's\n");
+
+    let (code, r) = w.run(&flow);
+    assert_eq!((code, r["counts"]["delivered"].as_u64(), r["counts"]["not_ready"].as_u64()), (0, Some(2), Some(1)), "{r:#}");
+    let file = |r: &Value, name: &str| {
+        r["files"].as_array().unwrap().iter().find(|f| f["path"].as_str().unwrap().ends_with(name)).cloned().unwrap()
+    };
+    let held = file(&r, "a.xml");
+    assert_eq!(held["outcome"], "not_ready", "{r:#}");
+    assert!(held["detail"].as_str().unwrap().contains("its response /outbox/a.ack would also answer a.csv"), "{held:#}");
+    assert!(w.local("outbox/a.xml").exists() && !w.remote("inbox/a.xml").exists());
+    assert!(file(&r, "b.csv")["detail"].as_str().unwrap().contains("the request was not sent, so no response is awaited"), "{r:#}");
+    assert_eq!(fs::read_to_string(w.remote("inbox/b.csv")).unwrap(), "somebody's\n");
+    let awaited = |w: &World| {
+        w.list("awaits")
+            .iter()
+            .map(|a| (a["request"].as_str().unwrap().to_string(), a["state"].as_str().unwrap().to_string()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(awaited(&w), [("a.csv".to_string(), "waiting".to_string())]);
+    assert!(w.remote("outbox/b.ack").exists(), "not taken: no request awaits it");
+
+    w.answer("a.ack", "ACK a\n");
+    let (_, r) = w.run(&flow);
+    assert_eq!(file(&r, "a.xml")["outcome"], "not_ready", "{r:#}");
+    assert_eq!(states(&r), ["answered"], "{r:#}");
+    let (_, r) = w.run(&flow);
+    assert_eq!(r["counts"]["delivered"].as_u64(), Some(1), "{r:#}");
+    assert_eq!(fs::read_to_string(w.remote("inbox/a.xml")).unwrap(), "<order/>\n");
+    assert_eq!(awaited(&w), [("a.xml".to_string(), "waiting".to_string())], "{r:#}");
 }
 
 #[test]

@@ -158,6 +158,8 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
     });
     // Folder rules compare where endpoints are, not their names.
     c.places = endpoints.iter().flatten().filter_map(|(n, spec)| Some((n.clone(), Place::of(spec.as_ref()?)))).collect();
+    // What the source takes, as written: whether a response name tells its files apart.
+    let include = sections.source.as_ref().map(|s| s.include.clone());
     let source = sections.source.and_then(|s| c.source(s, defined.as_deref()));
     if let (Some(src), Some(eps)) = (&source, &endpoints)
         && src.command.is_some()
@@ -223,7 +225,8 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
         }
         _ => None,
     };
-    let response = sections.response.map(|r| r.map(|r| c.response(r, defined.as_deref(), sinks.as_deref(), source.as_ref())));
+    let response =
+        sections.response.map(|r| r.map(|r| c.response(r, defined.as_deref(), sinks.as_deref(), (source.as_ref(), include.as_deref()))));
     let schedule = sections.schedule.map(|s| s.map(|s| c.schedule(s)));
     let expect = sections.expect.map(|e| c.expects(e));
     let notify = sections.notify.map(|rules| c.notify("/notify", rules, file));

@@ -71,13 +71,13 @@ impl Draft {
 impl Checker<'_, '_> {
     /// Checks `raw`. `sinks` are the flow's checked sinks (`None` items are malformed), used
     /// for the default endpoint and the request sink; `source` is the flow's source, whose
-    /// folder must not be the response folder.
+    /// folder must not be the response folder, with its `include` patterns as written.
     pub(super) fn response(
         &mut self,
         raw: RawResponse,
         defined: Option<&[String]>,
         sinks: Option<&[Option<Sink>]>,
-        source: Option<&Source>,
+        (source, include): (Option<&Source>, Option<&[String]>),
     ) -> Option<Draft> {
         let sink_endpoints: Vec<Option<&str>> = sinks.unwrap_or_default().iter().map(|s| s.as_ref().map(|s| s.endpoint.as_str())).collect();
         let endpoint = match raw.endpoint {
@@ -136,6 +136,7 @@ impl Checker<'_, '_> {
         }
         if let (Some(t), Some(rs)) = (&name, rs) {
             self.answerable(t, rs, sinks.unwrap_or_default());
+            self.apart(t, include.unwrap_or_default());
         }
         let after = self.disposition(&format!("{AT}/after"), raw.after, rs);
         // The content checks name their paths as at the top of a flow: put them under `/response`.
@@ -198,6 +199,36 @@ impl Checker<'_, '_> {
                 format!("the response is awaited in `{}`, where sink `{}` delivers the requests, and is named like {what}: each request would answer itself", rs.path, s.endpoint),
             );
             return;
+        }
+    }
+}
+
+impl Checker<'_, '_> {
+    /// Warns when the response name drops the extension (`{{stem}}.ack`) while the source's
+    /// `include`, as written, takes files of several extensions: `a.csv` and `a.xml` would
+    /// await the same response, so the second waits until the first is answered. Not for the
+    /// default `include` (every file): a flow that says nothing about its files is not told.
+    fn apart(&mut self, name: &NameTemplate, include: &[String]) {
+        let vars = |n: &str| NameVars::new(n, "", 1, 1, std::time::UNIX_EPOCH);
+        let (Ok(a), Ok(b)) = (name.render(&vars("a.csv")), name.render(&vars("a.xml"))) else { return };
+        if a != b || include.is_empty() || include == crate::config::raw::default_include() {
+            return;
+        }
+        // The extension each pattern takes; `None`: any (`*`, `*.*`, `orders_*`).
+        let ext = |p: &str| {
+            let last = p.rsplit('/').next().unwrap_or(p);
+            last.rsplit_once('.').map(|(_, e)| e).filter(|e| !e.contains(['*', '?', '[', '{'])).map(str::to_ascii_lowercase)
+        };
+        let exts: Vec<Option<String>> = include.iter().map(|p| ext(p)).collect();
+        let several = exts.iter().any(Option::is_none) || exts.iter().flatten().collect::<std::collections::BTreeSet<_>>().len() > 1;
+        if several {
+            self.warning(
+                format!("{AT}/name"),
+                format!(
+                    "`{}` gives the same response for `a.csv` and `a.xml`, and `include` takes files of several extensions: two such requests are not sent together: the second waits until the first is answered or its await expires (use `{{{{name}}}}` to tell them apart)",
+                    name.source()
+                ),
+            );
         }
     }
 }
@@ -293,6 +324,25 @@ sinks: [ { endpoint: archive, path: /sent }, { endpoint: partner, path: /inbox }
         .unwrap();
         let p = problems(&BASE.replace("name: orders", "name: orders.response"));
         assert!(p.iter().any(|m| m.contains("names ending in `.response` are kept for round trips")), "{p:#?}");
+    }
+
+    /// A response name that drops the extension, with a source taking several: a warning.
+    #[test]
+    fn a_response_name_that_cannot_tell_extensions_apart_is_warned_of() {
+        let flow = |include: &str, name: &str| {
+            format!(
+                "{}response: {{ endpoint: partner, path: /outbox, name: \"{name}\", deadline: 1h, sinks: [ {{ endpoint: archive, path: /acks }} ] }}\n",
+                BASE.replace("source: { endpoint: out, path: / }", &format!("source: {{ endpoint: out, path: /{include} }}"))
+            )
+        };
+        let warned =
+            |y: String| super::super::tests::warnings(&y).iter().any(|w| w.contains("/response/name") && w.contains("several extensions"));
+        assert!(warned(flow(", include: [\"*.csv\", \"*.xml\"]", "{{stem}}.ack")));
+        assert!(warned(flow(", include: [\"orders_*\"]", "{{stem}}.ack")));
+        assert!(!warned(flow(", include: [\"*.csv\", \"*.CSV\"]", "{{stem}}.ack")));
+        assert!(!warned(flow(", include: [\"*.csv\", \"*.xml\"]", "{{name}}.ack")));
+        // Not for a flow that says nothing of its files.
+        assert!(!warned(flow("", "{{stem}}.ack")));
     }
 
     /// The loop checks compare where endpoints are: another name for the source's folder, or

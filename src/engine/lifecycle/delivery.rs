@@ -3,6 +3,7 @@
 //! recovered from a recorded target, and trigger files.
 
 use super::*;
+use crate::config::flow::Sink;
 
 /// What the sinks receive: the staged original, or the steps' output (and a rejects file).
 pub(super) struct Payload {
@@ -61,9 +62,8 @@ pub(super) fn payload(cx: &Ctx<'_>, rec: &FileRecord, entry: &Entry, staged: &Pa
 pub(super) struct Sent {
     /// The sink took the payload's file itself (it is gone).
     pub(super) took: bool,
-    /// The target was there already and left as it was (`if_exists: skip`).
-    pub(super) skipped: Option<RemotePath>,
-    /// Delivered before this call: confirmed in the record, or found whole after a crash.
+    /// Delivered before this call: confirmed in the record, or found whole after a crash (not
+    /// a target left as it was, see [`Delivery::left_alone`]).
     pub(super) before: bool,
 }
 
@@ -81,26 +81,23 @@ pub(super) async fn deliver_one(
     let ep = &*cx.sinks[i];
     let idx = i as u32;
     let rel_dir = rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-    let (mut took, mut skipped) = (false, None);
+    let mut took = false;
     // The trigger is owed for a delivered file (uploaded now or before a crash), not for a
-    // target left as it was (`if_exists: skip`).
-    let before = rec.deliveries.iter().any(|d| d.sink == idx && d.done);
+    // target left as it was (`if_exists: skip`), now or by a run before a crash.
+    let recorded = rec.deliveries.iter().find(|d| d.sink == idx && d.done);
+    let kept = recorded.is_some_and(Delivery::left_alone);
+    let before = recorded.is_some() && !kept;
     let (target, triggered) = match recovered(cx, rec, ep, idx, p).await? {
+        Some(t) if kept => (t, false),
         Some(t) => (t, true),
         None => {
-            let vars = NameVars::new(&p.name, rel_dir, p.size, cx.run, cx.now);
-            let dir = sink.path.render(&vars).map_err(FileError::TargetName)?;
-            let dir = RemotePath::parse(&dir).map_err(|e| FileError::TargetName(format!("sink {} path: {e}", sink.endpoint)))?;
-            let name = sink.name.render(&vars).map_err(FileError::TargetName)?;
+            let (dir, name) = wanted(sink, &p.name, rel_dir, p.size, cx.run, cx.now)?;
             // The last sink to need the payload may take it by renaming (a local folder).
             let last_use = (0..cx.sinks.len() as u32).filter(|&j| j != idx).all(|j| rec.deliveries.iter().any(|d| d.sink == j && d.done));
             // A staged file not hashed yet is hashed on its way out.
             let hash = unhashed(cx, rec);
             let (t, uploaded, taken) = send(cx, rec, i, idx, &dir, &name, rel_dir, (&p.file, data), p.size, last_use, hash).await?;
             took = taken;
-            if !uploaded {
-                skipped = Some(t.clone());
-            }
             (t, uploaded)
         }
     };
@@ -118,7 +115,23 @@ pub(super) async fn deliver_one(
     if triggered && sink.trigger.is_some() && !rec.deliveries.iter().any(|d| d.sink == TRIGGERS + idx && d.done) {
         trigger(cx, rec, i, &target, rel_dir).await?;
     }
-    Ok(Sent { took, skipped, before })
+    Ok(Sent { took, before })
+}
+
+/// Where `sink` delivers a payload named `name` (of `size` bytes, from `rel_dir` under the
+/// source folder) before its exists-policy: the folder and the name there.
+pub(in crate::engine) fn wanted(
+    sink: &Sink,
+    name: &str,
+    rel_dir: &str,
+    size: u64,
+    run: u64,
+    now: SystemTime,
+) -> Result<(RemotePath, String), FileError> {
+    let vars = NameVars::new(name, rel_dir, size, run, now);
+    let dir = sink.path.render(&vars).map_err(FileError::TargetName)?;
+    let dir = RemotePath::parse(&dir).map_err(|e| FileError::TargetName(format!("sink {} path: {e}", sink.endpoint)))?;
+    Ok((dir, sink.name.render(&vars).map_err(FileError::TargetName)?))
 }
 
 /// The recorded target of delivery `idx` of `p` when that delivery is complete: confirmed, or
@@ -253,9 +266,10 @@ async fn send(
     let mut raced = 0;
     loop {
         match target {
-            Target::Skip(t) => {
+            Target::Skip(t, held) => {
                 tracing::info!(flow = %cx.flow.name, target = %t, "Target exists; skipped (if_exists: skip).");
-                mark(rec, idx, &t, true, None);
+                // Recorded with the file kept there: a resumed run tells it from a delivery.
+                mark(rec, idx, &t, true, Some(held));
                 // Lazy: lost, the policy finds the target again and skips again.
                 put_lazy(cx, rec)?;
                 return Ok((t, false, false));

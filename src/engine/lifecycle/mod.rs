@@ -50,6 +50,7 @@ mod delivery;
 mod failure;
 mod versions;
 
+pub(super) use delivery::wanted;
 use delivery::{Sent, deliver_one, payload, recovered, unhashed};
 use failure::fail;
 use versions::{changed_since_read, replaced_since_listed};
@@ -124,6 +125,20 @@ impl Known {
         };
         Ok(Known { prev, done })
     }
+
+    /// What the ledger knew of the path (any version).
+    pub fn prev(&self) -> Option<&FileRecord> {
+        self.prev.as_ref()
+    }
+}
+
+/// Whether `r` records the version of the file listed as `entry`: the same identity when the
+/// identity is known from the listing, else the same size and time.
+pub(super) fn same_version(flow: &Flow, entry: &Entry, r: &FileRecord) -> bool {
+    match identity::key(flow.source.identity, entry) {
+        Some(k) => r.identity == k,
+        None => r.size == entry.size && r.mtime == mtime_millis(entry),
+    }
 }
 
 /// Takes one ready file as far as it can go. Returns its report and whether the run must
@@ -133,10 +148,7 @@ pub(super) async fn process(cx: &Ctx<'_>, entry: &Entry, rel: &str, known: Optio
     let flow = &cx.flow.name;
     let path = entry.path.as_str();
     let id_pre = identity::key(cx.flow.source.identity, entry);
-    let same_version = |r: &FileRecord| match &id_pre {
-        Some(k) => &r.identity == k,
-        None => r.size == entry.size && r.mtime == mtime_millis(entry),
-    };
+    let same_version = |r: &FileRecord| same_version(cx.flow, entry, r);
     let Known { prev, done: done_before } = match known {
         Some(k) => k,
         None => Known { prev: cx.ledger.file(flow, path)?, done: None },
@@ -227,8 +239,6 @@ async fn advance(
     let mut fresh = false;
     // A sink took the staged file by renaming it: nothing left to remove.
     let mut staged_gone = false;
-    // Targets this run found there already and left alone (`if_exists: skip`), for the report.
-    let mut left_alone: Vec<String> = Vec::new();
     // The request's await was registered by this call (round trips).
     let mut awaited = false;
     // When the record was last written before this call (0 for a new one): a delivery found
@@ -359,14 +369,14 @@ async fn advance(
                 let mut failed: Option<FileError> = None;
                 for i in 0..cx.sinks.len() {
                     match deliver_one(cx, rec, rel, i, &p, kept.as_deref()).await {
-                        Ok(Sent { took, skipped, before }) => {
-                            left_alone.extend(skipped.map(|t| format!("{}:{t}", cx.flow.sinks[i].endpoint)));
+                        Ok(Sent { took, before }) => {
                             staged_gone |= took;
                             if took {
                                 *kept = None;
                             }
                             // The partner has the request: its answer may come from now on,
-                            // whatever the other sinks do (idempotent).
+                            // whatever the other sinks do (idempotent; nothing for a target
+                            // left as it was, which the partner did not get from us).
                             if super::awaits::answered_from(cx.flow, i) {
                                 // Delivered before this call (a run killed after the rename):
                                 // the partner has had it since then, not since now.
@@ -465,8 +475,18 @@ async fn advance(
                     Some(_) => cx.ledger.file_result(flow, &rec.path)?.filter(|r| r.output.is_some()).map(|r| r.counts),
                     None => None,
                 };
+                // Read from the record, so that a run resumed after a crash tells it too.
+                let left_alone: Vec<String> = rec
+                    .deliveries
+                    .iter()
+                    .filter(|d| d.sink < REJECTS && d.left_alone())
+                    .filter_map(|d| cx.flow.sinks.get(d.sink as usize).map(|s| format!("{}:/{}", s.endpoint, d.target)))
+                    .collect();
                 if !left_alone.is_empty() {
                     detail.push_str(&format!("; {} was there already and left as it was (if_exists: skip)", left_alone.join(", ")));
+                }
+                if super::awaits::left_alone(cx.flow, rec).is_some() {
+                    detail.push_str("; the request was not sent, so no response is awaited for it");
                 }
                 if let Some(c) = &records {
                     detail.push_str(&format!(
