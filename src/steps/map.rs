@@ -410,6 +410,14 @@ pub fn load_table(path: &Path, raw: &RawLookup) -> Result<Table, String> {
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
+    // A column named twice: a row's map would keep the later one's value, silently.
+    if let Some((a, b)) = (0..header.len()).find_map(|i| header[..i].iter().position(|h| *h == header[i]).map(|j| (j + 1, i + 1))) {
+        return Err(format!(
+            "look-up table {}: the header names column `{}` twice (columns {a} and {b}): `lookup` would give the later one's value only",
+            path.display(),
+            header[b - 1]
+        ));
+    }
     let key_at = header
         .iter()
         .position(|h| *h == raw.key)
@@ -616,6 +624,16 @@ mod tests {
         );
         std::fs::write(&p, "code,name\nFIN,Finance\nHR,People\nHR,People\n").unwrap();
         assert_eq!(load_table(&p, &raw).unwrap().len(), 2);
+        // A column named twice is refused (before: the later one's value, silently).
+        std::fs::write(&p, "code,name, name\nFIN,Finance,Finanzen\n").unwrap();
+        assert_eq!(
+            load_table(&p, &raw).unwrap_err(),
+            format!(
+                "look-up table {}: the header names column `name` twice (columns 2 and 3): `lookup` would give the later one's value only",
+                p.display()
+            )
+        );
+        std::fs::write(&p, "code,name\nFIN,Finance\nHR,People\n").unwrap();
         let raw = RawLookup { key: "id".into(), ..raw };
         assert!(load_table(&p, &raw).unwrap_err().contains("has no column `id` (columns: code, name)"));
         // Before: "CSV error: record 2 (line: 3, byte: 24): found record with 1 fields, but …".
