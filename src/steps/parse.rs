@@ -246,7 +246,8 @@ fn csv_row(header: &[String], fields: Vec<String>, number: u64, line: u64) -> Ro
 fn read_json(text: impl Read, max: u64, each: &mut dyn FnMut(Event) -> Result<(), Stop>) -> Result<(), Stop> {
     let mut stopped: Option<Stop> = None;
     let blank = std::cell::Cell::new(true);
-    let at = Position { offset: Cell::new(0), start: Cell::new(0), number: Cell::new(0), max };
+    let at =
+        Position { offset: Cell::new(0), start: Cell::new(0), number: Cell::new(0), max, lines: Cell::new(1), first_line: Cell::new(None) };
     let mut de = serde_json::Deserializer::from_reader(Blank { inner: text, blank: &blank, at: &at });
     let seed = Elements { each, stopped: &mut stopped, at: &at };
     let result = seed.deserialize(&mut de).and_then(|()| de.end());
@@ -272,6 +273,11 @@ struct Position {
     /// The number of the element being read (1-based).
     number: Cell<u64>,
     max: u64,
+    /// The line the reader is on (1-based).
+    lines: Cell<u64>,
+    /// The line the element being read begins on, once its first byte was passed on (the
+    /// whitespace and comma before it do not count).
+    first_line: Cell<Option<u64>>,
 }
 
 /// Passes text on, noting in `blank` whether all of it so far was JSON whitespace, and
@@ -295,6 +301,14 @@ impl<R: Read> Read for Blank<'_, R> {
         }
         let n = self.inner.read(buf)?;
         at.offset.set(at.offset.get() + n as u64);
+        for &b in &buf[..n] {
+            if at.first_line.get().is_none() && !matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b',' | b'[') {
+                at.first_line.set(Some(at.lines.get()));
+            }
+            if b == b'\n' {
+                at.lines.set(at.lines.get() + 1);
+            }
+        }
         if self.blank.get() && !buf[..n].iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
             self.blank.set(false);
         }
@@ -326,10 +340,12 @@ impl<'de> Visitor<'de> for Elements<'_, '_> {
         loop {
             self.at.start.set(self.at.offset.get());
             self.at.number.set(number + 1);
+            self.at.first_line.set(None);
             let Some(v) = seq.next_element::<Value>()? else { break };
             number += 1;
             let value = if v.is_object() { Ok(v.clone()) } else { Err(format!("expected an object, found {}", kind(&v))) };
-            if let Err(s) = (self.each)(Event::Row(Row { number, line: None, value, raw: Raw::Json(v) })) {
+            let line = self.at.first_line.get();
+            if let Err(s) = (self.each)(Event::Row(Row { number, line, value, raw: Raw::Json(v) })) {
                 *self.stopped = Some(s);
                 return Err(serde::de::Error::custom("stopped"));
             }
@@ -993,6 +1009,12 @@ mod tests {
         assert_eq!(rows.len(), 3);
         assert_eq!(rows[1].value.as_ref().unwrap()["a"], 2);
         assert_eq!(rows[2].value.as_ref().unwrap_err(), "expected an object, found a number");
+        assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), [Some(1); 3]);
+        // Each element's line is where it begins (before: none, so rejects named no line).
+        let pretty = b"[\n  {\n    \"a\": 1\n  },\n  {\"a\": 2},\n\n  7\n  ,{\"a\":\n3}\n]\n";
+        let (_, rows, r) = run(&parse(ParseFormat::Json), pretty);
+        r.unwrap();
+        assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), [Some(2), Some(5), Some(7), Some(8)]);
         let (_, _, r) = run(&parse(ParseFormat::Json), br#"{"a":1}"#);
         assert!(r.unwrap_err().starts_with("not a JSON array of objects"));
         let (_, rows, r) = run(&parse(ParseFormat::Json), br#"[{"a":1},{"a":"#);
