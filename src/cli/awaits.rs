@@ -1,5 +1,8 @@
 //! `wharf awaits [FLOW]`: every awaited response (round trips) the ledger knows, with its
-//! request, deadline and state; and the response lines of `wharf run`'s summary.
+//! request, deadline and state; and the response lines of `wharf run`'s summary. `wharf
+//! awaits close` (closing an await by hand) is in `close`.
+
+pub mod close;
 
 use std::process::ExitCode;
 
@@ -10,7 +13,10 @@ use super::state::{no_ledger, open_for_read};
 use crate::engine::ResponseReport;
 
 #[derive(Debug, clap::Args)]
+#[command(args_conflicts_with_subcommands = true, disable_help_subcommand = true)]
 pub struct Args {
+    #[command(subcommand)]
+    pub command: Option<Sub>,
     /// Only this flow's awaits.
     pub flow: Option<String>,
     /// Only awaits still open (waiting or overdue).
@@ -21,7 +27,18 @@ pub struct Args {
     pub json: bool,
 }
 
+#[derive(Debug, clap::Subcommand)]
+pub enum Sub {
+    /// Give up by hand the open await of a request whose answer will never come: it becomes
+    /// `expired` (no event), and a request held back for the same response name goes out on
+    /// the next run. Without --yes, only say what would be closed.
+    Close(close::Args),
+}
+
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
+    if let Some(Sub::Close(a)) = args.command {
+        return close::run(a, global);
+    }
     let Some(ledger) = open_for_read(global)? else {
         return no_ledger(global, args.json);
     };

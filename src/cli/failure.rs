@@ -30,8 +30,8 @@ use crate::ledger::LedgerError;
 pub enum Kind {
     /// The flow file has problems; `problems` lists them (exit 2).
     InvalidFlow,
-    /// The flow file, or the quarantined file named, does not exist (exit 2; 3 when a
-    /// quarantined file's copy is gone).
+    /// The flow file, the quarantined file named, or the open await named (`wharf awaits
+    /// close`) does not exist (exit 2; 3 when a quarantined file's copy is gone).
     NotFound,
     /// A command-line argument is wrong (exit 2).
     Usage,

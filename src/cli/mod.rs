@@ -97,7 +97,8 @@ pub enum Command {
     Trust(trust::Args),
     /// Inspect, release or reprocess files the content steps quarantined.
     Quarantine(quarantine::Args),
-    /// Show awaited responses (round trips): request, expected response, deadline, state.
+    /// Show awaited responses (round trips): request, expected response, deadline, state;
+    /// `awaits close FLOW REQUEST` gives up an open one by hand.
     Awaits(awaits::Args),
     /// Remove every record the ledger keeps of a flow that has no flow file any more
     /// (removed or renamed); without --yes, only say what would be removed.
@@ -171,7 +172,10 @@ impl Command {
                 quarantine::Sub::List { json, .. } | quarantine::Sub::Reprocess { json, .. } => *json,
                 quarantine::Sub::Show { .. } | quarantine::Sub::Release { .. } => false,
             },
-            Command::Awaits(a) => a.json,
+            Command::Awaits(a) => match &a.command {
+                Some(awaits::Sub::Close(c)) => c.json,
+                None => a.json,
+            },
             Command::Events(a) => a.json,
             Command::Forget(a) => a.json,
             Command::Status(a) => a.json,
@@ -206,7 +210,10 @@ impl Command {
                     path(flow)
                 }
             },
-            Command::Awaits(a) => a.flow.clone(),
+            Command::Awaits(a) => match &a.command {
+                Some(awaits::Sub::Close(c)) => Some(c.flow.clone()),
+                None => a.flow.clone(),
+            },
             Command::Events(a) => a.flow.clone(),
             Command::Forget(a) => Some(a.flow.clone()),
             Command::Trigger(a) => Some(a.flow.clone()),
@@ -221,7 +228,9 @@ impl Command {
 /// show`) must see a peer that went away as an error, not die of SIGPIPE.
 fn only_prints(c: &Command) -> bool {
     match c {
-        Command::Validate(_) | Command::Schema(_) | Command::Runs(_) | Command::Files(_) | Command::Awaits(_) | Command::Events(_) => true,
+        Command::Validate(_) | Command::Schema(_) | Command::Runs(_) | Command::Files(_) | Command::Events(_) => true,
+        // `close` writes: it finishes whatever becomes of its output.
+        Command::Awaits(a) => a.command.is_none(),
         Command::Quarantine(q) => matches!(q.command, quarantine::Sub::List { .. }),
         _ => false,
     }

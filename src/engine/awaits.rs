@@ -173,7 +173,17 @@ pub(super) fn held_back<'e>(
             (Some(a), _) => {
                 let earlier = if a.request == path { "an earlier version of " } else { "" };
                 let sent = date(a.sent_at);
-                Some(format!("its response {expected} is awaited for {earlier}{} (sent {sent}); sent once that is {until}", a.request))
+                // Nothing ends an await without expiry but its answer, or the operator.
+                let by_hand = if resp.expire_after.is_some() {
+                    String::new()
+                } else {
+                    let request = format!("/{}", a.request);
+                    format!("; `wharf awaits close {} {}` gives up waiting", flow.name, crate::text::shell_word(&request))
+                };
+                Some(format!(
+                    "its response {expected} is awaited for {earlier}{} (sent {sent}); sent once that is {until}{by_hand}",
+                    a.request
+                ))
             }
             (None, Some(other)) => {
                 Some(format!("its response {expected} would also answer {other}, sent first in this run; sent once that is {until}"))
@@ -711,7 +721,11 @@ mod tests {
         let held = r.files.iter().find(|f| f.path.ends_with("a.xml")).unwrap();
         assert_eq!(held.outcome, Outcome::NotReady, "{r:#?}");
         assert!(held.detail.starts_with("its response /outbox/a.ack is awaited for a.csv (sent "), "{}", held.detail);
-        assert!(held.detail.ends_with("sent once that is answered (it has no expire_after)"), "{}", held.detail);
+        assert!(
+            held.detail.ends_with("sent once that is answered (it has no expire_after); `wharf awaits close rt /a.csv` gives up waiting"),
+            "{}",
+            held.detail
+        );
         // Answered: the next run sends a.xml, which awaits a.ack in its turn.
         std::fs::write(d.join("partner/outbox/a.ack"), "ack a.csv").unwrap();
         let r = run(&flow, &ledger, d).await;

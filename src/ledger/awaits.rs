@@ -9,7 +9,8 @@
 //!
 //! A state change and its event (`events_v2`, see `events.rs`) are one transaction: an event
 //! is recorded exactly once. This
-//! module stores and lists; *when* a state changes is decided in `engine/awaits.rs`.
+//! module stores and lists; *when* a state changes is decided in `engine/awaits.rs`, or by
+//! the operator ([`Ledger::close_await`], `wharf awaits close`).
 
 use redb::{ReadableTable, TableDefinition};
 use serde::{Deserialize, Serialize};
@@ -156,6 +157,24 @@ impl Ledger {
         })
     }
 
+    /// Gives up the open await of `flow` for the response at `expected` by hand (`wharf awaits
+    /// close`): state `expired`, with `detail` saying so, and no event (the operator acted; a
+    /// page about it would tell them what they did). Read and written in one transaction, so
+    /// an await that closed meanwhile stays as it is. Returns the await as closed; `None` when
+    /// there is no such await or it is not open.
+    pub fn close_await(&self, flow: &str, expected: &str, detail: &str) -> Result<Option<AwaitRecord>, LedgerError> {
+        self.write(|tx| {
+            let mut awaits = tx.open_table(AWAITS)?;
+            let Some(mut rec) = awaits.get((flow, expected))?.map(|v| v.value()).filter(|a| a.state.is_open()) else {
+                return Ok(None);
+            };
+            rec.state = AwaitState::Expired;
+            rec.detail = Some(detail.to_string());
+            awaits.insert((flow, expected), &rec)?;
+            Ok(Some(rec))
+        })
+    }
+
     /// Stores an await's new state and, in the same transaction, the event it causes, raised
     /// by `run` (the run that looked). Returns the event as recorded (with its sequence number).
     pub fn update_await(
@@ -239,6 +258,20 @@ mod tests {
         assert_eq!(seqs(l.events(None, 1, 1).unwrap()), [2]);
         assert_eq!(seqs(l.events(Some("f"), 0, 1).unwrap()), [1]);
         assert!(l.events(Some("h"), 0, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn closing_by_hand_expires_an_open_await_only_and_records_no_event() {
+        let l = Ledger::in_memory().unwrap();
+        l.register_await(&waiting("f", "a.csv", "ia", "o/a.ack")).unwrap();
+        let closed = l.close_await("f", "o/a.ack", "closed by hand").unwrap().unwrap();
+        assert_eq!((closed.state, closed.detail.as_deref()), (AwaitState::Expired, Some("closed by hand")));
+        assert_eq!(l.awaited("f", "o/a.ack").unwrap(), Some(closed));
+        // Closed already, or none: nothing changes.
+        assert_eq!(l.close_await("f", "o/a.ack", "again").unwrap(), None);
+        assert_eq!(l.close_await("g", "o/a.ack", "other flow").unwrap(), None);
+        assert_eq!(l.awaited("f", "o/a.ack").unwrap().unwrap().detail.as_deref(), Some("closed by hand"));
+        assert!(l.events(None, 0, 10).unwrap().is_empty());
     }
 
     #[test]

@@ -106,6 +106,7 @@ fn read_commands_with_a_state_folder_that_is_a_file_print_a_json_error_and_exit_
         &["files", "demo", "--json"],
         &["events", "--json"],
         &["awaits", "--json"],
+        &["awaits", "close", "demo", "/a.csv", "--json"],
         &["quarantine", "list", "demo", "--json"],
         &["status", "--json"],
     ] {

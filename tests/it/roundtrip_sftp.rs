@@ -283,3 +283,101 @@ fn sigkill_after_delivery_does_not_await_twice() {
 fn sigkill_after_registration_does_not_await_twice() {
     crash_and_recover("disposing");
 }
+
+/// An ack that never comes, to a flow without `expire_after`: `a.xml`, expecting the same
+/// `a.ack` as `a.csv`, waits for good — until the operator closes `a.csv`'s await by hand.
+/// The dry run changes nothing; `--yes` expires it (no event), and the next run sends `a.xml`.
+#[test]
+fn a_request_held_back_goes_out_once_the_await_is_closed_by_hand() {
+    let Some(w) = World::new() else { return };
+    let flow = w.flow_with("{{stem}}.ack", "30m", "[\"*.csv\", \"*.xml\"]", "");
+    fs::write(w.local("outbox/a.csv"), "order a\n").unwrap();
+    fs::write(w.local("outbox/a.xml"), "<order/>\n").unwrap();
+    let (_, r) = w.run(&flow);
+    assert_eq!(r["counts"]["not_ready"].as_u64(), Some(1), "{r:#}");
+    let (_, r) = w.run(&flow);
+    let held = r["files"].as_array().unwrap().iter().find(|f| f["path"].as_str().unwrap().ends_with("a.xml")).unwrap();
+    assert!(held["detail"].as_str().unwrap().ends_with("`wharf awaits close orders /a.csv` gives up waiting"), "{held:#}");
+    let close = |args: &[&str]| w.wharf().args(["awaits", "close"]).args(args).output().unwrap();
+    let text = |o: &std::process::Output| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+
+    // Not awaited, or a typo: exit 2, naming the flow, the request and the open awaits.
+    let unknown = close(&["orders", "/b.csv"]);
+    assert_eq!(unknown.status.code(), Some(2), "{}", text(&unknown));
+    assert!(
+        text(&unknown)
+            .contains("flow orders: request /b.csv has no await; open awaits of the flow: /a.csv (waiting, response /outbox/a.ack)"),
+        "{}",
+        text(&unknown)
+    );
+
+    // The dry run (the flow file names the flow; the request with or without its `/`).
+    let dry = close(&[flow.to_str().unwrap(), "a.csv"]);
+    assert_eq!(dry.status.code(), Some(0), "{}", text(&dry));
+    assert!(text(&dry).contains("flow orders: would close the await of request /a.csv (waiting, sent "), "{}", text(&dry));
+    assert!(text(&dry).contains("run again with --yes"), "{}", text(&dry));
+    assert_eq!(w.list("awaits")[0]["state"], "waiting");
+
+    let closed = close(&["orders", "/a.csv", "--yes", "--json"]);
+    assert_eq!(closed.status.code(), Some(0), "{}", text(&closed));
+    let report = json(&closed);
+    assert_eq!((report["closed"].as_bool(), report["awaits"].as_array().map(Vec::len)), (Some(true), Some(1)), "{report:#}");
+    let a = &w.list("awaits")[0];
+    assert_eq!(a["state"], "expired", "{a:#}");
+    assert!(a["detail"].as_str().unwrap().starts_with("closed by hand (`wharf awaits close`) on "), "{a:#}");
+    assert!(w.list("events").is_empty(), "no event for an await closed by hand");
+
+    // Closed: a second close is refused, saying how it closed.
+    let again = close(&["orders", "a.csv", "--yes"]);
+    assert_eq!(again.status.code(), Some(2), "{}", text(&again));
+    assert!(text(&again).contains("flow orders: the await of request /a.csv is not open, nothing to close: expired"), "{}", text(&again));
+
+    let (_, r) = w.run(&flow);
+    assert_eq!(r["counts"]["delivered"].as_u64(), Some(1), "{r:#}");
+    assert_eq!(fs::read_to_string(w.remote("inbox/a.xml")).unwrap(), "<order/>\n");
+    let a = &w.list("awaits")[0];
+    assert_eq!((a["request"].as_str(), a["state"].as_str()), (Some("a.xml"), Some("waiting")), "{a:#}");
+}
+
+/// Closing by hand writes the ledger: refused while `wharf serve` holds it (the dry run
+/// works beside it, and says to stop the daemon first).
+#[test]
+fn closing_an_await_by_hand_is_refused_while_serve_holds_the_ledger() {
+    use wharf::control::discovery::ServeInfo;
+    use wharf::ledger::{AwaitRecord, Ledger};
+    let dir = tempdir();
+    let state = dir.path().join("state");
+    let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
+    let rec = AwaitRecord {
+        flow: "orders".into(),
+        request: "a.csv".into(),
+        request_identity: "p=a.csv".into(),
+        expected: "outbox/a.ack".into(),
+        sent_at: 1_000,
+        deadline_at: 2_000,
+        ..Default::default()
+    };
+    ledger.register_await(&rec).unwrap();
+    let socket = state.join("wharf.sock");
+    let _listening = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let info = ServeInfo { pid: std::process::id(), socket, http: None, started_at: chrono::Utc::now(), version: "test".into() };
+    info.write(&ServeInfo::path_in(&state)).unwrap();
+    let close = |yes: bool| {
+        let mut c = support::wharf(&state);
+        c.args(["awaits", "close", "orders", "/a.csv"]);
+        if yes {
+            c.arg("--yes");
+        }
+        c.output().unwrap()
+    };
+
+    let dry = close(false);
+    assert_eq!(dry.status.code(), Some(0), "{}", support::stderr(&dry));
+    assert!(support::stdout(&dry).contains("--yes`; stop `wharf serve` first: it holds the ledger)"), "{}", support::stdout(&dry));
+    let held = close(true);
+    assert_eq!(held.status.code(), Some(3), "{}", support::stderr(&held));
+    let expected = format!("flow orders: the ledger at {} is held by `wharf serve`", state.join("ledger.redb").display());
+    assert!(support::stderr(&held).contains(&expected), "{}", support::stderr(&held));
+    assert!(support::stderr(&held).contains("; stop the daemon to close an await by hand"), "{}", support::stderr(&held));
+    assert_eq!(ledger.awaited("orders", "outbox/a.ack").unwrap().unwrap().state, wharf::ledger::AwaitState::Waiting);
+}
