@@ -158,17 +158,19 @@ impl Ledger {
     }
 
     /// Gives up the open await of `flow` for the response at `expected` by hand (`wharf awaits
-    /// close`): state `expired`, with `detail` saying so, and no event (the operator acted; a
-    /// page about it would tell them what they did). Read and written in one transaction, so
-    /// an await that closed meanwhile stays as it is. Returns the await as closed; `None` when
-    /// there is no such await or it is not open.
-    pub fn close_await(&self, flow: &str, expected: &str, detail: &str) -> Result<Option<AwaitRecord>, LedgerError> {
+    /// close`) at `at`: state `expired`, expired at `at` (what history counts its age from:
+    /// without it, one with no `expire_after` would be kept for ever), with `detail` saying so,
+    /// and no event (the operator acted; a page about it would tell them what they did). Read
+    /// and written in one transaction, so an await that closed meanwhile stays as it is.
+    /// Returns the await as closed; `None` when there is no such await or it is not open.
+    pub fn close_await(&self, flow: &str, expected: &str, detail: &str, at: Millis) -> Result<Option<AwaitRecord>, LedgerError> {
         self.write(|tx| {
             let mut awaits = tx.open_table(AWAITS)?;
             let Some(mut rec) = awaits.get((flow, expected))?.map(|v| v.value()).filter(|a| a.state.is_open()) else {
                 return Ok(None);
             };
             rec.state = AwaitState::Expired;
+            rec.expire_at = Some(at);
             rec.detail = Some(detail.to_string());
             awaits.insert((flow, expected), &rec)?;
             Ok(Some(rec))
@@ -264,12 +266,12 @@ mod tests {
     fn closing_by_hand_expires_an_open_await_only_and_records_no_event() {
         let l = Ledger::in_memory().unwrap();
         l.register_await(&waiting("f", "a.csv", "ia", "o/a.ack")).unwrap();
-        let closed = l.close_await("f", "o/a.ack", "closed by hand").unwrap().unwrap();
-        assert_eq!((closed.state, closed.detail.as_deref()), (AwaitState::Expired, Some("closed by hand")));
+        let closed = l.close_await("f", "o/a.ack", "closed by hand", 5).unwrap().unwrap();
+        assert_eq!((closed.state, closed.expire_at, closed.detail.as_deref()), (AwaitState::Expired, Some(5), Some("closed by hand")));
         assert_eq!(l.awaited("f", "o/a.ack").unwrap(), Some(closed));
         // Closed already, or none: nothing changes.
-        assert_eq!(l.close_await("f", "o/a.ack", "again").unwrap(), None);
-        assert_eq!(l.close_await("g", "o/a.ack", "other flow").unwrap(), None);
+        assert_eq!(l.close_await("f", "o/a.ack", "again", 6).unwrap(), None);
+        assert_eq!(l.close_await("g", "o/a.ack", "other flow", 6).unwrap(), None);
         assert_eq!(l.awaited("f", "o/a.ack").unwrap().unwrap().detail.as_deref(), Some("closed by hand"));
         assert!(l.events(None, 0, 10).unwrap().is_empty());
     }

@@ -61,11 +61,12 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             return Err(no_await(None, &flow, request).into());
         };
         let open = open_awaits(&ledger, &flow, request)?;
-        let detail = format!("closed by hand (`wharf awaits close`) on {} UTC; no longer awaited", when(crate::ledger::now_millis()));
+        let now = crate::ledger::now_millis();
+        let detail = format!("closed by hand (`wharf awaits close`) on {} UTC; no longer awaited", when(now));
         let mut closed = Vec::with_capacity(open.len());
         for a in open {
             // Read again in the write: `None` only if it closed since (not while we write).
-            if let Some(c) = ledger.close_await(&flow, &a.expected, &detail)? {
+            if let Some(c) = ledger.close_await(&flow, &a.expected, &detail, now)? {
                 tracing::info!(flow = %flow, request = %c.request, expected = %c.expected, was = a.state.as_str(), "Await closed by hand.");
                 closed.push(c);
             }
