@@ -223,7 +223,9 @@ impl Handle {
         let grace = self.shared.opts.config.shutdown_grace;
         self.shared.stop.request();
         let runs: Vec<JoinHandle<()>> = std::mem::take(&mut *crate::sync::lock(&self.shared.runs));
-        let deadline = Instant::now() + grace;
+        // Checked although serve.yaml bounds the grace: a panic here would skip the cleanup.
+        let now = Instant::now();
+        let deadline = now.checked_add(grace).unwrap_or(now + Duration::from_secs(24 * 3600));
         for mut run in runs {
             let left = deadline.saturating_duration_since(Instant::now());
             if tokio::time::timeout(left, &mut run).await.is_err() {
