@@ -474,6 +474,13 @@ fn start_or_defer(shared: &Arc<Shared>, flow: Arc<Flow>, now: DateTime<Utc>) -> 
     Ok(Triggered::Started)
 }
 
+/// Why `name` is not served when a flow file of that name is refused.
+fn refused(shared: &Arc<Shared>, name: &str) -> Option<TriggerError> {
+    let registry = shared.registry();
+    let slot = registry.refused(name)?;
+    Some(TriggerError::Refused { flow: name.to_string(), file: slot.file.clone(), problem: slot.problem.clone().unwrap_or_default() })
+}
+
 fn handle(shared: &Arc<Shared>, cmd: Cmd) {
     let now = shared.clock.now();
     match cmd {
@@ -486,7 +493,7 @@ fn handle(shared: &Arc<Shared>, cmd: Cmd) {
         Cmd::Trigger(name, reply) => {
             let flow = shared.registry().flow(&name);
             let result = match flow {
-                None => Err(TriggerError::UnknownFlow(name.clone())),
+                None => Err(refused(shared, &name).unwrap_or_else(|| TriggerError::UnknownFlow(name.clone()))),
                 Some(flow) => start_or_defer(shared, flow, now),
             };
             let _ = reply.send(result);

@@ -775,6 +775,25 @@ async fn expect_rules_changed_while_down_are_judged_from_the_next_start() {
     d.stop().await;
 }
 
+/// Triggering a flow whose file the daemon refused says so, and why. Was: "no flow named
+/// bad", as if there were no such file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggering_a_refused_flow_file_says_why() {
+    let d = Daemon::start(&[("bad.yaml", "name: bad\nsource: 3\n".to_string())], minute_now(), ServeConfig::default());
+    match d.handle().trigger("bad").await {
+        Err(TriggerError::Refused { flow, file, problem }) => {
+            assert_eq!((flow.as_str(), file), ("bad", d.path("flows/bad.yaml")));
+            assert!(
+                problem.starts_with("3 problem(s), first: ") && problem.contains("bad.yaml:1:1: missing field `endpoints`"),
+                "{problem}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(d.handle().trigger("nope").await, Err(TriggerError::UnknownFlow("nope".into())));
+    d.stop().await;
+}
+
 /// A run whose flow file was removed while it ran, and that ended on passing trouble (here its
 /// source command failed), is not retried: its flow is no longer served. Was: the retry was
 /// planned all the same, for a flow the loop no longer looked at, so once its time passed the
