@@ -1,7 +1,8 @@
 //! `wharf trigger FLOW`: ask the running `wharf serve` to run a flow now.
 //!
 //! Exit codes: 0 started or queued, 1 running already (overlap: skip), 2 no such flow in the
-//! daemon, 3 no daemon (or it is shutting down, or did not answer).
+//! daemon (or its file is refused: said with the first problem), 3 no daemon (or it is
+//! shutting down, or did not answer).
 
 use std::path::Path;
 use std::process::ExitCode;
@@ -42,6 +43,10 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         }
         Err(TriggerError::UnknownFlow(_)) => {
             errln!("error: the running `wharf serve` has no flow named {name}; `wharf status` lists its flows");
+            Ok(ExitCode::from(EXIT_INVALID))
+        }
+        Err(e @ TriggerError::Refused { .. }) => {
+            errln!("error: {e}");
             Ok(ExitCode::from(EXIT_INVALID))
         }
         Err(e @ TriggerError::ShuttingDown) => {

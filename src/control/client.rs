@@ -105,6 +105,12 @@ impl Client {
             StatusCode::NOT_FOUND if self.api_error(&reply).is_some_and(|e| e.error == "unknown_flow") => {
                 Ok(Err(TriggerError::UnknownFlow(flow.to_string())))
             }
+            StatusCode::UNPROCESSABLE_ENTITY => match self.api_error(&reply) {
+                Some(ApiError { error, file: Some(file), problem: Some(problem), .. }) if error == "refused_flow" => {
+                    Ok(Err(TriggerError::Refused { flow: flow.to_string(), file, problem }))
+                }
+                _ => Err(self.unexpected(&reply)),
+            },
             StatusCode::CONFLICT => Ok(Err(TriggerError::AlreadyRunning(flow.to_string()))),
             StatusCode::SERVICE_UNAVAILABLE => Ok(Err(TriggerError::ShuttingDown)),
             _ => Err(self.unexpected(&reply)),

@@ -203,13 +203,19 @@ pub struct Health {
     pub uptime_seconds: u64,
 }
 
-/// The body of every error reply: a stable code (`unknown_flow`, `already_running`,
-/// `shutting_down`, `not_found`, `method_not_allowed`, `forbidden`, `too_large`, `timeout`)
-/// and a sentence for people.
+/// The body of every error reply: a stable code (`unknown_flow`, `refused_flow`,
+/// `already_running`, `shutting_down`, `not_found`, `method_not_allowed`, `forbidden`,
+/// `too_large`, `timeout`) and a sentence for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
     pub error: String,
     pub message: String,
+    /// `refused_flow`: the refused flow file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<PathBuf>,
+    /// `refused_flow`: why it is refused (the first problem).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub problem: Option<String>,
 }
 
 /// The body of `202 Accepted` from `POST /flows/NAME/trigger`.
@@ -235,6 +241,14 @@ pub enum Triggered {
 pub enum TriggerError {
     #[error("no flow named {0}")]
     UnknownFlow(String),
+    /// No flow of that name is in force, and a flow file of that name is refused (it never
+    /// loaded): why, so that the user is not told the flow does not exist.
+    #[error(
+        "flow {flow}: its file {} is refused by the daemon, so the flow is not served: {problem}; `wharf validate {}` lists every problem",
+        .file.display(),
+        crate::text::shell_word(&.file.display().to_string())
+    )]
+    Refused { flow: String, file: PathBuf, problem: String },
     /// The flow is running and skips overlapping runs (overlap: skip), or one is queued already.
     #[error("flow {0} is running already")]
     AlreadyRunning(String),

@@ -6,7 +6,8 @@
 //! - `GET /metrics`: 200, the Prometheus text exposition (format 0.0.4);
 //! - `GET /status`: 200, [`Status`] as JSON;
 //! - `POST /flows/NAME/trigger`: 202 [`TriggerReply`] (started or queued), 404 unknown flow,
-//!   409 running already, 503 shutting down. Unix socket only: over TCP, 403. The socket is
+//!   422 its flow file refused (the body names the file and the first problem), 409 running
+//!   already, 503 shutting down. Unix socket only: over TCP, 403. The socket is
 //!   the owner's alone (mode 0600); a TCP port is open to every local user, or further with
 //!   `allow_remote`, and an unauthenticated "start a partner transfer now" does not belong
 //!   there.
@@ -338,10 +339,15 @@ async fn trigger_flow(ctx: &Ctx, flow: &str) -> Response<Full<Bytes>> {
         Err(e) => {
             let (status, code) = match e {
                 TriggerError::UnknownFlow(_) => (StatusCode::NOT_FOUND, "unknown_flow"),
+                TriggerError::Refused { .. } => (StatusCode::UNPROCESSABLE_ENTITY, "refused_flow"),
                 TriggerError::AlreadyRunning(_) => (StatusCode::CONFLICT, "already_running"),
                 TriggerError::ShuttingDown => (StatusCode::SERVICE_UNAVAILABLE, "shutting_down"),
             };
-            error(status, code, e.to_string())
+            let mut body = ApiError { error: code.to_string(), message: e.to_string(), file: None, problem: None };
+            if let TriggerError::Refused { file, problem, .. } = e {
+                (body.file, body.problem) = (Some(file), Some(problem));
+            }
+            json(status, &body)
         }
     }
 }
@@ -363,5 +369,5 @@ fn json(status: StatusCode, body: &impl Serialize) -> Response<Full<Bytes>> {
 }
 
 fn error(status: StatusCode, code: &str, message: String) -> Response<Full<Bytes>> {
-    json(status, &ApiError { error: code.to_string(), message })
+    json(status, &ApiError { error: code.to_string(), message, file: None, problem: None })
 }

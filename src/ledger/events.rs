@@ -28,6 +28,13 @@ pub(super) const HEALTH: TableDefinition<&str, Postcard<FlowHealth>> = TableDefi
 /// The `counters_v1` key of the last event sequence number the notifier has handled.
 pub(super) const NOTIFY_CURSOR: &str = "notify_cursor";
 
+/// The `counters_v1` key of the fingerprint of the `expect:` rules the flow's
+/// `expect_checked` mark was made for (a separate key: [`FlowHealth`] is stored with
+/// postcard, which cannot take a new field without a new table).
+pub(super) fn expect_rules_key(flow: &str) -> String {
+    format!("expect_rules/{flow}")
+}
+
 /// What an [`Event`] is about. New kinds are appended (postcard stores the variant index).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -199,6 +206,31 @@ impl Ledger {
         self.write(|tx| update_health(tx, flow, change))
     }
 
+    /// The flow's `expect_checked` mark and the fingerprint of the `expect:` rules it was made
+    /// for (`None`: not recorded; an older wharf kept only the mark).
+    pub fn expect_mark(&self, flow: &str) -> Result<(Option<Millis>, Option<u64>), LedgerError> {
+        self.read(|tx| {
+            let mark = tx.open_table(HEALTH)?.get(flow)?.and_then(|v| v.value().expect_checked);
+            let rules = tx.open_table(COUNTERS)?.get(expect_rules_key(flow).as_str())?.map(|v| v.value());
+            Ok((mark, rules))
+        })
+    }
+
+    /// Sets the flow's `expect_checked` mark, made for the rules of fingerprint `rules`
+    /// (`None` for both: the flow no longer expects files), and appends `events`, in one
+    /// transaction.
+    pub fn set_expect_mark(&self, flow: &str, mark: Option<(Millis, u64)>, events: Vec<NewEvent>) -> Result<Vec<Event>, LedgerError> {
+        self.write(|tx| {
+            let mut counters = tx.open_table(COUNTERS)?;
+            match mark {
+                Some((_, rules)) => counters.insert(expect_rules_key(flow).as_str(), rules)?,
+                None => counters.remove(expect_rules_key(flow).as_str())?,
+            };
+            drop(counters);
+            update_health(tx, flow, |h| (FlowHealth { expect_checked: mark.map(|(at, _)| at), ..h.clone() }, events))
+        })
+    }
+
     /// The sequence number of the last event the notifier handled; `None` before any notifier
     /// ever ran (it then starts from the newest event instead of replaying history).
     pub fn notify_cursor(&self) -> Result<Option<u64>, LedgerError> {
@@ -277,6 +309,21 @@ fn first_of_all_flows(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_expect_mark_is_kept_with_its_rules_and_forgotten_with_the_flow() {
+        let l = Ledger::in_memory().unwrap();
+        assert_eq!(l.expect_mark("f").unwrap(), (None, None));
+        l.update_health("f", |h| (FlowHealth { alerting: true, ..h.clone() }, Vec::new())).unwrap();
+        l.set_expect_mark("f", Some((5, 42)), Vec::new()).unwrap();
+        assert_eq!(l.expect_mark("f").unwrap(), (Some(5), Some(42)));
+        assert!(l.health("f").unwrap().alerting, "the rest of the health is kept");
+        l.set_expect_mark("f", None, Vec::new()).unwrap();
+        assert_eq!(l.expect_mark("f").unwrap(), (None, None));
+        l.set_expect_mark("f", Some((6, 43)), Vec::new()).unwrap();
+        assert!(!l.forget("f", 100).unwrap().more);
+        assert_eq!(l.expect_mark("f").unwrap(), (None, None), "forgotten with the flow");
+    }
 
     /// `NotTaken` was `UnsafeName`: postcard stores the variant's index (8), not its name, so
     /// events recorded under the old name read as `not_taken`. Renaming a variant is safe;

@@ -116,9 +116,9 @@ fn numbered(flow: &str) -> Span<(&str, u64)> {
     (Bound::Included((flow, 0)), Bound::Included((flow, u64::MAX)))
 }
 
-/// The flow's keys of the `counters_v1` table (its pruning marks).
-fn counter_keys(flow: &str) -> [String; 2] {
-    [pruned_key(flow), files_key(flow)]
+/// The flow's keys of the `counters_v1` table (its pruning marks, its `expect:` fingerprint).
+fn counter_keys(flow: &str) -> [String; 3] {
+    [pruned_key(flow), files_key(flow), super::events::expect_rules_key(flow)]
 }
 
 /// Removes up to `budget` entries of `range` from `def`, lowering the budget by as many.

@@ -33,6 +33,18 @@ pub struct Deadline {
     pub label: String,
 }
 
+/// A fingerprint of a flow's `expect:` rules, the same in every process: tells whether the
+/// rules a stored check mark was made for are still the flow's (a mark made for other rules,
+/// or before the rules were taken out and put back, must not be resumed from).
+pub fn fingerprint(rules: &[Expect]) -> u64 {
+    let text: String = rules
+        .iter()
+        .map(|e| format!("{}|{:07b}|{}|{};", e.by, e.days.0, e.tz.name(), e.since.map(|t| t.to_string()).unwrap_or_default()))
+        .collect();
+    // FNV-1a: std's hashers may change between releases, and the value is stored.
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3))
+}
+
 impl Expect {
     /// The deadlines due in `(from, to]`, oldest first. A `by` the spring DST change skips is
     /// due at the first instant after the gap; one the autumn change repeats is due at the
@@ -200,6 +212,25 @@ impl fmt::Debug for Days {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_fingerprint_tells_rules_apart_and_is_stable() {
+        let berlin: Tz = "Europe/Berlin".parse().unwrap();
+        let base = [expect("06:00", "mon-fri", berlin, None)];
+        assert_eq!(fingerprint(&base), fingerprint(&base.clone()));
+        // Stored in the ledger: the same value in every process and release (a change makes
+        // every daemon judge every flow's deadlines from its next start only).
+        assert_eq!(fingerprint(&base), 0x7358_c634_0d00_5192);
+        for other in [
+            vec![expect("06:30", "mon-fri", berlin, None)],
+            vec![expect("06:00", "daily", berlin, None)],
+            vec![expect("06:00", "mon-fri", Tz::UTC, None)],
+            vec![expect("06:00", "mon-fri", berlin, Some("05:00"))],
+            vec![base[0].clone(), base[0].clone()],
+        ] {
+            assert_ne!(fingerprint(&base), fingerprint(&other), "{other:?}");
+        }
+    }
 
     fn utc(text: &str) -> DateTime<Utc> {
         DateTime::parse_from_rfc3339(text).unwrap().with_timezone(&Utc)

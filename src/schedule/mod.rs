@@ -30,7 +30,7 @@ use chrono_tz::Tz;
 pub use self::backoff::{backoff, backoff_with};
 pub use self::clock::{Clock, ManualClock, SystemClock};
 pub use self::cron::CronExpr;
-pub use self::expect::{Days, Deadline, Expect, parse_time_of_day};
+pub use self::expect::{Days, Deadline, Expect, fingerprint as expect_fingerprint, parse_time_of_day};
 pub use self::timezone::{parse_timezone, resolve_local};
 pub use crate::config::raw_schedule::Overlap;
 

@@ -21,6 +21,12 @@ use crate::config::{duration, locate};
 const MIN_RESCAN: Duration = Duration::from_millis(100);
 /// The shortest `retry.backoff`.
 const MIN_BACKOFF: Duration = Duration::from_secs(1);
+/// The longest `shutdown_grace`, `rescan`, `retry.backoff` and `retry.max`: past these a
+/// value is a typo, and a huge one overflowed the clock arithmetic (a panic at the stop).
+const MAX_GRACE: Duration = Duration::from_secs(24 * 3600);
+const MAX_RESCAN: Duration = Duration::from_secs(3600);
+const MAX_BACKOFF: Duration = Duration::from_secs(24 * 3600);
+const MAX_RETRY_MAX: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// `serve.yaml`: settings of `wharf serve` (every field optional).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -42,11 +48,11 @@ pub struct RawServeConfig {
     #[serde(default)]
     pub retry: RawServeRetry,
     /// How long in-flight files may take to finish after SIGTERM / Ctrl-C before the runs are
-    /// cut off (cut-off files resume at the next start). Default `30s`.
+    /// cut off (cut-off files resume at the next start). Default `30s`; at most `1d`.
     #[serde(default = "default_grace")]
     pub shutdown_grace: String,
-    /// How often the flows folder is checked for changed flow files. Default `2s`; at least
-    /// `100ms`.
+    /// How often the flows folder is checked for changed flow files. Default `2s`; from `100ms`
+    /// to `1h`.
     #[serde(default = "default_rescan")]
     pub rescan: String,
     /// Notifications for every flow, in addition to each flow's own `notify:`.
@@ -78,10 +84,10 @@ impl Default for RawLimits {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawServeRetry {
-    /// First delay. Default `30s`; at least `1s`.
+    /// First delay. Default `30s`; from `1s` to `1d`.
     #[serde(default = "default_backoff")]
     pub backoff: String,
-    /// Longest delay. Default `15m`.
+    /// Longest delay. Default `15m`; at most `7d`.
     #[serde(default = "default_max")]
     pub max: String,
 }
@@ -261,6 +267,17 @@ pub fn check(raw: &RawServeConfig, problems: &mut Vec<(String, String)>) -> Opti
             problems.push((at.into(), format!("must be at least {}: {what}", crate::schedule::show_duration(least))));
         }
     }
+    let retry_late = "a server back up would wait that long to be tried again";
+    for (at, value, most, what) in [
+        ("/shutdown_grace", grace, MAX_GRACE, "a stop would wait longer than any service manager does"),
+        ("/rescan", rescan, MAX_RESCAN, "a changed flow file would go unseen that long"),
+        ("/retry/backoff", backoff, MAX_BACKOFF, retry_late),
+        ("/retry/max", max, MAX_RETRY_MAX, retry_late),
+    ] {
+        if value.is_some_and(|v| v > most) {
+            problems.push((at.into(), format!("must be at most {}: {what}", crate::schedule::show_duration(most))));
+        }
+    }
     if let (Some(b), Some(m)) = (backoff, max)
         && b > m
     {
@@ -380,6 +397,23 @@ listen: 10.0.0.1:1
             ]
         );
         assert!(problems("rescan: 100ms\nretry: { backoff: 1s, max: 1s }\n").is_empty());
+    }
+
+    #[test]
+    fn huge_durations_are_refused() {
+        // Were accepted: `shutdown_grace: 100000000000d` panicked at the stop
+        // (`Instant::now() + grace` overflowed), the others slept or waited for ever.
+        let got = problems("shutdown_grace: 100000000000d\nrescan: 2d\nretry: { backoff: 2d, max: 8d }\n");
+        assert_eq!(
+            got,
+            [
+                "1:17 /shutdown_grace must be at most 1d: a stop would wait longer than any service manager does",
+                "2:9 /rescan must be at most 1h: a changed flow file would go unseen that long",
+                "3:19 /retry/backoff must be at most 1d: a server back up would wait that long to be tried again",
+                "3:28 /retry/max must be at most 7d: a server back up would wait that long to be tried again",
+            ]
+        );
+        assert!(problems("shutdown_grace: 1d\nrescan: 1h\nretry: { backoff: 1d, max: 7d }\n").is_empty());
     }
 
     #[test]

@@ -1,19 +1,20 @@
 //! Expected files (`expect:`): at each deadline, was a file delivered in its window?
 //!
 //! A deadline is checked once: the last one checked is kept in the flow's health
-//! (`expect_checked`), so a restart checks the deadlines that passed while the daemon was down
-//! and never the same one twice. A miss raises one `missing` event. A check that cannot be
+//! (`expect_checked`, with a fingerprint of the rules it was checked by), so a restart checks
+//! the deadlines that passed while the daemon was down and never the same one twice. Rules
+//! that changed, or came back after being taken out, are judged from then on only. A miss raises one `missing` event. A check that cannot be
 //! recorded (the state folder is full) is not counted as done: it is made again a minute
 //! later, until it can be.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
 use super::supervisor::Shared;
 use crate::ledger::{EventKind, FileState, Ledger, LedgerError, NewEvent, to_millis};
-use crate::schedule::Deadline;
+use crate::schedule::{Deadline, Expect, expect_fingerprint};
 
 /// Looks ahead this far for the next deadline.
 const HORIZON_DAYS: i64 = 8;
@@ -21,55 +22,80 @@ const HORIZON_DAYS: i64 = 8;
 /// How long after a check that could not be recorded it is made again.
 const RETRY: chrono::TimeDelta = chrono::TimeDelta::minutes(1);
 
-/// The last checked time per flow.
+/// The last checked time per flow, with the fingerprint of the rules it was checked by.
 pub(super) struct Watch {
-    checked: BTreeMap<String, DateTime<Utc>>,
+    checked: BTreeMap<String, (DateTime<Utc>, u64)>,
     /// Flows whose last check could not be recorded, and when to check them again.
     again: BTreeMap<String, DateTime<Utc>>,
+    /// Flows without `expect:` whose stored mark this daemon has cleared (or found none).
+    cleared: BTreeSet<String>,
 }
 
 impl Watch {
     pub fn new(_shared: &Arc<Shared>) -> Self {
-        Watch { checked: BTreeMap::new(), again: BTreeMap::new() }
+        Watch { checked: BTreeMap::new(), again: BTreeMap::new(), cleared: BTreeSet::new() }
     }
 
-    /// Where checking resumes for `flow`: the stored mark, else `now`, the first time this
-    /// daemon looks at the flow (at its start, or when a reload brings in a flow with
-    /// `expect:`): the deadlines before the flow was served are not its to judge. In the
-    /// second case the mark is stored at once: a deadline that passes while the daemon is down
-    /// before it checked any is then still checked at the next start.
-    fn from(&mut self, shared: &Arc<Shared>, flow: &str, now: DateTime<Utc>) -> DateTime<Utc> {
-        if let Some(t) = self.checked.get(flow) {
-            return *t;
-        }
-        let stored = shared.ledger.health(flow).ok().and_then(|h| h.expect_checked).and_then(DateTime::from_timestamp_millis);
-        let t = match stored {
-            Some(t) => t,
-            None => {
-                let mark = to_millis(now.into());
-                let saved = shared.ledger.update_health(flow, |h| {
-                    let mut h = h.clone();
-                    // Set only if still unset (nothing else writes it, but never move it back).
-                    h.expect_checked.get_or_insert(mark);
-                    (h, Vec::new())
-                });
-                if let Err(e) = saved {
-                    tracing::error!(flow = %flow, error = %e, "Could not record where expected-file checks start; a restart may miss a deadline.");
-                }
-                now
-            }
+    /// Where checking resumes for `flow`: the stored mark if it was made for the flow's
+    /// current rules, else `now`: the first time a daemon looks at the flow (at its start, or
+    /// when a reload brings in a flow with `expect:`), and when its rules changed or came back
+    /// after being taken out: the deadlines before are not these rules' to judge. The new
+    /// mark is stored at once: a deadline that passes while the daemon is down before it
+    /// checked any is then still checked at the next start.
+    fn from(&mut self, shared: &Arc<Shared>, flow: &str, rules: &[Expect], now: DateTime<Utc>) -> DateTime<Utc> {
+        let print = expect_fingerprint(rules);
+        let known = match self.checked.get(flow) {
+            Some((t, p)) if *p == print => return *t,
+            Some(_) => true,
+            None => false,
         };
-        self.checked.insert(flow.to_string(), t);
+        self.cleared.remove(flow);
+        // Changed while served: the stored mark was made for the old rules.
+        let stored = if known { Ok((None, None)) } else { shared.ledger.expect_mark(flow) };
+        let resumed = stored.as_ref().ok().and_then(|(mark, p)| {
+            // A mark without a fingerprint was made by an older wharf: resumed, as then.
+            mark.filter(|_| p.is_none_or(|p| p == print)).and_then(DateTime::from_timestamp_millis)
+        });
+        let t = resumed.unwrap_or(now);
+        // Not over a mark that could not be read: it may still be right.
+        let saved = stored.and_then(|_| shared.ledger.set_expect_mark(flow, Some((to_millis(t.into()), print)), Vec::new()));
+        if let Err(e) = saved {
+            tracing::error!(flow = %flow, error = %e, "Could not record where expected-file checks start; a restart may miss a deadline.");
+        }
+        self.checked.insert(flow.to_string(), (t, print));
         t
+    }
+
+    /// Forgets the mark of a flow whose `expect:` was taken out (once per daemon and flow):
+    /// when it comes back it is judged from then, not for the days it was out.
+    fn clear(&mut self, shared: &Arc<Shared>, flow: &str) {
+        if self.cleared.contains(flow) {
+            return;
+        }
+        self.checked.remove(flow);
+        self.again.remove(flow);
+        let cleared = match shared.ledger.expect_mark(flow) {
+            Ok((None, None)) => Ok(()),
+            Ok(_) => shared.ledger.set_expect_mark(flow, None, Vec::new()).map(|_| ()),
+            Err(e) => Err(e),
+        };
+        match cleared {
+            Ok(()) => {
+                self.cleared.insert(flow.to_string());
+            }
+            // Tried again at the next check.
+            Err(e) => tracing::error!(flow = %flow, error = %e, "Could not forget the expected-file checks of a flow without `expect:`."),
+        }
     }
 
     /// Checks every deadline of every flow that passed by `now`.
     pub fn check(&mut self, shared: &Arc<Shared>, now: DateTime<Utc>) {
         for flow in shared.registry().flows() {
             if flow.expect.is_empty() {
+                self.clear(shared, &flow.name);
                 continue;
             }
-            let from = self.from(shared, &flow.name, now);
+            let from = self.from(shared, &flow.name, &flow.expect, now);
             if from >= now || self.again.get(&flow.name).is_some_and(|t| *t > now) {
                 continue;
             }
@@ -80,14 +106,12 @@ impl Watch {
             // A write that failed before (a full state folder) left the ledger taking nothing
             // until it is opened again: done here too, not only by a run (a flow that only
             // expects files may have none).
-            let stored = shared.ledger.recover().and_then(|()| missed(&shared.ledger, &flow.name, &deadlines)).and_then(|events| {
-                let mark = to_millis(now.into());
-                shared.ledger.update_health(&flow.name, |h| {
-                    let mut h = h.clone();
-                    h.expect_checked = Some(mark);
-                    (h, events)
-                })
-            });
+            let print = expect_fingerprint(&flow.expect);
+            let stored = shared
+                .ledger
+                .recover()
+                .and_then(|()| missed(&shared.ledger, &flow.name, &deadlines))
+                .and_then(|events| shared.ledger.set_expect_mark(&flow.name, Some((to_millis(now.into()), print)), events));
             match stored {
                 Ok(evs) => {
                     for e in &evs {
@@ -96,7 +120,7 @@ impl Watch {
                     if !evs.is_empty() {
                         shared.notifier.wake();
                     }
-                    self.checked.insert(flow.name.clone(), now);
+                    self.checked.insert(flow.name.clone(), (now, print));
                     self.again.remove(&flow.name);
                 }
                 Err(e) => {
@@ -115,7 +139,7 @@ impl Watch {
             if flow.expect.is_empty() {
                 continue;
             }
-            let from = self.from(shared, &flow.name, now);
+            let from = self.from(shared, &flow.name, &flow.expect, now);
             let to = from + chrono::Duration::days(HORIZON_DAYS);
             let first = match self.again.get(&flow.name) {
                 // Its passed deadlines wait for the check made again.

@@ -108,6 +108,12 @@ impl Registry {
         self.slots.values().filter_map(|s| s.flow.clone()).find(|f| f.name == name)
     }
 
+    /// The slot of a flow file named `name` that is refused and has no version in force (a
+    /// file refused with one in force still runs it): a trigger of it is told why.
+    pub fn refused(&self, name: &str) -> Option<&Slot> {
+        self.slots.values().find(|s| s.flow.is_none() && s.problem.is_some() && s.name() == name)
+    }
+
     /// Every flow in force.
     pub fn flows(&self) -> Vec<Arc<Flow>> {
         self.slots.values().filter_map(|s| s.flow.clone()).collect()
@@ -334,6 +340,22 @@ mod tests {
         assert_eq!(r.flow("trig").unwrap().file, d.join("z.yaml"));
         assert!(r.slots().all(|s| s.problem.is_none()));
         assert!(r.rescan().is_empty(), "nothing changed");
+    }
+
+    #[test]
+    fn a_refused_file_without_a_version_in_force_is_found_by_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(&d.join("bad.yaml"), "name: bad\nsource: 3\n", 1);
+        write(&d.join("good.yaml"), &flow_yaml("good", d), 1);
+        let mut r = Registry::new(d);
+        r.rescan();
+        assert_eq!(r.refused("bad").map(|s| s.file.clone()), Some(d.join("bad.yaml")));
+        assert!(r.refused("good").is_none() && r.refused("nope").is_none());
+        // Broken after it loaded: the previous version runs, so it is not "refused" to a trigger.
+        write(&d.join("good.yaml"), "name: good\nsource: 3\n", 2);
+        assert_eq!(r.rescan().refused, [d.join("good.yaml")]);
+        assert!(r.refused("good").is_none() && r.flow("good").is_some());
     }
 
     /// A flow whose records go through the script `m.rhai` and whose password is the secret

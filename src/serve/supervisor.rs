@@ -223,7 +223,9 @@ impl Handle {
         let grace = self.shared.opts.config.shutdown_grace;
         self.shared.stop.request();
         let runs: Vec<JoinHandle<()>> = std::mem::take(&mut *crate::sync::lock(&self.shared.runs));
-        let deadline = Instant::now() + grace;
+        // Checked although serve.yaml bounds the grace: a panic here would skip the cleanup.
+        let now = Instant::now();
+        let deadline = now.checked_add(grace).unwrap_or(now + Duration::from_secs(24 * 3600));
         for mut run in runs {
             let left = deadline.saturating_duration_since(Instant::now());
             if tokio::time::timeout(left, &mut run).await.is_err() {
@@ -472,6 +474,13 @@ fn start_or_defer(shared: &Arc<Shared>, flow: Arc<Flow>, now: DateTime<Utc>) -> 
     Ok(Triggered::Started)
 }
 
+/// Why `name` is not served when a flow file of that name is refused.
+fn refused(shared: &Arc<Shared>, name: &str) -> Option<TriggerError> {
+    let registry = shared.registry();
+    let slot = registry.refused(name)?;
+    Some(TriggerError::Refused { flow: name.to_string(), file: slot.file.clone(), problem: slot.problem.clone().unwrap_or_default() })
+}
+
 fn handle(shared: &Arc<Shared>, cmd: Cmd) {
     let now = shared.clock.now();
     match cmd {
@@ -484,7 +493,7 @@ fn handle(shared: &Arc<Shared>, cmd: Cmd) {
         Cmd::Trigger(name, reply) => {
             let flow = shared.registry().flow(&name);
             let result = match flow {
-                None => Err(TriggerError::UnknownFlow(name.clone())),
+                None => Err(refused(shared, &name).unwrap_or_else(|| TriggerError::UnknownFlow(name.clone()))),
                 Some(flow) => start_or_defer(shared, flow, now),
             };
             let _ = reply.send(result);

@@ -269,6 +269,11 @@ impl Daemon for TestDaemon {
             "demo" => Ok(Triggered::Started),
             "queue" => Ok(Triggered::Queued),
             "busy" => Err(TriggerError::AlreadyRunning(flow.into())),
+            "broken" => Err(TriggerError::Refused {
+                flow: flow.into(),
+                file: "flows/broken file.yaml".into(),
+                problem: "1 problem(s), first: flows/broken file.yaml:2:9: expected a mapping".into(),
+            }),
             _ => Err(TriggerError::UnknownFlow(flow.into())),
         }
     }
@@ -438,12 +443,24 @@ async fn the_control_interface_answers_over_the_socket_and_loopback_tcp() {
     assert_eq!(unix.trigger("queue").await.unwrap(), Ok(Triggered::Queued));
     assert_eq!(unix.trigger("busy").await.unwrap(), Err(TriggerError::AlreadyRunning("busy".into())));
     assert_eq!(unix.trigger("nope").await.unwrap(), Err(TriggerError::UnknownFlow("nope".into())));
-    for (flow, code) in [("demo", StatusCode::ACCEPTED), ("busy", StatusCode::CONFLICT), ("nope", StatusCode::NOT_FOUND)] {
+    // What the daemon said of a refused file comes across whole.
+    let refused = TriggerError::Refused {
+        flow: "broken".into(),
+        file: "flows/broken file.yaml".into(),
+        problem: "1 problem(s), first: flows/broken file.yaml:2:9: expected a mapping".into(),
+    };
+    assert_eq!(unix.trigger("broken").await.unwrap(), Err(refused));
+    for (flow, code) in [
+        ("demo", StatusCode::ACCEPTED),
+        ("busy", StatusCode::CONFLICT),
+        ("nope", StatusCode::NOT_FOUND),
+        ("broken", StatusCode::UNPROCESSABLE_ENTITY),
+    ] {
         assert_eq!(unix.request(Method::POST, &format!("/flows/{flow}/trigger")).await.unwrap().status, code, "{flow}");
     }
     let tcp = Client::tcp(tcp_addr).request(Method::POST, "/flows/demo/trigger").await.unwrap();
     assert_eq!(tcp.status, StatusCode::FORBIDDEN);
-    assert_eq!(*daemon.triggered.lock().unwrap(), ["demo", "queue", "busy", "nope", "demo", "busy", "nope"]);
+    assert_eq!(*daemon.triggered.lock().unwrap(), ["demo", "queue", "busy", "nope", "broken", "demo", "busy", "nope", "broken"]);
 
     // A second server on the same state folder is refused while this one answers.
     let again = Server::bind(&ListenConfig::in_state_dir(&state, None, false)).unwrap_err();
@@ -498,12 +515,19 @@ async fn status_and_trigger_talk_to_the_running_daemon_and_say_when_there_is_non
         ("queue", 0, "another run is queued"),
         ("busy", 1, "flow busy is running already"),
         ("nope", 2, "has no flow named nope"),
+        // Was "has no flow named broken" for a file the daemon refused.
+        (
+            "broken",
+            2,
+            "error: flow broken: its file flows/broken file.yaml is refused by the daemon, so the flow is not served: 1 problem(s), \
+             first: flows/broken file.yaml:2:9: expected a mapping; `wharf validate 'flows/broken file.yaml'` lists every problem",
+        ),
     ] {
         let o = wharf_async(&state, &["trigger", flow]).await;
         assert_eq!(o.status.code(), Some(code), "{flow}: {}{}", stdout(&o), stderr(&o));
         assert!(format!("{}{}", stdout(&o), stderr(&o)).contains(says), "{flow}: {}{}", stdout(&o), stderr(&o));
     }
-    assert_eq!(*daemon.triggered.lock().unwrap(), ["demo", "queue", "busy", "nope"]);
+    assert_eq!(*daemon.triggered.lock().unwrap(), ["demo", "queue", "busy", "nope", "broken"]);
     server.shutdown().await;
 
     // No daemon: trigger says so, and how to run the flow here, when there is one (it said

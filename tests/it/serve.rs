@@ -715,6 +715,85 @@ async fn a_flow_added_while_serving_is_not_reported_missing_for_the_days_before(
     d.stop().await;
 }
 
+/// Writes `flows/{file}` (ROOT filled in), reloads, and returns once the loop has taken the
+/// reload in (it answers commands in order).
+async fn rewrite(d: &Daemon, file: &str, text: &str) {
+    std::fs::write(d.path("flows").join(file), text.replace("ROOT", &d.path("").display().to_string())).unwrap();
+    d.handle().reload();
+    let _ = d.handle().trigger("no-such-flow").await;
+}
+
+/// A flow whose `expect:` is taken out and later put back is judged from when it came back.
+/// Was: the mark of its last check, days old, was resumed from, and every deadline while
+/// `expect:` was out was reported `missing` at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expect_put_back_is_judged_from_when_it_came_back() {
+    let receiver = HttpReceiver::start(&[]).await;
+    let at = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+    let hook = webhook(&receiver, "missing");
+    let with = local_flow("daily", &format!("expect:\n  - {{ by: \"06:00\", days: mon-fri }}\n{hook}"));
+    let without = local_flow("daily", &hook);
+    // Monday 05:00 UTC; the file is expected by 06:00 on weekdays.
+    let d = Daemon::start(&[("daily.yaml", with.clone())], at("2026-11-23T05:00:00Z"), ServeConfig::default());
+    d.clock.until_sleepers(1).await;
+    rewrite(&d, "daily.yaml", &without).await;
+    // Thursday 05:00: put back.
+    d.clock.set(at("2026-11-26T05:00:00Z"));
+    rewrite(&d, "daily.yaml", &with).await;
+    // The loop has looked at the deadlines again: it sleeps until Thursday 06:00.
+    d.clock.until_sleepers(1).await;
+    d.handle().notified().await;
+    assert!(kinds(&receiver).is_empty(), "{:?}", receiver.requests().iter().map(|r| r.json()).collect::<Vec<_>>());
+    d.clock.set(at("2026-11-26T06:01:00Z"));
+    assert_eq!(requests(&d, &receiver, 1).await, ["missing"]);
+    let detail = receiver.requests()[0].json()["detail"].as_str().unwrap_or_default().to_string();
+    assert!(detail.contains("Thu 2026-11-26"), "{detail}");
+    d.stop().await;
+}
+
+/// `expect:` rules changed while the daemon was down are judged from its next start; rules
+/// that did not change still have the deadlines passed while it was down checked (see
+/// `a_deadline_missed_while_down_is_checked_at_the_next_start`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_rules_changed_while_down_are_judged_from_the_next_start() {
+    let receiver = HttpReceiver::start(&[]).await;
+    let at = |t: &str| DateTime::parse_from_rfc3339(t).unwrap().with_timezone(&Utc);
+    let hook = webhook(&receiver, "missing");
+    let flow = |by: &str| local_flow("daily", &format!("expect:\n  - {{ by: \"{by}\", days: mon-fri }}\n{hook}"));
+    let mut d = Daemon::start(&[("daily.yaml", flow("06:00"))], at("2026-11-23T05:00:00Z"), ServeConfig::default());
+    d.clock.until_sleepers(1).await;
+    let changed = flow("06:30");
+    d.restart(at("2026-11-26T05:00:00Z"), ServeConfig::default(), |dir| {
+        std::fs::write(dir.join("flows/daily.yaml"), changed.replace("ROOT", &dir.display().to_string())).unwrap();
+    })
+    .await;
+    d.clock.until_sleepers(1).await;
+    d.handle().notified().await;
+    assert!(kinds(&receiver).is_empty(), "{:?}", receiver.requests().iter().map(|r| r.json()).collect::<Vec<_>>());
+    d.clock.set(at("2026-11-26T06:31:00Z"));
+    assert_eq!(requests(&d, &receiver, 1).await, ["missing"]);
+    d.stop().await;
+}
+
+/// Triggering a flow whose file the daemon refused says so, and why. Was: "no flow named
+/// bad", as if there were no such file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggering_a_refused_flow_file_says_why() {
+    let d = Daemon::start(&[("bad.yaml", "name: bad\nsource: 3\n".to_string())], minute_now(), ServeConfig::default());
+    match d.handle().trigger("bad").await {
+        Err(TriggerError::Refused { flow, file, problem }) => {
+            assert_eq!((flow.as_str(), file), ("bad", d.path("flows/bad.yaml")));
+            assert!(
+                problem.starts_with("3 problem(s), first: ") && problem.contains("bad.yaml:1:1: missing field `endpoints`"),
+                "{problem}"
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(d.handle().trigger("nope").await, Err(TriggerError::UnknownFlow("nope".into())));
+    d.stop().await;
+}
+
 /// A run whose flow file was removed while it ran, and that ended on passing trouble (here its
 /// source command failed), is not retried: its flow is no longer served. Was: the retry was
 /// planned all the same, for a flow the loop no longer looked at, so once its time passed the
