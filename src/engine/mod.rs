@@ -425,7 +425,8 @@ async fn run_files(
     ledger.put_observations(&flow.name, &observations)?;
     // Round trips: a request whose response name another open request awaits waits its turn.
     let requests = ready.iter().map(|(c, k)| (&c.entry, c.rel.as_str(), k.prev()));
-    let mut held = awaits::held_back(flow, ledger.awaits(Some(&flow.name))?, requests, run, now).into_iter();
+    let open = if flow.response.is_some() { ledger.awaits(Some(&flow.name))? } else { Vec::new() };
+    let mut held = awaits::held_back(flow, open, requests, run, now).into_iter();
     ready.retain(|(c, _)| match held.next().flatten() {
         Some(why) => {
             record(report, not_ready(&c.entry.path, why), on_file);
