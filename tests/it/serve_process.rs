@@ -189,7 +189,9 @@ fn sigterm_mid_transfer_then_a_restart_delivers_the_file_exactly_once() {
         runs_json().as_array().unwrap().iter().all(|r| r["status"] != "running")
     });
 
-    // Metrics over loopback HTTP count what the daemon did.
+    // Metrics over loopback HTTP count what the daemon did (once its loop has taken the run's
+    // end, a moment after the ledger recorded it).
+    wait_for(Duration::from_secs(30), "the run to be counted", || http_get(port, "/metrics").contains("wharf_runs_total{flow=\"big\""));
     let metrics = http_get(port, "/metrics");
     for want in ["wharf_runs_total{flow=\"big\",status=\"ok\"} 1", "wharf_files_total{flow=\"big\",outcome=\"delivered\"} 1", "wharf_up 1"]
     {
