@@ -132,10 +132,11 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
         files.push(PlannedFile { path: c.entry.path.to_string(), size: c.entry.size, action });
     }
     // Round trips: a request whose response name another open request awaits waits its turn.
-    let awaits = ledger.map(|l| l.awaits(Some(&flow.name))).transpose()?.unwrap_or_default();
+    let awaits = ledger.filter(|_| flow.response.is_some()).map(|l| l.awaits(Some(&flow.name))).transpose()?.unwrap_or_default();
     let mut prevs = Vec::new();
     for (c, f) in candidates.iter().zip(&files) {
-        if matches!(f.action, Action::Deliver { .. }) {
+        // Only a round trip's requests can be held back: no look-up per file for other flows.
+        if flow.response.is_some() && matches!(f.action, Action::Deliver { .. }) {
             let prev = snapshot.as_ref().map(|l| l.file(&flow.name, c.entry.path.as_str())).transpose()?.flatten();
             prevs.push((c, prev));
         }
