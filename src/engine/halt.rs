@@ -18,10 +18,49 @@ use std::io::Write;
 
 /// Halts forever if `WHARF_TEST_HALT_AT` equals `point`.
 pub fn point(point: &str) {
+    #[cfg(test)]
+    hook::call(point);
     if std::env::var("WHARF_TEST_HALT_AT").is_ok_and(|p| p == point) {
         let _ = writeln!(std::io::stderr(), "wharf: halted at {point}");
         loop {
             std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}
+
+/// A unit test's hook at the halt points reached on its own thread (a `#[tokio::test]` runs
+/// its tasks there): to act at exactly one moment of a run (somebody else's file appearing
+/// between an upload and its rename) instead of racing it from another thread.
+#[cfg(test)]
+pub mod hook {
+    use std::cell::RefCell;
+
+    type Hook = Box<dyn FnMut(&str)>;
+
+    thread_local! {
+        static HOOK: RefCell<Option<Hook>> = const { RefCell::new(None) };
+    }
+
+    /// Calls `f` with every halt point this thread reaches until the guard is dropped.
+    pub fn set(f: impl FnMut(&str) + 'static) -> Guard {
+        HOOK.with(|h| *h.borrow_mut() = Some(Box::new(f)));
+        Guard(())
+    }
+
+    pub(super) fn call(point: &str) {
+        HOOK.with(|h| {
+            if let Some(f) = h.borrow_mut().as_mut() {
+                f(point);
+            }
+        });
+    }
+
+    /// Removes the hook when dropped.
+    pub struct Guard(());
+
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            HOOK.with(|h| *h.borrow_mut() = None);
         }
     }
 }

@@ -104,16 +104,14 @@ impl Fixture {
     }
 }
 
-/// Somebody else, on another thread: writes `theirs` to `target` as soon as `temp` (a
-/// run's temporary file) appears — between the run's choice of `target` and its rename.
-fn somebody_writes_when(temp: PathBuf, target: PathBuf) -> std::thread::JoinHandle<()> {
-    std::thread::spawn(move || {
-        let until = std::time::Instant::now() + Duration::from_secs(60);
-        while !temp.exists() {
-            assert!(std::time::Instant::now() < until, "{} never appeared", temp.display());
-            std::thread::yield_now();
+/// Somebody else writes `theirs` to `target` while `temp` (a run's temporary file) is
+/// uploaded and not yet renamed — between the run's choice of `target` and its rename (at the
+/// `uploaded` halt point, on the test's own thread: no race to lose).
+fn somebody_writes_at_upload(temp: PathBuf, target: PathBuf) -> super::halt::hook::Guard {
+    super::halt::hook::set(move |point| {
+        if point == "uploaded" && temp.exists() && !target.exists() {
+            std::fs::write(&target, b"theirs").unwrap();
         }
-        std::fs::write(target, b"theirs").unwrap();
     })
 }
 
@@ -436,9 +434,8 @@ async fn rename_chooses_again_when_the_free_name_is_taken_during_the_upload() {
     fx.put("in/big.csv", &data);
     let inbox = fx.dst.join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
-    let them = somebody_writes_when(inbox.join(".big.csv.part"), inbox.join("big.csv"));
+    let _hook = somebody_writes_at_upload(inbox.join(".big.csv.part"), inbox.join("big.csv"));
     let r = fx.run().await;
-    them.join().unwrap();
     assert_eq!((r.counts.delivered, r.counts.failed), (1, 0), "{r:#?}");
     assert_eq!(read(&inbox.join("big.csv")), b"theirs");
     assert!(read(&inbox.join("big-1.csv")) == data, "delivered under the next free name");
@@ -892,9 +889,8 @@ async fn a_quarantine_copy_never_replaces_a_file_that_appeared_meanwhile() {
     fx.put("in/roster.csv", bad.as_bytes());
     let rejected = fx.src.join("rejected");
     std::fs::create_dir_all(&rejected).unwrap();
-    let them = somebody_writes_when(rejected.join(".roster.csv.t.part"), rejected.join("roster.csv"));
+    let _hook = somebody_writes_at_upload(rejected.join(".roster.csv.t.part"), rejected.join("roster.csv"));
     let r = fx.run().await;
-    them.join().unwrap();
     assert_eq!(r.quarantined, 1, "{r:#?}");
     assert!(r.files[0].detail.starts_with("quarantined to partner:/rejected/roster-1.csv: "), "{}", r.files[0].detail);
     assert_eq!(read(&rejected.join("roster.csv")), b"theirs");
