@@ -69,7 +69,7 @@ pub(super) fn status(shared: &Arc<Shared>) -> Status {
                 next_due: plan.next_due,
                 running: plan.running,
                 waiting: plan.waiting,
-                queued: plan.queued,
+                queued: plan.queued || plan.waits_for.is_some(),
                 last_run,
                 last_success: at(health.last_ok),
                 failing_streak: health.failing_streak,

@@ -5,7 +5,8 @@
 //! Runs are spawned tasks that report back over the command channel, so the loop never waits
 //! for a transfer. Each decision is made here and only here:
 //! - due: start the run, or — while the previous one is still going — skip it (`overlap:
-//!   skip`, logged) or queue one (`overlap: queue`, at most one);
+//!   skip`, logged) or queue one (`overlap: queue`, at most one); a run of a flow file whose
+//!   `name:` changed while its run under the old name goes on waits for that run to end;
 //! - missed times (the machine slept, the daemon was down) are not caught up one by one: the
 //!   next time is computed from now;
 //! - a run aborted because a server could not be reached is retried with exponential backoff
@@ -14,6 +15,7 @@
 //! - expected-file deadlines (`expect:`) are checked when they pass (`expect.rs`).
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -69,6 +71,12 @@ pub(super) struct Plan {
     /// The schedule `next_due` was planned by: a reload plans a flow again only when it
     /// changed.
     pub schedule: Option<Schedule>,
+    /// The flow file of the run going (or last run).
+    pub file: Option<PathBuf>,
+    /// A run asked for while its flow file's run under an earlier name (its `name:` changed
+    /// meanwhile) was still going: it starts when that one ends (the two would take the same
+    /// files).
+    pub waits_for: Option<String>,
 }
 
 /// State shared by the loop, the runs, the notifier and the control interface.
@@ -425,7 +433,20 @@ fn start_or_defer(shared: &Arc<Shared>, flow: Arc<Flow>, now: DateTime<Utc>) -> 
     }
     {
         let mut plans = shared.plans();
+        // Overlap is judged by flow file too: a run of this file under the flow's earlier name
+        // (renamed while it ran) takes the same files as this one would.
+        let earlier = plans
+            .iter()
+            .find(|(name, p)| p.running && **name != flow.name && p.file.as_deref() == Some(flow.file.as_path()))
+            .map(|(name, _)| name.clone());
         let plan = plans.entry(flow.name.clone()).or_default();
+        if let Some(earlier) = earlier {
+            if plan.waits_for.is_none() {
+                tracing::info!(flow = %flow.name, previous = %earlier, "The run of this flow file under its previous name is still going; this run starts when it ends.");
+            }
+            plan.waits_for = Some(earlier);
+            return Ok(Triggered::Queued);
+        }
         if plan.running {
             let overlap = flow.schedule.as_ref().map(|s| s.overlap).unwrap_or_default();
             return match overlap {
@@ -444,6 +465,7 @@ fn start_or_defer(shared: &Arc<Shared>, flow: Arc<Flow>, now: DateTime<Utc>) -> 
         plan.running = true;
         plan.waiting = true;
         plan.last_started = Some(now);
+        plan.file = Some(flow.file.clone());
     }
     shared.metrics.run_started(&flow.name);
     let s = shared.clone();
@@ -535,6 +557,7 @@ fn finished(shared: &Arc<Shared>, name: &str, report: Result<Arc<RunReport>, Str
             plans.remove(name);
             drop(plans);
             let _ = shared.finished.send(Finished { flow: name.to_string(), report });
+            start_waiting(shared, name, now);
             return;
         };
         let plan = plans.entry(name.to_string()).or_default();
@@ -572,5 +595,25 @@ fn finished(shared: &Arc<Shared>, name: &str, report: Result<Arc<RunReport>, Str
     let _ = shared.finished.send(Finished { flow: name.to_string(), report });
     if queued && let Some(flow) = flow {
         let _ = start_or_defer(shared, flow, now);
+    }
+    start_waiting(shared, name, now);
+}
+
+/// Starts the runs that waited for the run of `name` to end (see [`Plan::waits_for`]).
+fn start_waiting(shared: &Arc<Shared>, name: &str, now: DateTime<Utc>) {
+    let waiting: Vec<String> = shared
+        .plans()
+        .iter_mut()
+        .filter(|(_, p)| p.waits_for.as_deref() == Some(name))
+        .map(|(waiting, p)| {
+            p.waits_for = None;
+            waiting.clone()
+        })
+        .collect();
+    for waiting in waiting {
+        let flow = shared.registry().flow(&waiting);
+        if let Some(flow) = flow {
+            let _ = start_or_defer(shared, flow, now);
+        }
     }
 }

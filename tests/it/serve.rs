@@ -921,3 +921,24 @@ async fn a_reload_at_a_flows_due_time_does_not_skip_its_run() {
     }
     d.stop().await;
 }
+
+/// A flow whose `name:` is changed while it runs: a run under the new name waits for the run
+/// under the old one to end (both would take the same files: delivered twice). Was: the
+/// overlap check went by name, and the new name started at once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_under_a_flows_new_name_waits_for_the_run_under_its_old_one() {
+    let mut d = Daemon::start(&[("f.yaml", blocking_flow("old", "skip"))], minute_now(), ServeConfig::default());
+    assert_eq!(d.handle().trigger("old").await, Ok(Triggered::Started));
+    until_run_recorded(&d, "old").await;
+    rewrite(&d, "f.yaml", &blocking_flow("new", "skip")).await;
+    assert_eq!(d.handle().trigger("new").await, Ok(Triggered::Queued), "the old name's run is still going");
+    assert_eq!(d.handle().trigger("new").await, Ok(Triggered::Queued));
+    let st = d.handle().status();
+    assert!(st.flows.iter().any(|f| f.name == "new" && f.queued && !f.running), "{st:?}");
+    std::fs::write(d.path("go"), "").unwrap();
+    let (first, second) = (d.next_run().await, d.next_run().await);
+    assert_eq!((first.flow.as_str(), second.flow.as_str()), ("old", "new"));
+    assert_eq!(second.status, RunStatus::Ok, "{second:?}");
+    assert_eq!(d.handle().ledger().runs(Some("new"), 10).unwrap().len(), 1, "one run for the two asked for while it waited");
+    d.stop().await;
+}
