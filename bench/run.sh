@@ -4,7 +4,8 @@
 #   FTP (vsftpd, plain): curl (the big file only: one curl process fetching many files waits
 #   ~0.2 s after each upload and reached 5-80 files/s here), rclone, lftp
 #   FTPS (vsftpd, explicit TLS on control and data connections, require_ssl_reuse: wharf's
-#   default FTP mode): curl (the big file), rclone (with --ftp-disable-tls13, see RCLONE_FTPS), lftp.
+#   default FTP mode): curl (the big file), rclone (with --ftp-disable-tls13, see RCLONE_FTPS), lftp;
+#   wharf also as "wharf-tls12" (tls_max_version: 1.2, the protocol rclone runs here; not a peer).
 # Prints MiB/s (the big file) or files/s (many files), CPU seconds and peak RSS per tool, and
 # wharf's ratio to the best peer (also "on disk": counting a `sync` after each run, since wharf
 # fsyncs what it delivers to a local folder and the peers do not); then the large-directory figure (listing 50,000 files and
@@ -244,6 +245,16 @@ endpoints:
     tls: explicit
     fingerprint: "$FTPS_FP"
     root: $B
+  ftps12:
+    type: ftp
+    host: 127.0.0.1
+    port: $FTPS_PORT
+    user: $U
+    password: $PASS
+    tls: explicit
+    tls_max_version: "1.2"
+    fingerprint: "$FTPS_FP"
+    root: $B
   here: { type: local, root: $B }
 source: { endpoint: $2, path: $3 ${6:-} }
 sinks: [ { endpoint: $4, path: $5, if_exists: overwrite } ]
@@ -322,11 +333,15 @@ for set in big mid small; do
   # --- FTPS (explicit TLS; curl and lftp do not check the certificate, wharf pins it) ---
   wharf_flow "ftps-dl-$set" ftps "/data/$set" here "/out/wharf-ftps-dl-$set"
   run_case ftps dl "$set" wharf "$B/out/wharf-ftps-dl-$set" "$WHARF" --state-dir "$B/state-ftps-dl-$set" run "$B/ftps-dl-$set.yaml"
+  wharf_flow "ftps12-dl-$set" ftps12 "/data/$set" here "/out/wharf12-ftps-dl-$set"
+  run_case ftps dl "$set" wharf-tls12 "$B/out/wharf12-ftps-dl-$set" "$WHARF" --state-dir "$B/state-ftps12-dl-$set" run "$B/ftps12-dl-$set.yaml"
   [ "$set" = big ] && run_case ftps dl "$set" curl "$B/out/curl-ftps-dl-$set" curl -sS --fail --ssl-reqd -k -K "$(curl_cfg dl "$set" "$B/out/curl-ftps-dl-$set" "$FTPSURL")"
   run_case ftps dl "$set" rclone "$B/out/rclone-ftps-dl-$set" rclone copy "${RCLONE_FTPS[@]}" ":ftp:data/$set" "$B/out/rclone-ftps-dl-$set"
   run_case ftps dl "$set" lftp "$B/out/lftp-ftps-dl-$set" lftp -c "$LFTP_FTPS; mirror --parallel=4 data/$set $B/out/lftp-ftps-dl-$set"
   wharf_flow "ftps-ul-$set" here "/data/$set" ftps "/srv/wharf-ftps-ul-$set"
   run_case ftps ul "$set" wharf "$B/srv/wharf-ftps-ul-$set" "$WHARF" --state-dir "$B/state-ftps-ul-$set" run "$B/ftps-ul-$set.yaml"
+  wharf_flow "ftps12-ul-$set" here "/data/$set" ftps12 "/srv/wharf12-ftps-ul-$set"
+  run_case ftps ul "$set" wharf-tls12 "$B/srv/wharf12-ftps-ul-$set" "$WHARF" --state-dir "$B/state-ftps12-ul-$set" run "$B/ftps12-ul-$set.yaml"
   [ "$set" = big ] && run_case ftps ul "$set" curl "$B/srv/curl-ftps-ul-$set" curl -sS --fail --ssl-reqd -k --ftp-create-dirs -K "$(curl_cfg ul "$set" "$B/srv/curl-ftps-ul-$set" "$FTPSURL")"
   run_case ftps ul "$set" rclone "$B/srv/rclone-ftps-ul-$set" rclone copy "${RCLONE_FTPS[@]}" "$B/data/$set" ":ftp:srv/rclone-ftps-ul-$set"
   run_case ftps ul "$set" lftp "$B/srv/lftp-ftps-ul-$set" lftp -c "$LFTP_FTPS; mirror -R --parallel=4 $B/data/$set srv/lftp-ftps-ul-$set"
@@ -373,14 +388,16 @@ print(f"| case | tool | rate | on disk | CPU s | peak RSS | wharf / best | on di
 print(f"|---|---|---|---|---|---|---|---|")
 for (p, d, s), tools in rows.items():
     label = p.upper() + " " + {"dl": "download", "ul": "upload"}[d] + " " + {"big": f"{big} MiB", "mid": f"{mid} x 1 MiB", "small": f"{small} x 4 KiB"}[s]
-    ranked = [(t, v) for t, v in tools.items() if t != "wharf" and not v[4]]
+    # wharf-tls12: wharf with `tls_max_version: 1.2`, as rclone has to run against vsftpd;
+    # shown beside wharf's default (TLS 1.3), never ranked as a peer.
+    ranked = [(t, v) for t, v in tools.items() if not t.startswith("wharf") and not v[4]]
     best = max((rate(s, v[0])[0] for t, v in ranked), default=0)
     best_disk = max((rate(s, v[0] + v[3])[0] for t, v in ranked), default=0)
     for t, (el, cpu, rss, syn, bad) in tools.items():
         r, unit = rate(s, el)
         rd, _ = rate(s, el + syn)
-        ratio = f"**{r / best:.2f}**" if t == "wharf" and best else ""
-        ratio_disk = f"{rd / best_disk:.2f}" if t == "wharf" and best_disk else ""
+        ratio = f"**{r / best:.2f}**" if t.startswith("wharf") and best else ""
+        ratio_disk = f"{rd / best_disk:.2f}" if t.startswith("wharf") and best_disk else ""
         shown = ("failed (not ranked)" if bad[0] == "FAILED" else "copy differs (not ranked)") if bad else f"{r:.1f} {unit}"
         print(f"| {label} | {t} | {shown} | {'' if bad else f'{rd:.1f}'} | {cpu:.1f} | {rss/1024:.1f} MiB | {ratio} | {ratio_disk} |")
 if listing:
