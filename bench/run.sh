@@ -216,6 +216,7 @@ verify() { # verify SRC DST
   return 1
 }
 
+FTPS_EP="type: ftp, host: 127.0.0.1, port: $FTPS_PORT, user: $U, password: $PASS, tls: explicit, fingerprint: \"$FTPS_FP\", root: $B"
 wharf_flow() { # wharf_flow NAME SRC_EP SRC_PATH SINK_EP SINK_PATH [EXTRA SOURCE YAML]
   cat >"$B/$1.yaml" <<YAML
 name: $1
@@ -236,25 +237,8 @@ endpoints:
     password: $PASS
     tls: none
     root: $B
-  ftps:
-    type: ftp
-    host: 127.0.0.1
-    port: $FTPS_PORT
-    user: $U
-    password: $PASS
-    tls: explicit
-    fingerprint: "$FTPS_FP"
-    root: $B
-  ftps12:
-    type: ftp
-    host: 127.0.0.1
-    port: $FTPS_PORT
-    user: $U
-    password: $PASS
-    tls: explicit
-    tls_max_version: "1.2"
-    fingerprint: "$FTPS_FP"
-    root: $B
+  ftps: { $FTPS_EP }
+  ftps12: { $FTPS_EP, tls_max_version: "1.2" }
   here: { type: local, root: $B }
 source: { endpoint: $2, path: $3 ${6:-} }
 sinks: [ { endpoint: $4, path: $5, if_exists: overwrite } ]
