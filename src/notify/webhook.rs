@@ -4,7 +4,8 @@
 //! Owns the request (body by format or template, secret headers, a timeout on the whole
 //! exchange, no redirects, an extra trusted CA) and the classification of what came back: 2xx
 //! is sent; 408, 5xx and network failures are transient, 429 is rate-limited (retried too,
-//! but the hook is up); other answers and refused certificates are permanent. The URL is a secret
+//! but the hook is up; its `Retry-After`, as a 503's, says how long the retry waits); other
+//! answers and refused certificates are permanent. The URL is a secret
 //! (Slack and Teams hook URLs are credentials): errors and logs name only its host.
 
 use std::path::PathBuf;
@@ -109,11 +110,12 @@ impl Notifier for WebhookNotifier {
         if status.is_success() {
             return Ok(());
         }
+        let wait = retry_after(answer.headers());
         let message = refusal(status, &answer.text().await.unwrap_or_default());
         if status == StatusCode::TOO_MANY_REQUESTS {
-            Err(NotifyError::rate_limited(&self.describe, message))
+            Err(NotifyError::rate_limited(&self.describe, message).with_retry_after(wait))
         } else if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
-            Err(NotifyError::transient(&self.describe, message))
+            Err(NotifyError::transient(&self.describe, message).with_retry_after(wait))
         } else {
             Err(NotifyError::permanent(&self.describe, message))
         }
@@ -122,6 +124,14 @@ impl Notifier for WebhookNotifier {
     fn describe(&self) -> String {
         self.describe.clone()
     }
+}
+
+/// How long the answer asks the client to wait before trying again: `Retry-After` in seconds,
+/// as Slack and Teams send it with a 429 (and servers with a 503). The HTTP-date form is not
+/// read (it would need the clock): the backoff applies then.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// What a refusing answer says: its status, and the start of its body on one line.
@@ -159,6 +169,16 @@ impl WebhookNotifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static(" 30 "));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(30)));
+        h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(retry_after(&h), None, "a date: the backoff applies");
+    }
 
     #[test]
     fn a_refusal_quotes_the_start_of_the_body_on_one_line() {

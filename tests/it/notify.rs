@@ -192,6 +192,24 @@ async fn webhook_429_is_rate_limited_and_retried() {
     );
 }
 
+/// Slack and Teams answer a burst with 429 and `Retry-After: SECONDS`: the next attempt waits
+/// that long (before, the attempts followed each other within the backoff, 1.5 s in all by
+/// default, every one refused, and the notice was lost for a hook asking for 1 s or more).
+#[tokio::test]
+async fn webhook_429_waits_as_long_as_its_retry_after_asks() {
+    let hook = HttpReceiver::start(&[429, 503, 200]).await;
+    hook.set_retry_after(1);
+    let dir = tempdir();
+    let (mut d, failed) = to_hook(&hook, dir.path());
+    let out = d.dispatch(&failed, at(0)).await;
+    assert!(matches!(out[0].outcome, Outcome::Sent { attempts: 3, held_back: 0 }), "{out:?}");
+    let times: Vec<_> = hook.requests().iter().map(|r| r.at).collect();
+    for pair in times.windows(2) {
+        let waited = pair[1] - pair[0];
+        assert!(waited >= Duration::from_secs(1), "retried after {waited:?}, not the 1 s the hook asked for");
+    }
+}
+
 /// An SMTP server answering 451 (a rate limit) is retried, and reported as rate-limited.
 #[tokio::test]
 async fn email_451_is_rate_limited_and_retried() {
