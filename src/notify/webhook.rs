@@ -5,7 +5,8 @@
 //! exchange, no redirects, an extra trusted CA) and the classification of what came back: 2xx
 //! is sent; 408, 5xx and network failures are transient, 429 is rate-limited (retried too,
 //! but the hook is up; its `Retry-After`, as a 503's, says how long the retry waits); other
-//! answers and refused certificates are permanent. The URL is a secret
+//! answers and refused certificates are permanent. A refusal's body is read only as far as
+//! the error quotes it. The URL is a secret
 //! (Slack and Teams hook URLs are credentials): errors and logs name only its host.
 
 use std::path::PathBuf;
@@ -24,6 +25,11 @@ use crate::text::{Keep, one_line};
 /// Longest part of a refusing answer's body (its lines joined into one) quoted in the error, in
 /// characters.
 const BODY_QUOTE: usize = 200;
+
+/// Most of a refusing answer's body read, in bytes: enough for [`BODY_QUOTE`] characters
+/// after blank lines and spaces are squeezed. The rest is not read (it may be huge, or never
+/// end).
+const BODY_READ: usize = 16 * 1024;
 
 /// A validated webhook channel.
 #[derive(Debug, Clone, PartialEq)]
@@ -111,7 +117,7 @@ impl Notifier for WebhookNotifier {
             return Ok(());
         }
         let wait = retry_after(answer.headers());
-        let message = refusal(status, &answer.text().await.unwrap_or_default());
+        let message = refusal(status, &body_start(answer).await);
         if status == StatusCode::TOO_MANY_REQUESTS {
             Err(NotifyError::rate_limited(&self.describe, message).with_retry_after(wait))
         } else if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
@@ -124,6 +130,21 @@ impl Notifier for WebhookNotifier {
     fn describe(&self) -> String {
         self.describe.clone()
     }
+}
+
+/// The start of a refusing answer's body (up to [`BODY_READ`] bytes; what a failed read left
+/// out is missing, nothing more): the error quotes it, and the channel's timeout is not spent
+/// reading a body that goes on and on.
+async fn body_start(mut answer: reqwest::Response) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < BODY_READ {
+        match answer.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    bytes.truncate(BODY_READ);
+    String::from_utf8_lossy(&bytes).into_owned()
 }
 
 /// How long the answer asks the client to wait before trying again: `Retry-After` in seconds,

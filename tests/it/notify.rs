@@ -248,6 +248,42 @@ async fn a_refusing_answer_of_several_lines_is_quoted_on_one_line() {
     assert_eq!(err.message, "answered HTTP 500 Internal Server Error: internal ⏎ error ⏎ {\"ok\": false}");
 }
 
+/// A hook refusing with a body that does not end (a proxy's error page streamed slowly, or
+/// without end): the error quotes its start at once. Before, the whole body was read into
+/// memory, however large, until the timeout — which then lost the quote too.
+#[tokio::test]
+async fn a_refusal_with_an_endless_body_is_quoted_from_its_start_at_once() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0; 65536];
+                let _ = stream.read(&mut buf).await;
+                let head = "HTTP/1.1 503 Service Unavailable\r\ntransfer-encoding: chunked\r\n\r\n";
+                let _ = stream.write_all(head.as_bytes()).await;
+                let chunk = format!("over quota {}\n", "x".repeat(4000));
+                loop {
+                    let framed = format!("{:x}\r\n{chunk}\r\n", chunk.len());
+                    if stream.write_all(framed.as_bytes()).await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            });
+        }
+    });
+    let dir = tempdir();
+    let rule =
+        &rules(dir.path(), &format!("- on: [failed]\n  webhook: {{ url: \"http://127.0.0.1:{port}/hooks/s3cret\", timeout: 5s }}\n"))[0];
+    let started = std::time::Instant::now();
+    let err = rule.notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}: the body was read to its end", started.elapsed());
+    assert_eq!(err.kind, ErrorKind::Transient, "{err}");
+    assert!(err.message.starts_with("answered HTTP 503 Service Unavailable: over quota xxx"), "{err}");
+}
+
 #[tokio::test]
 async fn webhook_connection_refused_is_transient_and_never_names_the_url() {
     let port = support::free_port();
