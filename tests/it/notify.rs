@@ -353,6 +353,48 @@ async fn email_over_starttls_with_auth_plain() {
     assert!(body.contains("Flow:    roster-import") && body.contains("\"report\": \"quarantine/a.csv.report.json\""), "{body}");
 }
 
+/// One address the server refuses (someone who left): the others still get the notice, once,
+/// and the error names the refused address. Before, the one refusal failed the whole send,
+/// for good: nobody got any notice of the rule.
+#[tokio::test]
+async fn email_to_a_refused_address_still_reaches_the_others_once() {
+    let smtp = SmtpReceiver::start(SmtpOptions { unknown: vec!["ops@example.com".into()], ..SmtpOptions::default() }).await;
+    let dir = tempdir();
+    let rule = &rules(dir.path(), &email_yaml(&smtp, "SMTP_PASS", ""))[0];
+    let mut d = Dispatcher::new(std::slice::from_ref(rule)).unwrap().with_retry(quick());
+    let out = d.dispatch(&quarantined(), at(0)).await;
+    let Outcome::Failed { attempts: 1, error } = &out[0].outcome else { panic!("{out:?}") };
+    assert_eq!(error.kind, ErrorKind::Permanent, "not retried: the others would get it twice: {error}");
+    assert!(error.message.contains("ops@example.com") && error.message.contains("550"), "names the refused address: {error}");
+    assert!(error.message.contains("sent to oncall@example.com"), "{error}");
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(mails[0].to, ["oncall@example.com"]);
+    assert!(mails[0].header("To").unwrap().contains("ops@example.com"), "the message still shows every addressee");
+}
+
+/// Sent to each address alone (one is refused), one fails for now: the retry sends to that
+/// one only, not again to those that got it.
+#[tokio::test]
+async fn email_retried_after_some_addresses_got_it_sends_to_the_others_only() {
+    let smtp = SmtpReceiver::start(SmtpOptions {
+        unknown: vec!["gone@example.com".into()],
+        busy_once: vec!["ops@example.com".into()],
+        ..SmtpOptions::default()
+    })
+    .await;
+    let dir = tempdir();
+    let yaml = email_yaml(&smtp, "SMTP_PASS", "").replace("to: [ops@example.com,", "to: [gone@example.com, ops@example.com,");
+    let rule = &rules(dir.path(), &yaml)[0];
+    let mut d = Dispatcher::new(std::slice::from_ref(rule)).unwrap().with_retry(quick());
+    let out = d.dispatch(&quarantined(), at(0)).await;
+    let Outcome::Failed { attempts: 2, error } = &out[0].outcome else { panic!("{out:?}") };
+    assert!(error.message.starts_with("refused for gone@example.com: permanent error (550)"), "{error}");
+    assert!(error.message.ends_with("; sent to oncall@example.com, ops@example.com"), "{error}");
+    let to: Vec<Vec<String>> = smtp.messages().into_iter().map(|m| m.to).collect();
+    assert_eq!(to, [["oncall@example.com"], ["ops@example.com"]], "each once");
+}
+
 #[tokio::test]
 async fn email_with_auth_login_and_the_default_subject() {
     let smtp = SmtpReceiver::start(SmtpOptions { mechanisms: "LOGIN".into(), ..SmtpOptions::default() }).await;
