@@ -1,5 +1,7 @@
 //! `wharf events [FLOW]`: the event log (failed runs, quarantines, unreachable endpoints and
-//! recoveries, missing files, overdue/late/expired responses, files never taken), oldest first, each with the run
+//! recoveries, missing files, overdue/late/expired responses, files never taken): the newest
+//! (`--limit`, saying when earlier ones were left out), or those after `--since SEQ` (a
+//! consumer's cursor), oldest first either way, each with the run
 //! that raised it (`-` for none: an `expect:` deadline, or an event recorded before events
 //! knew their run).
 
@@ -14,10 +16,11 @@ use super::state::{no_ledger, open_for_read};
 pub struct Args {
     /// Only this flow's events.
     pub flow: Option<String>,
-    /// Only events after this sequence number (what a consumer saw last).
-    #[arg(long, default_value_t = 0)]
-    pub since: u64,
-    /// Most events to show.
+    /// Only events after this sequence number (what a consumer saw last), oldest first.
+    /// Without it: the newest events.
+    #[arg(long)]
+    pub since: Option<u64>,
+    /// Most events to show: the first after `--since`, else the newest.
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
     /// JSON output (times in RFC 3339, UTC: `2026-12-06T07:18:42.123Z`).
@@ -30,7 +33,18 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         return no_ledger(global, args.json);
     };
     let flow = args.flow.as_deref().map(super::state::flow_name);
-    let events = ledger.events(flow.as_deref(), args.since, args.limit)?;
+    // Without `--since`, one more than shown: whether earlier events were left out.
+    let (events, earlier) = match args.since {
+        Some(since) => (ledger.events(flow.as_deref(), since, args.limit)?, false),
+        None => {
+            let mut events = ledger.latest_events(flow.as_deref(), args.limit.saturating_add(1))?;
+            let earlier = events.len() > args.limit;
+            if earlier {
+                events.remove(0);
+            }
+            (events, earlier)
+        }
+    };
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&events)?);
         return Ok(ExitCode::SUCCESS);
@@ -58,6 +72,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             subject(&e.subject),
             e.detail
         );
+    }
+    if earlier {
+        outln!("(the newest {} events; earlier ones: --limit N, or --since SEQ to list from an event on)", args.limit);
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -255,6 +255,22 @@ impl Ledger {
         })
     }
 
+    /// The newest `limit` events, oldest first; all flows when `flow` is `None`. What someone
+    /// asking "what happened lately" wants (a notifier reads on with [`events`](Self::events)).
+    pub fn latest_events(&self, flow: Option<&str>, limit: usize) -> Result<Vec<Event>, LedgerError> {
+        self.read(|tx| {
+            let t = tx.open_table(EVENTS)?;
+            let mut out = match flow {
+                Some(f) => {
+                    t.range((f, 0)..=(f, u64::MAX))?.rev().take(limit).map(|item| item.map(|(_, v)| v.value())).collect::<Result<_, _>>()?
+                }
+                None => last_of_all_flows(&t, limit)?,
+            };
+            out.reverse();
+            Ok(out)
+        })
+    }
+
     /// Events with a sequence number above `since_seq`, oldest first, at most `limit`; all
     /// flows when `flow` is `None`. A notifier remembers the last `seq` it handled.
     pub fn events(&self, flow: Option<&str>, since_seq: u64, limit: usize) -> Result<Vec<Event>, LedgerError> {
@@ -276,6 +292,26 @@ impl Ledger {
             Ok(out)
         })
     }
+}
+
+/// The newest `limit` events of all flows, newest first: [`first_of_all_flows`] the other way
+/// round (each flow's older events as one range, none before the oldest kept so far).
+fn last_of_all_flows(t: &redb::ReadOnlyTable<(&'static str, u64), Postcard<Event>>, limit: usize) -> Result<Vec<Event>, redb::Error> {
+    use std::ops::Bound;
+    let mut out: Vec<Event> = Vec::new();
+    let mut flow = t.first()?.map(|(k, _)| k.value().0.to_string());
+    while let Some(f) = flow {
+        // Once `limit` are kept, only events after the oldest of them can still be taken.
+        let from = if out.len() >= limit { out.last().map_or(u64::MAX, |e| e.seq.saturating_add(1)) } else { 0 };
+        for item in t.range((f.as_str(), from)..=(f.as_str(), u64::MAX))?.rev().take(limit) {
+            out.push(item?.1.value());
+        }
+        out.sort_by_key(|e| std::cmp::Reverse(e.seq));
+        out.truncate(limit);
+        let next = (Bound::Excluded((f.as_str(), u64::MAX)), Bound::Unbounded);
+        flow = t.range::<(&str, u64)>(next)?.next().transpose()?.map(|(k, _)| k.value().0.to_string());
+    }
+    Ok(out)
 }
 
 /// The first `limit` events above `since_seq` of all flows, oldest first. Keys order by flow,
@@ -383,6 +419,24 @@ mod tests {
                 assert_eq!(l.events(None, since, limit).unwrap(), expected, "since {since}, limit {limit}");
             }
         }
+    }
+
+    /// The newest events of all flows (what `wharf events` shows without `--since`) are the
+    /// last of every event stored, in order, whatever the flows and the limit.
+    #[test]
+    fn the_latest_events_are_the_last_stored_in_order() {
+        let l = Ledger::in_memory().unwrap();
+        let flows = ["b", "a", "ab", "", "zz", "a", "a", "c"];
+        let events: Vec<NewEvent> = (0..300).map(|i| ev(flows[(i * 7 + i / 13) % flows.len()], EventKind::Failed)).collect();
+        l.record_events(&events).unwrap();
+        let all = l.events(None, 0, usize::MAX).unwrap();
+        for limit in [0, 1, 2, 5, 100, 299, 300, 1000] {
+            let expected: Vec<Event> = all[all.len().saturating_sub(limit)..].to_vec();
+            assert_eq!(l.latest_events(None, limit).unwrap(), expected, "limit {limit}");
+            let of_a: Vec<Event> = all.iter().filter(|e| e.flow == "a").cloned().collect();
+            assert_eq!(l.latest_events(Some("a"), limit).unwrap(), of_a[of_a.len().saturating_sub(limit)..], "flow a, limit {limit}");
+        }
+        assert!(l.latest_events(Some("nope"), 10).unwrap().is_empty());
     }
 
     #[test]

@@ -6,21 +6,25 @@
 //! `message.rs`), the whole-exchange timeout and the classification of failures: SMTP 4xx,
 //! timeouts and network failures are transient (421, 450, 451 and 452: rate-limited, retried
 //! too, but the server is up); 5xx (authentication refused included),
-//! certificate problems and client-side refusals are permanent. The password never appears in
+//! certificate problems and client-side refusals are permanent. A message goes to every
+//! address in one transaction; refused for good, it goes to each address alone, so that one
+//! address the server refuses (someone who left) does not keep the notice from the others. The password never appears in
 //! an error: lettre does not print credentials, and errors name the server only.
 
 use std::path::PathBuf;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use async_trait::async_trait;
+use lettre::address::Envelope;
 use lettre::message::Mailbox;
 use lettre::message::header::ContentType;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
-use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 
 use super::message::{TextTemplate, email_body};
-use super::{Notice, Notifier, NotifyError, chain, is_certificate_problem, label};
+use super::{ErrorKind, Notice, Notifier, NotifyError, chain, is_certificate_problem, label};
 use crate::config::Secret;
 pub use crate::config::raw_notify::SmtpTls;
 
@@ -49,6 +53,10 @@ pub struct EmailNotifier {
     spec: EmailSpec,
     transport: AsyncSmtpTransport<Tokio1Executor>,
     describe: String,
+    /// The addresses the notice being sent (with its held-back count) has reached, after a
+    /// transient failure part way through them: its retry sends to the others only. One slot
+    /// is enough: a channel's lane sends one notice at a time, retries included.
+    reached: Mutex<Option<(Notice, u32, Vec<Address>)>>,
 }
 
 impl EmailNotifier {
@@ -76,7 +84,7 @@ impl EmailNotifier {
                 .credentials(Credentials::new(user.clone(), password.expose().to_string()))
                 .authentication(vec![Mechanism::Plain, Mechanism::Login]);
         }
-        Ok(EmailNotifier { transport: builder.build(), spec, describe })
+        Ok(EmailNotifier { transport: builder.build(), spec, describe, reached: Mutex::new(None) })
     }
 
     fn message(&self, notice: &Notice, held_back: u32) -> Result<Message, NotifyError> {
@@ -98,25 +106,100 @@ impl EmailNotifier {
 impl Notifier for EmailNotifier {
     async fn send(&self, notice: &Notice, held_back: u32) -> Result<(), NotifyError> {
         let message = self.message(notice, held_back)?;
-        match tokio::time::timeout(self.spec.timeout, self.transport.send(message)).await {
-            Err(_) => Err(NotifyError::transient(&self.describe, format!("no answer within {:?}", self.spec.timeout))),
-            Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => {
-                let message = chain(&e);
-                if e.is_permanent() || e.is_client() || e.is_tls() || is_certificate_problem(&e) {
-                    Err(NotifyError::permanent(&self.describe, message))
-                } else if e.status().map(u16::from).is_some_and(is_rate_limit) {
-                    Err(NotifyError::rate_limited(&self.describe, message))
-                } else {
-                    Err(NotifyError::transient(&self.describe, message))
+        let bytes = message.formatted();
+        let reached = match crate::sync::lock(&self.reached).take() {
+            Some((n, h, reached)) if n == *notice && h == held_back => reached,
+            _ => Vec::new(),
+        };
+        if reached.is_empty() {
+            match self.exchange(message.envelope(), &bytes).await {
+                Ok(()) => return Ok(()),
+                // Refused by the server for good, maybe for one address (RCPT): then nothing
+                // was sent, and each address alone tells which, while the others get it.
+                Err((e, true)) if self.spec.to.len() > 1 => {
+                    tracing::debug!(channel = %self.describe, error = %e.message, "Sending to each address alone.")
                 }
+                Err((e, _)) => return Err(e),
             }
         }
+        self.send_to_each(&message, &bytes, notice, held_back, reached).await
     }
 
     fn describe(&self) -> String {
         self.describe.clone()
     }
+}
+
+impl EmailNotifier {
+    /// One SMTP transaction to the envelope's addresses. An error says whether the server
+    /// refused it for good with a reply that may concern one address only.
+    async fn exchange(&self, envelope: &Envelope, bytes: &[u8]) -> Result<(), (NotifyError, bool)> {
+        match tokio::time::timeout(self.spec.timeout, self.transport.send_raw(envelope, bytes)).await {
+            Err(_) => Err((NotifyError::transient(&self.describe, format!("no answer within {:?}", self.spec.timeout)), false)),
+            Ok(Ok(_)) => Ok(()),
+            Ok(Err(e)) => {
+                let message = chain(&e);
+                let refused = e.is_permanent() && e.status().map(u16::from).is_some_and(may_refuse_one_address);
+                if e.is_permanent() || e.is_client() || e.is_tls() || is_certificate_problem(&e) {
+                    Err((NotifyError::permanent(&self.describe, message), refused))
+                } else if e.status().map(u16::from).is_some_and(is_rate_limit) {
+                    Err((NotifyError::rate_limited(&self.describe, message), false))
+                } else {
+                    Err((NotifyError::transient(&self.describe, message), false))
+                }
+            }
+        }
+    }
+
+    /// Sends `message` to each address not `reached` yet, alone: an address the server refuses
+    /// for good does not keep the notice from the others. A transient failure is retried (by
+    /// the lane) for the addresses it did not reach only; a refusal for good is not retried,
+    /// and names the addresses refused and those reached.
+    async fn send_to_each(
+        &self,
+        message: &Message,
+        bytes: &[u8],
+        notice: &Notice,
+        held_back: u32,
+        mut reached: Vec<Address>,
+    ) -> Result<(), NotifyError> {
+        let (mut refused, mut again) = (Vec::new(), None);
+        for to in self.spec.to.iter().map(|m| &m.email) {
+            if reached.contains(to) {
+                continue;
+            }
+            let envelope = Envelope::new(message.envelope().from().cloned(), vec![to.clone()])
+                .map_err(|e| NotifyError::permanent(&self.describe, format!("cannot address the message to {to}: {e}")))?;
+            match self.exchange(&envelope, bytes).await {
+                Ok(()) => reached.push(to.clone()),
+                Err((e, _)) if e.kind == ErrorKind::Permanent => refused.push(format!("{to}: {}", e.message)),
+                Err((e, _)) => {
+                    again.get_or_insert(e);
+                }
+            }
+        }
+        let sent = if reached.is_empty() {
+            "sent to nobody".to_string()
+        } else {
+            format!("sent to {}", reached.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "))
+        };
+        if let Some(e) = again {
+            let message = format!("{}; {sent} (a retry sends to the others only)", e.message);
+            *crate::sync::lock(&self.reached) = Some((notice.clone(), held_back, reached));
+            return Err(NotifyError { message, ..e });
+        }
+        if refused.is_empty() {
+            return Ok(());
+        }
+        Err(NotifyError::permanent(&self.describe, format!("refused for {}; {sent}", refused.join("; "))))
+    }
+}
+
+/// The SMTP replies that refuse one recipient (RCPT TO) for good: 550 no such mailbox (or not
+/// allowed), 551 not local, 553 a name not allowed. (They may refuse the sender too; a login
+/// refused, 530/535, or a message too large, 552/554, concern every address.)
+fn may_refuse_one_address(code: u16) -> bool {
+    matches!(code, 550 | 551 | 553)
 }
 
 /// The SMTP replies servers give to a sender that is too fast (421 too many connections or

@@ -165,8 +165,9 @@ pub struct JsonTemplate {
 }
 
 impl JsonTemplate {
-    /// Compiles `source` and checks that it renders valid JSON for a sample notice. The error
-    /// is a sentence fit for a diagnostic.
+    /// Compiles `source` and checks that it renders valid JSON for a sample notice, also
+    /// without a run and sequence number (as some notices are). The error is a sentence fit
+    /// for a diagnostic.
     pub fn new(source: &str, origin: &str) -> Result<Self, String> {
         let mut hb = Handlebars::new();
         hb.register_escape_fn(json_escape);
@@ -176,14 +177,29 @@ impl JsonTemplate {
         let t = JsonTemplate { origin: origin.into(), source: source.into(), registry: Arc::new(hb) };
         t.render(&sample_notice(), 0)?;
         known_names(&t.registry, &format!("template `{origin}`"))?;
+        // `run` and `seq` are null in some notices, where `{{run}}` writes nothing: a body
+        // that is JSON only with them set would be refused at every such send.
+        let without = Notice { seq: None, run: None, ..sample_notice() };
+        let text = t.render_text(&without, 0)?;
+        serde_json::from_str::<Value>(&text).map_err(|e| {
+            format!(
+                "template `{origin}` does not give valid JSON for a notice without a run or sequence number ({e}): a `missing` \
+                 event has no run and a run summary no sequence number, and `{{{{run}}}}` writes nothing for them; write \
+                 `{{{{json run}}}}` (and `{{{{json seq}}}}`), which writes `null`"
+            )
+        })?;
         Ok(t)
     }
 
     /// The body for `notice`.
     pub fn render(&self, notice: &Notice, held_back: u32) -> Result<Value, String> {
-        let text =
-            self.registry.render(NAME, &notice.context(held_back)).map_err(|e| format!("template `{}`: {}", self.origin, e.reason()))?;
+        let text = self.render_text(notice, held_back)?;
         serde_json::from_str(&text).map_err(|e| format!("template `{}` does not give valid JSON: {e}", self.origin))
+    }
+
+    /// The text the template gives for `notice`, not checked to be JSON.
+    fn render_text(&self, notice: &Notice, held_back: u32) -> Result<String, String> {
+        self.registry.render(NAME, &notice.context(held_back)).map_err(|e| format!("template `{}`: {}", self.origin, e.reason()))
     }
 }
 
@@ -355,6 +371,23 @@ mod tests {
         let e = JsonTemplate::new("{{#if}}", "t.hbs").unwrap_err();
         assert!(e.starts_with("bad template `t.hbs` line 1, col "), "{e}");
         assert!(!e.contains('\n'), "one line: {e}");
+    }
+
+    /// `"run": {{run}}` gave JSON for the sample notice (run 1), and so passed `wharf
+    /// validate`, but not for a notice without a run (`missing`) or a sequence number (a run
+    /// summary): `"run": ,`, refused at each send, and every such notice lost.
+    #[test]
+    fn a_template_that_needs_a_run_or_a_seq_is_refused_when_checked() {
+        for field in ["run", "seq"] {
+            let e = JsonTemplate::new(&format!(r#"{{"kind": "{{{{kind}}}}", "{field}": {{{{{field}}}}}}}"#), "t.hbs").unwrap_err();
+            assert!(e.starts_with("template `t.hbs` does not give valid JSON for a notice without a run or sequence number"), "{e}");
+            assert!(e.contains("`{{json run}}`"), "says what to write: {e}");
+        }
+        let t = JsonTemplate::new(r#"{"run": {{json run}}, "seq": {{json seq}}}"#, "t.hbs").unwrap();
+        let mut missing = notice("missing", "", "x");
+        missing.seq = Some(4);
+        let v = t.render(&missing, 0).unwrap();
+        assert_eq!((v["run"].is_null(), v["seq"].as_u64()), (true, Some(4)));
     }
 
     #[test]

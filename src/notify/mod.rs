@@ -169,19 +169,32 @@ pub struct NotifyError {
     pub target: String,
     /// What went wrong.
     pub message: String,
+    /// How long the channel asked to be left alone before the next attempt (an HTTP
+    /// `Retry-After`); the retry waits at least this long, up to [`RETRY_AFTER_MAX`].
+    pub retry_after: Option<Duration>,
 }
+
+/// The longest a retry waits for a channel's `Retry-After`: a longer one is not waited for in
+/// full (the lane's other notices wait meanwhile), the attempt is made after this.
+pub const RETRY_AFTER_MAX: Duration = Duration::from_secs(300);
 
 impl NotifyError {
     pub fn transient(target: impl Into<String>, message: impl Into<String>) -> Self {
-        NotifyError { kind: ErrorKind::Transient, target: target.into(), message: message.into() }
+        NotifyError { kind: ErrorKind::Transient, target: target.into(), message: message.into(), retry_after: None }
     }
 
     pub fn permanent(target: impl Into<String>, message: impl Into<String>) -> Self {
-        NotifyError { kind: ErrorKind::Permanent, target: target.into(), message: message.into() }
+        NotifyError { kind: ErrorKind::Permanent, target: target.into(), message: message.into(), retry_after: None }
     }
 
     pub fn rate_limited(target: impl Into<String>, message: impl Into<String>) -> Self {
-        NotifyError { kind: ErrorKind::RateLimited, target: target.into(), message: message.into() }
+        NotifyError { kind: ErrorKind::RateLimited, target: target.into(), message: message.into(), retry_after: None }
+    }
+
+    /// The same error, asking the next attempt to wait `after` (see
+    /// [`retry_after`](Self::retry_after)).
+    pub fn with_retry_after(self, after: Option<Duration>) -> Self {
+        NotifyError { retry_after: after, ..self }
     }
 
     /// Trying again may help: transient or rate-limited.

@@ -4,7 +4,9 @@
 //! Owns the request (body by format or template, secret headers, a timeout on the whole
 //! exchange, no redirects, an extra trusted CA) and the classification of what came back: 2xx
 //! is sent; 408, 5xx and network failures are transient, 429 is rate-limited (retried too,
-//! but the hook is up); other answers and refused certificates are permanent. The URL is a secret
+//! but the hook is up; its `Retry-After`, as a 503's, says how long the retry waits); other
+//! answers and refused certificates are permanent. A refusal's body is read only as far as
+//! the error quotes it. The URL is a secret
 //! (Slack and Teams hook URLs are credentials): errors and logs name only its host.
 
 use std::path::PathBuf;
@@ -23,6 +25,11 @@ use crate::text::{Keep, one_line};
 /// Longest part of a refusing answer's body (its lines joined into one) quoted in the error, in
 /// characters.
 const BODY_QUOTE: usize = 200;
+
+/// Most of a refusing answer's body read, in bytes: enough for [`BODY_QUOTE`] characters
+/// after blank lines and spaces are squeezed. The rest is not read (it may be huge, or never
+/// end).
+const BODY_READ: usize = 16 * 1024;
 
 /// A validated webhook channel.
 #[derive(Debug, Clone, PartialEq)]
@@ -109,11 +116,12 @@ impl Notifier for WebhookNotifier {
         if status.is_success() {
             return Ok(());
         }
-        let message = refusal(status, &answer.text().await.unwrap_or_default());
+        let wait = retry_after(answer.headers());
+        let message = refusal(status, &body_start(answer).await);
         if status == StatusCode::TOO_MANY_REQUESTS {
-            Err(NotifyError::rate_limited(&self.describe, message))
+            Err(NotifyError::rate_limited(&self.describe, message).with_retry_after(wait))
         } else if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
-            Err(NotifyError::transient(&self.describe, message))
+            Err(NotifyError::transient(&self.describe, message).with_retry_after(wait))
         } else {
             Err(NotifyError::permanent(&self.describe, message))
         }
@@ -122,6 +130,29 @@ impl Notifier for WebhookNotifier {
     fn describe(&self) -> String {
         self.describe.clone()
     }
+}
+
+/// The start of a refusing answer's body (up to [`BODY_READ`] bytes; what a failed read left
+/// out is missing, nothing more): the error quotes it, and the channel's timeout is not spent
+/// reading a body that goes on and on.
+async fn body_start(mut answer: reqwest::Response) -> String {
+    let mut bytes = Vec::new();
+    while bytes.len() < BODY_READ {
+        match answer.chunk().await {
+            Ok(Some(chunk)) => bytes.extend_from_slice(&chunk),
+            Ok(None) | Err(_) => break,
+        }
+    }
+    bytes.truncate(BODY_READ);
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+/// How long the answer asks the client to wait before trying again: `Retry-After` in seconds,
+/// as Slack and Teams send it with a 429 (and servers with a 503). The HTTP-date form is not
+/// read (it would need the clock): the backoff applies then.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse::<u64>().ok().map(Duration::from_secs)
 }
 
 /// What a refusing answer says: its status, and the start of its body on one line.
@@ -159,6 +190,16 @@ impl WebhookNotifier {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h), None);
+        h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static(" 30 "));
+        assert_eq!(retry_after(&h), Some(Duration::from_secs(30)));
+        h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
+        assert_eq!(retry_after(&h), None, "a date: the backoff applies");
+    }
 
     #[test]
     fn a_refusal_quotes_the_start_of_the_body_on_one_line() {

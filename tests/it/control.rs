@@ -19,7 +19,7 @@ use wharf::control::discovery::ServeInfo;
 use wharf::control::{
     ControlError, Daemon, FlowStatus, Health, ListenConfig, Metrics, RunSummary, Server, Status, TriggerError, Triggered,
 };
-use wharf::ledger::{FileRecord, FileState, Ledger, RunStatus};
+use wharf::ledger::{EventKind, FileRecord, FileState, Ledger, NewEvent, RunStatus};
 
 fn wharf(state: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wharf")).arg("--state-dir").arg(state).args(args).output().expect("run wharf")
@@ -212,6 +212,48 @@ fn a_flow_name_the_ledger_has_never_seen_is_told_apart_from_a_flow_with_nothing_
     for args in [&["files", "demx", "--json"][..], &["events", "demx", "--json"], &["awaits", "demx", "--json"]] {
         assert_eq!(stdout(&wharf(&state, args)).trim(), "[]", "JSON is unchanged: {args:?}");
     }
+}
+
+/// On call, `wharf events` is asked what happened lately. It showed the oldest 100 events
+/// of the ledger's history (90 days by default), and nothing said that newer ones were left
+/// out. Without `--since` it shows the newest, and says what it left out; a consumer's
+/// `--since SEQ` still reads on from its cursor, oldest first.
+#[test]
+fn events_without_since_are_the_newest_and_say_what_was_left_out() {
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
+    finished_run(&ledger, "demo", RunStatus::Ok, 0);
+    let event = |flow: &str, i: usize| NewEvent {
+        flow: flow.into(),
+        at: 1_764_064_800_000 + i as i64,
+        kind: EventKind::Failed,
+        subject: String::new(),
+        detail: format!("failure {i}"),
+        run: None,
+    };
+    ledger.record_events(&(1..=150).map(|i| event(if i % 3 == 0 { "other" } else { "demo" }, i)).collect::<Vec<_>>()).unwrap();
+    drop(ledger);
+
+    let seqs = |args: &[&str]| -> Vec<u64> {
+        let out = wharf(&state, args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        v.as_array().unwrap().iter().map(|e| e["seq"].as_u64().unwrap()).collect()
+    };
+    assert_eq!(seqs(&["events", "--json"]), (51..=150).collect::<Vec<_>>(), "the newest 100, oldest first");
+    assert_eq!(seqs(&["events", "--json", "--limit", "3"]), [148, 149, 150]);
+    assert_eq!(seqs(&["events", "demo", "--json", "--limit", "3"]), [146, 148, 149]);
+    assert_eq!(seqs(&["events", "--json", "--since", "0", "--limit", "3"]), [1, 2, 3], "a consumer reads on from its cursor");
+    assert_eq!(seqs(&["events", "--json", "--since", "148"]), [149, 150]);
+
+    let text = stdout(&wharf(&state, &["events", "--limit", "2"]));
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[1].trim_start().starts_with("149 ") && lines[2].trim_start().starts_with("150 "), "{text}");
+    assert_eq!(lines.len(), 4, "{text}");
+    assert_eq!(lines[3], "(the newest 2 events; earlier ones: --limit N, or --since SEQ to list from an event on)");
+    let all = stdout(&wharf(&state, &["events", "other", "--limit", "50"]));
+    assert!(!all.contains("earlier ones"), "all of them shown: {all}");
 }
 
 // ---- (b) the HTTP server against a test daemon ----

@@ -192,6 +192,24 @@ async fn webhook_429_is_rate_limited_and_retried() {
     );
 }
 
+/// Slack and Teams answer a burst with 429 and `Retry-After: SECONDS`: the next attempt waits
+/// that long (before, the attempts followed each other within the backoff, 1.5 s in all by
+/// default, every one refused, and the notice was lost for a hook asking for 1 s or more).
+#[tokio::test]
+async fn webhook_429_waits_as_long_as_its_retry_after_asks() {
+    let hook = HttpReceiver::start(&[429, 503, 200]).await;
+    hook.set_retry_after(1);
+    let dir = tempdir();
+    let (mut d, failed) = to_hook(&hook, dir.path());
+    let out = d.dispatch(&failed, at(0)).await;
+    assert!(matches!(out[0].outcome, Outcome::Sent { attempts: 3, held_back: 0 }), "{out:?}");
+    let times: Vec<_> = hook.requests().iter().map(|r| r.at).collect();
+    for pair in times.windows(2) {
+        let waited = pair[1] - pair[0];
+        assert!(waited >= Duration::from_secs(1), "retried after {waited:?}, not the 1 s the hook asked for");
+    }
+}
+
 /// An SMTP server answering 451 (a rate limit) is retried, and reported as rate-limited.
 #[tokio::test]
 async fn email_451_is_rate_limited_and_retried() {
@@ -228,6 +246,42 @@ async fn a_refusing_answer_of_several_lines_is_quoted_on_one_line() {
     let err = rule.notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient, "{err}");
     assert_eq!(err.message, "answered HTTP 500 Internal Server Error: internal ⏎ error ⏎ {\"ok\": false}");
+}
+
+/// A hook refusing with a body that does not end (a proxy's error page streamed slowly, or
+/// without end): the error quotes its start at once. Before, the whole body was read into
+/// memory, however large, until the timeout — which then lost the quote too.
+#[tokio::test]
+async fn a_refusal_with_an_endless_body_is_quoted_from_its_start_at_once() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        while let Ok((mut stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = vec![0; 65536];
+                let _ = stream.read(&mut buf).await;
+                let head = "HTTP/1.1 503 Service Unavailable\r\ntransfer-encoding: chunked\r\n\r\n";
+                let _ = stream.write_all(head.as_bytes()).await;
+                let chunk = format!("over quota {}\n", "x".repeat(4000));
+                loop {
+                    let framed = format!("{:x}\r\n{chunk}\r\n", chunk.len());
+                    if stream.write_all(framed.as_bytes()).await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            });
+        }
+    });
+    let dir = tempdir();
+    let rule =
+        &rules(dir.path(), &format!("- on: [failed]\n  webhook: {{ url: \"http://127.0.0.1:{port}/hooks/s3cret\", timeout: 5s }}\n"))[0];
+    let started = std::time::Instant::now();
+    let err = rule.notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
+    assert!(started.elapsed() < Duration::from_secs(3), "took {:?}: the body was read to its end", started.elapsed());
+    assert_eq!(err.kind, ErrorKind::Transient, "{err}");
+    assert!(err.message.starts_with("answered HTTP 503 Service Unavailable: over quota xxx"), "{err}");
 }
 
 #[tokio::test]
@@ -297,6 +351,48 @@ async fn email_over_starttls_with_auth_plain() {
     let body = mail.body();
     assert!(body.starts_with("wharf: flow roster-import: file in/a.csv quarantined: row 3: column `email` is empty\r\n"), "{body}");
     assert!(body.contains("Flow:    roster-import") && body.contains("\"report\": \"quarantine/a.csv.report.json\""), "{body}");
+}
+
+/// One address the server refuses (someone who left): the others still get the notice, once,
+/// and the error names the refused address. Before, the one refusal failed the whole send,
+/// for good: nobody got any notice of the rule.
+#[tokio::test]
+async fn email_to_a_refused_address_still_reaches_the_others_once() {
+    let smtp = SmtpReceiver::start(SmtpOptions { unknown: vec!["ops@example.com".into()], ..SmtpOptions::default() }).await;
+    let dir = tempdir();
+    let rule = &rules(dir.path(), &email_yaml(&smtp, "SMTP_PASS", ""))[0];
+    let mut d = Dispatcher::new(std::slice::from_ref(rule)).unwrap().with_retry(quick());
+    let out = d.dispatch(&quarantined(), at(0)).await;
+    let Outcome::Failed { attempts: 1, error } = &out[0].outcome else { panic!("{out:?}") };
+    assert_eq!(error.kind, ErrorKind::Permanent, "not retried: the others would get it twice: {error}");
+    assert!(error.message.contains("ops@example.com") && error.message.contains("550"), "names the refused address: {error}");
+    assert!(error.message.contains("sent to oncall@example.com"), "{error}");
+    let mails = smtp.messages();
+    assert_eq!(mails.len(), 1, "{mails:?}");
+    assert_eq!(mails[0].to, ["oncall@example.com"]);
+    assert!(mails[0].header("To").unwrap().contains("ops@example.com"), "the message still shows every addressee");
+}
+
+/// Sent to each address alone (one is refused), one fails for now: the retry sends to that
+/// one only, not again to those that got it.
+#[tokio::test]
+async fn email_retried_after_some_addresses_got_it_sends_to_the_others_only() {
+    let smtp = SmtpReceiver::start(SmtpOptions {
+        unknown: vec!["gone@example.com".into()],
+        busy_once: vec!["ops@example.com".into()],
+        ..SmtpOptions::default()
+    })
+    .await;
+    let dir = tempdir();
+    let yaml = email_yaml(&smtp, "SMTP_PASS", "").replace("to: [ops@example.com,", "to: [gone@example.com, ops@example.com,");
+    let rule = &rules(dir.path(), &yaml)[0];
+    let mut d = Dispatcher::new(std::slice::from_ref(rule)).unwrap().with_retry(quick());
+    let out = d.dispatch(&quarantined(), at(0)).await;
+    let Outcome::Failed { attempts: 2, error } = &out[0].outcome else { panic!("{out:?}") };
+    assert!(error.message.starts_with("refused for gone@example.com: permanent error (550)"), "{error}");
+    assert!(error.message.ends_with("; sent to oncall@example.com, ops@example.com"), "{error}");
+    let to: Vec<Vec<String>> = smtp.messages().into_iter().map(|m| m.to).collect();
+    assert_eq!(to, [["oncall@example.com"], ["ops@example.com"]], "each once");
 }
 
 #[tokio::test]

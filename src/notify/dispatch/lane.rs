@@ -3,7 +3,8 @@
 //! the lane). Lanes run side by side, at most [`SENDING`] sends at once, so a slow channel (a
 //! webhook that takes its full timeout) delays its own notices only, not those of other
 //! channels, nor later notices to them. Transient failures (rate limits included) are retried
-//! a few times with a short, doubling backoff, each attempt under a timeout.
+//! a few times with a short, doubling backoff — or after as long as the channel asked
+//! (`Retry-After`, up to [`RETRY_AFTER_MAX`]) — each attempt under a timeout.
 //!
 //! A lane holds at most [`QUEUED`] notices. When a notice finds its lane full, it waits for
 //! room as long as the channel is sending fine — slowly, or asking to slow down (HTTP 429,
@@ -21,6 +22,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tracing::warn;
 
 use super::{Notice, Notifier, NotifyError, subject};
+use crate::notify::RETRY_AFTER_MAX;
 
 /// How failed sends are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -163,8 +165,11 @@ async fn send_with_retry(
         failing.send_replace(result.as_ref().is_err_and(NotifyError::says_down));
         match result {
             Err(e) if e.is_transient() && attempt < attempts => {
-                warn!(flow = %notice.flow, kind = %notice.kind, subject = subject(&notice.subject), channel = %e.target, attempt, error = %e.message, "Notice not sent; retrying.");
-                tokio::time::sleep(delay).await;
+                // A channel that says how long to wait (HTTP `Retry-After`) is waited for:
+                // asked again sooner, it refuses again, and the notice runs out of attempts.
+                let wait = e.retry_after.map_or(delay, |asked| asked.min(RETRY_AFTER_MAX).max(delay));
+                warn!(flow = %notice.flow, kind = %notice.kind, subject = subject(&notice.subject), channel = %e.target, attempt, error = %e.message, retry_in = ?wait, "Notice not sent; retrying.");
+                tokio::time::sleep(wait).await;
                 delay = delay.saturating_mul(2);
                 attempt += 1;
             }

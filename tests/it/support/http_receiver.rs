@@ -36,6 +36,8 @@ pub struct Recorded {
     /// Header names in lower case, in the order received.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// When it arrived.
+    pub at: std::time::Instant,
 }
 
 impl Recorded {
@@ -56,6 +58,8 @@ struct State {
     statuses: VecDeque<u16>,
     /// How long each answer takes ([`HttpReceiver::set_pace`]).
     pace: std::time::Duration,
+    /// The `Retry-After` (seconds) of 429 and 503 answers ([`HttpReceiver::set_retry_after`]).
+    retry_after: Option<u64>,
 }
 
 /// A running receiver; dropping it stops the server.
@@ -125,6 +129,11 @@ impl HttpReceiver {
         self.state.lock().expect("receiver state").pace = pace;
     }
 
+    /// Answers 429 and 503 with `Retry-After: SECONDS`, as Slack and Teams do.
+    pub fn set_retry_after(&self, seconds: u64) {
+        self.state.lock().expect("receiver state").retry_after = Some(seconds);
+    }
+
     /// Every request so far, in order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.lock().expect("receiver state").requests.clone()
@@ -138,6 +147,7 @@ impl Drop for HttpReceiver {
 }
 
 async fn answer(req: Request<Incoming>, state: Arc<Mutex<State>>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let at = std::time::Instant::now();
     let method = req.method().to_string();
     let path = req.uri().path_and_query().map(|p| p.to_string()).unwrap_or_default();
     let headers = req.headers().iter().map(|(n, v)| (n.as_str().to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned())).collect();
@@ -145,15 +155,18 @@ async fn answer(req: Request<Incoming>, state: Arc<Mutex<State>>) -> Result<Resp
         Ok(b) => b.to_bytes().to_vec(),
         Err(_) => Vec::new(),
     };
-    let (status, pace) = {
+    let (status, pace, retry_after) = {
         let mut state = state.lock().expect("receiver state");
-        state.requests.push(Recorded { method, path, headers, body });
-        (state.statuses.pop_front().unwrap_or(200), state.pace)
+        state.requests.push(Recorded { method, path, headers, body, at });
+        (state.statuses.pop_front().unwrap_or(200), state.pace, state.retry_after)
     };
     tokio::time::sleep(pace).await;
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let text = if status.is_success() { "ok".to_string() } else { format!("refused with {}", status.as_u16()) };
     let mut response = Response::new(Full::new(Bytes::from(text)));
     *response.status_mut() = status;
+    if let Some(seconds) = retry_after.filter(|_| matches!(status.as_u16(), 429 | 503)) {
+        response.headers_mut().insert(hyper::header::RETRY_AFTER, seconds.into());
+    }
     Ok(response)
 }

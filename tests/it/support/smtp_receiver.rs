@@ -37,11 +37,23 @@ pub struct SmtpOptions {
     /// Answer every MAIL FROM with this reply instead of accepting it (`451 4.7.1 …`: a
     /// server rate-limiting its senders).
     pub mail_reply: Option<String>,
+    /// RCPT TO addresses refused for good (`550 5.1.1 … unknown`: someone who left).
+    pub unknown: Vec<String>,
+    /// RCPT TO addresses answered `450 4.2.1 Mailbox busy` the first time only.
+    pub busy_once: Vec<String>,
 }
 
 impl Default for SmtpOptions {
     fn default() -> Self {
-        SmtpOptions { user: "alerts".into(), password: "pw".into(), mechanisms: "PLAIN LOGIN".into(), require_auth: true, mail_reply: None }
+        SmtpOptions {
+            user: "alerts".into(),
+            password: "pw".into(),
+            mechanisms: "PLAIN LOGIN".into(),
+            require_auth: true,
+            mail_reply: None,
+            unknown: Vec::new(),
+            busy_once: Vec::new(),
+        }
     }
 }
 
@@ -120,6 +132,8 @@ struct Shared {
     options: SmtpOptions,
     acceptor: TlsAcceptor,
     messages: Mutex<Vec<Mail>>,
+    /// The `busy_once` addresses answered busy already.
+    was_busy: Mutex<Vec<String>>,
 }
 
 /// A running SMTP server; dropping it stops it.
@@ -135,7 +149,12 @@ impl SmtpReceiver {
     pub async fn start(options: SmtpOptions) -> SmtpReceiver {
         let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.expect("bind 127.0.0.1:0");
         let port = listener.local_addr().expect("local addr").port();
-        let shared = Arc::new(Shared { options, acceptor: super::tls_acceptor(), messages: Mutex::new(Vec::new()) });
+        let shared = Arc::new(Shared {
+            options,
+            acceptor: super::tls_acceptor(),
+            messages: Mutex::new(Vec::new()),
+            was_busy: Mutex::new(Vec::new()),
+        });
         let for_task = Arc::clone(&shared);
         let task = tokio::spawn(async move {
             loop {
@@ -292,8 +311,22 @@ async fn dialog<S: AsyncBufRead + AsyncWrite + Unpin>(s: &mut S, tls: bool, shar
             }
             "RCPT" if env.from.is_none() => reply(s, "503 5.5.1 MAIL first").await?,
             "RCPT" => {
-                env.to.push(address(arg.trim_start_matches(|c: char| c != ':').trim_start_matches(':')));
-                reply(s, "250 2.1.5 OK").await?;
+                let to = address(arg.trim_start_matches(|c: char| c != ':').trim_start_matches(':'));
+                let busy = options.busy_once.contains(&to) && {
+                    let mut was = shared.was_busy.lock().expect("was busy");
+                    !was.contains(&to) && {
+                        was.push(to.clone());
+                        true
+                    }
+                };
+                if options.unknown.contains(&to) {
+                    reply(s, "550 5.1.1 Recipient address rejected: User unknown").await?;
+                } else if busy {
+                    reply(s, "450 4.2.1 Mailbox busy, try again later").await?;
+                } else {
+                    env.to.push(to);
+                    reply(s, "250 2.1.5 OK").await?;
+                }
             }
             "DATA" if env.to.is_empty() => reply(s, "503 5.5.1 RCPT first").await?,
             "DATA" => {
