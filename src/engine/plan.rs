@@ -35,6 +35,9 @@ pub enum Action {
     Wait { why: String },
     /// Delivered before (same identity): left alone, then disposed of like a delivered file.
     AlreadyDone { why: String },
+    /// Left alone by a run for what the ledger says of this very version: quarantined
+    /// before (a corrected file sent again is taken).
+    Skip { why: String },
     /// Left in flight by an earlier run: resumed from its state.
     Resume { state: String },
     /// Refused by a `check` step on what the listing shows (size, name): quarantined.
@@ -200,12 +203,17 @@ fn ago(d: chrono::TimeDelta) -> String {
 fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: u64, now: SystemTime) -> Result<Action, LedgerError> {
     let key = identity::key(flow.source.identity, &c.entry);
     if let Some(l) = ledger {
+        // What the ledger says of this very version, judged as a run judges it at the file's
+        // turn: settled (delivered, a duplicate, quarantined) or in flight.
         if let Some(rec) = l.file(&flow.name, c.entry.path.as_str())?
-            && rec.state.in_flight()
-            && rec.size == c.entry.size
-            && rec.mtime == identity::mtime_millis(&c.entry)
+            && lifecycle::same_version(flow, &c.entry, &rec)
         {
-            return Ok(Action::Resume { state: rec.state.as_str().to_string() });
+            match lifecycle::Settled::of(&rec) {
+                Some(lifecycle::Settled::Delivered(why)) => return Ok(Action::AlreadyDone { why }),
+                Some(lifecycle::Settled::Quarantined(why)) => return Ok(Action::Skip { why }),
+                None if rec.state.in_flight() => return Ok(Action::Resume { state: rec.state.as_str().to_string() }),
+                None => {}
+            }
         }
         if let Some(k) = &key
             && let Some(d) = l.done(&flow.name, k)?
@@ -256,4 +264,67 @@ fn caveats(flow: &Flow) -> Vec<String> {
         out.push("a plan is not a poll: `stable_for` counts from the polls of real runs".into());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::{RunOptions, run_once};
+
+    /// A flow from `dir/src/in` to `dir/dst/inbox`, with `extra` YAML added.
+    fn flow(dir: &Path, extra: &str) -> Flow {
+        let (src, dst) = (dir.join("src"), dir.join("dst"));
+        std::fs::create_dir_all(src.join("in")).unwrap();
+        std::fs::create_dir_all(&dst).unwrap();
+        let text = format!(
+            "name: t\nendpoints:\n  partner: {{ type: local, root: {} }}\n  erp: {{ type: local, root: {} }}\n\
+             source: {{ endpoint: partner, path: /in, include: ['*.csv'] }}\n\
+             sinks:\n  - {{ endpoint: erp, path: /inbox }}\n{extra}",
+            src.display(),
+            dst.display()
+        );
+        crate::config::load_flow_str(&text, &dir.join("t.yaml")).unwrap()
+    }
+
+    async fn run(flow: &Flow, ledger: &Ledger, dir: &Path) -> crate::engine::RunReport {
+        run_once(flow, ledger, &RunOptions::new(dir.join("staging")), &mut |_| {}).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_quarantined_file_left_at_the_source_is_planned_as_the_run_skips_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let flow = flow(dir.path(), "steps:\n  - check: { non_empty: true }\nquarantine: { endpoint: erp, path: /rejected }\n");
+        std::fs::write(dir.path().join("src/in/empty.csv"), b"").unwrap();
+        let ledger = Ledger::in_memory().unwrap();
+        let first = run(&flow, &ledger, dir.path()).await;
+        assert_eq!(first.quarantined, 1, "{first:?}");
+        assert!(dir.path().join("src/in/empty.csv").exists(), "after.failure: keep (the default)");
+
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let second = run(&flow, &ledger, dir.path()).await;
+        assert_eq!(second.files[0].outcome, crate::engine::Outcome::Skipped, "{second:?}");
+        assert_eq!(second.quarantined, 0, "not quarantined again");
+        let Action::Skip { why } = &p.files[0].action else { panic!("the run skips it; the plan said {:?}", p.files[0]) };
+        assert!(why.contains("quarantined in run 1"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn a_file_delivered_under_a_content_identity_is_planned_as_the_run_skips_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut flow = flow(dir.path(), "");
+        flow.source.identity = crate::config::flow::Identity { path: false, size: false, mtime: false, sha256: true };
+        std::fs::write(dir.path().join("src/in/a.csv"), b"a,1\n").unwrap();
+        let ledger = Ledger::in_memory().unwrap();
+        assert_eq!(run(&flow, &ledger, dir.path()).await.counts.delivered, 1);
+        assert!(dir.path().join("src/in/a.csv").exists(), "after.success: keep (the default)");
+
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let second = run(&flow, &ledger, dir.path()).await;
+        assert_eq!(second.files[0].outcome, crate::engine::Outcome::Skipped, "{second:?}");
+        assert!(
+            matches!(&p.files[0].action, Action::AlreadyDone { why } if why.contains("run 1")),
+            "the run skips it; the plan said {:?}",
+            p.files[0]
+        );
+    }
 }
