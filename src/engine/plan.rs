@@ -1,10 +1,11 @@
 //! `wharf plan`: what a run would do with each file now, and why — without doing it.
 //!
-//! Read-only by construction: it connects only the source endpoint and only lists it; it reads
-//! the ledger (observations, delivered identities, files in flight) and never writes it, so a
-//! plan neither counts as a readiness poll nor claims a file. The decisions come from the same
-//! functions a run uses (`discover`, `ready::assess`, `identity::key`, the sinks' name
-//! templates, the disposition), so the plan cannot drift from the run.
+//! Read-only by construction: it lists the source, and only when a file would be delivered
+//! connects the sinks to look (`stat`) at its targets; it reads the ledger (observations,
+//! delivered identities, files in flight) and never writes it, so a plan neither counts as a
+//! readiness poll nor claims a file. The decisions come from the same functions a run uses
+//! (`discover`, `ready::assess`, `identity::key`, `lifecycle::Settled`, the sinks' names and
+//! `transfer::choose_target`, the disposition), so the plan cannot drift from the run.
 //!
 //! What a plan cannot know without the content is said, not guessed: a flow with content
 //! steps may still quarantine a file, a `content` identity needs the file's hash, and an
@@ -19,13 +20,16 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use futures::StreamExt;
+
+use super::error::FileError;
+use super::transfer::{self, Target};
 use super::{awaits, discover, endpoints, identity, lifecycle, ready};
 use crate::config::Flow;
-use crate::config::flow::{Disposition, EndpointSpec};
+use crate::config::flow::{Disposition, EndpointSpec, Sink};
 use crate::endpoint::{EndpointError, RemotePath};
 use crate::ledger::{Ledger, LedgerError, Snapshot, to_millis};
 use crate::probe::{self, Finding, Severity};
-use crate::template::NameVars;
 
 /// What a run would do with one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -42,6 +46,8 @@ pub enum Action {
     Resume { state: String },
     /// Refused by a `check` step on what the listing shows (size, name): quarantined.
     Quarantine { why: String },
+    /// Taken, but a sink refuses it (its target exists, `if_exists: fail`): the file fails.
+    Fail { why: String },
     /// Taken: delivered to every sink as named, then the source disposed of.
     Deliver { targets: Vec<String>, then: String },
 }
@@ -153,6 +159,7 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
     }
     let mut caveats = caveats(flow);
     caveats.extend(skipped.iter().map(|s| format!("{} is never taken ({})", s.shown_path(), s.reason.explained())));
+    look_at_targets(flow, &candidates, &mut files, snapshot.as_ref(), next_run, now, &mut caveats).await?;
     Ok(Plan { flow: flow.name.clone(), files, caveats, probes: vec![], probe_hint: None })
 }
 
@@ -228,25 +235,119 @@ fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: 
         let to = flow.quarantine.as_ref().map(|q| format!(" to {}:{}", q.endpoint, q.path)).unwrap_or_default();
         return Ok(Action::Quarantine { why: format!("would be quarantined{to} by a check step: {}", refused.join("; ")) });
     }
-    let rel_dir = c.rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-    // Named as a run names it: after the output's extension when the steps write another format.
-    let vars = NameVars::new(&super::content::delivered_name(flow.steps.as_ref(), c.entry.path.name()), rel_dir, c.entry.size, run, now);
-    let targets = flow
-        .sinks
-        .iter()
-        .map(|s| {
-            let dir = s.path.render(&vars).unwrap_or_else(|e| format!("<{e}>"));
-            let name = s.name.render(&vars).unwrap_or_else(|e| format!("<{e}>"));
-            let dir = RemotePath::parse(&dir).map(|d| d.to_string()).unwrap_or(dir);
-            format!("{}:{}/{}", s.endpoint, dir.trim_end_matches('/'), name)
-        })
-        .collect();
+    let targets = flow.sinks.iter().map(|s| match named(flow, s, c, run, now) {
+        Ok((dir, name)) => shown(s, &dir, &name),
+        Err(e) => format!("{}:<{e}>", s.endpoint),
+    });
     let then = match &flow.after_success {
         Disposition::Keep => "keep the source".to_string(),
         Disposition::Delete => "delete the source".to_string(),
         Disposition::MoveTo(p) => format!("move the source to {p}/ (a free name if taken)"),
     };
-    Ok(Action::Deliver { targets, then })
+    Ok(Action::Deliver { targets: targets.collect(), then })
+}
+
+/// The folder and name `sink` gives the file, as a run names it: after the output's
+/// extension when the steps write another format.
+fn named(flow: &Flow, sink: &Sink, c: &discover::Candidate, run: u64, now: SystemTime) -> Result<(RemotePath, String), FileError> {
+    let rel_dir = c.rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+    let name = super::content::delivered_name(flow.steps.as_ref(), c.entry.path.name());
+    lifecycle::wanted(sink, &name, rel_dir, c.entry.size, run, now)
+}
+
+/// `erp:/inbox/a.csv`.
+fn shown(sink: &Sink, dir: &RemotePath, name: &str) -> String {
+    format!("{}:{}/{}", sink.endpoint, dir.to_string().trim_end_matches('/'), name)
+}
+
+/// Files in flight at once while the sinks are looked at (stat round trips to a server).
+const LOOKS_IN_FLIGHT: usize = 8;
+
+/// Looks at each target of the files to deliver on its sink, as the run chooses it
+/// (`transfer::choose_target`, which only stats): a target that exists already is refused
+/// (`if_exists: fail`: the file fails), renamed to the free name the run would take, replaced,
+/// or left as it is. A sink that cannot be reached leaves its targets as named, with a caveat.
+async fn look_at_targets(
+    flow: &Flow,
+    candidates: &[discover::Candidate],
+    files: &mut [PlannedFile],
+    ledger: Option<&Snapshot>,
+    run: u64,
+    now: SystemTime,
+    caveats: &mut Vec<String>,
+) -> Result<(), LedgerError> {
+    let deliver: Vec<usize> =
+        files.iter().enumerate().filter(|(_, f)| matches!(f.action, Action::Deliver { .. })).map(|(i, _)| i).collect();
+    if deliver.is_empty() {
+        return Ok(());
+    }
+    let names: Vec<&str> = flow.sinks.iter().map(|s| s.endpoint.as_str()).collect();
+    let sinks = match endpoints::open_all(flow, &names).await {
+        Ok(eps) => eps,
+        Err(e) => {
+            caveats.push(format!("the sinks could not be looked at ({e}): a target that exists already is not shown"));
+            return Ok(());
+        }
+    };
+    // Sinks a run of the same version of the file confirmed before (a failed file retried).
+    let mut confirmed = Vec::with_capacity(deliver.len());
+    for &i in &deliver {
+        let c = &candidates[i];
+        let rec = match ledger {
+            Some(l) => l.file(&flow.name, c.entry.path.as_str())?.filter(|r| lifecycle::same_version(flow, &c.entry, r)),
+            None => None,
+        };
+        confirmed.push(rec.map(|r| r.deliveries).unwrap_or_default());
+    }
+    let looks = futures::stream::iter(deliver.iter().zip(confirmed))
+        .map(|(&i, confirmed)| {
+            let (c, sinks) = (&candidates[i], &sinks);
+            async move {
+                let mut targets = Vec::new();
+                let mut refused = Vec::new();
+                for (k, sink) in flow.sinks.iter().enumerate() {
+                    if let Some(d) = confirmed.iter().find(|d| d.sink == k as u32 && d.done) {
+                        targets.push(format!("{}:/{} (delivered before)", sink.endpoint, d.target));
+                        continue;
+                    }
+                    let (dir, name) = match named(flow, sink, c, run, now) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            targets.push(format!("{}:<{e}>", sink.endpoint));
+                            continue;
+                        }
+                    };
+                    let Some(ep) = sinks.get(&sink.endpoint) else { continue };
+                    let wanted = shown(sink, &dir, &name);
+                    match transfer::choose_target(&**ep, &dir, &name, sink.if_exists).await {
+                        Ok(Target::Upload(p, None)) if p.name() == name => targets.push(wanted),
+                        Ok(Target::Upload(p, None)) => targets.push(format!("{}:{p} ({wanted} is taken)", sink.endpoint)),
+                        Ok(Target::Upload(_, Some(_))) => targets.push(format!("{wanted} (replacing the file there)")),
+                        Ok(Target::Skip(..)) => targets.push(format!("{wanted} (there already: left as it is, counted as delivered)")),
+                        Err(FileError::TargetExists { why, .. }) => refused.push(format!("{wanted} exists already ({why})")),
+                        Err(e) => targets.push(format!("{wanted} (not looked at: {e})")),
+                    }
+                }
+                (i, targets, refused)
+            }
+        })
+        .buffered(LOOKS_IN_FLIGHT)
+        .collect::<Vec<_>>()
+        .await;
+    for (i, looked, refused) in looks {
+        let Action::Deliver { targets, .. } = &mut files[i].action else { continue };
+        if refused.is_empty() {
+            *targets = looked;
+            continue;
+        }
+        let then = match &flow.after_failure {
+            Disposition::MoveTo(p) => format!("the source is moved to {p}/"),
+            _ => "the source stays and the next run tries again".to_string(),
+        };
+        let delivered = if looked.is_empty() { String::new() } else { format!(" (after delivering to {})", looked.join(", ")) };
+        files[i].action = Action::Fail { why: format!("{}: the file fails{delivered}; {then}", refused.join("; ")) };
+    }
+    Ok(())
 }
 
 fn caveats(flow: &Flow) -> Vec<String> {
@@ -326,5 +427,54 @@ mod tests {
             "the run skips it; the plan said {:?}",
             p.files[0]
         );
+    }
+    #[tokio::test]
+    async fn a_target_taken_on_the_sink_is_planned_by_the_sink_s_if_exists_as_the_run_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("dst/inbox");
+        let mut flow = flow(dir.path(), "");
+        std::fs::create_dir_all(&inbox).unwrap();
+        std::fs::write(inbox.join("a.csv"), b"someone else's").unwrap();
+        std::fs::write(inbox.join("a-1.csv"), b"someone else's too").unwrap();
+        std::fs::write(dir.path().join("src/in/a.csv"), b"a,1\n").unwrap();
+        std::fs::write(dir.path().join("src/in/b.csv"), b"b,1\n").unwrap();
+        let ledger = Ledger::in_memory().unwrap();
+
+        // `fail` (the default): the run fails the file; the plan must not say it delivers it.
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let Action::Fail { why } = &p.files[0].action else { panic!("the run fails it; the plan said {:?}", p.files[0]) };
+        assert!(why.contains("erp:/inbox/a.csv exists already") && why.contains("if_exists: fail"), "{why}");
+        assert!(matches!(&p.files[1].action, Action::Deliver { targets, .. } if targets == &["erp:/inbox/b.csv"]), "{:?}", p.files[1]);
+        let report = run(&flow, &ledger, dir.path()).await;
+        assert_eq!(report.files[0].outcome, crate::engine::Outcome::Failed, "{report:?}");
+        std::fs::remove_file(inbox.join("b.csv")).unwrap();
+
+        // `rename`: the plan names the free name the run takes.
+        flow.sinks[0].if_exists = crate::config::flow::IfExists::Rename;
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let Action::Deliver { targets, .. } = &p.files[0].action else { panic!("{:?}", p.files[0]) };
+        assert_eq!(targets, &["erp:/inbox/a-2.csv (erp:/inbox/a.csv is taken)"]);
+        assert!(!inbox.join("a-2.csv").exists(), "a plan writes nothing");
+        let report = run(&flow, &ledger, dir.path()).await;
+        assert_eq!(report.files[0].targets, ["erp:/inbox/a-2.csv"], "{report:?}");
+
+        // `overwrite` and `skip` say what becomes of the file there.
+        std::fs::write(dir.path().join("src/in/c.csv"), b"c\n").unwrap();
+        std::fs::write(inbox.join("c.csv"), b"old").unwrap();
+        flow.sinks[0].if_exists = crate::config::flow::IfExists::Overwrite;
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let c = p.files.iter().find(|f| f.path == "/in/c.csv").unwrap();
+        assert!(
+            matches!(&c.action, Action::Deliver { targets, .. } if targets == &["erp:/inbox/c.csv (replacing the file there)"]),
+            "{c:?}"
+        );
+        flow.sinks[0].if_exists = crate::config::flow::IfExists::Skip;
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let c = p.files.iter().find(|f| f.path == "/in/c.csv").unwrap();
+        assert!(
+            matches!(&c.action, Action::Deliver { targets, .. } if targets == &["erp:/inbox/c.csv (there already: left as it is, counted as delivered)"]),
+            "{c:?}"
+        );
+        assert_eq!(std::fs::read(inbox.join("c.csv")).unwrap(), b"old");
     }
 }
