@@ -281,14 +281,20 @@ async fn look_at_targets(
     if deliver.is_empty() {
         return Ok(());
     }
-    let names: Vec<&str> = flow.sinks.iter().map(|s| s.endpoint.as_str()).collect();
-    let sinks = match endpoints::open_all(flow, &names).await {
-        Ok(eps) => eps,
-        Err(e) => {
-            caveats.push(format!("the sinks could not be looked at ({e}): a target that exists already is not shown"));
-            return Ok(());
+    // Each sink on its own: one that cannot be reached leaves the others looked at.
+    let mut sinks = std::collections::BTreeMap::new();
+    for s in &flow.sinks {
+        if sinks.contains_key(&s.endpoint) {
+            continue;
         }
-    };
+        match endpoints::open_all(flow, &[s.endpoint.as_str()]).await {
+            Ok(eps) => sinks.extend(eps),
+            Err(e) => caveats.push(format!(
+                "sink {} could not be reached ({e}): its targets were not looked at, and a run now would stop before taking any file",
+                s.endpoint
+            )),
+        }
+    }
     // Sinks a run of the same version of the file confirmed before (a failed file retried).
     let mut confirmed = Vec::with_capacity(deliver.len());
     for &i in &deliver {
@@ -317,8 +323,12 @@ async fn look_at_targets(
                             continue;
                         }
                     };
-                    let Some(ep) = sinks.get(&sink.endpoint) else { continue };
                     let wanted = shown(sink, &dir, &name);
+                    let Some(ep) = sinks.get(&sink.endpoint) else {
+                        // Not reached (a note says so): as named.
+                        targets.push(wanted);
+                        continue;
+                    };
                     match transfer::choose_target(&**ep, &dir, &name, sink.if_exists).await {
                         Ok(Target::Upload(p, None)) if p.name() == name => targets.push(wanted),
                         Ok(Target::Upload(p, None)) => targets.push(format!("{}:{p} ({wanted} is taken)", sink.endpoint)),
@@ -476,5 +486,30 @@ mod tests {
             "{c:?}"
         );
         assert_eq!(std::fs::read(inbox.join("c.csv")).unwrap(), b"old");
+    }
+    #[tokio::test]
+    async fn a_sink_that_cannot_be_reached_is_a_note_and_the_others_are_looked_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut flow = flow(dir.path(), "");
+        let unreachable = "name: u\nendpoints:\n  srv: { type: sftp, host: 127.0.0.1, port: 1, user: x, auth: { password: y }, \
+                           host_key: { fingerprint: \"SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\" }, connect_timeout: 2s }\n\
+                           source: { endpoint: srv, path: /in }\nsinks: [ { endpoint: srv, path: /x } ]\n";
+        let other = crate::config::load_flow_str(unreachable, &dir.path().join("u.yaml")).unwrap();
+        flow.endpoints.extend(other.endpoints);
+        flow.sinks.extend(other.sinks);
+        std::fs::create_dir_all(dir.path().join("dst/inbox")).unwrap();
+        std::fs::write(dir.path().join("dst/inbox/a.csv"), b"there").unwrap();
+        std::fs::write(dir.path().join("src/in/a.csv"), b"a\n").unwrap();
+        let p = plan(&flow, None, SystemTime::now()).await.unwrap();
+        assert!(matches!(&p.files[0].action, Action::Fail { why } if why.contains("erp:/inbox/a.csv exists already")), "{:?}", p.files[0]);
+        let note = p.caveats.iter().find(|c| c.starts_with("sink srv could not be reached")).unwrap_or_else(|| panic!("{:?}", p.caveats));
+        assert!(note.contains("a run now would stop before taking any file"), "{note}");
+        std::fs::remove_file(dir.path().join("dst/inbox/a.csv")).unwrap();
+        let p = plan(&flow, None, SystemTime::now()).await.unwrap();
+        assert!(
+            matches!(&p.files[0].action, Action::Deliver { targets, .. } if targets == &["erp:/inbox/a.csv", "srv:/x/a.csv"]),
+            "{:?}",
+            p.files[0]
+        );
     }
 }
