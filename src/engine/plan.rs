@@ -20,16 +20,16 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use futures::StreamExt;
-
-use super::error::FileError;
-use super::transfer::{self, Target};
 use super::{awaits, discover, endpoints, identity, lifecycle, ready};
 use crate::config::Flow;
-use crate::config::flow::{Disposition, EndpointSpec, Sink};
-use crate::endpoint::{EndpointError, RemotePath};
+use crate::config::flow::{Disposition, EndpointSpec};
+use crate::endpoint::EndpointError;
 use crate::ledger::{Ledger, LedgerError, Snapshot, to_millis};
 use crate::probe::{self, Finding, Severity};
+
+mod targets;
+
+use targets::{look_at_targets, named, shown};
 
 /// What a run would do with one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -247,119 +247,6 @@ fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: 
     Ok(Action::Deliver { targets: targets.collect(), then })
 }
 
-/// The folder and name `sink` gives the file, as a run names it: after the output's
-/// extension when the steps write another format.
-fn named(flow: &Flow, sink: &Sink, c: &discover::Candidate, run: u64, now: SystemTime) -> Result<(RemotePath, String), FileError> {
-    let rel_dir = c.rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-    let name = super::content::delivered_name(flow.steps.as_ref(), c.entry.path.name());
-    lifecycle::wanted(sink, &name, rel_dir, c.entry.size, run, now)
-}
-
-/// `erp:/inbox/a.csv`.
-fn shown(sink: &Sink, dir: &RemotePath, name: &str) -> String {
-    format!("{}:{}/{}", sink.endpoint, dir.to_string().trim_end_matches('/'), name)
-}
-
-/// Files in flight at once while the sinks are looked at (stat round trips to a server).
-const LOOKS_IN_FLIGHT: usize = 8;
-
-/// Looks at each target of the files to deliver on its sink, as the run chooses it
-/// (`transfer::choose_target`, which only stats): a target that exists already is refused
-/// (`if_exists: fail`: the file fails), renamed to the free name the run would take, replaced,
-/// or left as it is. A sink that cannot be reached leaves its targets as named, with a caveat.
-async fn look_at_targets(
-    flow: &Flow,
-    candidates: &[discover::Candidate],
-    files: &mut [PlannedFile],
-    ledger: Option<&Snapshot>,
-    run: u64,
-    now: SystemTime,
-    caveats: &mut Vec<String>,
-) -> Result<(), LedgerError> {
-    let deliver: Vec<usize> =
-        files.iter().enumerate().filter(|(_, f)| matches!(f.action, Action::Deliver { .. })).map(|(i, _)| i).collect();
-    if deliver.is_empty() {
-        return Ok(());
-    }
-    // Each sink on its own: one that cannot be reached leaves the others looked at.
-    let mut sinks = std::collections::BTreeMap::new();
-    for s in &flow.sinks {
-        if sinks.contains_key(&s.endpoint) {
-            continue;
-        }
-        match endpoints::open_all(flow, &[s.endpoint.as_str()]).await {
-            Ok(eps) => sinks.extend(eps),
-            Err(e) => caveats.push(format!(
-                "sink {} could not be reached ({e}): its targets were not looked at, and a run now would stop before taking any file",
-                s.endpoint
-            )),
-        }
-    }
-    // Sinks a run of the same version of the file confirmed before (a failed file retried).
-    let mut confirmed = Vec::with_capacity(deliver.len());
-    for &i in &deliver {
-        let c = &candidates[i];
-        let rec = match ledger {
-            Some(l) => l.file(&flow.name, c.entry.path.as_str())?.filter(|r| lifecycle::same_version(flow, &c.entry, r)),
-            None => None,
-        };
-        confirmed.push(rec.map(|r| r.deliveries).unwrap_or_default());
-    }
-    let looks = futures::stream::iter(deliver.iter().zip(confirmed))
-        .map(|(&i, confirmed)| {
-            let (c, sinks) = (&candidates[i], &sinks);
-            async move {
-                let mut targets = Vec::new();
-                let mut refused = Vec::new();
-                for (k, sink) in flow.sinks.iter().enumerate() {
-                    if let Some(d) = confirmed.iter().find(|d| d.sink == k as u32 && d.done) {
-                        targets.push(format!("{}:/{} (delivered before)", sink.endpoint, d.target));
-                        continue;
-                    }
-                    let (dir, name) = match named(flow, sink, c, run, now) {
-                        Ok(n) => n,
-                        Err(e) => {
-                            targets.push(format!("{}:<{e}>", sink.endpoint));
-                            continue;
-                        }
-                    };
-                    let wanted = shown(sink, &dir, &name);
-                    let Some(ep) = sinks.get(&sink.endpoint) else {
-                        // Not reached (a note says so): as named.
-                        targets.push(wanted);
-                        continue;
-                    };
-                    match transfer::choose_target(&**ep, &dir, &name, sink.if_exists).await {
-                        Ok(Target::Upload(p, None)) if p.name() == name => targets.push(wanted),
-                        Ok(Target::Upload(p, None)) => targets.push(format!("{}:{p} ({wanted} is taken)", sink.endpoint)),
-                        Ok(Target::Upload(_, Some(_))) => targets.push(format!("{wanted} (replacing the file there)")),
-                        Ok(Target::Skip(..)) => targets.push(format!("{wanted} (there already: left as it is, counted as delivered)")),
-                        Err(FileError::TargetExists { why, .. }) => refused.push(format!("{wanted} exists already ({why})")),
-                        Err(e) => targets.push(format!("{wanted} (not looked at: {e})")),
-                    }
-                }
-                (i, targets, refused)
-            }
-        })
-        .buffered(LOOKS_IN_FLIGHT)
-        .collect::<Vec<_>>()
-        .await;
-    for (i, looked, refused) in looks {
-        let Action::Deliver { targets, .. } = &mut files[i].action else { continue };
-        if refused.is_empty() {
-            *targets = looked;
-            continue;
-        }
-        let then = match &flow.after_failure {
-            Disposition::MoveTo(p) => format!("the source is moved to {p}/"),
-            _ => "the source stays and the next run tries again".to_string(),
-        };
-        let delivered = if looked.is_empty() { String::new() } else { format!(" (after delivering to {})", looked.join(", ")) };
-        files[i].action = Action::Fail { why: format!("{}: the file fails{delivered}; {then}", refused.join("; ")) };
-    }
-    Ok(())
-}
-
 fn caveats(flow: &Flow) -> Vec<String> {
     let mut out = Vec::new();
     if flow.steps.is_some() {
@@ -380,6 +267,7 @@ fn caveats(flow: &Flow) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::flow::IfExists;
     use crate::engine::{RunOptions, run_once};
 
     /// A flow from `dir/src/in` to `dir/dst/inbox`, with `extra` YAML added.
@@ -460,7 +348,7 @@ mod tests {
         std::fs::remove_file(inbox.join("b.csv")).unwrap();
 
         // `rename`: the plan names the free name the run takes.
-        flow.sinks[0].if_exists = crate::config::flow::IfExists::Rename;
+        flow.sinks[0].if_exists = IfExists::Rename;
         let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
         let Action::Deliver { targets, .. } = &p.files[0].action else { panic!("{:?}", p.files[0]) };
         assert_eq!(targets, &["erp:/inbox/a-2.csv (erp:/inbox/a.csv is taken)"]);
@@ -471,14 +359,14 @@ mod tests {
         // `overwrite` and `skip` say what becomes of the file there.
         std::fs::write(dir.path().join("src/in/c.csv"), b"c\n").unwrap();
         std::fs::write(inbox.join("c.csv"), b"old").unwrap();
-        flow.sinks[0].if_exists = crate::config::flow::IfExists::Overwrite;
+        flow.sinks[0].if_exists = IfExists::Overwrite;
         let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
         let c = p.files.iter().find(|f| f.path == "/in/c.csv").unwrap();
         assert!(
             matches!(&c.action, Action::Deliver { targets, .. } if targets == &["erp:/inbox/c.csv (replacing the file there)"]),
             "{c:?}"
         );
-        flow.sinks[0].if_exists = crate::config::flow::IfExists::Skip;
+        flow.sinks[0].if_exists = IfExists::Skip;
         let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
         let c = p.files.iter().find(|f| f.path == "/in/c.csv").unwrap();
         assert!(
@@ -511,5 +399,43 @@ mod tests {
             "{:?}",
             p.files[0]
         );
+    }
+    #[tokio::test]
+    async fn a_name_two_files_of_one_run_deliver_to_is_planned_as_the_run_takes_it() {
+        for (policy, second) in [
+            ("fail", None),
+            ("rename", Some("erp:/inbox/import-1.csv (erp:/inbox/import.csv is delivered first by /in/a.csv in the same run)")),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut flow = flow(dir.path(), "");
+            flow.sinks[0].name = crate::template::NameTemplate::new("import.csv").unwrap();
+            flow.sinks[0].if_exists = if policy == "fail" { IfExists::Fail } else { IfExists::Rename };
+            std::fs::write(dir.path().join("src/in/a.csv"), b"a\n").unwrap();
+            std::fs::write(dir.path().join("src/in/b.csv"), b"b\n").unwrap();
+            let ledger = Ledger::in_memory().unwrap();
+            let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+            assert!(
+                matches!(&p.files[0].action, Action::Deliver { targets, .. } if targets == &["erp:/inbox/import.csv"]),
+                "{:?}",
+                p.files[0]
+            );
+            let report = run(&flow, &ledger, dir.path()).await;
+            match second {
+                None => {
+                    let Action::Fail { why } = &p.files[1].action else {
+                        panic!("{policy}: the run fails it; the plan said {:?}", p.files[1])
+                    };
+                    assert!(
+                        why.starts_with("erp:/inbox/import.csv is delivered first by /in/a.csv in the same run (sink if_exists: fail)"),
+                        "{why}"
+                    );
+                    assert_eq!(report.files[1].outcome, crate::engine::Outcome::Failed, "{report:?}");
+                }
+                Some(t) => {
+                    assert!(matches!(&p.files[1].action, Action::Deliver { targets, .. } if targets == &[t]), "{policy}: {:?}", p.files[1]);
+                    assert_eq!(report.files[1].targets, ["erp:/inbox/import-1.csv"], "{report:?}");
+                }
+            }
+        }
     }
 }
