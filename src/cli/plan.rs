@@ -34,6 +34,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         match &f.action {
             Action::Wait { why } => outln!("  wait      {}: {why}", f.path),
             Action::AlreadyDone { why } => outln!("  skip      {}: {why}", f.path),
+            Action::Skip { why } => outln!("  skip      {}: {why}", f.path),
+            Action::Fail { why } => outln!("  fail      {}: {why}", f.path),
             Action::Resume { state } => outln!("  resume    {}: left {state} by an earlier run", f.path),
             Action::Quarantine { why } => outln!("  refuse    {}: {why}", f.path),
             Action::Deliver { targets, then } => {

@@ -4,7 +4,7 @@
 //! The probing lives in `crate::probe`; this file picks the endpoints, prints, stores, and maps
 //! the outcome to an exit code: 0 probed; 1 a `--write` check could not be done (or its
 //! scratch folder not removed); 2 bad flow or arguments; 3 a server could not be reached,
-//! logged in to, or trusted.
+//! logged in to, or trusted; 130 Ctrl-C during `--write` (after the scratch folder was removed).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -16,7 +16,7 @@ use super::{EXIT_ABORTED, EXIT_FILES_FAILED, EXIT_INVALID, Global};
 use crate::endpoint::RemotePath;
 use crate::engine::endpoints;
 use crate::probe::clock::{human_ms, human_precision};
-use crate::probe::{self, Options, ProbeReport, RenameBehaviour, store};
+use crate::probe::{self, Interrupt, Options, ProbeReport, RenameBehaviour, store};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -53,12 +53,18 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             return Err(Failure::new(Kind::Usage, EXIT_INVALID, message).into());
         }
     };
-    let opts = Options { write: args.write, scratch_parent };
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
+    let interrupt = if args.write { on_ctrl_c(&rt) } else { Interrupt::default() };
+    let opts = Options { write: args.write, scratch_parent, interrupt: interrupt.clone() };
 
     let mut reports = Vec::new();
     let mut errors = Vec::new();
     for name in &names {
+        if interrupt.is_set() {
+            // Ctrl-C: the scratch folder of the endpoint being probed is removed; no other
+            // endpoint is started.
+            break;
+        }
         let probed = rt.block_on(async {
             let eps = endpoints::open_all(&flow, &[name.as_str()]).await.map_err(|source| probe::ProbeError {
                 flow: flow.name.clone(),
@@ -99,6 +105,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&serde_json::json!({ "flow": flow.name, "endpoints": reports, "errors": errors }))?);
     }
+    if interrupt.is_set() {
+        return Ok(ExitCode::from(EXIT_INTERRUPTED));
+    }
     let write_failed = reports.iter().any(|r| r.write_error.is_some() || r.write.as_ref().is_some_and(|w| w.cleanup_problem.is_some()));
     Ok(if !errors.is_empty() {
         ExitCode::from(EXIT_ABORTED)
@@ -107,6 +116,27 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The exit code after Ctrl-C, as a shell reports a process it stopped with SIGINT.
+const EXIT_INTERRUPTED: u8 = 130;
+
+/// With `--write`, Ctrl-C stops the write checks, which then remove their scratch folder on
+/// the server (the default, stopping at once, would leave it there); a second Ctrl-C stops at
+/// once all the same.
+fn on_ctrl_c(rt: &tokio::runtime::Runtime) -> Interrupt {
+    let (set, interrupt) = Interrupt::new();
+    rt.spawn(async move {
+        if tokio::signal::ctrl_c().await.is_err() {
+            return;
+        }
+        errln!("interrupted: removing the scratch folder first (Ctrl-C again to stop at once)");
+        let _ = set.send(true);
+        if tokio::signal::ctrl_c().await.is_ok() {
+            std::process::exit(EXIT_INTERRUPTED.into());
+        }
+    });
+    interrupt
 }
 
 /// Rows of `(name, value, meaning)` with aligned columns.

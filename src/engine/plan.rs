@@ -1,10 +1,11 @@
 //! `wharf plan`: what a run would do with each file now, and why — without doing it.
 //!
-//! Read-only by construction: it connects only the source endpoint and only lists it; it reads
-//! the ledger (observations, delivered identities, files in flight) and never writes it, so a
-//! plan neither counts as a readiness poll nor claims a file. The decisions come from the same
-//! functions a run uses (`discover`, `ready::assess`, `identity::key`, the sinks' name
-//! templates, the disposition), so the plan cannot drift from the run.
+//! Read-only by construction: it lists the source, and only when a file would be delivered
+//! connects the sinks to look (`stat`) at its targets; it reads the ledger (observations,
+//! delivered identities, files in flight) and never writes it, so a plan neither counts as a
+//! readiness poll nor claims a file. The decisions come from the same functions a run uses
+//! (`discover`, `ready::assess`, `identity::key`, `lifecycle::Settled`, the sinks' names and
+//! `transfer::choose_target`, the disposition), so the plan cannot drift from the run.
 //!
 //! What a plan cannot know without the content is said, not guessed: a flow with content
 //! steps may still quarantine a file, a `content` identity needs the file's hash, and an
@@ -22,10 +23,13 @@ use serde::Serialize;
 use super::{awaits, discover, endpoints, identity, lifecycle, ready};
 use crate::config::Flow;
 use crate::config::flow::{Disposition, EndpointSpec};
-use crate::endpoint::{EndpointError, RemotePath};
+use crate::endpoint::EndpointError;
 use crate::ledger::{Ledger, LedgerError, Snapshot, to_millis};
 use crate::probe::{self, Finding, Severity};
-use crate::template::NameVars;
+
+mod targets;
+
+use targets::{look_at_targets, named, shown};
 
 /// What a run would do with one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -35,10 +39,15 @@ pub enum Action {
     Wait { why: String },
     /// Delivered before (same identity): left alone, then disposed of like a delivered file.
     AlreadyDone { why: String },
+    /// Left alone by a run for what the ledger says of this very version: quarantined
+    /// before (a corrected file sent again is taken).
+    Skip { why: String },
     /// Left in flight by an earlier run: resumed from its state.
     Resume { state: String },
     /// Refused by a `check` step on what the listing shows (size, name): quarantined.
     Quarantine { why: String },
+    /// Taken, but a sink refuses it (its target exists, `if_exists: fail`): the file fails.
+    Fail { why: String },
     /// Taken: delivered to every sink as named, then the source disposed of.
     Deliver { targets: Vec<String>, then: String },
 }
@@ -150,6 +159,7 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
     }
     let mut caveats = caveats(flow);
     caveats.extend(skipped.iter().map(|s| format!("{} is never taken ({})", s.shown_path(), s.reason.explained())));
+    look_at_targets(flow, &candidates, &mut files, snapshot.as_ref(), next_run, now, &mut caveats).await?;
     Ok(Plan { flow: flow.name.clone(), files, caveats, probes: vec![], probe_hint: None })
 }
 
@@ -200,12 +210,17 @@ fn ago(d: chrono::TimeDelta) -> String {
 fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: u64, now: SystemTime) -> Result<Action, LedgerError> {
     let key = identity::key(flow.source.identity, &c.entry);
     if let Some(l) = ledger {
+        // What the ledger says of this very version, judged as a run judges it at the file's
+        // turn: settled (delivered, a duplicate, quarantined) or in flight.
         if let Some(rec) = l.file(&flow.name, c.entry.path.as_str())?
-            && rec.state.in_flight()
-            && rec.size == c.entry.size
-            && rec.mtime == identity::mtime_millis(&c.entry)
+            && lifecycle::same_version(flow, &c.entry, &rec)
         {
-            return Ok(Action::Resume { state: rec.state.as_str().to_string() });
+            match lifecycle::Settled::of(&rec) {
+                Some(lifecycle::Settled::Delivered(why)) => return Ok(Action::AlreadyDone { why }),
+                Some(lifecycle::Settled::Quarantined(why)) => return Ok(Action::Skip { why }),
+                None if rec.state.in_flight() => return Ok(Action::Resume { state: rec.state.as_str().to_string() }),
+                None => {}
+            }
         }
         if let Some(k) = &key
             && let Some(d) = l.done(&flow.name, k)?
@@ -220,25 +235,16 @@ fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: 
         let to = flow.quarantine.as_ref().map(|q| format!(" to {}:{}", q.endpoint, q.path)).unwrap_or_default();
         return Ok(Action::Quarantine { why: format!("would be quarantined{to} by a check step: {}", refused.join("; ")) });
     }
-    let rel_dir = c.rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-    // Named as a run names it: after the output's extension when the steps write another format.
-    let vars = NameVars::new(&super::content::delivered_name(flow.steps.as_ref(), c.entry.path.name()), rel_dir, c.entry.size, run, now);
-    let targets = flow
-        .sinks
-        .iter()
-        .map(|s| {
-            let dir = s.path.render(&vars).unwrap_or_else(|e| format!("<{e}>"));
-            let name = s.name.render(&vars).unwrap_or_else(|e| format!("<{e}>"));
-            let dir = RemotePath::parse(&dir).map(|d| d.to_string()).unwrap_or(dir);
-            format!("{}:{}/{}", s.endpoint, dir.trim_end_matches('/'), name)
-        })
-        .collect();
+    let targets = flow.sinks.iter().map(|s| match named(flow, s, c, run, now) {
+        Ok((dir, name)) => shown(s, &dir, &name),
+        Err(e) => format!("{}:<{e}>", s.endpoint),
+    });
     let then = match &flow.after_success {
         Disposition::Keep => "keep the source".to_string(),
         Disposition::Delete => "delete the source".to_string(),
         Disposition::MoveTo(p) => format!("move the source to {p}/ (a free name if taken)"),
     };
-    Ok(Action::Deliver { targets, then })
+    Ok(Action::Deliver { targets: targets.collect(), then })
 }
 
 fn caveats(flow: &Flow) -> Vec<String> {
@@ -256,4 +262,180 @@ fn caveats(flow: &Flow) -> Vec<String> {
         out.push("a plan is not a poll: `stable_for` counts from the polls of real runs".into());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::flow::IfExists;
+    use crate::engine::{RunOptions, run_once};
+
+    /// A flow from `dir/src/in` to `dir/dst/inbox`, with `extra` YAML added.
+    fn flow(dir: &Path, extra: &str) -> Flow {
+        let (src, dst) = (dir.join("src"), dir.join("dst"));
+        std::fs::create_dir_all(src.join("in")).unwrap();
+        std::fs::create_dir_all(&dst).unwrap();
+        let text = format!(
+            "name: t\nendpoints:\n  partner: {{ type: local, root: {} }}\n  erp: {{ type: local, root: {} }}\n\
+             source: {{ endpoint: partner, path: /in, include: ['*.csv'] }}\n\
+             sinks:\n  - {{ endpoint: erp, path: /inbox }}\n{extra}",
+            src.display(),
+            dst.display()
+        );
+        crate::config::load_flow_str(&text, &dir.join("t.yaml")).unwrap()
+    }
+
+    async fn run(flow: &Flow, ledger: &Ledger, dir: &Path) -> crate::engine::RunReport {
+        run_once(flow, ledger, &RunOptions::new(dir.join("staging")), &mut |_| {}).await.unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_quarantined_file_left_at_the_source_is_planned_as_the_run_skips_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let flow = flow(dir.path(), "steps:\n  - check: { non_empty: true }\nquarantine: { endpoint: erp, path: /rejected }\n");
+        std::fs::write(dir.path().join("src/in/empty.csv"), b"").unwrap();
+        let ledger = Ledger::in_memory().unwrap();
+        let first = run(&flow, &ledger, dir.path()).await;
+        assert_eq!(first.quarantined, 1, "{first:?}");
+        assert!(dir.path().join("src/in/empty.csv").exists(), "after.failure: keep (the default)");
+
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let second = run(&flow, &ledger, dir.path()).await;
+        assert_eq!(second.files[0].outcome, crate::engine::Outcome::Skipped, "{second:?}");
+        assert_eq!(second.quarantined, 0, "not quarantined again");
+        let Action::Skip { why } = &p.files[0].action else { panic!("the run skips it; the plan said {:?}", p.files[0]) };
+        assert!(why.contains("quarantined in run 1"), "{why}");
+    }
+
+    #[tokio::test]
+    async fn a_file_delivered_under_a_content_identity_is_planned_as_the_run_skips_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut flow = flow(dir.path(), "");
+        flow.source.identity = crate::config::flow::Identity { path: false, size: false, mtime: false, sha256: true };
+        std::fs::write(dir.path().join("src/in/a.csv"), b"a,1\n").unwrap();
+        let ledger = Ledger::in_memory().unwrap();
+        assert_eq!(run(&flow, &ledger, dir.path()).await.counts.delivered, 1);
+        assert!(dir.path().join("src/in/a.csv").exists(), "after.success: keep (the default)");
+
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let second = run(&flow, &ledger, dir.path()).await;
+        assert_eq!(second.files[0].outcome, crate::engine::Outcome::Skipped, "{second:?}");
+        assert!(
+            matches!(&p.files[0].action, Action::AlreadyDone { why } if why.contains("run 1")),
+            "the run skips it; the plan said {:?}",
+            p.files[0]
+        );
+    }
+    #[tokio::test]
+    async fn a_target_taken_on_the_sink_is_planned_by_the_sink_s_if_exists_as_the_run_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let inbox = dir.path().join("dst/inbox");
+        let mut flow = flow(dir.path(), "");
+        std::fs::create_dir_all(&inbox).unwrap();
+        std::fs::write(inbox.join("a.csv"), b"someone else's").unwrap();
+        std::fs::write(inbox.join("a-1.csv"), b"someone else's too").unwrap();
+        std::fs::write(dir.path().join("src/in/a.csv"), b"a,1\n").unwrap();
+        std::fs::write(dir.path().join("src/in/b.csv"), b"b,1\n").unwrap();
+        let ledger = Ledger::in_memory().unwrap();
+
+        // `fail` (the default): the run fails the file; the plan must not say it delivers it.
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let Action::Fail { why } = &p.files[0].action else { panic!("the run fails it; the plan said {:?}", p.files[0]) };
+        assert!(why.contains("erp:/inbox/a.csv exists already") && why.contains("if_exists: fail"), "{why}");
+        assert!(matches!(&p.files[1].action, Action::Deliver { targets, .. } if targets == &["erp:/inbox/b.csv"]), "{:?}", p.files[1]);
+        let report = run(&flow, &ledger, dir.path()).await;
+        assert_eq!(report.files[0].outcome, crate::engine::Outcome::Failed, "{report:?}");
+        std::fs::remove_file(inbox.join("b.csv")).unwrap();
+
+        // `rename`: the plan names the free name the run takes.
+        flow.sinks[0].if_exists = IfExists::Rename;
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let Action::Deliver { targets, .. } = &p.files[0].action else { panic!("{:?}", p.files[0]) };
+        assert_eq!(targets, &["erp:/inbox/a-2.csv (erp:/inbox/a.csv is taken)"]);
+        assert!(!inbox.join("a-2.csv").exists(), "a plan writes nothing");
+        let report = run(&flow, &ledger, dir.path()).await;
+        assert_eq!(report.files[0].targets, ["erp:/inbox/a-2.csv"], "{report:?}");
+
+        // `overwrite` and `skip` say what becomes of the file there.
+        std::fs::write(dir.path().join("src/in/c.csv"), b"c\n").unwrap();
+        std::fs::write(inbox.join("c.csv"), b"old").unwrap();
+        flow.sinks[0].if_exists = IfExists::Overwrite;
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let c = p.files.iter().find(|f| f.path == "/in/c.csv").unwrap();
+        assert!(
+            matches!(&c.action, Action::Deliver { targets, .. } if targets == &["erp:/inbox/c.csv (replacing the file there)"]),
+            "{c:?}"
+        );
+        flow.sinks[0].if_exists = IfExists::Skip;
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let c = p.files.iter().find(|f| f.path == "/in/c.csv").unwrap();
+        assert!(
+            matches!(&c.action, Action::Deliver { targets, .. } if targets == &["erp:/inbox/c.csv (there already: left as it is, counted as delivered)"]),
+            "{c:?}"
+        );
+        assert_eq!(std::fs::read(inbox.join("c.csv")).unwrap(), b"old");
+    }
+    #[tokio::test]
+    async fn a_sink_that_cannot_be_reached_is_a_note_and_the_others_are_looked_at() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut flow = flow(dir.path(), "");
+        let unreachable = "name: u\nendpoints:\n  srv: { type: sftp, host: 127.0.0.1, port: 1, user: x, auth: { password: y }, \
+                           host_key: { fingerprint: \"SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\" }, connect_timeout: 2s }\n\
+                           source: { endpoint: srv, path: /in }\nsinks: [ { endpoint: srv, path: /x } ]\n";
+        let other = crate::config::load_flow_str(unreachable, &dir.path().join("u.yaml")).unwrap();
+        flow.endpoints.extend(other.endpoints);
+        flow.sinks.extend(other.sinks);
+        std::fs::create_dir_all(dir.path().join("dst/inbox")).unwrap();
+        std::fs::write(dir.path().join("dst/inbox/a.csv"), b"there").unwrap();
+        std::fs::write(dir.path().join("src/in/a.csv"), b"a\n").unwrap();
+        let p = plan(&flow, None, SystemTime::now()).await.unwrap();
+        assert!(matches!(&p.files[0].action, Action::Fail { why } if why.contains("erp:/inbox/a.csv exists already")), "{:?}", p.files[0]);
+        let note = p.caveats.iter().find(|c| c.starts_with("sink srv could not be reached")).unwrap_or_else(|| panic!("{:?}", p.caveats));
+        assert!(note.contains("a run now would stop before taking any file"), "{note}");
+        std::fs::remove_file(dir.path().join("dst/inbox/a.csv")).unwrap();
+        let p = plan(&flow, None, SystemTime::now()).await.unwrap();
+        assert!(
+            matches!(&p.files[0].action, Action::Deliver { targets, .. } if targets == &["erp:/inbox/a.csv", "srv:/x/a.csv"]),
+            "{:?}",
+            p.files[0]
+        );
+    }
+    #[tokio::test]
+    async fn a_name_two_files_of_one_run_deliver_to_is_planned_as_the_run_takes_it() {
+        for (policy, second) in [
+            ("fail", None),
+            ("rename", Some("erp:/inbox/import-1.csv (erp:/inbox/import.csv is delivered first by /in/a.csv in the same run)")),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut flow = flow(dir.path(), "");
+            flow.sinks[0].name = crate::template::NameTemplate::new("import.csv").unwrap();
+            flow.sinks[0].if_exists = if policy == "fail" { IfExists::Fail } else { IfExists::Rename };
+            std::fs::write(dir.path().join("src/in/a.csv"), b"a\n").unwrap();
+            std::fs::write(dir.path().join("src/in/b.csv"), b"b\n").unwrap();
+            let ledger = Ledger::in_memory().unwrap();
+            let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+            assert!(
+                matches!(&p.files[0].action, Action::Deliver { targets, .. } if targets == &["erp:/inbox/import.csv"]),
+                "{:?}",
+                p.files[0]
+            );
+            let report = run(&flow, &ledger, dir.path()).await;
+            match second {
+                None => {
+                    let Action::Fail { why } = &p.files[1].action else {
+                        panic!("{policy}: the run fails it; the plan said {:?}", p.files[1])
+                    };
+                    assert!(
+                        why.starts_with("erp:/inbox/import.csv is delivered first by /in/a.csv in the same run (sink if_exists: fail)"),
+                        "{why}"
+                    );
+                    assert_eq!(report.files[1].outcome, crate::engine::Outcome::Failed, "{report:?}");
+                }
+                Some(t) => {
+                    assert!(matches!(&p.files[1].action, Action::Deliver { targets, .. } if targets == &[t]), "{policy}: {:?}", p.files[1]);
+                    assert_eq!(report.files[1].targets, ["erp:/inbox/import-1.csv"], "{report:?}");
+                }
+            }
+        }
+    }
 }

@@ -25,12 +25,13 @@ enum Edit {
 }
 
 /// A unified diff of `expected` → `actual` (`---`/`+++` headers named by the labels). A line
-/// break `\r` shows as `␍`, so a CRLF/LF difference is visible. Empty when equal.
+/// break `\r` shows as `␍`, so a CRLF/LF difference is visible, and a byte that is not UTF-8
+/// as `\xE9`. Empty when equal.
 pub fn unified(expected: &[u8], actual: &[u8], expected_label: &str, actual_label: &str) -> String {
     if expected == actual {
         return String::new();
     }
-    let (e, a) = (String::from_utf8_lossy(expected), String::from_utf8_lossy(actual));
+    let (e, a) = (escaped(expected), escaped(actual));
     let (el, al) = (lines(&e), lines(&a));
     let mut out = format!("--- {expected_label}\n+++ {actual_label}\n");
     if el.len().saturating_mul(al.len()) > MAX_CELLS {
@@ -90,6 +91,19 @@ pub fn unified(expected: &[u8], actual: &[u8], expected_label: &str, actual_labe
     if e.ends_with('\n') != a.ends_with('\n') {
         let which = if a.ends_with('\n') { "expected" } else { "actual" };
         let _ = writeln!(out, "\\ No newline at end of the {which} text");
+    }
+    out
+}
+
+/// The text with each byte that is not UTF-8 written `\xE9`: a file in Latin-1 (delivered as it
+/// came) differs where its bytes do; replaced by U+FFFD, every such byte looked the same.
+fn escaped(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            let _ = write!(out, "\\x{b:02X}");
+        }
     }
     out
 }
@@ -237,6 +251,16 @@ mod tests {
         assert!(d.contains("No newline at end of the actual text"), "{d}");
         let d = unified(b"", b"x\n", "e", "a");
         assert!(d.contains("@@ -0,0 +1,1 @@\n+x\n"), "{d}");
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_show_where_they_differ() {
+        // A Latin-1 file delivered as it came: é (0xE9) where è (0xE8) was expected. Both read
+        // as U+FFFD, the diff showed no line at all.
+        let d = unified(b"id;name\n1;caf\xe8\n2;b\n", b"id;name\n1;caf\xe9\n2;b\n", "e", "a");
+        assert!(d.contains("-1;caf\\xE8\n+1;caf\\xE9\n"), "{d}");
+        assert!(d.contains(" id;name\n"), "valid text as it is: {d}");
+        assert_eq!(unified("é\n".as_bytes(), "é\n".as_bytes(), "e", "a"), "");
     }
 
     #[test]

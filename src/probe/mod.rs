@@ -22,7 +22,7 @@ use crate::config::Flow;
 use crate::endpoint::{Endpoint, EndpointError, RemotePath, ServerFacts};
 
 pub use rules::{Finding, Severity, Topic, findings};
-pub use scratch::{RenameBehaviour, WriteCheckError, WriteChecks};
+pub use scratch::{Interrupt, RenameBehaviour, WriteCheckError, WriteChecks};
 
 /// What the endpoint itself promised at probe time (`Endpoint::capabilities`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -60,6 +60,8 @@ pub struct Options {
     /// The folder (relative to the endpoint root) to make the scratch folder in; the root
     /// when `None`.
     pub scratch_parent: Option<RemotePath>,
+    /// Stops the write checks (Ctrl-C), which still remove their scratch folder.
+    pub interrupt: Interrupt,
 }
 
 /// The server could not be asked at all.
@@ -81,7 +83,7 @@ pub async fn probe(flow: &Flow, name: &str, ep: &dyn Endpoint, opts: &Options) -
     let promised = Promised { mtime_precision: caps.mtime_precision, atomic_replace: caps.atomic_replace };
     let (write, write_error) = if opts.write {
         let parent = opts.scratch_parent.clone().unwrap_or_else(RemotePath::root);
-        match scratch::run(ep, &parent).await {
+        match scratch::run(ep, &parent, &opts.interrupt).await {
             Ok(w) => (Some(w), None),
             Err(e) => (None, Some(e.to_string())),
         }

@@ -67,9 +67,53 @@ pub struct WriteCheckError {
     pub what: String,
     pub scratch: String,
     #[source]
-    pub source: EndpointError,
+    pub source: Cause,
     pub cleanup: Option<String>,
 }
+
+/// Why the write checks stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum Cause {
+    #[error(transparent)]
+    Endpoint(#[from] EndpointError),
+    /// Ctrl-C: the checks stopped where they were, and their folder was removed.
+    #[error("the checks were not finished")]
+    Interrupted,
+}
+
+/// Ctrl-C as the write checks see it: they stop where they are and remove their folder
+/// (stopping the process instead would leave it on the partner's server). The default never
+/// fires.
+#[derive(Debug, Clone, Default)]
+pub struct Interrupt(Option<tokio::sync::watch::Receiver<bool>>);
+
+impl Interrupt {
+    /// An interrupt, and what sets it (`send(true)`).
+    pub fn new() -> (tokio::sync::watch::Sender<bool>, Interrupt) {
+        let (set, seen) = tokio::sync::watch::channel(false);
+        (set, Interrupt(Some(seen)))
+    }
+
+    /// Whether it was set.
+    pub fn is_set(&self) -> bool {
+        self.0.as_ref().is_some_and(|seen| *seen.borrow())
+    }
+
+    /// Completes once set; never when it cannot be (no sender left, or none at all).
+    async fn wait(&self) {
+        if let Some(seen) = &self.0 {
+            let mut seen = seen.clone();
+            // The guard `wait_for` returns is not Send: dropped here, never held across an await.
+            if seen.wait_for(|set| *set).await.map(drop).is_ok() {
+                return;
+            }
+        }
+        std::future::pending::<()>().await
+    }
+}
+
+/// What an interrupted check is called in its error.
+const INTERRUPTED: &str = "interrupted (Ctrl-C)";
 
 /// `.wharf-probe-1a2b3c4d`: a name no partner file has.
 fn scratch_name() -> String {
@@ -78,9 +122,10 @@ fn scratch_name() -> String {
     format!(".wharf-probe-{:08x}", bits as u32)
 }
 
-/// Runs the write checks in a new folder inside `parent` (which must exist) and removes it.
-pub async fn run(ep: &dyn Endpoint, parent: &RemotePath) -> Result<WriteChecks, WriteCheckError> {
-    let fail = |what: &str, scratch: &RemotePath, source, cleanup| WriteCheckError {
+/// Runs the write checks in a new folder inside `parent` (which must exist) and removes it,
+/// also when a check fails or `interrupt` stops them.
+pub async fn run(ep: &dyn Endpoint, parent: &RemotePath, interrupt: &Interrupt) -> Result<WriteChecks, WriteCheckError> {
+    let fail = |what: &str, scratch: &RemotePath, source: Cause, cleanup| WriteCheckError {
         what: what.to_string(),
         scratch: scratch.to_string(),
         source,
@@ -90,20 +135,28 @@ pub async fn run(ep: &dyn Endpoint, parent: &RemotePath) -> Result<WriteChecks, 
         Ok(Some(e)) if e.kind == EntryKind::Dir => {}
         Ok(_) => {
             let e = EndpointError::new(ErrorKind::NotFound, crate::endpoint::Op::Stat, ep.describe(), Some(parent), "no such folder");
-            return Err(fail("the scratch folder's parent", parent, e, None));
+            return Err(fail("the scratch folder's parent", parent, e.into(), None));
         }
-        Err(e) => return Err(fail("the scratch folder's parent", parent, e, None)),
+        Err(e) => return Err(fail("the scratch folder's parent", parent, e.into(), None)),
+    }
+    if interrupt.is_set() {
+        return Err(fail(INTERRUPTED, parent, Cause::Interrupted, None));
     }
     let scratch = parent.join(&scratch_name()).map_err(|e| {
         let e = EndpointError::new(ErrorKind::Protocol, crate::endpoint::Op::CreateDir, ep.describe(), Some(parent), e.to_string());
-        fail("the scratch folder's name", parent, e, None)
+        fail("the scratch folder's name", parent, e.into(), None)
     })?;
     if let Err(e) = ep.create_dir_all(&scratch).await {
         // It may exist half-made: try to remove it anyway.
         let cleanup = remove_scratch(ep, &scratch).await.err();
-        return Err(fail("creating the scratch folder", &scratch, e, cleanup));
+        return Err(fail("creating the scratch folder", &scratch, e.into(), cleanup));
     }
-    let res = checks(ep, &scratch).await;
+    // Interrupted, the check in progress is dropped where it is (a file half-written is in
+    // the scratch folder, and goes with it).
+    let res = tokio::select! {
+        res = checks(ep, &scratch) => res.map_err(|(what, e)| (what, Cause::Endpoint(e))),
+        () = interrupt.wait() => Err((INTERRUPTED, Cause::Interrupted)),
+    };
     let cleanup = remove_scratch(ep, &scratch).await.err();
     match res {
         Ok(mut c) => {
@@ -292,7 +345,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("keep.txt"), "x").unwrap();
         let ep = LocalEndpoint::new(dir.path());
-        let c = run(&ep, &RemotePath::root()).await.unwrap();
+        let c = run(&ep, &RemotePath::root(), &Interrupt::default()).await.unwrap();
         assert_eq!(c.plain_rename, RenameBehaviour::Replaces);
         assert_eq!(c.replace_problem, None);
         assert_eq!(c.no_replace_problem, None);
@@ -307,11 +360,32 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn interrupted_midway_the_scratch_folder_is_removed_all_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("keep.txt"), "x").unwrap();
+        let ep = LocalEndpoint::new(dir.path());
+        let (ctrl_c, interrupt) = Interrupt::new();
+        // Half-way through the clock samples (about 1.4 s of them).
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(600)).await;
+            let _ = ctrl_c.send(true);
+        });
+        let started = std::time::Instant::now();
+        let e = run(&ep, &RemotePath::root(), &interrupt).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_millis(1200), "stopped at once: {:?}", started.elapsed());
+        assert!(matches!(e.source, Cause::Interrupted), "{e}");
+        assert!(e.to_string().starts_with("interrupted (Ctrl-C): the checks were not finished"), "{e}");
+        assert_eq!(e.cleanup, None, "{e}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, vec![std::ffi::OsString::from("keep.txt")], "the partner's folder as it was");
+    }
+
+    #[tokio::test]
     async fn a_missing_parent_is_an_error_and_nothing_is_created() {
         let dir = tempfile::tempdir().unwrap();
         let ep = LocalEndpoint::new(dir.path());
-        let e = run(&ep, &RemotePath::parse("nope").unwrap()).await.unwrap_err();
-        assert_eq!(e.source.kind, ErrorKind::NotFound, "{e}");
+        let e = run(&ep, &RemotePath::parse("nope").unwrap(), &Interrupt::default()).await.unwrap_err();
+        assert!(matches!(&e.source, Cause::Endpoint(s) if s.kind == ErrorKind::NotFound), "{e}");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }

@@ -95,3 +95,53 @@ fn the_planned_run_number_is_the_next_one_after_a_forgotten_flow() {
     let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {text}"));
     assert_eq!(plan["files"][0]["targets"][0], "archive:/a-4.csv", "{plan}");
 }
+
+/// A target already on a partner's SFTP server (real OpenSSH): the plan says the run would
+/// fail the file (`if_exists: fail`, the default) or take the next free name (`rename`), as a
+/// run then does — and only looked: the server's folder is as it was.
+#[test]
+fn a_target_already_on_an_sftp_sink_is_planned_as_the_run_treats_it() {
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = support::tempdir();
+    let out = sshd.data_dir().join("out");
+    std::fs::create_dir_all(&out).unwrap();
+    std::fs::write(out.join("a.csv"), "theirs\n").unwrap();
+    sshd.give_to_user(&out);
+    let outbox = dir.path().join("outbox");
+    std::fs::create_dir_all(&outbox).unwrap();
+    std::fs::write(outbox.join("a.csv"), "ours\n").unwrap();
+    let flow = dir.path().join("push.yaml");
+    let write_flow = |if_exists: &str| {
+        std::fs::write(
+            &flow,
+            format!(
+                "name: push\nendpoints:\n  p:\n{}  l: {{ type: local, root: {} }}\nsource: {{ endpoint: l, path: /, include: ['*.csv'] }}\nsinks: [ {{ endpoint: p, path: /out, if_exists: {if_exists} }} ]\n",
+                sshd.endpoint_yaml(4),
+                outbox.display()
+            ),
+        )
+        .unwrap()
+    };
+    let state = dir.path().join("state");
+    let plan = || {
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_wharf")).arg("--state-dir").arg(&state).arg("plan").arg(&flow).arg("--json").output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap_or_else(|e| panic!("{e}: {text}"))
+    };
+    write_flow("fail");
+    let p = plan();
+    assert_eq!(p["files"][0]["action"], "fail", "{p}");
+    assert!(p["files"][0]["why"].as_str().unwrap().starts_with("p:/out/a.csv exists already (sink if_exists: fail)"), "{p}");
+    write_flow("rename");
+    let p = plan();
+    assert_eq!(p["files"][0]["action"], "deliver", "{p}");
+    assert_eq!(p["files"][0]["targets"][0], "p:/out/a-1.csv (p:/out/a.csv is taken)", "{p}");
+    assert_eq!(listing(&out), ["a.csv"], "only looked");
+    assert_eq!(std::fs::read_to_string(out.join("a.csv")).unwrap(), "theirs\n");
+    // The run takes the name the plan showed.
+    let run = Command::new(env!("CARGO_BIN_EXE_wharf")).arg("--state-dir").arg(&state).arg("run").arg(&flow).output().unwrap();
+    assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
+    assert_eq!(std::fs::read_to_string(out.join("a-1.csv")).unwrap(), "ours\n");
+}

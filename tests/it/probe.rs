@@ -359,3 +359,42 @@ fn bad_arguments_and_unreachable_servers_have_their_exit_codes() {
     assert!(out.contains("server's rename onto an existing file") && out.contains("replaces it"), "{out}");
     assert_eq!(std::fs::read_dir(dir.path().join("local")).unwrap().count(), 0, "scratch folder removed");
 }
+
+/// Ctrl-C while `--write` checks run on a partner's server: the scratch folder is removed
+/// before wharf exits (130), not left in the partner's folder. Before, the process stopped at
+/// once and `.wharf-probe-…` stayed there with the probe's files in it.
+#[test]
+fn ctrl_c_during_the_write_checks_still_removes_the_scratch_folder() {
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = support::tempdir();
+    let inbox = sshd.data_dir().join("in");
+    std::fs::create_dir_all(&inbox).unwrap();
+    sshd.give_to_user(&inbox);
+    let flow = flow_file(dir.path(), &sshd.endpoint_yaml(4), "{}", "fail");
+    let before = tree(sshd.data_dir());
+    let child = Command::new(env!("CARGO_BIN_EXE_wharf"))
+        .arg("--state-dir")
+        .arg(dir.path().join("state"))
+        .args(["probe", flow.to_str().unwrap(), "--endpoint", "p", "--write"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until the scratch folder is there (the clock samples take over a second), then Ctrl-C.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let scratch_made =
+        || std::fs::read_dir(sshd.data_dir()).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().starts_with(".wharf-probe-"));
+    while !scratch_made() {
+        assert!(std::time::Instant::now() < deadline, "no scratch folder was made");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: a plain kill(2) of our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let out = child.wait_with_output().unwrap();
+    let all = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(130), "{all}");
+    assert!(all.contains("interrupted: removing the scratch folder first"), "{all}");
+    assert!(all.contains("write checks failed: interrupted (Ctrl-C): the checks were not finished"), "{all}");
+    assert_eq!(tree(sshd.data_dir()), before, "the scratch folder was removed: {all}");
+}

@@ -141,6 +141,30 @@ pub(super) fn same_version(flow: &Flow, entry: &Entry, r: &FileRecord) -> bool {
     }
 }
 
+/// What the ledger's record of the very version listed says a run does with it, when the
+/// file is settled: skipped, with the run's words. `wharf plan` says the same from it.
+pub(super) enum Settled {
+    /// Delivered before, or a duplicate of a file that was: disposed of like a delivered file.
+    Delivered(String),
+    /// Quarantined before: left where it is (a corrected file sent again is a new version).
+    Quarantined(String),
+}
+
+impl Settled {
+    pub fn of(p: &FileRecord) -> Option<Settled> {
+        match p.state {
+            FileState::Done => Some(Settled::Delivered(format!("already delivered in run {} on {}", p.run, date(p.updated)))),
+            FileState::Duplicate => Some(Settled::Delivered("duplicate of a file delivered before".to_string())),
+            FileState::Quarantined => Some(Settled::Quarantined(format!(
+                "quarantined in run {} on {} (see `wharf quarantine show`; a corrected file sent again is taken)",
+                p.run,
+                date(p.updated)
+            ))),
+            _ => None,
+        }
+    }
+}
+
 /// Takes one ready file as far as it can go. Returns its report and whether the run must
 /// stop (the ledger or an endpoint became unusable). Only ledger errors are `Err`. What the
 /// ledger knows of it is read now unless `known` brings it.
@@ -153,12 +177,14 @@ pub(super) async fn process(cx: &Ctx<'_>, entry: &Entry, rel: &str, known: Optio
         Some(k) => k,
         None => Known { prev: cx.ledger.file(flow, path)?, done: None },
     };
-    if let Some(p) = prev.as_ref().filter(|p| same_version(p)) {
-        match p.state {
+    if let Some(p) = prev.as_ref().filter(|p| same_version(p))
+        && let Some(settled) = Settled::of(p)
+    {
+        let detail = match settled {
             // Still (or again) at the source: sent again under an identity delivered before, or
             // a duplicate whose disposal failed. Disposed of like a success (nothing, for
             // `keep`), as a duplicate under another name is, not skipped by every run.
-            FileState::Done | FileState::Duplicate => {
+            Settled::Delivered(detail) => {
                 let mut rec = p.clone();
                 let disposed = dispose_skipped(cx, &mut rec, entry).await;
                 if rec.source_fate != p.source_fate || rec.disposed_to != p.disposed_to {
@@ -167,22 +193,11 @@ pub(super) async fn process(cx: &Ctx<'_>, entry: &Entry, rel: &str, known: Optio
                     rec.updated = now_millis();
                     cx.store(Transition::File { flow: flow.clone(), rec }).await?;
                 }
-                let detail = match p.state {
-                    FileState::Done => format!("already delivered in run {} on {}{disposed}", p.run, date(p.updated)),
-                    _ => format!("duplicate of a file delivered before{disposed}"),
-                };
-                return Ok((report(&entry.path, Outcome::Skipped, detail), false));
+                format!("{detail}{disposed}")
             }
-            FileState::Quarantined => {
-                let detail = format!(
-                    "quarantined in run {} on {} (see `wharf quarantine show`; a corrected file sent again is taken)",
-                    p.run,
-                    date(p.updated)
-                );
-                return Ok((report(&entry.path, Outcome::Skipped, detail), false));
-            }
-            _ => {}
-        }
+            Settled::Quarantined(detail) => detail,
+        };
+        return Ok((report(&entry.path, Outcome::Skipped, detail), false));
     }
     let now = now_millis();
     let mut rec = match prev.filter(|p| same_version(p)) {

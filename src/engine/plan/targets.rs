@@ -1,0 +1,235 @@
+//! The plan's look at the sinks: for each file a run would deliver, the target each sink's
+//! exists-policy would choose now (`transfer::choose_target`, which only stats, and the names
+//! the files of the same run take before it), so that the plan does not say "deliver" where
+//! the run fails the file, or name a target the run does not write.
+//!
+//! Only looks: nothing is written, no folder made. A sink that cannot be reached is a caveat.
+
+use std::collections::HashMap;
+use std::time::SystemTime;
+
+use futures::StreamExt;
+
+use super::{Action, PlannedFile};
+use crate::config::Flow;
+use crate::config::flow::{Disposition, IfExists, Sink};
+use crate::endpoint::RemotePath;
+use crate::engine::error::FileError;
+use crate::engine::transfer::{self, Target};
+use crate::engine::{discover, endpoints, lifecycle};
+use crate::ledger::{LedgerError, Snapshot};
+
+/// The folder and name `sink` gives the file, as a run names it: after the output's
+/// extension when the steps write another format.
+pub(super) fn named(
+    flow: &Flow,
+    sink: &Sink,
+    c: &discover::Candidate,
+    run: u64,
+    now: SystemTime,
+) -> Result<(RemotePath, String), FileError> {
+    let rel_dir = c.rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+    let name = crate::engine::content::delivered_name(flow.steps.as_ref(), c.entry.path.name());
+    lifecycle::wanted(sink, &name, rel_dir, c.entry.size, run, now)
+}
+
+/// `erp:/inbox/a.csv`.
+pub(super) fn shown(sink: &Sink, dir: &RemotePath, name: &str) -> String {
+    format!("{}:{}/{}", sink.endpoint, dir.to_string().trim_end_matches('/'), name)
+}
+
+/// One sink's target of one file, as looked at.
+enum Look {
+    /// Shown as it is: delivered before, a name that cannot be made, a sink not reached.
+    Shown(String),
+    /// What the run's exists-policy chose for `dir/name` on sink `sink`, on the sink as it is.
+    Chosen { sink: usize, dir: RemotePath, name: String, chosen: Result<Target, FileError> },
+}
+
+/// The first free name for `name` in `dir` that no earlier file of the run takes either, as
+/// `naming::free_name` finds it once those files are delivered.
+async fn next_free(
+    ep: &dyn crate::endpoint::Endpoint,
+    dir: &RemotePath,
+    name: &str,
+    endpoint: &str,
+    taken: &HashMap<(String, String), String>,
+) -> Result<RemotePath, FileError> {
+    for n in 0..10_000 {
+        let path = dir.join(&crate::engine::naming::candidate(name, n)).map_err(|e| FileError::Name(e.to_string()))?;
+        if !taken.contains_key(&(endpoint.to_string(), path.to_string())) && ep.stat(&path).await?.is_none() {
+            return Ok(path);
+        }
+    }
+    Err(FileError::Name(format!("no free name for {name:?} in {dir} after 10000 tries")))
+}
+
+/// Files in flight at once while the sinks are looked at (stat round trips to a server).
+const LOOKS_IN_FLIGHT: usize = 8;
+
+/// Looks at each target of the files to deliver on its sink, as the run chooses it
+/// (`transfer::choose_target`, which only stats): a target that exists already is refused
+/// (`if_exists: fail`: the file fails), renamed to the free name the run would take, replaced,
+/// or left as it is. A sink that cannot be reached leaves its targets as named, with a caveat.
+pub(super) async fn look_at_targets(
+    flow: &Flow,
+    candidates: &[discover::Candidate],
+    files: &mut [PlannedFile],
+    ledger: Option<&Snapshot>,
+    run: u64,
+    now: SystemTime,
+    caveats: &mut Vec<String>,
+) -> Result<(), LedgerError> {
+    let deliver: Vec<usize> =
+        files.iter().enumerate().filter(|(_, f)| matches!(f.action, Action::Deliver { .. })).map(|(i, _)| i).collect();
+    if deliver.is_empty() {
+        return Ok(());
+    }
+    // Each sink on its own: one that cannot be reached leaves the others looked at.
+    let mut sinks = std::collections::BTreeMap::new();
+    for s in &flow.sinks {
+        if sinks.contains_key(&s.endpoint) {
+            continue;
+        }
+        match endpoints::open_all(flow, &[s.endpoint.as_str()]).await {
+            Ok(eps) => sinks.extend(eps),
+            Err(e) => caveats.push(format!(
+                "sink {} could not be reached ({e}): its targets were not looked at, and a run now would stop before taking any file",
+                s.endpoint
+            )),
+        }
+    }
+    // Sinks a run of the same version of the file confirmed before (a failed file retried).
+    let mut confirmed = Vec::with_capacity(deliver.len());
+    for &i in &deliver {
+        let c = &candidates[i];
+        let rec = match ledger {
+            Some(l) => l.file(&flow.name, c.entry.path.as_str())?.filter(|r| lifecycle::same_version(flow, &c.entry, r)),
+            None => None,
+        };
+        confirmed.push(rec.map(|r| r.deliveries).unwrap_or_default());
+    }
+    let looks = futures::stream::iter(deliver.iter().zip(confirmed))
+        .map(|(&i, confirmed)| {
+            let (c, sinks) = (&candidates[i], &sinks);
+            async move {
+                let mut looks = Vec::new();
+                for (k, sink) in flow.sinks.iter().enumerate() {
+                    if let Some(d) = confirmed.iter().find(|d| d.sink == k as u32 && d.done) {
+                        looks.push(Look::Shown(format!("{}:/{} (delivered before)", sink.endpoint, d.target)));
+                        continue;
+                    }
+                    let (dir, name) = match named(flow, sink, c, run, now) {
+                        Ok(n) => n,
+                        Err(e) => {
+                            looks.push(Look::Shown(format!("{}:<{e}>", sink.endpoint)));
+                            continue;
+                        }
+                    };
+                    let Some(ep) = sinks.get(&sink.endpoint) else {
+                        // Not reached (a note says so): as named.
+                        looks.push(Look::Shown(shown(sink, &dir, &name)));
+                        continue;
+                    };
+                    let chosen = transfer::choose_target(&**ep, &dir, &name, sink.if_exists).await;
+                    looks.push(Look::Chosen { sink: k, dir, name, chosen });
+                }
+                (i, looks)
+            }
+        })
+        .buffered(LOOKS_IN_FLIGHT)
+        .collect::<Vec<_>>()
+        .await;
+    // In listing order, as the run's files claim their names: a name an earlier file of the
+    // same run delivers to is taken by then (a sink name without `{{name}}`).
+    let mut taken: HashMap<(String, String), String> = HashMap::new();
+    for (i, looks) in looks {
+        let source = files[i].path.clone();
+        let mut targets = Vec::new();
+        let mut refused = Vec::new();
+        for look in looks {
+            let Look::Chosen { sink: k, dir, name, chosen } = look else {
+                if let Look::Shown(t) = look {
+                    targets.push(t);
+                }
+                continue;
+            };
+            let sink = &flow.sinks[k];
+            let wanted = shown(sink, &dir, &name);
+            let chosen_path = match &chosen {
+                Ok(Target::Upload(p, _) | Target::Skip(p, _)) => Some(p.clone()),
+                _ => None,
+            };
+            let first = chosen_path.as_ref().and_then(|p| taken.get(&(sink.endpoint.clone(), p.to_string()))).cloned();
+            let writes = match (chosen, first) {
+                (Err(FileError::TargetExists { why, .. }), _) => {
+                    refused.push(format!("{wanted} exists already ({why})"));
+                    None
+                }
+                (Err(e), _) => {
+                    targets.push(format!("{wanted} (not looked at: {e})"));
+                    None
+                }
+                (Ok(Target::Skip(..)), None) => {
+                    targets.push(format!("{wanted} (there already: left as it is, counted as delivered)"));
+                    None
+                }
+                (Ok(Target::Upload(p, replaces)), None) => {
+                    targets.push(match replaces {
+                        Some(_) => format!("{wanted} (replacing the file there)"),
+                        None if p.name() == name => wanted,
+                        None => format!("{}:{p} ({wanted} is taken)", sink.endpoint),
+                    });
+                    Some(p)
+                }
+                (Ok(Target::Upload(p, _) | Target::Skip(p, _)), Some(first)) => {
+                    let there = format!("{}:{p}", sink.endpoint);
+                    match sink.if_exists {
+                        IfExists::Fail => {
+                            refused.push(format!("{there} is delivered first by {first} in the same run (sink if_exists: fail)"));
+                            None
+                        }
+                        IfExists::Overwrite => {
+                            targets.push(format!("{there} (replacing what {first} delivers there first in the same run)"));
+                            Some(p)
+                        }
+                        IfExists::Skip => {
+                            targets.push(format!("{there} ({first} is delivered there first in the same run: left as it is)"));
+                            None
+                        }
+                        IfExists::Rename => match sinks.get(&sink.endpoint) {
+                            Some(ep) => match next_free(&**ep, &dir, &name, &sink.endpoint, &taken).await {
+                                Ok(free) => {
+                                    targets
+                                        .push(format!("{}:{free} ({there} is delivered first by {first} in the same run)", sink.endpoint));
+                                    Some(free)
+                                }
+                                Err(e) => {
+                                    targets.push(format!("{there} (taken by {first} in the same run; no free name found: {e})"));
+                                    None
+                                }
+                            },
+                            None => None,
+                        },
+                    }
+                }
+            };
+            if let Some(p) = writes {
+                taken.insert((sink.endpoint.clone(), p.to_string()), source.clone());
+            }
+        }
+        if refused.is_empty() {
+            if let Action::Deliver { targets: t, .. } = &mut files[i].action {
+                *t = targets;
+            }
+            continue;
+        }
+        let then = match &flow.after_failure {
+            Disposition::MoveTo(p) => format!("the source is moved to {p}/"),
+            _ => "the source stays and the next run tries again".to_string(),
+        };
+        let delivered = if targets.is_empty() { String::new() } else { format!(" (after delivering to {})", targets.join(", ")) };
+        files[i].action = Action::Fail { why: format!("{}: the file fails{delivered}; {then}", refused.join("; ")) };
+    }
+    Ok(())
+}
