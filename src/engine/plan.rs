@@ -326,6 +326,25 @@ mod tests {
             p.files[0]
         );
     }
+    /// The sinks are looked at for the first files to deliver only: 50,000 stats on a distant
+    /// sink would take minutes where the listing took seconds.
+    #[tokio::test]
+    async fn the_targets_of_many_files_are_looked_at_for_the_first_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let flow = flow(dir.path(), "");
+        for i in 0..targets::LOOKS_MAX + 2 {
+            std::fs::write(dir.path().join(format!("src/in/{i:05}.csv")), b"").unwrap();
+        }
+        std::fs::create_dir_all(dir.path().join("dst/inbox")).unwrap();
+        std::fs::write(dir.path().join("dst/inbox/00000.csv"), b"there").unwrap();
+        std::fs::write(dir.path().join(format!("dst/inbox/{:05}.csv", targets::LOOKS_MAX + 1)), b"there").unwrap();
+        let p = plan(&flow, None, SystemTime::now()).await.unwrap();
+        assert!(matches!(&p.files[0].action, Action::Fail { .. }), "looked at: {:?}", p.files[0]);
+        let last = p.files.last().unwrap();
+        assert!(matches!(&last.action, Action::Deliver { .. }), "not looked at: {last:?}");
+        assert!(p.caveats.iter().any(|c| c.contains("first 1000 files") && c.contains("other 2")), "{:?}", p.caveats);
+    }
+
     #[tokio::test]
     async fn a_target_taken_on_the_sink_is_planned_by_the_sink_s_if_exists_as_the_run_does() {
         let dir = tempfile::tempdir().unwrap();

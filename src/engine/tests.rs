@@ -1204,9 +1204,10 @@ async fn plan_says_what_a_run_would_do_and_writes_nothing() {
     std::fs::File::options().write(true).open(fx.src.join("in/a.csv")).unwrap().set_modified(old).unwrap();
     let p = plan(&fx.flow, Some(&fx.ledger), SystemTime::now()).await.unwrap();
     assert!(matches!(&p.files[0].action, Action::AlreadyDone { why } if why.contains("delivered in run 1")), "{:?}", p.files[0]);
-    // Without a ledger (nothing ran yet) everything ready would be delivered.
+    // Without a ledger (nothing ran yet) it would be taken again, and fail: its target is
+    // there already (`if_exists: fail`).
     let p = plan(&fx.flow, None, SystemTime::now()).await.unwrap();
-    assert!(matches!(p.files[0].action, Action::Deliver { .. }));
+    assert!(matches!(&p.files[0].action, Action::Fail { why } if why.contains("erp:/inbox/a.csv exists already")), "{:?}", p.files[0]);
 }
 
 #[tokio::test]

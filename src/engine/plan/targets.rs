@@ -67,6 +67,11 @@ async fn next_free(
 /// Files in flight at once while the sinks are looked at (stat round trips to a server).
 const LOOKS_IN_FLIGHT: usize = 8;
 
+/// Most files whose targets a plan looks at: a folder of 50,000 files to deliver would take
+/// 50,000 stats on each sink, minutes on a distant server, where the listing and the ledger
+/// took seconds. The others keep their targets as named, with a caveat.
+pub(super) const LOOKS_MAX: usize = 1000;
+
 /// Looks at each target of the files to deliver on its sink, as the run chooses it
 /// (`transfer::choose_target`, which only stats): a target that exists already is refused
 /// (`if_exists: fail`: the file fails), renamed to the free name the run would take, replaced,
@@ -80,10 +85,18 @@ pub(super) async fn look_at_targets(
     now: SystemTime,
     caveats: &mut Vec<String>,
 ) -> Result<(), LedgerError> {
-    let deliver: Vec<usize> =
+    let mut deliver: Vec<usize> =
         files.iter().enumerate().filter(|(_, f)| matches!(f.action, Action::Deliver { .. })).map(|(i, _)| i).collect();
     if deliver.is_empty() {
         return Ok(());
+    }
+    if deliver.len() > LOOKS_MAX {
+        caveats.push(format!(
+            "the targets of the first {LOOKS_MAX} files to deliver were looked at on the sinks; those of the other {} are shown as named \
+             (a run applies each sink's if_exists to every file)",
+            deliver.len() - LOOKS_MAX
+        ));
+        deliver.truncate(LOOKS_MAX);
     }
     // Each sink on its own: one that cannot be reached leaves the others looked at.
     let mut sinks = std::collections::BTreeMap::new();
