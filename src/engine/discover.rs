@@ -10,7 +10,7 @@
 //!
 //! Only listing and filtering; readiness is decided in `ready`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::flow::{Disposition, Source};
 use crate::endpoint::{Endpoint, EndpointError, Entry, EntryKind, ErrorKind, RemotePath, SkipReason, SkippedName};
@@ -18,14 +18,17 @@ use crate::ledger::{Ledger, LedgerError, Noted, to_millis};
 use crate::steps::Steps;
 use crate::template::{NameTemplate, NameVars};
 
+use super::ready::{self, DoneFile};
+
 /// A file that passed the globs.
 #[derive(Debug, Clone)]
 pub struct Candidate {
     pub entry: Entry,
     /// Path relative to the source folder (what globs and templates see).
     pub rel: String,
-    /// The done file this candidate needs, if the flow wants one: (path, present).
-    pub done_file: Option<(RemotePath, bool)>,
+    /// The done file this candidate needs, if the flow wants one: its path, and what the
+    /// listing shows of it.
+    pub done_file: Option<(RemotePath, DoneFile)>,
 }
 
 /// What [`discover`] found.
@@ -91,7 +94,7 @@ pub async fn discover(
             }
         }
     }
-    let names: BTreeSet<String> = files.iter().map(|e| e.path.as_str().to_string()).collect();
+    let listed: BTreeMap<String, Entry> = files.iter().map(|e| (e.path.as_str().to_string(), e.clone())).collect();
     let mut out = Vec::new();
     let mut companions = BTreeSet::new();
     for e in files {
@@ -100,8 +103,8 @@ pub async fn discover(
             continue;
         }
         let done_file = src.ready.done_file.as_ref().and_then(|t| done_path(t, &e, &rel, now)).map(|p| {
-            let present = names.contains(p.as_str());
-            (p, present)
+            let shows = ready::done_file(&e, listed.get(p.as_str()));
+            (p, shows)
         });
         companions.extend(done_file.iter().map(|(p, _)| p).chain(&step_companions(steps, &e, now)).map(|p| p.as_str().to_string()));
         out.push(Candidate { entry: e, rel, done_file });
