@@ -145,6 +145,7 @@ pub fn note_skipped(
             SkipReason::NotAFile(_) => {
                 "Skipping an entry that is not a regular file: only regular files are taken (a link is never followed)."
             }
+            SkipReason::Unread => "Skipping a line of the server's listing in a format wharf cannot read: a file it lists is never taken.",
             _ => "Skipping a file whose name is not safe to use; rename it on the source to have it taken.",
         };
         let (folder, name, reason) = (&s.folder, &s.name, s.reason);
