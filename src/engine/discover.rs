@@ -75,10 +75,7 @@ pub async fn discover(
             }
             Err(e) => return Err(e),
         };
-        skipped.extend(listed.skipped.into_iter().filter(|s| {
-            let folder = s.folder.strip_prefix(&src.path).unwrap_or_default();
-            wanted(src, &if folder.is_empty() { s.name.clone() } else { format!("{folder}/{}", s.name) })
-        }));
+        skipped.extend(listed.skipped.into_iter().filter(|s| told(src, s)));
         for e in listed.entries {
             match e.kind {
                 EntryKind::File => files.push(e),
@@ -114,6 +111,17 @@ pub async fn discover(
     out.retain(|c| !companions.contains(c.entry.path.as_str()));
     out.sort_by(|a, b| a.entry.path.cmp(&b.entry.path));
     Ok(Discovered { candidates: out, skipped, unlisted })
+}
+
+/// Whether a name the listing left out is told of: when the flow would have taken it by its
+/// name; a listing line that could not be read at all, always (its name is not known, so
+/// the globs cannot be tried on it: the whole line fails `ORDERS_*.csv`).
+fn told(src: &Source, s: &SkippedName) -> bool {
+    if s.reason == SkipReason::Unread {
+        return true;
+    }
+    let folder = s.folder.strip_prefix(&src.path).unwrap_or_default();
+    wanted(src, &if folder.is_empty() { s.name.clone() } else { format!("{folder}/{}", s.name) })
 }
 
 /// Whether the flow takes a file at `rel` (under the source folder) by its name: the globs,
@@ -190,6 +198,38 @@ mod tests {
     use super::*;
     use crate::endpoint::Special;
     use crate::log_capture::Log;
+
+    /// A listing line in a format not read is told of whatever the globs: its name is not
+    /// known (before, the whole line was tried on them, and only a pattern starting with `*`
+    /// could match it).
+    #[test]
+    fn a_listing_line_not_read_is_told_whatever_the_globs() {
+        let globs = |patterns: &[&str]| {
+            let mut set = globset::GlobSetBuilder::new();
+            for p in patterns {
+                set.add(globset::GlobBuilder::new(p).literal_separator(true).build().unwrap());
+            }
+            set.build().unwrap()
+        };
+        let dir = RemotePath::parse("in").unwrap();
+        let src = Source {
+            endpoint: "partner".into(),
+            path: dir.clone(),
+            include: globs(&["ORDERS_*.csv"]),
+            include_hidden: globs(&[]),
+            exclude: globs(&[]),
+            recursive: false,
+            max_depth: 0,
+            ready: Default::default(),
+            identity: crate::config::flow::Identity::DEFAULT,
+            command: None,
+        };
+        assert!(told(&src, &SkippedName::unread(&dir, "-rw-r--r-- 1 u g 5 6 Dez 10:00 ORDERS_1.csv")));
+        assert!(told(&src, &SkippedName::unread(&dir, "06/12/2026 10:00 5 x.txt")));
+        let bad = |name: &str| SkippedName::refused(&dir, name, &dir.join(name).unwrap_err());
+        assert!(told(&src, &bad("ORDERS_\n1.csv")));
+        assert!(!told(&src, &bad("other\n.csv")), "a name the flow does not take is not told of");
+    }
 
     #[test]
     fn a_skipped_name_is_warned_of_once_while_it_stays() {
