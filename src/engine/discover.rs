@@ -91,6 +91,7 @@ pub async fn discover(
             }
         }
     }
+    let files = once_each(files);
     let listed: BTreeMap<String, Entry> = files.iter().map(|e| (e.path.as_str().to_string(), e.clone())).collect();
     let mut out = Vec::new();
     let mut companions = BTreeSet::new();
@@ -111,6 +112,17 @@ pub async fn discover(
     out.retain(|c| !companions.contains(c.entry.path.as_str()));
     out.sort_by(|a, b| a.entry.path.cmp(&b.entry.path));
     Ok(Discovered { candidates: out, skipped, unlisted })
+}
+
+/// `files` with each path once, sorted by path. A server may list a name twice (a folder
+/// changing while its listing is read in pieces, as SFTP reads it: POSIX leaves `readdir`
+/// free to); two candidates for one path would be two files in flight at once, each
+/// delivered (a second copy under `if_exists: rename`). The first listed is kept.
+fn once_each(mut files: Vec<Entry>) -> Vec<Entry> {
+    // Stable: of two entries for one path, the first listed stays first.
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files.dedup_by(|later, first| later.path == first.path);
+    files
 }
 
 /// Whether a name the listing left out is told of: when the flow would have taken it by its
@@ -198,6 +210,16 @@ mod tests {
     use super::*;
     use crate::endpoint::Special;
     use crate::log_capture::Log;
+
+    /// A name listed twice (a folder changing while it is listed) is one candidate, not two
+    /// files in flight delivered twice.
+    #[test]
+    fn a_name_listed_twice_is_taken_once() {
+        let e = |name: &str, size: u64| Entry { path: RemotePath::parse(name).unwrap(), kind: EntryKind::File, size, mtime: None };
+        let once = once_each(vec![e("in/b.csv", 1), e("in/a.csv", 2), e("in/b.csv", 3)]);
+        let got: Vec<(&str, u64)> = once.iter().map(|x| (x.path.as_str(), x.size)).collect();
+        assert_eq!(got, [("in/a.csv", 2), ("in/b.csv", 1)]);
+    }
 
     /// A listing line in a format not read is told of whatever the globs: its name is not
     /// known (before, the whole line was tried on them, and only a pattern starting with `*`
