@@ -92,7 +92,11 @@ pub async fn discover(
         }
     }
     let files = once_each(files);
-    let listed: BTreeMap<String, Entry> = files.iter().map(|e| (e.path.as_str().to_string(), e.clone())).collect();
+    // What the done files are judged by (only a flow with done files needs it).
+    let listed: BTreeMap<String, Entry> = match src.ready.done_file {
+        Some(_) => files.iter().map(|e| (e.path.as_str().to_string(), e.clone())).collect(),
+        None => BTreeMap::new(),
+    };
     let mut out = Vec::new();
     let mut companions = BTreeSet::new();
     for e in files {
