@@ -37,8 +37,9 @@ pub struct SkippedName {
 }
 
 /// Why an entry was left out. In JSON one word: `control_char`, `not_a_name`, `not_utf8`,
-/// or, for an entry that is not a regular file, its kind: `symlink`, `fifo`, `socket`,
-/// `device`, `not_a_file` (a kind the endpoint did not say).
+/// `unread` (a listing line not understood), or, for an entry that is not a regular file,
+/// its kind: `symlink`, `fifo`, `socket`, `device`, `not_a_file` (a kind the endpoint did
+/// not say).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SkipReason {
     /// A control character (a line feed, a tab, an escape…) in the name.
@@ -49,6 +50,9 @@ pub enum SkipReason {
     NotUtf8,
     /// Not a regular file: only regular files are taken (a link is never followed).
     NotAFile(Special),
+    /// A line of an FTP server's `LIST` in a format wharf does not read: what it lists is
+    /// not known, so never taken.
+    Unread,
 }
 
 impl SkipReason {
@@ -63,6 +67,7 @@ impl SkipReason {
             SkipReason::NotAFile(Special::Socket) => "socket",
             SkipReason::NotAFile(Special::Device) => "device",
             SkipReason::NotAFile(Special::Unknown) => "not_a_file",
+            SkipReason::Unread => "unread",
         }
     }
 
@@ -72,6 +77,7 @@ impl SkipReason {
     pub fn explained(self) -> String {
         match self {
             SkipReason::NotAFile(_) => format!("{self}: only regular files are taken"),
+            SkipReason::Unread => format!("{self}: a file it lists is never taken"),
             _ => format!("{self}; rename it on the source to have it taken"),
         }
     }
@@ -98,6 +104,12 @@ impl SkippedName {
         SkippedName { folder: folder.clone(), name: crate::text::visible(lossy), reason: SkipReason::NotUtf8 }
     }
 
+    /// A line of `folder`'s listing that could not be read (made one line, of a bounded
+    /// length, by the caller): the whole line stands for the name.
+    pub fn unread(folder: &RemotePath, line: &str) -> Self {
+        SkippedName { folder: folder.clone(), name: crate::text::visible(line), reason: SkipReason::Unread }
+    }
+
     /// The listed entry `e`, which is `kind` rather than a regular file or a folder.
     pub fn not_a_file(e: &Entry, kind: Special) -> Self {
         SkippedName { folder: e.path.parent(), name: crate::text::visible(e.path.name()), reason: SkipReason::NotAFile(kind) }
@@ -116,6 +128,7 @@ impl fmt::Display for SkipReason {
             SkipReason::NotAName => "not a plain file name (`.`, `..`, or a `/` or `\\` in it)",
             SkipReason::NotUtf8 => "the name is not UTF-8",
             SkipReason::NotAFile(kind) => return kind.fmt(f),
+            SkipReason::Unread => "a line of the server's listing in a format wharf cannot read",
         })
     }
 }
@@ -166,5 +179,17 @@ mod tests {
         let s = SkippedName::not_a_file(&at_root, Special::Unknown);
         assert_eq!((s.shown_path().as_str(), s.reason.as_str()), ("/p", "not_a_file"));
         assert_eq!(s.to_string(), "/p (neither a regular file nor a folder)");
+    }
+
+    #[test]
+    fn a_listing_line_not_understood_is_told_whole() {
+        let dir = RemotePath::parse("in").unwrap();
+        let s = SkippedName::unread(&dir, "-rw-r--r-- 1 u g 5 6 Dez 10:00 b.csv");
+        assert_eq!(
+            s.to_string(),
+            "/in/-rw-r--r-- 1 u g 5 6 Dez 10:00 b.csv (a line of the server's listing in a format wharf cannot read)"
+        );
+        assert_eq!(s.reason.explained(), "a line of the server's listing in a format wharf cannot read: a file it lists is never taken");
+        assert_eq!(serde_json::to_value(&s).unwrap()["reason"], "unread");
     }
 }

@@ -10,7 +10,7 @@
 //!
 //! Only listing and filtering; readiness is decided in `ready`.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::flow::{Disposition, Source};
 use crate::endpoint::{Endpoint, EndpointError, Entry, EntryKind, ErrorKind, RemotePath, SkipReason, SkippedName};
@@ -18,14 +18,17 @@ use crate::ledger::{Ledger, LedgerError, Noted, to_millis};
 use crate::steps::Steps;
 use crate::template::{NameTemplate, NameVars};
 
+use super::ready::{self, DoneFile};
+
 /// A file that passed the globs.
 #[derive(Debug, Clone)]
 pub struct Candidate {
     pub entry: Entry,
     /// Path relative to the source folder (what globs and templates see).
     pub rel: String,
-    /// The done file this candidate needs, if the flow wants one: (path, present).
-    pub done_file: Option<(RemotePath, bool)>,
+    /// The done file this candidate needs, if the flow wants one: its path, and what the
+    /// listing shows of it.
+    pub done_file: Option<(RemotePath, DoneFile)>,
 }
 
 /// What [`discover`] found.
@@ -72,10 +75,7 @@ pub async fn discover(
             }
             Err(e) => return Err(e),
         };
-        skipped.extend(listed.skipped.into_iter().filter(|s| {
-            let folder = s.folder.strip_prefix(&src.path).unwrap_or_default();
-            wanted(src, &if folder.is_empty() { s.name.clone() } else { format!("{folder}/{}", s.name) })
-        }));
+        skipped.extend(listed.skipped.into_iter().filter(|s| told(src, s)));
         for e in listed.entries {
             match e.kind {
                 EntryKind::File => files.push(e),
@@ -91,7 +91,12 @@ pub async fn discover(
             }
         }
     }
-    let names: BTreeSet<String> = files.iter().map(|e| e.path.as_str().to_string()).collect();
+    let files = once_each(files);
+    // What the done files are judged by (only a flow with done files needs it).
+    let listed: BTreeMap<String, Entry> = match src.ready.done_file {
+        Some(_) => files.iter().map(|e| (e.path.as_str().to_string(), e.clone())).collect(),
+        None => BTreeMap::new(),
+    };
     let mut out = Vec::new();
     let mut companions = BTreeSet::new();
     for e in files {
@@ -100,8 +105,8 @@ pub async fn discover(
             continue;
         }
         let done_file = src.ready.done_file.as_ref().and_then(|t| done_path(t, &e, &rel, now)).map(|p| {
-            let present = names.contains(p.as_str());
-            (p, present)
+            let shows = ready::done_file(&e, listed.get(p.as_str()));
+            (p, shows)
         });
         companions.extend(done_file.iter().map(|(p, _)| p).chain(&step_companions(steps, &e, now)).map(|p| p.as_str().to_string()));
         out.push(Candidate { entry: e, rel, done_file });
@@ -111,6 +116,28 @@ pub async fn discover(
     out.retain(|c| !companions.contains(c.entry.path.as_str()));
     out.sort_by(|a, b| a.entry.path.cmp(&b.entry.path));
     Ok(Discovered { candidates: out, skipped, unlisted })
+}
+
+/// `files` with each path once, sorted by path. A server may list a name twice (a folder
+/// changing while its listing is read in pieces, as SFTP reads it: POSIX leaves `readdir`
+/// free to); two candidates for one path would be two files in flight at once, each
+/// delivered (a second copy under `if_exists: rename`). The first listed is kept.
+fn once_each(mut files: Vec<Entry>) -> Vec<Entry> {
+    // Stable: of two entries for one path, the first listed stays first.
+    files.sort_by(|a, b| a.path.cmp(&b.path));
+    files.dedup_by(|later, first| later.path == first.path);
+    files
+}
+
+/// Whether a name the listing left out is told of: when the flow would have taken it by its
+/// name; a listing line that could not be read at all, always (its name is not known, so
+/// the globs cannot be tried on it: the whole line fails `ORDERS_*.csv`).
+fn told(src: &Source, s: &SkippedName) -> bool {
+    if s.reason == SkipReason::Unread {
+        return true;
+    }
+    let folder = s.folder.strip_prefix(&src.path).unwrap_or_default();
+    wanted(src, &if folder.is_empty() { s.name.clone() } else { format!("{folder}/{}", s.name) })
 }
 
 /// Whether the flow takes a file at `rel` (under the source folder) by its name: the globs,
@@ -142,6 +169,7 @@ pub fn note_skipped(
             SkipReason::NotAFile(_) => {
                 "Skipping an entry that is not a regular file: only regular files are taken (a link is never followed)."
             }
+            SkipReason::Unread => "Skipping a line of the server's listing in a format wharf cannot read: a file it lists is never taken.",
             _ => "Skipping a file whose name is not safe to use; rename it on the source to have it taken.",
         };
         let (folder, name, reason) = (&s.folder, &s.name, s.reason);
@@ -186,6 +214,48 @@ mod tests {
     use super::*;
     use crate::endpoint::Special;
     use crate::log_capture::Log;
+
+    /// A name listed twice (a folder changing while it is listed) is one candidate, not two
+    /// files in flight delivered twice.
+    #[test]
+    fn a_name_listed_twice_is_taken_once() {
+        let e = |name: &str, size: u64| Entry { path: RemotePath::parse(name).unwrap(), kind: EntryKind::File, size, mtime: None };
+        let once = once_each(vec![e("in/b.csv", 1), e("in/a.csv", 2), e("in/b.csv", 3)]);
+        let got: Vec<(&str, u64)> = once.iter().map(|x| (x.path.as_str(), x.size)).collect();
+        assert_eq!(got, [("in/a.csv", 2), ("in/b.csv", 1)]);
+    }
+
+    /// A listing line in a format not read is told of whatever the globs: its name is not
+    /// known (before, the whole line was tried on them, and only a pattern starting with `*`
+    /// could match it).
+    #[test]
+    fn a_listing_line_not_read_is_told_whatever_the_globs() {
+        let globs = |patterns: &[&str]| {
+            let mut set = globset::GlobSetBuilder::new();
+            for p in patterns {
+                set.add(globset::GlobBuilder::new(p).literal_separator(true).build().unwrap());
+            }
+            set.build().unwrap()
+        };
+        let dir = RemotePath::parse("in").unwrap();
+        let src = Source {
+            endpoint: "partner".into(),
+            path: dir.clone(),
+            include: globs(&["ORDERS_*.csv"]),
+            include_hidden: globs(&[]),
+            exclude: globs(&[]),
+            recursive: false,
+            max_depth: 0,
+            ready: Default::default(),
+            identity: crate::config::flow::Identity::DEFAULT,
+            command: None,
+        };
+        assert!(told(&src, &SkippedName::unread(&dir, "-rw-r--r-- 1 u g 5 6 Dez 10:00 ORDERS_1.csv")));
+        assert!(told(&src, &SkippedName::unread(&dir, "06/12/2026 10:00 5 x.txt")));
+        let bad = |name: &str| SkippedName::refused(&dir, name, &dir.join(name).unwrap_err());
+        assert!(told(&src, &bad("ORDERS_\n1.csv")));
+        assert!(!told(&src, &bad("other\n.csv")), "a name the flow does not take is not told of");
+    }
 
     #[test]
     fn a_skipped_name_is_warned_of_once_while_it_stays() {

@@ -20,15 +20,41 @@ pub enum Readiness {
     NotReady(String),
 }
 
+/// What the source folder shows of a file's done file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DoneFile {
+    /// Not there (yet).
+    Missing,
+    /// There, written after the file (or at about the same time).
+    Present,
+    /// There, but modified more than [`DONE_SLACK`] before the file: what it says is that an
+    /// earlier version of the file was complete (a flow that keeps its sources keeps their
+    /// done files too, and a partner re-sending a file under its name writes the file first).
+    Older { done: Millis, data: Millis },
+}
+
+/// How much older than its file a done file may look and still count: the listing may give
+/// them times of different precision (an FTP `LIST` time, in minutes, beside an `MDTM` one).
+pub const DONE_SLACK: Millis = 60_000;
+
+/// What `done` (the done file's entry in the listing, if there) says about `data`.
+pub fn done_file(data: &Entry, done: Option<&Entry>) -> DoneFile {
+    let Some(done) = done else { return DoneFile::Missing };
+    match (mtime_millis(done), mtime_millis(data)) {
+        (Some(d), Some(f)) if d.saturating_add(DONE_SLACK) < f => DoneFile::Older { done: d, data: f },
+        _ => DoneFile::Present,
+    }
+}
+
 /// Judges `entry` at time `now`. `prev` is the last observation of this path;
-/// `done_file` is `Some(present)` when the flow wants a done file. Returns the verdict and
-/// the observation to store for the next poll.
+/// `done_file` is `Some((name, what the listing shows of it))` when the flow wants a done
+/// file. Returns the verdict and the observation to store for the next poll.
 pub fn assess(
     rules: &Ready,
     entry: &Entry,
     prev: Option<&Observation>,
     now: Millis,
-    done_file: Option<(&str, bool)>,
+    done_file: Option<(&str, DoneFile)>,
 ) -> (Readiness, Observation) {
     let mtime = mtime_millis(entry);
     let obs = match prev {
@@ -72,8 +98,14 @@ pub fn assess(
             }
         }
     }
-    if let Some((name, false)) = done_file {
-        reasons.push(format!("no done file {name:?} yet"));
+    match done_file {
+        Some((name, DoneFile::Missing)) => reasons.push(format!("no done file {name:?} yet")),
+        Some((name, DoneFile::Older { done, data })) => reasons.push(format!(
+            "the done file {name:?} (modified {}) is older than the file (modified {}): it is left from an earlier version, and a new one must be written after the file",
+            super::lifecycle::date(done),
+            super::lifecycle::date(data)
+        )),
+        Some((_, DoneFile::Present)) | None => {}
     }
     let verdict = if reasons.is_empty() { Readiness::Ready } else { Readiness::NotReady(reasons.join("; ")) };
     (verdict, obs)
@@ -142,8 +174,33 @@ mod tests {
 
     #[test]
     fn done_file() {
-        let r = assess(&Ready::default(), &entry(1, 0), None, 0, Some(("a.done", false))).0;
+        let r = assess(&Ready::default(), &entry(1, 0), None, 0, Some(("a.done", DoneFile::Missing))).0;
         assert_eq!(r, Readiness::NotReady("no done file \"a.done\" yet".into()));
-        assert_eq!(assess(&Ready::default(), &entry(1, 0), None, 0, Some(("a.done", true))).0, Readiness::Ready);
+        assert_eq!(assess(&Ready::default(), &entry(1, 0), None, 0, Some(("a.done", DoneFile::Present))).0, Readiness::Ready);
+    }
+
+    /// A done file older than its file is left from an earlier version: a flow that keeps
+    /// its sources keeps their done files, and a partner re-sending `prices.csv` writes it
+    /// (for minutes) beside yesterday's `prices.csv.done`. Before, the half-written file was
+    /// ready at once.
+    #[test]
+    fn a_done_file_older_than_its_file_is_left_from_an_earlier_version() {
+        let day = 86_400_000;
+        let data = entry(10, 2 * day);
+        assert_eq!(super::done_file(&data, None), DoneFile::Missing);
+        assert_eq!(super::done_file(&data, Some(&entry(0, 2 * day + 1_000))), DoneFile::Present);
+        // Times of another precision (a minute) are not told apart from an earlier version.
+        assert_eq!(super::done_file(&data, Some(&entry(0, 2 * day - 59_000))), DoneFile::Present);
+        let old = super::done_file(&data, Some(&entry(0, day)));
+        let ms = |d: u64| d as Millis;
+        assert_eq!(old, DoneFile::Older { done: ms(day), data: ms(2 * day) });
+        let Readiness::NotReady(why) = assess(&Ready::default(), &data, None, ms(3 * day), Some(("a.done", old))).0 else { panic!() };
+        assert_eq!(
+            why,
+            "the done file \"a.done\" (modified 1970-01-02 00:00:00 UTC) is older than the file (modified 1970-01-03 00:00:00 UTC): it is left from an earlier version, and a new one must be written after the file"
+        );
+        // No time on either side: there is all it can say.
+        let timeless = Entry { mtime: None, ..entry(0, 0) };
+        assert_eq!(super::done_file(&data, Some(&timeless)), DoneFile::Present);
     }
 }

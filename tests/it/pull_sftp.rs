@@ -159,6 +159,71 @@ fn a_disposition_refused_after_delivery_says_the_file_was_delivered() {
     assert_eq!(w.sink_files(), vec!["a.csv"]);
 }
 
+/// A partner re-sending `a.csv` under its name, in a flow that keeps its sources (and so
+/// their done files): the new version, half written beside the done file of the one
+/// delivered yesterday, is not taken on the strength of that done file — it waits, saying
+/// why — and is delivered once the partner writes its done file. Before, it was delivered
+/// half written.
+#[test]
+fn a_done_file_left_from_an_earlier_version_does_not_make_a_new_one_ready() {
+    let Some(w) = World::new() else { return };
+    let flow = w.flow("  ready: { done_file: \"{{name}}.done\" }\n", "    if_exists: rename\n");
+    let an_hour_ago = std::time::SystemTime::now() - Duration::from_secs(3600);
+    let age = |rel: &str| fs::File::options().write(true).open(w.remote(rel)).unwrap().set_modified(an_hour_ago).unwrap();
+    w.put("in/a.csv", b"v1 whole\n");
+    w.put("in/a.csv.done", b"");
+    age("in/a.csv");
+    age("in/a.csv.done");
+    let (_, r) = w.run_json(&flow);
+    assert_eq!(counts(&r), (0, 1, 0, 0), "{r:#}");
+    // The next version, half written; yesterday's done file still there.
+    w.put("in/a.csv", b"v2 half");
+    let (_, r) = w.run_json(&flow);
+    assert_eq!(counts(&r), (1, 0, 0, 0), "{r:#}");
+    let detail = r["files"][0]["detail"].as_str().unwrap();
+    assert!(detail.starts_with("the done file \"a.csv.done\" (modified "), "{detail}");
+    assert!(detail.contains("is older than the file"), "{detail}");
+    assert_eq!(w.sink_files(), vec!["a.csv"]);
+    w.put("in/a.csv", b"v2 half, then whole\n");
+    w.put("in/a.csv.done", b"");
+    let (_, r) = w.run_json(&flow);
+    assert_eq!(counts(&r), (0, 1, 0, 0), "{r:#}");
+    assert_eq!(w.sink_files(), vec!["a-1.csv", "a.csv"]);
+    assert_eq!(fs::read(w.sink().join("a-1.csv")).unwrap(), b"v2 half, then whole\n");
+}
+
+/// A `move_to: processed/` the server refuses (the folder not writable for the login) after
+/// the file was delivered: the file is not failed like one that was never delivered — not
+/// moved by `after.failure` into `failed/` (where it sat recorded as failed, its delivery
+/// never recorded as done), and not downloaded again by every later run only to be refused
+/// again. The next run only moves it, once the folder lets it: here the source cannot even
+/// be read any more, and the move still happens.
+#[test]
+fn a_refused_move_after_delivery_is_tried_again_without_a_second_download() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(w) = World::new() else { return };
+    let flow = w.flow("", "after: { success: { move_to: /in/processed }, failure: { move_to: /in/failed } }\n");
+    w.put("in/a.csv", b"1,2\n");
+    fs::create_dir_all(w.remote("in/processed")).unwrap();
+    w.sshd.give_to_user(&w.remote("in"));
+    fs::set_permissions(w.remote("in/processed"), fs::Permissions::from_mode(0o555)).unwrap();
+    let (_, r) = w.run_json(&flow);
+    assert_eq!(counts(&r), (0, 0, 0, 1), "{r:#}");
+    let detail = r["files"][0]["detail"].as_str().unwrap();
+    assert!(detail.starts_with("delivered to archive:/a.csv, but `after.success` failed: "), "{detail}");
+    assert!(w.remote("in/a.csv").exists(), "a delivered file is not put with the failed ones: {detail}");
+    assert!(!w.remote("in/failed").exists(), "{detail}");
+    // The folder writable again; the source no longer readable (a rename does not read it).
+    fs::set_permissions(w.remote("in/processed"), fs::Permissions::from_mode(0o755)).unwrap();
+    fs::set_permissions(w.remote("in/a.csv"), fs::Permissions::from_mode(0o000)).unwrap();
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 1, 0, 0)), "{r:#}");
+    assert!(!w.remote("in/a.csv").exists() && w.remote("in/processed/a.csv").exists(), "{r:#}");
+    assert_eq!(w.sink_files(), vec!["a.csv"]);
+    let (_, r) = w.run_json(&flow);
+    assert_eq!(counts(&r), (0, 0, 0, 0), "{r:#}");
+}
+
 #[test]
 fn move_to_processed_with_a_name_collision_and_sftp_to_sftp_delivery() {
     let Some(w) = World::new() else { return };

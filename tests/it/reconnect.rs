@@ -260,6 +260,45 @@ fn an_sftp_server_gone_during_a_long_content_step_keeps_the_file_for_the_next_ru
     a_server_gone_during_the_step_keeps_the_file_for_the_next_run(w);
 }
 
+/// The source's server gone for good in the middle of a run, its port now held by something
+/// that takes connections and never answers (a host behind a dead load balancer): the run
+/// stops taking files once one could not even connect, instead of waiting out the connect
+/// timeout (and its retries) for each file after it — at the default 20 s and three attempts
+/// a minute per file, hours for a folder of a few hundred. The run is aborted as unreachable
+/// (the daemon tries it again with backoff); the files not started are left as they were, and
+/// the next run, with the server back, takes them all.
+#[test]
+fn a_source_server_gone_mid_run_stops_the_run_instead_of_timing_out_each_file() {
+    let Some(sshd) = Sshd::start() else { return };
+    let port = sshd.port;
+    let Some(w) = World::new(Some(Server::Sftp(sshd))) else { return };
+    // Only a header: no record for the slow step to map.
+    for i in 0..20 {
+        fs::write(w.remote(&format!("in/p{i:02}.csv")), b"id,qty\n").unwrap();
+    }
+    w.server.give_to_user(w.server.data_dir());
+    let yaml = fs::read_to_string(&w.flow).unwrap();
+    let yaml = yaml.replace("    operation_timeout: 2s\n", "    operation_timeout: 2s\n    connect_timeout: 1s\n") + "concurrency: 1\n";
+    fs::write(&w.flow, yaml).unwrap();
+    let mut hole = None;
+    let t = Instant::now();
+    let (code, report, log) = w.run(|| {
+        w.server.stop();
+        hole = Some(std::net::TcpListener::bind(("127.0.0.1", port)).unwrap());
+    });
+    let took = t.elapsed();
+    assert_ne!(code, 0, "{report:#}\n{log}");
+    assert_eq!(report["status"], "aborted", "{report:#}\n{log}");
+    assert!(took < Duration::from_secs(12), "{took:?}: each file waited for its connection\n{report:#}");
+    let all = format!("{report}\n{log}");
+    assert!(all.contains("orders") && all.contains(&w.server.label()), "{report:#}\n{log}");
+    drop(hole);
+    w.server.restart();
+    let (code, report) = support::json_of(support::wharf(&w.dir.path().join("state")).args(["run", "--json"]).arg(&w.flow));
+    assert_eq!((code, counts(&report)), (0, (0, 21, 0, 0)), "{report:#}");
+    assert_eq!(fs::read_dir(w.remote("in/processed")).unwrap().count(), 21);
+}
+
 /// Small files go whole over extra SFTP channels of the connection, opened on first use: on
 /// a connection gone silent (a firewall dropped it) opening them gives up after the
 /// operation timeout and the file is read or written on a new connection — not after the

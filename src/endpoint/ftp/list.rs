@@ -38,8 +38,12 @@ pub(super) enum Line {
     /// A line that is not UTF-8: the entry's name where the line, decoded lossily, is one;
     /// else the whole line, lossily.
     NotUtf8(String),
-    /// A line that is not an entry: `total 12`, `.`/`..`, a format not understood.
+    /// A line a listing holds besides its entries: `total 12`, `.`/`..`.
     NotEntry(String),
+    /// A line in a format not understood (a localized month, another date format, a kind of
+    /// server not known here): whatever file it lists can never be taken, so it is told of,
+    /// not passed over.
+    Unread(String),
 }
 
 /// Reads a whole `MLSD` (`mlsd`) or `LIST` listing. In a bare-`\n` listing, a line that does
@@ -72,7 +76,9 @@ pub(super) fn read(raw: &[u8], mlsd: bool, now: SystemTime) -> Vec<Line> {
         }
         out.push(match (parsed, text) {
             (Some(Some(l)), _) => Line::Entry(l),
-            (_, Ok(line)) => Line::NotEntry(line.to_string()),
+            (Some(None), Ok(line)) => Line::NotEntry(line.to_string()),
+            (None, Ok(line)) if is_total(line) => Line::NotEntry(line.to_string()),
+            (None, Ok(line)) => Line::Unread(line.to_string()),
             (_, Err(_)) => {
                 let lossy = String::from_utf8_lossy(bytes);
                 let parsed = if mlsd { mlsx_line(&lossy, false) } else { list_line(&lossy, now) };
@@ -81,6 +87,11 @@ pub(super) fn read(raw: &[u8], mlsd: bool, now: SystemTime) -> Vec<Line> {
         });
     }
     out
+}
+
+/// `total 12`: the blocks `ls -l` (and servers that write its format) count before the entries.
+fn is_total(line: &str) -> bool {
+    line.strip_prefix("total ").is_some_and(|n| !n.trim().is_empty() && n.trim().bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// Whether a listing ends its lines with `\r\n` (as it should) rather than a bare `\n`.
@@ -403,7 +414,34 @@ mod tests {
         );
         // With CRLF line ends the name stays whole (and is refused later, as a name).
         let raw = b"-rw-r--r-- 1 u g 1 Nov 25 02:08 a\nb\r\nnot an entry\r\n";
-        assert_eq!(read(raw, false, now), vec![file("a\nb"), Line::NotEntry("not an entry".into())]);
+        assert_eq!(read(raw, false, now), vec![file("a\nb"), Line::Unread("not an entry".into())]);
+    }
+
+    /// A line in a format not read here lists a file that can never be taken: it is told of
+    /// (`Unread`), where it was passed over as not an entry — a server listing in a format
+    /// not known here showed an empty folder, run after run, while files piled up in it.
+    #[test]
+    fn a_line_in_a_format_not_understood_is_told_apart_from_what_is_not_an_entry() {
+        let now = at(2026, 12, 6, 12, 0, 0).unwrap();
+        let raw = b"total 16\r\n\
+            drwxr-xr-x 2 u g 4096 Dec  6 10:00 .\r\n\
+            -rw-r--r-- 1 u g 5 Dec  6 10:00 a.csv\r\n\
+            -rw-r--r-- 1 u g 5 6 Dez 10:00 b.csv\r\n\
+            -rw-r--r-- 1 u g 5 2026-12-06 10:00 c.csv\r\n\
+            06.12.2026  10:00  5 d.csv\r\n";
+        let lines = read(raw, false, now);
+        assert_eq!(lines[..2], [Line::NotEntry("total 16".into()), Line::NotEntry("drwxr-xr-x 2 u g 4096 Dec  6 10:00 .".into())]);
+        assert!(matches!(&lines[2], Line::Entry(l) if l.name == "a.csv"), "{lines:?}");
+        assert_eq!(
+            lines[3..],
+            [
+                Line::Unread("-rw-r--r-- 1 u g 5 6 Dez 10:00 b.csv".into()),
+                Line::Unread("-rw-r--r-- 1 u g 5 2026-12-06 10:00 c.csv".into()),
+                Line::Unread("06.12.2026  10:00  5 d.csv".into()),
+            ]
+        );
+        assert_eq!(read(b"type=file;size=1; a\r\ngarbage\r\n", true, now)[1], Line::Unread("garbage".into()));
+        assert!(!is_total("total") && !is_total("total x") && is_total("total 0"));
     }
 
     #[test]

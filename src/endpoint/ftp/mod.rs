@@ -483,6 +483,10 @@ impl FtpEndpoint {
                     tracing::debug!(endpoint = %self.inner.label, dir = %dir, line = %line, "Skipping a listing line that is not an entry.");
                     continue;
                 }
+                list::Line::Unread(line) => {
+                    out.skipped.push(SkippedName::unread(dir, &one_line(&line, SERVER_TEXT, Keep::Start)));
+                    continue;
+                }
             };
             match dir.join(&l.name) {
                 Ok(path) => out.entries.push(Entry { path, kind: l.kind, size: l.size, mtime: l.mtime }),

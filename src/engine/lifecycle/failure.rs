@@ -23,7 +23,13 @@ pub(super) async fn fail(
     let message = e.to_string();
     rec.attempts += 1;
     rec.last_error = Some(ErrorRecord { kind, message: message.clone(), at: now_millis() });
-    let abort = e.aborts_run();
+    // No connection to the source could be made at all, even after the run's retries: the
+    // server is down or unreachable, and every file after this one would wait out the same
+    // timeouts (a minute per file at the defaults). The run stops as unreachable (retried
+    // with backoff by the daemon); the files not started are left as they were. A sink's
+    // trouble (wrapped in `Sink`) does not stop the others: each sink gets its chance.
+    let unreachable = matches!(&e, FileError::Endpoint(x) if x.unconnected && x.kind == ErrorKind::Transient);
+    let abort = e.aborts_run() || unreachable;
     // Delivered, and only its disposal failed: where it went, in the detail and the report.
     let targets = if delivered(rec) { delivered_to(cx, rec) } else { Vec::new() };
     let mut detail =
@@ -32,7 +38,15 @@ pub(super) async fn fail(
     // Only a file's own passing trouble counts towards giving up; a run-wide problem (local
     // disk, ledger) is not the file's fault, and a delivered file only waits for disposal.
     let give_up = kind.is_passing() && !abort && limit > 0 && rec.attempts >= limit && !delivered(rec);
-    if kind == ErrorKind::StateFull {
+    // Delivered to every sink, only its disposal refused (a `processed/` the login may not
+    // write to, a delete the server refuses): it stays delivered, and the next run only
+    // disposes of it. Failed, it was downloaded again by every later run only to be refused
+    // again, and `after.failure` moved a delivered file in with the failed ones.
+    let disposal_only = delivered(rec);
+    if disposal_only {
+        // Nothing reads the staged copy again.
+        content::discard_with_outputs(staged).await;
+    } else if kind == ErrorKind::StateFull {
         // The space back first (this file's staging copy and the steps' outputs: the next run
         // downloads it again), so the failure can be recorded and the next run has room.
         content::discard_with_outputs(staged).await;
@@ -51,7 +65,7 @@ pub(super) async fn fail(
     }
     if kind == ErrorKind::StateFull {
         // Its message says what to do; the file stays where it was, to be taken again.
-    } else if (kind.is_passing() || abort) && !give_up {
+    } else if (kind.is_passing() || abort || disposal_only) && !give_up {
         detail.push_str(&format!(" (attempt {}; the next run resumes it)", rec.attempts));
     } else {
         rec.state = FileState::Failed;
