@@ -426,9 +426,10 @@ pub struct RawReady {
     pub stable_for: Option<String>,
     /// Name template of a companion file that must exist, e.g. `{{name}}.done` or
     /// `{{stem}}.ok`. It is disposed of together with the data file. A done file modified
-    /// more than a minute before the data file is left from an earlier version of it (with
-    /// `after.success: keep` done files stay too) and does not count: the partner writes a
-    /// new one after the file.
+    /// more than a minute before the data file may be left from an earlier version of it
+    /// (with `after.success: keep` done files stay too), or be a new one that kept an old
+    /// time: it is not trusted alone, and the file is taken once a later poll finds it
+    /// unchanged.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done_file: Option<String>,
 }

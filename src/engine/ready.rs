@@ -100,12 +100,18 @@ pub fn assess(
     }
     match done_file {
         Some((name, DoneFile::Missing)) => reasons.push(format!("no done file {name:?} yet")),
-        Some((name, DoneFile::Older { done, data })) => reasons.push(format!(
-            "the done file {name:?} (modified {}) is older than the file (modified {}): it is left from an earlier version, and a new one must be written after the file",
-            super::lifecycle::date(done),
-            super::lifecycle::date(data)
-        )),
-        Some((_, DoneFile::Present)) | None => {}
+        // Maybe left from an earlier version (a flow that keeps its sources keeps their done
+        // files), maybe a new one written with an old time (an uploader that keeps the times of
+        // the files it sends, and a stock empty done file): not trusted alone, and not waited
+        // for for ever either — the file is taken once a later poll finds it unchanged.
+        Some((name, DoneFile::Older { done, data })) if !prev.is_some_and(|p| p.size == entry.size && p.mtime == mtime) => {
+            reasons.push(format!(
+                "the done file {name:?} (modified {}) is older than the file (modified {}), maybe left from an earlier version: the file is taken once a later poll finds it unchanged",
+                super::lifecycle::date(done),
+                super::lifecycle::date(data)
+            ))
+        }
+        Some((_, DoneFile::Older { .. } | DoneFile::Present)) | None => {}
     }
     let verdict = if reasons.is_empty() { Readiness::Ready } else { Readiness::NotReady(reasons.join("; ")) };
     (verdict, obs)
@@ -179,10 +185,11 @@ mod tests {
         assert_eq!(assess(&Ready::default(), &entry(1, 0), None, 0, Some(("a.done", DoneFile::Present))).0, Readiness::Ready);
     }
 
-    /// A done file older than its file is left from an earlier version: a flow that keeps
+    /// A done file older than its file may be left from an earlier version: a flow that keeps
     /// its sources keeps their done files, and a partner re-sending `prices.csv` writes it
     /// (for minutes) beside yesterday's `prices.csv.done`. Before, the half-written file was
-    /// ready at once.
+    /// ready at once. It may also be a new one with an old time (an uploader keeping the
+    /// times of a stock done file): the file is taken once a later poll finds it unchanged.
     #[test]
     fn a_done_file_older_than_its_file_is_left_from_an_earlier_version() {
         let day = 86_400_000;
@@ -197,8 +204,15 @@ mod tests {
         let Readiness::NotReady(why) = assess(&Ready::default(), &data, None, ms(3 * day), Some(("a.done", old))).0 else { panic!() };
         assert_eq!(
             why,
-            "the done file \"a.done\" (modified 1970-01-02 00:00:00 UTC) is older than the file (modified 1970-01-03 00:00:00 UTC): it is left from an earlier version, and a new one must be written after the file"
+            "the done file \"a.done\" (modified 1970-01-02 00:00:00 UTC) is older than the file (modified 1970-01-03 00:00:00 UTC), maybe left from an earlier version: the file is taken once a later poll finds it unchanged"
         );
+        let (_, seen) = assess(&Ready::default(), &data, None, ms(3 * day), Some(("a.done", old)));
+        assert_eq!(assess(&Ready::default(), &data, Some(&seen), ms(3 * day) + 60_000, Some(("a.done", old))).0, Readiness::Ready);
+        let grown = entry(11, 2 * day);
+        assert!(matches!(
+            assess(&Ready::default(), &grown, Some(&seen), ms(3 * day) + 60_000, Some(("a.done", old))).0,
+            Readiness::NotReady(_)
+        ));
         // No time on either side: there is all it can say.
         let timeless = Entry { mtime: None, ..entry(0, 0) };
         assert_eq!(super::done_file(&data, Some(&timeless)), DoneFile::Present);

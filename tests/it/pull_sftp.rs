@@ -190,6 +190,18 @@ fn a_done_file_left_from_an_earlier_version_does_not_make_a_new_one_ready() {
     assert_eq!(counts(&r), (0, 1, 0, 0), "{r:#}");
     assert_eq!(w.sink_files(), vec!["a-1.csv", "a.csv"]);
     assert_eq!(fs::read(w.sink().join("a-1.csv")).unwrap(), b"v2 half, then whole\n");
+    // A new version whose done file comes with an old time (an uploader keeping the times of a
+    // stock done file): not taken at first sight, and not waited for for ever — the next poll
+    // finds the file unchanged and takes it.
+    w.put("in/a.csv", b"v3, whole at once\n");
+    w.put("in/a.csv.done", b"");
+    age("in/a.csv.done");
+    let (_, r) = w.run_json(&flow);
+    assert_eq!(counts(&r), (1, 0, 0, 0), "{r:#}");
+    assert!(r["files"][0]["detail"].as_str().unwrap().contains("taken once a later poll finds it unchanged"), "{r:#}");
+    let (_, r) = w.run_json(&flow);
+    assert_eq!(counts(&r), (0, 1, 0, 0), "{r:#}");
+    assert_eq!(fs::read(w.sink().join("a-2.csv")).unwrap(), b"v3, whole at once\n");
 }
 
 /// A `move_to: processed/` the server refuses (the folder not writable for the login) after
