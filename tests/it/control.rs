@@ -542,6 +542,9 @@ async fn the_control_interface_answers_over_the_socket_and_loopback_tcp() {
     assert_eq!(unix.trigger("queue").await.unwrap(), Ok(Triggered::Queued));
     assert_eq!(unix.trigger("busy").await.unwrap(), Err(TriggerError::AlreadyRunning("busy".into())));
     assert_eq!(unix.trigger("nope").await.unwrap(), Err(TriggerError::UnknownFlow("nope".into())));
+    for bad in ["bad name", "a/b", "x?y", "%41"] {
+        assert_eq!(unix.trigger(bad).await.unwrap(), Err(TriggerError::UnknownFlow(bad.into())), "not asked: {bad}");
+    }
     // What the daemon said of a refused file comes across whole.
     let refused = TriggerError::Refused {
         flow: "broken".into(),
@@ -614,6 +617,14 @@ async fn status_and_trigger_talk_to_the_running_daemon_and_say_when_there_is_non
         ("queue", 0, "another run is queued"),
         ("busy", 1, "flow busy is running already"),
         ("nope", 2, "has no flow named nope"),
+        // Was "error: control socket …: invalid uri character": the name went into the
+        // request's path as it was. No flow can have it; the daemon is not asked.
+        (
+            "bad name",
+            2,
+            "error: `bad name` is not a valid flow name (letters, digits, `-`, `_` and `.`, starting with a letter or digit), \
+             so the running `wharf serve` has no flow by it; `wharf status` lists its flows",
+        ),
         // Was "has no flow named broken" for a file the daemon refused.
         (
             "broken",
