@@ -1,6 +1,7 @@
-//! `wharf awaits [FLOW]`: every awaited response (round trips) the ledger knows, with its
-//! request, deadline and state; and the response lines of `wharf run`'s summary. `wharf
-//! awaits close` (closing an await by hand) is in `close`.
+//! `wharf awaits [FLOW]`: the awaited responses (round trips) whose request went out last
+//! (`--limit`, saying when older ones were left out), oldest first, with their request,
+//! deadline and state; and the response lines of `wharf run`'s summary. `wharf awaits close`
+//! (closing an await by hand) is in `close`.
 
 pub mod close;
 
@@ -22,6 +23,10 @@ pub struct Args {
     /// Only awaits still open (waiting or overdue).
     #[arg(long)]
     pub open: bool,
+    /// Most awaits to show: those whose request was sent last, oldest first. Older ones are
+    /// left out, and a last line says so.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
     /// JSON output (times in RFC 3339, UTC: `2026-12-06T07:18:42.123Z`).
     #[arg(long)]
     pub json: bool,
@@ -43,19 +48,18 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         return no_ledger(global, args.json);
     };
     let flow = args.flow.as_deref().map(super::state::flow_name);
-    let mut awaits = ledger.awaits(flow.as_deref())?;
-    awaits.retain(|a| !args.open || a.state.is_open());
+    let awaits = ledger.latest_awaits(flow.as_deref(), args.limit, |a| !args.open || a.state.is_open())?;
     if args.json {
-        outln!("{}", serde_json::to_string_pretty(&awaits)?);
+        outln!("{}", serde_json::to_string_pretty(&awaits.items)?);
         return Ok(ExitCode::SUCCESS);
     }
-    if let (true, Some(flow)) = (awaits.is_empty(), &flow)
+    if let (true, Some(flow)) = (awaits.total == 0, &flow)
         && let Some(never) = super::state::never_ran(&ledger, flow)?
     {
         outln!("{never}");
         return Ok(ExitCode::SUCCESS);
     }
-    if awaits.is_empty() {
+    if awaits.total == 0 {
         let what = if args.open { "no open awaited responses (waiting or overdue)" } else { "no awaited responses recorded" };
         outln!("{what}{}", flow.map(|f| format!(" for flow {f}")).unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
@@ -70,7 +74,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         "run",
         "request"
     );
-    for a in awaits {
+    for a in &awaits.items {
         outln!(
             "{:<20} {:<8} {:<19}  {:<19}  {:<19}  {:>5}  {:<32}  /{}",
             a.flow,
@@ -82,6 +86,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             format!("/{}", a.request),
             a.expected
         );
+    }
+    if awaits.left_out() {
+        outln!("{}", super::files::left_out(awaits.items.len(), awaits.total, "awaited responses"));
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,4 +1,5 @@
-//! `wharf files FLOW`: every file the ledger knows for a flow, with its lifecycle state.
+//! `wharf files FLOW`: the files of a flow that changed last (`--limit`, saying when older
+//! ones were left out), with their lifecycle state, oldest first.
 
 use std::process::ExitCode;
 
@@ -11,6 +12,10 @@ use crate::ledger::Millis;
 pub struct Args {
     /// Flow name.
     pub flow: String,
+    /// Most files to show: those whose record changed last (taken, delivered, failed…),
+    /// oldest first. Older ones are left out, and a last line says so.
+    #[arg(long, default_value_t = 100)]
+    pub limit: usize,
     /// JSON output (times in RFC 3339, UTC: `2026-12-06T07:18:42.123Z`).
     #[arg(long)]
     pub json: bool,
@@ -21,23 +26,29 @@ pub fn when(ms: Millis) -> String {
     chrono::DateTime::from_timestamp_millis(ms).map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_default()
 }
 
+/// The last line of a list that left older records out: how many it showed, of how many, and
+/// how to see more (worded as `wharf events` words it).
+pub fn left_out(shown: usize, total: usize, what: &str) -> String {
+    format!("(the newest {shown} of {total} {what}; earlier ones: --limit N, --limit {total} for all)")
+}
+
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let Some(ledger) = open_for_read(global)? else {
         return no_ledger(global, args.json);
     };
     let flow = super::state::flow_name(&args.flow);
-    let files = ledger.files(&flow)?;
+    let files = ledger.latest_files(&flow, args.limit)?;
     if args.json {
-        outln!("{}", serde_json::to_string_pretty(&files)?);
+        outln!("{}", serde_json::to_string_pretty(&files.items)?);
         return Ok(ExitCode::SUCCESS);
     }
-    if files.is_empty() {
+    if files.total == 0 {
         let never = super::state::never_ran(&ledger, &flow)?;
         outln!("{}", never.unwrap_or_else(|| format!("no files recorded for flow {flow}")));
         return Ok(ExitCode::SUCCESS);
     }
     outln!("{:<11} {:>4} {:>12}  {:<19}  {:<40}  detail", "state", "try", "bytes", "updated (UTC)", "path");
-    for f in files {
+    for f in &files.items {
         let detail = match (&f.last_error, f.state.in_flight() || f.state == crate::ledger::FileState::Failed) {
             (Some(e), true) => format!("{}: {}", e.kind, e.message),
             _ => f.deliveries.iter().map(|d| format!("/{}", d.target)).collect::<Vec<_>>().join(", "),
@@ -51,6 +62,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             format!("/{}", f.path),
             detail
         );
+    }
+    if files.left_out() {
+        outln!("{}", left_out(files.items.len(), files.total, "files"));
     }
     Ok(ExitCode::SUCCESS)
 }

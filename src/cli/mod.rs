@@ -91,14 +91,16 @@ pub enum Command {
     Probe(probe::Args),
     /// Show run history.
     Runs(runs::Args),
-    /// Show each file's state in the ledger for a flow.
+    /// Show the files of a flow that changed last (`--limit`, default 100), with their state
+    /// in the ledger.
     Files(files::Args),
     /// Show an SSH server's host key fingerprint and record it in a known_hosts file.
     Trust(trust::Args),
     /// Inspect, release or reprocess files the content steps quarantined.
     Quarantine(quarantine::Args),
-    /// Show awaited responses (round trips): request, expected response, deadline, state;
-    /// `awaits close FLOW REQUEST` gives up an open one by hand.
+    /// Show the awaited responses (round trips) sent last (`--limit`, default 100): request,
+    /// expected response, deadline, state; `awaits close FLOW REQUEST` gives up an open one by
+    /// hand.
     Awaits(awaits::Args),
     /// Remove every record the ledger keeps of a flow that has no flow file any more
     /// (removed or renamed); without --yes, only say what would be removed.

@@ -41,6 +41,13 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             errln!("{e}; nothing queued (its overlap is `skip`)");
             Ok(ExitCode::from(EXIT_FILES_FAILED))
         }
+        Err(TriggerError::UnknownFlow(_)) if !crate::config::raw::is_flow_name(&name) => {
+            errln!(
+                "error: `{name}` is not a valid flow name (letters, digits, `-`, `_` and `.`, starting with a letter or digit), \
+                 so the running `wharf serve` has no flow by it; `wharf status` lists its flows"
+            );
+            Ok(ExitCode::from(EXIT_INVALID))
+        }
         Err(TriggerError::UnknownFlow(_)) => {
             errln!("error: the running `wharf serve` has no flow named {name}; `wharf status` lists its flows");
             Ok(ExitCode::from(EXIT_INVALID))

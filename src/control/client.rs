@@ -94,8 +94,13 @@ impl Client {
         String::from_utf8(reply.body.to_vec()).map_err(|e| self.error(format_args!("/metrics: {e}")))
     }
 
-    /// `POST /flows/FLOW/trigger`: the daemon's answer, or why there was none.
+    /// `POST /flows/FLOW/trigger`: the daemon's answer, or why there was none. A name that is
+    /// not a flow name is [`TriggerError::UnknownFlow`] without asking: no flow has it, and
+    /// it could not be a path segment as it is (a space, `/`, `?`, `%`…).
     pub async fn trigger(&self, flow: &str) -> Result<Result<Triggered, TriggerError>, ControlError> {
+        if !crate::config::raw::is_flow_name(flow) {
+            return Ok(Err(TriggerError::UnknownFlow(flow.to_string())));
+        }
         let reply = self.request(Method::POST, &format!("/flows/{flow}/trigger")).await?;
         match reply.status {
             StatusCode::ACCEPTED => {

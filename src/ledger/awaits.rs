@@ -17,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 use super::codec::Postcard;
 use super::events::{Event, EventKind, NewEvent, append};
+use super::newest::{Keep, Newest};
 use super::{Ledger, LedgerError, Millis, flow_range};
 
 pub(super) const AWAITS: TableDefinition<(&str, &str), Postcard<AwaitRecord>> = TableDefinition::new("awaits_v1");
@@ -157,6 +158,41 @@ impl Ledger {
         })
     }
 
+    /// The `limit` awaits sent last (by `sent_at`, then flow and expected path) of those
+    /// `keep` takes, oldest first, and how many it takes; all flows when `flow` is `None`.
+    /// The table is keyed by response path, so every await is read, but only `limit` are held
+    /// at a time.
+    pub fn latest_awaits(
+        &self,
+        flow: Option<&str>,
+        limit: usize,
+        keep: impl Fn(&AwaitRecord) -> bool,
+    ) -> Result<Newest<AwaitRecord>, LedgerError> {
+        let mut newest = Keep::new(limit);
+        self.read(|tx| {
+            let t = tx.open_table(AWAITS)?;
+            let mut offer = |rec: AwaitRecord| {
+                if keep(&rec) {
+                    newest.offer((rec.sent_at, rec.flow.clone(), rec.expected.clone()), rec);
+                }
+            };
+            match flow {
+                Some(f) => {
+                    for item in t.range::<(&str, &str)>(flow_range(f))? {
+                        offer(item?.1.value());
+                    }
+                }
+                None => {
+                    for item in t.iter()? {
+                        offer(item?.1.value());
+                    }
+                }
+            }
+            Ok(())
+        })?;
+        Ok(newest.finish())
+    }
+
     /// Gives up the open await of `flow` for the response at `expected` by hand (`wharf awaits
     /// close`) at `at`: state `expired`, expired at `at` (what history counts its age from:
     /// without it, one with no `expire_after` would be kept for ever), with `detail` saying so,
@@ -198,6 +234,7 @@ impl Ledger {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::Newest;
 
     fn waiting(flow: &str, request: &str, identity: &str, expected: &str) -> AwaitRecord {
         AwaitRecord {
@@ -260,6 +297,20 @@ mod tests {
         assert_eq!(seqs(l.events(None, 1, 1).unwrap()), [2]);
         assert_eq!(seqs(l.events(Some("f"), 0, 1).unwrap()), [1]);
         assert!(l.events(Some("h"), 0, 10).unwrap().is_empty());
+    }
+
+    #[test]
+    fn latest_awaits_are_those_sent_last_of_those_asked_for() {
+        let l = Ledger::in_memory().unwrap();
+        for (i, (flow, expected)) in [("f", "o/c.ack"), ("g", "o/b.ack"), ("f", "o/a.ack"), ("g", "o/d.ack")].into_iter().enumerate() {
+            let rec = AwaitRecord { sent_at: 10 + i as Millis, ..waiting(flow, "r.csv", &format!("i{i}"), expected) };
+            l.register_await(&rec).unwrap();
+        }
+        l.close_await("g", "o/d.ack", "closed by hand", 50).unwrap();
+        let names = |n: Newest<AwaitRecord>| (n.items.into_iter().map(|a| a.expected).collect::<Vec<_>>(), n.total);
+        assert_eq!(names(l.latest_awaits(None, 2, |_| true).unwrap()), (vec!["o/a.ack".to_string(), "o/d.ack".into()], 4));
+        assert_eq!(names(l.latest_awaits(None, 2, |a| a.state.is_open()).unwrap()), (vec!["o/b.ack".to_string(), "o/a.ack".into()], 3));
+        assert_eq!(names(l.latest_awaits(Some("f"), 9, |_| true).unwrap()), (vec!["o/c.ack".to_string(), "o/a.ack".into()], 2));
     }
 
     #[test]

@@ -41,6 +41,7 @@ mod error;
 pub mod events;
 pub mod forget;
 mod migrate;
+pub mod newest;
 pub mod prune;
 pub mod records;
 mod snapshot;
@@ -59,6 +60,7 @@ use codec::Postcard;
 pub use error::LedgerError;
 use error::open_error;
 pub use events::{Event, EventKind, FlowHealth, NewEvent};
+pub use newest::Newest;
 pub use records::*;
 pub use snapshot::Snapshot;
 pub use store::{Committer, Transition};
@@ -421,6 +423,32 @@ impl Ledger {
         Ok(out.into_values().collect())
     }
 
+    /// The `limit` file records of `flow` changed last (by `updated`, then path), oldest
+    /// first, and how many it has: what someone asking "what happened lately" wants. The table
+    /// is keyed by path, so every record is read, but only `limit` are held at a time.
+    pub fn latest_files(&self, flow: &str, limit: usize) -> Result<Newest<FileRecord>, LedgerError> {
+        // This process's lazy writes stand in for their stored records (taken first: a record
+        // stored meanwhile is the same or newer, and is shown as it was a moment earlier).
+        let pending: BTreeMap<String, FileRecord> =
+            self.pending().iter().filter(|((f, _), _)| f == flow).map(|((_, path), rec)| (path.clone(), rec.clone())).collect();
+        let mut keep = newest::Keep::new(limit);
+        self.read(|tx| {
+            let t = tx.open_table(FILES)?;
+            for item in t.range::<(&str, &str)>(flow_range(flow))? {
+                let (key, value) = item?;
+                if !pending.contains_key(key.value().1) {
+                    let rec = value.value();
+                    keep.offer((rec.updated, rec.path.clone()), rec);
+                }
+            }
+            Ok(())
+        })?;
+        for (path, rec) in pending {
+            keep.offer((rec.updated, path), rec);
+        }
+        Ok(keep.finish())
+    }
+
     /// Durably stores a file record (one lifecycle transition).
     pub fn put_file(&self, flow: &str, rec: &FileRecord) -> Result<(), LedgerError> {
         self.put_file_with(flow, rec, Durability::Durable)
@@ -568,6 +596,29 @@ mod tests {
         assert_eq!(l.done("f", "p=in/a.csv").unwrap().unwrap().run, 7);
         assert!(l.done("g", "p=in/a.csv").unwrap().is_none());
         assert!(l.observation("f", "in/a.csv").unwrap().is_none());
+    }
+
+    /// `wharf files` of a flow with 100,000 records printed all of them; it shows the
+    /// records changed last, and a lazy write stands in for the record it replaces.
+    #[test]
+    fn latest_files_are_those_changed_last_oldest_first_with_lazy_writes() {
+        let l = Ledger::in_memory().unwrap();
+        let at = |path: &str, updated: Millis| FileRecord { updated, ..rec(path, FileState::Done) };
+        // Paths order against time: the newest are not the last keys.
+        for (i, path) in ["e", "d", "c", "b", "a"].into_iter().enumerate() {
+            l.put_file("f", &at(path, 10 + i as Millis)).unwrap();
+        }
+        l.put_file("g", &at("z", 99)).unwrap();
+        let paths = |n: Newest<FileRecord>| (n.items.into_iter().map(|r| r.path).collect::<Vec<_>>(), n.total);
+        assert_eq!(paths(l.latest_files("f", 2).unwrap()), (vec!["b".to_string(), "a".into()], 5));
+        assert_eq!(paths(l.latest_files("f", 9).unwrap()).0, ["e", "d", "c", "b", "a"]);
+        // Same time: by path.
+        l.put_file("f", &at("y", 14)).unwrap();
+        assert_eq!(paths(l.latest_files("f", 2).unwrap()), (vec!["a".to_string(), "y".into()], 6));
+        // "e" touched again, not stored yet: once, as it is now.
+        l.put_file_with("f", &at("e", 20), Durability::Lazy).unwrap();
+        assert_eq!(paths(l.latest_files("f", 2).unwrap()), (vec!["y".to_string(), "e".into()], 6));
+        assert_eq!(paths(l.latest_files("nope", 2).unwrap()), (vec![], 0));
     }
 
     #[test]

@@ -19,7 +19,7 @@ use wharf::control::discovery::ServeInfo;
 use wharf::control::{
     ControlError, Daemon, FlowStatus, Health, ListenConfig, Metrics, RunSummary, Server, Status, TriggerError, Triggered,
 };
-use wharf::ledger::{EventKind, FileRecord, FileState, Ledger, NewEvent, RunStatus};
+use wharf::ledger::{AwaitRecord, EventKind, FileRecord, FileState, Ledger, NewEvent, RunStatus};
 
 fn wharf(state: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wharf")).arg("--state-dir").arg(state).args(args).output().expect("run wharf")
@@ -256,6 +256,63 @@ fn events_without_since_are_the_newest_and_say_what_was_left_out() {
     assert!(!all.contains("earlier ones"), "all of them shown: {all}");
 }
 
+/// `wharf files FLOW` of a flow with 100,000 file records printed every one of them (by
+/// path), and `wharf awaits` every await. Like `wharf events`, they show the newest (files
+/// changed last, awaits sent last), oldest first, and say what they left out.
+#[test]
+fn files_and_awaits_show_the_newest_and_say_what_was_left_out() {
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
+    finished_run(&ledger, "demo", RunStatus::Ok, 0);
+    // Changed in the reverse order of their paths: the newest are not the last by path.
+    for i in 0..150i64 {
+        let path = format!("in/{:03}.csv", 149 - i);
+        let rec = FileRecord { identity: path.clone(), path, state: FileState::Done, updated: 1_764_064_800_000 + i, ..Default::default() };
+        ledger.put_file("demo", &rec).unwrap();
+    }
+    for i in 0..5i64 {
+        let rec = AwaitRecord {
+            flow: if i == 2 { "other".into() } else { "demo".into() },
+            request: format!("out/{i}.csv"),
+            request_identity: format!("r{i}"),
+            expected: format!("ack/{}.ack", 4 - i),
+            sent_at: 1_764_064_800_000 + i,
+            deadline_at: 1_764_068_400_000,
+            ..Default::default()
+        };
+        ledger.register_await(&rec).unwrap();
+    }
+    drop(ledger);
+
+    let json = |args: &[&str], field: &str| -> Vec<String> {
+        let out = wharf(&state, args);
+        assert!(out.status.success(), "{args:?}: {}", stderr(&out));
+        let v: serde_json::Value = serde_json::from_str(&stdout(&out)).unwrap();
+        v.as_array().unwrap().iter().map(|e| e[field].as_str().unwrap().to_string()).collect()
+    };
+    let files = json(&["files", "demo", "--json"], "path");
+    assert_eq!(files.len(), 100);
+    assert_eq!((files[0].as_str(), files[99].as_str()), ("in/099.csv", "in/000.csv"), "the 100 changed last, oldest first");
+    assert_eq!(json(&["files", "demo", "--json", "--limit", "2"], "path"), ["in/001.csv", "in/000.csv"]);
+    assert_eq!(json(&["files", "demo", "--json", "--limit", "150"], "path").len(), 150);
+
+    let text = stdout(&wharf(&state, &["files", "demo", "--limit", "2"]));
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(lines[1].contains("/in/001.csv") && lines[2].contains("/in/000.csv"), "{text}");
+    assert_eq!(lines[3], "(the newest 2 of 150 files; earlier ones: --limit N, --limit 150 for all)");
+    let all = stdout(&wharf(&state, &["files", "demo", "--limit", "150"]));
+    assert!(!all.contains("earlier ones") && all.lines().count() == 151, "all of them shown: {all}");
+
+    assert_eq!(json(&["awaits", "--json", "--limit", "2"], "expected"), ["ack/1.ack", "ack/0.ack"], "sent last, oldest first");
+    assert_eq!(json(&["awaits", "demo", "--json", "--limit", "3"], "expected"), ["ack/3.ack", "ack/1.ack", "ack/0.ack"]);
+    let text = stdout(&wharf(&state, &["awaits", "--limit", "3"]));
+    assert_eq!(text.lines().last(), Some("(the newest 3 of 5 awaited responses; earlier ones: --limit N, --limit 5 for all)"), "{text}");
+    let all = stdout(&wharf(&state, &["awaits"]));
+    assert!(!all.contains("earlier ones") && all.lines().count() == 6, "all of them shown: {all}");
+}
+
 // ---- (b) the HTTP server against a test daemon ----
 
 /// Flows `demo` (idle), `busy` (running, overlap skip) and `queue` (running, overlap queue).
@@ -485,6 +542,9 @@ async fn the_control_interface_answers_over_the_socket_and_loopback_tcp() {
     assert_eq!(unix.trigger("queue").await.unwrap(), Ok(Triggered::Queued));
     assert_eq!(unix.trigger("busy").await.unwrap(), Err(TriggerError::AlreadyRunning("busy".into())));
     assert_eq!(unix.trigger("nope").await.unwrap(), Err(TriggerError::UnknownFlow("nope".into())));
+    for bad in ["bad name", "a/b", "x?y", "%41"] {
+        assert_eq!(unix.trigger(bad).await.unwrap(), Err(TriggerError::UnknownFlow(bad.into())), "not asked: {bad}");
+    }
     // What the daemon said of a refused file comes across whole.
     let refused = TriggerError::Refused {
         flow: "broken".into(),
@@ -557,6 +617,14 @@ async fn status_and_trigger_talk_to_the_running_daemon_and_say_when_there_is_non
         ("queue", 0, "another run is queued"),
         ("busy", 1, "flow busy is running already"),
         ("nope", 2, "has no flow named nope"),
+        // Was "error: control socket …: invalid uri character": the name went into the
+        // request's path as it was. No flow can have it; the daemon is not asked.
+        (
+            "bad name",
+            2,
+            "error: `bad name` is not a valid flow name (letters, digits, `-`, `_` and `.`, starting with a letter or digit), \
+             so the running `wharf serve` has no flow by it; `wharf status` lists its flows",
+        ),
         // Was "has no flow named broken" for a file the daemon refused.
         (
             "broken",
