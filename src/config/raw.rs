@@ -392,7 +392,8 @@ pub struct RawSource {
 pub struct RawCommand {
     /// Program and arguments, without a shell: `["./export-prices.sh", "--since", "yesterday"]`.
     /// A program path with a `/` is relative to the flow file's folder, which is also the
-    /// working folder. The environment gets `WHARF_FLOW` and `WHARF_RUN`.
+    /// working folder. The environment gets `WHARF_FLOW` and `WHARF_RUN`, besides wharf's
+    /// own (the arguments are passed as written: `${env:…}` is not expanded here).
     #[schemars(length(min = 1))]
     pub run: Vec<String>,
     /// Name template of the file written into the source folder (`prices-{{date

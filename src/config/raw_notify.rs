@@ -200,7 +200,9 @@ pub enum SmtpTls {
 #[serde(deny_unknown_fields)]
 pub struct RawNotifyCommand {
     /// Program and arguments (no shell). A program with a `/` is relative to the flow file's
-    /// folder, which is also the working folder; otherwise it is looked up in `PATH`.
+    /// folder, which is also the working folder; otherwise it is looked up in `PATH`. The
+    /// arguments are passed as written (`${env:…}` is not expanded here: the command inherits
+    /// wharf's environment).
     #[schemars(length(min = 1))]
     pub run: Vec<String>,
     /// After this long the command is killed with every process it started (a duration:

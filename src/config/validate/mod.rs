@@ -19,7 +19,7 @@
 //! (`notify:`); `place.rs` says where an endpoint's folders are.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine as _;
@@ -304,6 +304,31 @@ impl Checker<'_, '_> {
         self.warnings.push(Problem::new(path, message));
     }
 
+    /// A command's `run` (at `at/run`): the program — a path with a `/` is from the flow
+    /// file's folder — and its arguments, passed as written. `${env:…}` and `${file:…}` are
+    /// not expanded there (only in credential fields): warned of, not to reach the program as
+    /// they are written.
+    fn run_line(&mut self, at: &str, run: &[String]) -> Option<(PathBuf, Vec<String>)> {
+        let Some((program, args)) = run.split_first() else {
+            self.problem(format!("{at}/run"), "must name a program");
+            return None;
+        };
+        if program.is_empty() {
+            self.problem(format!("{at}/run/0"), "must name a program");
+            return None;
+        }
+        for (i, _) in run.iter().enumerate().filter(|(_, a)| a.contains("${env:") || a.contains("${file:")) {
+            self.warning(
+                format!("{at}/run/{i}"),
+                "`${env:…}` and `${file:…}` are not expanded in a command's `run`: the program gets them as written; it inherits \
+                 wharf's environment, so read the variable there (`\"$NAME\"` in a shell script), which also keeps a secret out of \
+                 the process list",
+            );
+        }
+        let program = if program.contains('/') { self.lookup.resolve_path(program) } else { PathBuf::from(program) };
+        Some((program, args.to_vec()))
+    }
+
     /// Records `result`'s error at `path` and turns it into an `Option`.
     fn ok<T>(&mut self, path: &str, result: Result<T, String>) -> Option<T> {
         result.map_err(|e| self.problem(path, e)).ok()
@@ -387,7 +412,6 @@ mod tests {
     use crate::config::flow::{Identity, Retry};
     use crate::config::raw::IfExists;
     use std::env::VarError;
-    use std::path::PathBuf;
 
     fn env(name: &str) -> Result<String, VarError> {
         match name {

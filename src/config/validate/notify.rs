@@ -251,16 +251,8 @@ impl Checker<'_, '_> {
 
     fn notify_command(&mut self, at: &str, raw: RawNotifyCommand) -> Option<CommandSpec> {
         let timeout = self.positive_duration(&format!("{at}/timeout"), &raw.timeout);
-        let Some((program, args)) = raw.run.split_first() else {
-            self.problem(format!("{at}/run"), "must name a program");
-            return None;
-        };
-        if program.is_empty() {
-            self.problem(format!("{at}/run/0"), "must name a program");
-            return None;
-        }
-        let program = if program.contains('/') { self.lookup.resolve_path(program) } else { program.into() };
-        Some(CommandSpec { program, args: args.to_vec(), dir: self.lookup.resolve_path("."), timeout: timeout? })
+        let (program, args) = self.run_line(at, &raw.run)?;
+        Some(CommandSpec { program, args, dir: self.lookup.resolve_path("."), timeout: timeout? })
     }
 }
 

@@ -5,7 +5,6 @@
 //! A child of `validate/mod.rs`, adding methods to the same `Checker`. Whether the source
 //! folder is reached again by a sink, a move or the quarantine is `folders.rs`'s.
 
-use std::path::PathBuf;
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
@@ -92,24 +91,10 @@ impl Checker<'_, '_> {
 
     pub(super) fn command(&mut self, c: RawCommand) -> Option<Command> {
         let at = "/source/command";
-        let Some((program, args)) = c.run.split_first() else {
-            self.problem(format!("{at}/run"), "must name a program");
-            return None;
-        };
-        if program.is_empty() {
-            self.problem(format!("{at}/run/0"), "must name a program");
-        }
         let timeout = self.ok(&format!("{at}/timeout"), duration::parse(&c.timeout));
         let name = self.name_template(&format!("{at}/name"), &c.name);
-        let program = if program.contains('/') { self.lookup.resolve_path(program) } else { PathBuf::from(program) };
-        Some(Command {
-            program,
-            args: args.to_vec(),
-            dir: self.lookup.resolve_path("."),
-            name: name?,
-            timeout: timeout?,
-            keep_empty: c.keep_empty,
-        })
+        let (program, args) = self.run_line(at, &c.run)?;
+        Some(Command { program, args, dir: self.lookup.resolve_path("."), name: name?, timeout: timeout?, keep_empty: c.keep_empty })
     }
 
     /// Checks that the source takes what its command writes: the output is a new file with
@@ -194,7 +179,7 @@ impl Checker<'_, '_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{BASE, problems, run};
+    use super::super::tests::{BASE, problems, run, warnings};
 
     #[test]
     fn a_done_file_every_file_shares_is_refused() {
@@ -234,6 +219,16 @@ mod tests {
         assert!(p.iter().any(|m| m.contains("`exclude`")), "{p:#?}");
         assert!(run(&with(&format!("include: [\"*.csv\"], {}", cmd("prices-{{date 'YYYYMMDD'}}-{{run}}.csv")))).is_ok());
         assert!(run(&with(&format!("recursive: true, include: [\"**/*.csv\"], {}", cmd("p-{{run}}.csv")))).is_ok());
+    }
+
+    /// `${env:…}` is expanded in credential fields only: in a command's `run` the program
+    /// would get it as written (and a secret in its arguments shows in the process list).
+    #[test]
+    fn a_reference_in_a_command_s_run_is_warned_of() {
+        let with = |extra: &str| BASE.replace("path: /in }", &format!("path: /in, include: [\"*.csv\"], {extra} }}"));
+        let w = warnings(&with("command: { run: [export.sh, \"--token=${env:TOKEN}\"], name: \"p-{{run}}.csv\" }"));
+        assert!(w.iter().any(|m| m.contains("not expanded in a command's `run`") && m.ends_with("(at /source/command/run/1)")), "{w:#?}");
+        assert!(warnings(&with("command: { run: [export.sh, \"$HOME\"], name: \"p-{{run}}.csv\" }")).is_empty());
     }
 
     #[test]
