@@ -203,7 +203,8 @@ pub fn companion_vars(name: &str, size: u64, now: std::time::SystemTime) -> Name
     NameVars::new(name, "", size, 0, now)
 }
 
-fn done_path(t: &NameTemplate, e: &Entry, rel: &str, now: std::time::SystemTime) -> Option<RemotePath> {
+/// The done file `t` names for the file `e` (at `rel` under the source folder).
+pub(crate) fn done_path(t: &NameTemplate, e: &Entry, rel: &str, now: std::time::SystemTime) -> Option<RemotePath> {
     let rel_dir = rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
     let name = t.render(&NameVars::new(e.path.name(), rel_dir, e.size, 0, now)).ok()?;
     e.path.parent().join(&name).ok()

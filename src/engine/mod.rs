@@ -20,6 +20,7 @@ mod command;
 mod commits;
 mod content;
 mod discover;
+pub(crate) use discover::done_path;
 mod disposition;
 pub mod endpoints;
 pub mod error;

@@ -19,6 +19,7 @@ use super::{Case, CaseKind, Input, Suite};
 use crate::config::Flow;
 use crate::config::flow::{EndpointSpec, Ready, Retry};
 use crate::endpoint::local::LocalEndpoint;
+use crate::endpoint::{Entry, EntryKind};
 use crate::engine::{self, RunOptions};
 use crate::ledger::{Ledger, LedgerError};
 use crate::steps::Step;
@@ -107,7 +108,9 @@ fn isolate(flow: &Flow, root: &Path) -> Result<(Flow, BTreeMap<String, LocalEndp
         *spec = EndpointSpec::Local { root: dir.clone() };
         folders.insert(name.clone(), LocalEndpoint::new(dir));
     }
-    flow.source.ready = Ready::default();
+    // Time is not a test's business; a done file is (a companion, never data, moved or
+    // deleted with its file): given in `beside`, or written by `file_case`.
+    flow.source.ready = Ready { done_file: flow.source.ready.done_file.take(), ..Ready::default() };
     flow.source.command = None;
     flow.response = None;
     flow.retry = Retry { attempts: 1, backoff: Duration::ZERO, give_up_after: 0 };
@@ -131,12 +134,30 @@ fn file_case(flow: &Flow, case: &Case, input: &Input, rt: &tokio::runtime::Runti
         let p = dir.join(name);
         std::fs::write(&p, content).map_err(io("writing a file beside the input", &p))?;
     }
+    // The input's done file, when the flow wants one and the case does not give it: the
+    // input is complete (what the flow does with a file is tested, not when it is ready).
+    if let Some(t) = &flow.source.ready.done_file {
+        let entry = Entry { path: path.clone(), kind: EntryKind::File, size: input.content.len() as u64, mtime: None };
+        if let Some(done) = engine::done_path(t, &entry, &input.name, case.now).map(|d| src.full(&d)).filter(|d| !d.exists()) {
+            std::fs::write(&done, b"").map_err(io("writing the input's done file", &done))?;
+        }
+    }
     let ledger = Ledger::in_memory()?;
     let opts = RunOptions { staging_dir: scratch.0.join("staging"), now: Some(case.now), stop: Default::default() };
     let report = rt.block_on(engine::run_once(&flow, &ledger, &opts, &mut |_: &engine::FileReport| {}))?;
     if let Some(e) = &report.error {
         return Ok(vec![Failure::new(format!("the run was aborted: {e}"))]);
     }
+    // A file given beside the input is a companion: one the run took as data of its own
+    // (a done file or a checksum the flow does not know as such) fails the case.
+    let mut beside: Vec<Failure> = report
+        .files
+        .iter()
+        .filter(|f| f.path != path.to_string() && !f.targets.is_empty())
+        .map(|f| {
+            Failure::new(format!("{} (beside the input) was taken as a file of its own and delivered to {}", f.path, f.targets.join(", ")))
+        })
+        .collect();
     let file = report.files.into_iter().find(|f| f.path == path.to_string());
     let result = ledger.file_result(&flow.name, path.as_str())?;
     let record = ledger.file(&flow.name, path.as_str())?;
@@ -149,7 +170,9 @@ fn file_case(flow: &Flow, case: &Case, input: &Input, rt: &tokio::runtime::Runti
         }
     };
     let found = Found { file, result, source, folders: &folders };
-    Ok(check::file(&case.expect, &found))
+    let mut failures = check::file(&case.expect, &found);
+    failures.append(&mut beside);
+    Ok(failures)
 }
 
 fn map_case(flow: &Flow, case: &Case, record: &Value) -> Vec<Failure> {

@@ -156,3 +156,25 @@ fn generated_test_schema_is_up_to_date() {
         "schemas/flow-test.schema.json is out of date: run `cargo run -- schema --test --write schemas/flow-test.schema.json`"
     );
 }
+
+/// A flow with a done file: the done file given beside the input is a companion, never data
+/// (not delivered, moved with its file), and a case that gives none gets one (what the flow
+/// does with a file is tested, not when it is ready). Before, a test dropped `done_file`: the
+/// done file matched `*` and was delivered as data, and stayed behind when the file moved.
+#[test]
+fn a_flow_s_done_file_is_a_companion_in_its_tests() {
+    let dir = support::tempdir();
+    fs::write(
+        dir.path().join("orders.yaml"),
+        "name: orders\nendpoints:\n  in: { type: local, root: in }\n  out: { type: local, root: out }\nsource: { endpoint: in, path: /, include: ['*'], ready: { done_file: '{{name}}.done' } }\nsinks: [ { endpoint: out, path: /x } ]\nafter: { success: { move_to: /done } }\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("orders.test.yaml"),
+        "flow: orders.yaml\ncases:\n  - name: given\n    input: { name: a.csv, content: \"1\\n\", beside: { a.csv.done: \"\" } }\n    expect: { outcome: delivered, outputs: { out:/x/a.csv: { content: \"1\\n\" } }, source: /done/a.csv }\n  - name: not given\n    input: { name: b.csv, content: \"2\\n\" }\n    expect: { outcome: delivered, outputs: { out:/x/b.csv: { content: \"2\\n\" } } }\n",
+    )
+    .unwrap();
+    let (code, text) = wharf_test(dir.path(), &[]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(summary(&text), (2, 0), "{text}");
+}

@@ -5,7 +5,6 @@
 //! A child of `validate/mod.rs`, adding methods to the same `Checker`. Whether the source
 //! folder is reached again by a sink, a move or the quarantine is `folders.rs`'s.
 
-
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use super::{Checker, checked};
