@@ -42,6 +42,20 @@ impl Found<'_> {
     }
 }
 
+/// Whether `place` is the rejects file of another delivered output: beside it, named after
+/// it (`out:/x/roster-1.csv` → `out:/x/roster-1.rejects.csv`). Not any `.rejects.` in the
+/// path: a folder or an output named so is not one.
+fn is_rejects_of_another(place: &str, delivered: &[String]) -> bool {
+    let split = |p: &str| p.rsplit_once('/').map(|(dir, name)| (dir.to_string(), name.to_string())).unwrap_or_default();
+    let (dir, name) = split(place);
+    delivered.iter().filter(|other| other.as_str() != place).any(|other| {
+        let (odir, oname) = split(other);
+        // As the run names it (`lifecycle::delivery`): the output's `{{stem}}`.
+        let stem = crate::template::NameVars::new(&oname, "", 0, 0, std::time::UNIX_EPOCH).stem;
+        odir == dir && name.starts_with(&format!("{stem}.rejects."))
+    })
+}
+
 /// Judges a file case.
 pub fn file(expect: &Expect, found: &Found<'_>) -> Vec<Failure> {
     let mut out = Vec::new();
@@ -78,7 +92,7 @@ pub fn file(expect: &Expect, found: &Found<'_>) -> Vec<Failure> {
         }
     }
     if let Some(want) = &expect.rejected {
-        let rows = match delivered.iter().find(|p| p.contains(".rejects.")) {
+        let rows = match delivered.iter().find(|p| is_rejects_of_another(p, &delivered)) {
             Some(place) => found.read(place).and_then(|b| rejects(place, &b)),
             None => Ok(vec![]),
         };
@@ -369,8 +383,20 @@ pub fn rendered(expect: &Expect, got: Result<Vec<u8>, String>, name: &str) -> Ve
 
 #[cfg(test)]
 mod tests {
+
     use super::*;
     use serde_json::json;
+
+    /// The rejects file is told by its name beside an output, not by `.rejects.` anywhere.
+    #[test]
+    fn the_rejects_file_is_the_one_named_after_an_output_beside_it() {
+        let d = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let delivered = d(&["out:/a.rejects.x/roster.csv", "out:/a.rejects.x/roster.rejects.csv"]);
+        assert!(!is_rejects_of_another(&delivered[0], &delivered));
+        assert!(is_rejects_of_another(&delivered[1], &delivered));
+        let alone = d(&["out:/x/summary.rejects.csv"]);
+        assert!(!is_rejects_of_another(&alone[0], &alone));
+    }
 
     #[test]
     fn reads_csv_json_and_jsonl_records() {
