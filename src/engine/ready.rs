@@ -71,6 +71,12 @@ pub fn assess(
                 human(m - now),
                 human(min_age.as_millis() as Millis)
             )),
+            // Up to a minute ahead: a clock a little off, or times of another precision.
+            Some(m) if m > now && min_age.as_millis() > 0 => reasons.push(format!(
+                "modified just now ({} ahead of this machine's clock), needs {} ago",
+                human(m - now),
+                human(min_age.as_millis() as Millis)
+            )),
             Some(m) => {
                 let age = now.saturating_sub(m);
                 if age < min_age.as_millis() as Millis {
@@ -176,6 +182,14 @@ mod tests {
         assert!(matches!(r3, Readiness::NotReady(ref s) if s.contains("unchanged for 20s")));
         assert_eq!(o3.since, 20_000);
         assert_eq!(assess(&rules, &entry(20, 6), Some(&o3), 50_000, None).0, Readiness::Ready);
+    }
+
+    /// A time a little ahead of this clock is said so, not "modified 0ms ago".
+    #[test]
+    fn a_time_a_little_ahead_says_so() {
+        let rules = Ready { min_age: Some(Duration::from_secs(60)), ..Ready::default() };
+        let (r, _) = assess(&rules, &entry(1, 130_000), None, 100_000, None);
+        assert_eq!(r, Readiness::NotReady("modified just now (30s ahead of this machine's clock), needs 1m0s ago".into()));
     }
 
     #[test]
