@@ -140,6 +140,20 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
         };
         files.push(PlannedFile { path: c.entry.path.to_string(), size: c.entry.size, action });
     }
+    // A file of the same identity as one taken before it in this run (an identity without the
+    // path) is that file's duplicate, as the run finds when its turn comes.
+    if !flow.source.identity.path {
+        let mut first: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        for (c, f) in candidates.iter().zip(files.iter_mut()) {
+            let Some(key) = identity::key(flow.source.identity, &c.entry).filter(|_| matches!(f.action, Action::Deliver { .. })) else {
+                continue;
+            };
+            match first.get(&key) {
+                Some(p) => f.action = Action::AlreadyDone { why: format!("same identity as {p}, delivered first by this run") },
+                None => drop(first.insert(key, f.path.clone())),
+            }
+        }
+    }
     // Round trips: a request whose response name another open request awaits waits its turn.
     let awaits = ledger.filter(|_| flow.response.is_some()).map(|l| l.awaits(Some(&flow.name))).transpose()?.unwrap_or_default();
     let mut prevs = Vec::new();
@@ -326,6 +340,28 @@ mod tests {
             p.files[0]
         );
     }
+    /// Two files of one listing with one identity (the path left out of it): the run
+    /// delivers the first and finds the other its duplicate; the plan says so.
+    #[tokio::test]
+    async fn a_second_file_of_the_same_identity_is_planned_as_its_duplicate() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut flow = flow(dir.path(), "");
+        flow.source.identity = crate::config::flow::Identity { path: false, size: true, mtime: false, sha256: false };
+        for n in ["a", "b"] {
+            std::fs::write(dir.path().join(format!("src/in/{n}.csv")), b"same").unwrap();
+        }
+        let p = plan(&flow, None, SystemTime::now()).await.unwrap();
+        let ledger = Ledger::in_memory().unwrap();
+        let r = run(&flow, &ledger, dir.path()).await;
+        assert_eq!((r.counts.delivered, r.counts.skipped), (1, 1), "{r:?}");
+        assert!(matches!(&p.files[0].action, Action::Deliver { .. }), "{:?}", p.files[0]);
+        assert!(
+            matches!(&p.files[1].action, Action::AlreadyDone { why } if why == "same identity as /in/a.csv, delivered first by this run"),
+            "{:?}",
+            p.files[1]
+        );
+    }
+
     /// The sinks are looked at for the first files to deliver only: 50,000 stats on a distant
     /// sink would take minutes where the listing took seconds.
     #[tokio::test]

@@ -1587,3 +1587,21 @@ async fn history_forgets_the_responses_of_old_round_trips() {
     assert!(fx.ledger.files("t").unwrap().is_empty());
     assert!(fx.ledger.files("t.response").unwrap().is_empty(), "{:#?}", fx.ledger.files("t.response").unwrap());
 }
+
+/// Two files of one listing with the same identity (the path left out of it): one is
+/// delivered, the other is its duplicate — also when both are in flight at once.
+#[tokio::test]
+async fn two_files_of_one_run_with_one_identity_are_delivered_once() {
+    for identity in [
+        Identity { path: false, size: false, mtime: false, sha256: true },
+        Identity { path: false, size: true, mtime: false, sha256: false },
+    ] {
+        let mut fx = fixture();
+        fx.flow.source.identity = identity;
+        for n in ["a", "b", "c", "d"] {
+            fx.put(&format!("in/{n}.csv"), b"same");
+        }
+        let r = fx.run().await;
+        assert_eq!((r.counts.delivered, r.counts.skipped), (1, 3), "{identity:?}: {r:#?}");
+    }
+}
