@@ -31,9 +31,20 @@ pub fn candidate(name: &str, n: u32) -> String {
 
 /// The first candidate for `name` in `dir` that does not exist on `ep`.
 pub async fn free_name(ep: &dyn Endpoint, dir: &RemotePath, name: &str) -> Result<RemotePath, FileError> {
+    free_name_but(ep, dir, name, |_| false).await
+}
+
+/// [`free_name`], passing over the names `taken` says are spoken for besides what `ep` holds
+/// (`wharf plan`: names earlier files of the same run will have delivered to).
+pub async fn free_name_but(
+    ep: &dyn Endpoint,
+    dir: &RemotePath,
+    name: &str,
+    taken: impl Fn(&RemotePath) -> bool,
+) -> Result<RemotePath, FileError> {
     for n in 0..10_000 {
         let path = dir.join(&candidate(name, n)).map_err(|e| FileError::Name(e.to_string()))?;
-        if ep.stat(&path).await?.is_none() {
+        if !taken(&path) && ep.stat(&path).await?.is_none() {
             return Ok(path);
         }
     }

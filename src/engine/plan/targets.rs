@@ -55,13 +55,7 @@ async fn next_free(
     endpoint: &str,
     taken: &HashMap<(String, String), String>,
 ) -> Result<RemotePath, FileError> {
-    for n in 0..10_000 {
-        let path = dir.join(&crate::engine::naming::candidate(name, n)).map_err(|e| FileError::Name(e.to_string()))?;
-        if !taken.contains_key(&(endpoint.to_string(), path.to_string())) && ep.stat(&path).await?.is_none() {
-            return Ok(path);
-        }
-    }
-    Err(FileError::Name(format!("no free name for {name:?} in {dir} after 10000 tries")))
+    crate::engine::naming::free_name_but(ep, dir, name, |p| taken.contains_key(&(endpoint.to_string(), p.to_string()))).await
 }
 
 /// Files in flight at once while the sinks are looked at (stat round trips to a server).
