@@ -481,7 +481,11 @@ pub struct RawSink {
     /// `temp_name`, nor on a local folder (which always takes a file by rename).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub direct: bool,
-    /// What to do when the target already exists.
+    /// What to do when the target already exists. Files of one run that this sink would give
+    /// the same name (a `name` without `{{name}}`/`{{stem}}`, such as `import.csv`) go one per
+    /// run, the oldest (by modification time) first; the others wait in the source folder for
+    /// later runs (reported not ready, with the file that took the name). Not with `rename`,
+    /// which gives each of them a free name of its own.
     #[serde(default)]
     pub if_exists: IfExists,
     /// Name template of a trigger (done) file written beside each delivered file, for partners

@@ -204,10 +204,8 @@ pub(super) fn held_back<'e>(
 /// The response `entry` will await once delivered in this run, as far as it can be told
 /// before: `None` when a template cannot be rendered (its delivery reports that).
 fn predicted(flow: &Flow, resp: &Response, entry: &Entry, rel: &str, run: u64, now: SystemTime) -> Option<RemotePath> {
-    let sink = flow.sinks.get(resp.request_sink)?;
-    let name = super::content::delivered_name(flow.steps.as_ref(), entry.path.name());
-    let rel_dir = rel.rsplit_once('/').map_or("", |(d, _)| d);
-    let (dir, name) = lifecycle::wanted(sink, &name, rel_dir, entry.size, run, now).ok()?;
+    flow.sinks.get(resp.request_sink)?;
+    let (dir, name) = lifecycle::wanted_for(flow, resp.request_sink, entry, rel, run, now).ok()?;
     let target = dir.join(&name).ok()?;
     expected_path(resp, target.name(), entry.size, run, to_millis(now)).ok()
 }

@@ -34,6 +34,7 @@ pub mod plan;
 pub mod quarantine;
 pub mod ready;
 mod retry;
+mod shared_targets;
 pub mod stage;
 mod transfer;
 
@@ -427,14 +428,14 @@ async fn run_files(
     // Round trips: a request whose response name another open request awaits waits its turn.
     let requests = ready.iter().map(|(c, k)| (&c.entry, c.rel.as_str(), k.prev()));
     let open = if flow.response.is_some() { ledger.awaits(Some(&flow.name))? } else { Vec::new() };
-    let mut held = awaits::held_back(flow, open, requests, run, now).into_iter();
-    ready.retain(|(c, _)| match held.next().flatten() {
-        Some(why) => {
-            record(report, not_ready(&c.entry.path, why), on_file);
-            false
-        }
-        None => true,
-    });
+    let held = awaits::held_back(flow, open, requests, run, now);
+    hold_back(&mut ready, held, report, on_file);
+    // A name a sink gives several files of the run goes to one of them per run.
+    let contenders = ready
+        .iter()
+        .map(|(c, k)| k.contends(flow, &c.entry).map(|resumed| shared_targets::Contender { entry: &c.entry, rel: &c.rel, resumed }));
+    let held = shared_targets::held_back(flow, contenders, run, now);
+    hold_back(&mut ready, held, report, on_file);
 
     let cx = lifecycle::Ctx {
         flow,
@@ -547,6 +548,24 @@ async fn run_files(
     }
     report.responses = awaits::poll(&cx, &eps).await?;
     Ok(())
+}
+
+/// Leaves out of `ready` the files `held` gives a reason (one per file, in order), reported
+/// not ready with it.
+fn hold_back<T>(
+    ready: &mut Vec<(&discover::Candidate, T)>,
+    held: Vec<Option<String>>,
+    report: &mut RunReport,
+    on_file: &mut (dyn FnMut(&FileReport) + Send),
+) {
+    let mut held = held.into_iter();
+    ready.retain(|(c, _)| match held.next().flatten() {
+        Some(why) => {
+            record(report, not_ready(&c.entry.path, why), on_file);
+            false
+        }
+        None => true,
+    });
 }
 
 /// Whether the files still waiting may start.

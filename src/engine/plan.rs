@@ -20,7 +20,7 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{awaits, discover, endpoints, identity, lifecycle, ready};
+use super::{awaits, discover, endpoints, identity, lifecycle, ready, shared_targets};
 use crate::config::Flow;
 use crate::config::flow::{Disposition, EndpointSpec};
 use crate::endpoint::{EndpointError, RemotePath};
@@ -168,6 +168,18 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
     let mut held = held.into_iter();
     for f in files.iter_mut().filter(|f| matches!(f.action, Action::Deliver { .. })) {
         if let Some(why) = held.next().flatten() {
+            f.action = Action::Wait { why };
+        }
+    }
+    // A name a sink gives several files of the run goes to one of them per run.
+    let contenders = candidates.iter().zip(&files).map(|(c, f)| match f.action {
+        Action::Deliver { .. } => Some(shared_targets::Contender { entry: &c.entry, rel: &c.rel, resumed: false }),
+        Action::Resume { .. } => Some(shared_targets::Contender { entry: &c.entry, rel: &c.rel, resumed: true }),
+        _ => None,
+    });
+    let held = shared_targets::held_back(flow, contenders, next_run, now);
+    for (f, why) in files.iter_mut().zip(held) {
+        if let Some(why) = why {
             f.action = Action::Wait { why };
         }
     }
@@ -487,14 +499,22 @@ mod tests {
     async fn a_name_two_files_of_one_run_deliver_to_is_planned_as_the_run_takes_it() {
         for (policy, second) in [
             ("fail", None),
+            ("overwrite", None),
             ("rename", Some("erp:/inbox/import-1.csv (erp:/inbox/import.csv is delivered first by /in/a.csv in the same run)")),
         ] {
             let dir = tempfile::tempdir().unwrap();
             let mut flow = flow(dir.path(), "");
             flow.sinks[0].name = crate::template::NameTemplate::new("import.csv").unwrap();
-            flow.sinks[0].if_exists = if policy == "fail" { IfExists::Fail } else { IfExists::Rename };
+            flow.sinks[0].if_exists = match policy {
+                "fail" => IfExists::Fail,
+                "overwrite" => IfExists::Overwrite,
+                _ => IfExists::Rename,
+            };
             std::fs::write(dir.path().join("src/in/a.csv"), b"a\n").unwrap();
             std::fs::write(dir.path().join("src/in/b.csv"), b"b\n").unwrap();
+            // b is the newer: a takes the name first.
+            let b = std::fs::File::options().write(true).open(dir.path().join("src/in/b.csv")).unwrap();
+            b.set_modified(SystemTime::now() + std::time::Duration::from_secs(1)).unwrap();
             let ledger = Ledger::in_memory().unwrap();
             let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
             assert!(
@@ -505,17 +525,14 @@ mod tests {
             let report = run(&flow, &ledger, dir.path()).await;
             match second {
                 None => {
-                    let Action::Fail { why } = &p.files[1].action else {
-                        panic!("{policy}: the run fails it; the plan said {:?}", p.files[1])
+                    // One per run, the older first: b waits, in the plan as in the run.
+                    let Action::Wait { why } = &p.files[1].action else {
+                        panic!("{policy}: the run holds it back; the plan said {:?}", p.files[1])
                     };
-                    assert!(
-                        why.starts_with("erp:/inbox/import.csv is delivered first by /in/a.csv in the same run (sink if_exists: fail)"),
-                        "{why}"
-                    );
-                    // Files go side by side: which of the two claims the name first is the
-                    // run's to find; one of them fails.
-                    let failed = report.files.iter().filter(|f| f.outcome == crate::engine::Outcome::Failed).count();
-                    assert_eq!((failed, report.counts.delivered), (1, 1), "{report:?}");
+                    assert!(why.contains("as /inbox/import.csv, the name /in/a.csv takes in this run"), "{why}");
+                    let b = report.files.iter().find(|f| f.path == "/in/b.csv").unwrap();
+                    assert_eq!((b.outcome, &b.detail), (crate::engine::Outcome::NotReady, why), "{report:?}");
+                    assert_eq!(report.counts.delivered, 1, "{report:?}");
                 }
                 Some(t) => {
                     assert!(matches!(&p.files[1].action, Action::Deliver { targets, .. } if targets == &[t]), "{policy}: {:?}", p.files[1]);

@@ -1253,20 +1253,56 @@ async fn files_in_flight_together_never_share_a_name() {
         assert!(fx.src.join(format!("in/processed/f{i:02}.csv")).exists());
     }
 
-    // A temporary name shared by every file (no `{{name}}` in it) and one overwritten target.
+    // A temporary name shared by every file (no `{{name}}` in it), overwriting targets.
     let mut fx = fixture();
-    fx.flow.sinks[0].name = NameTemplate::new("latest.csv").unwrap();
     fx.flow.sinks[0].temp_name = Some(NameTemplate::new("upload.tmp").unwrap());
     fx.flow.sinks[0].if_exists = IfExists::Overwrite;
     for (i, b) in bodies.iter().enumerate() {
         fx.put(&format!("in/f{i:02}.csv"), b);
+        fx.put(&format!("../dst/inbox/f{i:02}.csv"), b"old");
     }
     let r = fx.run().await;
     assert_eq!((r.counts.delivered, r.counts.failed), (12, 0), "{r:#?}");
-    let names: Vec<String> =
-        std::fs::read_dir(fx.dst.join("inbox")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
-    assert_eq!(names, ["latest.csv"]);
-    assert!(bodies.contains(&read(&fx.dst.join("inbox/latest.csv"))), "a whole file, not a mix");
+    for (i, b) in bodies.iter().enumerate() {
+        assert!(read(&fx.dst.join(format!("inbox/f{i:02}.csv"))) == *b, "f{i:02}.csv whole, not a mix");
+    }
+    assert!(!fx.dst.join("inbox/upload.tmp").exists());
+}
+
+/// Files a sink gives one name (`import.csv`) go one per run, the oldest first: in one run,
+/// side by side, the one finishing last replaced the others (`overwrite`: delivered, then gone
+/// before the partner could take them; sources deleted), which one was chance, and `fail`
+/// failed the rest.
+#[tokio::test]
+async fn files_given_one_name_go_one_per_run_the_oldest_first() {
+    for policy in [IfExists::Overwrite, IfExists::Fail, IfExists::Skip] {
+        let mut fx = fixture();
+        fx.flow.sinks[0].name = NameTemplate::new("import.csv").unwrap();
+        fx.flow.sinks[0].if_exists = policy;
+        fx.flow.after_success = Disposition::Delete;
+        // Listed a, b, c; written c, a, b.
+        let t0 = SystemTime::now() - Duration::from_secs(3600);
+        for (name, age) in [("a", 2), ("b", 3), ("c", 1)] {
+            fx.put(&format!("in/{name}.csv"), name.as_bytes());
+            let f = std::fs::File::options().write(true).open(fx.src.join(format!("in/{name}.csv"))).unwrap();
+            f.set_modified(t0 + Duration::from_secs(age * 60)).unwrap();
+        }
+        for expected in ["c", "a", "b"] {
+            let r = fx.run().await;
+            assert_eq!((r.counts.delivered, r.counts.failed, r.counts.not_ready), (1, 0, r.counts.seen - 1), "{policy:?}: {r:#?}");
+            assert_eq!(read(&fx.dst.join("inbox/import.csv")), expected.as_bytes(), "{policy:?}");
+            assert!(!fx.src.join(format!("in/{expected}.csv")).exists(), "{policy:?}");
+            let held: Vec<&FileReport> = r.files.iter().filter(|f| f.outcome == Outcome::NotReady).collect();
+            assert!(
+                held.iter().all(|f| f.detail.contains(&format!("the name /in/{expected}.csv takes in this run"))),
+                "{policy:?}: {held:#?}"
+            );
+            if policy != IfExists::Overwrite {
+                // The partner takes the file before the next run.
+                std::fs::remove_file(fx.dst.join("inbox/import.csv")).unwrap();
+            }
+        }
+    }
 }
 
 #[tokio::test]

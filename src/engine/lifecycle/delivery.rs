@@ -134,6 +134,23 @@ pub(in crate::engine) fn wanted(
     Ok((dir, sink.name.render(&vars).map_err(FileError::TargetName)?))
 }
 
+/// Where sink `i` of `flow` will deliver the listed file `entry` (at `rel` under the source
+/// folder), as far as it can be told before the file is read: the output's name when the
+/// steps write another format, the listed size.
+pub(in crate::engine) fn wanted_for(
+    flow: &crate::config::Flow,
+    i: usize,
+    entry: &Entry,
+    rel: &str,
+    run: u64,
+    now: SystemTime,
+) -> Result<(RemotePath, String), FileError> {
+    let sink = &flow.sinks[i];
+    let rel_dir = rel.rsplit_once('/').map_or("", |(d, _)| d);
+    let name = crate::engine::content::delivered_name(flow.steps.as_ref(), entry.path.name());
+    wanted(sink, &name, rel_dir, entry.size, run, now)
+}
+
 /// The recorded target of delivery `idx` of `p` when that delivery is complete: confirmed, or
 /// found whole after a crash (the rename only happens after verification, so it happened),
 /// holding what `p` delivers there.

@@ -50,8 +50,8 @@ mod delivery;
 mod failure;
 mod versions;
 
-pub(super) use delivery::wanted;
 use delivery::{Sent, deliver_one, payload, recovered, unhashed};
+pub(super) use delivery::{wanted, wanted_for};
 use failure::fail;
 use versions::{changed_since_read, replaced_since_listed};
 
@@ -129,6 +129,17 @@ impl Known {
     /// What the ledger knew of the path (any version).
     pub fn prev(&self) -> Option<&FileRecord> {
         self.prev.as_ref()
+    }
+
+    /// Whether the listed file may deliver in this run, and if so whether a crashed run
+    /// started it (`Some(true)`): `None` when it is settled (delivered, a duplicate,
+    /// quarantined) or its identity was delivered before.
+    pub fn contends(&self, flow: &Flow, entry: &Entry) -> Option<bool> {
+        let same = self.prev.as_ref().filter(|p| same_version(flow, entry, p));
+        if same.is_some_and(|p| Settled::of(p).is_some()) || matches!(self.done, Some(Some(_))) {
+            return None;
+        }
+        Some(same.is_some_and(|p| p.state.in_flight()))
     }
 }
 

@@ -1,0 +1,148 @@
+//! Files of one run that a sink would deliver under the same name (a sink `name:` every file
+//! shares, such as `import.csv`, or one that only uses the date): one of them per run, the
+//! oldest first.
+//!
+//! The files of a run go side by side. Without this rule, which of two such files got the
+//! name first was chance (whichever finished its download first), and the other one then
+//! replaced it within the same second (`if_exists: overwrite`: delivered, then gone before
+//! the partner could take it), was dropped (`skip`: its source disposed of as if delivered),
+//! or failed (`fail`). Held back here, the others stay in the source folder like a file not
+//! ready yet, and take the name in later runs, one per run: by modification time, the oldest
+//! first (so that with `overwrite` the newest is what stays), then by path. A file a crashed
+//! run left half-way goes before them all (it may hold the name already).
+//!
+//! `if_exists: rename` needs none of this (every file gets a free name of its own). Names are
+//! predicted as the delivery makes them (`lifecycle::wanted_for`), from the listed size: a
+//! name using `{{size}}` after steps that change the size may be predicted wrong, which at
+//! worst holds a file back one run, or lets two files meet the exists-policy as before.
+//!
+//! `wharf plan` holds back the same files with the same words.
+
+use std::collections::HashMap;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::config::Flow;
+use crate::config::flow::IfExists;
+use crate::endpoint::Entry;
+
+use super::lifecycle;
+
+/// A file of the run that may deliver to the sinks.
+pub(in crate::engine) struct Contender<'a> {
+    pub entry: &'a Entry,
+    /// Its path relative to the source folder.
+    pub rel: &'a str,
+    /// A crashed run started it (it may hold its names already).
+    pub resumed: bool,
+}
+
+/// For each file (in listing order; `None`: a file that delivers nothing in this run), why it
+/// waits for a later run: another file of the run takes the name a sink would give it.
+pub(in crate::engine) fn held_back<'a>(
+    flow: &Flow,
+    files: impl IntoIterator<Item = Option<Contender<'a>>>,
+    run: u64,
+    now: SystemTime,
+) -> Vec<Option<String>> {
+    let files: Vec<Option<Contender<'a>>> = files.into_iter().collect();
+    let mut why: Vec<Option<String>> = files.iter().map(|_| None).collect();
+    for (s, sink) in flow.sinks.iter().enumerate() {
+        if sink.if_exists == IfExists::Rename {
+            continue;
+        }
+        // Target → the files of the run that would deliver there.
+        let mut wanting: HashMap<String, Vec<usize>> = HashMap::new();
+        for (i, c) in files.iter().enumerate() {
+            let Some(c) = c else { continue };
+            // A name that cannot be made is the delivery's failure to report.
+            let Ok(target) = lifecycle::wanted_for(flow, s, c.entry, c.rel, run, now).and_then(|(dir, name)| {
+                dir.join(&name).map_err(|e| super::error::FileError::TargetName(format!("target name {name:?}: {e}")))
+            }) else {
+                continue;
+            };
+            wanting.entry(target.to_string()).or_default().push(i);
+        }
+        for (target, mut group) in wanting.into_iter().filter(|(_, g)| g.len() > 1) {
+            group.sort_by_key(|&i| order(files[i].as_ref()));
+            let first = group[0];
+            let Some(taker) = files[first].as_ref() else { continue };
+            for &i in &group[1..] {
+                let Some(c) = files[i].as_ref() else { continue };
+                let text = format!(
+                    "waits for a later run: sink {} delivers it as {target}, the name {} takes in this run (files given one name go one per run, the oldest first)",
+                    sink.endpoint, taker.entry.path
+                );
+                tracing::info!(flow = %flow.name, path = %c.entry.path, target = %target, first = %taker.entry.path, "File held back: another file of the run takes its target name.");
+                why[i].get_or_insert(text);
+            }
+        }
+    }
+    why
+}
+
+/// The order in which files wanting one name take it: resumed first, then the oldest, then by
+/// path (a file without a time after those with one).
+fn order<'a>(c: Option<&Contender<'a>>) -> (bool, bool, std::time::Duration, &'a str) {
+    let Some(c) = c else { return (true, true, std::time::Duration::MAX, "") };
+    let age = c.entry.mtime.and_then(|t| t.duration_since(UNIX_EPOCH).ok());
+    (!c.resumed, age.is_none(), age.unwrap_or_default(), c.entry.path.as_str())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::endpoint::{EntryKind, RemotePath};
+    use std::time::Duration;
+
+    fn flow(sink: &str) -> Flow {
+        let text = format!(
+            "name: t\nendpoints:\n  a: {{ type: local, root: /tmp/a }}\n  b: {{ type: local, root: /tmp/b }}\n\
+             source: {{ endpoint: a, path: /in, include: ['*.csv'] }}\nsinks:\n  - {{ endpoint: b, path: /out, {sink} }}\n"
+        );
+        crate::config::load_flow_str(&text, std::path::Path::new("/tmp/t.yaml")).unwrap()
+    }
+
+    fn entry(path: &str, secs: u64) -> Entry {
+        Entry {
+            path: RemotePath::parse(path).unwrap(),
+            kind: EntryKind::File,
+            size: 1,
+            mtime: Some(UNIX_EPOCH + Duration::from_secs(secs)),
+        }
+    }
+
+    fn held(flow: &Flow, files: &[(Entry, bool)]) -> Vec<Option<String>> {
+        let rels: Vec<String> = files.iter().map(|(e, _)| e.path.name().to_string()).collect();
+        let it = files.iter().zip(&rels).map(|((entry, resumed), rel)| Some(Contender { entry, rel, resumed: *resumed }));
+        held_back(flow, it, 1, UNIX_EPOCH)
+    }
+
+    #[test]
+    fn files_given_one_name_go_one_per_run_the_oldest_first() {
+        let f = flow("name: import.csv, if_exists: overwrite");
+        let why = held(&f, &[(entry("/in/a.csv", 300), false), (entry("/in/b.csv", 100), false), (entry("/in/c.csv", 200), false)]);
+        assert!(why[1].is_none(), "the oldest takes the name: {why:?}");
+        let a = why[0].as_deref().unwrap();
+        assert!(a.contains("sink b delivers it as /out/import.csv, the name /in/b.csv takes in this run"), "{a}");
+        assert!(why[2].is_some());
+    }
+
+    #[test]
+    fn a_resumed_file_goes_first_and_names_of_their_own_hold_nothing_back() {
+        let f = flow("name: import.csv");
+        let why = held(&f, &[(entry("/in/a.csv", 100), false), (entry("/in/b.csv", 200), true)]);
+        assert!(why[0].is_some() && why[1].is_none(), "{why:?}");
+        let own = flow("name: '{{stem}}.txt'");
+        assert!(held(&own, &[(entry("/in/a.csv", 1), false), (entry("/in/b.csv", 2), false)]).iter().all(Option::is_none));
+        let renamed = flow("name: import.csv, if_exists: rename");
+        assert!(held(&renamed, &[(entry("/in/a.csv", 1), false), (entry("/in/b.csv", 2), false)]).iter().all(Option::is_none));
+    }
+
+    #[test]
+    fn a_file_that_delivers_nothing_takes_no_name() {
+        let f = flow("name: import.csv");
+        let b = entry("/in/b.csv", 2);
+        let why = held_back(&f, [None, Some(Contender { entry: &b, rel: "b.csv", resumed: false })], 1, UNIX_EPOCH);
+        assert_eq!(why, vec![None, None]);
+    }
+}
