@@ -184,7 +184,10 @@ pub struct RawSftp {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawSshAuth {
-    /// Password login. Prefer `${env:NAME}` or `${file:PATH}` to writing it here.
+    /// Password login. Prefer `${env:NAME}` or `${file:PATH}` to writing it here. Sent by the
+    /// `password` method, or as the answer to the one hidden prompt of a server that takes
+    /// passwords only by `keyboard-interactive` (PAM with `PasswordAuthentication no`); a
+    /// server asking more (a second factor) is not answered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password: Option<Secret>,
     /// Private key file (OpenSSH or PEM; Ed25519, RSA, ECDSA), relative to the flow file (`~/` is the home folder).

@@ -420,3 +420,27 @@ async fn a_server_allowing_one_session_channel_is_a_configuration_error() {
     assert_eq!(err.kind, ErrorKind::Config, "{err}");
     assert!(err.to_string().contains("allows one session channel per login (OpenSSH `MaxSessions 1`?)"), "{err}");
 }
+
+/// A server that takes passwords only through keyboard-interactive (PAM; `PasswordAuthentication
+/// no`, common on appliances and hardened hosts): the password answers its one hidden prompt,
+/// as OpenSSH's `sftp`, rclone and WinSCP do.
+#[tokio::test]
+async fn a_password_is_given_to_a_server_that_asks_for_it_by_keyboard_interactive() {
+    let extra = ["PasswordAuthentication no", "KbdInteractiveAuthentication yes", "UsePAM yes"];
+    let Some(sshd) = tokio::task::spawn_blocking(move || Sshd::start_with(&extra)).await.unwrap() else { return };
+    login_ok(&sshd, sshd.password_auth()).await;
+    let err = refused(sshd.sftp_spec(SshAuth::Password(Secret::new("not-the-pass-Zq9")))).await;
+    assert_eq!(err.kind, ErrorKind::AuthFailed, "{err}");
+    assert!(!format!("{err} {err:?}").contains("not-the-pass-Zq9"), "{err}");
+}
+
+/// A password refused by a server that does not take passwords at all says so: the methods
+/// the server offers are named.
+#[tokio::test]
+async fn a_refused_login_names_the_methods_the_server_accepts() {
+    let extra = ["PasswordAuthentication no", "KbdInteractiveAuthentication no"];
+    let Some(sshd) = tokio::task::spawn_blocking(move || Sshd::start_with(&extra)).await.unwrap() else { return };
+    let err = refused(sshd.sftp_spec(sshd.password_auth())).await;
+    assert_eq!(err.kind, ErrorKind::AuthFailed, "{err}");
+    assert!(err.to_string().contains("the server accepts: publickey"), "{err}");
+}

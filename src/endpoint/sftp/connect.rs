@@ -10,8 +10,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use russh::client::{self, AuthResult, Handle};
-use russh::keys::{Algorithm, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+use russh::client::{self, Handle};
+use russh::keys::{Algorithm, PrivateKey, PublicKey, PublicKeyOrCertificate};
 use russh_sftp::client::error::Error as SftpError;
 use russh_sftp::client::{Config as SftpConfig, RawSftpSession, SftpSession};
 
@@ -376,32 +376,7 @@ async fn establish(
             HandlerError::Ssh(e) => Failed::Other(ssh_error_kind(&e), format!("SSH handshake failed: {e}")),
         }
     })?;
-    let ssh = |what: &str, e: russh::Error| (ssh_error_kind(&e), format!("{what}: {e}"));
-    let (result, method) = match (&spec.auth, key) {
-        (SshAuth::Password(p), _) => {
-            (handle.authenticate_password(&spec.user, p.expose()).await.map_err(|e| ssh("login failed", e))?, "password".to_string())
-        }
-        (SshAuth::Key { path, .. }, Some(key)) => {
-            // RSA signs with rsa-sha2-512/256 when the server says it accepts them; OpenSSH
-            // >= 8.8 refuses the SHA-1 `ssh-rsa` default.
-            let hash = if key.algorithm().is_rsa() {
-                handle.best_supported_rsa_hash().await.map_err(|e| ssh("login failed", e))?.flatten()
-            } else {
-                None
-            };
-            let res = handle
-                .authenticate_publickey(&spec.user, PrivateKeyWithHashAlg::new(key, hash))
-                .await
-                .map_err(|e| ssh("login failed", e))?;
-            (res, format!("key {}", path.display()))
-        }
-        (SshAuth::Key { path, .. }, None) => {
-            return Err(Failed::Other(ErrorKind::Config, format!("private key {} was not loaded", path.display())));
-        }
-    };
-    if !matches!(result, AuthResult::Success) {
-        return Err(Failed::Other(ErrorKind::AuthFailed, format!("login as {} with {method} refused", spec.user)));
-    }
+    super::login::login(&mut handle, spec, key).await.map_err(|(kind, msg)| Failed::Other(kind, msg))?;
     let sftp_config = SftpConfig {
         max_concurrent_reads: 64,
         max_concurrent_writes: 64,

@@ -12,6 +12,7 @@ mod behind;
 mod connect;
 mod facts;
 mod hostkey;
+mod login;
 mod pool;
 mod refusal;
 mod small;
