@@ -108,7 +108,13 @@ pub struct SftpSpec {
 #[derive(Debug, Clone)]
 pub enum SshAuth {
     Password(Secret),
-    Key { path: PathBuf, passphrase: Option<Secret> },
+    /// A key; with `password`, the password too when the server asks for both
+    /// (`AuthenticationMethods publickey,password`) or refuses the key.
+    Key {
+        path: PathBuf,
+        passphrase: Option<Secret>,
+        password: Option<Secret>,
+    },
 }
 
 /// How a server's host key is verified.

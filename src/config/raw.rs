@@ -177,7 +177,9 @@ pub struct RawSftp {
     pub max_connections: u32,
 }
 
-/// Credentials: exactly one of `password` or `private_key`; `passphrase` only with a key.
+/// Credentials: `password`, or `private_key` (with its `passphrase` when it is encrypted), or
+/// both: the key first, then the password, for a server that asks for both
+/// (`AuthenticationMethods publickey,password`) or takes the password only.
 /// `password` and `passphrase` may use `${env:NAME}` or `${file:PATH}` (relative to the flow
 /// file; a leading byte-order mark and one trailing line break are dropped, and the value must
 /// be one line) and never appear in logs or messages.

@@ -444,3 +444,23 @@ async fn a_refused_login_names_the_methods_the_server_accepts() {
     assert_eq!(err.kind, ErrorKind::AuthFailed, "{err}");
     assert!(err.to_string().contains("the server accepts: publickey"), "{err}");
 }
+
+/// A server that wants a key and a password (`AuthenticationMethods publickey,password`, as
+/// some banks' do): the key alone is told to be not enough, the key with a password beside it
+/// logs in.
+#[tokio::test]
+async fn a_server_asking_for_a_key_and_a_password_gets_both() {
+    let extra = ["AuthenticationMethods publickey,password"];
+    let Some(sshd) = tokio::task::spawn_blocking(move || Sshd::start_with(&extra)).await.unwrap() else { return };
+    let key = client_keys().unwrap().ed25519.clone();
+    let err = refused(sshd.sftp_spec(sshd.key_auth(&key, None))).await;
+    assert_eq!(err.kind, ErrorKind::AuthFailed, "{err}");
+    assert!(err.to_string().contains("asks for more (the server accepts: password)"), "{err}");
+    let both = SshAuth::Key { path: key.clone(), passphrase: None, password: Some(Secret::new(sshd.password())) };
+    login_ok(&sshd, both).await;
+    // A wrong password after the key: refused, the password not shown.
+    let wrong = SshAuth::Key { path: key, passphrase: None, password: Some(Secret::new("not-the-pass-Zq9")) };
+    let err = refused(sshd.sftp_spec(wrong)).await;
+    assert_eq!(err.kind, ErrorKind::AuthFailed, "{err}");
+    assert!(!format!("{err} {err:?}").contains("not-the-pass-Zq9"), "{err}");
+}

@@ -154,10 +154,6 @@ impl Checker<'_, '_> {
     fn auth(&mut self, at: &str, auth: crate::config::raw::RawSshAuth) -> Option<SshAuth> {
         let at = format!("{at}/auth");
         match (auth.password, auth.private_key) {
-            (Some(_), Some(_)) => {
-                self.problem(&at, "set either `password` or `private_key`, not both");
-                None
-            }
             (None, None) => {
                 self.problem(&at, "set `password` or `private_key`");
                 None
@@ -169,7 +165,11 @@ impl Checker<'_, '_> {
                 let password = self.credential(&format!("{at}/password"), password.expose(), false)?;
                 auth.passphrase.is_none().then(|| SshAuth::Password(Secret::new(password)))
             }
-            (None, Some(key)) => {
+            (password, Some(key)) => {
+                let password = match password {
+                    Some(p) => Some(Secret::new(self.credential(&format!("{at}/password"), p.expose(), false)?)),
+                    None => None,
+                };
                 if key.is_empty() {
                     self.problem(format!("{at}/private_key"), "must not be empty");
                     return None;
@@ -178,7 +178,7 @@ impl Checker<'_, '_> {
                     Some(p) => Some(Secret::new(self.credential(&format!("{at}/passphrase"), p.expose(), false)?)),
                     None => None,
                 };
-                Some(SshAuth::Key { path: self.lookup.resolve_path(&key), passphrase })
+                Some(SshAuth::Key { path: self.lookup.resolve_path(&key), passphrase, password })
             }
         }
     }
@@ -301,8 +301,12 @@ mod tests {
 
     #[test]
     fn credentials_and_host_keys() {
+        // Both: the key, then the password when the server asks for it too.
         let p = problems(&BASE.replace("password: \"${env:PASS}\"", "password: \"${env:NOPE}\", private_key: k"));
-        assert_eq!(p, ["set either `password` or `private_key`, not both (at /endpoints/s/auth)"]);
+        assert_eq!(p, ["environment variable `NOPE` is not set (at /endpoints/s/auth/password)"]);
+        let flow = run(&BASE.replace("password: \"${env:PASS}\"", "password: \"${env:PASS}\", private_key: keys/id")).unwrap();
+        let EndpointSpec::Sftp(s) = &flow.endpoints["s"] else { panic!() };
+        assert!(matches!(&s.auth, SshAuth::Key { password: Some(p), passphrase: None, .. } if p.expose() == "s3cret"));
         // Before: accepted, and sent as two protocol lines.
         let p = problems(&BASE.replace("password: \"${env:PASS}\"", "password: \"hunter2\\r\\nDELE x\""));
         assert_eq!(p, ["holds a line break or NUL character; a credential is one line (at /endpoints/s/auth/password)"]);
@@ -317,7 +321,7 @@ mod tests {
         let flow = run(&BASE.replace("password: \"${env:PASS}\"", "private_key: keys/id, passphrase: \"${env:PASS}\"")).unwrap();
         let EndpointSpec::Sftp(s) = &flow.endpoints["s"] else { panic!() };
         assert!(
-            matches!(&s.auth, SshAuth::Key { path, passphrase: Some(p) } if path == Path::new("/flows/keys/id") && p.expose() == "s3cret")
+            matches!(&s.auth, SshAuth::Key { path, passphrase: Some(p), .. } if path == Path::new("/flows/keys/id") && p.expose() == "s3cret")
         );
 
         let p = problems(&BASE.replace("known_hosts: ../k/known_hosts", "known_hosts: k, fingerprint: x"));

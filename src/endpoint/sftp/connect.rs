@@ -157,7 +157,7 @@ pub(super) fn ssh_error_kind(e: &russh::Error) -> ErrorKind {
 /// Loads the private key of `SshAuth::Key`; a missing file, a wrong passphrase or an
 /// unsupported format is a `Config` error naming the file (never the passphrase).
 pub(super) async fn load_key(spec: &SftpSpec, endpoint: &str) -> Result<Option<Arc<PrivateKey>>, EndpointError> {
-    let SshAuth::Key { path, passphrase } = &spec.auth else { return Ok(None) };
+    let SshAuth::Key { path, passphrase, .. } = &spec.auth else { return Ok(None) };
     let (path, pass) = (path.clone(), passphrase.clone());
     // Decrypting a key runs bcrypt-pbkdf: keep it off the async workers.
     let res = tokio::task::spawn_blocking(move || {

@@ -7,6 +7,9 @@
 //! echoes) is not answered: the password is never given to a prompt that may not be asking
 //! for it. A refusal names the methods the server still accepts, so that a password sent to
 //! a server that takes keys only says so.
+//!
+//! A key with a password beside it: the key first, then the password when the server asks for
+//! a second step (`AuthenticationMethods publickey,password`) or refuses the key.
 
 use std::sync::Arc;
 
@@ -30,17 +33,12 @@ pub(super) async fn login(
     key: Option<Arc<PrivateKey>>,
 ) -> Result<(), (ErrorKind, String)> {
     let ssh = |what: &str, e: russh::Error| (ssh_error_kind(&e), format!("{what}: {e}"));
+    let user = spec.user.as_str();
     let (result, method) = match (&spec.auth, key) {
         (SshAuth::Password(p), _) => {
-            let mut result = handle.authenticate_password(&spec.user, p.expose()).await.map_err(|e| ssh("login failed", e))?;
-            if let AuthResult::Failure { remaining_methods, .. } = &result
-                && remaining_methods.contains(&MethodKind::KeyboardInteractive)
-            {
-                result = interactive(handle, &spec.user, p.expose()).await.map_err(|e| ssh("login failed", e))?.unwrap_or(result);
-            }
-            (result, "password".to_string())
+            (with_password(handle, user, p.expose(), None).await.map_err(|e| ssh("login failed", e))?, "password".to_string())
         }
-        (SshAuth::Key { path, .. }, Some(key)) => {
+        (SshAuth::Key { path, password, .. }, Some(key)) => {
             // RSA signs with rsa-sha2-512/256 when the server says it accepts them; OpenSSH
             // >= 8.8 refuses the SHA-1 `ssh-rsa` default.
             let hash = if key.algorithm().is_rsa() {
@@ -48,11 +46,29 @@ pub(super) async fn login(
             } else {
                 None
             };
-            let res = handle
-                .authenticate_publickey(&spec.user, PrivateKeyWithHashAlg::new(key, hash))
-                .await
-                .map_err(|e| ssh("login failed", e))?;
-            (res, format!("key {}", path.display()))
+            let res =
+                handle.authenticate_publickey(user, PrivateKeyWithHashAlg::new(key, hash)).await.map_err(|e| ssh("login failed", e))?;
+            let key = format!("key {}", path.display());
+            match (res, password) {
+                // The key taken (a second step asked for) or refused: the password as well.
+                (AuthResult::Failure { remaining_methods, partial_success }, Some(p))
+                    if remaining_methods.iter().any(|m| matches!(m, MethodKind::Password | MethodKind::KeyboardInteractive)) =>
+                {
+                    let then =
+                        with_password(handle, user, p.expose(), Some(&remaining_methods)).await.map_err(|e| ssh("login failed", e))?;
+                    (then, if partial_success { format!("{key} and password") } else { format!("{key}, then password") })
+                }
+                (AuthResult::Failure { remaining_methods, partial_success: true }, None) => {
+                    let asks = accepts(&remaining_methods);
+                    return Err((
+                        ErrorKind::AuthFailed,
+                        format!(
+                            "login as {user}: the server took {key} and asks for more{asks}; a `password` beside `private_key` is given when asked"
+                        ),
+                    ));
+                }
+                (res, _) => (res, key),
+            }
         }
         (SshAuth::Key { path, .. }, None) => {
             return Err((ErrorKind::Config, format!("private key {} was not loaded", path.display())));
@@ -61,9 +77,32 @@ pub(super) async fn login(
     match result {
         AuthResult::Success => Ok(()),
         AuthResult::Failure { remaining_methods, .. } => {
-            Err((ErrorKind::AuthFailed, format!("login as {} with {method} refused{}", spec.user, accepts(&remaining_methods))))
+            Err((ErrorKind::AuthFailed, format!("login as {user} with {method} refused{}", accepts(&remaining_methods))))
         }
     }
+}
+
+/// The password by the `password` method, then (refused, and the server offering it) by
+/// keyboard-interactive. `offered`: the methods the server said it takes, when known (the
+/// `password` method is then tried only when among them).
+async fn with_password(
+    handle: &mut Handle<ClientHandler>,
+    user: &str,
+    password: &str,
+    offered: Option<&[MethodKind]>,
+) -> Result<AuthResult, russh::Error> {
+    let result = match offered {
+        Some(methods) if !methods.contains(&MethodKind::Password) => {
+            AuthResult::Failure { remaining_methods: methods.into(), partial_success: false }
+        }
+        _ => handle.authenticate_password(user, password).await?,
+    };
+    if let AuthResult::Failure { remaining_methods, .. } = &result
+        && remaining_methods.contains(&MethodKind::KeyboardInteractive)
+    {
+        return Ok(interactive(handle, user, password).await?.unwrap_or(result));
+    }
+    Ok(result)
 }
 
 /// Answers keyboard-interactive rounds with the password: `None` when the server asks for

@@ -219,7 +219,7 @@ impl Sshd {
 
     /// Key login with one of [`client_keys`]; `passphrase` only for the encrypted one.
     pub fn key_auth(&self, key: &Path, passphrase: Option<&str>) -> SshAuth {
-        SshAuth::Key { path: key.to_path_buf(), passphrase: passphrase.map(Secret::new) }
+        SshAuth::Key { path: key.to_path_buf(), passphrase: passphrase.map(Secret::new), password: None }
     }
 
     /// Library settings for this server: known_hosts policy, root = [`data_dir`](Self::data_dir).
