@@ -168,7 +168,16 @@ pub(super) fn held_back<'e>(
             continue;
         };
         let id = super::identity::key(flow.source.identity, entry);
-        let own = |a: &AwaitRecord| a.request == path && id.as_ref().is_none_or(|k| *k == a.request_identity);
+        // This very version's await (a run resumed after it was sent): by its identity, or
+        // under a content identity the listing cannot tell, by the ledger's record of the
+        // version sent (the same size and time).
+        let own = |a: &AwaitRecord| {
+            a.request == path
+                && match &id {
+                    Some(k) => *k == a.request_identity,
+                    None => prev.is_some_and(|p| lifecycle::same_version(flow, entry, p) && p.identity == a.request_identity),
+                }
+        };
         let why = match (open.get(expected.as_str()).filter(|a| !own(a)), first.get(expected.as_str())) {
             (Some(a), _) => {
                 let earlier = if a.request == path { "an earlier version of " } else { "" };
@@ -741,16 +750,24 @@ mod tests {
     /// that answer for its own: it waits too.
     #[tokio::test]
     async fn a_new_version_of_a_request_waits_for_the_answer_to_the_old_one() {
-        let (dir, flow) = round_trip("1h");
-        let d = dir.path();
-        let ledger = crate::ledger::Ledger::in_memory().unwrap();
-        std::fs::write(d.join("outbox/a.csv"), "order").unwrap();
-        run(&flow, &ledger, d).await;
-        std::fs::write(d.join("outbox/a.csv"), "corrected order").unwrap();
-        let r = run(&flow, &ledger, d).await;
-        assert_eq!(r.files[0].outcome, Outcome::NotReady, "{r:#?}");
-        assert!(r.files[0].detail.contains("is awaited for an earlier version of a.csv (sent "), "{}", r.files[0].detail);
-        assert_eq!(std::fs::read_to_string(d.join("partner/inbox/a.csv")).unwrap(), "order");
+        use crate::config::flow::Identity;
+        // Also under a content identity, which the listing cannot tell (it was sent).
+        let sha256 = Identity { path: false, size: false, mtime: false, sha256: true };
+        for identity in [None, Some(sha256), Some(Identity { path: true, ..sha256 })] {
+            let (dir, mut flow) = round_trip("1h");
+            if let Some(id) = identity {
+                flow.source.identity = id;
+            }
+            let d = dir.path();
+            let ledger = crate::ledger::Ledger::in_memory().unwrap();
+            std::fs::write(d.join("outbox/a.csv"), "order").unwrap();
+            run(&flow, &ledger, d).await;
+            std::fs::write(d.join("outbox/a.csv"), "corrected order").unwrap();
+            let r = run(&flow, &ledger, d).await;
+            assert_eq!(r.files[0].outcome, Outcome::NotReady, "{identity:?}: {r:#?}");
+            assert!(r.files[0].detail.contains("is awaited for an earlier version of a.csv (sent "), "{}", r.files[0].detail);
+            assert_eq!(std::fs::read_to_string(d.join("partner/inbox/a.csv")).unwrap(), "order");
+        }
     }
 
     /// The request's target is there already and left as it was (`if_exists: skip`): the
