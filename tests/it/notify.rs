@@ -50,7 +50,13 @@ fn quarantined() -> Notice {
 }
 
 fn quick() -> RetryPolicy {
-    RetryPolicy { attempts: 3, backoff: Duration::from_millis(1), attempt_timeout: Duration::from_secs(20) }
+    RetryPolicy {
+        attempts: 3,
+        backoff: Duration::from_millis(1),
+        attempt_timeout: Duration::from_secs(20),
+        deferral: Duration::from_millis(1),
+        deferrals: 2,
+    }
 }
 
 #[tokio::test]
@@ -210,9 +216,26 @@ async fn webhook_429_waits_as_long_as_its_retry_after_asks() {
     }
 }
 
-/// An SMTP server answering 451 (a rate limit) is retried, and reported as rate-limited.
+/// A hook answering 503 with `Retry-After` as an HTTP date (RFC 9110 allows it; some
+/// gateways send it): the retry waits until then (before, the date was ignored and the retry
+/// came after the short backoff, refused again).
 #[tokio::test]
-async fn email_451_is_rate_limited_and_retried() {
+async fn webhook_503_waits_until_its_retry_after_date() {
+    let hook = HttpReceiver::start(&[503, 200]).await;
+    // Whole seconds: a date 2 s ahead is at least 1 s ahead of the answer's own `Date`.
+    hook.set_retry_after_date(2);
+    let dir = tempdir();
+    let (mut d, failed) = to_hook(&hook, dir.path());
+    let out = d.dispatch(&failed, at(0)).await;
+    assert!(matches!(out[0].outcome, Outcome::Sent { attempts: 2, held_back: 0 }), "{out:?}");
+    let times: Vec<_> = hook.requests().iter().map(|r| r.at).collect();
+    let waited = times[1] - times[0];
+    assert!(waited >= Duration::from_millis(900), "retried after {waited:?}, not at the date the hook gave");
+}
+
+/// An SMTP server answering 451 (a rate limit) is retried, and reported as deferred.
+#[tokio::test]
+async fn email_451_is_deferred_and_retried() {
     let smtp =
         SmtpReceiver::start(SmtpOptions { mail_reply: Some("451 4.7.1 Too many messages, slow down".into()), ..SmtpOptions::default() })
             .await;
@@ -221,8 +244,46 @@ async fn email_451_is_rate_limited_and_retried() {
     let mut d = Dispatcher::new(&rules).unwrap().with_retry(quick());
     let out = d.dispatch(&quarantined(), at(0)).await;
     let Outcome::Failed { attempts: 3, error } = &out[0].outcome else { panic!("{out:?}") };
-    assert_eq!(error.kind, ErrorKind::RateLimited, "{error}");
+    assert_eq!(error.kind, ErrorKind::Deferred, "{error}");
     assert!(error.to_string().contains("451"), "{error}");
+}
+
+/// An SMTP server answering 421 ("closing, come back later") is asked again after the
+/// deferral, doubled each time (as a mail transfer agent does), then given up: before, the
+/// three attempts came within 1.5 s (0.5 s then 1 s), each refused, as for a network blip.
+#[tokio::test]
+async fn email_421_is_asked_again_after_the_deferral_not_the_short_backoff() {
+    let smtp = SmtpReceiver::start(SmtpOptions {
+        mail_reply: Some("421 4.3.2 Service not available, closing transmission channel".into()),
+        ..SmtpOptions::default()
+    })
+    .await;
+    let dir = tempdir();
+    let rules = rules(dir.path(), &email_yaml(&smtp, "SMTP_PASS", ""));
+    let retry = RetryPolicy { deferral: Duration::from_millis(300), ..quick() };
+    let mut d = Dispatcher::new(&rules).unwrap().with_retry(retry);
+    let started = std::time::Instant::now();
+    let out = d.dispatch(&quarantined(), at(0)).await;
+    let Outcome::Failed { attempts: 3, error } = &out[0].outcome else { panic!("{out:?}") };
+    assert_eq!(error.kind, ErrorKind::Deferred, "{error}");
+    assert!(error.to_string().contains("421"), "{error}");
+    assert!(started.elapsed() >= Duration::from_millis(900), "waited 300 ms then 600 ms: {:?}", started.elapsed());
+}
+
+/// A mailbox busy for now (450) is asked again after the deferral, and the notice then goes
+/// out (before: after 1 ms here, 0.5 s by default).
+#[tokio::test]
+async fn email_to_a_busy_mailbox_is_sent_after_the_deferral() {
+    let smtp = SmtpReceiver::start(SmtpOptions { busy_once: vec!["ops@example.com".into()], ..SmtpOptions::default() }).await;
+    let dir = tempdir();
+    let rules = rules(dir.path(), &email_yaml(&smtp, "SMTP_PASS", ""));
+    let retry = RetryPolicy { deferral: Duration::from_secs(1), ..quick() };
+    let mut d = Dispatcher::new(&rules).unwrap().with_retry(retry);
+    let started = std::time::Instant::now();
+    let out = d.dispatch(&quarantined(), at(0)).await;
+    assert!(matches!(out[0].outcome, Outcome::Sent { attempts: 2, .. }), "{out:?}");
+    assert!(started.elapsed() >= Duration::from_secs(1), "asked again after {:?}", started.elapsed());
+    assert_eq!(smtp.messages().len(), 1, "sent once");
 }
 
 /// A hook answering 500 with a body of several lines: the error quotes it on one line (it

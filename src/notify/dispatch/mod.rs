@@ -474,7 +474,7 @@ async fn start(
                 if let Err((job, refused)) = lane.queue(Job { notice, held_back, retry, reply: reply_tx }).await {
                     let why = match refused {
                         Refused::Down => format!(
-                            "{QUEUED} notices are already waiting for this channel, which is down (its last attempt failed); this one is not sent"
+                            "{QUEUED} notices are already waiting for this channel, which is down or said to come back later (its last attempt failed); this one is not sent"
                         ),
                         Refused::Full(wait) => format!(
                             "{QUEUED} notices are already waiting for this channel, which made no room for this one within {wait:?} (one attempt's timeout); this one is not sent — a channel this slow needs a longer `throttle` or fewer notices"
@@ -550,7 +550,13 @@ mod tests {
     }
 
     pub(super) fn quick() -> RetryPolicy {
-        RetryPolicy { attempts: 3, backoff: Duration::from_millis(1), attempt_timeout: Duration::from_secs(5) }
+        RetryPolicy {
+            attempts: 3,
+            backoff: Duration::from_millis(1),
+            attempt_timeout: Duration::from_secs(5),
+            deferral: Duration::from_millis(1),
+            deferrals: 2,
+        }
     }
 
     #[tokio::test]
