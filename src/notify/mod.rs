@@ -20,7 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 mod command;
 mod dispatch;
@@ -29,7 +29,7 @@ mod message;
 mod webhook;
 
 pub use command::{CommandNotifier, CommandSpec};
-pub use dispatch::{Delivery, Dispatcher, InFlight, Landed, Outcome, QUEUED, RetryPolicy, SENDING, Started};
+pub use dispatch::{Delivery, Dispatcher, Held, InFlight, Landed, Outcome, QUEUED, RetryPolicy, SENDING, Started};
 pub use email::{EmailNotifier, EmailSpec, SmtpTls};
 pub use message::{JsonTemplate, TextTemplate, email_body, sample_notice};
 pub use webhook::{WebhookFormat, WebhookNotifier, WebhookSpec};
@@ -42,8 +42,9 @@ pub const KINDS: [&str; 10] =
 /// The kind that is never throttled: a recovery is announced every time it happens.
 pub const RECOVERED: &str = "recovered";
 
-/// Something worth telling someone about.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Something worth telling someone about. (Read back too: a notice held back by a throttle is
+/// kept in the ledger as JSON, see `notify::dispatch`.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notice {
     /// One of [`KINDS`] (snake_case): `failed`, `quarantined`, `unreachable`, `recovered`,
     /// `missing`, `overdue`, `late`, `expired`, `not_taken`, `summary`.
@@ -51,7 +52,7 @@ pub struct Notice {
     /// The flow it is about ("" for the serve process itself).
     pub flow: String,
     /// When it happened.
-    #[serde(serialize_with = "crate::timestamp::utc::serialize")]
+    #[serde(with = "crate::timestamp::utc")]
     pub at: DateTime<Utc>,
     /// What it is about: a file path, an endpoint name, a request path.
     pub subject: String,

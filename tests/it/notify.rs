@@ -710,3 +710,104 @@ fn serve_logs_failing_notices_as_one_json_event_a_line() {
     let command = failed.iter().find(|e| e["error_kind"] == "permanent").expect("the command's");
     assert_eq!(command["error"], "exited with status 4: line one ⏎ line two");
 }
+
+/// `wharf serve` (a real process, debug log to `log`) on the flows of `dir/flows`.
+fn serve(dir: &Path, log: &str) -> std::process::Child {
+    support::wharf(&dir.join("state"))
+        .env("RUST_LOG", "wharf=debug")
+        .args(["serve", "--flows", "flows"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join(log)).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Polls `cond` every 50 ms until it holds; panics after 30 s, quoting `log`.
+async fn wait_until(what: &str, log: &Path, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A notice held back by a throttle survives `kill -9` of the daemon: the next start sends
+/// it, the latest with its count, once; a clean restart after that sends nothing again.
+/// Before, throttle windows and held notices lived only in memory while the cursor had passed
+/// their events: after the crash the operator never heard of the runs that failed meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_held_back_by_a_throttle_survives_a_crash_of_the_daemon() {
+    let hook = HttpReceiver::start(&[]).await;
+    let tmp = tempdir();
+    let dir = tmp.path();
+    for sub in ["flows", "src", "dst"] {
+        std::fs::create_dir(dir.join(sub)).unwrap();
+    }
+    let flow = format!(
+        "name: a
+endpoints:
+  src: {{ type: local, root: ../src }}
+  dst: {{ type: local, root: ../dst }}
+source:
+  endpoint: src
+  path: /
+  include: ['*.csv']
+  command:
+    run: [sh, -c, 'echo the export failed >&2; exit 3']
+    name: out.csv
+sinks: [ {{ endpoint: dst, path: / }} ]
+notify:
+  - on: [failed]
+    throttle: 1h
+    webhook: {{ url: \"{}\" }}
+",
+        hook.url("/hook")
+    );
+    std::fs::write(dir.join("flows/a.yaml"), flow).unwrap();
+    let state = dir.join("state");
+    let (log, log2, log3) = (dir.join("serve-1.log"), dir.join("serve-2.log"), dir.join("serve-3.log"));
+    let trigger = || {
+        let t = support::wharf(&state).args(["trigger", "a"]).output().unwrap();
+        assert!(t.status.success(), "{}", support::text(&t));
+    };
+    let held = || std::fs::read_to_string(&log).unwrap_or_default().matches("Notice held back by the throttle.").count();
+
+    let mut daemon = serve(dir, "serve-1.log");
+    wait_until("the daemon's discovery file", &log, || state.join("serve.json").exists()).await;
+    trigger();
+    wait_until("the first failure's notice", &log, || hook.requests().len() == 1).await;
+    for n in 1..=2 {
+        trigger();
+        wait_until("a failure's notice held back", &log, || held() == n).await;
+    }
+    // The cursor (past all three events) is stored at once when the notifier is idle.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    daemon.kill().unwrap(); // SIGKILL
+    daemon.wait().unwrap();
+    assert_eq!(hook.requests().len(), 1, "the two repeats were held back");
+
+    let mut daemon = serve(dir, "serve-2.log");
+    wait_until("the held-back notice, after the crash", &log2, || hook.requests().len() == 2).await;
+    let body = hook.requests()[1].json();
+    assert_eq!((body["kind"].as_str(), body["run"].as_u64(), body["held_back"].as_u64()), (Some("failed"), Some(3), Some(1)), "{body}");
+    // SAFETY: kill(2) on a child we own; no memory is shared.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    daemon.wait().unwrap();
+
+    // A clean restart: nothing is held back any more, nothing is sent again.
+    let mut daemon = serve(dir, "serve-3.log");
+    wait_until("the notifier to read the log", &log3, || {
+        std::fs::read_to_string(&log3).unwrap_or_default().contains("Notifier reading the event log.")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // SAFETY: as above.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    daemon.wait().unwrap();
+    assert_eq!(hook.requests().len(), 2, "sent once: {:#?}", hook.requests().iter().map(|r| r.json()).collect::<Vec<_>>());
+}
