@@ -785,8 +785,13 @@ notify:
         trigger();
         wait_until("a failure's notice held back", &log, || held() == n).await;
     }
-    // The cursor (past all three events) is stored at once when the notifier is idle.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // The cursor is stored past all three events (at once when the notifier is idle): read
+    // beside the daemon, as the CLI does. Killed before that, the events would be read again.
+    let stored = || {
+        let l = wharf::ledger::Ledger::open_read_only(&state.join("ledger.redb")).ok()?;
+        Some((l.notify_cursor().ok()??, l.last_event_seq().ok()?))
+    };
+    wait_until("the cursor stored past the three events", &log, || stored() == Some((3, 3))).await;
     daemon.kill().unwrap(); // SIGKILL
     daemon.wait().unwrap();
     assert_eq!(hook.requests().len(), 1, "the two repeats were held back");
