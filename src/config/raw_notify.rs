@@ -27,7 +27,8 @@ pub struct RawNotifyRule {
     /// A notice with the same flow, kind and subject as one this rule sent less than this long
     /// ago is held back and counted (a duration: `1h`; `0s` holds nothing back). When the
     /// window ends, the latest notice held back is sent (under `wharf serve`), saying how many
-    /// others were; a new one arriving first goes out instead, with the count. `recovered` is
+    /// others were; a new one arriving first goes out instead, with the count (a daemon that
+    /// stops or crashes first sends it at the stop, or else at its next start). `recovered` is
     /// never held back.
     #[serde(default = "default_throttle")]
     #[schemars(schema_with = "super::duration::schema")]

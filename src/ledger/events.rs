@@ -8,6 +8,10 @@
 //!   after N" and remembers N (`notify_cursor` in `counters_v1`): a crash between sending and
 //!   remembering sends again, never loses a notice. (`events_v1`, without the run, is
 //!   converted by `migrate`.)
+//! - `notify_held_v1`: `"held"` → what the notifier's throttles hold back (the notifier's own
+//!   encoding, opaque here), written in the same transaction as the cursor
+//!   ([`Ledger::set_notify_state`]): a held-back notice whose event the cursor passed is in
+//!   it, so a crash does not lose it (see `serve::notifier`).
 //! - `health_v1`: flow → [`FlowHealth`]: the streaks the engine's alert rules need across runs
 //!   (runs in a row that could not reach an endpoint, that failed) and whether a problem was
 //!   announced (so its recovery is announced once).
@@ -27,6 +31,12 @@ pub(super) const HEALTH: TableDefinition<&str, Postcard<FlowHealth>> = TableDefi
 
 /// The `counters_v1` key of the last event sequence number the notifier has handled.
 pub(super) const NOTIFY_CURSOR: &str = "notify_cursor";
+
+/// What the notifier's throttles hold back, under the key [`HELD`] (see the module doc).
+pub(super) const NOTIFY_HELD: TableDefinition<&str, &[u8]> = TableDefinition::new("notify_held_v1");
+
+/// The one key of [`NOTIFY_HELD`].
+const HELD: &str = "held";
 
 /// The `counters_v1` key of the fingerprint of the `expect:` rules the flow's
 /// `expect_checked` mark was made for (a separate key: [`FlowHealth`] is stored with
@@ -167,6 +177,7 @@ impl Ledger {
     pub(super) fn init_events(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
         tx.open_table(EVENTS)?;
         tx.open_table(HEALTH)?;
+        tx.open_table(NOTIFY_HELD)?;
         Ok(())
     }
 
@@ -251,6 +262,28 @@ impl Ledger {
             if old.is_none_or(|old| seq > old) {
                 counters.insert(NOTIFY_CURSOR, seq)?;
             }
+            Ok(())
+        })
+    }
+
+    /// What the notifier's throttles held back when it last stored its state
+    /// ([`set_notify_state`](Self::set_notify_state)), in its own encoding; `None`: never
+    /// stored.
+    pub fn notify_held(&self) -> Result<Option<Vec<u8>>, LedgerError> {
+        self.read(|tx| Ok(tx.open_table(NOTIFY_HELD)?.get(HELD)?.map(|v| v.value().to_vec())))
+    }
+
+    /// Remembers, in one transaction, that every event up to `seq` was handled (the cursor
+    /// never moves backwards) and what the throttles hold back now (`held`, the notifier's
+    /// encoding): a notice held back is never only in memory once its event is passed.
+    pub fn set_notify_state(&self, seq: u64, held: &[u8]) -> Result<(), LedgerError> {
+        self.write(|tx| {
+            let mut counters = tx.open_table(COUNTERS)?;
+            let old = counters.get(NOTIFY_CURSOR)?.map(|v| v.value());
+            if old.is_none_or(|old| seq > old) {
+                counters.insert(NOTIFY_CURSOR, seq)?;
+            }
+            tx.open_table(NOTIFY_HELD)?.insert(HELD, held)?;
             Ok(())
         })
     }
@@ -457,5 +490,12 @@ mod tests {
         l.set_notify_cursor(3).unwrap();
         l.set_notify_cursor(2).unwrap();
         assert_eq!(l.notify_cursor().unwrap(), Some(3));
+        // With what the throttles hold back, in one transaction; the cursor still never
+        // moves backwards, what is held is replaced.
+        assert_eq!(l.notify_held().unwrap(), None);
+        l.set_notify_state(2, b"[1]").unwrap();
+        assert_eq!((l.notify_cursor().unwrap(), l.notify_held().unwrap()), (Some(3), Some(b"[1]".to_vec())));
+        l.set_notify_state(4, b"[]").unwrap();
+        assert_eq!((l.notify_cursor().unwrap(), l.notify_held().unwrap()), (Some(4), Some(b"[]".to_vec())));
     }
 }

@@ -89,6 +89,7 @@ const TABLES: &[&str] = &[
     "events_v2",
     "health_v1",
     "unsafe_names_v1",
+    "notify_held_v1",
 ];
 
 /// Whether a write must be on disk before it returns.

@@ -4,8 +4,9 @@
 //!
 //! Owns the message (subject from a template or the one-line text, the body from
 //! `message.rs`), the whole-exchange timeout and the classification of failures: SMTP 4xx,
-//! timeouts and network failures are transient (421, 450, 451 and 452: rate-limited, retried
-//! too, but the server is up); 5xx (authentication refused included),
+//! timeouts and network failures are transient (421, 450, 451 and 452: deferred — the server
+//! is up and says to come back later, which the lane does after minutes, not seconds); 5xx
+//! (authentication refused included),
 //! certificate problems and client-side refusals are permanent. A message goes to every
 //! address in one transaction; refused for good, it goes to each address alone, so that one
 //! address the server refuses (someone who left) does not keep the notice from the others. The password never appears in
@@ -142,8 +143,8 @@ impl EmailNotifier {
                 let refused = e.is_permanent() && e.status().map(u16::from).is_some_and(may_refuse_one_address);
                 if e.is_permanent() || e.is_client() || e.is_tls() || is_certificate_problem(&e) {
                     Err((NotifyError::permanent(&self.describe, message), refused))
-                } else if e.status().map(u16::from).is_some_and(is_rate_limit) {
-                    Err((NotifyError::rate_limited(&self.describe, message), false))
+                } else if e.status().map(u16::from).is_some_and(is_deferral) {
+                    Err((NotifyError::deferred(&self.describe, message), false))
                 } else {
                     Err((NotifyError::transient(&self.describe, message), false))
                 }
@@ -202,9 +203,10 @@ fn may_refuse_one_address(code: u16) -> bool {
     matches!(code, 550 | 551 | 553)
 }
 
-/// The SMTP replies servers give to a sender that is too fast (421 too many connections or
-/// messages, try later; 450/451 rate limit or greylisting; 452 too many messages or
-/// recipients for now): the server is up, it only wants the mail slower.
-fn is_rate_limit(code: u16) -> bool {
+/// The SMTP replies that say "not now, come back later" (421 service not available, closing
+/// — too many connections or messages; 450 mailbox busy, greylisting; 451 local error, a rate
+/// limit; 452 insufficient storage, too many messages or recipients for now): the server is
+/// up; a mail transfer agent queues the message and tries again minutes later.
+fn is_deferral(code: u16) -> bool {
     matches!(code, 421 | 450 | 451 | 452)
 }

@@ -7,7 +7,8 @@
 //! [`Notifier`] trait with one implementation per channel (`webhook.rs`, `email.rs`,
 //! `command.rs`), the rendering of messages (`message.rs`) and the [`Dispatcher`]
 //! (`dispatch/`: which rules a notice goes to, throttling; `dispatch/lane.rs`: each channel's queue and retries). It does not decide when
-//! an event happens, and it never reads the system clock: `now` is passed in.
+//! an event happens, and it never reads the system clock: `now` is passed in (the one exception:
+//! a webhook's `Retry-After` given as a date, with no `Date` in the answer to measure it from).
 //!
 //! Secrets (webhook URLs and headers, SMTP passwords) are [`Secret`](crate::config::Secret)s;
 //! errors and logs name a channel by [`Notifier::describe`], which never contains them.
@@ -19,7 +20,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 mod command;
 mod dispatch;
@@ -28,7 +29,7 @@ mod message;
 mod webhook;
 
 pub use command::{CommandNotifier, CommandSpec};
-pub use dispatch::{Delivery, Dispatcher, InFlight, Landed, Outcome, QUEUED, RetryPolicy, SENDING, Started};
+pub use dispatch::{Delivery, Dispatcher, Held, InFlight, Landed, Outcome, QUEUED, RetryPolicy, SENDING, Started};
 pub use email::{EmailNotifier, EmailSpec, SmtpTls};
 pub use message::{JsonTemplate, TextTemplate, email_body, sample_notice};
 pub use webhook::{WebhookFormat, WebhookNotifier, WebhookSpec};
@@ -41,8 +42,9 @@ pub const KINDS: [&str; 10] =
 /// The kind that is never throttled: a recovery is announced every time it happens.
 pub const RECOVERED: &str = "recovered";
 
-/// Something worth telling someone about.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// Something worth telling someone about. (Read back too: a notice held back by a throttle is
+/// kept in the ledger as JSON, see `notify::dispatch`.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Notice {
     /// One of [`KINDS`] (snake_case): `failed`, `quarantined`, `unreachable`, `recovered`,
     /// `missing`, `overdue`, `late`, `expired`, `not_taken`, `summary`.
@@ -50,7 +52,7 @@ pub struct Notice {
     /// The flow it is about ("" for the serve process itself).
     pub flow: String,
     /// When it happened.
-    #[serde(serialize_with = "crate::timestamp::utc::serialize")]
+    #[serde(with = "crate::timestamp::utc")]
     pub at: DateTime<Utc>,
     /// What it is about: a file path, an endpoint name, a request path.
     pub subject: String,
@@ -150,10 +152,16 @@ pub enum ErrorKind {
     /// Connection refused or dropped, a timeout, HTTP 5xx, SMTP 4xx: retried. The channel
     /// may be down.
     Transient,
-    /// The channel answered "not so fast" (HTTP 429; SMTP 421, 450, 451, 452): retried like
-    /// a transient failure, but the channel is up — a backlog to it waits for room rather
-    /// than failing (see `notify::dispatch`).
+    /// The channel answered "not so fast" (HTTP 429): retried like a transient failure (after
+    /// its `Retry-After`, when it gives one), but the channel is up — a backlog to it waits
+    /// for room rather than failing (see `notify::dispatch`).
     RateLimited,
+    /// The server is up but takes nothing for now, and says to come back later: SMTP 421
+    /// (service not available, closing), 450 (mailbox busy, greylisted), 451 (local error,
+    /// rate limit), 452 (insufficient storage). Retried after minutes, as a mail transfer
+    /// agent does ([`RetryPolicy::deferral`](crate::notify::RetryPolicy)), not after the short
+    /// backoff meant for a network blip, which it would only refuse again.
+    Deferred,
     /// Refused for good: HTTP 4xx, authentication refused, a bad template, a command that
     /// exited non-zero. Not retried.
     Permanent,
@@ -191,18 +199,23 @@ impl NotifyError {
         NotifyError { kind: ErrorKind::RateLimited, target: target.into(), message: message.into(), retry_after: None }
     }
 
+    pub fn deferred(target: impl Into<String>, message: impl Into<String>) -> Self {
+        NotifyError { kind: ErrorKind::Deferred, target: target.into(), message: message.into(), retry_after: None }
+    }
+
     /// The same error, asking the next attempt to wait `after` (see
     /// [`retry_after`](Self::retry_after)).
     pub fn with_retry_after(self, after: Option<Duration>) -> Self {
         NotifyError { retry_after: after, ..self }
     }
 
-    /// Trying again may help: transient or rate-limited.
+    /// Trying again may help: transient, rate-limited or deferred.
     pub fn is_transient(&self) -> bool {
-        matches!(self.kind, ErrorKind::Transient | ErrorKind::RateLimited)
+        matches!(self.kind, ErrorKind::Transient | ErrorKind::RateLimited | ErrorKind::Deferred)
     }
 
-    /// The channel may be down (a transient failure that is not a rate limit).
+    /// The channel may be down (a transient failure that is neither a rate limit nor a
+    /// deferral).
     pub fn says_down(&self) -> bool {
         self.kind == ErrorKind::Transient
     }
@@ -213,6 +226,7 @@ impl fmt::Display for ErrorKind {
         f.write_str(match self {
             ErrorKind::Transient => "transient",
             ErrorKind::RateLimited => "rate_limited",
+            ErrorKind::Deferred => "deferred",
             ErrorKind::Permanent => "permanent",
         })
     }
@@ -313,5 +327,8 @@ mod tests {
         let limited = NotifyError::rate_limited("webhook to h", "HTTP 429");
         assert!(limited.is_transient() && !limited.says_down(), "retried, but the channel is up");
         assert!(e.says_down());
+        let deferred = NotifyError::deferred("email via h:25", "421 closing");
+        assert!(deferred.is_transient() && !deferred.says_down(), "retried; the server is up");
+        assert_eq!(deferred.kind.to_string(), "deferred");
     }
 }

@@ -4,7 +4,8 @@
 //! Owns the request (body by format or template, secret headers, a timeout on the whole
 //! exchange, no redirects, an extra trusted CA) and the classification of what came back: 2xx
 //! is sent; 408, 5xx and network failures are transient, 429 is rate-limited (retried too,
-//! but the hook is up; its `Retry-After`, as a 503's, says how long the retry waits); other
+//! but the hook is up; its `Retry-After`, as a 503's, in seconds or as an HTTP date, says how
+//! long the retry waits); other
 //! answers and refused certificates are permanent. A refusal's body is read only as far as
 //! the error quotes it. The URL is a secret
 //! (Slack and Teams hook URLs are credentials): errors and logs name only its host.
@@ -116,7 +117,8 @@ impl Notifier for WebhookNotifier {
         if status.is_success() {
             return Ok(());
         }
-        let wait = retry_after(answer.headers());
+        // Only a `Retry-After` date without the answer's `Date` beside it needs our clock.
+        let wait = retry_after(answer.headers(), std::time::SystemTime::now());
         let message = refusal(status, &body_start(answer).await);
         if status == StatusCode::TOO_MANY_REQUESTS {
             Err(NotifyError::rate_limited(&self.describe, message).with_retry_after(wait))
@@ -147,12 +149,21 @@ async fn body_start(mut answer: reqwest::Response) -> String {
     String::from_utf8_lossy(&bytes).into_owned()
 }
 
-/// How long the answer asks the client to wait before trying again: `Retry-After` in seconds,
-/// as Slack and Teams send it with a 429 (and servers with a 503). The HTTP-date form is not
-/// read (it would need the clock): the backoff applies then.
-fn retry_after(headers: &HeaderMap) -> Option<Duration> {
-    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?;
-    value.trim().parse::<u64>().ok().map(Duration::from_secs)
+/// How long the answer asks the client to wait before trying again (RFC 9110 §10.2.3):
+/// `Retry-After` in seconds, as Slack and Teams send it with a 429 (and servers with a 503), or
+/// as an HTTP date (`Wed, 21 Oct 2026 07:28:00 GMT`, and the two obsolete forms). A date is
+/// measured from the answer's own `Date` — the server's clock against the server's clock, so a
+/// skew between its clock and ours does not matter — or, without one, from `now` (ours); a
+/// date already past asks for no wait (the backoff applies). The lane caps the wait
+/// ([`RETRY_AFTER_MAX`](super::RETRY_AFTER_MAX)).
+fn retry_after(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Duration> {
+    let value = headers.get(reqwest::header::RETRY_AFTER)?.to_str().ok()?.trim();
+    if let Ok(seconds) = value.parse::<u64>() {
+        return Some(Duration::from_secs(seconds));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    let date = headers.get(reqwest::header::DATE).and_then(|d| httpdate::parse_http_date(d.to_str().ok()?.trim()).ok());
+    Some(at.duration_since(date.unwrap_or(now)).unwrap_or(Duration::ZERO))
 }
 
 /// What a refusing answer says: its status, and the start of its body on one line.
@@ -193,12 +204,34 @@ mod tests {
 
     #[test]
     fn retry_after_is_read_in_seconds() {
+        let now = std::time::SystemTime::now();
         let mut h = HeaderMap::new();
-        assert_eq!(retry_after(&h), None);
+        assert_eq!(retry_after(&h, now), None);
         h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static(" 30 "));
-        assert_eq!(retry_after(&h), Some(Duration::from_secs(30)));
-        h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"));
-        assert_eq!(retry_after(&h), None, "a date: the backoff applies");
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
+        h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static("soon"));
+        assert_eq!(retry_after(&h, now), None, "neither seconds nor a date: the backoff applies");
+    }
+
+    /// An HTTP date (RFC 9110 allows it): before, it was ignored and the retry came after the
+    /// short backoff, refused again.
+    #[test]
+    fn retry_after_as_a_date_is_read_against_the_answers_date_else_our_clock() {
+        let now = httpdate::parse_http_date("Wed, 21 Oct 2026 07:27:00 GMT").unwrap();
+        let mut h = HeaderMap::new();
+        h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static("Wed, 21 Oct 2026 07:28:00 GMT"));
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(60)), "from our clock without a `Date`");
+        // The obsolete forms a recipient must accept too (RFC 850, asctime).
+        for obsolete in ["Wednesday, 21-Oct-26 07:28:00 GMT", "Wed Oct 21 07:28:00 2026"] {
+            h.insert(reqwest::header::RETRY_AFTER, HeaderValue::from_static(obsolete));
+            assert_eq!(retry_after(&h, now), Some(Duration::from_secs(60)), "{obsolete}");
+        }
+        // The server's clock is 10 minutes behind ours: its own `Date` is what counts.
+        h.insert(reqwest::header::DATE, HeaderValue::from_static("Wed, 21 Oct 2026 07:17:30 GMT"));
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(630)), "measured from the answer's `Date`");
+        // A date already past: no wait (the lane's backoff applies).
+        h.insert(reqwest::header::DATE, HeaderValue::from_static("Wed, 21 Oct 2026 07:30:00 GMT"));
+        assert_eq!(retry_after(&h, now), Some(Duration::ZERO));
     }
 
     #[test]

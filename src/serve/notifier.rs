@@ -22,7 +22,29 @@
 //! summaries, notices held back by a throttle (early: windows are not kept across a restart),
 //! the events not read yet (unless it is working through a backlog: the rest of that waits for
 //! the next start), the sends under way — for as long as the caller allows, then ends. Events
-//! it had no time for stay after the cursor and are sent at the next start.
+//! it had no time for stay after the cursor and are sent at the next start, and so do the
+//! notices held back that it had no time for (below).
+//!
+//! **Held-back notices survive a crash.** A notice a throttle holds back is the only trace of
+//! its event once the cursor passes that event, and the throttle may hold it for an hour. So
+//! the cursor is never stored alone: every store writes, in the same ledger transaction, the
+//! list of notices held back at that moment ([`Dispatcher::held`]: a window's latest notice
+//! and its count, or a flushing send not over yet). The argument:
+//! - *None lost.* An event at or before the stored cursor was read before the store; if its
+//!   notice was held back then, it is in the list stored with that cursor, or it left the list
+//!   since — sent (its send over), or replaced by a later notice of the same flow, kind and
+//!   subject, itself held (in the list) or sent with the count. A crash loses only what came
+//!   after the last store: events after the stored cursor, read again at the next start.
+//!   Summaries held back are in the list too (they have no event to read again).
+//! - *Nothing sent twice in the normal case.* A notice leaves the list only when its send is
+//!   over, and the list is stored again as soon as the task is idle: a clean stop sends what
+//!   is held back (as before) and stores the empty list; a stop cut off by the grace leaves the
+//!   rest in the list. At the start, the stored list is sent at once (as a clean stop would
+//!   have), each notice through the rule written at the same place ([`Dispatcher::begin_restored`]),
+//!   before any event is read, and leaves the list once sent. A crash between a send and the
+//!   next store sends that notice again — the same trade as for events: twice rather than never.
+//! - *No extra commits.* The list rides on the cursor's stores (at most every
+//!   [`CURSOR_EVERY`], at once when idle), and is written only when it or the cursor changed.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -39,7 +61,7 @@ use crate::config::Flow;
 use crate::control::Metrics;
 use crate::engine::RunReport;
 use crate::ledger::{Event, EventKind, Ledger};
-use crate::notify::{Dispatcher, Landed, Notice, Outcome, QUEUED, Rule, Started};
+use crate::notify::{Dispatcher, Held, Landed, Notice, Outcome, QUEUED, Rule, Started};
 use crate::schedule::Clock;
 
 /// Events read per batch.
@@ -92,6 +114,8 @@ struct Pump {
     behind: bool,
     /// The cursor as stored.
     stored: u64,
+    /// The notices held back as stored with it (JSON of [`Dispatcher::held`]).
+    stored_held: Vec<u8>,
     /// When it was stored last.
     stored_at: Option<std::time::Instant>,
     /// A ledger never served before (no stored cursor): the last event recorded when the
@@ -125,6 +149,7 @@ impl Notifier {
             read: None,
             behind: false,
             stored: 0,
+            stored_held: Vec::new(),
             stored_at: None,
             history_ends,
         };
@@ -160,10 +185,17 @@ impl Notifier {
                         let first = !pump.ready;
                         pump.set_rules(rules);
                         if first {
+                            // Before anything is stored: the list stored last is replaced
+                            // at the first store.
+                            pump.restore().await;
                             pump.events().await;
                         }
                     }
-                    Msg::Summary(notice) => pump.send(&notice, None).await,
+                    Msg::Summary(notice) => {
+                        pump.send(&notice, None).await;
+                        // Held back, it is only in memory: stored at once when idle.
+                        pump.store_cursor(pump.flying.is_empty());
+                    }
                     Msg::Flush(done) => {
                         pump.catch_up().await;
                         let _ = done.send(());
@@ -216,8 +248,9 @@ impl Notifier {
     }
 
     /// Sends what is still pending (summaries, notices held back, events not read yet unless
-    /// a backlog is under way, the sends under way) within `within`, then ends the task. What had no time stays unsent: events remain after the cursor and
-    /// are sent at the next start (logged); summaries and held-back notices are lost (logged).
+    /// a backlog is under way, the sends under way) within `within`, then ends the task. What
+    /// had no time stays unsent: events remain after the cursor and notices held back in the
+    /// stored list, both sent at the next start (logged); summaries are lost (logged).
     pub async fn stop(&self, within: Duration) {
         let Some(task) = crate::sync::lock(&self.task).take() else { return };
         let (tx, rx) = oneshot::channel();
@@ -234,7 +267,7 @@ impl Notifier {
             tracing::warn!(
                 within_s = within.as_secs_f64(),
                 unsent,
-                "Shutdown grace over before every notice was sent: the events not sent yet are sent at the next start; pending run summaries and throttled notices are not."
+                "Shutdown grace over before every notice was sent: the events and throttled notices not sent yet are sent at the next start; pending run summaries are not."
             );
         }
     }
@@ -265,6 +298,30 @@ impl Pump {
     /// Sends what the throttle held back in windows that have ended.
     async fn send_due(&mut self) {
         let started = self.dispatcher.begin_due(self.clock.now()).await;
+        self.fly(started, None);
+        self.store_cursor(self.flying.is_empty());
+    }
+
+    /// Sends the notices held back before the last stop or crash, from the stored list (see
+    /// the module doc). A list that cannot be read is logged, and replaced at the next store.
+    async fn restore(&mut self) {
+        let bytes = match self.ledger.notify_held() {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return,
+            Err(e) => {
+                return tracing::error!(error = %e, "Notifier cannot read the notices held back before the restart; they are not sent.");
+            }
+        };
+        self.stored_held = bytes;
+        let held: Vec<Held> = match serde_json::from_slice(&self.stored_held) {
+            Ok(held) => held,
+            Err(e) => return tracing::error!(error = %e, "The notices held back before the restart cannot be read; they are not sent."),
+        };
+        if held.is_empty() {
+            return;
+        }
+        tracing::info!(notices = held.len(), "Sending the notices a throttle held back before the restart.");
+        let started = self.dispatcher.begin_restored(held, self.clock.now()).await;
         self.fly(started, None);
     }
 
@@ -302,9 +359,10 @@ impl Pump {
             if *left == 0 {
                 self.open.remove(&seq);
             }
-            // The last send over: the pump is idle, the cursor is stored now.
-            self.store_cursor(self.flying.is_empty());
         }
+        // The last send over: the pump is idle, the cursor (and what is held back: a flushed
+        // notice sent is held no more) is stored now.
+        self.store_cursor(self.flying.is_empty());
     }
 
     /// The reading stopped at [`OPEN`] events open, and half of them are over since.
@@ -335,16 +393,27 @@ impl Pump {
         }
     }
 
-    /// Stores the cursor: the last event read, or just before the first with sends under way;
-    /// at once with `now`, else only when it was last stored [`CURSOR_EVERY`] ago.
+    /// Stores the cursor — the last event read, or just before the first with sends under
+    /// way — with the notices held back now, in one transaction (see the module doc), when
+    /// either changed; at once with `now`, else only when last stored [`CURSOR_EVERY`] ago.
+    /// Nothing before the first reading: the list stored by the last daemon is not replaced
+    /// before it was read ([`restore`](Self::restore)).
     fn store_cursor(&mut self, now: bool) {
         let Some(read) = self.read else { return };
         let done = self.open.keys().next().map_or(read, |first| first.saturating_sub(1));
         let due = now || self.stored_at.is_none_or(|t| t.elapsed() >= CURSOR_EVERY);
-        if done > self.stored && due {
+        if !due {
+            return;
+        }
+        let held = match serde_json::to_vec(&self.dispatcher.held()) {
+            Ok(held) => held,
+            // Plain structs and JSON values: not expected; the list stored last stays.
+            Err(e) => return tracing::error!(error = %e, "Notifier cannot encode the notices held back."),
+        };
+        if done > self.stored || held != self.stored_held {
             self.stored_at = Some(std::time::Instant::now());
-            match self.ledger.set_notify_cursor(done) {
-                Ok(()) => self.stored = done,
+            match self.ledger.set_notify_state(done, &held) {
+                Ok(()) => (self.stored, self.stored_held) = (done.max(self.stored), held),
                 Err(e) => tracing::error!(error = %e, "Notifier cannot store its cursor."),
             }
         }

@@ -50,7 +50,13 @@ fn quarantined() -> Notice {
 }
 
 fn quick() -> RetryPolicy {
-    RetryPolicy { attempts: 3, backoff: Duration::from_millis(1), attempt_timeout: Duration::from_secs(20) }
+    RetryPolicy {
+        attempts: 3,
+        backoff: Duration::from_millis(1),
+        attempt_timeout: Duration::from_secs(20),
+        deferral: Duration::from_millis(1),
+        deferrals: 2,
+    }
 }
 
 #[tokio::test]
@@ -210,9 +216,26 @@ async fn webhook_429_waits_as_long_as_its_retry_after_asks() {
     }
 }
 
-/// An SMTP server answering 451 (a rate limit) is retried, and reported as rate-limited.
+/// A hook answering 503 with `Retry-After` as an HTTP date (RFC 9110 allows it; some
+/// gateways send it): the retry waits until then (before, the date was ignored and the retry
+/// came after the short backoff, refused again).
 #[tokio::test]
-async fn email_451_is_rate_limited_and_retried() {
+async fn webhook_503_waits_until_its_retry_after_date() {
+    let hook = HttpReceiver::start(&[503, 200]).await;
+    // Whole seconds: a date 2 s ahead is at least 1 s ahead of the answer's own `Date`.
+    hook.set_retry_after_date(2);
+    let dir = tempdir();
+    let (mut d, failed) = to_hook(&hook, dir.path());
+    let out = d.dispatch(&failed, at(0)).await;
+    assert!(matches!(out[0].outcome, Outcome::Sent { attempts: 2, held_back: 0 }), "{out:?}");
+    let times: Vec<_> = hook.requests().iter().map(|r| r.at).collect();
+    let waited = times[1] - times[0];
+    assert!(waited >= Duration::from_millis(900), "retried after {waited:?}, not at the date the hook gave");
+}
+
+/// An SMTP server answering 451 (a rate limit) is retried, and reported as deferred.
+#[tokio::test]
+async fn email_451_is_deferred_and_retried() {
     let smtp =
         SmtpReceiver::start(SmtpOptions { mail_reply: Some("451 4.7.1 Too many messages, slow down".into()), ..SmtpOptions::default() })
             .await;
@@ -221,8 +244,46 @@ async fn email_451_is_rate_limited_and_retried() {
     let mut d = Dispatcher::new(&rules).unwrap().with_retry(quick());
     let out = d.dispatch(&quarantined(), at(0)).await;
     let Outcome::Failed { attempts: 3, error } = &out[0].outcome else { panic!("{out:?}") };
-    assert_eq!(error.kind, ErrorKind::RateLimited, "{error}");
+    assert_eq!(error.kind, ErrorKind::Deferred, "{error}");
     assert!(error.to_string().contains("451"), "{error}");
+}
+
+/// An SMTP server answering 421 ("closing, come back later") is asked again after the
+/// deferral, doubled each time (as a mail transfer agent does), then given up: before, the
+/// three attempts came within 1.5 s (0.5 s then 1 s), each refused, as for a network blip.
+#[tokio::test]
+async fn email_421_is_asked_again_after_the_deferral_not_the_short_backoff() {
+    let smtp = SmtpReceiver::start(SmtpOptions {
+        mail_reply: Some("421 4.3.2 Service not available, closing transmission channel".into()),
+        ..SmtpOptions::default()
+    })
+    .await;
+    let dir = tempdir();
+    let rules = rules(dir.path(), &email_yaml(&smtp, "SMTP_PASS", ""));
+    let retry = RetryPolicy { deferral: Duration::from_millis(300), ..quick() };
+    let mut d = Dispatcher::new(&rules).unwrap().with_retry(retry);
+    let started = std::time::Instant::now();
+    let out = d.dispatch(&quarantined(), at(0)).await;
+    let Outcome::Failed { attempts: 3, error } = &out[0].outcome else { panic!("{out:?}") };
+    assert_eq!(error.kind, ErrorKind::Deferred, "{error}");
+    assert!(error.to_string().contains("421"), "{error}");
+    assert!(started.elapsed() >= Duration::from_millis(900), "waited 300 ms then 600 ms: {:?}", started.elapsed());
+}
+
+/// A mailbox busy for now (450) is asked again after the deferral, and the notice then goes
+/// out (before: after 1 ms here, 0.5 s by default).
+#[tokio::test]
+async fn email_to_a_busy_mailbox_is_sent_after_the_deferral() {
+    let smtp = SmtpReceiver::start(SmtpOptions { busy_once: vec!["ops@example.com".into()], ..SmtpOptions::default() }).await;
+    let dir = tempdir();
+    let rules = rules(dir.path(), &email_yaml(&smtp, "SMTP_PASS", ""));
+    let retry = RetryPolicy { deferral: Duration::from_secs(1), ..quick() };
+    let mut d = Dispatcher::new(&rules).unwrap().with_retry(retry);
+    let started = std::time::Instant::now();
+    let out = d.dispatch(&quarantined(), at(0)).await;
+    assert!(matches!(out[0].outcome, Outcome::Sent { attempts: 2, .. }), "{out:?}");
+    assert!(started.elapsed() >= Duration::from_secs(1), "asked again after {:?}", started.elapsed());
+    assert_eq!(smtp.messages().len(), 1, "sent once");
 }
 
 /// A hook answering 500 with a body of several lines: the error quotes it on one line (it
@@ -648,4 +709,110 @@ fn serve_logs_failing_notices_as_one_json_event_a_line() {
     assert_eq!(hook["error"], format!("cannot connect to 127.0.0.1:{hook_port}: connection refused"));
     let command = failed.iter().find(|e| e["error_kind"] == "permanent").expect("the command's");
     assert_eq!(command["error"], "exited with status 4: line one ⏎ line two");
+}
+
+/// `wharf serve` (a real process, debug log to `log`) on the flows of `dir/flows`.
+fn serve(dir: &Path, log: &str) -> std::process::Child {
+    support::wharf(&dir.join("state"))
+        .env("RUST_LOG", "wharf=debug")
+        .args(["serve", "--flows", "flows"])
+        .current_dir(dir)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(dir.join(log)).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// Polls `cond` every 50 ms until it holds; panics after 30 s, quoting `log`.
+async fn wait_until(what: &str, log: &Path, cond: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !cond() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}:\n{}",
+            std::fs::read_to_string(log).unwrap_or_default()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A notice held back by a throttle survives `kill -9` of the daemon: the next start sends
+/// it, the latest with its count, once; a clean restart after that sends nothing again.
+/// Before, throttle windows and held notices lived only in memory while the cursor had passed
+/// their events: after the crash the operator never heard of the runs that failed meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_notice_held_back_by_a_throttle_survives_a_crash_of_the_daemon() {
+    let hook = HttpReceiver::start(&[]).await;
+    let tmp = tempdir();
+    let dir = tmp.path();
+    for sub in ["flows", "src", "dst"] {
+        std::fs::create_dir(dir.join(sub)).unwrap();
+    }
+    let flow = format!(
+        "name: a
+endpoints:
+  src: {{ type: local, root: ../src }}
+  dst: {{ type: local, root: ../dst }}
+source:
+  endpoint: src
+  path: /
+  include: ['*.csv']
+  command:
+    run: [sh, -c, 'echo the export failed >&2; exit 3']
+    name: out.csv
+sinks: [ {{ endpoint: dst, path: / }} ]
+notify:
+  - on: [failed]
+    throttle: 1h
+    webhook: {{ url: \"{}\" }}
+",
+        hook.url("/hook")
+    );
+    std::fs::write(dir.join("flows/a.yaml"), flow).unwrap();
+    let state = dir.join("state");
+    let (log, log2, log3) = (dir.join("serve-1.log"), dir.join("serve-2.log"), dir.join("serve-3.log"));
+    let trigger = || {
+        let t = support::wharf(&state).args(["trigger", "a"]).output().unwrap();
+        assert!(t.status.success(), "{}", support::text(&t));
+    };
+    let held = || std::fs::read_to_string(&log).unwrap_or_default().matches("Notice held back by the throttle.").count();
+
+    let mut daemon = serve(dir, "serve-1.log");
+    wait_until("the daemon's discovery file", &log, || state.join("serve.json").exists()).await;
+    trigger();
+    wait_until("the first failure's notice", &log, || hook.requests().len() == 1).await;
+    for n in 1..=2 {
+        trigger();
+        wait_until("a failure's notice held back", &log, || held() == n).await;
+    }
+    // The cursor is stored past all three events (at once when the notifier is idle): read
+    // beside the daemon, as the CLI does. Killed before that, the events would be read again.
+    let stored = || {
+        let l = wharf::ledger::Ledger::open_read_only(&state.join("ledger.redb")).ok()?;
+        Some((l.notify_cursor().ok()??, l.last_event_seq().ok()?))
+    };
+    wait_until("the cursor stored past the three events", &log, || stored() == Some((3, 3))).await;
+    daemon.kill().unwrap(); // SIGKILL
+    daemon.wait().unwrap();
+    assert_eq!(hook.requests().len(), 1, "the two repeats were held back");
+
+    let mut daemon = serve(dir, "serve-2.log");
+    wait_until("the held-back notice, after the crash", &log2, || hook.requests().len() == 2).await;
+    let body = hook.requests()[1].json();
+    assert_eq!((body["kind"].as_str(), body["run"].as_u64(), body["held_back"].as_u64()), (Some("failed"), Some(3), Some(1)), "{body}");
+    // SAFETY: kill(2) on a child we own; no memory is shared.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    daemon.wait().unwrap();
+
+    // A clean restart: nothing is held back any more, nothing is sent again.
+    let mut daemon = serve(dir, "serve-3.log");
+    wait_until("the notifier to read the log", &log3, || {
+        std::fs::read_to_string(&log3).unwrap_or_default().contains("Notifier reading the event log.")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // SAFETY: as above.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    daemon.wait().unwrap();
+    assert_eq!(hook.requests().len(), 2, "sent once: {:#?}", hook.requests().iter().map(|r| r.json()).collect::<Vec<_>>());
 }

@@ -6,13 +6,24 @@
 //! a few times with a short, doubling backoff — or after as long as the channel asked
 //! (`Retry-After`, up to [`RETRY_AFTER_MAX`]) — each attempt under a timeout.
 //!
+//! A deferral (an SMTP server saying "not now, come back later": 421, 450, 451, 452) is retried
+//! as a mail transfer agent would, after minutes: [`RetryPolicy::deferral`], doubled before
+//! each further one, [`RetryPolicy::deferrals`] times at most (1, 2, 4 and 8 minutes by default:
+//! a notice is given up within a quarter of an hour, never held for hours). The wait holds no
+//! send slot and, the lane being the channel's own, holds up only this channel's later notices
+//! (which its server would refuse as well), never another rule's. A notice that ran out of
+//! deferrals leaves its lane *without* deferrals until the channel takes a notice again: each
+//! of the notices queued behind it is tried once, not a quarter of an hour each, so a backlog
+//! behind a server refusing for hours is bounded by attempts, not by hours of waiting.
+//!
 //! A lane holds at most [`QUEUED`] notices. When a notice finds its lane full, it waits for
-//! room as long as the channel is sending fine — slowly, or asking to slow down (HTTP 429,
-//! SMTP 421/450/451/452: it is up) — but for one `attempt_timeout` at most: a burst goes out
-//! at the channel's pace, none lost, and a channel that makes no room for that long does not
-//! hold up the caller (and so the other channels) any longer. It does not wait for a channel
-//! that is down (its last attempt failed with a transient error other than a rate limit, or
-//! one does while waiting). A notice that is not queued fails at once, saying why. Which
+//! room as long as the channel is sending fine — slowly, or asking to slow down (HTTP 429:
+//! it is up) — but for one `attempt_timeout` at most: a burst goes out at the channel's pace,
+//! none lost, and a channel that makes no room for that long does not hold up the caller (and
+//! so the other channels) any longer. It does not wait for a channel that is down or deferring
+//! (its last attempt failed with a transient error other than a rate limit, or one does while
+//! waiting): it would make no room for minutes. A notice that is not queued fails at once,
+//! saying why. Which
 //! notice goes to which lane, and what became of it, is the [`Dispatcher`](super::Dispatcher)'s.
 
 use std::sync::Arc;
@@ -22,7 +33,7 @@ use tokio::sync::{Semaphore, mpsc, oneshot, watch};
 use tracing::warn;
 
 use super::{Notice, Notifier, NotifyError, subject};
-use crate::notify::RETRY_AFTER_MAX;
+use crate::notify::{ErrorKind, RETRY_AFTER_MAX};
 
 /// How failed sends are retried.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,12 +44,25 @@ pub struct RetryPolicy {
     pub backoff: Duration,
     /// The longest one attempt may take, whatever the channel's own timeouts.
     pub attempt_timeout: Duration,
+    /// Wait after the first deferral ([`ErrorKind::Deferred`]: "come back later"); doubled
+    /// before each further one.
+    pub deferral: Duration,
+    /// Deferrals waited out at most for one notice (besides `attempts`, which count the other
+    /// transient failures).
+    pub deferrals: u32,
 }
 
 impl Default for RetryPolicy {
-    /// 3 attempts, 500 ms then 1 s apart, 2 minutes each at most.
+    /// 3 attempts, 500 ms then 1 s apart, 2 minutes each at most; a deferral is waited out
+    /// 4 times, 1, 2, 4 then 8 minutes later (15 minutes in all).
     fn default() -> Self {
-        RetryPolicy { attempts: 3, backoff: Duration::from_millis(500), attempt_timeout: Duration::from_secs(120) }
+        RetryPolicy {
+            attempts: 3,
+            backoff: Duration::from_millis(500),
+            attempt_timeout: Duration::from_secs(120),
+            deferral: Duration::from_secs(60),
+            deferrals: 4,
+        }
     }
 }
 
@@ -54,7 +78,8 @@ pub const QUEUED: usize = 256;
 /// Why [`Lane::queue`] gave a job back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Refused {
-    /// The lane is full and the channel down (its last attempt failed transiently).
+    /// The lane is full and the channel down or deferring (its last attempt failed
+    /// transiently, not by a rate limit).
     Down,
     /// The lane stayed full for this long (one `attempt_timeout`).
     Full(Duration),
@@ -65,8 +90,8 @@ pub(super) enum Refused {
 pub(super) struct Lane {
     jobs: mpsc::Sender<Job>,
     /// Whether the channel's last attempt failed with a transient error other than a rate
-    /// limit — the channel is down, or too slow to answer within `attempt_timeout` (set by the
-    /// lane after each attempt).
+    /// limit — the channel is down, too slow to answer within `attempt_timeout`, or said to
+    /// come back later (set by the lane after each attempt).
     failing: watch::Receiver<bool>,
 }
 
@@ -81,16 +106,23 @@ impl Lane {
         let failing_tx = Arc::new(failing_tx);
         let sending = Arc::clone(sending);
         tokio::spawn(async move {
+            // Off once a notice ran out of deferrals, until the channel takes one again (see
+            // the module doc).
+            let mut may_defer = true;
             while let Some(job) = rx.recv().await {
                 if job.reply.is_closed() {
                     continue;
                 }
                 let (n, s, f) = (Arc::clone(&notifier), Arc::clone(&sending), Arc::clone(&failing_tx));
-                let Job { notice, held_back, retry, reply } = job;
+                let Job { notice, held_back, mut retry, reply } = job;
+                if !may_defer {
+                    retry.deferrals = 0;
+                }
                 let task = tokio::spawn(async move { send_with_retry(n.as_ref(), &notice, held_back, retry, &s, &f).await });
                 let result = task
                     .await
                     .unwrap_or_else(|e| (1, Err(NotifyError::permanent(notifier.describe(), format!("the channel panicked: {e}")))));
+                may_defer = !matches!(&result.1, Err(e) if e.kind == ErrorKind::Deferred);
                 let _ = reply.send(result);
             }
         });
@@ -138,9 +170,11 @@ pub(super) struct Job {
 
 /// Sends with retries of transient failures; the number of attempts made and the result.
 /// Each attempt holds one of the `sending` permits (shared by every lane), the waits between
-/// attempts none: a channel that is down does not keep the others from sending. After each
-/// attempt, `failing` says whether it failed with a transient error other than a rate limit
-/// (a channel asking to slow down is up).
+/// attempts none: a channel that is down does not keep the others from sending. A deferral
+/// waits [`RetryPolicy::deferral`], doubling, up to [`RetryPolicy::deferrals`] times; other
+/// transient failures count against [`RetryPolicy::attempts`]. After each attempt, `failing`
+/// says whether it failed with a transient error other than a rate limit (a channel asking to
+/// slow down is up; one that is down, or said to come back later, makes no room soon).
 async fn send_with_retry(
     notifier: &dyn Notifier,
     notice: &Notice,
@@ -150,8 +184,9 @@ async fn send_with_retry(
     failing: &watch::Sender<bool>,
 ) -> (u32, Result<(), NotifyError>) {
     let attempts = retry.attempts.max(1);
-    let mut delay = retry.backoff;
-    let mut attempt = 1;
+    let (mut delay, mut deferral) = (retry.backoff, retry.deferral);
+    // All attempts made; those counted against `attempts`; deferrals waited out.
+    let (mut attempt, mut counted, mut deferred) = (1, 1, 0);
     loop {
         // The semaphore is never closed; should it be, sending goes on unbounded.
         let permit = sending.acquire().await.ok();
@@ -162,19 +197,29 @@ async fn send_with_retry(
         drop(permit);
         // Down, rather than refusing this notice or asking to slow down: refused connections,
         // timeouts, 5xx… A notice refused for good says nothing of the next one.
-        failing.send_replace(result.as_ref().is_err_and(NotifyError::says_down));
-        match result {
-            Err(e) if e.is_transient() && attempt < attempts => {
-                // A channel that says how long to wait (HTTP `Retry-After`) is waited for:
-                // asked again sooner, it refuses again, and the notice runs out of attempts.
+        failing.send_replace(result.as_ref().is_err_and(|e| e.says_down() || e.kind == ErrorKind::Deferred));
+        let wait = match &result {
+            // "Come back later": minutes, as a mail transfer agent waits, a bounded number of
+            // times; asked again within seconds, the server only refuses again.
+            Err(e) if e.kind == ErrorKind::Deferred => (deferred < retry.deferrals).then(|| {
+                deferred += 1;
+                let doubled = deferral.saturating_mul(2);
+                std::mem::replace(&mut deferral, doubled)
+            }),
+            // A channel that says how long to wait (HTTP `Retry-After`) is waited for: asked
+            // again sooner, it refuses again, and the notice runs out of attempts.
+            Err(e) if e.is_transient() && counted < attempts => {
+                counted += 1;
                 let wait = e.retry_after.map_or(delay, |asked| asked.min(RETRY_AFTER_MAX).max(delay));
-                warn!(flow = %notice.flow, kind = %notice.kind, subject = subject(&notice.subject), channel = %e.target, attempt, error = %e.message, retry_in = ?wait, "Notice not sent; retrying.");
-                tokio::time::sleep(wait).await;
                 delay = delay.saturating_mul(2);
-                attempt += 1;
+                Some(wait)
             }
-            other => return (attempt, other),
-        }
+            _ => None,
+        };
+        let (Some(wait), Err(e)) = (wait, &result) else { return (attempt, result) };
+        warn!(flow = %notice.flow, kind = %notice.kind, subject = subject(&notice.subject), channel = %e.target, attempt, error_kind = %e.kind, error = %e.message, retry_in = ?wait, "Notice not sent; retrying.");
+        tokio::time::sleep(wait).await;
+        attempt += 1;
     }
 }
 
@@ -249,6 +294,75 @@ mod tests {
             assert!(matches!(d.land(landed, at(3)).outcome, Outcome::Sent { attempts: 1, .. }));
         }
         assert_eq!(*slow.asked.lock().unwrap(), ["at 0", "at 1", "at 2"], "one channel's notices in order");
+    }
+
+    /// A server that says "come back later" (SMTP 421) to its first `deferring` attempts, and
+    /// records when each attempt came.
+    struct Closing {
+        deferring: usize,
+        asked: Mutex<Vec<(String, std::time::Instant)>>,
+    }
+
+    #[async_trait]
+    impl Notifier for Closing {
+        async fn send(&self, notice: &Notice, _: u32) -> Result<(), NotifyError> {
+            let mut asked = self.asked.lock().unwrap();
+            asked.push((notice.detail.clone(), std::time::Instant::now()));
+            if asked.len() <= self.deferring {
+                return Err(NotifyError::deferred("closing", "421 4.3.2 Service shutting down, try later"));
+            }
+            Ok(())
+        }
+        fn describe(&self) -> String {
+            "closing".into()
+        }
+    }
+
+    /// A deferral is asked again after `deferral`, doubled each time — not after the short
+    /// backoff meant for network blips (before, the three attempts came within milliseconds,
+    /// each refused). A notice that ran out of deferrals fails, and the channel's next one is
+    /// tried once, not deferred again, until one goes through; another channel does not wait
+    /// meanwhile.
+    #[tokio::test]
+    async fn a_deferral_is_asked_again_after_the_deferral_not_the_backoff() {
+        let closing = Arc::new(Closing { deferring: 4, asked: Mutex::default() });
+        let rec = Arc::new(Recorder::default());
+        let retry = RetryPolicy { deferral: Duration::from_millis(300), ..quick() };
+        let mut d = Dispatcher::new(&[]).unwrap().with_retry(retry);
+        d.add_global(["failed"], Duration::ZERO, closing.clone());
+        d.add_global(["failed"], Duration::ZERO, rec.clone());
+        let mut flying = Vec::new();
+        for s in ["a", "b", "c"] {
+            flying.extend(sending(d.begin(&Notice::new("failed", "f", at(0), "", s), at(0)).await));
+        }
+        let waiting = std::time::Instant::now();
+        while rec.details.lock().unwrap().len() < 3 && waiting.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let others_done = std::time::Instant::now();
+        let mut outcomes = Vec::new();
+        for f in flying.into_iter().filter(|f| f.flight.channel == "closing") {
+            let landed = f.land().await;
+            outcomes.push(d.land(landed, at(1)).outcome);
+        }
+        assert!(
+            matches!(
+                &outcomes[..],
+                [
+                    Outcome::Failed { attempts: 3, error: NotifyError { kind: ErrorKind::Deferred, .. } },
+                    Outcome::Failed { attempts: 1, .. },
+                    Outcome::Sent { attempts: 1, .. },
+                ]
+            ),
+            "{outcomes:?}"
+        );
+        let asked = closing.asked.lock().unwrap().clone();
+        let who: Vec<&str> = asked.iter().map(|(d, _)| d.as_str()).collect();
+        assert_eq!(who, ["a", "a", "a", "b", "c"]);
+        assert!(others_done < asked[1].1, "the other channel did not wait for the deferral");
+        let gaps: Vec<Duration> = asked.windows(2).map(|w| w[1].1 - w[0].1).collect();
+        assert!(gaps[0] >= Duration::from_millis(300) && gaps[1] >= Duration::from_millis(600), "deferred 300 ms then 600 ms: {gaps:?}");
+        assert!(gaps[2] < Duration::from_millis(300) && gaps[3] < Duration::from_millis(300), "not deferred again: {gaps:?}");
     }
 
     /// Sends each notice after `pace`, and records its detail. `rate_limits`: answers each
@@ -335,7 +449,7 @@ mod tests {
                 "limited".into()
             }
         }
-        let retry = RetryPolicy { attempts: 3, backoff: Duration::from_millis(1), attempt_timeout: Duration::from_millis(500) };
+        let retry = RetryPolicy { attempt_timeout: Duration::from_millis(500), ..quick() };
         let mut d = Dispatcher::new(&[]).unwrap().with_retry(retry);
         d.add_global(["failed"], Duration::ZERO, Arc::new(Limited));
         let mut flying = Vec::new();
@@ -363,7 +477,7 @@ mod tests {
     #[tokio::test]
     async fn a_full_lane_of_a_channel_that_is_down_fails_its_next_notices_at_once() {
         let (dead, rec) = (Gate::new(0), Arc::new(Recorder::default()));
-        let retry = RetryPolicy { attempts: 1, backoff: Duration::ZERO, attempt_timeout: Duration::from_secs(1) };
+        let retry = RetryPolicy { attempts: 1, backoff: Duration::ZERO, attempt_timeout: Duration::from_secs(1), ..quick() };
         let mut d = Dispatcher::new(&[]).unwrap().with_retry(retry);
         d.add_global(["failed"], Duration::ZERO, dead.clone());
         d.add_global(["failed"], Duration::ZERO, rec.clone());

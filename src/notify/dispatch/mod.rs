@@ -23,6 +23,9 @@
 //! the window it opened is undone, and what it held back meanwhile is due at once.
 //! [`Dispatcher::dispatch`] does both and waits (for callers that send one notice at a time).
 //!
+//! What the throttles hold back is listed for the caller to keep across a crash, and sent by
+//! a new dispatcher from that list (`held.rs`).
+//!
 //! Time is passed in (`now`); nothing here reads the system clock. Only the backoff between
 //! attempts waits in real time. Failures are logged with fields, naming the channel by its
 //! description (never a URL or secret).
@@ -37,9 +40,11 @@ use tokio::sync::{Semaphore, oneshot};
 use tracing::{debug, error, info};
 
 use super::{Notice, Notifier, NotifyError, RECOVERED, Rule};
+pub use held::Held;
 use lane::{Job, Lane, Refused};
 pub use lane::{QUEUED, RetryPolicy, SENDING};
 
+mod held;
 mod lane;
 
 /// What became of a notice on one channel.
@@ -170,6 +175,9 @@ pub struct Dispatcher {
     retry: RetryPolicy,
     /// Permits for the sends under way, shared by every lane.
     sending: Arc<Semaphore>,
+    /// Held-back notices being sent (their window ended, or everything held is sent), by
+    /// send: still [`held`](Self::held) until the send is over.
+    flushing: HashMap<u64, Held>,
 }
 
 /// What [`Dispatcher::begin`] did with a notice on one matching rule.
@@ -222,7 +230,14 @@ impl Dispatcher {
     pub fn new(global: &[Rule]) -> Result<Self, NotifyError> {
         let global = global.iter().map(|r| Route::from_rule(r, &Rule::notifier)).collect::<Result<_, _>>()?;
         let sending = Arc::new(Semaphore::new(SENDING));
-        Ok(Dispatcher { global, flows: HashMap::new(), retired: Vec::new(), retry: RetryPolicy::default(), sending })
+        Ok(Dispatcher {
+            global,
+            flows: HashMap::new(),
+            retired: Vec::new(),
+            retry: RetryPolicy::default(),
+            sending,
+            flushing: HashMap::new(),
+        })
     }
 
     /// Replaces the retry policy.
@@ -310,7 +325,7 @@ impl Dispatcher {
     /// to each channel's lane, and the sends under way are returned to be landed.
     pub async fn begin(&mut self, notice: &Notice, now: DateTime<Utc>) -> Vec<Started> {
         let key: Key = (notice.flow.clone(), notice.kind.clone(), notice.subject.clone());
-        let Dispatcher { global, flows, retry, sending, .. } = self;
+        let Dispatcher { global, flows, retry, sending, flushing, .. } = self;
         let routes: Vec<&mut Route> =
             flows.get_mut(&notice.flow).into_iter().flatten().chain(global.iter_mut()).filter(|r| r.on.contains(&notice.kind)).collect();
         let steps = routes
@@ -325,7 +340,7 @@ impl Dispatcher {
                 (i, key.clone(), step)
             })
             .collect();
-        start(routes, steps, *retry, sending, now).await
+        start(routes, steps, *retry, sending, flushing, now).await
     }
 
     /// Records the outcome of a send [`begin`](Self::begin) (or the `begin_` of held notices)
@@ -333,6 +348,8 @@ impl Dispatcher {
     /// then only the log.
     pub fn land(&mut self, landed: Landed, now: DateTime<Utc>) -> Delivery {
         let Landed { flight, attempts, result } = landed;
+        // Sent or given up: held no more either way (a failure is logged, as any other).
+        self.flushing.remove(&flight.id);
         let (flow, kind, s) = (&flight.key.0, &flight.key.1, &flight.key.2);
         let (channel, held_back, flushed) = (flight.channel.clone(), flight.held_back, flight.flushed);
         let route =
@@ -405,7 +422,7 @@ impl Dispatcher {
     }
 
     async fn begin_held(&mut self, now: DateTime<Utc>, all: bool) -> Vec<Started> {
-        let Dispatcher { global, flows, retired, retry, sending } = self;
+        let Dispatcher { global, flows, retired, retry, sending, flushing } = self;
         let mut routes: Vec<&mut Route> = flows.values_mut().flatten().chain(global.iter_mut()).chain(retired.iter_mut()).collect();
         let mut steps = Vec::new();
         for (i, route) in routes.iter_mut().enumerate() {
@@ -418,7 +435,7 @@ impl Dispatcher {
                 }
             }
         }
-        let started = start(routes, steps, *retry, sending, now).await;
+        let started = start(routes, steps, *retry, sending, flushing, now).await;
         // A retired rule has done its last duty once nothing is held back in it.
         self.retired.retain(Route::holds);
         started
@@ -435,12 +452,14 @@ impl Dispatcher {
 
 /// Carries out `steps` on `routes` (by index): a notice held back is counted in its window;
 /// a notice to send opens a new window at once (see the module doc) and is handed to the
-/// route's lane. What became of each step, in order.
+/// route's lane; a held-back one being sent is noted in `flushing` until it lands. What
+/// became of each step, in order.
 async fn start(
     mut routes: Vec<&mut Route>,
     steps: Vec<(usize, Key, Step)>,
     retry: RetryPolicy,
     sending: &Arc<Semaphore>,
+    flushing: &mut HashMap<u64, Held>,
     now: DateTime<Utc>,
 ) -> Vec<Started> {
     let mut started = Vec::with_capacity(steps.len());
@@ -466,6 +485,9 @@ async fn start(
                 } else {
                     None
                 };
+                if flushed {
+                    flushing.insert(id, Held { rule: route.name(), notice: notice.clone(), held: held_back.saturating_add(1) });
+                }
                 let (reply_tx, reply) = oneshot::channel();
                 let lane = route.lane(sending);
                 // A full lane of a channel that is failing, or that makes no room in time,
@@ -474,7 +496,7 @@ async fn start(
                 if let Err((job, refused)) = lane.queue(Job { notice, held_back, retry, reply: reply_tx }).await {
                     let why = match refused {
                         Refused::Down => format!(
-                            "{QUEUED} notices are already waiting for this channel, which is down (its last attempt failed); this one is not sent"
+                            "{QUEUED} notices are already waiting for this channel, which is down or said to come back later (its last attempt failed); this one is not sent"
                         ),
                         Refused::Full(wait) => format!(
                             "{QUEUED} notices are already waiting for this channel, which made no room for this one within {wait:?} (one attempt's timeout); this one is not sent — a channel this slow needs a longer `throttle` or fewer notices"
@@ -550,7 +572,13 @@ mod tests {
     }
 
     pub(super) fn quick() -> RetryPolicy {
-        RetryPolicy { attempts: 3, backoff: Duration::from_millis(1), attempt_timeout: Duration::from_secs(5) }
+        RetryPolicy {
+            attempts: 3,
+            backoff: Duration::from_millis(1),
+            attempt_timeout: Duration::from_secs(5),
+            deferral: Duration::from_millis(1),
+            deferrals: 2,
+        }
     }
 
     #[tokio::test]

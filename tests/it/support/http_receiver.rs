@@ -60,6 +60,9 @@ struct State {
     pace: std::time::Duration,
     /// The `Retry-After` (seconds) of 429 and 503 answers ([`HttpReceiver::set_retry_after`]).
     retry_after: Option<u64>,
+    /// Whether `retry_after` is sent as an HTTP date that many seconds ahead instead
+    /// ([`HttpReceiver::set_retry_after_date`]).
+    retry_after_date: bool,
 }
 
 /// A running receiver; dropping it stops the server.
@@ -134,6 +137,12 @@ impl HttpReceiver {
         self.state.lock().expect("receiver state").retry_after = Some(seconds);
     }
 
+    /// Answers 429 and 503 with `Retry-After: <HTTP date>`, `seconds` from now (and a `Date`).
+    pub fn set_retry_after_date(&self, seconds: u64) {
+        let mut state = self.state.lock().expect("receiver state");
+        (state.retry_after, state.retry_after_date) = (Some(seconds), true);
+    }
+
     /// Every request so far, in order.
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.lock().expect("receiver state").requests.clone()
@@ -155,10 +164,10 @@ async fn answer(req: Request<Incoming>, state: Arc<Mutex<State>>) -> Result<Resp
         Ok(b) => b.to_bytes().to_vec(),
         Err(_) => Vec::new(),
     };
-    let (status, pace, retry_after) = {
+    let (status, pace, retry_after, as_date) = {
         let mut state = state.lock().expect("receiver state");
         state.requests.push(Recorded { method, path, headers, body, at });
-        (state.statuses.pop_front().unwrap_or(200), state.pace, state.retry_after)
+        (state.statuses.pop_front().unwrap_or(200), state.pace, state.retry_after, state.retry_after_date)
     };
     tokio::time::sleep(pace).await;
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
@@ -166,7 +175,14 @@ async fn answer(req: Request<Incoming>, state: Arc<Mutex<State>>) -> Result<Resp
     let mut response = Response::new(Full::new(Bytes::from(text)));
     *response.status_mut() = status;
     if let Some(seconds) = retry_after.filter(|_| matches!(status.as_u16(), 429 | 503)) {
-        response.headers_mut().insert(hyper::header::RETRY_AFTER, seconds.into());
+        let now = std::time::SystemTime::now();
+        let value = if as_date {
+            response.headers_mut().insert(hyper::header::DATE, httpdate::fmt_http_date(now).parse().expect("a date header"));
+            httpdate::fmt_http_date(now + std::time::Duration::from_secs(seconds)).parse().expect("a date header")
+        } else {
+            seconds.into()
+        };
+        response.headers_mut().insert(hyper::header::RETRY_AFTER, value);
     }
     Ok(response)
 }
