@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use wharf::config::flow::{CertTrust, FtpSpec, FtpTls, HostKeyPolicy, SftpSpec, SshAuth, TlsVersion};
 use wharf::endpoint::ftp::FtpEndpoint;
 use wharf::endpoint::sftp::SftpEndpoint;
-use wharf::endpoint::{Endpoint, ErrorKind, RemotePath};
+use wharf::endpoint::{Endpoint, EntryKind, ErrorKind, RemotePath};
 use wharf::sandbox::{Sandbox, SandboxOptions};
 
 fn wharf(state: &Path) -> Command {
@@ -308,6 +308,7 @@ async fn symlinks_out_of_the_folder_are_refused(ftp: bool) {
     symlink(&outside, root.join("out-dir")).unwrap();
     symlink(outside.join("secret.csv"), root.join("in/out-file.csv")).unwrap();
     symlink("ok.csv", root.join("in/inside.csv")).unwrap();
+    symlink("gone.csv", root.join("in/dangling.csv")).unwrap();
     let (sandbox, ep) = endpoint(dir.path(), &root, ftp).await;
     let p = |s: &str| RemotePath::parse(s).unwrap();
 
@@ -323,9 +324,14 @@ async fn symlinks_out_of_the_folder_are_refused(ftp: bool) {
     let mut buf = [0u8; 16];
     let n = r.read(&mut buf).await.unwrap();
     assert_eq!(&buf[..n], b"ok");
-    // Listing shows links as what they are (not followed), like OpenSSH.
-    let names: Vec<String> = ep.list(&p("in")).await.unwrap().entries.into_iter().map(|e| e.path.name().to_string()).collect();
-    assert_eq!(names, ["inside.csv", "ok.csv", "out-file.csv"]);
+    // Listing shows links as what they are (not followed), like OpenSSH; one to nothing too
+    // (over FTP an MLSD listing), without failing the listing.
+    let listing = ep.list(&p("in")).await.unwrap();
+    let names: Vec<(String, EntryKind)> = listing.entries.into_iter().map(|e| (e.path.name().to_string(), e.kind)).collect();
+    let link = EntryKind::Other(wharf::endpoint::Special::Symlink);
+    let expected = [("dangling.csv", link), ("inside.csv", link), ("ok.csv", EntryKind::File), ("out-file.csv", link)];
+    assert_eq!(names, expected.map(|(n, k)| (n.to_string(), k)));
+    assert!(listing.skipped.is_empty(), "{:?}", listing.skipped);
     drop(r);
     sandbox.stop().await;
 }
