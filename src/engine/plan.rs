@@ -5,7 +5,8 @@
 //! delivered identities, files in flight) and never writes it, so a plan neither counts as a
 //! readiness poll nor claims a file. The decisions come from the same functions a run uses
 //! (`discover`, `ready::assess`, `identity::key`, `lifecycle::Settled`, the sinks' names and
-//! `transfer::choose_target`, the disposition), so the plan cannot drift from the run.
+//! `transfer::choose_target`, the trigger's name and `transfer::trigger_room`, the rejects
+//! file's name, `disposition::move_target`), so the plan cannot drift from the run.
 //!
 //! What a plan cannot know without the content is said, not guessed: a flow with content
 //! steps may still quarantine a file, a `content` identity needs the file's hash, and an
@@ -20,7 +21,7 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{awaits, discover, endpoints, identity, lifecycle, ready};
+use super::{awaits, discover, disposition, endpoints, identity, lifecycle, ready};
 use crate::config::Flow;
 use crate::config::flow::{Disposition, EndpointSpec};
 use crate::endpoint::{EndpointError, RemotePath};
@@ -174,6 +175,7 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
     let mut caveats = caveats(flow);
     caveats.extend(skipped.iter().map(|s| format!("{} is never taken ({})", s.shown_path(), s.reason.explained())));
     look_at_targets(flow, &candidates, &mut files, snapshot.as_ref(), next_run, now, &mut caveats).await?;
+    look_at_moves(flow, &**source, &candidates, &mut files).await;
     // What a crashed run left delivered, its source no longer listed (it was being moved or
     // deleted): the next run finishes it, as `run_once` does after the listing's files.
     if let Some(l) = ledger {
@@ -186,6 +188,31 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
         }
     }
     Ok(Plan { flow: flow.name.clone(), files, caveats, probes: vec![], probe_hint: None })
+}
+
+/// Where `after.success: move_to` moves each file to deliver (the first [`targets::LOOKS_MAX`]),
+/// as the run chooses it (`disposition::move_target`, which only stats): the first free name
+/// in the folder, passing over those earlier files of the run take (in listing order).
+async fn look_at_moves(flow: &Flow, source: &dyn crate::endpoint::Endpoint, candidates: &[discover::Candidate], files: &mut [PlannedFile]) {
+    let Disposition::MoveTo(dir) = &flow.after_success else { return };
+    let mut taken = std::collections::HashSet::new();
+    let delivered = candidates.iter().zip(files.iter_mut()).filter(|(_, f)| matches!(f.action, Action::Deliver { .. }));
+    for (c, f) in delivered.take(targets::LOOKS_MAX) {
+        let Action::Deliver { then, .. } = &mut f.action else { continue };
+        let name = c.entry.path.name();
+        *then = match disposition::move_target(source, &c.entry.path, dir, |p| taken.contains(p)).await {
+            Ok(p) => {
+                let shown = if p.name() == name {
+                    format!("move the source to {p}")
+                } else {
+                    format!("move the source to {p} ({dir}/{name} is taken)")
+                };
+                taken.insert(p);
+                shown
+            }
+            Err(e) => format!("move the source to {dir}/ (its name there not looked at: {e})"),
+        };
+    }
 }
 
 /// Adds what the stored probes of `flow`'s endpoints (in `state_dir`) found that matters to

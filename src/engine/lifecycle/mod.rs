@@ -50,8 +50,8 @@ mod delivery;
 mod failure;
 mod versions;
 
-pub(super) use delivery::wanted;
 use delivery::{Sent, deliver_one, payload, recovered, unhashed};
+pub(super) use delivery::{rejects_name, trigger_of, wanted};
 use failure::fail;
 use versions::{changed_since_read, replaced_since_listed};
 
