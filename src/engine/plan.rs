@@ -341,6 +341,57 @@ mod tests {
         run_once(flow, ledger, &RunOptions::new(dir.join("staging")), &mut |_| {}).await.unwrap()
     }
 
+    /// `move_to` is planned with the name each source gets there, as the run moves them: one
+    /// name taken before the run, and two files of one name from two sub-folders (the second
+    /// takes the next free name, as the first is moved first).
+    #[tokio::test]
+    async fn the_name_a_source_is_moved_to_is_planned_as_the_run_takes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        let text = format!(
+            "name: t\nendpoints:\n  partner: {{ type: local, root: {} }}\n  erp: {{ type: local, root: {} }}\n\
+             source: {{ endpoint: partner, path: /in, recursive: true, include: ['**/*.csv'] }}\n\
+             sinks: [ {{ endpoint: erp, path: /inbox, name: '{{{{rel_dir}}}}-{{{{name}}}}' }} ]\nafter: {{ success: {{ move_to: /done }} }}\n",
+            src.display(),
+            dir.path().join("dst").display()
+        );
+        let flow = crate::config::load_flow_str(&text, &dir.path().join("t.yaml")).unwrap();
+        for d in ["in/a", "in/b", "done"] {
+            std::fs::create_dir_all(src.join(d)).unwrap();
+        }
+        for (p, body) in [("in/a/x.csv", "a\n"), ("in/b/x.csv", "b\n"), ("in/y.csv", "y\n"), ("done/y.csv", "before\n")] {
+            std::fs::write(src.join(p), body).unwrap();
+        }
+        let ledger = Ledger::in_memory().unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let then: Vec<(&str, &str)> = p
+            .files
+            .iter()
+            .map(|f| match &f.action {
+                Action::Deliver { then, .. } => (f.path.as_str(), then.as_str()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            then,
+            [
+                ("/in/a/x.csv", "move the source to /done/x.csv"),
+                ("/in/b/x.csv", "move the source to /done/x-1.csv (/done/x.csv is taken)"),
+                ("/in/y.csv", "move the source to /done/y-1.csv (/done/y.csv is taken)"),
+            ]
+        );
+        assert!(!src.join("done/x.csv").exists(), "a plan moves nothing");
+        let report = run(&flow, &ledger, dir.path()).await;
+        assert_eq!(report.counts.delivered, 3, "{report:?}");
+        let read = |p: &str| std::fs::read_to_string(src.join(p)).unwrap();
+        assert_eq!((read("done/y-1.csv"), read("done/y.csv")), ("y\n".into(), "before\n".into()));
+        // Which of the two `x.csv` is moved first may differ (a run takes several files at
+        // once); the names are the same.
+        let mut xs = [read("done/x.csv"), read("done/x-1.csv")];
+        xs.sort();
+        assert_eq!(xs, ["a\n", "b\n"]);
+    }
+
     #[tokio::test]
     async fn a_quarantined_file_left_at_the_source_is_planned_as_the_run_skips_it() {
         let dir = tempfile::tempdir().unwrap();
