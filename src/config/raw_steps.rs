@@ -249,6 +249,12 @@ pub struct RawWrite {
     /// CSV: the columns, in order; other keys of a record are left out. Default: the input
     /// header when there is no `map` step, else the keys of the first record (alphabetical,
     /// since script maps are sorted); a record with a key outside those is then invalid.
+    /// An output of no records (a file with only a header, or every record dropped or
+    /// rejected) still has its header line when the columns are known without a record:
+    /// these `columns`, else the CSV input's header (no `map`). After a `map`, or from JSON
+    /// input, without `columns` nothing says what the columns would be: such an output is
+    /// empty, without a header line, and `wharf validate` warns of it. List `columns` when a
+    /// partner's importer expects the header every time.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub columns: Option<Vec<String>>,
     /// CSV: field separator, one character.

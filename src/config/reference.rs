@@ -26,7 +26,9 @@ pub fn flow_reference_markdown() -> String {
     md.push_str("```yaml\n# yaml-language-server: $schema=../schemas/flow.schema.json\n```\n\n");
     md.push_str("Relative file paths (a local endpoint's `root`, `known_hosts`, `private_key`, `ca_file`, `${file:…}`) are\n");
     md.push_str("relative to the folder of the flow file. Paths on endpoints (`path`, `move_to`) are relative to\n");
-    md.push_str("the endpoint's root; `..` is refused.\n\n");
+    md.push_str("the endpoint's root and written with `/`; `..` is refused, and so is `\\` (never a separator, even\n");
+    md.push_str("for a Windows server: `\\incoming\\x` is refused, with `/incoming/x` suggested). A file on a\n");
+    md.push_str("server whose name holds a `\\` is never taken: told once as `not_taken` (`not_a_name`).\n\n");
 
     // Sections in the order a reader meets them: breadth-first from the top level.
     let mut queue: VecDeque<String> = VecDeque::new();

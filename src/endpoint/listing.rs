@@ -94,7 +94,7 @@ impl SkippedName {
     pub fn refused(folder: &RemotePath, name: &str, e: &PathError) -> Self {
         let reason = match e {
             PathError::ControlChar(_) => SkipReason::ControlChar,
-            PathError::NotAName(_) | PathError::ParentDir(_) => SkipReason::NotAName,
+            PathError::NotAName(_) | PathError::ParentDir(_) | PathError::Backslash(_) => SkipReason::NotAName,
         };
         SkippedName { folder: folder.clone(), name: crate::text::visible(name), reason }
     }

@@ -537,6 +537,25 @@ mod tests {
         assert_eq!(broken.kind, ErrorKind::LocalIo);
     }
 
+    /// A name holding `\` (a file a partner's Windows habit named `..\..\etc\x.csv`) is one
+    /// name, never a path: left out of the listing as not a plain name, told once; no path
+    /// can carry it to a sink, where a Windows server would read it as leaving the folder.
+    #[tokio::test]
+    async fn a_name_with_backslashes_is_left_out_and_no_path_can_carry_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("in")).unwrap();
+        for name in ["..\\..\\etc\\x.csv", "ok.csv"] {
+            std::fs::write(dir.path().join("in").join(name), "x").unwrap();
+        }
+        let ep = LocalEndpoint::new(dir.path().to_path_buf());
+        let listing = ep.list(&RemotePath::parse("in").unwrap()).await.unwrap();
+        let names: Vec<&str> = listing.entries.iter().map(|e| e.path.name()).collect();
+        assert_eq!(names, ["ok.csv"]);
+        let skipped: Vec<(&str, &str)> = listing.skipped.iter().map(|s| (s.name.as_str(), s.reason.as_str())).collect();
+        assert_eq!(skipped, [("..\\..\\etc\\x.csv", "not_a_name")]);
+        assert!(RemotePath::parse("in/..\\..\\etc\\x.csv").is_err() && RemotePath::root().join("..\\x.csv").is_err());
+    }
+
     #[tokio::test]
     async fn a_missing_root_or_a_root_that_is_a_file_is_named_as_the_reason() {
         let dir = tempfile::tempdir().unwrap();

@@ -3,7 +3,9 @@
 //! Every path the engine hands to an endpoint is a `RemotePath`. It can only be built by
 //! [`RemotePath::parse`] or [`RemotePath::join`], which reject anything that could leave
 //! the root (`..`), control characters (a newline in a partner's file name must never turn
-//! into a second line in a log or a second path on disk) and NUL. A leading `/` means "the
+//! into a second line in a log or a second path on disk) and NUL, and `\`: never a separator,
+//! never in a name (a listed name holding one is left out, told as `not_a_name`), so that no
+//! path can mean one thing here and another on a Windows server. A leading `/` means "the
 //! endpoint root", so `/incoming` and `incoming` are the same path. This module owns path
 //! safety; endpoints must not re-check or re-interpret paths, only map them onto their root.
 
@@ -25,6 +27,19 @@ pub enum PathError {
     /// A single name (not a path) contained `/` or was `.`/`..`/empty.
     #[error("{0:?} is not a plain file name")]
     NotAName(String),
+    /// A `\` in a path: never a separator here, and never in a name wharf can list (a
+    /// Windows server would take it for one: `out/..\..\etc` would leave the root there).
+    #[error("{}", backslash(.0))]
+    Backslash(String),
+}
+
+/// Why `path` with a `\` is refused, and the path written with `/` when that is one.
+fn backslash(path: &str) -> String {
+    let why = format!("`\\` in {path:?}: paths are written with `/` (a `\\` is never a separator, and a name holding one is never listed)");
+    match RemotePath::parse(&path.replace('\\', "/")) {
+        Ok(_) => format!("{why}: write {:?}", path.replace('\\', "/")),
+        Err(_) => why,
+    }
 }
 
 impl RemotePath {
@@ -35,10 +50,13 @@ impl RemotePath {
 
     /// Parses a path as written in a flow file or built by a template: `/a/b`, `a/b/`, `./a`
     /// all normalise to `a/b` or `a`. `..` anywhere is refused (never resolved), as are control
-    /// characters.
+    /// characters, and `\` (see [`PathError::Backslash`]).
     pub fn parse(s: &str) -> Result<Self, PathError> {
         if s.chars().any(char::is_control) {
             return Err(PathError::ControlChar(s.to_string()));
+        }
+        if s.contains('\\') {
+            return Err(PathError::Backslash(s.to_string()));
         }
         let mut parts = Vec::new();
         for c in s.split('/') {
@@ -170,6 +188,11 @@ mod tests {
         assert!(root.join("a/b").is_err());
         assert!(root.join("evil\n.csv").is_err());
         assert!(root.join("..\\x").is_err());
+        // A `\\` is never a separator, and never in a path: a Windows server would read
+        // `out/..\\..\\etc` as leaving the root.
+        assert!(matches!(RemotePath::parse("out/..\\..\\etc"), Err(PathError::Backslash(_))));
+        assert!(matches!(RemotePath::parse("\\incoming\\x.csv"), Err(PathError::Backslash(_))));
+        assert!(matches!(root.join_path("a\\b"), Err(PathError::Backslash(_))));
         assert!(root.join("").is_err());
     }
 

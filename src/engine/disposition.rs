@@ -18,10 +18,22 @@ pub async fn plan(ep: &dyn Endpoint, source: &RemotePath, disp: &Disposition) ->
     match disp {
         Disposition::MoveTo(dir) => {
             ep.create_dir_all(dir).await?;
-            Ok(Some(naming::free_name(ep, dir, source.name()).await?))
+            Ok(Some(move_target(ep, source, dir, |_| false).await?))
         }
         Disposition::Keep | Disposition::Delete => Ok(None),
     }
+}
+
+/// Where a move of `source` into `dir` goes: the first free name for its name there,
+/// passing over the names `taken` says are spoken for besides what `ep` holds (`wharf plan`:
+/// where earlier files of the same run will have been moved). Only looks.
+pub async fn move_target(
+    ep: &dyn Endpoint,
+    source: &RemotePath,
+    dir: &RemotePath,
+    taken: impl Fn(&RemotePath) -> bool,
+) -> Result<RemotePath, FileError> {
+    naming::free_name_but(ep, dir, source.name(), taken).await
 }
 
 /// Records on `rec` what applying `disp` did with its source: moved to `moved` (what
@@ -76,7 +88,7 @@ pub async fn apply(
                     }
                     Err(e) if e.kind == ErrorKind::AlreadyExists => {
                         // Taken since we planned: choose again, never overwrite.
-                        target = naming::free_name(ep, &target.parent(), source.name()).await?;
+                        target = move_target(ep, source, &target.parent(), |_| false).await?;
                     }
                     Err(e) => return Err(e.into()),
                 }
@@ -94,7 +106,7 @@ pub async fn apply(
             // Without the folder, the rename would fail with NotFound, which reads as "moved
             // by an earlier attempt" above: the source would silently stay.
             ep.create_dir_all(dir).await?;
-            let target = naming::free_name(ep, dir, source.name()).await?;
+            let target = move_target(ep, source, dir, |_| false).await?;
             Box::pin(apply(ep, source, disp, Some(&target))).await
         }
     }

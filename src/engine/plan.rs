@@ -5,7 +5,8 @@
 //! delivered identities, files in flight) and never writes it, so a plan neither counts as a
 //! readiness poll nor claims a file. The decisions come from the same functions a run uses
 //! (`discover`, `ready::assess`, `identity::key`, `lifecycle::Settled`, the sinks' names and
-//! `transfer::choose_target`, the disposition), so the plan cannot drift from the run.
+//! `transfer::choose_target`, the trigger's name and `transfer::trigger_room`, the rejects
+//! file's name, `disposition::move_target`), so the plan cannot drift from the run.
 //!
 //! What a plan cannot know without the content is said, not guessed: a flow with content
 //! steps may still quarantine a file, a `content` identity needs the file's hash, and an
@@ -20,7 +21,7 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{awaits, discover, endpoints, identity, lifecycle, ready, shared_targets};
+use super::{awaits, discover, disposition, endpoints, identity, lifecycle, ready, shared_targets};
 use crate::config::Flow;
 use crate::config::flow::{Disposition, EndpointSpec};
 use crate::endpoint::{EndpointError, RemotePath};
@@ -186,6 +187,7 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
     let mut caveats = caveats(flow);
     caveats.extend(skipped.iter().map(|s| format!("{} is never taken ({})", s.shown_path(), s.reason.explained())));
     look_at_targets(flow, &candidates, &mut files, snapshot.as_ref(), next_run, now, &mut caveats).await?;
+    look_at_moves(flow, &**source, &candidates, &mut files).await;
     // What a crashed run left delivered, its source no longer listed (it was being moved or
     // deleted): the next run finishes it, as `run_once` does after the listing's files.
     if let Some(l) = ledger {
@@ -198,6 +200,31 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
         }
     }
     Ok(Plan { flow: flow.name.clone(), files, caveats, probes: vec![], probe_hint: None })
+}
+
+/// Where `after.success: move_to` moves each file to deliver (the first [`targets::LOOKS_MAX`]),
+/// as the run chooses it (`disposition::move_target`, which only stats): the first free name
+/// in the folder, passing over those earlier files of the run take (in listing order).
+async fn look_at_moves(flow: &Flow, source: &dyn crate::endpoint::Endpoint, candidates: &[discover::Candidate], files: &mut [PlannedFile]) {
+    let Disposition::MoveTo(dir) = &flow.after_success else { return };
+    let mut taken = std::collections::HashSet::new();
+    let delivered = candidates.iter().zip(files.iter_mut()).filter(|(_, f)| matches!(f.action, Action::Deliver { .. }));
+    for (c, f) in delivered.take(targets::LOOKS_MAX) {
+        let Action::Deliver { then, .. } = &mut f.action else { continue };
+        let name = c.entry.path.name();
+        *then = match disposition::move_target(source, &c.entry.path, dir, |p| taken.contains(p)).await {
+            Ok(p) => {
+                let shown = if p.name() == name {
+                    format!("move the source to {p}")
+                } else {
+                    format!("move the source to {p} ({dir}/{name} is taken)")
+                };
+                taken.insert(p);
+                shown
+            }
+            Err(e) => format!("move the source to {dir}/ (its name there not looked at: {e})"),
+        };
+    }
 }
 
 /// Adds what the stored probes of `flow`'s endpoints (in `state_dir`) found that matters to
@@ -324,6 +351,57 @@ mod tests {
 
     async fn run(flow: &Flow, ledger: &Ledger, dir: &Path) -> crate::engine::RunReport {
         run_once(flow, ledger, &RunOptions::new(dir.join("staging")), &mut |_| {}).await.unwrap()
+    }
+
+    /// `move_to` is planned with the name each source gets there, as the run moves them: one
+    /// name taken before the run, and two files of one name from two sub-folders (the second
+    /// takes the next free name, as the first is moved first).
+    #[tokio::test]
+    async fn the_name_a_source_is_moved_to_is_planned_as_the_run_takes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        let text = format!(
+            "name: t\nendpoints:\n  partner: {{ type: local, root: {} }}\n  erp: {{ type: local, root: {} }}\n\
+             source: {{ endpoint: partner, path: /in, recursive: true, include: ['**/*.csv'] }}\n\
+             sinks: [ {{ endpoint: erp, path: /inbox, name: '{{{{rel_dir}}}}-{{{{name}}}}' }} ]\nafter: {{ success: {{ move_to: /done }} }}\n",
+            src.display(),
+            dir.path().join("dst").display()
+        );
+        let flow = crate::config::load_flow_str(&text, &dir.path().join("t.yaml")).unwrap();
+        for d in ["in/a", "in/b", "done"] {
+            std::fs::create_dir_all(src.join(d)).unwrap();
+        }
+        for (p, body) in [("in/a/x.csv", "a\n"), ("in/b/x.csv", "b\n"), ("in/y.csv", "y\n"), ("done/y.csv", "before\n")] {
+            std::fs::write(src.join(p), body).unwrap();
+        }
+        let ledger = Ledger::in_memory().unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let then: Vec<(&str, &str)> = p
+            .files
+            .iter()
+            .map(|f| match &f.action {
+                Action::Deliver { then, .. } => (f.path.as_str(), then.as_str()),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            then,
+            [
+                ("/in/a/x.csv", "move the source to /done/x.csv"),
+                ("/in/b/x.csv", "move the source to /done/x-1.csv (/done/x.csv is taken)"),
+                ("/in/y.csv", "move the source to /done/y-1.csv (/done/y.csv is taken)"),
+            ]
+        );
+        assert!(!src.join("done/x.csv").exists(), "a plan moves nothing");
+        let report = run(&flow, &ledger, dir.path()).await;
+        assert_eq!(report.counts.delivered, 3, "{report:?}");
+        let read = |p: &str| std::fs::read_to_string(src.join(p)).unwrap();
+        assert_eq!((read("done/y-1.csv"), read("done/y.csv")), ("y\n".into(), "before\n".into()));
+        // Which of the two `x.csv` is moved first may differ (a run takes several files at
+        // once); the names are the same.
+        let mut xs = [read("done/x.csv"), read("done/x-1.csv")];
+        xs.sort();
+        assert_eq!(xs, ["a\n", "b\n"]);
     }
 
     #[tokio::test]

@@ -295,10 +295,20 @@ impl Sent<'_> {
 /// Writes an empty trigger file at `target` through `temp`: an older trigger (empty) is
 /// replaced, a file with content never is.
 pub async fn put_trigger(ep: &dyn Endpoint, folders: &Folders, temp: &RemotePath, target: &RemotePath) -> Result<(), FileError> {
-    if let Some(there) = ep.stat(target).await?.filter(|e| e.size > 0) {
-        return Err(FileError::TriggerWouldReplace { endpoint: ep.describe(), target: target.to_string(), size: there.size });
-    }
+    trigger_room(ep, target).await?;
     upload_from(ep, folders, Body::Small(&[], None), 0, temp, target, true).await.map(drop)
+}
+
+/// Whether a trigger may be written at `target`: nothing there, or an older (empty) trigger,
+/// which it replaces (`Ok(true)`); never a file with content (`TriggerWouldReplace`). Only
+/// looks: what [`put_trigger`] checks first, and what `wharf plan` shows.
+pub async fn trigger_room(ep: &dyn Endpoint, target: &RemotePath) -> Result<bool, FileError> {
+    match ep.stat(target).await? {
+        Some(there) if there.size > 0 => {
+            Err(FileError::TriggerWouldReplace { endpoint: ep.describe(), target: target.to_string(), size: there.size })
+        }
+        there => Ok(there.is_some()),
+    }
 }
 
 /// Whether the trigger at `trigger` of the file delivered as `target`, written by a run that

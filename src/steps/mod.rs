@@ -368,12 +368,29 @@ impl Steps {
     }
 
     /// What is legal but surely wrong in the steps, as (YAML path, message): a template reading
-    /// a record field that no record valid by the flow's schema has.
+    /// a record field that no record valid by the flow's schema has; a CSV output with a header
+    /// whose columns are only known from a record (after a `map`, or from JSON input), which
+    /// a file of no records leaves without its header line.
     pub fn warnings(&self) -> Vec<(String, String)> {
         let mut out = Vec::new();
+        let mapped = self.inner.steps.iter().any(|s| matches!(s, Step::Map(_)));
+        let csv_input = matches!(self.parse(), Some(p) if p.format == ParseFormat::Csv);
         for (i, s) in self.inner.steps.iter().enumerate() {
-            if let Step::Render(r) = s {
-                out.extend(r.undeclared().iter().map(|u| (format!("/steps/{i}/render/{}", u.read.setting), u.warning())));
+            match s {
+                Step::Render(r) => {
+                    out.extend(r.undeclared().iter().map(|u| (format!("/steps/{i}/render/{}", u.read.setting), u.warning())))
+                }
+                Step::Write(w) if w.format == WriteFormat::Csv && w.header && w.columns.is_empty() && (mapped || !csv_input) => {
+                    let whence = if mapped { "the `map` step decides them" } else { "the input has no header" };
+                    out.push((
+                        format!("/steps/{i}/write"),
+                        format!(
+                            "the CSV output's columns are the keys of its first record ({whence}): a file of no records gives an \
+                             empty output, with no header line; list them in `columns` to always write the header"
+                        ),
+                    ));
+                }
+                _ => {}
             }
         }
         out

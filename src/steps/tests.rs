@@ -595,3 +595,42 @@ fn exactly_the_max_invalid_percentage_is_allowed() {
     assert_eq!(percent_of(1_000_000_000_000, 1e-7), 1000);
     assert_eq!(percent_of(1_000_000_000_000, 1e-20), 0, "past 15 decimals: floating point");
 }
+
+/// A CSV output of no records carries the header a partner's importer expects whenever its
+/// columns are known without a record: the write step's `columns`, else (no `map`) the
+/// input's header. After a `map` without `columns` they are the keys of the first record,
+/// unknown when none came through: the output is empty, and the flow gets a warning at its
+/// write step that says to list `columns`.
+#[test]
+fn a_csv_output_of_no_records_has_a_header_when_its_columns_are_known() {
+    let b = Bench::new();
+    let header_only = b"id,email,dept\r\n";
+    let steps = b.steps("[ { parse: { format: csv } }, { write: { format: csv } } ]", "");
+    let out = b.run(&steps, "a.csv", header_only);
+    assert_eq!((out.output, b.read("out").as_str()), (Some(14), "id,email,dept\n"));
+    let declared = "[ { parse: { format: csv } }, { map: { script: map.rhai } }, { write: { format: csv, columns: [id, email] } } ]";
+    let out = b.run(&b.steps(declared, ""), "a.csv", header_only);
+    assert_eq!((out.output, b.read("out").as_str()), (Some(9), "id,email\n"));
+    // Every row dropped by the map: still the declared header.
+    let out = b.run(&b.steps(declared, ""), "a.csv", b"id,email,dept\r\n1,a@x,X\r\n");
+    assert_eq!((out.counts.written, b.read("out").as_str()), (0, "id,email\n"));
+    assert!(b.steps(declared, "").warnings().is_empty());
+
+    let mapped = "[ { parse: { format: csv } }, { map: { script: map.rhai } }, { write: { format: csv } } ]";
+    let steps = b.steps(mapped, "");
+    let out = b.run(&steps, "a.csv", header_only);
+    assert_eq!((out.output, b.read("out").as_str()), (Some(0), ""));
+    let warnings = steps.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert_eq!(warnings[0].0, "/steps/2/write");
+    assert!(warnings[0].1.contains("no header line") && warnings[0].1.contains("`columns`"), "{warnings:?}");
+    // No header asked for, or JSON out: nothing to warn of.
+    assert!(
+        b.steps("[ { parse: { format: csv } }, { map: { script: map.rhai } }, { write: { format: csv, header: false } } ]", "")
+            .warnings()
+            .is_empty()
+    );
+    assert!(
+        b.steps("[ { parse: { format: csv } }, { map: { script: map.rhai } }, { write: { format: jsonl } } ]", "").warnings().is_empty()
+    );
+}

@@ -45,7 +45,7 @@ fn plan_lists_each_file_with_its_action_and_touches_nothing() {
     assert_eq!(files[0]["path"], "/in/a.csv");
     assert_eq!(files[0]["action"], "deliver");
     assert_eq!(files[0]["targets"][0], "l:/inbox/a-1.csv", "{plan}");
-    assert_eq!(files[0]["then"], "move the source to /in/processed/ (a free name if taken)");
+    assert_eq!(files[0]["then"], "move the source to /in/processed/a.csv");
     assert_eq!(files[1]["action"], "wait");
     assert_eq!(files[1]["why"], "no done file \"b.csv.done\" yet");
 
@@ -144,4 +144,87 @@ fn a_target_already_on_an_sftp_sink_is_planned_as_the_run_treats_it() {
     let run = Command::new(env!("CARGO_BIN_EXE_wharf")).arg("--state-dir").arg(&state).arg("run").arg(&flow).output().unwrap();
     assert_eq!(run.status.code(), Some(0), "{}", String::from_utf8_lossy(&run.stderr));
     assert_eq!(std::fs::read_to_string(out.join("a-1.csv")).unwrap(), "ours\n");
+}
+
+/// What a run writes beside a delivery on a partner's SFTP server (real OpenSSH), and where
+/// it moves the source, are planned as the run then does them: the trigger that replaces an
+/// empty one, the trigger refused by a partner's file of its name (the file fails, delivered),
+/// the rejects file's free name (`if_exists: rename`), the free name in `processed/`. Before,
+/// the plan showed only the target, "deliver" for the file the run fails, and
+/// `processed/ (a free name if taken)`.
+#[test]
+fn what_a_run_writes_beside_a_delivery_and_where_it_moves_the_source_are_planned_as_it_does() {
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = support::tempdir();
+    let data = sshd.data_dir();
+    for d in ["out/processed", "inbox"] {
+        std::fs::create_dir_all(data.join(d)).unwrap();
+    }
+    let files = [
+        ("out/a.csv", "id,email\n1,a@x\n2,no-at\n"),
+        ("out/b.csv", "id,email\n3,b@x\n"),
+        ("out/processed/a.csv", "moved before\n"),
+        ("inbox/a.csv.ok", ""),
+        ("inbox/a.rejects.csv", "an older rejects file\n"),
+        ("inbox/b.csv.ok", "partner"),
+    ];
+    for (name, body) in files {
+        std::fs::write(data.join(name), body).unwrap();
+    }
+    sshd.give_to_user(data);
+    std::fs::write(
+        dir.path().join("roster.schema.json"),
+        r#"{ "type": "object", "required": ["id", "email"], "properties": { "email": { "type": "string", "pattern": "@" } } }"#,
+    )
+    .unwrap();
+    let flow = dir.path().join("push.yaml");
+    std::fs::write(
+        &flow,
+        format!(
+            "name: push\nendpoints:\n  p:\n{}source: {{ endpoint: p, path: /out, include: ['*.csv'] }}\n\
+             steps:\n  - parse: {{ format: csv }}\n  - validate: {{ schema: roster.schema.json }}\n  - write: {{ format: csv, columns: [id, email] }}\n\
+             on_invalid: skip\nquarantine: {{ endpoint: p, path: /out/rejected }}\nsinks: [ {{ endpoint: p, path: /inbox, if_exists: rename, trigger: \"{{{{name}}}}.ok\" }} ]\n\
+             after: {{ success: {{ move_to: /out/processed }} }}\n",
+            sshd.endpoint_yaml(4),
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let before = (listing(&data.join("out")), listing(&data.join("inbox")));
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_wharf")).arg("--state-dir").arg(&state).arg("plan").arg(&flow).arg("--json").output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {text}"));
+    let (a, b) = (&plan["files"][0], &plan["files"][1]);
+    assert_eq!((&a["path"], &a["action"]), (&"/out/a.csv".into(), &"deliver".into()), "{plan:#}");
+    assert_eq!(
+        a["targets"],
+        serde_json::json!([
+            "p:/inbox/a.csv",
+            "p:/inbox/a.rejects-1.csv (the rejects file, if records are rejected; p:/inbox/a.rejects.csv is taken)",
+            "p:/inbox/a.csv.ok (trigger, replacing the empty one there)",
+        ]),
+        "{plan:#}"
+    );
+    assert_eq!(a["then"], "move the source to /out/processed/a-1.csv (/out/processed/a.csv is taken)", "{plan:#}");
+    assert_eq!((&b["path"], &b["action"]), (&"/out/b.csv".into(), &"fail".into()), "{plan:#}");
+    let why = b["why"].as_str().unwrap();
+    assert!(
+        why.contains("/inbox/b.csv.ok") && why.contains("holds 7 bytes") && why.contains("after delivering to p:/inbox/b.csv"),
+        "{why}"
+    );
+    assert_eq!((listing(&data.join("out")), listing(&data.join("inbox"))), before, "a plan only looks");
+
+    // The run does what the plan said.
+    let run = Command::new(env!("CARGO_BIN_EXE_wharf")).arg("--state-dir").arg(&state).arg("run").arg(&flow).output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&run.stdout), String::from_utf8_lossy(&run.stderr));
+    let read = |p: &str| std::fs::read_to_string(data.join(p)).unwrap_or_else(|e| panic!("{p}: {e}\n{text}"));
+    assert_eq!(read("inbox/a.csv"), "id,email\n1,a@x\n", "{text}");
+    assert!(read("inbox/a.rejects-1.csv").contains("no-at"), "{text}");
+    assert_eq!(read("inbox/a.csv.ok"), "");
+    assert_eq!(read("out/processed/a-1.csv"), "id,email\n1,a@x\n2,no-at\n");
+    assert_eq!(read("inbox/b.csv"), "id,email\n3,b@x\n", "delivered before the trigger failed");
+    assert_eq!(read("inbox/b.csv.ok"), "partner", "never replaced");
+    assert_eq!(read("out/b.csv"), "id,email\n3,b@x\n", "the failed file stays");
 }

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime};
 use wharf::config::flow::{CertTrust, FtpSpec, FtpTls, HostKeyPolicy, SftpSpec, SshAuth, TlsVersion};
 use wharf::endpoint::ftp::FtpEndpoint;
 use wharf::endpoint::sftp::SftpEndpoint;
-use wharf::endpoint::{Endpoint, ErrorKind, RemotePath};
+use wharf::endpoint::{Endpoint, EntryKind, ErrorKind, RemotePath};
 use wharf::sandbox::{Sandbox, SandboxOptions};
 
 fn wharf(state: &Path) -> Command {
@@ -156,6 +156,9 @@ fn a_pull_flow_runs_end_to_end_over_the_sandbox_ftp() {
     std::fs::create_dir_all(&folder).unwrap();
     drop_file(&folder, "orders 1.csv", "id;qty\n1;5\n");
     drop_file(&folder, "orders_2.csv", "id;qty\n2;7\n");
+    // A link to nothing, in an MLSD listing (`type=OS.unix=symlink`): told once, not taken,
+    // the listing and the other files unharmed.
+    std::os::unix::fs::symlink("gone.csv", folder.join("outgoing/dangling.csv")).unwrap();
     let sandbox = Running::start(&state, &folder, &[]);
     assert_eq!(sandbox.str("/ftp/host"), "127.0.0.1");
     let flow = write_ftp_flow(dir.path(), &sandbox.str("/ftp_endpoint_yaml"), &erp);
@@ -163,10 +166,15 @@ fn a_pull_flow_runs_end_to_end_over_the_sandbox_ftp() {
     let run = || wharf(&state).arg("run").arg(&flow).env("WHARF_SANDBOX_PASSWORD", &password).output().unwrap();
     let out = run();
     assert!(out.status.success() && text(&out).contains("2 delivered"), "{}", text(&out));
+    assert!(text(&out).contains("/outgoing/dangling.csv (a symbolic link"), "{}", text(&out));
     assert_eq!(std::fs::read_to_string(erp.join("orders/orders 1.csv")).unwrap(), "id;qty\n1;5\n");
     assert!(folder.join("outgoing/processed/orders_2.csv").exists() && !folder.join("outgoing/orders_2.csv").exists());
     let out = run();
     assert!(out.status.success() && text(&out).contains("0 delivered"), "nothing twice: {}", text(&out));
+    let (_, events) = support::json_of(wharf(&state).args(["events", "--json"]));
+    let told: Vec<&serde_json::Value> = events.as_array().unwrap().iter().filter(|e| e["kind"] == "not_taken").collect();
+    assert_eq!(told.len(), 1, "told once: {events:#}");
+    assert_eq!(told[0]["subject"], "/outgoing/dangling.csv", "{events:#}");
 
     // --no-ftp: no FTP server, and nothing printed for it.
     assert_eq!(sandbox.terminate().code(), Some(0));
@@ -308,6 +316,7 @@ async fn symlinks_out_of_the_folder_are_refused(ftp: bool) {
     symlink(&outside, root.join("out-dir")).unwrap();
     symlink(outside.join("secret.csv"), root.join("in/out-file.csv")).unwrap();
     symlink("ok.csv", root.join("in/inside.csv")).unwrap();
+    symlink("gone.csv", root.join("in/dangling.csv")).unwrap();
     let (sandbox, ep) = endpoint(dir.path(), &root, ftp).await;
     let p = |s: &str| RemotePath::parse(s).unwrap();
 
@@ -323,9 +332,14 @@ async fn symlinks_out_of_the_folder_are_refused(ftp: bool) {
     let mut buf = [0u8; 16];
     let n = r.read(&mut buf).await.unwrap();
     assert_eq!(&buf[..n], b"ok");
-    // Listing shows links as what they are (not followed), like OpenSSH.
-    let names: Vec<String> = ep.list(&p("in")).await.unwrap().entries.into_iter().map(|e| e.path.name().to_string()).collect();
-    assert_eq!(names, ["inside.csv", "ok.csv", "out-file.csv"]);
+    // Listing shows links as what they are (not followed), like OpenSSH; one to nothing too
+    // (over FTP an MLSD listing), without failing the listing.
+    let listing = ep.list(&p("in")).await.unwrap();
+    let names: Vec<(String, EntryKind)> = listing.entries.into_iter().map(|e| (e.path.name().to_string(), e.kind)).collect();
+    let link = EntryKind::Other(wharf::endpoint::Special::Symlink);
+    let expected = [("dangling.csv", link), ("inside.csv", link), ("ok.csv", EntryKind::File), ("out-file.csv", link)];
+    assert_eq!(names, expected.map(|(n, k)| (n.to_string(), k)));
+    assert!(listing.skipped.is_empty(), "{:?}", listing.skipped);
     drop(r);
     sandbox.stop().await;
 }

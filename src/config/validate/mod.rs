@@ -494,6 +494,26 @@ sinks: [ { endpoint: l } ]
         assert_eq!(p.len(), 8, "{p:#?}");
     }
 
+    /// A `\` in a flow's path is a Windows habit: never a separator here (a server on Linux
+    /// would take `\incoming\x.csv` for one file name, a Windows server for a path, so
+    /// `out/..\..\x` would leave the root there), and never a name wharf can list: refused,
+    /// with the path written with `/`. It was taken as one odd folder name.
+    #[test]
+    fn a_backslash_in_a_path_is_refused_with_the_path_written_with_slashes() {
+        let yaml = BASE
+            .replace("source: { endpoint: s, path: /in }", "source: { endpoint: s, path: '\\incoming\\orders' }")
+            .replace("sinks: [ { endpoint: l } ]", "sinks: [ { endpoint: l, path: 'out/..\\..\\etc' } ]");
+        let p = problems(&yaml);
+        assert_eq!(
+            p,
+            [
+                "`\\` in \"\\\\incoming\\\\orders\": paths are written with `/` (a `\\` is never a separator, and a name holding one is never listed): write \"/incoming/orders\" (at /source/path)",
+                "template `out/..\\..\\etc` gives a bad path: `\\` in \"out/..\\\\..\\\\etc\": paths are written with `/` (a `\\` is never a separator, and a name holding one is never listed) (at /sinks/0/path)",
+            ],
+            "{p:#?}"
+        );
+    }
+
     #[test]
     fn identity_dispositions_and_retry() {
         let p = problems(&BASE.replace("path: /in }", "path: /in, identity: [sha256, path] }"));

@@ -144,8 +144,17 @@ fn mlsx_line(line: &str, mlst: bool) -> Option<Option<Listed>> {
     let mut kind = None;
     let mut size = None;
     let mut mtime = None;
+    // After a link's `type=OS.unix=slink:TARGET`, pieces without `=` are the rest of a target
+    // holding `;` (ProFTPD writes it raw): never a reason to leave the line unread.
+    let mut in_target = false;
     for fact in facts.split(';').filter(|f| !f.is_empty()) {
-        let (key, value) = fact.split_once('=')?;
+        let Some((key, value)) = fact.split_once('=') else {
+            if in_target {
+                continue;
+            }
+            return None;
+        };
+        in_target = false;
         match key.to_ascii_lowercase().as_str() {
             "type" => {
                 kind = Some(match value.to_ascii_lowercase().as_str() {
@@ -154,7 +163,10 @@ fn mlsx_line(line: &str, mlst: bool) -> Option<Option<Listed>> {
                     "file" => EntryKind::File,
                     "dir" => EntryKind::Dir,
                     // `OS.unix=slink:/target` (ProFTPD), `OS.unix=symlink` (Pure-FTPd).
-                    t if t.starts_with("os.unix=slink") || t.starts_with("os.unix=symlink") => EntryKind::Other(Special::Symlink),
+                    t if t.starts_with("os.unix=slink") || t.starts_with("os.unix=symlink") => {
+                        in_target = t.starts_with("os.unix=slink:");
+                        EntryKind::Other(Special::Symlink)
+                    }
                     _ => EntryKind::Other(Special::Unknown),
                 })
             }
@@ -461,6 +473,23 @@ mod tests {
         assert_eq!((l.kind, l.mtime), (EntryKind::Dir, at(2026, 11, 25, 2, 9, 12)));
         assert_eq!(parse_mdtm("19991231235959"), at(1999, 12, 31, 23, 59, 59));
         assert_eq!(parse_mdtm("2026"), None);
+    }
+
+    /// A symbolic link in an MLSD listing is an entry of its own (never taken, told once as
+    /// `not_taken` by the engine), whatever its target: a dangling one included, and one whose
+    /// target ProFTPD writes raw into the `type` fact with a `;` in it (`slink:/a;b`), which
+    /// made the whole line unreadable (`unread`, as if the server's format were unknown).
+    #[test]
+    fn a_symbolic_link_in_mlsd_is_a_link_whatever_its_target() {
+        let link = |line: &str| parse_mlsx(line).map(|l| (l.name, l.kind));
+        let symlink = EntryKind::Other(Special::Symlink);
+        assert_eq!(link("type=OS.unix=symlink;modify=20260101000000; dang.csv"), Some(("dang.csv".into(), symlink)));
+        assert_eq!(link("type=OS.unix=slink:;modify=20260101000000; dang.csv"), Some(("dang.csv".into(), symlink)));
+        assert_eq!(link("type=OS.unix=slink:/gone/x.csv;modify=20260101000000; dang.csv"), Some(("dang.csv".into(), symlink)));
+        assert_eq!(link("type=OS.unix=slink:/gone/a;b.csv;modify=20260101000000; l;x.csv"), Some(("l;x.csv".into(), symlink)));
+        assert_eq!(link("modify=20260101000000;type=OS.unix=slink:a;b;c;UNIX.mode=0777; l"), Some(("l".into(), symlink)));
+        // Elsewhere a fact without `=` is still a line not understood.
+        assert_eq!(parse_mlsx("type=file;size=1;junk; x"), None);
     }
 
     #[test]

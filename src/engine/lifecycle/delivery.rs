@@ -105,8 +105,7 @@ pub(super) async fn deliver_one(
         // Beside the delivered output, named after it: `roster-1.csv` → `roster-1.rejects.csv`.
         let ridx = REJECTS + idx;
         if recovered(cx, rec, ep, ridx, p).await?.is_none() {
-            let stem = NameVars::new(target.name(), "", 0, 0, cx.now).stem;
-            let name = format!("{stem}.rejects.{}", p.rejects_ext);
+            let name = rejects_name(&target, p.rejects_ext, cx.now);
             send(cx, rec, i, ridx, &target.parent(), &name, rel_dir, (file, None), *size, false, false).await?;
         }
     }
@@ -116,6 +115,13 @@ pub(super) async fn deliver_one(
         trigger(cx, rec, i, &target, rel_dir).await?;
     }
     Ok(Sent { took, before })
+}
+
+/// The name of the rejects file delivered beside the output delivered as `target` (before
+/// the sink's exists-policy): `roster-1.csv` → `roster-1.rejects.csv`.
+pub(in crate::engine) fn rejects_name(target: &RemotePath, ext: &str, now: SystemTime) -> String {
+    let stem = NameVars::new(target.name(), "", 0, 0, now).stem;
+    format!("{stem}.rejects.{ext}")
 }
 
 /// Where `sink` delivers a payload named `name` (of `size` bytes, from `rel_dir` under the
@@ -220,8 +226,20 @@ async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePa
 
 /// Where sink `i` writes the trigger of its delivered `target`, if it writes one.
 fn trigger_path(cx: &Ctx<'_>, i: usize, target: &RemotePath, rel_dir: &str) -> Result<Option<RemotePath>, FileError> {
-    let Some(template) = &cx.flow.sinks[i].trigger else { return Ok(None) };
-    let vars = NameVars::new(target.name(), rel_dir, 0, cx.run, cx.now);
+    trigger_of(&cx.flow.sinks[i], target, rel_dir, cx.run, cx.now)
+}
+
+/// Where `sink` writes the trigger of its delivered `target` (of a file from `rel_dir` under
+/// the source folder, in run `run`), if it writes one.
+pub(in crate::engine) fn trigger_of(
+    sink: &Sink,
+    target: &RemotePath,
+    rel_dir: &str,
+    run: u64,
+    now: SystemTime,
+) -> Result<Option<RemotePath>, FileError> {
+    let Some(template) = &sink.trigger else { return Ok(None) };
+    let vars = NameVars::new(target.name(), rel_dir, 0, run, now);
     let name = template.render(&vars).map_err(FileError::TargetName)?;
     let path = target.parent().join(&name).map_err(|e| FileError::TargetName(format!("trigger name {name:?}: {e}")))?;
     if &path == target {

@@ -1,7 +1,8 @@
 //! The plan's look at the sinks: for each file a run would deliver, the target each sink's
 //! exists-policy would choose now (`transfer::choose_target`, which only stats, and the names
 //! the files of the same run take before it), so that the plan does not say "deliver" where
-//! the run fails the file, or name a target the run does not write.
+//! the run fails the file, or name a target the run does not write; and what the run writes
+//! beside each target: the rejects file (if records are rejected) and the trigger.
 //!
 //! Only looks: nothing is written, no folder made. A sink that cannot be reached is a caveat.
 
@@ -13,6 +14,7 @@ use futures::StreamExt;
 use super::{Action, PlannedFile};
 use crate::config::Flow;
 use crate::config::flow::{Disposition, IfExists, Sink};
+use crate::config::raw_steps::OnInvalid;
 use crate::endpoint::RemotePath;
 use crate::engine::error::FileError;
 use crate::engine::transfer::{self, Target};
@@ -56,6 +58,50 @@ async fn next_free(
     taken: &HashMap<(String, String), String>,
 ) -> Result<RemotePath, FileError> {
     crate::engine::naming::free_name_but(ep, dir, name, |p| taken.contains_key(&(endpoint.to_string(), p.to_string()))).await
+}
+
+/// What a run writes beside the file it delivers to `target` on `sink`, looked at as the run
+/// chooses it: the rejects file (when the steps may write one: only if records are rejected)
+/// through the sink's exists-policy (`transfer::choose_target`), and the trigger, which never
+/// replaces a file with content (`transfer::trigger_room`: the file then fails, delivered).
+#[allow(clippy::too_many_arguments)]
+async fn beside(
+    flow: &Flow,
+    sink: &Sink,
+    ep: &dyn crate::endpoint::Endpoint,
+    target: &RemotePath,
+    rel_dir: &str,
+    run: u64,
+    now: SystemTime,
+    targets: &mut Vec<String>,
+    refused: &mut Vec<String>,
+) {
+    let at = |p: &RemotePath| format!("{}:{p}", sink.endpoint);
+    if let Some(steps) = flow.steps.as_ref().filter(|s| s.policy().on_invalid == OnInvalid::Skip && s.output_ext().is_some()) {
+        let (dir, name) = (target.parent(), lifecycle::rejects_name(target, steps.rejects_ext(), now));
+        let wanted = shown(sink, &dir, &name);
+        let what = "the rejects file, if records are rejected";
+        targets.push(match transfer::choose_target(ep, &dir, &name, sink.if_exists).await {
+            Ok(Target::Upload(p, None)) if p.name() == name => format!("{wanted} ({what})"),
+            Ok(Target::Upload(p, None)) => format!("{} ({what}; {wanted} is taken)", at(&p)),
+            Ok(Target::Upload(p, Some(_))) => format!("{} ({what}, replacing the file there)", at(&p)),
+            Ok(Target::Skip(p, _)) => format!("{} ({what}: there already, left as it is)", at(&p)),
+            Err(FileError::TargetExists { why, .. }) => {
+                format!("{wanted} ({what}: exists already ({why}); then the file fails, the output delivered)")
+            }
+            Err(e) => format!("{wanted} ({what}; not looked at: {e})"),
+        });
+    }
+    match lifecycle::trigger_of(sink, target, rel_dir, run, now) {
+        Ok(None) => {}
+        Ok(Some(t)) => match transfer::trigger_room(ep, &t).await {
+            Ok(false) => targets.push(format!("{} (trigger)", at(&t))),
+            Ok(true) => targets.push(format!("{} (trigger, replacing the empty one there)", at(&t))),
+            Err(e @ FileError::TriggerWouldReplace { .. }) => refused.push(format!("{e}, after the file is delivered")),
+            Err(e) => targets.push(format!("{} (trigger; not looked at: {e})", at(&t))),
+        },
+        Err(e) => refused.push(format!("sink {} trigger: {e}", sink.endpoint)),
+    }
 }
 
 /// Files in flight at once while the sinks are looked at (stat round trips to a server).
@@ -223,6 +269,10 @@ pub(super) async fn look_at_targets(
             };
             if let Some(p) = writes {
                 taken.insert((sink.endpoint.clone(), p.to_string()), source.clone());
+                if let Some(ep) = sinks.get(&sink.endpoint) {
+                    let rel_dir = candidates[i].rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+                    beside(flow, sink, &**ep, &p, rel_dir, run, now, &mut targets, &mut refused).await;
+                }
             }
         }
         if refused.is_empty() {
