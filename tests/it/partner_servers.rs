@@ -1,0 +1,97 @@
+//! Partners' servers that are not a default OpenSSH or vsftpd, emulated with the real
+//! daemons' own options (no mocks): an `sftp-server` without the OpenSSH extensions (`-P`).
+
+use crate::support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+
+use support::sshd::Sshd;
+use support::{TempDir, counts, json_of, tempdir};
+
+/// The sftp-server of this machine with `flags`, as the sshd_config line that runs it.
+fn sftp_server(flags: &str) -> String {
+    format!("Subsystem sftp /usr/lib/openssh/sftp-server {flags}")
+}
+
+/// Every OpenSSH extension wharf uses, denied (a server that lacks them).
+const NO_EXTENSIONS: &str = "-P posix-rename@openssh.com,fsync@openssh.com,limits@openssh.com,statvfs@openssh.com";
+
+/// One test's world: the partner's server (its folder and endpoint YAML) and local folders.
+struct World {
+    data: PathBuf,
+    endpoint: String,
+    dir: TempDir,
+    _keep: Box<dyn std::any::Any>,
+}
+
+impl World {
+    fn sftp(sshd: Option<Sshd>) -> Option<World> {
+        let sshd = sshd?;
+        let w = World { data: sshd.data_dir().to_path_buf(), endpoint: sshd.endpoint_yaml(4), dir: tempdir(), _keep: Box::new(()) };
+        for d in ["in", "inbox"] {
+            fs::create_dir_all(w.data.join(d)).unwrap();
+            sshd.give_to_user(&w.data.join(d));
+        }
+        fs::create_dir_all(w.local("outbox")).unwrap();
+        fs::create_dir_all(w.local("sink")).unwrap();
+        Some(World { _keep: Box::new(sshd), ..w })
+    }
+
+    fn local(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn remote(&self, rel: &str) -> PathBuf {
+        self.data.join(rel)
+    }
+
+    /// local /outbox → partner /inbox, `sink_extra` under the sink, `rest` at the end.
+    fn push(&self, sink_extra: &str, rest: &str) -> PathBuf {
+        let yaml = format!(
+            "name: push\nendpoints:\n  partner:\n{ep}  here:\n    type: local\n    root: {root:?}\nsource:\n  endpoint: here\n  path: /outbox\nsinks:\n  - endpoint: partner\n    path: /inbox\n{sink_extra}{rest}",
+            ep = self.endpoint,
+            root = self.dir.path().display().to_string(),
+        );
+        self.flow("push.yaml", &yaml)
+    }
+
+    fn flow(&self, name: &str, yaml: &str) -> PathBuf {
+        let p = self.local(name);
+        fs::write(&p, yaml).unwrap();
+        p
+    }
+
+    /// `wharf run --json flow`: exit code, report, log.
+    fn run(&self, flow: &Path) -> (i32, serde_json::Value) {
+        json_of(support::wharf(&self.local("state")).arg("run").arg("--json").arg(flow))
+    }
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+/// An `sftp-server` without OpenSSH's extensions (no `posix-rename`, so a plain rename onto an
+/// existing name fails; no `fsync`, no `limits`): files pushed with `if_exists: overwrite` over
+/// yesterday's replace them, a big one included, and no temporary file is left.
+#[test]
+fn a_server_without_openssh_extensions_still_takes_overwrites() {
+    let line = sftp_server(NO_EXTENSIONS);
+    let Some(w) = World::sftp(Sshd::start_with(&[&line])) else { return };
+    let body = |i: usize| format!("new file {i}\n").repeat(1000);
+    for i in 0..3 {
+        fs::write(w.remote(&format!("inbox/f{i}.csv")), format!("old {i}\n")).unwrap();
+        fs::write(w.local(&format!("outbox/f{i}.csv")), body(i)).unwrap();
+    }
+    fs::write(w.local("outbox/big.csv"), "0123456789".repeat(300_000)).unwrap();
+    let (code, report) = w.run(&w.push("    if_exists: overwrite\n", ""));
+    assert_eq!((code, counts(&report).1), (0, 4), "{report:#}");
+    for i in 0..3 {
+        assert_eq!(fs::read_to_string(w.remote(&format!("inbox/f{i}.csv"))).unwrap(), body(i));
+    }
+    assert_eq!(names(&w.remote("inbox")), ["big.csv", "f0.csv", "f1.csv", "f2.csv"]);
+}
