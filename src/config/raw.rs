@@ -250,9 +250,10 @@ pub struct RawFtp {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_max_version: Option<TlsVersion>,
     /// Passive mode (default): wharf opens the data connections (`EPSV`, falling back to `PASV`;
-    /// a `PASV` answer with a private address is replaced by the server's address, for servers
-    /// behind NAT). `false`: active mode, the server connects back to wharf (`PORT`/`EPRT`), which
-    /// needs this machine to be reachable from the server.
+    /// always to the server's address with the port offered, whatever address a `PASV` answer
+    /// names, as curl does: a server behind NAT names one that cannot be reached). `false`:
+    /// active mode, the server connects back to wharf (`PORT`/`EPRT`), which needs this machine
+    /// to be reachable from the server.
     #[serde(default = "default_true")]
     pub passive: bool,
     /// Absolute folder on the server that flow paths are relative to; nothing outside it is

@@ -1,12 +1,15 @@
 //! Partners' servers that are not a default OpenSSH or vsftpd, emulated with the real
-//! daemons' own options (no mocks): an `sftp-server` without the OpenSSH extensions (`-P`).
+//! daemons' own options (no mocks): an `sftp-server` without the OpenSSH extensions (`-P`),
+//! and a vsftpd whose `PASV` reply names another address (a server behind NAT).
 
 use crate::support;
 
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use wharf::config::flow::FtpTls;
 
+use support::ftpd::Ftpd;
 use support::sshd::Sshd;
 use support::{TempDir, counts, json_of, tempdir};
 
@@ -39,6 +42,23 @@ impl World {
         Some(World { _keep: Box::new(sshd), ..w })
     }
 
+    fn ftp(ftpd: Option<Ftpd>) -> Option<World> {
+        let ftpd = ftpd?;
+        let w = World {
+            data: ftpd.data_dir().to_path_buf(),
+            endpoint: ftpd.endpoint_yaml(FtpTls::None, 4),
+            dir: tempdir(),
+            _keep: Box::new(()),
+        };
+        for d in ["in", "inbox"] {
+            fs::create_dir_all(w.data.join(d)).unwrap();
+            ftpd.give_to_user(&w.data.join(d));
+        }
+        fs::create_dir_all(w.local("outbox")).unwrap();
+        fs::create_dir_all(w.local("sink")).unwrap();
+        Some(World { _keep: Box::new(ftpd), ..w })
+    }
+
     fn local(&self, rel: &str) -> PathBuf {
         self.dir.path().join(rel)
     }
@@ -55,6 +75,16 @@ impl World {
             root = self.dir.path().display().to_string(),
         );
         self.flow("push.yaml", &yaml)
+    }
+
+    /// partner /in → local /sink, `rest` at the end.
+    fn pull(&self, rest: &str) -> PathBuf {
+        let yaml = format!(
+            "name: pull\nendpoints:\n  partner:\n{ep}  here:\n    type: local\n    root: {root:?}\nsource:\n  endpoint: partner\n  path: /in\nsinks:\n  - endpoint: here\n    path: /sink\n{rest}",
+            ep = self.endpoint,
+            root = self.dir.path().display().to_string(),
+        );
+        self.flow("pull.yaml", &yaml)
     }
 
     fn flow(&self, name: &str, yaml: &str) -> PathBuf {
@@ -94,4 +124,21 @@ fn a_server_without_openssh_extensions_still_takes_overwrites() {
         assert_eq!(fs::read_to_string(w.remote(&format!("inbox/f{i}.csv"))).unwrap(), body(i));
     }
     assert_eq!(names(&w.remote("inbox")), ["big.csv", "f0.csv", "f1.csv", "f2.csv"]);
+}
+
+/// A server behind NAT names in its `PASV` reply an address that cannot be reached from here
+/// (vsftpd's `pasv_address`; 127.0.0.2 here, where nothing listens; `EPSV` refused, so `PASV` is
+/// used): the data connection goes to the server's own address, as curl's and lftp's do.
+/// Before: "cannot open the data connection to 127.0.0.2:…: Connection refused", every run.
+#[test]
+fn a_pasv_reply_naming_an_unreachable_address_is_not_followed() {
+    let Some(w) = World::ftp(Ftpd::vsftpd_with(&["pasv_address=127.0.0.2", "cmds_denied=EPSV"])) else { return };
+    fs::write(w.remote("in/a.csv"), "a\n").unwrap();
+    fs::write(w.local("outbox/b.csv"), "b\n").unwrap();
+    for flow in [w.pull(""), w.push("", "")] {
+        let (code, report) = w.run(&flow);
+        assert_eq!((code, counts(&report).1), (0, 1), "{report:#}");
+    }
+    assert_eq!(fs::read_to_string(w.local("sink/a.csv")).unwrap(), "a\n");
+    assert_eq!(fs::read_to_string(w.remote("inbox/b.csv")).unwrap(), "b\n");
 }
