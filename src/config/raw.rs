@@ -275,7 +275,9 @@ pub struct RawFtp {
     /// than this. Idle ones are kept for reuse. A server that limits sessions per user or
     /// address turns the extra logins away (421, or 530 while other logins of the run are
     /// open); the run then goes on with the logins it was given, with one warning. Set this
-    /// to the server's limit to spare it the extra logins.
+    /// to the server's limit to spare it the extra logins. Endpoints that log in to the same
+    /// server as the same user (another `root`, a flow of its own) share that limit: a login
+    /// turned away while another of them keeps idle logins closes those and tries again.
     #[serde(default = "default_max_connections")]
     #[schemars(range(min = 1, max = 16))]
     pub max_connections: u32,

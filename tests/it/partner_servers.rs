@@ -142,3 +142,27 @@ fn a_pasv_reply_naming_an_unreachable_address_is_not_followed() {
     assert_eq!(fs::read_to_string(w.local("sink/a.csv")).unwrap(), "a\n");
     assert_eq!(fs::read_to_string(w.remote("inbox/b.csv")).unwrap(), "b\n");
 }
+
+/// A flow whose source and sink are the same FTP server and login under two roots (two
+/// endpoints), on a server that allows one session per address (vsftpd `max_per_ip=1`): the
+/// login the source keeps for reuse is closed when the sink needs one, and back. Before: the
+/// sink's login was turned away (`421 There are too many connections from your internet
+/// address`) and every run was aborted.
+#[test]
+fn endpoints_sharing_a_server_that_allows_one_login_take_turns() {
+    let Some(w) = World::ftp(Ftpd::vsftpd_with(&["max_per_ip=1"])) else { return };
+    for i in 0..5 {
+        fs::write(w.remote(&format!("in/f{i}.csv")), format!("file {i}\n")).unwrap();
+    }
+    let root = format!("root: {:?}", w.data.display().to_string());
+    let inbox = w.endpoint.replace(&root, &format!("root: {:?}", w.remote("inbox").display().to_string()));
+    assert_ne!(inbox, w.endpoint, "the endpoint YAML names its root");
+    let yaml = format!(
+        "name: loop\nendpoints:\n  partner:\n{ep}  partner_inbox:\n{inbox}source:\n  endpoint: partner\n  path: /in\nsinks:\n  - endpoint: partner_inbox\n    path: /\nafter:\n  success: delete\n",
+        ep = w.endpoint
+    );
+    let (code, report) = w.run(&w.flow("loop.yaml", &yaml));
+    assert_eq!((code, counts(&report).1), (0, 5), "{report:#}");
+    assert_eq!(names(&w.remote("inbox")), ["f0.csv", "f1.csv", "f2.csv", "f3.csv", "f4.csv"]);
+    assert!(names(&w.remote("in")).is_empty());
+}
