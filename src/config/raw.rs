@@ -171,7 +171,8 @@ pub struct RawSftp {
     /// the benchmark's machine two files of 256 MiB moved 20–25 % sooner over two
     /// connections than over one). A run of one file at a time logs in once. A server that limits sessions per user or
     /// address refuses the extra connection; the run then goes on with the ones it accepted,
-    /// with one warning — set 1 for such a server.
+    /// with one warning — set 1 for such a server. A server that allows one SFTP channel per
+    /// login (OpenSSH `MaxSessions 1`) is logged in to twice for each connection.
     #[serde(default = "default_sftp_connections")]
     #[schemars(range(min = 1, max = 16))]
     pub max_connections: u32,

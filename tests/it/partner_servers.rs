@@ -1,6 +1,8 @@
 //! Partners' servers that are not a default OpenSSH or vsftpd, emulated with the real
-//! daemons' own options (no mocks): an `sftp-server` without the OpenSSH extensions (`-P`),
-//! and a vsftpd whose `PASV` reply names another address (a server behind NAT).
+//! daemons' own options (no mocks): an `sftp-server` without the OpenSSH extensions (`-P`), an
+//! sshd allowing one session channel per login (`MaxSessions 1`), a vsftpd whose `PASV` reply
+//! names another address (a server behind NAT), and one allowing one login per address
+//! (`max_per_ip=1`) shared by two endpoints of a flow.
 
 use crate::support;
 
@@ -165,4 +167,29 @@ fn endpoints_sharing_a_server_that_allows_one_login_take_turns() {
     assert_eq!((code, counts(&report).1), (0, 5), "{report:#}");
     assert_eq!(names(&w.remote("inbox")), ["f0.csv", "f1.csv", "f2.csv", "f3.csv", "f4.csv"]);
     assert!(names(&w.remote("in")).is_empty());
+}
+
+/// A server allowing one session channel per login (OpenSSH `MaxSessions 1`): wharf's second
+/// SFTP channel goes over a second login, and a pull of small and big files (several in
+/// flight, deleted at the source) and a push with `if_exists: overwrite` work. Before: every
+/// run failed with "the server allows one session channel per login (OpenSSH `MaxSessions 1`?),
+/// and wharf needs two".
+#[test]
+fn a_server_allowing_one_channel_per_login_is_used() {
+    let Some(w) = World::sftp(Sshd::start_with(&["MaxSessions 1"])) else { return };
+    for i in 0..10 {
+        fs::write(w.remote(&format!("in/f{i}.csv")), format!("file {i}\n")).unwrap();
+    }
+    fs::write(w.remote("in/big.csv"), "0123456789".repeat(300_000)).unwrap();
+    let (code, report) = w.run(&w.pull("after:\n  success: delete\n"));
+    assert_eq!((code, counts(&report).1), (0, 11), "{report:#}");
+    assert_eq!(fs::read_to_string(w.local("sink/big.csv")).unwrap(), "0123456789".repeat(300_000));
+    assert!(names(&w.remote("in")).is_empty());
+
+    fs::write(w.remote("inbox/a.csv"), "old\n").unwrap();
+    fs::write(w.local("outbox/a.csv"), "new\n").unwrap();
+    let (code, report) = w.run(&w.push("    if_exists: overwrite\n", ""));
+    assert_eq!((code, counts(&report).1), (0, 1), "{report:#}");
+    assert_eq!(fs::read_to_string(w.remote("inbox/a.csv")).unwrap(), "new\n");
+    assert_eq!(names(&w.remote("inbox")), ["a.csv"]);
 }

@@ -410,13 +410,3 @@ async fn the_wrong_protocol_on_a_port_is_named() {
     assert_eq!(err.kind, ErrorKind::Config, "{err}");
     assert!(err.to_string().contains("greeted with `SSH-2.0-") && err.to_string().contains("type: sftp"), "{err}");
 }
-
-/// A server allowing one session channel per login (OpenSSH `MaxSessions 1`): wharf needs
-/// two, and says so as a setting to change (not "the server may be down", retried for ever).
-#[tokio::test]
-async fn a_server_allowing_one_session_channel_is_a_configuration_error() {
-    let Some(sshd) = tokio::task::spawn_blocking(|| Sshd::start_with(&["MaxSessions 1"])).await.unwrap() else { return };
-    let err = refused(sshd.sftp_spec(sshd.password_auth())).await;
-    assert_eq!(err.kind, ErrorKind::Config, "{err}");
-    assert!(err.to_string().contains("allows one session channel per login (OpenSSH `MaxSessions 1`?)"), "{err}");
-}
