@@ -193,3 +193,22 @@ fn a_server_allowing_one_channel_per_login_is_used() {
     assert_eq!(fs::read_to_string(w.remote("inbox/a.csv")).unwrap(), "new\n");
     assert_eq!(names(&w.remote("inbox")), ["a.csv"]);
 }
+
+/// A server that refuses the temporary name's kind of name (vsftpd `deny_file={*.part}`, like
+/// servers taking known extensions only): the error says the temporary name may be what it
+/// refuses, and which setting helps; with `temp_name` set to a name it takes, the file goes.
+/// Before: only "write /inbox/.b.csv.push.part: permission denied: 550 Permission denied.",
+/// every run.
+#[test]
+fn a_refused_temporary_name_is_suspected_and_temp_name_named() {
+    let Some(w) = World::ftp(Ftpd::vsftpd_with(&["deny_file={*.part}"])) else { return };
+    fs::write(w.local("outbox/b.csv"), "b\n").unwrap();
+    let (code, report) = w.run(&w.push("", ""));
+    let detail = report["files"][0]["detail"].as_str().unwrap_or_default().to_string();
+    assert_eq!((code, counts(&report).3), (1, 1), "{report:#}");
+    assert!(detail.contains("write /inbox/.b.csv.push.part: permission denied"), "{detail}");
+    assert!(detail.contains("takes `b.csv`, set the sink's `temp_name`"), "{detail}");
+    let (code, report) = w.run(&w.push("    temp_name: \"{{name}}.tmp\"\n", ""));
+    assert_eq!((code, counts(&report).1), (0, 1), "{report:#}");
+    assert_eq!(fs::read_to_string(w.remote("inbox/b.csv")).unwrap(), "b\n");
+}
