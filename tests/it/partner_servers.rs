@@ -1,8 +1,8 @@
 //! Partners' servers that are not a default OpenSSH or vsftpd, emulated with the real
 //! daemons' own options (no mocks): an `sftp-server` without the OpenSSH extensions (`-P`), an
 //! sshd allowing one session channel per login (`MaxSessions 1`), a vsftpd whose `PASV` reply
-//! names another address (a server behind NAT), and one allowing one login per address
-//! (`max_per_ip=1`) shared by two endpoints of a flow.
+//! names another address (a server behind NAT), one allowing one login per address
+//! (`max_per_ip=1`) shared by two endpoints of a flow, and one refusing `.part` names.
 
 use crate::support;
 
@@ -28,6 +28,7 @@ struct World {
     data: PathBuf,
     endpoint: String,
     dir: TempDir,
+    /// The server itself, stopped when the world is dropped.
     _keep: Box<dyn std::any::Any>,
 }
 
