@@ -171,7 +171,8 @@ pub struct RawSftp {
     /// the benchmark's machine two files of 256 MiB moved 20–25 % sooner over two
     /// connections than over one). A run of one file at a time logs in once. A server that limits sessions per user or
     /// address refuses the extra connection; the run then goes on with the ones it accepted,
-    /// with one warning — set 1 for such a server.
+    /// with one warning — set 1 for such a server. A server that allows one SFTP channel per
+    /// login (OpenSSH `MaxSessions 1`) is logged in to twice for each connection.
     #[serde(default = "default_sftp_connections")]
     #[schemars(range(min = 1, max = 16))]
     pub max_connections: u32,
@@ -255,9 +256,10 @@ pub struct RawFtp {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_max_version: Option<TlsVersion>,
     /// Passive mode (default): wharf opens the data connections (`EPSV`, falling back to `PASV`;
-    /// a `PASV` answer with a private address is replaced by the server's address, for servers
-    /// behind NAT). `false`: active mode, the server connects back to wharf (`PORT`/`EPRT`), which
-    /// needs this machine to be reachable from the server.
+    /// always to the server's address with the port offered, whatever address a `PASV` answer
+    /// names, as curl does: a server behind NAT names one that cannot be reached). `false`:
+    /// active mode, the server connects back to wharf (`PORT`/`EPRT`), which needs this machine
+    /// to be reachable from the server.
     #[serde(default = "default_true")]
     pub passive: bool,
     /// Absolute folder on the server that flow paths are relative to; nothing outside it is
@@ -279,7 +281,9 @@ pub struct RawFtp {
     /// than this. Idle ones are kept for reuse. A server that limits sessions per user or
     /// address turns the extra logins away (421, or 530 while other logins of the run are
     /// open); the run then goes on with the logins it was given, with one warning. Set this
-    /// to the server's limit to spare it the extra logins.
+    /// to the server's limit to spare it the extra logins. Endpoints that log in to the same
+    /// server as the same user (another `root`, a flow of its own) share that limit: a login
+    /// turned away while another of them keeps idle logins closes those and tries again.
     #[serde(default = "default_max_connections")]
     #[schemars(range(min = 1, max = 16))]
     pub max_connections: u32,

@@ -22,7 +22,7 @@ use std::sync::Mutex;
 use sha2::{Digest, Sha256};
 
 use crate::config::flow::IfExists;
-use crate::endpoint::{Adoptee, Endpoint, ErrorKind, RemotePath};
+use crate::endpoint::{Adoptee, Endpoint, EndpointError, ErrorKind, Op, RemotePath};
 use crate::ledger::{Replaced, to_millis};
 
 use super::budget::Budget;
@@ -357,7 +357,7 @@ async fn upload_from(
     // A folder removed behind the run's back is made again by the retry.
     let forget = |e| {
         folders.forget(ep, &dir);
-        FileError::from(e)
+        FileError::from(temp_refused(e, temp, target))
     };
     let (sent, stored) = match body {
         Body::Small(data, hasher) => {
@@ -378,6 +378,20 @@ async fn upload_from(
     };
     or_abandon(ep, temp, verify_and_rename(ep, size, stored, sent, temp, target, replace).await).await?;
     Ok(hash)
+}
+
+/// A write refused under the temporary name: some servers take only some names (no hidden
+/// ones, no `.part`, known extensions only), and the refusal alone does not say so.
+fn temp_refused(mut e: EndpointError, temp: &RemotePath, target: &RemotePath) -> EndpointError {
+    if e.kind == ErrorKind::PermissionDenied && e.op == Op::Write && temp != target {
+        e.message = format!(
+            "{}; if the server refuses such names (hidden ones, `.part`) but takes `{}`, set the sink's `temp_name` to a name it \
+             takes, or `direct: true`",
+            e.message,
+            target.name()
+        );
+    }
+    e
 }
 
 /// Streams `file` (`size` bytes, else [`FileError::Changed`]) into `out`, a few chunks read

@@ -154,6 +154,15 @@ pub fn findings(flow: &Flow, report: &ProbeReport) -> Vec<Finding> {
     out
 }
 
+/// Whether a clock offset of `off_ms` (± `unc_ms`) is at least a quarter hour and, within its
+/// error and a second, a whole number of quarter hours: the distance of a time zone from UTC.
+fn in_another_zone(off_ms: i64, unc_ms: u64) -> bool {
+    const QUARTER: u64 = 15 * 60 * 1000;
+    let off = off_ms.unsigned_abs();
+    let from_quarter = (off % QUARTER).min(QUARTER - off % QUARTER);
+    off + 1000 + unc_ms >= QUARTER && from_quarter <= unc_ms + 1000
+}
+
 /// Readiness and identity on a source endpoint: the clock offset and the mtime precision.
 fn readiness(source: &Source, report: &ProbeReport, out: &mut Vec<Finding>) {
     let traits = &report.facts.traits;
@@ -204,6 +213,19 @@ fn readiness(source: &Source, report: &ProbeReport, out: &mut Vec<Finding>) {
                     Severity::Info,
                     Topic::Clock,
                     "listing times are in the server's time zone (LIST): an offset of whole hours is its distance from UTC".into(),
+                ));
+            } else if in_another_zone(off, unc) {
+                // Exact times a whole number of quarter hours off: not a clock that drifted, but
+                // times given in the server's own zone where UTC is due.
+                out.push(finding(
+                    Severity::Warning,
+                    Topic::Clock,
+                    format!(
+                        "an offset of whole hours (or quarter hours): the server gives its times in its own time zone instead of \
+                         UTC (vsftpd's MDTM with `use_localtime=YES`, Debian's default), so `min_age` is off by {}; ask the \
+                         partner for UTC times, or use `stable_for`, which does not rely on the server's clock",
+                        human_ms(off.unsigned_abs())
+                    ),
                 ));
             }
         }
@@ -410,6 +432,27 @@ mod tests {
             texts(&findings(&flow("{ min_age: 30s }", "fail"), &r), Topic::Clock),
             ["info: server clock is 300 ms ahead of ours (±500 ms): the clocks agree"]
         );
+    }
+
+    /// vsftpd with `use_localtime=YES` (Debian's default) gives MDTM in its own zone: a server
+    /// in New York lists a file written now as five hours old. Before: only "server clock is
+    /// 5 h behind ours", read as a clock to set right.
+    #[test]
+    fn exact_times_whole_hours_off_are_named_times_in_the_servers_zone() {
+        let refuses = RenameBehaviour::Refuses { kind: ErrorKind::Protocol, message: "Failure".into() };
+        let zone = |off: i64| {
+            let r = report(true, Duration::from_secs(1), Some(checks(off, 600, refuses.clone())));
+            texts(&findings(&flow("{ min_age: 2m }", "fail"), &r), Topic::Clock).into_iter().any(|t| t.contains("its own time zone"))
+        };
+        assert!(zone(-5 * 3_600_000 + 400));
+        assert!(zone(5 * 3_600_000 + 30 * 60_000 - 900));
+        assert!(!zone(-42_000), "a clock off by seconds");
+        assert!(!zone(-5 * 3_600_000 + 7 * 60_000), "minutes past the hour");
+        // Minute-precision LIST times have their own note.
+        let list = WriteChecks { mtime_precision: Duration::from_secs(60), ..checks(-5 * 3_600_000, 30_000, refuses) };
+        let r = report(true, Duration::from_secs(60), Some(list));
+        let t = texts(&findings(&flow("{ min_age: 2m }", "fail"), &r), Topic::Clock);
+        assert!(t.iter().any(|t| t.contains("(LIST)")) && !t.iter().any(|t| t.contains("its own time zone")), "{t:?}");
     }
 
     #[test]

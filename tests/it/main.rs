@@ -21,6 +21,7 @@ mod ftp_modes;
 mod full_disks;
 mod notify;
 mod output;
+mod partner_servers;
 mod plan;
 mod probe;
 mod pull_ftp;

@@ -411,16 +411,6 @@ async fn the_wrong_protocol_on_a_port_is_named() {
     assert!(err.to_string().contains("greeted with `SSH-2.0-") && err.to_string().contains("type: sftp"), "{err}");
 }
 
-/// A server allowing one session channel per login (OpenSSH `MaxSessions 1`): wharf needs
-/// two, and says so as a setting to change (not "the server may be down", retried for ever).
-#[tokio::test]
-async fn a_server_allowing_one_session_channel_is_a_configuration_error() {
-    let Some(sshd) = tokio::task::spawn_blocking(|| Sshd::start_with(&["MaxSessions 1"])).await.unwrap() else { return };
-    let err = refused(sshd.sftp_spec(sshd.password_auth())).await;
-    assert_eq!(err.kind, ErrorKind::Config, "{err}");
-    assert!(err.to_string().contains("allows one session channel per login (OpenSSH `MaxSessions 1`?)"), "{err}");
-}
-
 /// A server that takes passwords only through keyboard-interactive (PAM; `PasswordAuthentication
 /// no`, common on appliances and hardened hosts): the password answers its one hidden prompt,
 /// as OpenSSH's `sftp`, rclone and WinSCP do.

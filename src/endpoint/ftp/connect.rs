@@ -1,6 +1,6 @@
 //! Making one logged-in FTP control connection: TCP, TLS (explicit `AUTH TLS` or implicit),
 //! login, binary type, what the server offers (`FEAT`), the root folder, and the data-connection
-//! mode (EPSV, PASV with the NAT workaround, or active).
+//! mode (EPSV, PASV on the server's own address whatever its reply names, or active).
 //!
 //! Owns the translation of connection-time failures into [`ErrorKind`]s — unreachable or slow
 //! is `Transient`, a refused login `AuthFailed`, an untrusted certificate `HostKey`, an
@@ -653,29 +653,16 @@ fn classify_connect(e: FtpError, step: &str) -> (ErrorKind, String) {
     }
 }
 
-/// Where to open a passive data connection: where the server says, unless it names an address
-/// that cannot be reached from here (a private one, behind NAT) while the control connection
-/// goes to a public one; then the control connection's address, with the offered port.
+/// Where to open a passive data connection: the port the server offers, on the address the
+/// control connection goes to — never the address in a `PASV` reply, as `EPSV` has none.
+/// A server behind NAT or in a container names an address that cannot be reached from here
+/// (its own private one, a stale public one, or 127.0.0.1), and a hostile one could name any
+/// host to have the file sent there (curl ignores it too since 7.74, CVE-2020-8284).
 pub(super) fn passive_target(offered: SocketAddr, control_peer: IpAddr) -> SocketAddr {
-    if offered.ip() != control_peer && unroutable(offered.ip()) && !unroutable(control_peer) {
-        tracing::debug!(%offered, %control_peer, "PASV offered an unroutable address; using the server's.");
-        SocketAddr::new(control_peer, offered.port())
-    } else {
-        offered
+    if offered.ip() != control_peer {
+        tracing::debug!(%offered, %control_peer, "PASV named another address than the server's; using the server's.");
     }
-}
-
-fn unroutable(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => {
-            let [a, b, ..] = v4.octets();
-            v4.is_private() || v4.is_loopback() || v4.is_link_local() || v4.is_unspecified() || (a == 100 && (64..128).contains(&b))
-        }
-        IpAddr::V6(v6) => {
-            let first = v6.segments()[0];
-            v6.is_loopback() || v6.is_unspecified() || (first & 0xfe00) == 0xfc00 || (first & 0xffc0) == 0xfe80
-        }
-    }
+    SocketAddr::new(control_peer, offered.port())
 }
 
 #[cfg(test)]
@@ -728,17 +715,17 @@ mod tests {
     }
 
     #[test]
-    fn passive_nat_workaround_only_for_unroutable_offers() {
+    fn a_passive_data_connection_goes_to_the_server_whatever_address_pasv_names() {
         let public: IpAddr = "203.0.113.7".parse().unwrap();
         let offer = |s: &str| s.parse::<SocketAddr>().unwrap();
         assert_eq!(passive_target(offer("10.0.0.5:50000"), public), offer("203.0.113.7:50000"));
         assert_eq!(passive_target(offer("0.0.0.0:50000"), public), offer("203.0.113.7:50000"));
-        assert_eq!(passive_target(offer("100.64.1.1:50000"), public), offer("203.0.113.7:50000"));
-        // A routable offer is taken as is (a server may use a separate data address).
-        assert_eq!(passive_target(offer("198.51.100.9:50000"), public), offer("198.51.100.9:50000"));
-        // On a private network the server's private address is right.
+        // Before: a routable address was taken as is (a hostile server could name any host).
+        assert_eq!(passive_target(offer("198.51.100.9:50000"), public), offer("203.0.113.7:50000"));
+        // Before: on a private network (a VPN) the offer was taken, a container's own address too.
         let lan: IpAddr = "192.168.1.10".parse().unwrap();
-        assert_eq!(passive_target(offer("192.168.1.11:50000"), lan), offer("192.168.1.11:50000"));
+        assert_eq!(passive_target(offer("172.17.0.2:50000"), lan), offer("192.168.1.10:50000"));
+        assert_eq!(passive_target(offer("127.0.0.1:50000"), lan), offer("192.168.1.10:50000"));
     }
 
     fn reply(code: u32, text: &str) -> Response {

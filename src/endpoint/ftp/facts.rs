@@ -61,7 +61,7 @@ const WANTED: [(&str, &str); 5] = [
     ("MLSD", "listings fall back to LIST: sizes may be rounded, times to the minute in the server's time zone"),
     ("MDTM", "no exact modification times: LIST times only (minutes, server time zone)"),
     ("SIZE", "sizes come from listings only"),
-    ("EPSV", "passive mode uses PASV (the NAT workaround is applied to private addresses)"),
+    ("EPSV", "passive mode uses PASV (the address it names is ignored: the server's own is used)"),
     ("UTF8", "non-ASCII file names may be garbled"),
 ];
 

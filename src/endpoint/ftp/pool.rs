@@ -9,13 +9,17 @@
 //! unknown, and a fresh login is cheaper than a wrong assumption. A server that allows fewer
 //! sessions than `max_connections` (per address or per user, common on partners' servers)
 //! turns the extra logins away; the pool then goes on with the logins it has instead of
-//! failing files (see [`Pool::acquire`]). It does not retry operations;
+//! failing files (see [`Pool::acquire`]). A login turned away while this pool has none, but
+//! another endpoint of this process holds idle ones to the same server and user (a flow whose
+//! source and sinks are that server under other roots or names, or two flows of `wharf
+//! serve`), closes those idle logins and tries again: the server's limit is shared, and a
+//! login kept for reuse must not stop the work. It does not retry operations;
 //! `super::FtpEndpoint::attempt` does (once, after a dropped connection; for an operation
 //! that must not run twice, only on a reused login the server closed before running it).
 
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
@@ -28,10 +32,24 @@ const CHECK_AFTER: Duration = Duration::from_secs(5);
 /// A connection idle longer than this is closed instead of reused (servers commonly time out
 /// idle sessions after a few minutes, firewalls sooner).
 const MAX_IDLE: Duration = Duration::from_secs(120);
+/// Waits before each new login after idle ones of other endpoints were closed for it: the
+/// server counts a session until its process has seen the close.
+const AFTER_CLOSING: [Duration; 5] = [
+    Duration::from_millis(50),
+    Duration::from_millis(100),
+    Duration::from_millis(200),
+    Duration::from_millis(400),
+    Duration::from_millis(800),
+];
+
+/// Every pool of this process, to find those logged in to the same server as the same user.
+static POOLS: Mutex<Vec<Weak<Pool>>> = Mutex::new(Vec::new());
 
 pub(super) struct Pool {
     connector: Connector,
     label: String,
+    /// `user@host:port`: pools with the same one share the server's session limit.
+    server: String,
     /// `max_connections`, less the logins the server turned away.
     max: AtomicUsize,
     permits: Arc<Semaphore>,
@@ -104,14 +122,21 @@ impl Lease {
 impl Pool {
     pub fn new(connector: Connector, label: String) -> Arc<Pool> {
         let max = connector.spec().max_connections.max(1);
-        Arc::new(Pool {
+        let spec = connector.spec();
+        let server = format!("{}@{}:{}", spec.user, spec.host, spec.port);
+        let pool = Arc::new(Pool {
             connector,
             label,
+            server,
             max: AtomicUsize::new(max),
             permits: Arc::new(Semaphore::new(max)),
             idle: Mutex::new(Vec::new()),
             activity: Arc::default(),
-        })
+        });
+        let mut pools = crate::sync::lock(&POOLS);
+        pools.retain(|p| p.strong_count() > 0);
+        pools.push(Arc::downgrade(&pool));
+        pool
     }
 
     /// `max_connections`, or fewer once the server turned logins away.
@@ -203,7 +228,7 @@ impl Pool {
             }
             return Ok(Some(Lease { conn, fresh: false, pool: self.clone(), _permit: permit }));
         }
-        match self.connector.connect().await {
+        match self.login().await {
             Ok(conn) => Ok(Some(Lease { conn, fresh: true, pool: self.clone(), _permit: permit })),
             Err(ConnectError { error, turned_away: true }) if self.others_live() => {
                 permit.forget();
@@ -222,6 +247,40 @@ impl Pool {
             }
             Err(ConnectError { error, .. }) => Err(error),
         }
+    }
+
+    /// A new login. Turned away while this pool has no other, it closes the idle logins other
+    /// pools of this process keep to the same server as the same user, and tries again
+    /// (a few times, while the server sees them close).
+    async fn login(&self) -> Result<Conn, ConnectError> {
+        let first = match self.connector.connect().await {
+            Err(e) if e.turned_away && !self.others_live() => e,
+            done => return done,
+        };
+        let closed = self.close_idle_of_others();
+        if closed == 0 {
+            return Err(first);
+        }
+        tracing::debug!(endpoint = %self.label, closed, "Login turned away; closed idle logins of other endpoints to the same server for it.");
+        let mut last = first;
+        for wait in AFTER_CLOSING {
+            tokio::time::sleep(wait).await;
+            match self.connector.connect().await {
+                Err(e) if e.turned_away => last = e,
+                done => return done,
+            }
+        }
+        Err(last)
+    }
+
+    /// Closes the idle logins of the other pools to this one's server and user; how many.
+    fn close_idle_of_others(&self) -> usize {
+        let others: Vec<Arc<Pool>> = crate::sync::lock(&POOLS)
+            .iter()
+            .filter_map(Weak::upgrade)
+            .filter(|p| !std::ptr::eq(Arc::as_ptr(p), self) && p.server == self.server)
+            .collect();
+        others.iter().map(|p| p.idle.lock().map(|mut idle| idle.drain(..).count()).unwrap_or(0)).sum()
     }
 
     /// Logins of this pool besides the one just made (or being made): held by leases, or idle.

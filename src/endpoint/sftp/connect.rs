@@ -1,5 +1,6 @@
 //! Making one SFTP connection: TCP, SSH handshake with host-key check, login, and the two
-//! SFTP channels (one for files, one raw for `posix-rename@openssh.com`).
+//! SFTP channels (one for files, one raw for `posix-rename@openssh.com`), the second over a
+//! second login on a server that allows one session channel per login (`MaxSessions 1`).
 //!
 //! Owns the translation of connection-time failures into [`ErrorKind`]s — unreachable is
 //! `Transient`, a refused login `AuthFailed`, a bad key file `Config`, an untrusted server
@@ -27,6 +28,8 @@ const POSIX_RENAME: &str = "posix-rename@openssh.com";
 /// A live, logged-in connection.
 pub(super) struct Conn {
     pub handle: Handle<ClientHandler>,
+    /// A second login, for `raw`, on a server that allows one session channel per login.
+    side: Option<Handle<ClientHandler>>,
     pub sftp: SftpSession,
     /// A second SFTP channel for extension requests `SftpSession` cannot send.
     pub raw: RawSftpSession,
@@ -54,7 +57,7 @@ const FILE_CHANNELS: usize = 4;
 
 impl Conn {
     pub fn is_closed(&self) -> bool {
-        self.handle.is_closed()
+        self.handle.is_closed() || self.side.as_ref().is_some_and(Handle::is_closed)
     }
 
     /// The raw channel for the next whole small file, in turn. The extra channels are opened
@@ -350,6 +353,60 @@ async fn establish(
     key: Option<Arc<PrivateKey>>,
     first: Arc<Mutex<Vec<u8>>>,
 ) -> Result<Conn, Failed> {
+    // For a second login, should the server allow one session channel per login.
+    let side_handler = ClientHandler { check: handler.check.clone(), verdict: Arc::default(), handshake: Arc::default() };
+    let handle = log_in(spec, config.clone(), handler, key.clone(), first).await?;
+    let sftp_config = SftpConfig {
+        max_concurrent_reads: 64,
+        max_concurrent_writes: 64,
+        // Writes as large as the server takes (OpenSSH: 255 KiB, from limits@openssh.com)
+        // instead of russh-sftp's 32 KiB: an eighth of the requests and acks for an upload.
+        max_write_packet_len: 256 * 1024,
+        request_timeout_secs: spec.operation_timeout.as_secs().max(1),
+        ..Default::default()
+    };
+    let sftp = SftpSession::new_with_config(open_subsystem(&handle).await?, sftp_config.clone())
+        .await
+        .map_err(|e| (ErrorKind::Protocol, format!("SFTP start failed: {e}")))?;
+    let (channel, side) = match open_subsystem(&handle).await {
+        Ok(channel) => (channel, None),
+        // One session channel per login (OpenSSH `MaxSessions 1`): the second channel, for
+        // what `SftpSession` cannot send, goes over a login of its own.
+        Err(r) if r.prohibited => {
+            tracing::info!(host = %spec.host, port = spec.port, refused = %r.message, "The server allows one SFTP channel per login; logging in twice.");
+            let side = log_in(spec, config, side_handler, key, Arc::default()).await?;
+            (open_subsystem(&side).await?, Some(side))
+        }
+        Err(r) => return Err(r.into()),
+    };
+    let raw = RawSftpSession::new_with_config(channel, sftp_config.clone());
+    let version = raw.init().await.map_err(|e| (ErrorKind::Protocol, format!("SFTP start failed: {e}")))?;
+    let posix_rename = version.extensions.contains_key(POSIX_RENAME);
+    let fsync = version.extensions.contains_key("fsync@openssh.com");
+    tracing::debug!(host = %spec.host, port = spec.port, posix_rename, "SFTP session ready.");
+    Ok(Conn {
+        handle,
+        side,
+        sftp,
+        raw,
+        posix_rename,
+        fsync,
+        version,
+        handshake: None,
+        files: Default::default(),
+        next: AtomicUsize::new(0),
+        config: sftp_config,
+    })
+}
+
+/// TCP connection, SSH handshake (the host key checked by `handler`) and login.
+async fn log_in(
+    spec: &SftpSpec,
+    config: Arc<client::Config>,
+    handler: ClientHandler,
+    key: Option<Arc<PrivateKey>>,
+    first: Arc<Mutex<Vec<u8>>>,
+) -> Result<Handle<ClientHandler>, Failed> {
     let unreachable = |e: std::io::Error| (ErrorKind::Transient, format!("cannot reach {}:{}: {e}", spec.host, spec.port));
     let tcp = tokio::net::TcpStream::connect((spec.host.as_str(), spec.port)).await.map_err(unreachable)?;
     if let Err(e) = tcp.set_nodelay(true) {
@@ -377,35 +434,7 @@ async fn establish(
         }
     })?;
     super::login::login(&mut handle, spec, key).await.map_err(|(kind, msg)| Failed::Other(kind, msg))?;
-    let sftp_config = SftpConfig {
-        max_concurrent_reads: 64,
-        max_concurrent_writes: 64,
-        // Writes as large as the server takes (OpenSSH: 255 KiB, from limits@openssh.com)
-        // instead of russh-sftp's 32 KiB: an eighth of the requests and acks for an upload.
-        max_write_packet_len: 256 * 1024,
-        request_timeout_secs: spec.operation_timeout.as_secs().max(1),
-        ..Default::default()
-    };
-    let sftp = SftpSession::new_with_config(open_subsystem(&handle).await?, sftp_config.clone())
-        .await
-        .map_err(|e| (ErrorKind::Protocol, format!("SFTP start failed: {e}")))?;
-    let raw = RawSftpSession::new_with_config(open_subsystem(&handle).await.map_err(second_channel)?, sftp_config.clone());
-    let version = raw.init().await.map_err(|e| (ErrorKind::Protocol, format!("SFTP start failed: {e}")))?;
-    let posix_rename = version.extensions.contains_key(POSIX_RENAME);
-    let fsync = version.extensions.contains_key("fsync@openssh.com");
-    tracing::debug!(host = %spec.host, port = spec.port, posix_rename, "SFTP session ready.");
-    Ok(Conn {
-        handle,
-        sftp,
-        raw,
-        posix_rename,
-        fsync,
-        version,
-        handshake: None,
-        files: Default::default(),
-        next: AtomicUsize::new(0),
-        config: sftp_config,
-    })
+    Ok(handle)
 }
 
 /// Why a channel could not be opened: the kind and message, and whether the server refused
@@ -420,21 +449,6 @@ struct ChannelRefusal {
 impl From<ChannelRefusal> for (ErrorKind, String) {
     fn from(r: ChannelRefusal) -> Self {
         (r.kind, r.message)
-    }
-}
-
-/// The second channel of a login refused by the server: it allows one session channel per
-/// login (OpenSSH's `MaxSessions 1`), for good, whatever the retries.
-fn second_channel(r: ChannelRefusal) -> (ErrorKind, String) {
-    match r.prohibited {
-        true => (
-            ErrorKind::Config,
-            format!(
-                "{}: the server allows one session channel per login (OpenSSH `MaxSessions 1`?), and wharf needs two; ask the partner to allow at least 2",
-                r.message
-            ),
-        ),
-        false => r.into(),
     }
 }
 

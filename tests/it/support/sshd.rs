@@ -130,12 +130,17 @@ impl Sshd {
         let c = self.conf.path().display();
         let sftp = if Path::new("/usr/lib/openssh/sftp-server").exists() { "/usr/lib/openssh/sftp-server" } else { "internal-sftp" };
         let extra: String = self.extra.iter().map(|l| format!("{l}\n")).collect();
+        // sshd refuses a second `Subsystem sftp`: a test's own (server flags) replaces ours.
+        let subsystem = match self.extra.iter().any(|l| l.starts_with("Subsystem sftp ")) {
+            true => String::new(),
+            false => format!("Subsystem sftp {sftp}\n"),
+        };
         let cfg = format!(
             "{extra}Port {port}\nListenAddress 127.0.0.1\nHostKey {c}/ssh_host_ed25519_key\nHostKey {c}/ssh_host_rsa_key\nHostKey {c}/ssh_host_ecdsa_key\n\
              PidFile {c}/sshd.pid\nAuthorizedKeysFile {c}/authorized_keys\nPubkeyAuthentication yes\n\
              PasswordAuthentication yes\nKbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n\
              PermitRootLogin no\nAllowUsers {USER}\nMaxStartups 100:30:200\nMaxSessions 100\nMaxAuthTries 20\n\
-             ClientAliveInterval 0\nLogLevel VERBOSE\nSubsystem sftp {sftp}\n",
+             ClientAliveInterval 0\nLogLevel VERBOSE\n{subsystem}",
             port = self.port
         );
         fs::write(self.conf.path().join("sshd_config"), cfg).map_err(|e| e.to_string())

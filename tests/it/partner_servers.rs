@@ -1,0 +1,215 @@
+//! Partners' servers that are not a default OpenSSH or vsftpd, emulated with the real
+//! daemons' own options (no mocks): an `sftp-server` without the OpenSSH extensions (`-P`), an
+//! sshd allowing one session channel per login (`MaxSessions 1`), a vsftpd whose `PASV` reply
+//! names another address (a server behind NAT), one allowing one login per address
+//! (`max_per_ip=1`) shared by two endpoints of a flow, and one refusing `.part` names.
+
+use crate::support;
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use wharf::config::flow::FtpTls;
+
+use support::ftpd::Ftpd;
+use support::sshd::Sshd;
+use support::{TempDir, counts, json_of, tempdir};
+
+/// The sftp-server of this machine with `flags`, as the sshd_config line that runs it.
+fn sftp_server(flags: &str) -> String {
+    format!("Subsystem sftp /usr/lib/openssh/sftp-server {flags}")
+}
+
+/// Every OpenSSH extension wharf uses, denied (a server that lacks them).
+const NO_EXTENSIONS: &str = "-P posix-rename@openssh.com,fsync@openssh.com,limits@openssh.com,statvfs@openssh.com";
+
+/// One test's world: the partner's server (its folder and endpoint YAML) and local folders.
+struct World {
+    data: PathBuf,
+    endpoint: String,
+    dir: TempDir,
+    /// The server itself, stopped when the world is dropped.
+    _keep: Box<dyn std::any::Any>,
+}
+
+impl World {
+    fn sftp(sshd: Option<Sshd>) -> Option<World> {
+        let sshd = sshd?;
+        let w = World { data: sshd.data_dir().to_path_buf(), endpoint: sshd.endpoint_yaml(4), dir: tempdir(), _keep: Box::new(()) };
+        for d in ["in", "inbox"] {
+            fs::create_dir_all(w.data.join(d)).unwrap();
+            sshd.give_to_user(&w.data.join(d));
+        }
+        fs::create_dir_all(w.local("outbox")).unwrap();
+        fs::create_dir_all(w.local("sink")).unwrap();
+        Some(World { _keep: Box::new(sshd), ..w })
+    }
+
+    fn ftp(ftpd: Option<Ftpd>) -> Option<World> {
+        let ftpd = ftpd?;
+        let w = World {
+            data: ftpd.data_dir().to_path_buf(),
+            endpoint: ftpd.endpoint_yaml(FtpTls::None, 4),
+            dir: tempdir(),
+            _keep: Box::new(()),
+        };
+        for d in ["in", "inbox"] {
+            fs::create_dir_all(w.data.join(d)).unwrap();
+            ftpd.give_to_user(&w.data.join(d));
+        }
+        fs::create_dir_all(w.local("outbox")).unwrap();
+        fs::create_dir_all(w.local("sink")).unwrap();
+        Some(World { _keep: Box::new(ftpd), ..w })
+    }
+
+    fn local(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    fn remote(&self, rel: &str) -> PathBuf {
+        self.data.join(rel)
+    }
+
+    /// local /outbox → partner /inbox, `sink_extra` under the sink, `rest` at the end.
+    fn push(&self, sink_extra: &str, rest: &str) -> PathBuf {
+        let yaml = format!(
+            "name: push\nendpoints:\n  partner:\n{ep}  here:\n    type: local\n    root: {root:?}\nsource:\n  endpoint: here\n  path: /outbox\nsinks:\n  - endpoint: partner\n    path: /inbox\n{sink_extra}{rest}",
+            ep = self.endpoint,
+            root = self.dir.path().display().to_string(),
+        );
+        self.flow("push.yaml", &yaml)
+    }
+
+    /// partner /in → local /sink, `rest` at the end.
+    fn pull(&self, rest: &str) -> PathBuf {
+        let yaml = format!(
+            "name: pull\nendpoints:\n  partner:\n{ep}  here:\n    type: local\n    root: {root:?}\nsource:\n  endpoint: partner\n  path: /in\nsinks:\n  - endpoint: here\n    path: /sink\n{rest}",
+            ep = self.endpoint,
+            root = self.dir.path().display().to_string(),
+        );
+        self.flow("pull.yaml", &yaml)
+    }
+
+    fn flow(&self, name: &str, yaml: &str) -> PathBuf {
+        let p = self.local(name);
+        fs::write(&p, yaml).unwrap();
+        p
+    }
+
+    /// `wharf run --json flow`: exit code, report, log.
+    fn run(&self, flow: &Path) -> (i32, serde_json::Value) {
+        json_of(support::wharf(&self.local("state")).arg("run").arg("--json").arg(flow))
+    }
+}
+
+fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    v.sort();
+    v
+}
+
+/// An `sftp-server` without OpenSSH's extensions (no `posix-rename`, so a plain rename onto an
+/// existing name fails; no `fsync`, no `limits`): files pushed with `if_exists: overwrite` over
+/// yesterday's replace them, a big one included, and no temporary file is left.
+#[test]
+fn a_server_without_openssh_extensions_still_takes_overwrites() {
+    let line = sftp_server(NO_EXTENSIONS);
+    let Some(w) = World::sftp(Sshd::start_with(&[&line])) else { return };
+    let body = |i: usize| format!("new file {i}\n").repeat(1000);
+    for i in 0..3 {
+        fs::write(w.remote(&format!("inbox/f{i}.csv")), format!("old {i}\n")).unwrap();
+        fs::write(w.local(&format!("outbox/f{i}.csv")), body(i)).unwrap();
+    }
+    fs::write(w.local("outbox/big.csv"), "0123456789".repeat(300_000)).unwrap();
+    let (code, report) = w.run(&w.push("    if_exists: overwrite\n", ""));
+    assert_eq!((code, counts(&report).1), (0, 4), "{report:#}");
+    for i in 0..3 {
+        assert_eq!(fs::read_to_string(w.remote(&format!("inbox/f{i}.csv"))).unwrap(), body(i));
+    }
+    assert_eq!(names(&w.remote("inbox")), ["big.csv", "f0.csv", "f1.csv", "f2.csv"]);
+}
+
+/// A server behind NAT names in its `PASV` reply an address that cannot be reached from here
+/// (vsftpd's `pasv_address`; 127.0.0.2 here, where nothing listens; `EPSV` refused, so `PASV` is
+/// used): the data connection goes to the server's own address, as curl's and lftp's do.
+/// Before: "cannot open the data connection to 127.0.0.2:…: Connection refused", every run.
+#[test]
+fn a_pasv_reply_naming_an_unreachable_address_is_not_followed() {
+    let Some(w) = World::ftp(Ftpd::vsftpd_with(&["pasv_address=127.0.0.2", "cmds_denied=EPSV"])) else { return };
+    fs::write(w.remote("in/a.csv"), "a\n").unwrap();
+    fs::write(w.local("outbox/b.csv"), "b\n").unwrap();
+    for flow in [w.pull(""), w.push("", "")] {
+        let (code, report) = w.run(&flow);
+        assert_eq!((code, counts(&report).1), (0, 1), "{report:#}");
+    }
+    assert_eq!(fs::read_to_string(w.local("sink/a.csv")).unwrap(), "a\n");
+    assert_eq!(fs::read_to_string(w.remote("inbox/b.csv")).unwrap(), "b\n");
+}
+
+/// A flow whose source and sink are the same FTP server and login under two roots (two
+/// endpoints), on a server that allows one session per address (vsftpd `max_per_ip=1`): the
+/// login the source keeps for reuse is closed when the sink needs one, and back. Before: the
+/// sink's login was turned away (`421 There are too many connections from your internet
+/// address`) and every run was aborted.
+#[test]
+fn endpoints_sharing_a_server_that_allows_one_login_take_turns() {
+    let Some(w) = World::ftp(Ftpd::vsftpd_with(&["max_per_ip=1"])) else { return };
+    for i in 0..5 {
+        fs::write(w.remote(&format!("in/f{i}.csv")), format!("file {i}\n")).unwrap();
+    }
+    let root = format!("root: {:?}", w.data.display().to_string());
+    let inbox = w.endpoint.replace(&root, &format!("root: {:?}", w.remote("inbox").display().to_string()));
+    assert_ne!(inbox, w.endpoint, "the endpoint YAML names its root");
+    let yaml = format!(
+        "name: loop\nendpoints:\n  partner:\n{ep}  partner_inbox:\n{inbox}source:\n  endpoint: partner\n  path: /in\nsinks:\n  - endpoint: partner_inbox\n    path: /\nafter:\n  success: delete\n",
+        ep = w.endpoint
+    );
+    let (code, report) = w.run(&w.flow("loop.yaml", &yaml));
+    assert_eq!((code, counts(&report).1), (0, 5), "{report:#}");
+    assert_eq!(names(&w.remote("inbox")), ["f0.csv", "f1.csv", "f2.csv", "f3.csv", "f4.csv"]);
+    assert!(names(&w.remote("in")).is_empty());
+}
+
+/// A server allowing one session channel per login (OpenSSH `MaxSessions 1`): wharf's second
+/// SFTP channel goes over a second login, and a pull of small and big files (several in
+/// flight, deleted at the source) and a push with `if_exists: overwrite` work. Before: every
+/// run failed with "the server allows one session channel per login (OpenSSH `MaxSessions 1`?),
+/// and wharf needs two".
+#[test]
+fn a_server_allowing_one_channel_per_login_is_used() {
+    let Some(w) = World::sftp(Sshd::start_with(&["MaxSessions 1"])) else { return };
+    for i in 0..10 {
+        fs::write(w.remote(&format!("in/f{i}.csv")), format!("file {i}\n")).unwrap();
+    }
+    fs::write(w.remote("in/big.csv"), "0123456789".repeat(300_000)).unwrap();
+    let (code, report) = w.run(&w.pull("after:\n  success: delete\n"));
+    assert_eq!((code, counts(&report).1), (0, 11), "{report:#}");
+    assert_eq!(fs::read_to_string(w.local("sink/big.csv")).unwrap(), "0123456789".repeat(300_000));
+    assert!(names(&w.remote("in")).is_empty());
+
+    fs::write(w.remote("inbox/a.csv"), "old\n").unwrap();
+    fs::write(w.local("outbox/a.csv"), "new\n").unwrap();
+    let (code, report) = w.run(&w.push("    if_exists: overwrite\n", ""));
+    assert_eq!((code, counts(&report).1), (0, 1), "{report:#}");
+    assert_eq!(fs::read_to_string(w.remote("inbox/a.csv")).unwrap(), "new\n");
+    assert_eq!(names(&w.remote("inbox")), ["a.csv"]);
+}
+
+/// A server that refuses the temporary name's kind of name (vsftpd `deny_file={*.part}`, like
+/// servers taking known extensions only): the error says the temporary name may be what it
+/// refuses, and which setting helps; with `temp_name` set to a name it takes, the file goes.
+/// Before: only "write /inbox/.b.csv.push.part: permission denied: 550 Permission denied.",
+/// every run.
+#[test]
+fn a_refused_temporary_name_is_suspected_and_temp_name_named() {
+    let Some(w) = World::ftp(Ftpd::vsftpd_with(&["deny_file={*.part}"])) else { return };
+    fs::write(w.local("outbox/b.csv"), "b\n").unwrap();
+    let (code, report) = w.run(&w.push("", ""));
+    let detail = report["files"][0]["detail"].as_str().unwrap_or_default().to_string();
+    assert_eq!((code, counts(&report).3), (1, 1), "{report:#}");
+    assert!(detail.contains("write /inbox/.b.csv.push.part: permission denied"), "{detail}");
+    assert!(detail.contains("takes `b.csv`, set the sink's `temp_name`"), "{detail}");
+    let (code, report) = w.run(&w.push("    temp_name: \"{{name}}.tmp\"\n", ""));
+    assert_eq!((code, counts(&report).1), (0, 1), "{report:#}");
+    assert_eq!(fs::read_to_string(w.remote("inbox/b.csv")).unwrap(), "b\n");
+}
