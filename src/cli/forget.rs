@@ -6,7 +6,12 @@
 //! Without `--yes` it only says what it would remove (read-only, beside a daemon too); with
 //! it, it removes them as the ledger's one writer (refused while `wharf serve` holds the
 //! ledger, like the other commands that write). A round trip's response flow (`FLOW.response`)
-//! goes with its flow.
+//! goes with its flow. So do the flow's notices a throttle held back when the daemon last
+//! stored them (a crash, a stop whose grace ran out): the next start would send them, through
+//! a global rule or a rule at the same place of another flow's file. That list is the
+//! notifier's, opaque to the ledger: it is edited here, where both are known (the ledger's
+//! one transaction, the notifier's encoding in `notify::Held`), rather than teaching the
+//! ledger a flow key inside it.
 //!
 //! It refuses a flow that still has a file in the flows folder (`--flows`), or may have (a
 //! file there whose `name:` cannot be read): forgotten, a live flow's delivered identities
@@ -22,11 +27,12 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::failure::{Failure, Kind};
-use super::output::outln;
+use super::output::{errln, outln};
 use super::state::{ledger_path, name_in_file, open_for_read, open_for_write};
 use super::{EXIT_INVALID, Global};
 use crate::ledger::forget::FlowRecords;
 use crate::ledger::{Ledger, LedgerError};
+use crate::notify::Held;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -50,6 +56,8 @@ struct Report<'a> {
     /// Whether they were removed (`--yes`), or only counted.
     removed: bool,
     records: FlowRecords,
+    /// Notices of the flow held back by a throttle, in the daemon's stored list.
+    held_notices: usize,
     staging_files: usize,
     /// Stored probes of the flow's endpoints (`STATE/probes/`).
     probes: usize,
@@ -81,7 +89,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let staging_files = in_staging.iter().sum();
     let probes: Vec<PathBuf> = names.iter().flat_map(|n| crate::probe::store::of_flow(&global.state_dir, n)).collect();
     let path = ledger_path(global);
-    let records = if !args.yes {
+    let (records, held_notices) = if !args.yes {
         count(global, &names)?
     } else {
         // Without a ledger: not created by a command that has nothing to remove there, but
@@ -89,8 +97,12 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         // staging folders go: no run of the flow can start meanwhile.
         let ledger = if path.exists() { Some(open_for_write(global, flow, WHILE_SERVING)?) } else { None };
         let removed = match &ledger {
-            Some(l) => forget(l, &names).with_context(|| format!("flow {flow}: cannot forget its records in {}", path.display()))?,
-            None => FlowRecords::default(),
+            Some(l) => {
+                let held =
+                    forget_held(l, &names).with_context(|| format!("flow {flow}: cannot forget its held notices in {}", path.display()))?;
+                (forget(l, &names).with_context(|| format!("flow {flow}: cannot forget its records in {}", path.display()))?, held)
+            }
+            None => (FlowRecords::default(), 0),
         };
         for dir in &staging {
             remove_folder(dir).with_context(|| format!("flow {flow}: cannot remove its staging folder {}", dir.display()))?;
@@ -101,11 +113,11 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         removed
     };
     if args.json {
-        let report = Report { flow, removed: args.yes, records, staging_files, probes: probes.len() };
+        let report = Report { flow, removed: args.yes, records, held_notices, staging_files, probes: probes.len() };
         outln!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
-    if records.is_empty() && staging_files == 0 && probes.is_empty() {
+    if records.is_empty() && held_notices == 0 && staging_files == 0 && probes.is_empty() {
         outln!("flow {flow} has no records in the ledger at {}: nothing to forget", path.display());
         return Ok(ExitCode::SUCCESS);
     }
@@ -118,6 +130,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         if n > 0 {
             outln!("  {n:>8}  {kind}");
         }
+    }
+    if held_notices > 0 {
+        outln!("  {held_notices:>8}  notices held back by a throttle");
     }
     for (dir, n) in staging.iter().zip(in_staging).filter(|(_, n)| *n > 0) {
         outln!("  {n:>8}  staging files ({})", dir.display());
@@ -173,15 +188,39 @@ fn refuse_a_flow_with_a_file(dir: &Path, flow: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The records of `names`, counted through a read-only handle (no ledger: none).
-fn count(global: &Global, names: &[String]) -> anyhow::Result<FlowRecords> {
+/// The records of `names` and their notices held back, counted through a read-only handle
+/// (no ledger: none).
+fn count(global: &Global, names: &[String]) -> anyhow::Result<(FlowRecords, usize)> {
     let mut total = FlowRecords::default();
+    let mut held = 0;
     if let Some(ledger) = open_for_read(global)? {
         for n in names {
             total.add(&ledger.flow_records(n)?);
         }
+        if let Some(bytes) = ledger.notify_held()? {
+            held = Held::count_flows(&bytes, names).unwrap_or_else(|e| unreadable_held(&names[0], &e));
+        }
     }
-    Ok(total)
+    Ok((total, held))
+}
+
+/// Drops the notices of `names` from the notifier's stored list of notices held back, in one
+/// transaction; how many went. A list that cannot be read is left as it is (said on stderr):
+/// it is the daemon's to read, and written over, every notice in it would be lost.
+fn forget_held(ledger: &Ledger, names: &[String]) -> Result<usize, LedgerError> {
+    ledger.edit_notify_held(|old| match old.map(|bytes| Held::without_flows(bytes, names)) {
+        None | Some(Ok((_, 0))) => (None, 0),
+        Some(Ok((left, dropped))) => (Some(left), dropped),
+        Some(Err(e)) => (None, unreadable_held(&names[0], &e)),
+    })
+}
+
+/// Says that the stored list of notices held back cannot be read (none counted).
+fn unreadable_held(flow: &str, e: &serde_json::Error) -> usize {
+    errln!(
+        "flow {flow}: the notices held back by a throttle, as the daemon stored them, cannot be read ({e}); left as they are: the daemon says at its next start whether it can read them"
+    );
+    0
 }
 
 /// Removes every record of `names`, chunk by chunk.

@@ -288,6 +288,23 @@ impl Ledger {
         })
     }
 
+    /// Changes what the notifier's throttles hold back, in one transaction: `edit` gets the
+    /// stored list (`None`: never stored) and returns the one to store instead (`None`: leave
+    /// it as it is) with what to answer. The list stays opaque here: whoever edits it knows
+    /// the notifier's encoding (`wharf forget` drops a flow's notices, see
+    /// [`Held::without_flows`](crate::notify::Held::without_flows)). The cursor is not moved.
+    pub fn edit_notify_held<T>(&self, edit: impl FnOnce(Option<&[u8]>) -> (Option<Vec<u8>>, T)) -> Result<T, LedgerError> {
+        self.write(|tx| {
+            let mut table = tx.open_table(NOTIFY_HELD)?;
+            let old = table.get(HELD)?.map(|v| v.value().to_vec());
+            let (new, answer) = edit(old.as_deref());
+            if let Some(new) = new {
+                table.insert(HELD, new.as_slice())?;
+            }
+            Ok(answer)
+        })
+    }
+
     /// The newest `limit` events, oldest first; all flows when `flow` is `None`. What someone
     /// asking "what happened lately" wants (a notifier reads on with [`events`](Self::events)).
     pub fn latest_events(&self, flow: Option<&str>, limit: usize) -> Result<Vec<Event>, LedgerError> {
@@ -497,5 +514,9 @@ mod tests {
         assert_eq!((l.notify_cursor().unwrap(), l.notify_held().unwrap()), (Some(3), Some(b"[1]".to_vec())));
         l.set_notify_state(4, b"[]").unwrap();
         assert_eq!((l.notify_cursor().unwrap(), l.notify_held().unwrap()), (Some(4), Some(b"[]".to_vec())));
+        let seen = l.edit_notify_held(|old| (Some(b"[2]".to_vec()), old.map(<[u8]>::to_vec))).unwrap();
+        assert_eq!(seen.as_deref(), Some(&b"[]"[..]));
+        assert_eq!(l.edit_notify_held(|_| (None, ())).map(|()| l.notify_held().unwrap()).unwrap(), Some(b"[2]".to_vec()), "left as is");
+        assert_eq!(l.notify_cursor().unwrap(), Some(4), "the cursor does not move");
     }
 }

@@ -11,7 +11,8 @@
 //!
 //! Never touched: the records of any other flow (a flow named `ab` beside `a` included), and
 //! the ledger-wide counters (run and event numbering, the notifier's cursor: the events of
-//! other flows are sent as before). Whether a flow may be forgotten (it has no flow file any
+//! other flows are sent as before), and the notifier's list of notices held back (opaque here:
+//! `wharf forget` drops the flow's from it with [`Ledger::edit_notify_held`]). Whether a flow may be forgotten (it has no flow file any
 //! more) is the caller's question; this module knows names only.
 
 use std::borrow::Borrow;

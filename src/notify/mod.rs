@@ -152,9 +152,10 @@ pub enum ErrorKind {
     /// Connection refused or dropped, a timeout, HTTP 5xx, SMTP 4xx: retried. The channel
     /// may be down.
     Transient,
-    /// The channel answered "not so fast" (HTTP 429): retried like a transient failure (after
-    /// its `Retry-After`, when it gives one), but the channel is up — a backlog to it waits
-    /// for room rather than failing (see `notify::dispatch`).
+    /// The channel answered "not so fast" (HTTP 429): retried after its `Retry-After`, or
+    /// without one after a pause of seconds to minutes ([`RetryPolicy::rate_limit`](crate::notify::RetryPolicy)),
+    /// not after the short backoff it would only refuse again; the channel is up — a backlog
+    /// to it waits for room rather than failing (see `notify::dispatch`).
     RateLimited,
     /// The server is up but takes nothing for now, and says to come back later: SMTP 421
     /// (service not available, closing), 450 (mailbox busy, greylisted), 451 (local error,

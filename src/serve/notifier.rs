@@ -43,6 +43,13 @@
 //!   have), each notice through the rule written at the same place ([`Dispatcher::begin_restored`]),
 //!   before any event is read, and leaves the list once sent. A crash between a send and the
 //!   next store sends that notice again — the same trade as for events: twice rather than never.
+//! - *A list that cannot be read is not written over.* Should the stored list not be read
+//!   at the start (the ledger fails to read, or the list is not one this version reads), it
+//!   is kept as it is, and nothing is stored — the cursor neither: stored alone, it would pass
+//!   events whose notices this daemon holds back in memory only. The read is tried again
+//!   whenever the task has something to do; once it succeeds, the list is sent as at a start
+//!   and storing resumes. Meanwhile the log says so (once, then at debug level); a crash in
+//!   between reads this daemon's events again (twice rather than never).
 //! - *No extra commits.* The list rides on the cursor's stores (at most every
 //!   [`CURSOR_EVERY`], at once when idle), and is written only when it or the cursor changed.
 
@@ -114,8 +121,11 @@ struct Pump {
     behind: bool,
     /// The cursor as stored.
     stored: u64,
-    /// The notices held back as stored with it (JSON of [`Dispatcher::held`]).
+    /// The notices held back as stored with it ([`Held::encode`] of [`Dispatcher::held`]).
     stored_held: Vec<u8>,
+    /// The stored list of notices held back could not be read at the start: it is not written
+    /// over (nothing is stored) until a read succeeds (see the module doc).
+    held_unread: bool,
     /// When it was stored last.
     stored_at: Option<std::time::Instant>,
     /// A ledger never served before (no stored cursor): the last event recorded when the
@@ -150,6 +160,7 @@ impl Notifier {
             behind: false,
             stored: 0,
             stored_held: Vec::new(),
+            held_unread: false,
             stored_at: None,
             history_ends,
         };
@@ -157,6 +168,9 @@ impl Notifier {
             // The backlog (events recorded while the daemon was down) is read once the flows'
             // rules are known: at the first `Msg::Rules`.
             loop {
+                if pump.held_unread {
+                    pump.restore().await;
+                }
                 let due = pump.dispatcher.next_due();
                 let clock = Arc::clone(&pump.clock);
                 let msg = tokio::select! {
@@ -303,20 +317,32 @@ impl Pump {
     }
 
     /// Sends the notices held back before the last stop or crash, from the stored list (see
-    /// the module doc). A list that cannot be read is logged, and replaced at the next store.
+    /// the module doc). A list that cannot be read is kept, and nothing is stored, until a
+    /// read succeeds (the main loop calls this again meanwhile).
     async fn restore(&mut self) {
-        let bytes = match self.ledger.notify_held() {
-            Ok(Some(bytes)) => bytes,
-            Ok(None) => return,
+        let read = self.ledger.notify_held().map_err(|e| e.to_string());
+        let held = read.and_then(|bytes| {
+            let held = bytes.as_deref().map(Held::decode).transpose().map_err(|e| format!("not a list this version reads: {e}"))?;
+            Ok((bytes, held))
+        });
+        let (bytes, held) = match held {
+            Ok(read) => read,
+            Err(e) if self.held_unread => {
+                return tracing::debug!(error = %e, "The notices held back before the restart still cannot be read.");
+            }
             Err(e) => {
-                return tracing::error!(error = %e, "Notifier cannot read the notices held back before the restart; they are not sent.");
+                self.held_unread = true;
+                return tracing::error!(
+                    error = %e,
+                    "Notifier cannot read the notices a throttle held back before the restart; they are kept in the ledger, not sent yet, and nothing is stored (the cursor neither: events are read again at the next start) until they can be read, tried again as notices come. If this lasts: a ledger that fails to read (its disk, its permissions), or a list written by another wharf version (run that version to send them)."
+                );
             }
         };
-        self.stored_held = bytes;
-        let held: Vec<Held> = match serde_json::from_slice(&self.stored_held) {
-            Ok(held) => held,
-            Err(e) => return tracing::error!(error = %e, "The notices held back before the restart cannot be read; they are not sent."),
-        };
+        if std::mem::take(&mut self.held_unread) {
+            tracing::info!("The notices held back before the restart can be read now; the notifier stores its state again.");
+        }
+        let Some(held) = held else { return };
+        self.stored_held = bytes.unwrap_or_default();
         if held.is_empty() {
             return;
         }
@@ -399,13 +425,13 @@ impl Pump {
     /// Nothing before the first reading: the list stored by the last daemon is not replaced
     /// before it was read ([`restore`](Self::restore)).
     fn store_cursor(&mut self, now: bool) {
-        let Some(read) = self.read else { return };
+        let Some(read) = self.read.filter(|_| !self.held_unread) else { return };
         let done = self.open.keys().next().map_or(read, |first| first.saturating_sub(1));
         let due = now || self.stored_at.is_none_or(|t| t.elapsed() >= CURSOR_EVERY);
         if !due {
             return;
         }
-        let held = match serde_json::to_vec(&self.dispatcher.held()) {
+        let held = match Held::encode(&self.dispatcher.held()) {
             Ok(held) => held,
             // Plain structs and JSON values: not expected; the list stored last stays.
             Err(e) => return tracing::error!(error = %e, "Notifier cannot encode the notices held back."),
@@ -543,5 +569,36 @@ fn summary(report: &RunReport, flow: &Flow) -> Notice {
         seq: None,
         run: Some(report.run),
         facts: serde_json::to_value(report).unwrap_or_default(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::NewEvent;
+    use crate::schedule::SystemClock;
+
+    /// A stored list of held notices that cannot be read at the start is not written over, and
+    /// the cursor does not pass the events read meanwhile (before: the first store replaced the
+    /// list, and its notices were lost); once it can be read, storing resumes.
+    #[tokio::test]
+    async fn a_held_list_that_cannot_be_read_is_not_written_over() {
+        let ledger = Arc::new(Ledger::in_memory().unwrap());
+        let ev = |kind| NewEvent { flow: "f".into(), at: 5, kind, subject: String::new(), detail: "d".into(), run: None };
+        ledger.record_events(&[ev(EventKind::Failed), ev(EventKind::Failed)]).unwrap();
+        ledger.set_notify_state(0, b"[{\"written by\": \"another version\"}]").unwrap();
+        let n = Notifier::start(ledger.clone(), Vec::new(), Arc::new(SystemClock), Arc::new(Metrics::new()));
+        n.set_rules(&[]);
+        n.flush().await;
+        assert_eq!(ledger.notify_held().unwrap().as_deref(), Some(&b"[{\"written by\": \"another version\"}]"[..]), "kept");
+        assert_eq!(ledger.notify_cursor().unwrap(), Some(0), "the cursor is not stored without the list");
+
+        // Readable now (the operator acted): the next thing the notifier does stores again.
+        ledger.set_notify_state(0, &Held::encode(&[]).unwrap()).unwrap();
+        ledger.record_events(&[ev(EventKind::Failed)]).unwrap();
+        n.wake();
+        n.flush().await;
+        assert_eq!(ledger.notify_cursor().unwrap(), Some(3));
+        n.stop(Duration::from_secs(5)).await;
     }
 }

@@ -190,3 +190,29 @@ fn forget_without_a_ledger_removes_the_staging_folder_it_names() {
     assert!(!state.join("staging/gone").exists(), "{}", stdout(&done));
     assert!(!state.join("ledger.redb").exists(), "no ledger is made for nothing");
 }
+
+/// The notices of a forgotten flow that a throttle held back, stored by the daemon before a
+/// crash, go with it (before: the next start sent them through a global rule); the other
+/// flows' stay.
+#[test]
+fn forget_drops_the_flows_notices_held_back_by_a_throttle() {
+    use wharf::notify::{Held, Notice};
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    let flows = dir.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    let held = |flow: &str| Held { rule: "serve.yaml notify[0]".into(), notice: Notice::new("failed", flow, Utc::now(), "", "d"), held: 3 };
+    {
+        let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
+        ledger.set_notify_state(0, &Held::encode(&[held("old"), held("old.response"), held("kept")]).unwrap()).unwrap();
+    }
+    let flows = flows.to_str().unwrap();
+    let dry = wharf(&state, &["forget", "old", "--flows", flows, "--json"]);
+    assert_eq!(json(&dry)["held_notices"], 2, "{}", stdout(&dry));
+    let done = wharf(&state, &["forget", "old", "--flows", flows, "--yes"]);
+    assert_eq!(done.status.code(), Some(0), "{}", stderr(&done));
+    assert!(stdout(&done).contains("       2  notices held back by a throttle"), "{}", stdout(&done));
+    let ledger = Ledger::open_read_only(&state.join("ledger.redb")).unwrap();
+    let left = Held::decode(&ledger.notify_held().unwrap().unwrap()).unwrap();
+    assert_eq!(left.iter().map(|h| h.notice.flow.as_str()).collect::<Vec<_>>(), ["kept"]);
+}

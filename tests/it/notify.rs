@@ -56,6 +56,8 @@ fn quick() -> RetryPolicy {
         attempt_timeout: Duration::from_secs(20),
         deferral: Duration::from_millis(1),
         deferrals: 2,
+        rate_limit: Duration::from_millis(1),
+        rate_limits: 2,
     }
 }
 

@@ -9,6 +9,11 @@
 //! are not kept across a restart. Each goes through the rule written where its rule was (its
 //! origin: file and position) when that rule still takes its kind; otherwise it is logged as
 //! not sent, naming the notice and the rule, never dropped without a word.
+//!
+//! The stored form of a list ([`Held::encode`], JSON) is known here only: the ledger keeps it
+//! as opaque bytes, the daemon's notifier stores and reads it, and `wharf forget` drops a
+//! flow's notices from it ([`Held::without_flows`]) through the ledger's
+//! [`edit_notify_held`](crate::ledger::Ledger::edit_notify_held).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
@@ -30,6 +35,31 @@ pub struct Held {
 }
 
 impl Held {
+    /// The stored form of a list of held notices (what the ledger keeps, opaque to it).
+    pub fn encode(held: &[Held]) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(held)
+    }
+
+    /// A list read back from its stored form ([`encode`](Self::encode)).
+    pub fn decode(bytes: &[u8]) -> Result<Vec<Held>, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    /// The stored list `bytes` without the notices about `flows`: the list left (stored form)
+    /// and how many notices went. An error when `bytes` is not such a list (then nothing is
+    /// to be written over it).
+    pub fn without_flows(bytes: &[u8], flows: &[String]) -> Result<(Vec<u8>, usize), serde_json::Error> {
+        let mut held = Held::decode(bytes)?;
+        let before = held.len();
+        held.retain(|h| !flows.contains(&h.notice.flow));
+        Ok((Held::encode(&held)?, before - held.len()))
+    }
+
+    /// How many notices of the stored list `bytes` are about `flows`.
+    pub fn count_flows(bytes: &[u8], flows: &[String]) -> Result<usize, serde_json::Error> {
+        Ok(Held::decode(bytes)?.iter().filter(|h| flows.contains(&h.notice.flow)).count())
+    }
+
     /// The order [`Dispatcher::held`] lists them in (stable, so equal sets encode equally).
     fn order(&self) -> (&str, &str, &str, &str, Option<u64>, u32) {
         let n = &self.notice;
@@ -108,8 +138,8 @@ mod tests {
         let held = d.held();
         assert_eq!(held.len(), 1, "{held:?}");
         assert_eq!((held[0].rule.as_str(), held[0].notice.detail.as_str(), held[0].held), ("recorder", "at 20", 2));
-        // Through JSON, as the ledger keeps it.
-        let held: Vec<Held> = serde_json::from_slice(&serde_json::to_vec(&held).unwrap()).unwrap();
+        // Through the stored form, as the ledger keeps it.
+        let held = Held::decode(&Held::encode(&held).unwrap()).unwrap();
 
         let after = Arc::new(Recorder::default());
         let mut d = Dispatcher::new(&[]).unwrap().with_retry(quick());
@@ -133,5 +163,19 @@ mod tests {
         // It opened a window, as a flush at a window's end does.
         let next = d.dispatch(&Notice::new("failed", "f", at(50), "a", "at 50"), at(50)).await;
         assert!(matches!(next[0].outcome, Outcome::HeldBack { held: 1 }), "{next:?}");
+    }
+
+    /// `wharf forget` drops the notices of the flow (and of its responses) from the stored
+    /// list, and only those; a list that is not one is an error, not written over.
+    #[test]
+    fn the_notices_of_forgotten_flows_are_dropped_from_the_stored_list() {
+        let held = |flow: &str| Held { rule: "serve.yaml notify[0]".into(), notice: Notice::new("failed", flow, at(0), "", ""), held: 2 };
+        let stored = Held::encode(&[held("old"), held("old2"), held("old.response"), held("")]).unwrap();
+        let flows = ["old".to_string(), "old.response".to_string()];
+        assert_eq!(Held::count_flows(&stored, &flows).unwrap(), 2);
+        let (left, dropped) = Held::without_flows(&stored, &flows).unwrap();
+        assert_eq!(dropped, 2);
+        assert_eq!(Held::decode(&left).unwrap(), [held("old2"), held("")]);
+        assert!(Held::without_flows(b"not a list", &flows).is_err());
     }
 }

@@ -2,9 +2,16 @@
 //! were dispatched, each send in a task of its own (a panicking channel fails that notice, not
 //! the lane). Lanes run side by side, at most [`SENDING`] sends at once, so a slow channel (a
 //! webhook that takes its full timeout) delays its own notices only, not those of other
-//! channels, nor later notices to them. Transient failures (rate limits included) are retried
-//! a few times with a short, doubling backoff — or after as long as the channel asked
-//! (`Retry-After`, up to [`RETRY_AFTER_MAX`]) — each attempt under a timeout.
+//! channels, nor later notices to them. Transient failures are retried a few times with a
+//! short, doubling backoff — or after as long as the channel asked (`Retry-After`, up to
+//! [`RETRY_AFTER_MAX`]) — each attempt under a timeout.
+//!
+//! A rate limit (HTTP 429: the channel is up, asking to slow down) is waited out apart from
+//! those attempts: after its `Retry-After` when it gives one, else after
+//! [`RetryPolicy::rate_limit`], doubled before each further one, [`RetryPolicy::rate_limits`]
+//! times at most (15, 30, 60 and 120 seconds by default: nearly four minutes, past the
+//! one-minute windows Slack, Teams and PagerDuty count requests in). Asked again within the
+//! short backoff, a rate-limited channel only refuses again, and the notice was lost.
 //!
 //! A deferral (an SMTP server saying "not now, come back later": 421, 450, 451, 452) is retried
 //! as a mail transfer agent would, after minutes: [`RetryPolicy::deferral`], doubled before
@@ -12,9 +19,10 @@
 //! a notice is given up within a quarter of an hour, never held for hours). The wait holds no
 //! send slot and, the lane being the channel's own, holds up only this channel's later notices
 //! (which its server would refuse as well), never another rule's. A notice that ran out of
-//! deferrals leaves its lane *without* deferrals until the channel takes a notice again: each
-//! of the notices queued behind it is tried once, not a quarter of an hour each, so a backlog
-//! behind a server refusing for hours is bounded by attempts, not by hours of waiting.
+//! deferrals (or of rate-limit waits) leaves its lane *without* them until the channel takes a
+//! notice again: each of the notices queued behind it is tried once, not a quarter of an hour
+//! each, so a backlog behind a server refusing for hours is bounded by attempts, not by hours
+//! of waiting.
 //!
 //! A lane holds at most [`QUEUED`] notices. When a notice finds its lane full, it waits for
 //! room as long as the channel is sending fine — slowly, or asking to slow down (HTTP 429:
@@ -50,11 +58,17 @@ pub struct RetryPolicy {
     /// Deferrals waited out at most for one notice (besides `attempts`, which count the other
     /// transient failures).
     pub deferrals: u32,
+    /// Wait after the first rate limit ([`ErrorKind::RateLimited`]) that does not say how long
+    /// to wait (no `Retry-After`); doubled before each further one.
+    pub rate_limit: Duration,
+    /// Rate limits waited out at most for one notice (besides `attempts` and `deferrals`).
+    pub rate_limits: u32,
 }
 
 impl Default for RetryPolicy {
     /// 3 attempts, 500 ms then 1 s apart, 2 minutes each at most; a deferral is waited out
-    /// 4 times, 1, 2, 4 then 8 minutes later (15 minutes in all).
+    /// 4 times, 1, 2, 4 then 8 minutes later (15 minutes in all); a rate limit 4 times, after
+    /// its `Retry-After` or else 15, 30, 60 then 120 seconds later (under 4 minutes in all).
     fn default() -> Self {
         RetryPolicy {
             attempts: 3,
@@ -62,6 +76,8 @@ impl Default for RetryPolicy {
             attempt_timeout: Duration::from_secs(120),
             deferral: Duration::from_secs(60),
             deferrals: 4,
+            rate_limit: Duration::from_secs(15),
+            rate_limits: 4,
         }
     }
 }
@@ -106,23 +122,23 @@ impl Lane {
         let failing_tx = Arc::new(failing_tx);
         let sending = Arc::clone(sending);
         tokio::spawn(async move {
-            // Off once a notice ran out of deferrals, until the channel takes one again (see
-            // the module doc).
-            let mut may_defer = true;
+            // Off once a notice ran out of deferrals or rate-limit waits, until the channel
+            // takes one again (see the module doc).
+            let mut may_wait = true;
             while let Some(job) = rx.recv().await {
                 if job.reply.is_closed() {
                     continue;
                 }
                 let (n, s, f) = (Arc::clone(&notifier), Arc::clone(&sending), Arc::clone(&failing_tx));
                 let Job { notice, held_back, mut retry, reply } = job;
-                if !may_defer {
-                    retry.deferrals = 0;
+                if !may_wait {
+                    (retry.deferrals, retry.rate_limits) = (0, 0);
                 }
                 let task = tokio::spawn(async move { send_with_retry(n.as_ref(), &notice, held_back, retry, &s, &f).await });
                 let result = task
                     .await
                     .unwrap_or_else(|e| (1, Err(NotifyError::permanent(notifier.describe(), format!("the channel panicked: {e}")))));
-                may_defer = !matches!(&result.1, Err(e) if e.kind == ErrorKind::Deferred);
+                may_wait = !matches!(&result.1, Err(e) if matches!(e.kind, ErrorKind::Deferred | ErrorKind::RateLimited));
                 let _ = reply.send(result);
             }
         });
@@ -171,8 +187,10 @@ pub(super) struct Job {
 /// Sends with retries of transient failures; the number of attempts made and the result.
 /// Each attempt holds one of the `sending` permits (shared by every lane), the waits between
 /// attempts none: a channel that is down does not keep the others from sending. A deferral
-/// waits [`RetryPolicy::deferral`], doubling, up to [`RetryPolicy::deferrals`] times; other
-/// transient failures count against [`RetryPolicy::attempts`]. After each attempt, `failing`
+/// waits [`RetryPolicy::deferral`], doubling, up to [`RetryPolicy::deferrals`] times; a rate
+/// limit its `Retry-After`, else [`RetryPolicy::rate_limit`], doubling, up to
+/// [`RetryPolicy::rate_limits`] times; other transient failures count against
+/// [`RetryPolicy::attempts`]. After each attempt, `failing`
 /// says whether it failed with a transient error other than a rate limit (a channel asking to
 /// slow down is up; one that is down, or said to come back later, makes no room soon).
 async fn send_with_retry(
@@ -184,9 +202,9 @@ async fn send_with_retry(
     failing: &watch::Sender<bool>,
 ) -> (u32, Result<(), NotifyError>) {
     let attempts = retry.attempts.max(1);
-    let (mut delay, mut deferral) = (retry.backoff, retry.deferral);
-    // All attempts made; those counted against `attempts`; deferrals waited out.
-    let (mut attempt, mut counted, mut deferred) = (1, 1, 0);
+    let (mut delay, mut deferral, mut pause) = (retry.backoff, retry.deferral, retry.rate_limit);
+    // All attempts made; those counted against `attempts`; deferrals and rate limits waited out.
+    let (mut attempt, mut counted, mut deferred, mut limited) = (1, 1, 0, 0);
     loop {
         // The semaphore is never closed; should it be, sending goes on unbounded.
         let permit = sending.acquire().await.ok();
@@ -205,6 +223,17 @@ async fn send_with_retry(
                 deferred += 1;
                 let doubled = deferral.saturating_mul(2);
                 std::mem::replace(&mut deferral, doubled)
+            }),
+            // "Slow down" (HTTP 429): the channel is up and counts requests over a window
+            // (a second for Slack, a minute for PagerDuty); asked again within the short
+            // backoff it refuses again. Its `Retry-After` when it gives one (no sooner than
+            // the backoff), else a pause long enough for the window to pass, a bounded
+            // number of times.
+            Err(e) if e.kind == ErrorKind::RateLimited => (limited < retry.rate_limits).then(|| {
+                limited += 1;
+                let doubled = pause.saturating_mul(2);
+                let pause = std::mem::replace(&mut pause, doubled);
+                e.retry_after.filter(|asked| !asked.is_zero()).map_or(pause, |asked| asked.max(retry.backoff)).min(RETRY_AFTER_MAX)
             }),
             // A channel that says how long to wait (HTTP `Retry-After`) is waited for: asked
             // again sooner, it refuses again, and the notice runs out of attempts.
@@ -363,6 +392,83 @@ mod tests {
         let gaps: Vec<Duration> = asked.windows(2).map(|w| w[1].1 - w[0].1).collect();
         assert!(gaps[0] >= Duration::from_millis(300) && gaps[1] >= Duration::from_millis(600), "deferred 300 ms then 600 ms: {gaps:?}");
         assert!(gaps[2] < Duration::from_millis(300) && gaps[3] < Duration::from_millis(300), "not deferred again: {gaps:?}");
+    }
+
+    /// A channel answering "slow down" (HTTP 429) without saying for how long, to its first
+    /// `limiting` attempts; records when each attempt came.
+    struct Limiting {
+        limiting: usize,
+        asked: Mutex<Vec<(String, std::time::Instant)>>,
+    }
+
+    #[async_trait]
+    impl Notifier for Limiting {
+        async fn send(&self, notice: &Notice, _: u32) -> Result<(), NotifyError> {
+            let mut asked = self.asked.lock().unwrap();
+            asked.push((notice.detail.clone(), std::time::Instant::now()));
+            if asked.len() <= self.limiting {
+                return Err(NotifyError::rate_limited("limiting", "answered HTTP 429 Too Many Requests"));
+            }
+            Ok(())
+        }
+        fn describe(&self) -> String {
+            "limiting".into()
+        }
+    }
+
+    /// A 429 without `Retry-After` is asked again after `rate_limit`, doubled each time, and
+    /// does not use up the notice's attempts (before: three attempts within the short backoff,
+    /// 1.5 s in all by default, each refused, and the notice was dropped); a notice that runs
+    /// out of rate-limit waits fails, and the channel's next one is tried without waits until
+    /// one goes through. Another channel does not wait meanwhile.
+    #[tokio::test]
+    async fn a_rate_limit_without_retry_after_waits_longer_than_the_backoff() {
+        let limiting = Arc::new(Limiting { limiting: 3, asked: Mutex::default() });
+        let rec = Arc::new(Recorder::default());
+        let retry = RetryPolicy { rate_limit: Duration::from_millis(150), rate_limits: 3, ..quick() };
+        let mut d = Dispatcher::new(&[]).unwrap().with_retry(retry);
+        d.add_global(["failed"], Duration::ZERO, limiting.clone());
+        d.add_global(["failed"], Duration::ZERO, rec.clone());
+        let flying = sending(d.begin(&Notice::new("failed", "f", at(0), "", "a"), at(0)).await);
+        let waiting = std::time::Instant::now();
+        while rec.details.lock().unwrap().is_empty() && waiting.elapsed() < Duration::from_secs(5) {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        let others_done = std::time::Instant::now();
+        let mut outcomes = Vec::new();
+        for f in flying.into_iter().filter(|f| f.flight.channel == "limiting") {
+            let landed = f.land().await;
+            outcomes.push(d.land(landed, at(1)).outcome);
+        }
+        assert!(matches!(&outcomes[..], [Outcome::Sent { attempts: 4, .. }]), "{outcomes:?}");
+        let asked = limiting.asked.lock().unwrap().clone();
+        assert!(others_done < asked[1].1, "the other channel did not wait for the rate limit");
+        let gaps: Vec<Duration> = asked.windows(2).map(|w| w[1].1 - w[0].1).collect();
+        assert!(
+            gaps[0] >= Duration::from_millis(150) && gaps[1] >= Duration::from_millis(300) && gaps[2] >= Duration::from_millis(600),
+            "waited 150, 300 then 600 ms: {gaps:?}"
+        );
+
+        // Rate-limited for good: the notice fails after its waits; the next is tried once.
+        let limiting = Arc::new(Limiting { limiting: 5, asked: Mutex::default() });
+        let retry = RetryPolicy { rate_limit: Duration::from_millis(1), rate_limits: 3, ..quick() };
+        let mut d = Dispatcher::new(&[]).unwrap().with_retry(retry);
+        d.add_global(["failed"], Duration::ZERO, limiting.clone());
+        let mut out = Vec::new();
+        for s in ["a", "b", "c"] {
+            out.extend(d.dispatch(&Notice::new("failed", "f", at(0), "", s), at(0)).await.into_iter().map(|d| d.outcome));
+        }
+        assert!(
+            matches!(
+                &out[..],
+                [
+                    Outcome::Failed { attempts: 4, error: NotifyError { kind: ErrorKind::RateLimited, .. } },
+                    Outcome::Failed { attempts: 1, .. },
+                    Outcome::Sent { attempts: 1, .. },
+                ]
+            ),
+            "{out:?}"
+        );
     }
 
     /// Sends each notice after `pace`, and records its detail. `rate_limits`: answers each

@@ -578,6 +578,8 @@ mod tests {
             attempt_timeout: Duration::from_secs(5),
             deferral: Duration::from_millis(1),
             deferrals: 2,
+            rate_limit: Duration::from_millis(1),
+            rate_limits: 2,
         }
     }
 
