@@ -43,13 +43,16 @@
 //!   have), each notice through the rule written at the same place ([`Dispatcher::begin_restored`]),
 //!   before any event is read, and leaves the list once sent. A crash between a send and the
 //!   next store sends that notice again — the same trade as for events: twice rather than never.
-//! - *A list that cannot be read is not written over.* Should the stored list not be read
-//!   at the start (the ledger fails to read, or the list is not one this version reads), it
-//!   is kept as it is, and nothing is stored — the cursor neither: stored alone, it would pass
-//!   events whose notices this daemon holds back in memory only. The read is tried again
-//!   whenever the task has something to do; once it succeeds, the list is sent as at a start
-//!   and storing resumes. Meanwhile the log says so (once, then at debug level); a crash in
-//!   between reads this daemon's events again (twice rather than never).
+//! - *A list the ledger fails to read is not written over.* Should the stored list not be
+//!   read at the start (a ledger read error), it is kept as it is, and nothing is stored — the
+//!   cursor neither: stored alone, it would pass events whose notices this daemon holds back
+//!   in memory only. The read is tried again whenever the task has something to do; once it
+//!   succeeds, the list is sent as at a start and storing resumes. Meanwhile the log says so
+//!   (once, then at debug level); a crash in between reads this daemon's events again (twice
+//!   rather than never). A list read but not in a form this version reads (written by another
+//!   version, or damaged) is logged whole and written over instead: kept, it would stop the
+//!   cursor for good and every start would send every event again, whereas what a throttle
+//!   holds back are repeats of notices sent already.
 //! - *No extra commits.* The list rides on the cursor's stores (at most every
 //!   [`CURSOR_EVERY`], at once when idle), and is written only when it or the cursor changed.
 
@@ -321,9 +324,17 @@ impl Pump {
     /// read succeeds (the main loop calls this again meanwhile).
     async fn restore(&mut self) {
         let read = self.ledger.notify_held().map_err(|e| e.to_string());
-        let held = read.and_then(|bytes| {
-            let held = bytes.as_deref().map(Held::decode).transpose().map_err(|e| format!("not a list this version reads: {e}"))?;
-            Ok((bytes, held))
+        let held = read.map(|bytes| match bytes.as_deref().map(Held::decode).transpose() {
+            Ok(held) => (bytes, held),
+            // Not a list this version reads (written by another version, or damaged): told
+            // whole in the log and written over. Kept, it would keep the cursor from being
+            // stored for good, and every start would send every event again; what a throttle
+            // holds back are repeats of notices already sent.
+            Err(e) => {
+                let text = String::from_utf8_lossy(bytes.as_deref().unwrap_or_default()).chars().take(4096).collect::<String>();
+                tracing::error!(error = %e, list = %text, "The notices a throttle held back before the restart are not in a form this version reads; they are not sent (the list is in this line), and the list is written over.");
+                (None, None)
+            }
         });
         let (bytes, held) = match held {
             Ok(read) => read,
@@ -334,7 +345,7 @@ impl Pump {
                 self.held_unread = true;
                 return tracing::error!(
                     error = %e,
-                    "Notifier cannot read the notices a throttle held back before the restart; they are kept in the ledger, not sent yet, and nothing is stored (the cursor neither: events are read again at the next start) until they can be read, tried again as notices come. If this lasts: a ledger that fails to read (its disk, its permissions), or a list written by another wharf version (run that version to send them)."
+                    "Notifier cannot read the notices a throttle held back before the restart; they are kept in the ledger, not sent yet, and nothing is stored (the cursor neither: events are read again at the next start) until they can be read, tried again as notices come. If this lasts: a ledger that fails to read (its disk, its permissions)."
                 );
             }
         };
@@ -578,11 +589,11 @@ mod tests {
     use crate::ledger::NewEvent;
     use crate::schedule::SystemClock;
 
-    /// A stored list of held notices that cannot be read at the start is not written over, and
-    /// the cursor does not pass the events read meanwhile (before: the first store replaced the
-    /// list, and its notices were lost); once it can be read, storing resumes.
+    /// A stored list of held notices in a form this version does not read (another version's,
+    /// or damaged) is logged and written over: kept, it would keep the cursor from being stored
+    /// for good, and every start would send every event again.
     #[tokio::test]
-    async fn a_held_list_that_cannot_be_read_is_not_written_over() {
+    async fn a_held_list_this_version_cannot_read_does_not_stop_the_cursor() {
         let ledger = Arc::new(Ledger::in_memory().unwrap());
         let ev = |kind| NewEvent { flow: "f".into(), at: 5, kind, subject: String::new(), detail: "d".into(), run: None };
         ledger.record_events(&[ev(EventKind::Failed), ev(EventKind::Failed)]).unwrap();
@@ -590,15 +601,8 @@ mod tests {
         let n = Notifier::start(ledger.clone(), Vec::new(), Arc::new(SystemClock), Arc::new(Metrics::new()));
         n.set_rules(&[]);
         n.flush().await;
-        assert_eq!(ledger.notify_held().unwrap().as_deref(), Some(&b"[{\"written by\": \"another version\"}]"[..]), "kept");
-        assert_eq!(ledger.notify_cursor().unwrap(), Some(0), "the cursor is not stored without the list");
-
-        // Readable now (the operator acted): the next thing the notifier does stores again.
-        ledger.set_notify_state(0, &Held::encode(&[]).unwrap()).unwrap();
-        ledger.record_events(&[ev(EventKind::Failed)]).unwrap();
-        n.wake();
-        n.flush().await;
-        assert_eq!(ledger.notify_cursor().unwrap(), Some(3));
+        assert_eq!(ledger.notify_cursor().unwrap(), Some(2), "the cursor goes on");
+        assert_eq!(ledger.notify_held().unwrap(), Some(Held::encode(&[]).unwrap()), "written over");
         n.stop(Duration::from_secs(5)).await;
     }
 }
