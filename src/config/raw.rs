@@ -242,8 +242,9 @@ pub struct RawFtp {
     pub ca_file: Option<String>,
     /// Pinned SHA-256 fingerprint of the server certificate, for servers with a self-signed
     /// certificate: `SHA256:` and 64 hex digits (colons allowed), or the whole line `openssl
-    /// x509 -noout -fingerprint -sha256` prints (`sha256 Fingerprint=…`). Only this certificate is accepted, whoever issued it
-    /// and whatever name it carries. A refused certificate's fingerprint is in the error message.
+    /// x509 -noout -fingerprint -sha256` prints (`sha256 Fingerprint=…`). Only this certificate is accepted, whoever issued it,
+    /// whatever name it carries and whatever its dates say (a pinned certificate past its
+    /// expiry is still trusted: the pin is the trust; a renewed one has a new fingerprint). A refused certificate's fingerprint is in the error message.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fingerprint: Option<String>,
     /// Highest TLS version to negotiate: `1.3` (default) or `1.2`. For a server whose TLS 1.3

@@ -318,7 +318,7 @@ fn finish(ledger: &Ledger, flow: &Flow, rec: &mut RunRecord, report: &RunReport)
 fn hint(e: &EndpointError) -> &'static str {
     match e.kind {
         ErrorKind::AuthFailed => " (check the user and credentials in the flow)",
-        ErrorKind::Transient => " (the server may be down or unreachable; the next run tries again)",
+        ErrorKind::Transient => " (the server may be down, unreachable or busy; the next run tries again)",
         _ => "",
     }
 }

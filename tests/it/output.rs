@@ -140,7 +140,7 @@ fn plan_json_of_an_unreachable_server_says_connect_and_why() {
     let e = &v["error"];
     assert_eq!((e["kind"].as_str(), e["cause"].as_str(), e["flow"].as_str()), (Some("connect"), Some("transient"), Some("far")), "{v:#}");
     // The run report's hint, which plan's message lacked.
-    let hint = "(the server may be down or unreachable; the next run tries again)";
+    let hint = "(the server may be down, unreachable or busy; the next run tries again)";
     assert!(e["message"].as_str().is_some_and(|m| m.starts_with("flow far: ") && m.ends_with(hint)), "{v:#}");
     assert!(err.contains(hint), "{err}");
     assert!(err.starts_with("error: flow far: sftp u@127.0.0.1:"), "{err}");
