@@ -6,7 +6,7 @@
 
 use super::Checker;
 use super::checked;
-use crate::config::flow::{Sink, Source};
+use crate::config::flow::{IfExists, Sink, Source};
 use crate::config::raw::RawSink;
 use crate::endpoint::RemotePath;
 use crate::template::NameVars;
@@ -26,6 +26,26 @@ impl Checker<'_, '_> {
             Some(t)
         });
         let name = self.name_template(&format!("{at}/name"), &s.name);
+        if s.if_exists == IfExists::Skip
+            && let (Some(dir), Some(file)) = (&path, &name)
+        {
+            // The same target for two unlike files: the name of every file.
+            let target = |f: &str| {
+                let v = NameVars::new(f, "", 1, 1, UNIX_EPOCH);
+                Some((dir.render(&v).ok()?, file.render(&v).ok()?))
+            };
+            if let (Some(a), Some(b)) = (target("a.csv"), target("b.xml"))
+                && a == b
+            {
+                self.warning(
+                    format!("{at}/if_exists"),
+                    format!(
+                        "`{}` is every file's name on this sink, and `skip` counts a file delivered, unsent, while a file of that name is there: a file arriving before the partner took the one before is dropped (its source disposed of as delivered). `fail` keeps it at the source until the name is free; `rename` gives it a name of its own",
+                        crate::text::visible(&s.name)
+                    ),
+                );
+            }
+        }
         let temp_name = if s.direct {
             if s.temp_name.is_some() {
                 self.problem(format!("{at}/temp_name"), "`direct: true` writes straight under the final name, without a temporary name");
@@ -173,6 +193,19 @@ mod tests {
             "{w:#?}"
         );
         assert_eq!(warnings(BASE), Vec::<String>::new());
+    }
+
+    /// `skip` with a name every file gets: each file arriving before the partner took the
+    /// last one is dropped, its source disposed of as delivered.
+    #[test]
+    fn skip_with_a_name_every_file_gets_is_a_warning() {
+        let with = |sink: &str| BASE.replace("sinks: [ { endpoint: l } ]", &format!("sinks: [ {{ endpoint: l, {sink} }} ]"));
+        let w = warnings(&with("name: import.csv, if_exists: skip"));
+        assert_eq!(w.len(), 1, "{w:#?}");
+        assert!(w[0].starts_with("`import.csv` is every file's name on this sink") && w[0].ends_with("(at /sinks/0/if_exists)"), "{w:#?}");
+        for fine in ["name: import.csv, if_exists: fail", "if_exists: skip", "name: import.csv, path: '/{{stem}}', if_exists: skip"] {
+            assert_eq!(warnings(&with(fine)), Vec::<String>::new(), "{fine}");
+        }
     }
 
     #[test]
