@@ -147,6 +147,9 @@ pub struct FtpSpec {
     pub operation_timeout: Duration,
     /// Most control connections (logins) at once; at least 1.
     pub max_connections: usize,
+    /// How far ahead of UTC the times the server gives are, in seconds (`time_offset`): a
+    /// server that gives its times in its own zone. Times read are moved back by it.
+    pub time_offset: i64,
 }
 
 /// How a TLS server certificate is verified.

@@ -288,6 +288,15 @@ pub struct RawFtp {
     #[serde(default = "default_max_connections")]
     #[schemars(range(min = 1, max = 16))]
     pub max_connections: u32,
+    /// For a server that gives its file times in its own time zone where UTC is due (vsftpd's
+    /// `MDTM` with `use_localtime=YES`, Debian's default; `wharf probe` says so): how far
+    /// ahead of UTC those times are, with a sign — `-5h` for New York in winter, `+1h` for
+    /// Paris in winter, `+5h30m` for India. Every time read from the server (`MDTM`, `MLSD`,
+    /// `LIST`) is moved back by it, so that `min_age`, `stable_for` and the identity see UTC.
+    /// A zone with summer time needs the setting changed with it. Default: none (times are
+    /// taken as UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_offset: Option<String>,
 }
 
 /// Encryption of an FTP connection.

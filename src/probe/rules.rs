@@ -163,6 +163,20 @@ fn in_another_zone(off_ms: i64, unc_ms: u64) -> bool {
     off + 1000 + unc_ms >= QUARTER && from_quarter <= unc_ms + 1000
 }
 
+/// A clock offset as the `time_offset` of a zone that far from UTC, to the quarter hour:
+/// `-5h`, `+5h30m`.
+fn zone_offset(off_ms: i64) -> String {
+    const QUARTER: i64 = 15 * 60 * 1000;
+    let quarters = (off_ms as f64 / QUARTER as f64).round() as i64;
+    let minutes = quarters.abs() * 15;
+    let sign = if quarters < 0 { '-' } else { '+' };
+    match (minutes / 60, minutes % 60) {
+        (h, 0) => format!("{sign}{h}h"),
+        (0, m) => format!("{sign}{m}m"),
+        (h, m) => format!("{sign}{h}h{m}m"),
+    }
+}
+
 /// Readiness and identity on a source endpoint: the clock offset and the mtime precision.
 fn readiness(source: &Source, report: &ProbeReport, out: &mut Vec<Finding>) {
     let traits = &report.facts.traits;
@@ -222,9 +236,11 @@ fn readiness(source: &Source, report: &ProbeReport, out: &mut Vec<Finding>) {
                     Topic::Clock,
                     format!(
                         "an offset of whole hours (or quarter hours): the server gives its times in its own time zone instead of \
-                         UTC (vsftpd's MDTM with `use_localtime=YES`, Debian's default), so `min_age` is off by {}; ask the \
-                         partner for UTC times, or use `stable_for`, which does not rely on the server's clock",
-                        human_ms(off.unsigned_abs())
+                         UTC (vsftpd's MDTM with `use_localtime=YES`, Debian's default), so `min_age` is off by {}; set the \
+                         endpoint's `time_offset: {}` (FTP), ask the partner for UTC times, or use `stable_for`, which does \
+                         not rely on the server's clock",
+                        human_ms(off.unsigned_abs()),
+                        zone_offset(off)
                     ),
                 ));
             }
@@ -445,6 +461,7 @@ mod tests {
             texts(&findings(&flow("{ min_age: 2m }", "fail"), &r), Topic::Clock).into_iter().any(|t| t.contains("its own time zone"))
         };
         assert!(zone(-5 * 3_600_000 + 400));
+        assert_eq!((zone_offset(-5 * 3_600_000 + 400), zone_offset(5 * 3_600_000 + 30 * 60_000 - 900)), ("-5h".into(), "+5h30m".into()));
         assert!(zone(5 * 3_600_000 + 30 * 60_000 - 900));
         assert!(!zone(-42_000), "a clock off by seconds");
         assert!(!zone(-5 * 3_600_000 + 7 * 60_000), "minutes past the hour");

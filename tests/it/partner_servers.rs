@@ -213,3 +213,28 @@ fn a_refused_temporary_name_is_suspected_and_temp_name_named() {
     assert_eq!((code, counts(&report).1), (0, 1), "{report:#}");
     assert_eq!(fs::read_to_string(w.remote("inbox/b.csv")).unwrap(), "b\n");
 }
+
+/// vsftpd with `use_localtime=YES` (Debian's default) in New York (`TZ=EST5`): its `MDTM`
+/// gives local times where UTC is due, so a file written just now reads as five hours old and
+/// `min_age: 1h` takes it at once. `time_offset: -5h` on the endpoint moves the times back to
+/// UTC: the file waits.
+#[test]
+fn a_server_giving_times_in_its_own_zone_is_read_in_utc_with_time_offset() {
+    let Some(w) = World::ftp(Ftpd::vsftpd_with(&["use_localtime=YES", "env:TZ=EST5"])) else { return };
+    fs::write(w.remote("in/a.csv"), "a\n").unwrap();
+    let flow = |name: &str, offset: &str| {
+        let yaml = format!(
+            "name: {name}\nendpoints:\n  partner:\n{ep}{offset}  here:\n    type: local\n    root: {root:?}\nsource:\n  endpoint: partner\n  path: /in\n  ready: {{ min_age: 1h }}\nsinks:\n  - endpoint: here\n    path: /sink\n",
+            ep = w.endpoint,
+            root = w.dir.path().display().to_string(),
+        );
+        w.flow(&format!("{name}.yaml"), &yaml)
+    };
+    let (code, report) = w.run(&flow("in-utc", "    time_offset: -5h\n"));
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(report["counts"]["not_ready"], 1, "written just now: {report:#}");
+    assert!(names(&w.local("sink")).is_empty());
+    // Without it, the file looks five hours old.
+    let (code, report) = w.run(&flow("as-given", ""));
+    assert_eq!((code, counts(&report).1), (0, 1), "{report:#}");
+}

@@ -46,6 +46,10 @@ impl Checker<'_, '_> {
         let connect_timeout = self.positive_duration(&format!("{at}/connect_timeout"), &raw.connect_timeout);
         let operation_timeout = self.positive_duration(&format!("{at}/operation_timeout"), &raw.operation_timeout);
         let max_connections = self.connections(&format!("{at}/max_connections"), raw.max_connections);
+        let time_offset = match &raw.time_offset {
+            Some(t) => self.ok(&format!("{at}/time_offset"), time_offset(t)),
+            None => Some(0),
+        };
         let default_port = if raw.tls == FtpTls::Implicit { 990 } else { 21 };
         Some(FtpSpec {
             host: host?,
@@ -60,6 +64,7 @@ impl Checker<'_, '_> {
             connect_timeout: connect_timeout?,
             operation_timeout: operation_timeout?,
             max_connections: max_connections?,
+            time_offset: time_offset?,
         })
     }
 
@@ -255,6 +260,22 @@ pub fn parse_cert_fingerprint(fp: &str) -> Result<[u8; 32], String> {
     bytes.try_into().map_err(|_| bad())
 }
 
+/// A time zone's distance from UTC as `time_offset` writes it (`-5h`, `+5h30m`, `1h`), in
+/// seconds: at most 14 hours either way, as time zones are.
+fn time_offset(text: &str) -> Result<i64, String> {
+    let t = text.trim();
+    let (sign, rest) = match t.strip_prefix('-') {
+        Some(rest) => (-1, rest),
+        None => (1, t.strip_prefix('+').unwrap_or(t)),
+    };
+    let d = super::duration::parse(rest.trim())
+        .map_err(|e| format!("{e}; a time zone's distance from UTC is written with a sign: `-5h`, `+1h`, `+5h30m`"))?;
+    if d > std::time::Duration::from_secs(14 * 3600) {
+        return Err(format!("`{t}` is more than 14 hours: no time zone is that far from UTC"));
+    }
+    Ok(sign * d.as_secs() as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -289,6 +310,13 @@ mod tests {
         );
         // A folder that does not exist yet is created by the first run.
         assert_eq!(warnings("out/new"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn ftp_time_offset_is_a_signed_zone_distance() {
+        assert_eq!((time_offset("-5h"), time_offset("+5h30m"), time_offset("1h")), (Ok(-18_000), Ok(19_800), Ok(3_600)));
+        assert!(time_offset("-15h").unwrap_err().contains("more than 14 hours"));
+        assert!(time_offset("five").unwrap_err().contains("written with a sign"));
     }
 
     #[test]

@@ -853,6 +853,22 @@ impl From<FtpError> for Fail {
     }
 }
 
+impl FtpEndpoint {
+    /// `e` with its time in UTC: moved back by the endpoint's `time_offset` (a server giving
+    /// its times in its own zone). Every entry leaves the endpoint through here, so listings,
+    /// stats and the files opened agree.
+    fn in_utc(&self, mut e: Entry) -> Entry {
+        let ahead = self.inner.pool.connector().spec().time_offset;
+        if ahead != 0
+            && let Some(t) = e.mtime
+        {
+            let by = Duration::from_secs(ahead.unsigned_abs());
+            e.mtime = if ahead > 0 { t.checked_sub(by) } else { t.checked_add(by) };
+        }
+        e
+    }
+}
+
 #[async_trait]
 impl Endpoint for FtpEndpoint {
     fn describe(&self) -> String {
@@ -876,19 +892,24 @@ impl Endpoint for FtpEndpoint {
     }
 
     async fn list(&self, dir: &RemotePath) -> Result<Listing, EndpointError> {
-        self.run(Op::List, dir, true, |mut c| async move {
-            let r = self.list_on(&mut c, dir).await;
-            (c, r)
-        })
-        .await
+        let mut listing = self
+            .run(Op::List, dir, true, |mut c| async move {
+                let r = self.list_on(&mut c, dir).await;
+                (c, r)
+            })
+            .await?;
+        listing.entries = listing.entries.into_iter().map(|e| self.in_utc(e)).collect();
+        Ok(listing)
     }
 
     async fn stat(&self, path: &RemotePath) -> Result<Option<Entry>, EndpointError> {
-        self.run(Op::Stat, path, true, |mut c| async move {
-            let r = self.stat_on(&mut c, path).await;
-            (c, r)
-        })
-        .await
+        let entry = self
+            .run(Op::Stat, path, true, |mut c| async move {
+                let r = self.stat_on(&mut c, path).await;
+                (c, r)
+            })
+            .await?;
+        Ok(entry.map(|e| self.in_utc(e)))
     }
 
     /// `SIZE` alone where there is no `MLST` (a stat would add `MDTM`).
@@ -928,18 +949,20 @@ impl Endpoint for FtpEndpoint {
                 (c, r)
             })
             .await?;
-        let (timeout, opened) = (lease.timeout, facts.entry(path, None));
+        let (timeout, opened) = (lease.timeout, facts.entry(path, None).map(|e| self.in_utc(e)));
         Ok(Box::new(FtpRead { data: Some(data), lease: Some(lease), skip, timeout, inner: self.inner.clone(), path: path.clone(), opened }))
     }
 
     /// On one login, the data connection asked for in the same write as `RETR` where it can
     /// be (`whole.rs`).
     async fn read_small(&self, path: &RemotePath, limit: usize) -> Result<(Vec<u8>, Option<Entry>), EndpointError> {
-        self.run(Op::Read, path, true, |mut c| async move {
-            let r = self.fetch_whole(&mut c, path, limit).await;
-            (c, r)
-        })
-        .await
+        let (data, entry) = self
+            .run(Op::Read, path, true, |mut c| async move {
+                let r = self.fetch_whole(&mut c, path, limit).await;
+                (c, r)
+            })
+            .await?;
+        Ok((data, entry.map(|e| self.in_utc(e))))
     }
 
     async fn open_write(&self, path: &RemotePath) -> Result<Box<dyn WriteStream>, EndpointError> {
@@ -1030,6 +1053,7 @@ mod tests {
             root: Some("/data".into()),
             connect_timeout: Duration::from_secs(1),
             operation_timeout: Duration::from_secs(1),
+            time_offset: 0,
             max_connections: 2,
         }
     }

@@ -85,7 +85,8 @@ impl Ftpd {
         Self::start(Flavor::Vsftpd, &[])
     }
 
-    /// [`vsftpd`](Self::vsftpd) with extra config lines (`local_max_rate=1000000`).
+    /// [`vsftpd`](Self::vsftpd) with extra config lines (`local_max_rate=1000000`; a line
+    /// `env:NAME=VALUE` sets the server's environment instead: `env:TZ=EST5`).
     pub fn vsftpd_with(config: &[&str]) -> Option<Ftpd> {
         Self::start(Flavor::Vsftpd, config)
     }
@@ -177,6 +178,10 @@ impl Ftpd {
                 fs::write(&conf, self.vsftpd_config(inst, certs)).map_err(|e| e.to_string())?;
                 let mut c = Command::new(VSFTPD);
                 c.arg(conf);
+                // `env:NAME=VALUE` lines are the process's environment (`env:TZ=EST5`).
+                for (k, v) in self.extra.iter().filter_map(|l| l.strip_prefix("env:")?.split_once('=')) {
+                    c.env(k, v);
+                }
                 c
             }
             Flavor::PureFtpd => {
@@ -234,7 +239,7 @@ impl Ftpd {
             implicit = if inst.implicit { "YES" } else { "NO" },
             cert = certs.cert.display(),
             key = certs.key.display(),
-            extra = self.extra.iter().map(|l| format!("{l}\n")).collect::<String>(),
+            extra = self.extra.iter().filter(|l| !l.starts_with("env:")).map(|l| format!("{l}\n")).collect::<String>(),
         )
     }
 
@@ -276,6 +281,7 @@ impl Ftpd {
             connect_timeout: Duration::from_secs(15),
             operation_timeout: Duration::from_secs(30),
             max_connections: 2,
+            time_offset: 0,
         }
     }
 
