@@ -150,6 +150,9 @@ pub struct FtpSpec {
     /// How far ahead of UTC the times the server gives are, in seconds (`time_offset`): a
     /// server that gives its times in its own zone. Times read are moved back by it.
     pub time_offset: i64,
+    /// Open passive data connections to the address a `PASV` reply names (`use_pasv_address`),
+    /// not the control connection's.
+    pub use_pasv_address: bool,
 }
 
 /// How a TLS server certificate is verified.

@@ -257,8 +257,9 @@ pub struct RawFtp {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls_max_version: Option<TlsVersion>,
     /// Passive mode (default): wharf opens the data connections (`EPSV`, falling back to `PASV`;
-    /// always to the server's address with the port offered, whatever address a `PASV` answer
-    /// names, as curl does: a server behind NAT names one that cannot be reached). `false`:
+    /// to the server's address with the port offered, whatever address a `PASV` answer names,
+    /// as curl does: a server behind NAT names one that cannot be reached; see
+    /// `use_pasv_address`). `false`:
     /// active mode, the server connects back to wharf (`PORT`/`EPRT`), which needs this machine
     /// to be reachable from the server.
     #[serde(default = "default_true")]
@@ -297,6 +298,13 @@ pub struct RawFtp {
     /// taken as UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_offset: Option<String>,
+    /// Open passive data connections to the address a `PASV` reply names instead of the
+    /// server's own (the control connection's): only for a server that really serves data from
+    /// another address (a cluster behind one name). Off by default, as in curl since 7.74: a
+    /// server behind NAT names one that cannot be reached, and a hostile one could name any
+    /// host. Only with `passive` (the default).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub use_pasv_address: bool,
 }
 
 /// Encryption of an FTP connection.

@@ -161,6 +161,7 @@ async fn sandbox_backend(ftp: bool) -> Option<Backend> {
             operation_timeout: Duration::from_secs(30),
             max_connections: 2,
             time_offset: 0,
+            use_pasv_address: false,
         });
         ep.connect_now().await.expect("connect to the sandbox over FTP");
         Arc::new(ep)

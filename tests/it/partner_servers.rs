@@ -144,6 +144,12 @@ fn a_pasv_reply_naming_an_unreachable_address_is_not_followed() {
     }
     assert_eq!(fs::read_to_string(w.local("sink/a.csv")).unwrap(), "a\n");
     assert_eq!(fs::read_to_string(w.remote("inbox/b.csv")).unwrap(), "b\n");
+    // `use_pasv_address: true` (a server that serves data from another address) follows it.
+    fs::write(w.remote("in/c.csv"), "c\n").unwrap();
+    let yaml = fs::read_to_string(w.pull("")).unwrap().replacen("    type: ftp\n", "    type: ftp\n    use_pasv_address: true\n", 1);
+    let (code, report) = w.run(&w.flow("follow.yaml", &yaml.replace("name: pull", "name: follow")));
+    assert_ne!(code, 0, "{report:#}");
+    assert!(report.to_string().contains("127.0.0.2"), "{report:#}");
 }
 
 /// A flow whose source and sink are the same FTP server and login under two roots (two

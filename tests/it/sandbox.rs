@@ -293,6 +293,7 @@ fn ftp_spec(sandbox: &Sandbox, opts: &SandboxOptions, tls: FtpTls) -> FtpSpec {
         operation_timeout: Duration::from_secs(30),
         max_connections: 2,
         time_offset: 0,
+        use_pasv_address: false,
     }
 }
 

@@ -50,6 +50,12 @@ impl Checker<'_, '_> {
             Some(t) => self.ok(&format!("{at}/time_offset"), time_offset(t)),
             None => Some(0),
         };
+        if raw.use_pasv_address && !raw.passive {
+            self.problem(
+                format!("{at}/use_pasv_address"),
+                "`use_pasv_address` is for passive data connections; with `passive: false` the server connects to wharf",
+            );
+        }
         let default_port = if raw.tls == FtpTls::Implicit { 990 } else { 21 };
         Some(FtpSpec {
             host: host?,
@@ -65,6 +71,7 @@ impl Checker<'_, '_> {
             operation_timeout: operation_timeout?,
             max_connections: max_connections?,
             time_offset: time_offset?,
+            use_pasv_address: raw.use_pasv_address,
         })
     }
 

@@ -583,10 +583,11 @@ impl Connector {
         };
         let peer = ftp.get_ref().await.peer_addr().map_err(unreachable)?.ip();
         let epsv = spec.passive && feat.epsv && !self.epsv_refused.load(Ordering::Relaxed);
+        let follow = spec.use_pasv_address;
         let ftp = if spec.passive {
             ftp.set_mode(if epsv { Mode::ExtendedPassive } else { Mode::Passive });
             ftp.passive_stream_builder(move |offered| {
-                let target = passive_target(offered, peer);
+                let target = if follow { offered } else { passive_target(offered, peer) };
                 Box::pin(async move {
                     let s = TcpStream::connect(target).await.map_err(|e| {
                         FtpError::ConnectionError(std::io::Error::new(

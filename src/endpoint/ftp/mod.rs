@@ -1054,6 +1054,7 @@ mod tests {
             connect_timeout: Duration::from_secs(1),
             operation_timeout: Duration::from_secs(1),
             time_offset: 0,
+            use_pasv_address: false,
             max_connections: 2,
         }
     }

@@ -282,6 +282,7 @@ impl Ftpd {
             operation_timeout: Duration::from_secs(30),
             max_connections: 2,
             time_offset: 0,
+            use_pasv_address: false,
         }
     }
 
