@@ -299,7 +299,7 @@ fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: 
         let to = flow.quarantine.as_ref().map(|q| format!(" to {}:{}", q.endpoint, q.path)).unwrap_or_default();
         return Ok(Action::Quarantine { why: format!("would be quarantined{to} by a check step: {}", refused.join("; ")) });
     }
-    let targets = flow.sinks.iter().map(|s| match named(flow, s, c, run, now) {
+    let targets = flow.sinks.iter().enumerate().map(|(i, s)| match named(flow, i, c, run, now) {
         Ok((dir, name)) => shown(s, &dir, &name),
         Err(e) => format!("{}:<{e}>", s.endpoint),
     });

@@ -126,14 +126,7 @@ pub(in crate::engine) fn rejects_name(target: &RemotePath, ext: &str, now: Syste
 
 /// Where `sink` delivers a payload named `name` (of `size` bytes, from `rel_dir` under the
 /// source folder) before its exists-policy: the folder and the name there.
-pub(in crate::engine) fn wanted(
-    sink: &Sink,
-    name: &str,
-    rel_dir: &str,
-    size: u64,
-    run: u64,
-    now: SystemTime,
-) -> Result<(RemotePath, String), FileError> {
+fn wanted(sink: &Sink, name: &str, rel_dir: &str, size: u64, run: u64, now: SystemTime) -> Result<(RemotePath, String), FileError> {
     let vars = NameVars::new(name, rel_dir, size, run, now);
     let dir = sink.path.render(&vars).map_err(FileError::TargetName)?;
     let dir = RemotePath::parse(&dir).map_err(|e| FileError::TargetName(format!("sink {} path: {e}", sink.endpoint)))?;

@@ -21,18 +21,10 @@ use crate::engine::transfer::{self, Target};
 use crate::engine::{discover, endpoints, lifecycle};
 use crate::ledger::{LedgerError, Snapshot};
 
-/// The folder and name `sink` gives the file, as a run names it: after the output's
-/// extension when the steps write another format.
-pub(super) fn named(
-    flow: &Flow,
-    sink: &Sink,
-    c: &discover::Candidate,
-    run: u64,
-    now: SystemTime,
-) -> Result<(RemotePath, String), FileError> {
-    let rel_dir = c.rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-    let name = crate::engine::content::delivered_name(flow.steps.as_ref(), c.entry.path.name());
-    lifecycle::wanted(sink, &name, rel_dir, c.entry.size, run, now)
+/// The folder and name sink `i` gives the file, as a run names it (`lifecycle::wanted_for`):
+/// after the output's extension when the steps write another format.
+pub(super) fn named(flow: &Flow, i: usize, c: &discover::Candidate, run: u64, now: SystemTime) -> Result<(RemotePath, String), FileError> {
+    lifecycle::wanted_for(flow, i, &c.entry, &c.rel, run, now)
 }
 
 /// `erp:/inbox/a.csv`.
@@ -172,7 +164,7 @@ pub(super) async fn look_at_targets(
                         looks.push(Look::Shown(format!("{}:/{} (delivered before)", sink.endpoint, d.target)));
                         continue;
                     }
-                    let (dir, name) = match named(flow, sink, c, run, now) {
+                    let (dir, name) = match named(flow, k, c, run, now) {
                         Ok(n) => n,
                         Err(e) => {
                             looks.push(Look::Shown(format!("{}:<{e}>", sink.endpoint)));
