@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use globset::GlobSet;
 
@@ -147,12 +147,69 @@ pub struct FtpSpec {
     pub operation_timeout: Duration,
     /// Most control connections (logins) at once; at least 1.
     pub max_connections: usize,
-    /// How far ahead of UTC the times the server gives are, in seconds (`time_offset`): a
-    /// server that gives its times in its own zone. Times read are moved back by it.
-    pub time_offset: i64,
+    /// The zone of the times the server gives (`time_offset`, `time_zone`): UTC unless the
+    /// server gives its times in its own zone. Times read are moved to UTC by it.
+    pub server_clock: ServerClock,
     /// Open passive data connections to the address a `PASV` reply names (`use_pasv_address`),
     /// not the control connection's.
     pub use_pasv_address: bool,
+}
+
+/// The zone an FTP server's times are in. `MDTM` and `MLSD` are UTC by the standard (RFC
+/// 3659), but vsftpd with `use_localtime=YES` and many Windows servers give their own wall
+/// clock, and `LIST` times are the server's wall clock anyway.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ServerClock {
+    /// Times are UTC.
+    #[default]
+    Utc,
+    /// Times are this many seconds ahead of UTC, all year (`time_offset`).
+    Offset(i64),
+    /// Times are the wall clock of this zone, summer time included (`time_zone`).
+    Zone(chrono_tz::Tz),
+}
+
+impl ServerClock {
+    /// `t`, a time the server gave (its wall clock written as if it were UTC), in UTC.
+    ///
+    /// A wall time a zone goes through twice (the hour summer time ends) is taken as the
+    /// later of the two: a file then looks younger, never older, so `min_age` may wait an
+    /// hour longer but never takes a file early. A wall time a zone skips (the hour summer
+    /// time begins; only a wrong clock gives one) is read the same way: with the smaller of
+    /// the offsets on either side, the later instant.
+    pub fn to_utc(self, t: SystemTime) -> SystemTime {
+        let ahead = match self {
+            ServerClock::Utc => return t,
+            ServerClock::Offset(ahead) => ahead,
+            ServerClock::Zone(zone) => zone_ahead(zone, t),
+        };
+        let by = Duration::from_secs(ahead.unsigned_abs());
+        let moved = if ahead > 0 { t.checked_sub(by) } else { t.checked_add(by) };
+        // Invariant-free fallback: a time that far from the epoch is kept as given.
+        moved.unwrap_or(t)
+    }
+}
+
+/// How far ahead of UTC `zone` was when its wall clock showed `wall` (written as if UTC).
+fn zone_ahead(zone: chrono_tz::Tz, wall: SystemTime) -> i64 {
+    use chrono::{LocalResult, Offset, TimeZone};
+    let secs = match wall.duration_since(SystemTime::UNIX_EPOCH) {
+        Ok(d) => d.as_secs() as i64,
+        Err(e) => -(e.duration().as_secs() as i64),
+    };
+    let Some(naive) = chrono::DateTime::from_timestamp(secs, 0).map(|d| d.naive_utc()) else { return 0 };
+    let ahead = |d: chrono::DateTime<chrono_tz::Tz>| i64::from(d.offset().fix().local_minus_utc());
+    match zone.from_local_datetime(&naive) {
+        LocalResult::Single(d) => ahead(d),
+        // The later instant is the one with the smaller offset.
+        LocalResult::Ambiguous(a, b) => ahead(a).min(ahead(b)),
+        // Zones change their offset months apart: a day either side is on either side.
+        LocalResult::None => [naive - chrono::Days::new(1), naive + chrono::Days::new(1)]
+            .map(|n| i64::from(zone.offset_from_utc_datetime(&n).fix().local_minus_utc()))
+            .into_iter()
+            .min()
+            .unwrap_or(0),
+    }
 }
 
 /// How a TLS server certificate is verified.
@@ -276,4 +333,34 @@ impl Default for Alerts {
 /// `.NAME.FLOW.part`, and many other tools'), so a default pattern never takes them.
 pub fn is_hidden(rel: &str) -> bool {
     rel.split('/').any(|part| part.starts_with('.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `2026-MM-DD hh:mm` as a `SystemTime` (written as if UTC).
+    fn at(text: &str) -> SystemTime {
+        let naive = chrono::NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap();
+        SystemTime::UNIX_EPOCH + Duration::from_secs(naive.and_utc().timestamp() as u64)
+    }
+
+    #[test]
+    fn a_servers_wall_clock_is_read_in_utc_summer_time_included() {
+        let ny = ServerClock::Zone(chrono_tz::America::New_York);
+        assert_eq!(ny.to_utc(at("2026-01-15 12:00")), at("2026-01-15 17:00"), "winter: 5 h behind");
+        assert_eq!(ny.to_utc(at("2026-07-01 12:00")), at("2026-07-01 16:00"), "summer: 4 h behind");
+        // 01:30 comes twice on 1 November: the later one, so a file never looks older.
+        assert_eq!(ny.to_utc(at("2026-11-01 01:30")), at("2026-11-01 06:30"));
+        // 02:30 never comes on 8 March: the later reading too.
+        assert_eq!(ny.to_utc(at("2026-03-08 02:30")), at("2026-03-08 07:30"));
+        // East of UTC: 02:30 in Berlin never comes on 29 March; it twice comes on 25 October.
+        let berlin = ServerClock::Zone(chrono_tz::Europe::Berlin);
+        assert_eq!(berlin.to_utc(at("2026-03-29 02:30")), at("2026-03-29 01:30"));
+        assert_eq!(berlin.to_utc(at("2026-10-25 02:30")), at("2026-10-25 01:30"));
+        assert_eq!(berlin.to_utc(at("2026-12-06 18:00")), at("2026-12-06 17:00"));
+        assert_eq!(ServerClock::Offset(19_800).to_utc(at("2026-12-06 18:00")), at("2026-12-06 12:30"));
+        assert_eq!(ServerClock::Offset(-18_000).to_utc(at("2026-12-06 18:00")), at("2026-12-06 23:00"));
+        assert_eq!(ServerClock::Utc.to_utc(at("2026-12-06 18:00")), at("2026-12-06 18:00"));
+    }
 }

@@ -294,10 +294,18 @@ pub struct RawFtp {
     /// ahead of UTC those times are, with a sign — `-5h` for New York in winter, `+1h` for
     /// Paris in winter, `+5h30m` for India. Every time read from the server (`MDTM`, `MLSD`,
     /// `LIST`) is moved back by it, so that `min_age`, `stable_for` and the identity see UTC.
-    /// A zone with summer time needs the setting changed with it. Default: none (times are
-    /// taken as UTC).
+    /// The same all year: for a zone with summer time, set `time_zone` instead. Default: none
+    /// (times are taken as UTC).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub time_offset: Option<String>,
+    /// For a server that gives its file times in its own time zone, a zone with summer time
+    /// (`time_offset` is a fixed distance from UTC): its IANA name, as in `TZ` —
+    /// `America/New_York`, `Europe/Berlin`. Every time read from the server is taken as that
+    /// zone's wall clock at the time and moved to UTC; in the hour summer time ends, which the
+    /// clock shows twice, the later of the two is taken (a file may wait an hour longer for
+    /// `min_age`, never less). Not with `time_offset`. Default: none (times are taken as UTC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time_zone: Option<String>,
     /// Open passive data connections to the address a `PASV` reply names instead of the
     /// server's own (the control connection's): only for a server that really serves data from
     /// another address (a cluster behind one name). Off by default, as in curl since 7.74: a

@@ -237,7 +237,8 @@ fn readiness(source: &Source, report: &ProbeReport, out: &mut Vec<Finding>) {
                     format!(
                         "an offset of whole hours (or quarter hours): the server gives its times in its own time zone instead of \
                          UTC (vsftpd's MDTM with `use_localtime=YES`, Debian's default), so `min_age` is off by {}; set the \
-                         endpoint's `time_offset: {}` (FTP), ask the partner for UTC times, or use `stable_for`, which does \
+                         endpoint's `time_zone` to the server's zone (FTP; `America/New_York`, summer time included) or \
+                         `time_offset: {}` (the same all year), ask the partner for UTC times, or use `stable_for`, which does \
                          not rely on the server's clock",
                         human_ms(off.unsigned_abs()),
                         zone_offset(off)

@@ -160,7 +160,7 @@ async fn sandbox_backend(ftp: bool) -> Option<Backend> {
             connect_timeout: Duration::from_secs(10),
             operation_timeout: Duration::from_secs(30),
             max_connections: 2,
-            time_offset: 0,
+            server_clock: Default::default(),
             use_pasv_address: false,
         });
         ep.connect_now().await.expect("connect to the sandbox over FTP");

@@ -220,27 +220,33 @@ fn a_refused_temporary_name_is_suspected_and_temp_name_named() {
     assert_eq!(fs::read_to_string(w.remote("inbox/b.csv")).unwrap(), "b\n");
 }
 
-/// vsftpd with `use_localtime=YES` (Debian's default) in New York (`TZ=EST5`): its `MDTM`
-/// gives local times where UTC is due, so a file written just now reads as five hours old and
-/// `min_age: 1h` takes it at once. `time_offset: -5h` on the endpoint moves the times back to
-/// UTC: the file waits.
+/// vsftpd with `use_localtime=YES` (Debian's default) in New York (a `TZ` with New York's
+/// summer-time rules, which needs no tz data): its `MDTM` gives local times where UTC is due,
+/// so a file written just now reads as four or five hours old and `min_age: 1h` takes it at
+/// once. `time_zone: America/New_York` on the endpoint moves the times to UTC, summer or not,
+/// and so does `time_offset` set to the offset of the day: the file waits.
 #[test]
-fn a_server_giving_times_in_its_own_zone_is_read_in_utc_with_time_offset() {
-    let Some(w) = World::ftp(Ftpd::vsftpd_with(&["use_localtime=YES", "env:TZ=EST5"])) else { return };
+fn a_server_giving_times_in_its_own_zone_is_read_in_utc_with_time_zone_or_time_offset() {
+    let Some(w) = World::ftp(Ftpd::vsftpd_with(&["use_localtime=YES", "env:TZ=EST5EDT,M3.2.0,M11.1.0"])) else { return };
     fs::write(w.remote("in/a.csv"), "a\n").unwrap();
-    let flow = |name: &str, offset: &str| {
+    let flow = |name: &str, clock: &str| {
         let yaml = format!(
-            "name: {name}\nendpoints:\n  partner:\n{ep}{offset}  here:\n    type: local\n    root: {root:?}\nsource:\n  endpoint: partner\n  path: /in\n  ready: {{ min_age: 1h }}\nsinks:\n  - endpoint: here\n    path: /sink\n",
+            "name: {name}\nendpoints:\n  partner:\n{ep}{clock}  here:\n    type: local\n    root: {root:?}\nsource:\n  endpoint: partner\n  path: /in\n  ready: {{ min_age: 1h }}\nsinks:\n  - endpoint: here\n    path: /sink\n",
             ep = w.endpoint,
             root = w.dir.path().display().to_string(),
         );
         w.flow(&format!("{name}.yaml"), &yaml)
     };
-    let (code, report) = w.run(&flow("in-utc", "    time_offset: -5h\n"));
-    assert_eq!(code, 0, "{report:#}");
-    assert_eq!(report["counts"]["not_ready"], 1, "written just now: {report:#}");
+    let (code, report) = w.run(&flow("by-zone", "    time_zone: America/New_York\n"));
+    assert_eq!((code, &report["counts"]["not_ready"]), (0, &serde_json::json!(1)), "written just now: {report:#}");
+    let hours = {
+        use chrono::{Offset, TimeZone};
+        chrono_tz::America::New_York.offset_from_utc_datetime(&chrono::Utc::now().naive_utc()).fix().local_minus_utc() / 3600
+    };
+    let (code, report) = w.run(&flow("by-offset", &format!("    time_offset: {hours}h\n")));
+    assert_eq!((code, &report["counts"]["not_ready"]), (0, &serde_json::json!(1)), "written just now: {report:#}");
     assert!(names(&w.local("sink")).is_empty());
-    // Without it, the file looks five hours old.
+    // Without either, the file looks hours old.
     let (code, report) = w.run(&flow("as-given", ""));
     assert_eq!((code, counts(&report).1), (0, 1), "{report:#}");
 }

@@ -292,7 +292,7 @@ fn ftp_spec(sandbox: &Sandbox, opts: &SandboxOptions, tls: FtpTls) -> FtpSpec {
         connect_timeout: Duration::from_secs(10),
         operation_timeout: Duration::from_secs(30),
         max_connections: 2,
-        time_offset: 0,
+        server_clock: Default::default(),
         use_pasv_address: false,
     }
 }

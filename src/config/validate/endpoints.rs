@@ -1,6 +1,7 @@
 //! Endpoint checks: `sftp`, `ftp` and `local` settings, credentials and their secrets,
 //! host keys and certificate trust — the part of validation that knows about servers.
 
+use crate::config::flow::ServerClock;
 use std::path::PathBuf;
 
 use super::*;
@@ -46,9 +47,17 @@ impl Checker<'_, '_> {
         let connect_timeout = self.positive_duration(&format!("{at}/connect_timeout"), &raw.connect_timeout);
         let operation_timeout = self.positive_duration(&format!("{at}/operation_timeout"), &raw.operation_timeout);
         let max_connections = self.connections(&format!("{at}/max_connections"), raw.max_connections);
-        let time_offset = match &raw.time_offset {
-            Some(t) => self.ok(&format!("{at}/time_offset"), time_offset(t)),
-            None => Some(0),
+        let server_clock = match (&raw.time_offset, &raw.time_zone) {
+            (Some(_), Some(_)) => {
+                self.problem(
+                    format!("{at}/time_zone"),
+                    "set `time_offset` (a fixed distance from UTC) or `time_zone` (a zone with summer time), not both",
+                );
+                None
+            }
+            (Some(t), None) => self.ok(&format!("{at}/time_offset"), time_offset(t)).map(ServerClock::Offset),
+            (None, Some(z)) => self.ok(&format!("{at}/time_zone"), time_zone(z)).map(ServerClock::Zone),
+            (None, None) => Some(ServerClock::Utc),
         };
         if raw.use_pasv_address && !raw.passive {
             self.problem(
@@ -70,7 +79,7 @@ impl Checker<'_, '_> {
             connect_timeout: connect_timeout?,
             operation_timeout: operation_timeout?,
             max_connections: max_connections?,
-            time_offset: time_offset?,
+            server_clock: server_clock?,
             use_pasv_address: raw.use_pasv_address,
         })
     }
@@ -283,6 +292,14 @@ fn time_offset(text: &str) -> Result<i64, String> {
     Ok(sign * d.as_secs() as i64)
 }
 
+/// A zone by its IANA name (`Europe/Berlin`), as `time_zone` writes it.
+fn time_zone(text: &str) -> Result<chrono_tz::Tz, String> {
+    let t = text.trim();
+    t.parse::<chrono_tz::Tz>().map_err(|_| {
+        format!("unknown time zone `{t}`: write its IANA name, as in `TZ` (`America/New_York`, `Europe/Berlin`, `Asia/Kolkata`)")
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -317,6 +334,24 @@ mod tests {
         );
         // A folder that does not exist yet is created by the first run.
         assert_eq!(warnings("out/new"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn ftp_time_zone_is_an_iana_name() {
+        assert_eq!(time_zone(" Europe/Berlin "), Ok(chrono_tz::Europe::Berlin));
+        assert!(time_zone("CEST").unwrap_err().contains("unknown time zone `CEST`: write its IANA name"));
+        let clock = |fields: &str| {
+            let flow = run(&ftp(&format!("password: x, {fields}"))).unwrap();
+            let EndpointSpec::Ftp(f) = &flow.endpoints["l"] else { panic!() };
+            f.server_clock
+        };
+        assert_eq!(clock("time_zone: Asia/Kolkata"), ServerClock::Zone(chrono_tz::Asia::Kolkata));
+        assert_eq!(clock("time_offset: +5h30m"), ServerClock::Offset(19_800));
+        assert_eq!(clock("passive: true"), ServerClock::Utc);
+        assert_eq!(
+            problems(&ftp("password: x, time_offset: -5h, time_zone: America/New_York")),
+            ["set `time_offset` (a fixed distance from UTC) or `time_zone` (a zone with summer time), not both (at /endpoints/l/time_zone)"]
+        );
     }
 
     #[test]

@@ -854,17 +854,12 @@ impl From<FtpError> for Fail {
 }
 
 impl FtpEndpoint {
-    /// `e` with its time in UTC: moved back by the endpoint's `time_offset` (a server giving
-    /// its times in its own zone). Every entry leaves the endpoint through here, so listings,
-    /// stats and the files opened agree.
+    /// `e` with its time in UTC: moved by the endpoint's `time_offset` or `time_zone` (a
+    /// server giving its times in its own zone). Every entry leaves the endpoint through here,
+    /// so listings, stats and the files opened agree.
     fn in_utc(&self, mut e: Entry) -> Entry {
-        let ahead = self.inner.pool.connector().spec().time_offset;
-        if ahead != 0
-            && let Some(t) = e.mtime
-        {
-            let by = Duration::from_secs(ahead.unsigned_abs());
-            e.mtime = if ahead > 0 { t.checked_sub(by) } else { t.checked_add(by) };
-        }
+        let clock = self.inner.pool.connector().spec().server_clock;
+        e.mtime = e.mtime.map(|t| clock.to_utc(t));
         e
     }
 }
@@ -1053,7 +1048,7 @@ mod tests {
             root: Some("/data".into()),
             connect_timeout: Duration::from_secs(1),
             operation_timeout: Duration::from_secs(1),
-            time_offset: 0,
+            server_clock: Default::default(),
             use_pasv_address: false,
             max_connections: 2,
         }

@@ -281,7 +281,7 @@ impl Ftpd {
             connect_timeout: Duration::from_secs(15),
             operation_timeout: Duration::from_secs(30),
             max_connections: 2,
-            time_offset: 0,
+            server_clock: Default::default(),
             use_pasv_address: false,
         }
     }
