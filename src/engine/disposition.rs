@@ -50,7 +50,8 @@ pub fn record(rec: &mut FileRecord, disp: &Disposition, moved: Option<&RemotePat
 
 /// Applies `disp` to `source`; `target` is what [`plan`] chose. Idempotent: a source that is
 /// already gone (moved or deleted by an earlier, interrupted attempt) counts as done.
-/// Returns where the file went for a move.
+/// Returns where the file went for a move: `None` when the source was gone and not at the
+/// target either (taken away by someone else: never said to be moved where it is not).
 pub async fn apply(
     ep: &dyn Endpoint,
     source: &RemotePath,
@@ -84,7 +85,9 @@ pub async fn apply(
                             folder_made = true;
                             continue;
                         }
-                        return Ok(Some(target));
+                        // Moved by an earlier attempt if it is where that attempt put it; else
+                        // it went elsewhere (the partner took it back or deleted it): not moved.
+                        return Ok(ep.stat(&target).await?.map(|_| target));
                     }
                     Err(e) if e.kind == ErrorKind::AlreadyExists => {
                         // Taken since we planned: choose again, never overwrite.
@@ -140,5 +143,10 @@ mod tests {
         // Moved by an earlier attempt: the source gone, the target there, counts as done.
         let again = apply(&ep, &p("in/a.csv"), &disp, moved.as_ref()).await.unwrap();
         assert_eq!(again, Some(p("in/processed/a.csv")));
+        // Gone from both (a crash before the move, then the partner deleted the file): not
+        // moved. Before, recorded as moved to where it never went.
+        std::fs::remove_file(d.path().join("in/processed/a.csv")).unwrap();
+        let gone = apply(&ep, &p("in/a.csv"), &disp, moved.as_ref()).await.unwrap();
+        assert_eq!(gone, None);
     }
 }

@@ -350,7 +350,9 @@ mod tests {
         assert_eq!(clock("passive: true"), ServerClock::Utc);
         assert_eq!(
             problems(&ftp("password: x, time_offset: -5h, time_zone: America/New_York")),
-            ["set `time_offset` (a fixed distance from UTC) or `time_zone` (a zone with summer time), not both (at /endpoints/l/time_zone)"]
+            [
+                "set `time_offset` (a fixed distance from UTC) or `time_zone` (a zone with summer time), not both (at /endpoints/l/time_zone)"
+            ]
         );
     }
 

@@ -495,6 +495,9 @@ async fn advance(
                     }
                     Some(t) => format!("delivered to {}; source moved to /{t}", targets.join(", ")),
                     None if cx.flow.after_success == Disposition::Delete => format!("delivered to {}; source deleted", targets.join(", ")),
+                    None if matches!(cx.flow.after_success, Disposition::MoveTo(_)) => {
+                        format!("delivered to {}; source no longer there, so not moved", targets.join(", "))
+                    }
                     None => format!("delivered to {}", targets.join(", ")),
                 };
                 let records = match &cx.flow.steps {
