@@ -36,7 +36,10 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             Action::AlreadyDone { why } => outln!("  skip      {}: {why}", f.path),
             Action::Skip { why } => outln!("  skip      {}: {why}", f.path),
             Action::Fail { why } => outln!("  fail      {}: {why}", f.path),
-            Action::Resume { state } => outln!("  resume    {}: left {state} by an earlier run", f.path),
+            Action::Resume { state, writes } if writes.is_empty() => outln!("  resume    {}: left {state} by an earlier run", f.path),
+            Action::Resume { state, writes } => {
+                outln!("  resume    {}: left {state} by an earlier run; then writes {}", f.path, writes.join(", "));
+            }
             Action::Quarantine { why } => outln!("  refuse    {}: {why}", f.path),
             Action::Deliver { targets, then } => {
                 outln!("  deliver   {} ({} bytes) → {}; then {then}", f.path, f.size, targets.join(", "));

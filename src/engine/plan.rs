@@ -43,8 +43,14 @@ pub enum Action {
     /// Left alone by a run for what the ledger says of this very version: quarantined
     /// before (a corrected file sent again is taken).
     Skip { why: String },
-    /// Left in flight by an earlier run: resumed from its state.
-    Resume { state: String },
+    /// Left in flight by an earlier run: resumed from its state. `writes`: what the resumed
+    /// run still writes that the plan looked at (a trigger owed for a delivery confirmed
+    /// before the crash).
+    Resume {
+        state: String,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        writes: Vec<String>,
+    },
     /// Refused by a `check` step on what the listing shows (size, name): quarantined.
     Quarantine { why: String },
     /// Taken, but a sink refuses it (its target exists, `if_exists: fail`): the file fails.
@@ -195,7 +201,11 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
         for r in l.files(&flow.name)? {
             if matches!(r.state, FileState::Delivered | FileState::Disposing) && !listed.contains(r.path.as_str()) {
                 let path = RemotePath::parse(&r.path).map_or_else(|_| r.path.clone(), |p| p.to_string());
-                files.push(PlannedFile { path, size: r.size, action: Action::Resume { state: r.state.as_str().to_string() } });
+                files.push(PlannedFile {
+                    path,
+                    size: r.size,
+                    action: Action::Resume { state: r.state.as_str().to_string(), writes: vec![] },
+                });
             }
         }
     }
@@ -282,7 +292,7 @@ fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: 
             match lifecycle::Settled::of(&rec) {
                 Some(lifecycle::Settled::Delivered(why)) => return Ok(Action::AlreadyDone { why }),
                 Some(lifecycle::Settled::Quarantined(why)) => return Ok(Action::Skip { why }),
-                None if rec.state.in_flight() => return Ok(Action::Resume { state: rec.state.as_str().to_string() }),
+                None if rec.state.in_flight() => return Ok(Action::Resume { state: rec.state.as_str().to_string(), writes: vec![] }),
                 None => {}
             }
         }
@@ -452,7 +462,7 @@ mod tests {
         ledger.put_file("t", &rec).unwrap();
         let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
         assert!(
-            matches!(&p.files[..], [f] if f.path == "/in/gone.csv" && matches!(&f.action, Action::Resume { state } if state == "disposing")),
+            matches!(&p.files[..], [f] if f.path == "/in/gone.csv" && matches!(&f.action, Action::Resume { state, .. } if state == "disposing")),
             "{:?}",
             p.files
         );
@@ -621,5 +631,73 @@ mod tests {
                 }
             }
         }
+    }
+
+    /// A trigger owed for a delivery an earlier run confirmed: that run failed on it (a file
+    /// with content holds the trigger's name), or crashed before writing it (halt point
+    /// `triggering`: the file left `delivering`, the trigger recorded as about to be written).
+    /// The next run writes only the trigger, finds it written, or fails again; the plan says
+    /// which (it said "deliver … (delivered before)" for the first and "resume" for the others).
+    #[tokio::test]
+    async fn a_trigger_owed_for_an_earlier_delivery_is_planned_as_the_run_writes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut flow = flow(dir.path(), "");
+        flow.sinks[0].trigger = Some(crate::template::NameTemplate::new("{{name}}.ok").unwrap());
+        let inbox = dir.path().join("dst/inbox");
+        std::fs::create_dir_all(&inbox).unwrap();
+        std::fs::write(inbox.join("a.csv.ok"), b"the partner's own").unwrap();
+        std::fs::write(dir.path().join("src/in/a.csv"), b"a,1\n").unwrap();
+        let ledger = Ledger::in_memory().unwrap();
+        let first = run(&flow, &ledger, dir.path()).await;
+        assert_eq!(first.files[0].outcome, crate::engine::Outcome::Failed, "{first:?}");
+        let failed = ledger.file("t", "in/a.csv").unwrap().unwrap();
+
+        // Retried after the failure: the trigger's name still holds the partner's file.
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let Action::Fail { why } = &p.files[0].action else { panic!("the run fails it again; the plan said {:?}", p.files[0]) };
+        assert!(
+            why.contains("a.csv.ok") && why.contains("the file fails (after delivering to erp:/inbox/a.csv (delivered before))"),
+            "{why}"
+        );
+        let second = run(&flow, &ledger, dir.path()).await;
+        assert_eq!(second.files[0].outcome, crate::engine::Outcome::Failed, "{second:?}");
+
+        // Left `delivering` by a crash before the trigger: the same, resumed.
+        let crashed = crate::ledger::FileRecord { state: FileState::Delivering, ..failed };
+        ledger.put_file("t", &crashed).unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        assert!(
+            matches!(&p.files[0].action, Action::Fail { why } if why.contains("a.csv.ok")),
+            "the run fails it; the plan said {:?}",
+            p.files[0]
+        );
+        let third = run(&flow, &ledger, dir.path()).await;
+        assert_eq!(third.files[0].outcome, crate::engine::Outcome::Failed, "{third:?}");
+
+        // The partner's file gone: the resumed run writes the trigger, and only the trigger.
+        std::fs::remove_file(inbox.join("a.csv.ok")).unwrap();
+        ledger.put_file("t", &crashed).unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        assert!(
+            matches!(&p.files[0].action, Action::Resume { state, writes } if state == "delivering" && writes == &["erp:/inbox/a.csv.ok (trigger)"]),
+            "{:?}",
+            p.files[0]
+        );
+        // Written before the crash (halt point `triggered`): found, not written again.
+        std::fs::write(inbox.join("a.csv.ok"), b"").unwrap();
+        let p2 = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        assert!(
+            matches!(&p2.files[0].action, Action::Resume { writes, .. } if writes.len() == 1 && writes[0].contains("not written again")),
+            "{:?}",
+            p2.files[0]
+        );
+        std::fs::remove_file(inbox.join("a.csv.ok")).unwrap();
+        let fourth = run(&flow, &ledger, dir.path()).await;
+        assert_eq!(fourth.files[0].outcome, crate::engine::Outcome::Delivered, "{fourth:?}");
+        assert_eq!(fourth.files[0].targets, ["erp:/inbox/a.csv", "erp:/inbox/a.csv.ok"], "{fourth:?}");
+        assert_eq!(std::fs::read(inbox.join("a.csv.ok")).unwrap(), b"");
+        let mut names: Vec<_> = std::fs::read_dir(&inbox).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        assert_eq!(names, ["a.csv", "a.csv.ok"], "delivered once");
     }
 }

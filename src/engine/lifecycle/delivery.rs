@@ -111,10 +111,41 @@ pub(super) async fn deliver_one(
     }
     // Last: the trigger tells the partner that everything of this delivery is there (the
     // rejects file too). Written once, also by a run resumed after a crash before it.
-    if triggered && sink.trigger.is_some() && !rec.deliveries.iter().any(|d| d.sink == TRIGGERS + idx && d.done) {
+    if triggered && trigger_due(sink, rec, i) {
         trigger(cx, rec, i, &target, rel_dir).await?;
     }
     Ok(Sent { took, before })
+}
+
+/// Whether sink `i` writes a trigger that `rec` does not record as written.
+fn trigger_due(sink: &Sink, rec: &FileRecord, i: usize) -> bool {
+    sink.trigger.is_some() && !rec.deliveries.iter().any(|d| d.sink == TRIGGERS + i as u32 && d.done)
+}
+
+/// Whether a run recorded sink `i`'s trigger as about to be written and then stopped (a
+/// crash, or a failed write): it may be there already.
+fn trigger_pending(rec: &FileRecord, i: usize) -> bool {
+    rec.deliveries.iter().any(|d| d.sink == TRIGGERS + i as u32 && !d.done)
+}
+
+/// The triggers a run that takes up `rec` writes for deliveries an earlier run confirmed (a
+/// run that crashed or failed between a delivery and its trigger), as [`deliver_one`] decides
+/// it: for each sink with a `trigger` whose delivery is confirmed (not a target left as it
+/// was, which is owed none) and whose trigger is not recorded written, the sink, the
+/// delivered target and whether the trigger was recorded as about to be written (the run
+/// then first checks whether it is there: [`transfer::trigger_written`]). None once every
+/// sink confirmed (the file is past its deliveries). `wharf plan` shows them from this.
+pub(in crate::engine) fn owed_triggers<'a>(
+    flow: &'a crate::config::Flow,
+    rec: &'a FileRecord,
+) -> impl Iterator<Item = (usize, RemotePath, bool)> + 'a {
+    let delivering = !delivered(rec);
+    rec.deliveries.iter().filter(move |d| delivering && d.sink < REJECTS && d.done && !d.left_alone()).filter_map(move |d| {
+        let i = d.sink as usize;
+        flow.sinks.get(i).filter(|s| trigger_due(s, rec, i))?;
+        let target = RemotePath::parse(&d.target).ok()?;
+        Some((i, target, trigger_pending(rec, i)))
+    })
 }
 
 /// The name of the rejects file delivered beside the output delivered as `target` (before
@@ -201,7 +232,7 @@ async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePa
         names.push(rename_claim(&sink.endpoint, &target.parent()));
     }
     let _names = cx.claims.claim(names).await;
-    let pending = rec.deliveries.iter().any(|d| d.sink == idx && !d.done);
+    let pending = trigger_pending(rec, i);
     if pending && retry(cx.flow.retry, "check trigger", || transfer::trigger_written(ep, &path, target)).await? {
         mark(rec, idx, &path, true, None);
         return put(cx, rec).await;

@@ -2,11 +2,12 @@
 //! exists-policy would choose now (`transfer::choose_target`, which only stats, and the names
 //! the files of the same run take before it), so that the plan does not say "deliver" where
 //! the run fails the file, or name a target the run does not write; and what the run writes
-//! beside each target: the rejects file (if records are rejected) and the trigger.
+//! beside each target: the rejects file (if records are rejected) and the trigger; and the
+//! triggers an earlier run left owed for deliveries it confirmed (`lifecycle::owed_triggers`).
 //!
 //! Only looks: nothing is written, no folder made. A sink that cannot be reached is a caveat.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::SystemTime;
 
 use futures::StreamExt;
@@ -15,11 +16,11 @@ use super::{Action, PlannedFile};
 use crate::config::Flow;
 use crate::config::flow::{Disposition, IfExists, Sink};
 use crate::config::raw_steps::OnInvalid;
-use crate::endpoint::RemotePath;
+use crate::endpoint::{DynEndpoint, RemotePath};
 use crate::engine::error::FileError;
 use crate::engine::transfer::{self, Target};
 use crate::engine::{discover, endpoints, lifecycle};
-use crate::ledger::{LedgerError, Snapshot};
+use crate::ledger::{FileRecord, LedgerError, Snapshot};
 
 /// The folder and name sink `i` gives the file, as a run names it (`lifecycle::wanted_for`):
 /// after the output's extension when the steps write another format.
@@ -86,13 +87,62 @@ async fn beside(
     }
     match lifecycle::trigger_of(sink, target, rel_dir, run, now) {
         Ok(None) => {}
-        Ok(Some(t)) => match transfer::trigger_room(ep, &t).await {
-            Ok(false) => targets.push(format!("{} (trigger)", at(&t))),
-            Ok(true) => targets.push(format!("{} (trigger, replacing the empty one there)", at(&t))),
-            Err(e @ FileError::TriggerWouldReplace { .. }) => refused.push(format!("{e}, after the file is delivered")),
-            Err(e) => targets.push(format!("{} (trigger; not looked at: {e})", at(&t))),
-        },
+        Ok(Some(t)) => look_at_trigger(sink, ep, &t, None, targets, refused).await,
         Err(e) => refused.push(format!("sink {} trigger: {e}", sink.endpoint)),
+    }
+}
+
+/// The trigger `sink` writes at `t`, looked at as the run writes it: one a run recorded as
+/// about to be written (`pending_for`: the delivered file it tells of) is first looked for
+/// (`transfer::trigger_written`: there, or the file taken by the partner, it is not written
+/// again); then whether it may be written (`transfer::trigger_room`: never over a file with
+/// content, the file then fails, delivered).
+async fn look_at_trigger(
+    sink: &Sink,
+    ep: &dyn crate::endpoint::Endpoint,
+    t: &RemotePath,
+    pending_for: Option<&RemotePath>,
+    targets: &mut Vec<String>,
+    refused: &mut Vec<String>,
+) {
+    let at = format!("{}:{t}", sink.endpoint);
+    if let Some(delivered) = pending_for {
+        match transfer::trigger_written(ep, t, delivered).await {
+            Ok(true) => return targets.push(format!("{at} (trigger, there already or its file taken by the partner: not written again)")),
+            Ok(false) => {}
+            Err(e) => return targets.push(format!("{at} (trigger; not looked at: {e})")),
+        }
+    }
+    match transfer::trigger_room(ep, t).await {
+        Ok(false) => targets.push(format!("{at} (trigger)")),
+        Ok(true) => targets.push(format!("{at} (trigger, replacing the empty one there)")),
+        Err(e @ FileError::TriggerWouldReplace { .. }) => refused.push(format!("{e}, after the file is delivered")),
+        Err(e) => targets.push(format!("{at} (trigger; not looked at: {e})")),
+    }
+}
+
+/// The triggers a run writes for deliveries of `rec` an earlier run confirmed and did not
+/// trigger (it crashed or failed in between: `lifecycle::owed_triggers`), looked at on the
+/// sinks reached.
+#[allow(clippy::too_many_arguments)]
+async fn look_at_owed(
+    flow: &Flow,
+    sinks: &BTreeMap<String, DynEndpoint>,
+    rec: &FileRecord,
+    rel_dir: &str,
+    run: u64,
+    now: SystemTime,
+    targets: &mut Vec<String>,
+    refused: &mut Vec<String>,
+) {
+    for (i, delivered, pending) in lifecycle::owed_triggers(flow, rec) {
+        let sink = &flow.sinks[i];
+        let Some(ep) = sinks.get(&sink.endpoint) else { continue };
+        match lifecycle::trigger_of(sink, &delivered, rel_dir, run, now) {
+            Ok(None) => {}
+            Ok(Some(t)) => look_at_trigger(sink, &**ep, &t, pending.then_some(&delivered), targets, refused).await,
+            Err(e) => refused.push(format!("sink {} trigger: {e}", sink.endpoint)),
+        }
     }
 }
 
@@ -119,7 +169,22 @@ pub(super) async fn look_at_targets(
 ) -> Result<(), LedgerError> {
     let mut deliver: Vec<usize> =
         files.iter().enumerate().filter(|(_, f)| matches!(f.action, Action::Deliver { .. })).map(|(i, _)| i).collect();
-    if deliver.is_empty() {
+    // The record of the same version of the file: sinks a run confirmed before (a failed file
+    // retried, or one a crashed run left in flight), and the triggers it still owes for them.
+    let record = |i: usize| -> Result<Option<FileRecord>, LedgerError> {
+        let c = &candidates[i];
+        Ok(match ledger {
+            Some(l) => l.file(&flow.name, c.entry.path.as_str())?.filter(|r| lifecycle::same_version(flow, &c.entry, r)),
+            None => None,
+        })
+    };
+    let mut resumed = Vec::new();
+    for (i, _) in files.iter().enumerate().filter(|(_, f)| matches!(f.action, Action::Resume { .. })) {
+        if let Some(rec) = record(i)?.filter(|r| lifecycle::owed_triggers(flow, r).next().is_some()) {
+            resumed.push((i, rec));
+        }
+    }
+    if deliver.is_empty() && resumed.is_empty() {
         return Ok(());
     }
     if deliver.len() > LOOKS_MAX {
@@ -144,21 +209,16 @@ pub(super) async fn look_at_targets(
             )),
         }
     }
-    // Sinks a run of the same version of the file confirmed before (a failed file retried).
-    let mut confirmed = Vec::with_capacity(deliver.len());
+    let mut recs = Vec::with_capacity(deliver.len());
     for &i in &deliver {
-        let c = &candidates[i];
-        let rec = match ledger {
-            Some(l) => l.file(&flow.name, c.entry.path.as_str())?.filter(|r| lifecycle::same_version(flow, &c.entry, r)),
-            None => None,
-        };
-        confirmed.push(rec.map(|r| r.deliveries).unwrap_or_default());
+        recs.push(record(i)?);
     }
-    let looks = futures::stream::iter(deliver.iter().zip(confirmed))
-        .map(|(&i, confirmed)| {
+    let looks = futures::stream::iter(deliver.iter().zip(recs))
+        .map(|(&i, rec)| {
             let (c, sinks) = (&candidates[i], &sinks);
             async move {
                 let mut looks = Vec::new();
+                let confirmed = rec.as_ref().map_or(&[][..], |r| &r.deliveries[..]);
                 for (k, sink) in flow.sinks.iter().enumerate() {
                     if let Some(d) = confirmed.iter().find(|d| d.sink == k as u32 && d.done) {
                         looks.push(Look::Shown(format!("{}:/{} (delivered before)", sink.endpoint, d.target)));
@@ -179,7 +239,7 @@ pub(super) async fn look_at_targets(
                     let chosen = transfer::choose_target(&**ep, &dir, &name, sink.if_exists).await;
                     looks.push(Look::Chosen { sink: k, dir, name, chosen });
                 }
-                (i, looks)
+                (i, looks, rec)
             }
         })
         .buffered(LOOKS_IN_FLIGHT)
@@ -188,7 +248,7 @@ pub(super) async fn look_at_targets(
     // In listing order, as the run's files claim their names: a name an earlier file of the
     // same run delivers to is taken by then (a sink name without `{{name}}`).
     let mut taken: HashMap<(String, String), String> = HashMap::new();
-    for (i, looks) in looks {
+    for (i, looks, rec) in looks {
         let source = files[i].path.clone();
         let mut targets = Vec::new();
         let mut refused = Vec::new();
@@ -267,18 +327,37 @@ pub(super) async fn look_at_targets(
                 }
             }
         }
-        if refused.is_empty() {
-            if let Action::Deliver { targets: t, .. } = &mut files[i].action {
-                *t = targets;
-            }
-            continue;
+        let rel_dir = candidates[i].rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+        if let Some(rec) = &rec {
+            look_at_owed(flow, &sinks, rec, rel_dir, run, now, &mut targets, &mut refused).await;
         }
-        let then = match &flow.after_failure {
-            Disposition::MoveTo(p) => format!("the source is moved to {p}/"),
-            _ => "the source stays and the next run tries again".to_string(),
-        };
-        let delivered = if targets.is_empty() { String::new() } else { format!(" (after delivering to {})", targets.join(", ")) };
-        files[i].action = Action::Fail { why: format!("{}: the file fails{delivered}; {then}", refused.join("; ")) };
+        settle(flow, &mut files[i], targets, refused);
+    }
+    // Files a crashed run left in flight: what the resumed run still writes for them.
+    for (i, rec) in resumed {
+        let (mut targets, mut refused) = (Vec::new(), Vec::new());
+        let rel_dir = candidates[i].rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+        look_at_owed(flow, &sinks, &rec, rel_dir, run, now, &mut targets, &mut refused).await;
+        settle(flow, &mut files[i], targets, refused);
     }
     Ok(())
+}
+
+/// Gives `file` (to deliver, or resumed) what it writes (`targets`), or makes it fail for
+/// what a sink refuses (`refused`), after what it delivers.
+fn settle(flow: &Flow, file: &mut PlannedFile, targets: Vec<String>, refused: Vec<String>) {
+    if refused.is_empty() {
+        match &mut file.action {
+            Action::Deliver { targets: t, .. } => *t = targets,
+            Action::Resume { writes, .. } => *writes = targets,
+            _ => {}
+        }
+        return;
+    }
+    let then = match &flow.after_failure {
+        Disposition::MoveTo(p) => format!("the source is moved to {p}/"),
+        _ => "the source stays and the next run tries again".to_string(),
+    };
+    let delivered = if targets.is_empty() { String::new() } else { format!(" (after delivering to {})", targets.join(", ")) };
+    file.action = Action::Fail { why: format!("{}: the file fails{delivered}; {then}", refused.join("; ")) };
 }
