@@ -11,6 +11,11 @@
 //! first (so that with `overwrite` the newest is what stays), then by path. A file a crashed
 //! run left half-way goes before them all (it may hold the name already).
 //!
+//! The rejects file delivered beside a file's output (steps with `on_invalid: skip`, when
+//! records are rejected) counts as a name the file takes: two files whose rejects files a
+//! sink names alike (`orders.{{stem}}` delivers `orders.a` and `orders.b`, both with
+//! `orders.rejects.csv` beside them) go one per run too, although only one may reject records.
+//!
 //! `if_exists: rename` needs none of this (every file gets a free name of its own). Names are
 //! predicted as the delivery makes them (`lifecycle::wanted_for`), from the listed size: a
 //! name using `{{size}}` after steps that change the size may be predicted wrong, which at
@@ -50,8 +55,8 @@ pub(in crate::engine) fn held_back<'a>(
         if sink.if_exists == IfExists::Rename || names_of_their_own(flow, s) {
             continue;
         }
-        // Target → the files of the run that would deliver there.
-        let mut wanting: HashMap<String, Vec<usize>> = HashMap::new();
+        // Target → the files of the run that would deliver there (and whether as their rejects file).
+        let mut wanting: HashMap<String, Vec<(usize, bool)>> = HashMap::new();
         for (i, c) in files.iter().enumerate() {
             let Some(c) = c else { continue };
             // A name that cannot be made is the delivery's failure to report.
@@ -60,16 +65,22 @@ pub(in crate::engine) fn held_back<'a>(
             }) else {
                 continue;
             };
-            wanting.entry(target.to_string()).or_default().push(i);
+            let rejects =
+                lifecycle::rejects_ext(flow).and_then(|ext| target.parent().join(&lifecycle::rejects_name(&target, ext, now)).ok());
+            wanting.entry(target.to_string()).or_default().push((i, false));
+            if let Some(r) = rejects {
+                wanting.entry(r.to_string()).or_default().push((i, true));
+            }
         }
         for (target, mut group) in wanting.into_iter().filter(|(_, g)| g.len() > 1) {
-            group.sort_by_key(|&i| order(files[i].as_ref()));
-            let first = group[0];
+            group.sort_by_key(|&(i, _)| order(files[i].as_ref()));
+            let first = group[0].0;
             let Some(taker) = files[first].as_ref() else { continue };
-            for &i in &group[1..] {
+            for &(i, rejects) in group[1..].iter().filter(|(i, _)| *i != first) {
                 let Some(c) = files[i].as_ref() else { continue };
+                let what = if rejects { "its rejects file (if records are rejected)" } else { "it" };
                 let text = format!(
-                    "waits for a later run: sink {} delivers it as {target}, the name {} takes in this run (files given one name go one per run, the oldest first)",
+                    "waits for a later run: sink {} delivers {what} as {target}, the name {} takes in this run (files given one name go one per run, the oldest first)",
                     sink.endpoint, taker.entry.path
                 );
                 tracing::info!(flow = %flow.name, path = %c.entry.path, target = %target, first = %taker.entry.path, "File held back: another file of the run takes its target name.");

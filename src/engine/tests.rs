@@ -1018,6 +1018,74 @@ async fn the_trigger_follows_the_rejects_file_too() {
     assert_eq!(read(&fx.dst.join("inbox/a.csv.done")), b"");
 }
 
+/// Two files of one run whose rejects files a sink names alike (`orders.{{stem}}` delivers
+/// `orders.a` and `orders.b`, both with `orders.rejects.csv` beside them): one per run, the
+/// oldest first, as files given one name go, and the plan says so. Before, the second
+/// file's rejects replaced the first's within the same second (`overwrite`: the partner
+/// never saw the first file's rejected records) or failed the second file (`fail`).
+#[tokio::test]
+async fn files_whose_rejects_files_share_a_name_go_one_per_run() {
+    for policy in [IfExists::Overwrite, IfExists::Fail] {
+        let mut fx = fixture();
+        with_steps(&mut fx, ROSTER, "skip", None);
+        fx.flow.sinks[0].name = NameTemplate::new("orders.{{stem}}").unwrap();
+        fx.flow.sinks[0].if_exists = policy;
+        fx.put("in/a.csv", b"id,email\n1,a@x\n2,no-at\n");
+        fx.put("in/b.csv", b"id,email\n1,b@x\n3,no-b\n");
+        // b is the newer: a goes first.
+        let b = std::fs::File::options().write(true).open(fx.src.join("in/b.csv")).unwrap();
+        b.set_modified(SystemTime::now() + Duration::from_secs(1)).unwrap();
+        let plan = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now()).await.unwrap();
+        let r = fx.run().await;
+        assert_eq!((r.counts.delivered, r.counts.failed), (1, 0), "{policy:?}: {r:#?}");
+        let rejects = String::from_utf8(read(&fx.dst.join("inbox/orders.rejects.csv"))).unwrap();
+        assert!(rejects.contains(",2,no-at\n"), "{policy:?}: the first file's rejects: {rejects}");
+        let b = r.files.iter().find(|f| f.path == "/in/b.csv").unwrap();
+        assert_eq!(b.outcome, Outcome::NotReady, "{policy:?}: {r:#?}");
+        assert!(b.detail.contains("its rejects file") && b.detail.contains("/inbox/orders.rejects.csv"), "{}", b.detail);
+        let planned = plan.files.iter().find(|f| f.path == "/in/b.csv").unwrap();
+        assert_eq!(planned.action, super::plan::Action::Wait { why: b.detail.clone() }, "{policy:?}");
+    }
+}
+
+/// With `if_exists: rename`, two files of one run whose rejects files a sink names alike both
+/// go: the second rejects file takes the next free name, and the plan names it so (it named
+/// the taken one for both).
+#[tokio::test]
+async fn files_whose_rejects_files_share_a_name_are_planned_as_a_renaming_sink_names_them() {
+    let mut fx = fixture();
+    with_steps(&mut fx, ROSTER, "skip", None);
+    fx.flow.sinks[0].name = NameTemplate::new("orders.{{stem}}").unwrap();
+    fx.flow.sinks[0].if_exists = IfExists::Rename;
+    fx.put("in/a.csv", b"id,email\n1,a@x\n2,no-at\n");
+    fx.put("in/b.csv", b"id,email\n1,b@x\n3,no-b\n");
+    let plan = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now()).await.unwrap();
+    let planned: Vec<&[String]> = plan
+        .files
+        .iter()
+        .map(|f| match &f.action {
+            super::plan::Action::Deliver { targets, .. } => &targets[..],
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        planned,
+        [
+            &["erp:/inbox/orders.a".to_string(), "erp:/inbox/orders.rejects.csv (the rejects file, if records are rejected)".into()][..],
+            &[
+                "erp:/inbox/orders.b".to_string(),
+                "erp:/inbox/orders.rejects-1.csv (the rejects file, if records are rejected; erp:/inbox/orders.rejects.csv is delivered first by /in/a.csv in the same run)".into()
+            ][..],
+        ]
+    );
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 2, "{r:#?}");
+    // Which file goes first may differ (a run takes several at once); the names are the same.
+    let mut names: Vec<&str> = r.files.iter().flat_map(|f| f.targets.iter().map(String::as_str)).collect();
+    names.sort_unstable();
+    assert_eq!(names, ["erp:/inbox/orders.a", "erp:/inbox/orders.b", "erp:/inbox/orders.rejects-1.csv", "erp:/inbox/orders.rejects.csv"]);
+}
+
 #[tokio::test]
 async fn a_quarantined_file_left_at_the_source_is_not_taken_again() {
     let mut fx = fixture();

@@ -4,6 +4,7 @@
 
 use super::*;
 use crate::config::flow::Sink;
+use crate::config::raw_steps::OnInvalid;
 
 /// What the sinks receive: the staged original, or the steps' output (and a rejects file).
 pub(super) struct Payload {
@@ -146,6 +147,13 @@ pub(in crate::engine) fn owed_triggers<'a>(
         let target = RemotePath::parse(&d.target).ok()?;
         Some((i, target, trigger_pending(rec, i)))
     })
+}
+
+/// The extension of the rejects file `flow`'s steps deliver beside their output when records
+/// are rejected (`on_invalid: skip`), if they may deliver one.
+pub(in crate::engine) fn rejects_ext(flow: &crate::config::Flow) -> Option<&'static str> {
+    let steps = flow.steps.as_ref().filter(|s| s.policy().on_invalid == OnInvalid::Skip && s.output_ext().is_some())?;
+    Some(steps.rejects_ext())
 }
 
 /// The name of the rejects file delivered beside the output delivered as `target` (before

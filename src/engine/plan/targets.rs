@@ -15,7 +15,6 @@ use futures::StreamExt;
 use super::{Action, PlannedFile};
 use crate::config::Flow;
 use crate::config::flow::{Disposition, IfExists, Sink};
-use crate::config::raw_steps::OnInvalid;
 use crate::endpoint::{DynEndpoint, RemotePath};
 use crate::engine::error::FileError;
 use crate::engine::transfer::{self, Target};
@@ -55,8 +54,10 @@ async fn next_free(
 
 /// What a run writes beside the file it delivers to `target` on `sink`, looked at as the run
 /// chooses it: the rejects file (when the steps may write one: only if records are rejected)
-/// through the sink's exists-policy (`transfer::choose_target`), and the trigger, which never
-/// replaces a file with content (`transfer::trigger_room`: the file then fails, delivered).
+/// through the sink's exists-policy (`transfer::choose_target`, passing over the names
+/// earlier files of the run take, `taken`, which it then joins as `source`'s), and the
+/// trigger, which never replaces a file with content (`transfer::trigger_room`: the file
+/// then fails, delivered).
 #[allow(clippy::too_many_arguments)]
 async fn beside(
     flow: &Flow,
@@ -66,24 +67,42 @@ async fn beside(
     rel_dir: &str,
     run: u64,
     now: SystemTime,
+    (source, taken): (&str, &mut HashMap<(String, String), String>),
     targets: &mut Vec<String>,
     refused: &mut Vec<String>,
 ) {
     let at = |p: &RemotePath| format!("{}:{p}", sink.endpoint);
-    if let Some(steps) = flow.steps.as_ref().filter(|s| s.policy().on_invalid == OnInvalid::Skip && s.output_ext().is_some()) {
-        let (dir, name) = (target.parent(), lifecycle::rejects_name(target, steps.rejects_ext(), now));
+    if let Some(ext) = lifecycle::rejects_ext(flow) {
+        let (dir, name) = (target.parent(), lifecycle::rejects_name(target, ext, now));
         let wanted = shown(sink, &dir, &name);
         let what = "the rejects file, if records are rejected";
-        targets.push(match transfer::choose_target(ep, &dir, &name, sink.if_exists).await {
+        let mut chosen = transfer::choose_target(ep, &dir, &name, sink.if_exists).await;
+        // Files of the run with one rejects name are held back but for `rename`
+        // (`shared_targets`), whose free names pass over those of earlier files.
+        let key = |p: &RemotePath| (sink.endpoint.clone(), p.to_string());
+        let first = match &chosen {
+            Ok(Target::Upload(p, None)) if sink.if_exists == IfExists::Rename => taken.get(&key(p)).cloned(),
+            _ => None,
+        };
+        if first.is_some() {
+            chosen = next_free(ep, &dir, &name, &sink.endpoint, taken).await.map(|p| Target::Upload(p, None));
+        }
+        targets.push(match &chosen {
             Ok(Target::Upload(p, None)) if p.name() == name => format!("{wanted} ({what})"),
-            Ok(Target::Upload(p, None)) => format!("{} ({what}; {wanted} is taken)", at(&p)),
-            Ok(Target::Upload(p, Some(_))) => format!("{} ({what}, replacing the file there)", at(&p)),
-            Ok(Target::Skip(p, _)) => format!("{} ({what}: there already, left as it is)", at(&p)),
+            Ok(Target::Upload(p, None)) => match &first {
+                Some(first) => format!("{} ({what}; {wanted} is delivered first by {first} in the same run)", at(p)),
+                None => format!("{} ({what}; {wanted} is taken)", at(p)),
+            },
+            Ok(Target::Upload(p, Some(_))) => format!("{} ({what}, replacing the file there)", at(p)),
+            Ok(Target::Skip(p, _)) => format!("{} ({what}: there already, left as it is)", at(p)),
             Err(FileError::TargetExists { why, .. }) => {
                 format!("{wanted} ({what}: exists already ({why}); then the file fails, the output delivered)")
             }
             Err(e) => format!("{wanted} ({what}; not looked at: {e})"),
         });
+        if let Ok(Target::Upload(p, _)) = &chosen {
+            taken.insert(key(p), source.to_string());
+        }
     }
     match lifecycle::trigger_of(sink, target, rel_dir, run, now) {
         Ok(None) => {}
@@ -323,7 +342,7 @@ pub(super) async fn look_at_targets(
                 taken.insert((sink.endpoint.clone(), p.to_string()), source.clone());
                 if let Some(ep) = sinks.get(&sink.endpoint) {
                     let rel_dir = candidates[i].rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-                    beside(flow, sink, &**ep, &p, rel_dir, run, now, &mut targets, &mut refused).await;
+                    beside(flow, sink, &**ep, &p, rel_dir, run, now, (&source, &mut taken), &mut targets, &mut refused).await;
                 }
             }
         }
