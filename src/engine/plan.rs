@@ -700,4 +700,37 @@ mod tests {
         names.sort();
         assert_eq!(names, ["a.csv", "a.csv.ok"], "delivered once");
     }
+
+    /// A crash just after the trigger was written, before the ledger knew (halt point
+    /// `triggered`), with a trigger name that uses `{{run}}`: the resumed run finds the trigger
+    /// under the name recorded for it, and writes no second one under its own run number (the
+    /// partner would take the file twice); the plan says so.
+    #[tokio::test]
+    async fn a_trigger_recorded_before_a_crash_keeps_its_name_in_the_resumed_run_and_its_plan() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut flow = flow(dir.path(), "");
+        flow.sinks[0].trigger = Some(crate::template::NameTemplate::new("{{name}}.{{run}}.ok").unwrap());
+        std::fs::write(dir.path().join("src/in/a.csv"), b"a,1\n").unwrap();
+        let ledger = Ledger::in_memory().unwrap();
+        assert_eq!(run(&flow, &ledger, dir.path()).await.counts.delivered, 1);
+        let mut crashed = ledger.file("t", "in/a.csv").unwrap().unwrap();
+        crashed.state = FileState::Delivering;
+        let trigger = crashed.deliveries.iter_mut().find(|d| d.target.ends_with(".ok")).unwrap();
+        assert_eq!(trigger.target, "inbox/a.csv.1.ok");
+        trigger.done = false;
+        ledger.put_file("t", &crashed).unwrap();
+
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        assert!(
+            matches!(&p.files[0].action, Action::Resume { writes, .. }
+                if writes == &["erp:/inbox/a.csv.1.ok (trigger, there already or its file taken by the partner: not written again)"]),
+            "{:?}",
+            p.files[0]
+        );
+        let second = run(&flow, &ledger, dir.path()).await;
+        assert_eq!(second.files[0].outcome, crate::engine::Outcome::Delivered, "{second:?}");
+        let mut names: Vec<_> = std::fs::read_dir(dir.path().join("dst/inbox")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        names.sort();
+        assert_eq!(names, ["a.csv", "a.csv.1.ok"], "one trigger for one delivery");
+    }
 }

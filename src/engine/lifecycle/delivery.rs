@@ -123,29 +123,43 @@ fn trigger_due(sink: &Sink, rec: &FileRecord, i: usize) -> bool {
     sink.trigger.is_some() && !rec.deliveries.iter().any(|d| d.sink == TRIGGERS + i as u32 && d.done)
 }
 
-/// Whether a run recorded sink `i`'s trigger as about to be written and then stopped (a
-/// crash, or a failed write): it may be there already.
-fn trigger_pending(rec: &FileRecord, i: usize) -> bool {
-    rec.deliveries.iter().any(|d| d.sink == TRIGGERS + i as u32 && !d.done)
+/// Where `sink` (sink `i`) writes the trigger of its delivered `target` (of a file from
+/// `rel_dir`, in run `run`), if it writes one, and whether a run recorded it as about to be
+/// written and then stopped (a crash, or a failed write: it may be there already). A recorded
+/// trigger keeps its recorded name: named again, a name with `{{run}}` or the date would be
+/// another one, a second trigger for one delivery.
+pub(in crate::engine) fn owed_trigger(
+    sink: &Sink,
+    rec: &FileRecord,
+    i: usize,
+    target: &RemotePath,
+    rel_dir: &str,
+    run: u64,
+    now: SystemTime,
+) -> Result<Option<(RemotePath, bool)>, FileError> {
+    let recorded = rec.deliveries.iter().find(|d| d.sink == TRIGGERS + i as u32 && !d.done).and_then(|d| RemotePath::parse(&d.target).ok());
+    match recorded {
+        Some(p) if sink.trigger.is_some() => Ok(Some((p, true))),
+        _ => Ok(trigger_of(sink, target, rel_dir, run, now)?.map(|p| (p, false))),
+    }
 }
 
 /// The triggers a run that takes up `rec` writes for deliveries an earlier run confirmed (a
 /// run that crashed or failed between a delivery and its trigger), as [`deliver_one`] decides
 /// it: for each sink with a `trigger` whose delivery is confirmed (not a target left as it
-/// was, which is owed none) and whose trigger is not recorded written, the sink, the
-/// delivered target and whether the trigger was recorded as about to be written (the run
-/// then first checks whether it is there: [`transfer::trigger_written`]). None once every
-/// sink confirmed (the file is past its deliveries). `wharf plan` shows them from this.
+/// was, which is owed none) and whose trigger is not recorded written, the sink and the
+/// delivered target (the trigger's name and state: [`owed_trigger`]). None once every sink
+/// confirmed (the file is past its deliveries). `wharf plan` shows them from this.
 pub(in crate::engine) fn owed_triggers<'a>(
     flow: &'a crate::config::Flow,
     rec: &'a FileRecord,
-) -> impl Iterator<Item = (usize, RemotePath, bool)> + 'a {
+) -> impl Iterator<Item = (usize, RemotePath)> + 'a {
     let delivering = !delivered(rec);
     rec.deliveries.iter().filter(move |d| delivering && d.sink < REJECTS && d.done && !d.left_alone()).filter_map(move |d| {
         let i = d.sink as usize;
         flow.sinks.get(i).filter(|s| trigger_due(s, rec, i))?;
         let target = RemotePath::parse(&d.target).ok()?;
-        Some((i, target, trigger_pending(rec, i)))
+        Some((i, target))
     })
 }
 
@@ -229,7 +243,7 @@ pub(super) async fn recovered(
 /// trigger nor the file (the partner took both): nothing is written again.
 async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePath, rel_dir: &str) -> Result<(), FileError> {
     let sink = &cx.flow.sinks[i];
-    let Some(path) = trigger_path(cx, i, target, rel_dir)? else { return Ok(()) };
+    let Some((path, pending)) = owed_trigger(sink, rec, i, target, rel_dir, cx.run, cx.now)? else { return Ok(()) };
     let temp = temp_path(cx, i, &path, rel_dir, 0)?;
     let ep = &*cx.sinks[i];
     let idx = TRIGGERS + i as u32;
@@ -240,7 +254,6 @@ async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePa
         names.push(rename_claim(&sink.endpoint, &target.parent()));
     }
     let _names = cx.claims.claim(names).await;
-    let pending = trigger_pending(rec, i);
     if pending && retry(cx.flow.retry, "check trigger", || transfer::trigger_written(ep, &path, target)).await? {
         mark(rec, idx, &path, true, None);
         return put(cx, rec).await;

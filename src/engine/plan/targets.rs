@@ -154,12 +154,12 @@ async fn look_at_owed(
     targets: &mut Vec<String>,
     refused: &mut Vec<String>,
 ) {
-    for (i, delivered, pending) in lifecycle::owed_triggers(flow, rec) {
+    for (i, delivered) in lifecycle::owed_triggers(flow, rec) {
         let sink = &flow.sinks[i];
         let Some(ep) = sinks.get(&sink.endpoint) else { continue };
-        match lifecycle::trigger_of(sink, &delivered, rel_dir, run, now) {
+        match lifecycle::owed_trigger(sink, rec, i, &delivered, rel_dir, run, now) {
             Ok(None) => {}
-            Ok(Some(t)) => look_at_trigger(sink, &**ep, &t, pending.then_some(&delivered), targets, refused).await,
+            Ok(Some((t, pending))) => look_at_trigger(sink, &**ep, &t, pending.then_some(&delivered), targets, refused).await,
             Err(e) => refused.push(format!("sink {} trigger: {e}", sink.endpoint)),
         }
     }
