@@ -228,3 +228,74 @@ fn what_a_run_writes_beside_a_delivery_and_where_it_moves_the_source_are_planned
     assert_eq!(read("inbox/b.csv.ok"), "partner", "never replaced");
     assert_eq!(read("out/b.csv"), "id,email\n3,b@x\n", "the failed file stays");
 }
+
+/// A run killed between a delivery and its trigger (halt point `triggering`) on a real
+/// OpenSSH sshd: the next run writes only the trigger, or fails the file when the partner put
+/// a file with content under the trigger's name meanwhile. The plan says which (it said only
+/// `resume`, whatever was under the trigger's name).
+#[test]
+fn a_trigger_owed_after_a_crash_is_planned_as_the_resumed_run_writes_it() {
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = support::tempdir();
+    let data = sshd.data_dir();
+    for d in ["out", "inbox"] {
+        std::fs::create_dir_all(data.join(d)).unwrap();
+    }
+    std::fs::write(data.join("out/order.xml"), "<order/>").unwrap();
+    sshd.give_to_user(data);
+    let flow = dir.path().join("push.yaml");
+    std::fs::write(
+        &flow,
+        format!(
+            "name: push\nendpoints:\n  p:\n{}source: {{ endpoint: p, path: /out }}\nsinks: [ {{ endpoint: p, path: /inbox, trigger: \"{{{{stem}}}}.ok\" }} ]\n",
+            sshd.endpoint_yaml(4),
+        ),
+    )
+    .unwrap();
+    let state = dir.path().join("state");
+    let wharf = |what: &str| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_wharf"));
+        c.arg("--state-dir").arg(&state).arg(what).arg(&flow);
+        c
+    };
+    drop(support::halt::run_until(wharf("run"), "triggering", std::time::Duration::from_secs(60)));
+    assert_eq!(listing(&data.join("inbox")), ["order.xml"], "delivered, no trigger yet");
+    let plan = || {
+        let out = wharf("plan").arg("--json").output().unwrap();
+        let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "{text}");
+        let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {text}"));
+        plan["files"][0].clone()
+    };
+
+    let f = plan();
+    assert_eq!(
+        (&f["action"], &f["state"], &f["writes"]),
+        (&"resume".into(), &"delivering".into(), &serde_json::json!(["p:/inbox/order.ok (trigger)"])),
+        "{f:#}"
+    );
+
+    // The partner's own file under the trigger's name: the resumed run fails the file.
+    std::fs::write(data.join("inbox/order.ok"), "partner").unwrap();
+    let f = plan();
+    assert_eq!(f["action"], "fail", "{f:#}");
+    assert!(f["why"].as_str().unwrap().contains("/inbox/order.ok"), "{f:#}");
+    let out = wharf("run").output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("1 failed"), "{text}");
+    assert_eq!(std::fs::read_to_string(data.join("inbox/order.ok")).unwrap(), "partner", "never replaced");
+
+    // Gone: the file, retried, gets the trigger, and only the trigger.
+    std::fs::remove_file(data.join("inbox/order.ok")).unwrap();
+    let f = plan();
+    assert_eq!(
+        (&f["action"], &f["targets"]),
+        (&"deliver".into(), &serde_json::json!(["p:/inbox/order.xml (delivered before)", "p:/inbox/order.ok (trigger)"])),
+        "{f:#}"
+    );
+    let out = wharf("run").output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("1 delivered"), "{text}");
+    assert_eq!(listing(&data.join("inbox")), ["order.ok", "order.xml"], "{text}");
+    assert_eq!(std::fs::read_to_string(data.join("inbox/order.ok")).unwrap(), "");
+}
