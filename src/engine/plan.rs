@@ -733,4 +733,39 @@ mod tests {
         names.sort();
         assert_eq!(names, ["a.csv", "a.csv.1.ok"], "one trigger for one delivery");
     }
+
+    /// A file a crashed run left before its delivery (`staging`), its target taken on the sink
+    /// meanwhile (`if_exists: fail`): the resumed run fails it, the plan says so (it said only
+    /// `resume`); free, the plan names what the resumed run writes.
+    #[tokio::test]
+    async fn a_resumed_file_s_targets_are_planned_as_the_resumed_run_chooses_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let flow = flow(dir.path(), "");
+        std::fs::write(dir.path().join("src/in/a.csv"), b"a,1\n").unwrap();
+        let ledger = Ledger::in_memory().unwrap();
+        assert_eq!(run(&flow, &ledger, dir.path()).await.counts.delivered, 1);
+        let mut crashed = ledger.file("t", "in/a.csv").unwrap().unwrap();
+        crashed.state = FileState::Staging;
+        crashed.deliveries.clear();
+        ledger.put_file("t", &crashed).unwrap();
+        std::fs::write(dir.path().join("dst/inbox/a.csv"), b"someone else's").unwrap();
+
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let Action::Fail { why } = &p.files[0].action else { panic!("the run fails it; the plan said {:?}", p.files[0]) };
+        assert!(why.contains("erp:/inbox/a.csv exists already"), "{why}");
+        let second = run(&flow, &ledger, dir.path()).await;
+        assert_eq!(second.files[0].outcome, crate::engine::Outcome::Failed, "{second:?}");
+
+        std::fs::remove_file(dir.path().join("dst/inbox/a.csv")).unwrap();
+        crashed.state = FileState::Staging;
+        ledger.put_file("t", &crashed).unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        assert!(
+            matches!(&p.files[0].action, Action::Resume { state, writes } if state == "staging" && writes == &["erp:/inbox/a.csv"]),
+            "{:?}",
+            p.files[0]
+        );
+        let third = run(&flow, &ledger, dir.path()).await;
+        assert_eq!(third.files[0].targets, ["erp:/inbox/a.csv"], "{third:?}");
+    }
 }

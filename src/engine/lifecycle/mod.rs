@@ -648,6 +648,6 @@ fn delivered_to(cx: &Ctx<'_>, rec: &FileRecord) -> Vec<String> {
 }
 
 /// Every sink confirmed: what is left is disposing of the source.
-fn delivered(rec: &FileRecord) -> bool {
+pub(super) fn delivered(rec: &FileRecord) -> bool {
     matches!(rec.state, FileState::Delivered | FileState::Disposing)
 }

@@ -1,4 +1,5 @@
-//! The plan's look at the sinks: for each file a run would deliver, the target each sink's
+//! The plan's look at the sinks: for each file a run would deliver (or resume before the end
+//! of its deliveries, for the sinks not confirmed yet), the target each sink's
 //! exists-policy would choose now (`transfer::choose_target`, which only stats, and the names
 //! the files of the same run take before it), so that the plan does not say "deliver" where
 //! the run fails the file, or name a target the run does not write; and what the run writes
@@ -186,8 +187,6 @@ pub(super) async fn look_at_targets(
     now: SystemTime,
     caveats: &mut Vec<String>,
 ) -> Result<(), LedgerError> {
-    let mut deliver: Vec<usize> =
-        files.iter().enumerate().filter(|(_, f)| matches!(f.action, Action::Deliver { .. })).map(|(i, _)| i).collect();
     // The record of the same version of the file: sinks a run confirmed before (a failed file
     // retried, or one a crashed run left in flight), and the triggers it still owes for them.
     let record = |i: usize| -> Result<Option<FileRecord>, LedgerError> {
@@ -197,13 +196,23 @@ pub(super) async fn look_at_targets(
             None => None,
         })
     };
-    let mut resumed = Vec::new();
-    for (i, _) in files.iter().enumerate().filter(|(_, f)| matches!(f.action, Action::Resume { .. })) {
-        if let Some(rec) = record(i)?.filter(|r| lifecycle::owed_triggers(flow, r).next().is_some()) {
-            resumed.push((i, rec));
+    // In listing order: the files to deliver, and those a crashed run left before the end of
+    // their deliveries (the resumed run delivers to the sinks not confirmed yet, as a file
+    // retried after a failure).
+    let mut deliver = Vec::new();
+    let mut recs = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        match f.action {
+            Action::Deliver { .. } => recs.push(record(i)?),
+            Action::Resume { .. } => match record(i)?.filter(|r| !lifecycle::delivered(r)) {
+                Some(rec) => recs.push(Some(rec)),
+                None => continue,
+            },
+            _ => continue,
         }
+        deliver.push(i);
     }
-    if deliver.is_empty() && resumed.is_empty() {
+    if deliver.is_empty() {
         return Ok(());
     }
     if deliver.len() > LOOKS_MAX {
@@ -213,6 +222,7 @@ pub(super) async fn look_at_targets(
             deliver.len() - LOOKS_MAX
         ));
         deliver.truncate(LOOKS_MAX);
+        recs.truncate(LOOKS_MAX);
     }
     // Each sink on its own: one that cannot be reached leaves the others looked at.
     let mut sinks = std::collections::BTreeMap::new();
@@ -228,20 +238,32 @@ pub(super) async fn look_at_targets(
             )),
         }
     }
-    let mut recs = Vec::with_capacity(deliver.len());
-    for &i in &deliver {
-        recs.push(record(i)?);
-    }
     let looks = futures::stream::iter(deliver.iter().zip(recs))
         .map(|(&i, rec)| {
             let (c, sinks) = (&candidates[i], &sinks);
+            // A resumed file's line says what it still writes, not what it wrote.
+            let resumed = matches!(files[i].action, Action::Resume { .. });
             async move {
                 let mut looks = Vec::new();
-                let confirmed = rec.as_ref().map_or(&[][..], |r| &r.deliveries[..]);
+                let recorded = rec.as_ref().map_or(&[][..], |r| &r.deliveries[..]);
                 for (k, sink) in flow.sinks.iter().enumerate() {
-                    if let Some(d) = confirmed.iter().find(|d| d.sink == k as u32 && d.done) {
-                        looks.push(Look::Shown(format!("{}:/{} (delivered before)", sink.endpoint, d.target)));
-                        continue;
+                    match recorded.iter().find(|d| d.sink == k as u32) {
+                        Some(d) if d.done => {
+                            if !resumed {
+                                looks.push(Look::Shown(format!("{}:/{} (delivered before)", sink.endpoint, d.target)));
+                            }
+                            continue;
+                        }
+                        // Left unconfirmed (a crash, a failed upload): the run takes it as
+                        // delivered if it is there whole, else sends it again.
+                        Some(d) => {
+                            looks.push(Look::Shown(format!(
+                                "{}:/{} (recorded by an earlier run: taken as delivered if found there whole, else sent again)",
+                                sink.endpoint, d.target
+                            )));
+                            continue;
+                        }
+                        None => {}
                     }
                     let (dir, name) = match named(flow, k, c, run, now) {
                         Ok(n) => n,
@@ -350,13 +372,6 @@ pub(super) async fn look_at_targets(
         if let Some(rec) = &rec {
             look_at_owed(flow, &sinks, rec, rel_dir, run, now, &mut targets, &mut refused).await;
         }
-        settle(flow, &mut files[i], targets, refused);
-    }
-    // Files a crashed run left in flight: what the resumed run still writes for them.
-    for (i, rec) in resumed {
-        let (mut targets, mut refused) = (Vec::new(), Vec::new());
-        let rel_dir = candidates[i].rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
-        look_at_owed(flow, &sinks, &rec, rel_dir, run, now, &mut targets, &mut refused).await;
         settle(flow, &mut files[i], targets, refused);
     }
     Ok(())
