@@ -1011,6 +1011,18 @@ async fn the_trigger_follows_the_rejects_file_too() {
     assert_eq!(r.counts.failed, 1, "{r:#?}");
     assert_eq!(read(&fx.dst.join("inbox/a.csv")), b"id,email\n1,A@X\n");
     assert!(!fx.dst.join("inbox/a.csv.done").exists(), "no trigger while the rejects file is missing");
+    // Retried, the file fails again while the rejects file's name is taken: the plan says so
+    // (it showed the output delivered before, nothing about its rejects file and trigger).
+    let plan = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now()).await.unwrap();
+    let super::plan::Action::Deliver { targets, .. } = &plan.files[0].action else { panic!("{plan:#?}") };
+    assert_eq!(
+        targets,
+        &[
+            "erp:/inbox/a.csv (delivered before)",
+            "erp:/inbox/a.rejects.csv (the rejects file, if records are rejected: exists already (sink if_exists: fail); then the file fails, the output delivered)",
+            "erp:/inbox/a.csv.done (trigger)",
+        ]
+    );
     std::fs::remove_file(fx.dst.join("inbox/a.rejects.csv")).unwrap();
     let r = fx.run().await;
     assert_eq!(r.counts.delivered, 1, "{r:#?}");

@@ -163,6 +163,13 @@ pub(in crate::engine) fn owed_triggers<'a>(
     })
 }
 
+/// Whether `rec` does not record sink `i`'s rejects file delivered: a run that delivers the
+/// steps' output there (again, or for the first time) delivers its rejects file too, when
+/// records are rejected ([`deliver_one`]).
+pub(in crate::engine) fn rejects_owed(rec: &FileRecord, i: usize) -> bool {
+    !rec.deliveries.iter().any(|d| d.sink == REJECTS + i as u32 && d.done)
+}
+
 /// The extension of the rejects file `flow`'s steps deliver beside their output when records
 /// are rejected (`on_invalid: skip`), if they may deliver one.
 pub(in crate::engine) fn rejects_ext(flow: &crate::config::Flow) -> Option<&'static str> {

@@ -51,7 +51,7 @@ mod failure;
 mod versions;
 
 use delivery::{Sent, deliver_one, payload, recovered, unhashed};
-pub(super) use delivery::{owed_trigger, owed_triggers, rejects_ext, rejects_name, trigger_of, wanted_for};
+pub(super) use delivery::{owed_trigger, owed_triggers, rejects_ext, rejects_name, rejects_owed, trigger_of, wanted_for};
 use failure::fail;
 use versions::{changed_since_read, replaced_since_listed};
 

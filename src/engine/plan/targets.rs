@@ -35,8 +35,11 @@ pub(super) fn shown(sink: &Sink, dir: &RemotePath, name: &str) -> String {
 
 /// One sink's target of one file, as looked at.
 enum Look {
-    /// Shown as it is: delivered before, a name that cannot be made, a sink not reached.
+    /// Shown as it is: a name that cannot be made, a sink not reached.
     Shown(String),
+    /// Delivered to `target` on sink `sink` before (`shown`: as said, not for a resumed file):
+    /// its rejects file may still be owed.
+    Before { sink: usize, target: RemotePath, shown: Option<String> },
     /// What the run's exists-policy chose for `dir/name` on sink `sink`, on the sink as it is.
     Chosen { sink: usize, dir: RemotePath, name: String, chosen: Result<Target, FileError> },
 }
@@ -72,43 +75,58 @@ async fn beside(
     targets: &mut Vec<String>,
     refused: &mut Vec<String>,
 ) {
-    let at = |p: &RemotePath| format!("{}:{p}", sink.endpoint);
-    if let Some(ext) = lifecycle::rejects_ext(flow) {
-        let (dir, name) = (target.parent(), lifecycle::rejects_name(target, ext, now));
-        let wanted = shown(sink, &dir, &name);
-        let what = "the rejects file, if records are rejected";
-        let mut chosen = transfer::choose_target(ep, &dir, &name, sink.if_exists).await;
-        // Files of the run with one rejects name are held back but for `rename`
-        // (`shared_targets`), whose free names pass over those of earlier files.
-        let key = |p: &RemotePath| (sink.endpoint.clone(), p.to_string());
-        let first = match &chosen {
-            Ok(Target::Upload(p, None)) if sink.if_exists == IfExists::Rename => taken.get(&key(p)).cloned(),
-            _ => None,
-        };
-        if first.is_some() {
-            chosen = next_free(ep, &dir, &name, &sink.endpoint, taken).await.map(|p| Target::Upload(p, None));
-        }
-        targets.push(match &chosen {
-            Ok(Target::Upload(p, None)) if p.name() == name => format!("{wanted} ({what})"),
-            Ok(Target::Upload(p, None)) => match &first {
-                Some(first) => format!("{} ({what}; {wanted} is delivered first by {first} in the same run)", at(p)),
-                None => format!("{} ({what}; {wanted} is taken)", at(p)),
-            },
-            Ok(Target::Upload(p, Some(_))) => format!("{} ({what}, replacing the file there)", at(p)),
-            Ok(Target::Skip(p, _)) => format!("{} ({what}: there already, left as it is)", at(p)),
-            Err(FileError::TargetExists { why, .. }) => {
-                format!("{wanted} ({what}: exists already ({why}); then the file fails, the output delivered)")
-            }
-            Err(e) => format!("{wanted} ({what}; not looked at: {e})"),
-        });
-        if let Ok(Target::Upload(p, _)) = &chosen {
-            taken.insert(key(p), source.to_string());
-        }
-    }
+    look_at_rejects(flow, sink, ep, target, now, (source, &mut *taken), targets).await;
     match lifecycle::trigger_of(sink, target, rel_dir, run, now) {
         Ok(None) => {}
         Ok(Some(t)) => look_at_trigger(sink, ep, &t, None, targets, refused).await,
         Err(e) => refused.push(format!("sink {} trigger: {e}", sink.endpoint)),
+    }
+}
+
+/// The rejects file a run delivers beside the output delivered to `target` on `sink` (when
+/// the steps may write one: only if records are rejected), through the sink's exists-policy
+/// (`transfer::choose_target`, passing over the names earlier files of the run take, `taken`,
+/// which it then joins as `source`'s).
+async fn look_at_rejects(
+    flow: &Flow,
+    sink: &Sink,
+    ep: &dyn crate::endpoint::Endpoint,
+    target: &RemotePath,
+    now: SystemTime,
+    (source, taken): (&str, &mut HashMap<(String, String), String>),
+    targets: &mut Vec<String>,
+) {
+    let at = |p: &RemotePath| format!("{}:{p}", sink.endpoint);
+    let Some(ext) = lifecycle::rejects_ext(flow) else { return };
+    let (dir, name) = (target.parent(), lifecycle::rejects_name(target, ext, now));
+    let wanted = shown(sink, &dir, &name);
+    let what = "the rejects file, if records are rejected";
+    let mut chosen = transfer::choose_target(ep, &dir, &name, sink.if_exists).await;
+    // Files of the run with one rejects name are held back but for `rename`
+    // (`shared_targets`), whose free names pass over those of earlier files.
+    let key = |p: &RemotePath| (sink.endpoint.clone(), p.to_string());
+    let first = match &chosen {
+        Ok(Target::Upload(p, None)) if sink.if_exists == IfExists::Rename => taken.get(&key(p)).cloned(),
+        _ => None,
+    };
+    if first.is_some() {
+        chosen = next_free(ep, &dir, &name, &sink.endpoint, taken).await.map(|p| Target::Upload(p, None));
+    }
+    targets.push(match &chosen {
+        Ok(Target::Upload(p, None)) if p.name() == name => format!("{wanted} ({what})"),
+        Ok(Target::Upload(p, None)) => match &first {
+            Some(first) => format!("{} ({what}; {wanted} is delivered first by {first} in the same run)", at(p)),
+            None => format!("{} ({what}; {wanted} is taken)", at(p)),
+        },
+        Ok(Target::Upload(p, Some(_))) => format!("{} ({what}, replacing the file there)", at(p)),
+        Ok(Target::Skip(p, _)) => format!("{} ({what}: there already, left as it is)", at(p)),
+        Err(FileError::TargetExists { why, .. }) => {
+            format!("{wanted} ({what}: exists already ({why}); then the file fails, the output delivered)")
+        }
+        Err(e) => format!("{wanted} ({what}; not looked at: {e})"),
+    });
+    if let Ok(Target::Upload(p, _)) = &chosen {
+        taken.insert(key(p), source.to_string());
     }
 }
 
@@ -249,8 +267,10 @@ pub(super) async fn look_at_targets(
                 for (k, sink) in flow.sinks.iter().enumerate() {
                     match recorded.iter().find(|d| d.sink == k as u32) {
                         Some(d) if d.done => {
-                            if !resumed {
-                                looks.push(Look::Shown(format!("{}:/{} (delivered before)", sink.endpoint, d.target)));
+                            let shown = (!resumed).then(|| format!("{}:/{} (delivered before)", sink.endpoint, d.target));
+                            match RemotePath::parse(&d.target) {
+                                Ok(target) => looks.push(Look::Before { sink: k, target, shown }),
+                                Err(_) => looks.extend(shown.map(Look::Shown)),
                             }
                             continue;
                         }
@@ -294,11 +314,22 @@ pub(super) async fn look_at_targets(
         let mut targets = Vec::new();
         let mut refused = Vec::new();
         for look in looks {
-            let Look::Chosen { sink: k, dir, name, chosen } = look else {
-                if let Look::Shown(t) = look {
+            let (k, dir, name, chosen) = match look {
+                Look::Chosen { sink, dir, name, chosen } => (sink, dir, name, chosen),
+                Look::Shown(t) => {
                     targets.push(t);
+                    continue;
                 }
-                continue;
+                Look::Before { sink: k, target, shown } => {
+                    targets.extend(shown);
+                    let sink = &flow.sinks[k];
+                    if let (Some(rec), Some(ep)) = (&rec, sinks.get(&sink.endpoint))
+                        && lifecycle::rejects_owed(rec, k)
+                    {
+                        look_at_rejects(flow, sink, &**ep, &target, now, (&source, &mut taken), &mut targets).await;
+                    }
+                    continue;
+                }
             };
             let sink = &flow.sinks[k];
             let wanted = shown(sink, &dir, &name);
