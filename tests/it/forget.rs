@@ -204,7 +204,7 @@ fn forget_drops_the_flows_notices_held_back_by_a_throttle() {
     let held = |flow: &str| Held { rule: "serve.yaml notify[0]".into(), notice: Notice::new("failed", flow, Utc::now(), "", "d"), held: 3 };
     {
         let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
-        ledger.set_notify_state(0, &Held::encode(&[held("old"), held("old.response"), held("kept")]).unwrap()).unwrap();
+        ledger.set_notify_state(0, &Held::encode(&[held("old"), held("old.response"), held("kept")]).unwrap(), &[]).unwrap();
     }
     let flows = flows.to_str().unwrap();
     let dry = wharf(&state, &["forget", "old", "--flows", flows, "--json"]);
