@@ -54,8 +54,9 @@
 //!   over, and the list is stored again as soon as the task is idle: a clean stop sends what
 //!   is held back (as before) and stores the empty list; a stop cut off by the grace leaves the
 //!   rest in the list. At the start, the stored list is sent at once (as a clean stop would
-//!   have), each notice through the rule written at the same place ([`Dispatcher::begin_restored`]),
-//!   before any event is read, and leaves the list once sent. A crash between a send and the
+//!   have), each notice through its rule as found again in the rules now set (by what it
+//!   says, not where: [`Dispatcher::begin_restored`]), before any event is read, and leaves
+//!   the list once sent. A crash between a send and the
 //!   next store sends that notice again — the same trade as for events: twice rather than never.
 //! - *A list the ledger fails to read is not written over.* Should the stored list not be
 //!   read at the start (a ledger read error), it is kept as it is, and nothing is stored — the

@@ -486,7 +486,7 @@ async fn start(
                     None
                 };
                 if flushed {
-                    flushing.insert(id, Held { rule: route.name(), notice: notice.clone(), held: held_back.saturating_add(1) });
+                    flushing.insert(id, Held::of(route, notice.clone(), held_back.saturating_add(1)));
                 }
                 let (reply_tx, reply) = oneshot::channel();
                 let lane = route.lane(sending);
