@@ -99,9 +99,10 @@ const BATCH: usize = 100;
 const CURSOR_EVERY: Duration = Duration::from_millis(500);
 
 /// Events open (read, with sends under way) at most; the reading goes on once half of them
-/// are over. Below a lane's [`QUEUED`]: the events alone never fill a channel's lane, so the
-/// reading does not wait for room in one, and the task keeps landing sends (moving the
-/// cursor) and answering messages however long a backlog takes.
+/// are over. Below a lane's [`QUEUED`]: the events alone never fill a channel's lane, so a
+/// channel that is down does not fail them for want of room (and handing a notice to a lane
+/// never waits in any case); the task keeps landing sends (moving the cursor) and answering
+/// messages however long a backlog takes.
 const OPEN: usize = QUEUED / 2;
 
 enum Msg {

@@ -886,3 +886,41 @@ notify:
     daemon.wait().unwrap();
     assert_eq!(summaries(), [run, run], "sent once after the crash");
 }
+
+/// A hook answering 429 to everything (`Retry-After: 10`) with more notices than its lane holds
+/// (256): handing them out never waits for it — each beyond the lane waits beside it — and
+/// another rule's hook gets every notice at once. Before, each notice finding the lane full
+/// held up the caller (the daemon's notifier: every other channel, and the cursor) for one
+/// attempt timeout (2 minutes by default), then failed.
+#[tokio::test]
+async fn a_rate_limited_hook_with_a_full_lane_holds_up_no_one() {
+    let (limited, fine) = (HttpReceiver::start(&[429; 4000]).await, HttpReceiver::start(&[]).await);
+    limited.set_retry_after(10);
+    let dir = tempdir();
+    let yaml = format!(
+        "- on: [failed]\n  throttle: 0s\n  webhook: {{ url: \"{}\" }}\n- on: [failed]\n  throttle: 0s\n  webhook: {{ url: \"{}\" }}\n",
+        limited.url("/limited"),
+        fine.url("/fine")
+    );
+    let retry = RetryPolicy { attempt_timeout: Duration::from_secs(3), rate_limits: 4, ..quick() };
+    let mut d = Dispatcher::new(&rules(dir.path(), &yaml)).unwrap().with_retry(retry);
+    let mut flying = Vec::new();
+    let began = tokio::time::timeout(Duration::from_secs(10), async {
+        for s in 0..300 {
+            for started in d.begin(&Notice::new("failed", "orders", at(s), "", &format!("at {s}")), at(s)).await {
+                if let wharf::notify::Started::Sending(f) = started {
+                    flying.push(f);
+                }
+            }
+        }
+    })
+    .await;
+    assert!(began.is_ok(), "handing out 300 notices waited for the rate-limited hook");
+    assert_eq!(flying.len(), 600, "every notice handed to both hooks");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while fine.requests().len() < 300 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(fine.requests().len(), 300, "the other hook got every notice");
+    assert!(limited.requests().len() < 5, "the rate-limited hook is asked at its own pace");
+}
