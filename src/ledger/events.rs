@@ -11,7 +11,10 @@
 //! - `notify_held_v1`: `"held"` → what the notifier's throttles hold back (the notifier's own
 //!   encoding, opaque here), written in the same transaction as the cursor
 //!   ([`Ledger::set_notify_state`]): a held-back notice whose event the cursor passed is in
-//!   it, so a crash does not lose it (see `serve::notifier`).
+//!   it, so a crash does not lose it (see `serve::notifier`). And `"summary/<run>"` → a run
+//!   summary not sent yet (the notifier's encoding): stored as the run is reported finished,
+//!   removed in the transaction that stores the cursor once its sends are over (or it is held
+//!   back, and so in `"held"`), so a crash or a cut-off stop does not lose it either.
 //! - `health_v1`: flow → [`FlowHealth`]: the streaks the engine's alert rules need across runs
 //!   (runs in a row that could not reach an endpoint, that failed) and whether a problem was
 //!   announced (so its recovery is announced once).
@@ -35,8 +38,17 @@ pub(super) const NOTIFY_CURSOR: &str = "notify_cursor";
 /// What the notifier's throttles hold back, under the key [`HELD`] (see the module doc).
 pub(super) const NOTIFY_HELD: TableDefinition<&str, &[u8]> = TableDefinition::new("notify_held_v1");
 
-/// The one key of [`NOTIFY_HELD`].
+/// The key of [`NOTIFY_HELD`] for what the throttles hold back.
 const HELD: &str = "held";
+
+/// The key of [`NOTIFY_HELD`] for the summary of run `run` not sent yet (zero-padded: the
+/// keys order by run).
+fn summary_key(run: u64) -> String {
+    format!("{SUMMARY}{run:020}")
+}
+
+/// The prefix of [`summary_key`].
+const SUMMARY: &str = "summary/";
 
 /// The `counters_v1` key of the fingerprint of the `expect:` rules the flow's
 /// `expect_checked` mark was made for (a separate key: [`FlowHealth`] is stored with
@@ -276,15 +288,49 @@ impl Ledger {
     /// Remembers, in one transaction, that every event up to `seq` was handled (the cursor
     /// never moves backwards) and what the throttles hold back now (`held`, the notifier's
     /// encoding): a notice held back is never only in memory once its event is passed.
-    pub fn set_notify_state(&self, seq: u64, held: &[u8]) -> Result<(), LedgerError> {
+    /// The run summaries in `summaries_over` (run numbers) are no longer pending: their sends
+    /// are over, or they are held back (in `held`).
+    pub fn set_notify_state(&self, seq: u64, held: &[u8], summaries_over: &[u64]) -> Result<(), LedgerError> {
         self.write(|tx| {
             let mut counters = tx.open_table(COUNTERS)?;
             let old = counters.get(NOTIFY_CURSOR)?.map(|v| v.value());
             if old.is_none_or(|old| seq > old) {
                 counters.insert(NOTIFY_CURSOR, seq)?;
             }
-            tx.open_table(NOTIFY_HELD)?.insert(HELD, held)?;
+            let mut table = tx.open_table(NOTIFY_HELD)?;
+            table.insert(HELD, held)?;
+            for &run in summaries_over {
+                table.remove(summary_key(run).as_str())?;
+            }
             Ok(())
+        })
+    }
+
+    /// Keeps the summary of run `run` (the notifier's encoding, opaque here) until the
+    /// notifier says it is sent ([`set_notify_state`](Self::set_notify_state)): a crash
+    /// before then finds it in [`notify_summaries`](Self::notify_summaries).
+    pub fn put_notify_summary(&self, run: u64, summary: &[u8]) -> Result<(), LedgerError> {
+        self.write(|tx| {
+            tx.open_table(NOTIFY_HELD)?.insert(summary_key(run).as_str(), summary)?;
+            Ok(())
+        })
+    }
+
+    /// The run summaries not sent yet ([`put_notify_summary`](Self::put_notify_summary)), by
+    /// run, oldest first.
+    pub fn notify_summaries(&self) -> Result<Vec<(u64, Vec<u8>)>, LedgerError> {
+        self.read(|tx| {
+            let table = tx.open_table(NOTIFY_HELD)?;
+            let mut out = Vec::new();
+            for item in table.range(SUMMARY..)? {
+                let (k, v) = item?;
+                let Some(run) = k.value().strip_prefix(SUMMARY) else { break };
+                // Keys written by `summary_key` only; another one is skipped, not misread.
+                if let Ok(run) = run.parse() {
+                    out.push((run, v.value().to_vec()));
+                }
+            }
+            Ok(out)
         })
     }
 
@@ -510,10 +556,14 @@ mod tests {
         // With what the throttles hold back, in one transaction; the cursor still never
         // moves backwards, what is held is replaced.
         assert_eq!(l.notify_held().unwrap(), None);
-        l.set_notify_state(2, b"[1]").unwrap();
+        l.set_notify_state(2, b"[1]", &[]).unwrap();
         assert_eq!((l.notify_cursor().unwrap(), l.notify_held().unwrap()), (Some(3), Some(b"[1]".to_vec())));
-        l.set_notify_state(4, b"[]").unwrap();
+        l.put_notify_summary(12, b"s12").unwrap();
+        l.put_notify_summary(7, b"s7").unwrap();
+        assert_eq!(l.notify_summaries().unwrap(), [(7, b"s7".to_vec()), (12, b"s12".to_vec())], "by run");
+        l.set_notify_state(4, b"[]", &[7]).unwrap();
         assert_eq!((l.notify_cursor().unwrap(), l.notify_held().unwrap()), (Some(4), Some(b"[]".to_vec())));
+        assert_eq!(l.notify_summaries().unwrap(), [(12, b"s12".to_vec())], "sent: no longer pending");
         let seen = l.edit_notify_held(|old| (Some(b"[2]".to_vec()), old.map(<[u8]>::to_vec))).unwrap();
         assert_eq!(seen.as_deref(), Some(&b"[]"[..]));
         assert_eq!(l.edit_notify_held(|_| (None, ())).map(|()| l.notify_held().unwrap()).unwrap(), Some(b"[2]".to_vec()), "left as is");

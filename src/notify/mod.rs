@@ -155,7 +155,7 @@ pub enum ErrorKind {
     /// The channel answered "not so fast" (HTTP 429): retried after its `Retry-After`, or
     /// without one after a pause of seconds to minutes ([`RetryPolicy::rate_limit`](crate::notify::RetryPolicy)),
     /// not after the short backoff it would only refuse again; the channel is up — a backlog
-    /// to it waits for room rather than failing (see `notify::dispatch`).
+    /// to it waits beside its lane rather than failing (see `notify::dispatch`).
     RateLimited,
     /// The server is up but takes nothing for now, and says to come back later: SMTP 421
     /// (service not available, closing), 450 (mailbox busy, greylisted), 451 (local error,

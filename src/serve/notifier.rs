@@ -18,12 +18,25 @@
 //! sends the latest of them (the dispatcher says when). Failed deliveries are logged and
 //! counted in the metrics; they do not hold the log back (the dispatcher already retried them).
 //!
-//! When the daemon stops ([`Notifier::stop`]), the task sends what it still has — queued
+//! When the daemon stops ([`Notifier::stop`]), the task sends what it still has — run
 //! summaries, notices held back by a throttle (early: windows are not kept across a restart),
 //! the events not read yet (unless it is working through a backlog: the rest of that waits for
 //! the next start), the sends under way — for as long as the caller allows, then ends. Events
 //! it had no time for stay after the cursor and are sent at the next start, and so do the
-//! notices held back that it had no time for (below).
+//! notices held back and the run summaries that it had no time for (below).
+//!
+//! **Run summaries survive a crash.** A summary has no event in the log to read again: it is
+//! built from the run's report, which only the daemon that ran it has. So
+//! [`Notifier::run_finished`] stores it in the ledger as *pending* before handing it to the
+//! task (one commit per run, and only for a flow some rule takes `summary` for), and it leaves
+//! the pending ones only in a store of the cursor (below) made once its sends are over — sent
+//! or given up, as for events — or once a throttle holds it back, in the same transaction as
+//! the list that then holds it. At the start, once the flows' rules are known, the pending
+//! summaries are sent (after the notices held back, before any event is read), each once
+//! (summaries that came before the rules wait for them, and go out with these). A crash
+//! between a send and the next store sends that summary again: twice rather than never. What
+//! is left: a crash between the run's end in the ledger and this store (the report crossing
+//! from the run to the supervisor) — a moment, not a send.
 //!
 //! **Held-back notices survive a crash.** A notice a throttle holds back is the only trace of
 //! its event once the cursor passes that event, and the throttle may hold it for an hour. So
@@ -35,13 +48,15 @@
 //!   since — sent (its send over), or replaced by a later notice of the same flow, kind and
 //!   subject, itself held (in the list) or sent with the count. A crash loses only what came
 //!   after the last store: events after the stored cursor, read again at the next start.
-//!   Summaries held back are in the list too (they have no event to read again).
+//!   Summaries held back are in the list too (they have no event to read again), stored in
+//!   the transaction that takes them out of the pending ones.
 //! - *Nothing sent twice in the normal case.* A notice leaves the list only when its send is
 //!   over, and the list is stored again as soon as the task is idle: a clean stop sends what
 //!   is held back (as before) and stores the empty list; a stop cut off by the grace leaves the
 //!   rest in the list. At the start, the stored list is sent at once (as a clean stop would
-//!   have), each notice through the rule written at the same place ([`Dispatcher::begin_restored`]),
-//!   before any event is read, and leaves the list once sent. A crash between a send and the
+//!   have), each notice through its rule as found again in the rules now set (by what it
+//!   says, not where: [`Dispatcher::begin_restored`]), before any event is read, and leaves
+//!   the list once sent. A crash between a send and the
 //!   next store sends that notice again — the same trade as for events: twice rather than never.
 //! - *A list the ledger fails to read is not written over.* Should the stored list not be
 //!   read at the start (a ledger read error), it is kept as it is, and nothing is stored — the
@@ -54,7 +69,8 @@
 //!   cursor for good and every start would send every event again, whereas what a throttle
 //!   holds back are repeats of notices sent already.
 //! - *No extra commits.* The list rides on the cursor's stores (at most every
-//!   [`CURSOR_EVERY`], at once when idle), and is written only when it or the cursor changed.
+//!   [`CURSOR_EVERY`], at once when idle), and is written only when it or the cursor changed
+//!   (or a summary is no longer pending).
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
@@ -83,18 +99,31 @@ const BATCH: usize = 100;
 const CURSOR_EVERY: Duration = Duration::from_millis(500);
 
 /// Events open (read, with sends under way) at most; the reading goes on once half of them
-/// are over. Below a lane's [`QUEUED`]: the events alone never fill a channel's lane, so the
-/// reading does not wait for room in one, and the task keeps landing sends (moving the
-/// cursor) and answering messages however long a backlog takes.
+/// are over. Below a lane's [`QUEUED`]: the events alone never fill a channel's lane, so a
+/// channel that is down does not fail them for want of room (and handing a notice to a lane
+/// never waits in any case); the task keeps landing sends (moving the cursor) and answering
+/// messages however long a backlog takes.
 const OPEN: usize = QUEUED / 2;
 
 enum Msg {
     Wake,
     Rules(Vec<(String, Vec<Rule>)>),
-    Summary(Box<Notice>),
+    /// A run's summary (its run number), stored in the ledger as pending.
+    Summary(u64, Box<Notice>),
     Flush(oneshot::Sender<()>),
     /// Send everything still pending, answer, and end.
     Stop(oneshot::Sender<()>),
+}
+
+/// What a send under way is for: what the cursor or the pending summaries wait on.
+#[derive(Debug, Clone, Copy)]
+enum Of {
+    /// The event of this sequence number.
+    Event(u64),
+    /// The summary of this run.
+    Summary(u64),
+    /// A notice held back (its send over, it leaves the stored list).
+    Held,
 }
 
 /// The handle of the notifier task.
@@ -102,6 +131,15 @@ pub(super) struct Notifier {
     tx: mpsc::UnboundedSender<Msg>,
     task: Mutex<Option<JoinHandle<()>>>,
     ledger: Arc<Ledger>,
+    /// Which flows' runs have a summary to send (`None`: not known yet, every run's is kept).
+    summaries: Mutex<Option<Summaries>>,
+}
+
+/// Which flows have a rule taking `summary`.
+struct Summaries {
+    /// A global rule takes it: every flow.
+    global: bool,
+    flows: BTreeSet<String>,
 }
 
 /// The notifier task's state.
@@ -114,12 +152,20 @@ struct Pump {
     flows: BTreeSet<String>,
     /// The flows' rules have arrived: events may be read (and the cursor moved).
     ready: bool,
-    /// Sends under way, with the sequence number of the event they are for.
-    flying: FuturesUnordered<BoxFuture<'static, (Option<u64>, Landed)>>,
+    /// Sends under way, with what they are for.
+    flying: FuturesUnordered<BoxFuture<'static, (Of, Landed)>>,
     /// Events read with sends still under way: how many, by sequence number.
     open: BTreeMap<u64, usize>,
     /// The last event read (`None`: not read yet; the stored cursor is where to start).
     read: Option<u64>,
+    /// Run summaries with sends under way: how many, by run.
+    summaries: BTreeMap<u64, usize>,
+    /// Run summaries no longer pending (sent, failed, held back, or for no rule), to be
+    /// removed from the ledger at the next store.
+    summaries_over: BTreeSet<u64>,
+    /// Summaries that came before the flows' rules: sent with the ledger's pending ones once
+    /// the rules are known (through the flows' rules, not the global ones only).
+    early: Vec<(u64, Notice)>,
     /// The reading stopped with [`OPEN`] events open: the log may have more.
     behind: bool,
     /// The cursor as stored.
@@ -140,6 +186,7 @@ struct Pump {
 impl Notifier {
     pub fn start(ledger: Arc<Ledger>, global: Vec<Rule>, clock: Arc<dyn Clock>, metrics: Arc<Metrics>) -> Self {
         let (tx, mut rx) = mpsc::unbounded_channel();
+        let global_summary = global.iter().any(|r| r.on.contains("summary"));
         let dispatcher = Dispatcher::new(&global).unwrap_or_else(|e| {
             tracing::error!(error = %e, "Global notifications cannot be set up; only the flows' own rules are used.");
             // No rules cannot fail to set up.
@@ -159,6 +206,9 @@ impl Notifier {
             ready: false,
             flying: FuturesUnordered::new(),
             open: BTreeMap::new(),
+            summaries: BTreeMap::new(),
+            summaries_over: BTreeSet::new(),
+            early: Vec::new(),
             read: None,
             behind: false,
             stored: 0,
@@ -178,8 +228,8 @@ impl Notifier {
                 let clock = Arc::clone(&pump.clock);
                 let msg = tokio::select! {
                     msg = rx.recv() => msg,
-                    Some((seq, landed)) = pump.flying.next(), if !pump.flying.is_empty() => {
-                        pump.landed(seq, landed);
+                    Some((of, landed)) = pump.flying.next(), if !pump.flying.is_empty() => {
+                        pump.landed(of, landed);
                         if pump.may_read_on() {
                             pump.events().await;
                         }
@@ -205,12 +255,14 @@ impl Notifier {
                             // Before anything is stored: the list stored last is replaced
                             // at the first store.
                             pump.restore().await;
+                            pump.restore_summaries().await;
                             pump.events().await;
                         }
                     }
-                    Msg::Summary(notice) => {
-                        pump.send(&notice, None).await;
-                        // Held back, it is only in memory: stored at once when idle.
+                    Msg::Summary(run, notice) if !pump.ready => pump.early.push((run, *notice)),
+                    Msg::Summary(run, notice) => {
+                        pump.send(&notice, Of::Summary(run)).await;
+                        // Over (held back, or no rule): no longer pending, stored when idle.
                         pump.store_cursor(pump.flying.is_empty());
                     }
                     Msg::Flush(done) => {
@@ -233,7 +285,8 @@ impl Notifier {
                 }
             }
         });
-        Notifier { tx, task: Mutex::new(Some(task)), ledger }
+        let summaries = Mutex::new(global_summary.then(|| Summaries { global: true, flows: BTreeSet::new() }));
+        Notifier { tx, task: Mutex::new(Some(task)), ledger, summaries }
     }
 
     /// New events may be in the log.
@@ -244,16 +297,37 @@ impl Notifier {
     /// Sets the flows' own rules (at start: no event is read before this), or replaces them
     /// after a reload.
     pub fn set_rules(&self, flows: &[Arc<Flow>]) {
+        {
+            let mut summaries = crate::sync::lock(&self.summaries);
+            let global = summaries.as_ref().is_some_and(|s| s.global);
+            let flows = flows.iter().filter(|f| f.notify.iter().any(|r| r.on.contains("summary"))).map(|f| f.name.clone()).collect();
+            *summaries = Some(Summaries { global, flows });
+        }
         let rules = flows.iter().map(|f| (f.name.clone(), f.notify.clone())).collect();
         let _ = self.tx.send(Msg::Rules(rules));
     }
 
-    /// A run finished: its events are in the log; its summary goes to rules that want one.
+    /// A run finished: its events are in the log; its summary goes to rules that want one,
+    /// stored in the ledger first (pending until its sends are over: a crash or a stop cut
+    /// off before then sends it at the next start).
     pub fn run_finished(&self, flow: Option<&Flow>, report: &RunReport) {
-        if let Some(flow) = flow {
-            let _ = self.tx.send(Msg::Summary(Box::new(summary(report, flow))));
+        if let Some(flow) = flow.filter(|f| self.wants_summary(&f.name)) {
+            let notice = summary(report, flow);
+            let stored = serde_json::to_vec(&notice)
+                .map_err(|e| e.to_string())
+                .and_then(|bytes| self.ledger.put_notify_summary(report.run, &bytes).map_err(|e| e.to_string()));
+            if let Err(e) = stored {
+                // Still sent from memory; only a crash before then loses it.
+                tracing::error!(flow = %flow.name, run = report.run, error = %e, "Notifier cannot store the run's summary; it is sent, but a crash before then loses it.");
+            }
+            let _ = self.tx.send(Msg::Summary(report.run, Box::new(notice)));
         }
         self.wake();
+    }
+
+    /// Some rule takes the summaries of `flow`'s runs (or the rules are not known yet).
+    fn wants_summary(&self, flow: &str) -> bool {
+        crate::sync::lock(&self.summaries).as_ref().is_none_or(|s| s.global || s.flows.contains(flow))
     }
 
     /// Waits until every event recorded so far was handled, its sends over.
@@ -266,8 +340,9 @@ impl Notifier {
 
     /// Sends what is still pending (summaries, notices held back, events not read yet unless
     /// a backlog is under way, the sends under way) within `within`, then ends the task. What
-    /// had no time stays unsent: events remain after the cursor and notices held back in the
-    /// stored list, both sent at the next start (logged); summaries are lost (logged).
+    /// had no time stays unsent: events remain after the cursor, notices held back in the
+    /// stored list and summaries in the ledger's pending ones, all sent at the next start
+    /// (logged).
     pub async fn stop(&self, within: Duration) {
         let Some(task) = crate::sync::lock(&self.task).take() else { return };
         let (tx, rx) = oneshot::channel();
@@ -284,7 +359,7 @@ impl Notifier {
             tracing::warn!(
                 within_s = within.as_secs_f64(),
                 unsent,
-                "Shutdown grace over before every notice was sent: the events and throttled notices not sent yet are sent at the next start; pending run summaries are not."
+                "Shutdown grace over before every notice was sent: the events, throttled notices and run summaries not sent yet are sent at the next start."
             );
         }
     }
@@ -305,17 +380,17 @@ impl Pump {
         self.ready = true;
     }
 
-    /// Hands `notice` (of event `seq`, if it is one) to its rules, without waiting for the sends.
-    async fn send(&mut self, notice: &Notice, seq: Option<u64>) {
+    /// Hands `notice` (`of` an event or a run's summary) to its rules, without waiting for the sends.
+    async fn send(&mut self, notice: &Notice, of: Of) {
         let started = self.dispatcher.begin(notice, self.clock.now()).await;
         tracing::debug!(flow = %notice.flow, kind = %notice.kind, rules = started.len(), "Notice dispatched.");
-        self.fly(started, seq);
+        self.fly(started, of);
     }
 
     /// Sends what the throttle held back in windows that have ended.
     async fn send_due(&mut self) {
         let started = self.dispatcher.begin_due(self.clock.now()).await;
-        self.fly(started, None);
+        self.fly(started, Of::Held);
         self.store_cursor(self.flying.is_empty());
     }
 
@@ -359,42 +434,98 @@ impl Pump {
         }
         tracing::info!(notices = held.len(), "Sending the notices a throttle held back before the restart.");
         let started = self.dispatcher.begin_restored(held, self.clock.now()).await;
-        self.fly(started, None);
+        self.fly(started, Of::Held);
+    }
+
+    /// Sends the run summaries pending in the ledger (those of runs that finished before the
+    /// last crash or stop without their sends being over) and those that came before the
+    /// flows' rules, once each, oldest run first. Each stays pending in the ledger until its
+    /// sends are over (see the module doc). A pending summary this version cannot read is
+    /// logged whole and dropped.
+    async fn restore_summaries(&mut self) {
+        let mut pending: BTreeMap<u64, Notice> = BTreeMap::new();
+        match self.ledger.notify_summaries() {
+            Ok(stored) => {
+                for (run, bytes) in stored {
+                    match serde_json::from_slice::<Notice>(&bytes) {
+                        Ok(notice) => {
+                            pending.insert(run, notice);
+                        }
+                        Err(e) => {
+                            let text = String::from_utf8_lossy(&bytes).chars().take(4096).collect::<String>();
+                            tracing::error!(run, error = %e, summary = %text, "A run summary pending before the restart is not in a form this version reads; it is not sent (it is in this line).");
+                            self.summaries_over.insert(run);
+                        }
+                    }
+                }
+            }
+            // Left in the ledger: sent at the next start.
+            Err(e) => {
+                tracing::error!(error = %e, "Notifier cannot read the run summaries pending before the restart; they are sent at the next start.")
+            }
+        }
+        for (run, notice) in std::mem::take(&mut self.early) {
+            pending.entry(run).or_insert(notice);
+        }
+        if !pending.is_empty() {
+            tracing::info!(summaries = pending.len(), "Sending the run summaries not sent before the restart.");
+        }
+        for (run, notice) in pending {
+            self.send(&notice, Of::Summary(run)).await;
+        }
     }
 
     /// Sends what the throttle holds back, window ended or not (the daemon is stopping).
     async fn send_all_held(&mut self) {
         let started = self.dispatcher.begin_all_held(self.clock.now()).await;
-        self.fly(started, None);
+        self.fly(started, Of::Held);
     }
 
-    /// Keeps the sends under way (those of event `seq` keep the cursor before it).
-    fn fly(&mut self, started: Vec<Started>, seq: Option<u64>) {
+    /// Keeps the sends under way (those of event `seq` keep the cursor before it; those of a
+    /// summary keep it pending).
+    fn fly(&mut self, started: Vec<Started>, of: Of) {
         let mut flying = 0;
         for s in started {
             match s {
                 Started::Done(d) => self.count(&d),
                 Started::Sending(f) => {
                     flying += 1;
-                    self.flying.push(Box::pin(async move { (seq, f.land().await) }));
+                    self.flying.push(Box::pin(async move { (of, f.land().await) }));
                 }
             }
         }
-        if let Some(seq) = seq.filter(|_| flying > 0) {
-            self.open.insert(seq, flying);
+        match of {
+            Of::Event(seq) if flying > 0 => {
+                self.open.insert(seq, flying);
+            }
+            Of::Summary(run) if flying > 0 => {
+                self.summaries.insert(run, flying);
+            }
+            // Held back (then in the list stored with it) or for no rule.
+            Of::Summary(run) => {
+                self.summaries_over.insert(run);
+            }
+            Of::Event(_) | Of::Held => {}
         }
     }
 
-    /// A send is over: records it, and moves the cursor past the events whose sends are all over.
-    fn landed(&mut self, seq: Option<u64>, landed: Landed) {
+    /// A send is over: records it, and moves the cursor past the events whose sends are all
+    /// over (a summary whose sends are all over is no longer pending).
+    fn landed(&mut self, of: Of, landed: Landed) {
         let d = self.dispatcher.land(landed, self.clock.now());
         self.count(&d);
-        if let Some(seq) = seq
-            && let Some(left) = self.open.get_mut(&seq)
-        {
+        let (open, key) = match of {
+            Of::Event(seq) => (&mut self.open, seq),
+            Of::Summary(run) => (&mut self.summaries, run),
+            Of::Held => return self.store_cursor(self.flying.is_empty()),
+        };
+        if let Some(left) = open.get_mut(&key) {
             *left -= 1;
             if *left == 0 {
-                self.open.remove(&seq);
+                open.remove(&key);
+                if let Of::Summary(run) = of {
+                    self.summaries_over.insert(run);
+                }
             }
         }
         // The last send over: the pump is idle, the cursor (and what is held back: a flushed
@@ -412,8 +543,8 @@ impl Pump {
     async fn catch_up(&mut self) {
         self.events().await;
         loop {
-            if let Some((seq, landed)) = self.flying.next().await {
-                self.landed(seq, landed);
+            if let Some((of, landed)) = self.flying.next().await {
+                self.landed(of, landed);
             } else if !self.behind {
                 return;
             }
@@ -425,8 +556,8 @@ impl Pump {
 
     /// Waits for every send under way.
     async fn drain(&mut self) {
-        while let Some((seq, landed)) = self.flying.next().await {
-            self.landed(seq, landed);
+        while let Some((of, landed)) = self.flying.next().await {
+            self.landed(of, landed);
         }
     }
 
@@ -447,10 +578,14 @@ impl Pump {
             // Plain structs and JSON values: not expected; the list stored last stays.
             Err(e) => return tracing::error!(error = %e, "Notifier cannot encode the notices held back."),
         };
-        if done > self.stored || held != self.stored_held {
+        if done > self.stored || held != self.stored_held || !self.summaries_over.is_empty() {
             self.stored_at = Some(std::time::Instant::now());
-            match self.ledger.set_notify_state(done, &held) {
-                Ok(()) => (self.stored, self.stored_held) = (done.max(self.stored), held),
+            let over: Vec<u64> = self.summaries_over.iter().copied().collect();
+            match self.ledger.set_notify_state(done, &held, &over) {
+                Ok(()) => {
+                    (self.stored, self.stored_held) = (done.max(self.stored), held);
+                    self.summaries_over.clear();
+                }
                 Err(e) => tracing::error!(error = %e, "Notifier cannot store its cursor."),
             }
         }
@@ -524,7 +659,7 @@ impl Pump {
                 if ev.kind == EventKind::Quarantined {
                     n.facts = quarantine_facts(&ledger, &ev);
                 }
-                self.send(&n, Some(ev.seq)).await;
+                self.send(&n, Of::Event(ev.seq)).await;
                 cursor = ev.seq;
                 self.read = Some(cursor);
                 self.store_cursor(false);
@@ -597,7 +732,7 @@ mod tests {
         let ledger = Arc::new(Ledger::in_memory().unwrap());
         let ev = |kind| NewEvent { flow: "f".into(), at: 5, kind, subject: String::new(), detail: "d".into(), run: None };
         ledger.record_events(&[ev(EventKind::Failed), ev(EventKind::Failed)]).unwrap();
-        ledger.set_notify_state(0, b"[{\"written by\": \"another version\"}]").unwrap();
+        ledger.set_notify_state(0, b"[{\"written by\": \"another version\"}]", &[]).unwrap();
         let n = Notifier::start(ledger.clone(), Vec::new(), Arc::new(SystemClock), Arc::new(Metrics::new()));
         n.set_rules(&[]);
         n.flush().await;

@@ -201,10 +201,16 @@ fn forget_drops_the_flows_notices_held_back_by_a_throttle() {
     let state = dir.path().join("state");
     let flows = dir.path().join("flows");
     std::fs::create_dir_all(&flows).unwrap();
-    let held = |flow: &str| Held { rule: "serve.yaml notify[0]".into(), notice: Notice::new("failed", flow, Utc::now(), "", "d"), held: 3 };
+    let held = |flow: &str| Held {
+        rule: "serve.yaml notify[0]".into(),
+        identity: None,
+        channel: None,
+        notice: Notice::new("failed", flow, Utc::now(), "", "d"),
+        held: 3,
+    };
     {
         let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
-        ledger.set_notify_state(0, &Held::encode(&[held("old"), held("old.response"), held("kept")]).unwrap()).unwrap();
+        ledger.set_notify_state(0, &Held::encode(&[held("old"), held("old.response"), held("kept")]).unwrap(), &[]).unwrap();
     }
     let flows = flows.to_str().unwrap();
     let dry = wharf(&state, &["forget", "old", "--flows", flows, "--json"]);

@@ -818,3 +818,109 @@ notify:
     daemon.wait().unwrap();
     assert_eq!(hook.requests().len(), 2, "sent once: {:#?}", hook.requests().iter().map(|r| r.json()).collect::<Vec<_>>());
 }
+
+/// A run summary whose send is not over when the daemon is killed (`kill -9`) is sent at the
+/// next start, once; a clean restart after that sends nothing again. Before, summaries were
+/// built in memory only: a crash (or a stop cut off by its grace) before the send lost them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_summary_not_sent_yet_survives_a_crash_of_the_daemon() {
+    let hook = HttpReceiver::start(&[]).await;
+    let tmp = tempdir();
+    let dir = tmp.path();
+    for sub in ["flows", "src", "dst"] {
+        std::fs::create_dir(dir.join(sub)).unwrap();
+    }
+    std::fs::write(dir.join("src/a.csv"), "x\n").unwrap();
+    let flow = format!(
+        "name: a
+endpoints:
+  src: {{ type: local, root: ../src }}
+  dst: {{ type: local, root: ../dst }}
+source: {{ endpoint: src, path: /, include: ['*.csv'] }}
+sinks: [ {{ endpoint: dst, path: / }} ]
+notify:
+  - on: [summary]
+    webhook: {{ url: \"{}\" }}
+",
+        hook.url("/hook")
+    );
+    std::fs::write(dir.join("flows/a.yaml"), flow).unwrap();
+    let state = dir.join("state");
+    let (log, log2, log3) = (dir.join("serve-1.log"), dir.join("serve-2.log"), dir.join("serve-3.log"));
+    let summaries =
+        || hook.requests().iter().filter(|r| r.json()["kind"] == "summary").map(|r| r.json()["run"].as_u64()).collect::<Vec<_>>();
+
+    // The webhook takes its time: the summary's send is under way when the daemon dies.
+    hook.set_pace(Duration::from_secs(60));
+    let mut daemon = serve(dir, "serve-1.log");
+    wait_until("the daemon's discovery file", &log, || state.join("serve.json").exists()).await;
+    let t = support::wharf(&state).args(["trigger", "a"]).output().unwrap();
+    assert!(t.status.success(), "{}", support::text(&t));
+    wait_until("the summary's send to start", &log, || summaries().len() == 1).await;
+    let run = summaries()[0];
+    daemon.kill().unwrap(); // SIGKILL
+    daemon.wait().unwrap();
+
+    hook.set_pace(Duration::ZERO);
+    let mut daemon = serve(dir, "serve-2.log");
+    wait_until("the summary, after the crash", &log2, || summaries().len() == 2).await;
+    assert_eq!(summaries()[1], run, "the same run's summary");
+    let body = hook.requests().last().unwrap().json();
+    assert_eq!(body["facts"]["counts"]["delivered"], 1, "{body}");
+    // Stored as sent once the send is over (at once: the notifier is idle).
+    let pending = || wharf::ledger::Ledger::open_read_only(&state.join("ledger.redb")).ok()?.notify_summaries().ok();
+    wait_until("the summary no longer pending", &log2, || pending().is_some_and(|p| p.is_empty())).await;
+    // SAFETY: kill(2) on a child we own; no memory is shared.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    daemon.wait().unwrap();
+
+    // A clean restart: nothing is sent again.
+    let mut daemon = serve(dir, "serve-3.log");
+    wait_until("the notifier to read the log", &log3, || {
+        std::fs::read_to_string(&log3).unwrap_or_default().contains("Notifier reading the event log.")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // SAFETY: as above.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    daemon.wait().unwrap();
+    assert_eq!(summaries(), [run, run], "sent once after the crash");
+}
+
+/// A hook answering 429 to everything (`Retry-After: 10`) with more notices than its lane holds
+/// (256): handing them out never waits for it — each beyond the lane waits beside it — and
+/// another rule's hook gets every notice at once. Before, each notice finding the lane full
+/// held up the caller (the daemon's notifier: every other channel, and the cursor) for one
+/// attempt timeout (2 minutes by default), then failed.
+#[tokio::test]
+async fn a_rate_limited_hook_with_a_full_lane_holds_up_no_one() {
+    let (limited, fine) = (HttpReceiver::start(&[429; 4000]).await, HttpReceiver::start(&[]).await);
+    limited.set_retry_after(10);
+    let dir = tempdir();
+    let yaml = format!(
+        "- on: [failed]\n  throttle: 0s\n  webhook: {{ url: \"{}\" }}\n- on: [failed]\n  throttle: 0s\n  webhook: {{ url: \"{}\" }}\n",
+        limited.url("/limited"),
+        fine.url("/fine")
+    );
+    let retry = RetryPolicy { attempt_timeout: Duration::from_secs(3), rate_limits: 4, ..quick() };
+    let mut d = Dispatcher::new(&rules(dir.path(), &yaml)).unwrap().with_retry(retry);
+    let mut flying = Vec::new();
+    let began = tokio::time::timeout(Duration::from_secs(10), async {
+        for s in 0..300 {
+            for started in d.begin(&Notice::new("failed", "orders", at(s), "", &format!("at {s}")), at(s)).await {
+                if let wharf::notify::Started::Sending(f) = started {
+                    flying.push(f);
+                }
+            }
+        }
+    })
+    .await;
+    assert!(began.is_ok(), "handing out 300 notices waited for the rate-limited hook");
+    assert_eq!(flying.len(), 600, "every notice handed to both hooks");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while fine.requests().len() < 300 && std::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(fine.requests().len(), 300, "the other hook got every notice");
+    assert!(limited.requests().len() < 5, "the rate-limited hook is asked at its own pace");
+}

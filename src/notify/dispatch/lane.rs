@@ -24,17 +24,19 @@
 //! each, so a backlog behind a server refusing for hours is bounded by attempts, not by hours
 //! of waiting.
 //!
-//! A lane holds at most [`QUEUED`] notices. When a notice finds its lane full, it waits for
-//! room as long as the channel is sending fine — slowly, or asking to slow down (HTTP 429:
-//! it is up) — but for one `attempt_timeout` at most: a burst goes out at the channel's pace,
-//! none lost, and a channel that makes no room for that long does not hold up the caller (and
-//! so the other channels) any longer. It does not wait for a channel that is down or deferring
-//! (its last attempt failed with a transient error other than a rate limit, or one does while
-//! waiting): it would make no room for minutes. A notice that is not queued fails at once,
-//! saying why. Which
-//! notice goes to which lane, and what became of it, is the [`Dispatcher`](super::Dispatcher)'s.
+//! Queuing a notice never waits: the caller (the daemon's notifier, and so every other channel
+//! and the cursor) is never held up by one channel. A lane takes [`QUEUED`] notices whatever
+//! the channel does. Past that, a notice for a channel sending fine — slowly, or asking to
+//! slow down (HTTP 429: it is up) — still joins the lane, waiting beside the first ones, in
+//! order, up to [`WAITING`] notices and [`WAITING_BYTES`] of them: a burst goes out at the
+//! channel's pace, none lost, memory bounded. A notice past those bounds, or past [`QUEUED`]
+//! for a channel that is down or deferring (its last attempt failed with a transient error
+//! other than a rate limit: it would make no room for minutes), is not queued: it fails at
+//! once, saying why (logged as not sent, and counted). Which notice goes to which lane, and
+//! what became of it, is the [`Dispatcher`](super::Dispatcher)'s.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::{Semaphore, mpsc, oneshot, watch};
@@ -85,26 +87,46 @@ impl Default for RetryPolicy {
 /// Sends under way at once, over all channels.
 pub const SENDING: usize = 8;
 
-/// Notices waiting in one channel's lane. One more waits for room while the channel sends
-/// fine, for one `attempt_timeout` at most; for a channel that is failing, or after that
-/// wait, it is not sent (it lands as failed, saying so) rather than holding up every other
-/// channel: memory stays bounded, and the others go on.
+/// Notices waiting in one channel's lane whatever the channel does; past that, a notice for a
+/// channel that is failing is not sent (it lands as failed, saying so) rather than kept for
+/// minutes: memory stays bounded, and the others go on.
 pub const QUEUED: usize = 256;
+
+/// Notices waiting in one channel's lane at most while it sends fine (slowly, or rate-limited).
+pub const WAITING: usize = 4096;
+
+/// The size of the notices waiting in one channel's lane past [`QUEUED`] at most (their
+/// subject, detail and facts): 16 MiB.
+pub const WAITING_BYTES: usize = 16 << 20;
 
 /// Why [`Lane::queue`] gave a job back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Refused {
-    /// The lane is full and the channel down or deferring (its last attempt failed
+    /// [`QUEUED`] notices wait and the channel is down or deferring (its last attempt failed
     /// transiently, not by a rate limit).
     Down,
-    /// The lane stayed full for this long (one `attempt_timeout`).
-    Full(Duration),
+    /// [`WAITING`] notices, or [`WAITING_BYTES`] of them, wait already: this many, of this size.
+    Full { notices: usize, bytes: usize },
+}
+
+/// What waits in a lane (queued, not yet taken by its task).
+#[derive(Default)]
+struct Waiting {
+    notices: AtomicUsize,
+    bytes: AtomicUsize,
+}
+
+/// About the size a notice takes in memory while it waits (what grows with it).
+fn weight(notice: &Notice) -> usize {
+    let facts = if notice.facts.is_null() { 0 } else { notice.facts.to_string().len() };
+    notice.subject.len() + notice.detail.len() + notice.flow.len() + notice.kind.len() + facts + 128
 }
 
 /// The way into a channel's lane.
 #[derive(Clone)]
 pub(super) struct Lane {
-    jobs: mpsc::Sender<Job>,
+    jobs: mpsc::UnboundedSender<(usize, Job)>,
+    waiting: Arc<Waiting>,
     /// Whether the channel's last attempt failed with a transient error other than a rate
     /// limit — the channel is down, too slow to answer within `attempt_timeout`, or said to
     /// come back later (set by the lane after each attempt).
@@ -117,15 +139,19 @@ impl Lane {
     /// channel is failing. It ends when the last way into it is dropped and its queue is empty;
     /// a job nobody waits for any more (the daemon stopped) is skipped.
     pub(super) fn start(notifier: Arc<dyn Notifier>, sending: &Arc<Semaphore>) -> Lane {
-        let (tx, mut rx) = mpsc::channel::<Job>(QUEUED);
+        let (tx, mut rx) = mpsc::unbounded_channel::<(usize, Job)>();
         let (failing_tx, failing) = watch::channel(false);
         let failing_tx = Arc::new(failing_tx);
         let sending = Arc::clone(sending);
+        let waiting = Arc::new(Waiting::default());
+        let taken = Arc::clone(&waiting);
         tokio::spawn(async move {
             // Off once a notice ran out of deferrals or rate-limit waits, until the channel
             // takes one again (see the module doc).
             let mut may_wait = true;
-            while let Some(job) = rx.recv().await {
+            while let Some((size, job)) = rx.recv().await {
+                taken.notices.fetch_sub(1, Ordering::Relaxed);
+                taken.bytes.fetch_sub(size, Ordering::Relaxed);
                 if job.reply.is_closed() {
                     continue;
                 }
@@ -142,7 +168,7 @@ impl Lane {
                 let _ = reply.send(result);
             }
         });
-        Lane { jobs: tx, failing }
+        Lane { jobs: tx, waiting, failing }
     }
 
     /// The lane's task has ended.
@@ -150,38 +176,42 @@ impl Lane {
         self.jobs.is_closed()
     }
 
-    /// Queues `job`. A full queue: waits for room while the channel sends fine, for the job's
-    /// `attempt_timeout` at most; gives the job back (not queued), saying why, when the
-    /// channel is failing — at once or as soon as an attempt fails while waiting — or the wait
-    /// is over. A lane that is gone drops the job (it lands as failed).
-    pub(super) async fn queue(&self, job: Job) -> Result<(), (Job, Refused)> {
-        let job = match self.jobs.try_send(job) {
-            Err(mpsc::error::TrySendError::Full(job)) => job,
-            Ok(()) | Err(mpsc::error::TrySendError::Closed(_)) => return Ok(()),
-        };
-        let mut failing = self.failing.clone();
-        let wait = job.retry.attempt_timeout;
-        tokio::select! {
-            biased;
-            room = self.jobs.reserve() => {
-                if let Ok(room) = room {
-                    room.send(job);
-                }
-                Ok(())
+    /// Queues `job` at the end of the lane, without waiting (see the module doc); gives its
+    /// reply back (not queued), saying why, when [`QUEUED`] wait and the channel is failing, or when
+    /// [`WAITING`] or [`WAITING_BYTES`] would be passed. A lane that is gone drops the job (it
+    /// lands as failed).
+    pub(super) fn queue(&self, job: Job) -> Result<(), (Reply, Refused)> {
+        let size = weight(&job.notice);
+        let notices = self.waiting.notices.load(Ordering::Relaxed);
+        let bytes = self.waiting.bytes.load(Ordering::Relaxed);
+        if notices >= QUEUED {
+            if *self.failing.borrow() {
+                return Err((job.reply, Refused::Down));
             }
-            // Also when the lane is gone (its sender dropped): nothing to wait for.
-            _ = failing.wait_for(|failing| *failing) => Err((job, Refused::Down)),
-            () = tokio::time::sleep(wait) => Err((job, Refused::Full(wait))),
+            if notices >= WAITING || bytes.saturating_add(size) > WAITING_BYTES {
+                return Err((job.reply, Refused::Full { notices, bytes }));
+            }
         }
+        // Counted before it is sent: the lane's task takes it off when it receives it.
+        self.waiting.notices.fetch_add(1, Ordering::Relaxed);
+        self.waiting.bytes.fetch_add(size, Ordering::Relaxed);
+        if self.jobs.send((size, job)).is_err() {
+            self.waiting.notices.fetch_sub(1, Ordering::Relaxed);
+            self.waiting.bytes.fetch_sub(size, Ordering::Relaxed);
+        }
+        Ok(())
     }
 }
+
+/// Where a lane says what became of a job: the attempts made and the result.
+pub(super) type Reply = oneshot::Sender<(u32, Result<(), NotifyError>)>;
 
 /// One notice for a lane to send.
 pub(super) struct Job {
     pub(super) notice: Notice,
     pub(super) held_back: u32,
     pub(super) retry: RetryPolicy,
-    pub(super) reply: oneshot::Sender<(u32, Result<(), NotifyError>)>,
+    pub(super) reply: Reply,
 }
 
 /// Sends with retries of transient failures; the number of attempts made and the result.
@@ -523,27 +553,26 @@ mod tests {
     }
 
     /// A backlog to a channel that sends fine but slowly (an SMTP server taking its time):
-    /// `begin` waits for room in the lane (before: each notice past the lane's 256 failed at
-    /// once).
+    /// the notices past the lane's 256 wait beside it (before: each failed at once).
     #[tokio::test]
     async fn a_backlog_to_a_slow_channel_waits_for_it_and_loses_nothing() {
         backlog_loses_nothing(Slow::new(Duration::from_millis(1), false)).await;
     }
 
     /// A backlog to a channel that asks to slow down (429 on every first attempt): it is up,
-    /// so the notices past a full lane wait for room instead of failing as if it were down
+    /// so the notices past a full lane wait beside it instead of failing as if it were down
     /// (before: once an attempt was rate-limited, every notice finding the lane full failed).
     #[tokio::test]
     async fn a_backlog_to_a_rate_limiting_channel_waits_for_it_and_loses_nothing() {
         backlog_loses_nothing(Slow::new(Duration::from_micros(200), true)).await;
     }
 
-    /// A channel that keeps its lane full for longer than one attempt without being down
-    /// (each notice rate-limited for three slow attempts): the notice finding the lane full
-    /// waits for room one `attempt_timeout` at most, then fails saying why — the caller (and
-    /// every other channel) is not held up longer.
+    /// A channel that keeps its lane full without being down (each notice rate-limited for
+    /// three slow attempts): handing it notices never waits (before: one `attempt_timeout` per
+    /// notice past the lane's [`QUEUED`], holding up the caller and every other channel); they
+    /// wait beside the lane up to [`WAITING`], and the one past that fails at once, saying why.
     #[tokio::test]
-    async fn the_wait_for_room_in_a_full_lane_is_bounded_by_one_attempt() {
+    async fn a_full_lane_of_a_rate_limited_channel_never_holds_up_the_caller() {
         struct Limited;
         #[async_trait]
         impl Notifier for Limited {
@@ -559,27 +588,32 @@ mod tests {
         let mut d = Dispatcher::new(&[]).unwrap().with_retry(retry);
         d.add_global(["failed"], Duration::ZERO, Arc::new(Limited));
         let mut flying = Vec::new();
-        // One being sent (taken off the queue) and QUEUED waiting.
-        for s in 0..QUEUED as i64 + 1 {
+        let waiting = std::time::Instant::now();
+        // One being sent (taken off the queue) and WAITING waiting.
+        for s in 0..WAITING as i64 + 1 {
             flying.extend(sending(d.begin(&Notice::new("failed", "f", at(s), "", ""), at(s)).await));
             tokio::task::yield_now().await;
         }
-        let waiting = std::time::Instant::now();
         let last = sending(d.begin(&Notice::new("failed", "f", at(0), "", "last"), at(0)).await);
         let waited = waiting.elapsed();
-        // The first notice takes 3 × 400 ms to fail: without a bound, this waits that long.
-        assert!(waited >= Duration::from_millis(450) && waited < Duration::from_millis(1000), "waited {waited:?}");
+        // The first notice takes 3 × 400 ms to fail: nothing waited for it.
+        assert!(waited < Duration::from_millis(1000), "waited {waited:?}");
         let [last] = <[InFlight; 1]>::try_from(last).ok().unwrap();
         let landed = tokio::time::timeout(Duration::from_millis(100), last.land()).await.expect("refused at once");
         let Outcome::Failed { error, attempts: 0 } = d.land(landed, at(0)).outcome else { panic!("not refused") };
-        assert!(error.message.contains("which made no room for this one within 500ms"), "{}", error.message);
+        assert!(error.message.starts_with("4096 notices ("), "{}", error.message);
+        assert!(
+            error.message.contains("are already waiting for this channel, which takes them slower than they come"),
+            "{}",
+            error.message
+        );
         drop(flying);
     }
 
-    /// A channel that does not answer, its lane full: the next notice for it waits for room
-    /// only until its attempt fails (`attempt_timeout`: the channel is down), and from then on
-    /// its notices fail at once, saying why — it does not hold up the others for longer. The
-    /// other channel gets every notice.
+    /// A channel that does not answer, its lane full: once its attempt fails
+    /// (`attempt_timeout`: the channel is down) its next notices fail at once, saying why,
+    /// rather than wait beside the lane for minutes; handing them out never waits. The other
+    /// channel gets every notice.
     #[tokio::test]
     async fn a_full_lane_of_a_channel_that_is_down_fails_its_next_notices_at_once() {
         let (dead, rec) = (Gate::new(0), Arc::new(Recorder::default()));
@@ -596,16 +630,13 @@ mod tests {
             tokio::task::yield_now().await;
             waiting.elapsed()
         };
-        let started = std::time::Instant::now();
-        // One being sent (taken off the queue) and QUEUED waiting: none waits.
-        for s in 0..QUEUED as i64 + 1 {
+        // One being sent (taken off the queue), QUEUED waiting, and one beside them (the
+        // channel is not known to be down yet): none waits.
+        for s in 0..QUEUED as i64 + 2 {
             assert!(begin(&mut d, s).await < Duration::from_millis(500));
         }
-        // The lane is full and the channel not known to be down: this one waits, until the
-        // first attempt fails.
-        begin(&mut d, QUEUED as i64 + 1).await;
-        assert!(started.elapsed() >= Duration::from_secs(1), "waited until {:?}", started.elapsed());
-        // Down now: these do not wait (the lane is full again after at most one of them).
+        // Down once the first attempt fails: these do not wait either, and are refused.
+        tokio::time::sleep(Duration::from_millis(1200)).await;
         for s in QUEUED as i64 + 2..QUEUED as i64 + 4 {
             assert!(begin(&mut d, s).await < Duration::from_millis(500));
         }

@@ -13,9 +13,8 @@
 //!
 //! Each rule's channel has a lane of its own (`lane.rs`), which sends its notices one at a
 //! time, in order, beside the other lanes: a slow channel delays its own notices only.
-//! [`Dispatcher::begin`] hands a notice to its lanes and returns without waiting for the sends
-//! (only, when a lane is full, for room in it while its channel sends fine, one
-//! `attempt_timeout` at most);
+//! [`Dispatcher::begin`] hands a notice to its lanes and returns without waiting for the sends,
+//! nor for room in a lane (a lane past its bounds refuses the notice: it fails at once);
 //! [`Dispatcher::land`] records each outcome when it comes.
 //!
 //! The throttle does not wait for the outcome: a send under way counts as sent, so a similar
@@ -42,7 +41,7 @@ use tracing::{debug, error, info};
 use super::{Notice, Notifier, NotifyError, RECOVERED, Rule};
 pub use held::Held;
 use lane::{Job, Lane, Refused};
-pub use lane::{QUEUED, RetryPolicy, SENDING};
+pub use lane::{QUEUED, RetryPolicy, SENDING, WAITING, WAITING_BYTES};
 
 mod held;
 mod lane;
@@ -486,23 +485,25 @@ async fn start(
                     None
                 };
                 if flushed {
-                    flushing.insert(id, Held { rule: route.name(), notice: notice.clone(), held: held_back.saturating_add(1) });
+                    flushing.insert(id, Held::of(route, notice.clone(), held_back.saturating_add(1)));
                 }
                 let (reply_tx, reply) = oneshot::channel();
                 let lane = route.lane(sending);
-                // A full lane of a channel that is failing, or that makes no room in time,
-                // refuses the job, which lands as failed at once; a lane that is gone drops
-                // it, and it lands as failed too.
-                if let Err((job, refused)) = lane.queue(Job { notice, held_back, retry, reply: reply_tx }).await {
+                // A full lane of a channel that is failing, or past its bounds, refuses the
+                // job, which lands as failed at once; a lane that is gone drops it, and it
+                // lands as failed too. Never a wait (see `lane.rs`).
+                if let Err((reply_tx, refused)) = lane.queue(Job { notice, held_back, retry, reply: reply_tx }) {
                     let why = match refused {
                         Refused::Down => format!(
                             "{QUEUED} notices are already waiting for this channel, which is down or said to come back later (its last attempt failed); this one is not sent"
                         ),
-                        Refused::Full(wait) => format!(
-                            "{QUEUED} notices are already waiting for this channel, which made no room for this one within {wait:?} (one attempt's timeout); this one is not sent — a channel this slow needs a longer `throttle` or fewer notices"
+                        Refused::Full { notices, bytes } => format!(
+                            "{notices} notices ({} KiB) are already waiting for this channel, which takes them slower than they come (the most a channel's notices may wait: {WAITING}, {} MiB); this one is not sent — a channel this slow needs a longer `throttle` or fewer notices",
+                            bytes / 1024,
+                            WAITING_BYTES >> 20
                         ),
                     };
-                    let _ = job.reply.send((0, Err(NotifyError::permanent(channel.clone(), why))));
+                    let _ = reply_tx.send((0, Err(NotifyError::permanent(channel.clone(), why))));
                 }
                 let flight = Flight { id, route: route.id, key: key.clone(), channel, held_back, flushed, before };
                 started.push(Started::Sending(InFlight { flight, reply }));
