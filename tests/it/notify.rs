@@ -738,6 +738,21 @@ async fn wait_until(what: &str, log: &Path, cond: impl Fn() -> bool) {
     }
 }
 
+/// Starts `wharf serve` (logging to `log`), lets its notifier read the event log and send
+/// what it would, and stops it cleanly (SIGTERM).
+async fn start_and_stop(dir: &Path, log: &str) {
+    let mut daemon = serve(dir, log);
+    let path = dir.join(log);
+    wait_until("the notifier to read the log", &path, || {
+        std::fs::read_to_string(&path).unwrap_or_default().contains("Notifier reading the event log.")
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // SAFETY: kill(2) on a child we own; no memory is shared.
+    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
+    daemon.wait().unwrap();
+}
+
 /// A notice held back by a throttle survives `kill -9` of the daemon: the next start sends
 /// it, the latest with its count, once; a clean restart after that sends nothing again.
 /// Before, throttle windows and held notices lived only in memory while the cursor had passed
@@ -772,7 +787,7 @@ notify:
     );
     std::fs::write(dir.join("flows/a.yaml"), flow).unwrap();
     let state = dir.join("state");
-    let (log, log2, log3) = (dir.join("serve-1.log"), dir.join("serve-2.log"), dir.join("serve-3.log"));
+    let (log, log2) = (dir.join("serve-1.log"), dir.join("serve-2.log"));
     let trigger = || {
         let t = support::wharf(&state).args(["trigger", "a"]).output().unwrap();
         assert!(t.status.success(), "{}", support::text(&t));
@@ -807,15 +822,7 @@ notify:
     daemon.wait().unwrap();
 
     // A clean restart: nothing is held back any more, nothing is sent again.
-    let mut daemon = serve(dir, "serve-3.log");
-    wait_until("the notifier to read the log", &log3, || {
-        std::fs::read_to_string(&log3).unwrap_or_default().contains("Notifier reading the event log.")
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    // SAFETY: as above.
-    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
-    daemon.wait().unwrap();
+    start_and_stop(dir, "serve-3.log").await;
     assert_eq!(hook.requests().len(), 2, "sent once: {:#?}", hook.requests().iter().map(|r| r.json()).collect::<Vec<_>>());
 }
 
@@ -846,7 +853,7 @@ notify:
     );
     std::fs::write(dir.join("flows/a.yaml"), flow).unwrap();
     let state = dir.join("state");
-    let (log, log2, log3) = (dir.join("serve-1.log"), dir.join("serve-2.log"), dir.join("serve-3.log"));
+    let (log, log2) = (dir.join("serve-1.log"), dir.join("serve-2.log"));
     let summaries =
         || hook.requests().iter().filter(|r| r.json()["kind"] == "summary").map(|r| r.json()["run"].as_u64()).collect::<Vec<_>>();
 
@@ -875,15 +882,7 @@ notify:
     daemon.wait().unwrap();
 
     // A clean restart: nothing is sent again.
-    let mut daemon = serve(dir, "serve-3.log");
-    wait_until("the notifier to read the log", &log3, || {
-        std::fs::read_to_string(&log3).unwrap_or_default().contains("Notifier reading the event log.")
-    })
-    .await;
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    // SAFETY: as above.
-    unsafe { libc::kill(daemon.id() as i32, libc::SIGTERM) };
-    daemon.wait().unwrap();
+    start_and_stop(dir, "serve-3.log").await;
     assert_eq!(summaries(), [run, run], "sent once after the crash");
 }
 
