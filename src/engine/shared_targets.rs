@@ -16,6 +16,10 @@
 //! sink names alike (`orders.{{stem}}` delivers `orders.a` and `orders.b`, both with
 //! `orders.rejects.csv` beside them) go one per run too, although only one may reject records.
 //!
+//! Under `wharf serve` a backlog of such files takes one poll each, on purpose: the poll
+//! interval is the partner's time to take the file before the next one is given its name
+//! (going again at once would replace it unread, or fail on it).
+//!
 //! `if_exists: rename` needs none of this (every file gets a free name of its own). Names are
 //! predicted as the delivery makes them (`lifecycle::wanted_for`), from the listed size: a
 //! name using `{{size}}` after steps that change the size may be predicted wrong, which at
