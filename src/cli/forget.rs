@@ -32,7 +32,7 @@ use super::state::{ledger_path, name_in_file, open_for_read, open_for_write};
 use super::{EXIT_INVALID, Global};
 use crate::ledger::forget::FlowRecords;
 use crate::ledger::{Ledger, LedgerError};
-use crate::notify::Held;
+use crate::notify::{Held, Notice};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -58,6 +58,8 @@ struct Report<'a> {
     records: FlowRecords,
     /// Notices of the flow held back by a throttle, in the daemon's stored list.
     held_notices: usize,
+    /// Summaries of the flow's runs not sent yet (a daemon stopped before their sends were over).
+    pending_summaries: usize,
     staging_files: usize,
     /// Stored probes of the flow's endpoints (`STATE/probes/`).
     probes: usize,
@@ -89,7 +91,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let staging_files = in_staging.iter().sum();
     let probes: Vec<PathBuf> = names.iter().flat_map(|n| crate::probe::store::of_flow(&global.state_dir, n)).collect();
     let path = ledger_path(global);
-    let (records, held_notices) = if !args.yes {
+    let (records, held_notices, pending_summaries) = if !args.yes {
         count(global, &names)?
     } else {
         // Without a ledger: not created by a command that has nothing to remove there, but
@@ -100,9 +102,16 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             Some(l) => {
                 let held =
                     forget_held(l, &names).with_context(|| format!("flow {flow}: cannot forget its held notices in {}", path.display()))?;
-                (forget(l, &names).with_context(|| format!("flow {flow}: cannot forget its records in {}", path.display()))?, held)
+                let summaries = l
+                    .drop_notify_summaries(|b| summary_of(b, &names))
+                    .with_context(|| format!("flow {flow}: cannot forget its run summaries not sent yet in {}", path.display()))?;
+                (
+                    forget(l, &names).with_context(|| format!("flow {flow}: cannot forget its records in {}", path.display()))?,
+                    held,
+                    summaries,
+                )
             }
-            None => (FlowRecords::default(), 0),
+            None => (FlowRecords::default(), 0, 0),
         };
         for dir in &staging {
             remove_folder(dir).with_context(|| format!("flow {flow}: cannot remove its staging folder {}", dir.display()))?;
@@ -113,11 +122,11 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         removed
     };
     if args.json {
-        let report = Report { flow, removed: args.yes, records, held_notices, staging_files, probes: probes.len() };
+        let report = Report { flow, removed: args.yes, records, held_notices, pending_summaries, staging_files, probes: probes.len() };
         outln!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
     }
-    if records.is_empty() && held_notices == 0 && staging_files == 0 && probes.is_empty() {
+    if records.is_empty() && held_notices == 0 && pending_summaries == 0 && staging_files == 0 && probes.is_empty() {
         outln!("flow {flow} has no records in the ledger at {}: nothing to forget", path.display());
         return Ok(ExitCode::SUCCESS);
     }
@@ -133,6 +142,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     }
     if held_notices > 0 {
         outln!("  {held_notices:>8}  notices held back by a throttle");
+    }
+    if pending_summaries > 0 {
+        outln!("  {pending_summaries:>8}  run summaries not sent yet");
     }
     for (dir, n) in staging.iter().zip(in_staging).filter(|(_, n)| *n > 0) {
         outln!("  {n:>8}  staging files ({})", dir.display());
@@ -188,11 +200,11 @@ fn refuse_a_flow_with_a_file(dir: &Path, flow: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The records of `names` and their notices held back, counted through a read-only handle
-/// (no ledger: none).
-fn count(global: &Global, names: &[String]) -> anyhow::Result<(FlowRecords, usize)> {
+/// The records of `names`, their notices held back and their run summaries not sent yet,
+/// counted through a read-only handle (no ledger: none).
+fn count(global: &Global, names: &[String]) -> anyhow::Result<(FlowRecords, usize, usize)> {
     let mut total = FlowRecords::default();
-    let mut held = 0;
+    let (mut held, mut summaries) = (0, 0);
     if let Some(ledger) = open_for_read(global)? {
         for n in names {
             total.add(&ledger.flow_records(n)?);
@@ -200,8 +212,15 @@ fn count(global: &Global, names: &[String]) -> anyhow::Result<(FlowRecords, usiz
         if let Some(bytes) = ledger.notify_held()? {
             held = Held::count_flows(&bytes, names).unwrap_or_else(|e| unreadable_held(&names[0], &e));
         }
+        summaries = ledger.notify_summaries()?.iter().filter(|(_, b)| summary_of(b, names)).count();
     }
-    Ok((total, held))
+    Ok((total, held, summaries))
+}
+
+/// Whether a run summary not sent yet (as the notifier keeps it) is of one of `names`' runs.
+/// One this version cannot read is left for the daemon, which logs it whole.
+fn summary_of(bytes: &[u8], names: &[String]) -> bool {
+    Notice::decode(bytes).is_ok_and(|n| names.contains(&n.flow))
 }
 
 /// Drops the notices of `names` from the notifier's stored list of notices held back, in one

@@ -316,6 +316,28 @@ impl Ledger {
         })
     }
 
+    /// Drops the run summaries not sent yet that `pick` picks (given each one as stored), in
+    /// one transaction; how many went (`wharf forget` drops a flow's).
+    pub fn drop_notify_summaries(&self, pick: impl Fn(&[u8]) -> bool) -> Result<usize, LedgerError> {
+        self.write(|tx| {
+            let mut table = tx.open_table(NOTIFY_HELD)?;
+            let mut picked = Vec::new();
+            for item in table.range(SUMMARY..)? {
+                let (k, v) = item?;
+                if !k.value().starts_with(SUMMARY) {
+                    break;
+                }
+                if pick(v.value()) {
+                    picked.push(k.value().to_string());
+                }
+            }
+            for k in &picked {
+                table.remove(k.as_str())?;
+            }
+            Ok(picked.len())
+        })
+    }
+
     /// The run summaries not sent yet ([`put_notify_summary`](Self::put_notify_summary)), by
     /// run, oldest first.
     pub fn notify_summaries(&self) -> Result<Vec<(u64, Vec<u8>)>, LedgerError> {

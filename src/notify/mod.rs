@@ -68,6 +68,16 @@ pub struct Notice {
 }
 
 impl Notice {
+    /// The form a notice is kept in the ledger while it waits (a run summary not sent yet).
+    pub fn encode(&self) -> Result<Vec<u8>, serde_json::Error> {
+        serde_json::to_vec(self)
+    }
+
+    /// A notice as [`encode`](Self::encode) keeps it.
+    pub fn decode(bytes: &[u8]) -> Result<Notice, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
     /// A notice with no sequence number, run or facts.
     pub fn new(kind: &str, flow: &str, at: DateTime<Utc>, subject: &str, detail: &str) -> Self {
         Notice {

@@ -313,7 +313,8 @@ impl Notifier {
     pub fn run_finished(&self, flow: Option<&Flow>, report: &RunReport) {
         if let Some(flow) = flow.filter(|f| self.wants_summary(&f.name)) {
             let notice = summary(report, flow);
-            let stored = serde_json::to_vec(&notice)
+            let stored = notice
+                .encode()
                 .map_err(|e| e.to_string())
                 .and_then(|bytes| self.ledger.put_notify_summary(report.run, &bytes).map_err(|e| e.to_string()));
             if let Err(e) = stored {
@@ -447,7 +448,7 @@ impl Pump {
         match self.ledger.notify_summaries() {
             Ok(stored) => {
                 for (run, bytes) in stored {
-                    match serde_json::from_slice::<Notice>(&bytes) {
+                    match Notice::decode(&bytes) {
                         Ok(notice) => {
                             pending.insert(run, notice);
                         }

@@ -191,9 +191,9 @@ fn forget_without_a_ledger_removes_the_staging_folder_it_names() {
     assert!(!state.join("ledger.redb").exists(), "no ledger is made for nothing");
 }
 
-/// The notices of a forgotten flow that a throttle held back, stored by the daemon before a
-/// crash, go with it (before: the next start sent them through a global rule); the other
-/// flows' stay.
+/// The notices of a forgotten flow that a throttle held back, and the summaries of its runs
+/// not sent yet, stored by the daemon before a crash, go with it (before: the next start sent
+/// them through a global rule); the other flows' stay.
 #[test]
 fn forget_drops_the_flows_notices_held_back_by_a_throttle() {
     use wharf::notify::{Held, Notice};
@@ -211,14 +211,25 @@ fn forget_drops_the_flows_notices_held_back_by_a_throttle() {
     {
         let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
         ledger.set_notify_state(0, &Held::encode(&[held("old"), held("old.response"), held("kept")]).unwrap(), &[]).unwrap();
+        for (run, flow) in [(7, "old"), (8, "kept"), (9, "old")] {
+            ledger.put_notify_summary(run, &Notice::new("summary", flow, Utc::now(), "", "").encode().unwrap()).unwrap();
+        }
     }
     let flows = flows.to_str().unwrap();
     let dry = wharf(&state, &["forget", "old", "--flows", flows, "--json"]);
-    assert_eq!(json(&dry)["held_notices"], 2, "{}", stdout(&dry));
+    assert_eq!(
+        (&json(&dry)["held_notices"], &json(&dry)["pending_summaries"]),
+        (&serde_json::json!(2), &serde_json::json!(2)),
+        "{}",
+        stdout(&dry)
+    );
     let done = wharf(&state, &["forget", "old", "--flows", flows, "--yes"]);
     assert_eq!(done.status.code(), Some(0), "{}", stderr(&done));
     assert!(stdout(&done).contains("       2  notices held back by a throttle"), "{}", stdout(&done));
     let ledger = Ledger::open_read_only(&state.join("ledger.redb")).unwrap();
     let left = Held::decode(&ledger.notify_held().unwrap().unwrap()).unwrap();
     assert_eq!(left.iter().map(|h| h.notice.flow.as_str()).collect::<Vec<_>>(), ["kept"]);
+    assert!(stdout(&done).contains("       2  run summaries not sent yet"), "{}", stdout(&done));
+    let summaries = ledger.notify_summaries().unwrap();
+    assert_eq!(summaries.iter().map(|(run, b)| (*run, Notice::decode(b).unwrap().flow)).collect::<Vec<_>>(), [(8, "kept".to_string())]);
 }
