@@ -355,25 +355,42 @@ mod tests {
         assert_eq!(*slow.asked.lock().unwrap(), ["at 0", "at 1", "at 2"], "one channel's notices in order");
     }
 
-    /// A server that says "come back later" (SMTP 421) to its first `deferring` attempts, and
-    /// records when each attempt came.
-    struct Closing {
-        deferring: usize,
+    /// A channel refusing its first `refusing` attempts with `refusal` (a transient error:
+    /// an SMTP "come back later", an HTTP 429 without `Retry-After`), then taking every
+    /// notice; records when each attempt came.
+    struct Refusing {
+        name: &'static str,
+        refusing: usize,
+        refusal: fn(&str) -> NotifyError,
         asked: Mutex<Vec<(String, std::time::Instant)>>,
     }
 
+    impl Refusing {
+        /// An SMTP server saying "service shutting down, try later" (421) to its first `n`.
+        fn closing(n: usize) -> Arc<Self> {
+            let refusal = |name: &str| NotifyError::deferred(name, "421 4.3.2 Service shutting down, try later");
+            Arc::new(Refusing { name: "closing", refusing: n, refusal, asked: Mutex::default() })
+        }
+
+        /// A webhook answering 429 without `Retry-After` to its first `n`.
+        fn limiting(n: usize) -> Arc<Self> {
+            let refusal = |name: &str| NotifyError::rate_limited(name, "answered HTTP 429 Too Many Requests");
+            Arc::new(Refusing { name: "limiting", refusing: n, refusal, asked: Mutex::default() })
+        }
+    }
+
     #[async_trait]
-    impl Notifier for Closing {
+    impl Notifier for Refusing {
         async fn send(&self, notice: &Notice, _: u32) -> Result<(), NotifyError> {
             let mut asked = self.asked.lock().unwrap();
             asked.push((notice.detail.clone(), std::time::Instant::now()));
-            if asked.len() <= self.deferring {
-                return Err(NotifyError::deferred("closing", "421 4.3.2 Service shutting down, try later"));
+            if asked.len() <= self.refusing {
+                return Err((self.refusal)(self.name));
             }
             Ok(())
         }
         fn describe(&self) -> String {
-            "closing".into()
+            self.name.into()
         }
     }
 
@@ -384,7 +401,7 @@ mod tests {
     /// meanwhile.
     #[tokio::test]
     async fn a_deferral_is_asked_again_after_the_deferral_not_the_backoff() {
-        let closing = Arc::new(Closing { deferring: 4, asked: Mutex::default() });
+        let closing = Refusing::closing(4);
         let rec = Arc::new(Recorder::default());
         let retry = RetryPolicy { deferral: Duration::from_millis(300), ..quick() };
         let mut d = Dispatcher::new(&[]).unwrap().with_retry(retry);
@@ -424,28 +441,6 @@ mod tests {
         assert!(gaps[2] < Duration::from_millis(300) && gaps[3] < Duration::from_millis(300), "not deferred again: {gaps:?}");
     }
 
-    /// A channel answering "slow down" (HTTP 429) without saying for how long, to its first
-    /// `limiting` attempts; records when each attempt came.
-    struct Limiting {
-        limiting: usize,
-        asked: Mutex<Vec<(String, std::time::Instant)>>,
-    }
-
-    #[async_trait]
-    impl Notifier for Limiting {
-        async fn send(&self, notice: &Notice, _: u32) -> Result<(), NotifyError> {
-            let mut asked = self.asked.lock().unwrap();
-            asked.push((notice.detail.clone(), std::time::Instant::now()));
-            if asked.len() <= self.limiting {
-                return Err(NotifyError::rate_limited("limiting", "answered HTTP 429 Too Many Requests"));
-            }
-            Ok(())
-        }
-        fn describe(&self) -> String {
-            "limiting".into()
-        }
-    }
-
     /// A 429 without `Retry-After` is asked again after `rate_limit`, doubled each time, and
     /// does not use up the notice's attempts (before: three attempts within the short backoff,
     /// 1.5 s in all by default, each refused, and the notice was dropped); a notice that runs
@@ -453,7 +448,7 @@ mod tests {
     /// one goes through. Another channel does not wait meanwhile.
     #[tokio::test]
     async fn a_rate_limit_without_retry_after_waits_longer_than_the_backoff() {
-        let limiting = Arc::new(Limiting { limiting: 3, asked: Mutex::default() });
+        let limiting = Refusing::limiting(3);
         let rec = Arc::new(Recorder::default());
         let retry = RetryPolicy { rate_limit: Duration::from_millis(150), rate_limits: 3, ..quick() };
         let mut d = Dispatcher::new(&[]).unwrap().with_retry(retry);
@@ -480,7 +475,7 @@ mod tests {
         );
 
         // Rate-limited for good: the notice fails after its waits; the next is tried once.
-        let limiting = Arc::new(Limiting { limiting: 5, asked: Mutex::default() });
+        let limiting = Refusing::limiting(5);
         let retry = RetryPolicy { rate_limit: Duration::from_millis(1), rate_limits: 3, ..quick() };
         let mut d = Dispatcher::new(&[]).unwrap().with_retry(retry);
         d.add_global(["failed"], Duration::ZERO, limiting.clone());
