@@ -33,7 +33,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     for f in &planned.files {
         match &f.action {
             Action::Wait { why } => outln!("  wait      {}: {why}", f.path),
-            Action::AlreadyDone { why } => outln!("  skip      {}: {why}", f.path),
+            Action::AlreadyDone { why, then } => outln!("  skip      {}: {why}{}", f.path, then_shown(then)),
             Action::Skip { why } => outln!("  skip      {}: {why}", f.path),
             Action::Fail { why } => outln!("  fail      {}: {why}", f.path),
             Action::Resume { state, writes } if writes.is_empty() => outln!("  resume    {}: left {state} by an earlier run", f.path),
@@ -60,4 +60,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         outln!("  hint: {hint}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `; then move the source to …`, or nothing (the source is kept).
+fn then_shown(then: &Option<String>) -> String {
+    then.as_ref().map(|t| format!("; then {t}")).unwrap_or_default()
 }

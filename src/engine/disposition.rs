@@ -36,6 +36,69 @@ pub async fn move_target(
     naming::free_name_but(ep, dir, source.name(), taken).await
 }
 
+/// What [`apply`] will do with a source, told by looking only (`wharf plan`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Fate {
+    /// `keep`: left where it is.
+    Kept,
+    /// `delete`: removed (`there`), or found gone already.
+    Deleted { there: bool },
+    /// Moved to `to`; `instead_of`: the name it would have taken there (its own name, or the
+    /// target recorded before a crash), taken by then.
+    Moved { to: RemotePath, instead_of: Option<RemotePath> },
+    /// Gone from the source and at `target`, the recorded move target: moved by an earlier
+    /// attempt.
+    MovedBefore(RemotePath),
+    /// `move_to` of a source gone, and not at its recorded target: not moved.
+    Gone,
+}
+
+/// What [`apply`] will do with `source` (`there`: whether it is there, when a listing just
+/// said so; else looked at): `target` is the move target recorded before a crash (a run
+/// chose it, [`plan`], and stopped before the move was done), else the move goes to the
+/// first free name, as [`plan`] (or [`apply`] without a target) chooses it; a recorded target
+/// taken meanwhile makes [`apply`] choose again in its folder. `taken`: names spoken for
+/// besides what `ep` holds (where earlier files of the same run will have been moved).
+/// Only looks.
+pub(crate) async fn foresee(
+    ep: &dyn Endpoint,
+    source: &RemotePath,
+    disp: &Disposition,
+    target: Option<&RemotePath>,
+    there: Option<bool>,
+    taken: impl Fn(&RemotePath) -> bool,
+) -> Result<Fate, FileError> {
+    let dir = match disp {
+        Disposition::Keep => return Ok(Fate::Kept),
+        Disposition::Delete => None,
+        Disposition::MoveTo(dir) => Some(dir),
+    };
+    let there = match there {
+        Some(there) => there,
+        None => ep.stat(source).await?.is_some(),
+    };
+    let Some(dir) = dir else { return Ok(Fate::Deleted { there }) };
+    Ok(match target {
+        // The rename finds no source: moved by an earlier attempt if it is at the target.
+        Some(t) if !there => {
+            if ep.stat(t).await?.is_some() {
+                Fate::MovedBefore(t.clone())
+            } else {
+                Fate::Gone
+            }
+        }
+        None if !there => Fate::Gone,
+        Some(t) if !taken(t) && ep.stat(t).await?.is_none() => Fate::Moved { to: t.clone(), instead_of: None },
+        // Taken since it was chosen: chosen again, never overwritten.
+        Some(t) => Fate::Moved { to: move_target(ep, source, &t.parent(), taken).await?, instead_of: Some(t.clone()) },
+        None => {
+            let to = move_target(ep, source, dir, taken).await?;
+            let own = dir.join(source.name()).ok().filter(|own| *own != to);
+            Fate::Moved { to, instead_of: own }
+        }
+    })
+}
+
 /// Records on `rec` what applying `disp` did with its source: moved to `moved` (what
 /// [`apply`] returned), deleted, or kept. What history later reads to tell whether the file
 /// may still be in the folder (`ledger::prune`).

@@ -6,7 +6,8 @@
 //! readiness poll nor claims a file. The decisions come from the same functions a run uses
 //! (`discover`, `ready::assess`, `identity::key`, `lifecycle::Settled`, the sinks' names and
 //! `transfer::choose_target`, the trigger's name and `transfer::trigger_room`, the rejects
-//! file's name, `disposition::move_target`), so the plan cannot drift from the run.
+//! file's name, `disposition::foresee` for what becomes of each source: a file delivered now,
+//! or one delivered before and found again), so the plan cannot drift from the run.
 //!
 //! What a plan cannot know without the content is said, not guessed: a flow with content
 //! steps may still quarantine a file, a `content` identity needs the file's hash, and an
@@ -21,6 +22,7 @@ use std::time::SystemTime;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::disposition::Fate;
 use super::{awaits, discover, disposition, endpoints, identity, lifecycle, ready, shared_targets};
 use crate::config::Flow;
 use crate::config::flow::{Disposition, EndpointSpec};
@@ -39,7 +41,12 @@ pub enum Action {
     /// Not complete yet: why.
     Wait { why: String },
     /// Delivered before (same identity): left alone, then disposed of like a delivered file.
-    AlreadyDone { why: String },
+    /// `then`: what becomes of the source (none for `after.success: keep`).
+    AlreadyDone {
+        why: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        then: Option<String>,
+    },
     /// Left alone by a run for what the ledger says of this very version: quarantined
     /// before (a corrected file sent again is taken).
     Skip { why: String },
@@ -156,7 +163,10 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
                 continue;
             };
             match first.get(&key) {
-                Some(p) => f.action = Action::AlreadyDone { why: format!("same identity as {p}, delivered first by this run") },
+                Some(p) => {
+                    let why = format!("same identity as {p}, delivered first by this run");
+                    f.action = Action::AlreadyDone { why, then: disposal(flow) };
+                }
                 None => drop(first.insert(key, f.path.clone())),
             }
         }
@@ -193,7 +203,15 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
     let mut caveats = caveats(flow);
     caveats.extend(skipped.iter().map(|s| format!("{} is never taken ({})", s.shown_path(), s.reason.explained())));
     look_at_targets(flow, &candidates, &mut files, snapshot.as_ref(), next_run, now, &mut caveats).await?;
-    look_at_moves(flow, &**source, &candidates, &mut files).await;
+    // The sources the run disposes of, in the order it does: the listing's files it delivers,
+    // or finds delivered before, each at its turn.
+    let disposals: Vec<Disposal> = files
+        .iter()
+        .enumerate()
+        .filter(|(_, f)| matches!(f.action, Action::Deliver { .. } | Action::AlreadyDone { .. }))
+        .map(|(i, _)| Disposal { file: i, source: candidates[i].entry.path.clone(), recorded: None, listed: true })
+        .collect();
+    look_at_disposals(flow, &**source, &disposals, &mut files).await;
     // What a crashed run left delivered, its source no longer listed (it was being moved or
     // deleted): the next run finishes it, as `run_once` does after the listing's files.
     if let Some(l) = ledger {
@@ -212,27 +230,54 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
     Ok(Plan { flow: flow.name.clone(), files, caveats, probes: vec![], probe_hint: None })
 }
 
-/// Where `after.success: move_to` moves each file to deliver (the first [`targets::LOOKS_MAX`]),
-/// as the run chooses it (`disposition::move_target`, which only stats): the first free name
-/// in the folder, passing over those earlier files of the run take (in listing order).
-async fn look_at_moves(flow: &Flow, source: &dyn crate::endpoint::Endpoint, candidates: &[discover::Candidate], files: &mut [PlannedFile]) {
-    let Disposition::MoveTo(dir) = &flow.after_success else { return };
+/// A source the run disposes of per `after.success`.
+struct Disposal {
+    /// Its line in the plan.
+    file: usize,
+    source: RemotePath,
+    /// The `move_to` target a crashed run recorded for it.
+    recorded: Option<RemotePath>,
+    /// In this listing (else left by a crashed run, and looked for).
+    listed: bool,
+}
+
+/// What becomes of each source the run disposes of (`disposals`, in the order the run does;
+/// the first [`targets::LOOKS_MAX`]), as the run does it (`disposition::foresee`, which only
+/// stats): for `move_to`, the first free name in the folder, passing over those earlier
+/// files of the run take, or the target a crashed run recorded; for a source no longer
+/// listed, whether it is there at all.
+async fn look_at_disposals(flow: &Flow, source: &dyn crate::endpoint::Endpoint, disposals: &[Disposal], files: &mut [PlannedFile]) {
+    if flow.after_success == Disposition::Keep {
+        return;
+    }
     let mut taken = std::collections::HashSet::new();
-    let delivered = candidates.iter().zip(files.iter_mut()).filter(|(_, f)| matches!(f.action, Action::Deliver { .. }));
-    for (c, f) in delivered.take(targets::LOOKS_MAX) {
-        let Action::Deliver { then, .. } = &mut f.action else { continue };
-        let name = c.entry.path.name();
-        *then = match disposition::move_target(source, &c.entry.path, dir, |p| taken.contains(p)).await {
-            Ok(p) => {
-                let shown = if p.name() == name {
-                    format!("move the source to {p}")
-                } else {
-                    format!("move the source to {p} ({dir}/{name} is taken)")
+    for d in disposals.iter().take(targets::LOOKS_MAX) {
+        let (Action::Deliver { then, .. } | Action::AlreadyDone { then: Some(then), .. }) = &mut files[d.file].action else {
+            continue;
+        };
+        let there = d.listed.then_some(true);
+        let fate = disposition::foresee(source, &d.source, &flow.after_success, d.recorded.as_ref(), there, |p| taken.contains(p)).await;
+        let recorded = |p: &RemotePath| d.recorded.as_ref() == Some(p);
+        *then = match fate {
+            Ok(Fate::Kept) => "keep the source".to_string(),
+            Ok(Fate::Deleted { there: true }) => "delete the source".to_string(),
+            Ok(Fate::Deleted { there: false }) => "delete the source (gone already)".to_string(),
+            Ok(Fate::Moved { to, instead_of }) => {
+                let shown = match instead_of {
+                    None if recorded(&to) => format!("move the source to {to} (the name chosen before the crash)"),
+                    None => format!("move the source to {to}"),
+                    Some(w) if recorded(&w) => format!("move the source to {to} ({w}, chosen before the crash, is taken)"),
+                    Some(w) => format!("move the source to {to} ({w} is taken)"),
                 };
-                taken.insert(p);
+                taken.insert(to);
                 shown
             }
-            Err(e) => format!("move the source to {dir}/ (its name there not looked at: {e})"),
+            Ok(Fate::MovedBefore(t)) => format!("the source is at {t} already (moved before the crash)"),
+            Ok(Fate::Gone) => "the source is no longer there: not moved".to_string(),
+            Err(e) => match &flow.after_success {
+                Disposition::MoveTo(dir) => format!("move the source to {dir}/ (its name there not looked at: {e})"),
+                _ => format!("delete the source (not looked at: {e})"),
+            },
         };
     }
 }
@@ -290,7 +335,7 @@ fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: 
             && lifecycle::same_version(flow, &c.entry, &rec)
         {
             match lifecycle::Settled::of(&rec) {
-                Some(lifecycle::Settled::Delivered(why)) => return Ok(Action::AlreadyDone { why }),
+                Some(lifecycle::Settled::Delivered(why)) => return Ok(Action::AlreadyDone { why, then: disposal(flow) }),
                 Some(lifecycle::Settled::Quarantined(why)) => return Ok(Action::Skip { why }),
                 None if rec.state.in_flight() => return Ok(Action::Resume { state: rec.state.as_str().to_string(), writes: vec![] }),
                 None => {}
@@ -300,7 +345,7 @@ fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: 
             && let Some(d) = l.done(&flow.name, k)?
         {
             let why = format!("same identity as {} delivered in run {} on {}", d.path, d.run, lifecycle::date(d.at));
-            return Ok(Action::AlreadyDone { why });
+            return Ok(Action::AlreadyDone { why, then: disposal(flow) });
         }
     }
     let refused: Vec<String> =
@@ -313,12 +358,18 @@ fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: 
         Ok((dir, name)) => shown(s, &dir, &name),
         Err(e) => format!("{}:<{e}>", s.endpoint),
     });
-    let then = match &flow.after_success {
-        Disposition::Keep => "keep the source".to_string(),
-        Disposition::Delete => "delete the source".to_string(),
-        Disposition::MoveTo(p) => format!("move the source to {p}/ (a free name if taken)"),
-    };
+    let then = disposal(flow).unwrap_or_else(|| "keep the source".to_string());
     Ok(Action::Deliver { targets: targets.collect(), then })
+}
+
+/// What a run does with a delivered file's source, as the flow names it (the `move_to`
+/// folder not looked at): `None` for `keep`.
+fn disposal(flow: &Flow) -> Option<String> {
+    match &flow.after_success {
+        Disposition::Keep => None,
+        Disposition::Delete => Some("delete the source".to_string()),
+        Disposition::MoveTo(p) => Some(format!("move the source to {p}/ (a free name if taken)")),
+    }
 }
 
 fn caveats(flow: &Flow) -> Vec<String> {
@@ -446,7 +497,7 @@ mod tests {
         let second = run(&flow, &ledger, dir.path()).await;
         assert_eq!(second.files[0].outcome, crate::engine::Outcome::Skipped, "{second:?}");
         assert!(
-            matches!(&p.files[0].action, Action::AlreadyDone { why } if why.contains("run 1")),
+            matches!(&p.files[0].action, Action::AlreadyDone { why, .. } if why.contains("run 1")),
             "the run skips it; the plan said {:?}",
             p.files[0]
         );
@@ -468,6 +519,90 @@ mod tests {
         );
     }
 
+    /// A file delivered before and found at the source again (delivered while the flow kept
+    /// its sources, the flow changed to `move_to` since) is moved by the run like a delivered
+    /// file, at its turn, taking its name in the folder before the files after it. The plan
+    /// said neither, and planned a later file of the same name to the name this one takes.
+    #[tokio::test]
+    async fn a_source_delivered_before_is_planned_as_the_run_moves_it_taking_its_name_first() {
+        let dir = tempfile::tempdir().unwrap();
+        let src = dir.path().join("src");
+        let text = format!(
+            "name: t\nendpoints:\n  partner: {{ type: local, root: {} }}\n  erp: {{ type: local, root: {} }}\n\
+             source: {{ endpoint: partner, path: /in, recursive: true, include: ['**/*.csv'] }}\n\
+             sinks: [ {{ endpoint: erp, path: /inbox, name: '{{{{rel_dir}}}}-{{{{name}}}}' }} ]\n",
+            src.display(),
+            dir.path().join("dst").display()
+        );
+        let mut flow = crate::config::load_flow_str(&text, &dir.path().join("t.yaml")).unwrap();
+        for d in ["in/a", "in/b"] {
+            std::fs::create_dir_all(src.join(d)).unwrap();
+        }
+        std::fs::write(src.join("in/a/x.csv"), "a\n").unwrap();
+        let ledger = Ledger::in_memory().unwrap();
+        assert_eq!(run(&flow, &ledger, dir.path()).await.counts.delivered, 1);
+        std::fs::write(src.join("in/b/x.csv"), "b\n").unwrap();
+        flow.after_success = Disposition::MoveTo(RemotePath::parse("/done").unwrap());
+
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let then: Vec<(&str, Option<&str>)> = p
+            .files
+            .iter()
+            .map(|f| match &f.action {
+                Action::AlreadyDone { then, .. } => (f.path.as_str(), then.as_deref()),
+                Action::Deliver { then, .. } => (f.path.as_str(), Some(then.as_str())),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(
+            then,
+            [
+                ("/in/a/x.csv", Some("move the source to /done/x.csv")),
+                ("/in/b/x.csv", Some("move the source to /done/x-1.csv (/done/x.csv is taken)")),
+            ]
+        );
+        assert!(matches!(&p.files[0].action, Action::AlreadyDone { why, .. } if why.contains("delivered in run 1")), "{:?}", p.files[0]);
+        assert!(src.join("in/a/x.csv").exists(), "a plan moves nothing");
+        let report = run(&flow, &ledger, dir.path()).await;
+        let a = &report.files[0];
+        assert_eq!(a.outcome, crate::engine::Outcome::Skipped, "{report:?}");
+        assert!(a.detail.contains("; source moved to /done/x.csv"), "{report:?}");
+        assert_eq!(report.counts.delivered, 1, "{report:?}");
+        assert!(!src.join("in/a/x.csv").exists() && !src.join("in/b/x.csv").exists(), "both moved");
+        // Which of the two is moved first may differ (a run takes several files at once); the
+        // names are the ones planned.
+        let read = |p: &str| std::fs::read_to_string(src.join(p)).unwrap();
+        let mut xs = [read("done/x.csv"), read("done/x-1.csv")];
+        xs.sort();
+        assert_eq!(xs, ["a\n", "b\n"]);
+    }
+
+    /// What becomes of a source delivered before, as the run does it: `keep` leaves it (no
+    /// `then`: the `--json` of such a flow is as it was), `delete` deletes it.
+    #[tokio::test]
+    async fn a_source_delivered_before_is_planned_as_kept_or_deleted_as_the_run_does() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut flow = flow(dir.path(), "");
+        let a = dir.path().join("src/in/a.csv");
+        std::fs::write(&a, b"a,1\n").unwrap();
+        let ledger = Ledger::in_memory().unwrap();
+        assert_eq!(run(&flow, &ledger, dir.path()).await.counts.delivered, 1);
+        for (disposition, then, kept) in [(Disposition::Keep, None, true), (Disposition::Delete, Some("delete the source"), false)] {
+            flow.after_success = disposition;
+            let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+            assert!(
+                matches!(&p.files[..], [f] if matches!(&f.action, Action::AlreadyDone { then: t, .. } if t.as_deref() == then)),
+                "{:?}",
+                p.files
+            );
+            let json = serde_json::to_value(&p.files[0]).unwrap();
+            assert_eq!(json.get("then").and_then(|t| t.as_str()), then, "{json}");
+            let report = run(&flow, &ledger, dir.path()).await;
+            assert_eq!(report.files[0].outcome, crate::engine::Outcome::Skipped, "{report:?}");
+            assert_eq!(a.exists(), kept, "{report:?}");
+        }
+    }
+
     /// Two files of one listing with one identity (the path left out of it): the run
     /// delivers the first and finds the other its duplicate; the plan says so.
     #[tokio::test]
@@ -484,7 +619,7 @@ mod tests {
         assert_eq!((r.counts.delivered, r.counts.skipped), (1, 1), "{r:?}");
         assert!(matches!(&p.files[0].action, Action::Deliver { .. }), "{:?}", p.files[0]);
         assert!(
-            matches!(&p.files[1].action, Action::AlreadyDone { why } if why == "same identity as /in/a.csv, delivered first by this run"),
+            matches!(&p.files[1].action, Action::AlreadyDone { why, .. } if why == "same identity as /in/a.csv, delivered first by this run"),
             "{:?}",
             p.files[1]
         );

@@ -1280,7 +1280,7 @@ async fn plan_says_what_a_run_would_do_and_writes_nothing() {
     fx.put("in/a.csv", b"a,1\n");
     std::fs::File::options().write(true).open(fx.src.join("in/a.csv")).unwrap().set_modified(old).unwrap();
     let p = plan(&fx.flow, Some(&fx.ledger), SystemTime::now()).await.unwrap();
-    assert!(matches!(&p.files[0].action, Action::AlreadyDone { why } if why.contains("delivered in run 1")), "{:?}", p.files[0]);
+    assert!(matches!(&p.files[0].action, Action::AlreadyDone { why, .. } if why.contains("delivered in run 1")), "{:?}", p.files[0]);
     // Without a ledger (nothing ran yet) it would be taken again, and fail: its target is
     // there already (`if_exists: fail`).
     let p = plan(&fx.flow, None, SystemTime::now()).await.unwrap();
