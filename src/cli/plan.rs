@@ -36,9 +36,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             Action::AlreadyDone { why, then } => outln!("  skip      {}: {why}{}", f.path, then_shown(then)),
             Action::Skip { why } => outln!("  skip      {}: {why}", f.path),
             Action::Fail { why } => outln!("  fail      {}: {why}", f.path),
-            Action::Resume { state, writes } if writes.is_empty() => outln!("  resume    {}: left {state} by an earlier run", f.path),
-            Action::Resume { state, writes } => {
-                outln!("  resume    {}: left {state} by an earlier run; then writes {}", f.path, writes.join(", "));
+            Action::Resume { state, writes, then } => {
+                let writes = if writes.is_empty() { String::new() } else { format!("; then writes {}", writes.join(", ")) };
+                outln!("  resume    {}: left {state} by an earlier run{writes}{}", f.path, then_shown(then));
             }
             Action::Quarantine { why } => outln!("  refuse    {}: {why}", f.path),
             Action::Deliver { targets, then } => {

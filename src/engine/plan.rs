@@ -6,8 +6,9 @@
 //! readiness poll nor claims a file. The decisions come from the same functions a run uses
 //! (`discover`, `ready::assess`, `identity::key`, `lifecycle::Settled`, the sinks' names and
 //! `transfer::choose_target`, the trigger's name and `transfer::trigger_room`, the rejects
-//! file's name, `disposition::foresee` for what becomes of each source: a file delivered now,
-//! or one delivered before and found again), so the plan cannot drift from the run.
+//! file's name, `disposition::foresee` with `lifecycle::recorded_move` for what becomes of
+//! each source: a file delivered now, one delivered before and found again, one a crashed run
+//! left), so the plan cannot drift from the run.
 //!
 //! What a plan cannot know without the content is said, not guessed: a flow with content
 //! steps may still quarantine a file, a `content` identity needs the file's hash, and an
@@ -27,7 +28,7 @@ use super::{awaits, discover, disposition, endpoints, identity, lifecycle, ready
 use crate::config::Flow;
 use crate::config::flow::{Disposition, EndpointSpec};
 use crate::endpoint::{EndpointError, RemotePath};
-use crate::ledger::{FileState, Ledger, LedgerError, Snapshot, to_millis};
+use crate::ledger::{FileRecord, FileState, Ledger, LedgerError, Snapshot, to_millis};
 use crate::probe::{self, Finding, Severity};
 
 mod targets;
@@ -52,11 +53,15 @@ pub enum Action {
     Skip { why: String },
     /// Left in flight by an earlier run: resumed from its state. `writes`: what the resumed
     /// run still writes that the plan looked at (a trigger owed for a delivery confirmed
-    /// before the crash).
+    /// before the crash). `then`: what becomes of the source once delivered (none for
+    /// `after.success: keep`, or a file being quarantined), the `move_to` target recorded
+    /// before the crash if there is one.
     Resume {
         state: String,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         writes: Vec<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        then: Option<String>,
     },
     /// Refused by a `check` step on what the listing shows (size, name): quarantined.
     Quarantine { why: String },
@@ -204,29 +209,35 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
     caveats.extend(skipped.iter().map(|s| format!("{} is never taken ({})", s.shown_path(), s.reason.explained())));
     look_at_targets(flow, &candidates, &mut files, snapshot.as_ref(), next_run, now, &mut caveats).await?;
     // The sources the run disposes of, in the order it does: the listing's files it delivers,
-    // or finds delivered before, each at its turn.
-    let disposals: Vec<Disposal> = files
-        .iter()
-        .enumerate()
-        .filter(|(_, f)| matches!(f.action, Action::Deliver { .. } | Action::AlreadyDone { .. }))
-        .map(|(i, _)| Disposal { file: i, source: candidates[i].entry.path.clone(), recorded: None, listed: true })
-        .collect();
-    look_at_disposals(flow, &**source, &disposals, &mut files).await;
-    // What a crashed run left delivered, its source no longer listed (it was being moved or
-    // deleted): the next run finishes it, as `run_once` does after the listing's files.
+    // finds delivered before, or resumes, each at its turn.
+    let mut disposals = Vec::new();
+    for (i, (c, f)) in candidates.iter().zip(&files).enumerate() {
+        let recorded = match f.action {
+            Action::Deliver { .. } | Action::AlreadyDone { .. } => None,
+            Action::Resume { .. } => {
+                let rec = snapshot.as_ref().map(|l| l.file(&flow.name, c.entry.path.as_str())).transpose()?.flatten();
+                rec.as_ref().and_then(lifecycle::recorded_move)
+            }
+            _ => continue,
+        };
+        disposals.push(Disposal { file: i, source: c.entry.path.clone(), recorded, listed: true });
+    }
+    // Then what a crashed run left delivered, its source no longer listed (it was being moved
+    // or deleted): the next run finishes it, as `run_once` does after the listing's files.
     if let Some(l) = ledger {
         let listed: std::collections::BTreeSet<&str> = candidates.iter().map(|c| c.entry.path.as_str()).collect();
         for r in l.files(&flow.name)? {
             if matches!(r.state, FileState::Delivered | FileState::Disposing) && !listed.contains(r.path.as_str()) {
-                let path = RemotePath::parse(&r.path).map_or_else(|_| r.path.clone(), |p| p.to_string());
-                files.push(PlannedFile {
-                    path,
-                    size: r.size,
-                    action: Action::Resume { state: r.state.as_str().to_string(), writes: vec![] },
-                });
+                let parsed = RemotePath::parse(&r.path);
+                let path = parsed.as_ref().map_or_else(|_| r.path.clone(), |p| p.to_string());
+                if let Ok(source) = parsed {
+                    disposals.push(Disposal { file: files.len(), source, recorded: lifecycle::recorded_move(&r), listed: false });
+                }
+                files.push(PlannedFile { path, size: r.size, action: resume(flow, &r) });
             }
         }
     }
+    look_at_disposals(flow, &**source, &disposals, &mut files).await;
     Ok(Plan { flow: flow.name.clone(), files, caveats, probes: vec![], probe_hint: None })
 }
 
@@ -235,7 +246,7 @@ struct Disposal {
     /// Its line in the plan.
     file: usize,
     source: RemotePath,
-    /// The `move_to` target a crashed run recorded for it.
+    /// The `move_to` target a crashed run recorded for it (`lifecycle::recorded_move`).
     recorded: Option<RemotePath>,
     /// In this listing (else left by a crashed run, and looked for).
     listed: bool,
@@ -252,7 +263,9 @@ async fn look_at_disposals(flow: &Flow, source: &dyn crate::endpoint::Endpoint, 
     }
     let mut taken = std::collections::HashSet::new();
     for d in disposals.iter().take(targets::LOOKS_MAX) {
-        let (Action::Deliver { then, .. } | Action::AlreadyDone { then: Some(then), .. }) = &mut files[d.file].action else {
+        let (Action::Deliver { then, .. } | Action::AlreadyDone { then: Some(then), .. } | Action::Resume { then: Some(then), .. }) =
+            &mut files[d.file].action
+        else {
             continue;
         };
         let there = d.listed.then_some(true);
@@ -337,7 +350,7 @@ fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: 
             match lifecycle::Settled::of(&rec) {
                 Some(lifecycle::Settled::Delivered(why)) => return Ok(Action::AlreadyDone { why, then: disposal(flow) }),
                 Some(lifecycle::Settled::Quarantined(why)) => return Ok(Action::Skip { why }),
-                None if rec.state.in_flight() => return Ok(Action::Resume { state: rec.state.as_str().to_string(), writes: vec![] }),
+                None if rec.state.in_flight() => return Ok(resume(flow, &rec)),
                 None => {}
             }
         }
@@ -370,6 +383,13 @@ fn disposal(flow: &Flow) -> Option<String> {
         Disposition::Delete => Some("delete the source".to_string()),
         Disposition::MoveTo(p) => Some(format!("move the source to {p}/ (a free name if taken)")),
     }
+}
+
+/// A file a crashed run left in flight (`rec`), resumed: delivered, then its source
+/// disposed of (not a file being quarantined).
+fn resume(flow: &Flow, rec: &FileRecord) -> Action {
+    let then = disposal(flow).filter(|_| rec.state != FileState::Quarantining);
+    Action::Resume { state: rec.state.as_str().to_string(), writes: vec![], then }
 }
 
 fn caveats(flow: &Flow) -> Vec<String> {
@@ -603,6 +623,84 @@ mod tests {
         }
     }
 
+    /// Files a crashed run left delivered or disposing: the next run moves each source where
+    /// it chooses (the target recorded before the crash; taken since, the next free name; none
+    /// recorded, the first free name), or finds it moved, or gone. The plan says where (it said
+    /// only `resume`), counting the names in the order the run takes them.
+    #[tokio::test]
+    async fn where_a_resumed_file_s_source_goes_is_planned_as_the_run_moves_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let flow = flow(dir.path(), "after: { success: { move_to: /done } }\n");
+        let src = dir.path().join("src");
+        for n in ["a", "b", "c", "d"] {
+            std::fs::write(src.join(format!("in/{n}.csv")), format!("{n}\n")).unwrap();
+        }
+        let ledger = Ledger::in_memory().unwrap();
+        assert_eq!(run(&flow, &ledger, dir.path()).await.counts.delivered, 4);
+        let crash = |n: &str, state: FileState, recorded: Option<&str>, back: bool| {
+            let mut rec = ledger.file("t", &format!("in/{n}.csv")).unwrap().unwrap();
+            (rec.state, rec.disposed_to) = (state, recorded.map(str::to_string));
+            ledger.put_file("t", &rec).unwrap();
+            if back {
+                // Not moved yet (a rename keeps the file's time: the same version).
+                std::fs::rename(src.join(format!("done/{n}.csv")), src.join(format!("in/{n}.csv"))).unwrap();
+            }
+        };
+        // a: its target recorded; b: delivered, its name in the folder taken by the partner's
+        // file; c: moved before the crash; d: gone from the source and from the folder.
+        crash("a", FileState::Disposing, Some("done/a-7.csv"), true);
+        crash("b", FileState::Delivered, None, true);
+        std::fs::write(src.join("done/b.csv"), b"the partner's").unwrap();
+        crash("c", FileState::Disposing, Some("done/c.csv"), false);
+        crash("d", FileState::Disposing, Some("done/d.csv"), false);
+        std::fs::remove_file(src.join("done/d.csv")).unwrap();
+
+        let then = |p: &Plan| -> Vec<(String, Option<String>)> {
+            p.files
+                .iter()
+                .map(|f| match &f.action {
+                    Action::Resume { then, writes, .. } if writes.is_empty() => (f.path.clone(), then.clone()),
+                    other => panic!("{}: {other:?}", f.path),
+                })
+                .collect()
+        };
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let planned = then(&p);
+        let planned: Vec<(&str, Option<&str>)> = planned.iter().map(|(p, t)| (p.as_str(), t.as_deref())).collect();
+        assert_eq!(
+            planned,
+            [
+                ("/in/a.csv", Some("move the source to /done/a-7.csv (the name chosen before the crash)")),
+                ("/in/b.csv", Some("move the source to /done/b-1.csv (/done/b.csv is taken)")),
+                ("/in/c.csv", Some("the source is at /done/c.csv already (moved before the crash)")),
+                ("/in/d.csv", Some("the source is no longer there: not moved")),
+            ]
+        );
+        let report = run(&flow, &ledger, dir.path()).await;
+        let detail = |n: &str| report.files.iter().find(|f| f.path == format!("/in/{n}.csv")).unwrap().detail.clone();
+        assert!(detail("a").ends_with("source moved to /done/a-7.csv"), "{report:?}");
+        assert!(detail("b").ends_with("source moved to /done/b-1.csv"), "{report:?}");
+        assert!(detail("c").ends_with("source moved to /done/c.csv"), "{report:?}");
+        assert!(detail("d").ends_with("source no longer there, so not moved"), "{report:?}");
+        assert_eq!(std::fs::read(src.join("done/b.csv")).unwrap(), b"the partner's");
+
+        // The recorded target taken since the crash: the run chooses again in the folder.
+        crash("a", FileState::Disposing, Some("done/a-7.csv"), false);
+        std::fs::rename(src.join("done/a-7.csv"), src.join("in/a.csv")).unwrap();
+        std::fs::write(src.join("done/a-7.csv"), b"the partner's").unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        assert_eq!(
+            then(&p),
+            [(
+                "/in/a.csv".to_string(),
+                Some("move the source to /done/a.csv (/done/a-7.csv, chosen before the crash, is taken)".to_string())
+            )]
+        );
+        let report = run(&flow, &ledger, dir.path()).await;
+        assert!(report.files[0].detail.ends_with("source moved to /done/a.csv"), "{report:?}");
+        assert_eq!(std::fs::read(src.join("done/a.csv")).unwrap(), b"a\n");
+    }
+
     /// Two files of one listing with one identity (the path left out of it): the run
     /// delivers the first and finds the other its duplicate; the plan says so.
     #[tokio::test]
@@ -814,7 +912,7 @@ mod tests {
         ledger.put_file("t", &crashed).unwrap();
         let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
         assert!(
-            matches!(&p.files[0].action, Action::Resume { state, writes } if state == "delivering" && writes == &["erp:/inbox/a.csv.ok (trigger)"]),
+            matches!(&p.files[0].action, Action::Resume { state, writes, .. } if state == "delivering" && writes == &["erp:/inbox/a.csv.ok (trigger)"]),
             "{:?}",
             p.files[0]
         );
@@ -896,7 +994,7 @@ mod tests {
         ledger.put_file("t", &crashed).unwrap();
         let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
         assert!(
-            matches!(&p.files[0].action, Action::Resume { state, writes } if state == "staging" && writes == &["erp:/inbox/a.csv"]),
+            matches!(&p.files[0].action, Action::Resume { state, writes, .. } if state == "staging" && writes == &["erp:/inbox/a.csv"]),
             "{:?}",
             p.files[0]
         );

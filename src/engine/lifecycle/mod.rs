@@ -459,7 +459,7 @@ async fn advance(
             }
             FileState::Disposing => {
                 claim_move(cx, &mut moving).await;
-                let target = rec.disposed_to.as_deref().and_then(|t| RemotePath::parse(t).ok());
+                let target = recorded_move(rec);
                 let changed = match cx.flow.after_success {
                     Disposition::Keep => None,
                     _ => changed_since_read(cx, rec, &entry.path).await?,
@@ -645,6 +645,14 @@ async fn dispose_skipped(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry) -> S
 /// Where the file went: `endpoint:/path` of every delivery (and trigger) recorded.
 fn delivered_to(cx: &Ctx<'_>, rec: &FileRecord) -> Vec<String> {
     rec.deliveries.iter().filter_map(|d| cx.flow.sinks.get(sink_of(d.sink)).map(|s| format!("{}:/{}", s.endpoint, d.target))).collect()
+}
+
+/// The move target a run that takes up `rec` moves its source to (`disposition::apply`):
+/// the one recorded when a run chose it and stopped before the move was done (`disposing`);
+/// `None` when the run chooses it (`disposition::plan`). `wharf plan` shows it from this.
+pub(super) fn recorded_move(rec: &FileRecord) -> Option<RemotePath> {
+    let recorded = rec.disposed_to.as_deref().filter(|_| rec.state == FileState::Disposing);
+    recorded.and_then(|t| RemotePath::parse(t).ok())
 }
 
 /// Every sink confirmed: what is left is disposing of the source.
