@@ -159,6 +159,30 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
         };
         files.push(PlannedFile { path: c.entry.path.to_string(), size: c.entry.size, action });
     }
+    // Round trips: a request whose response name another open request awaits waits its turn.
+    // Judged, as the run judges it, for every ready file whatever the ledger says of it (a
+    // resumed request not sent yet, a file whose identity was delivered under another path):
+    // a file the run holds back never reaches its turn, and one it lets go may hold back a
+    // later one. Before this run's own duplicates: a file held back is delivered by no one.
+    if flow.response.is_some() {
+        let awaits = match ledger {
+            Some(l) => l.awaits(Some(&flow.name))?,
+            None => Vec::new(),
+        };
+        let mut requests = Vec::new();
+        for (i, c) in candidates.iter().enumerate() {
+            if !matches!(files[i].action, Action::Wait { .. }) {
+                let prev = snapshot.as_ref().map(|l| l.file(&flow.name, c.entry.path.as_str())).transpose()?.flatten();
+                requests.push((i, c, prev));
+            }
+        }
+        let held = awaits::held_back(flow, awaits, requests.iter().map(|(_, c, p)| (&c.entry, c.rel.as_str(), p.as_ref())), next_run, now);
+        for ((i, ..), why) in requests.iter().zip(held) {
+            if let Some(why) = why {
+                files[*i].action = Action::Wait { why };
+            }
+        }
+    }
     // A file of the same identity as one taken before it in this run (an identity without the
     // path) is that file's duplicate, as the run finds when its turn comes.
     if !flow.source.identity.path {
@@ -174,23 +198,6 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
                 }
                 None => drop(first.insert(key, f.path.clone())),
             }
-        }
-    }
-    // Round trips: a request whose response name another open request awaits waits its turn.
-    let awaits = ledger.filter(|_| flow.response.is_some()).map(|l| l.awaits(Some(&flow.name))).transpose()?.unwrap_or_default();
-    let mut prevs = Vec::new();
-    for (c, f) in candidates.iter().zip(&files) {
-        // Only a round trip's requests can be held back: no look-up per file for other flows.
-        if flow.response.is_some() && matches!(f.action, Action::Deliver { .. }) {
-            let prev = snapshot.as_ref().map(|l| l.file(&flow.name, c.entry.path.as_str())).transpose()?.flatten();
-            prevs.push((c, prev));
-        }
-    }
-    let held = awaits::held_back(flow, awaits, prevs.iter().map(|(c, p)| (&c.entry, c.rel.as_str(), p.as_ref())), next_run, now);
-    let mut held = held.into_iter();
-    for f in files.iter_mut().filter(|f| matches!(f.action, Action::Deliver { .. })) {
-        if let Some(why) = held.next().flatten() {
-            f.action = Action::Wait { why };
         }
     }
     // A name a sink gives several files of the run goes to one of them per run.
@@ -1000,5 +1007,81 @@ mod tests {
         );
         let third = run(&flow, &ledger, dir.path()).await;
         assert_eq!(third.files[0].targets, ["erp:/inbox/a.csv"], "{third:?}");
+    }
+
+    /// Round trips: a request a crashed run left before sending it is judged like any ready
+    /// file: it goes first, and a later request awaiting the same response name waits for it.
+    /// The plan judged only the files it delivers new: it said the later one is delivered.
+    #[tokio::test]
+    async fn a_resumed_request_holds_back_a_later_one_in_the_plan_as_in_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for f in ["outbox", "partner/inbox", "partner/outbox", "acks"] {
+            std::fs::create_dir_all(d.join(f)).unwrap();
+        }
+        let yaml = "name: rt\nendpoints:\n  out: { type: local, root: outbox }\n  partner: { type: local, root: partner }\n  \
+                    acks: { type: local, root: acks }\nsource: { endpoint: out, path: / }\n\
+                    sinks: [ { endpoint: partner, path: /inbox } ]\nafter: { success: delete }\n\
+                    response: { path: /outbox, name: \"{{stem}}.ack\", deadline: 1h, sinks: [ { endpoint: acks } ] }\n";
+        let flow = crate::config::load_flow_str(yaml, &d.join("rt.yaml")).unwrap();
+        std::fs::write(d.join("outbox/a.csv"), "order").unwrap();
+        std::fs::write(d.join("outbox/a.xml"), "<order/>").unwrap();
+        // a.csv was being downloaded when a run crashed: nothing of it was sent.
+        let mtime = to_millis(std::fs::metadata(d.join("outbox/a.csv")).unwrap().modified().unwrap());
+        let at = crate::ledger::now_millis() - 60_000;
+        let rec = FileRecord {
+            path: "a.csv".into(),
+            identity: format!("p=a.csv|s=5|m={mtime}"),
+            size: 5,
+            mtime: Some(mtime),
+            state: FileState::Staging,
+            first_seen: at,
+            updated: at,
+            run: 1,
+            ..Default::default()
+        };
+        let ledger = Ledger::in_memory().unwrap();
+        ledger.put_file_with("rt", &rec, crate::ledger::Durability::Durable).unwrap();
+
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        assert!(matches!(&p.files[0].action, Action::Resume { state, .. } if state == "staging"), "{:?}", p.files[0]);
+        let Action::Wait { why } = &p.files[1].action else { panic!("the run holds it back; the plan said {:?}", p.files[1]) };
+        assert!(why.contains("would also answer a.csv"), "{why}");
+        let r = run(&flow, &ledger, d).await;
+        let got = |path: &str| r.files.iter().find(|f| f.path.ends_with(path)).map(|f| (f.outcome, f.detail.clone())).unwrap();
+        assert_eq!(got("a.csv").0, crate::engine::Outcome::Delivered, "{r:?}");
+        assert_eq!(got("a.xml"), (crate::engine::Outcome::NotReady, why.clone()), "{r:?}");
+    }
+
+    /// Round trips with an identity without the path: a request held back (its response
+    /// name awaited) is delivered by no one in this run, so a later file of its identity is
+    /// no duplicate of it and is delivered. The plan called that one a duplicate.
+    #[tokio::test]
+    async fn a_held_back_request_makes_no_duplicate_of_a_later_file_in_the_plan_as_in_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for f in ["outbox", "partner/inbox", "partner/outbox", "acks"] {
+            std::fs::create_dir_all(d.join(f)).unwrap();
+        }
+        let yaml = "name: rt\nendpoints:\n  out: { type: local, root: outbox }\n  partner: { type: local, root: partner }\n  \
+                    acks: { type: local, root: acks }\nsource: { endpoint: out, path: /, identity: [size, mtime] }\n\
+                    sinks: [ { endpoint: partner, path: /inbox } ]\nafter: { success: delete }\n\
+                    response: { path: /outbox, name: \"{{stem}}.ack\", deadline: 1h, sinks: [ { endpoint: acks } ] }\n";
+        let flow = crate::config::load_flow_str(yaml, &d.join("rt.yaml")).unwrap();
+        let ledger = Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/a.csv"), "order").unwrap();
+        assert_eq!(run(&flow, &ledger, d).await.counts.delivered, 1);
+        // a.txt awaits a.ack as a.csv does; b.txt is the same file (size and time) by another name.
+        std::fs::write(d.join("outbox/a.txt"), "order 2").unwrap();
+        std::fs::write(d.join("outbox/b.txt"), "order 2").unwrap();
+        let t = std::fs::metadata(d.join("outbox/a.txt")).unwrap().modified().unwrap();
+        std::fs::File::options().write(true).open(d.join("outbox/b.txt")).unwrap().set_modified(t).unwrap();
+
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        assert!(matches!(&p.files[0].action, Action::Wait { why } if why.contains("is awaited for a.csv")), "{:?}", p.files[0]);
+        assert!(matches!(&p.files[1].action, Action::Deliver { .. }), "the run delivers it; the plan said {:?}", p.files[1]);
+        let r = run(&flow, &ledger, d).await;
+        let got: Vec<_> = r.files.iter().map(|f| (f.path.as_str(), f.outcome)).collect();
+        assert_eq!(got, [("/a.txt", crate::engine::Outcome::NotReady), ("/b.txt", crate::engine::Outcome::Delivered)], "{r:?}");
     }
 }
