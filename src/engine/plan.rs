@@ -216,18 +216,21 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
     caveats.extend(skipped.iter().map(|s| format!("{} is never taken ({})", s.shown_path(), s.reason.explained())));
     look_at_targets(flow, &candidates, &mut files, snapshot.as_ref(), next_run, now, &mut caveats).await?;
     // The sources the run disposes of, in the order it does: the listing's files it delivers,
-    // finds delivered before, or resumes, each at its turn.
+    // finds delivered before, or resumes, each at its turn; and those it quarantines or fails
+    // (`after.failure`), whose names in a `move_to` folder shared with `after.success` are
+    // taken as well.
     let mut disposals = Vec::new();
     for (i, (c, f)) in candidates.iter().zip(&files).enumerate() {
-        let recorded = match f.action {
-            Action::Deliver { .. } | Action::AlreadyDone { .. } => None,
+        let (recorded, failed) = match f.action {
+            Action::Deliver { .. } | Action::AlreadyDone { .. } => (None, false),
             Action::Resume { .. } => {
                 let rec = snapshot.as_ref().map(|l| l.file(&flow.name, c.entry.path.as_str())).transpose()?.flatten();
-                rec.as_ref().and_then(lifecycle::recorded_move)
+                (rec.as_ref().and_then(lifecycle::recorded_move), false)
             }
+            Action::Quarantine { .. } | Action::Fail { .. } => (None, true),
             _ => continue,
         };
-        disposals.push(Disposal { file: i, source: c.entry.path.clone(), recorded, listed: true });
+        disposals.push(Disposal { file: i, source: c.entry.path.clone(), size: c.entry.size, recorded, listed: true, failed });
     }
     // Then what a crashed run left delivered, its source no longer listed (it was being moved
     // or deleted): the next run finishes it, as `run_once` does after the listing's files.
@@ -238,60 +241,83 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
                 let parsed = RemotePath::parse(&r.path);
                 let path = parsed.as_ref().map_or_else(|_| r.path.clone(), |p| p.to_string());
                 if let Ok(source) = parsed {
-                    disposals.push(Disposal { file: files.len(), source, recorded: lifecycle::recorded_move(&r), listed: false });
+                    let recorded = lifecycle::recorded_move(&r);
+                    disposals.push(Disposal { file: files.len(), source, size: r.size, recorded, listed: false, failed: false });
                 }
                 files.push(PlannedFile { path, size: r.size, action: resume(flow, &r) });
             }
         }
     }
-    look_at_disposals(flow, &**source, &disposals, &mut files).await;
+    look_at_disposals(flow, &**source, &disposals, &mut files, now).await;
     Ok(Plan { flow: flow.name.clone(), files, caveats, probes: vec![], probe_hint: None })
 }
 
-/// A source the run disposes of per `after.success`.
+/// A source the run disposes of per `after.success` (or `after.failure`).
 struct Disposal {
     /// Its line in the plan.
     file: usize,
     source: RemotePath,
+    size: u64,
     /// The `move_to` target a crashed run recorded for it (`lifecycle::recorded_move`).
     recorded: Option<RemotePath>,
     /// In this listing (else left by a crashed run, and looked for).
     listed: bool,
+    /// Quarantined or failed: disposed of per `after.failure`, its fate not shown.
+    failed: bool,
 }
 
 /// What becomes of each source the run disposes of (`disposals`, in the order the run does;
 /// the first [`targets::LOOKS_MAX`]), as the run does it (`disposition::foresee`, which only
 /// stats): for `move_to`, the first free name in the folder, passing over those earlier
-/// files of the run take, or the target a crashed run recorded; for a source no longer
-/// listed, whether it is there at all.
-async fn look_at_disposals(flow: &Flow, source: &dyn crate::endpoint::Endpoint, disposals: &[Disposal], files: &mut [PlannedFile]) {
-    if flow.after_success == Disposition::Keep {
-        return;
-    }
+/// files of the run take (and their companions: done file, checksum, row count, moved with
+/// them), or the target a crashed run recorded; for a source no longer listed, whether it is
+/// there at all.
+async fn look_at_disposals(
+    flow: &Flow,
+    source: &dyn crate::endpoint::Endpoint,
+    disposals: &[Disposal],
+    files: &mut [PlannedFile],
+    now: SystemTime,
+) {
     let mut taken = std::collections::HashSet::new();
     for d in disposals.iter().take(targets::LOOKS_MAX) {
+        let disp = if d.failed { &flow.after_failure } else { &flow.after_success };
+        // Only a move takes names; `after.failure: delete` may keep the source (see `failure`).
+        if *disp == Disposition::Keep || (d.failed && !matches!(disp, Disposition::MoveTo(_))) {
+            continue;
+        }
+        let there = d.listed.then_some(true);
+        let fate = disposition::foresee(source, &d.source, disp, d.recorded.as_ref(), there, |p| taken.contains(p)).await;
+        if let Ok(Fate::Moved { to, .. }) = &fate {
+            taken.insert(to.clone());
+        }
+        if fate.is_ok() && matches!(disp, Disposition::MoveTo(_)) {
+            // Moved after it, each to a free name (`lifecycle::dispose_companions`).
+            let entry =
+                crate::endpoint::Entry { path: d.source.clone(), kind: crate::endpoint::EntryKind::File, size: d.size, mtime: None };
+            let rel = d.source.strip_prefix(&flow.source.path).unwrap_or_else(|| d.source.name());
+            for c in discover::companions_of(&flow.source, flow.steps.as_ref(), &entry, rel, now) {
+                if let Ok(Fate::Moved { to, .. }) = disposition::foresee(source, &c, disp, None, None, |p| taken.contains(p)).await {
+                    taken.insert(to);
+                }
+            }
+        }
         let (Action::Deliver { then, .. } | Action::AlreadyDone { then: Some(then), .. } | Action::Resume { then: Some(then), .. }) =
             &mut files[d.file].action
         else {
             continue;
         };
-        let there = d.listed.then_some(true);
-        let fate = disposition::foresee(source, &d.source, &flow.after_success, d.recorded.as_ref(), there, |p| taken.contains(p)).await;
         let recorded = |p: &RemotePath| d.recorded.as_ref() == Some(p);
         *then = match fate {
             Ok(Fate::Kept) => "keep the source".to_string(),
             Ok(Fate::Deleted { there: true }) => "delete the source".to_string(),
             Ok(Fate::Deleted { there: false }) => "delete the source (gone already)".to_string(),
-            Ok(Fate::Moved { to, instead_of }) => {
-                let shown = match instead_of {
-                    None if recorded(&to) => format!("move the source to {to} (the name chosen before the crash)"),
-                    None => format!("move the source to {to}"),
-                    Some(w) if recorded(&w) => format!("move the source to {to} ({w}, chosen before the crash, is taken)"),
-                    Some(w) => format!("move the source to {to} ({w} is taken)"),
-                };
-                taken.insert(to);
-                shown
-            }
+            Ok(Fate::Moved { to, instead_of }) => match instead_of {
+                None if recorded(&to) => format!("move the source to {to} (the name chosen before the crash)"),
+                None => format!("move the source to {to}"),
+                Some(w) if recorded(&w) => format!("move the source to {to} ({w}, chosen before the crash, is taken)"),
+                Some(w) => format!("move the source to {to} ({w} is taken)"),
+            },
             Ok(Fate::MovedBefore(t)) => format!("the source is at {t} already (moved before the crash)"),
             Ok(Fate::Gone) => "the source is no longer there: not moved".to_string(),
             Err(e) => match &flow.after_success {
@@ -1083,5 +1109,81 @@ mod tests {
         let r = run(&flow, &ledger, d).await;
         let got: Vec<_> = r.files.iter().map(|f| (f.path.as_str(), f.outcome)).collect();
         assert_eq!(got, [("/a.txt", crate::engine::Outcome::NotReady), ("/b.txt", crate::engine::Outcome::Delivered)], "{r:?}");
+    }
+
+    /// A flow from `dir/src/in` (recursive, one file at a time) to `dir/dst/inbox`, sources
+    /// moved to `/done`, with `extra` YAML added.
+    fn moving_flow(dir: &Path, include: &str, extra: &str) -> Flow {
+        let text = format!(
+            "name: t\nendpoints:\n  partner: {{ type: local, root: {} }}\n  erp: {{ type: local, root: {} }}\n\
+             source: {{ endpoint: partner, path: /in, recursive: true, include: ['{include}'] }}\n\
+             sinks: [ {{ endpoint: erp, path: /inbox, name: '{{{{rel_dir}}}}-{{{{name}}}}' }} ]\nconcurrency: 1\n{extra}",
+            dir.join("src").display(),
+            dir.join("dst").display()
+        );
+        crate::config::load_flow_str(&text, &dir.join("t.yaml")).unwrap()
+    }
+
+    fn put(dir: &Path, files: &[(&str, &str)]) {
+        for (p, body) in files {
+            let p = dir.join("src").join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, body).unwrap();
+        }
+    }
+
+    fn then(f: &PlannedFile) -> &str {
+        match &f.action {
+            Action::Deliver { then, .. } => then,
+            other => panic!("{}: {other:?}", f.path),
+        }
+    }
+
+    /// A done file is moved into the `move_to` folder after its data file, to a free name
+    /// there: a later file of the run wanting that name takes the next one. The plan did not
+    /// count the done files' names, and named the one the done file takes.
+    #[tokio::test]
+    async fn a_name_a_done_file_takes_in_the_move_to_folder_is_counted_in_the_plan() {
+        let dir = tempfile::tempdir().unwrap();
+        let flow = moving_flow(dir.path(), "**/*", "after: { success: { move_to: /done } }\n");
+        let mut flow = flow;
+        flow.source.ready.done_file = Some(crate::template::NameTemplate::new("{{name}}.ok").unwrap());
+        put(dir.path(), &[("in/a/x.csv", "a\n"), ("in/a/x.csv.ok", ""), ("in/b/x.csv.ok", "b\n"), ("in/b/x.csv.ok.ok", "")]);
+        let ledger = Ledger::in_memory().unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let paths: Vec<&str> = p.files.iter().map(|f| f.path.as_str()).collect();
+        assert_eq!(paths, ["/in/a/x.csv", "/in/b/x.csv.ok"]);
+        assert_eq!(then(&p.files[0]), "move the source to /done/x.csv");
+        assert_eq!(then(&p.files[1]), "move the source to /done/x.csv-1.ok (/done/x.csv.ok is taken)");
+        let report = run(&flow, &ledger, dir.path()).await;
+        assert_eq!(report.counts.delivered, 2, "{report:?}");
+        let read = |p: &str| std::fs::read_to_string(dir.path().join("src/done").join(p)).unwrap();
+        assert_eq!(
+            (read("x.csv"), read("x.csv.ok"), read("x.csv-1.ok"), read("x.csv.ok.ok")),
+            ("a\n".into(), "".into(), "b\n".into(), "".into())
+        );
+    }
+
+    /// `after.failure: move_to` the folder `after.success` moves to: a file quarantined by a
+    /// check step takes its name there before a later file of the run is moved. The plan did
+    /// not count it, and named the quarantined file's name for the later one.
+    #[tokio::test]
+    async fn a_name_a_quarantined_file_takes_in_the_move_to_folder_is_counted_in_the_plan() {
+        let dir = tempfile::tempdir().unwrap();
+        let flow = moving_flow(
+            dir.path(),
+            "**/*.csv",
+            "steps:\n  - check: { non_empty: true }\nquarantine: { endpoint: erp, path: /rejected }\n\
+             after: { success: { move_to: /done }, failure: { move_to: /done } }\n",
+        );
+        put(dir.path(), &[("in/a/x.csv", ""), ("in/b/x.csv", "b\n")]);
+        let ledger = Ledger::in_memory().unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        assert!(matches!(&p.files[0].action, Action::Quarantine { .. }), "{:?}", p.files[0]);
+        assert_eq!(then(&p.files[1]), "move the source to /done/x-1.csv (/done/x.csv is taken)");
+        let report = run(&flow, &ledger, dir.path()).await;
+        assert_eq!((report.quarantined, report.counts.delivered), (1, 1), "{report:?}");
+        let read = |p: &str| std::fs::read_to_string(dir.path().join("src/done").join(p)).unwrap();
+        assert_eq!((read("x.csv"), read("x-1.csv")), ("".into(), "b\n".into()));
     }
 }
