@@ -1718,3 +1718,42 @@ async fn two_files_of_one_run_with_one_identity_are_delivered_once() {
         assert_eq!((r.counts.delivered, r.counts.skipped), (1, 3), "{identity:?}: {r:#?}");
     }
 }
+
+/// A file delivered before and found again is moved into the `move_to` folder under the
+/// folder's claim, as a delivered file is: not to a free name a delivered file of the run has
+/// chosen and not moved yet (which then took the next one: names out of listing order).
+#[tokio::test]
+async fn a_file_delivered_before_is_moved_under_the_move_to_claim() {
+    let mut fx = fixture();
+    fx.flow.after_success = Disposition::Keep;
+    fx.put("in/a.csv", b"a");
+    assert_eq!(fx.run().await.counts.delivered, 1);
+    let dir = RemotePath::parse("in/processed").unwrap();
+    fx.flow.after_success = Disposition::MoveTo(dir.clone());
+    let eps = endpoints::open_all(&fx.flow, &["partner"]).await.unwrap();
+    let staging = fx.state.join("staging");
+    let cx = lifecycle::Ctx {
+        flow: &fx.flow,
+        ledger: &fx.ledger,
+        source: eps["partner"].clone(),
+        sinks: vec![],
+        quarantine: None,
+        run: 2,
+        now: SystemTime::now(),
+        staging_dir: &staging,
+        claims: Default::default(),
+        folders: Default::default(),
+        budget: Default::default(),
+        commits: Default::default(),
+    };
+    let entry = cx.source.stat(&RemotePath::parse("in/a.csv").unwrap()).await.unwrap().unwrap();
+    // A delivered file of the run holds the folder (it chose its name there).
+    let held = cx.claims.claim(vec![claims::key("partner", &format!("{dir}/\u{0}move"))]).await;
+    let turn = lifecycle::process(&cx, &entry, "a.csv", None);
+    tokio::pin!(turn);
+    assert!(tokio::time::timeout(Duration::from_millis(300), &mut turn).await.is_err(), "it waits for the folder");
+    assert!(fx.src.join("in/a.csv").exists());
+    drop(held);
+    let (f, _) = turn.await.unwrap();
+    assert!(f.detail.ends_with("; source moved to /in/processed/a.csv"), "{}", f.detail);
+}

@@ -624,6 +624,12 @@ async fn dispose_skipped(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry) -> S
     if *disp == Disposition::Keep {
         return String::new();
     }
+    // Under the `move_to` folder's claim, as a delivered file: else it may take the free name
+    // a delivered file of the run chose and has not moved to yet, pushing that one to the
+    // next name (nothing is overwritten, but the names no longer follow the listing, as
+    // `wharf plan` shows them).
+    let mut moving = None;
+    claim_move(cx, &mut moving).await;
     match disposition::apply(&*cx.source, &entry.path, disp, None).await {
         Ok(moved) => {
             disposition::record(rec, disp, moved.as_ref());
