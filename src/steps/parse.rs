@@ -15,6 +15,7 @@ use encoding_rs::{CoderResult, DecoderResult, Encoding};
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use super::unique_keys;
 use crate::config::raw_steps::{ParseFormat, RawParse};
 
 /// The longest JSON Lines line or CSV record accepted (a bound on memory per record).
@@ -341,9 +342,14 @@ impl<'de> Visitor<'de> for Elements<'_, '_> {
             self.at.start.set(self.at.offset.get());
             self.at.number.set(number + 1);
             self.at.first_line.set(None);
-            let Some(v) = seq.next_element::<Value>()? else { break };
+            let mut twice = None;
+            let Some(v) = seq.next_element_seed(unique_keys::Checked { twice: &mut twice })? else { break };
             number += 1;
-            let value = if v.is_object() { Ok(v.clone()) } else { Err(format!("expected an object, found {}", kind(&v))) };
+            let value = match twice {
+                Some(t) => Err(t.to_string()),
+                None if v.is_object() => Ok(v.clone()),
+                None => Err(format!("expected an object, found {}", kind(&v))),
+            };
             let line = self.at.first_line.get();
             if let Err(s) = (self.each)(Event::Row(Row { number, line, value, raw: Raw::Json(v) })) {
                 *self.stopped = Some(s);
@@ -385,10 +391,17 @@ fn read_jsonl(mut text: impl BufRead, each: &mut dyn FnMut(Event) -> Result<(), 
             continue;
         }
         number += 1;
-        let row = match serde_json::from_str::<Value>(s) {
-            Ok(v) if v.is_object() => Row { number, line: Some(line), value: Ok(v.clone()), raw: Raw::Json(v) },
-            Ok(v) => Row { number, line: Some(line), value: Err(format!("expected an object, found {}", kind(&v))), raw: Raw::Json(v) },
-            Err(e) => Row { number, line: Some(line), value: Err(format!("not JSON: {e}")), raw: Raw::Text(s.to_string()) },
+        let mut twice = None;
+        let mut de = serde_json::Deserializer::from_str(s);
+        let read = unique_keys::read(&mut de, &mut twice).and_then(|v| de.end().map(|()| v));
+        let row = match (read, twice) {
+            // The line as written: the value kept only one of the key's values.
+            (Ok(_), Some(t)) => Row { number, line: Some(line), value: Err(t.to_string()), raw: Raw::Text(s.to_string()) },
+            (Ok(v), None) if v.is_object() => Row { number, line: Some(line), value: Ok(v.clone()), raw: Raw::Json(v) },
+            (Ok(v), None) => {
+                Row { number, line: Some(line), value: Err(format!("expected an object, found {}", kind(&v))), raw: Raw::Json(v) }
+            }
+            (Err(e), _) => Row { number, line: Some(line), value: Err(format!("not JSON: {e}")), raw: Raw::Text(s.to_string()) },
         };
         each(Event::Row(row))?;
     }
@@ -1034,6 +1047,22 @@ mod tests {
         assert_eq!(rows.len(), 3);
         assert_eq!((rows[1].line, rows[1].value.as_ref().unwrap_err().starts_with("not JSON")), (Some(3), true));
         assert_eq!((rows[2].number, rows[2].line), (3, Some(4)));
+    }
+
+    /// `{"a":1,"a":2}` was read as `{"a":2}` and delivered so: the 1 was lost without a word.
+    #[test]
+    fn a_json_key_given_twice_makes_its_record_invalid() {
+        let twice = "key `a` is given twice in one object (1, then 2): a record holds one value per key, so one of them would be lost";
+        let (_, rows, r) = run(&parse(ParseFormat::Json), br#"[{"a":1},{"a":1,"a":2},{"b":{"c":[{"a":1,"a":2}]}}]"#);
+        r.unwrap();
+        assert!(rows[0].value.is_ok());
+        assert_eq!(rows[1].value.as_ref().unwrap_err(), twice);
+        assert!(rows[2].value.as_ref().unwrap_err().starts_with("key `b.c.0.a` is given twice"));
+        let (_, rows, r) = run(&parse(ParseFormat::Jsonl), b"{\"a\":1,\"a\":2}\n{\"a\":3}\n");
+        r.unwrap();
+        assert_eq!(rows[0].value.as_ref().unwrap_err(), twice);
+        assert!(matches!(&rows[0].raw, Raw::Text(t) if t == r#"{"a":1,"a":2}"#), "the rejects file gets the line as written");
+        assert_eq!(rows[1].value.as_ref().unwrap()["a"], 3);
     }
 
     #[test]
