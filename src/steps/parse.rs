@@ -246,10 +246,11 @@ fn csv_row(header: &[String], fields: Vec<String>, number: u64, line: u64) -> Ro
 /// otherwise take gigabytes.
 fn read_json(text: impl Read, max: u64, each: &mut dyn FnMut(Event) -> Result<(), Stop>) -> Result<(), Stop> {
     let mut stopped: Option<Stop> = None;
-    let blank = std::cell::Cell::new(true);
+    // The first byte that is not JSON whitespace, once read.
+    let first = Cell::new(None);
     let at =
         Position { offset: Cell::new(0), start: Cell::new(0), number: Cell::new(0), max, lines: Cell::new(1), first_line: Cell::new(None) };
-    let mut de = serde_json::Deserializer::from_reader(Blank { inner: text, blank: &blank, at: &at });
+    let mut de = serde_json::Deserializer::from_reader(Blank { inner: text, first: &first, at: &at });
     let seed = Elements { each, stopped: &mut stopped, at: &at };
     let result = seed.deserialize(&mut de).and_then(|()| de.end());
     if let Some(s) = stopped {
@@ -259,7 +260,12 @@ fn read_json(text: impl Read, max: u64, each: &mut dyn FnMut(Event) -> Result<()
         serde_json::error::Category::Io => io_stop(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
         // Said plainly: serde's "EOF while parsing a value at line 1 column 0" reached
         // partners' quarantine reports.
-        serde_json::error::Category::Eof if blank.get() => Stop::File("the file is empty".into()),
+        serde_json::error::Category::Eof if first.get().is_none() => Stop::File("the file is empty".into()),
+        // Not an array at all, so the error is about its start: two common shapes, said so.
+        _ if first.get() == Some(b'{') => Stop::File(format!(
+            "not a JSON array of objects: the file starts with an object ({e}); a file of one object per line is \
+             JSON Lines (`format: jsonl`), and records wrapped in an object (`{{\"items\": [...]}}`) cannot be read"
+        )),
         _ => Stop::File(format!("not a JSON array of objects: {e}")),
     })
 }
@@ -281,11 +287,11 @@ struct Position {
     first_line: Cell<Option<u64>>,
 }
 
-/// Passes text on, noting in `blank` whether all of it so far was JSON whitespace, and
+/// Passes text on, noting in `first` the first byte that is not JSON whitespace, and
 /// refusing to pass on more than `at.max` bytes of one element.
 struct Blank<'a, R> {
     inner: R,
-    blank: &'a Cell<bool>,
+    first: &'a Cell<Option<u8>>,
     at: &'a Position,
 }
 
@@ -310,8 +316,8 @@ impl<R: Read> Read for Blank<'_, R> {
                 at.lines.set(at.lines.get() + 1);
             }
         }
-        if self.blank.get() && !buf[..n].iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
-            self.blank.set(false);
+        if self.first.get().is_none() {
+            self.first.set(buf[..n].iter().copied().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')));
         }
         Ok(n)
     }
@@ -1028,8 +1034,19 @@ mod tests {
         let (_, rows, r) = run(&parse(ParseFormat::Json), pretty);
         r.unwrap();
         assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), [Some(2), Some(5), Some(7), Some(8)]);
-        let (_, _, r) = run(&parse(ParseFormat::Json), br#"{"a":1}"#);
-        assert!(r.unwrap_err().starts_with("not a JSON array of objects"));
+        // An object where the array should be: JSON Lines, or records wrapped in an object. Before,
+        // only serde's "invalid type: map, expected an array of objects at line 1 column 1".
+        for object in [&br#"{"a":1}"#[..], b"\n {\"a\":1}\n{\"a\":2}\n", br#"{"items": [{"a":1}]}"#] {
+            let (_, _, r) = run(&parse(ParseFormat::Json), object);
+            let e = r.unwrap_err();
+            assert!(e.starts_with("not a JSON array of objects: the file starts with an object (invalid type: map"), "{e}");
+            assert!(e.contains("JSON Lines (`format: jsonl`)"), "{e}");
+        }
+        let (_, _, r) = run(&parse(ParseFormat::Json), b"\"x\"");
+        assert_eq!(
+            r.unwrap_err(),
+            "not a JSON array of objects: invalid type: string \"x\", expected an array of objects at line 1 column 3"
+        );
         let (_, rows, r) = run(&parse(ParseFormat::Json), br#"[{"a":1},{"a":"#);
         assert!(r.is_err() && rows.len() == 1);
         // Before: "not a JSON array of objects: EOF while parsing a value at line 1 column 0".
