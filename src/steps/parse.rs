@@ -391,12 +391,15 @@ fn read_jsonl(mut text: impl BufRead, each: &mut dyn FnMut(Event) -> Result<(), 
             return Err(Stop::File(format!("line {line} is longer than {} MiB", MAX_LINE >> 20)));
         }
         // Decoded text is UTF-8 by construction.
-        let s = String::from_utf8_lossy(&buf);
-        let s = s.trim();
+        let text = String::from_utf8_lossy(&buf);
+        let s = text.trim();
         if s.is_empty() {
             continue;
         }
+        let lead = text.len() - text.trim_start().len();
         number += 1;
+        // A first line that opens an array: the file is likely one JSON array, not JSON Lines.
+        let hint = if number == 1 && s.starts_with('[') { "; the file may be one JSON array (`format: json`), not JSON Lines" } else { "" };
         let mut twice = None;
         let mut de = serde_json::Deserializer::from_str(s);
         let read = unique_keys::read(&mut de, &mut twice).and_then(|v| de.end().map(|()| v));
@@ -405,9 +408,15 @@ fn read_jsonl(mut text: impl BufRead, each: &mut dyn FnMut(Event) -> Result<(), 
             (Ok(_), Some(t)) => Row { number, line: Some(line), value: Err(t.to_string()), raw: Raw::Text(s.to_string()) },
             (Ok(v), None) if v.is_object() => Row { number, line: Some(line), value: Ok(v.clone()), raw: Raw::Json(v) },
             (Ok(v), None) => {
-                Row { number, line: Some(line), value: Err(format!("expected an object, found {}", kind(&v))), raw: Raw::Json(v) }
+                Row { number, line: Some(line), value: Err(format!("expected an object, found {}{hint}", kind(&v))), raw: Raw::Json(v) }
             }
-            (Err(e), _) => Row { number, line: Some(line), value: Err(format!("not JSON: {e}")), raw: Raw::Text(s.to_string()) },
+            (Err(e), _) => {
+                // serde counts in the one line it was given: "at line 1 column 8" of line 5.
+                let why = e.to_string();
+                let why = why.strip_suffix(&format!(" at line {} column {}", e.line(), e.column())).unwrap_or(&why);
+                let value = Err(format!("not JSON: {why} at column {}{hint}", e.column() + lead));
+                Row { number, line: Some(line), value, raw: Raw::Text(s.to_string()) }
+            }
         };
         each(Event::Row(row))?;
     }
@@ -1064,6 +1073,28 @@ mod tests {
         assert_eq!(rows.len(), 3);
         assert_eq!((rows[1].line, rows[1].value.as_ref().unwrap_err().starts_with("not JSON")), (Some(3), true));
         assert_eq!((rows[2].number, rows[2].line), (3, Some(4)));
+        // The column is the line's (before: serde's "at line 1 column 8" for every line), and a
+        // JSON array read as JSON Lines says so on its first record.
+        let (_, rows, r) = run(&parse(ParseFormat::Jsonl), b"[\n  {\"a\":1},\n  {\"a\":2}\n]\n");
+        r.unwrap();
+        let errors: Vec<_> = rows.iter().map(|r| r.value.as_ref().err().map(String::as_str)).collect();
+        assert_eq!(
+            errors,
+            [
+                Some("not JSON: EOF while parsing a list at column 1; the file may be one JSON array (`format: json`), not JSON Lines"),
+                Some("not JSON: trailing characters at column 10"),
+                None,
+                Some("not JSON: expected value at column 1"),
+            ]
+        );
+        let (_, rows, _) = run(&parse(ParseFormat::Jsonl), b"[{\"a\":1}]\n");
+        assert!(
+            rows[0]
+                .value
+                .as_ref()
+                .unwrap_err()
+                .ends_with("found an array; the file may be one JSON array (`format: json`), not JSON Lines")
+        );
     }
 
     /// `{"a":1,"a":2}` was read as `{"a":2}` and delivered so: the 1 was lost without a word.
