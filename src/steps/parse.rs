@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
-use encoding_rs::{CoderResult, DecoderResult, Encoding};
+use encoding_rs::{DecoderResult, Encoding};
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
@@ -564,15 +564,16 @@ impl<R: Read> Read for Scan<R> {
 
 /// A reader that decodes `inner` from `encoding` to UTF-8 as it goes.
 ///
-/// UTF-8 input is checked strictly (invalid bytes, and NUL bytes — UTF-16 without a
-/// byte-order mark, most likely — are an error naming the line, with a hint at `encoding`);
-/// other encodings replace what they cannot map. In every encoding a byte-order mark switches
-/// to the encoding it announces, and is dropped.
+/// Input is checked strictly in every encoding: bytes it cannot map are an error naming the
+/// line and byte offset, with a hint at `encoding` (they were replaced by U+FFFD in encodings
+/// other than UTF-8, and the file delivered so: a UTF-16 file with half a character, a
+/// Shift_JIS one cut in a character). Under UTF-8, NUL bytes — UTF-16 without a byte-order
+/// mark, most likely — are an error too. In every encoding a byte-order mark switches to the
+/// encoding it announces, and is dropped.
 pub struct Decoded<R> {
     inner: R,
     decoder: encoding_rs::Decoder,
-    strict: bool,
-    /// What the errors of strict mode tell the reader to do.
+    /// What the errors tell the reader to do.
     fix: Fix,
     input: Box<[u8]>,
     in_pos: usize,
@@ -583,7 +584,7 @@ pub struct Decoded<R> {
     out_len: usize,
     done: bool,
     consumed: u64,
-    /// Strict mode: the line ends (LF, CR, CRLF) decoded so far, to say where invalid bytes are.
+    /// The line ends (LF, CR, CRLF) decoded so far, to say where invalid bytes are.
     line_ends: u64,
     prev_cr: bool,
 }
@@ -606,23 +607,23 @@ impl Fix {
         }
     }
 
-    /// Advice for a file with bytes that are not valid in its encoding.
-    fn for_invalid(self) -> &'static str {
+    /// Advice for a file with bytes that are not valid in its encoding (`utf8`: read as UTF-8).
+    fn for_invalid(self, utf8: bool) -> &'static str {
         match self {
-            Fix::EncodingSetting => "if it is Latin-1 or Windows-1252, set `encoding` in the parse step",
+            Fix::EncodingSetting if utf8 => "if it is Latin-1 or Windows-1252, set `encoding` in the parse step",
+            Fix::EncodingSetting => "it may be in another encoding, or cut off",
             Fix::SaveAsUtf8 => "save the table as UTF-8 (a look-up table has no `encoding` setting)",
         }
     }
 }
 
 impl<R: Read> Decoded<R> {
-    /// A look-up table's reader: strict UTF-8, whose errors say to save the table as UTF-8.
+    /// A look-up table's reader: UTF-8, whose errors say to save the table as UTF-8.
     pub fn table(inner: R) -> Self {
         Decoded { fix: Fix::SaveAsUtf8, ..Decoded::new(inner, encoding_rs::UTF_8) }
     }
 
     pub fn new(inner: R, encoding: &'static Encoding) -> Self {
-        let strict = encoding == encoding_rs::UTF_8;
         // BOM sniffing for every encoding: a UTF-16 file with its byte-order mark is read as
         // UTF-16 even where `encoding` is left at `utf-8` (it was refused as "not valid UTF-8
         // (byte offset 0)"); a UTF-8 mark is dropped.
@@ -630,7 +631,6 @@ impl<R: Read> Decoded<R> {
         Decoded {
             inner,
             decoder,
-            strict,
             fix: Fix::EncodingSetting,
             input: vec![0; 64 * 1024].into_boxed_slice(),
             in_pos: 0,
@@ -667,7 +667,7 @@ impl<R: Read> Read for Decoded<R> {
                 self.eof = n == 0;
             }
             let src = &self.input[self.in_pos..self.in_len];
-            let (input_empty, read, written) = if self.strict {
+            let (input_empty, read, written) = {
                 let (r, read, written) = self.decoder.decode_to_utf8_without_replacement(src, &mut self.output, self.eof);
                 let out = &self.output[..written];
                 // Valid UTF-8, but no text file holds NULs: ASCII written as UTF-16 without a
@@ -706,16 +706,13 @@ impl<R: Read> Read for Decoded<R> {
                             format!(
                                 "the file is not valid {name} on line {} (byte offset {at}); {}",
                                 self.line_ends + 1,
-                                self.fix.for_invalid()
+                                self.fix.for_invalid(self.decoder.encoding() == encoding_rs::UTF_8)
                             ),
                         ));
                     }
                     DecoderResult::InputEmpty => (true, read, written),
                     DecoderResult::OutputFull => (false, read, written),
                 }
-            } else {
-                let (r, read, written, _) = self.decoder.decode_to_utf8(src, &mut self.output, self.eof);
-                (r == CoderResult::InputEmpty, read, written)
             };
             self.in_pos += read;
             self.consumed += read as u64;
@@ -918,7 +915,30 @@ mod tests {
         bad.extend_from_slice(&0xD800u16.to_le_bytes());
         bad.extend_from_slice(&utf16(b"", "x\n", true));
         let (_, _, r) = run(&parse(ParseFormat::Csv), &bad);
-        assert!(r.unwrap_err().starts_with("the file is not valid UTF-16LE on line 3 (byte offset 12)"));
+        assert_eq!(r.unwrap_err(), "the file is not valid UTF-16LE on line 3 (byte offset 12); it may be in another encoding, or cut off");
+    }
+
+    /// Under an `encoding` other than UTF-8, bytes it cannot map became U+FFFD and the file was
+    /// delivered so (its source then deleted): a lone surrogate or a last half character in
+    /// UTF-16, a Shift_JIS character cut off. They quarantine the file, as under UTF-8.
+    #[test]
+    fn bytes_invalid_in_any_encoding_are_refused_not_replaced() {
+        let with = |label: &str| Parse { encoding: Encoding::for_label(label.as_bytes()).unwrap(), ..parse(ParseFormat::Csv) };
+        let mut utf16: Vec<u8> = "id\n1\n".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let (_, rows, r) = run(&with("utf-16le"), &utf16);
+        assert_eq!((r.is_ok(), get(&rows[0], "id")), (true, "1"));
+        utf16.push(b'2');
+        let (_, _, r) = run(&with("utf-16le"), &utf16);
+        assert_eq!(r.unwrap_err(), "the file is not valid UTF-16LE on line 3 (byte offset 10); it may be in another encoding, or cut off");
+        let sjis = b"id\n\x82\xa0\n\x82\n";
+        let (_, _, r) = run(&with("shift_jis"), sjis);
+        assert_eq!(r.unwrap_err(), "the file is not valid Shift_JIS on line 3 (byte offset 6); it may be in another encoding, or cut off");
+        let (_, rows, r) = run(&with("shift_jis"), &sjis[..6]);
+        assert_eq!((r.is_ok(), get(&rows[0], "id")), (true, "あ"));
+        // Every byte is a character in Windows-1252 (and Latin-1, read as it): nothing refused.
+        let all: Vec<u8> = b"id\n".iter().copied().chain(0x80..=0xFFu8).chain(*b"\n").collect();
+        let (_, rows, r) = run(&with("latin1"), &all);
+        assert_eq!((r.is_ok(), get(&rows[0], "id").chars().count()), (true, 128));
     }
 
     /// UTF-16 without a byte-order mark, under the default encoding (UTF-8): every other byte
