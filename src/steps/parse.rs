@@ -175,7 +175,7 @@ fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<()
     } else {
         (p.columns.clone(), Some((record.iter().map(str::to_string).collect(), start)))
     };
-    if let Some((first, again)) = (0..header.len()).find_map(|i| header[..i].iter().position(|h| *h == header[i]).map(|j| (j, i))) {
+    if let Some((first, again)) = repeated(&header) {
         let (a, b) = (first + 1, again + 1);
         return Err(Stop::File(match header[again].as_str() {
             // Blank header cells (a trailing delimiter, twice): "column `` twice" said nothing.
@@ -212,6 +212,14 @@ fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<()
         Some(t) => Err(Stop::File(format!("the file has no trailer row (a last row starting with `{}`): it may be incomplete", t.marker))),
         None => Ok(Summary::default()),
     }
+}
+
+/// The first name given again in `names`: where it was first and where again (0-based). In
+/// one pass: comparing each name with those before it took hours on a header of a million
+/// columns (a partner file of one very long line, say), a hang.
+pub(crate) fn repeated(names: &[String]) -> Option<(usize, usize)> {
+    let mut seen = std::collections::HashMap::with_capacity(names.len());
+    names.iter().enumerate().find_map(|(i, name)| seen.insert(name.as_str(), i).map(|first| (first, i)))
 }
 
 fn trailer(t: &Trailer, fields: &[String], line: u64) -> Result<Summary, Stop> {
