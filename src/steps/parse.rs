@@ -361,10 +361,10 @@ impl<'de> Visitor<'de> for Elements<'_, '_> {
             self.at.start.set(self.at.offset.get());
             self.at.number.set(number + 1);
             self.at.first_line.set(None);
-            let mut twice = None;
-            let Some(v) = seq.next_element_seed(unique_keys::Checked { twice: &mut twice })? else { break };
+            let mut tally = unique_keys::Tally::default();
+            let Some(v) = seq.next_element_seed(unique_keys::Checked { tally: &mut tally })? else { break };
             number += 1;
-            let value = match twice {
+            let value = match tally.twice {
                 Some(t) => Err(t.to_string()),
                 None if v.is_object() => Ok(v.clone()),
                 None => Err(format!("expected an object, found {}", kind(&v))),
@@ -413,10 +413,10 @@ fn read_jsonl(mut text: impl BufRead, each: &mut dyn FnMut(Event) -> Result<(), 
         number += 1;
         // A first line that opens an array: the file is likely one JSON array, not JSON Lines.
         let hint = if number == 1 && s.starts_with('[') { "; the file may be one JSON array (`format: json`), not JSON Lines" } else { "" };
-        let mut twice = None;
+        let mut tally = unique_keys::Tally::default();
         let mut de = serde_json::Deserializer::from_str(s);
-        let read = unique_keys::read(&mut de, &mut twice).and_then(|v| de.end().map(|()| v));
-        let row = match (read, twice) {
+        let read = unique_keys::read(&mut de, &mut tally).and_then(|v| de.end().map(|()| v));
+        let row = match (read, tally.twice) {
             // The line as written: the value kept only one of the key's values.
             (Ok(_), Some(t)) => Row { number, line: Some(line), value: Err(t.to_string()), raw: Raw::Text(s.to_string()) },
             (Ok(v), None) if v.is_object() => Row { number, line: Some(line), value: Ok(v.clone()), raw: Raw::Json(v) },

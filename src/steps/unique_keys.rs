@@ -1,10 +1,13 @@
 //! JSON values read as `serde_json::Value` reads them, but noticing an object that gives one
-//! key twice (`{"a": 1, "a": 2}`).
+//! key twice (`{"a": 1, "a": 2}`), and refusing a value of more than [`MAX_VALUES`] values.
 //!
 //! `Value` keeps the last of such values without a word, so a partner's record would lose a
 //! field's first value on its way through wharf. `parse` uses this for JSON arrays and JSON
 //! Lines and makes such a record invalid, naming the key and both values. It decides nothing
 //! else: what an invalid record does is the flow's policy.
+//!
+//! A value costs ~100 bytes once read (a number keeps its text), so the 64 MiB a record may
+//! take on disk could become gigabytes in memory (`[0,0,0,…]`); the cap bounds that.
 
 use std::fmt;
 
@@ -16,6 +19,19 @@ use serde_json::{Map, Number, Value};
 /// entry whose value is the number's text. `Value` itself recognises numbers by it; the unit
 /// test `numbers_keep_their_text` fails should a serde_json release change it.
 const NUMBER_TOKEN: &str = "$serde_json::private::Number";
+
+/// The most values (numbers, strings, arrays, objects… at any depth) one value read may hold:
+/// ~100 MB in memory.
+pub const MAX_VALUES: u64 = 1_000_000;
+
+/// What reading a value noticed.
+#[derive(Debug, Default)]
+pub struct Tally {
+    /// The first key an object gave twice.
+    pub twice: Option<Twice>,
+    /// Values read so far.
+    values: u64,
+}
 
 /// The first key an object of a value gave twice.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,24 +54,25 @@ impl fmt::Display for Twice {
     }
 }
 
-/// Reads one value from `d`; `twice` receives the first key an object gave twice (the value
-/// then holds the last of its values, as `Value` would).
-pub fn read<'de, D: de::Deserializer<'de>>(d: D, twice: &mut Option<Twice>) -> Result<Value, D::Error> {
-    Checked { twice }.deserialize(d)
+/// Reads one value from `d`; `tally.twice` receives the first key an object gave twice (the
+/// value then holds the last of its values, as `Value` would). More than [`MAX_VALUES`] values
+/// are an error.
+pub fn read<'de, D: de::Deserializer<'de>>(d: D, tally: &mut Tally) -> Result<Value, D::Error> {
+    Checked { tally }.deserialize(d)
 }
 
-/// A seed that builds a `Value`, recording the first repeated key in `twice`.
+/// A seed that builds a `Value`, noting what [`Tally`] holds.
 pub struct Checked<'a> {
-    pub twice: &'a mut Option<Twice>,
+    pub tally: &'a mut Tally,
 }
 
 impl Checked<'_> {
     /// Reads a nested value; when a repeated key was first found inside it, puts `at` (its
     /// key or position) in front of that key's path.
     fn nested<T, E>(&mut self, at: impl FnOnce() -> String, read: impl FnOnce(Checked<'_>) -> Result<T, E>) -> Result<T, E> {
-        let before = self.twice.is_some();
-        let value = read(Checked { twice: self.twice })?;
-        if let (false, Some(t)) = (before, self.twice.as_mut()) {
+        let before = self.tally.twice.is_some();
+        let value = read(Checked { tally: self.tally })?;
+        if let (false, Some(t)) = (before, self.tally.twice.as_mut()) {
             t.path.insert(0, at());
         }
         Ok(value)
@@ -65,6 +82,10 @@ impl Checked<'_> {
 impl<'de> DeserializeSeed<'de> for Checked<'_> {
     type Value = Value;
     fn deserialize<D: de::Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
+        self.tally.values += 1;
+        if self.tally.values > MAX_VALUES {
+            return Err(de::Error::custom(format!("a record holds more than {MAX_VALUES} values")));
+        }
         d.deserialize_any(self)
     }
 }
@@ -129,8 +150,8 @@ impl<'de> Visitor<'de> for Checked<'_> {
                 }
                 Entry::Occupied(mut e) => {
                     let first = e.insert(value);
-                    if self.twice.is_none() {
-                        *self.twice = Some(Twice { path: vec![e.key().clone()], first, second: e.get().clone() });
+                    if self.tally.twice.is_none() {
+                        self.tally.twice = Some(Twice { path: vec![e.key().clone()], first, second: e.get().clone() });
                     }
                 }
             }
@@ -144,11 +165,22 @@ mod tests {
     use super::*;
 
     fn parse(text: &str) -> (Value, Option<Twice>) {
-        let mut twice = None;
+        let mut tally = Tally::default();
         let mut d = serde_json::Deserializer::from_str(text);
-        let v = read(&mut d, &mut twice).unwrap();
+        let v = read(&mut d, &mut tally).unwrap();
         d.end().unwrap();
-        (v, twice)
+        (v, tally.twice)
+    }
+
+    /// `[0,0,0,…]` of 20 MB took 1.3 GB; past the cap reading stops.
+    #[test]
+    fn a_value_of_too_many_values_is_refused() {
+        // The array and its elements.
+        let most = format!("[{}0]", "0,".repeat(MAX_VALUES as usize - 2));
+        parse(&most);
+        let over = format!(r#"{{"a":{most}}}"#);
+        let e = read(&mut serde_json::Deserializer::from_str(&over), &mut Tally::default()).unwrap_err();
+        assert!(e.to_string().starts_with("a record holds more than 1000000 values at line 1 column"), "{e}");
     }
 
     #[test]
