@@ -411,7 +411,7 @@ pub fn load_table(path: &Path, raw: &RawLookup) -> Result<Table, String> {
         .map(|h| h.trim().to_string())
         .collect();
     // A column named twice: a row's map would keep the later one's value, silently.
-    if let Some((a, b)) = (0..header.len()).find_map(|i| header[..i].iter().position(|h| *h == header[i]).map(|j| (j + 1, i + 1))) {
+    if let Some((a, b)) = crate::steps::parse::repeated(&header).map(|(j, i)| (j + 1, i + 1)) {
         return Err(format!(
             "look-up table {}: the header names column `{}` twice (columns {a} and {b}): `lookup` would give the later one's value only",
             path.display(),

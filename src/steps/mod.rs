@@ -18,6 +18,7 @@ pub mod map;
 pub mod parse;
 pub mod quarantine;
 pub mod render;
+mod unique_keys;
 pub mod validate;
 pub mod write;
 

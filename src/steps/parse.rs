@@ -11,14 +11,20 @@ use std::collections::VecDeque;
 use std::io::{self, BufRead, BufReader, Read};
 use std::path::Path;
 
-use encoding_rs::{CoderResult, DecoderResult, Encoding};
+use encoding_rs::{DecoderResult, Encoding};
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 
+use super::unique_keys;
 use crate::config::raw_steps::{ParseFormat, RawParse};
 
 /// The longest JSON Lines line or CSV record accepted (a bound on memory per record).
 const MAX_LINE: u64 = 64 * 1024 * 1024;
+
+/// The most fields a CSV record may have: each costs ~100 bytes once read (its text, its name
+/// and value in the record's map), so 64 MiB of delimiters took gigabytes. Spreadsheets stop
+/// at 16,384 columns.
+const MAX_FIELDS: u64 = 100_000;
 
 /// A built `parse` step.
 #[derive(Debug, Clone)]
@@ -174,7 +180,7 @@ fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<()
     } else {
         (p.columns.clone(), Some((record.iter().map(str::to_string).collect(), start)))
     };
-    if let Some((first, again)) = (0..header.len()).find_map(|i| header[..i].iter().position(|h| *h == header[i]).map(|j| (j, i))) {
+    if let Some((first, again)) = repeated(&header) {
         let (a, b) = (first + 1, again + 1);
         return Err(Stop::File(match header[again].as_str() {
             // Blank header cells (a trailing delimiter, twice): "column `` twice" said nothing.
@@ -213,6 +219,14 @@ fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<()
     }
 }
 
+/// The first name given again in `names`: where it was first and where again (0-based). In
+/// one pass: comparing each name with those before it took hours on a header of a million
+/// columns (a partner file of one very long line, say), a hang.
+pub(crate) fn repeated(names: &[String]) -> Option<(usize, usize)> {
+    let mut seen = std::collections::HashMap::with_capacity(names.len());
+    names.iter().enumerate().find_map(|(i, name)| seen.insert(name.as_str(), i).map(|first| (first, i)))
+}
+
 fn trailer(t: &Trailer, fields: &[String], line: u64) -> Result<Summary, Stop> {
     if fields.first().map(|f| f.trim()) != Some(t.marker.as_str()) {
         return Err(Stop::File(format!(
@@ -245,10 +259,11 @@ fn csv_row(header: &[String], fields: Vec<String>, number: u64, line: u64) -> Ro
 /// otherwise take gigabytes.
 fn read_json(text: impl Read, max: u64, each: &mut dyn FnMut(Event) -> Result<(), Stop>) -> Result<(), Stop> {
     let mut stopped: Option<Stop> = None;
-    let blank = std::cell::Cell::new(true);
+    // The first byte that is not JSON whitespace, once read.
+    let first = Cell::new(None);
     let at =
         Position { offset: Cell::new(0), start: Cell::new(0), number: Cell::new(0), max, lines: Cell::new(1), first_line: Cell::new(None) };
-    let mut de = serde_json::Deserializer::from_reader(Blank { inner: text, blank: &blank, at: &at });
+    let mut de = serde_json::Deserializer::from_reader(Blank { inner: text, first: &first, at: &at });
     let seed = Elements { each, stopped: &mut stopped, at: &at };
     let result = seed.deserialize(&mut de).and_then(|()| de.end());
     if let Some(s) = stopped {
@@ -258,7 +273,12 @@ fn read_json(text: impl Read, max: u64, each: &mut dyn FnMut(Event) -> Result<()
         serde_json::error::Category::Io => io_stop(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
         // Said plainly: serde's "EOF while parsing a value at line 1 column 0" reached
         // partners' quarantine reports.
-        serde_json::error::Category::Eof if blank.get() => Stop::File("the file is empty".into()),
+        serde_json::error::Category::Eof if first.get().is_none() => Stop::File("the file is empty".into()),
+        // Not an array at all, so the error is about its start: two common shapes, said so.
+        _ if first.get() == Some(b'{') => Stop::File(format!(
+            "not a JSON array of objects: the file starts with an object ({e}); a file of one object per line is \
+             JSON Lines (`format: jsonl`), and records wrapped in an object (`{{\"items\": [...]}}`) cannot be read"
+        )),
         _ => Stop::File(format!("not a JSON array of objects: {e}")),
     })
 }
@@ -280,11 +300,11 @@ struct Position {
     first_line: Cell<Option<u64>>,
 }
 
-/// Passes text on, noting in `blank` whether all of it so far was JSON whitespace, and
+/// Passes text on, noting in `first` the first byte that is not JSON whitespace, and
 /// refusing to pass on more than `at.max` bytes of one element.
 struct Blank<'a, R> {
     inner: R,
-    blank: &'a Cell<bool>,
+    first: &'a Cell<Option<u8>>,
     at: &'a Position,
 }
 
@@ -309,8 +329,8 @@ impl<R: Read> Read for Blank<'_, R> {
                 at.lines.set(at.lines.get() + 1);
             }
         }
-        if self.blank.get() && !buf[..n].iter().all(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r')) {
-            self.blank.set(false);
+        if self.first.get().is_none() {
+            self.first.set(buf[..n].iter().copied().find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r')));
         }
         Ok(n)
     }
@@ -341,9 +361,14 @@ impl<'de> Visitor<'de> for Elements<'_, '_> {
             self.at.start.set(self.at.offset.get());
             self.at.number.set(number + 1);
             self.at.first_line.set(None);
-            let Some(v) = seq.next_element::<Value>()? else { break };
+            let mut tally = unique_keys::Tally::default();
+            let Some(v) = seq.next_element_seed(unique_keys::Checked { tally: &mut tally })? else { break };
             number += 1;
-            let value = if v.is_object() { Ok(v.clone()) } else { Err(format!("expected an object, found {}", kind(&v))) };
+            let value = match tally.twice {
+                Some(t) => Err(t.to_string()),
+                None if v.is_object() => Ok(v.clone()),
+                None => Err(format!("expected an object, found {}", kind(&v))),
+            };
             let line = self.at.first_line.get();
             if let Err(s) = (self.each)(Event::Row(Row { number, line, value, raw: Raw::Json(v) })) {
                 *self.stopped = Some(s);
@@ -379,16 +404,32 @@ fn read_jsonl(mut text: impl BufRead, each: &mut dyn FnMut(Event) -> Result<(), 
             return Err(Stop::File(format!("line {line} is longer than {} MiB", MAX_LINE >> 20)));
         }
         // Decoded text is UTF-8 by construction.
-        let s = String::from_utf8_lossy(&buf);
-        let s = s.trim();
+        let text = String::from_utf8_lossy(&buf);
+        let s = text.trim();
         if s.is_empty() {
             continue;
         }
+        let lead = text.len() - text.trim_start().len();
         number += 1;
-        let row = match serde_json::from_str::<Value>(s) {
-            Ok(v) if v.is_object() => Row { number, line: Some(line), value: Ok(v.clone()), raw: Raw::Json(v) },
-            Ok(v) => Row { number, line: Some(line), value: Err(format!("expected an object, found {}", kind(&v))), raw: Raw::Json(v) },
-            Err(e) => Row { number, line: Some(line), value: Err(format!("not JSON: {e}")), raw: Raw::Text(s.to_string()) },
+        // A first line that opens an array: the file is likely one JSON array, not JSON Lines.
+        let hint = if number == 1 && s.starts_with('[') { "; the file may be one JSON array (`format: json`), not JSON Lines" } else { "" };
+        let mut tally = unique_keys::Tally::default();
+        let mut de = serde_json::Deserializer::from_str(s);
+        let read = unique_keys::read(&mut de, &mut tally).and_then(|v| de.end().map(|()| v));
+        let row = match (read, tally.twice) {
+            // The line as written: the value kept only one of the key's values.
+            (Ok(_), Some(t)) => Row { number, line: Some(line), value: Err(t.to_string()), raw: Raw::Text(s.to_string()) },
+            (Ok(v), None) if v.is_object() => Row { number, line: Some(line), value: Ok(v.clone()), raw: Raw::Json(v) },
+            (Ok(v), None) => {
+                Row { number, line: Some(line), value: Err(format!("expected an object, found {}{hint}", kind(&v))), raw: Raw::Json(v) }
+            }
+            (Err(e), _) => {
+                // serde counts in the one line it was given: "at line 1 column 8" of line 5.
+                let why = e.to_string();
+                let why = why.strip_suffix(&format!(" at line {} column {}", e.line(), e.column())).unwrap_or(&why);
+                let value = Err(format!("not JSON: {why} at column {}{hint}", e.column() + lead));
+                Row { number, line: Some(line), value, raw: Raw::Text(s.to_string()) }
+            }
         };
         each(Event::Row(row))?;
     }
@@ -430,6 +471,8 @@ struct Scan<R> {
     record_line: u64,
     /// Line where the current quoted field opened.
     quote_line: u64,
+    /// Delimiters of the current record so far (its fields, less one).
+    delimiters: u64,
     eof: bool,
 }
 
@@ -459,6 +502,7 @@ impl<R: Read> Scan<R> {
             record_at: 0,
             record_line: 1,
             quote_line: 0,
+            delimiters: 0,
             eof: false,
         }
     }
@@ -486,6 +530,7 @@ impl<R: Read> Scan<R> {
                 self.starts.push_back((self.offset, self.line));
                 (self.record_at, self.record_line) = (self.offset, self.line);
                 self.state = State::FieldStart;
+                self.delimiters = 0;
             }
             self.state = match self.state {
                 State::RecordStart => State::RecordStart,
@@ -500,6 +545,15 @@ impl<R: Read> Scan<R> {
                 State::FieldStart | State::Field | State::QuoteInQuoted if end => State::RecordStart,
                 State::FieldStart | State::Field | State::QuoteInQuoted => State::Field,
             };
+            if b == self.delimiter && self.state == State::FieldStart {
+                self.delimiters += 1;
+                if self.delimiters >= MAX_FIELDS {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("the record on line {} has more than {MAX_FIELDS} fields", self.record_line),
+                    ));
+                }
+            }
             if b == b'\r' || (b == b'\n' && !self.prev_cr) {
                 self.line += 1;
             }
@@ -536,15 +590,16 @@ impl<R: Read> Read for Scan<R> {
 
 /// A reader that decodes `inner` from `encoding` to UTF-8 as it goes.
 ///
-/// UTF-8 input is checked strictly (invalid bytes, and NUL bytes — UTF-16 without a
-/// byte-order mark, most likely — are an error naming the line, with a hint at `encoding`);
-/// other encodings replace what they cannot map. In every encoding a byte-order mark switches
-/// to the encoding it announces, and is dropped.
+/// Input is checked strictly in every encoding: bytes it cannot map are an error naming the
+/// line and byte offset, with a hint at `encoding` (they were replaced by U+FFFD in encodings
+/// other than UTF-8, and the file delivered so: a UTF-16 file with half a character, a
+/// Shift_JIS one cut in a character). Under UTF-8, NUL bytes — UTF-16 without a byte-order
+/// mark, most likely — are an error too. In every encoding a byte-order mark switches to the
+/// encoding it announces, and is dropped.
 pub struct Decoded<R> {
     inner: R,
     decoder: encoding_rs::Decoder,
-    strict: bool,
-    /// What the errors of strict mode tell the reader to do.
+    /// What the errors tell the reader to do.
     fix: Fix,
     input: Box<[u8]>,
     in_pos: usize,
@@ -555,7 +610,7 @@ pub struct Decoded<R> {
     out_len: usize,
     done: bool,
     consumed: u64,
-    /// Strict mode: the line ends (LF, CR, CRLF) decoded so far, to say where invalid bytes are.
+    /// The line ends (LF, CR, CRLF) decoded so far, to say where invalid bytes are.
     line_ends: u64,
     prev_cr: bool,
 }
@@ -578,23 +633,23 @@ impl Fix {
         }
     }
 
-    /// Advice for a file with bytes that are not valid in its encoding.
-    fn for_invalid(self) -> &'static str {
+    /// Advice for a file with bytes that are not valid in its encoding (`utf8`: read as UTF-8).
+    fn for_invalid(self, utf8: bool) -> &'static str {
         match self {
-            Fix::EncodingSetting => "if it is Latin-1 or Windows-1252, set `encoding` in the parse step",
+            Fix::EncodingSetting if utf8 => "if it is Latin-1 or Windows-1252, set `encoding` in the parse step",
+            Fix::EncodingSetting => "it may be in another encoding, or cut off",
             Fix::SaveAsUtf8 => "save the table as UTF-8 (a look-up table has no `encoding` setting)",
         }
     }
 }
 
 impl<R: Read> Decoded<R> {
-    /// A look-up table's reader: strict UTF-8, whose errors say to save the table as UTF-8.
+    /// A look-up table's reader: UTF-8, whose errors say to save the table as UTF-8.
     pub fn table(inner: R) -> Self {
         Decoded { fix: Fix::SaveAsUtf8, ..Decoded::new(inner, encoding_rs::UTF_8) }
     }
 
     pub fn new(inner: R, encoding: &'static Encoding) -> Self {
-        let strict = encoding == encoding_rs::UTF_8;
         // BOM sniffing for every encoding: a UTF-16 file with its byte-order mark is read as
         // UTF-16 even where `encoding` is left at `utf-8` (it was refused as "not valid UTF-8
         // (byte offset 0)"); a UTF-8 mark is dropped.
@@ -602,7 +657,6 @@ impl<R: Read> Decoded<R> {
         Decoded {
             inner,
             decoder,
-            strict,
             fix: Fix::EncodingSetting,
             input: vec![0; 64 * 1024].into_boxed_slice(),
             in_pos: 0,
@@ -639,7 +693,7 @@ impl<R: Read> Read for Decoded<R> {
                 self.eof = n == 0;
             }
             let src = &self.input[self.in_pos..self.in_len];
-            let (input_empty, read, written) = if self.strict {
+            let (input_empty, read, written) = {
                 let (r, read, written) = self.decoder.decode_to_utf8_without_replacement(src, &mut self.output, self.eof);
                 let out = &self.output[..written];
                 // Valid UTF-8, but no text file holds NULs: ASCII written as UTF-16 without a
@@ -678,16 +732,13 @@ impl<R: Read> Read for Decoded<R> {
                             format!(
                                 "the file is not valid {name} on line {} (byte offset {at}); {}",
                                 self.line_ends + 1,
-                                self.fix.for_invalid()
+                                self.fix.for_invalid(self.decoder.encoding() == encoding_rs::UTF_8)
                             ),
                         ));
                     }
                     DecoderResult::InputEmpty => (true, read, written),
                     DecoderResult::OutputFull => (false, read, written),
                 }
-            } else {
-                let (r, read, written, _) = self.decoder.decode_to_utf8(src, &mut self.output, self.eof);
-                (r == CoderResult::InputEmpty, read, written)
             };
             self.in_pos += read;
             self.consumed += read as u64;
@@ -890,7 +941,30 @@ mod tests {
         bad.extend_from_slice(&0xD800u16.to_le_bytes());
         bad.extend_from_slice(&utf16(b"", "x\n", true));
         let (_, _, r) = run(&parse(ParseFormat::Csv), &bad);
-        assert!(r.unwrap_err().starts_with("the file is not valid UTF-16LE on line 3 (byte offset 12)"));
+        assert_eq!(r.unwrap_err(), "the file is not valid UTF-16LE on line 3 (byte offset 12); it may be in another encoding, or cut off");
+    }
+
+    /// Under an `encoding` other than UTF-8, bytes it cannot map became U+FFFD and the file was
+    /// delivered so (its source then deleted): a lone surrogate or a last half character in
+    /// UTF-16, a Shift_JIS character cut off. They quarantine the file, as under UTF-8.
+    #[test]
+    fn bytes_invalid_in_any_encoding_are_refused_not_replaced() {
+        let with = |label: &str| Parse { encoding: Encoding::for_label(label.as_bytes()).unwrap(), ..parse(ParseFormat::Csv) };
+        let mut utf16: Vec<u8> = "id\n1\n".encode_utf16().flat_map(u16::to_le_bytes).collect();
+        let (_, rows, r) = run(&with("utf-16le"), &utf16);
+        assert_eq!((r.is_ok(), get(&rows[0], "id")), (true, "1"));
+        utf16.push(b'2');
+        let (_, _, r) = run(&with("utf-16le"), &utf16);
+        assert_eq!(r.unwrap_err(), "the file is not valid UTF-16LE on line 3 (byte offset 10); it may be in another encoding, or cut off");
+        let sjis = b"id\n\x82\xa0\n\x82\n";
+        let (_, _, r) = run(&with("shift_jis"), sjis);
+        assert_eq!(r.unwrap_err(), "the file is not valid Shift_JIS on line 3 (byte offset 6); it may be in another encoding, or cut off");
+        let (_, rows, r) = run(&with("shift_jis"), &sjis[..6]);
+        assert_eq!((r.is_ok(), get(&rows[0], "id")), (true, "あ"));
+        // Every byte is a character in Windows-1252 (and Latin-1, read as it): nothing refused.
+        let all: Vec<u8> = b"id\n".iter().copied().chain(0x80..=0xFFu8).chain(*b"\n").collect();
+        let (_, rows, r) = run(&with("latin1"), &all);
+        assert_eq!((r.is_ok(), get(&rows[0], "id").chars().count()), (true, 128));
     }
 
     /// UTF-16 without a byte-order mark, under the default encoding (UTF-8): every other byte
@@ -1015,8 +1089,19 @@ mod tests {
         let (_, rows, r) = run(&parse(ParseFormat::Json), pretty);
         r.unwrap();
         assert_eq!(rows.iter().map(|r| r.line).collect::<Vec<_>>(), [Some(2), Some(5), Some(7), Some(8)]);
-        let (_, _, r) = run(&parse(ParseFormat::Json), br#"{"a":1}"#);
-        assert!(r.unwrap_err().starts_with("not a JSON array of objects"));
+        // An object where the array should be: JSON Lines, or records wrapped in an object. Before,
+        // only serde's "invalid type: map, expected an array of objects at line 1 column 1".
+        for object in [&br#"{"a":1}"#[..], b"\n {\"a\":1}\n{\"a\":2}\n", br#"{"items": [{"a":1}]}"#] {
+            let (_, _, r) = run(&parse(ParseFormat::Json), object);
+            let e = r.unwrap_err();
+            assert!(e.starts_with("not a JSON array of objects: the file starts with an object (invalid type: map"), "{e}");
+            assert!(e.contains("JSON Lines (`format: jsonl`)"), "{e}");
+        }
+        let (_, _, r) = run(&parse(ParseFormat::Json), b"\"x\"");
+        assert_eq!(
+            r.unwrap_err(),
+            "not a JSON array of objects: invalid type: string \"x\", expected an array of objects at line 1 column 3"
+        );
         let (_, rows, r) = run(&parse(ParseFormat::Json), br#"[{"a":1},{"a":"#);
         assert!(r.is_err() && rows.len() == 1);
         // Before: "not a JSON array of objects: EOF while parsing a value at line 1 column 0".
@@ -1034,6 +1119,58 @@ mod tests {
         assert_eq!(rows.len(), 3);
         assert_eq!((rows[1].line, rows[1].value.as_ref().unwrap_err().starts_with("not JSON")), (Some(3), true));
         assert_eq!((rows[2].number, rows[2].line), (3, Some(4)));
+        // The column is the line's (before: serde's "at line 1 column 8" for every line), and a
+        // JSON array read as JSON Lines says so on its first record.
+        let (_, rows, r) = run(&parse(ParseFormat::Jsonl), b"[\n  {\"a\":1},\n  {\"a\":2}\n]\n");
+        r.unwrap();
+        let errors: Vec<_> = rows.iter().map(|r| r.value.as_ref().err().map(String::as_str)).collect();
+        assert_eq!(
+            errors,
+            [
+                Some("not JSON: EOF while parsing a list at column 1; the file may be one JSON array (`format: json`), not JSON Lines"),
+                Some("not JSON: trailing characters at column 10"),
+                None,
+                Some("not JSON: expected value at column 1"),
+            ]
+        );
+        let (_, rows, _) = run(&parse(ParseFormat::Jsonl), b"[{\"a\":1}]\n");
+        assert!(
+            rows[0]
+                .value
+                .as_ref()
+                .unwrap_err()
+                .ends_with("found an array; the file may be one JSON array (`format: json`), not JSON Lines")
+        );
+    }
+
+    /// `{"a":1,"a":2}` was read as `{"a":2}` and delivered so: the 1 was lost without a word.
+    #[test]
+    fn a_json_key_given_twice_makes_its_record_invalid() {
+        let twice = "key `a` is given twice in one object (1, then 2): a record holds one value per key, so one of them would be lost";
+        let (_, rows, r) = run(&parse(ParseFormat::Json), br#"[{"a":1},{"a":1,"a":2},{"b":{"c":[{"a":1,"a":2}]}}]"#);
+        r.unwrap();
+        assert!(rows[0].value.is_ok());
+        assert_eq!(rows[1].value.as_ref().unwrap_err(), twice);
+        assert!(rows[2].value.as_ref().unwrap_err().starts_with("key `b.c.0.a` is given twice"));
+        let (_, rows, r) = run(&parse(ParseFormat::Jsonl), b"{\"a\":1,\"a\":2}\n{\"a\":3}\n");
+        r.unwrap();
+        assert_eq!(rows[0].value.as_ref().unwrap_err(), twice);
+        assert!(matches!(&rows[0].raw, Raw::Text(t) if t == r#"{"a":1,"a":2}"#), "the rejects file gets the line as written");
+        assert_eq!(rows[1].value.as_ref().unwrap()["a"], 3);
+    }
+
+    /// 20 MiB of delimiters on one line took 770 MB to read (a field costs ~40 bytes in the
+    /// reader, more in the record); now the file stops at the 100,001st field.
+    #[test]
+    fn a_record_of_too_many_fields_stops_the_file() {
+        let most = format!("a,b\n1,2\n{}\n", ",".repeat(MAX_FIELDS as usize - 1));
+        let (_, rows, r) = run(&parse(ParseFormat::Csv), most.as_bytes());
+        r.unwrap();
+        assert_eq!(rows[1].value.as_ref().unwrap_err(), "100000 fields, expected 2 (as in the header): too many");
+        // Line 4's delimiters are inside a quoted cell: not fields. Line 5's are.
+        let (_, _, r) =
+            run(&parse(ParseFormat::Csv), format!("{most}3,\"{}\"\n4,{}", ",".repeat(200_000), ",".repeat(20 << 20)).as_bytes());
+        assert_eq!(r.unwrap_err(), "the record on line 5 has more than 100000 fields");
     }
 
     #[test]

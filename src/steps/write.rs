@@ -6,6 +6,7 @@
 //! buffer, flushed and fsynced before the engine records the output as ready. It decides
 //! nothing about which records are written.
 
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{self, BufWriter, Write as _};
 use std::path::{Path, PathBuf};
@@ -87,8 +88,19 @@ pub struct Writer {
 
 enum Inner {
     // Boxed: the csv writer carries its own buffers (hundreds of bytes), the others are small.
-    Csv { w: Box<csv::Writer<BufWriter<File>>>, columns: Option<Vec<String>>, from: Columns, header: bool },
-    Json { w: BufWriter<File>, first: bool },
+    /// `known`: the columns as a set, for the check of every record's keys (a search of the
+    /// list for each key took minutes per record of a file with 50,000 columns).
+    Csv {
+        w: Box<csv::Writer<BufWriter<File>>>,
+        columns: Option<Vec<String>>,
+        known: HashSet<String>,
+        from: Columns,
+        header: bool,
+    },
+    Json {
+        w: BufWriter<File>,
+        first: bool,
+    },
     Jsonl(BufWriter<File>),
 }
 
@@ -104,7 +116,7 @@ impl Writer {
                     Some(_) => Columns::Header,
                     None => Columns::FirstRecord,
                 };
-                let mut inner = Inner::Csv { w: Box::new(w), columns: None, from, header: spec.header };
+                let mut inner = Inner::Csv { w: Box::new(w), columns: None, known: HashSet::new(), from, header: spec.header };
                 if let Some(c) = columns {
                     inner.set_columns(c)?;
                 }
@@ -128,17 +140,24 @@ impl Writer {
     /// in CSV, a key outside the columns (unless they are the step's declared `columns`)
     /// makes the whole set invalid instead of losing the value. Returns how many were written.
     pub fn records(&mut self, set: &[Value]) -> Result<u64, WriteError> {
-        if let Inner::Csv { columns, from, .. } = &self.inner {
+        if let Inner::Csv { columns, known, from, .. } = &self.inner {
             // Until the first record is written, its keys are the candidate columns.
-            let first = || set.first().and_then(Value::as_object).map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
-            let cols = columns.clone().unwrap_or_else(first);
+            let candidate = columns.is_none().then(|| {
+                let keys = set.first().and_then(Value::as_object).map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+                let known = keys.iter().cloned().collect::<HashSet<_>>();
+                (keys, known)
+            });
             if *from != Columns::Declared {
+                let (cols, known) = match (&candidate, columns) {
+                    (Some((keys, set)), _) => (keys.as_slice(), set),
+                    (None, cols) => (cols.as_deref().unwrap_or_default(), known),
+                };
                 for rec in set {
-                    outside_columns(rec, &cols, *from)?;
+                    outside_columns(rec, cols, known, *from)?;
                 }
             }
-            if columns.is_none() {
-                self.inner.set_columns(cols)?;
+            if let Some((keys, _)) = candidate {
+                self.inner.set_columns(keys)?;
             }
         }
         for rec in set {
@@ -184,10 +203,11 @@ impl Writer {
     }
 }
 
-/// A record's keys that are not among `cols`, as the reason the record is invalid.
-fn outside_columns(rec: &Value, cols: &[String], from: Columns) -> Result<(), WriteError> {
+/// A record's keys that are not among `cols` (`known`, as a set), as the reason the record is
+/// invalid.
+fn outside_columns(rec: &Value, cols: &[String], known: &HashSet<String>, from: Columns) -> Result<(), WriteError> {
     let Some(obj) = rec.as_object() else { return Ok(()) };
-    let extra: Vec<&str> = obj.keys().filter(|k| !cols.contains(k)).map(String::as_str).collect();
+    let extra: Vec<&str> = obj.keys().filter(|k| !known.contains(*k)).map(String::as_str).collect();
     if extra.is_empty() {
         return Ok(());
     }
@@ -212,10 +232,11 @@ fn ticked<S: AsRef<str>>(names: &[S]) -> String {
 
 impl Inner {
     fn set_columns(&mut self, cols: Vec<String>) -> io::Result<()> {
-        if let Inner::Csv { w, columns, header, .. } = self {
+        if let Inner::Csv { w, columns, known, header, .. } = self {
             if *header {
                 w.write_record(&cols)?;
             }
+            *known = cols.iter().cloned().collect();
             *columns = Some(cols);
         }
         Ok(())

@@ -1,6 +1,7 @@
 //! Checks of compiled `render` templates beyond their syntax, at load time: every helper a
 //! template calls exists (a misspelt one would refuse every record at run time) and gets at
-//! least the arguments it needs, and no partial is used (none can be registered).
+//! least the arguments it needs, and no partial is used (none can be registered); and whether
+//! a template writes anything at all.
 
 use handlebars::template::{HelperTemplate, Parameter, Template, TemplateElement};
 
@@ -15,6 +16,16 @@ pub fn problems(name: &str, t: &Template) -> Vec<String> {
     let mut out = Vec::new();
     walk(name, t, None, &mut out);
     out
+}
+
+/// Whether `t` writes nothing but whitespace, whatever it is given: an empty file (saved
+/// empty, or cut short), or only comments.
+pub fn blank(t: &Template) -> bool {
+    t.elements.iter().all(|e| match e {
+        TemplateElement::RawString(s) => s.trim().is_empty(),
+        TemplateElement::Comment(_) => true,
+        _ => false,
+    })
 }
 
 fn walk(name: &str, t: &Template, at: Option<(usize, usize)>, out: &mut Vec<String>) {

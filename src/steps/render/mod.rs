@@ -103,6 +103,21 @@ impl Render {
                 None
             }
         };
+        // A template that writes nothing would deliver every file empty, its source then
+        // disposed of as delivered. A blank row between a header and a footer that write
+        // something is a summary (a count, a total) and fine.
+        let blank = |name: &String| hb.get_template(name).is_some_and(lint::blank);
+        match &mode {
+            Some(Mode::Document(t)) if blank(t) => problems.push((
+                "template",
+                format!("{t} is empty: every file would be delivered as an empty document, without any of its records"),
+            )),
+            Some(Mode::Rows { header, row, footer }) if blank(row) && header.iter().chain(footer).all(blank) => {
+                let also = if header.is_some() || footer.is_some() { " (and so are the header and footer)" } else { "" };
+                problems.push(("row", format!("{row} is empty{also}: every file would be delivered empty, without any of its records")))
+            }
+            _ => {}
+        }
         match raw.max_records {
             Some(0) => problems.push(("max_records", "must be at least 1".into())),
             Some(_) if matches!(mode, Some(Mode::Rows { .. })) => {

@@ -250,6 +250,34 @@ fn unknown_helpers_missing_arguments_and_partials_are_refused_at_load() {
     );
 }
 
+/// An empty row template (a file saved empty) delivered every file as an empty file, its
+/// source then deleted or moved as delivered.
+#[test]
+fn a_template_that_writes_nothing_is_refused_at_load() {
+    let b = Bench::new();
+    b.file("empty.txt.hbs", "").file("blank.txt.hbs", "\n  {{!-- nothing yet --}}\n").file("count.txt.hbs", "{{count}} records\n");
+    assert_eq!(
+        b.problems("- parse: { format: csv }\n- render: { row: empty.txt.hbs }"),
+        ["/steps/1/render/row: empty.txt.hbs is empty: every file would be delivered empty, without any of its records"]
+    );
+    assert_eq!(
+        b.problems("- parse: { format: csv }\n- render: { header: blank.txt.hbs, row: empty.txt.hbs }"),
+        [
+            "/steps/1/render/row: empty.txt.hbs is empty (and so are the header and footer): every file would be delivered empty, without any of its records"
+        ]
+    );
+    assert_eq!(
+        b.problems("- parse: { format: csv }\n- render: { template: blank.txt.hbs }"),
+        [
+            "/steps/1/render/template: blank.txt.hbs is empty: every file would be delivered as an empty document, without any of its records"
+        ]
+    );
+    // A blank row under a footer that writes a count is a summary file.
+    let steps = b.steps("- parse: { format: csv }\n- render: { row: empty.txt.hbs, footer: count.txt.hbs }");
+    assert_eq!(b.run(&steps, "a.csv", b"id\n1\n2\n").quarantine, None);
+    assert_eq!(b.read("out"), "2 records\n");
+}
+
 #[test]
 fn build_reports_template_and_order_problems_with_paths() {
     let b = Bench::new();
