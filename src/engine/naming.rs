@@ -60,6 +60,21 @@ pub const MAX_NAME_RACES: u32 = 3;
 /// OpenSSH's and vsftpd's on Linux).
 pub const NAME_MAX: usize = 255;
 
+/// `Ok` when `name`, a delivery's target name as the flow makes it (a sink's `name`
+/// template, the steps' output extension, a rejects file's `.rejects.…`), fits [`NAME_MAX`].
+/// Else a [`FileError::TargetName`]: the file fails before anything is uploaded (the server
+/// would refuse the name at the rename, after the whole upload, in every run), and the
+/// message says what to shorten.
+pub fn check_target_name(name: &str) -> Result<(), FileError> {
+    if name.len() <= NAME_MAX {
+        return Ok(());
+    }
+    Err(FileError::TargetName(format!(
+        "target name {name:?} is {} bytes, more than the {NAME_MAX} a file name may have; shorten the sink's `name` template (or the file's name at the source)",
+        name.len()
+    )))
+}
+
 /// `name` when it fits [`NAME_MAX`]; else its start and its end (where a temporary name's
 /// `.part` is) around a hash of the whole, so that a file whose own name fits is never
 /// refused for the few bytes its temporary name adds. The same name always gives the same
@@ -103,6 +118,20 @@ mod tests {
         assert_eq!(candidate(&no_ext, 1), format!("{}-1", "y".repeat(253)));
         let long_ext = format!("a.{}", "z".repeat(253));
         assert!(candidate(&long_ext, 1).len() <= NAME_MAX && candidate(&long_ext, 1).ends_with("-1"));
+    }
+
+    #[test]
+    fn a_target_name_over_the_limit_is_refused_with_its_length() {
+        let at_limit = format!("{}.csv", "x".repeat(251));
+        assert!(check_target_name(&at_limit).is_ok());
+        let over = format!("{}.jsonl", "x".repeat(251));
+        let e = check_target_name(&over).unwrap_err();
+        assert!(matches!(e, FileError::TargetName(_)));
+        assert_eq!(e.kind(), crate::endpoint::ErrorKind::Config);
+        let text = e.to_string();
+        assert!(text.contains(&over) && text.contains("is 257 bytes, more than the 255"), "{text}");
+        // Bytes, not characters: 128 two-byte characters are 256 bytes.
+        assert!(check_target_name(&"é".repeat(128)).is_err());
     }
 
     #[test]

@@ -697,6 +697,29 @@ async fn a_name_one_file_renders_badly_fails_that_file_only() {
     assert!(fx.src.join("in/sub/deep/a.csv").exists());
 }
 
+/// A target name longer than a file system takes (255 bytes) fails its file before any
+/// upload, as a name error (not passing trouble) naming the sink, the name and its length;
+/// the source is kept and the other files go on.
+#[tokio::test]
+async fn a_target_name_too_long_fails_the_file_before_uploading() {
+    let mut fx = fixture();
+    fx.flow.after_success = Disposition::Keep;
+    fx.flow.sinks[0].name = NameTemplate::new("{{name}}.sent").unwrap();
+    let long = format!("{}.csv", "x".repeat(251));
+    fx.put(&format!("in/{long}"), b"a");
+    fx.put("in/b.csv", b"b");
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, r.counts.failed), (1, 1), "{r:#?}");
+    let failed = r.files.iter().find(|f| f.outcome == Outcome::Failed).unwrap();
+    assert_eq!(failed.error_kind, Some(ErrorKind::Config));
+    let want = format!("sink erp: target name \"{long}.sent\" is 260 bytes, more than the 255");
+    assert!(failed.detail.starts_with(&want), "{}", failed.detail);
+    assert!(failed.detail.ends_with("source kept, retried next run"), "{}", failed.detail);
+    let names: Vec<_> = std::fs::read_dir(fx.dst.join("inbox")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("b.csv.sent")], "nothing of the long one uploaded");
+    assert!(fx.src.join("in").join(&long).exists());
+}
+
 /// Staging files no file in flight needs (a run killed after recording its file done, before
 /// removing the copy) are removed by the next run; those of a file still in flight are kept.
 #[tokio::test]

@@ -70,8 +70,10 @@ pub enum Target {
     Skip(RemotePath, Replaced),
 }
 
-/// Applies the exists-policy to `dir/name` on `ep`.
+/// Applies the exists-policy to `dir/name` on `ep`; a `name` longer than a file system takes
+/// is refused first ([`naming::check_target_name`]).
 pub async fn choose_target(ep: &dyn Endpoint, dir: &RemotePath, name: &str, policy: IfExists) -> Result<Target, FileError> {
+    naming::check_target_name(name)?;
     let path = dir.join(name).map_err(|e| FileError::TargetName(format!("target name {name:?}: {e}")))?;
     // `overwrite` looks too: what it replaces is recorded with the target, so that a run
     // resumed after a crash (or after a failed upload) does not take the old file, still

@@ -190,7 +190,11 @@ fn wanted(sink: &Sink, name: &str, rel_dir: &str, size: u64, run: u64, now: Syst
     let vars = NameVars::new(name, rel_dir, size, run, now);
     let dir = sink.path.render(&vars).map_err(FileError::TargetName)?;
     let dir = RemotePath::parse(&dir).map_err(|e| FileError::TargetName(format!("sink {} path: {e}", sink.endpoint)))?;
-    Ok((dir, sink.name.render(&vars).map_err(FileError::TargetName)?))
+    let name = sink.name.render(&vars).map_err(FileError::TargetName)?;
+    // Refused here too (the run's choice, `transfer::choose_target`, refuses it), so that
+    // `wharf plan` shows it as the name error it is, like a template's.
+    crate::engine::naming::check_target_name(&name)?;
+    Ok((dir, name))
 }
 
 /// Where sink `i` of `flow` will deliver the listed file `entry` (at `rel` under the source
