@@ -169,7 +169,7 @@ fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<()
     // file is empty, with a header row or without, as a JSON file of nothing but whitespace.
     let start = loop {
         let Some(line) = next(&mut record)? else {
-            return Err(Stop::File("the file is empty".into()));
+            return Err(empty_file());
         };
         if !(record.len() == 1 && record[0].trim().is_empty()) {
             break line;
@@ -273,7 +273,7 @@ fn read_json(text: impl Read, max: u64, each: &mut dyn FnMut(Event) -> Result<()
         serde_json::error::Category::Io => io_stop(io::Error::new(io::ErrorKind::InvalidData, e.to_string())),
         // Said plainly: serde's "EOF while parsing a value at line 1 column 0" reached
         // partners' quarantine reports.
-        serde_json::error::Category::Eof if first.get().is_none() => Stop::File("the file is empty".into()),
+        serde_json::error::Category::Eof if first.get().is_none() => empty_file(),
         // Not an array at all, so the error is about its start: two common shapes, said so.
         _ if first.get() == Some(b'{') => Stop::File(format!(
             "not a JSON array of objects: the file starts with an object ({e}); a file of one object per line is \
@@ -390,6 +390,11 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
+/// Why a file with nothing but blanks on it (or nothing at all) is refused, in every format.
+fn empty_file() -> Stop {
+    Stop::File("the file is empty".into())
+}
+
 fn read_jsonl(mut text: impl BufRead, each: &mut dyn FnMut(Event) -> Result<(), Stop>) -> Result<(), Stop> {
     let mut buf = Vec::new();
     let (mut line, mut number) = (0u64, 0u64);
@@ -397,7 +402,9 @@ fn read_jsonl(mut text: impl BufRead, each: &mut dyn FnMut(Event) -> Result<(), 
         buf.clear();
         let n = (&mut text).take(MAX_LINE + 1).read_until(b'\n', &mut buf).map_err(io_stop)?;
         if n == 0 {
-            return Ok(());
+            // No line with something on it: empty, as a CSV or JSON file of nothing but blanks
+            // (before: delivered as a file of no records).
+            return if number == 0 { Err(empty_file()) } else { Ok(()) };
         }
         line += 1;
         if buf.len() as u64 > MAX_LINE {
@@ -1108,6 +1115,12 @@ mod tests {
         for blank in [&b""[..], b" \r\n\t\n"] {
             let (_, _, r) = run(&parse(ParseFormat::Json), blank);
             assert_eq!(r.unwrap_err(), "the file is empty", "{blank:?}");
+        }
+        // JSON Lines too (before: a file of no records, delivered).
+        for blank in [&b""[..], b" \r\n\t\n", b"\n\n"] {
+            let (_, rows, r) = run(&parse(ParseFormat::Jsonl), blank);
+            assert_eq!(r.unwrap_err(), "the file is empty", "{blank:?}");
+            assert!(rows.is_empty(), "{blank:?}");
         }
         // Cut off is not empty.
         for cut in [&b"  ["[..], b"\n\"a"] {
