@@ -40,7 +40,7 @@ use render::{Failure, Render, Renderer};
 pub use crate::ledger::RecordCounts;
 use check::Check;
 use map::{MapError, Mapper};
-use parse::{Event, Parse, Row, Stop};
+use parse::{Event, Parse, Raw, Row, Stop};
 use validate::Validate;
 use write::{Rejects, Write, WriteError, Writer};
 
@@ -446,6 +446,9 @@ struct FileRun<'s, 'i> {
     /// Problems with the file as a whole (row `None`), in the order found.
     file_problems: Vec<RecordError>,
     header: Option<Vec<String>>,
+    /// The CSV header (or first record) was one column holding another separator: said with
+    /// whatever the file is refused for (`parse::delimiter_hint`).
+    delimiter_hint: Option<String>,
     writer: Option<Output>,
     rejects: Option<Rejects>,
     /// Quarantine is certain (a count limit was passed): stop writing outputs, keep reporting.
@@ -511,6 +514,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
             template_rejected: 0,
             file_problems: Vec::new(),
             header: None,
+            delimiter_hint: None,
             writer: None,
             rejects: None,
             doomed: false,
@@ -585,6 +589,9 @@ impl<'s, 'i> FileRun<'s, 'i> {
     }
 
     fn header(&mut self, header: Vec<String>) -> Result<(), Stop> {
+        if let Some(p) = self.steps.parse().filter(|p| p.format == ParseFormat::Csv && p.header) {
+            self.delimiter_hint = parse::delimiter_hint("header", &header, p.delimiter);
+        }
         for s in &self.steps.inner.steps {
             if let Step::Validate(v) = s
                 && let Some(msg) = v.missing_columns(&header)
@@ -637,6 +644,11 @@ impl<'s, 'i> FileRun<'s, 'i> {
 
     fn row(&mut self, mut row: Row) -> Result<(), Stop> {
         self.out.counts.read += 1;
+        if let (1, Raw::Fields(fields)) = (self.out.counts.read, &row.raw)
+            && let Some(p) = self.steps.parse().filter(|p| !p.header)
+        {
+            self.delimiter_hint = parse::delimiter_hint("first record", fields, p.delimiter);
+        }
         let mut errs: Vec<RecordError> = Vec::new();
         // Set when the script's time ran out at this record: it is invalid, and the file stops here.
         let mut timeout: Option<String> = None;
@@ -874,7 +886,10 @@ impl<'s, 'i> FileRun<'s, 'i> {
         } else {
             None
         };
-        let Some(reason) = reason else { return };
+        let Some(mut reason) = reason else { return };
+        if let Some(hint) = &self.delimiter_hint {
+            reason.push_str(&format!("; {hint}"));
+        }
         let mut errors = std::mem::take(&mut self.file_problems);
         let total = self.errors_total + errors.len() as u64;
         let script = self.script_errors + errors.iter().filter(|e| e.cause == Cause::Script).count() as u64;

@@ -390,6 +390,18 @@ fn kind(v: &Value) -> &'static str {
     }
 }
 
+/// A hint when the first line of a CSV file (`what`: `header` or `first record`) was read as
+/// one column holding another common separator than `delimiter`: the usual first mistake (a
+/// `;`-separated file read with the default `,`), after which every field but one is missing
+/// and a script sees `()` for each. Appended to whatever the file is refused for.
+pub(crate) fn delimiter_hint(what: &str, fields: &[String], delimiter: u8) -> Option<String> {
+    let [only] = fields else { return None };
+    let sep = [';', '\t', '|', ','].into_iter().find(|&c| c != char::from(delimiter) && only.contains(c))?;
+    let shown = crate::text::one_line(&crate::text::visible(only), 60, crate::text::Keep::Start);
+    let set = sep.escape_default();
+    Some(format!("the {what} is one column `{shown}`: is the delimiter `{set}`? (set `delimiter: '{set}'`)"))
+}
+
 /// Why a file with nothing but blanks on it (or nothing at all) is refused, in every format.
 fn empty_file() -> Stop {
     Stop::File("the file is empty".into())
@@ -1154,6 +1166,26 @@ mod tests {
                 .unwrap_err()
                 .ends_with("found an array; the file may be one JSON array (`format: json`), not JSON Lines")
         );
+    }
+
+    #[test]
+    fn a_first_line_of_one_column_holding_another_separator_gets_a_hint() {
+        let one = |t: &str| vec![t.to_string()];
+        assert_eq!(
+            delimiter_hint("header", &one("a;b;c"), b','),
+            Some("the header is one column `a;b;c`: is the delimiter `;`? (set `delimiter: ';'`)".into())
+        );
+        assert_eq!(
+            delimiter_hint("first record", &one("1\t2"), b','),
+            Some("the first record is one column `1\\t2`: is the delimiter `\\t`? (set `delimiter: '\\t'`)".into())
+        );
+        assert_eq!(
+            delimiter_hint("header", &one("a,b|c"), b';').unwrap(),
+            "the header is one column `a,b|c`: is the delimiter `|`? (set `delimiter: '|'`)"
+        );
+        assert_eq!(delimiter_hint("header", &one("a;b"), b';'), None, "the delimiter it has");
+        assert_eq!(delimiter_hint("header", &one("name"), b','), None);
+        assert_eq!(delimiter_hint("header", &["a;b".to_string(), "c".to_string()], b','), None);
     }
 
     /// `{"a":1,"a":2}` was read as `{"a":2}` and delivered so: the 1 was lost without a word.

@@ -152,6 +152,38 @@ fn a_failing_script_is_told_apart_from_invalid_data() {
     assert_eq!((v.errors[0].row, v.errors[0].source, v.cause), (None, Some(Source::Parse), Causes::Data));
 }
 
+/// A `;`-separated file read with the default `,` is one column: whatever the file is then
+/// refused for (a required column, the schema, a script that finds `()` in every field) says
+/// which delimiter to set (before: only the failure, or for the schema and script nothing).
+#[test]
+fn a_file_read_as_one_column_is_refused_with_the_delimiter_to_set() {
+    let b = Bench::new();
+    let hint = "the header is one column `id;email`: is the delimiter `;`? (set `delimiter: ';'`)";
+    let body = b"id;email\n1;a@x\n";
+    let required = b.steps("- parse: { format: csv }\n- validate: { required_columns: [id, email] }", "");
+    let v = b.run(&required, "a.csv", body).quarantine.unwrap();
+    assert_eq!(v.reason, format!("the header lacks required column(s) `id`, `email`; {hint}"));
+    let schema = b.steps("- parse: { format: csv }\n- validate: { schema: roster.schema.json }", "");
+    let v = b.run(&schema, "a.csv", body).quarantine.unwrap();
+    assert_eq!(v.reason, format!("1 of 1 records are invalid (on_invalid: quarantine); {hint}"));
+    std::fs::write(b.path("amount.rhai"), "fn map(r) { #{ id: r.id + 1 } }").unwrap();
+    let mapped = b.steps("- parse: { format: csv }\n- map: { script: amount.rhai }", "");
+    let v = b.run(&mapped, "a.csv", body).quarantine.unwrap();
+    assert!(
+        v.reason.starts_with("the flow's mapping script amount.rhai failed on 1 of 1 records") && v.reason.ends_with(hint),
+        "{}",
+        v.reason
+    );
+    // Without a header: the first record.
+    let headerless =
+        b.steps("- parse: { format: csv, header: false, columns: [id, email] }\n- validate: { schema: roster.schema.json }", "");
+    let v = b.run(&headerless, "a.csv", b"1|a@x\n").quarantine.unwrap();
+    assert!(v.reason.ends_with("; the first record is one column `1|a@x`: is the delimiter `|`? (set `delimiter: '|'`)"), "{}", v.reason);
+    // The right delimiter: no hint, nothing refused.
+    let right = b.steps("- parse: { format: csv, delimiter: ';' }\n- validate: { required_columns: [id, email] }", "");
+    assert!(b.run(&right, "a.csv", body).quarantine.is_none());
+}
+
 #[test]
 fn skip_sends_bad_rows_to_rejects_until_the_threshold() {
     let b = Bench::new();

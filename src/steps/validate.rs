@@ -230,19 +230,9 @@ impl Validate {
         if missing.is_empty() {
             return None;
         }
-        let mut message = format!("the header lacks required column(s) {}", missing.join(", "));
-        // One column holding another separator: the file is split by another delimiter than
-        // the parse step's (the usual first mistake, and the bare list did not say so).
-        if let [only] = header
-            && let Some(sep) = [',', ';', '\t', '|'].into_iter().find(|&c| only.contains(c))
-        {
-            let shown = crate::text::one_line(&crate::text::visible(only), 60, crate::text::Keep::Start);
-            message.push_str(&format!(
-                "; it was read as one column, `{shown}`, which holds `{}`: the parse step's `delimiter` may not be the file's",
-                sep.escape_debug()
-            ));
-        }
-        Some(message)
+        // A header of one column holding another separator gets the pipeline's delimiter
+        // hint (`parse::delimiter_hint`), as every reason a file is refused for does.
+        Some(format!("the header lacks required column(s) {}", missing.join(", ")))
     }
 }
 
@@ -551,10 +541,5 @@ mod tests {
         };
         assert_eq!(v.missing_columns(&["id".into(), "name".into()]).unwrap(), "the header lacks required column(s) `email`");
         assert!(v.missing_columns(&["email".into(), "id".into()]).is_none());
-        // Before: only the list, when the real trouble is the delimiter.
-        assert_eq!(
-            v.missing_columns(&["id,name,email".into()]).unwrap(),
-            "the header lacks required column(s) `id`, `email`; it was read as one column, `id,name,email`, which holds `,`: the parse step's `delimiter` may not be the file's"
-        );
     }
 }
