@@ -379,6 +379,7 @@ impl Steps {
         for (i, s) in self.inner.steps.iter().enumerate() {
             match s {
                 Step::Render(r) => {
+                    out.extend(r.escape_warning().map(|w| (format!("/steps/{i}/render"), w)));
                     out.extend(r.undeclared().iter().map(|u| (format!("/steps/{i}/render/{}", u.read.setting), u.warning())))
                 }
                 Step::Write(w) if w.format == WriteFormat::Csv && w.header && w.columns.is_empty() && (mapped || !csv_input) => {

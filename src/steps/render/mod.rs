@@ -24,7 +24,7 @@ use std::sync::Arc;
 
 use handlebars::{Handlebars, RenderError, RenderErrorReason};
 
-use crate::config::raw_steps::{LineEnding, RawRender};
+use crate::config::raw_steps::{LineEnding, RawRender, RenderEscape};
 use fields::{FieldRef, Missing, Scope, Undeclared};
 
 pub use output::{Failure, Renderer};
@@ -49,6 +49,7 @@ pub struct Render {
     pub sums: Vec<String>,
     pub max_records: u64,
     ext: String,
+    escape: RenderEscape,
     registry: Arc<Handlebars<'static>>,
     /// The record fields the row or document template reads.
     refs: Arc<Vec<FieldRef>>,
@@ -140,6 +141,7 @@ impl Render {
                 sums: raw.sums.clone(),
                 max_records: raw.max_records.unwrap_or(DEFAULT_MAX_RECORDS),
                 ext,
+                escape: raw.escape,
                 registry: Arc::new(hb),
                 refs: Arc::new(refs.unwrap_or_default()),
                 undeclared: Arc::new(Vec::new()),
@@ -151,6 +153,25 @@ impl Render {
     /// The output file's extension.
     pub fn ext(&self) -> &str {
         &self.ext
+    }
+
+    /// A warning when the output is XML or HTML (by its extension) and `{{value}}` escapes
+    /// nothing: a `&` or `<` in a record would make the document broken. Not a problem: a
+    /// template may escape each value itself (`{{xml value}}`).
+    pub fn escape_warning(&self) -> Option<String> {
+        let ext = self.ext.to_ascii_lowercase();
+        let (kind, escape) = match ext.as_str() {
+            "xml" => ("XML", "xml"),
+            "html" | "htm" => ("HTML", "html"),
+            _ => return None,
+        };
+        (self.escape == RenderEscape::None).then(|| {
+            format!(
+                "the output is `.{}` but `escape` is `none`: a `&` or `<` in a value would make broken {kind}; set `escape: {escape}` \
+                 (`{{{{{{value}}}}}}` still writes a value as it is)",
+                self.ext
+            )
+        })
     }
 
     fn registry(&self) -> &Handlebars<'static> {

@@ -133,6 +133,31 @@ fn a_summed_field_that_is_not_a_number_is_a_record_error_and_is_not_counted() {
     assert!(b.read("rejects").contains("price: \"\"zwei\"\" is not a number (a field in `sums`)"), "{}", b.read("rejects"));
 }
 
+/// `escape: none` (the default) on XML or HTML output is a warning naming the escape to set
+/// (before: nothing, and a `&` in a record made a broken document); other outputs, or an
+/// escape set, say nothing.
+#[test]
+fn xml_or_html_output_without_escaping_is_warned_about() {
+    let b = Bench::new();
+    b.file("doc.xml.hbs", "<a>{{count}}</a>\n").file("row.htm.hbs", "<p>{{record.a}}</p>\n").file("row.txt.hbs", "{{record.a}}\n");
+    let warned = |yaml: &str| b.steps(&format!("- parse: {{ format: csv }}\n- render: {{ {yaml} }}")).warnings();
+    assert_eq!(
+        warned("template: doc.xml.hbs"),
+        [(
+            "/steps/1/render".to_string(),
+            "the output is `.xml` but `escape` is `none`: a `&` or `<` in a value would make broken XML; set `escape: xml` \
+             (`{{{value}}}` still writes a value as it is)"
+                .to_string()
+        )]
+    );
+    let html = warned("row: row.htm.hbs, escape: none");
+    assert!(html.len() == 1 && html[0].1.starts_with("the output is `.htm` but") && html[0].1.contains("set `escape: html`"), "{html:?}");
+    assert!(warned("row: row.txt.hbs, extension: HTML")[0].1.contains("broken HTML"));
+    assert_eq!(warned("template: doc.xml.hbs, escape: xml"), []);
+    assert_eq!(warned("row: row.htm.hbs, escape: html"), []);
+    assert_eq!(warned("row: row.txt.hbs"), []);
+}
+
 #[test]
 fn a_whole_document_sees_every_record_with_count_and_sums() {
     let b = Bench::new();
