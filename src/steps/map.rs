@@ -84,7 +84,15 @@ impl Mapper {
             format!("{script}{line}: {}{hint}", e.0)
         })?;
         if !ast.iter_functions().any(|f| f.name == "map" && f.params.len() == 1) {
-            return Err(format!("{script} defines no `fn map(record)`"));
+            // A `map` of another arity is never called: said so, not "defines no map".
+            return Err(match ast.iter_functions().find(|f| f.name == "map") {
+                Some(f) => format!(
+                    "{script} defines `fn map({})` with {} parameters where 1 is expected: `fn map(record)`, called with each record",
+                    f.params.join(", "),
+                    f.params.len()
+                ),
+                None => format!("{script} defines no `fn map(record)`"),
+            });
         }
         Ok(Mapper { engine: Arc::new(engine), ast: Arc::new(ast), script: script.to_string(), timeout })
     }
@@ -553,6 +561,15 @@ mod tests {
         let e = mapper("fn map(r) {\n  let x = ;\n}").unwrap_err();
         assert!(e.starts_with("t.rhai line 2: "), "{e}");
         assert_eq!(mapper("fn transform(r) { r }").unwrap_err(), "t.rhai defines no `fn map(record)`");
+        // Before: "defines no `fn map(record)`", of a script that plainly defines a `map`.
+        assert_eq!(
+            mapper("fn map(r, x) { r }").unwrap_err(),
+            "t.rhai defines `fn map(r, x)` with 2 parameters where 1 is expected: `fn map(record)`, called with each record"
+        );
+        assert_eq!(
+            mapper("fn map() { #{} }").unwrap_err(),
+            "t.rhai defines `fn map()` with 0 parameters where 1 is expected: `fn map(record)`, called with each record"
+        );
         assert_eq!(
             mapper("let n = record.amount;\n#{ n: n }").unwrap_err(),
             "t.rhai line 1: Undefined variable: record (a map script's code goes in `fn map(record) { … }`, which is called once per record)"
