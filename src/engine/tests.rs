@@ -1046,6 +1046,24 @@ async fn skip_delivers_good_rows_and_a_rejects_file_until_the_threshold() {
     assert_eq!(r.records, RecordCounts { read: 6, valid: 3, rejected: 3, skipped: 0, written: 2 });
 }
 
+/// A `;`-separated file read with the default `,` is one column a run lets through (no
+/// schema refuses it, or `on_invalid: skip` within `max_invalid`): delivered, its report
+/// says the delimiter hint as a warning (before: nothing; only a refused file had it).
+#[tokio::test]
+async fn a_file_read_as_one_column_is_delivered_with_a_delimiter_warning() {
+    let mut fx = fixture();
+    with_steps(&mut fx, "- parse: { format: csv }\n- write: { format: csv }\n", "skip", Some("50%"));
+    fx.put("in/a.csv", b"id;email\n1;a@x\n2;b@x\n");
+    fx.put("in/b.csv", b"id,email\n1,a@x\n");
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 2, "{r:#?}");
+    let a = r.files.iter().find(|f| f.path.ends_with("a.csv")).unwrap();
+    let hint = "; warning: the header is one column `id;email`: is the delimiter `;`? (set `delimiter: ';'`)";
+    assert!(a.detail.ends_with(hint), "{}", a.detail);
+    let b = r.files.iter().find(|f| f.path.ends_with("b.csv")).unwrap();
+    assert!(!b.detail.contains("warning"), "{}", b.detail);
+}
+
 /// The trigger tells the partner the delivery is complete: it follows the rejects file that
 /// goes with the output as well as the output itself, never comes before it.
 #[tokio::test]

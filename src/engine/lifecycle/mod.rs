@@ -267,6 +267,9 @@ async fn advance(
     let mut staged_gone = false;
     // The request's await was registered by this call (round trips).
     let mut awaited = false;
+    // A warning of the content steps for the report of the file they let through (not kept
+    // in the ledger: a run resumed after them logged it, it does not repeat it).
+    let mut warning: Option<String> = None;
     // When the record was last written before this call (0 for a new one): a delivery found
     // made (after a crash) happened no later than that, give or take the write itself.
     let picked_up = rec.updated;
@@ -339,7 +342,8 @@ async fn advance(
                 }
                 match &cx.flow.steps {
                     Some(steps) => {
-                        let result = content::process(cx, rec, &entry.path, staged, steps).await?;
+                        let result;
+                        (result, warning) = content::process(cx, rec, &entry.path, staged, steps).await?;
                         rec.state = if result.quarantine.is_some() { FileState::Quarantining } else { FileState::Processed };
                         rec.updated = now_millis();
                         cx.store(Transition::Result { flow: flow.clone(), rec: rec.clone(), result }).await?;
@@ -522,6 +526,9 @@ async fn advance(
                         "; records: {} read, {} valid, {} rejected, {} skipped, {} written",
                         c.read, c.valid, c.rejected, c.skipped, c.written
                     ));
+                }
+                if let Some(w) = &warning {
+                    detail.push_str(&format!("; warning: {w}"));
                 }
                 tracing::info!(flow = %flow, path = %entry.path, bytes = rec.size, "Delivered.");
                 return Ok(FileReport {
