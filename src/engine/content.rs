@@ -52,8 +52,17 @@ pub fn delivered_name(steps: Option<&Steps>, source_name: &str) -> String {
 }
 
 /// Runs the steps on the staged file of `rec`. Returns the result to record: output sizes and
-/// counts, plus a quarantine record (reports already written locally) when the file is refused.
-pub async fn process(cx: &Ctx<'_>, rec: &FileRecord, source: &RemotePath, staged: &Path, steps: &Steps) -> Result<FileResult, FileError> {
+/// counts, plus a quarantine record (reports already written locally) when the file is refused;
+/// and the warning for a delivered file's report, if any: the CSV read as one column that
+/// looks split on another delimiter (`parse::delimiter_hint`, logged here; a refused file's
+/// reason says it already).
+pub async fn process(
+    cx: &Ctx<'_>,
+    rec: &FileRecord,
+    source: &RemotePath,
+    staged: &Path,
+    steps: &Steps,
+) -> Result<(FileResult, Option<String>), FileError> {
     let vars = NameVars::new(source.name(), "", rec.size, cx.run, cx.now);
     // Named as discovery names them (it sets them aside and disposes of them).
     let names = steps.companions(&super::discover::companion_vars(source.name(), rec.size, cx.now)).map_err(FileError::Name)?;
@@ -91,6 +100,10 @@ pub async fn process(cx: &Ctx<'_>, rec: &FileRecord, source: &RemotePath, staged
     let c = processed.counts;
     tracing::info!(flow = %cx.flow.name, path = %source, read = c.read, valid = c.valid, rejected = c.rejected, skipped = c.skipped, written = c.written, "Content steps ran.");
     let mut result = FileResult { run: cx.run, counts: c, output: processed.output, rejects: processed.rejects, quarantine: None };
+    let warning = processed.delimiter_hint.filter(|_| processed.quarantine.is_none());
+    if let Some(hint) = &warning {
+        tracing::warn!(flow = %cx.flow.name, path = %source, hint = %hint, "The file may be split on the wrong delimiter; delivering it as read.");
+    }
     if let Some(v) = processed.quarantine {
         let q = cx
             .flow
@@ -131,7 +144,7 @@ pub async fn process(cx: &Ctx<'_>, rec: &FileRecord, source: &RemotePath, staged
             errors_total: v.errors_total,
         });
     }
-    Ok(result)
+    Ok((result, warning))
 }
 
 /// The folders a data file's companions are looked for in, in order: beside the data file;

@@ -66,11 +66,24 @@ pub const NAME_MAX: usize = 255;
 /// would refuse the name at the rename, after the whole upload, in every run), and the
 /// message says what to shorten.
 pub fn check_target_name(name: &str) -> Result<(), FileError> {
+    fits(name, "target name", "name")
+}
+
+/// [`check_target_name`] for a trigger's name (a sink's `trigger` template rendered from the
+/// delivered name): refused before the data file is uploaded, so that a file whose trigger
+/// the server would refuse is not delivered without it.
+pub fn check_trigger_name(name: &str) -> Result<(), FileError> {
+    fits(name, "trigger name", "trigger")
+}
+
+/// `Ok` when `name` fits [`NAME_MAX`], else the error naming `what` it is and the sink's
+/// `template` to shorten.
+fn fits(name: &str, what: &str, template: &str) -> Result<(), FileError> {
     if name.len() <= NAME_MAX {
         return Ok(());
     }
     Err(FileError::TargetName(format!(
-        "target name {name:?} is {} bytes, more than the {NAME_MAX} a file name may have; shorten the sink's `name` template (or the file's name at the source)",
+        "{what} {name:?} is {} bytes, more than the {NAME_MAX} a file name may have; shorten the sink's `{template}` template (or the file's name at the source)",
         name.len()
     )))
 }
@@ -132,6 +145,8 @@ mod tests {
         assert!(text.contains(&over) && text.contains("is 257 bytes, more than the 255"), "{text}");
         // Bytes, not characters: 128 two-byte characters are 256 bytes.
         assert!(check_target_name(&"é".repeat(128)).is_err());
+        let trigger = check_trigger_name(&format!("{over}.done")).unwrap_err().to_string();
+        assert!(trigger.starts_with("trigger name") && trigger.contains("the sink's `trigger` template"), "{trigger}");
     }
 
     #[test]

@@ -373,7 +373,6 @@ fn ago(d: chrono::TimeDelta) -> String {
 
 /// The action for a ready file.
 fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: u64, now: SystemTime) -> Result<Action, LedgerError> {
-    let key = identity::key(flow.source.identity, &c.entry);
     if let Some(l) = ledger {
         // What the ledger says of this very version, judged as a run judges it at the file's
         // turn: settled (delivered, a duplicate, quarantined) or in flight.
@@ -387,9 +386,7 @@ fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: 
                 None => {}
             }
         }
-        if let Some(k) = &key
-            && let Some(d) = l.done(&flow.name, k)?
-        {
+        if let Some(d) = lifecycle::delivered_before(l, flow, &c.entry)? {
             let why = format!("same identity as {} delivered in run {} on {}", d.path, d.run, lifecycle::date(d.at));
             return Ok(Action::AlreadyDone { why, then: disposal(flow) });
         }
@@ -1109,6 +1106,49 @@ mod tests {
         let r = run(&flow, &ledger, d).await;
         let got: Vec<_> = r.files.iter().map(|f| (f.path.as_str(), f.outcome)).collect();
         assert_eq!(got, [("/a.txt", crate::engine::Outcome::NotReady), ("/b.txt", crate::engine::Outcome::Delivered)], "{r:?}");
+    }
+
+    /// A sink name every file shares (`import.csv`) with an identity without the path: a file
+    /// whose identity was delivered before (under another name) is skipped as a duplicate, so
+    /// it takes no name and holds back no real file, in the plan as in the run. Before, the
+    /// run counted it (older, it took the name) and held back the new file for nothing; the
+    /// plan said the new file is delivered.
+    #[tokio::test]
+    async fn a_duplicate_of_an_earlier_delivery_holds_back_no_file_in_the_plan_as_in_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for f in ["src/in", "dst/inbox"] {
+            std::fs::create_dir_all(d.join(f)).unwrap();
+        }
+        let text = format!(
+            "name: t\nendpoints:\n  partner: {{ type: local, root: {} }}\n  erp: {{ type: local, root: {} }}\n\
+             source: {{ endpoint: partner, path: /in, identity: [size, mtime] }}\n\
+             sinks: [ {{ endpoint: erp, path: /inbox, name: import.csv, if_exists: overwrite }} ]\nafter: {{ success: delete }}\n",
+            d.join("src").display(),
+            d.join("dst").display()
+        );
+        let flow = crate::config::load_flow_str(&text, &d.join("t.yaml")).unwrap();
+        let ledger = Ledger::in_memory().unwrap();
+        let old = SystemTime::now() - std::time::Duration::from_secs(3600);
+        let put = |name: &str, body: &str, at: SystemTime| {
+            let p = d.join("src/in").join(name);
+            std::fs::write(&p, body).unwrap();
+            std::fs::File::options().write(true).open(&p).unwrap().set_modified(at).unwrap();
+        };
+        put("a.csv", "first", old);
+        assert_eq!(run(&flow, &ledger, d).await.counts.delivered, 1);
+        // b.csv: a.csv again by another name (same size and time); c.csv: a new file, newer.
+        put("b.csv", "first", old);
+        put("c.csv", "second", old + std::time::Duration::from_secs(60));
+
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let action = |path: &str| &p.files.iter().find(|f| f.path == path).unwrap().action;
+        assert!(matches!(action("/in/b.csv"), Action::AlreadyDone { why, .. } if why.starts_with("same identity as")), "{p:#?}");
+        assert!(matches!(action("/in/c.csv"), Action::Deliver { .. }), "{p:#?}");
+        let r = run(&flow, &ledger, d).await;
+        let got = |path: &str| r.files.iter().find(|f| f.path == path).map(|f| f.outcome).unwrap();
+        assert_eq!((got("/in/b.csv"), got("/in/c.csv")), (crate::engine::Outcome::Skipped, crate::engine::Outcome::Delivered), "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("dst/inbox/import.csv")).unwrap(), "second");
     }
 
     /// A flow from `dir/src/in` (recursive, one file at a time) to `dir/dst/inbox`, sources

@@ -392,6 +392,34 @@ async fn a_trigger_never_replaces_a_file_with_content() {
     assert_eq!(read(&fx.dst.join("inbox/a.csv.done")), b"");
 }
 
+/// A trigger name longer than a file system takes (a `{{name}}.done` of a 251-byte name)
+/// fails its file before the data file is uploaded, as a name error naming the trigger and
+/// its length (before: the file was delivered, then the trigger refused, "File name too
+/// long", every run); the plan shows the same error; the other files go on.
+#[tokio::test]
+async fn a_trigger_name_too_long_fails_the_file_before_uploading() {
+    let mut fx = fixture();
+    fx.flow.after_success = Disposition::Keep;
+    fx.flow.sinks[0].trigger = Some(NameTemplate::new("{{name}}.done").unwrap());
+    let long = format!("{}.csv", "x".repeat(251));
+    fx.put(&format!("in/{long}"), b"a");
+    fx.put("in/b.csv", b"b");
+    let want = format!("trigger name \"{long}.done\" is 260 bytes, more than the 255");
+    let plan = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now()).await.unwrap();
+    let planned = plan.files.iter().find(|f| f.path.ends_with(&long)).unwrap();
+    let super::plan::Action::Deliver { targets, .. } = &planned.action else { panic!("{plan:#?}") };
+    assert!(targets[0].starts_with("erp:<") && targets[0].contains(&want), "{targets:?}");
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, r.counts.failed), (1, 1), "{r:#?}");
+    let failed = r.files.iter().find(|f| f.outcome == Outcome::Failed).unwrap();
+    assert_eq!(failed.error_kind, Some(ErrorKind::Config));
+    assert!(failed.detail.contains(&want) && failed.detail.contains("`trigger` template"), "{}", failed.detail);
+    let mut names: Vec<_> = std::fs::read_dir(fx.dst.join("inbox")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    assert_eq!(names, ["b.csv", "b.csv.done"].map(std::ffi::OsString::from), "nothing of the long one uploaded");
+    assert!(fx.src.join("in").join(&long).exists());
+}
+
 /// A constant temporary name is shared by every upload into the folder, the triggers' too:
 /// with `if_exists: rename` (which claims the folder, not the names) a trigger must still
 /// wait for the upload holding the temporary name, or it would empty that file or take its
@@ -1016,6 +1044,24 @@ async fn skip_delivers_good_rows_and_a_rejects_file_until_the_threshold() {
     assert!(b.detail.contains("2 of 3 records are invalid (more than max_invalid: 1)"), "{}", b.detail);
     assert!(!fx.dst.join("inbox/b.csv").exists() && !fx.dst.join("inbox/b.rejects.csv").exists());
     assert_eq!(r.records, RecordCounts { read: 6, valid: 3, rejected: 3, skipped: 0, written: 2 });
+}
+
+/// A `;`-separated file read with the default `,` is one column a run lets through (no
+/// schema refuses it, or `on_invalid: skip` within `max_invalid`): delivered, its report
+/// says the delimiter hint as a warning (before: nothing; only a refused file had it).
+#[tokio::test]
+async fn a_file_read_as_one_column_is_delivered_with_a_delimiter_warning() {
+    let mut fx = fixture();
+    with_steps(&mut fx, "- parse: { format: csv }\n- write: { format: csv }\n", "skip", Some("50%"));
+    fx.put("in/a.csv", b"id;email\n1;a@x\n2;b@x\n");
+    fx.put("in/b.csv", b"id,email\n1,a@x\n");
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 2, "{r:#?}");
+    let a = r.files.iter().find(|f| f.path.ends_with("a.csv")).unwrap();
+    let hint = "; warning: the header is one column `id;email`: is the delimiter `;`? (set `delimiter: ';'`)";
+    assert!(a.detail.ends_with(hint), "{}", a.detail);
+    let b = r.files.iter().find(|f| f.path.ends_with("b.csv")).unwrap();
+    assert!(!b.detail.contains("warning"), "{}", b.detail);
 }
 
 /// The trigger tells the partner the delivery is complete: it follows the rejects file that

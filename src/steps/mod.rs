@@ -325,6 +325,10 @@ pub struct Processed {
     pub rejects: Option<u64>,
     /// Set when the file must be quarantined.
     pub quarantine: Option<Verdict>,
+    /// The CSV header (or first record) was one column holding another separator
+    /// (`parse::delimiter_hint`): said with whatever the file is refused for, and as a
+    /// warning when it is delivered.
+    pub delimiter_hint: Option<String>,
 }
 
 /// Why a file is quarantined, with every error found (up to [`MAX_REPORTED_ERRORS`]).
@@ -447,9 +451,6 @@ struct FileRun<'s, 'i> {
     /// Problems with the file as a whole (row `None`), in the order found.
     file_problems: Vec<RecordError>,
     header: Option<Vec<String>>,
-    /// The CSV header (or first record) was one column holding another separator: said with
-    /// whatever the file is refused for (`parse::delimiter_hint`).
-    delimiter_hint: Option<String>,
     writer: Option<Output>,
     rejects: Option<Rejects>,
     /// Quarantine is certain (a count limit was passed): stop writing outputs, keep reporting.
@@ -506,7 +507,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
         FileRun {
             steps,
             input,
-            out: Processed { counts: RecordCounts::default(), output: None, rejects: None, quarantine: None },
+            out: Processed { counts: RecordCounts::default(), output: None, rejects: None, quarantine: None, delimiter_hint: None },
             errors: Vec::new(),
             errors_total: 0,
             script_errors: 0,
@@ -515,7 +516,6 @@ impl<'s, 'i> FileRun<'s, 'i> {
             template_rejected: 0,
             file_problems: Vec::new(),
             header: None,
-            delimiter_hint: None,
             writer: None,
             rejects: None,
             doomed: false,
@@ -591,7 +591,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
 
     fn header(&mut self, header: Vec<String>) -> Result<(), Stop> {
         if let Some(p) = self.steps.parse().filter(|p| p.format == ParseFormat::Csv && p.header) {
-            self.delimiter_hint = parse::delimiter_hint("header", &header, p.delimiter);
+            self.out.delimiter_hint = parse::delimiter_hint("header", &header, p.delimiter);
         }
         for s in &self.steps.inner.steps {
             if let Step::Validate(v) = s
@@ -648,7 +648,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
         if let (1, Raw::Fields(fields)) = (self.out.counts.read, &row.raw)
             && let Some(p) = self.steps.parse().filter(|p| !p.header)
         {
-            self.delimiter_hint = parse::delimiter_hint("first record", fields, p.delimiter);
+            self.out.delimiter_hint = parse::delimiter_hint("first record", fields, p.delimiter);
         }
         let mut errs: Vec<RecordError> = Vec::new();
         // Set when the script's time ran out at this record: it is invalid, and the file stops here.
@@ -888,7 +888,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
             None
         };
         let Some(mut reason) = reason else { return };
-        if let Some(hint) = &self.delimiter_hint {
+        if let Some(hint) = &self.out.delimiter_hint {
             reason.push_str(&format!("; {hint}"));
         }
         let mut errors = std::mem::take(&mut self.file_problems);

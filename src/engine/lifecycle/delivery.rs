@@ -194,6 +194,11 @@ fn wanted(sink: &Sink, name: &str, rel_dir: &str, size: u64, run: u64, now: Syst
     // Refused here too (the run's choice, `transfer::choose_target`, refuses it), so that
     // `wharf plan` shows it as the name error it is, like a template's.
     crate::engine::naming::check_target_name(&name)?;
+    // The trigger named after the wanted name, checked before anything is uploaded: a file
+    // whose trigger cannot be written must not be delivered without it. (A free name that
+    // `rename` lengthens is checked again when its trigger is named.)
+    let target = dir.join(&name).map_err(|e| FileError::TargetName(format!("target name {name:?}: {e}")))?;
+    trigger_of(sink, &target, rel_dir, run, now)?;
     Ok((dir, name))
 }
 
@@ -297,6 +302,7 @@ pub(in crate::engine) fn trigger_of(
     let Some(template) = &sink.trigger else { return Ok(None) };
     let vars = NameVars::new(target.name(), rel_dir, 0, run, now);
     let name = template.render(&vars).map_err(FileError::TargetName)?;
+    crate::engine::naming::check_trigger_name(&name)?;
     let path = target.parent().join(&name).map_err(|e| FileError::TargetName(format!("trigger name {name:?}: {e}")))?;
     if &path == target {
         return Err(FileError::Name(format!("the trigger name {name:?} is the delivered file's own: writing the trigger would empty it")));

@@ -109,19 +109,20 @@ pub(super) fn date(ms: i64) -> String {
 /// locks, 10 `fcntl`s per file here).
 pub(super) struct Known {
     prev: Option<FileRecord>,
-    /// The delivery of its identity, when the identity names the path: only this file can
-    /// have written it, so it cannot change before the file's turn. `None` when it must be
-    /// read at its turn (an earlier file of the run may be the same file).
+    /// The delivery of its identity, when it is settled before the file's turn: found (a
+    /// delivery stays delivered), or not found under an identity that names the path (only
+    /// this file can write it). `None` when it must be read at its turn (an earlier file of
+    /// the run may be the same file).
     done: Option<Option<DoneRecord>>,
 }
 
 impl Known {
     pub fn read(snapshot: &Snapshot, flow: &Flow, entry: &Entry) -> Result<Known, LedgerError> {
         let prev = snapshot.file(&flow.name, entry.path.as_str())?;
-        let id = flow.source.identity;
-        let done = match identity::key(id, entry) {
-            Some(k) if id.path => Some(snapshot.done(&flow.name, &k)?),
-            _ => None,
+        let done = match delivered_before(snapshot, flow, entry)? {
+            Some(d) => Some(Some(d)),
+            None if flow.source.identity.path && identity::key(flow.source.identity, entry).is_some() => Some(None),
+            None => None,
         };
         Ok(Known { prev, done })
     }
@@ -133,13 +134,25 @@ impl Known {
 
     /// Whether the listed file may deliver in this run, and if so whether a crashed run
     /// started it (`Some(true)`): `None` when it is settled (delivered, a duplicate,
-    /// quarantined) or its identity was delivered before.
+    /// quarantined) or, not started, its identity was delivered before (it is skipped as a
+    /// duplicate at its turn). As `wharf plan` judges it (settled, resumed, already done).
     pub fn contends(&self, flow: &Flow, entry: &Entry) -> Option<bool> {
         let same = self.prev.as_ref().filter(|p| same_version(flow, entry, p));
-        if same.is_some_and(|p| Settled::of(p).is_some()) || matches!(self.done, Some(Some(_))) {
+        let resumed = same.is_some_and(|p| p.state.in_flight());
+        if same.is_some_and(|p| Settled::of(p).is_some()) || (!resumed && matches!(self.done, Some(Some(_)))) {
             return None;
         }
-        Some(same.is_some_and(|p| p.state.in_flight()))
+        Some(resumed)
+    }
+}
+
+/// The delivery, before this run, of the identity of the file listed as `entry`, when the
+/// listing tells the identity: the run skips the file as its duplicate (taking no name a
+/// sink gives several files, `shared_targets`), and `wharf plan` shows it already done.
+pub(super) fn delivered_before(snapshot: &Snapshot, flow: &Flow, entry: &Entry) -> Result<Option<DoneRecord>, LedgerError> {
+    match identity::key(flow.source.identity, entry) {
+        Some(k) => snapshot.done(&flow.name, &k),
+        None => Ok(None),
     }
 }
 
@@ -267,6 +280,9 @@ async fn advance(
     let mut staged_gone = false;
     // The request's await was registered by this call (round trips).
     let mut awaited = false;
+    // A warning of the content steps for the report of the file they let through (not kept
+    // in the ledger: a run resumed after them logged it, it does not repeat it).
+    let mut warning: Option<String> = None;
     // When the record was last written before this call (0 for a new one): a delivery found
     // made (after a crash) happened no later than that, give or take the write itself.
     let picked_up = rec.updated;
@@ -339,7 +355,8 @@ async fn advance(
                 }
                 match &cx.flow.steps {
                     Some(steps) => {
-                        let result = content::process(cx, rec, &entry.path, staged, steps).await?;
+                        let result;
+                        (result, warning) = content::process(cx, rec, &entry.path, staged, steps).await?;
                         rec.state = if result.quarantine.is_some() { FileState::Quarantining } else { FileState::Processed };
                         rec.updated = now_millis();
                         cx.store(Transition::Result { flow: flow.clone(), rec: rec.clone(), result }).await?;
@@ -522,6 +539,9 @@ async fn advance(
                         "; records: {} read, {} valid, {} rejected, {} skipped, {} written",
                         c.read, c.valid, c.rejected, c.skipped, c.written
                     ));
+                }
+                if let Some(w) = &warning {
+                    detail.push_str(&format!("; warning: {w}"));
                 }
                 tracing::info!(flow = %flow, path = %entry.path, bytes = rec.size, "Delivered.");
                 return Ok(FileReport {
