@@ -391,8 +391,7 @@ fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: 
             return Ok(Action::AlreadyDone { why, then: disposal(flow) });
         }
     }
-    let refused: Vec<String> =
-        flow.steps.iter().flat_map(|s| s.checks()).flat_map(|ch| ch.listing_problems(c.entry.path.name(), c.entry.size)).collect();
+    let refused = lifecycle::refused_by_listing(flow, &c.entry);
     if !refused.is_empty() {
         let to = flow.quarantine.as_ref().map(|q| format!(" to {}:{}", q.endpoint, q.path)).unwrap_or_default();
         return Ok(Action::Quarantine { why: format!("would be quarantined{to} by a check step: {}", refused.join("; ")) });
@@ -1149,6 +1148,60 @@ mod tests {
         let got = |path: &str| r.files.iter().find(|f| f.path == path).map(|f| f.outcome).unwrap();
         assert_eq!((got("/in/b.csv"), got("/in/c.csv")), (crate::engine::Outcome::Skipped, crate::engine::Outcome::Delivered), "{r:#?}");
         assert_eq!(std::fs::read_to_string(d.join("dst/inbox/import.csv")).unwrap(), "second");
+    }
+
+    /// A flow from `dir/src/in` to `dir/dst/inbox` whose sink names every file `import.csv`
+    /// (`if_exists: overwrite`), with `extra` YAML added.
+    fn shared_name_flow(dir: &Path, extra: &str) -> Flow {
+        for f in ["src/in", "dst/inbox"] {
+            std::fs::create_dir_all(dir.join(f)).unwrap();
+        }
+        let text = format!(
+            "name: t\nendpoints:\n  partner: {{ type: local, root: {} }}\n  erp: {{ type: local, root: {} }}\n\
+             sinks: [ {{ endpoint: erp, path: /inbox, name: import.csv, if_exists: overwrite }} ]\n{extra}",
+            dir.join("src").display(),
+            dir.join("dst").display()
+        );
+        crate::config::load_flow_str(&text, &dir.join("t.yaml")).unwrap()
+    }
+
+    /// Writes `dir/src/in/name` with `body`, modified `secs` seconds after an hour ago.
+    fn put_at(dir: &Path, name: &str, body: &str, secs: u64) {
+        let p = dir.join("src/in").join(name);
+        std::fs::write(&p, body).unwrap();
+        let at = SystemTime::now() - std::time::Duration::from_secs(3600) + std::time::Duration::from_secs(secs);
+        std::fs::File::options().write(true).open(&p).unwrap().set_modified(at).unwrap();
+    }
+
+    /// A sink name every file shares (`import.csv`): a file a `check` step refuses from the
+    /// listing (here: empty) is quarantined before any delivery, so it takes no name and
+    /// holds back no real file, in the plan as in the run. Before, the run counted it (older,
+    /// it took the name) and held back the good file for nothing; the plan delivered it.
+    #[tokio::test]
+    async fn a_file_quarantined_from_the_listing_holds_back_no_file_in_the_plan_as_in_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let flow = shared_name_flow(
+            d,
+            "source: { endpoint: partner, path: /in }\nsteps:\n  - check: { non_empty: true }\n\
+             quarantine: { endpoint: erp, path: /rejected }\n",
+        );
+        put_at(d, "a.csv", "", 0);
+        put_at(d, "b.csv", "good", 60);
+        let ledger = Ledger::in_memory().unwrap();
+
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let action = |path: &str| &p.files.iter().find(|f| f.path == path).unwrap().action;
+        assert!(matches!(action("/in/a.csv"), Action::Quarantine { .. }), "{p:#?}");
+        assert!(matches!(action("/in/b.csv"), Action::Deliver { .. }), "{p:#?}");
+        let r = run(&flow, &ledger, d).await;
+        let got = |path: &str| r.files.iter().find(|f| f.path == path).map(|f| f.outcome).unwrap();
+        assert_eq!(
+            (got("/in/a.csv"), got("/in/b.csv")),
+            (crate::engine::Outcome::Quarantined, crate::engine::Outcome::Delivered),
+            "{r:#?}"
+        );
+        assert_eq!(std::fs::read_to_string(d.join("dst/inbox/import.csv")).unwrap(), "good");
     }
 
     /// A flow from `dir/src/in` (recursive, one file at a time) to `dir/dst/inbox`, sources

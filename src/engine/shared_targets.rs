@@ -25,6 +25,10 @@
 //! name using `{{size}}` after steps that change the size may be predicted wrong, which at
 //! worst holds a file back one run, or lets two files meet the exists-policy as before.
 //!
+//! A file that delivers nothing in the run takes no name: one settled before, one skipped as a
+//! duplicate of a delivery before it, one a `check` step refuses from the listing
+//! (`lifecycle::Known::contends`).
+//!
 //! `wharf plan` holds back the same files with the same words.
 
 use std::collections::HashMap;

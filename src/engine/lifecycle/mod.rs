@@ -135,15 +135,27 @@ impl Known {
     /// Whether the listed file may deliver in this run, and if so whether a crashed run
     /// started it (`Some(true)`): `None` when it is settled (delivered, a duplicate,
     /// quarantined) or, not started, its identity was delivered before (it is skipped as a
-    /// duplicate at its turn). As `wharf plan` judges it (settled, resumed, already done).
+    /// duplicate at its turn) or a `check` step refuses it from the listing (it is
+    /// quarantined). As `wharf plan` judges it (settled, resumed, already done, quarantine).
     pub fn contends(&self, flow: &Flow, entry: &Entry) -> Option<bool> {
         let same = self.prev.as_ref().filter(|p| same_version(flow, entry, p));
         let resumed = same.is_some_and(|p| p.state.in_flight());
         if same.is_some_and(|p| Settled::of(p).is_some()) || (!resumed && matches!(self.done, Some(Some(_)))) {
             return None;
         }
+        if !resumed && !refused_by_listing(flow, entry).is_empty() {
+            return None;
+        }
         Some(resumed)
     }
+}
+
+/// What the flow's `check` steps refuse in the file listed as `entry` before reading a byte
+/// of it (its name, its size), each as a sentence: a file not started that is refused so is
+/// quarantined at its turn and delivers nothing, so it takes no name a sink gives several
+/// files ([`Known::contends`]). `wharf plan` shows it quarantined from this.
+pub(super) fn refused_by_listing(flow: &Flow, entry: &Entry) -> Vec<String> {
+    flow.steps.iter().flat_map(|s| s.checks()).flat_map(|ch| ch.listing_problems(entry.path.name(), entry.size)).collect()
 }
 
 /// The delivery, before this run, of the identity of the file listed as `entry`, when the
