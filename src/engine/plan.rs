@@ -183,8 +183,22 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
             }
         }
     }
+    // A name a sink gives several files of the run goes to one of them per run.
+    let contenders = candidates.iter().zip(&files).map(|(c, f)| match f.action {
+        Action::Deliver { .. } => Some(shared_targets::Contender { entry: &c.entry, rel: &c.rel, resumed: false }),
+        Action::Resume { .. } => Some(shared_targets::Contender { entry: &c.entry, rel: &c.rel, resumed: true }),
+        _ => None,
+    });
+    let held = shared_targets::held_back(flow, contenders, next_run, now);
+    for (f, why) in files.iter_mut().zip(held) {
+        if let Some(why) = why {
+            f.action = Action::Wait { why };
+        }
+    }
     // A file of the same identity as one taken before it in this run (an identity without the
-    // path) is that file's duplicate, as the run finds when its turn comes.
+    // path) is that file's duplicate, as the run finds when its turn comes. After the shared
+    // names, as the run judges them before any file starts: both files of one identity want
+    // the name, the oldest takes it, and the other waits (it is no one's duplicate yet).
     if !flow.source.identity.path {
         let mut first: std::collections::HashMap<String, String> = std::collections::HashMap::new();
         for (c, f) in candidates.iter().zip(files.iter_mut()) {
@@ -198,18 +212,6 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
                 }
                 None => drop(first.insert(key, f.path.clone())),
             }
-        }
-    }
-    // A name a sink gives several files of the run goes to one of them per run.
-    let contenders = candidates.iter().zip(&files).map(|(c, f)| match f.action {
-        Action::Deliver { .. } => Some(shared_targets::Contender { entry: &c.entry, rel: &c.rel, resumed: false }),
-        Action::Resume { .. } => Some(shared_targets::Contender { entry: &c.entry, rel: &c.rel, resumed: true }),
-        _ => None,
-    });
-    let held = shared_targets::held_back(flow, contenders, next_run, now);
-    for (f, why) in files.iter_mut().zip(held) {
-        if let Some(why) = why {
-            f.action = Action::Wait { why };
         }
     }
     let mut caveats = caveats(flow);
@@ -1202,6 +1204,32 @@ mod tests {
             "{r:#?}"
         );
         assert_eq!(std::fs::read_to_string(d.join("dst/inbox/import.csv")).unwrap(), "good");
+    }
+
+    /// A sink name every file shares (`import.csv`) and two files of one identity (an identity
+    /// without the path) in one run: both want the name, the older takes it and the newer
+    /// waits (the next run skips it as a duplicate), in the plan as in the run. Before, the
+    /// plan found the duplicate first, in listing order: it delivered the newer file (the
+    /// first listed) and called the older one its duplicate, where the run delivers the older.
+    #[tokio::test]
+    async fn two_files_of_one_identity_wanting_one_name_are_planned_as_the_run_takes_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let flow = shared_name_flow(d, "source: { endpoint: partner, path: /in, identity: [size] }\n");
+        put_at(d, "a.csv", "new!", 60);
+        put_at(d, "b.csv", "old!", 0);
+        let ledger = Ledger::in_memory().unwrap();
+
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let action = |path: &str| &p.files.iter().find(|f| f.path == path).unwrap().action;
+        let Action::Wait { why } = action("/in/a.csv") else { panic!("the run holds it back; the plan said {p:#?}") };
+        assert!(why.contains("the name /in/b.csv takes in this run"), "{why}");
+        assert!(matches!(action("/in/b.csv"), Action::Deliver { .. }), "{p:#?}");
+        let r = run(&flow, &ledger, d).await;
+        let got = |path: &str| r.files.iter().find(|f| f.path == path).map(|f| (f.outcome, f.detail.clone())).unwrap();
+        assert_eq!(got("/in/a.csv"), (crate::engine::Outcome::NotReady, why.clone()), "{r:#?}");
+        assert_eq!(got("/in/b.csv").0, crate::engine::Outcome::Delivered, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("dst/inbox/import.csv")).unwrap(), "old!");
     }
 
     /// A flow from `dir/src/in` (recursive, one file at a time) to `dir/dst/inbox`, sources
