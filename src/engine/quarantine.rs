@@ -57,7 +57,9 @@ fn beside(copy: &RemotePath, ext: &str) -> Result<RemotePath, FileError> {
 }
 
 /// Copies the staged original (and its reports) to the quarantine location, disposes of the
-/// source as `after.failure` says, and records the file as quarantined.
+/// source as `after.failure` says, and records the file as quarantined. The caller holds the
+/// claim on both the quarantine location and the `after.failure: move_to` folder
+/// (`lifecycle::claim_quarantine`), taken at once.
 pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, staged: &Path) -> Result<FileReport, FileError> {
     let flow = &cx.flow.name;
     let (Some(q), Some(ep)) = (cx.flow.quarantine.as_ref(), cx.quarantine.as_ref()) else {

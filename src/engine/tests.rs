@@ -1826,3 +1826,56 @@ async fn a_file_delivered_before_is_moved_under_the_move_to_claim() {
     let (f, _) = turn.await.unwrap();
     assert!(f.detail.ends_with("; source moved to /in/processed/a.csv"), "{}", f.detail);
 }
+
+/// `after.failure: move_to` the folder `after.success` moves to: the source of a file that
+/// fails (its target taken, `if_exists: fail`) or is quarantined (refused by a check step) is
+/// moved under the folder's claim, as a delivered file's is (a quarantined one's with the
+/// quarantine location's claim, taken at once): not to a free name a delivered file of the
+/// run has chosen and not moved yet (which then took the next one: names out of listing order).
+#[tokio::test]
+async fn a_failed_or_quarantined_file_is_moved_under_the_move_to_claim() {
+    for quarantined in [false, true] {
+        let mut fx = fixture();
+        if quarantined {
+            with_steps(&mut fx, "- check: { non_empty: true }\n", "quarantine", None);
+            fx.put("in/a.csv", b"");
+        } else {
+            fx.put("in/a.csv", b"a");
+            std::fs::create_dir_all(fx.dst.join("inbox")).unwrap();
+            std::fs::write(fx.dst.join("inbox/a.csv"), b"somebody else's").unwrap();
+        }
+        let dir = RemotePath::parse("in/processed").unwrap();
+        fx.flow.after_failure = Disposition::MoveTo(dir.clone());
+        let eps = endpoints::open_all(&fx.flow, &["partner", "erp"]).await.unwrap();
+        let staging = fx.state.join("staging");
+        let cx = lifecycle::Ctx {
+            flow: &fx.flow,
+            ledger: &fx.ledger,
+            source: eps["partner"].clone(),
+            sinks: vec![eps["erp"].clone()],
+            quarantine: fx.flow.quarantine.as_ref().map(|q| eps[&q.endpoint].clone()),
+            run: 1,
+            now: SystemTime::now(),
+            staging_dir: &staging,
+            claims: Default::default(),
+            folders: Default::default(),
+            budget: Default::default(),
+            commits: Default::default(),
+        };
+        let entry = cx.source.stat(&RemotePath::parse("in/a.csv").unwrap()).await.unwrap().unwrap();
+        // A delivered file of the run holds the folder (it chose its name there).
+        let held = cx.claims.claim(vec![claims::key("partner", &format!("{dir}/\u{0}move"))]).await;
+        let turn = lifecycle::process(&cx, &entry, "a.csv", None);
+        tokio::pin!(turn);
+        assert!(
+            tokio::time::timeout(Duration::from_millis(300), &mut turn).await.is_err(),
+            "quarantined {quarantined}: it waits for the folder"
+        );
+        assert!(fx.src.join("in/a.csv").exists());
+        drop(held);
+        let (f, _) = turn.await.unwrap();
+        let want = if quarantined { Outcome::Quarantined } else { Outcome::Failed };
+        assert_eq!(f.outcome, want, "{f:?}");
+        assert!(f.detail.ends_with("; source moved to /in/processed/a.csv"), "{}", f.detail);
+    }
+}

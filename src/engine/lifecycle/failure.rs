@@ -75,6 +75,10 @@ pub(super) async fn fail(
             // deleting the source now would lose it.
             detail.push_str("; source kept, retried next run (`after.failure: delete` deletes a file only once a copy is in quarantine)");
         } else {
+            // Under the `move_to` folder's claim, as a delivered file's move: else it may take
+            // the free name a delivered file of the run chose and has not moved to yet. No
+            // other claim is held here (the quarantine's was let go with its attempt).
+            let _moving = claim_failure_move(cx).await;
             match disposition::apply(&*cx.source, &entry.path, &cx.flow.after_failure, None).await {
                 Ok(Some(t)) => {
                     detail.push_str(&format!("; source moved to {t}"));

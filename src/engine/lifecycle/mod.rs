@@ -396,6 +396,9 @@ async fn advance(
                     rec.state = FileState::Claimed;
                     continue;
                 }
+                // A file is quarantined before any delivery: it holds no `move_to` claim yet
+                // (let go all the same, so that no claim is ever awaited while one is held).
+                drop(moving.take());
                 let _names = claim_quarantine(cx).await;
                 return quarantine::put_aside(cx, rec, entry, staged).await;
             }
@@ -573,19 +576,40 @@ async fn advance(
     }
 }
 
-/// Claims the `move_to` folder of the source (free names there are chosen one file at a time).
+/// Claims the `after.success: move_to` folder of the source (free names there are chosen one
+/// file at a time).
 async fn claim_move(cx: &Ctx<'_>, held: &mut Option<Claim>) {
-    if let Disposition::MoveTo(dir) = &cx.flow.after_success
+    if let Some(key) = move_key(cx, &cx.flow.after_success)
         && held.is_none()
     {
-        *held = Some(cx.claims.claim(vec![claims::key(&cx.flow.source.endpoint, &format!("{dir}/\u{0}move"))]).await);
+        *held = Some(cx.claims.claim(vec![key]).await);
     }
 }
 
-/// Claims the quarantine location (copies get free names there, one file at a time).
+/// Claims the `after.failure: move_to` folder of the source, as [`claim_move`] the success
+/// one (one folder for both is one claim): `None` when failed files are not moved. Taken
+/// while the file holds no other claim.
+pub(super) async fn claim_failure_move(cx: &Ctx<'_>) -> Option<Claim> {
+    let key = move_key(cx, &cx.flow.after_failure)?;
+    Some(cx.claims.claim(vec![key]).await)
+}
+
+/// Claims the quarantine location (copies get free names there, one file at a time) and, in
+/// the same claim (claims are taken all at once), the `after.failure: move_to` folder the
+/// source goes to once the copy is made ([`quarantine::put_aside`]).
 async fn claim_quarantine(cx: &Ctx<'_>) -> Option<Claim> {
     let q = cx.flow.quarantine.as_ref()?;
-    Some(cx.claims.claim(vec![claims::key(&q.endpoint, &format!("{}/\u{0}quarantine", q.path))]).await)
+    let mut names = vec![claims::key(&q.endpoint, &format!("{}/\u{0}quarantine", q.path))];
+    names.extend(move_key(cx, &cx.flow.after_failure));
+    Some(cx.claims.claim(names).await)
+}
+
+/// The claim key of a `move_to` folder of the source (`None` for another disposition).
+fn move_key(cx: &Ctx<'_>, disp: &Disposition) -> Option<String> {
+    match disp {
+        Disposition::MoveTo(dir) => Some(claims::key(&cx.flow.source.endpoint, &format!("{dir}/\u{0}move"))),
+        _ => None,
+    }
 }
 
 /// Whether staging hashes the file now or leaves it to the upload: only a file that nothing
