@@ -199,17 +199,26 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
     // path) is that file's duplicate, as the run finds when its turn comes. After the shared
     // names, as the run judges them before any file starts: both files of one identity want
     // the name, the oldest takes it, and the other waits (it is no one's duplicate yet).
+    // A resumed file records its delivery at its turn as a new one does (unless it is being
+    // quarantined), so it is the first of its identity too; but it is no one's duplicate: the
+    // run takes up what a crashed run started without looking for its identity again.
     if !flow.source.identity.path {
         let mut first: std::collections::HashMap<String, String> = std::collections::HashMap::new();
         for (c, f) in candidates.iter().zip(files.iter_mut()) {
-            let Some(key) = identity::key(flow.source.identity, &c.entry).filter(|_| matches!(f.action, Action::Deliver { .. })) else {
+            let (delivers, new) = match &f.action {
+                Action::Deliver { .. } => (true, true),
+                Action::Resume { state, .. } => (state != FileState::Quarantining.as_str(), false),
+                _ => (false, false),
+            };
+            let Some(key) = identity::key(flow.source.identity, &c.entry).filter(|_| delivers) else {
                 continue;
             };
             match first.get(&key) {
-                Some(p) => {
+                Some(p) if new => {
                     let why = format!("same identity as {p}, delivered first by this run");
                     f.action = Action::AlreadyDone { why, then: disposal(flow) };
                 }
+                Some(_) => {}
                 None => drop(first.insert(key, f.path.clone())),
             }
         }
@@ -1306,5 +1315,48 @@ mod tests {
         assert_eq!((report.quarantined, report.counts.delivered), (1, 1), "{report:?}");
         let read = |p: &str| std::fs::read_to_string(dir.path().join("src/done").join(p)).unwrap();
         assert_eq!((read("x.csv"), read("x-1.csv")), ("".into(), "b\n".into()));
+    }
+
+    /// An identity without the path: a file a crashed run left in flight is resumed at its
+    /// turn and records its delivery, so a later file of its identity is skipped as its
+    /// duplicate, in the plan as in the run. The plan counted only a file delivered new as
+    /// the first of its identity: it said the later file is delivered.
+    #[tokio::test]
+    async fn a_resumed_file_makes_a_later_file_of_its_identity_a_duplicate_in_the_plan_as_in_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut flow = flow(d, "after: { success: delete }\n");
+        flow.source.identity = crate::config::flow::Identity { path: false, size: true, mtime: true, sha256: false };
+        put(d, &[("in/a.csv", "order"), ("in/b.csv", "order")]);
+        let t = std::fs::metadata(d.join("src/in/a.csv")).unwrap().modified().unwrap();
+        std::fs::File::options().write(true).open(d.join("src/in/b.csv")).unwrap().set_modified(t).unwrap();
+        // a.csv was being downloaded when a run crashed.
+        let at = crate::ledger::now_millis() - 60_000;
+        let rec = FileRecord {
+            path: "in/a.csv".into(),
+            identity: format!("s=5|m={}", to_millis(t)),
+            size: 5,
+            mtime: Some(to_millis(t)),
+            state: FileState::Staging,
+            first_seen: at,
+            updated: at,
+            run: 1,
+            ..Default::default()
+        };
+        let ledger = Ledger::in_memory().unwrap();
+        ledger.put_file_with("t", &rec, crate::ledger::Durability::Durable).unwrap();
+
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let action = |path: &str| &p.files.iter().find(|f| f.path == path).unwrap().action;
+        assert!(matches!(action("/in/a.csv"), Action::Resume { state, .. } if state == "staging"), "{p:#?}");
+        let Action::AlreadyDone { why, then } = action("/in/b.csv") else { panic!("the run skips it; the plan said {p:#?}") };
+        assert_eq!((why.as_str(), then.as_deref()), ("same identity as /in/a.csv, delivered first by this run", Some("delete the source")));
+        let r = run(&flow, &ledger, d).await;
+        let got = |path: &str| r.files.iter().find(|f| f.path == path).map(|f| (f.outcome, f.detail.clone())).unwrap();
+        assert_eq!(got("/in/a.csv").0, crate::engine::Outcome::Delivered, "{r:#?}");
+        let (outcome, detail) = got("/in/b.csv");
+        assert_eq!(outcome, crate::engine::Outcome::Skipped, "{r:#?}");
+        assert!(detail.starts_with("same identity as in/a.csv delivered in run ") && detail.ends_with("; source deleted"), "{detail}");
+        assert!(!d.join("src/in/b.csv").exists());
     }
 }
