@@ -1788,6 +1788,37 @@ async fn two_files_of_one_run_with_one_identity_are_delivered_once() {
     }
 }
 
+/// Takes `in/a.csv` through its turn (run `run`) while a delivered file of the run holds the
+/// `move_to` folder `dir` (it chose its name there): asserts that the file waits for the folder
+/// with its source in place (`what` names the case), then lets the folder go and returns the
+/// file's report.
+async fn turn_while_the_folder_is_claimed(fx: &Fixture, run: u64, dir: &RemotePath, what: &str) -> FileReport {
+    let eps = endpoints::open_all(&fx.flow, &["partner", "erp"]).await.unwrap();
+    let staging = fx.state.join("staging");
+    let cx = lifecycle::Ctx {
+        flow: &fx.flow,
+        ledger: &fx.ledger,
+        source: eps["partner"].clone(),
+        sinks: vec![eps["erp"].clone()],
+        quarantine: fx.flow.quarantine.as_ref().map(|q| eps[&q.endpoint].clone()),
+        run,
+        now: SystemTime::now(),
+        staging_dir: &staging,
+        claims: Default::default(),
+        folders: Default::default(),
+        budget: Default::default(),
+        commits: Default::default(),
+    };
+    let entry = cx.source.stat(&RemotePath::parse("in/a.csv").unwrap()).await.unwrap().unwrap();
+    let held = cx.claims.claim(vec![claims::key("partner", &format!("{dir}/\u{0}move"))]).await;
+    let turn = lifecycle::process(&cx, &entry, "a.csv", None);
+    tokio::pin!(turn);
+    assert!(tokio::time::timeout(Duration::from_millis(300), &mut turn).await.is_err(), "{what}: it waits for the folder");
+    assert!(fx.src.join("in/a.csv").exists());
+    drop(held);
+    turn.await.unwrap().0
+}
+
 /// A file delivered before and found again is moved into the `move_to` folder under the
 /// folder's claim, as a delivered file is: not to a free name a delivered file of the run has
 /// chosen and not moved yet (which then took the next one: names out of listing order).
@@ -1799,31 +1830,7 @@ async fn a_file_delivered_before_is_moved_under_the_move_to_claim() {
     assert_eq!(fx.run().await.counts.delivered, 1);
     let dir = RemotePath::parse("in/processed").unwrap();
     fx.flow.after_success = Disposition::MoveTo(dir.clone());
-    let eps = endpoints::open_all(&fx.flow, &["partner"]).await.unwrap();
-    let staging = fx.state.join("staging");
-    let cx = lifecycle::Ctx {
-        flow: &fx.flow,
-        ledger: &fx.ledger,
-        source: eps["partner"].clone(),
-        sinks: vec![],
-        quarantine: None,
-        run: 2,
-        now: SystemTime::now(),
-        staging_dir: &staging,
-        claims: Default::default(),
-        folders: Default::default(),
-        budget: Default::default(),
-        commits: Default::default(),
-    };
-    let entry = cx.source.stat(&RemotePath::parse("in/a.csv").unwrap()).await.unwrap().unwrap();
-    // A delivered file of the run holds the folder (it chose its name there).
-    let held = cx.claims.claim(vec![claims::key("partner", &format!("{dir}/\u{0}move"))]).await;
-    let turn = lifecycle::process(&cx, &entry, "a.csv", None);
-    tokio::pin!(turn);
-    assert!(tokio::time::timeout(Duration::from_millis(300), &mut turn).await.is_err(), "it waits for the folder");
-    assert!(fx.src.join("in/a.csv").exists());
-    drop(held);
-    let (f, _) = turn.await.unwrap();
+    let f = turn_while_the_folder_is_claimed(&fx, 2, &dir, "delivered before").await;
     assert!(f.detail.ends_with("; source moved to /in/processed/a.csv"), "{}", f.detail);
 }
 
@@ -1846,34 +1853,7 @@ async fn a_failed_or_quarantined_file_is_moved_under_the_move_to_claim() {
         }
         let dir = RemotePath::parse("in/processed").unwrap();
         fx.flow.after_failure = Disposition::MoveTo(dir.clone());
-        let eps = endpoints::open_all(&fx.flow, &["partner", "erp"]).await.unwrap();
-        let staging = fx.state.join("staging");
-        let cx = lifecycle::Ctx {
-            flow: &fx.flow,
-            ledger: &fx.ledger,
-            source: eps["partner"].clone(),
-            sinks: vec![eps["erp"].clone()],
-            quarantine: fx.flow.quarantine.as_ref().map(|q| eps[&q.endpoint].clone()),
-            run: 1,
-            now: SystemTime::now(),
-            staging_dir: &staging,
-            claims: Default::default(),
-            folders: Default::default(),
-            budget: Default::default(),
-            commits: Default::default(),
-        };
-        let entry = cx.source.stat(&RemotePath::parse("in/a.csv").unwrap()).await.unwrap().unwrap();
-        // A delivered file of the run holds the folder (it chose its name there).
-        let held = cx.claims.claim(vec![claims::key("partner", &format!("{dir}/\u{0}move"))]).await;
-        let turn = lifecycle::process(&cx, &entry, "a.csv", None);
-        tokio::pin!(turn);
-        assert!(
-            tokio::time::timeout(Duration::from_millis(300), &mut turn).await.is_err(),
-            "quarantined {quarantined}: it waits for the folder"
-        );
-        assert!(fx.src.join("in/a.csv").exists());
-        drop(held);
-        let (f, _) = turn.await.unwrap();
+        let f = turn_while_the_folder_is_claimed(&fx, 1, &dir, &format!("quarantined {quarantined}")).await;
         let want = if quarantined { Outcome::Quarantined } else { Outcome::Failed };
         assert_eq!(f.outcome, want, "{f:?}");
         assert!(f.detail.ends_with("; source moved to /in/processed/a.csv"), "{}", f.detail);
