@@ -51,11 +51,19 @@ pub fn delivered_name(steps: Option<&Steps>, source_name: &str) -> String {
     if vars.ext.eq_ignore_ascii_case(ext) { source_name.to_string() } else { format!("{}.{ext}", vars.stem) }
 }
 
+/// The warning for a file let through (`on_invalid: skip` within `max_invalid`, or without
+/// one) of which no record was valid: its output holds nothing of it, which is more often a
+/// partner's changed format than a file of bad rows.
+fn all_rejected(read: u64) -> String {
+    let records = if read == 1 { "the file's one record was".to_string() } else { format!("all {read} records of the file were") };
+    format!("{records} rejected: the output holds none, the rejects file has them (`max_invalid` quarantines such a file)")
+}
+
 /// Runs the steps on the staged file of `rec`. Returns the result to record: output sizes and
 /// counts, plus a quarantine record (reports already written locally) when the file is refused;
-/// and the warning for a delivered file's report, if any: the CSV read as one column that
-/// looks split on another delimiter (`parse::delimiter_hint`, logged here; a refused file's
-/// reason says it already).
+/// and the warning for a delivered file's report, if any: every record rejected
+/// ([`all_rejected`]), the CSV read as one column that looks split on another delimiter
+/// (`parse::delimiter_hint`; a refused file's reason says it already); both logged here.
 pub async fn process(
     cx: &Ctx<'_>,
     rec: &FileRecord,
@@ -100,10 +108,18 @@ pub async fn process(
     let c = processed.counts;
     tracing::info!(flow = %cx.flow.name, path = %source, read = c.read, valid = c.valid, rejected = c.rejected, skipped = c.skipped, written = c.written, "Content steps ran.");
     let mut result = FileResult { run: cx.run, counts: c, output: processed.output, rejects: processed.rejects, quarantine: None };
-    let warning = processed.delimiter_hint.filter(|_| processed.quarantine.is_none());
-    if let Some(hint) = &warning {
-        tracing::warn!(flow = %cx.flow.name, path = %source, hint = %hint, "The file may be split on the wrong delimiter; delivering it as read.");
+    let mut warnings = Vec::new();
+    if processed.quarantine.is_none() {
+        if c.read > 0 && c.rejected == c.read {
+            tracing::warn!(flow = %cx.flow.name, path = %source, records = c.read, "Every record of the file was rejected; delivering an output without them and the rejects file.");
+            warnings.push(all_rejected(c.read));
+        }
+        if let Some(hint) = processed.delimiter_hint {
+            tracing::warn!(flow = %cx.flow.name, path = %source, hint = %hint, "The file may be split on the wrong delimiter; delivering it as read.");
+            warnings.push(hint);
+        }
     }
+    let warning = (!warnings.is_empty()).then(|| warnings.join("; "));
     if let Some(v) = processed.quarantine {
         let q = cx
             .flow

@@ -1064,6 +1064,28 @@ async fn a_file_read_as_one_column_is_delivered_with_a_delimiter_warning() {
     assert!(!b.detail.contains("warning"), "{}", b.detail);
 }
 
+/// With `on_invalid: skip` and no `max_invalid`, a file none of whose records is valid is
+/// delivered (the user chose so), but its report says it: an empty output is more often a
+/// partner's changed format than a file of bad rows (before: only the counts told).
+#[tokio::test]
+async fn a_file_of_only_rejected_records_is_delivered_with_a_warning() {
+    let mut fx = fixture();
+    with_steps(&mut fx, ROSTER, "skip", None);
+    fx.put("in/a.csv", b"id,email\n1,no-at\n2,no-at-either\n");
+    fx.put("in/b.csv", b"id,email\n1,a@x\n2,no-at\n");
+    fx.put("in/c.csv", b"id,email\n");
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 3, "{r:#?}");
+    let detail = |n: &str| r.files.iter().find(|f| f.path.ends_with(n)).unwrap().detail.clone();
+    let a = detail("a.csv");
+    let warning = "; warning: all 2 records of the file were rejected: the output holds none, the rejects file has them (`max_invalid` quarantines such a file)";
+    assert!(a.ends_with(warning), "{a}");
+    assert_eq!(read(&fx.dst.join("inbox/a.csv")), b"id,email\n");
+    assert!(fx.dst.join("inbox/a.rejects.csv").exists());
+    assert!(!detail("b.csv").contains("warning"), "{}", detail("b.csv"));
+    assert!(!detail("c.csv").contains("warning"), "no records, none rejected: {}", detail("c.csv"));
+}
+
 /// The trigger tells the partner the delivery is complete: it follows the rejects file that
 /// goes with the output as well as the output itself, never comes before it.
 #[tokio::test]
