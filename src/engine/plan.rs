@@ -55,9 +55,11 @@ pub enum Action {
     /// run still writes that the plan looked at (a trigger owed for a delivery confirmed
     /// before the crash). `then`: what becomes of the source once delivered (none for
     /// `after.success: keep`, or a file being quarantined), the `move_to` target recorded
-    /// before the crash if there is one.
+    /// before the crash if there is one. `state`: the state it was left in, written as the
+    /// ledger names it (`staging`, `quarantining`).
     Resume {
-        state: String,
+        #[serde(serialize_with = "state_name")]
+        state: FileState,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         writes: Vec<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -203,11 +205,13 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
     // quarantined), so it is the first of its identity too; but it is no one's duplicate: the
     // run takes up what a crashed run started without looking for its identity again.
     if !flow.source.identity.path {
-        let mut first: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        // The first file of each identity, by the ledger's key of it (as the run's report
+        // names it from the delivery it records: `lifecycle::same_identity_as`).
+        let mut first: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
         for (c, f) in candidates.iter().zip(files.iter_mut()) {
             let (delivers, new) = match &f.action {
                 Action::Deliver { .. } => (true, true),
-                Action::Resume { state, .. } => (state != FileState::Quarantining.as_str(), false),
+                Action::Resume { state, .. } => (*state != FileState::Quarantining, false),
                 _ => (false, false),
             };
             let Some(key) = identity::key(flow.source.identity, &c.entry).filter(|_| delivers) else {
@@ -215,11 +219,11 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
             };
             match first.get(&key) {
                 Some(p) if new => {
-                    let why = format!("same identity as {p}, delivered first by this run");
+                    let why = format!("same identity as {}, delivered first by this run", lifecycle::source_shown(p));
                     f.action = Action::AlreadyDone { why, then: disposal(flow) };
                 }
                 Some(_) => {}
-                None => drop(first.insert(key, f.path.clone())),
+                None => drop(first.insert(key, c.entry.path.as_str())),
             }
         }
     }
@@ -249,9 +253,8 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
         let listed: std::collections::BTreeSet<&str> = candidates.iter().map(|c| c.entry.path.as_str()).collect();
         for r in l.files(&flow.name)? {
             if matches!(r.state, FileState::Delivered | FileState::Disposing) && !listed.contains(r.path.as_str()) {
-                let parsed = RemotePath::parse(&r.path);
-                let path = parsed.as_ref().map_or_else(|_| r.path.clone(), |p| p.to_string());
-                if let Ok(source) = parsed {
+                let path = lifecycle::source_shown(&r.path);
+                if let Ok(source) = RemotePath::parse(&r.path) {
                     let recorded = lifecycle::recorded_move(&r);
                     disposals.push(Disposal { file: files.len(), source, size: r.size, recorded, listed: false, failed: false });
                 }
@@ -398,8 +401,7 @@ fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: 
             }
         }
         if let Some(d) = lifecycle::delivered_before(l, flow, &c.entry)? {
-            let why = format!("same identity as {} delivered in run {} on {}", d.path, d.run, lifecycle::date(d.at));
-            return Ok(Action::AlreadyDone { why, then: disposal(flow) });
+            return Ok(Action::AlreadyDone { why: lifecycle::same_identity_as(&d), then: disposal(flow) });
         }
     }
     let refused = lifecycle::refused_by_listing(flow, &c.entry);
@@ -429,7 +431,12 @@ fn disposal(flow: &Flow) -> Option<String> {
 /// disposed of (not a file being quarantined).
 fn resume(flow: &Flow, rec: &FileRecord) -> Action {
     let then = disposal(flow).filter(|_| rec.state != FileState::Quarantining);
-    Action::Resume { state: rec.state.as_str().to_string(), writes: vec![], then }
+    Action::Resume { state: rec.state, writes: vec![], then }
+}
+
+/// A resumed file's state in `--json`, as the ledger names it (`wharf files`, `wharf status`).
+fn state_name<S: serde::Serializer>(state: &FileState, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(state.as_str())
 }
 
 fn caveats(flow: &Flow) -> Vec<String> {
@@ -573,7 +580,7 @@ mod tests {
         ledger.put_file("t", &rec).unwrap();
         let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
         assert!(
-            matches!(&p.files[..], [f] if f.path == "/in/gone.csv" && matches!(&f.action, Action::Resume { state, .. } if state == "disposing")),
+            matches!(&p.files[..], [f] if f.path == "/in/gone.csv" && matches!(&f.action, Action::Resume { state: FileState::Disposing, .. })),
             "{:?}",
             p.files
         );
@@ -952,7 +959,7 @@ mod tests {
         ledger.put_file("t", &crashed).unwrap();
         let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
         assert!(
-            matches!(&p.files[0].action, Action::Resume { state, writes, .. } if state == "delivering" && writes == &["erp:/inbox/a.csv.ok (trigger)"]),
+            matches!(&p.files[0].action, Action::Resume { state: FileState::Delivering, writes, .. } if writes == &["erp:/inbox/a.csv.ok (trigger)"]),
             "{:?}",
             p.files[0]
         );
@@ -1034,7 +1041,7 @@ mod tests {
         ledger.put_file("t", &crashed).unwrap();
         let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
         assert!(
-            matches!(&p.files[0].action, Action::Resume { state, writes, .. } if state == "staging" && writes == &["erp:/inbox/a.csv"]),
+            matches!(&p.files[0].action, Action::Resume { state: FileState::Staging, writes, .. } if writes == &["erp:/inbox/a.csv"]),
             "{:?}",
             p.files[0]
         );
@@ -1077,7 +1084,7 @@ mod tests {
         ledger.put_file_with("rt", &rec, crate::ledger::Durability::Durable).unwrap();
 
         let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
-        assert!(matches!(&p.files[0].action, Action::Resume { state, .. } if state == "staging"), "{:?}", p.files[0]);
+        assert!(matches!(&p.files[0].action, Action::Resume { state: FileState::Staging, .. }), "{:?}", p.files[0]);
         let Action::Wait { why } = &p.files[1].action else { panic!("the run holds it back; the plan said {:?}", p.files[1]) };
         assert!(why.contains("would also answer a.csv"), "{why}");
         let r = run(&flow, &ledger, d).await;
@@ -1348,7 +1355,7 @@ mod tests {
 
         let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
         let action = |path: &str| &p.files.iter().find(|f| f.path == path).unwrap().action;
-        assert!(matches!(action("/in/a.csv"), Action::Resume { state, .. } if state == "staging"), "{p:#?}");
+        assert!(matches!(action("/in/a.csv"), Action::Resume { state: FileState::Staging, .. }), "{p:#?}");
         let Action::AlreadyDone { why, then } = action("/in/b.csv") else { panic!("the run skips it; the plan said {p:#?}") };
         assert_eq!((why.as_str(), then.as_deref()), ("same identity as /in/a.csv, delivered first by this run", Some("delete the source")));
         let r = run(&flow, &ledger, d).await;
@@ -1356,7 +1363,67 @@ mod tests {
         assert_eq!(got("/in/a.csv").0, crate::engine::Outcome::Delivered, "{r:#?}");
         let (outcome, detail) = got("/in/b.csv");
         assert_eq!(outcome, crate::engine::Outcome::Skipped, "{r:#?}");
-        assert!(detail.starts_with("same identity as in/a.csv delivered in run ") && detail.ends_with("; source deleted"), "{detail}");
+        assert!(detail.starts_with("same identity as /in/a.csv delivered in run ") && detail.ends_with("; source deleted"), "{detail}");
         assert!(!d.join("src/in/b.csv").exists());
+    }
+
+    /// The file a duplicate is the same as, named in the plan as in the run's report: as the
+    /// listing names it (`/in/a.csv`), the run's report line of that very file too. Before, the
+    /// run named it by the ledger's key (`in/a.csv`), the plan by the listing's path.
+    #[tokio::test]
+    async fn the_first_file_of_an_identity_is_named_alike_in_the_plan_and_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut flow = flow(d, "");
+        flow.source.identity = crate::config::flow::Identity { path: false, size: true, mtime: true, sha256: false };
+        let at = SystemTime::now() - std::time::Duration::from_secs(3600);
+        let same = |name: &str| {
+            put(d, &[(&format!("in/{name}"), "order")]);
+            std::fs::File::options().write(true).open(d.join("src/in").join(name)).unwrap().set_modified(at).unwrap();
+        };
+        same("a.csv");
+        same("b.csv");
+        let first = |why: &str| why.strip_prefix("same identity as ").and_then(|w| w.split([' ', ',']).next()).map(str::to_string);
+        let ledger = Ledger::in_memory().unwrap();
+
+        // b.csv, the duplicate of a.csv delivered first by this run.
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let Action::AlreadyDone { why, .. } = &p.files[1].action else { panic!("{p:#?}") };
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!((r.files[0].path.as_str(), r.files[0].outcome), ("/in/a.csv", crate::engine::Outcome::Delivered), "{r:#?}");
+        assert_eq!(r.files[1].outcome, crate::engine::Outcome::Skipped, "{r:#?}");
+        assert_eq!(first(why), first(&r.files[1].detail), "plan: {why}; run: {}", r.files[1].detail);
+        assert_eq!(first(why).as_deref(), Some(r.files[0].path.as_str()));
+
+        // c.csv, the duplicate of a.csv delivered by an earlier run: the plan says what the run says.
+        same("c.csv");
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let c = p.files.iter().find(|f| f.path == "/in/c.csv").unwrap();
+        let Action::AlreadyDone { why, .. } = &c.action else { panic!("{p:#?}") };
+        let r = run(&flow, &ledger, d).await;
+        let run_c = r.files.iter().find(|f| f.path == "/in/c.csv").unwrap();
+        assert_eq!((run_c.outcome, &run_c.detail), (crate::engine::Outcome::Skipped, why), "{r:#?}");
+        assert_eq!(first(why).as_deref(), Some("/in/a.csv"));
+    }
+
+    /// `--json` names a resumed file's state as it did when the plan carried it as text: the
+    /// ledger's name (`quarantining`), with `then` left out where it is `None`.
+    #[test]
+    fn a_resumed_state_is_written_in_json_as_the_ledger_names_it() {
+        let states = [
+            FileState::Claimed,
+            FileState::Staging,
+            FileState::Staged,
+            FileState::Processed,
+            FileState::Delivering,
+            FileState::Delivered,
+            FileState::Disposing,
+            FileState::Quarantining,
+        ];
+        for state in states {
+            let f = PlannedFile { path: "/in/a.csv".into(), size: 3, action: Action::Resume { state, writes: vec![], then: None } };
+            let json = serde_json::to_value(&f).unwrap();
+            assert_eq!(json, serde_json::json!({ "path": "/in/a.csv", "size": 3, "action": "resume", "state": state.as_str() }));
+        }
     }
 }
