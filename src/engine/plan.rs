@@ -238,9 +238,10 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
     for (i, (c, f)) in candidates.iter().zip(&files).enumerate() {
         let (recorded, failed) = match f.action {
             Action::Deliver { .. } | Action::AlreadyDone { .. } => (None, false),
-            Action::Resume { .. } => {
+            // A file being quarantined is disposed of per `after.failure` once put aside.
+            Action::Resume { state, .. } => {
                 let rec = snapshot.as_ref().map(|l| l.file(&flow.name, c.entry.path.as_str())).transpose()?.flatten();
-                (rec.as_ref().and_then(lifecycle::recorded_move), false)
+                (rec.as_ref().and_then(lifecycle::recorded_move), state == FileState::Quarantining)
             }
             Action::Quarantine { .. } | Action::Fail { .. } => (None, true),
             _ => continue,
@@ -406,8 +407,9 @@ fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: 
     }
     let refused = lifecycle::refused_by_listing(flow, &c.entry);
     if !refused.is_empty() {
-        let to = flow.quarantine.as_ref().map(|q| format!(" to {}:{}", q.endpoint, q.path)).unwrap_or_default();
-        return Ok(Action::Quarantine { why: format!("would be quarantined{to} by a check step: {}", refused.join("; ")) });
+        return Ok(Action::Quarantine {
+            why: format!("would be quarantined{} by a check step: {}", quarantine_to(flow), refused.join("; ")),
+        });
     }
     let targets = flow.sinks.iter().enumerate().map(|(i, s)| match named(flow, i, c, run, now) {
         Ok((dir, name)) => shown(s, &dir, &name),
@@ -415,6 +417,23 @@ fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: 
     });
     let then = disposal(flow).unwrap_or_else(|| "keep the source".to_string());
     Ok(Action::Deliver { targets: targets.collect(), then })
+}
+
+/// ` to erp:/rejected`: where the flow quarantines files (nothing without a quarantine).
+pub fn quarantine_to(flow: &Flow) -> String {
+    flow.quarantine.as_ref().map(|q| format!(" to {}:{}", q.endpoint, q.path)).unwrap_or_default()
+}
+
+/// What the run does with a file an earlier run left `quarantining`, for the plan's line: it
+/// is quarantined as decided, whatever the steps would say now (`quarantine::restage`, which
+/// downloads it again if its staged copy is gone); `None` for another state.
+pub fn resumed_quarantine(flow: &Flow, state: FileState) -> Option<String> {
+    (state == FileState::Quarantining).then(|| {
+        format!(
+            "then quarantined{} as decided before (the steps are not run again; downloaded again if its staged copy is gone)",
+            quarantine_to(flow)
+        )
+    })
 }
 
 /// What a run does with a delivered file's source, as the flow names it (the `move_to`
@@ -1404,6 +1423,87 @@ mod tests {
         let run_c = r.files.iter().find(|f| f.path == "/in/c.csv").unwrap();
         assert_eq!((run_c.outcome, &run_c.detail), (crate::engine::Outcome::Skipped, why), "{r:#?}");
         assert_eq!(first(why).as_deref(), Some("/in/a.csv"));
+    }
+
+    /// A file refused by its steps, its run killed while putting it aside (`quarantining`, no
+    /// copy made yet), its staged copy gone since (the staging folder emptied), and the flow's
+    /// steps changed meanwhile to accept it: the next run quarantines it as decided (the same
+    /// bytes, downloaded again), as the plan says. Before, the run took it as a new file, ran
+    /// the steps again and delivered it, where the plan said it is being quarantined. Other
+    /// bytes at the source (rewritten with the same size and time) were never refused: taken as
+    /// a new file.
+    #[tokio::test]
+    async fn a_file_left_quarantining_without_its_staged_copy_is_quarantined_as_planned() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let q = "quarantine: { endpoint: erp, path: /rejected }\n";
+        let refusing = flow(d, &format!("steps:\n  - check: {{ magic: [zip] }}\n{q}"));
+        let accepting = flow(d, &format!("steps:\n  - check: {{ non_empty: true }}\n{q}"));
+        put(d, &[("in/a.csv", "a,1\n")]);
+        let ledger = Ledger::in_memory().unwrap();
+        assert_eq!(run(&refusing, &ledger, d).await.quarantined, 1);
+        // Killed after the verdict, before the copy: the copy and the staging folder gone.
+        let copy = d.join("dst/rejected/a.csv");
+        let reports = ["a.csv.report.json", "a.csv.report.txt"].map(|r| d.join("dst/rejected").join(r));
+        for f in std::iter::once(&copy).chain(&reports) {
+            std::fs::remove_file(f).unwrap();
+        }
+        let mut rec = ledger.file("t", "in/a.csv").unwrap().unwrap();
+        rec.state = FileState::Quarantining;
+        ledger.put_file_with("t", &rec, crate::ledger::Durability::Durable).unwrap();
+        let _ = std::fs::remove_dir_all(d.join("staging"));
+
+        let p = plan(&accepting, Some(&ledger), SystemTime::now()).await.unwrap();
+        let Action::Resume { state, then: None, .. } = p.files[0].action else { panic!("{p:#?}") };
+        let said = resumed_quarantine(&accepting, state).unwrap();
+        assert!(said.starts_with("then quarantined to erp:/rejected as decided before"), "{said}");
+        let r = run(&accepting, &ledger, d).await;
+        assert_eq!((r.files[0].outcome, r.counts.delivered), (crate::engine::Outcome::Quarantined, 0), "{r:#?}");
+        assert_eq!(std::fs::read_to_string(&copy).unwrap(), "a,1\n");
+        assert!(!d.join("dst/inbox/a.csv").exists());
+        assert_eq!(ledger.file("t", "in/a.csv").unwrap().unwrap().state, FileState::Quarantined);
+
+        // Other bytes of the same size and time, left quarantining: the steps judge them.
+        let t = std::fs::metadata(d.join("src/in/a.csv")).unwrap().modified().unwrap();
+        put(d, &[("in/a.csv", "b,2\n")]);
+        std::fs::File::options().write(true).open(d.join("src/in/a.csv")).unwrap().set_modified(t).unwrap();
+        ledger.put_file_with("t", &rec, crate::ledger::Durability::Durable).unwrap();
+        let r = run(&accepting, &ledger, d).await;
+        assert_eq!(r.files[0].outcome, crate::engine::Outcome::Delivered, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("dst/inbox/a.csv")).unwrap(), "b,2\n");
+    }
+
+    /// A file left `quarantining` is disposed of per `after.failure` (here: kept) once put
+    /// aside, not per `after.success`: it takes no name in the `move_to` folder, and a later
+    /// file of the same name is moved to that name, in the plan as in the run. Before, the plan
+    /// counted the name as taken and moved the later file to the next one.
+    #[tokio::test]
+    async fn a_file_left_quarantining_takes_no_name_in_the_success_move_to_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let flow = moving_flow(
+            d,
+            "**/*.csv",
+            "steps:\n  - check: { non_empty: true }\nquarantine: { endpoint: erp, path: /rejected }\n\
+             after: { success: { move_to: /done } }\n",
+        );
+        put(d, &[("in/a/x.csv", "")]);
+        let ledger = Ledger::in_memory().unwrap();
+        assert_eq!(run(&flow, &ledger, d).await.quarantined, 1);
+        // Killed after the verdict, before the copy.
+        std::fs::remove_dir_all(d.join("dst/rejected")).unwrap();
+        let mut rec = ledger.file("t", "in/a/x.csv").unwrap().unwrap();
+        rec.state = FileState::Quarantining;
+        ledger.put_file_with("t", &rec, crate::ledger::Durability::Durable).unwrap();
+        put(d, &[("in/b/x.csv", "b\n")]);
+
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        assert!(matches!(p.files[0].action, Action::Resume { state: FileState::Quarantining, then: None, .. }), "{p:#?}");
+        assert_eq!(then(&p.files[1]), "move the source to /done/x.csv");
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!((r.quarantined, r.counts.delivered), (1, 1), "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("src/done/x.csv")).unwrap(), "b\n");
+        assert!(d.join("src/in/a/x.csv").exists(), "after.failure: keep");
     }
 
     /// `--json` names a resumed file's state as it did when the plan carried it as text: the

@@ -392,7 +392,11 @@ async fn advance(
                 put_lazy(cx, rec)?;
             }
             FileState::Quarantining => {
-                if !staged_complete(staged, rec.size, rec.sha256.as_deref().filter(|_| !fresh)).await {
+                // The verdict stands: a staged copy gone since is downloaded again, and only
+                // other bytes than those refused are taken as a new file.
+                if !staged_complete(staged, rec.size, rec.sha256.as_deref().filter(|_| !fresh)).await
+                    && !quarantine::restage(cx, rec, entry, staged).await?
+                {
                     rec.state = FileState::Claimed;
                     continue;
                 }
