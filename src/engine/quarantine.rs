@@ -5,7 +5,9 @@
 //! upload, the upload goes through a temporary name and is verified, so a resumed run checks
 //! the recorded copy instead of uploading again. Reports go beside the copy as
 //! `NAME.report.json` / `NAME.report.txt`. Only then is the source disposed of, as
-//! `after.failure` says, and the file recorded as quarantined.
+//! `after.failure` says, and the file recorded as quarantined. The recorded verdict stands
+//! across a crash: a staged copy gone since is downloaded again ([`restage`]), and the steps
+//! are not run on the bytes they refused.
 
 use std::path::Path;
 
