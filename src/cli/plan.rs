@@ -38,7 +38,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             Action::Fail { why } => outln!("  fail      {}: {why}", f.path),
             Action::Resume { state, writes, then } => {
                 let writes = if writes.is_empty() { String::new() } else { format!("; then writes {}", writes.join(", ")) };
-                outln!("  resume    {}: left {state} by an earlier run{writes}{}", f.path, then_shown(then));
+                let quarantined = plan::resumed_quarantine(&flow, *state).map(|q| format!("; {q}")).unwrap_or_default();
+                outln!("  resume    {}: left {} by an earlier run{quarantined}{writes}{}", f.path, state.as_str(), then_shown(then));
             }
             Action::Quarantine { why } => outln!("  refuse    {}: {why}", f.path),
             Action::Deliver { targets, then } => {

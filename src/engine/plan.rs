@@ -55,9 +55,11 @@ pub enum Action {
     /// run still writes that the plan looked at (a trigger owed for a delivery confirmed
     /// before the crash). `then`: what becomes of the source once delivered (none for
     /// `after.success: keep`, or a file being quarantined), the `move_to` target recorded
-    /// before the crash if there is one.
+    /// before the crash if there is one. `state`: the state it was left in, written as the
+    /// ledger names it (`staging`, `quarantining`).
     Resume {
-        state: String,
+        #[serde(serialize_with = "state_name")]
+        state: FileState,
         #[serde(skip_serializing_if = "Vec::is_empty")]
         writes: Vec<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
@@ -203,11 +205,13 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
     // quarantined), so it is the first of its identity too; but it is no one's duplicate: the
     // run takes up what a crashed run started without looking for its identity again.
     if !flow.source.identity.path {
-        let mut first: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        // The first file of each identity, by the ledger's key of it (as the run's report
+        // names it from the delivery it records: `lifecycle::same_identity_as`).
+        let mut first: std::collections::HashMap<String, &str> = std::collections::HashMap::new();
         for (c, f) in candidates.iter().zip(files.iter_mut()) {
             let (delivers, new) = match &f.action {
                 Action::Deliver { .. } => (true, true),
-                Action::Resume { state, .. } => (state != FileState::Quarantining.as_str(), false),
+                Action::Resume { state, .. } => (*state != FileState::Quarantining, false),
                 _ => (false, false),
             };
             let Some(key) = identity::key(flow.source.identity, &c.entry).filter(|_| delivers) else {
@@ -215,11 +219,11 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
             };
             match first.get(&key) {
                 Some(p) if new => {
-                    let why = format!("same identity as {p}, delivered first by this run");
+                    let why = format!("same identity as {}, delivered first by this run", lifecycle::source_shown(p));
                     f.action = Action::AlreadyDone { why, then: disposal(flow) };
                 }
                 Some(_) => {}
-                None => drop(first.insert(key, f.path.clone())),
+                None => drop(first.insert(key, c.entry.path.as_str())),
             }
         }
     }
@@ -234,9 +238,10 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
     for (i, (c, f)) in candidates.iter().zip(&files).enumerate() {
         let (recorded, failed) = match f.action {
             Action::Deliver { .. } | Action::AlreadyDone { .. } => (None, false),
-            Action::Resume { .. } => {
+            // A file being quarantined is disposed of per `after.failure` once put aside.
+            Action::Resume { state, .. } => {
                 let rec = snapshot.as_ref().map(|l| l.file(&flow.name, c.entry.path.as_str())).transpose()?.flatten();
-                (rec.as_ref().and_then(lifecycle::recorded_move), false)
+                (rec.as_ref().and_then(lifecycle::recorded_move), state == FileState::Quarantining)
             }
             Action::Quarantine { .. } | Action::Fail { .. } => (None, true),
             _ => continue,
@@ -249,9 +254,8 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
         let listed: std::collections::BTreeSet<&str> = candidates.iter().map(|c| c.entry.path.as_str()).collect();
         for r in l.files(&flow.name)? {
             if matches!(r.state, FileState::Delivered | FileState::Disposing) && !listed.contains(r.path.as_str()) {
-                let parsed = RemotePath::parse(&r.path);
-                let path = parsed.as_ref().map_or_else(|_| r.path.clone(), |p| p.to_string());
-                if let Ok(source) = parsed {
+                let path = lifecycle::source_shown(&r.path);
+                if let Ok(source) = RemotePath::parse(&r.path) {
                     let recorded = lifecycle::recorded_move(&r);
                     disposals.push(Disposal { file: files.len(), source, size: r.size, recorded, listed: false, failed: false });
                 }
@@ -398,14 +402,14 @@ fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: 
             }
         }
         if let Some(d) = lifecycle::delivered_before(l, flow, &c.entry)? {
-            let why = format!("same identity as {} delivered in run {} on {}", d.path, d.run, lifecycle::date(d.at));
-            return Ok(Action::AlreadyDone { why, then: disposal(flow) });
+            return Ok(Action::AlreadyDone { why: lifecycle::same_identity_as(&d), then: disposal(flow) });
         }
     }
     let refused = lifecycle::refused_by_listing(flow, &c.entry);
     if !refused.is_empty() {
-        let to = flow.quarantine.as_ref().map(|q| format!(" to {}:{}", q.endpoint, q.path)).unwrap_or_default();
-        return Ok(Action::Quarantine { why: format!("would be quarantined{to} by a check step: {}", refused.join("; ")) });
+        return Ok(Action::Quarantine {
+            why: format!("would be quarantined{} by a check step: {}", quarantine_to(flow), refused.join("; ")),
+        });
     }
     let targets = flow.sinks.iter().enumerate().map(|(i, s)| match named(flow, i, c, run, now) {
         Ok((dir, name)) => shown(s, &dir, &name),
@@ -413,6 +417,23 @@ fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: 
     });
     let then = disposal(flow).unwrap_or_else(|| "keep the source".to_string());
     Ok(Action::Deliver { targets: targets.collect(), then })
+}
+
+/// ` to erp:/rejected`: where the flow quarantines files (nothing without a quarantine).
+pub fn quarantine_to(flow: &Flow) -> String {
+    flow.quarantine.as_ref().map(|q| format!(" to {}:{}", q.endpoint, q.path)).unwrap_or_default()
+}
+
+/// What the run does with a file an earlier run left `quarantining`, for the plan's line: it
+/// is quarantined as decided, whatever the steps would say now (`quarantine::restage`, which
+/// downloads it again if its staged copy is gone); `None` for another state.
+pub fn resumed_quarantine(flow: &Flow, state: FileState) -> Option<String> {
+    (state == FileState::Quarantining).then(|| {
+        format!(
+            "then quarantined{} as decided before (the steps are not run again; downloaded again if its staged copy is gone)",
+            quarantine_to(flow)
+        )
+    })
 }
 
 /// What a run does with a delivered file's source, as the flow names it (the `move_to`
@@ -429,7 +450,12 @@ fn disposal(flow: &Flow) -> Option<String> {
 /// disposed of (not a file being quarantined).
 fn resume(flow: &Flow, rec: &FileRecord) -> Action {
     let then = disposal(flow).filter(|_| rec.state != FileState::Quarantining);
-    Action::Resume { state: rec.state.as_str().to_string(), writes: vec![], then }
+    Action::Resume { state: rec.state, writes: vec![], then }
+}
+
+/// A resumed file's state in `--json`, as the ledger names it (`wharf files`, `wharf status`).
+fn state_name<S: serde::Serializer>(state: &FileState, ser: S) -> Result<S::Ok, S::Error> {
+    ser.serialize_str(state.as_str())
 }
 
 fn caveats(flow: &Flow) -> Vec<String> {
@@ -573,7 +599,7 @@ mod tests {
         ledger.put_file("t", &rec).unwrap();
         let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
         assert!(
-            matches!(&p.files[..], [f] if f.path == "/in/gone.csv" && matches!(&f.action, Action::Resume { state, .. } if state == "disposing")),
+            matches!(&p.files[..], [f] if f.path == "/in/gone.csv" && matches!(&f.action, Action::Resume { state: FileState::Disposing, .. })),
             "{:?}",
             p.files
         );
@@ -952,7 +978,7 @@ mod tests {
         ledger.put_file("t", &crashed).unwrap();
         let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
         assert!(
-            matches!(&p.files[0].action, Action::Resume { state, writes, .. } if state == "delivering" && writes == &["erp:/inbox/a.csv.ok (trigger)"]),
+            matches!(&p.files[0].action, Action::Resume { state: FileState::Delivering, writes, .. } if writes == &["erp:/inbox/a.csv.ok (trigger)"]),
             "{:?}",
             p.files[0]
         );
@@ -1034,7 +1060,7 @@ mod tests {
         ledger.put_file("t", &crashed).unwrap();
         let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
         assert!(
-            matches!(&p.files[0].action, Action::Resume { state, writes, .. } if state == "staging" && writes == &["erp:/inbox/a.csv"]),
+            matches!(&p.files[0].action, Action::Resume { state: FileState::Staging, writes, .. } if writes == &["erp:/inbox/a.csv"]),
             "{:?}",
             p.files[0]
         );
@@ -1077,7 +1103,7 @@ mod tests {
         ledger.put_file_with("rt", &rec, crate::ledger::Durability::Durable).unwrap();
 
         let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
-        assert!(matches!(&p.files[0].action, Action::Resume { state, .. } if state == "staging"), "{:?}", p.files[0]);
+        assert!(matches!(&p.files[0].action, Action::Resume { state: FileState::Staging, .. }), "{:?}", p.files[0]);
         let Action::Wait { why } = &p.files[1].action else { panic!("the run holds it back; the plan said {:?}", p.files[1]) };
         assert!(why.contains("would also answer a.csv"), "{why}");
         let r = run(&flow, &ledger, d).await;
@@ -1317,6 +1343,13 @@ mod tests {
         assert_eq!((read("x.csv"), read("x-1.csv")), ("".into(), "b\n".into()));
     }
 
+    /// [`flow`] with an identity without the path: the size and the time.
+    fn size_and_time_flow(dir: &Path, extra: &str) -> Flow {
+        let mut flow = flow(dir, extra);
+        flow.source.identity = crate::config::flow::Identity { path: false, size: true, mtime: true, sha256: false };
+        flow
+    }
+
     /// An identity without the path: a file a crashed run left in flight is resumed at its
     /// turn and records its delivery, so a later file of its identity is skipped as its
     /// duplicate, in the plan as in the run. The plan counted only a file delivered new as
@@ -1325,8 +1358,7 @@ mod tests {
     async fn a_resumed_file_makes_a_later_file_of_its_identity_a_duplicate_in_the_plan_as_in_the_run() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        let mut flow = flow(d, "after: { success: delete }\n");
-        flow.source.identity = crate::config::flow::Identity { path: false, size: true, mtime: true, sha256: false };
+        let flow = size_and_time_flow(d, "after: { success: delete }\n");
         put(d, &[("in/a.csv", "order"), ("in/b.csv", "order")]);
         let t = std::fs::metadata(d.join("src/in/a.csv")).unwrap().modified().unwrap();
         std::fs::File::options().write(true).open(d.join("src/in/b.csv")).unwrap().set_modified(t).unwrap();
@@ -1348,7 +1380,7 @@ mod tests {
 
         let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
         let action = |path: &str| &p.files.iter().find(|f| f.path == path).unwrap().action;
-        assert!(matches!(action("/in/a.csv"), Action::Resume { state, .. } if state == "staging"), "{p:#?}");
+        assert!(matches!(action("/in/a.csv"), Action::Resume { state: FileState::Staging, .. }), "{p:#?}");
         let Action::AlreadyDone { why, then } = action("/in/b.csv") else { panic!("the run skips it; the plan said {p:#?}") };
         assert_eq!((why.as_str(), then.as_deref()), ("same identity as /in/a.csv, delivered first by this run", Some("delete the source")));
         let r = run(&flow, &ledger, d).await;
@@ -1356,7 +1388,154 @@ mod tests {
         assert_eq!(got("/in/a.csv").0, crate::engine::Outcome::Delivered, "{r:#?}");
         let (outcome, detail) = got("/in/b.csv");
         assert_eq!(outcome, crate::engine::Outcome::Skipped, "{r:#?}");
-        assert!(detail.starts_with("same identity as in/a.csv delivered in run ") && detail.ends_with("; source deleted"), "{detail}");
+        assert!(detail.starts_with("same identity as /in/a.csv delivered in run ") && detail.ends_with("; source deleted"), "{detail}");
         assert!(!d.join("src/in/b.csv").exists());
+    }
+
+    /// The file a duplicate is the same as, named in the plan as in the run's report: as the
+    /// listing names it (`/in/a.csv`), the run's report line of that very file too. Before, the
+    /// run named it by the ledger's key (`in/a.csv`), the plan by the listing's path.
+    #[tokio::test]
+    async fn the_first_file_of_an_identity_is_named_alike_in_the_plan_and_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let flow = size_and_time_flow(d, "");
+        let at = SystemTime::now() - std::time::Duration::from_secs(3600);
+        let same = |name: &str| {
+            put(d, &[(&format!("in/{name}"), "order")]);
+            std::fs::File::options().write(true).open(d.join("src/in").join(name)).unwrap().set_modified(at).unwrap();
+        };
+        same("a.csv");
+        same("b.csv");
+        let first = |why: &str| why.strip_prefix("same identity as ").and_then(|w| w.split([' ', ',']).next()).map(str::to_string);
+        let ledger = Ledger::in_memory().unwrap();
+
+        // b.csv, the duplicate of a.csv delivered first by this run.
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let Action::AlreadyDone { why, .. } = &p.files[1].action else { panic!("{p:#?}") };
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!((r.files[0].path.as_str(), r.files[0].outcome), ("/in/a.csv", crate::engine::Outcome::Delivered), "{r:#?}");
+        assert_eq!(r.files[1].outcome, crate::engine::Outcome::Skipped, "{r:#?}");
+        assert_eq!(first(why), first(&r.files[1].detail), "plan: {why}; run: {}", r.files[1].detail);
+        assert_eq!(first(why).as_deref(), Some(r.files[0].path.as_str()));
+
+        // c.csv, the duplicate of a.csv delivered by an earlier run: the plan says what the run says.
+        same("c.csv");
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let c = p.files.iter().find(|f| f.path == "/in/c.csv").unwrap();
+        let Action::AlreadyDone { why, .. } = &c.action else { panic!("{p:#?}") };
+        let r = run(&flow, &ledger, d).await;
+        let run_c = r.files.iter().find(|f| f.path == "/in/c.csv").unwrap();
+        assert_eq!((run_c.outcome, &run_c.detail), (crate::engine::Outcome::Skipped, why), "{r:#?}");
+        assert_eq!(first(why).as_deref(), Some("/in/a.csv"));
+    }
+
+    /// A file refused by its steps, its run killed while putting it aside (`quarantining`, no
+    /// copy made yet), its staged copy gone since (the staging folder emptied), and the flow's
+    /// steps changed meanwhile to accept it: the next run quarantines it as decided (the same
+    /// bytes, downloaded again), as the plan says. Before, the run took it as a new file, ran
+    /// the steps again and delivered it, where the plan said it is being quarantined. Other
+    /// bytes at the source (rewritten with the same size and time) were never refused: taken as
+    /// a new file.
+    #[tokio::test]
+    async fn a_file_left_quarantining_without_its_staged_copy_is_quarantined_as_planned() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let q = "quarantine: { endpoint: erp, path: /rejected }\n";
+        let refusing = flow(d, &format!("steps:\n  - check: {{ magic: [zip] }}\n{q}"));
+        let accepting = flow(d, &format!("steps:\n  - check: {{ non_empty: true }}\n{q}"));
+        put(d, &[("in/a.csv", "a,1\n")]);
+        let ledger = Ledger::in_memory().unwrap();
+        assert_eq!(run(&refusing, &ledger, d).await.quarantined, 1);
+        // Killed after the verdict, before the copy: the copy and the staging folder gone.
+        let copy = d.join("dst/rejected/a.csv");
+        let reports = ["a.csv.report.json", "a.csv.report.txt"].map(|r| d.join("dst/rejected").join(r));
+        for f in std::iter::once(&copy).chain(&reports) {
+            std::fs::remove_file(f).unwrap();
+        }
+        let mut rec = ledger.file("t", "in/a.csv").unwrap().unwrap();
+        rec.state = FileState::Quarantining;
+        ledger.put_file_with("t", &rec, crate::ledger::Durability::Durable).unwrap();
+        let _ = std::fs::remove_dir_all(d.join("staging"));
+
+        let p = plan(&accepting, Some(&ledger), SystemTime::now()).await.unwrap();
+        let Action::Resume { state, then: None, .. } = p.files[0].action else { panic!("{p:#?}") };
+        let said = resumed_quarantine(&accepting, state).unwrap();
+        assert!(said.starts_with("then quarantined to erp:/rejected as decided before"), "{said}");
+        let r = run(&accepting, &ledger, d).await;
+        assert_eq!((r.files[0].outcome, r.counts.delivered), (crate::engine::Outcome::Quarantined, 0), "{r:#?}");
+        assert_eq!(std::fs::read_to_string(&copy).unwrap(), "a,1\n");
+        assert!(!d.join("dst/inbox/a.csv").exists());
+        assert_eq!(ledger.file("t", "in/a.csv").unwrap().unwrap().state, FileState::Quarantined);
+
+        // Other bytes of the same size and time, left quarantining: the steps judge them.
+        let t = std::fs::metadata(d.join("src/in/a.csv")).unwrap().modified().unwrap();
+        put(d, &[("in/a.csv", "b,2\n")]);
+        std::fs::File::options().write(true).open(d.join("src/in/a.csv")).unwrap().set_modified(t).unwrap();
+        ledger.put_file_with("t", &rec, crate::ledger::Durability::Durable).unwrap();
+        let r = run(&accepting, &ledger, d).await;
+        assert_eq!(r.files[0].outcome, crate::engine::Outcome::Delivered, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("dst/inbox/a.csv")).unwrap(), "b,2\n");
+    }
+
+    /// A file left `quarantining` is disposed of per `after.failure` (here: kept) once put
+    /// aside, not per `after.success`: it takes no name in the `move_to` folder, and a later
+    /// file of the same name is moved to that name, in the plan as in the run. Before, the plan
+    /// counted the name as taken and moved the later file to the next one. Nor does it write
+    /// to a sink: its target there already (`if_exists: fail`) does not make it fail. Before,
+    /// the plan looked at its targets as a delivery's, and said it fails.
+    #[tokio::test]
+    async fn a_file_left_quarantining_takes_no_name_in_the_success_move_to_folder() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let flow = moving_flow(
+            d,
+            "**/*.csv",
+            "steps:\n  - check: { non_empty: true }\nquarantine: { endpoint: erp, path: /rejected }\n\
+             after: { success: { move_to: /done } }\n",
+        );
+        put(d, &[("in/a/x.csv", "")]);
+        let ledger = Ledger::in_memory().unwrap();
+        assert_eq!(run(&flow, &ledger, d).await.quarantined, 1);
+        // Killed after the verdict, before the copy.
+        std::fs::remove_dir_all(d.join("dst/rejected")).unwrap();
+        let mut rec = ledger.file("t", "in/a/x.csv").unwrap().unwrap();
+        rec.state = FileState::Quarantining;
+        ledger.put_file_with("t", &rec, crate::ledger::Durability::Durable).unwrap();
+        put(d, &[("in/b/x.csv", "b\n")]);
+        std::fs::create_dir_all(d.join("dst/inbox")).unwrap();
+        std::fs::write(d.join("dst/inbox/a-x.csv"), "the partner's").unwrap();
+
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        assert!(
+            matches!(&p.files[0].action, Action::Resume { state: FileState::Quarantining, then: None, writes } if writes.is_empty()),
+            "{p:#?}"
+        );
+        assert_eq!(then(&p.files[1]), "move the source to /done/x.csv");
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!((r.quarantined, r.counts.delivered), (1, 1), "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("src/done/x.csv")).unwrap(), "b\n");
+        assert!(d.join("src/in/a/x.csv").exists(), "after.failure: keep");
+    }
+
+    /// `--json` names a resumed file's state as it did when the plan carried it as text: the
+    /// ledger's name (`quarantining`), with `then` left out where it is `None`.
+    #[test]
+    fn a_resumed_state_is_written_in_json_as_the_ledger_names_it() {
+        let states = [
+            FileState::Claimed,
+            FileState::Staging,
+            FileState::Staged,
+            FileState::Processed,
+            FileState::Delivering,
+            FileState::Delivered,
+            FileState::Disposing,
+            FileState::Quarantining,
+        ];
+        for state in states {
+            let f = PlannedFile { path: "/in/a.csv".into(), size: 3, action: Action::Resume { state, writes: vec![], then: None } };
+            let json = serde_json::to_value(&f).unwrap();
+            assert_eq!(json, serde_json::json!({ "path": "/in/a.csv", "size": 3, "action": "resume", "state": state.as_str() }));
+        }
     }
 }

@@ -5,7 +5,9 @@
 //! upload, the upload goes through a temporary name and is verified, so a resumed run checks
 //! the recorded copy instead of uploading again. Reports go beside the copy as
 //! `NAME.report.json` / `NAME.report.txt`. Only then is the source disposed of, as
-//! `after.failure` says, and the file recorded as quarantined.
+//! `after.failure` says, and the file recorded as quarantined. The recorded verdict stands
+//! across a crash: a staged copy gone since is downloaded again ([`restage`]), and the steps
+//! are not run on the bytes they refused.
 
 use std::path::Path;
 
@@ -175,6 +177,34 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
         error_kind: None,
         records: Some(result.counts),
     })
+}
+
+/// Downloads the source of a file left `quarantining` again into `staged`, its staged copy
+/// gone since the verdict was recorded (the staging folder emptied, or cleared when the state
+/// folder was full). `true` when `staged` now holds the very bytes put aside (the SHA-256
+/// recorded with the verdict; a file given up without one, whose staged copy was a link to a
+/// local source, is this version whatever its bytes): they are quarantined as refused,
+/// whatever the steps would say now, as they are when the staged copy stays and as `wharf
+/// plan` says (`wharf quarantine reprocess` takes a quarantined file through the steps again).
+/// `false` when the source holds other bytes (rewritten with the same size and time, or
+/// changed while read): nothing refused them, and the caller takes them as a new file, which
+/// the steps judge.
+pub(super) async fn restage(cx: &Ctx<'_>, rec: &FileRecord, entry: &Entry, staged: &Path) -> Result<bool, FileError> {
+    tracing::info!(flow = %cx.flow.name, path = %entry.path, "The staged copy of a file being quarantined is gone; downloading it again.");
+    let st = retry(cx.flow.retry, "download again for the quarantine", || {
+        stage::stage(&*cx.source, &entry.path, entry.size, staged, false, stage::Hash::Now, false, &cx.budget)
+    })
+    .await;
+    let same = match st {
+        Err(FileError::Changed(_)) => false,
+        Err(e) => return Err(e),
+        Ok(st) => rec.sha256.is_none() || st.sha256 == rec.sha256,
+    };
+    if !same {
+        stage::discard(staged).await;
+        tracing::info!(flow = %cx.flow.name, path = %entry.path, "The source no longer holds the bytes refused; taking it as a new file.");
+    }
+    Ok(same)
 }
 
 /// The quarantined record of `path`, or why there is none.

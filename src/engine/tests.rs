@@ -235,7 +235,7 @@ async fn content_identity_skips_identical_resends() {
     fx.put("in/b.csv", b"same");
     let r = fx.run().await;
     assert_eq!((r.counts.delivered, r.counts.skipped), (0, 1), "{r:#?}");
-    assert!(r.files[0].detail.contains("same identity as in/a.csv"), "{}", r.files[0].detail);
+    assert!(r.files[0].detail.contains("same identity as /in/a.csv delivered in run 1"), "{}", r.files[0].detail);
     // Disposed of like a success.
     assert!(fx.src.join("in/processed/b.csv").exists());
 }

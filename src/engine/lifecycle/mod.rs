@@ -392,7 +392,11 @@ async fn advance(
                 put_lazy(cx, rec)?;
             }
             FileState::Quarantining => {
-                if !staged_complete(staged, rec.size, rec.sha256.as_deref().filter(|_| !fresh)).await {
+                // The verdict stands: a staged copy gone since is downloaded again, and only
+                // other bytes than those refused are taken as a new file.
+                if !staged_complete(staged, rec.size, rec.sha256.as_deref().filter(|_| !fresh)).await
+                    && !quarantine::restage(cx, rec, entry, staged).await?
+                {
                     rec.state = FileState::Claimed;
                     continue;
                 }
@@ -525,7 +529,7 @@ async fn advance(
                     _ if changed.is_some() => {
                         format!("delivered to {}; source kept: {}", targets.join(", "), changed.as_deref().unwrap_or_default())
                     }
-                    Some(t) => format!("delivered to {}; source moved to /{t}", targets.join(", ")),
+                    Some(t) => format!("delivered to {}; source moved to {}", targets.join(", "), source_shown(t)),
                     None if cx.flow.after_success == Disposition::Delete => format!("delivered to {}; source deleted", targets.join(", ")),
                     None if matches!(cx.flow.after_success, Disposition::MoveTo(_)) => {
                         format!("delivered to {}; source no longer there, so not moved", targets.join(", "))
@@ -667,8 +671,21 @@ async fn duplicate(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, d: DoneRec
     rec.state = FileState::Duplicate;
     rec.updated = now_millis();
     cx.store(Transition::File { flow: cx.flow.name.clone(), rec: rec.clone() }).await?;
-    let detail = format!("same identity as {} delivered in run {} on {}{disposed}", d.path, d.run, date(d.at));
+    let detail = format!("{}{disposed}", same_identity_as(&d));
     Ok((report(&entry.path, Outcome::Skipped, detail), false))
+}
+
+/// Why a file is skipped as the duplicate of `d`, the delivery of its identity before it:
+/// the run's report line, and `wharf plan` for a delivery before this run.
+pub(super) fn same_identity_as(d: &DoneRecord) -> String {
+    format!("same identity as {} delivered in run {} on {}", source_shown(&d.path), d.run, date(d.at))
+}
+
+/// A source file named for users from the ledger's key of it (`in/a.csv`), where the key is
+/// all there is (the delivery of its identity, a file no longer listed): as the listing, the
+/// run's report, its log lines, `wharf files` and `wharf plan` name source files (`/in/a.csv`).
+pub(super) fn source_shown(key: &str) -> String {
+    RemotePath::parse(key).map_or_else(|_| format!("/{key}"), |p| p.to_string())
 }
 
 /// Disposes of a file skipped because its identity was delivered before, like a success, so

@@ -20,7 +20,7 @@ use crate::endpoint::{DynEndpoint, RemotePath};
 use crate::engine::error::FileError;
 use crate::engine::transfer::{self, Target};
 use crate::engine::{discover, endpoints, lifecycle};
-use crate::ledger::{FileRecord, LedgerError, Snapshot};
+use crate::ledger::{FileRecord, FileState, LedgerError, Snapshot};
 
 /// The folder and name sink `i` gives the file, as a run names it (`lifecycle::wanted_for`):
 /// after the output's extension when the steps write another format.
@@ -216,12 +216,13 @@ pub(super) async fn look_at_targets(
     };
     // In listing order: the files to deliver, and those a crashed run left before the end of
     // their deliveries (the resumed run delivers to the sinks not confirmed yet, as a file
-    // retried after a failure).
+    // retried after a failure); not one being quarantined, which writes to no sink.
     let mut deliver = Vec::new();
     let mut recs = Vec::new();
     for (i, f) in files.iter().enumerate() {
         match f.action {
             Action::Deliver { .. } => recs.push(record(i)?),
+            Action::Resume { state: FileState::Quarantining, .. } => continue,
             Action::Resume { .. } => match record(i)?.filter(|r| !lifecycle::delivered(r)) {
                 Some(rec) => recs.push(Some(rec)),
                 None => continue,
