@@ -3,7 +3,18 @@
 # starts a throw-away OpenSSH sshd on 127.0.0.1:2299 serving /tmp/wharf-demo/partner,
 # records its host key with `wharf trust`, validates the flow, runs it twice (the second run
 # delivers nothing: exactly once), and shows the ledger. Needs root (sshd, a demo login).
+#
+# `--keep-server` leaves that sshd running at the end, so the other flows written for it
+# (flows/order-ack-sftp.yaml, flows/roster-import.yaml) can be tried against it; the script
+# says how to stop it.
 set -euo pipefail
+keep=0
+for a in "$@"; do
+  case "$a" in
+    --keep-server) keep=1 ;;
+    *) echo "demo: unknown argument $a (usage: tests/demo.sh [--keep-server])" >&2; exit 2 ;;
+  esac
+done
 cd "$(dirname "$0")/.."
 DEMO=/tmp/wharf-demo PORT=2299 USER_NAME=wharfdemo
 export WHARF_DEMO_PASSWORD=wharf-demo-pass
@@ -39,7 +50,7 @@ StrictModes no
 AllowUsers $USER_NAME
 Subsystem sftp internal-sftp
 CFG
-/usr/sbin/sshd -D -f "$DEMO/etc/sshd_config" -E "$DEMO/etc/sshd.log" &
+/usr/sbin/sshd -D -f "$DEMO/etc/sshd_config" -E "$DEMO/etc/sshd.log" </dev/null >/dev/null 2>&1 &
 SSHD_PID=$!
 trap 'kill $SSHD_PID 2>/dev/null || true' EXIT
 for _ in $(seq 50); do ss -Hltn "( sport = :$PORT )" | grep -q . && break; sleep 0.1; done
@@ -66,3 +77,17 @@ echo "== what arrived"
 find "$DEMO/erp-inbox" -type f | sort
 echo "== what is left on the partner's server"
 find "$DEMO/partner" -type f | sort
+if [ "$keep" = 1 ]; then
+  trap - EXIT
+  echo "== sshd left running on 127.0.0.1:$PORT (pid $SSHD_PID); stop it with: kill $SSHD_PID"
+  # What the other flows take: the partner's rosters, and our orders to push.
+  mkdir -p "$DEMO/partner/incoming" demo-work/orders-outbox
+  cp flows/fixtures/roster/ROSTER_*.csv "$DEMO/partner/incoming/"
+  chown -R "$USER_NAME" "$DEMO/partner"
+  cp flows/demo-data/orders_*.csv demo-work/orders-outbox/
+  echo "   the partner's rosters are in $DEMO/partner/incoming, our orders in demo-work/orders-outbox;"
+  echo "   try the other flows written for it, with the same state folder and password:"
+  echo "   export WHARF_DEMO_PASSWORD=$WHARF_DEMO_PASSWORD"
+  echo "   target/debug/wharf --state-dir $DEMO/state run flows/order-ack-sftp.yaml"
+  echo "   target/debug/wharf --state-dir $DEMO/state run flows/roster-import.yaml"
+fi

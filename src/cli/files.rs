@@ -47,14 +47,16 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         outln!("{}", never.unwrap_or_else(|| format!("no files recorded for flow {flow}")));
         return Ok(ExitCode::SUCCESS);
     }
-    outln!("{:<11} {:>4} {:>12}  {:<19}  {:<40}  detail", "state", "try", "bytes", "updated (UTC)", "path");
+    // `fails`: the runs the file failed in so far (what `retry.give_up_after` counts), 0 for a
+    // file delivered at its first try (headed `try` before, which read as "delivered at try 0").
+    outln!("{:<11} {:>5} {:>12}  {:<19}  {:<40}  detail", "state", "fails", "bytes", "updated (UTC)", "path");
     for f in &files.items {
         let detail = match (&f.last_error, f.state.in_flight() || f.state == crate::ledger::FileState::Failed) {
             (Some(e), true) => format!("{}: {}", e.kind, e.message),
             _ => f.deliveries.iter().map(|d| format!("/{}", d.target)).collect::<Vec<_>>().join(", "),
         };
         outln!(
-            "{:<11} {:>4} {:>12}  {:<19}  {:<40}  {}",
+            "{:<11} {:>5} {:>12}  {:<19}  {:<40}  {}",
             f.state.as_str(),
             f.attempts,
             f.size,

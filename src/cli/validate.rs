@@ -1,7 +1,10 @@
 //! `wharf validate [PATH…]`: check flow files and print every problem as
 //! `file:line:col: message (at /yaml/path)`, then a count; exit 2 when there is any problem.
 //! A flow's test file (`*.test.yaml`, see `wharf test`) named on the command line is checked
-//! as a test file, with the flow it tests; a folder's are left to `wharf test`.
+//! as a test file, with the flow it tests; a folder's are left to `wharf test`. The daemon's
+//! settings (`serve.yaml`) named on the command line are checked as those, as `wharf serve
+//! --config` reads them; found in a folder, such a file is refused as a flow (it does not
+//! belong among the flows).
 //!
 //! Warnings (`file:line:col: warning: …`) are printed after the problems and never change
 //! the exit code: the loader's (a setting that has no effect, see [`crate::config::Flow`]'s
@@ -24,7 +27,8 @@ use crate::config::{self, Diagnostic};
 #[derive(Debug, clap::Args)]
 pub struct Args {
     /// Flow files, or folders whose `*.yaml` / `*.yml` files are checked (not `*.test.yaml`).
-    /// A flow's test file (`*.test.yaml`) named here is checked as one, with its flow.
+    /// A flow's test file (`*.test.yaml`) named here is checked as one, with its flow, and
+    /// the settings of `wharf serve` (`serve.yaml`) as those.
     #[arg(default_value = "flows")]
     pub paths: Vec<PathBuf>,
     /// Print the problems as a JSON array of {file, line, col, message, yaml_path} instead.
@@ -42,6 +46,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut warnings: Vec<Diagnostic> = Vec::new();
     let mut checked = 0usize;
     let mut tests = 0usize;
+    let mut serve_configs = 0usize;
     let mut names: HashMap<String, PathBuf> = HashMap::new();
     for path in &args.paths {
         let files = config::find_flows(std::slice::from_ref(path));
@@ -54,6 +59,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 message: "no flow files (*.yaml, *.yml) in this folder".into(),
                 yaml_path: "/".into(),
             });
+        }
+        // The daemon's settings, named on the command line (`wharf validate /etc/wharf/serve.yaml`):
+        // checked as `wharf serve --config` reads them, not as a flow missing every field.
+        if path.is_file() && config::stray::is_serve_config_name(path) {
+            serve_configs += 1;
+            if let Err(diagnostics) = crate::serve::config::load(path) {
+                problems.extend(diagnostics);
+            }
+            continue;
         }
         for file in files {
             // A flow's test cases (`wharf test`), named on the command line (`flows/*.yaml`):
@@ -102,7 +116,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         let warned = if warnings.is_empty() { String::new() } else { format!(", {} warning(s)", warnings.len()) };
         let tests = if tests == 0 { String::new() } else { format!(" and {tests} test file(s)") };
-        outln!("{checked} flow(s){tests} checked, {} problem(s){warned}", problems.len());
+        let serve = if serve_configs == 0 { String::new() } else { format!(" and {serve_configs} serve config(s)") };
+        outln!("{checked} flow(s){tests}{serve} checked, {} problem(s){warned}", problems.len());
     }
     Ok(if problems.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(super::EXIT_INVALID) })
 }

@@ -13,11 +13,17 @@ use super::diagnostic::Problem;
 /// the two in step).
 pub const SERVE_CONFIG_FIELDS: [&str; 7] = ["listen", "allow_remote", "limits", "retry", "shutdown_grace", "rescan", "notify"];
 
+/// Whether `file` is named as the daemon's settings are: `serve.yaml` (`serve.yml`…).
+/// `wharf validate` checks such a file named on its command line as those settings.
+pub fn is_serve_config_name(file: &Path) -> bool {
+    file.file_stem().is_some_and(|s| s == "serve")
+}
+
 /// For a file that did not load as a flow, with top-level fields `fields`: the problem saying
 /// it is the daemon's settings, when it is named `serve.yaml` (`.yml`), or when every field of
 /// it is one of `serve.yaml`'s and one at least is not a flow's (`is_flow_field`).
 pub fn serve_config(file: &Path, fields: &[String], is_flow_field: impl Fn(&str) -> bool) -> Option<Problem> {
-    let named = file.file_stem().is_some_and(|s| s == "serve");
+    let named = is_serve_config_name(file);
     let shaped = fields.iter().all(|f| SERVE_CONFIG_FIELDS.contains(&f.as_str())) && fields.iter().any(|f| !is_flow_field(f));
     (named || shaped).then(|| Problem {
         yaml_path: "/".into(),
@@ -46,5 +52,6 @@ mod tests {
         assert!(serve_config(other, &fields(&["retry", "notify"]), flow_field).is_none());
         assert!(serve_config(other, &fields(&["listen", "name"]), flow_field).is_none());
         assert!(serve_config(other, &fields(&[]), flow_field).is_none());
+        assert!(is_serve_config_name(Path::new("/etc/wharf/serve.yml")) && !is_serve_config_name(Path::new("flows/served.yaml")));
     }
 }

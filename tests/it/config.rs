@@ -238,6 +238,38 @@ fn validate_checks_a_test_file_named_on_the_command_line_as_one() {
     assert!(lines.last().unwrap().starts_with("0 flow(s) and 1 test file(s) checked, "), "{out}");
 }
 
+/// `wharf validate /etc/wharf/serve.yaml` checks the daemon's settings as `wharf serve
+/// --config` reads them (before: as a flow, "missing field `name`", "unknown field `listen`");
+/// in a flows folder the file is still refused, as the one thing that does not belong there.
+#[test]
+fn validate_checks_the_daemon_settings_named_on_the_command_line_as_those() {
+    let dir = tempfile::tempdir().unwrap();
+    let serve = dir.path().join("serve.yaml");
+    std::fs::write(&serve, "limits: { runs: 2 }\nrescan: 5s\n").unwrap();
+    let (code, out) = wharf(&["validate", serve.to_str().unwrap(), "flows/example-local.yaml"]);
+    assert_eq!((code, out.as_str()), (0, "1 flow(s) and 1 serve config(s) checked, 0 problem(s)\n"));
+
+    std::fs::write(&serve, "listen: 0.0.0.0:9464\nrescan: 1ms\n").unwrap();
+    let (code, out) = wharf(&["validate", serve.to_str().unwrap()]);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(code, 2, "{out}");
+    let at = |line: &str| lines.iter().any(|l| l.starts_with(&format!("{}:{line}: ", serve.display())));
+    assert!(at("1:9") && out.contains("is not a loopback address"), "{out}");
+    assert!(at("2:9") && out.contains("must be at least 100ms"), "{out}");
+    assert!(!out.contains("missing field `name`"), "not read as a flow: {out}");
+    assert_eq!(*lines.last().unwrap(), "0 flow(s) and 1 serve config(s) checked, 2 problem(s)", "{out}");
+
+    std::fs::write(&serve, "limits: { runs: 2 }\nbogus: 1\n").unwrap();
+    let (code, out) = wharf(&["validate", serve.to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.starts_with(&format!("{}:2:1: unknown field `bogus`", serve.display())), "{out}");
+
+    // Among the flows it is refused, saying what it is.
+    let (code, out) = wharf(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 2, "{out}");
+    assert!(out.contains("this looks like the settings of `wharf serve` (serve.yaml), not a flow"), "{out}");
+}
+
 #[test]
 fn validate_command_prints_problems_and_sets_the_exit_code() {
     let good = "tests/fixtures/flows/acme-orders.yaml";

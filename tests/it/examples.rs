@@ -1,4 +1,5 @@
-//! Every example flow in flows/ validates, and runs: the local one on temp folders, the
+//! Every example flow in flows/ (and the serve.yaml in docs/examples/) validates without a
+//! warning, and runs: the local one on temp folders, the
 //! SFTP demo against a real sshd, the FTPS example and the rendered price list against a real
 //! vsftpd (with ports, certificates and folders pointed at the test server).
 
@@ -21,18 +22,35 @@ fn repo(rel: &str) -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(rel)
 }
 
+/// Every example — the flows in flows/ with their test files, and the daemon settings in
+/// docs/examples/ — passes `wharf validate` without a problem or a warning: a newcomer
+/// copying one starts from a file that is right as it stands.
 #[test]
-fn every_example_flow_validates() {
+fn every_example_validates_without_a_warning() {
     let dir = support::tempdir();
+    let mut examples: Vec<std::path::PathBuf> = Vec::new();
+    for folder in ["flows", "docs/examples"] {
+        for e in fs::read_dir(repo(folder)).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if name.ends_with(".yaml") || name.ends_with(".yml") {
+                examples.push(e.path());
+            }
+        }
+    }
+    examples.sort();
+    assert!(examples.len() >= 10, "{examples:?}");
     let out = wharf(dir.path())
         .arg("validate")
-        .arg(repo("flows"))
+        .args(&examples)
         .env("WHARF_DEMO_PASSWORD", "x")
         .env("WHARF_FTP_PASSWORD", "x")
+        .env("WHARF_ALERT_HOOK", "https://hooks.example.com/x")
         .output()
         .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{text}");
+    let last = text.lines().last().unwrap_or_default();
+    assert!(last.ends_with("checked, 0 problem(s)") && !text.contains("warning"), "{text}");
 }
 
 #[test]
@@ -146,7 +164,7 @@ fn example_ftps_flow_runs_against_a_real_vsftpd() {
         .replace("host: ftp.partner.example", "host: 127.0.0.1")
         .replace("port: 21", &format!("port: {}", ftpd.port()))
         .replace("user: acme", "user: wharftest")
-        .replace("certs/partner-ca.pem", &ftpd.certs().ca.display().to_string())
+        .replace("    tls: explicit\n", &format!("    tls: explicit\n    ca_file: {:?}\n", ftpd.certs().ca.display().to_string()))
         .replace("    root: /\n", &format!("    root: {:?}\n", ftpd.data_dir().display().to_string()))
         .replace("../demo-work/ftps-inbox", &inbox.display().to_string())
         .replace("min_age: 2m", "min_age: 1s");
@@ -191,7 +209,7 @@ fn price_list_flow_renders_and_uploads_to_a_real_vsftpd() {
     let yaml = yaml
         .replace("port: 21", &format!("port: {}", ftpd.port()))
         .replace("user: acme-prices", "user: wharftest")
-        .replace("certs/partner-ca.pem", &ftpd.certs().ca.display().to_string())
+        .replace("    tls: explicit\n", &format!("    tls: explicit\n    ca_file: {:?}\n", ftpd.certs().ca.display().to_string()))
         .replace("    root: /\n", &format!("    root: {:?}\n", ftpd.data_dir().display().to_string()));
     let flow = dir.path().join("flows/price-list-ftp.yaml");
     fs::write(&flow, yaml).unwrap();

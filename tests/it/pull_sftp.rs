@@ -132,6 +132,10 @@ fn same_file_is_not_delivered_twice_but_a_resent_file_is() {
     // `wharf files` and `wharf runs` show the history.
     let files = text(&w.wharf().args(["files", "e2e"]).output().unwrap());
     assert!(files.contains("done") && files.contains("/in/a.csv"), "{files}");
+    // Its second column is the runs a file failed in (none here), not a count of tries.
+    let columns = |l: &str| l.split_whitespace().take(2).map(str::to_string).collect::<Vec<_>>();
+    assert_eq!(columns(files.lines().next().unwrap_or_default()), ["state", "fails"], "{files}");
+    assert!(files.lines().skip(1).all(|l| columns(l) == ["done", "0"]), "{files}");
     let runs = text(&w.wharf().args(["runs", "e2e"]).output().unwrap());
     assert_eq!(runs.lines().filter(|l| l.contains(" e2e ")).count(), 3, "{runs}");
 }
