@@ -423,19 +423,22 @@ fn due(shared: &Arc<Shared>, now: DateTime<Utc>) -> Vec<Arc<Flow>> {
 }
 
 /// Plans again from `now` the flows whose next time lies beyond their first scheduled time
-/// after `now`: planned from a clock that was ahead, since set back. (Planned from a time at
-/// or before `now`, as every time is while the clock only moves forward, a next time is never
-/// beyond it: retries come before it.) Before, a clock a day ahead, once corrected, held every
-/// flow back for a day.
+/// after `now`, or a retry beyond `now` plus the longest retry wait (`retry.max`): planned
+/// from a clock that was ahead, since set back. (Planned from a time at or before `now`, as
+/// every time is while the clock only moves forward, a next time is never beyond them.)
+/// Before, a clock a day ahead, once corrected, held every flow back for a day.
 fn after_a_set_back(shared: &Arc<Shared>, now: DateTime<Utc>) {
     let registry = shared.registry();
     let mut plans = shared.plans();
+    let longest_retry = chrono::Duration::from_std(shared.opts.config.retry_max).ok().and_then(|max| now.checked_add_signed(max));
     let mut moved = Vec::new();
     for flow in registry.flows() {
-        let (Some(plan), Some(schedule)) = (plans.get_mut(&flow.name), flow.schedule.as_ref()) else { continue };
-        let Some(first) = schedule.next_after(&flow.name, now) else { continue };
-        if plan.next_due.is_some_and(|t| t > first) {
-            plan.next_due = Some(first);
+        let Some(plan) = plans.get_mut(&flow.name) else { continue };
+        let first = flow.schedule.as_ref().and_then(|s| s.next_after(&flow.name, now));
+        let retry = longest_retry.filter(|_| plan.retry_attempt > 0);
+        let Some(latest) = first.into_iter().chain(retry).min() else { continue };
+        if plan.next_due.is_some_and(|t| t > latest) {
+            plan.next_due = Some(latest);
             moved.push(flow.name.clone());
         }
     }

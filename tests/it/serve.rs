@@ -971,3 +971,27 @@ async fn a_clock_set_back_plans_the_next_runs_again_from_the_corrected_time() {
     assert_eq!((r.status, r.counts.delivered), (RunStatus::Ok, 1));
     d.stop().await;
 }
+
+/// The same for a retry planned while the clock was ahead: after the correction it comes
+/// within `retry.max` (15 minutes), not a day late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_set_back_brings_a_retry_planned_before_back_within_the_longest_wait() {
+    let start = minute_now();
+    let ahead = start + chrono::TimeDelta::days(1);
+    let flow = "name: partner\nendpoints:\n  p: { type: sftp, host: 127.0.0.1, port: 1, user: u, auth: { password: x }, host_key: { fingerprint: \"SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\" } }\n  b: { type: local, root: ROOT/dst }\nsource: { endpoint: p, path: /in }\nsinks: [ { endpoint: b, path: / } ]\nretry: { attempts: 1 }\n";
+    let mut d = Daemon::start(&[("partner.yaml", flow.to_string())], ahead, ServeConfig::default());
+    assert_eq!(d.handle().trigger("partner").await, Ok(Triggered::Started));
+    assert_eq!(d.next_run().await.status, RunStatus::Aborted, "port 1 refuses");
+    let due = d.handle().status().flows[0].next_due.expect("a retry is planned");
+    assert!(due > ahead, "{due}");
+    d.clock.until_sleepers(1).await;
+    d.clock.set(start);
+    let latest = start + chrono::TimeDelta::minutes(15);
+    let replanned = tokio::time::timeout(Duration::from_secs(10), async {
+        while d.handle().status().flows[0].next_due.is_none_or(|t| t > latest) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    assert!(replanned.await.is_ok(), "planned again: {:?}", d.handle().status().flows[0].next_due);
+    d.stop().await;
+}
