@@ -84,7 +84,8 @@ fn not_a_flows_folder(path: &std::path::Path) -> Option<String> {
 }
 
 /// Completes on SIGTERM or Ctrl-C (SIGINT). A second one while the daemon stops gracefully
-/// ends the process at once: what is in flight resumes at the next start, as after a crash.
+/// ends the process at once, with the programs it started (exports, command notifiers): what
+/// is in flight resumes at the next start, as after a crash.
 async fn shutdown_signal() {
     #[cfg(unix)]
     {
@@ -101,6 +102,10 @@ async fn shutdown_signal() {
                         _ = tokio::signal::ctrl_c() => {}
                     }
                     tracing::warn!("Second signal: stopping now; files in flight resume at the next start.");
+                    // The programs runs and notifiers started lead process groups of their
+                    // own, which neither this exit nor the terminal's Ctrl-C reaches: left
+                    // running, an export would go on writing while the next start runs it again.
+                    crate::process::kill_all();
                     std::process::exit(i32::from(EXIT_ABORTED));
                 });
             }

@@ -14,7 +14,8 @@
 //!
 //! Bodies are small (a request body over 1 KiB: 413), headers must arrive within 10 s (which
 //! also closes idle keep-alive connections), a handler answers within 30 s, and at most 64
-//! connections are served at once. On shutdown the listeners close, connections finish their
+//! connections are served at once on each listener: the TCP port's, open to every local user,
+//! never crowd the owner out of the socket. On shutdown the listeners close, connections finish their
 //! request, and the socket and discovery file are removed.
 //!
 //! This module owns transport and routing; what the answers say comes from the [`Daemon`].
@@ -162,7 +163,9 @@ impl Server {
         };
         info!(socket = %info.socket.display(), http = info.http.map(tracing::field::display), "Control interface listening.");
         let ctx = Arc::new(Ctx { daemon, started: Instant::now() });
-        let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+        // One pool per listener: 64 idle connections to the TCP port (any local user may open
+        // them) closed every new one on the socket too, `wharf status` and `trigger` included.
+        let (unix_slots, tcp_slots) = (Arc::new(Semaphore::new(MAX_CONNECTIONS)), Arc::new(Semaphore::new(MAX_CONNECTIONS)));
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut conns = JoinSet::new();
         tokio::pin!(shutdown);
@@ -181,6 +184,10 @@ impl Server {
                     tokio::time::sleep(Duration::from_millis(100)).await;
                     continue;
                 }
+            };
+            let slots = match conn {
+                Conn::Unix(_) => &unix_slots,
+                Conn::Tcp(_) => &tcp_slots,
             };
             let Ok(slot) = slots.clone().try_acquire_owned() else {
                 debug!("Control interface: too many connections; closing a new one.");

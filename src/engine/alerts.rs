@@ -55,7 +55,7 @@ pub(super) fn judge(flow: &Flow, prev: &FlowHealth, report: &RunReport, now: Mil
         _ if unreachable => {
             health.unreachable_streak += 1;
             health.failing_streak += 1;
-            if health.unreachable_streak == flow.alerts.unreachable_after {
+            if health.unreachable_streak == flow.alerts.unreachable_after || past_an_untold_threshold(prev, flow.alerts.unreachable_after) {
                 let why = report.error.clone().unwrap_or_default();
                 let detail = format!("{} runs in a row could not reach an endpoint; last: {why}", health.unreachable_streak);
                 events.push(event(EventKind::Unreachable, "", detail));
@@ -70,6 +70,15 @@ pub(super) fn judge(flow: &Flow, prev: &FlowHealth, report: &RunReport, now: Mil
         }
     }
     (health, events)
+}
+
+/// Whether an outage under way is already past `threshold` runs with nothing told: the
+/// threshold was lowered during it (from 5 to 2 at the fourth run, which used to raise
+/// nothing for the whole outage). Told or not is known only when no `failed` event came
+/// since the last good run (the streaks are then equal, and `alerting` means this outage's
+/// `unreachable` was raised); otherwise the threshold itself decides, as before.
+fn past_an_untold_threshold(prev: &FlowHealth, threshold: u32) -> bool {
+    prev.unreachable_streak >= threshold && prev.failing_streak == prev.unreachable_streak && !prev.alerting
 }
 
 /// The run's files, then the response files it took (or tried to).
@@ -144,6 +153,39 @@ mod tests {
         assert_eq!(evs[0].run, Some(7));
         let (_, evs) = judge(&f, &h, &ok, 3);
         assert!(evs.is_empty(), "recovery is announced once");
+    }
+
+    #[test]
+    fn a_threshold_lowered_during_an_outage_raises_its_event_at_the_next_run() {
+        let mut f = flow();
+        f.alerts.unreachable_after = 5;
+        let down = report(RunStatus::Aborted, Some(ErrorKind::Transient), &[]);
+        let mut h = FlowHealth::default();
+        for _ in 0..3 {
+            let (next, evs) = judge(&f, &h, &down, 1);
+            assert!(evs.is_empty());
+            h = next;
+        }
+        // Was: the streak never equalled the new threshold again, so the outage went untold.
+        f.alerts.unreachable_after = 2;
+        let mut raised = Vec::new();
+        for _ in 0..3 {
+            let (next, evs) = judge(&f, &h, &down, 1);
+            raised.extend(kinds(&evs));
+            h = next;
+        }
+        assert_eq!(raised, [EventKind::Unreachable], "once, at the next run");
+
+        // After a `failed` event, an outage is told at its threshold, as before.
+        let failed = report(RunStatus::Failed, None, &[]);
+        let (mut h, _) = judge(&f, &FlowHealth::default(), &failed, 1);
+        let mut raised = Vec::new();
+        for _ in 0..4 {
+            let (next, evs) = judge(&f, &h, &down, 1);
+            raised.extend(kinds(&evs));
+            h = next;
+        }
+        assert_eq!(raised, [EventKind::Unreachable]);
     }
 
     #[test]

@@ -8,7 +8,8 @@
 //! long the retry waits); other
 //! answers and refused certificates are permanent. A refusal's body is read only as far as
 //! the error quotes it. The URL is a secret
-//! (Slack and Teams hook URLs are credentials): errors and logs name only its host.
+//! (Slack and Teams hook URLs are credentials): errors and logs name only its host (and a
+//! redirect only the scheme and host it points to).
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -119,7 +120,11 @@ impl Notifier for WebhookNotifier {
         }
         // Only a `Retry-After` date without the answer's `Date` beside it needs our clock.
         let wait = retry_after(answer.headers(), std::time::SystemTime::now());
-        let message = refusal(status, &body_start(answer).await);
+        let moved = status.is_redirection().then(|| moved_to(answer.headers(), &self.url)).flatten();
+        let mut message = refusal(status, &body_start(answer).await);
+        if let Some(to) = moved {
+            message.push_str(&format!("; it points to {to} (redirects are not followed: give the hook's address in `url`)"));
+        }
         if status == StatusCode::TOO_MANY_REQUESTS {
             Err(NotifyError::rate_limited(&self.describe, message).with_retry_after(wait))
         } else if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
@@ -164,6 +169,19 @@ fn retry_after(headers: &HeaderMap, now: std::time::SystemTime) -> Option<Durati
     let at = httpdate::parse_http_date(value).ok()?;
     let date = headers.get(reqwest::header::DATE).and_then(|d| httpdate::parse_http_date(d.to_str().ok()?.trim()).ok());
     Some(at.duration_since(date.unwrap_or(now)).unwrap_or(Duration::ZERO))
+}
+
+/// Where a redirect points, as scheme, host and port only (its path and query may hold a
+/// token, like the hook's own): `https://hooks.example.com`. `None` without a `Location` that
+/// reads as a URL.
+fn moved_to(headers: &HeaderMap, base: &Url) -> Option<String> {
+    let location = headers.get(reqwest::header::LOCATION)?.to_str().ok()?;
+    let to = base.join(location.trim()).ok()?;
+    let host = to.host_str()?;
+    Some(match to.port() {
+        Some(port) => format!("{}://{host}:{port}", to.scheme()),
+        None => format!("{}://{host}", to.scheme()),
+    })
 }
 
 /// What a refusing answer says: its status, and the start of its body on one line.
@@ -232,6 +250,19 @@ mod tests {
         // A date already past: no wait (the lane's backoff applies).
         h.insert(reqwest::header::DATE, HeaderValue::from_static("Wed, 21 Oct 2026 07:30:00 GMT"));
         assert_eq!(retry_after(&h, now), Some(Duration::ZERO));
+    }
+
+    #[test]
+    fn a_redirect_names_where_it_points_without_its_path() {
+        let base = Url::parse("http://hooks.example.com/services/T0/s3cret").unwrap();
+        let mut h = HeaderMap::new();
+        assert_eq!(moved_to(&h, &base), None);
+        h.insert(reqwest::header::LOCATION, HeaderValue::from_static("https://hooks.example.com/services/T0/s3cret?token=x"));
+        assert_eq!(moved_to(&h, &base).as_deref(), Some("https://hooks.example.com"));
+        h.insert(reqwest::header::LOCATION, HeaderValue::from_static("/v2/s3cret"));
+        assert_eq!(moved_to(&h, &base).as_deref(), Some("http://hooks.example.com"), "relative: the same host");
+        h.insert(reqwest::header::LOCATION, HeaderValue::from_static("http://127.0.0.1:8443/x"));
+        assert_eq!(moved_to(&h, &base).as_deref(), Some("http://127.0.0.1:8443"));
     }
 
     #[test]

@@ -14,7 +14,9 @@ use tokio::sync::watch;
 pub trait Clock: Send + Sync {
     /// The current time.
     fn now(&self) -> DateTime<Utc>;
-    /// Returns once [`Clock::now`] is at or past `t` (at once when it already is).
+    /// Returns once [`Clock::now`] is at or past `t` (at once when it already is), or
+    /// earlier when the clock is set back meanwhile: times planned from the clock as it was
+    /// may then lie too far ahead, and the caller plans them again.
     async fn sleep_until(&self, t: DateTime<Utc>);
 }
 
@@ -22,14 +24,19 @@ pub trait Clock: Send + Sync {
 ///
 /// Sleeps in chunks of at most [`SystemClock::CHUNK`] and looks at the wall clock after each,
 /// so a suspended laptop or a clock set forward is noticed within a minute (a monotonic sleep
-/// alone would wake hours late after a suspend). A clock set back makes it wait longer, as the
-/// wall clock says.
+/// alone would wake hours late after a suspend). A clock set back (by more than
+/// [`SystemClock::SET_BACK`] within one chunk) ends the sleep early, so the caller can plan
+/// again from the corrected time: before, it slept on to a time planned from the clock as it
+/// was, a day late after a clock a day ahead was corrected.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;
 
 impl SystemClock {
     /// The longest single sleep.
     pub const CHUNK: Duration = Duration::from_secs(60);
+    /// How much less than a chunk's length the wall clock may move over it before the clock is
+    /// taken as set back (NTP slews a clock far slower than this; it steps it further).
+    pub const SET_BACK: Duration = Duration::from_secs(5);
 }
 
 #[async_trait]
@@ -39,8 +46,14 @@ impl Clock for SystemClock {
     }
 
     async fn sleep_until(&self, t: DateTime<Utc>) {
-        while let Some(chunk) = next_chunk(Utc::now(), t) {
+        let mut before = Utc::now();
+        while let Some(chunk) = next_chunk(before, t) {
             tokio::time::sleep(chunk).await;
+            let now = Utc::now();
+            if set_back(before, now, chunk) {
+                return;
+            }
+            before = now;
         }
     }
 }
@@ -49,6 +62,13 @@ impl Clock for SystemClock {
 fn next_chunk(now: DateTime<Utc>, t: DateTime<Utc>) -> Option<Duration> {
     let left = (t - now).to_std().ok().filter(|d| !d.is_zero())?;
     Some(left.min(SystemClock::CHUNK))
+}
+
+/// Whether the wall clock, at `before` when a sleep of `slept` began and at `after` when it
+/// ended, was set back meanwhile.
+fn set_back(before: DateTime<Utc>, after: DateTime<Utc>, slept: Duration) -> bool {
+    let moved = after - before;
+    TimeDelta::from_std(slept.saturating_sub(SystemClock::SET_BACK)).is_ok_and(|least| moved < least)
 }
 
 /// A clock that moves only when told to ([`ManualClock::advance`], [`ManualClock::set`]); its
@@ -117,12 +137,13 @@ impl Clock for ManualClock {
 
     async fn sleep_until(&self, t: DateTime<Utc>) {
         let mut rx = self.now.subscribe();
-        if *rx.borrow_and_update() >= t {
+        let start = *rx.borrow_and_update();
+        if start >= t {
             return;
         }
         let _counted = Sleeping::new(&self.sleepers);
         // The sender lives in `self`, which outlives this borrow: `wait_for` cannot fail.
-        let _ = rx.wait_for(|now| *now >= t).await;
+        let _ = rx.wait_for(|now| *now >= t || *now < start).await;
     }
 }
 
@@ -205,5 +226,30 @@ mod tests {
         assert_eq!(next_chunk(now, now + TimeDelta::milliseconds(1)), Some(Duration::from_millis(1)));
         assert_eq!(next_chunk(now, now), None);
         assert_eq!(next_chunk(now, now - TimeDelta::hours(1)), None, "the clock jumped past it");
+    }
+
+    #[test]
+    fn a_clock_set_back_during_a_sleep_is_noticed() {
+        let before = utc("2026-03-02T10:00:00Z");
+        let minute = Duration::from_secs(60);
+        assert!(!set_back(before, before + TimeDelta::seconds(60), minute));
+        assert!(!set_back(before, before + TimeDelta::seconds(57), minute), "a little slow: not set back");
+        assert!(set_back(before, before + TimeDelta::seconds(50), minute));
+        assert!(set_back(before, before - TimeDelta::days(1), minute), "a clock a day ahead, corrected");
+        assert!(!set_back(before, before + TimeDelta::hours(3), minute), "a suspend, or a clock set forward");
+        assert!(!set_back(before, before, Duration::from_secs(2)), "a sleep shorter than the margin");
+    }
+
+    #[tokio::test]
+    async fn manual_clock_set_back_wakes_sleepers() {
+        let clock = Arc::new(ManualClock::new(utc("2026-03-02T10:00:00Z")));
+        let sleeper = tokio::spawn({
+            let c = clock.clone();
+            async move { c.sleep_until(utc("2026-03-02T11:00:00Z")).await }
+        });
+        clock.until_sleepers(1).await;
+        clock.set(utc("2026-03-02T09:00:00Z"));
+        sleeper.await.unwrap();
+        assert_eq!(clock.sleepers(), 0);
     }
 }

@@ -195,6 +195,17 @@ impl Registry {
             let mut clash = false;
             let (flow, problem) = match loaded {
                 Ok(flow) => match self.clash(&file, &flow.name) {
+                    Some(other) if self.slots.get(&other).is_some_and(|s| s.clash) => {
+                        // The other file no longer gives this name: it asks for another, taken
+                        // (two files swapping their names in one edit). Its stale version
+                        // gives way, and it is looked at again once this one is in force.
+                        if let Some(slot) = self.slots.get_mut(&other) {
+                            slot.flow = None;
+                            slot.seen = None;
+                        }
+                        tracing::info!(flow = %flow.name, file = %file.display(), previous = %other.display(), "Flow name taken over from a file that now gives another.");
+                        (Some(Arc::new(flow)), None)
+                    }
                     Some(other) => {
                         clash = true;
                         let why = format!("flow name {} is already used by {}", flow.name, other.display());
@@ -340,6 +351,32 @@ mod tests {
         assert_eq!(r.flow("trig").unwrap().file, d.join("z.yaml"));
         assert!(r.slots().all(|s| s.problem.is_none()));
         assert!(r.rescan().is_empty(), "nothing changed");
+    }
+
+    #[test]
+    fn two_files_that_swap_their_names_in_one_edit_both_load() {
+        // Was: each refused for the other's name, both running their old versions for ever
+        // (nothing loaded, so neither was looked at again).
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(&d.join("a.yaml"), &flow_yaml("east", d), 1);
+        write(&d.join("b.yaml"), &flow_yaml("west", d), 1);
+        let mut r = Registry::new(d);
+        assert_eq!(r.rescan().loaded, ["east", "west"]);
+        write(&d.join("a.yaml"), &flow_yaml("west", d), 2);
+        write(&d.join("b.yaml"), &flow_yaml("east", d), 2);
+        let c = r.rescan();
+        assert_eq!(r.flow("west").map(|f| f.file.clone()), Some(d.join("a.yaml")), "{c:?}");
+        assert_eq!(r.flow("east").map(|f| f.file.clone()), Some(d.join("b.yaml")), "{c:?}");
+        assert!(r.slots().all(|s| s.problem.is_none()), "{:?}", r.slots().map(|s| &s.problem).collect::<Vec<_>>());
+        assert_eq!(r.flows().len(), 2);
+        assert!(r.rescan().is_empty(), "nothing changed");
+
+        // A real clash still refuses the second file, which keeps its version in force.
+        write(&d.join("b.yaml"), &flow_yaml("west", d), 3);
+        assert_eq!(r.rescan().refused, [d.join("b.yaml")]);
+        assert_eq!(r.flow("west").map(|f| f.file.clone()), Some(d.join("a.yaml")));
+        assert_eq!(r.flow("east").map(|f| f.file.clone()), Some(d.join("b.yaml")), "the previous version keeps running");
     }
 
     #[test]

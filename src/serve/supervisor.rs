@@ -8,7 +8,8 @@
 //!   skip`, logged) or queue one (`overlap: queue`, at most one); a run of a flow file whose
 //!   `name:` changed while its run under the old name goes on waits for that run to end;
 //! - missed times (the machine slept, the daemon was down) are not caught up one by one: the
-//!   next time is computed from now;
+//!   next time is computed from now; times planned from a clock since set back are planned
+//!   again from now;
 //! - a run aborted because a server could not be reached is retried with exponential backoff
 //!   and jitter (`serve.yaml` `retry`), never later than the flow's next scheduled time (a
 //!   flow without a schedule until a run gets through);
@@ -355,6 +356,7 @@ async fn run_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Cmd>) {
     let mut expects = expect::Watch::new(&shared);
     loop {
         let now = shared.clock.now();
+        after_a_set_back(&shared, now);
         let due_runs = due(&shared, now);
         for flow in due_runs {
             // A skipped (overlapping) run is logged where it is decided.
@@ -418,6 +420,31 @@ fn due(shared: &Arc<Shared>, now: DateTime<Utc>) -> Vec<Arc<Flow>> {
         out.push(flow);
     }
     out
+}
+
+/// Plans again from `now` the flows whose next time lies beyond their first scheduled time
+/// after `now`, or a retry beyond `now` plus the longest retry wait (`retry.max`): planned
+/// from a clock that was ahead, since set back. (Planned from a time at or before `now`, as
+/// every time is while the clock only moves forward, a next time is never beyond them.)
+/// Before, a clock a day ahead, once corrected, held every flow back for a day.
+fn after_a_set_back(shared: &Arc<Shared>, now: DateTime<Utc>) {
+    let registry = shared.registry();
+    let mut plans = shared.plans();
+    let longest_retry = chrono::Duration::from_std(shared.opts.config.retry_max).ok().and_then(|max| now.checked_add_signed(max));
+    let mut moved = Vec::new();
+    for flow in registry.flows() {
+        let Some(plan) = plans.get_mut(&flow.name) else { continue };
+        let first = flow.schedule.as_ref().and_then(|s| s.next_after(&flow.name, now));
+        let retry = longest_retry.filter(|_| plan.retry_attempt > 0);
+        let Some(latest) = first.into_iter().chain(retry).min() else { continue };
+        if plan.next_due.is_some_and(|t| t > latest) {
+            plan.next_due = Some(latest);
+            moved.push(flow.name.clone());
+        }
+    }
+    if !moved.is_empty() {
+        tracing::warn!(flows = %moved.join(", "), "The clock was set back; the next runs of these flows are planned again from now.");
+    }
 }
 
 /// The earliest next time of any flow, running ones included: a time that passes while the

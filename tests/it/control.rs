@@ -485,6 +485,31 @@ fn value_of(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> Option<f
         .map(|s| s.2)
 }
 
+/// Connections held open on the TCP port, which any local user may open, do not lock the
+/// owner out of the socket. Before, 64 of them (a request never finished, opened again
+/// every 10 s) made the daemon close every new connection, `wharf status` and `wharf
+/// trigger` included.
+#[tokio::test]
+async fn idle_tcp_connections_do_not_crowd_the_owner_out_of_the_socket() {
+    use tokio::io::AsyncWriteExt;
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    let server = start(&state, TestDaemon::new());
+    let tcp_addr = server.info.http.unwrap();
+    let mut held = Vec::new();
+    for _ in 0..80 {
+        let mut s = tokio::net::TcpStream::connect(tcp_addr).await.unwrap();
+        s.write_all(b"GET /health HTTP/1.1\r\n").await.unwrap();
+        held.push(s);
+    }
+    // Let the server accept them all.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let health = Client::unix(&state.join("wharf.sock")).health().await;
+    assert!(health.is_ok(), "the socket still answers: {health:?}");
+    drop(held);
+    server.shutdown().await;
+}
+
 #[tokio::test]
 async fn the_control_interface_answers_over_the_socket_and_loopback_tcp() {
     let dir = support::tempdir();

@@ -803,7 +803,9 @@ async fn a_removed_flow_whose_last_run_failed_passingly_is_not_retried() {
     let failing = blocking_flow("gone", "skip").replace("done; echo x", "done; exit 3");
     let mut d = Daemon::start(
         &[("gone.yaml", failing), ("tick.yaml", local_flow("tick", "schedule: { every: 1d }\n"))],
-        minute_now(),
+        // At noon: the hour below does not reach `tick`'s midnight (from 23:00 UTC it did, and
+        // the trigger found `tick` running).
+        DateTime::parse_from_rfc3339("2026-06-01T12:00:00Z").unwrap().with_timezone(&Utc),
         ServeConfig::default(),
     );
     std::fs::create_dir_all(d.path("src/gone")).unwrap();
@@ -940,5 +942,56 @@ async fn a_run_under_a_flows_new_name_waits_for_the_run_under_its_old_one() {
     assert_eq!((first.flow.as_str(), second.flow.as_str()), ("old", "new"));
     assert_eq!(second.status, RunStatus::Ok, "{second:?}");
     assert_eq!(d.handle().ledger().runs(Some("new"), 10).unwrap().len(), 1, "one run for the two asked for while it waited");
+    d.stop().await;
+}
+
+/// A clock found a day ahead and set right: the flows run on their schedule from the
+/// corrected time. Before, each one's next run stayed planned from the clock as it was, and
+/// nothing ran for a day.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_set_back_plans_the_next_runs_again_from_the_corrected_time() {
+    // On the 10-minute grid (`every` is anchored to the epoch).
+    let t = Utc::now().timestamp();
+    let start = DateTime::from_timestamp(t - t % 600, 0).unwrap();
+    let ahead = start + chrono::TimeDelta::days(1);
+    let mut d = Daemon::start(&[("pull.yaml", local_flow("pull", "schedule: { every: 10m }\n"))], ahead, ServeConfig::default());
+    let next_due = |d: &Daemon| d.handle().status().flows[0].next_due;
+    assert_eq!(next_due(&d), Some(ahead + chrono::TimeDelta::minutes(10)));
+    d.clock.until_sleepers(1).await;
+    d.clock.set(start);
+    let replanned = tokio::time::timeout(Duration::from_secs(10), async {
+        while next_due(&d) != Some(start + chrono::TimeDelta::minutes(10)) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    assert!(replanned.await.is_ok(), "planned again from the corrected clock: {:?}", next_due(&d));
+    std::fs::write(d.path("src/in/a.csv"), "x\n").unwrap();
+    d.advance(Duration::from_secs(600)).await;
+    let r = d.next_run().await;
+    assert_eq!((r.status, r.counts.delivered), (RunStatus::Ok, 1));
+    d.stop().await;
+}
+
+/// The same for a retry planned while the clock was ahead: after the correction it comes
+/// within `retry.max` (15 minutes), not a day late.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_clock_set_back_brings_a_retry_planned_before_back_within_the_longest_wait() {
+    let start = minute_now();
+    let ahead = start + chrono::TimeDelta::days(1);
+    let flow = "name: partner\nendpoints:\n  p: { type: sftp, host: 127.0.0.1, port: 1, user: u, auth: { password: x }, host_key: { fingerprint: \"SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\" } }\n  b: { type: local, root: ROOT/dst }\nsource: { endpoint: p, path: /in }\nsinks: [ { endpoint: b, path: / } ]\nretry: { attempts: 1 }\n";
+    let mut d = Daemon::start(&[("partner.yaml", flow.to_string())], ahead, ServeConfig::default());
+    assert_eq!(d.handle().trigger("partner").await, Ok(Triggered::Started));
+    assert_eq!(d.next_run().await.status, RunStatus::Aborted, "port 1 refuses");
+    let due = d.handle().status().flows[0].next_due.expect("a retry is planned");
+    assert!(due > ahead, "{due}");
+    d.clock.until_sleepers(1).await;
+    d.clock.set(start);
+    let latest = start + chrono::TimeDelta::minutes(15);
+    let replanned = tokio::time::timeout(Duration::from_secs(10), async {
+        while d.handle().status().flows[0].next_due.is_none_or(|t| t > latest) {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    assert!(replanned.await.is_ok(), "planned again: {:?}", d.handle().status().flows[0].next_due);
     d.stop().await;
 }

@@ -221,3 +221,58 @@ fn sigterm_mid_transfer_then_a_restart_delivers_the_file_exactly_once() {
     let first = &json.as_array().unwrap()[1];
     assert_eq!(first["status"], "aborted", "the cut-off run stays aborted: {json}");
 }
+
+/// Whether the process `pid` is gone (or a zombie waiting for its parent).
+fn process_gone(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).map_or(true, |s| s.contains(") Z "))
+}
+
+/// A second SIGTERM stops the daemon at once (exit 3), and the programs it started go with
+/// it. Before, a `source.command` export (and what it started in the background) lived on
+/// in its own process group, writing on while the next start ran the export again.
+#[test]
+fn a_second_sigterm_stops_at_once_with_the_programs_the_daemon_started() {
+    let dir = support::tempdir();
+    let d = dir.path();
+    for sub in ["flows", "src/out", "dst"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    let pids = d.join("pids");
+    let flow = format!(
+        "name: export\nendpoints:\n  a: {{ type: local, root: {root}/src }}\n  b: {{ type: local, root: {root}/dst }}\nsource:\n  endpoint: a\n  path: /out\n  include: ['*.csv']\n  command:\n    run: [sh, -c, 'sleep 300 & echo $! >> {pids}; echo $$ >> {pids}; wait']\n    name: 'out-{{{{run}}}}.csv'\n    timeout: 10m\nsinks: [ {{ endpoint: b, path: / }} ]\n",
+        root = d.display(),
+        pids = pids.display()
+    );
+    std::fs::write(d.join("flows/export.yaml"), flow).unwrap();
+    std::fs::write(d.join("serve.yaml"), "shutdown_grace: 1m\nrescan: 1h\n").unwrap();
+    let state = d.join("state");
+    let daemon = Daemon::start(d);
+    let t = wharf(&state, &["trigger", "export"]);
+    assert_eq!(t.status.code(), Some(0), "{}", text(&t));
+    let read_pids = || std::fs::read_to_string(&pids).unwrap_or_default().lines().map(str::to_string).collect::<Vec<_>>();
+    wait_for(Duration::from_secs(20), "the export to start", || read_pids().len() == 2);
+
+    let mut child = daemon;
+    // SAFETY: kill(2) on a child we own.
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    wait_for(Duration::from_secs(10), "the graceful stop to begin", || {
+        std::fs::read_dir(d).unwrap().filter_map(Result::ok).any(|e| {
+            e.file_name().to_string_lossy().starts_with("serve-")
+                && std::fs::read_to_string(e.path()).unwrap_or_default().contains("SIGTERM: shutting down")
+        })
+    });
+    // SAFETY: as above.
+    unsafe { libc::kill(child.0.id() as i32, libc::SIGTERM) };
+    let started = Instant::now();
+    let status = loop {
+        if let Some(st) = child.0.try_wait().unwrap() {
+            break st;
+        }
+        assert!(started.elapsed() < Duration::from_secs(10), "a second SIGTERM stops the daemon at once");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(status.code(), Some(3), "stopped at once: {status:?}");
+    for pid in read_pids() {
+        wait_for(Duration::from_secs(5), &format!("the export's process {pid} to be killed"), || process_gone(&pid));
+    }
+}
