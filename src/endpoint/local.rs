@@ -289,7 +289,20 @@ impl Endpoint for LocalEndpoint {
     }
 
     async fn create_dir_all(&self, dir: &RemotePath) -> Result<(), EndpointError> {
-        tokio::fs::create_dir_all(self.full(dir)).await.map_err(|e| self.err(Op::CreateDir, dir, e))
+        let Err(e) = tokio::fs::create_dir_all(self.full(dir)).await else { return Ok(()) };
+        // A file in the way (`move_to: processed` where `processed` is a file): named, as the
+        // servers' backends name it, rather than the OS's bare "File exists".
+        let mut prefix = RemotePath::root();
+        for name in dir.components() {
+            prefix = prefix
+                .join(name)
+                .map_err(|e| EndpointError::new(ErrorKind::Protocol, Op::CreateDir, self.describe(), Some(dir), e.to_string()))?;
+            if std::fs::metadata(self.full(&prefix)).is_ok_and(|m| !m.is_dir()) && self.root_trouble(&e).is_none() {
+                let message = format!("{prefix} exists and is not a folder");
+                return Err(EndpointError::new(ErrorKind::AlreadyExists, Op::CreateDir, self.describe(), Some(dir), message));
+            }
+        }
+        Err(self.err(Op::CreateDir, dir, e))
     }
 
     async fn remove_dir(&self, dir: &RemotePath) -> Result<(), EndpointError> {
