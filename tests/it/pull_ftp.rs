@@ -338,6 +338,28 @@ fn a_server_killed_mid_download_then_the_next_run_resumes_and_delivers() {
     assert!(w.ftpd.log().contains("\"REST "), "resumed with REST:\n{}", w.ftpd.log());
 }
 
+/// The process serving the login dies mid-download: vsftpd's privileged process of the login
+/// ends it with a `500 OOPS: …` (`child died`, `priv_sock_get_cmd`). That is a lost
+/// connection, retried within the run and delivered once — it was taken for a protocol error,
+/// which failed the file for good and had `after.failure` move it to `failed/`.
+#[test]
+fn a_login_whose_server_process_dies_mid_download_is_retried_and_delivered() {
+    let Some(w) = World::new(Ftpd::vsftpd_with(&["local_max_rate=1000000"])) else { return };
+    let extra = "after: { success: delete, failure: { move_to: /in/failed } }\nretry: { attempts: 2, backoff: 200ms }\n";
+    let flow = w.pull_flow(FtpTls::None, extra);
+    let body = tricky_body(3 << 20);
+    w.put("in/big.csv", &body);
+    let mut child = w.wharf().arg("run").arg("--json").arg(&flow).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    w.wait_until_staged(&mut child, 1 << 20);
+    w.ftpd.kill_session_workers();
+    let out = child.wait_with_output().unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&out)));
+    assert_eq!((out.status.code(), counts(&r)), (Some(0), (0, 1, 0, 0)), "{r:#}\n{}", text(&out));
+    assert!(text(&out).contains("(and the server closed the session)"), "the kill landed mid-download: {}", text(&out));
+    assert!(fs::read(w.local("sink/big.csv")).unwrap() == body, "content differs after the retry");
+    assert!(!w.remote("in/big.csv").exists() && !w.remote("in/failed").exists(), "{r:#}");
+}
+
 /// The partner puts a new file in place of one while it is downloaded: the old one is
 /// delivered, the new one is not deleted with it (`after: delete`), and the next run delivers
 /// it.

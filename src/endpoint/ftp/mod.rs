@@ -121,22 +121,15 @@ impl FtpEndpoint {
                 Ok(v) => return Ok((v, lease)),
                 Err(fail) => fail,
             };
-            let server_error = matches!(&fail, Fail::Ftp(FtpError::UnexpectedResponse(r)) if reply_code(r) >= 500);
             let reuse_refused = matches!(&fail, Fail::Ftp(FtpError::UnexpectedResponse(r)) if wants_session_reuse(r));
             let unrun = closed_unrun(&fail, lease.fresh);
-            let (mut kind, mut message, mut lost) = self.inner.classify(fail);
+            let (mut kind, message, lost) = self.inner.settle(&mut lease, fail).await;
             // A login in use for a while may have outlived the server's record of its TLS
             // session (servers expire them, each on its own clock; vsftpd still resumed one
             // login's sessions after 6 minutes, over TLS 1.2 and 1.3): a new login is worth one
             // try. A new login refused alike is the configuration error.
             if reuse_refused && kind == ErrorKind::Config && !lease.fresh {
                 kind = ErrorKind::Transient;
-            }
-            // An unexpected 5xx may be the server ending the session (vsftpd's `500 OOPS`):
-            // told apart from a refusal by whether the connection still answers, not by text.
-            if server_error && !lost && !lease.answers().await {
-                (kind, lost) = (ErrorKind::Transient, true);
-                message = format!("{message} (and the server closed the session)");
             }
             if lost {
                 drop(lease);
@@ -825,10 +818,28 @@ impl Inner {
         EndpointError::new(kind, op, self.label.clone(), Some(path), message)
     }
 
-    /// An error inside a stream: the stream's connection is gone (it is never reused after a
-    /// failed transfer), and after a lost connection the idle ones are suspect too.
-    fn stream_err(&self, op: Op, path: &RemotePath, fail: Fail) -> EndpointError {
+    /// [`classify`](Self::classify) for a failure on `c`, where an unexpected 5xx may be the
+    /// server ending the session (vsftpd's `500 OOPS: …`, as when the process serving the
+    /// login dies mid-transfer: `child died`): told apart from a refusal by whether the
+    /// connection still answers, not by text. Ended, it is a lost connection (`Transient`).
+    async fn settle(&self, c: &mut Conn, fail: Fail) -> (ErrorKind, String, bool) {
+        let server_error = matches!(&fail, Fail::Ftp(FtpError::UnexpectedResponse(r)) if reply_code(r) >= 500);
         let (kind, message, lost) = self.classify(fail);
+        if server_error && !lost && !c.answers().await {
+            return (ErrorKind::Transient, format!("{message} (and the server closed the session)"), true);
+        }
+        (kind, message, lost)
+    }
+
+    /// An error inside a stream: the stream's connection is gone (it is never reused after a
+    /// failed transfer), and after a lost connection the idle ones are suspect too. `c`, the
+    /// stream's control connection where it still has one, is asked whether a 5xx ended the
+    /// session ([`settle`](Self::settle)).
+    async fn stream_err(&self, op: Op, path: &RemotePath, c: Option<&mut Conn>, fail: Fail) -> EndpointError {
+        let (kind, message, lost) = match c {
+            Some(c) => self.settle(c, fail).await,
+            None => self.classify(fail),
+        };
         if lost {
             self.pool.discard_idle();
         }
