@@ -33,7 +33,7 @@ pub async fn move_target(
     dir: &RemotePath,
     taken: impl Fn(&RemotePath) -> bool,
 ) -> Result<RemotePath, FileError> {
-    naming::free_name_but(ep, dir, source.name(), taken).await
+    naming::free_name_but(ep, dir, &naming::creatable(ep, source.name()), taken).await
 }
 
 /// What [`apply`] will do with a source, told by looking only (`wharf plan`).
@@ -93,7 +93,7 @@ pub(crate) async fn foresee(
         Some(t) => Fate::Moved { to: move_target(ep, source, &t.parent(), taken).await?, instead_of: Some(t.clone()) },
         None => {
             let to = move_target(ep, source, dir, taken).await?;
-            let own = dir.join(source.name()).ok().filter(|own| *own != to);
+            let own = dir.join(&naming::creatable(ep, source.name())).ok().filter(|own| *own != to);
             Fate::Moved { to, instead_of: own }
         }
     })

@@ -173,14 +173,8 @@ impl FtpEndpoint {
         }
     }
 
-    /// [`creatable`](Self::creatable) for a rename's new name. A rename that keeps the name
-    /// (a move into another folder, such as `processed/`) creates no name: the server already
-    /// stores this one as it is (vsftpd keeps the trailing spaces of a rename's target), so a
-    /// source whose name ends in a space can be moved after its delivery.
+    /// [`creatable`](Self::creatable) for a rename's new name.
     fn renamable(&self, from: &RemotePath, to: &RemotePath) -> Result<(), EndpointError> {
-        if to.name() == from.name() {
-            return Ok(());
-        }
         self.creatable(Op::Rename, from, [to.name()])
     }
 
