@@ -591,9 +591,14 @@ impl FtpEndpoint {
         match self.stat_on(c, to).await? {
             Some(existing) if replace && existing.kind != EntryKind::Dir => {
                 // This server refuses to rename onto an existing name: make room (not atomic).
+                // Refused too (a sticky folder, another owner's file): the login may not
+                // replace it, which no retry mends — said so, not as a bare "550 Rename failed".
                 match within(c.timeout, c.ftp.rm(&dst)).await {
                     Ok(()) => {}
-                    Err(e) if is_refusal(&e) => {}
+                    Err(FtpError::UnexpectedResponse(r)) if matches!(reply_code(&r), 550 | 553) => {
+                        let why = format!("{to} exists and the server refuses to replace or remove it ({})", reply_text(&r));
+                        return Err(Fail::Kind(ErrorKind::PermissionDenied, why));
+                    }
                     Err(e) => return Err(e.into()),
                 }
                 rename_once(c, &src, &dst).await?.map_err(Fail::from)
