@@ -35,6 +35,13 @@ impl LocalEndpoint {
         LocalEndpoint { root: root.into(), cross_device: Arc::default() }
     }
 
+    /// This endpoint, linking nothing (as across file systems): every file staged is copied.
+    #[cfg(test)]
+    pub(crate) fn never_linking(self) -> Self {
+        self.cross_device.store(true, Ordering::Relaxed);
+        self
+    }
+
     /// Where `p` is on the local disk.
     pub fn full(&self, p: &RemotePath) -> PathBuf {
         let mut out = self.root.clone();
@@ -61,6 +68,16 @@ impl LocalEndpoint {
             },
         };
         EndpointError::new(kind, op, self.describe(), Some(path), message)
+    }
+
+    /// A file to read that is not one (any more): a folder, a link, a FIFO took its name.
+    /// Refused for good (`Protocol`), saying what is there.
+    fn not_a_file(&self, path: &RemotePath, found: &Entry) -> EndpointError {
+        let what = match found.kind {
+            EntryKind::Other(kind) => kind.to_string(),
+            EntryKind::Dir | EntryKind::File => "a folder".to_string(),
+        };
+        EndpointError::new(ErrorKind::Protocol, Op::Read, self.describe(), Some(path), format!("{path} is {what}, not a file"))
     }
 
     /// For a path that is missing or runs through a file: whether the endpoint's root itself
@@ -157,11 +174,22 @@ fn special(ft: std::fs::FileType) -> Special {
 
 /// `opened`, unless it is a folder (one took a listed file's name): Linux opens a folder for
 /// reading and refuses the first read with a bare "Is a directory", which names nothing.
-fn not_a_folder(opened: Entry) -> io::Result<Entry> {
-    if opened.kind == EntryKind::Dir {
-        return Err(io::Error::new(io::ErrorKind::IsADirectory, format!("{} is a folder, not a file", opened.path)));
-    }
-    Ok(opened)
+/// Opens `full` (`p`) to read: the file and what it is. Never through a symbolic link and
+/// never waiting on a FIFO: the listing took a file, and what took its name since (a link to
+/// `/etc/shadow`, which would be read and delivered; a FIFO, which an open for reading waits
+/// on for a writer, for ever) is not one. `Err(entry)`: what is there instead of a file
+/// (a folder too), for [`LocalEndpoint::not_a_file`].
+fn open_file(full: &Path, p: RemotePath) -> io::Result<Result<(std::fs::File, Entry), Entry>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(full);
+    let f = match opened {
+        Ok(f) => f,
+        // O_NOFOLLOW refusing a link (ELOOP): said as what it is.
+        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => return Ok(Err(entry_from(p, &std::fs::symlink_metadata(full)?))),
+        Err(e) => return Err(e),
+    };
+    let entry = entry_from(p, &f.metadata()?);
+    Ok(if entry.kind == EntryKind::File { Ok((f, entry)) } else { Err(entry) })
 }
 
 #[async_trait]
@@ -239,14 +267,16 @@ impl Endpoint for LocalEndpoint {
         // The open, the open file's metadata and the seek in one trip to a blocking thread.
         let (full, p) = (self.full(path), path.clone());
         let opened = blocking(move || {
-            let mut f = std::fs::File::open(full)?;
-            let opened = not_a_folder(entry_from(p, &f.metadata()?))?;
+            let (mut f, opened) = match open_file(&full, p)? {
+                Ok(file) => file,
+                Err(other) => return Ok(Err(other)),
+            };
             if offset > 0 {
                 io::Seek::seek(&mut f, io::SeekFrom::Start(offset))?;
             }
-            Ok((f, opened))
+            Ok(Ok((f, opened)))
         });
-        let (f, opened) = opened.await.map_err(|e| self.err(Op::Read, path, e))?;
+        let (f, opened) = opened.await.map_err(|e| self.err(Op::Read, path, e))?.map_err(|other| self.not_a_file(path, &other))?;
         Ok(Box::new(LocalRead { f: tokio::fs::File::from_std(f), ep: self.clone(), path: path.clone(), opened }))
     }
 
@@ -255,12 +285,14 @@ impl Endpoint for LocalEndpoint {
         let (full, p) = (self.full(path), path.clone());
         let read = blocking(move || {
             let mut data = Vec::with_capacity(limit.min(1024 * 1024));
-            let f = std::fs::File::open(full)?;
-            let opened = not_a_folder(entry_from(p, &f.metadata()?))?;
+            let (f, opened) = match open_file(&full, p)? {
+                Ok(file) => file,
+                Err(other) => return Ok(Err(other)),
+            };
             io::Read::read_to_end(&mut io::Read::take(f, limit as u64), &mut data)?;
-            Ok((data, Some(opened)))
+            Ok(Ok((data, Some(opened))))
         });
-        read.await.map_err(|e| self.err(Op::Read, path, e))
+        read.await.map_err(|e| self.err(Op::Read, path, e))?.map_err(|other| self.not_a_file(path, &other))
     }
 
     async fn open_write(&self, path: &RemotePath) -> Result<Box<dyn WriteStream>, EndpointError> {
@@ -289,7 +321,20 @@ impl Endpoint for LocalEndpoint {
     }
 
     async fn create_dir_all(&self, dir: &RemotePath) -> Result<(), EndpointError> {
-        tokio::fs::create_dir_all(self.full(dir)).await.map_err(|e| self.err(Op::CreateDir, dir, e))
+        let Err(e) = tokio::fs::create_dir_all(self.full(dir)).await else { return Ok(()) };
+        // A file in the way (`move_to: processed` where `processed` is a file): named, as the
+        // servers' backends name it, rather than the OS's bare "File exists".
+        let mut prefix = RemotePath::root();
+        for name in dir.components() {
+            prefix = prefix
+                .join(name)
+                .map_err(|e| EndpointError::new(ErrorKind::Protocol, Op::CreateDir, self.describe(), Some(dir), e.to_string()))?;
+            if std::fs::metadata(self.full(&prefix)).is_ok_and(|m| !m.is_dir()) && self.root_trouble(&e).is_none() {
+                let message = format!("{prefix} exists and is not a folder");
+                return Err(EndpointError::new(ErrorKind::AlreadyExists, Op::CreateDir, self.describe(), Some(dir), message));
+            }
+        }
+        Err(self.err(Op::CreateDir, dir, e))
     }
 
     async fn remove_dir(&self, dir: &RemotePath) -> Result<(), EndpointError> {
@@ -588,8 +633,31 @@ mod tests {
         let ep = LocalEndpoint::new(dir.path());
         let e = ep.stat(&RemotePath::parse("/copied/sub/a.csv").unwrap()).await.unwrap_err();
         assert_eq!((e.kind, e.message.as_str()), (ErrorKind::Protocol, "/copied is a file, not a folder"));
+        // As the server backends say it (the conformance suite checks them all).
         let e = ep.create_dir_all(&RemotePath::parse("/copied/sub").unwrap()).await.unwrap_err();
-        assert_eq!(e.message, "/copied is a file, not a folder");
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::AlreadyExists, "/copied exists and is not a folder"));
+    }
+
+    /// What took a listed file's name since the listing is not read: a link (here to a file
+    /// outside the root) is not followed — it was, and its target delivered — and a FIFO is
+    /// not waited on — an open for reading waits for a writer, and the run hung for ever.
+    #[tokio::test]
+    async fn a_link_or_a_fifo_in_a_file_s_place_is_refused_not_followed_or_waited_on() {
+        let (dir, outside) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        std::fs::create_dir(dir.path().join("in")).unwrap();
+        std::fs::write(outside.path().join("secret"), "not the partner's").unwrap();
+        std::os::unix::fs::symlink(outside.path().join("secret"), dir.path().join("in/link.csv")).unwrap();
+        assert!(std::process::Command::new("mkfifo").arg(dir.path().join("in/fifo.csv")).status().unwrap().success());
+        let ep = LocalEndpoint::new(dir.path());
+        let within = std::time::Duration::from_secs(5);
+        for (name, what) in [("link.csv", "a symbolic link"), ("fifo.csv", "a named pipe (FIFO)")] {
+            let path = RemotePath::parse(&format!("in/{name}")).unwrap();
+            let small = tokio::time::timeout(within, ep.read_small(&path, 100)).await.expect("not waited on");
+            let streamed = tokio::time::timeout(within, ep.open_read(&path, 0)).await.expect("not waited on");
+            for e in [small.unwrap_err(), streamed.err().unwrap()] {
+                assert_eq!((e.kind, e.message), (ErrorKind::Protocol, format!("/in/{name} is {what}, not a file")));
+            }
+        }
     }
 
     #[test]

@@ -100,9 +100,9 @@ pub struct Capabilities {
     pub atomic_replace: bool,
     /// Names ending in a space can be created. Where `false`, `open_write`, `rename` and
     /// `create_dir_all` refuse such a name (`Protocol`) rather than create a different one
-    /// (FTP servers replace or drop trailing spaces) — except a rename that keeps the source's
-    /// own name (a move into another folder), which creates no name the server does not
-    /// already store.
+    /// (FTP servers replace or drop trailing spaces: pure-ftpd stores a rename's `a.csv ` as
+    /// `a.csv_`, over any `a.csv_` there) — a move into another folder under the source's
+    /// own name included; `engine::naming::creatable` gives such a move a name it can make.
     pub trailing_space_names: bool,
     /// A folder on this machine: [`Endpoint::link_local`] and [`Endpoint::adopt`] may spare a
     /// copy. `false` for servers (both always answer `Ok(false)` there).

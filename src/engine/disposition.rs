@@ -6,7 +6,7 @@
 //! that already happened (source gone, target present) from one that did not.
 
 use crate::config::flow::Disposition;
-use crate::endpoint::{Endpoint, ErrorKind, RemotePath};
+use crate::endpoint::{Endpoint, EntryKind, ErrorKind, RemotePath};
 use crate::ledger::{FileRecord, SourceFate};
 
 use super::error::FileError;
@@ -33,7 +33,7 @@ pub async fn move_target(
     dir: &RemotePath,
     taken: impl Fn(&RemotePath) -> bool,
 ) -> Result<RemotePath, FileError> {
-    naming::free_name_but(ep, dir, source.name(), taken).await
+    naming::free_name_but(ep, dir, &naming::creatable(ep, source.name()), taken).await
 }
 
 /// What [`apply`] will do with a source, told by looking only (`wharf plan`).
@@ -93,7 +93,7 @@ pub(crate) async fn foresee(
         Some(t) => Fate::Moved { to: move_target(ep, source, &t.parent(), taken).await?, instead_of: Some(t.clone()) },
         None => {
             let to = move_target(ep, source, dir, taken).await?;
-            let own = dir.join(source.name()).ok().filter(|own| *own != to);
+            let own = dir.join(&naming::creatable(ep, source.name())).ok().filter(|own| *own != to);
             Fate::Moved { to, instead_of: own }
         }
     })
@@ -166,7 +166,9 @@ pub async fn apply(
             // attempt at this one: it went elsewhere (moved when the file was first
             // quarantined, and now reprocessed). Below, its rename would fail with NotFound and
             // read as "moved" to a free name chosen just now, where it never went.
-            if ep.stat(source).await?.is_none() {
+            // Nor is what took its name since (a folder, a link: the partner replaced the file,
+            // as a download that found a folder reports) the flow's to move: the file is gone.
+            if ep.stat(source).await?.is_none_or(|e| e.kind != EntryKind::File) {
                 return Ok(None);
             }
             // Without the folder, the rename would fail with NotFound, which reads as "moved
@@ -211,5 +213,20 @@ mod tests {
         std::fs::remove_file(d.path().join("in/processed/a.csv")).unwrap();
         let gone = apply(&ep, &p("in/a.csv"), &disp, moved.as_ref()).await.unwrap();
         assert_eq!(gone, None);
+    }
+
+    /// `after.failure: move_to` of a file a folder took the name of (the partner replaced
+    /// it between the listing and the download, which failed saying so): the folder is not
+    /// the flow's, and stays where it is with what it holds; the file is gone, not moved.
+    #[tokio::test]
+    async fn a_folder_that_took_a_failed_file_s_name_is_not_moved() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(d.path().join("in/a.csv")).unwrap();
+        std::fs::write(d.path().join("in/a.csv/inside.txt"), "theirs").unwrap();
+        let ep = LocalEndpoint::new(d.path().to_path_buf());
+        let moved = apply(&ep, &p("in/a.csv"), &Disposition::MoveTo(p("in/failed")), None).await.unwrap();
+        assert_eq!(moved, None);
+        assert_eq!(std::fs::read(d.path().join("in/a.csv/inside.txt")).unwrap(), b"theirs");
+        assert!(!d.path().join("in/failed/a.csv").exists());
     }
 }

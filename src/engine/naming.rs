@@ -29,6 +29,20 @@ pub fn candidate(name: &str, n: u32) -> String {
     format!("{}{suffix}", &stem[..end])
 }
 
+/// `name` as `ep` can create it: where the endpoint creates no names ending in a space
+/// ([`Capabilities::trailing_space_names`](crate::endpoint::Capabilities), FTP), the trailing
+/// spaces (and other white space) become `_`, as pure-ftpd stores them. Moving a partner's
+/// `a.csv ` into `processed/` as `a.csv ` would leave the name to the server: pure-ftpd made
+/// it `a.csv_` behind wharf's back, over yesterday's `a.csv_`, and the run reported a name
+/// that was not there.
+pub fn creatable<'n>(ep: &dyn Endpoint, name: &'n str) -> std::borrow::Cow<'n, str> {
+    let kept = name.trim_end_matches(char::is_whitespace);
+    if ep.capabilities().trailing_space_names || kept.len() == name.len() {
+        return name.into();
+    }
+    format!("{kept}{}", "_".repeat(name[kept.len()..].chars().count())).into()
+}
+
 /// The first candidate for `name` in `dir` that does not exist on `ep`.
 pub async fn free_name(ep: &dyn Endpoint, dir: &RemotePath, name: &str) -> Result<RemotePath, FileError> {
     free_name_but(ep, dir, name, |_| false).await

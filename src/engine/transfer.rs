@@ -510,6 +510,11 @@ fn renamed(ep: &dyn Endpoint, target: &RemotePath, replace: bool, e: crate::endp
             why: "created by somebody else while the file was uploaded",
         };
     }
+    // The endpoint names the temporary file; the name it was to take is what the user knows.
+    let mut e = e;
+    if e.path.as_ref() != Some(target) && !e.message.contains(&target.to_string()) {
+        e.message = format!("{} (renaming it to {target})", e.message);
+    }
     e.into()
 }
 

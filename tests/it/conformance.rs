@@ -589,6 +589,13 @@ async fn create_dir_all_nested_and_idempotent(b: Backend) {
     assert!(b.local("r/s/t/u").is_dir() && b.local("r/s/t/v").is_dir());
     b.put("file", b"x");
     assert!(b.ep.create_dir_all(&p("file/sub")).await.is_err(), "cannot make a folder under a file");
+    // A file where the folder should be (a `move_to: processed` where `processed` is a
+    // file): no retry mends it, and the message names the file, not a bare "File exists".
+    for dir in ["file", "file/sub"] {
+        let err = b.ep.create_dir_all(&p(dir)).await.expect_err("a file is no folder");
+        assert_eq!(err.kind, ErrorKind::AlreadyExists, "{err}");
+        assert!(err.to_string().contains("/file exists and is not a folder"), "{err}");
+    }
 }
 
 /// A link to a folder (an admin's link to another disk, say) is a folder to write into.

@@ -327,6 +327,28 @@ fn direct_overwrite_removes_the_old_trigger_first(partner: Option<Partner>) {
     assert_eq!(w.remote_names("inbox"), ["prices.csv", "prices.csv.done"]);
 }
 
+/// `if_exists: overwrite` onto a file the login may not replace (another user's file in a
+/// shared folder with the sticky bit): the file fails for good as permission denied — over
+/// FTP it was a protocol error quoting a bare "550 Rename failed." — naming the file it was
+/// to replace, not only the temporary one; the old file is untouched, no temporary file is
+/// left, and the source stays in the outbox.
+fn an_overwrite_the_server_refuses_is_permission_denied_naming_the_target(partner: Option<Partner>) {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(w) = World::new(partner) else { return };
+    fs::write(w.remote("inbox/a.csv"), b"somebody else's").unwrap();
+    std::os::unix::fs::chown(w.remote("inbox"), Some(0), Some(0)).unwrap();
+    fs::set_permissions(w.remote("inbox"), fs::Permissions::from_mode(0o1777)).unwrap();
+    fs::write(w.local("outbox/a.csv"), b"ours").unwrap();
+    let flow = w.flow("", "    if_exists: overwrite\n", "");
+    let out = w.run(&flow);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{t}");
+    assert!(t.contains("permission denied") && t.contains("/inbox/a.csv") && !t.contains("retrying"), "{t}");
+    assert_eq!(fs::read(w.remote("inbox/a.csv")).unwrap(), b"somebody else's");
+    assert_eq!(w.remote_names("inbox"), ["a.csv"], "no temporary file left");
+    assert!(w.local("outbox/a.csv").exists());
+}
+
 macro_rules! on_both_servers {
     ($($name:ident),*) => {
         mod sftp { $( #[test] fn $name() { super::$name(super::Partner::sftp()) } )* }
@@ -341,7 +363,8 @@ on_both_servers!(
     overwrite_killed_mid_upload_replaces_an_old_file_of_the_same_size,
     direct_upload_writes_the_final_name_and_recovers_its_own_part,
     direct_overwrite_removes_the_old_trigger_first,
-    a_delivery_taken_at_its_trigger_is_not_sent_again_after_a_crash
+    a_delivery_taken_at_its_trigger_is_not_sent_again_after_a_crash,
+    an_overwrite_the_server_refuses_is_permission_denied_naming_the_target
 );
 
 /// Two sinks (the partner and a local archive): when the partner refuses, the archive still

@@ -121,22 +121,15 @@ impl FtpEndpoint {
                 Ok(v) => return Ok((v, lease)),
                 Err(fail) => fail,
             };
-            let server_error = matches!(&fail, Fail::Ftp(FtpError::UnexpectedResponse(r)) if reply_code(r) >= 500);
             let reuse_refused = matches!(&fail, Fail::Ftp(FtpError::UnexpectedResponse(r)) if wants_session_reuse(r));
             let unrun = closed_unrun(&fail, lease.fresh);
-            let (mut kind, mut message, mut lost) = self.inner.classify(fail);
+            let (mut kind, message, lost) = self.inner.settle(&mut lease, fail).await;
             // A login in use for a while may have outlived the server's record of its TLS
             // session (servers expire them, each on its own clock; vsftpd still resumed one
             // login's sessions after 6 minutes, over TLS 1.2 and 1.3): a new login is worth one
             // try. A new login refused alike is the configuration error.
             if reuse_refused && kind == ErrorKind::Config && !lease.fresh {
                 kind = ErrorKind::Transient;
-            }
-            // An unexpected 5xx may be the server ending the session (vsftpd's `500 OOPS`):
-            // told apart from a refusal by whether the connection still answers, not by text.
-            if server_error && !lost && !lease.answers().await {
-                (kind, lost) = (ErrorKind::Transient, true);
-                message = format!("{message} (and the server closed the session)");
             }
             if lost {
                 drop(lease);
@@ -180,14 +173,8 @@ impl FtpEndpoint {
         }
     }
 
-    /// [`creatable`](Self::creatable) for a rename's new name. A rename that keeps the name
-    /// (a move into another folder, such as `processed/`) creates no name: the server already
-    /// stores this one as it is (vsftpd keeps the trailing spaces of a rename's target), so a
-    /// source whose name ends in a space can be moved after its delivery.
+    /// [`creatable`](Self::creatable) for a rename's new name.
     fn renamable(&self, from: &RemotePath, to: &RemotePath) -> Result<(), EndpointError> {
-        if to.name() == from.name() {
-            return Ok(());
-        }
         self.creatable(Op::Rename, from, [to.name()])
     }
 
@@ -604,9 +591,14 @@ impl FtpEndpoint {
         match self.stat_on(c, to).await? {
             Some(existing) if replace && existing.kind != EntryKind::Dir => {
                 // This server refuses to rename onto an existing name: make room (not atomic).
+                // Refused too (a sticky folder, another owner's file): the login may not
+                // replace it, which no retry mends — said so, not as a bare "550 Rename failed".
                 match within(c.timeout, c.ftp.rm(&dst)).await {
                     Ok(()) => {}
-                    Err(e) if is_refusal(&e) => {}
+                    Err(FtpError::UnexpectedResponse(r)) if matches!(reply_code(&r), 550 | 553) => {
+                        let why = format!("{to} exists and the server refuses to replace or remove it ({})", reply_text(&r));
+                        return Err(Fail::Kind(ErrorKind::PermissionDenied, why));
+                    }
                     Err(e) => return Err(e.into()),
                 }
                 rename_once(c, &src, &dst).await?.map_err(Fail::from)
@@ -825,10 +817,28 @@ impl Inner {
         EndpointError::new(kind, op, self.label.clone(), Some(path), message)
     }
 
-    /// An error inside a stream: the stream's connection is gone (it is never reused after a
-    /// failed transfer), and after a lost connection the idle ones are suspect too.
-    fn stream_err(&self, op: Op, path: &RemotePath, fail: Fail) -> EndpointError {
+    /// [`classify`](Self::classify) for a failure on `c`, where an unexpected 5xx may be the
+    /// server ending the session (vsftpd's `500 OOPS: …`, as when the process serving the
+    /// login dies mid-transfer: `child died`): told apart from a refusal by whether the
+    /// connection still answers, not by text. Ended, it is a lost connection (`Transient`).
+    async fn settle(&self, c: &mut Conn, fail: Fail) -> (ErrorKind, String, bool) {
+        let server_error = matches!(&fail, Fail::Ftp(FtpError::UnexpectedResponse(r)) if reply_code(r) >= 500);
         let (kind, message, lost) = self.classify(fail);
+        if server_error && !lost && !c.answers().await {
+            return (ErrorKind::Transient, format!("{message} (and the server closed the session)"), true);
+        }
+        (kind, message, lost)
+    }
+
+    /// An error inside a stream: the stream's connection is gone (it is never reused after a
+    /// failed transfer), and after a lost connection the idle ones are suspect too. `c`, the
+    /// stream's control connection where it still has one, is asked whether a 5xx ended the
+    /// session ([`settle`](Self::settle)).
+    async fn stream_err(&self, op: Op, path: &RemotePath, c: Option<&mut Conn>, fail: Fail) -> EndpointError {
+        let (kind, message, lost) = match c {
+            Some(c) => self.settle(c, fail).await,
+            None => self.classify(fail),
+        };
         if lost {
             self.pool.discard_idle();
         }
@@ -1109,9 +1119,10 @@ mod tests {
         }
         let e = ep.open_write(&p("in/a.csv")).await.err().unwrap();
         assert_eq!(e.kind, ErrorKind::Transient, "{e}");
-        // A move that keeps the name the server already stores creates none: it goes ahead.
+        // A move under the source's own name too: pure-ftpd would store `a.csv_`, over any
+        // file of that name (`engine::naming::creatable` gives such a move a name it can make).
         let e = ep.rename(&p("in/a.csv "), &p("in/processed/a.csv "), false).await.err().unwrap();
-        assert_eq!(e.kind, ErrorKind::Transient, "{e}");
+        assert_eq!(e.kind, ErrorKind::Protocol, "{e}");
     }
 
     #[test]

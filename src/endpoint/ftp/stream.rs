@@ -119,10 +119,11 @@ pub(super) struct FtpRead {
 }
 
 impl FtpRead {
-    fn fail(&mut self, fail: Fail) -> EndpointError {
+    async fn fail(&mut self, fail: Fail) -> EndpointError {
         self.data = None;
+        let err = self.inner.stream_err(Op::Read, &self.path, self.lease.as_deref_mut(), fail).await;
         self.lease = None;
-        self.inner.stream_err(Op::Read, &self.path, fail)
+        err
     }
 }
 
@@ -133,14 +134,14 @@ impl ReadStream for FtpRead {
             let Some(data) = self.data.as_mut() else { return Ok(0) };
             let n = match timed(self.timeout, data.read(buf)).await {
                 Ok(n) => n,
-                Err(f) => return Err(self.fail(f)),
+                Err(f) => return Err(self.fail(f).await),
             };
             if n == 0 {
                 // Invariant: the lease is there as long as the data connection is.
                 if let (Some(data), Some(lease)) = (self.data.take(), self.lease.as_mut())
                     && let Err(e) = data.finish(lease).await
                 {
-                    return Err(self.fail(e.into()));
+                    return Err(self.fail(e.into()).await);
                 }
                 if let Some(lease) = self.lease.take() {
                     lease.release();
@@ -179,20 +180,20 @@ impl WriteStream for FtpWrite {
     async fn write_all(&mut self, buf: &[u8]) -> Result<(), EndpointError> {
         if let Err(f) = send(&mut self.data, buf, self.timeout).await {
             let f = why_the_upload_failed(&mut self.lease, f).await;
-            return Err(self.inner.stream_err(Op::Write, &self.path, f));
+            return Err(self.inner.stream_err(Op::Write, &self.path, Some(&mut self.lease), f).await);
         }
         self.inner.pool.moved();
         Ok(())
     }
 
     async fn finish(self: Box<Self>) -> Result<(), EndpointError> {
-        let FtpWrite { data, lease, timeout, inner, path } = *self;
+        let FtpWrite { data, mut lease, timeout, inner, path } = *self;
         match close_upload(data, timeout).await {
             Ok(()) => {
                 lease.release();
                 Ok(())
             }
-            Err(f) => Err(inner.stream_err(Op::Write, &path, f)),
+            Err(f) => Err(inner.stream_err(Op::Write, &path, Some(&mut lease), f).await),
         }
     }
 }

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use wharf::config::Secret;
 use wharf::config::flow::{CertTrust, FtpSpec, FtpTls, TlsVersion};
 
-use super::sshd::{USER, chmod, chown_tree, ensure_user, kill_tree, signal_sessions};
+use super::sshd::{USER, chmod, chown_tree, ensure_user, kill_tree, signal_session_workers, signal_sessions};
 use super::{TempDir, free_port, servers_required};
 
 /// The FTP password of [`USER`] (the same login as the sshd harness).
@@ -342,6 +342,14 @@ impl Ftpd {
     pub fn kill_sessions(&self) {
         for inst in self.lock().iter() {
             signal_sessions(inst.child.as_ref(), libc::SIGKILL);
+        }
+    }
+
+    /// Kills the process serving each login and nothing else: vsftpd's privileged process of
+    /// the login sees it die and ends the login with a `500 OOPS: …` of its own.
+    pub fn kill_session_workers(&self) {
+        for inst in self.lock().iter() {
+            signal_session_workers(inst.child.as_ref(), libc::SIGKILL);
         }
     }
 

@@ -365,6 +365,28 @@ pub(super) fn signal_sessions(child: Option<&Child>, signal: libc::c_int) {
     }
 }
 
+/// Sends `signal` to the processes below `child` that have none of their own: for vsftpd,
+/// each login's unprivileged process, whose privileged parent then ends the login itself.
+pub(super) fn signal_session_workers(child: Option<&Child>, signal: libc::c_int) {
+    let Some(child) = child else { return };
+    let below = descendants(child.id());
+    for &pid in &below {
+        if below.iter().any(|&other| parent_of(other) == Some(pid)) {
+            continue;
+        }
+        // SAFETY: plain syscall on a pid we just found below our own child.
+        unsafe {
+            libc::kill(pid as libc::pid_t, signal);
+        }
+    }
+}
+
+/// The parent of process `pid`, from `/proc`.
+fn parent_of(pid: u32) -> Option<u32> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat.rfind(')').map(|i| &stat[i + 1..])?.split_whitespace().nth(1)?.parse().ok()
+}
+
 fn descendants(root: u32) -> Vec<u32> {
     let mut parent_of = Vec::new();
     for e in fs::read_dir("/proc").into_iter().flatten().flatten() {
