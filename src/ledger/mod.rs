@@ -164,8 +164,8 @@ impl Ledger {
     /// writing it already: [`LedgerError::Busy`]; readers do not get in the way.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
         Ledger::check_folder(path)?;
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(|source| LedgerError::Io { path: path.to_path_buf(), source })?;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            private_folder(dir).map_err(|source| LedgerError::Io { path: path.to_path_buf(), source })?;
         }
         let db = match builder().create(path) {
             Ok(db) => db,
@@ -541,6 +541,21 @@ impl Ledger {
     }
 }
 
+/// Makes the state folder `dir` when missing, private (0700) whatever the umask lets others
+/// read: it holds partners' files in flight (`staging/`) and what the ledger knows of them
+/// (a daemon started by hand; systemd's `StateDirectoryMode` does the same). The folders
+/// above it are made as any folder is; a state folder that exists keeps its permissions.
+fn private_folder(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if let Some(up) = dir.parent().filter(|u| !u.as_os_str().is_empty()) {
+        std::fs::create_dir_all(up)?;
+    }
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        other => other,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -565,6 +580,24 @@ mod tests {
         assert!(!r.is_writer() && matches!(r.begin_run("a", 2), Err(LedgerError::ReadOnly(_))));
         drop(r);
         assert!(std::fs::read(&crashed).unwrap() == before, "the file is untouched");
+    }
+
+    /// The state folder wharf makes is private: partners' files in flight are staged in it.
+    /// One that exists is left as it is.
+    #[test]
+    fn the_state_folder_is_made_private_and_an_existing_one_left_alone() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let state = dir.path().join("var/wharf");
+        drop(Ledger::open(&state.join("ledger.redb")).unwrap());
+        let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&state), 0o700);
+        assert_ne!(mode(&dir.path().join("var")), 0o700, "the folders above it are made as any folder is");
+        let shared = dir.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o750)).unwrap();
+        drop(Ledger::open(&shared.join("ledger.redb")).unwrap());
+        assert_eq!(mode(&shared), 0o750);
     }
 
     #[test]
