@@ -88,7 +88,7 @@ pub(super) fn register(cx: &Ctx<'_>, rec: &FileRecord, sent_at: Millis) -> Resul
     if let Some(d) = left_alone(cx.flow, rec) {
         // Somebody else's file (or an earlier one) is there under the request's name: the
         // partner did not get this request from us, and an answer to that file is not its.
-        tracing::info!(flow = %flow, request = %rec.path, target = %d.target, "Request target left as it was (if_exists: skip); no response awaited.");
+        tracing::info!(flow = %flow, request = %lifecycle::source_shown(&rec.path), target = %d.target, "Request target left as it was (if_exists: skip); no response awaited.");
         return Ok(());
     }
     let sink = cx.flow.sinks.get(resp.request_sink).map(|s| s.endpoint.as_str()).unwrap_or_default();
@@ -99,7 +99,10 @@ pub(super) fn register(cx: &Ctx<'_>, rec: &FileRecord, sent_at: Millis) -> Resul
         .find(|d| d.sink as usize == resp.request_sink && d.done)
         .and_then(|d| RemotePath::parse(&d.target).ok())
         .ok_or_else(|| {
-            FileError::Name(format!("flow {flow}: {}: no confirmed delivery to sink {sink} to name the response after", rec.path))
+            FileError::Name(format!(
+                "flow {flow}: {}: no confirmed delivery to sink {sink} to name the response after",
+                lifecycle::source_shown(&rec.path)
+            ))
         })?;
     let expected = expected_path(resp, target.name(), rec.size, cx.run, sent_at)?;
     let a = AwaitRecord {
@@ -115,12 +118,14 @@ pub(super) fn register(cx: &Ctx<'_>, rec: &FileRecord, sent_at: Millis) -> Resul
         ..Default::default()
     };
     match cx.ledger.register_await(&a)? {
-        Registered::New => tracing::info!(flow = %flow, request = %rec.path, expected = %expected, "Awaiting the response."),
+        Registered::New => {
+            tracing::info!(flow = %flow, request = %lifecycle::source_shown(&rec.path), expected = %expected, "Awaiting the response.")
+        }
         Registered::Existing => {}
         Registered::Replaced(old) if old.state.is_open() => tracing::warn!(
             flow = %flow,
-            request = %rec.path,
-            previous = %old.request,
+            request = %lifecycle::source_shown(&rec.path),
+            previous = %lifecycle::source_shown(&old.request),
             expected = %expected,
             "A new request awaits the same response name as an unanswered one (a name not foreseen before its delivery); only the new one is awaited."
         ),
@@ -298,7 +303,7 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
                 break;
             }
             if let Some(ev) = cx.ledger.update_await(&a, event, now, cx.run)? {
-                tracing::warn!(flow = %cx.flow.name, request = %a.request, expected = %a.expected, kind = ev.kind.as_str(), detail = %ev.detail, "Response event.");
+                tracing::warn!(flow = %cx.flow.name, request = %lifecycle::source_shown(&a.request), expected = %a.expected, kind = ev.kind.as_str(), detail = %ev.detail, "Response event.");
             }
             if !a.state.is_open() {
                 break;

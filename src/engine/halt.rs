@@ -11,7 +11,9 @@
 //! know yet), `triggering` (a data file delivered under its final name, its
 //! trigger file not yet written), `triggered` (the trigger file written, the ledger does not
 //! know yet), `delivered` (every sink confirmed, source not
-//! yet disposed of), `disposing` (source moved/deleted, ledger not yet updated).
+//! yet disposed of), `disposing` (source moved/deleted, ledger not yet updated),
+//! `quarantine_disposed` (a file's quarantine copy and reports made and its source disposed
+//! of per `after.failure`, the ledger not yet updated).
 //! Unset in normal use; the check is one environment lookup per point reached.
 
 use std::io::Write;

@@ -523,22 +523,27 @@ async fn run_files(
         return Err(e);
     }
 
-    // Files a crashed run left after delivery whose source is no longer listed (it was being
-    // moved or deleted): finish them.
+    // Files a crashed run left whose source is no longer listed, as the source was being
+    // moved or deleted: after delivery (finished by the lifecycle), or once put aside in
+    // quarantine (recorded quarantined if its copy is there; else said loudly).
     let listed: BTreeSet<&str> = candidates.iter().map(|c| c.entry.path.as_str()).collect();
     for r in ledger.files(&flow.name)? {
         if !r.state.in_flight() || listed.contains(r.path.as_str()) {
             continue;
         }
-        if !matches!(r.state, crate::ledger::FileState::Delivered | crate::ledger::FileState::Disposing) {
-            continue;
-        }
         let Ok(path) = RemotePath::parse(&r.path) else { continue };
         let entry = crate::endpoint::Entry { path, kind: EntryKind::File, size: r.size, mtime: r.mtime.map(from_millis) };
+        let finished = match r.state {
+            crate::ledger::FileState::Delivered | crate::ledger::FileState::Disposing => {
+                Some(lifecycle::process(&cx, &entry, "", None).await?)
+            }
+            crate::ledger::FileState::Quarantining => quarantine::finish_left_aside(&cx, r, &entry).await?,
+            _ => None,
+        };
+        let Some((f, abort)) = finished else { continue };
         // Not in this run's listing, but one of its files all the same: counted as seen, so
         // that every file reported is counted once and `delivered` never exceeds `seen`.
         report.counts.seen += 1;
-        let (f, abort) = lifecycle::process(&cx, &entry, "", None).await?;
         let msg = format!("flow {}: {}: {}", flow.name, f.path, f.detail);
         let kind = f.error_kind;
         record(report, f, on_file);

@@ -1,7 +1,9 @@
 //! `wharf plan`: what a run would do with each file now, and why — without doing it.
 //!
 //! Read-only by construction: it lists the source, and only when a file would be delivered
-//! connects the sinks to look (`stat`) at its targets; it reads the ledger (observations,
+//! connects the sinks to look (`stat`) at its targets (and, for a file a crashed run left
+//! `quarantining` whose source is gone, the quarantine location, to read its copy: the same
+//! judgement as the run's, `quarantine::left_aside`); it reads the ledger (observations,
 //! delivered identities, files in flight) and never writes it, so a plan neither counts as a
 //! readiness poll nor claims a file. The decisions come from the same functions a run uses
 //! (`discover`, `ready::assess`, `identity::key`, `lifecycle::Settled`, the sinks' names and
@@ -24,7 +26,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 use super::disposition::Fate;
-use super::{awaits, discover, disposition, endpoints, identity, lifecycle, ready, shared_targets};
+use super::error::FileError;
+use super::{awaits, discover, disposition, endpoints, identity, lifecycle, quarantine, ready, shared_targets};
 use crate::config::Flow;
 use crate::config::flow::{Disposition, EndpointSpec};
 use crate::endpoint::{EndpointError, RemotePath};
@@ -65,9 +68,13 @@ pub enum Action {
         #[serde(skip_serializing_if = "Option::is_none")]
         then: Option<String>,
     },
-    /// Refused by a `check` step on what the listing shows (size, name): quarantined.
+    /// Refused by a `check` step on what the listing shows (size, name): quarantined. Also a
+    /// file a crashed run left `quarantining` whose source is gone and whose copy is there:
+    /// recorded quarantined (`why`: the run's report line).
     Quarantine { why: String },
     /// Taken, but a sink refuses it (its target exists, `if_exists: fail`): the file fails.
+    /// Also a file a crashed run left `quarantining` whose source is gone and whose copy
+    /// cannot be confirmed (`why`: the run's error, but for its staged copy).
     Fail { why: String },
     /// Taken: delivered to every sink as named, then the source disposed of.
     Deliver { targets: Vec<String>, then: String },
@@ -248,23 +255,72 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
         };
         disposals.push(Disposal { file: i, source: c.entry.path.clone(), size: c.entry.size, recorded, listed: true, failed });
     }
-    // Then what a crashed run left delivered, its source no longer listed (it was being moved
-    // or deleted): the next run finishes it, as `run_once` does after the listing's files.
+    // Then what a crashed run left delivered or being quarantined, its source no longer listed
+    // (it was being moved or deleted): the next run finishes it, as `run_once` does after the
+    // listing's files.
     if let Some(l) = ledger {
         let listed: std::collections::BTreeSet<&str> = candidates.iter().map(|c| c.entry.path.as_str()).collect();
+        let mut opened = None;
         for r in l.files(&flow.name)? {
-            if matches!(r.state, FileState::Delivered | FileState::Disposing) && !listed.contains(r.path.as_str()) {
-                let path = lifecycle::source_shown(&r.path);
-                if let Ok(source) = RemotePath::parse(&r.path) {
-                    let recorded = lifecycle::recorded_move(&r);
-                    disposals.push(Disposal { file: files.len(), source, size: r.size, recorded, listed: false, failed: false });
+            if listed.contains(r.path.as_str()) {
+                continue;
+            }
+            let path = lifecycle::source_shown(&r.path);
+            match r.state {
+                FileState::Delivered | FileState::Disposing => {
+                    if let Ok(source) = RemotePath::parse(&r.path) {
+                        let recorded = lifecycle::recorded_move(&r);
+                        disposals.push(Disposal { file: files.len(), source, size: r.size, recorded, listed: false, failed: false });
+                    }
+                    files.push(PlannedFile { path, size: r.size, action: resume(flow, &r) });
                 }
-                files.push(PlannedFile { path, size: r.size, action: resume(flow, &r) });
+                FileState::Quarantining => {
+                    if let Some(action) = left_aside(flow, &**source, &mut opened, l, &r).await? {
+                        files.push(PlannedFile { path, size: r.size, action });
+                    }
+                }
+                _ => {}
             }
         }
     }
     look_at_disposals(flow, &**source, &disposals, &mut files, now).await;
     Ok(Plan { flow: flow.name.clone(), files, caveats, probes: vec![], probe_hint: None })
+}
+
+/// What the run does with a file a crashed run left `quarantining`, its source no longer
+/// listed, as `quarantine::finish_left_aside` does it (from `quarantine::left_aside`, the
+/// quarantine endpoint opened once, on the first such file): recorded quarantined when its
+/// copy is there, else a failure; `None` while the source is still at its path.
+async fn left_aside(
+    flow: &Flow,
+    source: &dyn crate::endpoint::Endpoint,
+    opened: &mut Option<Result<Option<crate::endpoint::DynEndpoint>, String>>,
+    ledger: &Ledger,
+    rec: &FileRecord,
+) -> Result<Option<Action>, LedgerError> {
+    let Ok(path) = RemotePath::parse(&rec.path) else { return Ok(None) };
+    let qr = ledger.file_result(&flow.name, &rec.path)?.and_then(|r| r.quarantine);
+    if opened.is_none() {
+        let ep = match flow.quarantine.as_ref() {
+            Some(q) => {
+                endpoints::open_all(flow, &[q.endpoint.as_str()]).await.map(|eps| eps.get(&q.endpoint).cloned()).map_err(|e| e.to_string())
+            }
+            None => Ok(None),
+        };
+        *opened = Some(ep);
+    }
+    let judged = match opened.as_ref() {
+        Some(Err(e)) => return Ok(Some(Action::Fail { why: quarantine::left_aside_unjudged(e) })),
+        Some(Ok(ep)) => quarantine::left_aside(flow, source, ep.as_deref(), rec, &path, qr.as_ref()).await,
+        None => Ok(None),
+    };
+    Ok(match judged {
+        Ok(None) => None,
+        Ok(Some(quarantine::LeftAside::Confirmed { detail, .. })) => Some(Action::Quarantine { why: detail }),
+        Ok(Some(quarantine::LeftAside::Unconfirmed(why))) => Some(Action::Fail { why }),
+        Err(FileError::Ledger(e)) => return Err(e),
+        Err(e) => Some(Action::Fail { why: quarantine::left_aside_unjudged(&e) }),
+    })
 }
 
 /// A source the run disposes of per `after.success` (or `after.failure`).
@@ -479,7 +535,9 @@ fn caveats(flow: &Flow) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::config::flow::IfExists;
+    use crate::endpoint::ErrorKind;
     use crate::engine::{RunOptions, run_once};
+    use crate::ledger::SourceFate;
 
     /// A flow from `dir/src/in` to `dir/dst/inbox`, with `extra` YAML added.
     fn flow(dir: &Path, extra: &str) -> Flow {
@@ -1516,6 +1574,106 @@ mod tests {
         assert_eq!((r.quarantined, r.counts.delivered), (1, 1), "{r:#?}");
         assert_eq!(std::fs::read_to_string(d.join("src/done/x.csv")).unwrap(), "b\n");
         assert!(d.join("src/in/a/x.csv").exists(), "after.failure: keep");
+    }
+
+    /// A run killed in `quarantine::put_aside` after `after.failure` deleted (or moved) the
+    /// source, before the file was recorded quarantined, leaves it `quarantining` with its
+    /// copy recorded and made, and its source no longer listed. The next run records it
+    /// quarantined (`wharf quarantine list`/`reprocess` see it; `release` keeps the last copy),
+    /// saying it was finished after a crash, as the plan says. Before, neither ever looked at
+    /// it again: it stayed `quarantining` for ever.
+    #[tokio::test]
+    async fn a_file_left_quarantining_with_its_source_gone_is_recorded_quarantined_as_planned() {
+        for (after, fate) in [("delete", SourceFate::Deleted), ("{ move_to: /failed }", SourceFate::Moved)] {
+            let dir = tempfile::tempdir().unwrap();
+            let d = dir.path();
+            let flow = flow(
+                d,
+                &format!(
+                    "steps:\n  - check: {{ magic: [zip] }}\nquarantine: {{ endpoint: erp, path: /rejected }}\nafter: {{ failure: {after} }}\n"
+                ),
+            );
+            put(d, &[("in/a.csv", "a,1\n")]);
+            let ledger = Ledger::in_memory().unwrap();
+            assert_eq!(run(&flow, &ledger, d).await.quarantined, 1);
+            assert!(!d.join("src/in/a.csv").exists());
+            // Killed after after.failure, before `quarantined` was stored: its disposal lost too.
+            let mut rec = ledger.file("t", "in/a.csv").unwrap().unwrap();
+            (rec.state, rec.source_fate, rec.disposed_to) = (FileState::Quarantining, SourceFate::Kept, None);
+            ledger.put_file_with("t", &rec, crate::ledger::Durability::Durable).unwrap();
+
+            let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+            let [f] = &p.files[..] else { panic!("{p:#?}") };
+            let Action::Quarantine { why } = &f.action else { panic!("{p:#?}") };
+            assert_eq!(f.path, "/in/a.csv");
+            assert!(why.starts_with("quarantined to erp:/rejected/a.csv: "), "{why}");
+            assert!(why.ends_with("; finished after a crash (the copy had been made before it)"), "{why}");
+            let r = run(&flow, &ledger, d).await;
+            let [f] = &r.files[..] else { panic!("{r:#?}") };
+            assert_eq!((f.outcome, &f.detail, r.quarantined, r.counts.seen), (crate::engine::Outcome::Quarantined, why, 1, 1), "{r:#?}");
+            assert_eq!(f.targets, ["erp:/rejected/a.csv"]);
+            let rec = ledger.file("t", "in/a.csv").unwrap().unwrap();
+            assert_eq!((rec.state, rec.source_fate), (FileState::Quarantined, fate));
+            let q = ledger.file_result("t", "in/a.csv").unwrap().unwrap().quarantine.unwrap();
+            assert_eq!(q.copy.as_deref(), Some("rejected/a.csv"));
+            if fate == SourceFate::Deleted {
+                let e = crate::engine::quarantine::release(&flow, &ledger, "/in/a.csv", false).await.unwrap_err();
+                assert!(matches!(e, crate::engine::quarantine::QuarantineError::LastCopy { .. }), "{e}");
+            }
+            // Finished: the next run has nothing to do with it.
+            assert!(run(&flow, &ledger, d).await.files.is_empty());
+        }
+    }
+
+    /// The same crash, but the copy is not there (removed since, or never made before the
+    /// source went): the run says so as a failure naming the copy and where else the file
+    /// may be, and keeps it in flight (its staged copy is not swept), as the plan says; the
+    /// copy put back, the next run records it quarantined.
+    #[tokio::test]
+    async fn a_file_left_quarantining_with_its_source_and_copy_gone_fails_loudly_as_planned() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let flow = flow(
+            d,
+            "steps:\n  - check: { magic: [zip] }\nquarantine: { endpoint: erp, path: /rejected }\nafter: { failure: { move_to: /failed } }\n",
+        );
+        put(d, &[("in/a.csv", "a,1\n")]);
+        let ledger = Ledger::in_memory().unwrap();
+        assert_eq!(run(&flow, &ledger, d).await.quarantined, 1);
+        let mut rec = ledger.file("t", "in/a.csv").unwrap().unwrap();
+        rec.state = FileState::Quarantining;
+        ledger.put_file_with("t", &rec, crate::ledger::Durability::Durable).unwrap();
+        let copy = d.join("dst/rejected/a.csv");
+        std::fs::rename(&copy, d.join("aside")).unwrap();
+        let staged = crate::engine::stage::staging_path(&d.join("staging"), "t", &RemotePath::parse("in/a.csv").unwrap());
+        std::fs::create_dir_all(staged.parent().unwrap()).unwrap();
+        std::fs::write(&staged, "a,1\n").unwrap();
+
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let [f] = &p.files[..] else { panic!("{p:#?}") };
+        let Action::Fail { why } = &f.action else { panic!("{p:#?}") };
+        assert!(why.contains("the source is no longer at /in/a.csv, but its quarantine copy erp:/rejected/a.csv is not there"), "{why}");
+        assert!(why.contains("look for it in the after.failure folder /failed/ and the quarantine folder erp:/rejected (a copy cut short is .a.csv.t.part)"), "{why}");
+        for _ in 0..2 {
+            let r = run(&flow, &ledger, d).await;
+            let [f] = &r.files[..] else { panic!("{r:#?}") };
+            assert_eq!((f.outcome, f.error_kind, r.counts.failed), (crate::engine::Outcome::Failed, Some(ErrorKind::NotFound), 1));
+            assert!(f.detail.starts_with(why.as_str()), "{}", f.detail);
+            assert!(
+                f.detail.ends_with(&format!("; its staged copy (kept while the file is in flight) is {}", staged.display())),
+                "{}",
+                f.detail
+            );
+            let rec = ledger.file("t", "in/a.csv").unwrap().unwrap();
+            assert_eq!(rec.state, FileState::Quarantining);
+            assert_eq!(rec.last_error.map(|e| e.message), Some(f.detail.clone()));
+            assert!(staged.exists(), "the staged copy stays while the file is in flight");
+        }
+        std::fs::rename(d.join("aside"), &copy).unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.files[0].outcome, crate::engine::Outcome::Quarantined, "{r:#?}");
+        assert_eq!(ledger.file("t", "in/a.csv").unwrap().unwrap().state, FileState::Quarantined);
+        assert!(!staged.exists());
     }
 
     /// `--json` names a resumed file's state as it did when the plan carried it as text: the

@@ -15,7 +15,7 @@ use crate::config::Flow;
 use crate::config::flow::Disposition;
 use crate::endpoint::{DynEndpoint, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, RemotePath};
 use crate::ledger::{
-    FileRecord, FileState, Ledger, LedgerError, QuarantineRecord, RunStatus, SourceFate, Transition, now_millis, to_millis,
+    ErrorRecord, FileRecord, FileState, Ledger, LedgerError, QuarantineRecord, RunStatus, SourceFate, Transition, now_millis, to_millis,
 };
 
 use super::error::FileError;
@@ -161,6 +161,9 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
         Ok(None) => {}
         Err(e) => detail.push_str(&format!("; after.failure could not be applied: {e}")),
     }
+    // A crash here leaves the file `quarantining`, its source no longer listed: the next run
+    // finishes it from the copy ([`finish_left_aside`]).
+    super::halt::point("quarantine_disposed");
     rec.state = FileState::Quarantined;
     rec.updated = now_millis();
     result.quarantine = Some(qr);
@@ -205,6 +208,157 @@ pub(super) async fn restage(cx: &Ctx<'_>, rec: &FileRecord, entry: &Entry, stage
         tracing::info!(flow = %cx.flow.name, path = %entry.path, "The source no longer holds the bytes refused; taking it as a new file.");
     }
     Ok(same)
+}
+
+/// What a file an earlier run left `quarantining` becomes once its source is no longer at
+/// its path, judged from what the ledger recorded and the quarantine location alone
+/// ([`left_aside`]): the run records it ([`finish_left_aside`]), `wharf plan` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum LeftAside {
+    /// Its recorded copy is there, whole (`endpoint:/path`): the crash came after the copy was
+    /// made and `after.failure` applied, before the file was recorded quarantined. `detail`:
+    /// its report line.
+    Confirmed { copy: String, detail: String },
+    /// No copy of it can be confirmed, and the source is gone: why, and where a copy may be.
+    Unconfirmed(String),
+}
+
+/// What `after.failure` made of a source no longer at `path` (a crash lost the record of it).
+fn gone_source(flow: &Flow, path: &RemotePath) -> String {
+    match &flow.after_failure {
+        Disposition::Delete => "source deleted".to_string(),
+        Disposition::MoveTo(dir) => format!("source moved to {dir}/ (its name there was not recorded)"),
+        Disposition::Keep => format!("source no longer at {path} (removed by someone else: `after.failure: keep`)"),
+    }
+}
+
+/// Judges a file the ledger has `quarantining` whose source is not listed: `None` while the
+/// source is still at its path (a run that lists it again resumes it); else whether the copy
+/// recorded before `after.failure` was applied ([`put_aside`]) is there, whole. Only looks:
+/// the run and `wharf plan` call it alike. `quarantine`: the flow's quarantine endpoint.
+pub(super) async fn left_aside(
+    flow: &Flow,
+    source: &dyn Endpoint,
+    quarantine: Option<&dyn Endpoint>,
+    rec: &FileRecord,
+    path: &RemotePath,
+    qr: Option<&QuarantineRecord>,
+) -> Result<Option<LeftAside>, FileError> {
+    if source.stat(path).await?.is_some() {
+        return Ok(None);
+    }
+    let q = flow.quarantine.as_ref();
+    let recorded = qr.and_then(|r| r.copy.as_deref().and_then(|c| RemotePath::parse(c).ok()).map(|c| (r, c)));
+    let lost = |why: String| {
+        let mut places: Vec<String> = Vec::new();
+        if let Disposition::MoveTo(dir) = &flow.after_failure {
+            places.push(format!("the after.failure folder {dir}/"));
+        }
+        if let Some(q) = q {
+            // A copy cut short keeps its temporary name (`put_aside`'s upload).
+            let copy = recorded.as_ref().map(|(_, c)| c.clone()).or_else(|| q.path.join(path.name()).ok());
+            let partial = copy.and_then(|c| temp_for(&c, &flow.name).ok()).map(|t| format!(" (a copy cut short is {})", t.name()));
+            places.push(format!("the quarantine folder {}:{}{}", q.endpoint, q.path, partial.unwrap_or_default()));
+        }
+        let places = if places.is_empty() { String::new() } else { format!("; look for it in {}", places.join(" and ")) };
+        Some(LeftAside::Unconfirmed(format!(
+            "left quarantining by a run that stopped before it was recorded quarantined, and the source is no longer at {path}, but {why}: the file may be lost{places}; it stays in flight (put back at {path}, it is taken by the next run)"
+        )))
+    };
+    let Some((qr, copy)) = recorded.clone() else {
+        return Ok(lost("no quarantine copy of it was recorded".to_string()));
+    };
+    let shown = format!("{}:{copy}", qr.endpoint);
+    let Some(ep) = quarantine.filter(|_| q.is_some_and(|q| q.endpoint == qr.endpoint)) else {
+        return Ok(lost(format!("its quarantine copy {shown} cannot be looked at: the flow no longer quarantines to {}", qr.endpoint)));
+    };
+    let expect = rec.sha256.as_deref().map_or(transfer::Expect::Size, transfer::Expect::Sha256);
+    if !transfer::already_delivered(ep, &copy, rec.size, None, expect).await? {
+        return Ok(lost(format!("its quarantine copy {shown} is not there (or holds another file)")));
+    }
+    let detail = format!(
+        "quarantined to {shown}: {}; {}; finished after a crash (the copy had been made before it)",
+        qr.reason,
+        gone_source(flow, path)
+    );
+    Ok(Some(LeftAside::Confirmed { copy: shown, detail }))
+}
+
+/// Why a file left `quarantining` with its source gone was not judged now: its quarantine
+/// copy could not be looked at (the run's report line, and `wharf plan`'s).
+pub(super) fn left_aside_unjudged(e: &dyn std::fmt::Display) -> String {
+    format!(
+        "left quarantining by an earlier run, its source gone; its quarantine copy could not be looked at: {e} (the next run looks again)"
+    )
+}
+
+/// Finishes a file an earlier run left `quarantining` whose source is no longer listed, as
+/// [`left_aside`] judges it: its copy confirmed, it is recorded quarantined (what `wharf
+/// quarantine list`/`reprocess` read), with what `after.failure` made of the source; else it
+/// fails loudly and stays in flight, its staged copy (if any) kept and named. `None` while
+/// the source is still at its path. The `bool`: whether the run must stop.
+pub(super) async fn finish_left_aside(cx: &Ctx<'_>, mut rec: FileRecord, entry: &Entry) -> Result<Option<(FileReport, bool)>, LedgerError> {
+    let flow = &cx.flow.name;
+    let result = cx.ledger.file_result(flow, &rec.path)?.unwrap_or_default();
+    let judged = retry(cx.flow.retry, "check the quarantine copy", || {
+        left_aside(cx.flow, &*cx.source, cx.quarantine.as_deref(), &rec, &entry.path, result.quarantine.as_ref())
+    })
+    .await;
+    let failed = |detail: String, kind: ErrorKind| FileReport {
+        path: entry.path.to_string(),
+        outcome: Outcome::Failed,
+        detail,
+        targets: vec![],
+        bytes: 0,
+        error_kind: Some(kind),
+        records: None,
+    };
+    let staged = stage::staging_path(cx.staging_dir, flow, &entry.path);
+    match judged {
+        Ok(None) => Ok(None),
+        Ok(Some(LeftAside::Confirmed { copy, detail })) => {
+            rec.source_fate = match cx.flow.after_failure {
+                Disposition::MoveTo(_) => SourceFate::Moved,
+                Disposition::Delete | Disposition::Keep => SourceFate::Deleted,
+            };
+            rec.disposed_to = None;
+            rec.state = FileState::Quarantined;
+            rec.run = cx.run;
+            rec.updated = now_millis();
+            cx.store(Transition::File { flow: flow.clone(), rec: rec.clone() }).await?;
+            content::discard_with_outputs(&staged).await;
+            tracing::warn!(target: REPORT_LOG_TARGET, flow = %flow, path = %entry.path, copy = %copy, "Quarantined (finished after a crash).");
+            let f = FileReport {
+                path: entry.path.to_string(),
+                outcome: Outcome::Quarantined,
+                detail,
+                targets: vec![copy],
+                bytes: rec.size,
+                error_kind: None,
+                records: Some(result.counts),
+            };
+            Ok(Some((f, false)))
+        }
+        Ok(Some(LeftAside::Unconfirmed(mut why))) => {
+            if tokio::fs::metadata(&staged).await.is_ok() {
+                why.push_str(&format!("; its staged copy (kept while the file is in flight) is {}", staged.display()));
+            }
+            let kind = ErrorKind::NotFound;
+            tracing::error!(target: REPORT_LOG_TARGET, flow = %flow, path = %entry.path, kind = %kind, error = %why, "File failed.");
+            rec.attempts += 1;
+            rec.last_error = Some(ErrorRecord { kind, message: why.clone(), at: now_millis() });
+            rec.run = cx.run;
+            rec.updated = now_millis();
+            cx.store(Transition::File { flow: flow.clone(), rec }).await?;
+            Ok(Some((failed(why, kind), false)))
+        }
+        Err(FileError::Ledger(e)) => Err(e),
+        Err(e) => {
+            let detail = left_aside_unjudged(&e);
+            tracing::error!(target: REPORT_LOG_TARGET, flow = %flow, path = %entry.path, kind = %e.kind(), error = %detail, "File failed.");
+            Ok(Some((failed(detail, e.kind()), e.aborts_run())))
+        }
+    }
 }
 
 /// The quarantined record of `path`, or why there is none.

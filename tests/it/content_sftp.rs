@@ -443,3 +443,12 @@ fn sigkill_after_processing_then_rerun_delivers_every_output_once() {
 fn sigkill_while_quarantining_then_rerun_quarantines_once_with_one_report() {
     content_crash_and_recover("quarantining");
 }
+
+/// Killed once the copy is made and the source moved to `failed/` (`after.failure`), before
+/// the file was recorded quarantined: the source is no longer listed, and the rerun records
+/// it quarantined from its copy (`wharf quarantine list` shows it). Before, it stayed
+/// `quarantining` for ever, seen by no run and no `wharf quarantine` command.
+#[test]
+fn sigkill_after_quarantine_disposal_then_rerun_records_it_quarantined() {
+    content_crash_and_recover("quarantine_disposed");
+}
