@@ -569,7 +569,8 @@ impl Default for RawAfter {
 }
 
 /// `keep`, `delete`, or `{move_to: FOLDER}` (on the source endpoint; created when missing;
-/// an existing name gets a numeric suffix, never overwritten).
+/// an existing name gets a numeric suffix, never overwritten; over FTP, where a name cannot
+/// end in a space, a file's trailing spaces become `_` there: `a.csv ` → `a.csv_`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 #[schemars(transform = describe_move_to)]
