@@ -24,10 +24,16 @@ use crate::notify::{Channel, CommandSpec, EmailSpec, JsonTemplate, KINDS, Rule, 
 /// Checks a `notify:` list whose YAML path is `at` (`/notify` in a flow file) in `file` and
 /// builds its rules, or returns every problem. Relative paths (templates, `ca_file`,
 /// commands) and `${file:…}` resolve against `lookup.base_dir`; `file` names each rule in
-/// logs ([`Rule::origin`]).
-pub fn validate_notify(rules: Vec<RawNotifyRule>, file: &Path, at: &str, lookup: &Lookup<'_>) -> Result<Vec<Rule>, Vec<Problem>> {
+/// logs ([`Rule::origin`]). A `None` rule is one whose shape was wrong (already reported):
+/// the others are still checked, and no rules are built.
+pub fn validate_notify(
+    rules: impl IntoIterator<Item = impl Into<Option<RawNotifyRule>>>,
+    file: &Path,
+    at: &str,
+    lookup: &Lookup<'_>,
+) -> Result<Vec<Rule>, Vec<Problem>> {
     let mut c = Checker::new(lookup);
-    let built = c.notify(at, rules.into_iter().map(Some).collect(), file);
+    let built = c.notify(at, rules.into_iter().map(Into::into).collect(), file);
     match built {
         Some(rules) if c.problems.is_empty() => Ok(rules),
         _ => Err(c.problems),
