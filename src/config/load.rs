@@ -149,12 +149,12 @@ fn check_flow_str(
 }
 
 /// `path` is `base` or lies below it (JSON pointers; `/` is the document).
-fn within(path: &str, base: &str) -> bool {
+pub(crate) fn within(path: &str, base: &str) -> bool {
     base == "/" || path == base || path.strip_prefix(base).is_some_and(|rest| rest.starts_with('/'))
 }
 
 /// Removes the member at `pointer` (an unknown field) from `value`.
-fn remove(value: &mut Value, pointer: &str) {
+pub(crate) fn remove(value: &mut Value, pointer: &str) {
     let Some((parent, key)) = pointer.rsplit_once('/') else { return };
     let key = key.replace("~1", "/").replace("~0", "~");
     let parent = if parent.is_empty() { Some(value) } else { value.pointer_mut(parent) };
@@ -200,34 +200,36 @@ fn sections(doc: &Value, structural: &[Structural], problems: &mut Vec<Problem>)
     }
     // Step by step, like the sinks: a step of the wrong shape must not hide the schema, script
     // and look-up checks of the others.
-    sections.notify = match map.get("notify") {
-        None => Some(vec![]),
-        Some(Value::Array(rules)) => {
-            Some(rules.iter().enumerate().map(|(i, v)| decode(v.clone(), &format!("/notify/{i}"), structural, problems)).collect())
-        }
-        Some(other) => decode::<Vec<_>>(other.clone(), "/notify", structural, problems).map(|r| r.into_iter().map(Some).collect()),
-    };
-    sections.steps = match map.get("steps") {
-        None => Some(vec![]),
-        Some(Value::Array(steps)) => {
-            Some(steps.iter().enumerate().map(|(i, v)| decode(v.clone(), &format!("/steps/{i}"), structural, problems)).collect())
-        }
-        Some(other) => decode::<Vec<_>>(other.clone(), "/steps", structural, problems).map(|s| s.into_iter().map(Some).collect()),
-    };
+    sections.notify = decode_list(map, "notify", structural, problems);
+    sections.steps = decode_list(map, "steps", structural, problems);
     // Entry by entry, like the steps.
-    sections.expect = match map.get("expect") {
+    sections.expect = decode_list(map, "expect", structural, problems);
+    sections
+}
+
+/// The list under the top-level `key` of `map`, item by item (`None` items are malformed), so
+/// an item of the wrong shape does not hide the checks of the others; an empty list when
+/// `key` is absent, `None` when the list itself is malformed. Used by every file with such
+/// lists (a flow's `notify`, `steps`, `expect`; serve.yaml's `notify`).
+pub(crate) fn decode_list<T: DeserializeOwned>(
+    map: &serde_json::Map<String, Value>,
+    key: &str,
+    structural: &[Structural],
+    problems: &mut Vec<Problem>,
+) -> Option<Vec<Option<T>>> {
+    let at = format!("/{}", locate::escape(key));
+    match map.get(key) {
         None => Some(vec![]),
         Some(Value::Array(items)) => {
-            Some(items.iter().enumerate().map(|(i, v)| decode(v.clone(), &format!("/expect/{i}"), structural, problems)).collect())
+            Some(items.iter().enumerate().map(|(i, v)| decode(v.clone(), &format!("{at}/{i}"), structural, problems)).collect())
         }
-        Some(other) => decode::<Vec<_>>(other.clone(), "/expect", structural, problems).map(|e| e.into_iter().map(Some).collect()),
-    };
-    sections
+        Some(other) => decode::<Vec<_>>(other.clone(), &at, structural, problems).map(|r| r.into_iter().map(Some).collect()),
+    }
 }
 
 /// Deserializes one part. A failure the schema did not already explain (the schema and the
 /// serde types disagree) is reported with serde's message, so nothing fails silently.
-fn decode<T: DeserializeOwned>(value: Value, path: &str, structural: &[Structural], problems: &mut Vec<Problem>) -> Option<T> {
+pub(crate) fn decode<T: DeserializeOwned>(value: Value, path: &str, structural: &[Structural], problems: &mut Vec<Problem>) -> Option<T> {
     match serde_json::from_value(value) {
         Ok(v) => Some(v),
         Err(e) => {

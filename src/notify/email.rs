@@ -139,7 +139,17 @@ impl EmailNotifier {
             Err(_) => Err((NotifyError::transient(&self.describe, format!("no answer within {:?}", self.spec.timeout)), false)),
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => {
-                let message = chain(&e);
+                let message = if closed_early(&e) {
+                    format!(
+                        "the server at {}:{} closed the connection before answering (it may be limiting connections, or not \
+                         speak SMTP{} on this port)",
+                        self.spec.server,
+                        self.spec.port,
+                        if self.spec.tls == SmtpTls::Implicit { " over TLS" } else { "" }
+                    )
+                } else {
+                    chain(&e)
+                };
                 let refused = e.is_permanent() && e.status().map(u16::from).is_some_and(may_refuse_one_address);
                 if e.is_permanent() || e.is_client() || e.is_tls() || is_certificate_problem(&e) {
                     Err((NotifyError::permanent(&self.describe, message), refused))
@@ -194,6 +204,15 @@ impl EmailNotifier {
         }
         Err(NotifyError::permanent(&self.describe, format!("refused for {}; {sent}", refused.join("; "))))
     }
+}
+
+/// The server closed the connection where an answer was due. lettre says only `response
+/// error: incomplete response`, with no kind of its own for it (a response error with no
+/// reply code, whose source is that text); only the wording depends on it, never whether
+/// the notice is tried again (a response error is transient either way).
+fn closed_early(e: &lettre::transport::smtp::Error) -> bool {
+    use std::error::Error as _;
+    e.is_response() && e.status().is_none() && e.source().is_some_and(|s| s.to_string() == "incomplete response")
 }
 
 /// The SMTP replies that refuse one recipient (RCPT TO) for good: 550 no such mailbox (or not

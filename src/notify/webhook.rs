@@ -220,6 +220,25 @@ impl WebhookNotifier {
 mod tests {
     use super::*;
 
+    /// A hook URL's path and query (and any user and password in it) are its secret: the
+    /// channel's label, in every error and log line, shows its host only.
+    #[test]
+    fn the_label_shows_the_host_never_the_path_or_query() {
+        for url in ["https://hooks.example.com/T0K3N?token=s3cret#s3cret", "https://u:s3cret@hooks.example.com:8443/T0K3N"] {
+            let spec = WebhookSpec {
+                url: Secret::new(url.to_string()),
+                format: WebhookFormat::Json,
+                template: None,
+                headers: Vec::new(),
+                ca_file: None,
+                timeout: Duration::from_secs(5),
+            };
+            let hook = WebhookNotifier::new(spec, "flows/a.yaml notify[0]").unwrap();
+            assert_eq!(hook.describe(), "flows/a.yaml notify[0] (webhook to hooks.example.com)");
+            assert!(!hook.address().contains("T0K3N") && !hook.address().contains("s3cret"), "{}", hook.address());
+        }
+    }
+
     #[test]
     fn retry_after_is_read_in_seconds() {
         let now = std::time::SystemTime::now();

@@ -2,8 +2,9 @@
 //! runs and connections it allows at once, how it retries flows that cannot reach their
 //! servers, how long a shutdown may take, and the notifications that apply to every flow.
 //!
-//! Shape only plus the few checks that need no flow; notification rules are checked by the
-//! same code as a flow's `notify:` (`config::validate`), so both report problems alike.
+//! Shape only plus the few checks that need no flow; the stages and what a broken one hides
+//! are a flow file's (`config::load`), and notification rules are checked by the same code as
+//! a flow's `notify:` (`config::validate`), so both report problems alike.
 
 use std::net::SocketAddr;
 use std::path::Path;
@@ -14,8 +15,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::config::diagnostic::{Diagnostic, Problem};
-use crate::config::schema::Compiled;
-use crate::config::{duration, locate};
+use crate::config::raw_notify::RawNotifyRule;
+use crate::config::schema::{Compiled, Kind};
+use crate::config::{duration, load, locate};
 
 /// The shortest `rescan`.
 const MIN_RESCAN: Duration = Duration::from_millis(100);
@@ -57,7 +59,7 @@ pub struct RawServeConfig {
     pub rescan: String,
     /// Notifications for every flow, in addition to each flow's own `notify:`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub notify: Vec<crate::config::raw_notify::RawNotifyRule>,
+    pub notify: Vec<RawNotifyRule>,
 }
 
 /// Limits on concurrent work.
@@ -158,7 +160,10 @@ fn compiled() -> &'static Compiled {
     COMPILED.get_or_init(|| Compiled::new(serve_schema()))
 }
 
-/// Reads and checks `serve.yaml`; every problem is reported, each with file:line:col.
+/// Reads and checks `serve.yaml`; every problem is reported, each with file:line:col, as for
+/// a flow (`config::load`): the shape first (unknown fields, wrong types, duplicate keys),
+/// then the meaning of every part whose shape is right — a wrong type in one setting does not
+/// hide a `listen` that is not loopback, or a `rescan` out of range, in another.
 pub fn load(path: &Path) -> Result<ServeConfig, Vec<Diagnostic>> {
     let diag = |line, col, message: String, yaml_path: &str| Diagnostic {
         file: path.to_path_buf(),
@@ -172,42 +177,51 @@ pub fn load(path: &Path) -> Result<ServeConfig, Vec<Diagnostic>> {
     // Duplicate keys too (the first occurrence would be used): reported as in a flow.
     let mut out: Vec<Diagnostic> = parse_problems.into_iter().map(|l| Diagnostic::of_parse(path, l)).collect();
     let Some(parsed) = parsed else { return Err(out) };
-    // The shape first, every problem at its line (serde stops at the first, without one).
+    // The shape, every problem at its line (serde stops at the first, without one).
     let structural = compiled().check(&parsed.value);
-    let shape_problems: Vec<String> = structural.iter().map(|s| s.problem.yaml_path.clone()).collect();
-    out.extend(structural.into_iter().map(|s| {
+    out.extend(structural.iter().map(|s| {
         let path = &s.problem.yaml_path;
         let pos = if s.at_key { parsed.positions.key(path) } else { parsed.positions.node(path) };
         diag(pos.line, pos.col, s.problem.message.clone(), &s.shown_path())
     }));
-    let raw: RawServeConfig = match serde_json::from_value(parsed.value.clone()) {
-        Ok(raw) => raw,
-        Err(e) => {
-            if shape_problems.is_empty() {
-                out.push(diag(1, 1, format!("not a serve config: {e}"), "/"));
-            }
-            out.sort_by_key(|d| (d.line, d.col));
-            return Err(out);
+    // What is left once the settings the schema refused are dropped: every setting has a
+    // default, so the rest is checked for its meaning. The `notify:` rules are decoded one by
+    // one, as a flow's are, so a broken rule does not hide the others' problems.
+    let mut value = parsed.value;
+    let broken: Vec<&str> = structural.iter().filter(|s| s.kind != Kind::MissingField).map(|s| s.problem.yaml_path.as_str()).collect();
+    let mut problems: Vec<Problem> = Vec::new();
+    let rules = match value.as_object_mut().map(|m| m.remove("notify")) {
+        Some(Some(list)) => {
+            let map = serde_json::Map::from_iter([("notify".to_string(), list)]);
+            load::decode_list::<RawNotifyRule>(&map, "notify", &structural, &mut problems)
         }
+        _ => Some(Vec::new()),
     };
-    let mut problems = Vec::new();
-    let checked = check(&raw, &mut problems);
+    for at in broken.iter().filter(|at| !load::within(at, "/notify")) {
+        load::remove(&mut value, at);
+    }
+    let raw: Option<RawServeConfig> = load::decode(value, "/", &structural, &mut problems);
+    let checked = raw.and_then(|raw| {
+        let mut found = Vec::new();
+        let checked = check(&raw, &mut found);
+        problems.extend(found.into_iter().map(|(at, message)| Problem::new(at, message)));
+        checked
+    });
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let env = |name: &str| std::env::var(name);
     let lookup = crate::config::interpolate::Lookup { base_dir: dir, env: &env };
-    let rules = crate::config::validate::validate_notify(raw.notify.clone(), path, "/notify", &lookup);
-    let rules = match rules {
+    let rules = rules.and_then(|rules| match crate::config::validate::validate_notify(rules, path, "/notify", &lookup) {
         Ok(r) => Some(r),
         Err(ps) => {
-            problems.extend(ps.into_iter().map(|p: Problem| (p.yaml_path, p.message)));
+            problems.extend(ps);
             None
         }
-    };
-    // A value the shape check refused is not told about twice.
-    let told = |at: &str| shape_problems.iter().any(|p| at == p || at.strip_prefix(p.as_str()).is_some_and(|rest| rest.starts_with('/')));
-    out.extend(problems.into_iter().filter(|(at, _)| !told(at)).map(|(at, message)| {
-        let pos = parsed.positions.node(&at);
-        diag(pos.line, pos.col, message, &at)
+    });
+    // A value the shape check refused is not told about twice (a default put in its place
+    // may disagree with another setting: `retry.max` dropped, `backoff` longer than its default).
+    out.extend(problems.into_iter().filter(|p| !broken.iter().any(|b| load::within(&p.yaml_path, b))).map(|p| {
+        let pos = parsed.positions.node(&p.yaml_path);
+        diag(pos.line, pos.col, p.message, &p.yaml_path)
     }));
     match (checked, rules) {
         (Some(mut cfg), Some(rules)) if out.is_empty() => {
@@ -216,6 +230,7 @@ pub fn load(path: &Path) -> Result<ServeConfig, Vec<Diagnostic>> {
         }
         _ => {
             out.sort_by_key(|d| (d.line, d.col));
+            out.dedup();
             Err(out)
         }
     }
@@ -376,9 +391,29 @@ retry: { backof: 5s }
 listen: 10.0.0.1:1
 ",
         );
-        assert_eq!(got.len(), 2, "{got:#?}");
+        // And then the meaning problems were not told at all until the shape was right: now
+        // all four at once, as for a flow (`rescan` and `listen` too).
+        assert_eq!(got.len(), 4, "{got:#?}");
         assert!(got[0].starts_with("1:17 /limits/runs expected"), "{got:#?}");
-        assert!(got[1].starts_with("3:10 /retry/backof unknown field `backof`"), "{got:#?}");
+        assert!(got[1].starts_with("2:9 /rescan must be at least 100ms"), "{got:#?}");
+        assert!(got[2].starts_with("3:10 /retry/backof unknown field `backof`"), "{got:#?}");
+        assert!(got[3].starts_with("4:9 /listen 10.0.0.1:1 is not a loopback address"), "{got:#?}");
+        // A broken notification rule hides neither the other rules' problems nor the
+        // settings'; a setting dropped for its type is not blamed again through a default.
+        let got = problems(
+            "notify:\n  - on: [failed]\n    command: { run: 5 }\n  - on: [failed]\n    throttle: soon\n    command: { run: [a] }\n\
+             retry: { backoff: 20m, max: [1] }\nshutdown_grace: 2d\n",
+        );
+        let want = [
+            "3:21 /notify/0/command/run expected",
+            "5:15 /notify/1/throttle",
+            "7:29 /retry/max expected",
+            "8:17 /shutdown_grace must be at most 1d",
+        ];
+        assert_eq!(got.len(), want.len(), "{got:#?}");
+        for (g, w) in got.iter().zip(want) {
+            assert!(g.starts_with(w), "{w} not {g}");
+        }
         // Shape right, meaning wrong: every problem, each once.
         let got = problems("notify:\n  - on: [failed]\n    command: { run: [] }\nlisten: 10.0.0.1:1\n");
         assert_eq!(got.len(), 2, "{got:#?}");

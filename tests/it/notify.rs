@@ -923,3 +923,30 @@ async fn a_rate_limited_hook_with_a_full_lane_holds_up_no_one() {
     assert_eq!(fine.requests().len(), 300, "the other hook got every notice");
     assert!(limited.requests().len() < 5, "the rate-limited hook is asked at its own pace");
 }
+
+/// A server that drops the connection before answering: was lettre's bare `response error:
+/// incomplete response`; now said in wharf's words, naming the channel and the server, never
+/// the password, and tried again (transient).
+#[tokio::test]
+async fn email_to_a_server_that_closes_the_connection_says_so() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let accepts = tokio::spawn(async move {
+        loop {
+            let Ok((conn, _)) = listener.accept().await else { return };
+            drop(conn);
+        }
+    });
+    let dir = tempdir();
+    let yaml = format!(
+        "- on: [all]\n  email:\n    server: 127.0.0.1\n    port: {port}\n    tls: none\n    username: alerts\n    \
+         password: \"${{env:WRONG_PASS}}\"\n    from: wharf@example.com\n    to: [ops@example.com]\n"
+    );
+    let err = rules(dir.path(), &yaml)[0].notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.kind, ErrorKind::Transient, "{text}");
+    assert!(text.starts_with(&format!("flows/orders.yaml notify[0] (email via 127.0.0.1:{port}): ")), "{text}");
+    assert!(text.contains(&format!("the server at 127.0.0.1:{port} closed the connection before answering")), "{text}");
+    assert!(!text.contains("incomplete response") && !text.contains("wrong-s3cret"), "{text}");
+    accepts.abort();
+}

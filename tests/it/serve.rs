@@ -232,12 +232,15 @@ async fn a_triggered_flow_is_retried_until_its_server_is_back() {
         "name: partner\nendpoints:\n  p:\n{}  b: {{ type: local, root: ROOT/dst }}\nsource: {{ endpoint: p, path: /in, include: ['*.csv'] }}\nsinks: [ {{ endpoint: b, path: / }} ]\nretry: {{ attempts: 1 }}\n",
         sshd.endpoint_yaml(4),
     );
-    let mut d = Daemon::start(&[("partner.yaml", flow)], minute_now(), ServeConfig::default());
+    // A fixed start: the retry was compared with `minute_now()` read again after the run,
+    // a minute later when the real clock had passed a minute meanwhile (then `due >` failed).
+    let start = DateTime::parse_from_rfc3339("2026-06-01T12:00:00Z").unwrap().with_timezone(&Utc);
+    let mut d = Daemon::start(&[("partner.yaml", flow)], start, ServeConfig::default());
     sshd.stop();
     assert_eq!(d.handle().trigger("partner").await, Ok(Triggered::Started));
     assert_eq!(d.next_run().await.status, RunStatus::Aborted);
     let due = d.handle().status().flows[0].next_due.expect("a retry is planned");
-    assert!(due > minute_now() && due <= minute_now() + chrono::Duration::seconds(40), "first retry after about 30 s: {due}");
+    assert!(due > start && due <= start + chrono::Duration::seconds(40), "first retry after about 30 s: {due}");
     sshd.restart();
     d.advance(Duration::from_secs(40)).await;
     let r = d.next_run().await;

@@ -24,10 +24,16 @@ use crate::notify::{Channel, CommandSpec, EmailSpec, JsonTemplate, KINDS, Rule, 
 /// Checks a `notify:` list whose YAML path is `at` (`/notify` in a flow file) in `file` and
 /// builds its rules, or returns every problem. Relative paths (templates, `ca_file`,
 /// commands) and `${file:…}` resolve against `lookup.base_dir`; `file` names each rule in
-/// logs ([`Rule::origin`]).
-pub fn validate_notify(rules: Vec<RawNotifyRule>, file: &Path, at: &str, lookup: &Lookup<'_>) -> Result<Vec<Rule>, Vec<Problem>> {
+/// logs ([`Rule::origin`]). A `None` rule is one whose shape was wrong (already reported):
+/// the others are still checked, and no rules are built.
+pub fn validate_notify(
+    rules: impl IntoIterator<Item = impl Into<Option<RawNotifyRule>>>,
+    file: &Path,
+    at: &str,
+    lookup: &Lookup<'_>,
+) -> Result<Vec<Rule>, Vec<Problem>> {
     let mut c = Checker::new(lookup);
-    let built = c.notify(at, rules.into_iter().map(Some).collect(), file);
+    let built = c.notify(at, rules.into_iter().map(Into::into).collect(), file);
     match built {
         Some(rules) if c.problems.is_empty() => Ok(rules),
         _ => Err(c.problems),
@@ -93,6 +99,19 @@ impl Checker<'_, '_> {
                 }
                 Ok(u) if !matches!(u.scheme(), "http" | "https") => {
                     self.problem(&url_at, format!("must be an http or https URL, not `{}:`", u.scheme()));
+                    None
+                }
+                // `https:///T0K3N` parses with the token as its host (URL parsers skip the
+                // extra slash), which labels and logs then show.
+                Ok(u) if !authority_written(&url) => {
+                    self.problem(
+                        &url_at,
+                        format!(
+                            "has no host: write it as `{}://host/…` (as written, the start of the path would be taken for the \
+                             host, and shown in logs)",
+                            u.scheme()
+                        ),
+                    );
                     None
                 }
                 Ok(u) if u.host_str().is_none_or(str::is_empty) => {
@@ -262,6 +281,15 @@ fn origin(file: &Path, at: &str, i: usize) -> String {
     format!("{} {}[{i}]", file.display(), at.trim_start_matches('/').replace('/', "."))
 }
 
+/// `url` writes a host right after `scheme://`: not `https:///…` (nothing there), nor
+/// `https:host`, `https:/host` or `https:\\host`, which URL parsers read as a host all the
+/// same. Tabs and line breaks are left out first, as URL parsers do.
+fn authority_written(url: &str) -> bool {
+    let url: String = url.trim_matches(|c: char| c <= ' ').chars().filter(|c| !matches!(c, '\t' | '\n' | '\r')).collect();
+    let Some((_, rest)) = url.split_once(':') else { return false };
+    rest.strip_prefix("//").and_then(|r| r.chars().next()).is_some_and(|c| !matches!(c, '/' | '\\' | '?' | '#'))
+}
+
 /// `localhost` or a loopback address.
 fn is_loopback(host: &str) -> bool {
     host.eq_ignore_ascii_case("localhost") || host.trim_matches(['[', ']']).parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
@@ -365,6 +393,10 @@ mod tests {
   command: { run: [""], timeout: "5" }
 - on: [failed]
   webhook: { url: "http://hooks.example.com/s3cret", ca_file: ca.pem }
+- on: [failed]
+  webhook: { url: "https:///s3cret" }
+- on: [failed]
+  webhook: { url: "https:s3cret/x?token=s3cret" }
 "#,
         )
         .unwrap_err();
@@ -392,6 +424,10 @@ mod tests {
             "`5` is not a duration: a unit is missing (write e.g. `500ms`, `30s`, `2m`, `1h30m`, `1d`) (at /notify/6/command/timeout)",
             "must name a program (at /notify/6/command/run/0)",
             "`ca_file` has no effect with an http URL (at /notify/7/webhook/ca_file)",
+            // Were accepted with `s3cret` as the host, shown in the channel's label.
+            "has no host: write it as `https://host/…` (as written, the start of the path would be taken for the host, and shown in \
+             logs) (at /notify/8/webhook/url)",
+            "has no host: write it as `https://host/…`",
         ];
         for (got, want) in p.iter().zip(want) {
             assert!(got.starts_with(want) || got.ends_with(want), "{got:?} should match {want:?}\n{p:#?}");
@@ -502,5 +538,15 @@ notify:
         let flow = validate(ok, Path::new("/flows/f.yaml"), &lookup).flow.unwrap();
         let Channel::Command(c) = &flow.notify[0].channel else { panic!() };
         assert_eq!((c.program.as_path(), c.dir.as_path()), (Path::new("notify-send"), Path::new("/flows")));
+    }
+
+    #[test]
+    fn a_host_is_written_after_the_scheme() {
+        for ok in ["https://hooks.example.com/x", "http://127.0.0.1:8080", " https://h/x ", "https://user:pw@h/x"] {
+            assert!(authority_written(ok), "{ok}");
+        }
+        for bad in ["https:///T", "https:T", "https:/T", "https:\\\\T", "https://\t/T", "https://?t", "https://", "no-colon"] {
+            assert!(!authority_written(bad), "{bad}");
+        }
     }
 }
