@@ -1,9 +1,10 @@
 //! `wharf plan`: what a run would do with each file now, and why — without doing it.
 //!
 //! Read-only by construction: it lists the source, and only when a file would be delivered
-//! connects the sinks to look (`stat`) at its targets (and, for a file a crashed run left
-//! `quarantining` whose source is gone, the quarantine location, to read its copy: the same
-//! judgement as the run's, `quarantine::left_aside`); it reads the ledger (observations,
+//! connects the sinks to look (`stat`) at its targets (and the quarantine location: for a
+//! file a check step refuses from the listing, to name its copy as the run does,
+//! `quarantine::copy_name`; for a file a crashed run left `quarantining` whose source is
+//! gone, to read its copy: the same judgement as the run's, `quarantine::left_aside`); it reads the ledger (observations,
 //! delivered identities, files in flight) and never writes it, so a plan neither counts as a
 //! readiness poll nor claims a file. The decisions come from the same functions a run uses
 //! (`discover`, `ready::assess`, `identity::key`, `lifecycle::Settled`, the sinks' names and

@@ -58,15 +58,16 @@ fn temp_for(target: &RemotePath, flow: &str) -> Result<RemotePath, FileError> {
 /// name for the source's name as `ep` can create it ([`naming::creatable`]: over FTP, `a.csv `
 /// is put aside as `a.csv_`, a name wharf chose and records, not one the server made up or
 /// refused), passing over the names `taken` says are spoken for besides what `ep` holds
-/// (`wharf plan`: the copies earlier files of the same run make). Only looks: what
-/// [`put_aside`] chooses and `wharf plan` shows.
+/// (`wharf plan`: the copies earlier files of the same run make): the name a `move_to` of it
+/// into `dir` takes (`disposition::move_target`). Only looks: what [`put_aside`] chooses and
+/// `wharf plan` shows.
 pub(super) async fn copy_name(
     ep: &dyn Endpoint,
     dir: &RemotePath,
     source: &RemotePath,
     taken: impl Fn(&RemotePath) -> bool,
 ) -> Result<RemotePath, FileError> {
-    naming::free_name_but(ep, dir, &naming::creatable(ep, source.name()), taken).await
+    disposition::move_target(ep, source, dir, taken).await
 }
 
 fn beside(copy: &RemotePath, ext: &str) -> Result<RemotePath, FileError> {
