@@ -170,6 +170,7 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
     // gets no target: what the record says of where it went stays.
     let target = match lifecycle::recorded_move(rec) {
         Some(t) => Ok(Some(t)),
+        None if !matches!(cx.flow.after_failure, Disposition::MoveTo(_)) => Ok(None),
         None => {
             retry(policy, "plan after.failure", || async {
                 match cx.source.stat(&entry.path).await? {
