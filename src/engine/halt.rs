@@ -12,7 +12,8 @@
 //! trigger file not yet written), `triggered` (the trigger file written, the ledger does not
 //! know yet), `delivered` (every sink confirmed, source not
 //! yet disposed of), `disposing` (source moved/deleted, ledger not yet updated),
-//! `quarantine_disposed` (a file's quarantine copy and reports made and its source disposed
+//! `quarantine_disposing` (a file's quarantine copy and reports made and its `after.failure:
+//! move_to` name recorded, the source not moved yet), `quarantine_disposed` (a file's quarantine copy and reports made and its source disposed
 //! of per `after.failure`, the ledger not yet updated).
 //! Unset in normal use; the check is one environment lookup per point reached.
 

@@ -1,9 +1,10 @@
 //! `wharf plan`: what a run would do with each file now, and why — without doing it.
 //!
 //! Read-only by construction: it lists the source, and only when a file would be delivered
-//! connects the sinks to look (`stat`) at its targets (and, for a file a crashed run left
-//! `quarantining` whose source is gone, the quarantine location, to read its copy: the same
-//! judgement as the run's, `quarantine::left_aside`); it reads the ledger (observations,
+//! connects the sinks to look (`stat`) at its targets (and the quarantine location: for a
+//! file a check step refuses from the listing, to name its copy as the run does,
+//! `quarantine::copy_name`; for a file a crashed run left `quarantining` whose source is
+//! gone, to read its copy: the same judgement as the run's, `quarantine::left_aside`); it reads the ledger (observations,
 //! delivered identities, files in flight) and never writes it, so a plan neither counts as a
 //! readiness poll nor claims a file. The decisions come from the same functions a run uses
 //! (`discover`, `ready::assess`, `identity::key`, `lifecycle::Settled`, the sinks' names and
@@ -30,7 +31,7 @@ use super::error::FileError;
 use super::{awaits, discover, disposition, endpoints, identity, lifecycle, quarantine, ready, shared_targets};
 use crate::config::Flow;
 use crate::config::flow::{Disposition, EndpointSpec};
-use crate::endpoint::{EndpointError, RemotePath};
+use crate::endpoint::{DynEndpoint, EndpointError, RemotePath};
 use crate::ledger::{FileRecord, FileState, Ledger, LedgerError, Snapshot, to_millis};
 use crate::probe::{self, Finding, Severity};
 
@@ -255,12 +256,13 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
         };
         disposals.push(Disposal { file: i, source: c.entry.path.clone(), size: c.entry.size, recorded, listed: true, failed });
     }
+    let mut opened = None;
+    name_quarantine_copies(flow, &candidates, &mut files, &mut opened).await;
     // Then what a crashed run left delivered or being quarantined, its source no longer listed
     // (it was being moved or deleted): the next run finishes it, as `run_once` does after the
     // listing's files.
     if let Some(l) = ledger {
         let listed: std::collections::BTreeSet<&str> = candidates.iter().map(|c| c.entry.path.as_str()).collect();
-        let mut opened = None;
         for r in l.files(&flow.name)? {
             if listed.contains(r.path.as_str()) {
                 continue;
@@ -294,25 +296,15 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
 async fn left_aside(
     flow: &Flow,
     source: &dyn crate::endpoint::Endpoint,
-    opened: &mut Option<Result<Option<crate::endpoint::DynEndpoint>, String>>,
+    opened: &mut Opened,
     ledger: &Ledger,
     rec: &FileRecord,
 ) -> Result<Option<Action>, LedgerError> {
     let Ok(path) = RemotePath::parse(&rec.path) else { return Ok(None) };
     let qr = ledger.file_result(&flow.name, &rec.path)?.and_then(|r| r.quarantine);
-    if opened.is_none() {
-        let ep = match flow.quarantine.as_ref() {
-            Some(q) => {
-                endpoints::open_all(flow, &[q.endpoint.as_str()]).await.map(|eps| eps.get(&q.endpoint).cloned()).map_err(|e| e.to_string())
-            }
-            None => Ok(None),
-        };
-        *opened = Some(ep);
-    }
-    let judged = match opened.as_ref() {
-        Some(Err(e)) => return Ok(Some(Action::Fail { why: quarantine::left_aside_unjudged(e) })),
-        Some(Ok(ep)) => quarantine::left_aside(flow, source, ep.as_deref(), rec, &path, qr.as_ref()).await,
-        None => Ok(None),
+    let judged = match quarantine_endpoint(flow, opened).await {
+        Err(e) => return Ok(Some(Action::Fail { why: quarantine::left_aside_unjudged(&e) })),
+        Ok(ep) => quarantine::left_aside(flow, source, ep.as_deref(), rec, &path, qr.as_ref()).await,
     };
     Ok(match judged {
         Ok(None) => None,
@@ -321,6 +313,45 @@ async fn left_aside(
         Err(FileError::Ledger(e)) => return Err(e),
         Err(e) => Some(Action::Fail { why: quarantine::left_aside_unjudged(&e) }),
     })
+}
+
+/// The flow's quarantine endpoint (`None` without a quarantine), opened on the first call
+/// and kept in `opened`: the plan opens it once, and only when a file is quarantined.
+async fn quarantine_endpoint(flow: &Flow, opened: &mut Opened) -> Result<Option<DynEndpoint>, String> {
+    if let Some(ep) = opened {
+        return ep.clone();
+    }
+    let ep = match flow.quarantine.as_ref() {
+        Some(q) => {
+            endpoints::open_all(flow, &[q.endpoint.as_str()]).await.map(|eps| eps.get(&q.endpoint).cloned()).map_err(|e| e.to_string())
+        }
+        None => Ok(None),
+    };
+    *opened = Some(ep.clone());
+    ep
+}
+
+/// The quarantine endpoint, once the plan opened it (or failed to).
+type Opened = Option<Result<Option<DynEndpoint>, String>>;
+
+/// Names the copy each file the run quarantines from the listing makes, as
+/// `quarantine::put_aside` chooses it (`quarantine::copy_name`, in the run's order, each
+/// passing over the names those before it take; the first [`targets::LOOKS_MAX`]): `to
+/// ftp:/rejected/a.csv_` where it said the folder alone. The folder stays when the quarantine
+/// location cannot be looked at.
+async fn name_quarantine_copies(flow: &Flow, candidates: &[discover::Candidate], files: &mut [PlannedFile], opened: &mut Opened) {
+    let Some(q) = flow.quarantine.as_ref() else { return };
+    let folder = quarantine_to(flow);
+    let mut taken = std::collections::HashSet::new();
+    let refused = candidates.iter().zip(files.iter_mut()).filter(|(_, f)| matches!(f.action, Action::Quarantine { .. }));
+    for (c, f) in refused.take(targets::LOOKS_MAX) {
+        let Ok(Some(ep)) = quarantine_endpoint(flow, opened).await else { return };
+        let Ok(copy) = quarantine::copy_name(&*ep, &q.path, &c.entry.path, |p| taken.contains(p)).await else { continue };
+        if let Action::Quarantine { why } = &mut f.action {
+            *why = why.replacen(&folder, &format!(" to {}:{copy}", q.endpoint), 1);
+        }
+        taken.insert(copy);
+    }
 }
 
 /// A source the run disposes of per `after.success` (or `after.failure`).
@@ -1622,6 +1653,72 @@ mod tests {
             }
             // Finished: the next run has nothing to do with it.
             assert!(run(&flow, &ledger, d).await.files.is_empty());
+        }
+    }
+
+    /// A run killed in `quarantine::put_aside` after `after.failure: move_to` moved the source
+    /// (`quarantine_disposed`): the move target was recorded before the move, so the next run
+    /// records where the source went (`disposed_to`, here the free name `a-1.csv`, `a.csv`
+    /// being taken), and the plan says it beforehand. Before, the record said `source moved
+    /// to /failed/ (its name there was not recorded)` and named no file. Killed between the
+    /// record and the move (`quarantine_disposing`), the source is still listed: the next run
+    /// moves it to the name recorded.
+    #[tokio::test]
+    async fn a_file_left_quarantining_after_its_source_was_moved_is_recorded_with_where_it_went() {
+        for point in ["quarantine_disposed", "quarantine_disposing"] {
+            let dir = tempfile::tempdir().unwrap();
+            let d = dir.path();
+            let flow = flow(
+                d,
+                "steps:\n  - check: { magic: [zip] }\nquarantine: { endpoint: erp, path: /rejected }\nafter: { failure: { move_to: /failed } }\n",
+            );
+            put(d, &[("in/a.csv", "a,1\n"), ("failed/a.csv", "yesterday's\n")]);
+            let ledger = std::sync::Arc::new(Ledger::in_memory().unwrap());
+            // What the ledger holds when the run is killed at `point`.
+            let left = std::rc::Rc::new(std::cell::RefCell::new(None));
+            let hook = {
+                let (ledger, left) = (ledger.clone(), left.clone());
+                crate::engine::halt::hook::set(move |p| {
+                    if p == point {
+                        *left.borrow_mut() = ledger.file("t", "in/a.csv").unwrap();
+                    }
+                })
+            };
+            assert_eq!(run(&flow, &ledger, d).await.quarantined, 1);
+            drop(hook);
+            let rec = left.borrow_mut().take().expect("halt point reached");
+            assert_eq!(
+                (rec.state, rec.source_fate, rec.disposed_to.as_deref()),
+                (FileState::Quarantining, SourceFate::Kept, Some("failed/a-1.csv"))
+            );
+            ledger.put_file_with("t", &rec, crate::ledger::Durability::Durable).unwrap();
+            let moved = d.join("src/failed/a-1.csv");
+            if point == "quarantine_disposing" {
+                // Not moved yet when it was killed.
+                std::fs::rename(&moved, d.join("src/in/a.csv")).unwrap();
+                let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+                assert!(matches!(p.files[0].action, Action::Resume { state: FileState::Quarantining, .. }), "{p:#?}");
+                let r = run(&flow, &ledger, d).await;
+                assert_eq!(r.quarantined, 1, "{r:#?}");
+                assert!(r.files[0].detail.ends_with("; source moved to /failed/a-1.csv"), "{}", r.files[0].detail);
+            } else {
+                let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+                let [f] = &p.files[..] else { panic!("{p:#?}") };
+                let Action::Quarantine { why } = &f.action else { panic!("{p:#?}") };
+                assert!(
+                    why.ends_with("; source moved to /failed/a-1.csv; finished after a crash (the copy had been made before it)"),
+                    "{why}"
+                );
+                let r = run(&flow, &ledger, d).await;
+                assert_eq!((r.quarantined, &r.files[0].detail), (1, why), "{r:#?}");
+            }
+            let rec = ledger.file("t", "in/a.csv").unwrap().unwrap();
+            assert_eq!(
+                (rec.state, rec.source_fate, rec.disposed_to.as_deref()),
+                (FileState::Quarantined, SourceFate::Moved, Some("failed/a-1.csv"))
+            );
+            assert_eq!(std::fs::read_to_string(&moved).unwrap(), "a,1\n");
+            assert_eq!(std::fs::read_to_string(d.join("src/failed/a.csv")).unwrap(), "yesterday's\n");
         }
     }
 

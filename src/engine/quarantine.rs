@@ -54,6 +54,22 @@ fn temp_for(target: &RemotePath, flow: &str) -> Result<RemotePath, FileError> {
     target.parent().join(&name).map_err(|e| FileError::Name(format!("temporary name for {target}: {e}")))
 }
 
+/// The name a copy of `source` takes in the quarantine folder `dir` on `ep`: the first free
+/// name for the source's name as `ep` can create it ([`naming::creatable`]: over FTP, `a.csv `
+/// is put aside as `a.csv_`, a name wharf chose and records, not one the server made up or
+/// refused), passing over the names `taken` says are spoken for besides what `ep` holds
+/// (`wharf plan`: the copies earlier files of the same run make): the name a `move_to` of it
+/// into `dir` takes (`disposition::move_target`). Only looks: what [`put_aside`] chooses and
+/// `wharf plan` shows.
+pub(super) async fn copy_name(
+    ep: &dyn Endpoint,
+    dir: &RemotePath,
+    source: &RemotePath,
+    taken: impl Fn(&RemotePath) -> bool,
+) -> Result<RemotePath, FileError> {
+    disposition::move_target(ep, source, dir, taken).await
+}
+
 fn beside(copy: &RemotePath, ext: &str) -> Result<RemotePath, FileError> {
     copy.parent().join(&format!("{}.{ext}", copy.name())).map_err(|e| FileError::Name(format!("report name for {copy}: {e}")))
 }
@@ -93,7 +109,7 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
             None => {
                 let c = retry(policy, "choose a quarantine name", || async {
                     ep.create_dir_all(&q.path).await?;
-                    naming::free_name(ep, &q.path, entry.path.name()).await
+                    copy_name(ep, &q.path, &entry.path, |_| false).await
                 })
                 .await
                 .map_err(aside)?;
@@ -147,7 +163,39 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
         }
     }
     let mut detail = format!("quarantined to {}:{copy}: {}", q.endpoint, qr.reason);
-    match disposition::apply(&*cx.source, &entry.path, &cx.flow.after_failure, None).await {
+    // Where `move_to` puts the source is chosen and recorded before the move, as a delivered
+    // file's (`disposing`): a crash after the move leaves a record naming where it went
+    // ([`left_aside`]), and a resumed run moves it to the same name.
+    // A source gone already (moved when the file was first quarantined, and now reprocessed)
+    // gets no target: what the record says of where it went stays.
+    let target = match lifecycle::recorded_move(rec) {
+        Some(t) => Ok(Some(t)),
+        None if !matches!(cx.flow.after_failure, Disposition::MoveTo(_)) => Ok(None),
+        None => {
+            retry(policy, "plan after.failure", || async {
+                match cx.source.stat(&entry.path).await? {
+                    Some(e) if e.kind == EntryKind::File => disposition::plan(&*cx.source, &entry.path, &cx.flow.after_failure).await,
+                    _ => Ok(None),
+                }
+            })
+            .await
+        }
+    };
+    if let Ok(Some(t)) = &target
+        && rec.disposed_to.as_deref() != Some(t.as_str())
+    {
+        rec.disposed_to = Some(t.as_str().to_string());
+        // Not moved yet: what `lifecycle::recorded_move` reads as a target still to move to.
+        rec.source_fate = SourceFate::Kept;
+        rec.updated = now_millis();
+        cx.store(Transition::File { flow: flow.clone(), rec: rec.clone() }).await?;
+    }
+    super::halt::point("quarantine_disposing");
+    let applied = match target {
+        Ok(t) => disposition::apply(&*cx.source, &entry.path, &cx.flow.after_failure, t.as_ref()).await,
+        Err(e) => Err(e),
+    };
+    match applied {
         Ok(Some(t)) => {
             detail.push_str(&format!("; source moved to {t}"));
             disposition::record(rec, &cx.flow.after_failure, Some(&t));
@@ -160,6 +208,10 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
         }
         Ok(None) => {}
         Err(e) => detail.push_str(&format!("; after.failure could not be applied: {e}")),
+    }
+    if rec.source_fate != SourceFate::Moved {
+        // A target chosen and not moved to (the source gone elsewhere, or the move refused).
+        rec.disposed_to = None;
     }
     // A crash here leaves the file `quarantining`, its source no longer listed: the next run
     // finishes it from the copy ([`finish_left_aside`]).
@@ -217,19 +269,39 @@ pub(super) async fn restage(cx: &Ctx<'_>, rec: &FileRecord, entry: &Entry, stage
 pub(super) enum LeftAside {
     /// Its recorded copy is there, whole (`endpoint:/path`): the crash came after the copy was
     /// made and `after.failure` applied, before the file was recorded quarantined. `detail`:
-    /// its report line.
-    Confirmed { copy: String, detail: String },
+    /// its report line; `moved`: where `after.failure: move_to` put the source (the target
+    /// recorded before the move, and found there).
+    Confirmed { copy: String, detail: String, moved: Option<RemotePath> },
     /// No copy of it can be confirmed, and the source is gone: why, and where a copy may be.
     Unconfirmed(String),
 }
 
-/// What `after.failure` made of a source no longer at `path` (a crash lost the record of it).
-fn gone_source(flow: &Flow, path: &RemotePath) -> String {
-    match &flow.after_failure {
-        Disposition::Delete => "source deleted".to_string(),
-        Disposition::MoveTo(dir) => format!("source moved to {dir}/ (its name there was not recorded)"),
-        Disposition::Keep => format!("source no longer at {path} (removed by someone else: `after.failure: keep`)"),
-    }
+/// What `after.failure` made of a source no longer at `path` (a crash lost the record of it
+/// being done), and where it was moved: to the target recorded before the move
+/// ([`put_aside`]) when it is there (`disposition::foresee`, as for a delivered file's).
+async fn gone_source(
+    flow: &Flow,
+    source: &dyn Endpoint,
+    rec: &FileRecord,
+    path: &RemotePath,
+) -> Result<(String, Option<RemotePath>), FileError> {
+    let target = lifecycle::recorded_move(rec);
+    let Disposition::MoveTo(dir) = &flow.after_failure else {
+        return Ok((
+            match &flow.after_failure {
+                Disposition::Delete => "source deleted".to_string(),
+                _ => format!("source no longer at {path} (removed by someone else: `after.failure: keep`)"),
+            },
+            None,
+        ));
+    };
+    Ok(match (&target, disposition::foresee(source, path, &flow.after_failure, target.as_ref(), Some(false), |_| false).await?) {
+        (_, disposition::Fate::MovedBefore(t)) => (format!("source moved to {t}"), Some(t)),
+        (Some(t), _) => {
+            (format!("source moved to {dir}/, but not found at {t}, the name recorded for it there (moved or removed since)"), None)
+        }
+        (None, _) => (format!("source moved to {dir}/ (its name there was not recorded)"), None),
+    })
 }
 
 /// Judges a file the ledger has `quarantining` whose source is not listed: `None` while the
@@ -252,11 +324,13 @@ pub(super) async fn left_aside(
     let lost = |why: String| {
         let mut places: Vec<String> = Vec::new();
         if let Disposition::MoveTo(dir) = &flow.after_failure {
-            places.push(format!("the after.failure folder {dir}/"));
+            let name = lifecycle::recorded_move(rec).map(|t| format!(" (as {t}, the name recorded for it)")).unwrap_or_default();
+            places.push(format!("the after.failure folder {dir}/{name}"));
         }
         if let Some(q) = q {
             // A copy cut short keeps its temporary name (`put_aside`'s upload).
-            let copy = recorded.as_ref().map(|(_, c)| c.clone()).or_else(|| q.path.join(path.name()).ok());
+            let own = quarantine.map_or(path.name().into(), |ep| naming::creatable(ep, path.name()));
+            let copy = recorded.as_ref().map(|(_, c)| c.clone()).or_else(|| q.path.join(&own).ok());
             let partial = copy.and_then(|c| temp_for(&c, &flow.name).ok()).map(|t| format!(" (a copy cut short is {})", t.name()));
             places.push(format!("the quarantine folder {}:{}{}", q.endpoint, q.path, partial.unwrap_or_default()));
         }
@@ -276,12 +350,9 @@ pub(super) async fn left_aside(
     if !transfer::already_delivered(ep, &copy, rec.size, None, expect).await? {
         return Ok(lost(format!("its quarantine copy {shown} is not there (or holds another file)")));
     }
-    let detail = format!(
-        "quarantined to {shown}: {}; {}; finished after a crash (the copy had been made before it)",
-        qr.reason,
-        gone_source(flow, path)
-    );
-    Ok(Some(LeftAside::Confirmed { copy: shown, detail }))
+    let (fate, moved) = gone_source(flow, source, rec, path).await?;
+    let detail = format!("quarantined to {shown}: {}; {fate}; finished after a crash (the copy had been made before it)", qr.reason);
+    Ok(Some(LeftAside::Confirmed { copy: shown, detail, moved }))
 }
 
 /// Why a file left `quarantining` with its source gone was not judged now: its quarantine
@@ -316,12 +387,12 @@ pub(super) async fn finish_left_aside(cx: &Ctx<'_>, mut rec: FileRecord, entry: 
     let staged = stage::staging_path(cx.staging_dir, flow, &entry.path);
     match judged {
         Ok(None) => Ok(None),
-        Ok(Some(LeftAside::Confirmed { copy, detail })) => {
+        Ok(Some(LeftAside::Confirmed { copy, detail, moved })) => {
             rec.source_fate = match cx.flow.after_failure {
                 Disposition::MoveTo(_) => SourceFate::Moved,
                 Disposition::Delete | Disposition::Keep => SourceFate::Deleted,
             };
-            rec.disposed_to = None;
+            rec.disposed_to = moved.map(|t| t.as_str().to_string());
             rec.state = FileState::Quarantined;
             rec.run = cx.run;
             rec.updated = now_millis();

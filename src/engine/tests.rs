@@ -1388,7 +1388,7 @@ async fn plan_tells_a_check_step_refusal_from_the_listing() {
     let p = plan(&fx.flow, Some(&fx.ledger), SystemTime::now()).await.unwrap();
     let Action::Quarantine { why } = &p.files[0].action else { panic!("{:?}", p.files[0]) };
     assert_eq!(p.files[0].path, "/in/other.csv");
-    assert!(why.starts_with("would be quarantined to partner:/rejected by a check step: "), "{why}");
+    assert!(why.starts_with("would be quarantined to partner:/rejected/other.csv by a check step: "), "{why}");
     assert!(why.contains("less than the minimum of 3") && why.contains("does not match the pattern"), "{why}");
     assert!(matches!(p.files[1].action, Action::Deliver { .. }), "{:?}", p.files[1]);
     assert!(p.caveats.iter().any(|c| c.contains("content steps")));

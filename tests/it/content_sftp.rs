@@ -408,6 +408,13 @@ fn content_crash_and_recover(point: &str) {
     support::halt::run_and_kill_at(cmd, point, Duration::from_secs(120));
     let out = ex.wharf().arg("run").arg("--json").arg(ex.flow()).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "after a kill at {point}: {}", text(&out));
+    if point.starts_with("quarantine_dispos") {
+        // The `move_to` name was recorded before the move: the rerun says where the source went.
+        let r = json(&out);
+        let files = r["files"].as_array().unwrap();
+        let f = files.iter().find(|f| f["outcome"] == "quarantined").unwrap_or_else(|| panic!("{r:#}"));
+        assert!(f["detail"].as_str().unwrap().contains("; source moved to /incoming/failed/ROSTER_20260106.csv"), "{r:#}");
+    }
     let names = |dir: PathBuf| -> Vec<String> {
         let mut v: Vec<String> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
         v.sort();
@@ -451,4 +458,11 @@ fn sigkill_while_quarantining_then_rerun_quarantines_once_with_one_report() {
 #[test]
 fn sigkill_after_quarantine_disposal_then_rerun_records_it_quarantined() {
     content_crash_and_recover("quarantine_disposed");
+}
+
+/// Killed once the copy is made and the `after.failure: move_to` name recorded, before the
+/// source was moved: the rerun moves it to that name and records it quarantined, once.
+#[test]
+fn sigkill_before_the_quarantine_disposal_then_rerun_moves_the_source_to_the_name_recorded() {
+    content_crash_and_recover("quarantine_disposing");
 }

@@ -493,6 +493,42 @@ fn a_source_whose_name_ends_in_a_space_is_moved_to_processed() {
     }
 }
 
+/// A refused file whose name ends in a space is quarantined over FTP under the name wharf
+/// chose and records (`a.csv_`, then `a-1.csv_`), as `wharf plan` says beforehand, and its
+/// source moved to `after.failure`'s folder likewise. Before, the copy kept the source's name:
+/// vsftpd refused it (the quarantine failed), and pure-ftpd stored it as `a.csv_` behind
+/// wharf's back while the ledger named `a.csv `, which `wharf quarantine` could not find.
+#[test]
+fn a_refused_file_whose_name_ends_in_a_space_is_quarantined_under_a_name_wharf_chose() {
+    for ftpd in [Ftpd::vsftpd(), Ftpd::pure_ftpd()] {
+        let Some(w) = World::new(ftpd) else { return };
+        let extra = "steps:\n  - check: { min_size: 10 }\nquarantine: { endpoint: partner, path: /rejected, report: false }\n\
+                     after: { failure: { move_to: /in/failed } }\n";
+        let flow = w.pull_flow(FtpTls::Explicit, extra);
+        fs::write(&flow, fs::read_to_string(&flow).unwrap().replace("include: [\"*.csv\"]", "include: [\"*.csv*\"]")).unwrap();
+        for (day, body, named) in [(1, &b"a"[..], "a.csv_"), (2, b"bb", "a-1.csv_")] {
+            w.put("in/a.csv ", body);
+            let (code, p) = support::json_of(w.wharf().arg("plan").arg("--json").arg(&flow));
+            assert_eq!(code, 0, "{p:#}");
+            let why = p["files"][0]["why"].as_str().unwrap_or_default();
+            assert!(why.starts_with(&format!("would be quarantined to partner:/rejected/{named} by a check step")), "day {day}: {p:#}");
+            let (code, r) = w.run_json(&flow);
+            assert_eq!((code, r["quarantined"].as_u64()), (0, Some(1)), "day {day}: {r:#}");
+            let detail = r["files"][0]["detail"].as_str().unwrap();
+            assert!(detail.starts_with(&format!("quarantined to partner:/rejected/{named}: ")), "day {day}: {r:#}");
+            assert!(detail.ends_with(&format!("; source moved to /in/failed/{named}")), "day {day}: {r:#}");
+            assert_eq!(fs::read(w.remote(&format!("rejected/{named}"))).unwrap(), body, "{r:#}");
+            assert_eq!(fs::read(w.remote(&format!("in/failed/{named}"))).unwrap(), body, "{r:#}");
+            assert!(!w.remote("in/a.csv ").exists());
+        }
+        assert_eq!(w.files_in(&w.remote("rejected")), ["a-1.csv_", "a.csv_"], "the first day's copy kept");
+        // What the ledger recorded is where the copy is: `wharf quarantine` finds it.
+        let out = w.wharf().arg("quarantine").arg("release").arg(&flow).arg("/in/a.csv ").output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(w.files_in(&w.remote("rejected")), ["a.csv_"], "the second day's copy released");
+    }
+}
+
 /// A partner's file named so that wharf cannot use the name (a line feed in it, bytes that are
 /// not UTF-8) was left out of the listing with a warning naming neither flow nor run, and the
 /// run said `ok` with nothing seen, every time. It is in the run's report now (JSON and text),

@@ -33,7 +33,7 @@ use crate::config::flow::{Disposition, IfExists};
 use crate::endpoint::{DynEndpoint, Endpoint, Entry, ErrorKind, RemotePath};
 use crate::ledger::{
     Delivery, DoneRecord, Durability, ErrorRecord, FileRecord, FileState, Ledger, LedgerError, QuarantineRecord, Replaced, Snapshot,
-    Transition, now_millis,
+    SourceFate, Transition, now_millis,
 };
 use crate::template::NameVars;
 
@@ -727,10 +727,18 @@ fn delivered_to(cx: &Ctx<'_>, rec: &FileRecord) -> Vec<String> {
 }
 
 /// The move target a run that takes up `rec` moves its source to (`disposition::apply`):
-/// the one recorded when a run chose it and stopped before the move was done (`disposing`);
-/// `None` when the run chooses it (`disposition::plan`). `wharf plan` shows it from this.
+/// the one recorded when a run chose it and stopped before the move was done (`disposing`
+/// for `after.success`; `quarantining` for `after.failure`, recorded by
+/// `quarantine::put_aside` with the source's fate not yet `moved`: a name a failure moved an
+/// earlier attempt to is not this one's); `None` when the run chooses it
+/// (`disposition::plan`). `wharf plan` shows it from this, and `quarantine::left_aside`
+/// looks there for a source a crash left moved.
 pub(super) fn recorded_move(rec: &FileRecord) -> Option<RemotePath> {
-    let recorded = rec.disposed_to.as_deref().filter(|_| rec.state == FileState::Disposing);
+    let recorded = rec.disposed_to.as_deref().filter(|_| match rec.state {
+        FileState::Disposing => true,
+        FileState::Quarantining => rec.source_fate == SourceFate::Kept,
+        _ => false,
+    });
     recorded.and_then(|t| RemotePath::parse(t).ok())
 }
 
