@@ -3,14 +3,18 @@
 //!
 //! Called only after every sink confirmed (success) — the engine guarantees the order. The
 //! move target is chosen first and recorded by the caller, so a resumed run can tell a move
-//! that already happened (source gone, target present) from one that did not.
+//! that already happened (source gone, target present) from one that did not. For
+//! `after.failure` (a file quarantined or failed for good) that choosing, recording and moving
+//! is one function, [`after_failure`].
 
 use crate::config::flow::Disposition;
-use crate::endpoint::{Endpoint, EntryKind, ErrorKind, RemotePath};
-use crate::ledger::{FileRecord, SourceFate};
+use crate::endpoint::{Endpoint, Entry, EntryKind, ErrorKind, RemotePath};
+use crate::ledger::{FileRecord, FileState, LedgerError, SourceFate, Transition, now_millis};
 
 use super::error::FileError;
+use super::lifecycle::Ctx;
 use super::naming;
+use super::retry::retry;
 
 /// Chooses where a `move_to` disposition will put `source` (a free name in the folder).
 /// `None` for `keep` and `delete`.
@@ -178,6 +182,70 @@ pub async fn apply(
             Box::pin(apply(ep, source, disp, Some(&target))).await
         }
     }
+}
+
+/// Applies `after.failure` to the source of a file put aside in quarantine or failed for
+/// good, a `move_to`'s target chosen and recorded first, as a delivered file's (`disposing`):
+/// stored on `rec` as `disposed_to` with the source `Kept` (not moved yet), then the halt
+/// point `point`, then the move. A crash after the move leaves a record naming where the
+/// source went, and a resumed run moves it to the same name. `recorded`: the target an
+/// earlier, interrupted attempt recorded. A source gone already (moved when the file was first
+/// quarantined, and now reprocessed) gets no target: what the record says of where it went
+/// stays. The outer error is the ledger's; the inner one what applying it met.
+pub(super) async fn after_failure(
+    cx: &Ctx<'_>,
+    rec: &mut FileRecord,
+    entry: &Entry,
+    recorded: Option<RemotePath>,
+    point: &str,
+) -> Result<Result<Option<RemotePath>, FileError>, LedgerError> {
+    let disp = &cx.flow.after_failure;
+    let target = match recorded {
+        Some(t) => Ok(Some(t)),
+        None if !matches!(disp, Disposition::MoveTo(_)) => Ok(None),
+        None => {
+            retry(cx.flow.retry, "plan after.failure", || async {
+                match cx.source.stat(&entry.path).await? {
+                    Some(e) if e.kind == EntryKind::File => plan(&*cx.source, &entry.path, disp).await,
+                    _ => Ok(None),
+                }
+            })
+            .await
+        }
+    };
+    if let Ok(Some(t)) = &target
+        && rec.disposed_to.as_deref() != Some(t.as_str())
+    {
+        rec.disposed_to = Some(t.as_str().to_string());
+        // Not moved yet: what `lifecycle::recorded_move` and [`failing_move`] read as a target
+        // still to move to.
+        rec.source_fate = SourceFate::Kept;
+        rec.updated = now_millis();
+        cx.store(Transition::File { flow: cx.flow.name.clone(), rec: rec.clone() }).await?;
+    }
+    super::halt::point(point);
+    let applied = match target {
+        Ok(t) => apply(&*cx.source, &entry.path, disp, t.as_ref()).await,
+        Err(e) => Err(e),
+    };
+    if !matches!(applied, Ok(Some(_))) && rec.source_fate != SourceFate::Moved {
+        // A target chosen and not moved to (the source gone elsewhere, or the move refused).
+        rec.disposed_to = None;
+    }
+    Ok(applied)
+}
+
+/// The `after.failure: move_to` target recorded for a file failing for good before its
+/// source was moved ([`after_failure`] from `lifecycle::fail`), the file still in flight in
+/// the state it failed in: what a resumed failure moves to, and what a run finishing it after
+/// a crash looks for (`left_failing`). Files being delivered or quarantined record theirs
+/// otherwise (`lifecycle::recorded_move`).
+pub(super) fn failing_move(rec: &FileRecord) -> Option<RemotePath> {
+    let failing = rec.state.in_flight()
+        && !matches!(rec.state, FileState::Delivered | FileState::Disposing | FileState::Quarantining)
+        && rec.source_fate == SourceFate::Kept
+        && rec.last_error.is_some();
+    rec.disposed_to.as_deref().filter(|_| failing).and_then(|t| RemotePath::parse(t).ok())
 }
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ pub mod error;
 mod halt;
 mod history;
 pub mod identity;
+mod left_failing;
 mod lifecycle;
 mod naming;
 mod pipe;
@@ -128,6 +129,29 @@ pub struct FileReport {
     /// Record counts, when the flow's content steps ran on the file.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub records: Option<RecordCounts>,
+}
+
+impl FileReport {
+    /// The failed line of a file an earlier run left in flight whose source is gone, and
+    /// which the run finishing it could not judge now (`e`: why; `detail` says it): logged
+    /// as the run's report line; the `bool` is whether the run must stop.
+    fn left_unjudged(flow: &str, path: &RemotePath, e: &error::FileError, detail: String) -> (FileReport, bool) {
+        tracing::error!(target: REPORT_LOG_TARGET, flow = %flow, path = %path, kind = %e.kind(), error = %detail, "File failed.");
+        (FileReport::failed(path, detail, e.kind()), e.aborts_run())
+    }
+
+    /// A failed file's line: `detail` says why; nothing delivered.
+    fn failed(path: &RemotePath, detail: String, kind: ErrorKind) -> FileReport {
+        FileReport {
+            path: path.to_string(),
+            outcome: Outcome::Failed,
+            detail,
+            targets: vec![],
+            bytes: 0,
+            error_kind: Some(kind),
+            records: None,
+        }
+    }
 }
 
 /// The result of one run.
@@ -524,8 +548,9 @@ async fn run_files(
     }
 
     // Files a crashed run left whose source is no longer listed, as the source was being
-    // moved or deleted: after delivery (finished by the lifecycle), or once put aside in
-    // quarantine (recorded quarantined if its copy is there; else said loudly).
+    // moved or deleted: after delivery (finished by the lifecycle), once put aside in
+    // quarantine (recorded quarantined if its copy is there; else said loudly), or once failed
+    // for good (recorded failed, with where `after.failure` moved it).
     let listed: BTreeSet<&str> = candidates.iter().map(|c| c.entry.path.as_str()).collect();
     for r in ledger.files(&flow.name)? {
         if !r.state.in_flight() || listed.contains(r.path.as_str()) {
@@ -538,6 +563,7 @@ async fn run_files(
                 Some(lifecycle::process(&cx, &entry, "", None).await?)
             }
             crate::ledger::FileState::Quarantining => quarantine::finish_left_aside(&cx, r, &entry).await?,
+            _ if disposition::failing_move(&r).is_some() => left_failing::finish(&cx, r, &entry).await?,
             _ => None,
         };
         let Some((f, abort)) = finished else { continue };

@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use super::disposition::Fate;
 use super::error::FileError;
-use super::{awaits, discover, disposition, endpoints, identity, lifecycle, quarantine, ready, shared_targets};
+use super::{awaits, discover, disposition, endpoints, identity, left_failing, lifecycle, quarantine, ready, shared_targets};
 use crate::config::Flow;
 use crate::config::flow::{Disposition, EndpointSpec};
 use crate::endpoint::{DynEndpoint, EndpointError, RemotePath};
@@ -251,7 +251,13 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
                 let rec = snapshot.as_ref().map(|l| l.file(&flow.name, c.entry.path.as_str())).transpose()?.flatten();
                 (rec.as_ref().and_then(lifecycle::recorded_move), state == FileState::Quarantining)
             }
-            Action::Quarantine { .. } | Action::Fail { .. } => (None, true),
+            Action::Quarantine { .. } => (None, true),
+            // Failed again, a file killed before its source was moved is moved to the name
+            // recorded for it then (`disposition::failing_move`).
+            Action::Fail { .. } => {
+                let rec = snapshot.as_ref().map(|l| l.file(&flow.name, c.entry.path.as_str())).transpose()?.flatten();
+                (rec.as_ref().and_then(disposition::failing_move), true)
+            }
             _ => continue,
         };
         disposals.push(Disposal { file: i, source: c.entry.path.clone(), size: c.entry.size, recorded, listed: true, failed });
@@ -280,6 +286,18 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
                     if let Some(action) = left_aside(flow, &**source, &mut opened, l, &r).await? {
                         files.push(PlannedFile { path, size: r.size, action });
                     }
+                }
+                // Failed for good, its source moved before the failure was recorded: recorded
+                // failed, as `left_failing::finish` does it.
+                _ if disposition::failing_move(&r).is_some() => {
+                    let Ok(source_path) = RemotePath::parse(&r.path) else { continue };
+                    let why = match left_failing::judge(flow, &**source, &r, &source_path).await {
+                        Ok(None) => continue,
+                        Ok(Some((why, _))) => why,
+                        Err(FileError::Ledger(e)) => return Err(e.into()),
+                        Err(e) => left_failing::unjudged(&e),
+                    };
+                    files.push(PlannedFile { path, size: r.size, action: Action::Fail { why } });
                 }
                 _ => {}
             }
@@ -1656,6 +1674,22 @@ mod tests {
         }
     }
 
+    /// What the ledger holds of `in/a.csv` when a run on this thread reaches the halt point
+    /// `point` (where it is killed in a crash test), until the guard is dropped.
+    fn held_at(
+        ledger: &std::sync::Arc<Ledger>,
+        point: &'static str,
+    ) -> (std::rc::Rc<std::cell::RefCell<Option<FileRecord>>>, crate::engine::halt::hook::Guard) {
+        let left = std::rc::Rc::new(std::cell::RefCell::new(None));
+        let (l, held) = (ledger.clone(), left.clone());
+        let hook = crate::engine::halt::hook::set(move |p| {
+            if p == point {
+                *held.borrow_mut() = l.file("t", "in/a.csv").unwrap();
+            }
+        });
+        (left, hook)
+    }
+
     /// A run killed in `quarantine::put_aside` after `after.failure: move_to` moved the source
     /// (`quarantine_disposed`): the move target was recorded before the move, so the next run
     /// records where the source went (`disposed_to`, here the free name `a-1.csv`, `a.csv`
@@ -1674,16 +1708,7 @@ mod tests {
             );
             put(d, &[("in/a.csv", "a,1\n"), ("failed/a.csv", "yesterday's\n")]);
             let ledger = std::sync::Arc::new(Ledger::in_memory().unwrap());
-            // What the ledger holds when the run is killed at `point`.
-            let left = std::rc::Rc::new(std::cell::RefCell::new(None));
-            let hook = {
-                let (ledger, left) = (ledger.clone(), left.clone());
-                crate::engine::halt::hook::set(move |p| {
-                    if p == point {
-                        *left.borrow_mut() = ledger.file("t", "in/a.csv").unwrap();
-                    }
-                })
-            };
+            let (left, hook) = held_at(&ledger, point);
             assert_eq!(run(&flow, &ledger, d).await.quarantined, 1);
             drop(hook);
             let rec = left.borrow_mut().take().expect("halt point reached");
@@ -1719,6 +1744,74 @@ mod tests {
             );
             assert_eq!(std::fs::read_to_string(&moved).unwrap(), "a,1\n");
             assert_eq!(std::fs::read_to_string(d.join("src/failed/a.csv")).unwrap(), "yesterday's\n");
+        }
+    }
+
+    /// A run killed in `lifecycle::fail` as `after.failure: move_to` moves the source of a
+    /// file failed for good (its sink target taken): the move target is recorded before the move, the
+    /// file still in flight. Killed after the move (`failure_disposed`), the next run records
+    /// it failed, its source moved to the name recorded (`a-1.csv`, `a.csv` being taken),
+    /// saying it was finished after a crash, as the plan says beforehand; moved on from there
+    /// since, its fate is unknown. Before, it stayed in flight for ever, its source gone.
+    /// Killed between the record and the move (`failure_disposing`), the source is still
+    /// listed: the next run takes it again and moves it to the name recorded.
+    #[tokio::test]
+    async fn a_file_left_failing_after_its_source_was_moved_is_recorded_failed_with_where_it_went() {
+        for (point, removed) in [("failure_disposed", false), ("failure_disposed", true), ("failure_disposing", false)] {
+            let dir = tempfile::tempdir().unwrap();
+            let d = dir.path();
+            let flow = flow(d, "after: { failure: { move_to: /failed } }\n");
+            put(d, &[("in/a.csv", "a,1\n"), ("failed/a.csv", "yesterday's\n")]);
+            // Failed for good: its target on the sink is taken (`if_exists: fail`).
+            std::fs::create_dir_all(d.join("dst/inbox")).unwrap();
+            std::fs::write(d.join("dst/inbox/a.csv"), "someone else's\n").unwrap();
+            let ledger = std::sync::Arc::new(Ledger::in_memory().unwrap());
+            let (left, hook) = held_at(&ledger, point);
+            let r = run(&flow, &ledger, d).await;
+            assert_eq!(r.files[0].outcome, crate::engine::Outcome::Failed, "{r:#?}");
+            drop(hook);
+            let rec = left.borrow_mut().take().expect("halt point reached");
+            assert!(rec.state.in_flight(), "{rec:?}");
+            assert_eq!((rec.source_fate, rec.disposed_to.as_deref()), (SourceFate::Kept, Some("failed/a-1.csv")));
+            ledger.put_file_with("t", &rec, crate::ledger::Durability::Durable).unwrap();
+            let moved = d.join("src/failed/a-1.csv");
+            if point == "failure_disposing" {
+                // Not moved yet when it was killed.
+                std::fs::rename(&moved, d.join("src/in/a.csv")).unwrap();
+                let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+                assert!(
+                    matches!(&p.files[..], [PlannedFile { action: Action::Fail { why }, .. }] if why.ends_with("the source is moved to /failed/")),
+                    "{p:#?}"
+                );
+                let r = run(&flow, &ledger, d).await;
+                assert_eq!(r.files[0].outcome, crate::engine::Outcome::Failed, "{r:#?}");
+                assert!(r.files[0].detail.ends_with("; source moved to /failed/a-1.csv"), "{}", r.files[0].detail);
+            } else {
+                if removed {
+                    std::fs::remove_file(&moved).unwrap();
+                }
+                let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+                let [f] = &p.files[..] else { panic!("{p:#?}") };
+                let Action::Fail { why } = &f.action else { panic!("{p:#?}") };
+                let fate = if removed {
+                    "; source no longer at /in/a.csv, nor at /failed/a-1.csv, the name recorded for it in the after.failure folder (moved or removed since)"
+                } else {
+                    "; source moved to /failed/a-1.csv"
+                };
+                assert!(why.ends_with(&format!("{fate}; finished after a crash (it had failed before it)")), "{why}");
+                let r = run(&flow, &ledger, d).await;
+                let [f] = &r.files[..] else { panic!("{r:#?}") };
+                assert_eq!((f.outcome, &f.detail, r.counts.seen), (crate::engine::Outcome::Failed, why, 1), "{r:#?}");
+            }
+            let rec = ledger.file("t", "in/a.csv").unwrap().unwrap();
+            let fate = if removed { (SourceFate::Unknown, None) } else { (SourceFate::Moved, Some("failed/a-1.csv")) };
+            assert_eq!((rec.state, rec.source_fate, rec.disposed_to.as_deref()), (FileState::Failed, fate.0, fate.1));
+            if !removed {
+                assert_eq!(std::fs::read_to_string(&moved).unwrap(), "a,1\n");
+            }
+            assert_eq!(std::fs::read_to_string(d.join("src/failed/a.csv")).unwrap(), "yesterday's\n");
+            // Finished: the next run has nothing to do with it.
+            assert!(run(&flow, &ledger, d).await.files.is_empty());
         }
     }
 

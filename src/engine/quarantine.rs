@@ -163,38 +163,10 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
         }
     }
     let mut detail = format!("quarantined to {}:{copy}: {}", q.endpoint, qr.reason);
-    // Where `move_to` puts the source is chosen and recorded before the move, as a delivered
-    // file's (`disposing`): a crash after the move leaves a record naming where it went
-    // ([`left_aside`]), and a resumed run moves it to the same name.
-    // A source gone already (moved when the file was first quarantined, and now reprocessed)
-    // gets no target: what the record says of where it went stays.
-    let target = match lifecycle::recorded_move(rec) {
-        Some(t) => Ok(Some(t)),
-        None if !matches!(cx.flow.after_failure, Disposition::MoveTo(_)) => Ok(None),
-        None => {
-            retry(policy, "plan after.failure", || async {
-                match cx.source.stat(&entry.path).await? {
-                    Some(e) if e.kind == EntryKind::File => disposition::plan(&*cx.source, &entry.path, &cx.flow.after_failure).await,
-                    _ => Ok(None),
-                }
-            })
-            .await
-        }
-    };
-    if let Ok(Some(t)) = &target
-        && rec.disposed_to.as_deref() != Some(t.as_str())
-    {
-        rec.disposed_to = Some(t.as_str().to_string());
-        // Not moved yet: what `lifecycle::recorded_move` reads as a target still to move to.
-        rec.source_fate = SourceFate::Kept;
-        rec.updated = now_millis();
-        cx.store(Transition::File { flow: flow.clone(), rec: rec.clone() }).await?;
-    }
-    super::halt::point("quarantine_disposing");
-    let applied = match target {
-        Ok(t) => disposition::apply(&*cx.source, &entry.path, &cx.flow.after_failure, t.as_ref()).await,
-        Err(e) => Err(e),
-    };
+    // Where `move_to` puts the source is recorded before the move: a crash after it leaves a
+    // record naming where it went ([`left_aside`]).
+    let recorded = lifecycle::recorded_move(rec);
+    let applied = disposition::after_failure(cx, rec, entry, recorded, "quarantine_disposing").await?;
     match applied {
         Ok(Some(t)) => {
             detail.push_str(&format!("; source moved to {t}"));
@@ -208,10 +180,6 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
         }
         Ok(None) => {}
         Err(e) => detail.push_str(&format!("; after.failure could not be applied: {e}")),
-    }
-    if rec.source_fate != SourceFate::Moved {
-        // A target chosen and not moved to (the source gone elsewhere, or the move refused).
-        rec.disposed_to = None;
     }
     // A crash here leaves the file `quarantining`, its source no longer listed: the next run
     // finishes it from the copy ([`finish_left_aside`]).
@@ -375,15 +343,6 @@ pub(super) async fn finish_left_aside(cx: &Ctx<'_>, mut rec: FileRecord, entry: 
         left_aside(cx.flow, &*cx.source, cx.quarantine.as_deref(), &rec, &entry.path, result.quarantine.as_ref())
     })
     .await;
-    let failed = |detail: String, kind: ErrorKind| FileReport {
-        path: entry.path.to_string(),
-        outcome: Outcome::Failed,
-        detail,
-        targets: vec![],
-        bytes: 0,
-        error_kind: Some(kind),
-        records: None,
-    };
     let staged = stage::staging_path(cx.staging_dir, flow, &entry.path);
     match judged {
         Ok(None) => Ok(None),
@@ -421,14 +380,10 @@ pub(super) async fn finish_left_aside(cx: &Ctx<'_>, mut rec: FileRecord, entry: 
             rec.run = cx.run;
             rec.updated = now_millis();
             cx.store(Transition::File { flow: flow.clone(), rec }).await?;
-            Ok(Some((failed(why, kind), false)))
+            Ok(Some((FileReport::failed(&entry.path, why, kind), false)))
         }
         Err(FileError::Ledger(e)) => Err(e),
-        Err(e) => {
-            let detail = left_aside_unjudged(&e);
-            tracing::error!(target: REPORT_LOG_TARGET, flow = %flow, path = %entry.path, kind = %e.kind(), error = %detail, "File failed.");
-            Ok(Some((failed(detail, e.kind()), e.aborts_run())))
-        }
+        Err(e) => Ok(Some(FileReport::left_unjudged(flow, &entry.path, &e, left_aside_unjudged(&e)))),
     }
 }
 

@@ -68,7 +68,6 @@ pub(super) async fn fail(
     } else if (kind.is_passing() || abort || disposal_only) && !give_up {
         detail.push_str(&format!(" (attempt {}; the next run resumes it)", rec.attempts));
     } else {
-        rec.state = FileState::Failed;
         content::discard_with_outputs(staged).await;
         if cx.flow.after_failure == Disposition::Delete {
             // Nothing of this file was kept anywhere (a quarantined file goes another way):
@@ -79,7 +78,12 @@ pub(super) async fn fail(
             // the free name a delivered file of the run chose and has not moved to yet. No
             // other claim is held here (the quarantine's was let go with its attempt).
             let _moving = claim_failure_move(cx).await;
-            match disposition::apply(&*cx.source, &entry.path, &cx.flow.after_failure, None).await {
+            // The target is recorded while the file is still in flight, in the state it failed
+            // in: a crash after the move leaves a record naming where the source went, which
+            // the next run finishes (`left_failing`); one before it, a source still listed,
+            // which the next run takes again and, failing, moves to the same name.
+            let recorded = disposition::failing_move(rec);
+            match disposition::after_failure(cx, rec, entry, recorded, "failure_disposing").await? {
                 Ok(Some(t)) => {
                     detail.push_str(&format!("; source moved to {t}"));
                     disposition::record(rec, &cx.flow.after_failure, Some(&t));
@@ -88,7 +92,11 @@ pub(super) async fn fail(
                 Ok(None) => detail.push_str("; source kept, retried next run"),
                 Err(de) => detail.push_str(&format!("; after.failure could not be applied: {de}")),
             }
+            // A crash here leaves the file in flight, its source no longer listed: the next
+            // run records it failed, moved where recorded (`left_failing::finish`).
+            halt::point("failure_disposed");
         }
+        rec.state = FileState::Failed;
     }
     // Its line in the run's report says the same: `wharf run` leaves this one out.
     tracing::error!(target: REPORT_LOG_TARGET, flow = %cx.flow.name, path = %entry.path, kind = %kind, error = %detail, "File failed.");
