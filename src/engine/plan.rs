@@ -653,9 +653,15 @@ mod tests {
         assert_eq!((read("done/y-1.csv"), read("done/y.csv")), ("y\n".into(), "before\n".into()));
         // Which of the two `x.csv` is moved first may differ (a run takes several files at
         // once); the names are the same.
-        let mut xs = [read("done/x.csv"), read("done/x-1.csv")];
-        xs.sort();
-        assert_eq!(xs, ["a\n", "b\n"]);
+        assert_eq!(sorted_contents(&src, &["done/x.csv", "done/x-1.csv"]), ["a\n", "b\n"]);
+    }
+
+    /// The contents of the files at `paths` under `src`, sorted: two files moved at once may
+    /// take the planned names in either order.
+    fn sorted_contents(src: &Path, paths: &[&str]) -> Vec<String> {
+        let mut contents: Vec<String> = paths.iter().map(|p| std::fs::read_to_string(src.join(p)).unwrap()).collect();
+        contents.sort();
+        contents
     }
 
     #[tokio::test]
@@ -764,10 +770,7 @@ mod tests {
         assert!(!src.join("in/a/x.csv").exists() && !src.join("in/b/x.csv").exists(), "both moved");
         // Which of the two is moved first may differ (a run takes several files at once); the
         // names are the ones planned.
-        let read = |p: &str| std::fs::read_to_string(src.join(p)).unwrap();
-        let mut xs = [read("done/x.csv"), read("done/x-1.csv")];
-        xs.sort();
-        assert_eq!(xs, ["a\n", "b\n"]);
+        assert_eq!(sorted_contents(&src, &["done/x.csv", "done/x-1.csv"]), ["a\n", "b\n"]);
     }
 
     /// What becomes of a source delivered before, as the run does it: `keep` leaves it (no
