@@ -656,6 +656,22 @@ mod tests {
         assert_eq!(sorted_contents(&src, &["done/x.csv", "done/x-1.csv"]), ["a\n", "b\n"]);
     }
 
+    /// The record a run that crashed a minute ago, downloading `path` (run 1), left.
+    fn left_staging(path: &str, identity: String, size: u64, mtime: i64) -> FileRecord {
+        let at = crate::ledger::now_millis() - 60_000;
+        FileRecord {
+            path: path.into(),
+            identity,
+            size,
+            mtime: Some(mtime),
+            state: FileState::Staging,
+            first_seen: at,
+            updated: at,
+            run: 1,
+            ..Default::default()
+        }
+    }
+
     /// The contents of the files at `paths` under `src`, sorted: two files moved at once may
     /// take the planned names in either order.
     fn sorted_contents(src: &Path, paths: &[&str]) -> Vec<String> {
@@ -1197,18 +1213,7 @@ mod tests {
         std::fs::write(d.join("outbox/a.xml"), "<order/>").unwrap();
         // a.csv was being downloaded when a run crashed: nothing of it was sent.
         let mtime = to_millis(std::fs::metadata(d.join("outbox/a.csv")).unwrap().modified().unwrap());
-        let at = crate::ledger::now_millis() - 60_000;
-        let rec = FileRecord {
-            path: "a.csv".into(),
-            identity: format!("p=a.csv|s=5|m={mtime}"),
-            size: 5,
-            mtime: Some(mtime),
-            state: FileState::Staging,
-            first_seen: at,
-            updated: at,
-            run: 1,
-            ..Default::default()
-        };
+        let rec = left_staging("a.csv", format!("p=a.csv|s=5|m={mtime}"), 5, mtime);
         let ledger = Ledger::in_memory().unwrap();
         ledger.put_file_with("rt", &rec, crate::ledger::Durability::Durable).unwrap();
 
@@ -1473,18 +1478,7 @@ mod tests {
         let t = std::fs::metadata(d.join("src/in/a.csv")).unwrap().modified().unwrap();
         std::fs::File::options().write(true).open(d.join("src/in/b.csv")).unwrap().set_modified(t).unwrap();
         // a.csv was being downloaded when a run crashed.
-        let at = crate::ledger::now_millis() - 60_000;
-        let rec = FileRecord {
-            path: "in/a.csv".into(),
-            identity: format!("s=5|m={}", to_millis(t)),
-            size: 5,
-            mtime: Some(to_millis(t)),
-            state: FileState::Staging,
-            first_seen: at,
-            updated: at,
-            run: 1,
-            ..Default::default()
-        };
+        let rec = left_staging("in/a.csv", format!("s=5|m={}", to_millis(t)), 5, to_millis(t));
         let ledger = Ledger::in_memory().unwrap();
         ledger.put_file_with("t", &rec, crate::ledger::Durability::Durable).unwrap();
 
