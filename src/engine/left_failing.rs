@@ -11,7 +11,7 @@ use crate::ledger::{FileRecord, FileState, LedgerError, SourceFate, Transition, 
 
 use super::disposition::{self, Fate};
 use super::error::FileError;
-use super::lifecycle::Ctx;
+use super::lifecycle::{Ctx, dispose_companions};
 use super::retry::retry;
 use super::{FileReport, REPORT_LOG_TARGET, content, stage};
 
@@ -51,8 +51,9 @@ pub(super) fn unjudged(e: &dyn std::fmt::Display) -> String {
 }
 
 /// Finishes a file left failing (see the module doc), as [`judge`] says: recorded `failed`,
-/// its source `Moved` to the name recorded when found there (else its fate `Unknown`), its
-/// staged copy (if any) discarded. `None` when it is not one or its source is still at its
+/// its source `Moved` to the name recorded when found there (else its fate `Unknown`), the
+/// files that go with it (done file, checksum, row count) disposed of per `after.failure`
+/// as `fail` does, its staged copy (if any) discarded. `None` when it is not one or its source is still at its
 /// path. The `bool`: whether the run must stop.
 pub(super) async fn finish(cx: &Ctx<'_>, mut rec: FileRecord, entry: &Entry) -> Result<Option<(FileReport, bool)>, LedgerError> {
     let flow = &cx.flow.name;
@@ -68,6 +69,9 @@ pub(super) async fn finish(cx: &Ctx<'_>, mut rec: FileRecord, entry: &Entry) -> 
                     rec.source_fate = SourceFate::Unknown;
                 }
             }
+            // Its done file, checksum, row count go as the data file went: the crash may have
+            // come before they did (one already gone is passed over).
+            dispose_companions(cx, entry, &cx.flow.after_failure).await;
             rec.state = FileState::Failed;
             rec.run = cx.run;
             rec.updated = now_millis();
@@ -78,5 +82,215 @@ pub(super) async fn finish(cx: &Ctx<'_>, mut rec: FileRecord, entry: &Entry) -> 
         }
         Err(FileError::Ledger(e)) => Err(e),
         Err(e) => Ok(Some(FileReport::left_unjudged(flow, &entry.path, &e, unjudged(&e)))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::cell::RefCell;
+    use std::collections::BTreeMap;
+    use std::path::Path;
+    use std::rc::Rc;
+    use std::sync::Arc;
+    use std::time::SystemTime;
+
+    use crate::config::Flow;
+    use crate::engine::plan::{Action, PlannedFile, plan};
+    use crate::engine::{Outcome, RunOptions, RunReport, halt, run_once};
+    use crate::ledger::{Durability, FileRecord, FileResult, FileState, Ledger, SourceFate};
+
+    /// A flow from `d/src/in` to `d/dst/inbox` (and `/archive` with `archive`), with `extra`.
+    fn flow(d: &Path, archive: bool, extra: &str) -> Flow {
+        let (src, dst) = (d.join("src"), d.join("dst"));
+        std::fs::create_dir_all(src.join("in")).unwrap();
+        std::fs::create_dir_all(&dst).unwrap();
+        let archive = if archive { "  - { endpoint: erp, path: /archive }\n" } else { "" };
+        let text = format!(
+            "name: t\nendpoints:\n  partner: {{ type: local, root: {} }}\n  erp: {{ type: local, root: {} }}\n\
+             source: {{ endpoint: partner, path: /in, include: ['*.csv'] }}\n\
+             sinks:\n  - {{ endpoint: erp, path: /inbox }}\n{archive}retry: {{ attempts: 1, give_up_after: 1 }}\n{extra}",
+            src.display(),
+            dst.display()
+        );
+        crate::config::load_flow_str(&text, &d.join("t.yaml")).unwrap()
+    }
+
+    fn put(d: &Path, files: &[(&str, &[u8])]) {
+        for (p, body) in files {
+            let p = d.join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, body).unwrap();
+        }
+    }
+
+    async fn run(flow: &Flow, ledger: &Ledger, d: &Path) -> RunReport {
+        run_once(flow, ledger, &RunOptions::new(d.join("staging")), &mut |_| {}).await.unwrap()
+    }
+
+    /// What the ledger held of `in/a.csv` (its record and content result) at each halt point
+    /// a run on this thread reached, the last time it reached it.
+    type Held = Rc<RefCell<BTreeMap<String, (FileRecord, Option<FileResult>)>>>;
+
+    /// Records what the ledger holds at every halt point (see [`Held`]) until the guard is
+    /// dropped; at `uploading`, removes what is being uploaded to `d/dst/inbox` when `spoil`
+    /// (the upload then finds its temporary file gone: passing trouble, as a dropped upload).
+    fn held(ledger: &Arc<Ledger>, d: &Path, spoil: bool) -> (Held, halt::hook::Guard) {
+        let left: Held = Default::default();
+        let (l, at, inbox) = (ledger.clone(), left.clone(), d.join("dst/inbox"));
+        let hook = halt::hook::set(move |p| {
+            if spoil && p == "uploading" {
+                for e in std::fs::read_dir(&inbox).unwrap() {
+                    std::fs::remove_file(e.unwrap().path()).unwrap();
+                }
+            }
+            if let Some(rec) = l.file("t", "in/a.csv").unwrap() {
+                at.borrow_mut().insert(p.to_string(), (rec, l.file_result("t", "in/a.csv").unwrap()));
+            }
+        });
+        (left, hook)
+    }
+
+    fn at(held: &Held, point: &str) -> (FileRecord, Option<FileResult>) {
+        held.borrow().get(point).cloned().unwrap_or_else(|| panic!("halt point {point} not reached"))
+    }
+
+    /// A run killed in `lifecycle::fail` between recording the `after.failure: move_to` name
+    /// and the move (`failure_disposing`) leaves the source listed; the next run takes it
+    /// again, and its target freed meanwhile, delivers it. Before, the name recorded stayed
+    /// on the record while it was delivered: killed then (`renamed`), with the partner
+    /// removing the source, the run after it recorded the file failed, "nor at
+    /// /failed/a-1.csv", when it was being delivered — and the plan said so too.
+    #[tokio::test]
+    async fn a_failing_move_name_is_dropped_when_the_file_is_taken_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let flow = flow(d, false, "after: { success: keep, failure: { move_to: /failed } }\n");
+        put(d, &[("src/in/a.csv", b"a,1\n"), ("src/failed/a.csv", b"yesterday's\n"), ("dst/inbox/a.csv", b"someone else's\n")]);
+        let ledger = Arc::new(Ledger::in_memory().unwrap());
+        let (left, hook) = held(&ledger, d, false);
+        assert_eq!(run(&flow, &ledger, d).await.counts.failed, 1);
+        drop(hook);
+        let (rec, _) = at(&left, "failure_disposing");
+        assert_eq!(rec.disposed_to.as_deref(), Some("failed/a-1.csv"));
+        // Killed before the move: the source is still where it was.
+        ledger.put_file_with("t", &rec, Durability::Durable).unwrap();
+        std::fs::rename(d.join("src/failed/a-1.csv"), d.join("src/in/a.csv")).unwrap();
+        std::fs::remove_file(d.join("dst/inbox/a.csv")).unwrap();
+        let (left, hook) = held(&ledger, d, false);
+        assert_eq!(run(&flow, &ledger, d).await.counts.delivered, 1);
+        drop(hook);
+        let (rec, _) = at(&left, "renamed");
+        assert_eq!((rec.state, rec.disposed_to.as_deref(), rec.source_fate), (FileState::Delivering, None, SourceFate::Kept));
+        // Killed once delivered under its final name; the partner removes the source then.
+        ledger.put_file_with("t", &rec, Durability::Durable).unwrap();
+        std::fs::remove_file(d.join("src/in/a.csv")).unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        assert!(p.files.iter().all(|f| !matches!(f.action, Action::Fail { .. })), "{p:#?}");
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.counts.failed, 0, "{r:#?}");
+        assert_ne!(ledger.file("t", "in/a.csv").unwrap().unwrap().state, FileState::Failed);
+    }
+
+    /// A file whose quarantine itself fails (its location cannot be made) fails for good, its
+    /// source moved by `after.failure`: killed between recording the move's name and the move
+    /// (`failure_disposing`), and after the move (`failure_disposed`), the record is one of a
+    /// file failing, in the state it was in before the quarantine (`state`), with no
+    /// quarantine claimed in its content result; the next run records it failed, moved where
+    /// recorded, as the plan says. Before, it was left `quarantining` with a move target: the
+    /// next run took it for a quarantine left aside and failed it on every run, "no
+    /// quarantine copy of it was recorded", keeping it in flight for ever.
+    async fn a_failed_quarantine_leaves_a_failing_file(flow: Flow, d: &Path, body: &[u8], spoil: bool, state: FileState) {
+        put(d, &[("src/in/a.csv", body), ("dst/rejected", b"a file where the quarantine folder should be")]);
+        let ledger = Arc::new(Ledger::in_memory().unwrap());
+        let (left, hook) = held(&ledger, d, spoil);
+        let r = run(&flow, &ledger, d).await;
+        drop(hook);
+        let [f] = &r.files[..] else { panic!("{r:#?}") };
+        assert_eq!(f.outcome, Outcome::Failed, "{r:#?}");
+        for point in ["failure_disposing", "failure_disposed"] {
+            let (rec, result) = at(&left, point);
+            assert_eq!(
+                (rec.state, rec.source_fate, rec.disposed_to.as_deref()),
+                (state, SourceFate::Kept, Some("failed/a.csv")),
+                "{point}"
+            );
+            // Given up, the file had no content result: none is left claiming a quarantine.
+            // (Refused by its steps, the verdict stays in it, as for any file refused.)
+            if spoil {
+                assert_eq!(result, None, "{point}");
+            }
+        }
+        // The report line says why it was not quarantined (and not twice why it was to be).
+        assert!(f.detail.contains("putting it aside in quarantine erp failed: "), "{}", f.detail);
+        assert_eq!(f.detail.matches("last error").count(), usize::from(spoil), "{}", f.detail);
+        assert_eq!(std::fs::read(d.join("src/failed/a.csv")).unwrap(), body);
+        // Killed after the move, before the failure was recorded.
+        let (rec, _) = at(&left, "failure_disposed");
+        ledger.put_file_with("t", &rec, Durability::Durable).unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let [PlannedFile { action: Action::Fail { why }, .. }] = &p.files[..] else { panic!("{p:#?}") };
+        assert!(why.ends_with("; source moved to /failed/a.csv; finished after a crash (it had failed before it)"), "{why}");
+        let r = run(&flow, &ledger, d).await;
+        let [f] = &r.files[..] else { panic!("{r:#?}") };
+        assert_eq!((f.outcome, &f.detail), (Outcome::Failed, why), "{r:#?}");
+        let rec = ledger.file("t", "in/a.csv").unwrap().unwrap();
+        assert_eq!((rec.state, rec.source_fate, rec.disposed_to.as_deref()), (FileState::Failed, SourceFate::Moved, Some("failed/a.csv")));
+        assert!(run(&flow, &ledger, d).await.files.is_empty());
+    }
+
+    /// Given up (an upload that keeps failing: its temporary file taken away each time) in
+    /// a flow whose quarantine cannot be made: back to `delivering`, its content result gone.
+    #[tokio::test]
+    async fn a_given_up_file_whose_quarantine_fails_is_left_failing_not_quarantining() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let flow = flow(d, true, "quarantine: { endpoint: erp, path: /rejected }\nafter: { failure: { move_to: /failed } }\n");
+        // Bigger than what is held in memory: uploaded from its staged copy, through `uploading`.
+        let body = vec![b'x'; crate::engine::stage::INLINE_MAX as usize + 1];
+        a_failed_quarantine_leaves_a_failing_file(flow, d, &body, true, FileState::Delivering).await;
+    }
+
+    /// Refused by its steps, its quarantine failing for good: recorded failing as `staged`.
+    #[tokio::test]
+    async fn a_refused_file_whose_quarantine_fails_is_left_failing_not_quarantining() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let flow = flow(
+            d,
+            false,
+            "steps:\n  - check: { magic: [zip] }\nquarantine: { endpoint: erp, path: /rejected }\nafter: { failure: { move_to: /failed } }\n",
+        );
+        a_failed_quarantine_leaves_a_failing_file(flow, d, b"a,1\n", false, FileState::Staged).await;
+    }
+
+    /// A run killed after `after.failure: move_to` moved a file's source but before its done
+    /// file went with it (`failure_disposed` or `quarantine_disposed`, the done file put back
+    /// as if the crash came before its move): the next run, finishing the file, moves the
+    /// done file too. Before, it stayed in the drop folder for ever.
+    #[tokio::test]
+    async fn a_file_finished_after_a_crash_takes_its_done_file_along() {
+        for (point, extra) in [
+            ("failure_disposed", ""),
+            ("quarantine_disposed", "steps:\n  - check: { magic: [zip] }\nquarantine: { endpoint: erp, path: /rejected }\n"),
+        ] {
+            let dir = tempfile::tempdir().unwrap();
+            let d = dir.path();
+            let mut flow = flow(d, false, &format!("{extra}after: {{ failure: {{ move_to: /failed }} }}\n"));
+            flow.source.ready.done_file = Some(crate::template::NameTemplate::new("{{name}}.ok").unwrap());
+            put(d, &[("src/in/a.csv", b"a,1\n"), ("src/in/a.csv.ok", b""), ("dst/inbox/a.csv", b"someone else's\n")]);
+            let ledger = Arc::new(Ledger::in_memory().unwrap());
+            let (left, hook) = held(&ledger, d, false);
+            run(&flow, &ledger, d).await;
+            drop(hook);
+            let (rec, _) = at(&left, point);
+            ledger.put_file_with("t", &rec, Durability::Durable).unwrap();
+            std::fs::rename(d.join("src/failed/a.csv.ok"), d.join("src/in/a.csv.ok")).unwrap();
+            let r = run(&flow, &ledger, d).await;
+            let [f] = &r.files[..] else { panic!("{point}: {r:#?}") };
+            assert!(f.detail.contains("; source moved to /failed/a.csv; finished after a crash"), "{point}: {r:#?}");
+            assert!(!d.join("src/in/a.csv.ok").exists(), "{point}: the done file is left behind");
+            assert!(d.join("src/failed/a.csv.ok").exists(), "{point}");
+            assert!(!ledger.file("t", "in/a.csv").unwrap().unwrap().state.in_flight(), "{point}");
+        }
     }
 }

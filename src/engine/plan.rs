@@ -251,13 +251,9 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
                 let rec = snapshot.as_ref().map(|l| l.file(&flow.name, c.entry.path.as_str())).transpose()?.flatten();
                 (rec.as_ref().and_then(lifecycle::recorded_move), state == FileState::Quarantining)
             }
-            Action::Quarantine { .. } => (None, true),
-            // Failed again, a file killed before its source was moved is moved to the name
-            // recorded for it then (`disposition::failing_move`).
-            Action::Fail { .. } => {
-                let rec = snapshot.as_ref().map(|l| l.file(&flow.name, c.entry.path.as_str())).transpose()?.flatten();
-                (rec.as_ref().and_then(disposition::failing_move), true)
-            }
+            // Failed again, a file killed before its source was moved chooses its name afresh:
+            // the one recorded then is dropped when the file is taken again (`lifecycle::process`).
+            Action::Quarantine { .. } | Action::Fail { .. } => (None, true),
             _ => continue,
         };
         disposals.push(Disposal { file: i, source: c.entry.path.clone(), size: c.entry.size, recorded, listed: true, failed });

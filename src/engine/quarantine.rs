@@ -333,7 +333,8 @@ pub(super) fn left_aside_unjudged(e: &dyn std::fmt::Display) -> String {
 
 /// Finishes a file an earlier run left `quarantining` whose source is no longer listed, as
 /// [`left_aside`] judges it: its copy confirmed, it is recorded quarantined (what `wharf
-/// quarantine list`/`reprocess` read), with what `after.failure` made of the source; else it
+/// quarantine list`/`reprocess` read), with what `after.failure` made of the source (and of
+/// the files that go with it: done file, checksum, row count, as [`put_aside`] does); else it
 /// fails loudly and stays in flight, its staged copy (if any) kept and named. `None` while
 /// the source is still at its path. The `bool`: whether the run must stop.
 pub(super) async fn finish_left_aside(cx: &Ctx<'_>, mut rec: FileRecord, entry: &Entry) -> Result<Option<(FileReport, bool)>, LedgerError> {
@@ -352,6 +353,9 @@ pub(super) async fn finish_left_aside(cx: &Ctx<'_>, mut rec: FileRecord, entry: 
                 Disposition::Delete | Disposition::Keep => SourceFate::Deleted,
             };
             rec.disposed_to = moved.map(|t| t.as_str().to_string());
+            // Its done file, checksum, row count go as the data file went ([`put_aside`]): the
+            // crash may have come before they did (one already gone is passed over).
+            lifecycle::dispose_companions(cx, entry, &cx.flow.after_failure).await;
             rec.state = FileState::Quarantined;
             rec.run = cx.run;
             rec.updated = now_millis();

@@ -200,6 +200,7 @@ impl Core {
                     Transition::File { flow, rec } => apply_file(tx, flow, rec)?,
                     Transition::Complete { flow, rec, done } => apply_complete(tx, flow, rec, done)?,
                     Transition::Result { flow, rec, result } => apply_result(tx, flow, rec, result)?,
+                    Transition::NoResult { flow, rec } => apply_no_result(tx, flow, rec)?,
                 }
             }
             Ok(())
@@ -208,12 +209,14 @@ impl Core {
 }
 
 /// One durable transition of a file, for [`Ledger::commit`]: what `put_file`, `complete` and
-/// `put_file_and_result` store.
+/// `put_file_and_result` store. `NoResult` stores the record and removes its content result
+/// (a quarantine of a given-up file that failed, undone: the file had no result before).
 #[derive(Debug, Clone)]
 pub enum Transition {
     File { flow: String, rec: FileRecord },
     Complete { flow: String, rec: FileRecord, done: DoneRecord },
     Result { flow: String, rec: FileRecord, result: FileResult },
+    NoResult { flow: String, rec: FileRecord },
 }
 
 pub(super) fn apply_file(tx: &redb::WriteTransaction, flow: &str, rec: &FileRecord) -> Result<(), redb::Error> {
@@ -231,6 +234,12 @@ pub(super) fn apply_complete(tx: &redb::WriteTransaction, flow: &str, rec: &File
 pub(super) fn apply_result(tx: &redb::WriteTransaction, flow: &str, rec: &FileRecord, result: &FileResult) -> Result<(), redb::Error> {
     tx.open_table(FILES)?.insert((flow, rec.path.as_str()), rec)?;
     tx.open_table(FILE_RESULTS)?.insert((flow, rec.path.as_str()), result)?;
+    Ok(())
+}
+
+pub(super) fn apply_no_result(tx: &redb::WriteTransaction, flow: &str, rec: &FileRecord) -> Result<(), redb::Error> {
+    tx.open_table(FILES)?.insert((flow, rec.path.as_str()), rec)?;
+    tx.open_table(FILE_RESULTS)?.remove((flow, rec.path.as_str()))?;
     Ok(())
 }
 

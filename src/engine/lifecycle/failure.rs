@@ -59,7 +59,7 @@ pub(super) async fn fail(
     }
     if give_up {
         detail = format!("gave up after failing in {} runs; last error: {detail}", rec.attempts);
-        if let Some(f) = quarantine_given_up(cx, rec, entry, staged, &detail).await? {
+        if let Some(f) = quarantine_given_up(cx, rec, entry, staged, &mut detail).await? {
             return Ok((f, false));
         }
     }
@@ -81,9 +81,16 @@ pub(super) async fn fail(
             // The target is recorded while the file is still in flight, in the state it failed
             // in: a crash after the move leaves a record naming where the source went, which
             // the next run finishes (`left_failing`); one before it, a source still listed,
-            // which the next run takes again and, failing, moves to the same name.
-            let recorded = disposition::failing_move(rec);
-            match disposition::after_failure(cx, rec, entry, recorded, "failure_disposing").await? {
+            // which the next run takes again, the name dropped (`process`): failing again, it
+            // chooses one afresh. So no name is recorded before this one: none is passed.
+            // A file whose quarantine failed for good is recorded as a failing one, back in
+            // the state its steps judged it in: `quarantining` with a move target reads as a
+            // quarantine's move (`recorded_move`), which a crash would leave for the next run
+            // to finish from a copy that was never made (`quarantine::finish_left_aside`).
+            if rec.state == FileState::Quarantining {
+                rec.state = FileState::Staged;
+            }
+            match disposition::after_failure(cx, rec, entry, None, "failure_disposing").await? {
                 Ok(Some(t)) => {
                     detail.push_str(&format!("; source moved to {t}"));
                     disposition::record(rec, &cx.flow.after_failure, Some(&t));
@@ -125,23 +132,28 @@ async fn vanished(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, staged: &Pa
 
 /// Quarantines a given-up file when its staged copy is whole and the flow has a quarantine;
 /// `None` when it cannot be (then it fails for good). A quarantine that fails itself is
-/// logged and the file fails for good too: the source stays where `after.failure` puts it.
+/// logged, said in `detail` (the file's report line), and undone in the ledger: the record
+/// back in the state it had, its content result as it was (no quarantine claimed for a file
+/// that is not in quarantine), before the file fails for good and `after.failure` records
+/// where it moves the source (`fail`).
 async fn quarantine_given_up(
     cx: &Ctx<'_>,
     rec: &mut FileRecord,
     entry: &Entry,
     staged: &Path,
-    reason: &str,
+    detail: &mut String,
 ) -> Result<Option<FileReport>, LedgerError> {
     let whole = matches!(rec.state, FileState::Staged | FileState::Processed | FileState::Delivering | FileState::Quarantining);
     let Some(q) = cx.flow.quarantine.as_ref().filter(|_| whole && cx.quarantine.is_some()) else {
         return Ok(None);
     };
-    let mut result = cx.ledger.file_result(&cx.flow.name, &rec.path)?.unwrap_or_default();
+    let before = cx.ledger.file_result(&cx.flow.name, &rec.path)?;
+    let mut result = before.clone().unwrap_or_default();
     if result.quarantine.is_none() {
         result.quarantine =
-            Some(QuarantineRecord { reason: reason.to_string(), at: now_millis(), endpoint: q.endpoint.clone(), ..Default::default() });
+            Some(QuarantineRecord { reason: detail.clone(), at: now_millis(), endpoint: q.endpoint.clone(), ..Default::default() });
     }
+    let was = rec.state;
     rec.state = FileState::Quarantining;
     rec.updated = now_millis();
     cx.store(Transition::Result { flow: cx.flow.name.clone(), rec: rec.clone(), result }).await?;
@@ -150,7 +162,25 @@ async fn quarantine_given_up(
         Ok(f) => Ok(Some(f)),
         Err(FileError::Ledger(e)) => Err(e),
         Err(e) => {
+            // A copy whose name was recorded (the upload of its reports failed, say) may be
+            // there: named, for removing by hand.
+            let copy = cx.ledger.file_result(&cx.flow.name, &rec.path)?.and_then(|r| r.quarantine).and_then(|q| q.copy);
+            let left = copy.map(|c| format!(" (a copy of it may be left at {}:/{c})", q.endpoint)).unwrap_or_default();
             tracing::error!(flow = %cx.flow.name, path = %entry.path, error = %e, "Could not quarantine a given-up file.");
+            // The reason is the detail already: only what the quarantine met is added.
+            let why = match &e {
+                FileError::Quarantine { endpoint, source, .. } => format!("putting it aside in quarantine {endpoint} failed: {source}"),
+                e => format!("it could not be put aside in quarantine: {e}"),
+            };
+            detail.push_str(&format!("; {why}{left}"));
+            rec.state = was;
+            rec.updated = now_millis();
+            let flow = cx.flow.name.clone();
+            let undone = match before {
+                Some(result) => Transition::Result { flow, rec: rec.clone(), result },
+                None => Transition::NoResult { flow, rec: rec.clone() },
+            };
+            cx.store(undone).await?;
             Ok(None)
         }
     }

@@ -252,6 +252,15 @@ pub(super) async fn process(cx: &Ctx<'_>, entry: &Entry, rel: &str, known: Optio
         // vanished): start again, keeping the sinks that already confirmed.
         rec.state = FileState::Claimed;
     }
+    if disposition::failing_move(&rec).is_some() {
+        // Failed for good by a run that recorded where `after.failure: move_to` puts it and
+        // stopped before the move (`failure_disposing`): listed again, its source is still at
+        // its path, so the move never happened. The name goes, or the record would read as
+        // failing (`disposition::failing_move`) while the file is delivered, and a crash then
+        // with its source gone would have it recorded failed (`left_failing`). Failing
+        // again, it chooses a name afresh (`fail`), as `wharf plan` shows it.
+        rec.disposed_to = None;
+    }
     rec.run = cx.run;
     let done_before = match (done_before, &id_pre) {
         (Some(d), _) => d,
