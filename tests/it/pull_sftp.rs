@@ -528,6 +528,58 @@ fn sigkill_during_disposition_then_rerun_delivers_everything_once() {
     crash_and_recover("disposing");
 }
 
+/// SIGKILL while a file that failed for good (its name on the sink taken, `if_exists: fail`)
+/// has its source moved by `after.failure: move_to` (`in/failed/a.csv` taken already, so to
+/// `a-1.csv`), then a rerun: killed after the name was recorded and before the move
+/// (`failure_disposing`), the rerun takes the file again and moves it; killed after the move
+/// (`failure_disposed`), its source no longer listed, the rerun records it failed, moved to
+/// the name recorded, as `wharf plan` says beforehand. Either way exactly one copy of the
+/// source is left, in `failed/` with its done file, the file `failed` and nothing in flight.
+fn failure_crash_and_recover(point: &str) {
+    let Some(w) = World::new() else { return };
+    let flow = w.flow("  ready: { done_file: \"{{name}}.ok\" }\n", "after: { failure: { move_to: /in/failed } }\n");
+    w.put("in/a.csv", b"a,1\n");
+    w.put("in/a.csv.ok", b"");
+    w.put("in/failed/a.csv", b"yesterday's\n");
+    fs::write(w.sink().join("a.csv"), b"someone else's\n").unwrap();
+    run_and_kill_at(&w, &flow, point);
+    let (_, p) = support::json_of(w.wharf().arg("plan").arg("--json").arg(&flow));
+    let planned = p["files"].as_array().unwrap_or_else(|| panic!("{p:#}"));
+    assert_eq!((planned.len(), &planned[0]["action"]), (1, &serde_json::json!("fail")), "{p:#}");
+    let (_, r) = w.run_json(&flow);
+    assert_eq!(counts(&r), (0, 0, 0, 1), "after a kill at {point}: {r:#}");
+    let detail = r["files"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("; source moved to /in/failed/a-1.csv"), "after a kill at {point}: {r:#}");
+    if point == "failure_disposed" {
+        let why = planned[0]["why"].as_str().unwrap();
+        assert!(why.ends_with("; source moved to /in/failed/a-1.csv; finished after a crash (it had failed before it)"), "{p:#}");
+        assert_eq!(detail, why, "the run did what the plan said");
+    }
+    let mut names: Vec<String> =
+        walk(&w.remote("in")).into_iter().map(|p| p.strip_prefix(w.remote("in")).unwrap().display().to_string()).collect();
+    names.sort();
+    assert_eq!(names, ["failed/a-1.csv", "failed/a.csv", "failed/a.csv.ok"], "after a kill at {point}");
+    assert_eq!(fs::read(w.remote("in/failed/a-1.csv")).unwrap(), b"a,1\n");
+    assert_eq!(fs::read(w.remote("in/failed/a.csv")).unwrap(), b"yesterday's\n");
+    assert_eq!(w.sink_files(), ["a.csv"]);
+    let files = text(&w.wharf().args(["files", "e2e"]).output().unwrap());
+    let states: Vec<&str> = files.lines().filter(|l| l.contains("/in/a.csv")).filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(states, ["failed"], "{files}");
+    // A third run has nothing to do.
+    let (_, r) = w.run_json(&flow);
+    assert_eq!((counts(&r), r["files"].as_array().map(Vec::len)), ((0, 0, 0, 0), Some(0)), "{r:#}");
+}
+
+#[test]
+fn sigkill_before_the_failure_move_then_rerun_moves_the_source_once() {
+    failure_crash_and_recover("failure_disposing");
+}
+
+#[test]
+fn sigkill_after_the_failure_move_then_rerun_records_it_failed_where_it_went() {
+    failure_crash_and_recover("failure_disposed");
+}
+
 /// FIPS-mode and several commercial servers offer only the NIST-curve key exchanges, CTR
 /// ciphers and HMAC-SHA1 (some only an ECDSA host key); before, wharf found "no common Kex".
 /// A pull from each such server delivers.
