@@ -237,9 +237,10 @@ pub(super) async fn after_failure(
 
 /// The `after.failure: move_to` target recorded for a file failing for good before its
 /// source was moved ([`after_failure`] from `lifecycle::fail`), the file still in flight in
-/// the state it failed in: what a resumed failure moves to, and what a run finishing it after
-/// a crash looks for (`left_failing`). Files being delivered or quarantined record theirs
-/// otherwise (`lifecycle::recorded_move`).
+/// the state it failed in: what a run finishing it after a crash looks for (`left_failing`),
+/// its source no longer listed. Listed again, the source was never moved: the name is dropped
+/// when the file is taken again (`lifecycle::process`). Files being delivered or quarantined
+/// record theirs otherwise (`lifecycle::recorded_move`).
 pub(super) fn failing_move(rec: &FileRecord) -> Option<RemotePath> {
     let failing = rec.state.in_flight()
         && !matches!(rec.state, FileState::Delivered | FileState::Disposing | FileState::Quarantining)

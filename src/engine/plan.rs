@@ -1747,7 +1747,8 @@ mod tests {
     /// saying it was finished after a crash, as the plan says beforehand; moved on from there
     /// since, its fate is unknown. Before, it stayed in flight for ever, its source gone.
     /// Killed between the record and the move (`failure_disposing`), the source is still
-    /// listed: the next run takes it again and moves it to the name recorded.
+    /// listed: the next run takes it again, the name recorded dropped, and failing again moves
+    /// it to the first free name then (`a-1.csv` again, `a.csv` still taken).
     #[tokio::test]
     async fn a_file_left_failing_after_its_source_was_moved_is_recorded_failed_with_where_it_went() {
         for (point, removed) in [("failure_disposed", false), ("failure_disposed", true), ("failure_disposing", false)] {
