@@ -135,6 +135,11 @@ mod tests {
     /// dropped; at `uploading`, removes what is being uploaded to `d/dst/inbox` when `spoil`
     /// (the upload then finds its temporary file gone: passing trouble, as a dropped upload).
     fn held(ledger: &Arc<Ledger>, d: &Path, spoil: bool) -> (Held, halt::hook::Guard) {
+        held_of(ledger, d, "in/a.csv", spoil)
+    }
+
+    /// [`held`], of the file `path`.
+    fn held_of(ledger: &Arc<Ledger>, d: &Path, path: &'static str, spoil: bool) -> (Held, halt::hook::Guard) {
         let left: Held = Default::default();
         let (l, at, inbox) = (ledger.clone(), left.clone(), d.join("dst/inbox"));
         let hook = halt::hook::set(move |p| {
@@ -143,8 +148,8 @@ mod tests {
                     std::fs::remove_file(e.unwrap().path()).unwrap();
                 }
             }
-            if let Some(rec) = l.file("t", "in/a.csv").unwrap() {
-                at.borrow_mut().insert(p.to_string(), (rec, l.file_result("t", "in/a.csv").unwrap()));
+            if let Some(rec) = l.file("t", path).unwrap() {
+                at.borrow_mut().insert(p.to_string(), (rec, l.file_result("t", path).unwrap()));
             }
         });
         (left, hook)
@@ -189,6 +194,47 @@ mod tests {
         let r = run(&flow, &ledger, d).await;
         assert_eq!(r.counts.failed, 0, "{r:#?}");
         assert_ne!(ledger.file("t", "in/a.csv").unwrap().unwrap().state, FileState::Failed);
+    }
+
+    /// The same crash before the move, then the name recorded freed meanwhile (`done/x.csv`
+    /// removed): the file taken again fails again and moves to the first free name then,
+    /// `x.csv`, and another file of that name, delivered after it in the same run into the
+    /// same folder, gets the next one — as the plan says beforehand. Before, the plan kept the
+    /// name recorded for the failing file and gave the other file `done/x.csv`.
+    #[tokio::test]
+    async fn a_file_failing_again_takes_a_name_afresh_as_planned() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let mut flow = flow(d, false, "after: { success: { move_to: /done }, failure: { move_to: /done } }\n");
+        flow.source.recursive = true;
+        let glob = globset::GlobBuilder::new("**/*.csv").literal_separator(true).build().unwrap();
+        flow.source.include = globset::GlobSetBuilder::new().add(glob).build().unwrap();
+        flow.sinks[0].name = crate::template::NameTemplate::new("{{rel_dir}}-{{name}}").unwrap();
+        flow.concurrency = Some(1);
+        put(d, &[("src/in/a/x.csv", b"a\n"), ("src/done/x.csv", b"yesterday's\n"), ("dst/inbox/a-x.csv", b"someone else's\n")]);
+        let ledger = Arc::new(Ledger::in_memory().unwrap());
+        let (left, hook) = held_of(&ledger, d, "in/a/x.csv", false);
+        assert_eq!(run(&flow, &ledger, d).await.counts.failed, 1);
+        drop(hook);
+        let (rec, _) = at(&left, "failure_disposing");
+        assert_eq!(rec.disposed_to.as_deref(), Some("done/x-1.csv"));
+        ledger.put_file_with("t", &rec, Durability::Durable).unwrap();
+        std::fs::rename(d.join("src/done/x-1.csv"), d.join("src/in/a/x.csv")).unwrap();
+        std::fs::remove_file(d.join("src/done/x.csv")).unwrap();
+        put(d, &[("src/in/b/x.csv", b"b\n")]);
+        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let [a, b] = &p.files[..] else { panic!("{p:#?}") };
+        assert!(matches!(&a.action, Action::Fail { why } if why.ends_with("the source is moved to /done/")), "{p:#?}");
+        assert!(
+            matches!(&b.action, Action::Deliver { then, .. } if then == "move the source to /done/x-1.csv (/done/x.csv is taken)"),
+            "{p:#?}"
+        );
+        let r = run(&flow, &ledger, d).await;
+        let [a, b] = &r.files[..] else { panic!("{r:#?}") };
+        assert!(a.outcome == Outcome::Failed && a.detail.ends_with("; source moved to /done/x.csv"), "{r:#?}");
+        assert!(b.outcome == Outcome::Delivered && b.detail.ends_with("; source moved to /done/x-1.csv"), "{r:#?}");
+        assert_eq!(std::fs::read(d.join("src/done/x.csv")).unwrap(), b"a\n");
+        assert_eq!(std::fs::read(d.join("src/done/x-1.csv")).unwrap(), b"b\n");
     }
 
     /// A file whose quarantine itself fails (its location cannot be made) fails for good, its
