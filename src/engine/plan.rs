@@ -1744,6 +1744,60 @@ mod tests {
         }
     }
 
+    /// A run resuming a file left `quarantining` with its `after.failure: move_to` name
+    /// recorded (killed at `quarantine_disposing`), the partner writing a new version of the
+    /// file before the source is moved: what is there now was not refused, and is not moved
+    /// into `failed/` as if it were, as a delivered file's source is not disposed of once
+    /// changed (`lifecycle::changed_since_read`). It stays at the source, the file is recorded
+    /// quarantined with its source kept, and the next run takes the new version (here accepted,
+    /// and delivered). Before, it was moved to the name recorded, and never delivered.
+    #[tokio::test]
+    async fn a_new_version_written_while_a_resumed_quarantine_moves_its_source_stays_for_the_next_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let flow = flow(
+            d,
+            "steps:\n  - check: { non_empty: true }\nquarantine: { endpoint: erp, path: /rejected }\nafter: { failure: { move_to: /failed } }\n",
+        );
+        put(d, &[("in/a.csv", "")]);
+        let ledger = std::sync::Arc::new(Ledger::in_memory().unwrap());
+        let (left, hook) = held_at(&ledger, "quarantine_disposing");
+        assert_eq!(run(&flow, &ledger, d).await.quarantined, 1);
+        drop(hook);
+        let rec = left.borrow_mut().take().expect("halt point reached");
+        assert_eq!(rec.disposed_to.as_deref(), Some("failed/a.csv"));
+        ledger.put_file_with("t", &rec, crate::ledger::Durability::Durable).unwrap();
+        // Killed before the move.
+        let source = d.join("src/in/a.csv");
+        std::fs::rename(d.join("src/failed/a.csv"), &source).unwrap();
+        // The partner's new version, written as the resumed run puts the file aside.
+        let partner = source.clone();
+        let hook = crate::engine::halt::hook::set(move |p| {
+            if p == "quarantining" {
+                std::fs::write(&partner, "b,2\n").unwrap();
+            }
+        });
+        let r = run(&flow, &ledger, d).await;
+        drop(hook);
+        let [f] = &r.files[..] else { panic!("{r:#?}") };
+        assert_eq!(f.outcome, crate::engine::Outcome::Quarantined, "{r:#?}");
+        assert!(
+            f.detail
+                .ends_with("; source kept: it changed while it was moved (4 bytes now, 0 when read); the next run takes it as a new file"),
+            "{}",
+            f.detail
+        );
+        assert_eq!(std::fs::read_to_string(&source).unwrap(), "b,2\n");
+        assert!(!d.join("src/failed/a.csv").exists(), "not moved as the file refused");
+        let rec = ledger.file("t", "in/a.csv").unwrap().unwrap();
+        assert_eq!((rec.state, rec.source_fate, rec.disposed_to), (FileState::Quarantined, SourceFate::Kept, None));
+        assert_eq!(std::fs::read_to_string(d.join("dst/rejected/a.csv")).unwrap(), "", "the copy is of the version refused");
+        // The next run takes the new version.
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!((r.counts.delivered, r.quarantined), (1, 0), "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("dst/inbox/a.csv")).unwrap(), "b,2\n");
+    }
+
     /// A run killed in `lifecycle::fail` as `after.failure: move_to` moves the source of a
     /// file failed for good (its sink target taken): the move target is recorded before the move, the
     /// file still in flight. Killed after the move (`failure_disposed`), the next run records

@@ -53,7 +53,8 @@ mod versions;
 use delivery::{Sent, deliver_one, payload, recovered, unhashed};
 pub(super) use delivery::{owed_trigger, owed_triggers, rejects_ext, rejects_name, rejects_owed, trigger_of, wanted_for};
 use failure::fail;
-use versions::{changed_since_read, replaced_since_listed};
+pub(super) use versions::changed_since_read;
+use versions::replaced_since_listed;
 
 /// Deliveries of a rejects file are recorded as sink index `REJECTS + i` (sink `i`'s rejects),
 /// so they resume exactly like the output's own deliveries.
