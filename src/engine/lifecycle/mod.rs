@@ -602,7 +602,7 @@ pub(super) async fn claim_failure_move(cx: &Ctx<'_>) -> Option<Claim> {
 /// Claims the quarantine location (copies get free names there, one file at a time) and, in
 /// the same claim (claims are taken all at once), the `after.failure: move_to` folder the
 /// source goes to once the copy is made ([`quarantine::put_aside`]).
-async fn claim_quarantine(cx: &Ctx<'_>) -> Option<Claim> {
+pub(super) async fn claim_quarantine(cx: &Ctx<'_>) -> Option<Claim> {
     let q = cx.flow.quarantine.as_ref()?;
     let mut names = vec![claims::key(&q.endpoint, &format!("{}/\u{0}quarantine", q.path))];
     names.extend(move_key(cx, &cx.flow.after_failure));
