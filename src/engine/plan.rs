@@ -75,12 +75,14 @@ pub enum Action {
         copy: Option<PlannedCopy>,
     },
     /// Refused by a `check` step on what the listing shows (size, name): quarantined. Also a
-    /// file a crashed run left `quarantining` whose source is gone and whose copy is there:
-    /// recorded quarantined (`why`: the run's report line).
+    /// file a crashed run left `quarantining` whose source is gone and whose copy is there, or
+    /// whose staged copy is whole: recorded quarantined, or put aside from its staged copy
+    /// (`why`: the run's report line).
     Quarantine { why: String },
     /// Taken, but a sink refuses it (its target exists, `if_exists: fail`): the file fails.
     /// Also a file a crashed run left `quarantining` whose source is gone and whose copy
-    /// cannot be confirmed (`why`: the run's error, but for its staged copy).
+    /// cannot be confirmed, nor made from its staged copy (`why`: the run's error; its staged
+    /// copy looked at only when the plan is given the staging folder).
     Fail { why: String },
     /// Taken: delivered to every sink as named, then the source disposed of.
     Deliver { targets: Vec<String>, then: String },
@@ -1996,7 +1998,10 @@ mod tests {
         assert!(why.contains("the source is no longer at /in/a.csv, but its quarantine copy erp:/rejected/a.csv is not there"), "{why}");
         assert!(why.contains("look for it in the after.failure folder /failed/ and the quarantine folder erp:/rejected (a copy cut short is .a.csv.t.part)"), "{why}");
         assert!(
-            why.contains(&format!("and its staged copy {} (kept while the file is in flight; not the bytes refused", staged.display())),
+            why.contains(&format!(
+                "and its staged copy {} (kept while the file is in flight; not the bytes refused, by the size",
+                staged.display()
+            )),
             "{why}"
         );
         assert!(why.ends_with("else `wharf quarantine release t /in/a.csv` gives it up (forgets it)"), "{why}");

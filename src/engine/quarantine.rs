@@ -403,7 +403,7 @@ pub(super) async fn left_aside(
         }
         if let Some(s) = staged.filter(|s| s.exists()) {
             places.push(format!(
-                "its staged copy {} (kept while the file is in flight; not the bytes refused: another size or SHA-256)",
+                "its staged copy {} (kept while the file is in flight; not the bytes refused, by the size and SHA-256 recorded)",
                 s.display()
             ));
         }
