@@ -155,6 +155,7 @@ fn classify(e: &anyhow::Error) -> Failure {
                 QuarantineError::NotQuarantined { .. } => (Kind::NotFound, EXIT_INVALID, None),
                 QuarantineError::CopyGone { .. } => (Kind::NotFound, EXIT_ABORTED, None),
                 QuarantineError::LastCopy { .. } => (Kind::Usage, EXIT_INVALID, None),
+                QuarantineError::BeingQuarantined { .. } => (Kind::Usage, EXIT_INVALID, None),
                 QuarantineError::File { source, .. } => (Kind::Other, EXIT_ABORTED, Some(source.kind())),
                 QuarantineError::Ledger(l) => ledger(l),
             });

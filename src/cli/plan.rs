@@ -23,7 +23,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     // Read-only beside a running daemon too; a ledger that does not exist yet means nothing ran.
     let ledger = open_for_read(global)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let mut planned = rt.block_on(plan::plan(&flow, ledger.as_ref(), std::time::SystemTime::now()))?;
+    let staging = global.state_dir.join("staging");
+    let mut planned = rt.block_on(plan::plan(&flow, ledger.as_ref(), std::time::SystemTime::now(), Some(&staging)))?;
     plan::add_probes(&mut planned, &flow, &global.state_dir, chrono::Utc::now());
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&planned)?);
@@ -36,9 +37,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             Action::AlreadyDone { why, then } => outln!("  skip      {}: {why}{}", f.path, then_shown(then)),
             Action::Skip { why } => outln!("  skip      {}: {why}", f.path),
             Action::Fail { why } => outln!("  fail      {}: {why}", f.path),
-            Action::Resume { state, writes, then } => {
+            Action::Resume { state, writes, then, copy } => {
                 let writes = if writes.is_empty() { String::new() } else { format!("; then writes {}", writes.join(", ")) };
-                let quarantined = plan::resumed_quarantine(&flow, *state).map(|q| format!("; {q}")).unwrap_or_default();
+                let quarantined = plan::resumed_quarantine(&flow, *state, copy.as_ref()).map(|q| format!("; {q}")).unwrap_or_default();
                 outln!("  resume    {}: left {} by an earlier run{quarantined}{writes}{}", f.path, state.as_str(), then_shown(then));
             }
             Action::Quarantine { why } => outln!("  refuse    {}: {why}", f.path),

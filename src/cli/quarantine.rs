@@ -40,7 +40,9 @@ pub enum Sub {
         path: String,
     },
     /// Remove the quarantined copy and its reports and forget the file: the next run takes it
-    /// again if it is (still, or again) at the source.
+    /// again if it is (still, or again) at the source. Also gives up a file a crashed run left
+    /// being quarantined that no run can finish (its source, its copy and its staged copy
+    /// gone), which every run fails otherwise.
     Release {
         /// Flow file (or the name of a flow in ./flows).
         flow: PathBuf,
@@ -70,7 +72,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         Sub::Show { flow, path } => with_flow(&flow, |f| show(f, &path, global)),
         Sub::Release { flow, path, force } => with_flow(&flow, |f| {
             let ledger = open_for_write(global, &f.name, WHILE_SERVING)?;
-            let removed = runtime()?.block_on(quarantine::release(f, &ledger, &path, force));
+            let staging = global.state_dir.join("staging");
+            let removed = runtime()?.block_on(quarantine::release(f, &ledger, &path, force, &staging));
             match removed {
                 Ok(removed) => {
                     outln!(

@@ -716,11 +716,11 @@ mod tests {
             super::super::plan::Action::Wait { why } => why.clone(),
             other => panic!("{other:?}"),
         };
-        let plan = super::super::plan::plan(&flow, None, std::time::SystemTime::now()).await.unwrap();
+        let plan = super::super::plan::plan(&flow, None, std::time::SystemTime::now(), None).await.unwrap();
         assert!(why(plan).contains("would also answer a.csv"));
         let r = run(&flow, &ledger, d).await;
         assert_eq!((r.counts.delivered, r.counts.not_ready), (1, 1), "{r:#?}");
-        let plan = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now()).await.unwrap();
+        let plan = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
         assert!(why(plan).contains("is awaited for a.csv"));
         let held = r.files.iter().find(|f| f.path.ends_with("a.xml")).unwrap();
         assert_eq!(held.outcome, Outcome::NotReady);

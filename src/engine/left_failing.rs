@@ -189,7 +189,7 @@ mod tests {
         // Killed once delivered under its final name; the partner removes the source then.
         ledger.put_file_with("t", &rec, Durability::Durable).unwrap();
         std::fs::remove_file(d.join("src/in/a.csv")).unwrap();
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), Some(&d.join("staging"))).await.unwrap();
         assert!(p.files.iter().all(|f| !matches!(f.action, Action::Fail { .. })), "{p:#?}");
         let r = run(&flow, &ledger, d).await;
         assert_eq!(r.counts.failed, 0, "{r:#?}");
@@ -222,7 +222,7 @@ mod tests {
         std::fs::rename(d.join("src/done/x-1.csv"), d.join("src/in/a/x.csv")).unwrap();
         std::fs::remove_file(d.join("src/done/x.csv")).unwrap();
         put(d, &[("src/in/b/x.csv", b"b\n")]);
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), Some(&d.join("staging"))).await.unwrap();
         let [a, b] = &p.files[..] else { panic!("{p:#?}") };
         assert!(matches!(&a.action, Action::Fail { why } if why.ends_with("the source is moved to /done/")), "{p:#?}");
         assert!(
@@ -273,7 +273,7 @@ mod tests {
         // Killed after the move, before the failure was recorded.
         let (rec, _) = at(&left, "failure_disposed");
         ledger.put_file_with("t", &rec, Durability::Durable).unwrap();
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), Some(&d.join("staging"))).await.unwrap();
         let [PlannedFile { action: Action::Fail { why }, .. }] = &p.files[..] else { panic!("{p:#?}") };
         assert!(why.ends_with("; source moved to /failed/a.csv; finished after a crash (it had failed before it)"), "{why}");
         let r = run(&flow, &ledger, d).await;

@@ -3,8 +3,10 @@
 //! Read-only by construction: it lists the source, and only when a file would be delivered
 //! connects the sinks to look (`stat`) at its targets (and the quarantine location: for a
 //! file a check step refuses from the listing, to name its copy as the run does,
-//! `quarantine::copy_name`; for a file a crashed run left `quarantining` whose source is
-//! gone, to read its copy: the same judgement as the run's, `quarantine::left_aside`); it reads the ledger (observations,
+//! `quarantine::copy_name`; for a file a crashed run left `quarantining`, to name the copy
+//! the run confirms or writes, `quarantine::resumed_copy`, and when its source is gone, to
+//! read its copy (and its staged copy, given the staging folder): the same judgement as the
+//! run's, `quarantine::left_aside`); it reads the ledger (observations,
 //! delivered identities, files in flight) and never writes it, so a plan neither counts as a
 //! readiness poll nor claims a file. The decisions come from the same functions a run uses
 //! (`discover`, `ready::assess`, `identity::key`, `lifecycle::Settled`, the sinks' names and
@@ -60,7 +62,8 @@ pub enum Action {
     /// before the crash). `then`: what becomes of the source once delivered (none for
     /// `after.success: keep`, or a file being quarantined), the `move_to` target recorded
     /// before the crash if there is one. `state`: the state it was left in, written as the
-    /// ledger names it (`staging`, `quarantining`).
+    /// ledger names it (`staging`, `quarantining`). `copy`: for a file being quarantined, the
+    /// copy the run puts it aside as (`None` when the quarantine location was not looked at).
     Resume {
         #[serde(serialize_with = "state_name")]
         state: FileState,
@@ -68,17 +71,31 @@ pub enum Action {
         writes: Vec<String>,
         #[serde(skip_serializing_if = "Option::is_none")]
         then: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        copy: Option<PlannedCopy>,
     },
     /// Refused by a `check` step on what the listing shows (size, name): quarantined. Also a
-    /// file a crashed run left `quarantining` whose source is gone and whose copy is there:
-    /// recorded quarantined (`why`: the run's report line).
+    /// file a crashed run left `quarantining` whose source is gone and whose copy is there, or
+    /// whose staged copy is whole: recorded quarantined, or put aside from its staged copy
+    /// (`why`: the run's report line).
     Quarantine { why: String },
     /// Taken, but a sink refuses it (its target exists, `if_exists: fail`): the file fails.
     /// Also a file a crashed run left `quarantining` whose source is gone and whose copy
-    /// cannot be confirmed (`why`: the run's error, but for its staged copy).
+    /// cannot be confirmed, nor made from its staged copy (`why`: the run's error; its staged
+    /// copy looked at only when the plan is given the staging folder).
     Fail { why: String },
     /// Taken: delivered to every sink as named, then the source disposed of.
     Deliver { targets: Vec<String>, then: String },
+}
+
+/// The quarantine copy a resumed run puts a file left `quarantining` aside as, named as
+/// `quarantine::put_aside` names it (`quarantine::resumed_copy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedCopy {
+    /// `endpoint:/path`.
+    pub to: String,
+    /// Made before the crash, and whole: confirmed, not made again (else it is written).
+    pub made: bool,
 }
 
 /// One listed file and its action.
@@ -129,8 +146,10 @@ pub enum PlanError {
     Ledger(#[from] LedgerError),
 }
 
-/// Plans a run of `flow` at `now`. `ledger` is `None` when nothing has run yet.
-pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Result<Plan, PlanError> {
+/// Plans a run of `flow` at `now`. `ledger` is `None` when nothing has run yet;
+/// `staging_dir` is the run's staging folder (`STATE/staging`; `None`: not looked at), where
+/// the staged copy of a file a crashed run left `quarantining` may still be.
+pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging_dir: Option<&Path>) -> Result<Plan, PlanError> {
     let err = |source| PlanError::Endpoint { flow: flow.name.clone(), source };
     let eps = endpoints::open_all(flow, &[flow.source.endpoint.as_str()]).await.map_err(err)?;
     let Some(source) = eps.get(&flow.source.endpoint) else {
@@ -259,7 +278,7 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
         disposals.push(Disposal { file: i, source: c.entry.path.clone(), size: c.entry.size, recorded, listed: true, failed });
     }
     let mut opened = None;
-    name_quarantine_copies(flow, &candidates, &mut files, &mut opened).await;
+    name_quarantine_copies(flow, ledger, &candidates, &mut files, &mut opened).await?;
     // Then what a crashed run left delivered or being quarantined, its source no longer listed
     // (it was being moved or deleted): the next run finishes it, as `run_once` does after the
     // listing's files.
@@ -279,7 +298,7 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
                     files.push(PlannedFile { path, size: r.size, action: resume(flow, &r) });
                 }
                 FileState::Quarantining => {
-                    if let Some(action) = left_aside(flow, &**source, &mut opened, l, &r).await? {
+                    if let Some(action) = left_aside(flow, &**source, &mut opened, l, &r, staging_dir).await? {
                         files.push(PlannedFile { path, size: r.size, action });
                     }
                 }
@@ -306,23 +325,30 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
 /// What the run does with a file a crashed run left `quarantining`, its source no longer
 /// listed, as `quarantine::finish_left_aside` does it (from `quarantine::left_aside`, the
 /// quarantine endpoint opened once, on the first such file): recorded quarantined when its
-/// copy is there, else a failure; `None` while the source is still at its path.
+/// copy is there, or put aside from its staged copy (in `staging_dir`) when that is whole,
+/// else a failure; `None` while the source is still at its path.
 async fn left_aside(
     flow: &Flow,
     source: &dyn crate::endpoint::Endpoint,
     opened: &mut Opened,
     ledger: &Ledger,
     rec: &FileRecord,
+    staging_dir: Option<&Path>,
 ) -> Result<Option<Action>, LedgerError> {
     let Ok(path) = RemotePath::parse(&rec.path) else { return Ok(None) };
     let qr = ledger.file_result(&flow.name, &rec.path)?.and_then(|r| r.quarantine);
+    let staged = staging_dir.map(|d| super::stage::staging_path(d, &flow.name, &path));
     let judged = match quarantine_endpoint(flow, opened).await {
         Err(e) => return Ok(Some(Action::Fail { why: quarantine::left_aside_unjudged(&e) })),
-        Ok(ep) => quarantine::left_aside(flow, source, ep.as_deref(), rec, &path, qr.as_ref()).await,
+        Ok(ep) => quarantine::left_aside(flow, source, ep.as_deref(), rec, &path, qr.as_ref(), staged.as_deref()).await,
     };
     Ok(match judged {
         Ok(None) => None,
         Ok(Some(quarantine::LeftAside::Confirmed { detail, .. })) => Some(Action::Quarantine { why: detail }),
+        Ok(Some(quarantine::LeftAside::FromStaged { copy, reason, fate, .. })) => {
+            let endpoint = flow.quarantine.as_ref().map_or("", |q| q.endpoint.as_str());
+            Some(Action::Quarantine { why: quarantine::from_staged(endpoint, &copy, &reason, &fate) })
+        }
         Ok(Some(quarantine::LeftAside::Unconfirmed(why))) => Some(Action::Fail { why }),
         Err(FileError::Ledger(e)) => return Err(e),
         Err(e) => Some(Action::Fail { why: quarantine::left_aside_unjudged(&e) }),
@@ -348,24 +374,53 @@ async fn quarantine_endpoint(flow: &Flow, opened: &mut Opened) -> Result<Option<
 /// The quarantine endpoint, once the plan opened it (or failed to).
 type Opened = Option<Result<Option<DynEndpoint>, String>>;
 
-/// Names the copy each file the run quarantines from the listing makes, as
-/// `quarantine::put_aside` chooses it (`quarantine::copy_name`, in the run's order, each
-/// passing over the names those before it take; the first [`targets::LOOKS_MAX`]): `to
-/// ftp:/rejected/a.csv_` where it said the folder alone. The folder stays when the quarantine
-/// location cannot be looked at.
-async fn name_quarantine_copies(flow: &Flow, candidates: &[discover::Candidate], files: &mut [PlannedFile], opened: &mut Opened) {
-    let Some(q) = flow.quarantine.as_ref() else { return };
+/// Names the copy each file the run quarantines makes, in the run's order, each passing over
+/// the names those before it take (the first [`targets::LOOKS_MAX`]): a file refused from the
+/// listing, as `quarantine::put_aside` chooses it (`quarantine::copy_name`): `to
+/// ftp:/rejected/a.csv_` where it said the folder alone; a file a crashed run left
+/// `quarantining`, the copy recorded for it, confirmed or written, or the one chosen instead
+/// (`quarantine::resumed_copy`, as the run). The folder stays when the quarantine location
+/// cannot be looked at.
+async fn name_quarantine_copies(
+    flow: &Flow,
+    ledger: Option<&Ledger>,
+    candidates: &[discover::Candidate],
+    files: &mut [PlannedFile],
+    opened: &mut Opened,
+) -> Result<(), LedgerError> {
+    let Some(q) = flow.quarantine.as_ref() else { return Ok(()) };
     let folder = quarantine_to(flow);
     let mut taken = std::collections::HashSet::new();
-    let refused = candidates.iter().zip(files.iter_mut()).filter(|(_, f)| matches!(f.action, Action::Quarantine { .. }));
+    let refused = candidates
+        .iter()
+        .zip(files.iter_mut())
+        .filter(|(_, f)| matches!(f.action, Action::Quarantine { .. } | Action::Resume { state: FileState::Quarantining, .. }));
     for (c, f) in refused.take(targets::LOOKS_MAX) {
-        let Ok(Some(ep)) = quarantine_endpoint(flow, opened).await else { return };
-        let Ok(copy) = quarantine::copy_name(&*ep, &q.path, &c.entry.path, |p| taken.contains(p)).await else { continue };
-        if let Action::Quarantine { why } = &mut f.action {
-            *why = why.replacen(&folder, &format!(" to {}:{copy}", q.endpoint), 1);
+        let Ok(Some(ep)) = quarantine_endpoint(flow, opened).await else { return Ok(()) };
+        match &mut f.action {
+            Action::Quarantine { why } => {
+                let Ok(copy) = quarantine::copy_name(&*ep, &q.path, &c.entry.path, |p| taken.contains(p)).await else { continue };
+                *why = why.replacen(&folder, &format!(" to {}:{copy}", q.endpoint), 1);
+                taken.insert(copy);
+            }
+            Action::Resume { copy: planned, .. } => {
+                let (Some(l), path) = (ledger, c.entry.path.as_str()) else { continue };
+                let Some(rec) = l.file(&flow.name, path)? else { continue };
+                let qr = l.file_result(&flow.name, path)?.and_then(|r| r.quarantine);
+                // As `put_aside`: a copy recorded on another endpoint is not looked for.
+                let recorded = qr.and_then(|r| r.copy.filter(|_| r.endpoint == q.endpoint)).and_then(|c| RemotePath::parse(&c).ok());
+                let expect = rec.sha256.as_deref().map_or(super::transfer::Expect::Size, super::transfer::Expect::Sha256);
+                let named =
+                    quarantine::resumed_copy(&*ep, &q.path, &c.entry.path, recorded.as_ref(), rec.size, expect, |p| taken.contains(p))
+                        .await;
+                let Ok((copy, made)) = named else { continue };
+                *planned = Some(PlannedCopy { to: format!("{}:{copy}", q.endpoint), made });
+                taken.insert(copy);
+            }
+            _ => {}
         }
-        taken.insert(copy);
     }
+    Ok(())
 }
 
 /// A source the run disposes of per `after.success` (or `after.failure`).
@@ -527,13 +582,22 @@ pub fn quarantine_to(flow: &Flow) -> String {
 
 /// What the run does with a file an earlier run left `quarantining`, for the plan's line: it
 /// is quarantined as decided, whatever the steps would say now (`quarantine::restage`, which
-/// downloads it again if its staged copy is gone); `None` for another state.
-pub fn resumed_quarantine(flow: &Flow, state: FileState) -> Option<String> {
-    (state == FileState::Quarantining).then(|| {
-        format!(
+/// downloads it again if its staged copy is gone), as `copy` (the quarantine folder alone
+/// when it was not looked at); `None` for another state.
+pub fn resumed_quarantine(flow: &Flow, state: FileState, copy: Option<&PlannedCopy>) -> Option<String> {
+    (state == FileState::Quarantining).then(|| match copy {
+        Some(PlannedCopy { to, made: true }) => {
+            format!(
+                "then quarantined to {to} as decided before (the copy made before the crash, not made again; the steps are not run again)"
+            )
+        }
+        Some(PlannedCopy { to, made: false }) => {
+            format!("then quarantined to {to} as decided before (the steps are not run again; downloaded again if its staged copy is gone)")
+        }
+        None => format!(
             "then quarantined{} as decided before (the steps are not run again; downloaded again if its staged copy is gone)",
             quarantine_to(flow)
-        )
+        ),
     })
 }
 
@@ -551,7 +615,7 @@ fn disposal(flow: &Flow) -> Option<String> {
 /// disposed of (not a file being quarantined).
 fn resume(flow: &Flow, rec: &FileRecord) -> Action {
     let then = disposal(flow).filter(|_| rec.state != FileState::Quarantining);
-    Action::Resume { state: rec.state, writes: vec![], then }
+    Action::Resume { state: rec.state, writes: vec![], then, copy: None }
 }
 
 /// A resumed file's state in `--json`, as the ledger names it (`wharf files`, `wharf status`).
@@ -625,7 +689,7 @@ mod tests {
             std::fs::write(src.join(p), body).unwrap();
         }
         let ledger = Ledger::in_memory().unwrap();
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         let then: Vec<(&str, &str)> = p
             .files
             .iter()
@@ -686,7 +750,7 @@ mod tests {
         assert_eq!(first.quarantined, 1, "{first:?}");
         assert!(dir.path().join("src/in/empty.csv").exists(), "after.failure: keep (the default)");
 
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         let second = run(&flow, &ledger, dir.path()).await;
         assert_eq!(second.files[0].outcome, crate::engine::Outcome::Skipped, "{second:?}");
         assert_eq!(second.quarantined, 0, "not quarantined again");
@@ -704,7 +768,7 @@ mod tests {
         assert_eq!(run(&flow, &ledger, dir.path()).await.counts.delivered, 1);
         assert!(dir.path().join("src/in/a.csv").exists(), "after.success: keep (the default)");
 
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         let second = run(&flow, &ledger, dir.path()).await;
         assert_eq!(second.files[0].outcome, crate::engine::Outcome::Skipped, "{second:?}");
         assert!(
@@ -722,7 +786,7 @@ mod tests {
         let ledger = Ledger::in_memory().unwrap();
         let rec = crate::ledger::FileRecord { path: "in/gone.csv".into(), state: FileState::Disposing, size: 3, ..Default::default() };
         ledger.put_file("t", &rec).unwrap();
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         assert!(
             matches!(&p.files[..], [f] if f.path == "/in/gone.csv" && matches!(&f.action, Action::Resume { state: FileState::Disposing, .. })),
             "{:?}",
@@ -755,7 +819,7 @@ mod tests {
         std::fs::write(src.join("in/b/x.csv"), "b\n").unwrap();
         flow.after_success = Disposition::MoveTo(RemotePath::parse("/done").unwrap());
 
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         let then: Vec<(&str, Option<&str>)> = p
             .files
             .iter()
@@ -797,7 +861,7 @@ mod tests {
         assert_eq!(run(&flow, &ledger, dir.path()).await.counts.delivered, 1);
         for (disposition, then, kept) in [(Disposition::Keep, None, true), (Disposition::Delete, Some("delete the source"), false)] {
             flow.after_success = disposition;
-            let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+            let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
             assert!(
                 matches!(&p.files[..], [f] if matches!(&f.action, Action::AlreadyDone { then: t, .. } if t.as_deref() == then)),
                 "{:?}",
@@ -852,7 +916,7 @@ mod tests {
                 })
                 .collect()
         };
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         let planned = then(&p);
         let planned: Vec<(&str, Option<&str>)> = planned.iter().map(|(p, t)| (p.as_str(), t.as_deref())).collect();
         assert_eq!(
@@ -876,7 +940,7 @@ mod tests {
         crash("a", FileState::Disposing, Some("done/a-7.csv"), false);
         std::fs::rename(src.join("done/a-7.csv"), src.join("in/a.csv")).unwrap();
         std::fs::write(src.join("done/a-7.csv"), b"the partner's").unwrap();
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         assert_eq!(
             then(&p),
             [(
@@ -899,7 +963,7 @@ mod tests {
         for n in ["a", "b"] {
             std::fs::write(dir.path().join(format!("src/in/{n}.csv")), b"same").unwrap();
         }
-        let p = plan(&flow, None, SystemTime::now()).await.unwrap();
+        let p = plan(&flow, None, SystemTime::now(), None).await.unwrap();
         let ledger = Ledger::in_memory().unwrap();
         let r = run(&flow, &ledger, dir.path()).await;
         assert_eq!((r.counts.delivered, r.counts.skipped), (1, 1), "{r:?}");
@@ -923,7 +987,7 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("dst/inbox")).unwrap();
         std::fs::write(dir.path().join("dst/inbox/00000.csv"), b"there").unwrap();
         std::fs::write(dir.path().join(format!("dst/inbox/{:05}.csv", targets::LOOKS_MAX + 1)), b"there").unwrap();
-        let p = plan(&flow, None, SystemTime::now()).await.unwrap();
+        let p = plan(&flow, None, SystemTime::now(), None).await.unwrap();
         assert!(matches!(&p.files[0].action, Action::Fail { .. }), "looked at: {:?}", p.files[0]);
         let last = p.files.last().unwrap();
         assert!(matches!(&last.action, Action::Deliver { .. }), "not looked at: {last:?}");
@@ -943,7 +1007,7 @@ mod tests {
         let ledger = Ledger::in_memory().unwrap();
 
         // `fail` (the default): the run fails the file; the plan must not say it delivers it.
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         let Action::Fail { why } = &p.files[0].action else { panic!("the run fails it; the plan said {:?}", p.files[0]) };
         assert!(why.contains("erp:/inbox/a.csv exists already") && why.contains("if_exists: fail"), "{why}");
         assert!(matches!(&p.files[1].action, Action::Deliver { targets, .. } if targets == &["erp:/inbox/b.csv"]), "{:?}", p.files[1]);
@@ -953,7 +1017,7 @@ mod tests {
 
         // `rename`: the plan names the free name the run takes.
         flow.sinks[0].if_exists = IfExists::Rename;
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         let Action::Deliver { targets, .. } = &p.files[0].action else { panic!("{:?}", p.files[0]) };
         assert_eq!(targets, &["erp:/inbox/a-2.csv (erp:/inbox/a.csv is taken)"]);
         assert!(!inbox.join("a-2.csv").exists(), "a plan writes nothing");
@@ -964,14 +1028,14 @@ mod tests {
         std::fs::write(dir.path().join("src/in/c.csv"), b"c\n").unwrap();
         std::fs::write(inbox.join("c.csv"), b"old").unwrap();
         flow.sinks[0].if_exists = IfExists::Overwrite;
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         let c = p.files.iter().find(|f| f.path == "/in/c.csv").unwrap();
         assert!(
             matches!(&c.action, Action::Deliver { targets, .. } if targets == &["erp:/inbox/c.csv (replacing the file there)"]),
             "{c:?}"
         );
         flow.sinks[0].if_exists = IfExists::Skip;
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         let c = p.files.iter().find(|f| f.path == "/in/c.csv").unwrap();
         assert!(
             matches!(&c.action, Action::Deliver { targets, .. } if targets == &["erp:/inbox/c.csv (there already: left as it is, counted as delivered)"]),
@@ -992,12 +1056,12 @@ mod tests {
         std::fs::create_dir_all(dir.path().join("dst/inbox")).unwrap();
         std::fs::write(dir.path().join("dst/inbox/a.csv"), b"there").unwrap();
         std::fs::write(dir.path().join("src/in/a.csv"), b"a\n").unwrap();
-        let p = plan(&flow, None, SystemTime::now()).await.unwrap();
+        let p = plan(&flow, None, SystemTime::now(), None).await.unwrap();
         assert!(matches!(&p.files[0].action, Action::Fail { why } if why.contains("erp:/inbox/a.csv exists already")), "{:?}", p.files[0]);
         let note = p.caveats.iter().find(|c| c.starts_with("sink srv could not be reached")).unwrap_or_else(|| panic!("{:?}", p.caveats));
         assert!(note.contains("a run now would stop before taking any file"), "{note}");
         std::fs::remove_file(dir.path().join("dst/inbox/a.csv")).unwrap();
-        let p = plan(&flow, None, SystemTime::now()).await.unwrap();
+        let p = plan(&flow, None, SystemTime::now(), None).await.unwrap();
         assert!(
             matches!(&p.files[0].action, Action::Deliver { targets, .. } if targets == &["erp:/inbox/a.csv", "srv:/x/a.csv"]),
             "{:?}",
@@ -1025,7 +1089,7 @@ mod tests {
             let b = std::fs::File::options().write(true).open(dir.path().join("src/in/b.csv")).unwrap();
             b.set_modified(SystemTime::now() + std::time::Duration::from_secs(1)).unwrap();
             let ledger = Ledger::in_memory().unwrap();
-            let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+            let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
             assert!(
                 matches!(&p.files[0].action, Action::Deliver { targets, .. } if targets == &["erp:/inbox/import.csv"]),
                 "{:?}",
@@ -1074,7 +1138,7 @@ mod tests {
         let failed = ledger.file("t", "in/a.csv").unwrap().unwrap();
 
         // Retried after the failure: the trigger's name still holds the partner's file.
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         let Action::Fail { why } = &p.files[0].action else { panic!("the run fails it again; the plan said {:?}", p.files[0]) };
         assert!(
             why.contains("a.csv.ok") && why.contains("the file fails (after delivering to erp:/inbox/a.csv (delivered before))"),
@@ -1086,7 +1150,7 @@ mod tests {
         // Left `delivering` by a crash before the trigger: the same, resumed.
         let crashed = crate::ledger::FileRecord { state: FileState::Delivering, ..failed };
         ledger.put_file("t", &crashed).unwrap();
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         assert!(
             matches!(&p.files[0].action, Action::Fail { why } if why.contains("a.csv.ok")),
             "the run fails it; the plan said {:?}",
@@ -1098,7 +1162,7 @@ mod tests {
         // The partner's file gone: the resumed run writes the trigger, and only the trigger.
         std::fs::remove_file(inbox.join("a.csv.ok")).unwrap();
         ledger.put_file("t", &crashed).unwrap();
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         assert!(
             matches!(&p.files[0].action, Action::Resume { state: FileState::Delivering, writes, .. } if writes == &["erp:/inbox/a.csv.ok (trigger)"]),
             "{:?}",
@@ -1106,7 +1170,7 @@ mod tests {
         );
         // Written before the crash (halt point `triggered`): found, not written again.
         std::fs::write(inbox.join("a.csv.ok"), b"").unwrap();
-        let p2 = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p2 = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         assert!(
             matches!(&p2.files[0].action, Action::Resume { writes, .. } if writes.len() == 1 && writes[0].contains("not written again")),
             "{:?}",
@@ -1141,7 +1205,7 @@ mod tests {
         trigger.done = false;
         ledger.put_file("t", &crashed).unwrap();
 
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         assert!(
             matches!(&p.files[0].action, Action::Resume { writes, .. }
                 if writes == &["erp:/inbox/a.csv.1.ok (trigger, there already or its file taken by the partner: not written again)"]),
@@ -1171,7 +1235,7 @@ mod tests {
         ledger.put_file("t", &crashed).unwrap();
         std::fs::write(dir.path().join("dst/inbox/a.csv"), b"someone else's").unwrap();
 
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         let Action::Fail { why } = &p.files[0].action else { panic!("the run fails it; the plan said {:?}", p.files[0]) };
         assert!(why.contains("erp:/inbox/a.csv exists already"), "{why}");
         let second = run(&flow, &ledger, dir.path()).await;
@@ -1180,7 +1244,7 @@ mod tests {
         std::fs::remove_file(dir.path().join("dst/inbox/a.csv")).unwrap();
         crashed.state = FileState::Staging;
         ledger.put_file("t", &crashed).unwrap();
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         assert!(
             matches!(&p.files[0].action, Action::Resume { state: FileState::Staging, writes, .. } if writes == &["erp:/inbox/a.csv"]),
             "{:?}",
@@ -1213,7 +1277,7 @@ mod tests {
         let ledger = Ledger::in_memory().unwrap();
         ledger.put_file_with("rt", &rec, crate::ledger::Durability::Durable).unwrap();
 
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         assert!(matches!(&p.files[0].action, Action::Resume { state: FileState::Staging, .. }), "{:?}", p.files[0]);
         let Action::Wait { why } = &p.files[1].action else { panic!("the run holds it back; the plan said {:?}", p.files[1]) };
         assert!(why.contains("would also answer a.csv"), "{why}");
@@ -1247,7 +1311,7 @@ mod tests {
         let t = std::fs::metadata(d.join("outbox/a.txt")).unwrap().modified().unwrap();
         std::fs::File::options().write(true).open(d.join("outbox/b.txt")).unwrap().set_modified(t).unwrap();
 
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         assert!(matches!(&p.files[0].action, Action::Wait { why } if why.contains("is awaited for a.csv")), "{:?}", p.files[0]);
         assert!(matches!(&p.files[1].action, Action::Deliver { .. }), "the run delivers it; the plan said {:?}", p.files[1]);
         let r = run(&flow, &ledger, d).await;
@@ -1288,7 +1352,7 @@ mod tests {
         put("b.csv", "first", old);
         put("c.csv", "second", old + std::time::Duration::from_secs(60));
 
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         let action = |path: &str| &p.files.iter().find(|f| f.path == path).unwrap().action;
         assert!(matches!(action("/in/b.csv"), Action::AlreadyDone { why, .. } if why.starts_with("same identity as")), "{p:#?}");
         assert!(matches!(action("/in/c.csv"), Action::Deliver { .. }), "{p:#?}");
@@ -1338,7 +1402,7 @@ mod tests {
         put_at(d, "b.csv", "good", 60);
         let ledger = Ledger::in_memory().unwrap();
 
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         let action = |path: &str| &p.files.iter().find(|f| f.path == path).unwrap().action;
         assert!(matches!(action("/in/a.csv"), Action::Quarantine { .. }), "{p:#?}");
         assert!(matches!(action("/in/b.csv"), Action::Deliver { .. }), "{p:#?}");
@@ -1366,7 +1430,7 @@ mod tests {
         put_at(d, "b.csv", "old!", 0);
         let ledger = Ledger::in_memory().unwrap();
 
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         let action = |path: &str| &p.files.iter().find(|f| f.path == path).unwrap().action;
         let Action::Wait { why } = action("/in/a.csv") else { panic!("the run holds it back; the plan said {p:#?}") };
         assert!(why.contains("the name /in/b.csv takes in this run"), "{why}");
@@ -1417,7 +1481,7 @@ mod tests {
         flow.source.ready.done_file = Some(crate::template::NameTemplate::new("{{name}}.ok").unwrap());
         put(dir.path(), &[("in/a/x.csv", "a\n"), ("in/a/x.csv.ok", ""), ("in/b/x.csv.ok", "b\n"), ("in/b/x.csv.ok.ok", "")]);
         let ledger = Ledger::in_memory().unwrap();
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         let paths: Vec<&str> = p.files.iter().map(|f| f.path.as_str()).collect();
         assert_eq!(paths, ["/in/a/x.csv", "/in/b/x.csv.ok"]);
         assert_eq!(then(&p.files[0]), "move the source to /done/x.csv");
@@ -1445,7 +1509,7 @@ mod tests {
         );
         put(dir.path(), &[("in/a/x.csv", ""), ("in/b/x.csv", "b\n")]);
         let ledger = Ledger::in_memory().unwrap();
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         assert!(matches!(&p.files[0].action, Action::Quarantine { .. }), "{:?}", p.files[0]);
         assert_eq!(then(&p.files[1]), "move the source to /done/x-1.csv (/done/x.csv is taken)");
         let report = run(&flow, &ledger, dir.path()).await;
@@ -1478,7 +1542,7 @@ mod tests {
         let ledger = Ledger::in_memory().unwrap();
         ledger.put_file_with("t", &rec, crate::ledger::Durability::Durable).unwrap();
 
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         let action = |path: &str| &p.files.iter().find(|f| f.path == path).unwrap().action;
         assert!(matches!(action("/in/a.csv"), Action::Resume { state: FileState::Staging, .. }), "{p:#?}");
         let Action::AlreadyDone { why, then } = action("/in/b.csv") else { panic!("the run skips it; the plan said {p:#?}") };
@@ -1511,7 +1575,7 @@ mod tests {
         let ledger = Ledger::in_memory().unwrap();
 
         // b.csv, the duplicate of a.csv delivered first by this run.
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         let Action::AlreadyDone { why, .. } = &p.files[1].action else { panic!("{p:#?}") };
         let r = run(&flow, &ledger, d).await;
         assert_eq!((r.files[0].path.as_str(), r.files[0].outcome), ("/in/a.csv", crate::engine::Outcome::Delivered), "{r:#?}");
@@ -1521,7 +1585,7 @@ mod tests {
 
         // c.csv, the duplicate of a.csv delivered by an earlier run: the plan says what the run says.
         same("c.csv");
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         let c = p.files.iter().find(|f| f.path == "/in/c.csv").unwrap();
         let Action::AlreadyDone { why, .. } = &c.action else { panic!("{p:#?}") };
         let r = run(&flow, &ledger, d).await;
@@ -1558,10 +1622,10 @@ mod tests {
         ledger.put_file_with("t", &rec, crate::ledger::Durability::Durable).unwrap();
         let _ = std::fs::remove_dir_all(d.join("staging"));
 
-        let p = plan(&accepting, Some(&ledger), SystemTime::now()).await.unwrap();
-        let Action::Resume { state, then: None, .. } = p.files[0].action else { panic!("{p:#?}") };
-        let said = resumed_quarantine(&accepting, state).unwrap();
-        assert!(said.starts_with("then quarantined to erp:/rejected as decided before"), "{said}");
+        let p = plan(&accepting, Some(&ledger), SystemTime::now(), None).await.unwrap();
+        let Action::Resume { state, then: None, copy: planned, .. } = &p.files[0].action else { panic!("{p:#?}") };
+        let said = resumed_quarantine(&accepting, *state, planned.as_ref()).unwrap();
+        assert!(said.starts_with("then quarantined to erp:/rejected/a.csv as decided before"), "{said}");
         let r = run(&accepting, &ledger, d).await;
         assert_eq!((r.files[0].outcome, r.counts.delivered), (crate::engine::Outcome::Quarantined, 0), "{r:#?}");
         assert_eq!(std::fs::read_to_string(&copy).unwrap(), "a,1\n");
@@ -1576,6 +1640,40 @@ mod tests {
         let r = run(&accepting, &ledger, d).await;
         assert_eq!(r.files[0].outcome, crate::engine::Outcome::Delivered, "{r:#?}");
         assert_eq!(std::fs::read_to_string(d.join("dst/inbox/a.csv")).unwrap(), "b,2\n");
+    }
+
+    /// `wharf plan` names the copy a file left `quarantining` is put aside as, the one the run
+    /// confirms or writes (`quarantine::resumed_copy`, as `put_aside`): the copy made before
+    /// the crash, whole, is confirmed and not made again; its name taken by somebody else's
+    /// file since, the run writes the next free one. Before, the plan named the quarantine
+    /// folder alone.
+    #[tokio::test]
+    async fn a_file_left_quarantining_is_planned_with_the_copy_the_run_confirms_or_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let flow = flow(d, "steps:\n  - check: { magic: [zip] }\nquarantine: { endpoint: erp, path: /rejected }\n");
+        put(d, &[("in/a.csv", "a,1\n")]);
+        let ledger = Ledger::in_memory().unwrap();
+        assert_eq!(run(&flow, &ledger, d).await.quarantined, 1);
+        for (theirs, to, made) in [(false, "erp:/rejected/a.csv", true), (true, "erp:/rejected/a-1.csv", false)] {
+            // Killed while putting it aside: the copy made (or the name taken since).
+            let mut rec = ledger.file("t", "in/a.csv").unwrap().unwrap();
+            rec.state = FileState::Quarantining;
+            ledger.put_file_with("t", &rec, crate::ledger::Durability::Durable).unwrap();
+            if theirs {
+                std::fs::write(d.join("dst/rejected/a.csv"), "somebody else's\n").unwrap();
+            }
+            let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
+            let [PlannedFile { action: Action::Resume { state, copy, .. }, .. }] = &p.files[..] else { panic!("{p:#?}") };
+            assert_eq!(copy, &Some(PlannedCopy { to: to.to_string(), made }));
+            let said = resumed_quarantine(&flow, *state, copy.as_ref()).unwrap();
+            assert!(said.starts_with(&format!("then quarantined to {to} as decided before")), "{said}");
+            let r = run(&flow, &ledger, d).await;
+            let [f] = &r.files[..] else { panic!("{r:#?}") };
+            assert_eq!((f.outcome, &f.targets[..]), (crate::engine::Outcome::Quarantined, &[to.to_string()][..]), "{r:#?}");
+        }
+        assert_eq!(std::fs::read_to_string(d.join("dst/rejected/a.csv")).unwrap(), "somebody else's\n");
+        assert_eq!(std::fs::read_to_string(d.join("dst/rejected/a-1.csv")).unwrap(), "a,1\n");
     }
 
     /// A file left `quarantining` is disposed of per `after.failure` (here: kept) once put
@@ -1606,9 +1704,9 @@ mod tests {
         std::fs::create_dir_all(d.join("dst/inbox")).unwrap();
         std::fs::write(d.join("dst/inbox/a-x.csv"), "the partner's").unwrap();
 
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         assert!(
-            matches!(&p.files[0].action, Action::Resume { state: FileState::Quarantining, then: None, writes } if writes.is_empty()),
+            matches!(&p.files[0].action, Action::Resume { state: FileState::Quarantining, then: None, writes, .. } if writes.is_empty()),
             "{p:#?}"
         );
         assert_eq!(then(&p.files[1]), "move the source to /done/x.csv");
@@ -1644,7 +1742,7 @@ mod tests {
             (rec.state, rec.source_fate, rec.disposed_to) = (FileState::Quarantining, SourceFate::Kept, None);
             ledger.put_file_with("t", &rec, crate::ledger::Durability::Durable).unwrap();
 
-            let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+            let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
             let [f] = &p.files[..] else { panic!("{p:#?}") };
             let Action::Quarantine { why } = &f.action else { panic!("{p:#?}") };
             assert_eq!(f.path, "/in/a.csv");
@@ -1659,7 +1757,7 @@ mod tests {
             let q = ledger.file_result("t", "in/a.csv").unwrap().unwrap().quarantine.unwrap();
             assert_eq!(q.copy.as_deref(), Some("rejected/a.csv"));
             if fate == SourceFate::Deleted {
-                let e = crate::engine::quarantine::release(&flow, &ledger, "/in/a.csv", false).await.unwrap_err();
+                let e = crate::engine::quarantine::release(&flow, &ledger, "/in/a.csv", false, &d.join("staging")).await.unwrap_err();
                 assert!(matches!(e, crate::engine::quarantine::QuarantineError::LastCopy { .. }), "{e}");
             }
             // Finished: the next run has nothing to do with it.
@@ -1714,13 +1812,13 @@ mod tests {
             if point == "quarantine_disposing" {
                 // Not moved yet when it was killed.
                 std::fs::rename(&moved, d.join("src/in/a.csv")).unwrap();
-                let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+                let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
                 assert!(matches!(p.files[0].action, Action::Resume { state: FileState::Quarantining, .. }), "{p:#?}");
                 let r = run(&flow, &ledger, d).await;
                 assert_eq!(r.quarantined, 1, "{r:#?}");
                 assert!(r.files[0].detail.ends_with("; source moved to /failed/a-1.csv"), "{}", r.files[0].detail);
             } else {
-                let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+                let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
                 let [f] = &p.files[..] else { panic!("{p:#?}") };
                 let Action::Quarantine { why } = &f.action else { panic!("{p:#?}") };
                 assert!(
@@ -1738,6 +1836,60 @@ mod tests {
             assert_eq!(std::fs::read_to_string(&moved).unwrap(), "a,1\n");
             assert_eq!(std::fs::read_to_string(d.join("src/failed/a.csv")).unwrap(), "yesterday's\n");
         }
+    }
+
+    /// A run resuming a file left `quarantining` with its `after.failure: move_to` name
+    /// recorded (killed at `quarantine_disposing`), the partner writing a new version of the
+    /// file before the source is moved: what is there now was not refused, and is not moved
+    /// into `failed/` as if it were, as a delivered file's source is not disposed of once
+    /// changed (`lifecycle::changed_since_read`). It stays at the source, the file is recorded
+    /// quarantined with its source kept, and the next run takes the new version (here accepted,
+    /// and delivered). Before, it was moved to the name recorded, and never delivered.
+    #[tokio::test]
+    async fn a_new_version_written_while_a_resumed_quarantine_moves_its_source_stays_for_the_next_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let flow = flow(
+            d,
+            "steps:\n  - check: { non_empty: true }\nquarantine: { endpoint: erp, path: /rejected }\nafter: { failure: { move_to: /failed } }\n",
+        );
+        put(d, &[("in/a.csv", "")]);
+        let ledger = std::sync::Arc::new(Ledger::in_memory().unwrap());
+        let (left, hook) = held_at(&ledger, "quarantine_disposing");
+        assert_eq!(run(&flow, &ledger, d).await.quarantined, 1);
+        drop(hook);
+        let rec = left.borrow_mut().take().expect("halt point reached");
+        assert_eq!(rec.disposed_to.as_deref(), Some("failed/a.csv"));
+        ledger.put_file_with("t", &rec, crate::ledger::Durability::Durable).unwrap();
+        // Killed before the move.
+        let source = d.join("src/in/a.csv");
+        std::fs::rename(d.join("src/failed/a.csv"), &source).unwrap();
+        // The partner's new version, written as the resumed run puts the file aside.
+        let partner = source.clone();
+        let hook = crate::engine::halt::hook::set(move |p| {
+            if p == "quarantining" {
+                std::fs::write(&partner, "b,2\n").unwrap();
+            }
+        });
+        let r = run(&flow, &ledger, d).await;
+        drop(hook);
+        let [f] = &r.files[..] else { panic!("{r:#?}") };
+        assert_eq!(f.outcome, crate::engine::Outcome::Quarantined, "{r:#?}");
+        assert!(
+            f.detail
+                .ends_with("; source kept: it changed while it was moved (4 bytes now, 0 when read); the next run takes it as a new file"),
+            "{}",
+            f.detail
+        );
+        assert_eq!(std::fs::read_to_string(&source).unwrap(), "b,2\n");
+        assert!(!d.join("src/failed/a.csv").exists(), "not moved as the file refused");
+        let rec = ledger.file("t", "in/a.csv").unwrap().unwrap();
+        assert_eq!((rec.state, rec.source_fate, rec.disposed_to), (FileState::Quarantined, SourceFate::Kept, None));
+        assert_eq!(std::fs::read_to_string(d.join("dst/rejected/a.csv")).unwrap(), "", "the copy is of the version refused");
+        // The next run takes the new version.
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!((r.counts.delivered, r.quarantined), (1, 0), "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("dst/inbox/a.csv")).unwrap(), "b,2\n");
     }
 
     /// A run killed in `lifecycle::fail` as `after.failure: move_to` moves the source of a
@@ -1772,7 +1924,7 @@ mod tests {
             if point == "failure_disposing" {
                 // Not moved yet when it was killed.
                 std::fs::rename(&moved, d.join("src/in/a.csv")).unwrap();
-                let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+                let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
                 assert!(
                     matches!(&p.files[..], [PlannedFile { action: Action::Fail { why }, .. }] if why.ends_with("the source is moved to /failed/")),
                     "{p:#?}"
@@ -1784,7 +1936,7 @@ mod tests {
                 if removed {
                     std::fs::remove_file(&moved).unwrap();
                 }
-                let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+                let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
                 let [f] = &p.files[..] else { panic!("{p:#?}") };
                 let Action::Fail { why } = &f.action else { panic!("{p:#?}") };
                 let fate = if removed {
@@ -1810,9 +1962,12 @@ mod tests {
     }
 
     /// The same crash, but the copy is not there (removed since, or never made before the
-    /// source went): the run says so as a failure naming the copy and where else the file
-    /// may be, and keeps it in flight (its staged copy is not swept), as the plan says; the
-    /// copy put back, the next run records it quarantined.
+    /// source went), nor its staged copy whole (here cut short): the run says so as a failure
+    /// naming the copy, where else the file may be, and what the operator can do, and keeps it
+    /// in flight (its staged copy is not swept), as the plan says; the copy put back, the next
+    /// run records it quarantined. Nothing to put back, `wharf quarantine release` gives it up:
+    /// refused while a run can finish it, and after that no run fails it again. Before, no
+    /// command could, short of editing the ledger.
     #[tokio::test]
     async fn a_file_left_quarantining_with_its_source_and_copy_gone_fails_loudly_as_planned() {
         let dir = tempfile::tempdir().unwrap();
@@ -1829,35 +1984,113 @@ mod tests {
         ledger.put_file_with("t", &rec, crate::ledger::Durability::Durable).unwrap();
         let copy = d.join("dst/rejected/a.csv");
         std::fs::rename(&copy, d.join("aside")).unwrap();
-        let staged = crate::engine::stage::staging_path(&d.join("staging"), "t", &RemotePath::parse("in/a.csv").unwrap());
+        let staging = d.join("staging");
+        let staged = crate::engine::stage::staging_path(&staging, "t", &RemotePath::parse("in/a.csv").unwrap());
         std::fs::create_dir_all(staged.parent().unwrap()).unwrap();
-        std::fs::write(&staged, "a,1\n").unwrap();
+        std::fs::write(&staged, "a,").unwrap();
 
-        let p = plan(&flow, Some(&ledger), SystemTime::now()).await.unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), Some(&staging)).await.unwrap();
         let [f] = &p.files[..] else { panic!("{p:#?}") };
         let Action::Fail { why } = &f.action else { panic!("{p:#?}") };
         assert!(why.contains("the source is no longer at /in/a.csv, but its quarantine copy erp:/rejected/a.csv is not there"), "{why}");
         assert!(why.contains("look for it in the after.failure folder /failed/ and the quarantine folder erp:/rejected (a copy cut short is .a.csv.t.part)"), "{why}");
+        assert!(
+            why.contains(&format!(
+                "and its staged copy {} (kept while the file is in flight; not the bytes refused, by the size",
+                staged.display()
+            )),
+            "{why}"
+        );
+        assert!(why.ends_with("else `wharf quarantine release t /in/a.csv` gives it up (forgets it)"), "{why}");
         for _ in 0..2 {
             let r = run(&flow, &ledger, d).await;
             let [f] = &r.files[..] else { panic!("{r:#?}") };
             assert_eq!((f.outcome, f.error_kind, r.counts.failed), (crate::engine::Outcome::Failed, Some(ErrorKind::NotFound), 1));
-            assert!(f.detail.starts_with(why.as_str()), "{}", f.detail);
-            assert!(
-                f.detail.ends_with(&format!("; its staged copy (kept while the file is in flight) is {}", staged.display())),
-                "{}",
-                f.detail
-            );
+            assert_eq!(&f.detail, why);
             let rec = ledger.file("t", "in/a.csv").unwrap().unwrap();
             assert_eq!(rec.state, FileState::Quarantining);
             assert_eq!(rec.last_error.map(|e| e.message), Some(f.detail.clone()));
             assert!(staged.exists(), "the staged copy stays while the file is in flight");
         }
+        // Refused while a run finishes it: here the copy is back.
         std::fs::rename(d.join("aside"), &copy).unwrap();
+        let e = crate::engine::quarantine::release(&flow, &ledger, "/in/a.csv", false, &staging).await.unwrap_err();
+        assert!(
+            matches!(&e, crate::engine::quarantine::QuarantineError::BeingQuarantined { what, .. } if what.contains("erp:/rejected/a.csv is there")),
+            "{e}"
+        );
+        assert_eq!(ledger.file("t", "in/a.csv").unwrap().unwrap().state, FileState::Quarantining);
         let r = run(&flow, &ledger, d).await;
         assert_eq!(r.files[0].outcome, crate::engine::Outcome::Quarantined, "{r:#?}");
         assert_eq!(ledger.file("t", "in/a.csv").unwrap().unwrap().state, FileState::Quarantined);
         assert!(!staged.exists());
+
+        // Left so again, nothing to put back: given up.
+        ledger.put_file_with("t", &rec, crate::ledger::Durability::Durable).unwrap();
+        std::fs::remove_file(&copy).unwrap();
+        assert_eq!(run(&flow, &ledger, d).await.counts.failed, 1);
+        let removed = crate::engine::quarantine::release(&flow, &ledger, "/in/a.csv", false, &staging).await.unwrap();
+        assert!(removed.is_empty());
+        assert!(ledger.file("t", "in/a.csv").unwrap().is_none());
+        assert!(run(&flow, &ledger, d).await.files.is_empty(), "no run fails it again");
+    }
+
+    /// The same crash, the copy not there, but its staged copy whole (the size and SHA-256
+    /// recorded with the verdict): the run puts it aside from that, and records it
+    /// quarantined with where the source went, as the plan says (the staging folder given).
+    /// Before, it failed on every run, while the bytes refused were at hand.
+    #[tokio::test]
+    async fn a_file_left_quarantining_with_its_copy_gone_is_put_aside_from_its_staged_copy_as_planned() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let flow = flow(
+            d,
+            "steps:\n  - check: { magic: [zip] }\nquarantine: { endpoint: erp, path: /rejected }\nafter: { failure: { move_to: /failed } }\n",
+        );
+        put(d, &[("in/a.csv", "a,1\n")]);
+        let ledger = std::sync::Arc::new(Ledger::in_memory().unwrap());
+        // Killed once the source was moved, before the file was recorded quarantined.
+        let (left, hook) = held_at(&ledger, "quarantine_disposed");
+        assert_eq!(run(&flow, &ledger, d).await.quarantined, 1);
+        drop(hook);
+        let rec = left.borrow_mut().take().expect("halt point reached");
+        ledger.put_file_with("t", &rec, crate::ledger::Durability::Durable).unwrap();
+        // The copy lost since, the staged copy kept.
+        for f in ["a.csv", "a.csv.report.json", "a.csv.report.txt"] {
+            std::fs::remove_file(d.join("dst/rejected").join(f)).unwrap();
+        }
+        let staging = d.join("staging");
+        let staged = crate::engine::stage::staging_path(&staging, "t", &RemotePath::parse("in/a.csv").unwrap());
+        std::fs::create_dir_all(staged.parent().unwrap()).unwrap();
+        std::fs::write(&staged, "a,1\n").unwrap();
+
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), Some(&staging)).await.unwrap();
+        let [f] = &p.files[..] else { panic!("{p:#?}") };
+        let Action::Quarantine { why } = &f.action else { panic!("{p:#?}") };
+        assert!(why.starts_with("quarantined to erp:/rejected/a.csv: "), "{why}");
+        assert!(
+            why.ends_with(
+                "; source moved to /failed/a.csv; finished after a crash from its staged copy (no copy made before it was found)"
+            ),
+            "{why}"
+        );
+        let e = crate::engine::quarantine::release(&flow, &ledger, "/in/a.csv", false, &staging).await.unwrap_err();
+        assert!(matches!(e, crate::engine::quarantine::QuarantineError::BeingQuarantined { .. }), "{e}");
+        let r = run(&flow, &ledger, d).await;
+        let [f] = &r.files[..] else { panic!("{r:#?}") };
+        assert_eq!(
+            (f.outcome, &f.detail, &f.targets[..]),
+            (crate::engine::Outcome::Quarantined, why, &["erp:/rejected/a.csv".to_string()][..])
+        );
+        assert_eq!(std::fs::read_to_string(d.join("dst/rejected/a.csv")).unwrap(), "a,1\n");
+        let rec = ledger.file("t", "in/a.csv").unwrap().unwrap();
+        assert_eq!(
+            (rec.state, rec.source_fate, rec.disposed_to.as_deref()),
+            (FileState::Quarantined, SourceFate::Moved, Some("failed/a.csv"))
+        );
+        assert!(!staged.exists());
+        // Finished: the next run has nothing to do with it.
+        assert!(run(&flow, &ledger, d).await.files.is_empty());
     }
 
     /// `--json` names a resumed file's state as it did when the plan carried it as text: the
@@ -1875,7 +2108,8 @@ mod tests {
             FileState::Quarantining,
         ];
         for state in states {
-            let f = PlannedFile { path: "/in/a.csv".into(), size: 3, action: Action::Resume { state, writes: vec![], then: None } };
+            let f =
+                PlannedFile { path: "/in/a.csv".into(), size: 3, action: Action::Resume { state, writes: vec![], then: None, copy: None } };
             let json = serde_json::to_value(&f).unwrap();
             assert_eq!(json, serde_json::json!({ "path": "/in/a.csv", "size": 3, "action": "resume", "state": state.as_str() }));
         }

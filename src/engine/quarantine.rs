@@ -7,7 +7,9 @@
 //! `NAME.report.json` / `NAME.report.txt`. Only then is the source disposed of, as
 //! `after.failure` says, and the file recorded as quarantined. The recorded verdict stands
 //! across a crash: a staged copy gone since is downloaded again ([`restage`]), and the steps
-//! are not run on the bytes they refused.
+//! are not run on the bytes they refused; a source gone with its copy lost is put aside from
+//! its staged copy when that is whole ([`finish_left_aside`]), and given up by `release` when
+//! nothing is left to put aside.
 
 use std::path::Path;
 
@@ -15,7 +17,8 @@ use crate::config::Flow;
 use crate::config::flow::Disposition;
 use crate::endpoint::{DynEndpoint, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, RemotePath};
 use crate::ledger::{
-    ErrorRecord, FileRecord, FileState, Ledger, LedgerError, QuarantineRecord, RunStatus, SourceFate, Transition, now_millis, to_millis,
+    ErrorRecord, FileRecord, FileResult, FileState, Ledger, LedgerError, QuarantineRecord, RunStatus, SourceFate, Transition, now_millis,
+    to_millis,
 };
 
 use super::error::FileError;
@@ -43,6 +46,10 @@ pub enum QuarantineError {
         "flow {flow}: the quarantined copy of /{path}, {copy}, is the only copy left (`after.failure: delete` deleted the source): releasing it would lose the file; `wharf quarantine reprocess {flow} /{path}` delivers it once the flow is fixed, or pass `--force` to release it all the same"
     )]
     LastCopy { flow: String, path: String, copy: String },
+    #[error(
+        "flow {flow}: /{path} was left being quarantined by a run that stopped, and the next run finishes it ({what}; `wharf plan {flow}` shows how): nothing to give up"
+    )]
+    BeingQuarantined { flow: String, path: String, what: String },
     #[error(transparent)]
     Ledger(#[from] LedgerError),
 }
@@ -74,11 +81,42 @@ fn beside(copy: &RemotePath, ext: &str) -> Result<RemotePath, FileError> {
     copy.parent().join(&format!("{}.{ext}", copy.name())).map_err(|e| FileError::Name(format!("report name for {copy}: {e}")))
 }
 
-/// Copies the staged original (and its reports) to the quarantine location, disposes of the
-/// source as `after.failure` says, and records the file as quarantined. The caller holds the
-/// claim on both the quarantine location and the `after.failure: move_to` folder
-/// (`lifecycle::claim_quarantine`), taken at once.
-pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, staged: &Path) -> Result<FileReport, FileError> {
+/// The copy a run putting `source` aside in the quarantine folder `dir` on `ep` confirms or
+/// writes, as [`put_aside`] does: the copy recorded before a crash (`recorded`) when it holds
+/// the file already (`true`: confirmed by its `size` and `expect`, not uploaded again) or is
+/// not there (written under that name); else (none recorded, or the name taken by another
+/// file since) the first free name ([`copy_name`], passing over `taken`). Only looks: `wharf
+/// plan` names from it the copy of a file left `quarantining`.
+pub(super) async fn resumed_copy(
+    ep: &dyn Endpoint,
+    dir: &RemotePath,
+    source: &RemotePath,
+    recorded: Option<&RemotePath>,
+    size: u64,
+    expect: transfer::Expect<'_>,
+    taken: impl Fn(&RemotePath) -> bool,
+) -> Result<(RemotePath, bool), FileError> {
+    if let Some(c) = recorded.filter(|c| !taken(c)) {
+        if ep.stat(c).await?.is_none() {
+            return Ok((c.clone(), false));
+        }
+        if transfer::already_delivered(ep, c, size, None, expect).await? {
+            return Ok((c.clone(), true));
+        }
+    }
+    Ok((copy_name(ep, dir, source, taken).await?, false))
+}
+
+/// Makes the quarantine copy of `staged` (and its reports beside it), as [`resumed_copy`]
+/// names it, the name recorded before the upload: the copy a resumed run finds made is not
+/// made again. Returns the copy, the file's quarantine record and its result (stored with the
+/// name). The caller holds the claim on the quarantine location.
+async fn make_copy(
+    cx: &Ctx<'_>,
+    rec: &mut FileRecord,
+    entry: &Entry,
+    staged: &Path,
+) -> Result<(RemotePath, QuarantineRecord, FileResult), FileError> {
     let flow = &cx.flow.name;
     let (Some(q), Some(ep)) = (cx.flow.quarantine.as_ref(), cx.quarantine.as_ref()) else {
         return Err(FileError::Name(format!("flow {flow}: {} must be quarantined, but the flow has no `quarantine` location", entry.path)));
@@ -99,34 +137,35 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
         FileError::Ledger(_) => e,
         e => FileError::Quarantine { endpoint: q.endpoint.clone(), reason: reason.clone(), source: Box::new(e) },
     };
-    let mut copy = qr.copy.as_deref().and_then(|c| RemotePath::parse(c).ok());
+    // A copy recorded on another endpoint (the flow's quarantine moved since) is not looked
+    // for here: the copy is made where the flow quarantines now, and recorded so.
+    let mut recorded = qr.copy.as_deref().and_then(|c| RemotePath::parse(c).ok()).filter(|_| qr.endpoint == q.endpoint);
+    qr.endpoint = q.endpoint.clone();
+    let sha256 = rec.sha256.clone();
+    let expect = match sha256.as_deref() {
+        Some(h) => transfer::Expect::Sha256(h),
+        None => transfer::Expect::File(staged),
+    };
     // Free names taken by somebody else (another flow sharing the folder, a person) between
     // the choice and the rename: the rename never replaces a file, another name is chosen.
     let mut raced = 0;
     let copy = loop {
-        let c = match copy.take() {
-            Some(c) => c,
-            None => {
-                let c = retry(policy, "choose a quarantine name", || async {
-                    ep.create_dir_all(&q.path).await?;
-                    copy_name(ep, &q.path, &entry.path, |_| false).await
-                })
-                .await
-                .map_err(aside)?;
-                // Durable before the copy is made: a resumed run checks this name.
-                qr.copy = Some(c.as_str().to_string());
-                result.quarantine = Some(qr.clone());
-                rec.updated = now_millis();
-                cx.store(Transition::Result { flow: flow.clone(), rec: rec.clone(), result: result.clone() }).await?;
-                c
-            }
-        };
+        let (c, made) = retry(policy, "check the quarantine copy", || async {
+            ep.create_dir_all(&q.path).await?;
+            resumed_copy(ep, &q.path, &entry.path, recorded.as_ref(), rec.size, expect, |_| false).await
+        })
+        .await
+        .map_err(aside)?;
+        if recorded.as_ref() != Some(&c) {
+            // Durable before the copy is made: a resumed run checks this name.
+            qr.copy = Some(c.as_str().to_string());
+            result.quarantine = Some(qr.clone());
+            rec.updated = now_millis();
+            cx.store(Transition::Result { flow: flow.clone(), rec: rec.clone(), result: result.clone() }).await?;
+            recorded = Some(c.clone());
+        }
         super::halt::point("quarantining");
-        let expect = rec.sha256.as_deref().map_or(transfer::Expect::File(staged), transfer::Expect::Sha256);
-        if retry(policy, "check the quarantine copy", || transfer::already_delivered(ep, &c, rec.size, None, expect))
-            .await
-            .map_err(aside)?
-        {
+        if made {
             break c;
         }
         let temp = temp_for(&c, flow)?;
@@ -162,30 +201,57 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
             .map_err(aside)?;
         }
     }
-    let mut detail = format!("quarantined to {}:{copy}: {}", q.endpoint, qr.reason);
+    Ok((copy, qr, result))
+}
+
+/// Copies the staged original (and its reports) to the quarantine location ([`make_copy`]),
+/// disposes of the source as `after.failure` says, and records the file as quarantined. The
+/// caller holds the claim on both the quarantine location and the `after.failure: move_to`
+/// folder (`lifecycle::claim_quarantine`), taken at once.
+pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, staged: &Path) -> Result<FileReport, FileError> {
+    let flow = &cx.flow.name;
+    let (copy, qr, mut result) = make_copy(cx, rec, entry, staged).await?;
+    let mut detail = format!("quarantined to {}:{copy}: {}", qr.endpoint, qr.reason);
     // Where `move_to` puts the source is recorded before the move: a crash after it leaves a
     // record naming where it went ([`left_aside`]).
     let recorded = lifecycle::recorded_move(rec);
-    let applied = disposition::after_failure(cx, rec, entry, recorded, "quarantine_disposing").await?;
-    match applied {
-        Ok(Some(t)) => {
-            detail.push_str(&format!("; source moved to {t}"));
-            disposition::record(rec, &cx.flow.after_failure, Some(&t));
-            lifecycle::dispose_companions(cx, entry, &cx.flow.after_failure).await;
+    // As before a delivered file's source is disposed of: what is there now, written to or
+    // replaced since it was read (the partner's new version, in the window before the move or
+    // after a crash), is not what was refused. It stays where it is, and the next run takes it
+    // as the new file it is (another size or time than the version recorded quarantined).
+    let changed = match cx.flow.after_failure {
+        Disposition::Keep => Ok(None),
+        _ => lifecycle::changed_since_read(cx, rec, &entry.path).await,
+    };
+    let fail = |detail: &mut String, e: FileError| detail.push_str(&format!("; after.failure could not be applied: {e}"));
+    match changed {
+        Ok(Some(why)) => {
+            detail.push_str(&format!("; source kept: {why}"));
+            // A `move_to` target recorded before a crash is not where it went.
+            disposition::record(rec, &Disposition::Keep, None);
         }
-        Ok(None) if cx.flow.after_failure == Disposition::Delete => {
-            detail.push_str("; source deleted");
-            disposition::record(rec, &cx.flow.after_failure, None);
-            lifecycle::dispose_companions(cx, entry, &cx.flow.after_failure).await;
-        }
-        Ok(None) => {}
-        Err(e) => detail.push_str(&format!("; after.failure could not be applied: {e}")),
+        Ok(None) => match disposition::after_failure(cx, rec, entry, recorded, "quarantine_disposing").await? {
+            Ok(Some(t)) => {
+                detail.push_str(&format!("; source moved to {t}"));
+                disposition::record(rec, &cx.flow.after_failure, Some(&t));
+                lifecycle::dispose_companions(cx, entry, &cx.flow.after_failure).await;
+            }
+            Ok(None) if cx.flow.after_failure == Disposition::Delete => {
+                detail.push_str("; source deleted");
+                disposition::record(rec, &cx.flow.after_failure, None);
+                lifecycle::dispose_companions(cx, entry, &cx.flow.after_failure).await;
+            }
+            Ok(None) => {}
+            Err(e) => fail(&mut detail, e),
+        },
+        Err(e) => fail(&mut detail, e),
     }
     // A crash here leaves the file `quarantining`, its source no longer listed: the next run
     // finishes it from the copy ([`finish_left_aside`]).
     super::halt::point("quarantine_disposed");
     rec.state = FileState::Quarantined;
     rec.updated = now_millis();
+    let target = format!("{}:{copy}", qr.endpoint);
     result.quarantine = Some(qr);
     cx.store(Transition::Result { flow: flow.clone(), rec: rec.clone(), result: result.clone() }).await?;
     content::discard_with_outputs(staged).await;
@@ -195,7 +261,7 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
         path: entry.path.to_string(),
         outcome: Outcome::Quarantined,
         detail,
-        targets: vec![format!("{}:{copy}", q.endpoint)],
+        targets: vec![target],
         bytes: rec.size,
         error_kind: None,
         records: Some(result.counts),
@@ -231,8 +297,9 @@ pub(super) async fn restage(cx: &Ctx<'_>, rec: &FileRecord, entry: &Entry, stage
 }
 
 /// What a file an earlier run left `quarantining` becomes once its source is no longer at
-/// its path, judged from what the ledger recorded and the quarantine location alone
-/// ([`left_aside`]): the run records it ([`finish_left_aside`]), `wharf plan` shows it.
+/// its path, judged from what the ledger recorded, the quarantine location and its staged
+/// copy alone ([`left_aside`]): the run records it ([`finish_left_aside`]), `wharf plan` shows
+/// it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum LeftAside {
     /// Its recorded copy is there, whole (`endpoint:/path`): the crash came after the copy was
@@ -240,8 +307,33 @@ pub(super) enum LeftAside {
     /// its report line; `moved`: where `after.failure: move_to` put the source (the target
     /// recorded before the move, and found there).
     Confirmed { copy: String, detail: String, moved: Option<RemotePath> },
-    /// No copy of it can be confirmed, and the source is gone: why, and where a copy may be.
+    /// No copy of it can be confirmed, but its staged copy holds the very bytes refused (the
+    /// size and SHA-256 recorded with the verdict): it is put aside from that, as `copy` in
+    /// the quarantine folder ([`resumed_copy`]), and recorded quarantined. `reason`: why it
+    /// was refused; `fate`: what `after.failure` made of the source; `moved`: as above. Its
+    /// report line: [`from_staged`].
+    FromStaged { copy: RemotePath, reason: String, fate: String, moved: Option<RemotePath> },
+    /// No copy of it can be confirmed, nor made, and the source is gone: why, where a copy may
+    /// be, and what the operator can do.
     Unconfirmed(String),
+}
+
+/// The report line of a file put aside after a crash from its staged copy
+/// ([`LeftAside::FromStaged`]), its copy `endpoint:copy`.
+pub(super) fn from_staged(endpoint: &str, copy: &RemotePath, reason: &str, fate: &str) -> String {
+    format!(
+        "quarantined to {endpoint}:{copy}: {reason}; {fate}; finished after a crash from its staged copy (no copy made before it was found)"
+    )
+}
+
+/// Whether `staged` holds the very bytes refused: the size and SHA-256 recorded with the
+/// verdict (none recorded: not known to). Hashed whatever its size, where a resumed file's
+/// staged copy is trusted by its size when big (`lifecycle::staged_complete`): here it is the
+/// only copy of the file known to be left, and what is put aside as the file refused.
+async fn holds_refused(staged: &Path, rec: &FileRecord) -> bool {
+    let Some(want) = rec.sha256.as_deref() else { return false };
+    tokio::fs::metadata(staged).await.is_ok_and(|m| m.is_file() && m.len() == rec.size)
+        && super::pipe::sha256_of(staged.to_path_buf()).await.is_ok_and(|got| got == want)
 }
 
 /// What `after.failure` made of a source no longer at `path` (a crash lost the record of it
@@ -274,8 +366,10 @@ async fn gone_source(
 
 /// Judges a file the ledger has `quarantining` whose source is not listed: `None` while the
 /// source is still at its path (a run that lists it again resumes it); else whether the copy
-/// recorded before `after.failure` was applied ([`put_aside`]) is there, whole. Only looks:
-/// the run and `wharf plan` call it alike. `quarantine`: the flow's quarantine endpoint.
+/// recorded before `after.failure` was applied ([`put_aside`]) is there, whole, and if not,
+/// whether its staged copy (`staged`, its path in the staging folder; `None`: not looked at)
+/// can be put aside instead. Only looks: the run, `wharf plan` and `wharf quarantine release`
+/// call it alike. `quarantine`: the flow's quarantine endpoint.
 pub(super) async fn left_aside(
     flow: &Flow,
     source: &dyn Endpoint,
@@ -283,12 +377,17 @@ pub(super) async fn left_aside(
     rec: &FileRecord,
     path: &RemotePath,
     qr: Option<&QuarantineRecord>,
+    staged: Option<&Path>,
 ) -> Result<Option<LeftAside>, FileError> {
     if source.stat(path).await?.is_some() {
         return Ok(None);
     }
     let q = flow.quarantine.as_ref();
     let recorded = qr.and_then(|r| r.copy.as_deref().and_then(|c| RemotePath::parse(c).ok()).map(|c| (r, c)));
+    let staged_whole = match staged {
+        Some(s) => holds_refused(s, rec).await,
+        None => false,
+    };
     let lost = |why: String| {
         let mut places: Vec<String> = Vec::new();
         if let Disposition::MoveTo(dir) = &flow.after_failure {
@@ -302,25 +401,47 @@ pub(super) async fn left_aside(
             let partial = copy.and_then(|c| temp_for(&c, &flow.name).ok()).map(|t| format!(" (a copy cut short is {})", t.name()));
             places.push(format!("the quarantine folder {}:{}{}", q.endpoint, q.path, partial.unwrap_or_default()));
         }
+        if let Some(s) = staged.filter(|s| s.exists()) {
+            places.push(format!(
+                "its staged copy {} (kept while the file is in flight; not the bytes refused, by the size and SHA-256 recorded)",
+                s.display()
+            ));
+        }
         let places = if places.is_empty() { String::new() } else { format!("; look for it in {}", places.join(" and ")) };
         Some(LeftAside::Unconfirmed(format!(
-            "left quarantining by a run that stopped before it was recorded quarantined, and the source is no longer at {path}, but {why}: the file may be lost{places}; it stays in flight (put back at {path}, it is taken by the next run)"
+            "left quarantining by a run that stopped before it was recorded quarantined, and the source is no longer at {path}, but {why}: the file may be lost{places}; it stays in flight: put back at {path}, it is taken by the next run; its copy put back, it is recorded quarantined; else `wharf quarantine release {} {path}` gives it up (forgets it)",
+            flow.name
         )))
     };
-    let Some((qr, copy)) = recorded.clone() else {
-        return Ok(lost("no quarantine copy of it was recorded".to_string()));
+    let (Some(q), Some(ep)) = (q, quarantine) else {
+        return Ok(lost(match &recorded {
+            None => "no quarantine copy of it was recorded".to_string(),
+            Some((r, c)) => {
+                format!("its quarantine copy {}:{c} cannot be looked at: the flow no longer quarantines to {}", r.endpoint, r.endpoint)
+            }
+        }));
     };
-    let shown = format!("{}:{copy}", qr.endpoint);
-    let Some(ep) = quarantine.filter(|_| q.is_some_and(|q| q.endpoint == qr.endpoint)) else {
-        return Ok(lost(format!("its quarantine copy {shown} cannot be looked at: the flow no longer quarantines to {}", qr.endpoint)));
-    };
+    // The recorded copy, where the flow quarantines now.
+    let mine = recorded.as_ref().filter(|(r, _)| r.endpoint == q.endpoint).map(|(_, c)| c);
     let expect = rec.sha256.as_deref().map_or(transfer::Expect::Size, transfer::Expect::Sha256);
-    if !transfer::already_delivered(ep, &copy, rec.size, None, expect).await? {
-        return Ok(lost(format!("its quarantine copy {shown} is not there (or holds another file)")));
+    let (copy, made) = resumed_copy(ep, &q.path, path, mine, rec.size, expect, |_| false).await?;
+    let reason = || qr.map_or_else(|| "refused by its content steps".to_string(), |r| r.reason.clone());
+    if made || staged_whole {
+        let (fate, moved) = gone_source(flow, source, rec, path).await?;
+        if !made {
+            return Ok(Some(LeftAside::FromStaged { copy, reason: reason(), fate, moved }));
+        }
+        let shown = format!("{}:{copy}", q.endpoint);
+        let detail = format!("quarantined to {shown}: {}; {fate}; finished after a crash (the copy had been made before it)", reason());
+        return Ok(Some(LeftAside::Confirmed { copy: shown, detail, moved }));
     }
-    let (fate, moved) = gone_source(flow, source, rec, path).await?;
-    let detail = format!("quarantined to {shown}: {}; {fate}; finished after a crash (the copy had been made before it)", qr.reason);
-    Ok(Some(LeftAside::Confirmed { copy: shown, detail, moved }))
+    Ok(lost(match &recorded {
+        None => "no quarantine copy of it was recorded".to_string(),
+        Some((r, c)) if mine.is_none() => {
+            format!("its quarantine copy {}:{c} cannot be looked at: the flow no longer quarantines to {}", r.endpoint, r.endpoint)
+        }
+        Some((r, c)) => format!("its quarantine copy {}:{c} is not there (or holds another file)", r.endpoint),
+    }))
 }
 
 /// Why a file left `quarantining` with its source gone was not judged now: its quarantine
@@ -332,51 +453,43 @@ pub(super) fn left_aside_unjudged(e: &dyn std::fmt::Display) -> String {
 }
 
 /// Finishes a file an earlier run left `quarantining` whose source is no longer listed, as
-/// [`left_aside`] judges it: its copy confirmed, it is recorded quarantined (what `wharf
-/// quarantine list`/`reprocess` read), with what `after.failure` made of the source (and of
-/// the files that go with it: done file, checksum, row count, as [`put_aside`] does); else it
-/// fails loudly and stays in flight, its staged copy (if any) kept and named. `None` while
-/// the source is still at its path. The `bool`: whether the run must stop.
+/// [`left_aside`] judges it: its copy confirmed, or made from its staged copy, it is recorded
+/// quarantined (what `wharf quarantine list`/`reprocess` read), with what `after.failure` made
+/// of the source (and of the files that go with it: done file, checksum, row count, as
+/// [`put_aside`] does); else it fails loudly and stays in flight, its staged copy (if any) kept and
+/// named. `None` while the source is still at its path. The `bool`: whether the run must stop.
 pub(super) async fn finish_left_aside(cx: &Ctx<'_>, mut rec: FileRecord, entry: &Entry) -> Result<Option<(FileReport, bool)>, LedgerError> {
     let flow = &cx.flow.name;
     let result = cx.ledger.file_result(flow, &rec.path)?.unwrap_or_default();
+    let staged = stage::staging_path(cx.staging_dir, flow, &entry.path);
     let judged = retry(cx.flow.retry, "check the quarantine copy", || {
-        left_aside(cx.flow, &*cx.source, cx.quarantine.as_deref(), &rec, &entry.path, result.quarantine.as_ref())
+        left_aside(cx.flow, &*cx.source, cx.quarantine.as_deref(), &rec, &entry.path, result.quarantine.as_ref(), Some(&staged))
     })
     .await;
-    let staged = stage::staging_path(cx.staging_dir, flow, &entry.path);
     match judged {
         Ok(None) => Ok(None),
         Ok(Some(LeftAside::Confirmed { copy, detail, moved })) => {
-            rec.source_fate = match cx.flow.after_failure {
-                Disposition::MoveTo(_) => SourceFate::Moved,
-                Disposition::Delete | Disposition::Keep => SourceFate::Deleted,
-            };
-            rec.disposed_to = moved.map(|t| t.as_str().to_string());
-            // Its done file, checksum, row count go as the data file went ([`put_aside`]): the
-            // crash may have come before they did (one already gone is passed over).
-            lifecycle::dispose_companions(cx, entry, &cx.flow.after_failure).await;
-            rec.state = FileState::Quarantined;
-            rec.run = cx.run;
-            rec.updated = now_millis();
-            cx.store(Transition::File { flow: flow.clone(), rec: rec.clone() }).await?;
-            content::discard_with_outputs(&staged).await;
-            tracing::warn!(target: REPORT_LOG_TARGET, flow = %flow, path = %entry.path, copy = %copy, "Quarantined (finished after a crash).");
-            let f = FileReport {
-                path: entry.path.to_string(),
-                outcome: Outcome::Quarantined,
-                detail,
-                targets: vec![copy],
-                bytes: rec.size,
-                error_kind: None,
-                records: Some(result.counts),
-            };
-            Ok(Some((f, false)))
+            Ok(Some(record_left_aside(cx, rec, entry, copy, detail, moved, result.counts).await?))
         }
-        Ok(Some(LeftAside::Unconfirmed(mut why))) => {
-            if tokio::fs::metadata(&staged).await.is_ok() {
-                why.push_str(&format!("; its staged copy (kept while the file is in flight) is {}", staged.display()));
+        Ok(Some(LeftAside::FromStaged { fate, moved, .. })) => {
+            let _names = lifecycle::claim_quarantine(cx).await;
+            match make_copy(cx, &mut rec, entry, &staged).await {
+                Ok((copy, qr, result)) => {
+                    let detail = from_staged(&qr.endpoint, &copy, &qr.reason, &fate);
+                    let copy = format!("{}:{copy}", qr.endpoint);
+                    Ok(Some(record_left_aside(cx, rec, entry, copy, detail, moved, result.counts).await?))
+                }
+                Err(FileError::Ledger(e)) => Err(e),
+                Err(e) => {
+                    let why = format!(
+                        "left quarantining by an earlier run, its source gone and no copy of it confirmed; putting it aside from its staged copy {} failed: {e} (the next run tries again)",
+                        staged.display()
+                    );
+                    Ok(Some(FileReport::left_unjudged(flow, &entry.path, &e, why)))
+                }
             }
+        }
+        Ok(Some(LeftAside::Unconfirmed(why))) => {
             let kind = ErrorKind::NotFound;
             tracing::error!(target: REPORT_LOG_TARGET, flow = %flow, path = %entry.path, kind = %kind, error = %why, "File failed.");
             rec.attempts += 1;
@@ -389,6 +502,45 @@ pub(super) async fn finish_left_aside(cx: &Ctx<'_>, mut rec: FileRecord, entry: 
         Err(FileError::Ledger(e)) => Err(e),
         Err(e) => Ok(Some(FileReport::left_unjudged(flow, &entry.path, &e, left_aside_unjudged(&e)))),
     }
+}
+
+/// Records quarantined a file left `quarantining` whose source is gone, its copy `copy`
+/// (`endpoint:/path`) confirmed or just made ([`finish_left_aside`]), with what
+/// `after.failure` made of the source (`moved`: where it went), and removes its staged copy.
+async fn record_left_aside(
+    cx: &Ctx<'_>,
+    mut rec: FileRecord,
+    entry: &Entry,
+    copy: String,
+    detail: String,
+    moved: Option<RemotePath>,
+    counts: crate::ledger::RecordCounts,
+) -> Result<(FileReport, bool), LedgerError> {
+    let flow = &cx.flow.name;
+    rec.source_fate = match cx.flow.after_failure {
+        Disposition::MoveTo(_) => SourceFate::Moved,
+        Disposition::Delete | Disposition::Keep => SourceFate::Deleted,
+    };
+    rec.disposed_to = moved.map(|t| t.as_str().to_string());
+    // Its done file, checksum, row count go as the data file went ([`put_aside`]): the
+    // crash may have come before they did (one already gone is passed over).
+    lifecycle::dispose_companions(cx, entry, &cx.flow.after_failure).await;
+    rec.state = FileState::Quarantined;
+    rec.run = cx.run;
+    rec.updated = now_millis();
+    cx.store(Transition::File { flow: flow.clone(), rec: rec.clone() }).await?;
+    content::discard_with_outputs(&stage::staging_path(cx.staging_dir, flow, &entry.path)).await;
+    tracing::warn!(target: REPORT_LOG_TARGET, flow = %flow, path = %entry.path, copy = %copy, "Quarantined (finished after a crash).");
+    let f = FileReport {
+        path: entry.path.to_string(),
+        outcome: Outcome::Quarantined,
+        detail,
+        targets: vec![copy],
+        bytes: rec.size,
+        error_kind: None,
+        records: Some(counts),
+    };
+    Ok((f, false))
 }
 
 /// The quarantined record of `path`, or why there is none.
@@ -433,9 +585,13 @@ async fn quarantine_endpoint(flow: &Flow, q: &QuarantineRecord) -> Result<DynEnd
 /// `wharf quarantine release`: removes the quarantined copy and its reports and forgets the
 /// file, so a run takes it again if it is (still, or again) at the source. Returns what was
 /// removed. Refuses, unless `force`, when the copy is the file's last: its source deleted
-/// (`after.failure: delete`) and not sent again.
-pub async fn release(flow: &Flow, ledger: &Ledger, path: &str, force: bool) -> Result<Vec<String>, QuarantineError> {
+/// (`after.failure: delete`) and not sent again. A file a crashed run left `quarantining`
+/// that no run can finish is given up ([`give_up`]); `staging_dir`: the runs' staging folder.
+pub async fn release(flow: &Flow, ledger: &Ledger, path: &str, force: bool, staging_dir: &Path) -> Result<Vec<String>, QuarantineError> {
     let path = ledger_path(path);
+    if let Some(rec) = ledger.file(&flow.name, &path)?.filter(|r| r.state == FileState::Quarantining) {
+        return give_up(flow, ledger, rec, staging_dir).await.map(|()| Vec::new());
+    }
     let (rec, q) = quarantined(ledger, flow, &path)?;
     let file_err = |source| QuarantineError::File { flow: flow.name.clone(), path: path.clone(), source: Box::new(source) };
     if !force && rec.source_fate == SourceFate::Deleted {
@@ -455,6 +611,36 @@ pub async fn release(flow: &Flow, ledger: &Ledger, path: &str, force: bool) -> R
     let removed = remove_copy(&*ep, &q).await.map_err(|e| file_err(e.into()))?;
     ledger.forget_file(&flow.name, &path)?;
     Ok(removed)
+}
+
+/// `wharf quarantine release` of a file a crashed run left `quarantining` whose source is
+/// gone and of which no copy can be confirmed or made ([`LeftAside::Unconfirmed`]: the run
+/// fails it every time, saying so): forgets it, so that runs no longer fail it (its staged
+/// copy, if any, is no longer kept: the next run sweeps it). Refused while a run finishes it
+/// (its source at its path, its copy there, its staged copy whole), as [`left_aside`] judges
+/// it for the run and `wharf plan`.
+async fn give_up(flow: &Flow, ledger: &Ledger, rec: FileRecord, staging_dir: &Path) -> Result<(), QuarantineError> {
+    let file_err = |source| QuarantineError::File { flow: flow.name.clone(), path: rec.path.clone(), source: Box::new(source) };
+    let path = RemotePath::parse(&rec.path).map_err(|e| file_err(FileError::Name(e.to_string())))?;
+    let mut names = vec![flow.source.endpoint.as_str()];
+    names.extend(flow.quarantine.as_ref().map(|q| q.endpoint.as_str()));
+    let eps = endpoints::open_all(flow, &names).await.map_err(|e| file_err(e.into()))?;
+    let get = |n: &str| eps.get(n).cloned().ok_or_else(|| file_err(FileError::Name(format!("endpoint {n} is not defined in the flow"))));
+    let source = get(&flow.source.endpoint)?;
+    let quarantine = flow.quarantine.as_ref().map(|q| get(&q.endpoint)).transpose()?;
+    let qr = ledger.file_result(&flow.name, &rec.path)?.and_then(|r| r.quarantine);
+    let staged = stage::staging_path(staging_dir, &flow.name, &path);
+    let judged = left_aside(flow, &*source, quarantine.as_deref(), &rec, &path, qr.as_ref(), Some(&staged)).await.map_err(file_err)?;
+    let what = match judged {
+        Some(LeftAside::Unconfirmed(_)) => {
+            ledger.forget_file(&flow.name, &rec.path)?;
+            return Ok(());
+        }
+        None => format!("its source is at {path}: it is put aside"),
+        Some(LeftAside::Confirmed { copy, .. }) => format!("its copy {copy} is there: it is recorded quarantined"),
+        Some(LeftAside::FromStaged { .. }) => format!("its staged copy {} is whole: it is put aside from it", staged.display()),
+    };
+    Err(QuarantineError::BeingQuarantined { flow: flow.name.clone(), path: rec.path.clone(), what })
 }
 
 /// `wharf quarantine reprocess`: takes the quarantined copy through the flow's current steps

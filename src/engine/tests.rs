@@ -405,7 +405,7 @@ async fn a_trigger_name_too_long_fails_the_file_before_uploading() {
     fx.put(&format!("in/{long}"), b"a");
     fx.put("in/b.csv", b"b");
     let want = format!("trigger name \"{long}.done\" is 260 bytes, more than the 255");
-    let plan = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now()).await.unwrap();
+    let plan = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now(), None).await.unwrap();
     let planned = plan.files.iter().find(|f| f.path.ends_with(&long)).unwrap();
     let super::plan::Action::Deliver { targets, .. } = &planned.action else { panic!("{plan:#?}") };
     assert!(targets[0].starts_with("erp:<") && targets[0].contains(&want), "{targets:?}");
@@ -503,7 +503,7 @@ async fn symbolic_links_in_the_polled_folder_are_not_taken() {
     let told: Vec<String> = r.skipped_names.iter().map(ToString::to_string).collect();
     assert_eq!(told, ["/in/dangling.csv (a symbolic link)", "/in/link.csv (a symbolic link)"]);
     // `wharf plan` says so too.
-    let plan = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now()).await.unwrap();
+    let plan = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now(), None).await.unwrap();
     let caveat = "/in/link.csv is never taken (a symbolic link: only regular files are taken)".to_string();
     assert!(plan.caveats.contains(&caveat), "{:?}", plan.caveats);
 }
@@ -1021,7 +1021,7 @@ async fn plan_names_targets_with_the_output_extension() {
     with_steps(&mut fx, "- parse: { format: csv }\n- write: { format: jsonl }\n", "quarantine", None);
     fx.flow.sinks[0].name = NameTemplate::new("{{stem}}-{{run}}.{{ext}}").unwrap();
     fx.put("in/a.csv", b"id,email\n1,a@x\n");
-    let plan = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now()).await.unwrap();
+    let plan = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now(), None).await.unwrap();
     let super::plan::Action::Deliver { targets, .. } = &plan.files[0].action else { panic!("{plan:#?}") };
     assert_eq!(targets, &["erp:/inbox/a-1.jsonl"]);
     let r = fx.run().await;
@@ -1104,7 +1104,7 @@ async fn the_trigger_follows_the_rejects_file_too() {
     assert!(!fx.dst.join("inbox/a.csv.done").exists(), "no trigger while the rejects file is missing");
     // Retried, the file fails again while the rejects file's name is taken: the plan says so
     // (it showed the output delivered before, nothing about its rejects file and trigger).
-    let plan = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now()).await.unwrap();
+    let plan = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now(), None).await.unwrap();
     let super::plan::Action::Deliver { targets, .. } = &plan.files[0].action else { panic!("{plan:#?}") };
     assert_eq!(
         targets,
@@ -1138,7 +1138,7 @@ async fn files_whose_rejects_files_share_a_name_go_one_per_run() {
         // b is the newer: a goes first.
         let b = std::fs::File::options().write(true).open(fx.src.join("in/b.csv")).unwrap();
         b.set_modified(SystemTime::now() + Duration::from_secs(1)).unwrap();
-        let plan = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now()).await.unwrap();
+        let plan = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now(), None).await.unwrap();
         let r = fx.run().await;
         assert_eq!((r.counts.delivered, r.counts.failed), (1, 0), "{policy:?}: {r:#?}");
         let rejects = String::from_utf8(read(&fx.dst.join("inbox/orders.rejects.csv"))).unwrap();
@@ -1162,7 +1162,7 @@ async fn files_whose_rejects_files_share_a_name_are_planned_as_a_renaming_sink_n
     fx.flow.sinks[0].if_exists = IfExists::Rename;
     fx.put("in/a.csv", b"id,email\n1,a@x\n2,no-at\n");
     fx.put("in/b.csv", b"id,email\n1,b@x\n3,no-b\n");
-    let plan = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now()).await.unwrap();
+    let plan = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now(), None).await.unwrap();
     let planned: Vec<&[String]> = plan
         .files
         .iter()
@@ -1205,7 +1205,7 @@ x,b@x
     assert_eq!((r.quarantined, r.counts.skipped), (0, 1), "{r:#?}");
     assert!(r.files[0].detail.starts_with("quarantined in run 1"), "{}", r.files[0].detail);
     // Released: forgotten, so the next run takes the file again (and quarantines it again).
-    let removed = quarantine::release(&fx.flow, &fx.ledger, "in/b.csv", false).await.unwrap();
+    let removed = quarantine::release(&fx.flow, &fx.ledger, "in/b.csv", false, &fx.state.join("staging")).await.unwrap();
     assert_eq!(removed, ["/rejected/b.csv", "/rejected/b.csv.report.json", "/rejected/b.csv.report.txt"]);
     assert!(fx.ledger.file("t", "in/b.csv").unwrap().is_none());
     assert_eq!(fx.run().await.quarantined, 1);
@@ -1223,18 +1223,18 @@ async fn releasing_the_last_copy_of_a_file_takes_force() {
     fx.put("in/b.csv", body);
     assert_eq!(fx.run().await.quarantined, 1);
     assert!(!fx.src.join("in/b.csv").exists());
-    let e = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", false).await.unwrap_err();
+    let e = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", false, &fx.state.join("staging")).await.unwrap_err();
     assert!(matches!(e, quarantine::QuarantineError::LastCopy { .. }), "{e}");
     assert!(e.to_string().starts_with("flow t: the quarantined copy of /in/b.csv, partner:/rejected/b.csv, is the only copy left"), "{e}");
     assert_eq!(read(&fx.src.join("rejected/b.csv")), body);
     assert_eq!(fx.ledger.file("t", "in/b.csv").unwrap().unwrap().state, FileState::Quarantined);
     // Sent again as it was: the copy is no longer the last, and the release lets a run take it.
     fx.put("in/b.csv", body);
-    assert_eq!(quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", false).await.unwrap().len(), 3);
+    assert_eq!(quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", false, &fx.state.join("staging")).await.unwrap().len(), 3);
     assert_eq!(fx.run().await.quarantined, 1);
     std::fs::remove_file(fx.src.join("in/b.csv")).ok();
     // Forced: released all the same.
-    assert_eq!(quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", true).await.unwrap().len(), 3);
+    assert_eq!(quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", true, &fx.state.join("staging")).await.unwrap().len(), 3);
     assert!(fx.ledger.file("t", "in/b.csv").unwrap().is_none());
 }
 
@@ -1251,7 +1251,7 @@ async fn a_copy_that_cannot_be_removed_stays_quarantined() {
     std::fs::remove_file(&copy).unwrap();
     std::fs::create_dir(&copy).unwrap();
     std::fs::write(copy.join("x"), b"x").unwrap();
-    let e = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", false).await.unwrap_err();
+    let e = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", false, &fx.state.join("staging")).await.unwrap_err();
     assert!(e.to_string().contains("rejected/b.csv"), "{e}");
     assert_eq!(fx.ledger.file("t", "in/b.csv").unwrap().unwrap().state, FileState::Quarantined);
     assert!(fx.src.join("rejected/b.csv.report.json").exists(), "its reports stay with it");
@@ -1355,7 +1355,7 @@ async fn plan_says_what_a_run_would_do_and_writes_nothing() {
     std::fs::File::options().write(true).open(fx.src.join("in/a.csv")).unwrap().set_modified(old).unwrap();
     fx.put("in/b.csv", b"fresh\n");
 
-    let p = plan(&fx.flow, Some(&fx.ledger), SystemTime::now()).await.unwrap();
+    let p = plan(&fx.flow, Some(&fx.ledger), SystemTime::now(), None).await.unwrap();
     assert_eq!(p.files.len(), 2);
     assert_eq!(
         p.files[0].action,
@@ -1370,11 +1370,11 @@ async fn plan_says_what_a_run_would_do_and_writes_nothing() {
     assert_eq!(fx.run().await.counts.delivered, 1);
     fx.put("in/a.csv", b"a,1\n");
     std::fs::File::options().write(true).open(fx.src.join("in/a.csv")).unwrap().set_modified(old).unwrap();
-    let p = plan(&fx.flow, Some(&fx.ledger), SystemTime::now()).await.unwrap();
+    let p = plan(&fx.flow, Some(&fx.ledger), SystemTime::now(), None).await.unwrap();
     assert!(matches!(&p.files[0].action, Action::AlreadyDone { why, .. } if why.contains("delivered in run 1")), "{:?}", p.files[0]);
     // Without a ledger (nothing ran yet) it would be taken again, and fail: its target is
     // there already (`if_exists: fail`).
-    let p = plan(&fx.flow, None, SystemTime::now()).await.unwrap();
+    let p = plan(&fx.flow, None, SystemTime::now(), None).await.unwrap();
     assert!(matches!(&p.files[0].action, Action::Fail { why } if why.contains("erp:/inbox/a.csv exists already")), "{:?}", p.files[0]);
 }
 
@@ -1385,7 +1385,7 @@ async fn plan_tells_a_check_step_refusal_from_the_listing() {
     with_steps(&mut fx, "- check: { name: '^roster-[0-9]+\\.csv$', min_size: 3 }\n", "quarantine", None);
     fx.put("in/roster-1.csv", b"id\n1\n");
     fx.put("in/other.csv", b"x");
-    let p = plan(&fx.flow, Some(&fx.ledger), SystemTime::now()).await.unwrap();
+    let p = plan(&fx.flow, Some(&fx.ledger), SystemTime::now(), None).await.unwrap();
     let Action::Quarantine { why } = &p.files[0].action else { panic!("{:?}", p.files[0]) };
     assert_eq!(p.files[0].path, "/in/other.csv");
     assert!(why.starts_with("would be quarantined to partner:/rejected/other.csv by a check step: "), "{why}");

@@ -53,7 +53,8 @@ mod versions;
 use delivery::{Sent, deliver_one, payload, recovered, unhashed};
 pub(super) use delivery::{owed_trigger, owed_triggers, rejects_ext, rejects_name, rejects_owed, trigger_of, wanted_for};
 use failure::fail;
-use versions::{changed_since_read, replaced_since_listed};
+pub(super) use versions::changed_since_read;
+use versions::replaced_since_listed;
 
 /// Deliveries of a rejects file are recorded as sink index `REJECTS + i` (sink `i`'s rejects),
 /// so they resume exactly like the output's own deliveries.
@@ -610,7 +611,7 @@ pub(super) async fn claim_failure_move(cx: &Ctx<'_>) -> Option<Claim> {
 /// Claims the quarantine location (copies get free names there, one file at a time) and, in
 /// the same claim (claims are taken all at once), the `after.failure: move_to` folder the
 /// source goes to once the copy is made ([`quarantine::put_aside`]).
-async fn claim_quarantine(cx: &Ctx<'_>) -> Option<Claim> {
+pub(super) async fn claim_quarantine(cx: &Ctx<'_>) -> Option<Claim> {
     let q = cx.flow.quarantine.as_ref()?;
     let mut names = vec![claims::key(&q.endpoint, &format!("{}/\u{0}quarantine", q.path))];
     names.extend(move_key(cx, &cx.flow.after_failure));

@@ -38,12 +38,14 @@ pub(super) fn replaced_since_listed(cx: &Ctx<'_>, rec: &FileRecord, opened: Opti
 /// Why the source must not be moved or deleted: it is no longer what was read (another
 /// size or time than the listing's: the partner wrote to it, or put a new file in its place,
 /// while it was moved). `None` when it is unchanged, or gone (moved by an earlier attempt).
+/// Asked before a delivered file's source is disposed of (`after.success`) and before a
+/// quarantined one's is (`after.failure`, `quarantine::put_aside`).
 ///
 /// Only another time, with the size unchanged, may also mean the partner replaced the file
 /// *before* it was read (or touched it): then what is there is what was delivered, and
 /// keeping it would have the next run deliver it again under its new time. The source is
 /// read once more to tell (only in that rare case: the usual file costs the one stat).
-pub(super) async fn changed_since_read(cx: &Ctx<'_>, rec: &FileRecord, path: &RemotePath) -> Result<Option<String>, FileError> {
+pub(in crate::engine) async fn changed_since_read(cx: &Ctx<'_>, rec: &FileRecord, path: &RemotePath) -> Result<Option<String>, FileError> {
     let Some(now) = retry(cx.flow.retry, "stat source", || async { Ok(cx.source.stat(path).await?) }).await? else { return Ok(None) };
     let (new_size, new_time) = other_version(rec, &now);
     if !new_size
