@@ -558,6 +558,8 @@ pub struct RawAfter {
     /// After a permanent failure (not after a transient one: that is retried). Default `keep`.
     /// `delete` deletes only a file a copy of which is in quarantine; any other failed file
     /// (refused by a sink, say) stays at the source and is tried again on the next run.
+    /// Either way, a source written to or replaced since it was read (another size or time:
+    /// the partner's new version) is neither moved nor deleted: the next run takes it.
     #[serde(default = "default_keep")]
     pub failure: RawDisposition,
 }

@@ -235,6 +235,51 @@ pub(super) async fn after_failure(
     Ok(applied)
 }
 
+/// Disposes of a quarantined or failed file's source as `after.failure` says
+/// ([`after_failure`]), records on `rec` what became of it, disposes of the files that go
+/// with it (done file, checksum, row count) alike, and returns what the file's report line
+/// says of it (`None`: nothing was done, the source stays). As before a delivered file's
+/// source is disposed of, what is there now, written to or replaced since it was read (the
+/// partner's new version, in the window before the move or after a crash), is not what
+/// failed: it stays where it is (`lifecycle::changed_since_read`), and the next run takes it
+/// as the new file it is (another size or time than the version recorded).
+pub(super) async fn dispose_failed(
+    cx: &Ctx<'_>,
+    rec: &mut FileRecord,
+    entry: &Entry,
+    recorded: Option<RemotePath>,
+    point: &str,
+) -> Result<Option<String>, LedgerError> {
+    let disp = &cx.flow.after_failure;
+    let changed = match disp {
+        Disposition::Keep => Ok(None),
+        _ => super::lifecycle::changed_since_read(cx, rec, &entry.path).await,
+    };
+    let applied = match changed {
+        Ok(Some(why)) => {
+            // A `move_to` target recorded before a crash is not where it went.
+            record(rec, &Disposition::Keep, None);
+            return Ok(Some(format!("; source kept: {why}")));
+        }
+        Ok(None) => after_failure(cx, rec, entry, recorded, point).await?,
+        Err(e) => Err(e),
+    };
+    Ok(match applied {
+        Ok(Some(t)) => {
+            record(rec, disp, Some(&t));
+            super::lifecycle::dispose_companions(cx, entry, disp).await;
+            Some(format!("; source moved to {t}"))
+        }
+        Ok(None) if *disp == Disposition::Delete => {
+            record(rec, disp, None);
+            super::lifecycle::dispose_companions(cx, entry, disp).await;
+            Some("; source deleted".into())
+        }
+        Ok(None) => None,
+        Err(e) => Some(format!("; after.failure could not be applied: {e}")),
+    })
+}
+
 /// The `after.failure: move_to` target recorded for a file failing for good before its
 /// source was moved ([`after_failure`] from `lifecycle::fail`), the file still in flight in
 /// the state it failed in: what a run finishing it after a crash looks for (`left_failing`),

@@ -339,4 +339,46 @@ mod tests {
             assert!(!ledger.file("t", "in/a.csv").unwrap().unwrap().state.in_flight(), "{point}");
         }
     }
+
+    /// A file failing for good (its sink's name taken by someone else's file) whose source the
+    /// partner replaced after it was read: the new version is not what failed, so
+    /// `after.failure: move_to` leaves it where it is, and the next run takes it. Before, it
+    /// was moved into `failed/` as the file that failed, unread.
+    #[tokio::test]
+    async fn a_new_version_written_while_a_file_fails_stays_for_the_next_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let flow = flow(
+            d,
+            false,
+            "steps:\n  - check: { non_empty: true }\nquarantine: { endpoint: erp, path: /rejected }\nafter: { failure: { move_to: /failed } }\n",
+        );
+        put(d, &[("src/in/a.csv", b"a,1\n"), ("dst/inbox/a.csv", b"someone else's\n")]);
+        let ledger = Arc::new(Ledger::in_memory().unwrap());
+        let source = d.join("src/in/a.csv");
+        let partner = source.clone();
+        let hook = halt::hook::set(move |p| {
+            if p == "processed" {
+                std::fs::write(&partner, b"b,22\n").unwrap();
+            }
+        });
+        let r = run(&flow, &ledger, d).await;
+        drop(hook);
+        let [f] = &r.files[..] else { panic!("{r:#?}") };
+        assert_eq!(f.outcome, Outcome::Failed, "{r:#?}");
+        assert!(
+            f.detail
+                .ends_with("; source kept: it changed while it was moved (5 bytes now, 4 when read); the next run takes it as a new file"),
+            "{}",
+            f.detail
+        );
+        assert_eq!(std::fs::read(&source).unwrap(), b"b,22\n");
+        assert!(!d.join("src/failed").exists(), "not moved as the file that failed");
+        let rec = ledger.file("t", "in/a.csv").unwrap().unwrap();
+        assert_eq!((rec.state, rec.source_fate, rec.disposed_to), (FileState::Failed, SourceFate::Kept, None));
+        std::fs::remove_file(d.join("dst/inbox/a.csv")).unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.counts.delivered, 1, "{r:#?}");
+        assert_eq!(std::fs::read(d.join("dst/inbox/a.csv")).unwrap(), b"b,22\n");
+    }
 }

@@ -215,36 +215,8 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
     // Where `move_to` puts the source is recorded before the move: a crash after it leaves a
     // record naming where it went ([`left_aside`]).
     let recorded = lifecycle::recorded_move(rec);
-    // As before a delivered file's source is disposed of: what is there now, written to or
-    // replaced since it was read (the partner's new version, in the window before the move or
-    // after a crash), is not what was refused. It stays where it is, and the next run takes it
-    // as the new file it is (another size or time than the version recorded quarantined).
-    let changed = match cx.flow.after_failure {
-        Disposition::Keep => Ok(None),
-        _ => lifecycle::changed_since_read(cx, rec, &entry.path).await,
-    };
-    let fail = |detail: &mut String, e: FileError| detail.push_str(&format!("; after.failure could not be applied: {e}"));
-    match changed {
-        Ok(Some(why)) => {
-            detail.push_str(&format!("; source kept: {why}"));
-            // A `move_to` target recorded before a crash is not where it went.
-            disposition::record(rec, &Disposition::Keep, None);
-        }
-        Ok(None) => match disposition::after_failure(cx, rec, entry, recorded, "quarantine_disposing").await? {
-            Ok(Some(t)) => {
-                detail.push_str(&format!("; source moved to {t}"));
-                disposition::record(rec, &cx.flow.after_failure, Some(&t));
-                lifecycle::dispose_companions(cx, entry, &cx.flow.after_failure).await;
-            }
-            Ok(None) if cx.flow.after_failure == Disposition::Delete => {
-                detail.push_str("; source deleted");
-                disposition::record(rec, &cx.flow.after_failure, None);
-                lifecycle::dispose_companions(cx, entry, &cx.flow.after_failure).await;
-            }
-            Ok(None) => {}
-            Err(e) => fail(&mut detail, e),
-        },
-        Err(e) => fail(&mut detail, e),
+    if let Some(said) = disposition::dispose_failed(cx, rec, entry, recorded, "quarantine_disposing").await? {
+        detail.push_str(&said);
     }
     // A crash here leaves the file `quarantining`, its source no longer listed: the next run
     // finishes it from the copy ([`finish_left_aside`]).

@@ -90,14 +90,9 @@ pub(super) async fn fail(
             if rec.state == FileState::Quarantining {
                 rec.state = FileState::Staged;
             }
-            match disposition::after_failure(cx, rec, entry, None, "failure_disposing").await? {
-                Ok(Some(t)) => {
-                    detail.push_str(&format!("; source moved to {t}"));
-                    disposition::record(rec, &cx.flow.after_failure, Some(&t));
-                    dispose_companions(cx, entry, &cx.flow.after_failure).await;
-                }
-                Ok(None) => detail.push_str("; source kept, retried next run"),
-                Err(de) => detail.push_str(&format!("; after.failure could not be applied: {de}")),
+            match disposition::dispose_failed(cx, rec, entry, None, "failure_disposing").await? {
+                Some(said) => detail.push_str(&said),
+                None => detail.push_str("; source kept, retried next run"),
             }
             // A crash here leaves the file in flight, its source no longer listed: the next
             // run records it failed, moved where recorded (`left_failing::finish`).
