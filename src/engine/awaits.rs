@@ -288,11 +288,15 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
             }
             None => {}
         }
-        // Taken for *this* request: done or quarantined after the request was sent.
+        // Taken for *this* request: done or quarantined by the run that registered it (its
+        // poll comes after the run's requests) or a later one. Told by run, not by the clock:
+        // an earlier exchange's response touched again (kept on the server, deleted now that
+        // `after` says `delete`) is not this request's answer, and a clock set back between
+        // the request and its answer does not leave the answer unrecorded.
         let taken = cx
             .ledger
             .file(&rflow.name, &a.expected)?
-            .filter(|r| r.updated >= a.sent_at && matches!(r.state, FileState::Done | FileState::Quarantined));
+            .filter(|r| r.run >= a.request_run && matches!(r.state, FileState::Done | FileState::Quarantined));
         // Each change is stored with its event: an await that passed its deadline and its
         // expiry while no run looked becomes overdue, then expired (two events).
         // Judged again only while it stays open: a closed await (answered, late…) is final.
@@ -350,7 +354,8 @@ async fn list(ep: &DynEndpoint, rflow: &Flow) -> Result<BTreeMap<String, Entry>,
 /// deadline — arrival being its modification time on the server when known (a response
 /// written in time but first seen by a later run is not late), else when it was taken. One
 /// there by the deadline but not taken yet (its sink refusing it, retried by the next run)
-/// keeps the await waiting: the partner answered in time.
+/// keeps the await waiting: the partner answered in time; one there by the expiry keeps it
+/// from expiring.
 fn judge(
     a: &mut AwaitRecord,
     taken: Option<&FileRecord>,
@@ -386,7 +391,10 @@ fn judge(
         let detail = format!("{} was due by {}", subject(a), date(a.deadline_at));
         return Some((EventKind::Overdue, detail));
     }
-    if let Some(expire_at) = a.expire_at.filter(|&e| now >= e) {
+    // Not expired while a response written before its expiry is there but not taken yet
+    // (its sink refusing it): the partner answered, the trouble is ours, and a later run
+    // takes it — given up, it would be left on the server for good.
+    if let Some(expire_at) = a.expire_at.filter(|&e| now >= e && !there.is_some_and(|t| t <= e)) {
         a.state = AwaitState::Expired;
         let detail = format!("no {} by {}; no longer awaited", subject(a), date(expire_at));
         return Some((EventKind::Expired, detail));
@@ -660,6 +668,104 @@ mod tests {
         // The run that could not take it failed (and the next recovered): nothing else.
         let kinds: Vec<EventKind> = ledger.events(Some("rt"), 0, 10).unwrap().into_iter().map(|e| e.kind).collect();
         assert_eq!(kinds, [EventKind::Failed, EventKind::Recovered]);
+    }
+
+    /// The partner answered late but before the await's expiry, and the response could not be
+    /// taken (its sink refused it) until after the expiry: the await is not given up under
+    /// it — expired, the answer would be left on the server for good and an `expired` event
+    /// would say no answer came. A response written after the expiry does not hold it open.
+    #[test]
+    fn an_await_whose_answer_is_there_does_not_expire_until_it_is_taken() {
+        let mut a = AwaitRecord { state: AwaitState::Overdue, ..open() };
+        assert_eq!(judge(&mut a, None, None, Some(45 * MIN), 90 * MIN), None);
+        assert_eq!(a.state, AwaitState::Overdue);
+        assert_eq!(judge(&mut a, None, None, Some(61 * MIN), 90 * MIN).map(|e| e.0), Some(EventKind::Expired));
+        // No run looked since the deadline: overdue (it is), but not expired.
+        let mut a = open();
+        assert_eq!(judge(&mut a, None, None, Some(45 * MIN), 90 * MIN).map(|e| e.0), Some(EventKind::Overdue));
+        assert_eq!(judge(&mut a, None, None, Some(45 * MIN), 90 * MIN), None);
+        assert_eq!(a.state, AwaitState::Overdue);
+    }
+
+    #[tokio::test]
+    async fn a_late_answer_there_before_the_expiry_is_taken_after_it() {
+        let (dir, flow) = round_trip("1h");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
+        run(&flow, &ledger, d).await;
+        // Sent three hours ago, due two hours ago, seen overdue; given up half an hour ago.
+        let mut a = ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap();
+        (a.sent_at, a.deadline_at) = (a.sent_at - 180 * MIN, a.deadline_at - 180 * MIN);
+        (a.expire_at, a.state) = (Some(crate::ledger::now_millis() - 30 * MIN), AwaitState::Overdue);
+        ledger.update_await(&a, None, 0, 0).unwrap();
+        // Answered an hour ago (late, before the expiry); the acks folder refuses it.
+        let ack = d.join("partner/outbox/o1.ack");
+        std::fs::write(&ack, "ack").unwrap();
+        let written = std::time::SystemTime::now() - Duration::from_secs(60 * 60);
+        std::fs::File::options().write(true).open(&ack).unwrap().set_modified(written).unwrap();
+        std::fs::write(d.join("acks/o1.ack"), "in the way").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert!(r.responses[0].failed(), "{r:#?}");
+        assert_eq!(r.responses[0].state, AwaitState::Overdue, "{r:#?}");
+        std::fs::remove_file(d.join("acks/o1.ack")).unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Late, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/o1.ack")).unwrap(), "ack");
+        assert!(!ack.exists());
+        let kinds: Vec<EventKind> = ledger.events(Some("rt"), 0, 10).unwrap().into_iter().map(|e| e.kind).collect();
+        assert!(!kinds.contains(&EventKind::Expired) && kinds.contains(&EventKind::Late), "{kinds:?}");
+    }
+
+    /// An earlier exchange's answer kept on the server (`after: keep`) is deleted by the first
+    /// run after `after` became `delete`, the run that sent a new request awaiting the same
+    /// name: touched in that run, it is still not the new request's answer.
+    #[tokio::test]
+    async fn an_earlier_answer_disposed_of_now_does_not_answer_a_new_request() {
+        let (dir, mut flow) = round_trip("1h");
+        let after = |f: &mut Flow, disp| f.response.as_mut().unwrap().flow.after_success = disp;
+        after(&mut flow, crate::config::flow::Disposition::Keep);
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/a.csv"), "order").unwrap();
+        run(&flow, &ledger, d).await;
+        std::fs::write(d.join("partner/outbox/a.ack"), "ack 1").unwrap();
+        assert_eq!(run(&flow, &ledger, d).await.responses[0].state, AwaitState::Answered);
+        assert!(d.join("partner/outbox/a.ack").exists(), "kept");
+        // The partner took the request; a corrected one goes out, awaiting a.ack again.
+        std::fs::remove_file(d.join("partner/inbox/a.csv")).unwrap();
+        std::fs::write(d.join("outbox/a.csv"), "corrected order").unwrap();
+        after(&mut flow, crate::config::flow::Disposition::Delete);
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.counts.delivered, 1, "{r:#?}");
+        assert_eq!(r.responses[0].state, AwaitState::Waiting, "{r:#?}");
+        assert!(!d.join("partner/outbox/a.ack").exists(), "delivered before, so deleted now");
+        // Its own answer is taken.
+        std::fs::remove_file(d.join("acks/a.ack")).unwrap();
+        std::fs::write(d.join("partner/outbox/a.ack"), "ack 2").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/a.ack")).unwrap(), "ack 2");
+    }
+
+    /// Our clock was ahead when the request went out and was set back before its answer was
+    /// taken (in the same run): the answer still closes the await — by the clock it was taken
+    /// "before" the request was sent, and the await stayed open, to go overdue with the answer
+    /// gone from the server.
+    #[tokio::test]
+    async fn an_answer_taken_after_the_clock_was_set_back_closes_its_await() {
+        let (dir, flow) = round_trip("1h");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
+        run(&flow, &ledger, d).await;
+        let mut a = ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap();
+        (a.sent_at, a.deadline_at) = (a.sent_at + 5 * MIN, a.deadline_at + 5 * MIN);
+        ledger.update_await(&a, None, 0, 0).unwrap();
+        std::fs::write(d.join("partner/outbox/o1.ack"), "ack").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/o1.ack")).unwrap(), "ack");
     }
 
     /// Killed right after the request's rename, before the ledger knew; the next run, half
