@@ -281,7 +281,9 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
                     return Err(RunAbort::File(msg, f.error_kind.unwrap_or(ErrorKind::Protocol)));
                 }
                 if matches!(f.outcome, Outcome::Failed | Outcome::NotReady) {
-                    there = Some(super::identity::mtime_millis(entry).unwrap_or(to_millis(cx.now)));
+                    // Listed by now: a later time is a server clock (or zone) ahead of ours.
+                    let listed_by = crate::ledger::now_millis();
+                    there = Some(super::identity::mtime_millis(entry).map_or(to_millis(cx.now), |m| m.min(listed_by)));
                 }
                 // "Already delivered" is an earlier round trip's response kept on the server.
                 file = Some(f).filter(|f| f.outcome != Outcome::Skipped);
@@ -372,7 +374,9 @@ fn judge(
             return None;
         }
         a.detail = Some(file.map_or_else(|| format!("taken in run {}", r.run), |f| f.detail.clone()));
-        let arrived = r.mtime.unwrap_or(r.updated);
+        // It was there no later than when it was taken: a later time on the server is its clock
+        // (or, for an FTP LIST, its time zone) ahead of ours, and would make an answer in time late.
+        let arrived = r.mtime.map_or(r.updated, |m| m.min(r.updated));
         if a.state == AwaitState::Overdue || arrived > a.deadline_at {
             a.state = AwaitState::Late;
             let detail = format!("{} arrived on {}, after its deadline {}", subject(a), date(arrived), date(a.deadline_at));
@@ -531,6 +535,11 @@ mod tests {
         // No mtime from the server: when it was taken decides.
         let mut a = open();
         assert!(judge(&mut a, Some(&taken(FileState::Done, None, 31 * MIN)), None, None, 31 * MIN).is_some());
+        // The server's clock (or zone) an hour ahead of ours: taken at 25 minutes, it was there
+        // by then, whatever its time says.
+        let mut a = open();
+        assert_eq!(judge(&mut a, Some(&taken(FileState::Done, Some(85 * MIN), 25 * MIN)), None, None, 25 * MIN), None);
+        assert_eq!(a.state, AwaitState::Answered);
         // Found past expiry: a response wins over giving up.
         let mut a = AwaitRecord { state: AwaitState::Overdue, ..open() };
         judge(&mut a, Some(&taken(FileState::Done, None, 90 * MIN)), None, None, 90 * MIN);
