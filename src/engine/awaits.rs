@@ -777,6 +777,46 @@ mod tests {
         assert_eq!(std::fs::read_to_string(d.join("acks/o1.ack")).unwrap(), "ack");
     }
 
+    /// A response its steps refuse closes its await as rejected: quarantined (with its reports),
+    /// left where the partner put it, not delivered, with the `quarantined` event that names
+    /// it; a request held back for the same response name goes out next.
+    #[tokio::test]
+    async fn a_response_its_steps_refuse_rejects_its_await_and_says_so() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for f in ["outbox", "partner/inbox", "partner/outbox", "acks"] {
+            std::fs::create_dir_all(d.join(f)).unwrap();
+        }
+        let yaml = "name: rt\nendpoints:\n  out: { type: local, root: outbox }\n  partner: { type: local, root: partner }\n  \
+                    acks: { type: local, root: acks }\nsource: { endpoint: out, path: / }\nsinks: [ { endpoint: partner, path: /inbox } ]\n\
+                    after: { success: delete }\n\
+                    response: { path: /outbox, name: \"{{stem}}.ack\", deadline: 1h, steps: [ { check: { non_empty: true } } ],\n  \
+                    quarantine: { endpoint: partner, path: /refused }, sinks: [ { endpoint: acks } ], after: delete }\n";
+        let flow = crate::config::load_flow_str(yaml, &d.join("rt.yaml")).unwrap();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/a.csv"), "order").unwrap();
+        std::fs::write(d.join("outbox/a.xml"), "<order/>").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!((r.counts.delivered, r.counts.not_ready), (1, 1), "{r:#?}");
+        std::fs::write(d.join("partner/outbox/a.ack"), "").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        let resp = &r.responses[0];
+        assert_eq!(resp.state, AwaitState::Rejected, "{r:#?}");
+        assert!(resp.detail.starts_with(&format!("REJECTED in run {}: refused by the response's steps", r.run)), "{}", resp.detail);
+        assert_eq!(resp.file.as_ref().map(|f| f.outcome), Some(Outcome::Quarantined), "{r:#?}");
+        assert!(d.join("partner/outbox/a.ack").exists(), "kept where the partner put it");
+        assert!(d.join("partner/refused/a.ack").exists() && !d.join("acks/a.ack").exists());
+        let events = ledger.events(Some("rt"), 0, 10).unwrap();
+        assert!(events.iter().any(|e| e.kind == EventKind::Quarantined && e.subject == "/outbox/a.ack"), "{events:#?}");
+        assert_eq!(ledger.awaited("rt", "outbox/a.ack").unwrap().unwrap().state, AwaitState::Rejected);
+        // Not looked for again; the request held back for a.ack goes out, and the refused
+        // response left there does not answer it.
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.counts.delivered, 1, "{r:#?}");
+        let a = ledger.awaited("rt", "outbox/a.ack").unwrap().unwrap();
+        assert_eq!((a.request.as_str(), a.state), ("a.xml", AwaitState::Waiting), "{r:#?}");
+    }
+
     /// Killed right after the request's rename, before the ledger knew; the next run, half
     /// an hour later, finds it delivered. The partner answered a minute after it got the
     /// request: that answer is not older than the request, and is taken.
