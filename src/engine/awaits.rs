@@ -14,7 +14,9 @@
 //!   folder *once*, takes every expected response that is there through
 //!   [`lifecycle::process`] with the derived response flow (staging, steps, quarantine,
 //!   delivery, disposition and crash safety exactly as for any file — there is no second
-//!   per-file loop), and moves each await along: answered, late, rejected, overdue, expired.
+//!   per-file loop), and moves each await along: answered, late, rejected, overdue, expired;
+//! - [`foresee`], for `wharf plan`: what `poll` would do with each open await, from the same
+//!   listing and the same judgement, taking nothing.
 //!
 //! Every state change is one ledger write together with its event (overdue, late, expired),
 //! so an event is recorded exactly once. Whether a response was taken is read back from the
@@ -35,7 +37,9 @@ use super::{FileReport, Outcome, RunAbort, from_millis};
 use crate::config::Flow;
 use crate::config::flow::Response;
 use crate::endpoint::{DynEndpoint, Entry, ErrorKind, RemotePath};
-use crate::ledger::{AwaitRecord, AwaitState, Delivery, EventKind, FileRecord, FileState, Millis, Registered, to_millis};
+use crate::ledger::{
+    AwaitRecord, AwaitState, Delivery, EventKind, FileRecord, FileState, Ledger, LedgerError, Millis, Registered, to_millis,
+};
 use crate::template::NameVars;
 
 /// One await's line in the run summary.
@@ -263,9 +267,7 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
         budget: Default::default(),
     };
     let listed = list(&source, rflow).await?;
-    // Times a minute coarse may come from an FTP LIST in the server's own time zone (hours
-    // off ours): only a response older by more than a day is then known to be stale.
-    let slack = if source.capabilities().mtime_precision < Duration::from_secs(60) { CLOCK_SLACK } else { DAY_SLACK };
+    let slack = slack(&source);
     let now = to_millis(cx.now);
     let mut out = Vec::with_capacity(open.len());
     for mut a in open {
@@ -290,34 +292,203 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
             }
             None => {}
         }
-        // Taken for *this* request: done or quarantined by the run that registered it (its
-        // poll comes after the run's requests) or a later one. Told by run, not by the clock:
-        // an earlier exchange's response touched again (kept on the server, deleted now that
-        // `after` says `delete`) is not this request's answer, and a clock set back between
-        // the request and its answer does not leave the answer unrecorded.
-        let taken = cx
-            .ledger
-            .file(&rflow.name, &a.expected)?
-            .filter(|r| r.run >= a.request_run && matches!(r.state, FileState::Done | FileState::Quarantined));
+        let taken = taken_for(cx.ledger, rflow, &a)?;
         // Each change is stored with its event: an await that passed its deadline and its
         // expiry while no run looked becomes overdue, then expired (two events).
-        // Judged again only while it stays open: a closed await (answered, late…) is final.
-        for _ in 0..3 {
-            let before = a.clone();
-            let event = judge(&mut a, taken.as_ref(), file.as_ref(), there, now);
-            if a == before {
-                break;
-            }
+        for (next, event) in changes(&a, taken.as_ref(), file.as_ref(), there, now) {
+            a = next;
             if let Some(ev) = cx.ledger.update_await(&a, event, now, cx.run)? {
                 tracing::warn!(flow = %cx.flow.name, request = %lifecycle::source_shown(&a.request), expected = %a.expected, kind = ev.kind.as_str(), detail = %ev.detail, "Response event.");
-            }
-            if !a.state.is_open() {
-                break;
             }
         }
         out.push(ResponseReport { detail: describe(&a, file.as_ref()), request: a.request, expected: a.expected, state: a.state, file });
     }
     Ok(out)
+}
+
+/// How much older than its request a file named like the response on `ep` may look and still
+/// answer it. Times a minute coarse may come from an FTP LIST in the server's own time zone
+/// (hours off ours): only a response older by more than a day is then known to be stale.
+fn slack(ep: &DynEndpoint) -> Millis {
+    if ep.capabilities().mtime_precision < Duration::from_secs(60) { CLOCK_SLACK } else { DAY_SLACK }
+}
+
+/// The response flow's record of `a`'s response when it was taken for *this* request: done or
+/// quarantined by the run that registered it (its poll comes after the run's requests) or a
+/// later one. Told by run, not by the clock: an earlier exchange's response touched again
+/// (kept on the server, deleted now that `after` says `delete`) is not this request's answer,
+/// and a clock set back between the request and its answer does not leave the answer
+/// unrecorded.
+fn taken_for(ledger: &Ledger, rflow: &Flow, a: &AwaitRecord) -> Result<Option<FileRecord>, LedgerError> {
+    Ok(ledger
+        .file(&rflow.name, &a.expected)?
+        .filter(|r| r.run >= a.request_run && matches!(r.state, FileState::Done | FileState::Quarantined)))
+}
+
+/// The states `a` goes through in one look ([`judge`] until nothing changes), each with the
+/// event it causes: overdue then expired, for an await that passed its deadline and its expiry
+/// while no run looked. Judged again only while it stays open: a closed await is final.
+fn changes(
+    a: &AwaitRecord,
+    taken: Option<&FileRecord>,
+    file: Option<&FileReport>,
+    there: Option<Millis>,
+    now: Millis,
+) -> Vec<(AwaitRecord, Option<(EventKind, String)>)> {
+    let mut a = a.clone();
+    let mut out = Vec::new();
+    for _ in 0..3 {
+        let before = a.clone();
+        let event = judge(&mut a, taken, file, there, now);
+        if a == before {
+            break;
+        }
+        out.push((a.clone(), event));
+        if !a.state.is_open() {
+            break;
+        }
+    }
+    out
+}
+
+/// What the next run's look at the responses would do with one open await (`wharf plan`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedResponse {
+    /// The request's source path.
+    pub request: String,
+    /// The expected response's path on the response endpoint.
+    pub expected: String,
+    /// Its state now, as the ledger has it.
+    pub state: AwaitState,
+    /// Its state once the run looked (a response taken may yet be refused by its steps:
+    /// `rejected`).
+    pub becomes: AwaitState,
+    /// The events the run records for it (`overdue`, `late`, `expired`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<EventKind>,
+    /// What the run does, in words.
+    pub detail: String,
+    /// Where a response taken goes: `endpoint:/path` per sink, as named.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+}
+
+/// What the next run (number `run`, at `now`) would do with each open await of `flow` when it
+/// looks for the responses at its end, from the same listing and the same decisions as
+/// [`poll`], taking nothing (`wharf plan`). Nothing, and no connection, when no await is open.
+/// The second value says why the responses could not be looked at (the endpoint unreachable,
+/// the folder not listed: a run would stop there).
+pub(super) async fn foresee(
+    flow: &Flow,
+    ledger: &Ledger,
+    run: u64,
+    now: SystemTime,
+) -> Result<(Vec<PlannedResponse>, Option<String>), LedgerError> {
+    let Some(resp) = flow.response.as_deref() else { return Ok((Vec::new(), None)) };
+    let open: Vec<AwaitRecord> = ledger.awaits(Some(&flow.name))?.into_iter().filter(|a| a.state.is_open()).collect();
+    if open.is_empty() {
+        return Ok((Vec::new(), None));
+    }
+    let rflow = &resp.flow;
+    let ep = &rflow.source.endpoint;
+    let not_looked = |why: String| format!("the responses of the {} open await(s) were not looked for: {why}", open.len());
+    let source = match super::endpoints::open_all(flow, &[ep.as_str()]).await {
+        Ok(eps) => match eps.get(ep) {
+            Some(e) => e.clone(),
+            None => return Ok((Vec::new(), Some(not_looked(format!("endpoint {ep} is not defined"))))),
+        },
+        Err(e) => {
+            return Ok((
+                Vec::new(),
+                Some(not_looked(format!("endpoint {ep} could not be reached ({e}); a run now would stop before taking any file"))),
+            ));
+        }
+    };
+    let listed = match list(&source, rflow).await {
+        Ok(l) => l,
+        Err(e) => {
+            let why = match e {
+                RunAbort::Ledger(e) => return Err(e),
+                RunAbort::Endpoint(e) => format!("{e}{}", super::hint(&e)),
+                RunAbort::File(msg, _) => msg,
+                RunAbort::Command(e) => e.to_string(),
+            };
+            return Ok((Vec::new(), Some(not_looked(format!("{why}; a run now would fail at its end")))));
+        }
+    };
+    let slack = slack(&source);
+    let now_ms = to_millis(now);
+    let mut out = Vec::with_capacity(open.len());
+    for a in open {
+        let mut targets = Vec::new();
+        let (taken, what) = match listed.get(&a.expected) {
+            Some(entry) if older_than_request(entry, &a, slack) => (taken_for(ledger, rflow, &a)?, Some(stale(entry, &a).detail)),
+            Some(entry) => {
+                let prev = ledger.file(&rflow.name, &a.expected)?.filter(|p| lifecycle::same_version(rflow, entry, p));
+                match prev.as_ref().and_then(lifecycle::Settled::of) {
+                    // "Already delivered": an earlier round trip's response kept on the server
+                    // (disposed of now, as any file delivered before).
+                    Some(settled) => {
+                        let then = match (&settled, &rflow.after_success) {
+                            (lifecycle::Settled::Quarantined(_), _) | (_, crate::config::flow::Disposition::Keep) => "left there",
+                            (_, crate::config::flow::Disposition::Delete) => "deleted from the server now",
+                            (_, crate::config::flow::Disposition::MoveTo(_)) => "moved away now",
+                        };
+                        let what = format!("there, but an earlier exchange's response, taken before: not this request's answer ({then})");
+                        (taken_for(ledger, rflow, &a)?, Some(what))
+                    }
+                    None => {
+                        for i in 0..rflow.sinks.len() {
+                            if let Ok((dir, name)) = lifecycle::wanted_for(rflow, i, entry, entry.path.name(), run, now)
+                                && let Ok(t) = dir.join(&name)
+                            {
+                                targets.push(format!("{}:{t}", rflow.sinks[i].endpoint));
+                            }
+                        }
+                        let written = super::identity::mtime_millis(entry).map(|m| format!(" (written {})", date(m))).unwrap_or_default();
+                        let then = match &rflow.after_success {
+                            crate::config::flow::Disposition::Keep => String::new(),
+                            crate::config::flow::Disposition::Delete => "; then deleted from the server".to_string(),
+                            crate::config::flow::Disposition::MoveTo(p) => format!("; then moved to {p}/ on the server"),
+                        };
+                        let steps = if rflow.steps.is_some() { "; its steps may yet refuse it (rejected)" } else { "" };
+                        // As the run records it once taken now.
+                        let taken = FileRecord {
+                            path: a.expected.clone(),
+                            state: FileState::Done,
+                            mtime: super::identity::mtime_millis(entry),
+                            updated: now_ms,
+                            run,
+                            ..Default::default()
+                        };
+                        let to = if targets.is_empty() { String::new() } else { format!(" to {}", targets.join(", ")) };
+                        (Some(taken), Some(format!("there{written}: taken{to}{then}{steps}")))
+                    }
+                }
+            }
+            None => (taken_for(ledger, rflow, &a)?, None),
+        };
+        let changed = changes(&a, taken.as_ref(), None, None, now_ms);
+        let events = changed.iter().filter_map(|(_, e)| e.as_ref().map(|e| e.0)).collect();
+        let after = changed.last().map_or_else(|| a.clone(), |(a, _)| a.clone());
+        let detail = match (what, after.state) {
+            (Some(what), AwaitState::Answered) => format!("{what}; answered in time (due by {})", date(a.deadline_at)),
+            (Some(what), AwaitState::Late) => format!("{what}; answered LATE (due by {})", date(a.deadline_at)),
+            (Some(what), _) => format!("{what}; {}", describe(&after, None)),
+            (None, _) if after.state.is_open() => format!("not there; {}", describe(&after, None)),
+            (None, _) => describe(&after, None),
+        };
+        out.push(PlannedResponse {
+            request: a.request,
+            expected: a.expected,
+            state: a.state,
+            becomes: after.state,
+            events,
+            detail,
+            targets,
+        });
+    }
+    Ok((out, None))
 }
 
 /// Lists the response folder once: expected path → entry. A folder that does not exist (yet)
@@ -407,7 +578,7 @@ fn judge(
 }
 
 /// How much older than its request a response may look and still answer it: the server's
-/// clock may be somewhat behind ours.
+/// clock may be somewhat behind ours (see [`slack`]).
 const CLOCK_SLACK: Millis = 10 * 60 * 1000;
 
 /// The same where the server's times may be in its own time zone (FTP LIST).
@@ -815,6 +986,72 @@ mod tests {
         assert_eq!(r.counts.delivered, 1, "{r:#?}");
         let a = ledger.awaited("rt", "outbox/a.ack").unwrap().unwrap();
         assert_eq!((a.request.as_str(), a.state), ("a.xml", AwaitState::Waiting), "{r:#?}");
+    }
+
+    /// `wharf plan` says what the run's look for responses will do with each open await, from
+    /// the same listing and decisions, and changes nothing: an answer there is taken (to the
+    /// sinks, as named), one missed deadline is overdue once, an old file is not an answer.
+    #[tokio::test]
+    async fn plan_foresees_what_the_run_does_with_each_open_await() {
+        let (dir, flow) = round_trip("1h");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        for o in ["a", "b", "c"] {
+            std::fs::write(d.join(format!("outbox/{o}.csv")), "order").unwrap();
+        }
+        let plan = || async { super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now()).await.unwrap() };
+        assert!(plan().await.responses.is_empty(), "nothing awaited yet");
+        run(&flow, &ledger, d).await;
+        // b.csv went out two hours ago (due an hour ago); c.ack is an old file, not an answer.
+        let mut b = ledger.awaited("rt", "outbox/b.ack").unwrap().unwrap();
+        (b.sent_at, b.deadline_at) = (b.sent_at - 120 * MIN, b.deadline_at - 120 * MIN);
+        ledger.update_await(&b, None, 0, 0).unwrap();
+        std::fs::write(d.join("partner/outbox/a.ack"), "ack a").unwrap();
+        let old = d.join("partner/outbox/c.ack");
+        std::fs::write(&old, "yesterday's").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - Duration::from_secs(86_400))
+            .unwrap();
+
+        let p = plan().await;
+        let planned: Vec<(&str, AwaitState, AwaitState, &[EventKind])> =
+            p.responses.iter().map(|r| (r.expected.as_str(), r.state, r.becomes, r.events.as_slice())).collect();
+        assert_eq!(
+            planned,
+            [
+                ("outbox/a.ack", AwaitState::Waiting, AwaitState::Answered, &[][..]),
+                ("outbox/b.ack", AwaitState::Waiting, AwaitState::Overdue, &[EventKind::Overdue][..]),
+                ("outbox/c.ack", AwaitState::Waiting, AwaitState::Waiting, &[][..]),
+            ],
+            "{p:#?}"
+        );
+        assert_eq!(p.responses[0].targets, ["acks:/a.ack"]);
+        assert!(p.responses[0].detail.starts_with("there (written "), "{}", p.responses[0].detail);
+        assert!(
+            p.responses[0].detail.contains(": taken to acks:/a.ack; then deleted from the server; answered in time"),
+            "{}",
+            p.responses[0].detail
+        );
+        assert!(p.responses[1].detail.starts_with("not there; OVERDUE since "), "{}", p.responses[1].detail);
+        assert!(p.responses[2].detail.contains("before the request was sent"), "{}", p.responses[2].detail);
+        // Read-only: nothing taken, nothing recorded.
+        assert!(d.join("partner/outbox/a.ack").exists() && !d.join("acks/a.ack").exists());
+        assert!(ledger.events(Some("rt"), 0, 10).unwrap().is_empty());
+
+        let r = run(&flow, &ledger, d).await;
+        let ran: Vec<(&str, AwaitState)> = r.responses.iter().map(|r| (r.expected.as_str(), r.state)).collect();
+        let foreseen: Vec<(&str, AwaitState)> = p.responses.iter().map(|r| (r.expected.as_str(), r.becomes)).collect();
+        assert_eq!(ran, foreseen, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/a.ack")).unwrap(), "ack a");
+        // Overdue once: the next plan foresees no new event.
+        let p = plan().await;
+        assert_eq!(
+            p.responses.iter().map(|r| (r.becomes, r.events.len())).collect::<Vec<_>>(),
+            [(AwaitState::Overdue, 0), (AwaitState::Waiting, 0)]
+        );
     }
 
     /// Killed right after the request's rename, before the ledger knew; the next run, half
