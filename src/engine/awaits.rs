@@ -569,7 +569,7 @@ fn judge(
     // Not expired while a response written before its expiry is there but not taken yet
     // (its sink refusing it): the partner answered, the trouble is ours, and a later run
     // takes it — given up, it would be left on the server for good.
-    if let Some(expire_at) = a.expire_at.filter(|&e| now >= e && !there.is_some_and(|t| t <= e)) {
+    if let Some(expire_at) = a.expire_at.filter(|&e| now >= e && there.is_none_or(|t| t > e)) {
         a.state = AwaitState::Expired;
         let detail = format!("no {} by {}; no longer awaited", subject(a), date(expire_at));
         return Some((EventKind::Expired, detail));
