@@ -724,6 +724,11 @@ mod tests {
 
     /// The same, with `sink` added to the partner sink's settings (`, if_exists: skip`).
     fn round_trip_with(deadline: &str, sink: &str) -> (tempfile::TempDir, Flow) {
+        round_trip_answered(deadline, sink, "")
+    }
+
+    /// The same, with `response` added to the response's settings (`, steps: [...]`).
+    fn round_trip_answered(deadline: &str, sink: &str, response: &str) -> (tempfile::TempDir, Flow) {
         let dir = tempfile::tempdir().unwrap();
         for d in ["outbox", "partner/inbox", "partner/outbox", "acks"] {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
@@ -731,7 +736,7 @@ mod tests {
         let yaml = format!(
             "name: rt\nendpoints:\n  out: {{ type: local, root: outbox }}\n  partner: {{ type: local, root: partner }}\n  acks: {{ type: local, root: acks }}\n\
              source: {{ endpoint: out, path: / }}\nsinks: [ {{ endpoint: partner, path: /inbox{sink} }} ]\nafter: {{ success: delete }}\n\
-             response: {{ path: /outbox, name: \"{{{{stem}}}}.ack\", deadline: {deadline}, sinks: [ {{ endpoint: acks }} ], after: delete }}\n"
+             response: {{ path: /outbox, name: \"{{{{stem}}}}.ack\", deadline: {deadline}, sinks: [ {{ endpoint: acks }} ], after: delete{response} }}\n"
         );
         let flow = crate::config::load_flow_str(&yaml, &dir.path().join("rt.yaml")).unwrap();
         (dir, flow)
@@ -953,17 +958,9 @@ mod tests {
     /// it; a request held back for the same response name goes out next.
     #[tokio::test]
     async fn a_response_its_steps_refuse_rejects_its_await_and_says_so() {
-        let dir = tempfile::tempdir().unwrap();
+        let steps = ", steps: [ { check: { non_empty: true } } ], quarantine: { endpoint: partner, path: /refused }";
+        let (dir, flow) = round_trip_answered("1h", "", steps);
         let d = dir.path();
-        for f in ["outbox", "partner/inbox", "partner/outbox", "acks"] {
-            std::fs::create_dir_all(d.join(f)).unwrap();
-        }
-        let yaml = "name: rt\nendpoints:\n  out: { type: local, root: outbox }\n  partner: { type: local, root: partner }\n  \
-                    acks: { type: local, root: acks }\nsource: { endpoint: out, path: / }\nsinks: [ { endpoint: partner, path: /inbox } ]\n\
-                    after: { success: delete }\n\
-                    response: { path: /outbox, name: \"{{stem}}.ack\", deadline: 1h, steps: [ { check: { non_empty: true } } ],\n  \
-                    quarantine: { endpoint: partner, path: /refused }, sinks: [ { endpoint: acks } ], after: delete }\n";
-        let flow = crate::config::load_flow_str(yaml, &d.join("rt.yaml")).unwrap();
         let ledger = crate::ledger::Ledger::in_memory().unwrap();
         std::fs::write(d.join("outbox/a.csv"), "order").unwrap();
         std::fs::write(d.join("outbox/a.xml"), "<order/>").unwrap();
