@@ -434,8 +434,13 @@ pub(super) async fn foresee(
                             (_, crate::config::flow::Disposition::Delete) => "deleted from the server now",
                             (_, crate::config::flow::Disposition::MoveTo(_)) => "moved away now",
                         };
-                        let what = format!("there, but an earlier exchange's response, taken before: not this request's answer ({then})");
-                        (taken_for(ledger, rflow, &a)?, Some(what))
+                        // Unless it was taken for this very request (a run stopped before it
+                        // recorded so): then the run only records it.
+                        let taken = taken_for(ledger, rflow, &a)?;
+                        let what = taken.is_none().then(|| {
+                            format!("there, but an earlier exchange's response, taken before: not this request's answer ({then})")
+                        });
+                        (taken, what)
                     }
                     None => {
                         for i in 0..rflow.sinks.len() {
@@ -931,6 +936,35 @@ mod tests {
         let r = run(&flow, &ledger, d).await;
         assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
         assert_eq!(std::fs::read_to_string(d.join("acks/a.ack")).unwrap(), "ack 2");
+    }
+
+    /// An earlier exchange's answer kept on the server (`after: keep`) is not the new request's:
+    /// the plan says so, and so does the run, which leaves it.
+    #[tokio::test]
+    async fn plan_and_run_leave_an_earlier_exchanges_kept_answer() {
+        let (dir, mut flow) = round_trip("1h");
+        flow.response.as_mut().unwrap().flow.after_success = crate::config::flow::Disposition::Keep;
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/a.csv"), "order").unwrap();
+        run(&flow, &ledger, d).await;
+        std::fs::write(d.join("partner/outbox/a.ack"), "ack 1").unwrap();
+        run(&flow, &ledger, d).await;
+        std::fs::remove_file(d.join("partner/inbox/a.csv")).unwrap();
+        std::fs::write(d.join("outbox/a.csv"), "corrected order").unwrap();
+        assert_eq!(run(&flow, &ledger, d).await.responses[0].state, AwaitState::Waiting);
+        let p = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now()).await.unwrap();
+        let r = &p.responses[0];
+        assert_eq!((r.state, r.becomes, r.targets.len()), (AwaitState::Waiting, AwaitState::Waiting, 0), "{p:#?}");
+        assert!(
+            r.detail
+                .starts_with("there, but an earlier exchange's response, taken before: not this request's answer (left there); waiting"),
+            "{}",
+            r.detail
+        );
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Waiting, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("partner/outbox/a.ack")).unwrap(), "ack 1");
     }
 
     /// Our clock was ahead when the request went out and was set back before its answer was
