@@ -172,9 +172,20 @@ pub(super) fn held_back<'e>(
             matches!(p.state, FileState::Done | FileState::Duplicate | FileState::Quarantined)
                 || p.deliveries.iter().any(|d| d.sink as usize == resp.request_sink && d.done)
         });
-        let Some(expected) = (!settled).then(|| predicted(flow, resp, entry, rel, run, now)).flatten() else {
-            out.push(None);
-            continue;
+        let expected = match (!settled).then(|| predicted(flow, resp, entry, rel, run, now)) {
+            Some(Ok(Some(expected))) => expected,
+            // Sent, it could not be awaited (its answer never taken, the file failing after
+            // its delivery and aborting the run, run after run): not sent.
+            Some(Err(e)) => {
+                let why = format!("its response could not be named ({e}): not sent, as no answer to it could be awaited");
+                tracing::warn!(flow = %flow.name, path, why = %why, "Request held back: its response cannot be named.");
+                out.push(Some(why));
+                continue;
+            }
+            _ => {
+                out.push(None);
+                continue;
+            }
         };
         let id = super::identity::key(flow.source.identity, entry);
         // This very version's await (a run resumed after it was sent): by its identity, or
@@ -220,12 +231,16 @@ pub(super) fn held_back<'e>(
 }
 
 /// The response `entry` will await once delivered in this run, as far as it can be told
-/// before: `None` when a template cannot be rendered (its delivery reports that).
-fn predicted(flow: &Flow, resp: &Response, entry: &Entry, rel: &str, run: u64, now: SystemTime) -> Option<RemotePath> {
-    flow.sinks.get(resp.request_sink)?;
-    let (dir, name) = lifecycle::wanted_for(flow, resp.request_sink, entry, rel, run, now).ok()?;
-    let target = dir.join(&name).ok()?;
-    expected_path(resp, target.name(), entry.size, run, to_millis(now)).ok()
+/// before: `None` when the request's own target cannot be named (its delivery reports that);
+/// an error when the response's name cannot be rendered over it.
+fn predicted(flow: &Flow, resp: &Response, entry: &Entry, rel: &str, run: u64, now: SystemTime) -> Result<Option<RemotePath>, FileError> {
+    let Some(Ok((dir, name))) =
+        flow.sinks.get(resp.request_sink).map(|_| lifecycle::wanted_for(flow, resp.request_sink, entry, rel, run, now))
+    else {
+        return Ok(None);
+    };
+    let Ok(target) = dir.join(&name) else { return Ok(None) };
+    expected_path(resp, target.name(), entry.size, run, to_millis(now)).map(Some)
 }
 
 /// The expected response path for a request of `size` bytes delivered under `target_name`.
@@ -1172,6 +1187,30 @@ mod tests {
         let a = ledger.awaited("rt", "outbox/a.ack").unwrap().unwrap();
         assert_eq!((a.request.as_str(), a.state), ("a.xml", AwaitState::Waiting));
         assert_eq!(std::fs::read_to_string(d.join("acks/a.ack")).unwrap(), "ack a.csv");
+    }
+
+    /// A request whose response name cannot be rendered over the name it is delivered under
+    /// (`{{ext}}` of a file without one gives no name) is not sent: sent, no answer to it could
+    /// be awaited, and the file failed after its delivery, aborting the run (no response of the
+    /// flow looked for), run after run. `wharf plan` says the same.
+    #[tokio::test]
+    async fn a_request_whose_response_cannot_be_named_is_not_sent() {
+        let (dir, mut flow) = round_trip("1h");
+        flow.response.as_mut().unwrap().name = crate::template::NameTemplate::new("{{ext}}").unwrap();
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/README"), "order").unwrap();
+        std::fs::write(d.join("outbox/a.csv"), "order").unwrap();
+        let plan = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now()).await.unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!((r.counts.delivered, r.counts.not_ready, r.counts.failed), (1, 1, 0), "{r:#?}");
+        let held = r.files.iter().find(|f| f.path == "/README").unwrap();
+        assert!(held.detail.starts_with("its response could not be named ("), "{}", held.detail);
+        assert!(held.detail.ends_with("not sent, as no answer to it could be awaited"), "{}", held.detail);
+        assert!(!d.join("partner/inbox/README").exists() && d.join("outbox/README").exists());
+        assert_eq!(ledger.awaits(Some("rt")).unwrap().iter().map(|a| a.expected.as_str()).collect::<Vec<_>>(), ["outbox/csv"]);
+        let planned = plan.files.iter().find(|f| f.path == "/README").unwrap();
+        assert_eq!(planned.action, super::super::plan::Action::Wait { why: held.detail.clone() });
     }
 
     /// A new version of a request, sent while the old one's answer is awaited, would take
