@@ -57,7 +57,7 @@ impl World {
         p
     }
 
-    /// `wharf ARGS… FLOW --json`: exit code and output.
+    /// `wharf ARGS… --json FLOW` (the flow written by [`World::flow`]): exit code and output.
     fn json(&self, args: &[&str]) -> (i32, Value) {
         let out = Command::new(env!("CARGO_BIN_EXE_wharf"))
             .arg("--state-dir")
@@ -88,7 +88,7 @@ fn responses(r: &Value, field: &str) -> Vec<String> {
 
 fn round_trip(ftpd: Option<Ftpd>) {
     let Some(w) = World::new(ftpd) else { return };
-    let flow = w.flow();
+    w.flow();
     // b's ack is two days old: an earlier exchange's, left there.
     w.answer("b.ack", "old ack", Duration::from_secs(2 * 86_400));
     for o in ["a", "b"] {
