@@ -433,11 +433,13 @@ pub(super) async fn foresee(
     };
     let slack = slack(&source);
     let now_ms = to_millis(now);
+    // The response sinks, opened for the first response that would be taken.
+    let mut sinks = None;
     let mut out = Vec::with_capacity(open.len());
     for a in open {
         let mut targets = Vec::new();
-        let (taken, what) = match listed.get(&a.expected) {
-            Some(entry) if older_than_request(entry, &a, slack) => (taken_for(ledger, rflow, &a)?, Some(stale(entry, &a).detail)),
+        let (taken, what, there) = match listed.get(&a.expected) {
+            Some(entry) if older_than_request(entry, &a, slack) => (taken_for(ledger, rflow, &a)?, Some(stale(entry, &a).detail), None),
             Some(entry) => {
                 let prev = ledger.file(&rflow.name, &a.expected)?.filter(|p| lifecycle::same_version(rflow, entry, p));
                 match prev.as_ref().and_then(lifecycle::Settled::of) {
@@ -455,40 +457,44 @@ pub(super) async fn foresee(
                         let what = taken.is_none().then(|| {
                             format!("there, but an earlier exchange's response, taken before: not this request's answer ({then})")
                         });
-                        (taken, what)
+                        (taken, what, None)
                     }
                     None => {
-                        for i in 0..rflow.sinks.len() {
-                            if let Ok((dir, name)) = lifecycle::wanted_for(rflow, i, entry, entry.path.name(), run, now)
-                                && let Ok(t) = dir.join(&name)
-                            {
-                                targets.push(format!("{}:{t}", rflow.sinks[i].endpoint));
-                            }
-                        }
+                        let refused = look_at_targets(flow, rflow, &mut sinks, entry, run, now, &mut targets).await;
                         let written = super::identity::mtime_millis(entry).map(|m| format!(" (written {})", date(m))).unwrap_or_default();
-                        let then = match &rflow.after_success {
-                            crate::config::flow::Disposition::Keep => String::new(),
-                            crate::config::flow::Disposition::Delete => "; then deleted from the server".to_string(),
-                            crate::config::flow::Disposition::MoveTo(p) => format!("; then moved to {p}/ on the server"),
-                        };
-                        let steps = if rflow.steps.is_some() { "; its steps may yet refuse it (rejected)" } else { "" };
-                        // As the run records it once taken now.
-                        let taken = FileRecord {
-                            path: a.expected.clone(),
-                            state: FileState::Done,
-                            mtime: super::identity::mtime_millis(entry),
-                            updated: now_ms,
-                            run,
-                            ..Default::default()
-                        };
-                        let to = if targets.is_empty() { String::new() } else { format!(" to {}", targets.join(", ")) };
-                        (Some(taken), Some(format!("there{written}: taken{to}{then}{steps}")))
+                        if !refused.is_empty() {
+                            // The run fails it (and tries again next run): there, not taken.
+                            let at = super::identity::mtime_millis(entry).map_or(now_ms, |m| m.min(now_ms));
+                            let why = format!(
+                                "there{written}, but not taken: {}; the run fails, and the next one tries again",
+                                refused.join("; ")
+                            );
+                            (None, Some(why), Some(at))
+                        } else {
+                            let then = match &rflow.after_success {
+                                crate::config::flow::Disposition::Keep => String::new(),
+                                crate::config::flow::Disposition::Delete => "; then deleted from the server".to_string(),
+                                crate::config::flow::Disposition::MoveTo(p) => format!("; then moved to {p}/ on the server"),
+                            };
+                            let steps = if rflow.steps.is_some() { "; its steps may yet refuse it (rejected)" } else { "" };
+                            // As the run records it once taken now.
+                            let taken = FileRecord {
+                                path: a.expected.clone(),
+                                state: FileState::Done,
+                                mtime: super::identity::mtime_millis(entry),
+                                updated: now_ms,
+                                run,
+                                ..Default::default()
+                            };
+                            let to = if targets.is_empty() { String::new() } else { format!(" to {}", targets.join(", ")) };
+                            (Some(taken), Some(format!("there{written}: taken{to}{then}{steps}")), None)
+                        }
                     }
                 }
             }
-            None => (taken_for(ledger, rflow, &a)?, None),
+            None => (taken_for(ledger, rflow, &a)?, None, None),
         };
-        let changed = changes(&a, taken.as_ref(), None, None, now_ms);
+        let changed = changes(&a, taken.as_ref(), None, there, now_ms);
         let events = changed.iter().filter_map(|(_, e)| e.as_ref().map(|e| e.0)).collect();
         let after = changed.last().map_or_else(|| a.clone(), |(a, _)| a.clone());
         let detail = match (what, after.state) {
@@ -509,6 +515,51 @@ pub(super) async fn foresee(
         });
     }
     Ok((out, None))
+}
+
+/// Where the run delivers the response `entry` on each response sink, as its exists-policy
+/// chooses on the sink as it is (`transfer::choose_target`), into `targets`; returns what a
+/// sink refuses (its target there, `if_exists: fail`): the run fails the response. `sinks`:
+/// the sinks' endpoints, opened on the first call (`Err`: why they could not be, and the
+/// targets are shown as named).
+async fn look_at_targets(
+    flow: &Flow,
+    rflow: &Flow,
+    sinks: &mut Option<Result<BTreeMap<String, DynEndpoint>, String>>,
+    entry: &Entry,
+    run: u64,
+    now: SystemTime,
+    targets: &mut Vec<String>,
+) -> Vec<String> {
+    if sinks.is_none() {
+        let names: Vec<&str> = rflow.sinks.iter().map(|s| s.endpoint.as_str()).collect();
+        *sinks = Some(super::endpoints::open_all(flow, &names).await.map_err(|e| e.to_string()));
+    }
+    let mut refused = Vec::new();
+    for (i, sink) in rflow.sinks.iter().enumerate() {
+        let Ok((dir, name)) = lifecycle::wanted_for(rflow, i, entry, entry.path.name(), run, now) else { continue };
+        let Ok(wanted) = dir.join(&name).map(|t| format!("{}:{t}", sink.endpoint)) else { continue };
+        let ep = match sinks.as_ref().map(|s| s.as_ref().map(|eps| eps.get(&sink.endpoint))) {
+            Some(Ok(Some(ep))) => ep,
+            Some(Err(e)) => {
+                targets.push(format!("{wanted} (not looked at: {e})"));
+                continue;
+            }
+            _ => {
+                targets.push(wanted);
+                continue;
+            }
+        };
+        match super::transfer::choose_target(&**ep, &dir, &name, sink.if_exists).await {
+            Err(FileError::TargetExists { why, .. }) => refused.push(format!("{wanted} exists already ({why})")),
+            Err(e) => targets.push(format!("{wanted} (not looked at: {e})")),
+            Ok(super::transfer::Target::Skip(..)) => targets.push(format!("{wanted} (there already: left as it is, counted as delivered)")),
+            Ok(super::transfer::Target::Upload(_, Some(_))) => targets.push(format!("{wanted} (replacing the file there)")),
+            Ok(super::transfer::Target::Upload(p, None)) if p.name() == name => targets.push(wanted),
+            Ok(super::transfer::Target::Upload(p, None)) => targets.push(format!("{}:{p} ({wanted} is taken)", sink.endpoint)),
+        }
+    }
+    refused
 }
 
 /// Lists the response folder once: expected path → entry. A folder that does not exist (yet)
@@ -860,8 +911,13 @@ mod tests {
         std::fs::write(&ack, "ack").unwrap();
         let written = std::time::SystemTime::now() - Duration::from_secs(115 * 60);
         std::fs::File::options().write(true).open(&ack).unwrap().set_modified(written).unwrap();
-        // The acks folder refuses it (a file of that name is in the way).
+        // The acks folder refuses it (a file of that name is in the way): `wharf plan` says so.
         std::fs::write(d.join("acks/o1.ack"), "in the way").unwrap();
+        let p = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now()).await.unwrap();
+        let planned = &p.responses[0];
+        assert_eq!((planned.becomes, planned.events.len()), (AwaitState::Waiting, 0), "{p:#?}");
+        assert!(planned.detail.contains("but not taken: acks:/o1.ack exists already ("), "{}", planned.detail);
+        assert!(planned.detail.contains("the run fails, and the next one tries again; waiting; due by"), "{}", planned.detail);
         let r = run(&flow, &ledger, d).await;
         let resp = &r.responses[0];
         assert!(resp.failed(), "{r:#?}");
