@@ -550,13 +550,10 @@ async fn look_at_targets(
                 continue;
             }
         };
-        match super::transfer::choose_target(&**ep, &dir, &name, sink.if_exists).await {
-            Err(FileError::TargetExists { why, .. }) => refused.push(format!("{wanted} exists already ({why})")),
-            Err(e) => targets.push(format!("{wanted} (not looked at: {e})")),
-            Ok(super::transfer::Target::Skip(..)) => targets.push(format!("{wanted} (there already: left as it is, counted as delivered)")),
-            Ok(super::transfer::Target::Upload(_, Some(_))) => targets.push(format!("{wanted} (replacing the file there)")),
-            Ok(super::transfer::Target::Upload(p, None)) if p.name() == name => targets.push(wanted),
-            Ok(super::transfer::Target::Upload(p, None)) => targets.push(format!("{}:{p} ({wanted} is taken)", sink.endpoint)),
+        let chosen = super::transfer::choose_target(&**ep, &dir, &name, sink.if_exists).await;
+        match super::plan::chosen_shown(&sink.endpoint, wanted, &name, chosen) {
+            Ok(shown) => targets.push(shown),
+            Err(why) => refused.push(why),
         }
     }
     refused

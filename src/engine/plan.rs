@@ -37,6 +37,7 @@ use crate::probe::{self, Finding, Severity};
 
 mod targets;
 
+pub(in crate::engine) use targets::chosen_shown;
 use targets::{look_at_targets, named, shown};
 
 /// What a run would do with one file.
