@@ -383,7 +383,8 @@ pub struct PlannedResponse {
     pub events: Vec<EventKind>,
     /// What the run does, in words.
     pub detail: String,
-    /// Where a response taken goes: `endpoint:/path` per sink, as named.
+    /// Where a response taken goes: `endpoint:/path` per sink, as the run's exists-policy
+    /// chooses it on the sink as it is (`(replacing the file there)`, `(… is taken)`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<String>,
 }
