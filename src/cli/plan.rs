@@ -48,6 +48,11 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    // Looked for at the end of the run, after its files.
+    for r in &planned.responses {
+        let becomes = if r.becomes == r.state { String::new() } else { format!(" → {}", r.becomes.as_str()) };
+        outln!("  response  /{} (request /{}), {}{becomes}: {}", r.expected, r.request, r.state.as_str(), r.detail);
+    }
     for c in &planned.caveats {
         outln!("  note: {c}");
     }

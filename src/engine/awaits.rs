@@ -14,7 +14,9 @@
 //!   folder *once*, takes every expected response that is there through
 //!   [`lifecycle::process`] with the derived response flow (staging, steps, quarantine,
 //!   delivery, disposition and crash safety exactly as for any file — there is no second
-//!   per-file loop), and moves each await along: answered, late, rejected, overdue, expired.
+//!   per-file loop), and moves each await along: answered, late, rejected, overdue, expired;
+//! - [`foresee`], for `wharf plan`: what `poll` would do with each open await, from the same
+//!   listing and the same judgement, taking nothing.
 //!
 //! Every state change is one ledger write together with its event (overdue, late, expired),
 //! so an event is recorded exactly once. Whether a response was taken is read back from the
@@ -35,7 +37,9 @@ use super::{FileReport, Outcome, RunAbort, from_millis};
 use crate::config::Flow;
 use crate::config::flow::Response;
 use crate::endpoint::{DynEndpoint, Entry, ErrorKind, RemotePath};
-use crate::ledger::{AwaitRecord, AwaitState, Delivery, EventKind, FileRecord, FileState, Millis, Registered, to_millis};
+use crate::ledger::{
+    AwaitRecord, AwaitState, Delivery, EventKind, FileRecord, FileState, Ledger, LedgerError, Millis, Registered, to_millis,
+};
 use crate::template::NameVars;
 
 /// One await's line in the run summary.
@@ -168,9 +172,20 @@ pub(super) fn held_back<'e>(
             matches!(p.state, FileState::Done | FileState::Duplicate | FileState::Quarantined)
                 || p.deliveries.iter().any(|d| d.sink as usize == resp.request_sink && d.done)
         });
-        let Some(expected) = (!settled).then(|| predicted(flow, resp, entry, rel, run, now)).flatten() else {
-            out.push(None);
-            continue;
+        let expected = match (!settled).then(|| predicted(flow, resp, entry, rel, run, now)) {
+            Some(Ok(Some(expected))) => expected,
+            // Sent, it could not be awaited (its answer never taken, the file failing after
+            // its delivery and aborting the run, run after run): not sent.
+            Some(Err(e)) => {
+                let why = format!("its response could not be named ({e}): not sent, as no answer to it could be awaited");
+                tracing::warn!(flow = %flow.name, path, why = %why, "Request held back: its response cannot be named.");
+                out.push(Some(why));
+                continue;
+            }
+            _ => {
+                out.push(None);
+                continue;
+            }
         };
         let id = super::identity::key(flow.source.identity, entry);
         // This very version's await (a run resumed after it was sent): by its identity, or
@@ -216,12 +231,16 @@ pub(super) fn held_back<'e>(
 }
 
 /// The response `entry` will await once delivered in this run, as far as it can be told
-/// before: `None` when a template cannot be rendered (its delivery reports that).
-fn predicted(flow: &Flow, resp: &Response, entry: &Entry, rel: &str, run: u64, now: SystemTime) -> Option<RemotePath> {
-    flow.sinks.get(resp.request_sink)?;
-    let (dir, name) = lifecycle::wanted_for(flow, resp.request_sink, entry, rel, run, now).ok()?;
-    let target = dir.join(&name).ok()?;
-    expected_path(resp, target.name(), entry.size, run, to_millis(now)).ok()
+/// before: `None` when the request's own target cannot be named (its delivery reports that);
+/// an error when the response's name cannot be rendered over it.
+fn predicted(flow: &Flow, resp: &Response, entry: &Entry, rel: &str, run: u64, now: SystemTime) -> Result<Option<RemotePath>, FileError> {
+    let Some(Ok((dir, name))) =
+        flow.sinks.get(resp.request_sink).map(|_| lifecycle::wanted_for(flow, resp.request_sink, entry, rel, run, now))
+    else {
+        return Ok(None);
+    };
+    let Ok(target) = dir.join(&name) else { return Ok(None) };
+    expected_path(resp, target.name(), entry.size, run, to_millis(now)).map(Some)
 }
 
 /// The expected response path for a request of `size` bytes delivered under `target_name`.
@@ -263,9 +282,7 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
         budget: Default::default(),
     };
     let listed = list(&source, rflow).await?;
-    // Times a minute coarse may come from an FTP LIST in the server's own time zone (hours
-    // off ours): only a response older by more than a day is then known to be stale.
-    let slack = if source.capabilities().mtime_precision < Duration::from_secs(60) { CLOCK_SLACK } else { DAY_SLACK };
+    let slack = slack(&source);
     let now = to_millis(cx.now);
     let mut out = Vec::with_capacity(open.len());
     for mut a in open {
@@ -281,37 +298,266 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
                     return Err(RunAbort::File(msg, f.error_kind.unwrap_or(ErrorKind::Protocol)));
                 }
                 if matches!(f.outcome, Outcome::Failed | Outcome::NotReady) {
-                    there = Some(super::identity::mtime_millis(entry).unwrap_or(to_millis(cx.now)));
+                    // Listed by now: a later time is a server clock (or zone) ahead of ours.
+                    let listed_by = crate::ledger::now_millis();
+                    there = Some(super::identity::mtime_millis(entry).map_or(to_millis(cx.now), |m| m.min(listed_by)));
                 }
                 // "Already delivered" is an earlier round trip's response kept on the server.
                 file = Some(f).filter(|f| f.outcome != Outcome::Skipped);
             }
             None => {}
         }
-        // Taken for *this* request: done or quarantined after the request was sent.
-        let taken = cx
-            .ledger
-            .file(&rflow.name, &a.expected)?
-            .filter(|r| r.updated >= a.sent_at && matches!(r.state, FileState::Done | FileState::Quarantined));
+        let taken = taken_for(cx.ledger, rflow, &a)?;
         // Each change is stored with its event: an await that passed its deadline and its
         // expiry while no run looked becomes overdue, then expired (two events).
-        // Judged again only while it stays open: a closed await (answered, late…) is final.
-        for _ in 0..3 {
-            let before = a.clone();
-            let event = judge(&mut a, taken.as_ref(), file.as_ref(), there, now);
-            if a == before {
-                break;
-            }
+        for (next, event) in changes(&a, taken.as_ref(), file.as_ref(), there, now) {
+            a = next;
             if let Some(ev) = cx.ledger.update_await(&a, event, now, cx.run)? {
                 tracing::warn!(flow = %cx.flow.name, request = %lifecycle::source_shown(&a.request), expected = %a.expected, kind = ev.kind.as_str(), detail = %ev.detail, "Response event.");
-            }
-            if !a.state.is_open() {
-                break;
             }
         }
         out.push(ResponseReport { detail: describe(&a, file.as_ref()), request: a.request, expected: a.expected, state: a.state, file });
     }
     Ok(out)
+}
+
+/// How much older than its request a file named like the response on `ep` may look and still
+/// answer it. Times a minute coarse may come from an FTP LIST in the server's own time zone
+/// (hours off ours): only a response older by more than a day is then known to be stale.
+fn slack(ep: &DynEndpoint) -> Millis {
+    if ep.capabilities().mtime_precision < Duration::from_secs(60) { CLOCK_SLACK } else { DAY_SLACK }
+}
+
+/// The response flow's record of `a`'s response when it was taken for *this* request: done or
+/// quarantined by the run that registered it (its poll comes after the run's requests) or a
+/// later one. Told by run, not by the clock: an earlier exchange's response touched again
+/// (kept on the server, deleted now that `after` says `delete`) is not this request's answer,
+/// and a clock set back between the request and its answer does not leave the answer
+/// unrecorded.
+fn taken_for(ledger: &Ledger, rflow: &Flow, a: &AwaitRecord) -> Result<Option<FileRecord>, LedgerError> {
+    Ok(ledger
+        .file(&rflow.name, &a.expected)?
+        .filter(|r| r.run >= a.request_run && matches!(r.state, FileState::Done | FileState::Quarantined)))
+}
+
+/// The states `a` goes through in one look ([`judge`] until nothing changes), each with the
+/// event it causes: overdue then expired, for an await that passed its deadline and its expiry
+/// while no run looked. Judged again only while it stays open: a closed await is final.
+fn changes(
+    a: &AwaitRecord,
+    taken: Option<&FileRecord>,
+    file: Option<&FileReport>,
+    there: Option<Millis>,
+    now: Millis,
+) -> Vec<(AwaitRecord, Option<(EventKind, String)>)> {
+    let mut a = a.clone();
+    let mut out = Vec::new();
+    for _ in 0..3 {
+        let before = a.clone();
+        let event = judge(&mut a, taken, file, there, now);
+        if a == before {
+            break;
+        }
+        out.push((a.clone(), event));
+        if !a.state.is_open() {
+            break;
+        }
+    }
+    out
+}
+
+/// What the next run's look at the responses would do with one open await (`wharf plan`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedResponse {
+    /// The request's source path.
+    pub request: String,
+    /// The expected response's path on the response endpoint.
+    pub expected: String,
+    /// Its state now, as the ledger has it.
+    pub state: AwaitState,
+    /// Its state once the run looked (a response taken may yet be refused by its steps:
+    /// `rejected`).
+    pub becomes: AwaitState,
+    /// The events the run records for it (`overdue`, `late`, `expired`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<EventKind>,
+    /// What the run does, in words.
+    pub detail: String,
+    /// Where a response taken goes: `endpoint:/path` per sink, as the run's exists-policy
+    /// chooses it on the sink as it is (`(replacing the file there)`, `(… is taken)`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub targets: Vec<String>,
+}
+
+/// What the next run (number `run`, at `now`) would do with each open await of `flow` when it
+/// looks for the responses at its end, from the same listing and the same decisions as
+/// [`poll`], taking nothing (`wharf plan`). Nothing, and no connection, when no await is open.
+/// The second value says why the responses could not be looked at (the endpoint unreachable,
+/// the folder not listed: a run would stop there).
+pub(super) async fn foresee(
+    flow: &Flow,
+    ledger: &Ledger,
+    run: u64,
+    now: SystemTime,
+) -> Result<(Vec<PlannedResponse>, Option<String>), LedgerError> {
+    let Some(resp) = flow.response.as_deref() else { return Ok((Vec::new(), None)) };
+    let open: Vec<AwaitRecord> = ledger.awaits(Some(&flow.name))?.into_iter().filter(|a| a.state.is_open()).collect();
+    if open.is_empty() {
+        return Ok((Vec::new(), None));
+    }
+    let rflow = &resp.flow;
+    let ep = &rflow.source.endpoint;
+    let not_looked = |why: String| format!("the responses of the {} open await(s) were not looked for: {why}", open.len());
+    let source = match super::endpoints::open_all(flow, &[ep.as_str()]).await {
+        Ok(eps) => match eps.get(ep) {
+            Some(e) => e.clone(),
+            None => return Ok((Vec::new(), Some(not_looked(format!("endpoint {ep} is not defined"))))),
+        },
+        Err(e) => {
+            return Ok((
+                Vec::new(),
+                Some(not_looked(format!("endpoint {ep} could not be reached ({e}); a run now would stop before taking any file"))),
+            ));
+        }
+    };
+    let listed = match list(&source, rflow).await {
+        Ok(l) => l,
+        Err(e) => {
+            let why = match e {
+                RunAbort::Ledger(e) => return Err(e),
+                RunAbort::Endpoint(e) => format!("{e}{}", super::hint(&e)),
+                RunAbort::File(msg, _) => msg,
+                RunAbort::Command(e) => e.to_string(),
+            };
+            return Ok((Vec::new(), Some(not_looked(format!("{why}; a run now would fail at its end")))));
+        }
+    };
+    let slack = slack(&source);
+    let now_ms = to_millis(now);
+    // The response sinks, opened for the first response that would be taken.
+    let mut sinks = None;
+    let mut out = Vec::with_capacity(open.len());
+    for a in open {
+        let mut targets = Vec::new();
+        let (taken, what, there) = match listed.get(&a.expected) {
+            Some(entry) if older_than_request(entry, &a, slack) => (taken_for(ledger, rflow, &a)?, Some(stale(entry, &a).detail), None),
+            Some(entry) => {
+                let prev = ledger.file(&rflow.name, &a.expected)?.filter(|p| lifecycle::same_version(rflow, entry, p));
+                match prev.as_ref().and_then(lifecycle::Settled::of) {
+                    // "Already delivered": an earlier round trip's response kept on the server
+                    // (disposed of now, as any file delivered before).
+                    Some(settled) => {
+                        let then = match (&settled, &rflow.after_success) {
+                            (lifecycle::Settled::Quarantined(_), _) | (_, crate::config::flow::Disposition::Keep) => "left there",
+                            (_, crate::config::flow::Disposition::Delete) => "deleted from the server now",
+                            (_, crate::config::flow::Disposition::MoveTo(_)) => "moved away now",
+                        };
+                        // Unless it was taken for this very request (a run stopped before it
+                        // recorded so): then the run only records it.
+                        let taken = taken_for(ledger, rflow, &a)?;
+                        let what = taken.is_none().then(|| {
+                            format!("there, but an earlier exchange's response, taken before: not this request's answer ({then})")
+                        });
+                        (taken, what, None)
+                    }
+                    None => {
+                        let refused = look_at_targets(flow, rflow, &mut sinks, entry, run, now, &mut targets).await;
+                        let written = super::identity::mtime_millis(entry).map(|m| format!(" (written {})", date(m))).unwrap_or_default();
+                        if !refused.is_empty() {
+                            // The run fails it (and tries again next run): there, not taken.
+                            let at = super::identity::mtime_millis(entry).map_or(now_ms, |m| m.min(now_ms));
+                            let why = format!(
+                                "there{written}, but not taken: {}; the run fails, and the next one tries again",
+                                refused.join("; ")
+                            );
+                            (None, Some(why), Some(at))
+                        } else {
+                            let then = match &rflow.after_success {
+                                crate::config::flow::Disposition::Keep => String::new(),
+                                crate::config::flow::Disposition::Delete => "; then deleted from the server".to_string(),
+                                crate::config::flow::Disposition::MoveTo(p) => format!("; then moved to {p}/ on the server"),
+                            };
+                            let steps = if rflow.steps.is_some() { "; its steps may yet refuse it (rejected)" } else { "" };
+                            // As the run records it once taken now.
+                            let taken = FileRecord {
+                                path: a.expected.clone(),
+                                state: FileState::Done,
+                                mtime: super::identity::mtime_millis(entry),
+                                updated: now_ms,
+                                run,
+                                ..Default::default()
+                            };
+                            let to = if targets.is_empty() { String::new() } else { format!(" to {}", targets.join(", ")) };
+                            (Some(taken), Some(format!("there{written}: taken{to}{then}{steps}")), None)
+                        }
+                    }
+                }
+            }
+            None => (taken_for(ledger, rflow, &a)?, None, None),
+        };
+        let changed = changes(&a, taken.as_ref(), None, there, now_ms);
+        let events = changed.iter().filter_map(|(_, e)| e.as_ref().map(|e| e.0)).collect();
+        let after = changed.last().map_or_else(|| a.clone(), |(a, _)| a.clone());
+        let detail = match (what, after.state) {
+            (Some(what), AwaitState::Answered) => format!("{what}; answered in time (due by {})", date(a.deadline_at)),
+            (Some(what), AwaitState::Late) => format!("{what}; answered LATE (due by {})", date(a.deadline_at)),
+            (Some(what), _) => format!("{what}; {}", describe(&after, None)),
+            (None, _) if after.state.is_open() => format!("not there; {}", describe(&after, None)),
+            (None, _) => describe(&after, None),
+        };
+        out.push(PlannedResponse {
+            request: a.request,
+            expected: a.expected,
+            state: a.state,
+            becomes: after.state,
+            events,
+            detail,
+            targets,
+        });
+    }
+    Ok((out, None))
+}
+
+/// Where the run delivers the response `entry` on each response sink, as its exists-policy
+/// chooses on the sink as it is (`transfer::choose_target`), into `targets`; returns what a
+/// sink refuses (its target there, `if_exists: fail`): the run fails the response. `sinks`:
+/// the sinks' endpoints, opened on the first call (`Err`: why they could not be, and the
+/// targets are shown as named).
+async fn look_at_targets(
+    flow: &Flow,
+    rflow: &Flow,
+    sinks: &mut Option<Result<BTreeMap<String, DynEndpoint>, String>>,
+    entry: &Entry,
+    run: u64,
+    now: SystemTime,
+    targets: &mut Vec<String>,
+) -> Vec<String> {
+    if sinks.is_none() {
+        let names: Vec<&str> = rflow.sinks.iter().map(|s| s.endpoint.as_str()).collect();
+        *sinks = Some(super::endpoints::open_all(flow, &names).await.map_err(|e| e.to_string()));
+    }
+    let mut refused = Vec::new();
+    for (i, sink) in rflow.sinks.iter().enumerate() {
+        let Ok((dir, name)) = lifecycle::wanted_for(rflow, i, entry, entry.path.name(), run, now) else { continue };
+        let Ok(wanted) = dir.join(&name).map(|t| format!("{}:{t}", sink.endpoint)) else { continue };
+        let ep = match sinks.as_ref().map(|s| s.as_ref().map(|eps| eps.get(&sink.endpoint))) {
+            Some(Ok(Some(ep))) => ep,
+            Some(Err(e)) => {
+                targets.push(format!("{wanted} (not looked at: {e})"));
+                continue;
+            }
+            _ => {
+                targets.push(wanted);
+                continue;
+            }
+        };
+        let chosen = super::transfer::choose_target(&**ep, &dir, &name, sink.if_exists).await;
+        match super::plan::chosen_shown(&sink.endpoint, wanted, &name, chosen) {
+            Ok(shown) => targets.push(shown),
+            Err(why) => refused.push(why),
+        }
+    }
+    refused
 }
 
 /// Lists the response folder once: expected path → entry. A folder that does not exist (yet)
@@ -350,7 +596,8 @@ async fn list(ep: &DynEndpoint, rflow: &Flow) -> Result<BTreeMap<String, Entry>,
 /// deadline — arrival being its modification time on the server when known (a response
 /// written in time but first seen by a later run is not late), else when it was taken. One
 /// there by the deadline but not taken yet (its sink refusing it, retried by the next run)
-/// keeps the await waiting: the partner answered in time.
+/// keeps the await waiting: the partner answered in time; one there by the expiry keeps it
+/// from expiring.
 fn judge(
     a: &mut AwaitRecord,
     taken: Option<&FileRecord>,
@@ -367,7 +614,9 @@ fn judge(
             return None;
         }
         a.detail = Some(file.map_or_else(|| format!("taken in run {}", r.run), |f| f.detail.clone()));
-        let arrived = r.mtime.unwrap_or(r.updated);
+        // It was there no later than when it was taken: a later time on the server is its clock
+        // (or, for an FTP LIST, its time zone) ahead of ours, and would make an answer in time late.
+        let arrived = r.mtime.map_or(r.updated, |m| m.min(r.updated));
         if a.state == AwaitState::Overdue || arrived > a.deadline_at {
             a.state = AwaitState::Late;
             let detail = format!("{} arrived on {}, after its deadline {}", subject(a), date(arrived), date(a.deadline_at));
@@ -386,7 +635,10 @@ fn judge(
         let detail = format!("{} was due by {}", subject(a), date(a.deadline_at));
         return Some((EventKind::Overdue, detail));
     }
-    if let Some(expire_at) = a.expire_at.filter(|&e| now >= e) {
+    // Not expired while a response written before its expiry is there but not taken yet
+    // (its sink refusing it): the partner answered, the trouble is ours, and a later run
+    // takes it — given up, it would be left on the server for good.
+    if let Some(expire_at) = a.expire_at.filter(|&e| now >= e && there.is_none_or(|t| t > e)) {
         a.state = AwaitState::Expired;
         let detail = format!("no {} by {}; no longer awaited", subject(a), date(expire_at));
         return Some((EventKind::Expired, detail));
@@ -395,7 +647,7 @@ fn judge(
 }
 
 /// How much older than its request a response may look and still answer it: the server's
-/// clock may be somewhat behind ours.
+/// clock may be somewhat behind ours (see [`slack`]).
 const CLOCK_SLACK: Millis = 10 * 60 * 1000;
 
 /// The same where the server's times may be in its own time zone (FTP LIST).
@@ -523,6 +775,11 @@ mod tests {
         // No mtime from the server: when it was taken decides.
         let mut a = open();
         assert!(judge(&mut a, Some(&taken(FileState::Done, None, 31 * MIN)), None, None, 31 * MIN).is_some());
+        // The server's clock (or zone) an hour ahead of ours: taken at 25 minutes, it was there
+        // by then, whatever its time says.
+        let mut a = open();
+        assert_eq!(judge(&mut a, Some(&taken(FileState::Done, Some(85 * MIN), 25 * MIN)), None, None, 25 * MIN), None);
+        assert_eq!(a.state, AwaitState::Answered);
         // Found past expiry: a response wins over giving up.
         let mut a = AwaitRecord { state: AwaitState::Overdue, ..open() };
         judge(&mut a, Some(&taken(FileState::Done, None, 90 * MIN)), None, None, 90 * MIN);
@@ -536,6 +793,11 @@ mod tests {
 
     /// The same, with `sink` added to the partner sink's settings (`, if_exists: skip`).
     fn round_trip_with(deadline: &str, sink: &str) -> (tempfile::TempDir, Flow) {
+        round_trip_answered(deadline, sink, "")
+    }
+
+    /// The same, with `response` added to the response's settings (`, steps: [...]`).
+    fn round_trip_answered(deadline: &str, sink: &str, response: &str) -> (tempfile::TempDir, Flow) {
         let dir = tempfile::tempdir().unwrap();
         for d in ["outbox", "partner/inbox", "partner/outbox", "acks"] {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
@@ -543,7 +805,7 @@ mod tests {
         let yaml = format!(
             "name: rt\nendpoints:\n  out: {{ type: local, root: outbox }}\n  partner: {{ type: local, root: partner }}\n  acks: {{ type: local, root: acks }}\n\
              source: {{ endpoint: out, path: / }}\nsinks: [ {{ endpoint: partner, path: /inbox{sink} }} ]\nafter: {{ success: delete }}\n\
-             response: {{ path: /outbox, name: \"{{{{stem}}}}.ack\", deadline: {deadline}, sinks: [ {{ endpoint: acks }} ], after: delete }}\n"
+             response: {{ path: /outbox, name: \"{{{{stem}}}}.ack\", deadline: {deadline}, sinks: [ {{ endpoint: acks }} ], after: delete{response} }}\n"
         );
         let flow = crate::config::load_flow_str(&yaml, &dir.path().join("rt.yaml")).unwrap();
         (dir, flow)
@@ -647,8 +909,13 @@ mod tests {
         std::fs::write(&ack, "ack").unwrap();
         let written = std::time::SystemTime::now() - Duration::from_secs(115 * 60);
         std::fs::File::options().write(true).open(&ack).unwrap().set_modified(written).unwrap();
-        // The acks folder refuses it (a file of that name is in the way).
+        // The acks folder refuses it (a file of that name is in the way): `wharf plan` says so.
         std::fs::write(d.join("acks/o1.ack"), "in the way").unwrap();
+        let p = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
+        let planned = &p.responses[0];
+        assert_eq!((planned.becomes, planned.events.len()), (AwaitState::Waiting, 0), "{p:#?}");
+        assert!(planned.detail.contains("but not taken: acks:/o1.ack exists already ("), "{}", planned.detail);
+        assert!(planned.detail.contains("the run fails, and the next one tries again; waiting; due by"), "{}", planned.detail);
         let r = run(&flow, &ledger, d).await;
         let resp = &r.responses[0];
         assert!(resp.failed(), "{r:#?}");
@@ -660,6 +927,231 @@ mod tests {
         // The run that could not take it failed (and the next recovered): nothing else.
         let kinds: Vec<EventKind> = ledger.events(Some("rt"), 0, 10).unwrap().into_iter().map(|e| e.kind).collect();
         assert_eq!(kinds, [EventKind::Failed, EventKind::Recovered]);
+    }
+
+    /// The partner answered late but before the await's expiry, and the response could not be
+    /// taken (its sink refused it) until after the expiry: the await is not given up under
+    /// it — expired, the answer would be left on the server for good and an `expired` event
+    /// would say no answer came. A response written after the expiry does not hold it open.
+    #[test]
+    fn an_await_whose_answer_is_there_does_not_expire_until_it_is_taken() {
+        let mut a = AwaitRecord { state: AwaitState::Overdue, ..open() };
+        assert_eq!(judge(&mut a, None, None, Some(45 * MIN), 90 * MIN), None);
+        assert_eq!(a.state, AwaitState::Overdue);
+        assert_eq!(judge(&mut a, None, None, Some(61 * MIN), 90 * MIN).map(|e| e.0), Some(EventKind::Expired));
+        // No run looked since the deadline: overdue (it is), but not expired.
+        let mut a = open();
+        assert_eq!(judge(&mut a, None, None, Some(45 * MIN), 90 * MIN).map(|e| e.0), Some(EventKind::Overdue));
+        assert_eq!(judge(&mut a, None, None, Some(45 * MIN), 90 * MIN), None);
+        assert_eq!(a.state, AwaitState::Overdue);
+    }
+
+    #[tokio::test]
+    async fn a_late_answer_there_before_the_expiry_is_taken_after_it() {
+        let (dir, flow) = round_trip("1h");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
+        run(&flow, &ledger, d).await;
+        // Sent three hours ago, due two hours ago, seen overdue; given up half an hour ago.
+        let mut a = ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap();
+        (a.sent_at, a.deadline_at) = (a.sent_at - 180 * MIN, a.deadline_at - 180 * MIN);
+        (a.expire_at, a.state) = (Some(crate::ledger::now_millis() - 30 * MIN), AwaitState::Overdue);
+        ledger.update_await(&a, None, 0, 0).unwrap();
+        // Answered an hour ago (late, before the expiry); the acks folder refuses it.
+        let ack = d.join("partner/outbox/o1.ack");
+        std::fs::write(&ack, "ack").unwrap();
+        let written = std::time::SystemTime::now() - Duration::from_secs(60 * 60);
+        std::fs::File::options().write(true).open(&ack).unwrap().set_modified(written).unwrap();
+        std::fs::write(d.join("acks/o1.ack"), "in the way").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert!(r.responses[0].failed(), "{r:#?}");
+        assert_eq!(r.responses[0].state, AwaitState::Overdue, "{r:#?}");
+        std::fs::remove_file(d.join("acks/o1.ack")).unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Late, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/o1.ack")).unwrap(), "ack");
+        assert!(!ack.exists());
+        let kinds: Vec<EventKind> = ledger.events(Some("rt"), 0, 10).unwrap().into_iter().map(|e| e.kind).collect();
+        assert!(!kinds.contains(&EventKind::Expired) && kinds.contains(&EventKind::Late), "{kinds:?}");
+    }
+
+    /// An earlier exchange's answer kept on the server (`after: keep`) is deleted by the first
+    /// run after `after` became `delete`, the run that sent a new request awaiting the same
+    /// name: touched in that run, it is still not the new request's answer.
+    #[tokio::test]
+    async fn an_earlier_answer_disposed_of_now_does_not_answer_a_new_request() {
+        let (dir, mut flow) = round_trip("1h");
+        let after = |f: &mut Flow, disp| f.response.as_mut().unwrap().flow.after_success = disp;
+        after(&mut flow, crate::config::flow::Disposition::Keep);
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/a.csv"), "order").unwrap();
+        run(&flow, &ledger, d).await;
+        std::fs::write(d.join("partner/outbox/a.ack"), "ack 1").unwrap();
+        assert_eq!(run(&flow, &ledger, d).await.responses[0].state, AwaitState::Answered);
+        assert!(d.join("partner/outbox/a.ack").exists(), "kept");
+        // The partner took the request; a corrected one goes out, awaiting a.ack again.
+        std::fs::remove_file(d.join("partner/inbox/a.csv")).unwrap();
+        std::fs::write(d.join("outbox/a.csv"), "corrected order").unwrap();
+        after(&mut flow, crate::config::flow::Disposition::Delete);
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.counts.delivered, 1, "{r:#?}");
+        assert_eq!(r.responses[0].state, AwaitState::Waiting, "{r:#?}");
+        assert!(!d.join("partner/outbox/a.ack").exists(), "delivered before, so deleted now");
+        // Its own answer is taken.
+        std::fs::remove_file(d.join("acks/a.ack")).unwrap();
+        std::fs::write(d.join("partner/outbox/a.ack"), "ack 2").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/a.ack")).unwrap(), "ack 2");
+    }
+
+    /// An earlier exchange's answer kept on the server (`after: keep`) is not the new request's:
+    /// the plan says so, and so does the run, which leaves it.
+    #[tokio::test]
+    async fn plan_and_run_leave_an_earlier_exchanges_kept_answer() {
+        let (dir, mut flow) = round_trip("1h");
+        flow.response.as_mut().unwrap().flow.after_success = crate::config::flow::Disposition::Keep;
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/a.csv"), "order").unwrap();
+        run(&flow, &ledger, d).await;
+        std::fs::write(d.join("partner/outbox/a.ack"), "ack 1").unwrap();
+        run(&flow, &ledger, d).await;
+        std::fs::remove_file(d.join("partner/inbox/a.csv")).unwrap();
+        std::fs::write(d.join("outbox/a.csv"), "corrected order").unwrap();
+        assert_eq!(run(&flow, &ledger, d).await.responses[0].state, AwaitState::Waiting);
+        let p = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
+        let r = &p.responses[0];
+        assert_eq!((r.state, r.becomes, r.targets.len()), (AwaitState::Waiting, AwaitState::Waiting, 0), "{p:#?}");
+        assert!(
+            r.detail
+                .starts_with("there, but an earlier exchange's response, taken before: not this request's answer (left there); waiting"),
+            "{}",
+            r.detail
+        );
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Waiting, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("partner/outbox/a.ack")).unwrap(), "ack 1");
+    }
+
+    /// Our clock was ahead when the request went out and was set back before its answer was
+    /// taken (in the same run): the answer still closes the await — by the clock it was taken
+    /// "before" the request was sent, and the await stayed open, to go overdue with the answer
+    /// gone from the server.
+    #[tokio::test]
+    async fn an_answer_taken_after_the_clock_was_set_back_closes_its_await() {
+        let (dir, flow) = round_trip("1h");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
+        run(&flow, &ledger, d).await;
+        let mut a = ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap();
+        (a.sent_at, a.deadline_at) = (a.sent_at + 5 * MIN, a.deadline_at + 5 * MIN);
+        ledger.update_await(&a, None, 0, 0).unwrap();
+        std::fs::write(d.join("partner/outbox/o1.ack"), "ack").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/o1.ack")).unwrap(), "ack");
+    }
+
+    /// A response its steps refuse closes its await as rejected: quarantined (with its reports),
+    /// left where the partner put it, not delivered, with the `quarantined` event that names
+    /// it; a request held back for the same response name goes out next.
+    #[tokio::test]
+    async fn a_response_its_steps_refuse_rejects_its_await_and_says_so() {
+        let steps = ", steps: [ { check: { non_empty: true } } ], quarantine: { endpoint: partner, path: /refused }";
+        let (dir, flow) = round_trip_answered("1h", "", steps);
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/a.csv"), "order").unwrap();
+        std::fs::write(d.join("outbox/a.xml"), "<order/>").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!((r.counts.delivered, r.counts.not_ready), (1, 1), "{r:#?}");
+        std::fs::write(d.join("partner/outbox/a.ack"), "").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        let resp = &r.responses[0];
+        assert_eq!(resp.state, AwaitState::Rejected, "{r:#?}");
+        assert!(resp.detail.starts_with(&format!("REJECTED in run {}: refused by the response's steps", r.run)), "{}", resp.detail);
+        assert_eq!(resp.file.as_ref().map(|f| f.outcome), Some(Outcome::Quarantined), "{r:#?}");
+        assert!(d.join("partner/outbox/a.ack").exists(), "kept where the partner put it");
+        assert!(d.join("partner/refused/a.ack").exists() && !d.join("acks/a.ack").exists());
+        let events = ledger.events(Some("rt"), 0, 10).unwrap();
+        assert!(events.iter().any(|e| e.kind == EventKind::Quarantined && e.subject == "/outbox/a.ack"), "{events:#?}");
+        assert_eq!(ledger.awaited("rt", "outbox/a.ack").unwrap().unwrap().state, AwaitState::Rejected);
+        // Not looked for again; the request held back for a.ack goes out, and the refused
+        // response left there does not answer it.
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.counts.delivered, 1, "{r:#?}");
+        let a = ledger.awaited("rt", "outbox/a.ack").unwrap().unwrap();
+        assert_eq!((a.request.as_str(), a.state), ("a.xml", AwaitState::Waiting), "{r:#?}");
+    }
+
+    /// `wharf plan` says what the run's look for responses will do with each open await, from
+    /// the same listing and decisions, and changes nothing: an answer there is taken (to the
+    /// sinks, as named), one missed deadline is overdue once, an old file is not an answer.
+    #[tokio::test]
+    async fn plan_foresees_what_the_run_does_with_each_open_await() {
+        let (dir, flow) = round_trip("1h");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        for o in ["a", "b", "c"] {
+            std::fs::write(d.join(format!("outbox/{o}.csv")), "order").unwrap();
+        }
+        let plan = || async { super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap() };
+        assert!(plan().await.responses.is_empty(), "nothing awaited yet");
+        run(&flow, &ledger, d).await;
+        // b.csv went out two hours ago (due an hour ago); c.ack is an old file, not an answer.
+        let mut b = ledger.awaited("rt", "outbox/b.ack").unwrap().unwrap();
+        (b.sent_at, b.deadline_at) = (b.sent_at - 120 * MIN, b.deadline_at - 120 * MIN);
+        ledger.update_await(&b, None, 0, 0).unwrap();
+        std::fs::write(d.join("partner/outbox/a.ack"), "ack a").unwrap();
+        let old = d.join("partner/outbox/c.ack");
+        std::fs::write(&old, "yesterday's").unwrap();
+        std::fs::File::options()
+            .write(true)
+            .open(&old)
+            .unwrap()
+            .set_modified(std::time::SystemTime::now() - Duration::from_secs(86_400))
+            .unwrap();
+
+        let p = plan().await;
+        let planned: Vec<(&str, AwaitState, AwaitState, &[EventKind])> =
+            p.responses.iter().map(|r| (r.expected.as_str(), r.state, r.becomes, r.events.as_slice())).collect();
+        assert_eq!(
+            planned,
+            [
+                ("outbox/a.ack", AwaitState::Waiting, AwaitState::Answered, &[][..]),
+                ("outbox/b.ack", AwaitState::Waiting, AwaitState::Overdue, &[EventKind::Overdue][..]),
+                ("outbox/c.ack", AwaitState::Waiting, AwaitState::Waiting, &[][..]),
+            ],
+            "{p:#?}"
+        );
+        assert_eq!(p.responses[0].targets, ["acks:/a.ack"]);
+        assert!(p.responses[0].detail.starts_with("there (written "), "{}", p.responses[0].detail);
+        assert!(
+            p.responses[0].detail.contains(": taken to acks:/a.ack; then deleted from the server; answered in time"),
+            "{}",
+            p.responses[0].detail
+        );
+        assert!(p.responses[1].detail.starts_with("not there; OVERDUE since "), "{}", p.responses[1].detail);
+        assert!(p.responses[2].detail.contains("before the request was sent"), "{}", p.responses[2].detail);
+        // Read-only: nothing taken, nothing recorded.
+        assert!(d.join("partner/outbox/a.ack").exists() && !d.join("acks/a.ack").exists());
+        assert!(ledger.events(Some("rt"), 0, 10).unwrap().is_empty());
+
+        let r = run(&flow, &ledger, d).await;
+        let ran: Vec<(&str, AwaitState)> = r.responses.iter().map(|r| (r.expected.as_str(), r.state)).collect();
+        let foreseen: Vec<(&str, AwaitState)> = p.responses.iter().map(|r| (r.expected.as_str(), r.becomes)).collect();
+        assert_eq!(ran, foreseen, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/a.ack")).unwrap(), "ack a");
+        // Overdue once: the next plan foresees no new event.
+        let p = plan().await;
+        assert_eq!(
+            p.responses.iter().map(|r| (r.becomes, r.events.len())).collect::<Vec<_>>(),
+            [(AwaitState::Overdue, 0), (AwaitState::Waiting, 0)]
+        );
     }
 
     /// Killed right after the request's rename, before the ledger knew; the next run, half
@@ -749,6 +1241,30 @@ mod tests {
         let a = ledger.awaited("rt", "outbox/a.ack").unwrap().unwrap();
         assert_eq!((a.request.as_str(), a.state), ("a.xml", AwaitState::Waiting));
         assert_eq!(std::fs::read_to_string(d.join("acks/a.ack")).unwrap(), "ack a.csv");
+    }
+
+    /// A request whose response name cannot be rendered over the name it is delivered under
+    /// (`{{ext}}` of a file without one gives no name) is not sent: sent, no answer to it could
+    /// be awaited, and the file failed after its delivery, aborting the run (no response of the
+    /// flow looked for), run after run. `wharf plan` says the same.
+    #[tokio::test]
+    async fn a_request_whose_response_cannot_be_named_is_not_sent() {
+        let (dir, mut flow) = round_trip("1h");
+        flow.response.as_mut().unwrap().name = crate::template::NameTemplate::new("{{ext}}").unwrap();
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/README"), "order").unwrap();
+        std::fs::write(d.join("outbox/a.csv"), "order").unwrap();
+        let plan = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!((r.counts.delivered, r.counts.not_ready, r.counts.failed), (1, 1, 0), "{r:#?}");
+        let held = r.files.iter().find(|f| f.path == "/README").unwrap();
+        assert!(held.detail.starts_with("its response could not be named ("), "{}", held.detail);
+        assert!(held.detail.ends_with("not sent, as no answer to it could be awaited"), "{}", held.detail);
+        assert!(!d.join("partner/inbox/README").exists() && d.join("outbox/README").exists());
+        assert_eq!(ledger.awaits(Some("rt")).unwrap().iter().map(|a| a.expected.as_str()).collect::<Vec<_>>(), ["outbox/csv"]);
+        let planned = plan.files.iter().find(|f| f.path == "/README").unwrap();
+        assert_eq!(planned.action, super::super::plan::Action::Wait { why: held.detail.clone() });
     }
 
     /// A new version of a request, sent while the old one's answer is awaited, would take

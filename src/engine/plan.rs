@@ -6,7 +6,8 @@
 //! `quarantine::copy_name`; for a file a crashed run left `quarantining`, to name the copy
 //! the run confirms or writes, `quarantine::resumed_copy`, and when its source is gone, to
 //! read its copy (and its staged copy, given the staging folder): the same judgement as the
-//! run's, `quarantine::left_aside`); it reads the ledger (observations,
+//! run's, `quarantine::left_aside`; for a round trip with awaits open, to list the response
+//! folder, `awaits::foresee`); it reads the ledger (observations,
 //! delivered identities, files in flight) and never writes it, so a plan neither counts as a
 //! readiness poll nor claims a file. The decisions come from the same functions a run uses
 //! (`discover`, `ready::assess`, `identity::key`, `lifecycle::Settled`, the sinks' names and
@@ -39,6 +40,7 @@ use crate::probe::{self, Finding, Severity};
 
 mod targets;
 
+pub(in crate::engine) use targets::chosen_shown;
 use targets::{look_at_targets, named, shown};
 
 /// What a run would do with one file.
@@ -114,6 +116,10 @@ pub struct Plan {
     pub files: Vec<PlannedFile>,
     /// What the plan could not check (content steps, command sources, content identity).
     pub caveats: Vec<String>,
+    /// Round trips: what the run's look for responses, at its end, would do with each open
+    /// await (none for a flow without `response`, or with no await open).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub responses: Vec<awaits::PlannedResponse>,
     /// What the last probes of the flow's endpoints found that matters (see [`add_probes`]).
     pub probes: Vec<ProbeNote>,
     /// Set when the source endpoint is a server that was never probed.
@@ -157,6 +163,7 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
             flow: flow.name.clone(),
             files: vec![],
             caveats: vec!["the source endpoint is not defined".into()],
+            responses: vec![],
             probes: vec![],
             probe_hint: None,
         });
@@ -319,7 +326,17 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
         }
     }
     look_at_disposals(flow, &**source, &disposals, &mut files, now).await;
-    Ok(Plan { flow: flow.name.clone(), files, caveats, probes: vec![], probe_hint: None })
+    // Round trips: then the run looks for the responses of the awaits open before it (those of
+    // the requests it sends are not open yet to a plan: it sends nothing).
+    let responses = match ledger {
+        Some(l) => {
+            let (responses, caveat) = awaits::foresee(flow, l, next_run, now).await?;
+            caveats.extend(caveat);
+            responses
+        }
+        None => Vec::new(),
+    };
+    Ok(Plan { flow: flow.name.clone(), files, caveats, responses, probes: vec![], probe_hint: None })
 }
 
 /// What the run does with a file a crashed run left `quarantining`, its source no longer

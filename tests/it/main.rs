@@ -29,6 +29,7 @@ mod pull_sftp;
 mod push;
 mod reconnect;
 mod render;
+mod roundtrip_ftp;
 mod roundtrip_sftp;
 mod sandbox;
 mod serve;

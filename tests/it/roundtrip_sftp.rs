@@ -74,6 +74,13 @@ impl World {
         (out.status.code().unwrap_or(-1), json(&out))
     }
 
+    /// `wharf plan --json`, which must succeed.
+    fn plan(&self, flow: &Path) -> Value {
+        let out = self.wharf().arg("plan").arg("--json").arg(flow).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        json(&out)
+    }
+
     /// `wharf SUBCOMMAND orders --json`.
     fn list(&self, sub: &str) -> Vec<Value> {
         let out = self.wharf().args([sub, "orders", "--json"]).output().unwrap();
@@ -201,6 +208,12 @@ fn a_missing_ack_is_overdue_once_and_a_late_one_is_matched() {
     let (code, r) = w.run(&flow);
     assert_eq!((code, states(&r)), (0, vec!["waiting"]), "{r:#}");
     std::thread::sleep(Duration::from_millis(1200));
+    // `wharf plan` says so beforehand, from the server's listing, and records nothing.
+    let p = w.plan(&flow);
+    let planned =
+        |p: &Value| (p["responses"][0]["state"].as_str().map(str::to_string), p["responses"][0]["becomes"].as_str().map(str::to_string));
+    assert_eq!(planned(&p), (Some("waiting".into()), Some("overdue".into())), "{p:#}");
+    assert_eq!(p["responses"][0]["events"], serde_json::json!(["overdue"]), "{p:#}");
 
     // Overdue is not a failed run, but it is printed clearly.
     let out = w.wharf().arg("run").arg(&flow).output().unwrap();
@@ -221,6 +234,10 @@ fn a_missing_ack_is_overdue_once_and_a_late_one_is_matched() {
     assert_eq!(line.split_whitespace().nth(4), Some("2"), "{text}");
 
     w.answer("order_2.ack", "late ack");
+    let p = w.plan(&flow);
+    assert_eq!(planned(&p), (Some("overdue".into()), Some("late".into())), "{p:#}");
+    assert_eq!(p["responses"][0]["targets"], serde_json::json!(["acks:/order_2.ack"]), "{p:#}");
+    assert!(w.remote("outbox/order_2.ack").exists() && !w.local("acks/order_2.ack").exists(), "a plan takes nothing");
     let (code, r) = w.run(&flow);
     assert_eq!((code, states(&r)), (0, vec!["late"]), "{r:#}");
     assert_eq!(fs::read_to_string(w.local("acks/order_2.ack")).unwrap(), "late ack");

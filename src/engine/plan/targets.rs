@@ -33,6 +33,26 @@ pub(super) fn shown(sink: &Sink, dir: &RemotePath, name: &str) -> String {
     format!("{}:{}/{}", sink.endpoint, dir.to_string().trim_end_matches('/'), name)
 }
 
+/// How a plan shows the target a sink's exists-policy `chosen` for `wanted` (`name` in the
+/// sink's folder on `endpoint`), with no other file of the run taking it: what the run writes
+/// (or leaves there), or, `Err`, why the sink refuses it (the run fails the file). Also for a
+/// round trip's responses (`awaits::foresee`).
+pub(in crate::engine) fn chosen_shown(
+    endpoint: &str,
+    wanted: String,
+    name: &str,
+    chosen: Result<Target, FileError>,
+) -> Result<String, String> {
+    match chosen {
+        Err(FileError::TargetExists { why, .. }) => Err(format!("{wanted} exists already ({why})")),
+        Err(e) => Ok(format!("{wanted} (not looked at: {e})")),
+        Ok(Target::Skip(..)) => Ok(format!("{wanted} (there already: left as it is, counted as delivered)")),
+        Ok(Target::Upload(_, Some(_))) => Ok(format!("{wanted} (replacing the file there)")),
+        Ok(Target::Upload(p, None)) if p.name() == name => Ok(wanted),
+        Ok(Target::Upload(p, None)) => Ok(format!("{endpoint}:{p} ({wanted} is taken)")),
+    }
+}
+
 /// One sink's target of one file, as looked at.
 enum Look {
     /// Shown as it is: a name that cannot be made, a sink not reached.
@@ -340,25 +360,16 @@ pub(super) async fn look_at_targets(
             };
             let first = chosen_path.as_ref().and_then(|p| taken.get(&(sink.endpoint.clone(), p.to_string()))).cloned();
             let writes = match (chosen, first) {
-                (Err(FileError::TargetExists { why, .. }), _) => {
-                    refused.push(format!("{wanted} exists already ({why})"));
-                    None
-                }
-                (Err(e), _) => {
-                    targets.push(format!("{wanted} (not looked at: {e})"));
-                    None
-                }
-                (Ok(Target::Skip(..)), None) => {
-                    targets.push(format!("{wanted} (there already: left as it is, counted as delivered)"));
-                    None
-                }
-                (Ok(Target::Upload(p, replaces)), None) => {
-                    targets.push(match replaces {
-                        Some(_) => format!("{wanted} (replacing the file there)"),
-                        None if p.name() == name => wanted,
-                        None => format!("{}:{p} ({wanted} is taken)", sink.endpoint),
-                    });
-                    Some(p)
+                (chosen @ Err(_), _) | (chosen, None) => {
+                    let writes = match &chosen {
+                        Ok(Target::Upload(p, _)) => Some(p.clone()),
+                        _ => None,
+                    };
+                    match chosen_shown(&sink.endpoint, wanted, &name, chosen) {
+                        Ok(shown) => targets.push(shown),
+                        Err(why) => refused.push(why),
+                    }
+                    writes
                 }
                 (Ok(Target::Upload(p, _) | Target::Skip(p, _)), Some(first)) => {
                     let there = format!("{}:{p}", sink.endpoint);
