@@ -85,3 +85,57 @@ fn prune(ledger: &Ledger, flow: &Flow, cutoff: Millis, listed: &Listed, now: Mil
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, SystemTime};
+
+    use crate::config::flow::{Disposition, EndpointSpec};
+    use crate::engine::{RunOptions, run_once};
+    use crate::ledger::Ledger;
+
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    /// A daemon polling for months: the ledger file stops growing once the flow's `history`
+    /// is reached (redb reuses what pruning freed), and holds no more records than `history`
+    /// allows.
+    #[tokio::test]
+    async fn a_ledger_stops_growing_once_history_is_reached() {
+        let dir = tempfile::tempdir().unwrap();
+        let (src, dst, state) = (dir.path().join("src"), dir.path().join("dst"), dir.path().join("state"));
+        std::fs::create_dir_all(src.join("in")).unwrap();
+        std::fs::create_dir_all(dst.join("inbox")).unwrap();
+        std::fs::create_dir_all(&state).unwrap();
+        let mut flow = crate::engine::tests::sample_flow();
+        flow.endpoints.insert("partner".into(), EndpointSpec::Local { root: src.clone() });
+        flow.endpoints.insert("erp".into(), EndpointSpec::Local { root: dst.clone() });
+        flow.after_success = Disposition::Delete;
+        flow.history = Some(DAY);
+        let path = state.join("ledger.redb");
+        let ledger = Ledger::open(&path).unwrap();
+        let t0 = SystemTime::now();
+        let every = Duration::from_secs(7200);
+        let (per_run, days) = (3, 8u32);
+        let runs_a_day = (DAY.as_secs() / every.as_secs()) as u32;
+        let mut sizes = Vec::new();
+        for i in 0..runs_a_day * days {
+            for k in 0..per_run {
+                std::fs::write(src.join(format!("in/f{i}-{k}.csv")), format!("{i},{k}\n")).unwrap();
+            }
+            let mut opts = RunOptions::new(state.join("staging"));
+            // Records are stamped by the system clock: the runs go on from it, two hours apart.
+            opts.now = Some(t0 + every * i);
+            let r = run_once(&flow, &ledger, &opts, &mut |_| {}).await.unwrap();
+            assert_eq!(r.counts.delivered, per_run, "{r:#?}");
+            if (i + 1) % runs_a_day == 0 {
+                sizes.push(std::fs::metadata(&path).unwrap().len());
+            }
+        }
+        // Pruning is daily: at most two days' worth of records at any time.
+        let (runs, files) = (ledger.runs(Some("t"), 100_000).unwrap().len(), ledger.files("t").unwrap().len());
+        assert!(runs <= 2 * runs_a_day as usize + 1, "{runs} runs");
+        assert!(files <= 2 * (runs_a_day * per_run) as usize, "{files} file records");
+        let first = sizes[..3].iter().max().copied().unwrap_or(0);
+        assert!(sizes.iter().skip(3).all(|s| *s <= first), "ledger size at each day's end: {sizes:?}");
+    }
+}

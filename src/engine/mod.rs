@@ -202,7 +202,9 @@ pub async fn run_once(
         stage::sweep(&opts.staging_dir, name, ledger).await?;
     }
     let mut rec = ledger.begin_run(&flow.name, to_millis(now))?;
-    tracing::info!(flow = %flow.name, run = rec.id, "Run started.");
+    // At debug: a daemon polls every flow every few minutes, and a run that finds nothing to
+    // do must not add lines to its log (`Run finished.` says the rest, when there is any).
+    tracing::debug!(flow = %flow.name, run = rec.id, "Run started.");
     let mut report = RunReport::new(flow, rec.id);
     let result = run_files(flow, ledger, opts, now, rec.id, &mut report, on_file).await;
     let full = match &result {
@@ -252,11 +254,32 @@ pub async fn run_once(
         RunStatus::Ok
     };
     finish(ledger, flow, &mut rec, &report)?;
-    tracing::info!(flow = %flow.name, run = rec.id, status = %rec.status.as_str(), delivered = rec.counts.delivered, failed = rec.counts.failed, "Run finished.");
+    log_finished(&flow.name, &rec, report.idle());
     Ok(report)
 }
 
+/// `Run finished.`: at info for a run that did something, at debug for an idle one (a flow
+/// polled every minute makes 1,440 runs a day; `wharf runs` and the metrics count them).
+fn log_finished(flow: &str, rec: &RunRecord, idle: bool) {
+    let (status, delivered, failed) = (rec.status.as_str(), rec.counts.delivered, rec.counts.failed);
+    if idle {
+        tracing::debug!(flow, run = rec.id, status, delivered, failed, "Run finished.");
+    } else {
+        tracing::info!(flow, run = rec.id, status, delivered, failed, "Run finished.");
+    }
+}
+
 impl RunReport {
+    /// Whether the run changed nothing: it ended `ok` and delivered, failed, quarantined and
+    /// took no file or response (files not ready yet, or delivered before, do not count).
+    fn idle(&self) -> bool {
+        self.status == RunStatus::Ok
+            && self.counts.delivered == 0
+            && self.counts.failed == 0
+            && self.quarantined == 0
+            && self.responses.iter().all(|r| r.file.is_none())
+    }
+
     /// An empty report for run `run` of `flow`.
     fn new(flow: &Flow, run: u64) -> Self {
         RunReport {

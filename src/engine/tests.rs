@@ -1881,3 +1881,20 @@ async fn a_failed_or_quarantined_file_is_moved_under_the_move_to_claim() {
         assert!(f.detail.ends_with("; source moved to /in/processed/a.csv"), "{}", f.detail);
     }
 }
+
+/// A daemon polls an empty folder every minute for months: those runs write nothing to its
+/// log at info level (1,440 runs a day would be 2,880 lines); a run that delivers says so.
+#[test]
+fn an_idle_run_logs_nothing_at_info_level() {
+    let fx = fixture();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let log = crate::log_capture::Log::default();
+    let (r, lines) = log.of(|| rt.block_on(fx.run()));
+    assert_eq!((r.status, r.counts.seen), (RunStatus::Ok, 0));
+    assert_eq!(lines, Vec::<String>::new(), "an idle run");
+    fx.put("in/a.csv", b"1");
+    let (r, lines) = log.of(|| rt.block_on(fx.run()));
+    assert_eq!(r.counts.delivered, 1);
+    assert!(lines.iter().any(|l| l.contains("Run finished.") && l.contains("delivered=1")), "{lines:#?}");
+    assert!(!lines.iter().any(|l| l.contains("Run started.")), "{lines:#?}");
+}
