@@ -50,6 +50,7 @@ use serde::Serialize;
 
 use crate::config::Flow;
 use crate::endpoint::{DynEndpoint, EndpointError, EntryKind, ErrorKind, RemotePath, SkippedName};
+use crate::ledger::prune::Listed;
 use crate::ledger::{Counts, Ledger, LedgerError, RecordCounts, RunContent, RunRecord, RunStatus, now_millis, to_millis};
 
 pub use awaits::ResponseReport;
@@ -575,8 +576,9 @@ async fn run_files(
     // quarantine (recorded quarantined if its copy is there; else said loudly), or once failed
     // for good (recorded failed, with where `after.failure` moved it).
     let listed: BTreeSet<&str> = candidates.iter().map(|c| c.entry.path.as_str()).collect();
-    for r in ledger.files(&flow.name)? {
-        if !r.state.in_flight() || listed.contains(r.path.as_str()) {
+    let unlisted_folders = Listed { paths: Default::default(), unlisted: unlisted.iter().map(|f| f.as_str().to_string()).collect() };
+    for r in ledger.in_flight_files(&flow.name)? {
+        if listed.contains(r.path.as_str()) {
             continue;
         }
         let Ok(path) = RemotePath::parse(&r.path) else { continue };
@@ -587,6 +589,16 @@ async fn run_files(
             }
             crate::ledger::FileState::Quarantining => quarantine::finish_left_aside(&cx, r, &entry).await?,
             _ if disposition::failing_move(&r).is_some() => left_failing::finish(&cx, r, &entry).await?,
+            // Left before anything of it was delivered: not under a folder the listing could
+            // not read, it is gone (a `Delivering` one stays: a sink may hold it already).
+            crate::ledger::FileState::Claimed
+            | crate::ledger::FileState::Staging
+            | crate::ledger::FileState::Staged
+            | crate::ledger::FileState::Processed
+                if r.deliveries.iter().all(|d| !d.done) && !unlisted_folders.may_have(&r.path) =>
+            {
+                Some(lifecycle::vanish_unlisted(&cx, r, &entry).await?)
+            }
             _ => None,
         };
         let Some((f, abort)) = finished else { continue };
