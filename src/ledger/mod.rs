@@ -303,6 +303,15 @@ impl Ledger {
         self.core.write(f)
     }
 
+    /// Gives the pages pruning and forgetting freed back to the file system: the file is
+    /// rewritten in place to hold only what the ledger keeps. redb reuses freed pages without
+    /// it; this is for a ledger that shrank for good (a large flow forgotten, a shorter
+    /// `history`). Only the writer may (offline: `wharf compact`, with no daemon holding the
+    /// ledger).
+    pub fn compact(&self) -> Result<(), LedgerError> {
+        self.core.compact()
+    }
+
     /// Stores the lazy writes now (one durable transaction; nothing when there are none).
     pub fn flush(&self) -> Result<(), LedgerError> {
         self.core.flush()

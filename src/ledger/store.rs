@@ -206,6 +206,17 @@ impl Core {
         Ok(out)
     }
 
+    /// Compacts the file (see [`Ledger::compact`]): the lazy writes stored first, then redb's
+    /// compaction, repeated until it has nothing more to move, under the handle's write lock
+    /// (no read or write of this process meanwhile).
+    pub(super) fn compact(&self) -> Result<(), LedgerError> {
+        self.flush()?;
+        let mut db = self.db.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Handle::Write(db) = &mut *db else { return Err(LedgerError::ReadOnly(self.path.clone())) };
+        while db.compact().map_err(|e| self.err(e))? {}
+        Ok(())
+    }
+
     pub(super) fn flush(&self) -> Result<(), LedgerError> {
         if self.pending().is_empty() {
             return Ok(());
@@ -268,6 +279,33 @@ mod tests {
     use super::super::*;
     use super::*;
 
+    /// A flow forgotten (or a shorter `history`) leaves the file its size, its pages free for
+    /// redb to reuse; compacting gives them back, and keeps every other record.
+    #[test]
+    fn compacting_gives_back_what_a_forgotten_flow_took() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.redb");
+        let l = Ledger::open(&path).unwrap();
+        let files = |flow: &str, n: usize| -> Vec<Transition> {
+            (0..n).map(|i| Transition::File { flow: flow.into(), rec: rec(&format!("in/file-{i:06}.csv"), FileState::Done) }).collect()
+        };
+        l.commit(&files("old", 20_000)).unwrap();
+        l.commit(&files("kept", 100)).unwrap();
+        while l.forget("old", usize::MAX).unwrap().more {}
+        let size = || std::fs::metadata(&path).unwrap().len();
+        let before = size();
+        l.compact().unwrap();
+        assert!(size() * 4 < before, "{before} bytes, then {}", size());
+        assert_eq!(l.files("kept").unwrap().len(), 100);
+        assert!(l.files("old").unwrap().is_empty());
+        // Still the writer, and a reader finds it whole.
+        l.put_file("kept", &rec("in/new.csv", FileState::Done)).unwrap();
+        drop(l);
+        assert_eq!(Ledger::open_read_only(&path).unwrap().files("kept").unwrap().len(), 101);
+        let r = Ledger::open_read_only(&path).unwrap();
+        assert!(matches!(r.compact(), Err(LedgerError::ReadOnly(_))));
+    }
+
     /// A daemon reads every file record of its flows (each run, and the daily pruning): what
     /// redb keeps of them in memory stays within [`CACHE_BYTES`], however large the ledger
     /// grows, in the writer and in a reader alike.
@@ -280,7 +318,10 @@ mod tests {
             let t: Vec<Transition> = (0..5_000)
                 .map(|i| Transition::File {
                     flow: "f".into(),
-                    rec: FileRecord { identity: format!("{chunk}-{i}|1234|1765000000000"), ..rec(&format!("in/orders-{chunk}-{i:06}.csv"), FileState::Done) },
+                    rec: FileRecord {
+                        identity: format!("{chunk}-{i}|1234|1765000000000"),
+                        ..rec(&format!("in/orders-{chunk}-{i:06}.csv"), FileState::Done)
+                    },
                 })
                 .collect();
             l.commit(&t).unwrap();
