@@ -46,33 +46,53 @@ pub fn prune_after_listing(
     if !flow.expect.is_empty() {
         cutoff = cutoff.min(now.saturating_sub(EXPECT_REACH_MS));
     }
-    prune(ledger, flow, cutoff, &listed, now)?;
-    if let Some(r) = flow.response.as_deref() {
-        // The response flow (round trips) lists nothing of its own here: of its records, those
-        // of the responses still awaited stay (the awaits read them), as a listed file's do.
-        let awaited = Listed::of(ledger.awaits(Some(&flow.name))?.into_iter().filter(|a| a.state.is_open()).map(|a| a.expected));
-        prune(ledger, &r.flow, cutoff, &awaited, now)?;
+    prune(ledger, &flow.name, forget_delivered(flow), cutoff, &listed, now)?;
+    match flow.response.as_deref() {
+        Some(r) => {
+            // The response flow (round trips) lists nothing of its own here: of its records,
+            // those of the responses still awaited stay (the awaits read them), as a listed
+            // file's do.
+            let awaited = Listed::of(ledger.awaits(Some(&flow.name))?.into_iter().filter(|a| a.state.is_open()).map(|a| a.expected));
+            prune(ledger, &r.flow.name, forget_delivered(&r.flow), cutoff, &awaited, now)?;
+        }
+        None => {
+            // A round trip taken out of the flow: nothing else would ever prune its responses'
+            // records (and `wharf forget` refuses the name while the flow has a file). They go
+            // by the flow's `history` as if nothing were listed; what their records do not say
+            // of their sources is taken as kept (their delivered identities stay).
+            let name = format!("{}.response", flow.name);
+            if !ledger.flow_records(&name)?.is_empty() {
+                prune(ledger, &name, ForgetDelivered::Never, cutoff, &Listed::default(), now)?;
+            }
+        }
     }
     Ok(())
 }
 
-/// Forgets what `flow`'s records older than `cutoff` allow, the paths `listed` excepted.
-fn prune(ledger: &Ledger, flow: &Flow, cutoff: Millis, listed: &Listed, now: Millis) -> Result<(), LedgerError> {
-    let p = Prune {
-        flow: &flow.name,
-        cutoff,
-        listed: Some(listed),
-        forget_delivered: match flow.after_success {
-            Disposition::Keep => ForgetDelivered::Never,
-            Disposition::MoveTo(_) => ForgetDelivered::Moved,
-            Disposition::Delete => ForgetDelivered::All,
-        },
-        limit: LIMIT,
-    };
+/// Which delivered identities may go with their records, by what `flow` does with a source.
+fn forget_delivered(flow: &Flow) -> ForgetDelivered {
+    match flow.after_success {
+        Disposition::Keep => ForgetDelivered::Never,
+        Disposition::MoveTo(_) => ForgetDelivered::Moved,
+        Disposition::Delete => ForgetDelivered::All,
+    }
+}
+
+/// Forgets what the records of the flow named `flow` older than `cutoff` allow, the paths
+/// `listed` excepted.
+fn prune(
+    ledger: &Ledger,
+    flow: &str,
+    forget_delivered: ForgetDelivered,
+    cutoff: Millis,
+    listed: &Listed,
+    now: Millis,
+) -> Result<(), LedgerError> {
+    let p = Prune { flow, cutoff, listed: Some(listed), forget_delivered, limit: LIMIT };
     let pruned = ledger.prune(&p, now)?;
     if !pruned.is_empty() {
         tracing::info!(
-            flow = %flow.name,
+            flow = %flow,
             runs = pruned.runs,
             events = pruned.events,
             files = pruned.files,
@@ -95,6 +115,38 @@ mod tests {
     use crate::ledger::Ledger;
 
     const DAY: Duration = Duration::from_secs(86_400);
+
+    /// A flow whose round trip was taken out (its `response:` removed): its responses' records
+    /// go by the flow's `history`, as they did with it (nothing else would ever prune them);
+    /// a quarantined one stays, and the delivered identity of a response kept at its source.
+    #[test]
+    fn the_responses_of_a_round_trip_taken_out_of_the_flow_are_pruned_with_it() {
+        use crate::ledger::{DoneRecord, FileRecord, FileState, SourceFate};
+        let ledger = Ledger::in_memory().unwrap();
+        let mut flow = crate::engine::tests::sample_flow();
+        flow.history = Some(DAY);
+        assert!(flow.response.is_none());
+        let now = SystemTime::now();
+        let old = crate::ledger::to_millis(now - 3 * DAY);
+        let response = |path: &str, state, source_fate| FileRecord {
+            path: path.into(),
+            identity: format!("id:{path}"),
+            state,
+            updated: old,
+            source_fate,
+            ..Default::default()
+        };
+        for (path, fate) in [("ack/a.xml", SourceFate::Deleted), ("ack/b.xml", SourceFate::Kept)] {
+            let rec = response(path, FileState::Done, fate);
+            ledger.complete("t.response", &rec, &DoneRecord { path: path.into(), run: 1, at: old, targets: vec![] }).unwrap();
+        }
+        ledger.put_file("t.response", &response("ack/bad.xml", FileState::Quarantined, SourceFate::Kept)).unwrap();
+        super::prune_after_listing(&flow, &ledger, &[], &[], now).unwrap();
+        let left: Vec<String> = ledger.files("t.response").unwrap().into_iter().map(|r| r.path).collect();
+        assert_eq!(left, ["ack/bad.xml"]);
+        assert!(ledger.done("t.response", "id:ack/a.xml").unwrap().is_none());
+        assert!(ledger.done("t.response", "id:ack/b.xml").unwrap().is_some());
+    }
 
     /// A daemon polling for months: the ledger file stops growing once the flow's `history`
     /// is reached (redb reuses what pruning freed), and holds no more records than `history`
