@@ -576,7 +576,7 @@ async fn run_files(
     // quarantine (recorded quarantined if its copy is there; else said loudly), or once failed
     // for good (recorded failed, with where `after.failure` moved it).
     let listed: BTreeSet<&str> = candidates.iter().map(|c| c.entry.path.as_str()).collect();
-    let unlisted_folders = Listed { paths: Default::default(), unlisted: unlisted.iter().map(|f| f.as_str().to_string()).collect() };
+    let unlisted_folders = Listed::unlisted(unlisted.iter().map(|f| f.as_str().to_string()));
     for r in ledger.in_flight_files(&flow.name)? {
         if listed.contains(r.path.as_str()) {
             continue;
@@ -591,12 +591,7 @@ async fn run_files(
             _ if disposition::failing_move(&r).is_some() => left_failing::finish(&cx, r, &entry).await?,
             // Left before anything of it was delivered: not under a folder the listing could
             // not read, it is gone (a `Delivering` one stays: a sink may hold it already).
-            crate::ledger::FileState::Claimed
-            | crate::ledger::FileState::Staging
-            | crate::ledger::FileState::Staged
-            | crate::ledger::FileState::Processed
-                if r.deliveries.iter().all(|d| !d.done) && !unlisted_folders.may_have(&r.path) =>
-            {
+            _ if lifecycle::left_before_delivery(&r) && !unlisted_folders.may_have(&r.path) => {
                 Some(lifecycle::vanish_unlisted(&cx, r, &entry).await?)
             }
             _ => None,

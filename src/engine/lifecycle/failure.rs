@@ -113,7 +113,7 @@ pub(super) async fn fail(
 /// `vanished` in the ledger alike; no attempt is counted, no `after.failure` applied (there
 /// is nothing to apply it to), and no event raised.
 pub(super) async fn vanished(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, staged: &Path) -> Result<(FileReport, bool), LedgerError> {
-    let detail = "disappeared from the source before it could be taken";
+    let detail = super::VANISHED;
     tracing::info!(flow = %cx.flow.name, path = %entry.path, "Skipped: the file disappeared from the source before it could be taken.");
     content::discard_with_outputs(staged).await;
     rec.state = FileState::Vanished;
