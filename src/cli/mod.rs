@@ -19,6 +19,7 @@
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
 mod awaits;
+mod compact;
 mod events;
 mod failure;
 mod files;
@@ -105,6 +106,9 @@ pub enum Command {
     /// Remove every record the ledger keeps of a flow that has no flow file any more
     /// (removed or renamed); without --yes, only say what would be removed.
     Forget(forget::Args),
+    /// Give back to the file system the space the ledger no longer uses (after `forget`, or a
+    /// shorter `history`); needs the ledger for itself (stop `wharf serve` first).
+    Compact(compact::Args),
     /// Show recorded events (failed runs, quarantined files, unreachable endpoints, recoveries,
     /// missing files, overdue/late/expired responses, files whose names can never be taken),
     /// oldest first.
@@ -147,6 +151,7 @@ pub fn run() -> ExitCode {
         Command::Awaits(a) => awaits::run(a, &global),
         Command::Events(a) => events::run(a, &global),
         Command::Forget(a) => forget::run(a, &global),
+        Command::Compact(a) => compact::run(a, &global),
         Command::Status(a) => status::run(a, &global),
         Command::Trigger(a) => trigger::run(a, &global),
         Command::Serve(a) => serve::run(a, &global),
@@ -180,6 +185,7 @@ impl Command {
             },
             Command::Events(a) => a.json,
             Command::Forget(a) => a.json,
+            Command::Compact(a) => a.json,
             Command::Status(a) => a.json,
             Command::Test(a) => a.json,
             Command::Sandbox(a) => a.json,

@@ -58,22 +58,28 @@ pub fn no_ledger(global: &Global, json: bool) -> anyhow::Result<ExitCode> {
 /// ledger the error says who: a running `wharf serve` (then `instead` is the advice, e.g. "use
 /// `wharf trigger X` (or stop the daemon)"), or some other wharf process.
 pub fn open_for_write(global: &Global, flow: &str, instead: &str) -> anyhow::Result<Ledger> {
+    open_for_write_as(global, &format!("flow {flow}"), instead)
+}
+
+/// [`open_for_write`] for a command about the ledger as a whole: its messages begin with
+/// `what` (`compact`) instead of a flow.
+pub fn open_for_write_as(global: &Global, what: &str, instead: &str) -> anyhow::Result<Ledger> {
     let path = ledger_path(global);
     match Ledger::open(&path) {
         Ok(l) => Ok(l),
         Err(LedgerError::Busy(_)) => {
             let message = match serving(&global.state_dir) {
                 Some(info) => {
-                    format!("flow {flow}: the ledger at {} is held by `wharf serve` ({}); {instead}", path.display(), info.describe())
+                    format!("{what}: the ledger at {} is held by `wharf serve` ({}); {instead}", path.display(), info.describe())
                 }
                 None => format!(
-                    "flow {flow}: the ledger at {} is in use by another wharf process (a `wharf run`?); try again when it has finished",
+                    "{what}: the ledger at {} is in use by another wharf process (a `wharf run`?); try again when it has finished",
                     path.display()
                 ),
             };
             Err(Failure::new(Kind::Busy, EXIT_ABORTED, message).into())
         }
-        Err(e) => Err(e).with_context(|| format!("flow {flow}: cannot open the ledger")),
+        Err(e) => Err(e).with_context(|| format!("{what}: cannot open the ledger")),
     }
 }
 

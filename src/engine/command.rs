@@ -114,7 +114,8 @@ pub async fn produce(cmd: &Command, folder: &Path, flow: &str, run: u64, now: Sy
     let size = file.metadata().map_err(output_err(&temp))?.len();
     if size == 0 && !cmd.keep_empty {
         let _ = tokio::fs::remove_file(&temp).await;
-        tracing::info!(flow = %flow, program = %program, "The source command printed nothing; no file to send.");
+        // At debug: an export polled every minute with nothing new says this 1,440 times a day.
+        tracing::debug!(flow = %flow, program = %program, "The source command printed nothing; no file to send.");
         return Ok(None);
     }
     let target = free_name(folder, &name);
@@ -181,6 +182,17 @@ mod tests {
         assert_eq!(produce(&c, dir.path(), "f", 7, SystemTime::now()).await.unwrap().as_deref(), Some("export-7-1.csv"));
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    /// An export with nothing new, polled every minute: nothing in the log at info level.
+    #[test]
+    fn an_export_with_nothing_to_send_logs_nothing_at_info_level() {
+        let dir = tempfile::tempdir().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let (out, lines) =
+            crate::log_capture::Log::default().of(|| rt.block_on(produce(&cmd(&["true"], "x.csv"), dir.path(), "f", 1, SystemTime::now())));
+        assert_eq!(out.unwrap(), None);
+        assert_eq!(lines, Vec::<String>::new());
     }
 
     #[tokio::test]

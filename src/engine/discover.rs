@@ -69,7 +69,8 @@ pub async fn discover(
             // holds nothing for this run; the others are still taken. (The source folder
             // itself failing stops the run.)
             Err(e) if depth > 0 && matches!(e.kind, ErrorKind::PermissionDenied | ErrorKind::NotFound) => {
-                tracing::warn!(flow = %flow, folder = %dir, error = %e, "Skipping a subfolder that cannot be listed.");
+                // Told once while it stays so (`note_skipped`), not at every poll.
+                tracing::debug!(flow = %flow, folder = %dir, error = %e, "Skipping a subfolder that cannot be listed.");
                 unlisted.push(dir);
                 continue;
             }
@@ -146,6 +147,10 @@ fn wanted(src: &Source, rel: &str) -> bool {
     src.include.is_match(rel) && !src.exclude.is_match(rel) && (!crate::config::flow::is_hidden(rel) || src.include_hidden.is_match(rel))
 }
 
+/// Why nothing under a subfolder a recursive listing could not read is taken, as
+/// `wharf status` and the `not_taken` event say it.
+const UNLISTED_FOLDER: &str = "a subfolder the listing could not read (permission denied, or gone): nothing under it is taken";
+
 /// Records `skipped` in the ledger (`ledger::unsafe_names`: a `not_taken` event for each new
 /// one) and logs each with the flow, the run and the endpoint: a file a partner named so that
 /// it can never be taken (or a link where a file was expected) waits there, unseen, until
@@ -153,7 +158,8 @@ fn wanted(src: &Source, rel: &str) -> bool {
 /// listings, across runs and restarts (a daemon polling every minute would otherwise repeat
 /// it every minute; later runs say it at debug level, and every run's report lists it); one
 /// that left and came back is warned of again. Nothing under a folder the listing could not
-/// read (`unlisted`) is taken to have left.
+/// read (`unlisted`) is taken to have left; such a folder is recorded, and warned of, once
+/// alike.
 pub fn note_skipped(
     ledger: &Ledger,
     (flow, run, endpoint): (&str, u64, &str),
@@ -161,9 +167,19 @@ pub fn note_skipped(
     unlisted: &[RemotePath],
     now: std::time::SystemTime,
 ) -> Result<(), LedgerError> {
-    let names: Vec<(String, String)> = skipped.iter().map(|s| (s.shown_path(), s.reason.explained())).collect();
+    let mut names: Vec<(String, String)> = skipped.iter().map(|s| (s.shown_path(), s.reason.explained())).collect();
     let unlisted: Vec<String> = unlisted.iter().map(RemotePath::to_string).collect();
+    // A subfolder the login may not read is recorded beside them: told once (a warning, a
+    // `not_taken` event, `wharf status`) while it stays so, not at every poll.
+    names.extend(unlisted.iter().map(|f| (f.clone(), UNLISTED_FOLDER.to_string())));
     let new = ledger.note_unsafe_names(&Noted { flow, run, at: to_millis(now), names: &names, unlisted: &unlisted })?;
+    for folder in &unlisted {
+        if new.contains(folder) {
+            tracing::warn!(flow = %flow, run, endpoint = %endpoint, folder = %folder, "Skipping a subfolder that cannot be listed.");
+        } else {
+            tracing::debug!(flow = %flow, run, endpoint = %endpoint, folder = %folder, "Skipping a subfolder that cannot be listed.");
+        }
+    }
     for s in skipped {
         let message = match s.reason {
             SkipReason::NotAFile(_) => {
@@ -256,6 +272,35 @@ mod tests {
         let bad = |name: &str| SkippedName::refused(&dir, name, &dir.join(name).unwrap_err());
         assert!(told(&src, &bad("ORDERS_\n1.csv")));
         assert!(!told(&src, &bad("other\n.csv")), "a name the flow does not take is not told of");
+    }
+
+    /// A subfolder the login may not read, under a flow polled every minute: warned of (with
+    /// a `not_taken` event) once while it stays so, not at every poll; again once it was
+    /// readable and is not any more. What was recorded under it stays recorded meanwhile.
+    #[test]
+    fn a_subfolder_that_cannot_be_listed_is_warned_of_once_while_it_stays() {
+        let locked = [RemotePath::parse("in/locked").unwrap()];
+        let (log, ledger) = (Log::default(), Ledger::in_memory().unwrap());
+        let now = std::time::SystemTime::now();
+        let noted = |unlisted: &[RemotePath]| {
+            let (_, lines) = log.of(|| note_skipped(&ledger, ("f", 1, "local /x"), &[], unlisted, now).unwrap());
+            lines
+        };
+        let first = noted(&locked);
+        assert_eq!(first.len(), 1, "{first:?}");
+        assert!(
+            first[0].contains("WARN") && first[0].contains("Skipping a subfolder that cannot be listed") && first[0].contains("/in/locked")
+        );
+        for _ in 0..3 {
+            assert_eq!(noted(&locked), Vec::<String>::new(), "said at debug level on the next polls");
+        }
+        let events = ledger.events(None, 0, 10).unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!((events[0].kind, events[0].subject.as_str()), (crate::ledger::EventKind::NotTaken, "/in/locked"));
+        assert_eq!(ledger.unsafe_names("f").unwrap()[0].reason, UNLISTED_FOLDER);
+        assert_eq!(noted(&[]).len(), 0, "readable again: forgotten");
+        assert!(ledger.unsafe_names("f").unwrap().is_empty());
+        assert_eq!(noted(&locked).len(), 1, "locked again: warned of again");
     }
 
     #[test]

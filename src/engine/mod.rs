@@ -50,6 +50,7 @@ use serde::Serialize;
 
 use crate::config::Flow;
 use crate::endpoint::{DynEndpoint, EndpointError, EntryKind, ErrorKind, RemotePath, SkippedName};
+use crate::ledger::prune::Listed;
 use crate::ledger::{Counts, Ledger, LedgerError, RecordCounts, RunContent, RunRecord, RunStatus, now_millis, to_millis};
 
 pub use awaits::ResponseReport;
@@ -202,7 +203,9 @@ pub async fn run_once(
         stage::sweep(&opts.staging_dir, name, ledger).await?;
     }
     let mut rec = ledger.begin_run(&flow.name, to_millis(now))?;
-    tracing::info!(flow = %flow.name, run = rec.id, "Run started.");
+    // At debug: a daemon polls every flow every few minutes, and a run that finds nothing to
+    // do must not add lines to its log (`Run finished.` says the rest, when there is any).
+    tracing::debug!(flow = %flow.name, run = rec.id, "Run started.");
     let mut report = RunReport::new(flow, rec.id);
     let result = run_files(flow, ledger, opts, now, rec.id, &mut report, on_file).await;
     let full = match &result {
@@ -252,11 +255,32 @@ pub async fn run_once(
         RunStatus::Ok
     };
     finish(ledger, flow, &mut rec, &report)?;
-    tracing::info!(flow = %flow.name, run = rec.id, status = %rec.status.as_str(), delivered = rec.counts.delivered, failed = rec.counts.failed, "Run finished.");
+    log_finished(&flow.name, &rec, report.idle());
     Ok(report)
 }
 
+/// `Run finished.`: at info for a run that did something, at debug for an idle one (a flow
+/// polled every minute makes 1,440 runs a day; `wharf runs` and the metrics count them).
+fn log_finished(flow: &str, rec: &RunRecord, idle: bool) {
+    let (status, delivered, failed) = (rec.status.as_str(), rec.counts.delivered, rec.counts.failed);
+    if idle {
+        tracing::debug!(flow, run = rec.id, status, delivered, failed, "Run finished.");
+    } else {
+        tracing::info!(flow, run = rec.id, status, delivered, failed, "Run finished.");
+    }
+}
+
 impl RunReport {
+    /// Whether the run changed nothing: it ended `ok` and delivered, failed, quarantined and
+    /// took no file or response (files not ready yet, or delivered before, do not count).
+    fn idle(&self) -> bool {
+        self.status == RunStatus::Ok
+            && self.counts.delivered == 0
+            && self.counts.failed == 0
+            && self.quarantined == 0
+            && self.responses.iter().all(|r| r.file.is_none())
+    }
+
     /// An empty report for run `run` of `flow`.
     fn new(flow: &Flow, run: u64) -> Self {
         RunReport {
@@ -552,8 +576,9 @@ async fn run_files(
     // quarantine (recorded quarantined if its copy is there; else said loudly), or once failed
     // for good (recorded failed, with where `after.failure` moved it).
     let listed: BTreeSet<&str> = candidates.iter().map(|c| c.entry.path.as_str()).collect();
-    for r in ledger.files(&flow.name)? {
-        if !r.state.in_flight() || listed.contains(r.path.as_str()) {
+    let unlisted_folders = Listed::unlisted(unlisted.iter().map(|f| f.as_str().to_string()));
+    for r in ledger.in_flight_files(&flow.name)? {
+        if listed.contains(r.path.as_str()) {
             continue;
         }
         let Ok(path) = RemotePath::parse(&r.path) else { continue };
@@ -564,6 +589,11 @@ async fn run_files(
             }
             crate::ledger::FileState::Quarantining => quarantine::finish_left_aside(&cx, r, &entry).await?,
             _ if disposition::failing_move(&r).is_some() => left_failing::finish(&cx, r, &entry).await?,
+            // Left before anything of it was delivered: not under a folder the listing could
+            // not read, it is gone (a `Delivering` one stays: a sink may hold it already).
+            _ if lifecycle::left_before_delivery(&r) && !unlisted_folders.may_have(&r.path) => {
+                Some(lifecycle::vanish_unlisted(&cx, r, &entry).await?)
+            }
             _ => None,
         };
         let Some((f, abort)) = finished else { continue };

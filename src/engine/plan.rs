@@ -57,7 +57,8 @@ pub enum Action {
         then: Option<String>,
     },
     /// Left alone by a run for what the ledger says of this very version: quarantined
-    /// before (a corrected file sent again is taken).
+    /// before (a corrected file sent again is taken). Also a file a crashed run left before
+    /// delivering any of it, whose source is gone: recorded vanished.
     Skip { why: String },
     /// Left in flight by an earlier run: resumed from its state. `writes`: what the resumed
     /// run still writes that the plan looked at (a trigger owed for a delivery confirmed
@@ -169,7 +170,7 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
         });
     };
     let skip = [&flow.after_success, &flow.after_failure];
-    let discover::Discovered { candidates, skipped, .. } =
+    let discover::Discovered { candidates, skipped, unlisted } =
         discover::discover(&flow.name, &**source, &flow.source, flow.steps.as_ref(), &skip, now).await.map_err(err)?;
     let now_ms = to_millis(now);
     // The run number the next run would get, for `{{run}}` in names (another run may take it).
@@ -291,7 +292,8 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
     // listing's files.
     if let Some(l) = ledger {
         let listed: std::collections::BTreeSet<&str> = candidates.iter().map(|c| c.entry.path.as_str()).collect();
-        for r in l.files(&flow.name)? {
+        let unlisted = crate::ledger::prune::Listed::unlisted(unlisted.iter().map(|f| f.as_str().to_string()));
+        for r in l.in_flight_files(&flow.name)? {
             if listed.contains(r.path.as_str()) {
                 continue;
             }
@@ -320,6 +322,11 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
                         Err(e) => left_failing::unjudged(&e),
                     };
                     files.push(PlannedFile { path, size: r.size, action: Action::Fail { why } });
+                }
+                // Left before any of it was delivered, its source gone: recorded vanished, as
+                // `lifecycle::vanish_unlisted` does it.
+                _ if lifecycle::left_before_delivery(&r) && !unlisted.may_have(&r.path) => {
+                    files.push(PlannedFile { path, size: r.size, action: Action::Skip { why: lifecycle::VANISHED.to_string() } });
                 }
                 _ => {}
             }
@@ -755,6 +762,25 @@ mod tests {
         let mut contents: Vec<String> = paths.iter().map(|p| std::fs::read_to_string(src.join(p)).unwrap()).collect();
         contents.sort();
         contents
+    }
+
+    /// A download a killed run left, its source gone since: the plan says the run skips it
+    /// (recording it vanished), and the run does.
+    #[tokio::test]
+    async fn a_file_left_mid_download_whose_source_is_gone_is_planned_as_the_run_skips_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let flow = flow(dir.path(), "");
+        let ledger = Ledger::in_memory().unwrap();
+        let rec =
+            FileRecord { path: "in/gone.csv".into(), identity: "id".into(), state: FileState::Staging, size: 9, ..Default::default() };
+        ledger.put_file(&flow.name, &rec).unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
+        let r = run(&flow, &ledger, dir.path()).await;
+        assert_eq!((r.files.len(), r.files[0].outcome), (1, crate::engine::Outcome::Skipped), "{r:?}");
+        let Action::Skip { why } = &p.files[0].action else { panic!("the run skips it; the plan said {:?}", p.files[0]) };
+        assert_eq!(why, &r.files[0].detail);
+        assert_eq!(ledger.file(&flow.name, "in/gone.csv").unwrap().unwrap().state, FileState::Vanished);
+        assert!(plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap().files.is_empty());
     }
 
     #[tokio::test]

@@ -107,9 +107,8 @@ pub async fn sweep(dir: &Path, flow: &str, ledger: &crate::ledger::Ledger) -> Re
     }
     let stem = |p: &Path| p.file_name().and_then(|n| n.to_str()).and_then(|n| n.split('.').next()).map(str::to_string);
     let live: std::collections::BTreeSet<String> = ledger
-        .files(flow)?
+        .in_flight_files(flow)?
         .into_iter()
-        .filter(|r| r.state.in_flight())
         .filter_map(|r| RemotePath::parse(&r.path).ok())
         .filter_map(|p| stem(&staging_path(dir, flow, &p)))
         .collect();

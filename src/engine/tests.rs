@@ -762,6 +762,10 @@ async fn a_run_removes_staging_files_left_for_files_no_longer_in_flight() {
     std::fs::write(&resumable, b"par").unwrap();
     let rec = crate::ledger::FileRecord { path: "in/b.csv".into(), state: FileState::Staging, size: 6, ..Default::default() };
     fx.ledger.put_file("t", &rec).unwrap();
+    // Still at the source (not ready in this run: it is not taken, nor given up).
+    fx.put("in/b.csv", b"parts!");
+    let mut fx = fx;
+    fx.flow.source.ready.min_age = Some(Duration::from_secs(3600));
     fx.run().await;
     assert!(!stray.exists() && !stray.with_extension("out").exists());
     assert!(resumable.exists(), "a file in flight keeps its staging copy");
@@ -1880,4 +1884,57 @@ async fn a_failed_or_quarantined_file_is_moved_under_the_move_to_claim() {
         assert_eq!(f.outcome, want, "{f:?}");
         assert!(f.detail.ends_with("; source moved to /in/processed/a.csv"), "{}", f.detail);
     }
+}
+
+/// A daemon polls an empty folder every minute for months: those runs write nothing to its
+/// log at info level (1,440 runs a day would be 2,880 lines); a run that delivers says so.
+#[test]
+fn an_idle_run_logs_nothing_at_info_level() {
+    let fx = fixture();
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let log = crate::log_capture::Log::default();
+    let (r, lines) = log.of(|| rt.block_on(fx.run()));
+    assert_eq!((r.status, r.counts.seen), (RunStatus::Ok, 0));
+    assert_eq!(lines, Vec::<String>::new(), "an idle run");
+    fx.put("in/a.csv", b"1");
+    let (r, lines) = log.of(|| rt.block_on(fx.run()));
+    assert_eq!(r.counts.delivered, 1);
+    assert!(lines.iter().any(|l| l.contains("Run finished.") && l.contains("delivered=1")), "{lines:#?}");
+    assert!(!lines.iter().any(|l| l.contains("Run started.")), "{lines:#?}");
+}
+
+/// A file left in flight before any of it was delivered (a run killed mid-download, or a
+/// transient error), whose source is then gone: the next run records it `vanished` and removes
+/// its partial download, which would otherwise be kept by every run, and its record never
+/// pruned. One left while being delivered stays in flight (a sink may hold it already). A
+/// file that comes back under the name is taken anew.
+#[tokio::test]
+async fn a_file_left_in_flight_whose_source_is_gone_is_vanished_and_its_staging_copy_removed() {
+    let fx = fixture();
+    let staging = fx.state.join("staging");
+    std::fs::create_dir_all(staging.join("t")).unwrap();
+    let left = |path: &str, state| {
+        let copy = stage::staging_path(&staging, "t", &RemotePath::parse(path).unwrap());
+        std::fs::write(&copy, b"half of it").unwrap();
+        let rec = crate::ledger::FileRecord { path: path.into(), identity: format!("id:{path}"), state, size: 20, ..Default::default() };
+        fx.ledger.put_file("t", &rec).unwrap();
+        copy
+    };
+    let staged = left("in/gone.csv", FileState::Staging);
+    let claimed = left("in/claimed.csv", FileState::Claimed);
+    let delivering = left("in/delivering.csv", FileState::Delivering);
+    let r = fx.run().await;
+    assert_eq!((r.status, r.counts.skipped, r.counts.seen, r.counts.failed), (RunStatus::Ok, 2, 2, 0), "{r:#?}");
+    for (path, copy) in [("in/gone.csv", &staged), ("in/claimed.csv", &claimed)] {
+        assert_eq!(fx.ledger.file("t", path).unwrap().unwrap().state, FileState::Vanished, "{path}");
+        assert!(!copy.exists(), "{path}: its partial download is removed");
+    }
+    assert_eq!(fx.ledger.file("t", "in/delivering.csv").unwrap().unwrap().state, FileState::Delivering);
+    assert!(delivering.exists());
+    // The next run has nothing more to say of them; the file sent again is delivered.
+    assert_eq!(fx.run().await.counts.seen, 0);
+    fx.put("in/gone.csv", b"1,2\n");
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 1, "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/gone.csv")), b"1,2\n");
 }

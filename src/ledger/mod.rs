@@ -303,6 +303,15 @@ impl Ledger {
         self.core.write(f)
     }
 
+    /// Gives the pages pruning and forgetting freed back to the file system: the file is
+    /// rewritten in place to hold only what the ledger keeps. redb reuses freed pages without
+    /// it; this is for a ledger that shrank for good (a large flow forgotten, a shorter
+    /// `history`). Only the writer may (offline: `wharf compact`, with no daemon holding the
+    /// ledger).
+    pub fn compact(&self) -> Result<(), LedgerError> {
+        self.core.compact()
+    }
+
     /// Stores the lazy writes now (one durable transaction; nothing when there are none).
     pub fn flush(&self) -> Result<(), LedgerError> {
         self.core.flush()
@@ -407,18 +416,39 @@ impl Ledger {
 
     /// Every file record of `flow`, by path.
     pub fn files(&self, flow: &str) -> Result<Vec<FileRecord>, LedgerError> {
+        self.files_where(flow, |_| true)
+    }
+
+    /// The file records of `flow` still in flight ([`FileState::in_flight`]), by path: what a
+    /// run resumes or finishes. Every record is read (the table is keyed by path), but only
+    /// these are kept: a flow with a long `history` holds hundreds of thousands of finished
+    /// ones, and every run asks.
+    pub fn in_flight_files(&self, flow: &str) -> Result<Vec<FileRecord>, LedgerError> {
+        self.files_where(flow, |r| r.state.in_flight())
+    }
+
+    /// The file records of `flow` that `keep` takes, by path.
+    fn files_where(&self, flow: &str, keep: impl Fn(&FileRecord) -> bool) -> Result<Vec<FileRecord>, LedgerError> {
         let mut out: BTreeMap<String, FileRecord> = self.read(|tx| {
             let t = tx.open_table(FILES)?;
             let mut out = BTreeMap::new();
             for item in t.range::<(&str, &str)>(flow_range(flow))? {
                 let rec = item?.1.value();
-                out.insert(rec.path.clone(), rec);
+                if keep(&rec) {
+                    out.insert(rec.path.clone(), rec);
+                }
             }
             Ok(out)
         })?;
+        // This process's lazy writes stand in for their stored records, either way.
         for ((f, path), rec) in self.pending().iter() {
-            if f == flow {
+            if f != flow {
+                continue;
+            }
+            if keep(rec) {
                 out.insert(path.clone(), rec.clone());
+            } else {
+                out.remove(path);
             }
         }
         Ok(out.into_values().collect())

@@ -64,6 +64,12 @@ impl Listed {
         Listed { paths: paths.into_iter().collect(), unlisted: Vec::new() }
     }
 
+    /// Nothing listed but what may be under `folders`, the subfolders a listing could not
+    /// read (written as record paths are: `in/sub`).
+    pub fn unlisted(folders: impl IntoIterator<Item = String>) -> Listed {
+        Listed { paths: HashSet::new(), unlisted: folders.into_iter().collect() }
+    }
+
     /// Whether the file at `path` may still be in the folder: listed, or under a folder that
     /// could not be listed.
     pub fn may_have(&self, path: &str) -> bool {

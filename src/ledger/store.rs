@@ -65,10 +65,19 @@ pub(super) enum Handle {
     Closed,
 }
 
+/// The most memory redb's page cache takes (per open ledger file). redb's own default is 1
+/// GiB, and a cache fills with whatever is read: every run reads all its flow's file records,
+/// the daily pruning every record, so a daemon's memory would grow with its ledger, for
+/// months, to the whole file. The system's page cache still holds the file; the 64 MiB hold
+/// every table of a ledger of some 300,000 file records. (Tests use a small one, so that
+/// one of a few MiB shows the bound.)
+pub(super) const CACHE_BYTES: usize = if cfg!(test) { 1 << 20 } else { 64 << 20 };
+
 /// redb's builder in the mode every wharf process uses (see the ledger's module doc).
 pub(super) fn builder() -> redb::Builder {
     let mut b = Database::builder();
     b.set_concurrency_mode(ConcurrencyMode::SingleWriter);
+    b.set_cache_size(CACHE_BYTES);
     b
 }
 
@@ -116,6 +125,17 @@ impl Core {
         drop(handle);
         self.recover()?;
         Ok(self.handle())
+    }
+
+    /// How many bytes redb's page cache holds now (0 for a closed handle).
+    #[cfg(test)]
+    pub(super) fn cache_used(&self) -> usize {
+        use redb::ReadableDatabase as _;
+        match &*self.handle() {
+            Handle::Write(db) | Handle::Copy(db) => db.cache_stats().used_bytes(),
+            Handle::Read(db) => db.cache_stats().used_bytes(),
+            Handle::Closed => 0,
+        }
     }
 
     /// Runs `f` in a read transaction (see [`Ledger::read`]).
@@ -184,6 +204,17 @@ impl Core {
             self.pending().retain(|k, v| stored.get(k) != Some(v));
         }
         Ok(out)
+    }
+
+    /// Compacts the file (see [`Ledger::compact`]): the lazy writes stored first, then redb's
+    /// compaction, repeated until it has nothing more to move, under the handle's write lock
+    /// (no read or write of this process meanwhile).
+    pub(super) fn compact(&self) -> Result<(), LedgerError> {
+        self.flush()?;
+        let mut db = self.db.write().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let Handle::Write(db) = &mut *db else { return Err(LedgerError::ReadOnly(self.path.clone())) };
+        while db.compact().map_err(|e| self.err(e))? {}
+        Ok(())
     }
 
     pub(super) fn flush(&self) -> Result<(), LedgerError> {
@@ -256,6 +287,61 @@ mod tests {
     use super::super::tests::rec;
     use super::super::*;
     use super::*;
+
+    /// A flow forgotten (or a shorter `history`) leaves the file its size, its pages free for
+    /// redb to reuse; compacting gives them back, and keeps every other record.
+    #[test]
+    fn compacting_gives_back_what_a_forgotten_flow_took() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.redb");
+        let l = Ledger::open(&path).unwrap();
+        let files = |flow: &str, n: usize| -> Vec<Transition> {
+            (0..n).map(|i| Transition::File { flow: flow.into(), rec: rec(&format!("in/file-{i:06}.csv"), FileState::Done) }).collect()
+        };
+        l.commit(&files("old", 20_000)).unwrap();
+        l.commit(&files("kept", 100)).unwrap();
+        while l.forget("old", usize::MAX).unwrap().more {}
+        let size = || std::fs::metadata(&path).unwrap().len();
+        let before = size();
+        l.compact().unwrap();
+        assert!(size() * 4 < before, "{before} bytes, then {}", size());
+        assert_eq!(l.files("kept").unwrap().len(), 100);
+        assert!(l.files("old").unwrap().is_empty());
+        // Still the writer, and a reader finds it whole.
+        l.put_file("kept", &rec("in/new.csv", FileState::Done)).unwrap();
+        drop(l);
+        assert_eq!(Ledger::open_read_only(&path).unwrap().files("kept").unwrap().len(), 101);
+        let r = Ledger::open_read_only(&path).unwrap();
+        assert!(matches!(r.compact(), Err(LedgerError::ReadOnly(_))));
+    }
+
+    /// A daemon reads every file record of its flows (each run, and the daily pruning): what
+    /// redb keeps of them in memory stays within [`CACHE_BYTES`], however large the ledger
+    /// grows, in the writer and in a reader alike.
+    #[test]
+    fn the_page_cache_stays_within_its_bound_as_the_ledger_grows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.redb");
+        let l = Ledger::open(&path).unwrap();
+        for chunk in 0..5 {
+            let t: Vec<Transition> = (0..5_000)
+                .map(|i| Transition::File {
+                    flow: "f".into(),
+                    rec: FileRecord {
+                        identity: format!("{chunk}-{i}|1234|1765000000000"),
+                        ..rec(&format!("in/orders-{chunk}-{i:06}.csv"), FileState::Done)
+                    },
+                })
+                .collect();
+            l.commit(&t).unwrap();
+        }
+        assert!(std::fs::metadata(&path).unwrap().len() > 2 * CACHE_BYTES as u64, "the ledger outgrows the cache");
+        assert_eq!(l.files("f").unwrap().len(), 25_000);
+        assert!(l.core.cache_used() <= CACHE_BYTES, "{} bytes cached", l.core.cache_used());
+        let r = Ledger::open_read_only(&path).unwrap();
+        assert_eq!(r.files("f").unwrap().len(), 25_000);
+        assert!(r.core.cache_used() <= CACHE_BYTES, "{} bytes cached by a reader", r.core.cache_used());
+    }
 
     /// After a failed write redb only says "previous I/O error": the first error's cause
     /// (a full disk) is what every later message gives.

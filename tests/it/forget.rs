@@ -233,3 +233,58 @@ fn forget_drops_the_flows_notices_held_back_by_a_throttle() {
     let summaries = ledger.notify_summaries().unwrap();
     assert_eq!(summaries.iter().map(|(run, b)| (*run, Notice::decode(b).unwrap().flow)).collect::<Vec<_>>(), [(8, "kept".to_string())]);
 }
+
+/// `wharf compact` gives back to the file system what `forget` freed (redb only reuses it),
+/// keeping every other record; it needs the ledger for itself, as `forget --yes` does.
+#[test]
+fn compact_gives_back_what_forget_freed_and_is_refused_while_serve_holds_the_ledger() {
+    use wharf::ledger::{FileRecord, FileState, Transition};
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    let flows = dir.path().join("flows");
+    std::fs::create_dir_all(&flows).unwrap();
+    let flows = flows.to_str().unwrap();
+    let none = wharf(&state, &["compact"]);
+    assert_eq!(none.status.code(), Some(0), "{}", stderr(&none));
+    assert!(stdout(&none).starts_with("no ledger at "), "{}", stdout(&none));
+    let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
+    for (flow, n) in [("gone", 20_000), ("kept", 10)] {
+        let t: Vec<Transition> = (0..n)
+            .map(|i| Transition::File {
+                flow: flow.into(),
+                rec: FileRecord {
+                    path: format!("in/{i:06}.csv"),
+                    identity: format!("in/{i:06}.csv|1|1"),
+                    state: FileState::Done,
+                    ..Default::default()
+                },
+            })
+            .collect();
+        ledger.commit(&t).unwrap();
+    }
+    drop(ledger);
+    let forgot = wharf(&state, &["forget", "gone", "--flows", flows, "--yes"]);
+    assert_eq!(forgot.status.code(), Some(0), "{}", stderr(&forgot));
+    let compacted = wharf(&state, &["compact", "--json"]);
+    assert_eq!(compacted.status.code(), Some(0), "{}", stderr(&compacted));
+    let (before, after) = (json(&compacted)["bytes_before"].as_u64().unwrap(), json(&compacted)["bytes_after"].as_u64().unwrap());
+    assert!(after * 4 < before, "{before} bytes, then {after}");
+    assert_eq!(std::fs::metadata(state.join("ledger.redb")).unwrap().len(), after);
+    let text = wharf(&state, &["compact"]);
+    assert!(stdout(&text).starts_with(&format!("compacted the ledger at {}: ", state.join("ledger.redb").display())), "{}", stdout(&text));
+    assert_eq!(Ledger::open_read_only(&state.join("ledger.redb")).unwrap().files("kept").unwrap().len(), 10);
+
+    let _held = Ledger::open(&state.join("ledger.redb")).unwrap();
+    let socket = state.join("wharf.sock");
+    let _listening = std::os::unix::net::UnixListener::bind(&socket).unwrap();
+    let info = ServeInfo { pid: std::process::id(), socket: socket.clone(), http: None, started_at: Utc::now(), version: "test".into() };
+    info.write(&ServeInfo::path_in(&state)).unwrap();
+    let refused = wharf(&state, &["compact"]);
+    assert_eq!(refused.status.code(), Some(3), "{}", stderr(&refused));
+    let expected = format!("compact: the ledger at {} is held by `wharf serve`", state.join("ledger.redb").display());
+    assert!(
+        stderr(&refused).contains(&expected) && stderr(&refused).contains("; stop the daemon to compact the ledger"),
+        "{}",
+        stderr(&refused)
+    );
+}

@@ -116,7 +116,10 @@ pub(super) async fn write(c: &Conn, full: &str, target: &RemotePath, fail: Fail)
         Some(v) => {
             let free = v.blocks_avail.saturating_mul(v.fragment_size.max(1));
             if free < FULL_BELOW {
-                (ErrorKind::NoSpace, format!("the server's disk is full ({} free in {dir}); the partner has to make room", bytes(free)))
+                (
+                    ErrorKind::NoSpace,
+                    format!("the server's disk is full ({} free in {dir}); the partner has to make room", crate::text::bytes(free)),
+                )
             } else if v.inodes > 0 && v.inodes_avail == 0 {
                 let cause =
                     format!("the server's disk has no room for another file (no free inodes in {dir}); ask the partner to clean up");
@@ -124,28 +127,13 @@ pub(super) async fn write(c: &Conn, full: &str, target: &RemotePath, fail: Fail)
             } else {
                 (
                     ErrorKind::Protocol,
-                    format!("{} is free in {dir}, so a quota of this login is the likely cause; ask the partner", bytes(free)),
+                    format!("{} is free in {dir}, so a quota of this login is the likely cause; ask the partner", crate::text::bytes(free)),
                 )
             }
         }
         None => (ErrorKind::NoSpace, "a full disk or a quota is the usual cause; ask the partner".to_string()),
     };
     Fail::Kind(kind, format!("the server refused the write (it said `{said}`): {cause}"))
-}
-
-/// `1536` → `1.5 KiB`.
-fn bytes(n: u64) -> String {
-    const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
-    if n < 1024 {
-        return format!("{n} bytes");
-    }
-    let mut v = n as f64 / 1024.0;
-    let mut unit = 0;
-    while v >= 1024.0 && unit + 1 < UNITS.len() {
-        v /= 1024.0;
-        unit += 1;
-    }
-    format!("{v:.1} {}", UNITS[unit])
 }
 
 #[cfg(test)]
@@ -173,12 +161,5 @@ mod tests {
         assert_eq!(Fail::Io(std::io::Error::other(SftpError::Timeout)).write_refused(), None);
         assert_eq!(Fail::Io(std::io::ErrorKind::BrokenPipe.into()).write_refused(), None);
         assert_eq!(Fail::Sftp(sftp_status(StatusCode::NoSuchFile)).write_refused(), None);
-    }
-
-    #[test]
-    fn free_space_reads_as_people_write_it() {
-        assert_eq!(bytes(0), "0 bytes");
-        assert_eq!(bytes(1536), "1.5 KiB");
-        assert_eq!(bytes(5 << 30), "5.0 GiB");
     }
 }

@@ -114,8 +114,8 @@ pub(super) async fn fail(
 /// anything was delivered: not a failure of the flow. Skipped in the run's report and
 /// `vanished` in the ledger alike; no attempt is counted, no `after.failure` applied (there
 /// is nothing to apply it to), and no event raised.
-async fn vanished(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, staged: &Path) -> Result<(FileReport, bool), LedgerError> {
-    let detail = "disappeared from the source before it could be taken";
+pub(super) async fn vanished(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, staged: &Path) -> Result<(FileReport, bool), LedgerError> {
+    let detail = super::VANISHED;
     tracing::info!(flow = %cx.flow.name, path = %entry.path, "Skipped: the file disappeared from the source before it could be taken.");
     content::discard_with_outputs(staged).await;
     rec.state = FileState::Vanished;

@@ -52,7 +52,7 @@ mod versions;
 
 use delivery::{Sent, deliver_one, payload, recovered, unhashed};
 pub(super) use delivery::{owed_trigger, owed_triggers, rejects_ext, rejects_name, rejects_owed, trigger_of, wanted_for};
-use failure::fail;
+use failure::{fail, vanished};
 pub(super) use versions::changed_since_read;
 use versions::replaced_since_listed;
 
@@ -200,6 +200,27 @@ impl Settled {
             _ => None,
         }
     }
+}
+
+/// Whether `rec` is a file a run left in flight before any of it was delivered (see
+/// [`vanish_unlisted`]): what becomes of it when its source is no longer listed.
+pub(super) fn left_before_delivery(rec: &FileRecord) -> bool {
+    matches!(rec.state, FileState::Claimed | FileState::Staging | FileState::Staged | FileState::Processed)
+        && rec.deliveries.iter().all(|d| !d.done)
+}
+
+/// The run's report line of a file [`vanish_unlisted`] records vanished.
+pub(super) const VANISHED: &str = "disappeared from the source before it could be taken";
+
+/// A file a run left in flight before any of it was delivered (killed, or a transient error
+/// mid-download), whose source a later listing no longer has (the partner took it back, or the
+/// flow's globs no longer take it): recorded `vanished`, its staging copy removed. Left in
+/// flight, its staging copy (a partial download, any size) would be kept by every run and its
+/// record never pruned. Nothing was delivered, so a file that comes back is simply taken anew.
+pub(super) async fn vanish_unlisted(cx: &Ctx<'_>, mut rec: FileRecord, entry: &Entry) -> Result<(FileReport, bool), LedgerError> {
+    debug_assert!(left_before_delivery(&rec));
+    let staged = stage::staging_path(cx.staging_dir, &cx.flow.name, &entry.path);
+    vanished(cx, &mut rec, entry, &staged).await
 }
 
 /// Takes one ready file as far as it can go. Returns its report and whether the run must
