@@ -23,7 +23,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     // Read-only beside a running daemon too; a ledger that does not exist yet means nothing ran.
     let ledger = open_for_read(global)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    let mut planned = rt.block_on(plan::plan(&flow, ledger.as_ref(), std::time::SystemTime::now()))?;
+    let mut planned =
+        rt.block_on(plan::plan_in(&flow, ledger.as_ref(), Some(&global.state_dir.join("staging")), std::time::SystemTime::now()))?;
     plan::add_probes(&mut planned, &flow, &global.state_dir, chrono::Utc::now());
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&planned)?);

@@ -28,6 +28,7 @@ mod halt;
 mod history;
 pub mod identity;
 mod left_failing;
+mod left_gone;
 mod lifecycle;
 mod naming;
 mod pipe;
@@ -550,7 +551,9 @@ async fn run_files(
     // Files a crashed run left whose source is no longer listed, as the source was being
     // moved or deleted: after delivery (finished by the lifecycle), once put aside in
     // quarantine (recorded quarantined if its copy is there; else said loudly), or once failed
-    // for good (recorded failed, with where `after.failure` moved it).
+    // for good (recorded failed, with where `after.failure` moved it); or before delivery was
+    // done, the partner removing it since (finished by the lifecycle from what the crash left,
+    // when its source is gone: `left_gone`).
     let listed: BTreeSet<&str> = candidates.iter().map(|c| c.entry.path.as_str()).collect();
     for r in ledger.files(&flow.name)? {
         if !r.state.in_flight() || listed.contains(r.path.as_str()) {
@@ -564,7 +567,7 @@ async fn run_files(
             }
             crate::ledger::FileState::Quarantining => quarantine::finish_left_aside(&cx, r, &entry).await?,
             _ if disposition::failing_move(&r).is_some() => left_failing::finish(&cx, r, &entry).await?,
-            _ => None,
+            _ => left_gone::finish(&cx, &r, &entry, &unlisted).await?,
         };
         let Some((f, abort)) = finished else { continue };
         // Not in this run's listing, but one of its files all the same: counted as seen, so

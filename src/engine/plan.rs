@@ -28,7 +28,7 @@ use serde::Serialize;
 
 use super::disposition::Fate;
 use super::error::FileError;
-use super::{awaits, discover, disposition, endpoints, identity, left_failing, lifecycle, quarantine, ready, shared_targets};
+use super::{awaits, discover, disposition, endpoints, identity, left_failing, left_gone, lifecycle, quarantine, ready, shared_targets};
 use crate::config::Flow;
 use crate::config::flow::{Disposition, EndpointSpec};
 use crate::endpoint::{DynEndpoint, EndpointError, RemotePath};
@@ -129,8 +129,17 @@ pub enum PlanError {
     Ledger(#[from] LedgerError),
 }
 
-/// Plans a run of `flow` at `now`. `ledger` is `None` when nothing has run yet.
+/// Plans a run of `flow` at `now`. `ledger` is `None` when nothing has run yet. Staged
+/// copies are not looked at (see [`plan_in`]).
 pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Result<Plan, PlanError> {
+    plan_in(flow, ledger, None, now).await
+}
+
+/// [`plan`], looking at the staged copies in `staging` (the runs' staging folder) where what
+/// the run does depends on them: a file a crashed run left before its delivery was done, its
+/// source gone since, is finished from a whole staged copy, else it vanished
+/// (`left_gone`). `None`: not looked at, such a file is shown resumed.
+pub async fn plan_in(flow: &Flow, ledger: Option<&Ledger>, staging: Option<&Path>, now: SystemTime) -> Result<Plan, PlanError> {
     let err = |source| PlanError::Endpoint { flow: flow.name.clone(), source };
     let eps = endpoints::open_all(flow, &[flow.source.endpoint.as_str()]).await.map_err(err)?;
     let Some(source) = eps.get(&flow.source.endpoint) else {
@@ -143,7 +152,7 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
         });
     };
     let skip = [&flow.after_success, &flow.after_failure];
-    let discover::Discovered { candidates, skipped, .. } =
+    let discover::Discovered { candidates, skipped, unlisted } =
         discover::discover(&flow.name, &**source, &flow.source, flow.steps.as_ref(), &skip, now).await.map_err(err)?;
     let now_ms = to_millis(now);
     // The run number the next run would get, for `{{run}}` in names (another run may take it).
@@ -261,8 +270,8 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
     let mut opened = None;
     name_quarantine_copies(flow, &candidates, &mut files, &mut opened).await;
     // Then what a crashed run left delivered or being quarantined, its source no longer listed
-    // (it was being moved or deleted): the next run finishes it, as `run_once` does after the
-    // listing's files.
+    // (it was being moved or deleted), or left before its delivery was done, its source gone
+    // since: the next run finishes it, as `run_once` does after the listing's files.
     if let Some(l) = ledger {
         let listed: std::collections::BTreeSet<&str> = candidates.iter().map(|c| c.entry.path.as_str()).collect();
         for r in l.files(&flow.name)? {
@@ -270,18 +279,14 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
                 continue;
             }
             let path = lifecycle::source_shown(&r.path);
+            // What is left is resumed, as a file left in flight that is listed.
             match r.state {
-                FileState::Delivered | FileState::Disposing => {
-                    if let Ok(source) = RemotePath::parse(&r.path) {
-                        let recorded = lifecycle::recorded_move(&r);
-                        disposals.push(Disposal { file: files.len(), source, size: r.size, recorded, listed: false, failed: false });
-                    }
-                    files.push(PlannedFile { path, size: r.size, action: resume(flow, &r) });
-                }
+                FileState::Delivered | FileState::Disposing => {}
                 FileState::Quarantining => {
                     if let Some(action) = left_aside(flow, &**source, &mut opened, l, &r).await? {
                         files.push(PlannedFile { path, size: r.size, action });
                     }
+                    continue;
                 }
                 // Failed for good, its source moved before the failure was recorded: recorded
                 // failed, as `left_failing::finish` does it.
@@ -294,9 +299,28 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime) -> Resu
                         Err(e) => left_failing::unjudged(&e),
                     };
                     files.push(PlannedFile { path, size: r.size, action: Action::Fail { why } });
+                    continue;
                 }
-                _ => {}
+                // Left before its delivery was done, its source gone since, as
+                // `left_gone::finish` does it.
+                _ => match left_gone::judge(flow, &**source, l, &r, &unlisted, staging).await? {
+                    None => continue,
+                    Some(left_gone::Judged::Resume) => {}
+                    Some(left_gone::Judged::Vanish(why)) => {
+                        files.push(PlannedFile { path, size: r.size, action: Action::Skip { why } });
+                        continue;
+                    }
+                    Some(left_gone::Judged::Fail(why) | left_gone::Judged::Unjudged(why)) => {
+                        files.push(PlannedFile { path, size: r.size, action: Action::Fail { why } });
+                        continue;
+                    }
+                },
             }
+            if let Ok(source) = RemotePath::parse(&r.path) {
+                let recorded = lifecycle::recorded_move(&r);
+                disposals.push(Disposal { file: files.len(), source, size: r.size, recorded, listed: false, failed: false });
+            }
+            files.push(PlannedFile { path, size: r.size, action: resume(flow, &r) });
         }
     }
     look_at_disposals(flow, &**source, &disposals, &mut files, now).await;
