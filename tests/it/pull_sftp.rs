@@ -570,6 +570,37 @@ fn sigkill_during_download_then_the_source_removed_records_it_vanished() {
     crash_then_source_removed("staging", "skip", (0, 0, 1, 0), "vanished");
 }
 
+/// SIGKILL while downloading a file in a subfolder, which the login may then no longer read:
+/// the rerun cannot list it, so it leaves the file in flight as it was (neither vanished nor
+/// failed: its source may well be there), as `wharf plan` does; readable again, the file
+/// is resumed and delivered.
+#[test]
+fn sigkill_during_download_then_its_folder_unreadable_leaves_it_in_flight() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(w) = World::new() else { return };
+    let flow = w.flow("  recursive: true\n", "");
+    fs::write(&flow, fs::read_to_string(&flow).unwrap().replace("include: [\"*.csv\"]", "include: [\"**/*.csv\"]")).unwrap();
+    let body = vec![b'b'; 3 * 1024 * 1024];
+    w.put("in/locked/b.csv", &body);
+    run_and_kill_at(&w, &flow, "staging");
+    let mode = fs::metadata(w.remote("in/locked")).unwrap().permissions().mode();
+    let owner = std::os::unix::fs::MetadataExt::uid(&fs::metadata(w.remote("in/locked")).unwrap());
+    std::os::unix::fs::chown(w.remote("in/locked"), Some(0), None).unwrap();
+    fs::set_permissions(w.remote("in/locked"), fs::Permissions::from_mode(0o700)).unwrap();
+    let (_, p) = support::json_of(w.wharf().arg("plan").arg("--json").arg(&flow));
+    assert_eq!(p["files"].as_array().map(Vec::len), Some(0), "{p:#}");
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, r["files"].as_array().map(Vec::len)), (0, Some(0)), "{r:#}");
+    let files = text(&w.wharf().args(["files", "e2e"]).output().unwrap());
+    let states: Vec<&str> = files.lines().filter(|l| l.contains("/in/locked/b.csv")).filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(states, ["staging"], "{files}");
+    std::os::unix::fs::chown(w.remote("in/locked"), Some(owner), None).unwrap();
+    fs::set_permissions(w.remote("in/locked"), fs::Permissions::from_mode(mode)).unwrap();
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 1, 0, 0)), "{r:#}");
+    assert_eq!(fs::read(w.sink().join("b.csv")).unwrap(), body);
+}
+
 /// SIGKILL while a file that failed for good (its name on the sink taken, `if_exists: fail`)
 /// has its source moved by `after.failure: move_to` (`in/failed/a.csv` taken already, so to
 /// `a-1.csv`), then a rerun: killed after the name was recorded and before the move
