@@ -3,7 +3,8 @@
 //! with the move's target recorded before the move (`disposition::after_failure`), and the
 //! source no longer listed. The run finishes such a file ([`finish`]) and `wharf plan` shows
 //! it, both from [`judge`]. Only for those: files left being delivered or quarantined are
-//! finished by the lifecycle and `quarantine::finish_left_aside`.
+//! finished by the lifecycle and `quarantine::finish_left_aside`, files left before their
+//! delivery was done by `left_gone`.
 
 use crate::config::Flow;
 use crate::endpoint::{Endpoint, Entry, ErrorKind, RemotePath};

@@ -28,6 +28,7 @@ mod halt;
 mod history;
 pub mod identity;
 mod left_failing;
+mod left_gone;
 mod lifecycle;
 mod naming;
 mod pipe;
@@ -50,7 +51,6 @@ use serde::Serialize;
 
 use crate::config::Flow;
 use crate::endpoint::{DynEndpoint, EndpointError, EntryKind, ErrorKind, RemotePath, SkippedName};
-use crate::ledger::prune::Listed;
 use crate::ledger::{Counts, Ledger, LedgerError, RecordCounts, RunContent, RunRecord, RunStatus, now_millis, to_millis};
 
 pub use awaits::ResponseReport;
@@ -574,9 +574,10 @@ async fn run_files(
     // Files a crashed run left whose source is no longer listed, as the source was being
     // moved or deleted: after delivery (finished by the lifecycle), once put aside in
     // quarantine (recorded quarantined if its copy is there; else said loudly), or once failed
-    // for good (recorded failed, with where `after.failure` moved it).
+    // for good (recorded failed, with where `after.failure` moved it); or before delivery was
+    // done, the partner removing it since (finished by the lifecycle from what the crash left,
+    // when its source is gone: `left_gone`).
     let listed: BTreeSet<&str> = candidates.iter().map(|c| c.entry.path.as_str()).collect();
-    let unlisted_folders = Listed::unlisted(unlisted.iter().map(|f| f.as_str().to_string()));
     for r in ledger.in_flight_files(&flow.name)? {
         if listed.contains(r.path.as_str()) {
             continue;
@@ -589,12 +590,7 @@ async fn run_files(
             }
             crate::ledger::FileState::Quarantining => quarantine::finish_left_aside(&cx, r, &entry).await?,
             _ if disposition::failing_move(&r).is_some() => left_failing::finish(&cx, r, &entry).await?,
-            // Left before anything of it was delivered: not under a folder the listing could
-            // not read, it is gone (a `Delivering` one stays: a sink may hold it already).
-            _ if lifecycle::left_before_delivery(&r) && !unlisted_folders.may_have(&r.path) => {
-                Some(lifecycle::vanish_unlisted(&cx, r, &entry).await?)
-            }
-            _ => None,
+            _ => left_gone::finish(&cx, &r, &entry, &unlisted).await?,
         };
         let Some((f, abort)) = finished else { continue };
         // Not in this run's listing, but one of its files all the same: counted as seen, so

@@ -31,7 +31,7 @@ use serde::Serialize;
 
 use super::disposition::Fate;
 use super::error::FileError;
-use super::{awaits, discover, disposition, endpoints, identity, left_failing, lifecycle, quarantine, ready, shared_targets};
+use super::{awaits, discover, disposition, endpoints, identity, left_failing, left_gone, lifecycle, quarantine, ready, shared_targets};
 use crate::config::Flow;
 use crate::config::flow::{Disposition, EndpointSpec};
 use crate::endpoint::{DynEndpoint, EndpointError, RemotePath};
@@ -154,8 +154,10 @@ pub enum PlanError {
 }
 
 /// Plans a run of `flow` at `now`. `ledger` is `None` when nothing has run yet;
-/// `staging_dir` is the run's staging folder (`STATE/staging`; `None`: not looked at), where
-/// the staged copy of a file a crashed run left `quarantining` may still be.
+/// `staging_dir` is the runs' staging folder (`STATE/staging`; `None`: not looked at), where
+/// what the run does may depend on a staged copy: a file a crashed run left `quarantining` is
+/// put aside from it, one left before its delivery was done, its source gone since, is
+/// finished from it, else it vanished (`left_gone`; not looked at: shown resumed).
 pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging_dir: Option<&Path>) -> Result<Plan, PlanError> {
     let err = |source| PlanError::Endpoint { flow: flow.name.clone(), source };
     let eps = endpoints::open_all(flow, &[flow.source.endpoint.as_str()]).await.map_err(err)?;
@@ -288,28 +290,23 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
     let mut opened = None;
     name_quarantine_copies(flow, ledger, &candidates, &mut files, &mut opened).await?;
     // Then what a crashed run left delivered or being quarantined, its source no longer listed
-    // (it was being moved or deleted): the next run finishes it, as `run_once` does after the
-    // listing's files.
+    // (it was being moved or deleted), or left before its delivery was done, its source gone
+    // since: the next run finishes it, as `run_once` does after the listing's files.
     if let Some(l) = ledger {
         let listed: std::collections::BTreeSet<&str> = candidates.iter().map(|c| c.entry.path.as_str()).collect();
-        let unlisted = crate::ledger::prune::Listed::unlisted(unlisted.iter().map(|f| f.as_str().to_string()));
         for r in l.in_flight_files(&flow.name)? {
             if listed.contains(r.path.as_str()) {
                 continue;
             }
             let path = lifecycle::source_shown(&r.path);
+            // What is left is resumed, as a file left in flight that is listed.
             match r.state {
-                FileState::Delivered | FileState::Disposing => {
-                    if let Ok(source) = RemotePath::parse(&r.path) {
-                        let recorded = lifecycle::recorded_move(&r);
-                        disposals.push(Disposal { file: files.len(), source, size: r.size, recorded, listed: false, failed: false });
-                    }
-                    files.push(PlannedFile { path, size: r.size, action: resume(flow, &r) });
-                }
+                FileState::Delivered | FileState::Disposing => {}
                 FileState::Quarantining => {
                     if let Some(action) = left_aside(flow, &**source, &mut opened, l, &r, staging_dir).await? {
                         files.push(PlannedFile { path, size: r.size, action });
                     }
+                    continue;
                 }
                 // Failed for good, its source moved before the failure was recorded: recorded
                 // failed, as `left_failing::finish` does it.
@@ -322,14 +319,28 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
                         Err(e) => left_failing::unjudged(&e),
                     };
                     files.push(PlannedFile { path, size: r.size, action: Action::Fail { why } });
+                    continue;
                 }
-                // Left before any of it was delivered, its source gone: recorded vanished, as
-                // `lifecycle::vanish_unlisted` does it.
-                _ if lifecycle::left_before_delivery(&r) && !unlisted.may_have(&r.path) => {
-                    files.push(PlannedFile { path, size: r.size, action: Action::Skip { why: lifecycle::VANISHED.to_string() } });
-                }
-                _ => {}
+                // Left before its delivery was done, its source gone since, as
+                // `left_gone::finish` does it.
+                _ => match left_gone::judge(flow, &**source, l, &r, &unlisted, staging_dir).await? {
+                    None => continue,
+                    Some(left_gone::Judged::Resume) => {}
+                    Some(left_gone::Judged::Vanish(why)) => {
+                        files.push(PlannedFile { path, size: r.size, action: Action::Skip { why } });
+                        continue;
+                    }
+                    Some(left_gone::Judged::Fail(why) | left_gone::Judged::Unjudged(why)) => {
+                        files.push(PlannedFile { path, size: r.size, action: Action::Fail { why } });
+                        continue;
+                    }
+                },
             }
+            if let Ok(source) = RemotePath::parse(&r.path) {
+                let recorded = lifecycle::recorded_move(&r);
+                disposals.push(Disposal { file: files.len(), source, size: r.size, recorded, listed: false, failed: false });
+            }
+            files.push(PlannedFile { path, size: r.size, action: resume(flow, &r) });
         }
     }
     look_at_disposals(flow, &**source, &disposals, &mut files, now).await;

@@ -528,6 +528,79 @@ fn sigkill_during_disposition_then_rerun_delivers_everything_once() {
     crash_and_recover("disposing");
 }
 
+/// SIGKILL as a file was being taken, then the partner removes its source before the rerun:
+/// killed once it was delivered under its final name (`renamed`), before the ledger said so,
+/// the rerun records it delivered from the target found whole (no second copy), its source
+/// gone; killed while downloading (`staging`), nothing delivered, it vanished. Either way as
+/// `wharf plan` says beforehand, said once, and nothing left in flight. Before, both stayed
+/// in flight for ever, the first never recorded delivered.
+fn crash_then_source_removed(point: &str, action: &str, outcome: (u64, u64, u64, u64), state: &str) {
+    let Some(w) = World::new() else { return };
+    let flow = w.flow("", "after: { success: delete }\n");
+    let body = vec![b'a'; 3 * 1024 * 1024];
+    w.put("in/a.csv", &body);
+    run_and_kill_at(&w, &flow, point);
+    fs::remove_file(w.remote("in/a.csv")).unwrap();
+    let (_, p) = support::json_of(w.wharf().arg("plan").arg("--json").arg(&flow));
+    let planned = p["files"].as_array().unwrap_or_else(|| panic!("{p:#}"));
+    assert_eq!((planned.len(), planned[0]["action"].as_str()), (1, Some(action)), "after a kill at {point}: {p:#}");
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, outcome), "after a kill at {point}: {r:#}");
+    if point == "renamed" {
+        assert_eq!(r["files"][0]["detail"].as_str(), Some("delivered to archive:/a.csv; source deleted"), "{r:#}");
+        assert_eq!(w.sink_files(), ["a.csv"]);
+        assert_eq!(fs::read(w.sink().join("a.csv")).unwrap(), body);
+    } else {
+        assert!(w.sink_files().is_empty(), "{:?}", w.sink_files());
+    }
+    let files = text(&w.wharf().args(["files", "e2e"]).output().unwrap());
+    let states: Vec<&str> = files.lines().filter(|l| l.contains("/in/a.csv")).filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(states, [state], "{files}");
+    let (_, r) = w.run_json(&flow);
+    assert_eq!((counts(&r), r["files"].as_array().map(Vec::len)), ((0, 0, 0, 0), Some(0)), "{r:#}");
+}
+
+#[test]
+fn sigkill_after_the_rename_then_the_source_removed_records_it_delivered_once() {
+    crash_then_source_removed("renamed", "resume", (0, 1, 0, 0), "done");
+}
+
+#[test]
+fn sigkill_during_download_then_the_source_removed_records_it_vanished() {
+    crash_then_source_removed("staging", "skip", (0, 0, 1, 0), "vanished");
+}
+
+/// SIGKILL while downloading a file in a subfolder, which the login may then no longer read:
+/// the rerun cannot list it, so it leaves the file in flight as it was (neither vanished nor
+/// failed: its source may well be there), as `wharf plan` does; readable again, the file
+/// is resumed and delivered.
+#[test]
+fn sigkill_during_download_then_its_folder_unreadable_leaves_it_in_flight() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(w) = World::new() else { return };
+    let flow = w.flow("  recursive: true\n", "");
+    fs::write(&flow, fs::read_to_string(&flow).unwrap().replace("include: [\"*.csv\"]", "include: [\"**/*.csv\"]")).unwrap();
+    let body = vec![b'b'; 3 * 1024 * 1024];
+    w.put("in/locked/b.csv", &body);
+    run_and_kill_at(&w, &flow, "staging");
+    let mode = fs::metadata(w.remote("in/locked")).unwrap().permissions().mode();
+    let owner = std::os::unix::fs::MetadataExt::uid(&fs::metadata(w.remote("in/locked")).unwrap());
+    std::os::unix::fs::chown(w.remote("in/locked"), Some(0), None).unwrap();
+    fs::set_permissions(w.remote("in/locked"), fs::Permissions::from_mode(0o700)).unwrap();
+    let (_, p) = support::json_of(w.wharf().arg("plan").arg("--json").arg(&flow));
+    assert_eq!(p["files"].as_array().map(Vec::len), Some(0), "{p:#}");
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, r["files"].as_array().map(Vec::len)), (0, Some(0)), "{r:#}");
+    let files = text(&w.wharf().args(["files", "e2e"]).output().unwrap());
+    let states: Vec<&str> = files.lines().filter(|l| l.contains("/in/locked/b.csv")).filter_map(|l| l.split_whitespace().next()).collect();
+    assert_eq!(states, ["staging"], "{files}");
+    std::os::unix::fs::chown(w.remote("in/locked"), Some(owner), None).unwrap();
+    fs::set_permissions(w.remote("in/locked"), fs::Permissions::from_mode(mode)).unwrap();
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 1, 0, 0)), "{r:#}");
+    assert_eq!(fs::read(w.sink().join("b.csv")).unwrap(), body);
+}
+
 /// SIGKILL while a file that failed for good (its name on the sink taken, `if_exists: fail`)
 /// has its source moved by `after.failure: move_to` (`in/failed/a.csv` taken already, so to
 /// `a-1.csv`), then a rerun: killed after the name was recorded and before the move

@@ -17,8 +17,11 @@ pub(super) async fn fail(
 ) -> Result<(FileReport, bool), LedgerError> {
     let e = e.in_state_folder(crate::engine::state_folder(cx.staging_dir));
     let kind = e.kind();
-    if kind == ErrorKind::NotFound && rec.deliveries.iter().all(|d| !d.done) && matches!(cx.source.stat(&entry.path).await, Ok(None)) {
-        return vanished(cx, rec, entry, staged).await;
+    if kind == ErrorKind::NotFound && !delivered(rec) && matches!(cx.source.stat(&entry.path).await, Ok(None)) {
+        if rec.deliveries.iter().all(|d| !d.done) {
+            return vanished(cx, rec, entry, staged).await;
+        }
+        return source_lost(cx, rec, entry, e, staged).await;
     }
     let message = e.to_string();
     rec.attempts += 1;
@@ -110,12 +113,15 @@ pub(super) async fn fail(
     Ok((f, abort))
 }
 
+/// The report line of a file that [`vanished`] (`wharf plan`'s too).
+pub(in crate::engine) const VANISHED: &str = "disappeared from the source before it could be taken";
+
 /// A file the partner removed (or moved away) between its listing and its download, before
 /// anything was delivered: not a failure of the flow. Skipped in the run's report and
 /// `vanished` in the ledger alike; no attempt is counted, no `after.failure` applied (there
 /// is nothing to apply it to), and no event raised.
-pub(super) async fn vanished(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, staged: &Path) -> Result<(FileReport, bool), LedgerError> {
-    let detail = super::VANISHED;
+async fn vanished(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, staged: &Path) -> Result<(FileReport, bool), LedgerError> {
+    let detail = VANISHED;
     tracing::info!(flow = %cx.flow.name, path = %entry.path, "Skipped: the file disappeared from the source before it could be taken.");
     content::discard_with_outputs(staged).await;
     rec.state = FileState::Vanished;
@@ -123,6 +129,59 @@ pub(super) async fn vanished(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, 
     rec.updated = now_millis();
     cx.store(Transition::File { flow: cx.flow.name.clone(), rec: rec.clone() }).await?;
     Ok((report(&entry.path, Outcome::Skipped, detail), false))
+}
+
+/// Why a file some sinks confirmed cannot be delivered to the others: its source is gone
+/// (removed or moved away by the partner) and no whole staged copy of it is left (the run's
+/// report line, and `wharf plan`'s).
+pub(in crate::engine) fn lost_source(flow: &Flow, rec: &FileRecord) -> String {
+    let confirmed = |i: usize| rec.deliveries.iter().any(|d| sink_of(d.sink) == i && d.done);
+    let to = |keep: bool| -> Vec<String> {
+        flow.sinks
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| confirmed(*i) == keep)
+            .map(|(_, s)| format!("{}:{}", s.endpoint, s.path.source()))
+            .collect()
+    };
+    format!(
+        "delivered to {} only: its source is gone (removed or moved away since) and no whole staged copy of it is left, so it \
+         cannot be delivered to {}; not retried (sent again, the next run delivers it there)",
+        confirmed_targets(flow, rec).join(", "),
+        to(false).join(", ")
+    )
+}
+
+/// `endpoint:/path` of every delivery of `rec` a sink confirmed.
+fn confirmed_targets(flow: &Flow, rec: &FileRecord) -> Vec<String> {
+    targets_shown(flow, rec.deliveries.iter().filter(|d| d.done))
+}
+
+/// A file some sinks confirmed whose source is gone with no whole staged copy left: failed
+/// for good ([`lost_source`]), not retried by every run for ever; no `after.failure` (there
+/// is no source to apply it to).
+async fn source_lost(
+    cx: &Ctx<'_>,
+    rec: &mut FileRecord,
+    entry: &Entry,
+    e: FileError,
+    staged: &Path,
+) -> Result<(FileReport, bool), LedgerError> {
+    let kind = e.kind();
+    let detail = lost_source(cx.flow, rec);
+    tracing::error!(target: REPORT_LOG_TARGET, flow = %cx.flow.name, path = %entry.path, kind = %kind, error = %detail, "File failed.");
+    content::discard_with_outputs(staged).await;
+    rec.attempts += 1;
+    rec.last_error = Some(ErrorRecord { kind, message: format!("{detail} ({e})"), at: now_millis() });
+    rec.state = FileState::Failed;
+    rec.disposed_to = None;
+    rec.source_fate = SourceFate::Unknown;
+    rec.updated = now_millis();
+    cx.store(Transition::File { flow: cx.flow.name.clone(), rec: rec.clone() }).await?;
+    let mut f = report(&entry.path, Outcome::Failed, detail);
+    f.error_kind = Some(kind);
+    f.targets = confirmed_targets(cx.flow, rec);
+    Ok((f, false))
 }
 
 /// Quarantines a given-up file when its staged copy is whole and the flow has a quarantine;

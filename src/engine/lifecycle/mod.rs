@@ -6,6 +6,7 @@
 //!                                        └► quarantining{copy} ─► quarantined (copy + reports, after.failure)
 //!    any step ─► (transient) stays put, retried next run │ (permanent) failed + after.failure
 //!    before delivery, the source gone ─► vanished (skipped, not failed)
+//!    after some sinks confirmed, the source and its staged copy gone ─► failed (`lost_source`)
 //! ```
 //! Each arrow is a ledger write. Those announcing a side effect that cannot be checked
 //! afterwards are durable: the start of a download that may be resumed (the version a
@@ -52,7 +53,8 @@ mod versions;
 
 use delivery::{Sent, deliver_one, payload, recovered, unhashed};
 pub(super) use delivery::{owed_trigger, owed_triggers, rejects_ext, rejects_name, rejects_owed, trigger_of, wanted_for};
-use failure::{fail, vanished};
+use failure::fail;
+pub(super) use failure::{VANISHED, lost_source};
 pub(super) use versions::changed_since_read;
 use versions::replaced_since_listed;
 
@@ -200,27 +202,6 @@ impl Settled {
             _ => None,
         }
     }
-}
-
-/// Whether `rec` is a file a run left in flight before any of it was delivered (see
-/// [`vanish_unlisted`]): what becomes of it when its source is no longer listed.
-pub(super) fn left_before_delivery(rec: &FileRecord) -> bool {
-    matches!(rec.state, FileState::Claimed | FileState::Staging | FileState::Staged | FileState::Processed)
-        && rec.deliveries.iter().all(|d| !d.done)
-}
-
-/// The run's report line of a file [`vanish_unlisted`] records vanished.
-pub(super) const VANISHED: &str = "disappeared from the source before it could be taken";
-
-/// A file a run left in flight before any of it was delivered (killed, or a transient error
-/// mid-download), whose source a later listing no longer has (the partner took it back, or the
-/// flow's globs no longer take it): recorded `vanished`, its staging copy removed. Left in
-/// flight, its staging copy (a partial download, any size) would be kept by every run and its
-/// record never pruned. Nothing was delivered, so a file that comes back is simply taken anew.
-pub(super) async fn vanish_unlisted(cx: &Ctx<'_>, mut rec: FileRecord, entry: &Entry) -> Result<(FileReport, bool), LedgerError> {
-    debug_assert!(left_before_delivery(&rec));
-    let staged = stage::staging_path(cx.staging_dir, &cx.flow.name, &entry.path);
-    vanished(cx, &mut rec, entry, &staged).await
 }
 
 /// Takes one ready file as far as it can go. Returns its report and whether the run must
@@ -393,6 +374,7 @@ async fn advance(
             FileState::Staged => {
                 // Checked when resuming.
                 if !fresh && !staged_complete(staged, rec.size, rec.sha256.as_deref()).await {
+                    tracing::warn!(flow = %flow, path = %entry.path, "Staging file missing; downloading again.");
                     rec.state = FileState::Claimed;
                     continue;
                 }
@@ -453,8 +435,9 @@ async fn advance(
                 let confirmed = |i: u32| rec.deliveries.iter().any(|d| d.sink == i && d.done);
                 let pending = (0..cx.sinks.len() as u32).any(|i| !confirmed(i) || (p.rejects.is_some() && !confirmed(REJECTS + i)));
                 if pending && !fresh && !p.ready().await {
-                    tracing::warn!(flow = %flow, path = %entry.path, "Staging file missing; downloading again.");
-                    rec.state = FileState::Claimed;
+                    // The steps' output may be gone while their input is whole: made again
+                    // from it, as for a file left `processed`; else downloaded again.
+                    rec.state = FileState::Staged;
                     continue;
                 }
                 // Every sink gets its chance, whatever another one does: a partner that is
@@ -681,6 +664,44 @@ async fn staged_complete(staged: &Path, size: u64, sha256: Option<&str>) -> bool
     }
 }
 
+/// Whether a run taking up `rec` finishes it without reading its source again, as
+/// [`advance`] resumes it: from its staged copy (at `staged`, whole as recorded; `None`: not
+/// looked at, taken as whole), or, left `delivering`, from the targets recorded before the
+/// crash for every sink, found there whole on `sinks` (`recovered`; by their size: only
+/// looked at, not read). Left `claimed` or `staging`, it is downloaded again. `wharf plan`
+/// shows a file left so, its source gone, from this (`left_gone`).
+pub(super) async fn resumable(
+    flow: &Flow,
+    ledger: &Ledger,
+    rec: &FileRecord,
+    staged: Option<&Path>,
+    sinks: &[DynEndpoint],
+) -> Result<bool, FileError> {
+    if !matches!(rec.state, FileState::Staged | FileState::Processed | FileState::Delivering) {
+        return Ok(false);
+    }
+    let Some(staged) = staged else { return Ok(true) };
+    if staged_complete(staged, rec.size, rec.sha256.as_deref()).await {
+        return Ok(true);
+    }
+    if rec.state != FileState::Delivering || sinks.len() != flow.sinks.len() {
+        return Ok(false);
+    }
+    // What was delivered: the steps' output when they made one.
+    let size = match flow.steps {
+        Some(_) => ledger.file_result(&flow.name, &rec.path)?.and_then(|r| r.output).unwrap_or(rec.size),
+        None => rec.size,
+    };
+    for (i, sink) in sinks.iter().enumerate() {
+        let Some(d) = rec.deliveries.iter().find(|d| d.sink == i as u32) else { return Ok(false) };
+        let Ok(t) = RemotePath::parse(&d.target) else { return Ok(false) };
+        if !d.done && !transfer::already_delivered(&**sink, &t, size, d.replaces, transfer::Expect::Size).await? {
+            return Ok(false);
+        }
+    }
+    Ok(true)
+}
+
 /// Moves/deletes the files that go with a data file (its done file, the checksum and row
 /// count its steps read) the same way as the data file, so that none is left to be read with
 /// the next file of the same name. Best effort: the data file is what matters.
@@ -754,7 +775,12 @@ async fn dispose_skipped(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry) -> S
 
 /// Where the file went: `endpoint:/path` of every delivery (and trigger) recorded.
 fn delivered_to(cx: &Ctx<'_>, rec: &FileRecord) -> Vec<String> {
-    rec.deliveries.iter().filter_map(|d| cx.flow.sinks.get(sink_of(d.sink)).map(|s| format!("{}:/{}", s.endpoint, d.target))).collect()
+    targets_shown(cx.flow, rec.deliveries.iter())
+}
+
+/// `endpoint:/path` of each of `deliveries` of a file of `flow`.
+fn targets_shown<'a>(flow: &Flow, deliveries: impl Iterator<Item = &'a Delivery>) -> Vec<String> {
+    deliveries.filter_map(|d| flow.sinks.get(sink_of(d.sink)).map(|s| format!("{}:/{}", s.endpoint, d.target))).collect()
 }
 
 /// The move target a run that takes up `rec` moves its source to (`disposition::apply`):
