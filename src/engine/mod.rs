@@ -261,12 +261,13 @@ pub async fn run_once(
 
 /// `Run finished.`: at info for a run that did something, at debug for an idle one (a flow
 /// polled every minute makes 1,440 runs a day; `wharf runs` and the metrics count them).
+/// Displayed, not debugged: `flow=a`, not `flow="a"`.
 fn log_finished(flow: &str, rec: &RunRecord, idle: bool) {
     let (status, delivered, failed) = (rec.status.as_str(), rec.counts.delivered, rec.counts.failed);
     if idle {
-        tracing::debug!(flow, run = rec.id, status, delivered, failed, "Run finished.");
+        tracing::debug!(flow = %flow, run = rec.id, status = %status, delivered, failed, "Run finished.");
     } else {
-        tracing::info!(flow, run = rec.id, status, delivered, failed, "Run finished.");
+        tracing::info!(flow = %flow, run = rec.id, status = %status, delivered, failed, "Run finished.");
     }
 }
 

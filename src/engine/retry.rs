@@ -23,7 +23,7 @@ where
             Ok(v) => return Ok(v),
             Err(e) if e.retried_in_run() && attempt < policy.attempts.max(1) => {
                 let wait = jitter(delay);
-                tracing::warn!(what, attempt, error = %e, wait_ms = wait.as_millis() as u64, "Transient failure; retrying.");
+                tracing::warn!(what = %what, attempt, error = %e, wait_ms = wait.as_millis() as u64, "Transient failure; retrying.");
                 tokio::time::sleep(wait).await;
                 delay = (delay * 2).min(Duration::from_secs(60));
                 attempt += 1;

@@ -603,7 +603,7 @@ impl Connector {
             // The server connects back to us; it must do so within the operation timeout.
             ftp.active_mode(spec.operation_timeout)
         };
-        tracing::debug!(host, port, ?feat, root = %root, epsv, "FTP session ready.");
+        tracing::debug!(host = %host, port, ?feat, root = %root, epsv, "FTP session ready.");
         let plain = tls.is_none();
         Ok(Conn { ftp, host: spec.host.clone(), feat, root, timeout: spec.operation_timeout, epsv, plain, passive: spec.passive })
     }

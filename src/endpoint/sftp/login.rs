@@ -120,7 +120,7 @@ async fn interactive(handle: &mut Handle<ClientHandler>, user: &str, password: &
                 [one] if !one.echo => handle.authenticate_keyboard_interactive_respond(vec![password.to_string()]).await?,
                 _ => {
                     let asked: Vec<&str> = prompts.iter().map(|p| p.prompt.trim()).collect();
-                    tracing::warn!(user, prompts = ?asked, "The server asks more than a password by keyboard-interactive; not answered.");
+                    tracing::warn!(user = %user, prompts = ?asked, "The server asks more than a password by keyboard-interactive; not answered.");
                     return Ok(None);
                 }
             },
