@@ -382,4 +382,34 @@ mod tests {
         assert_eq!(r.counts.delivered, 1, "{r:#?}");
         assert_eq!(std::fs::read(d.join("dst/inbox/a.csv")).unwrap(), b"b,22\n");
     }
+    /// Refused by its steps, its copy made but its report not (a folder where the report
+    /// goes): the quarantine is given up, and the copy it had made is removed from the
+    /// quarantine folder (said in the report line, its name dropped from the record), the
+    /// source moved by `after.failure`. Before, the copy stayed there, named by nothing
+    /// (`wharf quarantine list` shows quarantined files only) and removed by nobody.
+    #[tokio::test]
+    async fn a_copy_made_by_a_quarantine_given_up_is_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let flow = flow(
+            d,
+            false,
+            "steps:\n  - check: { magic: [zip] }\nquarantine: { endpoint: erp, path: /rejected }\nafter: { failure: { move_to: /failed } }\n",
+        );
+        assert!(flow.quarantine.as_ref().unwrap().report);
+        put(d, &[("src/in/a.csv", b"a,1\n"), ("dst/rejected/a.csv.report.json/x", b"in the way")]);
+        let ledger = Arc::new(Ledger::in_memory().unwrap());
+        let r = run(&flow, &ledger, d).await;
+        let [f] = &r.files[..] else { panic!("{r:#?}") };
+        assert_eq!(f.outcome, Outcome::Failed, "{r:#?}");
+        assert!(f.detail.contains("; its copy erp:/rejected/a.csv was removed from quarantine"), "{}", f.detail);
+        assert!(f.detail.ends_with("; source moved to /failed/a.csv"), "{}", f.detail);
+        let left: Vec<_> = std::fs::read_dir(d.join("dst/rejected")).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(left, ["a.csv.report.json"], "only what was in the way is left");
+        assert_eq!(std::fs::read(d.join("src/failed/a.csv")).unwrap(), b"a,1\n");
+        let rec = ledger.file("t", "in/a.csv").unwrap().unwrap();
+        assert_eq!(rec.state, FileState::Failed);
+        let q = ledger.file_result("t", "in/a.csv").unwrap().and_then(|r| r.quarantine);
+        assert_eq!(q.and_then(|q| q.copy), None);
+    }
 }

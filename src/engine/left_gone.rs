@@ -285,6 +285,33 @@ mod tests {
         assert!(run(&flow, &ledger, d).await.files.is_empty());
     }
 
+    /// A run asked to stop (`wharf serve` shutting down) before it comes to the files an
+    /// earlier run left whose source is gone starts none of them: the one left delivering
+    /// stays so, nothing written to the sink it had not confirmed, and the next run
+    /// finishes it. Before, a whole delivery was started from its staged copy after the stop.
+    #[tokio::test]
+    async fn a_run_asked_to_stop_leaves_a_file_left_in_flight_for_the_next_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let flow = flow(d, "");
+        std::fs::write(d.join("src/in/a.csv"), body()).unwrap();
+        let ledger = Arc::new(Ledger::in_memory().unwrap());
+        let held = first_run(&flow, &ledger, d).await;
+        crash_at(&held, &ledger, "uploading", |_| {});
+        std::fs::remove_file(d.join("dst/archive/a.csv")).unwrap();
+        std::fs::write(staged(d), body()).unwrap();
+        let opts = RunOptions::new(d.join("staging"));
+        opts.stop.request();
+        let r = run_once(&flow, &ledger, &opts, &mut |_| {}).await.unwrap();
+        assert!(r.files.is_empty(), "{r:#?}");
+        assert_eq!(ledger.file("t", "in/a.csv").unwrap().unwrap().state, FileState::Delivering);
+        assert!(!d.join("dst/archive/a.csv").exists(), "started after the stop");
+        let r = run(&flow, &ledger, d).await;
+        let [f] = &r.files[..] else { panic!("{r:#?}") };
+        assert_eq!(f.outcome, Outcome::Delivered, "{r:#?}");
+        assert_eq!(std::fs::read(d.join("dst/archive/a.csv")).unwrap(), body());
+    }
+
     /// The same in a flow with content steps, their output gone with the crash (a staging
     /// folder emptied of it) and the original staged whole: the output is made again from it
     /// and delivered to the second sink. Before, it was downloaded again, its source gone: failed.

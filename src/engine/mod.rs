@@ -578,10 +578,16 @@ async fn run_files(
     // for good (recorded failed, with where `after.failure` moved it); or before delivery was
     // done, the partner removing it since (finished by the lifecycle from what the crash left,
     // when its source is gone: `left_gone`).
+    // Finishing one can be a whole delivery (from a staged copy) or a quarantine: none is
+    // started once a stop is asked (`wharf serve` shutting down), as no listed file is; the
+    // ones left stay in flight, for the next run to finish.
     let listed: BTreeSet<&str> = candidates.iter().map(|c| c.entry.path.as_str()).collect();
-    for r in ledger.in_flight_files(&flow.name)? {
-        if listed.contains(r.path.as_str()) {
-            continue;
+    let mut left = ledger.in_flight_files(&flow.name)?.into_iter().filter(|r| !listed.contains(r.path.as_str()));
+    while let Some(r) = left.next() {
+        if opts.stop.requested() {
+            let n = 1 + left.by_ref().count();
+            tracing::info!(flow = %flow.name, files = n, "Shutting down: files an earlier run left unfinished are left for the next run.");
+            break;
         }
         let Ok(path) = RemotePath::parse(&r.path) else { continue };
         let entry = crate::endpoint::Entry { path, kind: EntryKind::File, size: r.size, mtime: r.mtime.map(from_millis) };

@@ -240,6 +240,57 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
     })
 }
 
+/// What became of the copy a quarantine given up had made ([`abandon`]).
+pub(super) struct Abandoned {
+    /// For the file's report line: `; ` and what became of the copy, or empty when none of
+    /// it was made.
+    pub said: String,
+    /// No copy of the file is left at the name recorded (removed, or never made): the name
+    /// is dropped from the file's record.
+    pub gone: bool,
+}
+
+/// Removes (best effort, through the quarantine endpoint, logged) the copy a quarantine that
+/// is given up had made (`qr`, recorded before its upload), and its reports: the file is not
+/// quarantined, so a copy left in the quarantine folder would be an orphan nothing lists or
+/// removes (`wharf quarantine list` shows quarantined files only). The source stays where
+/// `after.failure` leaves it, so nothing is lost. Only a copy that holds the file's very
+/// bytes (its size and SHA-256, else its staged copy) is removed: a file that took the name
+/// meanwhile is somebody else's.
+pub(super) async fn abandon(cx: &Ctx<'_>, rec: &FileRecord, staged: &Path, qr: Option<&QuarantineRecord>) -> Abandoned {
+    let flow = &cx.flow.name;
+    let none = Abandoned { said: String::new(), gone: true };
+    let Some(qr) = qr.filter(|q| q.copy.is_some()) else { return none };
+    // A copy recorded on another endpoint than the flow's quarantine now is not looked for
+    // (as `make_copy`): it is not this run's.
+    let here = cx.flow.quarantine.as_ref().is_some_and(|q| q.endpoint == qr.endpoint);
+    let (Some(ep), Some(copy), true) = (cx.quarantine.as_ref(), qr.copy.as_deref().and_then(|c| RemotePath::parse(c).ok()), here) else {
+        return Abandoned { gone: false, ..none };
+    };
+    let shown = format!("{}:{copy}", qr.endpoint);
+    let expect = match rec.sha256.as_deref() {
+        Some(h) => transfer::Expect::Sha256(h),
+        None if tokio::fs::metadata(staged).await.is_ok() => transfer::Expect::File(staged),
+        None => transfer::Expect::Size,
+    };
+    let left = |e: &dyn std::fmt::Display| {
+        tracing::warn!(flow = %flow, path = %rec.path, copy = %shown, error = %e, "Could not remove the copy of a file whose quarantine was given up; remove it by hand.");
+        Abandoned { said: format!("; its copy {shown} is left in quarantine (removing it failed: {e}; remove it by hand)"), gone: false }
+    };
+    match transfer::already_delivered(&**ep, &copy, rec.size, None, expect).await {
+        Ok(false) => return none,
+        Ok(true) => {}
+        Err(e) => return left(&e),
+    }
+    match remove_copy(&**ep, qr).await {
+        Ok(_) => {
+            tracing::info!(flow = %flow, path = %rec.path, copy = %shown, "Removed the copy of a file whose quarantine was given up.");
+            Abandoned { said: format!("; its copy {shown} was removed from quarantine"), gone: true }
+        }
+        Err(e) => left(&e),
+    }
+}
+
 /// Downloads the source of a file left `quarantining` again into `staged`, its staged copy
 /// gone since the verdict was recorded (the staging folder emptied, or cleared when the state
 /// folder was full). `true` when `staged` now holds the very bytes put aside (the SHA-256

@@ -71,6 +71,11 @@ pub(super) async fn fail(
     } else if (kind.is_passing() || abort || disposal_only) && !give_up {
         detail.push_str(&format!(" (attempt {}; the next run resumes it)", rec.attempts));
     } else {
+        if rec.state == FileState::Quarantining && !give_up {
+            // Refused by its steps, its quarantine failed for good: a copy made before the
+            // trouble is removed (given up, `quarantine_given_up` did), its name dropped.
+            abandon_quarantine(cx, rec, staged, &mut detail).await?;
+        }
         content::discard_with_outputs(staged).await;
         if cx.flow.after_failure == Disposition::Delete {
             // Nothing of this file was kept anywhere (a quarantined file goes another way):
@@ -184,6 +189,23 @@ async fn source_lost(
     Ok((f, false))
 }
 
+/// Removes the copy a quarantine that failed for good had made ([`quarantine::abandon`]),
+/// saying so in `detail`, and drops its name from the file's content result (the verdict
+/// stays in it).
+async fn abandon_quarantine(cx: &Ctx<'_>, rec: &mut FileRecord, staged: &Path, detail: &mut String) -> Result<(), LedgerError> {
+    let Some(mut result) = cx.ledger.file_result(&cx.flow.name, &rec.path)? else { return Ok(()) };
+    let abandoned = quarantine::abandon(cx, rec, staged, result.quarantine.as_ref()).await;
+    detail.push_str(&abandoned.said);
+    if abandoned.gone
+        && let Some(q) = result.quarantine.as_mut().filter(|q| q.copy.is_some())
+    {
+        q.copy = None;
+        rec.updated = now_millis();
+        cx.store(Transition::Result { flow: cx.flow.name.clone(), rec: rec.clone(), result }).await?;
+    }
+    Ok(())
+}
+
 /// Quarantines a given-up file when its staged copy is whole and the flow has a quarantine;
 /// `None` when it cannot be (then it fails for good). A quarantine that fails itself is
 /// logged, said in `detail` (the file's report line), and undone in the ledger: the record
@@ -216,22 +238,31 @@ async fn quarantine_given_up(
         Ok(f) => Ok(Some(f)),
         Err(FileError::Ledger(e)) => Err(e),
         Err(e) => {
-            // A copy whose name was recorded (the upload of its reports failed, say) may be
-            // there: named, for removing by hand.
-            let copy = cx.ledger.file_result(&cx.flow.name, &rec.path)?.and_then(|r| r.quarantine).and_then(|q| q.copy);
-            let left = copy.map(|c| format!(" (a copy of it may be left at {}:/{c})", q.endpoint)).unwrap_or_default();
             tracing::error!(flow = %cx.flow.name, path = %entry.path, error = %e, "Could not quarantine a given-up file.");
             // The reason is the detail already: only what the quarantine met is added.
             let why = match &e {
                 FileError::Quarantine { endpoint, source, .. } => format!("putting it aside in quarantine {endpoint} failed: {source}"),
                 e => format!("it could not be put aside in quarantine: {e}"),
             };
-            detail.push_str(&format!("; {why}{left}"));
+            detail.push_str(&format!("; {why}"));
+            // A copy made before the trouble (the upload of its reports failed, say) is
+            // removed: the file is not quarantined, and the copy would be left where nothing
+            // lists it; one that cannot be removed is named, for removing by hand.
+            let qr = cx.ledger.file_result(&cx.flow.name, &rec.path)?.and_then(|r| r.quarantine);
+            let abandoned = quarantine::abandon(cx, rec, staged, qr.as_ref()).await;
+            detail.push_str(&abandoned.said);
             rec.state = was;
             rec.updated = now_millis();
             let flow = cx.flow.name.clone();
             let undone = match before {
-                Some(result) => Transition::Result { flow, rec: rec.clone(), result },
+                Some(mut result) => {
+                    if abandoned.gone
+                        && let Some(q) = result.quarantine.as_mut()
+                    {
+                        q.copy = None;
+                    }
+                    Transition::Result { flow, rec: rec.clone(), result }
+                }
                 None => Transition::NoResult { flow, rec: rec.clone() },
             };
             cx.store(undone).await?;
