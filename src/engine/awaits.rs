@@ -333,7 +333,9 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
         match listed.get(&a.expected) {
             Some(entry) if older_than_request(entry, &a, slack) => file = Some(stale(entry, &a)),
             Some(entry) => {
-                let (f, abort) = lifecycle::process(&rcx, entry, entry.path.name(), None).await?;
+                let earlier = cx.ledger.file(&rflow.name, &a.expected)?;
+                let known = earlier.filter(|r| taken_away(r, &a)).map(|_| lifecycle::Known::anew());
+                let (f, abort) = lifecycle::process(&rcx, entry, entry.path.name(), known).await?;
                 if abort {
                     let msg = format!("flow {}: {}: {}", rflow.name, f.path, f.detail);
                     return Err(RunAbort::File(msg, f.error_kind.unwrap_or(ErrorKind::Protocol)));
@@ -375,6 +377,17 @@ fn slack(ep: &DynEndpoint) -> Millis {
 /// (kept on the server, deleted now that `after` says `delete`) is not this request's answer,
 /// and a clock set back between the request and its answer does not leave the answer
 /// unrecorded.
+/// Whether `r`, the record of the response path, is of an earlier exchange's response that
+/// was taken and then deleted or moved away from the server: whatever is there now is a new
+/// file, though it may list as that one did (the same size, written in the same minute, on a
+/// server listing times to the minute) — taken for the await, never disposed of unseen as
+/// "already delivered". (A response kept on the server cannot be told from a new one so.)
+fn taken_away(r: &FileRecord, a: &AwaitRecord) -> bool {
+    r.state == FileState::Done
+        && matches!(r.source_fate, crate::ledger::SourceFate::Moved | crate::ledger::SourceFate::Deleted)
+        && r.run < a.request_run
+}
+
 fn taken_for(ledger: &Ledger, rflow: &Flow, a: &AwaitRecord) -> Result<Option<FileRecord>, LedgerError> {
     Ok(ledger
         .file(&rflow.name, &a.expected)?
@@ -483,7 +496,8 @@ pub(super) async fn foresee(
         let (taken, what, there) = match listed.get(&a.expected) {
             Some(entry) if older_than_request(entry, &a, slack) => (taken_for(ledger, rflow, &a)?, Some(stale(entry, &a).detail), None),
             Some(entry) => {
-                let prev = ledger.file(&rflow.name, &a.expected)?.filter(|p| lifecycle::same_version(rflow, entry, p));
+                let prev =
+                    ledger.file(&rflow.name, &a.expected)?.filter(|p| lifecycle::same_version(rflow, entry, p) && !taken_away(p, &a));
                 match prev.as_ref().and_then(lifecycle::Settled::of) {
                     // "Already delivered": an earlier round trip's response kept on the server
                     // (disposed of now, as any file delivered before).
@@ -1050,6 +1064,42 @@ mod tests {
 
     /// An earlier exchange's answer kept on the server (`after: keep`) is not the new request's:
     /// the plan says so, and so does the run, which leaves it.
+    /// A server listing times to the minute (FTP LIST): the answer to a new request, of the
+    /// same size as the previous answer under the name and written in the same minute, lists
+    /// exactly as the previous one did. That one was deleted from the server when taken
+    /// (`after: delete`), so this is a new file: it answers the new request, and is not
+    /// deleted unseen as "already delivered".
+    #[tokio::test]
+    async fn a_new_answer_listed_like_an_earlier_one_taken_and_deleted_is_taken() {
+        let (dir, flow) = round_trip("1h");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        let minute = std::time::SystemTime::now();
+        let answer = |text: &str| {
+            let p = d.join("partner/outbox/a.ack");
+            std::fs::write(&p, text).unwrap();
+            std::fs::File::options().write(true).open(&p).unwrap().set_modified(minute).unwrap();
+        };
+        std::fs::write(d.join("outbox/a.csv"), "order").unwrap();
+        run(&flow, &ledger, d).await;
+        answer("ack 1");
+        assert_eq!(run(&flow, &ledger, d).await.responses[0].state, AwaitState::Answered);
+        assert!(!d.join("partner/outbox/a.ack").exists(), "deleted once taken");
+        std::fs::remove_file(d.join("acks/a.ack")).unwrap();
+        // A corrected request goes out, and its answer lists as the first one did.
+        std::fs::remove_file(d.join("partner/inbox/a.csv")).unwrap();
+        std::fs::write(d.join("outbox/a.csv"), "corrected order").unwrap();
+        assert_eq!(run(&flow, &ledger, d).await.counts.delivered, 1);
+        answer("ack 2");
+        let plan = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
+        assert_eq!(plan.responses[0].becomes, AwaitState::Answered, "{:#?}", plan.responses);
+        assert!(plan.responses[0].detail.contains(": taken to acks:"), "{:#?}", plan.responses);
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/a.ack")).unwrap(), "ack 2");
+        assert!(!d.join("partner/outbox/a.ack").exists());
+    }
+
     #[tokio::test]
     async fn plan_and_run_leave_an_earlier_exchanges_kept_answer() {
         let (dir, mut flow) = round_trip("1h");
