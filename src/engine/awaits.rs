@@ -1349,7 +1349,7 @@ mod tests {
         let ledger = crate::ledger::Ledger::in_memory().unwrap();
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         let log = crate::log_capture::Log::default();
-        let mut run_logged = || {
+        let run_logged = || {
             let (r, lines) = log.of(|| rt.block_on(run(&flow, &ledger, d)));
             let held: Vec<String> = lines.into_iter().filter(|l| l.contains("Request held back")).collect();
             let reasons: Vec<String> =
