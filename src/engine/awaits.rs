@@ -152,10 +152,16 @@ pub(super) fn left_alone<'r>(flow: &Flow, rec: &'r FileRecord) -> Option<&'r Del
 /// be told apart — one would lose its await, and take the other's answer. The name is
 /// rendered as it will be at delivery (a request sink with `if_exists: rename` may choose
 /// another name then; [`register`] warns of a clash this could not foresee).
+///
+/// Each request comes with the run before this one that listed it, ready, as it is now
+/// ([`seen_ready`]): a hold that run made already (the same await in the way, opened by that
+/// run or an earlier one) is logged at debug level, so that a request held for days is told
+/// of once at info level, not at every poll; every run's report (and `wharf plan`) still
+/// gives the reason.
 pub(super) fn held_back<'e>(
     flow: &Flow,
     awaits: Vec<AwaitRecord>,
-    requests: impl Iterator<Item = (&'e Entry, &'e str, Option<&'e FileRecord>)>,
+    requests: impl Iterator<Item = (&'e Entry, &'e str, Option<&'e FileRecord>, Option<u64>)>,
     run: u64,
     now: SystemTime,
 ) -> Vec<Option<String>> {
@@ -165,7 +171,7 @@ pub(super) fn held_back<'e>(
     // Expected response → the request of this run that goes first.
     let mut first: BTreeMap<String, &str> = BTreeMap::new();
     let mut out = Vec::new();
-    for (entry, rel, prev) in requests {
+    for (entry, rel, prev, seen) in requests {
         let path = entry.path.as_str();
         // Sent already (this is its await), or not to be sent at all: nothing to hold back.
         let settled = prev.filter(|p| lifecycle::same_version(flow, entry, p)).is_some_and(|p| {
@@ -178,7 +184,11 @@ pub(super) fn held_back<'e>(
             // its delivery and aborting the run, run after run): not sent.
             Some(Err(e)) => {
                 let why = format!("its response could not be named ({e}): not sent, as no answer to it could be awaited");
-                tracing::warn!(flow = %flow.name, path, why = %why, "Request held back: its response cannot be named.");
+                if seen.is_some() {
+                    tracing::debug!(flow = %flow.name, path, why = %why, "Request still held back: its response cannot be named.");
+                } else {
+                    tracing::warn!(flow = %flow.name, path, why = %why, "Request held back: its response cannot be named.");
+                }
                 out.push(Some(why));
                 continue;
             }
@@ -198,8 +208,12 @@ pub(super) fn held_back<'e>(
                     None => prev.is_some_and(|p| lifecycle::same_version(flow, entry, p) && p.identity == a.request_identity),
                 }
         };
+        let mut told = false;
         let why = match (open.get(expected.as_str()).filter(|a| !own(a)), first.get(expected.as_str())) {
             (Some(a), _) => {
+                // Held by the run before already: that await was open then (opened by it, or
+                // before it; awaits never reopen), and the request there, ready.
+                told = seen.is_some_and(|earlier| a.request_run <= earlier);
                 let earlier = if a.request == path { "an earlier version of " } else { "" };
                 let sent = date(a.sent_at);
                 // Nothing ends an await without expiry but its answer, or the operator.
@@ -222,12 +236,39 @@ pub(super) fn held_back<'e>(
                 None
             }
         };
-        if let Some(why) = &why {
-            tracing::info!(flow = %flow.name, path, expected = %expected, why = %why, "Request held back: its response name is awaited.");
+        match &why {
+            Some(why) if told => {
+                tracing::debug!(flow = %flow.name, path, expected = %expected, why = %why, "Request still held back: its response name is awaited.")
+            }
+            Some(why) => {
+                tracing::info!(flow = %flow.name, path, expected = %expected, why = %why, "Request held back: its response name is awaited.")
+            }
+            None => {}
         }
         out.push(why);
     }
     out
+}
+
+/// The flow's latest run before `run` that got as far as listing its source (not aborted):
+/// its number and start, for [`seen_ready`].
+pub(super) fn earlier_run(ledger: &Ledger, flow: &str, run: u64) -> Result<Option<(u64, Millis)>, LedgerError> {
+    let runs = ledger.runs(Some(flow), 16)?;
+    Ok(runs.iter().find(|r| r.id < run && r.status != crate::ledger::RunStatus::Aborted).map(|r| (r.id, r.started)))
+}
+
+/// The run `earlier` (see [`earlier_run`]) when it listed `c` as it is now and found it
+/// ready: `obs` is the ledger's observation of it from before this run.
+pub(super) fn seen_ready(
+    flow: &Flow,
+    c: &super::discover::Candidate,
+    obs: Option<&crate::ledger::Observation>,
+    earlier: Option<(u64, Millis)>,
+) -> Option<u64> {
+    let (run, started) = earlier?;
+    let obs = obs.filter(|o| o.size == c.entry.size && o.mtime == super::identity::mtime_millis(&c.entry) && o.since <= started)?;
+    let done = c.done_file.as_ref().map(|(p, present)| (p.name(), *present));
+    matches!(super::ready::assess(&flow.source.ready, &c.entry, Some(obs), started, done).0, super::ready::Readiness::Ready).then_some(run)
 }
 
 /// The response `entry` will await once delivered in this run, as far as it can be told
@@ -292,7 +333,9 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
         match listed.get(&a.expected) {
             Some(entry) if older_than_request(entry, &a, slack) => file = Some(stale(entry, &a)),
             Some(entry) => {
-                let (f, abort) = lifecycle::process(&rcx, entry, entry.path.name(), None).await?;
+                let earlier = cx.ledger.file(&rflow.name, &a.expected)?;
+                let known = earlier.filter(|r| taken_away(r, &a)).map(|_| lifecycle::Known::anew());
+                let (f, abort) = lifecycle::process(&rcx, entry, entry.path.name(), known).await?;
                 if abort {
                     let msg = format!("flow {}: {}: {}", rflow.name, f.path, f.detail);
                     return Err(RunAbort::File(msg, f.error_kind.unwrap_or(ErrorKind::Protocol)));
@@ -334,6 +377,17 @@ fn slack(ep: &DynEndpoint) -> Millis {
 /// (kept on the server, deleted now that `after` says `delete`) is not this request's answer,
 /// and a clock set back between the request and its answer does not leave the answer
 /// unrecorded.
+/// Whether `r`, the record of the response path, is of an earlier exchange's response that
+/// was taken and then deleted or moved away from the server: whatever is there now is a new
+/// file, though it may list as that one did (the same size, written in the same minute, on a
+/// server listing times to the minute) — taken for the await, never disposed of unseen as
+/// "already delivered". (A response kept on the server cannot be told from a new one so.)
+fn taken_away(r: &FileRecord, a: &AwaitRecord) -> bool {
+    r.state == FileState::Done
+        && matches!(r.source_fate, crate::ledger::SourceFate::Moved | crate::ledger::SourceFate::Deleted)
+        && r.run < a.request_run
+}
+
 fn taken_for(ledger: &Ledger, rflow: &Flow, a: &AwaitRecord) -> Result<Option<FileRecord>, LedgerError> {
     Ok(ledger
         .file(&rflow.name, &a.expected)?
@@ -442,7 +496,8 @@ pub(super) async fn foresee(
         let (taken, what, there) = match listed.get(&a.expected) {
             Some(entry) if older_than_request(entry, &a, slack) => (taken_for(ledger, rflow, &a)?, Some(stale(entry, &a).detail), None),
             Some(entry) => {
-                let prev = ledger.file(&rflow.name, &a.expected)?.filter(|p| lifecycle::same_version(rflow, entry, p));
+                let prev =
+                    ledger.file(&rflow.name, &a.expected)?.filter(|p| lifecycle::same_version(rflow, entry, p) && !taken_away(p, &a));
                 match prev.as_ref().and_then(lifecycle::Settled::of) {
                     // "Already delivered": an earlier round trip's response kept on the server
                     // (disposed of now, as any file delivered before).
@@ -1009,6 +1064,42 @@ mod tests {
 
     /// An earlier exchange's answer kept on the server (`after: keep`) is not the new request's:
     /// the plan says so, and so does the run, which leaves it.
+    /// A server listing times to the minute (FTP LIST): the answer to a new request, of the
+    /// same size as the previous answer under the name and written in the same minute, lists
+    /// exactly as the previous one did. That one was deleted from the server when taken
+    /// (`after: delete`), so this is a new file: it answers the new request, and is not
+    /// deleted unseen as "already delivered".
+    #[tokio::test]
+    async fn a_new_answer_listed_like_an_earlier_one_taken_and_deleted_is_taken() {
+        let (dir, flow) = round_trip("1h");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        let minute = std::time::SystemTime::now();
+        let answer = |text: &str| {
+            let p = d.join("partner/outbox/a.ack");
+            std::fs::write(&p, text).unwrap();
+            std::fs::File::options().write(true).open(&p).unwrap().set_modified(minute).unwrap();
+        };
+        std::fs::write(d.join("outbox/a.csv"), "order").unwrap();
+        run(&flow, &ledger, d).await;
+        answer("ack 1");
+        assert_eq!(run(&flow, &ledger, d).await.responses[0].state, AwaitState::Answered);
+        assert!(!d.join("partner/outbox/a.ack").exists(), "deleted once taken");
+        std::fs::remove_file(d.join("acks/a.ack")).unwrap();
+        // A corrected request goes out, and its answer lists as the first one did.
+        std::fs::remove_file(d.join("partner/inbox/a.csv")).unwrap();
+        std::fs::write(d.join("outbox/a.csv"), "corrected order").unwrap();
+        assert_eq!(run(&flow, &ledger, d).await.counts.delivered, 1);
+        answer("ack 2");
+        let plan = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
+        assert_eq!(plan.responses[0].becomes, AwaitState::Answered, "{:#?}", plan.responses);
+        assert!(plan.responses[0].detail.contains(": taken to acks:"), "{:#?}", plan.responses);
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/a.ack")).unwrap(), "ack 2");
+        assert!(!d.join("partner/outbox/a.ack").exists());
+    }
+
     #[tokio::test]
     async fn plan_and_run_leave_an_earlier_exchanges_kept_answer() {
         let (dir, mut flow) = round_trip("1h");
@@ -1247,6 +1338,52 @@ mod tests {
     /// (`{{ext}}` of a file without one gives no name) is not sent: sent, no answer to it could
     /// be awaited, and the file failed after its delivery, aborting the run (no response of the
     /// flow looked for), run after run. `wharf plan` says the same.
+    /// A request held back for days by a flow polled every minute: told at info level by the
+    /// run that holds it back first, at debug level by the later ones (was one INFO line a
+    /// run, 1,440 a day); every run's report still gives the reason. A request that turns up
+    /// while the await is open is told once alike, and so is a hold by another await.
+    #[test]
+    fn a_held_back_request_is_logged_once_not_at_every_run() {
+        let (dir, flow) = round_trip("1h");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let log = crate::log_capture::Log::default();
+        let run_logged = || {
+            let (r, lines) = log.of(|| rt.block_on(run(&flow, &ledger, d)));
+            let held: Vec<String> = lines.into_iter().filter(|l| l.contains("Request held back")).collect();
+            let reasons: Vec<String> =
+                r.files.iter().filter(|f| f.outcome == Outcome::NotReady).map(|f| format!("{} {}", f.path, f.detail)).collect();
+            (held, reasons)
+        };
+        std::fs::write(d.join("outbox/a.csv"), "order").unwrap();
+        std::fs::write(d.join("outbox/a.xml"), "<order/>").unwrap();
+        let (held, reasons) = run_logged();
+        assert!(held.len() == 1 && held[0].contains("a.xml") && held[0].contains("would also answer a.csv"), "{held:#?}");
+        assert_eq!(reasons.len(), 1, "{reasons:#?}");
+        for _ in 0..3 {
+            let (held, reasons) = run_logged();
+            assert_eq!(held, Vec::<String>::new(), "told once");
+            assert!(reasons.len() == 1 && reasons[0].contains("is awaited for a.csv"), "{reasons:#?}");
+        }
+        // A request that turns up now is told of once.
+        std::fs::write(d.join("outbox/a.json"), "{}").unwrap();
+        let (held, reasons) = run_logged();
+        assert!(held.len() == 1 && held[0].contains("a.json"), "{held:#?}");
+        assert_eq!(reasons.len(), 2, "{reasons:#?}");
+        let (held, _) = run_logged();
+        assert_eq!(held, Vec::<String>::new(), "told once");
+        // Answered (taken at the end of a run): a.json goes next, and a.xml, held now by
+        // a.json, is told of again, once.
+        std::fs::write(d.join("partner/outbox/a.ack"), "ack a.csv").unwrap();
+        run_logged();
+        let (held, reasons) = run_logged();
+        assert!(held.len() == 1 && held[0].contains("a.xml") && held[0].contains("would also answer a.json"), "{held:#?} {reasons:#?}");
+        let (held, reasons) = run_logged();
+        assert_eq!(held, Vec::<String>::new(), "told once");
+        assert!(reasons.len() == 1 && reasons[0].contains("is awaited for a.json"), "{reasons:#?}");
+    }
+
     #[tokio::test]
     async fn a_request_whose_response_cannot_be_named_is_not_sent() {
         let (dir, mut flow) = round_trip("1h");

@@ -459,6 +459,9 @@ async fn run_files(
     let mut observations = Vec::new();
     let mut ready = Vec::new();
     let snapshot = ledger.snapshot()?; // one read transaction for the whole listing
+    // Round trips: the run before, to tell a request it held back already (logged once).
+    let earlier = if flow.response.is_some() { awaits::earlier_run(ledger, &flow.name, run)? } else { None };
+    let mut seen = Vec::new();
     for c in &candidates {
         let prev = snapshot.observation(&flow.name, c.entry.path.as_str())?;
         let done = c.done_file.as_ref().map(|(p, present)| (p.name(), *present));
@@ -467,7 +470,10 @@ async fn run_files(
             observations.push((c.entry.path.as_str().to_string(), obs));
         }
         match verdict {
-            ready::Readiness::Ready => ready.push((c, lifecycle::Known::read(&snapshot, flow, &c.entry)?)),
+            ready::Readiness::Ready => {
+                seen.push(awaits::seen_ready(flow, c, prev.as_ref(), earlier));
+                ready.push((c, lifecycle::Known::read(&snapshot, flow, &c.entry)?))
+            }
             // A file already delivered is "skipped", not "not ready", whatever its age.
             ready::Readiness::NotReady(why) => record(report, not_ready(&c.entry.path, why), on_file),
         }
@@ -475,7 +481,7 @@ async fn run_files(
     drop(snapshot);
     ledger.put_observations(&flow.name, &observations)?;
     // Round trips: a request whose response name another open request awaits waits its turn.
-    let requests = ready.iter().map(|(c, k)| (&c.entry, c.rel.as_str(), k.prev()));
+    let requests = ready.iter().zip(seen).map(|((c, k), seen)| (&c.entry, c.rel.as_str(), k.prev(), seen));
     let open = if flow.response.is_some() { ledger.awaits(Some(&flow.name))? } else { Vec::new() };
     let held = awaits::held_back(flow, open, requests, run, now);
     hold_back(&mut ready, held, report, on_file);

@@ -183,6 +183,12 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
     };
     // One read transaction for every look-up of the listing.
     let snapshot = ledger.map(Ledger::snapshot).transpose()?;
+    // Round trips: the run before, to tell a request it held back already (logged once).
+    let earlier = match ledger {
+        Some(l) if flow.response.is_some() => awaits::earlier_run(l, &flow.name, next_run)?,
+        _ => None,
+    };
+    let mut seen = Vec::new();
     let mut files = Vec::new();
     for c in &candidates {
         let path = c.entry.path.as_str();
@@ -192,6 +198,7 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
         };
         let done = c.done_file.as_ref().map(|(p, present)| (p.name(), *present));
         let (verdict, _) = ready::assess(&flow.source.ready, &c.entry, prev.as_ref(), now_ms, done);
+        seen.push(awaits::seen_ready(flow, c, prev.as_ref(), earlier));
         let action = match verdict {
             ready::Readiness::NotReady(why) => Action::Wait { why },
             ready::Readiness::Ready => decide(flow, snapshot.as_ref(), c, next_run, now)?,
@@ -215,7 +222,8 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
                 requests.push((i, c, prev));
             }
         }
-        let held = awaits::held_back(flow, awaits, requests.iter().map(|(_, c, p)| (&c.entry, c.rel.as_str(), p.as_ref())), next_run, now);
+        let requests_seen = requests.iter().map(|(i, c, p)| (&c.entry, c.rel.as_str(), p.as_ref(), seen[*i]));
+        let held = awaits::held_back(flow, awaits, requests_seen, next_run, now);
         for ((i, ..), why) in requests.iter().zip(held) {
             if let Some(why) = why {
                 files[*i].action = Action::Wait { why };
