@@ -35,6 +35,7 @@ use redb::ReadableTable;
 use super::awaits::{AWAIT_REQUESTS, AWAITS, AwaitState};
 use super::events::{EVENTS, NOTIFY_CURSOR, UNSENT_FORGOTTEN, UNSENT_FORGOTTEN_UPTO};
 use super::records::{FileRecord, FileState, RunStatus, SourceFate};
+use super::store::FileTables;
 use super::{COUNTERS, DONE, FILE_RESULTS, FILES, Ledger, LedgerError, Millis, OBSERVATIONS, RUN_CONTENT, RUNS, flow_range};
 
 /// How long an event the notifier has not sent is kept at least, whatever the flow's
@@ -331,9 +332,9 @@ fn prune_files(
     in_flight: &HashSet<String>,
     out: &mut Pruned,
 ) -> Result<(), redb::Error> {
-    let mut files = tx.open_table(FILES)?;
+    let mut files = FileTables::open(tx)?;
     let mut old = Vec::new();
-    for item in files.range(flow_range(p.flow))? {
+    for item in files.files.range(flow_range(p.flow))? {
         let rec = item?.1.value();
         if finished(rec.state)
             && rec.updated < p.cutoff
@@ -358,7 +359,7 @@ fn prune_files(
                 continue;
             }
             let later =
-                files.get((p.flow, d.path.as_str()))?.map(|r| r.value()).is_some_and(|r| finished(r.state) && r.identity != identity);
+                files.files.get((p.flow, d.path.as_str()))?.map(|r| r.value()).is_some_and(|r| finished(r.state) && r.identity != identity);
             if later && !take(&mut earlier, identity.to_string(), p, out) {
                 break;
             }
@@ -369,7 +370,7 @@ fn prune_files(
         out.deliveries = earlier.len();
     }
     for rec in &old {
-        files.remove((p.flow, rec.path.as_str()))?;
+        files.remove(p.flow, &rec.path)?;
         results.remove((p.flow, rec.path.as_str()))?;
         // The delivered identity goes with the file that delivered it (not with a duplicate
         // of it, nor when a later delivery of the identity is still recent).
