@@ -506,6 +506,39 @@ impl Ledger {
         Ok(keep.finish())
     }
 
+    /// For each window (`from..=to`, ms), whether a file of `flow` whose record is `done` was
+    /// last changed in it (delivered then): what `expect:` asks at a deadline. The records are
+    /// keyed by path, not by time, so they are read in turn — none kept, and no further than
+    /// it takes to find a delivery in every window (a flow delivering on time is answered
+    /// early). This process's lazy writes stand in for their stored records.
+    pub fn delivered_in(&self, flow: &str, windows: &[(Millis, Millis)]) -> Result<Vec<bool>, LedgerError> {
+        let pending: BTreeMap<String, FileRecord> =
+            self.pending().iter().filter(|((f, _), _)| f == flow).map(|((_, path), rec)| (path.clone(), rec.clone())).collect();
+        let mut found = vec![false; windows.len()];
+        let mark = |found: &mut Vec<bool>, rec: &FileRecord| {
+            if rec.state == FileState::Done {
+                for (hit, (from, to)) in found.iter_mut().zip(windows) {
+                    *hit |= (*from..=*to).contains(&rec.updated);
+                }
+            }
+        };
+        pending.values().for_each(|rec| mark(&mut found, rec));
+        self.read(|tx| {
+            let t = tx.open_table(FILES)?;
+            for item in t.range::<(&str, &str)>(flow_range(flow))? {
+                let (key, value) = item?;
+                if !pending.contains_key(key.value().1) {
+                    mark(&mut found, &value.value());
+                }
+                if found.iter().all(|hit| *hit) {
+                    break;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(found)
+    }
+
     /// Durably stores a file record (one lifecycle transition).
     pub fn put_file(&self, flow: &str, rec: &FileRecord) -> Result<(), LedgerError> {
         self.put_file_with(flow, rec, Durability::Durable)
@@ -709,6 +742,26 @@ mod tests {
         l.put_file_with("f", &at("e", 20), Durability::Lazy).unwrap();
         assert_eq!(paths(l.latest_files("f", 2).unwrap()), (vec!["y".to_string(), "e".into()], 6));
         assert_eq!(paths(l.latest_files("nope", 2).unwrap()), (vec![], 0));
+    }
+
+    /// `expect:` asks whether each window saw a delivery: only `done` records count, by when
+    /// they were last changed; a lazy write stands in for the record it replaces.
+    #[test]
+    fn deliveries_are_found_by_window() {
+        let l = Ledger::in_memory().unwrap();
+        let at = |path: &str, state, updated: Millis| FileRecord { updated, ..rec(path, state) };
+        l.put_file("f", &at("a", FileState::Done, 10)).unwrap();
+        l.put_file("f", &at("b", FileState::Failed, 20)).unwrap();
+        l.put_file("f", &at("c", FileState::Done, 30)).unwrap();
+        l.put_file("g", &at("z", FileState::Done, 40)).unwrap();
+        let windows = [(0, 9), (5, 15), (16, 29), (30, 30), (35, 50)];
+        assert_eq!(l.delivered_in("f", &windows).unwrap(), [false, true, false, true, false]);
+        // `c` sent again under its name, in flight: its earlier delivery no longer shows (as
+        // `wharf files` has it), and a lazily written one does.
+        l.put_file_with("f", &at("c", FileState::Staging, 31), Durability::Lazy).unwrap();
+        l.put_file_with("f", &at("d", FileState::Done, 45), Durability::Lazy).unwrap();
+        assert_eq!(l.delivered_in("f", &windows).unwrap(), [false, true, false, false, true]);
+        assert_eq!(l.delivered_in("nope", &windows[..1]).unwrap(), [false]);
     }
 
     #[test]
