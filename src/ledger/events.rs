@@ -35,6 +35,14 @@ pub(super) const HEALTH: TableDefinition<&str, Postcard<FlowHealth>> = TableDefi
 /// The `counters_v1` key of the last event sequence number the notifier has handled.
 pub(super) const NOTIFY_CURSOR: &str = "notify_cursor";
 
+/// The `counters_v1` key of the newest event pruning forgot before the notifier sent it (a
+/// ledger whose daemon stopped, run from cron since: `ledger::prune`).
+pub(super) const UNSENT_FORGOTTEN_UPTO: &str = "unsent_forgotten_upto";
+
+/// The `counters_v1` key of how many events pruning forgot unsent, up to
+/// [`UNSENT_FORGOTTEN_UPTO`], since the notifier's cursor last passed the one before.
+pub(super) const UNSENT_FORGOTTEN: &str = "unsent_forgotten";
+
 /// What the notifier's throttles hold back, under the key [`HELD`] (see the module doc).
 pub(super) const NOTIFY_HELD: TableDefinition<&str, &[u8]> = TableDefinition::new("notify_held_v1");
 
@@ -258,6 +266,18 @@ impl Ledger {
     /// ever ran (it then starts from the newest event instead of replaying history).
     pub fn notify_cursor(&self) -> Result<Option<u64>, LedgerError> {
         self.read(|tx| Ok(tx.open_table(COUNTERS)?.get(NOTIFY_CURSOR)?.map(|v| v.value())))
+    }
+
+    /// Events the notifier never sent that pruning forgot, when there are such events after
+    /// its cursor `after`: how many, and the newest one's sequence number. A notifier
+    /// resuming there skips them (they are gone) and says so.
+    pub fn forgotten_unsent(&self, after: u64) -> Result<Option<(u64, u64)>, LedgerError> {
+        self.read(|tx| {
+            let counters = tx.open_table(COUNTERS)?;
+            let Some(upto) = counters.get(UNSENT_FORGOTTEN_UPTO)?.map(|v| v.value()) else { return Ok(None) };
+            let count = counters.get(UNSENT_FORGOTTEN)?.map_or(0, |v| v.value());
+            Ok((upto > after).then_some((count, upto)))
+        })
     }
 
     /// The sequence number of the newest event (0: none yet).

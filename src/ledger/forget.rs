@@ -25,6 +25,7 @@ use serde::Serialize;
 use super::awaits::{AWAIT_REQUESTS, AWAITS};
 use super::events::{EVENTS, HEALTH};
 use super::prune::{files_key, pruned_key};
+use super::store::FileTables;
 use super::unsafe_names::UNSAFE_NAMES;
 use super::{COUNTERS, DONE, FILE_RESULTS, FILES, Ledger, LedgerError, OBSERVATIONS, RUN_CONTENT, RUNS};
 
@@ -224,7 +225,7 @@ impl Ledger {
                 awaits: drain(tx, AWAITS, named(flow, &next), b)?,
                 await_requests: drain(tx, AWAIT_REQUESTS, named(flow, &next), b)?,
                 content_results: drain(tx, FILE_RESULTS, named(flow, &next), b)?,
-                files: drain(tx, FILES, named(flow, &next), b)?,
+                files: FileTables::open(tx)?.drain(named(flow, &next), b)?,
                 deliveries: drain(tx, DONE, named(flow, &next), b)?,
                 unsafe_names: drain(tx, UNSAFE_NAMES, named(flow, &next), b)?,
                 marks: 0,

@@ -64,7 +64,7 @@ pub use newest::Newest;
 pub use records::*;
 pub use snapshot::Snapshot;
 pub use store::{Committer, Transition};
-use store::{Core, Handle, Pending, apply_complete, apply_file, apply_result, builder};
+use store::{Core, FileTables, Handle, IN_FLIGHT, Pending, apply_complete, apply_file, apply_result, builder};
 pub use unsafe_names::{Noted, UnsafeName};
 
 const FILES: TableDefinition<(&str, &str), Postcard<FileRecord>> = TableDefinition::new("files_v3");
@@ -78,6 +78,7 @@ const RUN_CONTENT: TableDefinition<(&str, u64), Postcard<RunContent>> = TableDef
 /// Every table `init` creates (a test keeps the list in step): what a reader checks for.
 const TABLES: &[&str] = &[
     "files_v3",
+    "in_flight_v1",
     "done_v1",
     "observations_v1",
     "runs_v1",
@@ -289,6 +290,7 @@ impl Ledger {
             tx.open_table(FILE_RESULTS)?;
             tx.open_table(RUN_CONTENT)?;
             migrate::run(tx)?;
+            store::index_in_flight(tx)?;
             Self::init_awaits(tx)?;
             Self::init_unsafe_names(tx)?;
             Self::init_events(tx)
@@ -420,16 +422,35 @@ impl Ledger {
     }
 
     /// The file records of `flow` still in flight ([`FileState::in_flight`]), by path: what a
-    /// run resumes or finishes. Every record is read (the table is keyed by path), but only
-    /// these are kept: a flow with a long `history` holds hundreds of thousands of finished
-    /// ones, and every run asks.
+    /// run resumes or finishes. Read through the in-flight index (`in_flight_v1`): a flow
+    /// with a long `history` holds hundreds of thousands of finished records, and every run
+    /// asks. (A reader of a ledger no wharf with the index has written yet reads them all.)
     pub fn in_flight_files(&self, flow: &str) -> Result<Vec<FileRecord>, LedgerError> {
-        self.files_where(flow, |r| r.state.in_flight())
+        let stored = self.read(|tx| {
+            let index = match tx.open_table(IN_FLIGHT) {
+                Ok(index) => index,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
+            let files = tx.open_table(FILES)?;
+            let mut out = BTreeMap::new();
+            for item in index.range::<(&str, &str)>(flow_range(flow))? {
+                let (key, _) = item?;
+                if let Some(rec) = files.get(key.value())?.map(|v| v.value()).filter(|r| r.state.in_flight()) {
+                    out.insert(rec.path.clone(), rec);
+                }
+            }
+            Ok(Some(out))
+        })?;
+        match stored {
+            Some(stored) => Ok(self.with_pending(flow, stored, |r| r.state.in_flight())),
+            None => self.files_where(flow, |r| r.state.in_flight()),
+        }
     }
 
     /// The file records of `flow` that `keep` takes, by path.
     fn files_where(&self, flow: &str, keep: impl Fn(&FileRecord) -> bool) -> Result<Vec<FileRecord>, LedgerError> {
-        let mut out: BTreeMap<String, FileRecord> = self.read(|tx| {
+        let stored: BTreeMap<String, FileRecord> = self.read(|tx| {
             let t = tx.open_table(FILES)?;
             let mut out = BTreeMap::new();
             for item in t.range::<(&str, &str)>(flow_range(flow))? {
@@ -440,18 +461,23 @@ impl Ledger {
             }
             Ok(out)
         })?;
-        // This process's lazy writes stand in for their stored records, either way.
+        Ok(self.with_pending(flow, stored, keep))
+    }
+
+    /// `stored`, the records of `flow` that `keep` takes as stored, with this process's lazy
+    /// writes standing in for their stored records, either way.
+    fn with_pending(&self, flow: &str, mut stored: BTreeMap<String, FileRecord>, keep: impl Fn(&FileRecord) -> bool) -> Vec<FileRecord> {
         for ((f, path), rec) in self.pending().iter() {
             if f != flow {
                 continue;
             }
             if keep(rec) {
-                out.insert(path.clone(), rec.clone());
+                stored.insert(path.clone(), rec.clone());
             } else {
-                out.remove(path);
+                stored.remove(path);
             }
         }
-        Ok(out.into_values().collect())
+        stored.into_values().collect()
     }
 
     /// The `limit` file records of `flow` changed last (by `updated`, then path), oldest
@@ -478,6 +504,39 @@ impl Ledger {
             keep.offer((rec.updated, path), rec);
         }
         Ok(keep.finish())
+    }
+
+    /// For each window (`from..=to`, ms), whether a file of `flow` whose record is `done` was
+    /// last changed in it (delivered then): what `expect:` asks at a deadline. The records are
+    /// keyed by path, not by time, so they are read in turn — none kept, and no further than
+    /// it takes to find a delivery in every window (a flow delivering on time is answered
+    /// early). This process's lazy writes stand in for their stored records.
+    pub fn delivered_in(&self, flow: &str, windows: &[(Millis, Millis)]) -> Result<Vec<bool>, LedgerError> {
+        let pending: BTreeMap<String, FileRecord> =
+            self.pending().iter().filter(|((f, _), _)| f == flow).map(|((_, path), rec)| (path.clone(), rec.clone())).collect();
+        let mut found = vec![false; windows.len()];
+        let mark = |found: &mut Vec<bool>, rec: &FileRecord| {
+            if rec.state == FileState::Done {
+                for (hit, (from, to)) in found.iter_mut().zip(windows) {
+                    *hit |= (*from..=*to).contains(&rec.updated);
+                }
+            }
+        };
+        pending.values().for_each(|rec| mark(&mut found, rec));
+        self.read(|tx| {
+            let t = tx.open_table(FILES)?;
+            for item in t.range::<(&str, &str)>(flow_range(flow))? {
+                let (key, value) = item?;
+                if !pending.contains_key(key.value().1) {
+                    mark(&mut found, &value.value());
+                }
+                if found.iter().all(|hit| *hit) {
+                    break;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(found)
     }
 
     /// Durably stores a file record (one lifecycle transition).
@@ -529,7 +588,7 @@ impl Ledger {
     /// Forgets a file entirely (record, content result, observation): the next run treats it as new.
     pub fn forget_file(&self, flow: &str, path: &str) -> Result<(), LedgerError> {
         self.write(|tx| {
-            tx.open_table(FILES)?.remove((flow, path))?;
+            FileTables::open(tx)?.remove(flow, path)?;
             tx.open_table(FILE_RESULTS)?.remove((flow, path))?;
             tx.open_table(OBSERVATIONS)?.remove((flow, path))?;
             Ok(())
@@ -683,6 +742,26 @@ mod tests {
         l.put_file_with("f", &at("e", 20), Durability::Lazy).unwrap();
         assert_eq!(paths(l.latest_files("f", 2).unwrap()), (vec!["y".to_string(), "e".into()], 6));
         assert_eq!(paths(l.latest_files("nope", 2).unwrap()), (vec![], 0));
+    }
+
+    /// `expect:` asks whether each window saw a delivery: only `done` records count, by when
+    /// they were last changed; a lazy write stands in for the record it replaces.
+    #[test]
+    fn deliveries_are_found_by_window() {
+        let l = Ledger::in_memory().unwrap();
+        let at = |path: &str, state, updated: Millis| FileRecord { updated, ..rec(path, state) };
+        l.put_file("f", &at("a", FileState::Done, 10)).unwrap();
+        l.put_file("f", &at("b", FileState::Failed, 20)).unwrap();
+        l.put_file("f", &at("c", FileState::Done, 30)).unwrap();
+        l.put_file("g", &at("z", FileState::Done, 40)).unwrap();
+        let windows = [(0, 9), (5, 15), (16, 29), (30, 30), (35, 50)];
+        assert_eq!(l.delivered_in("f", &windows).unwrap(), [false, true, false, true, false]);
+        // `c` sent again under its name, in flight: its earlier delivery no longer shows (as
+        // `wharf files` has it), and a lazily written one does.
+        l.put_file_with("f", &at("c", FileState::Staging, 31), Durability::Lazy).unwrap();
+        l.put_file_with("f", &at("d", FileState::Done, 45), Durability::Lazy).unwrap();
+        assert_eq!(l.delivered_in("f", &windows).unwrap(), [false, true, false, false, true]);
+        assert_eq!(l.delivered_in("nope", &windows[..1]).unwrap(), [false]);
     }
 
     #[test]

@@ -5,7 +5,11 @@
 //! Forgotten, when older than the cutoff:
 //! - finished runs (and their content totals), but never the flow's newest run nor its
 //!   newest successful one (`wharf status` shows both);
-//! - events the notifier has handled (or that no daemon will send: none ever ran);
+//! - events the notifier has handled (or that no daemon will send: none ever ran); those it
+//!   has not are kept [`UNSENT_KEEP_MS`] at least, then go too: a ledger served once and
+//!   then only run from cron (its cursor stuck where the daemon stopped) would otherwise keep
+//!   every event for ever. What went unsent is counted (`Ledger::forgotten_unsent`), so the
+//!   notifier says it skips them when it resumes;
 //! - readiness observations of paths the last listing no longer had;
 //! - the records of files finished (`done`, `failed`, `duplicate`, `vanished`) whose path the
 //!   last listing no longer had, with their content results;
@@ -29,9 +33,14 @@ use std::collections::HashSet;
 use redb::ReadableTable;
 
 use super::awaits::{AWAIT_REQUESTS, AWAITS, AwaitState};
-use super::events::EVENTS;
+use super::events::{EVENTS, NOTIFY_CURSOR, UNSENT_FORGOTTEN, UNSENT_FORGOTTEN_UPTO};
 use super::records::{FileRecord, FileState, RunStatus, SourceFate};
+use super::store::FileTables;
 use super::{COUNTERS, DONE, FILE_RESULTS, FILES, Ledger, LedgerError, Millis, OBSERVATIONS, RUN_CONTENT, RUNS, flow_range};
+
+/// How long an event the notifier has not sent is kept at least, whatever the flow's
+/// `history` (a week: a daemon stopped over a long weekend sends what happened meanwhile).
+pub const UNSENT_KEEP_MS: Millis = 7 * 86_400_000;
 
 /// What to forget of one flow.
 #[derive(Debug)]
@@ -163,7 +172,7 @@ impl Ledger {
         self.write(|tx| {
             let mut out = Pruned::default();
             prune_runs(tx, p, &mut out)?;
-            prune_events(tx, p, &mut out)?;
+            prune_events(tx, p, now, &mut out)?;
             prune_awaits(tx, p, &mut out)?;
             if let Some(listed) = p.listed {
                 prune_observations(tx, p, listed, &mut out)?;
@@ -228,18 +237,19 @@ fn prune_runs(tx: &redb::WriteTransaction, p: &Prune, out: &mut Pruned) -> Resul
     Ok(())
 }
 
-fn prune_events(tx: &redb::WriteTransaction, p: &Prune, out: &mut Pruned) -> Result<(), redb::Error> {
-    // Unsent events stay; with no cursor no daemon ever ran, and one starting later does not
-    // replay what came before it.
-    let handled = tx.open_table(COUNTERS)?.get(super::events::NOTIFY_CURSOR)?.map(|v| v.value()).unwrap_or(u64::MAX);
+fn prune_events(tx: &redb::WriteTransaction, p: &Prune, now: Millis, out: &mut Pruned) -> Result<(), redb::Error> {
+    // With no cursor no daemon ever ran, and one starting later does not replay what came
+    // before it: every event is as good as handled.
+    let handled = tx.open_table(COUNTERS)?.get(NOTIFY_CURSOR)?.map(|v| v.value()).unwrap_or(u64::MAX);
+    let unsent_cutoff = p.cutoff.min(now.saturating_sub(UNSENT_KEEP_MS));
     let mut events = tx.open_table(EVENTS)?;
     let mut old = Vec::new();
+    // Sequence numbers grow with time: the old ones come first, and once one is unsent, so
+    // are all after it.
     for item in events.range((p.flow, 0)..=(p.flow, u64::MAX))? {
         let e = item?.1.value();
-        if e.at >= p.cutoff || e.seq > handled {
-            break;
-        }
-        if !take(&mut old, e.seq, p, out) {
+        let cutoff = if e.seq > handled { unsent_cutoff } else { p.cutoff };
+        if e.at >= cutoff || !take(&mut old, e.seq, p, out) {
             break;
         }
     }
@@ -247,6 +257,18 @@ fn prune_events(tx: &redb::WriteTransaction, p: &Prune, out: &mut Pruned) -> Res
         events.remove((p.flow, *seq))?;
     }
     out.events = old.len();
+    let unsent: Vec<u64> = old.into_iter().filter(|seq| *seq > handled).collect();
+    if let Some(&last) = unsent.last() {
+        // Counted from the last time the notifier passed what was forgotten unsent before.
+        let mut counters = tx.open_table(COUNTERS)?;
+        let upto = counters.get(UNSENT_FORGOTTEN_UPTO)?.map(|v| v.value());
+        let count = match upto {
+            Some(upto) if upto > handled => counters.get(UNSENT_FORGOTTEN)?.map_or(0, |v| v.value()),
+            _ => 0,
+        };
+        counters.insert(UNSENT_FORGOTTEN, count + unsent.len() as u64)?;
+        counters.insert(UNSENT_FORGOTTEN_UPTO, upto.unwrap_or(0).max(last))?;
+    }
     Ok(())
 }
 
@@ -310,9 +332,9 @@ fn prune_files(
     in_flight: &HashSet<String>,
     out: &mut Pruned,
 ) -> Result<(), redb::Error> {
-    let mut files = tx.open_table(FILES)?;
+    let mut files = FileTables::open(tx)?;
     let mut old = Vec::new();
-    for item in files.range(flow_range(p.flow))? {
+    for item in files.files.range(flow_range(p.flow))? {
         let rec = item?.1.value();
         if finished(rec.state)
             && rec.updated < p.cutoff
@@ -337,7 +359,7 @@ fn prune_files(
                 continue;
             }
             let later =
-                files.get((p.flow, d.path.as_str()))?.map(|r| r.value()).is_some_and(|r| finished(r.state) && r.identity != identity);
+                files.files.get((p.flow, d.path.as_str()))?.map(|r| r.value()).is_some_and(|r| finished(r.state) && r.identity != identity);
             if later && !take(&mut earlier, identity.to_string(), p, out) {
                 break;
             }
@@ -348,7 +370,7 @@ fn prune_files(
         out.deliveries = earlier.len();
     }
     for rec in &old {
-        files.remove((p.flow, rec.path.as_str()))?;
+        files.remove(p.flow, &rec.path)?;
         results.remove((p.flow, rec.path.as_str()))?;
         // The delivered identity goes with the file that delivered it (not with a duplicate
         // of it, nor when a later delivery of the identity is still recent).
@@ -436,15 +458,42 @@ mod tests {
     }
 
     #[test]
-    fn only_events_the_notifier_handled_go() {
+    fn only_events_the_notifier_handled_go_before_a_week_past_history() {
         let l = Ledger::in_memory().unwrap();
         let ev = |at| NewEvent { flow: "f".into(), at, kind: EventKind::Failed, subject: String::new(), detail: "x".into(), run: None };
-        l.record_events(&[ev(DAY), ev(2 * DAY), ev(150 * DAY)]).unwrap();
+        l.record_events(&[ev(DAY), ev(97 * DAY), ev(98 * DAY), ev(99 * DAY), ev(150 * DAY)]).unwrap();
+        l.set_notify_cursor(2).unwrap();
+        let p = Prune { flow: "f", cutoff: 100 * DAY, listed: None, forget_delivered: ForgetDelivered::Never, limit: 100 };
+        // Past `history`: the sent ones go; the unsent ones stay a week.
+        assert_eq!(l.prune(&p, 104 * DAY).unwrap().events, 2);
+        assert_eq!(l.events(Some("f"), 0, 10).unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [3, 4, 5]);
+        assert_eq!(l.forgotten_unsent(2).unwrap(), None, "nothing unsent forgotten yet");
+        l.set_notify_cursor(5).unwrap();
+        assert_eq!(l.prune(&p, 104 * DAY).unwrap().events, 2, "a recent one stays");
+    }
+
+    /// A ledger served once, then only run from cron: the notifier's cursor stays where the
+    /// daemon stopped, and the events after it (a `failed` a minute) went on piling up for
+    /// ever. Past `history` and a week they go, counted for the notifier to skip.
+    #[test]
+    fn unsent_events_go_a_week_past_history_and_are_counted() {
+        let l = Ledger::in_memory().unwrap();
+        let ev = |at| NewEvent { flow: "f".into(), at, kind: EventKind::Failed, subject: String::new(), detail: "x".into(), run: None };
+        l.record_events(&[ev(DAY), ev(2 * DAY), ev(3 * DAY), ev(150 * DAY)]).unwrap();
         l.set_notify_cursor(1).unwrap();
-        assert_eq!(prune(&l, &[], ForgetDelivered::Never, 100).events, 1);
-        assert_eq!(l.events(Some("f"), 0, 10).unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [2, 3]);
-        l.set_notify_cursor(3).unwrap();
-        assert_eq!(prune(&l, &[], ForgetDelivered::Never, 100).events, 1, "a recent one stays");
+        let p = |limit| Prune { flow: "f", cutoff: 100 * DAY, listed: None, forget_delivered: ForgetDelivered::Never, limit };
+        assert_eq!(l.prune(&p(1), 190 * DAY).unwrap().events, 1, "the sent one");
+        assert_eq!(l.forgotten_unsent(1).unwrap(), None);
+        assert_eq!(l.prune(&p(100), 190 * DAY).unwrap().events, 2);
+        assert_eq!(l.events(Some("f"), 0, 10).unwrap().iter().map(|e| e.seq).collect::<Vec<_>>(), [4]);
+        assert_eq!(l.forgotten_unsent(1).unwrap(), Some((2, 3)), "two, up to event 3");
+        assert_eq!(l.forgotten_unsent(3).unwrap(), None, "a notifier past them has nothing to skip");
+        // Once the notifier passed them, the next ones are counted afresh.
+        l.set_notify_cursor(4).unwrap();
+        l.record_events(&[ev(160 * DAY)]).unwrap();
+        let later = Prune { cutoff: 300 * DAY, ..p(100) };
+        assert_eq!(l.prune(&later, 400 * DAY).unwrap().events, 2);
+        assert_eq!(l.forgotten_unsent(4).unwrap(), Some((1, 5)));
     }
 
     #[test]

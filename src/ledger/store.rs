@@ -1,7 +1,8 @@
 //! The database handle a [`Ledger`] and its [`Committer`]s share: reads and writes through
 //! it, the lazy writes stored with the next durable one, and its recovery after a failed write
-//! (the rules are in the ledger's module doc). It stores file transitions; every other record
-//! is the typed API's (`ledger/mod.rs` and its siblings).
+//! (the rules are in the ledger's module doc). It stores file transitions, and is the one place
+//! file records are written or removed ([`FileTables`], which keeps the in-flight index in
+//! step); every other record is the typed API's (`ledger/mod.rs` and its siblings).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,7 +10,11 @@ use std::sync::Arc;
 
 use redb::{ConcurrencyMode, Database, ReadOnlyDatabase, ReadableDatabase};
 
+use redb::{ReadableTable, TableDefinition, TableHandle};
+
+use super::codec::Postcard;
 use super::error::open_error;
+use super::forget::Span;
 use super::{DONE, DoneRecord, FILE_RESULTS, FILES, FileRecord, FileResult, LedgerError, OBSERVATIONS};
 #[cfg(doc)]
 use super::{Ledger, Snapshot};
@@ -66,8 +71,8 @@ pub(super) enum Handle {
 }
 
 /// The most memory redb's page cache takes (per open ledger file). redb's own default is 1
-/// GiB, and a cache fills with whatever is read: every run reads all its flow's file records,
-/// the daily pruning every record, so a daemon's memory would grow with its ledger, for
+/// GiB, and a cache fills with whatever is read: `wharf files` and `expect:` read all of a
+/// flow's file records, the daily pruning every record, so a daemon's memory would grow with its ledger, for
 /// months, to the whole file. The system's page cache still holds the file; the 64 MiB hold
 /// every table of a ledger of some 300,000 file records. (Tests use a small one, so that
 /// one of a few MiB shows the bound.)
@@ -250,34 +255,108 @@ pub enum Transition {
     NoResult { flow: String, rec: FileRecord },
 }
 
+/// The in-flight index: (flow, path) of every file record in flight ([`FileState::in_flight`]),
+/// so that a run finds what it resumes without reading all its flow's records (a flow with a
+/// long `history` holds hundreds of thousands of finished ones). Kept in step with `files_v3`
+/// by [`FileTables`], the one way file records are written or removed; built on open for a
+/// ledger an older wharf wrote ([`index_in_flight`]).
+///
+/// [`FileState::in_flight`]: super::FileState::in_flight
+pub(super) const IN_FLIGHT: TableDefinition<(&str, &str), ()> = TableDefinition::new("in_flight_v1");
+
+type FilesTable<'tx> = redb::Table<'tx, (&'static str, &'static str), Postcard<FileRecord>>;
+
+/// The file records of one write transaction with their in-flight index: every write or
+/// removal of a file record goes through here, which keeps the index in step.
+pub(super) struct FileTables<'tx> {
+    /// For reading; writes go through [`put`](Self::put) and [`remove`](Self::remove).
+    pub(super) files: FilesTable<'tx>,
+    in_flight: redb::Table<'tx, (&'static str, &'static str), ()>,
+}
+
+impl<'tx> FileTables<'tx> {
+    pub(super) fn open(tx: &'tx redb::WriteTransaction) -> Result<Self, redb::TableError> {
+        Ok(FileTables { files: tx.open_table(FILES)?, in_flight: tx.open_table(IN_FLIGHT)? })
+    }
+
+    /// Stores `rec` as `flow`'s record of its path.
+    pub(super) fn put(&mut self, flow: &str, rec: &FileRecord) -> Result<(), redb::StorageError> {
+        let key = (flow, rec.path.as_str());
+        self.files.insert(key, rec)?;
+        if rec.state.in_flight() {
+            self.in_flight.insert(key, ())?;
+        } else {
+            self.in_flight.remove(key)?;
+        }
+        Ok(())
+    }
+
+    /// Removes up to `budget` records of `range` (a flow's: `forget::named`), lowering the
+    /// budget by as many.
+    pub(super) fn drain(&mut self, range: Span<(&str, &str)>, budget: &mut usize) -> Result<usize, redb::StorageError> {
+        let mut n = 0;
+        for item in self.files.extract_from_if(range, |_, _| true)?.take(*budget) {
+            let (key, _) = item?;
+            self.in_flight.remove(key.value())?;
+            n += 1;
+        }
+        *budget -= n;
+        Ok(n)
+    }
+
+    /// Removes `flow`'s record of `path` (and says whether there was one).
+    pub(super) fn remove(&mut self, flow: &str, path: &str) -> Result<bool, redb::StorageError> {
+        self.in_flight.remove((flow, path))?;
+        Ok(self.files.remove((flow, path))?.is_some())
+    }
+}
+
+/// Builds the in-flight index from the file records when the ledger has none yet (last
+/// written by a wharf without it): one read of every record, once.
+pub(super) fn index_in_flight(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    if tx.list_tables()?.any(|t| t.name() == IN_FLIGHT.name()) {
+        return Ok(());
+    }
+    let files = tx.open_table(FILES)?;
+    let mut index = tx.open_table(IN_FLIGHT)?;
+    for row in files.iter()? {
+        let (key, rec) = row?;
+        if rec.value().state.in_flight() {
+            let (flow, path) = key.value();
+            index.insert((flow, path), ())?;
+        }
+    }
+    Ok(())
+}
+
 pub(super) fn apply_file(tx: &redb::WriteTransaction, flow: &str, rec: &FileRecord) -> Result<(), redb::Error> {
-    tx.open_table(FILES)?.insert((flow, rec.path.as_str()), rec)?;
+    FileTables::open(tx)?.put(flow, rec)?;
     Ok(())
 }
 
 pub(super) fn apply_complete(tx: &redb::WriteTransaction, flow: &str, rec: &FileRecord, done: &DoneRecord) -> Result<(), redb::Error> {
-    tx.open_table(FILES)?.insert((flow, rec.path.as_str()), rec)?;
+    FileTables::open(tx)?.put(flow, rec)?;
     tx.open_table(DONE)?.insert((flow, rec.identity.as_str()), done)?;
     tx.open_table(OBSERVATIONS)?.remove((flow, rec.path.as_str()))?;
     Ok(())
 }
 
 pub(super) fn apply_result(tx: &redb::WriteTransaction, flow: &str, rec: &FileRecord, result: &FileResult) -> Result<(), redb::Error> {
-    tx.open_table(FILES)?.insert((flow, rec.path.as_str()), rec)?;
+    FileTables::open(tx)?.put(flow, rec)?;
     tx.open_table(FILE_RESULTS)?.insert((flow, rec.path.as_str()), result)?;
     Ok(())
 }
 
 pub(super) fn apply_no_result(tx: &redb::WriteTransaction, flow: &str, rec: &FileRecord) -> Result<(), redb::Error> {
-    tx.open_table(FILES)?.insert((flow, rec.path.as_str()), rec)?;
+    FileTables::open(tx)?.put(flow, rec)?;
     tx.open_table(FILE_RESULTS)?.remove((flow, rec.path.as_str()))?;
     Ok(())
 }
 
 fn store_pending(tx: &redb::WriteTransaction, pending: &BTreeMap<(String, String), FileRecord>) -> Result<(), redb::Error> {
-    let mut t = tx.open_table(FILES)?;
-    for ((flow, path), rec) in pending {
-        t.insert((flow.as_str(), path.as_str()), rec)?;
+    let mut t = FileTables::open(tx)?;
+    for ((flow, _), rec) in pending {
+        t.put(flow, rec)?;
     }
     Ok(())
 }
@@ -287,6 +366,122 @@ mod tests {
     use super::super::tests::rec;
     use super::super::*;
     use super::*;
+
+    /// The paths of `flow` in the in-flight index, as stored.
+    fn indexed(l: &Ledger, flow: &str) -> Vec<String> {
+        l.read(|tx| {
+            let t = tx.open_table(IN_FLIGHT)?;
+            let mut out = Vec::new();
+            for item in t.range::<(&str, &str)>(flow_range(flow))? {
+                out.push(item?.0.value().1.to_string());
+            }
+            Ok(out)
+        })
+        .unwrap()
+    }
+
+    fn in_flight(l: &Ledger, flow: &str) -> Vec<String> {
+        l.in_flight_files(flow).unwrap().into_iter().map(|r| r.path).collect()
+    }
+
+    /// Every run asks for its flow's files in flight: the index that answers lists exactly
+    /// them, whichever way a record was written (one transition, a group commit, a lazy
+    /// write once stored, a completion, a content result) or removed (`forget_file`,
+    /// pruning, `wharf forget`).
+    #[test]
+    fn the_in_flight_index_follows_every_write_of_a_file_record() {
+        use super::super::prune::{ForgetDelivered, Listed, Prune};
+        let l = Ledger::in_memory().unwrap();
+        l.put_file("f", &rec("a", FileState::Staged)).unwrap();
+        l.put_file("f", &rec("b", FileState::Claimed)).unwrap();
+        l.put_file("f", &rec("c", FileState::Failed)).unwrap();
+        l.put_file("g", &rec("x", FileState::Staging)).unwrap();
+        assert_eq!(indexed(&l, "f"), ["a", "b"]);
+        let done = DoneRecord { path: "a".into(), run: 1, at: 1, targets: vec![] };
+        l.commit(&[
+            Transition::Complete { flow: "f".into(), rec: rec("a", FileState::Done), done },
+            Transition::Result { flow: "f".into(), rec: rec("c", FileState::Processed), result: FileResult::default() },
+            Transition::NoResult { flow: "f".into(), rec: rec("b", FileState::Quarantined) },
+            Transition::File { flow: "f".into(), rec: rec("d", FileState::Delivering) },
+        ])
+        .unwrap();
+        assert_eq!(indexed(&l, "f"), ["c", "d"]);
+        // A lazy write counts at once, and is indexed when stored.
+        l.put_file_with("f", &rec("e", FileState::Staging), Durability::Lazy).unwrap();
+        l.put_file_with("f", &rec("d", FileState::Done), Durability::Lazy).unwrap();
+        assert_eq!(in_flight(&l, "f"), ["c", "e"]);
+        l.flush().unwrap();
+        assert_eq!(indexed(&l, "f"), ["c", "e"]);
+        l.forget_file("f", "c").unwrap();
+        assert_eq!(indexed(&l, "f"), ["e"]);
+        // Pruning forgets finished records only; what it leaves in flight stays indexed.
+        let listed = Listed::default();
+        let p = Prune { flow: "f", cutoff: Millis::MAX, listed: Some(&listed), forget_delivered: ForgetDelivered::Never, limit: 100 };
+        assert_eq!(l.prune(&p, 5).unwrap().files, 2);
+        assert_eq!((in_flight(&l, "f"), indexed(&l, "f")), (vec!["e".to_string()], vec!["e".to_string()]));
+        // `wharf forget`, a chunk at a time.
+        for i in 0..5 {
+            l.put_file("g", &rec(&format!("y{i}"), FileState::Staged)).unwrap();
+        }
+        while l.forget("g", 2).unwrap().more {}
+        assert!(indexed(&l, "g").is_empty() && in_flight(&l, "g").is_empty());
+        assert_eq!(in_flight(&l, "f"), ["e"]);
+    }
+
+    /// A ledger an older wharf wrote has no index: the writer builds it on open, and a reader
+    /// before that reads every record instead.
+    #[test]
+    fn a_ledger_without_the_in_flight_index_gets_it_on_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.redb");
+        let l = Ledger::open(&path).unwrap();
+        l.put_file("f", &rec("a", FileState::Staged)).unwrap();
+        l.put_file("f", &rec("b", FileState::Done)).unwrap();
+        l.put_file("g", &rec("c", FileState::Delivered)).unwrap();
+        l.write(|tx| Ok(tx.delete_table(IN_FLIGHT).map(drop)?)).unwrap();
+        drop(l);
+        let r = Ledger::open_read_only(&path).unwrap();
+        assert_eq!(r.missing_tables().unwrap(), ["in_flight_v1"]);
+        assert_eq!(in_flight(&r, "f"), ["a"], "read from the records");
+        drop(r);
+        let l = Ledger::open(&path).unwrap();
+        assert_eq!((indexed(&l, "f"), indexed(&l, "g")), (vec!["a".to_string()], vec!["c".to_string()]));
+        assert_eq!(in_flight(&l, "f"), ["a"]);
+    }
+
+    /// Figures for the in-flight look-up of a flow with 200,000 finished records (run by hand:
+    /// `cargo test --lib -- --ignored in_flight_look_up_figures --nocapture`).
+    #[test]
+    #[ignore]
+    fn in_flight_look_up_figures() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.redb");
+        let l = Ledger::open(&path).unwrap();
+        for chunk in 0..20 {
+            let t: Vec<Transition> = (0..10_000)
+                .map(|i| {
+                    let n = chunk * 10_000 + i;
+                    let state = if n % 50_000 == 7 { FileState::Staged } else { FileState::Done };
+                    Transition::File { flow: "f".into(), rec: rec(&format!("in/file-{n:07}.csv"), state) }
+                })
+                .collect();
+            l.commit(&t).unwrap();
+        }
+        let t = std::time::Instant::now();
+        let scan = l.files_where("f", |r| r.state.in_flight()).unwrap();
+        let scanned = t.elapsed();
+        let t = std::time::Instant::now();
+        let index = l.in_flight_files("f").unwrap();
+        let indexed = t.elapsed();
+        assert_eq!(scan, index);
+        l.write(|tx| Ok(tx.delete_table(IN_FLIGHT).map(drop)?)).unwrap();
+        drop(l);
+        let t = std::time::Instant::now();
+        let l = Ledger::open(&path).unwrap();
+        let built = t.elapsed();
+        assert_eq!(l.in_flight_files("f").unwrap(), scan);
+        println!("200,000 records, {} in flight: full scan {scanned:?}, index {indexed:?}; index built on open in {built:?}", index.len());
+    }
 
     /// A flow forgotten (or a shorter `history`) leaves the file its size, its pages free for
     /// redb to reuse; compacting gives them back, and keeps every other record.

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use super::supervisor::Shared;
-use crate::ledger::{EventKind, FileState, Ledger, LedgerError, NewEvent, to_millis};
+use crate::ledger::{EventKind, Ledger, LedgerError, NewEvent, to_millis};
 use crate::schedule::{Deadline, Expect, expect_fingerprint};
 
 /// Looks ahead this far for the next deadline.
@@ -159,14 +159,14 @@ impl Watch {
 /// back before what the flow's `history` forgot (a daemon down for longer than it, checking
 /// the deadlines it missed) cannot be judged: it is logged, never reported missing.
 fn missed(ledger: &Ledger, flow: &str, deadlines: &[Deadline]) -> Result<Vec<NewEvent>, LedgerError> {
-    let delivered: Vec<i64> = ledger.files(flow)?.into_iter().filter(|f| f.state == FileState::Done).map(|f| f.updated).collect();
+    let windows: Vec<(i64, i64)> = deadlines.iter().map(|d| (d.window_start.timestamp_millis(), d.due.timestamp_millis())).collect();
+    let delivered = ledger.delivered_in(flow, &windows)?;
     let forgotten = ledger.files_forgotten_before(flow)?;
     Ok(deadlines
         .iter()
-        .filter(|d| {
-            let (from, to) = (d.window_start.timestamp_millis(), d.due.timestamp_millis());
-            !delivered.iter().any(|t| (from..=to).contains(t))
-        })
+        .zip(delivered)
+        .filter(|(_, delivered)| !delivered)
+        .map(|(d, _)| d)
         .filter(|d| {
             let judged = forgotten.is_none_or(|f| d.window_start.timestamp_millis() >= f);
             if !judged {
@@ -190,7 +190,7 @@ fn missed(ledger: &Ledger, flow: &str, deadlines: &[Deadline]) -> Result<Vec<New
 mod tests {
     use super::*;
     use crate::ledger::prune::Prune;
-    use crate::ledger::{DoneRecord, FileRecord};
+    use crate::ledger::{DoneRecord, FileRecord, FileState};
 
     const DAY: i64 = 86_400_000;
 

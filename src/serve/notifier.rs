@@ -181,6 +181,9 @@ struct Pump {
     /// notifier started. What came before is history, not news; what comes after (this
     /// daemon's first runs, which may finish before the flows' rules arrive) is sent.
     history_ends: Option<u64>,
+    /// The newest event forgotten unsent that the log has told of (see
+    /// [`note_forgotten`](Pump::note_forgotten)): told once.
+    forgotten_told: u64,
 }
 
 impl Notifier {
@@ -216,6 +219,7 @@ impl Notifier {
             held_unread: false,
             stored_at: None,
             history_ends,
+            forgotten_told: 0,
         };
         let task = tokio::spawn(async move {
             // The backlog (events recorded while the daemon was down) is read once the flows'
@@ -636,6 +640,7 @@ impl Pump {
         if self.read.is_none() {
             (self.read, self.stored) = (Some(cursor), cursor);
         }
+        self.note_forgotten(cursor);
         tracing::debug!(cursor, "Notifier reading the event log.");
         loop {
             // Not behind on an error either: the next wake reads again (no busy loop).
@@ -665,6 +670,27 @@ impl Pump {
                 self.read = Some(cursor);
                 self.store_cursor(false);
             }
+        }
+    }
+}
+
+impl Pump {
+    /// Says once that events after `cursor` were forgotten before any daemon sent them (a
+    /// ledger run from cron while no daemon served it, for longer than the flows' `history`
+    /// and a week: `ledger::prune`). They are skipped: the log reads on from those left.
+    fn note_forgotten(&mut self, cursor: u64) {
+        match self.ledger.forgotten_unsent(cursor.max(self.forgotten_told)) {
+            Ok(Some((count, upto))) => {
+                self.forgotten_told = upto;
+                tracing::warn!(
+                    cursor,
+                    forgotten = count,
+                    upto,
+                    "Notifier skips events recorded while no daemon sent them and since forgotten (older than their flow's `history` and a week); it goes on with the events left."
+                );
+            }
+            Ok(None) => {}
+            Err(e) => tracing::error!(error = %e, "Notifier cannot read the ledger."),
         }
     }
 }
@@ -740,5 +766,36 @@ mod tests {
         assert_eq!(ledger.notify_cursor().unwrap(), Some(2), "the cursor goes on");
         assert_eq!(ledger.notify_held().unwrap(), Some(Held::encode(&[]).unwrap()), "written over");
         n.stop(Duration::from_secs(5)).await;
+    }
+
+    /// A ledger served once, then run from cron for months: the events after the daemon's
+    /// cursor that pruning forgot unsent are skipped, the log says so once, and the events
+    /// left are sent.
+    #[test]
+    fn a_notifier_resuming_after_unsent_events_were_forgotten_skips_them_and_says_so() {
+        use crate::ledger::prune::{ForgetDelivered, Prune};
+        const DAY: i64 = 86_400_000;
+        let ledger = Arc::new(Ledger::in_memory().unwrap());
+        let ev = |at| NewEvent { flow: "f".into(), at, kind: EventKind::Failed, subject: String::new(), detail: "d".into(), run: None };
+        ledger.record_events(&[ev(DAY), ev(2 * DAY), ev(3 * DAY), ev(150 * DAY)]).unwrap();
+        ledger.set_notify_cursor(1).unwrap();
+        let p = Prune { flow: "f", cutoff: 100 * DAY, listed: None, forget_delivered: ForgetDelivered::Never, limit: 100 };
+        assert_eq!(ledger.prune(&p, 190 * DAY).unwrap().events, 3);
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let ((), lines) = crate::log_capture::Log::default().of(|| {
+            rt.block_on(async {
+                let n = Notifier::start(ledger.clone(), Vec::new(), Arc::new(SystemClock), Arc::new(Metrics::new()));
+                n.set_rules(&[]);
+                n.flush().await;
+                ledger.record_events(&[ev(151 * DAY)]).unwrap();
+                n.wake();
+                n.flush().await;
+                n.stop(Duration::from_secs(5)).await;
+            })
+        });
+        assert_eq!(ledger.notify_cursor().unwrap(), Some(5), "the events left are read");
+        let told: Vec<&String> = lines.iter().filter(|l| l.contains("Notifier skips events")).collect();
+        assert_eq!(told.len(), 1, "{lines:#?}");
+        assert!(told[0].contains("forgotten=2") && told[0].contains("upto=3"), "{}", told[0]);
     }
 }
