@@ -1062,8 +1062,6 @@ mod tests {
         assert_eq!(std::fs::read_to_string(d.join("acks/a.ack")).unwrap(), "ack 2");
     }
 
-    /// An earlier exchange's answer kept on the server (`after: keep`) is not the new request's:
-    /// the plan says so, and so does the run, which leaves it.
     /// A server listing times to the minute (FTP LIST): the answer to a new request, of the
     /// same size as the previous answer under the name and written in the same minute, lists
     /// exactly as the previous one did. That one was deleted from the server when taken
@@ -1100,6 +1098,8 @@ mod tests {
         assert!(!d.join("partner/outbox/a.ack").exists());
     }
 
+    /// An earlier exchange's answer kept on the server (`after: keep`) is not the new request's:
+    /// the plan says so, and so does the run, which leaves it.
     #[tokio::test]
     async fn plan_and_run_leave_an_earlier_exchanges_kept_answer() {
         let (dir, mut flow) = round_trip("1h");
