@@ -14,7 +14,6 @@ use super::run::{load, outcome_label, show_report};
 use super::state::{no_ledger, open_for_read, open_for_write};
 use crate::engine::RunOptions;
 use crate::engine::quarantine::{self, QuarantineError};
-use crate::ledger::FileState;
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -32,34 +31,47 @@ pub enum Sub {
         #[arg(long)]
         json: bool,
     },
-    /// Show why a file was quarantined, with its text report.
+    /// Show why a file was quarantined, with its text report (every quarantined file of the
+    /// path, earlier ones a newer file replaced included, unless `--copy` names one).
     Show {
         /// Flow file (or the name of a flow in ./flows).
         flow: PathBuf,
         /// The file's source path, as `list` shows it.
         path: String,
+        /// The copy of the one to show, as `list` shows it (`ENDPOINT:/PATH`, or the path).
+        #[arg(long)]
+        copy: Option<String>,
     },
     /// Remove the quarantined copy and its reports and forget the file: the next run takes it
     /// again if it is (still, or again) at the source. Also gives up a file a crashed run left
     /// being quarantined that no run can finish (its source, its copy and its staged copy
-    /// gone), which every run fails otherwise.
+    /// gone), which every run fails otherwise. A path with several quarantined files (a newer
+    /// file was taken under its name after one was quarantined) needs `--copy`; releasing an
+    /// earlier one leaves the path's newer file as it is.
     Release {
         /// Flow file (or the name of a flow in ./flows).
         flow: PathBuf,
         /// The file's source path, as `list` shows it.
         path: String,
+        /// The copy of the one to release, as `list` shows it (`ENDPOINT:/PATH`, or the path).
+        #[arg(long)]
+        copy: Option<String>,
         /// Release the copy also when it is the file's last (its source deleted by
         /// `after.failure: delete` and not sent again): the file is then lost.
         #[arg(long)]
         force: bool,
     },
     /// Take the quarantined copy through the flow's current steps (after fixing the script or
-    /// schema) and deliver it when it passes; on success the copy leaves quarantine.
+    /// schema) and deliver it when it passes; on success the copy leaves quarantine. Only the
+    /// file the path's record holds now: an earlier one a newer file replaced is refused.
     Reprocess {
         /// Flow file (or the name of a flow in ./flows).
         flow: PathBuf,
         /// The file's source path, as `list` shows it.
         path: String,
+        /// The copy of the one to reprocess, as `list` shows it (`ENDPOINT:/PATH`, or the path).
+        #[arg(long)]
+        copy: Option<String>,
         /// Print the run report as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -69,16 +81,17 @@ pub enum Sub {
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     match args.command {
         Sub::List { flow, json } => list(&flow, json, global),
-        Sub::Show { flow, path } => with_flow(&flow, |f| show(f, &path, global)),
-        Sub::Release { flow, path, force } => with_flow(&flow, |f| {
+        Sub::Show { flow, path, copy } => with_flow(&flow, |f| show(f, &path, copy.as_deref(), global)),
+        Sub::Release { flow, path, copy, force } => with_flow(&flow, |f| {
             let ledger = open_for_write(global, &f.name, WHILE_SERVING)?;
             let staging = global.state_dir.join("staging");
-            let removed = runtime()?.block_on(quarantine::release(f, &ledger, &path, force, &staging));
+            let removed = runtime()?.block_on(quarantine::release(f, &ledger, &path, copy.as_deref(), force, &staging));
             match removed {
                 Ok(removed) => {
                     outln!(
-                        "released {}; removed: {}",
+                        "released {}{}; removed: {}",
                         quarantine::ledger_path(&path),
+                        copy.as_deref().map(|c| format!(" (copy {c})")).unwrap_or_default(),
                         if removed.is_empty() { "nothing".into() } else { removed.join(", ") }
                     );
                     Ok(ExitCode::SUCCESS)
@@ -86,10 +99,10 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
                 Err(e) => report_error(e),
             }
         }),
-        Sub::Reprocess { flow, path, json } => with_flow(&flow, |f| {
+        Sub::Reprocess { flow, path, copy, json } => with_flow(&flow, |f| {
             let ledger = open_for_write(global, &f.name, WHILE_SERVING)?;
             let opts = RunOptions::new(global.state_dir.join("staging"));
-            match runtime()?.block_on(quarantine::reprocess(f, &ledger, &opts, &path)) {
+            match runtime()?.block_on(quarantine::reprocess(f, &ledger, &opts, &path, copy.as_deref())) {
                 Ok(report) => show_report(&report, json),
                 Err(e) => report_error(e),
             }
@@ -119,18 +132,16 @@ fn list(flow: &str, json: bool, global: &Global) -> anyhow::Result<ExitCode> {
     let Some(ledger) = open_for_read(global)? else {
         return no_ledger(global, json);
     };
-    let mut rows = Vec::new();
-    for rec in ledger.files(&name)?.into_iter().filter(|r| r.state == FileState::Quarantined) {
-        let result = ledger.file_result(&name, &rec.path)?.unwrap_or_default();
-        rows.push((rec, result));
-    }
+    let rows = ledger.quarantined_files(&name, None)?;
     if json {
         let v: Vec<serde_json::Value> = rows
             .iter()
-            .map(|(rec, res)| {
+            .map(|f| {
+                let rec = &f.rec;
                 serde_json::json!({
-                    "path": rec.path, "size": rec.size, "sha256": rec.sha256, "run": rec.run,
-                    "quarantine": res.quarantine, "records": res.counts,
+                    "path": rec.path, "size": rec.size, "sha256": rec.sha256, "run": rec.run, "state": rec.state,
+                    "copy": f.copy(), "earlier": f.earlier,
+                    "quarantine": f.result.quarantine, "records": f.result.counts,
                 })
             })
             .collect();
@@ -143,35 +154,67 @@ fn list(flow: &str, json: bool, global: &Global) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     outln!("{:<19}  {:>5}  {:<36}  {:<36}  reason", "quarantined (UTC)", "run", "path", "copy");
-    for (rec, res) in rows {
-        let q = res.quarantine.unwrap_or_default();
-        let copy = q.copy.map(|c| format!("{}:/{c}", q.endpoint)).unwrap_or_default();
-        outln!("{:<19}  {:>5}  {:<36}  {:<36}  {}", super::files::when(q.at), rec.run, format!("/{}", rec.path), copy, q.reason);
+    for f in &rows {
+        let q = f.quarantine();
+        let path = match f.earlier {
+            Some(_) => format!("/{} (earlier)", f.rec.path),
+            None => format!("/{}", f.rec.path),
+        };
+        let copy = f.copy().unwrap_or_default();
+        outln!("{:<19}  {:>5}  {:<36}  {:<36}  {}", super::files::when(q.at), f.rec.run, path, copy, q.reason);
+    }
+    if rows.iter().any(|f| f.earlier.is_some()) {
+        outln!(
+            "(earlier): a newer file has been taken under its name since; `wharf quarantine release {name} PATH --copy COPY` removes its copy"
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
 
-fn show(flow: &crate::config::Flow, path: &str, global: &Global) -> anyhow::Result<ExitCode> {
+fn show(flow: &crate::config::Flow, path: &str, copy: Option<&str>, global: &Global) -> anyhow::Result<ExitCode> {
     let key = quarantine::ledger_path(path);
     let Some(ledger) = open_for_read(global)? else {
         return report_error(QuarantineError::NotQuarantined { flow: flow.name.clone(), path: key });
     };
-    let rec = ledger.file(&flow.name, &key)?.filter(|r| r.state == FileState::Quarantined);
-    let (Some(rec), Some(res)) = (rec, ledger.file_result(&flow.name, &key)?) else {
-        return report_error(QuarantineError::NotQuarantined { flow: flow.name.clone(), path: key });
+    let files = match copy {
+        Some(_) => match quarantine::pick(&ledger, flow, &key, copy) {
+            Ok(f) => vec![f],
+            Err(e) => return report_error(e),
+        },
+        None => ledger.quarantined_files(&flow.name, Some(&key))?,
     };
-    let q = res.quarantine.clone().unwrap_or_default();
-    let c = res.counts;
-    outln!("file:        /{} ({} bytes, SHA-256 {})", rec.path, rec.size, rec.sha256.as_deref().unwrap_or("-"));
-    outln!("quarantined: {} UTC in run {}", super::files::when(q.at), rec.run);
-    outln!("reason:      {}", q.reason);
-    outln!("copy:        {}", q.copy.as_ref().map(|c| format!("{}:/{c}", q.endpoint)).unwrap_or_else(|| "-".into()));
-    outln!("records:     {} read, {} valid, {} rejected, {} skipped ({} errors)", c.read, c.valid, c.rejected, c.skipped, q.errors_total);
-    outln!("outcome:     {}", outcome_label(crate::engine::Outcome::Quarantined));
-    match runtime()?.block_on(quarantine::report_text(flow, &q)) {
-        Ok(Some(text)) => outln!("\n{text}"),
-        Ok(None) => {}
-        Err(e) => errln!("warning: could not read the report: {e}"),
+    if files.is_empty() {
+        return report_error(QuarantineError::NotQuarantined { flow: flow.name.clone(), path: key });
+    }
+    for (i, f) in files.iter().enumerate() {
+        if i > 0 {
+            outln!();
+        }
+        let (rec, q, c) = (&f.rec, f.quarantine(), f.result.counts);
+        outln!("file:        /{} ({} bytes, SHA-256 {})", rec.path, rec.size, rec.sha256.as_deref().unwrap_or("-"));
+        if let Some(e) = f.earlier {
+            outln!(
+                "earlier:     a newer file was taken under this name on {} UTC (release this one with --copy)",
+                super::files::when(e.replaced)
+            );
+        }
+        outln!("quarantined: {} UTC in run {}", super::files::when(q.at), rec.run);
+        outln!("reason:      {}", q.reason);
+        outln!("copy:        {}", f.copy().unwrap_or_else(|| "-".into()));
+        outln!(
+            "records:     {} read, {} valid, {} rejected, {} skipped ({} errors)",
+            c.read,
+            c.valid,
+            c.rejected,
+            c.skipped,
+            q.errors_total
+        );
+        outln!("outcome:     {}", outcome_label(crate::engine::Outcome::Quarantined));
+        match runtime()?.block_on(quarantine::report_text(flow, &q)) {
+            Ok(Some(text)) => outln!("\n{text}"),
+            Ok(None) => {}
+            Err(e) => errln!("warning: could not read the report: {e}"),
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1819,7 +1819,7 @@ mod tests {
             let q = ledger.file_result("t", "in/a.csv").unwrap().unwrap().quarantine.unwrap();
             assert_eq!(q.copy.as_deref(), Some("rejected/a.csv"));
             if fate == SourceFate::Deleted {
-                let e = crate::engine::quarantine::release(&flow, &ledger, "/in/a.csv", false, &d.join("staging")).await.unwrap_err();
+                let e = crate::engine::quarantine::release(&flow, &ledger, "/in/a.csv", None, false, &d.join("staging")).await.unwrap_err();
                 assert!(matches!(e, crate::engine::quarantine::QuarantineError::LastCopy { .. }), "{e}");
             }
             // Finished: the next run has nothing to do with it.
@@ -2076,7 +2076,7 @@ mod tests {
         }
         // Refused while a run finishes it: here the copy is back.
         std::fs::rename(d.join("aside"), &copy).unwrap();
-        let e = crate::engine::quarantine::release(&flow, &ledger, "/in/a.csv", false, &staging).await.unwrap_err();
+        let e = crate::engine::quarantine::release(&flow, &ledger, "/in/a.csv", None, false, &staging).await.unwrap_err();
         assert!(
             matches!(&e, crate::engine::quarantine::QuarantineError::BeingQuarantined { what, .. } if what.contains("erp:/rejected/a.csv is there")),
             "{e}"
@@ -2091,7 +2091,7 @@ mod tests {
         ledger.put_file_with("t", &rec, crate::ledger::Durability::Durable).unwrap();
         std::fs::remove_file(&copy).unwrap();
         assert_eq!(run(&flow, &ledger, d).await.counts.failed, 1);
-        let removed = crate::engine::quarantine::release(&flow, &ledger, "/in/a.csv", false, &staging).await.unwrap();
+        let removed = crate::engine::quarantine::release(&flow, &ledger, "/in/a.csv", None, false, &staging).await.unwrap();
         assert!(removed.is_empty());
         assert!(ledger.file("t", "in/a.csv").unwrap().is_none());
         assert!(run(&flow, &ledger, d).await.files.is_empty(), "no run fails it again");
@@ -2136,7 +2136,7 @@ mod tests {
             ),
             "{why}"
         );
-        let e = crate::engine::quarantine::release(&flow, &ledger, "/in/a.csv", false, &staging).await.unwrap_err();
+        let e = crate::engine::quarantine::release(&flow, &ledger, "/in/a.csv", None, false, &staging).await.unwrap_err();
         assert!(matches!(e, crate::engine::quarantine::QuarantineError::BeingQuarantined { .. }), "{e}");
         let r = run(&flow, &ledger, d).await;
         let [f] = &r.files[..] else { panic!("{r:#?}") };

@@ -16,6 +16,7 @@ use std::path::Path;
 use crate::config::Flow;
 use crate::config::flow::Disposition;
 use crate::endpoint::{DynEndpoint, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, RemotePath};
+use crate::ledger::quarantined::{Earlier, QuarantinedFile};
 use crate::ledger::{
     ErrorRecord, FileRecord, FileResult, FileState, Ledger, LedgerError, QuarantineRecord, RunStatus, SourceFate, Transition, now_millis,
     to_millis,
@@ -50,6 +51,20 @@ pub enum QuarantineError {
         "flow {flow}: /{path} was left being quarantined by a run that stopped, and the next run finishes it ({what}; `wharf plan {flow}` shows how): nothing to give up"
     )]
     BeingQuarantined { flow: String, path: String, what: String },
+    #[error(
+        "flow {flow}: /{path} has {n} quarantined files (a newer file was taken under its name after each but the last): {copies}; say which with `--copy COPY`"
+    )]
+    Ambiguous { flow: String, path: String, n: usize, copies: String },
+    #[error("flow {flow}: no quarantined file of /{path} has the copy {copy} (its copies: {copies}; see `wharf quarantine list {flow}`)")]
+    NoSuchCopy { flow: String, path: String, copy: String, copies: String },
+    #[error(
+        "flow {flow}: the quarantined copy {copy} is of an earlier file under /{path}: a newer file has been taken under that name since ({now}), so it cannot be reprocessed as /{path}; `wharf quarantine release {flow} /{path} --copy {copy}` removes it from quarantine (fetch it from there first to keep it)"
+    )]
+    Superseded { flow: String, path: String, copy: String, now: String },
+    #[error(
+        "flow {flow}: the quarantined copy {copy} of an earlier file under /{path} is the only copy of it left (`after.failure: delete` deleted its source, and a newer file has been taken under the name since): releasing it would lose it; fetch it from the quarantine folder first, then pass `--force`"
+    )]
+    EarlierLastCopy { flow: String, path: String, copy: String },
     #[error(transparent)]
     Ledger(#[from] LedgerError),
 }
@@ -566,12 +581,66 @@ async fn record_left_aside(
     Ok((f, false))
 }
 
-/// The quarantined record of `path`, or why there is none.
-fn quarantined(ledger: &Ledger, flow: &Flow, path: &str) -> Result<(FileRecord, QuarantineRecord), QuarantineError> {
-    let not = || QuarantineError::NotQuarantined { flow: flow.name.clone(), path: path.to_string() };
-    let rec = ledger.file(&flow.name, path)?.filter(|r| r.state == FileState::Quarantined).ok_or_else(not)?;
-    let q = ledger.file_result(&flow.name, path)?.and_then(|r| r.quarantine).ok_or_else(not)?;
-    Ok((rec, q))
+/// The quarantined file of `path` that `copy` names (as `wharf quarantine list` shows it,
+/// `endpoint:/path`, or its path alone), or, without `copy`, the only one there is: a path a
+/// newer file was taken under after its file was quarantined has one per generation
+/// ([`Ledger::quarantined_files`]), and naming one of several is refused, listing them.
+pub fn pick(ledger: &Ledger, flow: &Flow, path: &str, copy: Option<&str>) -> Result<QuarantinedFile, QuarantineError> {
+    let mut all = ledger.quarantined_files(&flow.name, Some(path))?;
+    let (flow, path) = (flow.name.clone(), path.to_string());
+    let copies = |all: &[QuarantinedFile]| {
+        all.iter()
+            .map(|f| {
+                let which = if f.earlier.is_some() { "an earlier file" } else { "the file recorded now" };
+                format!("{} (quarantined {}, {which})", f.copy().unwrap_or_else(|| "-".into()), lifecycle::date(f.quarantine().at))
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    match copy {
+        Some(c) => match all.iter().position(|f| names_copy(f, c)) {
+            Some(i) => Ok(all.swap_remove(i)),
+            None if all.is_empty() => Err(QuarantineError::NotQuarantined { flow, path }),
+            None => Err(QuarantineError::NoSuchCopy { flow, path, copy: c.to_string(), copies: copies(&all) }),
+        },
+        None => match all.len() {
+            0 => Err(QuarantineError::NotQuarantined { flow, path }),
+            1 => Ok(all.remove(0)),
+            n => Err(QuarantineError::Ambiguous { flow, path, n, copies: copies(&all) }),
+        },
+    }
+}
+
+/// Whether `given` (`endpoint:/path`, or the path alone) names `f`'s copy.
+fn names_copy(f: &QuarantinedFile, given: &str) -> bool {
+    let Some(q) = f.result.quarantine.as_ref() else { return false };
+    let given = given.strip_prefix(&format!("{}:", q.endpoint)).unwrap_or(given);
+    q.copy.as_deref().is_some_and(|c| ledger_path(c) == ledger_path(given))
+}
+
+/// The quarantined file of `path` the record holds now (`wharf quarantine reprocess`), `copy`
+/// naming which when given; one of an earlier generation is refused, saying what the path's
+/// record holds now.
+fn current(ledger: &Ledger, flow: &Flow, path: &str, copy: Option<&str>) -> Result<(FileRecord, QuarantineRecord), QuarantineError> {
+    let all = ledger.quarantined_files(&flow.name, Some(path))?;
+    let chosen = match copy {
+        Some(_) => pick(ledger, flow, path, copy)?,
+        // Only the file recorded now can be reprocessed: when it is quarantined, it is meant.
+        None => match all.iter().find(|f| f.earlier.is_none()) {
+            Some(f) => f.clone(),
+            None => pick(ledger, flow, path, None)?,
+        },
+    };
+    if chosen.earlier.is_some() {
+        let now = match ledger.file(&flow.name, path)? {
+            Some(r) => format!("recorded {} in run {} on {}", r.state.as_str(), r.run, lifecycle::date(r.updated)),
+            None => "no longer recorded".to_string(),
+        };
+        let copy = chosen.copy().unwrap_or_default();
+        return Err(QuarantineError::Superseded { flow: flow.name.clone(), path: path.to_string(), copy, now });
+    }
+    let q = chosen.result.quarantine.ok_or_else(|| QuarantineError::NotQuarantined { flow: flow.name.clone(), path: path.to_string() })?;
+    Ok((chosen.rec, q))
 }
 
 /// Normalises a user-given source path (`/in/a.csv` or `in/a.csv`) to the ledger's form.
@@ -610,13 +679,36 @@ async fn quarantine_endpoint(flow: &Flow, q: &QuarantineRecord) -> Result<DynEnd
 /// removed. Refuses, unless `force`, when the copy is the file's last: its source deleted
 /// (`after.failure: delete`) and not sent again. A file a crashed run left `quarantining`
 /// that no run can finish is given up ([`give_up`]); `staging_dir`: the runs' staging folder.
-pub async fn release(flow: &Flow, ledger: &Ledger, path: &str, force: bool, staging_dir: &Path) -> Result<Vec<String>, QuarantineError> {
+pub async fn release(
+    flow: &Flow,
+    ledger: &Ledger,
+    path: &str,
+    copy: Option<&str>,
+    force: bool,
+    staging_dir: &Path,
+) -> Result<Vec<String>, QuarantineError> {
     let path = ledger_path(path);
-    if let Some(rec) = ledger.file(&flow.name, &path)?.filter(|r| r.state == FileState::Quarantining) {
+    if copy.is_none()
+        && let Some(rec) = ledger.file(&flow.name, &path)?.filter(|r| r.state == FileState::Quarantining)
+    {
         return give_up(flow, ledger, rec, staging_dir).await.map(|()| Vec::new());
     }
-    let (rec, q) = quarantined(ledger, flow, &path)?;
+    let picked = pick(ledger, flow, &path, copy)?;
     let file_err = |source| QuarantineError::File { flow: flow.name.clone(), path: path.clone(), source: Box::new(source) };
+    if let Some(earlier) = picked.earlier {
+        // Its source deleted, the copy is all that is left of it (the file at the path is
+        // the newer one).
+        if !force && picked.rec.source_fate == SourceFate::Deleted {
+            let copy = picked.copy().unwrap_or_default();
+            return Err(QuarantineError::EarlierLastCopy { flow: flow.name.clone(), path, copy });
+        }
+        return release_earlier(flow, ledger, &picked, &earlier).await.map_err(|e| match e {
+            FileError::Ledger(e) => e.into(),
+            e => file_err(e),
+        });
+    }
+    let q = picked.quarantine();
+    let rec = picked.rec;
     if !force && rec.source_fate == SourceFate::Deleted {
         let source = RemotePath::parse(&rec.path).map_err(|e| file_err(FileError::Name(e.to_string())))?;
         let eps = endpoints::open_all(flow, &[flow.source.endpoint.as_str()]).await.map_err(|e| file_err(e.into()))?;
@@ -633,6 +725,28 @@ pub async fn release(flow: &Flow, ledger: &Ledger, path: &str, force: bool, stag
     // where nothing lists it any more.
     let removed = remove_copy(&*ep, &q).await.map_err(|e| file_err(e.into()))?;
     ledger.forget_file(&flow.name, &path)?;
+    Ok(removed)
+}
+
+/// `wharf quarantine release` of a quarantined file of an earlier generation (`f`, kept as
+/// `earlier`: a newer file has been taken under its path since): removes its copy and reports
+/// when the copy still holds its very bytes (its SHA-256, else its size: the name may have
+/// been taken by another file since, whose copy is not this one's to remove), and forgets it.
+/// The path's record (the newer file) is not touched.
+async fn release_earlier(flow: &Flow, ledger: &Ledger, f: &QuarantinedFile, earlier: &Earlier) -> Result<Vec<String>, FileError> {
+    let (rec, q) = (&f.rec, f.quarantine());
+    let shown = f.copy().unwrap_or_default();
+    let mut removed = Vec::new();
+    if let Some(copy) = q.copy.as_deref().and_then(|c| RemotePath::parse(c).ok()) {
+        let ep = quarantine_endpoint(flow, &q).await?;
+        let expect = rec.sha256.as_deref().map_or(transfer::Expect::Size, transfer::Expect::Sha256);
+        if transfer::already_delivered(&*ep, &copy, rec.size, None, expect).await? {
+            removed = remove_copy(&*ep, &q).await?;
+        } else {
+            tracing::warn!(flow = %flow.name, path = %rec.path, copy = %shown, "The copy of an earlier quarantined file is gone or holds another file now; left as it is, and the file forgotten.");
+        }
+    }
+    ledger.forget_earlier_quarantine(&flow.name, &rec.path, earlier)?;
     Ok(removed)
 }
 
@@ -669,9 +783,15 @@ async fn give_up(flow: &Flow, ledger: &Ledger, rec: FileRecord, staging_dir: &Pa
 /// `wharf quarantine reprocess`: takes the quarantined copy through the flow's current steps
 /// (a fixed script or schema) and, when accepted, delivers it like any file; on success the
 /// copy and its reports are removed from quarantine. Recorded as a run of its own.
-pub async fn reprocess(flow: &Flow, ledger: &Ledger, opts: &RunOptions, path: &str) -> Result<RunReport, QuarantineError> {
+pub async fn reprocess(
+    flow: &Flow,
+    ledger: &Ledger,
+    opts: &RunOptions,
+    path: &str,
+    copy: Option<&str>,
+) -> Result<RunReport, QuarantineError> {
     let path = ledger_path(path);
-    let (mut rec, q) = quarantined(ledger, flow, &path)?;
+    let (mut rec, q) = current(ledger, flow, &path, copy)?;
     // A copy someone removed is the operator's business, not a failed run of the flow.
     if let Some(copy) = q.copy.as_deref().and_then(|c| RemotePath::parse(c).ok()) {
         let file_err = |source| QuarantineError::File { flow: flow.name.clone(), path: path.clone(), source: Box::new(source) };

@@ -898,7 +898,7 @@ async fn a_reprocessed_file_is_checked_against_the_companions_that_went_with_it(
     let opts = RunOptions::new(fx.state.join("staging"));
     // Reprocessed before the fix: quarantined again for its records, and the source, moved the
     // first time, is not "moved" again (to a free name it never went to).
-    let r = quarantine::reprocess(&fx.flow, &fx.ledger, &opts, "/in/r.csv").await.unwrap();
+    let r = quarantine::reprocess(&fx.flow, &fx.ledger, &opts, "/in/r.csv", None).await.unwrap();
     assert_eq!(r.quarantined, 1, "{r:#?}");
     assert!(r.files[0].detail.starts_with("quarantined to partner:/rejected/r.csv: 1 of 2 records are invalid"), "{}", r.files[0].detail);
     assert!(!r.files[0].detail.contains("source moved"), "{}", r.files[0].detail);
@@ -907,7 +907,7 @@ async fn a_reprocessed_file_is_checked_against_the_companions_that_went_with_it(
     // The fix: ids need not be integers.
     let fixed = "- check: { checksum: sha256 }\n- parse: { format: csv }\n- validate: { row_count_file: \"{{stem}}.count\" }\n";
     with_steps(&mut fx, fixed, "quarantine", None);
-    let r = quarantine::reprocess(&fx.flow, &fx.ledger, &opts, "/in/r.csv").await.unwrap();
+    let r = quarantine::reprocess(&fx.flow, &fx.ledger, &opts, "/in/r.csv", None).await.unwrap();
     assert_eq!((r.counts.delivered, r.quarantined), (1, 0), "{r:#?}");
     // Its source stays where the quarantine moved it: not "moved" to `processed/` as well.
     assert_eq!(r.files[0].detail, "delivered to erp:/inbox/r.csv; records: 2 read, 2 valid, 0 rejected, 0 skipped, 2 written");
@@ -1000,11 +1000,11 @@ async fn an_invalid_file_is_quarantined_with_reports_and_the_source_disposed_of(
     // A copy someone moved away: said so, and no run is recorded for it.
     let runs = fx.ledger.runs(Some("t"), 100).unwrap().len();
     std::fs::rename(fx.src.join("rejected/roster-1.csv"), fx.src.join("aside.csv")).unwrap();
-    let e = quarantine::reprocess(&fx.flow, &fx.ledger, &opts, "/in/roster.csv").await.unwrap_err();
+    let e = quarantine::reprocess(&fx.flow, &fx.ledger, &opts, "/in/roster.csv", None).await.unwrap_err();
     assert!(e.to_string().contains("the quarantined copy of /in/roster.csv, partner:/rejected/roster-1.csv, is gone"), "{e}");
     assert_eq!(fx.ledger.runs(Some("t"), 100).unwrap().len(), runs);
     std::fs::rename(fx.src.join("aside.csv"), fx.src.join("rejected/roster-1.csv")).unwrap();
-    let r = quarantine::reprocess(&fx.flow, &fx.ledger, &opts, "/in/roster.csv").await.unwrap();
+    let r = quarantine::reprocess(&fx.flow, &fx.ledger, &opts, "/in/roster.csv", None).await.unwrap();
     assert_eq!((r.counts.delivered, r.status), (1, RunStatus::Ok), "{r:#?}");
     assert_eq!(read(&fx.dst.join("inbox/roster.csv")), b"id,email\n1,a@x\nzwei,b@x\n");
     assert!(
@@ -1015,7 +1015,7 @@ async fn an_invalid_file_is_quarantined_with_reports_and_the_source_disposed_of(
     assert!(!fx.src.join("rejected/roster-1.csv").exists() && !fx.src.join("rejected/roster-1.csv.report.json").exists());
     assert_eq!(fx.ledger.file("t", "in/roster.csv").unwrap().unwrap().state, FileState::Done);
     assert!(matches!(
-        quarantine::reprocess(&fx.flow, &fx.ledger, &opts, "in/roster.csv").await,
+        quarantine::reprocess(&fx.flow, &fx.ledger, &opts, "in/roster.csv", None).await,
         Err(quarantine::QuarantineError::NotQuarantined { .. })
     ));
 }
@@ -1212,7 +1212,7 @@ x,b@x
     assert_eq!((r.quarantined, r.counts.skipped), (0, 1), "{r:#?}");
     assert!(r.files[0].detail.starts_with("quarantined in run 1"), "{}", r.files[0].detail);
     // Released: forgotten, so the next run takes the file again (and quarantines it again).
-    let removed = quarantine::release(&fx.flow, &fx.ledger, "in/b.csv", false, &fx.state.join("staging")).await.unwrap();
+    let removed = quarantine::release(&fx.flow, &fx.ledger, "in/b.csv", None, false, &fx.state.join("staging")).await.unwrap();
     assert_eq!(removed, ["/rejected/b.csv", "/rejected/b.csv.report.json", "/rejected/b.csv.report.txt"]);
     assert!(fx.ledger.file("t", "in/b.csv").unwrap().is_none());
     assert_eq!(fx.run().await.quarantined, 1);
@@ -1230,18 +1230,18 @@ async fn releasing_the_last_copy_of_a_file_takes_force() {
     fx.put("in/b.csv", body);
     assert_eq!(fx.run().await.quarantined, 1);
     assert!(!fx.src.join("in/b.csv").exists());
-    let e = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", false, &fx.state.join("staging")).await.unwrap_err();
+    let e = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", None, false, &fx.state.join("staging")).await.unwrap_err();
     assert!(matches!(e, quarantine::QuarantineError::LastCopy { .. }), "{e}");
     assert!(e.to_string().starts_with("flow t: the quarantined copy of /in/b.csv, partner:/rejected/b.csv, is the only copy left"), "{e}");
     assert_eq!(read(&fx.src.join("rejected/b.csv")), body);
     assert_eq!(fx.ledger.file("t", "in/b.csv").unwrap().unwrap().state, FileState::Quarantined);
     // Sent again as it was: the copy is no longer the last, and the release lets a run take it.
     fx.put("in/b.csv", body);
-    assert_eq!(quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", false, &fx.state.join("staging")).await.unwrap().len(), 3);
+    assert_eq!(quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", None, false, &fx.state.join("staging")).await.unwrap().len(), 3);
     assert_eq!(fx.run().await.quarantined, 1);
     std::fs::remove_file(fx.src.join("in/b.csv")).ok();
     // Forced: released all the same.
-    assert_eq!(quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", true, &fx.state.join("staging")).await.unwrap().len(), 3);
+    assert_eq!(quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", None, true, &fx.state.join("staging")).await.unwrap().len(), 3);
     assert!(fx.ledger.file("t", "in/b.csv").unwrap().is_none());
 }
 
@@ -1258,7 +1258,7 @@ async fn a_copy_that_cannot_be_removed_stays_quarantined() {
     std::fs::remove_file(&copy).unwrap();
     std::fs::create_dir(&copy).unwrap();
     std::fs::write(copy.join("x"), b"x").unwrap();
-    let e = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", false, &fx.state.join("staging")).await.unwrap_err();
+    let e = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", None, false, &fx.state.join("staging")).await.unwrap_err();
     assert!(e.to_string().contains("rejected/b.csv"), "{e}");
     assert_eq!(fx.ledger.file("t", "in/b.csv").unwrap().unwrap().state, FileState::Quarantined);
     assert!(fx.src.join("rejected/b.csv.report.json").exists(), "its reports stay with it");

@@ -3,7 +3,8 @@
 //! history pruning (`prune`) would otherwise never reach.
 //!
 //! Removed, in this order: runs, their content totals, events, readiness observations,
-//! awaited responses (with their request index), content results, file records, delivered
+//! awaited responses (with their request index), content results, file records, quarantined
+//! files of earlier generations (`quarantined`), delivered
 //! identities, the names its listings could never take, and last the flow's health and pruning marks. In chunks: each call removes at
 //! most a given number of records in one write transaction and says whether more is left, so
 //! a flow with years of history does not make one transaction of millions of changes; a call
@@ -25,6 +26,7 @@ use serde::Serialize;
 use super::awaits::{AWAIT_REQUESTS, AWAITS};
 use super::events::{EVENTS, HEALTH};
 use super::prune::{files_key, pruned_key};
+use super::quarantined::EARLIER;
 use super::store::FileTables;
 use super::unsafe_names::UNSAFE_NAMES;
 use super::{COUNTERS, DONE, FILE_RESULTS, FILES, Ledger, LedgerError, OBSERVATIONS, RUN_CONTENT, RUNS};
@@ -46,6 +48,8 @@ pub struct FlowRecords {
     pub content_results: usize,
     /// File records.
     pub files: usize,
+    /// Quarantined files of earlier generations (a newer file taken under their name since).
+    pub earlier_quarantined: usize,
     /// Delivered identities.
     pub deliveries: usize,
     /// Names in the source folder that could never be taken.
@@ -56,7 +60,7 @@ pub struct FlowRecords {
 
 impl FlowRecords {
     /// Each kind with its count, in the order they are removed (for printing).
-    pub fn kinds(&self) -> [(&'static str, usize); 11] {
+    pub fn kinds(&self) -> [(&'static str, usize); 12] {
         [
             ("runs", self.runs),
             ("run totals", self.run_totals),
@@ -66,6 +70,7 @@ impl FlowRecords {
             ("await index entries", self.await_requests),
             ("content results", self.content_results),
             ("file records", self.files),
+            ("earlier quarantined files", self.earlier_quarantined),
             ("delivered identities", self.deliveries),
             ("files never taken", self.unsafe_names),
             ("health and pruning marks", self.marks),
@@ -90,6 +95,7 @@ impl FlowRecords {
         self.await_requests += o.await_requests;
         self.content_results += o.content_results;
         self.files += o.files;
+        self.earlier_quarantined += o.earlier_quarantined;
         self.deliveries += o.deliveries;
         self.unsafe_names += o.unsafe_names;
         self.marks += o.marks;
@@ -111,6 +117,11 @@ pub(super) type Span<K> = (Bound<K>, Bound<K>);
 /// `flow` (`next` is the smallest name after it, `flow` + NUL, so `ab` is not `a`'s).
 pub(super) fn named<'a>(flow: &'a str, next: &'a str) -> Span<(&'a str, &'a str)> {
     (Bound::Included((flow, "")), Bound::Excluded((next, "")))
+}
+
+/// Every key of `flow` in a table keyed by (flow, name, number), as [`named`].
+fn named_numbered<'a>(flow: &'a str, next: &'a str) -> Span<(&'a str, &'a str, i64)> {
+    (Bound::Included((flow, "", i64::MIN)), Bound::Excluded((next, "", i64::MIN)))
 }
 
 /// Every key of `flow` in a table keyed by (flow, number).
@@ -200,6 +211,7 @@ impl Ledger {
                 await_requests: count(tx, AWAIT_REQUESTS, named(flow, &next))?,
                 content_results: count(tx, FILE_RESULTS, named(flow, &next))?,
                 files: count(tx, FILES, named(flow, &next))?,
+                earlier_quarantined: count(tx, EARLIER, named_numbered(flow, &next))?,
                 deliveries: count(tx, DONE, named(flow, &next))?,
                 unsafe_names: count(tx, UNSAFE_NAMES, named(flow, &next))?,
                 marks,
@@ -225,7 +237,12 @@ impl Ledger {
                 awaits: drain(tx, AWAITS, named(flow, &next), b)?,
                 await_requests: drain(tx, AWAIT_REQUESTS, named(flow, &next), b)?,
                 content_results: drain(tx, FILE_RESULTS, named(flow, &next), b)?,
-                files: FileTables::open(tx)?.drain(named(flow, &next), b)?,
+                // Closed before the next table is drained (it holds that one open).
+                files: {
+                    let mut files = FileTables::open(tx)?;
+                    files.drain(named(flow, &next), b)?
+                },
+                earlier_quarantined: drain(tx, EARLIER, named_numbered(flow, &next), b)?,
                 deliveries: drain(tx, DONE, named(flow, &next), b)?,
                 unsafe_names: drain(tx, UNSAFE_NAMES, named(flow, &next), b)?,
                 marks: 0,
@@ -295,6 +312,10 @@ mod tests {
             ..Default::default()
         };
         l.register_await(&a).unwrap();
+        // An earlier file under the name, quarantined, replaced by the one delivered.
+        let bad = FileRecord { path: "in/a.csv".into(), identity: "id:a0".into(), state: FileState::Quarantined, ..Default::default() };
+        let q = crate::ledger::QuarantineRecord { copy: Some("bad/a.csv".into()), ..Default::default() };
+        l.put_file_and_result(flow, &bad, &FileResult { quarantine: Some(q), ..Default::default() }).unwrap();
         let rec = FileRecord { path: "in/a.csv".into(), identity: "id:a".into(), state: FileState::Done, ..Default::default() };
         l.put_file_and_result(flow, &rec, &FileResult::default()).unwrap();
         l.complete(flow, &rec, &DoneRecord { path: rec.path.clone(), run: run.id, at: 1, targets: vec![] }).unwrap();
@@ -312,6 +333,7 @@ mod tests {
         await_requests: 1,
         content_results: 1,
         files: 1,
+        earlier_quarantined: 1,
         deliveries: 1,
         unsafe_names: 1,
         marks: 3,

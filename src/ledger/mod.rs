@@ -43,6 +43,7 @@ pub mod forget;
 mod migrate;
 pub mod newest;
 pub mod prune;
+pub mod quarantined;
 pub mod records;
 mod snapshot;
 mod store;
@@ -91,6 +92,7 @@ const TABLES: &[&str] = &[
     "health_v1",
     "unsafe_names_v1",
     "notify_held_v1",
+    "quarantined_earlier_v1",
 ];
 
 /// Whether a write must be on disk before it returns.
@@ -289,6 +291,7 @@ impl Ledger {
             tx.open_table(COUNTERS)?;
             tx.open_table(FILE_RESULTS)?;
             tx.open_table(RUN_CONTENT)?;
+            tx.open_table(quarantined::EARLIER)?;
             migrate::run(tx)?;
             store::index_in_flight(tx)?;
             Self::init_awaits(tx)?;
@@ -585,11 +588,12 @@ impl Ledger {
         self.write(|tx| apply_result(tx, flow, rec, result))
     }
 
-    /// Forgets a file entirely (record, content result, observation): the next run treats it as new.
+    /// Forgets a file entirely (record, content result, observation): the next run treats it as
+    /// new. The quarantined files of earlier generations under its path stay
+    /// ([`Ledger::forget_earlier_quarantine`]).
     pub fn forget_file(&self, flow: &str, path: &str) -> Result<(), LedgerError> {
         self.write(|tx| {
             FileTables::open(tx)?.remove(flow, path)?;
-            tx.open_table(FILE_RESULTS)?.remove((flow, path))?;
             tx.open_table(OBSERVATIONS)?.remove((flow, path))?;
             Ok(())
         })

@@ -24,7 +24,8 @@
 //!   (`orders.csv` every day) go too, under the same rule.
 //! - awaited responses (round trips) answered, refused or expired before the cutoff.
 //!
-//! Kept whatever their age: quarantined files (`wharf quarantine` releases them), files
+//! Kept whatever their age: quarantined files, those of earlier generations under a name a
+//! newer file has been taken under since included (`wharf quarantine` releases them), files
 //! still in flight, responses still awaited, the awaits of requests not finished yet (a
 //! request retried registers its await again), and every record of another flow.
 
@@ -36,7 +37,7 @@ use super::awaits::{AWAIT_REQUESTS, AWAITS, AwaitState};
 use super::events::{EVENTS, NOTIFY_CURSOR, UNSENT_FORGOTTEN, UNSENT_FORGOTTEN_UPTO};
 use super::records::{FileRecord, FileState, RunStatus, SourceFate};
 use super::store::FileTables;
-use super::{COUNTERS, DONE, FILE_RESULTS, FILES, Ledger, LedgerError, Millis, OBSERVATIONS, RUN_CONTENT, RUNS, flow_range};
+use super::{COUNTERS, DONE, FILES, Ledger, LedgerError, Millis, OBSERVATIONS, RUN_CONTENT, RUNS, flow_range};
 
 /// How long an event the notifier has not sent is kept at least, whatever the flow's
 /// `history` (a week: a daemon stopped over a long weekend sends what happened meanwhile).
@@ -345,7 +346,6 @@ fn prune_files(
             break;
         }
     }
-    let mut results = tx.open_table(FILE_RESULTS)?;
     let mut done = tx.open_table(DONE)?;
     if p.forget_delivered != ForgetDelivered::Never {
         // Earlier versions under a name whose record now holds a later, finished one
@@ -371,7 +371,6 @@ fn prune_files(
     }
     for rec in &old {
         files.remove(p.flow, &rec.path)?;
-        results.remove((p.flow, rec.path.as_str()))?;
         // The delivered identity goes with the file that delivered it (not with a duplicate
         // of it, nor when a later delivery of the identity is still recent).
         let delivered_here = source_removed(rec, p.forget_delivered)

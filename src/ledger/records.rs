@@ -310,6 +310,22 @@ pub struct QuarantineRecord {
     pub errors_total: u64,
 }
 
+/// A quarantined file whose path a newer file has been taken under since (a partner's
+/// corrected file sent under the same name): its record and content result as they were when
+/// the newer file's record replaced them (table `quarantined_earlier_v1`, see
+/// `ledger::quarantined`). Kept until `wharf quarantine release` removes its copy.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EarlierQuarantine {
+    /// Its record as it was: `quarantined`, or `quarantining` when a run stopped before it was
+    /// recorded quarantined (its copy then may not have been made whole).
+    pub rec: FileRecord,
+    /// Its content result; `quarantine` names its copy.
+    pub result: FileResult,
+    /// When the newer file's record replaced it.
+    #[serde(with = "crate::timestamp::millis")]
+    pub replaced: Millis,
+}
+
 /// Content-step totals of one run (table `run_content_v1`, keyed like `runs_v1`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunContent {

@@ -15,7 +15,8 @@ use redb::{ReadableTable, TableDefinition, TableHandle};
 use super::codec::Postcard;
 use super::error::open_error;
 use super::forget::Span;
-use super::{DONE, DoneRecord, FILE_RESULTS, FILES, FileRecord, FileResult, LedgerError, OBSERVATIONS};
+use super::quarantined::{self, EARLIER};
+use super::{DONE, DoneRecord, EarlierQuarantine, FILE_RESULTS, FILES, FileRecord, FileResult, LedgerError, Millis, OBSERVATIONS};
 #[cfg(doc)]
 use super::{Ledger, Snapshot};
 
@@ -265,29 +266,75 @@ pub enum Transition {
 pub(super) const IN_FLIGHT: TableDefinition<(&str, &str), ()> = TableDefinition::new("in_flight_v1");
 
 type FilesTable<'tx> = redb::Table<'tx, (&'static str, &'static str), Postcard<FileRecord>>;
+type ResultsTable<'tx> = redb::Table<'tx, (&'static str, &'static str), Postcard<FileResult>>;
+type EarlierTable<'tx> = redb::Table<'tx, (&'static str, &'static str, Millis), Postcard<EarlierQuarantine>>;
 
-/// The file records of one write transaction with their in-flight index: every write or
-/// removal of a file record goes through here, which keeps the index in step.
+/// The file records of one write transaction with their in-flight index, their content
+/// results and the quarantined files of earlier generations: every write or removal of a file
+/// record goes through here, which keeps the index in step and keeps a quarantined file a
+/// newer file replaces ([`quarantined::supersedes`]).
 pub(super) struct FileTables<'tx> {
     /// For reading; writes go through [`put`](Self::put) and [`remove`](Self::remove).
     pub(super) files: FilesTable<'tx>,
     in_flight: redb::Table<'tx, (&'static str, &'static str), ()>,
+    results: ResultsTable<'tx>,
+    earlier: EarlierTable<'tx>,
 }
 
 impl<'tx> FileTables<'tx> {
     pub(super) fn open(tx: &'tx redb::WriteTransaction) -> Result<Self, redb::TableError> {
-        Ok(FileTables { files: tx.open_table(FILES)?, in_flight: tx.open_table(IN_FLIGHT)? })
+        Ok(FileTables {
+            files: tx.open_table(FILES)?,
+            in_flight: tx.open_table(IN_FLIGHT)?,
+            results: tx.open_table(FILE_RESULTS)?,
+            earlier: tx.open_table(EARLIER)?,
+        })
     }
 
-    /// Stores `rec` as `flow`'s record of its path.
+    /// Stores `rec` as `flow`'s record of its path. A quarantined file (or one being
+    /// quarantined, its copy named) that `rec`, a newer file under its path, replaces is kept
+    /// in `quarantined_earlier_v1` with its content result, in this same transaction:
+    /// `wharf quarantine` still lists and releases it.
     pub(super) fn put(&mut self, flow: &str, rec: &FileRecord) -> Result<(), redb::StorageError> {
         let key = (flow, rec.path.as_str());
-        self.files.insert(key, rec)?;
+        let old = self.files.insert(key, rec)?.map(|v| v.value());
+        if let Some(old) = old.filter(|old| quarantined::supersedes(old, rec)) {
+            self.keep_earlier(flow, old, rec.updated)?;
+        }
         if rec.state.in_flight() {
             self.in_flight.insert(key, ())?;
         } else {
             self.in_flight.remove(key)?;
         }
+        Ok(())
+    }
+
+    /// Moves `old`, a quarantined record replaced at `replaced`, with its content result into
+    /// `quarantined_earlier_v1`, keyed by when it was quarantined (the next free millisecond
+    /// when two were at once). One with no copy named (being quarantined, the copy not chosen
+    /// yet: nothing was put aside) is not kept.
+    fn keep_earlier(&mut self, flow: &str, old: FileRecord, replaced: Millis) -> Result<(), redb::StorageError> {
+        let path = old.path.clone();
+        let Some(result) = self.results.remove((flow, path.as_str()))?.map(|v| v.value()) else { return Ok(()) };
+        let Some(q) = result.quarantine.as_ref().filter(|q| q.copy.is_some()) else { return Ok(()) };
+        let mut at = q.at;
+        while self.earlier.get((flow, path.as_str(), at))?.is_some() {
+            at += 1;
+        }
+        let kept = EarlierQuarantine { rec: old, result, replaced };
+        self.earlier.insert((flow, path.as_str(), at), &kept)?;
+        Ok(())
+    }
+
+    /// Stores `flow`'s content result of `path`.
+    pub(super) fn put_result(&mut self, flow: &str, path: &str, result: &FileResult) -> Result<(), redb::StorageError> {
+        self.results.insert((flow, path), result)?;
+        Ok(())
+    }
+
+    /// Removes `flow`'s content result of `path`.
+    pub(super) fn remove_result(&mut self, flow: &str, path: &str) -> Result<(), redb::StorageError> {
+        self.results.remove((flow, path))?;
         Ok(())
     }
 
@@ -304,10 +351,18 @@ impl<'tx> FileTables<'tx> {
         Ok(n)
     }
 
-    /// Removes `flow`'s record of `path` (and says whether there was one).
+    /// Removes `flow`'s record of `path` with its content result (and says whether there was
+    /// a record). The quarantined files of earlier generations under the path stay.
     pub(super) fn remove(&mut self, flow: &str, path: &str) -> Result<bool, redb::StorageError> {
         self.in_flight.remove((flow, path))?;
+        self.results.remove((flow, path))?;
         Ok(self.files.remove((flow, path))?.is_some())
+    }
+
+    /// Removes the quarantined file of an earlier generation of `flow`'s `path` kept under
+    /// `at` (and says whether there was one).
+    pub(super) fn remove_earlier(&mut self, flow: &str, path: &str, at: Millis) -> Result<bool, redb::StorageError> {
+        Ok(self.earlier.remove((flow, path, at))?.is_some())
     }
 }
 
@@ -342,14 +397,16 @@ pub(super) fn apply_complete(tx: &redb::WriteTransaction, flow: &str, rec: &File
 }
 
 pub(super) fn apply_result(tx: &redb::WriteTransaction, flow: &str, rec: &FileRecord, result: &FileResult) -> Result<(), redb::Error> {
-    FileTables::open(tx)?.put(flow, rec)?;
-    tx.open_table(FILE_RESULTS)?.insert((flow, rec.path.as_str()), result)?;
+    let mut t = FileTables::open(tx)?;
+    t.put(flow, rec)?;
+    t.put_result(flow, &rec.path, result)?;
     Ok(())
 }
 
 pub(super) fn apply_no_result(tx: &redb::WriteTransaction, flow: &str, rec: &FileRecord) -> Result<(), redb::Error> {
-    FileTables::open(tx)?.put(flow, rec)?;
-    tx.open_table(FILE_RESULTS)?.remove((flow, rec.path.as_str()))?;
+    let mut t = FileTables::open(tx)?;
+    t.put(flow, rec)?;
+    t.remove_result(flow, &rec.path)?;
     Ok(())
 }
 
