@@ -1264,6 +1264,75 @@ async fn a_copy_that_cannot_be_removed_stays_quarantined() {
     assert!(fx.src.join("rejected/b.csv.report.json").exists(), "its reports stay with it");
 }
 
+/// A partner sends a file that is quarantined, then another under the same name: the newer
+/// file's record replaced the quarantined one, and `wharf quarantine` lost the earlier copy
+/// (left in the quarantine folder, listed by nothing, released by nothing). It is kept: both
+/// are listed, a release by path alone is refused naming both copies, the earlier one cannot
+/// be reprocessed, and `--copy` releases it without touching the newer file's record.
+#[tokio::test]
+async fn a_quarantined_file_replaced_by_a_newer_one_under_its_name_stays_releasable() {
+    use crate::ledger::quarantined::QuarantinedFile;
+    let mut fx = fixture();
+    with_steps(&mut fx, ROSTER, "quarantine", None);
+    let staging = fx.state.join("staging");
+    fx.put("in/b.csv", b"id,email\nx,b@x\n");
+    assert_eq!(fx.run().await.quarantined, 1);
+    fx.put("in/b.csv", b"id,email\nyy,b@x\n");
+    assert_eq!(fx.run().await.quarantined, 1);
+    let listed = fx.ledger.quarantined_files("t", None).unwrap();
+    let shown = |l: &[QuarantinedFile]| l.iter().map(|f| (f.copy().unwrap(), f.earlier.is_some())).collect::<Vec<_>>();
+    let (first, second) = ("partner:/rejected/b.csv".to_string(), "partner:/rejected/b-1.csv".to_string());
+    assert_eq!(shown(&listed), [(first.clone(), true), (second.clone(), false)]);
+    // By path alone: which one?
+    let e = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", None, false, &staging).await.unwrap_err();
+    assert!(matches!(e, quarantine::QuarantineError::Ambiguous { n: 2, .. }), "{e}");
+    let said = e.to_string();
+    assert!(said.contains(&format!("{first} (quarantined ")) && said.contains("an earlier file") && said.contains("--copy"), "{said}");
+    assert!(fx.src.join("rejected/b.csv").exists() && fx.src.join("rejected/b-1.csv").exists());
+    // The earlier one is not the file at the path: not reprocessed as it.
+    let opts = RunOptions::new(staging.clone());
+    let e = quarantine::reprocess(&fx.flow, &fx.ledger, &opts, "/in/b.csv", Some(&first)).await.unwrap_err();
+    assert!(matches!(e, quarantine::QuarantineError::Superseded { .. }), "{e}");
+    assert!(e.to_string().contains("recorded quarantined in run 2"), "{e}");
+    let e = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", Some("/rejected/nope.csv"), false, &staging).await.unwrap_err();
+    assert!(matches!(e, quarantine::QuarantineError::NoSuchCopy { .. }), "{e}");
+    // Released by its copy: its copy and reports go, the newer file's record stays.
+    let removed = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", Some("/rejected/b.csv"), false, &staging).await.unwrap();
+    assert_eq!(removed, ["/rejected/b.csv", "/rejected/b.csv.report.json", "/rejected/b.csv.report.txt"]);
+    assert_eq!(shown(&fx.ledger.quarantined_files("t", None).unwrap()), [(second.clone(), false)]);
+    assert!(fx.src.join("rejected/b-1.csv.report.txt").exists());
+    // A corrected file: delivered; the second is now the earlier one. Its copy replaced by
+    // someone else's file meanwhile: that file is left alone, the entry forgotten.
+    fx.put("in/b.csv", b"id,email\n7,b@x\n");
+    assert_eq!(fx.run().await.counts.delivered, 1);
+    assert_eq!(shown(&fx.ledger.quarantined_files("t", None).unwrap()), [(second.clone(), true)]);
+    std::fs::write(fx.src.join("rejected/b-1.csv"), b"somebody else's").unwrap();
+    let removed = quarantine::release(&fx.flow, &fx.ledger, "in/b.csv", None, false, &staging).await.unwrap();
+    assert!(removed.is_empty(), "{removed:?}");
+    assert_eq!(read(&fx.src.join("rejected/b-1.csv")), b"somebody else's");
+    assert!(fx.ledger.quarantined_files("t", None).unwrap().is_empty());
+    assert_eq!(fx.ledger.file("t", "in/b.csv").unwrap().unwrap().state, FileState::Done);
+}
+
+/// Under `after.failure: delete`, an earlier file's copy is all that is left of it (the file
+/// at its path is the newer one): released only with `--force`.
+#[tokio::test]
+async fn releasing_the_last_copy_of_an_earlier_file_takes_force() {
+    let mut fx = fixture();
+    with_steps(&mut fx, ROSTER, "quarantine", None);
+    fx.flow.after_failure = Disposition::Delete;
+    let staging = fx.state.join("staging");
+    fx.put("in/b.csv", b"id,email\nx,b@x\n");
+    assert_eq!(fx.run().await.quarantined, 1);
+    fx.put("in/b.csv", b"id,email\n7,b@x\n");
+    assert_eq!(fx.run().await.counts.delivered, 1);
+    let e = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", None, false, &staging).await.unwrap_err();
+    assert!(matches!(e, quarantine::QuarantineError::EarlierLastCopy { .. }), "{e}");
+    assert!(fx.src.join("rejected/b.csv").exists());
+    assert_eq!(quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", None, true, &staging).await.unwrap().len(), 3);
+    assert!(!fx.src.join("rejected/b.csv").exists());
+}
+
 #[tokio::test]
 async fn the_output_keeps_the_source_name_or_takes_the_new_extension() {
     let mut fx = fixture();

@@ -156,6 +156,77 @@ fn roster_import_example_runs_over_sftp_with_rejects_and_quarantine() {
     assert_eq!(r["counts"]["delivered"], 0, "{r:#}");
 }
 
+/// The partner's bad file is quarantined, and another sent under the same name: each newer
+/// file's record replaced the quarantined one, and `wharf quarantine` lost the earlier copy
+/// (left in the quarantine folder on the partner's server, listed and released by nothing).
+/// Now `list` shows every quarantined file of the name, a release by the name alone is
+/// refused (exit 2) naming each copy, the earlier one cannot be reprocessed, `--copy`
+/// releases one, and the corrected file is delivered meanwhile.
+#[test]
+fn a_quarantined_file_sent_again_under_its_name_stays_listed_and_releasable() {
+    let Some(ex) = Example::new() else { return };
+    let flow = ex.flow();
+    let path = "/incoming/ROSTER_20260106.csv";
+    let run = || {
+        let out = ex.wharf().arg("run").arg("--json").arg(&flow).output().unwrap();
+        json(&out)
+    };
+    let listed = || json(&ex.wharf().args(["quarantine", "list", "roster-import", "--json"]).output().unwrap());
+    let q = |args: &[&str]| ex.wharf().arg("quarantine").arg(args[0]).arg(&flow).args(&args[1..]).output().unwrap();
+    ex.put_fixture("ROSTER_20260106.csv");
+    assert_eq!(run()["quarantined"], 1);
+    // Sent again, still bad (one more bad row).
+    let mut bad = fs::read(repo("flows/fixtures/roster/ROSTER_20260106.csv")).unwrap();
+    bad.extend_from_slice(b"2009;Ida;Roth;ida.roth;XX;01.01.2023;40;active\n");
+    fs::write(ex.remote("incoming/ROSTER_20260106.csv"), &bad).unwrap();
+    ex.sshd.give_to_user(&ex.remote("incoming"));
+    assert_eq!(run()["quarantined"], 1);
+    let l = listed();
+    let rows = l.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{l:#}");
+    let copy = |i: usize| rows[i]["copy"].as_str().unwrap().to_string();
+    let (first, second) = (copy(0), copy(1));
+    assert_eq!(first, "partner:/incoming/rejected/ROSTER_20260106.csv", "{l:#}");
+    assert!(rows[0]["earlier"]["replaced"].is_string() && rows[1]["earlier"].is_null(), "{l:#}");
+    let second_file = ex.remote(&second["partner:/".len()..]);
+    assert_eq!(fs::read(&second_file).unwrap(), bad);
+
+    // Which one? Refused, naming both.
+    let out = q(&["release", path]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains(&first) && text(&out).contains(&second) && text(&out).contains("--copy"), "{}", text(&out));
+    // The earlier one is not what the name holds now.
+    let out = q(&["reprocess", path, "--copy", &first]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("a newer file has been taken under that name since"), "{}", text(&out));
+    assert!(ex.remote("incoming/rejected/ROSTER_20260106.csv").exists());
+
+    // The corrected file: delivered, and both bad ones are earlier files now.
+    fs::copy(repo("flows/fixtures/roster/ROSTER_20260105.csv"), ex.remote("incoming/ROSTER_20260106.csv")).unwrap();
+    ex.sshd.give_to_user(&ex.remote("incoming"));
+    assert_eq!(run()["counts"]["delivered"], 1);
+    assert!(ex.hr().join("roster/ROSTER_20260106.csv").exists());
+    let list = text(&ex.wharf().args(["quarantine", "list", "roster-import"]).output().unwrap());
+    assert_eq!(list.matches("/incoming/ROSTER_20260106.csv (earlier)").count(), 2, "{list}");
+    assert!(list.contains(&first) && list.contains(&second), "{list}");
+
+    // Released by its copy: that copy and its reports go, the other stays.
+    let out = q(&["release", path, "--copy", &first]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    for gone in ["", ".report.json", ".report.txt"] {
+        assert!(!ex.remote(&format!("incoming/rejected/ROSTER_20260106.csv{gone}")).exists(), "{gone}");
+    }
+    assert!(second_file.exists());
+    // One left: the name alone says which.
+    let out = q(&["release", path]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!second_file.exists());
+    let list = text(&ex.wharf().args(["quarantine", "list", "roster-import"]).output().unwrap());
+    assert!(list.contains("no quarantined files"), "{list}");
+    // The delivered file's record is untouched: nothing is delivered again.
+    assert_eq!(run()["counts"]["delivered"], 0);
+}
+
 /// A generic flow over the test server: `/in/*` parsed with `parse` and written as JSON Lines.
 fn dialect_flow(sshd: &Sshd, dir: &Path, name: &str, parse: &str) -> PathBuf {
     let yaml = format!(
