@@ -1314,6 +1314,30 @@ async fn a_quarantined_file_replaced_by_a_newer_one_under_its_name_stays_releasa
     assert_eq!(fx.ledger.file("t", "in/b.csv").unwrap().unwrap().state, FileState::Done);
 }
 
+/// A run stopped while quarantining a file, its copy made; the partner replaced the file
+/// before the next run, which takes the new one. The copy of the old one was left in the
+/// quarantine folder, named by no record; it is kept as an earlier file, and released.
+#[tokio::test]
+async fn a_file_left_quarantining_replaced_by_a_newer_one_keeps_its_copy_releasable() {
+    let mut fx = fixture();
+    with_steps(&mut fx, ROSTER, "quarantine", None);
+    fx.flow.after_failure = Disposition::Keep;
+    fx.put("in/b.csv", b"id,email\nx,b@x\n");
+    assert_eq!(fx.run().await.quarantined, 1);
+    // As a crash after the copy was made leaves it.
+    let mut rec = fx.ledger.file("t", "in/b.csv").unwrap().unwrap();
+    rec.state = FileState::Quarantining;
+    fx.ledger.put_file("t", &rec).unwrap();
+    fx.put("in/b.csv", b"id,email\n7,b@x\n");
+    assert_eq!(fx.run().await.counts.delivered, 1);
+    let kept = fx.ledger.quarantined_files("t", None).unwrap();
+    assert_eq!(kept.len(), 1);
+    assert_eq!((kept[0].rec.state, kept[0].copy().unwrap().as_str()), (FileState::Quarantining, "partner:/rejected/b.csv"));
+    let removed = quarantine::release(&fx.flow, &fx.ledger, "in/b.csv", None, false, &fx.state.join("staging")).await.unwrap();
+    assert_eq!(removed, ["/rejected/b.csv", "/rejected/b.csv.report.json", "/rejected/b.csv.report.txt"]);
+    assert_eq!(fx.ledger.file("t", "in/b.csv").unwrap().unwrap().state, FileState::Done);
+}
+
 /// Under `after.failure: delete`, an earlier file's copy is all that is left of it (the file
 /// at its path is the newer one): released only with `--force`.
 #[tokio::test]
