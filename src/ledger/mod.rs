@@ -556,13 +556,13 @@ impl Ledger {
             self.pending().insert((flow.to_string(), rec.path.clone()), rec.clone());
             return Ok(());
         }
-        self.write(|tx| apply_file(tx, flow, rec))
+        self.write(|tx| apply_file(&mut FileTables::open(tx)?, flow, rec))
     }
 
     /// Marks a file done and records its identity as delivered, in one transaction, and
     /// forgets its readiness observation.
     pub fn complete(&self, flow: &str, rec: &FileRecord, done: &DoneRecord) -> Result<(), LedgerError> {
-        self.write(|tx| apply_complete(tx, flow, rec, done))
+        self.write(|tx| apply_complete(tx, &mut FileTables::open(tx)?, flow, rec, done))
     }
 
     /// Stores several durable transitions (of different files) in one transaction: one fsync
@@ -585,7 +585,7 @@ impl Ledger {
 
     /// Stores a file record and its content result in one transaction (one transition).
     pub fn put_file_and_result(&self, flow: &str, rec: &FileRecord, result: &FileResult) -> Result<(), LedgerError> {
-        self.write(|tx| apply_result(tx, flow, rec, result))
+        self.write(|tx| apply_result(&mut FileTables::open(tx)?, flow, rec, result))
     }
 
     /// Forgets a file entirely (record, content result, observation): the next run treats it as

@@ -232,12 +232,14 @@ impl Core {
 
     pub(super) fn commit(&self, transitions: &[Transition]) -> Result<(), LedgerError> {
         self.write(|tx| {
+            // Opened once for the whole group (a commit may hold thousands of transitions).
+            let files = &mut FileTables::open(tx)?;
             for t in transitions {
                 match t {
-                    Transition::File { flow, rec } => apply_file(tx, flow, rec)?,
-                    Transition::Complete { flow, rec, done } => apply_complete(tx, flow, rec, done)?,
-                    Transition::Result { flow, rec, result } => apply_result(tx, flow, rec, result)?,
-                    Transition::NoResult { flow, rec } => apply_no_result(tx, flow, rec)?,
+                    Transition::File { flow, rec } => apply_file(files, flow, rec)?,
+                    Transition::Complete { flow, rec, done } => apply_complete(tx, files, flow, rec, done)?,
+                    Transition::Result { flow, rec, result } => apply_result(files, flow, rec, result)?,
+                    Transition::NoResult { flow, rec } => apply_no_result(files, flow, rec)?,
                 }
             }
             Ok(())
@@ -384,27 +386,31 @@ pub(super) fn index_in_flight(tx: &redb::WriteTransaction) -> Result<(), redb::E
     Ok(())
 }
 
-pub(super) fn apply_file(tx: &redb::WriteTransaction, flow: &str, rec: &FileRecord) -> Result<(), redb::Error> {
-    FileTables::open(tx)?.put(flow, rec)?;
+pub(super) fn apply_file(t: &mut FileTables, flow: &str, rec: &FileRecord) -> Result<(), redb::Error> {
+    t.put(flow, rec)?;
     Ok(())
 }
 
-pub(super) fn apply_complete(tx: &redb::WriteTransaction, flow: &str, rec: &FileRecord, done: &DoneRecord) -> Result<(), redb::Error> {
-    FileTables::open(tx)?.put(flow, rec)?;
+pub(super) fn apply_complete(
+    tx: &redb::WriteTransaction,
+    t: &mut FileTables,
+    flow: &str,
+    rec: &FileRecord,
+    done: &DoneRecord,
+) -> Result<(), redb::Error> {
+    t.put(flow, rec)?;
     tx.open_table(DONE)?.insert((flow, rec.identity.as_str()), done)?;
     tx.open_table(OBSERVATIONS)?.remove((flow, rec.path.as_str()))?;
     Ok(())
 }
 
-pub(super) fn apply_result(tx: &redb::WriteTransaction, flow: &str, rec: &FileRecord, result: &FileResult) -> Result<(), redb::Error> {
-    let mut t = FileTables::open(tx)?;
+pub(super) fn apply_result(t: &mut FileTables, flow: &str, rec: &FileRecord, result: &FileResult) -> Result<(), redb::Error> {
     t.put(flow, rec)?;
     t.put_result(flow, &rec.path, result)?;
     Ok(())
 }
 
-pub(super) fn apply_no_result(tx: &redb::WriteTransaction, flow: &str, rec: &FileRecord) -> Result<(), redb::Error> {
-    let mut t = FileTables::open(tx)?;
+pub(super) fn apply_no_result(t: &mut FileTables, flow: &str, rec: &FileRecord) -> Result<(), redb::Error> {
     t.put(flow, rec)?;
     t.remove_result(flow, &rec.path)?;
     Ok(())
