@@ -44,7 +44,8 @@ pub enum FileState {
     /// (`file_results_v1` names the copy once chosen).
     Quarantining,
     /// Copied to quarantine with its reports, `after.failure` applied. `wharf quarantine`
-    /// releases or reprocesses it; a re-sent file with new content is taken afresh.
+    /// releases or reprocesses it; a re-sent file with new content is taken afresh, and this
+    /// record is kept as an earlier quarantined file (`ledger::quarantined`).
     Quarantined,
     /// Gone from the source between its listing and its download (the partner removed or
     /// moved it): nothing was delivered, and nothing failed. Reported "skipped" by its run;
