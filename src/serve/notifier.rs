@@ -697,11 +697,19 @@ impl Pump {
 
 /// What the ledger knows of a quarantined file: where the copy and its reports went, why, and
 /// its record counts (`facts` of a `quarantined` notice).
+/// The file of the event's run, when a newer file was taken under its name since (the notice
+/// sent late, held back by a throttle): its own copy, not the newer file's.
 fn quarantine_facts(ledger: &Ledger, ev: &Event) -> serde_json::Value {
     // Reports show paths as `/in/a.csv`; the ledger keys them without the leading slash.
-    match ledger.file_result(&ev.flow, ev.subject.trim_start_matches('/')) {
-        Ok(Some(r)) => serde_json::json!({ "quarantine": r.quarantine, "records": r.counts, "run": r.run }),
-        _ => serde_json::json!({}),
+    let path = ev.subject.trim_start_matches('/');
+    let of_run = ledger
+        .quarantined_files(&ev.flow, Some(path))
+        .ok()
+        .and_then(|all| all.into_iter().rev().find(|f| ev.run.is_none_or(|run| f.result.run == run)))
+        .map(|f| f.result);
+    match of_run.or_else(|| ledger.file_result(&ev.flow, path).ok().flatten()) {
+        Some(r) => serde_json::json!({ "quarantine": r.quarantine, "records": r.counts, "run": r.run }),
+        None => serde_json::json!({}),
     }
 }
 
@@ -750,6 +758,40 @@ mod tests {
     use super::*;
     use crate::ledger::NewEvent;
     use crate::schedule::SystemClock;
+
+    /// A `quarantined` notice sent after a newer file was taken under the name (and
+    /// quarantined too) gives the copy of the file of its run, not the newer one's.
+    #[test]
+    fn a_late_quarantined_notice_names_the_copy_of_its_own_file() {
+        use crate::ledger::{FileRecord, FileResult, FileState, QuarantineRecord};
+        let ledger = Ledger::in_memory().unwrap();
+        for (run, seen) in [(1, 10), (2, 20)] {
+            let rec = FileRecord {
+                path: "in/a.csv".into(),
+                identity: format!("id{run}"),
+                first_seen: seen,
+                state: FileState::Quarantined,
+                run,
+                ..Default::default()
+            };
+            let q = QuarantineRecord { endpoint: "q".into(), copy: Some(format!("bad/a-{run}.csv")), at: seen, ..Default::default() };
+            ledger.put_file_and_result("f", &rec, &FileResult { run, quarantine: Some(q), ..Default::default() }).unwrap();
+        }
+        let ev = |run| Event {
+            seq: 1,
+            flow: "f".into(),
+            at: 1,
+            kind: EventKind::Quarantined,
+            subject: "/in/a.csv".into(),
+            detail: String::new(),
+            run,
+        };
+        assert_eq!(quarantine_facts(&ledger, &ev(Some(1)))["quarantine"]["copy"], "bad/a-1.csv");
+        assert_eq!(quarantine_facts(&ledger, &ev(Some(2)))["quarantine"]["copy"], "bad/a-2.csv");
+        assert_eq!(quarantine_facts(&ledger, &ev(None))["quarantine"]["copy"], "bad/a-2.csv");
+        let other = Event { subject: "/in/b.csv".into(), ..ev(Some(1)) };
+        assert_eq!(quarantine_facts(&ledger, &other), serde_json::json!({}));
+    }
 
     /// A stored list of held notices in a form this version does not read (another version's,
     /// or damaged) is logged and written over: kept, it would keep the cursor from being stored
