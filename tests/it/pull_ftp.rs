@@ -522,10 +522,15 @@ fn a_refused_file_whose_name_ends_in_a_space_is_quarantined_under_a_name_wharf_c
             assert!(!w.remote("in/a.csv ").exists());
         }
         assert_eq!(w.files_in(&w.remote("rejected")), ["a-1.csv_", "a.csv_"], "the first day's copy kept");
-        // What the ledger recorded is where the copy is: `wharf quarantine` finds it.
-        let out = w.wharf().arg("quarantine").arg("release").arg(&flow).arg("/in/a.csv ").output().unwrap();
+        // What the ledger recorded is where the copy is: `wharf quarantine` finds it (the
+        // first day's too, an earlier file under the name: `--copy` says which).
+        let out =
+            w.wharf().arg("quarantine").arg("release").arg(&flow).arg("/in/a.csv ").arg("--copy=/rejected/a-1.csv_").output().unwrap();
         assert!(out.status.success(), "{}", text(&out));
         assert_eq!(w.files_in(&w.remote("rejected")), ["a.csv_"], "the second day's copy released");
+        let out = w.wharf().arg("quarantine").arg("release").arg(&flow).arg("/in/a.csv ").output().unwrap();
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(w.files_in(&w.remote("rejected")).is_empty(), "the first day's copy released");
     }
 }
 
