@@ -38,7 +38,10 @@ pub struct RawFlow {
     #[serde(default)]
     pub after: RawAfter,
     /// What a failing file does to the rest of the run: `continue` (default) processes the
-    /// other files; `stop` ends the run at the first failure (for flows that must keep order).
+    /// other files; `stop` ends the run at the first failure (for flows that must keep order):
+    /// no file after it is started (they are reported skipped, and taken by the next run), and
+    /// nothing more is delivered, not even a file an earlier run left half-delivered; what
+    /// delivers nothing still happens (the source of a file every sink has is moved or deleted).
     #[serde(default)]
     pub on_error: OnError,
     /// Files in flight at once in a run (1–64). Default: decided per run by the size of its
@@ -592,7 +595,7 @@ pub enum OnError {
     /// Go on with the other files.
     #[default]
     Continue,
-    /// Stop the run at the first failed file.
+    /// Stop the run at the first failed file: nothing more is delivered in the run.
     Stop,
 }
 
