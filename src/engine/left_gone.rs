@@ -20,6 +20,7 @@ use crate::ledger::{FileRecord, FileState, Ledger, LedgerError};
 
 use super::error::FileError;
 use super::lifecycle::{self, Ctx};
+use super::discover::Unlisted;
 use super::{FileReport, disposition, endpoints, stage};
 
 /// Whether `rec` is a file left in flight before its delivery was done (see the module
@@ -37,10 +38,10 @@ async fn gone<'a>(
     flow: &Flow,
     source: &dyn Endpoint,
     path: &'a RemotePath,
-    unlisted: &[RemotePath],
+    unlisted: &[Unlisted],
 ) -> Result<Option<&'a str>, EndpointError> {
     let Some(rel) = path.strip_prefix(&flow.source.path) else { return Ok(None) };
-    if unlisted.iter().any(|u| path.strip_prefix(u).is_some()) {
+    if unlisted.iter().any(|u| u.holds(path)) {
         return Ok(None);
     }
     Ok(source.stat(path).await?.is_none().then_some(rel))
@@ -62,7 +63,7 @@ pub(super) async fn finish(
     cx: &Ctx<'_>,
     rec: &FileRecord,
     entry: &Entry,
-    unlisted: &[RemotePath],
+    unlisted: &[Unlisted],
 ) -> Result<Option<(FileReport, bool)>, LedgerError> {
     if !undelivered(rec) {
         return Ok(None);
@@ -98,7 +99,7 @@ pub(super) async fn judge(
     source: &dyn Endpoint,
     ledger: &Ledger,
     rec: &FileRecord,
-    unlisted: &[RemotePath],
+    unlisted: &[Unlisted],
     staging: Option<&Path>,
 ) -> Result<Option<Judged>, LedgerError> {
     if !undelivered(rec) {
