@@ -309,8 +309,9 @@ mod tests {
     fn files_never_taken_are_counted_and_the_first_few_shown_with_why() {
         let (unsafe_name, link) =
             ("a control character in the name; rename it on the source to have it taken", "a symbolic link: only regular files are taken");
-        let names =
-            |n: usize| (0..n).map(|i| NotTaken { path: format!("/in/{i}\\n.csv"), reason: unsafe_name.into(), folder: false }).collect::<Vec<_>>();
+        let names = |n: usize| {
+            (0..n).map(|i| NotTaken { path: format!("/in/{i}\\n.csv"), reason: unsafe_name.into(), folder: false }).collect::<Vec<_>>()
+        };
         assert_eq!(not_taken_lines(&[]), Vec::<String>::new());
         assert_eq!(not_taken_lines(&names(1)), [format!("1 file in the source can never be taken: /in/0\\n.csv ({unsafe_name})")]);
         let mut five = names(4);

@@ -308,13 +308,8 @@ mod tests {
     /// readable and is not any more. What was recorded under it stays recorded meanwhile.
     #[test]
     fn a_subfolder_that_cannot_be_listed_is_warned_of_once_while_it_stays() {
-        let denied = EndpointError::new(
-            ErrorKind::PermissionDenied,
-            crate::endpoint::Op::List,
-            "local /x",
-            None,
-            "Permission denied (os error 13)",
-        );
+        let denied =
+            EndpointError::new(ErrorKind::PermissionDenied, crate::endpoint::Op::List, "local /x", None, "Permission denied (os error 13)");
         let locked = [Unlisted::new(RemotePath::parse("in/locked").unwrap(), &denied)];
         let (log, ledger) = (Log::default(), Ledger::in_memory().unwrap());
         let now = std::time::SystemTime::now();

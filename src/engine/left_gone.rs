@@ -18,9 +18,9 @@ use crate::config::Flow;
 use crate::endpoint::{Endpoint, EndpointError, Entry, RemotePath};
 use crate::ledger::{FileRecord, FileState, Ledger, LedgerError};
 
+use super::discover::Unlisted;
 use super::error::FileError;
 use super::lifecycle::{self, Ctx};
-use super::discover::Unlisted;
 use super::{FileReport, disposition, endpoints, stage};
 
 /// Whether `rec` is a file left in flight before its delivery was done (see the module

@@ -459,9 +459,8 @@ async fn run_files(
     let mut observations = Vec::new();
     let mut ready = Vec::new();
     let snapshot = ledger.snapshot()?; // one read transaction for the whole listing
-    // Round trips: the run before, to tell a request it held back already (logged once).
-    let earlier = if flow.response.is_some() { awaits::earlier_run(ledger, &flow.name, run)? } else { None };
-    let mut seen = Vec::new();
+    // The run before, to tell a file it held back already (logged once).
+    let earlier = if looks_back(flow) { awaits::earlier_run(ledger, &flow.name, run)? } else { None };
     for c in &candidates {
         let prev = snapshot.observation(&flow.name, c.entry.path.as_str())?;
         let done = c.done_file.as_ref().map(|(p, present)| (p.name(), *present));
@@ -471,8 +470,8 @@ async fn run_files(
         }
         match verdict {
             ready::Readiness::Ready => {
-                seen.push(awaits::seen_ready(flow, c, prev.as_ref(), earlier));
-                ready.push((c, lifecycle::Known::read(&snapshot, flow, &c.entry)?))
+                let seen = awaits::seen_ready(flow, c, prev.as_ref(), earlier);
+                ready.push((c, (lifecycle::Known::read(&snapshot, flow, &c.entry)?, seen)))
             }
             // A file already delivered is "skipped", not "not ready", whatever its age.
             ready::Readiness::NotReady(why) => record(report, not_ready(&c.entry.path, why), on_file),
@@ -481,16 +480,17 @@ async fn run_files(
     drop(snapshot);
     ledger.put_observations(&flow.name, &observations)?;
     // Round trips: a request whose response name another open request awaits waits its turn.
-    let requests = ready.iter().zip(seen).map(|((c, k), seen)| (&c.entry, c.rel.as_str(), k.prev(), seen));
+    let requests = ready.iter().map(|(c, (k, seen))| (&c.entry, c.rel.as_str(), k.prev(), *seen));
     let open = if flow.response.is_some() { ledger.awaits(Some(&flow.name))? } else { Vec::new() };
     let held = awaits::held_back(flow, open, requests, run, now);
     hold_back(&mut ready, held, report, on_file);
     // A name a sink gives several files of the run goes to one of them per run.
-    let contenders = ready
-        .iter()
-        .map(|(c, k)| k.contends(flow, &c.entry).map(|resumed| shared_targets::Contender { entry: &c.entry, rel: &c.rel, resumed }));
+    let contenders = ready.iter().map(|(c, (k, seen))| {
+        k.contends(flow, &c.entry).map(|resumed| shared_targets::Contender { entry: &c.entry, rel: &c.rel, resumed, seen: seen.is_some() })
+    });
     let held = shared_targets::held_back(flow, contenders, run, now);
     hold_back(&mut ready, held, report, on_file);
+    let ready: Vec<_> = ready.into_iter().map(|(c, (known, _))| (c, known)).collect();
 
     let cx = lifecycle::Ctx {
         flow,
@@ -638,6 +638,14 @@ async fn run_files(
     }
     report.responses = awaits::poll(&cx, &eps).await?;
     Ok(())
+}
+
+/// Whether a run of `flow` looks at the run before it ([`awaits::earlier_run`]), to tell the
+/// files it held back already ([`awaits::seen_ready`]): held again, they are logged at debug
+/// level (a daemon polling every minute would log them 1,440 times a day). Only a flow that
+/// may hold files back: a round trip, or a sink that may give files one name.
+fn looks_back(flow: &Flow) -> bool {
+    flow.response.is_some() || shared_targets::may_hold_back(flow)
 }
 
 /// Whether `f`, just reported, stops the run from starting any more files: it failed, and
