@@ -454,7 +454,15 @@ pub struct RawCommand {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawReady {
-    /// Minimum age of the file's modification time (a duration: `2m`).
+    /// Minimum age of the file's modification time (a duration: `2m`), as the server gives the
+    /// time and wharf's clock reads it: a server clock behind wharf's by some seconds makes a
+    /// file look that much older (taken that much sooner after its last write; not held back
+    /// at all when behind by `min_age` or more), and one ahead makes it look younger. A file
+    /// whose time is ahead of wharf's clock is taken once runs have seen it unchanged (size
+    /// and time) for `min_age`, so a clock far ahead delays it by no more than that.
+    /// `wharf probe --write` measures the server's clock; `time_zone`/`time_offset` correct
+    /// times given in the server's zone; `stable_for` relies on wharf's clock alone. A file
+    /// the server gives no time for is never ready under `min_age`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "super::duration::schema")]
     pub min_age: Option<String>,
