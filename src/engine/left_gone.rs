@@ -212,6 +212,18 @@ mod tests {
         rec
     }
 
+    /// `in/a.csv` left as a run killed while uploading it to the second sink leaves it (the
+    /// first confirmed), its source then gone and its staged copy whole.
+    async fn left_delivering(flow: &Flow, d: &Path) -> Arc<Ledger> {
+        std::fs::write(d.join("src/in/a.csv"), body()).unwrap();
+        let ledger = Arc::new(Ledger::in_memory().unwrap());
+        let held = first_run(flow, &ledger, d).await;
+        crash_at(&held, &ledger, "uploading", |_| {});
+        std::fs::remove_file(d.join("dst/archive/a.csv")).unwrap();
+        std::fs::write(staged(d), body()).unwrap();
+        ledger
+    }
+
     fn one(p: &Plan) -> &Action {
         let [PlannedFile { action, .. }] = &p.files[..] else { panic!("{p:#?}") };
         action
@@ -295,12 +307,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let flow = flow(d, "");
-        std::fs::write(d.join("src/in/a.csv"), body()).unwrap();
-        let ledger = Arc::new(Ledger::in_memory().unwrap());
-        let held = first_run(&flow, &ledger, d).await;
-        crash_at(&held, &ledger, "uploading", |_| {});
-        std::fs::remove_file(d.join("dst/archive/a.csv")).unwrap();
-        std::fs::write(staged(d), body()).unwrap();
+        let ledger = left_delivering(&flow, d).await;
         let opts = RunOptions::new(d.join("staging"));
         opts.stop.request();
         let r = run_once(&flow, &ledger, &opts, &mut |_| {}).await.unwrap();
@@ -323,12 +330,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let flow = flow(d, "on_error: stop\n");
-        std::fs::write(d.join("src/in/a.csv"), body()).unwrap();
-        let ledger = Arc::new(Ledger::in_memory().unwrap());
-        let held = first_run(&flow, &ledger, d).await;
-        crash_at(&held, &ledger, "uploading", |_| {});
-        std::fs::remove_file(d.join("dst/archive/a.csv")).unwrap();
-        std::fs::write(staged(d), body()).unwrap();
+        let ledger = left_delivering(&flow, d).await;
         // Left as its move to /done was done but not recorded.
         std::fs::write(d.join("src/done/c.csv"), b"c").unwrap();
         let done = |sink| crate::ledger::Delivery { sink, target: "inbox/c.csv".into(), done: true, replaces: None };
