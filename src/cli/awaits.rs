@@ -18,7 +18,7 @@ use crate::engine::ResponseReport;
 pub struct Args {
     #[command(subcommand)]
     pub command: Option<Sub>,
-    /// Only this flow's awaits.
+    /// Only this flow's awaits (a flow named `close`: `wharf awaits -- close`).
     pub flow: Option<String>,
     /// Only awaits still open (waiting or overdue).
     #[arg(long)]
@@ -37,8 +37,15 @@ pub enum Sub {
     /// Give up by hand the open await of a request whose answer will never come: it becomes
     /// `expired` (no event), and a request held back for the same response name goes out on
     /// the next run. Without --yes, only say what would be closed.
+    // `wharf awaits close` is this command, also for a user who has a flow named `close`: the
+    // usage every error of it shows says how to list that flow's awaits.
+    #[command(override_usage = CLOSE_USAGE)]
     Close(close::Args),
 }
+
+/// The usage of `wharf awaits close`, shown with its errors (`wharf awaits close` alone).
+const CLOSE_USAGE: &str = "wharf awaits close <FLOW> <REQUEST> [--yes] [--json]\n       \
+    wharf awaits -- close   (the awaits of a flow named `close`: `--` before its name)";
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     if let Some(Sub::Close(a)) = args.command {
@@ -102,5 +109,28 @@ pub fn print_responses(responses: &[ResponseReport]) {
     let width = responses.iter().map(|r| r.expected.chars().count() + 1).max().unwrap_or(0);
     for r in responses {
         outln!("  {:<11}  {:<width$}  {} (request /{})", r.state.as_str(), format!("/{}", r.expected), r.detail, r.request);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use crate::cli::{Cli, Command};
+
+    /// `wharf awaits close` is the command that closes an await; asked for alone (meant as
+    /// the awaits of a flow named `close`), its error says how to list those. It said only
+    /// that FLOW and REQUEST were missing.
+    #[test]
+    fn awaits_close_alone_says_how_to_list_a_flow_named_close() {
+        let e = Cli::try_parse_from(["wharf", "awaits", "close"]).unwrap_err().to_string();
+        assert!(e.contains("<FLOW>") && e.contains("wharf awaits -- close   (the awaits of a flow named `close`"), "{e}");
+        let e = Cli::try_parse_from(["wharf", "awaits", "close", "--open"]).unwrap_err().to_string();
+        assert!(e.contains("wharf awaits -- close"), "{e}");
+        // Both still mean what they meant.
+        let Command::Awaits(a) = Cli::try_parse_from(["wharf", "awaits", "--", "close"]).unwrap().command else { panic!() };
+        assert_eq!((a.flow.as_deref(), a.command.is_none()), (Some("close"), true));
+        let Command::Awaits(a) = Cli::try_parse_from(["wharf", "awaits", "close", "f", "/a.csv"]).unwrap().command else { panic!() };
+        assert!(matches!(a.command, Some(super::Sub::Close(c)) if c.flow == "f" && c.request == "/a.csv"));
     }
 }

@@ -209,21 +209,34 @@ fn print_table(flows: &[FlowStatus], live: bool) {
         if let Some(e) = f.last_run.as_ref().and_then(|r| r.error.as_ref()) {
             outln!("{:<width$}  last error: {e}", "");
         }
-        if let Some(line) = not_taken_line(&f.not_taken) {
+        for line in not_taken_lines(&f.not_taken) {
             outln!("{:<width$}  ! {line}", "");
         }
     }
 }
 
-/// `2 files in the source can never be taken: /in/a\nb.csv (a control character in the
-/// name; rename it on the source to have it taken), /in/link.csv (a symbolic link: only
-/// regular files are taken)`, the first few of them.
-fn not_taken_line(names: &[NotTaken]) -> Option<String> {
+/// What the source holds that is not taken, a line for the entries and one for the
+/// subfolders the listing could not read (nothing under them is taken; not files, nor for
+/// ever): `2 files in the source can never be taken: /in/a\nb.csv (a control character in
+/// the name; rename it on the source to have it taken), /in/link.csv (a symbolic link: only
+/// regular files are taken)`, `1 subfolder of the source cannot be read: /in/locked
+/// (permission denied: …; nothing under it is taken while the listing cannot read it)`, the
+/// first few of each.
+fn not_taken_lines(names: &[NotTaken]) -> Vec<String> {
+    let (folders, entries): (Vec<&NotTaken>, Vec<&NotTaken>) = names.iter().partition(|n| n.folder);
+    let mut lines = Vec::new();
+    lines.extend(listed(&entries, "file", "in the source can never be taken"));
+    lines.extend(listed(&folders, "subfolder", "of the source cannot be read"));
+    lines
+}
+
+/// `{count} {what}s {says}: {path} ({reason}), …`, the first few of `names`.
+fn listed(names: &[&NotTaken], what: &str, says: &str) -> Option<String> {
     const SHOWN: usize = 3;
     let more = names.len().checked_sub(1)?.saturating_sub(SHOWN - 1);
-    let count = if names.len() == 1 { "1 file".to_string() } else { format!("{} files", names.len()) };
+    let count = if names.len() == 1 { format!("1 {what}") } else { format!("{} {what}s", names.len()) };
     let shown: Vec<String> = names.iter().take(SHOWN).map(|n| format!("{} ({})", n.path, n.reason)).collect();
-    let mut line = format!("{count} in the source can never be taken: {}", shown.join(", "));
+    let mut line = format!("{count} {says}: {}", shown.join(", "));
     if more > 0 {
         line.push_str(&format!(" and {more} more"));
     }
@@ -296,17 +309,45 @@ mod tests {
     fn files_never_taken_are_counted_and_the_first_few_shown_with_why() {
         let (unsafe_name, link) =
             ("a control character in the name; rename it on the source to have it taken", "a symbolic link: only regular files are taken");
-        let names = |n: usize| (0..n).map(|i| NotTaken { path: format!("/in/{i}\\n.csv"), reason: unsafe_name.into() }).collect::<Vec<_>>();
-        assert_eq!(not_taken_line(&[]), None);
-        assert_eq!(not_taken_line(&names(1)).unwrap(), format!("1 file in the source can never be taken: /in/0\\n.csv ({unsafe_name})"));
+        let names = |n: usize| {
+            (0..n).map(|i| NotTaken { path: format!("/in/{i}\\n.csv"), reason: unsafe_name.into(), folder: false }).collect::<Vec<_>>()
+        };
+        assert_eq!(not_taken_lines(&[]), Vec::<String>::new());
+        assert_eq!(not_taken_lines(&names(1)), [format!("1 file in the source can never be taken: /in/0\\n.csv ({unsafe_name})")]);
         let mut five = names(4);
-        five.insert(1, NotTaken { path: "/in/link.csv".into(), reason: link.into() });
+        five.insert(1, NotTaken { path: "/in/link.csv".into(), reason: link.into(), folder: false });
         assert_eq!(
-            not_taken_line(&five).unwrap(),
-            format!(
+            not_taken_lines(&five),
+            [format!(
                 "5 files in the source can never be taken: /in/0\\n.csv ({unsafe_name}), /in/link.csv ({link}), /in/1\\n.csv ({unsafe_name}) and 2 more"
-            )
+            )]
         );
+    }
+
+    /// A subfolder the listing could not read is told as what it is, with why. It was counted
+    /// among the files: `1 file in the source can never be taken: /in/locked (…)`.
+    #[test]
+    fn a_subfolder_that_cannot_be_read_is_told_as_a_folder_with_its_cause() {
+        let ledger = Ledger::in_memory().unwrap();
+        // As a run records it (`engine::discover::note_skipped`).
+        let folder = crate::endpoint::RemotePath::parse("in/locked").unwrap();
+        let why = "permission denied: Permission denied (os error 13); nothing under it is taken while the listing cannot read it";
+        let names = [(crate::endpoint::listing::unreadable_folder(&folder), why.to_string())];
+        let noted = crate::ledger::Noted { flow: "f", run: 1, at: 0, names: &names, unlisted: &[folder.to_string()] };
+        ledger.note_unsafe_names(&noted).unwrap();
+        let got = NotTaken::of(&ledger, "f").unwrap();
+        assert_eq!(got.len(), 1, "{got:?}");
+        assert_eq!((got[0].path.as_str(), got[0].folder), ("/in/locked", true));
+        assert_eq!(
+            not_taken_lines(&got),
+            ["1 subfolder of the source cannot be read: /in/locked (permission denied: Permission denied (os error 13); nothing under it \
+              is taken while the listing cannot read it)"]
+        );
+        let file = NotTaken { path: "/in/link.csv".into(), reason: "a symbolic link: only regular files are taken".into(), folder: false };
+        let both = not_taken_lines(&[got[0].clone(), file]);
+        assert_eq!(both.len(), 2, "{both:?}");
+        assert!(both[0].starts_with("1 file in the source can never be taken: /in/link.csv"), "{both:?}");
+        assert!(both[1].starts_with("1 subfolder of the source cannot be read: /in/locked ("), "{both:?}");
     }
 
     #[test]

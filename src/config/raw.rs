@@ -38,7 +38,10 @@ pub struct RawFlow {
     #[serde(default)]
     pub after: RawAfter,
     /// What a failing file does to the rest of the run: `continue` (default) processes the
-    /// other files; `stop` ends the run at the first failure (for flows that must keep order).
+    /// other files; `stop` ends the run at the first failure (for flows that must keep order):
+    /// no file after it is started (they are reported skipped, and taken by the next run), and
+    /// nothing more is delivered, not even a file an earlier run left half-delivered; what
+    /// delivers nothing still happens (the source of a file every sink has is moved or deleted).
     #[serde(default)]
     pub on_error: OnError,
     /// Files in flight at once in a run (1–64). Default: decided per run by the size of its
@@ -451,7 +454,15 @@ pub struct RawCommand {
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RawReady {
-    /// Minimum age of the file's modification time (a duration: `2m`).
+    /// Minimum age of the file's modification time (a duration: `2m`), as the server gives the
+    /// time and wharf's clock reads it: a server clock behind wharf's by some seconds makes a
+    /// file look that much older (taken that much sooner after its last write; not held back
+    /// at all when behind by `min_age` or more), and one ahead makes it look younger. A file
+    /// whose time is ahead of wharf's clock is taken once runs have seen it unchanged (size
+    /// and time) for `min_age`, so a clock far ahead delays it by no more than that.
+    /// `wharf probe --write` measures the server's clock; `time_zone`/`time_offset` correct
+    /// times given in the server's zone; `stable_for` relies on wharf's clock alone. A file
+    /// the server gives no time for is never ready under `min_age`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "super::duration::schema")]
     pub min_age: Option<String>,
@@ -592,7 +603,7 @@ pub enum OnError {
     /// Go on with the other files.
     #[default]
     Continue,
-    /// Stop the run at the first failed file.
+    /// Stop the run at the first failed file: nothing more is delivered in the run.
     Stop,
 }
 

@@ -122,12 +122,20 @@ pub struct NotTaken {
     pub path: String,
     /// Why, and what would get it taken: `a symbolic link: only regular files are taken`.
     pub reason: String,
+    /// A subfolder the listing could not read (`path` is the folder; `reason` says why):
+    /// nothing under it is taken. `false` for an entry (a file, a link…).
+    #[serde(default)]
+    pub folder: bool,
 }
 
 impl NotTaken {
     /// What `flow`'s last listing showed that can never be taken.
     pub fn of(ledger: &crate::ledger::Ledger, flow: &str) -> Result<Vec<NotTaken>, crate::ledger::LedgerError> {
-        Ok(ledger.unsafe_names(flow)?.into_iter().map(|n| NotTaken { path: n.path, reason: n.reason }).collect())
+        let taken = |n: crate::ledger::UnsafeName| match crate::endpoint::listing::as_unreadable_folder(&n.path) {
+            Some(folder) => NotTaken { path: folder.to_string(), reason: n.reason, folder: true },
+            None => NotTaken { path: n.path, reason: n.reason, folder: false },
+        };
+        Ok(ledger.unsafe_names(flow)?.into_iter().map(taken).collect())
     }
 }
 

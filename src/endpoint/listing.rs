@@ -121,6 +121,20 @@ impl SkippedName {
     }
 }
 
+/// How a subfolder a recursive listing could not read is recorded beside the names left out
+/// (`ledger::unsafe_names`, a `not_taken` event's subject): its path with a trailing `/`,
+/// `/in/locked/`, so that it reads, and is told, as a folder.
+pub fn unreadable_folder(folder: &RemotePath) -> String {
+    format!("{folder}/")
+}
+
+/// The folder of a path [`unreadable_folder`] made (`/in/locked/` → `/in/locked`); `None` for
+/// an entry's path. A name a listing refused for a `/` in it could end so too; told of as a
+/// folder then, its reason still says what it is.
+pub fn as_unreadable_folder(shown: &str) -> Option<&str> {
+    shown.strip_suffix('/').filter(|f| !f.is_empty())
+}
+
 impl fmt::Display for SkipReason {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {

@@ -13,6 +13,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::flow::{Disposition, Source};
+use crate::endpoint::listing::unreadable_folder;
 use crate::endpoint::{Endpoint, EndpointError, Entry, EntryKind, ErrorKind, RemotePath, SkipReason, SkippedName};
 use crate::ledger::{Ledger, LedgerError, Noted, to_millis};
 use crate::steps::Steps;
@@ -42,7 +43,31 @@ pub struct Discovered {
     pub skipped: Vec<SkippedName>,
     /// Subfolders that could not be listed (permission denied, or gone): the run takes the
     /// rest, and the flow's history forgets nothing that may be under them.
-    pub unlisted: Vec<RemotePath>,
+    pub unlisted: Vec<Unlisted>,
+}
+
+/// A subfolder a recursive listing could not read, and why.
+#[derive(Debug, Clone)]
+pub struct Unlisted {
+    pub folder: RemotePath,
+    /// Why, as `wharf status` and the `not_taken` event say it: `permission denied: …`.
+    pub cause: String,
+}
+
+impl Unlisted {
+    fn new(folder: RemotePath, e: &EndpointError) -> Self {
+        // Only these two come here (`discover`); the server's own words say the rest.
+        let cause = match e.kind {
+            ErrorKind::NotFound => "gone since its parent folder was listed".to_string(),
+            kind => format!("{kind}: {}", e.message),
+        };
+        Unlisted { folder, cause }
+    }
+
+    /// Whether `path` is under this folder.
+    pub fn holds(&self, path: &RemotePath) -> bool {
+        path.strip_prefix(&self.folder).is_some()
+    }
 }
 
 /// Lists `src` on `ep` and returns the candidates, sorted by path, and the names left out.
@@ -71,7 +96,7 @@ pub async fn discover(
             Err(e) if depth > 0 && matches!(e.kind, ErrorKind::PermissionDenied | ErrorKind::NotFound) => {
                 // Told once while it stays so (`note_skipped`), not at every poll.
                 tracing::debug!(flow = %flow, folder = %dir, error = %e, "Skipping a subfolder that cannot be listed.");
-                unlisted.push(dir);
+                unlisted.push(Unlisted::new(dir, &e));
                 continue;
             }
             Err(e) => return Err(e),
@@ -148,8 +173,11 @@ fn wanted(src: &Source, rel: &str) -> bool {
 }
 
 /// Why nothing under a subfolder a recursive listing could not read is taken, as
-/// `wharf status` and the `not_taken` event say it.
-const UNLISTED_FOLDER: &str = "a subfolder the listing could not read (permission denied, or gone): nothing under it is taken";
+/// `wharf status` and the `not_taken` event say it: `permission denied: …; nothing under it
+/// is taken while the listing cannot read it`.
+fn unlisted_reason(u: &Unlisted) -> String {
+    format!("{}; nothing under it is taken while the listing cannot read it", u.cause)
+}
 
 /// Records `skipped` in the ledger (`ledger::unsafe_names`: a `not_taken` event for each new
 /// one) and logs each with the flow, the run and the endpoint: a file a partner named so that
@@ -164,20 +192,21 @@ pub fn note_skipped(
     ledger: &Ledger,
     (flow, run, endpoint): (&str, u64, &str),
     skipped: &[SkippedName],
-    unlisted: &[RemotePath],
+    unlisted: &[Unlisted],
     now: std::time::SystemTime,
 ) -> Result<(), LedgerError> {
     let mut names: Vec<(String, String)> = skipped.iter().map(|s| (s.shown_path(), s.reason.explained())).collect();
-    let unlisted: Vec<String> = unlisted.iter().map(RemotePath::to_string).collect();
-    // A subfolder the login may not read is recorded beside them: told once (a warning, a
-    // `not_taken` event, `wharf status`) while it stays so, not at every poll.
-    names.extend(unlisted.iter().map(|f| (f.clone(), UNLISTED_FOLDER.to_string())));
-    let new = ledger.note_unsafe_names(&Noted { flow, run, at: to_millis(now), names: &names, unlisted: &unlisted })?;
-    for folder in &unlisted {
-        if new.contains(folder) {
-            tracing::warn!(flow = %flow, run, endpoint = %endpoint, folder = %folder, "Skipping a subfolder that cannot be listed.");
+    // A subfolder the login may not read is recorded beside them, as a folder: told once (a
+    // warning, a `not_taken` event, `wharf status`) while it stays so, not at every poll.
+    names.extend(unlisted.iter().map(|u| (unreadable_folder(&u.folder), unlisted_reason(u))));
+    let folders: Vec<String> = unlisted.iter().map(|u| u.folder.to_string()).collect();
+    let new = ledger.note_unsafe_names(&Noted { flow, run, at: to_millis(now), names: &names, unlisted: &folders })?;
+    for u in unlisted {
+        let (folder, cause) = (&u.folder, &u.cause);
+        if new.contains(&unreadable_folder(folder)) {
+            tracing::warn!(flow = %flow, run, endpoint = %endpoint, folder = %folder, cause = %cause, "Skipping a subfolder that cannot be listed.");
         } else {
-            tracing::debug!(flow = %flow, run, endpoint = %endpoint, folder = %folder, "Skipping a subfolder that cannot be listed.");
+            tracing::debug!(flow = %flow, run, endpoint = %endpoint, folder = %folder, cause = %cause, "Skipping a subfolder that cannot be listed.");
         }
     }
     for s in skipped {
@@ -279,10 +308,12 @@ mod tests {
     /// readable and is not any more. What was recorded under it stays recorded meanwhile.
     #[test]
     fn a_subfolder_that_cannot_be_listed_is_warned_of_once_while_it_stays() {
-        let locked = [RemotePath::parse("in/locked").unwrap()];
+        let denied =
+            EndpointError::new(ErrorKind::PermissionDenied, crate::endpoint::Op::List, "local /x", None, "Permission denied (os error 13)");
+        let locked = [Unlisted::new(RemotePath::parse("in/locked").unwrap(), &denied)];
         let (log, ledger) = (Log::default(), Ledger::in_memory().unwrap());
         let now = std::time::SystemTime::now();
-        let noted = |unlisted: &[RemotePath]| {
+        let noted = |unlisted: &[Unlisted]| {
             let (_, lines) = log.of(|| note_skipped(&ledger, ("f", 1, "local /x"), &[], unlisted, now).unwrap());
             lines
         };
@@ -296,8 +327,14 @@ mod tests {
         }
         let events = ledger.events(None, 0, 10).unwrap();
         assert_eq!(events.len(), 1);
-        assert_eq!((events[0].kind, events[0].subject.as_str()), (crate::ledger::EventKind::NotTaken, "/in/locked"));
-        assert_eq!(ledger.unsafe_names("f").unwrap()[0].reason, UNLISTED_FOLDER);
+        // Recorded as a folder, with why: `wharf status` tells it apart from a file.
+        assert_eq!((events[0].kind, events[0].subject.as_str()), (crate::ledger::EventKind::NotTaken, "/in/locked/"));
+        assert_eq!(
+            ledger.unsafe_names("f").unwrap()[0].reason,
+            "permission denied: Permission denied (os error 13); nothing under it is taken while the listing cannot read it"
+        );
+        let gone = EndpointError::new(ErrorKind::NotFound, crate::endpoint::Op::List, "local /x", None, "No such file or directory");
+        assert_eq!(Unlisted::new(RemotePath::parse("in/old").unwrap(), &gone).cause, "gone since its parent folder was listed");
         assert_eq!(noted(&[]).len(), 0, "readable again: forgotten");
         assert!(ledger.unsafe_names("f").unwrap().is_empty());
         assert_eq!(noted(&locked).len(), 1, "locked again: warned of again");

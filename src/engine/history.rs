@@ -4,10 +4,9 @@
 
 use std::time::SystemTime;
 
-use super::discover::Candidate;
+use super::discover::{Candidate, Unlisted};
 use crate::config::Flow;
 use crate::config::flow::Disposition;
-use crate::endpoint::RemotePath;
 use crate::ledger::prune::{ForgetDelivered, Listed, Prune};
 use crate::ledger::{Ledger, LedgerError, Millis, to_millis};
 
@@ -30,7 +29,7 @@ pub fn prune_after_listing(
     flow: &Flow,
     ledger: &Ledger,
     listed: &[Candidate],
-    unlisted: &[RemotePath],
+    unlisted: &[Unlisted],
     now: SystemTime,
 ) -> Result<(), LedgerError> {
     let Some(keep) = flow.history else { return Ok(()) };
@@ -40,7 +39,7 @@ pub fn prune_after_listing(
     }
     let listed = Listed {
         paths: listed.iter().map(|c| c.entry.path.as_str().to_string()).collect(),
-        unlisted: unlisted.iter().map(|f| f.as_str().to_string()).collect(),
+        unlisted: unlisted.iter().map(|u| u.folder.as_str().to_string()).collect(),
     };
     let mut cutoff = now.saturating_sub(i64::try_from(keep.as_millis()).unwrap_or(i64::MAX));
     if !flow.expect.is_empty() {

@@ -18,6 +18,7 @@ use crate::config::Flow;
 use crate::endpoint::{Endpoint, EndpointError, Entry, RemotePath};
 use crate::ledger::{FileRecord, FileState, Ledger, LedgerError};
 
+use super::discover::Unlisted;
 use super::error::FileError;
 use super::lifecycle::{self, Ctx};
 use super::{FileReport, disposition, endpoints, stage};
@@ -37,10 +38,10 @@ async fn gone<'a>(
     flow: &Flow,
     source: &dyn Endpoint,
     path: &'a RemotePath,
-    unlisted: &[RemotePath],
+    unlisted: &[Unlisted],
 ) -> Result<Option<&'a str>, EndpointError> {
     let Some(rel) = path.strip_prefix(&flow.source.path) else { return Ok(None) };
-    if unlisted.iter().any(|u| path.strip_prefix(u).is_some()) {
+    if unlisted.iter().any(|u| u.holds(path)) {
         return Ok(None);
     }
     Ok(source.stat(path).await?.is_none().then_some(rel))
@@ -62,7 +63,7 @@ pub(super) async fn finish(
     cx: &Ctx<'_>,
     rec: &FileRecord,
     entry: &Entry,
-    unlisted: &[RemotePath],
+    unlisted: &[Unlisted],
 ) -> Result<Option<(FileReport, bool)>, LedgerError> {
     if !undelivered(rec) {
         return Ok(None);
@@ -98,7 +99,7 @@ pub(super) async fn judge(
     source: &dyn Endpoint,
     ledger: &Ledger,
     rec: &FileRecord,
-    unlisted: &[RemotePath],
+    unlisted: &[Unlisted],
     staging: Option<&Path>,
 ) -> Result<Option<Judged>, LedgerError> {
     if !undelivered(rec) {
@@ -211,6 +212,18 @@ mod tests {
         rec
     }
 
+    /// `in/a.csv` left as a run killed while uploading it to the second sink leaves it (the
+    /// first confirmed), its source then gone and its staged copy whole.
+    async fn left_delivering(flow: &Flow, d: &Path) -> Arc<Ledger> {
+        std::fs::write(d.join("src/in/a.csv"), body()).unwrap();
+        let ledger = Arc::new(Ledger::in_memory().unwrap());
+        let held = first_run(flow, &ledger, d).await;
+        crash_at(&held, &ledger, "uploading", |_| {});
+        std::fs::remove_file(d.join("dst/archive/a.csv")).unwrap();
+        std::fs::write(staged(d), body()).unwrap();
+        ledger
+    }
+
     fn one(p: &Plan) -> &Action {
         let [PlannedFile { action, .. }] = &p.files[..] else { panic!("{p:#?}") };
         action
@@ -294,12 +307,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let flow = flow(d, "");
-        std::fs::write(d.join("src/in/a.csv"), body()).unwrap();
-        let ledger = Arc::new(Ledger::in_memory().unwrap());
-        let held = first_run(&flow, &ledger, d).await;
-        crash_at(&held, &ledger, "uploading", |_| {});
-        std::fs::remove_file(d.join("dst/archive/a.csv")).unwrap();
-        std::fs::write(staged(d), body()).unwrap();
+        let ledger = left_delivering(&flow, d).await;
         let opts = RunOptions::new(d.join("staging"));
         opts.stop.request();
         let r = run_once(&flow, &ledger, &opts, &mut |_| {}).await.unwrap();
@@ -309,6 +317,47 @@ mod tests {
         let r = run(&flow, &ledger, d).await;
         let [f] = &r.files[..] else { panic!("{r:#?}") };
         assert_eq!(f.outcome, Outcome::Delivered, "{r:#?}");
+        assert_eq!(std::fs::read(d.join("dst/archive/a.csv")).unwrap(), body());
+    }
+
+    /// With `on_error: stop`, a run whose listed file failed delivers nothing more: the file
+    /// an earlier run left delivering (its source gone, its staged copy whole) waits for a run
+    /// that does not stop, nothing written to the sink it had not confirmed; one every sink
+    /// had confirmed, left as its source was being moved, is finished all the same (nothing
+    /// is delivered). Before, the end-of-run sweep delivered the first after the failure.
+    #[tokio::test]
+    async fn a_run_stopped_by_a_failure_delivers_no_file_left_in_flight_but_finishes_a_delivered_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let flow = flow(d, "on_error: stop\n");
+        let ledger = left_delivering(&flow, d).await;
+        // Left as its move to /done was done but not recorded.
+        std::fs::write(d.join("src/done/c.csv"), b"c").unwrap();
+        let done = |sink| crate::ledger::Delivery { sink, target: "inbox/c.csv".into(), done: true, replaces: None };
+        let moving = FileRecord {
+            path: "in/c.csv".into(),
+            identity: "p=in/c.csv|s=1|m=5".into(),
+            size: 1,
+            mtime: Some(5),
+            state: FileState::Disposing,
+            disposed_to: Some("done/c.csv".into()),
+            deliveries: vec![done(0), done(1)],
+            ..Default::default()
+        };
+        ledger.put_file("t", &moving).unwrap();
+        // A listed file the sink refuses: its name is taken there.
+        std::fs::write(d.join("src/in/b.csv"), b"b").unwrap();
+        std::fs::write(d.join("dst/inbox/b.csv"), b"theirs").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        let outcomes: Vec<_> = r.files.iter().map(|f| (f.path.as_str(), f.outcome)).collect();
+        assert_eq!(outcomes, [("/in/b.csv", Outcome::Failed), ("/in/c.csv", Outcome::Delivered)], "{r:#?}");
+        assert_eq!(ledger.file("t", "in/a.csv").unwrap().unwrap().state, FileState::Delivering);
+        assert!(!d.join("dst/archive/a.csv").exists(), "delivered after the failure");
+        assert_eq!(ledger.file("t", "in/c.csv").unwrap().unwrap().state, FileState::Done);
+        // The name freed, the next run delivers both.
+        std::fs::remove_file(d.join("dst/inbox/b.csv")).unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!((r.counts.delivered, r.counts.failed), (2, 0), "{r:#?}");
         assert_eq!(std::fs::read(d.join("dst/archive/a.csv")).unwrap(), body());
     }
 

@@ -459,9 +459,8 @@ async fn run_files(
     let mut observations = Vec::new();
     let mut ready = Vec::new();
     let snapshot = ledger.snapshot()?; // one read transaction for the whole listing
-    // Round trips: the run before, to tell a request it held back already (logged once).
-    let earlier = if flow.response.is_some() { awaits::earlier_run(ledger, &flow.name, run)? } else { None };
-    let mut seen = Vec::new();
+    // The run before, to tell a file it held back already (logged once).
+    let earlier = if looks_back(flow) { awaits::earlier_run(ledger, &flow.name, run)? } else { None };
     for c in &candidates {
         let prev = snapshot.observation(&flow.name, c.entry.path.as_str())?;
         let done = c.done_file.as_ref().map(|(p, present)| (p.name(), *present));
@@ -471,8 +470,8 @@ async fn run_files(
         }
         match verdict {
             ready::Readiness::Ready => {
-                seen.push(awaits::seen_ready(flow, c, prev.as_ref(), earlier));
-                ready.push((c, lifecycle::Known::read(&snapshot, flow, &c.entry)?))
+                let seen = awaits::seen_ready(flow, c, prev.as_ref(), earlier);
+                ready.push((c, (lifecycle::Known::read(&snapshot, flow, &c.entry)?, seen)))
             }
             // A file already delivered is "skipped", not "not ready", whatever its age.
             ready::Readiness::NotReady(why) => record(report, not_ready(&c.entry.path, why), on_file),
@@ -481,16 +480,17 @@ async fn run_files(
     drop(snapshot);
     ledger.put_observations(&flow.name, &observations)?;
     // Round trips: a request whose response name another open request awaits waits its turn.
-    let requests = ready.iter().zip(seen).map(|((c, k), seen)| (&c.entry, c.rel.as_str(), k.prev(), seen));
+    let requests = ready.iter().map(|(c, (k, seen))| (&c.entry, c.rel.as_str(), k.prev(), *seen));
     let open = if flow.response.is_some() { ledger.awaits(Some(&flow.name))? } else { Vec::new() };
     let held = awaits::held_back(flow, open, requests, run, now);
     hold_back(&mut ready, held, report, on_file);
     // A name a sink gives several files of the run goes to one of them per run.
-    let contenders = ready
-        .iter()
-        .map(|(c, k)| k.contends(flow, &c.entry).map(|resumed| shared_targets::Contender { entry: &c.entry, rel: &c.rel, resumed }));
+    let contenders = ready.iter().map(|(c, (k, seen))| {
+        k.contends(flow, &c.entry).map(|resumed| shared_targets::Contender { entry: &c.entry, rel: &c.rel, resumed, seen: seen.is_some() })
+    });
     let held = shared_targets::held_back(flow, contenders, run, now);
     hold_back(&mut ready, held, report, on_file);
+    let ready: Vec<_> = ready.into_iter().map(|(c, (known, _))| (c, known)).collect();
 
     let cx = lifecycle::Ctx {
         flow,
@@ -558,7 +558,7 @@ async fn run_files(
                     let msg = format!("flow {}: {}: {}", flow.name, f.path, f.detail);
                     abort.get_or_insert(RunAbort::File(msg, f.error_kind.unwrap_or(ErrorKind::Protocol)));
                 }
-                if f.outcome == Outcome::Failed && flow.on_error == crate::config::flow::OnError::Stop {
+                if stops(flow, &f) {
                     turns.stopped.store(true, Ordering::SeqCst);
                 }
                 Some(f)
@@ -587,6 +587,14 @@ async fn run_files(
     // Finishing one can be a whole delivery (from a staged copy) or a quarantine: none is
     // started once a stop is asked (`wharf serve` shutting down), as no listed file is; the
     // ones left stay in flight, for the next run to finish.
+    // After a failure with `on_error: stop` (a listed file's, or one of these), nothing more
+    // is delivered: a file left before its delivery was done (`left_gone`, which may deliver
+    // it from its staged copy) waits for a run that does not stop. The others go on: every
+    // sink has confirmed them, or their verdict (failed, quarantined) was reached before the
+    // failure; finishing them puts nothing on a sink, and leaving them would keep them in
+    // flight for as long as the failure repeats (every such run stops before here).
+    let mut stopped = turns.stopped.load(Ordering::SeqCst);
+    let mut undelivered = 0;
     let listed: BTreeSet<&str> = candidates.iter().map(|c| c.entry.path.as_str()).collect();
     let mut left = ledger.in_flight_files(&flow.name)?.into_iter().filter(|r| !listed.contains(r.path.as_str()));
     while let Some(r) = left.next() {
@@ -594,6 +602,10 @@ async fn run_files(
             let n = 1 + left.by_ref().count();
             tracing::info!(flow = %flow.name, files = n, "Shutting down: files an earlier run left unfinished are left for the next run.");
             break;
+        }
+        if stopped && left_gone::undelivered(&r) {
+            undelivered += 1;
+            continue;
         }
         let Ok(path) = RemotePath::parse(&r.path) else { continue };
         let entry = crate::endpoint::Entry { path, kind: EntryKind::File, size: r.size, mtime: r.mtime.map(from_millis) };
@@ -611,13 +623,35 @@ async fn run_files(
         report.counts.seen += 1;
         let msg = format!("flow {}: {}: {}", flow.name, f.path, f.detail);
         let kind = f.error_kind;
+        stopped |= stops(flow, &f);
         record(report, f, on_file);
         if abort {
             return Err(RunAbort::File(msg, kind.unwrap_or(ErrorKind::Protocol)));
         }
     }
+    if undelivered > 0 {
+        tracing::info!(
+            flow = %flow.name,
+            files = undelivered,
+            "Stopped at an earlier failure (on_error: stop): files an earlier run left before their delivery was done are left for the next run."
+        );
+    }
     report.responses = awaits::poll(&cx, &eps).await?;
     Ok(())
+}
+
+/// Whether a run of `flow` looks at the run before it ([`awaits::earlier_run`]), to tell the
+/// files it held back already ([`awaits::seen_ready`]): held again, they are logged at debug
+/// level (a daemon polling every minute would log them 1,440 times a day). Only a flow that
+/// may hold files back: a round trip, or a sink that may give files one name.
+fn looks_back(flow: &Flow) -> bool {
+    flow.response.is_some() || shared_targets::may_hold_back(flow)
+}
+
+/// Whether `f`, just reported, stops the run from starting any more files: it failed, and
+/// the flow says `on_error: stop`.
+fn stops(flow: &Flow, f: &FileReport) -> bool {
+    f.outcome == Outcome::Failed && flow.on_error == crate::config::flow::OnError::Stop
 }
 
 /// Leaves out of `ready` the files `held` gives a reason (one per file, in order), reported

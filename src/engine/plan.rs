@@ -183,9 +183,9 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
     };
     // One read transaction for every look-up of the listing.
     let snapshot = ledger.map(Ledger::snapshot).transpose()?;
-    // Round trips: the run before, to tell a request it held back already (logged once).
+    // The run before, to tell a file it held back already (logged once).
     let earlier = match ledger {
-        Some(l) if flow.response.is_some() => awaits::earlier_run(l, &flow.name, next_run)?,
+        Some(l) if super::looks_back(flow) => awaits::earlier_run(l, &flow.name, next_run)?,
         _ => None,
     };
     let mut seen = Vec::new();
@@ -231,10 +231,13 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
         }
     }
     // A name a sink gives several files of the run goes to one of them per run.
-    let contenders = candidates.iter().zip(&files).map(|(c, f)| match f.action {
-        Action::Deliver { .. } => Some(shared_targets::Contender { entry: &c.entry, rel: &c.rel, resumed: false }),
-        Action::Resume { .. } => Some(shared_targets::Contender { entry: &c.entry, rel: &c.rel, resumed: true }),
-        _ => None,
+    let contenders = candidates.iter().zip(&files).zip(&seen).map(|((c, f), seen)| {
+        let resumed = match f.action {
+            Action::Deliver { .. } => false,
+            Action::Resume { .. } => true,
+            _ => return None,
+        };
+        Some(shared_targets::Contender { entry: &c.entry, rel: &c.rel, resumed, seen: seen.is_some() })
     });
     let held = shared_targets::held_back(flow, contenders, next_run, now);
     for (f, why) in files.iter_mut().zip(held) {

@@ -63,26 +63,29 @@ pub fn assess(
     };
     let mut reasons = Vec::new();
     if let Some(min_age) = rules.min_age {
+        let need = Millis::try_from(min_age.as_millis()).unwrap_or(Millis::MAX);
+        // Seen by this machine's clock with this size and time since `obs.since`: not written
+        // since then, so at least that old, whatever the server's clock says. It decides only
+        // for a server clock ahead of this one (a file seen before its own time), which would
+        // otherwise hold the file until this clock caught up: for ever, were it years ahead.
+        let seen_for = now.saturating_sub(obs.since);
         match mtime {
+            Some(m) if now.saturating_sub(m).max(seen_for) >= need => {}
             // More than a minute ahead of this clock: the server's clock or time zone is off
-            // (`wharf probe` measures it), and the file waits until the time comes.
+            // (`wharf probe` measures it).
             Some(m) if m > now.saturating_add(60_000) => reasons.push(format!(
-                "modified {} in the future by this machine's clock (is the server's clock or time zone off? `wharf probe` checks), needs {} ago",
+                "modified {} in the future by this machine's clock (is the server's clock or time zone off? `wharf probe` checks), \
+                 needs {} ago; taken once seen unchanged for {} (so far {})",
                 human(m - now),
-                human(min_age.as_millis() as Millis)
+                human(need),
+                human(need),
+                human(seen_for)
             )),
             // Up to a minute ahead: a clock a little off, or times of another precision.
-            Some(m) if m > now && min_age.as_millis() > 0 => reasons.push(format!(
-                "modified just now ({} ahead of this machine's clock), needs {} ago",
-                human(m - now),
-                human(min_age.as_millis() as Millis)
-            )),
-            Some(m) => {
-                let age = now.saturating_sub(m);
-                if age < min_age.as_millis() as Millis {
-                    reasons.push(format!("modified {} ago, needs {} ago", human(age), human(min_age.as_millis() as Millis)));
-                }
+            Some(m) if m > now => {
+                reasons.push(format!("modified just now ({} ahead of this machine's clock), needs {} ago", human(m - now), human(need)))
             }
+            Some(m) => reasons.push(format!("modified {} ago, needs {} ago", human(now.saturating_sub(m).max(seen_for)), human(need))),
             None => reasons.push("server reports no modification time, so min_age cannot be checked".to_string()),
         }
     }
@@ -168,6 +171,38 @@ mod tests {
         let (r, _) = assess(&rules, &entry(1, 3_700_000), None, 100_000, None);
         let Readiness::NotReady(why) = r else { panic!("{r:?}") };
         assert!(why.starts_with("modified 1h0m in the future by this machine's clock"), "{why}");
+    }
+
+    /// A server clock ahead of this one (or times in a zone east of UTC, not corrected by
+    /// `time_offset`) makes a file look written in the future: it is taken once this machine
+    /// has seen it unchanged for `min_age`. Before, it waited until this clock caught up with
+    /// its time (for ever, a server a year ahead). A file still being written (its size or
+    /// time changing) starts its count again; one seen for a while with a time a little
+    /// ahead is no younger than that.
+    #[test]
+    fn min_age_of_a_file_from_a_clock_ahead_counts_from_when_it_was_first_seen() {
+        let rules = Ready { min_age: Some(Duration::from_secs(60)), ..Default::default() };
+        let year: u64 = 365 * 86_400_000;
+        let ahead = entry(1, year);
+        let (r, seen) = assess(&rules, &ahead, None, 100_000, None);
+        let Readiness::NotReady(why) = r else { panic!("{r:?}") };
+        assert!(why.ends_with("needs 1m0s ago; taken once seen unchanged for 1m0s (so far 0ms)"), "{why}");
+        let (r, seen) = assess(&rules, &ahead, Some(&seen), 130_000, None);
+        assert!(matches!(r, Readiness::NotReady(ref why) if why.ends_with("(so far 30s)")), "{r:?}");
+        assert_eq!(assess(&rules, &ahead, Some(&seen), 160_000, None).0, Readiness::Ready);
+        // Written to meanwhile: counted again from when it changed.
+        let grown = entry(2, year + 1000);
+        let (r, grown_seen) = assess(&rules, &grown, Some(&seen), 160_000, None);
+        assert!(matches!(r, Readiness::NotReady(_)), "{r:?}");
+        assert_eq!(assess(&rules, &grown, Some(&grown_seen), 220_000, None).0, Readiness::Ready);
+        // A little ahead, seen for a minute: ready; and `min_age: 0s` holds nothing back.
+        let (_, seen) = assess(&rules, &entry(1, 130_000), None, 100_000, None);
+        assert_eq!(assess(&rules, &entry(1, 130_000), Some(&seen), 160_000, None).0, Readiness::Ready);
+        let zero = Ready { min_age: Some(Duration::ZERO), ..Default::default() };
+        assert_eq!(assess(&zero, &ahead, None, 100_000, None).0, Readiness::Ready);
+        // A clock behind cannot be seen from a file: it looks older than it is (`wharf probe`
+        // measures the offset).
+        assert_eq!(assess(&rules, &entry(1, 100_000), None, 160_000, None).0, Readiness::Ready);
     }
 
     #[test]

@@ -29,6 +29,10 @@
 //! duplicate of a delivery before it, one a `check` step refuses from the listing
 //! (`lifecycle::Known::contends`).
 //!
+//! A file held back is logged at info level by the run that first holds it back, at debug
+//! level by the runs after it that find it unchanged and hold it back again (the run before
+//! found it ready, `awaits::seen_ready`), as a request held back for its response name is.
+//!
 //! `wharf plan` holds back the same files with the same words.
 
 use std::collections::HashMap;
@@ -47,6 +51,21 @@ pub(in crate::engine) struct Contender<'a> {
     pub rel: &'a str,
     /// A crashed run started it (it may hold its names already).
     pub resumed: bool,
+    /// The run before listed it as it is now and found it ready (`awaits::seen_ready`), and
+    /// it is still waiting: held back then already, and told of then.
+    pub seen: bool,
+}
+
+/// Whether some sink of `flow` may give two files of one run the same name (and [`held_back`]
+/// may hold one back).
+pub(in crate::engine) fn may_hold_back(flow: &Flow) -> bool {
+    (0..flow.sinks.len()).any(|s| !gives_free_names(flow, s))
+}
+
+/// Whether sink `s` never gives two files of one run the same name: it renames, or gives
+/// each file a name of its own.
+fn gives_free_names(flow: &Flow, s: usize) -> bool {
+    flow.sinks[s].if_exists == IfExists::Rename || names_of_their_own(flow, s)
 }
 
 /// For each file (in listing order; `None`: a file that delivers nothing in this run), why it
@@ -60,7 +79,7 @@ pub(in crate::engine) fn held_back<'a>(
     let files: Vec<Option<Contender<'a>>> = files.into_iter().collect();
     let mut why: Vec<Option<String>> = files.iter().map(|_| None).collect();
     for (s, sink) in flow.sinks.iter().enumerate() {
-        if sink.if_exists == IfExists::Rename || names_of_their_own(flow, s) {
+        if gives_free_names(flow, s) {
             continue;
         }
         // Target → the files of the run that would deliver there (and whether as their rejects file).
@@ -91,7 +110,15 @@ pub(in crate::engine) fn held_back<'a>(
                     "waits for a later run: sink {} delivers {what} as {target}, the name {} takes in this run (files given one name go one per run, the oldest first)",
                     sink.endpoint, taker.entry.path
                 );
-                tracing::info!(flow = %flow.name, path = %c.entry.path, target = %target, first = %taker.entry.path, "File held back: another file of the run takes its target name.");
+                // Once per hold: a backlog of files given one name goes one per poll, and the
+                // daemon's log would get a line per file waiting at every poll.
+                if why[i].is_none() {
+                    if c.seen {
+                        tracing::debug!(flow = %flow.name, path = %c.entry.path, target = %target, first = %taker.entry.path, "File still held back: another file of the run takes its target name.");
+                    } else {
+                        tracing::info!(flow = %flow.name, path = %c.entry.path, target = %target, first = %taker.entry.path, "File held back: another file of the run takes its target name.");
+                    }
+                }
                 why[i].get_or_insert(text);
             }
         }
@@ -140,7 +167,7 @@ mod tests {
 
     fn held(flow: &Flow, files: &[(Entry, bool)]) -> Vec<Option<String>> {
         let rels: Vec<String> = files.iter().map(|(e, _)| e.path.name().to_string()).collect();
-        let it = files.iter().zip(&rels).map(|((entry, resumed), rel)| Some(Contender { entry, rel, resumed: *resumed }));
+        let it = files.iter().zip(&rels).map(|((entry, resumed), rel)| Some(Contender { entry, rel, resumed: *resumed, seen: false }));
         held_back(flow, it, 1, UNIX_EPOCH)
     }
 
@@ -172,7 +199,7 @@ mod tests {
     fn a_file_that_delivers_nothing_takes_no_name() {
         let f = flow("name: import.csv");
         let b = entry("/in/b.csv", 2);
-        let why = held_back(&f, [None, Some(Contender { entry: &b, rel: "b.csv", resumed: false })], 1, UNIX_EPOCH);
+        let why = held_back(&f, [None, Some(Contender { entry: &b, rel: "b.csv", resumed: false, seen: false })], 1, UNIX_EPOCH);
         assert_eq!(why, vec![None, None]);
     }
 }

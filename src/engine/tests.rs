@@ -1573,6 +1573,45 @@ async fn files_given_one_name_go_one_per_run_the_oldest_first() {
     }
 }
 
+/// A backlog of files given one name goes one per run: a file waiting its turn is logged at
+/// info level by the run that first holds it back, at debug level by the later ones (it was a
+/// line per waiting file at every poll: 1,440 a day each, under a daemon polling every minute);
+/// every run's report still says why.
+#[test]
+fn a_file_held_back_for_a_shared_name_is_logged_once_not_at_every_run() {
+    let mut fx = fixture();
+    fx.flow.sinks[0].name = NameTemplate::new("import.csv").unwrap();
+    fx.flow.sinks[0].if_exists = IfExists::Overwrite;
+    fx.flow.after_success = Disposition::Delete;
+    let t0 = SystemTime::now() - Duration::from_secs(3600);
+    let put = |name: &str, age: u64| {
+        fx.put(&format!("in/{name}.csv"), name.as_bytes());
+        let f = std::fs::File::options().write(true).open(fx.src.join(format!("in/{name}.csv"))).unwrap();
+        f.set_modified(t0 + Duration::from_secs(age * 60)).unwrap();
+    };
+    for (name, age) in [("a", 1), ("b", 2), ("c", 3)] {
+        put(name, age);
+    }
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let log = crate::log_capture::Log::default();
+    let run = || {
+        let (r, lines) = log.of(|| rt.block_on(fx.run()));
+        let held: Vec<String> = lines.into_iter().filter(|l| l.contains("held back")).collect();
+        (r, held)
+    };
+    let (r, held) = run();
+    assert_eq!((r.counts.delivered, r.counts.not_ready), (1, 2), "{r:#?}");
+    assert!(held.len() == 2 && held[0].contains("b.csv") && held[1].contains("c.csv"), "{held:#?}");
+    let (r, held) = run();
+    assert_eq!((r.counts.delivered, r.counts.not_ready), (1, 1), "{r:#?}");
+    assert_eq!(held, Vec::<String>::new(), "told once");
+    assert!(r.files.iter().any(|f| f.outcome == Outcome::NotReady && f.detail.contains("the name /in/b.csv takes")), "{r:#?}");
+    // A file that turns up now is told of, once.
+    put("d", 4);
+    let (_, held) = run();
+    assert!(held.len() == 1 && held[0].contains("d.csv"), "{held:#?}");
+}
+
 #[tokio::test]
 async fn a_staging_file_left_by_another_version_is_never_resumed() {
     // What an earlier attempt left for this path, with no record that this version was being

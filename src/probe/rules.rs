@@ -212,9 +212,11 @@ fn readiness(source: &Source, report: &ProbeReport, out: &mut Vec<Finding>) {
                     Severity::Info,
                     Topic::Clock,
                     format!(
-                        "{skew}: `min_age: {}` waits {} after a file's last write",
+                        "{skew}: `min_age: {}` waits up to {} after a file's last write ({} after a run first sees it \
+                         unchanged, when that is sooner)",
                         flow_duration(age),
-                        human_ms(age.as_millis() as u64 + off as u64)
+                        human_ms(age.as_millis() as u64 + off as u64),
+                        flow_duration(age)
                     ),
                 )),
                 None if certain > 1000 => {
@@ -442,7 +444,8 @@ mod tests {
         let r = report(true, Duration::from_secs(1), Some(checks(42_000, 1000, refuses.clone())));
         assert_eq!(
             texts(&findings(&flow("{ min_age: 2m }", "fail"), &r), Topic::Clock),
-            ["info: server clock is 42 s ahead of ours (±1 s): `min_age: 2m` waits 2 min 42 s after a file's last write"]
+            ["info: server clock is 42 s ahead of ours (±1 s): `min_age: 2m` waits up to 2 min 42 s after a file's last write \
+                 (2m after a run first sees it unchanged, when that is sooner)"]
         );
         let r = report(true, Duration::from_secs(1), Some(checks(300, 500, refuses)));
         assert_eq!(

@@ -459,7 +459,8 @@ fn links_and_fifos_on_the_server_are_told_once_and_listed_by_status() {
 }
 
 /// A recursive pull takes what it can list: a subfolder the login may not read is skipped
-/// with a warning, not a reason to take nothing.
+/// with a warning, not a reason to take nothing; `wharf status` tells it as a folder, with
+/// the server's words (it said `1 file in the source can never be taken: /in/locked`).
 #[test]
 fn a_subfolder_the_login_may_not_read_is_skipped_by_a_recursive_pull() {
     use std::os::unix::fs::PermissionsExt;
@@ -476,6 +477,10 @@ fn a_subfolder_the_login_may_not_read_is_skipped_by_a_recursive_pull() {
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("Skipping a subfolder that cannot be listed") && t.contains("/in/locked"), "{t}");
     assert_eq!(w.sink_files(), vec!["a.csv"], "{t}");
+    let out = w.wharf().arg("status").arg("--flows").arg(flow.parent().unwrap()).output().unwrap();
+    let s = support::stdout(&out);
+    assert!(s.contains("! 1 subfolder of the source cannot be read: /in/locked (permission denied: "), "{}", text(&out));
+    assert!(s.contains("; nothing under it is taken while the listing cannot read it)") && !s.contains("never be taken"), "{}", text(&out));
 }
 
 /// Starts `wharf run` halting at `point`, waits for it to get there, and SIGKILLs it.

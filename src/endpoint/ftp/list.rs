@@ -316,8 +316,12 @@ fn unix_time(month: u32, day: u32, time_or_year: &str, now: SystemTime) -> Optio
     None
 }
 
-/// `10-19-20  03:19PM  <DIR>  name` / `04-08-2014  15:09  1,403  name` (IIS, 2- or 4-digit
-/// years, 12- or 24-hour clock).
+/// `10-19-20  03:19PM       <DIR>          name` / `04-08-2014  15:09    1403 name` (IIS, 2-
+/// or 4-digit years, 12- or 24-hour clock). IIS writes the size (right-aligned) or `<DIR>` in
+/// a field of [`DOS_FIELD`] characters after the time, then one space, so that the name
+/// starts at a fixed column: read from there, a name's leading spaces are kept. A line laid
+/// out otherwise (another server's) has the spaces after its size or `<DIR>` taken as the
+/// separator, a name's own leading spaces with them.
 fn parse_dos(line: &str) -> Option<Listed> {
     let w = words(line);
     let (date, mut i) = (w.first()?.1, 1);
@@ -331,12 +335,14 @@ fn parse_dos(line: &str) -> Option<Listed> {
         _ => return None,
     };
     let clock = w.get(i)?.1.to_ascii_uppercase();
+    let mut clock_end = w[i].0 + w[i].1.len();
     i += 1;
     let (clock, pm) = match (clock.strip_suffix("AM"), clock.strip_suffix("PM")) {
         (Some(c), _) => (c.to_string(), Some(false)),
         (_, Some(c)) => (c.to_string(), Some(true)),
         _ => match w.get(i).map(|x| x.1.to_ascii_uppercase()) {
             Some(s) if s == "AM" || s == "PM" => {
+                clock_end = w[i].0 + w[i].1.len();
                 i += 1;
                 (clock, Some(s == "PM"))
             }
@@ -354,13 +360,26 @@ fn parse_dos(line: &str) -> Option<Listed> {
     } else {
         (EntryKind::File, what.replace(',', "").parse::<u64>().ok()?)
     };
-    let name = line.get(at + what.len()..)?.trim_start_matches(' ');
+    let end = at + what.len();
+    let field_end = clock_end + DOS_FIELD;
+    // IIS: the size ends where the field does; `<DIR>` starts 7 columns into it, and spaces
+    // fill the rest (the field is all in one piece: `end` is at most `field_end`).
+    let iis = line.as_bytes().get(field_end) == Some(&b' ')
+        && match kind {
+            EntryKind::File => end == field_end,
+            _ => at == clock_end + 7 && line.get(end..field_end).is_some_and(|pad| pad.bytes().all(|b| b == b' ')),
+        };
+    let name = if iis { line.get(field_end + 1..)? } else { line.get(end..)?.trim_start_matches(' ') };
     if name.is_empty() {
         return None;
     }
     let mtime = NaiveDate::from_ymd_opt(year, mo, d).and_then(|d| d.and_hms_opt(h, m, 0)).and_then(|t| from_unix(t.and_utc().timestamp()));
     Some(Listed { name: name.to_string(), kind, size, mtime })
 }
+
+/// The width of the size or `<DIR>` field IIS writes after the time, before the one space
+/// that ends it.
+const DOS_FIELD: usize = 21;
 
 fn from_unix(secs: i64) -> Option<SystemTime> {
     u64::try_from(secs).ok().map(|s| UNIX_EPOCH + Duration::from_secs(s))
@@ -530,5 +549,31 @@ mod tests {
         assert_eq!((l.size, l.mtime), (403, at(2014, 4, 8, 15, 9, 0)));
         let l = parse_list("12-31-99  11:59 PM  7 y2k", now).unwrap();
         assert_eq!(l.mtime, at(1999, 12, 31, 23, 59, 0));
+    }
+
+    /// IIS lays its listing out in columns: the name starts one space after a field of fixed
+    /// width, so a name's leading spaces are the name's. They were taken for the separator
+    /// (` lead.csv` listed as `lead.csv`, a file that does not exist: its download failed).
+    #[test]
+    fn iis_list_lines_keep_the_leading_spaces_of_a_name() {
+        let now = at(2027, 1, 1, 0, 0, 0).unwrap();
+        let name = |line: &str| parse_list(line, now).map(|l| (l.name, l.kind, l.size));
+        let (file, dir) = (EntryKind::File, EntryKind::Dir);
+        // As IIS writes them: 2- and 4-digit years, 12- and 24-hour clocks.
+        assert_eq!(name("06-29-95  03:05PM       <DIR>          muntemp"), Some(("muntemp".into(), dir, 0)));
+        assert_eq!(name("05-02-95  10:03AM               961590 naxp11e.zip"), Some(("naxp11e.zip".into(), file, 961590)));
+        assert_eq!(name("05-17-2007  07:58PM       <DIR>          muntemp"), Some(("muntemp".into(), dir, 0)));
+        assert_eq!(name("09-09-2008  03:50AM                 1506 naxp11e.zip"), Some(("naxp11e.zip".into(), file, 1506)));
+        assert_eq!(name("05-27-11  09:31       <DIR>          3"), Some(("3".into(), dir, 0)));
+        // Names beginning with spaces, kept whole (and trailing ones, as ever).
+        assert_eq!(name("12-01-26  10:15AM                 1234  lead.csv"), Some((" lead.csv".into(), file, 1234)));
+        assert_eq!(name("12-01-2026  10:15AM                 1234   two.csv "), Some(("  two.csv ".into(), file, 1234)));
+        assert_eq!(name("12-01-26  10:15                    7  h24.csv"), Some((" h24.csv".into(), file, 7)));
+        assert_eq!(name("12-01-26  10:15AM       <DIR>           sub"), Some((" sub".into(), dir, 0)));
+        assert_eq!(name("12-01-26  10:15AM 18446744073709551615  max.csv"), Some((" max.csv".into(), file, u64::MAX)));
+        // Laid out otherwise: the spaces after the size or `<DIR>` separate, however many.
+        assert_eq!(name("12-01-26  10:15AM       1234 name"), Some(("name".into(), file, 1234)));
+        assert_eq!(name("12-01-26  10:15AM  <DIR>  sub"), Some(("sub".into(), dir, 0)));
+        assert_eq!(name("12-01-26  10:15AM                 1234 "), None, "no name");
     }
 }
