@@ -427,10 +427,18 @@ pub struct RawSource {
 pub struct RawCommand {
     /// Program and arguments, without a shell: `["./export-prices.sh", "--since", "yesterday"]`.
     /// A program path with a `/` is relative to the flow file's folder, which is also the
-    /// working folder. The environment gets `WHARF_FLOW` and `WHARF_RUN`, besides wharf's
-    /// own (the arguments are passed as written: `${env:…}` is not expanded here).
+    /// working folder. Its environment has `WHARF_FLOW` and `WHARF_RUN`, the variables
+    /// `pass_env` names, and the few of wharf's every program gets (the arguments are passed
+    /// as written: `${env:…}` is not expanded here).
     #[schemars(length(min = 1))]
     pub run: Vec<String>,
+    /// Variables of wharf's environment the command gets, by name (`[PGPASSWORD]`), besides
+    /// `PATH`, `HOME`, `LANG`, `LC_*`, `TZ`, `TMPDIR`, `USER`, `LOGNAME` and `SHELL`, which it
+    /// always gets. Nothing else of wharf's environment is passed on: it holds the secrets of
+    /// every flow. A name wharf's environment lacks is left out.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("uniqueItems" = true), inner(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$")))]
+    pub pass_env: Vec<String>,
     /// Name template of the file written into the source folder (`prices-{{date
     /// "YYYYMMDD-HHmmss"}}.csv`). Variables: `run`, and the `date` helper. It is written under
     /// a dot-prefixed temporary name and renamed once the command succeeded. The name must be

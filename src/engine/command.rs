@@ -80,7 +80,7 @@ pub async fn produce(cmd: &Command, folder: &Path, flow: &str, run: u64, now: Sy
         cmd.name.render(&NameVars::new("", "", 0, run, now)).map_err(|message| CommandError::Name { program: program.clone(), message })?;
     let temp = folder.join(format!("{TEMP_PREFIX}{flow}-{run}.part"));
     let file = std::fs::File::create(&temp).map_err(output_err(&temp))?;
-    let mut child = tokio::process::Command::new(&cmd.program);
+    let mut child = process::command(&cmd.program, &cmd.pass_env);
     child
         .args(&cmd.args)
         .current_dir(&cmd.dir)
@@ -89,7 +89,7 @@ pub async fn produce(cmd: &Command, folder: &Path, flow: &str, run: u64, now: Sy
         .stdin(Stdio::null())
         .stdout(Stdio::from(file))
         .stderr(Stdio::piped());
-    let running = process::spawn(&mut child).map_err(|source| {
+    let running = process::spawn(child).await.map_err(|source| {
         let _ = std::fs::remove_file(&temp);
         CommandError::Spawn { program: program.clone(), source }
     })?;
@@ -161,6 +161,7 @@ mod tests {
         Command {
             program: PathBuf::from(run[0]),
             args: run[1..].iter().map(|s| s.to_string()).collect(),
+            pass_env: Vec::new(),
             dir: std::env::temp_dir(),
             name: NameTemplate::new(name).unwrap(),
             timeout: Duration::from_secs(10),

@@ -795,6 +795,7 @@ async fn a_failing_source_command_aborts_the_run_without_calling_an_endpoint_unr
     fx.flow.source.command = Some(crate::config::flow::Command {
         program: PathBuf::from("sh"),
         args: vec!["-c".into(), "echo 'db down' >&2; exit 1".into()],
+        pass_env: Vec::new(),
         dir: fx.src.clone(),
         name: NameTemplate::new("export.csv").unwrap(),
         timeout: Duration::from_secs(10),
