@@ -550,7 +550,9 @@ pub enum IfExists {
     /// Replace the existing file.
     Overwrite,
     /// Deliver as `stem-1.ext`, `stem-2.ext`, … (the first free name; chosen again when
-    /// somebody else takes it before the rename).
+    /// somebody else takes it before the rename). A name that would grow past the 255 bytes
+    /// a file name may have (less what the sink's `trigger` adds to it: `{{name}}.done`
+    /// leaves 250) loses the end of its stem to the `-1`; the extension stays.
     Rename,
     /// Do not deliver; count the file as delivered to this sink.
     Skip,

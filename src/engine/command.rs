@@ -124,16 +124,11 @@ pub async fn produce(cmd: &Command, folder: &Path, flow: &str, run: u64, now: Sy
     Ok(Some(target))
 }
 
-/// `name`, or `stem-1.ext`, `stem-2.ext`, … when a file of that name is already waiting.
+/// `name`, or `stem-1.ext`, `stem-2.ext`, … when a file of that name is already waiting
+/// (`naming::candidate`: a name at the length limit loses the end of its stem, not the
+/// rename to ENAMETOOLONG).
 fn free_name(folder: &Path, name: &str) -> String {
-    if !folder.join(name).exists() {
-        return name.to_string();
-    }
-    let v = NameVars::new(name, "", 0, 0, SystemTime::UNIX_EPOCH);
-    (1..)
-        .map(|n| if v.ext.is_empty() { format!("{}-{n}", v.stem) } else { format!("{}-{n}.{}", v.stem, v.ext) })
-        .find(|candidate| !folder.join(candidate).exists())
-        .unwrap_or_else(|| name.to_string())
+    (0..).map(|n| crate::engine::naming::candidate(name, n)).find(|c| !folder.join(c).exists()).unwrap_or_else(|| name.to_string())
 }
 
 /// Removes temporary outputs a crashed run of `flow` left behind. Only this flow's: another
@@ -183,6 +178,18 @@ mod tests {
         assert_eq!(produce(&c, dir.path(), "f", 7, SystemTime::now()).await.unwrap().as_deref(), Some("export-7-1.csv"));
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    /// A name at the file-name limit taken already: the next export's name is shortened to
+    /// fit, not refused by the file system run after run.
+    #[tokio::test]
+    async fn a_second_export_of_a_name_at_the_limit_still_fits() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = format!("{}.csv", "x".repeat(251));
+        let c = cmd(&["echo", "a"], &long);
+        assert_eq!(produce(&c, dir.path(), "f", 1, SystemTime::now()).await.unwrap(), Some(long.clone()));
+        let second = produce(&c, dir.path(), "f", 2, SystemTime::now()).await.unwrap().unwrap();
+        assert_eq!(second, format!("{}-1.csv", "x".repeat(249)));
     }
 
     /// An export with nothing new, polled every minute: nothing in the log at info level.

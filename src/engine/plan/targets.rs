@@ -65,7 +65,7 @@ enum Look {
 }
 
 /// The first free name for `name` in `dir` that no earlier file of the run takes either, as
-/// `naming::free_name` finds it once those files are delivered.
+/// `naming::free_name_but` finds it once those files are delivered.
 async fn next_free(
     ep: &dyn crate::endpoint::Endpoint,
     dir: &RemotePath,
