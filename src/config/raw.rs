@@ -503,7 +503,10 @@ pub struct RawSink {
     #[serde(default = "default_sink_path")]
     pub path: String,
     /// Target file name template (Handlebars). Variables: `name`, `stem`, `ext`, `rel_dir`,
-    /// `size`, `run`; helper `date` (`{{date "YYYYMMDD"}}`, run start time, UTC).
+    /// `size`, `run`; helper `date` (`{{date "YYYYMMDD"}}`, run start time, UTC). `ext` is
+    /// the last extension without its dot, empty when there is none; a `.` written right
+    /// before `{{ext}}` is left out with it, in every name template: `{{stem}}-{{run}}.{{ext}}`
+    /// names `README` `README-7`, not `README-7.`.
     #[serde(default = "default_name")]
     pub name: String,
     /// Name template the file is written under before the final rename (same variables as
