@@ -22,6 +22,12 @@ use crate::config::raw_steps::RawLookup;
 
 /// The largest look-up table file accepted (tables are held in memory).
 const MAX_LOOKUP_BYTES: u64 = 64 * 1024 * 1024;
+/// A script's limits: how deep functions may call one another, and the largest string
+/// (bytes), array (items) and map (fields) it may build.
+const MAX_CALL_LEVELS: usize = 32;
+const MAX_STRING: usize = 1 << 20;
+const MAX_ARRAY: usize = 100_000;
+const MAX_MAP: usize = 10_000;
 
 thread_local! {
     /// When the current file's script time is up (set per file by [`Mapper::start_file`]).
@@ -158,6 +164,23 @@ impl Mapper {
                 "{}{at}: too many operations for one record (a runaway loop?); the limit is `max_operations`",
                 self.script
             )),
+            // Rhai's own words ("Length of string too large", "Stack overflow") say neither
+            // which limit nor how big it is. (Where in the script: Rhai stamps these errors
+            // with the position of the call of each function they leave, and the call of
+            // `map` has none; a position is shown when one is given.)
+            EvalAltResult::ErrorDataTooLarge(what, _) => {
+                let limit = match what.as_str() {
+                    "Length of string" => format!("a string grew past the {} MiB a script's string may have", MAX_STRING >> 20),
+                    "Size of array/BLOB" => format!("an array grew past the {MAX_ARRAY} items a script's array may have"),
+                    "Size of object map" => format!("a map grew past the {MAX_MAP} fields a script's map may have"),
+                    _ => msg,
+                };
+                MapError::Script(format!("{}{at}: {limit} (mapping one record)", self.script))
+            }
+            EvalAltResult::ErrorStackOverflow(..) => MapError::Script(format!(
+                "{}{at}: functions called one another more than {MAX_CALL_LEVELS} deep (a runaway recursion?)",
+                self.script
+            )),
             EvalAltResult::ErrorRuntime(d, _) if d.is::<Misuse>() => MapError::Script(format!("{}{at}: {msg}", self.script)),
             // A `throw`, or a helper's verdict on a value: the script's way to refuse a record.
             EvalAltResult::ErrorRuntime(..) => MapError::Record(format!("{}{at}: {msg}", self.script)),
@@ -255,10 +278,10 @@ fn sandbox(tables: Arc<BTreeMap<String, Table>>, max_operations: u64) -> Engine 
     let mut e = Engine::new();
     e.set_max_operations(max_operations)
         .set_max_expr_depths(64, 32)
-        .set_max_call_levels(32)
-        .set_max_string_size(1 << 20)
-        .set_max_array_size(100_000)
-        .set_max_map_size(10_000)
+        .set_max_call_levels(MAX_CALL_LEVELS)
+        .set_max_string_size(MAX_STRING)
+        .set_max_array_size(MAX_ARRAY)
+        .set_max_map_size(MAX_MAP)
         .set_strict_variables(true);
     // The default resolver reads `import`ed files from disk.
     e.set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
@@ -538,6 +561,31 @@ mod tests {
         );
     }
 
+    /// A script over one of its size limits is told which limit, and how big it is
+    /// (before: Rhai's "Length of string too large", "Stack overflow").
+    #[test]
+    fn a_script_over_a_limit_is_told_which() {
+        let err = |body: &str| {
+            let m = Mapper::build("t.rhai", body, BTreeMap::new(), 1_000_000, Duration::from_secs(5)).unwrap();
+            match m.map(&json!({})).unwrap_err() {
+                MapError::Script(s) => s,
+                e => panic!("{e:?}"),
+            }
+        };
+        assert_eq!(
+            err("fn map(r) {\n  let s = \"x\";\n  loop { s += s; }\n}"),
+            "t.rhai: a string grew past the 1 MiB a script's string may have (mapping one record)"
+        );
+        assert_eq!(
+            err("fn map(r) {\n  let a = [];\n  loop { a.push(1); }\n}"),
+            "t.rhai: an array grew past the 100000 items a script's array may have (mapping one record)"
+        );
+        assert_eq!(
+            err("fn f(n) { f(n + 1) }\nfn map(r) { f(0) }"),
+            "t.rhai: functions called one another more than 32 deep (a runaway recursion?)"
+        );
+    }
+
     #[test]
     fn runaway_loops_are_stopped_by_the_operation_limit_and_the_clock() {
         let m = mapper("fn map(r) { loop { } }").unwrap();
@@ -588,7 +636,7 @@ mod tests {
         let m = mapper("fn map(r) { 42 }").unwrap();
         assert!(matches!(m.map(&json!({})).unwrap_err(), MapError::Script(s) if s.contains("not i64")));
         let m = mapper("fn map(r) { let s = \"x\"; for i in 0..30 { s += s; } #{ s: s } }").unwrap();
-        assert!(matches!(m.map(&json!({})).unwrap_err(), MapError::Script(s) if s.contains("too large")));
+        assert!(matches!(m.map(&json!({})).unwrap_err(), MapError::Script(s) if s.contains("a string grew past")));
     }
 
     /// A `throw` or a helper refusing a value is the record's problem; an error of the script
