@@ -115,7 +115,12 @@ impl Mapper {
 
     /// Maps one record: zero, one or several records come out.
     pub fn map(&self, record: &Value) -> Result<Vec<Value>, MapError> {
-        let arg = to_dynamic(record);
+        let arg = to_dynamic(record).map_err(|e| {
+            MapError::Record(format!(
+                "{}: `{}` is {}, a number a script cannot hold (beyond ±1.8e308, or so close to 0 that it would be 0): the record is not mapped",
+                self.script, e.at, e.number
+            ))
+        })?;
         let mut scope = Scope::new();
         // eval_ast(false): otherwise every call re-runs the script's top level (~60x slower).
         let opts = CallFnOptions::new().eval_ast(false).rewind_scope(true);
@@ -230,21 +235,54 @@ fn number_as_written(cell: &str) -> Option<serde_json::Number> {
     t.parse::<serde_json::Number>().ok().or_else(|| t.parse::<i64>().ok().map(serde_json::Number::from))
 }
 
+/// A number of the record that no script float holds (`1e400`, `1e-400`): where it is
+/// (`price`, `lines[2].qty`) and as written.
+#[derive(Debug)]
+struct OutOfRange {
+    at: String,
+    number: String,
+}
+
+impl OutOfRange {
+    /// The same number, seen from the record holding it under `key` (`qty` → `lines.qty`,
+    /// `[2].qty` → `lines[2].qty`).
+    fn under(mut self, key: &str) -> Self {
+        self.at = if self.at.is_empty() || self.at.starts_with('[') { format!("{key}{}", self.at) } else { format!("{key}.{}", self.at) };
+        self
+    }
+}
+
 /// A record as a script value, built directly (the serde round trip through
 /// `rhai::serde::to_dynamic` costs about as much as the script itself, once per record).
-fn to_dynamic(v: &Value) -> Dynamic {
-    match v {
+/// A JSON number beyond a float (`1e400`) is refused: as NaN it came out as `null`, and
+/// `1e-400` as `0.0`, the record passed with its value lost.
+fn to_dynamic(v: &Value) -> Result<Dynamic, OutOfRange> {
+    Ok(match v {
         Value::Null => Dynamic::UNIT,
         Value::Bool(b) => Dynamic::from_bool(*b),
         Value::Number(n) => match n.as_i64() {
             Some(i) => Dynamic::from_int(i),
             None if is_integer(n) => Dynamic::from(BigInteger(n.clone())),
-            None => Dynamic::from_float(n.as_f64().unwrap_or(f64::NAN)),
+            None => match n.as_f64() {
+                // A zero is read as 0 only when it was written as one (`0.0`, `0e5`).
+                Some(f) if f.is_finite() && (f != 0.0 || !has_nonzero_digit(n)) => Dynamic::from_float(f),
+                _ => return Err(OutOfRange { at: String::new(), number: n.to_string() }),
+            },
         },
         Value::String(s) => Dynamic::from(ImmutableString::from(s.as_str())),
-        Value::Array(a) => Dynamic::from_array(a.iter().map(to_dynamic).collect()),
-        Value::Object(o) => Dynamic::from_map(o.iter().map(|(k, v)| (k.as_str().into(), to_dynamic(v))).collect::<Map>()),
-    }
+        Value::Array(a) => Dynamic::from_array(
+            a.iter().enumerate().map(|(i, v)| to_dynamic(v).map_err(|e| e.under(&format!("[{i}]")))).collect::<Result<_, _>>()?,
+        ),
+        Value::Object(o) => Dynamic::from_map(
+            o.iter().map(|(k, v)| Ok((k.as_str().into(), to_dynamic(v).map_err(|e| e.under(k))?))).collect::<Result<Map, OutOfRange>>()?,
+        ),
+    })
+}
+
+/// Whether the digits of `n` before its exponent are not all zeros.
+fn has_nonzero_digit(n: &serde_json::Number) -> bool {
+    let text = n.to_string();
+    text.split(['e', 'E']).next().is_some_and(|m| m.bytes().any(|b| (b'1'..=b'9').contains(&b)))
 }
 
 /// A script's value as a record field, read directly (see [`to_dynamic`]). Non-finite floats
@@ -742,10 +780,29 @@ mod tests {
         );
     }
 
+    /// A JSON number no script float holds makes its record invalid, naming where it is
+    /// (before: `1e400` reached the script as NaN and was written `null`; `1e-400` as `0.0`).
+    #[test]
+    fn a_number_beyond_a_float_is_the_record_s_problem() {
+        let m = mapper("fn map(r) { r }").unwrap();
+        let big: Value = serde_json::from_str(r#"{"id": 1, "lines": [{"qty": 2}, {"qty": 1e400}]}"#).unwrap();
+        assert_eq!(
+            m.map(&big).unwrap_err(),
+            MapError::Record(
+                "t.rhai: `lines[1].qty` is 1e+400, a number a script cannot hold (beyond ±1.8e308, or so close to 0 that it would be 0): the record is not mapped"
+                    .into()
+            )
+        );
+        let tiny: Value = serde_json::from_str(r#"{"p": -1e-400}"#).unwrap();
+        assert!(matches!(m.map(&tiny).unwrap_err(), MapError::Record(s) if s.contains("`p` is -1e-400")));
+        let zeros: Value = serde_json::from_str(r#"{"a": 0.0, "b": 0e7, "c": 1e300, "d": 2.5e-300}"#).unwrap();
+        assert_eq!(m.map(&zeros).unwrap().len(), 1, "zeros and large or small floats that fit pass");
+    }
+
     #[test]
     fn records_convert_to_and_from_script_values() {
         let rec = serde_json::json!({ "s": "x", "i": -3, "f": 1.5, "b": true, "n": null, "a": [1, "y"], "o": { "k": 2 } });
-        assert_eq!(from_dynamic(&to_dynamic(&rec)).unwrap(), rec);
+        assert_eq!(from_dynamic(&to_dynamic(&rec).unwrap()).unwrap(), rec);
         let m = mapper(r#"fn map(r) { #{ c: 'z', inf: 1.0 / 0.0, big: r.big } }"#).unwrap();
         let out = m.map(&serde_json::json!({ "big": u64::MAX })).unwrap();
         assert_eq!(out, [serde_json::json!({ "c": "z", "inf": null, "big": u64::MAX })]);
