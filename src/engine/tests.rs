@@ -571,9 +571,12 @@ async fn a_free_name_leaves_room_for_its_trigger() {
     std::fs::create_dir_all(fx.dst.join("inbox")).unwrap();
     std::fs::write(fx.dst.join("inbox").join(&long), b"theirs").unwrap();
     fx.put(&format!("in/{long}"), b"ours");
+    let free = format!("{}-1.csv", "x".repeat(244));
+    let plan = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now(), None).await.unwrap();
+    let super::plan::Action::Deliver { targets, .. } = &plan.files[0].action else { panic!("{plan:#?}") };
+    assert!(targets[0].starts_with(&format!("erp:/inbox/{free}")), "the plan shows the run's choice: {targets:?}");
     let r = fx.run().await;
     assert_eq!(r.counts.delivered, 1, "{r:#?}");
-    let free = format!("{}-1.csv", "x".repeat(244));
     assert_eq!(read(&fx.dst.join("inbox").join(&free)), b"ours");
     assert!(fx.dst.join("inbox").join(format!("{free}.done")).exists());
     assert_eq!(format!("{free}.done").len(), crate::engine::naming::NAME_MAX);
