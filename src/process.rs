@@ -162,9 +162,14 @@ mod spawner {
                 .spawn(move || {
                     for (mut cmd, runtime, reply) in rx {
                         let _in = runtime.enter();
-                        // The caller may have gone (a cancelled run): the child is then
-                        // dropped here, which kills it.
-                        let _ = reply.send(cmd.spawn());
+                        if let Err(Ok(child)) = reply.send(cmd.spawn()) {
+                            // The caller went away (a cancelled run): its program goes, with
+                            // its group (dropping the child kills only the program).
+                            if let Some(pgid) = child.id().and_then(|id| i32::try_from(id).ok()) {
+                                // SAFETY: kill(2) of the group the program just started leads.
+                                unsafe { libc::kill(-pgid, libc::SIGKILL) };
+                            }
+                        }
                     }
                 })
                 .map(|_| std::sync::Mutex::new(tx))
