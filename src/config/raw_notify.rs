@@ -209,7 +209,7 @@ pub struct RawNotifyCommand {
     /// Variables of wharf's environment the command gets, by name (`[TICKET_TOKEN]`), besides
     /// `PATH`, `HOME`, `LANG`, `LC_*`, `TZ`, `TMPDIR`, `USER`, `LOGNAME` and `SHELL`, which it
     /// always gets. Nothing else of wharf's environment is passed on: it holds the secrets of
-    /// every flow. A name wharf's environment lacks is left out.
+    /// every flow. A name wharf's environment lacks is left out (`wharf validate` warns).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(extend("uniqueItems" = true), inner(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$")))]
     pub pass_env: Vec<String>,

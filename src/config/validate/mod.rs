@@ -342,6 +342,12 @@ impl Checker<'_, '_> {
                     format!("`{name}` is not the name of an environment variable: use letters, digits and `_`, not starting with a digit"),
                 );
                 ok = false;
+            } else if (self.lookup.env)(name).is_err() {
+                // As a missing `${env:…}` secret is reported, though the program may do without.
+                self.warning(
+                    format!("{at}/pass_env/{i}"),
+                    format!("`{name}` is not set in wharf's environment (here): the command would run without it"),
+                );
             }
         }
         ok.then(|| names.to_vec())

@@ -251,6 +251,13 @@ mod tests {
         let with = |source: &str| local.replace("SOURCE", source);
         let ok = run(&with("command: { run: [export.sh], name: \"p-{{run}}.csv\", pass_env: [PGPASSWORD, _X1] }")).unwrap();
         assert_eq!(ok.source.command.unwrap().pass_env, ["PGPASSWORD", "_X1"]);
+        let w = warnings(&with("command: { run: [export.sh], name: \"p-{{run}}.csv\", pass_env: [PASS, NOPE] }"));
+        assert_eq!(w.len(), 1, "{w:#?}");
+        assert!(
+            w[0].contains("`NOPE` is not set in wharf's environment (here): the command would run without it")
+                && w[0].ends_with("(at /source/command/pass_env/1)"),
+            "{w:#?}"
+        );
         let p = problems(&with("command: { run: [export.sh], name: \"p-{{run}}.csv\", pass_env: [OK, \"PG=x\", 1X] }"));
         assert_eq!(p.len(), 2, "{p:#?}");
         assert!(
