@@ -8,6 +8,21 @@
 //! a file wharf had already taken, and holding the program's stderr open so the wait lasted
 //! until the limit. The caller learns that the program left something behind
 //! ([`Exited::lingered`]): its output may be incomplete.
+//!
+//! Owns too what survives wharf itself. A daemon killed outright (`kill -9`, the OOM killer)
+//! runs no drop and no `kill_all`; on Linux each program is started with the parent-death
+//! signal set (`PR_SET_PDEATHSIG`, SIGKILL), so it dies with wharf. The kernel sends that
+//! signal when the *thread* that started the program ends, not the process: under
+//! `wharf serve` every run has a thread of its own that ends with the run
+//! (`crate::serve::runner`), and tokio's worker threads may be replaced. So programs are
+//! started from one thread kept for the whole life of the process ([`spawn`]). What the
+//! program starts in turn (a script's commands) gets no such signal: it is orphaned, not
+//! killed, when wharf is killed outright (a service manager killing the whole control group,
+//! as systemd does, takes it; docs/operations.md).
+//!
+//! And owns the programs' environment ([`command`]): a short documented allow-list of
+//! wharf's own (`PATH`, `HOME`, locale, …) plus the names the flow passes on, never the
+//! whole of it, which holds every flow's secrets.
 
 use std::io;
 use std::process::ExitStatus;
@@ -43,10 +58,36 @@ pub struct Running {
     group: Group,
 }
 
-/// Starts `cmd` as the leader of a new process group. Set stdin, stdout and stderr on `cmd`
-/// first; stderr should be piped to be reported.
-pub fn spawn(cmd: &mut Command) -> io::Result<Running> {
-    let child = cmd.process_group(0).kill_on_drop(true).spawn()?;
+/// Variables of wharf's environment every program gets (when set): where programs are, the
+/// user, the locale and time zone. Everything else only when the flow names it (`pass_env`).
+pub const PASSED_ENV: &[&str] = &["PATH", "HOME", "LANG", "LC_*", "TZ", "TMPDIR", "USER", "LOGNAME", "SHELL"];
+
+/// A command for `program` whose environment holds only [`PASSED_ENV`] and the variables
+/// named in `pass_env` that wharf's environment has. Add wharf's own variables (`WHARF_*`)
+/// after: they win over a passed variable of the same name.
+pub fn command(program: impl AsRef<std::ffi::OsStr>, pass_env: &[String]) -> Command {
+    let mut cmd = Command::new(program);
+    cmd.env_clear();
+    cmd.envs(std::env::vars_os().filter(|(name, _)| name.to_str().is_some_and(|name| passed(name, pass_env))));
+    cmd
+}
+
+/// Whether the variable `name` is given to programs.
+fn passed(name: &str, pass_env: &[String]) -> bool {
+    let allowed = |pattern: &str| match pattern.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => name == pattern,
+    };
+    PASSED_ENV.iter().any(|p| allowed(p)) || pass_env.iter().any(|p| p == name)
+}
+
+/// Starts `cmd` as the leader of a new process group, dying with wharf (see the module
+/// comment). Build it with [`command`], and set stdin, stdout and stderr first; stderr should
+/// be piped to be reported. Must be called within a tokio runtime, which then owns the child.
+pub async fn spawn(mut cmd: Command) -> io::Result<Running> {
+    cmd.process_group(0).kill_on_drop(true);
+    die_with_wharf(&mut cmd);
+    let child = spawner::spawn(cmd).await?;
     let pgid = child.id().and_then(|id| i32::try_from(id).ok());
     if let Some(pgid) = pgid {
         live().insert(pgid);
@@ -61,6 +102,81 @@ pub fn kill_all() {
     for pgid in std::mem::take(&mut *live()) {
         // SAFETY: kill(2) of a group one of our programs leads (see `Group::kill_leftovers`).
         unsafe { libc::kill(-pgid, libc::SIGKILL) };
+    }
+}
+
+/// Has the program killed when wharf dies (Linux). Checks for the race where wharf died
+/// between the fork and the `prctl`: the program then already has another parent.
+#[cfg(target_os = "linux")]
+fn die_with_wharf(cmd: &mut Command) {
+    let wharf = std::process::id();
+    // SAFETY: the closure runs in the child between fork and exec, and calls only
+    // async-signal-safe functions (prctl, getppid, _exit); it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong, 0, 0, 0) != 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if u32::try_from(libc::getppid()).ok() != Some(wharf) {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+}
+
+#[cfg(not(target_os = "linux"))]
+fn die_with_wharf(_cmd: &mut Command) {}
+
+/// The thread that starts every program: the parent-death signal is tied to the thread that
+/// forked, so it must be one that lasts as long as wharf (see the module comment).
+mod spawner {
+    use std::io;
+    use std::sync::mpsc;
+
+    use tokio::process::{Child, Command};
+    use tokio::runtime::Handle;
+    use tokio::sync::oneshot;
+
+    /// A program to start in the runtime `Handle`, and where to send the result.
+    type Job = (Command, Handle, oneshot::Sender<io::Result<Child>>);
+
+    /// Starts `cmd` on the spawner thread; the child belongs to the caller's runtime.
+    pub(super) async fn spawn(cmd: Command) -> io::Result<Child> {
+        let jobs = thread().map_err(|e| io::Error::other(format!("cannot start wharf's program-starting thread: {e}")))?;
+        let (tx, rx) = oneshot::channel();
+        crate::sync::lock(jobs)
+            .send((cmd, Handle::current(), tx))
+            .map_err(|_| io::Error::other("wharf's program-starting thread has stopped"))?;
+        rx.await.map_err(|_| io::Error::other("wharf's program-starting thread has stopped"))?
+    }
+
+    /// The thread's queue, the thread started at the first call. Never dropped: the thread
+    /// waits for jobs until the process exits.
+    fn thread() -> Result<&'static std::sync::Mutex<mpsc::Sender<Job>>, &'static str> {
+        static JOBS: std::sync::OnceLock<Result<std::sync::Mutex<mpsc::Sender<Job>>, String>> = std::sync::OnceLock::new();
+        JOBS.get_or_init(|| {
+            let (tx, rx) = mpsc::channel::<Job>();
+            std::thread::Builder::new()
+                .name("wharf-spawner".into())
+                .spawn(move || {
+                    for (mut cmd, runtime, reply) in rx {
+                        let _in = runtime.enter();
+                        if let Err(Ok(child)) = reply.send(cmd.spawn()) {
+                            // The caller went away (a cancelled run): its program goes, with
+                            // its group (dropping the child kills only the program).
+                            if let Some(pgid) = child.id().and_then(|id| i32::try_from(id).ok()) {
+                                // SAFETY: kill(2) of the group the program just started leads.
+                                unsafe { libc::kill(-pgid, libc::SIGKILL) };
+                            }
+                        }
+                    }
+                })
+                .map(|_| std::sync::Mutex::new(tx))
+                .map_err(|e| e.to_string())
+        })
+        .as_ref()
+        .map_err(String::as_str)
     }
 }
 
@@ -192,9 +308,95 @@ mod tests {
         panic!("the background process {pid} still runs");
     }
 
+    /// Set in a copy of this test binary running one of the `in_a_copy_*` tests.
+    const COPY: &str = "WHARF_TEST_PROCESS_COPY";
+
+    /// Runs the test `name` in a copy of this test binary, with `envs`; stdout piped.
+    fn copy_running(name: &str, envs: &[(&str, &str)]) -> std::process::Child {
+        std::process::Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", &format!("process::tests::{name}"), "--nocapture", "--test-threads=1"])
+            .env(COPY, "1")
+            .envs(envs.iter().copied())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .unwrap()
+    }
+
+    /// In the copy: starts `sleep` from a thread that then ends, prints its pid, and waits
+    /// to be killed.
+    #[test]
+    fn in_a_copy_a_program_started_from_a_thread_that_ends() {
+        if std::env::var_os(COPY).is_none() {
+            return;
+        }
+        let pid = std::thread::spawn(|| {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                let mut sleep = Command::new("sleep");
+                sleep.arg("60").stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+                let running = spawn(sleep).await.unwrap();
+                let pid = running.child.id().unwrap();
+                // Not killed on drop: it is to outlive this thread.
+                std::mem::forget(running);
+                pid
+            })
+        })
+        .join()
+        .unwrap();
+        println!("PID={pid}");
+        std::thread::sleep(Duration::from_secs(60));
+    }
+
+    /// `kill -9` of wharf (a `wharf serve` whose run started an export) kills the program it
+    /// started, though the run's thread that started it had ended long before.
+    #[test]
+    fn a_program_dies_with_wharf_killed_outright() {
+        use std::io::BufRead;
+        let mut copy = copy_running("in_a_copy_a_program_started_from_a_thread_that_ends", &[]);
+        let mut lines = std::io::BufReader::new(copy.stdout.take().unwrap()).lines();
+        let pid = lines.find_map(|l| l.unwrap().split_once("PID=").map(|(_, pid)| pid.to_string())).expect("the copy printed the pid");
+        std::thread::sleep(Duration::from_millis(300));
+        let stat = format!("/proc/{pid}/stat");
+        let alive = std::fs::read_to_string(&stat).is_ok_and(|s| !s.contains(") Z "));
+        // SAFETY: kill(2) of the copy this test started.
+        unsafe { libc::kill(copy.id() as i32, libc::SIGKILL) };
+        let _ = copy.wait();
+        assert!(alive, "the program died with the thread that started it");
+        gone(&pid);
+    }
+
+    /// In the copy: what a program sees of the environment.
+    #[tokio::test]
+    async fn in_a_copy_the_environment_a_program_gets() {
+        if std::env::var_os(COPY).is_none() {
+            return;
+        }
+        let out = command("env", &["NAMED_TOKEN".into()]).env("WHARF_FLOW", "f").output().await.unwrap();
+        let env = String::from_utf8(out.stdout).unwrap();
+        let mut names: Vec<&str> = env.lines().filter_map(|l| l.split_once('=')).map(|(n, _)| n).collect();
+        names.sort();
+        assert!(env.contains("NAMED_TOKEN=t0k\n") && env.contains("WHARF_FLOW=f\n") && env.contains("LC_TIME=C\n"), "{env}");
+        assert!(!env.contains("s3cret"), "a variable the flow did not name was passed: {env}");
+        let allowed = |n: &str| passed(n, &["NAMED_TOKEN".into()]) || n == "WHARF_FLOW";
+        assert!(names.iter().all(|n| allowed(n)), "{names:?}");
+    }
+
+    /// A program gets the allow-list, the names the flow passes and wharf's `WHARF_*`
+    /// variables; never the rest of wharf's environment (another flow's password).
+    #[test]
+    fn a_program_gets_only_the_variables_passed_on() {
+        let copy = copy_running(
+            "in_a_copy_the_environment_a_program_gets",
+            &[("NAMED_TOKEN", "t0k"), ("OTHER_FLOW_PASSWORD", "s3cret"), ("LC_TIME", "C"), ("WHARF_RUN", "s3cret")],
+        );
+        let out = copy.wait_with_output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    }
+
     #[tokio::test]
     async fn exit_status_stdin_and_the_end_of_stderr() {
-        let r = spawn(&mut sh("cat >&2; echo >&2; echo more >&2; exit 3")).unwrap();
+        let r = spawn(sh("cat >&2; echo >&2; echo more >&2; exit 3")).await.unwrap();
         let Waited::Exited(e) = r.wait(Some(b"abcdef".to_vec()), Duration::from_secs(10), 9).await else { panic!() };
         assert_eq!(describe(e.status), "exited with status 3");
         assert_eq!(e.stderr, "…ef ⏎ more", "the end, on one line");
@@ -208,7 +410,7 @@ mod tests {
         // The background `sleep` holds stderr: waiting for it to close would last 30 s.
         let script = format!("sleep 30 & echo $! > {}; exit 0", pidfile.display());
         let started = Instant::now();
-        let Waited::Exited(e) = spawn(&mut sh(&script)).unwrap().wait(None, Duration::from_secs(20), 100).await else { panic!() };
+        let Waited::Exited(e) = spawn(sh(&script)).await.unwrap().wait(None, Duration::from_secs(20), 100).await else { panic!() };
         assert!(e.status.success() && e.lingered, "{e:?}");
         assert!(started.elapsed() < Duration::from_secs(10));
         gone(&std::fs::read_to_string(&pidfile).unwrap());
@@ -219,7 +421,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let pidfile = dir.path().join("pid");
         let script = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
-        let r = spawn(&mut sh(&script)).unwrap();
+        let r = spawn(sh(&script)).await.unwrap();
         assert!(matches!(r.wait(None, Duration::from_millis(300), 100).await, Waited::TimedOut));
         gone(&std::fs::read_to_string(&pidfile).unwrap());
     }

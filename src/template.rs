@@ -144,7 +144,8 @@ pub struct NameVars {
     pub name: String,
     /// File name without the last extension: `orders_1`.
     pub stem: String,
-    /// Last extension without the dot: `csv` ("" when none).
+    /// Last extension without the dot: `csv` ("" when none; a template's `.` right before
+    /// `{{ext}}` is then left out too).
     pub ext: String,
     /// Folder of the file relative to the source path ("" at top level).
     pub rel_dir: String,
@@ -176,6 +177,11 @@ impl NameTemplate {
         hb.register_escape_fn(handlebars::no_escape);
         hb.register_helper("date", Box::new(date_helper));
         hb.register_template_string(NAME, source).map_err(|e| syntax_error(&format!("bad template {source:?}"), source, &e))?;
+        // Compiled as written first, so that a syntax error's column is the user's.
+        let dotted = dot_with_ext(source);
+        if dotted != source {
+            hb.register_template_string(NAME, &dotted).map_err(|e| syntax_error(&format!("bad template {source:?}"), source, &e))?;
+        }
         Ok(NameTemplate { source: source.to_string(), registry: Arc::new(hb) })
     }
 
@@ -221,6 +227,16 @@ impl NameTemplate {
         let of = |run, now| self.render(&NameVars::new("a.csv", "", 1, run, now)).ok();
         of(1, UNIX_EPOCH) != of(2, UNIX_EPOCH + day)
     }
+}
+
+/// `source` with each `.` written right before `{{ext}}` written only when there is an
+/// extension: `{{stem}}-1.{{ext}}` of `README` is `README-1`, not `README-1.` (a name
+/// Windows cannot even open).
+fn dot_with_ext(source: &str) -> String {
+    static DOT_EXT: std::sync::LazyLock<regex::Regex> =
+        // A constant pattern: compiling it cannot fail.
+        std::sync::LazyLock::new(|| regex::Regex::new(r"\.(\{\{~?\s*ext\s*~?\}\})").expect("a valid pattern"));
+    DOT_EXT.replace_all(source, "{{#if ext}}.{{/if}}$1").into_owned()
 }
 
 impl fmt::Debug for NameTemplate {
@@ -338,6 +354,21 @@ mod tests {
         let v = NameVars::new("orders.1.csv", "", 10, 3, now);
         assert_eq!(t.render(&v).unwrap(), "orders.1-2023-11-14_221320.csv");
         assert_eq!(NameTemplate::new("{{name}}.done").unwrap().render(&v).unwrap(), "orders.1.csv.done");
+    }
+
+    /// The dot before `{{ext}}` goes with the extension: a file without one gets no
+    /// trailing dot.
+    #[test]
+    fn the_dot_before_an_empty_ext_is_left_out() {
+        let of = |t: &str, name: &str| NameTemplate::new(t).unwrap().render(&NameVars::new(name, "", 0, 7, UNIX_EPOCH)).unwrap();
+        assert_eq!(of("{{stem}}.{{ext}}", "README"), "README");
+        assert_eq!(of("{{stem}}.{{ext}}", "a.csv"), "a.csv");
+        assert_eq!(of("{{stem}}-{{run}}.{{ ext }}.done", "README"), "README-7.done");
+        assert_eq!(of("{{stem}}-{{run}}.{{ ext }}.done", "a.csv"), "a-7.csv.done");
+        assert_eq!(of("{{stem}}.{{ext}}", ".profile"), ".profile", "a hidden name is all stem");
+        assert_eq!(of("x.{{stem}}", "README"), "x.README", "only the dot before `ext`");
+        let e = NameTemplate::new("{{stem}.{{ext}}").err().unwrap();
+        assert!(e.contains("line 1, col 7"), "the column as written: {e}");
     }
 
     #[test]

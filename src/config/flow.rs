@@ -248,6 +248,8 @@ pub struct Command {
     /// Program (resolved against `dir` when it contains a `/`) and arguments.
     pub program: PathBuf,
     pub args: Vec<String>,
+    /// Variables of wharf's environment it gets besides `crate::process::PASSED_ENV`.
+    pub pass_env: Vec<String>,
     /// Working folder: the flow file's folder.
     pub dir: PathBuf,
     /// Name of the file written (a plain file name).

@@ -430,10 +430,18 @@ pub struct RawSource {
 pub struct RawCommand {
     /// Program and arguments, without a shell: `["./export-prices.sh", "--since", "yesterday"]`.
     /// A program path with a `/` is relative to the flow file's folder, which is also the
-    /// working folder. The environment gets `WHARF_FLOW` and `WHARF_RUN`, besides wharf's
-    /// own (the arguments are passed as written: `${env:…}` is not expanded here).
+    /// working folder. Its environment has `WHARF_FLOW` and `WHARF_RUN`, the variables
+    /// `pass_env` names, and the few of wharf's every program gets (the arguments are passed
+    /// as written: `${env:…}` is not expanded here).
     #[schemars(length(min = 1))]
     pub run: Vec<String>,
+    /// Variables of wharf's environment the command gets, by name (`[PGPASSWORD]`), besides
+    /// `PATH`, `HOME`, `LANG`, `LC_*`, `TZ`, `TMPDIR`, `USER`, `LOGNAME` and `SHELL`, which it
+    /// always gets. Nothing else of wharf's environment is passed on: it holds the secrets of
+    /// every flow. A name wharf's environment lacks is left out (`wharf validate` warns).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("uniqueItems" = true), inner(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$")))]
+    pub pass_env: Vec<String>,
     /// Name template of the file written into the source folder (`prices-{{date
     /// "YYYYMMDD-HHmmss"}}.csv`). Variables: `run`, and the `date` helper. It is written under
     /// a dot-prefixed temporary name and renamed once the command succeeded. The name must be
@@ -506,7 +514,10 @@ pub struct RawSink {
     #[serde(default = "default_sink_path")]
     pub path: String,
     /// Target file name template (Handlebars). Variables: `name`, `stem`, `ext`, `rel_dir`,
-    /// `size`, `run`; helper `date` (`{{date "YYYYMMDD"}}`, run start time, UTC).
+    /// `size`, `run`; helper `date` (`{{date "YYYYMMDD"}}`, run start time, UTC). `ext` is
+    /// the last extension without its dot, empty when there is none; a `.` written right
+    /// before `{{ext}}` is left out with it, in every name template: `{{stem}}-{{run}}.{{ext}}`
+    /// names `README` `README-7`, not `README-7.`.
     #[serde(default = "default_name")]
     pub name: String,
     /// Name template the file is written under before the final rename (same variables as
@@ -553,7 +564,9 @@ pub enum IfExists {
     /// Replace the existing file.
     Overwrite,
     /// Deliver as `stem-1.ext`, `stem-2.ext`, … (the first free name; chosen again when
-    /// somebody else takes it before the rename).
+    /// somebody else takes it before the rename). A name that would grow past the 255 bytes
+    /// a file name may have (less what the sink's `trigger` adds to it: `{{name}}.done`
+    /// leaves 250) loses the end of its stem to the `-1`; the extension stays.
     Rename,
     /// Do not deliver; count the file as delivered to this sink.
     Skip,

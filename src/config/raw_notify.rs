@@ -202,10 +202,17 @@ pub enum SmtpTls {
 pub struct RawNotifyCommand {
     /// Program and arguments (no shell). A program with a `/` is relative to the flow file's
     /// folder, which is also the working folder; otherwise it is looked up in `PATH`. The
-    /// arguments are passed as written (`${env:…}` is not expanded here: the command inherits
-    /// wharf's environment).
+    /// arguments are passed as written (`${env:…}` is not expanded here: name the variable in
+    /// `pass_env` and read it from the environment).
     #[schemars(length(min = 1))]
     pub run: Vec<String>,
+    /// Variables of wharf's environment the command gets, by name (`[TICKET_TOKEN]`), besides
+    /// `PATH`, `HOME`, `LANG`, `LC_*`, `TZ`, `TMPDIR`, `USER`, `LOGNAME` and `SHELL`, which it
+    /// always gets. Nothing else of wharf's environment is passed on: it holds the secrets of
+    /// every flow. A name wharf's environment lacks is left out (`wharf validate` warns).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("uniqueItems" = true), inner(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$")))]
+    pub pass_env: Vec<String>,
     /// After this long the command is killed with every process it started (a duration:
     /// `30s`). Processes it leaves running in the background when it exits are killed too:
     /// send the notification in the foreground.

@@ -80,7 +80,7 @@ pub async fn produce(cmd: &Command, folder: &Path, flow: &str, run: u64, now: Sy
         cmd.name.render(&NameVars::new("", "", 0, run, now)).map_err(|message| CommandError::Name { program: program.clone(), message })?;
     let temp = folder.join(format!("{TEMP_PREFIX}{flow}-{run}.part"));
     let file = std::fs::File::create(&temp).map_err(output_err(&temp))?;
-    let mut child = tokio::process::Command::new(&cmd.program);
+    let mut child = process::command(&cmd.program, &cmd.pass_env);
     child
         .args(&cmd.args)
         .current_dir(&cmd.dir)
@@ -89,7 +89,7 @@ pub async fn produce(cmd: &Command, folder: &Path, flow: &str, run: u64, now: Sy
         .stdin(Stdio::null())
         .stdout(Stdio::from(file))
         .stderr(Stdio::piped());
-    let running = process::spawn(&mut child).map_err(|source| {
+    let running = process::spawn(child).await.map_err(|source| {
         let _ = std::fs::remove_file(&temp);
         CommandError::Spawn { program: program.clone(), source }
     })?;
@@ -124,16 +124,11 @@ pub async fn produce(cmd: &Command, folder: &Path, flow: &str, run: u64, now: Sy
     Ok(Some(target))
 }
 
-/// `name`, or `stem-1.ext`, `stem-2.ext`, … when a file of that name is already waiting.
+/// `name`, or `stem-1.ext`, `stem-2.ext`, … when a file of that name is already waiting
+/// (`naming::candidate`: a name at the length limit loses the end of its stem, not the
+/// rename to ENAMETOOLONG).
 fn free_name(folder: &Path, name: &str) -> String {
-    if !folder.join(name).exists() {
-        return name.to_string();
-    }
-    let v = NameVars::new(name, "", 0, 0, SystemTime::UNIX_EPOCH);
-    (1..)
-        .map(|n| if v.ext.is_empty() { format!("{}-{n}", v.stem) } else { format!("{}-{n}.{}", v.stem, v.ext) })
-        .find(|candidate| !folder.join(candidate).exists())
-        .unwrap_or_else(|| name.to_string())
+    (0..).map(|n| crate::engine::naming::candidate(name, n)).find(|c| !folder.join(c).exists()).unwrap_or_else(|| name.to_string())
 }
 
 /// Removes temporary outputs a crashed run of `flow` left behind. Only this flow's: another
@@ -161,6 +156,7 @@ mod tests {
         Command {
             program: PathBuf::from(run[0]),
             args: run[1..].iter().map(|s| s.to_string()).collect(),
+            pass_env: Vec::new(),
             dir: std::env::temp_dir(),
             name: NameTemplate::new(name).unwrap(),
             timeout: Duration::from_secs(10),
@@ -182,6 +178,18 @@ mod tests {
         assert_eq!(produce(&c, dir.path(), "f", 7, SystemTime::now()).await.unwrap().as_deref(), Some("export-7-1.csv"));
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 2, "{names:?}");
+    }
+
+    /// A name at the file-name limit taken already: the next export's name is shortened to
+    /// fit, not refused by the file system run after run.
+    #[tokio::test]
+    async fn a_second_export_of_a_name_at_the_limit_still_fits() {
+        let dir = tempfile::tempdir().unwrap();
+        let long = format!("{}.csv", "x".repeat(251));
+        let c = cmd(&["echo", "a"], &long);
+        assert_eq!(produce(&c, dir.path(), "f", 1, SystemTime::now()).await.unwrap(), Some(long.clone()));
+        let second = produce(&c, dir.path(), "f", 2, SystemTime::now()).await.unwrap().unwrap();
+        assert_eq!(second, format!("{}-1.csv", "x".repeat(249)));
     }
 
     /// An export with nothing new, polled every minute: nothing in the log at info level.

@@ -15,16 +15,23 @@ use super::error::FileError;
 /// end of its stem to the `-n`, so that a re-sent file with a long name still gets a name the
 /// file system takes (`name-1.csv` of a 255-byte name would be refused as too long, every run).
 pub fn candidate(name: &str, n: u32) -> String {
+    candidate_within(name, n, NAME_MAX)
+}
+
+/// [`candidate`] for a name that must leave room for more: at most `max` bytes (a sink's
+/// trigger `{{name}}.done` is 5 bytes longer than the name it is made from, so a free name
+/// for such a sink has at most 250). The name itself (`n` = 0) is returned as it is.
+pub fn candidate_within(name: &str, n: u32, max: usize) -> String {
     if n == 0 {
         return name.to_string();
     }
     let (stem, ext) = match name.rfind('.') {
         // An "extension" too long to keep beside a number is part of the stem.
-        Some(i) if i > 0 && name.len() - i <= NAME_MAX / 2 => name.split_at(i),
+        Some(i) if i > 0 && name.len() - i <= max / 2 => name.split_at(i),
         _ => (name, ""),
     };
     let suffix = format!("-{n}{ext}");
-    let room = NAME_MAX.saturating_sub(suffix.len()).min(stem.len());
+    let room = max.saturating_sub(suffix.len()).min(stem.len());
     let end = (0..=room).rev().find(|&i| stem.is_char_boundary(i)).unwrap_or(0);
     format!("{}{suffix}", &stem[..end])
 }
@@ -43,21 +50,29 @@ pub fn creatable<'n>(ep: &dyn Endpoint, name: &'n str) -> std::borrow::Cow<'n, s
     format!("{kept}{}", "_".repeat(name[kept.len()..].chars().count())).into()
 }
 
-/// The first candidate for `name` in `dir` that does not exist on `ep`.
-pub async fn free_name(ep: &dyn Endpoint, dir: &RemotePath, name: &str) -> Result<RemotePath, FileError> {
-    free_name_but(ep, dir, name, |_| false).await
-}
-
-/// [`free_name`], passing over the names `taken` says are spoken for besides what `ep` holds
-/// (`wharf plan`: names earlier files of the same run will have delivered to).
+/// The first candidate for `name` in `dir` that does not exist on `ep`, passing over the
+/// names `taken` says are spoken for besides what `ep` holds (`wharf plan`: names earlier
+/// files of the same run will have delivered to).
 pub async fn free_name_but(
     ep: &dyn Endpoint,
     dir: &RemotePath,
     name: &str,
     taken: impl Fn(&RemotePath) -> bool,
 ) -> Result<RemotePath, FileError> {
+    free_name_within(ep, dir, name, NAME_MAX, taken).await
+}
+
+/// [`free_name_but`] whose numbered candidates have at most `max` bytes
+/// ([`candidate_within`]).
+pub async fn free_name_within(
+    ep: &dyn Endpoint,
+    dir: &RemotePath,
+    name: &str,
+    max: usize,
+    taken: impl Fn(&RemotePath) -> bool,
+) -> Result<RemotePath, FileError> {
     for n in 0..10_000 {
-        let path = dir.join(&candidate(name, n)).map_err(|e| FileError::Name(e.to_string()))?;
+        let path = dir.join(&candidate_within(name, n, max)).map_err(|e| FileError::Name(e.to_string()))?;
         if !taken(&path) && ep.stat(&path).await?.is_none() {
             return Ok(path);
         }

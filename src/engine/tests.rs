@@ -558,6 +558,30 @@ async fn links_and_fifos_are_told_once_while_they_stay() {
     assert_eq!(fx.ledger.events(None, 0, 10).unwrap().len(), 2, "nothing more to tell");
 }
 
+/// `if_exists: rename` of a name whose trigger just fits (`{{name}}.done` of a 250-byte
+/// name): the free name is shortened to leave its trigger room, so that the file is
+/// delivered with its trigger (before: `…-1.csv` filled the 255 bytes, the file was
+/// delivered and its 260-byte trigger refused, run after run).
+#[tokio::test]
+async fn a_free_name_leaves_room_for_its_trigger() {
+    let mut fx = fixture();
+    fx.flow.sinks[0].if_exists = IfExists::Rename;
+    fx.flow.sinks[0].trigger = Some(NameTemplate::new("{{name}}.done").unwrap());
+    let long = format!("{}.csv", "x".repeat(246));
+    std::fs::create_dir_all(fx.dst.join("inbox")).unwrap();
+    std::fs::write(fx.dst.join("inbox").join(&long), b"theirs").unwrap();
+    fx.put(&format!("in/{long}"), b"ours");
+    let free = format!("{}-1.csv", "x".repeat(244));
+    let plan = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now(), None).await.unwrap();
+    let super::plan::Action::Deliver { targets, .. } = &plan.files[0].action else { panic!("{plan:#?}") };
+    assert!(targets[0].starts_with(&format!("erp:/inbox/{free}")), "the plan shows the run's choice: {targets:?}");
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 1, "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox").join(&free)), b"ours");
+    assert!(fx.dst.join("inbox").join(format!("{free}.done")).exists());
+    assert_eq!(format!("{free}.done").len(), crate::engine::naming::NAME_MAX);
+}
+
 /// A name that fits the file system is delivered even when its temporary name would not.
 #[tokio::test]
 async fn a_name_at_the_file_system_limit_is_delivered() {
@@ -795,6 +819,7 @@ async fn a_failing_source_command_aborts_the_run_without_calling_an_endpoint_unr
     fx.flow.source.command = Some(crate::config::flow::Command {
         program: PathBuf::from("sh"),
         args: vec!["-c".into(), "echo 'db down' >&2; exit 1".into()],
+        pass_env: Vec::new(),
         dir: fx.src.clone(),
         name: NameTemplate::new("export.csv").unwrap(),
         timeout: Duration::from_secs(10),

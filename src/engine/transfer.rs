@@ -73,6 +73,18 @@ pub enum Target {
 /// Applies the exists-policy to `dir/name` on `ep`; a `name` longer than a file system takes
 /// is refused first ([`naming::check_target_name`]).
 pub async fn choose_target(ep: &dyn Endpoint, dir: &RemotePath, name: &str, policy: IfExists) -> Result<Target, FileError> {
+    choose_target_within(ep, dir, name, policy, naming::NAME_MAX).await
+}
+
+/// [`choose_target`] where a free name `rename` chooses has at most `room` bytes: room left
+/// for a trigger named after it (`naming::candidate_within`).
+pub async fn choose_target_within(
+    ep: &dyn Endpoint,
+    dir: &RemotePath,
+    name: &str,
+    policy: IfExists,
+    room: usize,
+) -> Result<Target, FileError> {
     naming::check_target_name(name)?;
     let path = dir.join(name).map_err(|e| FileError::TargetName(format!("target name {name:?}: {e}")))?;
     // `overwrite` looks too: what it replaces is recorded with the target, so that a run
@@ -91,7 +103,7 @@ pub async fn choose_target(ep: &dyn Endpoint, dir: &RemotePath, name: &str, poli
         IfExists::Fail => Err(FileError::TargetExists { endpoint: ep.describe(), target: path.to_string(), why: "sink if_exists: fail" }),
         IfExists::Overwrite => Ok(Target::Upload(path, Some(held))),
         IfExists::Skip => Ok(Target::Skip(path, held)),
-        IfExists::Rename => Ok(Target::Upload(naming::free_name(ep, dir, name).await?, None)),
+        IfExists::Rename => Ok(Target::Upload(naming::free_name_within(ep, dir, name, room, |_| false).await?, None)),
     }
 }
 

@@ -1,5 +1,7 @@
 //! The command channel: runs a program (argv, no shell) with the notice as JSON on stdin and
 //! `WHARF_EVENT` (the kind) and `WHARF_FLOW` in its environment, in the flow file's folder.
+//! Of wharf's environment it gets only what `crate::process::command` passes on (a short
+//! allow-list and the rule's `pass_env`): the daemon's holds every flow's secrets.
 //!
 //! Owns what a command's end means: a timeout, after which it is killed with everything it
 //! started (`crate::process`), is transient (it may be a passing hang); a non-zero exit is a
@@ -25,6 +27,8 @@ pub struct CommandSpec {
     /// folder), else looked up in `PATH`.
     pub program: PathBuf,
     pub args: Vec<String>,
+    /// Variables of wharf's environment it gets besides `crate::process::PASSED_ENV`.
+    pub pass_env: Vec<String>,
     /// Working folder: the flow file's folder.
     pub dir: PathBuf,
     /// After this long the process is killed.
@@ -49,7 +53,7 @@ impl CommandNotifier {
 impl Notifier for CommandNotifier {
     async fn send(&self, notice: &Notice, held_back: u32) -> Result<(), NotifyError> {
         let input = serde_json::to_vec(&notice.context(held_back)).map_err(|e| NotifyError::permanent(&self.describe, e.to_string()))?;
-        let mut cmd = tokio::process::Command::new(&self.spec.program);
+        let mut cmd = process::command(&self.spec.program, &self.spec.pass_env);
         cmd.args(&self.spec.args)
             .current_dir(&self.spec.dir)
             .env("WHARF_EVENT", &notice.kind)
@@ -57,7 +61,7 @@ impl Notifier for CommandNotifier {
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let running = process::spawn(&mut cmd).map_err(|e| NotifyError::permanent(&self.describe, format!("cannot start: {e}")))?;
+        let running = process::spawn(cmd).await.map_err(|e| NotifyError::permanent(&self.describe, format!("cannot start: {e}")))?;
         let output = match running.wait(Some(input), self.spec.timeout, STDERR_TAIL).await {
             Waited::TimedOut => {
                 return Err(NotifyError::transient(

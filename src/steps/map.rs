@@ -22,6 +22,12 @@ use crate::config::raw_steps::RawLookup;
 
 /// The largest look-up table file accepted (tables are held in memory).
 const MAX_LOOKUP_BYTES: u64 = 64 * 1024 * 1024;
+/// A script's limits: how deep functions may call one another, and the largest string
+/// (bytes), array (items) and map (fields) it may build.
+const MAX_CALL_LEVELS: usize = 32;
+const MAX_STRING: usize = 1 << 20;
+const MAX_ARRAY: usize = 100_000;
+const MAX_MAP: usize = 10_000;
 
 thread_local! {
     /// When the current file's script time is up (set per file by [`Mapper::start_file`]).
@@ -109,7 +115,12 @@ impl Mapper {
 
     /// Maps one record: zero, one or several records come out.
     pub fn map(&self, record: &Value) -> Result<Vec<Value>, MapError> {
-        let arg = to_dynamic(record);
+        let arg = to_dynamic(record).map_err(|e| {
+            MapError::Record(format!(
+                "{}: `{}` is {}, a number a script cannot hold (beyond ±1.8e308, or so close to 0 that it would be 0): the record is not mapped",
+                self.script, e.at, e.number
+            ))
+        })?;
         let mut scope = Scope::new();
         // eval_ast(false): otherwise every call re-runs the script's top level (~60x slower).
         let opts = CallFnOptions::new().eval_ast(false).rewind_scope(true);
@@ -156,6 +167,23 @@ impl Mapper {
             }
             EvalAltResult::ErrorTooManyOperations(..) => MapError::Script(format!(
                 "{}{at}: too many operations for one record (a runaway loop?); the limit is `max_operations`",
+                self.script
+            )),
+            // Rhai's own words ("Length of string too large", "Stack overflow") say neither
+            // which limit nor how big it is. (Where in the script: Rhai stamps these errors
+            // with the position of the call of each function they leave, and the call of
+            // `map` has none; a position is shown when one is given.)
+            EvalAltResult::ErrorDataTooLarge(what, _) => {
+                let limit = match what.as_str() {
+                    "Length of string" => format!("a string grew past the {} MiB a script's string may have", MAX_STRING >> 20),
+                    "Size of array/BLOB" => format!("an array grew past the {MAX_ARRAY} items a script's array may have"),
+                    "Size of object map" => format!("a map grew past the {MAX_MAP} fields a script's map may have"),
+                    _ => msg,
+                };
+                MapError::Script(format!("{}{at}: {limit} (mapping one record)", self.script))
+            }
+            EvalAltResult::ErrorStackOverflow(..) => MapError::Script(format!(
+                "{}{at}: functions called one another more than {MAX_CALL_LEVELS} deep (a runaway recursion?)",
                 self.script
             )),
             EvalAltResult::ErrorRuntime(d, _) if d.is::<Misuse>() => MapError::Script(format!("{}{at}: {msg}", self.script)),
@@ -207,21 +235,54 @@ fn number_as_written(cell: &str) -> Option<serde_json::Number> {
     t.parse::<serde_json::Number>().ok().or_else(|| t.parse::<i64>().ok().map(serde_json::Number::from))
 }
 
+/// A number of the record that no script float holds (`1e400`, `1e-400`): where it is
+/// (`price`, `lines[2].qty`) and as written.
+#[derive(Debug)]
+struct OutOfRange {
+    at: String,
+    number: String,
+}
+
+impl OutOfRange {
+    /// The same number, seen from the record holding it under `key` (`qty` → `lines.qty`,
+    /// `[2].qty` → `lines[2].qty`).
+    fn under(mut self, key: &str) -> Self {
+        self.at = if self.at.is_empty() || self.at.starts_with('[') { format!("{key}{}", self.at) } else { format!("{key}.{}", self.at) };
+        self
+    }
+}
+
 /// A record as a script value, built directly (the serde round trip through
 /// `rhai::serde::to_dynamic` costs about as much as the script itself, once per record).
-fn to_dynamic(v: &Value) -> Dynamic {
-    match v {
+/// A JSON number beyond a float (`1e400`) is refused: as NaN it came out as `null`, and
+/// `1e-400` as `0.0`, the record passed with its value lost.
+fn to_dynamic(v: &Value) -> Result<Dynamic, OutOfRange> {
+    Ok(match v {
         Value::Null => Dynamic::UNIT,
         Value::Bool(b) => Dynamic::from_bool(*b),
         Value::Number(n) => match n.as_i64() {
             Some(i) => Dynamic::from_int(i),
             None if is_integer(n) => Dynamic::from(BigInteger(n.clone())),
-            None => Dynamic::from_float(n.as_f64().unwrap_or(f64::NAN)),
+            None => match n.as_f64() {
+                // A zero is read as 0 only when it was written as one (`0.0`, `0e5`).
+                Some(f) if f.is_finite() && (f != 0.0 || !has_nonzero_digit(n)) => Dynamic::from_float(f),
+                _ => return Err(OutOfRange { at: String::new(), number: n.to_string() }),
+            },
         },
         Value::String(s) => Dynamic::from(ImmutableString::from(s.as_str())),
-        Value::Array(a) => Dynamic::from_array(a.iter().map(to_dynamic).collect()),
-        Value::Object(o) => Dynamic::from_map(o.iter().map(|(k, v)| (k.as_str().into(), to_dynamic(v))).collect::<Map>()),
-    }
+        Value::Array(a) => Dynamic::from_array(
+            a.iter().enumerate().map(|(i, v)| to_dynamic(v).map_err(|e| e.under(&format!("[{i}]")))).collect::<Result<_, _>>()?,
+        ),
+        Value::Object(o) => Dynamic::from_map(
+            o.iter().map(|(k, v)| Ok((k.as_str().into(), to_dynamic(v).map_err(|e| e.under(k))?))).collect::<Result<Map, OutOfRange>>()?,
+        ),
+    })
+}
+
+/// Whether the digits of `n` before its exponent are not all zeros.
+fn has_nonzero_digit(n: &serde_json::Number) -> bool {
+    let text = n.to_string();
+    text.split(['e', 'E']).next().is_some_and(|m| m.bytes().any(|b| (b'1'..=b'9').contains(&b)))
 }
 
 /// A script's value as a record field, read directly (see [`to_dynamic`]). Non-finite floats
@@ -255,10 +316,10 @@ fn sandbox(tables: Arc<BTreeMap<String, Table>>, max_operations: u64) -> Engine 
     let mut e = Engine::new();
     e.set_max_operations(max_operations)
         .set_max_expr_depths(64, 32)
-        .set_max_call_levels(32)
-        .set_max_string_size(1 << 20)
-        .set_max_array_size(100_000)
-        .set_max_map_size(10_000)
+        .set_max_call_levels(MAX_CALL_LEVELS)
+        .set_max_string_size(MAX_STRING)
+        .set_max_array_size(MAX_ARRAY)
+        .set_max_map_size(MAX_MAP)
         .set_strict_variables(true);
     // The default resolver reads `import`ed files from disk.
     e.set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
@@ -538,6 +599,31 @@ mod tests {
         );
     }
 
+    /// A script over one of its size limits is told which limit, and how big it is
+    /// (before: Rhai's "Length of string too large", "Stack overflow").
+    #[test]
+    fn a_script_over_a_limit_is_told_which() {
+        let err = |body: &str| {
+            let m = Mapper::build("t.rhai", body, BTreeMap::new(), 1_000_000, Duration::from_secs(5)).unwrap();
+            match m.map(&json!({})).unwrap_err() {
+                MapError::Script(s) => s,
+                e => panic!("{e:?}"),
+            }
+        };
+        assert_eq!(
+            err("fn map(r) {\n  let s = \"x\";\n  loop { s += s; }\n}"),
+            "t.rhai: a string grew past the 1 MiB a script's string may have (mapping one record)"
+        );
+        assert_eq!(
+            err("fn map(r) {\n  let a = [];\n  loop { a.push(1); }\n}"),
+            "t.rhai: an array grew past the 100000 items a script's array may have (mapping one record)"
+        );
+        assert_eq!(
+            err("fn f(n) { f(n + 1) }\nfn map(r) { f(0) }"),
+            "t.rhai: functions called one another more than 32 deep (a runaway recursion?)"
+        );
+    }
+
     #[test]
     fn runaway_loops_are_stopped_by_the_operation_limit_and_the_clock() {
         let m = mapper("fn map(r) { loop { } }").unwrap();
@@ -588,7 +674,7 @@ mod tests {
         let m = mapper("fn map(r) { 42 }").unwrap();
         assert!(matches!(m.map(&json!({})).unwrap_err(), MapError::Script(s) if s.contains("not i64")));
         let m = mapper("fn map(r) { let s = \"x\"; for i in 0..30 { s += s; } #{ s: s } }").unwrap();
-        assert!(matches!(m.map(&json!({})).unwrap_err(), MapError::Script(s) if s.contains("too large")));
+        assert!(matches!(m.map(&json!({})).unwrap_err(), MapError::Script(s) if s.contains("a string grew past")));
     }
 
     /// A `throw` or a helper refusing a value is the record's problem; an error of the script
@@ -694,10 +780,29 @@ mod tests {
         );
     }
 
+    /// A JSON number no script float holds makes its record invalid, naming where it is
+    /// (before: `1e400` reached the script as NaN and was written `null`; `1e-400` as `0.0`).
+    #[test]
+    fn a_number_beyond_a_float_is_the_record_s_problem() {
+        let m = mapper("fn map(r) { r }").unwrap();
+        let big: Value = serde_json::from_str(r#"{"id": 1, "lines": [{"qty": 2}, {"qty": 1e400}]}"#).unwrap();
+        assert_eq!(
+            m.map(&big).unwrap_err(),
+            MapError::Record(
+                "t.rhai: `lines[1].qty` is 1e+400, a number a script cannot hold (beyond ±1.8e308, or so close to 0 that it would be 0): the record is not mapped"
+                    .into()
+            )
+        );
+        let tiny: Value = serde_json::from_str(r#"{"p": -1e-400}"#).unwrap();
+        assert!(matches!(m.map(&tiny).unwrap_err(), MapError::Record(s) if s.contains("`p` is -1e-400")));
+        let zeros: Value = serde_json::from_str(r#"{"a": 0.0, "b": 0e7, "c": 1e300, "d": 2.5e-300}"#).unwrap();
+        assert_eq!(m.map(&zeros).unwrap().len(), 1, "zeros and large or small floats that fit pass");
+    }
+
     #[test]
     fn records_convert_to_and_from_script_values() {
         let rec = serde_json::json!({ "s": "x", "i": -3, "f": 1.5, "b": true, "n": null, "a": [1, "y"], "o": { "k": 2 } });
-        assert_eq!(from_dynamic(&to_dynamic(&rec)).unwrap(), rec);
+        assert_eq!(from_dynamic(&to_dynamic(&rec).unwrap()).unwrap(), rec);
         let m = mapper(r#"fn map(r) { #{ c: 'z', inf: 1.0 / 0.0, big: r.big } }"#).unwrap();
         let out = m.map(&serde_json::json!({ "big": u64::MAX })).unwrap();
         assert_eq!(out, [serde_json::json!({ "c": "z", "inf": null, "big": u64::MAX })]);

@@ -689,3 +689,20 @@ fn a_csv_output_of_no_records_has_a_header_when_its_columns_are_known() {
         b.steps("[ { parse: { format: csv } }, { map: { script: map.rhai } }, { write: { format: jsonl } } ]", "").warnings().is_empty()
     );
 }
+
+/// A JSON number beyond a float (`1e400`) is a clear rejection of its record by a map step,
+/// the file's problem; passed through without a map it is written as it came.
+#[test]
+fn a_number_beyond_a_float_is_rejected_by_a_map_and_kept_without_one() {
+    let b = Bench::new();
+    std::fs::write(b.path("twice.rhai"), "fn map(r) { r.twice = r.n * 2; r }").unwrap();
+    let body = br#"[{"n": 1e400}, {"n": 2}]"#;
+    let plain = b.steps("- parse: { format: json }\n- write: { format: jsonl }", "");
+    b.run(&plain, "n.json", body);
+    assert_eq!(b.read("out"), "{\"n\":1e+400}\n{\"n\":2}\n");
+    let mapped = b.steps("- parse: { format: json }\n- map: { script: twice.rhai }\n- write: { format: jsonl }", "{ on_invalid: skip }");
+    let p = b.run(&mapped, "n.json", body);
+    assert_eq!(p.counts, RecordCounts { read: 2, valid: 1, rejected: 1, skipped: 0, written: 1 });
+    assert_eq!(b.read("out"), "{\"n\":2,\"twice\":4}\n");
+    assert!(b.read("rejects").contains("`n` is 1e+400, a number a script cannot hold"), "{}", b.read("rejects"));
+}

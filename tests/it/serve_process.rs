@@ -228,6 +228,24 @@ fn process_gone(pid: &str) -> bool {
     std::fs::read_to_string(format!("/proc/{}/stat", pid.trim())).map_or(true, |s| s.contains(") Z "))
 }
 
+/// Starts a daemon in `d` serving the flow `export`, whose `source.command` is the shell
+/// script `script`, and triggers a run of it.
+fn start_export(d: &Path, script: &str) -> Daemon {
+    for sub in ["flows", "src/out", "dst"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    let flow = format!(
+        "name: export\nendpoints:\n  a: {{ type: local, root: {root}/src }}\n  b: {{ type: local, root: {root}/dst }}\nsource:\n  endpoint: a\n  path: /out\n  include: ['*.csv']\n  command:\n    run: [sh, -c, '{script}']\n    name: 'out-{{{{run}}}}.csv'\n    timeout: 10m\nsinks: [ {{ endpoint: b, path: / }} ]\n",
+        root = d.display(),
+    );
+    std::fs::write(d.join("flows/export.yaml"), flow).unwrap();
+    std::fs::write(d.join("serve.yaml"), "shutdown_grace: 1m\nrescan: 1h\n").unwrap();
+    let daemon = Daemon::start(d);
+    let t = wharf(&d.join("state"), &["trigger", "export"]);
+    assert_eq!(t.status.code(), Some(0), "{}", text(&t));
+    daemon
+}
+
 /// A second SIGTERM stops the daemon at once (exit 3), and the programs it started go with
 /// it. Before, a `source.command` export (and what it started in the background) lived on
 /// in its own process group, writing on while the next start ran the export again.
@@ -235,21 +253,8 @@ fn process_gone(pid: &str) -> bool {
 fn a_second_sigterm_stops_at_once_with_the_programs_the_daemon_started() {
     let dir = support::tempdir();
     let d = dir.path();
-    for sub in ["flows", "src/out", "dst"] {
-        std::fs::create_dir_all(d.join(sub)).unwrap();
-    }
     let pids = d.join("pids");
-    let flow = format!(
-        "name: export\nendpoints:\n  a: {{ type: local, root: {root}/src }}\n  b: {{ type: local, root: {root}/dst }}\nsource:\n  endpoint: a\n  path: /out\n  include: ['*.csv']\n  command:\n    run: [sh, -c, 'sleep 300 & echo $! >> {pids}; echo $$ >> {pids}; wait']\n    name: 'out-{{{{run}}}}.csv'\n    timeout: 10m\nsinks: [ {{ endpoint: b, path: / }} ]\n",
-        root = d.display(),
-        pids = pids.display()
-    );
-    std::fs::write(d.join("flows/export.yaml"), flow).unwrap();
-    std::fs::write(d.join("serve.yaml"), "shutdown_grace: 1m\nrescan: 1h\n").unwrap();
-    let state = d.join("state");
-    let daemon = Daemon::start(d);
-    let t = wharf(&state, &["trigger", "export"]);
-    assert_eq!(t.status.code(), Some(0), "{}", text(&t));
+    let daemon = start_export(d, &format!("sleep 300 & echo $! >> {pids}; echo $$ >> {pids}; wait", pids = pids.display()));
     let read_pids = || std::fs::read_to_string(&pids).unwrap_or_default().lines().map(str::to_string).collect::<Vec<_>>();
     wait_for(Duration::from_secs(20), "the export to start", || read_pids().len() == 2);
 
@@ -276,6 +281,25 @@ fn a_second_sigterm_stops_at_once_with_the_programs_the_daemon_started() {
     for pid in read_pids() {
         wait_for(Duration::from_secs(5), &format!("the export's process {pid} to be killed"), || process_gone(&pid));
     }
+}
+
+/// `kill -9` of the daemon runs none of its clean-up; the export it was running dies with it
+/// all the same (the parent-death signal), though the run's thread that started it is not
+/// the daemon's main thread. Before, it ran on, writing into the source folder.
+#[test]
+fn kill_9_of_the_daemon_takes_the_export_it_was_running() {
+    let dir = support::tempdir();
+    let d = dir.path();
+    let pids = d.join("pids");
+    // `exec`: the long-running program is the one the daemon started.
+    let mut daemon = start_export(d, &format!("echo $$ >> {}; exec sleep 300", pids.display()));
+    let pid = || std::fs::read_to_string(&pids).unwrap_or_default().trim().to_string();
+    wait_for(Duration::from_secs(20), "the export to start", || !pid().is_empty());
+    assert!(!process_gone(&pid()));
+    // SAFETY: kill(2) on a child we own.
+    unsafe { libc::kill(daemon.0.id() as i32, libc::SIGKILL) };
+    let _ = daemon.0.wait();
+    wait_for(Duration::from_secs(5), &format!("the export's process {} to die with the daemon", pid()), || process_gone(&pid()));
 }
 
 /// How many file descriptors `pid` has open between runs (the fewest seen in 1.5 s: a run

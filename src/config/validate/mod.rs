@@ -320,13 +320,37 @@ impl Checker<'_, '_> {
         for (i, _) in run.iter().enumerate().filter(|(_, a)| a.contains("${env:") || a.contains("${file:")) {
             self.warning(
                 format!("{at}/run/{i}"),
-                "`${env:…}` and `${file:…}` are not expanded in a command's `run`: the program gets them as written; it inherits \
-                 wharf's environment, so read the variable there (`\"$NAME\"` in a shell script), which also keeps a secret out of \
-                 the process list",
+                "`${env:…}` and `${file:…}` are not expanded in a command's `run`: the program gets them as written; name the \
+                 variable in the command's `pass_env` and read it from the environment (`\"$NAME\"` in a shell script), which \
+                 also keeps a secret out of the process list",
             );
         }
         let program = if program.contains('/') { self.lookup.resolve_path(program) } else { PathBuf::from(program) };
         Some((program, args.to_vec()))
+    }
+
+    /// A command's `pass_env` (at `at/pass_env`): names of environment variables.
+    fn pass_env(&mut self, at: &str, names: &[String]) -> Option<Vec<String>> {
+        let mut ok = true;
+        for (i, name) in names.iter().enumerate() {
+            let mut chars = name.chars();
+            let valid =
+                chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !valid {
+                self.problem(
+                    format!("{at}/pass_env/{i}"),
+                    format!("`{name}` is not the name of an environment variable: use letters, digits and `_`, not starting with a digit"),
+                );
+                ok = false;
+            } else if (self.lookup.env)(name).is_err() {
+                // As a missing `${env:…}` secret is reported, though the program may do without.
+                self.warning(
+                    format!("{at}/pass_env/{i}"),
+                    format!("`{name}` is not set in wharf's environment (here): the command would run without it"),
+                );
+            }
+        }
+        ok.then(|| names.to_vec())
     }
 
     /// Records `result`'s error at `path` and turns it into an `Option`.

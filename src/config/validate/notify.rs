@@ -270,8 +270,9 @@ impl Checker<'_, '_> {
 
     fn notify_command(&mut self, at: &str, raw: RawNotifyCommand) -> Option<CommandSpec> {
         let timeout = self.positive_duration(&format!("{at}/timeout"), &raw.timeout);
+        let pass_env = self.pass_env(at, &raw.pass_env);
         let (program, args) = self.run_line(at, &raw.run)?;
-        Some(CommandSpec { program, args, dir: self.lookup.resolve_path("."), timeout: timeout? })
+        Some(CommandSpec { program, args, pass_env: pass_env?, dir: self.lookup.resolve_path("."), timeout: timeout? })
     }
 }
 

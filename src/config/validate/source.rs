@@ -92,8 +92,17 @@ impl Checker<'_, '_> {
         let at = "/source/command";
         let timeout = self.ok(&format!("{at}/timeout"), duration::parse(&c.timeout));
         let name = self.name_template(&format!("{at}/name"), &c.name);
+        let pass_env = self.pass_env(at, &c.pass_env);
         let (program, args) = self.run_line(at, &c.run)?;
-        Some(Command { program, args, dir: self.lookup.resolve_path("."), name: name?, timeout: timeout?, keep_empty: c.keep_empty })
+        Some(Command {
+            program,
+            args,
+            pass_env: pass_env?,
+            dir: self.lookup.resolve_path("."),
+            name: name?,
+            timeout: timeout?,
+            keep_empty: c.keep_empty,
+        })
     }
 
     /// Checks that the source takes what its command writes: the output is a new file with
@@ -226,8 +235,36 @@ mod tests {
     fn a_reference_in_a_command_s_run_is_warned_of() {
         let with = |extra: &str| BASE.replace("path: /in }", &format!("path: /in, include: [\"*.csv\"], {extra} }}"));
         let w = warnings(&with("command: { run: [export.sh, \"--token=${env:TOKEN}\"], name: \"p-{{run}}.csv\" }"));
-        assert!(w.iter().any(|m| m.contains("not expanded in a command's `run`") && m.ends_with("(at /source/command/run/1)")), "{w:#?}");
+        assert!(
+            w.iter().any(|m| m.contains("not expanded in a command's `run`")
+                && m.contains("name the variable in the command's `pass_env`")
+                && m.ends_with("(at /source/command/run/1)")),
+            "{w:#?}"
+        );
         assert!(warnings(&with("command: { run: [export.sh, \"$HOME\"], name: \"p-{{run}}.csv\" }")).is_empty());
+    }
+
+    /// `pass_env` names variables; anything else is a mistake the program would never see.
+    #[test]
+    fn a_command_s_pass_env_takes_names_of_variables() {
+        let local = BASE.replace("source: { endpoint: s, path: /in }", "source: { endpoint: l, path: /in, SOURCE }");
+        let with = |source: &str| local.replace("SOURCE", source);
+        let ok = run(&with("command: { run: [export.sh], name: \"p-{{run}}.csv\", pass_env: [PGPASSWORD, _X1] }")).unwrap();
+        assert_eq!(ok.source.command.unwrap().pass_env, ["PGPASSWORD", "_X1"]);
+        let w = warnings(&with("command: { run: [export.sh], name: \"p-{{run}}.csv\", pass_env: [PASS, NOPE] }"));
+        assert_eq!(w.len(), 1, "{w:#?}");
+        assert!(
+            w[0].contains("`NOPE` is not set in wharf's environment (here): the command would run without it")
+                && w[0].ends_with("(at /source/command/pass_env/1)"),
+            "{w:#?}"
+        );
+        let p = problems(&with("command: { run: [export.sh], name: \"p-{{run}}.csv\", pass_env: [OK, \"PG=x\", 1X] }"));
+        assert_eq!(p.len(), 2, "{p:#?}");
+        assert!(
+            p[0].contains("`PG=x` is not the name of an environment variable") && p[0].ends_with("(at /source/command/pass_env/1)"),
+            "{p:#?}"
+        );
+        assert!(p[1].ends_with("(at /source/command/pass_env/2)"), "{p:#?}");
     }
 
     #[test]

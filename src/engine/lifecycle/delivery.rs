@@ -354,7 +354,8 @@ async fn send(
     // the file there: its recorded target is written again rather than chosen anew (the
     // exists-policy would take that part for somebody else's file).
     let unfinished = rec.deliveries.iter().find(|d| d.sink == idx && !d.done).filter(|_| sink.direct());
-    let choose = || retry(cx.flow.retry, "check target", || transfer::choose_target(ep, dir, name, sink.if_exists));
+    let room = if idx < REJECTS { rename_room(sink, dir, name, rel_dir, cx.run, cx.now)? } else { crate::engine::naming::NAME_MAX };
+    let choose = || retry(cx.flow.retry, "check target", || transfer::choose_target_within(ep, dir, name, sink.if_exists, room));
     let mut target = match unfinished.and_then(|d| RemotePath::parse(&d.target).ok().map(|t| Target::Upload(t, d.replaces))) {
         Some(t) => t,
         None => choose().await?,
@@ -372,6 +373,11 @@ async fn send(
                 return Ok((t, false, false));
             }
             Target::Upload(t, replaces) => {
+                // A free name's trigger, refused before anything is uploaded (`rename_room`
+                // leaves it room when it is the name and a suffix: `{{name}}.done`).
+                if sink.if_exists == IfExists::Rename && idx < REJECTS {
+                    trigger_path(cx, i, &t, rel_dir)?;
+                }
                 // Durable before the rename can make `t` final: a resumed run checks this target
                 // (against the file it replaces) instead of choosing one again (which would
                 // deliver twice).
@@ -429,6 +435,27 @@ async fn send(
             }
         }
     }
+}
+
+/// How long a free name `if_exists: rename` chooses for `dir/name` (of a file from
+/// `rel_dir`, in run `run`) on `sink` may be: room for the trigger named after it, when that
+/// is longer than the name (`{{name}}.done`: 5 bytes fewer than a file name may have).
+/// Without it the file would be delivered, its trigger refused as too long, run after run.
+pub(in crate::engine) fn rename_room(
+    sink: &Sink,
+    dir: &RemotePath,
+    name: &str,
+    rel_dir: &str,
+    run: u64,
+    now: SystemTime,
+) -> Result<usize, FileError> {
+    let max = crate::engine::naming::NAME_MAX;
+    if sink.if_exists != IfExists::Rename {
+        return Ok(max);
+    }
+    let wanted = dir.join(name).map_err(|e| FileError::TargetName(format!("target name {name:?}: {e}")))?;
+    let longer = trigger_of(sink, &wanted, rel_dir, run, now)?.map_or(0, |t| t.name().len().saturating_sub(name.len()));
+    Ok(max.saturating_sub(longer))
 }
 
 /// The claim an upload with `if_exists: rename` takes on its folder `dir`: free names are

@@ -52,7 +52,7 @@ mod failure;
 mod versions;
 
 use delivery::{Sent, deliver_one, payload, recovered, unhashed};
-pub(super) use delivery::{owed_trigger, owed_triggers, rejects_ext, rejects_name, rejects_owed, trigger_of, wanted_for};
+pub(super) use delivery::{owed_trigger, owed_triggers, rejects_ext, rejects_name, rejects_owed, rename_room, trigger_of, wanted_for};
 use failure::fail;
 pub(super) use failure::{VANISHED, lost_source};
 pub(super) use versions::changed_since_read;

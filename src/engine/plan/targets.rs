@@ -61,19 +61,20 @@ enum Look {
     /// its rejects file may still be owed.
     Before { sink: usize, target: RemotePath, shown: Option<String> },
     /// What the run's exists-policy chose for `dir/name` on sink `sink`, on the sink as it is.
-    Chosen { sink: usize, dir: RemotePath, name: String, chosen: Result<Target, FileError> },
+    /// `room`: the longest free name `rename` may choose (`lifecycle::rename_room`).
+    Chosen { sink: usize, dir: RemotePath, name: String, room: usize, chosen: Result<Target, FileError> },
 }
 
 /// The first free name for `name` in `dir` that no earlier file of the run takes either, as
-/// `naming::free_name` finds it once those files are delivered.
+/// `naming::free_name_but` finds it once those files are delivered.
 async fn next_free(
     ep: &dyn crate::endpoint::Endpoint,
     dir: &RemotePath,
-    name: &str,
+    (name, room): (&str, usize),
     endpoint: &str,
     taken: &HashMap<(String, String), String>,
 ) -> Result<RemotePath, FileError> {
-    crate::engine::naming::free_name_but(ep, dir, name, |p| taken.contains_key(&(endpoint.to_string(), p.to_string()))).await
+    crate::engine::naming::free_name_within(ep, dir, name, room, |p| taken.contains_key(&(endpoint.to_string(), p.to_string()))).await
 }
 
 /// What a run writes beside the file it delivers to `target` on `sink`, looked at as the run
@@ -130,7 +131,8 @@ async fn look_at_rejects(
         _ => None,
     };
     if first.is_some() {
-        chosen = next_free(ep, &dir, &name, &sink.endpoint, taken).await.map(|p| Target::Upload(p, None));
+        chosen =
+            next_free(ep, &dir, (&name, crate::engine::naming::NAME_MAX), &sink.endpoint, taken).await.map(|p| Target::Upload(p, None));
     }
     targets.push(match &chosen {
         Ok(Target::Upload(p, None)) if p.name() == name => format!("{wanted} ({what})"),
@@ -318,8 +320,11 @@ pub(super) async fn look_at_targets(
                         looks.push(Look::Shown(shown(sink, &dir, &name)));
                         continue;
                     };
-                    let chosen = transfer::choose_target(&**ep, &dir, &name, sink.if_exists).await;
-                    looks.push(Look::Chosen { sink: k, dir, name, chosen });
+                    // As the run chooses (`delivery::send`); a trigger too long for the
+                    // wanted name was refused by `named` already.
+                    let room = lifecycle::rename_room(sink, &dir, &name, &c.rel, run, now).unwrap_or(crate::engine::naming::NAME_MAX);
+                    let chosen = transfer::choose_target_within(&**ep, &dir, &name, sink.if_exists, room).await;
+                    looks.push(Look::Chosen { sink: k, dir, name, room, chosen });
                 }
                 (i, looks, rec)
             }
@@ -335,8 +340,8 @@ pub(super) async fn look_at_targets(
         let mut targets = Vec::new();
         let mut refused = Vec::new();
         for look in looks {
-            let (k, dir, name, chosen) = match look {
-                Look::Chosen { sink, dir, name, chosen } => (sink, dir, name, chosen),
+            let (k, dir, name, room, chosen) = match look {
+                Look::Chosen { sink, dir, name, room, chosen } => (sink, dir, name, room, chosen),
                 Look::Shown(t) => {
                     targets.push(t);
                     continue;
@@ -387,7 +392,7 @@ pub(super) async fn look_at_targets(
                             None
                         }
                         IfExists::Rename => match sinks.get(&sink.endpoint) {
-                            Some(ep) => match next_free(&**ep, &dir, &name, &sink.endpoint, &taken).await {
+                            Some(ep) => match next_free(&**ep, &dir, (&name, room), &sink.endpoint, &taken).await {
                                 Ok(free) => {
                                     targets
                                         .push(format!("{}:{free} ({there} is delivered first by {first} in the same run)", sink.endpoint));

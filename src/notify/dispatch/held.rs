@@ -236,7 +236,13 @@ mod tests {
     /// A rule `on: [failed]` written at `f.yaml notify[at]`, throttled for `throttle_s`, sending
     /// with the command `program` (never run: the tests make its notifier).
     fn rule(program: &str, at: usize, throttle_s: u64) -> crate::notify::Rule {
-        let spec = crate::notify::CommandSpec { program: program.into(), args: vec![], dir: "/".into(), timeout: Duration::from_secs(1) };
+        let spec = crate::notify::CommandSpec {
+            program: program.into(),
+            args: vec![],
+            pass_env: vec![],
+            dir: "/".into(),
+            timeout: Duration::from_secs(1),
+        };
         crate::notify::Rule {
             on: ["failed".to_string()].into(),
             throttle: Duration::from_secs(throttle_s),

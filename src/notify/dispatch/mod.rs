@@ -640,7 +640,13 @@ mod tests {
     /// A rule for `f` on `failed` with this throttle; its channel is never used (the tests
     /// make its notifier).
     fn rule(throttle_s: u64) -> Rule {
-        let spec = super::super::CommandSpec { program: "notify".into(), args: vec![], dir: "/".into(), timeout: Duration::from_secs(1) };
+        let spec = super::super::CommandSpec {
+            program: "notify".into(),
+            args: vec![],
+            pass_env: vec![],
+            dir: "/".into(),
+            timeout: Duration::from_secs(1),
+        };
         let on = ["failed".to_string()].into();
         Rule {
             on,
