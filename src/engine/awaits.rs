@@ -420,11 +420,20 @@ fn millis(d: Duration) -> Millis {
 
 /// Checks the response folder for every open await of the flow, takes the responses that are
 /// there, and moves the awaits along. `eps` holds the opened endpoints (see [`endpoint_names`]).
-pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> Result<Vec<ResponseReport>, RunAbort> {
+///
+/// Once a stop is asked (`wharf serve` shutting down) it starts nothing more: not the look, if
+/// asked before it; no further response, if asked during it (the one being taken finishes).
+/// The awaits it did not get to are reported as they are, not judged: an await marked overdue
+/// unseen would make an answer written in time late. The next run looks.
+pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop: &super::Stop) -> Result<Vec<ResponseReport>, RunAbort> {
     let Some(resp) = cx.flow.response.as_deref() else { return Ok(Vec::new()) };
     let open: Vec<AwaitRecord> = cx.ledger.awaits(Some(&cx.flow.name))?.into_iter().filter(|a| a.state.is_open()).collect();
     if open.is_empty() {
         return Ok(Vec::new());
+    }
+    if stop.requested() {
+        tracing::info!(flow = %cx.flow.name, awaits = open.len(), "Shutting down: the responses are looked for by the next run.");
+        return Ok(open.into_iter().map(not_looked).collect());
     }
     let rflow = &resp.flow;
     let get = |n: &str| {
@@ -449,7 +458,14 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
     let slack = slack(&source);
     let now = to_millis(cx.now);
     let mut out = Vec::with_capacity(open.len());
-    for mut a in open {
+    let mut open = open.into_iter();
+    while let Some(mut a) = open.next() {
+        if stop.requested() {
+            let rest: Vec<ResponseReport> = std::iter::once(a).chain(open.by_ref()).map(not_looked).collect();
+            tracing::info!(flow = %cx.flow.name, awaits = rest.len(), "Shutting down: the other responses are looked for by the next run.");
+            out.extend(rest);
+            break;
+        }
         let mut file = None;
         // When the response that is there but was not taken in this run was written.
         let mut there = None;
@@ -485,6 +501,12 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
         out.push(ResponseReport { detail: describe(&a, file.as_ref()), request: a.request, expected: a.expected, state: a.state, file });
     }
     Ok(out)
+}
+
+/// The report of an open await the run did not look at, for a stop was asked.
+fn not_looked(a: AwaitRecord) -> ResponseReport {
+    let detail = format!("{}; not looked for: wharf is shutting down, the next run looks", describe(&a, None));
+    ResponseReport { detail, request: a.request, expected: a.expected, state: a.state, file: None }
 }
 
 /// How much older than its request a file named like the response on `ep` may look and still
@@ -1679,6 +1701,32 @@ mod tests {
         assert_eq!(r.counts.delivered, 1, "{r:#?}");
         assert!(ledger.awaits(Some("rt")).unwrap().is_empty(), "{r:#?}");
         assert!(!d.join("partner/inbox/o3.csv.ok").exists(), "no trigger for a target left alone");
+    }
+
+    /// A run asked to stop (`wharf serve` shutting down) starts no response work: the answer
+    /// stays on the server, the await is not judged (no `overdue` for an await no one looked
+    /// at), and the report says the next run looks — which takes it.
+    #[tokio::test]
+    async fn a_run_asked_to_stop_does_not_look_for_responses() {
+        let (dir, flow) = round_trip("1ms");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
+        run(&flow, &ledger, d).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        std::fs::write(d.join("partner/outbox/o1.ack"), "ack").unwrap();
+        let opts = super::super::RunOptions::new(d.join("staging"));
+        opts.stop.request();
+        let r = super::super::run_once(&flow, &ledger, &opts, &mut |_| {}).await.unwrap();
+        assert_eq!(r.responses.len(), 1, "{r:#?}");
+        assert_eq!((r.responses[0].state, r.responses[0].file.is_none()), (AwaitState::Waiting, true), "{r:#?}");
+        assert!(r.responses[0].detail.ends_with("not looked for: wharf is shutting down, the next run looks"), "{}", r.responses[0].detail);
+        assert!(d.join("partner/outbox/o1.ack").exists() && !d.join("acks/o1.ack").exists());
+        assert_eq!(ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap().state, AwaitState::Waiting);
+        assert!(ledger.events(Some("rt"), 0, 10).unwrap().is_empty());
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Late, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/o1.ack")).unwrap(), "ack");
     }
 
     #[tokio::test]

@@ -570,7 +570,7 @@ async fn run_files(
             return Err(RunAbort::File(msg, kind.unwrap_or(ErrorKind::Protocol)));
         }
     }
-    report.responses = awaits::poll(&cx, &eps).await?;
+    report.responses = awaits::poll(&cx, &eps, &opts.stop).await?;
     // Not after a stop was asked, nor after a failure stopped the run: the next run sends them.
     if !after_look.is_empty() && !stopped && !opts.stop.requested() {
         awaits::send_after_look(&cx, after_look, &sent, &names, &opts.stop, report, on_file).await?;
