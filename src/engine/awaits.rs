@@ -142,6 +142,20 @@ pub(super) fn register(cx: &Ctx<'_>, rec: &FileRecord, sent_at: Millis) -> Resul
     Ok(())
 }
 
+/// The record of a response under `a`'s expected name that a run has begun to take and not
+/// finished (staged, delivered to some sinks and failed on others, being disposed of): the
+/// answer came, and the
+/// next look for responses finishes taking it — for `a` while it is open. `wharf awaits
+/// close` refuses to close such an await: expired, it would leave that response half taken
+/// for good (or, under a request sent later for the name, taken as its answer).
+pub fn response_being_taken(ledger: &Ledger, flow: &str, a: &AwaitRecord) -> Result<Option<FileRecord>, LedgerError> {
+    let name = crate::config::flow::response_flow_name(flow);
+    // A response some sink refused after another confirmed it is recorded failed, half
+    // delivered: the next look takes it up again too.
+    let half = |r: &FileRecord| r.state == FileState::Failed && r.deliveries.iter().any(|d| d.done);
+    Ok(ledger.file(&name, &a.expected)?.filter(|r| r.state.in_flight() || half(r)))
+}
+
 /// The request sink's delivery of `rec` when it left the target as it was (`if_exists:
 /// skip`): the request was not sent, and no response is awaited for it.
 pub(super) fn left_alone<'r>(flow: &Flow, rec: &'r FileRecord) -> Option<&'r Delivery> {

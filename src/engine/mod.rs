@@ -53,7 +53,7 @@ use crate::config::Flow;
 use crate::endpoint::{DynEndpoint, EndpointError, EntryKind, ErrorKind, RemotePath, SkippedName};
 use crate::ledger::{Counts, Ledger, LedgerError, RecordCounts, RunContent, RunRecord, RunStatus, now_millis, to_millis};
 
-pub use awaits::ResponseReport;
+pub use awaits::{ResponseReport, response_being_taken};
 pub use error::FileError;
 
 /// The log target of the lines that restate a run's report: why it was aborted, a file's
