@@ -15,6 +15,9 @@
 //!   [`lifecycle::process`] with the derived response flow (staging, steps, quarantine,
 //!   delivery, disposition and crash safety exactly as for any file — there is no second
 //!   per-file loop), and moves each await along: answered, late, rejected, overdue, expired;
+//! - [`send_after_look`], called right after `poll`: sends, in the same run, the requests
+//!   [`held_back`] kept back for an await that `poll` closed (their awaits answerable from
+//!   the next run's look on, so the answer just taken is never theirs);
 //! - [`foresee`], for `wharf plan`: what `poll` would do with each open await, from the same
 //!   listing and the same judgement, taking nothing.
 //!

@@ -4,7 +4,8 @@
 //! observations stored in one ledger write) → take each ready file through `lifecycle`
 //! (claim → stage → deliver to every sink → dispose of the source → done) → finish any file a
 //! crashed run left between delivery and disposition → check for awaited responses (`awaits`,
-//! round trips) → record the run.
+//! round trips), then send the requests held back for an await that check closed → record
+//! the run.
 //!
 //! Crash safety rests on one rule: every lifecycle transition is a durable ledger write made
 //! *before* the side effect it announces is relied on, and every side effect is idempotent
