@@ -504,7 +504,27 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop
                 // "Already delivered" is an earlier round trip's response kept on the server.
                 file = Some(f).filter(|f| f.outcome != Outcome::Skipped);
             }
-            None => {}
+            None => {
+                // Gone from the server, but a crashed run left it delivered or being disposed
+                // of (deleted or moved before the ledger said so): finished from its record,
+                // as a run finishes its own files left so. Only the look comes back to the
+                // response flow's files.
+                let left = cx
+                    .ledger
+                    .file(&rflow.name, &a.expected)?
+                    .filter(|r| matches!(r.state, FileState::Delivered | FileState::Disposing) && r.run >= a.answerable_from);
+                if let Some(r) = left
+                    && let Ok(path) = RemotePath::parse(&r.path)
+                {
+                    let entry = Entry { path, kind: crate::endpoint::EntryKind::File, size: r.size, mtime: r.mtime.map(from_millis) };
+                    let (f, abort) = lifecycle::process(&rcx, &entry, "", None).await?;
+                    if abort {
+                        let msg = format!("flow {}: {}: {}", rflow.name, f.path, f.detail);
+                        return Err(RunAbort::File(msg, f.error_kind.unwrap_or(ErrorKind::Protocol)));
+                    }
+                    file = Some(f);
+                }
+            }
         }
         let taken = taken_for(cx.ledger, rflow, &a)?;
         // Each change is stored with its event: an await that passed its deadline and its
@@ -1069,6 +1089,37 @@ mod tests {
         let r = run(&flow, &ledger, d).await;
         assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
         assert!(r.responses[0].file.is_none());
+    }
+
+    /// Killed while the response was being disposed of, after it was deleted from the server
+    /// (`after: delete`) and before the ledger said so: the next run finishes it from its
+    /// record (done) and the await is answered. Before, no run went back to it — the response
+    /// flow's files are finished only by its look, and the look found nothing there — so the
+    /// await stayed open with its answer delivered (and went overdue at its deadline).
+    #[tokio::test]
+    async fn a_response_left_being_disposed_of_by_a_crash_is_finished_and_answers_its_await() {
+        let (dir, flow) = round_trip("1h");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
+        run(&flow, &ledger, d).await;
+        std::fs::write(d.join("partner/outbox/o1.ack"), "ack").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
+        // As the crash left it: the response deleted, its record still `disposing`, the await open.
+        let mut rec = ledger.file("rt.response", "outbox/o1.ack").unwrap().unwrap();
+        rec.state = FileState::Disposing;
+        rec.source_fate = Default::default();
+        ledger.put_file_with("rt.response", &rec, crate::ledger::Durability::Durable).unwrap();
+        let mut a = ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap();
+        (a.state, a.response_run, a.answered_at) = (AwaitState::Waiting, None, None);
+        ledger.update_await(&a, None, 0, 0).unwrap();
+        assert!(!d.join("partner/outbox/o1.ack").exists());
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses.len(), 1, "{r:#?}");
+        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
+        assert_eq!(ledger.file("rt.response", "outbox/o1.ack").unwrap().unwrap().state, FileState::Done);
+        assert_eq!(std::fs::read_to_string(d.join("acks/o1.ack")).unwrap(), "ack");
     }
 
     /// The partner has the request once its sink confirmed: the await starts then, also when
