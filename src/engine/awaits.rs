@@ -491,11 +491,7 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop
             Some(entry) => {
                 let earlier = cx.ledger.file(&rflow.name, &a.expected)?;
                 let known = earlier.filter(|r| taken_away(r, &a)).map(|_| lifecycle::Known::anew());
-                let (f, abort) = lifecycle::process(&rcx, entry, entry.path.name(), known).await?;
-                if abort {
-                    let msg = format!("flow {}: {}: {}", rflow.name, f.path, f.detail);
-                    return Err(RunAbort::File(msg, f.error_kind.unwrap_or(ErrorKind::Protocol)));
-                }
+                let f = take(&rcx, entry, entry.path.name(), known).await?;
                 if matches!(f.outcome, Outcome::Failed | Outcome::NotReady) {
                     // Listed by now: a later time is a server clock (or zone) ahead of ours.
                     let listed_by = crate::ledger::now_millis();
@@ -517,12 +513,7 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop
                     && let Ok(path) = RemotePath::parse(&r.path)
                 {
                     let entry = Entry { path, kind: crate::endpoint::EntryKind::File, size: r.size, mtime: r.mtime.map(from_millis) };
-                    let (f, abort) = lifecycle::process(&rcx, &entry, "", None).await?;
-                    if abort {
-                        let msg = format!("flow {}: {}: {}", rflow.name, f.path, f.detail);
-                        return Err(RunAbort::File(msg, f.error_kind.unwrap_or(ErrorKind::Protocol)));
-                    }
-                    file = Some(f);
+                    file = Some(take(&rcx, &entry, "", None).await?);
                 }
             }
         }
@@ -538,6 +529,17 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop
         out.push(ResponseReport { detail: describe(&a, file.as_ref()), request: a.request, expected: a.expected, state: a.state, file });
     }
     Ok(out)
+}
+
+/// Takes the response `entry` through the lifecycle of the response flow (`rcx`); a failure
+/// that stops the run aborts it.
+async fn take(rcx: &Ctx<'_>, entry: &Entry, rel: &str, known: Option<lifecycle::Known>) -> Result<FileReport, RunAbort> {
+    let (f, abort) = lifecycle::process(rcx, entry, rel, known).await?;
+    if abort {
+        let msg = format!("flow {}: {}: {}", rcx.flow.name, f.path, f.detail);
+        return Err(RunAbort::File(msg, f.error_kind.unwrap_or(ErrorKind::Protocol)));
+    }
+    Ok(f)
 }
 
 /// The report of an open await the run did not look at, for a stop was asked.
