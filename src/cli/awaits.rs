@@ -36,7 +36,8 @@ pub struct Args {
 pub enum Sub {
     /// Give up by hand the open await of a request whose answer will never come: it becomes
     /// `expired` (no event), and a request held back for the same response name goes out on
-    /// the next run. Without --yes, only say what would be closed.
+    /// the next run. Refused while its response is half taken (the next run finishes it).
+    /// Without --yes, only say what would be closed.
     // `wharf awaits close` is this command, also for a user who has a flow named `close`: the
     // usage every error of it shows says how to list that flow's awaits.
     #[command(override_usage = CLOSE_USAGE)]

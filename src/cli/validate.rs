@@ -11,7 +11,9 @@
 //! `warnings`; also for a file with problems), and a key, known_hosts or CA file a valid flow names that is not on this
 //! machine — validate also runs where the keys are not (CI), and a run checks them again
 //! before it connects — and a program a valid flow runs (`source.command`, a notification
-//! `command`) that is not on this machine or not executable. `--json` prints the array of problems it always printed; with
+//! `command`) that is not on this machine or not executable; and two flows checked together
+//! that await their responses in one folder of one server under names that may be alike
+//! (see [`crate::config::across`]). `--json` prints the array of problems it always printed; with
 //! `--with-warnings` the warnings are appended to it and every entry says its `severity`.
 
 use std::collections::HashMap;
@@ -48,6 +50,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut tests = 0usize;
     let mut serve_configs = 0usize;
     let mut names: HashMap<String, PathBuf> = HashMap::new();
+    // The flows loaded, for the checks across them.
+    let mut flows: Vec<config::Flow> = Vec::new();
     for path in &args.paths {
         let files = config::find_flows(std::slice::from_ref(path));
         if files.is_empty() {
@@ -93,7 +97,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                         // The name keys the ledger: two flows with one name would share its records.
                         Some(first) => problems.push(name_clash(&file, &flow.name, first)),
                         None => {
-                            names.insert(flow.name, file);
+                            names.insert(flow.name.clone(), file);
+                            flows.push(flow);
                         }
                     }
                 }
@@ -101,6 +106,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    // Two flows awaiting their responses in one folder under names that may be alike.
+    // A warning: whether they meet depends on the names of the requests.
+    warnings.extend(config::across::response_clashes(&flows.iter().collect::<Vec<_>>()).iter().map(|c| c.diagnostic()));
     if args.json && args.with_warnings {
         let rate = |severity| move |diagnostic| Rated { diagnostic, severity };
         let all: Vec<Rated> = problems.iter().map(rate(Severity::Error)).chain(warnings.iter().map(rate(Severity::Warning))).collect();

@@ -52,6 +52,12 @@ pub struct Flow {
     pub warnings: Vec<super::Diagnostic>,
 }
 
+/// The name of the derived flow that takes the responses of `flow` (its files are in the
+/// ledger under it: `wharf files orders.response`).
+pub fn response_flow_name(flow: &str) -> String {
+    format!("{flow}.response")
+}
+
 /// An awaited response (round trip): which file answers a delivered request, by when, and the
 /// derived flow that takes a matched response through the same lifecycle as any file.
 #[derive(Debug, Clone)]

@@ -9,8 +9,10 @@
 //! [`validate`] checks meaning and builds the [`Flow`] (references, globs, templates, paths,
 //! durations, credentials), and [`load`] runs them in order; [`stray`] says when a file that is
 //! not a flow (the daemon's `serve.yaml`) was taken for one. [`reference`] renders the
-//! schema as `docs/flow-reference.md`.
+//! schema as `docs/flow-reference.md`. [`across`] checks the flows loaded together for what
+//! no single flow shows (two flows taking each other's responses).
 
+pub mod across;
 pub mod diagnostic;
 pub mod duration;
 pub mod flow;

@@ -15,6 +15,9 @@
 //!   [`lifecycle::process`] with the derived response flow (staging, steps, quarantine,
 //!   delivery, disposition and crash safety exactly as for any file — there is no second
 //!   per-file loop), and moves each await along: answered, late, rejected, overdue, expired;
+//! - [`send_after_look`], called right after `poll`: sends, in the same run, the requests
+//!   [`held_back`] kept back for an await that `poll` closed (their awaits answerable from
+//!   the next run's look on, so the answer just taken is never theirs);
 //! - [`foresee`], for `wharf plan`: what `poll` would do with each open await, from the same
 //!   listing and the same judgement, taking nothing.
 //!
@@ -109,6 +112,9 @@ pub(super) fn register(cx: &Ctx<'_>, rec: &FileRecord, sent_at: Millis) -> Resul
             ))
         })?;
     let expected = expected_path(resp, target.name(), rec.size, cx.run, sent_at)?;
+    // Sent after this run looked for responses (see [`send_after_look`]): what that look took
+    // under this name, recorded by this run, answered an earlier request, not this one.
+    let looked = cx.ledger.file(&resp.flow.name, expected.as_str())?.is_some_and(|r| r.run >= cx.run);
     let a = AwaitRecord {
         flow: flow.clone(),
         request: rec.path.clone(),
@@ -119,6 +125,7 @@ pub(super) fn register(cx: &Ctx<'_>, rec: &FileRecord, sent_at: Millis) -> Resul
         sent_at,
         deadline_at: sent_at.saturating_add(millis(resp.deadline)),
         expire_at: resp.expire_after.map(|e| sent_at.saturating_add(millis(e))),
+        answerable_from: if looked { cx.run + 1 } else { cx.run },
         ..Default::default()
     };
     match cx.ledger.register_await(&a)? {
@@ -138,6 +145,20 @@ pub(super) fn register(cx: &Ctx<'_>, rec: &FileRecord, sent_at: Millis) -> Resul
     Ok(())
 }
 
+/// The record of a response under `a`'s expected name that a run has begun to take and not
+/// finished (staged, delivered to some sinks and failed on others, being disposed of): the
+/// answer came, and the
+/// next look for responses finishes taking it — for `a` while it is open. `wharf awaits
+/// close` refuses to close such an await: expired, it would leave that response half taken
+/// for good (or, under a request sent later for the name, taken as its answer).
+pub fn response_being_taken(ledger: &Ledger, flow: &str, a: &AwaitRecord) -> Result<Option<FileRecord>, LedgerError> {
+    let name = crate::config::flow::response_flow_name(flow);
+    // A response some sink refused after another confirmed it is recorded failed, half
+    // delivered: the next look takes it up again too.
+    let half = |r: &FileRecord| r.state == FileState::Failed && r.deliveries.iter().any(|d| d.done);
+    Ok(ledger.file(&name, &a.expected)?.filter(|r| r.state.in_flight() || half(r)))
+}
+
 /// The request sink's delivery of `rec` when it left the target as it was (`if_exists:
 /// skip`): the request was not sent, and no response is awaited for it.
 pub(super) fn left_alone<'r>(flow: &Flow, rec: &'r FileRecord) -> Option<&'r Delivery> {
@@ -145,13 +166,49 @@ pub(super) fn left_alone<'r>(flow: &Flow, rec: &'r FileRecord) -> Option<&'r Del
     rec.deliveries.iter().find(|d| d.sink as usize == resp.request_sink && d.left_alone())
 }
 
+/// Why a request is not sent in this run (see [`held_back`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Held {
+    /// The reason, for the run's report and `wharf plan`.
+    pub why: String,
+    /// The expected response of the await open in the ledger that is in the way: the run's
+    /// look for responses may close it, and let the request go in the same run
+    /// ([`send_after_look`]). `None` for a request held back by another of the run's
+    /// requests, or whose response cannot be named.
+    pub awaited: Option<String>,
+    /// Its expected response, when it could be named (for the log).
+    expected: Option<String>,
+    /// The run before held it back for the same reason already: logged at debug level.
+    told: bool,
+}
+
+impl Held {
+    /// Says in the log that the request at `path` is held back: at info level (warn, for a
+    /// response that cannot be named) the first time, at debug level when the run before
+    /// held it back for the same reason already.
+    pub fn log(&self, flow: &Flow, path: &str) {
+        let (flow, why) = (&flow.name, &self.why);
+        match (&self.expected, self.told) {
+            (None, true) => tracing::debug!(flow = %flow, path, why = %why, "Request still held back: its response cannot be named."),
+            (None, false) => tracing::warn!(flow = %flow, path, why = %why, "Request held back: its response cannot be named."),
+            (Some(expected), true) => {
+                tracing::debug!(flow = %flow, path, expected = %expected, why = %why, "Request still held back: its response name is awaited.")
+            }
+            (Some(expected), false) => {
+                tracing::info!(flow = %flow, path, expected = %expected, why = %why, "Request held back: its response name is awaited.")
+            }
+        }
+    }
+}
+
 /// Why each of `requests` (entry, path relative to the source folder, what the ledger knew
 /// of the path) must not be sent in this run, if it must not: the response it would await
 /// is awaited already, for another open request (among the flow's `awaits` in the ledger, or
-/// one sent first in this run, in listing order). Responses are matched by name: sent, the two requests could not
-/// be told apart — one would lose its await, and take the other's answer. The name is
-/// rendered as it will be at delivery (a request sink with `if_exists: rename` may choose
-/// another name then; [`register`] warns of a clash this could not foresee).
+/// one sent first in this run, in listing order). Responses are matched by name: sent, the
+/// two requests could not be told apart — one would lose its await, and take the other's
+/// answer. The name is rendered as it will be at delivery (a request sink with `if_exists:
+/// rename` may choose another name then; [`register`] warns of a clash this could not
+/// foresee). Pure: the caller logs each hold ([`Held::log`]).
 ///
 /// Each request comes with the run before this one that listed it, ready, as it is now
 /// ([`seen_ready`]): a hold that run made already (the same await in the way, opened by that
@@ -164,7 +221,7 @@ pub(super) fn held_back<'e>(
     requests: impl Iterator<Item = (&'e Entry, &'e str, Option<&'e FileRecord>, Option<u64>)>,
     run: u64,
     now: SystemTime,
-) -> Vec<Option<String>> {
+) -> Vec<Option<Held>> {
     let Some(resp) = flow.response.as_deref() else { return requests.map(|_| None).collect() };
     let open: BTreeMap<String, AwaitRecord> = awaits.into_iter().filter(|a| a.state.is_open()).map(|a| (a.expected.clone(), a)).collect();
     let until = if resp.expire_after.is_some() { "answered or expires" } else { "answered (it has no expire_after)" };
@@ -184,12 +241,7 @@ pub(super) fn held_back<'e>(
             // its delivery and aborting the run, run after run): not sent.
             Some(Err(e)) => {
                 let why = format!("its response could not be named ({e}): not sent, as no answer to it could be awaited");
-                if seen.is_some() {
-                    tracing::debug!(flow = %flow.name, path, why = %why, "Request still held back: its response cannot be named.");
-                } else {
-                    tracing::warn!(flow = %flow.name, path, why = %why, "Request held back: its response cannot be named.");
-                }
-                out.push(Some(why));
+                out.push(Some(Held { why, awaited: None, expected: None, told: seen.is_some() }));
                 continue;
             }
             _ => {
@@ -208,12 +260,17 @@ pub(super) fn held_back<'e>(
                     None => prev.is_some_and(|p| lifecycle::same_version(flow, entry, p) && p.identity == a.request_identity),
                 }
         };
-        let mut told = false;
+        let held = |why: String, awaited: Option<&AwaitRecord>, told: bool| Held {
+            why,
+            awaited: awaited.map(|a| a.expected.clone()),
+            expected: Some(expected.as_str().to_string()),
+            told,
+        };
         let why = match (open.get(expected.as_str()).filter(|a| !own(a)), first.get(expected.as_str())) {
             (Some(a), _) => {
                 // Held by the run before already: that await was open then (opened by it, or
                 // before it; awaits never reopen), and the request there, ready.
-                told = seen.is_some_and(|earlier| a.request_run <= earlier);
+                let told = seen.is_some_and(|earlier| a.request_run <= earlier);
                 let earlier = if a.request == path { "an earlier version of " } else { "" };
                 let sent = date(a.sent_at);
                 // Nothing ends an await without expiry but its answer, or the operator.
@@ -223,31 +280,114 @@ pub(super) fn held_back<'e>(
                     let request = format!("/{}", a.request);
                     format!("; `wharf awaits close {} {}` gives up waiting", flow.name, crate::text::shell_word(&request))
                 };
-                Some(format!(
+                let why = format!(
                     "its response {expected} is awaited for {earlier}{} (sent {sent}); sent once that is {until}{by_hand}",
                     a.request
-                ))
+                );
+                Some(held(why, Some(a), told))
             }
             (None, Some(other)) => {
-                Some(format!("its response {expected} would also answer {other}, sent first in this run; sent once that is {until}"))
+                let why = format!("its response {expected} would also answer {other}, sent first in this run; sent once that is {until}");
+                Some(held(why, None, false))
             }
             (None, None) => {
                 first.insert(expected.as_str().to_string(), path);
                 None
             }
         };
-        match &why {
-            Some(why) if told => {
-                tracing::debug!(flow = %flow.name, path, expected = %expected, why = %why, "Request still held back: its response name is awaited.")
-            }
-            Some(why) => {
-                tracing::info!(flow = %flow.name, path, expected = %expected, why = %why, "Request held back: its response name is awaited.")
-            }
-            None => {}
-        }
         out.push(why);
     }
     out
+}
+
+/// A request held back by an await open in the ledger when the run began ([`Held::awaited`]):
+/// the run's look for responses may close that await, and let it go in the same run.
+pub(super) struct AfterLook<'c> {
+    pub candidate: &'c super::discover::Candidate,
+    pub known: lifecycle::Known,
+    /// The run before that listed it ready, as it is now ([`seen_ready`]).
+    pub seen: Option<u64>,
+    /// Why the run held it back before its look.
+    pub held: Held,
+}
+
+/// Sends, in this run, the requests of `waiting` whose await in the way the run's look for
+/// responses (just done: [`poll`]) closed — answered, late, rejected or expired — instead of
+/// holding them back until the next run (a day later, on a daily schedule). Safe because
+/// the look recorded what it took before any of them is sent: an await registered now is
+/// answerable from the next run's look on ([`register`]), so the answer this run took for
+/// the earlier request is never taken for the new one.
+///
+/// Judged again as before the files started ([`held_back`], with the ledger as the look left
+/// it: of two requests held back for one response name, the first in listing order goes),
+/// then against the names the files sent first took on the sinks ([`shared_targets`]); the
+/// others stay held back, their report lines saying why now. `sent`: the files the run took
+/// before its look, in listing order. The awaits registered here are added to the run's
+/// responses, as every open await is.
+pub(super) async fn send_after_look(
+    cx: &Ctx<'_>,
+    waiting: Vec<AfterLook<'_>>,
+    sent: &[&super::discover::Candidate],
+    names: &[&str],
+    stop: &super::Stop,
+    report: &mut super::RunReport,
+    on_file: &mut (dyn FnMut(&FileReport) + Send),
+) -> Result<(), RunAbort> {
+    let flow = cx.flow;
+    let awaits = cx.ledger.awaits(Some(&flow.name))?;
+    let open = |expected: &str| awaits.iter().any(|a| a.expected == expected && a.state.is_open());
+    if waiting.iter().all(|w| w.held.awaited.as_deref().is_none_or(open)) {
+        return Ok(());
+    }
+    let requests = waiting.iter().map(|w| (&w.candidate.entry, w.candidate.rel.as_str(), w.known.prev(), w.seen));
+    let again = held_back(flow, awaits.clone(), requests, cx.run, cx.now);
+    let mut free = Vec::new();
+    for (w, held) in waiting.into_iter().zip(again) {
+        let path = &w.candidate.entry.path;
+        match held {
+            // Told already in this run, unless the reason changed (another request took the
+            // name in its turn).
+            Some(h) if h.why != w.held.why => {
+                h.log(flow, path.as_str());
+                super::reword_not_ready(report, path, h.why);
+            }
+            Some(_) => {}
+            None => free.push(w),
+        }
+    }
+    let first = sent.iter().map(|c| Some(super::shared_targets::Contender { entry: &c.entry, rel: &c.rel, resumed: true, seen: false }));
+    let then = free.iter().map(|w| {
+        let c = w.candidate;
+        w.known.contends(flow, &c.entry).map(|resumed| super::shared_targets::Contender { entry: &c.entry, rel: &c.rel, resumed, seen: w.seen.is_some() })
+    });
+    let named = super::shared_targets::held_back(flow, first.chain(then), cx.run, cx.now);
+    let mut going = Vec::new();
+    for (w, why) in free.into_iter().zip(named.into_iter().skip(sent.len())) {
+        let path = &w.candidate.entry.path;
+        if let Some(why) = why {
+            super::reword_not_ready(report, path, why);
+            continue;
+        }
+        tracing::info!(flow = %flow.name, path = %path, awaited = w.held.awaited.as_deref().unwrap_or_default(), "Request sent after all: the run took what it waited for.");
+        super::unrecord_not_ready(report, path);
+        going.push((w.candidate, w.known));
+    }
+    if going.is_empty() {
+        return Ok(());
+    }
+    super::take_turns(cx, going, names, stop, report, on_file).await?;
+    // Their awaits, as the run reports every open one.
+    let new = cx.ledger.awaits(Some(&flow.name))?.into_iter().filter(|a| a.state.is_open() && a.answerable_from > cx.run);
+    for a in new.filter(|a| a.request_run == cx.run) {
+        report.responses.push(ResponseReport {
+            detail: describe(&a, None),
+            request: a.request,
+            expected: a.expected,
+            state: a.state,
+            file: None,
+        });
+    }
+    Ok(())
 }
 
 /// The flow's latest run before `run` that got as far as listing its source (not aborted):
@@ -297,11 +437,20 @@ fn millis(d: Duration) -> Millis {
 
 /// Checks the response folder for every open await of the flow, takes the responses that are
 /// there, and moves the awaits along. `eps` holds the opened endpoints (see [`endpoint_names`]).
-pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> Result<Vec<ResponseReport>, RunAbort> {
+///
+/// Once a stop is asked (`wharf serve` shutting down) it starts nothing more: not the look, if
+/// asked before it; no further response, if asked during it (the one being taken finishes).
+/// The awaits it did not get to are reported as they are, not judged: an await marked overdue
+/// unseen would make an answer written in time late. The next run looks.
+pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop: &super::Stop) -> Result<Vec<ResponseReport>, RunAbort> {
     let Some(resp) = cx.flow.response.as_deref() else { return Ok(Vec::new()) };
     let open: Vec<AwaitRecord> = cx.ledger.awaits(Some(&cx.flow.name))?.into_iter().filter(|a| a.state.is_open()).collect();
     if open.is_empty() {
         return Ok(Vec::new());
+    }
+    if stop.requested() {
+        tracing::info!(flow = %cx.flow.name, awaits = open.len(), "Shutting down: the responses are looked for by the next run.");
+        return Ok(open.into_iter().map(not_looked).collect());
     }
     let rflow = &resp.flow;
     let get = |n: &str| {
@@ -326,7 +475,14 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
     let slack = slack(&source);
     let now = to_millis(cx.now);
     let mut out = Vec::with_capacity(open.len());
-    for mut a in open {
+    let mut open = open.into_iter();
+    while let Some(mut a) = open.next() {
+        if stop.requested() {
+            let rest: Vec<ResponseReport> = std::iter::once(a).chain(open.by_ref()).map(not_looked).collect();
+            tracing::info!(flow = %cx.flow.name, awaits = rest.len(), "Shutting down: the other responses are looked for by the next run.");
+            out.extend(rest);
+            break;
+        }
         let mut file = None;
         // When the response that is there but was not taken in this run was written.
         let mut there = None;
@@ -335,11 +491,7 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
             Some(entry) => {
                 let earlier = cx.ledger.file(&rflow.name, &a.expected)?;
                 let known = earlier.filter(|r| taken_away(r, &a)).map(|_| lifecycle::Known::anew());
-                let (f, abort) = lifecycle::process(&rcx, entry, entry.path.name(), known).await?;
-                if abort {
-                    let msg = format!("flow {}: {}: {}", rflow.name, f.path, f.detail);
-                    return Err(RunAbort::File(msg, f.error_kind.unwrap_or(ErrorKind::Protocol)));
-                }
+                let f = take(&rcx, entry, entry.path.name(), known).await?;
                 if matches!(f.outcome, Outcome::Failed | Outcome::NotReady) {
                     // Listed by now: a later time is a server clock (or zone) ahead of ours.
                     let listed_by = crate::ledger::now_millis();
@@ -348,7 +500,22 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
                 // "Already delivered" is an earlier round trip's response kept on the server.
                 file = Some(f).filter(|f| f.outcome != Outcome::Skipped);
             }
-            None => {}
+            None => {
+                // Gone from the server, but a crashed run left it delivered or being disposed
+                // of (deleted or moved before the ledger said so): finished from its record,
+                // as a run finishes its own files left so. Only the look comes back to the
+                // response flow's files.
+                let left = cx
+                    .ledger
+                    .file(&rflow.name, &a.expected)?
+                    .filter(|r| matches!(r.state, FileState::Delivered | FileState::Disposing) && r.run >= a.answerable_from);
+                if let Some(r) = left
+                    && let Ok(path) = RemotePath::parse(&r.path)
+                {
+                    let entry = Entry { path, kind: crate::endpoint::EntryKind::File, size: r.size, mtime: r.mtime.map(from_millis) };
+                    file = Some(take(&rcx, &entry, "", None).await?);
+                }
+            }
         }
         let taken = taken_for(cx.ledger, rflow, &a)?;
         // Each change is stored with its event: an await that passed its deadline and its
@@ -364,6 +531,23 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>) -> R
     Ok(out)
 }
 
+/// Takes the response `entry` through the lifecycle of the response flow (`rcx`); a failure
+/// that stops the run aborts it.
+async fn take(rcx: &Ctx<'_>, entry: &Entry, rel: &str, known: Option<lifecycle::Known>) -> Result<FileReport, RunAbort> {
+    let (f, abort) = lifecycle::process(rcx, entry, rel, known).await?;
+    if abort {
+        let msg = format!("flow {}: {}: {}", rcx.flow.name, f.path, f.detail);
+        return Err(RunAbort::File(msg, f.error_kind.unwrap_or(ErrorKind::Protocol)));
+    }
+    Ok(f)
+}
+
+/// The report of an open await the run did not look at, for a stop was asked.
+fn not_looked(a: AwaitRecord) -> ResponseReport {
+    let detail = format!("{}; not looked for: wharf is shutting down, the next run looks", describe(&a, None));
+    ResponseReport { detail, request: a.request, expected: a.expected, state: a.state, file: None }
+}
+
 /// How much older than its request a file named like the response on `ep` may look and still
 /// answer it. Times a minute coarse may come from an FTP LIST in the server's own time zone
 /// (hours off ours): only a response older by more than a day is then known to be stale.
@@ -372,8 +556,9 @@ fn slack(ep: &DynEndpoint) -> Millis {
 }
 
 /// The response flow's record of `a`'s response when it was taken for *this* request: done or
-/// quarantined by the run that registered it (its poll comes after the run's requests) or a
-/// later one. Told by run, not by the clock: an earlier exchange's response touched again
+/// quarantined by the run that registered it (its poll comes after the run's requests; for a
+/// request sent after that poll, the next run: `answerable_from`) or a later one. Told by
+/// run, not by the clock: an earlier exchange's response touched again
 /// (kept on the server, deleted now that `after` says `delete`) is not this request's answer,
 /// and a clock set back between the request and its answer does not leave the answer
 /// unrecorded.
@@ -385,13 +570,13 @@ fn slack(ep: &DynEndpoint) -> Millis {
 fn taken_away(r: &FileRecord, a: &AwaitRecord) -> bool {
     r.state == FileState::Done
         && matches!(r.source_fate, crate::ledger::SourceFate::Moved | crate::ledger::SourceFate::Deleted)
-        && r.run < a.request_run
+        && r.run < a.answerable_from
 }
 
 fn taken_for(ledger: &Ledger, rflow: &Flow, a: &AwaitRecord) -> Result<Option<FileRecord>, LedgerError> {
     Ok(ledger
         .file(&rflow.name, &a.expected)?
-        .filter(|r| r.run >= a.request_run && matches!(r.state, FileState::Done | FileState::Quarantined)))
+        .filter(|r| r.run >= a.answerable_from && matches!(r.state, FileState::Done | FileState::Quarantined)))
 }
 
 /// The states `a` goes through in one look ([`judge`] until nothing changes), each with the
@@ -857,10 +1042,12 @@ mod tests {
         for d in ["outbox", "partner/inbox", "partner/outbox", "acks"] {
             std::fs::create_dir_all(dir.path().join(d)).unwrap();
         }
+        // `after: delete` unless `response` says otherwise.
+        let after = if response.contains("after:") { "" } else { ", after: delete" };
         let yaml = format!(
             "name: rt\nendpoints:\n  out: {{ type: local, root: outbox }}\n  partner: {{ type: local, root: partner }}\n  acks: {{ type: local, root: acks }}\n\
              source: {{ endpoint: out, path: / }}\nsinks: [ {{ endpoint: partner, path: /inbox{sink} }} ]\nafter: {{ success: delete }}\n\
-             response: {{ path: /outbox, name: \"{{{{stem}}}}.ack\", deadline: {deadline}, sinks: [ {{ endpoint: acks }} ], after: delete{response} }}\n"
+             response: {{ path: /outbox, name: \"{{{{stem}}}}.ack\", deadline: {deadline}, sinks: [ {{ endpoint: acks }} ]{after}{response} }}\n"
         );
         let flow = crate::config::load_flow_str(&yaml, &dir.path().join("rt.yaml")).unwrap();
         (dir, flow)
@@ -904,6 +1091,37 @@ mod tests {
         let r = run(&flow, &ledger, d).await;
         assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
         assert!(r.responses[0].file.is_none());
+    }
+
+    /// Killed while the response was being disposed of, after it was deleted from the server
+    /// (`after: delete`) and before the ledger said so: the next run finishes it from its
+    /// record (done) and the await is answered. Before, no run went back to it — the response
+    /// flow's files are finished only by its look, and the look found nothing there — so the
+    /// await stayed open with its answer delivered (and went overdue at its deadline).
+    #[tokio::test]
+    async fn a_response_left_being_disposed_of_by_a_crash_is_finished_and_answers_its_await() {
+        let (dir, flow) = round_trip("1h");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
+        run(&flow, &ledger, d).await;
+        std::fs::write(d.join("partner/outbox/o1.ack"), "ack").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
+        // As the crash left it: the response deleted, its record still `disposing`, the await open.
+        let mut rec = ledger.file("rt.response", "outbox/o1.ack").unwrap().unwrap();
+        rec.state = FileState::Disposing;
+        rec.source_fate = Default::default();
+        ledger.put_file_with("rt.response", &rec, crate::ledger::Durability::Durable).unwrap();
+        let mut a = ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap();
+        (a.state, a.response_run, a.answered_at) = (AwaitState::Waiting, None, None);
+        ledger.update_await(&a, None, 0, 0).unwrap();
+        assert!(!d.join("partner/outbox/o1.ack").exists());
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses.len(), 1, "{r:#?}");
+        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
+        assert_eq!(ledger.file("rt.response", "outbox/o1.ack").unwrap().unwrap().state, FileState::Done);
+        assert_eq!(std::fs::read_to_string(d.join("acks/o1.ack")).unwrap(), "ack");
     }
 
     /// The partner has the request once its sink confirmed: the await starts then, also when
@@ -1170,11 +1388,12 @@ mod tests {
         assert!(d.join("partner/refused/a.ack").exists() && !d.join("acks/a.ack").exists());
         let events = ledger.events(Some("rt"), 0, 10).unwrap();
         assert!(events.iter().any(|e| e.kind == EventKind::Quarantined && e.subject == "/outbox/a.ack"), "{events:#?}");
-        assert_eq!(ledger.awaited("rt", "outbox/a.ack").unwrap().unwrap().state, AwaitState::Rejected);
-        // Not looked for again; the request held back for a.ack goes out, and the refused
-        // response left there does not answer it.
-        let r = run(&flow, &ledger, d).await;
+        // Not looked for again; the request held back for a.ack goes out in the same run, and
+        // the refused response left there does not answer it.
         assert_eq!(r.counts.delivered, 1, "{r:#?}");
+        let a = ledger.awaited("rt", "outbox/a.ack").unwrap().unwrap();
+        assert_eq!((a.request.as_str(), a.state), ("a.xml", AwaitState::Waiting), "{r:#?}");
+        let r = run(&flow, &ledger, d).await;
         let a = ledger.awaited("rt", "outbox/a.ack").unwrap().unwrap();
         assert_eq!((a.request.as_str(), a.state), ("a.xml", AwaitState::Waiting), "{r:#?}");
     }
@@ -1321,17 +1540,75 @@ mod tests {
             "{}",
             held.detail
         );
-        // Answered: the next run sends a.xml, which awaits a.ack in its turn.
+        // Answered: the run that takes the answer sends a.xml after it (was: the run after),
+        // which awaits a.ack in its turn — and not the answer that run took for a.csv.
         std::fs::write(d.join("partner/outbox/a.ack"), "ack a.csv").unwrap();
+        let plan = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
+        let why = why(plan);
+        assert!(why.starts_with("its response /outbox/a.ack is awaited for a.csv"), "{why}");
+        assert!(why.contains("closes that await (see responses), and sends this request after it, in the same run"), "{why}");
         let r = run(&flow, &ledger, d).await;
         assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
-        assert_eq!(ledger.awaited("rt", "outbox/a.ack").unwrap().unwrap().request, "a.csv");
-        let r = run(&flow, &ledger, d).await;
-        assert_eq!(r.counts.delivered, 1, "{r:#?}");
-        assert_eq!(std::fs::read_to_string(d.join("partner/inbox/a.xml")).unwrap(), "<order/>");
-        let a = ledger.awaited("rt", "outbox/a.ack").unwrap().unwrap();
-        assert_eq!((a.request.as_str(), a.state), ("a.xml", AwaitState::Waiting));
         assert_eq!(std::fs::read_to_string(d.join("acks/a.ack")).unwrap(), "ack a.csv");
+        assert_eq!((r.counts.delivered, r.counts.not_ready), (1, 0), "{r:#?}");
+        let sent = r.files.iter().find(|f| f.path.ends_with("a.xml")).unwrap();
+        assert_eq!(sent.outcome, Outcome::Delivered, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("partner/inbox/a.xml")).unwrap(), "<order/>");
+        assert!(!d.join("outbox/a.xml").exists());
+        let a = ledger.awaited("rt", "outbox/a.ack").unwrap().unwrap();
+        assert_eq!((a.request.as_str(), a.state, a.request_run, a.answerable_from), ("a.xml", AwaitState::Waiting, r.run, r.run + 1));
+        // The run's report has its await, as every open one.
+        let waiting = r.responses.iter().find(|x| x.request == "a.xml").expect("reported");
+        assert_eq!(waiting.state, AwaitState::Waiting, "{r:#?}");
+        // The next runs do not take the answer to a.csv, recorded by the run that sent a.xml,
+        // for a.xml's: it stays awaited until the partner answers it.
+        for _ in 0..2 {
+            let r = run(&flow, &ledger, d).await;
+            assert_eq!(r.responses.iter().map(|x| (x.request.as_str(), x.state)).collect::<Vec<_>>(), [("a.xml", AwaitState::Waiting)]);
+        }
+        std::fs::remove_file(d.join("acks/a.ack")).unwrap();
+        std::fs::write(d.join("partner/outbox/a.ack"), "ack a.xml").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/a.ack")).unwrap(), "ack a.xml");
+    }
+
+    /// The same with the answers kept on the server (`after: keep`) and three requests for one
+    /// name: the run that takes an answer sends the next request (the first in listing order;
+    /// the other's reason now names it), whose await takes neither the answer kept there nor
+    /// its record.
+    #[tokio::test]
+    async fn a_request_held_back_goes_in_the_run_that_takes_the_answer_in_its_way() {
+        let (dir, flow) = round_trip_answered("1h", "", ", after: keep");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        for f in ["a.csv", "a.json", "a.xml"] {
+            std::fs::write(d.join("outbox").join(f), f).unwrap();
+        }
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!((r.counts.delivered, r.counts.not_ready), (1, 2), "{r:#?}");
+        std::fs::write(d.join("partner/outbox/a.ack"), "ack a.csv").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        let outcomes: Vec<_> = r.files.iter().map(|f| (f.path.as_str(), f.outcome)).collect();
+        assert!(outcomes.contains(&("/a.json", Outcome::Delivered)) && outcomes.contains(&("/a.xml", Outcome::NotReady)), "{r:#?}");
+        assert_eq!((r.counts.delivered, r.counts.not_ready), (1, 1), "{r:#?}");
+        let held = r.files.iter().find(|f| f.path == "/a.xml").unwrap();
+        assert!(held.detail.contains("would also answer a.json, sent first in this run"), "{}", held.detail);
+        let states: Vec<_> = r.responses.iter().map(|x| (x.request.as_str(), x.state)).collect();
+        assert_eq!(states, [("a.csv", AwaitState::Answered), ("a.json", AwaitState::Waiting)]);
+        // The answer to a.csv, kept on the server, is not a.json's.
+        let r = run(&flow, &ledger, d).await;
+        let states: Vec<_> = r.responses.iter().map(|x| (x.request.as_str(), x.state)).collect();
+        assert_eq!(states, [("a.json", AwaitState::Waiting)], "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/a.ack")).unwrap(), "ack a.csv");
+        // Its own answer is: a.xml goes in the run that takes it.
+        std::fs::remove_file(d.join("acks/a.ack")).unwrap();
+        std::fs::write(d.join("partner/outbox/a.ack"), "ack a.json, longer").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        let states: Vec<_> = r.responses.iter().map(|x| (x.request.as_str(), x.state)).collect();
+        assert_eq!(states, [("a.json", AwaitState::Answered), ("a.xml", AwaitState::Waiting)], "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/a.ack")).unwrap(), "ack a.json, longer");
+        assert_eq!(std::fs::read_to_string(d.join("partner/inbox/a.xml")).unwrap(), "a.xml");
     }
 
     /// A request whose response name cannot be rendered over the name it is delivered under
@@ -1373,12 +1650,12 @@ mod tests {
         assert_eq!(reasons.len(), 2, "{reasons:#?}");
         let (held, _) = run_logged();
         assert_eq!(held, Vec::<String>::new(), "told once");
-        // Answered (taken at the end of a run): a.json goes next, and a.xml, held now by
-        // a.json, is told of again, once.
+        // Answered (taken at the end of a run): a.json goes in that run, after the answer was
+        // taken, and a.xml, held now by a.json, is told of again, once.
         std::fs::write(d.join("partner/outbox/a.ack"), "ack a.csv").unwrap();
-        run_logged();
         let (held, reasons) = run_logged();
         assert!(held.len() == 1 && held[0].contains("a.xml") && held[0].contains("would also answer a.json"), "{held:#?} {reasons:#?}");
+        assert!(reasons.len() == 1 && reasons[0].contains("would also answer a.json"), "{reasons:#?}");
         let (held, reasons) = run_logged();
         assert_eq!(held, Vec::<String>::new(), "told once");
         assert!(reasons.len() == 1 && reasons[0].contains("is awaited for a.json"), "{reasons:#?}");
@@ -1494,6 +1771,32 @@ mod tests {
         assert_eq!(r.counts.delivered, 1, "{r:#?}");
         assert!(ledger.awaits(Some("rt")).unwrap().is_empty(), "{r:#?}");
         assert!(!d.join("partner/inbox/o3.csv.ok").exists(), "no trigger for a target left alone");
+    }
+
+    /// A run asked to stop (`wharf serve` shutting down) starts no response work: the answer
+    /// stays on the server, the await is not judged (no `overdue` for an await no one looked
+    /// at), and the report says the next run looks — which takes it.
+    #[tokio::test]
+    async fn a_run_asked_to_stop_does_not_look_for_responses() {
+        let (dir, flow) = round_trip("1ms");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
+        run(&flow, &ledger, d).await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        std::fs::write(d.join("partner/outbox/o1.ack"), "ack").unwrap();
+        let opts = super::super::RunOptions::new(d.join("staging"));
+        opts.stop.request();
+        let r = super::super::run_once(&flow, &ledger, &opts, &mut |_| {}).await.unwrap();
+        assert_eq!(r.responses.len(), 1, "{r:#?}");
+        assert_eq!((r.responses[0].state, r.responses[0].file.is_none()), (AwaitState::Waiting, true), "{r:#?}");
+        assert!(r.responses[0].detail.ends_with("not looked for: wharf is shutting down, the next run looks"), "{}", r.responses[0].detail);
+        assert!(d.join("partner/outbox/o1.ack").exists() && !d.join("acks/o1.ack").exists());
+        assert_eq!(ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap().state, AwaitState::Waiting);
+        assert!(ledger.events(Some("rt"), 0, 10).unwrap().is_empty());
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Late, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/o1.ack")).unwrap(), "ack");
     }
 
     #[tokio::test]

@@ -4,7 +4,8 @@
 //! observations stored in one ledger write) → take each ready file through `lifecycle`
 //! (claim → stage → deliver to every sink → dispose of the source → done) → finish any file a
 //! crashed run left between delivery and disposition → check for awaited responses (`awaits`,
-//! round trips) → record the run.
+//! round trips), then send the requests held back for an await that check closed → record
+//! the run.
 //!
 //! Crash safety rests on one rule: every lifecycle transition is a durable ledger write made
 //! *before* the side effect it announces is relied on, and every side effect is idempotent
@@ -53,7 +54,7 @@ use crate::config::Flow;
 use crate::endpoint::{DynEndpoint, EndpointError, EntryKind, ErrorKind, RemotePath, SkippedName};
 use crate::ledger::{Counts, Ledger, LedgerError, RecordCounts, RunContent, RunRecord, RunStatus, now_millis, to_millis};
 
-pub use awaits::ResponseReport;
+pub use awaits::{ResponseReport, response_being_taken};
 pub use error::FileError;
 
 /// The log target of the lines that restate a run's report: why it was aborted, a file's
@@ -479,11 +480,26 @@ async fn run_files(
     }
     drop(snapshot);
     ledger.put_observations(&flow.name, &observations)?;
-    // Round trips: a request whose response name another open request awaits waits its turn.
+    // Round trips: a request whose response name another open request awaits waits its turn;
+    // one an await of the ledger holds back may go after the run's look for responses, if
+    // that closes the await (`awaits::send_after_look`).
     let requests = ready.iter().map(|(c, (k, seen))| (&c.entry, c.rel.as_str(), k.prev(), *seen));
     let open = if flow.response.is_some() { ledger.awaits(Some(&flow.name))? } else { Vec::new() };
     let held = awaits::held_back(flow, open, requests, run, now);
-    hold_back(&mut ready, held, report, on_file);
+    let mut after_look = Vec::new();
+    let mut going = Vec::with_capacity(ready.len());
+    for ((c, (known, seen)), held) in ready.into_iter().zip(held) {
+        let Some(held) = held else {
+            going.push((c, (known, seen)));
+            continue;
+        };
+        held.log(flow, c.entry.path.as_str());
+        record(report, not_ready(&c.entry.path, held.why.clone()), on_file);
+        if held.awaited.is_some() {
+            after_look.push(awaits::AfterLook { candidate: c, known, seen, held });
+        }
+    }
+    let mut ready = going;
     // A name a sink gives several files of the run goes to one of them per run.
     let contenders = ready.iter().map(|(c, (k, seen))| {
         k.contends(flow, &c.entry).map(|resumed| shared_targets::Contender { entry: &c.entry, rel: &c.rel, resumed, seen: seen.is_some() })
@@ -512,71 +528,10 @@ async fn run_files(
         // failure here is left to the files, which report it with their own path.
         let _ = tokio::fs::create_dir_all(stage::staging_folder(&opts.staging_dir, &flow.name)).await;
     }
-    // Several files in flight, each through its own lifecycle; reports come in listing order.
-    // A file is started only when it is its turn, so a stop (shutdown, `on_error: stop`, a run
-    // aborted) keeps the files not started yet untouched; the ones in flight finish.
-    let largest = ready.iter().map(|(c, _)| c.entry.size).max().unwrap_or(0);
-    let concurrency = endpoints::concurrency(flow, &names, largest);
-    let turns = Turns { stop: &opts.stop, stopped: AtomicBool::new(false), aborted: AtomicBool::new(false) };
-    let mut abort: Option<RunAbort> = None;
-    let mut waiting = ready.into_iter().enumerate();
-    let mut in_flight = futures::stream::FuturesUnordered::new();
-    // A finished file frees its place at once, so a slow one (backing off before a retry,
-    // waiting for a login) does not hold back the files after it; its report waits here for
-    // the reports of the files before it. `None`: a file not reported (the run was aborted).
-    let mut finished: BTreeMap<usize, Option<FileReport>> = BTreeMap::new();
-    let mut next_report = 0;
-    // The files' durable transitions are stored in group commits, driven beside them.
-    cx.commits.set_driven(ledger, true);
-    let drive = cx.commits.drive(ledger);
-    tokio::pin!(drive);
-    loop {
-        while in_flight.len() < concurrency
-            && let Some((i, (c, known))) = waiting.next()
-        {
-            let turn = take_turn(&cx, c, known, &turns);
-            in_flight.push(async move { (i, turn.await) });
-        }
-        cx.commits.set_in_flight(in_flight.len());
-        let next = tokio::select! {
-            biased;
-            next = in_flight.next() => next,
-            never = &mut drive => match never {},
-        };
-        let Some((i, done)) = next else { break };
-        cx.commits.set_in_flight(in_flight.len());
-        let f = match done {
-            None => None,
-            Some(Err(e)) => {
-                turns.aborted.store(true, Ordering::SeqCst);
-                abort.get_or_insert(RunAbort::Ledger(e));
-                None
-            }
-            Some(Ok((f, abort_run))) => {
-                if abort_run {
-                    turns.aborted.store(true, Ordering::SeqCst);
-                    let msg = format!("flow {}: {}: {}", flow.name, f.path, f.detail);
-                    abort.get_or_insert(RunAbort::File(msg, f.error_kind.unwrap_or(ErrorKind::Protocol)));
-                }
-                if stops(flow, &f) {
-                    turns.stopped.store(true, Ordering::SeqCst);
-                }
-                Some(f)
-            }
-        };
-        finished.insert(i, f);
-        while let Some(f) = finished.remove(&next_report) {
-            next_report += 1;
-            if let Some(f) = f {
-                record(report, f, on_file);
-            }
-        }
-    }
-    drop(in_flight);
-    cx.commits.set_driven(ledger, false);
-    if let Some(e) = abort {
-        return Err(e);
-    }
+    // Round trips: what the first files take (a sink's name) the requests sent after the look
+    // for responses must not take again.
+    let sent: Vec<&discover::Candidate> = ready.iter().filter(|(c, k)| k.contends(flow, &c.entry).is_some()).map(|(c, _)| *c).collect();
+    let mut stopped = take_turns(&cx, ready, &names, &opts.stop, report, on_file).await?;
 
     // Files a crashed run left whose source is no longer listed, as the source was being
     // moved or deleted: after delivery (finished by the lifecycle), once put aside in
@@ -593,7 +548,6 @@ async fn run_files(
     // sink has confirmed them, or their verdict (failed, quarantined) was reached before the
     // failure; finishing them puts nothing on a sink, and leaving them would keep them in
     // flight for as long as the failure repeats (every such run stops before here).
-    let mut stopped = turns.stopped.load(Ordering::SeqCst);
     let mut undelivered = 0;
     let listed: BTreeSet<&str> = candidates.iter().map(|c| c.entry.path.as_str()).collect();
     let mut left = ledger.in_flight_files(&flow.name)?.into_iter().filter(|r| !listed.contains(r.path.as_str()));
@@ -636,7 +590,11 @@ async fn run_files(
             "Stopped at an earlier failure (on_error: stop): files an earlier run left before their delivery was done are left for the next run."
         );
     }
-    report.responses = awaits::poll(&cx, &eps).await?;
+    report.responses = awaits::poll(&cx, &eps, &opts.stop).await?;
+    // Not after a stop was asked, nor after a failure stopped the run: the next run sends them.
+    if !after_look.is_empty() && !stopped && !opts.stop.requested() {
+        awaits::send_after_look(&cx, after_look, &sent, &names, &opts.stop, report, on_file).await?;
+    }
     Ok(())
 }
 
@@ -652,6 +610,24 @@ fn looks_back(flow: &Flow) -> bool {
 /// the flow says `on_error: stop`.
 fn stops(flow: &Flow, f: &FileReport) -> bool {
     f.outcome == Outcome::Failed && flow.on_error == crate::config::flow::OnError::Stop
+}
+
+/// Gives the not-ready line of the file at `path` a new reason (`why`).
+fn reword_not_ready(report: &mut RunReport, path: &RemotePath, why: String) {
+    let path = path.to_string();
+    if let Some(f) = report.files.iter_mut().find(|f| f.outcome == Outcome::NotReady && f.path == path) {
+        f.detail = why;
+    }
+}
+
+/// Takes back the not-ready line of the file at `path` (held back at first, the run sends it
+/// after all): the line it gets now says what became of it. `on_file` saw the first one.
+fn unrecord_not_ready(report: &mut RunReport, path: &RemotePath) {
+    let path = path.to_string();
+    if let Some(i) = report.files.iter().position(|f| f.outcome == Outcome::NotReady && f.path == path) {
+        report.files.remove(i);
+        report.counts.not_ready = report.counts.not_ready.saturating_sub(1);
+    }
 }
 
 /// Leaves out of `ready` the files `held` gives a reason (one per file, in order), reported
@@ -670,6 +646,85 @@ fn hold_back<T>(
         }
         None => true,
     });
+}
+
+/// Takes each of `ready` through its lifecycle, several at a time, recording their reports in
+/// listing order. Returns whether a failure stopped the run (`on_error: stop`).
+async fn take_turns(
+    cx: &lifecycle::Ctx<'_>,
+    ready: Vec<(&discover::Candidate, lifecycle::Known)>,
+    names: &[&str],
+    stop: &Stop,
+    report: &mut RunReport,
+    on_file: &mut (dyn FnMut(&FileReport) + Send),
+) -> Result<bool, RunAbort> {
+    // Several files in flight, each through its own lifecycle; reports come in listing order.
+    // A file is started only when it is its turn, so a stop (shutdown, `on_error: stop`, a run
+    // aborted) keeps the files not started yet untouched; the ones in flight finish.
+    let (flow, ledger) = (cx.flow, cx.ledger);
+    let largest = ready.iter().map(|(c, _)| c.entry.size).max().unwrap_or(0);
+    let concurrency = endpoints::concurrency(flow, names, largest);
+    let turns = Turns { stop, stopped: AtomicBool::new(false), aborted: AtomicBool::new(false) };
+    let mut abort: Option<RunAbort> = None;
+    let mut waiting = ready.into_iter().enumerate();
+    let mut in_flight = futures::stream::FuturesUnordered::new();
+    // A finished file frees its place at once, so a slow one (backing off before a retry,
+    // waiting for a login) does not hold back the files after it; its report waits here for
+    // the reports of the files before it. `None`: a file not reported (the run was aborted).
+    let mut finished: BTreeMap<usize, Option<FileReport>> = BTreeMap::new();
+    let mut next_report = 0;
+    // The files' durable transitions are stored in group commits, driven beside them.
+    cx.commits.set_driven(ledger, true);
+    let drive = cx.commits.drive(ledger);
+    tokio::pin!(drive);
+    loop {
+        while in_flight.len() < concurrency
+            && let Some((i, (c, known))) = waiting.next()
+        {
+            let turn = take_turn(cx, c, known, &turns);
+            in_flight.push(async move { (i, turn.await) });
+        }
+        cx.commits.set_in_flight(in_flight.len());
+        let next = tokio::select! {
+            biased;
+            next = in_flight.next() => next,
+            never = &mut drive => match never {},
+        };
+        let Some((i, done)) = next else { break };
+        cx.commits.set_in_flight(in_flight.len());
+        let f = match done {
+            None => None,
+            Some(Err(e)) => {
+                turns.aborted.store(true, Ordering::SeqCst);
+                abort.get_or_insert(RunAbort::Ledger(e));
+                None
+            }
+            Some(Ok((f, abort_run))) => {
+                if abort_run {
+                    turns.aborted.store(true, Ordering::SeqCst);
+                    let msg = format!("flow {}: {}: {}", flow.name, f.path, f.detail);
+                    abort.get_or_insert(RunAbort::File(msg, f.error_kind.unwrap_or(ErrorKind::Protocol)));
+                }
+                if stops(flow, &f) {
+                    turns.stopped.store(true, Ordering::SeqCst);
+                }
+                Some(f)
+            }
+        };
+        finished.insert(i, f);
+        while let Some(f) = finished.remove(&next_report) {
+            next_report += 1;
+            if let Some(f) = f {
+                record(report, f, on_file);
+            }
+        }
+    }
+    drop(in_flight);
+    cx.commits.set_driven(ledger, false);
+    match abort {
+        Some(e) => Err(e),
+        None => Ok(turns.stopped.load(Ordering::SeqCst)),
+    }
 }
 
 /// Whether the files still waiting may start.

@@ -210,6 +210,8 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
     // resumed request not sent yet, a file whose identity was delivered under another path):
     // a file the run holds back never reaches its turn, and one it lets go may hold back a
     // later one. Before this run's own duplicates: a file held back is delivered by no one.
+    // Those held back by an await the run's look for responses may close (see below).
+    let mut after_look = Vec::new();
     if flow.response.is_some() {
         let awaits = match ledger {
             Some(l) => l.awaits(Some(&flow.name))?,
@@ -224,9 +226,13 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
         }
         let requests_seen = requests.iter().map(|(i, c, p)| (&c.entry, c.rel.as_str(), p.as_ref(), seen[*i]));
         let held = awaits::held_back(flow, awaits, requests_seen, next_run, now);
-        for ((i, ..), why) in requests.iter().zip(held) {
-            if let Some(why) = why {
-                files[*i].action = Action::Wait { why };
+        for ((i, c, _), held) in requests.iter().zip(held) {
+            if let Some(held) = held {
+                held.log(flow, c.entry.path.as_str());
+                if let Some(awaited) = held.awaited {
+                    after_look.push((*i, awaited));
+                }
+                files[*i].action = Action::Wait { why: held.why };
             }
         }
     }
@@ -365,6 +371,14 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
         }
         None => Vec::new(),
     };
+    // A request held back by an await that look closes goes after it, in the same run
+    // (`awaits::send_after_look`).
+    for (i, awaited) in after_look {
+        let closes = responses.iter().any(|r| r.expected == awaited && !r.becomes.is_open());
+        if let (true, Action::Wait { why }) = (closes, &mut files[i].action) {
+            why.push_str(" — the run's look for responses closes that await (see responses), and sends this request after it, in the same run, unless another request or file takes its names first");
+        }
+    }
     Ok(Plan { flow: flow.name.clone(), files, caveats, responses, probes: vec![], probe_hint: None })
 }
 

@@ -1,8 +1,9 @@
 //! Awaited responses (round trips) and the event log, in the ledger.
 //!
 //! Tables:
-//! - `awaits_v1`: (flow, expected response path) → [`AwaitRecord`]: one per request awaiting
-//!   its response, with its state, deadline and the correlation once answered;
+//! - `awaits_v2`: (flow, expected response path) → [`AwaitRecord`]: one per request awaiting
+//!   its response, with its state, deadline and the correlation once answered (`awaits_v1`
+//!   records are converted by `migrate`);
 //! - `await_requests_v1`: (flow, request identity) → expected response path: what makes
 //!   registering idempotent (a resumed or repeated registration of the same delivered file is
 //!   a no-op even if the response name template uses `run` or `date`);
@@ -20,7 +21,7 @@ use super::events::{Event, EventKind, NewEvent, append};
 use super::newest::{Keep, Newest};
 use super::{Ledger, LedgerError, Millis, flow_range};
 
-pub(super) const AWAITS: TableDefinition<(&str, &str), Postcard<AwaitRecord>> = TableDefinition::new("awaits_v1");
+pub(super) const AWAITS: TableDefinition<(&str, &str), Postcard<AwaitRecord>> = TableDefinition::new("awaits_v2");
 pub(super) const AWAIT_REQUESTS: TableDefinition<(&str, &str), &str> = TableDefinition::new("await_requests_v1");
 
 /// Where an awaited response stands.
@@ -91,6 +92,11 @@ pub struct AwaitRecord {
     pub answered_at: Option<Millis>,
     /// What happened last, in words (where the response went, why it was refused).
     pub detail: Option<String>,
+    /// The first run whose taken response can answer this request: the run that sent it, or
+    /// the one after when the request went out after its run looked for responses (what that
+    /// look took, under this name, answered an earlier request). Appended in `awaits_v2`;
+    /// awaits of `awaits_v1` are answerable from the run that sent them.
+    pub answerable_from: u64,
 }
 
 /// What [`Ledger::register_await`] did.

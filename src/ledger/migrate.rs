@@ -5,6 +5,7 @@
 use redb::{ReadableTable, TableHandle, WriteTransaction};
 
 use super::FILES;
+use super::awaits::{AWAITS, AwaitRecord};
 use super::codec::Postcard;
 use super::events::{EVENTS, Event};
 use super::records::{Delivery, FileRecord, SourceFate};
@@ -13,7 +14,28 @@ use super::records::{Delivery, FileRecord, SourceFate};
 pub(super) fn run(tx: &WriteTransaction) -> Result<(), redb::Error> {
     files_to_v3(tx, v1::FILES)?;
     files_to_v3(tx, v2::FILES)?;
-    events_v1_to_v2(tx)
+    events_v1_to_v2(tx)?;
+    awaits_v1_to_v2(tx)
+}
+
+/// `awaits_v2`: an await records the first run whose response can answer it
+/// (`AwaitRecord::answerable_from`). Awaits recorded before were all sent before their run
+/// looked for responses: the run that sent them.
+fn awaits_v1_to_v2(tx: &WriteTransaction) -> Result<(), redb::Error> {
+    if !tx.list_tables()?.any(|t| t.name() == v1::AWAITS.name()) {
+        return Ok(());
+    }
+    {
+        let old = tx.open_table(v1::AWAITS)?;
+        let mut new = tx.open_table(AWAITS)?;
+        for row in old.iter()? {
+            let (key, a) = row?;
+            let (flow, expected) = key.value();
+            new.insert((flow, expected), &AwaitRecord::from(a.value()))?;
+        }
+    }
+    tx.delete_table(v1::AWAITS)?;
+    Ok(())
 }
 
 /// `files_v2`: a delivery records the file its target held before (`Delivery::replaces`).
@@ -95,18 +117,41 @@ mod v2 {
     }
 }
 
-/// The `files_v1` and `events_v1` layouts. The struct names are part of the stored type name
+/// The `files_v1`, `events_v1` and `awaits_v1` layouts. The struct names are part of the stored type name
 /// (see `codec`).
 mod v1 {
     use redb::TableDefinition;
     use serde::{Deserialize, Serialize};
 
     use super::Postcard;
+    use crate::ledger::awaits::AwaitState;
     use crate::ledger::events::EventKind;
     use crate::ledger::records::{ErrorRecord, FileState, Millis};
 
     pub const FILES: TableDefinition<(&str, &str), Postcard<FileRecord>> = TableDefinition::new("files_v1");
     pub const EVENTS: TableDefinition<(&str, u64), Postcard<Event>> = TableDefinition::new("events_v1");
+    pub const AWAITS: TableDefinition<(&str, &str), Postcard<AwaitRecord>> = TableDefinition::new("awaits_v1");
+
+    #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+    pub struct AwaitRecord {
+        pub flow: String,
+        pub request: String,
+        pub request_identity: String,
+        pub request_target: String,
+        pub request_run: u64,
+        pub expected: String,
+        #[serde(with = "crate::timestamp::millis")]
+        pub sent_at: Millis,
+        #[serde(with = "crate::timestamp::millis")]
+        pub deadline_at: Millis,
+        #[serde(with = "crate::timestamp::millis_opt")]
+        pub expire_at: Option<Millis>,
+        pub state: AwaitState,
+        pub response_run: Option<u64>,
+        #[serde(with = "crate::timestamp::millis_opt")]
+        pub answered_at: Option<Millis>,
+        pub detail: Option<String>,
+    }
 
     #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
     pub struct FileRecord {
@@ -212,6 +257,27 @@ impl From<v2::FileRecord> for FileRecord {
 impl From<v1::Event> for Event {
     fn from(e: v1::Event) -> Event {
         Event { seq: e.seq, flow: e.flow, at: e.at, kind: e.kind, subject: e.subject, detail: e.detail, run: None }
+    }
+}
+
+impl From<v1::AwaitRecord> for AwaitRecord {
+    fn from(a: v1::AwaitRecord) -> AwaitRecord {
+        AwaitRecord {
+            answerable_from: a.request_run,
+            flow: a.flow,
+            request: a.request,
+            request_identity: a.request_identity,
+            request_target: a.request_target,
+            request_run: a.request_run,
+            expected: a.expected,
+            sent_at: a.sent_at,
+            deadline_at: a.deadline_at,
+            expire_at: a.expire_at,
+            state: a.state,
+            response_run: a.response_run,
+            answered_at: a.answered_at,
+            detail: a.detail,
+        }
     }
 }
 
@@ -336,5 +402,36 @@ mod tests {
         let tables: Vec<String> = r.read(|tx| Ok(tx.list_tables()?.map(|t| t.name().to_string()).collect())).unwrap();
         assert!(!tables.iter().any(|t| t == "events_v1"), "{tables:?}");
         assert_eq!(r.events(Some("a"), 0, 10).unwrap().iter().map(|e| e.run).collect::<Vec<_>>(), [None, Some(3)]);
+    }
+
+    #[test]
+    fn awaits_of_the_v1_layout_are_answerable_from_the_run_that_sent_them_after_an_upgrade() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ledger.redb");
+        let old = v1::AwaitRecord {
+            flow: "f".into(),
+            request: "a.csv".into(),
+            request_identity: "ia".into(),
+            request_run: 7,
+            expected: "outbox/a.ack".into(),
+            sent_at: 1_000,
+            deadline_at: 2_000,
+            state: crate::ledger::AwaitState::Overdue,
+            ..Default::default()
+        };
+        {
+            let db = redb::Database::create(&p).unwrap();
+            let tx = db.begin_write().unwrap();
+            tx.open_table(v1::AWAITS).unwrap().insert(("f", "outbox/a.ack"), &old).unwrap();
+            tx.commit().unwrap();
+        }
+        let l = Ledger::open(&p).unwrap();
+        let a = l.awaited("f", "outbox/a.ack").unwrap().expect("migrated");
+        assert_eq!((a.request.as_str(), a.request_run, a.answerable_from, a.state), ("a.csv", 7, 7, crate::ledger::AwaitState::Overdue));
+        drop(l);
+        let r = Ledger::open_read_only(&p).unwrap();
+        assert_eq!(r.missing_tables().unwrap(), Vec::<&str>::new());
+        let tables: Vec<String> = r.read(|tx| Ok(tx.list_tables()?.map(|t| t.name().to_string()).collect())).unwrap();
+        assert!(!tables.iter().any(|t| t == "awaits_v1"), "{tables:?}");
     }
 }

@@ -86,7 +86,7 @@ const TABLES: &[&str] = &[
     "counters_v1",
     "file_results_v1",
     "run_content_v1",
-    "awaits_v1",
+    "awaits_v2",
     "await_requests_v1",
     "events_v2",
     "health_v1",

@@ -131,6 +131,10 @@ impl Registry {
     /// Reads the folder again and loads every new or changed file. A file refused for a name
     /// clash is looked at again when a file is removed or another flow (re)loads: either may
     /// have freed the name.
+    ///
+    /// Then warns of two flows in force, one of them (re)loaded now, that may take each
+    /// other's responses (`config::across`): once per load, as a flow's own warnings; both
+    /// run as written.
     pub fn rescan(&mut self) -> Changes {
         let mut changes = self.scan();
         if !changes.loaded.is_empty() && self.slots.values().any(|s| s.clash) {
@@ -145,7 +149,30 @@ impl Registry {
                 }
             }
         }
+        if !changes.loaded.is_empty() {
+            self.warn_across(&changes.loaded);
+        }
         changes
+    }
+
+    /// Logs the clashes across the flows in force that involve one of `loaded`.
+    fn warn_across(&self, loaded: &[String]) {
+        let flows = self.flows();
+        let flows: Vec<&Flow> = flows.iter().map(|f| f.as_ref()).collect();
+        let new = |f: &Flow| loaded.contains(&f.name);
+        for c in config::across::response_clashes(&flows).iter().filter(|c| new(c.first) || new(c.second)) {
+            let d = c.diagnostic();
+            tracing::warn!(
+                flow = %c.second.name,
+                other = %c.first.name,
+                file = %d.file.display(),
+                line = d.line,
+                col = d.col,
+                at = %d.yaml_path,
+                warning = %d.message,
+                "Flows may take each other's responses; they run as written."
+            );
+        }
     }
 
     /// One pass over the folder.
@@ -474,6 +501,36 @@ mod tests {
         write(&d.join("new-one.yaml"), "name: x\nendpoints: [oops\n", 3);
         let (_, lines) = log.of(|| r.rescan());
         assert!(lines.iter().any(|l| l.contains("Flow file refused; not scheduled.") && l.contains("flow=new-one")), "{lines:#?}");
+    }
+
+    #[test]
+    fn two_flows_that_may_take_each_others_responses_are_warned_of_once_per_load() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let round_trip = |name: &str, answer: &str| {
+            format!(
+                "{}response: {{ path: /acks, name: \"{answer}\", deadline: 1h, sinks: [ {{ endpoint: a, path: /taken }} ] }}\n",
+                flow_yaml(name, d)
+            )
+        };
+        write(&d.join("orders.yaml"), &round_trip("orders", "{{stem}}.ack"), 1);
+        write(&d.join("invoices.yaml"), &round_trip("invoices", "{{name}}.ack"), 1);
+        write(&d.join("other.yaml"), &round_trip("other", "{{stem}}.xml"), 1);
+        let log = Log::default();
+        let mut r = Registry::new(d);
+        let logged = |r: &mut Registry| {
+            let (_, lines) = log.of(|| r.rescan());
+            lines.into_iter().filter(|l| l.contains("take each other's responses")).collect::<Vec<_>>()
+        };
+        let warned = logged(&mut r);
+        assert_eq!(warned.len(), 1, "{warned:?}");
+        assert!(warned[0].contains("flow=") && warned[0].contains("other=") && warned[0].contains("at=/response/name"), "{warned:?}");
+        assert!(warned[0].contains("orders") && warned[0].contains("invoices") && !warned[0].contains("flow=other"), "{warned:?}");
+        assert_eq!(logged(&mut r), Vec::<String>::new(), "not loaded again, not logged again");
+        // The other one told apart: no more warning when it reloads.
+        write(&d.join("invoices.yaml"), &round_trip("invoices", "INV-{{name}}.ack"), 2);
+        write(&d.join("orders.yaml"), &round_trip("orders", "ORD-{{stem}}.ack"), 2);
+        assert_eq!(logged(&mut r), Vec::<String>::new());
     }
 
     #[test]

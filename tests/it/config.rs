@@ -630,3 +630,49 @@ notify:
     let EndpointSpec::Sftp(s) = &flow.endpoints["s"] else { panic!() };
     assert!(matches!(&s.auth, SshAuth::Password(p) if p.expose() == "Inline-Sftp-Pw"));
 }
+
+/// Two flows of a folder awaiting their responses in one folder of one server under names
+/// that may be alike would take each other's answers: `wharf validate` of the folder warns,
+/// at the second flow's `response.name`, naming both flows and the first one's file (a
+/// warning: the names of their requests may keep them apart). Checked one by one, neither
+/// shows it; responses told apart by their fixed text are not warned of.
+#[test]
+fn two_flows_that_may_take_each_others_responses_are_warned_of_by_validate() {
+    let dir = tempfile::tempdir().unwrap();
+    let round_trip = |name: &str, answer: &str| {
+        format!(
+            "name: {name}\nendpoints:\n  here: {{ type: local, root: data }}\n  partner: {{ type: sftp, host: sftp.example.com, user: acme, auth: {{ password: x }}, host_key: {{ known_hosts: /etc/ssh/ssh_known_hosts }} }}\n\
+             source: {{ endpoint: here, path: /out }}\nsinks: [ {{ endpoint: partner, path: /inbox }} ]\n\
+             response: {{ path: /outbox, name: \"{answer}\", deadline: 1h, sinks: [ {{ endpoint: here, path: /acks }} ] }}\n"
+        )
+    };
+    let (a, b) = (dir.path().join("a-orders.yaml"), dir.path().join("b-invoices.yaml"));
+    std::fs::write(&a, round_trip("orders", "{{stem}}.ack")).unwrap();
+    std::fs::write(&b, round_trip("invoices", "{{name}}.ack")).unwrap();
+    let (code, out) = wharf(&["validate", "--json", "--with-warnings", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 0, "{out}");
+    let json: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let clash: Vec<&serde_json::Value> =
+        json.as_array().unwrap().iter().filter(|d| d["message"].as_str().unwrap().contains("would take the other's")).collect();
+    assert_eq!(clash.len(), 1, "{out}");
+    let d = clash[0];
+    assert_eq!(
+        (&d["file"], &d["line"], &d["yaml_path"], &d["severity"]),
+        (&b.to_str().into(), &7.into(), &"/response/name".into(), &"warning".into()),
+        "{d:#}"
+    );
+    let message = d["message"].as_str().unwrap();
+    let want = format!(
+        "flow `invoices` awaits responses named `{{{{name}}}}.ack` in /outbox on sftp acme@sftp.example.com:22, where flow `orders` ({}) awaits `{{{{stem}}}}.ack`",
+        a.display()
+    );
+    assert!(message.starts_with(&want), "{message}");
+    // One at a time, neither shows it.
+    let (_, out) = wharf(&["validate", b.to_str().unwrap()]);
+    assert!(!out.contains("would take the other's"), "{out}");
+    // Told apart by their fixed text: no warning.
+    std::fs::write(&b, round_trip("invoices", "INV-{{name}}.ack")).unwrap();
+    std::fs::write(&a, round_trip("orders", "ORD-{{stem}}.ack")).unwrap();
+    let (code, out) = wharf(&["validate", dir.path().to_str().unwrap()]);
+    assert!(code == 0 && !out.contains("would take the other's"), "{out}");
+}

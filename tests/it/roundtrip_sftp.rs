@@ -190,13 +190,15 @@ fn a_request_waits_for_its_response_name_and_one_left_alone_is_not_awaited() {
     assert_eq!(awaited(&w), [("a.csv".to_string(), "waiting".to_string())]);
     assert!(w.remote("outbox/b.ack").exists(), "not taken: no request awaits it");
 
+    // The run that takes the answer sends a.xml after it (not a run later); the answer it
+    // took for a.csv is not a.xml's, in the next run either.
     w.answer("a.ack", "ACK a\n");
     let (_, r) = w.run(&flow);
-    assert_eq!(file(&r, "a.xml")["outcome"], "not_ready", "{r:#}");
-    assert_eq!(states(&r), ["answered"], "{r:#}");
-    let (_, r) = w.run(&flow);
-    assert_eq!(r["counts"]["delivered"].as_u64(), Some(1), "{r:#}");
+    assert_eq!(file(&r, "a.xml")["outcome"], "delivered", "{r:#}");
+    assert_eq!(states(&r), ["answered", "waiting"], "{r:#}");
     assert_eq!(fs::read_to_string(w.remote("inbox/a.xml")).unwrap(), "<order/>\n");
+    let (_, r) = w.run(&flow);
+    assert_eq!(states(&r), ["waiting"], "{r:#}");
     assert_eq!(awaited(&w), [("a.xml".to_string(), "waiting".to_string())], "{r:#}");
 }
 
@@ -397,4 +399,77 @@ fn closing_an_await_by_hand_is_refused_while_serve_holds_the_ledger() {
     assert!(support::stderr(&held).contains(&expected), "{}", support::stderr(&held));
     assert!(support::stderr(&held).contains("; stop the daemon to close an await by hand"), "{}", support::stderr(&held));
     assert_eq!(ledger.awaited("orders", "outbox/a.ack").unwrap().unwrap().state, wharf::ledger::AwaitState::Waiting);
+}
+
+/// An await whose response a run began to take (half delivered: a crash between the sinks, or
+/// one sink refusing it after another confirmed it) is not closed by hand, with or without
+/// `--yes` (exit 2, saying why and what to do): the answer came, and the next run finishes
+/// taking it and closes the await. Closed, the response would stay half delivered for good
+/// (its own record in flight), or be taken later as the answer to another request. A response
+/// that failed before any sink had it does not stand in the way.
+#[test]
+fn an_await_whose_response_is_half_delivered_is_not_closed_by_hand() {
+    use wharf::ledger::{AwaitRecord, AwaitState, Delivery, FileRecord, FileState, Ledger};
+    let dir = tempdir();
+    let state = dir.path().join("state");
+    let put = |rec: Option<FileRecord>| {
+        let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
+        let a = AwaitRecord {
+            flow: "orders".into(),
+            request: "a.csv".into(),
+            request_identity: "p=a.csv".into(),
+            request_run: 2,
+            answerable_from: 2,
+            expected: "outbox/a.ack".into(),
+            sent_at: 1_000,
+            deadline_at: 2_000,
+            ..Default::default()
+        };
+        ledger.register_await(&a).unwrap();
+        if let Some(rec) = rec {
+            ledger.put_file("orders.response", &rec).unwrap();
+        }
+    };
+    let close = |yes: bool| {
+        let mut c = support::wharf(&state);
+        c.args(["awaits", "close", "orders", "/a.csv"]);
+        if yes {
+            c.arg("--yes");
+        }
+        c.output().unwrap()
+    };
+    let delivered = |done: bool| Delivery { sink: 0, target: "a.ack".into(), done, replaces: None };
+    let taking = FileRecord {
+        path: "outbox/a.ack".into(),
+        identity: "p=outbox/a.ack|s=3".into(),
+        size: 3,
+        state: FileState::Delivering,
+        run: 3,
+        updated: 5_000,
+        deliveries: vec![delivered(true), Delivery { sink: 1, ..delivered(false) }],
+        ..Default::default()
+    };
+    for rec in [taking.clone(), FileRecord { state: FileState::Failed, ..taking.clone() }] {
+        put(Some(rec.clone()));
+        for yes in [false, true] {
+            let out = close(yes);
+            assert_eq!(out.status.code(), Some(2), "{yes}: {}", support::stderr(&out));
+            let err = support::stderr(&out);
+            let why = format!(
+                "flow orders: the await of request /a.csv is not closed: its response /outbox/a.ack came, and run 3 began to take it ({}, 1 of its deliveries confirmed, since ",
+                rec.state.as_str()
+            );
+            assert!(err.contains(&why), "{err}");
+            assert!(err.contains("the next run of the flow finishes taking it and closes the await (answered, or late)"), "{err}");
+            assert!(err.contains("`wharf files orders.response` shows how far it got"), "{err}");
+        }
+        let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
+        assert_eq!(ledger.awaited("orders", "outbox/a.ack").unwrap().unwrap().state, AwaitState::Waiting);
+    }
+    // Failed before any sink had it: nothing half done; closed.
+    put(Some(FileRecord { state: FileState::Failed, deliveries: vec![delivered(false)], ..taking }));
+    let out = close(true);
+    assert_eq!(out.status.code(), Some(0), "{}", support::stderr(&out));
+    let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
+    assert_eq!(ledger.awaited("orders", "outbox/a.ack").unwrap().unwrap().state, AwaitState::Expired);
 }

@@ -6,6 +6,10 @@
 //! out on the next run, and a response arriving later is not looked for (as for any expired
 //! await). No `expired` event is recorded: the operator acted, a notice would only tell them.
 //!
+//! An await whose response a run has begun to take (half delivered: staged, delivered to some
+//! sinks) is not closed (exit 2): the answer came, and the next run finishes taking it and
+//! closes the await; closed, the response would stay half taken for good.
+//!
 //! Without `--yes` it only says what it would close (read-only, beside a daemon too); with it,
 //! it writes as the ledger's one writer (refused while `wharf serve` holds the ledger, like
 //! the other commands that write). It must not decide anything else about an await: that is
@@ -108,6 +112,11 @@ fn open_awaits(ledger: &Ledger, flow: &str, request: &str) -> anyhow::Result<Vec
     let all = ledger.awaits(Some(flow))?;
     let open: Vec<AwaitRecord> = all.iter().filter(|a| a.request == request && a.state.is_open()).cloned().collect();
     if !open.is_empty() {
+        for a in &open {
+            if let Some(r) = crate::engine::response_being_taken(ledger, flow, a)? {
+                return Err(being_taken(flow, a, &r).into());
+            }
+        }
         return Ok(open);
     }
     if all.is_empty()
@@ -116,6 +125,25 @@ fn open_awaits(ledger: &Ledger, flow: &str, request: &str) -> anyhow::Result<Vec
         return Err(Failure::new(Kind::NotFound, EXIT_INVALID, format!("no await of request /{request} to close: {never}")).into());
     }
     Err(no_await(Some(&all), flow, request).into())
+}
+
+/// The error for an await whose response a run has begun to take (`r`, its record): the
+/// answer came, so it is not given up; the next run finishes taking it and closes the await.
+fn being_taken(flow: &str, a: &AwaitRecord, r: &crate::ledger::FileRecord) -> Failure {
+    let response = crate::config::flow::response_flow_name(flow);
+    Failure::new(
+        Kind::Usage,
+        EXIT_INVALID,
+        format!(
+            "flow {flow}: the await of request /{} is not closed: its response /{} came, and run {} began to take it ({}, {} of its deliveries confirmed, since {} UTC); the next run of the flow finishes taking it and closes the await (answered, or late) — `wharf files {response}` shows how far it got, and why if it keeps failing",
+            a.request,
+            a.expected,
+            r.run,
+            r.state.as_str(),
+            r.deliveries.iter().filter(|d| d.done).count(),
+            when(r.updated)
+        ),
+    )
 }
 
 /// The error for a request with no open await: closed already (how), or not awaited at all;

@@ -40,7 +40,7 @@ impl Draft {
             expire_after: self.expire_after,
             request_sink: self.request_sink,
             flow: Flow {
-                name: format!("{}.response", parent.name),
+                name: crate::config::flow::response_flow_name(&parent.name),
                 file: parent.file.clone(),
                 endpoints: parent.endpoints.clone(),
                 source: self.source,
