@@ -74,6 +74,7 @@ const OBSERVATIONS: TableDefinition<(&str, &str), Postcard<Observation>> = Table
 const RUNS: TableDefinition<(&str, u64), Postcard<RunRecord>> = TableDefinition::new("runs_v1");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters_v1");
 const FILE_RESULTS: TableDefinition<(&str, &str), Postcard<FileResult>> = TableDefinition::new("file_results_v1");
+const FILE_WARNINGS: TableDefinition<(&str, &str), Postcard<FileWarning>> = TableDefinition::new("file_warnings_v1");
 const RUN_CONTENT: TableDefinition<(&str, u64), Postcard<RunContent>> = TableDefinition::new("run_content_v1");
 
 /// Every table `init` creates (a test keeps the list in step): what a reader checks for.
@@ -86,6 +87,7 @@ const TABLES: &[&str] = &[
     "runs_v1",
     "counters_v1",
     "file_results_v1",
+    "file_warnings_v1",
     "run_content_v1",
     "awaits_v1",
     "await_requests_v1",
@@ -291,6 +293,7 @@ impl Ledger {
             tx.open_table(RUNS)?;
             tx.open_table(COUNTERS)?;
             tx.open_table(FILE_RESULTS)?;
+            tx.open_table(FILE_WARNINGS)?;
             tx.open_table(RUN_CONTENT)?;
             tx.open_table(quarantined::EARLIER)?;
             migrate::run(tx)?;
@@ -618,6 +621,16 @@ impl Ledger {
     /// What the content steps made of `path`, if they ran.
     pub fn file_result(&self, flow: &str, path: &str) -> Result<Option<FileResult>, LedgerError> {
         self.read(|tx| Ok(tx.open_table(FILE_RESULTS)?.get((flow, path))?.map(|v| v.value())))
+    }
+
+    /// The content steps' warning about `path`, a file they let through, if they gave one
+    /// (see [`FileWarning`]; none in a ledger no wharf that keeps them has written).
+    pub fn file_warning(&self, flow: &str, path: &str) -> Result<Option<FileWarning>, LedgerError> {
+        self.read(|tx| match tx.open_table(FILE_WARNINGS) {
+            Ok(t) => Ok(t.get((flow, path))?.map(|v| v.value())),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        })
     }
 
     /// Stores a file record and its content result in one transaction (one transition).

@@ -17,7 +17,8 @@ use super::error::open_error;
 use super::forget::Span;
 use super::quarantined::{self, EARLIER};
 use super::{
-    DONE, DoneRecord, EarlierQuarantine, FILE_RESULTS, FILES, FileRecord, FileResult, FileState, LedgerError, Millis, OBSERVATIONS,
+    DONE, DoneRecord, EarlierQuarantine, FILE_RESULTS, FILE_WARNINGS, FILES, FileRecord, FileResult, FileState, FileWarning, LedgerError,
+    Millis, OBSERVATIONS,
 };
 #[cfg(doc)]
 use super::{Ledger, Snapshot};
@@ -242,6 +243,10 @@ impl Core {
                     Transition::Complete { flow, rec, done } => apply_complete(tx, files, flow, rec, done)?,
                     Transition::Result { flow, rec, result } => apply_result(files, flow, rec, result)?,
                     Transition::NoResult { flow, rec } => apply_no_result(files, flow, rec)?,
+                    Transition::Processed { flow, rec, result, warning } => {
+                        apply_result(files, flow, rec, result)?;
+                        files.set_warning(flow, &rec.path, warning.as_ref())?;
+                    }
                 }
             }
             Ok(())
@@ -252,12 +257,15 @@ impl Core {
 /// One durable transition of a file, for [`Ledger::commit`]: what `put_file`, `complete` and
 /// `put_file_and_result` store. `NoResult` stores the record and removes its content result
 /// (a quarantine of a given-up file that failed, undone: the file had no result before).
+/// `Processed` is the content steps' verdict: a `Result` with their warning about a file they
+/// let through, which replaces (`None`: removes) the one an earlier run gave.
 #[derive(Debug, Clone)]
 pub enum Transition {
     File { flow: String, rec: FileRecord },
     Complete { flow: String, rec: FileRecord, done: DoneRecord },
     Result { flow: String, rec: FileRecord, result: FileResult },
     NoResult { flow: String, rec: FileRecord },
+    Processed { flow: String, rec: FileRecord, result: FileResult, warning: Option<FileWarning> },
 }
 
 /// The in-flight index: (flow, path) of every file record in flight ([`FileState::in_flight`]),
@@ -283,6 +291,7 @@ fn delivered_at(rec: &FileRecord) -> Option<Millis> {
 
 type FilesTable<'tx> = redb::Table<'tx, (&'static str, &'static str), Postcard<FileRecord>>;
 type ResultsTable<'tx> = redb::Table<'tx, (&'static str, &'static str), Postcard<FileResult>>;
+type WarningsTable<'tx> = redb::Table<'tx, (&'static str, &'static str), Postcard<FileWarning>>;
 type EarlierTable<'tx> = redb::Table<'tx, (&'static str, &'static str, Millis), Postcard<EarlierQuarantine>>;
 
 /// The file records of one write transaction with their indexes (in flight, delivered), their
@@ -294,6 +303,8 @@ pub(super) struct FileTables<'tx> {
     pub(super) files: FilesTable<'tx>,
     indexes: Indexes<'tx>,
     results: ResultsTable<'tx>,
+    /// The content steps' warnings, which go with their results.
+    warnings: WarningsTable<'tx>,
     earlier: EarlierTable<'tx>,
 }
 
@@ -303,6 +314,7 @@ impl<'tx> FileTables<'tx> {
             files: tx.open_table(FILES)?,
             indexes: Indexes { in_flight: tx.open_table(IN_FLIGHT)?, delivered: tx.open_table(DELIVERED)? },
             results: tx.open_table(FILE_RESULTS)?,
+            warnings: tx.open_table(FILE_WARNINGS)?,
             earlier: tx.open_table(EARLIER)?,
         })
     }
@@ -326,6 +338,7 @@ impl<'tx> FileTables<'tx> {
     /// yet: nothing was put aside) is not kept.
     fn keep_earlier(&mut self, flow: &str, old: FileRecord, replaced: Millis) -> Result<(), redb::StorageError> {
         let path = old.path.clone();
+        self.warnings.remove((flow, path.as_str()))?;
         let Some(result) = self.results.remove((flow, path.as_str()))?.map(|v| v.value()) else { return Ok(()) };
         let Some(q) = result.quarantine.as_ref().filter(|q| q.copy.is_some()) else { return Ok(()) };
         let mut at = q.at;
@@ -343,30 +356,41 @@ impl<'tx> FileTables<'tx> {
         Ok(())
     }
 
-    /// Removes `flow`'s content result of `path`.
+    /// Removes `flow`'s content result of `path`, and its warning.
     pub(super) fn remove_result(&mut self, flow: &str, path: &str) -> Result<(), redb::StorageError> {
         self.results.remove((flow, path))?;
+        self.warnings.remove((flow, path))?;
         Ok(())
     }
 
-    /// Removes up to `budget` records of `range` (a flow's: `forget::named`), lowering the
-    /// budget by as many.
+    /// Stores (`None`: removes) the content steps' warning about `flow`'s `path`.
+    pub(super) fn set_warning(&mut self, flow: &str, path: &str, warning: Option<&FileWarning>) -> Result<(), redb::StorageError> {
+        match warning {
+            Some(w) => self.warnings.insert((flow, path), w)?,
+            None => self.warnings.remove((flow, path))?,
+        };
+        Ok(())
+    }
+
+    /// Removes up to `budget` records of `range` (a flow's: `forget::named`) with their
+    /// warnings, lowering the budget by as many.
     pub(super) fn drain(&mut self, range: Span<(&str, &str)>, budget: &mut usize) -> Result<usize, redb::StorageError> {
         let mut n = 0;
         for item in self.files.extract_from_if(range, |_, _| true)?.take(*budget) {
             let (key, rec) = item?;
             let (flow, path) = key.value();
             self.indexes.update(flow, path, Some(&rec.value()), None)?;
+            self.warnings.remove((flow, path))?;
             n += 1;
         }
         *budget -= n;
         Ok(n)
     }
 
-    /// Removes `flow`'s record of `path` with its content result (and says whether there was
-    /// a record). The quarantined files of earlier generations under the path stay.
+    /// Removes `flow`'s record of `path` with its content result and warning (and says whether
+    /// there was a record). The quarantined files of earlier generations under the path stay.
     pub(super) fn remove(&mut self, flow: &str, path: &str) -> Result<bool, redb::StorageError> {
-        self.results.remove((flow, path))?;
+        self.remove_result(flow, path)?;
         let old = self.files.remove((flow, path))?.map(|v| v.value());
         self.indexes.update(flow, path, old.as_ref(), None)?;
         Ok(old.is_some())
@@ -600,6 +624,47 @@ mod tests {
         assert_eq!(delivered(&l, "f"), [(42, "c".to_string())]);
     }
 
+    /// The content steps' warning about a file they let through is recorded with their result
+    /// and replaced by the next verdict; it goes wherever the result or the record goes
+    /// (a result removed, the record forgotten, pruned, `wharf forget`), and no other flow's.
+    #[test]
+    fn a_content_warning_is_kept_with_its_result_and_goes_with_it() {
+        use super::super::prune::{ForgetDelivered, Listed, Prune};
+        let l = Ledger::in_memory().unwrap();
+        let warned = |run: u64| Some(FileWarning { run, at: 5, text: "the header is one column `id;email`".into() });
+        let processed = |flow: &str, path: &str, warning: Option<FileWarning>| Transition::Processed {
+            flow: flow.into(),
+            rec: at(path, FileState::Processed, 5),
+            result: FileResult::default(),
+            warning,
+        };
+        let warning = |flow: &str, path: &str| l.file_warning(flow, path).unwrap().map(|w| w.run);
+        l.commit(&[processed("f", "a", warned(1)), processed("f", "b", warned(1)), processed("g", "a", warned(2))]).unwrap();
+        assert_eq!((warning("f", "a"), warning("g", "a"), warning("f", "c")), (Some(1), Some(2), None));
+        // Processed again without one (`wharf quarantine reprocess`, a new version): gone.
+        l.commit(&[processed("f", "a", None)]).unwrap();
+        assert_eq!(warning("f", "a"), None);
+        // Other transitions keep it; one that removes the result takes it along.
+        l.commit(&[Transition::File { flow: "f".into(), rec: at("b", FileState::Done, 6) }]).unwrap();
+        assert_eq!(warning("f", "b"), Some(1));
+        l.commit(&[Transition::NoResult { flow: "f".into(), rec: at("b", FileState::Failed, 7) }]).unwrap();
+        assert_eq!(warning("f", "b"), None);
+        // Forgotten with the record, pruned with it, and by `wharf forget`.
+        l.commit(&[processed("f", "a", warned(3)), processed("f", "b", warned(3)), processed("f", "c", warned(3))]).unwrap();
+        l.forget_file("f", "a").unwrap();
+        assert_eq!(warning("f", "a"), None);
+        l.put_file("f", &at("b", FileState::Done, 8)).unwrap();
+        let listed = Listed::default();
+        let p = Prune { flow: "f", cutoff: Millis::MAX, listed: Some(&listed), forget_delivered: ForgetDelivered::Never, limit: 100 };
+        assert_eq!(l.prune(&p, 9).unwrap().files, 1);
+        assert_eq!((warning("f", "b"), warning("f", "c")), (None, Some(3)), "c is in flight: kept");
+        while l.forget("f", 1).unwrap().more {}
+        assert_eq!((warning("f", "c"), warning("g", "a")), (None, Some(2)));
+        use redb::ReadableTableMetadata as _;
+        let left = l.read(|tx| Ok(tx.open_table(FILE_WARNINGS)?.len()?)).unwrap();
+        assert_eq!(left, 1);
+    }
+
     /// A ledger an older wharf wrote has no indexes: the writer builds them on open, and a
     /// reader before that reads every record instead.
     #[test]
@@ -629,6 +694,32 @@ mod tests {
         assert_eq!((indexed(&l, "f"), delivered(&l, "f")), (vec!["a".to_string()], vec![(7, "b".to_string())]));
     }
 
+    /// A ledger in `dir` with 200,000 records of flow `f`, `of(n, path)` the `n`th (for the
+    /// figures tests).
+    fn ledger_of_200k(dir: &tempfile::TempDir, of: impl Fn(i64, &str) -> FileRecord) -> Ledger {
+        let l = Ledger::open(&dir.path().join("ledger.redb")).unwrap();
+        for chunk in 0..20 {
+            let t: Vec<Transition> = (0..10_000)
+                .map(|i| {
+                    let n = chunk * 10_000 + i;
+                    Transition::File { flow: "f".into(), rec: of(n, &format!("in/file-{n:07}.csv")) }
+                })
+                .collect();
+            l.commit(&t).unwrap();
+        }
+        l
+    }
+
+    /// `l` opened again without its index `table`, and how long the open (building it) took.
+    fn rebuilt(l: Ledger, table: impl TableHandle) -> (Ledger, std::time::Duration) {
+        let path = l.path().to_path_buf();
+        l.write(|tx| Ok(tx.delete_table(table).map(drop)?)).unwrap();
+        drop(l);
+        let t = std::time::Instant::now();
+        let l = Ledger::open(&path).unwrap();
+        (l, t.elapsed())
+    }
+
     /// Figures for `expect:`'s look-up of a missed deadline (no delivery in the window) in a
     /// flow with 200,000 delivered records (run by hand:
     /// `cargo test --lib -- --ignored delivery_look_up_figures --nocapture`).
@@ -636,18 +727,8 @@ mod tests {
     #[ignore]
     fn delivery_look_up_figures() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.redb");
-        let l = Ledger::open(&path).unwrap();
-        for chunk in 0..20 {
-            let t: Vec<Transition> = (0..10_000)
-                .map(|i| {
-                    let n = chunk * 10_000 + i;
-                    // One delivery a minute, for 200,000 minutes (some four and a half months).
-                    Transition::File { flow: "f".into(), rec: at(&format!("in/file-{n:07}.csv"), FileState::Done, n * 60_000) }
-                })
-                .collect();
-            l.commit(&t).unwrap();
-        }
+        // One delivery a minute, for 200,000 minutes (some four and a half months).
+        let l = ledger_of_200k(&dir, |n, path| at(path, FileState::Done, n * 60_000));
         // A day's windows, one missed (nothing after the last delivery), one met.
         let end = 200_000 * 60_000;
         let windows = [(end, end + 86_400_000), (end - 3_600_000, end)];
@@ -659,11 +740,7 @@ mod tests {
         let found = l.delivered_in("f", &windows).unwrap();
         let index = t.elapsed();
         assert_eq!((found.clone(), scanned), (vec![false, true], vec![false, true]));
-        l.write(|tx| Ok(tx.delete_table(DELIVERED).map(drop)?)).unwrap();
-        drop(l);
-        let t = std::time::Instant::now();
-        let l = Ledger::open(&path).unwrap();
-        let built = t.elapsed();
+        let (l, built) = rebuilt(l, DELIVERED);
         assert_eq!(l.delivered_in("f", &windows).unwrap(), found);
         println!("200,000 delivered records, a missed deadline: full scan {scan:?}, index {index:?}; index built on open in {built:?}");
     }
@@ -674,18 +751,7 @@ mod tests {
     #[ignore]
     fn in_flight_look_up_figures() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.redb");
-        let l = Ledger::open(&path).unwrap();
-        for chunk in 0..20 {
-            let t: Vec<Transition> = (0..10_000)
-                .map(|i| {
-                    let n = chunk * 10_000 + i;
-                    let state = if n % 50_000 == 7 { FileState::Staged } else { FileState::Done };
-                    Transition::File { flow: "f".into(), rec: rec(&format!("in/file-{n:07}.csv"), state) }
-                })
-                .collect();
-            l.commit(&t).unwrap();
-        }
+        let l = ledger_of_200k(&dir, |n, path| rec(path, if n % 50_000 == 7 { FileState::Staged } else { FileState::Done }));
         let t = std::time::Instant::now();
         let scan = l.files_where("f", |r| r.state.in_flight()).unwrap();
         let scanned = t.elapsed();
@@ -693,11 +759,7 @@ mod tests {
         let index = l.in_flight_files("f").unwrap();
         let indexed = t.elapsed();
         assert_eq!(scan, index);
-        l.write(|tx| Ok(tx.delete_table(IN_FLIGHT).map(drop)?)).unwrap();
-        drop(l);
-        let t = std::time::Instant::now();
-        let l = Ledger::open(&path).unwrap();
-        let built = t.elapsed();
+        let (l, built) = rebuilt(l, IN_FLIGHT);
         assert_eq!(l.in_flight_files("f").unwrap(), scan);
         println!("200,000 records, {} in flight: full scan {scanned:?}, index {indexed:?}; index built on open in {built:?}", index.len());
     }
