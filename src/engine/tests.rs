@@ -1094,6 +1094,10 @@ async fn a_file_read_as_one_column_is_delivered_with_a_delimiter_warning() {
     assert!(a.detail.ends_with(hint), "{}", a.detail);
     let b = r.files.iter().find(|f| f.path.ends_with("b.csv")).unwrap();
     assert!(!b.detail.contains("warning"), "{}", b.detail);
+    // Recorded with the file's content result, for later (before: only in the run's report).
+    let w = fx.ledger.file_warning("t", "in/a.csv").unwrap().unwrap();
+    assert_eq!((w.run, format!("; warning: {}", w.text)), (r.run, hint.to_string()));
+    assert!(fx.ledger.file_warning("t", "in/b.csv").unwrap().is_none());
 }
 
 /// With `on_invalid: skip` and no `max_invalid`, a file none of whose records is valid is

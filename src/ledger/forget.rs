@@ -3,7 +3,8 @@
 //! history pruning (`prune`) would otherwise never reach.
 //!
 //! Removed, in this order: runs, their content totals, events, readiness observations,
-//! awaited responses (with their request index), content results, file records, quarantined
+//! awaited responses (with their request index), content results, file records (with their
+//! indexes and content warnings, `store::FileTables`), quarantined
 //! files of earlier generations (`quarantined`), delivered
 //! identities, the names its listings could never take, and last the flow's health and pruning marks. In chunks: each call removes at
 //! most a given number of records in one write transaction and says whether more is left, so

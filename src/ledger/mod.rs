@@ -65,7 +65,7 @@ pub use newest::Newest;
 pub use records::*;
 pub use snapshot::Snapshot;
 pub use store::{Committer, Transition};
-use store::{Core, FileTables, Handle, IN_FLIGHT, Pending, apply_complete, apply_file, apply_result, builder};
+use store::{Core, DELIVERED, FileTables, Handle, IN_FLIGHT, Pending, apply_complete, apply_file, apply_result, builder};
 pub use unsafe_names::{Noted, UnsafeName};
 
 const FILES: TableDefinition<(&str, &str), Postcard<FileRecord>> = TableDefinition::new("files_v3");
@@ -74,17 +74,20 @@ const OBSERVATIONS: TableDefinition<(&str, &str), Postcard<Observation>> = Table
 const RUNS: TableDefinition<(&str, u64), Postcard<RunRecord>> = TableDefinition::new("runs_v1");
 const COUNTERS: TableDefinition<&str, u64> = TableDefinition::new("counters_v1");
 const FILE_RESULTS: TableDefinition<(&str, &str), Postcard<FileResult>> = TableDefinition::new("file_results_v1");
+const FILE_WARNINGS: TableDefinition<(&str, &str), Postcard<FileWarning>> = TableDefinition::new("file_warnings_v1");
 const RUN_CONTENT: TableDefinition<(&str, u64), Postcard<RunContent>> = TableDefinition::new("run_content_v1");
 
 /// Every table `init` creates (a test keeps the list in step): what a reader checks for.
 const TABLES: &[&str] = &[
     "files_v3",
     "in_flight_v1",
+    "delivered_at_v1",
     "done_v1",
     "observations_v1",
     "runs_v1",
     "counters_v1",
     "file_results_v1",
+    "file_warnings_v1",
     "run_content_v1",
     "awaits_v2",
     "await_requests_v1",
@@ -290,10 +293,11 @@ impl Ledger {
             tx.open_table(RUNS)?;
             tx.open_table(COUNTERS)?;
             tx.open_table(FILE_RESULTS)?;
+            tx.open_table(FILE_WARNINGS)?;
             tx.open_table(RUN_CONTENT)?;
             tx.open_table(quarantined::EARLIER)?;
             migrate::run(tx)?;
-            store::index_in_flight(tx)?;
+            store::build_indexes(tx)?;
             Self::init_awaits(tx)?;
             Self::init_unsafe_names(tx)?;
             Self::init_events(tx)
@@ -510,36 +514,72 @@ impl Ledger {
     }
 
     /// For each window (`from..=to`, ms), whether a file of `flow` whose record is `done` was
-    /// last changed in it (delivered then): what `expect:` asks at a deadline. The records are
-    /// keyed by path, not by time, so they are read in turn — none kept, and no further than
-    /// it takes to find a delivery in every window (a flow delivering on time is answered
-    /// early). This process's lazy writes stand in for their stored records.
+    /// last changed in it (delivered then): what `expect:` asks at a deadline. Read through
+    /// the delivery index (`delivered_at_v1`, by flow and time): a look-up per window, however
+    /// many records the flow holds, a missed deadline included. This process's lazy writes
+    /// stand in for their stored records. (A reader of a ledger no wharf with the index has
+    /// written yet reads every record instead.)
     pub fn delivered_in(&self, flow: &str, windows: &[(Millis, Millis)]) -> Result<Vec<bool>, LedgerError> {
         let pending: BTreeMap<String, FileRecord> =
             self.pending().iter().filter(|((f, _), _)| f == flow).map(|((_, path), rec)| (path.clone(), rec.clone())).collect();
         let mut found = vec![false; windows.len()];
-        let mark = |found: &mut Vec<bool>, rec: &FileRecord| {
-            if rec.state == FileState::Done {
-                for (hit, (from, to)) in found.iter_mut().zip(windows) {
-                    *hit |= (*from..=*to).contains(&rec.updated);
+        for rec in pending.values() {
+            mark_delivery(&mut found, windows, rec);
+        }
+        let indexed = self.read(|tx| {
+            let index = match tx.open_table(DELIVERED) {
+                Ok(index) => index,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(false),
+                Err(e) => return Err(e.into()),
+            };
+            for (hit, (from, to)) in found.iter_mut().zip(windows) {
+                if *hit {
+                    continue;
+                }
+                for item in index.range((flow, *from, "")..)? {
+                    let (key, _) = item?;
+                    let (f, at, path) = key.value();
+                    if f != flow || at > *to {
+                        break;
+                    }
+                    // A lazy write (marked above) stands in for the stored record.
+                    if !pending.contains_key(path) {
+                        *hit = true;
+                        break;
+                    }
                 }
             }
-        };
-        pending.values().for_each(|rec| mark(&mut found, rec));
+            Ok(true)
+        })?;
+        if !indexed {
+            self.scan_deliveries(flow, windows, &pending, &mut found)?;
+        }
+        Ok(found)
+    }
+
+    /// [`Ledger::delivered_in`] without the index: the records of `flow` read in turn (but
+    /// those of `pending`), none kept, and no further than it takes to find a delivery in
+    /// every window.
+    fn scan_deliveries(
+        &self,
+        flow: &str,
+        windows: &[(Millis, Millis)],
+        pending: &BTreeMap<String, FileRecord>,
+        found: &mut [bool],
+    ) -> Result<(), LedgerError> {
         self.read(|tx| {
             let t = tx.open_table(FILES)?;
             for item in t.range::<(&str, &str)>(flow_range(flow))? {
                 let (key, value) = item?;
                 if !pending.contains_key(key.value().1) {
-                    mark(&mut found, &value.value());
+                    mark_delivery(found, windows, &value.value());
                 }
                 if found.iter().all(|hit| *hit) {
                     break;
                 }
             }
             Ok(())
-        })?;
-        Ok(found)
+        })
     }
 
     /// Durably stores a file record (one lifecycle transition).
@@ -581,6 +621,16 @@ impl Ledger {
     /// What the content steps made of `path`, if they ran.
     pub fn file_result(&self, flow: &str, path: &str) -> Result<Option<FileResult>, LedgerError> {
         self.read(|tx| Ok(tx.open_table(FILE_RESULTS)?.get((flow, path))?.map(|v| v.value())))
+    }
+
+    /// The content steps' warning about `path`, a file they let through, if they gave one
+    /// (see [`FileWarning`]; none in a ledger no wharf that keeps them has written).
+    pub fn file_warning(&self, flow: &str, path: &str) -> Result<Option<FileWarning>, LedgerError> {
+        self.read(|tx| match tx.open_table(FILE_WARNINGS) {
+            Ok(t) => Ok(t.get((flow, path))?.map(|v| v.value())),
+            Err(redb::TableError::TableDoesNotExist(_)) => Ok(None),
+            Err(e) => Err(e.into()),
+        })
     }
 
     /// Stores a file record and its content result in one transaction (one transition).
@@ -631,6 +681,16 @@ impl Ledger {
             }
             Ok(())
         })
+    }
+}
+
+/// Marks the windows (`from..=to`) `rec` was delivered in, if it is `done` (see
+/// [`Ledger::delivered_in`]).
+fn mark_delivery(found: &mut [bool], windows: &[(Millis, Millis)], rec: &FileRecord) {
+    if rec.state == FileState::Done {
+        for (hit, (from, to)) in found.iter_mut().zip(windows) {
+            *hit |= (*from..=*to).contains(&rec.updated);
+        }
     }
 }
 

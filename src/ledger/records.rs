@@ -295,6 +295,22 @@ pub struct FileResult {
     pub quarantine: Option<QuarantineRecord>,
 }
 
+/// The warning of the content steps about a file they let through (every record rejected, a
+/// CSV read as one column that looks split on another delimiter): what its run's report said
+/// after `warning: `. Table `file_warnings_v1`, keyed like `files_v3`, beside its content
+/// result (`file_results_v1`, which it was not added to: that table's records would need a new
+/// version): written with the result by the content steps (none: removed), and removed with
+/// the result or the file's record (pruning, `wharf forget`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileWarning {
+    /// The run whose content steps gave it (the content result's).
+    pub run: u64,
+    #[serde(with = "crate::timestamp::millis")]
+    pub at: Millis,
+    /// The warning (several joined by `; `).
+    pub text: String,
+}
+
 /// Where and why a file was quarantined.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuarantineRecord {

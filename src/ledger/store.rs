@@ -1,8 +1,8 @@
 //! The database handle a [`Ledger`] and its [`Committer`]s share: reads and writes through
 //! it, the lazy writes stored with the next durable one, and its recovery after a failed write
 //! (the rules are in the ledger's module doc). It stores file transitions, and is the one place
-//! file records are written or removed ([`FileTables`], which keeps the in-flight index in
-//! step); every other record is the typed API's (`ledger/mod.rs` and its siblings).
+//! file records are written or removed ([`FileTables`], which keeps the in-flight and delivery
+//! indexes in step); every other record is the typed API's (`ledger/mod.rs` and its siblings).
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -16,7 +16,10 @@ use super::codec::Postcard;
 use super::error::open_error;
 use super::forget::Span;
 use super::quarantined::{self, EARLIER};
-use super::{DONE, DoneRecord, EarlierQuarantine, FILE_RESULTS, FILES, FileRecord, FileResult, LedgerError, Millis, OBSERVATIONS};
+use super::{
+    DONE, DoneRecord, EarlierQuarantine, FILE_RESULTS, FILE_WARNINGS, FILES, FileRecord, FileResult, FileState, FileWarning, LedgerError,
+    Millis, OBSERVATIONS,
+};
 #[cfg(doc)]
 use super::{Ledger, Snapshot};
 
@@ -72,7 +75,7 @@ pub(super) enum Handle {
 }
 
 /// The most memory redb's page cache takes (per open ledger file). redb's own default is 1
-/// GiB, and a cache fills with whatever is read: `wharf files` and `expect:` read all of a
+/// GiB, and a cache fills with whatever is read: `wharf files` reads all of a
 /// flow's file records, the daily pruning every record, so a daemon's memory would grow with its ledger, for
 /// months, to the whole file. The system's page cache still holds the file; the 64 MiB hold
 /// every table of a ledger of some 300,000 file records. (Tests use a small one, so that
@@ -240,6 +243,10 @@ impl Core {
                     Transition::Complete { flow, rec, done } => apply_complete(tx, files, flow, rec, done)?,
                     Transition::Result { flow, rec, result } => apply_result(files, flow, rec, result)?,
                     Transition::NoResult { flow, rec } => apply_no_result(files, flow, rec)?,
+                    Transition::Processed { flow, rec, result, warning } => {
+                        apply_result(files, flow, rec, result)?;
+                        files.set_warning(flow, &rec.path, warning.as_ref())?;
+                    }
                 }
             }
             Ok(())
@@ -250,12 +257,15 @@ impl Core {
 /// One durable transition of a file, for [`Ledger::commit`]: what `put_file`, `complete` and
 /// `put_file_and_result` store. `NoResult` stores the record and removes its content result
 /// (a quarantine of a given-up file that failed, undone: the file had no result before).
+/// `Processed` is the content steps' verdict: a `Result` with their warning about a file they
+/// let through, which replaces (`None`: removes) the one an earlier run gave.
 #[derive(Debug, Clone)]
 pub enum Transition {
     File { flow: String, rec: FileRecord },
     Complete { flow: String, rec: FileRecord, done: DoneRecord },
     Result { flow: String, rec: FileRecord, result: FileResult },
     NoResult { flow: String, rec: FileRecord },
+    Processed { flow: String, rec: FileRecord, result: FileResult, warning: Option<FileWarning> },
 }
 
 /// The in-flight index: (flow, path) of every file record in flight ([`FileState::in_flight`]),
@@ -267,19 +277,34 @@ pub enum Transition {
 /// [`FileState::in_flight`]: super::FileState::in_flight
 pub(super) const IN_FLIGHT: TableDefinition<(&str, &str), ()> = TableDefinition::new("in_flight_v1");
 
+/// The delivery index: (flow, when, path) of every file record `done`, `when` being its
+/// `updated` (when it was delivered), so that `expect:` finds the deliveries of a time window
+/// without reading all its flow's records ([`Ledger::delivered_in`]). Kept in step with
+/// `files_v3` as [`IN_FLIGHT`] is, by [`FileTables`]; built on open for a ledger an older wharf
+/// wrote ([`build_indexes`]).
+pub(super) const DELIVERED: TableDefinition<(&str, Millis, &str), ()> = TableDefinition::new("delivered_at_v1");
+
+/// When `rec` was delivered, if it is `done`: its key in [`DELIVERED`].
+fn delivered_at(rec: &FileRecord) -> Option<Millis> {
+    (rec.state == FileState::Done).then_some(rec.updated)
+}
+
 type FilesTable<'tx> = redb::Table<'tx, (&'static str, &'static str), Postcard<FileRecord>>;
 type ResultsTable<'tx> = redb::Table<'tx, (&'static str, &'static str), Postcard<FileResult>>;
+type WarningsTable<'tx> = redb::Table<'tx, (&'static str, &'static str), Postcard<FileWarning>>;
 type EarlierTable<'tx> = redb::Table<'tx, (&'static str, &'static str, Millis), Postcard<EarlierQuarantine>>;
 
-/// The file records of one write transaction with their in-flight index, their content
-/// results and the quarantined files of earlier generations: every write or removal of a file
-/// record goes through here, which keeps the index in step and keeps a quarantined file a
-/// newer file replaces ([`quarantined::supersedes`]).
+/// The file records of one write transaction with their indexes (in flight, delivered), their
+/// content results and the quarantined files of earlier generations: every write or removal of
+/// a file record goes through here, which keeps the indexes in step and keeps a quarantined
+/// file a newer file replaces ([`quarantined::supersedes`]).
 pub(super) struct FileTables<'tx> {
     /// For reading; writes go through [`put`](Self::put) and [`remove`](Self::remove).
     pub(super) files: FilesTable<'tx>,
-    in_flight: redb::Table<'tx, (&'static str, &'static str), ()>,
+    indexes: Indexes<'tx>,
     results: ResultsTable<'tx>,
+    /// The content steps' warnings, which go with their results.
+    warnings: WarningsTable<'tx>,
     earlier: EarlierTable<'tx>,
 }
 
@@ -287,8 +312,9 @@ impl<'tx> FileTables<'tx> {
     pub(super) fn open(tx: &'tx redb::WriteTransaction) -> Result<Self, redb::TableError> {
         Ok(FileTables {
             files: tx.open_table(FILES)?,
-            in_flight: tx.open_table(IN_FLIGHT)?,
+            indexes: Indexes { in_flight: tx.open_table(IN_FLIGHT)?, delivered: tx.open_table(DELIVERED)? },
             results: tx.open_table(FILE_RESULTS)?,
+            warnings: tx.open_table(FILE_WARNINGS)?,
             earlier: tx.open_table(EARLIER)?,
         })
     }
@@ -298,15 +324,10 @@ impl<'tx> FileTables<'tx> {
     /// in `quarantined_earlier_v1` with its content result, in this same transaction:
     /// `wharf quarantine` still lists and releases it.
     pub(super) fn put(&mut self, flow: &str, rec: &FileRecord) -> Result<(), redb::StorageError> {
-        let key = (flow, rec.path.as_str());
-        let old = self.files.insert(key, rec)?.map(|v| v.value());
+        let old = self.files.insert((flow, rec.path.as_str()), rec)?.map(|v| v.value());
+        self.indexes.update(flow, &rec.path, old.as_ref(), Some(rec))?;
         if let Some(old) = old.filter(|old| quarantined::supersedes(old, rec)) {
             self.keep_earlier(flow, old, rec.updated)?;
-        }
-        if rec.state.in_flight() {
-            self.in_flight.insert(key, ())?;
-        } else {
-            self.in_flight.remove(key)?;
         }
         Ok(())
     }
@@ -317,6 +338,7 @@ impl<'tx> FileTables<'tx> {
     /// yet: nothing was put aside) is not kept.
     fn keep_earlier(&mut self, flow: &str, old: FileRecord, replaced: Millis) -> Result<(), redb::StorageError> {
         let path = old.path.clone();
+        self.warnings.remove((flow, path.as_str()))?;
         let Some(result) = self.results.remove((flow, path.as_str()))?.map(|v| v.value()) else { return Ok(()) };
         let Some(q) = result.quarantine.as_ref().filter(|q| q.copy.is_some()) else { return Ok(()) };
         let mut at = q.at;
@@ -334,31 +356,44 @@ impl<'tx> FileTables<'tx> {
         Ok(())
     }
 
-    /// Removes `flow`'s content result of `path`.
+    /// Removes `flow`'s content result of `path`, and its warning.
     pub(super) fn remove_result(&mut self, flow: &str, path: &str) -> Result<(), redb::StorageError> {
         self.results.remove((flow, path))?;
+        self.warnings.remove((flow, path))?;
         Ok(())
     }
 
-    /// Removes up to `budget` records of `range` (a flow's: `forget::named`), lowering the
-    /// budget by as many.
+    /// Stores (`None`: removes) the content steps' warning about `flow`'s `path`.
+    pub(super) fn set_warning(&mut self, flow: &str, path: &str, warning: Option<&FileWarning>) -> Result<(), redb::StorageError> {
+        match warning {
+            Some(w) => self.warnings.insert((flow, path), w)?,
+            None => self.warnings.remove((flow, path))?,
+        };
+        Ok(())
+    }
+
+    /// Removes up to `budget` records of `range` (a flow's: `forget::named`) with their
+    /// warnings, lowering the budget by as many.
     pub(super) fn drain(&mut self, range: Span<(&str, &str)>, budget: &mut usize) -> Result<usize, redb::StorageError> {
         let mut n = 0;
         for item in self.files.extract_from_if(range, |_, _| true)?.take(*budget) {
-            let (key, _) = item?;
-            self.in_flight.remove(key.value())?;
+            let (key, rec) = item?;
+            let (flow, path) = key.value();
+            self.indexes.update(flow, path, Some(&rec.value()), None)?;
+            self.warnings.remove((flow, path))?;
             n += 1;
         }
         *budget -= n;
         Ok(n)
     }
 
-    /// Removes `flow`'s record of `path` with its content result (and says whether there was
-    /// a record). The quarantined files of earlier generations under the path stay.
+    /// Removes `flow`'s record of `path` with its content result and warning (and says whether
+    /// there was a record). The quarantined files of earlier generations under the path stay.
     pub(super) fn remove(&mut self, flow: &str, path: &str) -> Result<bool, redb::StorageError> {
-        self.in_flight.remove((flow, path))?;
-        self.results.remove((flow, path))?;
-        Ok(self.files.remove((flow, path))?.is_some())
+        self.remove_result(flow, path)?;
+        let old = self.files.remove((flow, path))?.map(|v| v.value());
+        self.indexes.update(flow, path, old.as_ref(), None)?;
+        Ok(old.is_some())
     }
 
     /// Removes the quarantined file of an earlier generation of `flow`'s `path` kept under
@@ -368,19 +403,53 @@ impl<'tx> FileTables<'tx> {
     }
 }
 
-/// Builds the in-flight index from the file records when the ledger has none yet (last
-/// written by a wharf without it): one read of every record, once.
-pub(super) fn index_in_flight(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
-    if tx.list_tables()?.any(|t| t.name() == IN_FLIGHT.name()) {
+/// The indexes of the file records of one write transaction (see [`FileTables`]).
+struct Indexes<'tx> {
+    in_flight: redb::Table<'tx, (&'static str, &'static str), ()>,
+    delivered: redb::Table<'tx, (&'static str, Millis, &'static str), ()>,
+}
+
+impl Indexes<'_> {
+    /// Keeps the indexes in step with `flow`'s record of `path` going from `old` to `new`
+    /// (`None`: no record).
+    fn update(&mut self, flow: &str, path: &str, old: Option<&FileRecord>, new: Option<&FileRecord>) -> Result<(), redb::StorageError> {
+        if new.is_some_and(|r| r.state.in_flight()) {
+            self.in_flight.insert((flow, path), ())?;
+        } else {
+            self.in_flight.remove((flow, path))?;
+        }
+        let (was, is) = (old.and_then(delivered_at), new.and_then(delivered_at));
+        if was != is {
+            if let Some(at) = was {
+                self.delivered.remove((flow, at, path))?;
+            }
+            if let Some(at) = is {
+                self.delivered.insert((flow, at, path), ())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Builds the indexes ([`IN_FLIGHT`], [`DELIVERED`]) the ledger has none of yet (last written
+/// by a wharf without them) from the file records: one read of every record, once.
+pub(super) fn build_indexes(tx: &redb::WriteTransaction) -> Result<(), redb::Error> {
+    let present: Vec<String> = tx.list_tables()?.map(|t| t.name().to_string()).collect();
+    let missing = |name: &str| !present.iter().any(|p| p == name);
+    let (in_flight, delivered) = (missing(IN_FLIGHT.name()), missing(DELIVERED.name()));
+    if !in_flight && !delivered {
         return Ok(());
     }
     let files = tx.open_table(FILES)?;
-    let mut index = tx.open_table(IN_FLIGHT)?;
+    let (mut in_flight_index, mut delivered_index) = (tx.open_table(IN_FLIGHT)?, tx.open_table(DELIVERED)?);
     for row in files.iter()? {
         let (key, rec) = row?;
-        if rec.value().state.in_flight() {
-            let (flow, path) = key.value();
-            index.insert((flow, path), ())?;
+        let ((flow, path), rec) = (key.value(), rec.value());
+        if in_flight && rec.state.in_flight() {
+            in_flight_index.insert((flow, path), ())?;
+        }
+        if let Some(at) = delivered_at(&rec).filter(|_| delivered) {
+            delivered_index.insert((flow, at, path), ())?;
         }
     }
     Ok(())
@@ -443,6 +512,25 @@ mod tests {
         .unwrap()
     }
 
+    /// The (time, path) of `flow` in the delivery index, as stored.
+    fn delivered(l: &Ledger, flow: &str) -> Vec<(Millis, String)> {
+        l.read(|tx| {
+            let t = tx.open_table(DELIVERED)?;
+            let mut out = Vec::new();
+            for item in t.range((flow, Millis::MIN, "")..=(flow, Millis::MAX, "\u{10FFFF}"))? {
+                let (key, _) = item?;
+                let (_, at, path) = key.value();
+                out.push((at, path.to_string()));
+            }
+            Ok(out)
+        })
+        .unwrap()
+    }
+
+    fn at(path: &str, state: FileState, updated: Millis) -> FileRecord {
+        FileRecord { updated, ..rec(path, state) }
+    }
+
     fn in_flight(l: &Ledger, flow: &str) -> Vec<String> {
         l.in_flight_files(flow).unwrap().into_iter().map(|r| r.path).collect()
     }
@@ -491,25 +579,170 @@ mod tests {
         assert_eq!(in_flight(&l, "f"), ["e"]);
     }
 
-    /// A ledger an older wharf wrote has no index: the writer builds it on open, and a reader
-    /// before that reads every record instead.
+    /// `expect:` asks for a flow's deliveries by time: the index that answers holds exactly its
+    /// `done` records by when they were last changed, whichever way a record was written or
+    /// removed (forgotten, pruned, `wharf forget`), and no other flow's.
     #[test]
-    fn a_ledger_without_the_in_flight_index_gets_it_on_open() {
+    fn the_delivery_index_follows_every_write_of_a_file_record() {
+        use super::super::prune::{ForgetDelivered, Listed, Prune};
+        let l = Ledger::in_memory().unwrap();
+        l.put_file("f", &at("a", FileState::Done, 10)).unwrap();
+        l.put_file("f", &at("b", FileState::Staged, 20)).unwrap();
+        l.put_file("g", &at("x", FileState::Done, 15)).unwrap();
+        assert_eq!(delivered(&l, "f"), [(10, "a".to_string())]);
+        // Delivered again later (a new version under its name), one taken anew, one completed.
+        let done = DoneRecord { path: "b".into(), run: 1, at: 30, targets: vec![] };
+        l.commit(&[
+            Transition::File { flow: "f".into(), rec: at("a", FileState::Claimed, 25) },
+            Transition::Complete { flow: "f".into(), rec: at("b", FileState::Done, 30), done },
+            Transition::Result { flow: "f".into(), rec: at("c", FileState::Processed, 31), result: FileResult::default() },
+        ])
+        .unwrap();
+        assert_eq!(delivered(&l, "f"), [(30, "b".to_string())]);
+        l.put_file("f", &at("a", FileState::Done, 40)).unwrap();
+        l.put_file("f", &at("b", FileState::Done, 41)).unwrap();
+        // A lazy write is indexed when stored.
+        l.put_file_with("f", &at("c", FileState::Done, 42), Durability::Lazy).unwrap();
+        assert_eq!(delivered(&l, "f"), [(40, "a".to_string()), (41, "b".to_string())]);
+        l.flush().unwrap();
+        assert_eq!(delivered(&l, "f").len(), 3);
+        l.forget_file("f", "b").unwrap();
+        assert_eq!(delivered(&l, "f"), [(40, "a".to_string()), (42, "c".to_string())]);
+        // Pruning forgets the finished records with their index entries; listed ones stay.
+        let listed = Listed::of(["c".to_string()]);
+        let p = Prune { flow: "f", cutoff: Millis::MAX, listed: Some(&listed), forget_delivered: ForgetDelivered::Never, limit: 100 };
+        assert_eq!(l.prune(&p, 50).unwrap().files, 1);
+        assert_eq!(delivered(&l, "f"), [(42, "c".to_string())]);
+        assert_eq!(l.delivered_in("f", &[(0, 41), (42, 42)]).unwrap(), [false, true]);
+        // `wharf forget`, a chunk at a time.
+        for i in 0..5 {
+            l.put_file("g", &at(&format!("y{i}"), FileState::Done, 100 + i)).unwrap();
+        }
+        while l.forget("g", 2).unwrap().more {}
+        assert!(delivered(&l, "g").is_empty());
+        assert_eq!(l.delivered_in("g", &[(0, Millis::MAX)]).unwrap(), [false]);
+        assert_eq!(delivered(&l, "f"), [(42, "c".to_string())]);
+    }
+
+    /// The content steps' warning about a file they let through is recorded with their result
+    /// and replaced by the next verdict; it goes wherever the result or the record goes
+    /// (a result removed, the record forgotten, pruned, `wharf forget`), and no other flow's.
+    #[test]
+    fn a_content_warning_is_kept_with_its_result_and_goes_with_it() {
+        use super::super::prune::{ForgetDelivered, Listed, Prune};
+        let l = Ledger::in_memory().unwrap();
+        let warned = |run: u64| Some(FileWarning { run, at: 5, text: "the header is one column `id;email`".into() });
+        let processed = |flow: &str, path: &str, warning: Option<FileWarning>| Transition::Processed {
+            flow: flow.into(),
+            rec: at(path, FileState::Processed, 5),
+            result: FileResult::default(),
+            warning,
+        };
+        let warning = |flow: &str, path: &str| l.file_warning(flow, path).unwrap().map(|w| w.run);
+        l.commit(&[processed("f", "a", warned(1)), processed("f", "b", warned(1)), processed("g", "a", warned(2))]).unwrap();
+        assert_eq!((warning("f", "a"), warning("g", "a"), warning("f", "c")), (Some(1), Some(2), None));
+        // Processed again without one (`wharf quarantine reprocess`, a new version): gone.
+        l.commit(&[processed("f", "a", None)]).unwrap();
+        assert_eq!(warning("f", "a"), None);
+        // Other transitions keep it; one that removes the result takes it along.
+        l.commit(&[Transition::File { flow: "f".into(), rec: at("b", FileState::Done, 6) }]).unwrap();
+        assert_eq!(warning("f", "b"), Some(1));
+        l.commit(&[Transition::NoResult { flow: "f".into(), rec: at("b", FileState::Failed, 7) }]).unwrap();
+        assert_eq!(warning("f", "b"), None);
+        // Forgotten with the record, pruned with it, and by `wharf forget`.
+        l.commit(&[processed("f", "a", warned(3)), processed("f", "b", warned(3)), processed("f", "c", warned(3))]).unwrap();
+        l.forget_file("f", "a").unwrap();
+        assert_eq!(warning("f", "a"), None);
+        l.put_file("f", &at("b", FileState::Done, 8)).unwrap();
+        let listed = Listed::default();
+        let p = Prune { flow: "f", cutoff: Millis::MAX, listed: Some(&listed), forget_delivered: ForgetDelivered::Never, limit: 100 };
+        assert_eq!(l.prune(&p, 9).unwrap().files, 1);
+        assert_eq!((warning("f", "b"), warning("f", "c")), (None, Some(3)), "c is in flight: kept");
+        while l.forget("f", 1).unwrap().more {}
+        assert_eq!((warning("f", "c"), warning("g", "a")), (None, Some(2)));
+        use redb::ReadableTableMetadata as _;
+        let left = l.read(|tx| Ok(tx.open_table(FILE_WARNINGS)?.len()?)).unwrap();
+        assert_eq!(left, 1);
+    }
+
+    /// A ledger an older wharf wrote has no indexes: the writer builds them on open, and a
+    /// reader before that reads every record instead.
+    #[test]
+    fn a_ledger_without_the_indexes_gets_them_on_open() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ledger.redb");
         let l = Ledger::open(&path).unwrap();
         l.put_file("f", &rec("a", FileState::Staged)).unwrap();
-        l.put_file("f", &rec("b", FileState::Done)).unwrap();
+        l.put_file("f", &at("b", FileState::Done, 7)).unwrap();
         l.put_file("g", &rec("c", FileState::Delivered)).unwrap();
         l.write(|tx| Ok(tx.delete_table(IN_FLIGHT).map(drop)?)).unwrap();
+        l.write(|tx| Ok(tx.delete_table(DELIVERED).map(drop)?)).unwrap();
         drop(l);
         let r = Ledger::open_read_only(&path).unwrap();
-        assert_eq!(r.missing_tables().unwrap(), ["in_flight_v1"]);
+        assert_eq!(r.missing_tables().unwrap(), ["in_flight_v1", "delivered_at_v1"]);
         assert_eq!(in_flight(&r, "f"), ["a"], "read from the records");
+        assert_eq!(r.delivered_in("f", &[(0, 6), (7, 7)]).unwrap(), [false, true], "read from the records");
         drop(r);
         let l = Ledger::open(&path).unwrap();
         assert_eq!((indexed(&l, "f"), indexed(&l, "g")), (vec!["a".to_string()], vec!["c".to_string()]));
         assert_eq!(in_flight(&l, "f"), ["a"]);
+        assert_eq!((delivered(&l, "f"), delivered(&l, "g")), (vec![(7, "b".to_string())], vec![]));
+        // One index missing: that one is built, the other left as it is.
+        l.write(|tx| Ok(tx.delete_table(DELIVERED).map(drop)?)).unwrap();
+        drop(l);
+        let l = Ledger::open(&path).unwrap();
+        assert_eq!((indexed(&l, "f"), delivered(&l, "f")), (vec!["a".to_string()], vec![(7, "b".to_string())]));
+    }
+
+    /// A ledger in `dir` with 200,000 records of flow `f`, `of(n, path)` the `n`th (for the
+    /// figures tests).
+    fn ledger_of_200k(dir: &tempfile::TempDir, of: impl Fn(i64, &str) -> FileRecord) -> Ledger {
+        let l = Ledger::open(&dir.path().join("ledger.redb")).unwrap();
+        for chunk in 0..20 {
+            let t: Vec<Transition> = (0..10_000)
+                .map(|i| {
+                    let n = chunk * 10_000 + i;
+                    Transition::File { flow: "f".into(), rec: of(n, &format!("in/file-{n:07}.csv")) }
+                })
+                .collect();
+            l.commit(&t).unwrap();
+        }
+        l
+    }
+
+    /// `l` opened again without its index `table`, and how long the open (building it) took.
+    fn rebuilt(l: Ledger, table: impl TableHandle) -> (Ledger, std::time::Duration) {
+        let path = l.path().to_path_buf();
+        l.write(|tx| Ok(tx.delete_table(table).map(drop)?)).unwrap();
+        drop(l);
+        let t = std::time::Instant::now();
+        let l = Ledger::open(&path).unwrap();
+        (l, t.elapsed())
+    }
+
+    /// Figures for `expect:`'s look-up of a missed deadline (no delivery in the window) in a
+    /// flow with 200,000 delivered records (run by hand:
+    /// `cargo test --lib -- --ignored delivery_look_up_figures --nocapture`).
+    #[test]
+    #[ignore]
+    fn delivery_look_up_figures() {
+        let dir = tempfile::tempdir().unwrap();
+        // One delivery a minute, for 200,000 minutes (some four and a half months).
+        let l = ledger_of_200k(&dir, |n, path| at(path, FileState::Done, n * 60_000));
+        // A day's windows, one missed (nothing after the last delivery), one met.
+        let end = 200_000 * 60_000;
+        let windows = [(end, end + 86_400_000), (end - 3_600_000, end)];
+        let mut scanned = vec![false; 2];
+        let t = std::time::Instant::now();
+        l.scan_deliveries("f", &windows, &BTreeMap::new(), &mut scanned).unwrap();
+        let scan = t.elapsed();
+        let t = std::time::Instant::now();
+        let found = l.delivered_in("f", &windows).unwrap();
+        let index = t.elapsed();
+        assert_eq!((found.clone(), scanned), (vec![false, true], vec![false, true]));
+        let (l, built) = rebuilt(l, DELIVERED);
+        assert_eq!(l.delivered_in("f", &windows).unwrap(), found);
+        println!("200,000 delivered records, a missed deadline: full scan {scan:?}, index {index:?}; index built on open in {built:?}");
     }
 
     /// Figures for the in-flight look-up of a flow with 200,000 finished records (run by hand:
@@ -518,18 +751,7 @@ mod tests {
     #[ignore]
     fn in_flight_look_up_figures() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("ledger.redb");
-        let l = Ledger::open(&path).unwrap();
-        for chunk in 0..20 {
-            let t: Vec<Transition> = (0..10_000)
-                .map(|i| {
-                    let n = chunk * 10_000 + i;
-                    let state = if n % 50_000 == 7 { FileState::Staged } else { FileState::Done };
-                    Transition::File { flow: "f".into(), rec: rec(&format!("in/file-{n:07}.csv"), state) }
-                })
-                .collect();
-            l.commit(&t).unwrap();
-        }
+        let l = ledger_of_200k(&dir, |n, path| rec(path, if n % 50_000 == 7 { FileState::Staged } else { FileState::Done }));
         let t = std::time::Instant::now();
         let scan = l.files_where("f", |r| r.state.in_flight()).unwrap();
         let scanned = t.elapsed();
@@ -537,11 +759,7 @@ mod tests {
         let index = l.in_flight_files("f").unwrap();
         let indexed = t.elapsed();
         assert_eq!(scan, index);
-        l.write(|tx| Ok(tx.delete_table(IN_FLIGHT).map(drop)?)).unwrap();
-        drop(l);
-        let t = std::time::Instant::now();
-        let l = Ledger::open(&path).unwrap();
-        let built = t.elapsed();
+        let (l, built) = rebuilt(l, IN_FLIGHT);
         assert_eq!(l.in_flight_files("f").unwrap(), scan);
         println!("200,000 records, {} in flight: full scan {scanned:?}, index {indexed:?}; index built on open in {built:?}", index.len());
     }

@@ -33,8 +33,8 @@ use crate::config::Flow;
 use crate::config::flow::{Disposition, IfExists};
 use crate::endpoint::{DynEndpoint, Endpoint, Entry, ErrorKind, RemotePath};
 use crate::ledger::{
-    Delivery, DoneRecord, Durability, ErrorRecord, FileRecord, FileState, Ledger, LedgerError, QuarantineRecord, Replaced, Snapshot,
-    SourceFate, Transition, now_millis,
+    Delivery, DoneRecord, Durability, ErrorRecord, FileRecord, FileState, FileWarning, Ledger, LedgerError, QuarantineRecord, Replaced,
+    Snapshot, SourceFate, Transition, now_millis,
 };
 use crate::template::NameVars;
 
@@ -310,8 +310,9 @@ async fn advance(
     let mut staged_gone = false;
     // The request's await was registered by this call (round trips).
     let mut awaited = false;
-    // A warning of the content steps for the report of the file they let through (not kept
-    // in the ledger: a run resumed after them logged it, it does not repeat it).
+    // A warning of the content steps for the report of the file they let through (recorded
+    // with their result, `Ledger::file_warning`; a run resumed after them logged and recorded
+    // it, and its report does not repeat it).
     let mut warning: Option<String> = None;
     // When the record was last written before this call (0 for a new one): a delivery found
     // made (after a crash) happened no later than that, give or take the write itself.
@@ -390,7 +391,8 @@ async fn advance(
                         (result, warning) = content::process(cx, rec, &entry.path, staged, steps).await?;
                         rec.state = if result.quarantine.is_some() { FileState::Quarantining } else { FileState::Processed };
                         rec.updated = now_millis();
-                        cx.store(Transition::Result { flow: flow.clone(), rec: rec.clone(), result }).await?;
+                        let recorded = warning.as_ref().map(|text| FileWarning { run: cx.run, at: rec.updated, text: text.clone() });
+                        cx.store(Transition::Processed { flow: flow.clone(), rec: rec.clone(), result, warning: recorded }).await?;
                         if rec.state == FileState::Processed {
                             halt::point("processed");
                         }
