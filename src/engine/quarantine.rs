@@ -793,7 +793,7 @@ pub async fn release(
     ledger.forget_file(&flow.name, &path)?;
     // The copy itself is the first removed; not among them, it was not there.
     let left = match (shown, q.copy.as_deref().map(ledger_path)) {
-        (Some(shown), Some(c)) if !removed.first().is_some_and(|r| ledger_path(r) == c) => Some(LeftCopy::gone(shown)),
+        (Some(shown), Some(c)) if removed.first().is_none_or(|r| ledger_path(r) != c) => Some(LeftCopy::gone(shown)),
         _ => None,
     };
     Ok(Released { path, removed, left })

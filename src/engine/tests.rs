@@ -1216,6 +1216,12 @@ x,b@x
     assert_eq!(removed, ["/rejected/b.csv", "/rejected/b.csv.report.json", "/rejected/b.csv.report.txt"]);
     assert!(fx.ledger.file("t", "in/b.csv").unwrap().is_none());
     assert_eq!(fx.run().await.quarantined, 1);
+    // Its copy removed by hand: the release says it was not there, its reports removed.
+    std::fs::remove_file(fx.src.join("rejected/b.csv")).unwrap();
+    let released = quarantine::release(&fx.flow, &fx.ledger, "in/b.csv", None, false, &fx.state.join("staging")).await.unwrap();
+    assert_eq!(released.removed, ["/rejected/b.csv.report.json", "/rejected/b.csv.report.txt"]);
+    let left = released.left.expect("the copy not there is said");
+    assert_eq!((left.copy.as_str(), left.why.starts_with("it is not there")), ("partner:/rejected/b.csv", true), "{left:?}");
 }
 
 /// Under `after.failure: delete`, the quarantined copy is the file's last: releasing it
