@@ -156,9 +156,10 @@ fn classify(e: &anyhow::Error) -> Failure {
                 QuarantineError::CopyGone { .. } => (Kind::NotFound, EXIT_ABORTED, None),
                 QuarantineError::LastCopy { .. } => (Kind::Usage, EXIT_INVALID, None),
                 QuarantineError::BeingQuarantined { .. } => (Kind::Usage, EXIT_INVALID, None),
-                QuarantineError::Ambiguous { .. } | QuarantineError::Superseded { .. } | QuarantineError::EarlierLastCopy { .. } => {
-                    (Kind::Usage, EXIT_INVALID, None)
-                }
+                QuarantineError::Ambiguous { .. }
+                | QuarantineError::AmbiguousCopy { .. }
+                | QuarantineError::Superseded { .. }
+                | QuarantineError::EarlierLastCopy { .. } => (Kind::Usage, EXIT_INVALID, None),
                 QuarantineError::NoSuchCopy { .. } => (Kind::NotFound, EXIT_INVALID, None),
                 QuarantineError::File { source, .. } => (Kind::Other, EXIT_ABORTED, Some(source.kind())),
                 QuarantineError::Ledger(l) => ledger(l),

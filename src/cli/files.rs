@@ -1,12 +1,14 @@
 //! `wharf files FLOW`: the files of a flow that changed last (`--limit`, saying when older
-//! ones were left out), with their lifecycle state, oldest first.
+//! ones were left out), with their lifecycle state, oldest first; and, marked `(earlier)`,
+//! every quarantined file a newer file under its name replaced (`wharf quarantine list`).
 
 use std::process::ExitCode;
 
 use super::Global;
 use super::output::outln;
 use super::state::{no_ledger, open_for_read};
-use crate::ledger::Millis;
+use crate::ledger::quarantined::QuarantinedFile;
+use crate::ledger::{FileRecord, Millis};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -38,11 +40,19 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     };
     let flow = super::state::flow_name(&args.flow);
     let files = ledger.latest_files(&flow, args.limit)?;
+    // Quarantined files a newer file under their name replaced (`wharf quarantine list`):
+    // each is shown, whatever `--limit`, where its record falls in time, marked as earlier.
+    let earlier: Vec<QuarantinedFile> = ledger.quarantined_files(&flow, None)?.into_iter().filter(|f| f.earlier.is_some()).collect();
+    let mut rows: Vec<(&FileRecord, Option<&QuarantinedFile>)> = files.items.iter().map(|r| (r, None)).collect();
+    rows.extend(earlier.iter().map(|f| (&f.rec, Some(f))));
+    // Stable: the records keep their order; an earlier file goes after those of its time.
+    rows.sort_by_key(|(r, _)| r.updated);
     if args.json {
-        outln!("{}", serde_json::to_string_pretty(&files.items)?);
+        let v = rows.iter().map(|(r, e)| json_row(r, *e)).collect::<Result<Vec<_>, _>>()?;
+        outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
-    if files.total == 0 {
+    if files.total == 0 && earlier.is_empty() {
         let never = super::state::never_ran(&ledger, &flow)?;
         outln!("{}", never.unwrap_or_else(|| format!("no files recorded for flow {flow}")));
         return Ok(ExitCode::SUCCESS);
@@ -50,23 +60,47 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     // `fails`: the runs the file failed in so far (what `retry.give_up_after` counts), 0 for a
     // file delivered at its first try (headed `try` before, which read as "delivered at try 0").
     outln!("{:<11} {:>5} {:>12}  {:<19}  {:<40}  detail", "state", "fails", "bytes", "updated (UTC)", "path");
-    for f in &files.items {
-        let detail = match (&f.last_error, f.state.in_flight() || f.state == crate::ledger::FileState::Failed) {
-            (Some(e), true) => format!("{}: {}", e.kind, e.message),
-            _ => f.deliveries.iter().map(|d| format!("/{}", d.target)).collect::<Vec<_>>().join(", "),
+    for (f, earlier) in &rows {
+        let (path, detail) = match earlier {
+            Some(q) => (
+                format!("/{} (earlier)", f.path),
+                format!(
+                    "in quarantine as {}; a newer file was taken under its name on {} UTC",
+                    q.copy().unwrap_or_else(|| "-".into()),
+                    q.earlier.map(|e| when(e.replaced)).unwrap_or_default()
+                ),
+            ),
+            None => (format!("/{}", f.path), detail(f)),
         };
-        outln!(
-            "{:<11} {:>5} {:>12}  {:<19}  {:<40}  {}",
-            f.state.as_str(),
-            f.attempts,
-            f.size,
-            when(f.updated),
-            format!("/{}", f.path),
-            detail
-        );
+        outln!("{:<11} {:>5} {:>12}  {:<19}  {:<40}  {}", f.state.as_str(), f.attempts, f.size, when(f.updated), path, detail);
     }
     if files.left_out() {
         outln!("{}", left_out(files.items.len(), files.total, "files"));
     }
+    if !earlier.is_empty() {
+        outln!(
+            "(earlier): a quarantined file a newer file under its name replaced; `wharf quarantine list {flow}` lists them, `wharf quarantine release {flow} COPY` removes one"
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A file's detail: its error while in flight or failed, else where it was delivered.
+fn detail(f: &FileRecord) -> String {
+    match (&f.last_error, f.state.in_flight() || f.state == crate::ledger::FileState::Failed) {
+        (Some(e), true) => format!("{}: {}", e.kind, e.message),
+        _ => f.deliveries.iter().map(|d| format!("/{}", d.target)).collect::<Vec<_>>().join(", "),
+    }
+}
+
+/// A file's JSON: its record as it is stored; an earlier quarantined file's (`earlier`) with
+/// `"earlier": {"replaced": TIME}` and `"copy": "ENDPOINT:/PATH"` added, as `wharf quarantine
+/// list --json` has them.
+fn json_row(rec: &FileRecord, earlier: Option<&QuarantinedFile>) -> serde_json::Result<serde_json::Value> {
+    let mut v = serde_json::to_value(rec)?;
+    if let (Some(q), serde_json::Value::Object(map)) = (earlier, &mut v) {
+        map.insert("earlier".into(), serde_json::to_value(q.earlier)?);
+        map.insert("copy".into(), serde_json::to_value(q.copy())?);
+    }
+    Ok(v)
 }

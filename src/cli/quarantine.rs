@@ -36,7 +36,8 @@ pub enum Sub {
     Show {
         /// Flow file (or the name of a flow in ./flows).
         flow: PathBuf,
-        /// The file's source path, as `list` shows it.
+        /// The file's source path, as `list` shows it (or its copy's, `ENDPOINT:/PATH` or the
+        /// path, when no quarantined file has that source path).
         path: String,
         /// The copy of the one to show, as `list` shows it (`ENDPOINT:/PATH`, or the path).
         #[arg(long)]
@@ -51,7 +52,8 @@ pub enum Sub {
     Release {
         /// Flow file (or the name of a flow in ./flows).
         flow: PathBuf,
-        /// The file's source path, as `list` shows it.
+        /// The file's source path, as `list` shows it (or its copy's, `ENDPOINT:/PATH` or the
+        /// path, when no quarantined file has that source path).
         path: String,
         /// The copy of the one to release, as `list` shows it (`ENDPOINT:/PATH`, or the path).
         #[arg(long)]
@@ -60,6 +62,10 @@ pub enum Sub {
         /// `after.failure: delete` and not sent again): the file is then lost.
         #[arg(long)]
         force: bool,
+        /// JSON output: `path`, `copy`, `removed` and `left` (the copy left where it is, and
+        /// why; `null` when none was).
+        #[arg(long)]
+        json: bool,
     },
     /// Take the quarantined copy through the flow's current steps (after fixing the script or
     /// schema) and deliver it when it passes; on success the copy leaves quarantine. Only the
@@ -67,7 +73,8 @@ pub enum Sub {
     Reprocess {
         /// Flow file (or the name of a flow in ./flows).
         flow: PathBuf,
-        /// The file's source path, as `list` shows it.
+        /// The file's source path, as `list` shows it (or its copy's, `ENDPOINT:/PATH` or the
+        /// path, when no quarantined file has that source path).
         path: String,
         /// The copy of the one to reprocess, as `list` shows it (`ENDPOINT:/PATH`, or the path).
         #[arg(long)]
@@ -82,18 +89,17 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     match args.command {
         Sub::List { flow, json } => list(&flow, json, global),
         Sub::Show { flow, path, copy } => with_flow(&flow, |f| show(f, &path, copy.as_deref(), global)),
-        Sub::Release { flow, path, copy, force } => with_flow(&flow, |f| {
+        Sub::Release { flow, path, copy, force, json } => with_flow(&flow, |f| {
             let ledger = open_for_write(global, &f.name, WHILE_SERVING)?;
             let staging = global.state_dir.join("staging");
-            let removed = runtime()?.block_on(quarantine::release(f, &ledger, &path, copy.as_deref(), force, &staging));
-            match removed {
-                Ok(removed) => {
-                    outln!(
-                        "released {}{}; removed: {}",
-                        quarantine::ledger_path(&path),
-                        copy.as_deref().map(|c| format!(" (copy {c})")).unwrap_or_default(),
-                        if removed.is_empty() { "nothing".into() } else { removed.join(", ") }
-                    );
+            // The copy meant, for the report: given, or named by the path.
+            let meant = match quarantine::resolve(&ledger, f, &path, copy.as_deref()) {
+                Ok((_, c)) => c,
+                Err(e) => return report_error(e),
+            };
+            match runtime()?.block_on(quarantine::release(f, &ledger, &path, copy.as_deref(), force, &staging)) {
+                Ok(r) => {
+                    show_released(&r, meant.as_deref(), json)?;
                     Ok(ExitCode::SUCCESS)
                 }
                 Err(e) => report_error(e),
@@ -108,6 +114,25 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             }
         }),
     }
+}
+
+/// What `release` says it did: the file, what was removed, and the copy it left (and why).
+fn show_released(r: &quarantine::Released, copy: Option<&str>, json: bool) -> anyhow::Result<()> {
+    if json {
+        let v = serde_json::json!({ "path": format!("/{}", r.path), "copy": copy, "removed": r.removed, "left": r.left });
+        outln!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    outln!(
+        "released /{}{}; removed: {}",
+        r.path,
+        copy.map(|c| format!(" (copy {c})")).unwrap_or_default(),
+        if r.removed.is_empty() { "nothing".into() } else { r.removed.join(", ") }
+    );
+    if let Some(l) = &r.left {
+        outln!("left {} where it is: {}", l.copy, l.why);
+    }
+    Ok(())
 }
 
 /// What `release` and `reprocess` advise while `wharf serve` holds the ledger.
@@ -172,10 +197,15 @@ fn list(flow: &str, json: bool, global: &Global) -> anyhow::Result<ExitCode> {
 }
 
 fn show(flow: &crate::config::Flow, path: &str, copy: Option<&str>, global: &Global) -> anyhow::Result<ExitCode> {
-    let key = quarantine::ledger_path(path);
     let Some(ledger) = open_for_read(global)? else {
+        let key = quarantine::ledger_path(path);
         return report_error(QuarantineError::NotQuarantined { flow: flow.name.clone(), path: key });
     };
+    let (key, copy) = match quarantine::resolve(&ledger, flow, path, copy) {
+        Ok(r) => r,
+        Err(e) => return report_error(e),
+    };
+    let copy = copy.as_deref();
     let files = match copy {
         Some(_) => match quarantine::pick(&ledger, flow, &key, copy) {
             Ok(f) => vec![f],

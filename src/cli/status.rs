@@ -212,6 +212,27 @@ fn print_table(flows: &[FlowStatus], live: bool) {
         for line in not_taken_lines(&f.not_taken) {
             outln!("{:<width$}  ! {line}", "");
         }
+        if let Some(line) = skipped_line(f) {
+            outln!("{:<width$}  ! {line}", "");
+        }
+    }
+}
+
+/// The runs `overlap: skip` skipped, the previous run still going: while it goes, how many
+/// so far; and how many since the daemon started (`wharf_runs_skipped_total`). `None` when
+/// none was.
+fn skipped_line(f: &FlowStatus) -> Option<String> {
+    let runs = |n: u64| if n == 1 { "1 run".to_string() } else { format!("{n} runs") };
+    match (f.running && f.skipped > 0, f.skipped_total) {
+        (_, 0) => None,
+        (true, total) => Some(format!(
+            "{} skipped while this run goes on (overlap: skip: each was due before it ended); {total} since the daemon started",
+            runs(f.skipped)
+        )),
+        (false, total) => Some(format!(
+            "{} skipped since the daemon started (overlap: skip: each was due while the previous run was still going)",
+            runs(total)
+        )),
     }
 }
 
@@ -303,6 +324,24 @@ mod tests {
         f.waiting = true;
         assert_eq!(state(&f, true), "waiting+1");
         f.waiting = false;
+    }
+
+    /// `overlap: skip` skips were only logged: `wharf status` says them, while the run goes
+    /// and after it ended.
+    #[test]
+    fn skipped_runs_are_said() {
+        let mut f = FlowStatus::new("a", None);
+        assert_eq!(skipped_line(&f), None);
+        (f.running, f.skipped, f.skipped_total) = (true, 3, 5);
+        assert_eq!(
+            skipped_line(&f).unwrap(),
+            "3 runs skipped while this run goes on (overlap: skip: each was due before it ended); 5 since the daemon started"
+        );
+        (f.running, f.skipped, f.skipped_total) = (false, 0, 1);
+        assert_eq!(
+            skipped_line(&f).unwrap(),
+            "1 run skipped since the daemon started (overlap: skip: each was due while the previous run was still going)"
+        );
     }
 
     #[test]

@@ -12,6 +12,8 @@
 //! - `wharf_last_run_timestamp_seconds{flow}`, `wharf_last_success_timestamp_seconds{flow}`
 //!   gauges (Unix time; "success" = status `ok`);
 //! - `wharf_flow_running{flow}` gauge, 0 or 1;
+//! - `wharf_runs_skipped_total{flow}` counter: runs not started because the flow's previous
+//!   run was still going (`overlap: skip`);
 //! - `wharf_notifications_total{channel,result}` counter (`result`: `ok` or `failed`).
 //!
 //! Counters start at zero when the daemon starts (Prometheus handles resets).
@@ -42,6 +44,7 @@ struct Series {
     last_run: BTreeMap<String, f64>,
     last_success: BTreeMap<String, f64>,
     running: BTreeMap<String, u8>,
+    skipped: BTreeMap<String, u64>,
     notifications: BTreeMap<(String, String), u64>,
 }
 
@@ -76,6 +79,13 @@ impl Metrics {
         let mut s = self.series();
         s.running.entry(flow.to_string()).or_insert(0);
         s.bytes.entry(flow.to_string()).or_insert(0);
+        s.skipped.entry(flow.to_string()).or_insert(0);
+    }
+
+    /// A run of `flow` was due while its previous run was still going, and skipped
+    /// (`overlap: skip`).
+    pub fn run_skipped(&self, flow: &str) {
+        *self.series().skipped.entry(flow.to_string()).or_default() += 1;
     }
 
     /// A run of `flow` started.
@@ -158,6 +168,15 @@ impl Metrics {
         for (flow, n) in &s.running {
             sample(&mut out, "wharf_flow_running", &[("flow", flow)], *n);
         }
+        family(
+            &mut out,
+            "wharf_runs_skipped_total",
+            "counter",
+            "Runs skipped because the previous run was still going (overlap: skip), by flow.",
+        );
+        for (flow, n) in &s.skipped {
+            sample(&mut out, "wharf_runs_skipped_total", &[("flow", flow)], *n);
+        }
         family(&mut out, "wharf_notifications_total", "counter", "Notifications sent, by channel and result.");
         for ((channel, result), n) in &s.notifications {
             sample(&mut out, "wharf_notifications_total", &[("channel", channel), ("result", result)], *n);
@@ -223,7 +242,13 @@ mod tests {
         m.run_finished("a", "failed", Duration::from_secs(40), &[("delivered", 1), ("failed", 2)], 24, t);
         m.notification("webhook", true);
         m.notification("email", false);
+        m.run_skipped("a");
+        m.run_skipped("a");
         let text = m.render();
+        assert_eq!(
+            lines_of(&text, "wharf_runs_skipped_total"),
+            ["wharf_runs_skipped_total{flow=\"a\"} 2", "wharf_runs_skipped_total{flow=\"idle\"} 0"]
+        );
         assert_eq!(
             lines_of(&text, "wharf_runs_total"),
             ["wharf_runs_total{flow=\"a\",status=\"failed\"} 1", "wharf_runs_total{flow=\"a\",status=\"ok\"} 1"]
@@ -279,6 +304,7 @@ mod tests {
             "wharf_last_run_timestamp_seconds",
             "wharf_last_success_timestamp_seconds",
             "wharf_flow_running",
+            "wharf_runs_skipped_total",
             "wharf_notifications_total",
         ] {
             assert_eq!(text.matches(&format!("# HELP {name} ")).count(), 1, "{name}");

@@ -101,6 +101,12 @@ pub struct FlowStatus {
     pub waiting: bool,
     /// A run is queued behind the running one.
     pub queued: bool,
+    /// Runs skipped (`overlap: skip`) while the run going goes on, so far (0 when none goes).
+    #[serde(default)]
+    pub skipped: u64,
+    /// Runs skipped (`overlap: skip`) since the daemon started (`wharf_runs_skipped_total`).
+    #[serde(default)]
+    pub skipped_total: u64,
     pub last_run: Option<RunSummary>,
     /// When the last successful run finished.
     #[serde(with = "crate::timestamp::utc_opt")]
@@ -150,6 +156,8 @@ impl FlowStatus {
             running: false,
             waiting: false,
             queued: false,
+            skipped: 0,
+            skipped_total: 0,
             last_run: None,
             last_success: None,
             failing_streak: 0,

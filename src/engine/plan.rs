@@ -2108,8 +2108,8 @@ mod tests {
         ledger.put_file_with("t", &rec, crate::ledger::Durability::Durable).unwrap();
         std::fs::remove_file(&copy).unwrap();
         assert_eq!(run(&flow, &ledger, d).await.counts.failed, 1);
-        let removed = crate::engine::quarantine::release(&flow, &ledger, "/in/a.csv", None, false, &staging).await.unwrap();
-        assert!(removed.is_empty());
+        let released = crate::engine::quarantine::release(&flow, &ledger, "/in/a.csv", None, false, &staging).await.unwrap();
+        assert!(released.removed.is_empty() && released.left.is_none(), "{released:?}");
         assert!(ledger.file("t", "in/a.csv").unwrap().is_none());
         assert!(run(&flow, &ledger, d).await.files.is_empty(), "no run fails it again");
     }

@@ -65,6 +65,10 @@ pub enum QuarantineError {
         "flow {flow}: the quarantined copy {copy} of an earlier file under /{path} is the only copy of it left (`after.failure: delete` deleted its source, and a newer file has been taken under the name since): releasing it would lose it; fetch it from the quarantine folder first, then pass `--force`"
     )]
     EarlierLastCopy { flow: String, path: String, copy: String },
+    #[error(
+        "flow {flow}: {copy} names the copy of several quarantined files: {files}; give the copy as `ENDPOINT:/PATH`, or the file's source path with `--copy`"
+    )]
+    AmbiguousCopy { flow: String, copy: String, files: String },
     #[error(transparent)]
     Ledger(#[from] LedgerError),
 }
@@ -618,6 +622,36 @@ fn names_copy(f: &QuarantinedFile, given: &str) -> bool {
     q.copy.as_deref().is_some_and(|c| ledger_path(c) == ledger_path(given))
 }
 
+/// The source path and copy a quarantine command means by `path` and `copy`: `path` as given
+/// when it is a source path the ledger has a quarantined file (or one being quarantined) of,
+/// or when `copy` is given; else, when it names the copy of exactly one quarantined file
+/// (`endpoint:/path`, or the path alone, as `wharf quarantine list` shows it), that file's
+/// source path and that copy. A copy path two quarantined files share (on two endpoints) is
+/// refused, listing them; one naming none is left to the command to refuse as its path.
+pub fn resolve(ledger: &Ledger, flow: &Flow, path: &str, copy: Option<&str>) -> Result<(String, Option<String>), QuarantineError> {
+    let key = ledger_path(path);
+    let as_given = Ok((key.clone(), copy.map(str::to_string)));
+    if copy.is_some()
+        || !ledger.quarantined_files(&flow.name, Some(&key))?.is_empty()
+        || ledger.file(&flow.name, &key)?.is_some_and(|r| r.state == FileState::Quarantining)
+    {
+        return as_given;
+    }
+    let mut of: Vec<QuarantinedFile> = ledger.quarantined_files(&flow.name, None)?.into_iter().filter(|f| names_copy(f, path)).collect();
+    match of.len() {
+        0 => as_given,
+        1 => {
+            let f = of.remove(0);
+            Ok((f.rec.path.clone(), f.copy()))
+        }
+        _ => Err(QuarantineError::AmbiguousCopy {
+            flow: flow.name.clone(),
+            copy: path.to_string(),
+            files: of.iter().map(|f| format!("{} of /{}", f.copy().unwrap_or_default(), f.rec.path)).collect::<Vec<_>>().join(", "),
+        }),
+    }
+}
+
 /// The quarantined file of `path` the record holds now (`wharf quarantine reprocess`), `copy`
 /// naming which when given; one of an earlier generation is refused, saying what the path's
 /// record holds now.
@@ -674,11 +708,40 @@ async fn quarantine_endpoint(flow: &Flow, q: &QuarantineRecord) -> Result<DynEnd
     eps.get(&q.endpoint).cloned().ok_or_else(|| FileError::Name(format!("endpoint {} is not defined in the flow", q.endpoint)))
 }
 
+/// What `wharf quarantine release` did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Released {
+    /// The file's source path (ledger form: no leading `/`).
+    pub path: String,
+    /// What was removed from the quarantine location: the copy, its reports.
+    pub removed: Vec<String>,
+    /// The recorded copy, left where it is, and why (`None`: removed, or none recorded).
+    pub left: Option<LeftCopy>,
+}
+
+/// A quarantined file's copy that `release` left where it is ([`Released::left`]).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct LeftCopy {
+    /// `endpoint:/path`, as `wharf quarantine list` shows it.
+    pub copy: String,
+    /// Why it was left, and what the operator may do.
+    pub why: String,
+}
+
+impl LeftCopy {
+    /// The copy `copy` was not there to remove.
+    fn gone(copy: String) -> Self {
+        LeftCopy { copy, why: "it is not there (removed or moved since): nothing to remove".into() }
+    }
+}
+
 /// `wharf quarantine release`: removes the quarantined copy and its reports and forgets the
 /// file, so a run takes it again if it is (still, or again) at the source. Returns what was
-/// removed. Refuses, unless `force`, when the copy is the file's last: its source deleted
-/// (`after.failure: delete`) and not sent again. A file a crashed run left `quarantining`
-/// that no run can finish is given up ([`give_up`]); `staging_dir`: the runs' staging folder.
+/// removed, and the copy left (and why) when it was not removed. Refuses, unless `force`,
+/// when the copy is the file's last: its source deleted (`after.failure: delete`) and not
+/// sent again. A file a crashed run left `quarantining` that no run can finish is given up
+/// ([`give_up`]); `staging_dir`: the runs' staging folder. `path` may be the copy's instead
+/// of the source's ([`resolve`]).
 pub async fn release(
     flow: &Flow,
     ledger: &Ledger,
@@ -686,12 +749,14 @@ pub async fn release(
     copy: Option<&str>,
     force: bool,
     staging_dir: &Path,
-) -> Result<Vec<String>, QuarantineError> {
-    let path = ledger_path(path);
+) -> Result<Released, QuarantineError> {
+    let (path, copy) = resolve(ledger, flow, path, copy)?;
+    let copy = copy.as_deref();
     if copy.is_none()
         && let Some(rec) = ledger.file(&flow.name, &path)?.filter(|r| r.state == FileState::Quarantining)
     {
-        return give_up(flow, ledger, rec, staging_dir).await.map(|()| Vec::new());
+        give_up(flow, ledger, rec, staging_dir).await?;
+        return Ok(Released { path, ..Default::default() });
     }
     let picked = pick(ledger, flow, &path, copy)?;
     let file_err = |source| QuarantineError::File { flow: flow.name.clone(), path: path.clone(), source: Box::new(source) };
@@ -702,12 +767,13 @@ pub async fn release(
             let copy = picked.copy().unwrap_or_default();
             return Err(QuarantineError::EarlierLastCopy { flow: flow.name.clone(), path, copy });
         }
-        return release_earlier(flow, ledger, &picked, &earlier).await.map_err(|e| match e {
+        let (removed, left) = release_earlier(flow, ledger, &picked, &earlier).await.map_err(|e| match e {
             FileError::Ledger(e) => e.into(),
             e => file_err(e),
-        });
+        })?;
+        return Ok(Released { path, removed, left });
     }
-    let q = picked.quarantine();
+    let (q, shown) = (picked.quarantine(), picked.copy());
     let rec = picked.rec;
     if !force && rec.source_fate == SourceFate::Deleted {
         let source = RemotePath::parse(&rec.path).map_err(|e| file_err(FileError::Name(e.to_string())))?;
@@ -725,29 +791,52 @@ pub async fn release(
     // where nothing lists it any more.
     let removed = remove_copy(&*ep, &q).await.map_err(|e| file_err(e.into()))?;
     ledger.forget_file(&flow.name, &path)?;
-    Ok(removed)
+    // The copy itself is the first removed; not among them, it was not there.
+    let left = match (shown, q.copy.as_deref().map(ledger_path)) {
+        (Some(shown), Some(c)) if removed.first().is_none_or(|r| ledger_path(r) != c) => Some(LeftCopy::gone(shown)),
+        _ => None,
+    };
+    Ok(Released { path, removed, left })
 }
 
 /// `wharf quarantine release` of a quarantined file of an earlier generation (`f`, kept as
 /// `earlier`: a newer file has been taken under its path since): removes its copy and reports
 /// when the copy still holds its very bytes (its SHA-256, else its size: the name may have
 /// been taken by another file since, whose copy is not this one's to remove), and forgets it.
-/// The path's record (the newer file) is not touched.
-async fn release_earlier(flow: &Flow, ledger: &Ledger, f: &QuarantinedFile, earlier: &Earlier) -> Result<Vec<String>, FileError> {
+/// The path's record (the newer file) is not touched. Returns what was removed, and the copy
+/// left (and why) when it no longer holds the file.
+async fn release_earlier(
+    flow: &Flow,
+    ledger: &Ledger,
+    f: &QuarantinedFile,
+    earlier: &Earlier,
+) -> Result<(Vec<String>, Option<LeftCopy>), FileError> {
     let (rec, q) = (&f.rec, f.quarantine());
     let shown = f.copy().unwrap_or_default();
-    let mut removed = Vec::new();
+    let (mut removed, mut left) = (Vec::new(), None);
     if let Some(copy) = q.copy.as_deref().and_then(|c| RemotePath::parse(c).ok()) {
         let ep = quarantine_endpoint(flow, &q).await?;
         let expect = rec.sha256.as_deref().map_or(transfer::Expect::Size, transfer::Expect::Sha256);
         if transfer::already_delivered(&*ep, &copy, rec.size, None, expect).await? {
             removed = remove_copy(&*ep, &q).await?;
         } else {
-            tracing::warn!(flow = %flow.name, path = %rec.path, copy = %shown, "The copy of an earlier quarantined file is gone or holds another file now; left as it is, and the file forgotten.");
+            let l = match ep.stat(&copy).await? {
+                None => LeftCopy::gone(shown),
+                Some(_) => LeftCopy {
+                    copy: shown,
+                    why: format!(
+                        "it holds another file now (not the {} bytes{} quarantined): not this file's to remove; remove it by hand if it is not wanted",
+                        rec.size,
+                        if rec.sha256.is_some() { " and SHA-256" } else { "" }
+                    ),
+                },
+            };
+            tracing::warn!(flow = %flow.name, path = %rec.path, copy = %l.copy, why = %l.why, "The copy of an earlier quarantined file was left as it is, and the file forgotten.");
+            left = Some(l);
         }
     }
     ledger.forget_earlier_quarantine(&flow.name, &rec.path, earlier)?;
-    Ok(removed)
+    Ok((removed, left))
 }
 
 /// `wharf quarantine release` of a file a crashed run left `quarantining` whose source is
@@ -782,7 +871,8 @@ async fn give_up(flow: &Flow, ledger: &Ledger, rec: FileRecord, staging_dir: &Pa
 
 /// `wharf quarantine reprocess`: takes the quarantined copy through the flow's current steps
 /// (a fixed script or schema) and, when accepted, delivers it like any file; on success the
-/// copy and its reports are removed from quarantine. Recorded as a run of its own.
+/// copy and its reports are removed from quarantine. Recorded as a run of its own. `path`
+/// may be the copy's instead of the source's ([`resolve`]).
 pub async fn reprocess(
     flow: &Flow,
     ledger: &Ledger,
@@ -790,8 +880,8 @@ pub async fn reprocess(
     path: &str,
     copy: Option<&str>,
 ) -> Result<RunReport, QuarantineError> {
-    let path = ledger_path(path);
-    let (mut rec, q) = current(ledger, flow, &path, copy)?;
+    let (path, copy) = resolve(ledger, flow, path, copy)?;
+    let (mut rec, q) = current(ledger, flow, &path, copy.as_deref())?;
     // A copy someone removed is the operator's business, not a failed run of the flow.
     if let Some(copy) = q.copy.as_deref().and_then(|c| RemotePath::parse(c).ok()) {
         let file_err = |source| QuarantineError::File { flow: flow.name.clone(), path: path.clone(), source: Box::new(source) };

@@ -1241,10 +1241,16 @@ x,b@x
     assert_eq!((r.quarantined, r.counts.skipped), (0, 1), "{r:#?}");
     assert!(r.files[0].detail.starts_with("quarantined in run 1"), "{}", r.files[0].detail);
     // Released: forgotten, so the next run takes the file again (and quarantines it again).
-    let removed = quarantine::release(&fx.flow, &fx.ledger, "in/b.csv", None, false, &fx.state.join("staging")).await.unwrap();
+    let removed = quarantine::release(&fx.flow, &fx.ledger, "in/b.csv", None, false, &fx.state.join("staging")).await.unwrap().removed;
     assert_eq!(removed, ["/rejected/b.csv", "/rejected/b.csv.report.json", "/rejected/b.csv.report.txt"]);
     assert!(fx.ledger.file("t", "in/b.csv").unwrap().is_none());
     assert_eq!(fx.run().await.quarantined, 1);
+    // Its copy removed by hand: the release says it was not there, its reports removed.
+    std::fs::remove_file(fx.src.join("rejected/b.csv")).unwrap();
+    let released = quarantine::release(&fx.flow, &fx.ledger, "in/b.csv", None, false, &fx.state.join("staging")).await.unwrap();
+    assert_eq!(released.removed, ["/rejected/b.csv.report.json", "/rejected/b.csv.report.txt"]);
+    let left = released.left.expect("the copy not there is said");
+    assert_eq!((left.copy.as_str(), left.why.starts_with("it is not there")), ("partner:/rejected/b.csv", true), "{left:?}");
 }
 
 /// Under `after.failure: delete`, the quarantined copy is the file's last: releasing it
@@ -1266,11 +1272,17 @@ async fn releasing_the_last_copy_of_a_file_takes_force() {
     assert_eq!(fx.ledger.file("t", "in/b.csv").unwrap().unwrap().state, FileState::Quarantined);
     // Sent again as it was: the copy is no longer the last, and the release lets a run take it.
     fx.put("in/b.csv", body);
-    assert_eq!(quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", None, false, &fx.state.join("staging")).await.unwrap().len(), 3);
+    assert_eq!(
+        quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", None, false, &fx.state.join("staging")).await.unwrap().removed.len(),
+        3
+    );
     assert_eq!(fx.run().await.quarantined, 1);
     std::fs::remove_file(fx.src.join("in/b.csv")).ok();
     // Forced: released all the same.
-    assert_eq!(quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", None, true, &fx.state.join("staging")).await.unwrap().len(), 3);
+    assert_eq!(
+        quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", None, true, &fx.state.join("staging")).await.unwrap().removed.len(),
+        3
+    );
     assert!(fx.ledger.file("t", "in/b.csv").unwrap().is_none());
 }
 
@@ -1326,7 +1338,7 @@ async fn a_quarantined_file_replaced_by_a_newer_one_under_its_name_stays_releasa
     let e = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", Some("/rejected/nope.csv"), false, &staging).await.unwrap_err();
     assert!(matches!(e, quarantine::QuarantineError::NoSuchCopy { .. }), "{e}");
     // Released by its copy: its copy and reports go, the newer file's record stays.
-    let removed = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", Some("/rejected/b.csv"), false, &staging).await.unwrap();
+    let removed = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", Some("/rejected/b.csv"), false, &staging).await.unwrap().removed;
     assert_eq!(removed, ["/rejected/b.csv", "/rejected/b.csv.report.json", "/rejected/b.csv.report.txt"]);
     assert_eq!(shown(&fx.ledger.quarantined_files("t", None).unwrap()), [(second.clone(), false)]);
     assert!(fx.src.join("rejected/b-1.csv.report.txt").exists());
@@ -1336,11 +1348,50 @@ async fn a_quarantined_file_replaced_by_a_newer_one_under_its_name_stays_releasa
     assert_eq!(fx.run().await.counts.delivered, 1);
     assert_eq!(shown(&fx.ledger.quarantined_files("t", None).unwrap()), [(second.clone(), true)]);
     std::fs::write(fx.src.join("rejected/b-1.csv"), b"somebody else's").unwrap();
-    let removed = quarantine::release(&fx.flow, &fx.ledger, "in/b.csv", None, false, &staging).await.unwrap();
-    assert!(removed.is_empty(), "{removed:?}");
+    // Given by its copy's path (the name's record is the delivered file): that one is meant.
+    let released = quarantine::release(&fx.flow, &fx.ledger, "/rejected/b-1.csv", None, false, &staging).await.unwrap();
+    assert!(released.removed.is_empty(), "{released:?}");
+    assert_eq!(released.path, "in/b.csv");
+    // The release says why the copy was left, and where it is (before: only a log line did).
+    let left = released.left.expect("the copy left is said");
+    assert_eq!(left.copy, second);
+    assert!(left.why.starts_with("it holds another file now (not the 16 bytes and SHA-256 quarantined)"), "{}", left.why);
     assert_eq!(read(&fx.src.join("rejected/b-1.csv")), b"somebody else's");
     assert!(fx.ledger.quarantined_files("t", None).unwrap().is_empty());
     assert_eq!(fx.ledger.file("t", "in/b.csv").unwrap().unwrap().state, FileState::Done);
+}
+
+/// An earlier file's copy removed by hand: the release forgets the file and says the copy was
+/// not there (before: "removed: nothing", and only a log line said why). A copy's path given
+/// as the path names its file; one two files share (on two endpoints) is refused.
+#[tokio::test]
+async fn releasing_an_earlier_file_whose_copy_is_gone_says_so() {
+    let mut fx = fixture();
+    with_steps(&mut fx, ROSTER, "quarantine", None);
+    let staging = fx.state.join("staging");
+    fx.put("in/b.csv", b"id,email\nx,b@x\n");
+    assert_eq!(fx.run().await.quarantined, 1);
+    fx.put("in/b.csv", b"id,email\n7,b@x\n");
+    assert_eq!(fx.run().await.counts.delivered, 1);
+    // The copy's path names the file, with or without its endpoint.
+    for given in ["partner:/rejected/b.csv", "/rejected/b.csv", "rejected/b.csv"] {
+        assert_eq!(
+            quarantine::resolve(&fx.ledger, &fx.flow, given, None).unwrap(),
+            ("in/b.csv".to_string(), Some("partner:/rejected/b.csv".to_string())),
+            "{given}"
+        );
+    }
+    // A source path stays a source path; one naming nothing is left as given.
+    assert_eq!(quarantine::resolve(&fx.ledger, &fx.flow, "/in/b.csv", None).unwrap(), ("in/b.csv".to_string(), None));
+    assert_eq!(quarantine::resolve(&fx.ledger, &fx.flow, "/nope.csv", None).unwrap(), ("nope.csv".to_string(), None));
+    std::fs::remove_file(fx.src.join("rejected/b.csv")).unwrap();
+    let released = quarantine::release(&fx.flow, &fx.ledger, "partner:/rejected/b.csv", None, false, &staging).await.unwrap();
+    assert_eq!(released.path, "in/b.csv");
+    assert_eq!(released.removed, Vec::<String>::new());
+    let left = released.left.expect("the copy left is said");
+    assert_eq!(left.copy, "partner:/rejected/b.csv");
+    assert!(left.why.starts_with("it is not there"), "{}", left.why);
+    assert!(fx.ledger.quarantined_files("t", None).unwrap().is_empty());
 }
 
 /// A run stopped while quarantining a file, its copy made; the partner replaced the file
@@ -1362,7 +1413,7 @@ async fn a_file_left_quarantining_replaced_by_a_newer_one_keeps_its_copy_releasa
     let kept = fx.ledger.quarantined_files("t", None).unwrap();
     assert_eq!(kept.len(), 1);
     assert_eq!((kept[0].rec.state, kept[0].copy().unwrap().as_str()), (FileState::Quarantining, "partner:/rejected/b.csv"));
-    let removed = quarantine::release(&fx.flow, &fx.ledger, "in/b.csv", None, false, &fx.state.join("staging")).await.unwrap();
+    let removed = quarantine::release(&fx.flow, &fx.ledger, "in/b.csv", None, false, &fx.state.join("staging")).await.unwrap().removed;
     assert_eq!(removed, ["/rejected/b.csv", "/rejected/b.csv.report.json", "/rejected/b.csv.report.txt"]);
     assert_eq!(fx.ledger.file("t", "in/b.csv").unwrap().unwrap().state, FileState::Done);
 }
@@ -1382,7 +1433,7 @@ async fn releasing_the_last_copy_of_an_earlier_file_takes_force() {
     let e = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", None, false, &staging).await.unwrap_err();
     assert!(matches!(e, quarantine::QuarantineError::EarlierLastCopy { .. }), "{e}");
     assert!(fx.src.join("rejected/b.csv").exists());
-    assert_eq!(quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", None, true, &staging).await.unwrap().len(), 3);
+    assert_eq!(quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", None, true, &staging).await.unwrap().removed.len(), 3);
     assert!(!fx.src.join("rejected/b.csv").exists());
 }
 

@@ -22,8 +22,19 @@ impl Notice {
     /// A one-line human summary: `wharf: flow roster-import: file in/a.csv quarantined: row 3:
     /// …`. The detail is cut to its first line and a few hundred characters.
     pub fn text(&self) -> String {
-        let subject = self.subject.as_str();
+        let mut subject = self.subject.as_str();
+        // A subfolder the source's listing could not read is recorded as `/in/locked/`
+        // (`endpoint::listing::unreadable_folder`): it is told as the folder it is, not as a
+        // file that "can never be taken"; its detail says why.
+        let folder = match self.kind.as_str() {
+            "not_taken" => crate::endpoint::listing::as_unreadable_folder(subject),
+            _ => None,
+        };
+        if let Some(f) = folder {
+            subject = f;
+        }
         let (prefix, verb) = match self.kind.as_str() {
+            "not_taken" if folder.is_some() => ("source folder ", "cannot be read"),
             "quarantined" => ("file ", "quarantined"),
             "unreachable" => ("endpoint ", "unreachable"),
             "missing" => ("expected file ", "missing"),
@@ -330,6 +341,13 @@ mod tests {
         assert_eq!(
             notice("not_taken", "/in/today.csv", "a symbolic link: only regular files are taken").text(),
             "wharf: flow roster-import: /in/today.csv can never be taken: a symbolic link: only regular files are taken"
+        );
+        // A subfolder the listing could not read (recorded with a trailing `/`): a folder that
+        // cannot be read, with the cause (before: "/in/locked/ can never be taken: …").
+        assert_eq!(
+            notice("not_taken", "/in/locked/", "permission denied: opendir; nothing under it is taken while the listing cannot read it")
+                .text(),
+            "wharf: flow roster-import: source folder /in/locked cannot be read: permission denied: opendir; nothing under it is taken while the listing cannot read it"
         );
         assert_eq!(notice("summary", "", "3 files, 2 MB").text(), "wharf: flow roster-import: run summary: 3 files, 2 MB");
         let mut global = notice("failed", "", "x");

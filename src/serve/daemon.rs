@@ -70,6 +70,8 @@ pub(super) fn status(shared: &Arc<Shared>) -> Status {
                 running: plan.running,
                 waiting: plan.waiting,
                 queued: plan.queued || plan.waits_for.is_some(),
+                skipped: plan.skipped,
+                skipped_total: plan.skipped_total,
                 last_run,
                 last_success: at(health.last_ok),
                 failing_streak: health.failing_streak,

@@ -82,6 +82,9 @@ pub(super) struct Plan {
     /// it is skipped, the count when the run ends ([`Plan::skip`], [`Plan::ended`]). Was one
     /// WARN per skipped time: a 1 s schedule during an hour-long run logged 3,600 lines.
     pub skipped: u64,
+    /// Runs skipped (`overlap: skip`) since the daemon started (`wharf status`, beside
+    /// `wharf_runs_skipped_total`).
+    pub skipped_total: u64,
 }
 
 impl Plan {
@@ -89,6 +92,7 @@ impl Plan {
     /// one of that run (the one to log).
     fn skip(&mut self) -> bool {
         self.skipped += 1;
+        self.skipped_total += 1;
         self.skipped == 1
     }
 
@@ -241,6 +245,11 @@ impl Handle {
 
     pub fn status(&self) -> control::Status {
         super::daemon::status(&self.shared)
+    }
+
+    /// The daemon's metrics, as `/metrics` renders them.
+    pub fn metrics(&self) -> &control::Metrics {
+        &self.shared.metrics
     }
 
     pub fn ledger(&self) -> Arc<Ledger> {
@@ -510,6 +519,7 @@ fn start_or_defer(shared: &Arc<Shared>, flow: Arc<Flow>, now: DateTime<Utc>) -> 
                 }
                 Overlap::Queue => Ok(Triggered::Queued),
                 _ => {
+                    shared.metrics.run_skipped(&flow.name);
                     if plan.skip() {
                         tracing::warn!(
                             flow = %flow.name,
@@ -697,6 +707,8 @@ mod tests {
         });
         assert_eq!(skipped, 3600);
         assert!(!plan.running);
+        // `wharf status` shows the skips since the daemon started, the run's ended or not.
+        assert_eq!((plan.skipped, plan.skipped_total), (0, 3600));
         assert_eq!(lines.len(), 1, "{lines:#?}");
         assert!(lines[0].contains("3600 run(s) were skipped while it went (overlap: skip)"), "{lines:#?}");
         // The next run starts counting afresh, and a run with no skips says nothing.

@@ -27,6 +27,7 @@ mod probe;
 mod pull_ftp;
 mod pull_sftp;
 mod push;
+mod quarantine_cli;
 mod reconnect;
 mod render;
 mod roundtrip_ftp;

@@ -589,13 +589,18 @@ async fn a_time_due_during_a_run_is_skipped_at_that_time() {
     }
     let next = next.expect("the due time is handled while the run goes on");
     assert_eq!(next, due + chrono::Duration::hours(1), "skipped: the next time is the following hour");
-    assert!(d.handle().status().flows[0].running);
+    let f = &d.handle().status().flows[0];
+    assert!(f.running);
+    // The skip is counted where `wharf status` and `/metrics` show it (before: only logged).
+    assert_eq!((f.skipped, f.skipped_total), (1, 1), "{f:?}");
+    assert!(d.handle().metrics().render().contains("wharf_runs_skipped_total{flow=\"skip\"} 1\n"));
     std::fs::write(d.path("go"), "").unwrap();
     assert_eq!(d.next_run().await.status, RunStatus::Ok);
     // Once the loop sleeps again, no run was started for the skipped time.
     d.clock.until_sleepers(1).await;
     let f = &d.handle().status().flows[0];
     assert!(!f.running && f.next_due == Some(next), "{f:?}");
+    assert_eq!((f.skipped, f.skipped_total), (0, 1), "the run ended: none skipped while one goes, one since the start");
     assert_eq!(d.handle().ledger().runs(Some("skip"), 10).unwrap().len(), 1);
     d.stop().await;
 }

@@ -1,0 +1,102 @@
+//! `wharf quarantine` and `wharf files` through the binary, over a local-only flow (no
+//! server): what they say of an earlier quarantined file (one a newer file under its name
+//! replaced), named by its source path or by its copy's.
+
+use crate::support;
+use support::{text, wharf};
+
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use support::tempdir;
+
+fn json(o: &Output) -> serde_json::Value {
+    serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(o)))
+}
+
+/// A local flow `local` over `dir/in` → `dir/out` whose schema wants an integer `id`: a file
+/// with another is quarantined to `out:/rejected`.
+fn flow(dir: &Path) -> PathBuf {
+    fs::create_dir_all(dir.join("in")).unwrap();
+    fs::write(dir.join("id.schema.json"), r#"{ "type": "object", "properties": { "id": { "type": "integer" } } }"#).unwrap();
+    let yaml = "name: local\nendpoints:\n  in: { type: local, root: in }\n  out: { type: local, root: out }\nsource: { endpoint: in, path: / }\nsteps:\n  - parse: { format: csv }\n  - validate: { schema: id.schema.json }\n  - write: { format: csv }\nquarantine: { endpoint: out, path: /rejected }\nsinks: [ { endpoint: out, path: /inbox } ]\n";
+    let p = dir.join("local.yaml");
+    fs::write(&p, yaml).unwrap();
+    p
+}
+
+/// A bad `a.csv` is quarantined, then a corrected one sent under its name delivered: the bad
+/// one is an earlier quarantined file. `wharf files` shows it (before: only `wharf quarantine
+/// list` did), `show` and `release` take its copy's path as the path (before: only through
+/// `--copy`), and a release of it whose copy no longer holds its bytes says so, and where the
+/// copy is, in its own output (before: "removed: nothing", and only a log line said why).
+#[test]
+fn an_earlier_quarantined_file_is_seen_by_files_and_named_by_its_copy() {
+    let dir = tempdir();
+    let flow = flow(dir.path());
+    let state = dir.path().join("state");
+    let run = || {
+        let out = wharf(&state).arg("run").arg("--json").arg(&flow).output().unwrap();
+        json(&out)
+    };
+    fs::write(dir.path().join("in/a.csv"), "id\nx\n").unwrap();
+    assert_eq!(run()["quarantined"], 1);
+    fs::write(dir.path().join("in/a.csv"), "id\n7\n").unwrap();
+    assert_eq!(run()["counts"]["delivered"], 1);
+
+    // `wharf files`: the delivered file, and the earlier one marked so.
+    let out = wharf(&state).args(["files", "local"]).output().unwrap();
+    let t = text(&out);
+    let earlier = t.lines().find(|l| l.contains("/a.csv (earlier)")).unwrap_or_else(|| panic!("{t}"));
+    assert!(earlier.starts_with("quarantined") && earlier.contains("in quarantine as out:/rejected/a.csv"), "{t}");
+    assert!(t.lines().any(|l| l.starts_with("done") && l.contains("/a.csv ")), "{t}");
+    let out = wharf(&state).args(["files", "local", "--json"]).output().unwrap();
+    let v = json(&out);
+    let rows = v.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{v:#}");
+    let old = rows.iter().find(|r| r["state"] == "quarantined").unwrap();
+    assert_eq!(old["copy"], "out:/rejected/a.csv", "{v:#}");
+    assert!(old["earlier"]["replaced"].is_string(), "{v:#}");
+    let now = rows.iter().find(|r| r["state"] == "done").unwrap();
+    assert!(now.get("earlier").is_none() && now["path"] == "a.csv", "{v:#}");
+
+    // `show` by the copy's path, with or without its endpoint.
+    for given in ["out:/rejected/a.csv", "/rejected/a.csv"] {
+        let out = wharf(&state).args(["quarantine", "show"]).arg(&flow).arg(given).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{given}: {}", text(&out));
+        assert!(text(&out).contains("file:        /a.csv (5 bytes"), "{}", text(&out));
+    }
+
+    // Its copy replaced by somebody else's file: left alone, and the release says so.
+    fs::write(dir.path().join("out/rejected/a.csv"), "somebody else's").unwrap();
+    let out = wharf(&state).args(["quarantine", "release", "--json"]).arg(&flow).arg("out:/rejected/a.csv").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v = json(&out);
+    assert_eq!((&v["path"], &v["copy"]), (&"/a.csv".into(), &"out:/rejected/a.csv".into()), "{v:#}");
+    assert_eq!(v["removed"], serde_json::json!([]), "{v:#}");
+    assert_eq!(v["left"]["copy"], "out:/rejected/a.csv", "{v:#}");
+    assert!(v["left"]["why"].as_str().unwrap().starts_with("it holds another file now"), "{v:#}");
+    assert_eq!(fs::read_to_string(dir.path().join("out/rejected/a.csv")).unwrap(), "somebody else's");
+    let out = wharf(&state).args(["quarantine", "list", "local"]).output().unwrap();
+    assert!(text(&out).contains("no quarantined files"), "{}", text(&out));
+}
+
+/// The text of a release whose earlier file's copy is gone says it was not there, and names it.
+#[test]
+fn releasing_an_earlier_file_whose_copy_is_gone_says_so_in_text() {
+    let dir = tempdir();
+    let flow = flow(dir.path());
+    let state = dir.path().join("state");
+    let run = || json(&wharf(&state).arg("run").arg("--json").arg(&flow).output().unwrap());
+    fs::write(dir.path().join("in/a.csv"), "id\nx\n").unwrap();
+    assert_eq!(run()["quarantined"], 1);
+    fs::write(dir.path().join("in/a.csv"), "id\n7\n").unwrap();
+    assert_eq!(run()["counts"]["delivered"], 1);
+    fs::remove_file(dir.path().join("out/rejected/a.csv")).unwrap();
+    let out = wharf(&state).args(["quarantine", "release"]).arg(&flow).arg("/a.csv").output().unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(t.contains("released /a.csv; removed: nothing"), "{t}");
+    assert!(t.contains("left out:/rejected/a.csv where it is: it is not there (removed or moved since)"), "{t}");
+}
