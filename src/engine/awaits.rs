@@ -358,7 +358,12 @@ pub(super) async fn send_after_look(
     let first = sent.iter().map(|c| Some(super::shared_targets::Contender { entry: &c.entry, rel: &c.rel, resumed: true, seen: false }));
     let then = free.iter().map(|w| {
         let c = w.candidate;
-        w.known.contends(flow, &c.entry).map(|resumed| super::shared_targets::Contender { entry: &c.entry, rel: &c.rel, resumed, seen: w.seen.is_some() })
+        w.known.contends(flow, &c.entry).map(|resumed| super::shared_targets::Contender {
+            entry: &c.entry,
+            rel: &c.rel,
+            resumed,
+            seen: w.seen.is_some(),
+        })
     });
     let named = super::shared_targets::held_back(flow, first.chain(then), cx.run, cx.now);
     let mut going = Vec::new();
