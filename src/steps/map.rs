@@ -133,7 +133,13 @@ impl Mapper {
                     d.type_name()
                 )));
             }
-            from_dynamic(d).map_err(|e| MapError::Script(format!("{}: cannot read the returned record: {e}", self.script)))
+            from_dynamic(d).map_err(|e| match e {
+                Unwritable::NotFinite(e) => MapError::Record(format!(
+                    "{}: the returned `{}` is {}, which no record can hold (a division by zero, or a number grown beyond ±1.8e308?): the record is not mapped",
+                    self.script, e.at, e.number
+                )),
+                Unwritable::Type(e) => MapError::Script(format!("{}: cannot read the returned record: {e}", self.script)),
+            })
         };
         if out.is_unit() {
             Ok(vec![])
@@ -252,6 +258,26 @@ impl OutOfRange {
     }
 }
 
+/// A script's value that cannot become a record field.
+#[derive(Debug)]
+enum Unwritable {
+    /// A float the script computed that is no number (`1.0 / 0.0`, `0.0 / 0.0`): where it
+    /// is in the returned record, and as the script shows it (`inf`, `NaN`). The record's
+    /// problem: the same script computes finite values from other records.
+    NotFinite(OutOfRange),
+    /// A script type no record holds (`timestamp()`): the script's fault.
+    Type(String),
+}
+
+impl Unwritable {
+    fn under(self, key: &str) -> Self {
+        match self {
+            Unwritable::NotFinite(e) => Unwritable::NotFinite(e.under(key)),
+            other => other,
+        }
+    }
+}
+
 /// A record as a script value, built directly (the serde round trip through
 /// `rhai::serde::to_dynamic` costs about as much as the script itself, once per record).
 /// A JSON number beyond a float (`1e400`) is refused: as NaN it came out as `null`, and
@@ -285,9 +311,10 @@ fn has_nonzero_digit(n: &serde_json::Number) -> bool {
     text.split(['e', 'E']).next().is_some_and(|m| m.bytes().any(|b| (b'1'..=b'9').contains(&b)))
 }
 
-/// A script's value as a record field, read directly (see [`to_dynamic`]). Non-finite floats
-/// become `null`, as in JSON; characters become strings; other script types are refused.
-fn from_dynamic(d: &Dynamic) -> Result<Value, String> {
+/// A script's value as a record field, read directly (see [`to_dynamic`]). Characters become
+/// strings; non-finite floats and other script types are refused (a computed infinity or NaN
+/// was written `null`, the record passing with its value lost).
+fn from_dynamic(d: &Dynamic) -> Result<Value, Unwritable> {
     if d.is_unit() {
         Ok(Value::Null)
     } else if let Ok(b) = d.as_bool() {
@@ -295,7 +322,9 @@ fn from_dynamic(d: &Dynamic) -> Result<Value, String> {
     } else if let Ok(i) = d.as_int() {
         Ok(Value::from(i))
     } else if let Ok(f) = d.as_float() {
-        Ok(serde_json::Number::from_f64(f).map_or(Value::Null, Value::Number))
+        serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .ok_or_else(|| Unwritable::NotFinite(OutOfRange { at: String::new(), number: f.to_string() }))
     } else if let Ok(c) = d.as_char() {
         Ok(Value::String(c.to_string()))
     } else if let Some(b) = d.read_lock::<BigInteger>() {
@@ -303,11 +332,18 @@ fn from_dynamic(d: &Dynamic) -> Result<Value, String> {
     } else if let Some(s) = d.read_lock::<ImmutableString>() {
         Ok(Value::String(s.as_str().to_owned()))
     } else if let Some(a) = d.read_lock::<rhai::Array>() {
-        a.iter().map(from_dynamic).collect::<Result<Vec<_>, _>>().map(Value::Array)
+        a.iter()
+            .enumerate()
+            .map(|(i, v)| from_dynamic(v).map_err(|e| e.under(&format!("[{i}]"))))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array)
     } else if let Some(m) = d.read_lock::<Map>() {
-        m.iter().map(|(k, v)| Ok((k.to_string(), from_dynamic(v)?))).collect::<Result<serde_json::Map<_, _>, String>>().map(Value::Object)
+        m.iter()
+            .map(|(k, v)| Ok((k.to_string(), from_dynamic(v).map_err(|e| e.under(k))?)))
+            .collect::<Result<serde_json::Map<_, _>, Unwritable>>()
+            .map(Value::Object)
     } else {
-        Err(format!("a value of type `{}` cannot be written", d.type_name()))
+        Err(Unwritable::Type(format!("a value of type `{}` cannot be written", d.type_name())))
     }
 }
 
@@ -803,9 +839,31 @@ mod tests {
     fn records_convert_to_and_from_script_values() {
         let rec = serde_json::json!({ "s": "x", "i": -3, "f": 1.5, "b": true, "n": null, "a": [1, "y"], "o": { "k": 2 } });
         assert_eq!(from_dynamic(&to_dynamic(&rec).unwrap()).unwrap(), rec);
-        let m = mapper(r#"fn map(r) { #{ c: 'z', inf: 1.0 / 0.0, big: r.big } }"#).unwrap();
+        let m = mapper(r#"fn map(r) { #{ c: 'z', big: r.big } }"#).unwrap();
         let out = m.map(&serde_json::json!({ "big": u64::MAX })).unwrap();
-        assert_eq!(out, [serde_json::json!({ "c": "z", "inf": null, "big": u64::MAX })]);
+        assert_eq!(out, [serde_json::json!({ "c": "z", "big": u64::MAX })]);
+    }
+
+    /// An infinity or NaN the script computes makes its record invalid, naming the field and
+    /// the script (before: written `null`, this test's earlier expectation for `1.0 / 0.0`).
+    #[test]
+    fn a_computed_infinity_or_nan_is_the_record_s_problem() {
+        let m = mapper(
+            "fn map(r) { #{ id: r.id, rate: r.total / r.hours, lines: [#{ q: 1.0 }, #{ q: r.total / r.hours - r.total / r.hours }] } }",
+        )
+        .unwrap();
+        assert_eq!(
+            m.map(&json!({ "id": 1, "total": 5.0, "hours": 0.0 })).unwrap_err(),
+            MapError::Record(
+                "t.rhai: the returned `lines[1].q` is NaN, which no record can hold (a division by zero, or a number grown beyond ±1.8e308?): the record is not mapped"
+                    .into()
+            )
+        );
+        let m = mapper("fn map(r) { [#{ id: r.id }, #{ rate: r.total / r.hours }] }").unwrap();
+        assert!(
+            matches!(m.map(&json!({ "id": 1, "total": -5.0, "hours": 0.0 })).unwrap_err(), MapError::Record(s) if s.contains("the returned `rate` is -inf")),
+        );
+        assert_eq!(m.map(&json!({ "id": 1, "total": 5.0, "hours": 2.0 })).unwrap(), [json!({ "id": 1 }), json!({ "rate": 2.5 })]);
     }
 
     /// Integers beyond i64 pass through a script digit for digit (they became floats:
