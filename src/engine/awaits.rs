@@ -510,11 +510,7 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop
                 // of (deleted or moved before the ledger said so): finished from its record,
                 // as a run finishes its own files left so. Only the look comes back to the
                 // response flow's files.
-                let left = cx
-                    .ledger
-                    .file(&rflow.name, &a.expected)?
-                    .filter(|r| matches!(r.state, FileState::Delivered | FileState::Disposing) && r.run >= a.answerable_from);
-                if let Some(r) = left
+                if let Some(r) = left_by_crash(cx.ledger, rflow, &a)?
                     && let Ok(path) = RemotePath::parse(&r.path)
                 {
                     let entry = Entry { path, kind: crate::endpoint::EntryKind::File, size: r.size, mtime: r.mtime.map(from_millis) };
@@ -582,6 +578,14 @@ fn taken_for(ledger: &Ledger, rflow: &Flow, a: &AwaitRecord) -> Result<Option<Fi
     Ok(ledger
         .file(&rflow.name, &a.expected)?
         .filter(|r| r.run >= a.answerable_from && matches!(r.state, FileState::Done | FileState::Quarantined)))
+}
+
+/// The response flow's record of `a`'s response when a run that stopped (a crash) left it
+/// delivered or being disposed of for this request: gone from the server (deleted or moved
+/// before the ledger said so), the run finishes it from this record ([`poll`]), and `wharf
+/// plan` says so ([`foresee`]).
+fn left_by_crash(ledger: &Ledger, rflow: &Flow, a: &AwaitRecord) -> Result<Option<FileRecord>, LedgerError> {
+    Ok(ledger.file(&rflow.name, &a.expected)?.filter(|r| lifecycle::delivered(r) && r.run >= a.answerable_from))
 }
 
 /// The states `a` goes through in one look ([`judge`] until nothing changes), each with the
@@ -738,7 +742,26 @@ pub(super) async fn foresee(
                     }
                 }
             }
-            None => (taken_for(ledger, rflow, &a)?, None, None),
+            // Gone, but left delivered or being disposed of by a run that stopped: the run
+            // finishes it from its record, as `poll` does.
+            None => match left_by_crash(ledger, rflow, &a)? {
+                Some(r) => {
+                    targets = lifecycle::targets_shown(rflow, r.deliveries.iter());
+                    let what = format!(
+                        "no longer there: delivered to {} by run {}, which stopped before it recorded the response {}; finished from its record",
+                        targets.join(", "),
+                        r.run,
+                        match &rflow.after_success {
+                            crate::config::flow::Disposition::Keep => "done",
+                            crate::config::flow::Disposition::Delete => "deleted",
+                            crate::config::flow::Disposition::MoveTo(_) => "moved",
+                        }
+                    );
+                    // As the run records it once finished.
+                    (Some(FileRecord { state: FileState::Done, updated: now_ms, run, ..r }), Some(what), None)
+                }
+                None => (taken_for(ledger, rflow, &a)?, None, None),
+            },
         };
         let changed = changes(&a, taken.as_ref(), None, there, now_ms);
         let events = changed.iter().filter_map(|(_, e)| e.as_ref().map(|e| e.0)).collect();
@@ -1105,6 +1128,39 @@ mod tests {
     /// await stayed open with its answer delivered (and went overdue at its deadline).
     #[tokio::test]
     async fn a_response_left_being_disposed_of_by_a_crash_is_finished_and_answers_its_await() {
+        let (dir, flow, ledger) = left_being_disposed_of_by_a_crash().await;
+        let d = dir.path();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses.len(), 1, "{r:#?}");
+        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
+        assert_eq!(ledger.file("rt.response", "outbox/o1.ack").unwrap().unwrap().state, FileState::Done);
+        assert_eq!(std::fs::read_to_string(d.join("acks/o1.ack")).unwrap(), "ack");
+    }
+
+    /// `wharf plan` says so too (before: "not there; waiting", while the run answers it).
+    #[tokio::test]
+    async fn plan_foresees_a_response_left_being_disposed_of_by_a_crash_answering_its_await() {
+        let (dir, flow, ledger) = left_being_disposed_of_by_a_crash().await;
+        let p = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
+        let [planned] = &p.responses[..] else { panic!("{p:#?}") };
+        assert_eq!((planned.state, planned.becomes, planned.events.as_slice()), (AwaitState::Waiting, AwaitState::Answered, &[][..]));
+        assert_eq!(planned.targets, ["acks:/o1.ack"]);
+        let due = date(ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap().deadline_at);
+        assert_eq!(
+            planned.detail,
+            format!(
+                "no longer there: delivered to acks:/o1.ack by run 2, which stopped before it recorded the response deleted; finished from its record; answered in time (due by {due})"
+            )
+        );
+        // Read-only; and the run does as foreseen.
+        assert_eq!(ledger.file("rt.response", "outbox/o1.ack").unwrap().unwrap().state, FileState::Disposing);
+        let r = run(&flow, &ledger, dir.path()).await;
+        assert_eq!(r.responses.iter().map(|r| r.state).collect::<Vec<_>>(), [planned.becomes], "{r:#?}");
+    }
+
+    /// A round trip whose response a crash left deleted from the server with its record still
+    /// `disposing` and its await open.
+    async fn left_being_disposed_of_by_a_crash() -> (tempfile::TempDir, Flow, crate::ledger::Ledger) {
         let (dir, flow) = round_trip("1h");
         let d = dir.path();
         let ledger = crate::ledger::Ledger::in_memory().unwrap();
@@ -1122,11 +1178,7 @@ mod tests {
         (a.state, a.response_run, a.answered_at) = (AwaitState::Waiting, None, None);
         ledger.update_await(&a, None, 0, 0).unwrap();
         assert!(!d.join("partner/outbox/o1.ack").exists());
-        let r = run(&flow, &ledger, d).await;
-        assert_eq!(r.responses.len(), 1, "{r:#?}");
-        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
-        assert_eq!(ledger.file("rt.response", "outbox/o1.ack").unwrap().unwrap().state, FileState::Done);
-        assert_eq!(std::fs::read_to_string(d.join("acks/o1.ack")).unwrap(), "ack");
+        (dir, flow, ledger)
     }
 
     /// The partner has the request once its sink confirmed: the await starts then, also when

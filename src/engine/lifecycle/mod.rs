@@ -787,7 +787,7 @@ fn delivered_to(cx: &Ctx<'_>, rec: &FileRecord) -> Vec<String> {
 }
 
 /// `endpoint:/path` of each of `deliveries` of a file of `flow`.
-fn targets_shown<'a>(flow: &Flow, deliveries: impl Iterator<Item = &'a Delivery>) -> Vec<String> {
+pub(in crate::engine) fn targets_shown<'a>(flow: &Flow, deliveries: impl Iterator<Item = &'a Delivery>) -> Vec<String> {
     deliveries.filter_map(|d| flow.sinks.get(sink_of(d.sink)).map(|s| format!("{}:/{}", s.endpoint, d.target))).collect()
 }
 
