@@ -748,14 +748,10 @@ pub(super) async fn foresee(
                 Some(r) => {
                     targets = lifecycle::targets_shown(rflow, r.deliveries.iter());
                     let what = format!(
-                        "no longer there: delivered to {} by run {}, which stopped before it recorded the response {}; finished from its record",
+                        "no longer there: delivered to {} by run {}, which stopped before it was done (left {}); finished from its record",
                         targets.join(", "),
                         r.run,
-                        match &rflow.after_success {
-                            crate::config::flow::Disposition::Keep => "done",
-                            crate::config::flow::Disposition::Delete => "deleted",
-                            crate::config::flow::Disposition::MoveTo(_) => "moved",
-                        }
+                        r.state.as_str()
                     );
                     // As the run records it once finished.
                     (Some(FileRecord { state: FileState::Done, updated: now_ms, run, ..r }), Some(what), None)
@@ -1149,7 +1145,7 @@ mod tests {
         assert_eq!(
             planned.detail,
             format!(
-                "no longer there: delivered to acks:/o1.ack by run 2, which stopped before it recorded the response deleted; finished from its record; answered in time (due by {due})"
+                "no longer there: delivered to acks:/o1.ack by run 2, which stopped before it was done (left disposing); finished from its record; answered in time (due by {due})"
             )
         );
         // Read-only; and the run does as foreseen.
