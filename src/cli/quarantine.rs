@@ -216,7 +216,10 @@ fn show(flow: &crate::config::Flow, path: &str, copy: Option<&str>, global: &Glo
     if files.is_empty() {
         return report_error(QuarantineError::NotQuarantined { flow: flow.name.clone(), path: key });
     }
-    for (i, f) in files.iter().enumerate() {
+    // A file given up after its steps let it through with a warning, then quarantined.
+    let of: Vec<_> = files.iter().map(|f| (&f.rec, f.earlier.map(|e| e.replaced))).collect();
+    let warnings = ledger.warnings_of(&flow.name, &of)?;
+    for (i, (f, warning)) in files.iter().zip(&warnings).enumerate() {
         if i > 0 {
             outln!();
         }
@@ -230,6 +233,9 @@ fn show(flow: &crate::config::Flow, path: &str, copy: Option<&str>, global: &Glo
         }
         outln!("quarantined: {} UTC in run {}", super::files::when(q.at), rec.run);
         outln!("reason:      {}", q.reason);
+        if let Some(w) = warning {
+            outln!("warning:     {}", super::files::warning(w));
+        }
         outln!("copy:        {}", f.copy().unwrap_or_else(|| "-".into()));
         outln!(
             "records:     {} read, {} valid, {} rejected, {} skipped ({} errors)",

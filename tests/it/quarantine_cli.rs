@@ -100,3 +100,44 @@ fn releasing_an_earlier_file_whose_copy_is_gone_says_so_in_text() {
     assert!(t.contains("released /a.csv; removed: nothing"), "{t}");
     assert!(t.contains("left out:/rejected/a.csv where it is: it is not there (removed or moved since)"), "{t}");
 }
+
+/// A file its content steps let through with a warning (a `;`-separated CSV read as one
+/// column) has it in `wharf files`, after its detail and as `"warning"` in `--json` (before:
+/// only its run's report said it); a file without one has `null`, and a newer file under the
+/// name, delivered without one, has none.
+#[test]
+fn files_shows_the_content_warning_of_a_file_let_through() {
+    let dir = tempdir();
+    let flow = flow(dir.path());
+    let state = dir.path().join("state");
+    let run = || json(&wharf(&state).arg("run").arg("--json").arg(&flow).output().unwrap());
+    fs::write(dir.path().join("in/a.csv"), "id;email\n1;a@x\n").unwrap();
+    fs::write(dir.path().join("in/b.csv"), "id\n7\n").unwrap();
+    let r = run();
+    assert_eq!(r["counts"]["delivered"], 2, "{r:#}");
+    let hint = "the header is one column `id;email`: is the delimiter `;`?";
+
+    let out = wharf(&state).args(["files", "local"]).output().unwrap();
+    let t = text(&out);
+    let a = t.lines().find(|l| l.contains("/a.csv ")).unwrap_or_else(|| panic!("{t}"));
+    assert!(a.contains("/inbox/a.csv; warning: ") && a.contains(hint) && a.contains("(run 1, "), "{t}");
+    let b = t.lines().find(|l| l.contains("/b.csv ")).unwrap_or_else(|| panic!("{t}"));
+    assert!(!b.contains("warning"), "{t}");
+
+    let v = json(&wharf(&state).args(["files", "local", "--json"]).output().unwrap());
+    let row = |p: &str| v.as_array().unwrap().iter().find(|r| r["path"] == p).cloned().unwrap_or_else(|| panic!("{v:#}"));
+    let w = &row("a.csv")["warning"];
+    assert!(w["text"].as_str().unwrap().starts_with(hint), "{v:#}");
+    assert_eq!(w["run"], 1, "{v:#}");
+    assert!(w["at"].as_str().unwrap().ends_with('Z'), "{v:#}");
+    assert!(row("b.csv")["warning"].is_null(), "{v:#}");
+    assert_eq!(row("a.csv")["state"], "done", "the record's fields are as they were: {v:#}");
+
+    fs::write(dir.path().join("in/a.csv"), "id\n8\n").unwrap();
+    fs::remove_file(dir.path().join("out/inbox/a.csv")).unwrap();
+    let r = run();
+    assert_eq!(r["counts"]["delivered"], 1, "{r:#}");
+    let v = json(&wharf(&state).args(["files", "local", "--json"]).output().unwrap());
+    let a = v.as_array().unwrap().iter().find(|r| r["path"] == "a.csv").unwrap();
+    assert!(a["warning"].is_null(), "{v:#}");
+}
