@@ -141,3 +141,47 @@ fn files_shows_the_content_warning_of_a_file_let_through() {
     let a = v.as_array().unwrap().iter().find(|r| r["path"] == "a.csv").unwrap();
     assert!(a["warning"].is_null(), "{v:#}");
 }
+
+/// A file a crashed run left being quarantined, its source gone and no copy of it made:
+/// `release` gives it up and says so, in text and JSON (before: "removed: nothing", as if a
+/// quarantined file's copy had been released).
+#[test]
+fn releasing_a_file_left_quarantining_with_nothing_aside_says_it_was_given_up() {
+    let dir = tempdir();
+    let flow = flow(dir.path());
+    let state = dir.path().join("state");
+    fs::write(dir.path().join("in/a.csv"), "id\nx\n").unwrap();
+    let out = wharf(&state).arg("run").arg("--json").arg(&flow).output().unwrap();
+    assert_eq!(json(&out)["quarantined"], 1);
+    // As a crash before the copy was made leaves it, its source gone since.
+    let left_quarantining = || {
+        let ledger = wharf::ledger::Ledger::open(&state.join("ledger.redb")).unwrap();
+        let mut rec = ledger.file("local", "a.csv").unwrap().unwrap();
+        rec.state = wharf::ledger::FileState::Quarantining;
+        ledger.put_file("local", &rec).unwrap();
+        fs::remove_dir_all(dir.path().join("out/rejected")).unwrap();
+        fs::remove_file(dir.path().join("in/a.csv")).unwrap();
+    };
+    left_quarantining();
+    let out = wharf(&state).args(["quarantine", "release", "--json"]).arg(&flow).arg("/a.csv").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v = json(&out);
+    assert_eq!((&v["path"], &v["removed"]), (&"/a.csv".into(), &serde_json::json!([])), "{v:#}");
+    let given_up = v["given_up"].as_str().unwrap_or_else(|| panic!("{v:#}"));
+    assert!(given_up.contains("nothing had been put aside") && given_up.contains("forgotten: its record (5 bytes"), "{v:#}");
+    let out = wharf(&state).args(["files", "local"]).output().unwrap();
+    assert!(text(&out).contains("no files recorded"), "{}", text(&out));
+
+    // In text, the same (put back in the same state first).
+    fs::write(dir.path().join("in/a.csv"), "id\nx\n").unwrap();
+    assert_eq!(json(&wharf(&state).arg("run").arg("--json").arg(&flow).output().unwrap())["quarantined"], 1);
+    left_quarantining();
+    let out = wharf(&state).args(["quarantine", "release"]).arg(&flow).arg("/a.csv").output().unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.starts_with("released /a.csv: given up: a run that stopped left it being quarantined, and nothing had been put aside"),
+        "{t}"
+    );
+    assert!(!t.contains("removed: nothing"), "{t}");
+}
