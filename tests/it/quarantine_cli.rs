@@ -104,7 +104,8 @@ fn releasing_an_earlier_file_whose_copy_is_gone_says_so_in_text() {
 /// A file its content steps let through with a warning (a `;`-separated CSV read as one
 /// column) has it in `wharf files`, after its detail and as `"warning"` in `--json` (before:
 /// only its run's report said it); a file without one has `null`, and a newer file under the
-/// name, delivered without one, has none.
+/// name, delivered without one, has none. A file given up and quarantined after its steps
+/// warned has it in `wharf quarantine show`.
 #[test]
 fn files_shows_the_content_warning_of_a_file_let_through() {
     let dir = tempdir();
@@ -132,6 +133,25 @@ fn files_shows_the_content_warning_of_a_file_let_through() {
     assert!(w["at"].as_str().unwrap().ends_with('Z'), "{v:#}");
     assert!(row("b.csv")["warning"].is_null(), "{v:#}");
     assert_eq!(row("a.csv")["state"], "done", "the record's fields are as they were: {v:#}");
+
+    // Given up after its steps let it through (its deliveries failing), then quarantined, as
+    // `retry.give_up_after` leaves it: `wharf quarantine show` says the warning too.
+    {
+        use wharf::ledger::{FileRecord, FileState, Ledger, QuarantineRecord};
+        let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
+        let rec = ledger.file("local", "a.csv").unwrap().unwrap();
+        let before = ledger.file_result("local", "a.csv").unwrap().unwrap_or_default();
+        let mut result = before.clone();
+        let reason = "gave up after failing in 10 runs".to_string();
+        result.quarantine = Some(QuarantineRecord { reason, at: rec.updated, endpoint: "out".into(), ..Default::default() });
+        ledger.put_file_and_result("local", &FileRecord { state: FileState::Quarantined, ..rec.clone() }, &result).unwrap();
+        drop(ledger);
+        let out = wharf(&state).args(["quarantine", "show"]).arg(&flow).arg("/a.csv").output().unwrap();
+        let t = text(&out);
+        assert!(t.lines().any(|l| l.starts_with("warning:     the header is one column `id;email`") && l.contains("(run 1, ")), "{t}");
+        // Back as it was: delivered.
+        Ledger::open(&state.join("ledger.redb")).unwrap().put_file_and_result("local", &rec, &before).unwrap();
+    }
 
     fs::write(dir.path().join("in/a.csv"), "id\n8\n").unwrap();
     fs::remove_file(dir.path().join("out/inbox/a.csv")).unwrap();
