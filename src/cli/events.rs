@@ -62,21 +62,23 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     outln!("{:>6}  {:<19}  {:<20} {:>5}  {:<11} {:<32}  detail", "seq", "at (UTC)", "flow", "run", "kind", "subject");
     for e in events {
         let run = e.run.map_or_else(|| "-".to_string(), |r| r.to_string());
-        outln!(
-            "{:>6}  {:<19}  {:<20} {:>5}  {:<11} {:<32}  {}",
-            e.seq,
-            when(e.at),
-            e.flow,
-            run,
-            e.kind.as_str(),
-            subject(&e.subject),
-            e.detail
-        );
+        let (subject, detail) = told(e.kind.as_str(), &e.subject, &e.detail);
+        outln!("{:>6}  {:<19}  {:<20} {:>5}  {:<11} {:<32}  {}", e.seq, when(e.at), e.flow, run, e.kind.as_str(), subject, detail);
     }
     if earlier {
         outln!("(the newest {} events; earlier ones: --limit N, or --since SEQ to list from an event on)", args.limit);
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An event's subject and detail as the table shows them: a subfolder the source's listing
+/// could not read (recorded as `/in/locked/`) as its notice tells it, `source folder
+/// /in/locked` and `cannot be read: CAUSE` (`--json` keeps the subject as recorded).
+fn told(kind: &str, subject: &str, detail: &str) -> (String, String) {
+    match crate::notify::unreadable_source_folder(kind, subject) {
+        Some((folder, verb)) => (folder, if detail.is_empty() { verb.to_string() } else { format!("{verb}: {detail}") }),
+        None => (self::subject(subject), detail.to_string()),
+    }
 }
 
 /// A file's path as the other commands show it (`/in/a.csv`); `-` for a run-wide event.
@@ -95,5 +97,20 @@ mod tests {
         assert_eq!(super::subject("in/a.csv"), "/in/a.csv");
         assert_eq!(super::subject("/in/a.csv"), "/in/a.csv");
         assert_eq!(super::subject(""), "-");
+    }
+
+    /// A subfolder the listing could not read is told as its notice tells it (before: as
+    /// `/in/locked/`, read as a file that can never be taken); a file's `not_taken` is not.
+    #[test]
+    fn an_unreadable_source_folder_is_told_as_a_folder_that_cannot_be_read() {
+        let why = "permission denied: opendir; nothing under it is taken while the listing cannot read it";
+        let (subject, detail) = super::told("not_taken", "/in/locked/", why);
+        assert_eq!((subject.as_str(), detail.as_str()), ("source folder /in/locked", format!("cannot be read: {why}").as_str()));
+        // As the notice says it.
+        let notice = crate::notify::Notice::new("not_taken", "f", chrono::DateTime::UNIX_EPOCH, "/in/locked/", why);
+        assert!(notice.text().ends_with(&format!("{subject} {detail}")), "{}", notice.text());
+        let link = "a symbolic link: only regular files are taken";
+        assert_eq!(super::told("not_taken", "in/today.csv", link), ("/in/today.csv".into(), link.into()));
+        assert_eq!(super::told("quarantined", "/in/a/", "x"), ("/in/a/".into(), "x".into()));
     }
 }

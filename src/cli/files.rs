@@ -1,6 +1,8 @@
 //! `wharf files FLOW`: the files of a flow that changed last (`--limit`, saying when older
 //! ones were left out), with their lifecycle state, oldest first; and, marked `(earlier)`,
 //! every quarantined file a newer file under its name replaced (`wharf quarantine list`).
+//! A file its content steps let through with a warning (every record rejected, a CSV read as
+//! one column) has it after its detail, as its run's report had it.
 
 use std::process::ExitCode;
 
@@ -8,7 +10,7 @@ use super::Global;
 use super::output::outln;
 use super::state::{no_ledger, open_for_read};
 use crate::ledger::quarantined::QuarantinedFile;
-use crate::ledger::{FileRecord, Millis};
+use crate::ledger::{FileRecord, FileWarning, Millis};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -47,8 +49,10 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     rows.extend(earlier.iter().map(|f| (&f.rec, Some(f))));
     // Stable: the records keep their order; an earlier file goes after those of its time.
     rows.sort_by_key(|(r, _)| r.updated);
+    let of: Vec<_> = rows.iter().map(|(r, e)| (*r, e.and_then(|q| q.earlier).map(|e| e.replaced))).collect();
+    let warnings = ledger.warnings_of(&flow, &of)?;
     if args.json {
-        let v = rows.iter().map(|(r, e)| json_row(r, *e)).collect::<Result<Vec<_>, _>>()?;
+        let v = rows.iter().zip(&warnings).map(|((r, e), w)| json_row(r, *e, w.as_ref())).collect::<Result<Vec<_>, _>>()?;
         outln!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(ExitCode::SUCCESS);
     }
@@ -60,8 +64,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     // `fails`: the runs the file failed in so far (what `retry.give_up_after` counts), 0 for a
     // file delivered at its first try (headed `try` before, which read as "delivered at try 0").
     outln!("{:<11} {:>5} {:>12}  {:<19}  {:<40}  detail", "state", "fails", "bytes", "updated (UTC)", "path");
-    for (f, earlier) in &rows {
-        let (path, detail) = match earlier {
+    for ((f, earlier), warning) in rows.iter().zip(&warnings) {
+        let (path, mut detail) = match earlier {
             Some(q) => (
                 format!("/{} (earlier)", f.path),
                 format!(
@@ -72,6 +76,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             ),
             None => (format!("/{}", f.path), detail(f)),
         };
+        if let Some(w) = warning {
+            detail = with_warning(detail, w);
+        }
         outln!("{:<11} {:>5} {:>12}  {:<19}  {:<40}  {}", f.state.as_str(), f.attempts, f.size, when(f.updated), path, detail);
     }
     if files.left_out() {
@@ -93,14 +100,29 @@ fn detail(f: &FileRecord) -> String {
     }
 }
 
-/// A file's JSON: its record as it is stored; an earlier quarantined file's (`earlier`) with
+/// A file's detail with its content steps' warning after it, as its run's report had it
+/// (`…; warning: TEXT (run N, TIME UTC)`).
+fn with_warning(detail: String, w: &FileWarning) -> String {
+    if detail.is_empty() { format!("warning: {}", warning(w)) } else { format!("{detail}; warning: {}", warning(w)) }
+}
+
+/// The content steps' warning about a file, and when they gave it: `TEXT (run N, TIME UTC)`.
+pub fn warning(w: &FileWarning) -> String {
+    format!("{} (run {}, {} UTC)", w.text, w.run, when(w.at))
+}
+
+/// A file's JSON: its record as it is stored, with `"warning"`: its content steps' warning
+/// (`{"run", "at", "text"}`, else `null`); an earlier quarantined file's (`earlier`) with
 /// `"earlier": {"replaced": TIME}` and `"copy": "ENDPOINT:/PATH"` added, as `wharf quarantine
 /// list --json` has them.
-fn json_row(rec: &FileRecord, earlier: Option<&QuarantinedFile>) -> serde_json::Result<serde_json::Value> {
+fn json_row(rec: &FileRecord, earlier: Option<&QuarantinedFile>, warning: Option<&FileWarning>) -> serde_json::Result<serde_json::Value> {
     let mut v = serde_json::to_value(rec)?;
-    if let (Some(q), serde_json::Value::Object(map)) = (earlier, &mut v) {
-        map.insert("earlier".into(), serde_json::to_value(q.earlier)?);
-        map.insert("copy".into(), serde_json::to_value(q.copy())?);
+    if let serde_json::Value::Object(map) = &mut v {
+        map.insert("warning".into(), serde_json::to_value(warning)?);
+        if let Some(q) = earlier {
+            map.insert("earlier".into(), serde_json::to_value(q.earlier)?);
+            map.insert("copy".into(), serde_json::to_value(q.copy())?);
+        }
     }
     Ok(v)
 }

@@ -62,8 +62,9 @@ pub enum Sub {
         /// `after.failure: delete` and not sent again): the file is then lost.
         #[arg(long)]
         force: bool,
-        /// JSON output: `path`, `copy`, `removed` and `left` (the copy left where it is, and
-        /// why; `null` when none was).
+        /// JSON output: `path`, `copy`, `removed`, `left` (the copy left where it is, and
+        /// why; `null` when none was) and `given_up` (a file left being quarantined that was
+        /// given up: that nothing had been put aside, and what was forgotten; else `null`).
         #[arg(long)]
         json: bool,
     },
@@ -119,8 +120,12 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
 /// What `release` says it did: the file, what was removed, and the copy it left (and why).
 fn show_released(r: &quarantine::Released, copy: Option<&str>, json: bool) -> anyhow::Result<()> {
     if json {
-        let v = serde_json::json!({ "path": format!("/{}", r.path), "copy": copy, "removed": r.removed, "left": r.left });
+        let v = serde_json::json!({ "path": format!("/{}", r.path), "copy": copy, "removed": r.removed, "left": r.left, "given_up": r.given_up });
         outln!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    if let Some(g) = &r.given_up {
+        outln!("released /{}: {g}", r.path);
         return Ok(());
     }
     outln!(
@@ -216,7 +221,10 @@ fn show(flow: &crate::config::Flow, path: &str, copy: Option<&str>, global: &Glo
     if files.is_empty() {
         return report_error(QuarantineError::NotQuarantined { flow: flow.name.clone(), path: key });
     }
-    for (i, f) in files.iter().enumerate() {
+    // A file given up after its steps let it through with a warning, then quarantined.
+    let of: Vec<_> = files.iter().map(|f| (&f.rec, f.earlier.map(|e| e.replaced))).collect();
+    let warnings = ledger.warnings_of(&flow.name, &of)?;
+    for (i, (f, warning)) in files.iter().zip(&warnings).enumerate() {
         if i > 0 {
             outln!();
         }
@@ -230,6 +238,9 @@ fn show(flow: &crate::config::Flow, path: &str, copy: Option<&str>, global: &Glo
         }
         outln!("quarantined: {} UTC in run {}", super::files::when(q.at), rec.run);
         outln!("reason:      {}", q.reason);
+        if let Some(w) = warning {
+            outln!("warning:     {}", super::files::warning(w));
+        }
         outln!("copy:        {}", f.copy().unwrap_or_else(|| "-".into()));
         outln!(
             "records:     {} read, {} valid, {} rejected, {} skipped ({} errors)",

@@ -717,6 +717,9 @@ pub struct Released {
     pub removed: Vec<String>,
     /// The recorded copy, left where it is, and why (`None`: removed, or none recorded).
     pub left: Option<LeftCopy>,
+    /// A file a crashed run left being quarantined that no run could finish, given up
+    /// ([`give_up`]): that nothing had been put aside, and what was forgotten.
+    pub given_up: Option<String>,
 }
 
 /// A quarantined file's copy that `release` left where it is ([`Released::left`]).
@@ -755,8 +758,8 @@ pub async fn release(
     if copy.is_none()
         && let Some(rec) = ledger.file(&flow.name, &path)?.filter(|r| r.state == FileState::Quarantining)
     {
-        give_up(flow, ledger, rec, staging_dir).await?;
-        return Ok(Released { path, ..Default::default() });
+        let given_up = give_up(flow, ledger, rec, staging_dir).await?;
+        return Ok(Released { path, given_up: Some(given_up), ..Default::default() });
     }
     let picked = pick(ledger, flow, &path, copy)?;
     let file_err = |source| QuarantineError::File { flow: flow.name.clone(), path: path.clone(), source: Box::new(source) };
@@ -771,7 +774,7 @@ pub async fn release(
             FileError::Ledger(e) => e.into(),
             e => file_err(e),
         })?;
-        return Ok(Released { path, removed, left });
+        return Ok(Released { path, removed, left, given_up: None });
     }
     let (q, shown) = (picked.quarantine(), picked.copy());
     let rec = picked.rec;
@@ -796,7 +799,7 @@ pub async fn release(
         (Some(shown), Some(c)) if removed.first().is_none_or(|r| ledger_path(r) != c) => Some(LeftCopy::gone(shown)),
         _ => None,
     };
-    Ok(Released { path, removed, left })
+    Ok(Released { path, removed, left, given_up: None })
 }
 
 /// `wharf quarantine release` of a quarantined file of an earlier generation (`f`, kept as
@@ -844,8 +847,9 @@ async fn release_earlier(
 /// fails it every time, saying so): forgets it, so that runs no longer fail it (its staged
 /// copy, if any, is no longer kept: the next run sweeps it). Refused while a run finishes it
 /// (its source at its path, its copy there, its staged copy whole), as [`left_aside`] judges
-/// it for the run and `wharf plan`.
-async fn give_up(flow: &Flow, ledger: &Ledger, rec: FileRecord, staging_dir: &Path) -> Result<(), QuarantineError> {
+/// it for the run and `wharf plan`. Returns what `release` says of it: nothing had been put
+/// aside, and what was forgotten.
+async fn give_up(flow: &Flow, ledger: &Ledger, rec: FileRecord, staging_dir: &Path) -> Result<String, QuarantineError> {
     let file_err = |source| QuarantineError::File { flow: flow.name.clone(), path: rec.path.clone(), source: Box::new(source) };
     let path = RemotePath::parse(&rec.path).map_err(|e| file_err(FileError::Name(e.to_string())))?;
     let mut names = vec![flow.source.endpoint.as_str()];
@@ -860,7 +864,15 @@ async fn give_up(flow: &Flow, ledger: &Ledger, rec: FileRecord, staging_dir: &Pa
     let what = match judged {
         Some(LeftAside::Unconfirmed(_)) => {
             ledger.forget_file(&flow.name, &rec.path)?;
-            return Ok(());
+            let recorded = qr.and_then(|q| {
+                q.copy.map(|c| format!(", and the copy recorded for it, {}:/{}, is not there whole", q.endpoint, c.trim_start_matches('/')))
+            });
+            return Ok(format!(
+                "given up: a run that stopped left it being quarantined, and nothing had been put aside (its source is no longer at {path}{}); forgotten: its record ({} bytes{}); put back at {path}, the next run takes it as a new file",
+                recorded.unwrap_or_default(),
+                rec.size,
+                rec.sha256.as_deref().map(|h| format!(", SHA-256 {h}")).unwrap_or_default(),
+            ));
         }
         None => format!("its source is at {path}: it is put aside"),
         Some(LeftAside::Confirmed { copy, .. }) => format!("its copy {copy} is there: it is recorded quarantined"),

@@ -1418,6 +1418,35 @@ async fn a_file_left_quarantining_replaced_by_a_newer_one_keeps_its_copy_releasa
     assert_eq!(fx.ledger.file("t", "in/b.csv").unwrap().unwrap().state, FileState::Done);
 }
 
+/// A file a crashed run left being quarantined, its source deleted and no copy made, is given
+/// up by `release`, which says so: nothing had been put aside, and what was forgotten (before:
+/// the same as a release that found nothing, "removed: nothing").
+#[tokio::test]
+async fn releasing_a_file_left_quarantining_with_nothing_put_aside_says_it_was_given_up() {
+    let mut fx = fixture();
+    with_steps(&mut fx, ROSTER, "quarantine", None);
+    fx.flow.after_failure = Disposition::Delete;
+    fx.put("in/b.csv", b"id,email\nx,b@x\n");
+    assert_eq!(fx.run().await.quarantined, 1);
+    // As a crash before the copy was made leaves it, the source deleted since.
+    let mut rec = fx.ledger.file("t", "in/b.csv").unwrap().unwrap();
+    rec.state = FileState::Quarantining;
+    fx.ledger.put_file("t", &rec).unwrap();
+    for f in ["rejected/b.csv", "rejected/b.csv.report.json", "rejected/b.csv.report.txt"] {
+        std::fs::remove_file(fx.src.join(f)).unwrap();
+    }
+    assert!(!fx.src.join("in/b.csv").exists());
+    let released = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", None, false, &fx.state.join("staging")).await.unwrap();
+    assert!(released.removed.is_empty() && released.left.is_none(), "{released:?}");
+    let said = released.given_up.unwrap_or_default();
+    assert!(said.starts_with("given up: a run that stopped left it being quarantined, and nothing had been put aside"), "{said}");
+    assert!(
+        said.contains("partner:/rejected/b.csv, is not there whole") && said.contains("forgotten: its record (15 bytes, SHA-256 "),
+        "{said}"
+    );
+    assert!(fx.ledger.file("t", "in/b.csv").unwrap().is_none());
+}
+
 /// Under `after.failure: delete`, an earlier file's copy is all that is left of it (the file
 /// at its path is the newer one): released only with `--force`.
 #[tokio::test]

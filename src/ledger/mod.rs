@@ -633,6 +633,26 @@ impl Ledger {
         })
     }
 
+    /// The content steps' warning about each file of `flow` in `files` (a record, and when a
+    /// newer file replaced it: `None` for the path's record), if they gave that very file one
+    /// ([`FileWarning::is_of`]: not a warning the path keeps of an earlier file). One read
+    /// transaction.
+    pub fn warnings_of(&self, flow: &str, files: &[(&FileRecord, Option<Millis>)]) -> Result<Vec<Option<FileWarning>>, LedgerError> {
+        self.read(|tx| {
+            let t = match tx.open_table(FILE_WARNINGS) {
+                Ok(t) => t,
+                Err(redb::TableError::TableDoesNotExist(_)) => return Ok(vec![None; files.len()]),
+                Err(e) => return Err(e.into()),
+            };
+            let mut out = Vec::with_capacity(files.len());
+            for (rec, replaced) in files {
+                let w = t.get((flow, rec.path.as_str()))?.map(|v| v.value());
+                out.push(w.filter(|w| w.is_of(rec, *replaced)));
+            }
+            Ok(out)
+        })
+    }
+
     /// Stores a file record and its content result in one transaction (one transition).
     pub fn put_file_and_result(&self, flow: &str, rec: &FileRecord, result: &FileResult) -> Result<(), LedgerError> {
         self.write(|tx| apply_result(&mut FileTables::open(tx)?, flow, rec, result))

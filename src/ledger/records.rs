@@ -311,6 +311,18 @@ pub struct FileWarning {
     pub text: String,
 }
 
+impl FileWarning {
+    /// Whether it was given to the file `rec` is a record of (the path's record, or a
+    /// quarantined file of an earlier generation that a newer file under its path `replaced`
+    /// at that time): after that file was first seen, and before a newer one took its place.
+    /// Not by its run: a record's `run` is the last that touched it (a delivery retried by a
+    /// later run), while a newer file keeps the path's warning of the one before it until its
+    /// own steps run (a new generation's record is first seen when it is taken).
+    pub fn is_of(&self, rec: &FileRecord, replaced: Option<Millis>) -> bool {
+        self.at >= rec.first_seen && replaced.is_none_or(|r| self.at < r)
+    }
+}
+
 /// Where and why a file was quarantined.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct QuarantineRecord {

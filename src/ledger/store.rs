@@ -665,6 +665,29 @@ mod tests {
         assert_eq!(left, 1);
     }
 
+    /// A path's warning is shown for the file it was given to: a newer file under the path
+    /// keeps the warning of the one before it until its own steps run, and that is not its
+    /// own; a file retried by later runs (its `run` moved on) keeps its own.
+    #[test]
+    fn a_warning_is_of_the_file_it_was_given_to_not_of_a_newer_one() {
+        let l = Ledger::in_memory().unwrap();
+        let given = FileWarning { run: 1, at: 5, text: "the header is one column `id;email`".into() };
+        let processed = Transition::Processed {
+            flow: "f".into(),
+            rec: FileRecord { first_seen: 2, ..at("a", FileState::Processed, 5) },
+            result: FileResult::default(),
+            warning: Some(given.clone()),
+        };
+        l.commit(&[processed]).unwrap();
+        let retried = FileRecord { first_seen: 2, run: 3, ..at("a", FileState::Done, 9) };
+        let newer = FileRecord { first_seen: 10, run: 4, ..at("a", FileState::Staging, 10) };
+        let other = FileRecord { first_seen: 1, ..at("b", FileState::Done, 9) };
+        let got =
+            l.warnings_of("f", &[(&retried, None), (&newer, None), (&retried, Some(10)), (&retried, Some(4)), (&other, None)]).unwrap();
+        assert_eq!(got, [Some(given.clone()), None, Some(given), None, None]);
+        assert_eq!(l.warnings_of("g", &[(&retried, None)]).unwrap(), [None]);
+    }
+
     /// A ledger an older wharf wrote has no indexes: the writer builds them on open, and a
     /// reader before that reads every record instead.
     #[test]

@@ -18,23 +18,22 @@ const NAME: &str = "t";
 /// Longest detail kept in the one-line text (the full detail is in the other fields).
 const TEXT_DETAIL_MAX: usize = 300;
 
+/// How a `not_taken` notice or event (`wharf events`) of a subfolder the source's listing
+/// could not read tells it: recorded as `/in/locked/` (`endpoint::listing::unreadable_folder`),
+/// it is the folder it is, `source folder /in/locked`, that `cannot be read` (its detail says
+/// why), not a file that "can never be taken". `None` for any other subject or kind.
+pub fn unreadable_source_folder(kind: &str, subject: &str) -> Option<(String, &'static str)> {
+    let folder = (kind == "not_taken").then(|| crate::endpoint::listing::as_unreadable_folder(subject)).flatten()?;
+    Some((format!("source folder {folder}"), "cannot be read"))
+}
+
 impl Notice {
     /// A one-line human summary: `wharf: flow roster-import: file in/a.csv quarantined: row 3:
     /// …`. The detail is cut to its first line and a few hundred characters.
     pub fn text(&self) -> String {
-        let mut subject = self.subject.as_str();
-        // A subfolder the source's listing could not read is recorded as `/in/locked/`
-        // (`endpoint::listing::unreadable_folder`): it is told as the folder it is, not as a
-        // file that "can never be taken"; its detail says why.
-        let folder = match self.kind.as_str() {
-            "not_taken" => crate::endpoint::listing::as_unreadable_folder(subject),
-            _ => None,
-        };
-        if let Some(f) = folder {
-            subject = f;
-        }
+        let subject = self.subject.as_str();
+        let folder = unreadable_source_folder(&self.kind, subject);
         let (prefix, verb) = match self.kind.as_str() {
-            "not_taken" if folder.is_some() => ("source folder ", "cannot be read"),
             "quarantined" => ("file ", "quarantined"),
             "unreachable" => ("endpoint ", "unreachable"),
             "missing" => ("expected file ", "missing"),
@@ -44,12 +43,13 @@ impl Notice {
             "not_taken" => ("", "can never be taken"),
             other => ("", other),
         };
-        let what = match (self.kind.as_str(), subject.is_empty()) {
-            ("summary", true) => "run summary".to_string(),
-            ("summary", false) => format!("run summary for {subject}"),
-            ("failed", true) => "run failed".to_string(),
-            (_, true) => verb.to_string(),
-            (_, false) => format!("{prefix}{subject} {verb}"),
+        let what = match (folder, self.kind.as_str(), subject.is_empty()) {
+            (Some((folder, verb)), ..) => format!("{folder} {verb}"),
+            (None, "summary", true) => "run summary".to_string(),
+            (None, "summary", false) => format!("run summary for {subject}"),
+            (None, "failed", true) => "run failed".to_string(),
+            (None, _, true) => verb.to_string(),
+            (None, _, false) => format!("{prefix}{subject} {verb}"),
         };
         let mut text = String::from("wharf: ");
         if !self.flow.is_empty() {

@@ -31,7 +31,7 @@ mod webhook;
 pub use command::{CommandNotifier, CommandSpec};
 pub use dispatch::{Delivery, Dispatcher, Held, InFlight, Landed, Outcome, QUEUED, RetryPolicy, SENDING, Started};
 pub use email::{EmailNotifier, EmailSpec, SmtpTls};
-pub use message::{JsonTemplate, TextTemplate, email_body, sample_notice};
+pub use message::{JsonTemplate, TextTemplate, email_body, sample_notice, unreadable_source_folder};
 pub use webhook::{WebhookFormat, WebhookNotifier, WebhookSpec};
 
 /// Every notice kind, by its snake_case name. `all` in a rule means every one of them except

@@ -100,3 +100,108 @@ fn releasing_an_earlier_file_whose_copy_is_gone_says_so_in_text() {
     assert!(t.contains("released /a.csv; removed: nothing"), "{t}");
     assert!(t.contains("left out:/rejected/a.csv where it is: it is not there (removed or moved since)"), "{t}");
 }
+
+/// A file its content steps let through with a warning (a `;`-separated CSV read as one
+/// column) has it in `wharf files`, after its detail and as `"warning"` in `--json` (before:
+/// only its run's report said it); a file without one has `null`, and a newer file under the
+/// name, delivered without one, has none. A file given up and quarantined after its steps
+/// warned has it in `wharf quarantine show`.
+#[test]
+fn files_shows_the_content_warning_of_a_file_let_through() {
+    let dir = tempdir();
+    let flow = flow(dir.path());
+    let state = dir.path().join("state");
+    let run = || json(&wharf(&state).arg("run").arg("--json").arg(&flow).output().unwrap());
+    fs::write(dir.path().join("in/a.csv"), "id;email\n1;a@x\n").unwrap();
+    fs::write(dir.path().join("in/b.csv"), "id\n7\n").unwrap();
+    let r = run();
+    assert_eq!(r["counts"]["delivered"], 2, "{r:#}");
+    let hint = "the header is one column `id;email`: is the delimiter `;`?";
+
+    let out = wharf(&state).args(["files", "local"]).output().unwrap();
+    let t = text(&out);
+    let a = t.lines().find(|l| l.contains("/a.csv ")).unwrap_or_else(|| panic!("{t}"));
+    assert!(a.contains("/inbox/a.csv; warning: ") && a.contains(hint) && a.contains("(run 1, "), "{t}");
+    let b = t.lines().find(|l| l.contains("/b.csv ")).unwrap_or_else(|| panic!("{t}"));
+    assert!(!b.contains("warning"), "{t}");
+
+    let v = json(&wharf(&state).args(["files", "local", "--json"]).output().unwrap());
+    let row = |p: &str| v.as_array().unwrap().iter().find(|r| r["path"] == p).cloned().unwrap_or_else(|| panic!("{v:#}"));
+    let w = &row("a.csv")["warning"];
+    assert!(w["text"].as_str().unwrap().starts_with(hint), "{v:#}");
+    assert_eq!(w["run"], 1, "{v:#}");
+    assert!(w["at"].as_str().unwrap().ends_with('Z'), "{v:#}");
+    assert!(row("b.csv")["warning"].is_null(), "{v:#}");
+    assert_eq!(row("a.csv")["state"], "done", "the record's fields are as they were: {v:#}");
+
+    // Given up after its steps let it through (its deliveries failing), then quarantined, as
+    // `retry.give_up_after` leaves it: `wharf quarantine show` says the warning too.
+    {
+        use wharf::ledger::{FileRecord, FileState, Ledger, QuarantineRecord};
+        let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
+        let rec = ledger.file("local", "a.csv").unwrap().unwrap();
+        let before = ledger.file_result("local", "a.csv").unwrap().unwrap_or_default();
+        let mut result = before.clone();
+        let reason = "gave up after failing in 10 runs".to_string();
+        result.quarantine = Some(QuarantineRecord { reason, at: rec.updated, endpoint: "out".into(), ..Default::default() });
+        ledger.put_file_and_result("local", &FileRecord { state: FileState::Quarantined, ..rec.clone() }, &result).unwrap();
+        drop(ledger);
+        let out = wharf(&state).args(["quarantine", "show"]).arg(&flow).arg("/a.csv").output().unwrap();
+        let t = text(&out);
+        assert!(t.lines().any(|l| l.starts_with("warning:     the header is one column `id;email`") && l.contains("(run 1, ")), "{t}");
+        // Back as it was: delivered.
+        Ledger::open(&state.join("ledger.redb")).unwrap().put_file_and_result("local", &rec, &before).unwrap();
+    }
+
+    fs::write(dir.path().join("in/a.csv"), "id\n8\n").unwrap();
+    fs::remove_file(dir.path().join("out/inbox/a.csv")).unwrap();
+    let r = run();
+    assert_eq!(r["counts"]["delivered"], 1, "{r:#}");
+    let v = json(&wharf(&state).args(["files", "local", "--json"]).output().unwrap());
+    let a = v.as_array().unwrap().iter().find(|r| r["path"] == "a.csv").unwrap();
+    assert!(a["warning"].is_null(), "{v:#}");
+}
+
+/// A file a crashed run left being quarantined, its source gone and no copy of it made:
+/// `release` gives it up and says so, in text and JSON (before: "removed: nothing", as if a
+/// quarantined file's copy had been released).
+#[test]
+fn releasing_a_file_left_quarantining_with_nothing_aside_says_it_was_given_up() {
+    let dir = tempdir();
+    let flow = flow(dir.path());
+    let state = dir.path().join("state");
+    fs::write(dir.path().join("in/a.csv"), "id\nx\n").unwrap();
+    let out = wharf(&state).arg("run").arg("--json").arg(&flow).output().unwrap();
+    assert_eq!(json(&out)["quarantined"], 1);
+    // As a crash before the copy was made leaves it, its source gone since.
+    let left_quarantining = || {
+        let ledger = wharf::ledger::Ledger::open(&state.join("ledger.redb")).unwrap();
+        let mut rec = ledger.file("local", "a.csv").unwrap().unwrap();
+        rec.state = wharf::ledger::FileState::Quarantining;
+        ledger.put_file("local", &rec).unwrap();
+        fs::remove_dir_all(dir.path().join("out/rejected")).unwrap();
+        fs::remove_file(dir.path().join("in/a.csv")).unwrap();
+    };
+    left_quarantining();
+    let out = wharf(&state).args(["quarantine", "release", "--json"]).arg(&flow).arg("/a.csv").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v = json(&out);
+    assert_eq!((&v["path"], &v["removed"]), (&"/a.csv".into(), &serde_json::json!([])), "{v:#}");
+    let given_up = v["given_up"].as_str().unwrap_or_else(|| panic!("{v:#}"));
+    assert!(given_up.contains("nothing had been put aside") && given_up.contains("forgotten: its record (5 bytes"), "{v:#}");
+    let out = wharf(&state).args(["files", "local"]).output().unwrap();
+    assert!(text(&out).contains("no files recorded"), "{}", text(&out));
+
+    // In text, the same (put back in the same state first).
+    fs::write(dir.path().join("in/a.csv"), "id\nx\n").unwrap();
+    assert_eq!(json(&wharf(&state).arg("run").arg("--json").arg(&flow).output().unwrap())["quarantined"], 1);
+    left_quarantining();
+    let out = wharf(&state).args(["quarantine", "release"]).arg(&flow).arg("/a.csv").output().unwrap();
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{t}");
+    assert!(
+        t.starts_with("released /a.csv: given up: a run that stopped left it being quarantined, and nothing had been put aside"),
+        "{t}"
+    );
+    assert!(!t.contains("removed: nothing"), "{t}");
+}
