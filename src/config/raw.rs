@@ -470,7 +470,8 @@ pub struct RawReady {
     /// and time) for `min_age`, so a clock far ahead delays it by no more than that.
     /// `wharf probe --write` measures the server's clock; `time_zone`/`time_offset` correct
     /// times given in the server's zone; `stable_for` relies on wharf's clock alone. A file
-    /// the server gives no time for is never ready under `min_age`.
+    /// the server gives no time for is taken once runs have seen it unchanged (size) for
+    /// `min_age`: the first sighting is never ready (unless `min_age: 0s`), a later run takes it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "super::duration::schema")]
     pub min_age: Option<String>,

@@ -67,10 +67,12 @@ pub fn assess(
         // Seen by this machine's clock with this size and time since `obs.since`: not written
         // since then, so at least that old, whatever the server's clock says. It decides only
         // for a server clock ahead of this one (a file seen before its own time), which would
-        // otherwise hold the file until this clock caught up: for ever, were it years ahead.
+        // otherwise hold the file until this clock caught up: for ever, were it years ahead;
+        // and for a file the server gives no time for, which would otherwise never be ready.
         let seen_for = now.saturating_sub(obs.since);
         match mtime {
             Some(m) if now.saturating_sub(m).max(seen_for) >= need => {}
+            None if seen_for >= need => {}
             // More than a minute ahead of this clock: the server's clock or time zone is off
             // (`wharf probe` measures it).
             Some(m) if m > now.saturating_add(60_000) => reasons.push(format!(
@@ -86,7 +88,11 @@ pub fn assess(
                 reasons.push(format!("modified just now ({} ahead of this machine's clock), needs {} ago", human(m - now), human(need)))
             }
             Some(m) => reasons.push(format!("modified {} ago, needs {} ago", human(now.saturating_sub(m).max(seen_for)), human(need))),
-            None => reasons.push("server reports no modification time, so min_age cannot be checked".to_string()),
+            None => reasons.push(format!(
+                "the server gives no modification time: taken once seen unchanged in size for {} (so far {})",
+                human(need),
+                human(seen_for)
+            )),
         }
     }
     if let Some(stable) = rules.stable_for {
@@ -203,6 +209,34 @@ mod tests {
         // A clock behind cannot be seen from a file: it looks older than it is (`wharf probe`
         // measures the offset).
         assert_eq!(assess(&rules, &entry(1, 100_000), None, 160_000, None).0, Readiness::Ready);
+    }
+
+    /// A file the server gives no time for (a listing without times) waits `min_age` from
+    /// when a run first sees it, as one from a clock ahead does. Before, it was never ready.
+    /// A file still growing starts its count again.
+    #[test]
+    fn min_age_of_a_file_without_a_time_counts_from_when_it_was_first_seen() {
+        let rules = Ready { min_age: Some(Duration::from_secs(60)), ..Default::default() };
+        let timeless = |size| Entry { mtime: None, ..entry(size, 0) };
+        let (r, seen) = assess(&rules, &timeless(1), None, 100_000, None);
+        assert_eq!(
+            r,
+            Readiness::NotReady(
+                "the server gives no modification time: taken once seen unchanged in size for 1m0s (so far 0ms)".into()
+            )
+        );
+        let (r, seen) = assess(&rules, &timeless(1), Some(&seen), 130_000, None);
+        assert!(matches!(r, Readiness::NotReady(ref why) if why.ends_with("(so far 30s)")), "{r:?}");
+        assert_eq!(assess(&rules, &timeless(1), Some(&seen), 160_000, None).0, Readiness::Ready);
+        // Grown meanwhile: counted again from when it changed.
+        let (r, grown) = assess(&rules, &timeless(2), Some(&seen), 160_000, None);
+        assert!(matches!(r, Readiness::NotReady(ref why) if why.ends_with("(so far 0ms)")), "{r:?}");
+        assert_eq!(grown.since, 160_000);
+        assert!(matches!(assess(&rules, &timeless(2), Some(&grown), 219_000, None).0, Readiness::NotReady(_)));
+        assert_eq!(assess(&rules, &timeless(2), Some(&grown), 220_000, None).0, Readiness::Ready);
+        // `min_age: 0s` holds nothing back, with or without a time.
+        let zero = Ready { min_age: Some(Duration::ZERO), ..Default::default() };
+        assert_eq!(assess(&zero, &timeless(1), None, 100_000, None).0, Readiness::Ready);
     }
 
     #[test]

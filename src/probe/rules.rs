@@ -253,12 +253,20 @@ fn readiness(source: &Source, report: &ProbeReport, out: &mut Vec<Finding>) {
             Topic::Clock,
             format!("the server's clock was not measured (`min_age` relies on it): run `wharf probe {} --write`", report.flow),
         )),
-        None if min_age.is_some() => out.push(finding(
-            Severity::Warning,
-            Topic::Clock,
-            "the server lists no modification times: `min_age` cannot hold files back".into(),
-        )),
-        None => {}
+        // No times to measure the clock by: `ready::assess` counts `min_age` on wharf's clock.
+        None => {
+            if let Some(age) = min_age {
+                out.push(finding(
+                    Severity::Info,
+                    Topic::Clock,
+                    format!(
+                        "the server lists no modification times: with `min_age: {}` a file waits that long from when a run \
+                         first sees it (counted again if its size changes), not from its last write",
+                        flow_duration(age)
+                    ),
+                ))
+            }
+        }
     }
 
     if precision >= Duration::from_secs(60) {
@@ -486,6 +494,20 @@ mod tests {
         assert!(
             texts(&findings(&flow("{ stable_for: 30s }", "fail"), &report(true, Duration::from_secs(1), None)), Topic::Clock).is_empty()
         );
+    }
+
+    /// A listing without times: `min_age` counts from when a run first sees a file. Before,
+    /// the finding said `min_age` could not hold files back, while such a file was never taken.
+    #[test]
+    fn without_times_min_age_counts_from_the_first_sighting() {
+        let no_times = WriteChecks { clock: None, ..checks(0, 0, RenameBehaviour::Replaces) };
+        let r = report(true, Duration::from_secs(1), Some(no_times));
+        assert_eq!(
+            texts(&findings(&flow("{ min_age: 2m }", "fail"), &r), Topic::Clock),
+            ["info: the server lists no modification times: with `min_age: 2m` a file waits that long from when a run first \
+              sees it (counted again if its size changes), not from its last write"]
+        );
+        assert!(texts(&findings(&flow("{ stable_for: 30s }", "fail"), &r), Topic::Clock).is_empty());
     }
 
     #[test]
