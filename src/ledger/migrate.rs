@@ -9,13 +9,51 @@ use super::awaits::{AWAITS, AwaitRecord};
 use super::codec::Postcard;
 use super::events::{EVENTS, Event};
 use super::records::{Delivery, FileRecord, SourceFate};
+use super::unsafe_names::{UNSAFE_NAMES, UnsafeName};
+use crate::endpoint::RemotePath;
+use crate::endpoint::listing::unreadable_folder;
 
 /// Converts what the ledger holds in older layouts, then drops the older tables.
 pub(super) fn run(tx: &WriteTransaction) -> Result<(), redb::Error> {
     files_to_v3(tx, v1::FILES)?;
     files_to_v3(tx, v2::FILES)?;
     events_v1_to_v2(tx)?;
-    awaits_v1_to_v2(tx)
+    awaits_v1_to_v2(tx)?;
+    unreadable_folders_as_folders(tx)
+}
+
+/// Why a subfolder the listing could not read was recorded in `unsafe_names_v1` by wharf
+/// before it keyed the record as a folder (`/in/locked`, not `/in/locked/`). No record
+/// written since has this reason: today's name the server's cause.
+const UNREADABLE_FOLDER_BEFORE: &str = "a subfolder the listing could not read (permission denied, or gone): nothing under it is taken";
+
+/// `unsafe_names_v1` keeps its layout, but a subfolder the listing could not read is keyed
+/// as a folder now (`endpoint::listing::unreadable_folder`: `/in/locked/`). A record under
+/// the folder's path, written before, is moved to that key, its first sighting and run
+/// kept: the next run knows the folder (no second warning and `not_taken` event; it
+/// refreshes the reason) and `wharf status` tells it as a folder. The table holds only what
+/// a source can never take (a few names), so looking through it at each open costs nothing.
+fn unreadable_folders_as_folders(tx: &WriteTransaction) -> Result<(), redb::Error> {
+    if !tx.list_tables()?.any(|t| t.name() == UNSAFE_NAMES.name()) {
+        return Ok(());
+    }
+    let mut table = tx.open_table(UNSAFE_NAMES)?;
+    let mut old = Vec::new();
+    for row in table.iter()? {
+        let (key, rec) = row?;
+        let (flow, path) = key.value();
+        let rec = rec.value();
+        if rec.reason == UNREADABLE_FOLDER_BEFORE
+            && let Ok(folder) = RemotePath::parse(path)
+        {
+            old.push((flow.to_string(), path.to_string(), unreadable_folder(&folder), rec));
+        }
+    }
+    for (flow, path, folder, rec) in old {
+        table.remove((flow.as_str(), path.as_str()))?;
+        table.insert((flow.as_str(), folder.as_str()), &UnsafeName { path: folder.clone(), ..rec })?;
+    }
+    Ok(())
 }
 
 /// `awaits_v2`: an await records the first run whose response can answer it
@@ -433,5 +471,39 @@ mod tests {
         assert_eq!(r.missing_tables().unwrap(), Vec::<&str>::new());
         let tables: Vec<String> = r.read(|tx| Ok(tx.list_tables()?.map(|t| t.name().to_string()).collect())).unwrap();
         assert!(!tables.iter().any(|t| t == "awaits_v1"), "{tables:?}");
+    }
+
+    /// A subfolder the listing could not read, recorded by an older wharf under its path
+    /// (`/in/locked`): after the upgrade it is the folder's record (`/in/locked/`), so the
+    /// next run neither warns of it again nor raises a second `not_taken` event, and it
+    /// takes the reason that run gives. Before, the old record was dropped as gone and the
+    /// folder told of again. A file of that name with another reason is left alone.
+    #[test]
+    fn a_folder_recorded_under_its_path_by_an_older_wharf_is_the_folders_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ledger.redb");
+        let rec = |path: &str, reason: &str| UnsafeName { path: path.into(), reason: reason.into(), first_seen: 1_000, run: 3 };
+        let link = rec("/in/link.csv", "a symbolic link: only regular files are taken (a link is never followed)");
+        {
+            let db = redb::Database::create(&p).unwrap();
+            let tx = db.begin_write().unwrap();
+            let mut t = tx.open_table(UNSAFE_NAMES).unwrap();
+            t.insert(("f", "/in/locked"), &rec("/in/locked", UNREADABLE_FOLDER_BEFORE)).unwrap();
+            t.insert(("f", "/in/link.csv"), &link).unwrap();
+            drop(t);
+            tx.commit().unwrap();
+        }
+        let l = Ledger::open(&p).unwrap();
+        assert_eq!(l.unsafe_names("f").unwrap(), [rec("/in/link.csv", &link.reason), rec("/in/locked/", UNREADABLE_FOLDER_BEFORE)]);
+        let why = "permission denied: Permission denied; nothing under it is taken while the listing cannot read it";
+        let names = [("/in/link.csv".to_string(), link.reason.clone()), ("/in/locked/".to_string(), why.to_string())];
+        let noted = crate::ledger::Noted { flow: "f", run: 4, at: 2_000, names: &names, unlisted: &["/in/locked".to_string()] };
+        assert_eq!(l.note_unsafe_names(&noted).unwrap(), Vec::<String>::new(), "known: not told again");
+        assert!(l.events(None, 0, 10).unwrap().is_empty());
+        assert_eq!(l.unsafe_names("f").unwrap()[1], rec("/in/locked/", why), "the reason of today, first seen as recorded");
+        // Converted once: the next open finds nothing to move.
+        drop(l);
+        let l = Ledger::open(&p).unwrap();
+        assert_eq!(l.unsafe_names("f").unwrap().len(), 2);
     }
 }

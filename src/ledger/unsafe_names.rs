@@ -6,7 +6,8 @@
 //! Owns the rule that each is told once: [`Ledger::note_unsafe_names`] records what a run's
 //! listing left out, raises a `not_taken` event for a path not there before (in the same
 //! transaction), and forgets the paths no longer listed — so a file that leaves and comes
-//! back is told again. `wharf status` reads them ([`Ledger::unsafe_names`]). A restart or a
+//! back is told again. A record keeps the reason of the last listing (a folder's cause may
+//! change) without telling it again. `wharf status` reads them ([`Ledger::unsafe_names`]). A restart or a
 //! one-shot `wharf run` does not tell a name again: the record is the memory, not the process.
 
 use redb::TableDefinition;
@@ -71,13 +72,25 @@ impl Ledger {
         let new: Vec<&(String, String)> =
             noted.names.iter().filter(|(p, _)| !recorded.iter().any(|r| &r.path == p) && seen.insert(p.as_str())).collect();
         let gone: Vec<&UnsafeName> = recorded.iter().filter(|r| !noted.may_have(&r.path)).collect();
-        if new.is_empty() && gone.is_empty() {
+        // Known, but said otherwise now (a folder's cause, or an older wharf's words): the
+        // record says it as today's run does, without a second event.
+        let reworded: Vec<UnsafeName> = recorded
+            .iter()
+            .filter_map(|r| {
+                let (_, reason) = noted.names.iter().find(|(p, _)| p == &r.path)?;
+                (reason != &r.reason).then(|| UnsafeName { reason: reason.clone(), ..r.clone() })
+            })
+            .collect();
+        if new.is_empty() && gone.is_empty() && reworded.is_empty() {
             return Ok(Vec::new());
         }
         self.write(|tx| {
             let mut table = tx.open_table(UNSAFE_NAMES)?;
             for r in &gone {
                 table.remove((noted.flow, r.path.as_str()))?;
+            }
+            for r in &reworded {
+                table.insert((noted.flow, r.path.as_str()), r)?;
             }
             for (path, reason) in &new {
                 let rec = UnsafeName { path: path.clone(), reason: reason.clone(), first_seen: noted.at, run: noted.run };
