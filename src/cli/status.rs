@@ -181,6 +181,8 @@ fn fill_history(f: &mut FlowStatus, ledger: &Ledger) -> anyhow::Result<()> {
     // failures of the flow.
     f.failing_streak = ledger.health(&f.name)?.failing_streak;
     f.not_taken = crate::control::NotTaken::of(ledger, &f.name)?;
+    let (skipped, last) = ledger.skipped_runs(&f.name)?;
+    (f.skipped_total, f.last_skipped) = (skipped, last.map(crate::control::utc));
     Ok(())
 }
 
@@ -219,20 +221,20 @@ fn print_table(flows: &[FlowStatus], live: bool) {
 }
 
 /// The runs `overlap: skip` skipped, the previous run still going: while it goes, how many
-/// so far; and how many since the daemon started (`wharf_runs_skipped_total`). `None` when
-/// none was.
+/// so far; and how many in all, as the ledger counts them (across restarts), with when the
+/// last was. `None` when none was.
 fn skipped_line(f: &FlowStatus) -> Option<String> {
     let runs = |n: u64| if n == 1 { "1 run".to_string() } else { format!("{n} runs") };
+    let last = f.last_skipped.map(|t| format!(", the last {}", t.format("%Y-%m-%d %H:%M:%S UTC"))).unwrap_or_default();
     match (f.running && f.skipped > 0, f.skipped_total) {
         (_, 0) => None,
         (true, total) => Some(format!(
-            "{} skipped while this run goes on (overlap: skip: each was due before it ended); {total} since the daemon started",
+            "{} skipped while this run goes on (overlap: skip: each was due before it ended); {total} in all{last}",
             runs(f.skipped)
         )),
-        (false, total) => Some(format!(
-            "{} skipped since the daemon started (overlap: skip: each was due while the previous run was still going)",
-            runs(total)
-        )),
+        (false, total) => {
+            Some(format!("{} skipped (overlap: skip: each was due while the previous run was still going){last}", runs(total)))
+        }
     }
 }
 
@@ -327,21 +329,33 @@ mod tests {
     }
 
     /// `overlap: skip` skips were only logged: `wharf status` says them, while the run goes
-    /// and after it ended.
+    /// and after it ended; in all, as the ledger counts them (they were counted since the
+    /// daemon started), with when the last was.
     #[test]
     fn skipped_runs_are_said() {
         let mut f = FlowStatus::new("a", None);
         assert_eq!(skipped_line(&f), None);
         (f.running, f.skipped, f.skipped_total) = (true, 3, 5);
+        f.last_skipped = DateTime::<Utc>::from_timestamp(1_764_064_800, 0);
         assert_eq!(
             skipped_line(&f).unwrap(),
-            "3 runs skipped while this run goes on (overlap: skip: each was due before it ended); 5 since the daemon started"
+            "3 runs skipped while this run goes on (overlap: skip: each was due before it ended); 5 in all, the last 2025-11-25 10:00:00 UTC"
         );
         (f.running, f.skipped, f.skipped_total) = (false, 0, 1);
         assert_eq!(
             skipped_line(&f).unwrap(),
-            "1 run skipped since the daemon started (overlap: skip: each was due while the previous run was still going)"
+            "1 run skipped (overlap: skip: each was due while the previous run was still going), the last 2025-11-25 10:00:00 UTC"
         );
+    }
+
+    /// Without a daemon, `wharf status` reads the skips from the ledger too.
+    #[test]
+    fn skipped_runs_are_read_from_the_ledger() {
+        let ledger = Ledger::in_memory().unwrap();
+        ledger.count_skipped_run("a", 1_764_064_800_000).unwrap();
+        let mut f = FlowStatus::new("a", None);
+        fill_history(&mut f, &ledger).unwrap();
+        assert_eq!((f.skipped_total, f.last_skipped), (1, DateTime::<Utc>::from_timestamp(1_764_064_800, 0)));
     }
 
     #[test]

@@ -104,9 +104,13 @@ pub struct FlowStatus {
     /// Runs skipped (`overlap: skip`) while the run going goes on, so far (0 when none goes).
     #[serde(default)]
     pub skipped: u64,
-    /// Runs skipped (`overlap: skip`) since the daemon started (`wharf_runs_skipped_total`).
+    /// Runs skipped (`overlap: skip`) in all, as the ledger counts them: across restarts,
+    /// until `wharf forget` (`wharf_runs_skipped_total` counts from the daemon's start).
     #[serde(default)]
     pub skipped_total: u64,
+    /// When the last run was skipped (`overlap: skip`).
+    #[serde(default, with = "crate::timestamp::utc_opt")]
+    pub last_skipped: Option<DateTime<Utc>>,
     pub last_run: Option<RunSummary>,
     /// When the last successful run finished.
     #[serde(with = "crate::timestamp::utc_opt")]
@@ -158,6 +162,7 @@ impl FlowStatus {
             queued: false,
             skipped: 0,
             skipped_total: 0,
+            last_skipped: None,
             last_run: None,
             last_success: None,
             failing_streak: 0,

@@ -221,9 +221,7 @@ mod tests {
         let (r, seen) = assess(&rules, &timeless(1), None, 100_000, None);
         assert_eq!(
             r,
-            Readiness::NotReady(
-                "the server gives no modification time: taken once seen unchanged in size for 1m0s (so far 0ms)".into()
-            )
+            Readiness::NotReady("the server gives no modification time: taken once seen unchanged in size for 1m0s (so far 0ms)".into())
         );
         let (r, seen) = assess(&rules, &timeless(1), Some(&seen), 130_000, None);
         assert!(matches!(r, Readiness::NotReady(ref why) if why.ends_with("(so far 30s)")), "{r:?}");

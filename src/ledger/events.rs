@@ -17,7 +17,8 @@
 //!   back, and so in `"held"`), so a crash or a cut-off stop does not lose it either.
 //! - `health_v1`: flow → [`FlowHealth`]: the streaks the engine's alert rules need across runs
 //!   (runs in a row that could not reach an endpoint, that failed) and whether a problem was
-//!   announced (so its recovery is announced once).
+//!   announced (so its recovery is announced once). Beside it in `counters_v1`, per flow: how
+//!   many runs `overlap: skip` skipped, and when the last was ([`Ledger::skipped_runs`]).
 //!
 //! An event is appended in the same transaction as the state change it reports, so it is
 //! recorded exactly once. This module stores and lists; *when* an event happens is decided in
@@ -63,6 +64,16 @@ const SUMMARY: &str = "summary/";
 /// postcard, which cannot take a new field without a new table).
 pub(super) fn expect_rules_key(flow: &str) -> String {
     format!("expect_rules/{flow}")
+}
+
+/// The `counters_v1` key of how many runs of `flow` were skipped (`overlap: skip`).
+pub(super) fn skipped_runs_key(flow: &str) -> String {
+    format!("runs_skipped/{flow}")
+}
+
+/// The `counters_v1` key of when the last run of `flow` was skipped (milliseconds).
+pub(super) fn skipped_at_key(flow: &str) -> String {
+    format!("run_skipped_at/{flow}")
 }
 
 /// What an [`Event`] is about. New kinds are appended (postcard stores the variant index).
@@ -259,6 +270,32 @@ impl Ledger {
             };
             drop(counters);
             update_health(tx, flow, |h| (FlowHealth { expect_checked: mark.map(|(at, _)| at), ..h.clone() }, events))
+        })
+    }
+
+    /// Counts a run of `flow` that was due at `at` while its previous run was still going,
+    /// and was skipped (`overlap: skip`; the daemon decides, `serve::supervisor`): kept with
+    /// the flow (`counters_v1`, until `wharf forget`), so `wharf status` counts skips across
+    /// restarts. Returns the count so far.
+    pub fn count_skipped_run(&self, flow: &str, at: Millis) -> Result<u64, LedgerError> {
+        self.write(|tx| {
+            let mut counters = tx.open_table(COUNTERS)?;
+            let n = counters.get(skipped_runs_key(flow).as_str())?.map_or(0, |v| v.value()).saturating_add(1);
+            counters.insert(skipped_runs_key(flow).as_str(), n)?;
+            // Stored as the bits of the (non-negative) time: the table holds `u64`s.
+            counters.insert(skipped_at_key(flow).as_str(), at.max(0) as u64)?;
+            Ok(n)
+        })
+    }
+
+    /// How many runs of `flow` were skipped ([`count_skipped_run`](Self::count_skipped_run)),
+    /// and when the last one was; `(0, None)` for none.
+    pub fn skipped_runs(&self, flow: &str) -> Result<(u64, Option<Millis>), LedgerError> {
+        self.read(|tx| {
+            let counters = tx.open_table(COUNTERS)?;
+            let n = counters.get(skipped_runs_key(flow).as_str())?.map_or(0, |v| v.value());
+            let at = counters.get(skipped_at_key(flow).as_str())?.map(|v| Millis::try_from(v.value()).unwrap_or(Millis::MAX));
+            Ok((n, at))
         })
     }
 
@@ -497,6 +534,27 @@ mod tests {
         l.set_expect_mark("f", Some((6, 43)), Vec::new()).unwrap();
         assert!(!l.forget("f", 100).unwrap().more);
         assert_eq!(l.expect_mark("f").unwrap(), (None, None), "forgotten with the flow");
+    }
+
+    /// Runs skipped by `overlap: skip` were counted in the daemon's memory only: a restart
+    /// lost them from `wharf status`. Counted in the ledger now, per flow, with the time of
+    /// the last; forgotten with the flow.
+    #[test]
+    fn skipped_runs_are_counted_per_flow_and_kept_until_the_flow_is_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ledger.redb");
+        let l = Ledger::open(&p).unwrap();
+        assert_eq!(l.skipped_runs("f").unwrap(), (0, None));
+        assert_eq!(l.count_skipped_run("f", 1_000).unwrap(), 1);
+        assert_eq!(l.count_skipped_run("f", 2_000).unwrap(), 2);
+        l.count_skipped_run("fg", 3_000).unwrap();
+        drop(l);
+        let l = Ledger::open(&p).unwrap();
+        assert_eq!(l.skipped_runs("f").unwrap(), (2, Some(2_000)), "kept across a restart");
+        assert_eq!(l.skipped_runs("fg").unwrap(), (1, Some(3_000)));
+        assert!(!l.forget("f", 100).unwrap().more);
+        assert_eq!(l.skipped_runs("f").unwrap(), (0, None), "forgotten with the flow");
+        assert_eq!(l.skipped_runs("fg").unwrap(), (1, Some(3_000)));
     }
 
     /// `NotTaken` was `UnsafeName`: postcard stores the variant's index (8), not its name, so

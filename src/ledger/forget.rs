@@ -55,7 +55,7 @@ pub struct FlowRecords {
     pub deliveries: usize,
     /// Names in the source folder that could never be taken.
     pub unsafe_names: usize,
-    /// The flow's health (alert streaks) and pruning marks.
+    /// The flow's health (alert streaks), pruning marks and count of runs skipped.
     pub marks: usize,
 }
 
@@ -130,9 +130,11 @@ fn numbered(flow: &str) -> Span<(&str, u64)> {
     (Bound::Included((flow, 0)), Bound::Included((flow, u64::MAX)))
 }
 
-/// The flow's keys of the `counters_v1` table (its pruning marks, its `expect:` fingerprint).
-fn counter_keys(flow: &str) -> [String; 3] {
-    [pruned_key(flow), files_key(flow), super::events::expect_rules_key(flow)]
+/// The flow's keys of the `counters_v1` table (its pruning marks, its `expect:` fingerprint,
+/// its runs skipped).
+fn counter_keys(flow: &str) -> [String; 5] {
+    use super::events::{expect_rules_key, skipped_at_key, skipped_runs_key};
+    [pruned_key(flow), files_key(flow), expect_rules_key(flow), skipped_runs_key(flow), skipped_at_key(flow)]
 }
 
 /// Removes up to `budget` entries of `range` from `def`, lowering the budget by as many.

@@ -62,6 +62,8 @@ pub(super) fn status(shared: &Arc<Shared>) -> Status {
             let last_run = last_run.or_else(|| from_ledger(shared, &name));
             // None when the ledger cannot say.
             let not_taken = crate::control::NotTaken::of(&shared.ledger, &name).unwrap_or_default();
+            // Counted in the ledger as they happen, so across restarts; none when it cannot say.
+            let (skipped_total, last_skipped) = shared.ledger.skipped_runs(&name).unwrap_or_default();
             FlowStatus {
                 name,
                 file: Some(slot.file.clone()),
@@ -71,7 +73,8 @@ pub(super) fn status(shared: &Arc<Shared>) -> Status {
                 waiting: plan.waiting,
                 queued: plan.queued || plan.waits_for.is_some(),
                 skipped: plan.skipped,
-                skipped_total: plan.skipped_total,
+                skipped_total,
+                last_skipped: at(last_skipped),
                 last_run,
                 last_success: at(health.last_ok),
                 failing_streak: health.failing_streak,

@@ -600,8 +600,15 @@ async fn a_time_due_during_a_run_is_skipped_at_that_time() {
     d.clock.until_sleepers(1).await;
     let f = &d.handle().status().flows[0];
     assert!(!f.running && f.next_due == Some(next), "{f:?}");
-    assert_eq!((f.skipped, f.skipped_total), (0, 1), "the run ended: none skipped while one goes, one since the start");
+    assert_eq!((f.skipped, f.skipped_total), (0, 1), "the run ended: none skipped while one goes, one in all");
+    assert_eq!(f.last_skipped, Some(due));
     assert_eq!(d.handle().ledger().runs(Some("skip"), 10).unwrap().len(), 1);
+    // Counted in the ledger: a restart keeps it for `wharf status` (it was lost); the metric
+    // counts from the daemon's start, as a Prometheus counter may.
+    d.restart(next, ServeConfig::default(), |_| {}).await;
+    let f = &d.handle().status().flows[0];
+    assert_eq!((f.skipped, f.skipped_total, f.last_skipped), (0, 1, Some(due)), "{f:?}");
+    assert!(!d.handle().metrics().render().contains("wharf_runs_skipped_total{flow=\"skip\"} 1"));
     d.stop().await;
 }
 
