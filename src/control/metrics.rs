@@ -12,8 +12,8 @@
 //! - `wharf_last_run_timestamp_seconds{flow}`, `wharf_last_success_timestamp_seconds{flow}`
 //!   gauges (Unix time; "success" = status `ok`);
 //! - `wharf_flow_running{flow}` gauge, 0 or 1;
-//! - `wharf_runs_skipped_total{flow}` counter: runs not started because the flow's previous
-//!   run was still going (`overlap: skip`);
+//! - `wharf_runs_skipped_total{flow}` counter: scheduled runs not started because the flow's
+//!   previous run was still going (`overlap: skip`; a refused `wharf trigger` is not one);
 //! - `wharf_notifications_total{channel,result}` counter (`result`: `ok` or `failed`).
 //!
 //! Counters start at zero when the daemon starts (Prometheus handles resets).

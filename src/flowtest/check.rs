@@ -162,6 +162,7 @@ fn rejects(place: &str, bytes: &[u8]) -> Result<Vec<RecordError>, String> {
                 out.push(RecordError {
                     row,
                     line: None,
+                    returned: None,
                     field: None,
                     message: e.as_str().unwrap_or_default().to_string(),
                     source: None,
@@ -180,7 +181,15 @@ fn rejects(place: &str, bytes: &[u8]) -> Result<Vec<RecordError>, String> {
         let rec = rec.map_err(|e| format!("{place}: {}", csv_cause(e.kind())))?;
         let row = rec.get(0).and_then(|s| s.parse().ok());
         for e in rec.get(2).unwrap_or_default().split("; ") {
-            out.push(RecordError { row, line: None, field: None, message: e.to_string(), source: None, cause: Default::default() });
+            out.push(RecordError {
+                row,
+                line: None,
+                returned: None,
+                field: None,
+                message: e.to_string(),
+                source: None,
+                cause: Default::default(),
+            });
         }
     }
     Ok(out)
@@ -210,10 +219,7 @@ fn errors(what: &str, want: &[RawRowError], found: &[RecordError], by_row: bool,
     for (i, (w, (row, es))) in want.iter().zip(&groups).enumerate() {
         let row_ok = w.row.is_none_or(|r| Some(r) == *row);
         let fits = |e: &RecordError| {
-            let text = match &e.field {
-                Some(f) => format!("{f}: {}", e.message),
-                None => e.message.clone(),
-            };
+            let text = e.in_row();
             let field_ok = w.field.as_ref().is_none_or(|f| e.field.as_ref() == Some(f) || text.starts_with(&format!("{f}: ")));
             field_ok && w.message.as_ref().is_none_or(|m| text.contains(m.as_str()))
         };

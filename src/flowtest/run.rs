@@ -23,7 +23,7 @@ use crate::endpoint::{Entry, EntryKind};
 use crate::engine::{self, RunOptions};
 use crate::ledger::{Ledger, LedgerError};
 use crate::steps::Step;
-use crate::steps::map::MapError;
+use crate::steps::map::{MapError, MapFailure};
 use crate::steps::render::{Failure as RenderFailure, Render, Renderer};
 use crate::template::NameVars;
 
@@ -182,8 +182,12 @@ fn map_case(flow: &Flow, case: &Case, record: &Value) -> Vec<Failure> {
     m.start_file();
     let out = m.map(record);
     m.end_file();
-    let out = out.map_err(|e| match e {
-        MapError::Record(msg) | MapError::Script(msg) | MapError::Timeout(msg) => msg,
+    let out = out.map_err(|MapFailure { error, returned }| {
+        let (MapError::Record(msg) | MapError::Script(msg) | MapError::Timeout(msg)) = error;
+        match returned {
+            Some(r) => format!("{r}: {msg}"),
+            None => msg,
+        }
     });
     check::records_or_error(&case.expect, out)
 }

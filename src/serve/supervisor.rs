@@ -5,7 +5,9 @@
 //! Runs are spawned tasks that report back over the command channel, so the loop never waits
 //! for a transfer. Each decision is made here and only here:
 //! - due: start the run, or — while the previous one is still going — skip it (`overlap:
-//!   skip`; each counted in the ledger, the first logged at once, the count when the run ends) or queue one (`overlap: queue`, at most one); a run of a flow file whose
+//!   skip`; each counted in the ledger, the first logged at once, the count when the run
+//!   ends; a trigger is refused, not counted) or queue one (`overlap: queue`, at most one); a
+//!   run of a flow file whose
 //!   `name:` changed while its run under the old name goes on waits for that run to end;
 //! - missed times (the machine slept, the daemon was down) are not caught up one by one: the
 //!   next time is computed from now; times planned from a clock since set back are planned
@@ -86,7 +88,39 @@ pub(super) struct Plan {
     pub skipped: u64,
 }
 
+/// Who asks for a run of a flow: what a refusal, the previous run still going, counts as.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Asked {
+    /// Its scheduled or retry time came, or a run held back (queued, waiting for a renamed
+    /// flow's run) is let go.
+    Due,
+    /// `wharf trigger` (the control interface): a refusal is answered to the caller at once
+    /// (409 `already_running`), so it is not one of the schedule's skipped runs.
+    Trigger,
+}
+
+/// What becomes of a run asked for while the flow's previous run still goes on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Overlapping {
+    /// `overlap: queue`: it runs when the current run ends; `first`: none was queued yet.
+    Queued { first: bool },
+    /// `overlap: skip`, at a due time: dropped and counted; `first`: the first of the run going
+    /// (the one to log).
+    Skipped { first: bool },
+    /// `overlap: skip`, asked for by a trigger: refused, not counted.
+    Refused,
+}
+
 impl Plan {
+    /// Applies `overlap` to a run asked for (`asked`) while the previous one goes on.
+    fn overlapping(&mut self, overlap: Overlap, asked: Asked) -> Overlapping {
+        match (overlap, asked) {
+            (Overlap::Queue, _) => Overlapping::Queued { first: !std::mem::replace(&mut self.queued, true) },
+            (_, Asked::Trigger) => Overlapping::Refused,
+            (_, Asked::Due) => Overlapping::Skipped { first: self.skip() },
+        }
+    }
+
     /// Counts a run skipped because the previous one still goes on; `true` for the first
     /// one of that run (the one to log).
     fn skip(&mut self) -> bool {
@@ -393,7 +427,7 @@ async fn run_loop(shared: Arc<Shared>, mut rx: mpsc::UnboundedReceiver<Cmd>) {
         let due_runs = due(&shared, now);
         for flow in due_runs {
             // A skipped (overlapping) run is logged where it is decided.
-            let _ = start_or_defer(&shared, flow, now);
+            let _ = start_or_defer(&shared, flow, Asked::Due, now);
         }
         expects.check(&shared, now);
         let next = earliest(&shared).into_iter().chain(expects.next(&shared, now)).min();
@@ -487,7 +521,7 @@ fn earliest(shared: &Arc<Shared>) -> Option<DateTime<Utc>> {
 }
 
 /// Starts a run of `flow`, or applies its overlap policy when one is going.
-fn start_or_defer(shared: &Arc<Shared>, flow: Arc<Flow>, now: DateTime<Utc>) -> Result<Triggered, TriggerError> {
+fn start_or_defer(shared: &Arc<Shared>, flow: Arc<Flow>, asked: Asked, now: DateTime<Utc>) -> Result<Triggered, TriggerError> {
     if shared.stop.requested() {
         return Err(TriggerError::ShuttingDown);
     }
@@ -509,17 +543,21 @@ fn start_or_defer(shared: &Arc<Shared>, flow: Arc<Flow>, now: DateTime<Utc>) -> 
         }
         if plan.running {
             let overlap = flow.schedule.as_ref().map(|s| s.overlap).unwrap_or_default();
-            return match overlap {
-                Overlap::Queue if !plan.queued => {
-                    plan.queued = true;
-                    tracing::info!(flow = %flow.name, "Previous run still going; one run queued.");
+            return match plan.overlapping(overlap, asked) {
+                Overlapping::Queued { first } => {
+                    if first {
+                        tracing::info!(flow = %flow.name, "Previous run still going; one run queued.");
+                    }
                     Ok(Triggered::Queued)
                 }
-                Overlap::Queue => Ok(Triggered::Queued),
-                _ => {
+                Overlapping::Skipped { first } => {
                     // Counted in the ledger with the plans held: a status that shows this
                     // skip (`Plan::skipped`) reads it in the total too.
-                    skipped(shared, &flow.name, plan.skip(), now);
+                    skipped(shared, &flow.name, first, now);
+                    Err(TriggerError::AlreadyRunning(flow.name.clone()))
+                }
+                Overlapping::Refused => {
+                    tracing::info!(flow = %flow.name, "Previous run still going; the run triggered is refused (overlap: skip).");
                     Err(TriggerError::AlreadyRunning(flow.name.clone()))
                 }
             };
@@ -594,7 +632,7 @@ fn handle(shared: &Arc<Shared>, cmd: Cmd) {
             let flow = shared.registry().flow(&name);
             let result = match flow {
                 None => Err(refused(shared, &name).unwrap_or_else(|| TriggerError::UnknownFlow(name.clone()))),
-                Some(flow) => start_or_defer(shared, flow, now),
+                Some(flow) => start_or_defer(shared, flow, Asked::Trigger, now),
             };
             let _ = reply.send(result);
         }
@@ -673,7 +711,7 @@ fn finished(shared: &Arc<Shared>, name: &str, report: Result<Arc<RunReport>, Str
     };
     let _ = shared.finished.send(Finished { flow: name.to_string(), report });
     if queued && let Some(flow) = flow {
-        let _ = start_or_defer(shared, flow, now);
+        let _ = start_or_defer(shared, flow, Asked::Due, now);
     }
     start_waiting(shared, name, now);
 }
@@ -692,7 +730,7 @@ fn start_waiting(shared: &Arc<Shared>, name: &str, now: DateTime<Utc>) {
     for waiting in waiting {
         let flow = shared.registry().flow(&waiting);
         if let Some(flow) = flow {
-            let _ = start_or_defer(shared, flow, now);
+            let _ = start_or_defer(shared, flow, Asked::Due, now);
         }
     }
 }
@@ -724,5 +762,25 @@ mod tests {
         assert_eq!(plan.ended(), 1);
         let ((), lines) = crate::log_capture::Log::default().of(|| log_skipped("f", plan.ended()));
         assert!(lines.is_empty(), "{lines:#?}");
+    }
+
+    /// A `wharf trigger` refused because the run goes on is answered to its caller, and is
+    /// not one of the schedule's skipped runs (before: counted in `wharf status` and
+    /// `wharf_runs_skipped_total`, and logged as "skipped (overlap: skip)").
+    #[test]
+    fn a_trigger_refused_while_the_flow_runs_is_not_a_skipped_run() {
+        let mut plan = Plan { running: true, ..Plan::default() };
+        assert_eq!(plan.overlapping(Overlap::Skip, Asked::Trigger), Overlapping::Refused);
+        assert_eq!(plan.overlapping(Overlap::Skip, Asked::Trigger), Overlapping::Refused);
+        assert_eq!(plan.skipped, 0);
+        // The schedule's times are: the first one is the one logged.
+        assert_eq!(plan.overlapping(Overlap::Skip, Asked::Due), Overlapping::Skipped { first: true });
+        assert_eq!(plan.overlapping(Overlap::Skip, Asked::Trigger), Overlapping::Refused);
+        assert_eq!(plan.overlapping(Overlap::Skip, Asked::Due), Overlapping::Skipped { first: false });
+        assert_eq!(plan.skipped, 2);
+        // `overlap: queue` queues one, whoever asks.
+        assert_eq!(plan.overlapping(Overlap::Queue, Asked::Trigger), Overlapping::Queued { first: true });
+        assert_eq!(plan.overlapping(Overlap::Queue, Asked::Due), Overlapping::Queued { first: false });
+        assert!(plan.queued);
     }
 }

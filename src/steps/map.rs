@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, ImmutableString, Map, Scope};
 use serde_json::Value;
 
-use super::excerpt;
 use super::parse::csv_cause;
+use super::{Returned, excerpt};
 use crate::config::raw_steps::RawLookup;
 
 /// The largest look-up table file accepted (tables are held in memory).
@@ -63,6 +63,20 @@ pub enum MapError {
     Script(String),
     /// The file's time is up: no more records can be mapped.
     Timeout(String),
+}
+
+/// A record not mapped: why, and which of the records the script returned for it was the
+/// problem, when it returned several (a value no record can hold in the third of five).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MapFailure {
+    pub error: MapError,
+    pub returned: Option<Returned>,
+}
+
+impl From<MapError> for MapFailure {
+    fn from(error: MapError) -> Self {
+        MapFailure { error, returned: None }
+    }
 }
 
 /// A CSV look-up table: key → row (column → value).
@@ -114,7 +128,7 @@ impl Mapper {
     }
 
     /// Maps one record: zero, one or several records come out.
-    pub fn map(&self, record: &Value) -> Result<Vec<Value>, MapError> {
+    pub fn map(&self, record: &Value) -> Result<Vec<Value>, MapFailure> {
         let arg = to_dynamic(record).map_err(|e| {
             MapError::Record(format!(
                 "{}: `{}` is {}, a number a script cannot hold (beyond ±1.8e308, or so close to 0 that it would be 0): the record is not mapped",
@@ -145,9 +159,10 @@ impl Mapper {
             Ok(vec![])
         } else if out.is_array() {
             let arr = out.cast::<rhai::Array>();
-            arr.iter().map(one).collect()
+            let count = arr.len();
+            arr.iter().enumerate().map(|(i, d)| one(d).map_err(|error| MapFailure { error, returned: Returned::at(i, count) })).collect()
         } else {
-            one(&out).map(|v| vec![v])
+            Ok(vec![one(&out)?])
         }
     }
 
@@ -578,7 +593,7 @@ mod tests {
         );
         assert_eq!(m.map(&json!({"kind": "two"})).unwrap().len(), 2);
         assert!(m.map(&json!({"kind": "drop"})).unwrap().is_empty());
-        let e = m.map(&json!({"kind": "one", "id": "x", "name": "", "dept": "FIN"})).unwrap_err();
+        let e = m.map(&json!({"kind": "one", "id": "x", "name": "", "dept": "FIN"})).unwrap_err().error;
         assert_eq!(e, MapError::Record("t.rhai line 5: integer(): \"x\" is not an integer".into()));
     }
 
@@ -627,11 +642,11 @@ mod tests {
         assert_eq!(out["dept"]["name"], "Finance");
         assert_eq!(out["none"], true);
         let m = mapper(r#"fn map(r) { #{ d: date(r.d, "%d.%m.%Y", "%Y") } }"#).unwrap();
-        let e = m.map(&json!({"d": "2024-12-31"})).unwrap_err();
+        let e = m.map(&json!({"d": "2024-12-31"})).unwrap_err().error;
         assert!(matches!(&e, MapError::Record(s) if s.starts_with("t.rhai line 1: date(): \"2024-12-31\" is not a date")), "{e:?}");
         let m = mapper(r#"fn map(r) { lookup("nope", "x") }"#).unwrap();
         assert!(
-            matches!(m.map(&json!({})).unwrap_err(), MapError::Script(s) if s.contains("no table `nope` (the flow's map step names: depts)"))
+            matches!(m.map(&json!({})).unwrap_err().error, MapError::Script(s) if s.contains("no table `nope` (the flow's map step names: depts)"))
         );
     }
 
@@ -641,7 +656,7 @@ mod tests {
     fn a_script_over_a_limit_is_told_which() {
         let err = |body: &str| {
             let m = Mapper::build("t.rhai", body, BTreeMap::new(), 1_000_000, Duration::from_secs(5)).unwrap();
-            match m.map(&json!({})).unwrap_err() {
+            match m.map(&json!({})).unwrap_err().error {
                 MapError::Script(s) => s,
                 e => panic!("{e:?}"),
             }
@@ -664,7 +679,7 @@ mod tests {
     fn runaway_loops_are_stopped_by_the_operation_limit_and_the_clock() {
         let m = mapper("fn map(r) { loop { } }").unwrap();
         let t = Instant::now();
-        let e = m.map(&json!({})).unwrap_err();
+        let e = m.map(&json!({})).unwrap_err().error;
         assert!(matches!(&e, MapError::Script(s) if s.contains("too many operations")), "{e:?}");
         assert!(t.elapsed() < Duration::from_secs(5));
         // Without an operation limit, the wall clock stops it.
@@ -672,7 +687,7 @@ mod tests {
             Mapper::build("t.rhai", "fn map(r) { let x = 0; loop { x += 1; } }", BTreeMap::new(), 0, Duration::from_millis(200)).unwrap();
         m.start_file();
         let t = Instant::now();
-        let e = m.map(&json!({})).unwrap_err();
+        let e = m.map(&json!({})).unwrap_err().error;
         m.end_file();
         assert!(matches!(&e, MapError::Timeout(s) if s.contains("time limit of 200ms")), "{e:?}");
         assert!(t.elapsed() < Duration::from_secs(3), "{:?}", t.elapsed());
@@ -699,7 +714,7 @@ mod tests {
         let e = mapper("fn map(r) { eval(\"1\") }").unwrap_err();
         assert!(e.contains("eval"), "{e}");
         let m = mapper("fn map(r) { import \"/etc/passwd\" as m; r }").unwrap();
-        let e = m.map(&json!({})).unwrap_err();
+        let e = m.map(&json!({})).unwrap_err().error;
         assert!(matches!(&e, MapError::Script(s) if s.contains("line 1") && s.contains("Module not found")), "{e:?}");
         let e = mapper("fn map(r) { undefined_var }").unwrap_err();
         assert!(e.contains("line 1") && e.contains("undefined_var"), "{e}");
@@ -708,9 +723,9 @@ mod tests {
     #[test]
     fn bad_return_values_and_size_limits() {
         let m = mapper("fn map(r) { 42 }").unwrap();
-        assert!(matches!(m.map(&json!({})).unwrap_err(), MapError::Script(s) if s.contains("not i64")));
+        assert!(matches!(m.map(&json!({})).unwrap_err().error, MapError::Script(s) if s.contains("not i64")));
         let m = mapper("fn map(r) { let s = \"x\"; for i in 0..30 { s += s; } #{ s: s } }").unwrap();
-        assert!(matches!(m.map(&json!({})).unwrap_err(), MapError::Script(s) if s.contains("a string grew past")));
+        assert!(matches!(m.map(&json!({})).unwrap_err().error, MapError::Script(s) if s.contains("a string grew past")));
     }
 
     /// A `throw` or a helper refusing a value is the record's problem; an error of the script
@@ -726,7 +741,7 @@ mod tests {
             "fn map(r) {\n  if r.k == \"throw\" { throw `bad code ${r.c}`; }\n  if r.k == \"int\" { return #{ n: integer(r.c) }; }\n  if r.k == \"fn\" { return #{ n: r.c.trimm() }; }\n  if r.k == \"args\" { return #{ n: integer(r.c, 2) }; }\n  if r.k == \"type\" { return #{ n: r.c - 1 }; }\n  if r.k == \"table\" { return lookup(\"nope\", r.c); }\n  if r.k == \"column\" { return #{ n: lookup(\"depts\", \"FIN\", \"nope\") }; }\n  if r.k == \"sep\" { return #{ n: number(r.c, \";\") }; }\n  if r.k == \"field\" { return #{ n: r.missing.trim() }; }\n  r\n}",
         )
         .unwrap();
-        let err = |k: &str| m.map(&json!({ "k": k, "c": "x" })).unwrap_err();
+        let err = |k: &str| m.map(&json!({ "k": k, "c": "x" })).unwrap_err().error;
         assert_eq!(err("throw"), MapError::Record("t.rhai line 2: bad code x".into()));
         assert_eq!(err("int"), MapError::Record("t.rhai line 3: integer(): \"x\" is not an integer".into()));
         for (k, line, text) in [
@@ -823,14 +838,14 @@ mod tests {
         let m = mapper("fn map(r) { r }").unwrap();
         let big: Value = serde_json::from_str(r#"{"id": 1, "lines": [{"qty": 2}, {"qty": 1e400}]}"#).unwrap();
         assert_eq!(
-            m.map(&big).unwrap_err(),
+            m.map(&big).unwrap_err().error,
             MapError::Record(
                 "t.rhai: `lines[1].qty` is 1e+400, a number a script cannot hold (beyond ±1.8e308, or so close to 0 that it would be 0): the record is not mapped"
                     .into()
             )
         );
         let tiny: Value = serde_json::from_str(r#"{"p": -1e-400}"#).unwrap();
-        assert!(matches!(m.map(&tiny).unwrap_err(), MapError::Record(s) if s.contains("`p` is -1e-400")));
+        assert!(matches!(m.map(&tiny).unwrap_err().error, MapError::Record(s) if s.contains("`p` is -1e-400")));
         let zeros: Value = serde_json::from_str(r#"{"a": 0.0, "b": 0e7, "c": 1e300, "d": 2.5e-300}"#).unwrap();
         assert_eq!(m.map(&zeros).unwrap().len(), 1, "zeros and large or small floats that fit pass");
     }
@@ -853,16 +868,20 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            m.map(&json!({ "id": 1, "total": 5.0, "hours": 0.0 })).unwrap_err(),
+            m.map(&json!({ "id": 1, "total": 5.0, "hours": 0.0 })).unwrap_err().error,
             MapError::Record(
                 "t.rhai: the returned `lines[1].q` is NaN, which no record can hold (a division by zero, or a number grown beyond ±1.8e308?): the record is not mapped"
                     .into()
             )
         );
+        // Of several records returned, the failure says which (the field path alone does not).
+        let m = mapper("fn map(r) { [#{ id: r.id }, #{ rate: r.total / r.hours }, #{ id: r.id }] }").unwrap();
+        let e = m.map(&json!({ "id": 1, "total": -5.0, "hours": 0.0 })).unwrap_err();
+        assert!(matches!(&e.error, MapError::Record(s) if s.contains("the returned `rate` is -inf")), "{e:?}");
+        assert_eq!(e.returned, Some(Returned { record: 2, of: 3 }));
+        let m = mapper("fn map(r) { [#{ rate: r.total / r.hours }] }").unwrap();
+        assert_eq!(m.map(&json!({ "total": 1.0, "hours": 0.0 })).unwrap_err().returned, None, "one returned: its row says which");
         let m = mapper("fn map(r) { [#{ id: r.id }, #{ rate: r.total / r.hours }] }").unwrap();
-        assert!(
-            matches!(m.map(&json!({ "id": 1, "total": -5.0, "hours": 0.0 })).unwrap_err(), MapError::Record(s) if s.contains("the returned `rate` is -inf")),
-        );
         assert_eq!(m.map(&json!({ "id": 1, "total": 5.0, "hours": 2.0 })).unwrap(), [json!({ "id": 1 }), json!({ "rate": 2.5 })]);
     }
 
@@ -882,8 +901,15 @@ mod tests {
             r#"{"b":-98765432109876543210123,"f":12.1,"k":"big integer","s":"-98765432109876543210123","same":true,"t":"12345678901234567890","u":12345678901234567890,"x":100.0}"#
         );
         let m = mapper("fn map(r) { #{ u: r.u + 1 } }").unwrap();
-        assert!(matches!(m.map(&rec), Err(MapError::Script(e)) if e.contains("+ (big integer, i64)")), "{:?}", m.map(&rec));
+        assert!(
+            matches!(m.map(&rec).map_err(|f| f.error), Err(MapError::Script(e)) if e.contains("+ (big integer, i64)")),
+            "{:?}",
+            m.map(&rec)
+        );
         let m = mapper(r#"fn map(r) { #{ t: timestamp() } }"#).unwrap();
-        assert!(matches!(m.map(&serde_json::json!({})), Err(MapError::Script(e)) if e.contains("cannot be written")), "timestamp");
+        assert!(
+            matches!(m.map(&serde_json::json!({})).map_err(|f| f.error), Err(MapError::Script(e)) if e.contains("cannot be written")),
+            "timestamp"
+        );
     }
 }

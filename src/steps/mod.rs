@@ -39,7 +39,7 @@ use render::{Failure, Render, Renderer};
 
 pub use crate::ledger::RecordCounts;
 use check::Check;
-use map::{MapError, Mapper};
+use map::{MapError, MapFailure, Mapper};
 use parse::{Event, Parse, Raw, Row, Stop};
 use validate::Validate;
 use write::{Rejects, Write, WriteError, Writer};
@@ -173,6 +173,30 @@ impl Causes {
     }
 }
 
+/// Which of the records a mapping script returned for one row a problem is about, when it
+/// returned several (an order split into its lines): `record 3 of the 5 the script returned`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Returned {
+    /// 1-based, in the order the script returned them.
+    pub record: u64,
+    /// How many records the script returned for the row.
+    pub of: u64,
+}
+
+impl Returned {
+    /// The record at 0-based `index` of `count`; `None` when there is only one, which its row
+    /// names well enough.
+    pub fn at(index: usize, count: usize) -> Option<Returned> {
+        (count > 1).then_some(Returned { record: index as u64 + 1, of: count as u64 })
+    }
+}
+
+impl fmt::Display for Returned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "record {} of the {} the script returned", self.record, self.of)
+    }
+}
+
 /// One problem found in a file: with a row (and line, when known), or about the file as a whole.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RecordError {
@@ -180,6 +204,10 @@ pub struct RecordError {
     pub row: Option<u64>,
     /// 1-based line where the record starts, when known.
     pub line: Option<u64>,
+    /// Which of the records the mapping script returned for the row the problem is in, when it
+    /// returned several.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub returned: Option<Returned>,
     /// The field (dotted path), when the problem is one field's.
     pub field: Option<String>,
     pub message: String,
@@ -194,7 +222,21 @@ pub struct RecordError {
 impl RecordError {
     /// A problem with the file as a whole.
     fn file(source: Source, cause: Cause, message: String) -> RecordError {
-        RecordError { row: None, line: None, field: None, message: capped(message), source: Some(source), cause }
+        RecordError { row: None, line: None, returned: None, field: None, message: capped(message), source: Some(source), cause }
+    }
+
+    /// The problem as told within its row, as a rejects file lists it: `FIELD: MESSAGE`, and
+    /// which of the records the script returned (`price: … (record 3 of the 5 the script
+    /// returned)`).
+    pub fn in_row(&self) -> String {
+        let mut text = match &self.field {
+            Some(f) => format!("{f}: {}", self.message),
+            None => self.message.clone(),
+        };
+        if let Some(r) = self.returned {
+            text.push_str(&format!(" ({r})"));
+        }
+        text
     }
 }
 
@@ -204,6 +246,9 @@ impl fmt::Display for RecordError {
             (Some(r), Some(l)) => write!(f, "row {r} (line {l})")?,
             (Some(r), None) => write!(f, "row {r}")?,
             (None, _) => f.write_str("file")?,
+        }
+        if let Some(r) = self.returned {
+            write!(f, ", {r}")?;
         }
         if let Some(field) = &self.field {
             write!(f, ", field {field}")?;
@@ -655,9 +700,11 @@ impl<'s, 'i> FileRun<'s, 'i> {
         let mut timeout: Option<String> = None;
         // The record is taken, not cloned (per record); a rejected row is written from `row.raw`.
         let value = std::mem::replace(&mut row.value, Ok(serde_json::Value::Null));
-        let at = |source: Source, cause: Cause, field: Option<String>, message: String| RecordError {
+        // `returned`: which of the records a script returned the problem is in, when several.
+        let at = |source: Source, cause: Cause, returned: Option<Returned>, field: Option<String>, message: String| RecordError {
             row: Some(row.number),
             line: row.line,
+            returned,
             field,
             message: capped(message),
             source: Some(source),
@@ -671,7 +718,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
             }
         };
         match value {
-            Err(msg) => errs.push(at(Source::Parse, Cause::Data, None, msg)),
+            Err(msg) => errs.push(at(Source::Parse, Cause::Data, None, None, msg)),
             Ok(v) => {
                 let mut stage = Stage::Parsed { original: v, typed: None };
                 // CSV text is converted to schema types only before a script reshapes records.
@@ -687,13 +734,16 @@ impl<'s, 'i> FileRun<'s, 'i> {
                                     *typed = Some(t);
                                 }
                                 in_column_order(&mut found);
-                                errs.extend(found.into_iter().map(|fe| at(Source::Validate, Cause::Data, fe.field, fe.message)));
+                                errs.extend(found.into_iter().map(|fe| at(Source::Validate, Cause::Data, None, fe.field, fe.message)));
                             }
                             Stage::Mapped(set) => {
-                                for r in set.iter() {
+                                for (i, r) in set.iter().enumerate() {
                                     let mut found = val.check(r);
                                     in_column_order(&mut found);
-                                    errs.extend(found.into_iter().map(|fe| at(Source::Validate, Cause::Data, fe.field, fe.message)));
+                                    let returned = Returned::at(i, set.len());
+                                    errs.extend(
+                                        found.into_iter().map(|fe| at(Source::Validate, Cause::Data, returned, fe.field, fe.message)),
+                                    );
                                 }
                             }
                         },
@@ -707,7 +757,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
                                 Stage::Mapped(set) => (set, None),
                             };
                             let mut next = Vec::with_capacity(inputs.len());
-                            for r in &inputs {
+                            for (i, r) in inputs.iter().enumerate() {
                                 match m.map(r) {
                                     Ok(mut out) => {
                                         if let Some(w) = &written {
@@ -715,17 +765,19 @@ impl<'s, 'i> FileRun<'s, 'i> {
                                         }
                                         next.extend(out)
                                     }
-                                    Err(MapError::Record(msg)) => {
-                                        errs.push(at(Source::Map, Cause::Data, None, msg));
-                                        break;
-                                    }
-                                    Err(MapError::Script(msg)) => {
-                                        errs.push(at(Source::Map, Cause::Script, None, msg));
-                                        break;
-                                    }
-                                    Err(MapError::Timeout(msg)) => {
-                                        errs.push(at(Source::Map, Cause::Script, None, msg.clone()));
-                                        timeout = Some(msg);
+                                    Err(MapFailure { error, returned }) => {
+                                        // Of the records this script returned, else of those an
+                                        // earlier script returned, this one was given.
+                                        let returned = returned.or(Returned::at(i, inputs.len()));
+                                        let (cause, msg) = match error {
+                                            MapError::Record(msg) => (Cause::Data, msg),
+                                            MapError::Script(msg) => (Cause::Script, msg),
+                                            MapError::Timeout(msg) => {
+                                                timeout = Some(msg.clone());
+                                                (Cause::Script, msg)
+                                            }
+                                        };
+                                        errs.push(at(Source::Map, cause, returned, None, msg));
                                         break;
                                     }
                                 }
@@ -748,6 +800,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
                         self.out.counts.skipped += 1;
                         return Ok(());
                     }
+                    let count = set.len();
                     // Rendering goes on when the file is doomed: it is what finds the records a
                     // template cannot render, for the report (the output is discarded anyway).
                     if !self.doomed || self.steps.inner.render.is_some() {
@@ -758,13 +811,17 @@ impl<'s, 'i> FileRun<'s, 'i> {
                             // CSV output can find the record invalid too (a key outside the columns).
                             Some(Output::Records(w)) => match w.records(&set) {
                                 Ok(n) => self.out.counts.written += n,
-                                Err(WriteError::Record(message)) => errs.push(at(Source::Write, Cause::Data, None, message)),
+                                Err(WriteError::Record { index, message }) => {
+                                    errs.push(at(Source::Write, Cause::Data, Returned::at(index, count), None, message))
+                                }
                                 Err(WriteError::Io(e)) => return Err(Stop::Io(e)),
                             },
                             // Rendering can still find the record invalid (strict templates, sums).
                             Some(Output::Rendered(r)) => match r.records(set) {
                                 Ok(n) => self.out.counts.written += n,
-                                Err(Failure::Record { field, message, cause }) => errs.push(at(Source::Render, cause, field, message)),
+                                Err(Failure::Record { index, field, message, cause }) => {
+                                    errs.push(at(Source::Render, cause, index.and_then(|i| Returned::at(i, count)), field, message))
+                                }
                                 Err(Failure::File(msg)) => {
                                     self.file_problems.push(RecordError::file(Source::Render, Cause::Data, msg));
                                     return Err(Stop::Consumer);
@@ -792,13 +849,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
         if template > 0 {
             self.template_rejected += 1;
         }
-        let messages: Vec<String> = errs
-            .iter()
-            .map(|e| match &e.field {
-                Some(f) => format!("{f}: {}", e.message),
-                None => e.message.clone(),
-            })
-            .collect();
+        let messages: Vec<String> = errs.iter().map(RecordError::in_row).collect();
         self.errors_total += errs.len() as u64;
         let room = MAX_REPORTED_ERRORS.saturating_sub(self.errors.len());
         self.errors.extend(errs.into_iter().take(room));

@@ -132,7 +132,15 @@ mod tests {
     }
 
     fn error(row: Option<u64>, field: Option<&str>, message: &str, source: Source, cause: Cause) -> RecordError {
-        RecordError { row, line: row.map(|r| r + 1), field: field.map(String::from), message: message.into(), source: Some(source), cause }
+        RecordError {
+            row,
+            line: row.map(|r| r + 1),
+            returned: None,
+            field: field.map(String::from),
+            message: message.into(),
+            source: Some(source),
+            cause,
+        }
     }
 
     #[test]

@@ -706,3 +706,61 @@ fn a_number_beyond_a_float_is_rejected_by_a_map_and_kept_without_one() {
     assert_eq!(b.read("out"), "{\"n\":2,\"twice\":4}\n");
     assert!(b.read("rejects").contains("`n` is 1e+400, a number a script cannot hold"), "{}", b.read("rejects"));
 }
+
+/// A problem in one of several records a script returned for a row names which one, in the
+/// report's text and JSON (`returned`) and in the rejects file: its value no record can hold,
+/// a field the schema after the map refuses, a key the CSV output has no column for (before:
+/// only the row and the field, though the row became five records).
+#[test]
+fn a_problem_in_one_of_the_records_a_script_returned_names_which() {
+    let b = Bench::new();
+    // An order of `n` lines; line `bad` gets what the test asks for.
+    std::fs::write(
+        b.path("lines.rhai"),
+        "fn map(r) {\n  let out = [];\n  for i in 1..=r.n {\n    let l = #{ id: r.id, line: i, price: 1.0 };\n    if i == r.bad && r.how == \"inf\" { l.price = 1.0 / 0.0; }\n    if i == r.bad && r.how == \"text\" { l.price = \"x\"; }\n    if i == r.bad && r.how == \"key\" { l.extra = 1; }\n    out.push(l);\n  }\n  out\n}\n",
+    )
+    .unwrap();
+    std::fs::write(b.path("line.schema.json"), json!({ "type": "object", "properties": { "price": { "type": "number" } } }).to_string())
+        .unwrap();
+    // Skipped, then quarantined at the fourth: every step sees every record.
+    let steps = b.steps(
+        "- parse: { format: jsonl }\n- map: { script: lines.rhai }\n- validate: { schema: line.schema.json }\n- write: { format: csv, columns: [] }",
+        "{ on_invalid: skip, max_invalid: 3 }",
+    );
+    let body = br#"{"id": 1, "n": 1, "bad": 0, "how": ""}
+{"id": 2, "n": 5, "bad": 3, "how": "inf"}
+{"id": 3, "n": 4, "bad": 2, "how": "text"}
+{"id": 4, "n": 3, "bad": 3, "how": "key"}
+{"id": 5, "n": 1, "bad": 1, "how": "text"}
+"#;
+    let v = b.run(&steps, "o.jsonl", body).quarantine.expect("quarantined");
+    let shown: Vec<String> = v.errors.iter().map(|e| e.to_string()).collect();
+    assert_eq!(
+        shown,
+        [
+            "row 2 (line 2), record 3 of the 5 the script returned: lines.rhai: the returned `price` is inf, which no record can hold (a division by zero, or a number grown beyond ±1.8e308?): the record is not mapped",
+            "row 3 (line 3), record 2 of the 4 the script returned, field price: \"x\" is not of type \"number\"",
+            "row 4 (line 4), record 3 of the 3 the script returned: key `extra` is not among the CSV output's columns (`id`, `line`, `price`), which are the keys of the first record written, and would be lost; list every column in the write step's `columns` (e.g. `columns: [id, line, price, extra]`), or give the first record every key",
+            // One record returned: its row says which.
+            "row 5 (line 5), field price: \"x\" is not of type \"number\"",
+        ]
+    );
+    let json = serde_json::to_value(&v.errors).unwrap();
+    assert_eq!(json[0]["returned"], json!({ "record": 3, "of": 5 }));
+    assert_eq!(json[1]["returned"], json!({ "record": 2, "of": 4 }));
+    assert!(json[3].get("returned").is_none(), "{json}");
+    // Read back as reports written before it: no `returned`.
+    let back: Vec<RecordError> = serde_json::from_value(json).unwrap();
+    assert_eq!(back, v.errors);
+    // The rejects file says it after the field and message.
+    let skip = b.steps(
+        "- parse: { format: jsonl }\n- map: { script: lines.rhai }\n- validate: { schema: line.schema.json }\n- write: { format: csv, columns: [] }",
+        "{ on_invalid: skip }",
+    );
+    b.run(&skip, "o.jsonl", body);
+    let rejects = b.read("rejects");
+    assert!(
+        rejects.contains(r#""errors":["price: \"x\" is not of type \"number\" (record 2 of the 4 the script returned)"]"#),
+        "{rejects}"
+    );
+}

@@ -106,8 +106,12 @@ impl<'de> Visitor<'de> for Checked<'_> {
     fn visit_u64<E>(self, n: u64) -> Result<Value, E> {
         Ok(Value::from(n))
     }
-    fn visit_f64<E>(self, n: f64) -> Result<Value, E> {
-        Ok(Number::from_f64(n).map_or(Value::Null, Value::Number))
+    // serde_json (with `arbitrary_precision`) gives every number beyond i64/u64 as its text
+    // (see [`NUMBER_TOKEN`]), `1e400` included, so this is for other readers: a float that is
+    // no JSON number (an infinity, NaN) is refused, not made `null` (a value lost, or taken
+    // for a missing one).
+    fn visit_f64<E: de::Error>(self, n: f64) -> Result<Value, E> {
+        Number::from_f64(n).map(Value::Number).ok_or_else(|| E::custom(format!("{n} is no number a record can hold")))
     }
     fn visit_str<E>(self, s: &str) -> Result<Value, E> {
         Ok(Value::String(s.to_owned()))
@@ -198,6 +202,28 @@ mod tests {
         let (v, _) = parse(r#"{"p":12.10,"big":123456789012345678901234567890,"e":1e400}"#);
         assert_eq!(serde_json::to_string(&v).unwrap(), r#"{"big":123456789012345678901234567890,"e":1e+400,"p":12.10}"#);
         assert!(v["p"].is_number());
+    }
+
+    /// A number no float holds reaches the steps as its text, not as `null` (which another
+    /// record's null key would equal, or a schema take for a missing value): the map step
+    /// refuses it naming its path (`map::to_dynamic`), other steps keep it as written.
+    #[test]
+    fn a_number_beyond_a_float_is_read_as_written_never_as_null() {
+        for (text, want) in [(r#"{"k":1e400}"#, "1e+400"), (r#"{"k":-1e400}"#, "-1e+400"), (r#"{"k":-1e-400}"#, "-1e-400")] {
+            let (v, _) = parse(text);
+            assert!(v["k"].is_number(), "{text}: {v}");
+            assert_eq!(v["k"].to_string(), want);
+        }
+        // Through the JSON array reader too.
+        let mut tally = Tally::default();
+        let v = read(&mut serde_json::Deserializer::from_reader(&br#"[{"k":1e400}]"#[..]), &mut tally).unwrap();
+        assert_eq!(v[0]["k"].to_string(), "1e+400");
+        // A reader handing over a float that is no JSON number: refused, not `null`.
+        for f in [f64::INFINITY, f64::NAN] {
+            let e = read(serde::de::value::F64Deserializer::<serde::de::value::Error>::new(f), &mut Tally::default()).unwrap_err();
+            assert!(e.to_string().ends_with("is no number a record can hold"), "{e}");
+        }
+        assert_eq!(read(serde::de::value::F64Deserializer::<serde::de::value::Error>::new(1.5), &mut Tally::default()).unwrap(), 1.5);
     }
 
     #[test]

@@ -61,9 +61,10 @@ pub(super) fn finish(w: BufWriter<File>) -> io::Result<u64> {
 /// Why a set of records was not written.
 #[derive(Debug, thiserror::Error)]
 pub enum WriteError {
-    /// The record cannot be written without losing a value: it is invalid.
-    #[error("{0}")]
-    Record(String),
+    /// The record cannot be written without losing a value: it is invalid. `index`: which
+    /// of the set given to [`Writer::records`] (0-based).
+    #[error("{message}")]
+    Record { index: usize, message: String },
     /// Writing the local output failed.
     #[error(transparent)]
     Io(#[from] io::Error),
@@ -152,8 +153,8 @@ impl Writer {
                     (Some((keys, set)), _) => (keys.as_slice(), set),
                     (None, cols) => (cols.as_deref().unwrap_or_default(), known),
                 };
-                for rec in set {
-                    outside_columns(rec, cols, known, *from)?;
+                for (index, rec) in set.iter().enumerate() {
+                    outside_columns(rec, cols, known, *from).map_err(|message| WriteError::Record { index, message })?;
                 }
             }
             if let Some((keys, _)) = candidate {
@@ -204,8 +205,8 @@ impl Writer {
 }
 
 /// A record's keys that are not among `cols` (`known`, as a set), as the reason the record is
-/// invalid.
-fn outside_columns(rec: &Value, cols: &[String], known: &HashSet<String>, from: Columns) -> Result<(), WriteError> {
+/// invalid (a [`WriteError::Record`]'s message).
+fn outside_columns(rec: &Value, cols: &[String], known: &HashSet<String>, from: Columns) -> Result<(), String> {
     let Some(obj) = rec.as_object() else { return Ok(()) };
     let extra: Vec<&str> = obj.keys().filter(|k| !known.contains(*k)).map(String::as_str).collect();
     if extra.is_empty() {
@@ -217,13 +218,13 @@ fn outside_columns(rec: &Value, cols: &[String], known: &HashSet<String>, from: 
         _ => "the keys of the first record written",
     };
     let all: Vec<&str> = cols.iter().map(String::as_str).chain(extra.iter().copied()).collect();
-    Err(WriteError::Record(format!(
+    Err(format!(
         "{noun} {} {verb} not among the CSV output's columns ({}), which are {whence}, and would be lost; \
          list every column in the write step's `columns` (e.g. `columns: [{}]`), or give the first record every key",
         ticked(&extra),
         ticked(cols),
         all.join(", ")
-    )))
+    ))
 }
 
 fn ticked<S: AsRef<str>>(names: &[S]) -> String {
@@ -336,7 +337,7 @@ mod tests {
 
     fn written(w: &mut Writer, set: &[Value]) -> Result<u64, String> {
         w.records(set).map_err(|e| match e {
-            WriteError::Record(m) => m,
+            WriteError::Record { message, .. } => message,
             WriteError::Io(e) => panic!("{e}"),
         })
     }

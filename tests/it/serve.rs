@@ -136,6 +136,10 @@ async fn overlap_skip_refuses_a_second_run_and_queue_runs_it_after() {
     let h = d.handle();
     assert_eq!(h.trigger("skip").await, Ok(Triggered::Started));
     assert_eq!(h.trigger("skip").await, Err(TriggerError::AlreadyRunning("skip".into())));
+    // Answered to the caller, not counted as a scheduled run skipped.
+    let f = h.status().flows.into_iter().find(|f| f.name == "skip").unwrap();
+    assert_eq!((f.skipped, f.skipped_total), (0, 0), "{f:?}");
+    assert!(h.metrics().render().contains("wharf_runs_skipped_total{flow=\"skip\"} 0\n"), "{}", h.metrics().render());
     assert_eq!(h.trigger("queue").await, Ok(Triggered::Started));
     assert_eq!(h.trigger("queue").await, Ok(Triggered::Queued));
     assert_eq!(h.trigger("queue").await, Ok(Triggered::Queued), "at most one is queued");

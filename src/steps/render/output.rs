@@ -30,7 +30,9 @@ pub enum Failure {
     /// is not a number): from [`Renderer::records`], this record's problem; from
     /// [`Renderer::create`] and [`Renderer::end`] (header, footer, document), the file's.
     /// `cause` says whose: [`Cause::Template`] when the template reads a field no valid record has.
-    Record { field: Option<String>, message: String, cause: Cause },
+    /// `index`: which record of the set given to [`Renderer::records`] (0-based), when one of
+    /// them is the problem.
+    Record { index: Option<usize>, field: Option<String>, message: String, cause: Cause },
     /// The file cannot be rendered (too many records for a document, the run's date).
     File(String),
     /// Writing the local output failed.
@@ -104,9 +106,10 @@ impl Renderer {
     /// Returns how many were written.
     pub fn records(&mut self, set: Vec<Value>) -> Result<u64, Failure> {
         let mut sums = self.sums.clone();
-        for r in &set {
+        for (i, r) in set.iter().enumerate() {
             for (total, path) in sums.iter_mut().zip(&self.spec.sums) {
                 *total = add_field(*total, r, path).map_err(|e| Failure::Record {
+                    index: Some(i),
                     field: Some(path.clone()),
                     message: format!("{e} (a field in `sums`)"),
                     cause: Cause::Data,
@@ -129,7 +132,11 @@ impl Renderer {
                 let mut text = String::new();
                 for (i, record) in set.into_iter().enumerate() {
                     let number = Value::from(self.count + i as u64 + 1);
-                    text.push_str(&self.render(row, [("record", record), ("row", number)])?);
+                    let rendered = self.render(row, [("record", record), ("row", number)]).map_err(|f| match f {
+                        Failure::Record { field, message, cause, .. } => Failure::Record { index: Some(i), field, message, cause },
+                        other => other,
+                    })?;
+                    text.push_str(&rendered);
                 }
                 self.out.write_all(text.as_bytes())?;
             }
@@ -189,7 +196,7 @@ impl Renderer {
         let ctx = Context::from(Value::Object(root));
         self.spec.registry().render_with_context(name, &ctx).map_err(|e| {
             let (message, cause) = self.spec.failure(&e);
-            Failure::Record { field: None, message, cause }
+            Failure::Record { index: None, field: None, message, cause }
         })
     }
 }

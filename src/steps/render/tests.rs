@@ -236,6 +236,29 @@ fn rendered_records_after_a_map_script_and_json_input() {
     assert_eq!(b.read("out"), "1:1\n2:10\n3:2\n4:20\n4/33\n");
 }
 
+/// A template failing on one of the records a script split a row into says which (before:
+/// the row alone, for a summed field or a missing one alike).
+#[test]
+fn a_failure_on_one_of_the_records_a_script_returned_names_which() {
+    let b = Bench::new();
+    b.file("split.rhai", "fn map(r) { [#{ v: 1 }, #{ v: r.v }, #{ v: 3, w: r.w }] }")
+        .file("r.txt.hbs", "{{record.v}}{{#if record.w}}{{record.w.x}}{{/if}}\n")
+        .file("f.txt.hbs", "{{sums.v}}\n");
+    let steps = b
+        .try_steps(
+            "- parse: { format: jsonl }\n- map: { script: split.rhai }\n- render: { row: r.txt.hbs, footer: f.txt.hbs, sums: [v] }",
+            OnInvalid::Skip,
+        )
+        .unwrap();
+    let p = b.run(&steps, "a.jsonl", b"{\"v\": 2, \"w\": null}\n{\"v\": \"zwei\", \"w\": null}\n{\"v\": 2, \"w\": {\"y\": 1}}\n");
+    assert_eq!(p.counts, RecordCounts { read: 3, valid: 1, rejected: 2, skipped: 0, written: 3 });
+    let rejects = b.read("rejects");
+    let lines: Vec<&str> = rejects.lines().collect();
+    assert_eq!(lines.len(), 2, "{rejects}");
+    assert!(lines[0].contains(r#"v: \"zwei\" is not a number (a field in `sums`) (record 2 of the 3 the script returned)"#), "{rejects}");
+    assert!(lines[1].contains("`record.w.x` is missing") && lines[1].contains("(record 3 of the 3 the script returned)"), "{rejects}");
+}
+
 #[test]
 fn streaming_holds_one_record_at_a_time() {
     // 200k records through a small row template; the real memory bound is measured on the
