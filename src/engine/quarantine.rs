@@ -319,7 +319,8 @@ pub(super) async fn abandon(cx: &Ctx<'_>, rec: &FileRecord, staged: &Path, qr: O
 /// plan` says (`wharf quarantine reprocess` takes a quarantined file through the steps again).
 /// `false` when the source holds other bytes (rewritten with the same size and time, or
 /// changed while read): nothing refused them, and the caller takes them as a new file, which
-/// the steps judge.
+/// the steps judge, under a record of its own: the file refused stays listed as an earlier
+/// quarantined file with the copy named for it (`wharf quarantine list`, `release`).
 pub(super) async fn restage(cx: &Ctx<'_>, rec: &FileRecord, entry: &Entry, staged: &Path) -> Result<bool, FileError> {
     tracing::info!(flow = %cx.flow.name, path = %entry.path, "The staged copy of a file being quarantined is gone; downloading it again.");
     let st = retry(cx.flow.retry, "download again for the quarantine", || {
@@ -333,7 +334,16 @@ pub(super) async fn restage(cx: &Ctx<'_>, rec: &FileRecord, entry: &Entry, stage
     };
     if !same {
         stage::discard(staged).await;
-        tracing::info!(flow = %cx.flow.name, path = %entry.path, "The source no longer holds the bytes refused; taking it as a new file.");
+        let qr = cx.ledger.file_result(&cx.flow.name, &rec.path)?.and_then(|r| r.quarantine);
+        match qr.and_then(|q| q.shown_copy()) {
+            Some(copy) => tracing::warn!(
+                flow = %cx.flow.name, path = %entry.path, copy = %copy,
+                "The source no longer holds the bytes refused; taking it as a new file. The file refused stays quarantined as an earlier file, its copy named (`wharf quarantine list`)."
+            ),
+            None => {
+                tracing::info!(flow = %cx.flow.name, path = %entry.path, "The source no longer holds the bytes refused; taking it as a new file.")
+            }
+        }
     }
     Ok(same)
 }

@@ -1418,6 +1418,42 @@ async fn a_file_left_quarantining_replaced_by_a_newer_one_keeps_its_copy_releasa
     assert_eq!(fx.ledger.file("t", "in/b.csv").unwrap().unwrap().state, FileState::Done);
 }
 
+/// A run stopped while quarantining a file, its copy made; by the next run the source holds
+/// other bytes of the same size and time (the same version to the listing), and its staged
+/// copy is gone. The new bytes are a new file, judged by the steps; the one refused stays
+/// listed, with its copy, as an earlier quarantined file. Before, the new file's result
+/// replaced the refused one's under the same record, and its copy was left in the quarantine
+/// folder named by no record (`wharf quarantine list` never showed it again).
+#[tokio::test]
+async fn a_file_left_quarantining_rewritten_with_the_same_size_and_time_keeps_its_copy_listed() {
+    let mut fx = fixture();
+    with_steps(&mut fx, ROSTER, "quarantine", None);
+    fx.flow.after_failure = Disposition::Keep;
+    fx.put("in/b.csv", b"id,email\nx,b@x\n");
+    let t = std::fs::metadata(fx.src.join("in/b.csv")).unwrap().modified().unwrap();
+    assert_eq!(fx.run().await.quarantined, 1);
+    // As a crash after the copy was made leaves it (the staging folder emptied since).
+    let mut rec = fx.ledger.file("t", "in/b.csv").unwrap().unwrap();
+    rec.state = FileState::Quarantining;
+    fx.ledger.put_file("t", &rec).unwrap();
+    let _ = std::fs::remove_dir_all(fx.state.join("staging"));
+    fx.put("in/b.csv", b"id,email\n7,b@x\n");
+    std::fs::File::options().write(true).open(fx.src.join("in/b.csv")).unwrap().set_modified(t).unwrap();
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 1, "the new bytes are judged and accepted: {r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/b.csv")), b"id,email\n7,B@X\n", "the new bytes, through the steps");
+    let now = fx.ledger.file("t", "in/b.csv").unwrap().unwrap();
+    assert_eq!(now.state, FileState::Done);
+    assert!(now.first_seen > rec.first_seen, "a file of its own");
+    let kept = fx.ledger.quarantined_files("t", None).unwrap();
+    assert_eq!(kept.len(), 1, "{kept:#?}");
+    assert_eq!((kept[0].rec.sha256.as_deref(), kept[0].copy().as_deref()), (rec.sha256.as_deref(), Some("partner:/rejected/b.csv")));
+    assert!(kept[0].earlier.is_some());
+    assert_eq!(read(&fx.src.join("rejected/b.csv")), b"id,email\nx,b@x\n", "the copy holds the bytes refused");
+    let removed = quarantine::release(&fx.flow, &fx.ledger, "in/b.csv", None, false, &fx.state.join("staging")).await.unwrap().removed;
+    assert_eq!(removed, ["/rejected/b.csv", "/rejected/b.csv.report.json", "/rejected/b.csv.report.txt"]);
+}
+
 /// A file a crashed run left being quarantined, its source deleted and no copy made, is given
 /// up by `release`, which says so: nothing had been put aside, and what was forgotten (before:
 /// the same as a release that found nothing, "removed: nothing").
