@@ -1394,6 +1394,45 @@ async fn releasing_an_earlier_file_whose_copy_is_gone_says_so() {
     assert!(fx.ledger.quarantined_files("t", None).unwrap().is_empty());
 }
 
+/// A copy path two quarantined files share, each on its own quarantine endpoint (the flow's
+/// quarantine moved from one to the other between them): given alone as the path, it names
+/// neither, and every command that takes a path refuses it, naming both files and how to say
+/// which; given with its endpoint, it names the one file. Nothing is released or forgotten.
+#[tokio::test]
+async fn a_copy_path_two_quarantined_files_share_on_two_endpoints_is_refused_naming_both() {
+    use crate::ledger::{FileRecord, FileResult, QuarantineRecord};
+    let fx = fixture();
+    let staging = fx.state.join("staging");
+    for (path, endpoint) in [("in/a.csv", "partner"), ("in/old/a.csv", "erp")] {
+        let rec = FileRecord { path: path.into(), size: 3, state: FileState::Quarantined, ..Default::default() };
+        let q = QuarantineRecord { endpoint: endpoint.into(), copy: Some("rejected/a.csv".into()), at: 1, ..Default::default() };
+        fx.ledger.put_file_and_result("t", &rec, &FileResult { quarantine: Some(q), ..Default::default() }).unwrap();
+    }
+    for given in ["/rejected/a.csv", "rejected/a.csv"] {
+        let e = quarantine::resolve(&fx.ledger, &fx.flow, given, None).unwrap_err();
+        let quarantine::QuarantineError::AmbiguousCopy { files, .. } = &e else { panic!("{given}: {e:?}") };
+        assert_eq!(files, "partner:/rejected/a.csv of /in/a.csv, erp:/rejected/a.csv of /in/old/a.csv");
+        assert!(e.to_string().starts_with(&format!("flow t: {given} names the copy of several quarantined files: ")), "{e}");
+        assert!(e.to_string().ends_with("give the copy as `ENDPOINT:/PATH`, or the file's source path with `--copy`"), "{e}");
+    }
+    let e = quarantine::release(&fx.flow, &fx.ledger, "/rejected/a.csv", None, false, &staging).await.unwrap_err();
+    assert!(matches!(e, quarantine::QuarantineError::AmbiguousCopy { .. }), "{e}");
+    let opts = RunOptions::new(staging.clone());
+    let e = quarantine::reprocess(&fx.flow, &fx.ledger, &opts, "/rejected/a.csv", None).await.unwrap_err();
+    assert!(matches!(e, quarantine::QuarantineError::AmbiguousCopy { .. }), "{e}");
+    assert_eq!(fx.ledger.quarantined_files("t", None).unwrap().len(), 2, "nothing forgotten");
+    assert!(fx.ledger.runs(None, 10).unwrap().is_empty(), "no reprocess run begun");
+    // With its endpoint: that one file.
+    assert_eq!(
+        quarantine::resolve(&fx.ledger, &fx.flow, "erp:/rejected/a.csv", None).unwrap(),
+        ("in/old/a.csv".to_string(), Some("erp:/rejected/a.csv".to_string()))
+    );
+    assert_eq!(
+        quarantine::resolve(&fx.ledger, &fx.flow, "partner:/rejected/a.csv", None).unwrap(),
+        ("in/a.csv".to_string(), Some("partner:/rejected/a.csv".to_string()))
+    );
+}
+
 /// A run stopped while quarantining a file, its copy made; the partner replaced the file
 /// before the next run, which takes the new one. The copy of the old one was left in the
 /// quarantine folder, named by no record; it is kept as an earlier file, and released.
@@ -1456,7 +1495,8 @@ async fn a_file_left_quarantining_rewritten_with_the_same_size_and_time_keeps_it
 
 /// A file a crashed run left being quarantined, its source deleted and no copy made, is given
 /// up by `release`, which says so: nothing had been put aside, and what was forgotten (before:
-/// the same as a release that found nothing, "removed: nothing").
+/// the same as a release that found nothing, "removed: nothing"). What happened to it is said
+/// in the same words as the run that fails it says it (once worded apart, in two places).
 #[tokio::test]
 async fn releasing_a_file_left_quarantining_with_nothing_put_aside_says_it_was_given_up() {
     let mut fx = fixture();
@@ -1472,14 +1512,17 @@ async fn releasing_a_file_left_quarantining_with_nothing_put_aside_says_it_was_g
         std::fs::remove_file(fx.src.join(f)).unwrap();
     }
     assert!(!fx.src.join("in/b.csv").exists());
+    // The run fails it, saying what happened; giving it up says the same of it.
+    let failed = fx.run().await;
+    let [f] = &failed.files[..] else { panic!("{failed:#?}") };
+    let (situation, _) = f.detail.split_once(": the file may be lost").unwrap_or_else(|| panic!("{}", f.detail));
     let released = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", None, false, &fx.state.join("staging")).await.unwrap();
     assert!(released.removed.is_empty() && released.left.is_none(), "{released:?}");
     let said = released.given_up.unwrap_or_default();
-    assert!(said.starts_with("given up: a run that stopped left it being quarantined, and nothing had been put aside"), "{said}");
-    assert!(
-        said.contains("partner:/rejected/b.csv, is not there whole") && said.contains("forgotten: its record (15 bytes, SHA-256 "),
-        "{said}"
-    );
+    assert!(said.starts_with(&format!("given up: {situation}: nothing had been put aside in quarantine; ")), "{said}\n{situation}");
+    assert!(said.starts_with("given up: left quarantining by a run that stopped before it was recorded quarantined"), "{said}");
+    assert!(said.contains("but its quarantine copy partner:/rejected/b.csv is not there"), "{said}");
+    assert!(said.contains("forgotten: its record (15 bytes, SHA-256 "), "{said}");
     assert!(fx.ledger.file("t", "in/b.csv").unwrap().is_none());
 }
 
