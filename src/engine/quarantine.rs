@@ -385,6 +385,9 @@ pub(super) struct Unconfirmed {
     why: String,
     /// Where else the file may be (`; look for it in …`; empty: nowhere known).
     places: String,
+    /// The copy recorded for it on an endpoint the flow no longer quarantines to
+    /// (`endpoint:/path`): not looked at, it may have been made.
+    elsewhere: Option<String>,
 }
 
 impl Unconfirmed {
@@ -408,10 +411,17 @@ impl Unconfirmed {
     }
 
     /// What `wharf quarantine release` says once it gave the file up, `rec` its record
-    /// forgotten.
+    /// forgotten: a copy recorded where the flow no longer quarantines is named, as left
+    /// where it is (forgotten, it is listed by nothing).
     fn given_up(&self, rec: &FileRecord) -> String {
+        let aside = match &self.elsewhere {
+            None => "nothing had been put aside in quarantine".to_string(),
+            Some(copy) => format!(
+                "its copy {copy}, if it was made, is left where it is, listed by nothing now: remove it by hand if it is not wanted"
+            ),
+        };
         format!(
-            "given up: {}: nothing had been put aside in quarantine; forgotten: its record ({} bytes{}); put back at {}, the next run takes it as a new file",
+            "given up: {}: {aside}; forgotten: its record ({} bytes{}); put back at {}, the next run takes it as a new file",
             self.situation(),
             rec.size,
             rec.sha256.as_deref().map(|h| format!(", SHA-256 {h}")).unwrap_or_default(),
@@ -490,7 +500,7 @@ pub(super) async fn left_aside(
         Some(s) => holds_refused(s, rec).await,
         None => false,
     };
-    let lost = |why: String| {
+    let lost = |why: String, elsewhere: Option<String>| {
         let mut places: Vec<String> = Vec::new();
         if let Disposition::MoveTo(dir) = &flow.after_failure {
             let name = lifecycle::recorded_move(rec).map(|t| format!(" (as {t}, the name recorded for it)")).unwrap_or_default();
@@ -510,15 +520,18 @@ pub(super) async fn left_aside(
             ));
         }
         let places = if places.is_empty() { String::new() } else { format!("; look for it in {}", places.join(" and ")) };
-        Some(LeftAside::Unconfirmed(Unconfirmed { flow: flow.name.clone(), path: path.clone(), why, places }))
+        Some(LeftAside::Unconfirmed(Unconfirmed { flow: flow.name.clone(), path: path.clone(), why, places, elsewhere }))
+    };
+    // A copy recorded where the flow no longer quarantines (its quarantine moved, or gone).
+    let elsewhere = |r: &QuarantineRecord, c: &RemotePath| {
+        let why = format!("its quarantine copy {}:{c} cannot be looked at: the flow no longer quarantines to {}", r.endpoint, r.endpoint);
+        lost(why, r.shown_copy())
     };
     let (Some(q), Some(ep)) = (q, quarantine) else {
-        return Ok(lost(match &recorded {
-            None => "no quarantine copy of it was recorded".to_string(),
-            Some((r, c)) => {
-                format!("its quarantine copy {}:{c} cannot be looked at: the flow no longer quarantines to {}", r.endpoint, r.endpoint)
-            }
-        }));
+        return Ok(match &recorded {
+            None => lost("no quarantine copy of it was recorded".to_string(), None),
+            Some((r, c)) => elsewhere(r, c),
+        });
     };
     // The recorded copy, where the flow quarantines now.
     let mine = recorded.as_ref().filter(|(r, _)| r.endpoint == q.endpoint).map(|(_, c)| c);
@@ -534,13 +547,11 @@ pub(super) async fn left_aside(
         let detail = format!("quarantined to {shown}: {}; {fate}; finished after a crash (the copy had been made before it)", reason());
         return Ok(Some(LeftAside::Confirmed { copy: shown, detail, moved }));
     }
-    Ok(lost(match &recorded {
-        None => "no quarantine copy of it was recorded".to_string(),
-        Some((r, c)) if mine.is_none() => {
-            format!("its quarantine copy {}:{c} cannot be looked at: the flow no longer quarantines to {}", r.endpoint, r.endpoint)
-        }
-        Some((r, c)) => format!("its quarantine copy {}:{c} is not there (or holds another file)", r.endpoint),
-    }))
+    Ok(match &recorded {
+        None => lost("no quarantine copy of it was recorded".to_string(), None),
+        Some((r, c)) if mine.is_none() => elsewhere(r, c),
+        Some((r, c)) => lost(format!("its quarantine copy {}:{c} is not there (or holds another file)", r.endpoint), None),
+    })
 }
 
 /// Why a file left `quarantining` with its source gone was not judged now: its quarantine

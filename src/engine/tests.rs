@@ -1526,6 +1526,35 @@ async fn releasing_a_file_left_quarantining_with_nothing_put_aside_says_it_was_g
     assert!(fx.ledger.file("t", "in/b.csv").unwrap().is_none());
 }
 
+/// The same crash, its copy made, but the flow quarantines elsewhere since: no run can look
+/// at the copy, and `release` gives the file up naming the copy it leaves where it is (listed
+/// by nothing once the file is forgotten). Before, it said nothing had been put aside, and
+/// that the copy was not there whole, though it was.
+#[tokio::test]
+async fn giving_up_a_file_whose_copy_is_where_the_flow_no_longer_quarantines_names_the_copy() {
+    let mut fx = fixture();
+    with_steps(&mut fx, ROSTER, "quarantine", None);
+    fx.flow.after_failure = Disposition::Delete;
+    fx.put("in/b.csv", b"id,email\nx,b@x\n");
+    assert_eq!(fx.run().await.quarantined, 1);
+    let mut rec = fx.ledger.file("t", "in/b.csv").unwrap().unwrap();
+    rec.state = FileState::Quarantining;
+    fx.ledger.put_file("t", &rec).unwrap();
+    fx.flow.quarantine.as_mut().unwrap().endpoint = "erp".into();
+    let failed = fx.run().await;
+    assert_eq!(failed.counts.failed, 1, "{failed:#?}");
+    assert!(failed.files[0].detail.contains("its quarantine copy partner:/rejected/b.csv cannot be looked at"), "{failed:#?}");
+    let released = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", None, false, &fx.state.join("staging")).await.unwrap();
+    let said = released.given_up.unwrap_or_default();
+    assert!(
+        said.contains("cannot be looked at: the flow no longer quarantines to partner: its copy partner:/rejected/b.csv, if it was made, is left where it is, listed by nothing now"),
+        "{said}"
+    );
+    assert!(!said.contains("nothing had been put aside"), "{said}");
+    assert_eq!(read(&fx.src.join("rejected/b.csv")), b"id,email\nx,b@x\n", "left as it is");
+    assert!(fx.ledger.file("t", "in/b.csv").unwrap().is_none());
+}
+
 /// Under `after.failure: delete`, an earlier file's copy is all that is left of it (the file
 /// at its path is the newer one): released only with `--force`.
 #[tokio::test]
