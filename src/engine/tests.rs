@@ -1433,20 +1433,28 @@ async fn a_copy_path_two_quarantined_files_share_on_two_endpoints_is_refused_nam
     );
 }
 
+/// A flow with the roster steps and `after_failure`, whose `in/b.csv` a run quarantined (its
+/// copy `partner:/rejected/b.csv`), left `quarantining` as a crash while putting it aside
+/// leaves it.
+async fn left_quarantining(after_failure: Disposition) -> Fixture {
+    let mut fx = fixture();
+    with_steps(&mut fx, ROSTER, "quarantine", None);
+    fx.flow.after_failure = after_failure;
+    fx.put("in/b.csv", b"id,email\nx,b@x\n");
+    assert_eq!(fx.run().await.quarantined, 1);
+    let mut rec = fx.ledger.file("t", "in/b.csv").unwrap().unwrap();
+    rec.state = FileState::Quarantining;
+    fx.ledger.put_file("t", &rec).unwrap();
+    fx
+}
+
 /// A run stopped while quarantining a file, its copy made; the partner replaced the file
 /// before the next run, which takes the new one. The copy of the old one was left in the
 /// quarantine folder, named by no record; it is kept as an earlier file, and released.
 #[tokio::test]
 async fn a_file_left_quarantining_replaced_by_a_newer_one_keeps_its_copy_releasable() {
-    let mut fx = fixture();
-    with_steps(&mut fx, ROSTER, "quarantine", None);
-    fx.flow.after_failure = Disposition::Keep;
-    fx.put("in/b.csv", b"id,email\nx,b@x\n");
-    assert_eq!(fx.run().await.quarantined, 1);
     // As a crash after the copy was made leaves it.
-    let mut rec = fx.ledger.file("t", "in/b.csv").unwrap().unwrap();
-    rec.state = FileState::Quarantining;
-    fx.ledger.put_file("t", &rec).unwrap();
+    let fx = left_quarantining(Disposition::Keep).await;
     fx.put("in/b.csv", b"id,email\n7,b@x\n");
     assert_eq!(fx.run().await.counts.delivered, 1);
     let kept = fx.ledger.quarantined_files("t", None).unwrap();
@@ -1499,15 +1507,8 @@ async fn a_file_left_quarantining_rewritten_with_the_same_size_and_time_keeps_it
 /// in the same words as the run that fails it says it (once worded apart, in two places).
 #[tokio::test]
 async fn releasing_a_file_left_quarantining_with_nothing_put_aside_says_it_was_given_up() {
-    let mut fx = fixture();
-    with_steps(&mut fx, ROSTER, "quarantine", None);
-    fx.flow.after_failure = Disposition::Delete;
-    fx.put("in/b.csv", b"id,email\nx,b@x\n");
-    assert_eq!(fx.run().await.quarantined, 1);
     // As a crash before the copy was made leaves it, the source deleted since.
-    let mut rec = fx.ledger.file("t", "in/b.csv").unwrap().unwrap();
-    rec.state = FileState::Quarantining;
-    fx.ledger.put_file("t", &rec).unwrap();
+    let fx = left_quarantining(Disposition::Delete).await;
     for f in ["rejected/b.csv", "rejected/b.csv.report.json", "rejected/b.csv.report.txt"] {
         std::fs::remove_file(fx.src.join(f)).unwrap();
     }
@@ -1532,14 +1533,7 @@ async fn releasing_a_file_left_quarantining_with_nothing_put_aside_says_it_was_g
 /// that the copy was not there whole, though it was.
 #[tokio::test]
 async fn giving_up_a_file_whose_copy_is_where_the_flow_no_longer_quarantines_names_the_copy() {
-    let mut fx = fixture();
-    with_steps(&mut fx, ROSTER, "quarantine", None);
-    fx.flow.after_failure = Disposition::Delete;
-    fx.put("in/b.csv", b"id,email\nx,b@x\n");
-    assert_eq!(fx.run().await.quarantined, 1);
-    let mut rec = fx.ledger.file("t", "in/b.csv").unwrap().unwrap();
-    rec.state = FileState::Quarantining;
-    fx.ledger.put_file("t", &rec).unwrap();
+    let mut fx = left_quarantining(Disposition::Delete).await;
     fx.flow.quarantine.as_mut().unwrap().endpoint = "erp".into();
     let failed = fx.run().await;
     assert_eq!(failed.counts.failed, 1, "{failed:#?}");
