@@ -7,6 +7,8 @@
 
 use std::process::ExitCode;
 
+use crate::ledger::Event;
+
 use super::Global;
 use super::files::when;
 use super::output::outln;
@@ -23,7 +25,9 @@ pub struct Args {
     /// Most events to show: the first after `--since`, else the newest.
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
-    /// JSON output (times in RFC 3339, UTC: `2026-12-06T07:18:42.123Z`).
+    /// JSON output (times in RFC 3339, UTC: `2026-12-06T07:18:42.123Z`): each event as
+    /// recorded, with `folder` (`true` for a source folder the listing could not read, whose
+    /// subject ends in `/`; else `false`).
     #[arg(long)]
     pub json: bool,
 }
@@ -46,7 +50,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         }
     };
     if args.json {
-        outln!("{}", serde_json::to_string_pretty(&events)?);
+        let rows = events.iter().map(json_row).collect::<serde_json::Result<Vec<_>>>()?;
+        outln!("{}", serde_json::to_string_pretty(&rows)?);
         return Ok(ExitCode::SUCCESS);
     }
     if let (true, Some(flow)) = (events.is_empty(), &flow)
@@ -81,6 +86,18 @@ fn told(kind: &str, subject: &str, detail: &str) -> (String, String) {
     }
 }
 
+/// An event as `--json` gives it: as recorded (its subject too), with `folder` saying whether
+/// it is about a source folder (the table's `source folder /in/locked`, [`told`]), so that a
+/// consumer need not read that from a trailing `/`.
+fn json_row(e: &Event) -> serde_json::Result<serde_json::Value> {
+    let mut v = serde_json::to_value(e)?;
+    let folder = crate::notify::unreadable_source_folder(e.kind.as_str(), &e.subject).is_some();
+    if let serde_json::Value::Object(map) = &mut v {
+        map.insert("folder".into(), folder.into());
+    }
+    Ok(v)
+}
+
 /// A file's path as the other commands show it (`/in/a.csv`); `-` for a run-wide event.
 fn subject(s: &str) -> String {
     match s {
@@ -112,5 +129,29 @@ mod tests {
         let link = "a symbolic link: only regular files are taken";
         assert_eq!(super::told("not_taken", "in/today.csv", link), ("/in/today.csv".into(), link.into()));
         assert_eq!(super::told("quarantined", "/in/a/", "x"), ("/in/a/".into(), "x".into()));
+    }
+
+    /// `--json` says which events are about a source folder (`"folder": true`), keeping the
+    /// subject as recorded; every other event says `false` (before: only a trailing `/` in
+    /// the subject told it).
+    #[test]
+    fn json_says_whether_an_event_is_about_a_source_folder() {
+        use crate::ledger::{Event, EventKind};
+        let event = |kind, subject: &str| Event {
+            seq: 1,
+            flow: "f".into(),
+            at: 0,
+            kind,
+            subject: subject.into(),
+            detail: "why".into(),
+            run: Some(2),
+        };
+        let v = super::json_row(&event(EventKind::NotTaken, "/in/locked/")).unwrap();
+        assert_eq!((&v["folder"], &v["subject"], &v["kind"]), (&true.into(), &"/in/locked/".into(), &"not_taken".into()), "{v:#}");
+        for (kind, subject) in [(EventKind::NotTaken, "in/today.csv"), (EventKind::Quarantined, "/in/a/"), (EventKind::Failed, "")] {
+            let v = super::json_row(&event(kind, subject)).unwrap();
+            assert_eq!(v["folder"], false, "{v:#}");
+            assert_eq!(v["run"], 2, "the rest as recorded: {v:#}");
+        }
     }
 }

@@ -409,7 +409,7 @@ async fn left_aside(
             let endpoint = flow.quarantine.as_ref().map_or("", |q| q.endpoint.as_str());
             Some(Action::Quarantine { why: quarantine::from_staged(endpoint, &copy, &reason, &fate) })
         }
-        Ok(Some(quarantine::LeftAside::Unconfirmed(why))) => Some(Action::Fail { why }),
+        Ok(Some(quarantine::LeftAside::Unconfirmed(u))) => Some(Action::Fail { why: u.failure() }),
         Err(FileError::Ledger(e)) => return Err(e),
         Err(e) => Some(Action::Fail { why: quarantine::left_aside_unjudged(&e) }),
     })

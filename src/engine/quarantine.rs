@@ -319,7 +319,8 @@ pub(super) async fn abandon(cx: &Ctx<'_>, rec: &FileRecord, staged: &Path, qr: O
 /// plan` says (`wharf quarantine reprocess` takes a quarantined file through the steps again).
 /// `false` when the source holds other bytes (rewritten with the same size and time, or
 /// changed while read): nothing refused them, and the caller takes them as a new file, which
-/// the steps judge.
+/// the steps judge, under a record of its own: the file refused stays listed as an earlier
+/// quarantined file with the copy named for it (`wharf quarantine list`, `release`).
 pub(super) async fn restage(cx: &Ctx<'_>, rec: &FileRecord, entry: &Entry, staged: &Path) -> Result<bool, FileError> {
     tracing::info!(flow = %cx.flow.name, path = %entry.path, "The staged copy of a file being quarantined is gone; downloading it again.");
     let st = retry(cx.flow.retry, "download again for the quarantine", || {
@@ -333,7 +334,16 @@ pub(super) async fn restage(cx: &Ctx<'_>, rec: &FileRecord, entry: &Entry, stage
     };
     if !same {
         stage::discard(staged).await;
-        tracing::info!(flow = %cx.flow.name, path = %entry.path, "The source no longer holds the bytes refused; taking it as a new file.");
+        let qr = cx.ledger.file_result(&cx.flow.name, &rec.path)?.and_then(|r| r.quarantine);
+        match qr.and_then(|q| q.shown_copy()) {
+            Some(copy) => tracing::warn!(
+                flow = %cx.flow.name, path = %entry.path, copy = %copy,
+                "The source no longer holds the bytes refused; taking it as a new file. The file refused stays quarantined as an earlier file, its copy named (`wharf quarantine list`)."
+            ),
+            None => {
+                tracing::info!(flow = %cx.flow.name, path = %entry.path, "The source no longer holds the bytes refused; taking it as a new file.")
+            }
+        }
     }
     Ok(same)
 }
@@ -355,9 +365,69 @@ pub(super) enum LeftAside {
     /// was refused; `fate`: what `after.failure` made of the source; `moved`: as above. Its
     /// report line: [`from_staged`].
     FromStaged { copy: RemotePath, reason: String, fate: String, moved: Option<RemotePath> },
-    /// No copy of it can be confirmed, nor made, and the source is gone: why, where a copy may
-    /// be, and what the operator can do.
-    Unconfirmed(String),
+    /// No copy of it can be confirmed, nor made, and the source is gone.
+    Unconfirmed(Unconfirmed),
+}
+
+/// A file left `quarantining` whose source is gone and of which no copy can be confirmed nor
+/// made ([`LeftAside::Unconfirmed`]): its situation is worded once ([`situation`]) for what
+/// the run fails it with (and `wharf plan` shows), [`failure`], and for what `wharf
+/// quarantine release` says once it gave the file up, [`given_up`].
+///
+/// [`situation`]: Unconfirmed::situation
+/// [`failure`]: Unconfirmed::failure
+/// [`given_up`]: Unconfirmed::given_up
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Unconfirmed {
+    flow: String,
+    path: RemotePath,
+    /// Why no copy of it can be confirmed: none recorded, not there, or not to be looked at.
+    why: String,
+    /// Where else the file may be (`; look for it in …`; empty: nowhere known).
+    places: String,
+    /// The copy recorded for it on an endpoint the flow no longer quarantines to
+    /// (`endpoint:/path`): not looked at, it may have been made.
+    elsewhere: Option<String>,
+}
+
+impl Unconfirmed {
+    /// What happened to it, and why nothing of it can be confirmed in quarantine.
+    fn situation(&self) -> String {
+        format!(
+            "left quarantining by a run that stopped before it was recorded quarantined, and the source is no longer at {}, but {}",
+            self.path, self.why
+        )
+    }
+
+    /// Why the run fails it (every run, the file staying in flight), where else it may be,
+    /// and what the operator can do: the run's report line and error, and `wharf plan`'s.
+    pub(super) fn failure(&self) -> String {
+        let (path, flow) = (&self.path, &self.flow);
+        format!(
+            "{}: the file may be lost{}; it stays in flight: put back at {path}, it is taken by the next run; its copy put back, it is recorded quarantined; else `wharf quarantine release {flow} {path}` gives it up (forgets it)",
+            self.situation(),
+            self.places
+        )
+    }
+
+    /// What `wharf quarantine release` says once it gave the file up, `rec` its record
+    /// forgotten: a copy recorded where the flow no longer quarantines is named, as left
+    /// where it is (forgotten, it is listed by nothing).
+    fn given_up(&self, rec: &FileRecord) -> String {
+        let aside = match &self.elsewhere {
+            None => "nothing had been put aside in quarantine".to_string(),
+            Some(copy) => format!(
+                "its copy {copy}, if it was made, is left where it is, listed by nothing now: remove it by hand if it is not wanted"
+            ),
+        };
+        format!(
+            "given up: {}: {aside}; forgotten: its record ({} bytes{}); put back at {}, the next run takes it as a new file",
+            self.situation(),
+            rec.size,
+            rec.sha256.as_deref().map(|h| format!(", SHA-256 {h}")).unwrap_or_default(),
+            self.path
+        )
+    }
 }
 
 /// The report line of a file put aside after a crash from its staged copy
@@ -430,7 +500,7 @@ pub(super) async fn left_aside(
         Some(s) => holds_refused(s, rec).await,
         None => false,
     };
-    let lost = |why: String| {
+    let lost = |why: String, elsewhere: Option<String>| {
         let mut places: Vec<String> = Vec::new();
         if let Disposition::MoveTo(dir) = &flow.after_failure {
             let name = lifecycle::recorded_move(rec).map(|t| format!(" (as {t}, the name recorded for it)")).unwrap_or_default();
@@ -450,18 +520,18 @@ pub(super) async fn left_aside(
             ));
         }
         let places = if places.is_empty() { String::new() } else { format!("; look for it in {}", places.join(" and ")) };
-        Some(LeftAside::Unconfirmed(format!(
-            "left quarantining by a run that stopped before it was recorded quarantined, and the source is no longer at {path}, but {why}: the file may be lost{places}; it stays in flight: put back at {path}, it is taken by the next run; its copy put back, it is recorded quarantined; else `wharf quarantine release {} {path}` gives it up (forgets it)",
-            flow.name
-        )))
+        Some(LeftAside::Unconfirmed(Unconfirmed { flow: flow.name.clone(), path: path.clone(), why, places, elsewhere }))
+    };
+    // A copy recorded where the flow no longer quarantines (its quarantine moved, or gone).
+    let elsewhere = |r: &QuarantineRecord, c: &RemotePath| {
+        let why = format!("its quarantine copy {}:{c} cannot be looked at: the flow no longer quarantines to {}", r.endpoint, r.endpoint);
+        lost(why, r.shown_copy())
     };
     let (Some(q), Some(ep)) = (q, quarantine) else {
-        return Ok(lost(match &recorded {
-            None => "no quarantine copy of it was recorded".to_string(),
-            Some((r, c)) => {
-                format!("its quarantine copy {}:{c} cannot be looked at: the flow no longer quarantines to {}", r.endpoint, r.endpoint)
-            }
-        }));
+        return Ok(match &recorded {
+            None => lost("no quarantine copy of it was recorded".to_string(), None),
+            Some((r, c)) => elsewhere(r, c),
+        });
     };
     // The recorded copy, where the flow quarantines now.
     let mine = recorded.as_ref().filter(|(r, _)| r.endpoint == q.endpoint).map(|(_, c)| c);
@@ -477,13 +547,11 @@ pub(super) async fn left_aside(
         let detail = format!("quarantined to {shown}: {}; {fate}; finished after a crash (the copy had been made before it)", reason());
         return Ok(Some(LeftAside::Confirmed { copy: shown, detail, moved }));
     }
-    Ok(lost(match &recorded {
-        None => "no quarantine copy of it was recorded".to_string(),
-        Some((r, c)) if mine.is_none() => {
-            format!("its quarantine copy {}:{c} cannot be looked at: the flow no longer quarantines to {}", r.endpoint, r.endpoint)
-        }
-        Some((r, c)) => format!("its quarantine copy {}:{c} is not there (or holds another file)", r.endpoint),
-    }))
+    Ok(match &recorded {
+        None => lost("no quarantine copy of it was recorded".to_string(), None),
+        Some((r, c)) if mine.is_none() => elsewhere(r, c),
+        Some((r, c)) => lost(format!("its quarantine copy {}:{c} is not there (or holds another file)", r.endpoint), None),
+    })
 }
 
 /// Why a file left `quarantining` with its source gone was not judged now: its quarantine
@@ -531,7 +599,8 @@ pub(super) async fn finish_left_aside(cx: &Ctx<'_>, mut rec: FileRecord, entry: 
                 }
             }
         }
-        Ok(Some(LeftAside::Unconfirmed(why))) => {
+        Ok(Some(LeftAside::Unconfirmed(u))) => {
+            let why = u.failure();
             let kind = ErrorKind::NotFound;
             tracing::error!(target: REPORT_LOG_TARGET, flow = %flow, path = %entry.path, kind = %kind, error = %why, "File failed.");
             rec.attempts += 1;
@@ -847,8 +916,8 @@ async fn release_earlier(
 /// fails it every time, saying so): forgets it, so that runs no longer fail it (its staged
 /// copy, if any, is no longer kept: the next run sweeps it). Refused while a run finishes it
 /// (its source at its path, its copy there, its staged copy whole), as [`left_aside`] judges
-/// it for the run and `wharf plan`. Returns what `release` says of it: nothing had been put
-/// aside, and what was forgotten.
+/// it for the run and `wharf plan`. Returns what `release` says of it
+/// ([`Unconfirmed::given_up`]: what happened, in the run's words, and what was forgotten).
 async fn give_up(flow: &Flow, ledger: &Ledger, rec: FileRecord, staging_dir: &Path) -> Result<String, QuarantineError> {
     let file_err = |source| QuarantineError::File { flow: flow.name.clone(), path: rec.path.clone(), source: Box::new(source) };
     let path = RemotePath::parse(&rec.path).map_err(|e| file_err(FileError::Name(e.to_string())))?;
@@ -862,17 +931,9 @@ async fn give_up(flow: &Flow, ledger: &Ledger, rec: FileRecord, staging_dir: &Pa
     let staged = stage::staging_path(staging_dir, &flow.name, &path);
     let judged = left_aside(flow, &*source, quarantine.as_deref(), &rec, &path, qr.as_ref(), Some(&staged)).await.map_err(file_err)?;
     let what = match judged {
-        Some(LeftAside::Unconfirmed(_)) => {
+        Some(LeftAside::Unconfirmed(u)) => {
             ledger.forget_file(&flow.name, &rec.path)?;
-            let recorded = qr.and_then(|q| {
-                q.copy.map(|c| format!(", and the copy recorded for it, {}:/{}, is not there whole", q.endpoint, c.trim_start_matches('/')))
-            });
-            return Ok(format!(
-                "given up: a run that stopped left it being quarantined, and nothing had been put aside (its source is no longer at {path}{}); forgotten: its record ({} bytes{}); put back at {path}, the next run takes it as a new file",
-                recorded.unwrap_or_default(),
-                rec.size,
-                rec.sha256.as_deref().map(|h| format!(", SHA-256 {h}")).unwrap_or_default(),
-            ));
+            return Ok(u.given_up(&rec));
         }
         None => format!("its source is at {path}: it is put aside"),
         Some(LeftAside::Confirmed { copy, .. }) => format!("its copy {copy} is there: it is recorded quarantined"),

@@ -1394,20 +1394,67 @@ async fn releasing_an_earlier_file_whose_copy_is_gone_says_so() {
     assert!(fx.ledger.quarantined_files("t", None).unwrap().is_empty());
 }
 
+/// A copy path two quarantined files share, each on its own quarantine endpoint (the flow's
+/// quarantine moved from one to the other between them): given alone as the path, it names
+/// neither, and every command that takes a path refuses it, naming both files and how to say
+/// which; given with its endpoint, it names the one file. Nothing is released or forgotten.
+#[tokio::test]
+async fn a_copy_path_two_quarantined_files_share_on_two_endpoints_is_refused_naming_both() {
+    use crate::ledger::{FileRecord, FileResult, QuarantineRecord};
+    let fx = fixture();
+    let staging = fx.state.join("staging");
+    for (path, endpoint) in [("in/a.csv", "partner"), ("in/old/a.csv", "erp")] {
+        let rec = FileRecord { path: path.into(), size: 3, state: FileState::Quarantined, ..Default::default() };
+        let q = QuarantineRecord { endpoint: endpoint.into(), copy: Some("rejected/a.csv".into()), at: 1, ..Default::default() };
+        fx.ledger.put_file_and_result("t", &rec, &FileResult { quarantine: Some(q), ..Default::default() }).unwrap();
+    }
+    for given in ["/rejected/a.csv", "rejected/a.csv"] {
+        let e = quarantine::resolve(&fx.ledger, &fx.flow, given, None).unwrap_err();
+        let quarantine::QuarantineError::AmbiguousCopy { files, .. } = &e else { panic!("{given}: {e:?}") };
+        assert_eq!(files, "partner:/rejected/a.csv of /in/a.csv, erp:/rejected/a.csv of /in/old/a.csv");
+        assert!(e.to_string().starts_with(&format!("flow t: {given} names the copy of several quarantined files: ")), "{e}");
+        assert!(e.to_string().ends_with("give the copy as `ENDPOINT:/PATH`, or the file's source path with `--copy`"), "{e}");
+    }
+    let e = quarantine::release(&fx.flow, &fx.ledger, "/rejected/a.csv", None, false, &staging).await.unwrap_err();
+    assert!(matches!(e, quarantine::QuarantineError::AmbiguousCopy { .. }), "{e}");
+    let opts = RunOptions::new(staging.clone());
+    let e = quarantine::reprocess(&fx.flow, &fx.ledger, &opts, "/rejected/a.csv", None).await.unwrap_err();
+    assert!(matches!(e, quarantine::QuarantineError::AmbiguousCopy { .. }), "{e}");
+    assert_eq!(fx.ledger.quarantined_files("t", None).unwrap().len(), 2, "nothing forgotten");
+    assert!(fx.ledger.runs(None, 10).unwrap().is_empty(), "no reprocess run begun");
+    // With its endpoint: that one file.
+    assert_eq!(
+        quarantine::resolve(&fx.ledger, &fx.flow, "erp:/rejected/a.csv", None).unwrap(),
+        ("in/old/a.csv".to_string(), Some("erp:/rejected/a.csv".to_string()))
+    );
+    assert_eq!(
+        quarantine::resolve(&fx.ledger, &fx.flow, "partner:/rejected/a.csv", None).unwrap(),
+        ("in/a.csv".to_string(), Some("partner:/rejected/a.csv".to_string()))
+    );
+}
+
+/// A flow with the roster steps and `after_failure`, whose `in/b.csv` a run quarantined (its
+/// copy `partner:/rejected/b.csv`), left `quarantining` as a crash while putting it aside
+/// leaves it.
+async fn left_quarantining(after_failure: Disposition) -> Fixture {
+    let mut fx = fixture();
+    with_steps(&mut fx, ROSTER, "quarantine", None);
+    fx.flow.after_failure = after_failure;
+    fx.put("in/b.csv", b"id,email\nx,b@x\n");
+    assert_eq!(fx.run().await.quarantined, 1);
+    let mut rec = fx.ledger.file("t", "in/b.csv").unwrap().unwrap();
+    rec.state = FileState::Quarantining;
+    fx.ledger.put_file("t", &rec).unwrap();
+    fx
+}
+
 /// A run stopped while quarantining a file, its copy made; the partner replaced the file
 /// before the next run, which takes the new one. The copy of the old one was left in the
 /// quarantine folder, named by no record; it is kept as an earlier file, and released.
 #[tokio::test]
 async fn a_file_left_quarantining_replaced_by_a_newer_one_keeps_its_copy_releasable() {
-    let mut fx = fixture();
-    with_steps(&mut fx, ROSTER, "quarantine", None);
-    fx.flow.after_failure = Disposition::Keep;
-    fx.put("in/b.csv", b"id,email\nx,b@x\n");
-    assert_eq!(fx.run().await.quarantined, 1);
     // As a crash after the copy was made leaves it.
-    let mut rec = fx.ledger.file("t", "in/b.csv").unwrap().unwrap();
-    rec.state = FileState::Quarantining;
-    fx.ledger.put_file("t", &rec).unwrap();
+    let fx = left_quarantining(Disposition::Keep).await;
     fx.put("in/b.csv", b"id,email\n7,b@x\n");
     assert_eq!(fx.run().await.counts.delivered, 1);
     let kept = fx.ledger.quarantined_files("t", None).unwrap();
@@ -1418,32 +1465,87 @@ async fn a_file_left_quarantining_replaced_by_a_newer_one_keeps_its_copy_releasa
     assert_eq!(fx.ledger.file("t", "in/b.csv").unwrap().unwrap().state, FileState::Done);
 }
 
-/// A file a crashed run left being quarantined, its source deleted and no copy made, is given
-/// up by `release`, which says so: nothing had been put aside, and what was forgotten (before:
-/// the same as a release that found nothing, "removed: nothing").
+/// A run stopped while quarantining a file, its copy made; by the next run the source holds
+/// other bytes of the same size and time (the same version to the listing), and its staged
+/// copy is gone. The new bytes are a new file, judged by the steps; the one refused stays
+/// listed, with its copy, as an earlier quarantined file. Before, the new file's result
+/// replaced the refused one's under the same record, and its copy was left in the quarantine
+/// folder named by no record (`wharf quarantine list` never showed it again).
 #[tokio::test]
-async fn releasing_a_file_left_quarantining_with_nothing_put_aside_says_it_was_given_up() {
+async fn a_file_left_quarantining_rewritten_with_the_same_size_and_time_keeps_its_copy_listed() {
     let mut fx = fixture();
     with_steps(&mut fx, ROSTER, "quarantine", None);
-    fx.flow.after_failure = Disposition::Delete;
+    fx.flow.after_failure = Disposition::Keep;
     fx.put("in/b.csv", b"id,email\nx,b@x\n");
+    let t = std::fs::metadata(fx.src.join("in/b.csv")).unwrap().modified().unwrap();
     assert_eq!(fx.run().await.quarantined, 1);
-    // As a crash before the copy was made leaves it, the source deleted since.
+    // As a crash after the copy was made leaves it (the staging folder emptied since).
     let mut rec = fx.ledger.file("t", "in/b.csv").unwrap().unwrap();
     rec.state = FileState::Quarantining;
     fx.ledger.put_file("t", &rec).unwrap();
+    let _ = std::fs::remove_dir_all(fx.state.join("staging"));
+    fx.put("in/b.csv", b"id,email\n7,b@x\n");
+    std::fs::File::options().write(true).open(fx.src.join("in/b.csv")).unwrap().set_modified(t).unwrap();
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 1, "the new bytes are judged and accepted: {r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/b.csv")), b"id,email\n7,B@X\n", "the new bytes, through the steps");
+    let now = fx.ledger.file("t", "in/b.csv").unwrap().unwrap();
+    assert_eq!(now.state, FileState::Done);
+    assert!(now.first_seen > rec.first_seen, "a file of its own");
+    let kept = fx.ledger.quarantined_files("t", None).unwrap();
+    assert_eq!(kept.len(), 1, "{kept:#?}");
+    assert_eq!((kept[0].rec.sha256.as_deref(), kept[0].copy().as_deref()), (rec.sha256.as_deref(), Some("partner:/rejected/b.csv")));
+    assert!(kept[0].earlier.is_some());
+    assert_eq!(read(&fx.src.join("rejected/b.csv")), b"id,email\nx,b@x\n", "the copy holds the bytes refused");
+    let removed = quarantine::release(&fx.flow, &fx.ledger, "in/b.csv", None, false, &fx.state.join("staging")).await.unwrap().removed;
+    assert_eq!(removed, ["/rejected/b.csv", "/rejected/b.csv.report.json", "/rejected/b.csv.report.txt"]);
+}
+
+/// A file a crashed run left being quarantined, its source deleted and no copy made, is given
+/// up by `release`, which says so: nothing had been put aside, and what was forgotten (before:
+/// the same as a release that found nothing, "removed: nothing"). What happened to it is said
+/// in the same words as the run that fails it says it (once worded apart, in two places).
+#[tokio::test]
+async fn releasing_a_file_left_quarantining_with_nothing_put_aside_says_it_was_given_up() {
+    // As a crash before the copy was made leaves it, the source deleted since.
+    let fx = left_quarantining(Disposition::Delete).await;
     for f in ["rejected/b.csv", "rejected/b.csv.report.json", "rejected/b.csv.report.txt"] {
         std::fs::remove_file(fx.src.join(f)).unwrap();
     }
     assert!(!fx.src.join("in/b.csv").exists());
+    // The run fails it, saying what happened; giving it up says the same of it.
+    let failed = fx.run().await;
+    let [f] = &failed.files[..] else { panic!("{failed:#?}") };
+    let (situation, _) = f.detail.split_once(": the file may be lost").unwrap_or_else(|| panic!("{}", f.detail));
     let released = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", None, false, &fx.state.join("staging")).await.unwrap();
     assert!(released.removed.is_empty() && released.left.is_none(), "{released:?}");
     let said = released.given_up.unwrap_or_default();
-    assert!(said.starts_with("given up: a run that stopped left it being quarantined, and nothing had been put aside"), "{said}");
+    assert!(said.starts_with(&format!("given up: {situation}: nothing had been put aside in quarantine; ")), "{said}\n{situation}");
+    assert!(said.starts_with("given up: left quarantining by a run that stopped before it was recorded quarantined"), "{said}");
+    assert!(said.contains("but its quarantine copy partner:/rejected/b.csv is not there"), "{said}");
+    assert!(said.contains("forgotten: its record (15 bytes, SHA-256 "), "{said}");
+    assert!(fx.ledger.file("t", "in/b.csv").unwrap().is_none());
+}
+
+/// The same crash, its copy made, but the flow quarantines elsewhere since: no run can look
+/// at the copy, and `release` gives the file up naming the copy it leaves where it is (listed
+/// by nothing once the file is forgotten). Before, it said nothing had been put aside, and
+/// that the copy was not there whole, though it was.
+#[tokio::test]
+async fn giving_up_a_file_whose_copy_is_where_the_flow_no_longer_quarantines_names_the_copy() {
+    let mut fx = left_quarantining(Disposition::Delete).await;
+    fx.flow.quarantine.as_mut().unwrap().endpoint = "erp".into();
+    let failed = fx.run().await;
+    assert_eq!(failed.counts.failed, 1, "{failed:#?}");
+    assert!(failed.files[0].detail.contains("its quarantine copy partner:/rejected/b.csv cannot be looked at"), "{failed:#?}");
+    let released = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", None, false, &fx.state.join("staging")).await.unwrap();
+    let said = released.given_up.unwrap_or_default();
     assert!(
-        said.contains("partner:/rejected/b.csv, is not there whole") && said.contains("forgotten: its record (15 bytes, SHA-256 "),
+        said.contains("cannot be looked at: the flow no longer quarantines to partner: its copy partner:/rejected/b.csv, if it was made, is left where it is, listed by nothing now"),
         "{said}"
     );
+    assert!(!said.contains("nothing had been put aside"), "{said}");
+    assert_eq!(read(&fx.src.join("rejected/b.csv")), b"id,email\nx,b@x\n", "left as it is");
     assert!(fx.ledger.file("t", "in/b.csv").unwrap().is_none());
 }
 

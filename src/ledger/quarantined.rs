@@ -60,8 +60,7 @@ impl QuarantinedFile {
 
     /// Its copy as commands show it, `endpoint:/path` (`None` when none was named).
     pub fn copy(&self) -> Option<String> {
-        let q = self.result.quarantine.as_ref()?;
-        q.copy.as_ref().map(|c| format!("{}:/{}", q.endpoint, c.trim_start_matches('/')))
+        self.result.quarantine.as_ref()?.shown_copy()
     }
 }
 

@@ -339,6 +339,13 @@ pub struct QuarantineRecord {
     pub errors_total: u64,
 }
 
+impl QuarantineRecord {
+    /// Its copy as commands show it, `endpoint:/path` (`None` when none was named).
+    pub fn shown_copy(&self) -> Option<String> {
+        self.copy.as_ref().map(|c| format!("{}:/{}", self.endpoint, c.trim_start_matches('/')))
+    }
+}
+
 /// A quarantined file whose path a newer file has been taken under since (a partner's
 /// corrected file sent under the same name): its record and content result as they were when
 /// the newer file's record replaced them (table `quarantined_earlier_v1`, see

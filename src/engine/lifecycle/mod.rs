@@ -33,8 +33,8 @@ use crate::config::Flow;
 use crate::config::flow::{Disposition, IfExists};
 use crate::endpoint::{DynEndpoint, Endpoint, Entry, ErrorKind, RemotePath};
 use crate::ledger::{
-    Delivery, DoneRecord, Durability, ErrorRecord, FileRecord, FileState, FileWarning, Ledger, LedgerError, QuarantineRecord, Replaced,
-    Snapshot, SourceFate, Transition, now_millis,
+    Delivery, DoneRecord, Durability, ErrorRecord, FileRecord, FileState, FileWarning, Ledger, LedgerError, Millis, QuarantineRecord,
+    Replaced, Snapshot, SourceFate, Transition, now_millis,
 };
 use crate::template::NameVars;
 
@@ -177,6 +177,18 @@ pub(super) fn delivered_before(snapshot: &Snapshot, flow: &Flow, entry: &Entry) 
     }
 }
 
+/// The record of the file listed as `entry`, taken as a new file first seen at `now`.
+fn new_record(flow: &Flow, entry: &Entry, now: Millis) -> FileRecord {
+    FileRecord {
+        path: entry.path.as_str().to_string(),
+        identity: identity::key(flow.source.identity, entry).unwrap_or_default(),
+        size: entry.size,
+        mtime: mtime_millis(entry),
+        first_seen: now,
+        ..Default::default()
+    }
+}
+
 /// Whether `r` records the version of the file listed as `entry`: the same identity when the
 /// identity is known from the listing, else the same size and time.
 pub(super) fn same_version(flow: &Flow, entry: &Entry, r: &FileRecord) -> bool {
@@ -244,17 +256,9 @@ pub(super) async fn process(cx: &Ctx<'_>, entry: &Entry, rel: &str, known: Optio
         };
         return Ok((report(&entry.path, Outcome::Skipped, detail), false));
     }
-    let now = now_millis();
     let mut rec = match prev.filter(|p| same_version(p)) {
         Some(p) => p,
-        None => FileRecord {
-            path: path.to_string(),
-            identity: id_pre.clone().unwrap_or_default(),
-            size: entry.size,
-            mtime: mtime_millis(entry),
-            first_seen: now,
-            ..Default::default()
-        },
+        None => new_record(cx.flow, entry, now_millis()),
     };
     if matches!(rec.state, FileState::Failed | FileState::Vanished) {
         // Retried after a permanent failure that left the file in place (or back after it
@@ -418,7 +422,13 @@ async fn advance(
                 if !staged_complete(staged, rec.size, rec.sha256.as_deref().filter(|_| !fresh)).await
                     && !quarantine::restage(cx, rec, entry, staged).await?
                 {
-                    rec.state = FileState::Claimed;
+                    // Other bytes than those refused: a file of its own, first seen now. Its
+                    // record replaces the one being quarantined as a newer file's does, which
+                    // keeps that one, its copy named (maybe made), listed as an earlier
+                    // quarantined file (`ledger::quarantined::supersedes`): under the same
+                    // record, the new file's result would replace its quarantine's, and the
+                    // copy be left in the quarantine folder, named by nothing.
+                    *rec = FileRecord { run: cx.run, ..new_record(cx.flow, entry, now_millis().max(rec.first_seen + 1)) };
                     continue;
                 }
                 // A file is quarantined before any delivery: it holds no `move_to` claim yet
