@@ -491,9 +491,12 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop
         let mut file = None;
         // When the response that is there but was not taken in this run was written.
         let mut there = None;
+        // Whether this look tried to take the response (there, or finished from its record).
+        let mut tried = false;
         match listed.get(&a.expected) {
             Some(entry) if older_than_request(entry, &a, slack) => file = Some(stale(entry, &a)),
             Some(entry) => {
+                tried = true;
                 let earlier = cx.ledger.file(&rflow.name, &a.expected)?;
                 let known = earlier.filter(|r| taken_away(r, &a)).map(|_| lifecycle::Known::anew());
                 let f = take(&rcx, entry, entry.path.name(), known).await?;
@@ -514,14 +517,20 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop
                     && let Ok(path) = RemotePath::parse(&r.path)
                 {
                     let entry = Entry { path, kind: crate::endpoint::EntryKind::File, size: r.size, mtime: r.mtime.map(from_millis) };
+                    tried = true;
                     file = Some(take(&rcx, &entry, "", None).await?);
                 }
             }
         }
         let taken = taken_for(cx.ledger, rflow, &a)?;
+        // Begun and not finished (a sink has it): the await does not expire. Asked only of a
+        // response this look tried to take: one gone from the server half taken (and not left
+        // by a crash to finish from its record) holds nothing open for ever.
+        let begun = tried && taken.is_none() && response_being_taken(cx.ledger, &cx.flow.name, &a)?.is_some();
+        let seen = Seen { there, begun };
         // Each change is stored with its event: an await that passed its deadline and its
         // expiry while no run looked becomes overdue, then expired (two events).
-        for (next, event) in changes(&a, taken.as_ref(), file.as_ref(), there, now) {
+        for (next, event) in changes(&a, taken.as_ref(), file.as_ref(), seen, now) {
             a = next;
             if let Some(ev) = cx.ledger.update_await(&a, event, now, cx.run)? {
                 tracing::warn!(flow = %cx.flow.name, request = %lifecycle::source_shown(&a.request), expected = %a.expected, kind = ev.kind.as_str(), detail = %ev.detail, "Response event.");
@@ -595,14 +604,14 @@ fn changes(
     a: &AwaitRecord,
     taken: Option<&FileRecord>,
     file: Option<&FileReport>,
-    there: Option<Millis>,
+    seen: Seen,
     now: Millis,
 ) -> Vec<(AwaitRecord, Option<(EventKind, String)>)> {
     let mut a = a.clone();
     let mut out = Vec::new();
     for _ in 0..3 {
         let before = a.clone();
-        let event = judge(&mut a, taken, file, there, now);
+        let event = judge(&mut a, taken, file, seen, now);
         if a == before {
             break;
         }
@@ -687,8 +696,10 @@ pub(super) async fn foresee(
     let mut out = Vec::with_capacity(open.len());
     for a in open {
         let mut targets = Vec::new();
-        let (taken, what, there) = match listed.get(&a.expected) {
-            Some(entry) if older_than_request(entry, &a, slack) => (taken_for(ledger, rflow, &a)?, Some(stale(entry, &a).detail), None),
+        let (taken, what, seen) = match listed.get(&a.expected) {
+            Some(entry) if older_than_request(entry, &a, slack) => {
+                (taken_for(ledger, rflow, &a)?, Some(stale(entry, &a).detail), Seen::default())
+            }
             Some(entry) => {
                 let prev =
                     ledger.file(&rflow.name, &a.expected)?.filter(|p| lifecycle::same_version(rflow, entry, p) && !taken_away(p, &a));
@@ -707,10 +718,10 @@ pub(super) async fn foresee(
                         let what = taken.is_none().then(|| {
                             format!("there, but an earlier exchange's response, taken before: not this request's answer ({then})")
                         });
-                        (taken, what, None)
+                        (taken, what, Seen::default())
                     }
                     None => {
-                        let refused = look_at_targets(flow, rflow, &mut sinks, entry, run, now, &mut targets).await;
+                        let refused = look_at_targets(flow, rflow, &mut sinks, (entry, prev.as_ref()), run, now, &mut targets).await;
                         let written = super::identity::mtime_millis(entry).map(|m| format!(" (written {})", date(m))).unwrap_or_default();
                         if !refused.is_empty() {
                             // The run fails it (and tries again next run): there, not taken.
@@ -719,7 +730,9 @@ pub(super) async fn foresee(
                                 "there{written}, but not taken: {}; the run fails, and the next one tries again",
                                 refused.join("; ")
                             );
-                            (None, Some(why), Some(at))
+                            // Half taken by an earlier run, it does not expire (see `poll`).
+                            let begun = response_being_taken(ledger, &flow.name, &a)?.is_some();
+                            (None, Some(why), Seen { there: Some(at), begun })
                         } else {
                             let then = match &rflow.after_success {
                                 crate::config::flow::Disposition::Keep => String::new(),
@@ -737,7 +750,7 @@ pub(super) async fn foresee(
                                 ..Default::default()
                             };
                             let to = if targets.is_empty() { String::new() } else { format!(" to {}", targets.join(", ")) };
-                            (Some(taken), Some(format!("there{written}: taken{to}{then}{steps}")), None)
+                            (Some(taken), Some(format!("there{written}: taken{to}{then}{steps}")), Seen::default())
                         }
                     }
                 }
@@ -754,12 +767,12 @@ pub(super) async fn foresee(
                         r.state.as_str()
                     );
                     // As the run records it once finished.
-                    (Some(FileRecord { state: FileState::Done, updated: now_ms, run, ..r }), Some(what), None)
+                    (Some(FileRecord { state: FileState::Done, updated: now_ms, run, ..r }), Some(what), Seen::default())
                 }
-                None => (taken_for(ledger, rflow, &a)?, None, None),
+                None => (taken_for(ledger, rflow, &a)?, None, Seen::default()),
             },
         };
-        let changed = changes(&a, taken.as_ref(), None, there, now_ms);
+        let changed = changes(&a, taken.as_ref(), None, seen, now_ms);
         let events = changed.iter().filter_map(|(_, e)| e.as_ref().map(|e| e.0)).collect();
         let after = changed.last().map_or_else(|| a.clone(), |(a, _)| a.clone());
         let detail = match (what, after.state) {
@@ -784,14 +797,16 @@ pub(super) async fn foresee(
 
 /// Where the run delivers the response `entry` on each response sink, as its exists-policy
 /// chooses on the sink as it is (`transfer::choose_target`), into `targets`; returns what a
-/// sink refuses (its target there, `if_exists: fail`): the run fails the response. `sinks`:
-/// the sinks' endpoints, opened on the first call (`Err`: why they could not be, and the
-/// targets are shown as named).
+/// sink refuses (its target there, `if_exists: fail`): the run fails the response. A sink
+/// that confirmed it before (`prev`, the record of this version: a response some sink
+/// refused after another had it) is not delivered to again, and its target there is ours.
+/// `sinks`: the sinks' endpoints, opened on the first call (`Err`: why they could not be,
+/// and the targets are shown as named).
 async fn look_at_targets(
     flow: &Flow,
     rflow: &Flow,
     sinks: &mut Option<Result<BTreeMap<String, DynEndpoint>, String>>,
-    entry: &Entry,
+    (entry, prev): (&Entry, Option<&FileRecord>),
     run: u64,
     now: SystemTime,
     targets: &mut Vec<String>,
@@ -802,6 +817,10 @@ async fn look_at_targets(
     }
     let mut refused = Vec::new();
     for (i, sink) in rflow.sinks.iter().enumerate() {
+        if let Some(d) = prev.and_then(|r| r.deliveries.iter().find(|d| d.sink as usize == i && d.done)) {
+            targets.push(format!("{}:/{} (delivered before)", sink.endpoint, d.target));
+            continue;
+        }
         let Ok((dir, name)) = lifecycle::wanted_for(rflow, i, entry, entry.path.name(), run, now) else { continue };
         let Ok(wanted) = dir.join(&name).map(|t| format!("{}:{t}", sink.endpoint)) else { continue };
         let ep = match sinks.as_ref().map(|s| s.as_ref().map(|eps| eps.get(&sink.endpoint))) {
@@ -861,14 +880,16 @@ async fn list(ep: &DynEndpoint, rflow: &Flow) -> Result<BTreeMap<String, Entry>,
 /// written in time but first seen by a later run is not late), else when it was taken. One
 /// there by the deadline but not taken yet (its sink refusing it, retried by the next run)
 /// keeps the await waiting: the partner answered in time; one there by the expiry keeps it
-/// from expiring.
+/// from expiring. So does one a run has begun to take (`begun`: [`response_being_taken`]),
+/// whenever it was written: once a sink has it, the answer is ours to finish.
 fn judge(
     a: &mut AwaitRecord,
     taken: Option<&FileRecord>,
     file: Option<&FileReport>,
-    there: Option<Millis>,
+    seen: Seen,
     now: Millis,
 ) -> Option<(EventKind, String)> {
+    let Seen { there, begun } = seen;
     if let Some(r) = taken {
         a.response_run = Some(r.run);
         a.answered_at = Some(r.updated);
@@ -901,13 +922,33 @@ fn judge(
     }
     // Not expired while a response written before its expiry is there but not taken yet
     // (its sink refusing it): the partner answered, the trouble is ours, and a later run
-    // takes it — given up, it would be left on the server for good.
-    if let Some(expire_at) = a.expire_at.filter(|&e| now >= e && there.is_none_or(|t| t > e)) {
+    // takes it — given up, it would be left on the server for good. Nor, whenever it was
+    // written, while a run has begun to take it (a sink has it): expired, it would stay half
+    // delivered, and a later request awaiting the name would take it as its answer.
+    if let Some(expire_at) = a.expire_at.filter(|&e| now >= e && !begun && there.is_none_or(|t| t > e)) {
         a.state = AwaitState::Expired;
         let detail = format!("no {} by {}; no longer awaited", subject(a), date(expire_at));
         return Some((EventKind::Expired, detail));
     }
     None
+}
+
+/// What a look found of a response it did not take, for [`judge`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Seen {
+    /// When the response that is there but was not taken was written.
+    there: Option<Millis>,
+    /// A run has begun to take it and not finished ([`response_being_taken`]: staged,
+    /// delivered to some sinks and refused by another, being disposed of).
+    begun: bool,
+}
+
+#[cfg(test)]
+impl Seen {
+    /// A response written at `t`, there but not taken.
+    fn there(t: Millis) -> Self {
+        Seen { there: Some(t), begun: false }
+    }
 }
 
 /// How much older than its request a response may look and still answer it: the server's
@@ -996,57 +1037,57 @@ mod tests {
     #[test]
     fn waits_then_is_overdue_once_then_expires() {
         let mut a = open();
-        assert_eq!(judge(&mut a, None, None, None, 10 * MIN), None);
+        assert_eq!(judge(&mut a, None, None, Seen::default(), 10 * MIN), None);
         assert_eq!(a.state, AwaitState::Waiting);
-        let (kind, detail) = judge(&mut a, None, None, None, 31 * MIN).unwrap();
+        let (kind, detail) = judge(&mut a, None, None, Seen::default(), 31 * MIN).unwrap();
         assert_eq!((kind, a.state), (EventKind::Overdue, AwaitState::Overdue));
         assert!(detail.contains("response /outbox/a.ack to a.csv was due by"), "{detail}");
         // Overdue is recorded once: later polls change nothing until it expires.
-        assert_eq!(judge(&mut a, None, None, None, 45 * MIN), None);
+        assert_eq!(judge(&mut a, None, None, Seen::default(), 45 * MIN), None);
         assert_eq!(a.state, AwaitState::Overdue);
-        assert_eq!(judge(&mut a, None, None, None, 60 * MIN).map(|e| e.0), Some(EventKind::Expired));
+        assert_eq!(judge(&mut a, None, None, Seen::default(), 60 * MIN).map(|e| e.0), Some(EventKind::Expired));
         assert_eq!(a.state, AwaitState::Expired);
         // No run looked between the deadline and the expiry: overdue first, then expired.
         let mut a = open();
-        assert_eq!(judge(&mut a, None, None, None, 90 * MIN).map(|e| e.0), Some(EventKind::Overdue));
-        assert_eq!(judge(&mut a, None, None, None, 90 * MIN).map(|e| e.0), Some(EventKind::Expired));
+        assert_eq!(judge(&mut a, None, None, Seen::default(), 90 * MIN).map(|e| e.0), Some(EventKind::Overdue));
+        assert_eq!(judge(&mut a, None, None, Seen::default(), 90 * MIN).map(|e| e.0), Some(EventKind::Expired));
         assert_eq!(a.state, AwaitState::Expired);
         // A response there (written by the deadline) but not taken yet: still waiting, not
         // expired; one written after the deadline does not hold the deadline back.
         let mut a = open();
-        assert_eq!(judge(&mut a, None, None, Some(29 * MIN), 90 * MIN), None);
+        assert_eq!(judge(&mut a, None, None, Seen::there(29 * MIN), 90 * MIN), None);
         assert_eq!(a.state, AwaitState::Waiting);
-        assert_eq!(judge(&mut a, None, None, Some(31 * MIN), 45 * MIN).map(|e| e.0), Some(EventKind::Overdue));
+        assert_eq!(judge(&mut a, None, None, Seen::there(31 * MIN), 45 * MIN).map(|e| e.0), Some(EventKind::Overdue));
     }
 
     #[test]
     fn a_response_in_time_is_answered_and_a_late_one_is_late() {
         let mut a = open();
-        assert_eq!(judge(&mut a, Some(&taken(FileState::Done, Some(20 * MIN), 21 * MIN)), None, None, 21 * MIN), None);
+        assert_eq!(judge(&mut a, Some(&taken(FileState::Done, Some(20 * MIN), 21 * MIN)), None, Seen::default(), 21 * MIN), None);
         assert_eq!((a.state, a.response_run, a.answered_at), (AwaitState::Answered, Some(7), Some(21 * MIN)));
         // Written in time, first seen by a run after the deadline: not late.
         let mut a = open();
-        assert_eq!(judge(&mut a, Some(&taken(FileState::Done, Some(29 * MIN), 40 * MIN)), None, None, 40 * MIN), None);
+        assert_eq!(judge(&mut a, Some(&taken(FileState::Done, Some(29 * MIN), 40 * MIN)), None, Seen::default(), 40 * MIN), None);
         assert_eq!(a.state, AwaitState::Answered);
         // Written after the deadline (no run looked in between): late, without an overdue.
         let mut a = open();
-        let ev = judge(&mut a, Some(&taken(FileState::Done, Some(35 * MIN), 40 * MIN)), None, None, 40 * MIN).unwrap();
+        let ev = judge(&mut a, Some(&taken(FileState::Done, Some(35 * MIN), 40 * MIN)), None, Seen::default(), 40 * MIN).unwrap();
         assert_eq!((ev.0, a.state), (EventKind::Late, AwaitState::Late));
         // Already overdue: late whatever its time says (a server clock behind ours).
         let mut a = AwaitRecord { state: AwaitState::Overdue, ..open() };
-        let ev = judge(&mut a, Some(&taken(FileState::Done, Some(MIN), 50 * MIN)), None, None, 50 * MIN).unwrap();
+        let ev = judge(&mut a, Some(&taken(FileState::Done, Some(MIN), 50 * MIN)), None, Seen::default(), 50 * MIN).unwrap();
         assert_eq!((ev.0, a.state), (EventKind::Late, AwaitState::Late));
         // No mtime from the server: when it was taken decides.
         let mut a = open();
-        assert!(judge(&mut a, Some(&taken(FileState::Done, None, 31 * MIN)), None, None, 31 * MIN).is_some());
+        assert!(judge(&mut a, Some(&taken(FileState::Done, None, 31 * MIN)), None, Seen::default(), 31 * MIN).is_some());
         // The server's clock (or zone) an hour ahead of ours: taken at 25 minutes, it was there
         // by then, whatever its time says.
         let mut a = open();
-        assert_eq!(judge(&mut a, Some(&taken(FileState::Done, Some(85 * MIN), 25 * MIN)), None, None, 25 * MIN), None);
+        assert_eq!(judge(&mut a, Some(&taken(FileState::Done, Some(85 * MIN), 25 * MIN)), None, Seen::default(), 25 * MIN), None);
         assert_eq!(a.state, AwaitState::Answered);
         // Found past expiry: a response wins over giving up.
         let mut a = AwaitRecord { state: AwaitState::Overdue, ..open() };
-        judge(&mut a, Some(&taken(FileState::Done, None, 90 * MIN)), None, None, 90 * MIN);
+        judge(&mut a, Some(&taken(FileState::Done, None, 90 * MIN)), None, Seen::default(), 90 * MIN);
         assert_eq!(a.state, AwaitState::Late);
     }
 
@@ -1262,14 +1303,76 @@ mod tests {
     #[test]
     fn an_await_whose_answer_is_there_does_not_expire_until_it_is_taken() {
         let mut a = AwaitRecord { state: AwaitState::Overdue, ..open() };
-        assert_eq!(judge(&mut a, None, None, Some(45 * MIN), 90 * MIN), None);
+        assert_eq!(judge(&mut a, None, None, Seen::there(45 * MIN), 90 * MIN), None);
         assert_eq!(a.state, AwaitState::Overdue);
-        assert_eq!(judge(&mut a, None, None, Some(61 * MIN), 90 * MIN).map(|e| e.0), Some(EventKind::Expired));
+        assert_eq!(judge(&mut a, None, None, Seen::there(61 * MIN), 90 * MIN).map(|e| e.0), Some(EventKind::Expired));
         // No run looked since the deadline: overdue (it is), but not expired.
         let mut a = open();
-        assert_eq!(judge(&mut a, None, None, Some(45 * MIN), 90 * MIN).map(|e| e.0), Some(EventKind::Overdue));
-        assert_eq!(judge(&mut a, None, None, Some(45 * MIN), 90 * MIN), None);
+        assert_eq!(judge(&mut a, None, None, Seen::there(45 * MIN), 90 * MIN).map(|e| e.0), Some(EventKind::Overdue));
+        assert_eq!(judge(&mut a, None, None, Seen::there(45 * MIN), 90 * MIN), None);
         assert_eq!(a.state, AwaitState::Overdue);
+        // Written after the expiry, but a run began to take it (a sink has it): not expired.
+        let mut a = AwaitRecord { state: AwaitState::Overdue, ..open() };
+        assert_eq!(judge(&mut a, None, None, Seen { there: Some(61 * MIN), begun: true }, 90 * MIN), None);
+        assert_eq!(a.state, AwaitState::Overdue);
+        // However it is left, the next look that takes it ends the await late, not expired.
+        assert_eq!(
+            judge(&mut a, Some(&taken(FileState::Done, Some(61 * MIN), 95 * MIN)), None, Seen::default(), 95 * MIN).map(|e| e.0),
+            Some(EventKind::Late)
+        );
+    }
+
+    /// The partner answered after the await's expiry, before any run looked; the run that
+    /// looks delivers the answer to one response sink and another refuses it. The response is
+    /// ours to finish: the await is not expired under it (before, it was — the answer left
+    /// half delivered for good, and a later request awaiting the same name would take it),
+    /// and the next run finishes taking it: late. `wharf plan` says so meanwhile.
+    #[tokio::test]
+    async fn a_response_half_taken_after_the_expiry_holds_its_await_until_it_is_taken() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for f in ["outbox", "partner/inbox", "partner/outbox", "acks", "copies"] {
+            std::fs::create_dir_all(d.join(f)).unwrap();
+        }
+        let yaml = "name: rt\nendpoints:\n  out: { type: local, root: outbox }\n  partner: { type: local, root: partner }\n  \
+                    acks: { type: local, root: acks }\n  copies: { type: local, root: copies }\n\
+                    source: { endpoint: out, path: / }\nsinks: [ { endpoint: partner, path: /inbox } ]\nafter: { success: delete }\n\
+                    response: { path: /outbox, name: \"{{stem}}.ack\", deadline: 1h, expire_after: 2h, after: delete, \
+                    sinks: [ { endpoint: acks }, { endpoint: copies } ] }\n";
+        let flow = crate::config::load_flow_str(yaml, &d.join("rt.yaml")).unwrap();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
+        run(&flow, &ledger, d).await;
+        // Sent three hours ago: due two hours ago, given up an hour ago; no run looked since.
+        let mut a = ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap();
+        (a.sent_at, a.deadline_at) = (a.sent_at - 180 * MIN, a.deadline_at - 180 * MIN);
+        a.expire_at = a.expire_at.map(|e| e - 180 * MIN);
+        ledger.update_await(&a, None, 0, 0).unwrap();
+        // Answered just now; the second response sink refuses it (a file in the way).
+        std::fs::write(d.join("partner/outbox/o1.ack"), "ack").unwrap();
+        std::fs::write(d.join("copies/o1.ack"), "in the way").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        let [resp] = &r.responses[..] else { panic!("{r:#?}") };
+        assert!(resp.failed(), "{r:#?}");
+        assert_eq!(resp.state, AwaitState::Overdue, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/o1.ack")).unwrap(), "ack");
+        assert!(response_being_taken(&ledger, "rt", &ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap()).unwrap().is_some());
+        // Still not expired when only looked at.
+        let p = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
+        let [planned] = &p.responses[..] else { panic!("{p:#?}") };
+        assert_eq!((planned.becomes, planned.events.as_slice()), (AwaitState::Overdue, &[][..]), "{p:#?}");
+        std::fs::remove_file(d.join("copies/o1.ack")).unwrap();
+        // The plan foresees the run: the sink that has it is not delivered to again.
+        let p = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
+        let [planned] = &p.responses[..] else { panic!("{p:#?}") };
+        assert_eq!((planned.becomes, planned.events.as_slice()), (AwaitState::Late, &[EventKind::Late][..]), "{p:#?}");
+        assert_eq!(planned.targets, ["acks:/o1.ack (delivered before)", "copies:/o1.ack"]);
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Late, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("copies/o1.ack")).unwrap(), "ack");
+        assert!(!d.join("partner/outbox/o1.ack").exists());
+        let kinds: Vec<EventKind> = ledger.events(Some("rt"), 0, 10).unwrap().into_iter().map(|e| e.kind).collect();
+        assert!(!kinds.contains(&EventKind::Expired) && kinds.contains(&EventKind::Late), "{kinds:?}");
     }
 
     #[tokio::test]
@@ -1920,7 +2023,7 @@ mod tests {
     #[test]
     fn a_refused_response_rejects_the_await_without_an_event() {
         let mut a = open();
-        assert_eq!(judge(&mut a, Some(&taken(FileState::Quarantined, Some(MIN), 2 * MIN)), None, None, 2 * MIN), None);
+        assert_eq!(judge(&mut a, Some(&taken(FileState::Quarantined, Some(MIN), 2 * MIN)), None, Seen::default(), 2 * MIN), None);
         assert_eq!((a.state, a.response_run), (AwaitState::Rejected, Some(7)));
         assert!(describe(&a, None).starts_with("REJECTED in run 7"));
     }
