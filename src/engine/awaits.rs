@@ -696,6 +696,9 @@ pub(super) async fn foresee(
     let mut out = Vec::with_capacity(open.len());
     for a in open {
         let mut targets = Vec::new();
+        // A response a crashed run left delivered or being disposed of: what is left is its
+        // disposition.
+        let mut finishing = false;
         let (taken, what, seen) = match listed.get(&a.expected) {
             Some(entry) if older_than_request(entry, &a, slack) => {
                 (taken_for(ledger, rflow, &a)?, Some(stale(entry, &a).detail), Seen::default())
@@ -703,7 +706,15 @@ pub(super) async fn foresee(
             Some(entry) => {
                 let prev =
                     ledger.file(&rflow.name, &a.expected)?.filter(|p| lifecycle::same_version(rflow, entry, p) && !taken_away(p, &a));
+                // Left delivered or being disposed of by a run that stopped (its `move_to`
+                // not done): the run resumes it there, as it finishes one gone ([`poll`]).
+                let left = left_by_crash(ledger, rflow, &a)?.filter(|r| prev.as_ref() == Some(r));
                 match prev.as_ref().and_then(lifecycle::Settled::of) {
+                    None if let Some(r) = left => {
+                        finishing = true;
+                        let (what, taken) = finished(rflow, &source, r, Some(entry), (run, now_ms), &mut targets).await;
+                        (Some(taken), Some(what), Seen::default())
+                    }
                     // "Already delivered": an earlier round trip's response kept on the server
                     // (disposed of now, as any file delivered before).
                     Some(settled) => {
@@ -757,17 +768,11 @@ pub(super) async fn foresee(
             }
             // Gone, but left delivered or being disposed of by a run that stopped: the run
             // finishes it from its record, as `poll` does.
-            None => match left_by_crash(ledger, rflow, &a)? {
+            None => match left_by_crash(ledger, rflow, &a)?.filter(|r| RemotePath::parse(&r.path).is_ok()) {
                 Some(r) => {
-                    targets = lifecycle::targets_shown(rflow, r.deliveries.iter());
-                    let what = format!(
-                        "no longer there: delivered to {} by run {}, which stopped before it was done (left {}); finished from its record",
-                        targets.join(", "),
-                        r.run,
-                        r.state.as_str()
-                    );
-                    // As the run records it once finished.
-                    (Some(FileRecord { state: FileState::Done, updated: now_ms, run, ..r }), Some(what), Seen::default())
+                    finishing = true;
+                    let (what, taken) = finished(rflow, &source, r, None, (run, now_ms), &mut targets).await;
+                    (Some(taken), Some(what), Seen::default())
                 }
                 None => (taken_for(ledger, rflow, &a)?, None, Seen::default()),
             },
@@ -775,9 +780,12 @@ pub(super) async fn foresee(
         let changed = changes(&a, taken.as_ref(), None, seen, now_ms);
         let events = changed.iter().filter_map(|(_, e)| e.as_ref().map(|e| e.0)).collect();
         let after = changed.last().map_or_else(|| a.clone(), |(a, _)| a.clone());
+        // Finishing a response left by a crash may fail too (the move refused, the server
+        // gone): the await closes only once it is done.
+        let once = if finishing { " once that succeeds (else it stays open, and the next run tries again)" } else { "" };
         let detail = match (what, after.state) {
-            (Some(what), AwaitState::Answered) => format!("{what}; answered in time (due by {})", date(a.deadline_at)),
-            (Some(what), AwaitState::Late) => format!("{what}; answered LATE (due by {})", date(a.deadline_at)),
+            (Some(what), AwaitState::Answered) => format!("{what}; answered in time (due by {}){once}", date(a.deadline_at)),
+            (Some(what), AwaitState::Late) => format!("{what}; answered LATE (due by {}){once}", date(a.deadline_at)),
             (Some(what), _) => format!("{what}; {}", describe(&after, None)),
             (None, _) if after.state.is_open() => format!("not there; {}", describe(&after, None)),
             (None, _) => describe(&after, None),
@@ -793,6 +801,44 @@ pub(super) async fn foresee(
         });
     }
     Ok((out, None))
+}
+
+/// What the run does with the response `r` a crashed run left delivered or being disposed of
+/// ([`left_by_crash`]), `listed` in the response folder or gone from it, for `wharf plan`:
+/// the plan's words, and the record as the run leaves it once that succeeds (taken, in run
+/// `run` at `now`). Its targets (delivered before) go into `targets`. What is left is its
+/// disposition, as `disposition::foresee` sees the response folder.
+async fn finished(
+    rflow: &Flow,
+    source: &DynEndpoint,
+    r: FileRecord,
+    listed: Option<&Entry>,
+    (run, now): (u64, Millis),
+    targets: &mut Vec<String>,
+) -> (String, FileRecord) {
+    *targets = lifecycle::targets_shown(rflow, r.deliveries.iter());
+    let recorded = lifecycle::recorded_move(&r);
+    let fate = match RemotePath::parse(&r.path) {
+        Ok(path) => {
+            super::disposition::foresee(&**source, &path, &rflow.after_success, recorded.as_ref(), Some(listed.is_some()), |_| false).await
+        }
+        Err(e) => Err(FileError::Name(e.to_string())),
+    };
+    let left = super::plan::fate_shown(rflow, fate, recorded.as_ref());
+    let there = match listed {
+        Some(entry) => {
+            let written = super::identity::mtime_millis(entry).map(|m| format!(" (written {})", date(m))).unwrap_or_default();
+            format!("there{written}")
+        }
+        None => "no longer there".to_string(),
+    };
+    let what = format!(
+        "{there}: delivered to {} by run {}, which stopped before it was done (left {}); the run finishes it from its record: {left}",
+        targets.join(", "),
+        r.run,
+        r.state.as_str()
+    );
+    (what, FileRecord { state: FileState::Done, updated: now, run, ..r })
 }
 
 /// Where the run delivers the response `entry` on each response sink, as its exists-policy
@@ -1186,13 +1232,54 @@ mod tests {
         assert_eq!(
             planned.detail,
             format!(
-                "no longer there: delivered to acks:/o1.ack by run 2, which stopped before it was done (left disposing); finished from its record; answered in time (due by {due})"
+                "no longer there: delivered to acks:/o1.ack by run 2, which stopped before it was done (left disposing); the run finishes it from its record: delete the source (gone already); answered in time (due by {due}) once that succeeds (else it stays open, and the next run tries again)"
             )
         );
         // Read-only; and the run does as foreseen.
         assert_eq!(ledger.file("rt.response", "outbox/o1.ack").unwrap().unwrap().state, FileState::Disposing);
         let r = run(&flow, &ledger, dir.path()).await;
         assert_eq!(r.responses.iter().map(|r| r.state).collect::<Vec<_>>(), [planned.becomes], "{r:#?}");
+    }
+
+    /// A response a crash left `disposing` before its `move_to` was done, still in the
+    /// response folder: the plan says what is left (the move, to the name chosen before the
+    /// crash) and that the await is answered once that succeeds — not that the response is
+    /// taken to sinks that have it already (nor refused by them). The run does as foreseen.
+    #[tokio::test]
+    async fn plan_says_a_response_left_being_moved_by_a_crash_is_finished_then_answers() {
+        let (dir, flow) = round_trip_answered("1h", "", ", after: { move_to: /taken }");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
+        run(&flow, &ledger, d).await;
+        std::fs::write(d.join("partner/outbox/o1.ack"), "ack").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
+        // As the crash left it: the move to /taken/o1.ack chosen, not done; the await open.
+        std::fs::rename(d.join("partner/taken/o1.ack"), d.join("partner/outbox/o1.ack")).unwrap();
+        let mut rec = ledger.file("rt.response", "outbox/o1.ack").unwrap().unwrap();
+        assert_eq!(rec.disposed_to.as_deref(), Some("taken/o1.ack"));
+        (rec.state, rec.source_fate) = (FileState::Disposing, Default::default());
+        ledger.put_file_with("rt.response", &rec, crate::ledger::Durability::Durable).unwrap();
+        let mut a = ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap();
+        (a.state, a.response_run, a.answered_at) = (AwaitState::Waiting, None, None);
+        ledger.update_await(&a, None, 0, 0).unwrap();
+        let p = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
+        let [planned] = &p.responses[..] else { panic!("{p:#?}") };
+        assert_eq!((planned.becomes, planned.events.as_slice()), (AwaitState::Answered, &[][..]), "{p:#?}");
+        assert_eq!(planned.targets, ["acks:/o1.ack"]);
+        let written = date(rec.mtime.unwrap());
+        let due = date(a.deadline_at);
+        assert_eq!(
+            planned.detail,
+            format!(
+                "there (written {written}): delivered to acks:/o1.ack by run 2, which stopped before it was done (left disposing); the run finishes it from its record: move the source to /taken/o1.ack (the name chosen before the crash); answered in time (due by {due}) once that succeeds (else it stays open, and the next run tries again)"
+            )
+        );
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses.iter().map(|r| r.state).collect::<Vec<_>>(), [planned.becomes], "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("partner/taken/o1.ack")).unwrap(), "ack");
+        assert!(!d.join("partner/outbox/o1.ack").exists());
     }
 
     /// A round trip whose response a crash left deleted from the server with its record still
