@@ -1137,6 +1137,17 @@ mod tests {
         assert_eq!(a.state, AwaitState::Late);
     }
 
+    /// The flow `yaml` (local endpoints, their roots relative to a new folder), with `folders`
+    /// made in that folder.
+    fn with_folders(folders: &[&str], yaml: &str) -> (tempfile::TempDir, Flow) {
+        let dir = tempfile::tempdir().unwrap();
+        for f in folders {
+            std::fs::create_dir_all(dir.path().join(f)).unwrap();
+        }
+        let flow = crate::config::load_flow_str(yaml, &dir.path().join("rt.yaml")).unwrap();
+        (dir, flow)
+    }
+
     /// A local round trip: outbox → partner/inbox, acks awaited in partner/outbox → acks.
     fn round_trip(deadline: &str) -> (tempfile::TempDir, Flow) {
         round_trip_with(deadline, "")
@@ -1149,10 +1160,6 @@ mod tests {
 
     /// The same, with `response` added to the response's settings (`, steps: [...]`).
     fn round_trip_answered(deadline: &str, sink: &str, response: &str) -> (tempfile::TempDir, Flow) {
-        let dir = tempfile::tempdir().unwrap();
-        for d in ["outbox", "partner/inbox", "partner/outbox", "acks"] {
-            std::fs::create_dir_all(dir.path().join(d)).unwrap();
-        }
         // `after: delete` unless `response` says otherwise.
         let after = if response.contains("after:") { "" } else { ", after: delete" };
         let yaml = format!(
@@ -1160,8 +1167,7 @@ mod tests {
              source: {{ endpoint: out, path: / }}\nsinks: [ {{ endpoint: partner, path: /inbox{sink} }} ]\nafter: {{ success: delete }}\n\
              response: {{ path: /outbox, name: \"{{{{stem}}}}.ack\", deadline: {deadline}, sinks: [ {{ endpoint: acks }} ]{after}{response} }}\n"
         );
-        let flow = crate::config::load_flow_str(&yaml, &dir.path().join("rt.yaml")).unwrap();
-        (dir, flow)
+        with_folders(&["outbox", "partner/inbox", "partner/outbox", "acks"], &yaml)
     }
 
     async fn run(flow: &Flow, ledger: &crate::ledger::Ledger, dir: &std::path::Path) -> super::super::RunReport {
@@ -1249,21 +1255,12 @@ mod tests {
     async fn plan_says_a_response_left_being_moved_by_a_crash_is_finished_then_answers() {
         let (dir, flow) = round_trip_answered("1h", "", ", after: { move_to: /taken }");
         let d = dir.path();
-        let ledger = crate::ledger::Ledger::in_memory().unwrap();
-        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
-        run(&flow, &ledger, d).await;
-        std::fs::write(d.join("partner/outbox/o1.ack"), "ack").unwrap();
-        let r = run(&flow, &ledger, d).await;
-        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
-        // As the crash left it: the move to /taken/o1.ack chosen, not done; the await open.
-        std::fs::rename(d.join("partner/taken/o1.ack"), d.join("partner/outbox/o1.ack")).unwrap();
-        let mut rec = ledger.file("rt.response", "outbox/o1.ack").unwrap().unwrap();
+        // The move to /taken/o1.ack chosen, not done.
+        let ledger =
+            left_disposing(&flow, d, |d| std::fs::rename(d.join("partner/taken/o1.ack"), d.join("partner/outbox/o1.ack")).unwrap()).await;
+        let rec = ledger.file("rt.response", "outbox/o1.ack").unwrap().unwrap();
         assert_eq!(rec.disposed_to.as_deref(), Some("taken/o1.ack"));
-        (rec.state, rec.source_fate) = (FileState::Disposing, Default::default());
-        ledger.put_file_with("rt.response", &rec, crate::ledger::Durability::Durable).unwrap();
-        let mut a = ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap();
-        (a.state, a.response_run, a.answered_at) = (AwaitState::Waiting, None, None);
-        ledger.update_await(&a, None, 0, 0).unwrap();
+        let a = ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap();
         let p = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
         let [planned] = &p.responses[..] else { panic!("{p:#?}") };
         assert_eq!((planned.becomes, planned.events.as_slice()), (AwaitState::Answered, &[][..]), "{p:#?}");
@@ -1286,14 +1283,22 @@ mod tests {
     /// `disposing` and its await open.
     async fn left_being_disposed_of_by_a_crash() -> (tempfile::TempDir, Flow, crate::ledger::Ledger) {
         let (dir, flow) = round_trip("1h");
-        let d = dir.path();
+        let ledger = left_disposing(&flow, dir.path(), |_| {}).await;
+        assert!(!dir.path().join("partner/outbox/o1.ack").exists());
+        (dir, flow, ledger)
+    }
+
+    /// The round trip `flow` in `d` with its response taken, then as a crash left it: its
+    /// record still `disposing` (`undo` puts back on the server what the crash left undone),
+    /// the await open.
+    async fn left_disposing(flow: &Flow, d: &std::path::Path, undo: impl FnOnce(&std::path::Path)) -> crate::ledger::Ledger {
         let ledger = crate::ledger::Ledger::in_memory().unwrap();
         std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
-        run(&flow, &ledger, d).await;
+        run(flow, &ledger, d).await;
         std::fs::write(d.join("partner/outbox/o1.ack"), "ack").unwrap();
-        let r = run(&flow, &ledger, d).await;
+        let r = run(flow, &ledger, d).await;
         assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
-        // As the crash left it: the response deleted, its record still `disposing`, the await open.
+        undo(d);
         let mut rec = ledger.file("rt.response", "outbox/o1.ack").unwrap().unwrap();
         rec.state = FileState::Disposing;
         rec.source_fate = Default::default();
@@ -1301,8 +1306,7 @@ mod tests {
         let mut a = ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap();
         (a.state, a.response_run, a.answered_at) = (AwaitState::Waiting, None, None);
         ledger.update_await(&a, None, 0, 0).unwrap();
-        assert!(!d.join("partner/outbox/o1.ack").exists());
-        (dir, flow, ledger)
+        ledger
     }
 
     /// The partner has the request once its sink confirmed: the await starts then, also when
@@ -1311,17 +1315,15 @@ mod tests {
     /// than the ten minutes' slack) and never be taken, and the deadline would run late.
     #[tokio::test]
     async fn a_request_is_awaited_from_its_delivery_to_the_partner_while_another_sink_lags() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, flow) = with_folders(
+            &["outbox", "partner/inbox", "partner/outbox", "acks", "archive"],
+            "name: rt\nendpoints:\n  out: { type: local, root: outbox }\n  partner: { type: local, root: partner }\n  \
+             acks: { type: local, root: acks }\n  archive: { type: local, root: archive }\n\
+             source: { endpoint: out, path: / }\nsinks: [ { endpoint: partner, path: /inbox }, { endpoint: archive } ]\n\
+             after: { success: delete }\n\
+             response: { endpoint: partner, path: /outbox, name: \"{{stem}}.ack\", deadline: 1h, sinks: [ { endpoint: acks } ] }\n",
+        );
         let d = dir.path();
-        for f in ["outbox", "partner/inbox", "partner/outbox", "acks", "archive"] {
-            std::fs::create_dir_all(d.join(f)).unwrap();
-        }
-        let yaml = "name: rt\nendpoints:\n  out: { type: local, root: outbox }\n  partner: { type: local, root: partner }\n  \
-                    acks: { type: local, root: acks }\n  archive: { type: local, root: archive }\n\
-                    source: { endpoint: out, path: / }\nsinks: [ { endpoint: partner, path: /inbox }, { endpoint: archive } ]\n\
-                    after: { success: delete }\n\
-                    response: { endpoint: partner, path: /outbox, name: \"{{stem}}.ack\", deadline: 1h, sinks: [ { endpoint: acks } ] }\n";
-        let flow = crate::config::load_flow_str(yaml, &d.join("rt.yaml")).unwrap();
         let ledger = crate::ledger::Ledger::in_memory().unwrap();
         std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
         // The archive refuses it this time (a file of that name is in the way).
@@ -1346,6 +1348,16 @@ mod tests {
         assert_eq!(ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap().sent_at, a.sent_at, "registered once");
     }
 
+    /// Sends `o1.csv` in a first run of `flow` in `d`, and dates its await back by `ago` (its
+    /// deadline and expiry with it).
+    async fn sent_ago(flow: &Flow, ledger: &crate::ledger::Ledger, d: &std::path::Path, ago: Millis) {
+        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
+        run(flow, ledger, d).await;
+        let mut a = ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap();
+        (a.sent_at, a.deadline_at, a.expire_at) = (a.sent_at - ago, a.deadline_at - ago, a.expire_at.map(|e| e - ago));
+        ledger.update_await(&a, None, 0, 0).unwrap();
+    }
+
     /// The partner answered in time, but the response could not be taken (its sink refused
     /// it) until after the deadline: the partner is not overdue, nor its answer late.
     #[tokio::test]
@@ -1353,12 +1365,8 @@ mod tests {
         let (dir, flow) = round_trip("1h");
         let d = dir.path();
         let ledger = crate::ledger::Ledger::in_memory().unwrap();
-        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
-        run(&flow, &ledger, d).await;
         // Sent two hours ago (due one hour ago); answered five minutes after it was sent.
-        let mut a = ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap();
-        (a.sent_at, a.deadline_at) = (a.sent_at - 120 * MIN, a.deadline_at - 120 * MIN);
-        ledger.update_await(&a, None, 0, 0).unwrap();
+        sent_ago(&flow, &ledger, d, 120 * MIN).await;
         let ack = d.join("partner/outbox/o1.ack");
         std::fs::write(&ack, "ack").unwrap();
         let written = std::time::SystemTime::now() - Duration::from_secs(115 * 60);
@@ -1416,25 +1424,18 @@ mod tests {
     /// and the next run finishes taking it: late. `wharf plan` says so meanwhile.
     #[tokio::test]
     async fn a_response_half_taken_after_the_expiry_holds_its_await_until_it_is_taken() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, flow) = with_folders(
+            &["outbox", "partner/inbox", "partner/outbox", "acks", "copies"],
+            "name: rt\nendpoints:\n  out: { type: local, root: outbox }\n  partner: { type: local, root: partner }\n  \
+             acks: { type: local, root: acks }\n  copies: { type: local, root: copies }\n\
+             source: { endpoint: out, path: / }\nsinks: [ { endpoint: partner, path: /inbox } ]\nafter: { success: delete }\n\
+             response: { path: /outbox, name: \"{{stem}}.ack\", deadline: 1h, expire_after: 2h, after: delete, \
+             sinks: [ { endpoint: acks }, { endpoint: copies } ] }\n",
+        );
         let d = dir.path();
-        for f in ["outbox", "partner/inbox", "partner/outbox", "acks", "copies"] {
-            std::fs::create_dir_all(d.join(f)).unwrap();
-        }
-        let yaml = "name: rt\nendpoints:\n  out: { type: local, root: outbox }\n  partner: { type: local, root: partner }\n  \
-                    acks: { type: local, root: acks }\n  copies: { type: local, root: copies }\n\
-                    source: { endpoint: out, path: / }\nsinks: [ { endpoint: partner, path: /inbox } ]\nafter: { success: delete }\n\
-                    response: { path: /outbox, name: \"{{stem}}.ack\", deadline: 1h, expire_after: 2h, after: delete, \
-                    sinks: [ { endpoint: acks }, { endpoint: copies } ] }\n";
-        let flow = crate::config::load_flow_str(yaml, &d.join("rt.yaml")).unwrap();
         let ledger = crate::ledger::Ledger::in_memory().unwrap();
-        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
-        run(&flow, &ledger, d).await;
         // Sent three hours ago: due two hours ago, given up an hour ago; no run looked since.
-        let mut a = ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap();
-        (a.sent_at, a.deadline_at) = (a.sent_at - 180 * MIN, a.deadline_at - 180 * MIN);
-        a.expire_at = a.expire_at.map(|e| e - 180 * MIN);
-        ledger.update_await(&a, None, 0, 0).unwrap();
+        sent_ago(&flow, &ledger, d, 180 * MIN).await;
         // Answered just now; the second response sink refuses it (a file in the way).
         std::fs::write(d.join("partner/outbox/o1.ack"), "ack").unwrap();
         std::fs::write(d.join("copies/o1.ack"), "in the way").unwrap();
