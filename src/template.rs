@@ -201,6 +201,12 @@ impl NameTemplate {
         &self.source
     }
 
+    /// The template text as it is rendered: each `.` right before `{{ext}}` written only when
+    /// there is an extension (`{{#if ext}}.{{/if}}{{ext}}`).
+    pub fn rendered_text(&self) -> String {
+        dot_with_ext(&self.source)
+    }
+
     /// Renders with sample values, to catch unknown variables at validation time.
     pub fn check(&self) -> Result<(), String> {
         self.render(&NameVars::new("sample.csv", "", 1, 1, UNIX_EPOCH)).map(|_| ())

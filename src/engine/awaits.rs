@@ -491,9 +491,12 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop
         let mut file = None;
         // When the response that is there but was not taken in this run was written.
         let mut there = None;
+        // Whether this look tried to take the response (there, or finished from its record).
+        let mut tried = false;
         match listed.get(&a.expected) {
             Some(entry) if older_than_request(entry, &a, slack) => file = Some(stale(entry, &a)),
             Some(entry) => {
+                tried = true;
                 let earlier = cx.ledger.file(&rflow.name, &a.expected)?;
                 let known = earlier.filter(|r| taken_away(r, &a)).map(|_| lifecycle::Known::anew());
                 let f = take(&rcx, entry, entry.path.name(), known).await?;
@@ -514,14 +517,20 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop
                     && let Ok(path) = RemotePath::parse(&r.path)
                 {
                     let entry = Entry { path, kind: crate::endpoint::EntryKind::File, size: r.size, mtime: r.mtime.map(from_millis) };
+                    tried = true;
                     file = Some(take(&rcx, &entry, "", None).await?);
                 }
             }
         }
         let taken = taken_for(cx.ledger, rflow, &a)?;
+        // Begun and not finished (a sink has it): the await does not expire. Asked only of a
+        // response this look tried to take: one gone from the server half taken (and not left
+        // by a crash to finish from its record) holds nothing open for ever.
+        let begun = tried && taken.is_none() && response_being_taken(cx.ledger, &cx.flow.name, &a)?.is_some();
+        let seen = Seen { there, begun };
         // Each change is stored with its event: an await that passed its deadline and its
         // expiry while no run looked becomes overdue, then expired (two events).
-        for (next, event) in changes(&a, taken.as_ref(), file.as_ref(), there, now) {
+        for (next, event) in changes(&a, taken.as_ref(), file.as_ref(), seen, now) {
             a = next;
             if let Some(ev) = cx.ledger.update_await(&a, event, now, cx.run)? {
                 tracing::warn!(flow = %cx.flow.name, request = %lifecycle::source_shown(&a.request), expected = %a.expected, kind = ev.kind.as_str(), detail = %ev.detail, "Response event.");
@@ -595,14 +604,14 @@ fn changes(
     a: &AwaitRecord,
     taken: Option<&FileRecord>,
     file: Option<&FileReport>,
-    there: Option<Millis>,
+    seen: Seen,
     now: Millis,
 ) -> Vec<(AwaitRecord, Option<(EventKind, String)>)> {
     let mut a = a.clone();
     let mut out = Vec::new();
     for _ in 0..3 {
         let before = a.clone();
-        let event = judge(&mut a, taken, file, there, now);
+        let event = judge(&mut a, taken, file, seen, now);
         if a == before {
             break;
         }
@@ -687,12 +696,25 @@ pub(super) async fn foresee(
     let mut out = Vec::with_capacity(open.len());
     for a in open {
         let mut targets = Vec::new();
-        let (taken, what, there) = match listed.get(&a.expected) {
-            Some(entry) if older_than_request(entry, &a, slack) => (taken_for(ledger, rflow, &a)?, Some(stale(entry, &a).detail), None),
+        // A response a crashed run left delivered or being disposed of: what is left is its
+        // disposition.
+        let mut finishing = false;
+        let (taken, what, seen) = match listed.get(&a.expected) {
+            Some(entry) if older_than_request(entry, &a, slack) => {
+                (taken_for(ledger, rflow, &a)?, Some(stale(entry, &a).detail), Seen::default())
+            }
             Some(entry) => {
                 let prev =
                     ledger.file(&rflow.name, &a.expected)?.filter(|p| lifecycle::same_version(rflow, entry, p) && !taken_away(p, &a));
+                // Left delivered or being disposed of by a run that stopped (its `move_to`
+                // not done): the run resumes it there, as it finishes one gone ([`poll`]).
+                let left = left_by_crash(ledger, rflow, &a)?.filter(|r| prev.as_ref() == Some(r));
                 match prev.as_ref().and_then(lifecycle::Settled::of) {
+                    None if let Some(r) = left => {
+                        finishing = true;
+                        let (what, taken) = finished(rflow, &source, r, Some(entry), (run, now_ms), &mut targets).await;
+                        (Some(taken), Some(what), Seen::default())
+                    }
                     // "Already delivered": an earlier round trip's response kept on the server
                     // (disposed of now, as any file delivered before).
                     Some(settled) => {
@@ -707,10 +729,10 @@ pub(super) async fn foresee(
                         let what = taken.is_none().then(|| {
                             format!("there, but an earlier exchange's response, taken before: not this request's answer ({then})")
                         });
-                        (taken, what, None)
+                        (taken, what, Seen::default())
                     }
                     None => {
-                        let refused = look_at_targets(flow, rflow, &mut sinks, entry, run, now, &mut targets).await;
+                        let refused = look_at_targets(flow, rflow, &mut sinks, (entry, prev.as_ref()), run, now, &mut targets).await;
                         let written = super::identity::mtime_millis(entry).map(|m| format!(" (written {})", date(m))).unwrap_or_default();
                         if !refused.is_empty() {
                             // The run fails it (and tries again next run): there, not taken.
@@ -719,7 +741,9 @@ pub(super) async fn foresee(
                                 "there{written}, but not taken: {}; the run fails, and the next one tries again",
                                 refused.join("; ")
                             );
-                            (None, Some(why), Some(at))
+                            // Half taken by an earlier run, it does not expire (see `poll`).
+                            let begun = response_being_taken(ledger, &flow.name, &a)?.is_some();
+                            (None, Some(why), Seen { there: Some(at), begun })
                         } else {
                             let then = match &rflow.after_success {
                                 crate::config::flow::Disposition::Keep => String::new(),
@@ -737,34 +761,31 @@ pub(super) async fn foresee(
                                 ..Default::default()
                             };
                             let to = if targets.is_empty() { String::new() } else { format!(" to {}", targets.join(", ")) };
-                            (Some(taken), Some(format!("there{written}: taken{to}{then}{steps}")), None)
+                            (Some(taken), Some(format!("there{written}: taken{to}{then}{steps}")), Seen::default())
                         }
                     }
                 }
             }
             // Gone, but left delivered or being disposed of by a run that stopped: the run
             // finishes it from its record, as `poll` does.
-            None => match left_by_crash(ledger, rflow, &a)? {
+            None => match left_by_crash(ledger, rflow, &a)?.filter(|r| RemotePath::parse(&r.path).is_ok()) {
                 Some(r) => {
-                    targets = lifecycle::targets_shown(rflow, r.deliveries.iter());
-                    let what = format!(
-                        "no longer there: delivered to {} by run {}, which stopped before it was done (left {}); finished from its record",
-                        targets.join(", "),
-                        r.run,
-                        r.state.as_str()
-                    );
-                    // As the run records it once finished.
-                    (Some(FileRecord { state: FileState::Done, updated: now_ms, run, ..r }), Some(what), None)
+                    finishing = true;
+                    let (what, taken) = finished(rflow, &source, r, None, (run, now_ms), &mut targets).await;
+                    (Some(taken), Some(what), Seen::default())
                 }
-                None => (taken_for(ledger, rflow, &a)?, None, None),
+                None => (taken_for(ledger, rflow, &a)?, None, Seen::default()),
             },
         };
-        let changed = changes(&a, taken.as_ref(), None, there, now_ms);
+        let changed = changes(&a, taken.as_ref(), None, seen, now_ms);
         let events = changed.iter().filter_map(|(_, e)| e.as_ref().map(|e| e.0)).collect();
         let after = changed.last().map_or_else(|| a.clone(), |(a, _)| a.clone());
+        // Finishing a response left by a crash may fail too (the move refused, the server
+        // gone): the await closes only once it is done.
+        let once = if finishing { " once that succeeds (else it stays open, and the next run tries again)" } else { "" };
         let detail = match (what, after.state) {
-            (Some(what), AwaitState::Answered) => format!("{what}; answered in time (due by {})", date(a.deadline_at)),
-            (Some(what), AwaitState::Late) => format!("{what}; answered LATE (due by {})", date(a.deadline_at)),
+            (Some(what), AwaitState::Answered) => format!("{what}; answered in time (due by {}){once}", date(a.deadline_at)),
+            (Some(what), AwaitState::Late) => format!("{what}; answered LATE (due by {}){once}", date(a.deadline_at)),
             (Some(what), _) => format!("{what}; {}", describe(&after, None)),
             (None, _) if after.state.is_open() => format!("not there; {}", describe(&after, None)),
             (None, _) => describe(&after, None),
@@ -782,16 +803,56 @@ pub(super) async fn foresee(
     Ok((out, None))
 }
 
+/// What the run does with the response `r` a crashed run left delivered or being disposed of
+/// ([`left_by_crash`]), `listed` in the response folder or gone from it, for `wharf plan`:
+/// the plan's words, and the record as the run leaves it once that succeeds (taken, in run
+/// `run` at `now`). Its targets (delivered before) go into `targets`. What is left is its
+/// disposition, as `disposition::foresee` sees the response folder.
+async fn finished(
+    rflow: &Flow,
+    source: &DynEndpoint,
+    r: FileRecord,
+    listed: Option<&Entry>,
+    (run, now): (u64, Millis),
+    targets: &mut Vec<String>,
+) -> (String, FileRecord) {
+    *targets = lifecycle::targets_shown(rflow, r.deliveries.iter());
+    let recorded = lifecycle::recorded_move(&r);
+    let fate = match RemotePath::parse(&r.path) {
+        Ok(path) => {
+            super::disposition::foresee(&**source, &path, &rflow.after_success, recorded.as_ref(), Some(listed.is_some()), |_| false).await
+        }
+        Err(e) => Err(FileError::Name(e.to_string())),
+    };
+    let left = super::plan::fate_shown(rflow, fate, recorded.as_ref());
+    let there = match listed {
+        Some(entry) => {
+            let written = super::identity::mtime_millis(entry).map(|m| format!(" (written {})", date(m))).unwrap_or_default();
+            format!("there{written}")
+        }
+        None => "no longer there".to_string(),
+    };
+    let what = format!(
+        "{there}: delivered to {} by run {}, which stopped before it was done (left {}); the run finishes it from its record: {left}",
+        targets.join(", "),
+        r.run,
+        r.state.as_str()
+    );
+    (what, FileRecord { state: FileState::Done, updated: now, run, ..r })
+}
+
 /// Where the run delivers the response `entry` on each response sink, as its exists-policy
 /// chooses on the sink as it is (`transfer::choose_target`), into `targets`; returns what a
-/// sink refuses (its target there, `if_exists: fail`): the run fails the response. `sinks`:
-/// the sinks' endpoints, opened on the first call (`Err`: why they could not be, and the
-/// targets are shown as named).
+/// sink refuses (its target there, `if_exists: fail`): the run fails the response. A sink
+/// that confirmed it before (`prev`, the record of this version: a response some sink
+/// refused after another had it) is not delivered to again, and its target there is ours.
+/// `sinks`: the sinks' endpoints, opened on the first call (`Err`: why they could not be,
+/// and the targets are shown as named).
 async fn look_at_targets(
     flow: &Flow,
     rflow: &Flow,
     sinks: &mut Option<Result<BTreeMap<String, DynEndpoint>, String>>,
-    entry: &Entry,
+    (entry, prev): (&Entry, Option<&FileRecord>),
     run: u64,
     now: SystemTime,
     targets: &mut Vec<String>,
@@ -802,6 +863,10 @@ async fn look_at_targets(
     }
     let mut refused = Vec::new();
     for (i, sink) in rflow.sinks.iter().enumerate() {
+        if let Some(d) = prev.and_then(|r| r.deliveries.iter().find(|d| d.sink as usize == i && d.done)) {
+            targets.push(format!("{}:/{} (delivered before)", sink.endpoint, d.target));
+            continue;
+        }
         let Ok((dir, name)) = lifecycle::wanted_for(rflow, i, entry, entry.path.name(), run, now) else { continue };
         let Ok(wanted) = dir.join(&name).map(|t| format!("{}:{t}", sink.endpoint)) else { continue };
         let ep = match sinks.as_ref().map(|s| s.as_ref().map(|eps| eps.get(&sink.endpoint))) {
@@ -861,14 +926,16 @@ async fn list(ep: &DynEndpoint, rflow: &Flow) -> Result<BTreeMap<String, Entry>,
 /// written in time but first seen by a later run is not late), else when it was taken. One
 /// there by the deadline but not taken yet (its sink refusing it, retried by the next run)
 /// keeps the await waiting: the partner answered in time; one there by the expiry keeps it
-/// from expiring.
+/// from expiring. So does one a run has begun to take (`begun`: [`response_being_taken`]),
+/// whenever it was written: once a sink has it, the answer is ours to finish.
 fn judge(
     a: &mut AwaitRecord,
     taken: Option<&FileRecord>,
     file: Option<&FileReport>,
-    there: Option<Millis>,
+    seen: Seen,
     now: Millis,
 ) -> Option<(EventKind, String)> {
+    let Seen { there, begun } = seen;
     if let Some(r) = taken {
         a.response_run = Some(r.run);
         a.answered_at = Some(r.updated);
@@ -901,13 +968,33 @@ fn judge(
     }
     // Not expired while a response written before its expiry is there but not taken yet
     // (its sink refusing it): the partner answered, the trouble is ours, and a later run
-    // takes it — given up, it would be left on the server for good.
-    if let Some(expire_at) = a.expire_at.filter(|&e| now >= e && there.is_none_or(|t| t > e)) {
+    // takes it — given up, it would be left on the server for good. Nor, whenever it was
+    // written, while a run has begun to take it (a sink has it): expired, it would stay half
+    // delivered, and a later request awaiting the name would take it as its answer.
+    if let Some(expire_at) = a.expire_at.filter(|&e| now >= e && !begun && there.is_none_or(|t| t > e)) {
         a.state = AwaitState::Expired;
         let detail = format!("no {} by {}; no longer awaited", subject(a), date(expire_at));
         return Some((EventKind::Expired, detail));
     }
     None
+}
+
+/// What a look found of a response it did not take, for [`judge`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Seen {
+    /// When the response that is there but was not taken was written.
+    there: Option<Millis>,
+    /// A run has begun to take it and not finished ([`response_being_taken`]: staged,
+    /// delivered to some sinks and refused by another, being disposed of).
+    begun: bool,
+}
+
+#[cfg(test)]
+impl Seen {
+    /// A response written at `t`, there but not taken.
+    fn there(t: Millis) -> Self {
+        Seen { there: Some(t), begun: false }
+    }
 }
 
 /// How much older than its request a response may look and still answer it: the server's
@@ -996,58 +1083,69 @@ mod tests {
     #[test]
     fn waits_then_is_overdue_once_then_expires() {
         let mut a = open();
-        assert_eq!(judge(&mut a, None, None, None, 10 * MIN), None);
+        assert_eq!(judge(&mut a, None, None, Seen::default(), 10 * MIN), None);
         assert_eq!(a.state, AwaitState::Waiting);
-        let (kind, detail) = judge(&mut a, None, None, None, 31 * MIN).unwrap();
+        let (kind, detail) = judge(&mut a, None, None, Seen::default(), 31 * MIN).unwrap();
         assert_eq!((kind, a.state), (EventKind::Overdue, AwaitState::Overdue));
         assert!(detail.contains("response /outbox/a.ack to a.csv was due by"), "{detail}");
         // Overdue is recorded once: later polls change nothing until it expires.
-        assert_eq!(judge(&mut a, None, None, None, 45 * MIN), None);
+        assert_eq!(judge(&mut a, None, None, Seen::default(), 45 * MIN), None);
         assert_eq!(a.state, AwaitState::Overdue);
-        assert_eq!(judge(&mut a, None, None, None, 60 * MIN).map(|e| e.0), Some(EventKind::Expired));
+        assert_eq!(judge(&mut a, None, None, Seen::default(), 60 * MIN).map(|e| e.0), Some(EventKind::Expired));
         assert_eq!(a.state, AwaitState::Expired);
         // No run looked between the deadline and the expiry: overdue first, then expired.
         let mut a = open();
-        assert_eq!(judge(&mut a, None, None, None, 90 * MIN).map(|e| e.0), Some(EventKind::Overdue));
-        assert_eq!(judge(&mut a, None, None, None, 90 * MIN).map(|e| e.0), Some(EventKind::Expired));
+        assert_eq!(judge(&mut a, None, None, Seen::default(), 90 * MIN).map(|e| e.0), Some(EventKind::Overdue));
+        assert_eq!(judge(&mut a, None, None, Seen::default(), 90 * MIN).map(|e| e.0), Some(EventKind::Expired));
         assert_eq!(a.state, AwaitState::Expired);
         // A response there (written by the deadline) but not taken yet: still waiting, not
         // expired; one written after the deadline does not hold the deadline back.
         let mut a = open();
-        assert_eq!(judge(&mut a, None, None, Some(29 * MIN), 90 * MIN), None);
+        assert_eq!(judge(&mut a, None, None, Seen::there(29 * MIN), 90 * MIN), None);
         assert_eq!(a.state, AwaitState::Waiting);
-        assert_eq!(judge(&mut a, None, None, Some(31 * MIN), 45 * MIN).map(|e| e.0), Some(EventKind::Overdue));
+        assert_eq!(judge(&mut a, None, None, Seen::there(31 * MIN), 45 * MIN).map(|e| e.0), Some(EventKind::Overdue));
     }
 
     #[test]
     fn a_response_in_time_is_answered_and_a_late_one_is_late() {
         let mut a = open();
-        assert_eq!(judge(&mut a, Some(&taken(FileState::Done, Some(20 * MIN), 21 * MIN)), None, None, 21 * MIN), None);
+        assert_eq!(judge(&mut a, Some(&taken(FileState::Done, Some(20 * MIN), 21 * MIN)), None, Seen::default(), 21 * MIN), None);
         assert_eq!((a.state, a.response_run, a.answered_at), (AwaitState::Answered, Some(7), Some(21 * MIN)));
         // Written in time, first seen by a run after the deadline: not late.
         let mut a = open();
-        assert_eq!(judge(&mut a, Some(&taken(FileState::Done, Some(29 * MIN), 40 * MIN)), None, None, 40 * MIN), None);
+        assert_eq!(judge(&mut a, Some(&taken(FileState::Done, Some(29 * MIN), 40 * MIN)), None, Seen::default(), 40 * MIN), None);
         assert_eq!(a.state, AwaitState::Answered);
         // Written after the deadline (no run looked in between): late, without an overdue.
         let mut a = open();
-        let ev = judge(&mut a, Some(&taken(FileState::Done, Some(35 * MIN), 40 * MIN)), None, None, 40 * MIN).unwrap();
+        let ev = judge(&mut a, Some(&taken(FileState::Done, Some(35 * MIN), 40 * MIN)), None, Seen::default(), 40 * MIN).unwrap();
         assert_eq!((ev.0, a.state), (EventKind::Late, AwaitState::Late));
         // Already overdue: late whatever its time says (a server clock behind ours).
         let mut a = AwaitRecord { state: AwaitState::Overdue, ..open() };
-        let ev = judge(&mut a, Some(&taken(FileState::Done, Some(MIN), 50 * MIN)), None, None, 50 * MIN).unwrap();
+        let ev = judge(&mut a, Some(&taken(FileState::Done, Some(MIN), 50 * MIN)), None, Seen::default(), 50 * MIN).unwrap();
         assert_eq!((ev.0, a.state), (EventKind::Late, AwaitState::Late));
         // No mtime from the server: when it was taken decides.
         let mut a = open();
-        assert!(judge(&mut a, Some(&taken(FileState::Done, None, 31 * MIN)), None, None, 31 * MIN).is_some());
+        assert!(judge(&mut a, Some(&taken(FileState::Done, None, 31 * MIN)), None, Seen::default(), 31 * MIN).is_some());
         // The server's clock (or zone) an hour ahead of ours: taken at 25 minutes, it was there
         // by then, whatever its time says.
         let mut a = open();
-        assert_eq!(judge(&mut a, Some(&taken(FileState::Done, Some(85 * MIN), 25 * MIN)), None, None, 25 * MIN), None);
+        assert_eq!(judge(&mut a, Some(&taken(FileState::Done, Some(85 * MIN), 25 * MIN)), None, Seen::default(), 25 * MIN), None);
         assert_eq!(a.state, AwaitState::Answered);
         // Found past expiry: a response wins over giving up.
         let mut a = AwaitRecord { state: AwaitState::Overdue, ..open() };
-        judge(&mut a, Some(&taken(FileState::Done, None, 90 * MIN)), None, None, 90 * MIN);
+        judge(&mut a, Some(&taken(FileState::Done, None, 90 * MIN)), None, Seen::default(), 90 * MIN);
         assert_eq!(a.state, AwaitState::Late);
+    }
+
+    /// The flow `yaml` (local endpoints, their roots relative to a new folder), with `folders`
+    /// made in that folder.
+    fn with_folders(folders: &[&str], yaml: &str) -> (tempfile::TempDir, Flow) {
+        let dir = tempfile::tempdir().unwrap();
+        for f in folders {
+            std::fs::create_dir_all(dir.path().join(f)).unwrap();
+        }
+        let flow = crate::config::load_flow_str(yaml, &dir.path().join("rt.yaml")).unwrap();
+        (dir, flow)
     }
 
     /// A local round trip: outbox → partner/inbox, acks awaited in partner/outbox → acks.
@@ -1062,10 +1160,6 @@ mod tests {
 
     /// The same, with `response` added to the response's settings (`, steps: [...]`).
     fn round_trip_answered(deadline: &str, sink: &str, response: &str) -> (tempfile::TempDir, Flow) {
-        let dir = tempfile::tempdir().unwrap();
-        for d in ["outbox", "partner/inbox", "partner/outbox", "acks"] {
-            std::fs::create_dir_all(dir.path().join(d)).unwrap();
-        }
         // `after: delete` unless `response` says otherwise.
         let after = if response.contains("after:") { "" } else { ", after: delete" };
         let yaml = format!(
@@ -1073,8 +1167,7 @@ mod tests {
              source: {{ endpoint: out, path: / }}\nsinks: [ {{ endpoint: partner, path: /inbox{sink} }} ]\nafter: {{ success: delete }}\n\
              response: {{ path: /outbox, name: \"{{{{stem}}}}.ack\", deadline: {deadline}, sinks: [ {{ endpoint: acks }} ]{after}{response} }}\n"
         );
-        let flow = crate::config::load_flow_str(&yaml, &dir.path().join("rt.yaml")).unwrap();
-        (dir, flow)
+        with_folders(&["outbox", "partner/inbox", "partner/outbox", "acks"], &yaml)
     }
 
     async fn run(flow: &Flow, ledger: &crate::ledger::Ledger, dir: &std::path::Path) -> super::super::RunReport {
@@ -1145,7 +1238,7 @@ mod tests {
         assert_eq!(
             planned.detail,
             format!(
-                "no longer there: delivered to acks:/o1.ack by run 2, which stopped before it was done (left disposing); finished from its record; answered in time (due by {due})"
+                "no longer there: delivered to acks:/o1.ack by run 2, which stopped before it was done (left disposing); the run finishes it from its record: delete the source (gone already); answered in time (due by {due}) once that succeeds (else it stays open, and the next run tries again)"
             )
         );
         // Read-only; and the run does as foreseen.
@@ -1154,18 +1247,58 @@ mod tests {
         assert_eq!(r.responses.iter().map(|r| r.state).collect::<Vec<_>>(), [planned.becomes], "{r:#?}");
     }
 
+    /// A response a crash left `disposing` before its `move_to` was done, still in the
+    /// response folder: the plan says what is left (the move, to the name chosen before the
+    /// crash) and that the await is answered once that succeeds — not that the response is
+    /// taken to sinks that have it already (nor refused by them). The run does as foreseen.
+    #[tokio::test]
+    async fn plan_says_a_response_left_being_moved_by_a_crash_is_finished_then_answers() {
+        let (dir, flow) = round_trip_answered("1h", "", ", after: { move_to: /taken }");
+        let d = dir.path();
+        // The move to /taken/o1.ack chosen, not done.
+        let ledger =
+            left_disposing(&flow, d, |d| std::fs::rename(d.join("partner/taken/o1.ack"), d.join("partner/outbox/o1.ack")).unwrap()).await;
+        let rec = ledger.file("rt.response", "outbox/o1.ack").unwrap().unwrap();
+        assert_eq!(rec.disposed_to.as_deref(), Some("taken/o1.ack"));
+        let a = ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap();
+        let p = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
+        let [planned] = &p.responses[..] else { panic!("{p:#?}") };
+        assert_eq!((planned.becomes, planned.events.as_slice()), (AwaitState::Answered, &[][..]), "{p:#?}");
+        assert_eq!(planned.targets, ["acks:/o1.ack"]);
+        let written = date(rec.mtime.unwrap());
+        let due = date(a.deadline_at);
+        assert_eq!(
+            planned.detail,
+            format!(
+                "there (written {written}): delivered to acks:/o1.ack by run 2, which stopped before it was done (left disposing); the run finishes it from its record: move the source to /taken/o1.ack (the name chosen before the crash); answered in time (due by {due}) once that succeeds (else it stays open, and the next run tries again)"
+            )
+        );
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses.iter().map(|r| r.state).collect::<Vec<_>>(), [planned.becomes], "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("partner/taken/o1.ack")).unwrap(), "ack");
+        assert!(!d.join("partner/outbox/o1.ack").exists());
+    }
+
     /// A round trip whose response a crash left deleted from the server with its record still
     /// `disposing` and its await open.
     async fn left_being_disposed_of_by_a_crash() -> (tempfile::TempDir, Flow, crate::ledger::Ledger) {
         let (dir, flow) = round_trip("1h");
-        let d = dir.path();
+        let ledger = left_disposing(&flow, dir.path(), |_| {}).await;
+        assert!(!dir.path().join("partner/outbox/o1.ack").exists());
+        (dir, flow, ledger)
+    }
+
+    /// The round trip `flow` in `d` with its response taken, then as a crash left it: its
+    /// record still `disposing` (`undo` puts back on the server what the crash left undone),
+    /// the await open.
+    async fn left_disposing(flow: &Flow, d: &std::path::Path, undo: impl FnOnce(&std::path::Path)) -> crate::ledger::Ledger {
         let ledger = crate::ledger::Ledger::in_memory().unwrap();
         std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
-        run(&flow, &ledger, d).await;
+        run(flow, &ledger, d).await;
         std::fs::write(d.join("partner/outbox/o1.ack"), "ack").unwrap();
-        let r = run(&flow, &ledger, d).await;
+        let r = run(flow, &ledger, d).await;
         assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
-        // As the crash left it: the response deleted, its record still `disposing`, the await open.
+        undo(d);
         let mut rec = ledger.file("rt.response", "outbox/o1.ack").unwrap().unwrap();
         rec.state = FileState::Disposing;
         rec.source_fate = Default::default();
@@ -1173,8 +1306,7 @@ mod tests {
         let mut a = ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap();
         (a.state, a.response_run, a.answered_at) = (AwaitState::Waiting, None, None);
         ledger.update_await(&a, None, 0, 0).unwrap();
-        assert!(!d.join("partner/outbox/o1.ack").exists());
-        (dir, flow, ledger)
+        ledger
     }
 
     /// The partner has the request once its sink confirmed: the await starts then, also when
@@ -1183,17 +1315,15 @@ mod tests {
     /// than the ten minutes' slack) and never be taken, and the deadline would run late.
     #[tokio::test]
     async fn a_request_is_awaited_from_its_delivery_to_the_partner_while_another_sink_lags() {
-        let dir = tempfile::tempdir().unwrap();
+        let (dir, flow) = with_folders(
+            &["outbox", "partner/inbox", "partner/outbox", "acks", "archive"],
+            "name: rt\nendpoints:\n  out: { type: local, root: outbox }\n  partner: { type: local, root: partner }\n  \
+             acks: { type: local, root: acks }\n  archive: { type: local, root: archive }\n\
+             source: { endpoint: out, path: / }\nsinks: [ { endpoint: partner, path: /inbox }, { endpoint: archive } ]\n\
+             after: { success: delete }\n\
+             response: { endpoint: partner, path: /outbox, name: \"{{stem}}.ack\", deadline: 1h, sinks: [ { endpoint: acks } ] }\n",
+        );
         let d = dir.path();
-        for f in ["outbox", "partner/inbox", "partner/outbox", "acks", "archive"] {
-            std::fs::create_dir_all(d.join(f)).unwrap();
-        }
-        let yaml = "name: rt\nendpoints:\n  out: { type: local, root: outbox }\n  partner: { type: local, root: partner }\n  \
-                    acks: { type: local, root: acks }\n  archive: { type: local, root: archive }\n\
-                    source: { endpoint: out, path: / }\nsinks: [ { endpoint: partner, path: /inbox }, { endpoint: archive } ]\n\
-                    after: { success: delete }\n\
-                    response: { endpoint: partner, path: /outbox, name: \"{{stem}}.ack\", deadline: 1h, sinks: [ { endpoint: acks } ] }\n";
-        let flow = crate::config::load_flow_str(yaml, &d.join("rt.yaml")).unwrap();
         let ledger = crate::ledger::Ledger::in_memory().unwrap();
         std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
         // The archive refuses it this time (a file of that name is in the way).
@@ -1218,6 +1348,16 @@ mod tests {
         assert_eq!(ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap().sent_at, a.sent_at, "registered once");
     }
 
+    /// Sends `o1.csv` in a first run of `flow` in `d`, and dates its await back by `ago` (its
+    /// deadline and expiry with it).
+    async fn sent_ago(flow: &Flow, ledger: &crate::ledger::Ledger, d: &std::path::Path, ago: Millis) {
+        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
+        run(flow, ledger, d).await;
+        let mut a = ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap();
+        (a.sent_at, a.deadline_at, a.expire_at) = (a.sent_at - ago, a.deadline_at - ago, a.expire_at.map(|e| e - ago));
+        ledger.update_await(&a, None, 0, 0).unwrap();
+    }
+
     /// The partner answered in time, but the response could not be taken (its sink refused
     /// it) until after the deadline: the partner is not overdue, nor its answer late.
     #[tokio::test]
@@ -1225,12 +1365,8 @@ mod tests {
         let (dir, flow) = round_trip("1h");
         let d = dir.path();
         let ledger = crate::ledger::Ledger::in_memory().unwrap();
-        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
-        run(&flow, &ledger, d).await;
         // Sent two hours ago (due one hour ago); answered five minutes after it was sent.
-        let mut a = ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap();
-        (a.sent_at, a.deadline_at) = (a.sent_at - 120 * MIN, a.deadline_at - 120 * MIN);
-        ledger.update_await(&a, None, 0, 0).unwrap();
+        sent_ago(&flow, &ledger, d, 120 * MIN).await;
         let ack = d.join("partner/outbox/o1.ack");
         std::fs::write(&ack, "ack").unwrap();
         let written = std::time::SystemTime::now() - Duration::from_secs(115 * 60);
@@ -1262,14 +1398,69 @@ mod tests {
     #[test]
     fn an_await_whose_answer_is_there_does_not_expire_until_it_is_taken() {
         let mut a = AwaitRecord { state: AwaitState::Overdue, ..open() };
-        assert_eq!(judge(&mut a, None, None, Some(45 * MIN), 90 * MIN), None);
+        assert_eq!(judge(&mut a, None, None, Seen::there(45 * MIN), 90 * MIN), None);
         assert_eq!(a.state, AwaitState::Overdue);
-        assert_eq!(judge(&mut a, None, None, Some(61 * MIN), 90 * MIN).map(|e| e.0), Some(EventKind::Expired));
+        assert_eq!(judge(&mut a, None, None, Seen::there(61 * MIN), 90 * MIN).map(|e| e.0), Some(EventKind::Expired));
         // No run looked since the deadline: overdue (it is), but not expired.
         let mut a = open();
-        assert_eq!(judge(&mut a, None, None, Some(45 * MIN), 90 * MIN).map(|e| e.0), Some(EventKind::Overdue));
-        assert_eq!(judge(&mut a, None, None, Some(45 * MIN), 90 * MIN), None);
+        assert_eq!(judge(&mut a, None, None, Seen::there(45 * MIN), 90 * MIN).map(|e| e.0), Some(EventKind::Overdue));
+        assert_eq!(judge(&mut a, None, None, Seen::there(45 * MIN), 90 * MIN), None);
         assert_eq!(a.state, AwaitState::Overdue);
+        // Written after the expiry, but a run began to take it (a sink has it): not expired.
+        let mut a = AwaitRecord { state: AwaitState::Overdue, ..open() };
+        assert_eq!(judge(&mut a, None, None, Seen { there: Some(61 * MIN), begun: true }, 90 * MIN), None);
+        assert_eq!(a.state, AwaitState::Overdue);
+        // However it is left, the next look that takes it ends the await late, not expired.
+        assert_eq!(
+            judge(&mut a, Some(&taken(FileState::Done, Some(61 * MIN), 95 * MIN)), None, Seen::default(), 95 * MIN).map(|e| e.0),
+            Some(EventKind::Late)
+        );
+    }
+
+    /// The partner answered after the await's expiry, before any run looked; the run that
+    /// looks delivers the answer to one response sink and another refuses it. The response is
+    /// ours to finish: the await is not expired under it (before, it was — the answer left
+    /// half delivered for good, and a later request awaiting the same name would take it),
+    /// and the next run finishes taking it: late. `wharf plan` says so meanwhile.
+    #[tokio::test]
+    async fn a_response_half_taken_after_the_expiry_holds_its_await_until_it_is_taken() {
+        let (dir, flow) = with_folders(
+            &["outbox", "partner/inbox", "partner/outbox", "acks", "copies"],
+            "name: rt\nendpoints:\n  out: { type: local, root: outbox }\n  partner: { type: local, root: partner }\n  \
+             acks: { type: local, root: acks }\n  copies: { type: local, root: copies }\n\
+             source: { endpoint: out, path: / }\nsinks: [ { endpoint: partner, path: /inbox } ]\nafter: { success: delete }\n\
+             response: { path: /outbox, name: \"{{stem}}.ack\", deadline: 1h, expire_after: 2h, after: delete, \
+             sinks: [ { endpoint: acks }, { endpoint: copies } ] }\n",
+        );
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        // Sent three hours ago: due two hours ago, given up an hour ago; no run looked since.
+        sent_ago(&flow, &ledger, d, 180 * MIN).await;
+        // Answered just now; the second response sink refuses it (a file in the way).
+        std::fs::write(d.join("partner/outbox/o1.ack"), "ack").unwrap();
+        std::fs::write(d.join("copies/o1.ack"), "in the way").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        let [resp] = &r.responses[..] else { panic!("{r:#?}") };
+        assert!(resp.failed(), "{r:#?}");
+        assert_eq!(resp.state, AwaitState::Overdue, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/o1.ack")).unwrap(), "ack");
+        assert!(response_being_taken(&ledger, "rt", &ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap()).unwrap().is_some());
+        // Still not expired when only looked at.
+        let p = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
+        let [planned] = &p.responses[..] else { panic!("{p:#?}") };
+        assert_eq!((planned.becomes, planned.events.as_slice()), (AwaitState::Overdue, &[][..]), "{p:#?}");
+        std::fs::remove_file(d.join("copies/o1.ack")).unwrap();
+        // The plan foresees the run: the sink that has it is not delivered to again.
+        let p = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
+        let [planned] = &p.responses[..] else { panic!("{p:#?}") };
+        assert_eq!((planned.becomes, planned.events.as_slice()), (AwaitState::Late, &[EventKind::Late][..]), "{p:#?}");
+        assert_eq!(planned.targets, ["acks:/o1.ack (delivered before)", "copies:/o1.ack"]);
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Late, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("copies/o1.ack")).unwrap(), "ack");
+        assert!(!d.join("partner/outbox/o1.ack").exists());
+        let kinds: Vec<EventKind> = ledger.events(Some("rt"), 0, 10).unwrap().into_iter().map(|e| e.kind).collect();
+        assert!(!kinds.contains(&EventKind::Expired) && kinds.contains(&EventKind::Late), "{kinds:?}");
     }
 
     #[tokio::test]
@@ -1920,7 +2111,7 @@ mod tests {
     #[test]
     fn a_refused_response_rejects_the_await_without_an_event() {
         let mut a = open();
-        assert_eq!(judge(&mut a, Some(&taken(FileState::Quarantined, Some(MIN), 2 * MIN)), None, None, 2 * MIN), None);
+        assert_eq!(judge(&mut a, Some(&taken(FileState::Quarantined, Some(MIN), 2 * MIN)), None, Seen::default(), 2 * MIN), None);
         assert_eq!((a.state, a.response_run), (AwaitState::Rejected, Some(7)));
         assert!(describe(&a, None).starts_with("REJECTED in run 7"));
     }

@@ -538,24 +538,31 @@ async fn look_at_disposals(
         else {
             continue;
         };
-        let recorded = |p: &RemotePath| d.recorded.as_ref() == Some(p);
-        *then = match fate {
-            Ok(Fate::Kept) => "keep the source".to_string(),
-            Ok(Fate::Deleted { there: true }) => "delete the source".to_string(),
-            Ok(Fate::Deleted { there: false }) => "delete the source (gone already)".to_string(),
-            Ok(Fate::Moved { to, instead_of }) => match instead_of {
-                None if recorded(&to) => format!("move the source to {to} (the name chosen before the crash)"),
-                None => format!("move the source to {to}"),
-                Some(w) if recorded(&w) => format!("move the source to {to} ({w}, chosen before the crash, is taken)"),
-                Some(w) => format!("move the source to {to} ({w} is taken)"),
-            },
-            Ok(Fate::MovedBefore(t)) => format!("the source is at {t} already (moved before the crash)"),
-            Ok(Fate::Gone) => "the source is no longer there: not moved".to_string(),
-            Err(e) => match &flow.after_success {
-                Disposition::MoveTo(dir) => format!("move the source to {dir}/ (its name there not looked at: {e})"),
-                _ => format!("delete the source (not looked at: {e})"),
-            },
-        };
+        *then = fate_shown(flow, fate, d.recorded.as_ref());
+    }
+}
+
+/// How a plan shows what becomes of a delivered file's source (`fate`, as
+/// `disposition::foresee` saw it; `recorded`: the `move_to` target a crashed run chose). Also
+/// for a round trip's response a crashed run left delivered (`awaits::foresee`).
+pub(in crate::engine) fn fate_shown(flow: &Flow, fate: Result<Fate, FileError>, recorded: Option<&RemotePath>) -> String {
+    let recorded = |p: &RemotePath| recorded == Some(p);
+    match fate {
+        Ok(Fate::Kept) => "keep the source".to_string(),
+        Ok(Fate::Deleted { there: true }) => "delete the source".to_string(),
+        Ok(Fate::Deleted { there: false }) => "delete the source (gone already)".to_string(),
+        Ok(Fate::Moved { to, instead_of }) => match instead_of {
+            None if recorded(&to) => format!("move the source to {to} (the name chosen before the crash)"),
+            None => format!("move the source to {to}"),
+            Some(w) if recorded(&w) => format!("move the source to {to} ({w}, chosen before the crash, is taken)"),
+            Some(w) => format!("move the source to {to} ({w} is taken)"),
+        },
+        Ok(Fate::MovedBefore(t)) => format!("the source is at {t} already (moved before the crash)"),
+        Ok(Fate::Gone) => "the source is no longer there: not moved".to_string(),
+        Err(e) => match &flow.after_success {
+            Disposition::MoveTo(dir) => format!("move the source to {dir}/ (its name there not looked at: {e})"),
+            _ => format!("delete the source (not looked at: {e})"),
+        },
     }
 }
 
