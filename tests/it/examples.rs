@@ -101,7 +101,10 @@ fn every_whole_flow_in_the_docs_validates() {
     }
     let out = validate.output().unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success() && !text.contains("warning"), "a flow in the docs does not validate (FILE-lineN: the doc and the line its block starts at):\n{text}");
+    assert!(
+        out.status.success() && !text.contains("warning"),
+        "a flow in the docs does not validate (FILE-lineN: the doc and the line its block starts at):\n{text}"
+    );
     assert!(text.contains(&format!("{} flow(s) checked, 0 problem(s)", files.len())), "{text}");
 }
 
@@ -136,7 +139,9 @@ fn files_named(v: &serde_yaml::Value, out: &mut Vec<(String, bool)>) {
         serde_yaml::Value::Mapping(m) => {
             for (k, v) in m {
                 match (k.as_str(), v) {
-                    (Some("private_key" | "known_hosts" | "ca_file"), serde_yaml::Value::String(s)) if relative(s) => out.push((s.clone(), false)),
+                    (Some("private_key" | "known_hosts" | "ca_file"), serde_yaml::Value::String(s)) if relative(s) => {
+                        out.push((s.clone(), false))
+                    }
                     (Some("run"), serde_yaml::Value::Sequence(args)) => {
                         if let Some(program) = args.first().and_then(|p| p.as_str()).filter(|p| p.contains('/') && relative(p)) {
                             out.push((program.to_string(), true));
