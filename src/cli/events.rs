@@ -16,7 +16,7 @@ use super::state::{no_ledger, open_for_read};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Only this flow's events.
+    /// Only this flow's events (a flow name, or its file).
     pub flow: Option<String>,
     /// Only events after this sequence number (what a consumer saw last), oldest first.
     /// Without it: the newest events.

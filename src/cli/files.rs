@@ -14,7 +14,7 @@ use crate::ledger::{FileRecord, FileWarning, Millis};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
-    /// Flow name.
+    /// Flow name (or its flow file).
     pub flow: String,
     /// Most files to show: those whose record changed last (taken, delivered, failed…),
     /// oldest first. Older ones are left out, and a last line says so.

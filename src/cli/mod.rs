@@ -53,18 +53,35 @@ pub const EXIT_INVALID: u8 = 2;
 /// Exit code: the run could not start or was aborted.
 pub const EXIT_ABORTED: u8 = 3;
 
+/// The first commands a newcomer types, after `wharf --help`'s list of commands.
+const EXAMPLES: &str = "\
+Examples (run from the folder that holds flows/; `FLOW` is a flow file, or the name of one in ./flows):
+  wharf trust sftp.partner.example:22 --known-hosts flows/known_hosts   record the server's host key
+  wharf validate flows/                 check every flow of the folder, without connecting
+  wharf plan partner-orders             what a run would do with each file now, writing nothing
+  wharf run partner-orders              run flows/partner-orders.yaml once
+  wharf runs partner-orders             the runs so far, with their counts
+  wharf serve --flows flows/            every flow on its schedule, until Ctrl-C
+
+Exit codes: 0 ok, 1 some file failed, 2 invalid flow or arguments, 3 the run could not start or was aborted
+(`trigger` and `probe` have their own: README.md, \"Exit codes\").
+First steps: docs/getting-started.md; every field of a flow: docs/flow-reference.md.";
+
+/// Where the options every command takes are listed in each command's help, apart from its own.
+const GLOBAL: &str = "Global options";
+
 /// wharf — declarative, crash-safe file exchange over SFTP, FTP/FTPS and local folders.
 #[derive(Debug, Parser)]
-#[command(name = "wharf", version, about)]
+#[command(name = "wharf", version, about, after_help = EXAMPLES)]
 pub struct Cli {
     /// Folder holding the ledger (ledger.redb) and staging area.
-    #[arg(long, global = true, env = "WHARF_STATE_DIR", default_value = ".wharf")]
+    #[arg(long, global = true, env = "WHARF_STATE_DIR", default_value = ".wharf", help_heading = GLOBAL)]
     pub state_dir: PathBuf,
     /// Log format on stderr.
-    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, help_heading = GLOBAL)]
     pub log_format: LogFormat,
     /// More log output (-v: info, -vv: debug, -vvv: trace). RUST_LOG overrides.
-    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, help_heading = GLOBAL)]
     pub verbose: u8,
     #[command(subcommand)]
     pub command: Command,
@@ -271,6 +288,28 @@ impl Global {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The examples `wharf --help` ends with are command lines wharf takes, and each
+    /// command's help lists the options every command takes apart from its own (they were
+    /// mixed in among them: `--state-dir` between `sandbox --bind` and `--port`).
+    #[test]
+    fn the_help_examples_parse_and_global_options_stand_apart() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+        let examples: Vec<&str> = EXAMPLES.lines().filter(|l| l.starts_with("  wharf ")).collect();
+        assert!(examples.len() >= 5, "{EXAMPLES}");
+        for line in examples {
+            // The command, then its explanation after three spaces or more.
+            let command = line.trim().split("   ").next().unwrap_or_default();
+            if let Err(e) = Cli::try_parse_from(command.split_whitespace()) {
+                panic!("`{command}` from wharf --help does not parse: {e}");
+            }
+        }
+        let help = Cli::try_parse_from(["wharf", "sandbox", "--help"]).unwrap_err().to_string();
+        let (own, global) = help.split_once("Global options:").unwrap_or_else(|| panic!("{help}"));
+        assert!(own.contains("--port") && !own.contains("--state-dir"), "{help}");
+        assert!(global.contains("--state-dir") && global.contains("--log-format") && !global.contains("--port"), "{help}");
+    }
 
     #[test]
     fn the_state_folder_is_made_absolute() {

@@ -35,14 +35,24 @@ fn first_file(candidates: Vec<PathBuf>) -> Option<PathBuf> {
 }
 
 /// Where `FLOW` is looked for, in order: the path as given, and for a name without a folder
-/// (`orders`) `flows/orders.yaml` and `.yml` too. A path with a folder (`flows/orders.yaml`)
-/// is only itself: `flows/flows/orders.yaml` is nobody's flow.
+/// (`orders`) `flows/orders.yaml` and `.yml` too (`orders.yaml`: `flows/orders.yaml`). A path
+/// with a folder (`flows/orders.yaml`) is only itself: `flows/flows/orders.yaml` is nobody's
+/// flow. The extension is added to the whole name: a name with a dot (`acme.orders`, a round
+/// trip's `orders.response`) is `flows/acme.orders.yaml`, never `flows/acme.yaml`.
 fn flow_candidates(flow: &Path) -> Vec<PathBuf> {
-    let in_flows = |ext| Path::new("flows").join(flow).with_extension(ext);
     if flow.components().count() > 1 {
         return vec![flow.to_path_buf()];
     }
-    vec![flow.to_path_buf(), in_flows("yaml"), in_flows("yml")]
+    let in_flows = Path::new("flows").join(flow);
+    if matches!(flow.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
+        return vec![flow.to_path_buf(), in_flows];
+    }
+    let with = |ext: &str| {
+        let mut name = in_flows.clone().into_os_string();
+        name.push(ext);
+        PathBuf::from(name)
+    };
+    vec![flow.to_path_buf(), with(".yaml"), with(".yml")]
 }
 
 /// What is said when no candidate of `FLOW` exists: where it was looked for. (The loader's
@@ -271,6 +281,18 @@ mod tests {
             no_flow_file(Path::new("flows/orders.yaml")),
             "flows/orders.yaml: no such flow file (looked for flows/orders.yaml; give a flow file, or the name of one in ./flows)"
         );
+    }
+
+    /// A name with a dot is a whole name: `wharf files order-ack.response` (a round trip's
+    /// responses, as docs/round-trips.md says to look at them) took `flows/order-ack.yaml`
+    /// for it, and so showed the requests' files under the flow's own name.
+    #[test]
+    fn a_name_with_a_dot_is_looked_for_whole() {
+        let looked = |f: &str| flow_candidates(Path::new(f)).iter().map(|p| p.display().to_string()).collect::<Vec<_>>();
+        assert_eq!(looked("order-ack.response"), ["order-ack.response", "flows/order-ack.response.yaml", "flows/order-ack.response.yml"]);
+        assert_eq!(looked("acme.orders"), ["acme.orders", "flows/acme.orders.yaml", "flows/acme.orders.yml"]);
+        assert_eq!(looked("orders.yaml"), ["orders.yaml", "flows/orders.yaml"]);
+        assert_eq!(looked("orders"), ["orders", "flows/orders.yaml", "flows/orders.yml"]);
     }
 
     #[test]

@@ -14,8 +14,9 @@ pub struct Args {
     /// Folder of flow files (`*.yaml`, `*.yml`; `*.test.yaml` are skipped).
     #[arg(long, default_value = "flows")]
     pub flows: PathBuf,
-    /// The daemon's settings (listen address, limits, retries, global notifications).
-    #[arg(long)]
+    /// The daemon's settings: a `serve.yaml` (listen address, limits, retries, global
+    /// notifications; docs/examples/serve.yaml is one, `wharf validate serve.yaml` checks it).
+    #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Serve health, metrics and status over HTTP on this loopback address too (overrides
     /// `listen` in the config), e.g. 127.0.0.1:9464.

@@ -27,7 +27,8 @@ pub struct Args {
 pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
     let files = flowtest::find_tests(&args.paths);
     let mut invalid: Vec<Diagnostic> = Vec::new();
-    if files.is_empty() {
+    let no_tests = files.is_empty();
+    if no_tests {
         // A CI step that finds nothing to test is almost always pointed at the wrong folder.
         let at: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
         invalid.push(Diagnostic {
@@ -35,7 +36,8 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
             // About the paths as a whole: no place in a file (printed without `line:col`).
             line: 0,
             col: 0,
-            message: "no test files (*.test.yaml, *.test.yml) here".into(),
+            message: "no test files (*.test.yaml, *.test.yml) here (give a test file, or a folder holding them: `wharf test flows/`)"
+                .into(),
             yaml_path: "/".into(),
         });
         if !args.json {
@@ -85,7 +87,8 @@ pub fn run(args: Args, verbose: u8) -> anyhow::Result<ExitCode> {
                 outln!("{}", report::failure_block(r));
             }
         }
-        if !invalid.is_empty() {
+        // Not when the one problem is that there were no test files: no file was left unrun.
+        if !invalid.is_empty() && !no_tests {
             outln!("{} problem(s) in test files or their flows; those files were not run", invalid.len());
         }
         outln!("{}", report::summary_line(passed, failed));

@@ -98,8 +98,11 @@ pub fn findings(flow: &Flow, report: &ProbeReport) -> Vec<Finding> {
     {
         sources.push(&r.flow.source);
     }
+    // The command to measure what a `--write` probe measures, naming the flow file as the
+    // flow was loaded from (its name alone finds it only in ./flows, under that name).
+    let probe_write = format!("wharf probe {} --write", flow.file.display());
     for source in sources {
-        readiness(source, report, &mut out);
+        readiness(source, report, &probe_write, &mut out);
     }
 
     // Sinks write through rename; trigger files always replace an older one.
@@ -128,7 +131,7 @@ pub fn findings(flow: &Flow, report: &ProbeReport) -> Vec<Finding> {
             ),
         ));
     }
-    rename(&sinks, report, &mut out);
+    rename(&sinks, report, &probe_write, &mut out);
     let quarantined_here = flow.quarantine.as_ref().is_some_and(|q| q.endpoint == name);
     if !sinks.is_empty() || quarantined_here {
         let t = &facts.traits;
@@ -178,7 +181,8 @@ fn zone_offset(off_ms: i64) -> String {
 }
 
 /// Readiness and identity on a source endpoint: the clock offset and the mtime precision.
-fn readiness(source: &Source, report: &ProbeReport, out: &mut Vec<Finding>) {
+/// `probe_write` is the command that measures the clock (`wharf probe FILE --write`).
+fn readiness(source: &Source, report: &ProbeReport, probe_write: &str, out: &mut Vec<Finding>) {
     let traits = &report.facts.traits;
     let precision = report.write.as_ref().map(|w| w.mtime_precision).unwrap_or(traits.mtime_precision);
     let min_age = source.ready.min_age;
@@ -251,7 +255,7 @@ fn readiness(source: &Source, report: &ProbeReport, out: &mut Vec<Finding>) {
         None if min_age.is_some() && report.write.is_none() => out.push(finding(
             Severity::Info,
             Topic::Clock,
-            format!("the server's clock was not measured (`min_age` relies on it): run `wharf probe {} --write`", report.flow),
+            format!("the server's clock was not measured (`min_age` relies on it): run `{probe_write}`"),
         )),
         // No times to measure the clock by: `ready::assess` counts `min_age` on wharf's clock.
         None => {
@@ -317,7 +321,7 @@ fn readiness(source: &Source, report: &ProbeReport, out: &mut Vec<Finding>) {
 }
 
 /// Rename semantics for the sinks on this endpoint.
-fn rename(sinks: &[(String, IfExists, bool)], report: &ProbeReport, out: &mut Vec<Finding>) {
+fn rename(sinks: &[(String, IfExists, bool)], report: &ProbeReport, probe_write: &str, out: &mut Vec<Finding>) {
     let atomic = &report.facts.traits.atomic_replace;
     let plain = report.write.as_ref().map(|w| &w.plain_rename);
     if let Some(w) = &report.write {
@@ -361,8 +365,8 @@ fn rename(sinks: &[(String, IfExists, bool)], report: &ProbeReport, out: &mut Ve
                 atomic.why
             ),
             _ => format!(
-                "rename may not replace an existing file atomically ({}): {uses} on {sink} deletes the old file first if the server refuses (`wharf probe {} --write` tells)",
-                atomic.why, report.flow
+                "rename may not replace an existing file atomically ({}): {uses} on {sink} deletes the old file first if the server refuses (`{probe_write}` tells)",
+                atomic.why
             ),
         };
         out.push(finding(Severity::Warning, Topic::Rename, text));
@@ -484,12 +488,14 @@ mod tests {
         assert!(t.iter().any(|t| t.contains("(LIST)")) && !t.iter().any(|t| t.contains("its own time zone")), "{t:?}");
     }
 
+    /// The command asked for names the flow file: the flow's name found it only when the file
+    /// was `./flows/NAME.yaml` (here it is `/flows/f.yaml`, outside the current folder).
     #[test]
     fn without_a_measurement_min_age_asks_for_one() {
         let f = findings(&flow("{ min_age: 30s }", "fail"), &report(true, Duration::from_secs(1), None));
         assert_eq!(
             texts(&f, Topic::Clock),
-            ["info: the server's clock was not measured (`min_age` relies on it): run `wharf probe f --write`"]
+            ["info: the server's clock was not measured (`min_age` relies on it): run `wharf probe /flows/f.yaml --write`"]
         );
         assert!(
             texts(&findings(&flow("{ stable_for: 30s }", "fail"), &report(true, Duration::from_secs(1), None)), Topic::Clock).is_empty()

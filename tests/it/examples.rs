@@ -1,5 +1,5 @@
-//! Every example flow in flows/ (and the serve.yaml in docs/examples/) validates without a
-//! warning, and runs: the local one on temp folders, the
+//! Every example flow in flows/ (and the serve.yaml in docs/examples/), and every whole flow
+//! shown in the docs, validates without a warning; the examples also run: the local one on temp folders, the
 //! SFTP demo against a real sshd, the FTPS example and the rendered price list against a real
 //! vsftpd (with ports, certificates and folders pointed at the test server).
 
@@ -51,6 +51,109 @@ fn every_example_validates_without_a_warning() {
     assert!(out.status.success(), "{text}");
     let last = text.lines().last().unwrap_or_default();
     assert!(last.ends_with("checked, 0 problem(s)") && !text.contains("warning"), "{text}");
+}
+
+/// Every whole flow shown in the docs — a ```yaml block of README.md or docs/*.md with `name:`
+/// and `endpoints:` at its top level — passes `wharf validate` without a problem or a warning,
+/// checked as a file in flows/ (so `../templates/…` is the repository's): a newcomer copying
+/// one starts from a flow that loads. The files it names (keys, known_hosts, a CA file, an
+/// export program) are made as dummies and the `${env:…}` it reads are set, as a reader
+/// would have them. Partial snippets are skipped.
+#[test]
+fn every_whole_flow_in_the_docs_validates() {
+    let dir = support::tempdir();
+    let flows = dir.path().join("flows");
+    fs::create_dir_all(&flows).unwrap();
+    for shared in ["templates", "schemas"] {
+        std::os::unix::fs::symlink(repo(shared), dir.path().join(shared)).unwrap();
+    }
+    let mut docs = vec![repo("README.md")];
+    docs.extend(fs::read_dir(repo("docs")).unwrap().flatten().map(|e| e.path()).filter(|p| p.extension().is_some_and(|e| e == "md")));
+    docs.sort();
+    let (mut files, mut env) = (Vec::new(), std::collections::BTreeSet::new());
+    for doc in &docs {
+        let stem = doc.file_stem().unwrap().to_string_lossy().to_string();
+        for (line, block) in whole_flows(&fs::read_to_string(doc).unwrap()) {
+            let yaml: serde_yaml::Value = serde_yaml::from_str(&block).unwrap_or_else(|e| panic!("{}:{line}: {e}", doc.display()));
+            let mut named = Vec::new();
+            files_named(&yaml, &mut named);
+            for (path, program) in named {
+                let file = flows.join(&path);
+                fs::create_dir_all(file.parent().unwrap()).unwrap();
+                fs::write(&file, if program { "#!/bin/sh\n" } else { "dummy\n" }).unwrap();
+                if program {
+                    use std::os::unix::fs::PermissionsExt;
+                    fs::set_permissions(&file, fs::Permissions::from_mode(0o755)).unwrap();
+                }
+            }
+            env.extend(block.split("${env:").skip(1).filter_map(|s| s.split_once('}')).map(|(name, _)| name.to_string()));
+            let file = flows.join(format!("{stem}-line{line}.yaml"));
+            fs::write(&file, &block).unwrap();
+            files.push(file);
+        }
+    }
+    // README's, getting-started's and pushing's at least.
+    assert!(files.len() >= 3, "{files:?}");
+    let mut validate = wharf(dir.path());
+    validate.current_dir(dir.path()).arg("validate").args(&files);
+    for name in &env {
+        validate.env(name, "https://hooks.example.com/x");
+    }
+    let out = validate.output().unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success() && !text.contains("warning"),
+        "a flow in the docs does not validate (FILE-lineN: the doc and the line its block starts at):\n{text}"
+    );
+    assert!(text.contains(&format!("{} flow(s) checked, 0 problem(s)", files.len())), "{text}");
+}
+
+/// The ```yaml blocks of a Markdown text that are whole flows (`name:` and `endpoints:` at the
+/// block's top level), with the line each block's first line is on.
+fn whole_flows(markdown: &str) -> Vec<(usize, String)> {
+    let lines: Vec<&str> = markdown.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if lines[i].trim() == "```yaml" {
+            let start = i + 1;
+            let end = (start..lines.len()).find(|&j| lines[j].trim() == "```").unwrap_or(lines.len());
+            let block = &lines[start..end];
+            let top = |key: &str| block.iter().any(|l| l.starts_with(&format!("{key}:")));
+            if top("name") && top("endpoints") {
+                out.push((start + 1, block.join("\n") + "\n"));
+            }
+            i = end;
+        }
+        i += 1;
+    }
+    out
+}
+
+/// The relative paths a flow names for files that must be on this machine (`private_key`,
+/// `known_hosts`, `ca_file`, and a `command`'s program given as a path), each with whether it
+/// is a program to run.
+fn files_named(v: &serde_yaml::Value, out: &mut Vec<(String, bool)>) {
+    let relative = |s: &str| !s.starts_with('/') && !s.starts_with('~') && !s.contains("${");
+    match v {
+        serde_yaml::Value::Mapping(m) => {
+            for (k, v) in m {
+                match (k.as_str(), v) {
+                    (Some("private_key" | "known_hosts" | "ca_file"), serde_yaml::Value::String(s)) if relative(s) => {
+                        out.push((s.clone(), false))
+                    }
+                    (Some("run"), serde_yaml::Value::Sequence(args)) => {
+                        if let Some(program) = args.first().and_then(|p| p.as_str()).filter(|p| p.contains('/') && relative(p)) {
+                            out.push((program.to_string(), true));
+                        }
+                    }
+                    _ => files_named(v, out),
+                }
+            }
+        }
+        serde_yaml::Value::Sequence(items) => items.iter().for_each(|v| files_named(v, out)),
+        _ => {}
+    }
 }
 
 #[test]

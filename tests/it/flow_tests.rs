@@ -98,7 +98,15 @@ fn an_invalid_test_file_exits_2_with_file_line_and_column() {
     fs::create_dir(&empty).unwrap();
     let (code, text) = wharf_test(dir.path(), &["empty"]);
     assert_eq!(code, 2, "{text}");
-    assert!(text.starts_with("empty: no test files (*.test.yaml, *.test.yml) here\n"), "no line:col for a folder: {text}");
+    assert!(
+        text.starts_with(
+            "empty: no test files (*.test.yaml, *.test.yml) here (give a test file, or a folder holding them: `wharf test flows/`)\n"
+        ),
+        "no line:col for a folder: {text}"
+    );
+    // No file was left unrun: it said "1 problem(s) in test files or their flows; those files
+    // were not run".
+    assert!(!text.contains("not run") && text.ends_with("0 passed, 0 failed\n"), "{text}");
     // A path that names nothing says so, without a line:col (was `nothing-here:1:1: cannot
     // read test file: No such file or directory (os error 2) (at /)`).
     let (code, text) = wharf_test(dir.path(), &["nothing-here"]);

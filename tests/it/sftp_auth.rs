@@ -273,8 +273,13 @@ async fn unreachable_port_is_transient() {
     };
     let err = refused(spec).await;
     assert_eq!(err.kind, ErrorKind::Transient, "{err}");
+    let reach = format!("cannot reach 127.0.0.1:{port}: ");
+    assert!(err.to_string().contains(&reach), "{err}");
+    // `wharf trust`'s scan says it as a flow's connection does (it said only "Connection
+    // refused", or "failed to lookup address information" for a host name that does not resolve).
     let err = scan_host_key("127.0.0.1", port, Duration::from_secs(5)).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient, "{err}");
+    assert!(err.to_string().contains(&reach), "{err}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

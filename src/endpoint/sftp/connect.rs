@@ -139,6 +139,13 @@ impl client::Handler for ClientHandler {
     }
 }
 
+/// A TCP connection to `host:port` that could not be made (refused, a name that does not
+/// resolve, a network down): passing trouble, worded alike for a flow's connection and
+/// `wharf trust`'s scan.
+pub(super) fn unreachable(host: &str, port: u16, e: &std::io::Error) -> (ErrorKind, String) {
+    (ErrorKind::Transient, format!("cannot reach {}: {e}", super::host_port(host, port)))
+}
+
 /// Retry-worthy transport failures are `Transient`; anything else the server said is `Protocol`.
 pub(super) fn ssh_error_kind(e: &russh::Error) -> ErrorKind {
     use russh::Error as E;
@@ -407,7 +414,7 @@ async fn log_in(
     key: Option<Arc<PrivateKey>>,
     first: Arc<Mutex<Vec<u8>>>,
 ) -> Result<Handle<ClientHandler>, Failed> {
-    let unreachable = |e: std::io::Error| (ErrorKind::Transient, format!("cannot reach {}:{}: {e}", spec.host, spec.port));
+    let unreachable = |e: std::io::Error| unreachable(&spec.host, spec.port, &e);
     let tcp = tokio::net::TcpStream::connect((spec.host.as_str(), spec.port)).await.map_err(unreachable)?;
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(error = %e, "Cannot set TCP_NODELAY.");
