@@ -648,8 +648,9 @@ pub fn quarantine_to(flow: &Flow) -> String {
 }
 
 /// What the run does with a file an earlier run left `quarantining`, for the plan's line: it
-/// is quarantined as decided, whatever the steps would say now (`quarantine::restage`, which
-/// downloads it again if its staged copy is gone), as `copy` (the quarantine folder alone
+/// is quarantined as decided, whatever the steps would say now, when its source still holds
+/// the bytes refused (`quarantine::resumed`, which downloads it again if its staged copy is
+/// gone), as `copy` (the quarantine folder alone
 /// when it was not looked at); `None` for another state.
 pub fn resumed_quarantine(flow: &Flow, state: FileState, copy: Option<&PlannedCopy>) -> Option<String> {
     (state == FileState::Quarantining).then(|| match copy {

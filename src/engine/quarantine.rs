@@ -6,8 +6,10 @@
 //! the recorded copy instead of uploading again. Reports go beside the copy as
 //! `NAME.report.json` / `NAME.report.txt`. Only then is the source disposed of, as
 //! `after.failure` says, and the file recorded as quarantined. The recorded verdict stands
-//! across a crash: a staged copy gone since is downloaded again ([`restage`]), and the steps
-//! are not run on the bytes they refused; a source gone with its copy lost is put aside from
+//! across a crash for the bytes refused: a resumed file's source is read again (downloaded
+//! again when its staged copy is gone), the steps are not run on the bytes they refused, and
+//! other bytes found there are taken as a new file, never disposed of on account of the old
+//! verdict ([`resumed`]); a source gone with its copy lost is put aside from
 //! its staged copy when that is whole ([`finish_left_aside`]), and given up by `release` when
 //! nothing is left to put aside.
 
@@ -310,42 +312,108 @@ pub(super) async fn abandon(cx: &Ctx<'_>, rec: &FileRecord, staged: &Path, qr: O
     }
 }
 
+/// What a run resuming a file left `quarantining` with its source listed does with it
+/// ([`resumed`]).
+pub(super) enum Resumed {
+    /// The source holds the bytes refused, staged at `staged`: they are put aside as decided.
+    Stands,
+    /// The source holds other bytes: nothing refused them, and the caller takes them as a new
+    /// file, which the steps judge, under a record of its own; the file refused stays listed
+    /// as an earlier quarantined file with the copy named for it (`wharf quarantine list`,
+    /// `release`), made from its staged copy when that was whole.
+    NewFile,
+    /// The source holds other bytes, and putting the bytes refused aside from the staged
+    /// copy failed: left as it is for the next run (its line in the report).
+    Left(FileReport),
+}
+
+/// Whether the source of a file an earlier run left `quarantining` (listed again, the same
+/// version by its size and time) still holds the bytes refused: the verdict stands across a
+/// crash, whatever the steps would say now, but only for those bytes (the one rule:
+/// [`refused_bytes`]). `whole`: its staged copy holds them; then the source is read again
+/// ([`at_source`]) before `after.failure` acts on it or the record says it is the file
+/// quarantined (the partner may have rewritten it with the same size and time: FTP's
+/// coarse times make that likelier); else the source is downloaded again into `staged`
+/// ([`restage`]). Other bytes are never deleted, moved or recorded quarantined on account
+/// of the old verdict ([`Resumed::NewFile`]).
+pub(super) async fn resumed(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, staged: &Path, whole: bool) -> Result<Resumed, FileError> {
+    if whole {
+        if at_source(cx, rec, &entry.path).await? {
+            return Ok(Resumed::Stands);
+        }
+        // The bytes refused are only in the staged copy, which the new file's download
+        // replaces: put aside first (the source untouched), under the name recorded.
+        let _names = lifecycle::claim_quarantine(cx).await;
+        if let Err(e) = make_copy(cx, rec, entry, staged).await {
+            let e @ FileError::Ledger(_) = e else {
+                let why = format!(
+                    "left quarantining by an earlier run, and the source holds other bytes now than those refused (the same size and time); putting the bytes refused aside from its staged copy {} failed: {e}; the source is left as it is (the next run tries again)",
+                    staged.display()
+                );
+                return Ok(Resumed::Left(FileReport::left_unjudged(&cx.flow.name, &entry.path, &e, why).0));
+            };
+            return Err(e);
+        }
+    } else if restage(cx, rec, entry, staged).await? {
+        return Ok(Resumed::Stands);
+    }
+    content::discard_with_outputs(staged).await;
+    let qr = cx.ledger.file_result(&cx.flow.name, &rec.path)?.and_then(|r| r.quarantine);
+    match qr.and_then(|q| q.shown_copy()) {
+        Some(copy) => tracing::warn!(
+            flow = %cx.flow.name, path = %entry.path, copy = %copy,
+            "The source no longer holds the bytes refused; taking it as a new file. The file refused stays quarantined as an earlier file, its copy named (`wharf quarantine list`)."
+        ),
+        None => {
+            tracing::info!(flow = %cx.flow.name, path = %entry.path, "The source no longer holds the bytes refused; taking it as a new file.")
+        }
+    }
+    Ok(Resumed::NewFile)
+}
+
+/// Whether `got`, the SHA-256 of what the source of a file being quarantined holds now, is
+/// of the bytes refused: the SHA-256 recorded with the verdict. A file given up without one,
+/// whose staged copy was a link to a local source, is this version whatever its bytes.
+fn refused_bytes(rec: &FileRecord, got: Option<&str>) -> bool {
+    rec.sha256.is_none() || got == rec.sha256.as_deref()
+}
+
+/// Whether the source at `path` holds the bytes refused ([`refused_bytes`]), read again in
+/// place (or the server's checksum, where it offers one: `transfer::hash_remote`). Gone since
+/// it was listed, nothing else is there: the quarantine goes on, and finds nothing to dispose
+/// of.
+async fn at_source(cx: &Ctx<'_>, rec: &FileRecord, path: &RemotePath) -> Result<bool, FileError> {
+    if rec.sha256.is_none() {
+        return Ok(refused_bytes(rec, None));
+    }
+    retry(cx.flow.retry, "read the source again", || async {
+        Ok(match cx.source.stat(path).await? {
+            None => true,
+            Some(e) if e.kind != EntryKind::File || e.size != rec.size => false,
+            Some(_) => refused_bytes(rec, Some(&transfer::hash_remote(&*cx.source, path).await?)),
+        })
+    })
+    .await
+}
+
 /// Downloads the source of a file left `quarantining` again into `staged`, its staged copy
 /// gone since the verdict was recorded (the staging folder emptied, or cleared when the state
-/// folder was full). `true` when `staged` now holds the very bytes put aside (the SHA-256
-/// recorded with the verdict; a file given up without one, whose staged copy was a link to a
-/// local source, is this version whatever its bytes): they are quarantined as refused,
-/// whatever the steps would say now, as they are when the staged copy stays and as `wharf
-/// plan` says (`wharf quarantine reprocess` takes a quarantined file through the steps again).
-/// `false` when the source holds other bytes (rewritten with the same size and time, or
-/// changed while read): nothing refused them, and the caller takes them as a new file, which
-/// the steps judge, under a record of its own: the file refused stays listed as an earlier
-/// quarantined file with the copy named for it (`wharf quarantine list`, `release`).
-pub(super) async fn restage(cx: &Ctx<'_>, rec: &FileRecord, entry: &Entry, staged: &Path) -> Result<bool, FileError> {
+/// folder was full). `true` when `staged` now holds the very bytes put aside
+/// ([`refused_bytes`]): they are quarantined as refused, as they are when the staged copy
+/// stays and as `wharf plan` says (`wharf quarantine reprocess` takes a quarantined file
+/// through the steps again). `false` when the source holds other bytes (rewritten with the
+/// same size and time, or changed while read).
+async fn restage(cx: &Ctx<'_>, rec: &FileRecord, entry: &Entry, staged: &Path) -> Result<bool, FileError> {
     tracing::info!(flow = %cx.flow.name, path = %entry.path, "The staged copy of a file being quarantined is gone; downloading it again.");
     let st = retry(cx.flow.retry, "download again for the quarantine", || {
         stage::stage(&*cx.source, &entry.path, entry.size, staged, false, stage::Hash::Now, false, &cx.budget)
     })
     .await;
-    let same = match st {
-        Err(FileError::Changed(_)) => false,
-        Err(e) => return Err(e),
-        Ok(st) => rec.sha256.is_none() || st.sha256 == rec.sha256,
-    };
-    if !same {
-        stage::discard(staged).await;
-        let qr = cx.ledger.file_result(&cx.flow.name, &rec.path)?.and_then(|r| r.quarantine);
-        match qr.and_then(|q| q.shown_copy()) {
-            Some(copy) => tracing::warn!(
-                flow = %cx.flow.name, path = %entry.path, copy = %copy,
-                "The source no longer holds the bytes refused; taking it as a new file. The file refused stays quarantined as an earlier file, its copy named (`wharf quarantine list`)."
-            ),
-            None => {
-                tracing::info!(flow = %cx.flow.name, path = %entry.path, "The source no longer holds the bytes refused; taking it as a new file.")
-            }
-        }
+    match st {
+        Err(FileError::Changed(_)) => Ok(false),
+        Err(e) => Err(e),
+        Ok(st) => Ok(refused_bytes(rec, st.sha256.as_deref())),
     }
-    Ok(same)
 }
 
 /// What a file an earlier run left `quarantining` becomes once its source is no longer at
