@@ -453,9 +453,9 @@ pub(super) struct Unconfirmed {
     why: String,
     /// Where else the file may be (`; look for it in …`; empty: nowhere known).
     places: String,
-    /// The copy recorded for it on an endpoint the flow no longer quarantines to
-    /// (`endpoint:/path`): not looked at, it may have been made.
-    elsewhere: Option<String>,
+    /// The copy recorded for it on an endpoint the flow no longer quarantines to: that
+    /// endpoint, and the copy as `endpoint:/path`. Not looked at, it may have been made.
+    elsewhere: Option<(String, String)>,
 }
 
 impl Unconfirmed {
@@ -479,21 +479,31 @@ impl Unconfirmed {
     }
 
     /// What `wharf quarantine release` says once it gave the file up, `rec` its record
-    /// forgotten: a copy recorded where the flow no longer quarantines is named, as left
-    /// where it is (forgotten, it is listed by nothing).
-    fn given_up(&self, rec: &FileRecord) -> String {
+    /// forgotten as the file at its path: a copy recorded where the flow no longer quarantines
+    /// is named, as kept listed as an earlier quarantined file (`kept`, [`give_up`]), and how
+    /// to remove it; `flow` says whether its endpoint is defined to open.
+    fn given_up(&self, flow: &Flow, rec: &FileRecord, kept: bool) -> String {
         let aside = match &self.elsewhere {
             None => "nothing had been put aside in quarantine".to_string(),
-            Some(copy) => format!(
-                "its copy {copy}, if it was made, is left where it is, listed by nothing now: remove it by hand if it is not wanted"
-            ),
+            Some((endpoint, copy)) if kept => {
+                let (name, path) = (&self.flow, &self.path);
+                let when = if flow.endpoints.contains_key(endpoint) {
+                    String::new()
+                } else {
+                    format!(" once the flow defines endpoint {endpoint} again")
+                };
+                format!(
+                    "its copy {copy}, if it was made, stays listed as an earlier quarantined file (`wharf quarantine list {name}`): `wharf quarantine release {name} {path} --copy {copy}` removes it{when}"
+                )
+            }
+            Some((_, copy)) => format!("its copy {copy}, if it was made, is left where it is: remove it by hand if it is not wanted"),
         };
         format!(
-            "given up: {}: {aside}; forgotten: its record ({} bytes{}); put back at {}, the next run takes it as a new file",
+            "given up: {}: {aside}; forgotten as the file at {}: its record ({} bytes{}); put back there, the next run takes it as a new file",
             self.situation(),
+            self.path,
             rec.size,
             rec.sha256.as_deref().map(|h| format!(", SHA-256 {h}")).unwrap_or_default(),
-            self.path
         )
     }
 }
@@ -568,7 +578,7 @@ pub(super) async fn left_aside(
         Some(s) => holds_refused(s, rec).await,
         None => false,
     };
-    let lost = |why: String, elsewhere: Option<String>| {
+    let lost = |why: String, elsewhere: Option<(String, String)>| {
         let mut places: Vec<String> = Vec::new();
         if let Disposition::MoveTo(dir) = &flow.after_failure {
             let name = lifecycle::recorded_move(rec).map(|t| format!(" (as {t}, the name recorded for it)")).unwrap_or_default();
@@ -593,7 +603,7 @@ pub(super) async fn left_aside(
     // A copy recorded where the flow no longer quarantines (its quarantine moved, or gone).
     let elsewhere = |r: &QuarantineRecord, c: &RemotePath| {
         let why = format!("its quarantine copy {}:{c} cannot be looked at: the flow no longer quarantines to {}", r.endpoint, r.endpoint);
-        lost(why, r.shown_copy())
+        lost(why, r.shown_copy().map(|c| (r.endpoint.clone(), c)))
     };
     let (Some(q), Some(ep)) = (q, quarantine) else {
         return Ok(match &recorded {
@@ -683,6 +693,16 @@ pub(super) async fn finish_left_aside(cx: &Ctx<'_>, mut rec: FileRecord, entry: 
     }
 }
 
+/// What a file left `quarantining` whose source is gone is recorded to have become of its
+/// source: moved by `after.failure: move_to`, else deleted (by `delete`, or by someone else
+/// under `keep`): its copy may be the last one left (`release` then takes `--force`).
+fn gone_fate(flow: &Flow) -> SourceFate {
+    match flow.after_failure {
+        Disposition::MoveTo(_) => SourceFate::Moved,
+        Disposition::Delete | Disposition::Keep => SourceFate::Deleted,
+    }
+}
+
 /// Records quarantined a file left `quarantining` whose source is gone, its copy `copy`
 /// (`endpoint:/path`) confirmed or just made ([`finish_left_aside`]), with what
 /// `after.failure` made of the source (`moved`: where it went), and removes its staged copy.
@@ -696,10 +716,7 @@ async fn record_left_aside(
     counts: crate::ledger::RecordCounts,
 ) -> Result<(FileReport, bool), LedgerError> {
     let flow = &cx.flow.name;
-    rec.source_fate = match cx.flow.after_failure {
-        Disposition::MoveTo(_) => SourceFate::Moved,
-        Disposition::Delete | Disposition::Keep => SourceFate::Deleted,
-    };
+    rec.source_fate = gone_fate(cx.flow);
     rec.disposed_to = moved.map(|t| t.as_str().to_string());
     // Its done file, checksum, row count go as the data file went ([`put_aside`]): the
     // crash may have come before they did (one already gone is passed over).
@@ -1000,8 +1017,18 @@ async fn give_up(flow: &Flow, ledger: &Ledger, rec: FileRecord, staging_dir: &Pa
     let judged = left_aside(flow, &*source, quarantine.as_deref(), &rec, &path, qr.as_ref(), Some(&staged)).await.map_err(file_err)?;
     let what = match judged {
         Some(LeftAside::Unconfirmed(u)) => {
-            ledger.forget_file(&flow.name, &rec.path)?;
-            return Ok(u.given_up(&rec));
+            // A copy that may have been made where the flow no longer quarantines stays
+            // listed (its source gone, as the run would have recorded it quarantined), so
+            // that `release --copy` can remove it once that endpoint can be opened: forgotten
+            // with the file, nothing would list it.
+            let kept = match &u.elsewhere {
+                Some(_) => ledger.forget_file_keeping_copy(&flow.name, &FileRecord { source_fate: gone_fate(flow), ..rec.clone() })?,
+                None => {
+                    ledger.forget_file(&flow.name, &rec.path)?;
+                    false
+                }
+            };
+            return Ok(u.given_up(flow, &rec, kept));
         }
         None => format!("its source is at {path}: it is put aside"),
         Some(LeftAside::Confirmed { copy, .. }) => format!("its copy {copy} is there: it is recorded quarantined"),

@@ -1572,14 +1572,16 @@ async fn releasing_a_file_left_quarantining_with_nothing_put_aside_says_it_was_g
     assert!(said.starts_with(&format!("given up: {situation}: nothing had been put aside in quarantine; ")), "{said}\n{situation}");
     assert!(said.starts_with("given up: left quarantining by a run that stopped before it was recorded quarantined"), "{said}");
     assert!(said.contains("but its quarantine copy partner:/rejected/b.csv is not there"), "{said}");
-    assert!(said.contains("forgotten: its record (15 bytes, SHA-256 "), "{said}");
+    assert!(said.contains("forgotten as the file at /in/b.csv: its record (15 bytes, SHA-256 "), "{said}");
     assert!(fx.ledger.file("t", "in/b.csv").unwrap().is_none());
 }
 
 /// The same crash, its copy made, but the flow quarantines elsewhere since: no run can look
-/// at the copy, and `release` gives the file up naming the copy it leaves where it is (listed
-/// by nothing once the file is forgotten). Before, it said nothing had been put aside, and
-/// that the copy was not there whole, though it was.
+/// at the copy, and `release` gives the file up naming the copy, which stays listed as an
+/// earlier quarantined file (`wharf quarantine list`), its source recorded deleted: a later
+/// release removes it, with `--force` as the last copy. Before, it said nothing had been put
+/// aside, and that the copy was not there whole, though it was; then, that the copy was left
+/// where it is, listed by nothing.
 #[tokio::test]
 async fn giving_up_a_file_whose_copy_is_where_the_flow_no_longer_quarantines_names_the_copy() {
     let mut fx = left_quarantining(Disposition::Delete).await;
@@ -1590,12 +1592,23 @@ async fn giving_up_a_file_whose_copy_is_where_the_flow_no_longer_quarantines_nam
     let released = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", None, false, &fx.state.join("staging")).await.unwrap();
     let said = released.given_up.unwrap_or_default();
     assert!(
-        said.contains("cannot be looked at: the flow no longer quarantines to partner: its copy partner:/rejected/b.csv, if it was made, is left where it is, listed by nothing now"),
+        said.contains("cannot be looked at: the flow no longer quarantines to partner: its copy partner:/rejected/b.csv, if it was made, stays listed as an earlier quarantined file (`wharf quarantine list t`): `wharf quarantine release t /in/b.csv --copy partner:/rejected/b.csv` removes it; forgotten as the file at /in/b.csv: "),
         "{said}"
     );
     assert!(!said.contains("nothing had been put aside"), "{said}");
     assert_eq!(read(&fx.src.join("rejected/b.csv")), b"id,email\nx,b@x\n", "left as it is");
     assert!(fx.ledger.file("t", "in/b.csv").unwrap().is_none());
+    let kept = fx.ledger.quarantined_files("t", None).unwrap();
+    let [k] = &kept[..] else { panic!("{kept:#?}") };
+    assert_eq!((k.copy().as_deref(), k.earlier.is_some(), k.rec.source_fate), (Some("partner:/rejected/b.csv"), true, SourceFate::Deleted));
+    // Its endpoint still defined: released from there, as the last copy only when forced.
+    let staging = fx.state.join("staging");
+    let e = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", None, false, &staging).await.unwrap_err();
+    assert!(matches!(e, quarantine::QuarantineError::EarlierLastCopy { .. }), "{e}");
+    let removed =
+        quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", Some("partner:/rejected/b.csv"), true, &staging).await.unwrap().removed;
+    assert_eq!(removed, ["/rejected/b.csv", "/rejected/b.csv.report.json", "/rejected/b.csv.report.txt"]);
+    assert!(fx.ledger.quarantined_files("t", None).unwrap().is_empty());
 }
 
 /// Under `after.failure: delete`, an earlier file's copy is all that is left of it (the file
