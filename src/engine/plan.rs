@@ -648,21 +648,25 @@ pub fn quarantine_to(flow: &Flow) -> String {
 }
 
 /// What the run does with a file an earlier run left `quarantining`, for the plan's line: it
-/// is quarantined as decided, whatever the steps would say now (`quarantine::restage`, which
-/// downloads it again if its staged copy is gone), as `copy` (the quarantine folder alone
-/// when it was not looked at); `None` for another state.
+/// is quarantined as decided, whatever the steps would say now, when its source still holds
+/// the bytes refused (`quarantine::resumed`, which reads the source again, or downloads it
+/// again if its staged copy is gone: other bytes are taken as a new file), as `copy` (the
+/// quarantine folder alone when it was not looked at); `None` for another state.
 pub fn resumed_quarantine(flow: &Flow, state: FileState, copy: Option<&PlannedCopy>) -> Option<String> {
+    const OTHER: &str = "other bytes at the source now are taken as a new file";
     (state == FileState::Quarantining).then(|| match copy {
         Some(PlannedCopy { to, made: true }) => {
             format!(
-                "then quarantined to {to} as decided before (the copy made before the crash, not made again; the steps are not run again)"
+                "then quarantined to {to} as decided before (the copy made before the crash, not made again; the steps are not run again; {OTHER})"
             )
         }
         Some(PlannedCopy { to, made: false }) => {
-            format!("then quarantined to {to} as decided before (the steps are not run again; downloaded again if its staged copy is gone)")
+            format!(
+                "then quarantined to {to} as decided before (the steps are not run again; downloaded again if its staged copy is gone; {OTHER})"
+            )
         }
         None => format!(
-            "then quarantined{} as decided before (the steps are not run again; downloaded again if its staged copy is gone)",
+            "then quarantined{} as decided before (the steps are not run again; downloaded again if its staged copy is gone; {OTHER})",
             quarantine_to(flow)
         ),
     })

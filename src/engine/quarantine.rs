@@ -6,8 +6,10 @@
 //! the recorded copy instead of uploading again. Reports go beside the copy as
 //! `NAME.report.json` / `NAME.report.txt`. Only then is the source disposed of, as
 //! `after.failure` says, and the file recorded as quarantined. The recorded verdict stands
-//! across a crash: a staged copy gone since is downloaded again ([`restage`]), and the steps
-//! are not run on the bytes they refused; a source gone with its copy lost is put aside from
+//! across a crash for the bytes refused: a resumed file's source is read again (downloaded
+//! again when its staged copy is gone), the steps are not run on the bytes they refused, and
+//! other bytes found there are taken as a new file, never disposed of on account of the old
+//! verdict ([`resumed`]); a source gone with its copy lost is put aside from
 //! its staged copy when that is whole ([`finish_left_aside`]), and given up by `release` when
 //! nothing is left to put aside.
 
@@ -310,42 +312,108 @@ pub(super) async fn abandon(cx: &Ctx<'_>, rec: &FileRecord, staged: &Path, qr: O
     }
 }
 
+/// What a run resuming a file left `quarantining` with its source listed does with it
+/// ([`resumed`]).
+pub(super) enum Resumed {
+    /// The source holds the bytes refused, staged at `staged`: they are put aside as decided.
+    Stands,
+    /// The source holds other bytes: nothing refused them, and the caller takes them as a new
+    /// file, which the steps judge, under a record of its own; the file refused stays listed
+    /// as an earlier quarantined file with the copy named for it (`wharf quarantine list`,
+    /// `release`), made from its staged copy when that was whole.
+    NewFile,
+    /// The source holds other bytes, and putting the bytes refused aside from the staged
+    /// copy failed: left as it is for the next run (its line in the report).
+    Left(FileReport),
+}
+
+/// Whether the source of a file an earlier run left `quarantining` (listed again, the same
+/// version by its size and time) still holds the bytes refused: the verdict stands across a
+/// crash, whatever the steps would say now, but only for those bytes (the one rule:
+/// [`refused_bytes`]). `whole`: its staged copy holds them; then the source is read again
+/// ([`at_source`]) before `after.failure` acts on it or the record says it is the file
+/// quarantined (the partner may have rewritten it with the same size and time: FTP's
+/// coarse times make that likelier); else the source is downloaded again into `staged`
+/// ([`restage`]). Other bytes are never deleted, moved or recorded quarantined on account
+/// of the old verdict ([`Resumed::NewFile`]).
+pub(super) async fn resumed(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, staged: &Path, whole: bool) -> Result<Resumed, FileError> {
+    if whole {
+        if at_source(cx, rec, &entry.path).await? {
+            return Ok(Resumed::Stands);
+        }
+        // The bytes refused are only in the staged copy, which the new file's download
+        // replaces: put aside first (the source untouched), under the name recorded.
+        let _names = lifecycle::claim_quarantine(cx).await;
+        if let Err(e) = make_copy(cx, rec, entry, staged).await {
+            let e @ FileError::Ledger(_) = e else {
+                let why = format!(
+                    "left quarantining by an earlier run, and the source holds other bytes now than those refused (the same size and time); putting the bytes refused aside from its staged copy {} failed: {e}; the source is left as it is (the next run tries again)",
+                    staged.display()
+                );
+                return Ok(Resumed::Left(FileReport::left_unjudged(&cx.flow.name, &entry.path, &e, why).0));
+            };
+            return Err(e);
+        }
+    } else if restage(cx, rec, entry, staged).await? {
+        return Ok(Resumed::Stands);
+    }
+    content::discard_with_outputs(staged).await;
+    let qr = cx.ledger.file_result(&cx.flow.name, &rec.path)?.and_then(|r| r.quarantine);
+    match qr.and_then(|q| q.shown_copy()) {
+        Some(copy) => tracing::warn!(
+            flow = %cx.flow.name, path = %entry.path, copy = %copy,
+            "The source no longer holds the bytes refused; taking it as a new file. The file refused stays quarantined as an earlier file, its copy named (`wharf quarantine list`)."
+        ),
+        None => {
+            tracing::info!(flow = %cx.flow.name, path = %entry.path, "The source no longer holds the bytes refused; taking it as a new file.")
+        }
+    }
+    Ok(Resumed::NewFile)
+}
+
+/// Whether `got`, the SHA-256 of what the source of a file being quarantined holds now, is
+/// of the bytes refused: the SHA-256 recorded with the verdict. A file given up without one,
+/// whose staged copy was a link to a local source, is this version whatever its bytes.
+fn refused_bytes(rec: &FileRecord, got: Option<&str>) -> bool {
+    rec.sha256.is_none() || got == rec.sha256.as_deref()
+}
+
+/// Whether the source at `path` holds the bytes refused ([`refused_bytes`]), read again in
+/// place (or the server's checksum, where it offers one: `transfer::hash_remote`). Gone since
+/// it was listed, nothing else is there: the quarantine goes on, and finds nothing to dispose
+/// of.
+async fn at_source(cx: &Ctx<'_>, rec: &FileRecord, path: &RemotePath) -> Result<bool, FileError> {
+    if rec.sha256.is_none() {
+        return Ok(refused_bytes(rec, None));
+    }
+    retry(cx.flow.retry, "read the source again", || async {
+        Ok(match cx.source.stat(path).await? {
+            None => true,
+            Some(e) if e.kind != EntryKind::File || e.size != rec.size => false,
+            Some(_) => refused_bytes(rec, Some(&transfer::hash_remote(&*cx.source, path).await?)),
+        })
+    })
+    .await
+}
+
 /// Downloads the source of a file left `quarantining` again into `staged`, its staged copy
 /// gone since the verdict was recorded (the staging folder emptied, or cleared when the state
-/// folder was full). `true` when `staged` now holds the very bytes put aside (the SHA-256
-/// recorded with the verdict; a file given up without one, whose staged copy was a link to a
-/// local source, is this version whatever its bytes): they are quarantined as refused,
-/// whatever the steps would say now, as they are when the staged copy stays and as `wharf
-/// plan` says (`wharf quarantine reprocess` takes a quarantined file through the steps again).
-/// `false` when the source holds other bytes (rewritten with the same size and time, or
-/// changed while read): nothing refused them, and the caller takes them as a new file, which
-/// the steps judge, under a record of its own: the file refused stays listed as an earlier
-/// quarantined file with the copy named for it (`wharf quarantine list`, `release`).
-pub(super) async fn restage(cx: &Ctx<'_>, rec: &FileRecord, entry: &Entry, staged: &Path) -> Result<bool, FileError> {
+/// folder was full). `true` when `staged` now holds the very bytes put aside
+/// ([`refused_bytes`]): they are quarantined as refused, as they are when the staged copy
+/// stays and as `wharf plan` says (`wharf quarantine reprocess` takes a quarantined file
+/// through the steps again). `false` when the source holds other bytes (rewritten with the
+/// same size and time, or changed while read).
+async fn restage(cx: &Ctx<'_>, rec: &FileRecord, entry: &Entry, staged: &Path) -> Result<bool, FileError> {
     tracing::info!(flow = %cx.flow.name, path = %entry.path, "The staged copy of a file being quarantined is gone; downloading it again.");
     let st = retry(cx.flow.retry, "download again for the quarantine", || {
         stage::stage(&*cx.source, &entry.path, entry.size, staged, false, stage::Hash::Now, false, &cx.budget)
     })
     .await;
-    let same = match st {
-        Err(FileError::Changed(_)) => false,
-        Err(e) => return Err(e),
-        Ok(st) => rec.sha256.is_none() || st.sha256 == rec.sha256,
-    };
-    if !same {
-        stage::discard(staged).await;
-        let qr = cx.ledger.file_result(&cx.flow.name, &rec.path)?.and_then(|r| r.quarantine);
-        match qr.and_then(|q| q.shown_copy()) {
-            Some(copy) => tracing::warn!(
-                flow = %cx.flow.name, path = %entry.path, copy = %copy,
-                "The source no longer holds the bytes refused; taking it as a new file. The file refused stays quarantined as an earlier file, its copy named (`wharf quarantine list`)."
-            ),
-            None => {
-                tracing::info!(flow = %cx.flow.name, path = %entry.path, "The source no longer holds the bytes refused; taking it as a new file.")
-            }
-        }
+    match st {
+        Err(FileError::Changed(_)) => Ok(false),
+        Err(e) => Err(e),
+        Ok(st) => Ok(refused_bytes(rec, st.sha256.as_deref())),
     }
-    Ok(same)
 }
 
 /// What a file an earlier run left `quarantining` becomes once its source is no longer at
@@ -385,9 +453,9 @@ pub(super) struct Unconfirmed {
     why: String,
     /// Where else the file may be (`; look for it in …`; empty: nowhere known).
     places: String,
-    /// The copy recorded for it on an endpoint the flow no longer quarantines to
-    /// (`endpoint:/path`): not looked at, it may have been made.
-    elsewhere: Option<String>,
+    /// The copy recorded for it on an endpoint the flow no longer quarantines to: that
+    /// endpoint, and the copy as `endpoint:/path`. Not looked at, it may have been made.
+    elsewhere: Option<(String, String)>,
 }
 
 impl Unconfirmed {
@@ -411,21 +479,31 @@ impl Unconfirmed {
     }
 
     /// What `wharf quarantine release` says once it gave the file up, `rec` its record
-    /// forgotten: a copy recorded where the flow no longer quarantines is named, as left
-    /// where it is (forgotten, it is listed by nothing).
-    fn given_up(&self, rec: &FileRecord) -> String {
+    /// forgotten as the file at its path: a copy recorded where the flow no longer quarantines
+    /// is named, as kept listed as an earlier quarantined file (`kept`, [`give_up`]), and how
+    /// to remove it; `flow` says whether its endpoint is defined to open.
+    fn given_up(&self, flow: &Flow, rec: &FileRecord, kept: bool) -> String {
         let aside = match &self.elsewhere {
             None => "nothing had been put aside in quarantine".to_string(),
-            Some(copy) => format!(
-                "its copy {copy}, if it was made, is left where it is, listed by nothing now: remove it by hand if it is not wanted"
-            ),
+            Some((endpoint, copy)) if kept => {
+                let (name, path) = (&self.flow, &self.path);
+                let when = if flow.endpoints.contains_key(endpoint) {
+                    String::new()
+                } else {
+                    format!(" once the flow defines endpoint {endpoint} again")
+                };
+                format!(
+                    "its copy {copy}, if it was made, stays listed as an earlier quarantined file (`wharf quarantine list {name}`): `wharf quarantine release {name} {path} --copy {copy}` removes it{when}"
+                )
+            }
+            Some((_, copy)) => format!("its copy {copy}, if it was made, is left where it is: remove it by hand if it is not wanted"),
         };
         format!(
-            "given up: {}: {aside}; forgotten: its record ({} bytes{}); put back at {}, the next run takes it as a new file",
+            "given up: {}: {aside}; forgotten as the file at {}: its record ({} bytes{}); put back there, the next run takes it as a new file",
             self.situation(),
+            self.path,
             rec.size,
             rec.sha256.as_deref().map(|h| format!(", SHA-256 {h}")).unwrap_or_default(),
-            self.path
         )
     }
 }
@@ -500,7 +578,7 @@ pub(super) async fn left_aside(
         Some(s) => holds_refused(s, rec).await,
         None => false,
     };
-    let lost = |why: String, elsewhere: Option<String>| {
+    let lost = |why: String, elsewhere: Option<(String, String)>| {
         let mut places: Vec<String> = Vec::new();
         if let Disposition::MoveTo(dir) = &flow.after_failure {
             let name = lifecycle::recorded_move(rec).map(|t| format!(" (as {t}, the name recorded for it)")).unwrap_or_default();
@@ -525,7 +603,7 @@ pub(super) async fn left_aside(
     // A copy recorded where the flow no longer quarantines (its quarantine moved, or gone).
     let elsewhere = |r: &QuarantineRecord, c: &RemotePath| {
         let why = format!("its quarantine copy {}:{c} cannot be looked at: the flow no longer quarantines to {}", r.endpoint, r.endpoint);
-        lost(why, r.shown_copy())
+        lost(why, r.shown_copy().map(|c| (r.endpoint.clone(), c)))
     };
     let (Some(q), Some(ep)) = (q, quarantine) else {
         return Ok(match &recorded {
@@ -615,6 +693,16 @@ pub(super) async fn finish_left_aside(cx: &Ctx<'_>, mut rec: FileRecord, entry: 
     }
 }
 
+/// What a file left `quarantining` whose source is gone is recorded to have become of its
+/// source: moved by `after.failure: move_to`, else deleted (by `delete`, or by someone else
+/// under `keep`): its copy may be the last one left (`release` then takes `--force`).
+fn gone_fate(flow: &Flow) -> SourceFate {
+    match flow.after_failure {
+        Disposition::MoveTo(_) => SourceFate::Moved,
+        Disposition::Delete | Disposition::Keep => SourceFate::Deleted,
+    }
+}
+
 /// Records quarantined a file left `quarantining` whose source is gone, its copy `copy`
 /// (`endpoint:/path`) confirmed or just made ([`finish_left_aside`]), with what
 /// `after.failure` made of the source (`moved`: where it went), and removes its staged copy.
@@ -628,10 +716,7 @@ async fn record_left_aside(
     counts: crate::ledger::RecordCounts,
 ) -> Result<(FileReport, bool), LedgerError> {
     let flow = &cx.flow.name;
-    rec.source_fate = match cx.flow.after_failure {
-        Disposition::MoveTo(_) => SourceFate::Moved,
-        Disposition::Delete | Disposition::Keep => SourceFate::Deleted,
-    };
+    rec.source_fate = gone_fate(cx.flow);
     rec.disposed_to = moved.map(|t| t.as_str().to_string());
     // Its done file, checksum, row count go as the data file went ([`put_aside`]): the
     // crash may have come before they did (one already gone is passed over).
@@ -932,8 +1017,18 @@ async fn give_up(flow: &Flow, ledger: &Ledger, rec: FileRecord, staging_dir: &Pa
     let judged = left_aside(flow, &*source, quarantine.as_deref(), &rec, &path, qr.as_ref(), Some(&staged)).await.map_err(file_err)?;
     let what = match judged {
         Some(LeftAside::Unconfirmed(u)) => {
-            ledger.forget_file(&flow.name, &rec.path)?;
-            return Ok(u.given_up(&rec));
+            // A copy that may have been made where the flow no longer quarantines stays
+            // listed (its source gone, as the run would have recorded it quarantined), so
+            // that `release --copy` can remove it once that endpoint can be opened: forgotten
+            // with the file, nothing would list it.
+            let kept = match &u.elsewhere {
+                Some(_) => ledger.forget_file_keeping_copy(&flow.name, &FileRecord { source_fate: gone_fate(flow), ..rec.clone() })?,
+                None => {
+                    ledger.forget_file(&flow.name, &rec.path)?;
+                    false
+                }
+            };
+            return Ok(u.given_up(flow, &rec, kept));
         }
         None => format!("its source is at {path}: it is put aside"),
         Some(LeftAside::Confirmed { copy, .. }) => format!("its copy {copy} is there: it is recorded quarantined"),

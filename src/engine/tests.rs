@@ -1448,6 +1448,55 @@ async fn left_quarantining(after_failure: Disposition) -> Fixture {
     fx
 }
 
+impl Fixture {
+    /// Puts `body` at `rel` with the size and time `rec` recorded of the file there: the same
+    /// version to the listing (a partner's rewrite within the time's resolution).
+    fn rewrite_as(&self, rec: &crate::ledger::FileRecord, rel: &str, body: &[u8]) {
+        assert_eq!(body.len() as u64, rec.size, "the same size");
+        self.put(rel, body);
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(rec.mtime.unwrap() as u64);
+        std::fs::File::options().write(true).open(self.src.join(rel)).unwrap().set_modified(t).unwrap();
+    }
+}
+
+/// A run stopped while putting a refused file aside, its staged copy whole (so the next run
+/// puts it aside from that), and by the next run the source holds other bytes of the same
+/// size and time: the partner's new file, never judged. It is neither deleted
+/// (`after.failure: delete`) nor recorded quarantined (`keep`, which would skip it ever
+/// after) on account of the old verdict: the steps judge it (here accepted, and delivered),
+/// and the file refused stays quarantined as an earlier file, its copy holding its bytes
+/// (made from the staged copy when the crash came before it was). Before, `delete` deleted
+/// the new bytes, and `keep` recorded them as the file quarantined.
+#[tokio::test]
+async fn a_file_left_quarantining_with_its_staged_copy_never_disposes_of_other_bytes_at_the_source() {
+    let refused: &[u8] = b"id,email\nx,b@x\n";
+    for (after_failure, copy_made) in [(Disposition::Delete, true), (Disposition::Keep, false)] {
+        let fx = left_quarantining(after_failure.clone()).await;
+        let rec = fx.ledger.file("t", "in/b.csv").unwrap().unwrap();
+        if !copy_made {
+            for f in ["rejected/b.csv", "rejected/b.csv.report.json", "rejected/b.csv.report.txt"] {
+                std::fs::remove_file(fx.src.join(f)).unwrap();
+            }
+        }
+        // As the crash leaves it: the staged copy whole.
+        let staged = stage::staging_path(&fx.state.join("staging"), "t", &RemotePath::parse("in/b.csv").unwrap());
+        std::fs::create_dir_all(staged.parent().unwrap()).unwrap();
+        std::fs::write(&staged, refused).unwrap();
+        fx.rewrite_as(&rec, "in/b.csv", b"id,email\n7,b@x\n");
+        let r = fx.run().await;
+        assert_eq!((r.counts.delivered, r.quarantined), (1, 0), "{after_failure:?}: the new bytes are judged: {r:#?}");
+        assert_eq!(read(&fx.dst.join("inbox/b.csv")), b"id,email\n7,B@X\n", "{after_failure:?}");
+        let now = fx.ledger.file("t", "in/b.csv").unwrap().unwrap();
+        assert_eq!(now.state, FileState::Done, "{after_failure:?}");
+        let kept = fx.ledger.quarantined_files("t", None).unwrap();
+        assert_eq!(kept.len(), 1, "{after_failure:?}: {kept:#?}");
+        assert!(kept[0].earlier.is_some(), "{after_failure:?}");
+        assert_eq!((kept[0].rec.sha256.as_deref(), kept[0].copy().as_deref()), (rec.sha256.as_deref(), Some("partner:/rejected/b.csv")));
+        assert_eq!(read(&fx.src.join("rejected/b.csv")), refused, "{after_failure:?}: the copy holds the bytes refused");
+        assert!(!staged.exists(), "{after_failure:?}");
+    }
+}
+
 /// A run stopped while quarantining a file, its copy made; the partner replaced the file
 /// before the next run, which takes the new one. The copy of the old one was left in the
 /// quarantine folder, named by no record; it is kept as an earlier file, and released.
@@ -1523,14 +1572,16 @@ async fn releasing_a_file_left_quarantining_with_nothing_put_aside_says_it_was_g
     assert!(said.starts_with(&format!("given up: {situation}: nothing had been put aside in quarantine; ")), "{said}\n{situation}");
     assert!(said.starts_with("given up: left quarantining by a run that stopped before it was recorded quarantined"), "{said}");
     assert!(said.contains("but its quarantine copy partner:/rejected/b.csv is not there"), "{said}");
-    assert!(said.contains("forgotten: its record (15 bytes, SHA-256 "), "{said}");
+    assert!(said.contains("forgotten as the file at /in/b.csv: its record (15 bytes, SHA-256 "), "{said}");
     assert!(fx.ledger.file("t", "in/b.csv").unwrap().is_none());
 }
 
 /// The same crash, its copy made, but the flow quarantines elsewhere since: no run can look
-/// at the copy, and `release` gives the file up naming the copy it leaves where it is (listed
-/// by nothing once the file is forgotten). Before, it said nothing had been put aside, and
-/// that the copy was not there whole, though it was.
+/// at the copy, and `release` gives the file up naming the copy, which stays listed as an
+/// earlier quarantined file (`wharf quarantine list`), its source recorded deleted: a later
+/// release removes it, with `--force` as the last copy. Before, it said nothing had been put
+/// aside, and that the copy was not there whole, though it was; then, that the copy was left
+/// where it is, listed by nothing.
 #[tokio::test]
 async fn giving_up_a_file_whose_copy_is_where_the_flow_no_longer_quarantines_names_the_copy() {
     let mut fx = left_quarantining(Disposition::Delete).await;
@@ -1541,12 +1592,23 @@ async fn giving_up_a_file_whose_copy_is_where_the_flow_no_longer_quarantines_nam
     let released = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", None, false, &fx.state.join("staging")).await.unwrap();
     let said = released.given_up.unwrap_or_default();
     assert!(
-        said.contains("cannot be looked at: the flow no longer quarantines to partner: its copy partner:/rejected/b.csv, if it was made, is left where it is, listed by nothing now"),
+        said.contains("cannot be looked at: the flow no longer quarantines to partner: its copy partner:/rejected/b.csv, if it was made, stays listed as an earlier quarantined file (`wharf quarantine list t`): `wharf quarantine release t /in/b.csv --copy partner:/rejected/b.csv` removes it; forgotten as the file at /in/b.csv: "),
         "{said}"
     );
     assert!(!said.contains("nothing had been put aside"), "{said}");
     assert_eq!(read(&fx.src.join("rejected/b.csv")), b"id,email\nx,b@x\n", "left as it is");
     assert!(fx.ledger.file("t", "in/b.csv").unwrap().is_none());
+    let kept = fx.ledger.quarantined_files("t", None).unwrap();
+    let [k] = &kept[..] else { panic!("{kept:#?}") };
+    assert_eq!((k.copy().as_deref(), k.earlier.is_some(), k.rec.source_fate), (Some("partner:/rejected/b.csv"), true, SourceFate::Deleted));
+    // Its endpoint still defined: released from there, as the last copy only when forced.
+    let staging = fx.state.join("staging");
+    let e = quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", None, false, &staging).await.unwrap_err();
+    assert!(matches!(e, quarantine::QuarantineError::EarlierLastCopy { .. }), "{e}");
+    let removed =
+        quarantine::release(&fx.flow, &fx.ledger, "/in/b.csv", Some("partner:/rejected/b.csv"), true, &staging).await.unwrap().removed;
+    assert_eq!(removed, ["/rejected/b.csv", "/rejected/b.csv.report.json", "/rejected/b.csv.report.txt"]);
+    assert!(fx.ledger.quarantined_files("t", None).unwrap().is_empty());
 }
 
 /// Under `after.failure: delete`, an earlier file's copy is all that is left of it (the file

@@ -113,7 +113,7 @@ pub async fn choose_target_within(
 /// did not happen; so does a replaced file of the same size without times to tell them
 /// apart (uploading again writes the same bytes over it, where taking it would lose them).
 ///
-/// With a known content (`expect`) a file of the right size is also read back and hashed:
+/// With a known content (`expect`) a file of the right size is also hashed ([`hash_remote`]):
 /// somebody else's file of the same size that took the name meanwhile (the crash left it
 /// free) is not taken for this delivery — the caller then chooses the target again, by the
 /// sink's `if_exists`. Only a delivery found unconfirmed after a crash pays this read.
@@ -163,8 +163,13 @@ pub enum Expect<'a> {
     Size,
 }
 
-/// The SHA-256 (lowercase hex) of `path` on `ep`, read whole (streamed: bounded memory).
-async fn hash_remote(ep: &dyn Endpoint, path: &RemotePath) -> Result<String, FileError> {
+/// The SHA-256 (lowercase hex) of `path` on `ep`: the server's checksum where it offers one
+/// ([`Endpoint::sha256`], as an upload is verified by), else read whole (streamed: bounded
+/// memory).
+pub(super) async fn hash_remote(ep: &dyn Endpoint, path: &RemotePath) -> Result<String, FileError> {
+    if let Some(h) = ep.sha256(path).await? {
+        return Ok(h);
+    }
     let mut src = ep.open_read(path, 0).await?;
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; CHUNK];

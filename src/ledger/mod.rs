@@ -658,6 +658,19 @@ impl Ledger {
         self.write(|tx| apply_result(&mut FileTables::open(tx)?, flow, rec, result))
     }
 
+    /// Forgets the file `rec` names, as [`forget_file`](Self::forget_file) does, except that
+    /// `rec` (as given) is kept with its content result as a quarantined file of an earlier
+    /// generation when that result names a quarantine copy (`wharf quarantine list` shows it,
+    /// `release --copy` removes it): a file given up being quarantined, whose copy may have
+    /// been made where no run looks. Whether it was kept.
+    pub fn forget_file_keeping_copy(&self, flow: &str, rec: &FileRecord) -> Result<bool, LedgerError> {
+        self.write(|tx| {
+            let kept = FileTables::open(tx)?.remove_keeping_copy(flow, rec.clone(), now_millis())?;
+            tx.open_table(OBSERVATIONS)?.remove((flow, rec.path.as_str()))?;
+            Ok(kept)
+        })
+    }
+
     /// Forgets a file entirely (record, content result, observation): the next run treats it as
     /// new. The quarantined files of earlier generations under its path stay
     /// ([`Ledger::forget_earlier_quarantine`]).

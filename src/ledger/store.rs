@@ -332,22 +332,34 @@ impl<'tx> FileTables<'tx> {
         Ok(())
     }
 
+    /// Removes `flow`'s record of `rec`'s path with its content result and warning, as
+    /// [`remove`](Self::remove) does, keeping `rec` (the record as it is to be kept) with its
+    /// content result in `quarantined_earlier_v1` when its result names a quarantine copy:
+    /// a file given up whose copy, if made, is where nothing else would list it. Whether it
+    /// was kept.
+    pub(super) fn remove_keeping_copy(&mut self, flow: &str, rec: FileRecord, at: Millis) -> Result<bool, redb::StorageError> {
+        let path = rec.path.clone();
+        let old = self.files.remove((flow, path.as_str()))?.map(|v| v.value());
+        self.indexes.update(flow, &path, old.as_ref(), None)?;
+        self.keep_earlier(flow, rec, at)
+    }
+
     /// Moves `old`, a quarantined record replaced at `replaced`, with its content result into
     /// `quarantined_earlier_v1`, keyed by when it was quarantined (the next free millisecond
     /// when two were at once). One with no copy named (being quarantined, the copy not chosen
-    /// yet: nothing was put aside) is not kept.
-    fn keep_earlier(&mut self, flow: &str, old: FileRecord, replaced: Millis) -> Result<(), redb::StorageError> {
+    /// yet: nothing was put aside) is not kept. Whether it was kept.
+    fn keep_earlier(&mut self, flow: &str, old: FileRecord, replaced: Millis) -> Result<bool, redb::StorageError> {
         let path = old.path.clone();
         self.warnings.remove((flow, path.as_str()))?;
-        let Some(result) = self.results.remove((flow, path.as_str()))?.map(|v| v.value()) else { return Ok(()) };
-        let Some(q) = result.quarantine.as_ref().filter(|q| q.copy.is_some()) else { return Ok(()) };
+        let Some(result) = self.results.remove((flow, path.as_str()))?.map(|v| v.value()) else { return Ok(false) };
+        let Some(q) = result.quarantine.as_ref().filter(|q| q.copy.is_some()) else { return Ok(false) };
         let mut at = q.at;
         while self.earlier.get((flow, path.as_str(), at))?.is_some() {
             at += 1;
         }
         let kept = EarlierQuarantine { rec: old, result, replaced };
         self.earlier.insert((flow, path.as_str(), at), &kept)?;
-        Ok(())
+        Ok(true)
     }
 
     /// Stores `flow`'s content result of `path`.

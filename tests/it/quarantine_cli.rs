@@ -188,7 +188,10 @@ fn releasing_a_file_left_quarantining_with_nothing_aside_says_it_was_given_up() 
     let v = json(&out);
     assert_eq!((&v["path"], &v["removed"]), (&"/a.csv".into(), &serde_json::json!([])), "{v:#}");
     let given_up = v["given_up"].as_str().unwrap_or_else(|| panic!("{v:#}"));
-    assert!(given_up.contains("nothing had been put aside") && given_up.contains("forgotten: its record (5 bytes"), "{v:#}");
+    assert!(
+        given_up.contains("nothing had been put aside") && given_up.contains("forgotten as the file at /a.csv: its record (5 bytes"),
+        "{v:#}"
+    );
     let out = wharf(&state).args(["files", "local"]).output().unwrap();
     assert!(text(&out).contains("no files recorded"), "{}", text(&out));
 

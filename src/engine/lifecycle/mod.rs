@@ -417,23 +417,30 @@ async fn advance(
                 put_lazy(cx, rec)?;
             }
             FileState::Quarantining => {
-                // The verdict stands: a staged copy gone since is downloaded again, and only
-                // other bytes than those refused are taken as a new file.
-                if !staged_complete(staged, rec.size, rec.sha256.as_deref().filter(|_| !fresh)).await
-                    && !quarantine::restage(cx, rec, entry, staged).await?
-                {
-                    // Other bytes than those refused: a file of its own, first seen now. Its
-                    // record replaces the one being quarantined as a newer file's does, which
-                    // keeps that one, its copy named (maybe made), listed as an earlier
-                    // quarantined file (`ledger::quarantined::supersedes`): under the same
-                    // record, the new file's result would replace its quarantine's, and the
-                    // copy be left in the quarantine folder, named by nothing.
-                    *rec = FileRecord { run: cx.run, ..new_record(cx.flow, entry, now_millis().max(rec.first_seen + 1)) };
-                    continue;
-                }
                 // A file is quarantined before any delivery: it holds no `move_to` claim yet
                 // (let go all the same, so that no claim is ever awaited while one is held).
                 drop(moving.take());
+                // The verdict stands for the bytes refused: a resumed file's source is looked
+                // at again (read in place, or downloaded again when its staged copy is gone),
+                // and other bytes there are taken as a new file.
+                let whole = staged_complete(staged, rec.size, rec.sha256.as_deref().filter(|_| !fresh)).await;
+                let resumed =
+                    if fresh && whole { quarantine::Resumed::Stands } else { quarantine::resumed(cx, rec, entry, staged, whole).await? };
+                match resumed {
+                    quarantine::Resumed::Stands => {}
+                    quarantine::Resumed::Left(f) => return Ok(f),
+                    quarantine::Resumed::NewFile => {
+                        // Other bytes than those refused: a file of its own, first seen now.
+                        // Its record replaces the one being quarantined as a newer file's does,
+                        // which keeps that one, its copy named (made from its staged copy when
+                        // that was whole), listed as an earlier quarantined file
+                        // (`ledger::quarantined::supersedes`): under the same record, the new
+                        // file's result would replace its quarantine's, and the copy be left in
+                        // the quarantine folder, named by nothing.
+                        *rec = FileRecord { run: cx.run, ..new_record(cx.flow, entry, now_millis().max(rec.first_seen + 1)) };
+                        continue;
+                    }
+                }
                 let _names = claim_quarantine(cx).await;
                 return quarantine::put_aside(cx, rec, entry, staged).await;
             }
