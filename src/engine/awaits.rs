@@ -863,9 +863,17 @@ async fn look_at_targets(
     }
     let mut refused = Vec::new();
     for (i, sink) in rflow.sinks.iter().enumerate() {
-        if let Some(d) = prev.and_then(|r| r.deliveries.iter().find(|d| d.sink as usize == i && d.done)) {
-            targets.push(format!("{}:/{} (delivered before)", sink.endpoint, d.target));
-            continue;
+        match prev.and_then(|r| r.deliveries.iter().find(|d| d.sink as usize == i)) {
+            Some(d) if d.done => {
+                targets.push(format!("{}:/{} (delivered before)", sink.endpoint, d.target));
+                continue;
+            }
+            // Left unconfirmed by an earlier run, as an ordinary file's.
+            Some(d) => {
+                targets.push(super::plan::unconfirmed_shown(&sink.endpoint, &d.target));
+                continue;
+            }
+            None => {}
         }
         let Ok((dir, name)) = lifecycle::wanted_for(rflow, i, entry, entry.path.name(), run, now) else { continue };
         let Ok(wanted) = dir.join(&name).map(|t| format!("{}:{t}", sink.endpoint)) else { continue };
@@ -1277,6 +1285,39 @@ mod tests {
         assert_eq!(r.responses.iter().map(|r| r.state).collect::<Vec<_>>(), [planned.becomes], "{r:#?}");
         assert_eq!(std::fs::read_to_string(d.join("partner/taken/o1.ack")).unwrap(), "ack");
         assert!(!d.join("partner/outbox/o1.ack").exists());
+    }
+
+    /// A response a crash left `delivering`, its delivery to the sink recorded and not
+    /// confirmed: the plan says so as it says it for an ordinary file (the run takes it as
+    /// delivered if it is there whole, else sends it again) — before, it showed the target as
+    /// one a fresh delivery writes. The run does as foreseen.
+    #[tokio::test]
+    async fn plan_says_a_response_delivery_left_unconfirmed_by_a_crash_is_recorded_not_confirmed() {
+        let (dir, flow) = round_trip_answered("1h", "", ", after: keep");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
+        run(&flow, &ledger, d).await;
+        std::fs::write(d.join("partner/outbox/o1.ack"), "ack").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
+        // As a crash during the upload left it: the delivery chosen, not confirmed.
+        let mut rec = ledger.file("rt.response", "outbox/o1.ack").unwrap().unwrap();
+        rec.state = FileState::Delivering;
+        rec.source_fate = Default::default();
+        rec.deliveries[0].done = false;
+        ledger.put_file_with("rt.response", &rec, crate::ledger::Durability::Durable).unwrap();
+        let mut a = ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap();
+        (a.state, a.response_run, a.answered_at) = (AwaitState::Waiting, None, None);
+        ledger.update_await(&a, None, 0, 0).unwrap();
+        let p = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
+        let [planned] = &p.responses[..] else { panic!("{p:#?}") };
+        assert_eq!(planned.targets, [super::super::plan::unconfirmed_shown("acks", "o1.ack")], "{p:#?}");
+        assert_eq!(planned.targets[0], "acks:/o1.ack (recorded by an earlier run: taken as delivered if found there whole, else sent again)");
+        assert_eq!(planned.becomes, AwaitState::Answered, "{p:#?}");
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses.iter().map(|r| r.state).collect::<Vec<_>>(), [planned.becomes], "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/o1.ack")).unwrap(), "ack");
     }
 
     /// A round trip whose response a crash left deleted from the server with its record still
