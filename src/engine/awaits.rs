@@ -1313,7 +1313,10 @@ mod tests {
         let p = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
         let [planned] = &p.responses[..] else { panic!("{p:#?}") };
         assert_eq!(planned.targets, [super::super::plan::unconfirmed_shown("acks", "o1.ack")], "{p:#?}");
-        assert_eq!(planned.targets[0], "acks:/o1.ack (recorded by an earlier run: taken as delivered if found there whole, else sent again)");
+        assert_eq!(
+            planned.targets[0],
+            "acks:/o1.ack (recorded by an earlier run: taken as delivered if found there whole, else sent again)"
+        );
         assert_eq!(planned.becomes, AwaitState::Answered, "{p:#?}");
         let r = run(&flow, &ledger, d).await;
         assert_eq!(r.responses.iter().map(|r| r.state).collect::<Vec<_>>(), [planned.becomes], "{r:#?}");
