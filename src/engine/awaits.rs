@@ -1295,21 +1295,17 @@ mod tests {
     async fn plan_says_a_response_delivery_left_unconfirmed_by_a_crash_is_recorded_not_confirmed() {
         let (dir, flow) = round_trip_answered("1h", "", ", after: keep");
         let d = dir.path();
-        let ledger = crate::ledger::Ledger::in_memory().unwrap();
-        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
-        run(&flow, &ledger, d).await;
-        std::fs::write(d.join("partner/outbox/o1.ack"), "ack").unwrap();
-        let r = run(&flow, &ledger, d).await;
-        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
         // As a crash during the upload left it: the delivery chosen, not confirmed.
-        let mut rec = ledger.file("rt.response", "outbox/o1.ack").unwrap().unwrap();
-        rec.state = FileState::Delivering;
-        rec.source_fate = Default::default();
-        rec.deliveries[0].done = false;
-        ledger.put_file_with("rt.response", &rec, crate::ledger::Durability::Durable).unwrap();
-        let mut a = ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap();
-        (a.state, a.response_run, a.answered_at) = (AwaitState::Waiting, None, None);
-        ledger.update_await(&a, None, 0, 0).unwrap();
+        let ledger = left_by_crash_as(
+            &flow,
+            d,
+            |_| {},
+            |rec| {
+                rec.state = FileState::Delivering;
+                rec.deliveries[0].done = false;
+            },
+        )
+        .await;
         let p = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
         let [planned] = &p.responses[..] else { panic!("{p:#?}") };
         assert_eq!(planned.targets, [super::super::plan::unconfirmed_shown("acks", "o1.ack")], "{p:#?}");
@@ -1336,6 +1332,16 @@ mod tests {
     /// record still `disposing` (`undo` puts back on the server what the crash left undone),
     /// the await open.
     async fn left_disposing(flow: &Flow, d: &std::path::Path, undo: impl FnOnce(&std::path::Path)) -> crate::ledger::Ledger {
+        left_by_crash_as(flow, d, undo, |rec| rec.state = FileState::Disposing).await
+    }
+
+    /// The same, with the response's record as `left` makes it.
+    async fn left_by_crash_as(
+        flow: &Flow,
+        d: &std::path::Path,
+        undo: impl FnOnce(&std::path::Path),
+        left: impl FnOnce(&mut FileRecord),
+    ) -> crate::ledger::Ledger {
         let ledger = crate::ledger::Ledger::in_memory().unwrap();
         std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
         run(flow, &ledger, d).await;
@@ -1344,8 +1350,8 @@ mod tests {
         assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
         undo(d);
         let mut rec = ledger.file("rt.response", "outbox/o1.ack").unwrap().unwrap();
-        rec.state = FileState::Disposing;
         rec.source_fate = Default::default();
+        left(&mut rec);
         ledger.put_file_with("rt.response", &rec, crate::ledger::Durability::Durable).unwrap();
         let mut a = ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap();
         (a.state, a.response_run, a.answered_at) = (AwaitState::Waiting, None, None);
