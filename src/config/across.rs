@@ -7,14 +7,22 @@
 //! delivered to the other flow's response sinks, and the first flow's await left overdue.
 //! A warning, not an error: a flow's response name always depends on its request (validation
 //! refuses one that does not), so whether two names whose fixed text does not keep them apart
-//! ever meet depends on the names of the requests the two flows send (`orders_*.csv` and
-//! `invoices_*.csv` answered as `{{stem}}.ack` never do), which cannot be told here in
-//! general. What is certain is used: the text every response name starts and ends with — the
-//! response template's own, and, where it starts or ends with the request's `{{name}}`,
-//! `{{stem}}` or `{{ext}}`, the fixed text of the request sink's `name:` template (`ORD-{{name}}`
-//! answered as `{{stem}}.ack` is answered by `ORD-….ack`). A request sink with `if_exists:
-//! rename` (which may write another name) tells nothing, nor does anything else uncertain:
-//! the warning stays.
+//! ever meet depends on the names of the requests the two flows send, which cannot be told
+//! here in general. What is certain is used: the text every response name starts and ends
+//! with — the response template's own, and, where it starts or ends with the request's
+//! `{{name}}`, `{{stem}}` or `{{ext}}`, what the request's name certainly starts and ends with:
+//! the fixed text of the request sink's `name:` template (`ORD-{{name}}` answered as
+//! `{{stem}}.ack` is answered by `ORD-….ack`), and where that template starts or ends with the
+//! source file's `{{name}}`, `{{stem}}` or `{{ext}}` (`{{name}}`, the default), the fixed text
+//! of the source's `include` patterns (`orders_*.csv` and `invoices_*.csv` answered as
+//! `{{stem}}.ack` never meet). A request sink with `if_exists: rename` (which may write
+//! another name) tells nothing, nor does anything else uncertain (steps writing another
+//! format keep only the start of the stem; a pattern whose classes or alternatives may match a
+//! `/` keeps only its end): the warning stays.
+//!
+//! The folders: one of an FTP endpoint without `root` (the login folder, wherever that is) may
+//! be any folder of that server for that user whose path ends as it does; it is taken for the
+//! same as such a folder named from a `root`.
 //!
 //! It reads the flows as loaded; it connects to nothing and decides nothing at run time.
 
@@ -37,15 +45,16 @@ pub struct ResponseClash<'a> {
 /// Every pair of `flows` (in their order) that await responses in one folder of one server
 /// under names that may be alike.
 pub fn response_clashes<'a>(flows: &[&'a Flow]) -> Vec<ResponseClash<'a>> {
-    let awaiting: Vec<(&Flow, String, String)> =
+    let awaiting: Vec<(&Flow, Folder, String)> =
         flows.iter().filter_map(|f| response_folder(f).map(|(key, shown)| (*f, key, shown))).collect();
     let mut out = Vec::new();
     for (i, (first, key, shown)) in awaiting.iter().enumerate() {
         for (second, other, _) in &awaiting[i + 1..] {
-            if key != other || first.name == second.name {
+            if !key.may_be(other) || first.name == second.name {
                 continue;
             }
-            if may_meet(&response_ends(first), &response_ends(second)) {
+            let (a, b) = (response_ends(first), response_ends(second));
+            if a.iter().any(|a| b.iter().any(|b| may_meet(a, b))) {
                 out.push(ResponseClash { first, second, folder: shown.clone() });
             }
         }
@@ -88,25 +97,56 @@ fn response_name(flow: &Flow) -> &str {
     flow.response.as_deref().map(|r| r.name.source()).unwrap_or_default()
 }
 
-/// The folder the flow's responses are looked for in, as a key that is the same for one
-/// folder of one server seen by one user (whatever the flows call the endpoint), and as shown.
-fn response_folder(flow: &Flow) -> Option<(String, String)> {
+/// A folder of one server seen by one user (whatever the flows call the endpoint): its path
+/// from the server's root, or, `from_login`, from the user's login folder (an FTP endpoint
+/// without `root`; an SFTP `root` that is relative, which validation does not let through).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Folder {
+    server: String,
+    from_login: bool,
+    /// Its parts, without empty ones (`/a//b/` is `["a", "b"]`).
+    parts: Vec<String>,
+}
+
+impl Folder {
+    fn new(server: String, from_login: bool, root: &str, path: &str) -> Self {
+        let parts = root.split('/').chain(path.split('/')).filter(|p| !p.is_empty()).map(str::to_string).collect();
+        Folder { server, from_login, parts }
+    }
+
+    /// Whether the two may be one folder. The login folder may be any folder: a folder under
+    /// it may be any folder whose path ends as its does.
+    fn may_be(&self, other: &Folder) -> bool {
+        if self.server != other.server {
+            return false;
+        }
+        match (self.from_login, other.from_login) {
+            (true, false) => other.parts.ends_with(&self.parts),
+            (false, true) => self.parts.ends_with(&other.parts),
+            _ => self.parts == other.parts,
+        }
+    }
+}
+
+/// The folder the flow's responses are looked for in, and as shown.
+fn response_folder(flow: &Flow) -> Option<(Folder, String)> {
     let r = flow.response.as_deref()?;
     let name = &r.flow.source.endpoint;
     let path = r.flow.source.path.as_str();
-    let (key, server) = match flow.endpoints.get(name)? {
-        EndpointSpec::Local { root } => (format!("local {}", root.join(path).display()), "local".to_string()),
+    let folder = match flow.endpoints.get(name)? {
+        EndpointSpec::Local { root } => Folder::new("local".to_string(), false, &root.to_string_lossy(), path),
+        // As `RemotePath::on_server` joins them: an empty root is the server's `/`.
         EndpointSpec::Sftp(s) => {
             let server = format!("sftp {}@{}:{}", s.user, s.host.to_ascii_lowercase(), s.port);
-            (format!("{server} {}/{path}", s.root.trim_end_matches('/')), server)
+            Folder::new(server, !s.root.is_empty() && !s.root.starts_with('/'), &s.root, path)
         }
         EndpointSpec::Ftp(f) => {
             let server = format!("ftp {}@{}:{}", f.user, f.host.to_ascii_lowercase(), f.port);
-            let root = f.root.as_deref().map_or("~", |r| r.trim_end_matches('/'));
-            (format!("{server} {root}/{path}"), server)
+            Folder::new(server, f.root.as_deref().is_none_or(|r| !r.starts_with('/')), f.root.as_deref().unwrap_or_default(), path)
         }
     };
-    Some((key.trim_end_matches('/').to_string(), format!("/{path} on {server}")))
+    let shown = format!("/{path} on {}", folder.server);
+    Some((folder, shown))
 }
 
 /// What is certain of every name a template gives: the text it starts and ends with, or all
@@ -122,6 +162,11 @@ impl Ends {
     fn exact(name: &str) -> Self {
         Ends { start: name.to_string(), end: name.to_string(), exact: true }
     }
+
+    /// Names starting with `start` and ending with `end` (apart).
+    fn between(start: &str, end: &str) -> Self {
+        Ends { start: start.to_string(), end: end.to_string(), exact: false }
+    }
 }
 
 /// A name template's ends (as rendered: [`crate::template::NameTemplate::rendered_text`]): the
@@ -129,6 +174,8 @@ impl Ends {
 /// when it is a plain `{{var}}`. `None` for a template whose text is not told apart here (an
 /// escaped `\{{`).
 struct Shape<'t> {
+    /// The template has one tag: the first is the last.
+    single: bool,
     start: &'t str,
     first: Option<&'t str>,
     last: Option<&'t str>,
@@ -152,73 +199,148 @@ fn shape<'t>(t: &'t str) -> Option<Result<Shape<'t>, Ends>> {
         let v = tag.trim_matches('~').trim();
         (!v.is_empty() && v.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')).then_some(v)
     };
-    Some(Ok(Shape { start, first: var(first), last: var(last), end }))
+    Some(Ok(Shape { single: t.matches("{{").count() == 1, start, first: var(first), last: var(last), end }))
 }
 
-/// The ends of the names of the requests `flow` sends: those of its request sink's `name:`
-/// template's text (what it renders over the source file's name is not known here). Nothing,
-/// for a sink with `if_exists: rename`: it may deliver under another name.
-fn request_ends(flow: &Flow, r: &Response) -> Ends {
-    let Some(sink) = flow.sinks.get(r.request_sink).filter(|s| s.if_exists != IfExists::Rename) else { return Ends::default() };
-    literal(&sink.name.rendered_text())
+/// The ends of the names of the files `flow` takes (those its sinks' `name:` templates are
+/// rendered over): those of each `source.include` pattern ([`glob_ends`]; a name is taken by
+/// one of them). Steps writing another format deliver `roster.csv` as `roster.jsonl`
+/// (`engine::content::delivered_name`): only what the stem starts with is certain then.
+fn source_ends(flow: &Flow) -> Vec<Ends> {
+    let patterns = &flow.source.include_patterns;
+    if patterns.is_empty() {
+        return vec![Ends::default()];
+    }
+    let renamed = flow.steps.as_ref().is_some_and(|s| s.output_ext().is_some());
+    let mut out: Vec<Ends> = Vec::new();
+    for p in patterns {
+        let e = glob_ends(p);
+        let e = if renamed { Ends::between(&var_ends(&e, "stem").start, "") } else { e };
+        if !out.contains(&e) {
+            out.push(e);
+        }
+    }
+    out
 }
 
-/// The ends of the names template text `t` gives, from its own text alone.
-fn literal(t: &str) -> Ends {
-    match shape(t) {
-        Some(Ok(s)) => Ends { start: s.start.to_string(), end: s.end.to_string(), exact: false },
-        Some(Err(exact)) => exact,
-        None => Ends::default(),
+/// Globs' characters that are not themselves (`\` escapes one).
+const GLOB_SPECIAL: [char; 7] = ['*', '?', '[', ']', '{', '}', '\\'];
+
+/// The ends of the file names (the last part of the path) glob `p` matches, compiled as
+/// `source.include` is (`literal_separator`: `*` and `?` stop at `/`). The name ends with the
+/// text after the pattern's last special character or `/`; when only its own `/`s match a `/`
+/// ([`parts_kept`]), it starts with the text of its last part before a special character, and
+/// is that part when it has none.
+fn glob_ends(p: &str) -> Ends {
+    let end = &p[p.rfind(|c| GLOB_SPECIAL.contains(&c) || c == '/').map_or(0, |i| i + 1)..];
+    if !parts_kept(p) {
+        return Ends::between("", end);
+    }
+    let last = p.rsplit('/').next().unwrap_or(p);
+    match last.find(GLOB_SPECIAL) {
+        None => Ends::exact(last),
+        Some(i) => Ends::between(&last[..i], end),
     }
 }
 
-/// The ends of every response name `flow` awaits: its response template's fixed text, and
-/// where that starts or ends with the request's `name`, `stem` or `ext`, what is certain of
-/// those ([`request_ends`]).
-fn response_ends(flow: &Flow) -> Ends {
-    let Some(r) = flow.response.as_deref() else { return Ends::default() };
-    let text = r.name.rendered_text();
-    let s = match shape(&text) {
-        Some(Ok(s)) => s,
-        Some(Err(exact)) => return exact,
-        None => return Ends::default(),
-    };
-    let req = request_ends(flow, r);
-    let (lead, tail) = (s.first.map_or("", |v| var_ends(&req, v).0), s.last.map_or("", |v| var_ends(&req, v).1));
-    Ends { start: format!("{}{lead}", s.start), end: format!("{tail}{}", s.end), exact: false }
+/// Whether nothing in glob `p` but its own `/`s matches a `/` of a path: no escape, no
+/// alternative with a `/`, a class or a `**` in it, and only classes of letters and digits
+/// (`[0-9]`, `[ct]`; a negated one, `[!x]`, matches `/`).
+fn parts_kept(p: &str) -> bool {
+    if p.contains('\\') {
+        return false;
+    }
+    let mut rest = p;
+    while let Some(i) = rest.find(['[', '{']) {
+        let close = if rest[i..].starts_with('[') { ']' } else { '}' };
+        let after = &rest[i + 1..];
+        let Some(j) = after.find(close) else { return false };
+        let inner = &after[..j];
+        let ok = if close == ']' {
+            !inner.is_empty() && !inner.contains("--") && inner.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        } else {
+            !inner.contains(['/', '[', '{']) && !inner.contains("**")
+        };
+        if !ok {
+            return false;
+        }
+        rest = &after[j + 1..];
+    }
+    true
 }
 
-/// What the request's `name`, `stem` or `ext` (`var`) certainly starts and ends with, given the
-/// ends of the request's name (`NameVars::new` splits it at its last `.`, unless that is its
-/// first character); `""` for what is not certain (another variable).
-fn var_ends<'e>(req: &'e Ends, var: &str) -> (&'e str, &'e str) {
+/// The ends of the names of the requests `flow` sends: its request sink's `name:` template
+/// rendered over the names its source takes ([`source_ends`]). Nothing, for a sink with
+/// `if_exists: rename`: it may deliver under another name.
+fn request_ends(flow: &Flow, r: &Response) -> Vec<Ends> {
+    let Some(sink) = flow.sinks.get(r.request_sink).filter(|s| s.if_exists != IfExists::Rename) else { return vec![Ends::default()] };
+    rendered_ends(&sink.name.rendered_text(), &source_ends(flow))
+}
+
+/// The ends of the names template text `t` gives when rendered over names with the ends `of`
+/// (one for each): its fixed text, and where that starts or ends with the name's `name`,
+/// `stem` or `ext`, what is certain of those ([`var_ends`]).
+fn rendered_ends(t: &str, of: &[Ends]) -> Vec<Ends> {
+    let s = match shape(t) {
+        Some(Ok(s)) => s,
+        Some(Err(exact)) => return vec![exact],
+        None => return vec![Ends::default()],
+    };
+    let mut out: Vec<Ends> = Vec::new();
+    for e in of {
+        let part = |v: Option<&str>| v.map_or_else(Ends::default, |v| var_ends(e, v));
+        let (first, last) = (part(s.first), part(s.last));
+        let ends = if s.single && first.exact {
+            Ends::exact(&format!("{}{}{}", s.start, first.start, s.end))
+        } else {
+            Ends { start: format!("{}{}", s.start, first.start), end: format!("{}{}", last.end, s.end), exact: false }
+        };
+        if !out.contains(&ends) {
+            out.push(ends);
+        }
+    }
+    out
+}
+
+/// The ends of every response name `flow` awaits: its response template rendered over the
+/// names of its requests ([`request_ends`]).
+fn response_ends(flow: &Flow) -> Vec<Ends> {
+    let Some(r) = flow.response.as_deref() else { return vec![Ends::default()] };
+    rendered_ends(&r.name.rendered_text(), &request_ends(flow, r))
+}
+
+/// What the `name`, `stem` or `ext` (`var`) of a name with the ends `req` certainly starts and
+/// ends with, or is (`NameVars::new` splits it at its last `.`, unless that is its first
+/// character); nothing for another variable.
+fn var_ends(req: &Ends, var: &str) -> Ends {
     if req.exact {
         let (stem, ext) = match req.start.rfind('.') {
             Some(i) if i > 0 => (&req.start[..i], &req.start[i + 1..]),
             _ => (&req.start[..], ""),
         };
         return match var {
-            "name" => (&req.start, &req.start),
-            "stem" => (stem, stem),
-            "ext" => (ext, ext),
-            _ => ("", ""),
+            "name" => req.clone(),
+            "stem" => Ends::exact(stem),
+            "ext" => Ends::exact(ext),
+            _ => Ends::default(),
         };
     }
     // The name's last `.`, when it is in its end text (and not the name's first character).
     let dot = req.end.rfind('.').filter(|&d| d > 0 || !req.start.is_empty());
     match var {
-        "name" => (&req.start, &req.end),
+        "name" => req.clone(),
         // A stem ends before the name's last dot: after the start text when that dot is in
         // the end text, else perhaps in the start text (before its own last dot, not first).
         "stem" => match dot {
-            Some(d) => (&req.start, &req.end[..d]),
-            None => (req.start.rfind('.').filter(|&k| k > 0).map_or(&req.start[..], |k| &req.start[..k]), ""),
+            Some(d) => Ends::between(&req.start, &req.end[..d]),
+            None => Ends::between(req.start.rfind('.').filter(|&k| k > 0).map_or(&req.start[..], |k| &req.start[..k]), ""),
         },
+        // All of it: what follows the name's last dot.
         "ext" => match dot {
-            Some(d) => (&req.end[d + 1..], &req.end[d + 1..]),
-            None => ("", ""),
+            Some(d) => Ends::exact(&req.end[d + 1..]),
+            None => Ends::default(),
         },
-        _ => ("", ""),
+        _ => Ends::default(),
     }
 }
 
@@ -248,14 +370,35 @@ mod tests {
 
     /// The same, with `sink` added to the request sink's settings (`, name: \"ORD-{{name}}\"`).
     fn flow_sent(name: &str, host: &str, folder: &str, response: &str, sink: &str) -> Flow {
+        let partner = format!("{{ type: sftp, host: {host}, user: u, auth: {{ password: p }}, host_key: {{ known_hosts: /k }} }}");
+        flow_of(name, &partner, folder, response, sink, "")
+    }
+
+    /// A round trip of files `source` adds to the source's settings (`, include: [...]`),
+    /// sent to `partner` (an endpoint's YAML) with `sink` added to the request sink's settings.
+    fn flow_of(name: &str, partner: &str, folder: &str, response: &str, sink: &str, source: &str) -> Flow {
         let yaml = format!(
-            "name: {name}\nendpoints:\n  out: {{ type: local, root: /tmp/out }}\n  \
-             partner: {{ type: sftp, host: {host}, user: u, auth: {{ password: p }}, host_key: {{ known_hosts: /k }} }}\n  \
+            "name: {name}\nendpoints:\n  out: {{ type: local, root: /tmp/out }}\n  partner: {partner}\n  \
              acks: {{ type: local, root: /tmp/acks }}\n\
-             source: {{ endpoint: out, path: / }}\nsinks: [ {{ endpoint: partner, path: /inbox{sink} }} ]\n\
+             source: {{ endpoint: out, path: /{source} }}\nsinks: [ {{ endpoint: partner, path: /inbox{sink} }} ]\n\
              response: {{ path: {folder}, name: \"{response}\", deadline: 1h, sinks: [ {{ endpoint: acks }} ] }}\n"
         );
         crate::config::load_flow_str(&yaml, &Path::new("/flows").join(format!("{name}.yaml"))).unwrap()
+    }
+
+    /// A round trip of the files `include` takes, answered as `response` in /outbox of `h`.
+    fn taking(name: &str, include: &str, response: &str) -> Flow {
+        flow_sent_taking(name, include, response, "")
+    }
+
+    fn flow_sent_taking(name: &str, include: &str, response: &str, sink: &str) -> Flow {
+        let partner = "{ type: sftp, host: h, user: u, auth: { password: p }, host_key: { known_hosts: /k } }";
+        flow_of(name, partner, "/outbox", response, sink, &format!(", include: {include}"))
+    }
+
+    /// The ends of the names template text `t` gives, from its own text alone.
+    fn literal(t: &str) -> Ends {
+        rendered_ends(t, &[Ends::default()]).remove(0)
     }
 
     #[test]
@@ -279,18 +422,22 @@ mod tests {
     /// ends of its name.
     #[test]
     fn a_request_names_ends_say_what_its_stem_and_extension_start_and_end_with() {
-        let req = |start: &str, end: &str| Ends { start: start.into(), end: end.into(), exact: false };
+        let req = Ends::between;
+        let var_ends = |r: &Ends, v: &str| {
+            let e = super::var_ends(r, v);
+            [e.start, e.end]
+        };
         let r = req("ORD-", "_x.csv");
-        assert_eq!([var_ends(&r, "name"), var_ends(&r, "stem"), var_ends(&r, "ext")], [("ORD-", "_x.csv"), ("ORD-", "_x"), ("csv", "csv")]);
-        assert_eq!(var_ends(&r, "size"), ("", ""));
+        assert_eq!([var_ends(&r, "name"), var_ends(&r, "stem"), var_ends(&r, "ext")], [["ORD-", "_x.csv"], ["ORD-", "_x"], ["csv", "csv"]]);
+        assert_eq!(var_ends(&r, "size"), ["", ""]);
         // No dot in the end text: the last dot may be in the start text (`a.b` + `cd`: stem `a`).
         let r = req("a.b", "x");
-        assert_eq!([var_ends(&r, "stem"), var_ends(&r, "ext")], [("a", ""), ("", "")]);
+        assert_eq!([var_ends(&r, "stem"), var_ends(&r, "ext")], [["a", ""], ["", ""]]);
         // `.csv` alone may be all of a name: stem `.csv`, no extension.
         let r = req("", ".csv");
-        assert_eq!([var_ends(&r, "stem"), var_ends(&r, "ext")], [("", ""), ("", "")]);
+        assert_eq!([var_ends(&r, "stem"), var_ends(&r, "ext")], [["", ""], ["", ""]]);
         let r = Ends::exact("a.tar.gz");
-        assert_eq!([var_ends(&r, "stem"), var_ends(&r, "ext")], [("a.tar", "a.tar"), ("gz", "gz")]);
+        assert_eq!([var_ends(&r, "stem"), var_ends(&r, "ext")], [["a.tar", "a.tar"], ["gz", "gz"]]);
     }
 
     #[test]
@@ -347,5 +494,92 @@ mod tests {
         ] {
             assert_eq!(response_clashes(&[&a, &b]).len(), 1, "{why}");
         }
+    }
+
+    /// What a file name certainly starts and ends with, from the `include` pattern that takes
+    /// it; only the end when something but the pattern's own `/`s may match a `/`.
+    #[test]
+    fn an_include_patterns_fixed_text_says_what_its_names_start_and_end_with() {
+        let e = |p: &str| {
+            let e = glob_ends(p);
+            (e.start, e.end, e.exact)
+        };
+        let s = |a: &str, b: &str, x: bool| (a.to_string(), b.to_string(), x);
+        assert_eq!(e("orders_*.csv"), s("orders_", ".csv", false));
+        assert_eq!(e("orders.csv"), s("orders.csv", "orders.csv", true));
+        assert_eq!(e("**/in/orders_*.csv"), s("orders_", ".csv", false));
+        assert_eq!(e("sub/*/orders.csv"), s("orders.csv", "orders.csv", true));
+        assert_eq!(e("ord_[0-9]?.c[st]v"), s("ord_", "v", false));
+        assert_eq!(e("*.{csv,txt}"), s("", "", false));
+        assert_eq!(e("{orders,invoices}_*.csv"), s("", ".csv", false));
+        assert_eq!(e("**"), s("", "", false));
+        // `[!x]` matches `/` too (`ord/a.csv`): the name's start is not told.
+        assert_eq!(e("ord[!x]*.csv"), s("", ".csv", false));
+        assert_eq!(e("{a/b,c}x.csv"), s("", "x.csv", false));
+        assert_eq!(e("o[--0]x*.csv"), s("", ".csv", false));
+        assert_eq!(e("o\\*x.csv"), s("", "x.csv", false));
+    }
+
+    /// Requests named after the files the source takes: two flows whose `include` patterns'
+    /// fixed text keeps their names apart await responses that never meet. Anything uncertain
+    /// keeps the warning.
+    #[test]
+    fn responses_to_requests_kept_apart_by_the_source_patterns_do_not_clash() {
+        let orders = taking("orders", "[\"orders_*.csv\"]", "{{stem}}.ack");
+        for b in [
+            taking("invoices", "[\"invoices_*.csv\"]", "{{stem}}.ack"),
+            taking("invoices", "[\"invoices_*.csv\", \"inv_*.xml\"]", "{{name}}.ack"),
+            // Sent under another name: that name counts (`INV-orders_1.csv` answered `INV-orders_1.ack`).
+            flow_sent_taking("invoices", "[\"orders_*.csv\"]", "{{stem}}.ack", ", name: \"INV-{{name}}\""),
+            // The whole name: `orders.csv` answered `orders.csv.ack`.
+            taking("invoices", "[\"orders.csv\"]", "{{name}}.ack"),
+        ] {
+            assert!(response_clashes(&[&orders, &b]).is_empty(), "{:?}", b.source.include_patterns);
+        }
+        let exact = taking("single", "[\"a.csv\"]", "{{name}}.ack");
+        assert!(response_clashes(&[&exact, &taking("other", "[\"b.csv\"]", "{{name}}.ack")]).is_empty());
+        for (a, b, why) in [
+            (
+                &orders,
+                taking("invoices", "[\"invoices_*.csv\", \"orders_*.xml\"]", "{{stem}}.ack"),
+                "`orders_1.xml` answered as `orders_1.ack`",
+            ),
+            (&orders, taking("invoices", "[\"*.csv\"]", "{{stem}}.ack"), "every name"),
+            (&orders, taking("invoices", "[\"{orders,invoices}_*.csv\"]", "{{stem}}.ack"), "alternatives: not told"),
+            (&orders, taking("invoices", "[\"ord[!x]*.csv\"]", "{{stem}}.ack"), "`[!x]` may match `/`"),
+            (
+                &orders,
+                flow_sent_taking("invoices", "[\"invoices_*.csv\"]", "{{stem}}.ack", ", name: \"{{run}}-{{name}}\""),
+                "named by the run",
+            ),
+            (&orders, flow_sent_taking("invoices", "[\"invoices_*.csv\"]", "{{stem}}.ack", ", if_exists: rename"), "renamed"),
+            // The one name `a.csv`, answered `a.csv.ack`, is among the other's `a….csv.ack`.
+            (&exact, taking("other", "[\"a*.csv\"]", "{{name}}.ack"), "`a.csv` among `a*.csv`"),
+            (&exact, taking("other", "[\"a.csv\"]", "{{stem}}.csv.ack"), "the same name"),
+        ] {
+            assert_eq!(response_clashes(&[a, &b]).len(), 1, "{why}");
+        }
+    }
+
+    /// An FTP endpoint without `root` works in the login folder, which may be any folder: its
+    /// `/outbox` may be the `/outbox` of the same server and user under `root: /home/u`.
+    #[test]
+    fn a_folder_under_the_login_folder_may_be_one_named_from_a_root() {
+        let ftp = |name: &str, root: &str, folder: &str| {
+            let partner = format!("{{ type: ftp, host: h, user: u, password: p{root} }}");
+            flow_of(name, &partner, folder, "{{stem}}.ack", "", "")
+        };
+        let login = ftp("orders", "", "/outbox");
+        for b in [ftp("invoices", ", root: /home/u", "/outbox"), ftp("invoices", ", root: /", "/outbox"), ftp("invoices", "", "/outbox/")] {
+            assert_eq!(response_clashes(&[&login, &b]).len(), 1, "{:?}", b.endpoints["partner"]);
+            assert_eq!(response_clashes(&[&b, &login]).len(), 1, "{:?}", b.endpoints["partner"]);
+        }
+        // Not a folder of another name, nor of another user.
+        for b in [ftp("invoices", ", root: /home/u", "/inbox"), ftp("invoices", "", "/outbox/x")] {
+            assert!(response_clashes(&[&login, &b]).is_empty(), "{:?}", b.response.as_ref().map(|r| r.flow.source.path.to_string()));
+        }
+        let other_user =
+            flow_of("invoices", "{ type: ftp, host: h, user: v, password: p, root: /home/u }", "/outbox", "{{stem}}.ack", "", "");
+        assert!(response_clashes(&[&login, &other_user]).is_empty());
     }
 }

@@ -236,6 +236,10 @@ pub struct Source {
     pub path: RemotePath,
     /// Matched against the path relative to `path`.
     pub include: GlobSet,
+    /// The text of the patterns `include` is compiled from (`["orders_*.csv"]`), for checks
+    /// that reason about the names a flow takes (`config::across`). Empty: not known (any
+    /// name).
+    pub include_patterns: Vec<String>,
     /// The `include` patterns that name hidden files (a part starting with `.`): only they
     /// take a file with a hidden name or in a hidden folder (see [`is_hidden`]).
     pub include_hidden: GlobSet,

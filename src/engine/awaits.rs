@@ -863,9 +863,17 @@ async fn look_at_targets(
     }
     let mut refused = Vec::new();
     for (i, sink) in rflow.sinks.iter().enumerate() {
-        if let Some(d) = prev.and_then(|r| r.deliveries.iter().find(|d| d.sink as usize == i && d.done)) {
-            targets.push(format!("{}:/{} (delivered before)", sink.endpoint, d.target));
-            continue;
+        match prev.and_then(|r| r.deliveries.iter().find(|d| d.sink as usize == i)) {
+            Some(d) if d.done => {
+                targets.push(format!("{}:/{} (delivered before)", sink.endpoint, d.target));
+                continue;
+            }
+            // Left unconfirmed by an earlier run, as an ordinary file's.
+            Some(d) => {
+                targets.push(super::plan::unconfirmed_shown(&sink.endpoint, &d.target));
+                continue;
+            }
+            None => {}
         }
         let Ok((dir, name)) = lifecycle::wanted_for(rflow, i, entry, entry.path.name(), run, now) else { continue };
         let Ok(wanted) = dir.join(&name).map(|t| format!("{}:{t}", sink.endpoint)) else { continue };
@@ -1279,6 +1287,38 @@ mod tests {
         assert!(!d.join("partner/outbox/o1.ack").exists());
     }
 
+    /// A response a crash left `delivering`, its delivery to the sink recorded and not
+    /// confirmed: the plan says so as it says it for an ordinary file (the run takes it as
+    /// delivered if it is there whole, else sends it again) — before, it showed the target as
+    /// one a fresh delivery writes. The run does as foreseen.
+    #[tokio::test]
+    async fn plan_says_a_response_delivery_left_unconfirmed_by_a_crash_is_recorded_not_confirmed() {
+        let (dir, flow) = round_trip_answered("1h", "", ", after: keep");
+        let d = dir.path();
+        // As a crash during the upload left it: the delivery chosen, not confirmed.
+        let ledger = left_by_crash_as(
+            &flow,
+            d,
+            |_| {},
+            |rec| {
+                rec.state = FileState::Delivering;
+                rec.deliveries[0].done = false;
+            },
+        )
+        .await;
+        let p = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
+        let [planned] = &p.responses[..] else { panic!("{p:#?}") };
+        assert_eq!(planned.targets, [super::super::plan::unconfirmed_shown("acks", "o1.ack")], "{p:#?}");
+        assert_eq!(
+            planned.targets[0],
+            "acks:/o1.ack (recorded by an earlier run: taken as delivered if found there whole, else sent again)"
+        );
+        assert_eq!(planned.becomes, AwaitState::Answered, "{p:#?}");
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses.iter().map(|r| r.state).collect::<Vec<_>>(), [planned.becomes], "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/o1.ack")).unwrap(), "ack");
+    }
+
     /// A round trip whose response a crash left deleted from the server with its record still
     /// `disposing` and its await open.
     async fn left_being_disposed_of_by_a_crash() -> (tempfile::TempDir, Flow, crate::ledger::Ledger) {
@@ -1292,6 +1332,16 @@ mod tests {
     /// record still `disposing` (`undo` puts back on the server what the crash left undone),
     /// the await open.
     async fn left_disposing(flow: &Flow, d: &std::path::Path, undo: impl FnOnce(&std::path::Path)) -> crate::ledger::Ledger {
+        left_by_crash_as(flow, d, undo, |rec| rec.state = FileState::Disposing).await
+    }
+
+    /// The same, with the response's record as `left` makes it.
+    async fn left_by_crash_as(
+        flow: &Flow,
+        d: &std::path::Path,
+        undo: impl FnOnce(&std::path::Path),
+        left: impl FnOnce(&mut FileRecord),
+    ) -> crate::ledger::Ledger {
         let ledger = crate::ledger::Ledger::in_memory().unwrap();
         std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
         run(flow, &ledger, d).await;
@@ -1300,8 +1350,8 @@ mod tests {
         assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
         undo(d);
         let mut rec = ledger.file("rt.response", "outbox/o1.ack").unwrap().unwrap();
-        rec.state = FileState::Disposing;
         rec.source_fate = Default::default();
+        left(&mut rec);
         ledger.put_file_with("rt.response", &rec, crate::ledger::Durability::Durable).unwrap();
         let mut a = ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap();
         (a.state, a.response_run, a.answered_at) = (AwaitState::Waiting, None, None);

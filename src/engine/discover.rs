@@ -288,6 +288,7 @@ mod tests {
             endpoint: "partner".into(),
             path: dir.clone(),
             include: globs(&["ORDERS_*.csv"]),
+            include_patterns: vec!["ORDERS_*.csv".into()],
             include_hidden: globs(&[]),
             exclude: globs(&[]),
             recursive: false,

@@ -40,7 +40,7 @@ use crate::probe::{self, Finding, Severity};
 
 mod targets;
 
-pub(in crate::engine) use targets::chosen_shown;
+pub(in crate::engine) use targets::{chosen_shown, unconfirmed_shown};
 use targets::{look_at_targets, named, shown};
 
 /// What a run would do with one file.

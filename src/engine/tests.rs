@@ -46,6 +46,7 @@ fn fixture() -> Fixture {
             endpoint: "partner".into(),
             path: RemotePath::parse("/in").unwrap(),
             include: globs(&["*.csv"]),
+            include_patterns: vec!["*.csv".into()],
             include_hidden: globs(&[]),
             exclude: globs(&[]),
             recursive: false,

@@ -103,12 +103,14 @@ impl Checker<'_, '_> {
         {
             self.problem(format!("{AT}/expire_after"), "must be longer than `deadline`: a response is given up only after it is overdue");
         }
-        let every = self.globs(AT, &["*".to_string()]);
+        let every_pattern = vec!["*".to_string()];
+        let every = self.globs(AT, &every_pattern);
         let response_source = match (endpoint, path, every) {
             (Some(endpoint), Some(path), Some(include)) => Some(Source {
                 endpoint,
                 path,
                 include,
+                include_patterns: every_pattern,
                 include_hidden: globset::GlobSet::empty(),
                 exclude: globset::GlobSet::empty(),
                 recursive: false,

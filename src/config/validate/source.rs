@@ -78,6 +78,7 @@ impl Checker<'_, '_> {
             endpoint: s.endpoint,
             path: path?,
             include: include?,
+            include_patterns: patterns,
             include_hidden: include_hidden?,
             exclude: exclude?,
             recursive: s.recursive,

@@ -53,6 +53,14 @@ pub(in crate::engine) fn chosen_shown(
     }
 }
 
+/// How a plan shows a delivery to `target` on `endpoint` an earlier run recorded and did not
+/// confirm (a crash, a failed upload): the run takes it as delivered if it is there whole,
+/// else sends it again (`lifecycle::recovered`). Also for a round trip's responses
+/// (`awaits::foresee`).
+pub(in crate::engine) fn unconfirmed_shown(endpoint: &str, target: &str) -> String {
+    format!("{endpoint}:/{target} (recorded by an earlier run: taken as delivered if found there whole, else sent again)")
+}
+
 /// One sink's target of one file, as looked at.
 enum Look {
     /// Shown as it is: a name that cannot be made, a sink not reached.
@@ -300,10 +308,7 @@ pub(super) async fn look_at_targets(
                         // Left unconfirmed (a crash, a failed upload): the run takes it as
                         // delivered if it is there whole, else sends it again.
                         Some(d) => {
-                            looks.push(Look::Shown(format!(
-                                "{}:/{} (recorded by an earlier run: taken as delivered if found there whole, else sent again)",
-                                sink.endpoint, d.target
-                            )));
+                            looks.push(Look::Shown(unconfirmed_shown(&sink.endpoint, &d.target)));
                             continue;
                         }
                         None => {}
