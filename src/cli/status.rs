@@ -349,7 +349,7 @@ mod tests {
     #[test]
     fn skipped_runs_are_read_from_the_ledger() {
         let ledger = Ledger::in_memory().unwrap();
-        ledger.count_skipped_run("a", 1_764_064_800_000).unwrap();
+        ledger.count_skipped_runs("a", 1, 1_764_064_800_000).unwrap();
         let mut f = FlowStatus::new("a", None);
         fill_history(&mut f, &ledger).unwrap();
         assert_eq!((f.skipped_total, f.last_skipped), (1, DateTime::<Utc>::from_timestamp(1_764_064_800, 0)));

@@ -29,6 +29,7 @@ use tokio::task::JoinHandle;
 
 use super::limits::Limits;
 use super::registry::Registry;
+use super::skips::Skips;
 use super::{ServeError, ServeOptions, expect, notifier, runner};
 use crate::config::Flow;
 use crate::control::{self, Metrics, TriggerError, Triggered};
@@ -86,7 +87,7 @@ pub(super) struct Plan {
     /// it is skipped, the count when the run ends ([`Plan::skip`], [`Plan::ended`]). Was one
     /// WARN per skipped time: a 1 s schedule during an hour-long run logged 3,600 lines.
     /// Each is also counted in the ledger, which `wharf status` reads for the total
-    /// ([`Ledger::count_skipped_run`]).
+    /// ([`Skips`]: written off the loop).
     pub skipped: u64,
 }
 
@@ -171,6 +172,8 @@ pub(super) struct Shared {
     pub finished: broadcast::Sender<Finished>,
     pub started_at: DateTime<Utc>,
     pub notifier: notifier::Notifier,
+    /// Runs skipped, counted here and written to the ledger off the loop.
+    pub skips: Arc<Skips>,
     runs: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -227,6 +230,7 @@ pub(super) fn start(opts: ServeOptions, ledger: Arc<Ledger>, clock: Arc<dyn Cloc
         limits: Limits::new(opts.config.max_runs, opts.config.per_server),
         started_at: clock.now(),
         opts,
+        skips: Skips::new(ledger.clone()),
         ledger,
         clock,
         registry: Mutex::new(registry),
@@ -335,6 +339,8 @@ impl Handle {
         }
         self.main.abort();
         let _ = (&mut self.main).await;
+        // The skips the loop counted are in the ledger before it is let go.
+        self.shared.skips.written().await;
         // Every run has stopped: close the ones cut off now, so `wharf runs` does not show
         // them running while the daemon is down. Also those of flows whose file was removed
         // or renamed during the run: no later run of theirs would close them.
@@ -612,12 +618,11 @@ fn start_or_defer(shared: &Arc<Shared>, flow: Arc<Flow>, asked: Asked, now: Date
 
 /// Counts a run of `name` skipped at `now` (by `overlap`): in the metrics, and in the
 /// ledger, where `wharf status` reads the total (it survives a restart; the metric counts
-/// from the daemon's start, as Prometheus counters do). The first skip of a run is logged.
+/// from the daemon's start, as Prometheus counters do). The ledger is written off the loop
+/// ([`Skips::count`]). The first skip of a run is logged.
 fn skipped(shared: &Shared, name: &str, overlap: Overlap, first: bool, now: DateTime<Utc>) {
     shared.metrics.run_skipped(name);
-    if let Err(e) = shared.ledger.count_skipped_run(name, crate::ledger::to_millis(now.into())) {
-        tracing::error!(flow = %name, error = %e, "Could not count a skipped run in the ledger; `wharf status` will not count it.");
-    }
+    shared.skips.count(name, crate::ledger::to_millis(now.into()));
     if first {
         let why = match overlap {
             Overlap::Skip => "Previous run still going; this run is skipped (overlap: skip)",
