@@ -158,6 +158,15 @@ fn log_skipped(name: &str, skipped: u64, overlap: Overlap) {
     }
 }
 
+/// Ends, at shutdown, the runs still going (cut off after `shutdown_grace`): they send no
+/// `Cmd::Done`, so the runs skipped while they went are logged here, as [`finished`] logs
+/// them (was: not at all).
+fn cut_off(plans: &mut BTreeMap<String, Plan>) {
+    for (name, plan) in plans.iter_mut().filter(|(_, p)| p.running) {
+        log_skipped(name, plan.ended(), plan.overlap());
+    }
+}
+
 /// State shared by the loop, the runs, the notifier and the control interface.
 pub(super) struct Shared {
     pub opts: ServeOptions,
@@ -346,6 +355,7 @@ impl Handle {
         // or renamed during the run: no later run of theirs would close them.
         let mut names: BTreeSet<String> = self.shared.registry().flows().iter().map(|f| f.name.clone()).collect();
         names.extend(self.shared.plans().iter().filter(|(_, p)| p.running).map(|(name, _)| name.clone()));
+        cut_off(&mut self.shared.plans());
         for name in names {
             let reason = "cut off: wharf serve stopped (shutdown_grace over) before this run finished; the next run resumes its files";
             if let Err(e) = engine::close_interrupted(&name, &self.shared.ledger, reason) {
@@ -801,6 +811,24 @@ mod tests {
         // `overlap: queue` queues one, whoever asks.
         assert_eq!(plan.overlapping(Overlap::Queue, Asked::Trigger), Overlapping::Queued);
         assert!(plan.queued);
+    }
+
+    /// A run cut off at shutdown sent no `Done`: the runs skipped while it went were never
+    /// logged. Now said as at the end of a run; runs not going say nothing.
+    #[test]
+    fn the_skips_of_a_run_cut_off_at_shutdown_are_logged() {
+        let mut plans = BTreeMap::new();
+        let mut cut = Plan { running: true, ..Plan::default() };
+        for _ in 0..5 {
+            cut.skip();
+        }
+        plans.insert("cut".to_string(), cut);
+        plans.insert("idle".to_string(), Plan { skipped: 0, ..Plan::default() });
+        plans.insert("quiet".to_string(), Plan { running: true, ..Plan::default() });
+        let ((), lines) = crate::log_capture::Log::default().of(|| cut_off(&mut plans));
+        assert_eq!(lines.len(), 1, "{lines:#?}");
+        assert!(lines[0].contains("flow=cut") && lines[0].contains("5 run(s) were skipped while it went (overlap: skip)"), "{lines:#?}");
+        assert_eq!(plans["cut"].skipped, 0);
     }
 
     /// `overlap: queue` with one run waiting: a further due time is skipped and counted as
