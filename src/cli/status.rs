@@ -220,21 +220,18 @@ fn print_table(flows: &[FlowStatus], live: bool) {
     }
 }
 
-/// The runs `overlap: skip` skipped, the previous run still going: while it goes, how many
-/// so far; and how many in all, as the ledger counts them (across restarts), with when the
-/// last was. `None` when none was.
+/// The runs skipped (`overlap: skip`, or `queue` with one queued), the previous run still
+/// going: while it goes, how many so far; and how many in all, as the ledger counts them
+/// (across restarts), with when the last was. `None` when none was.
 fn skipped_line(f: &FlowStatus) -> Option<String> {
     let runs = |n: u64| if n == 1 { "1 run".to_string() } else { format!("{n} runs") };
     let last = f.last_skipped.map(|t| format!(", the last {}", t.format("%Y-%m-%d %H:%M:%S UTC"))).unwrap_or_default();
     match (f.running && f.skipped > 0, f.skipped_total) {
         (_, 0) => None,
-        (true, total) => Some(format!(
-            "{} skipped while this run goes on (overlap: skip: each was due before it ended); {total} in all{last}",
-            runs(f.skipped)
-        )),
-        (false, total) => {
-            Some(format!("{} skipped (overlap: skip: each was due while the previous run was still going){last}", runs(total)))
+        (true, total) => {
+            Some(format!("{} skipped while this run goes on (each was due before it ended); {total} in all{last}", runs(f.skipped)))
         }
+        (false, total) => Some(format!("{} skipped (each was due while the previous run was still going){last}", runs(total))),
     }
 }
 
@@ -339,12 +336,12 @@ mod tests {
         f.last_skipped = DateTime::<Utc>::from_timestamp(1_764_064_800, 0);
         assert_eq!(
             skipped_line(&f).unwrap(),
-            "3 runs skipped while this run goes on (overlap: skip: each was due before it ended); 5 in all, the last 2025-11-25 10:00:00 UTC"
+            "3 runs skipped while this run goes on (each was due before it ended); 5 in all, the last 2025-11-25 10:00:00 UTC"
         );
         (f.running, f.skipped, f.skipped_total) = (false, 0, 1);
         assert_eq!(
             skipped_line(&f).unwrap(),
-            "1 run skipped (overlap: skip: each was due while the previous run was still going), the last 2025-11-25 10:00:00 UTC"
+            "1 run skipped (each was due while the previous run was still going), the last 2025-11-25 10:00:00 UTC"
         );
     }
 
@@ -352,7 +349,7 @@ mod tests {
     #[test]
     fn skipped_runs_are_read_from_the_ledger() {
         let ledger = Ledger::in_memory().unwrap();
-        ledger.count_skipped_run("a", 1_764_064_800_000).unwrap();
+        ledger.count_skipped_runs("a", 1, 1_764_064_800_000).unwrap();
         let mut f = FlowStatus::new("a", None);
         fill_history(&mut f, &ledger).unwrap();
         assert_eq!((f.skipped_total, f.last_skipped), (1, DateTime::<Utc>::from_timestamp(1_764_064_800, 0)));

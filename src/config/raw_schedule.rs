@@ -54,9 +54,21 @@ pub enum Overlap {
     /// Skip it; the next due time comes as usual.
     #[default]
     Skip,
-    /// Run once right after the previous run ends (at most one run waits; further due runs
-    /// while one waits are skipped).
+    /// Run once right after the previous run ends. At most one run waits: a further due time
+    /// while one waits is skipped, and counted as `skip` counts its skips (`wharf status`,
+    /// `wharf_runs_skipped_total`); a `wharf trigger` then is answered `queued` (the run
+    /// waiting) and not counted.
     Queue,
+}
+
+impl Overlap {
+    /// As written in a flow file.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Overlap::Skip => "skip",
+            Overlap::Queue => "queue",
+        }
+    }
 }
 
 /// A file this flow must have delivered by a time of day: when none was delivered in the

@@ -101,14 +101,15 @@ pub struct FlowStatus {
     pub waiting: bool,
     /// A run is queued behind the running one.
     pub queued: bool,
-    /// Runs skipped (`overlap: skip`) while the run going goes on, so far (0 when none goes).
+    /// Runs skipped (`overlap: skip`, or `queue` with one run waiting already) while the run
+    /// going goes on, so far (0 when none goes).
     #[serde(default)]
     pub skipped: u64,
-    /// Runs skipped (`overlap: skip`) in all, as the ledger counts them: across restarts,
+    /// Runs skipped (as `skipped`) in all, as the ledger counts them: across restarts,
     /// until `wharf forget` (`wharf_runs_skipped_total` counts from the daemon's start).
     #[serde(default)]
     pub skipped_total: u64,
-    /// When the last run was skipped (`overlap: skip`).
+    /// When the last run was skipped.
     #[serde(default, with = "crate::timestamp::utc_opt")]
     pub last_skipped: Option<DateTime<Utc>>,
     pub last_run: Option<RunSummary>,
@@ -252,7 +253,8 @@ pub struct TriggerReply {
 pub enum Triggered {
     /// A run started now.
     Started,
-    /// The flow is running and queues a run (overlap: queue): it starts right after.
+    /// The flow is running and queues a run (overlap: queue), or has one queued already: it
+    /// starts right after.
     Queued,
 }
 
@@ -270,7 +272,7 @@ pub enum TriggerError {
         crate::text::shell_word(&.file.display().to_string())
     )]
     Refused { flow: String, file: PathBuf, problem: String },
-    /// The flow is running and skips overlapping runs (overlap: skip), or one is queued already.
+    /// The flow is running and skips overlapping runs (overlap: skip).
     #[error("flow {0} is running already")]
     AlreadyRunning(String),
     #[error("the daemon is shutting down")]

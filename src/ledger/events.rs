@@ -273,14 +273,15 @@ impl Ledger {
         })
     }
 
-    /// Counts a run of `flow` that was due at `at` while its previous run was still going,
-    /// and was skipped (`overlap: skip`; the daemon decides, `serve::supervisor`): kept with
-    /// the flow (`counters_v1`, until `wharf forget`), so `wharf status` counts skips across
-    /// restarts. Returns the count so far.
-    pub fn count_skipped_run(&self, flow: &str, at: Millis) -> Result<u64, LedgerError> {
+    /// Counts `n` runs of `flow` that were due while its previous run was still going, and
+    /// were skipped (`overlap:`; the daemon decides, `serve::supervisor`, and writes them
+    /// off its loop, `serve::skips`), the last at `at`: kept with the flow (`counters_v1`,
+    /// until `wharf forget`), so `wharf status` counts skips across restarts. Returns the
+    /// count so far.
+    pub fn count_skipped_runs(&self, flow: &str, n: u64, at: Millis) -> Result<u64, LedgerError> {
         self.write(|tx| {
             let mut counters = tx.open_table(COUNTERS)?;
-            let n = counters.get(skipped_runs_key(flow).as_str())?.map_or(0, |v| v.value()).saturating_add(1);
+            let n = counters.get(skipped_runs_key(flow).as_str())?.map_or(0, |v| v.value()).saturating_add(n);
             counters.insert(skipped_runs_key(flow).as_str(), n)?;
             // Stored as the bits of the (non-negative) time: the table holds `u64`s.
             counters.insert(skipped_at_key(flow).as_str(), at.max(0) as u64)?;
@@ -288,7 +289,7 @@ impl Ledger {
         })
     }
 
-    /// How many runs of `flow` were skipped ([`count_skipped_run`](Self::count_skipped_run)),
+    /// How many runs of `flow` were skipped ([`count_skipped_runs`](Self::count_skipped_runs)),
     /// and when the last one was; `(0, None)` for none.
     pub fn skipped_runs(&self, flow: &str) -> Result<(u64, Option<Millis>), LedgerError> {
         self.read(|tx| {
@@ -545,12 +546,12 @@ mod tests {
         let p = dir.path().join("ledger.redb");
         let l = Ledger::open(&p).unwrap();
         assert_eq!(l.skipped_runs("f").unwrap(), (0, None));
-        assert_eq!(l.count_skipped_run("f", 1_000).unwrap(), 1);
-        assert_eq!(l.count_skipped_run("f", 2_000).unwrap(), 2);
-        l.count_skipped_run("fg", 3_000).unwrap();
+        assert_eq!(l.count_skipped_runs("f", 1, 1_000).unwrap(), 1);
+        assert_eq!(l.count_skipped_runs("f", 2, 2_000).unwrap(), 3);
+        l.count_skipped_runs("fg", 1, 3_000).unwrap();
         drop(l);
         let l = Ledger::open(&p).unwrap();
-        assert_eq!(l.skipped_runs("f").unwrap(), (2, Some(2_000)), "kept across a restart");
+        assert_eq!(l.skipped_runs("f").unwrap(), (3, Some(2_000)), "kept across a restart");
         assert_eq!(l.skipped_runs("fg").unwrap(), (1, Some(3_000)));
         assert!(!l.forget("f", 100).unwrap().more);
         assert_eq!(l.skipped_runs("f").unwrap(), (0, None), "forgotten with the flow");

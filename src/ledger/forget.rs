@@ -6,10 +6,12 @@
 //! awaited responses (with their request index), content results, file records (with their
 //! indexes and content warnings, `store::FileTables`), quarantined
 //! files of earlier generations (`quarantined`), delivered
-//! identities, the names its listings could never take, and last the flow's health and pruning marks. In chunks: each call removes at
-//! most a given number of records in one write transaction and says whether more is left, so
-//! a flow with years of history does not make one transaction of millions of changes; a call
-//! after an interrupted one goes on where it stopped.
+//! identities, the names its listings could never take, and last the flow's counters: its
+//! health (alert streaks), pruning marks, `expect:` fingerprint and count of runs skipped
+//! (`overlap:`). In chunks: each call removes at most a given number of records in one write
+//! transaction and says whether more is left, so a flow with years of history does not make
+//! one transaction of millions of changes; a call after an interrupted one goes on where it
+//! stopped.
 //!
 //! Never touched: the records of any other flow (a flow named `ab` beside `a` included), and
 //! the ledger-wide counters (run and event numbering, the notifier's cursor: the events of
@@ -55,7 +57,8 @@ pub struct FlowRecords {
     pub deliveries: usize,
     /// Names in the source folder that could never be taken.
     pub unsafe_names: usize,
-    /// The flow's health (alert streaks), pruning marks and count of runs skipped.
+    /// The flow's counters: health (alert streaks), pruning marks, `expect:` fingerprint and
+    /// count of runs skipped.
     pub marks: usize,
 }
 
@@ -74,7 +77,7 @@ impl FlowRecords {
             ("earlier quarantined files", self.earlier_quarantined),
             ("delivered identities", self.deliveries),
             ("files never taken", self.unsafe_names),
-            ("health and pruning marks", self.marks),
+            ("health, pruning and skip counts", self.marks),
         ]
     }
 
@@ -223,7 +226,7 @@ impl Ledger {
     }
 
     /// Removes up to `limit` records of `flow` in one write transaction (see the module doc;
-    /// the flow's health and pruning marks go with the last chunk, beyond the limit); call
+    /// the flow's counters (health, pruning marks, skip count) go with the last chunk, beyond the limit); call
     /// again while [`Forgot::more`]. Lazy writes of the flow not stored yet are stored
     /// first by the same transaction, and so removed with the rest.
     pub fn forget(&self, flow: &str, limit: usize) -> Result<Forgot, LedgerError> {

@@ -62,8 +62,8 @@ pub(super) fn status(shared: &Arc<Shared>) -> Status {
             let last_run = last_run.or_else(|| from_ledger(shared, &name));
             // None when the ledger cannot say.
             let not_taken = crate::control::NotTaken::of(&shared.ledger, &name).unwrap_or_default();
-            // Counted in the ledger as they happen, so across restarts; none when it cannot say.
-            let (skipped_total, last_skipped) = shared.ledger.skipped_runs(&name).unwrap_or_default();
+            // Counted in the ledger, so across restarts, with those not written yet.
+            let (skipped_total, last_skipped) = shared.skips.total(&name);
             FlowStatus {
                 name,
                 file: Some(slot.file.clone()),

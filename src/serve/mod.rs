@@ -8,6 +8,7 @@
 //!   server, triggers from the CLI, expected-file deadlines (`expect`), graceful shutdown;
 //! - `limits`: concurrent runs overall and per server;
 //! - `runner`: each run on a thread of its own, as `wharf run` runs it;
+//! - `skips`: the runs skipped (`overlap:`), written to the ledger off the loop;
 //! - `notifier`: the event log (`events_v2`) and run summaries to the `notify:` rules;
 //! - `daemon`: what the control interface (`control`) asks of it: status, trigger, metrics;
 //! - `config`: `serve.yaml`.
@@ -23,6 +24,7 @@ pub mod limits;
 mod notifier;
 pub mod registry;
 mod runner;
+mod skips;
 mod supervisor;
 
 use std::future::Future;

@@ -6,8 +6,9 @@
 //! for a transfer. Each decision is made here and only here:
 //! - due: start the run, or — while the previous one is still going — skip it (`overlap:
 //!   skip`; each counted in the ledger, the first logged at once, the count when the run
-//!   ends; a trigger is refused, not counted) or queue one (`overlap: queue`, at most one); a
-//!   run of a flow file whose
+//!   ends; a trigger is refused, not counted) or queue one (`overlap: queue`, at most one: a
+//!   due time while one waits is skipped and counted as above, a trigger then is answered
+//!   "queued", not counted); a run of a flow file whose
 //!   `name:` changed while its run under the old name goes on waits for that run to end;
 //! - missed times (the machine slept, the daemon was down) are not caught up one by one: the
 //!   next time is computed from now; times planned from a clock since set back are planned
@@ -28,6 +29,7 @@ use tokio::task::JoinHandle;
 
 use super::limits::Limits;
 use super::registry::Registry;
+use super::skips::Skips;
 use super::{ServeError, ServeOptions, expect, notifier, runner};
 use crate::config::Flow;
 use crate::control::{self, Metrics, TriggerError, Triggered};
@@ -80,11 +82,12 @@ pub(super) struct Plan {
     /// meanwhile) was still going: it starts when that one ends (the two would take the same
     /// files).
     pub waits_for: Option<String>,
-    /// Runs skipped (`overlap: skip`) while the run going goes on: the first is logged when
+    /// Runs skipped (`overlap: skip`, or `queue` with one waiting) while the run going goes
+    /// on: the first is logged when
     /// it is skipped, the count when the run ends ([`Plan::skip`], [`Plan::ended`]). Was one
     /// WARN per skipped time: a 1 s schedule during an hour-long run logged 3,600 lines.
     /// Each is also counted in the ledger, which `wharf status` reads for the total
-    /// ([`Ledger::count_skipped_run`]).
+    /// ([`Skips`]: written off the loop).
     pub skipped: u64,
 }
 
@@ -102,10 +105,13 @@ enum Asked {
 /// What becomes of a run asked for while the flow's previous run still goes on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Overlapping {
-    /// `overlap: queue`: it runs when the current run ends; `first`: none was queued yet.
-    Queued { first: bool },
-    /// `overlap: skip`, at a due time: dropped and counted; `first`: the first of the run going
-    /// (the one to log).
+    /// `overlap: queue`, none waiting yet: it runs when the current run ends.
+    Queued,
+    /// `overlap: queue`, asked for by a trigger while one waits: answered "queued" (that run
+    /// is the one asked for), not counted.
+    AlreadyQueued,
+    /// At a due time, under `overlap: skip`, or `overlap: queue` with one waiting already:
+    /// dropped and counted; `first`: the first of the run going (the one to log).
     Skipped { first: bool },
     /// `overlap: skip`, asked for by a trigger: refused, not counted.
     Refused,
@@ -115,10 +121,19 @@ impl Plan {
     /// Applies `overlap` to a run asked for (`asked`) while the previous one goes on.
     fn overlapping(&mut self, overlap: Overlap, asked: Asked) -> Overlapping {
         match (overlap, asked) {
-            (Overlap::Queue, _) => Overlapping::Queued { first: !std::mem::replace(&mut self.queued, true) },
-            (_, Asked::Trigger) => Overlapping::Refused,
+            (Overlap::Queue, _) if !self.queued => {
+                self.queued = true;
+                Overlapping::Queued
+            }
+            (Overlap::Queue, Asked::Trigger) => Overlapping::AlreadyQueued,
+            (Overlap::Skip, Asked::Trigger) => Overlapping::Refused,
             (_, Asked::Due) => Overlapping::Skipped { first: self.skip() },
         }
+    }
+
+    /// The flow's `overlap` as last planned (the default for a flow without a schedule).
+    fn overlap(&self) -> Overlap {
+        self.schedule.as_ref().map(|s| s.overlap).unwrap_or_default()
     }
 
     /// Counts a run skipped because the previous one still goes on; `true` for the first
@@ -135,10 +150,20 @@ impl Plan {
     }
 }
 
-/// Logs, when a run ends, the runs skipped while it went (`overlap: skip`), if any.
-fn log_skipped(name: &str, skipped: u64) {
+/// Logs, when a run ends, the runs skipped while it went (by `overlap`), if any.
+fn log_skipped(name: &str, skipped: u64, overlap: Overlap) {
     if skipped > 0 {
-        tracing::warn!(flow = %name, skipped, "The run that was going has ended; {skipped} run(s) were skipped while it went (overlap: skip).");
+        let overlap = overlap.as_str();
+        tracing::warn!(flow = %name, skipped, "The run that was going has ended; {skipped} run(s) were skipped while it went (overlap: {overlap}).");
+    }
+}
+
+/// Ends, at shutdown, the runs still going (cut off after `shutdown_grace`): they send no
+/// `Cmd::Done`, so the runs skipped while they went are logged here, as [`finished`] logs
+/// them (was: not at all).
+fn cut_off(plans: &mut BTreeMap<String, Plan>) {
+    for (name, plan) in plans.iter_mut().filter(|(_, p)| p.running) {
+        log_skipped(name, plan.ended(), plan.overlap());
     }
 }
 
@@ -156,6 +181,8 @@ pub(super) struct Shared {
     pub finished: broadcast::Sender<Finished>,
     pub started_at: DateTime<Utc>,
     pub notifier: notifier::Notifier,
+    /// Runs skipped, counted here and written to the ledger off the loop.
+    pub skips: Arc<Skips>,
     runs: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -212,6 +239,7 @@ pub(super) fn start(opts: ServeOptions, ledger: Arc<Ledger>, clock: Arc<dyn Cloc
         limits: Limits::new(opts.config.max_runs, opts.config.per_server),
         started_at: clock.now(),
         opts,
+        skips: Skips::new(ledger.clone()),
         ledger,
         clock,
         registry: Mutex::new(registry),
@@ -320,11 +348,14 @@ impl Handle {
         }
         self.main.abort();
         let _ = (&mut self.main).await;
+        // The skips the loop counted are in the ledger before it is let go.
+        self.shared.skips.written().await;
         // Every run has stopped: close the ones cut off now, so `wharf runs` does not show
         // them running while the daemon is down. Also those of flows whose file was removed
         // or renamed during the run: no later run of theirs would close them.
         let mut names: BTreeSet<String> = self.shared.registry().flows().iter().map(|f| f.name.clone()).collect();
         names.extend(self.shared.plans().iter().filter(|(_, p)| p.running).map(|(name, _)| name.clone()));
+        cut_off(&mut self.shared.plans());
         for name in names {
             let reason = "cut off: wharf serve stopped (shutdown_grace over) before this run finished; the next run resumes its files";
             if let Err(e) = engine::close_interrupted(&name, &self.shared.ledger, reason) {
@@ -544,16 +575,15 @@ fn start_or_defer(shared: &Arc<Shared>, flow: Arc<Flow>, asked: Asked, now: Date
         if plan.running {
             let overlap = flow.schedule.as_ref().map(|s| s.overlap).unwrap_or_default();
             return match plan.overlapping(overlap, asked) {
-                Overlapping::Queued { first } => {
-                    if first {
-                        tracing::info!(flow = %flow.name, "Previous run still going; one run queued.");
-                    }
+                Overlapping::Queued => {
+                    tracing::info!(flow = %flow.name, "Previous run still going; one run queued.");
                     Ok(Triggered::Queued)
                 }
+                Overlapping::AlreadyQueued => Ok(Triggered::Queued),
                 Overlapping::Skipped { first } => {
-                    // Counted in the ledger with the plans held: a status that shows this
-                    // skip (`Plan::skipped`) reads it in the total too.
-                    skipped(shared, &flow.name, first, now);
+                    // Counted with the plans held: a status that shows this skip
+                    // (`Plan::skipped`) counts it in the total too.
+                    skipped(shared, &flow.name, overlap, first, now);
                     Err(TriggerError::AlreadyRunning(flow.name.clone()))
                 }
                 Overlapping::Refused => {
@@ -596,19 +626,19 @@ fn start_or_defer(shared: &Arc<Shared>, flow: Arc<Flow>, asked: Asked, now: Date
     Ok(Triggered::Started)
 }
 
-/// Counts a run of `name` skipped at `now` (`overlap: skip`): in the metrics, and in the
+/// Counts a run of `name` skipped at `now` (by `overlap`): in the metrics, and in the
 /// ledger, where `wharf status` reads the total (it survives a restart; the metric counts
-/// from the daemon's start, as Prometheus counters do). The first skip of a run is logged.
-fn skipped(shared: &Shared, name: &str, first: bool, now: DateTime<Utc>) {
+/// from the daemon's start, as Prometheus counters do). The ledger is written off the loop
+/// ([`Skips::count`]). The first skip of a run is logged.
+fn skipped(shared: &Shared, name: &str, overlap: Overlap, first: bool, now: DateTime<Utc>) {
     shared.metrics.run_skipped(name);
-    if let Err(e) = shared.ledger.count_skipped_run(name, crate::ledger::to_millis(now.into())) {
-        tracing::error!(flow = %name, error = %e, "Could not count a skipped run in the ledger; `wharf status` will not count it.");
-    }
+    shared.skips.count(name, crate::ledger::to_millis(now.into()));
     if first {
-        tracing::warn!(
-            flow = %name,
-            "Previous run still going; this run is skipped (overlap: skip), and so is every run due before it ends (counted when it does)."
-        );
+        let why = match overlap {
+            Overlap::Skip => "Previous run still going; this run is skipped (overlap: skip)",
+            Overlap::Queue => "Previous run still going and one run already queued; this run is skipped (overlap: queue)",
+        };
+        tracing::warn!(flow = %name, "{why}, and so is every run due before it ends (counted when it does).");
     }
 }
 
@@ -670,15 +700,15 @@ fn finished(shared: &Arc<Shared>, name: &str, report: Result<Arc<RunReport>, Str
             // Its file was removed, or its flow renamed, while it ran: nothing more is planned
             // for it (a retry or queued run would be due for a flow `due` never looks at, and
             // `earliest` would wake the loop for it without end).
-            let skipped = plans.remove(name).map_or(0, |mut p| p.ended());
+            let (skipped, overlap) = plans.remove(name).map_or((0, Overlap::default()), |mut p| (p.ended(), p.overlap()));
             drop(plans);
-            log_skipped(name, skipped);
+            log_skipped(name, skipped, overlap);
             let _ = shared.finished.send(Finished { flow: name.to_string(), report });
             start_waiting(shared, name, now);
             return;
         };
         let plan = plans.entry(name.to_string()).or_default();
-        log_skipped(name, plan.ended());
+        log_skipped(name, plan.ended(), plan.overlap());
         plan.last_finished = Some(now);
         if let Ok(r) = &report {
             plan.last = Some(r.clone());
@@ -749,7 +779,7 @@ mod tests {
         assert!(told[0]);
         let (skipped, lines) = crate::log_capture::Log::default().of(|| {
             let skipped = plan.ended();
-            log_skipped("f", skipped);
+            log_skipped("f", skipped, Overlap::Skip);
             skipped
         });
         assert_eq!(skipped, 3600);
@@ -760,7 +790,7 @@ mod tests {
         // The next run starts counting afresh, and a run with no skips says nothing.
         assert!(plan.skip());
         assert_eq!(plan.ended(), 1);
-        let ((), lines) = crate::log_capture::Log::default().of(|| log_skipped("f", plan.ended()));
+        let ((), lines) = crate::log_capture::Log::default().of(|| log_skipped("f", plan.ended(), Overlap::Skip));
         assert!(lines.is_empty(), "{lines:#?}");
     }
 
@@ -779,8 +809,49 @@ mod tests {
         assert_eq!(plan.overlapping(Overlap::Skip, Asked::Due), Overlapping::Skipped { first: false });
         assert_eq!(plan.skipped, 2);
         // `overlap: queue` queues one, whoever asks.
-        assert_eq!(plan.overlapping(Overlap::Queue, Asked::Trigger), Overlapping::Queued { first: true });
-        assert_eq!(plan.overlapping(Overlap::Queue, Asked::Due), Overlapping::Queued { first: false });
+        assert_eq!(plan.overlapping(Overlap::Queue, Asked::Trigger), Overlapping::Queued);
         assert!(plan.queued);
+    }
+
+    /// A run cut off at shutdown sent no `Done`: the runs skipped while it went were never
+    /// logged. Now said as at the end of a run; runs not going say nothing.
+    #[test]
+    fn the_skips_of_a_run_cut_off_at_shutdown_are_logged() {
+        let mut plans = BTreeMap::new();
+        let mut cut = Plan { running: true, ..Plan::default() };
+        for _ in 0..5 {
+            cut.skip();
+        }
+        plans.insert("cut".to_string(), cut);
+        plans.insert("idle".to_string(), Plan { skipped: 0, ..Plan::default() });
+        plans.insert("quiet".to_string(), Plan { running: true, ..Plan::default() });
+        let ((), lines) = crate::log_capture::Log::default().of(|| cut_off(&mut plans));
+        assert_eq!(lines.len(), 1, "{lines:#?}");
+        assert!(lines[0].contains("flow=cut") && lines[0].contains("5 run(s) were skipped while it went (overlap: skip)"), "{lines:#?}");
+        assert_eq!(plans["cut"].skipped, 0);
+    }
+
+    /// `overlap: queue` with one run waiting: a further due time is skipped and counted as
+    /// `overlap: skip` counts (before: answered "queued" and counted nowhere, so `wharf
+    /// status` and `/metrics` never showed it, and the doc said it was skipped); a trigger is
+    /// answered "queued" and not counted.
+    #[test]
+    fn due_times_while_a_run_is_queued_are_skipped_runs() {
+        let mut plan = Plan { running: true, ..Plan::default() };
+        assert_eq!(plan.overlapping(Overlap::Queue, Asked::Due), Overlapping::Queued);
+        assert_eq!(plan.overlapping(Overlap::Queue, Asked::Trigger), Overlapping::AlreadyQueued);
+        assert_eq!(plan.skipped, 0, "a trigger is not a skipped run");
+        assert_eq!(plan.overlapping(Overlap::Queue, Asked::Due), Overlapping::Skipped { first: true });
+        assert_eq!(plan.overlapping(Overlap::Queue, Asked::Due), Overlapping::Skipped { first: false });
+        assert_eq!(plan.overlapping(Overlap::Queue, Asked::Trigger), Overlapping::AlreadyQueued);
+        assert_eq!((plan.skipped, plan.queued), (2, true));
+        // Said when the run ends, with the policy that skipped them.
+        let (skipped, lines) = crate::log_capture::Log::default().of(|| {
+            let skipped = plan.ended();
+            log_skipped("f", skipped, Overlap::Queue);
+            skipped
+        });
+        assert_eq!(skipped, 2);
+        assert!(lines[0].contains("2 run(s) were skipped while it went (overlap: queue)"), "{lines:#?}");
     }
 }

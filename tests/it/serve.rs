@@ -616,6 +616,41 @@ async fn a_time_due_during_a_run_is_skipped_at_that_time() {
     d.stop().await;
 }
 
+/// `overlap: queue` with a run queued already: a due time is skipped and counted as `overlap:
+/// skip` counts (it was answered "queued" and counted nowhere), a trigger is answered
+/// "queued" and not counted, and the queued run still runs after the current one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_time_due_while_a_run_is_queued_is_a_skipped_run() {
+    let config = ServeConfig { rescan: Duration::from_secs(3600), ..ServeConfig::default() };
+    let start = minute_now();
+    let mut d = Daemon::start(&[("q.yaml", blocking_flow("q", "queue"))], start, config);
+    let due = d.handle().status().flows[0].next_due.expect("hourly");
+    assert_eq!(d.handle().trigger("q").await, Ok(Triggered::Started));
+    assert_eq!(d.handle().trigger("q").await, Ok(Triggered::Queued));
+    let wait = tokio::time::timeout(Duration::from_secs(10), d.advance((due - start).to_std().unwrap())).await;
+    assert!(wait.is_ok(), "the loop waits for the due time of a running flow");
+    let mut seen = None;
+    for _ in 0..500 {
+        let f = d.handle().status().flows.remove(0);
+        if f.next_due != Some(due) {
+            seen = Some(f);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let f = seen.expect("the due time is handled while the run goes on");
+    assert!(f.running && f.queued, "{f:?}");
+    assert_eq!((f.skipped, f.skipped_total, f.last_skipped), (1, 1, Some(due)), "{f:?}");
+    assert!(d.handle().metrics().render().contains("wharf_runs_skipped_total{flow=\"q\"} 1\n"));
+    assert_eq!(d.handle().trigger("q").await, Ok(Triggered::Queued));
+    assert_eq!(d.handle().status().flows[0].skipped_total, 1, "a trigger is not a skipped run");
+    // The queued run runs once the current one ends (both pass: the file stays).
+    std::fs::write(d.path("go"), "").unwrap();
+    assert_eq!(d.next_run().await.status, RunStatus::Ok);
+    assert_eq!(d.next_run().await.status, RunStatus::Ok);
+    d.stop().await;
+}
+
 /// A run whose flow file was removed while it ran is recorded as aborted when the daemon stops
 /// (no later run of the flow would close it), and is listed by status while it goes on.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
