@@ -168,7 +168,8 @@ pub(super) fn flow_files(dir: &Path) -> Option<Vec<PathBuf>> {
 }
 
 fn flow_of_file(file: &Path) -> FlowStatus {
-    match crate::config::load_flow(file) {
+    // Its secrets are not needed to show it (a run elsewhere has them).
+    match crate::config::load_flow_to_read(file) {
         Ok(flow) => {
             // As `wharf run` and `wharf serve` log them: on stderr, the table or JSON untouched.
             crate::config::diagnostic::log_warnings(&flow);

@@ -57,6 +57,13 @@ pub async fn open_all(flow: &Flow, names: &[&str]) -> Result<BTreeMap<String, Dy
     if let Some(e) = at_fields(crate::config::key_files::check(flow, names.iter().copied())) {
         return Err(e);
     }
+    // A flow loaded to be read, not run: never connect with a credential kept as written.
+    let unresolved = flow.unresolved.iter().filter(|d| {
+        names.iter().any(|n| crate::config::load::within(&d.yaml_path, &format!("/endpoints/{}", crate::config::locate::escape(n))))
+    });
+    if let Some(e) = at_fields(unresolved.cloned().collect()) {
+        return Err(e);
+    }
     let mut out: BTreeMap<String, DynEndpoint> = BTreeMap::new();
     for &name in names {
         if out.contains_key(name) {
@@ -181,5 +188,32 @@ sinks: [ { endpoint: l } ]
         );
         let all = format!("{e} {e:?}");
         assert!(!all.contains("Wrong-Phrase-Q8") && !all.contains("SshKey"), "{all}");
+    }
+
+    #[tokio::test]
+    async fn a_flow_loaded_to_be_read_never_connects_with_a_credential_it_could_not_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.yaml");
+        let yaml = "name: f
+endpoints:
+  s: { type: ftp, host: 127.0.0.1, port: 1, user: u, password: \"${env:WHARF_TEST_NEVER_SET_PW}\", tls: none }
+  l: { type: local, root: out }
+source: { endpoint: s, path: /in }
+sinks: [ { endpoint: l } ]
+";
+        std::fs::write(&file, yaml).unwrap();
+        assert!(crate::config::load_flow(&file).is_err(), "refused to run");
+        let flow = crate::config::load_flow_to_read(&file).unwrap();
+        assert_eq!(flow.unresolved.len(), 1, "{:?}", flow.unresolved);
+        assert!(open_all(&flow, &["l"]).await.is_ok(), "what needs no secret opens");
+        let Err(e) = open_all(&flow, &["s"]).await else { panic!("connected with a credential kept as written") };
+        assert_eq!(e.kind, ErrorKind::Config, "{e}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}:3:64: connect: configuration error: environment variable `WHARF_TEST_NEVER_SET_PW` is not set (at /endpoints/s/password)",
+                file.display()
+            )
+        );
     }
 }
