@@ -246,4 +246,15 @@ mod tests {
             assert!(!all.contains("s3cret") && !all.contains("second"), "{all}");
         });
     }
+
+    #[test]
+    fn a_value_not_to_be_had_here_is_told_from_a_wrong_text() {
+        // `load_flow_to_read` keeps the first kind as written; the second refuses any flow.
+        with_lookup(Path::new("/nonexistent"), |l| {
+            let unavailable = |text: &str| resolve(text, l).unwrap_err().iter().map(|e| e.unavailable).collect::<Vec<_>>();
+            assert_eq!(unavailable("${env:MISSING}-${file:nope.txt}-${env:TWO_LINES}"), [true, true, true]);
+            assert_eq!(unavailable("${vault:x}${env:MISSING}"), [false, true]);
+            assert_eq!(unavailable("${env:"), [false]);
+        });
+    }
 }
