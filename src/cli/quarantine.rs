@@ -10,7 +10,7 @@ use clap::Subcommand;
 
 use super::Global;
 use super::output::{errln, outln};
-use super::run::{load, outcome_label, show_report};
+use super::run::{load_for, load_to_read, outcome_label, show_report};
 use super::state::{no_ledger, open_for_read, open_for_write};
 use crate::engine::RunOptions;
 use crate::engine::quarantine::{self, QuarantineError};
@@ -89,8 +89,10 @@ pub enum Sub {
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     match args.command {
         Sub::List { flow, json } => list(&flow, json, global),
-        Sub::Show { flow, path, copy } => with_flow(&flow, |f| show(f, &path, copy.as_deref(), global)),
-        Sub::Release { flow, path, copy, force, json } => with_flow(&flow, |f| {
+        // Reads the ledger (and the report, where the copy is): the flow's secrets are needed
+        // only to reach a server holding the report.
+        Sub::Show { flow, path, copy } => show(&load_to_read(&flow, "nothing was shown")?, &path, copy.as_deref(), global),
+        Sub::Release { flow, path, copy, force, json } => with_flow(&flow, "nothing was released", |f| {
             let ledger = open_for_write(global, &f.name, WHILE_SERVING)?;
             let staging = global.state_dir.join("staging");
             // The copy meant, for the report: given, or named by the path.
@@ -106,7 +108,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
                 Err(e) => report_error(e),
             }
         }),
-        Sub::Reprocess { flow, path, copy, json } => with_flow(&flow, |f| {
+        Sub::Reprocess { flow, path, copy, json } => with_flow(&flow, "nothing was reprocessed", |f| {
             let ledger = open_for_write(global, &f.name, WHILE_SERVING)?;
             let opts = RunOptions::new(global.state_dir.join("staging"));
             match runtime()?.block_on(quarantine::reprocess(f, &ledger, &opts, &path, copy.as_deref())) {
@@ -147,8 +149,8 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?)
 }
 
-fn with_flow(flow: &Path, f: impl FnOnce(&crate::config::Flow) -> anyhow::Result<ExitCode>) -> anyhow::Result<ExitCode> {
-    f(&load(flow)?)
+fn with_flow(flow: &Path, not_done: &str, f: impl FnOnce(&crate::config::Flow) -> anyhow::Result<ExitCode>) -> anyhow::Result<ExitCode> {
+    f(&load_for(flow, not_done)?)
 }
 
 /// A quarantine command that could not be carried out (`cli::failure` gives the exit code:

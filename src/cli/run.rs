@@ -81,20 +81,41 @@ pub fn looked_for(flow: &Path) -> String {
 /// Loads the flow named by `flow` (see [`resolve_flow_path`]) and logs its warnings; the
 /// failure to report when it is not found or invalid (with its problems).
 pub fn load(flow: &Path) -> Result<config::Flow, Failure> {
+    load_for(flow, "nothing was run")
+}
+
+/// [`load`] for a command other than `wharf run`: its failure ends with `not_done` (`nothing
+/// was released`).
+pub fn load_for(flow: &Path, not_done: &str) -> Result<config::Flow, Failure> {
+    load_with(flow, config::load_flow, not_done)
+}
+
+/// [`load_for`] for a command that reads the ledger and never connects with the flow: a
+/// credential not to be had here (`${env:…}` not set) does not refuse it
+/// ([`config::load_flow_to_read`]).
+pub fn load_to_read(flow: &Path, not_done: &str) -> Result<config::Flow, Failure> {
+    load_with(flow, config::load_flow_to_read, not_done)
+}
+
+fn load_with(
+    flow: &Path,
+    loader: fn(&Path) -> Result<config::Flow, Vec<config::Diagnostic>>,
+    not_done: &str,
+) -> Result<config::Flow, Failure> {
     let path = resolve_flow_path(flow);
     if !path.exists() {
-        return Err(Failure::new(Kind::NotFound, EXIT_INVALID, format!("{}; nothing was run", no_flow_file(flow))).unlabelled());
+        return Err(Failure::new(Kind::NotFound, EXIT_INVALID, format!("{}; {not_done}", no_flow_file(flow))).unlabelled());
     }
     if path.is_dir() {
-        return Err(Failure::new(Kind::Usage, EXIT_INVALID, format!("{}; nothing was run", a_folder(&path))).unlabelled());
+        return Err(Failure::new(Kind::Usage, EXIT_INVALID, format!("{}; {not_done}", a_folder(&path))).unlabelled());
     }
-    match config::load_flow(&path) {
+    match loader(&path) {
         Ok(f) => {
             config::diagnostic::log_warnings(&f);
             Ok(f)
         }
         Err(diags) => {
-            let message = format!("{}: {} problem(s); nothing was run", path.display(), diags.len());
+            let message = format!("{}: {} problem(s); {not_done}", path.display(), diags.len());
             Err(Failure::new(Kind::InvalidFlow, EXIT_INVALID, message).unlabelled().with_problems(diags))
         }
     }

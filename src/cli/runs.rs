@@ -72,6 +72,10 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
                 let k = c.records;
                 (c.quarantined.to_string(), format!("{}/{}/{}/{}/{}", k.read, k.valid, k.rejected, k.skipped, k.written))
             }
+            // Only a run of a flow with content steps records them, when it ends: a run that
+            // ended without them had none, so nothing was quarantined ("-" said unknown). One
+            // still going, or cut off, may have quarantined files.
+            None if r.finished.is_some() => ("0".to_string(), "-".to_string()),
             None => ("-".to_string(), "-".to_string()),
         };
         let took = r.finished.map(|f| format!("{:.1}s", (f - r.started) as f64 / 1000.0)).unwrap_or_else(|| "-".into());

@@ -44,7 +44,7 @@ struct Report {
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    let (daemon, flows, ledger, notes) = match super::state::find_daemon(&rt, global)? {
+    let (daemon, flows, ledger, notes, said_none) = match super::state::find_daemon(&rt, global)? {
         Found::Running { info, client } => {
             let status = rt.block_on(client.status())?;
             let info = ServeInfo { version: status.version, pid: status.pid, started_at: status.started_at, ..info };
@@ -53,7 +53,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
                 tracing::warn!(error = %format!("{e:#}"), "Cannot read the ledger; the flows without a flow file are not listed.");
                 None
             });
-            (Some(info), status.flows, ledger, Vec::new())
+            (Some(info), status.flows, ledger, Vec::new(), false)
         }
         Found::NotRunning { stale } => {
             let mut notes = vec![format!("no `wharf serve` is running for state dir {}", global.state_dir.display())];
@@ -63,7 +63,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             let ledger = open_for_read(global)?;
             let (flows, more) = from_ledger(&args.flows, global, ledger.as_ref())?;
             notes.extend(more);
-            (None, flows, ledger, notes)
+            // `no_flows_folder` said there are none.
+            let said_none = flows.is_empty() && flow_files(&args.flows).is_none();
+            (None, flows, ledger, notes, said_none)
         }
     };
     let flows_without_file = match &ledger {
@@ -81,7 +83,10 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     for n in &notes {
         outln!("{n}");
     }
-    print_table(&report.flows, report.daemon.is_some());
+    // Without a flows folder and without flows, a note has said so in one sentence.
+    if !said_none {
+        print_table(&report.flows, report.daemon.is_some());
+    }
     if let Some(line) = forget_hint(&report.flows_without_file, &args.flows) {
         outln!("{line}");
     }
@@ -117,17 +122,20 @@ fn forget_hint(names: &[String], flows: &Path) -> Option<String> {
 /// its history from the ledger; and notes for the reader.
 fn from_ledger(dir: &Path, global: &Global, ledger: Option<&Ledger>) -> anyhow::Result<(Vec<FlowStatus>, Vec<String>)> {
     let mut notes = Vec::new();
-    if ledger.is_none() {
-        notes.push(format!("no ledger yet at {} (nothing has run)", super::state::ledger_path(global).display()));
-    }
+    let ledger_path = super::state::ledger_path(global);
     let mut flows = match flow_files(dir) {
-        Some(files) => files.into_iter().map(|f| flow_of_file(&f)).collect(),
+        Some(files) => {
+            if ledger.is_none() {
+                notes.push(format!("no ledger yet at {} (nothing has run)", ledger_path.display()));
+            }
+            files.into_iter().map(|f| flow_of_file(&f)).collect()
+        }
         None => {
-            notes.push(format!("no flows folder {} (see --flows); flows from the ledger:", dir.display()));
             let names = match ledger {
                 Some(l) => super::state::flows_with_runs(l)?,
                 None => Vec::new(),
             };
+            notes.push(no_flows_folder(dir, &ledger_path, ledger.is_some(), !names.is_empty()));
             names.into_iter().map(|n| FlowStatus::new(n, None)).collect::<Vec<_>>()
         }
     };
@@ -139,6 +147,18 @@ fn from_ledger(dir: &Path, global: &Global, ledger: Option<&Ledger>) -> anyhow::
     Ok((flows, notes))
 }
 
+/// What `status` says without a flows folder `dir`, in one sentence: the flows the ledger
+/// knows follow it when `listed`; else that there are none anywhere (it said "no flows folder
+/// flows (see --flows); flows from the ledger:", then "no flows").
+fn no_flows_folder(dir: &Path, ledger: &Path, has_ledger: bool, listed: bool) -> String {
+    let folder = if dir.is_relative() && !dir.starts_with(".") { format!("./{}", dir.display()) } else { dir.display().to_string() };
+    match (listed, has_ledger) {
+        (true, _) => format!("no flows folder here ({folder}; see --flows); the flows the ledger knows:"),
+        (false, true) => format!("no flows folder here ({folder}; see --flows) and no flows in the ledger ({})", ledger.display()),
+        (false, false) => format!("no flows folder here ({folder}; see --flows) and no ledger ({}: nothing has run)", ledger.display()),
+    }
+}
+
 /// The flow files of `dir` as `wharf serve` and `wharf validate` take them (`*.yaml` /
 /// `*.yml`, sorted, test files skipped); `None` without such a folder.
 pub(super) fn flow_files(dir: &Path) -> Option<Vec<PathBuf>> {
@@ -148,7 +168,8 @@ pub(super) fn flow_files(dir: &Path) -> Option<Vec<PathBuf>> {
 }
 
 fn flow_of_file(file: &Path) -> FlowStatus {
-    match crate::config::load_flow(file) {
+    // Its secrets are not needed to show it (a run elsewhere has them).
+    match crate::config::load_flow_to_read(file) {
         Ok(flow) => {
             // As `wharf run` and `wharf serve` log them: on stderr, the table or JSON untouched.
             crate::config::diagnostic::log_warnings(&flow);

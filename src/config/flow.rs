@@ -50,6 +50,11 @@ pub struct Flow {
     /// What validation warned about in the flow file (pointless but harmless settings), each
     /// at its line; the flow runs as written. Empty for a flow not loaded from a file.
     pub warnings: Vec<super::Diagnostic>,
+    /// Credentials whose values were not to be had where the flow was loaded to be read, not
+    /// run ([`load_flow_to_read`](super::load::load_flow_to_read)), each at its field: kept as
+    /// written, and an endpoint that needs one refuses to connect, saying so. Always empty
+    /// for a flow loaded to run.
+    pub unresolved: Vec<super::Diagnostic>,
 }
 
 /// The name of the derived flow that takes the responses of `flow` (its files are in the

@@ -39,6 +39,21 @@ impl Lookup<'_> {
 /// Substitutes every `${env:NAME}` / `${file:PATH}` in `text`. Returns every problem found,
 /// each a sentence naming the variable or file.
 pub fn interpolate(text: &str, lookup: &Lookup<'_>) -> Result<String, Vec<String>> {
+    resolve(text, lookup).map_err(|errors| errors.into_iter().map(|e| e.message).collect())
+}
+
+/// Why a `${…}` could not be substituted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RefProblem {
+    /// A sentence naming the variable or the file, never a value.
+    pub message: String,
+    /// The reference is right but its value is not to be had here (a variable not set, a
+    /// file not readable, a value of several lines); `false`: the text itself is wrong.
+    pub unavailable: bool,
+}
+
+/// [`interpolate`], each problem with whether the text or the machine is at fault.
+pub fn resolve(text: &str, lookup: &Lookup<'_>) -> Result<String, Vec<RefProblem>> {
     let mut out = String::with_capacity(text.len());
     let mut errors = Vec::new();
     let mut rest = text;
@@ -51,12 +66,15 @@ pub fn interpolate(text: &str, lookup: &Lookup<'_>) -> Result<String, Vec<String
         } else if let Some(after) = tail.strip_prefix("${") {
             let Some(end) = after.find('}') else {
                 // Not the text itself: in a `password:` it is the secret.
-                errors.push("`${` without a closing `}` (write `$${` for a literal `${`)".to_string());
+                let message = "`${` without a closing `}` (write `$${` for a literal `${`)".to_string();
+                errors.push(RefProblem { message, unavailable: false });
                 return Err(errors);
             };
-            match expand(&after[..end], lookup) {
+            let reference = &after[..end];
+            match expand(reference, lookup) {
                 Ok(value) => out.push_str(&value),
-                Err(e) => errors.push(e),
+                // A well-formed reference whose value is not to be had here.
+                Err(message) => errors.push(RefProblem { message, unavailable: well_formed(reference) }),
             }
             rest = &after[end + 1..];
         } else {
@@ -70,6 +88,11 @@ pub fn interpolate(text: &str, lookup: &Lookup<'_>) -> Result<String, Vec<String
 
 /// The longest `${file:…}` a credential is read from (a password, a passphrase, a token).
 const MAX_SECRET_FILE: u64 = 64 * 1024;
+
+/// Whether the inside of a `${…}` is a reference (`env:NAME`, `file:PATH`).
+fn well_formed(reference: &str) -> bool {
+    matches!(reference.split_once(':'), Some(("env" | "file", rest)) if !rest.is_empty())
+}
 
 /// Expands the inside of one `${…}`.
 fn expand(reference: &str, lookup: &Lookup<'_>) -> Result<String, String> {
@@ -221,6 +244,17 @@ mod tests {
             assert_eq!(interpolate("${file:bom.txt}", l).unwrap(), "s3cret");
             let all = format!("{:?}", [interpolate("${file:two.txt}", l), interpolate("${env:TWO_LINES}", l)]);
             assert!(!all.contains("s3cret") && !all.contains("second"), "{all}");
+        });
+    }
+
+    #[test]
+    fn a_value_not_to_be_had_here_is_told_from_a_wrong_text() {
+        // `load_flow_to_read` keeps the first kind as written; the second refuses any flow.
+        with_lookup(Path::new("/nonexistent"), |l| {
+            let unavailable = |text: &str| resolve(text, l).unwrap_err().iter().map(|e| e.unavailable).collect::<Vec<_>>();
+            assert_eq!(unavailable("${env:MISSING}-${file:nope.txt}-${env:TWO_LINES}"), [true, true, true]);
+            assert_eq!(unavailable("${vault:x}${env:MISSING}"), [false, true]);
+            assert_eq!(unavailable("${env:"), [false]);
         });
     }
 }

@@ -31,8 +31,20 @@ pub fn load_flow(path: &Path) -> Result<Flow, Vec<Diagnostic>> {
 /// [`load_flow`], and the file's warnings whether or not it has problems (a valid flow also
 /// carries them in [`Flow::warnings`]): `wharf validate` shows both at once.
 pub fn load_flow_with_warnings(path: &Path) -> (Result<Flow, Vec<Diagnostic>>, Vec<Diagnostic>) {
+    read_flow(path, false)
+}
+
+/// [`load_flow`] for a command that reads the ledger and never connects with the flow
+/// (`wharf status`, `wharf quarantine show`): a credential whose value is not to be had here
+/// (`${env:…}` not set, a `${file:…}` not readable) does not refuse it; it is kept as written
+/// and listed in [`Flow::unresolved`], and an endpoint that needs it refuses to connect.
+pub fn load_flow_to_read(path: &Path) -> Result<Flow, Vec<Diagnostic>> {
+    read_flow(path, true).0
+}
+
+fn read_flow(path: &Path, keep_unavailable: bool) -> (Result<Flow, Vec<Diagnostic>>, Vec<Diagnostic>) {
     match std::fs::read(path).map(String::from_utf8) {
-        Ok(Ok(text)) => check_flow_str(&text, path, &|name| std::env::var(name)),
+        Ok(Ok(text)) => check_flow_str(&text, path, &|name| std::env::var(name), keep_unavailable),
         Ok(Err(e)) => (Err(vec![not_utf8(path, e.as_bytes(), e.utf8_error().valid_up_to())]), Vec::new()),
         Err(e) => (
             // About the file as a whole (line 0: no position): `path: cannot read flow file: …`,
@@ -82,7 +94,7 @@ pub fn load_flow_str(text: &str, file: &Path) -> Result<Flow, Vec<Diagnostic>> {
 
 /// [`load_flow_str`] with the environment given by `env` (for tests and embedding).
 pub fn load_flow_str_with_env(text: &str, file: &Path, env: &dyn Fn(&str) -> Result<String, VarError>) -> Result<Flow, Vec<Diagnostic>> {
-    check_flow_str(text, file, env).0
+    check_flow_str(text, file, env, false).0
 }
 
 /// The flow in `text` (or its problems), and its warnings either way.
@@ -90,6 +102,7 @@ fn check_flow_str(
     text: &str,
     file: &Path,
     env: &dyn Fn(&str) -> Result<String, VarError>,
+    keep_unavailable: bool,
 ) -> (Result<Flow, Vec<Diagnostic>>, Vec<Diagnostic>) {
     let dir = file.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     let lookup = Lookup { base_dir: dir, env };
@@ -115,7 +128,8 @@ fn check_flow_str(
     let broken: Vec<String> = structural.iter().filter(|s| s.kind == Kind::Invalid).map(|s| s.problem.yaml_path.clone()).collect();
     let mut serde_problems = Vec::new();
     let sections = sections(&value, &structural, &mut serde_problems);
-    let meaning = validate_sections(sections, file, &lookup);
+    let meaning = validate_sections(sections, file, &lookup, keep_unavailable);
+    let unresolved: Vec<Diagnostic> = meaning.unresolved.into_iter().map(|p| at(p, false, &parsed.positions)).collect();
     let mut warnings: Vec<Diagnostic> = meaning.warnings.into_iter().map(|p| at(p, false, &parsed.positions)).collect();
     warnings.sort_by_key(|d| (d.line, d.col));
     warnings.dedup();
@@ -126,7 +140,7 @@ fn check_flow_str(
     }));
     out.extend(serde_problems.into_iter().map(|p| at(p, false, &parsed.positions)));
     let flow = match meaning.flow {
-        Ok(flow) => Some(Flow { warnings: warnings.clone(), ..flow }),
+        Ok(flow) => Some(Flow { warnings: warnings.clone(), unresolved, ..flow }),
         Err(problems) => {
             let shown = problems.into_iter().filter(|p| !broken.iter().any(|b| within(&p.yaml_path, b)));
             out.extend(shown.map(|p| at(p, false, &parsed.positions)));

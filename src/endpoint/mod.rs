@@ -16,6 +16,7 @@ mod greeting;
 pub mod listing;
 pub mod local;
 pub mod path;
+pub mod reach;
 pub mod sftp;
 
 use std::fmt;

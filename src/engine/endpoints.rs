@@ -54,15 +54,15 @@ pub fn concurrency(flow: &Flow, names: &[&str], largest: u64) -> usize {
 /// touched. A key, known_hosts or CA file that is not there fails first, before anything
 /// connects, at its line of the flow file.
 pub async fn open_all(flow: &Flow, names: &[&str]) -> Result<BTreeMap<String, DynEndpoint>, EndpointError> {
-    let missing = crate::config::key_files::check(flow, names.iter().copied());
-    if let Some((first, more)) = missing.split_first() {
-        // `flows/f.yaml:5:30: connect: configuration error: endpoint `s`: private_key … (at …)`.
-        let at = format!("{}:{}:{}", first.file.display(), first.line, first.col);
-        let mut message = format!("{} (at {})", first.message, first.yaml_path);
-        for d in more {
-            message.push_str(&format!("; and {d}"));
-        }
-        return Err(EndpointError::new(ErrorKind::Config, Op::Connect, at, None, message));
+    if let Some(e) = at_fields(crate::config::key_files::check(flow, names.iter().copied())) {
+        return Err(e);
+    }
+    // A flow loaded to be read, not run: never connect with a credential kept as written.
+    let unresolved = flow.unresolved.iter().filter(|d| {
+        names.iter().any(|n| crate::config::load::within(&d.yaml_path, &format!("/endpoints/{}", crate::config::locate::escape(n))))
+    });
+    if let Some(e) = at_fields(unresolved.cloned().collect()) {
+        return Err(e);
     }
     let mut out: BTreeMap<String, DynEndpoint> = BTreeMap::new();
     for &name in names {
@@ -77,6 +77,13 @@ pub async fn open_all(flow: &Flow, names: &[&str]) -> Result<BTreeMap<String, Dy
             EndpointSpec::Local { root } => Arc::new(LocalEndpoint::new(root.clone())),
             EndpointSpec::Sftp(s) => {
                 let ep = SftpEndpoint::new(s.clone());
+                // A key that will not open is said as a missing one is, at its field.
+                if let Err(p) = ep.load_key_now().await {
+                    let at = format!("/endpoints/{}/auth/{}", crate::config::locate::escape(name), p.field);
+                    let found = crate::config::Diagnostic::at_fields(&flow.file, vec![(at, p.describe(name))]);
+                    return Err(at_fields(found)
+                        .unwrap_or_else(|| EndpointError::new(ErrorKind::Config, Op::Connect, name, None, p.describe(name))));
+                }
                 ep.connect_now().await?;
                 Arc::new(ep)
             }
@@ -89,6 +96,19 @@ pub async fn open_all(flow: &Flow, names: &[&str]) -> Result<BTreeMap<String, Dy
         out.insert(name.to_string(), ep);
     }
     Ok(out)
+}
+
+/// The configuration error of problems found in the flow file before connecting, each at its
+/// field: `flows/f.yaml:5:30: connect: configuration error: endpoint `s`: private_key … (at
+/// …)`; `None` when there are none.
+fn at_fields(found: Vec<crate::config::Diagnostic>) -> Option<EndpointError> {
+    let (first, more) = found.split_first()?;
+    let at = format!("{}:{}:{}", first.file.display(), first.line, first.col);
+    let mut message = format!("{} (at {})", first.message, first.yaml_path);
+    for d in more {
+        message.push_str(&format!("; and {d}"));
+    }
+    Some(EndpointError::new(ErrorKind::Config, Op::Connect, at, None, message))
 }
 
 #[cfg(test)]
@@ -123,5 +143,77 @@ sinks: [ {{ endpoint: here }} ]
         assert_eq!(concurrency(&flow("on_error: stop\n", ""), &names, 4096), 1);
         assert_eq!(concurrency(&flow("", ", identity: [size, mtime]"), &names, 4096), 1, "two files may be the same");
         assert_eq!(concurrency(&flow("", ", identity: [path, size]"), &names, 4096), 64);
+    }
+
+    #[tokio::test]
+    async fn a_wrong_passphrase_is_said_at_its_line_as_a_missing_key_is() {
+        // Said "cannot load private key …: SshKey: cryptographic error (wrong passphrase?)",
+        // without the flow file or the setting.
+        let dir = tempfile::tempdir().unwrap();
+        let key = dir.path().join("id");
+        let made = std::process::Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "right-phrase", "-C", "k", "-f"])
+            .arg(&key)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        std::fs::write(dir.path().join("kh"), "").unwrap();
+        let yaml = "name: f
+endpoints:
+  s:
+    type: sftp
+    host: 127.0.0.1
+    port: 1
+    user: u
+    auth: { private_key: id, passphrase: \"${env:PHRASE}\" }
+    host_key: { known_hosts: kh }
+  l: { type: local, root: out }
+source: { endpoint: s, path: /in }
+sinks: [ { endpoint: l } ]
+";
+        let file = dir.path().join("f.yaml");
+        std::fs::write(&file, yaml).unwrap();
+        let env = |n: &str| if n == "PHRASE" { Ok("Wrong-Phrase-Q8".to_string()) } else { Err(std::env::VarError::NotPresent) };
+        let flow = crate::config::load_flow_str_with_env(yaml, &file, &env).unwrap();
+        let Err(e) = open_all(&flow, &["s"]).await else { panic!("opened with a wrong passphrase") };
+        assert_eq!(e.kind, ErrorKind::Config, "{e}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}:8:42: connect: configuration error: endpoint `s`: private_key {} cannot be loaded: wrong passphrase, or the key is \
+                 damaged (at /endpoints/s/auth/passphrase)",
+                file.display(),
+                key.display()
+            )
+        );
+        let all = format!("{e} {e:?}");
+        assert!(!all.contains("Wrong-Phrase-Q8") && !all.contains("SshKey"), "{all}");
+    }
+
+    #[tokio::test]
+    async fn a_flow_loaded_to_be_read_never_connects_with_a_credential_it_could_not_resolve() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f.yaml");
+        let yaml = "name: f
+endpoints:
+  s: { type: ftp, host: 127.0.0.1, port: 1, user: u, password: \"${env:WHARF_TEST_NEVER_SET_PW}\", tls: none }
+  l: { type: local, root: out }
+source: { endpoint: s, path: /in }
+sinks: [ { endpoint: l } ]
+";
+        std::fs::write(&file, yaml).unwrap();
+        assert!(crate::config::load_flow(&file).is_err(), "refused to run");
+        let flow = crate::config::load_flow_to_read(&file).unwrap();
+        assert_eq!(flow.unresolved.len(), 1, "{:?}", flow.unresolved);
+        assert!(open_all(&flow, &["l"]).await.is_ok(), "what needs no secret opens");
+        let Err(e) = open_all(&flow, &["s"]).await else { panic!("connected with a credential kept as written") };
+        assert_eq!(e.kind, ErrorKind::Config, "{e}");
+        assert_eq!(
+            e.to_string(),
+            format!(
+                "{}:3:64: connect: configuration error: environment variable `WHARF_TEST_NEVER_SET_PW` is not set (at /endpoints/s/password)",
+                file.display()
+            )
+        );
     }
 }

@@ -77,6 +77,7 @@ fn fixture() -> Fixture {
         expect: vec![],
         notify: vec![],
         warnings: vec![],
+        unresolved: vec![],
     };
     Fixture { _dir: dir, src, dst, state, flow, ledger: Ledger::in_memory().unwrap() }
 }

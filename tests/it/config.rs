@@ -550,16 +550,23 @@ fn a_flow_that_is_not_found_says_where_it_was_looked_for() {
     // flow file: No such file or directory (os error 2) (at /)".
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
-    for args in
-        [&["run", "orders"][..], &["plan", "orders", "--json"], &["probe", "orders"], &["quarantine", "reprocess", "orders", "/a.csv"]]
-    {
+    for (args, not_done) in [
+        (&["run", "orders"][..], "nothing was run"),
+        (&["plan", "orders", "--json"], "nothing was run"),
+        (&["probe", "orders"], "nothing was run"),
+        // Each in its own words (it said "nothing was run" for every command).
+        (&["quarantine", "reprocess", "orders", "/a.csv"], "nothing was reprocessed"),
+        (&["quarantine", "show", "orders", "/a.csv"], "nothing was shown"),
+    ] {
         let out =
             Command::new(env!("CARGO_BIN_EXE_wharf")).arg("--state-dir").arg(&state).args(args).current_dir(dir.path()).output().unwrap();
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert_eq!(
             String::from_utf8_lossy(&out.stderr),
-            "orders: no such flow file (looked for orders, flows/orders.yaml and flows/orders.yml; give a flow file, or the name of \
-             one in ./flows); nothing was run\n",
+            format!(
+                "orders: no such flow file (looked for orders, flows/orders.yaml and flows/orders.yml; give a flow file, or the name \
+                 of one in ./flows); {not_done}\n"
+            ),
             "{args:?}"
         );
         if args.contains(&"--json") {

@@ -716,3 +716,55 @@ async fn status_and_trigger_talk_to_the_running_daemon_and_say_when_there_is_non
     assert!(out.ends_with("records of flows with no flow file: gone (`wharf forget gone` removes them)\n"), "{out}");
     server.shutdown().await;
 }
+
+#[test]
+fn runs_shows_zero_quarantined_for_a_finished_run_without_steps_and_dash_for_one_still_going() {
+    // The quar column showed "-" for every run of a flow without content steps, as if unknown.
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
+    let done = finished_run(&ledger, "demo", RunStatus::Ok, 2);
+    let going = ledger.begin_run("demo", wharf::ledger::now_millis()).unwrap().id;
+    drop(ledger);
+    let out = wharf(&state, &["runs"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    let quar = |id: u64| -> String {
+        let line = text.lines().find(|l| l.split_whitespace().next() == Some(&id.to_string())).unwrap_or_else(|| panic!("{text}"));
+        // run flow date time took status seen wait deliv skip fail quar records
+        line.split_whitespace().nth(11).unwrap().to_string()
+    };
+    assert_eq!(quar(done), "0", "{text}");
+    assert_eq!(quar(going), "-", "{text}");
+}
+
+#[test]
+fn status_outside_a_project_says_so_in_one_sentence() {
+    // Said "no flows folder flows (see --flows); flows from the ledger:", then "no flows".
+    let dir = support::tempdir();
+    let state = dir.path().join(".wharf");
+    let status = |state: &Path| {
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_wharf")).current_dir(dir.path()).arg("--state-dir").arg(state).arg("status").output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        stdout(&out)
+    };
+    let ledger = state.join("ledger.redb");
+    let text = status(&state);
+    assert!(
+        text.ends_with(&format!("no flows folder here (./flows; see --flows) and no ledger ({}: nothing has run)\n", ledger.display())),
+        "{text}"
+    );
+    assert!(!text.contains("no flows\n") && !text.contains("no ledger yet"), "{text}");
+    drop(Ledger::open(&ledger).unwrap());
+    let text = status(&state);
+    assert!(
+        text.ends_with(&format!("no flows folder here (./flows; see --flows) and no flows in the ledger ({})\n", ledger.display())),
+        "{text}"
+    );
+    let l = Ledger::open(&ledger).unwrap();
+    finished_run(&l, "demo", RunStatus::Ok, 1);
+    drop(l);
+    let text = status(&state);
+    assert!(text.contains("no flows folder here (./flows; see --flows); the flows the ledger knows:\nflow "), "{text}");
+}

@@ -206,3 +206,38 @@ fn releasing_a_file_left_quarantining_with_nothing_aside_says_it_was_given_up() 
     assert!(t.contains("nothing had been put aside"), "{t}");
     assert!(!t.contains("removed: nothing"), "{t}");
 }
+
+/// `show` and `status` read the ledger: a flow whose secrets are not set where they are used
+/// (the run has them) is shown, not refused with "1 problem(s); nothing was run". Commands
+/// that reach endpoints still need them, and say what was not done.
+#[test]
+fn show_and_status_need_no_secrets_and_release_says_what_was_not_done() {
+    let dir = tempdir();
+    let flow = flow(dir.path());
+    let text_of = fs::read_to_string(&flow).unwrap().replace(
+        "endpoints:\n",
+        "endpoints:\n  partner: { type: sftp, host: 127.0.0.1, user: u, auth: { password: \"${env:WHARF_TEST_PARTNER_PW}\" }, host_key: { known_hosts: kh } }\n",
+    );
+    fs::write(&flow, text_of).unwrap();
+    let state = dir.path().join("state");
+    fs::write(dir.path().join("in/a.csv"), "id\nx\n").unwrap();
+    let out = wharf(&state).env("WHARF_TEST_PARTNER_PW", "pw").arg("run").arg("--json").arg(&flow).output().unwrap();
+    assert_eq!(json(&out)["quarantined"], 1, "{}", text(&out));
+
+    let out = wharf(&state).env_remove("WHARF_TEST_PARTNER_PW").args(["quarantine", "show"]).arg(&flow).arg("/a.csv").output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("file:        /a.csv (5 bytes"), "{}", text(&out));
+
+    let out = wharf(&state).env_remove("WHARF_TEST_PARTNER_PW").current_dir(dir.path()).args(["status", "--flows", "."]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("local ") && !text(&out).contains("invalid flow file"), "{}", text(&out));
+
+    let out = wharf(&state).env_remove("WHARF_TEST_PARTNER_PW").args(["quarantine", "release"]).arg(&flow).arg("/a.csv").output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let t = text(&out);
+    assert!(
+        t.contains("environment variable `WHARF_TEST_PARTNER_PW` is not set") && t.contains("1 problem(s); nothing was released"),
+        "{t}"
+    );
+    assert!(!t.contains("nothing was run"), "{t}");
+}

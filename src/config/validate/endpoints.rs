@@ -147,7 +147,7 @@ impl Checker<'_, '_> {
 
     /// Interpolates a credential field; `required` ones must not come out empty.
     pub(super) fn credential(&mut self, path: &str, text: &str, required: bool) -> Option<String> {
-        match interpolate(text, self.lookup) {
+        match resolve(text, self.lookup) {
             Ok(value) if required && value.is_empty() => {
                 // Quoting `text` shows no secret, even in a sensitive field (a webhook `url`):
                 // interpolation keeps every character outside a `${…}`, so only a text made of
@@ -165,8 +165,13 @@ impl Checker<'_, '_> {
                 None
             }
             Ok(value) => Some(value),
+            // Kept as written, for a command that never connects with it.
+            Err(errors) if self.keep_unavailable && errors.iter().all(|e| e.unavailable) => {
+                self.unresolved.extend(errors.into_iter().map(|e| Problem::new(path, e.message)));
+                Some(text.to_string())
+            }
             Err(errors) => {
-                errors.into_iter().for_each(|e| self.problem(path, e));
+                errors.into_iter().for_each(|e| self.problem(path, e.message));
                 None
             }
         }

@@ -27,7 +27,7 @@ use base64::Engine as _;
 use super::diagnostic::Problem;
 use super::duration;
 use super::flow::{CertTrust, Disposition, EndpointSpec, Flow, FtpSpec, FtpTls, HostKeyPolicy, SftpSpec, Sink, SshAuth};
-use super::interpolate::{Lookup, interpolate};
+use super::interpolate::{Lookup, resolve};
 
 /// Files in flight at once when a flow does not say (and does not stop at the first error),
 /// for files of a MiB or more; runs of smaller files get [`MAX_CONCURRENCY`] (see
@@ -131,18 +131,25 @@ pub struct Checked {
     /// What is pointless but harmless, whether or not the flow was built: reported, never
     /// refused.
     pub warnings: Vec<Problem>,
+    /// Credentials kept as written, their values not to be had here (only with
+    /// `keep_unavailable`).
+    pub unresolved: Vec<Problem>,
 }
 
 /// Checks a deserialized flow and builds it. `file` is recorded in the flow; relative paths
 /// and `${file:…}` resolve against `lookup.base_dir`.
 pub fn validate(raw: RawFlow, file: &Path, lookup: &Lookup<'_>) -> Checked {
-    validate_sections(Sections::from(raw), file, lookup)
+    validate_sections(Sections::from(raw), file, lookup, false)
 }
 
 /// Like [`validate`], for a flow of which some parts may be malformed: the others are still
-/// checked, and the result is an error whenever a part is missing.
-pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -> Checked {
+/// checked, and the result is an error whenever a part is missing. With `keep_unavailable`, a
+/// credential whose value is not to be had here (a variable not set, a secret file not
+/// readable) is kept as written and listed in [`Checked::unresolved`] instead of refusing the
+/// flow: for commands that read the ledger and never connect with it.
+pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>, keep_unavailable: bool) -> Checked {
     let mut c = Checker::new(lookup);
+    c.keep_unavailable = keep_unavailable;
     let name = sections.name.and_then(|n| c.flow_name(&n));
     if let Some(name) = &name {
         c.flow.clone_from(name);
@@ -231,7 +238,7 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
     let expect = sections.expect.map(|e| c.expects(e));
     let notify = sections.notify.map(|rules| c.notify("/notify", rules, file));
 
-    let (problems, warnings) = (c.problems, c.warnings);
+    let (problems, warnings, unresolved) = (c.problems, c.warnings, c.unresolved);
     let built = (|| {
         let endpoints = endpoints?.into_iter().map(|(k, v)| Some((k, v?))).collect::<Option<BTreeMap<_, _>>>()?;
         let sinks = sinks?.into_iter().collect::<Option<Vec<_>>>()?;
@@ -264,6 +271,7 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
             notify: notify.flatten()?,
             // Positioned by the loader, which knows the lines.
             warnings: Vec::new(),
+            unresolved: Vec::new(),
         };
         flow.response = response.map(|d| Box::new(d.build(&flow)));
         Some(flow)
@@ -272,7 +280,7 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>) -
         Some(flow) if problems.is_empty() => Ok(flow),
         _ => Err(problems),
     };
-    Checked { flow, warnings }
+    Checked { flow, warnings, unresolved }
 }
 
 /// Collects problems and warnings while checking; each check returns `None` when its part is
@@ -282,6 +290,10 @@ struct Checker<'l, 'a> {
     problems: Vec<Problem>,
     /// Found alongside the problems; they never make a check return `None`.
     warnings: Vec<Problem>,
+    /// Credentials kept as written (with `keep_unavailable`).
+    unresolved: Vec<Problem>,
+    /// Whether a credential whose value is not to be had here is kept as written.
+    keep_unavailable: bool,
     /// Where each well-formed endpoint is (see `place.rs`).
     places: BTreeMap<String, Place>,
     /// The flow's name, once checked (a placeholder before, or when it is malformed: the flow
@@ -291,7 +303,15 @@ struct Checker<'l, 'a> {
 
 impl<'l, 'a> Checker<'l, 'a> {
     fn new(lookup: &'l Lookup<'a>) -> Self {
-        Checker { lookup, problems: Vec::new(), warnings: Vec::new(), places: BTreeMap::new(), flow: "flow".into() }
+        Checker {
+            lookup,
+            problems: Vec::new(),
+            warnings: Vec::new(),
+            unresolved: Vec::new(),
+            keep_unavailable: false,
+            places: BTreeMap::new(),
+            flow: "flow".into(),
+        }
     }
 }
 
@@ -302,6 +322,12 @@ impl Checker<'_, '_> {
 
     fn warning(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.warnings.push(Problem::new(path, message));
+    }
+
+    /// Whether the credential at `path` was kept as written, its value not to be had here:
+    /// checks of its value are left out.
+    fn unresolved(&self, path: &str) -> bool {
+        self.unresolved.iter().any(|p| p.yaml_path == path)
     }
 
     /// A command's `run` (at `at/run`): the program — a path with a `/` is from the flow

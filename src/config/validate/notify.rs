@@ -91,6 +91,9 @@ impl Checker<'_, '_> {
         let url_at = format!("{at}/url");
         let mut https = true;
         let url = self.credential(&url_at, raw.url.expose(), true).and_then(|url| {
+            if self.unresolved(&url_at) {
+                return Some(Secret::new(url));
+            }
             // The URL is a secret: messages describe it, never quote it.
             match reqwest::Url::parse(&url) {
                 Err(e) => {
@@ -174,6 +177,7 @@ impl Checker<'_, '_> {
     fn email(&mut self, at: &str, raw: RawEmail) -> Option<EmailSpec> {
         let server = self.credential(&format!("{at}/server"), &raw.server, true);
         if let Some(server) = &server
+            && !self.unresolved(&format!("{at}/server"))
             && raw.tls == SmtpTls::None
             && !is_loopback(server)
         {

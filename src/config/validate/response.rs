@@ -63,6 +63,7 @@ impl Draft {
                 notify: vec![],
                 // So are the warnings about its settings.
                 warnings: vec![],
+                unresolved: vec![],
             },
         }
     }

@@ -501,10 +501,11 @@ impl Connector {
     async fn establish(&self, tls: Option<&Tls>, greeted: &AtomicBool) -> Result<Conn, Setup> {
         let spec = &self.spec;
         let (host, port) = (spec.host.as_str(), spec.port);
-        let unreachable = |e: std::io::Error| (ErrorKind::Transient, format!("cannot reach {host}:{port}: {e}"));
+        let unreachable = |e: std::io::Error| crate::endpoint::reach::unreachable(host, port, &e);
         let mut ftp = match (spec.tls, tls) {
             (FtpTls::Implicit, Some(tls)) => {
-                let mut ftp = Ftp::connect_secure_implicit((host, port), tls.connector(), host).await.map_err(|e| match e {
+                let addrs = crate::endpoint::reach::resolve(host, port).await?;
+                let mut ftp = Ftp::connect_secure_implicit(&addrs[..], tls.connector(), host).await.map_err(|e| match e {
                     FtpError::ConnectionError(e) => unreachable(e).into(),
                     e if turned_away(&e) => Setup { turned_away: true, ..classify_connect(e, "greeting").into() },
                     e => Setup::from(self.tls_failure(e)),
@@ -518,7 +519,7 @@ impl Connector {
                 ftp
             }
             (_, tls) => {
-                let tcp = TcpStream::connect((host, port)).await.map_err(unreachable)?;
+                let tcp = crate::endpoint::reach::connect(host, port).await?;
                 let _ = tcp.set_nodelay(true);
                 // The server speaks first: an SSH server there means the wrong port or type,
                 // which suppaftp would only call "invalid syntax".

@@ -139,13 +139,6 @@ impl client::Handler for ClientHandler {
     }
 }
 
-/// A TCP connection to `host:port` that could not be made (refused, a name that does not
-/// resolve, a network down): passing trouble, worded alike for a flow's connection and
-/// `wharf trust`'s scan.
-pub(super) fn unreachable(host: &str, port: u16, e: &std::io::Error) -> (ErrorKind, String) {
-    (ErrorKind::Transient, format!("cannot reach {}: {e}", super::host_port(host, port)))
-}
-
 /// Retry-worthy transport failures are `Transient`; anything else the server said is `Protocol`.
 pub(super) fn ssh_error_kind(e: &russh::Error) -> ErrorKind {
     use russh::Error as E;
@@ -164,33 +157,58 @@ pub(super) fn ssh_error_kind(e: &russh::Error) -> ErrorKind {
     }
 }
 
+/// Why the private key of an endpoint could not be loaded: the field of the flow that is
+/// wrong (`private_key`, or `passphrase` when the key would not open with it), the key file,
+/// and the cause in words (never the passphrase, never a library's type names).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyProblem {
+    /// `private_key` or `passphrase`: the field under the endpoint's `auth` to correct.
+    pub field: &'static str,
+    pub path: std::path::PathBuf,
+    pub cause: String,
+}
+
+impl KeyProblem {
+    /// As a missing key file is said (`config::key_files::problem`): `endpoint `s`:
+    /// private_key /k cannot be loaded: wrong passphrase, or the key is damaged`.
+    pub fn describe(&self, endpoint: &str) -> String {
+        format!("endpoint `{endpoint}`: private_key {} cannot be loaded: {}", self.path.display(), self.cause)
+    }
+}
+
 /// Loads the private key of `SshAuth::Key`; a missing file, a wrong passphrase or an
-/// unsupported format is a `Config` error naming the file (never the passphrase).
-pub(super) async fn load_key(spec: &SftpSpec, endpoint: &str) -> Result<Option<Arc<PrivateKey>>, EndpointError> {
+/// unsupported format is a [`KeyProblem`] naming the file (never the passphrase).
+pub(super) async fn load_key(spec: &SftpSpec) -> Result<Option<Arc<PrivateKey>>, KeyProblem> {
     let SshAuth::Key { path, passphrase, .. } = &spec.auth else { return Ok(None) };
     let (path, pass) = (path.clone(), passphrase.clone());
+    let problem = |field, cause| KeyProblem { field, path: path.clone(), cause };
     // Decrypting a key runs bcrypt-pbkdf: keep it off the async workers.
-    let res = tokio::task::spawn_blocking(move || {
-        russh::keys::load_secret_key(&path, pass.as_ref().map(|p| p.expose())).map_err(|e| {
-            let why = match e {
-                russh::keys::Error::KeyIsEncrypted => "the key is encrypted and no passphrase is configured".to_string(),
-                russh::keys::Error::IO(e) => e.to_string(),
+    let res = tokio::task::spawn_blocking({
+        let path = path.clone();
+        move || {
+            russh::keys::load_secret_key(&path, pass.as_ref().map(|p| p.expose())).map_err(|e| match e {
+                russh::keys::Error::KeyIsEncrypted => ("private_key", "the key is encrypted and no `passphrase` is configured".to_string()),
+                russh::keys::Error::IO(e) => ("private_key", crate::endpoint::local::io_reason(&e)),
                 // The `.pub` half: one line `ssh-ed25519 AAAA… comment`.
                 _ if std::fs::read(&path).is_ok_and(|b| b.starts_with(b"ssh-") || b.starts_with(b"ecdsa-sha2-")) => {
-                    "it is a public key; give the private key file (the one without `.pub`)".to_string()
+                    ("private_key", "it is a public key; give the private key file (the one without `.pub`)".to_string())
                 }
-                e if pass.is_some() => format!("{e} (wrong passphrase?)"),
-                e => e.to_string(),
-            };
-            format!("cannot load private key {}: {why}", path.display())
-        })
+                // What an OpenSSH key decrypted with the wrong passphrase gives (its check
+                // numbers differ); a damaged file gives it too.
+                russh::keys::Error::SshKey(russh::keys::ssh_key::Error::Crypto) if pass.is_some() => {
+                    ("passphrase", "wrong passphrase, or the key is damaged".to_string())
+                }
+                // Its own words, without the wrapper's type name ("SshKey: …").
+                russh::keys::Error::SshKey(e) => ("private_key", e.to_string()),
+                e => ("private_key", e.to_string()),
+            })
+        }
     })
     .await
-    .map_err(|e| format!("key loading task failed: {e}"))
-    .and_then(|r| r);
+    .map_err(|e| problem("private_key", format!("key loading task failed: {e}")))?;
     match res {
         Ok(k) => Ok(Some(Arc::new(k))),
-        Err(msg) => Err(EndpointError::new(ErrorKind::Config, Op::Connect, endpoint, None, msg)),
+        Err((field, cause)) => Err(problem(field, cause)),
     }
 }
 
@@ -414,8 +432,8 @@ async fn log_in(
     key: Option<Arc<PrivateKey>>,
     first: Arc<Mutex<Vec<u8>>>,
 ) -> Result<Handle<ClientHandler>, Failed> {
-    let unreachable = |e: std::io::Error| unreachable(&spec.host, spec.port, &e);
-    let tcp = tokio::net::TcpStream::connect((spec.host.as_str(), spec.port)).await.map_err(unreachable)?;
+    let unreachable = |e: std::io::Error| crate::endpoint::reach::unreachable(&spec.host, spec.port, &e);
+    let tcp = crate::endpoint::reach::connect(&spec.host, spec.port).await?;
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(error = %e, "Cannot set TCP_NODELAY.");
     }

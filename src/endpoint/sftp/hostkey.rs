@@ -344,7 +344,7 @@ pub async fn scan_host_key(host: &str, port: u16, timeout: Duration) -> Result<S
             Err(_) => (ErrorKind::Transient, format!("no SSH key exchange within {} s", timeout.as_secs_f32())),
             // As a flow's connection says it (`failed to lookup address information` alone
             // did not say what could not be reached).
-            Ok(Err(russh::Error::IO(e))) => super::connect::unreachable(host, port, &e),
+            Ok(Err(russh::Error::IO(e))) => crate::endpoint::reach::unreachable(host, port, &e),
             Ok(Err(e)) => (super::connect::ssh_error_kind(&e), e.to_string()),
             Ok(Ok(_)) => (ErrorKind::Protocol, "the server never showed a host key".to_string()),
         };

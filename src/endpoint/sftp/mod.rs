@@ -38,6 +38,7 @@ pub use hostkey::{
 
 use self::behind::WriteBehind;
 use self::connect::Conn;
+pub use self::connect::KeyProblem;
 use self::pool::{Busy, Pool, Use};
 use super::{
     Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Listing, Op, ReadStream, RemotePath, ServerFacts, SkippedName,
@@ -73,7 +74,7 @@ impl fmt::Debug for SftpEndpoint {
 
 /// `host:port`, with IPv6 addresses in brackets.
 fn host_port(host: &str, port: u16) -> String {
-    if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") }
+    super::reach::host_port(host, port)
 }
 
 impl SftpEndpoint {
@@ -90,6 +91,13 @@ impl SftpEndpoint {
                 pinned_type: std::sync::Mutex::new(None),
             }),
         }
+    }
+
+    /// Loads the private key now (once; connections use it), so a wrong passphrase or a key
+    /// that cannot be read is told before anything connects, at its field of the flow file
+    /// (`engine::endpoints::open_all`). Nothing to do for password logins.
+    pub async fn load_key_now(&self) -> Result<(), KeyProblem> {
+        self.inner.key.get_or_try_init(|| connect::load_key(&self.inner.spec)).await.map(drop)
     }
 
     /// Connects now (if not connected), so an unreachable host, a refused login or an
@@ -167,7 +175,10 @@ fn missing_is_none(r: Result<Metadata, SftpError>) -> Result<Option<Metadata>, F
 
 impl Inner {
     async fn key(&self) -> Result<Option<Arc<PrivateKey>>, EndpointError> {
-        self.key.get_or_try_init(|| connect::load_key(&self.spec, &self.label)).await.cloned()
+        self.key.get_or_try_init(|| connect::load_key(&self.spec)).await.cloned().map_err(|p| {
+            let msg = format!("cannot load private key {}: {}", p.path.display(), p.cause);
+            EndpointError::new(ErrorKind::Config, Op::Connect, &self.label, None, msg)
+        })
     }
 
     /// The live connection of `busy`'s slot, made (again) when there is none or it died; and
