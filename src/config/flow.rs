@@ -102,6 +102,8 @@ pub enum EndpointSpec {
 /// SFTP connection settings, resolved.
 #[derive(Debug, Clone)]
 pub struct SftpSpec {
+    /// The flow's name for this endpoint (its key under `endpoints:`), for messages.
+    pub name: String,
     pub host: String,
     pub port: u16,
     pub user: String,
@@ -140,6 +142,8 @@ pub enum HostKeyPolicy {
 /// FTP / FTPS connection settings, resolved.
 #[derive(Debug, Clone)]
 pub struct FtpSpec {
+    /// The flow's name for this endpoint (its key under `endpoints:`), for messages.
+    pub name: String,
     pub host: String,
     pub port: u16,
     pub user: String,

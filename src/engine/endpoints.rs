@@ -216,4 +216,25 @@ sinks: [ { endpoint: l } ]
             )
         );
     }
+
+    #[tokio::test]
+    async fn a_host_that_does_not_resolve_names_the_flow_endpoint_to_check() {
+        // Said "check the host name `…` in the endpoint's `host`": which endpoint, in a flow
+        // with several on servers, was left to guess.
+        let yaml = "name: f
+endpoints:
+  partner: { type: ftp, host: nosuch.invalid, user: u, password: p, tls: none }
+  backup: { type: sftp, host: nosuch.invalid, user: u, auth: { password: p }, host_key: { fingerprint: \"SHA256:47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU\" } }
+  l: { type: local, root: /tmp }
+source: { endpoint: partner, path: /in }
+sinks: [ { endpoint: backup }, { endpoint: l } ]
+";
+        let flow = crate::config::load::load_flow_str(yaml, Path::new("/flows/f.yaml")).expect("a valid flow");
+        for (name, port) in [("partner", 21), ("backup", 22)] {
+            let Err(e) = open_all(&flow, &[name]).await else { panic!("{name}: reached nosuch.invalid") };
+            assert_eq!(e.kind, ErrorKind::Transient, "{e}");
+            assert!(e.message.contains(&format!("cannot reach nosuch.invalid:{port}: the host name does not resolve")), "{name}: {e}");
+            assert!(e.message.contains(&format!("check the host name `nosuch.invalid` in endpoint `{name}` (or the DNS")), "{e}");
+        }
+    }
 }

@@ -148,6 +148,7 @@ async fn sandbox_backend(ftp: bool) -> Option<Backend> {
     opts.ftp_port = sandbox.ftp_addr().map(|a| a.port());
     let ep: DynEndpoint = if ftp {
         let ep = FtpEndpoint::new(wharf::config::flow::FtpSpec {
+            name: "server".into(),
             host: "127.0.0.1".into(),
             port: opts.ftp_port.unwrap(),
             user: opts.user.clone(),
@@ -169,6 +170,7 @@ async fn sandbox_backend(ftp: bool) -> Option<Backend> {
         let known_hosts = dir.path().join("known_hosts");
         std::fs::write(&known_hosts, sandbox.known_hosts_line()).unwrap();
         let ep = SftpEndpoint::new(wharf::config::flow::SftpSpec {
+            name: "server".into(),
             host: "127.0.0.1".into(),
             port: opts.sftp_port,
             user: opts.user.clone(),

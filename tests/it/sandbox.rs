@@ -265,6 +265,7 @@ async fn endpoint(dir: &Path, root: &Path, ftp: bool) -> (Sandbox, Arc<dyn Endpo
     let kh = dir.join("known_hosts");
     std::fs::write(&kh, sandbox.known_hosts_line()).unwrap();
     let ep = SftpEndpoint::new(SftpSpec {
+        name: "server".into(),
         host: "127.0.0.1".into(),
         port: sandbox.sftp_addr().port(),
         user: opts.user,
@@ -280,6 +281,7 @@ async fn endpoint(dir: &Path, root: &Path, ftp: bool) -> (Sandbox, Arc<dyn Endpo
 
 fn ftp_spec(sandbox: &Sandbox, opts: &SandboxOptions, tls: FtpTls) -> FtpSpec {
     FtpSpec {
+        name: "server".into(),
         host: "127.0.0.1".into(),
         port: sandbox.ftp_addr().expect("the FTP side runs").port(),
         user: opts.user.clone(),

@@ -261,6 +261,7 @@ async fn unreachable_port_is_transient() {
     // Needs no server: nothing listens on a port that was just free.
     let port = support::free_port();
     let spec = SftpSpec {
+        name: "server".into(),
         host: "127.0.0.1".into(),
         port,
         user: "nobody".into(),

@@ -7,7 +7,9 @@ use std::path::PathBuf;
 use super::*;
 
 impl Checker<'_, '_> {
-    pub(super) fn endpoint(&mut self, at: &str, ep: RawEndpoint) -> Option<EndpointSpec> {
+    /// The spec of endpoint `name` (its key under `endpoints:`).
+    pub(super) fn endpoint(&mut self, name: &str, ep: RawEndpoint) -> Option<EndpointSpec> {
+        let at = &format!("/endpoints/{}", escape(name));
         match ep {
             RawEndpoint::Local { root } => {
                 if root.is_empty() {
@@ -27,12 +29,12 @@ impl Checker<'_, '_> {
                 }
                 Some(EndpointSpec::Local { root })
             }
-            RawEndpoint::Sftp(sftp) => self.sftp(at, sftp).map(EndpointSpec::Sftp),
-            RawEndpoint::Ftp(ftp) => self.ftp(at, ftp).map(EndpointSpec::Ftp),
+            RawEndpoint::Sftp(sftp) => self.sftp(name, at, sftp).map(EndpointSpec::Sftp),
+            RawEndpoint::Ftp(ftp) => self.ftp(name, at, ftp).map(EndpointSpec::Ftp),
         }
     }
 
-    fn ftp(&mut self, at: &str, raw: RawFtp) -> Option<FtpSpec> {
+    fn ftp(&mut self, name: &str, at: &str, raw: RawFtp) -> Option<FtpSpec> {
         let host = self.credential(&format!("{at}/host"), &raw.host, true);
         let user = self.credential(&format!("{at}/user"), &raw.user, true);
         let password = self.credential(&format!("{at}/password"), raw.password.expose(), false);
@@ -67,6 +69,7 @@ impl Checker<'_, '_> {
         }
         let default_port = if raw.tls == FtpTls::Implicit { 990 } else { 21 };
         Some(FtpSpec {
+            name: name.to_string(),
             host: host?,
             port: raw.port.unwrap_or(default_port),
             user: user?,
@@ -115,7 +118,7 @@ impl Checker<'_, '_> {
         }
     }
 
-    fn sftp(&mut self, at: &str, raw: RawSftp) -> Option<SftpSpec> {
+    fn sftp(&mut self, name: &str, at: &str, raw: RawSftp) -> Option<SftpSpec> {
         let host = self.credential(&format!("{at}/host"), &raw.host, true);
         let user = self.credential(&format!("{at}/user"), &raw.user, true);
         let auth = self.auth(at, raw.auth);
@@ -125,6 +128,7 @@ impl Checker<'_, '_> {
         let operation_timeout = self.positive_duration(&format!("{at}/operation_timeout"), &raw.operation_timeout);
         let max_connections = self.connections(&format!("{at}/max_connections"), raw.max_connections);
         Some(SftpSpec {
+            name: name.to_string(),
             host: host?,
             port: raw.port,
             user: user?,

@@ -158,7 +158,7 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>, k
     let endpoints = sections.endpoints.map(|eps| {
         eps.into_iter()
             .map(|(name, ep)| {
-                let spec = ep.and_then(|ep| c.endpoint(&format!("/endpoints/{}", escape(&name)), ep));
+                let spec = ep.and_then(|ep| c.endpoint(&name, ep));
                 (name, spec)
             })
             .collect::<Vec<_>>()

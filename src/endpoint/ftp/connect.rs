@@ -504,7 +504,7 @@ impl Connector {
         let unreachable = |e: std::io::Error| crate::endpoint::reach::unreachable(host, port, &e);
         let mut ftp = match (spec.tls, tls) {
             (FtpTls::Implicit, Some(tls)) => {
-                let addrs = crate::endpoint::reach::resolve(host, port).await?;
+                let addrs = crate::endpoint::reach::resolve(&spec.name, host, port).await?;
                 let mut ftp = Ftp::connect_secure_implicit(&addrs[..], tls.connector(), host).await.map_err(|e| match e {
                     FtpError::ConnectionError(e) => unreachable(e).into(),
                     e if turned_away(&e) => Setup { turned_away: true, ..classify_connect(e, "greeting").into() },
@@ -519,7 +519,7 @@ impl Connector {
                 ftp
             }
             (_, tls) => {
-                let tcp = crate::endpoint::reach::connect(host, port).await?;
+                let tcp = crate::endpoint::reach::connect(&spec.name, host, port).await?;
                 let _ = tcp.set_nodelay(true);
                 // The server speaks first: an SSH server there means the wrong port or type,
                 // which suppaftp would only call "invalid syntax".

@@ -1047,6 +1047,7 @@ mod tests {
 
     fn spec(tls: FtpTls) -> FtpSpec {
         FtpSpec {
+            name: "server".into(),
             host: "127.0.0.1".into(),
             port: 2121,
             user: "bob".into(),

@@ -433,7 +433,7 @@ async fn log_in(
     first: Arc<Mutex<Vec<u8>>>,
 ) -> Result<Handle<ClientHandler>, Failed> {
     let unreachable = |e: std::io::Error| crate::endpoint::reach::unreachable(&spec.host, spec.port, &e);
-    let tcp = crate::endpoint::reach::connect(&spec.host, spec.port).await?;
+    let tcp = crate::endpoint::reach::connect(&spec.name, &spec.host, spec.port).await?;
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(error = %e, "Cannot set TCP_NODELAY.");
     }

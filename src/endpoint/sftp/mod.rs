@@ -602,6 +602,7 @@ mod tests {
 
     fn spec(root: &str) -> SftpSpec {
         SftpSpec {
+            name: "server".into(),
             host: "127.0.0.1".into(),
             port: 2222,
             user: "bob".into(),

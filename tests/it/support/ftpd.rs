@@ -269,6 +269,7 @@ impl Ftpd {
             _ => self.port(),
         };
         FtpSpec {
+            name: "server".into(),
             host: "127.0.0.1".into(),
             port,
             user: USER.into(),

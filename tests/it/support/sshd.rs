@@ -230,6 +230,7 @@ impl Sshd {
     /// Library settings for this server: known_hosts policy, root = [`data_dir`](Self::data_dir).
     pub fn sftp_spec(&self, auth: SshAuth) -> SftpSpec {
         SftpSpec {
+            name: "server".into(),
             host: "127.0.0.1".into(),
             port: self.port,
             user: USER.into(),
