@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use super::Global;
 use super::output::outln;
-use super::run::load;
+use super::run::load_for;
 use super::state::open_for_read;
 use crate::engine::plan::{self, Action};
 
@@ -19,7 +19,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
-    let flow = load(&args.flow)?;
+    let flow = load_for(&args.flow, "nothing was planned")?;
     // Read-only beside a running daemon too; a ledger that does not exist yet means nothing ran.
     let ledger = open_for_read(global)?;
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 
 use super::failure::{Failure, Kind};
 use super::output::{errln, outln};
-use super::run::load;
+use super::run::load_for;
 use super::{EXIT_ABORTED, EXIT_FILES_FAILED, EXIT_INVALID, Global};
 use crate::endpoint::RemotePath;
 use crate::engine::endpoints;
@@ -39,7 +39,7 @@ pub struct Args {
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
-    let flow = load(&args.flow)?;
+    let flow = load_for(&args.flow, "nothing was probed")?;
     let names: Vec<String> = if args.endpoints.is_empty() { flow.endpoints.keys().cloned().collect() } else { args.endpoints.clone() };
     if let Some(unknown) = names.iter().find(|n| !flow.endpoints.contains_key(*n)) {
         let known: Vec<&str> = flow.endpoints.keys().map(String::as_str).collect();

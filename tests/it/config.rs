@@ -552,9 +552,9 @@ fn a_flow_that_is_not_found_says_where_it_was_looked_for() {
     let state = dir.path().join("state");
     for (args, not_done) in [
         (&["run", "orders"][..], "nothing was run"),
-        (&["plan", "orders", "--json"], "nothing was run"),
-        (&["probe", "orders"], "nothing was run"),
         // Each in its own words (it said "nothing was run" for every command).
+        (&["plan", "orders", "--json"], "nothing was planned"),
+        (&["probe", "orders"], "nothing was probed"),
         (&["quarantine", "reprocess", "orders", "/a.csv"], "nothing was reprocessed"),
         (&["quarantine", "show", "orders", "/a.csv"], "nothing was shown"),
     ] {
