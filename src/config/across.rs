@@ -22,7 +22,7 @@
 //!
 //! The folders: one of an FTP endpoint without `root` (the login folder, wherever that is) may
 //! be any folder of that server for that user whose path ends as it does; it is taken for the
-//! same as such a folder named from a `root`.
+//! same as such a folder named from a `root`, and the warning names each flow's folder.
 //!
 //! It reads the flows as loaded; it connects to nothing and decides nothing at run time.
 
@@ -38,24 +38,24 @@ pub struct ResponseClash<'a> {
     pub first: &'a Flow,
     /// The flow listed after it (the diagnostic is at its `response.name`).
     pub second: &'a Flow,
-    /// The folder, as the message shows it.
-    folder: String,
+    /// The server, and each flow's folder on it as the message shows it ([`Folder::shown`]).
+    server: String,
+    folders: [String; 2],
 }
 
 /// Every pair of `flows` (in their order) that await responses in one folder of one server
 /// under names that may be alike.
 pub fn response_clashes<'a>(flows: &[&'a Flow]) -> Vec<ResponseClash<'a>> {
-    let awaiting: Vec<(&Flow, Folder, String)> =
-        flows.iter().filter_map(|f| response_folder(f).map(|(key, shown)| (*f, key, shown))).collect();
+    let awaiting: Vec<(&Flow, Folder)> = flows.iter().filter_map(|f| response_folder(f).map(|key| (*f, key))).collect();
     let mut out = Vec::new();
-    for (i, (first, key, shown)) in awaiting.iter().enumerate() {
-        for (second, other, _) in &awaiting[i + 1..] {
+    for (i, (first, key)) in awaiting.iter().enumerate() {
+        for (second, other) in &awaiting[i + 1..] {
             if !key.may_be(other) || first.name == second.name {
                 continue;
             }
             let (a, b) = (response_ends(first), response_ends(second));
             if a.iter().any(|a| b.iter().any(|b| may_meet(a, b))) {
-                out.push(ResponseClash { first, second, folder: shown.clone() });
+                out.push(ResponseClash { first, second, server: key.server.clone(), folders: [key.shown(), other.shown()] });
             }
         }
     }
@@ -63,14 +63,21 @@ pub fn response_clashes<'a>(flows: &[&'a Flow]) -> Vec<ResponseClash<'a>> {
 }
 
 impl ResponseClash<'_> {
-    /// What is wrong, naming both flows, their files and names, and what to do.
+    /// What is wrong, naming both flows, their files, names and folders (each its own when
+    /// they are said apart: a login folder against one named from a root), and what to do.
     pub fn message(&self) -> String {
         let (a, b) = (self.first, self.second);
         let (na, nb) = (response_name(a), response_name(b));
+        let [fa, fb] = &self.folders;
+        let in_a = if fa == fb {
+            String::new()
+        } else {
+            format!(" in {fa}, which may be the same folder (a login folder may be any folder of the server)")
+        };
         format!(
-            "flow `{}` awaits responses named `{nb}` in {}, where flow `{}` ({}) awaits `{na}`: unless the names of their requests keep them apart, each flow takes the answers it expects by name and would take the other's (the answer to one flow's request delivered by the other, and the first one's await left overdue); give the two flows' response names fixed text that tells them apart (`{}-{{{{stem}}}}.ack`; or, for responses named after their requests, the request sinks' `name:`, as `ORD-{{{{name}}}}`), or their responses separate folders",
+            "flow `{}` awaits responses named `{nb}` in {fb} on {}, where flow `{}` ({}) awaits `{na}`{in_a}: unless the names of their requests keep them apart, each flow takes the answers it expects by name and would take the other's (the answer to one flow's request delivered by the other, and the first one's await left overdue); give the two flows' response names fixed text that tells them apart (`{}-{{{{stem}}}}.ack`), or, for responses named after their requests, their request sinks' `name:` (`ORD-{{{{name}}}}` and `INV-{{{{name}}}}`) or, for requests named after the files they send, their sources' `include` patterns (`orders_*.csv` and `invoices_*.csv`); or give their responses separate folders",
             b.name,
-            self.folder,
+            self.server,
             a.name,
             a.file.display(),
             b.name
@@ -114,6 +121,18 @@ impl Folder {
         Folder { server, from_login, parts }
     }
 
+    /// The folder as a message says it (its server apart): its path on the server
+    /// (`/home/acme/outbox`), or under the login folder (`/outbox under the login folder`).
+    fn shown(&self) -> String {
+        let path = self.parts.iter().map(|p| format!("/{p}")).collect::<String>();
+        match (self.from_login, path.is_empty()) {
+            (true, true) => "the login folder".to_string(),
+            (true, false) => format!("{path} under the login folder"),
+            (false, true) => "/".to_string(),
+            (false, false) => path,
+        }
+    }
+
     /// Whether the two may be one folder. The login folder may be any folder: a folder under
     /// it may be any folder whose path ends as its does.
     fn may_be(&self, other: &Folder) -> bool {
@@ -128,12 +147,12 @@ impl Folder {
     }
 }
 
-/// The folder the flow's responses are looked for in, and as shown.
-fn response_folder(flow: &Flow) -> Option<(Folder, String)> {
+/// The folder the flow's responses are looked for in.
+fn response_folder(flow: &Flow) -> Option<Folder> {
     let r = flow.response.as_deref()?;
     let name = &r.flow.source.endpoint;
     let path = r.flow.source.path.as_str();
-    let folder = match flow.endpoints.get(name)? {
+    Some(match flow.endpoints.get(name)? {
         EndpointSpec::Local { root } => Folder::new("local".to_string(), false, &root.to_string_lossy(), path),
         // As `RemotePath::on_server` joins them: an empty root is the server's `/`.
         EndpointSpec::Sftp(s) => {
@@ -144,9 +163,7 @@ fn response_folder(flow: &Flow) -> Option<(Folder, String)> {
             let server = format!("ftp {}@{}:{}", f.user, f.host.to_ascii_lowercase(), f.port);
             Folder::new(server, f.root.as_deref().is_none_or(|r| !r.starts_with('/')), f.root.as_deref().unwrap_or_default(), path)
         }
-    };
-    let shown = format!("/{path} on {}", folder.server);
-    Some((folder, shown))
+    })
 }
 
 /// What is certain of every name a template gives: the text it starts and ends with, or all
@@ -456,6 +473,20 @@ mod tests {
             d.message
         );
         assert!(d.message.contains("unless the names of their requests keep them apart"), "{}", d.message);
+        // One folder, said once.
+        assert!(!d.message.contains("which may be the same folder"), "{}", d.message);
+        // What keeps them apart, each of what the check reads: the response names, the
+        // request sinks' names, the sources' patterns; or another folder.
+        assert!(
+            d.message.ends_with(
+                "give the two flows' response names fixed text that tells them apart (`invoices-{{stem}}.ack`), or, for responses \
+                 named after their requests, their request sinks' `name:` (`ORD-{{name}}` and `INV-{{name}}`) or, for requests \
+                 named after the files they send, their sources' `include` patterns (`orders_*.csv` and `invoices_*.csv`); or \
+                 give their responses separate folders"
+            ),
+            "{}",
+            d.message
+        );
     }
 
     #[test]
@@ -574,6 +605,30 @@ mod tests {
             assert_eq!(response_clashes(&[&login, &b]).len(), 1, "{:?}", b.endpoints["partner"]);
             assert_eq!(response_clashes(&[&b, &login]).len(), 1, "{:?}", b.endpoints["partner"]);
         }
+        // Each folder said as it is, when they are not said alike: `/outbox` of one flow is
+        // not the other's `/outbox` but may be it. Said "in /outbox on ftp u@h:21" of both.
+        let rooted = ftp("invoices", ", root: /home/u", "/outbox");
+        let message = |a: &Flow, b: &Flow| response_clashes(&[a, b])[0].message();
+        let why = "which may be the same folder (a login folder may be any folder of the server): unless";
+        let m = message(&login, &rooted);
+        assert!(
+            m.starts_with(&format!(
+                "flow `invoices` awaits responses named `{{{{stem}}}}.ack` in /home/u/outbox on ftp u@h:21, where flow `orders` \
+                 (/flows/orders.yaml) awaits `{{{{stem}}}}.ack` in /outbox under the login folder, {why}"
+            )),
+            "{m}"
+        );
+        let m = message(&rooted, &login);
+        assert!(
+            m.starts_with(&format!(
+                "flow `orders` awaits responses named `{{{{stem}}}}.ack` in /outbox under the login folder on ftp u@h:21, where flow \
+                 `invoices` (/flows/invoices.yaml) awaits `{{{{stem}}}}.ack` in /home/u/outbox, {why}"
+            )),
+            "{m}"
+        );
+        // Both under the login folder: one folder, said once.
+        let m = message(&login, &ftp("invoices", "", "/outbox/"));
+        assert!(m.contains(" in /outbox under the login folder on ftp u@h:21, where ") && !m.contains(why), "{m}");
         // Not a folder of another name, nor of another user.
         for b in [ftp("invoices", ", root: /home/u", "/inbox"), ftp("invoices", "", "/outbox/x")] {
             assert!(response_clashes(&[&login, &b]).is_empty(), "{:?}", b.response.as_ref().map(|r| r.flow.source.path.to_string()));
