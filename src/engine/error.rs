@@ -108,6 +108,17 @@ impl FileError {
         self.kind().is_connection_fatal() || matches!(self.kind(), ErrorKind::LocalIo | ErrorKind::StateFull)
     }
 
+    /// Whether the run stops on this error (and the file is left as it was, `after.failure`
+    /// not applied: `lifecycle::fail`): it [aborts the run](Self::aborts_run), or no
+    /// connection to the source could be made at all, even after the run's retries — the
+    /// server is down or unreachable, and every file after this one would wait out the same
+    /// timeouts (a minute per file at the defaults); the run stops as unreachable (retried
+    /// with backoff by the daemon), the files not started left as they were. A sink's trouble
+    /// (wrapped in `Sink`) does not stop the others: each sink gets its chance.
+    pub fn stops_run(&self) -> bool {
+        self.aborts_run() || matches!(self, FileError::Endpoint(x) if x.unconnected && x.kind == ErrorKind::Transient)
+    }
+
     /// This error as [`FileError::StateFull`] when it is a full state folder (`state`): a
     /// staging file that could not be written for lack of space, or a ledger that could not
     /// be. Any other error as it is.

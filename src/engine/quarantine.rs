@@ -9,7 +9,8 @@
 //! across a crash for the bytes refused: a resumed file's source is read again (downloaded
 //! again when its staged copy is gone), the steps are not run on the bytes they refused, and
 //! other bytes found there are taken as a new file, never disposed of on account of the old
-//! verdict ([`resumed`]); a source gone with its copy lost is put aside from
+//! verdict; a source that cannot be read again is left as it is for the next run
+//! ([`resumed`]); a source gone with its copy lost is put aside from
 //! its staged copy when that is whole ([`finish_left_aside`]), and given up by `release` when
 //! nothing is left to put aside.
 
@@ -322,8 +323,10 @@ pub(super) enum Resumed {
     /// as an earlier quarantined file with the copy named for it (`wharf quarantine list`,
     /// `release`), made from its staged copy when that was whole.
     NewFile,
-    /// The source holds other bytes, and putting the bytes refused aside from the staged
-    /// copy failed: left as it is for the next run (its line in the report).
+    /// The source could not be read again (nor downloaded again), or holds other bytes and
+    /// putting the bytes refused aside from the staged copy failed: left as it is for the
+    /// next run, `after.failure` not applied to bytes nobody judged (its line in the report,
+    /// [`left_unjudged`]).
     Left(FileReport),
 }
 
@@ -335,27 +338,36 @@ pub(super) enum Resumed {
 /// quarantined (the partner may have rewritten it with the same size and time: FTP's
 /// coarse times make that likelier); else the source is downloaded again into `staged`
 /// ([`restage`]). Other bytes are never deleted, moved or recorded quarantined on account
-/// of the old verdict ([`Resumed::NewFile`]).
+/// of the old verdict ([`Resumed::NewFile`]), nor are bytes that could not be read again
+/// (a read refused for good, say): the file is left as it is for the next run
+/// ([`Resumed::Left`]).
 pub(super) async fn resumed(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, staged: &Path, whole: bool) -> Result<Resumed, FileError> {
-    if whole {
-        if at_source(cx, rec, &entry.path).await? {
-            return Ok(Resumed::Stands);
+    let looked = if whole { at_source(cx, rec, &entry.path).await } else { restage(cx, rec, entry, staged).await };
+    match looked {
+        Ok(true) => return Ok(Resumed::Stands),
+        Ok(false) => {}
+        Err(e) => {
+            if !whole {
+                // Part of a download: the next run downloads it again from the start.
+                stage::discard(staged).await;
+            }
+            let why = format!(
+                "left quarantining by an earlier run; reading its source again, to confirm it still holds the bytes refused before `after.failure` acts on it, failed: {e}; the source is left as it is (the next run tries again)"
+            );
+            return left_unjudged(cx, entry, e, why);
         }
+    }
+    if whole {
         // The bytes refused are only in the staged copy, which the new file's download
         // replaces: put aside first (the source untouched), under the name recorded.
         let _names = lifecycle::claim_quarantine(cx).await;
         if let Err(e) = make_copy(cx, rec, entry, staged).await {
-            let e @ FileError::Ledger(_) = e else {
-                let why = format!(
-                    "left quarantining by an earlier run, and the source holds other bytes now than those refused (the same size and time); putting the bytes refused aside from its staged copy {} failed: {e}; the source is left as it is (the next run tries again)",
-                    staged.display()
-                );
-                return Ok(Resumed::Left(FileReport::left_unjudged(&cx.flow.name, &entry.path, &e, why).0));
-            };
-            return Err(e);
+            let why = format!(
+                "left quarantining by an earlier run, and the source holds other bytes now than those refused (the same size and time); putting the bytes refused aside from its staged copy {} failed: {e}; the source is left as it is (the next run tries again)",
+                staged.display()
+            );
+            return left_unjudged(cx, entry, e, why);
         }
-    } else if restage(cx, rec, entry, staged).await? {
-        return Ok(Resumed::Stands);
     }
     content::discard_with_outputs(staged).await;
     let qr = cx.ledger.file_result(&cx.flow.name, &rec.path)?.and_then(|r| r.quarantine);
@@ -369,6 +381,19 @@ pub(super) async fn resumed(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry, s
         }
     }
     Ok(Resumed::NewFile)
+}
+
+/// A file left `quarantining` whose source holds bytes nobody judged this run (it could not
+/// be read again, or holds other bytes and the ones refused could not be put aside first):
+/// failed for this run (`e`; `why` says it), the source left as it is — no `after.failure`,
+/// no attempt counted towards giving up, which would act on it — for the next run to try
+/// again ([`Resumed::Left`]). An error that stops the run goes to the caller, which leaves
+/// the file as it is too (`lifecycle::fail`).
+fn left_unjudged(cx: &Ctx<'_>, entry: &Entry, e: FileError, why: String) -> Result<Resumed, FileError> {
+    if e.stops_run() {
+        return Err(e);
+    }
+    Ok(Resumed::Left(FileReport::left_unjudged(&cx.flow.name, &entry.path, &e, why).0))
 }
 
 /// Whether `got`, the SHA-256 of what the source of a file being quarantined holds now, is

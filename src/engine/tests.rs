@@ -1552,6 +1552,60 @@ async fn a_file_left_quarantining_rewritten_with_the_same_size_and_time_keeps_it
     assert_eq!(removed, ["/rejected/b.csv", "/rejected/b.csv.report.json", "/rejected/b.csv.report.txt"]);
 }
 
+/// A run stopped while putting a refused file aside, its copy made; the next run reads the
+/// source again to confirm it still holds the bytes refused (in place, its staged copy whole;
+/// else downloading it again), and that read is refused for good (permission denied). Nothing judged what the source holds now: it
+/// is left as it is (`after.failure` not applied), the copy stays, and the file stays being
+/// quarantined; the next run that can read the source puts it aside. Before, the failure went
+/// the way of a file failed for good: the copy was removed, and `move_to` moved the source.
+#[tokio::test]
+async fn a_file_left_quarantining_whose_source_cannot_be_read_again_is_left_as_it_is() {
+    use crate::endpoint::local::LocalEndpoint;
+    let refused: &[u8] = b"id,email\nx,b@x\n";
+    for (after_failure, whole) in [(Disposition::MoveTo(RemotePath::parse("/in/failed").unwrap()), true), (Disposition::Delete, false)] {
+        let fx = left_quarantining(after_failure.clone()).await;
+        // As a crash before the source was disposed of leaves it: the source in place.
+        let mut rec = fx.ledger.file("t", "in/b.csv").unwrap().unwrap();
+        rec.disposed_to = None;
+        fx.ledger.put_file("t", &rec).unwrap();
+        let _ = std::fs::remove_dir_all(fx.src.join("in/failed"));
+        fx.rewrite_as(&rec, "in/b.csv", refused);
+        let staging = fx.state.join("staging");
+        let staged = stage::staging_path(&staging, "t", &RemotePath::parse("in/b.csv").unwrap());
+        if whole {
+            std::fs::create_dir_all(staged.parent().unwrap()).unwrap();
+            std::fs::write(&staged, refused).unwrap();
+        } else {
+            let _ = std::fs::remove_dir_all(&staging);
+        }
+        let denying: DynEndpoint = std::sync::Arc::new(transfer::tests::Tweaked::denying_reads(LocalEndpoint::new(fx.src.clone())));
+        let cx = fx.ctx(2, &staging, Some(denying)).await;
+        let entry = cx.source.stat(&RemotePath::parse("in/b.csv").unwrap()).await.unwrap().unwrap();
+        let (f, stop) = lifecycle::process(&cx, &entry, "b.csv", None).await.unwrap();
+        assert_eq!(
+            (f.outcome, f.error_kind, stop),
+            (Outcome::Failed, Some(ErrorKind::PermissionDenied), false),
+            "{after_failure:?}: {f:#?}"
+        );
+        assert!(f.detail.contains("denied") && f.detail.contains("the source is left as it is"), "{after_failure:?}: {}", f.detail);
+        assert_eq!(read(&fx.src.join("in/b.csv")), refused, "{after_failure:?}: the source untouched");
+        assert_eq!(read(&fx.src.join("rejected/b.csv")), refused, "{after_failure:?}: the copy kept");
+        if whole {
+            assert_eq!(read(&staged), refused, "{after_failure:?}: the staged copy kept");
+        } else {
+            assert!(!staged.exists(), "{after_failure:?}: no partial download left");
+        }
+        let now = fx.ledger.file("t", "in/b.csv").unwrap().unwrap();
+        assert_eq!((now.state, now.disposed_to.as_ref()), (FileState::Quarantining, None), "{after_failure:?}");
+        // The source readable again: the next run puts it aside, as decided.
+        let r = fx.run().await;
+        assert_eq!((r.quarantined, r.counts.failed), (1, 0), "{after_failure:?}: {r:#?}");
+        assert_eq!(fx.ledger.file("t", "in/b.csv").unwrap().unwrap().state, FileState::Quarantined, "{after_failure:?}");
+        assert!(!fx.src.join("in/b.csv").exists(), "{after_failure:?}");
+        assert_eq!(read(&fx.src.join("rejected/b.csv")), refused, "{after_failure:?}");
+    }
+}
+
 /// A file a crashed run left being quarantined, its source deleted and no copy made, is given
 /// up by `release`, which says so: nothing had been put aside, and what was forgotten (before:
 /// the same as a release that found nothing, "removed: nothing"). What happened to it is said
@@ -2224,27 +2278,35 @@ async fn two_files_of_one_run_with_one_identity_are_delivered_once() {
     }
 }
 
+impl Fixture {
+    /// What run `run` takes a file through its turn with (`lifecycle::process`), its staging
+    /// folder `staging`: the flow's endpoints, its source `source` when given instead.
+    async fn ctx<'a>(&'a self, run: u64, staging: &'a Path, source: Option<DynEndpoint>) -> lifecycle::Ctx<'a> {
+        let eps = endpoints::open_all(&self.flow, &["partner", "erp"]).await.unwrap();
+        lifecycle::Ctx {
+            flow: &self.flow,
+            ledger: &self.ledger,
+            source: source.unwrap_or_else(|| eps["partner"].clone()),
+            sinks: vec![eps["erp"].clone()],
+            quarantine: self.flow.quarantine.as_ref().map(|q| eps[&q.endpoint].clone()),
+            run,
+            now: SystemTime::now(),
+            staging_dir: staging,
+            claims: Default::default(),
+            folders: Default::default(),
+            budget: Default::default(),
+            commits: Default::default(),
+        }
+    }
+}
+
 /// Takes `in/a.csv` through its turn (run `run`) while a delivered file of the run holds the
 /// `move_to` folder `dir` (it chose its name there): asserts that the file waits for the folder
 /// with its source in place (`what` names the case), then lets the folder go and returns the
 /// file's report.
 async fn turn_while_the_folder_is_claimed(fx: &Fixture, run: u64, dir: &RemotePath, what: &str) -> FileReport {
-    let eps = endpoints::open_all(&fx.flow, &["partner", "erp"]).await.unwrap();
     let staging = fx.state.join("staging");
-    let cx = lifecycle::Ctx {
-        flow: &fx.flow,
-        ledger: &fx.ledger,
-        source: eps["partner"].clone(),
-        sinks: vec![eps["erp"].clone()],
-        quarantine: fx.flow.quarantine.as_ref().map(|q| eps[&q.endpoint].clone()),
-        run,
-        now: SystemTime::now(),
-        staging_dir: &staging,
-        claims: Default::default(),
-        folders: Default::default(),
-        budget: Default::default(),
-        commits: Default::default(),
-    };
+    let cx = fx.ctx(run, &staging, None).await;
     let entry = cx.source.stat(&RemotePath::parse("in/a.csv").unwrap()).await.unwrap().unwrap();
     let held = cx.claims.claim(vec![claims::key("partner", &format!("{dir}/\u{0}move"))]).await;
     let turn = lifecycle::process(&cx, &entry, "a.csv", None);

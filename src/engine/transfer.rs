@@ -536,7 +536,7 @@ fn renamed(ep: &dyn Endpoint, target: &RemotePath, replace: bool, e: crate::endp
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     /// A file streamed in chunks, not moved whole.
     const BIG: usize = super::super::stage::WHOLE_MAX as usize + 2 * CHUNK + 1;
     use super::*;
@@ -548,10 +548,13 @@ mod tests {
     /// A local folder whose "server" reports a fixed SHA-256 (as an FTP `HASH` would).
     #[derive(Debug)]
     /// A local folder that computes a checksum (`sha256`) or refuses every stat.
-    struct Tweaked {
+    pub(in crate::engine) struct Tweaked {
         ep: LocalEndpoint,
         sha256: Option<String>,
         stat_denied: bool,
+        /// Every read is refused (permission denied), as a server does for a file its login
+        /// may list but not read: root, running the tests, reads any local file.
+        reads_denied: bool,
         /// Every write stores its first bytes, then fails as a dropped connection would.
         writes_break: bool,
         /// Every write fails as a server that cannot be reached does: no connection made.
@@ -563,18 +566,24 @@ mod tests {
     impl Tweaked {
         /// `ep` as it is: no tweak.
         fn plain(ep: LocalEndpoint) -> Tweaked {
-            Tweaked { ep, sha256: None, stat_denied: false, writes_break: false, unreachable: false, rename_lies: Default::default() }
-        }
-
-        fn hashing(ep: LocalEndpoint, sha256: String) -> Tweaked {
             Tweaked {
                 ep,
-                sha256: Some(sha256),
+                sha256: None,
                 stat_denied: false,
+                reads_denied: false,
                 writes_break: false,
                 unreachable: false,
                 rename_lies: Default::default(),
             }
+        }
+
+        /// `ep`, every read of which is refused for good.
+        pub(in crate::engine) fn denying_reads(ep: LocalEndpoint) -> Tweaked {
+            Tweaked { reads_denied: true, ..Tweaked::plain(ep) }
+        }
+
+        fn hashing(ep: LocalEndpoint, sha256: String) -> Tweaked {
+            Tweaked { sha256: Some(sha256), ..Tweaked::plain(ep) }
         }
     }
 
@@ -610,6 +619,9 @@ mod tests {
             self.ep.stat(p).await
         }
         async fn open_read(&self, p: &RemotePath, o: u64) -> Result<Box<dyn ReadStream>, EndpointError> {
+            if self.reads_denied {
+                return Err(EndpointError::new(ErrorKind::PermissionDenied, crate::endpoint::Op::Read, self.describe(), Some(p), "denied"));
+            }
             self.ep.open_read(p, o).await
         }
         async fn open_write(&self, p: &RemotePath) -> Result<Box<dyn WriteStream>, EndpointError> {
@@ -657,14 +669,7 @@ mod tests {
         let staged = dir.path().join("staged");
         std::fs::write(&staged, b"hello").unwrap();
         let p = |s: &str| RemotePath::parse(s).unwrap();
-        let ep = Tweaked {
-            ep: LocalEndpoint::new(dir.path().join("sink")),
-            sha256: None,
-            stat_denied: false,
-            writes_break: true,
-            unreachable: false,
-            rename_lies: Default::default(),
-        };
+        let ep = Tweaked { writes_break: true, ..Tweaked::plain(LocalEndpoint::new(dir.path().join("sink"))) };
         for (temp, target) in [("/in/a", "/in/a"), ("/in/.b.part", "/in/b")] {
             let e = upload(&ep, &Folders::default(), &Budget::default(), &staged, None, 5, &p(temp), &p(target), false, false, false)
                 .await
@@ -807,8 +812,7 @@ mod tests {
         assert!(already_delivered(&ep, &t, 4, Some(replaces), Expect::Size).await.unwrap());
         assert!(!already_delivered(&ep, &t, 3, None, Expect::Size).await.unwrap(), "a file of another size is not the delivery");
         // An upload-only folder (a stat is refused) still takes an overwrite.
-        let no_look =
-            Tweaked { ep, sha256: None, stat_denied: true, writes_break: false, unreachable: false, rename_lies: Default::default() };
+        let no_look = Tweaked { stat_denied: true, ..Tweaked::plain(ep) };
         assert_eq!(choose_target(&no_look, &p("/"), "a", IfExists::Overwrite).await.unwrap(), Target::Upload(p("/a"), None));
         assert!(choose_target(&no_look, &p("/"), "a", IfExists::Fail).await.is_err());
     }

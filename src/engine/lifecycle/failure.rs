@@ -26,13 +26,7 @@ pub(super) async fn fail(
     let message = e.to_string();
     rec.attempts += 1;
     rec.last_error = Some(ErrorRecord { kind, message: message.clone(), at: now_millis() });
-    // No connection to the source could be made at all, even after the run's retries: the
-    // server is down or unreachable, and every file after this one would wait out the same
-    // timeouts (a minute per file at the defaults). The run stops as unreachable (retried
-    // with backoff by the daemon); the files not started are left as they were. A sink's
-    // trouble (wrapped in `Sink`) does not stop the others: each sink gets its chance.
-    let unreachable = matches!(&e, FileError::Endpoint(x) if x.unconnected && x.kind == ErrorKind::Transient);
-    let abort = e.aborts_run() || unreachable;
+    let abort = e.stops_run();
     // Delivered, and only its disposal failed: where it went, in the detail and the report.
     let targets = if delivered(rec) { delivered_to(cx, rec) } else { Vec::new() };
     let mut detail =

@@ -44,7 +44,10 @@ pub(super) fn replaced_since_listed(cx: &Ctx<'_>, rec: &FileRecord, opened: Opti
 /// Only another time, with the size unchanged, may also mean the partner replaced the file
 /// *before* it was read (or touched it): then what is there is what was delivered, and
 /// keeping it would have the next run deliver it again under its new time. The source is
-/// read once more to tell (only in that rare case: the usual file costs the one stat).
+/// hashed once more to tell (`transfer::hash_remote`: the server's checksum where it offers
+/// one; only in that rare case: the usual file costs the one stat). The stat bounds the read:
+/// the file has the size delivered, and one that grows while it is read hashes to another
+/// content, as it should.
 pub(in crate::engine) async fn changed_since_read(cx: &Ctx<'_>, rec: &FileRecord, path: &RemotePath) -> Result<Option<String>, FileError> {
     let Some(now) = retry(cx.flow.retry, "stat source", || async { Ok(cx.source.stat(path).await?) }).await? else { return Ok(None) };
     let (new_size, new_time) = other_version(rec, &now);
@@ -52,8 +55,7 @@ pub(in crate::engine) async fn changed_since_read(cx: &Ctx<'_>, rec: &FileRecord
         && new_time
         && let Some(delivered) = &rec.sha256
         // Trouble reading it leaves the source where it is, as any change does.
-        && retry(cx.flow.retry, "read source", || source_sha256(&*cx.source, path, rec.size)).await.ok().flatten().as_ref()
-            == Some(delivered)
+        && retry(cx.flow.retry, "read source", || transfer::hash_remote(&*cx.source, path)).await.ok().as_ref() == Some(delivered)
     {
         tracing::info!(flow = %cx.flow.name, path = %path, "The source has another time than when it was listed, and the content that was delivered.");
         return Ok(None);
@@ -70,25 +72,4 @@ pub(in crate::engine) async fn changed_since_read(cx: &Ctx<'_>, rec: &FileRecord
 fn other_version(rec: &FileRecord, e: &Entry) -> (bool, bool) {
     let mtime = mtime_millis(e);
     (e.size != rec.size, mtime.is_some() && rec.mtime.is_some() && mtime != rec.mtime)
-}
-
-/// The SHA-256 of what `path` on `ep` holds now, when it has `size` bytes (`None` otherwise).
-async fn source_sha256(ep: &dyn Endpoint, path: &RemotePath, size: u64) -> Result<Option<String>, FileError> {
-    use sha2::Digest as _;
-    let mut src = ep.open_read(path, 0).await?;
-    let mut hasher = sha2::Sha256::new();
-    let mut buf = vec![0u8; stage::CHUNK];
-    let mut read = 0u64;
-    loop {
-        let n = crate::endpoint::read_full(&mut *src, &mut buf).await?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        read += n as u64;
-        if read > size {
-            return Ok(None);
-        }
-    }
-    Ok((read == size).then(|| hex::encode(hasher.finalize())))
 }
