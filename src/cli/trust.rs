@@ -13,6 +13,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 
 use super::output::{errln, out, outln};
+use crate::endpoint::reach::Given;
 use crate::endpoint::sftp::{
     KnownHostsFile, Verdict, add_to_known_hosts, default_known_hosts, known_hosts_name, replace_in_known_hosts, scan_host_key,
 };
@@ -40,7 +41,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     };
     let file = args.known_hosts;
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().context("cannot start the async runtime")?;
-    let scanned = rt.block_on(scan_host_key(&host, port, SCAN_TIMEOUT))?;
+    let scanned = rt.block_on(scan_host_key(Given::Argument("wharf trust"), &host, port, SCAN_TIMEOUT))?;
     let shown = if host.contains(':') { format!("[{host}]:{port}") } else { format!("{host}:{port}") };
     outln!("{shown} {} {}", scanned.algorithm, scanned.fingerprint);
 

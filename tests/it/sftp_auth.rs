@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use wharf::config::Secret;
 use wharf::config::flow::{HostKeyPolicy, SftpSpec, SshAuth};
+use wharf::endpoint::reach::Given;
 use wharf::endpoint::sftp::{SftpEndpoint, add_to_known_hosts, scan_host_key};
 use wharf::endpoint::{Endpoint, EndpointError, ErrorKind, RemotePath};
 
@@ -243,7 +244,7 @@ async fn only_rsa_recorded_still_connects() {
 #[tokio::test]
 async fn scan_matches_ssh_keygen_and_records() {
     let Some(sshd) = server().await else { return };
-    let scanned = scan_host_key("127.0.0.1", sshd.port, Duration::from_secs(10)).await.unwrap();
+    let scanned = scan_host_key(Given::Argument("wharf trust"), "127.0.0.1", sshd.port, Duration::from_secs(10)).await.unwrap();
     assert_eq!(scanned.fingerprint, fingerprint_of(&sshd.host_key_pub("ed25519")).unwrap());
     assert_eq!(scanned.algorithm, "ssh-ed25519");
     let prefix = format!("[127.0.0.1]:{} ssh-ed25519 ", sshd.port);
@@ -278,7 +279,7 @@ async fn unreachable_port_is_transient() {
     assert!(err.to_string().contains(&reach), "{err}");
     // `wharf trust`'s scan says it as a flow's connection does (it said only "Connection
     // refused", or "failed to lookup address information" for a host name that does not resolve).
-    let err = scan_host_key("127.0.0.1", port, Duration::from_secs(5)).await.unwrap_err();
+    let err = scan_host_key(Given::Argument("wharf trust"), "127.0.0.1", port, Duration::from_secs(5)).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient, "{err}");
     assert!(err.to_string().contains(&reach), "{err}");
 }
@@ -306,6 +307,19 @@ async fn write_cut_by_server_restart_fails_transient_then_recovers() {
 
 fn wharf() -> Command {
     Command::new(env!("CARGO_BIN_EXE_wharf"))
+}
+
+#[test]
+fn trust_of_a_host_name_that_does_not_resolve_says_what_to_check() {
+    // Needs no server nor network: `.invalid` never resolves (RFC 6761). The scan said
+    // "failed to lookup address information" alone.
+    let dir = support::tempdir();
+    let out = wharf().arg("trust").arg("nosuch.invalid:2222").arg("--known-hosts").arg(dir.path().join("kh")).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(err.contains("cannot reach nosuch.invalid:2222: the host name does not resolve ("), "{err}");
+    assert!(err.contains("check the host name `nosuch.invalid` given to `wharf trust` (or the DNS"), "{err}");
+    assert!(!dir.path().join("kh").exists(), "nothing recorded");
 }
 
 fn trust(sshd: &Sshd, kh: &Path, extra: &[&str], stdin: &str) -> (i32, String, String) {

@@ -24,6 +24,7 @@ use tokio::net::TcpStream;
 use super::tls::Tls;
 use crate::config::flow::{FtpSpec, FtpTls};
 use crate::endpoint::greeting::not_ftp;
+use crate::endpoint::reach::{self, Given};
 use crate::endpoint::{EndpointError, ErrorKind, Op, RemotePath};
 use crate::text::{Keep, SERVER_TEXT, one_line};
 
@@ -501,10 +502,10 @@ impl Connector {
     async fn establish(&self, tls: Option<&Tls>, greeted: &AtomicBool) -> Result<Conn, Setup> {
         let spec = &self.spec;
         let (host, port) = (spec.host.as_str(), spec.port);
-        let unreachable = |e: std::io::Error| crate::endpoint::reach::unreachable(host, port, &e);
+        let unreachable = |e: std::io::Error| reach::unreachable(host, port, &e);
         let mut ftp = match (spec.tls, tls) {
             (FtpTls::Implicit, Some(tls)) => {
-                let addrs = crate::endpoint::reach::resolve(&spec.name, host, port).await?;
+                let addrs = reach::resolve(Given::Endpoint(&spec.name), host, port).await?;
                 let mut ftp = Ftp::connect_secure_implicit(&addrs[..], tls.connector(), host).await.map_err(|e| match e {
                     FtpError::ConnectionError(e) => unreachable(e).into(),
                     e if turned_away(&e) => Setup { turned_away: true, ..classify_connect(e, "greeting").into() },
@@ -519,7 +520,7 @@ impl Connector {
                 ftp
             }
             (_, tls) => {
-                let tcp = crate::endpoint::reach::connect(&spec.name, host, port).await?;
+                let tcp = reach::connect(Given::Endpoint(&spec.name), host, port).await?;
                 let _ = tcp.set_nodelay(true);
                 // The server speaks first: an SSH server there means the wrong port or type,
                 // which suppaftp would only call "invalid syntax".

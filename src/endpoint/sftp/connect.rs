@@ -21,6 +21,7 @@ use super::facts::Handshake;
 use super::hostkey::HostKeyCheck;
 use crate::config::flow::{SftpSpec, SshAuth};
 use crate::endpoint::greeting::{Sniff, not_ssh};
+use crate::endpoint::reach::{self, Given};
 use crate::endpoint::{EndpointError, ErrorKind, Op};
 
 const POSIX_RENAME: &str = "posix-rename@openssh.com";
@@ -432,8 +433,8 @@ async fn log_in(
     key: Option<Arc<PrivateKey>>,
     first: Arc<Mutex<Vec<u8>>>,
 ) -> Result<Handle<ClientHandler>, Failed> {
-    let unreachable = |e: std::io::Error| crate::endpoint::reach::unreachable(&spec.host, spec.port, &e);
-    let tcp = crate::endpoint::reach::connect(&spec.name, &spec.host, spec.port).await?;
+    let unreachable = |e: std::io::Error| reach::unreachable(&spec.host, spec.port, &e);
+    let tcp = reach::connect(Given::Endpoint(&spec.name), &spec.host, spec.port).await?;
     if let Err(e) = tcp.set_nodelay(true) {
         tracing::debug!(error = %e, "Cannot set TCP_NODELAY.");
     }

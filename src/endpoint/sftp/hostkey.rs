@@ -18,6 +18,7 @@ use russh::keys::{Algorithm, HashAlg, PublicKey, PublicKeyOrCertificate};
 use sha1::Sha1;
 
 use crate::config::flow::HostKeyPolicy;
+use crate::endpoint::reach::{self, Given};
 use crate::endpoint::{EndpointError, ErrorKind, Op};
 
 /// The name a host's keys are recorded under: `host` for port 22, `[host]:port` otherwise
@@ -327,9 +328,11 @@ impl client::Handler for ScanHandler {
     }
 }
 
-/// Connects to `host:port`, reads the server's host key during key exchange and hangs up
-/// (nothing is authenticated). For `wharf trust`.
-pub async fn scan_host_key(host: &str, port: u16, timeout: Duration) -> Result<ScannedKey, EndpointError> {
+/// Connects to `host:port` (written where `given` says: a name that does not resolve says
+/// what to check), reads the server's host key during key exchange and hangs up (nothing is
+/// authenticated). For `wharf trust`. `timeout` bounds the TCP connect and the key exchange
+/// together.
+pub async fn scan_host_key(given: Given<'_>, host: &str, port: u16, timeout: Duration) -> Result<ScannedKey, EndpointError> {
     let endpoint = format!("sftp {}", super::host_port(host, port));
     let seen = Arc::new(Mutex::new(None));
     // The algorithms a flow's connection offers: a server `wharf trust` can read is one a
@@ -337,15 +340,21 @@ pub async fn scan_host_key(host: &str, port: u16, timeout: Duration) -> Result<S
     let preferred = super::algorithms::preferred(russh::Preferred::DEFAULT.key.to_vec());
     let config = Arc::new(client::Config { nodelay: true, preferred, ..Default::default() });
     let handler = ScanHandler { seen: seen.clone() };
-    let res = tokio::time::timeout(timeout, client::connect(config, (host, port), handler)).await;
+    // TCP through `reach`, as a flow's connection: the same words for a name that does not
+    // resolve or a server that cannot be reached.
+    let scan = async {
+        let tcp = reach::connect(given, host, port).await?;
+        client::connect_stream(config, tcp, handler).await.map_err(|e| match e {
+            russh::Error::IO(e) => reach::unreachable(host, port, &e),
+            e => (super::connect::ssh_error_kind(&e), e.to_string()),
+        })
+    };
+    let res = tokio::time::timeout(timeout, scan).await;
     let captured = seen.lock().ok().and_then(|mut s| s.take());
     let Some(key) = captured else {
         let (kind, message) = match res {
             Err(_) => (ErrorKind::Transient, format!("no SSH key exchange within {} s", timeout.as_secs_f32())),
-            // As a flow's connection says it (`failed to lookup address information` alone
-            // did not say what could not be reached).
-            Ok(Err(russh::Error::IO(e))) => crate::endpoint::reach::unreachable(host, port, &e),
-            Ok(Err(e)) => (super::connect::ssh_error_kind(&e), e.to_string()),
+            Ok(Err(failed)) => failed,
             Ok(Ok(_)) => (ErrorKind::Protocol, "the server never showed a host key".to_string()),
         };
         return Err(EndpointError::new(kind, Op::Connect, endpoint, None, message));
