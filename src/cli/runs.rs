@@ -13,7 +13,8 @@ pub struct Args {
     /// How many runs to show.
     #[arg(long, default_value_t = 20)]
     pub limit: usize,
-    /// JSON output (times in RFC 3339, UTC: `2026-12-06T07:18:42.123Z`).
+    /// JSON output (times in RFC 3339, UTC: `2026-12-06T07:18:42.123Z`). A run's `counts` are
+    /// recorded when it ends: one with no `finished` (still going, or cut off) has 0s there.
     #[arg(long)]
     pub json: bool,
 }
@@ -67,6 +68,10 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         "records read/valid/rej/skip/wrote"
     );
     for (r, content) in runs.into_iter().zip(content) {
+        // A run's counts are recorded when it ends: one still going, or cut off (it has no
+        // end time), shows "-" (not known), not the 0s it started with.
+        let ended = r.finished.is_some();
+        let count = |n: u32| if ended { n.to_string() } else { "-".to_string() };
         let (quarantined, records) = match content {
             Some(c) => {
                 let k = c.records;
@@ -75,7 +80,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             // Only a run of a flow with content steps records them, when it ends: a run that
             // ended without them had none, so nothing was quarantined ("-" said unknown). One
             // still going, or cut off, may have quarantined files.
-            None if r.finished.is_some() => ("0".to_string(), "-".to_string()),
+            None if ended => ("0".to_string(), "-".to_string()),
             None => ("-".to_string(), "-".to_string()),
         };
         let took = r.finished.map(|f| format!("{:.1}s", (f - r.started) as f64 / 1000.0)).unwrap_or_else(|| "-".into());
@@ -87,11 +92,11 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             super::files::when(r.started),
             took,
             r.status.as_str(),
-            c.seen,
-            c.not_ready,
-            c.delivered,
-            c.skipped,
-            c.failed,
+            count(c.seen),
+            count(c.not_ready),
+            count(c.delivered),
+            count(c.skipped),
+            count(c.failed),
             quarantined,
             records,
             r.error.unwrap_or_default()

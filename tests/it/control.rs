@@ -19,7 +19,7 @@ use wharf::control::discovery::ServeInfo;
 use wharf::control::{
     ControlError, Daemon, FlowStatus, Health, ListenConfig, Metrics, RunSummary, Server, Status, TriggerError, Triggered,
 };
-use wharf::ledger::{AwaitRecord, EventKind, FileRecord, FileState, Ledger, NewEvent, RunStatus};
+use wharf::ledger::{AwaitRecord, EventKind, FileRecord, FileState, Ledger, NewEvent, RunRecord, RunStatus};
 
 fn wharf(state: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wharf")).arg("--state-dir").arg(state).args(args).output().expect("run wharf")
@@ -718,24 +718,39 @@ async fn status_and_trigger_talk_to_the_running_daemon_and_say_when_there_is_non
 }
 
 #[test]
-fn runs_shows_zero_quarantined_for_a_finished_run_without_steps_and_dash_for_one_still_going() {
-    // The quar column showed "-" for every run of a flow without content steps, as if unknown.
+fn runs_shows_zero_quarantined_for_a_finished_run_without_steps_and_dashes_for_one_still_going() {
+    // The quar column showed "-" for every run of a flow without content steps, as if unknown;
+    // and a run still going (or cut off) showed 0 seen, 0 delivered… before it had counted.
     let dir = support::tempdir();
     let state = dir.path().join("state");
     let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
     let done = finished_run(&ledger, "demo", RunStatus::Ok, 2);
+    let cut = ledger.begin_run("demo", wharf::ledger::now_millis()).unwrap();
+    // As `wharf serve` records a run it cut off: aborted, with no end time.
+    ledger.finish_run(&RunRecord { status: RunStatus::Aborted, error: Some("cut off".into()), ..cut.clone() }).unwrap();
     let going = ledger.begin_run("demo", wharf::ledger::now_millis()).unwrap().id;
     drop(ledger);
     let out = wharf(&state, &["runs"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    let quar = |id: u64| -> String {
+    // seen wait deliv skip fail quar records
+    let columns = |id: u64| -> Vec<String> {
         let line = text.lines().find(|l| l.split_whitespace().next() == Some(&id.to_string())).unwrap_or_else(|| panic!("{text}"));
-        // run flow date time took status seen wait deliv skip fail quar records
-        line.split_whitespace().nth(11).unwrap().to_string()
+        // run flow date time took status, then the counts
+        line.split_whitespace().skip(6).take(7).map(str::to_string).collect()
     };
-    assert_eq!(quar(done), "0", "{text}");
-    assert_eq!(quar(going), "-", "{text}");
+    assert_eq!(columns(done), ["0", "0", "2", "0", "0", "0", "-"], "{text}");
+    assert_eq!(columns(cut.id), ["-"; 7], "{text}");
+    assert_eq!(columns(going), ["-"; 7], "{text}");
+    // JSON keeps its numbers (`finished` null says they are not final).
+    let out = wharf(&state, &["runs", "--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let run = v.as_array().unwrap().iter().find(|r| r["id"] == going).unwrap();
+    assert_eq!(
+        (run["status"].as_str(), run["finished"].is_null(), run["counts"]["seen"].as_u64()),
+        (Some("running"), true, Some(0)),
+        "{v}"
+    );
 }
 
 #[test]
