@@ -766,8 +766,8 @@ impl<'s, 'i> FileRun<'s, 'i> {
                                         next.extend(out)
                                     }
                                     Err(MapFailure { error, returned }) => {
-                                        // Of the records this script returned, else of those an
-                                        // earlier script returned, this one was given.
+                                        // Of the records this script returned (a flow has one
+                                        // `map` step: it is given the parsed record alone).
                                         let returned = returned.or(Returned::at(i, inputs.len()));
                                         let (cause, msg) = match error {
                                             MapError::Record(msg) => (Cause::Data, msg),

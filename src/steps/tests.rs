@@ -404,6 +404,13 @@ fn build_reports_order_and_configuration_problems_with_paths() {
     assert!(got[0].starts_with("/steps/1/map/lookups: `t`: cannot read look-up table"), "{got:#?}");
     let got = problems("- parse: { format: csv }\n- map: { script: bad.rhai }", "");
     assert!(got[0].starts_with("/steps/1/map/script: bad.rhai line 2: "), "{got:#?}");
+    // One script per flow: what names a record (`record 3 of the 5 the script returned`)
+    // follows it through one script only.
+    std::fs::write(b.path("ok.rhai"), "fn map(r) { r }").unwrap();
+    assert_eq!(
+        problems("- parse: { format: csv }\n- map: { script: ok.rhai }\n- validate: {}\n- map: { script: ok.rhai }", ""),
+        ["/steps/3/map: there is already a `map` step (one script per flow)"]
+    );
     assert_eq!(problems("- parse: { format: csv }", "{ max_invalid: 3 }").len(), 1);
     assert_eq!(
         problems("- parse: { format: csv }", "{ on_invalid: skip, max_invalid: 140% }"),
