@@ -182,7 +182,7 @@ pub(super) struct Shared {
     pub started_at: DateTime<Utc>,
     pub notifier: notifier::Notifier,
     /// Runs skipped, counted here and written to the ledger off the loop.
-    pub skips: Arc<Skips>,
+    pub skips: Skips,
     runs: Mutex<Vec<JoinHandle<()>>>,
 }
 
