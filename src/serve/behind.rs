@@ -108,3 +108,36 @@ impl<W: Writes> Behind<W> {
         }
     }
 }
+
+/// Tests: the ledger's one write transaction, held by another thread (as a run's group commit
+/// holds it) until [`HeldWrite::release`].
+#[cfg(test)]
+pub(super) struct HeldWrite {
+    release: std::sync::mpsc::Sender<()>,
+    holder: std::thread::JoinHandle<()>,
+}
+
+#[cfg(test)]
+impl HeldWrite {
+    /// Returns once the transaction is held.
+    pub fn hold(ledger: &Arc<Ledger>) -> HeldWrite {
+        let (entered, holding) = std::sync::mpsc::channel();
+        let (release, released) = std::sync::mpsc::channel::<()>();
+        let l = ledger.clone();
+        let holder = std::thread::spawn(move || {
+            l.update_health("held-by-a-test", |h| {
+                entered.send(()).unwrap();
+                let _ = released.recv();
+                (h.clone(), Vec::new())
+            })
+            .unwrap();
+        });
+        holding.recv().unwrap();
+        HeldWrite { release, holder }
+    }
+
+    pub fn release(self) {
+        let _ = self.release.send(());
+        self.holder.join().unwrap();
+    }
+}

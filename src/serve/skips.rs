@@ -174,17 +174,7 @@ mod tests {
         ledger.count_skipped_runs("f", 2, 500).unwrap();
         let skips = Skips::new(ledger.clone());
         // Another write holds the ledger's one write transaction until released.
-        let (entered, holding) = std::sync::mpsc::channel();
-        let (release, released) = std::sync::mpsc::channel::<()>();
-        let l = ledger.clone();
-        let holder = std::thread::spawn(move || {
-            l.update_health("other", |h| {
-                entered.send(()).unwrap();
-                released.recv().unwrap();
-                (h.clone(), Vec::new())
-            })
-        });
-        holding.recv().unwrap();
+        let held = super::super::behind::HeldWrite::hold(&ledger);
         skips.count("f", 1_000);
         // The writer has taken it, and waits for the transaction.
         let taken = || skips.0.read(|c, _| c.writing.contains_key("f"));
@@ -202,10 +192,9 @@ mod tests {
             s.spawn(|| tx.send((skips.total("f"), skips.total("g"), skips.total("h"))).unwrap());
             let totals = rx.recv_timeout(std::time::Duration::from_secs(5));
             // Released first: a total that waits would otherwise wait for ever.
-            release.send(()).unwrap();
+            held.release();
             assert_eq!(totals.expect("a total does not wait for the write"), ((4, Some(2_000)), (1, Some(3_000)), (0, None)));
         });
-        holder.join().unwrap().unwrap();
         skips.written().await;
         assert_eq!(ledger.skipped_runs("f").unwrap(), (4, Some(2_000)));
         assert_eq!(ledger.skipped_runs("g").unwrap(), (1, Some(3_000)));
