@@ -394,7 +394,13 @@ mod tests {
         let held = crate::serve::behind::HeldWrite::hold(&ledger);
         let at = |ms| DateTime::from_timestamp_millis(ms).unwrap();
         marks.write(MarkWrite::Set { flow: "f".into(), mark: Some((DAY, 7)) });
-        marks.write(MarkWrite::Check { flow: "f".into(), deadlines: vec![deadline(DAY, 3 * DAY)], at: at(3 * DAY), print: 7, from: at(DAY) });
+        marks.write(MarkWrite::Check {
+            flow: "f".into(),
+            deadlines: vec![deadline(DAY, 3 * DAY)],
+            at: at(3 * DAY),
+            print: 7,
+            from: at(DAY),
+        });
         marks.write(MarkWrite::Set { flow: "g".into(), mark: None });
         // Nothing written yet: the loop reads what it made.
         assert_eq!(marks.mark("f").unwrap(), (Some(3 * DAY), Some(7)));

@@ -18,8 +18,8 @@
 //! whole daemon in-process without sleeping. Runs themselves are [`crate::engine::run_once`],
 //! exactly what `wharf run` does.
 
-pub mod config;
 mod behind;
+pub mod config;
 mod daemon;
 mod expect;
 pub mod limits;
