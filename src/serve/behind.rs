@@ -84,9 +84,19 @@ impl<W: Writes> Behind<W> {
 
     /// Waits until everything changed so far is written (or failed and logged).
     pub async fn written(&self) {
-        let writer = crate::sync::lock(&self.state).writer.take();
-        if let Some(w) = writer {
-            let _ = w.await;
+        loop {
+            let (writer, active) = {
+                let mut s = crate::sync::lock(&self.state);
+                (s.writer.take(), s.active)
+            };
+            match writer {
+                Some(w) => {
+                    let _ = w.await;
+                }
+                // Another caller waits for this writer: until it is over.
+                None if active => tokio::time::sleep(std::time::Duration::from_millis(5)).await,
+                None => return,
+            }
         }
     }
 

@@ -373,8 +373,10 @@ impl Notifier {
         crate::sync::lock(&self.summaries).as_ref().is_none_or(|s| s.global || s.flows.contains(flow))
     }
 
-    /// Waits until every event recorded so far was handled, its sends over.
+    /// Waits until every event recorded so far, and every run summary handed over, was
+    /// handled, its sends over.
     pub async fn flush(&self) {
+        self.stored().await;
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Msg::Flush(tx)).is_ok() {
             let _ = rx.await;

@@ -321,8 +321,10 @@ impl Handle {
         self.shared.ledger.clone()
     }
 
-    /// Waits until the notifier has handled every recorded event (tests).
+    /// Waits until the notifier has handled every recorded event (tests), the expected-file
+    /// checks decided so far written first.
     pub async fn notified(&self) {
+        self.shared.marks.written().await;
         self.shared.notifier.flush().await;
     }
 
