@@ -214,6 +214,7 @@ fn print_table(flows: &[FlowStatus], live: bool) {
     }
     let width = flows.iter().map(|f| f.name.chars().count()).max().unwrap_or(0).max(4);
     outln!("{:<width$}  {:<10}  {:<48}  {:<19}  {:<19}  schedule", "flow", "state", "last run", "last success (UTC)", "next due (UTC)");
+    let now = chrono::Utc::now();
     let time =
         |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".into());
     for f in flows {
@@ -235,16 +236,29 @@ fn print_table(flows: &[FlowStatus], live: bool) {
         for line in not_taken_lines(&f.not_taken) {
             outln!("{:<width$}  ! {line}", "");
         }
-        if let Some(line) = skipped_line(f) {
-            outln!("{:<width$}  ! {line}", "");
+        if let Some((current, line)) = skipped_line(f, now) {
+            let mark = if current { '!' } else { ' ' };
+            outln!("{:<width$}  {mark} {line}", "");
         }
     }
 }
 
+/// How long after the last skipped run the skip line is still a warning (`!`).
+const SKIPS_CURRENT: chrono::TimeDelta = chrono::TimeDelta::days(1);
+
 /// The runs skipped (`overlap: skip`, or `queue` with one queued), the previous run still
 /// going: while it goes, how many so far; and how many in all, as the ledger counts them
-/// (across restarts), with when the last was. `None` when none was.
-fn skipped_line(f: &FlowStatus) -> Option<String> {
+/// (across restarts), with when the last was. `None` when none was. With whether it is a
+/// warning (`!`): while the run going skips, and for a day after the last skip; later it is
+/// history (the total is kept until `wharf forget`), shown without the mark. Was: `!` for
+/// ever once a run was skipped.
+fn skipped_line(f: &FlowStatus, now: chrono::DateTime<chrono::Utc>) -> Option<(bool, String)> {
+    let current = (f.running && f.skipped > 0) || f.last_skipped.is_some_and(|t| t + SKIPS_CURRENT > now);
+    skipped_text(f).map(|line| (current, line))
+}
+
+/// What [`skipped_line`] says.
+fn skipped_text(f: &FlowStatus) -> Option<String> {
     let runs = |n: u64| if n == 1 { "1 run".to_string() } else { format!("{n} runs") };
     let last = f.last_skipped.map(|t| format!(", the last {}", t.format("%Y-%m-%d %H:%M:%S UTC"))).unwrap_or_default();
     match (f.running && f.skipped > 0, f.skipped_total) {
@@ -352,6 +366,8 @@ mod tests {
     #[test]
     fn skipped_runs_are_said() {
         let mut f = FlowStatus::new("a", None);
+        let now = DateTime::<Utc>::from_timestamp(1_764_064_800, 0).unwrap();
+        let skipped_line = |f: &FlowStatus| skipped_line(f, now).map(|(_, line)| line);
         assert_eq!(skipped_line(&f), None);
         (f.running, f.skipped, f.skipped_total) = (true, 3, 5);
         f.last_skipped = DateTime::<Utc>::from_timestamp(1_764_064_800, 0);
@@ -364,6 +380,29 @@ mod tests {
             skipped_line(&f).unwrap(),
             "1 run skipped (each was due while the previous run was still going), the last 2025-11-25 10:00:00 UTC"
         );
+    }
+
+    /// The skip line is a warning (`!`) while the run going skips and for a day after the
+    /// last skip; after that the total is history, shown without the mark (was: `!` for ever
+    /// once any run was skipped).
+    #[test]
+    fn the_skip_line_warns_only_while_skips_are_recent() {
+        let last = DateTime::<Utc>::from_timestamp(1_764_064_800, 0).unwrap();
+        let mut f = FlowStatus::new("a", None);
+        (f.skipped_total, f.last_skipped) = (5, Some(last));
+        let current = |f: &FlowStatus, now| skipped_line(f, now).map(|(current, _)| current);
+        assert_eq!(current(&f, last), Some(true));
+        assert_eq!(current(&f, last + chrono::TimeDelta::hours(23)), Some(true));
+        assert_eq!(current(&f, last + chrono::TimeDelta::hours(24)), Some(false));
+        assert_eq!(current(&f, last + chrono::TimeDelta::days(30)), Some(false));
+        // Skipping now: a warning whenever the last one was (a clock set back, say).
+        (f.running, f.skipped) = (true, 2);
+        assert_eq!(current(&f, last + chrono::TimeDelta::days(30)), Some(true));
+        // A total without a time (none recorded): history.
+        (f.running, f.skipped, f.last_skipped) = (false, 0, None);
+        assert_eq!(current(&f, last), Some(false));
+        f.skipped_total = 0;
+        assert_eq!(current(&f, last), None);
     }
 
     /// Without a daemon, `wharf status` reads the skips from the ledger too.

@@ -8,7 +8,8 @@
 //!   server, triggers from the CLI, expected-file deadlines (`expect`), graceful shutdown;
 //! - `limits`: concurrent runs overall and per server;
 //! - `runner`: each run on a thread of its own, as `wharf run` runs it;
-//! - `skips`: the runs skipped (`overlap:`), written to the ledger off the loop;
+//! - `behind`: the ledger writes the loop decides, made off it (in order, by one blocking
+//!   task): `skips`, the runs skipped (`overlap:`); `expect`'s marks; the run summaries;
 //! - `notifier`: the event log (`events_v2`) and run summaries to the `notify:` rules;
 //! - `daemon`: what the control interface (`control`) asks of it: status, trigger, metrics;
 //! - `config`: `serve.yaml`.
@@ -17,6 +18,7 @@
 //! whole daemon in-process without sleeping. Runs themselves are [`crate::engine::run_once`],
 //! exactly what `wharf run` does.
 
+mod behind;
 pub mod config;
 mod daemon;
 mod expect;

@@ -27,8 +27,11 @@
 //!
 //! **Run summaries survive a crash.** A summary has no event in the log to read again: it is
 //! built from the run's report, which only the daemon that ran it has. So
-//! [`Notifier::run_finished`] stores it in the ledger as *pending* before handing it to the
-//! task (one commit per run, and only for a flow some rule takes `summary` for), and it leaves
+//! [`Notifier::run_finished`] has it stored in the ledger as *pending*, and only then handed
+//! to the task (one commit per run, and only for a flow some rule takes `summary` for). The
+//! store is made off the daemon's loop, by the blocking writer of `behind.rs` (a durable
+//! commit held the loop up to 100 ms and more); at shutdown the daemon waits for these stores
+//! ([`Notifier::stored`]) before it stops the task, whose drain then sends them. It leaves
 //! the pending ones only in a store of the cursor (below) made once its sends are over — sent
 //! or given up, as for events — or once a throttle holds it back, in the same transaction as
 //! the list that then holds it. At the start, once the flows' rules are known, the pending
@@ -36,7 +39,7 @@
 //! (summaries that came before the rules wait for them, and go out with these). A crash
 //! between a send and the next store sends that summary again: twice rather than never. What
 //! is left: a crash between the run's end in the ledger and this store (the report crossing
-//! from the run to the supervisor) — a moment, not a send.
+//! from the run to the supervisor, and waiting for the writer) — a moment, not a send.
 //!
 //! **Held-back notices survive a crash.** A notice a throttle holds back is the only trace of
 //! its event once the cursor passes that event, and the throttle may hold it for an hour. So
@@ -72,7 +75,7 @@
 //!   [`CURSOR_EVERY`], at once when idle), and is written only when it or the cursor changed
 //!   (or a summary is no longer pending).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -83,6 +86,7 @@ use futures::stream::FuturesUnordered;
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use super::behind::{Behind, Writes};
 use crate::config::Flow;
 use crate::control::Metrics;
 use crate::engine::RunReport;
@@ -133,6 +137,40 @@ pub(super) struct Notifier {
     ledger: Arc<Ledger>,
     /// Which flows' runs have a summary to send (`None`: not known yet, every run's is kept).
     summaries: Mutex<Option<Summaries>>,
+    /// Run summaries to store as pending, then hand to the task (off the loop).
+    stores: Arc<Behind<Stores>>,
+}
+
+/// Run summaries to store in the ledger as pending, in order, each handed to the task once
+/// stored (or its store failed: then it is still sent, from memory).
+struct Stores {
+    queue: VecDeque<(String, u64, Notice)>,
+    tx: mpsc::UnboundedSender<Msg>,
+}
+
+impl Writes for Stores {
+    /// The flow, the run, its summary.
+    type Batch = (String, u64, Notice);
+    type Out = ();
+
+    fn take(&mut self, _: &Ledger) -> Option<Self::Batch> {
+        self.queue.pop_front()
+    }
+
+    fn write(ledger: &Ledger, (flow, run, notice): &Self::Batch) {
+        let stored =
+            notice.encode().map_err(|e| e.to_string()).and_then(|bytes| ledger.put_notify_summary(*run, &bytes).map_err(|e| e.to_string()));
+        if let Err(e) = stored {
+            // Still sent from memory; only a crash before then loses it.
+            tracing::error!(flow = %flow, run, error = %e, "Notifier cannot store the run's summary; it is sent, but a crash before then loses it.");
+        }
+    }
+
+    fn done(&mut self, (_, run, notice): Self::Batch, (): ()) {
+        // Its events are in the log too: read after the summary, as the run left them.
+        let _ = self.tx.send(Msg::Summary(run, Box::new(notice)));
+        let _ = self.tx.send(Msg::Wake);
+    }
 }
 
 /// Which flows have a rule taking `summary`.
@@ -290,7 +328,8 @@ impl Notifier {
             }
         });
         let summaries = Mutex::new(global_summary.then(|| Summaries { global: true, flows: BTreeSet::new() }));
-        Notifier { tx, task: Mutex::new(Some(task)), ledger, summaries }
+        let stores = Behind::new(ledger.clone(), Stores { queue: VecDeque::new(), tx: tx.clone() });
+        Notifier { tx, task: Mutex::new(Some(task)), ledger, summaries, stores }
     }
 
     /// New events may be in the log.
@@ -313,21 +352,20 @@ impl Notifier {
 
     /// A run finished: its events are in the log; its summary goes to rules that want one,
     /// stored in the ledger first (pending until its sends are over: a crash or a stop cut
-    /// off before then sends it at the next start).
+    /// off before then sends it at the next start). The store is made off the caller (the
+    /// daemon's loop): never waits for the ledger.
     pub fn run_finished(&self, flow: Option<&Flow>, report: &RunReport) {
-        if let Some(flow) = flow.filter(|f| self.wants_summary(&f.name)) {
-            let notice = summary(report, flow);
-            let stored = notice
-                .encode()
-                .map_err(|e| e.to_string())
-                .and_then(|bytes| self.ledger.put_notify_summary(report.run, &bytes).map_err(|e| e.to_string()));
-            if let Err(e) = stored {
-                // Still sent from memory; only a crash before then loses it.
-                tracing::error!(flow = %flow.name, run = report.run, error = %e, "Notifier cannot store the run's summary; it is sent, but a crash before then loses it.");
-            }
-            let _ = self.tx.send(Msg::Summary(report.run, Box::new(notice)));
+        match flow.filter(|f| self.wants_summary(&f.name)) {
+            // Woken once it is handed over.
+            Some(flow) => self.stores.change(|s| s.queue.push_back((flow.name.clone(), report.run, summary(report, flow)))),
+            None => self.wake(),
         }
-        self.wake();
+    }
+
+    /// Waits until every run summary so far is stored (or failed and logged) and handed to
+    /// the task: before [`Notifier::stop`], whose drain then sends them.
+    pub async fn stored(&self) {
+        self.stores.written().await;
     }
 
     /// Some rule takes the summaries of `flow`'s runs (or the rules are not known yet).
@@ -335,8 +373,10 @@ impl Notifier {
         crate::sync::lock(&self.summaries).as_ref().is_none_or(|s| s.global || s.flows.contains(flow))
     }
 
-    /// Waits until every event recorded so far was handled, its sends over.
+    /// Waits until every event recorded so far, and every run summary handed over, was
+    /// handled, its sends over.
     pub async fn flush(&self) {
+        self.stored().await;
         let (tx, rx) = oneshot::channel();
         if self.tx.send(Msg::Flush(tx)).is_ok() {
             let _ = rx.await;
@@ -839,5 +879,38 @@ mod tests {
         let told: Vec<&String> = lines.iter().filter(|l| l.contains("Notifier skips events")).collect();
         assert_eq!(told.len(), 1, "{lines:#?}");
         assert!(told[0].contains("forgotten=2") && told[0].contains("upto=3"), "{}", told[0]);
+    }
+
+    /// A run summary is stored off the caller (the daemon's loop): handing it over never
+    /// waits for the ledger, here held by another write as a run's group commit holds it; the
+    /// task gets it only once it is stored, then a wake for the run's events. Before, the loop
+    /// made the commit itself.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_run_summary_is_stored_off_the_loop_and_handed_over_once_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Arc::new(Ledger::open(&dir.path().join("ledger.redb")).unwrap());
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let stores = Behind::new(ledger.clone(), Stores { queue: VecDeque::new(), tx });
+        let held = super::super::behind::HeldWrite::hold(&ledger);
+        let notice = Notice { kind: "summary".into(), run: Some(7), ..crate::notify::sample_notice() };
+        let (done, handed) = std::sync::mpsc::channel();
+        let rt = tokio::runtime::Handle::current();
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                let _rt = rt.enter();
+                stores.change(|s| s.queue.push_back(("f".into(), 7, notice.clone())));
+                done.send(()).unwrap();
+            });
+            let returned = handed.recv_timeout(std::time::Duration::from_secs(5));
+            // Not handed to the task before it is stored.
+            let early = rx.try_recv().is_ok();
+            held.release();
+            returned.expect("handing a summary over does not wait for the ledger");
+            assert!(!early, "handed to the task before it was stored");
+        });
+        stores.written().await;
+        assert_eq!(ledger.notify_summaries().unwrap(), [(7, notice.encode().unwrap())]);
+        assert!(matches!(rx.recv().await, Some(Msg::Summary(7, n)) if *n == notice));
+        assert!(matches!(rx.recv().await, Some(Msg::Wake)));
     }
 }

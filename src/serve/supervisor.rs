@@ -55,6 +55,8 @@ pub(super) enum Cmd {
         all: bool,
     },
     Done(String, Result<Arc<RunReport>, String>, Duration),
+    /// Look again: a write made off the loop is over (an expected-file check, `expect.rs`).
+    Wake,
     /// Shutdown: every run has stopped (finished or cut off); the loop answers and ends.
     Stop(oneshot::Sender<()>),
 }
@@ -182,7 +184,9 @@ pub(super) struct Shared {
     pub started_at: DateTime<Utc>,
     pub notifier: notifier::Notifier,
     /// Runs skipped, counted here and written to the ledger off the loop.
-    pub skips: Arc<Skips>,
+    pub skips: Skips,
+    /// The expected-file marks, written to the ledger off the loop.
+    pub marks: expect::Marks,
     runs: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -240,6 +244,7 @@ pub(super) fn start(opts: ServeOptions, ledger: Arc<Ledger>, clock: Arc<dyn Cloc
         started_at: clock.now(),
         opts,
         skips: Skips::new(ledger.clone()),
+        marks: expect::Marks::new(ledger.clone(), tx.clone()),
         ledger,
         clock,
         registry: Mutex::new(registry),
@@ -316,8 +321,10 @@ impl Handle {
         self.shared.ledger.clone()
     }
 
-    /// Waits until the notifier has handled every recorded event (tests).
+    /// Waits until the notifier has handled every recorded event (tests), the expected-file
+    /// checks decided so far written first.
     pub async fn notified(&self) {
+        self.shared.marks.written().await;
         self.shared.notifier.flush().await;
     }
 
@@ -348,8 +355,11 @@ impl Handle {
         }
         self.main.abort();
         let _ = (&mut self.main).await;
-        // The skips the loop counted are in the ledger before it is let go.
+        // What the loop wrote off it (skips, expected-file marks, run summaries) is in the ledger before it is
+        // let go, and the summaries with the notifier before it stops.
         self.shared.skips.written().await;
+        self.shared.marks.written().await;
+        self.shared.notifier.stored().await;
         // Every run has stopped: close the ones cut off now, so `wharf runs` does not show
         // them running while the daemon is down. Also those of flows whose file was removed
         // or renamed during the run: no later run of theirs would close them.
@@ -497,7 +507,7 @@ async fn drain(shared: &Arc<Shared>, rx: &mut mpsc::UnboundedReceiver<Cmd>) {
             Cmd::Trigger(_, reply) => {
                 let _ = reply.send(Err(TriggerError::ShuttingDown));
             }
-            Cmd::Reload { .. } => {}
+            Cmd::Reload { .. } | Cmd::Wake => {}
             Cmd::Done(name, report, took) => finished(shared, &name, report, took, shared.clock.now()),
         }
     }
@@ -667,6 +677,8 @@ fn handle(shared: &Arc<Shared>, cmd: Cmd) {
             let _ = reply.send(result);
         }
         Cmd::Done(name, report, took) => finished(shared, &name, report, took, now),
+        // Looked at by the loop at once (`expect::Watch::check`).
+        Cmd::Wake => {}
         // Handled by the loop itself (it ends there).
         Cmd::Stop(done) => {
             let _ = done.send(());
