@@ -102,6 +102,18 @@ impl<W: Writes> Behind<W> {
 
     /// Writes batch after batch, in order, until none is left (then the task ends).
     fn write_all(&self) {
+        // A write that panics ends this writer: the next change starts another, and
+        // `written` does not wait for one that will never end. (What the panicking batch
+        // held may stay in the state as being written: read, never written.)
+        struct Ends<'a, W: Writes>(&'a Mutex<State<W>>);
+        impl<W: Writes> Drop for Ends<'_, W> {
+            fn drop(&mut self) {
+                if std::thread::panicking() {
+                    crate::sync::lock(self.0).active = false;
+                }
+            }
+        }
+        let _ends = Ends(&self.state);
         loop {
             let batch = {
                 let mut s = crate::sync::lock(&self.state);
@@ -149,5 +161,46 @@ impl HeldWrite {
     pub fn release(self) {
         let _ = self.release.send(());
         self.holder.join().unwrap();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes the numbers it is given; panics on a 13.
+    #[derive(Default)]
+    struct Numbers {
+        pending: Vec<u32>,
+        written: Vec<u32>,
+    }
+
+    impl Writes for Numbers {
+        type Batch = Vec<u32>;
+        type Out = ();
+        fn take(&mut self, _: &Ledger) -> Option<Vec<u32>> {
+            (!self.pending.is_empty()).then(|| std::mem::take(&mut self.pending))
+        }
+        fn write(_: &Ledger, batch: &Vec<u32>) {
+            assert!(!batch.contains(&13), "a write that panics");
+        }
+        fn done(&mut self, batch: Vec<u32>, _: ()) {
+            self.written.extend(batch);
+        }
+    }
+
+    /// A write that panics ends its writer, not the writes: waiting for them returns, and
+    /// the next change is written by a new writer (was: `active` left set, `written` waiting
+    /// for ever and nothing written again).
+    #[tokio::test]
+    async fn a_write_that_panics_does_not_stop_later_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let ledger = Arc::new(Ledger::open(&dir.path().join("state.redb")).unwrap());
+        let behind = Behind::new(ledger, Numbers::default());
+        behind.change(|w| w.pending.push(13));
+        tokio::time::timeout(std::time::Duration::from_secs(10), behind.written()).await.expect("written() returns");
+        behind.change(|w| w.pending.push(1));
+        tokio::time::timeout(std::time::Duration::from_secs(10), behind.written()).await.expect("written() returns");
+        assert_eq!(behind.read(|w, _| w.written.clone()), vec![1]);
     }
 }
