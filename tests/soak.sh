@@ -14,6 +14,7 @@
 #   --scenarios L  comma-separated subset of sftp-pull,sftp-push,ftp-pull,ftp-push (default all)
 #   --dir DIR      work folder (default /tmp/wharf-soak; emptied first)
 #   --keep         keep the work folder after a clean run (it is always kept after a violation)
+# WHARF_SOAK_BIN=PATH soaks that wharf binary instead of building target/debug/wharf.
 #
 # Scenarios (each a flow written here, with a `check` step refusing files named `bad_*`,
 # a local quarantine, `if_exists: rename` so that a second delivery shows as a second file):
@@ -62,9 +63,13 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 
 echo "== soak: seed $seed, $rounds round(s) of $kills kill(s) per scenario ($scenarios), work folder $SOAK"
-echo "== building wharf"
-cargo build --locked --quiet
-BIN="$ROOT/target/debug/wharf"
+if [ -n "${WHARF_SOAK_BIN:-}" ]; then
+  BIN=$WHARF_SOAK_BIN
+else
+  echo "== building wharf"
+  cargo build --locked --quiet
+  BIN="$ROOT/target/debug/wharf"
+fi
 
 free_port() {
   local p
@@ -255,6 +260,7 @@ setup() {
   local name=$1 proto=${1%%-*} dir=${1##*-} W=$SOAK/$1 P=$SOAK/partner/$1
   rm -rf "$W" "$P"
   mkdir -p "$W/local" "$P" "$(src_dir "$name")" "$W/expect"
+  chown -R "$USER_NAME" "$P"
   write_flow "$name" "$proto" "$dir"
 }
 # `drop NAME PREFIX COUNT BAD BIG`: new files into the scenario's source, their sums recorded.
@@ -280,7 +286,11 @@ now_ms() { echo $(( $(date +%s%N) / 1000000 )); }
 # ---------------------------------------------------------------------------------------------
 # Checks. Prints each violation on stderr and counts it.
 violations=0
-violation() { echo "VIOLATION [$CUR round $ROUND]: $*" >&2; violations=$((violations + 1)); round_bad=$((round_bad + 1)); }
+# The evidence is cut at 40 lines (the work folder keeps the rest).
+violation() {
+  echo "VIOLATION [$CUR round $ROUND]: $*" | head -n 40 | cut -c1-400 >&2
+  violations=$((violations + 1)); round_bad=$((round_bad + 1))
+}
 
 check_scenario() {
   local name=$1 W=$SOAK/$1 sink src done failed f
@@ -288,7 +298,7 @@ check_scenario() {
   # 1. The sink holds exactly the good files, each once, byte-identical, under its own name;
   #    nothing under a temporary name.
   local listing
-  listing=$(cd "$sink" 2>/dev/null && find . -mindepth 1 -printf '%P\n' | sort)
+  listing=$(cd "$sink" 2>/dev/null && find . -mindepth 1 -printf '%P\n' | sort || true)
   local extra
   extra=$(comm -13 <(sort "$W/expect/good") <(echo "$listing" | sed '/^$/d'))
   [ -z "$extra" ] || violation "unexpected files in the sink $sink (a second delivery, a temporary name, a bad file delivered):"$'\n'"$extra"
@@ -300,20 +310,20 @@ check_scenario() {
   [ -z "$wrong" ] || violation "delivered files that differ from their source (sha256):"$'\n'"$wrong"
   # 2. The source folder is empty: every file moved (or deleted) once; no temporary names.
   local left
-  left=$(cd "$src" && find . -mindepth 1 -printf '%P\n' | sort)
+  left=$(cd "$src" && find . -mindepth 1 -printf '%P\n' | sort || true)
   [ -z "$left" ] || violation "left in the source folder $src:"$'\n'"$left"
   if [ -n "$done" ]; then
-    listing=$(cd "$done" 2>/dev/null && find . -mindepth 1 -printf '%P\n' | sort)
+    listing=$(cd "$done" 2>/dev/null && find . -mindepth 1 -printf '%P\n' | sort || true)
     extra=$(comm -3 <(sort "$W/expect/good") <(echo "$listing" | sed '/^$/d'))
     [ -z "$extra" ] || violation "$done does not hold exactly the good sources, once each (< missing, > extra):"$'\n'"$(comm -3 <(sort "$W/expect/good") <(echo "$listing" | sed '/^$/d') | sed 's/^\t/> /; t; s/^/< /')"
   fi
-  listing=$(cd "$failed" 2>/dev/null && find . -mindepth 1 -printf '%P\n' | sort)
+  listing=$(cd "$failed" 2>/dev/null && find . -mindepth 1 -printf '%P\n' | sort || true)
   extra=$(comm -3 <(sort "$W/expect/bad") <(echo "$listing" | sed '/^$/d'))
   [ -z "$extra" ] || violation "$failed does not hold exactly the bad sources, once each (< missing, > extra):"$'\n'"$(comm -3 <(sort "$W/expect/bad") <(echo "$listing" | sed '/^$/d') | sed 's/^\t/> /; t; s/^/< /')"
   # 3. Each bad file in quarantine once, whole, with its reports; nothing else there.
   local q=$W/local/quarantine want
   want=$(while read -r f; do printf '%s\n%s.report.json\n%s.report.txt\n' "$f" "$f" "$f"; done <"$W/expect/bad" | sort)
-  listing=$(cd "$q" 2>/dev/null && find . -mindepth 1 -printf '%P\n' | sort)
+  listing=$(cd "$q" 2>/dev/null && find . -mindepth 1 -printf '%P\n' | sort || true)
   [ "$want" = "$listing" ] || violation "quarantine $q does not hold exactly one copy and two reports per bad file (< missing, > extra):"$'\n'"$(comm -3 <(echo "$want") <(echo "$listing") | sed 's/^\t/> /; t; s/^/< /')"
   wrong=$(cd "$q" 2>/dev/null && grep '  bad_' "$W/expect/sums" | sha256sum --quiet -c 2>&1 | grep -v 'No such file\|could not be read' || true)
   [ -z "$wrong" ] || violation "quarantined copies that differ from their source:"$'\n'"$wrong"
@@ -401,7 +411,7 @@ soak_round() {
     local busy
     busy=$(echo "$report" | jq '[(.files // [])[] | select(.outcome != "skipped" and .outcome != "not_ready")] | length' 2>/dev/null || echo "?")
     if [ "$status" != 0 ]; then
-      violation "run $n to completion exited $status: $(echo "$report" | jq -c '{status, error, files: [(.files // [])[] | select(.outcome == "failed")]}' 2>/dev/null || echo "$report" | head -c 2000)"
+      violation "run $n to completion exited $status: $(echo "$report" | jq -r '.status, .error // empty, ((.files // [])[] | select(.outcome == "failed") | "\(.path): \(.detail)")' 2>/dev/null || echo "$report" | head -c 2000)"
     fi
     [ "$busy" = 0 ] && break
     if [ "$n" -ge 6 ]; then violation "still busy after $n runs to completion: $(echo "$report" | jq -c '[(.files // [])[] | select(.outcome != "skipped")][:10]')"; break; fi
