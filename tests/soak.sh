@@ -113,7 +113,10 @@ PIDS+=($!)
 wait_port "$SSH_PORT" || { echo "soak: sshd did not start: $(cat "$SOAK/etc/sshd.log")" >&2; exit 1; }
 
 FTP_PORT=$(free_port)
-PASV_LO=$(( 41000 + RANDOM % 2000 * 10 ))
+# A wide passive range: a session of a killed run that sent STOR but never connected its data
+# connection holds its port until vsftpd's accept_timeout (60 s), and a session that finds no
+# free port dies, resetting the client's connection.
+PASV_LO=$(( 40000 + RANDOM % 40 * 500 ))
 cat >"$SOAK/etc/vsftpd.conf" <<CFG
 listen=YES
 listen_ipv6=NO
@@ -128,7 +131,7 @@ chroot_local_user=NO
 pasv_enable=YES
 pasv_address=127.0.0.1
 pasv_min_port=$PASV_LO
-pasv_max_port=$(( PASV_LO + 9 ))
+pasv_max_port=$(( PASV_LO + 499 ))
 port_enable=NO
 seccomp_sandbox=NO
 isolate_network=NO
@@ -341,7 +344,15 @@ check_scenario() {
   recorded=$(echo "$files" | jq -r '.[] | "\(.path | sub(".*/"; "")) \(.state)"' | sort)
   want=$( { sed 's/$/ done/' "$W/expect/good"; sed 's/$/ quarantined/' "$W/expect/bad"; } | sort)
   [ "$want" = "$recorded" ] || violation "ledger files differ from what was dropped (< expected, > recorded):"$'\n'"$(comm -3 <(echo "$want") <(echo "$recorded") | sed 's/^\t/> /; t; s/^/< /')"
-  # 5. Events: one `quarantined` per bad file, none for a good one, no `failed` event.
+  # 5. Nothing left in the staging folder (a file finished leaves no staged copy behind).
+  left=$(find "$W/state/staging" -type f 2>/dev/null | sed "s|^$W/state/staging/||" | sort || true)
+  [ -z "$left" ] || violation "left in the staging folder $W/state/staging:"$'\n'"$left"
+  # 6. `wharf plan` has nothing to do.
+  CUR=$name wharf plan "$W/flow.yaml" --json >"$W/plan.json" 2>/dev/null || true
+  local planned
+  planned=$(jq -r 'if (.files | type) == "array" then .files[] | tostring else "no plan: \(.)" end' "$W/plan.json" 2>&1 || true)
+  [ -z "$planned" ] || violation "wharf plan still has something to do:"$'\n'"$planned"
+  # 7. Events: one `quarantined` per bad file, none for a good one, no `failed` event.
   local events
   events=$(CUR=$name wharf events "soak-$name" --json --limit 100000)
   local q_events
