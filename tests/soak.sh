@@ -11,7 +11,8 @@
 #   --rounds N     rounds per scenario (default 1); each round starts from fresh files and state
 #   --kills N      SIGKILLs per round (default 20)
 #   --seed S       seed of every random choice (sizes, delays); default: from the clock, printed
-#   --scenarios L  comma-separated subset of sftp-pull,sftp-push,ftp-pull,ftp-push (default all)
+#   --scenarios L  comma-separated subset of sftp-pull,sftp-pull-keep,sftp-push,ftp-pull,ftp-push
+#                  (default all)
 #   --dir DIR      work folder (default /tmp/wharf-soak; emptied first)
 #   --keep         keep the work folder after a clean run (it is always kept after a violation)
 # WHARF_SOAK_BIN=PATH soaks that wharf binary instead of building target/debug/wharf.
@@ -19,6 +20,8 @@
 # Scenarios (each a flow written here, with a `check` step refusing files named `bad_*`,
 # a local quarantine, `if_exists: rename` so that a second delivery shows as a second file):
 #   sftp-pull  SFTP /out → local /inbox, after.success move_to /processed, failure move_to /failed
+#   sftp-pull-keep  the same with after.success keep (the ledger alone keeps a file from
+#              being delivered twice)
 #   sftp-push  local /outbox → SFTP /in (temporary name, verify, rename), after.success delete
 #   ftp-pull   as sftp-pull over FTP (vsftpd)
 #   ftp-push   local /outbox → FTP /in, after.success move_to /sent
@@ -29,7 +32,7 @@
 # Prints one summary line per scenario and round; exits 1 on any violation, with evidence.
 set -euo pipefail
 
-rounds=1 kills=20 seed="" scenarios="sftp-pull,sftp-push,ftp-pull,ftp-push" SOAK=/tmp/wharf-soak keep=0
+rounds=1 kills=20 seed="" scenarios="sftp-pull,sftp-pull-keep,sftp-push,ftp-pull,ftp-push" SOAK=/tmp/wharf-soak keep=0
 usage() { echo "usage: tests/soak.sh [--rounds N] [--kills N] [--seed S] [--scenarios LIST] [--dir DIR] [--keep]" >&2; exit 2; }
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -217,12 +220,15 @@ write_flow() {
     echo "endpoints:"
     endpoint_yaml "$proto" "$P"
     echo "  here: { type: local, root: $W/local }"
-    if [ "$dir" = pull ]; then cat <<Y
+    if [ "$dir" = pull ]; then
+      local success='{ move_to: /processed }'
+      [ "$name" = sftp-pull-keep ] && success=keep
+      cat <<Y
 source: { endpoint: partner, path: /out }
 sinks:
   - { endpoint: here, path: /inbox, if_exists: rename }
 after:
-  success: { move_to: /processed }
+  success: $success
   failure: { move_to: /failed }
 Y
     else
@@ -246,21 +252,23 @@ Y
   } >"$W/flow.yaml"
 }
 # The folder files are dropped into, and the one they are delivered to.
-src_dir() { case $1 in *-pull) echo "$SOAK/partner/$1/out" ;; *) echo "$SOAK/$1/local/outbox" ;; esac; }
-sink_dir() { case $1 in *-pull) echo "$SOAK/$1/local/inbox" ;; *) echo "$SOAK/partner/$1/in" ;; esac; }
+src_dir() { case $1 in *-pull*) echo "$SOAK/partner/$1/out" ;; *) echo "$SOAK/$1/local/outbox" ;; esac; }
+sink_dir() { case $1 in *-pull*) echo "$SOAK/$1/local/inbox" ;; *) echo "$SOAK/partner/$1/in" ;; esac; }
 # Where a delivered source ends: a folder, or empty for `delete`.
 done_dir() {
   case $1 in
+    *-pull-keep) echo "" ;;
     *-pull) echo "$SOAK/partner/$1/processed" ;;
     ftp-push) echo "$SOAK/$1/local/sent" ;;
     *) echo "" ;;
   esac
 }
-failed_dir() { case $1 in *-pull) echo "$SOAK/partner/$1/failed" ;; *) echo "$SOAK/$1/local/failed" ;; esac; }
+failed_dir() { case $1 in *-pull*) echo "$SOAK/partner/$1/failed" ;; *) echo "$SOAK/$1/local/failed" ;; esac; }
 
 # `setup NAME`: fresh folders, state and flow for a scenario.
 setup() {
-  local name=$1 proto=${1%%-*} dir=${1##*-} W=$SOAK/$1 P=$SOAK/partner/$1
+  local name=$1 proto=${1%%-*} dir=push W=$SOAK/$1 P=$SOAK/partner/$1
+  case $name in *-pull*) dir=pull ;; esac
   rm -rf "$W" "$P"
   mkdir -p "$W/local" "$P" "$(src_dir "$name")" "$W/expect"
   chown -R "$USER_NAME" "$P"
@@ -277,7 +285,7 @@ drop() {
     case ${f##*/} in bad_*) echo "${f##*/}" >>"$SOAK/$name/expect/bad" ;; *) echo "${f##*/}" >>"$SOAK/$name/expect/good" ;; esac
   done
   touch "$SOAK/$name/expect/bad" "$SOAK/$name/expect/good"
-  case $name in *-pull) chown -R "$USER_NAME" "$SOAK/partner/$name" "$tmp" ;; esac
+  case $name in *-pull*) chown -R "$USER_NAME" "$SOAK/partner/$name" "$tmp" ;; esac
   # A rename into the source folder: a file appears whole (as a careful partner writes it).
   mv "$tmp"/* "$(src_dir "$name")/" 2>/dev/null || true
   rmdir "$tmp"
@@ -312,9 +320,11 @@ check_scenario() {
   wrong=$(cd "$sink" 2>/dev/null && grep -v '  bad_' "$W/expect/sums" | sha256sum --quiet -c 2>&1 | grep -v 'No such file\|could not be read' || true)
   [ -z "$wrong" ] || violation "delivered files that differ from their source (sha256):"$'\n'"$wrong"
   # 2. The source folder is empty: every file moved (or deleted) once; no temporary names.
-  local left
+  #    With `keep`, it holds the good files, as they were.
+  local left kept=""
   left=$(cd "$src" && find . -mindepth 1 -printf '%P\n' | sort || true)
-  [ -z "$left" ] || violation "left in the source folder $src:"$'\n'"$left"
+  [ "$name" = sftp-pull-keep ] && kept=$(sort "$W/expect/good")
+  [ "$left" = "$kept" ] || violation "the source folder $src does not hold what it should (< missing, > extra):"$'\n'"$(comm -3 <(echo "$kept") <(echo "$left") | sed 's/^\t/> /; t; s/^/< /')"
   if [ -n "$done" ]; then
     listing=$(cd "$done" 2>/dev/null && find . -mindepth 1 -printf '%P\n' | sort || true)
     extra=$(comm -3 <(sort "$W/expect/good") <(echo "$listing" | sed '/^$/d'))
@@ -437,7 +447,7 @@ soak_round() {
 start=$(now_ms)
 IFS=, read -ra todo <<<"$scenarios"
 for name in "${todo[@]}"; do
-  case $name in sftp-pull|sftp-push|ftp-pull|ftp-push) ;; *) echo "soak: unknown scenario $name" >&2; exit 2 ;; esac
+  case $name in sftp-pull|sftp-pull-keep|sftp-push|ftp-pull|ftp-push) ;; *) echo "soak: unknown scenario $name" >&2; exit 2 ;; esac
   calibrate "$name"
   echo "== $name: an uninterrupted first run takes ${typical[$name]} ms"
   for ROUND in $(seq "$rounds"); do soak_round "$name"; done
