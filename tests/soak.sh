@@ -150,7 +150,7 @@ vsftpd_log_file=$SOAK/etc/vsftpd.log
 CFG
 /usr/sbin/vsftpd "$SOAK/etc/vsftpd.conf" </dev/null >"$SOAK/etc/vsftpd.out" 2>&1 &
 PIDS+=($!)
-wait_port "$FTP_PORT" || { echo "soak: vsftpd did not start: $(cat "$SOAK/etc/vsftpd.out")" >&2; exit 1; }
+wait_port "$FTP_PORT" || { echo "soak: vsftpd did not start on port $FTP_PORT: $(cat "$SOAK/etc/vsftpd.out" "$SOAK/etc/vsftpd.log" 2>/dev/null)" >&2; exit 1; }
 "$BIN" --state-dir "$SOAK/trust-state" trust "127.0.0.1:$SSH_PORT" --known-hosts "$SOAK/known_hosts" --yes >/dev/null
 echo "== sshd on 127.0.0.1:$SSH_PORT, vsftpd on 127.0.0.1:$FTP_PORT"
 
@@ -220,29 +220,21 @@ write_flow() {
     echo "endpoints:"
     endpoint_yaml "$proto" "$P"
     echo "  here: { type: local, root: $W/local }"
-    if [ "$dir" = pull ]; then
-      local success='{ move_to: /processed }'
-      [ "$name" = sftp-pull-keep ] && success=keep
-      cat <<Y
-source: { endpoint: partner, path: /out }
+    # Pull: the partner's /out into our /inbox. Push: our /outbox into the partner's /in.
+    local from="partner, path: /out" to="here, path: /inbox" success='{ move_to: /processed }'
+    if [ "$dir" = push ]; then
+      from="here, path: /outbox"; to="partner, path: /in"; success=delete
+      [ "$proto" = ftp ] && success='{ move_to: /sent }'
+    fi
+    [ "$name" = sftp-pull-keep ] && success=keep
+    cat <<Y
+source: { endpoint: $from }
 sinks:
-  - { endpoint: here, path: /inbox, if_exists: rename }
+  - { endpoint: $to, if_exists: rename }
 after:
   success: $success
   failure: { move_to: /failed }
 Y
-    else
-      local done_with='delete'
-      [ "$proto" = ftp ] && done_with='{ move_to: /sent }'
-      cat <<Y
-source: { endpoint: here, path: /outbox }
-sinks:
-  - { endpoint: partner, path: /in, if_exists: rename }
-after:
-  success: $done_with
-  failure: { move_to: /failed }
-Y
-    fi
     cat <<Y
 steps:
   - check: { name: '^f_' }
