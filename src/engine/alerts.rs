@@ -3,8 +3,12 @@
 //! The only place that decides `failed`, `quarantined`, `unreachable` and `recovered` events
 //! (awaited responses raise theirs in `awaits.rs`, expected files in `serve`). Pure: the
 //! caller stores the new health and the events with the run record in one transaction
-//! (`Ledger::finish_run_with`), so a run's events are recorded exactly once. Delivering them
-//! is the notifier's business (`notify`, driven by `wharf serve`).
+//! (`Ledger::finish_run_with`), so a run's events are recorded exactly once. A `quarantined`
+//! event ([`quarantined`]) is stored with the file's `quarantined` record instead
+//! (`Transition::WithEvent`, by `quarantine.rs`): a run killed after that commit, before its
+//! end, would otherwise leave the file quarantined and nobody told, and the next run, finding
+//! it settled, would not tell either. Delivering them is the notifier's business (`notify`,
+//! driven by `wharf serve`).
 //!
 //! - A run aborted because an endpoint could not be reached (`RunReport::unreachable`:
 //!   connection refused, timeout, dropped link) counts towards the unreachable streak; the
@@ -22,7 +26,32 @@
 use crate::config::Flow;
 use crate::ledger::{EventKind, FlowHealth, Millis, NewEvent, RunStatus};
 
-use super::{Outcome, RunReport};
+use super::{Outcome, REPORT_LOG_TARGET, RunReport};
+
+/// The `quarantined` event of a file put aside by run `run` of `flow` (a response's file: its
+/// request flow's): `path` as its report line names it, `detail` that line's detail (where the
+/// copy is, why, what became of the source). Stored with the file's record, not at the run's end.
+pub(super) fn quarantined(flow: &str, run: u64, path: &str, detail: &str, at: Millis) -> NewEvent {
+    NewEvent {
+        flow: flow.to_string(),
+        at,
+        kind: EventKind::Quarantined,
+        subject: path.to_string(),
+        detail: detail.to_string(),
+        run: Some(run),
+    }
+}
+
+/// The daemon's log line of an event that was just recorded.
+pub(super) fn log(flow: &str, kind: EventKind, subject: &str, detail: &str) {
+    let subject = (!subject.is_empty()).then(|| tracing::field::display(subject));
+    // `unreachable` and `recovered` say what the report does not (runs in a row).
+    if matches!(kind, EventKind::Failed | EventKind::Quarantined) {
+        tracing::warn!(target: REPORT_LOG_TARGET, flow = %flow, event = %kind.as_str(), subject, detail = %detail, "Event.");
+    } else {
+        tracing::warn!(flow = %flow, event = %kind.as_str(), subject, detail = %detail, "Event.");
+    }
+}
 
 /// The flow's health after `report`, and the events the run raises.
 pub(super) fn judge(flow: &Flow, prev: &FlowHealth, report: &RunReport, now: Millis) -> (FlowHealth, Vec<NewEvent>) {
@@ -36,10 +65,8 @@ pub(super) fn judge(flow: &Flow, prev: &FlowHealth, report: &RunReport, now: Mil
         detail,
         run: Some(report.run),
     };
-    // Quarantined files: the run's own, and responses refused by the response's steps.
-    for f in all_files(report).filter(|f| f.outcome == Outcome::Quarantined) {
-        events.push(event(EventKind::Quarantined, &f.path, f.detail.clone()));
-    }
+    // Quarantined files (the run's own, and responses refused by the response's steps) raised
+    // theirs as they were recorded ([`quarantined`]).
     let unreachable = report.unreachable();
     match report.status {
         RunStatus::Ok => {
@@ -207,15 +234,15 @@ mod tests {
         assert_eq!(kinds(&evs), [EventKind::Failed]);
         assert!(evs[0].detail.contains("aborted: boom"), "{}", evs[0].detail);
         assert_eq!(evs[0].run, Some(7), "the run that failed");
+        // A quarantined file's event was stored with its record: the run's end adds none.
         let mixed = report(RunStatus::Failed, None, &[(Outcome::Quarantined, "in/a.csv"), (Outcome::Failed, "in/b.csv")]);
         let (h, evs) = judge(&f, &h, &mixed, 2);
-        assert_eq!(kinds(&evs), [EventKind::Quarantined, EventKind::Failed]);
-        assert_eq!(evs.iter().map(|e| e.run).collect::<Vec<_>>(), [Some(7), Some(7)], "the run that quarantined and failed");
-        assert_eq!(evs[0].subject, "in/a.csv");
-        assert!(evs[1].detail.contains("in/b.csv failed: why"), "{}", evs[1].detail);
+        assert_eq!(kinds(&evs), [EventKind::Failed]);
+        assert_eq!(evs[0].run, Some(7), "the run that failed");
+        assert!(evs[0].detail.contains("in/b.csv failed: why"), "{}", evs[0].detail);
         assert_eq!(h.failing_streak, 2);
         let (_, evs) = judge(&f, &h, &report(RunStatus::Ok, None, &[(Outcome::Quarantined, "in/c.csv")]), 3);
-        assert_eq!(kinds(&evs), [EventKind::Quarantined, EventKind::Recovered]);
+        assert_eq!(kinds(&evs), [EventKind::Recovered]);
     }
 
     /// A `source.command` that exits non-zero is transient (the next run may succeed), but no
@@ -239,8 +266,8 @@ mod tests {
         assert_eq!((h.unreachable_streak, h.failing_streak), (0, 4));
     }
 
-    /// Responses are files too: one refused by the response's steps raises `quarantined`, one
-    /// that could not be taken is named in `failed`.
+    /// Responses are files too: one that could not be taken is named in `failed` (one refused
+    /// by the response's steps raised `quarantined` when it was recorded, not here).
     #[test]
     fn responses_raise_the_events_of_their_files() {
         use crate::engine::awaits::ResponseReport;
@@ -267,8 +294,7 @@ mod tests {
             resp("out/b.ack", Outcome::Failed, "sink acks: /b.ack already exists", AwaitState::Waiting),
         ];
         let (_, evs) = judge(&f, &FlowHealth::default(), &r, 1);
-        assert_eq!(kinds(&evs), [EventKind::Quarantined, EventKind::Failed]);
-        assert_eq!((evs[0].subject.as_str(), evs[0].detail.as_str()), ("/out/a.ack", "the file is empty"));
-        assert!(evs[1].detail.contains("/out/b.ack failed: sink acks: /b.ack already exists"), "{}", evs[1].detail);
+        assert_eq!(kinds(&evs), [EventKind::Failed]);
+        assert!(evs[0].detail.contains("/out/b.ack failed: sink acks: /b.ack already exists"), "{}", evs[0].detail);
     }
 }

@@ -465,6 +465,7 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop
     let rcx = Ctx {
         commits: Default::default(),
         flow: rflow,
+        events_flow: &cx.flow.name,
         ledger: cx.ledger,
         source: source.clone(),
         sinks: rflow.sinks.iter().map(|s| get(&s.endpoint)).collect::<Result<_, _>>()?,

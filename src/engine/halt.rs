@@ -14,7 +14,8 @@
 //! yet disposed of), `disposing` (source moved/deleted, ledger not yet updated),
 //! `quarantine_disposing` (a file's quarantine copy and reports made and its `after.failure:
 //! move_to` name recorded, the source not moved yet), `quarantine_disposed` (a file's quarantine copy and reports made and its source disposed
-//! of per `after.failure`, the ledger not yet updated), `failure_disposing` (a file failed for
+//! of per `after.failure`, the ledger not yet updated), `quarantined` (a file recorded
+//! quarantined with its event, the run not finished), `failure_disposing` (a file failed for
 //! good, its `after.failure: move_to` name recorded while it is still in flight, the source
 //! not moved yet), `failure_disposed` (a file failed for good and its source moved per
 //! `after.failure`, the ledger not yet updated: still in flight there).

@@ -353,13 +353,7 @@ fn finish(ledger: &Ledger, flow: &Flow, rec: &mut RunRecord, report: &RunReport)
     }
     let now = now_millis();
     for e in ledger.finish_run_with(rec, |health| alerts::judge(flow, health, report, now))? {
-        let subject = (!e.subject.is_empty()).then(|| tracing::field::display(&e.subject));
-        // `unreachable` and `recovered` say what the report does not (runs in a row).
-        if matches!(e.kind, crate::ledger::EventKind::Failed | crate::ledger::EventKind::Quarantined) {
-            tracing::warn!(target: REPORT_LOG_TARGET, flow = %e.flow, event = %e.kind.as_str(), subject, detail = %e.detail, "Event.");
-        } else {
-            tracing::warn!(flow = %e.flow, event = %e.kind.as_str(), subject, detail = %e.detail, "Event.");
-        }
+        alerts::log(&e.flow, e.kind, &e.subject, &e.detail);
     }
     Ok(())
 }
@@ -510,6 +504,7 @@ async fn run_files(
 
     let cx = lifecycle::Ctx {
         flow,
+        events_flow: &flow.name,
         ledger,
         source: source.clone(),
         sinks,

@@ -21,14 +21,16 @@ use crate::config::flow::Disposition;
 use crate::endpoint::{DynEndpoint, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, RemotePath};
 use crate::ledger::quarantined::{Earlier, QuarantinedFile};
 use crate::ledger::{
-    ErrorRecord, FileRecord, FileResult, FileState, Ledger, LedgerError, QuarantineRecord, RunStatus, SourceFate, Transition, now_millis,
-    to_millis,
+    ErrorRecord, EventKind, FileRecord, FileResult, FileState, Ledger, LedgerError, Millis, QuarantineRecord, RunStatus, SourceFate,
+    Transition, now_millis, to_millis,
 };
 
 use super::error::FileError;
 use super::lifecycle::{self, Ctx};
 use super::retry::retry;
-use super::{FileReport, Outcome, REPORT_LOG_TARGET, RunOptions, RunReport, content, disposition, endpoints, naming, stage, transfer};
+use super::{
+    FileReport, Outcome, REPORT_LOG_TARGET, RunOptions, RunReport, alerts, content, disposition, endpoints, naming, stage, transfer,
+};
 
 /// A quarantine command could not be carried out.
 #[derive(Debug, thiserror::Error)]
@@ -247,10 +249,14 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
     rec.updated = now_millis();
     let target = format!("{}:{copy}", qr.endpoint);
     result.quarantine = Some(qr);
-    cx.store(Transition::Result { flow: flow.clone(), rec: rec.clone(), result: result.clone() }).await?;
+    let t = Transition::Result { flow: flow.clone(), rec: rec.clone(), result: result.clone() };
+    store_quarantined(cx, t, &entry.path, &detail, rec.updated).await?;
     content::discard_with_outputs(staged).await;
     // The file's line in the report says where it went: `wharf run` leaves this one out.
     tracing::warn!(target: REPORT_LOG_TARGET, flow = %flow, path = %entry.path, copy = %copy, "Quarantined.");
+    // A kill here leaves the file recorded quarantined with its event: the next run finds it
+    // settled, and raises nothing more.
+    super::halt::point("quarantined");
     Ok(FileReport {
         path: entry.path.to_string(),
         outcome: Outcome::Quarantined,
@@ -260,6 +266,15 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
         error_kind: None,
         records: Some(result.counts),
     })
+}
+
+/// Stores `t`, which records the file at `path` quarantined, with its `quarantined` event
+/// (`detail`: its report line's) in the same transaction, and logs the event.
+async fn store_quarantined(cx: &Ctx<'_>, t: Transition, path: &RemotePath, detail: &str, at: Millis) -> Result<(), LedgerError> {
+    let event = alerts::quarantined(cx.events_flow, cx.run, &path.to_string(), detail, at);
+    cx.store(Transition::WithEvent { transition: Box::new(t), event }).await?;
+    alerts::log(cx.events_flow, EventKind::Quarantined, &path.to_string(), detail);
+    Ok(())
 }
 
 /// What became of the copy a quarantine given up had made ([`abandon`]).
@@ -749,7 +764,7 @@ async fn record_left_aside(
     rec.state = FileState::Quarantined;
     rec.run = cx.run;
     rec.updated = now_millis();
-    cx.store(Transition::File { flow: flow.clone(), rec: rec.clone() }).await?;
+    store_quarantined(cx, Transition::File { flow: flow.clone(), rec: rec.clone() }, &entry.path, &detail, rec.updated).await?;
     content::discard_with_outputs(&stage::staging_path(cx.staging_dir, flow, &entry.path)).await;
     tracing::warn!(target: REPORT_LOG_TARGET, flow = %flow, path = %entry.path, copy = %copy, "Quarantined (finished after a crash).");
     let f = FileReport {
@@ -1107,6 +1122,7 @@ pub async fn reprocess(
         let cx = Ctx {
             commits: Default::default(),
             flow,
+            events_flow: &flow.name,
             ledger,
             source: get(&flow.source.endpoint)?,
             sinks: flow.sinks.iter().map(|s| get(&s.endpoint)).collect::<Result<Vec<_>, _>>()?,

@@ -2285,6 +2285,7 @@ impl Fixture {
         let eps = endpoints::open_all(&self.flow, &["partner", "erp"]).await.unwrap();
         lifecycle::Ctx {
             flow: &self.flow,
+            events_flow: &self.flow.name,
             ledger: &self.ledger,
             source: source.unwrap_or_else(|| eps["partner"].clone()),
             sinks: vec![eps["erp"].clone()],

@@ -238,19 +238,28 @@ impl Core {
             // Opened once for the whole group (a commit may hold thousands of transitions).
             let files = &mut FileTables::open(tx)?;
             for t in transitions {
-                match t {
-                    Transition::File { flow, rec } => apply_file(files, flow, rec)?,
-                    Transition::Complete { flow, rec, done } => apply_complete(tx, files, flow, rec, done)?,
-                    Transition::Result { flow, rec, result } => apply_result(files, flow, rec, result)?,
-                    Transition::NoResult { flow, rec } => apply_no_result(files, flow, rec)?,
-                    Transition::Processed { flow, rec, result, warning } => {
-                        apply_result(files, flow, rec, result)?;
-                        files.set_warning(flow, &rec.path, warning.as_ref())?;
-                    }
-                }
+                apply(tx, files, t)?;
             }
             Ok(())
         })
+    }
+}
+
+/// Stores one transition inside `tx`.
+fn apply(tx: &redb::WriteTransaction, files: &mut FileTables<'_>, t: &Transition) -> Result<(), redb::Error> {
+    match t {
+        Transition::File { flow, rec } => apply_file(files, flow, rec),
+        Transition::Complete { flow, rec, done } => apply_complete(tx, files, flow, rec, done),
+        Transition::Result { flow, rec, result } => apply_result(files, flow, rec, result),
+        Transition::NoResult { flow, rec } => apply_no_result(files, flow, rec),
+        Transition::Processed { flow, rec, result, warning } => {
+            apply_result(files, flow, rec, result)?;
+            Ok(files.set_warning(flow, &rec.path, warning.as_ref())?)
+        }
+        Transition::WithEvent { transition, event } => {
+            apply(tx, files, transition)?;
+            super::events::append(tx, event).map(drop)
+        }
     }
 }
 
@@ -258,7 +267,10 @@ impl Core {
 /// `put_file_and_result` store. `NoResult` stores the record and removes its content result
 /// (a quarantine of a given-up file that failed, undone: the file had no result before).
 /// `Processed` is the content steps' verdict: a `Result` with their warning about a file they
-/// let through, which replaces (`None`: removes) the one an earlier run gave.
+/// let through, which replaces (`None`: removes) the one an earlier run gave. `WithEvent` is
+/// a transition and the event it raises, stored in one transaction (a file recorded
+/// quarantined and its `quarantined` event: a process killed after the commit leaves both, a
+/// process killed before it neither).
 #[derive(Debug, Clone)]
 pub enum Transition {
     File { flow: String, rec: FileRecord },
@@ -266,6 +278,7 @@ pub enum Transition {
     Result { flow: String, rec: FileRecord, result: FileResult },
     NoResult { flow: String, rec: FileRecord },
     Processed { flow: String, rec: FileRecord, result: FileResult, warning: Option<FileWarning> },
+    WithEvent { transition: Box<Transition>, event: super::NewEvent },
 }
 
 /// The in-flight index: (flow, path) of every file record in flight ([`FileState::in_flight`]),
@@ -512,6 +525,35 @@ mod tests {
     use super::*;
 
     /// The paths of `flow` in the in-flight index, as stored.
+    /// A file recorded quarantined and its event are one commit: both stored, in a group
+    /// commit as alone, or (the commit failing) neither.
+    #[test]
+    fn a_transition_with_its_event_is_stored_in_one_commit() {
+        let l = Ledger::in_memory().unwrap();
+        let event = |path: &str| NewEvent {
+            flow: "f".into(),
+            at: 5,
+            kind: EventKind::Quarantined,
+            subject: format!("/{path}"),
+            detail: "why".into(),
+            run: Some(3),
+        };
+        let quarantined = |path: &str| Transition::WithEvent {
+            transition: Box::new(Transition::Result {
+                flow: "f".into(),
+                rec: rec(path, FileState::Quarantined),
+                result: FileResult::default(),
+            }),
+            event: event(path),
+        };
+        l.commit(&[Transition::File { flow: "f".into(), rec: rec("a", FileState::Staged) }, quarantined("b")]).unwrap();
+        l.commit(&[quarantined("c")]).unwrap();
+        assert_eq!(l.file("f", "b").unwrap().map(|r| r.state), Some(FileState::Quarantined));
+        assert_eq!(l.file("f", "c").unwrap().map(|r| r.state), Some(FileState::Quarantined));
+        let told: Vec<_> = l.events(Some("f"), 0, 10).unwrap().into_iter().map(|e| (e.subject, e.run, e.kind)).collect();
+        assert_eq!(told, [("/b".to_string(), Some(3), EventKind::Quarantined), ("/c".to_string(), Some(3), EventKind::Quarantined)]);
+    }
+
     fn indexed(l: &Ledger, flow: &str) -> Vec<String> {
         l.read(|tx| {
             let t = tx.open_table(IN_FLIGHT)?;

@@ -510,6 +510,11 @@ fn content_crash_and_recover(point: &str) {
     // A third run has nothing to do.
     let r = json(&ex.wharf().arg("run").arg("--json").arg(ex.flow()).output().unwrap());
     assert_eq!((r["counts"]["delivered"].as_u64(), r["quarantined"].as_u64()), (Some(0), Some(0)), "{r:#}");
+    // Whoever is told about quarantined files is told once, whichever run recorded it.
+    let events = json(&ex.wharf().args(["events", "roster-import", "--json"]).output().unwrap());
+    let told: Vec<&str> =
+        events.as_array().unwrap().iter().filter(|e| e["kind"] == "quarantined").map(|e| e["subject"].as_str().unwrap()).collect();
+    assert_eq!(told, ["/incoming/ROSTER_20260106.csv"], "one `quarantined` event after a kill at {point}: {events:#}");
 }
 
 #[test]
@@ -529,6 +534,15 @@ fn sigkill_while_quarantining_then_rerun_quarantines_once_with_one_report() {
 #[test]
 fn sigkill_after_quarantine_disposal_then_rerun_records_it_quarantined() {
     content_crash_and_recover("quarantine_disposed");
+}
+
+/// Killed once the file is recorded quarantined, before the run's end: its `quarantined`
+/// event was stored with that record. Before, the event was stored with the run's record at
+/// its end: this kill lost it, and the rerun, finding the file settled, raised none (found by
+/// tests/soak.sh).
+#[test]
+fn sigkill_once_quarantined_then_its_event_is_recorded_all_the_same() {
+    content_crash_and_recover("quarantined");
 }
 
 /// Killed once the copy is made and the `after.failure: move_to` name recorded, before the

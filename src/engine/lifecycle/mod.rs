@@ -73,6 +73,9 @@ fn sink_of(recorded: u32) -> usize {
 /// Everything a file's processing needs from its run.
 pub(super) struct Ctx<'a> {
     pub flow: &'a Flow,
+    /// The flow the files' events are raised for (`wharf events FLOW`): `flow`'s own name, or
+    /// for a response flow its request flow's, as the run's other events.
+    pub events_flow: &'a str,
     pub ledger: &'a Ledger,
     pub source: DynEndpoint,
     pub sinks: Vec<DynEndpoint>,
