@@ -524,7 +524,6 @@ mod tests {
     use super::super::*;
     use super::*;
 
-    /// The paths of `flow` in the in-flight index, as stored.
     /// A file recorded quarantined and its event are one commit: both stored, in a group
     /// commit as alone, or (the commit failing) neither.
     #[test]
@@ -554,6 +553,7 @@ mod tests {
         assert_eq!(told, [("/b".to_string(), Some(3), EventKind::Quarantined), ("/c".to_string(), Some(3), EventKind::Quarantined)]);
     }
 
+    /// The paths of `flow` in the in-flight index, as stored.
     fn indexed(l: &Ledger, flow: &str) -> Vec<String> {
         l.read(|tx| {
             let t = tx.open_table(IN_FLIGHT)?;
