@@ -71,13 +71,19 @@ impl Render {
         let mut hb = registry::new(raw.escape);
         // Every template given is compiled, even when the combination is wrong, so that all
         // problems show at once.
-        for (field, file) in [("template", &raw.template), ("header", &raw.header), ("row", &raw.row), ("footer", &raw.footer)] {
+        for (field, file, scope) in [
+            ("template", &raw.template, Scope::Document),
+            ("header", &raw.header, Scope::Header),
+            ("row", &raw.row, Scope::Row),
+            ("footer", &raw.footer, Scope::Footer),
+        ] {
             if let Some(name) = file {
                 match load(&mut hb, name, base, raw.line_ending) {
                     Err(e) => problems.push((field, e)),
                     Ok(()) => {
-                        let found = hb.get_template(name).map(|t| lint::problems(name, t)).unwrap_or_default();
-                        problems.extend(found.into_iter().map(|p| (field, p)));
+                        let Some(t) = hb.get_template(name) else { continue };
+                        problems.extend(lint::problems(name, t).into_iter().map(|p| (field, p)));
+                        problems.extend(fields::strangers(t, scope).iter().map(|s| (field, s.problem(name))));
                     }
                 }
             }
