@@ -62,11 +62,15 @@ pub struct Stranger {
     /// Line and column of the expression.
     pub at: Option<(usize, usize)>,
     scope: Scope,
+    /// The read fails (`{{sku}}`), rather than being a test that is always false
+    /// (`{{#if sku}}`, `{{default sku "-"}}`).
+    pub strict: bool,
 }
 
 impl Stranger {
-    /// The problem, as `NAME line L, col C: …` (template `name`).
-    pub fn problem(&self, name: &str) -> String {
+    /// What is wrong, as `NAME line L, col C: …` (template `name`): a problem when the read is
+    /// strict, a warning when it is a test.
+    pub fn message(&self, name: &str) -> String {
         let at = match self.at {
             Some((l, c)) => format!("{name} line {l}, col {c}"),
             None => name.to_string(),
@@ -80,11 +84,16 @@ impl Stranger {
                 ("a whole-document", "; a record's fields are read inside `{{#each records}}`".to_string(), "file")
             }
         };
-        format!("{at}: `{}` is not a name {what} template is given (it has {has}{hint}): every {fails} would fail to render", self.path)
+        let then = if self.strict {
+            format!("every {fails} would fail to render")
+        } else {
+            "it is never there (a test of it is always false, `default` gives its default)".to_string()
+        };
+        format!("{at}: `{}` is not a name {what} template is given (it has {has}{hint}): {then}", self.path)
     }
 }
 
-/// The strict reads of template `t` (of context `scope`) of names its context does not have.
+/// The reads of template `t` (of context `scope`) of names its context does not have.
 pub fn strangers(t: &Template, scope: Scope) -> Vec<Stranger> {
     let mut w = Walk { setting: "", name: "", out: Vec::new(), strangers: Vec::new() };
     w.template(t, scope, None);
@@ -296,10 +305,9 @@ impl Walk<'_> {
         // `Local` paths are `@index` and the like; a `Ruled` segment is `../` or `@root`.
         let Path::Relative((segs, raw)) = p else { return };
         if let (Some(has), Some(PathSeg::Named(first))) = (scope.context(), segs.first())
-            && missing != Missing::Tested
             && !has.contains(&first.as_str())
         {
-            self.strangers.push(Stranger { path: raw.clone(), at: pos, scope });
+            self.strangers.push(Stranger { path: raw.clone(), at: pos, scope, strict: missing != Missing::Tested });
         }
         let field = match (scope, segs.as_slice()) {
             (Scope::Row, [PathSeg::Named(r), PathSeg::Named(x), ..]) if r == "record" => x,

@@ -55,6 +55,9 @@ pub struct Render {
     refs: Arc<Vec<FieldRef>>,
     /// Those no valid record has (set by the pipeline, which knows the schemas).
     undeclared: Arc<Vec<Undeclared>>,
+    /// Tests of names a template's context does not have (`{{#if sku}}` in a row template):
+    /// (setting, warning).
+    tests: Arc<Vec<(&'static str, String)>>,
 }
 
 impl fmt::Debug for Render {
@@ -69,6 +72,8 @@ impl Render {
     pub fn build(raw: &RawRender, base: &Path) -> Result<Render, Vec<(&'static str, String)>> {
         let mut problems: Vec<(&'static str, String)> = Vec::new();
         let mut hb = registry::new(raw.escape);
+        // Tests of names a template's context does not have: always false, warned of.
+        let mut tests: Vec<(&'static str, String)> = Vec::new();
         // Every template given is compiled, even when the combination is wrong, so that all
         // problems show at once.
         for (field, file, scope) in [
@@ -83,7 +88,13 @@ impl Render {
                     Ok(()) => {
                         let Some(t) = hb.get_template(name) else { continue };
                         problems.extend(lint::problems(name, t).into_iter().map(|p| (field, p)));
-                        problems.extend(fields::strangers(t, scope).iter().map(|s| (field, s.problem(name))));
+                        for s in fields::strangers(t, scope) {
+                            if s.strict {
+                                problems.push((field, s.message(name)));
+                            } else {
+                                tests.push((field, s.message(name)));
+                            }
+                        }
                     }
                 }
             }
@@ -151,6 +162,7 @@ impl Render {
                 registry: Arc::new(hb),
                 refs: Arc::new(refs.unwrap_or_default()),
                 undeclared: Arc::new(Vec::new()),
+                tests: Arc::new(tests),
             }),
             _ => Err(problems),
         }
@@ -182,6 +194,11 @@ impl Render {
 
     fn registry(&self) -> &Handlebars<'static> {
         &self.registry
+    }
+
+    /// Tests of names a template's context does not have, always false: (setting, warning).
+    pub fn stranger_tests(&self) -> &[(&'static str, String)] {
+        &self.tests
     }
 
     /// The fields read that no valid record has.

@@ -360,6 +360,19 @@ fn a_template_reading_a_name_its_context_does_not_have_is_refused() {
         ],
         "a tested read (`#if note`, `default price`) fails nothing; the body's `{{{{note}}}}` does"
     );
+    // Tests of such names are always false: warned of.
+    b.file("tests.txt.hbs", "{{record.sku}}{{#if note}}!{{/if}}{{default price \"-\"}}\n");
+    let warned = b.steps("- parse: { format: csv }\n- render: { row: tests.txt.hbs }").warnings();
+    let test = |col: usize, name: &str| {
+        (
+            "/steps/1/render/row".to_string(),
+            format!(
+                "tests.txt.hbs line 1, col {col}: `{name}` {}; a field of the record is `record.{name}`): it is never there (a test of it is always false, `default` gives its default)",
+                has("a row", "`record`, `row`, `file`")
+            ),
+        )
+    };
+    assert_eq!(warned, [test(15, "note"), test(35, "price")]);
     let got = b.problems("- parse: { format: csv }\n- render: { template: doc.txt.hbs }");
     assert_eq!(
         got,
