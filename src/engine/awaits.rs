@@ -477,7 +477,23 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop
         folders: Default::default(),
         budget: Default::default(),
     };
-    let listed = list(&source, rflow).await?;
+    let listed = match list(&source, rflow).await {
+        Ok(l) => l,
+        // Said as what it is: the end of a run whose files are done (and reported as they are),
+        // not a run that could not start.
+        Err(RunAbort::Endpoint(e)) => {
+            let msg = format!(
+                "flow {}: could not look for the responses of {} open await(s) in {}: {e}{}; the run's files are done as \
+                 reported, the awaits stay open and the next run looks again",
+                cx.flow.name,
+                open.len(),
+                rflow.source.path,
+                super::hint(&e)
+            );
+            return Err(RunAbort::File(msg, e.kind));
+        }
+        Err(other) => return Err(other),
+    };
     let slack = slack(&source);
     let now = to_millis(cx.now);
     let mut out = Vec::with_capacity(open.len());

@@ -422,6 +422,27 @@ async fn a_trigger_name_too_long_fails_the_file_before_uploading() {
     assert!(fx.src.join("in").join(&long).exists());
 }
 
+/// A trigger template that gives some file its own name (`{{stem}}.csv`, for a `.csv`) fails
+/// that file, before anything of it is uploaded, as the flow's naming; the other files go on.
+/// Before, it was an error of the flow's setup that aborted every run (exit 3), for good.
+#[tokio::test]
+async fn a_trigger_named_like_its_own_file_fails_that_file_only() {
+    let mut fx = fixture();
+    fx.flow.source.include = globs(&["*"]);
+    fx.flow.sinks[0].trigger = Some(NameTemplate::new("{{stem}}.csv").unwrap());
+    fx.put("in/a.txt", b"a");
+    fx.put("in/b.csv", b"b");
+    let r = fx.run().await;
+    assert_eq!((r.status, r.counts.delivered, r.counts.failed), (RunStatus::Failed, 1, 1), "{r:#?}");
+    let failed = r.files.iter().find(|f| f.outcome == Outcome::Failed).unwrap();
+    assert_eq!((failed.path.as_str(), failed.error_kind), ("/in/b.csv", Some(ErrorKind::Config)));
+    assert!(failed.detail.contains("the trigger name \"b.csv\" is the delivered file's own"), "{}", failed.detail);
+    let mut names: Vec<_> = std::fs::read_dir(fx.dst.join("inbox")).unwrap().map(|e| e.unwrap().file_name()).collect();
+    names.sort();
+    assert_eq!(names, ["a.csv", "a.txt"].map(std::ffi::OsString::from), "nothing of b.csv uploaded");
+    assert!(fx.src.join("in/b.csv").exists());
+}
+
 /// A constant temporary name is shared by every upload into the folder, the triggers' too:
 /// with `if_exists: rename` (which claims the folder, not the names) a trigger must still
 /// wait for the upload holding the temporary name, or it would empty that file or take its

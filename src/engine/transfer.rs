@@ -454,11 +454,18 @@ async fn send_file(
 /// takes the new connection the next attempt needs anyway. Only an upload for which no
 /// connection could be made at all ([`EndpointError::unconnected`]) wrote nothing, and a
 /// removal would only wait for one again (a server that is down: one more connect timeout).
+///
+/// A removal the server refuses too (a login that may write but not delete) is said in the
+/// error: the partner's folder keeps that temporary file, and only the partner can remove it.
 async fn or_abandon<T>(ep: &dyn Endpoint, temp: &RemotePath, result: Result<T, FileError>) -> Result<T, FileError> {
-    if let Err(e) = &result
+    let mut result = result;
+    if let Err(e) = &mut result
         && !matches!(e, FileError::Endpoint(x) if x.unconnected)
+        && let Err(r) = ep.remove(temp).await
+        && r.kind != ErrorKind::NotFound
+        && let FileError::Endpoint(e) = e
     {
-        let _ = ep.remove(temp).await;
+        e.message = format!("{}; the temporary file {temp} is left there: removing it failed too ({})", e.message, r.message);
     }
     result
 }
@@ -531,6 +538,11 @@ fn renamed(ep: &dyn Endpoint, target: &RemotePath, replace: bool, e: crate::endp
     let mut e = e;
     if e.path.as_ref() != Some(target) && !e.message.contains(&target.to_string()) {
         e.message = format!("{} (renaming it to {target})", e.message);
+    }
+    // Nothing had the name (else `AlreadyExists`), and the folder took the temporary file: the
+    // server may refuse renames altogether, which the refusal alone does not say.
+    if e.kind == ErrorKind::PermissionDenied && !replace {
+        e.message = format!("{}; if the server refuses renames, `direct: true` on the sink writes the final name directly", e.message);
     }
     e.into()
 }

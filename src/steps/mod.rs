@@ -418,7 +418,8 @@ impl Steps {
     }
 
     /// What is legal but surely wrong in the steps, as (YAML path, message): a template reading
-    /// a record field that no record valid by the flow's schema has; a CSV output with a header
+    /// a record field that no record valid by the flow's schema has, or testing a name its
+    /// context does not have (always false); a CSV output with a header
     /// whose columns are only known from a record (after a `map`, or from JSON input), which
     /// a file of no records leaves without its header line.
     pub fn warnings(&self) -> Vec<(String, String)> {
@@ -429,6 +430,7 @@ impl Steps {
             match s {
                 Step::Render(r) => {
                     out.extend(r.escape_warning().map(|w| (format!("/steps/{i}/render"), w)));
+                    out.extend(r.stranger_tests().iter().map(|(setting, w)| (format!("/steps/{i}/render/{setting}"), w.clone())));
                     out.extend(r.undeclared().iter().map(|u| (format!("/steps/{i}/render/{}", u.read.setting), u.warning())))
                 }
                 Step::Write(w) if w.format == WriteFormat::Csv && w.header && w.columns.is_empty() && (mapped || !csv_input) => {

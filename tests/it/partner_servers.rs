@@ -250,3 +250,25 @@ fn a_server_giving_times_in_its_own_zone_is_read_in_utc_with_time_zone_or_time_o
     let (code, report) = w.run(&flow("as-given", ""));
     assert_eq!((code, counts(&report).1), (0, 1), "{report:#}");
 }
+
+/// A server that refuses renames and deletions (vsftpd `cmds_denied=RNFR,RNTO,DELE`, like a
+/// drop box whose logins may only write): the refused rename says `direct: true` is the way for
+/// such a server, and the temporary file it could not remove is named as left there (the
+/// partner's to remove). With `direct: true` the file goes. Before: only "rename
+/// /inbox/.a.csv.push.part: permission denied: 550 Permission denied. (renaming it to
+/// /inbox/a.csv)", with no word of the `.part` file staying in the partner's folder.
+#[test]
+fn a_server_refusing_renames_and_deletions_is_told_and_its_left_temporary_file_named() {
+    let Some(w) = World::ftp(Ftpd::vsftpd_with(&["cmds_denied=RNFR,RNTO,DELE"])) else { return };
+    fs::write(w.local("outbox/a.csv"), "a\n").unwrap();
+    let (code, report) = w.run(&w.push("", ""));
+    let detail = report["files"][0]["detail"].as_str().unwrap_or_default().to_string();
+    assert_eq!((code, counts(&report).3), (1, 1), "{report:#}");
+    assert!(detail.contains("rename /inbox/.a.csv.push.part: permission denied"), "{detail}");
+    assert!(detail.contains("if the server refuses renames, `direct: true` on the sink writes the final name directly"), "{detail}");
+    assert!(detail.contains("the temporary file /inbox/.a.csv.push.part is left there: removing it failed too (550 "), "{detail}");
+    assert_eq!(names(&w.remote("inbox")), [".a.csv.push.part"]);
+    let (code, report) = w.run(&w.push("    direct: true\n", ""));
+    assert_eq!((code, counts(&report).1), (0, 1), "{report:#}");
+    assert_eq!(fs::read_to_string(w.remote("inbox/a.csv")).unwrap(), "a\n");
+}

@@ -120,3 +120,28 @@ fn an_ack_is_matched_by_the_ftp_listing_and_an_old_one_left_vsftpd() {
 fn an_ack_is_matched_by_the_ftp_listing_and_an_old_one_left_pure_ftpd_mlsd() {
     round_trip(Ftpd::pure_ftpd());
 }
+
+/// A response folder the login may not list (vsftpd refuses to change into it): the run's
+/// request is delivered, and the run ends failing with a message that says it was the look for
+/// responses that failed, not the run — the awaits stay open, and once the folder can be listed
+/// the next run looks. Before, the message was the bare listing error (`list /outbox:
+/// permission denied: …`), as if the run had not started.
+#[test]
+fn a_response_folder_that_cannot_be_listed_says_so_and_the_request_stays_delivered() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(w) = World::new(Ftpd::vsftpd()) else { return };
+    w.flow();
+    std::os::unix::fs::chown(w.remote("outbox"), Some(0), Some(0)).unwrap();
+    fs::set_permissions(w.remote("outbox"), fs::Permissions::from_mode(0o700)).unwrap();
+    fs::write(w.local("outbox/a.csv"), "order\n").unwrap();
+    let (code, r) = w.json(&["run"]);
+    let error = r["error"].as_str().unwrap_or_default();
+    assert_eq!((code, r["counts"]["delivered"].as_u64()), (3, Some(1)), "{r:#}");
+    assert!(error.starts_with("flow orders: could not look for the responses of 1 open await(s) in /outbox: ftp "), "{error}");
+    assert!(error.contains("list /outbox: permission denied"), "{error}");
+    assert!(error.ends_with("the run's files are done as reported, the awaits stay open and the next run looks again"), "{error}");
+    assert_eq!(fs::read_to_string(w.remote("inbox/a.csv")).unwrap(), "order\n");
+    w.ftpd.give_to_user(&w.remote("outbox"));
+    let (code, r) = w.json(&["run"]);
+    assert_eq!((code, responses(&r, "state")), (0, vec!["waiting".to_string()]), "{r:#}");
+}

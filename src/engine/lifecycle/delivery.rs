@@ -305,7 +305,11 @@ pub(in crate::engine) fn trigger_of(
     crate::engine::naming::check_trigger_name(&name)?;
     let path = target.parent().join(&name).map_err(|e| FileError::TargetName(format!("trigger name {name:?}: {e}")))?;
     if &path == target {
-        return Err(FileError::Name(format!("the trigger name {name:?} is the delivered file's own: writing the trigger would empty it")));
+        // This file's name only (`{{stem}}.csv` of a `.csv`): it fails, the others go on.
+        return Err(FileError::TargetName(format!(
+            "the trigger name {name:?} is the delivered file's own: writing the trigger would empty it; change the sink's `trigger` \
+             template (`{{{{name}}}}.done`)"
+        )));
     }
     Ok(Some(path))
 }

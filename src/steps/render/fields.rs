@@ -26,12 +26,78 @@ const LISTED: usize = 10;
 /// Where a template is: which records its paths start from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scope {
+    /// A header template's context: `{ file }`.
+    Header,
     /// A row template's context: `{ record, row, file }`.
     Row,
+    /// A footer template's context: `{ count, sums, file }`.
+    Footer,
     /// A whole-document template's context: `{ records, count, sums, file }`.
     Document,
     /// Inside `{{#each records}}`: one record.
     Record,
+}
+
+impl Scope {
+    /// The names the template's context has (`output.rs` gives it them), when it is closed: a
+    /// record's context is not.
+    fn context(self) -> Option<&'static [&'static str]> {
+        match self {
+            Scope::Header => Some(&["file"]),
+            Scope::Row => Some(&["record", "row", "file"]),
+            Scope::Footer => Some(&["count", "sums", "file"]),
+            Scope::Document => Some(&["records", "count", "sums", "file"]),
+            Scope::Record => None,
+        }
+    }
+}
+
+/// A read, at the top of a template, of a name its context does not have (`{{sku}}` in a row
+/// template, for `{{record.sku}}`): strict, it fails on every record whatever the file holds —
+/// the template's mistake, told when the flow is loaded rather than blamed on every file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stranger {
+    /// The path as written (`sku`).
+    pub path: String,
+    /// Line and column of the expression.
+    pub at: Option<(usize, usize)>,
+    scope: Scope,
+    /// The read fails (`{{sku}}`), rather than being a test that is always false
+    /// (`{{#if sku}}`, `{{default sku "-"}}`).
+    pub strict: bool,
+}
+
+impl Stranger {
+    /// What is wrong, as `NAME line L, col C: …` (template `name`): a problem when the read is
+    /// strict, a warning when it is a test.
+    pub fn message(&self, name: &str) -> String {
+        let at = match self.at {
+            Some((l, c)) => format!("{name} line {l}, col {c}"),
+            None => name.to_string(),
+        };
+        let has = self.scope.context().unwrap_or_default().iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+        let (what, hint, fails) = match self.scope {
+            Scope::Header => ("a header", String::new(), "file"),
+            Scope::Row => ("a row", format!("; a field of the record is `record.{}`", self.path), "record"),
+            Scope::Footer => ("a footer", String::new(), "file"),
+            Scope::Document | Scope::Record => {
+                ("a whole-document", "; a record's fields are read inside `{{#each records}}`".to_string(), "file")
+            }
+        };
+        let then = if self.strict {
+            format!("every {fails} would fail to render")
+        } else {
+            "it is never there (a test of it is always false, `default` gives its default)".to_string()
+        };
+        format!("{at}: `{}` is not a name {what} template is given (it has {has}{hint}): {then}", self.path)
+    }
+}
+
+/// The reads of template `t` (of context `scope`) of names its context does not have.
+pub fn strangers(t: &Template, scope: Scope) -> Vec<Stranger> {
+    let mut w = Walk { setting: "", name: "", out: Vec::new(), strangers: Vec::new() };
+    w.template(t, scope, None);
+    w.strangers
 }
 
 /// One read of a record field by a template.
@@ -89,7 +155,7 @@ impl FieldRef {
 
 /// Every record field template `name` (set as `setting`) reads, from its context `scope`.
 pub fn refs(setting: &'static str, name: &str, t: &Template, scope: Scope) -> Vec<FieldRef> {
-    let mut w = Walk { setting, name, out: Vec::new() };
+    let mut w = Walk { setting, name, out: Vec::new(), strangers: Vec::new() };
     w.template(t, scope, None);
     w.out
 }
@@ -155,6 +221,7 @@ struct Walk<'a> {
     setting: &'static str,
     name: &'a str,
     out: Vec<FieldRef>,
+    strangers: Vec<Stranger>,
 }
 
 impl Walk<'_> {
@@ -237,6 +304,11 @@ impl Walk<'_> {
     fn path(&mut self, p: &Path, scope: Scope, pos: Option<(usize, usize)>, missing: Missing) {
         // `Local` paths are `@index` and the like; a `Ruled` segment is `../` or `@root`.
         let Path::Relative((segs, raw)) = p else { return };
+        if let (Some(has), Some(PathSeg::Named(first))) = (scope.context(), segs.first())
+            && !has.contains(&first.as_str())
+        {
+            self.strangers.push(Stranger { path: raw.clone(), at: pos, scope, strict: missing != Missing::Tested });
+        }
         let field = match (scope, segs.as_slice()) {
             (Scope::Row, [PathSeg::Named(r), PathSeg::Named(x), ..]) if r == "record" => x,
             (Scope::Record, [PathSeg::Named(x), ..]) => x,

@@ -55,6 +55,9 @@ pub struct Render {
     refs: Arc<Vec<FieldRef>>,
     /// Those no valid record has (set by the pipeline, which knows the schemas).
     undeclared: Arc<Vec<Undeclared>>,
+    /// Tests of names a template's context does not have (`{{#if sku}}` in a row template):
+    /// (setting, warning).
+    tests: Arc<Vec<(&'static str, String)>>,
 }
 
 impl fmt::Debug for Render {
@@ -69,15 +72,29 @@ impl Render {
     pub fn build(raw: &RawRender, base: &Path) -> Result<Render, Vec<(&'static str, String)>> {
         let mut problems: Vec<(&'static str, String)> = Vec::new();
         let mut hb = registry::new(raw.escape);
+        // Tests of names a template's context does not have: always false, warned of.
+        let mut tests: Vec<(&'static str, String)> = Vec::new();
         // Every template given is compiled, even when the combination is wrong, so that all
         // problems show at once.
-        for (field, file) in [("template", &raw.template), ("header", &raw.header), ("row", &raw.row), ("footer", &raw.footer)] {
+        for (field, file, scope) in [
+            ("template", &raw.template, Scope::Document),
+            ("header", &raw.header, Scope::Header),
+            ("row", &raw.row, Scope::Row),
+            ("footer", &raw.footer, Scope::Footer),
+        ] {
             if let Some(name) = file {
                 match load(&mut hb, name, base, raw.line_ending) {
                     Err(e) => problems.push((field, e)),
                     Ok(()) => {
-                        let found = hb.get_template(name).map(|t| lint::problems(name, t)).unwrap_or_default();
-                        problems.extend(found.into_iter().map(|p| (field, p)));
+                        let Some(t) = hb.get_template(name) else { continue };
+                        problems.extend(lint::problems(name, t).into_iter().map(|p| (field, p)));
+                        for s in fields::strangers(t, scope) {
+                            if s.strict {
+                                problems.push((field, s.message(name)));
+                            } else {
+                                tests.push((field, s.message(name)));
+                            }
+                        }
                     }
                 }
             }
@@ -145,6 +162,7 @@ impl Render {
                 registry: Arc::new(hb),
                 refs: Arc::new(refs.unwrap_or_default()),
                 undeclared: Arc::new(Vec::new()),
+                tests: Arc::new(tests),
             }),
             _ => Err(problems),
         }
@@ -176,6 +194,11 @@ impl Render {
 
     fn registry(&self) -> &Handlebars<'static> {
         &self.registry
+    }
+
+    /// Tests of names a template's context does not have, always false: (setting, warning).
+    pub fn stranger_tests(&self) -> &[(&'static str, String)] {
+        &self.tests
     }
 
     /// The fields read that no valid record has.

@@ -326,22 +326,80 @@ fn a_template_that_writes_nothing_is_refused_at_load() {
     assert_eq!(b.read("out"), "2 records\n");
 }
 
+/// A template reading a name its context does not have (`{{sku}}` in a row template, for
+/// `{{record.sku}}`; a record's field at the top of a whole-document template) is refused when
+/// the flow is loaded. Before, it was loaded, every record of every file failed to render, and
+/// each file was quarantined with a report asking the partner to correct it.
+#[test]
+fn a_template_reading_a_name_its_context_does_not_have_is_refused() {
+    let b = Bench::new();
+    b.file("row.txt.hbs", "{{record.sku}};{{sku}}\n{{#if note}}{{note}}{{/if}}{{default price \"-\"}}{{pad file.name 3}}{{row}}\n");
+    b.file("head.txt.hbs", "{{file.name}} {{count}}{{title}}\n").file("foot.txt.hbs", "{{count}} {{sums.a}} {{total}}\n");
+    b.file("doc.txt.hbs", "{{count}}{{#each records}}{{sku}}{{/each}}{{record.sku}}{{#with file}}{{name}}{{/with}}\n");
+    let has = |what: &str, has: &str| format!("is not a name {what} template is given (it has {has}");
+    let got = b.problems("- parse: { format: csv }\n- render: { header: head.txt.hbs, row: row.txt.hbs, footer: foot.txt.hbs }");
+    assert_eq!(
+        got,
+        [
+            format!(
+                "/steps/1/render/header: head.txt.hbs line 1, col 24: `title` {}): every file would fail to render",
+                has("a header", "`file`")
+            ),
+            format!(
+                "/steps/1/render/row: row.txt.hbs line 1, col 16: `sku` {}; a field of the record is `record.sku`): every record would fail to render",
+                has("a row", "`record`, `row`, `file`")
+            ),
+            format!(
+                "/steps/1/render/row: row.txt.hbs line 2, col 13: `note` {}; a field of the record is `record.note`): every record would fail to render",
+                has("a row", "`record`, `row`, `file`")
+            ),
+            format!(
+                "/steps/1/render/footer: foot.txt.hbs line 1, col 22: `total` {}): every file would fail to render",
+                has("a footer", "`count`, `sums`, `file`")
+            ),
+        ],
+        "a tested read (`#if note`, `default price`) fails nothing; the body's `{{{{note}}}}` does"
+    );
+    // Tests of such names are always false: warned of.
+    b.file("tests.txt.hbs", "{{record.sku}}{{#if note}}!{{/if}}{{default price \"-\"}}\n");
+    let warned = b.steps("- parse: { format: csv }\n- render: { row: tests.txt.hbs }").warnings();
+    let test = |col: usize, name: &str| {
+        (
+            "/steps/1/render/row".to_string(),
+            format!(
+                "tests.txt.hbs line 1, col {col}: `{name}` {}; a field of the record is `record.{name}`): it is never there (a test of it is always false, `default` gives its default)",
+                has("a row", "`record`, `row`, `file`")
+            ),
+        )
+    };
+    assert_eq!(warned, [test(15, "note"), test(35, "price")]);
+    let got = b.problems("- parse: { format: csv }\n- render: { template: doc.txt.hbs }");
+    assert_eq!(
+        got,
+        [format!(
+            "/steps/1/render/template: doc.txt.hbs line 1, col 43: `record.sku` {}; a record's fields are read inside `{{{{#each records}}}}`): every file would fail to render",
+            has("a whole-document", "`records`, `count`, `sums`, `file`")
+        )]
+    );
+}
+
 #[test]
 fn build_reports_template_and_order_problems_with_paths() {
     let b = Bench::new();
     b.file("ok.txt.hbs", "{{record.a}}\n").file("bad.txt.hbs", "line one\n{{#each records}}\n{{/if}}\n").file("plain.hbs", "x\n");
+    b.file("name.txt.hbs", "{{file.name}}\n");
     let got = b.problems("- parse: { format: csv }\n- render: { row: bad.txt.hbs, footer: missing.hbs }");
     assert_eq!(got.len(), 2, "{got:#?}");
     assert!(got[0].starts_with("/steps/1/render/row: bad.txt.hbs line 3, col 1: "), "{got:#?}");
     assert!(got[1].starts_with("/steps/1/render/footer: cannot read template "), "{got:#?}");
     assert_eq!(
-        b.problems("- parse: { format: csv }\n- render: { template: ok.txt.hbs, row: ok.txt.hbs }"),
+        b.problems("- parse: { format: csv }\n- render: { template: name.txt.hbs, row: ok.txt.hbs }"),
         [
             "/steps/1/render/template: use either `template` (one document from all records) or `header`/`row`/`footer` (one record at a time), not both"
         ]
     );
     assert_eq!(
-        b.problems("- parse: { format: csv }\n- render: { header: ok.txt.hbs }"),
+        b.problems("- parse: { format: csv }\n- render: { header: name.txt.hbs }"),
         ["/steps/1/render/row: `header` and `footer` go with a `row` template (rendered for every record)"]
     );
     assert_eq!(
