@@ -403,6 +403,8 @@ pub struct RawQuarantine {
     /// Folder on that endpoint; created when missing. An existing name gets a numeric suffix.
     pub path: String,
     /// Write `NAME.report.json` and `NAME.report.txt` (every error with row, field and message) beside the copy.
+    /// A report name that would be longer than 255 bytes (the copy of a file with a long name) keeps
+    /// the start of the name and its end (`….csv.report.json`) around a hash.
     #[serde(default = "default_true")]
     pub report: bool,
 }
