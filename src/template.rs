@@ -214,12 +214,18 @@ impl NameTemplate {
 
     /// Checks that the name depends on the file's: the name of a file that goes with one data
     /// file (its done file, its row count), which is moved or deleted with it, cannot be one
-    /// every file shares.
+    /// every file shares, nor the data file's own name (`{{name}}`, `{{stem}}.{{ext}}`): every
+    /// file would be its own companion, and a companion is never taken as data, so no file
+    /// would ever be taken, without a word.
     pub fn per_file(&self) -> Result<(), String> {
         let of = |n: &str| self.render(&NameVars::new(n, "", 1, 1, UNIX_EPOCH));
         match (of("a.csv")?, of("b.xml")?) {
             (a, b) if a == b => Err(format!(
                 "`{}` gives `{a}` for every file: a file that goes with one data file is named after it (e.g. `{{{{name}}}}.done`, `{{{{stem}}}}.count`)",
+                self.source
+            )),
+            (a, b) if a == "a.csv" && b == "b.xml" => Err(format!(
+                "`{}` gives the name of the data file itself (`a.csv` for `a.csv`): a file that goes with a data file is never taken as data, so no file would ever be taken; name it apart (e.g. `{{{{name}}}}.done`, `{{{{stem}}}}.count`)",
                 self.source
             )),
             _ => Ok(()),
@@ -301,6 +307,17 @@ mod tests {
         assert!(NameTemplate::new("{{name}}.done").unwrap().per_file().is_ok());
         let e = NameTemplate::new("_SUCCESS").unwrap().per_file().unwrap_err();
         assert!(e.starts_with("`_SUCCESS` gives `_SUCCESS` for every file"), "{e}");
+    }
+
+    /// A done file (or row count file) named as the data file itself made every file its own
+    /// companion: never taken, and no run said why.
+    #[test]
+    fn the_data_file_own_name_is_not_per_file() {
+        for t in ["{{name}}", "{{stem}}.{{ext}}"] {
+            let e = NameTemplate::new(t).unwrap().per_file().unwrap_err();
+            assert!(e.contains("gives the name of the data file itself (`a.csv` for `a.csv`)"), "{e}");
+        }
+        assert!(NameTemplate::new("{{stem}}").unwrap().per_file().is_ok());
     }
 
     #[test]

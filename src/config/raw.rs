@@ -481,7 +481,9 @@ pub struct RawReady {
     #[schemars(schema_with = "super::duration::schema")]
     pub stable_for: Option<String>,
     /// Name template of a companion file that must exist, e.g. `{{name}}.done` or
-    /// `{{stem}}.ok`. It is disposed of together with the data file. A done file modified
+    /// `{{stem}}.ok`: a name of its own for each data file, never one every file shares nor
+    /// the data file's own name (a companion is never taken as data). It is disposed of
+    /// together with the data file. A done file modified
     /// more than a minute before the data file may be left from an earlier version of it
     /// (with `after.success: keep` done files stay too), or be a new one that kept an old
     /// time: it is not trusted alone, and the file is taken once a later poll finds it
