@@ -234,7 +234,7 @@ pub struct RawLookup {
     pub file: String,
     /// The column whose value `lookup` matches.
     pub key: String,
-    /// Field separator, one character.
+    /// Field separator, one character (`;`, `\t` for tab).
     #[serde(default = "default_delimiter")]
     pub delimiter: String,
 }

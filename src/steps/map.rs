@@ -518,10 +518,7 @@ pub fn load_table(path: &Path, raw: &RawLookup) -> Result<Table, String> {
     if file.metadata().map_err(cannot_read)?.len() > MAX_LOOKUP_BYTES {
         return Err(format!("look-up table {} is larger than {} MiB", path.display(), MAX_LOOKUP_BYTES >> 20));
     }
-    let delimiter = match raw.delimiter.as_bytes() {
-        [b] => *b,
-        _ => return Err(format!("`{}` must be one character", raw.delimiter)),
-    };
+    let delimiter = super::parse::csv_char(&raw.delimiter)?;
     let text = super::parse::Decoded::table(file);
     let mut rdr = csv::ReaderBuilder::new().delimiter(delimiter).from_reader(text);
     let header: Vec<String> = rdr

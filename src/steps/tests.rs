@@ -411,6 +411,36 @@ fn build_reports_order_and_configuration_problems_with_paths() {
     );
 }
 
+/// A line break as a CSV delimiter read every file as a header and no records: a file of
+/// 3 lines was delivered empty ("0 read, 0 written"), and with `after.success: delete` its
+/// records were gone. A quote that is the delimiter mangled every field. Both are refused,
+/// as is a written delimiter that is the written quote; a look-up table takes `\t` as a
+/// parse step does.
+#[test]
+fn a_line_break_or_the_quote_as_a_delimiter_is_refused() {
+    let b = Bench::new();
+    let problems = |yaml: &str| -> Vec<String> {
+        b.try_steps(yaml, "").unwrap_err().into_iter().map(|p| format!("{}: {}", p.yaml_path, p.message)).collect()
+    };
+    for d in [r#""\n""#, r#""\r""#] {
+        let got = problems(&format!("- parse: {{ format: csv, delimiter: {d} }}\n- write: {{ format: csv, delimiter: {d} }}"));
+        assert_eq!(got.len(), 2, "{got:#?}");
+        assert!(got[0].starts_with("/steps/0/parse/delimiter: `\\"), "{got:#?}");
+        assert!(got[0].contains("is a line break, which ends a CSV record"), "{got:#?}");
+        assert!(got[1].starts_with("/steps/1/write/delimiter: ") && got[1].contains("is a line break"), "{got:#?}");
+    }
+    let got = problems("- parse: { format: csv, delimiter: \"'\", quote: \"'\" }");
+    assert_eq!(
+        got,
+        ["/steps/0/parse/quote: `'` is the delimiter too: a field could never be told from a quoted one; give the quote another character"]
+    );
+    let got = problems("- parse: { format: csv }\n- write: { format: csv, delimiter: '\"' }");
+    assert_eq!(got, ["/steps/1/write/delimiter: `\"` is the quote of written CSV: give the delimiter another character"]);
+    std::fs::write(b.path("t.tsv"), "code\tname\nA\tAlpha\n").unwrap();
+    let raw = crate::config::raw_steps::RawLookup { file: "t.tsv".into(), key: "code".into(), delimiter: "\\t".into() };
+    assert!(crate::steps::map::load_table(&b.path("t.tsv"), &raw).is_ok());
+}
+
 #[test]
 fn a_large_csv_streams_with_bounded_memory_in_process() {
     // 200k rows (~10 MB): the pipeline never holds more than a record. The real bound is
