@@ -12,7 +12,10 @@ use schemars::{JsonSchema, Schema};
 use serde::{Deserialize, Serialize};
 
 /// `history`: a duration or `forever`.
-const HISTORY_PATTERN: &str = "^(forever|([0-9]+(ms|s|m|h|d))+)$";
+pub const HISTORY_PATTERN: &str = "^(forever|([0-9]+(ms|s|m|h|d))+)$";
+
+/// The name of an environment variable (`pass_env`).
+pub const ENV_NAME_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
 
 /// A wharf flow: where files come from, where they go, and what happens to the source.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -440,7 +443,7 @@ pub struct RawCommand {
     /// always gets. Nothing else of wharf's environment is passed on: it holds the secrets of
     /// every flow. A name wharf's environment lacks is left out (`wharf validate` warns).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("uniqueItems" = true), inner(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$")))]
+    #[schemars(extend("uniqueItems" = true), inner(regex(pattern = ENV_NAME_PATTERN)))]
     pub pass_env: Vec<String>,
     /// Name template of the file written into the source folder (`prices-{{date
     /// "YYYYMMDD-HHmmss"}}.csv`). Variables: `run`, and the `date` helper. It is written under

@@ -65,8 +65,11 @@ pub enum RawSize {
     /// Bytes.
     Bytes(u64),
     /// With a unit: `B`, `KB`, `MB`, `GB` (powers of 1000) or `KiB`, `MiB`, `GiB` (powers of 1024).
-    Text(#[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?$"))] String),
+    Text(#[schemars(regex(pattern = SIZE_PATTERN))] String),
 }
+
+/// A size with a unit ([`RawSize::Text`]).
+pub const SIZE_PATTERN: &str = r"^[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?$";
 
 /// Content types recognised by their leading bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
