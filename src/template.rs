@@ -278,11 +278,23 @@ where
     Tz::Offset: fmt::Display,
 {
     use fmt::Write as _;
+    if !fmt.contains('%')
+        && let Some((theirs, ours, what)) = FOREIGN_TOKENS.iter().find(|(theirs, ..)| fmt.contains(theirs))
+    {
+        // Java's and .NET's `yyyyMMdd` was written out as `yyyy01dd`, a name no run could fix.
+        return Err(format!(
+            "`{fmt}`: `{theirs}` is not a date token here, and would be written as it is: the {what} is `{ours}` (tokens `YYYY` `YY` `MM` `DD` `HH` `mm` `ss`, or a strftime format with `%`)"
+        ));
+    }
     let mut out = String::new();
     // `to_string()` would panic on an invalid specifier; `write!` reports it.
     write!(out, "{}", t.format(&to_strftime(fmt))).map_err(|_| format!("`{fmt}` is not a valid date format"))?;
     Ok(out)
 }
+
+/// Tokens of other date formats (Java's, .NET's `yyyyMMdd`, `hh`) that [`to_strftime`] does
+/// not know, and would leave in the output as letters: with the token meant and what it is.
+const FOREIGN_TOKENS: [(&str, &str, &str); 4] = [("yyyy", "YYYY", "year"), ("yy", "YY", "year"), ("dd", "DD", "day"), ("hh", "HH", "hour")];
 
 fn to_strftime(fmt: &str) -> String {
     if fmt.contains('%') {
@@ -400,6 +412,18 @@ mod tests {
         assert_eq!(format_time(&t, "DD.MM.YY HH:mm:ss").unwrap(), "14.11.23 22:13:20");
         assert_eq!(format_time(&t, "%Y/%j").unwrap(), "2023/318");
         assert_eq!(format_time(&t, "%Q").unwrap_err(), "`%Q` is not a valid date format");
+        // Before: "yyyy11dd", as a file name in every run.
+        assert_eq!(
+            format_time(&t, "yyyyMMdd").unwrap_err(),
+            "`yyyyMMdd`: `yyyy` is not a date token here, and would be written as it is: the year is `YYYY` (tokens `YYYY` `YY` `MM` `DD` `HH` `mm` `ss`, or a strftime format with `%`)"
+        );
+        assert!(
+            format_time(&t, "dd.MM.YYYY")
+                .unwrap_err()
+                .contains("`dd` is not a date token here, and would be written as it is: the day is `DD`")
+        );
+        assert!(format_time(&t, "YYYYMMDD-hhmm").unwrap_err().contains("the hour is `HH`"));
+        assert_eq!(format_time(&t, "YYYYMMDDTHHmmss").unwrap(), "20231114T221320");
     }
 
     #[test]
