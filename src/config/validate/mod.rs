@@ -448,6 +448,22 @@ impl Checker<'_, '_> {
         )?;
         Some(t)
     }
+
+    /// Warns when the name template `t` (at `path`, written `text`), good for `sample.csv`,
+    /// gives no plain name for a file without an extension (`{{ext}}` alone is empty for
+    /// `README`): such a file would fail in every run, and nothing before the run said so.
+    fn named_without_extension(&mut self, path: &str, text: &str, t: &NameTemplate) {
+        let Ok(name) = t.render(&NameVars::new("README", "", 1, 1, std::time::UNIX_EPOCH)) else { return };
+        if let Err(e) = check_name(&name) {
+            self.warning(
+                path,
+                format!(
+                    "template `{}` gives no file name for a file without an extension: for a file named README, {e}; such a file fails in every run (leave such files out with `include`, or write the name with `{{{{name}}}}` or `{{{{stem}}}}`)",
+                    crate::text::visible(text)
+                ),
+            );
+        }
+    }
 }
 
 /// An optional setting after checking: `None` when it was set but invalid, `Some(None)` when
