@@ -391,14 +391,16 @@ pub struct RawSource {
     /// files in it are taken is `include`'s: `/incoming/*.csv` is refused, with the fix spelled
     /// out (`path: /incoming`, `include: ["*.csv"]`).
     pub path: String,
-    /// Glob patterns (`*.csv`, `sub/**/*.xml`) matched against the path relative to `path`.
-    /// A file is taken when it matches any. Default: every file (with `recursive`, at every
+    /// Glob patterns (`*.csv`, `sub/**/*.xml`) matched against the path relative to `path`
+    /// (`a.csv`, `sub/a.csv`: never starting with `/`, and without a `/` unless `recursive`;
+    /// a pattern no such path can match is refused, as is a `!` meant to negate: that is
+    /// `exclude`'s). A file is taken when it matches any. Default: every file (with `recursive`, at every
     /// level; a pattern of your own reaches into sub-folders with `**/`). A hidden file (its name, or
     /// a folder on its way, starts with `.`: where uploads in progress are written, wharf's
     /// `.NAME.part` among them) is taken only by a pattern that names hidden files, e.g. `.*`.
     #[serde(default = "default_include")]
     pub include: Vec<String>,
-    /// Glob patterns for files to leave alone, checked after `include`.
+    /// Glob patterns for files to leave alone, checked after `include` (matched as `include`'s are).
     #[serde(default)]
     pub exclude: Vec<String>,
     /// Descend into sub-folders, up to `max_depth` levels below `path`. A sub-folder the login
