@@ -761,7 +761,7 @@ fn describe_move_to(schema: &mut Schema) {
             field.insert(
                 "description".into(),
                 "Relative to the endpoint root; created when missing. Must not be the source folder (nor inside it when \
-                 `recursive`): moved files would be picked up again."
+                 `recursive`): moved files would be picked up again; nor a folder a sink delivers into."
                     .into(),
             );
         }

@@ -404,6 +404,8 @@ pub struct RawQuarantine {
     /// Name of an endpoint in `endpoints` (the source's, e.g. for `/incoming/rejected`, or a local one).
     pub endpoint: String,
     /// Folder on that endpoint; created when missing. An existing name gets a numeric suffix.
+    /// Not the source folder; a flow's quarantine not a folder its sinks deliver into either
+    /// (refused files would be taken as delivered there).
     pub path: String,
     /// Write `NAME.report.json` and `NAME.report.txt` (every error with row, field and message) beside the copy.
     /// A report name that would be longer than 255 bytes (the copy of a file with a long name) keeps
