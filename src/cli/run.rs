@@ -68,11 +68,7 @@ fn no_flow_file(flow: &Path) -> String {
 /// (`flows/csv.yaml` with `name: csv-import`): `wharf runs csv-import` reads the ledger by the
 /// flow's name, `wharf quarantine show csv-import` then looked for `flows/csv-import.yaml` only.
 fn named_in(dir: &Path, name: &str) -> Option<PathBuf> {
-    config::find_flows(&[dir.to_path_buf()]).into_iter().find(|file| {
-        let text = std::fs::read_to_string(file).unwrap_or_default();
-        let value: serde_yaml::Value = serde_yaml::from_str(&text).unwrap_or_default();
-        value.get("name").and_then(serde_yaml::Value::as_str) == Some(name)
-    })
+    config::find_flows(&[dir.to_path_buf()]).into_iter().find(|file| super::state::name_in_file(file).as_deref() == Some(name))
 }
 
 /// What is said when `FLOW` names a folder (`wharf run flows`): the loader's "cannot read flow
