@@ -441,6 +441,22 @@ fn a_line_break_or_the_quote_as_a_delimiter_is_refused() {
     assert!(crate::steps::map::load_table(&b.path("t.tsv"), &raw).is_ok());
 }
 
+/// A script and a schema saved with a byte-order mark (Notepad's UTF-8) were refused:
+/// "Unexpected '\u{feff}'" and "is not JSON: expected value at line 1 column 1".
+#[test]
+fn a_script_and_a_schema_with_a_byte_order_mark_are_read() {
+    let b = Bench::new();
+    std::fs::write(b.path("bom.rhai"), "\u{feff}fn map(r) { r.x = 1; r }\n").unwrap();
+    std::fs::write(b.path("bom.schema.json"), "\u{feff}{ \"type\": \"object\", \"required\": [\"id\"] }").unwrap();
+    let steps = b.steps(
+        "- parse: { format: csv }\n- validate: { schema: bom.schema.json }\n- map: { script: bom.rhai }\n- write: { format: jsonl }",
+        "",
+    );
+    let p = b.run(&steps, "a.csv", b"id\n1\n");
+    assert_eq!(p.counts.written, 1, "{:?}", p.quarantine);
+    assert_eq!(b.read("out"), "{\"id\":\"1\",\"x\":1}\n");
+}
+
 #[test]
 fn a_large_csv_streams_with_bounded_memory_in_process() {
     // 200k rows (~10 MB): the pipeline never holds more than a record. The real bound is
