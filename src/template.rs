@@ -214,12 +214,18 @@ impl NameTemplate {
 
     /// Checks that the name depends on the file's: the name of a file that goes with one data
     /// file (its done file, its row count), which is moved or deleted with it, cannot be one
-    /// every file shares.
+    /// every file shares, nor the data file's own name (`{{name}}`, `{{stem}}.{{ext}}`): every
+    /// file would be its own companion, and a companion is never taken as data, so no file
+    /// would ever be taken, without a word.
     pub fn per_file(&self) -> Result<(), String> {
         let of = |n: &str| self.render(&NameVars::new(n, "", 1, 1, UNIX_EPOCH));
         match (of("a.csv")?, of("b.xml")?) {
             (a, b) if a == b => Err(format!(
                 "`{}` gives `{a}` for every file: a file that goes with one data file is named after it (e.g. `{{{{name}}}}.done`, `{{{{stem}}}}.count`)",
+                self.source
+            )),
+            (a, b) if a == "a.csv" && b == "b.xml" => Err(format!(
+                "`{}` gives the name of the data file itself (`a.csv` for `a.csv`): a file that goes with a data file is never taken as data, so no file would ever be taken; name it apart (e.g. `{{{{name}}}}.done`, `{{{{stem}}}}.count`)",
                 self.source
             )),
             _ => Ok(()),
@@ -272,11 +278,23 @@ where
     Tz::Offset: fmt::Display,
 {
     use fmt::Write as _;
+    if !fmt.contains('%')
+        && let Some((theirs, ours, what)) = FOREIGN_TOKENS.iter().find(|(theirs, ..)| fmt.contains(theirs))
+    {
+        // Java's and .NET's `yyyyMMdd` was written out as `yyyy01dd`, a name no run could fix.
+        return Err(format!(
+            "`{fmt}`: `{theirs}` is not a date token here, and would be written as it is: the {what} is `{ours}` (tokens `YYYY` `YY` `MM` `DD` `HH` `mm` `ss`, or a strftime format with `%`)"
+        ));
+    }
     let mut out = String::new();
     // `to_string()` would panic on an invalid specifier; `write!` reports it.
     write!(out, "{}", t.format(&to_strftime(fmt))).map_err(|_| format!("`{fmt}` is not a valid date format"))?;
     Ok(out)
 }
+
+/// Tokens of other date formats (Java's, .NET's `yyyyMMdd`, `hh`) that [`to_strftime`] does
+/// not know, and would leave in the output as letters: with the token meant and what it is.
+const FOREIGN_TOKENS: [(&str, &str, &str); 4] = [("yyyy", "YYYY", "year"), ("yy", "YY", "year"), ("dd", "DD", "day"), ("hh", "HH", "hour")];
 
 fn to_strftime(fmt: &str) -> String {
     if fmt.contains('%') {
@@ -301,6 +319,17 @@ mod tests {
         assert!(NameTemplate::new("{{name}}.done").unwrap().per_file().is_ok());
         let e = NameTemplate::new("_SUCCESS").unwrap().per_file().unwrap_err();
         assert!(e.starts_with("`_SUCCESS` gives `_SUCCESS` for every file"), "{e}");
+    }
+
+    /// A done file (or row count file) named as the data file itself made every file its own
+    /// companion: never taken, and no run said why.
+    #[test]
+    fn the_data_file_own_name_is_not_per_file() {
+        for t in ["{{name}}", "{{stem}}.{{ext}}"] {
+            let e = NameTemplate::new(t).unwrap().per_file().unwrap_err();
+            assert!(e.contains("gives the name of the data file itself (`a.csv` for `a.csv`)"), "{e}");
+        }
+        assert!(NameTemplate::new("{{stem}}").unwrap().per_file().is_ok());
     }
 
     #[test]
@@ -383,6 +412,18 @@ mod tests {
         assert_eq!(format_time(&t, "DD.MM.YY HH:mm:ss").unwrap(), "14.11.23 22:13:20");
         assert_eq!(format_time(&t, "%Y/%j").unwrap(), "2023/318");
         assert_eq!(format_time(&t, "%Q").unwrap_err(), "`%Q` is not a valid date format");
+        // Before: "yyyy11dd", as a file name in every run.
+        assert_eq!(
+            format_time(&t, "yyyyMMdd").unwrap_err(),
+            "`yyyyMMdd`: `yyyy` is not a date token here, and would be written as it is: the year is `YYYY` (tokens `YYYY` `YY` `MM` `DD` `HH` `mm` `ss`, or a strftime format with `%`)"
+        );
+        assert!(
+            format_time(&t, "dd.MM.YYYY")
+                .unwrap_err()
+                .contains("`dd` is not a date token here, and would be written as it is: the day is `DD`")
+        );
+        assert!(format_time(&t, "YYYYMMDD-hhmm").unwrap_err().contains("the hour is `HH`"));
+        assert_eq!(format_time(&t, "YYYYMMDDTHHmmss").unwrap(), "20231114T221320");
     }
 
     #[test]

@@ -59,7 +59,16 @@ fn flow_candidates(flow: &Path) -> Vec<PathBuf> {
 /// "cannot read flow file: No such file or directory (os error 2)" at `FLOW:1:1` named only
 /// the first place, and a position in a file that is not there.)
 fn no_flow_file(flow: &Path) -> String {
-    format!("{}: no such flow file ({}; give a flow file, or the name of one in ./flows)", flow.display(), looked_for(flow))
+    let named = flow.to_str().filter(|_| flow.components().count() == 1).and_then(|name| named_in(Path::new("flows"), name));
+    let hint = named.map(|f| format!("; {} is the flow named `{}`: give that file", f.display(), flow.display())).unwrap_or_default();
+    format!("{}: no such flow file ({}; give a flow file, or the name of one in ./flows){hint}", flow.display(), looked_for(flow))
+}
+
+/// The flow file in `dir` whose `name:` is `name`, when its file is named otherwise
+/// (`flows/csv.yaml` with `name: csv-import`): `wharf runs csv-import` reads the ledger by the
+/// flow's name, `wharf quarantine show csv-import` then looked for `flows/csv-import.yaml` only.
+fn named_in(dir: &Path, name: &str) -> Option<PathBuf> {
+    config::find_flows(&[dir.to_path_buf()]).into_iter().find(|file| super::state::name_in_file(file).as_deref() == Some(name))
 }
 
 /// What is said when `FLOW` names a folder (`wharf run flows`): the loader's "cannot read flow
@@ -302,6 +311,16 @@ mod tests {
             no_flow_file(Path::new("flows/orders.yaml")),
             "flows/orders.yaml: no such flow file (looked for flows/orders.yaml; give a flow file, or the name of one in ./flows)"
         );
+    }
+
+    /// A flow asked for by its `name:` whose file is named otherwise is pointed at.
+    #[test]
+    fn a_flow_named_otherwise_than_its_file_is_found_by_its_name() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("csv.yaml"), "name: csv-import\nendpoints: {}\n").unwrap();
+        std::fs::write(dir.path().join("broken.yaml"), "name: [\n").unwrap();
+        assert_eq!(named_in(dir.path(), "csv-import"), Some(dir.path().join("csv.yaml")));
+        assert_eq!(named_in(dir.path(), "csv"), None);
     }
 
     /// A name with a dot is a whole name: `wharf files order-ack.response` (a round trip's

@@ -110,7 +110,7 @@ pub fn flow_name(arg: &str) -> String {
 /// cannot be read as YAML with a name.
 pub fn name_in_file(file: &Path) -> Option<String> {
     let text = std::fs::read_to_string(file).ok()?;
-    let doc: serde_yaml::Value = serde_yaml::from_str(&text).ok()?;
+    let doc: serde_yaml::Value = serde_yaml::from_str(text.strip_prefix('\u{feff}').unwrap_or(&text)).ok()?;
     doc.get("name")?.as_str().map(str::to_string)
 }
 

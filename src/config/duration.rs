@@ -32,6 +32,10 @@ pub fn parse(text: &str) -> Result<Duration, String> {
         }
         let number: u64 = rest[..digits].parse().map_err(|_| bad(": number too large"))?;
         rest = &rest[digits..];
+        if rest.starts_with(['.', ',']) {
+            // `1.5h` read as `1` without a unit would send the user looking for one.
+            return Err(bad(": whole numbers only (`1.5h` is `1h30m`, `0.5s` is `500ms`)"));
+        }
         let letters = rest.bytes().take_while(u8::is_ascii_alphabetic).count();
         let unit = &rest[..letters];
         rest = &rest[letters..];
@@ -97,6 +101,8 @@ mod tests {
     #[test]
     fn refuses_bare_numbers_unknown_units_and_disorder() {
         assert!(parse("30").unwrap_err().contains("unit is missing"));
+        assert!(parse("1.5h").unwrap_err().contains("whole numbers only (`1.5h` is `1h30m`"), "{:?}", parse("1.5h"));
+        assert!(parse("2,5m").unwrap_err().contains("whole numbers only"));
         assert!(parse("3w").unwrap_err().contains("unknown unit `w`"));
         assert!(parse("30m1h").unwrap_err().contains("largest to smallest"));
         assert!(parse("1s1s").unwrap_err().contains("largest to smallest"));

@@ -45,6 +45,17 @@ pub fn read_to_string(path: &Path) -> io::Result<String> {
     std::fs::read_to_string(path)
 }
 
+/// [`read_to_string`] of a file of code (a mapping script, a record schema), without the
+/// byte-order mark Windows editors save: left in, Rhai refused it as "Unexpected '\u{feff}'"
+/// and the schema was "not JSON". (A template keeps its mark: it is output.)
+pub fn read_code(path: &Path) -> io::Result<String> {
+    let text = read_to_string(path)?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_string(),
+        None => text,
+    })
+}
+
 /// [`read_to_string`] of a small file (a secret): a path that is not a regular file (a FIFO,
 /// which would block the load until somebody writes to it; a device such as `/dev/zero`,
 /// which never ends) or a file longer than `max` bytes is refused instead of read.

@@ -83,6 +83,9 @@ const MAX_DUPLICATES: u32 = 1000;
 /// Parses `text`. Returns the parsed document when the YAML is well-formed (duplicate keys
 /// aside) and every problem found on the way: all duplicate keys, or the syntax error.
 pub fn parse(text: &str) -> (Option<Parsed>, Vec<Located>) {
+    // A byte-order mark (Windows editors save one) is not part of the document: left in, it
+    // read as "more than one document". Positions are the same without it, as editors show.
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut problems = Vec::new();
     let mut chars: Vec<char> = text.chars().collect();
     // (char index of the duplicate key, the character it had) for each renamed key.
@@ -408,6 +411,18 @@ mod tests {
         // A missing field points at its parent.
         assert_eq!(p.positions.node("/source/nosuch"), Pos { line: 3, col: 3 });
         assert_eq!(p.positions.node("/"), Pos { line: 1, col: 1 });
+    }
+
+    /// A file saved with a byte-order mark (Notepad's UTF-8) was refused: "deserializing from
+    /// YAML containing more than one document is not supported".
+    #[test]
+    fn a_byte_order_mark_is_not_part_of_the_document() {
+        let (p, problems) = parse("\u{feff}name: x\nsource: { path: /in }\n");
+        assert!(problems.is_empty(), "{problems:?}");
+        let p = p.unwrap();
+        assert_eq!(p.value["name"], "x");
+        assert_eq!(p.positions.node("/name"), Pos { line: 1, col: 7 });
+        assert_eq!(p.positions.node("/source/path"), Pos { line: 2, col: 17 });
     }
 
     #[test]

@@ -12,7 +12,10 @@ use schemars::{JsonSchema, Schema};
 use serde::{Deserialize, Serialize};
 
 /// `history`: a duration or `forever`.
-const HISTORY_PATTERN: &str = "^(forever|([0-9]+(ms|s|m|h|d))+)$";
+pub const HISTORY_PATTERN: &str = "^(forever|([0-9]+(ms|s|m|h|d))+)$";
+
+/// The name of an environment variable (`pass_env`).
+pub const ENV_NAME_PATTERN: &str = "^[A-Za-z_][A-Za-z0-9_]*$";
 
 /// A wharf flow: where files come from, where they go, and what happens to the source.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -388,14 +391,16 @@ pub struct RawSource {
     /// files in it are taken is `include`'s: `/incoming/*.csv` is refused, with the fix spelled
     /// out (`path: /incoming`, `include: ["*.csv"]`).
     pub path: String,
-    /// Glob patterns (`*.csv`, `sub/**/*.xml`) matched against the path relative to `path`.
-    /// A file is taken when it matches any. Default: every file (with `recursive`, at every
+    /// Glob patterns (`*.csv`, `sub/**/*.xml`) matched against the path relative to `path`
+    /// (`a.csv`, `sub/a.csv`: never starting with `/`, and without a `/` unless `recursive`;
+    /// a pattern no such path can match is refused, as is a `!` meant to negate: that is
+    /// `exclude`'s). A file is taken when it matches any. Default: every file (with `recursive`, at every
     /// level; a pattern of your own reaches into sub-folders with `**/`). A hidden file (its name, or
     /// a folder on its way, starts with `.`: where uploads in progress are written, wharf's
     /// `.NAME.part` among them) is taken only by a pattern that names hidden files, e.g. `.*`.
     #[serde(default = "default_include")]
     pub include: Vec<String>,
-    /// Glob patterns for files to leave alone, checked after `include`.
+    /// Glob patterns for files to leave alone, checked after `include` (matched as `include`'s are).
     #[serde(default)]
     pub exclude: Vec<String>,
     /// Descend into sub-folders, up to `max_depth` levels below `path`. A sub-folder the login
@@ -440,7 +445,7 @@ pub struct RawCommand {
     /// always gets. Nothing else of wharf's environment is passed on: it holds the secrets of
     /// every flow. A name wharf's environment lacks is left out (`wharf validate` warns).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("uniqueItems" = true), inner(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$")))]
+    #[schemars(extend("uniqueItems" = true), inner(regex(pattern = ENV_NAME_PATTERN)))]
     pub pass_env: Vec<String>,
     /// Name template of the file written into the source folder (`prices-{{date
     /// "YYYYMMDD-HHmmss"}}.csv`). Variables: `run`, and the `date` helper. It is written under
@@ -481,7 +486,9 @@ pub struct RawReady {
     #[schemars(schema_with = "super::duration::schema")]
     pub stable_for: Option<String>,
     /// Name template of a companion file that must exist, e.g. `{{name}}.done` or
-    /// `{{stem}}.ok`. It is disposed of together with the data file. A done file modified
+    /// `{{stem}}.ok`: a name of its own for each data file, never one every file shares nor
+    /// the data file's own name (a companion is never taken as data). It is disposed of
+    /// together with the data file. A done file modified
     /// more than a minute before the data file may be left from an earlier version of it
     /// (with `after.success: keep` done files stay too), or be a new one that kept an old
     /// time: it is not trusted alone, and the file is taken once a later poll finds it
@@ -754,7 +761,7 @@ fn describe_move_to(schema: &mut Schema) {
             field.insert(
                 "description".into(),
                 "Relative to the endpoint root; created when missing. Must not be the source folder (nor inside it when \
-                 `recursive`): moved files would be picked up again."
+                 `recursive`): moved files would be picked up again; nor a folder a sink delivers into."
                     .into(),
             );
         }

@@ -212,7 +212,7 @@ pub struct RawNotifyCommand {
     /// always gets. Nothing else of wharf's environment is passed on: it holds the secrets of
     /// every flow. A name wharf's environment lacks is left out (`wharf validate` warns).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(extend("uniqueItems" = true), inner(regex(pattern = r"^[A-Za-z_][A-Za-z0-9_]*$")))]
+    #[schemars(extend("uniqueItems" = true), inner(regex(pattern = super::raw::ENV_NAME_PATTERN)))]
     pub pass_env: Vec<String>,
     /// After this long the command is killed with every process it started (a duration:
     /// `30s`). Processes it leaves running in the background when it exits are killed too:

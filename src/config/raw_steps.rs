@@ -65,8 +65,11 @@ pub enum RawSize {
     /// Bytes.
     Bytes(u64),
     /// With a unit: `B`, `KB`, `MB`, `GB` (powers of 1000) or `KiB`, `MiB`, `GiB` (powers of 1024).
-    Text(#[schemars(regex(pattern = r"^[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?$"))] String),
+    Text(#[schemars(regex(pattern = SIZE_PATTERN))] String),
 }
+
+/// A size with a unit ([`RawSize::Text`]).
+pub const SIZE_PATTERN: &str = r"^[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)?$";
 
 /// Content types recognised by their leading bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -234,7 +237,7 @@ pub struct RawLookup {
     pub file: String,
     /// The column whose value `lookup` matches.
     pub key: String,
-    /// Field separator, one character.
+    /// Field separator, one character (`;`, `\t` for tab).
     #[serde(default = "default_delimiter")]
     pub delimiter: String,
 }
@@ -401,8 +404,12 @@ pub struct RawQuarantine {
     /// Name of an endpoint in `endpoints` (the source's, e.g. for `/incoming/rejected`, or a local one).
     pub endpoint: String,
     /// Folder on that endpoint; created when missing. An existing name gets a numeric suffix.
+    /// Not the source folder; a flow's quarantine not a folder its sinks deliver into either
+    /// (refused files would be taken as delivered there).
     pub path: String,
     /// Write `NAME.report.json` and `NAME.report.txt` (every error with row, field and message) beside the copy.
+    /// A report name that would be longer than 255 bytes (the copy of a file with a long name) keeps
+    /// the start of the name and its end (`….csv.report.json`) around a hash.
     #[serde(default = "default_true")]
     pub report: bool,
 }

@@ -20,8 +20,8 @@ use serde_json::Value;
 use super::diagnostic::Problem;
 use super::duration;
 use super::locate::escape;
-use super::raw::{FLOW_NAME_PATTERN, RawFlow};
-use super::raw_steps::PERCENT_PATTERN;
+use super::raw::{ENV_NAME_PATTERN, FLOW_NAME_PATTERN, HISTORY_PATTERN, RawFlow};
+use super::raw_steps::{PERCENT_PATTERN, RawSize, SIZE_PATTERN};
 
 /// The JSON Schema (draft 2020-12) of a flow file. Every property carries a description taken
 /// from the doc comments of [`RawFlow`] and the types it uses.
@@ -465,6 +465,15 @@ fn pattern_message(instance: &Value, pattern: &str) -> String {
         format!("`{text}` is not a valid flow name: use letters, digits, `-`, `_` and `.`, starting with a letter or digit")
     } else if pattern == PERCENT_PATTERN {
         format!("`{text}` is neither a number of records (`10`) nor a percentage of them (`2.5%`)")
+    } else if pattern == SIZE_PATTERN {
+        let size = RawSize::Text(text.to_string());
+        crate::steps::check::parse_size(&size)
+            .err()
+            .unwrap_or_else(|| format!("`{text}` is not a size (write e.g. `1024`, `10KB`, `5MiB`)"))
+    } else if pattern == HISTORY_PATTERN {
+        format!("`{text}` is neither `forever` nor a duration (write e.g. `90d`, `1d12h`; the largest unit is `d`: a year is `365d`)")
+    } else if pattern == ENV_NAME_PATTERN {
+        format!("`{text}` is not the name of an environment variable: letters, digits and `_`, not starting with a digit")
     } else {
         format!("{} does not match the pattern `{pattern}`", show(instance))
     }
@@ -595,6 +604,9 @@ mod tests {
         v["source"]["identity"] = json!(["path", "path"]);
         v["endpoints"]["s"] = json!({ "type": "sftp", "host": "h", "user": "u", "auth": { "password": 12345678 }, "host_key": {} });
         v["max_invalid"] = json!("lots");
+        v["history"] = json!("3 months");
+        v["steps"] = json!([{ "check": { "max_size": "10mb" } }]);
+        v["source"]["command"] = json!({ "run": ["x"], "name": "a", "pass_env": ["MY-VAR"] });
         let got = messages(v);
         for want in [
             "/name `bad name` is not a valid flow name: use letters, digits, `-`, `_` and `.`, starting with a letter or digit",
@@ -606,6 +618,10 @@ mod tests {
             "/endpoints/s/auth/password expected a string, found a number",
             // Was "does not match the pattern `^[0-9]+(\.[0-9]+)?%$`".
             "/max_invalid `lots` is neither a number of records (`10`) nor a percentage of them (`2.5%`)",
+            // These three were "does not match the pattern `…`" too.
+            "/history `3 months` is neither `forever` nor a duration (write e.g. `90d`, `1d12h`; the largest unit is `d`: a year is `365d`)",
+            "/steps/0/check/max_size `10mb`: unknown unit `mb` (use B, KB, MB, GB, TB, KiB, MiB, GiB, TiB; upper and lower case as written here)",
+            "/source/command/pass_env/0 `MY-VAR` is not the name of an environment variable: letters, digits and `_`, not starting with a digit",
         ] {
             assert!(got.contains(&want.to_string()), "missing {want:?} in {got:#?}");
         }

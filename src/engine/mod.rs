@@ -31,7 +31,7 @@ pub mod identity;
 mod left_failing;
 mod left_gone;
 mod lifecycle;
-mod naming;
+pub(crate) mod naming;
 mod pipe;
 pub mod plan;
 pub mod quarantine;

@@ -117,6 +117,16 @@ fn fits(name: &str, what: &str, template: &str) -> Result<(), FileError> {
     )))
 }
 
+/// The name of a file written beside the file `name`, told apart by `ext` (a quarantine
+/// report: `a.csv` → `a.csv.report.json`), shortened as [`fit`] shortens (its start, a hash,
+/// its end: `….csv.report.json`) when it would be longer than [`NAME_MAX`]: the copy of a
+/// partner's file with a 250-byte name is put aside with its reports, not refused every run
+/// for the name of its report. The same `name` always gives the same result, so the report is
+/// found again from the copy's name (`wharf quarantine show`, `release`).
+pub fn beside(name: &str, ext: &str) -> String {
+    fit(&format!("{name}.{ext}"))
+}
+
 /// `name` when it fits [`NAME_MAX`]; else its start and its end (where a temporary name's
 /// `.part` is) around a hash of the whole, so that a file whose own name fits is never
 /// refused for the few bytes its temporary name adds. The same name always gives the same

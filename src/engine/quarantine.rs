@@ -4,7 +4,7 @@
 //! Putting aside follows the delivery rules: the copy's name is chosen and recorded before the
 //! upload, the upload goes through a temporary name and is verified, so a resumed run checks
 //! the recorded copy instead of uploading again. Reports go beside the copy as
-//! `NAME.report.json` / `NAME.report.txt`. Only then is the source disposed of, as
+//! `NAME.report.json` / `NAME.report.txt` ([`naming::beside`]: shortened past 255 bytes). Only then is the source disposed of, as
 //! `after.failure` says, and the file recorded as quarantined. The recorded verdict stands
 //! across a crash for the bytes refused: a resumed file's source is read again (downloaded
 //! again when its staged copy is gone), the steps are not run on the bytes they refused, and
@@ -102,7 +102,7 @@ pub(super) async fn copy_name(
 }
 
 fn beside(copy: &RemotePath, ext: &str) -> Result<RemotePath, FileError> {
-    copy.parent().join(&format!("{}.{ext}", copy.name())).map_err(|e| FileError::Name(format!("report name for {copy}: {e}")))
+    copy.parent().join(&naming::beside(copy.name(), ext)).map_err(|e| FileError::Name(format!("report name for {copy}: {e}")))
 }
 
 /// The copy a run putting `source` aside in the quarantine folder `dir` on `ep` confirms or

@@ -1004,6 +1004,29 @@ async fn a_quarantine_copy_never_replaces_a_file_that_appeared_meanwhile() {
     assert!(rejected.join("roster-1.csv.report.json").exists());
 }
 
+/// A refused file whose name fits the file system but leaves no room for `.report.json`
+/// (a partner's 244-byte name) is put aside with its reports under shortened names, found
+/// again by `wharf quarantine show`. Before, the report's upload failed (`File name too
+/// long`), the copy was removed again and the file failed the same way every run.
+#[tokio::test]
+async fn a_refused_file_with_a_long_name_is_quarantined_with_shortened_report_names() {
+    let mut fx = fixture();
+    with_steps(&mut fx, ROSTER, "quarantine", None);
+    let long = format!("{}.csv", "r".repeat(240));
+    fx.put(&format!("in/{long}"), b"id,email\nzwei,b@x\n");
+    let r = fx.run().await;
+    assert_eq!((r.counts.failed, r.quarantined), (0, 1), "{r:#?}");
+    let rejected = fx.src.join("rejected");
+    assert_eq!(read(&rejected.join(&long)), b"id,email\nzwei,b@x\n");
+    let json = naming::beside(&long, "report.json");
+    assert!(json.len() <= naming::NAME_MAX && json.starts_with("rrrr") && json.ends_with(".csv.report.json"), "{json}");
+    let report: serde_json::Value = serde_json::from_slice(&read(&rejected.join(&json))).unwrap();
+    assert_eq!(report["file"], format!("/in/{long}"));
+    let q = fx.ledger.file_result("t", &format!("in/{long}")).unwrap().unwrap().quarantine.unwrap();
+    let text = quarantine::report_text(&fx.flow, &q).await.unwrap().unwrap();
+    assert!(text.contains("row 1 (line 2)"), "{text}");
+}
+
 #[tokio::test]
 async fn an_invalid_file_is_quarantined_with_reports_and_the_source_disposed_of() {
     let mut fx = fixture();

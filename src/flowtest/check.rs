@@ -268,7 +268,7 @@ fn quarantine(q: &super::QuarantineExpect, found: &Found<'_>, out: &mut Vec<Fail
             out.push(Failure::new("quarantine errors: the flow writes no report (`quarantine.report: false`), so there are none to check"));
             return;
         }
-        let report = copy.ok_or_else(|| "no copy was made".to_string()).and_then(|c| found.read(&format!("{c}.report.json")));
+        let report = copy.ok_or_else(|| "no copy was made".to_string()).and_then(|c| found.read(&report_of(&c)));
         let errs = report.and_then(|b| {
             let v: Value = serde_json::from_slice(&b).map_err(|e| e.to_string())?;
             serde_json::from_value::<Vec<RecordError>>(v["errors"].clone()).map_err(|e| e.to_string())
@@ -278,6 +278,12 @@ fn quarantine(q: &super::QuarantineExpect, found: &Found<'_>, out: &mut Vec<Fail
             Err(e) => out.push(Failure::new(format!("quarantine errors: cannot read the report: {e}"))),
         }
     }
+}
+
+/// Where the JSON report of the quarantined copy `copy` (`ENDPOINT:/PATH`) is.
+fn report_of(copy: &str) -> String {
+    let (dir, name) = copy.rsplit_once('/').unwrap_or(("", copy));
+    format!("{dir}/{}", crate::engine::naming::beside(name, "report.json"))
 }
 
 /// Compares `actual` (the bytes of `name`) with the expected content.

@@ -264,7 +264,11 @@ pub fn parse_size(s: &RawSize) -> Result<u64, String> {
         "MiB" => 1 << 20,
         "GiB" => 1 << 30,
         "TiB" => 1 << 40,
-        other => return Err(format!("`{text}`: unknown unit `{other}` (use B, KB, MB, GB, KiB, MiB, GiB)")),
+        other => {
+            return Err(format!(
+                "`{text}`: unknown unit `{other}` (use B, KB, MB, GB, TB, KiB, MiB, GiB, TiB; upper and lower case as written here)"
+            ));
+        }
     };
     let n: f64 = num.parse().map_err(|_| format!("`{text}` is not a size (write e.g. `1024`, `10KB`, `5MiB`)"))?;
     Ok((n * factor as f64).round() as u64)

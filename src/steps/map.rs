@@ -97,12 +97,17 @@ impl Mapper {
             // `record` outside a function: the script was written as a body to run per record.
             let hint = match &*e.0 {
                 rhai::ParseErrorType::VariableUndefined(v) if v == "record" => {
-                    " (a map script's code goes in `fn map(record) { … }`, which is called once per record)"
+                    " (a map script's code goes in `fn map(record) { … }`, which is called once per record)".to_string()
                 }
-                _ => "",
+                rhai::ParseErrorType::VariableUndefined(v) if declared_at_top(script_text, v) => top_level_hint(v),
+                _ => String::new(),
             };
             format!("{script}{line}: {}{hint}", e.0)
         })?;
+        // Read as `global::NAME`, a top-level constant compiles, and is missing from every call.
+        if let Some((name, ..)) = ast.iter_literal_variables(true, true).next() {
+            return Err(format!("{script}: `{name}` is declared at the script's top level{}", top_level_hint(name)));
+        }
         if !ast.iter_functions().any(|f| f.name == "map" && f.params.len() == 1) {
             // A `map` of another arity is never called: said so, not "defines no map".
             return Err(match ast.iter_functions().find(|f| f.name == "map") {
@@ -509,6 +514,22 @@ fn number(text: &str, decimal: char) -> Fallible<f64> {
     }
 }
 
+/// Whether `script` declares `name` at its top level (`const RATE = …` on a line of its own).
+fn declared_at_top(script: &str, name: &str) -> bool {
+    script.lines().any(|l| {
+        let words: Vec<&str> = l.split(|c: char| c.is_whitespace() || c == '=' || c == ';').filter(|w| !w.is_empty()).take(2).collect();
+        matches!(words[..], ["const" | "let", n] if n == name)
+    })
+}
+
+/// Why a script's top-level variable `name` is no use to `fn map`, and what to write instead.
+fn top_level_hint(name: &str) -> String {
+    format!(
+        " (the top level is never run: only `fn map` is called, once per record, and a function sees no variable from outside it; declare `{name}` inside `fn map`, or make it a function: `fn {}() {{ … }}`)",
+        name.to_lowercase()
+    )
+}
+
 /// Loads a look-up table (CSV with a header row) keyed by `key`; errors are sentences.
 pub fn load_table(path: &Path, raw: &RawLookup) -> Result<Table, String> {
     let cannot_read =
@@ -518,10 +539,7 @@ pub fn load_table(path: &Path, raw: &RawLookup) -> Result<Table, String> {
     if file.metadata().map_err(cannot_read)?.len() > MAX_LOOKUP_BYTES {
         return Err(format!("look-up table {} is larger than {} MiB", path.display(), MAX_LOOKUP_BYTES >> 20));
     }
-    let delimiter = match raw.delimiter.as_bytes() {
-        [b] => *b,
-        _ => return Err(format!("`{}` must be one character", raw.delimiter)),
-    };
+    let delimiter = super::parse::csv_char(&raw.delimiter)?;
     let text = super::parse::Decoded::table(file);
     let mut rdr = csv::ReaderBuilder::new().delimiter(delimiter).from_reader(text);
     let header: Vec<String> = rdr
@@ -711,6 +729,13 @@ mod tests {
             mapper("let n = record.amount;\n#{ n: n }").unwrap_err(),
             "t.rhai line 1: Undefined variable: record (a map script's code goes in `fn map(record) { … }`, which is called once per record)"
         );
+        // Before: valid, then every record failed with "Variable not found: global::RATE".
+        assert_eq!(
+            mapper("const RATE = 2;\nfn map(r) { r.x = global::RATE; r }").unwrap_err(),
+            "t.rhai: `RATE` is declared at the script's top level (the top level is never run: only `fn map` is called, once per record, and a function sees no variable from outside it; declare `RATE` inside `fn map`, or make it a function: `fn rate() { … }`)"
+        );
+        let e = mapper("let rate = 2;\nfn map(r) { r.x = rate; r }").unwrap_err();
+        assert!(e.starts_with("t.rhai line 2: Undefined variable: rate (the top level is never run"), "{e}");
         let e = mapper("fn map(r) { eval(\"1\") }").unwrap_err();
         assert!(e.contains("eval"), "{e}");
         let m = mapper("fn map(r) { import \"/etc/passwd\" as m; r }").unwrap();

@@ -774,18 +774,22 @@ impl Parse {
     /// Builds the step; errors are sentences naming the field (relative to the step).
     pub fn build(raw: &RawParse) -> Result<Parse, Vec<(&'static str, String)>> {
         let mut problems = Vec::new();
-        let one_byte = |field: &'static str, text: &str, problems: &mut Vec<(&'static str, String)>| -> u8 {
-            let text = if text == "\\t" { "\t" } else { text };
-            match text.as_bytes() {
-                [b] if b.is_ascii() => *b,
-                _ => {
-                    problems.push((field, format!("`{text}` must be one ASCII character (`\\t` for tab)")));
-                    b','
-                }
-            }
+        let one_byte = |field: &'static str, text: &str, problems: &mut Vec<(&'static str, String)>| -> Option<u8> {
+            csv_char(text).map_err(|e| problems.push((field, e))).ok()
         };
         let delimiter = one_byte("delimiter", raw.delimiter(), &mut problems);
         let quote = one_byte("quote", raw.quote(), &mut problems);
+        if let (Some(d), Some(q)) = (delimiter, quote)
+            && d == q
+        {
+            problems.push((
+                "quote",
+                format!(
+                    "`{}` is the delimiter too: a field could never be told from a quoted one; give the quote another character",
+                    crate::text::visible(raw.quote())
+                ),
+            ));
+        }
         let encoding = Encoding::for_label(raw.encoding.trim().as_bytes()).unwrap_or_else(|| {
             problems.push(("encoding", format!("unknown encoding `{}` (use e.g. `utf-8`, `windows-1252`, `latin1`)", raw.encoding)));
             encoding_rs::UTF_8
@@ -807,7 +811,23 @@ impl Parse {
         if !problems.is_empty() {
             return Err(problems);
         }
+        let (Some(delimiter), Some(quote)) = (delimiter, quote) else { return Err(problems) };
         Ok(Parse { format: raw.format, header, columns: columns.to_vec(), delimiter, quote, encoding, trailer })
+    }
+}
+
+/// A CSV delimiter or quote character as a flow writes it (`;`, `\t` for tab): one ASCII
+/// character, not a line break. A line break ends a record: a file split on one is read as
+/// a header and no records, and delivered empty. Used by `parse`, `write` and look-up tables.
+pub fn csv_char(text: &str) -> Result<u8, String> {
+    let byte = if text == "\\t" { "\t" } else { text };
+    match byte.as_bytes() {
+        [b'\n' | b'\r'] => Err(format!(
+            "`{}` is a line break, which ends a CSV record: give the character between the fields of a line (`,`, `;`, `\\t` for tab)",
+            crate::text::visible(text)
+        )),
+        [b] if b.is_ascii() => Ok(*b),
+        _ => Err(format!("`{}` must be one ASCII character (`\\t` for tab)", crate::text::visible(text))),
     }
 }
 

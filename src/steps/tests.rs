@@ -418,6 +418,52 @@ fn build_reports_order_and_configuration_problems_with_paths() {
     );
 }
 
+/// A line break as a CSV delimiter read every file as a header and no records: a file of
+/// 3 lines was delivered empty ("0 read, 0 written"), and with `after.success: delete` its
+/// records were gone. A quote that is the delimiter mangled every field. Both are refused,
+/// as is a written delimiter that is the written quote; a look-up table takes `\t` as a
+/// parse step does.
+#[test]
+fn a_line_break_or_the_quote_as_a_delimiter_is_refused() {
+    let b = Bench::new();
+    let problems = |yaml: &str| -> Vec<String> {
+        b.try_steps(yaml, "").unwrap_err().into_iter().map(|p| format!("{}: {}", p.yaml_path, p.message)).collect()
+    };
+    for d in [r#""\n""#, r#""\r""#] {
+        let got = problems(&format!("- parse: {{ format: csv, delimiter: {d} }}\n- write: {{ format: csv, delimiter: {d} }}"));
+        assert_eq!(got.len(), 2, "{got:#?}");
+        assert!(got[0].starts_with("/steps/0/parse/delimiter: `\\"), "{got:#?}");
+        assert!(got[0].contains("is a line break, which ends a CSV record"), "{got:#?}");
+        assert!(got[1].starts_with("/steps/1/write/delimiter: ") && got[1].contains("is a line break"), "{got:#?}");
+    }
+    let got = problems("- parse: { format: csv, delimiter: \"'\", quote: \"'\" }");
+    assert_eq!(
+        got,
+        ["/steps/0/parse/quote: `'` is the delimiter too: a field could never be told from a quoted one; give the quote another character"]
+    );
+    let got = problems("- parse: { format: csv }\n- write: { format: csv, delimiter: '\"' }");
+    assert_eq!(got, ["/steps/1/write/delimiter: `\"` is the quote of written CSV: give the delimiter another character"]);
+    std::fs::write(b.path("t.tsv"), "code\tname\nA\tAlpha\n").unwrap();
+    let raw = crate::config::raw_steps::RawLookup { file: "t.tsv".into(), key: "code".into(), delimiter: "\\t".into() };
+    assert!(crate::steps::map::load_table(&b.path("t.tsv"), &raw).is_ok());
+}
+
+/// A script and a schema saved with a byte-order mark (Notepad's UTF-8) were refused:
+/// "Unexpected '\u{feff}'" and "is not JSON: expected value at line 1 column 1".
+#[test]
+fn a_script_and_a_schema_with_a_byte_order_mark_are_read() {
+    let b = Bench::new();
+    std::fs::write(b.path("bom.rhai"), "\u{feff}fn map(r) { r.x = 1; r }\n").unwrap();
+    std::fs::write(b.path("bom.schema.json"), "\u{feff}{ \"type\": \"object\", \"required\": [\"id\"] }").unwrap();
+    let steps = b.steps(
+        "- parse: { format: csv }\n- validate: { schema: bom.schema.json }\n- map: { script: bom.rhai }\n- write: { format: jsonl }",
+        "",
+    );
+    let p = b.run(&steps, "a.csv", b"id\n1\n");
+    assert_eq!(p.counts.written, 1, "{:?}", p.quarantine);
+    assert_eq!(b.read("out"), "{\"id\":\"1\",\"x\":1}\n");
+}
+
 #[test]
 fn a_large_csv_streams_with_bounded_memory_in_process() {
     // 200k rows (~10 MB): the pipeline never holds more than a record. The real bound is

@@ -242,7 +242,7 @@ type Loaded = (jsonschema::Validator, BTreeMap<String, Coerce>, Option<BTreeSet<
 
 /// Reads and compiles a record schema; also derives the CSV conversions from it.
 fn load_schema(path: &Path) -> Result<Loaded, String> {
-    let text = crate::config::inputs::read_to_string(path)
+    let text = crate::config::inputs::read_code(path)
         .map_err(|e| format!("cannot read schema {}: {}", path.display(), crate::endpoint::local::io_reason(&e)))?;
     let value: Value = serde_json::from_str(&text).map_err(|e| format!("schema {} is not JSON: {e}", path.display()))?;
     let validator =

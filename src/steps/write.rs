@@ -28,11 +28,11 @@ pub struct Write {
 impl Write {
     pub fn build(raw: &RawWrite) -> Result<Write, Vec<(&'static str, String)>> {
         // CSV settings on `json` / `jsonl` output are judged by the flow's validation (`config::validate`).
-        let text = if raw.delimiter() == "\\t" { "\t" } else { raw.delimiter() };
-        let delimiter = match text.as_bytes() {
-            [b] if b.is_ascii() => *b,
-            _ => return Err(vec![("delimiter", format!("`{}` must be one ASCII character (`\\t` for tab)", raw.delimiter()))]),
-        };
+        let delimiter = super::parse::csv_char(raw.delimiter()).map_err(|e| vec![("delimiter", e)])?;
+        if delimiter == b'"' {
+            // The quote of written CSV: fields holding it could not be told apart.
+            return Err(vec![("delimiter", "`\"` is the quote of written CSV: give the delimiter another character".to_string())]);
+        }
         Ok(Write { format: raw.format, columns: raw.columns().to_vec(), delimiter, header: raw.header() })
     }
 

@@ -149,6 +149,26 @@ mod tests {
         );
     }
 
+    /// A quarantine folder, or a failed file's `move_to`, that a sink delivers into put refused
+    /// files among the delivered ones, for whoever takes those to take as delivered.
+    #[test]
+    fn quarantining_or_moving_failed_files_into_a_sink_folder_is_refused() {
+        let local = BASE.replace("source: { endpoint: s, path: /in }", "source: { endpoint: l, path: /in }");
+        let p = problems(&local.replace(
+            "sinks: [ { endpoint: l } ]",
+            "sinks: [ { endpoint: l, path: /inbox } ]\nsteps: [ { parse: { format: csv } } ]\nquarantine: { endpoint: l, path: /inbox }\nafter: { failure: { move_to: /inbox } }",
+        ));
+        assert_eq!(
+            p,
+            [
+                "`/inbox` is where sink 0 delivers: a file that failed would be moved among the delivered ones, and taken as delivered by whoever takes those (at /after/failure/move_to)",
+                "`/inbox` is where sink 0 delivers: a file the steps refuse would be put aside among the delivered ones, and taken as delivered by whoever takes those (at /quarantine/path)",
+            ]
+        );
+        let apart = "sinks: [ { endpoint: l, path: /inbox } ]\nsteps: [ { parse: { format: csv } } ]\nquarantine: { endpoint: l, path: /inbox/rejected }";
+        assert!(run(&local.replace("sinks: [ { endpoint: l } ]", apart)).is_ok());
+    }
+
     #[test]
     fn a_folder_reached_through_another_endpoint_name_is_still_the_source_folder() {
         let flow = |endpoints: &str, rest: &str| format!("name: f\nendpoints:\n{endpoints}{rest}");

@@ -212,13 +212,26 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>, k
     let after = sections.after.map(|a| {
         (c.disposition("/after/success", a.success, source.as_ref()), c.disposition("/after/failure", a.failure, source.as_ref()))
     });
-    if let (Some((Some(Disposition::MoveTo(folder)), _)), Some(sinks), Some(src)) = (&after, &sinks, &source) {
-        let delivers_there =
-            |s: &Sink| static_folder(s).is_some_and(|p| c.relation(&s.endpoint, &p, &src.endpoint, folder) == Some(Relation::Same));
-        if let Some(i) = sinks.iter().position(|s| s.as_ref().is_some_and(delivers_there)) {
+    // The sink delivering into `folder` on endpoint `ep`, if one does.
+    let sink_into = |c: &Checker, ep: &str, folder: &RemotePath| {
+        let delivers_there = |s: &Sink| static_folder(s).is_some_and(|p| c.relation(&s.endpoint, &p, ep, folder) == Some(Relation::Same));
+        sinks.as_ref()?.iter().position(|s| s.as_ref().is_some_and(delivers_there))
+    };
+    if let (Some((success, failure)), Some(src)) = (&after, &source) {
+        if let Some(Disposition::MoveTo(folder)) = success
+            && let Some(i) = sink_into(&c, &src.endpoint, folder)
+        {
             c.problem(
                 "/after/success/move_to",
                 format!("`{folder}` is where sink {i} delivers: each moved source would land beside its own delivered copy (as `NAME-1`)"),
+            );
+        }
+        if let Some(Disposition::MoveTo(folder)) = failure
+            && let Some(i) = sink_into(&c, &src.endpoint, folder)
+        {
+            c.problem(
+                "/after/failure/move_to",
+                format!("`{folder}` is where sink {i} delivers: a file that failed would be moved among the delivered ones, and taken as delivered by whoever takes those"),
             );
         }
     }
@@ -232,6 +245,17 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>, k
         }
         _ => None,
     };
+    if let Some((_, Some(q))) = &content
+        && let Some(i) = sink_into(&c, &q.endpoint, &q.path)
+    {
+        c.problem(
+            "/quarantine/path",
+            format!(
+                "`{}` is where sink {i} delivers: a file the steps refuse would be put aside among the delivered ones, and taken as delivered by whoever takes those",
+                q.path
+            ),
+        );
+    }
     let response =
         sections.response.map(|r| r.map(|r| c.response(r, defined.as_deref(), sinks.as_deref(), (source.as_ref(), include.as_deref()))));
     let schedule = sections.schedule.map(|s| s.map(|s| c.schedule(s)));
@@ -447,6 +471,22 @@ impl Checker<'_, '_> {
             }),
         )?;
         Some(t)
+    }
+
+    /// Warns when the name template `t` (at `path`, written `text`), good for `sample.csv`,
+    /// gives no plain name for a file without an extension (`{{ext}}` alone is empty for
+    /// `README`): such a file would fail in every run, and nothing before the run said so.
+    fn named_without_extension(&mut self, path: &str, text: &str, t: &NameTemplate) {
+        let Ok(name) = t.render(&NameVars::new("README", "", 1, 1, std::time::UNIX_EPOCH)) else { return };
+        if let Err(e) = check_name(&name) {
+            self.warning(
+                path,
+                format!(
+                    "template `{}` gives no file name for a file without an extension: for a file named README, {e}; such a file fails in every run (leave such files out with `include`, or write the name with `{{{{name}}}}` or `{{{{stem}}}}`)",
+                    crate::text::visible(text)
+                ),
+            );
+        }
     }
 }
 

@@ -26,6 +26,9 @@ impl Checker<'_, '_> {
             Some(t)
         });
         let name = self.name_template(&format!("{at}/name"), &s.name);
+        if let Some(t) = &name {
+            self.named_without_extension(&format!("{at}/name"), &s.name, t);
+        }
         if s.if_exists == IfExists::Skip
             && let (Some(dir), Some(file)) = (&path, &name)
         {
@@ -123,6 +126,20 @@ mod tests {
             ]
         );
         assert!(run(&BASE.replace("sinks: [ { endpoint: l } ]", "sinks: [ { endpoint: l, trigger: \"{{name}}.done\" } ]")).is_ok());
+    }
+
+    /// `name: "{{ext}}"` (or `{{stem}}` mistyped) is fine for `sample.csv` but empty for
+    /// `README`: such a file failed in every run, and validate said nothing.
+    #[test]
+    fn a_name_empty_for_a_file_without_extension_is_a_warning() {
+        let with = |name: &str| BASE.replace("sinks: [ { endpoint: l } ]", &format!("sinks: [ {{ endpoint: l, name: \"{name}\" }} ]"));
+        let w = warnings(&with("{{ext}}"));
+        assert!(
+            w.iter().any(|m| m.contains("template `{{ext}}` gives no file name for a file without an extension: for a file named README, \"\" is not a plain file name")
+                && m.ends_with("(at /sinks/0/name)")),
+            "{w:#?}"
+        );
+        assert!(warnings(&with("{{stem}}-{{run}}.{{ext}}")).iter().all(|m| !m.contains("without an extension")));
     }
 
     #[test]

@@ -29,6 +29,28 @@ fn pattern_in_folder(text: &str) -> Option<(String, String)> {
     Some((folder, segments[at..].join("/")))
 }
 
+/// Why the glob `p` can match no path a listing gives (relative to the source folder, as
+/// `a.csv` or, with `recursive`, `sub/a.csv`), when it cannot: it was taken for nothing, or
+/// for an exclusion, without a word. `None` for a pattern that may match.
+fn never_matches(p: &str, recursive: bool) -> Option<String> {
+    let rest = p.trim_start_matches("**/");
+    if p.is_empty() {
+        Some("it is empty".into())
+    } else if let Some(rel) = p.strip_prefix('/').or_else(|| p.strip_prefix("./")) {
+        Some(format!(
+            "patterns are matched against the path under `path` (`a.csv`, `sub/a.csv`), which never starts with `/` or `./`: write `{rel}`"
+        ))
+    } else if let Some(negated) = p.strip_prefix('!') {
+        Some(format!(
+            "`!` does not negate a pattern here (it is matched as a character): to leave files out, list `{negated}` under `exclude`"
+        ))
+    } else if !recursive && rest.contains('/') {
+        Some("without `recursive: true` only the files directly in `path` are listed, and their paths hold no `/`: put the folder into `path`, or set `recursive: true`".into())
+    } else {
+        None
+    }
+}
+
 impl Checker<'_, '_> {
     /// A folder wharf lists (the source's, the responses'): a path, and no pattern in it
     /// (see [`pattern_in_folder`]); `instead` says where the pattern goes.
@@ -59,6 +81,13 @@ impl Checker<'_, '_> {
                 "/source/include",
                 "with `recursive: true` these patterns only match files directly in `path` (`*` stops at `/`): write e.g. `**/*.csv` for files at every level",
             );
+        }
+        for (list, patterns) in [("include", &s.include), ("exclude", &s.exclude)] {
+            for (i, p) in patterns.iter().enumerate() {
+                if let Some(why) = never_matches(p, s.recursive) {
+                    self.problem(format!("/source/{list}/{i}"), format!("`{}` matches no file: {why}", crate::text::visible(p)));
+                }
+            }
         }
         let include = self.globs("/source/include", &patterns);
         let hidden: Vec<String> = s.include.iter().filter(|p| crate::config::flow::is_hidden(p)).cloned().collect();
@@ -189,6 +218,29 @@ impl Checker<'_, '_> {
 #[cfg(test)]
 mod tests {
     use super::super::tests::{BASE, problems, run, warnings};
+
+    /// Patterns no listed path can match made a flow that took nothing (or an `exclude` that
+    /// left out nothing), and validate said nothing.
+    #[test]
+    fn a_pattern_that_matches_no_file_is_refused() {
+        let with =
+            |source: &str| BASE.replace("source: { endpoint: s, path: /in }", &format!("source: {{ endpoint: s, path: /in, {source} }}"));
+        let p = problems(&with(r#"include: ["/*.csv", "./*.xml", "*.txt", "!x.csv", ""], exclude: ["/y.csv"]"#));
+        for want in [
+            "`/*.csv` matches no file: patterns are matched against the path under `path` (`a.csv`, `sub/a.csv`), which never starts with `/` or `./`: write `*.csv` (at /source/include/0)",
+            "`./*.xml` matches no file: patterns are matched against the path under `path` (`a.csv`, `sub/a.csv`), which never starts with `/` or `./`: write `*.xml` (at /source/include/1)",
+            "`!x.csv` matches no file: `!` does not negate a pattern here (it is matched as a character): to leave files out, list `x.csv` under `exclude` (at /source/include/3)",
+            "`` matches no file: it is empty (at /source/include/4)",
+            "`/y.csv` matches no file: patterns are matched against the path under `path` (`a.csv`, `sub/a.csv`), which never starts with `/` or `./`: write `y.csv` (at /source/exclude/0)",
+        ] {
+            assert!(p.iter().any(|m| m.ends_with(want)), "missing {want:?} in {p:#?}");
+        }
+        assert_eq!(p.len(), 5, "{p:#?}");
+        let p = problems(&with(r#"include: ["sub/*.csv"]"#));
+        assert!(p.iter().any(|m| m.contains("without `recursive: true` only the files directly in `path` are listed")), "{p:#?}");
+        assert!(run(&with(r#"include: ["**/*.csv", "sub/*.csv"], recursive: true"#)).is_ok());
+        assert!(run(&with(r#"include: ["**/*.csv"]"#)).is_ok());
+    }
 
     #[test]
     fn a_done_file_every_file_shares_is_refused() {
