@@ -408,6 +408,16 @@ pub(super) async fn trigger(shared: &Arc<Shared>, flow: &str) -> Result<Triggere
     rx.await.unwrap_or(Err(TriggerError::ShuttingDown))
 }
 
+/// When `flow`'s newest finished run and newest successful run ended, as the ledger says
+/// (`None` for what it cannot say: the gauges then appear at the flow's next run).
+fn last_times(ledger: &Ledger, flow: &str) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    let at = |ms: Option<i64>| ms.and_then(DateTime::from_timestamp_millis);
+    // The newest may be one a killed daemon left running (closed by the flow's next run).
+    let last_run = ledger.runs(Some(flow), 2).ok().and_then(|runs| runs.iter().find_map(|r| r.finished));
+    let last_success = ledger.health(flow).ok().and_then(|h| h.last_ok);
+    (at(last_run), at(last_success))
+}
+
 /// Plans every flow: a new one, or one whose schedule changed, from `now`; the others keep
 /// their next time, also one that has just passed (its run is started next time round; was:
 /// planned again from now, a reload coming with a due time skipped that run). Keeps what runs.
@@ -415,7 +425,10 @@ fn plan_all(shared: &Arc<Shared>, now: DateTime<Utc>) {
     let flows = shared.registry().flows();
     shared.notifier.set_rules(&flows);
     for f in &flows {
-        shared.metrics.register_flow(&f.name);
+        if shared.metrics.register_flow(&f.name) {
+            let (last_run, last_success) = last_times(&shared.ledger, &f.name);
+            shared.metrics.last_times(&f.name, last_run, last_success);
+        }
     }
     let mut plans = shared.plans();
     plans.retain(|name, p| p.running || flows.iter().any(|f| &f.name == name));

@@ -711,6 +711,30 @@ async fn status_shows_the_last_run_after_a_restart() {
     d.stop().await;
 }
 
+/// `wharf_last_run_timestamp_seconds` and `wharf_last_success_timestamp_seconds` are the
+/// ledger's after a restart, before the flow runs again (before: absent until its next
+/// success, so an alert on `time() - wharf_last_success_timestamp_seconds` went quiet at a
+/// restart and stayed quiet for a flow that never succeeded again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_run_gauges_survive_a_restart() {
+    let mut d = Daemon::start(&[("pull.yaml", local_flow("pull", ""))], minute_now(), ServeConfig::default());
+    assert_eq!(d.handle().trigger("pull").await, Ok(Triggered::Started));
+    d.next_run().await;
+    let gauge = |text: &str, name: &str| {
+        text.lines().find_map(|l| l.strip_prefix(&format!("{name}{{flow=\"pull\"}} ")).map(|v| v.parse::<f64>().unwrap()))
+    };
+    d.restart(minute_now(), ServeConfig::default(), |_| {}).await;
+    let after = d.handle().metrics().render();
+    // The ledger's times (here the system clock's, not the test clock the daemon's own
+    // runs are timed by).
+    let ledger = d.handle().ledger();
+    let finished = ledger.runs(Some("pull"), 1).unwrap()[0].finished.expect("the run ended") as f64 / 1000.0;
+    let ok = ledger.health("pull").unwrap().last_ok.expect("a success") as f64 / 1000.0;
+    assert_eq!(gauge(&after, "wharf_last_run_timestamp_seconds"), Some(finished), "{after}");
+    assert_eq!(gauge(&after, "wharf_last_success_timestamp_seconds"), Some(ok), "{after}");
+    d.stop().await;
+}
+
 /// A run that finishes within the shutdown grace still gets its summary notice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_finishing_in_the_shutdown_grace_is_summarised() {
