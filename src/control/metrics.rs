@@ -102,6 +102,21 @@ impl Metrics {
         }
     }
 
+    /// Drops the series of the flows `keep` refuses (no longer served: their file removed,
+    /// or their `name:` changed). Kept, a removed flow's `wharf_last_success_timestamp_seconds`
+    /// aged until a stale-flow alert fired for it, and went on firing until a restart.
+    pub fn keep_flows(&self, keep: impl Fn(&str) -> bool) {
+        let mut s = self.series();
+        s.runs.retain(|(flow, _), _| keep(flow));
+        s.files.retain(|(flow, _), _| keep(flow));
+        s.bytes.retain(|flow, _| keep(flow));
+        s.durations.retain(|flow, _| keep(flow));
+        s.last_run.retain(|flow, _| keep(flow));
+        s.last_success.retain(|flow, _| keep(flow));
+        s.running.retain(|flow, _| keep(flow));
+        s.skipped.retain(|flow, _| keep(flow));
+    }
+
     /// A run of `flow` was due while its previous run was still going, and skipped
     /// (`overlap: skip`).
     pub fn run_skipped(&self, flow: &str) {
@@ -321,6 +336,23 @@ mod tests {
         m.run_finished("a", "ok", Duration::from_secs(1), &[], 0, t(9_000));
         m.last_times("a", Some(t(2_000)), Some(t(1_000)));
         assert_eq!(lines_of(&m.render(), "wharf_last_success_timestamp_seconds"), ["wharf_last_success_timestamp_seconds{flow=\"a\"} 9"]);
+    }
+
+    /// A flow no longer served loses every series; the others keep theirs.
+    #[test]
+    fn the_series_of_a_flow_no_longer_served_are_dropped() {
+        let m = Metrics::new();
+        let t = DateTime::from_timestamp_millis(1_000).unwrap();
+        for flow in ["gone", "kept"] {
+            let _ = m.register_flow(flow);
+            m.run_finished(flow, "ok", Duration::from_secs(1), &[("delivered", 1)], 5, t);
+            m.run_skipped(flow);
+        }
+        m.keep_flows(|f| f == "kept");
+        let text = m.render();
+        assert!(!text.contains("\"gone\""), "{text}");
+        assert_eq!(lines_of(&text, "wharf_last_success_timestamp_seconds"), ["wharf_last_success_timestamp_seconds{flow=\"kept\"} 1"]);
+        assert_eq!(lines_of(&text, "wharf_runs_total"), ["wharf_runs_total{flow=\"kept\",status=\"ok\"} 1"]);
     }
 
     #[test]

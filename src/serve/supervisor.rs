@@ -432,6 +432,8 @@ fn plan_all(shared: &Arc<Shared>, now: DateTime<Utc>) {
     }
     let mut plans = shared.plans();
     plans.retain(|name, p| p.running || flows.iter().any(|f| &f.name == name));
+    // A flow no longer served has no series left once its last run ended (the next reload).
+    shared.metrics.keep_flows(|name| plans.contains_key(name) || flows.iter().any(|f| f.name == name));
     for (name, plan) in plans.iter_mut() {
         if !flows.iter().any(|f| &f.name == name) {
             // Kept only while its run goes on: nothing is due for a flow no longer served

@@ -735,6 +735,32 @@ async fn the_last_run_gauges_survive_a_restart() {
     d.stop().await;
 }
 
+/// A flow whose file is removed loses its series in `/metrics` at the reload (before: its
+/// `wharf_last_success_timestamp_seconds` stayed and aged, so a stale-flow alert fired for a
+/// flow no longer served until the daemon was restarted); the other flows keep theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_flow_leaves_the_metrics() {
+    let flows = [("gone.yaml", local_flow("gone", "")), ("kept.yaml", local_flow("kept", ""))];
+    let mut d = Daemon::start(&flows, minute_now(), ServeConfig::default());
+    for flow in ["gone", "kept"] {
+        assert_eq!(d.handle().trigger(flow).await, Ok(Triggered::Started));
+        d.next_run().await;
+    }
+    assert!(d.handle().metrics().render().contains("wharf_last_success_timestamp_seconds{flow=\"gone\"}"));
+    std::fs::remove_file(d.path("flows/gone.yaml")).unwrap();
+    d.handle().reload();
+    for _ in 0..1000 {
+        if d.handle().served() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let text = d.handle().metrics().render();
+    assert!(!text.contains("flow=\"gone\""), "{text}");
+    assert!(text.contains("wharf_last_success_timestamp_seconds{flow=\"kept\"}"), "{text}");
+    d.stop().await;
+}
+
 /// A run that finishes within the shutdown grace still gets its summary notice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_finishing_in_the_shutdown_grace_is_summarised() {
