@@ -743,6 +743,8 @@ fn finished(shared: &Arc<Shared>, name: &str, report: Result<Arc<RunReport>, Str
             let (skipped, overlap) = plans.remove(name).map_or((0, Overlap::default()), |mut p| (p.ended(), p.overlap()));
             drop(plans);
             log_skipped(name, skipped, overlap);
+            // No longer served: its series go now (a reload did not drop them while it ran).
+            shared.metrics.keep_flows(|n| n != name);
             let _ = shared.finished.send(Finished { flow: name.to_string(), report });
             start_waiting(shared, name, now);
             return;

@@ -928,6 +928,9 @@ async fn a_removed_flow_whose_last_run_failed_passingly_is_not_retried() {
     let r = d.next_run().await;
     assert_eq!((r.flow.as_str(), r.status), ("gone", RunStatus::Aborted), "{r:?}");
     assert!(r.error.as_deref().unwrap_or_default().contains("command"), "{r:?}");
+    // Its series leave `/metrics` as its run ends (no reload comes to drop them).
+    let text = d.handle().metrics().render();
+    assert!(!text.contains("flow=\"gone\"") && text.contains("flow=\"tick\""), "{text}");
     // An hour on (past any retry): the loop goes back to sleep until `tick` is due.
     d.advance(Duration::from_secs(3600)).await;
     // A command answered by the loop: it has woken (no sleeper) and goes round again.
