@@ -410,6 +410,17 @@ fn record_failures(dir: &Path, flow: &str, details: &[String]) {
     ledger.record_events(&events).unwrap();
 }
 
+/// Reloads the flows, then waits (at most 10 s of real time) until `n` flows are served.
+async fn reload_until_served(d: &Daemon, n: usize) {
+    d.handle().reload();
+    for _ in 0..1000 {
+        if d.handle().served() == n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Waits (at most 10 s of real time) until a run of `flow` is recorded in the ledger: it has
 /// really started (a run asked for during shutdown would not be).
 async fn until_run_recorded(d: &Daemon, flow: &str) {
@@ -748,13 +759,7 @@ async fn a_removed_flow_leaves_the_metrics() {
     }
     assert!(d.handle().metrics().render().contains("wharf_last_success_timestamp_seconds{flow=\"gone\"}"));
     std::fs::remove_file(d.path("flows/gone.yaml")).unwrap();
-    d.handle().reload();
-    for _ in 0..1000 {
-        if d.handle().served() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    reload_until_served(&d, 1).await;
     let text = d.handle().metrics().render();
     assert!(!text.contains("flow=\"gone\""), "{text}");
     assert!(text.contains("wharf_last_success_timestamp_seconds{flow=\"kept\"}"), "{text}");
@@ -916,13 +921,7 @@ async fn a_removed_flow_whose_last_run_failed_passingly_is_not_retried() {
     assert_eq!(d.handle().trigger("gone").await, Ok(Triggered::Started));
     until_run_recorded(&d, "gone").await;
     std::fs::remove_file(d.path("flows/gone.yaml")).unwrap();
-    d.handle().reload();
-    for _ in 0..1000 {
-        if d.handle().served() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    reload_until_served(&d, 1).await;
     assert_eq!(d.handle().served(), 1);
     std::fs::write(d.path("go"), "").unwrap();
     let r = d.next_run().await;
