@@ -20,7 +20,7 @@ pub struct Args {
     pub flow: Option<String>,
     /// Only events after this sequence number (what a consumer saw last), oldest first.
     /// Without it: the newest events.
-    #[arg(long)]
+    #[arg(long, value_name = "SEQ", value_parser = since_seq)]
     pub since: Option<u64>,
     /// Most events to show: the first after `--since`, else the newest.
     #[arg(long, default_value_t = 100)]
@@ -30,6 +30,14 @@ pub struct Args {
     /// subject ends in `/`; else `false`).
     #[arg(long)]
     pub json: bool,
+}
+
+/// `--since`: an event's sequence number. A time (`yesterday`, `2026-12-01`) is the likely
+/// mistake, said as such (clap's own message was "invalid digit found in string").
+fn since_seq(text: &str) -> Result<u64, String> {
+    text.trim().parse::<u64>().map_err(|_| {
+        format!("`{text}` is not an event's sequence number: --since takes the `seq` of the last event seen (the first column of `wharf events`, `seq` in --json), not a time; without it the newest events are shown")
+    })
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
@@ -109,6 +117,15 @@ fn subject(s: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    /// `--since` takes a sequence number; a time is refused saying what it takes (before:
+    /// "invalid digit found in string").
+    #[test]
+    fn since_takes_a_sequence_number_and_says_so() {
+        assert_eq!(super::since_seq("42"), Ok(42));
+        let e = super::since_seq("yesterday").unwrap_err();
+        assert!(e.contains("`yesterday` is not an event's sequence number") && e.contains("not a time"), "{e}");
+    }
+
     #[test]
     fn subjects_are_shown_with_one_leading_slash() {
         assert_eq!(super::subject("in/a.csv"), "/in/a.csv");

@@ -127,7 +127,14 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     }
     if records.is_empty() && held_notices == 0 && pending_summaries == 0 && staging_files == 0 && probes.is_empty() {
-        outln!("flow {flow} has no records in the ledger at {}: nothing to forget", path.display());
+        // A misspelt name (or one in another letter case: names are case-sensitive) also
+        // lands here: the flows the ledger does hold say so.
+        let known = match super::state::open_for_read(global) {
+            Ok(Some(ledger)) => super::state::flows_with_runs(&ledger).unwrap_or_default(),
+            _ => Vec::new(),
+        };
+        let known = if known.is_empty() { String::new() } else { format!(" (flows it has runs of: {})", known.join(", ")) };
+        outln!("flow {flow} has no records in the ledger at {}: nothing to forget{known}", path.display());
         return Ok(ExitCode::SUCCESS);
     }
     if args.yes {

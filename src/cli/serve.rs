@@ -53,8 +53,14 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         config.listen = Some(addr);
     }
     let opts = ServeOptions { flows_dir: args.flows, state_dir: global.state_dir.clone(), config };
+    let started = args.config.as_deref().map(serve::config::Started::new);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    let result = rt.block_on(serve::serve(opts, Arc::new(SystemClock), shutdown_signal()));
+    let result = rt.block_on(async {
+        if let Some(started) = started {
+            tell_of_config_at_reload(started);
+        }
+        serve::serve(opts, Arc::new(SystemClock), shutdown_signal()).await
+    });
     match result {
         Ok(()) => Ok(ExitCode::SUCCESS),
         Err(serve::ServeError::Ledger(crate::ledger::LedgerError::Busy(path))) => {
@@ -82,6 +88,24 @@ fn not_a_flows_folder(path: &std::path::Path) -> Option<String> {
         }
         Err(e) => Some(format!("cannot be read: {e}")),
     }
+}
+
+/// At each SIGHUP (which reloads the flows), says whether `serve.yaml` changed since the
+/// start, and so needs a restart (see [`serve::config::Started`]).
+fn tell_of_config_at_reload(started: serve::config::Started) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        if let Ok(mut hup) = signal(SignalKind::hangup()) {
+            tokio::spawn(async move {
+                while hup.recv().await.is_some() {
+                    started.reloaded();
+                }
+            });
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = started;
 }
 
 /// Completes on SIGTERM or Ctrl-C (SIGINT). A second one while the daemon stops gracefully

@@ -16,7 +16,8 @@
 //!   previous run was still going (`overlap: skip`; a refused `wharf trigger` is not one);
 //! - `wharf_notifications_total{channel,result}` counter (`result`: `ok` or `failed`).
 //!
-//! Counters start at zero when the daemon starts (Prometheus handles resets).
+//! Counters start at zero when the daemon starts (Prometheus handles resets); the last-run
+//! timestamp gauges start at the ledger's times (`Metrics::last_times`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -74,12 +75,46 @@ impl Metrics {
         crate::sync::lock(&self.inner)
     }
 
-    /// Makes a flow's series visible (at zero) before its first run.
-    pub fn register_flow(&self, flow: &str) {
+    /// Makes a flow's series visible (at zero) before its first run; true the first time
+    /// (the caller then gives its last times, [`Metrics::last_times`]).
+    pub fn register_flow(&self, flow: &str) -> bool {
         let mut s = self.series();
+        let new = !s.running.contains_key(flow);
         s.running.entry(flow.to_string()).or_insert(0);
         s.bytes.entry(flow.to_string()).or_insert(0);
         s.skipped.entry(flow.to_string()).or_insert(0);
+        new
+    }
+
+    /// When `flow`'s last run and last successful run ended before this daemon started (from
+    /// the ledger): the timestamp gauges are not counters, and a restart must not drop them.
+    /// Without them an alert on `time() - wharf_last_success_timestamp_seconds` went quiet at
+    /// every restart, and stayed quiet for a flow that never succeeded again. A time already
+    /// set (a run that ended since) is kept.
+    pub fn last_times(&self, flow: &str, last_run: Option<DateTime<Utc>>, last_success: Option<DateTime<Utc>>) {
+        let mut s = self.series();
+        let secs = |t: DateTime<Utc>| t.timestamp_millis() as f64 / 1000.0;
+        if let Some(t) = last_run {
+            s.last_run.entry(flow.to_string()).or_insert(secs(t));
+        }
+        if let Some(t) = last_success {
+            s.last_success.entry(flow.to_string()).or_insert(secs(t));
+        }
+    }
+
+    /// Drops the series of the flows `keep` refuses (no longer served: their file removed,
+    /// or their `name:` changed). Kept, a removed flow's `wharf_last_success_timestamp_seconds`
+    /// aged until a stale-flow alert fired for it, and went on firing until a restart.
+    pub fn keep_flows(&self, keep: impl Fn(&str) -> bool) {
+        let mut s = self.series();
+        s.runs.retain(|(flow, _), _| keep(flow));
+        s.files.retain(|(flow, _), _| keep(flow));
+        s.bytes.retain(|flow, _| keep(flow));
+        s.durations.retain(|flow, _| keep(flow));
+        s.last_run.retain(|flow, _| keep(flow));
+        s.last_success.retain(|flow, _| keep(flow));
+        s.running.retain(|flow, _| keep(flow));
+        s.skipped.retain(|flow, _| keep(flow));
     }
 
     /// A run of `flow` was due while its previous run was still going, and skipped
@@ -233,7 +268,7 @@ mod tests {
     #[test]
     fn runs_fill_counters_gauges_and_a_cumulative_histogram() {
         let m = Metrics::new();
-        m.register_flow("idle");
+        let _ = m.register_flow("idle");
         m.run_started("a");
         assert!(m.render().contains("wharf_flow_running{flow=\"a\"} 1\n"));
         let t = DateTime::from_timestamp_millis(1_764_064_800_500).unwrap();
@@ -283,6 +318,41 @@ mod tests {
         assert_eq!(lines_of(&text, "wharf_up"), ["wharf_up 1"]);
         assert!(text.contains("# TYPE wharf_run_duration_seconds histogram\n"));
         assert!(text.ends_with('\n'));
+    }
+
+    /// The last-run gauges come from the ledger at registration, and a run that ended since
+    /// is not overwritten by them.
+    #[test]
+    fn the_last_times_of_a_flow_survive_a_restart() {
+        let m = Metrics::new();
+        let t = |ms| DateTime::from_timestamp_millis(ms).unwrap();
+        assert!(m.register_flow("a"));
+        assert!(!m.register_flow("a"), "registered once");
+        m.last_times("a", Some(t(2_000)), Some(t(1_000)));
+        m.last_times("never", None, None);
+        let text = m.render();
+        assert_eq!(lines_of(&text, "wharf_last_run_timestamp_seconds"), ["wharf_last_run_timestamp_seconds{flow=\"a\"} 2"]);
+        assert_eq!(lines_of(&text, "wharf_last_success_timestamp_seconds"), ["wharf_last_success_timestamp_seconds{flow=\"a\"} 1"]);
+        m.run_finished("a", "ok", Duration::from_secs(1), &[], 0, t(9_000));
+        m.last_times("a", Some(t(2_000)), Some(t(1_000)));
+        assert_eq!(lines_of(&m.render(), "wharf_last_success_timestamp_seconds"), ["wharf_last_success_timestamp_seconds{flow=\"a\"} 9"]);
+    }
+
+    /// A flow no longer served loses every series; the others keep theirs.
+    #[test]
+    fn the_series_of_a_flow_no_longer_served_are_dropped() {
+        let m = Metrics::new();
+        let t = DateTime::from_timestamp_millis(1_000).unwrap();
+        for flow in ["gone", "kept"] {
+            let _ = m.register_flow(flow);
+            m.run_finished(flow, "ok", Duration::from_secs(1), &[("delivered", 1)], 5, t);
+            m.run_skipped(flow);
+        }
+        m.keep_flows(|f| f == "kept");
+        let text = m.render();
+        assert!(!text.contains("\"gone\""), "{text}");
+        assert_eq!(lines_of(&text, "wharf_last_success_timestamp_seconds"), ["wharf_last_success_timestamp_seconds{flow=\"kept\"} 1"]);
+        assert_eq!(lines_of(&text, "wharf_runs_total"), ["wharf_runs_total{flow=\"kept\",status=\"ok\"} 1"]);
     }
 
     #[test]

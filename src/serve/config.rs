@@ -236,6 +236,58 @@ pub fn load(path: &Path) -> Result<ServeConfig, Vec<Diagnostic>> {
     }
 }
 
+/// The `serve.yaml` the daemon started with, for what a reload (SIGHUP, `systemctl reload`)
+/// says of it. Its settings are read at the start only (the address listened on, the limits
+/// the runs going hold permits of, the notifier's rules): a reload loads the flows again, not
+/// them. An operator who edited the file and reloaded was told nothing, and found out at the
+/// next restart — which an invalid file then made fail.
+pub struct Started {
+    path: std::path::PathBuf,
+    /// The file's bytes at the start (`None`: they could not be read again after loading).
+    text: Option<Vec<u8>>,
+}
+
+impl Started {
+    /// Remembers `path` as it is now (just loaded).
+    pub fn new(path: &Path) -> Started {
+        Started { path: path.to_path_buf(), text: std::fs::read(path).ok() }
+    }
+
+    /// At a reload: logs, when the file differs from the one the daemon started with, that
+    /// its settings are not applied until a restart, and every problem of the file now, as a
+    /// restart would refuse it. Says nothing while it is unchanged.
+    pub fn reloaded(&self) {
+        let file = self.path.display().to_string();
+        let now = std::fs::read(&self.path);
+        if now.as_ref().ok() == self.text.as_ref() {
+            return;
+        }
+        if let Err(e) = &now {
+            return tracing::error!(
+                %file,
+                error = %e,
+                "The daemon's settings file cannot be read; the daemon keeps the settings it started with, but a restart would fail (the flows are loaded again)."
+            );
+        }
+        match load(&self.path) {
+            Ok(_) => tracing::warn!(
+                %file,
+                "The daemon's settings file changed; its settings are read at the start only: restart the daemon to apply them (the flows are loaded again; it keeps the settings it started with)."
+            ),
+            Err(diags) => {
+                for d in &diags {
+                    tracing::error!(%file, line = d.line, col = d.col, at = %d.yaml_path, problem = %d.message, "Settings file problem.");
+                }
+                tracing::error!(
+                    %file,
+                    problems = diags.len(),
+                    "The daemon's settings file changed and is invalid: a restart would refuse to start; the daemon keeps the settings it started with (the flows are loaded again). `wharf validate` it."
+                );
+            }
+        }
+    }
+}
+
 /// Checks the parts of a serve config that need no other file (the `notify:` rules are
 /// checked by the caller, which has the flow-checking machinery).
 pub fn check(raw: &RawServeConfig, problems: &mut Vec<(String, String)>) -> Option<ServeConfig> {
@@ -314,6 +366,36 @@ pub fn check(raw: &RawServeConfig, problems: &mut Vec<(String, String)>) -> Opti
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reload says nothing of an unchanged `serve.yaml`; of a changed one, that a restart
+    /// applies it; of an invalid one, each problem and that a restart would fail (before:
+    /// nothing, so a reload seemed to have applied it, and the next restart failed).
+    #[test]
+    fn a_reload_tells_of_a_changed_serve_yaml() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("serve.yaml");
+        std::fs::write(&p, "rescan: 2s\n").unwrap();
+        let started = Started::new(&p);
+        let log = crate::log_capture::Log::default();
+        let ((), lines) = log.of(|| started.reloaded());
+        assert!(lines.is_empty(), "{lines:#?}");
+        std::fs::write(&p, "rescan: 5s\n").unwrap();
+        let ((), lines) = log.of(|| started.reloaded());
+        assert_eq!(lines.len(), 1, "{lines:#?}");
+        assert!(lines[0].contains("WARN") && lines[0].contains("restart the daemon to apply them"), "{lines:#?}");
+        assert!(lines[0].contains(&format!("file={}", p.display())), "{lines:#?}");
+        std::fs::write(&p, "rescan: 5s\nlimits: { runs: many }\n").unwrap();
+        let ((), lines) = log.of(|| started.reloaded());
+        assert_eq!(lines.len(), 2, "{lines:#?}");
+        assert!(lines[0].contains("ERROR") && lines[0].contains("line=2") && lines[0].contains("at=/limits/runs"), "{lines:#?}");
+        assert!(lines[1].contains("a restart would refuse to start"), "{lines:#?}");
+        std::fs::remove_file(&p).unwrap();
+        let ((), lines) = log.of(|| started.reloaded());
+        assert!(lines.len() == 1 && lines[0].contains("cannot be read"), "{lines:#?}");
+        // Put back as it was: nothing to say.
+        std::fs::write(&p, "rescan: 2s\n").unwrap();
+        assert!(log.of(|| started.reloaded()).1.is_empty());
+    }
 
     fn problems(yaml: &str) -> Vec<String> {
         let dir = tempfile::tempdir().unwrap();

@@ -169,6 +169,25 @@ fn cut_off(plans: &mut BTreeMap<String, Plan>) {
     }
 }
 
+/// Waits for the runs until `deadline`, then cuts off those still going, naming each one's
+/// flow (was: "cutting off a run", with no flow: an operator could not tell which flow's
+/// files were left in flight).
+async fn cut_off_after(runs: Vec<(String, JoinHandle<()>)>, deadline: Instant, grace: Duration) {
+    for (flow, mut run) in runs {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if tokio::time::timeout(left, &mut run).await.is_err() {
+            tracing::warn!(
+                %flow,
+                grace_s = grace.as_secs(),
+                "Shutdown grace over: cutting off the flow's run; it is recorded as aborted, and its files in flight resume at its next run."
+            );
+            run.abort();
+            // Cancelled at its next await; wait for that so nothing of it runs below.
+            let _ = run.await;
+        }
+    }
+}
+
 /// State shared by the loop, the runs, the notifier and the control interface.
 pub(super) struct Shared {
     pub opts: ServeOptions,
@@ -187,7 +206,8 @@ pub(super) struct Shared {
     pub skips: Skips,
     /// The expected-file marks, written to the ledger off the loop.
     pub marks: expect::Marks,
-    runs: Mutex<Vec<JoinHandle<()>>>,
+    /// The runs' tasks, by flow name (the shutdown names the flow of each it cuts off).
+    runs: Mutex<Vec<(String, JoinHandle<()>)>>,
 }
 
 impl Shared {
@@ -333,19 +353,11 @@ impl Handle {
     pub async fn shutdown(mut self) {
         let grace = self.shared.opts.config.shutdown_grace;
         self.shared.stop.request();
-        let runs: Vec<JoinHandle<()>> = std::mem::take(&mut *crate::sync::lock(&self.shared.runs));
+        let runs = std::mem::take(&mut *crate::sync::lock(&self.shared.runs));
         // Checked although serve.yaml bounds the grace: a panic here would skip the cleanup.
         let now = Instant::now();
         let deadline = now.checked_add(grace).unwrap_or(now + Duration::from_secs(24 * 3600));
-        for mut run in runs {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if tokio::time::timeout(left, &mut run).await.is_err() {
-                tracing::warn!(grace_s = grace.as_secs(), "Shutdown grace over: cutting off a run; its file resumes at the next start.");
-                run.abort();
-                // Cancelled at its next await; wait for that so nothing of it runs below.
-                let _ = run.await;
-            }
-        }
+        cut_off_after(runs, deadline, grace).await;
         // The loop has been told of every run that finished (in the grace too): it records
         // them — metrics, summary notice — once it reaches this, and ends.
         let (tx, rx) = oneshot::channel();
@@ -396,6 +408,16 @@ pub(super) async fn trigger(shared: &Arc<Shared>, flow: &str) -> Result<Triggere
     rx.await.unwrap_or(Err(TriggerError::ShuttingDown))
 }
 
+/// When `flow`'s newest finished run and newest successful run ended, as the ledger says
+/// (`None` for what it cannot say: the gauges then appear at the flow's next run).
+fn last_times(ledger: &Ledger, flow: &str) -> (Option<DateTime<Utc>>, Option<DateTime<Utc>>) {
+    let at = |ms: Option<i64>| ms.and_then(DateTime::from_timestamp_millis);
+    // The newest may be one a killed daemon left running (closed by the flow's next run).
+    let last_run = ledger.runs(Some(flow), 2).ok().and_then(|runs| runs.iter().find_map(|r| r.finished));
+    let last_success = ledger.health(flow).ok().and_then(|h| h.last_ok);
+    (at(last_run), at(last_success))
+}
+
 /// Plans every flow: a new one, or one whose schedule changed, from `now`; the others keep
 /// their next time, also one that has just passed (its run is started next time round; was:
 /// planned again from now, a reload coming with a due time skipped that run). Keeps what runs.
@@ -403,10 +425,15 @@ fn plan_all(shared: &Arc<Shared>, now: DateTime<Utc>) {
     let flows = shared.registry().flows();
     shared.notifier.set_rules(&flows);
     for f in &flows {
-        shared.metrics.register_flow(&f.name);
+        if shared.metrics.register_flow(&f.name) {
+            let (last_run, last_success) = last_times(&shared.ledger, &f.name);
+            shared.metrics.last_times(&f.name, last_run, last_success);
+        }
     }
     let mut plans = shared.plans();
     plans.retain(|name, p| p.running || flows.iter().any(|f| &f.name == name));
+    // A flow no longer served has no series left once its last run ended (the next reload).
+    shared.metrics.keep_flows(|name| plans.contains_key(name) || flows.iter().any(|f| f.name == name));
     for (name, plan) in plans.iter_mut() {
         if !flows.iter().any(|f| &f.name == name) {
             // Kept only while its run goes on: nothing is due for a flow no longer served
@@ -608,6 +635,7 @@ fn start_or_defer(shared: &Arc<Shared>, flow: Arc<Flow>, asked: Asked, now: Date
         plan.file = Some(flow.file.clone());
     }
     shared.metrics.run_started(&flow.name);
+    let name = flow.name.clone();
     let s = shared.clone();
     let task = tokio::spawn(async move {
         let started = Instant::now();
@@ -631,8 +659,8 @@ fn start_or_defer(shared: &Arc<Shared>, flow: Arc<Flow>, asked: Asked, now: Date
         let _ = s.cmd.send(Cmd::Done(flow.name.clone(), report, started.elapsed()));
     });
     let mut runs = crate::sync::lock(&shared.runs);
-    runs.retain(|r| !r.is_finished());
-    runs.push(task);
+    runs.retain(|(_, r)| !r.is_finished());
+    runs.push((name, task));
     Ok(Triggered::Started)
 }
 
@@ -715,6 +743,8 @@ fn finished(shared: &Arc<Shared>, name: &str, report: Result<Arc<RunReport>, Str
             let (skipped, overlap) = plans.remove(name).map_or((0, Overlap::default()), |mut p| (p.ended(), p.overlap()));
             drop(plans);
             log_skipped(name, skipped, overlap);
+            // No longer served: its series go now (a reload did not drop them while it ran).
+            shared.metrics.keep_flows(|n| n != name);
             let _ = shared.finished.send(Finished { flow: name.to_string(), report });
             start_waiting(shared, name, now);
             return;
@@ -841,6 +871,25 @@ mod tests {
         assert_eq!(lines.len(), 1, "{lines:#?}");
         assert!(lines[0].contains("flow=cut") && lines[0].contains("5 run(s) were skipped while it went (overlap: skip)"), "{lines:#?}");
         assert_eq!(plans["cut"].skipped, 0);
+    }
+
+    /// A run still going when the grace is over is cut off with its flow named (before: "cutting
+    /// off a run", which did not say whose files were left in flight); one that ends within
+    /// the grace says nothing.
+    #[test]
+    fn a_run_cut_off_at_shutdown_is_named() {
+        let rt = tokio::runtime::Builder::new_current_thread().enable_time().build().unwrap();
+        let ((), lines) = crate::log_capture::Log::default().of(|| {
+            rt.block_on(async {
+                let quick = tokio::spawn(async {});
+                let hung = tokio::spawn(std::future::pending::<()>());
+                let runs = vec![("quick".to_string(), quick), ("hung".to_string(), hung)];
+                let grace = Duration::from_millis(50);
+                cut_off_after(runs, Instant::now() + grace, grace).await;
+            })
+        });
+        assert_eq!(lines.len(), 1, "{lines:#?}");
+        assert!(lines[0].contains("flow=hung") && lines[0].contains("cutting off the flow's run"), "{lines:#?}");
     }
 
     /// `overlap: queue` with one run waiting: a further due time is skipped and counted as

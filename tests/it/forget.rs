@@ -288,3 +288,24 @@ fn compact_gives_back_what_forget_freed_and_is_refused_while_serve_holds_the_led
         stderr(&refused)
     );
 }
+
+/// A name the ledger has nothing of (misspelt, or in another letter case: names are
+/// case-sensitive) says which flows it does have runs of (before: only "nothing to forget",
+/// exit 0, which read as done).
+#[test]
+fn forget_of_a_name_with_no_records_names_the_flows_the_ledger_has() {
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    let file = local_flow(dir.path(), "partner");
+    let ran = wharf(&state, &["run", file.to_str().unwrap()]);
+    assert_eq!(ran.status.code(), Some(0), "{}{}", stdout(&ran), stderr(&ran));
+    std::fs::remove_file(&file).unwrap();
+    let flows = dir.path().join("flows");
+    let out = wharf(&state, &["forget", "Partner", "--flows", flows.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).contains("flow Partner has no records") && stdout(&out).contains("(flows it has runs of: partner)"),
+        "{}",
+        stdout(&out)
+    );
+}

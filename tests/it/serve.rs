@@ -410,6 +410,17 @@ fn record_failures(dir: &Path, flow: &str, details: &[String]) {
     ledger.record_events(&events).unwrap();
 }
 
+/// Reloads the flows, then waits (at most 10 s of real time) until `n` flows are served.
+async fn reload_until_served(d: &Daemon, n: usize) {
+    d.handle().reload();
+    for _ in 0..1000 {
+        if d.handle().served() == n {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Waits (at most 10 s of real time) until a run of `flow` is recorded in the ledger: it has
 /// really started (a run asked for during shutdown would not be).
 async fn until_run_recorded(d: &Daemon, flow: &str) {
@@ -711,6 +722,50 @@ async fn status_shows_the_last_run_after_a_restart() {
     d.stop().await;
 }
 
+/// `wharf_last_run_timestamp_seconds` and `wharf_last_success_timestamp_seconds` are the
+/// ledger's after a restart, before the flow runs again (before: absent until its next
+/// success, so an alert on `time() - wharf_last_success_timestamp_seconds` went quiet at a
+/// restart and stayed quiet for a flow that never succeeded again).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_last_run_gauges_survive_a_restart() {
+    let mut d = Daemon::start(&[("pull.yaml", local_flow("pull", ""))], minute_now(), ServeConfig::default());
+    assert_eq!(d.handle().trigger("pull").await, Ok(Triggered::Started));
+    d.next_run().await;
+    let gauge = |text: &str, name: &str| {
+        text.lines().find_map(|l| l.strip_prefix(&format!("{name}{{flow=\"pull\"}} ")).map(|v| v.parse::<f64>().unwrap()))
+    };
+    d.restart(minute_now(), ServeConfig::default(), |_| {}).await;
+    let after = d.handle().metrics().render();
+    // The ledger's times (here the system clock's, not the test clock the daemon's own
+    // runs are timed by).
+    let ledger = d.handle().ledger();
+    let finished = ledger.runs(Some("pull"), 1).unwrap()[0].finished.expect("the run ended") as f64 / 1000.0;
+    let ok = ledger.health("pull").unwrap().last_ok.expect("a success") as f64 / 1000.0;
+    assert_eq!(gauge(&after, "wharf_last_run_timestamp_seconds"), Some(finished), "{after}");
+    assert_eq!(gauge(&after, "wharf_last_success_timestamp_seconds"), Some(ok), "{after}");
+    d.stop().await;
+}
+
+/// A flow whose file is removed loses its series in `/metrics` at the reload (before: its
+/// `wharf_last_success_timestamp_seconds` stayed and aged, so a stale-flow alert fired for a
+/// flow no longer served until the daemon was restarted); the other flows keep theirs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_removed_flow_leaves_the_metrics() {
+    let flows = [("gone.yaml", local_flow("gone", "")), ("kept.yaml", local_flow("kept", ""))];
+    let mut d = Daemon::start(&flows, minute_now(), ServeConfig::default());
+    for flow in ["gone", "kept"] {
+        assert_eq!(d.handle().trigger(flow).await, Ok(Triggered::Started));
+        d.next_run().await;
+    }
+    assert!(d.handle().metrics().render().contains("wharf_last_success_timestamp_seconds{flow=\"gone\"}"));
+    std::fs::remove_file(d.path("flows/gone.yaml")).unwrap();
+    reload_until_served(&d, 1).await;
+    let text = d.handle().metrics().render();
+    assert!(!text.contains("flow=\"gone\""), "{text}");
+    assert!(text.contains("wharf_last_success_timestamp_seconds{flow=\"kept\"}"), "{text}");
+    d.stop().await;
+}
+
 /// A run that finishes within the shutdown grace still gets its summary notice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_run_finishing_in_the_shutdown_grace_is_summarised() {
@@ -866,18 +921,15 @@ async fn a_removed_flow_whose_last_run_failed_passingly_is_not_retried() {
     assert_eq!(d.handle().trigger("gone").await, Ok(Triggered::Started));
     until_run_recorded(&d, "gone").await;
     std::fs::remove_file(d.path("flows/gone.yaml")).unwrap();
-    d.handle().reload();
-    for _ in 0..1000 {
-        if d.handle().served() == 1 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    reload_until_served(&d, 1).await;
     assert_eq!(d.handle().served(), 1);
     std::fs::write(d.path("go"), "").unwrap();
     let r = d.next_run().await;
     assert_eq!((r.flow.as_str(), r.status), ("gone", RunStatus::Aborted), "{r:?}");
     assert!(r.error.as_deref().unwrap_or_default().contains("command"), "{r:?}");
+    // Its series leave `/metrics` as its run ends (no reload comes to drop them).
+    let text = d.handle().metrics().render();
+    assert!(!text.contains("flow=\"gone\"") && text.contains("flow=\"tick\""), "{text}");
     // An hour on (past any retry): the loop goes back to sleep until `tick` is due.
     d.advance(Duration::from_secs(3600)).await;
     // A command answered by the loop: it has woken (no sleeper) and goes round again.
