@@ -7,8 +7,10 @@
 //! event ([`quarantined`]) is stored with the file's `quarantined` record instead
 //! (`Transition::WithEvent`, by `quarantine.rs`): a run killed after that commit, before its
 //! end, would otherwise leave the file quarantined and nobody told, and the next run, finding
-//! it settled, would not tell either. Delivering them is the notifier's business (`notify`,
-//! driven by `wharf serve`).
+//! it settled, would not tell either. A run interrupted before its end (killed, cut off at a
+//! stop) is judged when it is closed ([`judge_interrupted`], by `engine::close_interrupted`):
+//! its `failed` event from the files the ledger records failed for good in it, with its
+//! record. Delivering them is the notifier's business (`notify`, driven by `wharf serve`).
 //!
 //! - A run aborted because an endpoint could not be reached (`RunReport::unreachable`:
 //!   connection refused, timeout, dropped link) counts towards the unreachable streak; the
@@ -18,6 +20,8 @@
 //!   for another reason (refused login, changed host key, a `source.command` that exited
 //!   non-zero) raises `failed`, each time: repeats are held back by the notifier's throttle,
 //!   not here.
+//! - A run interrupted before its end raises `failed` when files of it failed for good, and
+//!   counts as failing then; else nothing, its health as it was.
 //! - Each quarantined file raises `quarantined`, with the reason.
 //! - The first good run after a `failed` or `unreachable` event raises `recovered`, once.
 //!
@@ -106,7 +110,13 @@ pub(super) fn judge(flow: &Flow, prev: &FlowHealth, report: &RunReport, now: Mil
 /// the interruption is wharf's, not the partner's, and the files it left are resumed and
 /// judged by the next run (one that failed only for a passing reason included: failing
 /// again, that run tells).
-pub(super) fn judge_interrupted(flow: &str, prev: &FlowHealth, run: u64, failed: &[(String, String)], now: Millis) -> (FlowHealth, Vec<NewEvent>) {
+pub(super) fn judge_interrupted(
+    flow: &str,
+    prev: &FlowHealth,
+    run: u64,
+    failed: &[(String, String)],
+    now: Millis,
+) -> (FlowHealth, Vec<NewEvent>) {
     let mut health = prev.clone();
     if failed.is_empty() {
         return (health, Vec::new());

@@ -829,9 +829,15 @@ async fn a_run_killed_after_files_failed_for_good_raises_its_failed_event_once()
     close_interrupted("t", ledger, "interrupted").unwrap();
     let events = ledger.events(Some("t"), 0, 100).unwrap();
     assert_eq!(events.iter().map(|e| (e.kind, e.run)).collect::<Vec<_>>(), [(EventKind::Failed, Some(killed.id))], "{events:#?}");
-    assert_eq!(events[0].detail, format!("run {} (interrupted before its end): 2 files failed; first /in/a.csv: /inbox/a.csv already exists", killed.id));
+    assert_eq!(
+        events[0].detail,
+        format!("run {} (interrupted before its end): 2 files failed; first /in/a.csv: /inbox/a.csv already exists", killed.id)
+    );
     let closed = ledger.runs(Some("t"), 1).unwrap().remove(0);
-    assert_eq!((closed.id, closed.status, closed.error.as_deref(), closed.counts.failed), (killed.id, RunStatus::Aborted, Some("interrupted"), 2));
+    assert_eq!(
+        (closed.id, closed.status, closed.error.as_deref(), closed.counts.failed),
+        (killed.id, RunStatus::Aborted, Some("interrupted"), 2)
+    );
     let health = ledger.health("t").unwrap();
     assert_eq!((health.failing_streak, health.alerting), (1, true));
 
