@@ -7,8 +7,10 @@
 //! event ([`quarantined`]) is stored with the file's `quarantined` record instead
 //! (`Transition::WithEvent`, by `quarantine.rs`): a run killed after that commit, before its
 //! end, would otherwise leave the file quarantined and nobody told, and the next run, finding
-//! it settled, would not tell either. Delivering them is the notifier's business (`notify`,
-//! driven by `wharf serve`).
+//! it settled, would not tell either. A run interrupted before its end (killed, cut off at a
+//! stop) is judged when it is closed ([`judge_interrupted`], by `engine::close_interrupted`):
+//! its `failed` event from the files the ledger records failed for good in it, with its
+//! record. Delivering them is the notifier's business (`notify`, driven by `wharf serve`).
 //!
 //! - A run aborted because an endpoint could not be reached (`RunReport::unreachable`:
 //!   connection refused, timeout, dropped link) counts towards the unreachable streak; the
@@ -18,6 +20,8 @@
 //!   for another reason (refused login, changed host key, a `source.command` that exited
 //!   non-zero) raises `failed`, each time: repeats are held back by the notifier's throttle,
 //!   not here.
+//! - A run interrupted before its end raises `failed` when files of it failed for good, and
+//!   counts as failing then; else nothing, its health as it was.
 //! - Each quarantined file raises `quarantined`, with the reason.
 //! - The first good run after a `failed` or `unreachable` event raises `recovered`, once.
 //!
@@ -90,13 +94,46 @@ pub(super) fn judge(flow: &Flow, prev: &FlowHealth, report: &RunReport, now: Mil
             }
         }
         _ => {
-            health.unreachable_streak = 0;
-            health.failing_streak += 1;
+            failing(&mut health);
             events.push(event(EventKind::Failed, "", failure_detail(report)));
-            health.alerting = true;
         }
     }
     (health, events)
+}
+
+/// The flow's health after run `run`, interrupted (the process killed, or the run cut off at
+/// a daemon's stop) after `failed` (path, why) failed for good in it, and the events that
+/// raises: judged from the ledger by the run that closes it (`engine::close_interrupted`),
+/// as its own end would have. Files that failed for good raise `failed` and count as a
+/// failing run, as they would have at the run's end: the interruption does not make the
+/// partner's trouble any less real. Nothing failed for good: health as it was, no event;
+/// the interruption is wharf's, not the partner's, and the files it left are resumed and
+/// judged by the next run (one that failed only for a passing reason included: failing
+/// again, that run tells).
+pub(super) fn judge_interrupted(
+    flow: &str,
+    prev: &FlowHealth,
+    run: u64,
+    failed: &[(String, String)],
+    now: Millis,
+) -> (FlowHealth, Vec<NewEvent>) {
+    let mut health = prev.clone();
+    if failed.is_empty() {
+        return (health, Vec::new());
+    }
+    failing(&mut health);
+    let files = failed.iter().map(|(path, why)| (path.as_str(), why.as_str()));
+    let detail = files_failed(&format!("run {run} (interrupted before its end)"), files);
+    let event = NewEvent { flow: flow.to_string(), at: now, kind: EventKind::Failed, subject: String::new(), detail, run: Some(run) };
+    (health, vec![event])
+}
+
+/// A run that raises `failed`: the flow is alerting, one more run failing, and no longer
+/// unreachable (something answered).
+fn failing(health: &mut FlowHealth) {
+    health.unreachable_streak = 0;
+    health.failing_streak += 1;
+    health.alerting = true;
 }
 
 /// Whether an outage under way is already past `threshold` runs with nothing told: the
@@ -118,11 +155,17 @@ fn failure_detail(report: &RunReport) -> String {
     if let Some(e) = &report.error {
         return format!("run {} aborted: {e}", report.run);
     }
-    let failed: Vec<_> = all_files(report).filter(|f| f.outcome == Outcome::Failed).collect();
-    match failed.as_slice() {
-        [] => format!("run {} failed", report.run),
-        [f] => format!("run {}: {} failed: {}", report.run, f.path, f.detail),
-        [f, rest @ ..] => format!("run {}: {} files failed; first {}: {}", report.run, rest.len() + 1, f.path, f.detail),
+    let failed = all_files(report).filter(|f| f.outcome == Outcome::Failed).map(|f| (f.path.as_str(), f.detail.as_str()));
+    files_failed(&format!("run {}", report.run), failed)
+}
+
+/// `RUN: PATH failed: WHY`, or `RUN: N files failed; first PATH: WHY` (`RUN failed` for none),
+/// of `failed` (path, why), `run` saying which run.
+fn files_failed<'a>(run: &str, mut failed: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    let Some((path, why)) = failed.next() else { return format!("{run} failed") };
+    match failed.count() {
+        0 => format!("{run}: {path} failed: {why}"),
+        rest => format!("{run}: {} files failed; first {path}: {why}", rest + 1),
     }
 }
 
@@ -242,6 +285,29 @@ mod tests {
         assert!(evs[0].detail.contains("in/b.csv failed: why"), "{}", evs[0].detail);
         assert_eq!(h.failing_streak, 2);
         let (_, evs) = judge(&f, &h, &report(RunStatus::Ok, None, &[(Outcome::Quarantined, "in/c.csv")]), 3);
+        assert_eq!(kinds(&evs), [EventKind::Recovered]);
+    }
+
+    /// A run interrupted before its end (killed, cut off at a stop) is judged from the files
+    /// it failed for good: some, a `failed` event naming them, counted as a failing run; none,
+    /// nothing (the interruption is wharf's; its files are judged by the run resuming them).
+    #[test]
+    fn an_interrupted_run_fails_by_its_files_failed_for_good_only() {
+        let unreachable = FlowHealth { unreachable_streak: 2, failing_streak: 2, ..Default::default() };
+        let (h, evs) = judge_interrupted("t", &unreachable, 7, &[], 1);
+        assert_eq!((h, evs), (unreachable.clone(), vec![]));
+        let one = [("/in/a.csv".to_string(), "why".to_string())];
+        let (h, evs) = judge_interrupted("t", &unreachable, 7, &one, 1);
+        assert_eq!(kinds(&evs), [EventKind::Failed]);
+        assert_eq!((evs[0].flow.as_str(), evs[0].run, evs[0].subject.as_str()), ("t", Some(7), ""));
+        assert_eq!(evs[0].detail, "run 7 (interrupted before its end): /in/a.csv failed: why");
+        assert_eq!(h, FlowHealth { unreachable_streak: 0, failing_streak: 3, alerting: true, ..Default::default() });
+        let two = [one[0].clone(), ("/in/b.csv".to_string(), "other".to_string())];
+        let (_, evs) = judge_interrupted("t", &h, 8, &two, 1);
+        assert_eq!(evs[0].detail, "run 8 (interrupted before its end): 2 files failed; first /in/a.csv: why");
+        // The next good run recovers from it, as from any failed run.
+        let (h, _) = judge_interrupted("t", &FlowHealth::default(), 7, &one, 1);
+        let (_, evs) = judge(&flow(), &h, &report(RunStatus::Ok, None, &[]), 2);
         assert_eq!(kinds(&evs), [EventKind::Recovered]);
     }
 

@@ -18,7 +18,8 @@
 //! quarantined with its event, the run not finished), `failure_disposing` (a file failed for
 //! good, its `after.failure: move_to` name recorded while it is still in flight, the source
 //! not moved yet), `failure_disposed` (a file failed for good and its source moved per
-//! `after.failure`, the ledger not yet updated: still in flight there).
+//! `after.failure`, the ledger not yet updated: still in flight there), `failed` (a file recorded
+//! failed for good, `after.failure` applied, the run not finished).
 //! Unset in normal use; the check is one environment lookup per point reached.
 
 use std::io::Write;

@@ -331,15 +331,40 @@ async fn free_state_folder(flow: &Flow, ledger: &Ledger, opts: &RunOptions) -> R
 /// of it is starting (one process writes the ledger, and it runs one run of a flow at a
 /// time), or when `wharf serve` has stopped every run. Their files are resumed by the
 /// lifecycle.
+///
+/// Each is judged as its end would have judged it, from what the ledger holds: the files it
+/// recorded failed for good (its own, and its responses', `after.failure` applied or given
+/// up) raise its `failed` event and count for the flow's health
+/// ([`alerts::judge_interrupted`]), stored with its record in one transaction. Else a kill
+/// after such a file's commit lost the event: the next run found the file settled and told
+/// nobody. (Its `quarantined` files raised theirs with their records.)
 pub fn close_interrupted(flow: &str, ledger: &Ledger, reason: &str) -> Result<(), LedgerError> {
-    for mut r in ledger.runs(Some(flow), 20)? {
-        if r.status == RunStatus::Running {
-            r.status = RunStatus::Aborted;
-            r.error = Some(reason.to_string());
-            ledger.finish_run(&r)?;
+    let mut left: Vec<RunRecord> = ledger.runs(Some(flow), 20)?.into_iter().filter(|r| r.status == RunStatus::Running).collect();
+    if left.is_empty() {
+        return Ok(());
+    }
+    left.reverse();
+    let ids: Vec<u64> = left.iter().map(|r| r.id).collect();
+    let mut failed = ledger.failed_in(flow, &ids)?;
+    failed.extend(ledger.failed_in(&crate::config::flow::response_flow_name(flow), &ids)?);
+    for mut r in left {
+        r.status = RunStatus::Aborted;
+        r.error = Some(reason.to_string());
+        let theirs: Vec<(String, String)> = failed.iter().filter(|f| f.run == r.id).map(failed_line).collect();
+        r.counts.failed = u32::try_from(theirs.len()).unwrap_or(u32::MAX);
+        let now = now_millis();
+        for e in ledger.finish_run_with(&r, |health| alerts::judge_interrupted(flow, health, r.id, &theirs, now))? {
+            alerts::log(&e.flow, e.kind, &e.subject, &e.detail);
         }
     }
     Ok(())
+}
+
+/// A file recorded failed: its path as a report names it, and why it failed.
+fn failed_line(rec: &crate::ledger::FileRecord) -> (String, String) {
+    let path = RemotePath::parse(&rec.path).map_or_else(|_| rec.path.clone(), |p| p.to_string());
+    let why = rec.last_error.as_ref().map_or_else(|| "no cause recorded".to_string(), |e| e.message.clone());
+    (path, why)
 }
 
 /// Records the end of a run: its status and counts, and its content-step totals.

@@ -821,6 +821,64 @@ async fn a_run_removes_staging_files_left_for_files_no_longer_in_flight() {
     assert!(resumable.exists(), "a file in flight keeps its staging copy");
 }
 
+/// A run killed after files of it failed for good (`after.failure` applied, or given up),
+/// before its end: the run that closes it raises its `failed` event from what the ledger
+/// holds, once, naming those files (a response's too), and counts it for the flow's health.
+/// Files it left in flight, or that failed in another run, are not its to tell; a killed run
+/// that failed nothing raises nothing and leaves the health as it was. Before, the event
+/// was raised only at the run's end, and the kill lost it: nobody was told.
+#[tokio::test]
+async fn a_run_killed_after_files_failed_for_good_raises_its_failed_event_once() {
+    use crate::ledger::{ErrorRecord, FileRecord, FlowHealth};
+    let fx = fixture();
+    let ledger = &fx.ledger;
+    let rec = |path: &str, state: FileState, run: u64, why: &str| FileRecord {
+        path: path.into(),
+        state,
+        run,
+        last_error: Some(ErrorRecord { kind: ErrorKind::Protocol, message: why.into(), at: 1 }),
+        ..Default::default()
+    };
+    let earlier = ledger.begin_run("t", 1).unwrap();
+    ledger.finish_run(&RunRecord { status: RunStatus::Ok, ..earlier.clone() }).unwrap();
+    let killed = ledger.begin_run("t", 2).unwrap();
+    ledger.put_file("t", &rec("in/old.csv", FileState::Failed, earlier.id, "long ago")).unwrap();
+    ledger.put_file("t", &rec("in/a.csv", FileState::Failed, killed.id, "/inbox/a.csv already exists")).unwrap();
+    ledger.put_file("t", &rec("in/b.csv", FileState::Staging, killed.id, "connection reset")).unwrap();
+    ledger.put_file("t.response", &rec("out/a.ack", FileState::Failed, killed.id, "refused")).unwrap();
+    close_interrupted("t", ledger, "interrupted").unwrap();
+    close_interrupted("t", ledger, "interrupted").unwrap();
+    let events = ledger.events(Some("t"), 0, 100).unwrap();
+    assert_eq!(events.iter().map(|e| (e.kind, e.run)).collect::<Vec<_>>(), [(EventKind::Failed, Some(killed.id))], "{events:#?}");
+    assert_eq!(
+        events[0].detail,
+        format!("run {} (interrupted before its end): 2 files failed; first /in/a.csv: /inbox/a.csv already exists", killed.id)
+    );
+    let closed = ledger.runs(Some("t"), 1).unwrap().remove(0);
+    assert_eq!(
+        (closed.id, closed.status, closed.error.as_deref(), closed.counts.failed),
+        (killed.id, RunStatus::Aborted, Some("interrupted"), 2)
+    );
+    let health = ledger.health("t").unwrap();
+    assert_eq!((health.failing_streak, health.alerting), (1, true));
+
+    // Killed having failed nothing: no event, the health as it was.
+    let quiet = ledger.begin_run("t", 3).unwrap();
+    ledger.put_file("t", &rec("in/c.csv", FileState::Delivering, quiet.id, "connection reset")).unwrap();
+    close_interrupted("t", ledger, "interrupted").unwrap();
+    assert_eq!(ledger.events(Some("t"), 0, 100).unwrap().len(), 1);
+    assert_eq!(ledger.health("t").unwrap(), FlowHealth { failing_streak: 1, alerting: true, ..Default::default() });
+    assert_eq!(ledger.runs(Some("t"), 1).unwrap()[0].status, RunStatus::Aborted);
+
+    // The next good run announces the recovery.
+    ledger.forget_file("t", "in/b.csv").unwrap();
+    ledger.forget_file("t", "in/c.csv").unwrap();
+    let r = fx.run().await;
+    assert_eq!(r.status, RunStatus::Ok, "{r:#?}");
+    let kinds: Vec<EventKind> = ledger.events(Some("t"), 0, 100).unwrap().iter().map(|e| e.kind).collect();
+    assert_eq!(kinds, [EventKind::Failed, EventKind::Recovered]);
+}
+
 #[tokio::test]
 async fn unreachable_source_aborts_the_run_with_the_flow_named() {
     let mut fx = fixture();

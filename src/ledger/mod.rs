@@ -455,6 +455,14 @@ impl Ledger {
         }
     }
 
+    /// The file records of `flow` recorded failed for good by one of `runs` (the run that last
+    /// touched each), by path: what a run interrupted before its end failed
+    /// (`engine::close_interrupted`). Every record of the flow is read (none is indexed by
+    /// run): asked only when a run was interrupted.
+    pub fn failed_in(&self, flow: &str, runs: &[u64]) -> Result<Vec<FileRecord>, LedgerError> {
+        self.files_where(flow, |r| r.state == FileState::Failed && runs.contains(&r.run))
+    }
+
     /// The file records of `flow` that `keep` takes, by path.
     fn files_where(&self, flow: &str, keep: impl Fn(&FileRecord) -> bool) -> Result<Vec<FileRecord>, LedgerError> {
         let stored: BTreeMap<String, FileRecord> = self.read(|tx| {

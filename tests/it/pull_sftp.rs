@@ -658,6 +658,34 @@ fn sigkill_after_the_failure_move_then_rerun_records_it_failed_where_it_went() {
     failure_crash_and_recover("failure_disposed");
 }
 
+/// SIGKILL once a file is recorded failed for good (its name on the sink taken,
+/// `if_exists: fail`; its source moved by `after.failure`), before the run's end: the next
+/// run closes the killed run and raises its `failed` event, naming the file, once; the runs
+/// after it raise none. Before, the event was raised only at the run's end: the kill lost
+/// it, and the next run, finding the file settled, told nobody.
+#[test]
+fn sigkill_once_a_file_failed_for_good_then_the_next_run_raises_its_failed_event() {
+    let Some(w) = World::new() else { return };
+    let flow = w.flow("", "after: { failure: { move_to: /in/failed } }\n");
+    w.put("in/a.csv", b"a,1\n");
+    fs::write(w.sink().join("a.csv"), b"someone else's\n").unwrap();
+    run_and_kill_at(&w, &flow, "failed");
+    assert!(w.remote("in/failed/a.csv").exists(), "after.failure was applied before the kill");
+    for _ in 0..2 {
+        let (code, r) = w.run_json(&flow);
+        assert_eq!((code, counts(&r), r["files"].as_array().map(Vec::len)), (0, (0, 0, 0, 0), Some(0)), "{r:#}");
+    }
+    let (_, runs) = support::json_of(w.wharf().args(["runs", "e2e", "--json"]));
+    let killed = runs.as_array().and_then(|r| r.iter().find(|r| r["status"] == "aborted")).unwrap_or_else(|| panic!("{runs:#}"));
+    assert_eq!(killed["counts"]["failed"], 1, "{runs:#}");
+    let (_, events) = support::json_of(w.wharf().args(["events", "e2e", "--json"]));
+    let failed: Vec<&serde_json::Value> = events.as_array().unwrap().iter().filter(|e| e["kind"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "one `failed` event: {events:#}");
+    assert_eq!(failed[0]["run"], killed["id"], "{events:#}");
+    let detail = failed[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("(interrupted before its end): /in/a.csv failed: ") && detail.contains("already exists"), "{events:#}");
+}
+
 /// FIPS-mode and several commercial servers offer only the NIST-curve key exchanges, CTR
 /// ciphers and HMAC-SHA1 (some only an ECDSA host key); before, wharf found "no common Kex".
 /// A pull from each such server delivers.

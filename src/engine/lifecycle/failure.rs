@@ -106,6 +106,11 @@ pub(super) async fn fail(
     tracing::error!(target: REPORT_LOG_TARGET, flow = %cx.flow.name, path = %entry.path, kind = %kind, error = %detail, "File failed.");
     rec.updated = now_millis();
     cx.store(Transition::File { flow: cx.flow.name.clone(), rec: rec.clone() }).await?;
+    if rec.state == FileState::Failed {
+        // A kill here leaves the file settled, failed, before the run's end: the next run
+        // raises the run's `failed` event as it closes the run (`close_interrupted`).
+        halt::point("failed");
+    }
     let mut f = report(&entry.path, Outcome::Failed, detail);
     f.error_kind = Some(kind);
     f.targets = targets;
