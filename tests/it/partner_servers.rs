@@ -214,7 +214,10 @@ fn a_refused_temporary_name_is_suspected_and_temp_name_named() {
     let detail = report["files"][0]["detail"].as_str().unwrap_or_default().to_string();
     assert_eq!((code, counts(&report).3), (1, 1), "{report:#}");
     assert!(detail.contains("write /inbox/.b.csv.push.part: permission denied"), "{detail}");
-    assert!(detail.contains("refuses such names (hidden ones, `.part`): if it takes `b.csv` there, set the sink's `temp_name`"), "{detail}");
+    assert!(
+        detail.contains("refuses such names (hidden ones, `.part`): if it takes `b.csv` there, set the sink's `temp_name`"),
+        "{detail}"
+    );
     let (code, report) = w.run(&w.push("    temp_name: \"{{name}}.tmp\"\n", ""));
     assert_eq!((code, counts(&report).1), (0, 1), "{report:#}");
     assert_eq!(fs::read_to_string(w.remote("inbox/b.csv")).unwrap(), "b\n");
