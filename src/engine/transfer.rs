@@ -373,6 +373,14 @@ async fn upload_from(
 ) -> Result<Option<String>, FileError> {
     let dir = target.parent();
     folders.ensure(ep, &dir).await?;
+    if temp != target && !ep.capabilities().write_replaces {
+        // A temporary file left by an earlier attempt (a crash, a refused removal) would take
+        // this upload's name on a server storing uploads to taken names under others: the
+        // check and the rename would then act on the stale file, and the upload stay behind
+        // as `.NAME.part.1`. Best effort: a server that refuses the removal is told by the
+        // write, and one that refuses removals altogether must not stop uploads.
+        let _ = ep.remove(temp).await;
+    }
     // A folder removed behind the run's back is made again by the retry.
     let forget = |e| {
         folders.forget(ep, &dir);

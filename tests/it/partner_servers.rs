@@ -304,3 +304,19 @@ fn an_unwritable_folder_is_named_over_ftp() {
     let Some(w) = World::ftp(Ftpd::vsftpd()) else { return };
     an_unwritable_folder_is_named(&w);
 }
+
+/// pure-ftpd with `-r` (auto-rename) stores an upload to a taken name under another one: a
+/// temporary file left by an earlier attempt made the upload land in `.a.csv.push.part.1`,
+/// left in the partner's folder, while the stale file was size-checked and renamed to
+/// `a.csv` — the stale content delivered when its size matched. Now the stale temporary file
+/// is removed before the upload: `a.csv` holds what was sent, nothing else is left.
+#[test]
+fn a_stale_temporary_file_on_an_auto_renaming_server_is_removed_first() {
+    let Some(w) = World::ftp(Ftpd::pure_ftpd_with(&["-r"])) else { return };
+    fs::write(w.remote("inbox/.a.csv.push.part"), "zz").unwrap();
+    fs::write(w.local("outbox/a.csv"), "a\n").unwrap();
+    let (code, report) = w.run(&w.push("", ""));
+    assert_eq!((code, counts(&report).1), (0, 1), "{report:#}");
+    assert_eq!(fs::read_to_string(w.remote("inbox/a.csv")).unwrap(), "a\n");
+    assert_eq!(names(&w.remote("inbox")), ["a.csv"]);
+}
