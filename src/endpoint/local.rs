@@ -205,6 +205,7 @@ impl Endpoint for LocalEndpoint {
             trailing_space_names: true,
             local_files: true,
             describes_opened: true,
+            write_replaces: true,
         }
     }
 

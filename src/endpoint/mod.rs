@@ -112,6 +112,11 @@ pub struct Capabilities {
     /// [`Endpoint::read_small`]): the open handle's size and time, or over FTP the name's,
     /// asked in the same write as the `RETR`. `false` where that would cost a round trip.
     pub describes_opened: bool,
+    /// A write to a name a file already has replaces that file. `false` over FTP: a server
+    /// may store an upload to a taken name under another one (pure-ftpd `-r` stores
+    /// `.a.csv.part` as `.a.csv.part.1`), so the upload removes a temporary file left by an
+    /// earlier attempt before it writes, or would check and rename that stale file.
+    pub write_replaces: bool,
 }
 
 /// The error kinds retry / quarantine / fail decisions are made from.

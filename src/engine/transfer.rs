@@ -373,6 +373,14 @@ async fn upload_from(
 ) -> Result<Option<String>, FileError> {
     let dir = target.parent();
     folders.ensure(ep, &dir).await?;
+    if temp != target && !ep.capabilities().write_replaces {
+        // A temporary file left by an earlier attempt (a crash, a refused removal) would take
+        // this upload's name on a server storing uploads to taken names under others: the
+        // check and the rename would then act on the stale file, and the upload stay behind
+        // as `.NAME.part.1`. Best effort: a server that refuses the removal is told by the
+        // write, and one that refuses removals altogether must not stop uploads.
+        let _ = ep.remove(temp).await;
+    }
     // A folder removed behind the run's back is made again by the retry.
     let forget = |e| {
         folders.forget(ep, &dir);
@@ -399,14 +407,20 @@ async fn upload_from(
     Ok(hash)
 }
 
-/// A write refused under the temporary name: some servers take only some names (no hidden
-/// ones, no `.part`, known extensions only), and the refusal alone does not say so.
+/// A write refused under the temporary name. The refusal alone does not say why, and two
+/// causes answer the same (`permission denied` over SFTP, a `55x` over FTP): most often the
+/// login may not create files in the folder at all (its permissions), which no name helps;
+/// some servers take only some names (no hidden ones, no `.part`, known extensions only).
+/// Both are said, the folder first: this is the create step, before any rename (a refused
+/// rename has its own hint, in [`renamed`]).
 fn temp_refused(mut e: EndpointError, temp: &RemotePath, target: &RemotePath) -> EndpointError {
     if e.kind == ErrorKind::PermissionDenied && e.op == Op::Write && temp != target {
         e.message = format!(
-            "{}; if the server refuses such names (hidden ones, `.part`) but takes `{}`, set the sink's `temp_name` to a name it \
-             takes, or `direct: true`",
+            "{}; the login may not create files in {} (check the folder's permissions for it), or the server refuses such \
+             names (hidden ones, `.part`): if it takes `{}` there, set the sink's `temp_name` to a name it takes, or \
+             `direct: true`",
             e.message,
+            target.parent(),
             target.name()
         );
     }

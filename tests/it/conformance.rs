@@ -246,6 +246,7 @@ conformance!(
     reads_describe_the_file_opened,
     reading_a_folder_says_it_is_a_folder,
     write_small_stores_and_reports,
+    write_over_a_taken_name_replaces_where_declared,
     abandoned_write_leaves_endpoint_usable,
     two_files_open_at_once,
     rename_without_replace_refuses_existing,
@@ -491,6 +492,20 @@ async fn write_small_stores_and_reports(b: Backend) {
     }
     let err = b.ep.write_small(&p("nowhere/x.bin"), b"x").await.expect_err("missing folder");
     assert_eq!(err.kind, ErrorKind::NotFound, "{err}");
+}
+
+/// `write_replaces`: a streamed write to a name a longer file has leaves exactly the new
+/// bytes there, under that name (the upload relies on it to skip removing a stale temporary
+/// file first). Where not declared, nothing is promised (pure-ftpd `-r` stores it elsewhere).
+async fn write_over_a_taken_name_replaces_where_declared(b: Backend) {
+    b.ep.create_dir_all(&p("over")).await.unwrap();
+    b.write("over/taken.bin", &[7u8; 100_000], 64 * 1024).await;
+    b.write("over/taken.bin", b"new", 3).await;
+    if b.ep.capabilities().write_replaces {
+        assert_eq!(std::fs::read(b.local("over/taken.bin")).unwrap(), b"new");
+        let names: Vec<String> = b.ep.list(&p("over")).await.unwrap().entries.into_iter().map(|e| e.path.name().to_string()).collect();
+        assert_eq!(names, ["taken.bin"]);
+    }
 }
 
 async fn abandoned_write_leaves_endpoint_usable(b: Backend) {

@@ -214,7 +214,10 @@ fn a_refused_temporary_name_is_suspected_and_temp_name_named() {
     let detail = report["files"][0]["detail"].as_str().unwrap_or_default().to_string();
     assert_eq!((code, counts(&report).3), (1, 1), "{report:#}");
     assert!(detail.contains("write /inbox/.b.csv.push.part: permission denied"), "{detail}");
-    assert!(detail.contains("takes `b.csv`, set the sink's `temp_name`"), "{detail}");
+    assert!(
+        detail.contains("refuses such names (hidden ones, `.part`): if it takes `b.csv` there, set the sink's `temp_name`"),
+        "{detail}"
+    );
     let (code, report) = w.run(&w.push("    temp_name: \"{{name}}.tmp\"\n", ""));
     assert_eq!((code, counts(&report).1), (0, 1), "{report:#}");
     assert_eq!(fs::read_to_string(w.remote("inbox/b.csv")).unwrap(), "b\n");
@@ -271,4 +274,49 @@ fn a_server_refusing_renames_and_deletions_is_told_and_its_left_temporary_file_n
     let (code, report) = w.run(&w.push("    direct: true\n", ""));
     assert_eq!((code, counts(&report).1), (0, 1), "{report:#}");
     assert_eq!(fs::read_to_string(w.remote("inbox/a.csv")).unwrap(), "a\n");
+}
+
+/// A push into a folder the login may not write into (`chmod 555`; the servers' sessions run
+/// as the test user): the refused create of the temporary file names the folder's permissions
+/// first, and says nothing of refused renames (no rename was tried). Before: the only hint was
+/// that the server might refuse the temporary name, which no `temp_name` would have helped.
+fn an_unwritable_folder_is_named(w: &World) {
+    use std::os::unix::fs::PermissionsExt;
+    fs::set_permissions(w.remote("inbox"), fs::Permissions::from_mode(0o555)).unwrap();
+    fs::write(w.local("outbox/a.csv"), "a\n").unwrap();
+    let (code, report) = w.run(&w.push("", ""));
+    let detail = report["files"][0]["detail"].as_str().unwrap_or_default().to_string();
+    assert_eq!((code, counts(&report).3), (1, 1), "{report:#}");
+    assert!(detail.contains("write /inbox/.a.csv.push.part: permission denied"), "{detail}");
+    assert!(detail.contains("the login may not create files in /inbox (check the folder's permissions for it)"), "{detail}");
+    assert!(!detail.contains("refuses renames"), "{detail}");
+    assert!(names(&w.remote("inbox")).is_empty());
+}
+
+#[test]
+fn an_unwritable_folder_is_named_over_sftp() {
+    let Some(w) = World::sftp(Sshd::start()) else { return };
+    an_unwritable_folder_is_named(&w);
+}
+
+#[test]
+fn an_unwritable_folder_is_named_over_ftp() {
+    let Some(w) = World::ftp(Ftpd::vsftpd()) else { return };
+    an_unwritable_folder_is_named(&w);
+}
+
+/// pure-ftpd with `-r` (auto-rename) stores an upload to a taken name under another one: a
+/// temporary file left by an earlier attempt made the upload land in `.a.csv.push.part.1`,
+/// left in the partner's folder, while the stale file was size-checked and renamed to
+/// `a.csv` — the stale content delivered when its size matched. Now the stale temporary file
+/// is removed before the upload: `a.csv` holds what was sent, nothing else is left.
+#[test]
+fn a_stale_temporary_file_on_an_auto_renaming_server_is_removed_first() {
+    let Some(w) = World::ftp(Ftpd::pure_ftpd_with(&["-r"])) else { return };
+    fs::write(w.remote("inbox/.a.csv.push.part"), "zz").unwrap();
+    fs::write(w.local("outbox/a.csv"), "a\n").unwrap();
+    let (code, report) = w.run(&w.push("", ""));
+    assert_eq!((code, counts(&report).1), (0, 1), "{report:#}");
+    assert_eq!(fs::read_to_string(w.remote("inbox/a.csv")).unwrap(), "a\n");
+    assert_eq!(names(&w.remote("inbox")), ["a.csv"]);
 }

@@ -235,6 +235,9 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>, k
             );
         }
     }
+    if let (Some((Some(success), _)), Some(sinks)) = (&after, &sinks) {
+        c.skip_then_dispose(success, sinks);
+    }
     let concurrency = c.concurrency(sections.concurrency, sections.on_error);
     let retry = sections.retry.and_then(|r| c.retry(r));
     let alerts = sections.alerts.and_then(|a| c.alerts(a));

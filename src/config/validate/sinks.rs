@@ -6,7 +6,7 @@
 
 use super::Checker;
 use super::checked;
-use crate::config::flow::{IfExists, Sink, Source};
+use crate::config::flow::{Disposition, IfExists, Sink, Source};
 use crate::config::raw::RawSink;
 use crate::endpoint::RemotePath;
 use crate::template::NameVars;
@@ -100,6 +100,32 @@ impl Checker<'_, '_> {
             if_exists: s.if_exists,
             trigger: checked(trigger)?,
         })
+    }
+}
+
+impl Checker<'_, '_> {
+    /// `if_exists: skip` with a source disposed of on success (`delete`, `move_to`): a file
+    /// whose name is already at the sink's target — a new version of one sent before — is
+    /// counted delivered unsent, then deleted or moved away as if it had gone: nothing says
+    /// the partner never got it. Warned of at each such sink, with the settings that do not.
+    pub(super) fn skip_then_dispose(&mut self, success: &Disposition, sinks: &[Option<Sink>]) {
+        let fate = match success {
+            Disposition::Keep => return,
+            Disposition::Delete => "deleted from the source: that version is lost".to_string(),
+            Disposition::MoveTo(folder) => format!("moved to `{folder}` as if it had been sent"),
+        };
+        for (i, _) in sinks.iter().enumerate().filter(|(_, s)| s.as_ref().is_some_and(|s| s.if_exists == IfExists::Skip)) {
+            self.warning(
+                format!("/sinks/{i}/if_exists"),
+                format!(
+                    "`skip` with `after.success` {}: a file whose name is already at this sink's target (a new version of a file sent before) is counted delivered without being sent, and {fate}. `fail` keeps it at the source until the name is free, `rename` delivers it under a name of its own, `overwrite` replaces the old one; `after.success: keep` leaves it at the source",
+                    match success {
+                        Disposition::Delete => "`delete`",
+                        _ => "`move_to`",
+                    }
+                ),
+            );
+        }
     }
 }
 
@@ -222,6 +248,33 @@ mod tests {
         assert!(w[0].starts_with("`import.csv` is every file's name on this sink") && w[0].ends_with("(at /sinks/0/if_exists)"), "{w:#?}");
         for fine in ["name: import.csv, if_exists: fail", "if_exists: skip", "name: import.csv, path: '/{{stem}}', if_exists: skip"] {
             assert_eq!(warnings(&with(fine)), Vec::<String>::new(), "{fine}");
+        }
+    }
+
+    /// `skip` with a source deleted or moved on success: a new version of a file whose name
+    /// is at the partner goes unsent, and its source is deleted or moved as if sent. Before:
+    /// no word of it (only in the docs).
+    #[test]
+    fn skip_with_a_disposed_source_is_a_warning() {
+        let with = |sink: &str, after: &str| {
+            format!(
+                "{}{after}",
+                BASE.replace("sinks: [ { endpoint: l } ]", &format!("sinks: [ {{ endpoint: s, path: /out }}, {{ endpoint: l, {sink} }} ]"))
+            )
+        };
+        let w = warnings(&with("if_exists: skip", "after: { success: delete }\n"));
+        assert_eq!(w.len(), 1, "{w:#?}");
+        assert!(w[0].starts_with("`skip` with `after.success` `delete`: a file whose name is already at this sink's target"), "{w:#?}");
+        assert!(w[0].contains("deleted from the source: that version is lost") && w[0].ends_with("(at /sinks/1/if_exists)"), "{w:#?}");
+        let w = warnings(&with("if_exists: skip", "after: { success: { move_to: /done } }\n"));
+        assert_eq!(w.len(), 1, "{w:#?}");
+        assert!(w[0].contains("moved to `/done` as if it had been sent") && w[0].contains("`after.success: keep`"), "{w:#?}");
+        for fine in [
+            with("if_exists: skip", ""),
+            with("if_exists: skip", "after: { success: keep }\n"),
+            with("if_exists: rename", "after: { success: delete }\n"),
+        ] {
+            assert_eq!(warnings(&fine), Vec::<String>::new(), "{fine}");
         }
     }
 

@@ -893,6 +893,7 @@ impl Endpoint for FtpEndpoint {
             trailing_space_names: false,
             local_files: false,
             describes_opened: connector.describes.load(Ordering::Relaxed),
+            write_replaces: false,
         }
     }
 

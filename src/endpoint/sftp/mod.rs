@@ -317,6 +317,7 @@ impl Endpoint for SftpEndpoint {
             trailing_space_names: true,
             local_files: false,
             describes_opened: true,
+            write_replaces: true,
         }
     }
 
