@@ -194,7 +194,7 @@ async fn make_copy(
         }
         let temp = temp_for(&c, flow)?;
         let sent = retry(policy, "quarantine upload", || {
-            transfer::upload(ep, &cx.folders, &cx.budget, staged, None, rec.size, &temp, &c, false, false, false)
+            transfer::upload(ep, &cx.folders, &cx.budget, staged, None, rec.size, &temp, &c, false, false, false, true)
         })
         .await;
         match sent {
@@ -219,7 +219,7 @@ async fn make_copy(
             let (target, size) = (beside(&copy, ext)?, meta.len());
             let temp = temp_for(&target, flow)?;
             retry(policy, "upload the quarantine report", || {
-                transfer::upload(ep, &cx.folders, &cx.budget, &local, None, size, &temp, &target, true, false, false)
+                transfer::upload(ep, &cx.folders, &cx.budget, &local, None, size, &temp, &target, true, false, false, true)
             })
             .await
             .map_err(aside)?;

@@ -191,7 +191,9 @@ pub(super) async fn hash_remote(ep: &dyn Endpoint, path: &RemotePath) -> Result<
 /// file read into memory whole takes its bytes from `budget` until the upload is done.
 ///
 /// A staged file that is not `size` bytes long (a linked local source that changed since it
-/// was listed) is not uploaded: [`FileError::Changed`].
+/// was listed) is not uploaded: [`FileError::Changed`]. With `stale_temp` (an earlier attempt
+/// of this delivery, in this run or a crashed one, may have left `temp`), a server where a
+/// write does not replace a file (`Capabilities::write_replaces`) has `temp` removed first.
 #[allow(clippy::too_many_arguments)]
 pub async fn upload(
     ep: &dyn Endpoint,
@@ -205,6 +207,7 @@ pub async fn upload(
     replace: bool,
     last_use: bool,
     hash: bool,
+    stale_temp: bool,
 ) -> Result<Uploaded, FileError> {
     if last_use && ep.capabilities().local_files {
         folders.ensure(ep, &target.parent()).await?;
@@ -241,7 +244,7 @@ pub async fn upload(
         let input = tokio::fs::File::open(staged).await.map_err(staging_err)?;
         Body::File(input.into_std().await, staged, hash)
     };
-    let sent = upload_from(ep, folders, body, size, temp, target, replace).await?;
+    let sent = upload_from(ep, folders, body, size, temp, target, replace, stale_temp).await?;
     Ok(Uploaded { sha256: sent.filter(|_| hash), took: None })
 }
 
@@ -315,7 +318,8 @@ impl Sent<'_> {
 /// replaced, a file with content never is.
 pub async fn put_trigger(ep: &dyn Endpoint, folders: &Folders, temp: &RemotePath, target: &RemotePath) -> Result<(), FileError> {
     trigger_room(ep, target).await?;
-    upload_from(ep, folders, Body::Small(&[], None), 0, temp, target, true).await.map(drop)
+    // An empty trigger: a stale temporary one holds the same (nothing); not worth a round trip.
+    upload_from(ep, folders, Body::Small(&[], None), 0, temp, target, true, false).await.map(drop)
 }
 
 /// Whether a trigger may be written at `target`: nothing there, or an older (empty) trigger,
@@ -362,6 +366,7 @@ pub async fn remove_old_trigger(ep: &dyn Endpoint, trigger: &RemotePath) -> Resu
 /// The one upload path: `body` (`size` bytes) to `temp`, size verified, then renamed to
 /// `target`. Missing folders are created first. Returns the hex SHA-256 of what was sent,
 /// when it was hashed on the way.
+#[allow(clippy::too_many_arguments)]
 async fn upload_from(
     ep: &dyn Endpoint,
     folders: &Folders,
@@ -370,15 +375,17 @@ async fn upload_from(
     temp: &RemotePath,
     target: &RemotePath,
     replace: bool,
+    stale_temp: bool,
 ) -> Result<Option<String>, FileError> {
     let dir = target.parent();
     folders.ensure(ep, &dir).await?;
-    if temp != target && !ep.capabilities().write_replaces {
+    if stale_temp && temp != target && !ep.capabilities().write_replaces {
         // A temporary file left by an earlier attempt (a crash, a refused removal) would take
         // this upload's name on a server storing uploads to taken names under others: the
         // check and the rename would then act on the stale file, and the upload stay behind
         // as `.NAME.part.1`. Best effort: a server that refuses the removal is told by the
-        // write, and one that refuses removals altogether must not stop uploads.
+        // write, and one that refuses removals altogether must not stop uploads. Only after
+        // an earlier attempt (`stale_temp`): a first one costs no extra round trip.
         let _ = ep.remove(temp).await;
     }
     // A folder removed behind the run's back is made again by the retry.
@@ -697,9 +704,10 @@ pub(super) mod tests {
         let p = |s: &str| RemotePath::parse(s).unwrap();
         let ep = Tweaked { writes_break: true, ..Tweaked::plain(LocalEndpoint::new(dir.path().join("sink"))) };
         for (temp, target) in [("/in/a", "/in/a"), ("/in/.b.part", "/in/b")] {
-            let e = upload(&ep, &Folders::default(), &Budget::default(), &staged, None, 5, &p(temp), &p(target), false, false, false)
-                .await
-                .unwrap_err();
+            let e =
+                upload(&ep, &Folders::default(), &Budget::default(), &staged, None, 5, &p(temp), &p(target), false, false, false, false)
+                    .await
+                    .unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
         }
         assert!(!dir.path().join("sink/in/a").exists(), "a partial file under the final name");
@@ -721,10 +729,22 @@ pub(super) mod tests {
         let p = |s: &str| RemotePath::parse(s).unwrap();
         let ep = Tweaked { unreachable: true, ..Tweaked::plain(LocalEndpoint::new(dir.path().join("sink"))) };
         for (temp, target) in [("/in/a", "/in/a"), ("/in/.b.part", "/in/b")] {
-            let e =
-                upload(&ep, &Folders::default(), &Budget::default(), &staged, None, 100 * 1024, &p(temp), &p(target), true, false, false)
-                    .await
-                    .unwrap_err();
+            let e = upload(
+                &ep,
+                &Folders::default(),
+                &Budget::default(),
+                &staged,
+                None,
+                100 * 1024,
+                &p(temp),
+                &p(target),
+                true,
+                false,
+                false,
+                false,
+            )
+            .await
+            .unwrap_err();
             assert_eq!(e.kind(), ErrorKind::Transient, "{e}");
         }
         assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), b"the partner's");
@@ -752,7 +772,7 @@ pub(super) mod tests {
                 if done_before(attempt, ep, target, 100 * 1024).await? {
                     return Ok(());
                 }
-                upload(ep, folders, budget, staged, None, 100 * 1024, temp, target, false, false, false).await.map(drop)
+                upload(ep, folders, budget, staged, None, 100 * 1024, temp, target, false, false, false, false).await.map(drop)
             }
         })
         .await
@@ -788,7 +808,7 @@ pub(super) mod tests {
         let (folders, budget) = (Folders::default(), Budget::new(1 << 20));
         let spent = budget.hold(1 << 20).await;
         let (temp, target) = (p("/in/.a.part"), p("/in/a"));
-        let up = upload(&ep, &folders, &budget, &staged, None, 5, &temp, &target, false, false, false);
+        let up = upload(&ep, &folders, &budget, &staged, None, 5, &temp, &target, false, false, false, false);
         tokio::pin!(up);
         assert!(tokio::time::timeout(std::time::Duration::from_millis(100), &mut up).await.is_err(), "no room: it waits");
         assert!(!dir.path().join("sink/in/a").exists());
@@ -853,16 +873,41 @@ pub(super) mod tests {
         let p = |s: &str| RemotePath::parse(s).unwrap();
         let good = hex::encode(Sha256::digest(&data));
         let ep = Tweaked::hashing(LocalEndpoint::new(dir.path().join("sink")), good);
-        upload(&ep, &Folders::default(), &Budget::default(), &staged, None, size, &p("/in/.a.part"), &p("/in/a"), false, false, false)
-            .await
-            .unwrap();
+        upload(
+            &ep,
+            &Folders::default(),
+            &Budget::default(),
+            &staged,
+            None,
+            size,
+            &p("/in/.a.part"),
+            &p("/in/a"),
+            false,
+            false,
+            false,
+            false,
+        )
+        .await
+        .unwrap();
         assert_eq!(std::fs::read(dir.path().join("sink/in/a")).unwrap(), data);
 
         let ep = Tweaked::hashing(LocalEndpoint::new(dir.path().join("sink")), "0".repeat(64));
-        let e =
-            upload(&ep, &Folders::default(), &Budget::default(), &staged, None, size, &p("/in/.b.part"), &p("/in/b"), false, false, false)
-                .await
-                .unwrap_err();
+        let e = upload(
+            &ep,
+            &Folders::default(),
+            &Budget::default(),
+            &staged,
+            None,
+            size,
+            &p("/in/.b.part"),
+            &p("/in/b"),
+            false,
+            false,
+            false,
+            false,
+        )
+        .await
+        .unwrap_err();
         assert!(matches!(e, FileError::ChecksumMismatch { .. }), "{e}");
     }
 
@@ -876,9 +921,10 @@ pub(super) mod tests {
             let data: Vec<u8> = (0..len).map(|i| (i % 251) as u8).collect();
             std::fs::write(&staged, &data).unwrap();
             let (temp, target) = (p(&format!("/in/.{name}.part")), p(&format!("/in/{name}")));
-            let got = upload(&ep, &Folders::default(), &Budget::default(), &staged, None, len as u64, &temp, &target, false, false, true)
-                .await
-                .unwrap();
+            let got =
+                upload(&ep, &Folders::default(), &Budget::default(), &staged, None, len as u64, &temp, &target, false, false, true, false)
+                    .await
+                    .unwrap();
             assert_eq!(got.sha256, Some(hex::encode(Sha256::digest(&data))), "{name}");
             assert_eq!(std::fs::read(dir.path().join("sink/in").join(name)).unwrap(), data);
         }
@@ -894,9 +940,10 @@ pub(super) mod tests {
             let staged = dir.path().join(name);
             std::fs::write(&staged, vec![7u8; len]).unwrap();
             let (temp, target) = (p(&format!("/in/.{name}.part")), p(&format!("/in/{name}")));
-            let e = upload(&ep, &Folders::default(), &Budget::default(), &staged, None, expected, &temp, &target, false, false, true)
-                .await
-                .unwrap_err();
+            let e =
+                upload(&ep, &Folders::default(), &Budget::default(), &staged, None, expected, &temp, &target, false, false, true, false)
+                    .await
+                    .unwrap_err();
             assert!(matches!(e, FileError::Changed(_)), "{name}: {e}");
             assert!(!dir.path().join("sink/in").join(name).exists(), "{name}");
             // The part already sent is not left behind under the temp name.
@@ -914,8 +961,21 @@ pub(super) mod tests {
         let up = |target: &'static str, size: u64, replace: bool| {
             let (ep, staged) = (&ep, &staged);
             async move {
-                upload(ep, &Folders::default(), &Budget::default(), staged, None, size, &p("/in/.t.part"), &p(target), replace, true, false)
-                    .await
+                upload(
+                    ep,
+                    &Folders::default(),
+                    &Budget::default(),
+                    staged,
+                    None,
+                    size,
+                    &p("/in/.t.part"),
+                    &p(target),
+                    replace,
+                    true,
+                    false,
+                    false,
+                )
+                .await
             }
         };
         put(b"hello");
@@ -966,13 +1026,13 @@ pub(super) mod tests {
     async fn put(ep: &dyn Endpoint, folders: &Folders, staged: &Path, name: &str) -> Result<Uploaded, FileError> {
         let p = |s: &str| RemotePath::parse(s).unwrap();
         let (temp, target) = (p(&format!("/in/.{name}.part")), p(&format!("/in/{name}")));
-        upload(ep, folders, &Budget::default(), staged, None, 5, &temp, &target, false, false, false).await
+        upload(ep, folders, &Budget::default(), staged, None, 5, &temp, &target, false, false, false, false).await
     }
 
     async fn held(ep: &dyn Endpoint, staged: &Path, data: &[u8], size: u64, name: &str, last_use: bool) -> Result<Uploaded, FileError> {
         let p = |s: &str| RemotePath::parse(s).unwrap();
         let (temp, target) = (p(&format!("/in/.{name}.part")), p(&format!("/in/{name}")));
-        upload(ep, &Folders::default(), &Budget::default(), staged, Some(data), size, &temp, &target, false, last_use, false).await
+        upload(ep, &Folders::default(), &Budget::default(), staged, Some(data), size, &temp, &target, false, last_use, false, false).await
     }
 
     fn names(dir: &Path) -> Vec<String> {

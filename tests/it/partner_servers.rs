@@ -306,16 +306,23 @@ fn an_unwritable_folder_is_named_over_ftp() {
 }
 
 /// pure-ftpd with `-r` (auto-rename) stores an upload to a taken name under another one: a
-/// temporary file left by an earlier attempt made the upload land in `.a.csv.push.part.1`,
-/// left in the partner's folder, while the stale file was size-checked and renamed to
-/// `a.csv` — the stale content delivered when its size matched. Now the stale temporary file
-/// is removed before the upload: `a.csv` holds what was sent, nothing else is left.
+/// temporary file left by an earlier attempt (here a run killed once its upload was written
+/// under the temporary name) made the next upload land in `.a.csv.push.part.1`, left in the
+/// partner's folder, while the stale file was size-checked and renamed to `a.csv` — stale
+/// content delivered when its size matched. Now an attempt after an earlier one removes the
+/// temporary file first: `a.csv` holds what was sent, nothing else is left. (A first attempt
+/// does not: it costs no extra round trip.)
 #[test]
 fn a_stale_temporary_file_on_an_auto_renaming_server_is_removed_first() {
     let Some(w) = World::ftp(Ftpd::pure_ftpd_with(&["-r"])) else { return };
-    fs::write(w.remote("inbox/.a.csv.push.part"), "zz").unwrap();
     fs::write(w.local("outbox/a.csv"), "a\n").unwrap();
-    let (code, report) = w.run(&w.push("", ""));
+    let flow = w.push("", "");
+    let mut cmd = support::wharf(&w.local("state"));
+    cmd.arg("run").arg(&flow);
+    drop(support::halt::run_until(cmd, "uploaded", std::time::Duration::from_secs(60)));
+    // What the killed attempt left, changed behind its back (same size, other bytes).
+    fs::write(w.remote("inbox/.a.csv.push.part"), "zz").unwrap();
+    let (code, report) = w.run(&flow);
     assert_eq!((code, counts(&report).1), (0, 1), "{report:#}");
     assert_eq!(fs::read_to_string(w.remote("inbox/a.csv")).unwrap(), "a\n");
     assert_eq!(names(&w.remote("inbox")), ["a.csv"]);

@@ -385,6 +385,9 @@ async fn send(
                 // Durable before the rename can make `t` final: a resumed run checks this target
                 // (against the file it replaces) instead of choosing one again (which would
                 // deliver twice).
+                // An earlier run's attempt (killed, or its temporary file not removable) may
+                // have left the temporary file.
+                let earlier = rec.deliveries.iter().any(|d| d.sink == idx && !d.done);
                 mark(rec, idx, &t, false, replaces);
                 put(cx, rec).await?;
                 // Written in place, the file would be incomplete under the final name beside an
@@ -406,7 +409,8 @@ async fn send(
                         if transfer::done_before(attempt, ep, t, size).await? {
                             return Ok(transfer::Uploaded { sha256: None, took: None });
                         }
-                        transfer::upload(ep, &cx.folders, &cx.budget, file, data, size, temp, t, replace, last_use, hash).await
+                        transfer::upload(ep, &cx.folders, &cx.budget, file, data, size, temp, t, replace, last_use, hash, earlier || again)
+                            .await
                     }
                 })
                 .await;
