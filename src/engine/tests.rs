@@ -1759,7 +1759,7 @@ async fn the_output_keeps_the_source_name_or_takes_the_new_extension() {
     fx.put("in/a.csv", b"id,email\n1,a@x\n");
     let r = fx.run().await;
     assert_eq!(r.counts.delivered, 1, "{r:#?}");
-    assert_eq!(read(&fx.dst.join("inbox/a.jsonl")), b"{\"email\":\"a@x\",\"id\":\"1\"}\n");
+    assert_eq!(read(&fx.dst.join("inbox/a.jsonl")), b"{\"id\":\"1\",\"email\":\"a@x\"}\n");
     assert!(!fx.dst.join("inbox/a.csv").exists());
 }
 
