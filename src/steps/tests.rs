@@ -367,6 +367,19 @@ fn json_output_keeps_the_csv_header_order() {
     assert_eq!(b.read("out"), "[\n{\"id\":\"1\",\"name\":\"Ann\",\"email\":\"a@x\",\"dept\":\"HR\",\"zone\":\"eu\"}\n]\n");
 }
 
+/// Declared `columns` name every field: a blank name or one given twice is refused when the
+/// flow is validated, not found per file.
+#[test]
+fn declared_columns_need_a_name_each() {
+    let b = Bench::new();
+    for (cols, want) in [("[id, '', qty]", "column 2 has no name"), ("[id, qty, id]", "`id` names columns 1 and 3")] {
+        let e = b
+            .try_steps(&format!("- parse: {{ format: csv, header: false, columns: {cols} }}\n- write: {{ format: csv }}"), "")
+            .unwrap_err();
+        assert!(e.iter().any(|p| p.message.starts_with(want)), "{cols}: {e:#?}");
+    }
+}
+
 #[test]
 fn csv_output_rejects_a_record_whose_keys_are_not_among_the_columns() {
     // JSON has no header: the columns are the first record's keys, and `c` used to vanish.
