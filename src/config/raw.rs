@@ -93,7 +93,8 @@ pub struct RawFlow {
     pub quarantine: Option<super::raw_steps::RawQuarantine>,
     /// What an invalid record (malformed, failing `validate`, or failing the `map` script)
     /// does to its file: `quarantine` (default) the whole file, or `skip` the record into a
-    /// rejects file delivered beside the output (`NAME.rejects.csv`).
+    /// rejects file delivered beside the output (`NAME.rejects.csv`; past 255 bytes, the start
+    /// of the name and its end around a hash).
     #[serde(default)]
     pub on_invalid: super::raw_steps::OnInvalid,
     /// With `on_invalid: skip`: the most invalid records a file may have, as a count (`10`) or

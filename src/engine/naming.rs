@@ -90,7 +90,7 @@ pub const MAX_NAME_RACES: u32 = 3;
 pub const NAME_MAX: usize = 255;
 
 /// `Ok` when `name`, a delivery's target name as the flow makes it (a sink's `name`
-/// template, the steps' output extension, a rejects file's `.rejects.…`), fits [`NAME_MAX`].
+/// template, the steps' output extension), fits [`NAME_MAX`].
 /// Else a [`FileError::TargetName`]: the file fails before anything is uploaded (the server
 /// would refuse the name at the rename, after the whole upload, in every run), and the
 /// message says what to shorten.
@@ -125,6 +125,15 @@ fn fits(name: &str, what: &str, template: &str) -> Result<(), FileError> {
 /// found again from the copy's name (`wharf quarantine show`, `release`).
 pub fn beside(name: &str, ext: &str) -> String {
     fit(&format!("{name}.{ext}"))
+}
+
+/// The name of the rejects file delivered beside the output named `output` (`ext`: `csv` or
+/// `jsonl`): `roster-1.csv` → `roster-1.rejects.csv`, shortened past [`NAME_MAX`] as
+/// [`beside`] shortens, so that an output whose name fits is not failed for the name of its
+/// rejects file. Flow tests find the rejects file by it.
+pub fn rejects(output: &str, ext: &str) -> String {
+    let stem = crate::template::NameVars::new(output, "", 0, 0, std::time::UNIX_EPOCH).stem;
+    beside(&stem, &format!("rejects.{ext}"))
 }
 
 /// `name` when it fits [`NAME_MAX`]; else its start and its end (where a temporary name's

@@ -92,8 +92,7 @@ pub(in crate::engine) fn held_back<'a>(
             }) else {
                 continue;
             };
-            let rejects =
-                lifecycle::rejects_ext(flow).and_then(|ext| target.parent().join(&lifecycle::rejects_name(&target, ext, now)).ok());
+            let rejects = lifecycle::rejects_ext(flow).and_then(|ext| target.parent().join(&lifecycle::rejects_name(&target, ext)).ok());
             wanting.entry(target.to_string()).or_default().push((i, false));
             if let Some(r) = rejects {
                 wanting.entry(r.to_string()).or_default().push((i, true));

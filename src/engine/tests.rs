@@ -1085,6 +1085,28 @@ async fn a_refused_file_with_a_long_name_is_quarantined_with_shortened_report_na
     assert!(text.contains("row 1 (line 2)"), "{text}");
 }
 
+/// `on_invalid: skip` on a file whose name fits but leaves no room for `.rejects.csv` (a
+/// partner's 250-byte name): the rejects file is delivered under a shortened name, as a
+/// quarantine report is, and the plan shows that name. Before, the file failed every run
+/// (`target name … is 259 bytes`).
+#[tokio::test]
+async fn the_rejects_file_of_a_file_with_a_long_name_is_delivered_under_a_shortened_name() {
+    let mut fx = fixture();
+    with_steps(&mut fx, ROSTER, "skip", None);
+    let long = format!("{}.csv", "r".repeat(246));
+    assert_eq!(long.len(), 250);
+    fx.put(&format!("in/{long}"), b"id,email\n1,a@x\n2,no-at\n");
+    let rejects = naming::rejects(&long, "csv");
+    assert!(rejects.len() <= naming::NAME_MAX && rejects.starts_with("rrrr") && rejects.ends_with("rrrr.rejects.csv"), "{rejects}");
+    let plan = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now(), None).await.unwrap();
+    let super::plan::Action::Deliver { targets, .. } = &plan.files[0].action else { panic!("{plan:#?}") };
+    assert_eq!(targets[1], format!("erp:/inbox/{rejects} (the rejects file, if records are rejected)"));
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, r.counts.failed), (1, 0), "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox").join(&long)), b"id,email\n1,A@X\n");
+    assert!(read(&fx.dst.join("inbox").join(&rejects)).ends_with(b",2,no-at\n"));
+}
+
 #[tokio::test]
 async fn an_invalid_file_is_quarantined_with_reports_and_the_source_disposed_of() {
     let mut fx = fixture();
@@ -1795,7 +1817,7 @@ async fn the_output_keeps_the_source_name_or_takes_the_new_extension() {
     fx.put("in/a.csv", b"id,email\n1,a@x\n");
     let r = fx.run().await;
     assert_eq!(r.counts.delivered, 1, "{r:#?}");
-    assert_eq!(read(&fx.dst.join("inbox/a.jsonl")), b"{\"email\":\"a@x\",\"id\":\"1\"}\n");
+    assert_eq!(read(&fx.dst.join("inbox/a.jsonl")), b"{\"id\":\"1\",\"email\":\"a@x\"}\n");
     assert!(!fx.dst.join("inbox/a.csv").exists());
 }
 

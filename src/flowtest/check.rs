@@ -50,9 +50,9 @@ fn is_rejects_of_another(place: &str, delivered: &[String]) -> bool {
     let (dir, name) = split(place);
     delivered.iter().filter(|other| other.as_str() != place).any(|other| {
         let (odir, oname) = split(other);
-        // As the run names it (`lifecycle::delivery`): the output's `{{stem}}`.
-        let stem = crate::template::NameVars::new(&oname, "", 0, 0, std::time::UNIX_EPOCH).stem;
-        odir == dir && name.starts_with(&format!("{stem}.rejects."))
+        // As the run names it: the output's `{{stem}}`, shortened past 255 bytes.
+        let ext = name.rsplit_once('.').map_or("", |(_, ext)| ext);
+        odir == dir && name == crate::engine::naming::rejects(&oname, ext)
     })
 }
 
@@ -408,6 +408,10 @@ mod tests {
         assert!(is_rejects_of_another(&delivered[1], &delivered));
         let alone = d(&["out:/x/summary.rejects.csv"]);
         assert!(!is_rejects_of_another(&alone[0], &alone));
+        // An output of a long name: its rejects file's name is shortened, and found so.
+        let long = format!("{}.csv", "r".repeat(246));
+        let delivered = d(&[&format!("out:/x/{long}"), &format!("out:/x/{}", crate::engine::naming::rejects(&long, "csv"))]);
+        assert!(is_rejects_of_another(&delivered[1], &delivered));
     }
 
     #[test]

@@ -76,8 +76,17 @@ pub fn load_suite(path: &Path) -> Result<Suite, Vec<Diagnostic>> {
     let mut problems = Vec::new();
     let now = clock(raw.now.as_deref().unwrap_or(DEFAULT_NOW), "/now", &mut problems);
     let mut cases = Vec::new();
+    // A case is picked and reported by its name: two of one name could not be told apart.
+    let mut named: BTreeMap<&str, usize> = BTreeMap::new();
     for (i, c) in raw.cases.iter().enumerate() {
         let at_case = format!("/cases/{i}");
+        if let Some(first) = named.insert(c.name.as_str(), i) {
+            let line = parsed.positions.node(&format!("/cases/{first}/name")).line;
+            problems.push(Problem::new(
+                format!("{at_case}/name"),
+                format!("case name `{}` is given twice (first on line {line}): give each case a name of its own", c.name),
+            ));
+        }
         let now = match &c.now {
             Some(t) => clock(t, &format!("{at_case}/now"), &mut problems),
             None => now,
@@ -346,6 +355,22 @@ mod tests {
         let errs = load_suite(&t).unwrap_err();
         assert_eq!((errs[0].line, errs[0].col), (4, 26), "{errs:?}");
         assert!(errs[0].message.starts_with("unknown field `nam`"), "{errs:?}");
+    }
+
+    /// Two cases of one name could not be told apart in the report or picked by name:
+    /// the second is refused where it is, naming the line of the first.
+    #[test]
+    fn a_case_name_given_twice_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "t.yaml", FLOW);
+        let case =
+            |name: &str| format!("  - name: {name}\n    input: {{ content: x, name: a.csv }}\n    expect: {{ outcome: delivered }}\n");
+        let text = format!("flow: t.yaml\ncases:\n{}{}{}", case("same"), case("other"), case("same"));
+        let t = write(dir.path(), "t.test.yaml", &text);
+        let errs = load_suite(&t).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!((errs[0].line, errs[0].yaml_path.as_str()), (9, "/cases/2/name"), "{errs:?}");
+        assert_eq!(errs[0].message, "case name `same` is given twice (first on line 3): give each case a name of its own");
     }
 
     #[test]

@@ -658,8 +658,10 @@ impl<'s, 'i> FileRun<'s, 'i> {
         if !w.columns.is_empty() {
             return Some(w.columns.clone());
         }
+        // CSV output after a map script takes its columns from the first record; JSON output
+        // orders every record's keys by the header, mapped or not (`write::Writer::create`).
         let mapped = self.steps.inner.steps.iter().any(|s| matches!(s, Step::Map(_)));
-        if mapped { None } else { self.header.clone() }
+        if mapped && w.format == WriteFormat::Csv { None } else { self.header.clone() }
     }
 
     fn open_output(&mut self) -> Result<(), Stop> {

@@ -175,18 +175,26 @@ fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<()
             break line;
         }
     };
-    let (header, mut pending): (Vec<String>, Option<(Vec<String>, u64)>) = if p.header {
+    let (mut header, mut pending): (Vec<String>, Option<(Vec<String>, u64)>) = if p.header {
         (record.iter().map(|h| h.trim().to_string()).collect(), None)
     } else {
         (p.columns.clone(), Some((record.iter().map(str::to_string).collect(), start)))
     };
+    // A blank header cell names nothing (it was a column named ``, a `""` key in JSON output
+    // that no schema names well). The last one is a trailing delimiter (`a,b,` on every line,
+    // as some exports write): it is no column, and a row's blank cell under it no value.
+    // Anywhere else the header is broken, and the file is refused naming the column.
+    let width = header.len();
+    let trailing = p.header && width > 1 && header.last().is_some_and(String::is_empty);
+    if trailing {
+        header.pop();
+    }
+    if let Some(i) = header.iter().position(String::is_empty) {
+        return Err(Stop::File(format!("column {} of the header has no name (a blank header cell): its values could not be named", i + 1)));
+    }
     if let Some((first, again)) = repeated(&header) {
         let (a, b) = (first + 1, again + 1);
-        return Err(Stop::File(match header[again].as_str() {
-            // Blank header cells (a trailing delimiter, twice): "column `` twice" said nothing.
-            "" => format!("columns {a} and {b} of the header have no name (blank header cells)"),
-            dup => format!("the header names column `{dup}` twice (columns {a} and {b})"),
-        }));
+        return Err(Stop::File(format!("the header names column `{}` twice (columns {a} and {b})", header[again])));
     }
     each(Event::Header(header.clone()))?;
     let mut number = 0u64;
@@ -195,7 +203,7 @@ fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<()
     // A line of nothing but spaces is a blank line too when the header has several columns
     // (it cannot be a row of them): passed over as the csv crate passes over empty lines, not
     // a rejected row — nor, after a trailer, the "last row" that is not one.
-    let blank = |r: &csv::StringRecord| header.len() > 1 && r.len() == 1 && r[0].trim().is_empty();
+    let blank = |r: &csv::StringRecord| width > 1 && r.len() == 1 && r[0].trim().is_empty();
     loop {
         let mut line = next(&mut record)?;
         while line.is_some() && blank(&record) {
@@ -208,7 +216,7 @@ fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<()
                 return trailer(t, &fields, at);
             }
             number += 1;
-            each(Event::Row(csv_row(&header, fields, number, at)))?;
+            each(Event::Row(csv_row(&header, trailing, fields, number, at)))?;
         }
         let Some(line) = line else { break };
         pending = Some((record.iter().map(str::to_string).collect(), line));
@@ -241,9 +249,13 @@ fn trailer(t: &Trailer, fields: &[String], line: u64) -> Result<Summary, Stop> {
     Ok(Summary { trailer_count: Some(count) })
 }
 
-fn csv_row(header: &[String], fields: Vec<String>, number: u64, line: u64) -> Row {
-    let value = if fields.len() != header.len() {
-        let (n, h) = (fields.len(), header.len());
+/// A CSV row as a record under `header`. `trailing`: the header line ended in a delimiter
+/// (a blank last cell, not among `header`): a row may have one cell more, if it is blank.
+fn csv_row(header: &[String], trailing: bool, fields: Vec<String>, number: u64, line: u64) -> Row {
+    let (n, h) = (fields.len(), header.len());
+    let value = if trailing && n == h + 1 && !fields[h].trim().is_empty() {
+        Err(format!("field {n} holds {}, but the header gives it no column name (a blank header cell)", super::excerpt(&fields[h])))
+    } else if n != h && !(trailing && n == h + 1) {
         let fields = if n == 1 { "field" } else { "fields" };
         Err(format!("{n} {fields}, expected {h} (as in the header): {}", if n > h { "too many" } else { "too few" }))
     } else {
@@ -800,6 +812,18 @@ impl Parse {
         if csv && !header && columns.is_empty() {
             problems.push(("columns", "a CSV file without a header row needs `columns` (the column names, in order)".to_string()));
         }
+        if csv && !header {
+            // Declared columns name every field: one without a name, or one name twice, would
+            // lose or hide a value in every record.
+            if let Some(i) = columns.iter().position(|c| c.trim().is_empty()) {
+                problems.push(("columns", format!("column {} has no name: give every column one", i + 1)));
+            } else if let Some((a, b)) = repeated(columns) {
+                problems.push((
+                    "columns",
+                    format!("`{}` names columns {} and {}: give every column a name of its own", columns[b], a + 1, b + 1),
+                ));
+            }
+        }
         if csv && header && !columns.is_empty() {
             problems.push((
                 "columns",
@@ -1073,11 +1097,25 @@ mod tests {
         let (_, _, r) = run(&parse(ParseFormat::Csv), b"a,b,a\n1,2,3\n");
         assert_eq!(r.unwrap_err(), "the header names column `a` twice (columns 1 and 3)");
         let (_, _, r) = run(&parse(ParseFormat::Csv), b"a,b,,\n1,2,,\n");
-        assert_eq!(r.unwrap_err(), "columns 3 and 4 of the header have no name (blank header cells)");
-        // One blank header cell is a column named ``: a trailing delimiter on every line.
-        let (header, rows, r) = run(&parse(ParseFormat::Csv), b"a,b,\n1,2,\n");
+        assert_eq!(r.unwrap_err(), "column 3 of the header has no name (a blank header cell): its values could not be named");
+        // A blank header cell but the last is a broken header (it was a column named ``).
+        let (header, rows, r) = run(&parse(ParseFormat::Csv), b"id,,name\n1,x,Ann\n");
+        assert_eq!(r.unwrap_err(), "column 2 of the header has no name (a blank header cell): its values could not be named");
+        assert!(header.is_empty() && rows.is_empty());
+        // The last one is a trailing delimiter: no column (it was one named ``, a `""` key in
+        // JSON output); a row's blank cell under it is no value, and a row may lack it.
+        let (header, rows, r) = run(&parse(ParseFormat::Csv), b"a,b,\n1,2,\n3,4\n   \n5,6,x\n7,8,,\n");
         r.unwrap();
-        assert_eq!((header, get(&rows[0], "")), (vec!["a".to_string(), "b".into(), "".into()], ""));
+        assert_eq!(header, ["a", "b"]);
+        assert_eq!(rows[0].value.as_ref().unwrap(), &serde_json::json!({"a": "1", "b": "2"}));
+        assert_eq!(rows[1].value.as_ref().unwrap(), &serde_json::json!({"a": "3", "b": "4"}));
+        assert!(matches!(&rows[0].raw, Raw::Fields(f) if f.len() == 3), "the rejects file gets the row as read");
+        assert_eq!(rows.len(), 4, "a line of spaces is still a blank line");
+        assert_eq!(
+            rows[2].value.as_ref().unwrap_err(),
+            "field 3 holds \"x\", but the header gives it no column name (a blank header cell)"
+        );
+        assert_eq!(rows[3].value.as_ref().unwrap_err(), "4 fields, expected 2 (as in the header): too many");
     }
 
     /// A CSV file with nothing on it but blanks is empty, as a JSON file is (before: a file of

@@ -353,6 +353,33 @@ fn json_in_jsonl_out_and_the_rejects_are_jsonl() {
     assert_eq!((steps.output_ext(), steps.rejects_ext()), (Some("jsonl"), "jsonl"));
 }
 
+/// CSV → JSON keeps the header's order (it was alphabetical), through a map script too:
+/// the keys the header names first, in its order, then the script's own, alphabetically.
+#[test]
+fn json_output_keeps_the_csv_header_order() {
+    let b = Bench::new();
+    let steps = b.steps("- parse: { format: csv }\n- write: { format: jsonl }", "");
+    b.run(&steps, "a.csv", b"id,name,email\n1,Ann,a@x\n");
+    assert_eq!(b.read("out"), "{\"id\":\"1\",\"name\":\"Ann\",\"email\":\"a@x\"}\n");
+    std::fs::write(b.path("order.rhai"), "fn map(r) { r.zone = \"eu\"; r.dept = \"HR\"; r }\n").unwrap();
+    let steps = b.steps("- parse: { format: csv }\n- map: { script: order.rhai }\n- write: { format: json }", "");
+    b.run(&steps, "a.csv", b"id,name,email\n1,Ann,a@x\n");
+    assert_eq!(b.read("out"), "[\n{\"id\":\"1\",\"name\":\"Ann\",\"email\":\"a@x\",\"dept\":\"HR\",\"zone\":\"eu\"}\n]\n");
+}
+
+/// Declared `columns` name every field: a blank name or one given twice is refused when the
+/// flow is validated, not found per file.
+#[test]
+fn declared_columns_need_a_name_each() {
+    let b = Bench::new();
+    for (cols, want) in [("[id, '', qty]", "column 2 has no name"), ("[id, qty, id]", "`id` names columns 1 and 3")] {
+        let e = b
+            .try_steps(&format!("- parse: {{ format: csv, header: false, columns: {cols} }}\n- write: {{ format: csv }}"), "")
+            .unwrap_err();
+        assert!(e.iter().any(|p| p.message.starts_with(want)), "{cols}: {e:#?}");
+    }
+}
+
 #[test]
 fn csv_output_rejects_a_record_whose_keys_are_not_among_the_columns() {
     // JSON has no header: the columns are the first record's keys, and `c` used to vanish.

@@ -101,13 +101,50 @@ enum Inner {
     Json {
         w: BufWriter<File>,
         first: bool,
+        order: Order,
     },
-    Jsonl(BufWriter<File>),
+    Jsonl(BufWriter<File>, Order),
+}
+
+/// The order of a JSON record's keys: the input header's columns, in its order, then any
+/// other key (a map script's, or each key of JSON input) alphabetically, as a JSON object
+/// (`serde_json::Map`, sorted) keeps them. `named`: the header as a set.
+#[derive(Default)]
+struct Order {
+    header: Vec<String>,
+    named: HashSet<String>,
+}
+
+impl Order {
+    fn new(header: Option<Vec<String>>) -> Order {
+        let header = header.unwrap_or_default();
+        Order { named: header.iter().cloned().collect(), header }
+    }
+
+    /// Writes `rec` as compact JSON with its keys in this order.
+    fn write(&self, w: &mut impl io::Write, rec: &Value) -> io::Result<()> {
+        let Some(obj) = rec.as_object().filter(|_| !self.header.is_empty()) else {
+            return Ok(serde_json::to_writer(w, rec)?);
+        };
+        let named = self.header.iter().filter_map(|k| obj.get_key_value(k));
+        let others = obj.iter().filter(|(k, _)| !self.named.contains(*k));
+        w.write_all(b"{")?;
+        for (i, (k, v)) in named.chain(others).enumerate() {
+            if i > 0 {
+                w.write_all(b",")?;
+            }
+            serde_json::to_writer(&mut *w, k)?;
+            w.write_all(b":")?;
+            serde_json::to_writer(&mut *w, v)?;
+        }
+        w.write_all(b"}")
+    }
 }
 
 impl Writer {
     /// Creates the output at `path`. `columns` (CSV): known column order (the step's
-    /// `columns`, else the input header), else taken from the first record.
+    /// `columns`, else the input header), else taken from the first record. JSON and JSON
+    /// Lines: the input header, whose order the keys of each record follow ([`Order`]).
     pub fn create(path: &Path, spec: &Write, columns: Option<Vec<String>>) -> io::Result<Writer> {
         let inner = match spec.format {
             WriteFormat::Csv => {
@@ -126,9 +163,9 @@ impl Writer {
             WriteFormat::Json => {
                 let mut w = create(path)?;
                 w.write_all(b"[")?;
-                Inner::Json { w, first: true }
+                Inner::Json { w, first: true, order: Order::new(columns) }
             }
-            WriteFormat::Jsonl => Inner::Jsonl(create(path)?),
+            WriteFormat::Jsonl => Inner::Jsonl(create(path)?, Order::new(columns)),
         };
         Ok(Writer { path: path.to_path_buf(), inner })
     }
@@ -178,14 +215,13 @@ impl Writer {
                 w.write_record(cols.iter().map(|c| cell(rec.get(c))))?;
                 Ok(())
             }
-            Inner::Json { w, first } => {
+            Inner::Json { w, first, order } => {
                 w.write_all(if *first { b"\n" } else { b",\n" })?;
                 *first = false;
-                serde_json::to_writer(&mut *w, rec)?;
-                Ok(())
+                order.write(w, rec)
             }
-            Inner::Jsonl(w) => {
-                serde_json::to_writer(&mut *w, rec)?;
+            Inner::Jsonl(w, order) => {
+                order.write(w, rec)?;
                 w.write_all(b"\n")
             }
         }
@@ -195,11 +231,11 @@ impl Writer {
     pub fn finish(self) -> io::Result<u64> {
         match self.inner {
             Inner::Csv { w, .. } => finish((*w).into_inner().map_err(|e| io::Error::other(e.to_string()))?),
-            Inner::Json { mut w, first } => {
+            Inner::Json { mut w, first, .. } => {
                 w.write_all(if first { b"]\n" } else { b"\n]\n" })?;
                 finish(w)
             }
-            Inner::Jsonl(w) => finish(w),
+            Inner::Jsonl(w, _) => finish(w),
         }
     }
 }
@@ -373,6 +409,35 @@ mod tests {
         written(&mut w, &recs).unwrap();
         assert_eq!(w.finish().unwrap(), std::fs::metadata(&p).unwrap().len());
         assert_eq!(std::fs::read_to_string(&p).unwrap().lines().count(), 2);
+    }
+
+    /// JSON output keeps the input header's order (it was alphabetical): `id` before `name`
+    /// and `email`; a key the header does not name (a map script's) follows, alphabetically.
+    #[test]
+    fn json_keys_follow_the_input_header() {
+        let dir = tempfile::tempdir().unwrap();
+        let header = Some(vec!["id".to_string(), "name".into(), "email".into()]);
+        let recs = [
+            json!({"email": "a@x", "name": "Ann", "id": "1", "z": 1, "dept": {"b": 1, "a": [2]}}),
+            json!({"name": "Bo", "id": "2"}),
+            json!([1]),
+        ];
+        let p = dir.path().join("o.jsonl");
+        let mut w = Writer::create(&p, &spec(WriteFormat::Jsonl), header.clone()).unwrap();
+        written(&mut w, &recs).unwrap();
+        w.finish().unwrap();
+        let lines = r#"{"id":"1","name":"Ann","email":"a@x","dept":{"a":[2],"b":1},"z":1}
+{"id":"2","name":"Bo"}
+[1]
+"#;
+        assert_eq!(std::fs::read_to_string(&p).unwrap(), lines);
+        let p = dir.path().join("o.json");
+        let mut w = Writer::create(&p, &spec(WriteFormat::Json), header).unwrap();
+        written(&mut w, &recs[..2]).unwrap();
+        w.finish().unwrap();
+        let text = std::fs::read_to_string(&p).unwrap();
+        assert_eq!(text, format!("[\n{}\n]\n", lines.lines().take(2).collect::<Vec<_>>().join(",\n")));
+        assert_eq!(serde_json::from_str::<Vec<Value>>(&text).unwrap(), recs[..2]);
     }
 
     #[test]

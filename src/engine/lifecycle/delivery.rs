@@ -106,7 +106,7 @@ pub(super) async fn deliver_one(
         // Beside the delivered output, named after it: `roster-1.csv` → `roster-1.rejects.csv`.
         let ridx = REJECTS + idx;
         if recovered(cx, rec, ep, ridx, p).await?.is_none() {
-            let name = rejects_name(&target, p.rejects_ext, cx.now);
+            let name = rejects_name(&target, p.rejects_ext);
             send(cx, rec, i, ridx, &target.parent(), &name, rel_dir, (file, None), *size, false, false).await?;
         }
     }
@@ -178,10 +178,10 @@ pub(in crate::engine) fn rejects_ext(flow: &crate::config::Flow) -> Option<&'sta
 }
 
 /// The name of the rejects file delivered beside the output delivered as `target` (before
-/// the sink's exists-policy): `roster-1.csv` → `roster-1.rejects.csv`.
-pub(in crate::engine) fn rejects_name(target: &RemotePath, ext: &str, now: SystemTime) -> String {
-    let stem = NameVars::new(target.name(), "", 0, 0, now).stem;
-    format!("{stem}.rejects.{ext}")
+/// the sink's exists-policy): `roster-1.csv` → `roster-1.rejects.csv`
+/// ([`naming::rejects`](crate::engine::naming::rejects): shortened past 255 bytes).
+pub(in crate::engine) fn rejects_name(target: &RemotePath, ext: &str) -> String {
+    crate::engine::naming::rejects(target.name(), ext)
 }
 
 /// Where `sink` delivers a payload named `name` (of `size` bytes, from `rel_dir` under the

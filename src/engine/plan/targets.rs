@@ -104,7 +104,7 @@ async fn beside(
     targets: &mut Vec<String>,
     refused: &mut Vec<String>,
 ) {
-    look_at_rejects(flow, sink, ep, target, now, (source, &mut *taken), targets).await;
+    look_at_rejects(flow, sink, ep, target, (source, &mut *taken), targets).await;
     match lifecycle::trigger_of(sink, target, rel_dir, run, now) {
         Ok(None) => {}
         Ok(Some(t)) => look_at_trigger(sink, ep, &t, None, targets, refused).await,
@@ -121,13 +121,12 @@ async fn look_at_rejects(
     sink: &Sink,
     ep: &dyn crate::endpoint::Endpoint,
     target: &RemotePath,
-    now: SystemTime,
     (source, taken): (&str, &mut HashMap<(String, String), String>),
     targets: &mut Vec<String>,
 ) {
     let at = |p: &RemotePath| format!("{}:{p}", sink.endpoint);
     let Some(ext) = lifecycle::rejects_ext(flow) else { return };
-    let (dir, name) = (target.parent(), lifecycle::rejects_name(target, ext, now));
+    let (dir, name) = (target.parent(), lifecycle::rejects_name(target, ext));
     let wanted = shown(sink, &dir, &name);
     let what = "the rejects file, if records are rejected";
     let mut chosen = transfer::choose_target(ep, &dir, &name, sink.if_exists).await;
@@ -357,7 +356,7 @@ pub(super) async fn look_at_targets(
                     if let (Some(rec), Some(ep)) = (&rec, sinks.get(&sink.endpoint))
                         && lifecycle::rejects_owed(rec, k)
                     {
-                        look_at_rejects(flow, sink, &**ep, &target, now, (&source, &mut taken), &mut targets).await;
+                        look_at_rejects(flow, sink, &**ep, &target, (&source, &mut taken), &mut targets).await;
                     }
                     continue;
                 }
