@@ -542,12 +542,15 @@ pub fn load_table(path: &Path, raw: &RawLookup) -> Result<Table, String> {
     let delimiter = super::parse::csv_char(&raw.delimiter)?;
     let text = super::parse::Decoded::table(file);
     let mut rdr = csv::ReaderBuilder::new().delimiter(delimiter).from_reader(text);
-    let header: Vec<String> = rdr
+    let mut header: Vec<String> = rdr
         .headers()
         .map_err(|e| format!("look-up table {}: {}", path.display(), csv_cause(e.kind())))?
         .iter()
         .map(|h| h.trim().to_string())
         .collect();
+    // As in a parsed file: a trailing blank cell is no column, another one is refused (it was
+    // a column named ``).
+    crate::steps::parse::settle_header(&mut header).map_err(|e| format!("look-up table {}: {e}", path.display()))?;
     // A column named twice: a row's map would keep the later one's value, silently.
     if let Some((a, b)) = crate::steps::parse::repeated(&header).map(|(j, i)| (j + 1, i + 1)) {
         return Err(format!(
@@ -803,6 +806,17 @@ mod tests {
         );
         std::fs::write(&p, "code,name\nFIN,Finance\nHR,People\nHR,People\n").unwrap();
         assert_eq!(load_table(&p, &raw).unwrap().len(), 2);
+        // A blank header cell is refused, a trailing one is no column (before: a column ``).
+        std::fs::write(&p, "code,,name\nFIN,x,Finance\n").unwrap();
+        assert_eq!(
+            load_table(&p, &raw).unwrap_err(),
+            format!(
+                "look-up table {}: column 2 of the header has no name (a blank header cell): its values could not be named",
+                p.display()
+            )
+        );
+        std::fs::write(&p, "code,name,\nFIN,Finance,\n").unwrap();
+        assert_eq!(load_table(&p, &raw).unwrap()["FIN"].keys().collect::<Vec<_>>(), ["code", "name"]);
         // A column named twice is refused (before: the later one's value, silently).
         std::fs::write(&p, "code,name, name\nFIN,Finance,Finanzen\n").unwrap();
         assert_eq!(

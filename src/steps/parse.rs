@@ -180,18 +180,9 @@ fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<()
     } else {
         (p.columns.clone(), Some((record.iter().map(str::to_string).collect(), start)))
     };
-    // A blank header cell names nothing (it was a column named ``, a `""` key in JSON output
-    // that no schema names well). The last one is a trailing delimiter (`a,b,` on every line,
-    // as some exports write): it is no column, and a row's blank cell under it no value.
-    // Anywhere else the header is broken, and the file is refused naming the column.
+    // Declared `columns` (no header) are checked when the flow is loaded.
     let width = header.len();
-    let trailing = p.header && width > 1 && header.last().is_some_and(String::is_empty);
-    if trailing {
-        header.pop();
-    }
-    if let Some(i) = header.iter().position(String::is_empty) {
-        return Err(Stop::File(format!("column {} of the header has no name (a blank header cell): its values could not be named", i + 1)));
-    }
+    let trailing = p.header && settle_header(&mut header).map_err(Stop::File)?;
     if let Some((first, again)) = repeated(&header) {
         let (a, b) = (first + 1, again + 1);
         return Err(Stop::File(format!("the header names column `{}` twice (columns {a} and {b})", header[again])));
@@ -225,6 +216,27 @@ fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<()
         Some(t) => Err(Stop::File(format!("the file has no trailer row (a last row starting with `{}`): it may be incomplete", t.marker))),
         None => Ok(Summary::default()),
     }
+}
+
+/// A header read from a file, its blank cells settled: a blank cell names nothing (it was a
+/// column named ``, a `""` key in JSON output that no schema names well). The last one is a
+/// trailing delimiter (`a,b,` on every line, as some exports write): it is no column (popped
+/// here), and a row's blank cell under it no value. Anywhere else the header is broken:
+/// [`blank_header_cell`] names the column. Returns whether a trailing one was popped.
+pub(crate) fn settle_header(header: &mut Vec<String>) -> Result<bool, String> {
+    let trailing = header.len() > 1 && header.last().is_some_and(String::is_empty);
+    if trailing {
+        header.pop();
+    }
+    match header.iter().position(String::is_empty) {
+        Some(i) => Err(blank_header_cell(i)),
+        None => Ok(trailing),
+    }
+}
+
+/// Why a header with a blank cell at (0-based) `i` is refused.
+fn blank_header_cell(i: usize) -> String {
+    format!("column {} of the header has no name (a blank header cell): its values could not be named", i + 1)
 }
 
 /// The first name given again in `names`: where it was first and where again (0-based). In
