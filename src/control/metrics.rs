@@ -11,6 +11,11 @@
 //! - `wharf_run_duration_seconds{flow}` histogram;
 //! - `wharf_last_run_timestamp_seconds{flow}`, `wharf_last_success_timestamp_seconds{flow}`
 //!   gauges (Unix time; "success" = status `ok`);
+//! - `wharf_flow_since_timestamp_seconds{flow}` gauge: when a daemon first served the flow
+//!   with this ledger (Unix time), for every flow served, so that a stale-flow alert
+//!   `time() - (wharf_last_success_timestamp_seconds or wharf_flow_since_timestamp_seconds)`
+//!   covers a flow that never succeeded (it has no last-success series) without firing for
+//!   one just added;
 //! - `wharf_flow_running{flow}` gauge, 0 or 1;
 //! - `wharf_runs_skipped_total{flow}` counter: scheduled runs not started because the flow's
 //!   previous run was still going (`overlap: skip`; a refused `wharf trigger` is not one);
@@ -44,6 +49,7 @@ struct Series {
     durations: BTreeMap<String, Histogram>,
     last_run: BTreeMap<String, f64>,
     last_success: BTreeMap<String, f64>,
+    since: BTreeMap<String, f64>,
     running: BTreeMap<String, u8>,
     skipped: BTreeMap<String, u64>,
     notifications: BTreeMap<(String, String), u64>,
@@ -102,6 +108,11 @@ impl Metrics {
         }
     }
 
+    /// When a daemon first served `flow` with this ledger (`Ledger::served_since`).
+    pub fn served_since(&self, flow: &str, since: DateTime<Utc>) {
+        self.series().since.insert(flow.to_string(), since.timestamp_millis() as f64 / 1000.0);
+    }
+
     /// Drops the series of the flows `keep` refuses (no longer served: their file removed,
     /// or their `name:` changed). Kept, a removed flow's `wharf_last_success_timestamp_seconds`
     /// aged until a stale-flow alert fired for it, and went on firing until a restart.
@@ -113,6 +124,7 @@ impl Metrics {
         s.durations.retain(|flow, _| keep(flow));
         s.last_run.retain(|flow, _| keep(flow));
         s.last_success.retain(|flow, _| keep(flow));
+        s.since.retain(|flow, _| keep(flow));
         s.running.retain(|flow, _| keep(flow));
         s.skipped.retain(|flow, _| keep(flow));
     }
@@ -198,6 +210,15 @@ impl Metrics {
         family(&mut out, "wharf_last_success_timestamp_seconds", "gauge", "When the last successful run of a flow ended (Unix time).");
         for (flow, t) in &s.last_success {
             sample(&mut out, "wharf_last_success_timestamp_seconds", &[("flow", flow)], *t);
+        }
+        family(
+            &mut out,
+            "wharf_flow_since_timestamp_seconds",
+            "gauge",
+            "When a daemon first served the flow with this state folder (Unix time).",
+        );
+        for (flow, t) in &s.since {
+            sample(&mut out, "wharf_flow_since_timestamp_seconds", &[("flow", flow)], *t);
         }
         family(&mut out, "wharf_flow_running", "gauge", "1 while a run of the flow is going.");
         for (flow, n) in &s.running {
@@ -330,7 +351,10 @@ mod tests {
         assert!(!m.register_flow("a"), "registered once");
         m.last_times("a", Some(t(2_000)), Some(t(1_000)));
         m.last_times("never", None, None);
+        // A flow that never ran has a series to measure it by: when it was first served.
+        m.served_since("never", t(3_000));
         let text = m.render();
+        assert_eq!(lines_of(&text, "wharf_flow_since_timestamp_seconds"), ["wharf_flow_since_timestamp_seconds{flow=\"never\"} 3"]);
         assert_eq!(lines_of(&text, "wharf_last_run_timestamp_seconds"), ["wharf_last_run_timestamp_seconds{flow=\"a\"} 2"]);
         assert_eq!(lines_of(&text, "wharf_last_success_timestamp_seconds"), ["wharf_last_success_timestamp_seconds{flow=\"a\"} 1"]);
         m.run_finished("a", "ok", Duration::from_secs(1), &[], 0, t(9_000));
@@ -345,6 +369,7 @@ mod tests {
         let t = DateTime::from_timestamp_millis(1_000).unwrap();
         for flow in ["gone", "kept"] {
             let _ = m.register_flow(flow);
+            m.served_since(flow, t);
             m.run_finished(flow, "ok", Duration::from_secs(1), &[("delivered", 1)], 5, t);
             m.run_skipped(flow);
         }
@@ -353,6 +378,7 @@ mod tests {
         assert!(!text.contains("\"gone\""), "{text}");
         assert_eq!(lines_of(&text, "wharf_last_success_timestamp_seconds"), ["wharf_last_success_timestamp_seconds{flow=\"kept\"} 1"]);
         assert_eq!(lines_of(&text, "wharf_runs_total"), ["wharf_runs_total{flow=\"kept\",status=\"ok\"} 1"]);
+        assert_eq!(lines_of(&text, "wharf_flow_since_timestamp_seconds"), ["wharf_flow_since_timestamp_seconds{flow=\"kept\"} 1"]);
     }
 
     #[test]
@@ -373,6 +399,7 @@ mod tests {
             "wharf_run_duration_seconds",
             "wharf_last_run_timestamp_seconds",
             "wharf_last_success_timestamp_seconds",
+            "wharf_flow_since_timestamp_seconds",
             "wharf_flow_running",
             "wharf_runs_skipped_total",
             "wharf_notifications_total",

@@ -18,7 +18,8 @@
 //! - `health_v1`: flow → [`FlowHealth`]: the streaks the engine's alert rules need across runs
 //!   (runs in a row that could not reach an endpoint, that failed) and whether a problem was
 //!   announced (so its recovery is announced once). Beside it in `counters_v1`, per flow: how
-//!   many runs `overlap: skip` skipped, and when the last was ([`Ledger::skipped_runs`]).
+//!   many runs `overlap: skip` skipped, and when the last was ([`Ledger::skipped_runs`]), and
+//!   when a daemon first served the flow ([`Ledger::served_since`]).
 //!
 //! An event is appended in the same transaction as the state change it reports, so it is
 //! recorded exactly once. This module stores and lists; *when* an event happens is decided in
@@ -74,6 +75,11 @@ pub(super) fn skipped_runs_key(flow: &str) -> String {
 /// The `counters_v1` key of when the last run of `flow` was skipped (milliseconds).
 pub(super) fn skipped_at_key(flow: &str) -> String {
     format!("run_skipped_at/{flow}")
+}
+
+/// The `counters_v1` key of when a daemon first served `flow` (milliseconds).
+pub(super) fn served_since_key(flow: &str) -> String {
+    format!("served_since/{flow}")
 }
 
 /// What an [`Event`] is about. New kinds are appended (postcard stores the variant index).
@@ -297,6 +303,28 @@ impl Ledger {
             let n = counters.get(skipped_runs_key(flow).as_str())?.map_or(0, |v| v.value());
             let at = counters.get(skipped_at_key(flow).as_str())?.map(|v| Millis::try_from(v.value()).unwrap_or(Millis::MAX));
             Ok((n, at))
+        })
+    }
+
+    /// When a daemon first served `flow` with this ledger: the time stored the first time it
+    /// was asked for, `now` then (`counters_v1`, until `wharf forget`). What a stale-flow alert
+    /// measures a flow that never succeeded from, across restarts (`control::metrics`).
+    pub fn served_since(&self, flow: &str, now: Millis) -> Result<Millis, LedgerError> {
+        let key = served_since_key(flow);
+        let stored = |v: u64| Millis::try_from(v).unwrap_or(Millis::MAX);
+        if let Some(v) = self.read(|tx| Ok(tx.open_table(COUNTERS)?.get(key.as_str())?.map(|v| v.value())))? {
+            return Ok(stored(v));
+        }
+        self.write(|tx| {
+            let mut counters = tx.open_table(COUNTERS)?;
+            // Read again in the write: another writer cannot have stored one in between (there
+            // is one writer), but this keeps the first time whatever calls this.
+            if let Some(v) = counters.get(key.as_str())?.map(|v| v.value()) {
+                return Ok(stored(v));
+            }
+            // Stored as the bits of the (non-negative) time: the table holds `u64`s.
+            counters.insert(key.as_str(), now.max(0) as u64)?;
+            Ok(now.max(0))
         })
     }
 
@@ -556,6 +584,25 @@ mod tests {
         assert!(!l.forget("f", 100).unwrap().more);
         assert_eq!(l.skipped_runs("f").unwrap(), (0, None), "forgotten with the flow");
         assert_eq!(l.skipped_runs("fg").unwrap(), (1, Some(3_000)));
+    }
+
+    /// When a daemon first served a flow is stored the first time it is asked for and kept
+    /// across restarts (a stale-flow alert measures a flow that never succeeded from it),
+    /// until the flow is forgotten.
+    #[test]
+    fn the_time_a_flow_was_first_served_is_kept_until_the_flow_is_forgotten() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ledger.redb");
+        let l = Ledger::open(&p).unwrap();
+        assert_eq!(l.served_since("f", 1_000).unwrap(), 1_000);
+        assert_eq!(l.served_since("f", 5_000).unwrap(), 1_000, "the first time stays");
+        assert_eq!(l.served_since("fg", 2_000).unwrap(), 2_000);
+        drop(l);
+        let l = Ledger::open(&p).unwrap();
+        assert_eq!(l.served_since("f", 9_000).unwrap(), 1_000, "kept across a restart");
+        assert!(!l.forget("f", 100).unwrap().more);
+        assert_eq!(l.served_since("f", 9_000).unwrap(), 9_000, "forgotten with the flow");
+        assert_eq!(l.served_since("fg", 9_000).unwrap(), 2_000);
     }
 
     /// `NotTaken` was `UnsafeName`: postcard stores the variant's index (8), not its name, so

@@ -7,11 +7,11 @@
 //! indexes and content warnings, `store::FileTables`), quarantined
 //! files of earlier generations (`quarantined`), delivered
 //! identities, the names its listings could never take, and last the flow's counters: its
-//! health (alert streaks), pruning marks, `expect:` fingerprint and count of runs skipped
-//! (`overlap:`). In chunks: each call removes at most a given number of records in one write
-//! transaction and says whether more is left, so a flow with years of history does not make
-//! one transaction of millions of changes; a call after an interrupted one goes on where it
-//! stopped.
+//! health (alert streaks), pruning marks, `expect:` fingerprint, count of runs skipped
+//! (`overlap:`) and when a daemon first served it. In chunks: each call removes at most a
+//! given number of records in one write transaction and says whether more is left, so a flow
+//! with years of history does not make one transaction of millions of changes; a call after
+//! an interrupted one goes on where it stopped.
 //!
 //! Never touched: the records of any other flow (a flow named `ab` beside `a` included), and
 //! the ledger-wide counters (run and event numbering, the notifier's cursor: the events of
@@ -57,8 +57,8 @@ pub struct FlowRecords {
     pub deliveries: usize,
     /// Names in the source folder that could never be taken.
     pub unsafe_names: usize,
-    /// The flow's counters: health (alert streaks), pruning marks, `expect:` fingerprint and
-    /// count of runs skipped.
+    /// The flow's counters: health (alert streaks), pruning marks, `expect:` fingerprint,
+    /// count of runs skipped and when a daemon first served it.
     pub marks: usize,
 }
 
@@ -134,10 +134,10 @@ fn numbered(flow: &str) -> Span<(&str, u64)> {
 }
 
 /// The flow's keys of the `counters_v1` table (its pruning marks, its `expect:` fingerprint,
-/// its runs skipped).
-fn counter_keys(flow: &str) -> [String; 5] {
-    use super::events::{expect_rules_key, skipped_at_key, skipped_runs_key};
-    [pruned_key(flow), files_key(flow), expect_rules_key(flow), skipped_runs_key(flow), skipped_at_key(flow)]
+/// its runs skipped, when a daemon first served it).
+fn counter_keys(flow: &str) -> [String; 6] {
+    use super::events::{expect_rules_key, served_since_key, skipped_at_key, skipped_runs_key};
+    [pruned_key(flow), files_key(flow), expect_rules_key(flow), skipped_runs_key(flow), skipped_at_key(flow), served_since_key(flow)]
 }
 
 /// Removes up to `budget` entries of `range` from `def`, lowering the budget by as many.
@@ -328,6 +328,7 @@ mod tests {
         let listed = Listed::default();
         let p = Prune { flow, cutoff: 0, listed: Some(&listed), forget_delivered: ForgetDelivered::Never, limit: 10 };
         l.prune(&p, 5).unwrap();
+        l.served_since(flow, 1).unwrap();
     }
 
     const ONE_OF_EACH: FlowRecords = FlowRecords {
@@ -342,7 +343,7 @@ mod tests {
         earlier_quarantined: 1,
         deliveries: 1,
         unsafe_names: 1,
-        marks: 3,
+        marks: 4,
     };
 
     #[test]

@@ -418,6 +418,19 @@ fn last_times(ledger: &Ledger, flow: &str) -> (Option<DateTime<Utc>>, Option<Dat
     (at(last_run), at(last_success))
 }
 
+/// When a daemon first served `flow` with this ledger, `now` the first time (kept in the
+/// ledger: a restart does not make a flow that never succeeded look new to a stale-flow
+/// alert); `now` when the ledger cannot say or keep it (said in the log).
+fn served_since(ledger: &Ledger, flow: &str, now: DateTime<Utc>) -> DateTime<Utc> {
+    match ledger.served_since(flow, now.timestamp_millis()) {
+        Ok(ms) => DateTime::from_timestamp_millis(ms).unwrap_or(now),
+        Err(e) => {
+            tracing::warn!(flow, error = %e, "Could not keep when the flow was first served; its metrics count from now.");
+            now
+        }
+    }
+}
+
 /// Plans every flow: a new one, or one whose schedule changed, from `now`; the others keep
 /// their next time, also one that has just passed (its run is started next time round; was:
 /// planned again from now, a reload coming with a due time skipped that run). Keeps what runs.
@@ -428,6 +441,7 @@ fn plan_all(shared: &Arc<Shared>, now: DateTime<Utc>) {
         if shared.metrics.register_flow(&f.name) {
             let (last_run, last_success) = last_times(&shared.ledger, &f.name);
             shared.metrics.last_times(&f.name, last_run, last_success);
+            shared.metrics.served_since(&f.name, served_since(&shared.ledger, &f.name, now));
         }
     }
     let mut plans = shared.plans();

@@ -746,6 +746,43 @@ async fn the_last_run_gauges_survive_a_restart() {
     d.stop().await;
 }
 
+/// A flow that never succeeded has `wharf_flow_since_timestamp_seconds`: when a daemon first
+/// served it (the daemon's clock then), kept across a restart, so the documented stale-flow
+/// alert `time() - (wharf_last_success_timestamp_seconds or
+/// wharf_flow_since_timestamp_seconds)` covers a flow deployed broken. Was: such a flow had
+/// no series the alert could age, and was never reported stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flow_that_never_succeeded_is_measured_from_when_it_was_first_served() {
+    let start = minute_now();
+    let mut d = Daemon::start(&[("pull.yaml", local_flow("pull", ""))], start, ServeConfig::default());
+    assert_eq!(served_since(&d, "pull").await, Some(start.timestamp() as f64));
+    let text = d.handle().metrics().render();
+    assert!(!text.contains("wharf_last_success_timestamp_seconds{flow=\"pull\"}"), "it never ran: {text}");
+    // Three hours later, after a restart: still measured from its first start.
+    let later = start + chrono::TimeDelta::hours(3);
+    d.restart(later, ServeConfig::default(), |_| {}).await;
+    assert_eq!(served_since(&d, "pull").await, Some(start.timestamp() as f64));
+    // A flow added now is measured from now: the alert does not fire for it.
+    std::fs::write(d.path("flows/new.yaml"), local_flow("new", "").replace("ROOT", &d.dir.path().display().to_string())).unwrap();
+    reload_until_served(&d, 2).await;
+    assert_eq!(served_since(&d, "new").await, Some(later.timestamp() as f64));
+    d.stop().await;
+}
+
+/// `wharf_flow_since_timestamp_seconds` of `flow`, once the daemon has planned it (at most
+/// 10 s of real time).
+async fn served_since(d: &Daemon, flow: &str) -> Option<f64> {
+    let prefix = format!("wharf_flow_since_timestamp_seconds{{flow=\"{flow}\"}} ");
+    for _ in 0..1000 {
+        let text = d.handle().metrics().render();
+        if let Some(v) = text.lines().find_map(|l| l.strip_prefix(&prefix)) {
+            return v.parse().ok();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    None
+}
+
 /// A flow whose file is removed loses its series in `/metrics` at the reload (before: its
 /// `wharf_last_success_timestamp_seconds` stayed and aged, so a stale-flow alert fired for a
 /// flow no longer served until the daemon was restarted); the other flows keep theirs.
