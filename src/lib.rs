@@ -22,6 +22,7 @@ pub mod sandbox;
 pub mod schedule;
 pub mod serve;
 pub mod steps;
+pub mod suggest;
 pub mod sync;
 pub mod template;
 pub mod text;

@@ -133,8 +133,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             Ok(Some(ledger)) => super::state::flows_with_runs(&ledger).unwrap_or_default(),
             _ => Vec::new(),
         };
+        let hint = crate::suggest::did_you_mean(&crate::suggest::close(flow, known.iter().map(String::as_str), |_| false));
         let known = if known.is_empty() { String::new() } else { format!(" (flows it has runs of: {})", known.join(", ")) };
-        outln!("flow {flow} has no records in the ledger at {}: nothing to forget{known}", path.display());
+        outln!("flow {flow} has no records in the ledger at {}: nothing to forget{known}{hint}", path.display());
         return Ok(ExitCode::SUCCESS);
     }
     if args.yes {

@@ -58,10 +58,39 @@ fn flow_candidates(flow: &Path) -> Vec<PathBuf> {
 /// What is said when no candidate of `FLOW` exists: where it was looked for. (The loader's
 /// "cannot read flow file: No such file or directory (os error 2)" at `FLOW:1:1` named only
 /// the first place, and a position in a file that is not there.)
+///
+/// A name close to one in ./flows (another letter case, a typing mistake or two) is unknown,
+/// and the close ones are named: `unknown flow `Orders` (did you mean `orders`?)`.
 fn no_flow_file(flow: &Path) -> String {
-    let named = flow.to_str().filter(|_| flow.components().count() == 1).and_then(|name| named_in(Path::new("flows"), name));
-    let hint = named.map(|f| format!("; {} is the flow named `{}`: give that file", f.display(), flow.display())).unwrap_or_default();
-    format!("{}: no such flow file ({}; give a flow file, or the name of one in ./flows){hint}", flow.display(), looked_for(flow))
+    no_flow_file_in(Path::new("flows"), flow)
+}
+
+/// [`no_flow_file`] with the flows folder `dir`.
+fn no_flow_file_in(dir: &Path, flow: &Path) -> String {
+    let name = flow.to_str().filter(|_| flow.components().count() == 1);
+    if let Some(file) = name.and_then(|name| named_in(dir, name)) {
+        let looked = looked_for(flow);
+        return format!(
+            "{}: no such flow file ({looked}; give a flow file, or the name of one in ./flows); {} is the flow named `{}`: give that file",
+            flow.display(),
+            file.display(),
+            flow.display()
+        );
+    }
+    let names = name.map(|name| names_in(dir, name)).unwrap_or_default();
+    if let (Some(name), false) = (name, names.is_empty()) {
+        let close: Vec<&str> = names.iter().map(String::as_str).collect();
+        return format!("unknown flow `{name}`{}; {}", crate::suggest::did_you_mean(&close), looked_for(flow));
+    }
+    format!("{}: no such flow file ({}; give a flow file, or the name of one in ./flows)", flow.display(), looked_for(flow))
+}
+
+/// The names of the flow files in `dir` (without `.yaml`/`.yml`: what `wharf run` takes)
+/// close to `name` ([`crate::suggest::close`]).
+fn names_in(dir: &Path, name: &str) -> Vec<String> {
+    let stems: Vec<String> =
+        config::find_flows(&[dir.to_path_buf()]).iter().filter_map(|f| f.file_stem().map(|s| s.to_string_lossy().into_owned())).collect();
+    crate::suggest::close(name, stems.iter().map(String::as_str), |_| false).into_iter().map(str::to_string).collect()
 }
 
 /// The flow file in `dir` whose `name:` is `name`, when its file is named otherwise
@@ -311,6 +340,21 @@ mod tests {
             no_flow_file(Path::new("flows/orders.yaml")),
             "flows/orders.yaml: no such flow file (looked for flows/orders.yaml; give a flow file, or the name of one in ./flows)"
         );
+    }
+
+    /// A name in another letter case or a typing mistake or two away from a flow file's is
+    /// named: it said "no such flow file", and the user had to find the spelling.
+    #[test]
+    fn a_near_miss_names_the_flow_meant() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("orders.yaml"), "name: orders\n").unwrap();
+        std::fs::write(dir.path().join("invoices.yml"), "name: invoices\n").unwrap();
+        assert_eq!(
+            no_flow_file_in(dir.path(), Path::new("Orders")),
+            "unknown flow `Orders` (did you mean `orders`?); looked for Orders, flows/Orders.yaml and flows/Orders.yml"
+        );
+        assert!(no_flow_file_in(dir.path(), Path::new("invoice")).starts_with("unknown flow `invoice` (did you mean `invoices`?); "));
+        assert!(no_flow_file_in(dir.path(), Path::new("payments")).starts_with("payments: no such flow file ("));
     }
 
     /// A flow asked for by its `name:` whose file is named otherwise is pointed at.

@@ -127,6 +127,14 @@ pub fn never_ran(ledger: &Ledger, flow: &str) -> anyhow::Result<Option<String>> 
         return Ok(None);
     }
     let known = flows_with_runs(ledger)?;
+    let close = crate::suggest::close(flow, known.iter().map(String::as_str), |_| false);
+    let at = ledger.path().display();
     let known = if known.is_empty() { "none".to_string() } else { known.join(", ") };
-    Ok(Some(format!("flow {flow} has never run with the ledger at {} (flows that have: {known})", ledger.path().display())))
+    if close.is_empty() {
+        return Ok(Some(format!("flow {flow} has never run with the ledger at {at} (flows that have: {known})")));
+    }
+    // A flow name in another letter case, or a typing mistake or two away (names are
+    // case-sensitive): the close ones are named first.
+    let hint = crate::suggest::did_you_mean(&close);
+    Ok(Some(format!("unknown flow `{flow}`{hint}: it has never run with the ledger at {at} (flows that have: {known})")))
 }

@@ -49,7 +49,11 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(EXIT_INVALID))
         }
         Err(TriggerError::UnknownFlow(_)) => {
-            errln!("error: the running `wharf serve` has no flow named {name}; `wharf status` lists its flows");
+            // The daemon's flows close to the name (another letter case, a typing mistake or
+            // two); none when it cannot say.
+            let served: Vec<String> =
+                rt.block_on(client.status()).map(|s| s.flows.into_iter().map(|f| f.name).collect()).unwrap_or_default();
+            errln!("error: {}", unknown_flow(&name, &served));
             Ok(ExitCode::from(EXIT_INVALID))
         }
         Err(e @ TriggerError::Refused { .. }) => {
@@ -61,6 +65,15 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::from(EXIT_ABORTED))
         }
     }
+}
+
+/// What is said when the daemon has no flow `name`, with those of `served` close to it.
+fn unknown_flow(name: &str, served: &[String]) -> String {
+    let close = crate::suggest::close(name, served.iter().map(String::as_str), |_| false);
+    if close.is_empty() {
+        return format!("the running `wharf serve` has no flow named {name}; `wharf status` lists its flows");
+    }
+    format!("unknown flow `{name}`{}: the running `wharf serve` has no flow by that name", crate::suggest::did_you_mean(&close))
 }
 
 /// What is said when no daemon runs: how to run the flow here instead, with the argument as
@@ -79,6 +92,19 @@ fn no_daemon(flow: &str, state_dir: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_flow_name_close_to_a_served_one_names_it() {
+        let served = ["orders".to_string(), "invoices".to_string()];
+        assert_eq!(
+            unknown_flow("Orders", &served),
+            "unknown flow `Orders` (did you mean `orders`?): the running `wharf serve` has no flow by that name"
+        );
+        assert_eq!(
+            unknown_flow("payments", &served),
+            "the running `wharf serve` has no flow named payments; `wharf status` lists its flows"
+        );
+    }
 
     #[test]
     fn without_a_daemon_a_flow_that_does_not_exist_is_not_suggested_to_run() {

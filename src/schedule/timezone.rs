@@ -14,11 +14,7 @@ pub fn parse_timezone(text: &str) -> Result<Tz, String> {
         return Ok(tz);
     }
     let close = suggestions(text);
-    let hint = match close.as_slice() {
-        [] => String::new(),
-        [one] => format!(" (did you mean `{one}`?)"),
-        several => format!(" (did you mean one of {}?)", several.iter().map(|s| format!("`{s}`")).collect::<Vec<_>>().join(", ")),
-    };
+    let hint = crate::suggest::did_you_mean(&close);
     Err(format!("unknown time zone `{text}`: give an IANA name such as `Europe/Berlin` or `UTC`{hint}"))
 }
 
@@ -27,39 +23,8 @@ pub fn parse_timezone(text: &str) -> Result<Tz, String> {
 fn suggestions(text: &str) -> Vec<&'static str> {
     let wanted = text.to_ascii_lowercase();
     let city = wanted.rsplit('/').next().unwrap_or_default().to_string();
-    let mut scored: Vec<(usize, &'static str)> = TZ_VARIANTS
-        .iter()
-        .filter_map(|tz| {
-            let name = tz.name();
-            let lower = name.to_ascii_lowercase();
-            if lower == wanted {
-                return Some((0, name));
-            }
-            if !city.is_empty() && lower.rsplit('/').next() == Some(city.as_str()) {
-                return Some((1, name));
-            }
-            let d = distance(&lower, &wanted);
-            (d <= 2).then_some((d + 1, name))
-        })
-        .collect();
-    scored.sort();
-    scored.into_iter().take(3).map(|(_, name)| name).collect()
-}
-
-/// Levenshtein distance (zone names are short ASCII, so bytes are characters).
-fn distance(a: &str, b: &str) -> usize {
-    let b = b.as_bytes();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.bytes().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (diagonal + usize::from(ca != *cb)).min(row[j] + 1).min(above + 1);
-            diagonal = above;
-        }
-    }
-    row[b.len()]
+    let same_city = |lower: &str| !city.is_empty() && lower.rsplit('/').next() == Some(city.as_str());
+    crate::suggest::close(text, TZ_VARIANTS.iter().map(|tz| tz.name()), same_city)
 }
 
 /// The instant of local wall-clock time `local` in `tz`.

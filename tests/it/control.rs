@@ -191,8 +191,11 @@ fn a_flow_name_the_ledger_has_never_seen_is_told_apart_from_a_flow_with_nothing_
     let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
     finished_run(&ledger, "demo", RunStatus::Ok, 0);
     finished_run(&ledger, "other", RunStatus::Ok, 0);
-    let never =
-        format!("flow demx has never run with the ledger at {} (flows that have: demo, other)\n", state.join("ledger.redb").display());
+    // A typing mistake away from `demo`: named.
+    let never = format!(
+        "unknown flow `demx` (did you mean `demo`?): it has never run with the ledger at {} (flows that have: demo, other)\n",
+        state.join("ledger.redb").display()
+    );
     for args in [
         &["files", "demx"][..],
         &["runs", "demx"],
@@ -212,6 +215,11 @@ fn a_flow_name_the_ledger_has_never_seen_is_told_apart_from_a_flow_with_nothing_
     for args in [&["files", "demx", "--json"][..], &["events", "demx", "--json"], &["awaits", "demx", "--json"]] {
         assert_eq!(stdout(&wharf(&state, args)).trim(), "[]", "JSON is unchanged: {args:?}");
     }
+    // Nothing close: the flows there are.
+    assert_eq!(
+        stdout(&wharf(&state, &["runs", "payments"])),
+        format!("flow payments has never run with the ledger at {} (flows that have: demo, other)\n", state.join("ledger.redb").display())
+    );
 }
 
 /// On call, `wharf events` is asked what happened lately. It showed the oldest 100 events
@@ -642,6 +650,8 @@ async fn status_and_trigger_talk_to_the_running_daemon_and_say_when_there_is_non
         ("queue", 0, "another run is queued"),
         ("busy", 1, "flow busy is running already"),
         ("nope", 2, "has no flow named nope"),
+        // Names are case-sensitive: the flow meant is named (it said "has no flow named Demo").
+        ("Demo", 2, "error: unknown flow `Demo` (did you mean `demo`?): the running `wharf serve` has no flow by that name"),
         // Was "error: control socket …: invalid uri character": the name went into the
         // request's path as it was. No flow can have it; the daemon is not asked.
         (
@@ -662,7 +672,7 @@ async fn status_and_trigger_talk_to_the_running_daemon_and_say_when_there_is_non
         assert_eq!(o.status.code(), Some(code), "{flow}: {}{}", stdout(&o), stderr(&o));
         assert!(format!("{}{}", stdout(&o), stderr(&o)).contains(says), "{flow}: {}{}", stdout(&o), stderr(&o));
     }
-    assert_eq!(*daemon.triggered.lock().unwrap(), ["demo", "queue", "busy", "nope", "broken"]);
+    assert_eq!(*daemon.triggered.lock().unwrap(), ["demo", "queue", "busy", "nope", "Demo", "broken"]);
     server.shutdown().await;
 
     // No daemon: trigger says so, and how to run the flow here, when there is one (it said

@@ -304,7 +304,8 @@ fn forget_of_a_name_with_no_records_names_the_flows_the_ledger_has() {
     let out = wharf(&state, &["forget", "Partner", "--flows", flows.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        stdout(&out).contains("flow Partner has no records") && stdout(&out).contains("(flows it has runs of: partner)"),
+        stdout(&out).contains("flow Partner has no records")
+            && stdout(&out).contains("(flows it has runs of: partner) (did you mean `partner`?)"),
         "{}",
         stdout(&out)
     );
