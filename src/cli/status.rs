@@ -139,12 +139,38 @@ fn from_ledger(dir: &Path, global: &Global, ledger: Option<&Ledger>) -> anyhow::
             names.into_iter().map(|n| FlowStatus::new(n, None)).collect::<Vec<_>>()
         }
     };
+    let clashes = refuse_name_clashes(&mut flows);
     if let Some(l) = ledger {
-        for f in &mut flows {
-            fill_history(f, l)?;
+        for (i, f) in flows.iter_mut().enumerate() {
+            // The history of a clashing file's name is the first file's flow's.
+            if !clashes.contains(&i) {
+                fill_history(f, l)?;
+            }
         }
     }
     Ok((flows, notes))
+}
+
+/// Refuses each flow file whose flow name an earlier file's flow gives, as `wharf serve` and
+/// `wharf validate` do (the first in the folder's order keeps it; was: both listed, with one
+/// history and no problem), and says which: their indexes.
+fn refuse_name_clashes(flows: &mut [FlowStatus]) -> Vec<usize> {
+    let mut first: std::collections::BTreeMap<String, PathBuf> = std::collections::BTreeMap::new();
+    let mut clashes = Vec::new();
+    for (i, f) in flows.iter_mut().enumerate() {
+        let (Some(file), None) = (&f.file, &f.problem) else { continue };
+        match first.get(&f.name) {
+            Some(other) => {
+                f.problem = Some(crate::config::name_taken(&f.name, other));
+                f.schedule = None;
+                clashes.push(i);
+            }
+            None => {
+                first.insert(f.name.clone(), file.clone());
+            }
+        }
+    }
+    clashes
 }
 
 /// What `status` says without a flows folder `dir`, in one sentence: the flows the ledger
@@ -470,6 +496,31 @@ mod tests {
         assert_eq!(two, "records of flows with no flow file: a, b (`wharf forget NAME` removes them)");
         let elsewhere = forget_hint(&["old".into()], Path::new("/etc/wharf/flows")).unwrap();
         assert_eq!(elsewhere, "records of flows with no flow file: old (`wharf forget old --flows /etc/wharf/flows` removes them)");
+    }
+
+    /// Two files giving one flow name: the second is refused, named by that name and in
+    /// `wharf validate`'s words, as `wharf serve` refuses it (was: both listed as the flow,
+    /// with one history and no problem).
+    #[test]
+    fn a_second_file_giving_a_flow_name_is_refused_as_serve_refuses_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let flow = |name: &str| {
+            format!(
+                "name: {name}\nendpoints:\n  a: {{ type: local, root: /tmp }}\nsource: {{ endpoint: a, path: /in }}\nsinks: [ {{ endpoint: a, path: /out }} ]\n"
+            )
+        };
+        std::fs::write(dir.path().join("b.yaml"), flow("trig")).unwrap();
+        std::fs::write(dir.path().join("z.yaml"), flow("trig")).unwrap();
+        std::fs::write(dir.path().join("other.yaml"), flow("other")).unwrap();
+        let mut flows: Vec<FlowStatus> = flow_files(dir.path()).unwrap().iter().map(|f| flow_of_file(f)).collect();
+        assert_eq!(refuse_name_clashes(&mut flows), [2]);
+        let names: Vec<(&str, Option<&str>)> = flows.iter().map(|f| (f.name.as_str(), f.problem.as_deref())).collect();
+        let why = format!(
+            "flow name `trig` is already used by {}; flow names must be unique (they key the ledger)",
+            dir.path().join("b.yaml").display()
+        );
+        assert_eq!(names, [("trig", None), ("other", None), ("trig", Some(why.as_str()))]);
+        assert_eq!(flows[2].file.as_deref(), Some(dir.path().join("z.yaml").as_path()));
     }
 
     #[test]

@@ -141,7 +141,7 @@ fn name_clash(file: &Path, name: &str, first: &Path) -> Diagnostic {
         file: file.to_path_buf(),
         line: pos.line,
         col: pos.col,
-        message: format!("flow name `{name}` is already used by {}; flow names must be unique (they key the ledger)", first.display()),
+        message: config::name_taken(name, first),
         yaml_path: "/name".into(),
     }
 }

@@ -255,6 +255,13 @@ pub(crate) fn decode<T: DeserializeOwned>(value: Value, path: &str, structural: 
     }
 }
 
+/// Why a flow file is refused whose `name:` the flow of `first` (another file, loaded or
+/// listed before it) already gives: in `wharf validate`'s, `wharf serve`'s and `wharf
+/// status`'s words alike.
+pub fn name_taken(name: &str, first: &Path) -> String {
+    format!("flow name `{name}` is already used by {}; flow names must be unique (they key the ledger)", first.display())
+}
+
 /// The flow files named by `paths`: files as given, folders expanded to the `*.yaml` and
 /// `*.yml` files directly inside them (sorted; `*.test.yaml` / `*.test.yml` are test
 /// fixtures and skipped). A folder that cannot be read is returned as is, so loading it

@@ -44,6 +44,13 @@ pub(super) fn status(shared: &Arc<Shared>) -> Status {
         .iter()
         .map(|slot| {
             let name = slot.name();
+            if slot.only_clashes() {
+                // Under the name it gives, with why it is refused; the schedule, runs and
+                // records of that name are the other file's flow's, shown in its own row.
+                let mut f = FlowStatus::new(name, Some(slot.file.clone()));
+                f.problem = slot.problem.clone();
+                return f;
+            }
             let plan = plans.get(&name).cloned().unwrap_or_default();
             let health = shared.ledger.health(&name).unwrap_or_default();
             let last_run = plan.last.as_ref().map(|r| RunSummary {

@@ -26,17 +26,26 @@ pub struct Slot {
     pub problem: Option<String>,
     /// The files as they were when this version was loaded (`None`: look at it again).
     seen: Option<Fingerprint>,
-    /// Refused because another file's flow has its name: looked at again when that changes.
-    clash: bool,
+    /// The flow name the file gives when another file's flow has it (refused for the
+    /// clash): looked at again when that changes.
+    clash: Option<String>,
 }
 
 impl Slot {
-    /// The flow's name, or the file's stem when it never loaded.
+    /// The flow's name; for a file that never loaded, the name it gives when it was refused
+    /// for a name another file's flow has, else the file's stem.
     pub fn name(&self) -> String {
-        match &self.flow {
-            Some(f) => f.name.clone(),
-            None => stem(&self.file),
+        match (&self.flow, &self.clash) {
+            (Some(f), _) => f.name.clone(),
+            (None, Some(name)) => name.clone(),
+            (None, None) => stem(&self.file),
         }
+    }
+
+    /// Refused, with no version in force, because its flow name is another file's flow's:
+    /// nothing of that name (schedule, runs, ledger records) is this file's.
+    pub fn only_clashes(&self) -> bool {
+        self.flow.is_none() && self.clash.is_some()
     }
 }
 
@@ -137,8 +146,8 @@ impl Registry {
     /// run as written.
     pub fn rescan(&mut self) -> Changes {
         let mut changes = self.scan();
-        if !changes.loaded.is_empty() && self.slots.values().any(|s| s.clash) {
-            for slot in self.slots.values_mut().filter(|s| s.clash) {
+        if !changes.loaded.is_empty() && self.slots.values().any(|s| s.clash.is_some()) {
+            for slot in self.slots.values_mut().filter(|s| s.clash.is_some()) {
                 slot.seen = None;
             }
             let again = self.scan();
@@ -219,10 +228,10 @@ impl Registry {
                 (p, s)
             }));
             let previous = self.slots.get(&file).and_then(|s| s.flow.clone());
-            let mut clash = false;
+            let mut clash = None;
             let (flow, problem) = match loaded {
                 Ok(flow) => match self.clash(&file, &flow.name) {
-                    Some(other) if self.slots.get(&other).is_some_and(|s| s.clash) => {
+                    Some(other) if self.slots.get(&other).is_some_and(|s| s.clash.is_some()) => {
                         // The other file no longer gives this name: it asks for another, taken
                         // (two files swapping their names in one edit). Its stale version
                         // gives way, and it is looked at again once this one is in force.
@@ -234,8 +243,8 @@ impl Registry {
                         (Some(Arc::new(flow)), None)
                     }
                     Some(other) => {
-                        clash = true;
-                        let why = format!("flow name {} is already used by {}", flow.name, other.display());
+                        let why = config::name_taken(&flow.name, &other);
+                        clash = Some(flow.name);
                         (previous, Some(why))
                     }
                     None => (Some(Arc::new(flow)), None),
@@ -263,7 +272,7 @@ impl Registry {
             match &problem {
                 Some(why) => {
                     let kept = if flow.is_some() { "the previous version keeps running" } else { "not scheduled" };
-                    let name = flow.as_ref().map(|f| f.name.clone()).unwrap_or_else(|| stem(&file));
+                    let name = flow.as_ref().map(|f| f.name.clone()).or_else(|| clash.clone()).unwrap_or_else(|| stem(&file));
                     tracing::error!(flow = %name, file = %file.display(), problem = %why, "Flow file refused; {kept}.");
                     changes.refused.push(file.clone());
                 }
@@ -372,6 +381,21 @@ mod tests {
         write(&d.join("z.yaml"), &flow_yaml("trig", d), 1);
         let mut r = Registry::new(d);
         assert_eq!(r.rescan().refused, [d.join("z.yaml")]);
+        // Named by the name it gives (it was named `z`, after its file), refused in `wharf
+        // validate`'s words.
+        let z = r.slots().find(|s| s.file == d.join("z.yaml")).unwrap();
+        assert_eq!((z.name(), z.only_clashes()), ("trig".to_string(), true));
+        assert_eq!(
+            z.problem.as_deref(),
+            Some(
+                format!(
+                    "flow name `trig` is already used by {}; flow names must be unique (they key the ledger)",
+                    d.join("b.yaml").display()
+                )
+                .as_str()
+            )
+        );
+        assert!(!r.slots().find(|s| s.file == d.join("b.yaml")).unwrap().only_clashes());
         write(&d.join("b.yaml"), &flow_yaml("trig-renamed", d), 2);
         let c = r.rescan();
         assert_eq!(c.loaded, ["trig-renamed", "trig"], "z.yaml takes the freed name");

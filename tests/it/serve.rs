@@ -783,6 +783,32 @@ async fn served_since(d: &Daemon, flow: &str) -> Option<f64> {
     None
 }
 
+/// A second file giving a served flow's name is listed by `status` under that name, with why
+/// it is refused (the file it clashes with) and none of the flow's history. Was: listed under
+/// its file name (`z`), with the ledger's records of a flow `z`, if any.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_names_a_file_refused_for_a_taken_flow_name_by_that_name() {
+    let flows = [("b.yaml", local_flow("trig", "")), ("z.yaml", local_flow("trig", "")), ("z-other.yaml", local_flow("z", ""))];
+    let mut d = Daemon::start(&flows, minute_now(), ServeConfig::default());
+    assert_eq!(d.handle().trigger("z").await, Ok(Triggered::Started));
+    d.next_run().await;
+    assert_eq!(d.handle().trigger("trig").await, Ok(Triggered::Started));
+    d.next_run().await;
+    let st = d.handle().status();
+    let rows: Vec<_> =
+        st.flows.iter().map(|f| (f.name.as_str(), f.file.as_ref().unwrap().file_name().unwrap().to_str().unwrap())).collect();
+    assert_eq!(rows, [("trig", "b.yaml"), ("z", "z-other.yaml"), ("trig", "z.yaml")], "{st:#?}");
+    let refused = &st.flows[2];
+    let why = format!(
+        "flow name `trig` is already used by {}; flow names must be unique (they key the ledger)",
+        d.path("flows/b.yaml").display()
+    );
+    assert_eq!(refused.problem.as_deref(), Some(why.as_str()));
+    assert!(refused.last_run.is_none() && refused.last_success.is_none() && refused.schedule.is_none(), "{refused:?}");
+    assert!(st.flows[0].last_run.is_some() && st.flows[0].problem.is_none());
+    d.stop().await;
+}
+
 /// A flow whose file is removed loses its series in `/metrics` at the reload (before: its
 /// `wharf_last_success_timestamp_seconds` stayed and aged, so a stale-flow alert fired for a
 /// flow no longer served until the daemon was restarted); the other flows keep theirs.
