@@ -366,3 +366,70 @@ fn a_daemon_polling_every_second_leaks_no_descriptors_and_logs_nothing_when_idle
     assert_eq!(log().lines().count(), lines, "idle runs log nothing: {}", log());
     assert_eq!(fds_and_rss(pid).0, fds);
 }
+
+/// SIGTERM during a run in which a file already failed for good (its name on the sink
+/// taken), with no shutdown grace: the stop cuts the run off, closes it as aborted (with its
+/// failed file counted) and raises its one `failed` event, naming the file and saying the run
+/// was interrupted before its end (`engine::close_interrupted`), as the run's own end would
+/// have. The next start raises no second one.
+#[test]
+fn sigterm_after_a_file_failed_for_good_closes_the_run_and_raises_its_failed_event() {
+    let Some(sshd) = Sshd::start() else { return };
+    let dir = support::tempdir();
+    let d = dir.path().to_path_buf();
+    for sub in ["flows", "dst"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    std::fs::create_dir_all(sshd.data_dir().join("in")).unwrap();
+    // `a.csv` fails for good (the sink has one, `if_exists: fail`); `big.bin` is still
+    // downloading when the stop comes.
+    std::fs::write(sshd.data_dir().join("in/a.csv"), "a,1\n").unwrap();
+    std::fs::write(d.join("dst/a.csv"), "someone else's\n").unwrap();
+    write_big(&sshd.data_dir().join("in/big.bin"));
+    sshd.give_to_user(&sshd.data_dir().join("in"));
+    let flow = format!(
+        "name: cut\nendpoints:\n  partner:\n{}  local: {{ type: local, root: {} }}\nsource: {{ endpoint: partner, path: /in, include: ['*.bin', '*.csv'] }}\nsinks: [ {{ endpoint: local, path: /, if_exists: fail }} ]\n",
+        sshd.endpoint_yaml(4),
+        d.join("dst").display()
+    );
+    std::fs::write(d.join("flows/cut.yaml"), flow).unwrap();
+    std::fs::write(d.join("serve.yaml"), "shutdown_grace: 0s\nrescan: 1h\n").unwrap();
+    let state = d.join("state");
+    let json = |args: &[&str]| {
+        let o = wharf(&state, args);
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap_or_else(|e| panic!("{args:?}: {e}: {}", text(&o)))
+    };
+
+    let daemon = Daemon::start(&d);
+    let t = wharf(&state, &["trigger", "cut"]);
+    assert_eq!(t.status.code(), Some(0), "{}", text(&t));
+    wait_for(Duration::from_secs(60), "a.csv to fail for good", || {
+        json(&["files", "cut", "--json"]).as_array().is_some_and(|f| f.iter().any(|f| f["path"] == "in/a.csv" && f["state"] == "failed"))
+    });
+    wait_for(Duration::from_secs(60), "the download to be under way", || biggest(&state.join("staging")) > 16 << 20);
+    assert!(json(&["events", "cut", "--json"]).as_array().unwrap().is_empty(), "nothing raised before the run's end");
+    let st = daemon.terminate(Duration::from_secs(20));
+    assert!(st.success(), "clean exit on SIGTERM: {st:?}");
+    assert!(!d.join("dst/big.bin").exists(), "cut off before big.bin was delivered");
+
+    let runs = json(&["runs", "cut", "--json"]);
+    assert_eq!(runs.as_array().map(Vec::len), Some(1), "{runs:#}");
+    let run = &runs[0];
+    assert_eq!(run["status"], "aborted", "closed at the stop: {runs:#}");
+    assert!(run["error"].as_str().unwrap_or("").contains("cut off"), "{runs:#}");
+    assert_eq!(run["counts"]["failed"], 1, "its failed file counted: {runs:#}");
+    let failed = |events: &serde_json::Value| -> Vec<serde_json::Value> {
+        events.as_array().unwrap().iter().filter(|e| e["kind"] == "failed").cloned().collect()
+    };
+    let events = json(&["events", "cut", "--json"]);
+    let raised = failed(&events);
+    assert_eq!(raised.len(), 1, "one `failed` event: {events:#}");
+    assert_eq!(raised[0]["run"], run["id"], "{events:#}");
+    let detail = raised[0]["detail"].as_str().unwrap();
+    assert!(detail.contains("(interrupted before its end): /in/a.csv failed: ") && detail.contains("already exists"), "{events:#}");
+
+    // A new start (it would close a run left going) raises nothing more.
+    let daemon = Daemon::start(&d);
+    assert!(daemon.terminate(Duration::from_secs(20)).success());
+    assert_eq!(failed(&json(&["events", "cut", "--json"])).len(), 1, "raised once");
+}
