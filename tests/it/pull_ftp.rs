@@ -442,6 +442,22 @@ fn a_file_cut_short_while_it_is_downloaded_is_not_ready_not_failed() {
     assert_eq!(fs::read(w.local("sink/orders.csv")).unwrap(), tricky_body(2 << 20)[..1000]);
 }
 
+/// A partner's file dated before 1970 (an old archive's date kept by its upload): vsftpd's
+/// `MDTM` says `19600101000000`, which wharf could not read, and the whole listing failed
+/// with it: the run aborted (exit 3), no file taken. It is taken like the others.
+#[test]
+fn a_file_dated_before_1970_is_taken_with_the_others() {
+    let Some(w) = World::new(Ftpd::vsftpd()) else { return };
+    let flow = w.pull_flow(FtpTls::None, "");
+    w.put("in/old.csv", b"old");
+    w.put("in/new.csv", b"new");
+    let old = std::time::UNIX_EPOCH - Duration::from_secs(315_619_200); // 1960-01-01
+    fs::File::options().write(true).open(w.remote("in/old.csv")).unwrap().set_modified(old).unwrap();
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 2, 0, 0)), "{r:#}");
+    assert_eq!(fs::read(w.local("sink/old.csv")).unwrap(), b"old");
+}
+
 /// A slow file keeps its own place in flight, not the places of the files after it: with
 /// two files in flight, twenty small files all arrive while a big one (3 MB at the server's
 /// 1 MB/s) is still on its way. The report keeps the listing order.
