@@ -165,7 +165,112 @@ pub async fn stage(
     in_memory: bool,
     budget: &Budget,
 ) -> Result<Staged, FileError> {
-    download(ep, path, size, file, resume, hash, in_memory, budget).await.map_err(|e| read_refused(e, path))
+    // One place for what every refusal below says: a block, its `return`s included.
+    async {
+        if !resume && in_memory && is_inline(size) {
+            return held(ep, path, size, budget).await;
+        }
+        if !resume && is_small(size) && !ep.capabilities().local_files {
+            // Small, from a server, from nothing: the folder and any leftover are dealt with in
+            // the same trip as the write.
+            return stage_small(ep, path, size, file, budget).await;
+        }
+        // A local source, linked in one trip when nothing is in the way (the usual case: the
+        // staging folder is there, no leftover); else the folder and any leftover are dealt
+        // with below and the link tried again.
+        if ep.capabilities().local_files
+            && let Some(opened) = ep.link_local(path, file).await?
+        {
+            return linked(path, size, file, hash, opened).await;
+        }
+        // The folder, and what an earlier attempt left, in one trip to a blocking thread.
+        let f = file.to_path_buf();
+        let existing = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+            if let Some(dir) = f.parent() {
+                std::fs::create_dir_all(dir)?;
+            }
+            match std::fs::metadata(&f) {
+                // The source's own inode (a linked staging): never written to; linked again below.
+                // Or another version's leftover.
+                Ok(m) if m.nlink() > 1 || !resume => std::fs::remove_file(&f).map(|()| 0),
+                Ok(m) => Ok(m.len()),
+                Err(_) => Ok(0),
+            }
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        .map_err(io(file))?;
+        if existing == 0
+            && let Some(opened) = ep.link_local(path, file).await?
+        {
+            return linked(path, size, file, hash, opened).await;
+        }
+        if existing == 0 && is_small(size) {
+            return stage_small(ep, path, size, file, budget).await;
+        }
+        let mut hasher = Sha256::new();
+        let mut offset = 0;
+        let mut resumed = None;
+        if existing > 0 && existing <= size {
+            // Resume: hash what is already there, then append — if the source still holds those
+            // bytes where the download stopped (a version rewritten with the same size and time
+            // would otherwise be spliced onto the old one's start).
+            (offset, hasher) = pipe::hash_file(file.to_path_buf()).await.map_err(io(file))?;
+            match same_tail(ep, path, size, file, offset).await? {
+                Some(src) => {
+                    tracing::info!(path = %path, offset, "Resuming download.");
+                    resumed = Some(src);
+                }
+                None => {
+                    tracing::info!(path = %path, offset, "The source no longer holds what was downloaded before the interruption; downloading it again.");
+                    (offset, hasher) = (0, Sha256::new());
+                }
+            }
+        }
+        let mut out = tokio::fs::OpenOptions::new().create(true).write(true).truncate(offset == 0).open(file).await.map_err(io(file))?;
+        if offset > 0 {
+            out.set_len(offset).await.map_err(io(file))?;
+            tokio::io::AsyncSeekExt::seek(&mut out, std::io::SeekFrom::Start(offset)).await.map_err(io(file))?;
+        }
+        // Hashing and writing happen on a blocking thread while the next chunk downloads.
+        let mut writer = HashWriter::start(out.into_std().await, hasher, CHUNK);
+        let mut opened = None;
+        if offset < size {
+            let mut src = match resumed {
+                Some(src) => src,
+                None => open_at(ep, path, offset, size).await?,
+            };
+            opened = src.opened().cloned();
+            let mut first = true;
+            loop {
+                // Each chunk filled before it is handed over: network reads may bring a few KiB.
+                let mut buf = writer.buffer();
+                let n = read_full(&mut *src, &mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                buf.truncate(n);
+                writer.write(buf).await.map_err(io(file))?;
+                offset += n as u64;
+                if offset > size {
+                    check_length(path, offset, size)?;
+                }
+                if first {
+                    first = false;
+                    if std::env::var_os("WHARF_TEST_HALT_AT").is_some() {
+                        writer.sync().await.map_err(io(file))?;
+                        halt::point("staging");
+                    }
+                }
+            }
+        }
+        let hasher = writer.finish().await.map_err(io(file))?;
+        check_length(path, offset, size)?;
+        not_grown(ep, path, size).await?;
+        Ok(Staged { size, sha256: Some(hex::encode(hasher.finalize())), data: None, opened })
+    }
+    .await
+    .map_err(|e| read_refused(e, path))
 }
 
 /// A read of the file refused for the login's rights. The folder listed it, so it is this
@@ -181,121 +286,6 @@ fn read_refused(e: FileError, path: &RemotePath) -> FileError {
         }
         e => e,
     }
-}
-
-/// [`stage`], the refusals as the endpoint says them.
-#[allow(clippy::too_many_arguments)]
-async fn download(
-    ep: &dyn Endpoint,
-    path: &RemotePath,
-    size: u64,
-    file: &Path,
-    resume: bool,
-    hash: Hash,
-    in_memory: bool,
-    budget: &Budget,
-) -> Result<Staged, FileError> {
-    if !resume && in_memory && is_inline(size) {
-        return held(ep, path, size, budget).await;
-    }
-    if !resume && is_small(size) && !ep.capabilities().local_files {
-        // Small, from a server, from nothing: the folder and any leftover are dealt with in
-        // the same trip as the write.
-        return stage_small(ep, path, size, file, budget).await;
-    }
-    // A local source, linked in one trip when nothing is in the way (the usual case: the
-    // staging folder is there, no leftover); else the folder and any leftover are dealt
-    // with below and the link tried again.
-    if ep.capabilities().local_files
-        && let Some(opened) = ep.link_local(path, file).await?
-    {
-        return linked(path, size, file, hash, opened).await;
-    }
-    // The folder, and what an earlier attempt left, in one trip to a blocking thread.
-    let f = file.to_path_buf();
-    let existing = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
-        if let Some(dir) = f.parent() {
-            std::fs::create_dir_all(dir)?;
-        }
-        match std::fs::metadata(&f) {
-            // The source's own inode (a linked staging): never written to; linked again below.
-            // Or another version's leftover.
-            Ok(m) if m.nlink() > 1 || !resume => std::fs::remove_file(&f).map(|()| 0),
-            Ok(m) => Ok(m.len()),
-            Err(_) => Ok(0),
-        }
-    })
-    .await
-    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
-    .map_err(io(file))?;
-    if existing == 0
-        && let Some(opened) = ep.link_local(path, file).await?
-    {
-        return linked(path, size, file, hash, opened).await;
-    }
-    if existing == 0 && is_small(size) {
-        return stage_small(ep, path, size, file, budget).await;
-    }
-    let mut hasher = Sha256::new();
-    let mut offset = 0;
-    let mut resumed = None;
-    if existing > 0 && existing <= size {
-        // Resume: hash what is already there, then append — if the source still holds those
-        // bytes where the download stopped (a version rewritten with the same size and time
-        // would otherwise be spliced onto the old one's start).
-        (offset, hasher) = pipe::hash_file(file.to_path_buf()).await.map_err(io(file))?;
-        match same_tail(ep, path, size, file, offset).await? {
-            Some(src) => {
-                tracing::info!(path = %path, offset, "Resuming download.");
-                resumed = Some(src);
-            }
-            None => {
-                tracing::info!(path = %path, offset, "The source no longer holds what was downloaded before the interruption; downloading it again.");
-                (offset, hasher) = (0, Sha256::new());
-            }
-        }
-    }
-    let mut out = tokio::fs::OpenOptions::new().create(true).write(true).truncate(offset == 0).open(file).await.map_err(io(file))?;
-    if offset > 0 {
-        out.set_len(offset).await.map_err(io(file))?;
-        tokio::io::AsyncSeekExt::seek(&mut out, std::io::SeekFrom::Start(offset)).await.map_err(io(file))?;
-    }
-    // Hashing and writing happen on a blocking thread while the next chunk downloads.
-    let mut writer = HashWriter::start(out.into_std().await, hasher, CHUNK);
-    let mut opened = None;
-    if offset < size {
-        let mut src = match resumed {
-            Some(src) => src,
-            None => open_at(ep, path, offset, size).await?,
-        };
-        opened = src.opened().cloned();
-        let mut first = true;
-        loop {
-            // Each chunk filled before it is handed over: network reads may bring a few KiB.
-            let mut buf = writer.buffer();
-            let n = read_full(&mut *src, &mut buf).await?;
-            if n == 0 {
-                break;
-            }
-            buf.truncate(n);
-            writer.write(buf).await.map_err(io(file))?;
-            offset += n as u64;
-            if offset > size {
-                check_length(path, offset, size)?;
-            }
-            if first {
-                first = false;
-                if std::env::var_os("WHARF_TEST_HALT_AT").is_some() {
-                    writer.sync().await.map_err(io(file))?;
-                    halt::point("staging");
-                }
-            }
-        }
-    }
-    let hasher = writer.finish().await.map_err(io(file))?;
-    check_length(path, offset, size)?;
-    not_grown(ep, path, size).await?;
-    Ok(Staged { size, sha256: Some(hex::encode(hasher.finalize())), data: None, opened })
 }
 
 /// `path` (listed at `size` bytes) opened to be read from `offset`. A download resumed
