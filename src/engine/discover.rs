@@ -108,8 +108,9 @@ pub async fn discover(
                 EntryKind::Dir if src.recursive && depth < src.max_depth && !skip.contains(&e.path) => {
                     dirs.push((e.path.clone(), depth + 1))
                 }
-                // Told only of what the flow would have taken, were it a file.
-                EntryKind::Other(kind) if e.path.strip_prefix(&src.path).is_some_and(|rel| wanted(src, rel)) => {
+                // Told only of what the flow would have taken, were it a file; not the flow's
+                // own `move_to` folder, a link to a folder elsewhere (moves go through it).
+                EntryKind::Other(kind) if !skip.contains(&e.path) && e.path.strip_prefix(&src.path).is_some_and(|rel| wanted(src, rel)) => {
                     skipped.push(SkippedName::not_a_file(&e, kind))
                 }
                 EntryKind::Other(_) => {}

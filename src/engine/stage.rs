@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::endpoint::{Endpoint, Entry, ReadStream, RemotePath, read_full};
+use crate::endpoint::{Endpoint, Entry, EntryKind, ErrorKind, Op, ReadStream, RemotePath, read_full};
 
 use super::budget::Budget;
 use super::error::FileError;
@@ -165,115 +165,176 @@ pub async fn stage(
     in_memory: bool,
     budget: &Budget,
 ) -> Result<Staged, FileError> {
-    if !resume && in_memory && is_inline(size) {
-        return held(ep, path, size, budget).await;
-    }
-    if !resume && is_small(size) && !ep.capabilities().local_files {
-        // Small, from a server, from nothing: the folder and any leftover are dealt with in
-        // the same trip as the write.
-        return stage_small(ep, path, size, file, budget).await;
-    }
-    // A local source, linked in one trip when nothing is in the way (the usual case: the
-    // staging folder is there, no leftover); else the folder and any leftover are dealt
-    // with below and the link tried again.
-    if ep.capabilities().local_files
-        && let Some(opened) = ep.link_local(path, file).await?
-    {
-        return linked(path, size, file, hash, opened).await;
-    }
-    // The folder, and what an earlier attempt left, in one trip to a blocking thread.
-    let f = file.to_path_buf();
-    let existing = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
-        if let Some(dir) = f.parent() {
-            std::fs::create_dir_all(dir)?;
+    // One place for what every refusal below says: a block, its `return`s included.
+    async {
+        if !resume && in_memory && is_inline(size) {
+            return held(ep, path, size, budget).await;
         }
-        match std::fs::metadata(&f) {
-            // The source's own inode (a linked staging): never written to; linked again below.
-            // Or another version's leftover.
-            Ok(m) if m.nlink() > 1 || !resume => std::fs::remove_file(&f).map(|()| 0),
-            Ok(m) => Ok(m.len()),
-            Err(_) => Ok(0),
+        if !resume && is_small(size) && !ep.capabilities().local_files {
+            // Small, from a server, from nothing: the folder and any leftover are dealt with in
+            // the same trip as the write.
+            return stage_small(ep, path, size, file, budget).await;
         }
-    })
-    .await
-    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
-    .map_err(io(file))?;
-    if existing == 0
-        && let Some(opened) = ep.link_local(path, file).await?
-    {
-        return linked(path, size, file, hash, opened).await;
-    }
-    if existing == 0 && is_small(size) {
-        return stage_small(ep, path, size, file, budget).await;
-    }
-    let mut hasher = Sha256::new();
-    let mut offset = 0;
-    let mut resumed = None;
-    if existing > 0 && existing <= size {
-        // Resume: hash what is already there, then append — if the source still holds those
-        // bytes where the download stopped (a version rewritten with the same size and time
-        // would otherwise be spliced onto the old one's start).
-        (offset, hasher) = pipe::hash_file(file.to_path_buf()).await.map_err(io(file))?;
-        match same_tail(ep, path, file, offset).await? {
-            Some(src) => {
-                tracing::info!(path = %path, offset, "Resuming download.");
-                resumed = Some(src);
-            }
-            None => {
-                tracing::info!(path = %path, offset, "The source no longer holds what was downloaded before the interruption; downloading it again.");
-                (offset, hasher) = (0, Sha256::new());
-            }
+        // A local source, linked in one trip when nothing is in the way (the usual case: the
+        // staging folder is there, no leftover); else the folder and any leftover are dealt
+        // with below and the link tried again.
+        if ep.capabilities().local_files
+            && let Some(opened) = ep.link_local(path, file).await?
+        {
+            return linked(path, size, file, hash, opened).await;
         }
-    }
-    let mut out = tokio::fs::OpenOptions::new().create(true).write(true).truncate(offset == 0).open(file).await.map_err(io(file))?;
-    if offset > 0 {
-        out.set_len(offset).await.map_err(io(file))?;
-        tokio::io::AsyncSeekExt::seek(&mut out, std::io::SeekFrom::Start(offset)).await.map_err(io(file))?;
-    }
-    // Hashing and writing happen on a blocking thread while the next chunk downloads.
-    let mut writer = HashWriter::start(out.into_std().await, hasher, CHUNK);
-    let mut opened = None;
-    if offset < size {
-        let mut src = match resumed {
-            Some(src) => src,
-            None => ep.open_read(path, offset).await?,
-        };
-        opened = src.opened().cloned();
-        let mut first = true;
-        loop {
-            // Each chunk filled before it is handed over: network reads may bring a few KiB.
-            let mut buf = writer.buffer();
-            let n = read_full(&mut *src, &mut buf).await?;
-            if n == 0 {
-                break;
+        // The folder, and what an earlier attempt left, in one trip to a blocking thread.
+        let f = file.to_path_buf();
+        let existing = tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+            if let Some(dir) = f.parent() {
+                std::fs::create_dir_all(dir)?;
             }
-            buf.truncate(n);
-            writer.write(buf).await.map_err(io(file))?;
-            offset += n as u64;
-            if offset > size {
-                check_length(path, offset, size)?;
+            match std::fs::metadata(&f) {
+                // The source's own inode (a linked staging): never written to; linked again below.
+                // Or another version's leftover.
+                Ok(m) if m.nlink() > 1 || !resume => std::fs::remove_file(&f).map(|()| 0),
+                Ok(m) => Ok(m.len()),
+                Err(_) => Ok(0),
             }
-            if first {
-                first = false;
-                if std::env::var_os("WHARF_TEST_HALT_AT").is_some() {
-                    writer.sync().await.map_err(io(file))?;
-                    halt::point("staging");
+        })
+        .await
+        .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+        .map_err(io(file))?;
+        if existing == 0
+            && let Some(opened) = ep.link_local(path, file).await?
+        {
+            return linked(path, size, file, hash, opened).await;
+        }
+        if existing == 0 && is_small(size) {
+            return stage_small(ep, path, size, file, budget).await;
+        }
+        let mut hasher = Sha256::new();
+        let mut offset = 0;
+        let mut resumed = None;
+        if existing > 0 && existing <= size {
+            // Resume: hash what is already there, then append — if the source still holds those
+            // bytes where the download stopped (a version rewritten with the same size and time
+            // would otherwise be spliced onto the old one's start).
+            (offset, hasher) = pipe::hash_file(file.to_path_buf()).await.map_err(io(file))?;
+            match same_tail(ep, path, size, file, offset).await? {
+                Some(src) => {
+                    tracing::info!(path = %path, offset, "Resuming download.");
+                    resumed = Some(src);
+                }
+                None => {
+                    tracing::info!(path = %path, offset, "The source no longer holds what was downloaded before the interruption; downloading it again.");
+                    (offset, hasher) = (0, Sha256::new());
                 }
             }
         }
+        let mut out = tokio::fs::OpenOptions::new().create(true).write(true).truncate(offset == 0).open(file).await.map_err(io(file))?;
+        if offset > 0 {
+            out.set_len(offset).await.map_err(io(file))?;
+            tokio::io::AsyncSeekExt::seek(&mut out, std::io::SeekFrom::Start(offset)).await.map_err(io(file))?;
+        }
+        // Hashing and writing happen on a blocking thread while the next chunk downloads.
+        let mut writer = HashWriter::start(out.into_std().await, hasher, CHUNK);
+        let mut opened = None;
+        if offset < size {
+            let mut src = match resumed {
+                Some(src) => src,
+                None => open_at(ep, path, offset, size).await?,
+            };
+            opened = src.opened().cloned();
+            let mut first = true;
+            loop {
+                // Each chunk filled before it is handed over: network reads may bring a few KiB.
+                let mut buf = writer.buffer();
+                let n = read_full(&mut *src, &mut buf).await?;
+                if n == 0 {
+                    break;
+                }
+                buf.truncate(n);
+                writer.write(buf).await.map_err(io(file))?;
+                offset += n as u64;
+                if offset > size {
+                    check_length(path, offset, size)?;
+                }
+                if first {
+                    first = false;
+                    if std::env::var_os("WHARF_TEST_HALT_AT").is_some() {
+                        writer.sync().await.map_err(io(file))?;
+                        halt::point("staging");
+                    }
+                }
+            }
+        }
+        let hasher = writer.finish().await.map_err(io(file))?;
+        check_length(path, offset, size)?;
+        not_grown(ep, path, size).await?;
+        Ok(Staged { size, sha256: Some(hex::encode(hasher.finalize())), data: None, opened })
     }
-    let hasher = writer.finish().await.map_err(io(file))?;
-    check_length(path, offset, size)?;
-    Ok(Staged { size, sha256: Some(hex::encode(hasher.finalize())), data: None, opened })
+    .await
+    .map_err(|e| read_refused(e, path))
+}
+
+/// A read of the file refused for the login's rights. The folder listed it, so it is this
+/// file's permissions (a partner's upload left readable to its owner only, most often) that
+/// keep it from being taken: said, as a refused write says where to look
+/// (`transfer::temp_refused`).
+fn read_refused(e: FileError, path: &RemotePath) -> FileError {
+    match e {
+        FileError::Endpoint(mut e) if e.kind == ErrorKind::PermissionDenied && e.op == Op::Read && e.path.as_ref() == Some(path) => {
+            e.message =
+                format!("{}; the login may list the folder but not read this file (check the file's permissions for it)", e.message);
+            FileError::Endpoint(e)
+        }
+        e => e,
+    }
+}
+
+/// `path` (listed at `size` bytes) opened to be read from `offset`. A download resumed
+/// (after a dropped connection, in the same run) past the end of a file the partner cut
+/// short meanwhile is refused by some servers as a protocol error (pure-ftpd: `554 Restart
+/// offset … is too large for file size`), which would fail the file for good: the file is
+/// looked at to tell, and one of another size than listed has changed, as a download that
+/// ends early says ([`check_length`]). Another refusal stands as it is.
+async fn open_at(ep: &dyn Endpoint, path: &RemotePath, offset: u64, size: u64) -> Result<Box<dyn ReadStream>, FileError> {
+    match ep.open_read(path, offset).await {
+        Ok(src) => Ok(src),
+        Err(e) if offset > 0 && e.kind != ErrorKind::Transient => match ep.stat(path).await {
+            Ok(Some(now)) if now.kind == EntryKind::File && now.size != size => {
+                check_length(path, now.size, size)?;
+                Err(e.into())
+            }
+            _ => Err(e.into()),
+        },
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Whether `path`, downloaded whole at `size` bytes, still has no more than that. Some
+/// servers send only the bytes a file had when the download opened it (vsftpd's `RETR`):
+/// the partner appending to it meanwhile ends the download where it began, at the listed
+/// size, whole by every count the stream gives; delivered, it would be the start of the file
+/// passed off as all of it. Asked after a streamed download only (one stat, beside a transfer
+/// of more than [`WHOLE_MAX`]); a file read whole is read in one go. A file gone meanwhile
+/// was read whole before it went: that is left to the disposal, as for a file removed later.
+async fn not_grown(ep: &dyn Endpoint, path: &RemotePath, size: u64) -> Result<(), FileError> {
+    match ep.stat(path).await? {
+        Some(now) if now.kind == EntryKind::File => check_length(path, now.size.max(size), size),
+        _ => Ok(()),
+    }
 }
 
 /// How much of a partly staged file is read again from the source before a download resumes.
 const RESUME_OVERLAP: u64 = 64 * 1024;
 
-/// Whether the source still holds, just before `offset`, the bytes the staging `file` has
+/// Whether the source (listed at `size` bytes) still holds, just before `offset`, the bytes the staging `file` has
 /// there: then the stream to go on with, positioned at `offset`. `None`: it does not (another
 /// version, or shorter now).
-async fn same_tail(ep: &dyn Endpoint, path: &RemotePath, file: &Path, offset: u64) -> Result<Option<Box<dyn ReadStream>>, FileError> {
+async fn same_tail(
+    ep: &dyn Endpoint,
+    path: &RemotePath,
+    size: u64,
+    file: &Path,
+    offset: u64,
+) -> Result<Option<Box<dyn ReadStream>>, FileError> {
     let start = offset - offset.min(RESUME_OVERLAP);
     let len = (offset - start) as usize;
     let staged_file = file.to_path_buf();
@@ -288,7 +349,7 @@ async fn same_tail(ep: &dyn Endpoint, path: &RemotePath, file: &Path, offset: u6
     .await
     .unwrap_or_else(|e| Err(std::io::Error::other(e)))
     .map_err(io(file))?;
-    let mut src = ep.open_read(path, start).await?;
+    let mut src = open_at(ep, path, start, size).await?;
     let mut theirs = vec![0u8; len];
     let n = read_full(&mut *src, &mut theirs).await?;
     Ok((n == len && theirs == mine).then_some(src))

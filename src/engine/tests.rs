@@ -531,6 +531,26 @@ async fn symbolic_links_in_the_polled_folder_are_not_taken() {
     assert!(plan.caveats.contains(&caveat), "{:?}", plan.caveats);
 }
 
+/// The flow's own `move_to` folder in the polled folder, a symbolic link to a folder elsewhere
+/// (a partner's `processed` kept on another disk): the files are moved through it, and it is
+/// not told as a file that can never be taken (before: a warning, a `not_taken` event and a
+/// line in every run's report, under the default `include` that takes every name).
+#[tokio::test]
+async fn a_move_to_folder_that_is_a_link_is_not_told_as_never_taken() {
+    let mut fx = fixture();
+    fx.flow.source.include = globs(&["*"]);
+    fx.put("in/a.csv", b"1\n");
+    std::fs::create_dir_all(fx.src.join("kept")).unwrap();
+    std::os::unix::fs::symlink("../kept", fx.src.join("in/processed")).unwrap();
+    let r = fx.run().await;
+    assert_eq!(r.counts.delivered, 1, "{r:#?}");
+    assert!(r.skipped_names.is_empty(), "{:?}", r.skipped_names);
+    assert!(fx.src.join("kept/a.csv").exists());
+    assert!(fx.ledger.events(None, 0, 10).unwrap().is_empty());
+    let plan = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now(), None).await.unwrap();
+    assert!(plan.caveats.iter().all(|c| !c.contains("/in/processed")), "{:?}", plan.caveats);
+}
+
 /// A symbolic link or a FIFO the globs match is told as a name that can never be taken is:
 /// in every run's report, but raised as a `not_taken` event (and warned of: see
 /// `discover::tests`) once while it stays — a daemon polling every minute warned every

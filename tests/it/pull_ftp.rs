@@ -387,6 +387,77 @@ fn a_source_replaced_while_it_is_downloaded_is_not_deleted() {
     assert!(!w.remote("in/orders.csv").exists());
 }
 
+/// A file the partner appends to while it is downloaded: vsftpd sends only the bytes it had
+/// when the download opened it, so the download ends at the listed size, whole by every count
+/// the stream gives. Not taken (before: the first 2 MiB were delivered as the file, and the
+/// whole file failed every later run on `if_exists: fail`); the next run delivers all of it.
+#[test]
+fn a_file_appended_to_while_it_is_downloaded_is_not_delivered_cut_short() {
+    // 1 MB/s: the 2 MiB file takes about two seconds.
+    let Some(w) = World::new(Ftpd::vsftpd_with(&["local_max_rate=1000000"])) else { return };
+    let flow = w.pull_flow(FtpTls::None, "after: { success: delete }\n");
+    let mut body = tricky_body(2 << 20);
+    w.put("in/orders.csv", &body);
+    let mut child = w.wharf().arg("run").arg("--json").arg(&flow).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    w.wait_until_staged(&mut child, 256 << 10);
+    use std::io::Write;
+    let more = b"the,last,rows\n".repeat(10);
+    fs::OpenOptions::new().append(true).open(w.remote("in/orders.csv")).unwrap().write_all(&more).unwrap();
+    let out = child.wait_with_output().unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
+    assert_eq!(counts(&r), (1, 0, 0, 0), "{r:#}");
+    let detail = r["files"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains(&format!("/in/orders.csv grew past {} bytes while it was downloaded", body.len())), "{detail}");
+    assert!(w.files_in(&w.local("sink")).is_empty(), "{r:#}");
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 1, 0, 0)), "{r:#}");
+    body.extend_from_slice(&more);
+    assert!(fs::read(w.local("sink/orders.csv")).unwrap() == body);
+    assert!(!w.remote("in/orders.csv").exists());
+}
+
+/// A file the partner cuts short while it is downloaded, and the connection lost: the retry
+/// resumes where the download stopped, past the file's new end, which pure-ftpd refuses
+/// (`554 Restart offset … is too large for file size`). The file changed: not taken in this
+/// run, as any file found changed (before: failed, with a `failed` event and exit 1), and
+/// the next run takes what is there.
+#[test]
+fn a_file_cut_short_while_it_is_downloaded_is_not_ready_not_failed() {
+    // 1000 KB/s: the 2 MiB file takes about two seconds.
+    let Some(w) = World::new(Ftpd::pure_ftpd_with(&["-T", "1000"])) else { return };
+    let flow = w.pull_flow(FtpTls::None, "");
+    w.put("in/orders.csv", &tricky_body(2 << 20));
+    let mut child = w.wharf().arg("run").arg("--json").arg(&flow).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    w.wait_until_staged(&mut child, 256 << 10);
+    fs::OpenOptions::new().write(true).open(w.remote("in/orders.csv")).unwrap().set_len(1000).unwrap();
+    w.ftpd.kill_sessions();
+    let out = child.wait_with_output().unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
+    assert_eq!((out.status.code(), counts(&r)), (Some(0), (1, 0, 0, 0)), "{r:#}");
+    let detail = r["files"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("/in/orders.csv has 1000 bytes, but the listing said"), "{detail}");
+    assert!(w.files_in(&w.local("sink")).is_empty(), "{r:#}");
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 1, 0, 0)), "{r:#}");
+    assert_eq!(fs::read(w.local("sink/orders.csv")).unwrap(), tricky_body(2 << 20)[..1000]);
+}
+
+/// A partner's file dated before 1970 (an old archive's date kept by its upload): vsftpd's
+/// `MDTM` says `19600101000000`, which wharf could not read, and the whole listing failed
+/// with it: the run aborted (exit 3), no file taken. It is taken like the others.
+#[test]
+fn a_file_dated_before_1970_is_taken_with_the_others() {
+    let Some(w) = World::new(Ftpd::vsftpd()) else { return };
+    let flow = w.pull_flow(FtpTls::None, "");
+    w.put("in/old.csv", b"old");
+    w.put("in/new.csv", b"new");
+    let old = std::time::UNIX_EPOCH - Duration::from_secs(315_619_200); // 1960-01-01
+    fs::File::options().write(true).open(w.remote("in/old.csv")).unwrap().set_modified(old).unwrap();
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 2, 0, 0)), "{r:#}");
+    assert_eq!(fs::read(w.local("sink/old.csv")).unwrap(), b"old");
+}
+
 /// A slow file keeps its own place in flight, not the places of the files after it: with
 /// two files in flight, twenty small files all arrive while a big one (3 MB at the server's
 /// 1 MB/s) is still on its way. The report keeps the listing order.

@@ -240,6 +240,32 @@ fn a_refused_move_after_delivery_is_tried_again_without_a_second_download() {
     assert_eq!(counts(&r), (0, 0, 0, 0), "{r:#}");
 }
 
+/// A file the login may list but not read (its permissions), among readable ones: it fails
+/// with the cause and what to check (before: only "permission denied: Permission denied"),
+/// stays where it is, and the others are delivered and moved; readable again, the next run
+/// delivers it.
+#[test]
+fn a_file_the_login_may_not_read_fails_saying_what_to_check_and_the_others_are_delivered() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(w) = World::new() else { return };
+    let flow = w.flow("", "after: { success: { move_to: /in/processed } }\n");
+    for name in ["a", "b", "c"] {
+        w.put(&format!("in/{name}.csv"), name.as_bytes());
+    }
+    fs::set_permissions(w.remote("in/b.csv"), fs::Permissions::from_mode(0o000)).unwrap();
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (1, (0, 2, 0, 1)), "{r:#}");
+    let detail = r["files"][1]["detail"].as_str().unwrap();
+    assert!(detail.contains("read /in/b.csv: permission denied"), "{detail}");
+    assert!(detail.contains("the login may list the folder but not read this file (check the file's permissions for it)"), "{detail}");
+    assert_eq!(w.sink_files(), vec!["a.csv", "c.csv"]);
+    assert!(w.remote("in/b.csv").exists() && w.remote("in/processed/c.csv").exists(), "{r:#}");
+    fs::set_permissions(w.remote("in/b.csv"), fs::Permissions::from_mode(0o644)).unwrap();
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 1, 0, 0)), "{r:#}");
+    assert_eq!(fs::read(w.sink().join("b.csv")).unwrap(), b"b");
+}
+
 #[test]
 fn move_to_processed_with_a_name_collision_and_sftp_to_sftp_delivery() {
     let Some(w) = World::new() else { return };

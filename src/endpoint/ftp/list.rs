@@ -381,8 +381,14 @@ fn parse_dos(line: &str) -> Option<Listed> {
 /// that ends it.
 const DOS_FIELD: usize = 21;
 
+/// `secs` after (or, negative, before) 1970 as a time. A partner's file dated before 1970 (an
+/// archive's old date kept by its upload) has a time like any other: `None` made the `MDTM`
+/// reply unreadable, which stopped the whole listing, every other file with it.
 fn from_unix(secs: i64) -> Option<SystemTime> {
-    u64::try_from(secs).ok().map(|s| UNIX_EPOCH + Duration::from_secs(s))
+    match u64::try_from(secs) {
+        Ok(s) => UNIX_EPOCH.checked_add(Duration::from_secs(s)),
+        Err(_) => UNIX_EPOCH.checked_sub(Duration::from_secs(secs.unsigned_abs())),
+    }
 }
 
 #[cfg(test)]
@@ -492,6 +498,19 @@ mod tests {
         assert_eq!((l.kind, l.mtime), (EntryKind::Dir, at(2026, 11, 25, 2, 9, 12)));
         assert_eq!(parse_mdtm("19991231235959"), at(1999, 12, 31, 23, 59, 59));
         assert_eq!(parse_mdtm("2026"), None);
+    }
+
+    /// A file dated before 1970 (vsftpd's `MDTM` gives `19600101000000`, a `LIST` line `Jan  1
+    /// 1960`, pure-ftpd's MLSD `modify=19600101000000`) has its time. Before, none: the
+    /// unreadable MDTM reply stopped vsftpd's whole listing (the run aborted, no file taken),
+    /// and pure-ftpd's file had no time at all.
+    #[test]
+    fn a_time_before_1970_is_read() {
+        let old = UNIX_EPOCH - Duration::from_secs(315_619_200);
+        assert_eq!(parse_mdtm("19600101000000"), Some(old));
+        assert_eq!(parse_mlsx("type=file;size=1;modify=19600101000000; old.csv").unwrap().mtime, Some(old));
+        let now = at(2026, 11, 25, 12, 0, 0).unwrap();
+        assert_eq!(parse_list("-rw-r--r--    1 1000     1000            1 Jan 01  1960 old.csv", now).unwrap().mtime, Some(old));
     }
 
     /// A symbolic link in an MLSD listing is an entry of its own (never taken, told once as

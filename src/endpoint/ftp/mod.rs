@@ -714,7 +714,7 @@ async fn mdtm_all(c: &mut Conn, names: &[String]) -> Result<Vec<Option<SystemTim
     for batch in names.chunks(MDTM_BATCH) {
         let commands: Vec<(String, &[Status])> = batch.iter().map(|n| (format!("MDTM {n}"), &[Status::File][..])).collect();
         for reply in c.exchange(&commands).await? {
-            times.push(mdtm_time(reply)?);
+            times.push(listed_mdtm(reply)?);
         }
     }
     Ok(times)
@@ -723,6 +723,18 @@ async fn mdtm_all(c: &mut Conn, names: &[String]) -> Result<Vec<Option<SystemTim
 /// `MDTM`: the file's modification time, `None` when there is no such file.
 async fn mdtm(c: &mut Conn, full: &str) -> Result<Option<SystemTime>, Fail> {
     mdtm_time(within(c.timeout, c.ftp.custom_command(format!("MDTM {full}"), &[Status::File])).await)
+}
+
+/// The time in an `MDTM` reply about a file the listing gave: `None` when the server refused
+/// (removed since), and when it wrote the time in a way wharf cannot read (the `19126…` of
+/// servers that write the year 2026 as 19 and 126): that file keeps its `LIST` time, and the
+/// rest of the listing stands (an unreadable reply was a protocol error that stopped the
+/// whole listing, every file in it untaken).
+fn listed_mdtm(reply: Result<suppaftp::types::Response, FtpError>) -> Result<Option<SystemTime>, Fail> {
+    match reply {
+        Ok(r) => Ok(mdtm_in_reply(&r)),
+        refused => mdtm_time(refused),
+    }
 }
 
 /// The time in an `MDTM` reply; `None` when the server refused (no such file).
@@ -1140,5 +1152,18 @@ mod tests {
         assert!(!closed_unrun(&reply(421), true));
         assert!(!closed_unrun(&reply(451), false));
         assert!(!closed_unrun(&Fail::Io(io::Error::from(io::ErrorKind::UnexpectedEof)), false));
+    }
+
+    /// A listed file's `MDTM` reply wharf cannot read is no time for that file (it keeps its
+    /// `LIST` time), not a protocol error stopping the listing; one file's `MDTM` asked alone
+    /// (a stat) still says it cannot read it.
+    #[test]
+    fn an_unreadable_mdtm_reply_of_a_listed_file_is_no_time() {
+        let reply = |code: u32, text: &str| suppaftp::types::Response::new(Status::from(code), format!("{code} {text}\r\n").into_bytes());
+        assert_eq!(listed_mdtm(Ok(reply(213, "19126120711300"))).ok(), Some(None));
+        assert!(matches!(mdtm_time(Ok(reply(213, "19126120711300"))), Err(Fail::Kind(ErrorKind::Protocol, _))));
+        assert!(listed_mdtm(Ok(reply(213, "20261207113000"))).is_ok_and(|t| t.is_some()));
+        let refused = Err(FtpError::UnexpectedResponse(reply(550, "No such file.")));
+        assert_eq!(listed_mdtm(refused).ok(), Some(None));
     }
 }
