@@ -6,8 +6,9 @@
 
 /// Up to three of `names` close to `wanted`, closest first: the same name in other letter
 /// case; then those `related` accepts (it is given the name in lower case: a time zone's
-/// city, say); then those at most two typing mistakes away (letter case aside). `wanted`
-/// itself is never one.
+/// city, say); then those at most two typing mistakes away (letter case aside), one for a
+/// name of up to five characters (two would make `ab` suggest `xy`). `wanted` itself is
+/// never one.
 pub fn close<'a>(wanted: &str, names: impl IntoIterator<Item = &'a str>, related: impl Fn(&str) -> bool) -> Vec<&'a str> {
     let lower_wanted = wanted.to_lowercase();
     let mut scored: Vec<(usize, &'a str)> = names
@@ -22,7 +23,8 @@ pub fn close<'a>(wanted: &str, names: impl IntoIterator<Item = &'a str>, related
                 return Some((1, name));
             }
             let d = distance(&lower, &lower_wanted);
-            (d <= 2).then_some((d + 1, name))
+            let most = if lower_wanted.chars().count() <= 5 { 1 } else { 2 };
+            (d <= most).then_some((d + 1, name))
         })
         .collect();
     scored.sort();
@@ -67,7 +69,8 @@ mod tests {
         assert_eq!(close("invoice", names, |_| false), ["invoices"]);
         assert_eq!(close("payments", names, |_| false), Vec::<&str>::new());
         assert_eq!(close("orders", ["orders"], |_| false), Vec::<&str>::new(), "never the name itself");
-        assert_eq!(close("x", ["ab", "ab"], |_| false), ["ab"], "once each");
+        assert_eq!(close("x", ["ax", "ax"], |_| false), ["ax"], "once each");
+        assert_eq!(close("ab", ["xy", "abc"], |_| false), ["abc"], "one mistake in a short name");
         assert_eq!(close("berlin", ["Europe/Berlin", "Europe/Bern"], |l| l.ends_with("/berlin")), ["Europe/Berlin"]);
     }
 
