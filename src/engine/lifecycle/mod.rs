@@ -99,6 +99,13 @@ impl Ctx<'_> {
     pub async fn store(&self, t: Transition) -> Result<(), LedgerError> {
         self.commits.put(self.ledger, t).await
     }
+
+    /// The setting that says what becomes of a delivered file's source, as a flow file spells
+    /// it: `after.success`, or for a round trip's response (whose files are taken as the
+    /// derived flow `<flow>.response`, its events raised for `<flow>`) `response.after`.
+    pub fn disposal_setting(&self) -> &'static str {
+        if self.events_flow == self.flow.name { "`after.success`" } else { "`response.after`" }
+    }
 }
 
 fn report(path: &RemotePath, outcome: Outcome, detail: impl Into<String>) -> FileReport {
