@@ -288,14 +288,14 @@ pub(super) fn held_back<'e>(
                 let answered = answered.get(expected.as_str());
                 let of = answered.map(|a| format!(" to {}", a.request)).unwrap_or_default();
                 let then = match &resp.flow.after_success {
-                    crate::config::flow::Disposition::MoveTo(_) => "moved away",
-                    _ => "deleted",
+                    crate::config::flow::Disposition::MoveTo(_) => "moved away from",
+                    _ => "deleted from",
                 };
+                let cause = r.last_error.as_ref().map(|e| format!(" ({})", e.message)).unwrap_or_default();
                 let why = format!(
-                    "its response {expected} is still on the server: the answer{of} taken in run {}, {}; sent once it is {then} (the \
-                     partner's answer to this request could not be told from it)",
+                    "its response name {expected} still holds the answer{of}, taken in run {} and not {then} the server yet{cause}; sent \
+                     once it is (the partner's answer to this request could not be told from it)",
                     answered.and_then(|a| a.response_run).unwrap_or(r.run),
-                    not_disposed(r)
                 );
                 // Held by the run before already: the answer was taken by then.
                 let told = seen.is_some_and(|earlier| answered.and_then(|a| a.response_run).is_some_and(|taken| taken <= earlier));
@@ -974,9 +974,9 @@ pub(super) async fn foresee(
 }
 
 /// What the run does with the response `r` a crashed run left delivered or being disposed of
-/// ([`left_by_crash`]), `listed` in the response folder or gone from it, for `wharf plan`:
-/// the plan's words, and the record as the run leaves it once that succeeds (taken, in run
-/// `run` at `now`). Its targets (delivered before) go into `targets`. What is left is its
+/// ([`left_by_crash`]), or whose disposal the server refused ([`left_undisposed`]), `listed`
+/// in the response folder or gone from it, for `wharf plan`: the plan's words, and the record
+/// as the run leaves it once that succeeds (taken, in run `run` at `now`). Its targets (delivered before) go into `targets`. What is left is its
 /// disposition, as `disposition::foresee` sees the response folder.
 async fn finished(
     rflow: &Flow,
@@ -1004,12 +1004,9 @@ async fn finished(
     };
     let what = match &r.last_error {
         // Its disposal refused (or failing) when a run tried.
-        Some(_) => format!(
-            "{there}: delivered to {} by run {}, {}; the run tries again, from its record: {left}",
-            targets.join(", "),
-            r.run,
-            not_disposed(&r)
-        ),
+        Some(_) => {
+            format!("{there}: delivered to {}, {}; the run tries again, from its record: {left}", targets.join(", "), not_disposed(&r))
+        }
         None => format!(
             "{there}: delivered to {} by run {}, which stopped before it was done (left {}); the run finishes it from its record: {left}",
             targets.join(", "),
@@ -1449,7 +1446,7 @@ mod tests {
             assert!(resp.detail.starts_with("answered in run "), "{}", resp.detail);
             let (outcome, why) = held(&r).unwrap();
             assert_eq!(outcome, Outcome::NotReady, "{r:#?}");
-            assert!(why.starts_with("its response /outbox/o1.ack is still on the server: the answer to o1.csv taken in run 2, not disposed of on the server yet: "), "{why}");
+            assert!(why.starts_with("its response name /outbox/o1.ack still holds the answer to o1.csv, taken in run 2 and not moved away from the server yet ("), "{why}");
             assert_eq!(ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap().state, AwaitState::Answered);
             assert_eq!(std::fs::read_dir(d.join("acks")).unwrap().count(), 1, "delivered once");
         }
@@ -1503,7 +1500,7 @@ mod tests {
 
     /// A response a crash left `disposing` before its `move_to` was done, still in the
     /// response folder: the plan says what is left (the move, to the name chosen before the
-    /// crash) and that the await is answered once that succeeds — not that the response is
+    /// crash) and that the await is answered, every sink having it — not that the response is
     /// taken to sinks that have it already (nor refused by them). The run does as foreseen.
     #[tokio::test]
     async fn plan_says_a_response_left_being_moved_by_a_crash_is_finished_then_answers() {

@@ -507,7 +507,13 @@ fn an_ack_the_server_will_not_let_go_answers_its_await_and_is_deleted_once_it_ma
         assert!(detail.contains("the login may not delete files in /outbox (check the folder's permissions for it)"), "{detail}");
         let (outcome, why) = held(&r);
         assert_eq!(outcome, "not_ready", "{r:#}");
-        assert!(why.starts_with("its response /outbox/a.ack is still on the server: the answer to a.csv taken in run 2, "), "{why}");
+        assert!(
+            why.starts_with(
+                "its response name /outbox/a.ack still holds the answer to a.csv, taken in run 2 and not deleted from the server yet ("
+            ),
+            "{why}"
+        );
+        assert!(why.ends_with("); sent once it is (the partner's answer to this request could not be told from it)"), "{why}");
         assert_eq!(fs::read_dir(w.local("acks")).unwrap().count(), 1, "delivered once: {r:#}");
         assert!(w.remote("outbox/a.ack").exists() && !w.remote("inbox/a.xml").exists());
     }
@@ -515,6 +521,12 @@ fn an_ack_the_server_will_not_let_go_answers_its_await_and_is_deleted_once_it_ma
     assert_eq!(awaits.len(), 1, "{awaits:#?}");
     assert_eq!((awaits[0]["state"].as_str(), awaits[0]["response_run"].as_u64()), (Some("answered"), Some(2)), "{awaits:#?}");
     assert!(awaits[0]["detail"].as_str().unwrap().contains("`response.after` failed"), "{awaits:#?}");
+    let text = String::from_utf8_lossy(&w.wharf().args(["awaits", "orders"]).output().unwrap().stdout).to_string();
+    assert!(
+        text.contains("note: flow orders: the response /outbox/a.ack answered request /a.csv, but is not disposed of on the server yet: "),
+        "{text}"
+    );
+    assert!(text.contains("every run of the flow tries again (`wharf files orders.response`)"), "{text}");
     let p = w.plan(&flow);
     let planned = &p["responses"][0];
     assert_eq!((planned["state"].as_str(), planned["becomes"].as_str()), (Some("answered"), Some("answered")), "{p:#}");
@@ -534,4 +546,6 @@ fn an_ack_the_server_will_not_let_go_answers_its_await_and_is_deleted_once_it_ma
     let (code, r) = w.run(&flow);
     assert_eq!((code, states(&r)), (0, vec!["waiting"]), "{r:#}");
     assert_eq!(fs::read_dir(w.local("acks")).unwrap().count(), 1);
+    let text = String::from_utf8_lossy(&w.wharf().args(["awaits", "orders"]).output().unwrap().stdout).to_string();
+    assert!(!text.contains("note:"), "{text}");
 }
