@@ -579,12 +579,9 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop
                 // of (deleted or moved before the ledger said so): finished from its record,
                 // as a run finishes its own files left so. Only the look comes back to the
                 // response flow's files.
-                if let Some(r) = left_by_crash(cx.ledger, rflow, &a)?
-                    && let Ok(path) = RemotePath::parse(&r.path)
-                {
-                    let entry = Entry { path, kind: crate::endpoint::EntryKind::File, size: r.size, mtime: r.mtime.map(from_millis) };
+                if let Some(r) = left_by_crash(cx.ledger, rflow, &a)? {
                     tried = true;
-                    file = Some(take(&rcx, &entry, "", None).await?);
+                    file = take_from_record(&rcx, &r).await?;
                 }
             }
         }
@@ -628,9 +625,7 @@ async fn dispose_left(
             out.extend(std::iter::once(a).chain(left.by_ref().map(|(a, _)| a)).map(not_looked));
             break;
         }
-        let Ok(path) = RemotePath::parse(&r.path) else { continue };
-        let entry = Entry { path, kind: crate::endpoint::EntryKind::File, size: r.size, mtime: r.mtime.map(from_millis) };
-        let f = take(rcx, &entry, "", None).await?;
+        let Some(f) = take_from_record(rcx, &r).await? else { continue };
         if a.detail.as_deref() != Some(f.detail.as_str()) {
             a.detail = Some(f.detail.clone());
             cx.ledger.update_await(&a, None, to_millis(cx.now), cx.run)?;
@@ -664,6 +659,14 @@ async fn take(rcx: &Ctx<'_>, entry: &Entry, rel: &str, known: Option<lifecycle::
         return Err(RunAbort::File(msg, f.error_kind.unwrap_or(ErrorKind::Protocol)));
     }
     Ok(f)
+}
+
+/// Takes up the response whose record `r` says every sink has it, from that record: its
+/// disposition is what is left ([`take`]). `None` for a record whose path is not one.
+async fn take_from_record(rcx: &Ctx<'_>, r: &FileRecord) -> Result<Option<FileReport>, RunAbort> {
+    let Ok(path) = RemotePath::parse(&r.path) else { return Ok(None) };
+    let entry = Entry { path, kind: crate::endpoint::EntryKind::File, size: r.size, mtime: r.mtime.map(from_millis) };
+    take(rcx, &entry, "", None).await.map(Some)
 }
 
 /// The report of an open await the run did not look at, for a stop was asked.
