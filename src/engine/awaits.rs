@@ -979,8 +979,9 @@ pub(super) async fn foresee(
 /// What the run does with the response `r` a crashed run left delivered or being disposed of
 /// ([`left_by_crash`]), or whose disposal the server refused ([`left_undisposed`]), `listed`
 /// in the response folder or gone from it, for `wharf plan`: the plan's words, and the record
-/// as the run leaves it once that succeeds (taken, in run `run` at `now`). Its targets (delivered before) go into `targets`. What is left is its
-/// disposition, as `disposition::foresee` sees the response folder.
+/// as the run leaves it once that succeeds (taken, in run `run` at `now`). Its targets
+/// (delivered before) go into `targets`. What is left is its disposition, as
+/// `disposition::foresee` sees the response folder.
 async fn finished(
     rflow: &Flow,
     source: &DynEndpoint,
