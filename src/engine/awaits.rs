@@ -426,9 +426,11 @@ pub(super) async fn send_after_look(
         return Ok(());
     }
     super::take_turns(cx, going, names, stop, report, on_file).await?;
-    // Their awaits, as the run reports every open one.
-    let new = cx.ledger.awaits(Some(&flow.name))?.into_iter().filter(|a| a.state.is_open() && a.answerable_from > cx.run);
-    for a in new.filter(|a| a.request_run == cx.run) {
+    // Their awaits, as the run reports every open one: those it registered that its look did
+    // not report (a look reports every await open before it).
+    let looked: Vec<(String, String)> = report.responses.iter().map(|r| (r.request.clone(), r.expected.clone())).collect();
+    let new = cx.ledger.awaits(Some(&flow.name))?.into_iter().filter(|a| a.state.is_open() && a.request_run == cx.run);
+    for a in new.filter(|a| !looked.iter().any(|(request, expected)| *request == a.request && *expected == a.expected)) {
         report.responses.push(ResponseReport {
             detail: describe(&a, None),
             request: a.request,
@@ -1479,6 +1481,48 @@ mod tests {
             "{r:#?}"
         );
         assert_eq!(std::fs::read_dir(d.join("acks")).unwrap().count(), 1);
+    }
+
+    /// The same, with a request whose response name could not be foreseen (its sink renamed
+    /// it, `if_exists: rename`) landing on the name of an answer still not disposed of: that
+    /// answer, tried again by every look, is not taken for the new request — its await stays
+    /// waiting until the partner writes a new answer. Before, the look that tried the old
+    /// answer's disposal again recorded it as taken by that run, the new await's.
+    #[tokio::test]
+    async fn an_answer_not_disposed_of_does_not_answer_a_request_renamed_onto_its_name() {
+        let (dir, flow) = round_trip_answered("1h", ", if_exists: rename", ", after: { move_to: /taken }");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("partner/taken"), "in the way").unwrap();
+        std::fs::write(d.join("outbox/o1-1.csv"), "order 1").unwrap();
+        run(&flow, &ledger, d).await;
+        std::fs::write(d.join("partner/outbox/o1-1.ack"), "ack 1").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses.iter().map(|r| r.state).collect::<Vec<_>>(), [AwaitState::Answered], "{r:#?}");
+        // The partner took o1-1.csv; somebody's o1.csv is in its inbox: o1.csv goes as o1-1.csv.
+        std::fs::remove_file(d.join("partner/inbox/o1-1.csv")).unwrap();
+        std::fs::write(d.join("partner/inbox/o1.csv"), "somebody's").unwrap();
+        std::fs::write(d.join("outbox/o1.csv"), "order 2").unwrap();
+        let waiting = |ledger: &crate::ledger::Ledger| {
+            let a = ledger.awaited("rt", "outbox/o1-1.ack").unwrap().unwrap();
+            (a.request, a.state)
+        };
+        for _ in 0..2 {
+            let r = run(&flow, &ledger, d).await;
+            assert_eq!(waiting(&ledger), ("o1.csv".to_string(), AwaitState::Waiting), "{r:#?}");
+        }
+        // The old answer moved away at last: still not the new request's.
+        std::fs::remove_file(d.join("partner/taken")).unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(waiting(&ledger), ("o1.csv".to_string(), AwaitState::Waiting), "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("partner/taken/o1-1.ack")).unwrap(), "ack 1");
+        // The partner's answer to it is (the first one read and removed from `acks`, whose sink
+        // does not overwrite).
+        std::fs::remove_file(d.join("acks/o1-1.ack")).unwrap();
+        std::fs::write(d.join("partner/outbox/o1-1.ack"), "ack 2").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(waiting(&ledger), ("o1.csv".to_string(), AwaitState::Answered), "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/o1-1.ack")).unwrap(), "ack 2");
     }
 
     /// `wharf plan` says so too (before: "not there; waiting", while the run answers it).
