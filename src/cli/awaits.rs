@@ -98,7 +98,42 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     if awaits.left_out() {
         outln!("{}", super::files::left_out(awaits.items.len(), awaits.total, "awaited responses"));
     }
+    for (a, why) in not_disposed_of(&ledger, &awaits.items)? {
+        outln!(
+            "note: flow {}: the response /{} answered request /{}, but is not disposed of on the server yet: {why}; every run of \
+             the flow tries again (`wharf files {}`)",
+            a.flow,
+            a.expected,
+            a.request,
+            crate::config::flow::response_flow_name(&a.flow)
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The answered (or late) awaits of `items` whose response every sink has but whose disposal
+/// on the partner's server is not done (refused, run after run), each with why (the last
+/// error, when a run tried): the table says `answered`, and this says what is left.
+fn not_disposed_of<'a>(
+    ledger: &crate::ledger::Ledger,
+    items: &'a [crate::ledger::AwaitRecord],
+) -> anyhow::Result<Vec<(&'a crate::ledger::AwaitRecord, String)>> {
+    use crate::ledger::{AwaitState, FileState};
+    let mut left: std::collections::BTreeMap<&str, std::collections::BTreeMap<String, String>> = Default::default();
+    let mut out = Vec::new();
+    for a in items.iter().filter(|a| matches!(a.state, AwaitState::Answered | AwaitState::Late)) {
+        if !left.contains_key(a.flow.as_str()) {
+            let files = ledger.in_flight_files(&crate::config::flow::response_flow_name(&a.flow))?;
+            let why =
+                |r: &crate::ledger::FileRecord| r.last_error.as_ref().map_or_else(|| "not tried yet".to_string(), |e| e.message.clone());
+            let undisposed = files.iter().filter(|r| matches!(r.state, FileState::Delivered | FileState::Disposing));
+            left.insert(&a.flow, undisposed.map(|r| (r.path.clone(), why(r))).collect());
+        }
+        if let Some(why) = left.get(a.flow.as_str()).and_then(|l| l.get(&a.expected)) {
+            out.push((a, why.clone()));
+        }
+    }
+    Ok(out)
 }
 
 /// The response lines of a run summary (nothing for a flow without awaits).

@@ -74,8 +74,9 @@ pub struct RawFlow {
     /// no longer in the source folder — a file re-sent after that is taken as a new one. A
     /// file still in the source folder (`after.success: keep`) is remembered for as long as it
     /// is there, so it is never delivered twice. Awaited responses answered or expired go too;
-    /// quarantined files, files in flight, responses still awaited, the newest run and the
-    /// newest successful run are always kept; a flow with `expect:` keeps at least 8 days (an
+    /// quarantined files, files in flight, responses still awaited (or answered but not yet
+    /// disposed of on the partner's server), the newest run and the newest successful run are
+    /// always kept; a flow with `expect:` keeps at least 8 days (an
     /// expected file's window reaches a week back). Checked after
     /// a run's listing, at most once a day. Default `90d` (a flow polled every minute records
     /// 1,440 runs a day).

@@ -176,6 +176,10 @@ pub(super) struct Held {
     /// ([`send_after_look`]). `None` for a request held back by another of the run's
     /// requests, or whose response cannot be named.
     pub awaited: Option<String>,
+    /// What is in the way is an earlier exchange's answer every sink has, still on the server
+    /// (its disposal refused): the run's look tries again to dispose of it ([`dispose_left`]),
+    /// and may let the request go in the same run, as for an await it closes.
+    pub undisposed: bool,
     /// Its expected response, when it could be named (for the log).
     expected: Option<String>,
     /// The run before held it back for the same reason already: logged at debug level.
@@ -215,15 +219,26 @@ impl Held {
 /// run or an earlier one) is logged at debug level, so that a request held for days is told
 /// of once at info level, not at every poll; every run's report (and `wharf plan`) still
 /// gives the reason.
+///
+/// Nor is a request sent whose response name still holds an earlier exchange's answer that
+/// every sink has but that could not be disposed of on the server (`undisposed`, by response
+/// path: [`undisposed`]): that await is answered, but the partner's answer to this request
+/// would come under the name of a file wharf is still to delete or move — and a later look,
+/// finishing that disposal, would take it for this request's answer.
 pub(super) fn held_back<'e>(
     flow: &Flow,
     awaits: Vec<AwaitRecord>,
+    undisposed: &BTreeMap<String, FileRecord>,
     requests: impl Iterator<Item = (&'e Entry, &'e str, Option<&'e FileRecord>, Option<u64>)>,
     run: u64,
     now: SystemTime,
 ) -> Vec<Option<Held>> {
     let Some(resp) = flow.response.as_deref() else { return requests.map(|_| None).collect() };
-    let open: BTreeMap<String, AwaitRecord> = awaits.into_iter().filter(|a| a.state.is_open()).map(|a| (a.expected.clone(), a)).collect();
+    let (open, closed): (Vec<AwaitRecord>, Vec<AwaitRecord>) = awaits.into_iter().partition(|a| a.state.is_open());
+    let open: BTreeMap<String, AwaitRecord> = open.into_iter().map(|a| (a.expected.clone(), a)).collect();
+    // The awaits the undisposed responses answered, to name their requests.
+    let answered: BTreeMap<&str, &AwaitRecord> =
+        closed.iter().filter(|a| undisposed.contains_key(&a.expected)).map(|a| (a.expected.as_str(), a)).collect();
     let until = if resp.expire_after.is_some() { "answered or expires" } else { "answered (it has no expire_after)" };
     // Expected response → the request of this run that goes first.
     let mut first: BTreeMap<String, &str> = BTreeMap::new();
@@ -241,7 +256,7 @@ pub(super) fn held_back<'e>(
             // its delivery and aborting the run, run after run): not sent.
             Some(Err(e)) => {
                 let why = format!("its response could not be named ({e}): not sent, as no answer to it could be awaited");
-                out.push(Some(Held { why, awaited: None, expected: None, told: seen.is_some() }));
+                out.push(Some(Held { why, awaited: None, undisposed: false, expected: None, told: seen.is_some() }));
                 continue;
             }
             _ => {
@@ -263,10 +278,35 @@ pub(super) fn held_back<'e>(
         let held = |why: String, awaited: Option<&AwaitRecord>, told: bool| Held {
             why,
             awaited: awaited.map(|a| a.expected.clone()),
+            undisposed: false,
             expected: Some(expected.as_str().to_string()),
             told,
         };
+        let left = undisposed.get(expected.as_str()).filter(|_| !open.contains_key(expected.as_str()));
         let why = match (open.get(expected.as_str()).filter(|a| !own(a)), first.get(expected.as_str())) {
+            (None, _) if let Some(r) = left => {
+                let answered = answered.get(expected.as_str());
+                let of = answered.map(|a| format!(" to {}", a.request)).unwrap_or_default();
+                let then = match &resp.flow.after_success {
+                    crate::config::flow::Disposition::MoveTo(_) => "moved away from",
+                    _ => "deleted from",
+                };
+                let cause = r.last_error.as_ref().map(|e| format!(" ({})", e.message)).unwrap_or_default();
+                let why = format!(
+                    "its response name {expected} still holds the answer{of}, taken in run {} and not {then} the server yet{cause}; sent \
+                     once it is (the partner's answer to this request could not be told from it)",
+                    answered.and_then(|a| a.response_run).unwrap_or(r.run),
+                );
+                // Held by the run before already: the answer was taken by then.
+                let told = seen.is_some_and(|earlier| answered.and_then(|a| a.response_run).is_some_and(|taken| taken <= earlier));
+                Some(Held {
+                    why,
+                    awaited: Some(expected.as_str().to_string()),
+                    undisposed: true,
+                    expected: Some(expected.as_str().to_string()),
+                    told,
+                })
+            }
             (Some(a), _) => {
                 // Held by the run before already: that await was open then (opened by it, or
                 // before it; awaits never reopen), and the request there, ready.
@@ -316,7 +356,9 @@ pub(super) struct AfterLook<'c> {
 /// holding them back until the next run (a day later, on a daily schedule). Safe because
 /// the look recorded what it took before any of them is sent: an await registered now is
 /// answerable from the next run's look on ([`register`]), so the answer this run took for
-/// the earlier request is never taken for the new one.
+/// the earlier request is never taken for the new one. So are the requests held back by an
+/// earlier exchange's answer left on the server whose disposal the look did this time
+/// ([`dispose_left`]): what is under the name now is a new file.
 ///
 /// Judged again as before the files started ([`held_back`], with the ledger as the look left
 /// it: of two requests held back for one response name, the first in listing order goes),
@@ -339,8 +381,11 @@ pub(super) async fn send_after_look(
     if waiting.iter().all(|w| w.held.awaited.as_deref().is_none_or(open)) {
         return Ok(());
     }
+    // Judged again also for an answer left on the server: the look may have disposed of it,
+    // or (taking it just now, and refused) be what holds the request back now.
+    let left = undisposed(cx.ledger, flow, &awaits)?;
     let requests = waiting.iter().map(|w| (&w.candidate.entry, w.candidate.rel.as_str(), w.known.prev(), w.seen));
-    let again = held_back(flow, awaits.clone(), requests, cx.run, cx.now);
+    let again = held_back(flow, awaits.clone(), &left, requests, cx.run, cx.now);
     let mut free = Vec::new();
     for (w, held) in waiting.into_iter().zip(again) {
         let path = &w.candidate.entry.path;
@@ -381,9 +426,11 @@ pub(super) async fn send_after_look(
         return Ok(());
     }
     super::take_turns(cx, going, names, stop, report, on_file).await?;
-    // Their awaits, as the run reports every open one.
-    let new = cx.ledger.awaits(Some(&flow.name))?.into_iter().filter(|a| a.state.is_open() && a.answerable_from > cx.run);
-    for a in new.filter(|a| a.request_run == cx.run) {
+    // Their awaits, as the run reports every open one: those it registered that its look did
+    // not report (a look reports every await open before it).
+    let looked: Vec<(String, String)> = report.responses.iter().map(|r| (r.request.clone(), r.expected.clone())).collect();
+    let new = cx.ledger.awaits(Some(&flow.name))?.into_iter().filter(|a| a.state.is_open() && a.request_run == cx.run);
+    for a in new.filter(|a| !looked.iter().any(|(request, expected)| *request == a.request && *expected == a.expected)) {
         report.responses.push(ResponseReport {
             detail: describe(&a, None),
             request: a.request,
@@ -449,13 +496,15 @@ fn millis(d: Duration) -> Millis {
 /// unseen would make an answer written in time late. The next run looks.
 pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop: &super::Stop) -> Result<Vec<ResponseReport>, RunAbort> {
     let Some(resp) = cx.flow.response.as_deref() else { return Ok(Vec::new()) };
-    let open: Vec<AwaitRecord> = cx.ledger.awaits(Some(&cx.flow.name))?.into_iter().filter(|a| a.state.is_open()).collect();
-    if open.is_empty() {
+    let awaits = cx.ledger.awaits(Some(&cx.flow.name))?;
+    let left = left_undisposed(cx.ledger, cx.flow, &awaits)?;
+    let open: Vec<AwaitRecord> = awaits.into_iter().filter(|a| a.state.is_open()).collect();
+    if open.is_empty() && left.is_empty() {
         return Ok(Vec::new());
     }
     if stop.requested() {
         tracing::info!(flow = %cx.flow.name, awaits = open.len(), "Shutting down: the responses are looked for by the next run.");
-        return Ok(open.into_iter().map(not_looked).collect());
+        return Ok(open.into_iter().chain(left.into_iter().map(|(a, _)| a)).map(not_looked).collect());
     }
     let rflow = &resp.flow;
     let get = |n: &str| {
@@ -477,7 +526,9 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop
         folders: Default::default(),
         budget: Default::default(),
     };
-    let listed = match list(&source, rflow).await {
+    // Listed for the open awaits only: a response left undisposed is finished from its record.
+    let listing = if open.is_empty() { Ok(BTreeMap::new()) } else { list(&source, rflow).await };
+    let listed = match listing {
         Ok(l) => l,
         // Said as what it is: the end of a run whose files are done (and reported as they are),
         // not a run that could not start.
@@ -530,12 +581,9 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop
                 // of (deleted or moved before the ledger said so): finished from its record,
                 // as a run finishes its own files left so. Only the look comes back to the
                 // response flow's files.
-                if let Some(r) = left_by_crash(cx.ledger, rflow, &a)?
-                    && let Ok(path) = RemotePath::parse(&r.path)
-                {
-                    let entry = Entry { path, kind: crate::endpoint::EntryKind::File, size: r.size, mtime: r.mtime.map(from_millis) };
+                if let Some(r) = left_by_crash(cx.ledger, rflow, &a)? {
                     tried = true;
-                    file = Some(take(&rcx, &entry, "", None).await?);
+                    file = take_from_record(&rcx, &r).await?;
                 }
             }
         }
@@ -555,7 +603,53 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop
         }
         out.push(ResponseReport { detail: describe(&a, file.as_ref()), request: a.request, expected: a.expected, state: a.state, file });
     }
+    dispose_left(cx, &rcx, left, stop, &mut out).await?;
     Ok(out)
+}
+
+/// Tries again to dispose of each response of `left` ([`left_undisposed`]: answered, every
+/// response sink has it, its `after` not done on the partner's server), as a run finishes a
+/// delivered file of its own: through the lifecycle from the response's record (`rcx`), which
+/// resumes it at its disposal and delivers nothing again. Its await stays answered (or late);
+/// its detail says what became of the response, and the run reports it with the response's
+/// own report: failed again, the run fails (exit 1), as for a flow's file. Once a stop is
+/// asked, the others are left for the next run.
+async fn dispose_left(
+    cx: &Ctx<'_>,
+    rcx: &Ctx<'_>,
+    left: Vec<(AwaitRecord, FileRecord)>,
+    stop: &super::Stop,
+    out: &mut Vec<ResponseReport>,
+) -> Result<(), RunAbort> {
+    let mut left = left.into_iter();
+    while let Some((mut a, r)) = left.next() {
+        if stop.requested() {
+            out.extend(std::iter::once(a).chain(left.by_ref().map(|(a, _)| a)).map(not_looked));
+            break;
+        }
+        let Some(f) = take_from_record(rcx, &r).await? else { continue };
+        if a.detail.as_deref() != Some(f.detail.as_str()) {
+            a.detail = Some(f.detail.clone());
+            cx.ledger.update_await(&a, None, to_millis(cx.now), cx.run)?;
+        }
+        out.push(ResponseReport {
+            detail: describe(&a, Some(&f)),
+            request: a.request,
+            expected: a.expected,
+            state: a.state,
+            file: Some(f),
+        });
+    }
+    Ok(())
+}
+
+/// What is left of a response every sink has: its disposal on the server, and why it is not
+/// done when a run tried (`r`'s last error).
+fn not_disposed(r: &FileRecord) -> String {
+    match &r.last_error {
+        Some(e) => format!("not disposed of on the server yet: {}", e.message),
+        None => "not disposed of on the server yet".to_string(),
+    }
 }
 
 /// Takes the response `entry` through the lifecycle of the response flow (`rcx`); a failure
@@ -567,6 +661,14 @@ async fn take(rcx: &Ctx<'_>, entry: &Entry, rel: &str, known: Option<lifecycle::
         return Err(RunAbort::File(msg, f.error_kind.unwrap_or(ErrorKind::Protocol)));
     }
     Ok(f)
+}
+
+/// Takes up the response whose record `r` says every sink has it, from that record: its
+/// disposition is what is left ([`take`]). `None` for a record whose path is not one.
+async fn take_from_record(rcx: &Ctx<'_>, r: &FileRecord) -> Result<Option<FileReport>, RunAbort> {
+    let Ok(path) = RemotePath::parse(&r.path) else { return Ok(None) };
+    let entry = Entry { path, kind: crate::endpoint::EntryKind::File, size: r.size, mtime: r.mtime.map(from_millis) };
+    take(rcx, &entry, "", None).await.map(Some)
 }
 
 /// The report of an open await the run did not look at, for a stop was asked.
@@ -601,9 +703,36 @@ fn taken_away(r: &FileRecord, a: &AwaitRecord) -> bool {
 }
 
 fn taken_for(ledger: &Ledger, rflow: &Flow, a: &AwaitRecord) -> Result<Option<FileRecord>, LedgerError> {
-    Ok(ledger
-        .file(&rflow.name, &a.expected)?
-        .filter(|r| r.run >= a.answerable_from && matches!(r.state, FileState::Done | FileState::Quarantined)))
+    Ok(ledger.file(&rflow.name, &a.expected)?.filter(|r| r.run >= a.answerable_from && answers(r)))
+}
+
+/// Whether the response flow's record `r` is an answer taken: done, refused by the response's
+/// steps (quarantined), or delivered to every response sink with only its disposal on the
+/// partner's server left (`delivered`, `disposing`: refused there, or a crash before it was
+/// done). The partner answered, and every sink has the answer: that is what the await
+/// records. A disposal that fails is the response file's own failure, which later runs try
+/// again as a flow's ([`dispose_left`]), never delivering it again.
+fn answers(r: &FileRecord) -> bool {
+    matches!(r.state, FileState::Done | FileState::Quarantined) || lifecycle::delivered(r)
+}
+
+/// The flow's responses every response sink has whose disposal on the partner's server is
+/// not done (refused there; or a crash before it was done, the await closed since): each with
+/// its await, answered or late by them. Read through the ledger's in-flight index (cheap).
+/// While one is there, a request awaiting its name is not sent ([`held_back`]), and every
+/// look tries its disposal again ([`dispose_left`]).
+fn left_undisposed(ledger: &Ledger, flow: &Flow, awaits: &[AwaitRecord]) -> Result<Vec<(AwaitRecord, FileRecord)>, LedgerError> {
+    let Some(resp) = flow.response.as_deref() else { return Ok(Vec::new()) };
+    let closed: BTreeMap<&str, &AwaitRecord> =
+        awaits.iter().filter(|a| matches!(a.state, AwaitState::Answered | AwaitState::Late)).map(|a| (a.expected.as_str(), a)).collect();
+    let left = ledger.in_flight_files(&resp.flow.name)?.into_iter().filter(lifecycle::delivered);
+    Ok(left.filter_map(|r| closed.get(r.path.as_str()).map(|a| ((*a).clone(), r))).collect())
+}
+
+/// [`left_undisposed`] of the ledger's awaits of `flow`, by response path: what
+/// [`held_back`] is given.
+pub(super) fn undisposed(ledger: &Ledger, flow: &Flow, awaits: &[AwaitRecord]) -> Result<BTreeMap<String, FileRecord>, LedgerError> {
+    Ok(left_undisposed(ledger, flow, awaits)?.into_iter().map(|(_, r)| (r.path.clone(), r)).collect())
 }
 
 /// The response flow's record of `a`'s response when a run that stopped (a crash) left it
@@ -675,13 +804,22 @@ pub(super) async fn foresee(
     now: SystemTime,
 ) -> Result<(Vec<PlannedResponse>, Option<String>), LedgerError> {
     let Some(resp) = flow.response.as_deref() else { return Ok((Vec::new(), None)) };
-    let open: Vec<AwaitRecord> = ledger.awaits(Some(&flow.name))?.into_iter().filter(|a| a.state.is_open()).collect();
-    if open.is_empty() {
+    let awaits = ledger.awaits(Some(&flow.name))?;
+    let undisposed = left_undisposed(ledger, flow, &awaits)?;
+    let open: Vec<AwaitRecord> = awaits.into_iter().filter(|a| a.state.is_open()).collect();
+    if open.is_empty() && undisposed.is_empty() {
         return Ok((Vec::new(), None));
     }
     let rflow = &resp.flow;
     let ep = &rflow.source.endpoint;
-    let not_looked = |why: String| format!("the responses of the {} open await(s) were not looked for: {why}", open.len());
+    let not_looked = |why: String| match undisposed.len() {
+        0 => format!("the responses of the {} open await(s) were not looked for: {why}", open.len()),
+        n => format!(
+            "the responses of the {} open await(s), and the {n} answered whose response is not disposed of on the server yet, were \
+             not looked for: {why}",
+            open.len()
+        ),
+    };
     let source = match super::endpoints::open_all(flow, &[ep.as_str()]).await {
         Ok(eps) => match eps.get(ep) {
             Some(e) => e.clone(),
@@ -798,8 +936,12 @@ pub(super) async fn foresee(
         let events = changed.iter().filter_map(|(_, e)| e.as_ref().map(|e| e.0)).collect();
         let after = changed.last().map_or_else(|| a.clone(), |(a, _)| a.clone());
         // Finishing a response left by a crash may fail too (the move refused, the server
-        // gone): the await closes only once it is done.
-        let once = if finishing { " once that succeeds (else it stays open, and the next run tries again)" } else { "" };
+        // gone): the await is answered all the same, every sink having the answer.
+        let once = if finishing {
+            ": every sink has it (should that fail, the response's failure fails the run, and the next run tries again)"
+        } else {
+            ""
+        };
         let detail = match (what, after.state) {
             (Some(what), AwaitState::Answered) => format!("{what}; answered in time (due by {}){once}", date(a.deadline_at)),
             (Some(what), AwaitState::Late) => format!("{what}; answered LATE (due by {}){once}", date(a.deadline_at)),
@@ -817,14 +959,31 @@ pub(super) async fn foresee(
             targets,
         });
     }
+    // Answered, every sink has the response, its disposal refused: tried again ([`dispose_left`]).
+    for (a, r) in undisposed {
+        let mut targets = Vec::new();
+        let (what, _) = finished(rflow, &source, r, listed.get(&a.expected), (run, now_ms), &mut targets).await;
+        let answered = if a.state == AwaitState::Late { "answered LATE" } else { "answered" };
+        let taken = a.response_run.map(|r| format!(" in run {r}")).unwrap_or_default();
+        out.push(PlannedResponse {
+            detail: format!("{answered}{taken}; {what}"),
+            request: a.request,
+            expected: a.expected,
+            state: a.state,
+            becomes: a.state,
+            events: Vec::new(),
+            targets,
+        });
+    }
     Ok((out, None))
 }
 
 /// What the run does with the response `r` a crashed run left delivered or being disposed of
-/// ([`left_by_crash`]), `listed` in the response folder or gone from it, for `wharf plan`:
-/// the plan's words, and the record as the run leaves it once that succeeds (taken, in run
-/// `run` at `now`). Its targets (delivered before) go into `targets`. What is left is its
-/// disposition, as `disposition::foresee` sees the response folder.
+/// ([`left_by_crash`]), or whose disposal the server refused ([`left_undisposed`]), `listed`
+/// in the response folder or gone from it, for `wharf plan`: the plan's words, and the record
+/// as the run leaves it once that succeeds (taken, in run `run` at `now`). Its targets
+/// (delivered before) go into `targets`. What is left is its disposition, as
+/// `disposition::foresee` sees the response folder.
 async fn finished(
     rflow: &Flow,
     source: &DynEndpoint,
@@ -849,12 +1008,18 @@ async fn finished(
         }
         None => "no longer there".to_string(),
     };
-    let what = format!(
-        "{there}: delivered to {} by run {}, which stopped before it was done (left {}); the run finishes it from its record: {left}",
-        targets.join(", "),
-        r.run,
-        r.state.as_str()
-    );
+    let what = match &r.last_error {
+        // Its disposal refused (or failing) when a run tried.
+        Some(_) => {
+            format!("{there}: delivered to {}, {}; the run tries again, from its record: {left}", targets.join(", "), not_disposed(&r))
+        }
+        None => format!(
+            "{there}: delivered to {} by run {}, which stopped before it was done (left {}); the run finishes it from its record: {left}",
+            targets.join(", "),
+            r.run,
+            r.state.as_str()
+        ),
+    };
     (what, FileRecord { state: FileState::Done, updated: now, run, ..r })
 }
 
@@ -969,7 +1134,13 @@ fn judge(
             a.detail = Some(format!("refused by the response's steps and quarantined in run {}", r.run));
             return None;
         }
-        a.detail = Some(file.map_or_else(|| format!("taken in run {}", r.run), |f| f.detail.clone()));
+        a.detail = Some(match file {
+            Some(f) => f.detail.clone(),
+            // Taken by an earlier run (a crash, or a run that stopped before this await was
+            // judged): every sink has it, its disposal is not done.
+            None if lifecycle::delivered(r) => format!("taken in run {}; {}", r.run, not_disposed(r)),
+            None => format!("taken in run {}", r.run),
+        });
         // It was there no later than when it was taken: a later time on the server is its clock
         // (or, for an FTP LIST, its time zone) ahead of ours, and would make an answer in time late.
         let arrived = r.mtime.map_or(r.updated, |m| m.min(r.updated));
@@ -1251,6 +1422,109 @@ mod tests {
         assert_eq!(std::fs::read_to_string(d.join("acks/o1.ack")).unwrap(), "ack");
     }
 
+    /// A response every sink has whose disposal the partner's server refuses (here the
+    /// `move_to` folder cannot be made: a file holds its name) answers its await: the partner
+    /// answered, in time. The refusal is the response file's failure (the run fails), tried
+    /// again by later runs without delivering the response again; a request awaiting the same
+    /// name is not sent while the answer is still there, and goes in the run whose look
+    /// finally moves it — never taking it as its own answer. Before, the await stayed open
+    /// (waiting, then overdue) for as long as the server refused.
+    #[tokio::test]
+    async fn a_response_whose_disposal_is_refused_answers_its_await_and_is_disposed_of_later() {
+        let (dir, flow) = round_trip_answered("1h", "", ", after: { move_to: /taken }");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("partner/taken"), "in the way").unwrap();
+        std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
+        std::fs::write(d.join("outbox/o1.xml"), "order, again").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses.iter().map(|r| r.request.as_str()).collect::<Vec<_>>(), ["o1.csv"], "{r:#?}");
+        std::fs::write(d.join("partner/outbox/o1.ack"), "ack").unwrap();
+        let held = |r: &super::super::RunReport| r.files.iter().find(|f| f.path == "/o1.xml").map(|f| (f.outcome, f.detail.clone()));
+        for _ in 0..2 {
+            let r = run(&flow, &ledger, d).await;
+            assert_eq!(r.status, crate::ledger::RunStatus::Failed, "{r:#?}");
+            let [resp] = &r.responses[..] else { panic!("{r:#?}") };
+            assert_eq!((resp.request.as_str(), resp.state), ("o1.csv", AwaitState::Answered), "{r:#?}");
+            assert!(resp.failed(), "{r:#?}");
+            let detail = &resp.file.as_ref().unwrap().detail;
+            assert!(detail.starts_with("delivered to acks:/o1.ack, but `response.after` failed: "), "{detail}");
+            assert!(resp.detail.starts_with("answered in run "), "{}", resp.detail);
+            let (outcome, why) = held(&r).unwrap();
+            assert_eq!(outcome, Outcome::NotReady, "{r:#?}");
+            assert!(why.starts_with("its response name /outbox/o1.ack still holds the answer to o1.csv, taken in run 2 and not moved away from the server yet ("), "{why}");
+            assert_eq!(ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap().state, AwaitState::Answered);
+            assert_eq!(std::fs::read_dir(d.join("acks")).unwrap().count(), 1, "delivered once");
+        }
+        // `wharf plan` says what the next run does with it.
+        let p = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
+        let [planned] = &p.responses[..] else { panic!("{p:#?}") };
+        assert_eq!((planned.state, planned.becomes), (AwaitState::Answered, AwaitState::Answered), "{p:#?}");
+        assert!(planned.detail.starts_with("answered in run 2; there ("), "{}", planned.detail);
+        assert!(planned.detail.contains("; the run tries again, from its record: "), "{}", planned.detail);
+        // The folder can be made: the answer is moved, and the request held back goes after
+        // the look; the answer moved is not its own.
+        std::fs::remove_file(d.join("partner/taken")).unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.status, crate::ledger::RunStatus::Ok, "{r:#?}");
+        assert_eq!(
+            r.responses.iter().map(|r| (r.request.as_str(), r.state)).collect::<Vec<_>>(),
+            [("o1.csv", AwaitState::Answered), ("o1.xml", AwaitState::Waiting)],
+            "{r:#?}"
+        );
+        assert_eq!(held(&r).map(|(o, _)| o), Some(Outcome::Delivered), "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("partner/taken/o1.ack")).unwrap(), "ack");
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(
+            r.responses.iter().map(|r| (r.request.as_str(), r.state)).collect::<Vec<_>>(),
+            [("o1.xml", AwaitState::Waiting)],
+            "{r:#?}"
+        );
+        assert_eq!(std::fs::read_dir(d.join("acks")).unwrap().count(), 1);
+    }
+
+    /// The same, with a request whose response name could not be foreseen (its sink renamed
+    /// it, `if_exists: rename`) landing on the name of an answer still not disposed of: that
+    /// answer, tried again by every look, is not taken for the new request — its await stays
+    /// waiting until the partner writes a new answer. Before, the look that tried the old
+    /// answer's disposal again recorded it as taken by that run, the new await's.
+    #[tokio::test]
+    async fn an_answer_not_disposed_of_does_not_answer_a_request_renamed_onto_its_name() {
+        let (dir, flow) = round_trip_answered("1h", ", if_exists: rename", ", after: { move_to: /taken }");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("partner/taken"), "in the way").unwrap();
+        std::fs::write(d.join("outbox/o1-1.csv"), "order 1").unwrap();
+        run(&flow, &ledger, d).await;
+        std::fs::write(d.join("partner/outbox/o1-1.ack"), "ack 1").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses.iter().map(|r| r.state).collect::<Vec<_>>(), [AwaitState::Answered], "{r:#?}");
+        // The partner took o1-1.csv; somebody's o1.csv is in its inbox: o1.csv goes as o1-1.csv.
+        std::fs::remove_file(d.join("partner/inbox/o1-1.csv")).unwrap();
+        std::fs::write(d.join("partner/inbox/o1.csv"), "somebody's").unwrap();
+        std::fs::write(d.join("outbox/o1.csv"), "order 2").unwrap();
+        let waiting = |ledger: &crate::ledger::Ledger| {
+            let a = ledger.awaited("rt", "outbox/o1-1.ack").unwrap().unwrap();
+            (a.request, a.state)
+        };
+        for _ in 0..2 {
+            let r = run(&flow, &ledger, d).await;
+            assert_eq!(waiting(&ledger), ("o1.csv".to_string(), AwaitState::Waiting), "{r:#?}");
+        }
+        // The old answer moved away at last: still not the new request's.
+        std::fs::remove_file(d.join("partner/taken")).unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(waiting(&ledger), ("o1.csv".to_string(), AwaitState::Waiting), "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("partner/taken/o1-1.ack")).unwrap(), "ack 1");
+        // The partner's answer to it is (the first one read and removed from `acks`, whose sink
+        // does not overwrite).
+        std::fs::remove_file(d.join("acks/o1-1.ack")).unwrap();
+        std::fs::write(d.join("partner/outbox/o1-1.ack"), "ack 2").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(waiting(&ledger), ("o1.csv".to_string(), AwaitState::Answered), "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/o1-1.ack")).unwrap(), "ack 2");
+    }
+
     /// `wharf plan` says so too (before: "not there; waiting", while the run answers it).
     #[tokio::test]
     async fn plan_foresees_a_response_left_being_disposed_of_by_a_crash_answering_its_await() {
@@ -1263,7 +1537,7 @@ mod tests {
         assert_eq!(
             planned.detail,
             format!(
-                "no longer there: delivered to acks:/o1.ack by run 2, which stopped before it was done (left disposing); the run finishes it from its record: delete the source (gone already); answered in time (due by {due}) once that succeeds (else it stays open, and the next run tries again)"
+                "no longer there: delivered to acks:/o1.ack by run 2, which stopped before it was done (left disposing); the run finishes it from its record: delete the source (gone already); answered in time (due by {due}): every sink has it (should that fail, the response's failure fails the run, and the next run tries again)"
             )
         );
         // Read-only; and the run does as foreseen.
@@ -1274,7 +1548,7 @@ mod tests {
 
     /// A response a crash left `disposing` before its `move_to` was done, still in the
     /// response folder: the plan says what is left (the move, to the name chosen before the
-    /// crash) and that the await is answered once that succeeds — not that the response is
+    /// crash) and that the await is answered, every sink having it — not that the response is
     /// taken to sinks that have it already (nor refused by them). The run does as foreseen.
     #[tokio::test]
     async fn plan_says_a_response_left_being_moved_by_a_crash_is_finished_then_answers() {
@@ -1295,7 +1569,7 @@ mod tests {
         assert_eq!(
             planned.detail,
             format!(
-                "there (written {written}): delivered to acks:/o1.ack by run 2, which stopped before it was done (left disposing); the run finishes it from its record: move the source to /taken/o1.ack (the name chosen before the crash); answered in time (due by {due}) once that succeeds (else it stays open, and the next run tries again)"
+                "there (written {written}): delivered to acks:/o1.ack by run 2, which stopped before it was done (left disposing); the run finishes it from its record: move the source to /taken/o1.ack (the name chosen before the crash); answered in time (due by {due}): every sink has it (should that fail, the response's failure fails the run, and the next run tries again)"
             )
         );
         let r = run(&flow, &ledger, d).await;

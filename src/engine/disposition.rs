@@ -115,6 +115,21 @@ pub fn record(rec: &mut FileRecord, disp: &Disposition, moved: Option<&RemotePat
     };
 }
 
+/// What to look at when the server refused to apply `disp` to `source` (permission denied),
+/// to follow the error in a report: the login may not remove or rename files in the folder,
+/// or (`move_to`) create them in the one it moves to.
+pub fn refused_hint(disp: &Disposition, source: &RemotePath) -> String {
+    match disp {
+        Disposition::Keep => String::new(),
+        Disposition::Delete => {
+            format!("; the login may not delete files in {} (check the folder's permissions for it)", source.parent())
+        }
+        Disposition::MoveTo(dir) => {
+            format!("; the login may not move files out of {} or into {dir} (check the folders' permissions for it)", source.parent())
+        }
+    }
+}
+
 /// Applies `disp` to `source`; `target` is what [`plan`] chose. Idempotent: a source that is
 /// already gone (moved or deleted by an earlier, interrupted attempt) counts as done.
 /// Returns where the file went for a move: `None` when the source was gone and not at the

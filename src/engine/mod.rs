@@ -504,7 +504,8 @@ async fn run_files(
     // that closes the await (`awaits::send_after_look`).
     let requests = ready.iter().map(|(c, (k, seen))| (&c.entry, c.rel.as_str(), k.prev(), *seen));
     let open = if flow.response.is_some() { ledger.awaits(Some(&flow.name))? } else { Vec::new() };
-    let held = awaits::held_back(flow, open, requests, run, now);
+    let undisposed = awaits::undisposed(ledger, flow, &open)?;
+    let held = awaits::held_back(flow, open, &undisposed, requests, run, now);
     let mut after_look = Vec::new();
     let mut going = Vec::with_capacity(ready.len());
     for ((c, (known, seen)), held) in ready.into_iter().zip(held) {

@@ -213,9 +213,13 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
     // Those held back by an await the run's look for responses may close (see below).
     let mut after_look = Vec::new();
     if flow.response.is_some() {
-        let awaits = match ledger {
-            Some(l) => l.awaits(Some(&flow.name))?,
-            None => Vec::new(),
+        let (awaits, undisposed) = match ledger {
+            Some(l) => {
+                let awaits = l.awaits(Some(&flow.name))?;
+                let undisposed = awaits::undisposed(l, flow, &awaits)?;
+                (awaits, undisposed)
+            }
+            None => Default::default(),
         };
         let mut requests = Vec::new();
         for (i, c) in candidates.iter().enumerate() {
@@ -225,12 +229,12 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
             }
         }
         let requests_seen = requests.iter().map(|(i, c, p)| (&c.entry, c.rel.as_str(), p.as_ref(), seen[*i]));
-        let held = awaits::held_back(flow, awaits, requests_seen, next_run, now);
+        let held = awaits::held_back(flow, awaits, &undisposed, requests_seen, next_run, now);
         for ((i, c, _), held) in requests.iter().zip(held) {
             if let Some(held) = held {
                 held.log(flow, c.entry.path.as_str());
                 if let Some(awaited) = held.awaited {
-                    after_look.push((*i, awaited));
+                    after_look.push((*i, awaited, held.undisposed));
                 }
                 files[*i].action = Action::Wait { why: held.why };
             }
@@ -373,10 +377,14 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
     };
     // A request held back by an await that look closes goes after it, in the same run
     // (`awaits::send_after_look`).
-    for (i, awaited) in after_look {
+    for (i, awaited, undisposed) in after_look {
         let closes = responses.iter().any(|r| r.expected == awaited && !r.becomes.is_open());
         if let (true, Action::Wait { why }) = (closes, &mut files[i].action) {
-            why.push_str(" — the run's look for responses closes that await (see responses), and sends this request after it, in the same run, unless another request or file takes its names first");
+            why.push_str(if undisposed {
+                " — the run's look for responses tries again to dispose of it (see responses), and if that succeeds sends this request after it, in the same run, unless another request or file takes its names first"
+            } else {
+                " — the run's look for responses closes that await (see responses), and sends this request after it, in the same run, unless another request or file takes its names first"
+            });
         }
     }
     Ok(Plan { flow: flow.name.clone(), files, caveats, responses, probes: vec![], probe_hint: None })

@@ -277,6 +277,7 @@ fn prune_awaits(tx: &redb::WriteTransaction, p: &Prune, out: &mut Pruned) -> Res
     let mut awaits = tx.open_table(AWAITS)?;
     let files = tx.open_table(FILES)?;
     let mut old = Vec::new();
+    let response_flow = crate::config::flow::response_flow_name(p.flow);
     for item in awaits.range(flow_range(p.flow))? {
         let a = item?.1.value();
         // A request not finished yet (its disposal failing run after run) registers its await
@@ -285,6 +286,13 @@ fn prune_awaits(tx: &redb::WriteTransaction, p: &Prune, out: &mut Pruned) -> Res
         if request.is_some_and(|r| {
             r.identity == a.request_identity && !matches!(r.state, FileState::Done | FileState::Duplicate | FileState::Vanished)
         }) {
+            continue;
+        }
+        // Nor while its response is (every sink has it, its disposal on the server refused run
+        // after run): the runs that try it again, and hold back requests awaiting its name,
+        // go by its await.
+        let response = files.get((response_flow.as_str(), a.expected.as_str()))?.map(|r| r.value());
+        if response.is_some_and(|r| matches!(r.state, FileState::Delivered | FileState::Disposing)) {
             continue;
         }
         let closed_at = match a.state {
@@ -618,7 +626,12 @@ mod tests {
         l.register_await(&a("going", AwaitState::Answered, Some(DAY), None)).unwrap();
         let g = FileRecord { path: "out/going".into(), identity: "id:going".into(), state: FileState::Failed, ..Default::default() };
         l.put_file("f", &g).unwrap();
+        // Nor while its response is (every sink has it, its disposal refused run after run).
+        l.register_await(&a("taking", AwaitState::Answered, Some(DAY), None)).unwrap();
+        let t = FileRecord { path: "ack/taking".into(), state: FileState::Disposing, ..Default::default() };
+        l.put_file("f.response", &t).unwrap();
         assert_eq!(prune(&l, &[], ForgetDelivered::Never, 100).awaits, 0);
+        assert!(l.awaited("f", "ack/taking").unwrap().is_some());
         assert_eq!(l.register_await(&a("going", AwaitState::Waiting, None, None)).unwrap(), crate::ledger::awaits::Registered::Existing);
         // The request may be registered again (a new await), as a new file would be.
         assert_eq!(l.register_await(&a("answered", AwaitState::Waiting, None, None)).unwrap(), crate::ledger::awaits::Registered::New);

@@ -145,3 +145,33 @@ fn a_response_folder_that_cannot_be_listed_says_so_and_the_request_stays_deliver
     let (code, r) = w.json(&["run"]);
     assert_eq!((code, responses(&r, "state")), (0, vec!["waiting".to_string()]), "{r:#}");
 }
+
+/// The partner's `/outbox` read-only for the login (vsftpd refuses `DELE` there): the ack is
+/// delivered to `acks` and its await answered; the refused delete is the response's failure
+/// (exit 1, the folder's permissions named), tried again by the next run without delivering the
+/// ack twice, and done once the login may delete there. Before, the await stayed `waiting`.
+#[test]
+fn an_ack_the_ftp_server_will_not_delete_answers_its_await() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(w) = World::new(Ftpd::vsftpd()) else { return };
+    w.flow();
+    fs::write(w.local("outbox/a.csv"), "order\n").unwrap();
+    let (code, _) = w.json(&["run"]);
+    assert_eq!(code, 0);
+    w.answer("a.ack", "ack a", Duration::from_secs(5));
+    fs::set_permissions(w.remote("outbox"), fs::Permissions::from_mode(0o555)).unwrap();
+    for _ in 0..2 {
+        let (code, r) = w.json(&["run"]);
+        assert_eq!((code, responses(&r, "state")), (1, vec!["answered".to_string()]), "{r:#}");
+        let detail = r["responses"][0]["file"]["detail"].as_str().unwrap();
+        assert!(detail.starts_with("delivered to acks:/a.ack, but `response.after` failed: "), "{detail}");
+        assert!(detail.contains("check the folder's permissions"), "{detail}");
+        assert_eq!(fs::read_dir(w.local("acks")).unwrap().count(), 1, "delivered once: {r:#}");
+    }
+    fs::set_permissions(w.remote("outbox"), fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, r) = w.json(&["run"]);
+    assert_eq!((code, responses(&r, "state")), (0, vec!["answered".to_string()]), "{r:#}");
+    assert!(!w.remote("outbox/a.ack").exists(), "{r:#}");
+    let (code, r) = w.json(&["run"]);
+    assert_eq!((code, responses(&r, "state")), (0, Vec::<String>::new()), "{r:#}");
+}

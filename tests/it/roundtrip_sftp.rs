@@ -473,3 +473,79 @@ fn an_await_whose_response_is_half_delivered_is_not_closed_by_hand() {
     let ledger = Ledger::open(&state.join("ledger.redb")).unwrap();
     assert_eq!(ledger.awaited("orders", "outbox/a.ack").unwrap().unwrap().state, AwaitState::Expired);
 }
+
+/// The partner's `/outbox` read-only for the login: the ack is delivered to `acks`, but the
+/// server refuses to delete it. The await is answered (the partner answered in time); the run
+/// fails with the response's own failure, naming the flow, the file, the cause and the folder
+/// permissions to check; later runs try the delete again without delivering the ack twice, and
+/// `a.xml`, which awaits the same name, waits until the old ack is gone — then goes in the run
+/// that deletes it, and is not answered by it. `wharf awaits` and `wharf plan` say the same.
+/// Before, the await stayed `waiting` for as long as the server refused.
+#[test]
+fn an_ack_the_server_will_not_let_go_answers_its_await_and_is_deleted_once_it_may_be() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(w) = World::new() else { return };
+    let flow = w.flow_with("{{stem}}.ack", "30m", "[\"*.csv\", \"*.xml\"]", "");
+    fs::write(w.local("outbox/a.csv"), "order a\n").unwrap();
+    fs::write(w.local("outbox/a.xml"), "<order/>\n").unwrap();
+    let (code, r) = w.run(&flow);
+    assert_eq!((code, states(&r)), (0, vec!["waiting"]), "{r:#}");
+    w.answer("a.ack", "ACK a\n");
+    fs::set_permissions(w.remote("outbox"), fs::Permissions::from_mode(0o555)).unwrap();
+    let held = |r: &Value| {
+        let f = r["files"].as_array().unwrap().iter().find(|f| f["path"] == "/a.xml").cloned().unwrap();
+        (f["outcome"].as_str().unwrap().to_string(), f["detail"].as_str().unwrap().to_string())
+    };
+    for _ in 0..2 {
+        let (code, r) = w.run(&flow);
+        assert_eq!((code, states(&r)), (1, vec!["answered"]), "{r:#}");
+        let file = &r["responses"][0]["file"];
+        assert_eq!(file["outcome"], "failed", "{r:#}");
+        let detail = file["detail"].as_str().unwrap();
+        assert!(detail.starts_with("delivered to acks:/a.ack, but `response.after` failed: "), "{detail}");
+        assert!(detail.contains("/outbox/a.ack"), "{detail}");
+        assert!(detail.contains("the login may not delete files in /outbox (check the folder's permissions for it)"), "{detail}");
+        let (outcome, why) = held(&r);
+        assert_eq!(outcome, "not_ready", "{r:#}");
+        assert!(
+            why.starts_with(
+                "its response name /outbox/a.ack still holds the answer to a.csv, taken in run 2 and not deleted from the server yet ("
+            ),
+            "{why}"
+        );
+        assert!(why.ends_with("); sent once it is (the partner's answer to this request could not be told from it)"), "{why}");
+        assert_eq!(fs::read_dir(w.local("acks")).unwrap().count(), 1, "delivered once: {r:#}");
+        assert!(w.remote("outbox/a.ack").exists() && !w.remote("inbox/a.xml").exists());
+    }
+    let awaits = w.list("awaits");
+    assert_eq!(awaits.len(), 1, "{awaits:#?}");
+    assert_eq!((awaits[0]["state"].as_str(), awaits[0]["response_run"].as_u64()), (Some("answered"), Some(2)), "{awaits:#?}");
+    assert!(awaits[0]["detail"].as_str().unwrap().contains("`response.after` failed"), "{awaits:#?}");
+    let text = String::from_utf8_lossy(&w.wharf().args(["awaits", "orders"]).output().unwrap().stdout).to_string();
+    assert!(
+        text.contains("note: flow orders: the response /outbox/a.ack answered request /a.csv, but is not disposed of on the server yet: "),
+        "{text}"
+    );
+    assert!(text.contains("every run of the flow tries again (`wharf files orders.response`)"), "{text}");
+    let p = w.plan(&flow);
+    let planned = &p["responses"][0];
+    assert_eq!((planned["state"].as_str(), planned["becomes"].as_str()), (Some("answered"), Some("answered")), "{p:#}");
+    assert!(planned["detail"].as_str().unwrap().contains("the run tries again, from its record: delete the source"), "{p:#}");
+    // No overdue (the partner answered in time): the failure is the response's own.
+    let events = w.list("events");
+    assert_eq!(kinds(&events), ["failed", "failed"], "{events:#?}");
+    assert!(events[0]["detail"].as_str().unwrap().contains("/outbox/a.ack"), "{events:#?}");
+
+    // The login may delete there again: the ack goes, and a.xml after it, in the same run.
+    fs::set_permissions(w.remote("outbox"), fs::Permissions::from_mode(0o755)).unwrap();
+    let (code, r) = w.run(&flow);
+    assert_eq!((code, states(&r)), (0, vec!["answered", "waiting"]), "{r:#}");
+    assert_eq!(held(&r).0, "delivered", "{r:#}");
+    assert!(!w.remote("outbox/a.ack").exists());
+    assert_eq!(fs::read_to_string(w.remote("inbox/a.xml")).unwrap(), "<order/>\n");
+    let (code, r) = w.run(&flow);
+    assert_eq!((code, states(&r)), (0, vec!["waiting"]), "{r:#}");
+    assert_eq!(fs::read_dir(w.local("acks")).unwrap().count(), 1);
+    let text = String::from_utf8_lossy(&w.wharf().args(["awaits", "orders"]).output().unwrap().stdout).to_string();
+    assert!(!text.contains("note:"), "{text}");
+}

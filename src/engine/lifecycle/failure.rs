@@ -27,10 +27,19 @@ pub(super) async fn fail(
     rec.attempts += 1;
     rec.last_error = Some(ErrorRecord { kind, message: message.clone(), at: now_millis() });
     let abort = e.stops_run();
-    // Delivered, and only its disposal failed: where it went, in the detail and the report.
+    // Delivered, and only its disposal failed: where it went, in the detail and the report,
+    // and what to look at when the server refused it.
     let targets = if delivered(rec) { delivered_to(cx, rec) } else { Vec::new() };
-    let mut detail =
-        if targets.is_empty() { message } else { format!("delivered to {}, but `after.success` failed: {message}", targets.join(", ")) };
+    let mut detail = if targets.is_empty() {
+        message
+    } else {
+        let refused = if kind == ErrorKind::PermissionDenied {
+            disposition::refused_hint(&cx.flow.after_success, &entry.path)
+        } else {
+            String::new()
+        };
+        format!("delivered to {}, but {} failed: {message}{refused}", targets.join(", "), cx.disposal_setting())
+    };
     let limit = cx.flow.retry.give_up_after;
     // Only a file's own passing trouble counts towards giving up; a run-wide problem (local
     // disk, ledger) is not the file's fault, and a delivered file only waits for disposal.

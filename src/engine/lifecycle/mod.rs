@@ -99,6 +99,19 @@ impl Ctx<'_> {
     pub async fn store(&self, t: Transition) -> Result<(), LedgerError> {
         self.commits.put(self.ledger, t).await
     }
+
+    /// The setting that says what becomes of a delivered file's source, as a flow file spells
+    /// it: `after.success`, or for a round trip's response (whose files are taken as the
+    /// derived flow `<flow>.response`, its events raised for `<flow>`) `response.after`.
+    pub fn disposal_setting(&self) -> &'static str {
+        if self.is_response() { "`response.after`" } else { "`after.success`" }
+    }
+
+    /// Whether the files are a round trip's responses (the derived flow `<flow>.response`,
+    /// whose events are raised for `<flow>`).
+    pub fn is_response(&self) -> bool {
+        self.events_flow != self.flow.name
+    }
 }
 
 fn report(path: &RemotePath, outcome: Outcome, detail: impl Into<String>) -> FileReport {
@@ -277,7 +290,13 @@ pub(super) async fn process(cx: &Ctx<'_>, entry: &Entry, rel: &str, known: Optio
         // again, it chooses a name afresh (`fail`), as `wharf plan` shows it.
         rec.disposed_to = None;
     }
-    rec.run = cx.run;
+    // A round trip's response every sink has keeps the run that took it, while later runs
+    // only try its disposal again (refused by the server): that run tells which await it
+    // answered (`awaits::taken_for`), and a later request's await, registered meanwhile under
+    // the same name, must not take it for its own answer.
+    if !(cx.is_response() && delivered(&rec)) {
+        rec.run = cx.run;
+    }
     let done_before = match (done_before, &id_pre) {
         (Some(d), _) => d,
         (None, Some(k)) => cx.ledger.done(flow, k)?,
