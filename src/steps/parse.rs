@@ -72,7 +72,30 @@ pub struct Row {
 pub enum Event {
     /// The CSV column names (from the header row or `columns`), before any row.
     Header(Vec<String>),
+    /// JSON input: keys no record before gave, in the order the record holding them gives
+    /// them, before that record's row: the first record's keys, then each new one as it
+    /// appears ([`KeyOrder`]). The partner's column order, which a record (a `Map`) loses.
+    Keys(Vec<String>),
     Row(Row),
+}
+
+/// The order of the keys of a JSON input's records, as the file gives them: those of the first
+/// record, then each key a later one adds, where it first appears.
+#[derive(Default)]
+struct KeyOrder {
+    seen: std::collections::HashSet<String>,
+}
+
+impl KeyOrder {
+    /// Hands `keys` (a record's, in its order) not seen before to `each` as [`Event::Keys`].
+    fn note(&mut self, keys: Vec<String>, each: &mut dyn FnMut(Event) -> Result<(), Stop>) -> Result<(), Stop> {
+        let new: Vec<String> = keys.into_iter().filter(|k| !self.seen.contains(k)).collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        self.seen.extend(new.iter().cloned());
+        each(Event::Keys(new))
+    }
 }
 
 /// Why reading stopped early: the consumer asked to, or the file is unreadable as configured.
@@ -288,7 +311,7 @@ fn read_json(text: impl Read, max: u64, each: &mut dyn FnMut(Event) -> Result<()
     let at =
         Position { offset: Cell::new(0), start: Cell::new(0), number: Cell::new(0), max, lines: Cell::new(1), first_line: Cell::new(None) };
     let mut de = serde_json::Deserializer::from_reader(Blank { inner: text, first: &first, at: &at });
-    let seed = Elements { each, stopped: &mut stopped, at: &at };
+    let seed = Elements { each, stopped: &mut stopped, at: &at, order: KeyOrder::default() };
     let result = seed.deserialize(&mut de).and_then(|()| de.end());
     if let Some(s) = stopped {
         return Err(s);
@@ -365,6 +388,7 @@ struct Elements<'a, 'b> {
     each: &'a mut dyn FnMut(Event) -> Result<(), Stop>,
     stopped: &'b mut Option<Stop>,
     at: &'a Position,
+    order: KeyOrder,
 }
 
 impl<'de> DeserializeSeed<'de> for Elements<'_, '_> {
@@ -379,7 +403,7 @@ impl<'de> Visitor<'de> for Elements<'_, '_> {
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("an array of objects")
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
         let mut number = 0;
         loop {
             self.at.start.set(self.at.offset.get());
@@ -388,6 +412,10 @@ impl<'de> Visitor<'de> for Elements<'_, '_> {
             let mut tally = unique_keys::Tally::default();
             let Some(v) = seq.next_element_seed(unique_keys::Checked { tally: &mut tally })? else { break };
             number += 1;
+            if let Err(s) = self.order.note(std::mem::take(&mut tally.keys), self.each) {
+                *self.stopped = Some(s);
+                return Err(serde::de::Error::custom("stopped"));
+            }
             let value = match tally.twice {
                 Some(t) => Err(t.to_string()),
                 None if v.is_object() => Ok(v.clone()),
@@ -434,6 +462,7 @@ fn empty_file() -> Stop {
 fn read_jsonl(mut text: impl BufRead, each: &mut dyn FnMut(Event) -> Result<(), Stop>) -> Result<(), Stop> {
     let mut buf = Vec::new();
     let (mut line, mut number) = (0u64, 0u64);
+    let mut order = KeyOrder::default();
     loop {
         buf.clear();
         let n = (&mut text).take(MAX_LINE + 1).read_until(b'\n', &mut buf).map_err(io_stop)?;
@@ -459,6 +488,9 @@ fn read_jsonl(mut text: impl BufRead, each: &mut dyn FnMut(Event) -> Result<(), 
         let mut tally = unique_keys::Tally::default();
         let mut de = serde_json::Deserializer::from_str(s);
         let read = unique_keys::read(&mut de, &mut tally).and_then(|v| de.end().map(|()| v));
+        if read.is_ok() {
+            order.note(std::mem::take(&mut tally.keys), each)?;
+        }
         let row = match (read, tally.twice) {
             // The line as written: the value kept only one of the key's values.
             (Ok(_), Some(t)) => Row { number, line: Some(line), value: Err(t.to_string()), raw: Raw::Text(s.to_string()) },
@@ -884,6 +916,8 @@ mod tests {
         let r = read(p, &path, &mut |e| {
             match e {
                 Event::Header(h) => header = h,
+                // JSON input's keys, in their order: the header it has not.
+                Event::Keys(k) => header.extend(k),
                 Event::Row(r) => rows.push(r),
             }
             Ok(())
@@ -1392,8 +1426,8 @@ mod tests {
         let big = format!("{{\"a\":\"{}\"}}", "x".repeat(5000));
         let text = format!("[{{\"a\":1}},\n {big}, {{\"a\":3}}]");
         let mut rows = 0;
-        let r = read_json(text.as_bytes(), 4096, &mut |_| {
-            rows += 1;
+        let r = read_json(text.as_bytes(), 4096, &mut |e| {
+            rows += u32::from(matches!(e, Event::Row(_)));
             Ok(())
         });
         let Err(Stop::File(msg)) = r else { panic!("{r:?}") };
@@ -1401,8 +1435,8 @@ mod tests {
         assert_eq!(rows, 1);
         // Just under the limit: read.
         let mut rows = 0;
-        read_json(text.as_bytes(), 8192, &mut |_| {
-            rows += 1;
+        read_json(text.as_bytes(), 8192, &mut |e| {
+            rows += u32::from(matches!(e, Event::Row(_)));
             Ok(())
         })
         .unwrap();

@@ -102,6 +102,21 @@ fn an_input_taken_only_ignoring_case_says_so() {
     assert_eq!((code, summary(&text)), (0, (1, 0)), "{text}");
 }
 
+/// JSON → CSV keeps the partner's key order as the header (it was alphabetical).
+#[test]
+fn json_input_converted_to_csv_keeps_the_partner_s_key_order() {
+    let dir = support::tempdir();
+    fs::write(
+        dir.path().join("orders.yaml"),
+        "name: orders\nendpoints:\n  in: { type: local, root: in }\n  out: { type: local, root: out }\nsource: { endpoint: in, path: / }\nsteps:\n  - parse: { format: json }\n  - write: { format: csv, header: true }\nquarantine: { endpoint: in, path: /bad }\nsinks: [ { endpoint: out, path: /x } ]\n",
+    )
+    .unwrap();
+    let case = "flow: orders.yaml\ncases:\n  - name: order kept\n    input: { name: a.json, content: '[{\"zeta\":1,\"id\":2,\"alpha\":\"x\"}]' }\n    expect:\n      outputs: { out:/x/a.csv: { content: \"zeta,id,alpha\\n1,2,x\\n\" } }\n";
+    fs::write(dir.path().join("orders.test.yaml"), case).unwrap();
+    let (code, text) = wharf_test(dir.path(), &[]);
+    assert_eq!((code, summary(&text)), (0, (1, 0)), "{text}");
+}
+
 #[test]
 fn an_invalid_test_file_exits_2_with_file_line_and_column() {
     let dir = support::tempdir();
