@@ -129,6 +129,8 @@ pub struct RawParse {
     #[serde(default = "default_encoding")]
     pub encoding: String,
     /// CSV: the last row is a trailer (not a record) carrying the expected number of records.
+    /// A trailer row (the marker, and a count) before the last row refuses the file: two
+    /// files joined.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trailer: Option<RawTrailer>,
 }

@@ -229,6 +229,9 @@ fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<()
             {
                 return trailer(t, &fields, at);
             }
+            if let Some(t) = p.trailer.as_ref().filter(|t| announces(t, &fields).is_some()) {
+                return Err(Stop::File(trailer_inside(&fields, at, p.delimiter, &t.marker)));
+            }
             number += 1;
             each(Event::Row(csv_row(&header, trailing, fields, number, at)))?;
         }
@@ -270,8 +273,31 @@ pub(crate) fn repeated(names: &[String]) -> Option<(usize, usize)> {
     names.iter().enumerate().find_map(|(i, name)| seen.insert(name.as_str(), i).map(|first| (first, i)))
 }
 
+/// The record count a row announces when it is a trailer row by `t`: the marker in its first
+/// field and a count in its count column.
+fn announces(t: &Trailer, fields: &[String]) -> Option<u64> {
+    marked(t, fields).then(|| fields.get(t.count_column)?.trim().parse().ok()).flatten()
+}
+
+/// Whether `fields` start with `t`'s marker.
+fn marked(t: &Trailer, fields: &[String]) -> bool {
+    fields.first().map(|f| f.trim()) == Some(t.marker.as_str())
+}
+
+/// Why a file with a trailer row (`fields`, on `line`) before its last row is refused: its
+/// records after it would be counted against the trailer at the end, the rows before it
+/// against none, and the trailer itself taken for a record. Two files joined (`cat a b`), or
+/// one appended to twice.
+fn trailer_inside(fields: &[String], line: u64, delimiter: u8, marker: &str) -> String {
+    let row = fields.join(&char::from(delimiter).to_string());
+    let shown = crate::text::one_line(&crate::text::visible(&row), 60, crate::text::Keep::Start);
+    format!(
+        "line {line} is a trailer row (`{shown}`) but not the last row: two files joined? A file has one trailer (a row starting with `{marker}`), at its end"
+    )
+}
+
 fn trailer(t: &Trailer, fields: &[String], line: u64) -> Result<Summary, Stop> {
-    if fields.first().map(|f| f.trim()) != Some(t.marker.as_str()) {
+    if !marked(t, fields) {
         return Err(Stop::File(format!(
             "line {line}: the last row is not a trailer (its first field is not `{}`): the file may be incomplete",
             t.marker
@@ -1140,6 +1166,17 @@ mod tests {
         assert!(r.unwrap_err().contains("no trailer row"));
         let (_, _, r) = run(&p, b"1,5\nTRL,many\n");
         assert!(r.unwrap_err().contains("`many`, not a record count"));
+        // Two files joined: the inner trailer was read as a record (`TRL` under `id`), and
+        // the file delivered as one of 3 records announced 1.
+        let (_, rows, r) = run(&p, b"1,5\nTRL,1\n2,7\nTRL,1\n");
+        assert_eq!(
+            r.unwrap_err(),
+            "line 2 is a trailer row (`TRL,1`) but not the last row: two files joined? A file has one trailer (a row starting with `TRL`), at its end"
+        );
+        assert_eq!(rows.len(), 1, "the rows before it were read");
+        // A record whose first field is the marker but without a count is a record.
+        let (_, rows, r) = run(&p, b"1,5\nTRL,x\nTRL,2\n");
+        assert_eq!((r.unwrap().trailer_count, rows.len()), (Some(2), 2));
         let (_, _, r) = run(&parse(ParseFormat::Csv), b"a,b,a\n1,2,3\n");
         assert_eq!(r.unwrap_err(), "the header names column `a` twice (columns 1 and 3)");
         let (_, _, r) = run(&parse(ParseFormat::Csv), b"a,b,,\n1,2,,\n");
