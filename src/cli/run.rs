@@ -303,7 +303,7 @@ pub fn print_summary(r: &RunReport) {
 /// in one line: `2 files skipped, never taken: /in/a\nb.csv (…; rename it on the source to
 /// have it taken), /in/link.csv (a symbolic link: only regular files are taken)`.
 fn skipped_names_line(skipped: &[SkippedName]) -> Option<String> {
-    let names = skipped.iter().map(|s| format!("{} ({})", s.shown_path(), s.reason.explained())).collect::<Vec<_>>().join(", ");
+    let names = skipped.iter().map(|s| format!("{} ({})", s.shown_path(), s.explained())).collect::<Vec<_>>().join(", ");
     match skipped.len() {
         0 => None,
         1 => Some(format!("1 file skipped, never taken: {names}")),

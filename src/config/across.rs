@@ -223,9 +223,10 @@ fn shape<'t>(t: &'t str) -> Option<Result<Shape<'t>, Ends>> {
 /// rendered over): those of each `source.include` pattern ([`glob_ends`]; a name is taken by
 /// one of them). Steps writing another format deliver `roster.csv` as `roster.jsonl`
 /// (`engine::content::delivered_name`): only what the stem starts with is certain then.
+/// Nothing is certain of a source that ignores case: `orders_*.csv` takes `ORDERS_1.CSV`.
 fn source_ends(flow: &Flow) -> Vec<Ends> {
     let patterns = &flow.source.include_patterns;
-    if patterns.is_empty() {
+    if patterns.is_empty() || flow.source.ignore_case {
         return vec![Ends::default()];
     }
     let renamed = flow.steps.as_ref().is_some_and(|s| s.output_ext().is_some());
@@ -576,6 +577,7 @@ mod tests {
                 "`orders_1.xml` answered as `orders_1.ack`",
             ),
             (&orders, taking("invoices", "[\"*.csv\"]", "{{stem}}.ack"), "every name"),
+            (&orders, taking("invoices", "[\"ORDERS_*.csv\"], ignore_case: true", "{{stem}}.ack"), "`orders_1.csv` taken ignoring case"),
             (&orders, taking("invoices", "[\"{orders,invoices}_*.csv\"]", "{{stem}}.ack"), "alternatives: not told"),
             (&orders, taking("invoices", "[\"ord[!x]*.csv\"]", "{{stem}}.ack"), "`[!x]` may match `/`"),
             (

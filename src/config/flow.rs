@@ -253,12 +253,86 @@ pub struct Source {
     /// take a file with a hidden name or in a hidden folder (see [`is_hidden`]).
     pub include_hidden: GlobSet,
     pub exclude: GlobSet,
+    /// `include`, `include_hidden` and `exclude` match names whatever their case
+    /// (`source.ignore_case`): they were compiled from their [`fold_case`]d text, and a
+    /// name is folded alike before it meets them.
+    pub ignore_case: bool,
+    /// The same patterns compiled ignoring case, when `ignore_case` is off: to tell of a file
+    /// left only for the case of its name (`ORDERS_1.CSV` beside `*.csv`). `None` with
+    /// `ignore_case` (nothing to tell), or for a source built without it.
+    pub any_case: Option<Box<AnyCase>>,
     pub recursive: bool,
     pub max_depth: u32,
     pub ready: Ready,
     pub identity: Identity,
     /// A command whose output is written into the source folder at the start of each run.
     pub command: Option<Command>,
+}
+
+/// A source's patterns compiled ignoring case ([`Source::any_case`]), from their
+/// [`fold_case`]d text.
+#[derive(Debug, Clone)]
+pub struct AnyCase {
+    pub include: GlobSet,
+    pub include_hidden: GlobSet,
+    pub exclude: GlobSet,
+}
+
+impl Source {
+    /// Whether the source takes a file at `rel` (under its folder) by its name: its globs, and
+    /// hidden files ([`left_by`]).
+    pub fn takes(&self, rel: &str) -> bool {
+        left_by(&self.include, &self.include_hidden, &self.exclude, self.ignore_case, rel).is_none()
+    }
+
+    /// The `include` pattern a file at `rel` that [`Source::takes`] leaves would be taken by
+    /// were case ignored (`source.ignore_case: true`); `None` when case is not why it is left.
+    pub fn taken_ignoring_case(&self, rel: &str) -> Option<&str> {
+        let any = self.any_case.as_deref()?;
+        if self.takes(rel) || left_by(&any.include, &any.include_hidden, &any.exclude, true, rel).is_some() {
+            return None;
+        }
+        let i = any.include.matches(fold_case(rel)).into_iter().next()?;
+        self.include_patterns.get(i).map(String::as_str)
+    }
+}
+
+/// Which of a source's pattern lists leaves a name ([`left_by`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeftBy {
+    /// No `include` pattern takes it (or none that names hidden files, for a hidden one).
+    Include,
+    /// An `exclude` pattern matches it.
+    Exclude,
+}
+
+/// What leaves a file at `rel` (under the source folder) untaken by its name, `None` when it
+/// is taken: `include` (with `include_hidden` for a hidden path), then `exclude`. Sets
+/// compiled ignoring case ([`fold_case`]d) meet the name folded alike. The one place a listed
+/// name meets a source's patterns ([`Source::takes`]; validation reads it of a command's
+/// output before the source is whole).
+pub fn left_by(include: &GlobSet, include_hidden: &GlobSet, exclude: &GlobSet, ignore_case: bool, rel: &str) -> Option<LeftBy> {
+    let folded;
+    let rel = if ignore_case {
+        folded = fold_case(rel);
+        &folded
+    } else {
+        rel
+    };
+    if !include.is_match(rel) || (is_hidden(rel) && !include_hidden.is_match(rel)) {
+        Some(LeftBy::Include)
+    } else if exclude.is_match(rel) {
+        Some(LeftBy::Exclude)
+    } else {
+        None
+    }
+}
+
+/// `text` with each character lower-cased (Unicode: `ÄPFEL.CSV` → `äpfel.csv`), the same
+/// whatever comes next (a final `Σ` is `σ`): patterns and names folded so meet whatever
+/// their case. globset's own `case_insensitive` folds ASCII letters only.
+pub fn fold_case(text: &str) -> String {
+    text.chars().flat_map(char::to_lowercase).collect()
 }
 
 /// A command producing a file to send (`source.command`).

@@ -405,6 +405,16 @@ pub struct RawSource {
     /// Glob patterns for files to leave alone, checked after `include` (matched as `include`'s are).
     #[serde(default)]
     pub exclude: Vec<String>,
+    /// Match `include` and `exclude` whatever the case of the name (Unicode, not only ASCII):
+    /// `*.csv` then takes `ORDERS_1.CSV` and `orders_1.Csv` too. Default `false`: the case must
+    /// match, and a file taken only ignoring case is told of (`wharf plan`, the run report, a
+    /// `not_taken` event) rather than left without a word. Only the patterns: the names derived
+    /// from a file's name (its `ready.done_file`, the checksum and row-count files its steps
+    /// read, a sink's `name:` and trigger, a response's `name:`) are rendered from the name as
+    /// listed and looked for exactly (`{{name}}.done` of `ORDERS_1.CSV` is `ORDERS_1.CSV.done`,
+    /// not `ORDERS_1.CSV.DONE`).
+    #[serde(default)]
+    pub ignore_case: bool,
     /// Descend into sub-folders, up to `max_depth` levels below `path`. A sub-folder the login
     /// may not read is skipped with a warning (the source folder itself stops the run).
     #[serde(default)]

@@ -129,6 +129,8 @@ pub struct RawParse {
     #[serde(default = "default_encoding")]
     pub encoding: String,
     /// CSV: the last row is a trailer (not a record) carrying the expected number of records.
+    /// A trailer row (the marker, and a count) before the last row refuses the file: two
+    /// files joined.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub trailer: Option<RawTrailer>,
 }
@@ -250,8 +252,10 @@ pub struct RawWrite {
     /// the sink name variables `name` and `ext` use the new extension (`roster.csv` → `roster.jsonl`).
     pub format: WriteFormat,
     /// CSV: the columns, in order; other keys of a record are left out. Default: the input
-    /// header when there is no `map` step, else the keys of the first record (alphabetical,
-    /// since script maps are sorted); a record with a key outside those is then invalid.
+    /// header when there is no `map` step; from JSON input (no `map`), the keys of the first
+    /// record written, in the order the file gives them; after a `map`, the keys of the first
+    /// record (alphabetical, since script maps are sorted). A record with a key outside those
+    /// is then invalid.
     /// An output of no records (a file with only a header, or every record dropped or
     /// rejected) still has its header line when the columns are known without a record:
     /// these `columns`, else the CSV input's header (no `map`). After a `map`, or from JSON

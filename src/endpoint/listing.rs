@@ -34,12 +34,16 @@ pub struct SkippedName {
     /// are not UTF-8 as `�`: safe to print, one line. Never a name to use on the endpoint.
     pub name: String,
     pub reason: SkipReason,
+    /// For a name left only for its case ([`SkipReason::CaseOnly`]): the `include` pattern
+    /// that takes it ignoring case.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pattern: Option<String>,
 }
 
 /// Why an entry was left out. In JSON one word: `control_char`, `not_a_name`, `not_utf8`,
-/// `unread` (a listing line not understood), or, for an entry that is not a regular file,
-/// its kind: `symlink`, `fifo`, `socket`, `device`, `not_a_file` (a kind the endpoint did
-/// not say).
+/// `unread` (a listing line not understood), `case_only` (a file the source's patterns take
+/// only ignoring case), or, for an entry that is not a regular file, its kind: `symlink`,
+/// `fifo`, `socket`, `device`, `not_a_file` (a kind the endpoint did not say).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum SkipReason {
     /// A control character (a line feed, a tab, an escape…) in the name.
@@ -53,6 +57,9 @@ pub enum SkipReason {
     /// A line of an FTP server's `LIST` in a format wharf does not read: what it lists is
     /// not known, so never taken.
     Unread,
+    /// A regular file with a safe name that the source's patterns take only ignoring case
+    /// (`ORDERS_1.CSV` beside `*.csv`), its flow without `source.ignore_case`.
+    CaseOnly,
 }
 
 impl SkipReason {
@@ -68,6 +75,7 @@ impl SkipReason {
             SkipReason::NotAFile(Special::Device) => "device",
             SkipReason::NotAFile(Special::Unknown) => "not_a_file",
             SkipReason::Unread => "unread",
+            SkipReason::CaseOnly => "case_only",
         }
     }
 
@@ -78,6 +86,7 @@ impl SkipReason {
         match self {
             SkipReason::NotAFile(_) => format!("{self}: only regular files are taken"),
             SkipReason::Unread => format!("{self}: a file it lists is never taken"),
+            SkipReason::CaseOnly => format!("{self}: set `source.ignore_case: true` to take it"),
             _ => format!("{self}; rename it on the source to have it taken"),
         }
     }
@@ -96,23 +105,51 @@ impl SkippedName {
             PathError::ControlChar(_) => SkipReason::ControlChar,
             PathError::NotAName(_) | PathError::ParentDir(_) | PathError::Backslash(_) => SkipReason::NotAName,
         };
-        SkippedName { folder: folder.clone(), name: crate::text::visible(name), reason }
+        SkippedName { folder: folder.clone(), name: crate::text::visible(name), reason, pattern: None }
     }
 
     /// `name` in `folder`, as decoded lossily from bytes that are not UTF-8.
     pub fn not_utf8(folder: &RemotePath, lossy: &str) -> Self {
-        SkippedName { folder: folder.clone(), name: crate::text::visible(lossy), reason: SkipReason::NotUtf8 }
+        SkippedName { folder: folder.clone(), name: crate::text::visible(lossy), reason: SkipReason::NotUtf8, pattern: None }
     }
 
     /// A line of `folder`'s listing that could not be read (made one line, of a bounded
     /// length, by the caller): the whole line stands for the name.
     pub fn unread(folder: &RemotePath, line: &str) -> Self {
-        SkippedName { folder: folder.clone(), name: crate::text::visible(line), reason: SkipReason::Unread }
+        SkippedName { folder: folder.clone(), name: crate::text::visible(line), reason: SkipReason::Unread, pattern: None }
     }
 
     /// The listed entry `e`, which is `kind` rather than a regular file or a folder.
     pub fn not_a_file(e: &Entry, kind: Special) -> Self {
-        SkippedName { folder: e.path.parent(), name: crate::text::visible(e.path.name()), reason: SkipReason::NotAFile(kind) }
+        SkippedName {
+            folder: e.path.parent(),
+            name: crate::text::visible(e.path.name()),
+            reason: SkipReason::NotAFile(kind),
+            pattern: None,
+        }
+    }
+
+    /// The regular file `e`, left for the case of its name alone: `pattern`, of the source's
+    /// `include`, takes it ignoring case.
+    pub fn case_only(e: &Entry, pattern: &str) -> Self {
+        SkippedName {
+            folder: e.path.parent(),
+            name: crate::text::visible(e.path.name()),
+            reason: SkipReason::CaseOnly,
+            pattern: Some(pattern.to_string()),
+        }
+    }
+
+    /// Why it is never taken, and what would get it taken, as the ledger keeps it, `wharf
+    /// status` and `wharf plan` show it and a `not_taken` notice says it
+    /// ([`SkipReason::explained`], naming the pattern of a name left for its case).
+    pub fn explained(&self) -> String {
+        match (self.reason, &self.pattern) {
+            (SkipReason::CaseOnly, Some(p)) => {
+                format!("`{}` does not match `{p}`, but would ignoring case: set `source.ignore_case: true` to take it", self.name)
+            }
+            (reason, _) => reason.explained(),
+        }
     }
 
     /// `/folder/name`, safe to print.
@@ -143,6 +180,7 @@ impl fmt::Display for SkipReason {
             SkipReason::NotUtf8 => "the name is not UTF-8",
             SkipReason::NotAFile(kind) => return kind.fmt(f),
             SkipReason::Unread => "a line of the server's listing in a format wharf cannot read",
+            SkipReason::CaseOnly => "its name matches the source's patterns only ignoring case",
         })
     }
 }
@@ -193,6 +231,20 @@ mod tests {
         let s = SkippedName::not_a_file(&at_root, Special::Unknown);
         assert_eq!((s.shown_path().as_str(), s.reason.as_str()), ("/p", "not_a_file"));
         assert_eq!(s.to_string(), "/p (neither a regular file nor a folder)");
+    }
+
+    /// A file left for its case alone names the pattern that would take it, and the option.
+    #[test]
+    fn a_name_left_for_its_case_names_the_pattern() {
+        let e = Entry { path: RemotePath::parse("in/ORDERS_1.CSV").unwrap(), kind: EntryKind::File, size: 3, mtime: None };
+        let s = SkippedName::case_only(&e, "*.csv");
+        assert_eq!(s.to_string(), "/in/ORDERS_1.CSV (its name matches the source's patterns only ignoring case)");
+        assert_eq!(
+            s.explained(),
+            "`ORDERS_1.CSV` does not match `*.csv`, but would ignoring case: set `source.ignore_case: true` to take it"
+        );
+        let json = serde_json::to_value(&s).unwrap();
+        assert_eq!(json, serde_json::json!({"folder": "/in", "name": "ORDERS_1.CSV", "reason": "case_only", "pattern": "*.csv"}));
     }
 
     #[test]

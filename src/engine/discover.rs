@@ -126,9 +126,14 @@ pub async fn discover(
     };
     let mut out = Vec::new();
     let mut companions = BTreeSet::new();
+    let mut case_only = Vec::new();
     for e in files {
         let Some(rel) = e.path.strip_prefix(&src.path).map(str::to_string) else { continue };
         if !wanted(src, &rel) {
+            // `ORDERS_1.CSV` beside `*.csv`: left for its case alone, it would wait unseen.
+            if let Some(pattern) = src.taken_ignoring_case(&rel) {
+                case_only.push((e.path.as_str().to_string(), SkippedName::case_only(&e, pattern)));
+            }
             continue;
         }
         let done_file = src.ready.done_file.as_ref().and_then(|t| done_path(t, &e, &rel, now)).map(|p| {
@@ -141,6 +146,7 @@ pub async fn discover(
     // A done file, a checksum or a row count is a signal about a data file, not data, even
     // when the globs match it.
     out.retain(|c| !companions.contains(c.entry.path.as_str()));
+    skipped.extend(case_only.into_iter().filter(|(path, _)| !companions.contains(path)).map(|(_, s)| s));
     out.sort_by(|a, b| a.entry.path.cmp(&b.entry.path));
     Ok(Discovered { candidates: out, skipped, unlisted })
 }
@@ -168,9 +174,9 @@ fn told(src: &Source, s: &SkippedName) -> bool {
 }
 
 /// Whether the flow takes a file at `rel` (under the source folder) by its name: the globs,
-/// and hidden files.
+/// and hidden files ([`Source::takes`]).
 fn wanted(src: &Source, rel: &str) -> bool {
-    src.include.is_match(rel) && !src.exclude.is_match(rel) && (!crate::config::flow::is_hidden(rel) || src.include_hidden.is_match(rel))
+    src.takes(rel)
 }
 
 /// Why nothing under a subfolder a recursive listing could not read is taken, as
@@ -196,7 +202,7 @@ pub fn note_skipped(
     unlisted: &[Unlisted],
     now: std::time::SystemTime,
 ) -> Result<(), LedgerError> {
-    let mut names: Vec<(String, String)> = skipped.iter().map(|s| (s.shown_path(), s.reason.explained())).collect();
+    let mut names: Vec<(String, String)> = skipped.iter().map(|s| (s.shown_path(), s.explained())).collect();
     // A subfolder the login may not read is recorded beside them, as a folder: told once (a
     // warning, a `not_taken` event, `wharf status`) while it stays so, not at every poll.
     names.extend(unlisted.iter().map(|u| (unreadable_folder(&u.folder), unlisted_reason(u))));
@@ -216,6 +222,9 @@ pub fn note_skipped(
                 "Skipping an entry that is not a regular file: only regular files are taken (a link is never followed)."
             }
             SkipReason::Unread => "Skipping a line of the server's listing in a format wharf cannot read: a file it lists is never taken.",
+            SkipReason::CaseOnly => {
+                "Skipping a file the source's patterns take only ignoring case; set `source.ignore_case: true` to take it."
+            }
             _ => "Skipping a file whose name is not safe to use; rename it on the source to have it taken.",
         };
         let (folder, name, reason) = (&s.folder, &s.name, s.reason);
@@ -292,6 +301,8 @@ mod tests {
             include_patterns: vec!["ORDERS_*.csv".into()],
             include_hidden: globs(&[]),
             exclude: globs(&[]),
+            ignore_case: false,
+            any_case: None,
             recursive: false,
             max_depth: 0,
             ready: Default::default(),

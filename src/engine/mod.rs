@@ -172,8 +172,9 @@ pub struct RunReport {
     pub responses: Vec<ResponseReport>,
     /// Files in the source folder the flow would take but cannot, for their names are not safe
     /// to use (a line feed, `..`, bytes that are not UTF-8) or they are not regular files (a
-    /// symbolic link, a FIFO): not counted as seen, not a failure; they wait there until
-    /// renamed or replaced.
+    /// symbolic link, a FIFO), or its patterns take only ignoring case (`ORDERS_1.CSV` beside
+    /// `*.csv`, without `source.ignore_case`): not counted as seen, not a failure; they wait
+    /// there until renamed or replaced.
     pub skipped_names: Vec<SkippedName>,
     /// Why the run was aborted.
     #[serde(skip_serializing_if = "Option::is_none")]

@@ -286,7 +286,7 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
         }
     }
     let mut caveats = caveats(flow);
-    caveats.extend(skipped.iter().map(|s| format!("{} is never taken ({})", s.shown_path(), s.reason.explained())));
+    caveats.extend(skipped.iter().map(|s| format!("{} is never taken ({})", s.shown_path(), s.explained())));
     look_at_targets(flow, &candidates, &mut files, snapshot.as_ref(), next_run, now, &mut caveats).await?;
     // The sources the run disposes of, in the order it does: the listing's files it delivers,
     // finds delivered before, or resumes, each at its turn; and those it quarantines or fails
@@ -723,18 +723,23 @@ fn caveats(flow: &Flow) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::config::flow::IfExists;
-    use crate::endpoint::ErrorKind;
+    use crate::endpoint::{ErrorKind, SkipReason};
     use crate::engine::{RunOptions, run_once};
     use crate::ledger::SourceFate;
 
     /// A flow from `dir/src/in` to `dir/dst/inbox`, with `extra` YAML added.
     fn flow(dir: &Path, extra: &str) -> Flow {
+        flow_with(dir, "include: ['*.csv']", extra)
+    }
+
+    /// [`flow`], its source's options (beside `endpoint` and `path`) `source`.
+    fn flow_with(dir: &Path, source: &str, extra: &str) -> Flow {
         let (src, dst) = (dir.join("src"), dir.join("dst"));
         std::fs::create_dir_all(src.join("in")).unwrap();
         std::fs::create_dir_all(&dst).unwrap();
         let text = format!(
             "name: t\nendpoints:\n  partner: {{ type: local, root: {} }}\n  erp: {{ type: local, root: {} }}\n\
-             source: {{ endpoint: partner, path: /in, include: ['*.csv'] }}\n\
+             source: {{ endpoint: partner, path: /in, {source} }}\n\
              sinks:\n  - {{ endpoint: erp, path: /inbox }}\n{extra}",
             src.display(),
             dst.display()
@@ -744,6 +749,40 @@ mod tests {
 
     async fn run(flow: &Flow, ledger: &Ledger, dir: &Path) -> crate::engine::RunReport {
         run_once(flow, ledger, &RunOptions::new(dir.join("staging")), &mut |_| {}).await.unwrap()
+    }
+
+    /// Partners send `ORDERS_1.CSV` to a flow taking `*.csv`: it was never taken, and nothing
+    /// said why. Now the plan and the run's report name the pattern it would match ignoring
+    /// case (a `not_taken` event, once), and `source.ignore_case: true` takes it.
+    #[tokio::test]
+    async fn a_file_taken_only_ignoring_case_is_told_of_and_taken_with_ignore_case() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let flow = flow(d, "after: { success: keep }\n");
+        for name in ["a.csv", "ORDERS_1.CSV", "b.TXT"] {
+            std::fs::write(d.join("src/in").join(name), "1\n").unwrap();
+        }
+        let ledger = Ledger::in_memory().unwrap();
+        let why = "`ORDERS_1.CSV` does not match `*.csv`, but would ignoring case: set `source.ignore_case: true` to take it";
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
+        assert_eq!(p.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["/in/a.csv"]);
+        assert!(p.caveats.contains(&format!("/in/ORDERS_1.CSV is never taken ({why})")), "{:#?}", p.caveats);
+        assert!(!p.caveats.iter().any(|c| c.contains("b.TXT")), "{:#?}", p.caveats);
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.counts.delivered, 1, "{r:#?}");
+        let told: Vec<(String, SkipReason, Option<&str>)> =
+            r.skipped_names.iter().map(|s| (s.shown_path(), s.reason, s.pattern.as_deref())).collect();
+        assert_eq!(told, [("/in/ORDERS_1.CSV".to_string(), SkipReason::CaseOnly, Some("*.csv"))]);
+        let events: Vec<(String, String)> = ledger.events(None, 0, 10).unwrap().into_iter().map(|e| (e.subject, e.detail)).collect();
+        assert_eq!(events, [("/in/ORDERS_1.CSV".to_string(), why.to_string())]);
+
+        let ignoring = flow_with(d, "include: ['*.csv'], ignore_case: true", "after: { success: keep }\n");
+        let r = run(&ignoring, &ledger, d).await;
+        assert_eq!(r.counts.delivered, 1, "{r:#?}");
+        assert!(r.skipped_names.is_empty(), "{r:#?}");
+        assert_eq!(std::fs::read(d.join("dst/inbox/ORDERS_1.CSV")).unwrap(), b"1\n");
+        assert!(!d.join("dst/inbox/b.TXT").exists());
+        assert!(ledger.unsafe_names("t").unwrap().is_empty(), "no more to tell");
     }
 
     /// `move_to` is planned with the name each source gets there, as the run moves them: one

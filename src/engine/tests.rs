@@ -49,6 +49,8 @@ fn fixture() -> Fixture {
             include_patterns: vec!["*.csv".into()],
             include_hidden: globs(&[]),
             exclude: globs(&[]),
+            ignore_case: false,
+            any_case: None,
             recursive: false,
             max_depth: 8,
             ready: Ready::default(),

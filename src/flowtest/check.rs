@@ -23,6 +23,9 @@ use crate::steps::parse::csv_cause;
 pub struct Found<'a> {
     /// The run's line for the input (`None`: the source did not pick it up).
     pub file: Option<FileReport>,
+    /// Why the run's listing told of the input as never taken (`SkippedName::explained`: a
+    /// name taken only ignoring case, a link…), when it did.
+    pub not_taken: Option<String>,
     /// The content steps' result in the ledger.
     pub result: Option<FileResult>,
     /// `kept`, `deleted`, or the path the source was moved to.
@@ -60,7 +63,11 @@ fn is_rejects_of_another(place: &str, delivered: &[String]) -> bool {
 pub fn file(expect: &Expect, found: &Found<'_>) -> Vec<Failure> {
     let mut out = Vec::new();
     let outcome = found.file.as_ref().map_or("ignored", |f| outcome_name(f.outcome));
-    let detail = found.file.as_ref().map_or("the source's include/exclude did not pick it up", |f| f.detail.as_str());
+    let detail = match (&found.file, &found.not_taken) {
+        (Some(f), _) => f.detail.clone(),
+        (None, Some(why)) => format!("the source's include/exclude did not pick it up: {why}"),
+        (None, None) => "the source's include/exclude did not pick it up".to_string(),
+    };
     if let Some(want) = expect.outcome
         && want.as_str() != outcome
     {

@@ -158,6 +158,7 @@ fn file_case(flow: &Flow, case: &Case, input: &Input, rt: &tokio::runtime::Runti
             Failure::new(format!("{} (beside the input) was taken as a file of its own and delivered to {}", f.path, f.targets.join(", ")))
         })
         .collect();
+    let not_taken = report.skipped_names.iter().find(|s| s.shown_path() == path.to_string()).map(|s| s.explained());
     let file = report.files.into_iter().find(|f| f.path == path.to_string());
     let result = ledger.file_result(&flow.name, path.as_str())?;
     let record = ledger.file(&flow.name, path.as_str())?;
@@ -169,7 +170,7 @@ fn file_case(flow: &Flow, case: &Case, input: &Input, rt: &tokio::runtime::Runti
             None => "deleted".to_string(),
         }
     };
-    let found = Found { file, result, source, folders: &folders };
+    let found = Found { file, not_taken, result, source, folders: &folders };
     let mut failures = check::file(&case.expect, &found);
     failures.append(&mut beside);
     Ok(failures)

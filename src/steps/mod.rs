@@ -498,6 +498,8 @@ struct FileRun<'s, 'i> {
     /// Problems with the file as a whole (row `None`), in the order found.
     file_problems: Vec<RecordError>,
     header: Option<Vec<String>>,
+    /// JSON input: its records' keys in the order the file gives them ([`Event::Keys`]).
+    keys: Vec<String>,
     writer: Option<Output>,
     rejects: Option<Rejects>,
     /// Quarantine is certain (a count limit was passed): stop writing outputs, keep reporting.
@@ -563,6 +565,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
             template_rejected: 0,
             file_problems: Vec::new(),
             header: None,
+            keys: Vec::new(),
             writer: None,
             rejects: None,
             doomed: false,
@@ -599,6 +602,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
         }
         let result = parse::read(parse, self.input.staged, &mut |ev| match ev {
             Event::Header(h) => self.header(h),
+            Event::Keys(k) => self.keys(k),
             Event::Row(row) => self.row(row),
         });
         match result {
@@ -652,16 +656,32 @@ impl<'s, 'i> FileRun<'s, 'i> {
         Ok(())
     }
 
+    /// JSON input's keys no record before gave: the output's keys follow their order, as
+    /// they follow a CSV input's header.
+    fn keys(&mut self, new: Vec<String>) -> Result<(), Stop> {
+        let follows = self.follows_input();
+        if let (true, Some(Output::Records(w))) = (follows, self.writer.as_mut()) {
+            w.input_keys(&new);
+        }
+        self.keys.extend(new);
+        Ok(())
+    }
+
+    /// Whether the output's keys follow the input's order (a CSV input's header, a JSON
+    /// input's keys). CSV output after a map script takes its columns from the first record;
+    /// JSON output orders every record's keys so, mapped or not (`write::Writer::create`).
+    fn follows_input(&self) -> bool {
+        let mapped = self.steps.inner.steps.iter().any(|s| matches!(s, Step::Map(_)));
+        !(mapped && self.steps.inner.write.as_ref().is_some_and(|w| w.format == WriteFormat::Csv))
+    }
+
     /// The CSV columns of the output when they are known before the first record.
     fn known_columns(&self) -> Option<Vec<String>> {
         let w = self.steps.inner.write.as_ref()?;
         if !w.columns.is_empty() {
             return Some(w.columns.clone());
         }
-        // CSV output after a map script takes its columns from the first record; JSON output
-        // orders every record's keys by the header, mapped or not (`write::Writer::create`).
-        let mapped = self.steps.inner.steps.iter().any(|s| matches!(s, Step::Map(_)));
-        if mapped && w.format == WriteFormat::Csv { None } else { self.header.clone() }
+        if self.follows_input() { self.header.clone() } else { None }
     }
 
     fn open_output(&mut self) -> Result<(), Stop> {
@@ -669,7 +689,11 @@ impl<'s, 'i> FileRun<'s, 'i> {
             let renderer = Renderer::create(self.input.output, r, self.input.vars).map_err(output_stop)?;
             self.writer = Some(Output::Rendered(Box::new(renderer)));
         } else if let Some(w) = &self.steps.inner.write {
-            self.writer = Some(Output::Records(Writer::create(self.input.output, w, self.known_columns()).map_err(Stop::Io)?));
+            let mut writer = Writer::create(self.input.output, w, self.known_columns()).map_err(Stop::Io)?;
+            if self.follows_input() {
+                writer.input_keys(&self.keys);
+            }
+            self.writer = Some(Output::Records(writer));
         }
         Ok(())
     }

@@ -72,7 +72,30 @@ pub struct Row {
 pub enum Event {
     /// The CSV column names (from the header row or `columns`), before any row.
     Header(Vec<String>),
+    /// JSON input: keys no record before gave, in the order the record holding them gives
+    /// them, before that record's row: the first record's keys, then each new one as it
+    /// appears ([`KeyOrder`]). The partner's column order, which a record (a `Map`) loses.
+    Keys(Vec<String>),
     Row(Row),
+}
+
+/// The order of the keys of a JSON input's records, as the file gives them: those of the first
+/// record, then each key a later one adds, where it first appears.
+#[derive(Default)]
+struct KeyOrder {
+    seen: std::collections::HashSet<String>,
+}
+
+impl KeyOrder {
+    /// Hands `keys` (a record's, in its order) not seen before to `each` as [`Event::Keys`].
+    fn note(&mut self, keys: Vec<String>, each: &mut dyn FnMut(Event) -> Result<(), Stop>) -> Result<(), Stop> {
+        let new: Vec<String> = keys.into_iter().filter(|k| !self.seen.contains(k)).collect();
+        if new.is_empty() {
+            return Ok(());
+        }
+        self.seen.extend(new.iter().cloned());
+        each(Event::Keys(new))
+    }
 }
 
 /// Why reading stopped early: the consumer asked to, or the file is unreadable as configured.
@@ -206,6 +229,9 @@ fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<()
             {
                 return trailer(t, &fields, at);
             }
+            if let Some(t) = p.trailer.as_ref().filter(|t| announces(t, &fields).is_some()) {
+                return Err(Stop::File(trailer_inside(&fields, at, p.delimiter, &t.marker)));
+            }
             number += 1;
             each(Event::Row(csv_row(&header, trailing, fields, number, at)))?;
         }
@@ -247,8 +273,31 @@ pub(crate) fn repeated(names: &[String]) -> Option<(usize, usize)> {
     names.iter().enumerate().find_map(|(i, name)| seen.insert(name.as_str(), i).map(|first| (first, i)))
 }
 
+/// The record count a row announces when it is a trailer row by `t`: the marker in its first
+/// field and a count in its count column.
+fn announces(t: &Trailer, fields: &[String]) -> Option<u64> {
+    marked(t, fields).then(|| fields.get(t.count_column)?.trim().parse().ok()).flatten()
+}
+
+/// Whether `fields` start with `t`'s marker.
+fn marked(t: &Trailer, fields: &[String]) -> bool {
+    fields.first().map(|f| f.trim()) == Some(t.marker.as_str())
+}
+
+/// Why a file with a trailer row (`fields`, on `line`) before its last row is refused: its
+/// records after it would be counted against the trailer at the end, the rows before it
+/// against none, and the trailer itself taken for a record. Two files joined (`cat a b`), or
+/// one appended to twice.
+fn trailer_inside(fields: &[String], line: u64, delimiter: u8, marker: &str) -> String {
+    let row = fields.join(&char::from(delimiter).to_string());
+    let shown = crate::text::one_line(&crate::text::visible(&row), 60, crate::text::Keep::Start);
+    format!(
+        "line {line} is a trailer row (`{shown}`) but not the last row: two files joined? A file has one trailer (a row starting with `{marker}`), at its end"
+    )
+}
+
 fn trailer(t: &Trailer, fields: &[String], line: u64) -> Result<Summary, Stop> {
-    if fields.first().map(|f| f.trim()) != Some(t.marker.as_str()) {
+    if !marked(t, fields) {
         return Err(Stop::File(format!(
             "line {line}: the last row is not a trailer (its first field is not `{}`): the file may be incomplete",
             t.marker
@@ -288,7 +337,7 @@ fn read_json(text: impl Read, max: u64, each: &mut dyn FnMut(Event) -> Result<()
     let at =
         Position { offset: Cell::new(0), start: Cell::new(0), number: Cell::new(0), max, lines: Cell::new(1), first_line: Cell::new(None) };
     let mut de = serde_json::Deserializer::from_reader(Blank { inner: text, first: &first, at: &at });
-    let seed = Elements { each, stopped: &mut stopped, at: &at };
+    let seed = Elements { each, stopped: &mut stopped, at: &at, order: KeyOrder::default() };
     let result = seed.deserialize(&mut de).and_then(|()| de.end());
     if let Some(s) = stopped {
         return Err(s);
@@ -365,6 +414,7 @@ struct Elements<'a, 'b> {
     each: &'a mut dyn FnMut(Event) -> Result<(), Stop>,
     stopped: &'b mut Option<Stop>,
     at: &'a Position,
+    order: KeyOrder,
 }
 
 impl<'de> DeserializeSeed<'de> for Elements<'_, '_> {
@@ -379,7 +429,7 @@ impl<'de> Visitor<'de> for Elements<'_, '_> {
     fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("an array of objects")
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+    fn visit_seq<A: SeqAccess<'de>>(mut self, mut seq: A) -> Result<(), A::Error> {
         let mut number = 0;
         loop {
             self.at.start.set(self.at.offset.get());
@@ -388,6 +438,10 @@ impl<'de> Visitor<'de> for Elements<'_, '_> {
             let mut tally = unique_keys::Tally::default();
             let Some(v) = seq.next_element_seed(unique_keys::Checked { tally: &mut tally })? else { break };
             number += 1;
+            if let Err(s) = self.order.note(std::mem::take(&mut tally.keys), self.each) {
+                *self.stopped = Some(s);
+                return Err(serde::de::Error::custom("stopped"));
+            }
             let value = match tally.twice {
                 Some(t) => Err(t.to_string()),
                 None if v.is_object() => Ok(v.clone()),
@@ -434,6 +488,7 @@ fn empty_file() -> Stop {
 fn read_jsonl(mut text: impl BufRead, each: &mut dyn FnMut(Event) -> Result<(), Stop>) -> Result<(), Stop> {
     let mut buf = Vec::new();
     let (mut line, mut number) = (0u64, 0u64);
+    let mut order = KeyOrder::default();
     loop {
         buf.clear();
         let n = (&mut text).take(MAX_LINE + 1).read_until(b'\n', &mut buf).map_err(io_stop)?;
@@ -459,6 +514,9 @@ fn read_jsonl(mut text: impl BufRead, each: &mut dyn FnMut(Event) -> Result<(), 
         let mut tally = unique_keys::Tally::default();
         let mut de = serde_json::Deserializer::from_str(s);
         let read = unique_keys::read(&mut de, &mut tally).and_then(|v| de.end().map(|()| v));
+        if read.is_ok() {
+            order.note(std::mem::take(&mut tally.keys), each)?;
+        }
         let row = match (read, tally.twice) {
             // The line as written: the value kept only one of the key's values.
             (Ok(_), Some(t)) => Row { number, line: Some(line), value: Err(t.to_string()), raw: Raw::Text(s.to_string()) },
@@ -884,6 +942,8 @@ mod tests {
         let r = read(p, &path, &mut |e| {
             match e {
                 Event::Header(h) => header = h,
+                // JSON input's keys, in their order: the header it has not.
+                Event::Keys(k) => header.extend(k),
                 Event::Row(r) => rows.push(r),
             }
             Ok(())
@@ -1106,6 +1166,17 @@ mod tests {
         assert!(r.unwrap_err().contains("no trailer row"));
         let (_, _, r) = run(&p, b"1,5\nTRL,many\n");
         assert!(r.unwrap_err().contains("`many`, not a record count"));
+        // Two files joined: the inner trailer was read as a record (`TRL` under `id`), and
+        // the file delivered as one of 3 records announced 1.
+        let (_, rows, r) = run(&p, b"1,5\nTRL,1\n2,7\nTRL,1\n");
+        assert_eq!(
+            r.unwrap_err(),
+            "line 2 is a trailer row (`TRL,1`) but not the last row: two files joined? A file has one trailer (a row starting with `TRL`), at its end"
+        );
+        assert_eq!(rows.len(), 1, "the rows before it were read");
+        // A record whose first field is the marker but without a count is a record.
+        let (_, rows, r) = run(&p, b"1,5\nTRL,x\nTRL,2\n");
+        assert_eq!((r.unwrap().trailer_count, rows.len()), (Some(2), 2));
         let (_, _, r) = run(&parse(ParseFormat::Csv), b"a,b,a\n1,2,3\n");
         assert_eq!(r.unwrap_err(), "the header names column `a` twice (columns 1 and 3)");
         let (_, _, r) = run(&parse(ParseFormat::Csv), b"a,b,,\n1,2,,\n");
@@ -1392,8 +1463,8 @@ mod tests {
         let big = format!("{{\"a\":\"{}\"}}", "x".repeat(5000));
         let text = format!("[{{\"a\":1}},\n {big}, {{\"a\":3}}]");
         let mut rows = 0;
-        let r = read_json(text.as_bytes(), 4096, &mut |_| {
-            rows += 1;
+        let r = read_json(text.as_bytes(), 4096, &mut |e| {
+            rows += u32::from(matches!(e, Event::Row(_)));
             Ok(())
         });
         let Err(Stop::File(msg)) = r else { panic!("{r:?}") };
@@ -1401,8 +1472,8 @@ mod tests {
         assert_eq!(rows, 1);
         // Just under the limit: read.
         let mut rows = 0;
-        read_json(text.as_bytes(), 8192, &mut |_| {
-            rows += 1;
+        read_json(text.as_bytes(), 8192, &mut |e| {
+            rows += u32::from(matches!(e, Event::Row(_)));
             Ok(())
         })
         .unwrap();

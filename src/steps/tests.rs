@@ -346,7 +346,7 @@ fn json_in_jsonl_out_and_the_rejects_are_jsonl() {
         .steps("- parse: { format: json }\n- validate: { schema: roster.schema.json }\n- write: { format: jsonl }", "{ on_invalid: skip }");
     let p = b.run(&steps, "a.json", br#"[{"id": 1, "email": "a@x"}, {"id": "2", "email": "b@x"}, 7]"#);
     assert_eq!(p.counts, RecordCounts { read: 3, valid: 1, rejected: 2, skipped: 0, written: 1 });
-    assert_eq!(b.read("out"), "{\"email\":\"a@x\",\"id\":1}\n");
+    assert_eq!(b.read("out"), "{\"id\":1,\"email\":\"a@x\"}\n", "in the input's order");
     let rejects: Vec<serde_json::Value> = b.read("rejects").lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rejects[0]["record"], json!({"id": "2", "email": "b@x"}), "JSON values are not converted like CSV text");
     assert_eq!(rejects[1]["errors"], json!(["expected an object, found a number"]));
@@ -365,6 +365,24 @@ fn json_output_keeps_the_csv_header_order() {
     let steps = b.steps("- parse: { format: csv }\n- map: { script: order.rhai }\n- write: { format: json }", "");
     b.run(&steps, "a.csv", b"id,name,email\n1,Ann,a@x\n");
     assert_eq!(b.read("out"), "[\n{\"id\":\"1\",\"name\":\"Ann\",\"email\":\"a@x\",\"dept\":\"HR\",\"zone\":\"eu\"}\n]\n");
+}
+
+/// JSON input keeps its records' key order too (it was alphabetical: a JSON → CSV
+/// conversion wrote the partner's columns sorted): the first record's keys, then each new
+/// key where it first appears; a script's own keys after them, alphabetically.
+#[test]
+fn output_keeps_the_key_order_of_json_input() {
+    let b = Bench::new();
+    let csv = b.steps("- parse: { format: json }\n- write: { format: csv }", "");
+    b.run(&csv, "a.json", br#"[{"zeta":1,"id":2,"alpha":{"k":[1]}},{"id":3,"alpha":"y","zeta":4}]"#);
+    assert_eq!(b.read("out"), "zeta,id,alpha\n1,2,\"{\"\"k\"\":[1]}\"\n4,3,y\n");
+    let jsonl = b.steps("- parse: { format: jsonl }\n- write: { format: json }", "");
+    b.run(&jsonl, "a.jsonl", b"{\"b\":1,\"a\":2}\n\n{\"a\":3,\"c\":4,\"b\":5}\n");
+    assert_eq!(b.read("out"), "[\n{\"b\":1,\"a\":2},\n{\"b\":5,\"a\":3,\"c\":4}\n]\n");
+    std::fs::write(b.path("order.rhai"), "fn map(r) { r.zone = \"eu\"; r.dept = \"HR\"; r }\n").unwrap();
+    let mapped = b.steps("- parse: { format: jsonl }\n- map: { script: order.rhai }\n- write: { format: jsonl }", "");
+    b.run(&mapped, "a.jsonl", b"{\"name\":\"Ann\",\"id\":1}\n");
+    assert_eq!(b.read("out"), "{\"name\":\"Ann\",\"id\":1,\"dept\":\"HR\",\"zone\":\"eu\"}\n");
 }
 
 /// Declared `columns` name every field: a blank name or one given twice is refused when the
@@ -679,7 +697,7 @@ fn big_numbers_keep_every_digit_through_parse_map_and_write() {
     b.run(&plain, "o.json", body);
     assert_eq!(
         b.read("out"),
-        "{\"neg\":-9223372036854775809,\"order\":12345678901234567890,\"price\":12.10,\"ref\":98765432109876543210123}\n"
+        "{\"order\":12345678901234567890,\"ref\":98765432109876543210123,\"price\":12.10,\"neg\":-9223372036854775809}\n"
     );
     let mapped = b.steps("- parse: { format: json }\n- map: { script: id.rhai }\n- write: { format: csv }", "");
     let p = b.run(&mapped, "o.json", body);

@@ -31,6 +31,11 @@ pub struct Tally {
     pub twice: Option<Twice>,
     /// Values read so far.
     values: u64,
+    /// The keys of the value read, when it is an object, in the order the text gives them
+    /// (a `Map` sorts them): what keeps a partner's column order (`parse::KeyOrder`).
+    pub keys: Vec<String>,
+    /// How deep in the value the reader is (0: the value itself).
+    depth: u32,
 }
 
 /// The first key an object of a value gave twice.
@@ -71,7 +76,10 @@ impl Checked<'_> {
     /// key or position) in front of that key's path.
     fn nested<T, E>(&mut self, at: impl FnOnce() -> String, read: impl FnOnce(Checked<'_>) -> Result<T, E>) -> Result<T, E> {
         let before = self.tally.twice.is_some();
-        let value = read(Checked { tally: self.tally })?;
+        self.tally.depth += 1;
+        let value = read(Checked { tally: self.tally });
+        self.tally.depth -= 1;
+        let value = value?;
         if let (false, Some(t)) = (before, self.tally.twice.as_mut()) {
             t.path.insert(0, at());
         }
@@ -150,6 +158,9 @@ impl<'de> Visitor<'de> for Checked<'_> {
             let value = self.nested(|| key.clone(), |c| map.next_value_seed(c))?;
             match object.entry(key) {
                 Entry::Vacant(e) => {
+                    if self.tally.depth == 0 {
+                        self.tally.keys.push(e.key().clone());
+                    }
                     e.insert(value);
                 }
                 Entry::Occupied(mut e) => {
@@ -185,6 +196,18 @@ mod tests {
         let over = format!(r#"{{"a":{most}}}"#);
         let e = read(&mut serde_json::Deserializer::from_str(&over), &mut Tally::default()).unwrap_err();
         assert!(e.to_string().starts_with("a record holds more than 1000000 values at line 1 column"), "{e}");
+    }
+
+    /// The keys of the value read, in the text's order; those of objects inside it are not.
+    #[test]
+    fn the_keys_of_an_object_are_noted_in_their_order() {
+        let mut tally = Tally::default();
+        let text = r#"{"zeta":1,"alpha":{"inner":2,"b":[{"x":1}]},"mid":null,"zeta":3}"#;
+        read(&mut serde_json::Deserializer::from_str(text), &mut tally).unwrap();
+        assert_eq!(tally.keys, ["zeta", "alpha", "mid"]);
+        let mut tally = Tally::default();
+        read(&mut serde_json::Deserializer::from_str("[{\"a\":1}]"), &mut tally).unwrap();
+        assert!(tally.keys.is_empty());
     }
 
     #[test]

@@ -11,7 +11,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write as _};
 use std::path::{Path, PathBuf};
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
 use super::parse::Raw;
 use crate::config::raw_steps::{RawWrite, WriteFormat};
@@ -97,6 +97,9 @@ enum Inner {
         known: HashSet<String>,
         from: Columns,
         header: bool,
+        /// A JSON input's keys ([`Writer::input_keys`]): the order of the columns taken from
+        /// the first record.
+        order: Order,
     },
     Json {
         w: BufWriter<File>,
@@ -106,9 +109,10 @@ enum Inner {
     Jsonl(BufWriter<File>, Order),
 }
 
-/// The order of a JSON record's keys: the input header's columns, in its order, then any
-/// other key (a map script's, or each key of JSON input) alphabetically, as a JSON object
-/// (`serde_json::Map`, sorted) keeps them. `named`: the header as a set.
+/// The order of a record's keys: the input's, in its order — a CSV input's header, or a JSON
+/// input's keys as its records give them ([`Writer::input_keys`]) — then any other key (a map
+/// script's) alphabetically, as a JSON object (`serde_json::Map`, sorted) keeps them.
+/// `named`: the input's keys as a set.
 #[derive(Default)]
 struct Order {
     header: Vec<String>,
@@ -121,15 +125,33 @@ impl Order {
         Order { named: header.iter().cloned().collect(), header }
     }
 
+    /// Adds `keys` not named yet, after those that are.
+    fn extend(&mut self, keys: &[String]) {
+        for k in keys {
+            if self.named.insert(k.clone()) {
+                self.header.push(k.clone());
+            }
+        }
+    }
+
+    /// The entries of `obj` in this order.
+    fn arranged<'v>(&'v self, obj: &'v Map<String, Value>) -> impl Iterator<Item = (&'v String, &'v Value)> {
+        let named = self.header.iter().filter_map(|k| obj.get_key_value(k));
+        named.chain(obj.iter().filter(|(k, _)| !self.named.contains(*k)))
+    }
+
+    /// The keys of `rec` in this order (none for a record that is not an object).
+    fn keys_of(&self, rec: &Value) -> Vec<String> {
+        rec.as_object().map(|o| self.arranged(o).map(|(k, _)| k.clone()).collect()).unwrap_or_default()
+    }
+
     /// Writes `rec` as compact JSON with its keys in this order.
     fn write(&self, w: &mut impl io::Write, rec: &Value) -> io::Result<()> {
         let Some(obj) = rec.as_object().filter(|_| !self.header.is_empty()) else {
             return Ok(serde_json::to_writer(w, rec)?);
         };
-        let named = self.header.iter().filter_map(|k| obj.get_key_value(k));
-        let others = obj.iter().filter(|(k, _)| !self.named.contains(*k));
         w.write_all(b"{")?;
-        for (i, (k, v)) in named.chain(others).enumerate() {
+        for (i, (k, v)) in self.arranged(obj).enumerate() {
             if i > 0 {
                 w.write_all(b",")?;
             }
@@ -154,7 +176,8 @@ impl Writer {
                     Some(_) => Columns::Header,
                     None => Columns::FirstRecord,
                 };
-                let mut inner = Inner::Csv { w: Box::new(w), columns: None, known: HashSet::new(), from, header: spec.header };
+                let mut inner =
+                    Inner::Csv { w: Box::new(w), columns: None, known: HashSet::new(), from, header: spec.header, order: Order::default() };
                 if let Some(c) = columns {
                     inner.set_columns(c)?;
                 }
@@ -174,14 +197,23 @@ impl Writer {
         &self.path
     }
 
+    /// A JSON input's keys no record before gave, in the order the file gives them: the keys
+    /// of the records written follow that order (CSV: the columns taken from the first record
+    /// written), as they follow a CSV input's header.
+    pub fn input_keys(&mut self, keys: &[String]) {
+        match &mut self.inner {
+            Inner::Csv { order, .. } | Inner::Json { order, .. } | Inner::Jsonl(_, order) => order.extend(keys),
+        }
+    }
+
     /// Writes the records one input record became (a script may split it), all or none:
     /// in CSV, a key outside the columns (unless they are the step's declared `columns`)
     /// makes the whole set invalid instead of losing the value. Returns how many were written.
     pub fn records(&mut self, set: &[Value]) -> Result<u64, WriteError> {
-        if let Inner::Csv { columns, known, from, .. } = &self.inner {
+        if let Inner::Csv { columns, known, from, order, .. } = &self.inner {
             // Until the first record is written, its keys are the candidate columns.
             let candidate = columns.is_none().then(|| {
-                let keys = set.first().and_then(Value::as_object).map(|o| o.keys().cloned().collect::<Vec<_>>()).unwrap_or_default();
+                let keys = set.first().map(|r| order.keys_of(r)).unwrap_or_default();
                 let known = keys.iter().cloned().collect::<HashSet<_>>();
                 (keys, known)
             });
@@ -206,8 +238,8 @@ impl Writer {
 
     fn write(&mut self, rec: &Value) -> io::Result<()> {
         match &mut self.inner {
-            Inner::Csv { columns: None, .. } => {
-                let keys = rec.as_object().map(|o| o.keys().cloned().collect()).unwrap_or_default();
+            Inner::Csv { columns: None, order, .. } => {
+                let keys = order.keys_of(rec);
                 self.inner.set_columns(keys)?;
                 self.write(rec)
             }

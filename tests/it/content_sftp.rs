@@ -287,6 +287,20 @@ fn partner_files_in_other_encodings_and_csv_dialects() {
     assert!(r["files"][0]["detail"].as_str().unwrap().contains("not valid UTF-8 on line 2 (byte offset 15); if it is Latin-1"), "{r:#}");
     let report = fs::read_to_string(dir.path().join("out/rejected/preisliste.csv.report.txt")).unwrap();
     assert!(report.contains("not valid UTF-8"), "{report}");
+    // JSON Lines keeps the partner's key order (it was alphabetical), a new key where it
+    // first appears.
+    put("in/orders/orders.jsonl", b"{\"zeta\":1,\"id\":2}\n{\"id\":3,\"note\":\"x\",\"zeta\":4}\n");
+    // Two files joined: the inner trailer is not taken for a record.
+    put("in/joined/joined.csv", b"id,qty\n1,5\nTRL,1\nid,qty\n2,7\nTRL,1\n");
+    sshd.give_to_user(sshd.data_dir());
+    let r = run(&dialect_flow(&sshd, dir.path(), "orders", "{ format: jsonl }"));
+    assert_eq!(r["records"]["written"], 2, "{r:#}");
+    let text = fs::read_to_string(dir.path().join("out/orders/orders.jsonl")).unwrap();
+    assert_eq!(text, "{\"zeta\":1,\"id\":2}\n{\"zeta\":4,\"id\":3,\"note\":\"x\"}\n");
+    let r = run(&dialect_flow(&sshd, dir.path(), "joined", "{ format: csv, trailer: { marker: TRL, count_column: 2 } }"));
+    assert_eq!(r["quarantined"], 1, "{r:#}");
+    let detail = r["files"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("line 3 is a trailer row (`TRL,1`) but not the last row: two files joined?"), "{r:#}");
 }
 
 /// A local-only flow (no server) with the given steps, over `dir/in` → `dir/out`.

@@ -80,6 +80,43 @@ fn a_wrong_expectation_fails_with_exit_1_and_a_diff() {
     assert_eq!(summary(&text), (1, 2), "{text}");
 }
 
+/// An input the flow takes only ignoring case (`ORDERS_1.CSV` beside `*.csv`) fails its
+/// case saying so and how to take it (was: "did not pick it up", with no why); with
+/// `ignore_case: true` it is taken.
+#[test]
+fn an_input_taken_only_ignoring_case_says_so() {
+    let dir = support::tempdir();
+    local_flow(dir.path());
+    let case = "flow: orders.yaml\ncases:\n  - name: upper\n    input: { name: ORDERS_1.CSV, content: \"id\\n1\\n\" }\n    expect: { outcome: delivered }\n";
+    fs::write(dir.path().join("orders.test.yaml"), case).unwrap();
+    let (code, text) = wharf_test(dir.path(), &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(
+        text.contains("outcome: expected delivered, found ignored (the source's include/exclude did not pick it up: `ORDERS_1.CSV` does not match `*.csv`, but would ignoring case: set `source.ignore_case: true` to take it)"),
+        "{text}"
+    );
+    let flow =
+        fs::read_to_string(dir.path().join("orders.yaml")).unwrap().replace("include: ['*.csv']", "include: ['*.csv'], ignore_case: true");
+    fs::write(dir.path().join("orders.yaml"), flow).unwrap();
+    let (code, text) = wharf_test(dir.path(), &[]);
+    assert_eq!((code, summary(&text)), (0, (1, 0)), "{text}");
+}
+
+/// JSON → CSV keeps the partner's key order as the header (it was alphabetical).
+#[test]
+fn json_input_converted_to_csv_keeps_the_partner_s_key_order() {
+    let dir = support::tempdir();
+    fs::write(
+        dir.path().join("orders.yaml"),
+        "name: orders\nendpoints:\n  in: { type: local, root: in }\n  out: { type: local, root: out }\nsource: { endpoint: in, path: / }\nsteps:\n  - parse: { format: json }\n  - write: { format: csv, header: true }\nquarantine: { endpoint: in, path: /bad }\nsinks: [ { endpoint: out, path: /x } ]\n",
+    )
+    .unwrap();
+    let case = "flow: orders.yaml\ncases:\n  - name: order kept\n    input: { name: a.json, content: '[{\"zeta\":1,\"id\":2,\"alpha\":\"x\"}]' }\n    expect:\n      outputs: { out:/x/a.csv: { content: \"zeta,id,alpha\\n1,2,x\\n\" } }\n";
+    fs::write(dir.path().join("orders.test.yaml"), case).unwrap();
+    let (code, text) = wharf_test(dir.path(), &[]);
+    assert_eq!((code, summary(&text)), (0, (1, 0)), "{text}");
+}
+
 #[test]
 fn an_invalid_test_file_exits_2_with_file_line_and_column() {
     let dir = support::tempdir();

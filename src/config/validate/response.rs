@@ -105,7 +105,7 @@ impl Checker<'_, '_> {
             self.problem(format!("{AT}/expire_after"), "must be longer than `deadline`: a response is given up only after it is overdue");
         }
         let every_pattern = vec!["*".to_string()];
-        let every = self.globs(AT, &every_pattern);
+        let every = self.globs(AT, &every_pattern, false);
         let response_source = match (endpoint, path, every) {
             (Some(endpoint), Some(path), Some(include)) => Some(Source {
                 endpoint,
@@ -114,6 +114,8 @@ impl Checker<'_, '_> {
                 include_patterns: every_pattern,
                 include_hidden: globset::GlobSet::empty(),
                 exclude: globset::GlobSet::empty(),
+                ignore_case: false,
+                any_case: None,
                 recursive: false,
                 max_depth: 1,
                 ready: Ready::default(),

@@ -9,7 +9,7 @@ use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
 use super::{Checker, checked};
 use crate::config::duration;
-use crate::config::flow::{Command, Identity, Ready, Source, is_hidden};
+use crate::config::flow::{AnyCase, Command, Identity, LeftBy, Ready, Source, fold_case, left_by};
 use crate::config::raw::{IdentityField, RawCommand, RawReady, RawSource};
 use crate::endpoint::RemotePath;
 use crate::template::NameVars;
@@ -89,11 +89,21 @@ impl Checker<'_, '_> {
                 }
             }
         }
-        let include = self.globs("/source/include", &patterns);
+        let include = self.globs("/source/include", &patterns, s.ignore_case);
         let hidden: Vec<String> = s.include.iter().filter(|p| crate::config::flow::is_hidden(p)).cloned().collect();
         // Only once `include` compiled: a bad pattern is reported once, at its own index.
-        let include_hidden = include.as_ref().and_then(|_| self.globs("/source/include", &hidden));
-        let exclude = self.globs("/source/exclude", &s.exclude);
+        let include_hidden = include.as_ref().and_then(|_| self.globs("/source/include", &hidden, s.ignore_case));
+        let exclude = self.globs("/source/exclude", &s.exclude, s.ignore_case);
+        // The same, ignoring case, to tell of a file left for its case alone. Once all of them
+        // compiled: ignoring case makes no pattern bad, so nothing is reported twice.
+        let any_case = match (&include, &include_hidden, &exclude) {
+            (Some(_), Some(_), Some(_)) if !s.ignore_case => Some(AnyCase {
+                include: self.globs("/source/include", &patterns, true)?,
+                include_hidden: self.globs("/source/include", &hidden, true)?,
+                exclude: self.globs("/source/exclude", &s.exclude, true)?,
+            }),
+            _ => None,
+        };
         let ready = self.ready(s.ready);
         let identity = self.identity(&s.identity);
         if s.max_depth == 0 {
@@ -101,7 +111,7 @@ impl Checker<'_, '_> {
         }
         let command = s.command.map(|c| self.command(c));
         if let (Some(Some(c)), Some(inc), Some(hid), Some(exc)) = (&command, &include, &include_hidden, &exclude) {
-            self.command_output_taken(c, inc, hid, exc);
+            self.command_output_taken(c, (inc, hid, exc), s.ignore_case);
         }
         Some(Source {
             endpoint: s.endpoint,
@@ -110,6 +120,8 @@ impl Checker<'_, '_> {
             include_patterns: patterns,
             include_hidden: include_hidden?,
             exclude: exclude?,
+            ignore_case: s.ignore_case,
+            any_case: any_case.map(Box::new),
             recursive: s.recursive,
             max_depth: s.max_depth,
             ready: ready?,
@@ -139,7 +151,7 @@ impl Checker<'_, '_> {
     /// no name of its own (`{{name}}`, `{{stem}}`, `{{ext}}` are empty when it is named), and
     /// an output the patterns leave (a hidden `.csv`, a `.txt` beside `include: ["*.csv"]`)
     /// would stay in the folder, never sent, run after run.
-    fn command_output_taken(&mut self, c: &Command, include: &GlobSet, include_hidden: &GlobSet, exclude: &GlobSet) {
+    fn command_output_taken(&mut self, c: &Command, (include, include_hidden, exclude): (&GlobSet, &GlobSet, &GlobSet), ignore_case: bool) {
         let at = "/source/command/name";
         let of = |file: &str| c.name.render(&NameVars::new(file, "", 1, 1, UNIX_EPOCH)).ok();
         // As `command::produce` names it (for the first run).
@@ -154,21 +166,23 @@ impl Checker<'_, '_> {
             );
             return;
         }
-        let refused = if !include.is_match(&name) || (is_hidden(&name) && !include_hidden.is_match(&name)) {
-            "is not taken by the source's `include` patterns"
-        } else if exclude.is_match(&name) {
-            "matches the source's `exclude` patterns"
-        } else {
-            return;
+        let refused = match left_by(include, include_hidden, exclude, ignore_case, &name) {
+            Some(LeftBy::Include) => "is not taken by the source's `include` patterns",
+            Some(LeftBy::Exclude) => "matches the source's `exclude` patterns",
+            None => return,
         };
         self.problem(at, format!("the command's output (`{name}`) {refused}: it would stay in the source folder and never be sent"));
     }
 
-    pub(super) fn globs(&mut self, at: &str, patterns: &[String]) -> Option<GlobSet> {
+    /// `patterns` compiled into one set (`*` and `?` stop at `/`); with `ignore_case`, from
+    /// their [`fold_case`]d text, for names folded alike ([`Source::takes`]). Each bad
+    /// pattern is a problem at `at/INDEX`.
+    pub(super) fn globs(&mut self, at: &str, patterns: &[String], ignore_case: bool) -> Option<GlobSet> {
         let mut set = GlobSetBuilder::new();
         let mut ok = true;
         for (i, p) in patterns.iter().enumerate() {
-            match GlobBuilder::new(p).literal_separator(true).build() {
+            let text = if ignore_case { fold_case(p) } else { p.clone() };
+            match GlobBuilder::new(&text).literal_separator(true).build() {
                 Ok(glob) => {
                     set.add(glob);
                 }
@@ -242,6 +256,34 @@ mod tests {
         assert!(run(&with(r#"include: ["**/*.csv"]"#)).is_ok());
     }
 
+    /// Partners send `ORDERS_1.CSV` to a flow taking `*.csv`: without `ignore_case` it was
+    /// never taken, without a word; with it, every pattern matches whatever the case
+    /// (Unicode too), `exclude` as well.
+    #[test]
+    fn ignore_case_makes_the_patterns_match_whatever_the_case() {
+        let with = |source: &str| BASE.replace("path: /in }", &format!("path: /in, {source} }}"));
+        let flow = run(&with(r#"include: ["*.csv", "äpfel_*.txt", ".*.done"], exclude: ["*_DRAFT*"], ignore_case: true"#)).unwrap();
+        let src = &flow.source;
+        for taken in ["a.csv", "ORDERS_1.CSV", "orders_1.Csv", "ÄPFEL_1.TXT", ".A.DONE"] {
+            assert!(src.takes(taken), "{taken}");
+        }
+        for left in ["a.txt", "orders_draft_1.csv", ".a.csv", "Äpfel/1.txt"] {
+            assert!(!src.takes(left), "{left}");
+        }
+        assert!(src.any_case.is_none() && src.taken_ignoring_case("a.txt").is_none());
+        // By default the case must match; a file left for its case alone says which pattern
+        // would take it.
+        let flow = run(&with(r#"include: ["*.txt", "*.csv"], exclude: ["*_draft*"]"#)).unwrap();
+        let src = &flow.source;
+        assert!(src.takes("a.csv") && !src.takes("ORDERS_1.CSV") && !src.takes("ÄPFEL.TXT"));
+        assert_eq!(src.taken_ignoring_case("ORDERS_1.CSV"), Some("*.csv"));
+        assert_eq!(src.taken_ignoring_case("ÄPFEL.TXT"), Some("*.txt"));
+        assert_eq!(src.taken_ignoring_case("a.csv"), None, "taken as it is");
+        assert_eq!(src.taken_ignoring_case("a.xml"), None, "not for its case");
+        assert_eq!(src.taken_ignoring_case("A_DRAFT.CSV"), None, "left by `exclude` ignoring case too");
+        assert_eq!(src.taken_ignoring_case(".A.CSV"), None, "hidden: left whatever its case");
+    }
+
     #[test]
     fn a_done_file_every_file_shares_is_refused() {
         let p = problems(
@@ -280,6 +322,9 @@ mod tests {
         assert!(p.iter().any(|m| m.contains("`exclude`")), "{p:#?}");
         assert!(run(&with(&format!("include: [\"*.csv\"], {}", cmd("prices-{{date 'YYYYMMDD'}}-{{run}}.csv")))).is_ok());
         assert!(run(&with(&format!("recursive: true, include: [\"**/*.csv\"], {}", cmd("p-{{run}}.csv")))).is_ok());
+        // Taken whatever its case, with `ignore_case`.
+        assert!(run(&with(&format!("include: [\"*.CSV\"], ignore_case: true, {}", cmd("p-{{run}}.csv")))).is_ok());
+        assert!(!problems(&with(&format!("include: [\"*.CSV\"], {}", cmd("p-{{run}}.csv")))).is_empty());
     }
 
     /// `${env:…}` is expanded in credential fields only: in a command's `run` the program
