@@ -97,7 +97,7 @@ fn names_in(dir: &Path, name: &str) -> Vec<String> {
 /// (`flows/csv.yaml` with `name: csv-import`): `wharf runs csv-import` reads the ledger by the
 /// flow's name, `wharf quarantine show csv-import` then looked for `flows/csv-import.yaml` only.
 fn named_in(dir: &Path, name: &str) -> Option<PathBuf> {
-    config::find_flows(&[dir.to_path_buf()]).into_iter().find(|file| super::state::name_in_file(file).as_deref() == Some(name))
+    config::find_flows(&[dir.to_path_buf()]).into_iter().find(|file| config::name_in_file(file).as_deref() == Some(name))
 }
 
 /// What is said when `FLOW` names a folder (`wharf run flows`): the loader's "cannot read flow
