@@ -28,8 +28,9 @@ use serde::Serialize;
 
 use super::failure::{Failure, Kind};
 use super::output::{errln, outln};
-use super::state::{ledger_path, name_in_file, open_for_read, open_for_write};
+use super::state::{ledger_path, open_for_read, open_for_write};
 use super::{EXIT_INVALID, Global};
+use crate::config::name_in_file;
 use crate::ledger::forget::FlowRecords;
 use crate::ledger::{Ledger, LedgerError};
 use crate::notify::{Held, Notice};

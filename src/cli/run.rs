@@ -97,7 +97,7 @@ fn names_in(dir: &Path, name: &str) -> Vec<String> {
 /// (`flows/csv.yaml` with `name: csv-import`): `wharf runs csv-import` reads the ledger by the
 /// flow's name, `wharf quarantine show csv-import` then looked for `flows/csv-import.yaml` only.
 fn named_in(dir: &Path, name: &str) -> Option<PathBuf> {
-    config::find_flows(&[dir.to_path_buf()]).into_iter().find(|file| super::state::name_in_file(file).as_deref() == Some(name))
+    config::find_flows(&[dir.to_path_buf()]).into_iter().find(|file| config::name_in_file(file).as_deref() == Some(name))
 }
 
 /// What is said when `FLOW` names a folder (`wharf run flows`): the loader's "cannot read flow
@@ -266,7 +266,7 @@ pub fn outcome_label(o: Outcome) -> &'static str {
 pub fn print_summary(r: &RunReport) {
     let c = &r.counts;
     outln!(
-        "flow {}, run {}: {} — {} seen, {} not ready, {} delivered, {} skipped, {} failed ({} bytes)",
+        "flow {}, run {}: {} — {} seen, {} not ready, {} delivered, {} skipped, {} ({} bytes)",
         r.flow,
         r.run,
         r.status.as_str(),
@@ -274,7 +274,7 @@ pub fn print_summary(r: &RunReport) {
         c.not_ready,
         c.delivered,
         c.skipped,
-        c.failed,
+        failed_figure(r),
         c.bytes
     );
     if r.quarantined > 0 || r.records.read > 0 {
@@ -297,6 +297,21 @@ pub fn print_summary(r: &RunReport) {
         outln!("  {line}");
     }
     super::awaits::print_responses(&r.responses);
+}
+
+/// The run's `failed` figure, saying which of them are responses (counted in `failed`, not in
+/// `seen`: their `responses:` lines say why): `2 failed`, `1 failed (a response)`, `3 failed
+/// (1 of them a response)`.
+fn failed_figure(r: &RunReport) -> String {
+    let failed = r.counts.failed;
+    let responses = r.responses.iter().filter(|r| r.failed()).count();
+    match responses {
+        0 => format!("{failed} failed"),
+        1 if failed == 1 => "1 failed (a response)".to_string(),
+        n if u32::try_from(n).is_ok_and(|n| n == failed) => format!("{failed} failed (responses)"),
+        1 => format!("{failed} failed (1 of them a response)"),
+        n => format!("{failed} failed ({n} of them responses)"),
+    }
 }
 
 /// The files of the source no run can take (for their names, or not being regular files),
@@ -327,6 +342,47 @@ mod tests {
         let line = skipped_names_line(&[bad("a\nb.csv"), bad("c\td.csv")]).unwrap();
         assert!(line.starts_with("2 files skipped, never taken: /in/a"), "{line}");
         assert!(!line.contains('\n') && !line.contains('\t'), "{line}");
+    }
+
+    /// A round trip whose run fails for its responses (one's disposal refused by the partner's
+    /// server, one refused by the response sink) as well as for a file of its own: the summary
+    /// counts them all in `failed`, and says which are responses. It said `1 failed` (the
+    /// flow's own file), or `0 failed` for a run that failed for its responses alone.
+    #[tokio::test]
+    async fn the_summary_counts_the_responses_that_failed() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        for f in ["outbox", "partner/inbox", "partner/outbox", "acks"] {
+            std::fs::create_dir_all(d.join(f)).unwrap();
+        }
+        let yaml = "name: rt\nendpoints:\n  out: { type: local, root: outbox }\n  partner: { type: local, root: partner }\n  \
+                    acks: { type: local, root: acks }\nsource: { endpoint: out, path: / }\nsinks: [ { endpoint: partner, path: /inbox } ]\n\
+                    after: { success: delete }\nresponse: { path: /outbox, name: \"{{stem}}.ack\", deadline: 1h, sinks: [ { endpoint: acks } ], \
+                    after: { move_to: /taken } }\n";
+        let flow = config::load_flow_str(yaml, &d.join("rt.yaml")).unwrap();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        let opts = RunOptions::new(d.join("staging"));
+        let run = || async { engine::run_once(&flow, &ledger, &opts, &mut |_| {}).await.unwrap() };
+        std::fs::write(d.join("partner/taken"), "in the way").unwrap();
+        std::fs::write(d.join("outbox/o1.csv"), "order 1").unwrap();
+        std::fs::write(d.join("outbox/o2.csv"), "order 2").unwrap();
+        assert_eq!(failed_figure(&run().await), "0 failed");
+        std::fs::write(d.join("partner/outbox/o1.ack"), "ack 1").unwrap();
+        std::fs::write(d.join("partner/outbox/o2.ack"), "ack 2").unwrap();
+        std::fs::write(d.join("acks/o2.ack"), "somebody else's").unwrap();
+        std::fs::write(d.join("outbox/o3.csv"), "order 3").unwrap();
+        std::fs::write(d.join("partner/inbox/o3.csv"), "somebody else's").unwrap();
+        let r = run().await;
+        assert_eq!((r.status, r.counts.seen), (RunStatus::Failed, 1), "{r:#?}");
+        assert_eq!(failed_figure(&r), "3 failed (2 of them responses)", "{r:#?}");
+        std::fs::remove_file(d.join("partner/inbox/o3.csv")).unwrap();
+        let r = run().await;
+        assert_eq!((r.status, r.counts.delivered), (RunStatus::Failed, 1), "{r:#?}");
+        assert_eq!(failed_figure(&r), "2 failed (responses)", "{r:#?}");
+        // o1's answer may be moved away now; o2's is still refused by the response sink.
+        std::fs::remove_file(d.join("partner/taken")).unwrap();
+        let r = run().await;
+        assert_eq!(failed_figure(&r), "1 failed (a response)", "{r:#?}");
     }
 
     #[test]

@@ -102,16 +102,8 @@ pub fn serving(state_dir: &Path) -> Option<ServeInfo> {
 /// the file, so a file whose secrets are not set here still names its flow), or a name.
 pub fn flow_name(arg: &str) -> String {
     let file = super::run::resolve_flow_path(std::path::Path::new(arg));
-    let named = file.is_file().then(|| name_in_file(&file)).flatten();
+    let named = file.is_file().then(|| crate::config::name_in_file(&file)).flatten();
     named.unwrap_or_else(|| arg.to_string())
-}
-
-/// The `name:` a flow file gives, read without checking the rest of the file; `None` when it
-/// cannot be read as YAML with a name.
-pub fn name_in_file(file: &Path) -> Option<String> {
-    let text = std::fs::read_to_string(file).ok()?;
-    let doc: serde_yaml::Value = serde_yaml::from_str(text.strip_prefix('\u{feff}').unwrap_or(&text)).ok()?;
-    doc.get("name")?.as_str().map(str::to_string)
 }
 
 /// Every flow with a run in the ledger, sorted.

@@ -204,9 +204,9 @@ fn flow_of_file(file: &Path) -> FlowStatus {
             f
         }
         Err(diags) => {
-            // By the name the ledger knows it by, when the file still gives one.
-            let stem = || file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default();
-            let mut f = FlowStatus::new(super::state::name_in_file(file).unwrap_or_else(stem), Some(file.to_path_buf()));
+            // As `wharf serve` lists it: by the name the ledger knows it by, when the file
+            // still gives one.
+            let mut f = FlowStatus::new(crate::config::unloaded_name(file), Some(file.to_path_buf()));
             f.problem = Some(format!(
                 "invalid flow file: {} problem(s); see `wharf validate {}`",
                 diags.len(),
@@ -521,6 +521,23 @@ mod tests {
         );
         assert_eq!(names, [("trig", None), ("other", None), ("trig", Some(why.as_str()))]);
         assert_eq!(flows[2].file.as_deref(), Some(dir.path().join("z.yaml").as_path()));
+    }
+
+    /// A flow file that does not load is named as `wharf serve` names it, and its history
+    /// looked up so: by the `name:` it gives when its YAML got that far, else by its file
+    /// name (the daemon used the file name for both, `wharf status` the `name:`).
+    #[test]
+    fn a_file_that_does_not_load_is_named_as_serve_names_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("orders-v2.yaml"), "name: orders\nsource: 3\n").unwrap();
+        std::fs::write(dir.path().join("broken.yaml"), "name: [\n").unwrap();
+        let here: Vec<(String, Option<PathBuf>)> =
+            flow_files(dir.path()).unwrap().iter().map(|f| flow_of_file(f)).map(|f| (f.name, f.file)).collect();
+        let mut registry = crate::serve::registry::Registry::new(dir.path());
+        registry.rescan();
+        let served: Vec<(String, Option<PathBuf>)> = registry.slots().map(|s| (s.name(), Some(s.file.clone()))).collect();
+        assert_eq!(here, served);
+        assert_eq!(here.iter().map(|(n, _)| n.as_str()).collect::<Vec<_>>(), ["broken", "orders"]);
     }
 
     #[test]

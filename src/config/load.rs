@@ -262,6 +262,22 @@ pub fn name_taken(name: &str, first: &Path) -> String {
     format!("flow name `{name}` is already used by {}; flow names must be unique (they key the ledger)", first.display())
 }
 
+/// The `name:` a flow file gives, read without checking the rest of the file; `None` when it
+/// cannot be read as YAML with a name.
+pub fn name_in_file(file: &Path) -> Option<String> {
+    let text = std::fs::read_to_string(file).ok()?;
+    let doc: serde_yaml::Value = serde_yaml::from_str(text.strip_prefix('\u{feff}').unwrap_or(&text)).ok()?;
+    doc.get("name")?.as_str().map(str::to_string)
+}
+
+/// The name a flow file that does not load (and has no version in force) goes by, in `wharf
+/// serve`'s list and log and in `wharf status` alike, and the name its history is looked up
+/// under: the `name:` it gives when its YAML got that far (the name the ledger knows its flow
+/// by), else its file name without `.yaml`.
+pub fn unloaded_name(file: &Path) -> String {
+    name_in_file(file).unwrap_or_else(|| file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default())
+}
+
 /// The flow files named by `paths`: files as given, folders expanded to the `*.yaml` and
 /// `*.yml` files directly inside them (sorted; `*.test.yaml` / `*.test.yml` are test
 /// fixtures and skipped). A folder that cannot be read is returned as is, so loading it

@@ -1483,6 +1483,32 @@ mod tests {
         assert_eq!(std::fs::read_dir(d.join("acks")).unwrap().count(), 1);
     }
 
+    /// A run that fails only for its responses — one whose disposal the partner's server
+    /// refuses, one a response sink refuses (a file of its name is there) — counts them in
+    /// `failed`: the run's report (its JSON, its summary, the metrics) and its stored record
+    /// (`wharf runs`) say `2 failed`, as its status and exit code say it failed. Before, they
+    /// said `0 failed` for a run that exited 1.
+    #[tokio::test]
+    async fn a_run_failed_by_its_responses_counts_them_failed() {
+        let (dir, flow) = round_trip_answered("1h", "", ", after: { move_to: /taken }");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("partner/taken"), "in the way").unwrap();
+        std::fs::write(d.join("outbox/o1.csv"), "order 1").unwrap();
+        std::fs::write(d.join("outbox/o2.csv"), "order 2").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!((r.status, r.counts.delivered, r.counts.failed), (crate::ledger::RunStatus::Ok, 2, 0), "{r:#?}");
+        std::fs::write(d.join("partner/outbox/o1.ack"), "ack 1").unwrap();
+        std::fs::write(d.join("partner/outbox/o2.ack"), "ack 2").unwrap();
+        std::fs::write(d.join("acks/o2.ack"), "somebody else's").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.status, crate::ledger::RunStatus::Failed, "{r:#?}");
+        assert_eq!(r.responses.iter().filter(|r| r.failed()).count(), 2, "{r:#?}");
+        assert_eq!((r.counts.seen, r.counts.delivered, r.counts.failed), (0, 0, 2), "{r:#?}");
+        let stored = ledger.runs(Some("rt"), 1).unwrap();
+        assert_eq!((stored[0].id, stored[0].status, stored[0].counts), (r.run, r.status, r.counts), "{stored:#?}");
+    }
+
     /// The same, with a request whose response name could not be foreseen (its sink renamed
     /// it, `if_exists: rename`) landing on the name of an answer still not disposed of: that
     /// answer, tried again by every look, is not taken for the new request — its await stays

@@ -249,13 +249,7 @@ pub async fn run_once(
     if let (Some(reason), Some(kind)) = (&report.error, report.error_kind) {
         tracing::error!(target: REPORT_LOG_TARGET, flow = %flow.name, run = rec.id, kind = %kind, reason = %reason, "Run aborted.");
     }
-    report.status = if report.error.is_some() {
-        RunStatus::Aborted
-    } else if report.counts.failed > 0 || report.responses.iter().any(ResponseReport::failed) {
-        RunStatus::Failed
-    } else {
-        RunStatus::Ok
-    };
+    report.conclude();
     finish(ledger, flow, &mut rec, &report)?;
     log_finished(&flow.name, &rec, report.idle());
     Ok(report)
@@ -274,6 +268,23 @@ fn log_finished(flow: &str, rec: &RunRecord, idle: bool) {
 }
 
 impl RunReport {
+    /// Ends the report of a run whose files (and responses) are all in it: counts its
+    /// responses that failed and gives it its status. A response that could not be taken (or
+    /// disposed of) is a file of the run that failed, as [`close_interrupted`] counts it: in
+    /// `failed`, so the summary, `wharf runs`, the run's JSON and the metrics say the run
+    /// failed for it, as its status and exit code do.
+    fn conclude(&mut self) {
+        let responses_failed = u32::try_from(self.responses.iter().filter(|r| r.failed()).count()).unwrap_or(u32::MAX);
+        self.counts.failed = self.counts.failed.saturating_add(responses_failed);
+        self.status = if self.error.is_some() {
+            RunStatus::Aborted
+        } else if self.counts.failed > 0 {
+            RunStatus::Failed
+        } else {
+            RunStatus::Ok
+        };
+    }
+
     /// Whether the run changed nothing: it ended `ok` and delivered, failed, quarantined and
     /// took no file or response (files not ready yet, or delivered before, do not count).
     fn idle(&self) -> bool {

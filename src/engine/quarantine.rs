@@ -21,8 +21,8 @@ use crate::config::flow::Disposition;
 use crate::endpoint::{DynEndpoint, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, RemotePath};
 use crate::ledger::quarantined::{Earlier, QuarantinedFile};
 use crate::ledger::{
-    ErrorRecord, EventKind, FileRecord, FileResult, FileState, Ledger, LedgerError, Millis, QuarantineRecord, RunStatus, SourceFate,
-    Transition, now_millis, to_millis,
+    ErrorRecord, EventKind, FileRecord, FileResult, FileState, Ledger, LedgerError, Millis, QuarantineRecord, SourceFate, Transition,
+    now_millis, to_millis,
 };
 
 use super::error::FileError;
@@ -1173,13 +1173,7 @@ pub async fn reprocess(
             report.error = Some(format!("flow {}: {path}: {e}", flow.name));
         }
     }
-    report.status = if report.error.is_some() {
-        RunStatus::Aborted
-    } else if report.counts.failed > 0 {
-        RunStatus::Failed
-    } else {
-        RunStatus::Ok
-    };
+    report.conclude();
     super::finish(ledger, flow, &mut run, &report)?;
     Ok(report)
 }

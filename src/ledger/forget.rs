@@ -77,7 +77,7 @@ impl FlowRecords {
             ("earlier quarantined files", self.earlier_quarantined),
             ("delivered identities", self.deliveries),
             ("files never taken", self.unsafe_names),
-            ("health, pruning and skip counts", self.marks),
+            ("counters (health, pruning, expected files, skips, first served)", self.marks),
         ]
     }
 
@@ -226,7 +226,7 @@ impl Ledger {
     }
 
     /// Removes up to `limit` records of `flow` in one write transaction (see the module doc;
-    /// the flow's counters (health, pruning marks, skip count) go with the last chunk, beyond the limit); call
+    /// the flow's counters (health, pruning marks, `expect:` fingerprint, skip count, first served) go with the last chunk, beyond the limit); call
     /// again while [`Forgot::more`]. Lazy writes of the flow not stored yet are stored
     /// first by the same transaction, and so removed with the rest.
     pub fn forget(&self, flow: &str, limit: usize) -> Result<Forgot, LedgerError> {
@@ -372,6 +372,19 @@ mod tests {
         assert_eq!(l.notify_cursor().unwrap(), Some(2));
         assert_eq!(l.begin_run("a", 9).unwrap().id, 6);
         assert_eq!(l.forget("nothing", 10).unwrap(), Forgot::default());
+    }
+
+    /// The counters' line names every counter, when a daemon first served the flow among
+    /// them: a flow a daemon served and never ran has only that, and `wharf forget` listed it
+    /// as "health, pruning and skip counts".
+    #[test]
+    fn the_counters_line_names_when_a_daemon_first_served_the_flow() {
+        let l = Ledger::in_memory().unwrap();
+        l.served_since("a", 1).unwrap();
+        let r = l.flow_records("a").unwrap();
+        assert_eq!(r, FlowRecords { marks: 1, ..Default::default() });
+        let shown: Vec<(&str, usize)> = r.kinds().into_iter().filter(|(_, n)| *n > 0).collect();
+        assert_eq!(shown, [("counters (health, pruning, expected files, skips, first served)", 1)]);
     }
 
     #[test]

@@ -226,6 +226,9 @@ pub struct Counts {
     pub not_ready: u32,
     pub delivered: u32,
     pub skipped: u32,
+    /// Files that failed in the run: its own, and its responses' (a round trip's response
+    /// that could not be taken, or whose disposal on the partner's server failed) — every
+    /// file that makes the run fail. Not counted in `seen`, which counts the flow's source.
     pub failed: u32,
     pub bytes: u64,
 }

@@ -29,17 +29,17 @@ pub struct Slot {
     /// The flow name the file gives when another file's flow has it (refused for the
     /// clash): looked at again when that changes.
     clash: Option<String>,
+    /// The flow name the file on disk goes by: its flow's; for a file that did not load,
+    /// [`config::unloaded_name`], as its refusal was logged.
+    given: String,
 }
 
 impl Slot {
-    /// The flow's name; for a file that never loaded, the name it gives when it was refused
-    /// for a name another file's flow has, else the file's stem.
+    /// The flow's name: the version in force's; for a file with none, the name the file
+    /// gives (a flow file that does not load: [`config::unloaded_name`], as `wharf status`
+    /// names it without a daemon).
     pub fn name(&self) -> String {
-        match (&self.flow, &self.clash) {
-            (Some(f), _) => f.name.clone(),
-            (None, Some(name)) => name.clone(),
-            (None, None) => stem(&self.file),
-        }
+        self.flow.as_ref().map_or_else(|| self.given.clone(), |f| f.name.clone())
     }
 
     /// Refused, with no version in force, because its flow name is another file's flow's:
@@ -47,11 +47,6 @@ impl Slot {
     pub fn only_clashes(&self) -> bool {
         self.flow.is_none() && self.clash.is_some()
     }
-}
-
-/// What a flow file that never loaded is called: its name without `.yaml`.
-fn stem(file: &Path) -> String {
-    file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default()
 }
 
 /// What tells a changed file: which file it is (a deploy that renames a new one into place),
@@ -228,6 +223,7 @@ impl Registry {
                 (p, s)
             }));
             let previous = self.slots.get(&file).and_then(|s| s.flow.clone());
+            let given = loaded.as_ref().map_or_else(|_| config::unloaded_name(&file), |f| f.name.clone());
             let mut clash = None;
             let (flow, problem) = match loaded {
                 Ok(flow) => match self.clash(&file, &flow.name) {
@@ -252,7 +248,7 @@ impl Registry {
                 Err(diags) => {
                     // Every problem, each at its line, as `wharf validate` would list them (the
                     // summary below, also shown by `wharf status`, names only the first).
-                    let name = previous.as_ref().map(|f| f.name.clone()).unwrap_or_else(|| stem(&file));
+                    let name = previous.as_ref().map_or_else(|| given.clone(), |f| f.name.clone());
                     for d in &diags {
                         tracing::error!(
                             flow = %name,
@@ -272,7 +268,7 @@ impl Registry {
             match &problem {
                 Some(why) => {
                     let kept = if flow.is_some() { "the previous version keeps running" } else { "not scheduled" };
-                    let name = flow.as_ref().map(|f| f.name.clone()).or_else(|| clash.clone()).unwrap_or_else(|| stem(&file));
+                    let name = flow.as_ref().map_or_else(|| given.clone(), |f| f.name.clone());
                     tracing::error!(flow = %name, file = %file.display(), problem = %why, "Flow file refused; {kept}.");
                     changes.refused.push(file.clone());
                 }
@@ -285,7 +281,7 @@ impl Registry {
                     changes.loaded.push(name);
                 }
             }
-            self.slots.insert(file.clone(), Slot { file, flow, problem, seen: Some(Fingerprint(now)), clash });
+            self.slots.insert(file.clone(), Slot { file, flow, problem, seen: Some(Fingerprint(now)), clash, given });
         }
         changes
     }
@@ -444,6 +440,35 @@ mod tests {
         write(&d.join("good.yaml"), "name: good\nsource: 3\n", 2);
         assert_eq!(r.rescan().refused, [d.join("good.yaml")]);
         assert!(r.refused("good").is_none() && r.flow("good").is_some());
+    }
+
+    /// A brand-new flow file that does not load, with no version in force, goes by the
+    /// `name:` it gives when its YAML got that far — listed, logged, triggered, its history
+    /// looked up by it — as `wharf status` names it without a daemon; by its file name when
+    /// the YAML did not get that far. Before, the daemon used the file name for both, and so
+    /// showed the flow `orders-v2` with no history while `wharf status` showed `orders`.
+    #[test]
+    fn a_new_file_that_does_not_load_goes_by_the_name_it_gives() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(&d.join("orders-v2.yaml"), "name: orders\nsource: 3\n", 1);
+        write(&d.join("broken.yaml"), "name: [\n", 1);
+        let log = Log::default();
+        let mut r = Registry::new(d);
+        let (changes, lines) = log.of(|| r.rescan());
+        assert_eq!(changes.refused, [d.join("broken.yaml"), d.join("orders-v2.yaml")]);
+        let names: Vec<(String, PathBuf)> = r.slots().map(|s| (s.name(), s.file.clone())).collect();
+        assert_eq!(names, [("broken".to_string(), d.join("broken.yaml")), ("orders".to_string(), d.join("orders-v2.yaml"))]);
+        assert_eq!(r.refused("orders").map(|s| s.file.clone()), Some(d.join("orders-v2.yaml")));
+        assert!(r.refused("orders-v2").is_none());
+        let refused: Vec<&String> = lines.iter().filter(|l| l.contains("Flow file refused")).collect();
+        assert_eq!(refused.len(), 2, "{lines:#?}");
+        assert!(refused.iter().any(|l| l.contains("flow=orders ") && l.contains("orders-v2.yaml")), "{refused:#?}");
+        assert!(refused.iter().any(|l| l.contains("flow=broken ")), "{refused:#?}");
+        // One rule with `wharf status`.
+        for s in r.slots() {
+            assert_eq!(s.name(), config::unloaded_name(&s.file));
+        }
     }
 
     /// A flow whose records go through the script `m.rhai` and whose password is the secret

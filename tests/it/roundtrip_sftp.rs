@@ -499,6 +499,14 @@ fn an_ack_the_server_will_not_let_go_answers_its_await_and_is_deleted_once_it_ma
     for _ in 0..2 {
         let (code, r) = w.run(&flow);
         assert_eq!((code, states(&r)), (1, vec!["answered"]), "{r:#}");
+        // Counted as the exit code says: the run failed for the response (it said `0 failed`).
+        assert_eq!(r["counts"]["failed"], 1, "{r:#}");
+        let runs = w.list("runs");
+        assert_eq!(
+            (&runs[0]["id"], &runs[0]["status"], &runs[0]["counts"]["failed"]),
+            (&r["run"], &r["status"], &r["counts"]["failed"]),
+            "{runs:#?}"
+        );
         let file = &r["responses"][0]["file"];
         assert_eq!(file["outcome"], "failed", "{r:#}");
         let detail = file["detail"].as_str().unwrap();
