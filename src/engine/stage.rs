@@ -275,15 +275,14 @@ pub async fn stage(
 }
 
 /// A read of the file refused for the login's rights. The folder listed it, so it is this
-/// file's permissions (a partner's upload left readable to its owner only, most often) that
-/// keep it from being taken: said, as a refused write says where to look
-/// (`transfer::temp_refused`).
+/// file's permissions that keep it from being taken (a partner's upload left readable to its
+/// owner only until it is done, most often): [`FileError::Unreadable`], which the lifecycle
+/// takes as not ready yet. Decided by the error's kind, operation and path: a refusal of
+/// another file (none is read here) stays what it is.
 fn read_refused(e: FileError, path: &RemotePath) -> FileError {
     match e {
-        FileError::Endpoint(mut e) if e.kind == ErrorKind::PermissionDenied && e.op == Op::Read && e.path.as_ref() == Some(path) => {
-            e.message =
-                format!("{}; the login may list the folder but not read this file (check the file's permissions for it)", e.message);
-            FileError::Endpoint(e)
+        FileError::Endpoint(e) if e.kind == ErrorKind::PermissionDenied && e.op == Op::Read && e.path.as_ref() == Some(path) => {
+            FileError::Unreadable(e)
         }
         e => e,
     }

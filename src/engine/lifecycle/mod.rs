@@ -49,6 +49,7 @@ use super::{FileReport, Outcome, REPORT_LOG_TARGET, content, disposition, halt, 
 
 mod delivery;
 mod failure;
+pub(super) mod unreadable;
 mod versions;
 
 use delivery::{Sent, deliver_one, payload, recovered, unhashed};
@@ -276,6 +277,8 @@ pub(super) async fn process(cx: &Ctx<'_>, entry: &Entry, rel: &str, known: Optio
         Some(p) => p,
         None => new_record(cx.flow, entry, now_millis()),
     };
+    // Before the state is moved on: whether the last look at it found it unreadable.
+    let refused_before = unreadable::refused_before(&rec);
     if matches!(rec.state, FileState::Failed | FileState::Vanished) {
         // Retried after a permanent failure that left the file in place (or back after it
         // vanished): start again, keeping the sinks that already confirmed.
@@ -312,6 +315,10 @@ pub(super) async fn process(cx: &Ctx<'_>, entry: &Entry, rel: &str, known: Optio
     match advance(cx, &mut rec, entry, rel, &staged, &mut kept).await {
         Ok(f) => Ok((f, false)),
         Err(FileError::Ledger(e)) => Err(e),
+        // Its download refused for the login's rights: not ready yet, never failed.
+        Err(FileError::Unreadable(e)) if rec.state == FileState::Staging => {
+            unreadable::not_yet(cx, (&mut rec, entry, &staged), e, refused_before).await
+        }
         Err(e) => fail(cx, &mut rec, entry, e, &staged, kept).await,
     }
 }
