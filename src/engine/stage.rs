@@ -69,7 +69,8 @@ pub struct Staged {
     /// [`INLINE_MAX`]): the staging file does not exist.
     pub data: Option<Vec<u8>>,
     /// The file read, as the endpoint described the open handle (or the link): `None` where
-    /// it cannot say (FTP), or nothing was read now (all of it staged by an earlier attempt).
+    /// it cannot say (FTP over TLS, PASV or active mode: `endpoint::ftp::opened`), or nothing
+    /// was read now (all of it staged by an earlier attempt).
     pub opened: Option<Entry>,
 }
 

@@ -1768,6 +1768,8 @@ async fn a_file_the_login_may_not_read_yet_is_not_ready_and_taken_once_readable(
     let denying: DynEndpoint = std::sync::Arc::new(transfer::tests::Tweaked::denying_reads(LocalEndpoint::new(fx.src.clone())));
     let t0 = SystemTime::now();
     let events = |fx: &Fixture| fx.ledger.events(None, 0, 100).unwrap();
+    let log = crate::log_capture::Log::default();
+    let capture = log.capture();
     for (run, minutes, raised) in [(1, 0, 0), (2, 30, 0), (3, 61, 2), (4, 90, 2)] {
         let mut cx = fx.ctx(run, &staging, Some(denying.clone())).await;
         cx.now = t0 + Duration::from_secs(minutes * 60);
@@ -1786,6 +1788,10 @@ async fn a_file_the_login_may_not_read_yet_is_not_ready_and_taken_once_readable(
         assert!(!fx.src.join("in/failed").exists(), "run {run}: no after.failure");
         assert_eq!(events(&fx).len(), raised, "run {run}: {:#?}", events(&fx));
     }
+    drop(capture);
+    let text = log.text();
+    assert_eq!(text.matches("Not taken yet: the login may not read the file").count(), 2, "warned once each: {text}");
+    assert_eq!(text.matches("event=not_taken").count(), 2, "{text}");
     let got: Vec<(EventKind, String, Option<u64>)> = events(&fx).into_iter().map(|e| (e.kind, e.subject, e.run)).collect();
     assert_eq!(got, [(EventKind::NotTaken, "/in/a.csv".into(), Some(3)), (EventKind::NotTaken, "/in/big.csv".into(), Some(3))]);
     let p = plan(&fx.flow, Some(&fx.ledger), SystemTime::now(), None).await.unwrap();
@@ -1795,6 +1801,10 @@ async fn a_file_the_login_may_not_read_yet_is_not_ready_and_taken_once_readable(
             "{f:#?}"
         );
     }
+    // Not resumed: it does not go first for a name it shares with readable files.
+    let entry = fx.ctx(5, &staging, None).await.source.stat(&RemotePath::parse("in/a.csv").unwrap()).await.unwrap().unwrap();
+    let known = lifecycle::Known::read(&fx.ledger.snapshot().unwrap(), &fx.flow, &entry).unwrap();
+    assert_eq!(known.contends(&fx.flow, &entry), Some(false));
     // Readable: delivered, as any file.
     let r = fx.run().await;
     assert_eq!((r.counts.delivered, r.counts.failed, r.counts.not_ready), (2, 0, 0), "{r:#?}");

@@ -165,7 +165,9 @@ impl Known {
     /// quarantined). As `wharf plan` judges it (settled, resumed, already done, quarantine).
     pub fn contends(&self, flow: &Flow, entry: &Entry) -> Option<bool> {
         let same = self.prev.as_ref().filter(|p| same_version(flow, entry, p));
-        let resumed = same.is_some_and(|p| p.state.in_flight());
+        // A file the login could not read is started afresh, not resumed: it does not go first
+        // for a name it shares with readable files, run after run while it stays refused.
+        let resumed = same.is_some_and(|p| p.state.in_flight() && unreadable::refused(p).is_none());
         if same.is_some_and(|p| Settled::of(p).is_some()) || (!resumed && matches!(self.done, Some(Some(_)))) {
             return None;
         }
