@@ -21,7 +21,8 @@ pub struct RawNotifyRule {
     /// there by its deadline), `overdue`, `late` and `expired` (awaited responses),
     /// `not_taken` (a file in the source folder that can never be taken: its name is not safe
     /// to use, or it is a symbolic link or another special file; or a subfolder the listing
-    /// cannot read; `unsafe_name` is accepted for it), `summary` (every run's summary). `all` is every kind but `summary`.
+    /// cannot read; or a file the login has not been allowed to read for an hour; `unsafe_name`
+    /// is accepted for it), `summary` (every run's summary). `all` is every kind but `summary`.
     #[schemars(length(min = 1))]
     pub on: Vec<NoticeKindName>,
     /// A notice with the same flow, kind and subject as one this rule sent less than this long
@@ -70,7 +71,9 @@ pub enum NoticeKindName {
     /// to use (a line break or another control character, `..`, bytes that are not UTF-8), or
     /// it is not a regular file (a symbolic link, a FIFO…); or a subfolder of a recursive
     /// source the listing cannot read (`source folder /in/x cannot be read: CAUSE`: nothing
-    /// under it is taken); once while it stays. (`unsafe_name`, its first name, is accepted.)
+    /// under it is taken); once while it stays. Also a file the login has not been allowed to
+    /// read for an hour since the first refusal (its permissions; it is taken once readable):
+    /// once. (`unsafe_name`, its first name, is accepted.)
     #[serde(alias = "unsafe_name")]
     NotTaken,
     /// The summary of every run (opt-in: not part of `all`).

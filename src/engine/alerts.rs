@@ -23,6 +23,8 @@
 //! - A run interrupted before its end raises `failed` when files of it failed for good, and
 //!   counts as failing then; else nothing, its health as it was.
 //! - Each quarantined file raises `quarantined`, with the reason.
+//! - A listed file the login may not read yet raises `not_taken` once it has been refused for
+//!   [`UNREADABLE_AFTER`] ([`unreadable`], stored with the file's record), once.
 //! - The first good run after a `failed` or `unreachable` event raises `recovered`, once.
 //!
 //! Every event names the run that raised it (`Event::run`, the notice's `run`).
@@ -40,6 +42,33 @@ pub(super) fn quarantined(flow: &str, run: u64, path: &str, detail: &str, at: Mi
         flow: flow.to_string(),
         at,
         kind: EventKind::Quarantined,
+        subject: path.to_string(),
+        detail: detail.to_string(),
+        run: Some(run),
+    }
+}
+
+/// How long a listed file may stay unreadable to the login before it raises a `not_taken`
+/// event ([`unreadable`]): an hour. An uploader that opens a file up once it is done does so
+/// within seconds or minutes of its last byte; a file still refused an hour after the first
+/// refusal is one nobody will open up without being asked.
+pub const UNREADABLE_AFTER: Millis = 60 * 60 * 1000;
+
+/// Whether a file first found unreadable at `first`, last found so at `last` (before this
+/// run), and again now (`now`), has just stayed so past [`UNREADABLE_AFTER`]: once, by the
+/// first run that finds it refused that long (its record keeps `first` and `last`).
+pub(super) fn unreadable_too_long(first: Millis, last: Millis, now: Millis) -> bool {
+    last.saturating_sub(first) < UNREADABLE_AFTER && now.saturating_sub(first) >= UNREADABLE_AFTER
+}
+
+/// The `not_taken` event of a file of `flow` the login has not been allowed to read for
+/// [`UNREADABLE_AFTER`] (run `run`; `path` as its report line names it, `detail` that line's
+/// detail). Stored with the file's record (`lifecycle::unreadable`), once.
+pub(super) fn unreadable(flow: &str, run: u64, path: &str, detail: &str, at: Millis) -> NewEvent {
+    NewEvent {
+        flow: flow.to_string(),
+        at,
+        kind: EventKind::NotTaken,
         subject: path.to_string(),
         detail: detail.to_string(),
         run: Some(run),

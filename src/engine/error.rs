@@ -11,6 +11,12 @@ use crate::ledger::LedgerError;
 pub enum FileError {
     #[error(transparent)]
     Endpoint(#[from] EndpointError),
+    /// The source file listed could not be read for the login's rights (a partner's upload
+    /// left readable to its owner only until it is done, most often): not ready yet, never
+    /// failed (`lifecycle::unreadable`). Only a read of the source's own file, refused
+    /// (`stage`); a sink's refusal stays an `Endpoint` error.
+    #[error(transparent)]
+    Unreadable(EndpointError),
     /// The local staging area failed (disk full, permissions…).
     #[error("staging file {}: {source}", path.display())]
     Staging {
@@ -69,7 +75,7 @@ impl FileError {
     /// The kind that drives the decision.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            FileError::Endpoint(e) => e.kind,
+            FileError::Endpoint(e) | FileError::Unreadable(e) => e.kind,
             FileError::Ledger(e) if e.is_state_full() => ErrorKind::StateFull,
             FileError::Staging { .. } | FileError::Ledger(_) => ErrorKind::LocalIo,
             FileError::StateFull { .. } => ErrorKind::StateFull,

@@ -628,6 +628,13 @@ fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: 
             match lifecycle::Settled::of(&rec) {
                 Some(lifecycle::Settled::Delivered(why)) => return Ok(Action::AlreadyDone { why, then: disposal(flow) }),
                 Some(lifecycle::Settled::Quarantined(why)) => return Ok(Action::Skip { why }),
+                // Refused for the login's rights when the last run tried it: as that run said,
+                // a plan cannot read it to know better.
+                None if let Some(refused) = lifecycle::unreadable::refused(&rec) => {
+                    return Ok(Action::Wait {
+                        why: format!("{} (so run {} found it; the next run tries again)", refused.message, rec.run),
+                    });
+                }
                 None if rec.state.in_flight() => return Ok(resume(flow, &rec)),
                 None => {}
             }

@@ -69,7 +69,8 @@ pub struct Staged {
     /// [`INLINE_MAX`]): the staging file does not exist.
     pub data: Option<Vec<u8>>,
     /// The file read, as the endpoint described the open handle (or the link): `None` where
-    /// it cannot say (FTP), or nothing was read now (all of it staged by an earlier attempt).
+    /// it cannot say (FTP over TLS, PASV or active mode: `endpoint::ftp::opened`), or nothing
+    /// was read now (all of it staged by an earlier attempt).
     pub opened: Option<Entry>,
 }
 
@@ -257,7 +258,8 @@ pub async fn stage(
                 }
                 if first {
                     first = false;
-                    if std::env::var_os("WHARF_TEST_HALT_AT").is_some() {
+                    // A unit test's hook acts here too (`halt::hook`).
+                    if cfg!(test) || std::env::var_os("WHARF_TEST_HALT_AT").is_some() {
                         writer.sync().await.map_err(io(file))?;
                         halt::point("staging");
                     }
@@ -266,7 +268,7 @@ pub async fn stage(
         }
         let hasher = writer.finish().await.map_err(io(file))?;
         check_length(path, offset, size)?;
-        not_grown(ep, path, size).await?;
+        not_grown(ep, path, size, opened.as_ref()).await?;
         Ok(Staged { size, sha256: Some(hex::encode(hasher.finalize())), data: None, opened })
     }
     .await
@@ -274,15 +276,14 @@ pub async fn stage(
 }
 
 /// A read of the file refused for the login's rights. The folder listed it, so it is this
-/// file's permissions (a partner's upload left readable to its owner only, most often) that
-/// keep it from being taken: said, as a refused write says where to look
-/// (`transfer::temp_refused`).
+/// file's permissions that keep it from being taken (a partner's upload left readable to its
+/// owner only until it is done, most often): [`FileError::Unreadable`], which the lifecycle
+/// takes as not ready yet. Decided by the error's kind, operation and path: a refusal of
+/// another file (none is read here) stays what it is.
 fn read_refused(e: FileError, path: &RemotePath) -> FileError {
     match e {
-        FileError::Endpoint(mut e) if e.kind == ErrorKind::PermissionDenied && e.op == Op::Read && e.path.as_ref() == Some(path) => {
-            e.message =
-                format!("{}; the login may list the folder but not read this file (check the file's permissions for it)", e.message);
-            FileError::Endpoint(e)
+        FileError::Endpoint(e) if e.kind == ErrorKind::PermissionDenied && e.op == Op::Read && e.path.as_ref() == Some(path) => {
+            FileError::Unreadable(e)
         }
         e => e,
     }
@@ -308,16 +309,33 @@ async fn open_at(ep: &dyn Endpoint, path: &RemotePath, offset: u64, size: u64) -
     }
 }
 
-/// Whether `path`, downloaded whole at `size` bytes, still has no more than that. Some
-/// servers send only the bytes a file had when the download opened it (vsftpd's `RETR`):
-/// the partner appending to it meanwhile ends the download where it began, at the listed
-/// size, whole by every count the stream gives; delivered, it would be the start of the file
-/// passed off as all of it. Asked after a streamed download only (one stat, beside a transfer
-/// of more than [`WHOLE_MAX`]); a file read whole is read in one go. A file gone meanwhile
-/// was read whole before it went: that is left to the disposal, as for a file removed later.
-async fn not_grown(ep: &dyn Endpoint, path: &RemotePath, size: u64) -> Result<(), FileError> {
+/// Whether `path`, downloaded whole at `size` bytes, is still the file the download read:
+/// no longer, and (when the download's stream said which file it opened: `opened`) modified
+/// at the same time. Some servers send only the bytes a file had when the download opened it
+/// (vsftpd's `RETR`): the partner appending to it meanwhile ends the download where it began,
+/// at the listed size, whole by every count the stream gives; delivered, it would be the start
+/// of the file passed off as all of it. And a file rewritten in place at the same size while
+/// it is read is delivered with the old version's start and the new one's end, unless its
+/// time tells: compared with the time the stream gave when it opened the file, which the
+/// endpoint asks the way it answers this stat (SFTP attributes; over FTP the `MLST` or `MDTM`
+/// sent with the download, never a listing's `LIST` time of minutes), so like is compared
+/// with like. Either is not ready (`FileError::Changed`): the next run takes the file once it
+/// is stable. Asked after a streamed download only (one stat, beside a transfer of more than
+/// [`WHOLE_MAX`]); a file read whole is read in one go. A file gone meanwhile was read whole
+/// before it went: that is left to the disposal, as for a file removed later.
+async fn not_grown(ep: &dyn Endpoint, path: &RemotePath, size: u64, opened: Option<&Entry>) -> Result<(), FileError> {
     match ep.stat(path).await? {
-        Some(now) if now.kind == EntryKind::File => check_length(path, now.size.max(size), size),
+        Some(now) if now.kind == EntryKind::File => {
+            check_length(path, now.size.max(size), size)?;
+            match (opened.and_then(|o| o.mtime), now.mtime) {
+                (Some(then), Some(later)) if then != later => Err(FileError::Changed(format!(
+                    "{path} was modified while it was downloaded (at {}, opened as modified at {}); it will be taken once it is stable",
+                    super::lifecycle::date(crate::ledger::to_millis(later)),
+                    super::lifecycle::date(crate::ledger::to_millis(then))
+                ))),
+                _ => Ok(()),
+            }
+        }
         _ => Ok(()),
     }
 }
@@ -552,6 +570,32 @@ mod tests {
         std::fs::write(&staged, &new[..1024 * 1024 + 5]).unwrap();
         stage_file(&ep, "l.bin", size as u64, &staged, true, Hash::Now, false).await.unwrap();
         assert!(std::fs::read(&staged).unwrap() == new);
+    }
+
+    /// A file rewritten in place at the same size while it is downloaded (after its first
+    /// chunk): not delivered as the old version's start and the new one's end, but not ready,
+    /// told by its modification time.
+    #[tokio::test]
+    async fn a_file_rewritten_at_the_same_size_while_it_is_downloaded_is_not_ready() {
+        let (d, ep, staged) = setup();
+        let (ep, real) = (ep.never_linking(), d.path().join("src/l.bin"));
+        let size = 3 * 1024 * 1024;
+        std::fs::write(&real, vec![b'o'; size]).unwrap();
+        let rewrite = real.clone();
+        let _hook = halt::hook::set(move |p| {
+            if p == "staging" {
+                std::fs::write(&rewrite, vec![b'n'; size]).unwrap();
+                let f = std::fs::File::options().write(true).open(&rewrite).unwrap();
+                f.set_modified(std::time::SystemTime::now() + std::time::Duration::from_secs(10)).unwrap();
+            }
+        });
+        let err = stage_file(&ep, "l.bin", size as u64, &staged, false, Hash::Now, false).await.unwrap_err();
+        assert!(matches!(err, FileError::Changed(_)), "{err}");
+        assert!(err.to_string().contains("/l.bin was modified while it was downloaded"), "{err}");
+        drop(_hook);
+        // Left alone, it is taken.
+        let st = stage_file(&ep, "l.bin", size as u64, &staged, false, Hash::Now, false).await.unwrap();
+        assert_eq!(st.sha256, Some(hex::encode(Sha256::digest(vec![b'n'; size]))));
     }
 
     #[tokio::test]

@@ -1752,6 +1752,68 @@ async fn a_file_left_quarantining_whose_source_cannot_be_read_again_is_left_as_i
     }
 }
 
+/// A file the login may not read yet (a partner's upload left readable to its owner only until
+/// it is done), small (read whole) or streamed: not ready, never failed — `after.failure:
+/// move_to` does not move it, no `failed` event — while it stays refused, its report line and
+/// `wharf plan` saying why; refused for an hour, one `not_taken` event each; readable again,
+/// delivered. Before, the first refusal failed it for good, and moved it to `failed/`.
+#[tokio::test]
+async fn a_file_the_login_may_not_read_yet_is_not_ready_and_taken_once_readable() {
+    use super::plan::{Action, plan};
+    use crate::endpoint::local::LocalEndpoint;
+    let mut fx = fixture();
+    fx.flow.after_failure = Disposition::MoveTo(RemotePath::parse("/in/failed").unwrap());
+    let big: Vec<u8> = (0..2 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    fx.put("in/a.csv", b"1,2\n");
+    fx.put("in/big.csv", &big);
+    let staging = fx.state.join("staging");
+    let denying: DynEndpoint = std::sync::Arc::new(transfer::tests::Tweaked::denying_reads(LocalEndpoint::new(fx.src.clone())));
+    let t0 = SystemTime::now();
+    let events = |fx: &Fixture| fx.ledger.events(None, 0, 100).unwrap();
+    let log = crate::log_capture::Log::default();
+    let capture = log.capture();
+    for (run, minutes, raised) in [(1, 0, 0), (2, 30, 0), (3, 61, 2), (4, 90, 2)] {
+        let mut cx = fx.ctx(run, &staging, Some(denying.clone())).await;
+        cx.now = t0 + Duration::from_secs(minutes * 60);
+        for name in ["a.csv", "big.csv"] {
+            let entry = cx.source.stat(&RemotePath::parse(&format!("in/{name}")).unwrap()).await.unwrap().unwrap();
+            let (f, stop) = lifecycle::process(&cx, &entry, name, None).await.unwrap();
+            assert_eq!((f.outcome, stop), (Outcome::NotReady, false), "run {run}: {f:#?}");
+            assert!(
+                f.detail.starts_with("the login may not read it yet: ") && f.detail.contains("; taken once it is readable"),
+                "{}",
+                f.detail
+            );
+            assert_eq!(f.detail.contains("(refused since "), run > 1, "{}", f.detail);
+            assert!(fx.src.join("in").join(name).exists(), "run {run}: {name} left where it is");
+        }
+        assert!(!fx.src.join("in/failed").exists(), "run {run}: no after.failure");
+        assert_eq!(events(&fx).len(), raised, "run {run}: {:#?}", events(&fx));
+    }
+    drop(capture);
+    let text = log.text();
+    assert_eq!(text.matches("Not taken yet: the login may not read the file").count(), 2, "warned once each: {text}");
+    assert_eq!(text.matches("event=not_taken").count(), 2, "{text}");
+    let got: Vec<(EventKind, String, Option<u64>)> = events(&fx).into_iter().map(|e| (e.kind, e.subject, e.run)).collect();
+    assert_eq!(got, [(EventKind::NotTaken, "/in/a.csv".into(), Some(3)), (EventKind::NotTaken, "/in/big.csv".into(), Some(3))]);
+    let p = plan(&fx.flow, Some(&fx.ledger), SystemTime::now(), None).await.unwrap();
+    for f in &p.files {
+        assert!(
+            matches!(&f.action, Action::Wait { why } if why.starts_with("the login may not read it yet: ") && why.contains("so run 4 found it")),
+            "{f:#?}"
+        );
+    }
+    // Not resumed: it does not go first for a name it shares with readable files.
+    let entry = fx.ctx(5, &staging, None).await.source.stat(&RemotePath::parse("in/a.csv").unwrap()).await.unwrap().unwrap();
+    let known = lifecycle::Known::read(&fx.ledger.snapshot().unwrap(), &fx.flow, &entry).unwrap();
+    assert_eq!(known.contends(&fx.flow, &entry), Some(false));
+    // Readable: delivered, as any file.
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, r.counts.failed, r.counts.not_ready), (2, 0, 0), "{r:#?}");
+    assert_eq!(read(&fx.dst.join("inbox/a.csv")), b"1,2\n");
+    assert!(read(&fx.dst.join("inbox/big.csv")) == big);
+}
+
 /// A file a crashed run left being quarantined, its source deleted and no copy made, is given
 /// up by `release`, which says so: nothing had been put aside, and what was forgotten (before:
 /// the same as a release that found nothing, "removed: nothing"). What happened to it is said

@@ -105,7 +105,9 @@ pub enum EventKind {
     Missing,
     /// A listing of the source showed an entry the flow's globs match that can never be taken:
     /// a name that is not safe to use, or not a regular file (subject: the path as shown;
-    /// detail: why). Once while it stays (`ledger::unsafe_names`). Was `UnsafeName` (index 8):
+    /// detail: why). Once while it stays (`ledger::unsafe_names`). Also a listed file the login
+    /// has not been allowed to read for `engine::alerts::UNREADABLE_AFTER` (once, with its
+    /// record: `engine::lifecycle::unreadable`). Was `UnsafeName` (index 8):
     /// stored events read the same.
     NotTaken,
 }

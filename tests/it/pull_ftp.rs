@@ -416,6 +416,40 @@ fn a_file_appended_to_while_it_is_downloaded_is_not_delivered_cut_short() {
     assert!(!w.remote("in/orders.csv").exists());
 }
 
+/// A file the partner rewrites in place at the same size while it is downloaded: not
+/// delivered with the old version's start and the new one's end, but not ready — its `MDTM`
+/// now is not the one sent with the download (like with like: never a `LIST` time); the next
+/// run delivers the new version whole.
+#[test]
+fn a_file_rewritten_at_the_same_size_while_it_is_downloaded_is_not_delivered_mixed() {
+    use std::io::{Seek, Write};
+    // 1 MB/s: the 2 MiB file takes about two seconds.
+    let Some(w) = World::new(Ftpd::vsftpd_with(&["local_max_rate=1000000"])) else { return };
+    let flow = w.pull_flow(FtpTls::None, "after: { success: delete }\n");
+    let mut body = tricky_body(2 << 20);
+    w.put("in/orders.csv", &body);
+    // Written a minute ago: the rewrite's time differs at MDTM's precision (seconds).
+    let f = fs::File::options().write(true).open(w.remote("in/orders.csv")).unwrap();
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60)).unwrap();
+    drop(f);
+    let mut child = w.wharf().arg("run").arg("--json").arg(&flow).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    w.wait_until_staged(&mut child, 256 << 10);
+    let mut f = fs::File::options().write(true).open(w.remote("in/orders.csv")).unwrap();
+    f.seek(std::io::SeekFrom::Start(0)).unwrap();
+    f.write_all(&[b'N'; 4096]).unwrap();
+    body[..4096].fill(b'N');
+    drop(f);
+    let out = child.wait_with_output().unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
+    assert_eq!(counts(&r), (1, 0, 0, 0), "{r:#}");
+    let detail = r["files"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("/in/orders.csv was modified while it was downloaded"), "{detail}");
+    assert!(w.files_in(&w.local("sink")).is_empty(), "{r:#}");
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 1, 0, 0)), "{r:#}");
+    assert!(fs::read(w.local("sink/orders.csv")).unwrap() == body);
+}
+
 /// A file the partner cuts short while it is downloaded, and the connection lost: the retry
 /// resumes where the download stopped, past the file's new end, which pure-ftpd refuses
 /// (`554 Restart offset … is too large for file size`). The file changed: not taken in this

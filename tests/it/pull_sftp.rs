@@ -240,30 +240,84 @@ fn a_refused_move_after_delivery_is_tried_again_without_a_second_download() {
     assert_eq!(counts(&r), (0, 0, 0, 0), "{r:#}");
 }
 
-/// A file the login may list but not read (its permissions), among readable ones: it fails
-/// with the cause and what to check (before: only "permission denied: Permission denied"),
-/// stays where it is, and the others are delivered and moved; readable again, the next run
-/// delivers it.
+/// A file the login may list but not read (its permissions: a partner's uploader that opens
+/// a file up once it is done), among readable ones: not ready yet, saying why — not failed,
+/// not moved to `failed/` by `after.failure` (before: failed for good on the first refusal,
+/// moved away at once and a `failed` event raised) — and the others are delivered and moved;
+/// readable, the next run delivers it.
 #[test]
-fn a_file_the_login_may_not_read_fails_saying_what_to_check_and_the_others_are_delivered() {
+fn a_file_the_login_may_not_read_yet_is_not_ready_and_delivered_once_readable() {
     use std::os::unix::fs::PermissionsExt;
     let Some(w) = World::new() else { return };
-    let flow = w.flow("", "after: { success: { move_to: /in/processed } }\n");
+    let flow = w.flow("", "after: { success: { move_to: /in/processed }, failure: { move_to: /in/failed } }\n");
     for name in ["a", "b", "c"] {
         w.put(&format!("in/{name}.csv"), name.as_bytes());
     }
     fs::set_permissions(w.remote("in/b.csv"), fs::Permissions::from_mode(0o000)).unwrap();
     let (code, r) = w.run_json(&flow);
-    assert_eq!((code, counts(&r)), (1, (0, 2, 0, 1)), "{r:#}");
+    assert_eq!((code, counts(&r)), (0, (1, 2, 0, 0)), "{r:#}");
     let detail = r["files"][1]["detail"].as_str().unwrap();
+    assert!(detail.starts_with("the login may not read it yet: "), "{detail}");
     assert!(detail.contains("read /in/b.csv: permission denied"), "{detail}");
-    assert!(detail.contains("the login may list the folder but not read this file (check the file's permissions for it)"), "{detail}");
+    assert!(detail.contains("taken once it is readable"), "{detail}");
     assert_eq!(w.sink_files(), vec!["a.csv", "c.csv"]);
-    assert!(w.remote("in/b.csv").exists() && w.remote("in/processed/c.csv").exists(), "{r:#}");
+    assert!(w.remote("in/b.csv").exists() && !w.remote("in/failed").exists(), "{r:#}");
+    assert!(w.remote("in/processed/c.csv").exists(), "{r:#}");
+    // Still refused: still not ready, still not moved.
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (1, 0, 0, 0)), "{r:#}");
+    assert!(w.remote("in/b.csv").exists() && !w.remote("in/failed").exists(), "{r:#}");
     fs::set_permissions(w.remote("in/b.csv"), fs::Permissions::from_mode(0o644)).unwrap();
     let (code, r) = w.run_json(&flow);
     assert_eq!((code, counts(&r)), (0, (0, 1, 0, 0)), "{r:#}");
     assert_eq!(fs::read(w.sink().join("b.csv")).unwrap(), b"b");
+    assert!(w.remote("in/processed/b.csv").exists());
+}
+
+/// A file the partner rewrites in place at the same size while it is downloaded: not
+/// delivered with the old version's start and the new one's end, but not ready (its time
+/// changed since the download opened it); the next run delivers the new version whole.
+#[test]
+fn a_file_rewritten_at_the_same_size_while_it_is_downloaded_is_not_delivered_mixed() {
+    use std::io::{Seek, Write};
+    use std::time::Instant;
+    let Some(w) = World::new() else { return };
+    let flow = w.flow("", "after: { success: delete }\n");
+    let mut body: Vec<u8> = (0..64u32 << 20).map(|i| (i % 251) as u8).collect();
+    w.put("in/big.csv", &body);
+    // Written a minute ago: the rewrite's time differs at the server's precision (seconds).
+    let f = fs::File::options().write(true).open(w.remote("in/big.csv")).unwrap();
+    f.set_modified(std::time::SystemTime::now() - Duration::from_secs(60)).unwrap();
+    let mut child = w
+        .wharf()
+        .arg("run")
+        .arg("--json")
+        .arg(&flow)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while walk(&w.state().join("staging")).iter().map(|p| fs::metadata(p).map(|m| m.len()).unwrap_or(0)).sum::<u64>() <= 256 << 10 {
+        assert!(child.try_wait().unwrap().is_none(), "wharf finished before the download was under way");
+        assert!(Instant::now() < deadline, "the download never got going");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Its first bytes (downloaded already) rewritten in place: the same size.
+    let mut f = fs::File::options().write(true).open(w.remote("in/big.csv")).unwrap();
+    f.seek(std::io::SeekFrom::Start(0)).unwrap();
+    f.write_all(&[b'N'; 4096]).unwrap();
+    body[..4096].fill(b'N');
+    drop(f);
+    let out = child.wait_with_output().unwrap();
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
+    assert_eq!(counts(&r), (1, 0, 0, 0), "{r:#}");
+    let detail = r["files"][0]["detail"].as_str().unwrap();
+    assert!(detail.contains("/in/big.csv was modified while it was downloaded"), "{detail}");
+    assert!(w.sink_files().is_empty(), "{r:#}");
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 1, 0, 0)), "{r:#}");
+    assert!(fs::read(w.sink().join("big.csv")).unwrap() == body);
 }
 
 #[test]

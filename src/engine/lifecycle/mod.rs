@@ -49,6 +49,7 @@ use super::{FileReport, Outcome, REPORT_LOG_TARGET, content, disposition, halt, 
 
 mod delivery;
 mod failure;
+pub(super) mod unreadable;
 mod versions;
 
 use delivery::{Sent, deliver_one, payload, recovered, unhashed};
@@ -164,7 +165,9 @@ impl Known {
     /// quarantined). As `wharf plan` judges it (settled, resumed, already done, quarantine).
     pub fn contends(&self, flow: &Flow, entry: &Entry) -> Option<bool> {
         let same = self.prev.as_ref().filter(|p| same_version(flow, entry, p));
-        let resumed = same.is_some_and(|p| p.state.in_flight());
+        // A file the login could not read is started afresh, not resumed: it does not go first
+        // for a name it shares with readable files, run after run while it stays refused.
+        let resumed = same.is_some_and(|p| p.state.in_flight() && unreadable::refused(p).is_none());
         if same.is_some_and(|p| Settled::of(p).is_some()) || (!resumed && matches!(self.done, Some(Some(_)))) {
             return None;
         }
@@ -276,6 +279,8 @@ pub(super) async fn process(cx: &Ctx<'_>, entry: &Entry, rel: &str, known: Optio
         Some(p) => p,
         None => new_record(cx.flow, entry, now_millis()),
     };
+    // Before the state is moved on: whether the last look at it found it unreadable.
+    let refused_before = unreadable::refused_before(&rec);
     if matches!(rec.state, FileState::Failed | FileState::Vanished) {
         // Retried after a permanent failure that left the file in place (or back after it
         // vanished): start again, keeping the sinks that already confirmed.
@@ -312,6 +317,10 @@ pub(super) async fn process(cx: &Ctx<'_>, entry: &Entry, rel: &str, known: Optio
     match advance(cx, &mut rec, entry, rel, &staged, &mut kept).await {
         Ok(f) => Ok((f, false)),
         Err(FileError::Ledger(e)) => Err(e),
+        // Its download refused for the login's rights: not ready yet, never failed.
+        Err(FileError::Unreadable(e)) if rec.state == FileState::Staging => {
+            unreadable::not_yet(cx, (&mut rec, entry, &staged), e, refused_before).await
+        }
         Err(e) => fail(cx, &mut rec, entry, e, &staged, kept).await,
     }
 }
