@@ -360,7 +360,9 @@ fn a_login_whose_server_process_dies_mid_download_is_retried_and_delivered() {
     assert!(!w.remote("in/big.csv").exists() && !w.remote("in/failed").exists(), "{r:#}");
 }
 
-/// The partner puts a new file in place of one while it is downloaded: the old one is
+/// The partner puts a new file in place of one while it is downloaded, one the download cannot
+/// tell from the one it read (smaller, with the same time to the second; one with a later
+/// time or more bytes makes the file not ready: `stage::not_grown`): the old one is
 /// delivered, the new one is not deleted with it (`after: delete`), and the next run delivers
 /// it.
 #[test]
@@ -372,7 +374,9 @@ fn a_source_replaced_while_it_is_downloaded_is_not_deleted() {
     w.put("in/orders.csv", &old);
     let mut child = w.wharf().arg("run").arg("--json").arg(&flow).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     w.wait_until_staged(&mut child, 256 << 10);
+    let listed = fs::metadata(w.remote("in/orders.csv")).unwrap().modified().unwrap();
     w.put("in/orders.new", b"new,orders\n");
+    fs::File::options().write(true).open(w.remote("in/orders.new")).unwrap().set_modified(listed).unwrap();
     fs::rename(w.remote("in/orders.new"), w.remote("in/orders.csv")).unwrap();
     let out = child.wait_with_output().unwrap();
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|_| panic!("{}", text(&out)));
