@@ -31,6 +31,7 @@ pub mod identity;
 mod left_failing;
 mod left_gone;
 mod lifecycle;
+pub(crate) use lifecycle::unreadable::refused as unreadable_refusal;
 pub(crate) mod naming;
 mod pipe;
 pub mod plan;

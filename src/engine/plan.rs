@@ -632,7 +632,12 @@ fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: 
                 // a plan cannot read it to know better.
                 None if let Some(refused) = lifecycle::unreadable::refused(&rec) => {
                     return Ok(Action::Wait {
-                        why: format!("{} (so run {} found it; the next run tries again)", refused.message, rec.run),
+                        why: format!(
+                            "{} (so run {} found it, refused since {}; the next run tries again)",
+                            refused.message,
+                            rec.run,
+                            lifecycle::date(refused.at)
+                        ),
                     });
                 }
                 None if rec.state.in_flight() => return Ok(resume(flow, &rec)),
