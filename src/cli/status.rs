@@ -296,27 +296,35 @@ fn skipped_text(f: &FlowStatus) -> Option<String> {
     }
 }
 
-/// What the source holds that is not taken, a line for the entries and one for the
+/// What the source holds that is not taken, a line for the entries that can never be taken,
+/// one for the files the login may not read yet (taken once readable), and one for the
 /// subfolders the listing could not read (nothing under them is taken; not files, nor for
 /// ever): `2 files in the source can never be taken: /in/a\nb.csv (a control character in
 /// the name; rename it on the source to have it taken), /in/link.csv (a symbolic link: only
-/// regular files are taken)`, `1 subfolder of the source cannot be read: /in/locked
-/// (permission denied: …; nothing under it is taken while the listing cannot read it)`, the
-/// first few of each.
+/// regular files are taken)`, `1 file in the source not taken yet: /in/a.csv (the login
+/// may not read it yet: …; taken once it is readable; refused since 2026-12-07 10:00:00
+/// UTC)`, `1 subfolder of the source cannot be read: /in/locked (permission denied: …;
+/// nothing under it is taken while the listing cannot read it)`, the first few of each.
 fn not_taken_lines(names: &[NotTaken]) -> Vec<String> {
-    let (folders, entries): (Vec<&NotTaken>, Vec<&NotTaken>) = names.iter().partition(|n| n.folder);
+    let of = |pick: fn(&NotTaken) -> bool| names.iter().filter(|n| pick(n)).collect::<Vec<_>>();
     let mut lines = Vec::new();
-    lines.extend(listed(&entries, "file", "in the source can never be taken"));
-    lines.extend(listed(&folders, "subfolder", "of the source cannot be read"));
+    lines.extend(listed(&of(|n| !n.folder && !n.unreadable), "file", "in the source can never be taken"));
+    lines.extend(listed(&of(|n| n.unreadable), "file", "in the source not taken yet"));
+    lines.extend(listed(&of(|n| n.folder), "subfolder", "of the source cannot be read"));
     lines
 }
 
-/// `{count} {what}s {says}: {path} ({reason}), …`, the first few of `names`.
+/// `{count} {what}s {says}: {path} ({reason}), …`, the first few of `names`; a file the
+/// login may not read yet with since when.
 fn listed(names: &[&NotTaken], what: &str, says: &str) -> Option<String> {
     const SHOWN: usize = 3;
     let more = names.len().checked_sub(1)?.saturating_sub(SHOWN - 1);
     let count = if names.len() == 1 { format!("1 {what}") } else { format!("{} {what}s", names.len()) };
-    let shown: Vec<String> = names.iter().take(SHOWN).map(|n| format!("{} ({})", n.path, n.reason)).collect();
+    let since = |n: &NotTaken| match n.since.filter(|_| n.unreadable) {
+        Some(t) => format!("; refused since {}", t.format("%Y-%m-%d %H:%M:%S UTC")),
+        None => String::new(),
+    };
+    let shown: Vec<String> = names.iter().take(SHOWN).map(|n| format!("{} ({}{})", n.path, n.reason, since(n))).collect();
     let mut line = format!("{count} {says}: {}", shown.join(", "));
     if more > 0 {
         line.push_str(&format!(" and {more} more"));
@@ -446,12 +454,14 @@ mod tests {
         let (unsafe_name, link) =
             ("a control character in the name; rename it on the source to have it taken", "a symbolic link: only regular files are taken");
         let names = |n: usize| {
-            (0..n).map(|i| NotTaken { path: format!("/in/{i}\\n.csv"), reason: unsafe_name.into(), folder: false }).collect::<Vec<_>>()
+            (0..n)
+                .map(|i| NotTaken { path: format!("/in/{i}\\n.csv"), reason: unsafe_name.into(), ..NotTaken::default() })
+                .collect::<Vec<_>>()
         };
         assert_eq!(not_taken_lines(&[]), Vec::<String>::new());
         assert_eq!(not_taken_lines(&names(1)), [format!("1 file in the source can never be taken: /in/0\\n.csv ({unsafe_name})")]);
         let mut five = names(4);
-        five.insert(1, NotTaken { path: "/in/link.csv".into(), reason: link.into(), folder: false });
+        five.insert(1, NotTaken { path: "/in/link.csv".into(), reason: link.into(), ..NotTaken::default() });
         assert_eq!(
             not_taken_lines(&five),
             [format!(
@@ -479,11 +489,54 @@ mod tests {
             ["1 subfolder of the source cannot be read: /in/locked (permission denied: Permission denied (os error 13); nothing under it \
               is taken while the listing cannot read it)"]
         );
-        let file = NotTaken { path: "/in/link.csv".into(), reason: "a symbolic link: only regular files are taken".into(), folder: false };
+        let file =
+            NotTaken { path: "/in/link.csv".into(), reason: "a symbolic link: only regular files are taken".into(), ..NotTaken::default() };
         let both = not_taken_lines(&[got[0].clone(), file]);
         assert_eq!(both.len(), 2, "{both:?}");
         assert!(both[0].starts_with("1 file in the source can never be taken: /in/link.csv"), "{both:?}");
         assert!(both[1].starts_with("1 subfolder of the source cannot be read: /in/locked ("), "{both:?}");
+    }
+
+    /// A file the login may not read yet (its record left `claimed` with the refusal, as
+    /// `engine::lifecycle::unreadable` leaves it) is listed under its flow, with why and since
+    /// when, apart from what can never be taken. It was not listed at all (only `wharf files`
+    /// showed it). A file in flight for another reason, or refused for another cause, is not.
+    #[test]
+    fn a_file_the_login_may_not_read_yet_is_listed_with_why_and_since_when() {
+        use crate::endpoint::ErrorKind;
+        use crate::ledger::{ErrorRecord, FileRecord, FileState};
+        let ledger = Ledger::in_memory().unwrap();
+        let (first, why) =
+            (1_764_064_800_000, "the login may not read it yet: read /in/a.csv: permission denied; taken once it is readable");
+        let error = |kind, message: &str| Some(ErrorRecord { kind, message: message.into(), at: first });
+        let rec = |path: &str, state, last_error| FileRecord {
+            path: path.into(),
+            state,
+            last_error,
+            updated: first + 7_200_000,
+            ..Default::default()
+        };
+        ledger.put_file("f", &rec("in/a.csv", FileState::Claimed, error(ErrorKind::PermissionDenied, why))).unwrap();
+        ledger.put_file("f", &rec("in/b.csv", FileState::Staging, None)).unwrap();
+        ledger.put_file("f", &rec("in/c.csv", FileState::Claimed, error(ErrorKind::Transient, "connection reset"))).unwrap();
+        ledger.put_file("f", &rec("in/d.csv", FileState::Failed, error(ErrorKind::PermissionDenied, "refused by the sink"))).unwrap();
+        let link = [("/in/link.csv".to_string(), "a symbolic link: only regular files are taken".to_string())];
+        ledger.note_unsafe_names(&crate::ledger::Noted { flow: "f", run: 1, at: first, names: &link, unlisted: &[] }).unwrap();
+        let mut f = FlowStatus::new("f", None);
+        fill_history(&mut f, &ledger).unwrap();
+        let got: Vec<(&str, bool)> = f.not_taken.iter().map(|n| (n.path.as_str(), n.unreadable)).collect();
+        assert_eq!(got, [("/in/link.csv", false), ("/in/a.csv", true)]);
+        assert_eq!(f.not_taken[1].since, DateTime::<Utc>::from_timestamp_millis(first));
+        assert_eq!(
+            not_taken_lines(&f.not_taken),
+            [
+                "1 file in the source can never be taken: /in/link.csv (a symbolic link: only regular files are taken)".to_string(),
+                format!("1 file in the source not taken yet: /in/a.csv ({why}; refused since 2025-11-25 10:00:00 UTC)"),
+            ]
+        );
+        // As the daemon gives it to `wharf status` (`--json`): read back the same.
+        let json = serde_json::to_string(&f.not_taken).unwrap();
+        assert_eq!(serde_json::from_str::<Vec<NotTaken>>(&json).unwrap(), f.not_taken);
     }
 
     #[test]

@@ -412,7 +412,8 @@ pub struct RawSource {
     /// from a file's name (its `ready.done_file`, the checksum and row-count files its steps
     /// read, a sink's `name:` and trigger, a response's `name:`) are rendered from the name as
     /// listed and looked for exactly (`{{name}}.done` of `ORDERS_1.CSV` is `ORDERS_1.CSV.done`,
-    /// not `ORDERS_1.CSV.DONE`).
+    /// not `ORDERS_1.CSV.DONE`; the file waits, and its not-ready reason names the done file
+    /// there in another case).
     #[serde(default)]
     pub ignore_case: bool,
     /// Descend into sub-folders, up to `max_depth` levels below `path`. A sub-folder the login
@@ -504,7 +505,10 @@ pub struct RawReady {
     /// more than a minute before the data file may be left from an earlier version of it
     /// (with `after.success: keep` done files stay too), or be a new one that kept an old
     /// time: it is not trusted alone, and the file is taken once a later poll finds it
-    /// unchanged.
+    /// unchanged. The name is matched exactly (`source.ignore_case` or not): a done file
+    /// there only in another case (`X.CSV.DONE` for `X.CSV.done`) does not count, and the
+    /// file's not-ready reason says it is there (`no done file "X.CSV.done" yet ("X.CSV.DONE"
+    /// is there: done-file names are matched exactly)`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done_file: Option<String>,
 }

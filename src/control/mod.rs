@@ -121,13 +121,15 @@ pub struct FlowStatus {
     /// Something the operator should know, e.g. "invalid flow file: kept the previous version".
     pub problem: Option<String>,
     /// Entries in the source folder that can never be taken (a line break in the name, `..`…;
-    /// a symbolic link, a FIFO…), as the last listing showed them, by path.
+    /// a symbolic link, a FIFO…), as the last listing showed them, by path; then the files
+    /// the login may not read yet (`unreadable`), by path.
     #[serde(default)]
     pub not_taken: Vec<NotTaken>,
 }
 
-/// An entry of a flow's source folder that can never be taken.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// An entry of a flow's source folder that is not taken: never (its name, its kind), or not
+/// while the listing cannot read its folder, or not while the login may not read it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NotTaken {
     /// `/in/a\nb.csv`: control characters written as escapes, safe to print.
     pub path: String,
@@ -137,16 +139,37 @@ pub struct NotTaken {
     /// nothing under it is taken. `false` for an entry (a file, a link…).
     #[serde(default)]
     pub folder: bool,
+    /// A listed file the login may not read yet (its permissions; `reason` gives the refusal):
+    /// not ready, taken once it is readable (`engine::lifecycle::unreadable`).
+    #[serde(default)]
+    pub unreadable: bool,
+    /// Since when: the listing first showed it so, or (`unreadable`) its read was first refused.
+    #[serde(default, with = "crate::timestamp::utc_opt")]
+    pub since: Option<DateTime<Utc>>,
 }
 
 impl NotTaken {
-    /// What `flow`'s last listing showed that can never be taken.
+    /// What `flow`'s source holds that is not taken: what its last listing showed that can
+    /// never be taken, then the files the login may not read yet (the in-flight records a
+    /// refused read left, `engine::unreadable_refusal`).
     pub fn of(ledger: &crate::ledger::Ledger, flow: &str) -> Result<Vec<NotTaken>, crate::ledger::LedgerError> {
-        let taken = |n: crate::ledger::UnsafeName| match crate::endpoint::listing::as_unreadable_folder(&n.path) {
-            Some(folder) => NotTaken { path: folder.to_string(), reason: n.reason, folder: true },
-            None => NotTaken { path: n.path, reason: n.reason, folder: false },
+        let taken = |n: crate::ledger::UnsafeName| {
+            let since = Some(utc(n.first_seen));
+            match crate::endpoint::listing::as_unreadable_folder(&n.path) {
+                Some(folder) => NotTaken { path: folder.to_string(), reason: n.reason, folder: true, unreadable: false, since },
+                None => NotTaken { path: n.path, reason: n.reason, folder: false, unreadable: false, since },
+            }
         };
-        Ok(ledger.unsafe_names(flow)?.into_iter().map(taken).collect())
+        let mut out: Vec<NotTaken> = ledger.unsafe_names(flow)?.into_iter().map(taken).collect();
+        for rec in ledger.in_flight_files(flow)? {
+            if let Some(refused) = crate::engine::unreadable_refusal(&rec) {
+                let (reason, since) = (refused.message.clone(), Some(utc(refused.at)));
+                // As its run reports it (`/in/a.csv`); a name a listing gave is safe to print.
+                let path = crate::endpoint::RemotePath::parse(&rec.path).map_or_else(|_| rec.path.clone(), |p| p.to_string());
+                out.push(NotTaken { path, reason, folder: false, unreadable: true, since });
+            }
+        }
+        Ok(out)
     }
 }
 

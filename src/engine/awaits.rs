@@ -459,7 +459,7 @@ pub(super) fn seen_ready(
 ) -> Option<u64> {
     let (run, started) = earlier?;
     let obs = obs.filter(|o| o.size == c.entry.size && o.mtime == super::identity::mtime_millis(&c.entry) && o.since <= started)?;
-    let done = c.done_file.as_ref().map(|(p, present)| (p.name(), *present));
+    let done = c.done_file.as_ref().map(|(p, present)| (p.name(), present));
     matches!(super::ready::assess(&flow.source.ready, &c.entry, Some(obs), started, done).0, super::ready::Readiness::Ready).then_some(run)
 }
 

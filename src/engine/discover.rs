@@ -10,7 +10,7 @@
 //!
 //! Only listing and filtering; readiness is decided in `ready`.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use crate::config::flow::{Disposition, Source};
 use crate::endpoint::listing::unreadable_folder;
@@ -120,10 +120,7 @@ pub async fn discover(
     }
     let files = once_each(files);
     // What the done files are judged by (only a flow with done files needs it).
-    let listed: BTreeMap<String, Entry> = match src.ready.done_file {
-        Some(_) => files.iter().map(|e| (e.path.as_str().to_string(), e.clone())).collect(),
-        None => BTreeMap::new(),
-    };
+    let listed = ready::Listed::new(if src.ready.done_file.is_some() { &files } else { &[] });
     let mut out = Vec::new();
     let mut companions = BTreeSet::new();
     let mut case_only = Vec::new();
@@ -137,7 +134,7 @@ pub async fn discover(
             continue;
         }
         let done_file = src.ready.done_file.as_ref().and_then(|t| done_path(t, &e, &rel, now)).map(|p| {
-            let shows = ready::done_file(&e, listed.get(p.as_str()));
+            let shows = listed.done_file(&e, &p);
             (p, shows)
         });
         companions.extend(done_file.iter().map(|(p, _)| p).chain(&step_companions(steps, &e, now)).map(|p| p.as_str().to_string()));

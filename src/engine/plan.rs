@@ -196,7 +196,7 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
             Some(l) => l.observation(&flow.name, path)?,
             None => None,
         };
-        let done = c.done_file.as_ref().map(|(p, present)| (p.name(), *present));
+        let done = c.done_file.as_ref().map(|(p, present)| (p.name(), present));
         let (verdict, _) = ready::assess(&flow.source.ready, &c.entry, prev.as_ref(), now_ms, done);
         seen.push(awaits::seen_ready(flow, c, prev.as_ref(), earlier));
         let action = match verdict {
@@ -632,7 +632,12 @@ fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: 
                 // a plan cannot read it to know better.
                 None if let Some(refused) = lifecycle::unreadable::refused(&rec) => {
                     return Ok(Action::Wait {
-                        why: format!("{} (so run {} found it; the next run tries again)", refused.message, rec.run),
+                        why: format!(
+                            "{} (so run {} found it, refused since {}; the next run tries again)",
+                            refused.message,
+                            rec.run,
+                            lifecycle::date(refused.at)
+                        ),
                     });
                 }
                 None if rec.state.in_flight() => return Ok(resume(flow, &rec)),
@@ -790,6 +795,41 @@ mod tests {
         assert_eq!(std::fs::read(d.join("dst/inbox/ORDERS_1.CSV")).unwrap(), b"1\n");
         assert!(!d.join("dst/inbox/b.TXT").exists());
         assert!(ledger.unsafe_names("t").unwrap().is_empty(), "no more to tell");
+    }
+
+    /// With `source.ignore_case: true`, `X.CSV` matches `*.csv`, but its done file is there
+    /// only in another case (`X.CSV.DONE` for `{{name}}.done`): done-file names are matched
+    /// exactly, and the reason says which file is there (it waited for good, saying only
+    /// `no done file "X.CSV.done" yet`). The done file under its name: taken.
+    #[tokio::test]
+    async fn a_done_file_there_only_in_another_case_is_named_in_the_reason() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let flow =
+            flow_with(d, "include: ['*.csv'], ignore_case: true, ready: { done_file: '{{name}}.done' }", "after: { success: keep }\n");
+        for name in ["X.CSV", "X.CSV.DONE", "y.csv", "y.csv.done"] {
+            std::fs::write(d.join("src/in").join(name), "1\n").unwrap();
+        }
+        let why = "no done file \"X.CSV.done\" yet (\"X.CSV.DONE\" is there: done-file names are matched exactly)";
+        let ledger = Ledger::in_memory().unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
+        let waits: Vec<(&str, &str)> = p
+            .files
+            .iter()
+            .filter_map(|f| match &f.action {
+                Action::Wait { why } => Some((f.path.as_str(), why.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(waits, [("/in/X.CSV", why)], "{p:#?}");
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!((r.counts.delivered, r.counts.not_ready), (1, 1), "{r:#?}");
+        let f = r.files.iter().find(|f| f.path == "/in/X.CSV").unwrap();
+        assert_eq!(f.detail, why);
+        std::fs::rename(d.join("src/in/X.CSV.DONE"), d.join("src/in/X.CSV.done")).unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!((r.counts.delivered, r.counts.not_ready), (1, 0), "{r:#?}");
+        assert!(d.join("dst/inbox/X.CSV").exists());
     }
 
     /// `move_to` is planned with the name each source gets there, as the run moves them: one

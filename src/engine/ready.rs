@@ -5,10 +5,12 @@
 //! and whether a done/trigger file exists. Every "not ready" carries a reason a person can
 //! act on. This is the only place readiness rules are evaluated.
 
+use std::cell::OnceCell;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::config::flow::Ready;
-use crate::endpoint::Entry;
+use crate::config::flow::{Ready, fold_case};
+use crate::endpoint::{Entry, RemotePath};
 use crate::ledger::{Millis, Observation};
 
 use super::identity::mtime_millis;
@@ -21,10 +23,15 @@ pub enum Readiness {
 }
 
 /// What the source folder shows of a file's done file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DoneFile {
     /// Not there (yet).
     Missing,
+    /// Not there by its name, but a listed file's path equals it ignoring case (`X.CSV.DONE`
+    /// for `X.CSV.done`): done-file names are matched exactly (as `source.ignore_case` leaves
+    /// them), so it does not count; named in the reason (the name shown, or the path when
+    /// its folder differs), else the file would wait for good with no hint.
+    OtherCase(String),
     /// There, written after the file (or at about the same time).
     Present,
     /// There, but modified more than [`DONE_SLACK`] before the file: what it says is that an
@@ -36,6 +43,38 @@ pub enum DoneFile {
 /// How much older than its file a done file may look and still count: the listing may give
 /// them times of different precision (an FTP `LIST` time, in minutes, beside an `MDTM` one).
 pub const DONE_SLACK: Millis = 60_000;
+
+/// The files of a listing, where the done files are looked for: by path, and (only once one
+/// is missing; built once) by path ignoring case, to say so of one there in another case.
+pub struct Listed {
+    by_path: BTreeMap<String, Entry>,
+    folded: OnceCell<BTreeMap<String, RemotePath>>,
+}
+
+impl Listed {
+    pub fn new(files: &[Entry]) -> Self {
+        Listed { by_path: files.iter().map(|e| (e.path.as_str().to_string(), e.clone())).collect(), folded: OnceCell::new() }
+    }
+
+    /// What the listing shows of `data`'s done file `done`.
+    pub fn done_file(&self, data: &Entry, done: &RemotePath) -> DoneFile {
+        if let Some(found) = self.by_path.get(done.as_str()) {
+            return done_file(data, Some(found));
+        }
+        let folded = self.folded.get_or_init(|| {
+            let mut folded = BTreeMap::new();
+            for path in self.by_path.values().map(|e| &e.path) {
+                folded.entry(fold_case(path.as_str())).or_insert_with(|| path.clone());
+            }
+            folded
+        });
+        match folded.get(&fold_case(done.as_str())) {
+            Some(other) if other.parent() == done.parent() => DoneFile::OtherCase(other.name().to_string()),
+            Some(other) => DoneFile::OtherCase(other.to_string()),
+            None => DoneFile::Missing,
+        }
+    }
+}
 
 /// What `done` (the done file's entry in the listing, if there) says about `data`.
 pub fn done_file(data: &Entry, done: Option<&Entry>) -> DoneFile {
@@ -54,7 +93,7 @@ pub fn assess(
     entry: &Entry,
     prev: Option<&Observation>,
     now: Millis,
-    done_file: Option<(&str, DoneFile)>,
+    done_file: Option<(&str, &DoneFile)>,
 ) -> (Readiness, Observation) {
     let mtime = mtime_millis(entry);
     let obs = match prev {
@@ -115,6 +154,9 @@ pub fn assess(
     }
     match done_file {
         Some((name, DoneFile::Missing)) => reasons.push(format!("no done file {name:?} yet")),
+        Some((name, DoneFile::OtherCase(other))) => {
+            reasons.push(format!("no done file {name:?} yet ({other:?} is there: done-file names are matched exactly)"))
+        }
         // Maybe left from an earlier version (a flow that keeps its sources keeps their done
         // files), maybe a new one written with an old time (an uploader that keeps the times of
         // the files it sends, and a stock empty done file): not trusted alone, and not waited
@@ -122,8 +164,8 @@ pub fn assess(
         Some((name, DoneFile::Older { done, data })) if !prev.is_some_and(|p| p.size == entry.size && p.mtime == mtime) => {
             reasons.push(format!(
                 "the done file {name:?} (modified {}) is older than the file (modified {}), maybe left from an earlier version: the file is taken once a later poll finds it unchanged",
-                super::lifecycle::date(done),
-                super::lifecycle::date(data)
+                super::lifecycle::date(*done),
+                super::lifecycle::date(*data)
             ))
         }
         Some((_, DoneFile::Older { .. } | DoneFile::Present)) | None => {}
@@ -261,9 +303,31 @@ mod tests {
 
     #[test]
     fn done_file() {
-        let r = assess(&Ready::default(), &entry(1, 0), None, 0, Some(("a.done", DoneFile::Missing))).0;
+        let r = assess(&Ready::default(), &entry(1, 0), None, 0, Some(("a.done", &DoneFile::Missing))).0;
         assert_eq!(r, Readiness::NotReady("no done file \"a.done\" yet".into()));
-        assert_eq!(assess(&Ready::default(), &entry(1, 0), None, 0, Some(("a.done", DoneFile::Present))).0, Readiness::Ready);
+        assert_eq!(assess(&Ready::default(), &entry(1, 0), None, 0, Some(("a.done", &DoneFile::Present))).0, Readiness::Ready);
+    }
+
+    /// A done file missing by its name but listed in another case is named (by its name, or
+    /// by its path when its folder differs only in case too); there by its name, it counts
+    /// whatever else is listed; none in any case: missing.
+    #[test]
+    fn a_done_file_there_only_in_another_case_is_named() {
+        let at = |path: &str| Entry { path: RemotePath::parse(path).unwrap(), ..entry(0, 2_000) };
+        let p = |path: &str| RemotePath::parse(path).unwrap();
+        let data = at("in/X.CSV");
+        let listed = Listed::new(&[data.clone(), at("in/X.CSV.DONE"), at("in/y.csv.done"), at("IN/z.done"), at("in/z.done.x")]);
+        assert_eq!(listed.done_file(&data, &p("in/X.CSV.done")), DoneFile::OtherCase("X.CSV.DONE".into()));
+        assert_eq!(listed.done_file(&data, &p("in/X.CSV.DONE")), DoneFile::Present);
+        assert_eq!(listed.done_file(&data, &p("in/Y.CSV.done")), DoneFile::OtherCase("y.csv.done".into()));
+        assert_eq!(listed.done_file(&data, &p("in/z.done")), DoneFile::OtherCase("/IN/z.done".into()));
+        assert_eq!(listed.done_file(&data, &p("in/w.done")), DoneFile::Missing);
+        let other = DoneFile::OtherCase("X.CSV.DONE".into());
+        let r = assess(&Ready::default(), &data, None, 0, Some(("X.CSV.done", &other))).0;
+        assert_eq!(
+            r,
+            Readiness::NotReady("no done file \"X.CSV.done\" yet (\"X.CSV.DONE\" is there: done-file names are matched exactly)".into())
+        );
     }
 
     /// A done file older than its file may be left from an earlier version: a flow that keeps
@@ -282,16 +346,16 @@ mod tests {
         let old = super::done_file(&data, Some(&entry(0, day)));
         let ms = |d: u64| d as Millis;
         assert_eq!(old, DoneFile::Older { done: ms(day), data: ms(2 * day) });
-        let Readiness::NotReady(why) = assess(&Ready::default(), &data, None, ms(3 * day), Some(("a.done", old))).0 else { panic!() };
+        let Readiness::NotReady(why) = assess(&Ready::default(), &data, None, ms(3 * day), Some(("a.done", &old))).0 else { panic!() };
         assert_eq!(
             why,
             "the done file \"a.done\" (modified 1970-01-02 00:00:00 UTC) is older than the file (modified 1970-01-03 00:00:00 UTC), maybe left from an earlier version: the file is taken once a later poll finds it unchanged"
         );
-        let (_, seen) = assess(&Ready::default(), &data, None, ms(3 * day), Some(("a.done", old)));
-        assert_eq!(assess(&Ready::default(), &data, Some(&seen), ms(3 * day) + 60_000, Some(("a.done", old))).0, Readiness::Ready);
+        let (_, seen) = assess(&Ready::default(), &data, None, ms(3 * day), Some(("a.done", &old)));
+        assert_eq!(assess(&Ready::default(), &data, Some(&seen), ms(3 * day) + 60_000, Some(("a.done", &old))).0, Readiness::Ready);
         let grown = entry(11, 2 * day);
         assert!(matches!(
-            assess(&Ready::default(), &grown, Some(&seen), ms(3 * day) + 60_000, Some(("a.done", old))).0,
+            assess(&Ready::default(), &grown, Some(&seen), ms(3 * day) + 60_000, Some(("a.done", &old))).0,
             Readiness::NotReady(_)
         ));
         // No time on either side: there is all it can say.

@@ -1796,13 +1796,24 @@ async fn a_file_the_login_may_not_read_yet_is_not_ready_and_taken_once_readable(
     assert_eq!(text.matches("event=not_taken").count(), 2, "{text}");
     let got: Vec<(EventKind, String, Option<u64>)> = events(&fx).into_iter().map(|e| (e.kind, e.subject, e.run)).collect();
     assert_eq!(got, [(EventKind::NotTaken, "/in/a.csv".into(), Some(3)), (EventKind::NotTaken, "/in/big.csv".into(), Some(3))]);
+    let since = crate::ledger::to_millis(t0);
     let p = plan(&fx.flow, Some(&fx.ledger), SystemTime::now(), None).await.unwrap();
     for f in &p.files {
+        let found = format!("so run 4 found it, refused since {}", lifecycle::date(since));
         assert!(
-            matches!(&f.action, Action::Wait { why } if why.starts_with("the login may not read it yet: ") && why.contains("so run 4 found it")),
+            matches!(&f.action, Action::Wait { why } if why.starts_with("the login may not read it yet: ") && why.contains(&found)),
             "{f:#?}"
         );
     }
+    // `wharf status` lists them under the flow, with why and since the first refusal.
+    let listed = crate::control::NotTaken::of(&fx.ledger, "t").unwrap();
+    let got: Vec<(&str, bool, Option<i64>)> =
+        listed.iter().map(|n| (n.path.as_str(), n.unreadable, n.since.map(|t| t.timestamp_millis()))).collect();
+    assert_eq!(got, [("/in/a.csv", true, Some(since)), ("/in/big.csv", true, Some(since))]);
+    assert!(
+        listed.iter().all(|n| n.reason.starts_with("the login may not read it yet: ") && !n.reason.contains("refused since")),
+        "{listed:#?}"
+    );
     // Not resumed: it does not go first for a name it shares with readable files.
     let entry = fx.ctx(5, &staging, None).await.source.stat(&RemotePath::parse("in/a.csv").unwrap()).await.unwrap().unwrap();
     let known = lifecycle::Known::read(&fx.ledger.snapshot().unwrap(), &fx.flow, &entry).unwrap();
@@ -1812,6 +1823,7 @@ async fn a_file_the_login_may_not_read_yet_is_not_ready_and_taken_once_readable(
     assert_eq!((r.counts.delivered, r.counts.failed, r.counts.not_ready), (2, 0, 0), "{r:#?}");
     assert_eq!(read(&fx.dst.join("inbox/a.csv")), b"1,2\n");
     assert!(read(&fx.dst.join("inbox/big.csv")) == big);
+    assert_eq!(crate::control::NotTaken::of(&fx.ledger, "t").unwrap(), [], "delivered: no longer listed");
 }
 
 /// A file a crashed run left being quarantined, its source deleted and no copy made, is given

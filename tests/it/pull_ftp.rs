@@ -732,3 +732,62 @@ async fn a_dangling_symlink_is_not_found_and_a_link_to_a_locked_folder_is_refuse
         assert_eq!(err.kind, ErrorKind::PermissionDenied, "{tls:?}: {err}");
     }
 }
+
+/// A file the login may not read yet (a partner's upload left readable to its owner only until
+/// it is done), small (read whole) and large (streamed), among a readable one, on `ftpd`, over
+/// a plain connection (`EPSV` and `RETR` in one write) and over FTPS (suppaftp's `RETR`): not
+/// ready, saying why with the file's path — not failed, not moved to `failed/` by
+/// `after.failure`, and `wharf status` lists it — and delivered once readable. vsftpd refuses
+/// it as it refuses a missing file (`550 Failed to open file.`), pure-ftpd in its own words:
+/// the file still there tells them apart (`FtpEndpoint::refusal`), never the reply's text.
+fn a_file_the_login_may_not_read_yet_waits_on(ftpd: fn() -> Option<Ftpd>) {
+    use std::os::unix::fs::PermissionsExt;
+    for tls in [FtpTls::None, FtpTls::Explicit] {
+        let Some(w) = World::new(ftpd()) else { return };
+        let flow = w.pull_flow(tls, "after: { success: { move_to: /in/processed }, failure: { move_to: /in/failed } }\n");
+        let big: Vec<u8> = (0..(3u32 << 20)).map(|i| (i % 251) as u8).collect();
+        w.put("in/a.csv", b"a");
+        w.put("in/b.csv", b"b");
+        w.put("in/big.csv", &big);
+        for name in ["b.csv", "big.csv"] {
+            fs::set_permissions(w.remote(&format!("in/{name}")), fs::Permissions::from_mode(0o000)).unwrap();
+        }
+        for run in 1..=2 {
+            let (code, r) = w.run_json(&flow);
+            let delivered = if run == 1 { 1 } else { 0 };
+            assert_eq!((code, counts(&r)), (0, (2, delivered, 0, 0)), "{tls:?}, run {run}: {r:#}\n{}", w.ftpd.log());
+            let waiting: Vec<&serde_json::Value> = r["files"].as_array().unwrap().iter().filter(|f| f["outcome"] == "not_ready").collect();
+            assert_eq!(waiting.len(), 2, "{r:#}");
+            for f in waiting {
+                let (path, detail) = (f["path"].as_str().unwrap(), f["detail"].as_str().unwrap());
+                assert!(detail.starts_with("the login may not read it yet: "), "{tls:?}: {detail}");
+                assert!(detail.contains(&format!("read {path}: permission denied")), "{tls:?}: {detail}");
+                assert!(detail.contains("taken once it is readable"), "{tls:?}: {detail}");
+            }
+            assert!(!w.remote("in/failed").exists(), "{tls:?}, run {run}: {r:#}");
+            assert!(w.remote("in/b.csv").exists() && w.remote("in/big.csv").exists(), "{tls:?}, run {run}");
+        }
+        assert_eq!(w.files_in(&w.local("sink")), ["a.csv"], "{tls:?}");
+        let status = w.wharf().arg("status").arg("--flows").arg(w.dir.path()).output().unwrap();
+        let shown = String::from_utf8_lossy(&status.stdout);
+        assert!(shown.contains("2 files in the source not taken yet: /in/b.csv (the login may not read it yet: "), "{tls:?}: {shown}");
+        for name in ["b.csv", "big.csv"] {
+            fs::set_permissions(w.remote(&format!("in/{name}")), fs::Permissions::from_mode(0o644)).unwrap();
+        }
+        let (code, r) = w.run_json(&flow);
+        assert_eq!((code, counts(&r)), (0, (0, 2, 0, 0)), "{tls:?}: {r:#}");
+        assert_eq!(fs::read(w.local("sink/b.csv")).unwrap(), b"b");
+        assert!(fs::read(w.local("sink/big.csv")).unwrap() == big, "{tls:?}");
+        assert!(w.remote("in/processed/big.csv").exists() && !w.remote("in/failed").exists(), "{tls:?}");
+    }
+}
+
+#[test]
+fn a_file_the_login_may_not_read_yet_is_not_ready_over_vsftpd() {
+    a_file_the_login_may_not_read_yet_waits_on(Ftpd::vsftpd);
+}
+
+#[test]
+fn a_file_the_login_may_not_read_yet_is_not_ready_over_pure_ftpd() {
+    a_file_the_login_may_not_read_yet_waits_on(Ftpd::pure_ftpd);
+}

@@ -18,8 +18,9 @@ use crate::engine::alerts;
 use crate::ledger::{EventKind, to_millis};
 
 /// The record's refusal, when the last look at this version of the file (`rec`) found it
-/// unreadable: when that was first found, and the report line it gave.
-pub(in crate::engine) fn refused(rec: &FileRecord) -> Option<&ErrorRecord> {
+/// unreadable: when that was first found (`at`), and why (`message`, without the `(refused
+/// since …)` the report line adds). `wharf plan` and `wharf status` tell it from this.
+pub(crate) fn refused(rec: &FileRecord) -> Option<&ErrorRecord> {
     rec.last_error.as_ref().filter(|e| e.kind == ErrorKind::PermissionDenied && rec.state == FileState::Claimed)
 }
 
@@ -42,16 +43,19 @@ pub(super) async fn not_yet(
     stage::discard(staged).await;
     let (flow, now) = (&cx.flow.name, to_millis(cx.now));
     let first = before.map_or(now, |(first, _)| first);
-    let mut why = format!(
+    let cause = format!(
         "the login may not read it yet: {e} (the folder lists it, but the file's permissions do not let the login read it); taken once it is readable"
     );
-    if before.is_some() {
-        why.push_str(&format!(" (refused since {})", date(first)));
-    }
+    // The record keeps the cause, its `at` saying since when: `wharf status` and `wharf plan`
+    // add the time as they show it.
+    let why = match before {
+        Some(_) => format!("{cause} (refused since {})", date(first)),
+        None => cause.clone(),
+    };
     // Nothing staged is kept (a large file's durable `staging` record is taken back): the
     // next run starts it afresh.
     rec.state = FileState::Claimed;
-    rec.last_error = Some(ErrorRecord { kind: ErrorKind::PermissionDenied, message: why.clone(), at: first });
+    rec.last_error = Some(ErrorRecord { kind: ErrorKind::PermissionDenied, message: cause, at: first });
     rec.updated = now;
     match before {
         None => {
