@@ -139,11 +139,13 @@ fn from_ledger(dir: &Path, global: &Global, ledger: Option<&Ledger>) -> anyhow::
             names.into_iter().map(|n| FlowStatus::new(n, None)).collect::<Vec<_>>()
         }
     };
-    let clashes = refuse_name_clashes(&mut flows);
+    let mut alone = refuse_name_clashes(&mut flows);
+    alone.extend(name_also_used(&mut flows, &alone));
     if let Some(l) = ledger {
         for (i, f) in flows.iter_mut().enumerate() {
-            // The history of a clashing file's name is the first file's flow's.
-            if !clashes.contains(&i) {
+            // The history of a clashing file's name is the first file's flow's; so is that of
+            // the name a file that does not load gives, when another file's flow has it.
+            if !alone.contains(&i) {
                 fill_history(f, l)?;
             }
         }
@@ -171,6 +173,28 @@ fn refuse_name_clashes(flows: &mut [FlowStatus]) -> Vec<usize> {
         }
     }
     clashes
+}
+
+/// Says of each flow file that does not load (not among `clashes`) whose `name:` a loaded
+/// file's flow has ([`crate::config::name_owner`], as `wharf serve` does) that the name is
+/// that file's, and says which: their indexes. Their rows show no schedule or history: those
+/// are the other flow's (was: shown as theirs).
+fn name_also_used(flows: &mut [FlowStatus], clashes: &[usize]) -> Vec<usize> {
+    let loaded: Vec<(PathBuf, String)> =
+        flows.iter().filter(|f| f.problem.is_none()).filter_map(|f| Some((f.file.clone()?, f.name.clone()))).collect();
+    let mut alone = Vec::new();
+    for (i, f) in flows.iter_mut().enumerate() {
+        let (Some(file), Some(problem)) = (&f.file, &f.problem) else { continue };
+        if clashes.contains(&i) {
+            continue;
+        }
+        let owner = crate::config::name_owner(file, &f.name, loaded.iter().map(|(p, n)| (p.as_path(), n.as_str())));
+        if let Some(owner) = owner {
+            f.problem = Some(format!("{problem}; {}", crate::config::name_also_used(&f.name, owner)));
+            alone.push(i);
+        }
+    }
+    alone
 }
 
 /// What `status` says without a flows folder `dir`, in one sentence: the flows the ledger
@@ -521,6 +545,61 @@ mod tests {
         );
         assert_eq!(names, [("trig", None), ("other", None), ("trig", Some(why.as_str()))]);
         assert_eq!(flows[2].file.as_deref(), Some(dir.path().join("z.yaml").as_path()));
+    }
+
+    /// A file that does not load giving the name of another file's loaded flow (in either
+    /// order in the folder): its row shows only its file and its problem, saying the name is
+    /// the other file's, never that flow's schedule or runs (was: shown as its own). A broken
+    /// file whose name no loaded flow has keeps the history of that name.
+    #[test]
+    fn a_file_that_does_not_load_under_a_loaded_flows_name_shows_none_of_its_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let flows = dir.path().join("flows");
+        std::fs::create_dir(&flows).unwrap();
+        let good = |name: &str| {
+            format!(
+                "name: {name}
+schedule: {{ every: 5m }}
+endpoints:
+  a: {{ type: local, root: /tmp }}
+source: {{ endpoint: a, path: /in }}
+sinks: [ {{ endpoint: a, path: /out }} ]
+"
+            )
+        };
+        std::fs::write(flows.join("a-broken.yaml"), "name: orders
+source: 3
+").unwrap();
+        std::fs::write(flows.join("orders.yaml"), good("orders")).unwrap();
+        std::fs::write(flows.join("z-broken.yaml"), "name: orders
+source: 3
+").unwrap();
+        std::fs::write(flows.join("lone.yaml"), "name: lone
+source: 3
+").unwrap();
+        let global = Global::new(&dir.path().join("state"));
+        std::fs::create_dir(&global.state_dir).unwrap();
+        let ledger = Ledger::open(&super::super::state::ledger_path(&global)).unwrap();
+        for flow in ["orders", "lone"] {
+            let mut run = ledger.begin_run(flow, crate::ledger::now_millis()).unwrap();
+            run.status = crate::ledger::RunStatus::Ok;
+            run.finished = Some(run.started + 1);
+            ledger.finish_run_with(&run, |h| (h.clone(), vec![])).unwrap();
+        }
+        let (rows, _) = from_ledger(&flows, &global, Some(&ledger)).unwrap();
+        let row = |file: &str| rows.iter().find(|f| f.file.as_deref() == Some(flows.join(file).as_path())).unwrap();
+        let owner = crate::config::name_also_used("orders", &flows.join("orders.yaml"));
+        for broken in ["a-broken.yaml", "z-broken.yaml"] {
+            let f = row(broken);
+            assert_eq!(f.name, "orders");
+            assert!(f.problem.as_deref().unwrap().starts_with("invalid flow file: "), "{f:?}");
+            assert!(f.problem.as_deref().unwrap().ends_with(&format!("; {owner}")), "{f:?}");
+            assert!(f.last_run.is_none() && f.last_success.is_none() && f.schedule.is_none(), "{f:?}");
+        }
+        let good = row("orders.yaml");
+        assert!(good.last_run.is_some() && good.problem.is_none() && good.schedule.is_some(), "{good:?}");
+        let lone = row("lone.yaml");
+        assert!(lone.last_run.is_some() && !lone.problem.as_deref().unwrap().contains("also"), "{lone:?}");
     }
 
     /// A flow file that does not load is named as `wharf serve` names it, and its history
