@@ -322,24 +322,26 @@ fn skipped_text(f: &FlowStatus) -> Option<String> {
 
 /// What the source holds that is not taken, a line for the entries and one for the
 /// subfolders the listing could not read (nothing under them is taken; not files, nor for
-/// ever): `2 files in the source can never be taken: /in/a\nb.csv (a control character in
+/// ever): `2 entries in the source can never be taken: /in/a\nb.csv (a control character in
 /// the name; rename it on the source to have it taken), /in/link.csv (a symbolic link: only
 /// regular files are taken)`, `1 subfolder of the source cannot be read: /in/locked
 /// (permission denied: …; nothing under it is taken while the listing cannot read it)`, the
-/// first few of each.
+/// first few of each. Entries, as in the run report: a folder whose name is not safe, a link,
+/// a FIFO are among them (was: `2 files`).
 fn not_taken_lines(names: &[NotTaken]) -> Vec<String> {
     let (folders, entries): (Vec<&NotTaken>, Vec<&NotTaken>) = names.iter().partition(|n| n.folder);
     let mut lines = Vec::new();
-    lines.extend(listed(&entries, "file", "in the source can never be taken"));
-    lines.extend(listed(&folders, "subfolder", "of the source cannot be read"));
+    lines.extend(listed(&entries, ("entry", "entries"), "in the source can never be taken"));
+    lines.extend(listed(&folders, ("subfolder", "subfolders"), "of the source cannot be read"));
     lines
 }
 
-/// `{count} {what}s {says}: {path} ({reason}), …`, the first few of `names`.
-fn listed(names: &[&NotTaken], what: &str, says: &str) -> Option<String> {
+/// `{count} {what} {says}: {path} ({reason}), …`, the first few of `names` (`what`: the word
+/// for one, for several).
+fn listed(names: &[&NotTaken], what: (&str, &str), says: &str) -> Option<String> {
     const SHOWN: usize = 3;
     let more = names.len().checked_sub(1)?.saturating_sub(SHOWN - 1);
-    let count = if names.len() == 1 { format!("1 {what}") } else { format!("{} {what}s", names.len()) };
+    let count = if names.len() == 1 { format!("1 {}", what.0) } else { format!("{} {}", names.len(), what.1) };
     let shown: Vec<String> = names.iter().take(SHOWN).map(|n| format!("{} ({})", n.path, n.reason)).collect();
     let mut line = format!("{count} {says}: {}", shown.join(", "));
     if more > 0 {
@@ -473,13 +475,13 @@ mod tests {
             (0..n).map(|i| NotTaken { path: format!("/in/{i}\\n.csv"), reason: unsafe_name.into(), folder: false }).collect::<Vec<_>>()
         };
         assert_eq!(not_taken_lines(&[]), Vec::<String>::new());
-        assert_eq!(not_taken_lines(&names(1)), [format!("1 file in the source can never be taken: /in/0\\n.csv ({unsafe_name})")]);
+        assert_eq!(not_taken_lines(&names(1)), [format!("1 entry in the source can never be taken: /in/0\\n.csv ({unsafe_name})")]);
         let mut five = names(4);
         five.insert(1, NotTaken { path: "/in/link.csv".into(), reason: link.into(), folder: false });
         assert_eq!(
             not_taken_lines(&five),
             [format!(
-                "5 files in the source can never be taken: /in/0\\n.csv ({unsafe_name}), /in/link.csv ({link}), /in/1\\n.csv ({unsafe_name}) and 2 more"
+                "5 entries in the source can never be taken: /in/0\\n.csv ({unsafe_name}), /in/link.csv ({link}), /in/1\\n.csv ({unsafe_name}) and 2 more"
             )]
         );
     }
@@ -506,7 +508,7 @@ mod tests {
         let file = NotTaken { path: "/in/link.csv".into(), reason: "a symbolic link: only regular files are taken".into(), folder: false };
         let both = not_taken_lines(&[got[0].clone(), file]);
         assert_eq!(both.len(), 2, "{both:?}");
-        assert!(both[0].starts_with("1 file in the source can never be taken: /in/link.csv"), "{both:?}");
+        assert!(both[0].starts_with("1 entry in the source can never be taken: /in/link.csv"), "{both:?}");
         assert!(both[1].starts_with("1 subfolder of the source cannot be read: /in/locked ("), "{both:?}");
     }
 
@@ -567,16 +569,28 @@ sinks: [ {{ endpoint: a, path: /out }} ]
 "
             )
         };
-        std::fs::write(flows.join("a-broken.yaml"), "name: orders
+        std::fs::write(
+            flows.join("a-broken.yaml"),
+            "name: orders
 source: 3
-").unwrap();
+",
+        )
+        .unwrap();
         std::fs::write(flows.join("orders.yaml"), good("orders")).unwrap();
-        std::fs::write(flows.join("z-broken.yaml"), "name: orders
+        std::fs::write(
+            flows.join("z-broken.yaml"),
+            "name: orders
 source: 3
-").unwrap();
-        std::fs::write(flows.join("lone.yaml"), "name: lone
+",
+        )
+        .unwrap();
+        std::fs::write(
+            flows.join("lone.yaml"),
+            "name: lone
 source: 3
-").unwrap();
+",
+        )
+        .unwrap();
         let global = Global::new(&dir.path().join("state"));
         std::fs::create_dir(&global.state_dir).unwrap();
         let ledger = Ledger::open(&super::super::state::ledger_path(&global)).unwrap();

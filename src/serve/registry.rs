@@ -420,13 +420,21 @@ mod tests {
     fn a_file_that_does_not_load_under_a_served_flows_name_is_shown_alone() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
-        write(&d.join("a.yaml"), "name: trig
+        write(
+            &d.join("a.yaml"),
+            "name: trig
 source: 3
-", 1);
+",
+            1,
+        );
         write(&d.join("b.yaml"), &flow_yaml("trig", d), 1);
-        write(&d.join("c.yaml"), "name: trig
+        write(
+            &d.join("c.yaml"),
+            "name: trig
 source: 3
-", 1);
+",
+            1,
+        );
         let mut r = Registry::new(d);
         assert_eq!(r.rescan().loaded, ["trig"]);
         let also = config::name_also_used("trig", &d.join("b.yaml"));
