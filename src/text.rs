@@ -1,5 +1,6 @@
 //! Text from outside wharf (a program's stderr, a server's answer) quoted in wharf's own
-//! messages: made one line, without control characters, and capped.
+//! messages: made one line, without control characters, and capped; names from outside (a
+//! file's path) laid out in columns by the width a terminal gives them.
 
 /// Which end of a long text [`one_line`] keeps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +63,79 @@ pub fn shell_word(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// How many terminal columns `text` takes: two for a wide character (CJK ideographs, kana,
+/// Hangul syllables, fullwidth forms, most emoji), none for a combining mark (an accent of a
+/// decomposed, NFD, name: `e` + U+0301), a format character (a zero-width joiner) or the
+/// vowels and finals of decomposed Hangul, one for the rest. Was: characters counted, so a
+/// column of Japanese or NFD names was padded wrongly (a column of bytes, worse).
+pub fn width(text: &str) -> usize {
+    text.chars().map(char_width).sum()
+}
+
+fn char_width(c: char) -> usize {
+    use unicode_general_category::{GeneralCategory as G, get_general_category};
+    let cp = u32::from(c);
+    if matches!(get_general_category(c), G::NonspacingMark | G::EnclosingMark | G::Format)
+        // Hangul vowels and finals (Jungseong, Jongseong), as NFD splits a syllable.
+        || matches!(cp, 0x1160..=0x11FF | 0xD7B0..=0xD7FF)
+    {
+        return 0;
+    }
+    // East Asian Wide and Fullwidth (as wcwidth has them).
+    let wide = matches!(
+        cp,
+        0x1100..=0x115F
+            | 0x2E80..=0x303E
+            | 0x3041..=0x33FF
+            | 0x3400..=0x4DBF
+            | 0x4E00..=0x9FFF
+            | 0xA000..=0xA4CF
+            | 0xA960..=0xA97F
+            | 0xAC00..=0xD7A3
+            | 0xF900..=0xFAFF
+            | 0xFE10..=0xFE19
+            | 0xFE30..=0xFE6F
+            | 0xFF00..=0xFF60
+            | 0xFFE0..=0xFFE6
+            | 0x1F300..=0x1F64F
+            | 0x1F900..=0x1F9FF
+            | 0x20000..=0x2FFFD
+            | 0x30000..=0x3FFFD
+    );
+    if wide { 2 } else { 1 }
+}
+
+/// Widest a column of names (a run report's paths) is padded to, in terminal columns: a
+/// longer name goes on a line of its own.
+pub const NAME_COLUMN: usize = 60;
+
+/// Rows of a label, a name and a detail as lines `{indent}{label}  {name}  {detail}`: the
+/// labels padded to `label_width`, the names to the widest of them that fits in
+/// [`NAME_COLUMN`] (by [`width`], so that the details line up whatever the script). A wider
+/// name is written whole on its line, its detail on the next one, at the details' column (was:
+/// every name padded to the longest, so one deep path made every line hundreds of characters
+/// wide). No line ends in spaces.
+pub fn columns(rows: &[(&str, &str, &str)], indent: &str, label_width: usize) -> Vec<String> {
+    let column = rows.iter().map(|(_, name, _)| width(name)).filter(|w| *w <= NAME_COLUMN).max().unwrap_or(0);
+    let mut lines = Vec::with_capacity(rows.len());
+    for (label, name, detail) in rows {
+        let label = format!("{label}{}", " ".repeat(label_width.saturating_sub(width(label))));
+        let w = width(name);
+        if w <= column {
+            lines.push(format!("{indent}{label}  {name}{}  {detail}", " ".repeat(column - w)));
+        } else {
+            lines.push(format!("{indent}{label}  {name}"));
+            if !detail.is_empty() {
+                lines.push(format!("{indent}{}  {}  {detail}", " ".repeat(label_width), " ".repeat(column)));
+            }
+        }
+    }
+    for line in &mut lines {
+        line.truncate(line.trim_end().len());
+    }
+    lines
+}
+
 /// A size for people: `1536` → `1.5 KiB`.
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -97,6 +171,44 @@ mod tests {
         assert_eq!(one_line("abcdef", 3, Keep::End), "…def");
         assert_eq!(one_line("é\nü", 10, Keep::Start), "é ⏎ ü", "counted in characters, not bytes");
         assert_eq!(one_line("\n \n", 10, Keep::Start), "");
+    }
+
+    #[test]
+    fn width_is_what_a_terminal_shows() {
+        assert_eq!(width("orders.csv"), 10);
+        assert_eq!(width("受注.csv"), 8, "two columns an ideograph");
+        assert_eq!(width("cafe\u{301}.csv"), 8, "NFD: the accent takes no column");
+        assert_eq!(width("café.csv"), 8, "NFC");
+        // 한 decomposed: a leading consonant (two columns), a vowel and a final (none).
+        assert_eq!(width("\u{1112}\u{1161}\u{11AB}.csv"), 6);
+        assert_eq!(width("ｆｕｌｌ"), 8);
+    }
+
+    /// The details line up at one terminal column whatever the script of the names, and a
+    /// name too long for the column goes on a line of its own (was: padded by characters to
+    /// the longest name, so CJK and NFD names misaligned and one deep path made every line
+    /// hundreds of characters wide).
+    #[test]
+    fn columns_line_up_by_width_and_keep_lines_short() {
+        let deep = format!("/in/{}/x.csv", "deep/".repeat(30));
+        let rows = [
+            ("delivered", "/in/a.csv", "→ out:/a.csv"),
+            ("delivered", "/in/受注.csv", "→ out:/受注.csv"),
+            ("skipped", "/in/cafe\u{301}.csv", "already delivered"),
+            ("FAILED", deep.as_str(), "sink out: refused"),
+            ("not ready", "/in/b.csv", ""),
+        ];
+        let lines = columns(&rows, "  ", 11);
+        assert_eq!(lines.len(), 6, "{lines:#?}");
+        let detail_at = |line: &str, detail: &str| width(&line[..line.find(detail).unwrap()]);
+        let at = detail_at(&lines[0], "→");
+        assert_eq!(at, 2 + 11 + 2 + width("/in/受注.csv") + 2);
+        assert_eq!(detail_at(&lines[1], "→"), at);
+        assert_eq!(detail_at(&lines[2], "already"), at);
+        assert_eq!(lines[3], format!("  FAILED       {deep}"), "the long path whole, on its own line");
+        assert_eq!(detail_at(&lines[4], "sink out"), at);
+        assert_eq!(lines[5], "  not ready    /in/b.csv", "no trailing spaces");
+        assert!(lines.iter().filter(|l| !l.contains(&deep)).all(|l| width(l) <= 2 + 11 + 2 + NAME_COLUMN + 2 + 20), "{lines:#?}");
     }
 
     #[test]

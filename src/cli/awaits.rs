@@ -142,9 +142,12 @@ pub fn print_responses(responses: &[ResponseReport]) {
         return;
     }
     outln!("  responses:");
-    let width = responses.iter().map(|r| r.expected.chars().count() + 1).max().unwrap_or(0);
-    for r in responses {
-        outln!("  {:<11}  {:<width$}  {} (request /{})", r.state.as_str(), format!("/{}", r.expected), r.detail, r.request);
+    let cells: Vec<(String, String)> =
+        responses.iter().map(|r| (format!("/{}", r.expected), format!("{} (request /{})", r.detail, r.request))).collect();
+    let rows: Vec<(&str, &str, &str)> =
+        responses.iter().zip(&cells).map(|(r, (name, detail))| (r.state.as_str(), name.as_str(), detail.as_str())).collect();
+    for line in crate::text::columns(&rows, "  ", 11) {
+        outln!("{line}");
     }
 }
 

@@ -289,9 +289,9 @@ pub fn print_summary(r: &RunReport) {
             k.written
         );
     }
-    let width = r.files.iter().map(|f| f.path.chars().count()).max().unwrap_or(0);
-    for f in &r.files {
-        outln!("  {:<11}  {:<width$}  {}", outcome_label(f.outcome), f.path, f.detail);
+    let rows: Vec<(&str, &str, &str)> = r.files.iter().map(|f| (outcome_label(f.outcome), f.path.as_str(), f.detail.as_str())).collect();
+    for line in crate::text::columns(&rows, "  ", 11) {
+        outln!("{line}");
     }
     if let Some(line) = skipped_names_line(&r.skipped_names) {
         outln!("  {line}");
@@ -314,15 +314,17 @@ fn failed_figure(r: &RunReport) -> String {
     }
 }
 
-/// The files of the source no run can take (for their names, or not being regular files),
-/// in one line: `2 files skipped, never taken: /in/a\nb.csv (…; rename it on the source to
-/// have it taken), /in/link.csv (a symbolic link: only regular files are taken)`.
+/// The entries of the source no run can take (for their names, or not being regular files),
+/// in one line: `2 entries skipped, never taken: /in/a\nb.csv (…; rename it on the source to
+/// have it taken), /in/link.csv (a symbolic link: only regular files are taken)`. Entries,
+/// not files: a folder whose name is not safe, a link, a FIFO are among them (was: `2 files
+/// skipped`).
 fn skipped_names_line(skipped: &[SkippedName]) -> Option<String> {
     let names = skipped.iter().map(|s| format!("{} ({})", s.shown_path(), s.explained())).collect::<Vec<_>>().join(", ");
     match skipped.len() {
         0 => None,
-        1 => Some(format!("1 file skipped, never taken: {names}")),
-        n => Some(format!("{n} files skipped, never taken: {names}")),
+        1 => Some(format!("1 entry skipped, never taken: {names}")),
+        n => Some(format!("{n} entries skipped, never taken: {names}")),
     }
 }
 
@@ -337,10 +339,10 @@ mod tests {
         let bad = |name: &str| SkippedName::refused(&dir, name, &dir.join(name).unwrap_err());
         assert_eq!(
             skipped_names_line(&[bad("a\nb.csv")]).unwrap(),
-            "1 file skipped, never taken: /in/a\\nb.csv (a control character in the name; rename it on the source to have it taken)"
+            "1 entry skipped, never taken: /in/a\\nb.csv (a control character in the name; rename it on the source to have it taken)"
         );
         let line = skipped_names_line(&[bad("a\nb.csv"), bad("c\td.csv")]).unwrap();
-        assert!(line.starts_with("2 files skipped, never taken: /in/a"), "{line}");
+        assert!(line.starts_with("2 entries skipped, never taken: /in/a"), "{line}");
         assert!(!line.contains('\n') && !line.contains('\t'), "{line}");
     }
 

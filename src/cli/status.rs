@@ -139,11 +139,13 @@ fn from_ledger(dir: &Path, global: &Global, ledger: Option<&Ledger>) -> anyhow::
             names.into_iter().map(|n| FlowStatus::new(n, None)).collect::<Vec<_>>()
         }
     };
-    let clashes = refuse_name_clashes(&mut flows);
+    let mut alone = refuse_name_clashes(&mut flows);
+    alone.extend(name_also_used(&mut flows, &alone));
     if let Some(l) = ledger {
         for (i, f) in flows.iter_mut().enumerate() {
-            // The history of a clashing file's name is the first file's flow's.
-            if !clashes.contains(&i) {
+            // The history of a clashing file's name is the first file's flow's; so is that of
+            // the name a file that does not load gives, when another file's flow has it.
+            if !alone.contains(&i) {
                 fill_history(f, l)?;
             }
         }
@@ -171,6 +173,28 @@ fn refuse_name_clashes(flows: &mut [FlowStatus]) -> Vec<usize> {
         }
     }
     clashes
+}
+
+/// Says of each flow file that does not load (not among `clashes`) whose `name:` a loaded
+/// file's flow has ([`crate::config::name_owner`], as `wharf serve` does) that the name is
+/// that file's, and says which: their indexes. Their rows show no schedule or history: those
+/// are the other flow's (was: shown as theirs).
+fn name_also_used(flows: &mut [FlowStatus], clashes: &[usize]) -> Vec<usize> {
+    let loaded: Vec<(PathBuf, String)> =
+        flows.iter().filter(|f| f.problem.is_none()).filter_map(|f| Some((f.file.clone()?, f.name.clone()))).collect();
+    let mut alone = Vec::new();
+    for (i, f) in flows.iter_mut().enumerate() {
+        let (Some(file), Some(problem)) = (&f.file, &f.problem) else { continue };
+        if clashes.contains(&i) {
+            continue;
+        }
+        let owner = crate::config::name_owner(file, &f.name, loaded.iter().map(|(p, n)| (p.as_path(), n.as_str())));
+        if let Some(owner) = owner {
+            f.problem = Some(format!("{problem}; {}", crate::config::name_also_used(&f.name, owner)));
+            alone.push(i);
+        }
+    }
+    alone
 }
 
 /// What `status` says without a flows folder `dir`, in one sentence: the flows the ledger
@@ -299,27 +323,29 @@ fn skipped_text(f: &FlowStatus) -> Option<String> {
 /// What the source holds that is not taken, a line for the entries that can never be taken,
 /// one for the files the login may not read yet (taken once readable), and one for the
 /// subfolders the listing could not read (nothing under them is taken; not files, nor for
-/// ever): `2 files in the source can never be taken: /in/a\nb.csv (a control character in
+/// ever): `2 entries in the source can never be taken: /in/a\nb.csv (a control character in
 /// the name; rename it on the source to have it taken), /in/link.csv (a symbolic link: only
 /// regular files are taken)`, `1 file in the source not taken yet: /in/a.csv (the login
 /// may not read it yet: …; taken once it is readable; refused since 2026-12-07 10:00:00
 /// UTC)`, `1 subfolder of the source cannot be read: /in/locked (permission denied: …;
 /// nothing under it is taken while the listing cannot read it)`, the first few of each.
+/// Entries, as in the run report: a folder whose name is not safe, a link, a FIFO are among
+/// those never taken (was: `2 files`).
 fn not_taken_lines(names: &[NotTaken]) -> Vec<String> {
     let of = |pick: fn(&NotTaken) -> bool| names.iter().filter(|n| pick(n)).collect::<Vec<_>>();
     let mut lines = Vec::new();
-    lines.extend(listed(&of(|n| !n.folder && !n.unreadable), "file", "in the source can never be taken"));
-    lines.extend(listed(&of(|n| n.unreadable), "file", "in the source not taken yet"));
-    lines.extend(listed(&of(|n| n.folder), "subfolder", "of the source cannot be read"));
+    lines.extend(listed(&of(|n| !n.folder && !n.unreadable), ("entry", "entries"), "in the source can never be taken"));
+    lines.extend(listed(&of(|n| n.unreadable), ("file", "files"), "in the source not taken yet"));
+    lines.extend(listed(&of(|n| n.folder), ("subfolder", "subfolders"), "of the source cannot be read"));
     lines
 }
 
-/// `{count} {what}s {says}: {path} ({reason}), …`, the first few of `names`; a file the
-/// login may not read yet with since when.
-fn listed(names: &[&NotTaken], what: &str, says: &str) -> Option<String> {
+/// `{count} {what} {says}: {path} ({reason}), …`, the first few of `names` (`what`: the word
+/// for one, for several); a file the login may not read yet with since when.
+fn listed(names: &[&NotTaken], what: (&str, &str), says: &str) -> Option<String> {
     const SHOWN: usize = 3;
     let more = names.len().checked_sub(1)?.saturating_sub(SHOWN - 1);
-    let count = if names.len() == 1 { format!("1 {what}") } else { format!("{} {what}s", names.len()) };
+    let count = if names.len() == 1 { format!("1 {}", what.0) } else { format!("{} {}", names.len(), what.1) };
     let since = |n: &NotTaken| match n.since.filter(|_| n.unreadable) {
         Some(t) => format!("; refused since {}", t.format("%Y-%m-%d %H:%M:%S UTC")),
         None => String::new(),
@@ -459,13 +485,13 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(not_taken_lines(&[]), Vec::<String>::new());
-        assert_eq!(not_taken_lines(&names(1)), [format!("1 file in the source can never be taken: /in/0\\n.csv ({unsafe_name})")]);
+        assert_eq!(not_taken_lines(&names(1)), [format!("1 entry in the source can never be taken: /in/0\\n.csv ({unsafe_name})")]);
         let mut five = names(4);
         five.insert(1, NotTaken { path: "/in/link.csv".into(), reason: link.into(), ..NotTaken::default() });
         assert_eq!(
             not_taken_lines(&five),
             [format!(
-                "5 files in the source can never be taken: /in/0\\n.csv ({unsafe_name}), /in/link.csv ({link}), /in/1\\n.csv ({unsafe_name}) and 2 more"
+                "5 entries in the source can never be taken: /in/0\\n.csv ({unsafe_name}), /in/link.csv ({link}), /in/1\\n.csv ({unsafe_name}) and 2 more"
             )]
         );
     }
@@ -493,7 +519,7 @@ mod tests {
             NotTaken { path: "/in/link.csv".into(), reason: "a symbolic link: only regular files are taken".into(), ..NotTaken::default() };
         let both = not_taken_lines(&[got[0].clone(), file]);
         assert_eq!(both.len(), 2, "{both:?}");
-        assert!(both[0].starts_with("1 file in the source can never be taken: /in/link.csv"), "{both:?}");
+        assert!(both[0].starts_with("1 entry in the source can never be taken: /in/link.csv"), "{both:?}");
         assert!(both[1].starts_with("1 subfolder of the source cannot be read: /in/locked ("), "{both:?}");
     }
 
@@ -530,7 +556,7 @@ mod tests {
         assert_eq!(
             not_taken_lines(&f.not_taken),
             [
-                "1 file in the source can never be taken: /in/link.csv (a symbolic link: only regular files are taken)".to_string(),
+                "1 entry in the source can never be taken: /in/link.csv (a symbolic link: only regular files are taken)".to_string(),
                 format!("1 file in the source not taken yet: /in/a.csv ({why}; refused since 2025-11-25 10:00:00 UTC)"),
             ]
         );
@@ -574,6 +600,73 @@ mod tests {
         );
         assert_eq!(names, [("trig", None), ("other", None), ("trig", Some(why.as_str()))]);
         assert_eq!(flows[2].file.as_deref(), Some(dir.path().join("z.yaml").as_path()));
+    }
+
+    /// A file that does not load giving the name of another file's loaded flow (in either
+    /// order in the folder): its row shows only its file and its problem, saying the name is
+    /// the other file's, never that flow's schedule or runs (was: shown as its own). A broken
+    /// file whose name no loaded flow has keeps the history of that name.
+    #[test]
+    fn a_file_that_does_not_load_under_a_loaded_flows_name_shows_none_of_its_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let flows = dir.path().join("flows");
+        std::fs::create_dir(&flows).unwrap();
+        let good = |name: &str| {
+            format!(
+                "name: {name}
+schedule: {{ every: 5m }}
+endpoints:
+  a: {{ type: local, root: /tmp }}
+source: {{ endpoint: a, path: /in }}
+sinks: [ {{ endpoint: a, path: /out }} ]
+"
+            )
+        };
+        std::fs::write(
+            flows.join("a-broken.yaml"),
+            "name: orders
+source: 3
+",
+        )
+        .unwrap();
+        std::fs::write(flows.join("orders.yaml"), good("orders")).unwrap();
+        std::fs::write(
+            flows.join("z-broken.yaml"),
+            "name: orders
+source: 3
+",
+        )
+        .unwrap();
+        std::fs::write(
+            flows.join("lone.yaml"),
+            "name: lone
+source: 3
+",
+        )
+        .unwrap();
+        let global = Global::new(&dir.path().join("state"));
+        std::fs::create_dir(&global.state_dir).unwrap();
+        let ledger = Ledger::open(&super::super::state::ledger_path(&global)).unwrap();
+        for flow in ["orders", "lone"] {
+            let mut run = ledger.begin_run(flow, crate::ledger::now_millis()).unwrap();
+            run.status = crate::ledger::RunStatus::Ok;
+            run.finished = Some(run.started + 1);
+            ledger.finish_run_with(&run, |h| (h.clone(), vec![])).unwrap();
+        }
+        let (rows, _) = from_ledger(&flows, &global, Some(&ledger)).unwrap();
+        let row = |file: &str| rows.iter().find(|f| f.file.as_deref() == Some(flows.join(file).as_path())).unwrap();
+        let owner = crate::config::name_also_used("orders", &flows.join("orders.yaml"));
+        for broken in ["a-broken.yaml", "z-broken.yaml"] {
+            let f = row(broken);
+            assert_eq!(f.name, "orders");
+            assert!(f.problem.as_deref().unwrap().starts_with("invalid flow file: "), "{f:?}");
+            assert!(f.problem.as_deref().unwrap().ends_with(&format!("; {owner}")), "{f:?}");
+            assert!(f.last_run.is_none() && f.last_success.is_none() && f.schedule.is_none(), "{f:?}");
+        }
+        let good = row("orders.yaml");
+        assert!(good.last_run.is_some() && good.problem.is_none() && good.schedule.is_some(), "{good:?}");
+        let lone = row("lone.yaml");
+        assert!(lone.last_run.is_some() && !lone.problem.as_deref().unwrap().contains("also"), "{lone:?}");
     }
 
     /// A flow file that does not load is named as `wharf serve` names it, and its history

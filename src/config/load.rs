@@ -278,6 +278,23 @@ pub fn unloaded_name(file: &Path) -> String {
     name_in_file(file).unwrap_or_else(|| file.file_stem().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default())
 }
 
+/// For a flow file with no flow in force that gives `name` (it does not load, or it is
+/// refused for the name clash): the other file among `loaded` (each file with its flow in
+/// force's name) whose flow goes by that name. Then nothing of that name is this file's — the
+/// schedule, the runs and the ledger records (keyed by flow name) are that flow's, shown in
+/// its own row — so `wharf serve` and `wharf status` (with a daemon or without) show only this
+/// file and its problem. One rule for both.
+pub fn name_owner<'a>(file: &Path, name: &str, loaded: impl IntoIterator<Item = (&'a Path, &'a str)>) -> Option<&'a Path> {
+    loaded.into_iter().find(|(other, n)| *other != file && *n == name).map(|(other, _)| other)
+}
+
+/// What the row of a flow file that does not load adds to its problem when its `name:` is
+/// another file's flow's ([`name_owner`]): that the schedule and runs shown for that name are
+/// not this file's.
+pub fn name_also_used(name: &str, owner: &Path) -> String {
+    format!("its flow name `{name}` is also the flow of {}, whose schedule and runs are shown in that row", owner.display())
+}
+
 /// The flow files named by `paths`: files as given, folders expanded to the `*.yaml` and
 /// `*.yml` files directly inside them (sorted; `*.test.yaml` / `*.test.yml` are test
 /// fixtures and skipped). A folder that cannot be read is returned as is, so loading it

@@ -38,17 +38,20 @@ fn from_ledger(shared: &Shared, flow: &str) -> Option<RunSummary> {
 
 /// Every flow file and what it is doing.
 pub(super) fn status(shared: &Arc<Shared>) -> Status {
-    let slots: Vec<_> = shared.registry().slots().cloned().collect();
+    let slots: Vec<_> = {
+        let registry = shared.registry();
+        registry.slots().map(|s| (s.clone(), registry.alone(s))).collect()
+    };
     let plans = shared.plans().clone();
     let mut flows: Vec<FlowStatus> = slots
         .iter()
-        .map(|slot| {
+        .map(|(slot, alone)| {
             let name = slot.name();
-            if slot.only_clashes() {
+            if let Some(problem) = alone {
                 // Under the name it gives, with why it is refused; the schedule, runs and
                 // records of that name are the other file's flow's, shown in its own row.
                 let mut f = FlowStatus::new(name, Some(slot.file.clone()));
-                f.problem = slot.problem.clone();
+                f.problem = Some(problem.clone());
                 return f;
             }
             let plan = plans.get(&name).cloned().unwrap_or_default();

@@ -41,12 +41,6 @@ impl Slot {
     pub fn name(&self) -> String {
         self.flow.as_ref().map_or_else(|| self.given.clone(), |f| f.name.clone())
     }
-
-    /// Refused, with no version in force, because its flow name is another file's flow's:
-    /// nothing of that name (schedule, runs, ledger records) is this file's.
-    pub fn only_clashes(&self) -> bool {
-        self.flow.is_none() && self.clash.is_some()
-    }
 }
 
 /// What tells a changed file: which file it is (a deploy that renames a new one into place),
@@ -116,6 +110,23 @@ impl Registry {
     /// file refused with one in force still runs it): a trigger of it is told why.
     pub fn refused(&self, name: &str) -> Option<&Slot> {
         self.slots.values().find(|s| s.flow.is_none() && s.problem.is_some() && s.name() == name)
+    }
+
+    /// When `slot` has no version in force and its flow name is another file's flow in force's
+    /// ([`config::name_owner`]: refused for the clash, or a file that does not load): the
+    /// problem its row shows alone, without that name's schedule, runs and records. A file
+    /// that does not load also says that the name is the other file's (was: its row showed
+    /// the other flow's next run, last run and health as its own).
+    pub fn alone(&self, slot: &Slot) -> Option<String> {
+        if slot.flow.is_some() {
+            return None;
+        }
+        let name = slot.name();
+        let loaded = self.slots.values().filter_map(|s| s.flow.as_ref().map(|f| (s.file.as_path(), f.name.as_str())));
+        let owner = config::name_owner(&slot.file, &name, loaded)?;
+        let problem = slot.problem.clone().unwrap_or_default();
+        // A clash's problem already names the other file (`config::name_taken`).
+        Some(if slot.clash.is_some() { problem } else { format!("{problem}; {}", config::name_also_used(&name, owner)) })
     }
 
     /// Every flow in force.
@@ -380,7 +391,8 @@ mod tests {
         // Named by the name it gives (it was named `z`, after its file), refused in `wharf
         // validate`'s words.
         let z = r.slots().find(|s| s.file == d.join("z.yaml")).unwrap();
-        assert_eq!((z.name(), z.only_clashes()), ("trig".to_string(), true));
+        assert_eq!(z.name(), "trig");
+        assert_eq!(r.alone(z), z.problem.clone(), "shown alone, with its problem");
         assert_eq!(
             z.problem.as_deref(),
             Some(
@@ -391,13 +403,49 @@ mod tests {
                 .as_str()
             )
         );
-        assert!(!r.slots().find(|s| s.file == d.join("b.yaml")).unwrap().only_clashes());
+        assert!(r.alone(r.slots().find(|s| s.file == d.join("b.yaml")).unwrap()).is_none());
         write(&d.join("b.yaml"), &flow_yaml("trig-renamed", d), 2);
         let c = r.rescan();
         assert_eq!(c.loaded, ["trig-renamed", "trig"], "z.yaml takes the freed name");
         assert_eq!(r.flow("trig").unwrap().file, d.join("z.yaml"));
         assert!(r.slots().all(|s| s.problem.is_none()));
         assert!(r.rescan().is_empty(), "nothing changed");
+    }
+
+    /// A file that does not load giving a served flow's name (before or after its file in the
+    /// folder) is shown alone, saying the name is the other file's: not refused for the clash
+    /// (it does not load), so it was shown with that flow's next run, runs and health. Once
+    /// the name is free, the name's history is its own again.
+    #[test]
+    fn a_file_that_does_not_load_under_a_served_flows_name_is_shown_alone() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(
+            &d.join("a.yaml"),
+            "name: trig
+source: 3
+",
+            1,
+        );
+        write(&d.join("b.yaml"), &flow_yaml("trig", d), 1);
+        write(
+            &d.join("c.yaml"),
+            "name: trig
+source: 3
+",
+            1,
+        );
+        let mut r = Registry::new(d);
+        assert_eq!(r.rescan().loaded, ["trig"]);
+        let also = config::name_also_used("trig", &d.join("b.yaml"));
+        for file in ["a.yaml", "c.yaml"] {
+            let slot = r.slots().find(|s| s.file == d.join(file)).unwrap();
+            let alone = r.alone(slot).unwrap();
+            assert!(alone.starts_with(slot.problem.as_deref().unwrap()) && alone.ends_with(&format!("; {also}")), "{alone}");
+        }
+        std::fs::remove_file(d.join("b.yaml")).unwrap();
+        r.rescan();
+        assert!(r.slots().all(|s| r.alone(s).is_none()));
     }
 
     #[test]

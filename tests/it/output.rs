@@ -183,6 +183,68 @@ fn an_aborted_run_says_why_once() {
     assert_eq!(messages, ["Run aborted.", "Event."], "{stderr}");
 }
 
+/// The run summary lines up its details by the width a terminal gives the paths (Japanese
+/// ideographs two columns, an NFD accent none), and a path too long for the column goes on a
+/// line of its own, the detail under the others; `--json` keeps every path whole. Was: paths
+/// padded by characters to the longest one, so the details of CJK and NFD names were out of
+/// line, and one deep path made every line over a hundred and fifty characters wide.
+#[test]
+fn the_run_summary_lines_up_by_display_width_and_keeps_lines_short() {
+    let dir = support::tempdir();
+    let d = dir.path();
+    let deep: String = (1..=12).map(|i| format!("level-{i:02}/")).collect();
+    for f in ["archive".to_string(), format!("outbox/{deep}")] {
+        std::fs::create_dir_all(d.join(f)).unwrap();
+    }
+    for (i, name) in [format!("{deep}deep.csv"), "受注.csv".into(), "cafe\u{301}.csv".into(), "a.csv".into()].iter().enumerate() {
+        std::fs::write(d.join("outbox").join(name), format!("{i}\n")).unwrap();
+    }
+    let flow = d.join("pipe.yaml");
+    std::fs::write(
+        &flow,
+        format!(
+            "name: pipe\nendpoints:\n  outbox: {{ type: local, root: {0}/outbox }}\n  archive: {{ type: local, root: {0}/archive }}\n\
+             source: {{ endpoint: outbox, path: /, include: [\"**/*.csv\"], recursive: true, max_depth: 20 }}\n\
+             sinks:\n  - {{ endpoint: archive, path: / }}\n",
+            d.display()
+        ),
+    )
+    .unwrap();
+    let out = support::wharf(&d.join("state")).arg("run").arg(&flow).output().unwrap();
+    let text = support::stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    let lines: Vec<&str> = text.lines().filter(|l| l.starts_with("  ")).collect();
+    // Where the detail starts, in terminal columns (ideographs two, the combining accent none).
+    let columns = |s: &str| {
+        s.chars()
+            .map(|c| {
+                if ('\u{4e00}'..='\u{9fff}').contains(&c) {
+                    2
+                } else if c == '\u{301}' {
+                    0
+                } else {
+                    1
+                }
+            })
+            .sum::<usize>()
+    };
+    let at = |line: &str| columns(&line[..line.find("delivered to").unwrap()]);
+    let short: Vec<&&str> =
+        lines.iter().filter(|l| ["/a.csv", "/受注.csv", "/cafe\u{301}.csv"].iter().any(|p| l.contains(&format!(" {p} ")))).collect();
+    assert_eq!(short.len(), 3, "{text}");
+    assert!(short.iter().all(|l| at(l) == at(short[0])), "{text}");
+    let long = lines.iter().position(|l| l.contains("deep.csv") && !l.contains("delivered to")).expect(&text);
+    assert_eq!(at(lines[long + 1]), at(short[0]), "its detail under the others: {text}");
+    assert!(lines[long + 1].trim_start().starts_with("delivered to"), "{text}");
+    assert!(lines.iter().filter(|l| !l.contains("level-")).all(|l| columns(l) < 110), "{text}");
+
+    std::fs::write(d.join("outbox").join(format!("{deep}again.csv")), "x\n").unwrap();
+    let out = support::wharf(&d.join("state")).arg("run").arg(&flow).arg("--json").output().unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let paths: Vec<&str> = v["files"].as_array().unwrap().iter().filter_map(|f| f["path"].as_str()).collect();
+    assert!(paths.contains(&format!("/{deep}again.csv").as_str()), "whole in JSON: {paths:?}");
+}
+
 /// A file that fails, or is quarantined, is said once at a terminal: by its line in the run
 /// summary, not again by the engine's "File failed.", "File refused by its content steps;
 /// quarantining." and "Quarantined." log lines (before: twice). A JSON log keeps them.

@@ -681,7 +681,7 @@ fn a_file_skipped_for_its_name_is_in_the_report_and_the_log_names_the_flow() {
     let summary = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        summary.contains("  2 files skipped, never taken: /in/bad\\nname.csv (a control character in the name; rename it on the source to have it taken), /in/caf\u{fffd}.csv (the name is not UTF-8; rename it on the source to have it taken)"),
+        summary.contains("  2 entries skipped, never taken: /in/bad\\nname.csv (a control character in the name; rename it on the source to have it taken), /in/caf\u{fffd}.csv (the name is not UTF-8; rename it on the source to have it taken)"),
         "{summary}"
     );
     // Warned of once, not by every run (each `wharf run` is a process of its own): the ledger
@@ -695,7 +695,7 @@ fn a_file_skipped_for_its_name_is_in_the_report_and_the_log_names_the_flow() {
     let out = w.wharf().arg("status").arg("--flows").arg(flow.parent().unwrap()).output().unwrap();
     assert!(
         String::from_utf8_lossy(&out.stdout).contains(
-            "! 2 files in the source can never be taken: /in/bad\\nname.csv (a control character in the name; rename it on the source to have it taken), /in/caf\u{fffd}.csv (the name is not UTF-8; rename it on the source to have it taken)"
+            "! 2 entries in the source can never be taken: /in/bad\\nname.csv (a control character in the name; rename it on the source to have it taken), /in/caf\u{fffd}.csv (the name is not UTF-8; rename it on the source to have it taken)"
         ),
         "{}",
         text(&out)

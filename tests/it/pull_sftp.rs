@@ -523,7 +523,7 @@ fn links_and_fifos_on_the_server_are_told_once_and_listed_by_status() {
     let (summary, log) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{}", text(&out));
     assert!(
-        summary.contains("  2 files skipped, never taken: /in/link.csv (a symbolic link: only regular files are taken), /in/pipe.csv (a named pipe (FIFO): only regular files are taken)"),
+        summary.contains("  2 entries skipped, never taken: /in/link.csv (a symbolic link: only regular files are taken), /in/pipe.csv (a named pipe (FIFO): only regular files are taken)"),
         "{summary}"
     );
     assert!(!log.contains("link.csv") && !log.contains("pipe.csv"), "warned of again by the next run:\n{log}");
@@ -542,7 +542,7 @@ fn links_and_fifos_on_the_server_are_told_once_and_listed_by_status() {
     let status = || w.wharf().arg("status").arg("--flows").arg(flow.parent().unwrap()).output().unwrap();
     let out = status();
     assert!(
-        support::stdout(&out).contains("! 2 files in the source can never be taken: /in/link.csv (a symbolic link: only regular files are taken), /in/pipe.csv (a named pipe (FIFO): only regular files are taken)"),
+        support::stdout(&out).contains("! 2 entries in the source can never be taken: /in/link.csv (a symbolic link: only regular files are taken), /in/pipe.csv (a named pipe (FIFO): only regular files are taken)"),
         "{}",
         text(&out)
     );

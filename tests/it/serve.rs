@@ -809,6 +809,29 @@ async fn status_names_a_file_refused_for_a_taken_flow_name_by_that_name() {
     d.stop().await;
 }
 
+/// A file that does not load giving a served flow's name is listed under that name with its
+/// file and its problem, which says the name is the other file's, and none of that flow's
+/// schedule, next run, runs or health. Was: shown with all of them, as if they were its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn status_shows_a_file_that_does_not_load_under_a_served_flows_name_alone() {
+    let flows = [("a.yaml", "name: trig\nsource: 3\n".to_string()), ("b.yaml", local_flow("trig", "schedule: { every: 5m }\n"))];
+    let mut d = Daemon::start(&flows, minute_now(), ServeConfig::default());
+    assert_eq!(d.handle().trigger("trig").await, Ok(Triggered::Started));
+    d.next_run().await;
+    let st = d.handle().status();
+    let rows: Vec<_> =
+        st.flows.iter().map(|f| (f.name.as_str(), f.file.as_ref().unwrap().file_name().unwrap().to_str().unwrap())).collect();
+    assert_eq!(rows, [("trig", "a.yaml"), ("trig", "b.yaml")], "{st:#?}");
+    let broken = &st.flows[0];
+    let also = wharf::config::name_also_used("trig", &d.path("flows/b.yaml"));
+    assert!(broken.problem.as_deref().is_some_and(|p| p.ends_with(&format!("; {also}"))), "{broken:?}");
+    assert!(broken.last_run.is_none() && broken.last_success.is_none() && broken.schedule.is_none(), "{broken:?}");
+    assert!(broken.next_due.is_none() && !broken.running, "{broken:?}");
+    let served = &st.flows[1];
+    assert!(served.last_run.is_some() && served.schedule.is_some() && served.next_due.is_some(), "{served:?}");
+    d.stop().await;
+}
+
 /// A flow whose file is removed loses its series in `/metrics` at the reload (before: its
 /// `wharf_last_success_timestamp_seconds` stayed and aged, so a stale-flow alert fired for a
 /// flow no longer served until the daemon was restarted); the other flows keep theirs.
