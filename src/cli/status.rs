@@ -6,7 +6,9 @@
 //! (removed or renamed), whose records stay until `wharf forget` removes them.
 //!
 //! `--json` prints `{"daemon": null | {pid, socket, http, started_at, version}, "flows":
-//! [FlowStatus…], "flows_without_file": [name…]}` either way (see `control::FlowStatus`).
+//! [FlowStatus…], "flows_without_file": [name…], "ledger": null | {path, layout,
+//! written_by}}` either way (see `control::FlowStatus`; `ledger` is null when there is none
+//! yet or it cannot be read beside a daemon).
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -40,6 +42,27 @@ struct Report {
     flows: Vec<FlowStatus>,
     /// Flows with runs in the ledger but no flow file (removed or renamed): `wharf forget`.
     flows_without_file: Vec<String>,
+    ledger: Option<LedgerInfo>,
+}
+
+/// The ledger file and its layout marker (`ledger::layout`): which layout and wharf version
+/// opened it for writing last (both null before a wharf that records them did).
+#[derive(Debug, Serialize)]
+struct LedgerInfo {
+    path: PathBuf,
+    layout: Option<u64>,
+    written_by: Option<String>,
+}
+
+impl LedgerInfo {
+    fn of(ledger: &Ledger) -> anyhow::Result<Self> {
+        let marker = ledger.layout()?;
+        Ok(LedgerInfo {
+            path: ledger.path().to_path_buf(),
+            layout: marker.as_ref().map(|m| m.layout),
+            written_by: marker.map(|m| m.written_by),
+        })
+    }
 }
 
 pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
@@ -72,7 +95,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         Some(l) => without_file(l, &flows)?,
         None => Vec::new(),
     };
-    let report = Report { daemon, flows, flows_without_file };
+    let ledger = ledger.as_ref().map(LedgerInfo::of).transpose()?;
+    let report = Report { daemon, flows, flows_without_file, ledger };
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);

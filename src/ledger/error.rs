@@ -24,6 +24,15 @@ pub enum LedgerError {
         "ledger {path} was not closed cleanly (a wharf process was killed) and could not be repaired here ({cause}); the next `wharf run` or `wharf serve` with write access to it repairs it"
     )]
     NeedsRepair { path: PathBuf, cause: String },
+    /// The ledger was last opened for writing by a wharf of a newer ledger layout than this
+    /// one knows (see `ledger::layout`): this wharf was rolled back after an upgrade. Nothing
+    /// was written: opening it would find none of this layout's tables (the newer wharf
+    /// converted them) and take every file still in a source for new.
+    #[error(
+        "ledger {}: last written by wharf {written_by} (ledger layout {layout}); this wharf {version} knows layouts up to {ours}, and opening it could deliver files a second time; run the newer wharf ({written_by}) or restore the state folder's backup taken before the upgrade (nothing was written)",
+        path.display()
+    )]
+    NewerLayout { path: PathBuf, layout: u64, written_by: String, ours: u64, version: &'static str },
     /// A write through a handle from [`Ledger::open_read_only`].
     #[error("ledger {0} is open read-only here (another process writes it)")]
     ReadOnly(PathBuf),

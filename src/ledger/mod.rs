@@ -40,6 +40,7 @@ mod codec;
 mod error;
 pub mod events;
 pub mod forget;
+pub mod layout;
 mod migrate;
 pub mod newest;
 pub mod prune;
@@ -61,6 +62,7 @@ use codec::Postcard;
 pub use error::LedgerError;
 use error::open_error;
 pub use events::{Event, EventKind, FlowHealth, NewEvent};
+pub use layout::Marker;
 pub use newest::Newest;
 pub use records::*;
 pub use snapshot::Snapshot;
@@ -96,6 +98,7 @@ const TABLES: &[&str] = &[
     "unsafe_names_v1",
     "notify_held_v1",
     "quarantined_earlier_v1",
+    "meta",
 ];
 
 /// Whether a write must be on disk before it returns.
@@ -167,11 +170,21 @@ impl Ledger {
     }
 
     /// Opens (creating if needed) the ledger at `path` as its one writer. Another process
-    /// writing it already: [`LedgerError::Busy`]; readers do not get in the way.
+    /// writing it already: [`LedgerError::Busy`]; readers do not get in the way. A ledger a
+    /// newer wharf wrote: [`LedgerError::NewerLayout`], nothing written.
     pub fn open(path: &Path) -> Result<Self, LedgerError> {
         Ledger::check_folder(path)?;
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             private_folder(dir).map_err(|source| LedgerError::Io { path: path.to_path_buf(), source })?;
+        }
+        // A look at the marker without writing first: opening as the writer writes the file's
+        // header, even to refuse it then, and a refused file is left as it was. (A file this
+        // cannot open, one needing a repair say, is checked below, after the writer's repair.)
+        if let Ok(db) = builder().open_read_only(path) {
+            Ledger::new(Handle::Read(db), path.to_path_buf()).check_layout().or_else(|e| match e {
+                LedgerError::NewerLayout { .. } => Err(e),
+                _ => Ok(()),
+            })?;
         }
         let db = match builder().create(path) {
             Ok(db) => db,
@@ -179,8 +192,22 @@ impl Ledger {
             Err(e) => return Err(open_error(path, e)),
         };
         let ledger = Ledger::new(Handle::Write(db), path.to_path_buf());
+        // Checked as the writer, before anything is written: no other process can write the
+        // file from here on, so what the marker says stays true.
+        ledger.check_layout()?;
         ledger.init()?;
         Ok(ledger)
+    }
+
+    /// Refuses a ledger a newer layout than this build's wrote ([`LedgerError::NewerLayout`]).
+    fn check_layout(&self) -> Result<(), LedgerError> {
+        layout::check(self.path(), self.layout()?)
+    }
+
+    /// The ledger's layout marker: the layout and version of the wharf that opened it for
+    /// writing last; `None` before any wharf that writes it did (see [`layout`]).
+    pub fn layout(&self) -> Result<Option<Marker>, LedgerError> {
+        self.read(|tx| layout::read(tx))
     }
 
     /// After a write failed on the disk (redb takes no more through the handle that met it),
@@ -195,6 +222,7 @@ impl Ledger {
     /// Opens the ledger at `path` for reading only, whether or not another process writes
     /// it; every read sees the writer's latest commit. Write methods of the handle return
     /// [`LedgerError::ReadOnly`]. No file: [`LedgerError::Missing`] (the writer creates it).
+    /// A ledger a newer wharf wrote: [`LedgerError::NewerLayout`].
     ///
     /// A ledger last written by an older wharf may lack tables this version reads: see
     /// [`Ledger::missing_tables`].
@@ -215,6 +243,7 @@ impl Ledger {
                         drop(writer);
                     }
                     Err(LedgerError::Busy(_)) => {}
+                    Err(e @ LedgerError::NewerLayout { .. }) => return Err(e),
                     // A write failed for lack of space (that, not a kill, left it unclean), and
                     // the repair needs some too: read a copy repaired in memory.
                     Err(e) if e.is_state_full() => {
@@ -230,7 +259,9 @@ impl Ledger {
             }
             Err(e) => return Err(LedgerError::Db { path: path.to_path_buf(), source: e.into() }),
         };
-        Ok(Ledger::new(Handle::Read(db), path.to_path_buf()))
+        let ledger = Ledger::new(Handle::Read(db), path.to_path_buf());
+        ledger.check_layout()?;
+        Ok(ledger)
     }
 
     /// A read-only handle on a copy in memory of the file at `path`, repaired there.
@@ -241,7 +272,9 @@ impl Ledger {
         let backend = redb::backends::InMemoryBackend::new();
         backend.set_len(bytes.len() as u64).and_then(|()| backend.write(0, &bytes)).map_err(|e| db_err(e.into()))?;
         let db = Database::builder().create_with_backend(backend).map_err(|e| db_err(e.into()))?;
-        Ok(Ledger::new(Handle::Copy(db), path.to_path_buf()))
+        let ledger = Ledger::new(Handle::Copy(db), path.to_path_buf());
+        ledger.check_layout()?;
+        Ok(ledger)
     }
 
     /// Whether this handle may write (it came from [`Ledger::open`] or [`Ledger::in_memory`]).
@@ -284,7 +317,8 @@ impl Ledger {
     }
 
     /// Creates the tables so read transactions never see a missing table, and converts
-    /// records an older wharf stored (`migrate`).
+    /// records an older wharf stored (`migrate`), and stores this build's layout marker
+    /// ([`layout`]), all in one transaction.
     fn init(&self) -> Result<(), LedgerError> {
         self.write(|tx| {
             tx.open_table(FILES)?;
@@ -300,7 +334,8 @@ impl Ledger {
             store::build_indexes(tx)?;
             Self::init_awaits(tx)?;
             Self::init_unsafe_names(tx)?;
-            Self::init_events(tx)
+            Self::init_events(tx)?;
+            layout::write(tx)
         })
     }
 

@@ -38,3 +38,4 @@ mod serve_process;
 mod sftp_auth;
 mod sftp_refusals;
 mod state_full;
+mod upgrade;

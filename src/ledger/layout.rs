@@ -1,0 +1,184 @@
+//! The ledger's layout marker: which layout of tables wrote it, and which wharf opened it for
+//! writing last. Every writer stores it when it opens the ledger (in the transaction that
+//! creates the tables and converts older ones, `Ledger::init`); every open — the writer's and
+//! read-only ones — first refuses a ledger whose layout is newer than this build's
+//! ([`LedgerError::NewerLayout`]), before anything is written or created.
+//!
+//! Why: a newer wharf converts the tables an older one reads and drops them (`migrate`). An
+//! older wharf opening that ledger (a rollback after a bad upgrade) would find none of its
+//! tables, create them empty and take every file still in a source for new: delivered twice.
+//! With the marker, a wharf that knows of it stops instead and says what to do. A wharf built
+//! before the marker existed cannot be stopped this way (docs/operations.md, "Upgrading and
+//! rolling back").
+//!
+//! Its own table, `meta`, not a row of `counters_v1`: the marker is what every later version
+//! reads first, so its table's name and types must never change, whereas `counters_v1` is a
+//! versioned table a future layout may convert and drop like any other; and a counter holds a
+//! number where the marker also holds the wharf version. So `meta` is `&str` → `&str`
+//! forever, with `layout` written as a decimal number; a later version may add keys, never
+//! change these.
+
+use redb::{ReadTransaction, TableDefinition, TableError, WriteTransaction};
+
+use super::LedgerError;
+#[cfg(doc)]
+use super::{Ledger, TABLES};
+
+/// The marker's table. Never renamed, never given other key or value types (see the module
+/// doc).
+pub(super) const META: TableDefinition<&str, &str> = TableDefinition::new("meta");
+
+/// The layout of tables this build reads and writes.
+///
+/// Raise it with every change a build before it would misread: a table converted and dropped
+/// in `migrate` (a table of [`TABLES`] renamed `*_v(N+1)`), or a value in a table the previous
+/// build reads that it cannot decode (a new variant of a stored enum). Adding a table the
+/// previous build does not know is not such a change (it leaves it alone).
+///
+/// 1 — files_v3, awaits_v2, events_v2, done_v1 and the other tables of [`TABLES`]
+///     (2026-12-07, the first layout with the marker).
+pub const LAYOUT: u64 = 1;
+
+/// This build's version, as `wharf --version` prints it.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+const LAYOUT_KEY: &str = "layout";
+const WRITTEN_BY_KEY: &str = "written_by";
+
+/// What the marker of a ledger says.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Marker {
+    /// The layout of the wharf that opened it for writing last ([`LAYOUT`] is this build's).
+    pub layout: u64,
+    /// That wharf's version (as its `wharf --version` printed it).
+    pub written_by: String,
+}
+
+/// The marker a read transaction sees; `None` for a ledger no wharf with the marker has
+/// opened for writing yet (new, or last written by an older wharf).
+pub(super) fn read(tx: &ReadTransaction) -> Result<Option<Marker>, redb::Error> {
+    let table = match tx.open_table(META) {
+        Ok(t) => t,
+        Err(TableError::TableDoesNotExist(_)) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let Some(layout) = table.get(LAYOUT_KEY)?.map(|v| v.value().to_string()) else { return Ok(None) };
+    let written_by = table.get(WRITTEN_BY_KEY)?.map(|v| v.value().to_string()).unwrap_or_default();
+    // A layout that is not a number was written by a build that changed what this module
+    // says never changes: newer than any this build knows.
+    Ok(Some(Marker { layout: layout.parse().unwrap_or(u64::MAX), written_by }))
+}
+
+/// Refuses the marker `found` of the ledger at `path` when a newer layout than this build's
+/// wrote it.
+pub(super) fn check(path: &std::path::Path, found: Option<Marker>) -> Result<(), LedgerError> {
+    match found {
+        Some(m) if m.layout > LAYOUT => Err(LedgerError::NewerLayout {
+            path: path.to_path_buf(),
+            layout: m.layout,
+            written_by: m.written_by,
+            ours: LAYOUT,
+            version: VERSION,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Stores this build's marker (in the writer's opening transaction, after the check).
+pub(super) fn write(tx: &WriteTransaction) -> Result<(), redb::Error> {
+    let mut table = tx.open_table(META)?;
+    table.insert(LAYOUT_KEY, LAYOUT.to_string().as_str())?;
+    table.insert(WRITTEN_BY_KEY, VERSION)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::ledger::Ledger;
+
+    /// A ledger file whose marker says `layout`, written by `version`, as a newer wharf leaves
+    /// it: its own tables only (this build's `files_v3` dropped by its conversion).
+    fn written_by_newer(p: &std::path::Path, layout: &str, version: &str) {
+        let db = redb::Database::create(p).unwrap();
+        let tx = db.begin_write().unwrap();
+        {
+            let mut meta = tx.open_table(META).unwrap();
+            meta.insert(LAYOUT_KEY, layout).unwrap();
+            meta.insert(WRITTEN_BY_KEY, version).unwrap();
+            let files: TableDefinition<(&str, &str), &[u8]> = TableDefinition::new("files_v4");
+            tx.open_table(files).unwrap().insert(("f", "in/a.csv"), b"delivered".as_slice()).unwrap();
+        }
+        tx.commit().unwrap();
+    }
+
+    #[test]
+    fn a_writer_stores_the_layout_and_its_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ledger.redb");
+        drop(Ledger::open(&p).unwrap());
+        let r = Ledger::open_read_only(&p).unwrap();
+        assert_eq!(r.layout().unwrap(), Some(Marker { layout: LAYOUT, written_by: VERSION.to_string() }));
+        assert_eq!(Ledger::in_memory().unwrap().layout().unwrap().map(|m| m.layout), Some(LAYOUT));
+    }
+
+    /// A ledger an older wharf wrote (no marker) is opened and marked; one an older wharf
+    /// with the marker wrote (a lower layout) is taken over, the marker raised.
+    #[test]
+    fn an_older_or_unmarked_ledger_is_opened_and_marked() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ledger.redb");
+        drop(redb::Database::create(&p).unwrap());
+        assert_eq!(Ledger::open_read_only(&p).unwrap().layout().unwrap(), None);
+        drop(Ledger::open(&p).unwrap());
+        assert_eq!(Ledger::open_read_only(&p).unwrap().layout().unwrap().map(|m| m.layout), Some(LAYOUT));
+        if LAYOUT > 0 {
+            let older = dir.path().join("older.redb");
+            written_by_newer(&older, &(LAYOUT - 1).to_string(), "0.0.1");
+            drop(Ledger::open(&older).unwrap());
+            let m = Ledger::open_read_only(&older).unwrap().layout().unwrap();
+            assert_eq!(m, Some(Marker { layout: LAYOUT, written_by: VERSION.to_string() }));
+        }
+    }
+
+    /// Rolled back after an upgrade, this build finds a ledger a newer layout wrote: every
+    /// open refuses it, saying who wrote it and what to do, and the file is left as it was —
+    /// no empty tables of this build's that would make every kept source file look new.
+    #[test]
+    fn a_ledger_of_a_newer_layout_is_refused_and_left_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ledger.redb");
+        let newer = (LAYOUT + 1).to_string();
+        written_by_newer(&p, &newer, "9.9.9");
+        let before = std::fs::read(&p).unwrap();
+        let refused = |r: Result<Ledger, LedgerError>| match r {
+            Err(e @ LedgerError::NewerLayout { .. }) => e.to_string(),
+            other => panic!("not refused: {other:?}"),
+        };
+        for message in [refused(Ledger::open(&p)), refused(Ledger::open_read_only(&p)), refused(Ledger::read_copy(&p))] {
+            for part in [&p.display().to_string(), "wharf 9.9.9", &format!("layout {newer}"), VERSION, "restore the state folder's backup"] {
+                assert!(message.contains(part), "{part:?} not in {message}");
+            }
+        }
+        assert!(std::fs::read(&p).unwrap() == before, "the file is byte-identical");
+        // Whatever the layout says that is not a number: newer than this build knows.
+        let odd = dir.path().join("odd.redb");
+        written_by_newer(&odd, "2b", "9.9.9");
+        assert!(matches!(Ledger::open(&odd), Err(LedgerError::NewerLayout { .. })));
+    }
+
+    /// A newer wharf killed while writing leaves a file only a writer can repair: the reader's
+    /// repair opens it as the writer, which refuses it as it is (the repair is redb's own, of
+    /// what that wharf committed), and the reader says so rather than "could not be repaired".
+    #[test]
+    fn a_newer_ledger_left_by_a_killed_writer_is_refused_as_newer() {
+        let dir = tempfile::tempdir().unwrap();
+        let (live, crashed) = (dir.path().join("live.redb"), dir.path().join("ledger.redb"));
+        written_by_newer(&live, &(LAYOUT + 1).to_string(), "9.9.9");
+        let db = redb::Database::builder().create(&live).unwrap();
+        // The file as a killed writer leaves it: copied while the writer has it open.
+        std::fs::copy(&live, &crashed).unwrap();
+        drop(db);
+        assert!(matches!(Ledger::open_read_only(&crashed), Err(LedgerError::NewerLayout { .. })));
+    }
+}
