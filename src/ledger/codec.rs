@@ -2,7 +2,8 @@
 //!
 //! Stored encodings are part of the on-disk format: never change a stored struct in place —
 //! add a `*_v2` table and migrate (redb records each table's value type name and refuses a
-//! mismatch on open).
+//! mismatch on open), and raise `layout::LAYOUT` (as for a new variant of a stored enum,
+//! which the build before cannot decode).
 
 use std::fmt::Debug;
 use std::marker::PhantomData;

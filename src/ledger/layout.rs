@@ -156,7 +156,8 @@ mod tests {
             other => panic!("not refused: {other:?}"),
         };
         for message in [refused(Ledger::open(&p)), refused(Ledger::open_read_only(&p)), refused(Ledger::read_copy(&p))] {
-            for part in [&p.display().to_string(), "wharf 9.9.9", &format!("layout {newer}"), VERSION, "restore the state folder's backup"] {
+            for part in [&p.display().to_string(), "wharf 9.9.9", &format!("layout {newer}"), VERSION, "restore the state folder's backup"]
+            {
                 assert!(message.contains(part), "{part:?} not in {message}");
             }
         }

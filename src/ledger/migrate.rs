@@ -1,6 +1,13 @@
 //! Moves records an older wharf stored into the tables this version reads, once, when the
 //! writer opens the ledger (in the same transaction that creates the new tables). Each
 //! older layout is kept here, frozen, beside its conversion; nothing else reads it.
+//!
+//! A conversion raises `layout::LAYOUT`, so that the wharf before it refuses the ledger
+//! instead of finding its tables gone. The converted tables are dropped, not kept for such a
+//! rollback: frozen at the upgrade, they would show the older wharf files delivered since as
+//! new and files finished since as still in flight (delivered again either way), and hold a
+//! second copy of every record; the way back is a copy of the state folder taken before the
+//! upgrade (docs/operations.md, "Rolling back").
 
 use redb::{ReadableTable, TableHandle, WriteTransaction};
 

@@ -207,7 +207,7 @@ impl Ledger {
     /// The ledger's layout marker: the layout and version of the wharf that opened it for
     /// writing last; `None` before any wharf that writes it did (see [`layout`]).
     pub fn layout(&self) -> Result<Option<Marker>, LedgerError> {
-        self.read(|tx| layout::read(tx))
+        self.read(layout::read)
     }
 
     /// After a write failed on the disk (redb takes no more through the handle that met it),

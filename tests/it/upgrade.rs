@@ -27,11 +27,7 @@ fn a_ledger_written_by_a_newer_layout_is_refused_by_run_and_status_and_left_unto
     let status = wharf(&state, &["status", "--flows", flows.to_str().unwrap(), "--json"]);
     let v: serde_json::Value = serde_json::from_slice(&status.stdout).unwrap_or_else(|e| panic!("{e}: {}", stderr(&status)));
     let ledger = state.join("ledger.redb");
-    assert_eq!(
-        v["ledger"],
-        serde_json::json!({ "path": ledger.to_str().unwrap(), "layout": LAYOUT, "written_by": VERSION }),
-        "{v}"
-    );
+    assert_eq!(v["ledger"], serde_json::json!({ "path": ledger.to_str().unwrap(), "layout": LAYOUT, "written_by": VERSION }), "{v}");
     let version = wharf(&state, &["--version"]);
     assert_eq!(stdout(&version).trim(), format!("wharf {VERSION}"), "`--version` agrees with the marker");
 
