@@ -180,6 +180,8 @@ mod tests {
         // The file as a killed writer leaves it: copied while the writer has it open.
         std::fs::copy(&live, &crashed).unwrap();
         drop(db);
+        let unrepaired = crate::ledger::store::builder().open_read_only(&crashed);
+        assert!(matches!(unrepaired, Err(redb::DatabaseError::RepairAborted)), "needs the writer's repair");
         assert!(matches!(Ledger::open_read_only(&crashed), Err(LedgerError::NewerLayout { .. })));
     }
 }
