@@ -459,8 +459,7 @@ pub(super) fn seen_ready(
 ) -> Option<u64> {
     let (run, started) = earlier?;
     let obs = obs.filter(|o| o.size == c.entry.size && o.mtime == super::identity::mtime_millis(&c.entry) && o.since <= started)?;
-    let done = c.done_file.as_ref().map(|(p, present)| (p.name(), present));
-    matches!(super::ready::assess(&flow.source.ready, &c.entry, Some(obs), started, done).0, super::ready::Readiness::Ready).then_some(run)
+    matches!(c.assess(&flow.source.ready, Some(obs), started).0, super::ready::Readiness::Ready).then_some(run)
 }
 
 /// The response `entry` will await once delivered in this run, as far as it can be told
