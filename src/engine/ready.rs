@@ -91,6 +91,11 @@ impl Listed {
         Listed { by_path: files.iter().map(|e| (e.path.as_str().to_string(), e.clone())).collect(), folded: OnceCell::new(), ignore_case }
     }
 
+    /// The file listed at `path`, exactly.
+    pub fn get(&self, path: &str) -> Option<&Entry> {
+        self.by_path.get(path)
+    }
+
     /// What the listing shows under `wanted`, the one rule for names that go with a data file:
     /// the file of that name, exactly, when it is there; else, with `ignore_case`, the one
     /// file in the same folder whose name equals it ignoring case — none, or more than one
