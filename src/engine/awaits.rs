@@ -570,14 +570,17 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop
         let found = match response_for(&listed, &a) {
             // Named like the expected one but for case (`response.ignore_case`): its answer is
             // recorded under the name it has, and so is the await from now on (what finds it
-            // again after a crash). Not when that name is another open await's own.
-            Ok(Some(entry)) if entry.path.as_str() != a.expected => match cx.ledger.move_await(&a, entry.path.as_str())? {
-                Some(moved) => {
-                    a = moved;
-                    Ok(Some(entry))
+            // again after a crash). Not when that name is another open await's own, nor for a
+            // file older than the request (left from an earlier exchange: not its answer).
+            Ok(Some(entry)) if entry.path.as_str() != a.expected && !older_than_request(&entry, &a, slack) => {
+                match cx.ledger.move_await(&a, entry.path.as_str())? {
+                    Some(moved) => {
+                        a = moved;
+                        Ok(Some(entry))
+                    }
+                    None => Ok(None),
                 }
-                None => Ok(None),
-            },
+            }
             other => other,
         };
         match found.as_ref().map(Option::as_ref) {
@@ -877,7 +880,9 @@ pub(super) async fn foresee(
         let found = response_for(&listed, &a);
         // Named like the expected one but for case: looked at as the run records it, under
         // the name it has (`poll`).
-        if let Ok(Some(e)) = &found {
+        if let Ok(Some(e)) = &found
+            && !older_than_request(e, &a, slack)
+        {
             a.expected = e.path.as_str().to_string();
         }
         let (taken, what, seen) = match found.as_ref().map(Option::as_ref) {

@@ -151,13 +151,22 @@ pub async fn discover(
         let done = src.ready.done_file.as_ref().and_then(|t| done_path(t, &e, &rel, now));
         let done_file = done.as_ref().map(|p| listed.done_file(&e, p));
         let mut unclear = Vec::new();
+        // Never the file itself (`{{stem}}.CSV` of `a.csv`, ignoring case): it would be left
+        // as its own companion, without a word.
+        let own = src.name_key(e.path.as_str()).into_owned();
+        let mut goes_with = |p: &RemotePath| {
+            let key = src.name_key(p.as_str()).into_owned();
+            if key != own {
+                companions.insert(key);
+            }
+        };
         for (what, p) in step_companions(steps, &e, now) {
             if let (true, Found::Ambiguous(names)) = (src.ignore_case, listed.find(&p)) {
                 unclear.push(ready::ambiguous(what, p.name(), &names));
             }
-            companions.insert(src.name_key(p.as_str()).into_owned());
+            goes_with(&p);
         }
-        companions.extend(done.iter().map(|p| src.name_key(p.as_str()).into_owned()));
+        done.iter().for_each(&mut goes_with);
         out.push(Candidate { entry: e, rel, done_file, unclear });
     }
     // A done file, a checksum or a row count is a signal about a data file, not data, even
