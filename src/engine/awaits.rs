@@ -1437,13 +1437,17 @@ mod tests {
         let (dir, flow) = round_trip_answered("1h", "", ", ignore_case: true");
         let d = dir.path();
         let ledger = crate::ledger::Ledger::in_memory().unwrap();
-        for n in ["x.csv", "y.csv", "z.csv"] {
+        for n in ["x.csv", "y.csv", "z.csv", "w.csv"] {
             std::fs::write(d.join("outbox").join(n), n).unwrap();
         }
-        assert_eq!(run(&flow, &ledger, d).await.counts.delivered, 3);
-        for (n, body) in [("X.ACK", "ack x"), ("Y.ACK", "ack y"), ("y.Ack", "ack y again")] {
+        assert_eq!(run(&flow, &ledger, d).await.counts.delivered, 4);
+        for (n, body) in [("X.ACK", "ack x"), ("Y.ACK", "ack y"), ("y.Ack", "ack y again"), ("W.ACK", "an old ack")] {
             std::fs::write(d.join("partner/outbox").join(n), body).unwrap();
         }
+        // Written before its request was sent: not its answer, in any case; the await keeps
+        // its name.
+        let two_days_ago = SystemTime::now() - Duration::from_secs(2 * 86_400);
+        std::fs::File::options().write(true).open(d.join("partner/outbox/W.ACK")).unwrap().set_modified(two_days_ago).unwrap();
         std::fs::write(d.join("outbox/Z.CSV"), "z again").unwrap();
         let r = run(&flow, &ledger, d).await;
         let state = |r: &crate::engine::RunReport, request: &str| {
@@ -1465,6 +1469,9 @@ mod tests {
             ),
             "{why}"
         );
+        let (w, expected, why) = state(&r, "w.csv");
+        assert_eq!((w, expected.as_str()), (AwaitState::Waiting, "outbox/w.ack"), "{r:#?}");
+        assert!(why.contains("before the request was sent"), "{why}");
         let held = r.files.iter().find(|f| f.path == "/Z.CSV").unwrap();
         assert_eq!(held.outcome, Outcome::NotReady, "{r:#?}");
         assert!(held.detail.contains("is awaited for z.csv"), "{}", held.detail);

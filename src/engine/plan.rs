@@ -847,6 +847,28 @@ mod tests {
         assert_eq!(names("src/done"), ["X.CSV", "X.CSV.DONE", "Z.CSV.DONE", "z.csv"]);
     }
 
+    /// With `ignore_case`, a done file named like its data file but for case (`{{stem}}.CSV`
+    /// of `a.csv`) is not the data file itself: the file waits for it, and says so. Before,
+    /// `a.csv` was set aside as its own done file, never taken, without a word.
+    #[tokio::test]
+    async fn with_ignore_case_a_file_is_not_its_own_done_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let flow =
+            flow_with(d, "include: ['*.csv'], ignore_case: true, ready: { done_file: '{{stem}}.CSV' }", "after: { success: keep }\n");
+        std::fs::write(d.join("src/in/a.csv"), "1\n").unwrap();
+        let p = plan(&flow, None, SystemTime::now(), None).await.unwrap();
+        let shown: Vec<(&str, Option<&str>)> = p
+            .files
+            .iter()
+            .map(|f| match &f.action {
+                Action::Wait { why } => (f.path.as_str(), Some(why.as_str())),
+                _ => (f.path.as_str(), None),
+            })
+            .collect();
+        assert_eq!(shown, [("/in/a.csv", Some("no done file \"a.CSV\" yet"))], "{p:#?}");
+    }
+
     /// `move_to` is planned with the name each source gets there, as the run moves them: one
     /// name taken before the run, and two files of one name from two sub-folders (the second
     /// takes the next free name, as the first is moved first).

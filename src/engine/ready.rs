@@ -131,8 +131,10 @@ impl Listed {
 
     /// What the listing shows of `data`'s done file `done` ([`Listed::find`]), and its path:
     /// the listed one when it is there (in another case, with `ignore_case`), else `done`.
+    /// Never `data` itself (`{{stem}}.CSV` of `a.csv`, ignoring case).
     pub fn done_file(&self, data: &Entry, done: &RemotePath) -> (RemotePath, DoneFile) {
         match self.find(done) {
+            Found::There(found) if found.path == data.path => (done.clone(), DoneFile::Missing),
             Found::There(found) => (found.path.clone(), done_file(data, Some(&found))),
             Found::Missing => (done.clone(), DoneFile::Missing),
             Found::OtherCase(other) => (done.clone(), DoneFile::OtherCase(other)),
