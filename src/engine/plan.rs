@@ -798,6 +798,17 @@ mod tests {
         assert!(ledger.unsafe_names("t").unwrap().is_empty(), "no more to tell");
     }
 
+    /// Each planned file's path, and why it waits (`None`: it does not).
+    fn waits(p: &Plan) -> Vec<(&str, Option<&str>)> {
+        p.files
+            .iter()
+            .map(|f| match &f.action {
+                Action::Wait { why } => (f.path.as_str(), Some(why.as_str())),
+                _ => (f.path.as_str(), None),
+            })
+            .collect()
+    }
+
     /// With `source.ignore_case: true`, a partner varying the case of its names varies it on
     /// the done file too: `X.CSV.DONE` is `X.CSV`'s done file `X.CSV.done`, never taken as
     /// data (`include: ['*']`), and moved with it under its own name. Before, `X.CSV` waited
@@ -820,14 +831,7 @@ mod tests {
                    (`ignore_case`), so neither is taken for it; remove or rename the ones that are not it";
         let ledger = Ledger::in_memory().unwrap();
         let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
-        let shown: Vec<(&str, Option<&str>)> = p
-            .files
-            .iter()
-            .map(|f| match &f.action {
-                Action::Wait { why } => (f.path.as_str(), Some(why.as_str())),
-                _ => (f.path.as_str(), None),
-            })
-            .collect();
+        let shown = waits(&p);
         assert_eq!(shown, [("/in/X.CSV", None), ("/in/z.csv", Some(why))], "{p:#?}");
         let r = run(&flow, &ledger, d).await;
         assert_eq!((r.counts.seen, r.counts.delivered, r.counts.not_ready), (2, 1, 1), "{r:#?}");
@@ -858,14 +862,7 @@ mod tests {
             flow_with(d, "include: ['*.csv'], ignore_case: true, ready: { done_file: '{{stem}}.CSV' }", "after: { success: keep }\n");
         std::fs::write(d.join("src/in/a.csv"), "1\n").unwrap();
         let p = plan(&flow, None, SystemTime::now(), None).await.unwrap();
-        let shown: Vec<(&str, Option<&str>)> = p
-            .files
-            .iter()
-            .map(|f| match &f.action {
-                Action::Wait { why } => (f.path.as_str(), Some(why.as_str())),
-                _ => (f.path.as_str(), None),
-            })
-            .collect();
+        let shown = waits(&p);
         assert_eq!(shown, [("/in/a.csv", Some("no done file \"a.CSV\" yet"))], "{p:#?}");
     }
 
