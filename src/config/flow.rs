@@ -285,6 +285,13 @@ impl Source {
         left_by(&self.include, &self.include_hidden, &self.exclude, self.ignore_case, rel).is_none()
     }
 
+    /// What tells the source's names apart: `path` itself, or, with `ignore_case`, its
+    /// [`fold_case`]d text (`X.CSV.DONE` is `x.csv.done`). What the files that go with a data
+    /// file (done file, checksum, row count) are set aside by, so that none is taken as data.
+    pub fn name_key<'a>(&self, path: &'a str) -> std::borrow::Cow<'a, str> {
+        if self.ignore_case { fold_case(path).into() } else { path.into() }
+    }
+
     /// The `include` pattern a file at `rel` that [`Source::takes`] leaves would be taken by
     /// were case ignored (`source.ignore_case: true`); `None` when case is not why it is left.
     pub fn taken_ignoring_case(&self, rel: &str) -> Option<&str> {

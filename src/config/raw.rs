@@ -405,15 +405,18 @@ pub struct RawSource {
     /// Glob patterns for files to leave alone, checked after `include` (matched as `include`'s are).
     #[serde(default)]
     pub exclude: Vec<String>,
-    /// Match `include` and `exclude` whatever the case of the name (Unicode, not only ASCII):
-    /// `*.csv` then takes `ORDERS_1.CSV` and `orders_1.Csv` too. Default `false`: the case must
-    /// match, and a file taken only ignoring case is told of (`wharf plan`, the run report, a
-    /// `not_taken` event) rather than left without a word. Only the patterns: the names derived
-    /// from a file's name (its `ready.done_file`, the checksum and row-count files its steps
-    /// read, a sink's `name:` and trigger, a response's `name:`) are rendered from the name as
-    /// listed and looked for exactly (`{{name}}.done` of `ORDERS_1.CSV` is `ORDERS_1.CSV.done`,
-    /// not `ORDERS_1.CSV.DONE`; the file waits, and its not-ready reason names the done file
-    /// there in another case).
+    /// Match names whatever their case (Unicode, not only ASCII): `include` and `exclude`
+    /// (`*.csv` then takes `ORDERS_1.CSV` and `orders_1.Csv` too), and the files that go with a
+    /// data file, looked for in its folder: its `ready.done_file`, and the checksum and
+    /// row-count files its steps read. Such a file is the one of the name its template gives
+    /// when that is there, else the one file named like it ignoring case (`X.CSV.DONE` is
+    /// `X.CSV`'s `{{name}}.done`; it is moved or deleted with it under its own name); two or
+    /// more named like it (`x.csv.done` and `X.CSV.DONE`), none is taken for it and the file
+    /// is not ready, its reason naming them. None of them is ever taken as data, whatever its
+    /// case. Names wharf writes (a sink's `name:` and trigger) keep the case of the name as
+    /// listed. Default `false`: the case must match, a file taken only ignoring case is told
+    /// of (`wharf plan`, the run report, a `not_taken` event) rather than left without a word,
+    /// and so is a done file there only in another case (in its file's not-ready reason).
     #[serde(default)]
     pub ignore_case: bool,
     /// Descend into sub-folders, up to `max_depth` levels below `path`. A sub-folder the login
@@ -505,10 +508,11 @@ pub struct RawReady {
     /// more than a minute before the data file may be left from an earlier version of it
     /// (with `after.success: keep` done files stay too), or be a new one that kept an old
     /// time: it is not trusted alone, and the file is taken once a later poll finds it
-    /// unchanged. The name is matched exactly (`source.ignore_case` or not): a done file
-    /// there only in another case (`X.CSV.DONE` for `X.CSV.done`) does not count, and the
+    /// unchanged. The name is matched exactly unless `source.ignore_case` is set (then a done
+    /// file named like it but for case counts, when it is the only one): without it, a done
+    /// file there only in another case (`X.CSV.DONE` for `X.CSV.done`) does not count, and the
     /// file's not-ready reason says it is there (`no done file "X.CSV.done" yet ("X.CSV.DONE"
-    /// is there: done-file names are matched exactly)`).
+    /// is there: done-file names are matched exactly; …)`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done_file: Option<String>,
 }

@@ -38,6 +38,15 @@ pub struct RawResponse {
     /// response name another open request awaits (`orders_1.xml` beside `orders_1.csv`) is
     /// not sent until that await is answered or expires (the run reports it not ready, and why).
     pub name: String,
+    /// Match the response's name whatever its case (Unicode, not only ASCII): `X.ACK` answers
+    /// the request awaiting `x.ack`. The name `name` gives when that file is there, else the
+    /// one file in the folder named like it ignoring case (recorded under its own name from
+    /// then on: `wharf awaits`); two or more named like it (`x.ack` and `X.ACK`), none answers,
+    /// and the run's report says so. Requests whose responses would be named alike but for
+    /// case are sent one at a time, as requests awaiting one name are. Default `false`: the
+    /// case must match.
+    #[serde(default)]
+    pub ignore_case: bool,
     /// How long after the delivery the response is due (a duration: `30m`). A response still
     /// missing when a run looks after this is recorded once as an `overdue` event; one that
     /// arrives later is still taken and reported `late`.

@@ -45,6 +45,8 @@ use crate::ledger::{
 };
 use crate::template::NameVars;
 
+use super::ready::{Found, Listed};
+
 /// One await's line in the run summary.
 #[derive(Debug, Clone, Serialize)]
 pub struct ResponseReport {
@@ -235,10 +237,14 @@ pub(super) fn held_back<'e>(
 ) -> Vec<Option<Held>> {
     let Some(resp) = flow.response.as_deref() else { return requests.map(|_| None).collect() };
     let (open, closed): (Vec<AwaitRecord>, Vec<AwaitRecord>) = awaits.into_iter().partition(|a| a.state.is_open());
-    let open: BTreeMap<String, AwaitRecord> = open.into_iter().map(|a| (a.expected.clone(), a)).collect();
+    // Response names as the response folder tells them apart: with `response.ignore_case`,
+    // `x.ack` and `X.ACK` are one name (either answers both).
+    let key = |path: &str| resp.flow.source.name_key(path).into_owned();
+    let open: BTreeMap<String, AwaitRecord> = open.into_iter().map(|a| (key(&a.expected), a)).collect();
     // The awaits the undisposed responses answered, to name their requests.
-    let answered: BTreeMap<&str, &AwaitRecord> =
-        closed.iter().filter(|a| undisposed.contains_key(&a.expected)).map(|a| (a.expected.as_str(), a)).collect();
+    let answered: BTreeMap<String, &AwaitRecord> =
+        closed.iter().filter(|a| undisposed.contains_key(&a.expected)).map(|a| (key(&a.expected), a)).collect();
+    let undisposed: BTreeMap<String, &FileRecord> = undisposed.iter().map(|(path, r)| (key(path), r)).collect();
     let until = if resp.expire_after.is_some() { "answered or expires" } else { "answered (it has no expire_after)" };
     // Expected response → the request of this run that goes first.
     let mut first: BTreeMap<String, &str> = BTreeMap::new();
@@ -282,10 +288,11 @@ pub(super) fn held_back<'e>(
             expected: Some(expected.as_str().to_string()),
             told,
         };
-        let left = undisposed.get(expected.as_str()).filter(|_| !open.contains_key(expected.as_str()));
-        let why = match (open.get(expected.as_str()).filter(|a| !own(a)), first.get(expected.as_str())) {
+        let name = key(expected.as_str());
+        let left = undisposed.get(&name).filter(|_| !open.contains_key(&name));
+        let why = match (open.get(&name).filter(|a| !own(a)), first.get(&name)) {
             (None, _) if let Some(r) = left => {
-                let answered = answered.get(expected.as_str());
+                let answered = answered.get(&name);
                 let of = answered.map(|a| format!(" to {}", a.request)).unwrap_or_default();
                 let then = match &resp.flow.after_success {
                     crate::config::flow::Disposition::MoveTo(_) => "moved away from",
@@ -331,7 +338,7 @@ pub(super) fn held_back<'e>(
                 Some(held(why, None, false))
             }
             (None, None) => {
-                first.insert(expected.as_str().to_string(), path);
+                first.insert(name, path);
                 None
             }
         };
@@ -459,8 +466,7 @@ pub(super) fn seen_ready(
 ) -> Option<u64> {
     let (run, started) = earlier?;
     let obs = obs.filter(|o| o.size == c.entry.size && o.mtime == super::identity::mtime_millis(&c.entry) && o.since <= started)?;
-    let done = c.done_file.as_ref().map(|(p, present)| (p.name(), present));
-    matches!(super::ready::assess(&flow.source.ready, &c.entry, Some(obs), started, done).0, super::ready::Readiness::Ready).then_some(run)
+    matches!(c.assess(&flow.source.ready, Some(obs), started).0, super::ready::Readiness::Ready).then_some(run)
 }
 
 /// The response `entry` will await once delivered in this run, as far as it can be told
@@ -527,7 +533,7 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop
         budget: Default::default(),
     };
     // Listed for the open awaits only: a response left undisposed is finished from its record.
-    let listing = if open.is_empty() { Ok(BTreeMap::new()) } else { list(&source, rflow).await };
+    let listing = if open.is_empty() { Ok(Listed::new(&[], false)) } else { list(&source, rflow).await };
     let listed = match listing {
         Ok(l) => l,
         // Said as what it is: the end of a run whose files are done (and reported as they are),
@@ -561,9 +567,26 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop
         let mut there = None;
         // Whether this look tried to take the response (there, or finished from its record).
         let mut tried = false;
-        match listed.get(&a.expected) {
-            Some(entry) if older_than_request(entry, &a, slack) => file = Some(stale(entry, &a)),
-            Some(entry) => {
+        let found = match response_for(&listed, &a) {
+            // Named like the expected one but for case (`response.ignore_case`): its answer is
+            // recorded under the name it has, and so is the await from now on (what finds it
+            // again after a crash). Not when that name is another open await's own, nor for a
+            // file older than the request (left from an earlier exchange: not its answer).
+            Ok(Some(entry)) if entry.path.as_str() != a.expected && !older_than_request(&entry, &a, slack) => {
+                match cx.ledger.move_await(&a, entry.path.as_str())? {
+                    Some(moved) => {
+                        a = moved;
+                        Ok(Some(entry))
+                    }
+                    None => Ok(None),
+                }
+            }
+            other => other,
+        };
+        match found.as_ref().map(Option::as_ref) {
+            Err(names) => file = Some(alike(&a, names)),
+            Ok(Some(entry)) if older_than_request(entry, &a, slack) => file = Some(stale(entry, &a)),
+            Ok(Some(entry)) => {
                 tried = true;
                 let earlier = cx.ledger.file(&rflow.name, &a.expected)?;
                 let known = earlier.filter(|r| taken_away(r, &a)).map(|_| lifecycle::Known::anew());
@@ -576,7 +599,7 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop
                 // "Already delivered" is an earlier round trip's response kept on the server.
                 file = Some(f).filter(|f| f.outcome != Outcome::Skipped);
             }
-            None => {
+            Ok(None) => {
                 // Gone from the server, but a crashed run left it delivered or being disposed
                 // of (deleted or moved before the ledger said so): finished from its record,
                 // as a run finishes its own files left so. Only the look comes back to the
@@ -849,16 +872,25 @@ pub(super) async fn foresee(
     // The response sinks, opened for the first response that would be taken.
     let mut sinks = None;
     let mut out = Vec::with_capacity(open.len());
-    for a in open {
+    for mut a in open {
         let mut targets = Vec::new();
         // A response a crashed run left delivered or being disposed of: what is left is its
         // disposition.
         let mut finishing = false;
-        let (taken, what, seen) = match listed.get(&a.expected) {
-            Some(entry) if older_than_request(entry, &a, slack) => {
+        let found = response_for(&listed, &a);
+        // Named like the expected one but for case: looked at as the run records it, under
+        // the name it has (`poll`).
+        if let Ok(Some(e)) = &found
+            && !older_than_request(e, &a, slack)
+        {
+            a.expected = e.path.as_str().to_string();
+        }
+        let (taken, what, seen) = match found.as_ref().map(Option::as_ref) {
+            Err(names) => (taken_for(ledger, rflow, &a)?, Some(alike(&a, names).detail), Seen::default()),
+            Ok(Some(entry)) if older_than_request(entry, &a, slack) => {
                 (taken_for(ledger, rflow, &a)?, Some(stale(entry, &a).detail), Seen::default())
             }
-            Some(entry) => {
+            Ok(Some(entry)) => {
                 let prev =
                     ledger.file(&rflow.name, &a.expected)?.filter(|p| lifecycle::same_version(rflow, entry, p) && !taken_away(p, &a));
                 // Left delivered or being disposed of by a run that stopped (its `move_to`
@@ -923,7 +955,7 @@ pub(super) async fn foresee(
             }
             // Gone, but left delivered or being disposed of by a run that stopped: the run
             // finishes it from its record, as `poll` does.
-            None => match left_by_crash(ledger, rflow, &a)?.filter(|r| RemotePath::parse(&r.path).is_ok()) {
+            Ok(None) => match left_by_crash(ledger, rflow, &a)?.filter(|r| RemotePath::parse(&r.path).is_ok()) {
                 Some(r) => {
                     finishing = true;
                     let (what, taken) = finished(rflow, &source, r, None, (run, now_ms), &mut targets).await;
@@ -1079,9 +1111,9 @@ async fn look_at_targets(
     refused
 }
 
-/// Lists the response folder once: expected path → entry. A folder that does not exist (yet)
-/// holds no responses.
-async fn list(ep: &DynEndpoint, rflow: &Flow) -> Result<BTreeMap<String, Entry>, RunAbort> {
+/// Lists the response folder once, its files to be found by path ([`response_for`]). A folder
+/// that does not exist (yet) holds no responses.
+async fn list(ep: &DynEndpoint, rflow: &Flow) -> Result<Listed, RunAbort> {
     let dir = &rflow.source.path;
     let listing = retry(rflow.retry, "list responses", || async {
         match ep.list(dir).await {
@@ -1098,12 +1130,35 @@ async fn list(ep: &DynEndpoint, rflow: &Flow) -> Result<BTreeMap<String, Entry>,
     for s in &listing.skipped {
         tracing::debug!(flow = %rflow.name, folder = %s.folder, name = %s.name, reason = %s.reason, "Skipping a file whose name is not safe to use.");
     }
-    Ok(listing
-        .entries
-        .into_iter()
-        .filter(|e| e.kind == crate::endpoint::EntryKind::File)
-        .map(|e| (e.path.as_str().to_string(), e))
-        .collect())
+    let files: Vec<Entry> = listing.entries.into_iter().filter(|e| e.kind == crate::endpoint::EntryKind::File).collect();
+    Ok(Listed::new(&files, rflow.source.ignore_case))
+}
+
+/// The response `listed` holds for `a`: the file at its expected path; with
+/// `response.ignore_case`, else the one file in its folder named like it ignoring case (the
+/// rule a data file's done file is found by, [`Listed::find`]). `Err`: more than one is, and
+/// none answers (their names). The one place responses meet awaits by name.
+fn response_for(listed: &Listed, a: &AwaitRecord) -> Result<Option<Entry>, Vec<String>> {
+    let Ok(expected) = RemotePath::parse(&a.expected) else { return Ok(listed.get(&a.expected).cloned()) };
+    match listed.find(&expected) {
+        Found::There(e) => Ok(Some(e)),
+        Found::Ambiguous(names) => Err(names),
+        Found::Missing | Found::OtherCase(_) => Ok(None),
+    }
+}
+
+/// The report of the responses named like `a`'s but for case (`names`), none taken as its
+/// answer ([`response_for`]).
+fn alike(a: &AwaitRecord, names: &[String]) -> FileReport {
+    FileReport {
+        path: format!("/{}", a.expected),
+        outcome: Outcome::Skipped,
+        detail: format!("no response {}: {}", a.expected, super::ready::alike(names)),
+        targets: vec![],
+        bytes: 0,
+        error_kind: None,
+        records: None,
+    }
 }
 
 /// Moves an open await along, given the response's record when it was taken for this request
@@ -1369,6 +1424,71 @@ mod tests {
     async fn run(flow: &Flow, ledger: &crate::ledger::Ledger, dir: &std::path::Path) -> super::super::RunReport {
         let opts = super::super::RunOptions::new(dir.join("staging"));
         super::super::run_once(flow, ledger, &opts, &mut |_| {}).await.unwrap()
+    }
+
+    /// With `response.ignore_case: true`, a partner answering `x.csv` with `X.ACK` answers the
+    /// request awaiting `x.ack` (before, it waited until it expired), the await recorded under
+    /// the name the answer has. Two named like `y.ack` (`Y.ACK`, `y.Ack`): neither answers, and
+    /// the report says why; one gone, the other answers. A request whose response would be
+    /// named like an open await's but for case (`Z.CSV` beside `z.csv`'s) waits its turn.
+    /// Without the option, `X.ACK` answers nothing.
+    #[tokio::test]
+    async fn with_ignore_case_a_response_in_another_case_answers_its_request() {
+        let (dir, flow) = round_trip_answered("1h", "", ", ignore_case: true");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        for n in ["x.csv", "y.csv", "z.csv", "w.csv"] {
+            std::fs::write(d.join("outbox").join(n), n).unwrap();
+        }
+        assert_eq!(run(&flow, &ledger, d).await.counts.delivered, 4);
+        for (n, body) in [("X.ACK", "ack x"), ("Y.ACK", "ack y"), ("y.Ack", "ack y again"), ("W.ACK", "an old ack")] {
+            std::fs::write(d.join("partner/outbox").join(n), body).unwrap();
+        }
+        // Written before its request was sent: not its answer, in any case; the await keeps
+        // its name.
+        let two_days_ago = SystemTime::now() - Duration::from_secs(2 * 86_400);
+        std::fs::File::options().write(true).open(d.join("partner/outbox/W.ACK")).unwrap().set_modified(two_days_ago).unwrap();
+        std::fs::write(d.join("outbox/Z.CSV"), "z again").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        let state = |r: &crate::engine::RunReport, request: &str| {
+            let resp = r.responses.iter().find(|x| x.request == request).unwrap();
+            (resp.state, resp.expected.clone(), resp.detail.clone())
+        };
+        let (x, expected, _) = state(&r, "x.csv");
+        assert_eq!((x, expected.as_str()), (AwaitState::Answered, "outbox/X.ACK"), "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/X.ACK")).unwrap(), "ack x");
+        assert!(!d.join("partner/outbox/X.ACK").exists());
+        assert_eq!(ledger.awaited("rt", "outbox/X.ACK").unwrap().map(|a| a.request), Some("x.csv".to_string()));
+        assert_eq!(ledger.awaited("rt", "outbox/x.ack").unwrap(), None);
+        let (y, _, why) = state(&r, "y.csv");
+        assert_eq!(y, AwaitState::Waiting);
+        assert!(
+            why.ends_with(
+                "the response is there but was not taken: no response outbox/y.ack: \"Y.ACK\" and \"y.Ack\" are both there, named like it \
+                 ignoring case (`ignore_case`), so neither is taken for it; remove or rename the ones that are not it"
+            ),
+            "{why}"
+        );
+        let (w, expected, why) = state(&r, "w.csv");
+        assert_eq!((w, expected.as_str()), (AwaitState::Waiting, "outbox/w.ack"), "{r:#?}");
+        assert!(why.contains("before the request was sent"), "{why}");
+        let held = r.files.iter().find(|f| f.path == "/Z.CSV").unwrap();
+        assert_eq!(held.outcome, Outcome::NotReady, "{r:#?}");
+        assert!(held.detail.contains("is awaited for z.csv"), "{}", held.detail);
+        std::fs::remove_file(d.join("partner/outbox/y.Ack")).unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(state(&r, "y.csv").0, AwaitState::Answered, "{r:#?}");
+        assert_eq!(std::fs::read_to_string(d.join("acks/Y.ACK")).unwrap(), "ack y");
+
+        // Without the option: the case must match.
+        let (dir, flow) = round_trip("1h");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/x.csv"), "x").unwrap();
+        run(&flow, &ledger, d).await;
+        std::fs::write(d.join("partner/outbox/X.ACK"), "ack x").unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!((r.responses[0].state, r.responses[0].file.is_none()), (AwaitState::Waiting, true), "{r:#?}");
     }
 
     #[tokio::test]

@@ -187,6 +187,15 @@ async fn companion(cx: &Ctx<'_>, dirs: &[RemotePath], name: &str) -> Result<Resu
             Ok(p) => p,
             Err(e) => return Ok(Err(format!("{name:?} is not a usable file name: {e}"))),
         };
+        // Under the name it has there (`source.ignore_case`: maybe in another case).
+        let found = retry(cx.flow.retry, "look for companion file", || async {
+            super::discover::locate(&*cx.source, &cx.flow.source, &path).await.map_err(FileError::from)
+        })
+        .await?;
+        let path = match found {
+            super::discover::Located::At(p) => p,
+            super::discover::Located::Ambiguous(names) => return Ok(Err(super::ready::alike(&names))),
+        };
         match retry(cx.flow.retry, "read companion file", || read_small(&*cx.source, &path)).await? {
             Ok(text) => return Ok(Ok(text)),
             Err(e) => missing = missing.or(Some(e)),

@@ -12,14 +12,14 @@
 
 use std::collections::BTreeSet;
 
-use crate::config::flow::{Disposition, Source};
+use crate::config::flow::{Disposition, Ready, Source};
 use crate::endpoint::listing::unreadable_folder;
 use crate::endpoint::{Endpoint, EndpointError, Entry, EntryKind, ErrorKind, RemotePath, SkipReason, SkippedName};
-use crate::ledger::{Ledger, LedgerError, Noted, to_millis};
+use crate::ledger::{Ledger, LedgerError, Millis, Noted, Observation, to_millis};
 use crate::steps::Steps;
 use crate::template::{NameTemplate, NameVars};
 
-use super::ready::{self, DoneFile};
+use super::ready::{self, DoneFile, Found};
 
 /// A file that passed the globs.
 #[derive(Debug, Clone)]
@@ -27,9 +27,23 @@ pub struct Candidate {
     pub entry: Entry,
     /// Path relative to the source folder (what globs and templates see).
     pub rel: String,
-    /// The done file this candidate needs, if the flow wants one: its path, and what the
-    /// listing shows of it.
+    /// The done file this candidate needs, if the flow wants one: its path (as listed, when
+    /// there), and what the listing shows of it.
     pub done_file: Option<(RemotePath, DoneFile)>,
+    /// Why the companions its steps read (checksum, row count) cannot be told
+    /// (`source.ignore_case`: more than one file named like one ignoring case); it is not
+    /// ready while any is.
+    pub unclear: Vec<String>,
+}
+
+impl Candidate {
+    /// Whether the file is ready ([`ready::assess`], with its done file), its companions told
+    /// apart: the verdict and the observation to store.
+    pub fn assess(&self, rules: &Ready, prev: Option<&Observation>, now: Millis) -> (ready::Readiness, Observation) {
+        let done = self.done_file.as_ref().map(|(p, shows)| (p.name(), shows));
+        let (verdict, obs) = ready::assess(rules, &self.entry, prev, now, done);
+        (verdict.and(&self.unclear), obs)
+    }
 }
 
 /// What [`discover`] found.
@@ -119,8 +133,9 @@ pub async fn discover(
         }
     }
     let files = once_each(files);
-    // What the done files are judged by (only a flow with done files needs it).
-    let listed = ready::Listed::new(if src.ready.done_file.is_some() { &files } else { &[] });
+    // What the done files are judged by, and (`ignore_case`) the step companions looked for
+    // in: only a flow with done files, or ignoring case, needs it.
+    let listed = ready::Listed::new(if src.ready.done_file.is_some() || src.ignore_case { &files } else { &[] }, src.ignore_case);
     let mut out = Vec::new();
     let mut companions = BTreeSet::new();
     let mut case_only = Vec::new();
@@ -133,17 +148,31 @@ pub async fn discover(
             }
             continue;
         }
-        let done_file = src.ready.done_file.as_ref().and_then(|t| done_path(t, &e, &rel, now)).map(|p| {
-            let shows = listed.done_file(&e, &p);
-            (p, shows)
-        });
-        companions.extend(done_file.iter().map(|(p, _)| p).chain(&step_companions(steps, &e, now)).map(|p| p.as_str().to_string()));
-        out.push(Candidate { entry: e, rel, done_file });
+        let done = src.ready.done_file.as_ref().and_then(|t| done_path(t, &e, &rel, now));
+        let done_file = done.as_ref().map(|p| listed.done_file(&e, p));
+        let mut unclear = Vec::new();
+        // Never the file itself (`{{stem}}.CSV` of `a.csv`, ignoring case): it would be left
+        // as its own companion, without a word.
+        let own = src.name_key(e.path.as_str()).into_owned();
+        let mut goes_with = |p: &RemotePath| {
+            let key = src.name_key(p.as_str()).into_owned();
+            if key != own {
+                companions.insert(key);
+            }
+        };
+        for (what, p) in step_companions(steps, &e, now) {
+            if let (true, Found::Ambiguous(names)) = (src.ignore_case, listed.find(&p)) {
+                unclear.push(ready::ambiguous(what, p.name(), &names));
+            }
+            goes_with(&p);
+        }
+        done.iter().for_each(&mut goes_with);
+        out.push(Candidate { entry: e, rel, done_file, unclear });
     }
     // A done file, a checksum or a row count is a signal about a data file, not data, even
-    // when the globs match it.
-    out.retain(|c| !companions.contains(c.entry.path.as_str()));
-    skipped.extend(case_only.into_iter().filter(|(path, _)| !companions.contains(path)).map(|(_, s)| s));
+    // when the globs match it; whatever its case, with `ignore_case` (`Source::name_key`).
+    out.retain(|c| !companions.contains(src.name_key(c.entry.path.as_str()).as_ref()));
+    skipped.extend(case_only.into_iter().filter(|(path, _)| !companions.contains(src.name_key(path).as_ref())).map(|(_, s)| s));
     out.sort_by(|a, b| a.entry.path.cmp(&b.entry.path));
     Ok(Discovered { candidates: out, skipped, unlisted })
 }
@@ -234,19 +263,56 @@ pub fn note_skipped(
     Ok(())
 }
 
-/// The files that go with the data file `e` (at `rel` under the source folder) on the source:
-/// its done file and the companions its steps read (checksum, row count). They are never
-/// data themselves, and are moved or deleted with it.
+/// The files that go with the data file `e` (at `rel` under the source folder) on the source,
+/// by the names their templates give: its done file and the companions its steps read
+/// (checksum, row count). They are never data themselves, and are moved or deleted with it
+/// (under the name each has there: [`locate`]).
 pub fn companions_of(src: &Source, steps: Option<&Steps>, e: &Entry, rel: &str, now: std::time::SystemTime) -> Vec<RemotePath> {
     let mut out: Vec<RemotePath> = src.ready.done_file.as_ref().and_then(|t| done_path(t, e, rel, now)).into_iter().collect();
-    out.extend(step_companions(steps, e, now));
+    out.extend(step_companions(steps, e, now).into_iter().map(|(_, p)| p));
     out
 }
 
-/// The companions `e`'s steps read beside it (checksum, row count).
-fn step_companions(steps: Option<&Steps>, e: &Entry, now: std::time::SystemTime) -> Vec<RemotePath> {
+/// The companions `e`'s steps read beside it (checksum, row count), each with what it is.
+fn step_companions(steps: Option<&Steps>, e: &Entry, now: std::time::SystemTime) -> Vec<(&'static str, RemotePath)> {
     let Some(c) = steps.and_then(|s| s.companions(&companion_vars(e.path.name(), e.size, now)).ok()) else { return Vec::new() };
-    [c.checksum, c.row_count].into_iter().flatten().filter_map(|n| e.path.parent().join(&n).ok()).collect()
+    [("checksum file", c.checksum), ("row-count file", c.row_count)]
+        .into_iter()
+        .filter_map(|(what, n)| Some((what, e.path.parent().join(&n?).ok()?)))
+        .collect()
+}
+
+/// Where a file that goes with a data file is on the source, after the run's listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Located {
+    /// At this path: the name its template gives, or (`source.ignore_case`) the one file in
+    /// its folder named like it ignoring case. (Also the name looked for when it is not there
+    /// at all: what is done with it finds it missing.)
+    At(RemotePath),
+    /// Not there by its name, and more than one file in its folder is named like it ignoring
+    /// case ([`ready::Found::Ambiguous`]): none is it.
+    Ambiguous(Vec<String>),
+}
+
+/// Where `wanted` (a done file, checksum or row count, by the name its template gives) is on
+/// `ep`, by the rule discovery judged it by ([`ready::Listed::find`]): itself, without
+/// `source.ignore_case` (not looked at); with it, itself when there, else its folder is listed
+/// for the one named like it ignoring case. For what is done with a companion after
+/// discovery: reading it, moving or deleting it with its data file.
+pub async fn locate(ep: &dyn Endpoint, src: &Source, wanted: &RemotePath) -> Result<Located, EndpointError> {
+    if !src.ignore_case || ep.stat(wanted).await?.is_some() {
+        return Ok(Located::At(wanted.clone()));
+    }
+    let listing = match ep.list(&wanted.parent()).await {
+        Err(e) if e.kind == ErrorKind::NotFound => return Ok(Located::At(wanted.clone())),
+        other => other?,
+    };
+    let files: Vec<Entry> = listing.entries.into_iter().filter(|e| e.kind == EntryKind::File).collect();
+    Ok(match ready::Listed::new(&files, true).find(wanted) {
+        Found::There(e) => Located::At(e.path),
+        Found::Ambiguous(names) => Located::Ambiguous(names),
+        Found::Missing | Found::OtherCase(_) => Located::At(wanted.clone()),
+    })
 }
 
 /// The variables the names of a data file's step companions (checksum, row count) are

@@ -496,8 +496,7 @@ async fn run_files(
     let earlier = if looks_back(flow) { awaits::earlier_run(ledger, &flow.name, run)? } else { None };
     for c in &candidates {
         let prev = snapshot.observation(&flow.name, c.entry.path.as_str())?;
-        let done = c.done_file.as_ref().map(|(p, present)| (p.name(), present));
-        let (verdict, obs) = ready::assess(&flow.source.ready, &c.entry, prev.as_ref(), now_ms, done);
+        let (verdict, obs) = c.assess(&flow.source.ready, prev.as_ref(), now_ms);
         if prev.as_ref() != Some(&obs) {
             observations.push((c.entry.path.as_str().to_string(), obs));
         }

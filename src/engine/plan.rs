@@ -196,8 +196,7 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
             Some(l) => l.observation(&flow.name, path)?,
             None => None,
         };
-        let done = c.done_file.as_ref().map(|(p, present)| (p.name(), present));
-        let (verdict, _) = ready::assess(&flow.source.ready, &c.entry, prev.as_ref(), now_ms, done);
+        let (verdict, _) = c.assess(&flow.source.ready, prev.as_ref(), now_ms);
         seen.push(awaits::seen_ready(flow, c, prev.as_ref(), earlier));
         let action = match verdict {
             ready::Readiness::NotReady(why) => Action::Wait { why },
@@ -536,6 +535,8 @@ async fn look_at_disposals(
                 crate::endpoint::Entry { path: d.source.clone(), kind: crate::endpoint::EntryKind::File, size: d.size, mtime: None };
             let rel = d.source.strip_prefix(&flow.source.path).unwrap_or_else(|| d.source.name());
             for c in discover::companions_of(&flow.source, flow.steps.as_ref(), &entry, rel, now) {
+                // Under the name it has there (`source.ignore_case`); one not told apart stays.
+                let Ok(discover::Located::At(c)) = discover::locate(source, &flow.source, &c).await else { continue };
                 if let Ok(Fate::Moved { to, .. }) = disposition::foresee(source, &c, disp, None, None, |p| taken.contains(p)).await {
                     taken.insert(to);
                 }
@@ -797,39 +798,72 @@ mod tests {
         assert!(ledger.unsafe_names("t").unwrap().is_empty(), "no more to tell");
     }
 
-    /// With `source.ignore_case: true`, `X.CSV` matches `*.csv`, but its done file is there
-    /// only in another case (`X.CSV.DONE` for `{{name}}.done`): done-file names are matched
-    /// exactly, and the reason says which file is there (it waited for good, saying only
-    /// `no done file "X.CSV.done" yet`). The done file under its name: taken.
+    /// Each planned file's path, and why it waits (`None`: it does not).
+    fn waits(p: &Plan) -> Vec<(&str, Option<&str>)> {
+        p.files
+            .iter()
+            .map(|f| match &f.action {
+                Action::Wait { why } => (f.path.as_str(), Some(why.as_str())),
+                _ => (f.path.as_str(), None),
+            })
+            .collect()
+    }
+
+    /// With `source.ignore_case: true`, a partner varying the case of its names varies it on
+    /// the done file too: `X.CSV.DONE` is `X.CSV`'s done file `X.CSV.done`, never taken as
+    /// data (`include: ['*']`), and moved with it under its own name. Before, `X.CSV` waited
+    /// for good and `X.CSV.DONE` was delivered as data. Two named like `z.csv.done`
+    /// (`Z.CSV.DONE`, `z.csv.Done`): neither is taken, nor taken as data; `z.csv` waits with
+    /// a reason naming both, and is taken once one is gone.
     #[tokio::test]
-    async fn a_done_file_there_only_in_another_case_is_named_in_the_reason() {
+    async fn with_ignore_case_a_done_file_in_another_case_is_taken_and_two_are_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let flow = flow_with(
+            d,
+            "include: ['*'], ignore_case: true, ready: { done_file: '{{name}}.done' }",
+            "after: { success: { move_to: /done } }\n",
+        );
+        for name in ["X.CSV", "X.CSV.DONE", "z.csv", "Z.CSV.DONE", "z.csv.Done"] {
+            std::fs::write(d.join("src/in").join(name), "1\n").unwrap();
+        }
+        let why = "no done file \"z.csv.done\": \"Z.CSV.DONE\" and \"z.csv.Done\" are both there, named like it ignoring case \
+                   (`ignore_case`), so neither is taken for it; remove or rename the ones that are not it";
+        let ledger = Ledger::in_memory().unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
+        let shown = waits(&p);
+        assert_eq!(shown, [("/in/X.CSV", None), ("/in/z.csv", Some(why))], "{p:#?}");
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!((r.counts.seen, r.counts.delivered, r.counts.not_ready), (2, 1, 1), "{r:#?}");
+        assert_eq!(r.files.iter().find(|f| f.path == "/in/z.csv").unwrap().detail, why);
+        let names = |dir: &str| {
+            let mut n: Vec<String> =
+                std::fs::read_dir(d.join(dir)).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names("dst/inbox"), ["X.CSV"]);
+        assert_eq!(names("src/done"), ["X.CSV", "X.CSV.DONE"]);
+        std::fs::remove_file(d.join("src/in/z.csv.Done")).unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!((r.counts.delivered, r.counts.not_ready), (1, 0), "{r:#?}");
+        assert_eq!(names("dst/inbox"), ["X.CSV", "z.csv"]);
+        assert_eq!(names("src/done"), ["X.CSV", "X.CSV.DONE", "Z.CSV.DONE", "z.csv"]);
+    }
+
+    /// With `ignore_case`, a done file named like its data file but for case (`{{stem}}.CSV`
+    /// of `a.csv`) is not the data file itself: the file waits for it, and says so. Before,
+    /// `a.csv` was set aside as its own done file, never taken, without a word.
+    #[tokio::test]
+    async fn with_ignore_case_a_file_is_not_its_own_done_file() {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
         let flow =
-            flow_with(d, "include: ['*.csv'], ignore_case: true, ready: { done_file: '{{name}}.done' }", "after: { success: keep }\n");
-        for name in ["X.CSV", "X.CSV.DONE", "y.csv", "y.csv.done"] {
-            std::fs::write(d.join("src/in").join(name), "1\n").unwrap();
-        }
-        let why = "no done file \"X.CSV.done\" yet (\"X.CSV.DONE\" is there: done-file names are matched exactly)";
-        let ledger = Ledger::in_memory().unwrap();
-        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
-        let waits: Vec<(&str, &str)> = p
-            .files
-            .iter()
-            .filter_map(|f| match &f.action {
-                Action::Wait { why } => Some((f.path.as_str(), why.as_str())),
-                _ => None,
-            })
-            .collect();
-        assert_eq!(waits, [("/in/X.CSV", why)], "{p:#?}");
-        let r = run(&flow, &ledger, d).await;
-        assert_eq!((r.counts.delivered, r.counts.not_ready), (1, 1), "{r:#?}");
-        let f = r.files.iter().find(|f| f.path == "/in/X.CSV").unwrap();
-        assert_eq!(f.detail, why);
-        std::fs::rename(d.join("src/in/X.CSV.DONE"), d.join("src/in/X.CSV.done")).unwrap();
-        let r = run(&flow, &ledger, d).await;
-        assert_eq!((r.counts.delivered, r.counts.not_ready), (1, 0), "{r:#?}");
-        assert!(d.join("dst/inbox/X.CSV").exists());
+            flow_with(d, "include: ['*.csv'], ignore_case: true, ready: { done_file: '{{stem}}.CSV' }", "after: { success: keep }\n");
+        std::fs::write(d.join("src/in/a.csv"), "1\n").unwrap();
+        let p = plan(&flow, None, SystemTime::now(), None).await.unwrap();
+        let shown = waits(&p);
+        assert_eq!(shown, [("/in/a.csv", Some("no done file \"a.CSV\" yet"))], "{p:#?}");
     }
 
     /// `move_to` is planned with the name each source gets there, as the run moves them: one

@@ -22,16 +22,31 @@ pub enum Readiness {
     NotReady(String),
 }
 
+impl Readiness {
+    /// This verdict with `more` reasons the file is not ready (none: as it is).
+    pub fn and(self, more: &[String]) -> Readiness {
+        match (self, more) {
+            (verdict, []) => verdict,
+            (Readiness::Ready, more) => Readiness::NotReady(more.join("; ")),
+            (Readiness::NotReady(why), more) => Readiness::NotReady(format!("{why}; {}", more.join("; "))),
+        }
+    }
+}
+
 /// What the source folder shows of a file's done file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DoneFile {
     /// Not there (yet).
     Missing,
     /// Not there by its name, but a listed file's path equals it ignoring case (`X.CSV.DONE`
-    /// for `X.CSV.done`): done-file names are matched exactly (as `source.ignore_case` leaves
-    /// them), so it does not count; named in the reason (the name shown, or the path when
+    /// for `X.CSV.done`), its flow without `source.ignore_case`: done-file names are matched
+    /// exactly, so it does not count; named in the reason (the name shown, or the path when
     /// its folder differs), else the file would wait for good with no hint.
     OtherCase(String),
+    /// Not there by its name, and (`source.ignore_case`) more than one file in its folder is
+    /// named like it ignoring case (`x.csv.done` and `X.CSV.DONE`): which one is meant cannot
+    /// be told, so neither counts; all named in the reason.
+    Ambiguous(Vec<String>),
     /// There, written after the file (or at about the same time).
     Present,
     /// There, but modified more than [`DONE_SLACK`] before the file: what it says is that an
@@ -44,36 +59,113 @@ pub enum DoneFile {
 /// them times of different precision (an FTP `LIST` time, in minutes, beside an `MDTM` one).
 pub const DONE_SLACK: Millis = 60_000;
 
-/// The files of a listing, where the done files are looked for: by path, and (only once one
-/// is missing; built once) by path ignoring case, to say so of one there in another case.
+/// What a listing shows of a file that goes with a data file (its done file, checksum or row
+/// count), looked for by the name its template gives ([`Listed::find`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Found {
+    /// There: by its name, or (`ignore_case`) the one file in its folder named like it
+    /// ignoring case. The listed entry, under its real name.
+    There(Entry),
+    /// Not there in any case.
+    Missing,
+    /// Not matched: without `ignore_case`, a file whose path equals it ignoring case (shown as
+    /// [`DoneFile::OtherCase`] says).
+    OtherCase(String),
+    /// Not there by its name, and (`ignore_case`) more than one file in its folder named like
+    /// it ignoring case: neither is taken for it. Their names, sorted.
+    Ambiguous(Vec<String>),
+}
+
+/// The files of a listing, where the files that go with a data file are looked for: by path,
+/// and (only once one is missing; built once) by path ignoring case — with `ignore_case`
+/// (`source.ignore_case`), to take the one named so, else to say so of one there in another
+/// case.
 pub struct Listed {
     by_path: BTreeMap<String, Entry>,
-    folded: OnceCell<BTreeMap<String, RemotePath>>,
+    folded: OnceCell<BTreeMap<String, Vec<RemotePath>>>,
+    ignore_case: bool,
 }
 
 impl Listed {
-    pub fn new(files: &[Entry]) -> Self {
-        Listed { by_path: files.iter().map(|e| (e.path.as_str().to_string(), e.clone())).collect(), folded: OnceCell::new() }
+    pub fn new(files: &[Entry], ignore_case: bool) -> Self {
+        Listed { by_path: files.iter().map(|e| (e.path.as_str().to_string(), e.clone())).collect(), folded: OnceCell::new(), ignore_case }
     }
 
-    /// What the listing shows of `data`'s done file `done`.
-    pub fn done_file(&self, data: &Entry, done: &RemotePath) -> DoneFile {
-        if let Some(found) = self.by_path.get(done.as_str()) {
-            return done_file(data, Some(found));
+    /// The file listed at `path`, exactly.
+    pub fn get(&self, path: &str) -> Option<&Entry> {
+        self.by_path.get(path)
+    }
+
+    /// What the listing shows under `wanted`, the one rule for names that go with a data file:
+    /// the file of that name, exactly, when it is there; else, with `ignore_case`, the one
+    /// file in the same folder whose name equals it ignoring case — none, or more than one
+    /// (neither is taken), says so. (Exact first: `x.csv.done` stays `x.csv`'s beside
+    /// `X.CSV` and `X.CSV.DONE`.)
+    pub fn find(&self, wanted: &RemotePath) -> Found {
+        if let Some(found) = self.by_path.get(wanted.as_str()) {
+            return Found::There(found.clone());
         }
         let folded = self.folded.get_or_init(|| {
-            let mut folded = BTreeMap::new();
+            let mut folded: BTreeMap<String, Vec<RemotePath>> = BTreeMap::new();
             for path in self.by_path.values().map(|e| &e.path) {
-                folded.entry(fold_case(path.as_str())).or_insert_with(|| path.clone());
+                folded.entry(fold_case(path.as_str())).or_default().push(path.clone());
             }
             folded
         });
-        match folded.get(&fold_case(done.as_str())) {
-            Some(other) if other.parent() == done.parent() => DoneFile::OtherCase(other.name().to_string()),
-            Some(other) => DoneFile::OtherCase(other.to_string()),
-            None => DoneFile::Missing,
+        let like = folded.get(&fold_case(wanted.as_str())).map(Vec::as_slice).unwrap_or_default();
+        if !self.ignore_case {
+            return match like.first() {
+                Some(other) if other.parent() == wanted.parent() => Found::OtherCase(other.name().to_string()),
+                Some(other) => Found::OtherCase(other.to_string()),
+                None => Found::Missing,
+            };
+        }
+        // Folders named alike ignoring case are still two folders.
+        let beside: Vec<&RemotePath> = like.iter().filter(|p| p.parent() == wanted.parent()).collect();
+        match beside.as_slice() {
+            [] => Found::Missing,
+            [one] => self.by_path.get(one.as_str()).map_or(Found::Missing, |e| Found::There(e.clone())),
+            many => Found::Ambiguous(many.iter().map(|p| p.name().to_string()).collect()),
         }
     }
+
+    /// What the listing shows of `data`'s done file `done` ([`Listed::find`]), and its path:
+    /// the listed one when it is there (in another case, with `ignore_case`), else `done`.
+    /// Never `data` itself (`{{stem}}.CSV` of `a.csv`, ignoring case).
+    pub fn done_file(&self, data: &Entry, done: &RemotePath) -> (RemotePath, DoneFile) {
+        match self.find(done) {
+            Found::There(found) if found.path == data.path => (done.clone(), DoneFile::Missing),
+            Found::There(found) => (found.path.clone(), done_file(data, Some(&found))),
+            Found::Missing => (done.clone(), DoneFile::Missing),
+            Found::OtherCase(other) => (done.clone(), DoneFile::OtherCase(other)),
+            Found::Ambiguous(names) => (done.clone(), DoneFile::Ambiguous(names)),
+        }
+    }
+}
+
+/// `"a", "b" and "c"`: the names a reason lists.
+pub fn names_listed(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
+    match quoted.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => quoted.join(""),
+    }
+}
+
+/// Why a file that goes with a data file (`what`: `done file`, `checksum file`…), named
+/// `name` by its template, is not taken: [`Found::Ambiguous`] `names` in its folder.
+pub fn ambiguous(what: &str, name: &str, names: &[String]) -> String {
+    format!("no {what} {name:?}: {}", alike(names))
+}
+
+/// What [`Found::Ambiguous`] `names` mean, in words: `"x.csv.done" and "X.CSV.DONE" are both
+/// there, …`.
+pub fn alike(names: &[String]) -> String {
+    let all = if names.len() == 2 { "both" } else { "all" };
+    format!(
+        "{} are {all} there, named like it ignoring case (`ignore_case`), so neither is taken for it; remove or rename the ones that are not it",
+        names_listed(names)
+    )
 }
 
 /// What `done` (the done file's entry in the listing, if there) says about `data`.
@@ -154,9 +246,10 @@ pub fn assess(
     }
     match done_file {
         Some((name, DoneFile::Missing)) => reasons.push(format!("no done file {name:?} yet")),
-        Some((name, DoneFile::OtherCase(other))) => {
-            reasons.push(format!("no done file {name:?} yet ({other:?} is there: done-file names are matched exactly)"))
-        }
+        Some((name, DoneFile::OtherCase(other))) => reasons.push(format!(
+            "no done file {name:?} yet ({other:?} is there: done-file names are matched exactly; `source.ignore_case: true` matches them ignoring case)"
+        )),
+        Some((name, DoneFile::Ambiguous(names))) => reasons.push(ambiguous("done file", name, names)),
         // Maybe left from an earlier version (a flow that keeps its sources keeps their done
         // files), maybe a new one written with an old time (an uploader that keeps the times of
         // the files it sends, and a stock empty done file): not trusted alone, and not waited
@@ -316,18 +409,52 @@ mod tests {
         let at = |path: &str| Entry { path: RemotePath::parse(path).unwrap(), ..entry(0, 2_000) };
         let p = |path: &str| RemotePath::parse(path).unwrap();
         let data = at("in/X.CSV");
-        let listed = Listed::new(&[data.clone(), at("in/X.CSV.DONE"), at("in/y.csv.done"), at("IN/z.done"), at("in/z.done.x")]);
-        assert_eq!(listed.done_file(&data, &p("in/X.CSV.done")), DoneFile::OtherCase("X.CSV.DONE".into()));
-        assert_eq!(listed.done_file(&data, &p("in/X.CSV.DONE")), DoneFile::Present);
-        assert_eq!(listed.done_file(&data, &p("in/Y.CSV.done")), DoneFile::OtherCase("y.csv.done".into()));
-        assert_eq!(listed.done_file(&data, &p("in/z.done")), DoneFile::OtherCase("/IN/z.done".into()));
-        assert_eq!(listed.done_file(&data, &p("in/w.done")), DoneFile::Missing);
+        let listed = Listed::new(&[data.clone(), at("in/X.CSV.DONE"), at("in/y.csv.done"), at("IN/z.done"), at("in/z.done.x")], false);
+        let shows = |done: &str| listed.done_file(&data, &p(done)).1;
+        assert_eq!(shows("in/X.CSV.done"), DoneFile::OtherCase("X.CSV.DONE".into()));
+        assert_eq!(listed.done_file(&data, &p("in/X.CSV.DONE")), (p("in/X.CSV.DONE"), DoneFile::Present));
+        assert_eq!(shows("in/Y.CSV.done"), DoneFile::OtherCase("y.csv.done".into()));
+        assert_eq!(shows("in/z.done"), DoneFile::OtherCase("/IN/z.done".into()));
+        assert_eq!(shows("in/w.done"), DoneFile::Missing);
         let other = DoneFile::OtherCase("X.CSV.DONE".into());
         let r = assess(&Ready::default(), &data, None, 0, Some(("X.CSV.done", &other))).0;
         assert_eq!(
             r,
-            Readiness::NotReady("no done file \"X.CSV.done\" yet (\"X.CSV.DONE\" is there: done-file names are matched exactly)".into())
+            Readiness::NotReady(
+                "no done file \"X.CSV.done\" yet (\"X.CSV.DONE\" is there: done-file names are matched exactly; `source.ignore_case: true` matches them ignoring case)".into()
+            )
         );
+    }
+
+    /// With `source.ignore_case`, a partner varying the case of its names varies it on the
+    /// done file too: `X.CSV.DONE` is `X.CSV`'s done file `X.CSV.done` (under its listed name,
+    /// which is what is moved with the file). Before, `X.CSV` waited for good. Two named like
+    /// it (`x.csv.done` and `X.CSV.DONE`): neither is taken, and the reason names both. Its
+    /// exact name is taken first (`x.csv.done` stays `x.csv`'s beside `X.CSV.DONE`); a folder
+    /// named alike is another folder.
+    #[test]
+    fn with_ignore_case_the_one_done_file_named_like_it_is_taken_and_two_are_not() {
+        let at = |path: &str| Entry { path: RemotePath::parse(path).unwrap(), ..entry(0, 2_000) };
+        let p = |path: &str| RemotePath::parse(path).unwrap();
+        let data = at("in/X.CSV");
+        let listed = Listed::new(&[data.clone(), at("in/X.CSV.DONE"), at("in/y.csv.done"), at("in/Y.CSV.DONE"), at("IN/z.done")], true);
+        assert_eq!(listed.done_file(&data, &p("in/X.CSV.done")), (p("in/X.CSV.DONE"), DoneFile::Present));
+        let two = vec!["Y.CSV.DONE".to_string(), "y.csv.done".to_string()];
+        assert_eq!(listed.done_file(&data, &p("in/Y.CSV.done")), (p("in/Y.CSV.done"), DoneFile::Ambiguous(two.clone())));
+        assert_eq!(listed.done_file(&data, &p("in/y.csv.done")), (p("in/y.csv.done"), DoneFile::Present));
+        assert_eq!(listed.done_file(&data, &p("in/z.done")).1, DoneFile::Missing);
+        assert_eq!(listed.find(&p("in/Z.DONE")), Found::Missing);
+        let r = assess(&Ready::default(), &data, None, 0, Some(("Y.CSV.done", &DoneFile::Ambiguous(two)))).0;
+        assert_eq!(
+            r,
+            Readiness::NotReady(
+                "no done file \"Y.CSV.done\": \"Y.CSV.DONE\" and \"y.csv.done\" are both there, named like it ignoring case (`ignore_case`), so neither is taken for it; remove or rename the ones that are not it".into()
+            )
+        );
+        assert_eq!(names_listed(&["a".into(), "b".into(), "c".into()]), "\"a\", \"b\" and \"c\"");
+        assert_eq!(Readiness::Ready.and(&["x".into()]), Readiness::NotReady("x".into()));
+        assert_eq!(Readiness::NotReady("w".into()).and(&["x".into()]), Readiness::NotReady("w; x".into()));
+        assert_eq!(Readiness::Ready.and(&[]), Readiness::Ready);
     }
 
     /// A done file older than its file may be left from an earlier version: a flow that keeps

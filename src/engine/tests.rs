@@ -1006,6 +1006,45 @@ async fn checksum_and_row_count_files_go_with_their_data_file() {
     assert!(!fx.dst.join("inbox/good.count").exists());
 }
 
+/// With `source.ignore_case`, a partner varying the case of its names varies it on the
+/// companions too: `GOOD.CSV.SHA256` and `Good.Count` are `good.csv`'s checksum and row count,
+/// read, never taken as data (`include: ['*']`), and moved with it under their own names.
+/// Before, they were taken as data and `good.csv` quarantined for a missing checksum. Two
+/// named like `Odd.count` (`ODD.COUNT`, `odd.count`): the file waits, its reason naming both,
+/// and neither is taken as data.
+#[tokio::test]
+async fn with_ignore_case_companions_in_another_case_go_with_their_data_file() {
+    let mut fx = fixture();
+    let steps = "- check: { checksum: sha256 }\n- parse: { format: csv }\n- validate: { row_count_file: \"{{stem}}.count\" }\n";
+    with_steps(&mut fx, steps, "quarantine", None);
+    fx.flow.source.include = globs(&["*"]);
+    fx.flow.source.ignore_case = true;
+    let body = b"id,email\n1,a@x\n2,b@x\n";
+    let sha = hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body));
+    fx.put("in/good.csv", body);
+    fx.put("in/GOOD.CSV.SHA256", format!("{sha}  good.csv\n").as_bytes());
+    fx.put("in/Good.Count", b"2\n");
+    fx.put("in/Odd.csv", body);
+    fx.put("in/Odd.csv.sha256", format!("{sha}  Odd.csv\n").as_bytes());
+    fx.put("in/ODD.COUNT", b"2\n");
+    fx.put("in/odd.count", b"2\n");
+    let r = fx.run().await;
+    assert_eq!((r.counts.seen, r.counts.delivered, r.counts.not_ready, r.quarantined), (2, 1, 1, 0), "{r:#?}");
+    for f in ["good.csv", "GOOD.CSV.SHA256", "Good.Count"] {
+        assert!(fx.src.join("in/processed").join(f).exists(), "{f} moved with its data file");
+    }
+    let odd = r.files.iter().find(|f| f.path == "/in/Odd.csv").unwrap();
+    assert_eq!(
+        odd.detail,
+        "no row-count file \"Odd.count\": \"ODD.COUNT\" and \"odd.count\" are both there, named like it ignoring case (`ignore_case`), \
+         so neither is taken for it; remove or rename the ones that are not it"
+    );
+    for f in ["Odd.csv", "Odd.csv.sha256", "ODD.COUNT", "odd.count"] {
+        assert!(fx.src.join("in").join(f).exists(), "{f} left where it is");
+    }
+    assert_eq!(std::fs::read_dir(fx.dst.join("inbox")).unwrap().count(), 1, "only good.csv delivered");
+}
+
 /// A file quarantined for its records, whose checksum and row-count files went with it to
 /// `after.failure`'s folder, is reprocessed after the fix: its companions are read where they
 /// went. Before, reprocess looked for them at the source, found nothing, and quarantined the

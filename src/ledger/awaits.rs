@@ -219,6 +219,27 @@ impl Ledger {
         })
     }
 
+    /// Moves the await `rec` (of `rec.expected`) to the response path `to`: the response found
+    /// named like it but for case (`response.ignore_case`), under whose name its answer is
+    /// recorded from then on. One transaction: the request's index follows; an await there
+    /// already for another request is replaced, as [`Ledger::register_await`] replaces it —
+    /// unless it is still open (that name answers it): then nothing moves, and `None`.
+    /// Returns the await as moved.
+    pub fn move_await(&self, rec: &AwaitRecord, to: &str) -> Result<Option<AwaitRecord>, LedgerError> {
+        let flow = rec.flow.as_str();
+        self.write(|tx| {
+            let mut awaits = tx.open_table(AWAITS)?;
+            if awaits.get((flow, to))?.is_some_and(|there| there.value().state.is_open()) {
+                return Ok(None);
+            }
+            awaits.remove((flow, rec.expected.as_str()))?;
+            let moved = AwaitRecord { expected: to.to_string(), ..rec.clone() };
+            awaits.insert((flow, to), &moved)?;
+            tx.open_table(AWAIT_REQUESTS)?.insert((flow, rec.request_identity.as_str()), to)?;
+            Ok(Some(moved))
+        })
+    }
+
     /// Stores an await's new state and, in the same transaction, the event it causes, raised
     /// by `run` (the run that looked). Returns the event as recorded (with its sequence number).
     pub fn update_await(
@@ -271,6 +292,25 @@ mod tests {
         l.register_await(&waiting("g", "a.csv", "p=a.csv|s=1", "outbox/a.ack")).unwrap();
         assert_eq!(l.awaits(Some("f")).unwrap().len(), 1);
         assert_eq!(l.awaits(None).unwrap().len(), 2);
+    }
+
+    /// An await answered by a response named like its expected one but for case
+    /// (`response.ignore_case`) moves to the response's name, with its request's index (a
+    /// resumed registration finds it there); never onto another request's open await.
+    #[test]
+    fn an_await_moves_to_the_name_its_response_has_unless_another_open_await_is_there() {
+        let l = Ledger::in_memory().unwrap();
+        let a = waiting("f", "x.csv", "ix", "acks/x.ack");
+        l.register_await(&a).unwrap();
+        let moved = l.move_await(&a, "acks/X.ACK").unwrap().unwrap();
+        assert_eq!(moved, AwaitRecord { expected: "acks/X.ACK".into(), ..a.clone() });
+        assert_eq!(l.awaits(Some("f")).unwrap(), std::slice::from_ref(&moved));
+        assert_eq!(l.register_await(&a).unwrap(), Registered::Existing);
+        assert_eq!(l.awaits(Some("f")).unwrap(), std::slice::from_ref(&moved));
+        let y = waiting("f", "y.csv", "iy", "acks/y.ack");
+        l.register_await(&y).unwrap();
+        assert_eq!(l.move_await(&y, "acks/X.ACK").unwrap(), None);
+        assert_eq!(l.awaited("f", "acks/y.ack").unwrap(), Some(y));
     }
 
     #[test]

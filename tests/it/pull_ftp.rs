@@ -791,3 +791,37 @@ fn a_file_the_login_may_not_read_yet_is_not_ready_over_vsftpd() {
 fn a_file_the_login_may_not_read_yet_is_not_ready_over_pure_ftpd() {
     a_file_the_login_may_not_read_yet_waits_on(Ftpd::pure_ftpd);
 }
+
+/// With `source.ignore_case: true` over FTP (vsftpd), a partner varying the case of its names
+/// varies it on the done file too: `X.CSV.DONE` is `X.CSV`'s `{{name}}.done`, never delivered
+/// as data (`include: ["*"]`), and moved with it to `processed/` under its own name (found by
+/// listing its folder). Before, `X.CSV` waited for good and `X.CSV.DONE` was delivered as a
+/// file. Two named like `z.csv.done`: `z.csv` waits, its reason naming both; one gone, it is
+/// taken.
+#[test]
+fn with_ignore_case_a_done_file_in_another_case_is_taken_and_moved_with_its_file() {
+    let Some(w) = World::new(Ftpd::vsftpd()) else { return };
+    let extra = "after: { success: { move_to: /in/processed } }\n";
+    let flow = w.pull_flow(FtpTls::Explicit, extra);
+    let text = fs::read_to_string(&flow)
+        .unwrap()
+        .replace("include: [\"*.csv\"]\n", "include: [\"*\"]\n  ignore_case: true\n  ready: { done_file: \"{{name}}.done\" }\n");
+    fs::write(&flow, text).unwrap();
+    for name in ["X.CSV", "X.CSV.DONE", "z.csv", "Z.CSV.DONE", "z.csv.Done"] {
+        w.put(&format!("in/{name}"), name.as_bytes());
+    }
+    let (_, r) = w.run_json(&flow);
+    assert_eq!(counts(&r), (1, 1, 0, 0), "{r:#}");
+    let waits = r["files"].as_array().unwrap().iter().find(|f| f["path"] == "/in/z.csv").unwrap();
+    assert!(
+        waits["detail"].as_str().unwrap().starts_with("no done file \"z.csv.done\": \"Z.CSV.DONE\" and \"z.csv.Done\" are both there"),
+        "{r:#}"
+    );
+    assert_eq!(w.files_in(&w.local("sink")), ["X.CSV"]);
+    assert_eq!(w.files_in(&w.remote("in/processed")), ["X.CSV", "X.CSV.DONE"]);
+    fs::remove_file(w.remote("in/z.csv.Done")).unwrap();
+    let (_, r) = w.run_json(&flow);
+    assert_eq!(counts(&r), (0, 1, 0, 0), "{r:#}");
+    assert_eq!(w.files_in(&w.local("sink")), ["X.CSV", "z.csv"]);
+    assert_eq!(w.files_in(&w.remote("in/processed")), ["X.CSV", "X.CSV.DONE", "Z.CSV.DONE", "z.csv"]);
+}

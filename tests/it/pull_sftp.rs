@@ -845,3 +845,40 @@ fn a_resent_file_with_a_255_byte_name_gets_a_second_name_that_fits() {
     assert_eq!(fs::read(w.remote(&format!("in/processed/{second}"))).unwrap(), b"day 2, longer");
     assert!(!w.remote(&format!("in/{long}")).exists());
 }
+
+/// With `source.ignore_case: true` over SFTP, a partner varying the case of its names varies it
+/// on the done file too: `X.CSV.DONE` is `X.CSV`'s `{{name}}.done`, never delivered as data
+/// (`include: ["*"]`), and moved with it to `processed/` under its own name. Before, `X.CSV`
+/// waited for good and `X.CSV.DONE` was delivered as a file. Two named like `z.csv.done`:
+/// `z.csv` waits, its reason naming both, neither delivered; one gone, it is taken.
+#[test]
+fn with_ignore_case_a_done_file_in_another_case_is_taken_and_moved_with_its_file() {
+    let Some(w) = World::new() else { return };
+    let flow =
+        w.flow("  ignore_case: true\n  ready: { done_file: \"{{name}}.done\" }\n", "after: { success: { move_to: /in/processed } }\n");
+    fs::write(&flow, fs::read_to_string(&flow).unwrap().replace("include: [\"*.csv\"]", "include: [\"*\"]")).unwrap();
+    for name in ["X.CSV", "X.CSV.DONE", "z.csv", "Z.CSV.DONE", "z.csv.Done"] {
+        w.put(&format!("in/{name}"), name.as_bytes());
+    }
+    let (_, r) = w.run_json(&flow);
+    assert_eq!(counts(&r), (1, 1, 0, 0), "{r:#}");
+    let waits = r["files"].as_array().unwrap().iter().find(|f| f["path"] == "/in/z.csv").unwrap();
+    assert_eq!(
+        waits["detail"],
+        "no done file \"z.csv.done\": \"Z.CSV.DONE\" and \"z.csv.Done\" are both there, named like it ignoring case (`ignore_case`), \
+         so neither is taken for it; remove or rename the ones that are not it"
+    );
+    assert_eq!(w.sink_files(), ["X.CSV"]);
+    let processed = |w: &World| {
+        let mut v: Vec<String> =
+            fs::read_dir(w.remote("in/processed")).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        v.sort();
+        v
+    };
+    assert_eq!(processed(&w), ["X.CSV", "X.CSV.DONE"]);
+    fs::remove_file(w.remote("in/z.csv.Done")).unwrap();
+    let (_, r) = w.run_json(&flow);
+    assert_eq!(counts(&r), (0, 1, 0, 0), "{r:#}");
+    assert_eq!(w.sink_files(), ["X.CSV", "z.csv"]);
+    assert_eq!(processed(&w), ["X.CSV", "X.CSV.DONE", "Z.CSV.DONE", "z.csv"]);
+}

@@ -175,3 +175,35 @@ fn an_ack_the_ftp_server_will_not_delete_answers_its_await() {
     let (code, r) = w.json(&["run"]);
     assert_eq!((code, responses(&r, "state")), (0, Vec::<String>::new()), "{r:#}");
 }
+
+/// With `response.ignore_case: true` over FTP (vsftpd), the partner answering `a.csv` with
+/// `A.ACK` answers the request awaiting `a.ack`, as `wharf plan` foresees: delivered, removed
+/// from the server, the await recorded under `A.ACK`. Before, it waited until it expired.
+#[test]
+fn with_ignore_case_an_ack_in_another_case_answers_its_request() {
+    let Some(w) = World::new(Ftpd::vsftpd()) else { return };
+    let flow = w.flow();
+    fs::write(
+        &flow,
+        fs::read_to_string(&flow).unwrap().replace("response:\n  path: /outbox\n", "response:\n  path: /outbox\n  ignore_case: true\n"),
+    )
+    .unwrap();
+    fs::write(w.local("outbox/a.csv"), "order\n").unwrap();
+    let (code, r) = w.json(&["run"]);
+    assert_eq!((code, responses(&r, "state")), (0, vec!["waiting".to_string()]), "{r:#}");
+    w.answer("A.ACK", "ack a", Duration::from_secs(5));
+    let (code, p) = w.json(&["plan"]);
+    assert_eq!(
+        (code, responses(&p, "becomes"), responses(&p, "expected")),
+        (0, vec!["answered".to_string()], vec!["outbox/A.ACK".to_string()]),
+        "{p:#}"
+    );
+    let (code, r) = w.json(&["run"]);
+    assert_eq!(
+        (code, responses(&r, "state"), responses(&r, "expected")),
+        (0, vec!["answered".to_string()], vec!["outbox/A.ACK".to_string()]),
+        "{r:#}"
+    );
+    assert_eq!(fs::read_to_string(w.local("acks/A.ACK")).unwrap(), "ack a");
+    assert!(!w.remote("outbox/A.ACK").exists());
+}

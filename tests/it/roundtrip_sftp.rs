@@ -557,3 +557,39 @@ fn an_ack_the_server_will_not_let_go_answers_its_await_and_is_deleted_once_it_ma
     let text = String::from_utf8_lossy(&w.wharf().args(["awaits", "orders"]).output().unwrap().stdout).to_string();
     assert!(!text.contains("note:"), "{text}");
 }
+
+/// With `response.ignore_case: true` over SFTP, the partner answering `x.csv` with `X.ACK`
+/// answers the request awaiting `x.ack` (before, it waited until it expired): delivered,
+/// removed from the server, and the await recorded under `X.ACK`. Two named like `y.ack`
+/// (`Y.ACK`, `y.Ack`): neither answers, the report says why; one gone, the other answers.
+#[test]
+fn with_ignore_case_an_ack_in_another_case_answers_its_request() {
+    let Some(w) = World::new() else { return };
+    let flow = w.flow("{{stem}}.ack", "30m");
+    fs::write(
+        &flow,
+        fs::read_to_string(&flow).unwrap().replace("response:\n  path: /outbox\n", "response:\n  path: /outbox\n  ignore_case: true\n"),
+    )
+    .unwrap();
+    for o in ["x", "y"] {
+        fs::write(w.local(&format!("outbox/{o}.csv")), "order\n").unwrap();
+    }
+    let (code, r) = w.run(&flow);
+    assert_eq!((code, states(&r)), (0, vec!["waiting", "waiting"]), "{r:#}");
+    w.answer("X.ACK", "ack x");
+    w.answer("Y.ACK", "ack y");
+    w.answer("y.Ack", "ack y again");
+    let (code, r) = w.run(&flow);
+    assert_eq!(code, 0, "{r:#}");
+    let of = |request: &str| r["responses"].as_array().unwrap().iter().find(|x| x["request"] == request).unwrap().clone();
+    let (x, y) = (of("x.csv"), of("y.csv"));
+    assert_eq!((x["state"].as_str(), x["expected"].as_str()), (Some("answered"), Some("outbox/X.ACK")), "{r:#}");
+    assert_eq!(fs::read_to_string(w.local("acks/X.ACK")).unwrap(), "ack x");
+    assert!(!w.remote("outbox/X.ACK").exists());
+    assert_eq!(y["state"], "waiting", "{r:#}");
+    assert!(y["detail"].as_str().unwrap().contains("\"Y.ACK\" and \"y.Ack\" are both there, named like it ignoring case"), "{r:#}");
+    fs::remove_file(w.remote("outbox/y.Ack")).unwrap();
+    let (code, r) = w.run(&flow);
+    assert_eq!((code, states(&r)), (0, vec!["answered"]), "{r:#}");
+    assert_eq!(fs::read_to_string(w.local("acks/Y.ACK")).unwrap(), "ack y");
+}

@@ -105,7 +105,7 @@ impl Checker<'_, '_> {
             self.problem(format!("{AT}/expire_after"), "must be longer than `deadline`: a response is given up only after it is overdue");
         }
         let every_pattern = vec!["*".to_string()];
-        let every = self.globs(AT, &every_pattern, false);
+        let every = self.globs(AT, &every_pattern, raw.ignore_case);
         let response_source = match (endpoint, path, every) {
             (Some(endpoint), Some(path), Some(include)) => Some(Source {
                 endpoint,
@@ -114,7 +114,7 @@ impl Checker<'_, '_> {
                 include_patterns: every_pattern,
                 include_hidden: globset::GlobSet::empty(),
                 exclude: globset::GlobSet::empty(),
-                ignore_case: false,
+                ignore_case: raw.ignore_case,
                 any_case: None,
                 recursive: false,
                 max_depth: 1,
@@ -192,9 +192,11 @@ impl Checker<'_, '_> {
             let Ok(delivered) = s.name.render(&vars("a.csv")) else { continue };
             let Ok(expected) = name.render(&vars(&delivered)) else { continue };
             let trigger = s.trigger.as_ref().and_then(|t| t.render(&vars(&delivered)).ok());
-            let what = if expected == delivered {
+            // Alike but for case is alike, to a response matched ignoring case.
+            let key = |n: &str| rs.name_key(n).into_owned();
+            let what = if key(&expected) == key(&delivered) {
                 "the request itself"
-            } else if trigger.as_deref() == Some(expected.as_str()) {
+            } else if trigger.as_deref().map(key) == Some(key(&expected)) {
                 "the request's trigger file"
             } else {
                 continue;

@@ -767,6 +767,19 @@ pub(super) async fn dispose_companions(cx: &Ctx<'_>, entry: &Entry, disp: &Dispo
     }
     let rel = entry.path.strip_prefix(&cx.flow.source.path).unwrap_or_else(|| entry.path.name());
     for c in super::discover::companions_of(&cx.flow.source, cx.flow.steps.as_ref(), entry, rel, cx.now) {
+        // Under the name it has there (`source.ignore_case`: maybe in another case).
+        let c = match super::discover::locate(&*cx.source, &cx.flow.source, &c).await {
+            Ok(super::discover::Located::At(c)) => c,
+            Ok(super::discover::Located::Ambiguous(names)) => {
+                let names = super::ready::names_listed(&names);
+                tracing::warn!(flow = %cx.flow.name, path = %c, data = %entry.path, names = %names, "Not disposing of a file that goes with a data file: more than one file is named like it ignoring case.");
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!(flow = %cx.flow.name, path = %c, data = %entry.path, error = %e, "Could not dispose of a file that goes with a data file (done file, checksum or row count).");
+                continue;
+            }
+        };
         if let Err(e) = disposition::apply(&*cx.source, &c, disp, None).await {
             tracing::warn!(flow = %cx.flow.name, path = %c, data = %entry.path, error = %e, "Could not dispose of a file that goes with a data file (done file, checksum or row count).");
         }
