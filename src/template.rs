@@ -232,6 +232,13 @@ impl NameTemplate {
         }
     }
 
+    /// Whether the text changes with the sub-folder the file is in (`{{rel_dir}}`): a sink
+    /// folder that does keeps a recursive source's tree.
+    pub fn varies_by_folder(&self) -> bool {
+        let of = |rel_dir| self.render(&NameVars::new("a.csv", rel_dir, 1, 1, UNIX_EPOCH)).ok();
+        of("a") != of("b")
+    }
+
     /// Whether the name changes from one run to the next for the same file (`{{run}}`, the
     /// `date` helper).
     pub fn varies_by_run(&self) -> bool {

@@ -280,8 +280,8 @@ pub fn print_summary(r: &RunReport) {
     if r.quarantined > 0 || r.records.read > 0 {
         let k = &r.records;
         outln!(
-            "  {} quarantined; records: {} read, {} valid, {} rejected, {} skipped, {} written",
-            r.quarantined,
+            "  {}; records: {} read, {} valid, {} rejected, {} skipped, {} written",
+            quarantined_figure(r),
             k.read,
             k.valid,
             k.rejected,
@@ -303,14 +303,23 @@ pub fn print_summary(r: &RunReport) {
 /// `seen`: their `responses:` lines say why): `2 failed`, `1 failed (a response)`, `3 failed
 /// (1 of them a response)`.
 fn failed_figure(r: &RunReport) -> String {
-    let failed = r.counts.failed;
-    let responses = r.responses.iter().filter(|r| r.failed()).count();
+    of_responses(r.counts.failed, r.responses.iter().filter(|r| r.failed()).count(), "failed")
+}
+
+/// The run's `quarantined` figure, as [`failed_figure`] says its responses: `1 quarantined (a
+/// response)`.
+fn quarantined_figure(r: &RunReport) -> String {
+    of_responses(r.quarantined, r.responses.iter().filter(|r| r.quarantined()).count(), "quarantined")
+}
+
+/// `total` files `what` (`failed`), `responses` of them responses.
+fn of_responses(total: u32, responses: usize, what: &str) -> String {
     match responses {
-        0 => format!("{failed} failed"),
-        1 if failed == 1 => "1 failed (a response)".to_string(),
-        n if u32::try_from(n).is_ok_and(|n| n == failed) => format!("{failed} failed (responses)"),
-        1 => format!("{failed} failed (1 of them a response)"),
-        n => format!("{failed} failed ({n} of them responses)"),
+        0 => format!("{total} {what}"),
+        1 if total == 1 => format!("1 {what} (a response)"),
+        n if u32::try_from(n).is_ok_and(|n| n == total) => format!("{total} {what} (responses)"),
+        1 => format!("{total} {what} (1 of them a response)"),
+        n => format!("{total} {what} ({n} of them responses)"),
     }
 }
 

@@ -204,21 +204,34 @@ fn refuse_name_clashes(flows: &mut [FlowStatus]) -> Vec<usize> {
 /// that file's, and says which: their indexes. Their rows show no schedule or history: those
 /// are the other flow's (was: shown as theirs).
 fn name_also_used(flows: &mut [FlowStatus], clashes: &[usize]) -> Vec<usize> {
-    let loaded: Vec<(PathBuf, String)> =
-        flows.iter().filter(|f| f.problem.is_none()).filter_map(|f| Some((f.file.clone()?, f.name.clone()))).collect();
+    let with_file = |f: &FlowStatus| Some((f.file.clone()?, f.name.clone()));
+    let loaded: Vec<(PathBuf, String)> = flows.iter().filter(|f| f.problem.is_none()).filter_map(with_file).collect();
+    // The files that do not load: of those giving one name no flow has, the first by path
+    // shows its history (`config::name_shown_by`).
+    let broken: Vec<(PathBuf, String)> =
+        flows.iter().enumerate().filter(|(i, f)| f.problem.is_some() && !clashes.contains(i)).filter_map(|(_, f)| with_file(f)).collect();
     let mut alone = Vec::new();
     for (i, f) in flows.iter_mut().enumerate() {
         let (Some(file), Some(problem)) = (&f.file, &f.problem) else { continue };
         if clashes.contains(&i) {
             continue;
         }
-        let owner = crate::config::name_owner(file, &f.name, loaded.iter().map(|(p, n)| (p.as_path(), n.as_str())));
-        if let Some(owner) = owner {
-            f.problem = Some(format!("{problem}; {}", crate::config::name_also_used(&f.name, owner)));
-            alone.push(i);
-        }
+        let why = match crate::config::name_owner(file, &f.name, pairs(&loaded)) {
+            Some(owner) => crate::config::name_also_used(&f.name, owner),
+            None => match crate::config::name_shown_by(file, &f.name, pairs(&broken)) {
+                Some(first) => crate::config::name_shown_beside(&f.name, first),
+                None => continue,
+            },
+        };
+        f.problem = Some(format!("{problem}; {why}"));
+        alone.push(i);
     }
     alone
+}
+
+/// Each file with the name its flow gives, as [`crate::config::name_owner`] takes them.
+fn pairs(v: &[(PathBuf, String)]) -> impl Iterator<Item = (&Path, &str)> {
+    v.iter().map(|(p, n)| (p.as_path(), n.as_str()))
 }
 
 /// What `status` says without a flows folder `dir`, in one sentence: the flows the ledger
@@ -629,7 +642,8 @@ mod tests {
     /// A file that does not load giving the name of another file's loaded flow (in either
     /// order in the folder): its row shows only its file and its problem, saying the name is
     /// the other file's, never that flow's schedule or runs (was: shown as its own). A broken
-    /// file whose name no loaded flow has keeps the history of that name.
+    /// file whose name no loaded flow has keeps the history of that name; of two such files,
+    /// the first by path (the other says so: both showed it).
     #[test]
     fn a_file_that_does_not_load_under_a_loaded_flows_name_shows_none_of_its_history() {
         let dir = tempfile::tempdir().unwrap();
@@ -668,6 +682,14 @@ source: 3
 ",
         )
         .unwrap();
+        // Another broken file giving `lone`: the history is shown once, beside lone.yaml.
+        std::fs::write(
+            flows.join("m-lone.yaml"),
+            "name: lone
+source: 4
+",
+        )
+        .unwrap();
         let global = Global::new(&dir.path().join("state"));
         std::fs::create_dir(&global.state_dir).unwrap();
         let ledger = Ledger::open(&super::super::state::ledger_path(&global)).unwrap();
@@ -691,6 +713,9 @@ source: 3
         assert!(good.last_run.is_some() && good.problem.is_none() && good.schedule.is_some(), "{good:?}");
         let lone = row("lone.yaml");
         assert!(lone.last_run.is_some() && !lone.problem.as_deref().unwrap().contains("also"), "{lone:?}");
+        let other = row("m-lone.yaml");
+        let beside = crate::config::name_shown_beside("lone", &flows.join("lone.yaml"));
+        assert!(other.last_run.is_none() && other.problem.as_deref().unwrap().ends_with(&format!("; {beside}")), "{other:?}");
     }
 
     /// A flow file that does not load is named as `wharf serve` names it, and its history

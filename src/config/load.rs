@@ -288,6 +288,24 @@ pub fn name_owner<'a>(file: &Path, name: &str, loaded: impl IntoIterator<Item = 
     loaded.into_iter().find(|(other, n)| *other != file && *n == name).map(|(other, _)| other)
 }
 
+/// For a flow file that does not load and gives `name`, which no flow in force has
+/// ([`name_owner`] finds none): the file among `broken` (each file that does not load with the
+/// name it gives) whose row shows that name's history, when it is another file. One row shows
+/// it, beside the first file by path; the others say which (was: every such file showed it
+/// as its own). One rule for `wharf serve` and `wharf status`.
+pub fn name_shown_by<'a>(file: &Path, name: &str, broken: impl IntoIterator<Item = (&'a Path, &'a str)>) -> Option<&'a Path> {
+    broken.into_iter().filter(|(_, n)| *n == name).map(|(p, _)| p).min().filter(|first| *first != file)
+}
+
+/// What the row of a flow file that does not load adds to its problem when another file that
+/// does not load gives its `name:` too and shows that name's history ([`name_shown_by`]).
+pub fn name_shown_beside(name: &str, first: &Path) -> String {
+    format!(
+        "its flow name `{name}` is also given by {}, which does not load either; that name's runs are shown in that row",
+        first.display()
+    )
+}
+
 /// What the row of a flow file that does not load adds to its problem when its `name:` is
 /// another file's flow's ([`name_owner`]): that the schedule and runs shown for that name are
 /// not this file's.

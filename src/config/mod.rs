@@ -38,7 +38,7 @@ pub use diagnostic::{Diagnostic, Problem};
 pub use flow::Flow;
 pub use load::{
     find_flows, load_flow, load_flow_str, load_flow_str_with_env, load_flow_to_read, load_flow_with_warnings, name_also_used, name_in_file,
-    name_owner, name_taken, unloaded_name,
+    name_owner, name_shown_beside, name_shown_by, name_taken, unloaded_name,
 };
 pub use reference::flow_reference_markdown;
 pub use schema::flow_schema;

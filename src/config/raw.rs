@@ -420,7 +420,11 @@ pub struct RawSource {
     #[serde(default)]
     pub ignore_case: bool,
     /// Descend into sub-folders, up to `max_depth` levels below `path`. A sub-folder the login
-    /// may not read is skipped with a warning (the source folder itself stops the run).
+    /// may not read is skipped with a warning (the source folder itself stops the run). Files
+    /// are delivered by name, flat: `/in/a/x.csv` and `/in/b/x.csv` both as `x.csv` (one per
+    /// run; with `if_exists: rename` the second as `x-1.csv`) unless a sink keeps the tree
+    /// with `path: "/out/{{rel_dir}}"`; a sink that sets neither is warned of (`name:
+    /// "{{name}}"` says flat is meant).
     #[serde(default)]
     pub recursive: bool,
     /// Deepest sub-folder level visited when `recursive` (1 = direct sub-folders).
@@ -538,16 +542,22 @@ pub struct RawSink {
     /// Name of an endpoint in `endpoints`.
     pub endpoint: String,
     /// Target folder, relative to the endpoint root; created when missing. May be a name
-    /// template (`/inbox/{{date "YYYY"}}`); `..` is refused.
+    /// template (`/inbox/{{date "YYYY"}}`); `..` is refused. `/inbox/{{rel_dir}}` keeps a
+    /// `recursive` source's tree: `/in/a/x.csv` goes to `/inbox/a/x.csv` (sub-folders created
+    /// as needed, always under `/inbox`), `/in/x.csv` to `/inbox/x.csv`.
     #[serde(default = "default_sink_path")]
     pub path: String,
     /// Target file name template (Handlebars). Variables: `name`, `stem`, `ext`, `rel_dir`,
     /// `size`, `run`; helper `date` (`{{date "YYYYMMDD"}}`, run start time, UTC). `ext` is
     /// the last extension without its dot, empty when there is none; a `.` written right
     /// before `{{ext}}` is left out with it, in every name template: `{{stem}}-{{run}}.{{ext}}`
-    /// names `README` `README-7`, not `README-7.`.
-    #[serde(default = "default_name")]
-    pub name: String,
+    /// names `README` `README-7`, not `README-7.`. A plain file name, never a path: to keep a
+    /// `recursive` source's sub-folders, put `{{rel_dir}}` into `path` instead. Not set with a
+    /// `recursive` source, a warning says that files of sub-folders arrive side by side under
+    /// their own names; writing `name: "{{name}}"` says that is meant.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(with = "String", extend("default" = "{{name}}"))]
+    pub name: Option<String>,
     /// Name template the file is written under before the final rename (same variables as
     /// `name`; must differ from it). By default `.{{name}}.FLOW.part`, FLOW being the flow's
     /// name: hidden, and never the temporary file of another flow sending a file of the same
@@ -747,7 +757,8 @@ fn default_command_timeout() -> String {
 fn default_sink_path() -> String {
     "/".into()
 }
-fn default_name() -> String {
+/// The name of a sink that sets none: the file's own.
+pub(super) fn default_name() -> String {
     "{{name}}".into()
 }
 /// The temporary name of a sink that sets none, in flow `flow`: hidden, and the flow's own.

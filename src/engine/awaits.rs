@@ -67,6 +67,12 @@ impl ResponseReport {
     pub fn failed(&self) -> bool {
         self.file.as_ref().is_some_and(|f| f.outcome == Outcome::Failed)
     }
+
+    /// The response was taken in this run and refused by the response's steps: put aside in
+    /// quarantine.
+    pub fn quarantined(&self) -> bool {
+        self.file.as_ref().is_some_and(|f| f.outcome == Outcome::Quarantined)
+    }
 }
 
 /// The endpoints the flow's response needs, to be opened with the flow's own.
@@ -2115,6 +2121,8 @@ mod tests {
         assert_eq!(resp.state, AwaitState::Rejected, "{r:#?}");
         assert!(resp.detail.starts_with(&format!("REJECTED in run {}: refused by the response's steps", r.run)), "{}", resp.detail);
         assert_eq!(resp.file.as_ref().map(|f| f.outcome), Some(Outcome::Quarantined), "{r:#?}");
+        // Counted as the run's files are: the summary, `wharf runs` and the metrics say it.
+        assert_eq!((r.quarantined, r.counts.failed), (1, 0), "{r:#?}");
         assert!(d.join("partner/outbox/a.ack").exists(), "kept where the partner put it");
         assert!(d.join("partner/refused/a.ack").exists() && !d.join("acks/a.ack").exists());
         let events = ledger.events(Some("rt"), 0, 10).unwrap();

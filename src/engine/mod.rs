@@ -270,13 +270,19 @@ fn log_finished(flow: &str, rec: &RunRecord, idle: bool) {
 
 impl RunReport {
     /// Ends the report of a run whose files (and responses) are all in it: counts its
-    /// responses that failed and gives it its status. A response that could not be taken (or
-    /// disposed of) is a file of the run that failed, as [`close_interrupted`] counts it: in
-    /// `failed`, so the summary, `wharf runs`, the run's JSON and the metrics say the run
-    /// failed for it, as its status and exit code do.
+    /// responses that failed or were quarantined and gives it its status. A response that
+    /// could not be taken (or disposed of) is a file of the run that failed, as
+    /// [`close_interrupted`] counts it: in `failed`, so the summary, `wharf runs`, the run's
+    /// JSON and the metrics say the run failed for it, as its status and exit code do. One
+    /// its steps refused is in `quarantined` (and its records in `records`) the same way.
     fn conclude(&mut self) {
-        let responses_failed = u32::try_from(self.responses.iter().filter(|r| r.failed()).count()).unwrap_or(u32::MAX);
-        self.counts.failed = self.counts.failed.saturating_add(responses_failed);
+        let count = |of: fn(&ResponseReport) -> bool| u32::try_from(self.responses.iter().filter(|r| of(r)).count()).unwrap_or(u32::MAX);
+        let (failed, quarantined) = (count(ResponseReport::failed), count(ResponseReport::quarantined));
+        for r in self.responses.iter().filter_map(|r| r.file.as_ref()?.records.as_ref()) {
+            self.records.add(r);
+        }
+        self.counts.failed = self.counts.failed.saturating_add(failed);
+        self.quarantined = self.quarantined.saturating_add(quarantined);
         self.status = if self.error.is_some() {
             RunStatus::Aborted
         } else if self.counts.failed > 0 {
@@ -386,7 +392,8 @@ fn finish(ledger: &Ledger, flow: &Flow, rec: &mut RunRecord, report: &RunReport)
     rec.counts = report.counts;
     rec.error = report.error.clone();
     rec.finished = Some(now_millis());
-    if flow.steps.is_some() {
+    // A flow whose responses alone have steps has content totals too (its responses').
+    if flow.steps.is_some() || flow.response.as_ref().is_some_and(|r| r.flow.steps.is_some()) {
         ledger.put_run_content(&flow.name, rec.id, &RunContent { quarantined: report.quarantined, records: report.records })?;
     }
     let now = now_millis();

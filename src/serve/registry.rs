@@ -123,8 +123,15 @@ impl Registry {
         }
         let name = slot.name();
         let loaded = self.slots.values().filter_map(|s| s.flow.as_ref().map(|f| (s.file.as_path(), f.name.as_str())));
-        let owner = config::name_owner(&slot.file, &name, loaded)?;
         let problem = slot.problem.clone().unwrap_or_default();
+        let Some(owner) = config::name_owner(&slot.file, &name, loaded) else {
+            // No flow has the name: of the files that do not load and give it, the first
+            // shows its history.
+            let given: Vec<(&Path, String)> =
+                self.slots.values().filter(|s| s.flow.is_none() && s.clash.is_none()).map(|s| (s.file.as_path(), s.name())).collect();
+            let first = config::name_shown_by(&slot.file, &name, given.iter().map(|(p, n)| (*p, n.as_str())))?;
+            return Some(format!("{problem}; {}", config::name_shown_beside(&name, first)));
+        };
         // A clash's problem already names the other file (`config::name_taken`).
         Some(if slot.clash.is_some() { problem } else { format!("{problem}; {}", config::name_also_used(&name, owner)) })
     }
@@ -444,6 +451,13 @@ source: 3
             assert!(alone.starts_with(slot.problem.as_deref().unwrap()) && alone.ends_with(&format!("; {also}")), "{alone}");
         }
         std::fs::remove_file(d.join("b.yaml")).unwrap();
+        r.rescan();
+        // The name's history is a.yaml's row's, the first by path; c.yaml says so.
+        let alone = |file: &str| r.alone(r.slots().find(|s| s.file == d.join(file)).unwrap());
+        assert_eq!(alone("a.yaml"), None);
+        let c = alone("c.yaml").unwrap();
+        assert!(c.ends_with(&format!("; {}", config::name_shown_beside("trig", &d.join("a.yaml")))), "{c}");
+        std::fs::remove_file(d.join("a.yaml")).unwrap();
         r.rescan();
         assert!(r.slots().all(|s| r.alone(s).is_none()));
     }

@@ -390,6 +390,52 @@ fn failed_sink_is_retried_alone() {
     assert_eq!(names(&w.local("sent")), ["a.csv"]);
 }
 
+/// A recursive push whose sinks put `{{rel_dir}}` into their folder keeps the tree, on the
+/// partner's SFTP server and in a local folder: sub-folders are made as needed, files at the
+/// top go into the folder itself. The same flow with a plain folder and no `name` is warned of
+/// by `wharf validate` at the line of `recursive`.
+#[test]
+fn a_recursive_push_keeps_its_tree_with_rel_dir_in_the_sink_folder() {
+    let Some(w) = World::new(Partner::sftp()) else { return };
+    for (rel, body) in [("x.csv", "top"), ("a/x.csv", "a"), ("b/x.csv", "b"), ("a/deep/y.csv", "deep")] {
+        let p = w.local(&format!("outbox/{rel}"));
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, body).unwrap();
+    }
+    let flow = |sinks: &str| {
+        let yaml = format!(
+            "name: tree\nendpoints:\n  partner:\n{ep}  here:\n    type: local\n    root: {root:?}\nsource:\n  endpoint: here\n  path: /outbox\n  recursive: true\nsinks:\n{sinks}",
+            ep = w.partner.yaml(),
+            root = w.dir.path().display().to_string(),
+        );
+        let p = w.local("flow.yaml");
+        fs::write(&p, yaml).unwrap();
+        p
+    };
+    let flat = flow("  - endpoint: partner\n    path: /inbox\n");
+    let out = support::wharf(&w.local("state")).arg("validate").arg(&flat).output().unwrap();
+    let t = ok(&out);
+    let line = fs::read_to_string(&flat).unwrap().lines().position(|l| l.contains("recursive: true")).unwrap() + 1;
+    assert!(
+        t.contains(&format!(
+            "{}:{line}:14: warning: files of sub-folders are delivered by sink 0 (`partner`) side by side",
+            flat.display()
+        )) && t.contains("give the sink `path: \"/inbox/{{rel_dir}}\"`"),
+        "{t}"
+    );
+
+    let tree = flow("  - endpoint: partner\n    path: \"/inbox/{{rel_dir}}\"\n  - endpoint: here\n    path: \"/archive/{{rel_dir}}\"\n");
+    let out = support::wharf(&w.local("state")).arg("validate").arg(&tree).output().unwrap();
+    assert!(!ok(&out).contains("warning"), "{}", text(&out));
+    ok(&w.run(&tree));
+    for root in [w.remote("inbox"), w.local("archive")] {
+        assert_eq!(names(&root), ["a", "b", "x.csv"], "{}", root.display());
+        assert_eq!(names(&root.join("a")), ["deep", "x.csv"]);
+        let read = |rel: &str| fs::read_to_string(root.join(rel)).unwrap();
+        assert_eq!([read("x.csv"), read("a/x.csv"), read("b/x.csv"), read("a/deep/y.csv")], ["top", "a", "b", "deep"]);
+    }
+}
+
 /// `source.command`: the export's output is sent; a failing export aborts the run with its
 /// exit status and stderr, and leaves nothing behind.
 #[test]

@@ -156,6 +156,36 @@ fn an_ack_is_awaited_across_runs_then_matched_delivered_and_removed() {
     assert!(text.contains("answered") && text.contains("/outbox/order_1.ack") && text.contains("/order_1.csv"), "{text}");
 }
 
+/// A response its steps refuse is put aside in quarantine, and the run counts it so: in the
+/// report's `quarantined`, in `wharf runs` (JSON and text), as a file of
+/// the run's own would be. (It said 0 quarantined: only the flow's files were counted.)
+#[test]
+fn a_response_put_aside_in_quarantine_is_counted_quarantined() {
+    let Some(w) = World::new() else { return };
+    let flow = w.flow("{{stem}}.ack", "30m");
+    let yaml = fs::read_to_string(&flow).unwrap().replace(
+        "  after: delete\n",
+        "  steps: [ { check: { non_empty: true } } ]\n  quarantine: { endpoint: partner, path: /refused }\n  after: delete\n",
+    );
+    fs::write(&flow, yaml).unwrap();
+    fs::write(w.local("outbox/order_1.csv"), "id;qty\n1;2\n").unwrap();
+    let (code, r) = w.run(&flow);
+    assert_eq!((code, states(&r)), (0, vec!["waiting"]), "{r:#}");
+
+    w.answer("order_1.ack", "");
+    let (code, r) = w.run(&flow);
+    assert_eq!((states(&r), r["responses"][0]["file"]["outcome"].as_str()), (vec!["rejected"], Some("quarantined")), "{r:#}");
+    assert_eq!((code, r["quarantined"].as_u64(), r["counts"]["failed"].as_u64()), (0, Some(1), Some(0)), "{r:#}");
+    assert!(w.remote("refused/order_1.ack").exists(), "the copy is in quarantine");
+    let runs = w.list("runs");
+    let last = runs.iter().find(|x| x["id"] == r["run"]).unwrap_or_else(|| panic!("{runs:#?}"));
+    assert_eq!(last["quarantined"].as_u64(), Some(1), "{last:#}");
+    let text = String::from_utf8_lossy(&w.wharf().args(["runs", "orders"]).output().unwrap().stdout).to_string();
+    let row = text.lines().find(|l| l.trim_start().starts_with(&r["run"].to_string())).unwrap_or_else(|| panic!("{text}"));
+    // run, flow, started (2), took, status, seen, wait, deliv, skip, fail, quar.
+    assert_eq!(row.split_whitespace().nth(11), Some("1"), "{text}");
+}
+
 /// `a.csv` and `a.xml` both expect `a.ack`: `a.xml` stays in the outbox until `a.csv`'s ack
 /// came. `b.csv` finds somebody's `b.csv` in the partner's inbox, left as it was (`if_exists:
 /// skip`): not sent, so no ack awaited (an old `b.ack` there is not taken for it).

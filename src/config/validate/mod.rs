@@ -174,6 +174,9 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>, k
     {
         c.problem("/source/command", "writes into the source folder, so the source endpoint must be `type: local`");
     }
+    // The sinks that set no `name` (whether files of a recursive source arrive flat by choice).
+    let unnamed: Vec<usize> =
+        sections.sinks.iter().flatten().enumerate().filter(|(_, s)| s.as_ref().is_some_and(|s| s.name.is_none())).map(|(i, _)| i).collect();
     let sinks = sections.sinks.map(|sinks| {
         if sinks.is_empty() {
             c.problem("/sinks", "must not be empty: a flow needs at least one sink");
@@ -194,6 +197,9 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>, k
                 );
             }
         }
+    }
+    if let (Some(src), Some(sinks)) = (&source, &sinks) {
+        c.flattened(src, sinks, &unnamed);
     }
     if let Some(sinks) = &sinks {
         let built: Vec<(usize, &Sink)> = sinks.iter().enumerate().filter_map(|(i, s)| Some((i, s.as_ref()?))).collect();
@@ -470,7 +476,14 @@ impl Checker<'_, '_> {
         self.ok(
             path,
             check_name(&sample).map_err(|e| {
-                format!("template `{}` must give a plain file name: for a file named sample.csv, {e}", crate::text::visible(text))
+                // `{{rel_dir}}/{{name}}`, meant to keep a recursive source's tree: the folder
+                // part has a setting of its own.
+                let folder = if sample.contains('/') {
+                    "; a name holds no folder: folders go into `path` (`{{rel_dir}}` there keeps the sub-folders of a recursive source, as `path: \"/out/{{rel_dir}}\"`)"
+                } else {
+                    ""
+                };
+                format!("template `{}` must give a plain file name: for a file named sample.csv, {e}{folder}", crate::text::visible(text))
             }),
         )?;
         Some(t)

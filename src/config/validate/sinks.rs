@@ -25,9 +25,10 @@ impl Checker<'_, '_> {
             }
             Some(t)
         });
-        let name = self.name_template(&format!("{at}/name"), &s.name);
+        let written = s.name.unwrap_or_else(crate::config::raw::default_name);
+        let name = self.name_template(&format!("{at}/name"), &written);
         if let Some(t) = &name {
-            self.named_without_extension(&format!("{at}/name"), &s.name, t);
+            self.named_without_extension(&format!("{at}/name"), &written, t);
         }
         if s.if_exists == IfExists::Skip
             && let (Some(dir), Some(file)) = (&path, &name)
@@ -44,7 +45,7 @@ impl Checker<'_, '_> {
                     format!("{at}/if_exists"),
                     format!(
                         "`{}` is every file's name on this sink, and `skip` counts a file delivered, unsent, while a file of that name is there: a file arriving before the partner took the one before is dropped (its source disposed of as delivered). `fail` keeps it at the source until the name is free; `rename` gives it a name of its own",
-                        crate::text::visible(&s.name)
+                        crate::text::visible(&written)
                     ),
                 );
             }
@@ -57,7 +58,7 @@ impl Checker<'_, '_> {
         } else {
             let temp_name = s.temp_name.unwrap_or_else(|| crate::config::raw::default_temp_name(&self.flow));
             let spaceless = |t: &str| t.split_whitespace().collect::<String>();
-            if spaceless(&temp_name) == spaceless(&s.name) {
+            if spaceless(&temp_name) == spaceless(&written) {
                 self.problem(
                     format!("{at}/temp_name"),
                     format!(
@@ -123,6 +124,35 @@ impl Checker<'_, '_> {
                         Disposition::Delete => "`delete`",
                         _ => "`move_to`",
                     }
+                ),
+            );
+        }
+    }
+}
+
+impl Checker<'_, '_> {
+    /// A `recursive` source with a sink (one of `unnamed`, those that set no `name`) whose
+    /// folder is the same for every sub-folder: its files arrive side by side under their own
+    /// names, `a/x.csv` and `b/x.csv` both as `x.csv`. Warned of at `source.recursive` with
+    /// the folder that keeps the tree, unless the sink says so with a `name` of its own.
+    pub(super) fn flattened(&mut self, source: &Source, sinks: &[Option<Sink>], unnamed: &[usize]) {
+        if !source.recursive {
+            return;
+        }
+        for &i in unnamed {
+            let Some(sink) = sinks.get(i).and_then(Option::as_ref).filter(|s| !s.path.varies_by_folder()) else { continue };
+            let path = sink.path.source();
+            let tree = format!("{}/{{{{rel_dir}}}}", path.trim_end_matches('/'));
+            let quoted = if tree.contains('"') { format!("'{tree}'") } else { format!("\"{tree}\"") };
+            let how = match sink.if_exists {
+                IfExists::Rename => "as `x.csv` and `x-1.csv`",
+                _ => "both as `x.csv`, one per run",
+            };
+            self.warning(
+                "/source/recursive",
+                format!(
+                    "files of sub-folders are delivered by sink {i} (`{}`) side by side under their own names: `a/x.csv` and `b/x.csv` {how}. To keep the tree, give the sink `path: {quoted}` (sub-folders are created under `{path}` as needed; files directly in `{}` go to `{path}` itself); to say flat is meant, write its `name: \"{{{{name}}}}\"`",
+                    sink.endpoint, source.path
                 ),
             );
         }
@@ -293,5 +323,35 @@ mod tests {
                 "a local folder always takes a file by rename (atomic); `direct` is for servers that refuse renames (at /sinks/0/direct)"
             ]
         );
+    }
+
+    #[test]
+    fn a_recursive_source_into_a_sink_without_a_name_is_warned_of_with_the_folder_that_keeps_the_tree() {
+        let recursive = BASE.replace("path: /in }", "path: /in, recursive: true }");
+        assert_eq!(
+            warnings(&recursive),
+            [
+                "files of sub-folders are delivered by sink 0 (`l`) side by side under their own names: `a/x.csv` and `b/x.csv` both as `x.csv`, one per run. To keep the tree, give the sink `path: \"/{{rel_dir}}\"` (sub-folders are created under `/` as needed; files directly in `/in` go to `/` itself); to say flat is meant, write its `name: \"{{name}}\"` (at /source/recursive)"
+            ]
+        );
+        let sink = |s: &str| recursive.replace("sinks: [ { endpoint: l } ]", &format!("sinks: [ {{ endpoint: l, {s} }} ]"));
+        let w = warnings(&sink("path: /out/, if_exists: rename"));
+        assert!(
+            w[0].contains("`a/x.csv` and `b/x.csv` as `x.csv` and `x-1.csv`. To keep the tree, give the sink `path: \"/out/{{rel_dir}}\"`"),
+            "{w:#?}"
+        );
+        // Said as it is, flat or not; a folder by sub-folder keeps the tree; no sub-folders, no word.
+        // The name that reads as if it kept the tree is refused, with where the folder goes.
+        assert_eq!(
+            problems(&sink("name: \"{{rel_dir}}/{{name}}\"")),
+            [
+                "template `{{rel_dir}}/{{name}}` must give a plain file name: for a file named sample.csv, \"/sample.csv\" is not a plain file name; a name holds no folder: folders go into `path` (`{{rel_dir}}` there keeps the sub-folders of a recursive source, as `path: \"/out/{{rel_dir}}\"`) (at /sinks/0/name)"
+            ]
+        );
+        for quiet in
+            [sink("name: \"{{name}}\""), sink("name: \"{{stem}}-{{run}}.{{ext}}\""), sink("path: \"/out/{{rel_dir}}\""), BASE.to_string()]
+        {
+            assert_eq!(warnings(&quiet), Vec::<String>::new(), "{quiet}");
+        }
     }
 }
