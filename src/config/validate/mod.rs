@@ -470,20 +470,28 @@ impl Checker<'_, '_> {
         Some((t, sample))
     }
 
-    /// A template that must render to one plain file name.
+    /// A template that must render to one plain file name: for a file at the top of the
+    /// source and for one in a sub-folder of it (`{{rel_dir}}` is a folder path there, so
+    /// `{{rel_dir}}_{{name}}` names `a/b_x.csv`, which would fail the file in every run).
     fn name_template(&mut self, path: &str, text: &str) -> Option<NameTemplate> {
         let (t, sample) = self.template(path, text)?;
+        // The same variables as the sample, so it renders; if it did not, the sample stands.
+        let nested = t.render(&NameVars::new("sample.csv", "a/b", 1, 1, std::time::UNIX_EPOCH)).unwrap_or_else(|_| sample.clone());
+        let (named, whose) = match check_name(&sample) {
+            Err(e) => (Err(e), "a file named sample.csv".to_string()),
+            Ok(_) => (check_name(&nested), "a file named sample.csv in the sub-folder a/b of a recursive source".to_string()),
+        };
         self.ok(
             path,
-            check_name(&sample).map_err(|e| {
+            named.map_err(|e| {
                 // `{{rel_dir}}/{{name}}`, meant to keep a recursive source's tree: the folder
                 // part has a setting of its own.
-                let folder = if sample.contains('/') {
+                let folder = if sample.contains('/') || nested.contains('/') {
                     "; a name holds no folder: folders go into `path` (`{{rel_dir}}` there keeps the sub-folders of a recursive source, as `path: \"/out/{{rel_dir}}\"`)"
                 } else {
                     ""
                 };
-                format!("template `{}` must give a plain file name: for a file named sample.csv, {e}{folder}", crate::text::visible(text))
+                format!("template `{}` must give a plain file name: for {whose}, {e}{folder}", crate::text::visible(text))
             }),
         )?;
         Some(t)

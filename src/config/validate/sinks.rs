@@ -348,6 +348,14 @@ mod tests {
                 "template `{{rel_dir}}/{{name}}` must give a plain file name: for a file named sample.csv, \"/sample.csv\" is not a plain file name; a name holds no folder: folders go into `path` (`{{rel_dir}}` there keeps the sub-folders of a recursive source, as `path: \"/out/{{rel_dir}}\"`) (at /sinks/0/name)"
             ]
         );
+        // One that gives a plain name at the top but a folder below it fails the files of
+        // sub-folders in every run: refused too.
+        assert_eq!(
+            problems(&sink("name: \"{{rel_dir}}_{{name}}\"")),
+            [
+                "template `{{rel_dir}}_{{name}}` must give a plain file name: for a file named sample.csv in the sub-folder a/b of a recursive source, \"a/b_sample.csv\" is not a plain file name; a name holds no folder: folders go into `path` (`{{rel_dir}}` there keeps the sub-folders of a recursive source, as `path: \"/out/{{rel_dir}}\"`) (at /sinks/0/name)"
+            ]
+        );
         for quiet in
             [sink("name: \"{{name}}\""), sink("name: \"{{stem}}-{{run}}.{{ext}}\""), sink("path: \"/out/{{rel_dir}}\""), BASE.to_string()]
         {
