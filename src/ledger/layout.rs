@@ -39,8 +39,8 @@ pub(super) const META: TableDefinition<&str, &str> = TableDefinition::new("meta"
 ///     (2026-12-07, the first layout with the marker).
 pub const LAYOUT: u64 = 1;
 
-/// This build's version, as `wharf --version` prints it.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// This build's version, stored as `written_by` (the one constant is [`crate::VERSION`]).
+pub use crate::VERSION;
 
 const LAYOUT_KEY: &str = "layout";
 const WRITTEN_BY_KEY: &str = "written_by";
