@@ -5,6 +5,12 @@
 //! claim, stage, deliver, dispose) → [`endpoint`] (dumb protocol backends behind one trait)
 //! and [`ledger`] (redb state: files, runs, observations).
 
+/// This build's version, as `wharf --version` prints it and everything else that reports it
+/// (the ledger's layout marker, `status`, `/health`, the daemon's start): the package version,
+/// and for a build from a git checkout its commit, `-dirty` when the compiled sources differ
+/// from it, and the commit's date: `0.1.0 (9edae47, 2026-12-07)` (set by `build.rs`).
+pub const VERSION: &str = env!("WHARF_VERSION");
+
 pub mod cli;
 pub mod config;
 pub mod control;

@@ -72,7 +72,7 @@ const GLOBAL: &str = "Global options";
 
 /// wharf — declarative, crash-safe file exchange over SFTP, FTP/FTPS and local folders.
 #[derive(Debug, Parser)]
-#[command(name = "wharf", version, about, after_help = EXAMPLES)]
+#[command(name = "wharf", version = crate::VERSION, about, after_help = EXAMPLES)]
 pub struct Cli {
     /// Folder holding the ledger (ledger.redb) and staging area.
     #[arg(long, global = true, env = "WHARF_STATE_DIR", default_value = ".wharf", help_heading = GLOBAL)]
@@ -309,6 +309,23 @@ mod tests {
         let (own, global) = help.split_once("Global options:").unwrap_or_else(|| panic!("{help}"));
         assert!(own.contains("--port") && !own.contains("--state-dir"), "{help}");
         assert!(global.contains("--state-dir") && global.contains("--log-format") && !global.contains("--port"), "{help}");
+    }
+
+    /// `--version` prints the package version, and for a build from a git checkout which
+    /// commit: `wharf 0.1.0 (9edae47-dirty, 2026-12-07)` (build.rs).
+    #[test]
+    fn the_version_names_the_package_version_and_the_commit_if_any() {
+        let printed = Cli::try_parse_from(["wharf", "--version"]).unwrap_err().to_string();
+        assert_eq!(printed, format!("wharf {}\n", crate::VERSION));
+        let Some(build) = crate::VERSION.strip_prefix(env!("CARGO_PKG_VERSION")) else { panic!("{printed}") };
+        if build.is_empty() {
+            return; // Not built from a checkout.
+        }
+        let (commit, date) =
+            build.strip_prefix(" (").and_then(|b| b.strip_suffix(')')?.split_once(", ")).unwrap_or_else(|| panic!("{printed}"));
+        let hash = commit.strip_suffix("-dirty").unwrap_or(commit);
+        assert!(hash.len() >= 7 && hash.bytes().all(|b| b.is_ascii_hexdigit()), "{printed}");
+        assert!(chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").is_ok(), "{printed}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! The daemon records runs and notifications as they end; `GET /metrics` renders. Series
 //! (labels in braces):
 //! - `wharf_up` gauge, 1;
+//! - `wharf_build_info{version}` gauge, 1: which build answers ([`crate::VERSION`]);
 //! - `wharf_runs_total{flow,status}` counter: finished runs (`ok`, `failed`, `aborted`);
 //! - `wharf_files_total{flow,outcome}` counter: files by outcome (`delivered`, `failed`,
 //!   `quarantined`, …, whatever the daemon passes);
@@ -179,6 +180,8 @@ impl Metrics {
         let mut out = String::new();
         family(&mut out, "wharf_up", "gauge", "1 while the wharf daemon answers.");
         out.push_str("wharf_up 1\n");
+        family(&mut out, "wharf_build_info", "gauge", "1, labelled with the version of the wharf daemon (as `wharf --version` prints it).");
+        sample(&mut out, "wharf_build_info", &[("version", crate::VERSION)], 1);
 
         family(&mut out, "wharf_runs_total", "counter", "Finished runs, by flow and status.");
         for ((flow, status), n) in &s.runs {
@@ -337,6 +340,7 @@ mod tests {
             ]
         );
         assert_eq!(lines_of(&text, "wharf_up"), ["wharf_up 1"]);
+        assert_eq!(lines_of(&text, "wharf_build_info"), [format!("wharf_build_info{{version=\"{}\"}} 1", crate::VERSION)]);
         assert!(text.contains("# TYPE wharf_run_duration_seconds histogram\n"));
         assert!(text.ends_with('\n'));
     }
@@ -393,6 +397,7 @@ mod tests {
         let text = Metrics::new().render();
         for name in [
             "wharf_up",
+            "wharf_build_info",
             "wharf_runs_total",
             "wharf_files_total",
             "wharf_bytes_total",

@@ -131,7 +131,7 @@ impl Server {
             http: tcp.as_ref().and_then(|l| l.local_addr().ok()),
             // Whole milliseconds, as the discovery file keeps it (`crate::timestamp`).
             started_at: Utc::now().trunc_subsecs(3),
-            version: env!("CARGO_PKG_VERSION").to_string(),
+            version: crate::VERSION.to_string(),
         };
         info.write(&files.info)?;
         Ok(Server { unix, tcp, info, files })
@@ -297,7 +297,7 @@ async fn route(req: Request<Incoming>, ctx: &Ctx, access: Access) -> Response<Fu
             StatusCode::OK,
             &Health {
                 status: "ok".into(),
-                version: env!("CARGO_PKG_VERSION").into(),
+                version: crate::VERSION.into(),
                 pid: std::process::id(),
                 uptime_seconds: ctx.started.elapsed().as_secs(),
             },

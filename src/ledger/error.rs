@@ -29,7 +29,7 @@ pub enum LedgerError {
     /// was written: opening it would find none of this layout's tables (the newer wharf
     /// converted them) and take every file still in a source for new.
     #[error(
-        "ledger {}: last written by wharf {written_by} (ledger layout {layout}); this wharf {version} knows layouts up to {ours}, and opening it could deliver files a second time; run the newer wharf ({written_by}) or restore the state folder's backup taken before the upgrade (nothing was written)",
+        "ledger {}: last written by wharf {written_by}, of ledger layout {layout}; this wharf, {version}, knows layouts up to {ours}, and opening it could deliver files a second time; run that newer wharf again or restore the state folder's backup taken before the upgrade (nothing was written)",
         path.display()
     )]
     NewerLayout { path: PathBuf, layout: u64, written_by: String, ours: u64, version: &'static str },

@@ -18,11 +18,11 @@
 //! forever, with `layout` written as a decimal number; a later version may add keys, never
 //! change these.
 
-use redb::{ReadTransaction, TableDefinition, TableError, WriteTransaction};
+use redb::{ReadTransaction, ReadableDatabase, TableDefinition, TableError, WriteTransaction};
 
 use super::LedgerError;
 #[cfg(doc)]
-use super::{Ledger, TABLES};
+use super::{Ledger, TABLES, store};
 
 /// The marker's table. Never renamed, never given other key or value types (see the module
 /// doc).
@@ -39,8 +39,8 @@ pub(super) const META: TableDefinition<&str, &str> = TableDefinition::new("meta"
 ///     (2026-12-07, the first layout with the marker).
 pub const LAYOUT: u64 = 1;
 
-/// This build's version, as `wharf --version` prints it.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// This build's version, stored as `written_by` (the one constant is [`crate::VERSION`]).
+pub use crate::VERSION;
 
 const LAYOUT_KEY: &str = "layout";
 const WRITTEN_BY_KEY: &str = "written_by";
@@ -69,10 +69,12 @@ pub(super) fn read(tx: &ReadTransaction) -> Result<Option<Marker>, redb::Error> 
     Ok(Some(Marker { layout: layout.parse().unwrap_or(u64::MAX), written_by }))
 }
 
-/// Refuses the marker `found` of the ledger at `path` when a newer layout than this build's
-/// wrote it.
-pub(super) fn check(path: &std::path::Path, found: Option<Marker>) -> Result<(), LedgerError> {
-    match found {
+/// Refuses the ledger at `path`, open as `db`, when a newer layout than this build's wrote
+/// it ([`LedgerError::NewerLayout`]). Every open asks it, the writer's ([`store::open_writer`],
+/// a recovery's reopen too) and the readers'.
+pub(super) fn check(path: &std::path::Path, db: &impl ReadableDatabase) -> Result<(), LedgerError> {
+    let found = db.begin_read().map_err(redb::Error::from).and_then(|tx| read(&tx));
+    match found.map_err(|source| LedgerError::Db { path: path.to_path_buf(), source })? {
         Some(m) if m.layout > LAYOUT => Err(LedgerError::NewerLayout {
             path: path.to_path_buf(),
             layout: m.layout,

@@ -60,7 +60,6 @@ use redb::{Database, ReadableTable, TableDefinition, TableHandle};
 pub use awaits::{AwaitRecord, AwaitState, Registered};
 use codec::Postcard;
 pub use error::LedgerError;
-use error::open_error;
 pub use events::{Event, EventKind, FlowHealth, NewEvent};
 pub use layout::Marker;
 pub use newest::Newest;
@@ -177,31 +176,9 @@ impl Ledger {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             private_folder(dir).map_err(|source| LedgerError::Io { path: path.to_path_buf(), source })?;
         }
-        // A look at the marker without writing first: opening as the writer writes the file's
-        // header, even to refuse it then, and a refused file is left as it was. (A file this
-        // cannot open, one needing a repair say, is checked below, after the writer's repair.)
-        if let Ok(db) = builder().open_read_only(path) {
-            Ledger::new(Handle::Read(db), path.to_path_buf()).check_layout().or_else(|e| match e {
-                LedgerError::NewerLayout { .. } => Err(e),
-                _ => Ok(()),
-            })?;
-        }
-        let db = match builder().create(path) {
-            Ok(db) => db,
-            Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(LedgerError::Busy(path.to_path_buf())),
-            Err(e) => return Err(open_error(path, e)),
-        };
-        let ledger = Ledger::new(Handle::Write(db), path.to_path_buf());
-        // Checked as the writer, before anything is written: no other process can write the
-        // file from here on, so what the marker says stays true.
-        ledger.check_layout()?;
+        let ledger = Ledger::new(Handle::Write(store::open_writer(path)?), path.to_path_buf());
         ledger.init()?;
         Ok(ledger)
-    }
-
-    /// Refuses a ledger a newer layout than this build's wrote ([`LedgerError::NewerLayout`]).
-    fn check_layout(&self) -> Result<(), LedgerError> {
-        layout::check(self.path(), self.layout()?)
     }
 
     /// The ledger's layout marker: the layout and version of the wharf that opened it for
@@ -214,7 +191,11 @@ impl Ledger {
     /// opens the database again, which repairs it: the ledger is as of its last commit, with
     /// the lazy writes of this process still to be stored. Nothing to do when no write failed.
     /// Still no space: [`LedgerError::StateFull`], and the handle stays closed: the next read
-    /// or write tries again (see the module doc).
+    /// or write tries again (see the module doc). Opened again as [`Ledger::open`] opens it:
+    /// a newer wharf that wrote the file while it was closed (a rollback's daemon and an
+    /// upgrade's `wharf run` a moment apart) has it refused ([`LedgerError::NewerLayout`],
+    /// nothing written, the handle still closed), as is another process writing it now
+    /// ([`LedgerError::Busy`]).
     pub fn recover(&self) -> Result<(), LedgerError> {
         self.core.recover()
     }
@@ -259,9 +240,8 @@ impl Ledger {
             }
             Err(e) => return Err(LedgerError::Db { path: path.to_path_buf(), source: e.into() }),
         };
-        let ledger = Ledger::new(Handle::Read(db), path.to_path_buf());
-        ledger.check_layout()?;
-        Ok(ledger)
+        layout::check(path, &db)?;
+        Ok(Ledger::new(Handle::Read(db), path.to_path_buf()))
     }
 
     /// A read-only handle on a copy in memory of the file at `path`, repaired there.
@@ -272,9 +252,8 @@ impl Ledger {
         let backend = redb::backends::InMemoryBackend::new();
         backend.set_len(bytes.len() as u64).and_then(|()| backend.write(0, &bytes)).map_err(|e| db_err(e.into()))?;
         let db = Database::builder().create_with_backend(backend).map_err(|e| db_err(e.into()))?;
-        let ledger = Ledger::new(Handle::Copy(db), path.to_path_buf());
-        ledger.check_layout()?;
-        Ok(ledger)
+        layout::check(path, &db)?;
+        Ok(Ledger::new(Handle::Copy(db), path.to_path_buf()))
     }
 
     /// Whether this handle may write (it came from [`Ledger::open`] or [`Ledger::in_memory`]).

@@ -15,6 +15,7 @@ use redb::{ReadableTable, TableDefinition, TableHandle};
 use super::codec::Postcard;
 use super::error::open_error;
 use super::forget::Span;
+use super::layout;
 use super::quarantined::{self, EARLIER};
 use super::{
     DONE, DoneRecord, EarlierQuarantine, FILE_RESULTS, FILE_WARNINGS, FILES, FileRecord, FileResult, FileState, FileWarning, LedgerError,
@@ -88,6 +89,30 @@ pub(super) fn builder() -> redb::Builder {
     b.set_concurrency_mode(ConcurrencyMode::SingleWriter);
     b.set_cache_size(CACHE_BYTES);
     b
+}
+
+/// Opens the file at `path` as its one writer (creating it if needed), for [`Ledger::open`]
+/// and for a recovery's reopen: another process writing it already is
+/// [`LedgerError::Busy`]; a ledger a newer layout wrote is refused
+/// ([`LedgerError::NewerLayout`]) before anything is written.
+pub(super) fn open_writer(path: &std::path::Path) -> Result<Database, LedgerError> {
+    // A look at the marker without writing first: opening as the writer writes the file's
+    // header, even to refuse it then, and a refused file is left as it was. (A file this
+    // cannot open, one needing a repair say, is checked below, after the writer's repair.)
+    if let Ok(db) = builder().open_read_only(path)
+        && let Err(e @ LedgerError::NewerLayout { .. }) = layout::check(path, &db)
+    {
+        return Err(e);
+    }
+    let db = match builder().create(path) {
+        Ok(db) => db,
+        Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(LedgerError::Busy(path.to_path_buf())),
+        Err(e) => return Err(open_error(path, e)),
+    };
+    // Checked as the writer, before anything is written: no other process can write the file
+    // from here on, so what the marker says stays true.
+    layout::check(path, &db)?;
+    Ok(db)
 }
 
 impl Core {
@@ -174,7 +199,7 @@ impl Core {
         // Closed first: redb lets one handle of a process have the file. Closing a database
         // after a failed write leaves it marked for repair, which opening it again makes.
         *db = Handle::Closed;
-        let reopened = builder().create(&self.path).map_err(|e| open_error(&self.path, e))?;
+        let reopened = open_writer(&self.path)?;
         *db = Handle::Write(reopened);
         self.reopened.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         *crate::sync::lock(&self.first_io) = None;
@@ -927,6 +952,29 @@ mod tests {
     fn closed_by_a_failed_reopen(l: &Ledger) {
         let _ = l.core.err(redb::Error::Io(std::io::Error::from_raw_os_error(libc::ENOSPC)));
         *l.core.db.write().unwrap() = Handle::Closed;
+    }
+
+    /// A newer wharf that opened the ledger while a recovery had it closed (a rolled-back
+    /// daemon's disk full, an upgraded `wharf run` meanwhile) has it refused by the reopen as
+    /// by any open: nothing written, and every read or write after says so.
+    #[test]
+    fn a_reopen_refuses_a_ledger_a_newer_wharf_wrote_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("ledger.redb");
+        let l = Ledger::open(&p).unwrap();
+        l.begin_run("a", 1).unwrap();
+        closed_by_a_failed_reopen(&l);
+        {
+            let newer = Database::create(&p).unwrap();
+            let tx = newer.begin_write().unwrap();
+            tx.open_table(layout::META).unwrap().insert("layout", (layout::LAYOUT + 1).to_string().as_str()).unwrap();
+            tx.commit().unwrap();
+        }
+        let before = std::fs::read(&p).unwrap();
+        assert!(matches!(l.recover(), Err(LedgerError::NewerLayout { .. })));
+        assert!(matches!(l.begin_run("a", 2), Err(LedgerError::NewerLayout { .. })));
+        assert!(matches!(l.runs(None, 10), Err(LedgerError::NewerLayout { .. })));
+        assert!(std::fs::read(&p).unwrap() == before, "the file is byte-identical");
     }
 
     /// A recovery whose reopen failed leaves the ledger closed: the next read, write or

@@ -89,7 +89,7 @@ impl WebhookNotifier {
             .connect_timeout(spec.timeout.min(Duration::from_secs(10)))
             // A redirected POST becomes a GET, and the hook's address belongs in the config.
             .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("wharf/", env!("CARGO_PKG_VERSION")))
+            .user_agent(format!("wharf/{}", crate::VERSION))
             .build()
             .map_err(|e| NotifyError::permanent(&describe, format!("cannot set up the HTTP client: {}", chain(&e.without_url()))))?;
         Ok(WebhookNotifier { spec, url, headers, client, describe })

@@ -102,5 +102,5 @@ pub(super) fn status(shared: &Arc<Shared>) -> Status {
             flows.push(f);
         }
     }
-    Status { version: env!("CARGO_PKG_VERSION").to_string(), pid: std::process::id(), started_at: shared.started_at, flows }
+    Status { version: crate::VERSION.to_string(), pid: std::process::id(), started_at: shared.started_at, flows }
 }

@@ -70,8 +70,9 @@ pub async fn serve(opts: ServeOptions, clock: Arc<dyn Clock>, shutdown: impl Fut
         handle.shutdown().await;
         return Err(e);
     }
-    // The flows it serves (a refused file, invalid or with a taken name, is not one).
-    tracing::info!(flows = handle.served(), "wharf serve started.");
+    // The flows it serves (a refused file, invalid or with a taken name, is not one), and
+    // which build serves them.
+    tracing::info!(flows = handle.served(), version = crate::VERSION, "wharf serve started.");
     shutdown.await;
     handle.shutdown().await;
     Ok(())

@@ -533,7 +533,7 @@ async fn the_control_interface_answers_over_the_socket_and_loopback_tcp() {
 
     for client in [Client::unix(&socket), Client::tcp(tcp_addr)] {
         let health: Health = client.health().await.unwrap();
-        assert_eq!((health.status.as_str(), health.pid), ("ok", std::process::id()));
+        assert_eq!((health.status.as_str(), health.pid, health.version.as_str()), ("ok", std::process::id(), wharf::VERSION));
 
         let reply = client.request(Method::GET, "/metrics").await.unwrap();
         assert_eq!(reply.status, StatusCode::OK);
@@ -542,6 +542,7 @@ async fn the_control_interface_answers_over_the_socket_and_loopback_tcp() {
         assert_eq!(types.get("wharf_run_duration_seconds").map(String::as_str), Some("histogram"));
         assert_eq!(types.get("wharf_runs_total").map(String::as_str), Some("counter"));
         assert_eq!(value_of(&samples, "wharf_up", &[]), Some(1.0));
+        assert_eq!(value_of(&samples, "wharf_build_info", &[("version", wharf::VERSION)]), Some(1.0));
         assert_eq!(value_of(&samples, "wharf_runs_total", &[("flow", "demo"), ("status", "ok")]), Some(1.0));
         assert_eq!(value_of(&samples, "wharf_files_total", &[("flow", "demo"), ("outcome", "delivered")]), Some(2.0));
         assert_eq!(value_of(&samples, "wharf_bytes_total", &[("flow", "demo")]), Some(2048.0));

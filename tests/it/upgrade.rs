@@ -44,11 +44,11 @@ fn a_ledger_written_by_a_newer_layout_is_refused_by_run_and_status_and_left_unto
     }
     let before = std::fs::read(&ledger).unwrap();
     let expected = format!(
-        "ledger {}: last written by wharf 9.9.9 (ledger layout {}); this wharf {VERSION} knows layouts up to {LAYOUT}",
+        "ledger {}: last written by wharf 9.9.9, of ledger layout {}; this wharf, {VERSION}, knows layouts up to {LAYOUT}",
         ledger.display(),
         LAYOUT + 1
     );
-    let advice = "run the newer wharf (9.9.9) or restore the state folder's backup taken before the upgrade";
+    let advice = "run that newer wharf again or restore the state folder's backup taken before the upgrade";
     for args in [vec!["run", flow], vec!["status", "--flows", flows.to_str().unwrap()], vec!["runs"]] {
         let refused = wharf(&state, &args);
         assert_eq!(refused.status.code(), Some(3), "{args:?}: {}{}", stdout(&refused), stderr(&refused));
