@@ -321,12 +321,10 @@ fn time_offset(text: &str) -> Result<i64, String> {
     Ok(sign * d.as_secs() as i64)
 }
 
-/// A zone by its IANA name (`Europe/Berlin`), as `time_zone` writes it.
+/// A zone by its IANA name (`Europe/Berlin`), as `time_zone` writes it: read as a schedule's
+/// `timezone` is, with the same suggestions for a name mistyped (`Europe/Berln`).
 fn time_zone(text: &str) -> Result<chrono_tz::Tz, String> {
-    let t = text.trim();
-    t.parse::<chrono_tz::Tz>().map_err(|_| {
-        format!("unknown time zone `{t}`: write its IANA name, as in `TZ` (`America/New_York`, `Europe/Berlin`, `Asia/Kolkata`)")
-    })
+    crate::schedule::parse_timezone(text.trim())
 }
 
 #[cfg(test)]
@@ -394,7 +392,12 @@ mod tests {
     #[test]
     fn ftp_time_zone_is_an_iana_name() {
         assert_eq!(time_zone(" Europe/Berlin "), Ok(chrono_tz::Europe::Berlin));
-        assert!(time_zone("CEST").unwrap_err().contains("unknown time zone `CEST`: write its IANA name"));
+        assert!(time_zone("CEST").unwrap_err().contains("unknown time zone `CEST`: give an IANA name"));
+        // Before, no suggestion here, as there was for a schedule's `timezone`.
+        assert_eq!(
+            time_zone("America/New_Yrok").unwrap_err(),
+            "unknown time zone `America/New_Yrok`: give an IANA name such as `Europe/Berlin` or `UTC` (did you mean `America/New_York`?)"
+        );
         let clock = |fields: &str| {
             let flow = run(&ftp(&format!("password: x, {fields}"))).unwrap();
             let EndpointSpec::Ftp(f) = &flow.endpoints["l"] else { panic!() };
