@@ -1259,7 +1259,7 @@ mod tests {
         let mut flow = flow(dir.path(), "");
         let unreachable = "name: u\nendpoints:\n  srv: { type: sftp, host: 127.0.0.1, port: 1, user: x, auth: { password: y }, \
                            host_key: { fingerprint: \"SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\" }, connect_timeout: 2s }\n\
-                           source: { endpoint: srv, path: /in }\nsinks: [ { endpoint: srv, path: /x } ]\n";
+                           source: { endpoint: srv, path: /in }\nsinks: [ { endpoint: srv, path: /x, trigger: \"{{name}}.ok\" } ]\n";
         let other = crate::config::load_flow_str(unreachable, &dir.path().join("u.yaml")).unwrap();
         flow.endpoints.extend(other.endpoints);
         flow.sinks.extend(other.sinks);
@@ -1273,7 +1273,9 @@ mod tests {
         std::fs::remove_file(dir.path().join("dst/inbox/a.csv")).unwrap();
         let p = plan(&flow, None, SystemTime::now(), None).await.unwrap();
         assert!(
-            matches!(&p.files[0].action, Action::Deliver { targets, .. } if targets == &["erp:/inbox/a.csv", "srv:/x/a.csv"]),
+            // Its trigger too, as named (before, left out).
+            matches!(&p.files[0].action, Action::Deliver { targets, .. }
+                if targets == &["erp:/inbox/a.csv", "srv:/x/a.csv", "srv:/x/a.csv.ok (trigger)"]),
             "{:?}",
             p.files[0]
         );
