@@ -103,7 +103,7 @@ impl Checker<'_, '_> {
         self.warning(
             format!("{AT}/cron"),
             format!(
-                "`{}` has six fields, the first being seconds: it runs every {} at times, each run a listing of the source and a \
+                "`{}` has six fields, the first being seconds: it runs as often as every {}, each run a listing of the source and a \
                  record in the ledger; a schedule in minutes has five fields, minute hour day-of-month month day-of-week (`{}`: the \
                  first five alone)",
                 expr.as_str(),
@@ -187,7 +187,7 @@ sinks: [ { endpoint: b } ]
         let w = |cron: &str| warnings(&format!("{BASE}schedule: {{ cron: \"{cron}\" }}\n"));
         assert_eq!(
             w("*/5 * * * * *"),
-            ["`*/5 * * * * *` has six fields, the first being seconds: it runs every 5s at times, each run a listing of the source \
+            ["`*/5 * * * * *` has six fields, the first being seconds: it runs as often as every 5s, each run a listing of the source \
               and a record in the ledger; a schedule in minutes has five fields, minute hour day-of-month month day-of-week \
               (`*/5 * * * *`: the first five alone) (at /schedule/cron)"]
         );
