@@ -86,6 +86,27 @@ pub fn resolve(text: &str, lookup: &Lookup<'_>) -> Result<String, Vec<RefProblem
     if errors.is_empty() { Ok(out) } else { Err(errors) }
 }
 
+/// Whether `text` takes anything from outside the flow file: a `${env:…}` or `${file:…}`
+/// (even one that cannot be resolved here). A credential without one is written in the file
+/// itself, in clear (`$${` is a literal `${`, not a reference).
+pub fn has_reference(text: &str) -> bool {
+    let mut rest = text;
+    while let Some(at) = rest.find('$') {
+        let tail = &rest[at..];
+        if let Some(after) = tail.strip_prefix("$${") {
+            rest = after;
+        } else if let Some(after) = tail.strip_prefix("${") {
+            if after.split_once('}').is_some_and(|(reference, _)| well_formed(reference)) {
+                return true;
+            }
+            rest = after;
+        } else {
+            rest = &tail[1..];
+        }
+    }
+    false
+}
+
 /// The longest `${file:…}` a credential is read from (a password, a passphrase, a token).
 const MAX_SECRET_FILE: u64 = 64 * 1024;
 
@@ -152,6 +173,16 @@ mod tests {
             "PASS" => Ok("s3cret".into()),
             "TWO_LINES" => Ok("s3cret\nDELE important.csv".into()),
             _ => Err(VarError::NotPresent),
+        }
+    }
+
+    #[test]
+    fn a_reference_is_told_from_a_value_written_in_clear() {
+        for text in ["${env:PASS}", "pre-${file:secret.txt}", "$${x}${env:A}"] {
+            assert!(has_reference(text), "{text}");
+        }
+        for text in ["hunter2", "", "$${env:PASS}", "a$b", "${nope}", "${env:", "$"] {
+            assert!(!has_reference(text), "{text}");
         }
     }
 

@@ -179,8 +179,60 @@ fn syntax_error(e: &serde_yaml::Error, yaml: &str) -> Located {
     }
     // The one YAML mistake the parser's words do not name.
     let tab = yaml.lines().nth(pos.line.saturating_sub(1)).and_then(|l| l.chars().nth(pos.col.saturating_sub(1))) == Some('\t');
-    let hint = if tab { " (a tab: YAML indents with spaces only)" } else { "" };
+    let hint = if tab { " (a tab: YAML indents with spaces only)".to_string() } else { indentation_hint(&message, yaml, pos.line) };
     Located::at(pos, "/", format!("YAML syntax error: {message}{hint}"))
+}
+
+/// For the parser's words of a line indented wrong (`did not find expected key`, `mapping
+/// values are not allowed in this context`, `did not find expected '-' indicator`), which
+/// name no indentation: how far line `line` is indented, and how far the lines it may belong
+/// with are (each line above it that is less indented than every line between; a `- ` item
+/// also at its content's column). Empty when the line lines up with one of them (then the
+/// mistake is another) or there is none.
+fn indentation_hint(message: &str, yaml: &str, line: usize) -> String {
+    const INDENTATION: [&str; 3] =
+        ["did not find expected key", "mapping values are not allowed in this context", "did not find expected '-' indicator"];
+    if line < 2 || !INDENTATION.iter().any(|m| message.starts_with(m)) {
+        return String::new();
+    }
+    let lines: Vec<&str> = yaml.lines().collect();
+    let indent = |l: &str| l.len() - l.trim_start_matches(' ').len();
+    let Some(own) = lines.get(line - 1).map(|l| indent(l)) else { return String::new() };
+    let above = || lines[..line - 1].iter().rev().filter(|l| !l.trim().is_empty() && !l.trim_start().starts_with('#'));
+    // Right under a `key:` that opens a block, any deeper indentation is its own.
+    if above().next().is_some_and(|l| l.trim_end().ends_with(':') && own > indent(l)) {
+        return String::new();
+    }
+    let mut levels: Vec<usize> = Vec::new();
+    let mut limit = usize::MAX;
+    for l in above() {
+        let at = indent(l);
+        if at >= limit {
+            continue;
+        }
+        levels.push(at);
+        // `- key: x`: the item's keys line up with `key`.
+        let mut rest = &l[at..];
+        while let Some(after) = rest.strip_prefix('-').filter(|a| a.starts_with(' ')) {
+            let content = after.trim_start_matches(' ');
+            levels.push(l.len() - content.len());
+            rest = content;
+        }
+        limit = at;
+    }
+    levels.sort_unstable();
+    levels.dedup();
+    if levels.is_empty() || levels.contains(&own) {
+        return String::new();
+    }
+    let shown: Vec<String> = levels.iter().map(usize::to_string).collect();
+    let Some((last, first)) = shown.split_last() else { return String::new() };
+    let above = if first.is_empty() { last.clone() } else { format!("{} or {last}", first.join(", ")) };
+    format!(
+        " (check the indentation: line {line} starts after {own} space{}, the lines above it after {above}; a key lines up \
+         with the other keys of its mapping, a `- ` with the other items of its list)",
+        if own == 1 { "" } else { "s" }
+    )
 }
 
 /// A quote (or a `[`, a `{`) never closed: the parser stops at the end of the file, which
@@ -492,6 +544,33 @@ mod tests {
         let (_, problems) = parse("a:\n\tb: 1\n");
         assert!(problems[0].message.ends_with("(a tab: YAML indents with spaces only)"), "{problems:?}");
         assert_eq!(problems[0].pos, Pos { line: 2, col: 1 });
+    }
+
+    /// Before, only the parser's words (`did not find expected key, while parsing a block
+    /// mapping`), which name no indentation, the usual mistake behind them.
+    #[test]
+    fn a_line_indented_wrong_says_how_far_it_and_the_lines_above_it_are_indented() {
+        let message = |yaml: &str| parse(yaml).1.into_iter().map(|l| (l.pos.line, l.message)).collect::<Vec<_>>();
+        let hint = |line: usize, own: &str, above: &str| {
+            format!(
+                " (check the indentation: line {line} starts after {own}, the lines above it after {above}; a key lines up with \
+                 the other keys of its mapping, a `- ` with the other items of its list)"
+            )
+        };
+        let got = message("name: a\nsource:\n  endpoint: p\n path: /in\n");
+        assert_eq!(got.len(), 1);
+        assert!(got[0].1.starts_with("YAML syntax error: did not find expected key"), "{got:?}");
+        assert!(got[0].1.ends_with(&hint(4, "1 space", "0 or 2")), "{got:?}");
+        let got = message("name: a\nsource:\n  endpoint: p\n    path: /in\n");
+        assert!(got[0].1.ends_with(&hint(4, "4 spaces", "0 or 2")), "{got:?}");
+        // A list item's keys line up after its `- `.
+        let got = message("name: a\nsinks:\n  - endpoint: p\n    path: /in\n   - endpoint: q\n");
+        assert!(got[0].1.ends_with(&hint(5, "3 spaces", "0, 2 or 4")), "{got:?}");
+        let got = message("name: a\nendpoints:\n  a:\n    type: local\n   # note\n\n   root: /x\n");
+        assert!(got[0].1.ends_with(&hint(7, "3 spaces", "0, 2 or 4")), "{got:?}");
+        // Lined up: the mistake is another, and no hint.
+        let got = message("name: a\nsource:\n  endpoint: p: q\n");
+        assert!(got[0].1.ends_with("mapping values are not allowed in this context"), "{got:?}");
     }
 
     #[test]

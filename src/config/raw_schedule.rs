@@ -18,7 +18,8 @@ pub struct RawSchedule {
     /// A cron expression: `minute hour day-of-month month day-of-week`, or six fields with
     /// seconds first (`*/30 * * * *`, `0 6 * * mon-fri`, `15 0 6 * * *`). Names (`mon`, `jan`),
     /// ranges, lists, steps, `L`, `W`, `#` and `@daily`-style nicknames are understood (croner
-    /// syntax). Read as wall-clock time in `timezone`.
+    /// syntax). Read as wall-clock time in `timezone`. Six fields that run more than once a
+    /// minute (`*/5 * * * * *`: every 5 seconds, not minutes) are warned of.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron: Option<String>,
     /// An interval (a duration: `30m`), from `1s` to `366d`. Runs are on a fixed grid counted from 1970-01-01

@@ -186,8 +186,11 @@ pub struct RawTrailer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum ParseFormat {
+    /// Delimited text (`delimiter`, `quote`), its columns named by a header row or `columns`.
     Csv,
+    /// One JSON array of objects, read element by element.
     Json,
+    /// JSON Lines: one object per line.
     Jsonl,
 }
 
@@ -323,8 +326,11 @@ impl CsvSetting {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum WriteFormat {
+    /// Delimited text (`delimiter`), with a header row unless `header: false`.
     Csv,
+    /// One JSON array of the records.
     Json,
+    /// JSON Lines: one record per line.
     Jsonl,
 }
 

@@ -724,7 +724,13 @@ fn caveats(flow: &Flow) -> Vec<String> {
         out.push("source.command is not run by a plan; its output would be taken as a new file".into());
     }
     if flow.source.identity.sha256 {
-        out.push("a content identity needs the file's hash: files already delivered with another name are not recognised here".into());
+        // Before, "files already delivered with another name are not recognised here", which
+        // left out a file with the bytes of another of the same listing (the run skips it too).
+        out.push(
+            "a content identity needs the file's hash, which a plan does not read: a file with the same bytes as one delivered before \
+             under another name, or as another file listed here, is shown as `deliver`, and the run skips it"
+                .into(),
+        );
     }
     if flow.source.ready.stable_for.is_some() {
         out.push("a plan is not a poll: `stable_for` counts from the polls of real runs".into());
@@ -762,6 +768,26 @@ mod tests {
 
     async fn run(flow: &Flow, ledger: &Ledger, dir: &Path) -> crate::engine::RunReport {
         run_once(flow, ledger, &RunOptions::new(dir.join("staging")), &mut |_| {}).await.unwrap()
+    }
+
+    /// Two files of one listing with the same bytes, identity by content: the plan cannot tell
+    /// (it reads no content) and shows both delivered; its note says the run skips such a
+    /// file (before, it spoke only of files delivered before under another name).
+    #[tokio::test]
+    async fn a_content_identity_note_tells_of_files_alike_in_one_listing() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let flow = flow_with(d, "include: ['*.csv'], identity: [sha256]", "after: { success: keep }\n");
+        for name in ["a.csv", "b.csv"] {
+            std::fs::write(d.join("src/in").join(name), "same\n").unwrap();
+        }
+        let ledger = Ledger::in_memory().unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
+        assert_eq!(p.files.len(), 2);
+        let note = p.caveats.iter().find(|c| c.starts_with("a content identity")).unwrap_or_else(|| panic!("{:#?}", p.caveats));
+        assert!(note.contains("or as another file listed here, is shown as `deliver`, and the run skips it"), "{note}");
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!((r.counts.delivered, r.counts.skipped), (1, 1), "{r:#?}");
     }
 
     /// Partners send `ORDERS_1.CSV` to a flow taking `*.csv`: it was never taken, and nothing
@@ -1267,7 +1293,7 @@ mod tests {
         let mut flow = flow(dir.path(), "");
         let unreachable = "name: u\nendpoints:\n  srv: { type: sftp, host: 127.0.0.1, port: 1, user: x, auth: { password: y }, \
                            host_key: { fingerprint: \"SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\" }, connect_timeout: 2s }\n\
-                           source: { endpoint: srv, path: /in }\nsinks: [ { endpoint: srv, path: /x } ]\n";
+                           source: { endpoint: srv, path: /in }\nsinks: [ { endpoint: srv, path: /x, trigger: \"{{name}}.ok\" } ]\n";
         let other = crate::config::load_flow_str(unreachable, &dir.path().join("u.yaml")).unwrap();
         flow.endpoints.extend(other.endpoints);
         flow.sinks.extend(other.sinks);
@@ -1281,7 +1307,9 @@ mod tests {
         std::fs::remove_file(dir.path().join("dst/inbox/a.csv")).unwrap();
         let p = plan(&flow, None, SystemTime::now(), None).await.unwrap();
         assert!(
-            matches!(&p.files[0].action, Action::Deliver { targets, .. } if targets == &["erp:/inbox/a.csv", "srv:/x/a.csv"]),
+            // Its trigger too, as named (before, left out).
+            matches!(&p.files[0].action, Action::Deliver { targets, .. }
+                if targets == &["erp:/inbox/a.csv", "srv:/x/a.csv", "srv:/x/a.csv.ok (trigger)"]),
             "{:?}",
             p.files[0]
         );

@@ -37,7 +37,7 @@ impl Checker<'_, '_> {
     fn ftp(&mut self, name: &str, at: &str, raw: RawFtp) -> Option<FtpSpec> {
         let host = self.credential(&format!("{at}/host"), &raw.host, true);
         let user = self.credential(&format!("{at}/user"), &raw.user, true);
-        let password = self.credential(&format!("{at}/password"), raw.password.expose(), false);
+        let password = self.secret(&format!("{at}/password"), raw.password.expose(), Some(&raw.user));
         let trust = self.cert_trust(at, raw.tls, raw.ca_file, raw.fingerprint);
         if raw.tls == FtpTls::None && raw.tls_max_version.is_some() {
             self.problem(format!("{at}/tls_max_version"), "`tls_max_version` has no effect with `tls: none` (plain FTP has no TLS)");
@@ -181,6 +181,26 @@ impl Checker<'_, '_> {
         }
     }
 
+    /// A password or passphrase: a [`credential`](Self::credential), and a warning when it is
+    /// written in the flow file itself rather than taken from `${env:…}` or `${file:…}` (flow
+    /// files are read, copied and committed; the value is never quoted). Not for the password
+    /// of an anonymous FTP login (`user` `anonymous` or `ftp`), which is no secret.
+    pub(super) fn secret(&mut self, path: &str, text: &str, ftp_user: Option<&str>) -> Option<String> {
+        let anonymous = ftp_user.is_some_and(|u| u.eq_ignore_ascii_case("anonymous") || u.eq_ignore_ascii_case("ftp"));
+        if !text.is_empty() && !anonymous && !crate::config::interpolate::has_reference(text) {
+            let field = path.rsplit('/').next().unwrap_or("password");
+            self.warning(
+                path,
+                format!(
+                    "the {field} is written in the flow file, in clear: whoever reads the file (or its history in version \
+                     control) has it; take it from the environment, `{field}: \"${{env:NAME}}\"`, or from a file only wharf may \
+                     read, `{field}: \"${{file:PATH}}\"`"
+                ),
+            );
+        }
+        self.credential(path, text, false)
+    }
+
     fn auth(&mut self, at: &str, auth: crate::config::raw::RawSshAuth) -> Option<SshAuth> {
         let at = format!("{at}/auth");
         match (auth.password, auth.private_key) {
@@ -192,12 +212,12 @@ impl Checker<'_, '_> {
                 if auth.passphrase.is_some() {
                     self.problem(format!("{at}/passphrase"), "`passphrase` unlocks a `private_key`; with `password` login it is not used");
                 }
-                let password = self.credential(&format!("{at}/password"), password.expose(), false)?;
+                let password = self.secret(&format!("{at}/password"), password.expose(), None)?;
                 auth.passphrase.is_none().then(|| SshAuth::Password(Secret::new(password)))
             }
             (password, Some(key)) => {
                 let password = match password {
-                    Some(p) => Some(Secret::new(self.credential(&format!("{at}/password"), p.expose(), false)?)),
+                    Some(p) => Some(Secret::new(self.secret(&format!("{at}/password"), p.expose(), None)?)),
                     None => None,
                 };
                 if key.is_empty() {
@@ -205,7 +225,7 @@ impl Checker<'_, '_> {
                     return None;
                 }
                 let passphrase = match auth.passphrase {
-                    Some(p) => Some(Secret::new(self.credential(&format!("{at}/passphrase"), p.expose(), false)?)),
+                    Some(p) => Some(Secret::new(self.secret(&format!("{at}/passphrase"), p.expose(), None)?)),
                     None => None,
                 };
                 Some(SshAuth::Key { path: self.lookup.resolve_path(&key), passphrase, password })
@@ -301,12 +321,10 @@ fn time_offset(text: &str) -> Result<i64, String> {
     Ok(sign * d.as_secs() as i64)
 }
 
-/// A zone by its IANA name (`Europe/Berlin`), as `time_zone` writes it.
+/// A zone by its IANA name (`Europe/Berlin`), as `time_zone` writes it: read as a schedule's
+/// `timezone` is, with the same suggestions for a name mistyped (`Europe/Berln`).
 fn time_zone(text: &str) -> Result<chrono_tz::Tz, String> {
-    let t = text.trim();
-    t.parse::<chrono_tz::Tz>().map_err(|_| {
-        format!("unknown time zone `{t}`: write its IANA name, as in `TZ` (`America/New_York`, `Europe/Berlin`, `Asia/Kolkata`)")
-    })
+    crate::schedule::parse_timezone(text.trim())
 }
 
 #[cfg(test)]
@@ -345,10 +363,41 @@ mod tests {
         assert_eq!(warnings("out/new"), Vec::<String>::new());
     }
 
+    /// Before, a password written in the flow file passed without a word, though every page
+    /// says to take it from `${env:…}` or `${file:…}`.
+    #[test]
+    fn a_password_written_in_clear_is_a_warning_that_never_quotes_it() {
+        use super::super::tests::warnings;
+        let clear = |field: &str, at: &str| {
+            format!(
+                "the {field} is written in the flow file, in clear: whoever reads the file (or its history in version control) has \
+                 it; take it from the environment, `{field}: \"${{env:NAME}}\"`, or from a file only wharf may read, `{field}: \
+                 \"${{file:PATH}}\"` (at {at})"
+            )
+        };
+        let sftp = |auth: &str| warnings(&BASE.replace("auth: { password: \"${env:PASS}\" }", &format!("auth: {{ {auth} }}")));
+        assert_eq!(sftp("password: hunter2"), [clear("password", "/endpoints/s/auth/password")]);
+        assert_eq!(
+            sftp("private_key: k, passphrase: hunter2, password: \"${env:PASS}\""),
+            [clear("passphrase", "/endpoints/s/auth/passphrase")]
+        );
+        assert_eq!(sftp("password: \"${file:secret.txt}x\""), Vec::<String>::new(), "a reference, even one not resolved here");
+        assert_eq!(warnings(&ftp("password: hunter2")), [clear("password", "/endpoints/l/password")]);
+        // An anonymous FTP login's password is no secret.
+        let anonymous = BASE.replace("l: { type: local, root: ./out }", "l: { type: ftp, host: h, user: Anonymous, password: guest@ }");
+        assert_eq!(warnings(&anonymous), Vec::<String>::new());
+        assert!(!sftp("password: hunter2").concat().contains("hunter2"));
+    }
+
     #[test]
     fn ftp_time_zone_is_an_iana_name() {
         assert_eq!(time_zone(" Europe/Berlin "), Ok(chrono_tz::Europe::Berlin));
-        assert!(time_zone("CEST").unwrap_err().contains("unknown time zone `CEST`: write its IANA name"));
+        assert!(time_zone("CEST").unwrap_err().contains("unknown time zone `CEST`: give an IANA name"));
+        // Before, no suggestion here, as there was for a schedule's `timezone`.
+        assert_eq!(
+            time_zone("America/New_Yrok").unwrap_err(),
+            "unknown time zone `America/New_Yrok`: give an IANA name such as `Europe/Berlin` or `UTC` (did you mean `America/New_York`?)"
+        );
         let clock = |fields: &str| {
             let flow = run(&ftp(&format!("password: x, {fields}"))).unwrap();
             let EndpointSpec::Ftp(f) = &flow.endpoints["l"] else { panic!() };

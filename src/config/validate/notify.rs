@@ -190,7 +190,7 @@ impl Checker<'_, '_> {
             );
         }
         let username = raw.username.as_deref().map(|u| self.credential(&format!("{at}/username"), u, true));
-        let password = raw.password.as_ref().map(|p| self.credential(&format!("{at}/password"), p.expose(), false).map(Secret::new));
+        let password = raw.password.as_ref().map(|p| self.secret(&format!("{at}/password"), p.expose(), None).map(Secret::new));
         match (&username, &password) {
             (Some(_), None) => self.problem(at, "`username` needs a `password`"),
             (None, Some(_)) => self.problem(format!("{at}/password"), "`password` is used only with `username`"),

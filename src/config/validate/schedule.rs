@@ -77,6 +77,9 @@ impl Checker<'_, '_> {
             ScheduleKind::Every(interval) => Some(*interval),
             ScheduleKind::Cron { expr, tz } => expr.shortest_gap(*tz),
         };
+        if let ScheduleKind::Cron { expr, .. } = &kind {
+            self.seconds_field(expr, between);
+        }
         if let Some(between) = between.filter(|b| jitter >= *b) {
             self.problem(
                 format!("{AT}/jitter"),
@@ -89,6 +92,25 @@ impl Checker<'_, '_> {
             return None;
         }
         Some(Schedule { kind, jitter, overlap: raw.overlap })
+    }
+
+    /// A warning for a six-field `cron` that runs more than once a minute (`*/5 * * * * *`:
+    /// every 5 seconds): six fields start with seconds, which a five-field expression with one
+    /// field too many becomes without a word. `between` is its shortest gap between runs.
+    fn seconds_field(&mut self, expr: &CronExpr, between: Option<Duration>) {
+        let fields: Vec<&str> = expr.as_str().split_whitespace().collect();
+        let Some(between) = between.filter(|b| fields.len() == 6 && *b < Duration::from_secs(60)) else { return };
+        self.warning(
+            format!("{AT}/cron"),
+            format!(
+                "`{}` has six fields, the first being seconds: it runs as often as every {}, each run a listing of the source and a \
+                 record in the ledger; a schedule in minutes has five fields, minute hour day-of-month month day-of-week (`{}`: the \
+                 first five alone)",
+                expr.as_str(),
+                show_duration(between),
+                fields[..5].join(" ")
+            ),
+        );
     }
 
     /// Checks every `expect:` entry (`None` items are malformed, already reported).
@@ -155,6 +177,25 @@ sinks: [ { endpoint: b } ]
         assert_eq!(s, Schedule { kind: ScheduleKind::Every(Duration::from_secs(300)), jitter: Duration::ZERO, overlap: Overlap::Skip });
         let s = run(&format!("{BASE}schedule: {{ cron: \"0 6 * * mon-fri\" }}\n")).unwrap().schedule.unwrap();
         assert_eq!(s.to_string(), "cron 0 6 * * mon-fri (UTC)");
+    }
+
+    /// Before, `*/5 * * * * *` (meant: every five minutes, one field too many) was taken as
+    /// every five seconds without a word.
+    #[test]
+    fn a_six_field_cron_that_runs_within_the_minute_is_a_warning() {
+        use super::super::tests::warnings;
+        let w = |cron: &str| warnings(&format!("{BASE}schedule: {{ cron: \"{cron}\" }}\n"));
+        assert_eq!(
+            w("*/5 * * * * *"),
+            ["`*/5 * * * * *` has six fields, the first being seconds: it runs as often as every 5s, each run a listing of the source \
+              and a record in the ledger; a schedule in minutes has five fields, minute hour day-of-month month day-of-week \
+              (`*/5 * * * *`: the first five alone) (at /schedule/cron)"]
+        );
+        assert_eq!(w("* 0 7 * * mon-fri").len(), 1, "every second of 07:00");
+        // Seconds that are once a minute or less are meant.
+        for cron in ["15 0 6 * * *", "0 */5 * * * *", "0 0 7 ? * MON-FRI", "*/5 * * * *", "* * * * *"] {
+            assert_eq!(w(cron), Vec::<String>::new(), "{cron}");
+        }
     }
 
     #[test]

@@ -198,6 +198,7 @@ impl ServerCertVerifier for Verifier {
             }
             Policy::WebPki(inner) => {
                 inner.verify_server_cert(end_entity, intermediates, server_name, ocsp_response, now).inspect_err(|e| {
+                    let e = why_refused(e, server_name);
                     self.refuse(format!(
                         "the server's TLS certificate {fingerprint} is not trusted ({e}; checked against {}); if this is the \
                      right server, give the CA that issued its certificate in `ca_file`, or pin the certificate: \
@@ -233,6 +234,27 @@ impl ServerCertVerifier for Verifier {
     }
 }
 
+/// Why rustls refused a certificate, in plain words for the common reasons (before, rustls's
+/// own text, for a self-signed certificate `invalid peer certificate:
+/// Other(OtherError(CaUsedAsEndEntity))`); its text for the others.
+fn why_refused(e: &rustls::Error, server_name: &ServerName<'_>) -> String {
+    use rustls::CertificateError as C;
+    let rustls::Error::InvalidCertificate(cert) = e else { return e.to_string() };
+    match cert {
+        C::UnknownIssuer => "it was not issued by a CA trusted here (a self-signed certificate is not)".into(),
+        C::Expired | C::ExpiredContext { .. } => "it has expired".into(),
+        C::NotValidYet | C::NotValidYetContext { .. } => "it is not valid yet (or this machine's clock is behind)".into(),
+        C::NotValidForName | C::NotValidForNameContext { .. } => {
+            format!("it was not issued for `{}`, the endpoint's `host` ({e})", server_name.to_str())
+        }
+        C::Revoked => "it was revoked".into(),
+        C::Other(other) if matches!(other.0.downcast_ref::<webpki::Error>(), Some(webpki::Error::CaUsedAsEndEntity)) => {
+            "it is a CA certificate used as the server's own, as a self-signed one made with `openssl req -x509` is".into()
+        }
+        _ => e.to_string(),
+    }
+}
+
 fn digest_fingerprint(digest: &[u8; 32]) -> String {
     let hex: Vec<String> = digest.iter().map(|b| format!("{b:02X}")).collect();
     format!("SHA256:{}", hex.join(":"))
@@ -241,6 +263,21 @@ fn digest_fingerprint(digest: &[u8; 32]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Before, a self-signed certificate (a CA one) was refused `invalid peer certificate:
+    /// Other(OtherError(CaUsedAsEndEntity))`.
+    #[test]
+    fn a_refused_certificate_is_told_why_in_plain_words() {
+        use rustls::CertificateError as C;
+        let name = ServerName::try_from("ftp.example.com").unwrap();
+        let why = |c: C| why_refused(&rustls::Error::InvalidCertificate(c), &name);
+        let ca = C::Other(rustls::OtherError(Arc::new(webpki::Error::CaUsedAsEndEntity)));
+        assert_eq!(why(ca), "it is a CA certificate used as the server's own, as a self-signed one made with `openssl req -x509` is");
+        assert_eq!(why(C::UnknownIssuer), "it was not issued by a CA trusted here (a self-signed certificate is not)");
+        assert_eq!(why(C::Expired), "it has expired");
+        assert!(why(C::NotValidForName).starts_with("it was not issued for `ftp.example.com`, the endpoint's `host` ("));
+        assert_eq!(why_refused(&rustls::Error::DecryptError, &name), rustls::Error::DecryptError.to_string());
+    }
 
     #[test]
     fn fingerprints_print_like_openssl() {

@@ -320,8 +320,15 @@ pub(super) async fn look_at_targets(
                         }
                     };
                     let Some(ep) = sinks.get(&sink.endpoint) else {
-                        // Not reached (a note says so): as named.
+                        // Not reached (a note says so): as named, with its trigger (before,
+                        // left out, as if the run wrote none).
                         looks.push(Look::Shown(shown(sink, &dir, &name)));
+                        let rel_dir = c.rel.rsplit_once('/').map(|(d, _)| d).unwrap_or("");
+                        match dir.join(&name).map(|target| lifecycle::trigger_of(sink, &target, rel_dir, run, now)) {
+                            Ok(Ok(Some(t))) => looks.push(Look::Shown(format!("{}:{t} (trigger)", sink.endpoint))),
+                            Ok(Ok(None)) | Err(_) => {}
+                            Ok(Err(e)) => looks.push(Look::Shown(format!("{}:<trigger: {e}>", sink.endpoint))),
+                        }
                         continue;
                     };
                     // As the run chooses (`delivery::send`); a trigger too long for the

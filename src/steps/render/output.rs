@@ -196,7 +196,21 @@ impl Renderer {
         let ctx = Context::from(Value::Object(root));
         self.spec.registry().render_with_context(name, &ctx).map_err(|e| {
             let (message, cause) = self.spec.failure(&e);
+            // The flow's own error already lists the schema's fields.
+            let close = if matches!(cause, Cause::Data) { close_fields(&e, ctx.data()) } else { String::new() };
+            let message = format!("{message}{close}");
             Failure::Record { index: None, field: None, message, cause }
         })
     }
+}
+
+/// For a field `e` found missing (`record.curency`), the fields beside it in `root` that are
+/// close to its name: `` (did you mean `record.currency`?)``, or nothing.
+fn close_fields(e: &handlebars::RenderError, root: &Value) -> String {
+    let handlebars::RenderErrorReason::MissingVariable(Some(path)) = e.reason() else { return String::new() };
+    let Some((parent, last)) = path.rsplit_once('.') else { return String::new() };
+    let Some(Value::Object(beside)) = parent.split('.').try_fold(root, |node, key| node.get(key)) else { return String::new() };
+    let close: Vec<String> =
+        crate::suggest::close(last, beside.keys().map(String::as_str), |_| false).into_iter().map(|k| format!("{parent}.{k}")).collect();
+    crate::suggest::did_you_mean(&close.iter().map(String::as_str).collect::<Vec<_>>())
 }

@@ -102,6 +102,12 @@ fn a_missing_field_rejects_the_record_naming_the_template_line() {
          `{{#if record.colour}}…{{/if}}` or `{{default record.colour \"\"}}` for an optional field)"
     );
     assert!(!b.path("out").exists());
+    // A field misspelt is told the record's field it is close to (before, only "missing").
+    b.file("row.txt.hbs", "{{record.sku}};{{record.prise}}\n");
+    let p = b.run(&b.steps(yaml), "p.csv", PRICES);
+    let v = p.quarantine.expect("quarantined by on_invalid: quarantine");
+    assert!(v.errors[0].to_string().ends_with("for an optional field) (did you mean `record.price`?)"), "{}", v.errors[0]);
+    b.file("row.txt.hbs", "{{record.sku}};\n  {{record.colour}}\n");
     // With `skip`: the bad record goes to the rejects file and leaves nothing in the output.
     b.file("row.txt.hbs", "{{record.sku}};{{#if (trim record.qty)}}{{record.qty}}{{/if}}{{lpad record.price 3}}\n");
     let steps = b.try_steps(yaml, OnInvalid::Skip).unwrap();
