@@ -19,7 +19,10 @@ pub struct RawSchedule {
     /// seconds first (`*/30 * * * *`, `0 6 * * mon-fri`, `15 0 6 * * *`). Names (`mon`, `jan`),
     /// ranges, lists, steps, `L`, `W`, `#` and `@daily`-style nicknames are understood (croner
     /// syntax). Read as wall-clock time in `timezone`. Six fields that run more than once a
-    /// minute (`*/5 * * * * *`: every 5 seconds, not minutes) are warned of.
+    /// minute (`*/5 * * * * *`: every 5 seconds, not minutes) are warned of. Day-of-week
+    /// numbers count from Sunday = 0 (`1-5` is Monday to Friday), not from Sunday = 1 as in
+    /// Quartz (Camel, Spring): a Quartz-style expression (`?`) with day numbers is warned of;
+    /// day names mean the same in both.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron: Option<String>,
     /// An interval (a duration: `30m`), from `1s` to `366d`. Runs are on a fixed grid counted from 1970-01-01

@@ -79,6 +79,7 @@ impl Checker<'_, '_> {
         };
         if let ScheduleKind::Cron { expr, .. } = &kind {
             self.seconds_field(expr, between);
+            self.quartz_weekdays(expr);
         }
         if let Some(between) = between.filter(|b| jitter >= *b) {
             self.problem(
@@ -109,6 +110,27 @@ impl Checker<'_, '_> {
                 expr.as_str(),
                 show_duration(between),
                 fields[..5].join(" ")
+            ),
+        );
+    }
+
+    /// A warning for a cron written the Quartz way (`?` in a day field, as Camel and Spring
+    /// users write it) with day-of-week numbers: Quartz counts them from Sunday = 1, cron here
+    /// from Sunday = 0, so `0 0 7 ? * 2-6` (weekdays, in Quartz) runs Tuesday to Saturday.
+    /// Names (`MON-FRI`) mean the same in both.
+    fn quartz_weekdays(&mut self, expr: &CronExpr) {
+        let fields: Vec<&str> = expr.as_str().split_whitespace().collect();
+        let Some(weekdays) = fields.last().filter(|_| fields.iter().any(|f| f.contains('?'))) else { return };
+        if !weekdays.chars().any(|c| c.is_ascii_digit()) {
+            return;
+        }
+        self.warning(
+            format!("{AT}/cron"),
+            format!(
+                "`{}` is written like a Quartz expression (`?`), but its day-of-week numbers count from Sunday = 0 here, as in \
+                 cron, not from Sunday = 1 as in Quartz: `{weekdays}` does not mean what it means there (Quartz's `2-6`, Monday \
+                 to Friday, is Tuesday to Saturday here); write the days by name (`MON-FRI`), which mean the same in both",
+                expr.as_str()
             ),
         );
     }
@@ -194,6 +216,25 @@ sinks: [ { endpoint: b } ]
         assert_eq!(w("* 0 7 * * mon-fri").len(), 1, "every second of 07:00");
         // Seconds that are once a minute or less are meant.
         for cron in ["15 0 6 * * *", "0 */5 * * * *", "0 0 7 ? * MON-FRI", "*/5 * * * *", "* * * * *"] {
+            assert_eq!(w(cron), Vec::<String>::new(), "{cron}");
+        }
+    }
+
+    /// Before, `0 0 7 ? * 2-6` (Monday to Friday, to a Quartz user) passed without a word
+    /// and ran Tuesday to Saturday.
+    #[test]
+    fn a_quartz_cron_with_weekday_numbers_is_a_warning() {
+        use super::super::tests::warnings;
+        let w = |cron: &str| warnings(&format!("{BASE}schedule: {{ cron: \"{cron}\" }}\n"));
+        let got = w("0 0 7 ? * 2-6");
+        assert_eq!(got.len(), 1, "{got:#?}");
+        assert!(
+            got[0].starts_with("`0 0 7 ? * 2-6` is written like a Quartz expression (`?`)")
+                && got[0].contains("`2-6` does not mean")
+                && got[0].ends_with("(at /schedule/cron)"),
+            "{got:#?}"
+        );
+        for cron in ["0 0 7 ? * MON-FRI", "0 7 * * 1-5", "0 0 7 1 * ?"] {
             assert_eq!(w(cron), Vec::<String>::new(), "{cron}");
         }
     }
