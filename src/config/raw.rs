@@ -551,8 +551,8 @@ pub struct RawSink {
     /// `size`, `run`; helper `date` (`{{date "YYYYMMDD"}}`, run start time, UTC). `ext` is
     /// the last extension without its dot, empty when there is none; a `.` written right
     /// before `{{ext}}` is left out with it, in every name template: `{{stem}}-{{run}}.{{ext}}`
-    /// names `README` `README-7`, not `README-7.`. A plain file name, never a path, for a file
-    /// in a sub-folder too (`{{rel_dir}}` is a folder path there, `a/b`): to keep a
+    /// names `README` `README-7`, not `README-7.`. A plain file name, never a path (`{{rel_dir}}`
+    /// is one two folders down, `a/b`: a name that holds it there is warned of): to keep a
     /// `recursive` source's sub-folders, put `{{rel_dir}}` into `path` instead. Not set with a
     /// `recursive` source, a warning says that files of sub-folders arrive side by side under
     /// their own names; writing `name: "{{name}}"` says that is meant.

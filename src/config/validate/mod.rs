@@ -348,6 +348,9 @@ impl<'l, 'a> Checker<'l, 'a> {
     }
 }
 
+/// Where a name template that holds a folder is pointed to.
+const FOLDER_GOES_TO_PATH: &str = "; a name holds no folder: folders go into `path` (`{{rel_dir}}` there keeps the sub-folders of a recursive source, as `path: \"/out/{{rel_dir}}\"`)";
+
 impl Checker<'_, '_> {
     fn problem(&mut self, path: impl Into<String>, message: impl Into<String>) {
         self.problems.push(Problem::new(path, message));
@@ -470,31 +473,38 @@ impl Checker<'_, '_> {
         Some((t, sample))
     }
 
-    /// A template that must render to one plain file name: for a file at the top of the
-    /// source and for one in a sub-folder of it (`{{rel_dir}}` is a folder path there, so
-    /// `{{rel_dir}}_{{name}}` names `a/b_x.csv`, which would fail the file in every run).
+    /// A template that must render to one plain file name.
     fn name_template(&mut self, path: &str, text: &str) -> Option<NameTemplate> {
         let (t, sample) = self.template(path, text)?;
-        // The same variables as the sample, so it renders; if it did not, the sample stands.
-        let nested = t.render(&NameVars::new("sample.csv", "a/b", 1, 1, std::time::UNIX_EPOCH)).unwrap_or_else(|_| sample.clone());
-        let (named, whose) = match check_name(&sample) {
-            Err(e) => (Err(e), "a file named sample.csv".to_string()),
-            Ok(_) => (check_name(&nested), "a file named sample.csv in the sub-folder a/b of a recursive source".to_string()),
-        };
         self.ok(
             path,
-            named.map_err(|e| {
+            check_name(&sample).map_err(|e| {
                 // `{{rel_dir}}/{{name}}`, meant to keep a recursive source's tree: the folder
                 // part has a setting of its own.
-                let folder = if sample.contains('/') || nested.contains('/') {
-                    "; a name holds no folder: folders go into `path` (`{{rel_dir}}` there keeps the sub-folders of a recursive source, as `path: \"/out/{{rel_dir}}\"`)"
-                } else {
-                    ""
-                };
-                format!("template `{}` must give a plain file name: for {whose}, {e}{folder}", crate::text::visible(text))
+                let folder = if sample.contains('/') { FOLDER_GOES_TO_PATH } else { "" };
+                format!("template `{}` must give a plain file name: for a file named sample.csv, {e}{folder}", crate::text::visible(text))
             }),
         )?;
+        self.named_two_folders_down(path, text, &t);
         Some(t)
+    }
+
+    /// Warns when the name template `t` (at `path`, written `text`), good for `sample.csv`,
+    /// gives no plain name for a file two folders down a recursive source: `{{rel_dir}}` is
+    /// a folder path there (`a/b`), so `{{rel_dir}}-{{name}}`, fine one folder down (`a-x.csv`),
+    /// names `a/b-x.csv`, and such a file would fail in every run.
+    fn named_two_folders_down(&mut self, path: &str, text: &str, t: &NameTemplate) {
+        let Ok(name) = t.render(&NameVars::new("sample.csv", "a/b", 1, 1, std::time::UNIX_EPOCH)) else { return };
+        if let Err(e) = check_name(&name) {
+            self.warning(
+                path,
+                format!(
+                    "template `{}` gives no plain file name for a file two folders down a recursive source (`a/b/sample.csv`): {e}; \
+                     such files would fail in every run{FOLDER_GOES_TO_PATH}",
+                    crate::text::visible(text)
+                ),
+            );
+        }
     }
 
     /// Warns when the name template `t` (at `path`, written `text`), good for `sample.csv`,

@@ -348,12 +348,12 @@ mod tests {
                 "template `{{rel_dir}}/{{name}}` must give a plain file name: for a file named sample.csv, \"/sample.csv\" is not a plain file name; a name holds no folder: folders go into `path` (`{{rel_dir}}` there keeps the sub-folders of a recursive source, as `path: \"/out/{{rel_dir}}\"`) (at /sinks/0/name)"
             ]
         );
-        // One that gives a plain name at the top but a folder below it fails the files of
-        // sub-folders in every run: refused too.
+        // One that gives a plain name one folder down but a folder two down fails the files
+        // there in every run: warned of.
         assert_eq!(
-            problems(&sink("name: \"{{rel_dir}}_{{name}}\"")),
+            warnings(&sink("name: \"{{rel_dir}}_{{name}}\"")),
             [
-                "template `{{rel_dir}}_{{name}}` must give a plain file name: for a file named sample.csv in the sub-folder a/b of a recursive source, \"a/b_sample.csv\" is not a plain file name; a name holds no folder: folders go into `path` (`{{rel_dir}}` there keeps the sub-folders of a recursive source, as `path: \"/out/{{rel_dir}}\"`) (at /sinks/0/name)"
+                "template `{{rel_dir}}_{{name}}` gives no plain file name for a file two folders down a recursive source (`a/b/sample.csv`): \"a/b_sample.csv\" is not a plain file name; such files would fail in every run; a name holds no folder: folders go into `path` (`{{rel_dir}}` there keeps the sub-folders of a recursive source, as `path: \"/out/{{rel_dir}}\"`) (at /sinks/0/name)"
             ]
         );
         for quiet in
