@@ -626,7 +626,7 @@ fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: 
         if let Some(rec) = l.file(&flow.name, c.entry.path.as_str())?
             && lifecycle::same_version(flow, &c.entry, &rec)
         {
-            match lifecycle::Settled::of(&rec) {
+            match lifecycle::Settled::told(&rec, |id| l.done(&flow.name, id).ok().flatten()) {
                 Some(lifecycle::Settled::Delivered(why)) => return Ok(Action::AlreadyDone { why, then: disposal(flow) }),
                 Some(lifecycle::Settled::Quarantined(why)) => return Ok(Action::Skip { why }),
                 // Refused for the login's rights when the last run tried it: as that run said,

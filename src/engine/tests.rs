@@ -244,6 +244,23 @@ async fn content_identity_skips_identical_resends() {
     assert!(fx.src.join("in/processed/b.csv").exists());
 }
 
+/// A duplicate kept at the source is skipped by every later run naming the file it
+/// duplicates, as the run that found it did (before: "duplicate of a file delivered before").
+#[tokio::test]
+async fn a_kept_duplicate_names_its_original_in_every_run() {
+    let mut fx = fixture();
+    fx.flow.source.identity = Identity { path: false, size: false, mtime: false, sha256: true };
+    fx.flow.after_success = Disposition::Keep;
+    fx.put("in/a.csv", b"same");
+    assert_eq!(fx.run().await.counts.delivered, 1);
+    fx.put("in/b.csv", b"same");
+    for _ in 0..2 {
+        let r = fx.run().await;
+        let b = r.files.iter().find(|f| f.path.ends_with("b.csv")).unwrap();
+        assert!(b.detail.starts_with("same identity as /in/a.csv delivered in run 1"), "{r:#?}");
+    }
+}
+
 /// A file sent again under its own name with an identity delivered before (`identity:
 /// [path]`, or the same size and time) is disposed of like a success, as a duplicate under
 /// another name is: it does not stay in the drop folder, skipped by every run.

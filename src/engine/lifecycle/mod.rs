@@ -228,9 +228,18 @@ pub(super) enum Settled {
 
 impl Settled {
     pub fn of(p: &FileRecord) -> Option<Settled> {
+        Settled::told(p, |_| None)
+    }
+
+    /// As [`Settled::of`], a duplicate naming the delivery of its identity as the run that
+    /// skipped it first did ([`same_identity_as`]): `delivered(identity)` looks it up (only
+    /// for a duplicate; none: said without it).
+    pub fn told(p: &FileRecord, delivered: impl FnOnce(&str) -> Option<DoneRecord>) -> Option<Settled> {
         match p.state {
             FileState::Done => Some(Settled::Delivered(format!("already delivered in run {} on {}", p.run, date(p.updated)))),
-            FileState::Duplicate => Some(Settled::Delivered("duplicate of a file delivered before".to_string())),
+            FileState::Duplicate => Some(Settled::Delivered(
+                delivered(&p.identity).map_or_else(|| "duplicate of a file delivered before".to_string(), |d| same_identity_as(&d)),
+            )),
             FileState::Quarantined => Some(Settled::Quarantined(format!(
                 "quarantined in run {} on {} (see `wharf quarantine show`; a corrected file sent again is taken)",
                 p.run,
@@ -254,7 +263,7 @@ pub(super) async fn process(cx: &Ctx<'_>, entry: &Entry, rel: &str, known: Optio
         None => Known { prev: cx.ledger.file(flow, path)?, done: None },
     };
     if let Some(p) = prev.as_ref().filter(|p| same_version(p))
-        && let Some(settled) = Settled::of(p)
+        && let Some(settled) = Settled::told(p, |id| cx.ledger.done(flow, id).ok().flatten())
     {
         let detail = match settled {
             // Still (or again) at the source: sent again under an identity delivered before, or
