@@ -186,9 +186,10 @@ mod tests {
         let (runs, files) = (ledger.runs(Some("t"), 100_000).unwrap().len(), ledger.files("t").unwrap().len());
         assert!(runs <= 2 * runs_a_day as usize + 1, "{runs} runs");
         assert!(files <= 2 * (runs_a_day * per_run) as usize, "{files} file records");
-        // Bounded, give or take the pages redb's allocator holds at a given moment (a page or
-        // two either way from one day to the next): unpruned, day 8 would be about 8/3 of day 3.
+        // Bounded, give or take the pages redb's allocator holds at a given moment (up to a
+        // dozen either way from one day to the next: one day in four or so ends a third above
+        // the others, the next back down): unpruned, day 8 would be about 8/3 of day 3.
         let first = sizes[..3].iter().max().copied().unwrap_or(0);
-        assert!(sizes.iter().skip(3).all(|s| *s <= first + first / 4), "ledger size at each day's end: {sizes:?}");
+        assert!(sizes.iter().skip(3).all(|s| *s <= first + first / 2), "ledger size at each day's end: {sizes:?}");
     }
 }
