@@ -1155,9 +1155,7 @@ fn response_for(listed: &Listed, a: &AwaitRecord) -> Result<Option<Entry>, FileR
         // the await would go overdue, then expire, with no hint.
         Found::OtherCase(other) => Err(not_named_so(
             a,
-            format!(
-                "{other:?} is there: response names are matched exactly; `response.ignore_case: true` matches them ignoring case"
-            ),
+            format!("{other:?} is there: response names are matched exactly; `response.ignore_case: true` matches them ignoring case"),
         )),
         Found::Missing => Ok(None),
     }

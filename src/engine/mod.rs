@@ -53,7 +53,9 @@ use serde::Serialize;
 
 use crate::config::Flow;
 use crate::endpoint::{DynEndpoint, EndpointError, EntryKind, ErrorKind, RemotePath, SkippedName};
-use crate::ledger::{Counts, FileRecord, FileState, Ledger, LedgerError, RecordCounts, RunContent, RunRecord, RunStatus, now_millis, to_millis};
+use crate::ledger::{
+    Counts, FileRecord, FileState, Ledger, LedgerError, RecordCounts, RunContent, RunRecord, RunStatus, now_millis, to_millis,
+};
 
 pub use awaits::{ResponseReport, response_being_taken};
 pub use error::FileError;
