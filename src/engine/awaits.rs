@@ -590,7 +590,7 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop
             other => other,
         };
         match found.as_ref().map(Option::as_ref) {
-            Err(unnamed) => file = Some(unnamed.clone()),
+            Err(why) => file = Some(not_named_so(&a, why)),
             Ok(Some(entry)) if older_than_request(entry, &a, slack) => file = Some(stale(entry, &a)),
             Ok(Some(entry)) => {
                 tried = true;
@@ -892,7 +892,7 @@ pub(super) async fn foresee(
             a.expected = e.path.as_str().to_string();
         }
         let (taken, what, seen) = match found.as_ref().map(Option::as_ref) {
-            Err(unnamed) => (taken_for(ledger, rflow, &a)?, Some(unnamed.detail.clone()), Seen::default()),
+            Err(why) => (taken_for(ledger, rflow, &a)?, Some(not_named_so(&a, why).detail), Seen::default()),
             Ok(Some(entry)) if older_than_request(entry, &a, slack) => {
                 (taken_for(ledger, rflow, &a)?, Some(stale(entry, &a).detail), Seen::default())
             }
@@ -1143,27 +1143,26 @@ async fn list(ep: &DynEndpoint, rflow: &Flow) -> Result<Listed, RunAbort> {
 /// The response `listed` holds for `a`: the file at its expected path; with
 /// `response.ignore_case`, else the one file in its folder named like it ignoring case (the
 /// rule a data file's done file is found by, [`Listed::find`]). `Err`: files named like it
-/// but for case are there and none answers, said in the report: more than one, or (without
-/// `response.ignore_case`) one, which would answer with it. The one place responses meet
-/// awaits by name.
-fn response_for(listed: &Listed, a: &AwaitRecord) -> Result<Option<Entry>, FileReport> {
+/// but for case are there and none answers, and why ([`not_named_so`] reports it): more than
+/// one, or (without `response.ignore_case`) one, which would answer with it. The one place
+/// responses meet awaits by name.
+fn response_for(listed: &Listed, a: &AwaitRecord) -> Result<Option<Entry>, String> {
     let Ok(expected) = RemotePath::parse(&a.expected) else { return Ok(listed.get(&a.expected).cloned()) };
     match listed.find(&expected) {
         Found::There(e) => Ok(Some(e)),
-        Found::Ambiguous(names) => Err(not_named_so(a, super::ready::alike(&names))),
+        Found::Ambiguous(names) => Err(super::ready::alike(&names)),
         // As a done file in another case is told ([`super::ready::DoneFile::OtherCase`]): else
         // the await would go overdue, then expire, with no hint.
-        Found::OtherCase(other) => Err(not_named_so(
-            a,
-            format!("{other:?} is there: response names are matched exactly; `response.ignore_case: true` matches them ignoring case"),
-        )),
+        Found::OtherCase(other) => {
+            Err(format!("{other:?} is there: response names are matched exactly; `response.ignore_case: true` matches them ignoring case"))
+        }
         Found::Missing => Ok(None),
     }
 }
 
 /// The report of the responses named like `a`'s but for case, none taken as its answer
 /// ([`response_for`]), and `why`.
-fn not_named_so(a: &AwaitRecord, why: String) -> FileReport {
+fn not_named_so(a: &AwaitRecord, why: &str) -> FileReport {
     FileReport {
         path: format!("/{}", a.expected),
         outcome: Outcome::Skipped,
