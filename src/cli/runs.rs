@@ -30,7 +30,8 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         content.push(ledger.run_content(&r.flow, r.id)?);
     }
     if args.json {
-        // Each run as stored, with its content-step totals (`quarantined`, `records`) when it had steps.
+        // Each run as stored, with its content-step totals (`quarantined`, `records`) when it had
+        // steps; one cut off (no end time) has its `quarantined` alone (its records unknown).
         let rows: Vec<serde_json::Value> = runs
             .iter()
             .zip(&content)
@@ -38,7 +39,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
                 let mut v = serde_json::to_value(r).unwrap_or_default();
                 if let (Some(c), Some(obj)) = (c, v.as_object_mut()) {
                     obj.insert("quarantined".into(), c.quarantined.into());
-                    obj.insert("records".into(), serde_json::to_value(c.records).unwrap_or_default());
+                    if r.finished.is_some() {
+                        obj.insert("records".into(), serde_json::to_value(c.records).unwrap_or_default());
+                    }
                 }
                 v
             })
@@ -73,13 +76,16 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         let ended = r.finished.is_some();
         let count = |n: u32| if ended { n.to_string() } else { "-".to_string() };
         let (quarantined, records) = match content {
+            // Cut off: what the run that closed it counted of its files (`close_interrupted`);
+            // its records are not known.
+            Some(c) if !ended => (c.quarantined.to_string(), "-".to_string()),
             Some(c) => {
                 let k = c.records;
                 (c.quarantined.to_string(), format!("{}/{}/{}/{}/{}", k.read, k.valid, k.rejected, k.skipped, k.written))
             }
             // Only a run of a flow with content steps records them, when it ends: a run that
             // ended without them had none, so nothing was quarantined ("-" said unknown). One
-            // still going, or cut off, may have quarantined files.
+            // still going may have quarantined files (one cut off has them counted, above).
             None if ended => ("0".to_string(), "-".to_string()),
             None => ("-".to_string(), "-".to_string()),
         };

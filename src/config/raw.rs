@@ -507,9 +507,11 @@ pub struct RawReady {
     pub stable_for: Option<String>,
     /// Name template of a companion file that must exist, e.g. `{{name}}.done` or
     /// `{{stem}}.ok`: a name of its own for each data file, never one every file shares nor
-    /// the data file's own name (a companion is never taken as data). It is disposed of
-    /// together with the data file. A done file modified
-    /// more than a minute before the data file may be left from an earlier version of it
+    /// the data file's own name (a companion is never taken as data): not for the files an
+    /// `include` pattern takes either (`{{stem}}.csv` beside `*.csv`), nor, with
+    /// `source.ignore_case`, their own in another case (`{{stem}}.CSV` beside `*.csv`). It
+    /// is disposed of together with the data file. A done file modified more than a minute
+    /// before the data file may be left from an earlier version of it
     /// (with `after.success: keep` done files stay too), or be a new one that kept an old
     /// time: it is not trusted alone, and the file is taken once a later poll finds it
     /// unchanged. The name is matched exactly unless `source.ignore_case` is set (then a done

@@ -44,7 +44,8 @@ pub struct RawResponse {
     /// then on: `wharf awaits`); two or more named like it (`x.ack` and `X.ACK`), none answers,
     /// and the run's report says so. Requests whose responses would be named alike but for
     /// case are sent one at a time, as requests awaiting one name are. Default `false`: the
-    /// case must match.
+    /// case must match, and a response there only in another case answers nothing (the run's
+    /// report and `wharf plan` name it, and this option).
     #[serde(default)]
     pub ignore_case: bool,
     /// How long after the delivery the response is due (a duration: `30m`). A response still

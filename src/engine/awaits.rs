@@ -590,7 +590,7 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop
             other => other,
         };
         match found.as_ref().map(Option::as_ref) {
-            Err(names) => file = Some(alike(&a, names)),
+            Err(why) => file = Some(not_named_so(&a, why)),
             Ok(Some(entry)) if older_than_request(entry, &a, slack) => file = Some(stale(entry, &a)),
             Ok(Some(entry)) => {
                 tried = true;
@@ -892,7 +892,7 @@ pub(super) async fn foresee(
             a.expected = e.path.as_str().to_string();
         }
         let (taken, what, seen) = match found.as_ref().map(Option::as_ref) {
-            Err(names) => (taken_for(ledger, rflow, &a)?, Some(alike(&a, names).detail), Seen::default()),
+            Err(why) => (taken_for(ledger, rflow, &a)?, Some(not_named_so(&a, why).detail), Seen::default()),
             Ok(Some(entry)) if older_than_request(entry, &a, slack) => {
                 (taken_for(ledger, rflow, &a)?, Some(stale(entry, &a).detail), Seen::default())
             }
@@ -1142,24 +1142,31 @@ async fn list(ep: &DynEndpoint, rflow: &Flow) -> Result<Listed, RunAbort> {
 
 /// The response `listed` holds for `a`: the file at its expected path; with
 /// `response.ignore_case`, else the one file in its folder named like it ignoring case (the
-/// rule a data file's done file is found by, [`Listed::find`]). `Err`: more than one is, and
-/// none answers (their names). The one place responses meet awaits by name.
-fn response_for(listed: &Listed, a: &AwaitRecord) -> Result<Option<Entry>, Vec<String>> {
+/// rule a data file's done file is found by, [`Listed::find`]). `Err`: files named like it
+/// but for case are there and none answers, and why ([`not_named_so`] reports it): more than
+/// one, or (without `response.ignore_case`) one, which would answer with it. The one place
+/// responses meet awaits by name.
+fn response_for(listed: &Listed, a: &AwaitRecord) -> Result<Option<Entry>, String> {
     let Ok(expected) = RemotePath::parse(&a.expected) else { return Ok(listed.get(&a.expected).cloned()) };
     match listed.find(&expected) {
         Found::There(e) => Ok(Some(e)),
-        Found::Ambiguous(names) => Err(names),
-        Found::Missing | Found::OtherCase(_) => Ok(None),
+        Found::Ambiguous(names) => Err(super::ready::alike(&names)),
+        // As a done file in another case is told ([`super::ready::DoneFile::OtherCase`]): else
+        // the await would go overdue, then expire, with no hint.
+        Found::OtherCase(other) => {
+            Err(format!("{other:?} is there: response names are matched exactly; `response.ignore_case: true` matches them ignoring case"))
+        }
+        Found::Missing => Ok(None),
     }
 }
 
-/// The report of the responses named like `a`'s but for case (`names`), none taken as its
-/// answer ([`response_for`]).
-fn alike(a: &AwaitRecord, names: &[String]) -> FileReport {
+/// The report of the responses named like `a`'s but for case, none taken as its answer
+/// ([`response_for`]), and `why`.
+fn not_named_so(a: &AwaitRecord, why: &str) -> FileReport {
     FileReport {
         path: format!("/{}", a.expected),
         outcome: Outcome::Skipped,
-        detail: format!("no response {}: {}", a.expected, super::ready::alike(names)),
+        detail: format!("no response {}: {why}", a.expected),
         targets: vec![],
         bytes: 0,
         error_kind: None,
@@ -1437,7 +1444,8 @@ mod tests {
     /// the name the answer has. Two named like `y.ack` (`Y.ACK`, `y.Ack`): neither answers, and
     /// the report says why; one gone, the other answers. A request whose response would be
     /// named like an open await's but for case (`Z.CSV` beside `z.csv`'s) waits its turn.
-    /// Without the option, `X.ACK` answers nothing.
+    /// Without the option, `X.ACK` answers nothing, and the report and the plan say it is
+    /// there and which option takes it (before: waiting, with no hint, until it expired).
     #[tokio::test]
     async fn with_ignore_case_a_response_in_another_case_answers_its_request() {
         let (dir, flow) = round_trip_answered("1h", "", ", ignore_case: true");
@@ -1493,8 +1501,17 @@ mod tests {
         std::fs::write(d.join("outbox/x.csv"), "x").unwrap();
         run(&flow, &ledger, d).await;
         std::fs::write(d.join("partner/outbox/X.ACK"), "ack x").unwrap();
+        let hint = "no response outbox/x.ack: \"X.ACK\" is there: response names are matched exactly; \
+                    `response.ignore_case: true` matches them ignoring case";
+        let p = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
+        let [planned] = &p.responses[..] else { panic!("{p:#?}") };
+        assert_eq!(planned.becomes, AwaitState::Waiting, "{p:#?}");
+        assert!(planned.detail.starts_with(&format!("{hint}; waiting; due by ")), "{}", planned.detail);
         let r = run(&flow, &ledger, d).await;
-        assert_eq!((r.responses[0].state, r.responses[0].file.is_none()), (AwaitState::Waiting, true), "{r:#?}");
+        let resp = &r.responses[0];
+        assert_eq!((resp.state, resp.file.as_ref().map(|f| f.outcome)), (AwaitState::Waiting, Some(Outcome::Skipped)), "{r:#?}");
+        assert!(resp.detail.ends_with(&format!("; the response is there but was not taken: {hint}")), "{}", resp.detail);
+        assert!(d.join("partner/outbox/X.ACK").exists() && !d.join("acks/X.ACK").exists());
     }
 
     #[tokio::test]

@@ -53,7 +53,9 @@ use serde::Serialize;
 
 use crate::config::Flow;
 use crate::endpoint::{DynEndpoint, EndpointError, EntryKind, ErrorKind, RemotePath, SkippedName};
-use crate::ledger::{Counts, Ledger, LedgerError, RecordCounts, RunContent, RunRecord, RunStatus, now_millis, to_millis};
+use crate::ledger::{
+    Counts, FileRecord, FileState, Ledger, LedgerError, RecordCounts, RunContent, RunRecord, RunStatus, now_millis, to_millis,
+};
 
 pub use awaits::{ResponseReport, response_being_taken};
 pub use error::FileError;
@@ -276,8 +278,8 @@ impl RunReport {
     /// JSON and the metrics say the run failed for it, as its status and exit code do. One
     /// its steps refused is in `quarantined` (and its records in `records`) the same way.
     fn conclude(&mut self) {
-        let count = |of: fn(&ResponseReport) -> bool| u32::try_from(self.responses.iter().filter(|r| of(r)).count()).unwrap_or(u32::MAX);
-        let (failed, quarantined) = (count(ResponseReport::failed), count(ResponseReport::quarantined));
+        let responses = |of: fn(&ResponseReport) -> bool| count(self.responses.iter().filter(|r| of(r)).count());
+        let (failed, quarantined) = (responses(ResponseReport::failed), responses(ResponseReport::quarantined));
         for r in self.responses.iter().filter_map(|r| r.file.as_ref()?.records.as_ref()) {
             self.records.add(r);
         }
@@ -357,6 +359,10 @@ async fn free_state_folder(flow: &Flow, ledger: &Ledger, opts: &RunOptions) -> R
 /// ([`alerts::judge_interrupted`]), stored with its record in one transaction. Else a kill
 /// after such a file's commit lost the event: the next run found the file settled and told
 /// nobody. (Its `quarantined` files raised theirs with their records.)
+///
+/// Its files (and responses) quarantined are counted in its `quarantined`, as its end would
+/// have counted them ([`RunReport::conclude`]): `wharf runs`, its JSON and `wharf status`
+/// show them. Before, a killed run that quarantined files said it quarantined none.
 pub fn close_interrupted(flow: &str, ledger: &Ledger, reason: &str) -> Result<(), LedgerError> {
     let mut left: Vec<RunRecord> = ledger.runs(Some(flow), 20)?.into_iter().filter(|r| r.status == RunStatus::Running).collect();
     if left.is_empty() {
@@ -364,19 +370,38 @@ pub fn close_interrupted(flow: &str, ledger: &Ledger, reason: &str) -> Result<()
     }
     left.reverse();
     let ids: Vec<u64> = left.iter().map(|r| r.id).collect();
-    let mut failed = ledger.failed_in(flow, &ids)?;
-    failed.extend(ledger.failed_in(&crate::config::flow::response_flow_name(flow), &ids)?);
+    let failed = left_in(ledger, flow, &ids, FileState::Failed)?;
+    let quarantined = left_in(ledger, flow, &ids, FileState::Quarantined)?;
     for mut r in left {
         r.status = RunStatus::Aborted;
         r.error = Some(reason.to_string());
         let theirs: Vec<(String, String)> = failed.iter().filter(|f| f.run == r.id).map(failed_line).collect();
-        r.counts.failed = u32::try_from(theirs.len()).unwrap_or(u32::MAX);
+        r.counts.failed = count(theirs.len());
+        let quarantined = count(quarantined.iter().filter(|f| f.run == r.id).count());
+        if quarantined > 0 {
+            // Its record counts are not known (its delivered files' are not kept): none said.
+            ledger.put_run_content(flow, r.id, &RunContent { quarantined, records: RecordCounts::default() })?;
+        }
         let now = now_millis();
         for e in ledger.finish_run_with(&r, |health| alerts::judge_interrupted(flow, health, r.id, &theirs, now))? {
             alerts::log(&e.flow, e.kind, &e.subject, &e.detail);
         }
     }
     Ok(())
+}
+
+/// The files of `flow` and of its responses (its response flow's) that one of the runs `ids`
+/// left in `state`: what [`close_interrupted`] counts of the runs it closes, as
+/// [`RunReport::conclude`] counts them from a run's report.
+fn left_in(ledger: &Ledger, flow: &str, ids: &[u64], state: FileState) -> Result<Vec<FileRecord>, LedgerError> {
+    let mut files = ledger.left_in(flow, ids, state)?;
+    files.extend(ledger.left_in(&crate::config::flow::response_flow_name(flow), ids, state)?);
+    Ok(files)
+}
+
+/// `n` things as a run's count (`u32::MAX` past it).
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// A file recorded failed: its path as a report names it, and why it failed.

@@ -918,6 +918,37 @@ async fn a_run_killed_after_files_failed_for_good_raises_its_failed_event_once()
     assert_eq!(kinds, [EventKind::Failed, EventKind::Recovered]);
 }
 
+/// A run killed after it quarantined files (its own, and a response its steps refused) is
+/// closed with them counted in its `quarantined`, as its end would have counted them: before,
+/// the closing run counted its failed files and responses, and said it quarantined none.
+/// Those quarantined by another run are not its; a run that quarantined nothing records no
+/// content totals.
+#[test]
+fn a_run_killed_after_files_were_quarantined_counts_them_and_its_responses() {
+    use crate::ledger::FileRecord;
+    let fx = fixture();
+    let ledger = &fx.ledger;
+    let rec = |path: &str, state: FileState, run: u64| FileRecord { path: path.into(), state, run, ..Default::default() };
+    let earlier = ledger.begin_run("t", 1).unwrap();
+    ledger.finish_run(&RunRecord { status: RunStatus::Ok, ..earlier.clone() }).unwrap();
+    let killed = ledger.begin_run("t", 2).unwrap();
+    ledger.put_file("t", &rec("in/old.csv", FileState::Quarantined, earlier.id)).unwrap();
+    ledger.put_file("t", &rec("in/a.csv", FileState::Quarantined, killed.id)).unwrap();
+    ledger.put_file("t", &rec("in/b.csv", FileState::Quarantining, killed.id)).unwrap();
+    ledger.put_file("t.response", &rec("out/a.ack", FileState::Quarantined, killed.id)).unwrap();
+    ledger.put_file("t.response", &rec("out/b.ack", FileState::Failed, killed.id)).unwrap();
+    close_interrupted("t", ledger, "interrupted").unwrap();
+    let closed = ledger.runs(Some("t"), 1).unwrap().remove(0);
+    assert_eq!((closed.id, closed.status, closed.counts.failed), (killed.id, RunStatus::Aborted, 1));
+    assert_eq!(ledger.run_content("t", killed.id).unwrap().map(|c| c.quarantined), Some(2));
+    assert_eq!(ledger.run_content("t", earlier.id).unwrap(), None);
+
+    let quiet = ledger.begin_run("t", 3).unwrap();
+    close_interrupted("t", ledger, "interrupted").unwrap();
+    assert_eq!(ledger.runs(Some("t"), 1).unwrap()[0].status, RunStatus::Aborted);
+    assert_eq!(ledger.run_content("t", quiet.id).unwrap(), None);
+}
+
 #[tokio::test]
 async fn unreachable_source_aborts_the_run_with_the_flow_named() {
     let mut fx = fixture();

@@ -469,12 +469,12 @@ impl Ledger {
         }
     }
 
-    /// The file records of `flow` recorded failed for good by one of `runs` (the run that last
-    /// touched each), by path: what a run interrupted before its end failed
-    /// (`engine::close_interrupted`). Every record of the flow is read (none is indexed by
-    /// run): asked only when a run was interrupted.
-    pub fn failed_in(&self, flow: &str, runs: &[u64]) -> Result<Vec<FileRecord>, LedgerError> {
-        self.files_where(flow, |r| r.state == FileState::Failed && runs.contains(&r.run))
+    /// The file records of `flow` left in `state` (failed for good, quarantined) by one of
+    /// `runs` (the run that last touched each), by path: what a run interrupted before its end
+    /// failed or quarantined (`engine::close_interrupted`). Every record of the flow is read
+    /// (none is indexed by run): asked only when a run was interrupted.
+    pub fn left_in(&self, flow: &str, runs: &[u64], state: FileState) -> Result<Vec<FileRecord>, LedgerError> {
+        self.files_where(flow, |r| r.state == state && runs.contains(&r.run))
     }
 
     /// The file records of `flow` that `keep` takes, by path.

@@ -12,7 +12,7 @@ use crate::config::duration;
 use crate::config::flow::{AnyCase, Command, Identity, LeftBy, Ready, Source, fold_case, left_by};
 use crate::config::raw::{IdentityField, RawCommand, RawReady, RawSource};
 use crate::endpoint::RemotePath;
-use crate::template::NameVars;
+use crate::template::{NameTemplate, NameVars};
 use std::time::UNIX_EPOCH;
 
 /// A polled folder with a glob in it (`/incoming/*.csv`, as other tools spell it), split
@@ -27,6 +27,38 @@ fn pattern_in_folder(text: &str) -> Option<(String, String)> {
         f => f,
     };
     Some((folder, segments[at..].join("/")))
+}
+
+/// A path the glob `p` may match (`*.csv`: `a.csv`; `**/in_[0-9]?.{csv,txt}`: `in_0a.csv`):
+/// each wildcard filled with `a` (or nothing, for `**/`), a class with its first character, an
+/// alternation with its first choice. `None` for what it cannot fill (a negated class, a
+/// pattern cut short): the caller checks the sample is taken, so a wrong guess only leaves a
+/// check out.
+fn sample_of(p: &str) -> Option<String> {
+    let p = p.replace("**/", "");
+    let mut out = String::new();
+    let mut chars = p.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '*' => {
+                while chars.next_if_eq(&'*').is_some() {}
+                out.push('a');
+            }
+            '?' => out.push('a'),
+            '\\' => out.push(chars.next()?),
+            '[' => {
+                let first = chars.next().filter(|f| !matches!(f, '!' | '^'))?;
+                out.push(first);
+                while chars.next()? != ']' {}
+            }
+            '{' => {
+                let inner: String = chars.by_ref().take_while(|&c| c != '}').collect();
+                out.push_str(&sample_of(inner.split(',').next()?)?);
+            }
+            c => out.push(c),
+        }
+    }
+    Some(out)
 }
 
 /// Why the glob `p` can match no path a listing gives (relative to the source folder, as
@@ -105,6 +137,11 @@ impl Checker<'_, '_> {
             _ => None,
         };
         let ready = self.ready(s.ready);
+        if let (Some(Some(done)), Some(inc), Some(hid), Some(exc)) =
+            (ready.as_ref().map(|r| r.done_file.as_ref()), &include, &include_hidden, &exclude)
+        {
+            self.done_file_apart(done, &patterns, (inc, hid, exc), s.ignore_case);
+        }
         let identity = self.identity(&s.identity);
         if s.max_depth == 0 {
             self.problem("/source/max_depth", "must be at least 1");
@@ -172,6 +209,42 @@ impl Checker<'_, '_> {
             None => return,
         };
         self.problem(at, format!("the command's output (`{name}`) {refused}: it would stay in the source folder and never be sent"));
+    }
+
+    /// Checks that the done file's name is not, for a file the source takes, that file's own:
+    /// with `ignore_case` (`source.ignore_case`), not even in another case (`{{stem}}.CSV` of
+    /// `a.csv`, beside `include: ["*.csv"]`). A data file is never its own done file, so every
+    /// such file would wait for good (told why, run after run). Looked at for a file each
+    /// `include` pattern takes ([`sample_of`]); a name that is every file's own (`{{name}}`)
+    /// is refused before ([`NameTemplate::per_file`]).
+    fn done_file_apart(
+        &mut self,
+        done: &NameTemplate,
+        patterns: &[String],
+        (include, include_hidden, exclude): (&GlobSet, &GlobSet, &GlobSet),
+        ignore_case: bool,
+    ) {
+        let key = |name: &str| if ignore_case { fold_case(name) } else { name.to_string() };
+        for (pattern, rel) in patterns.iter().filter_map(|p| Some((p, sample_of(p)?))) {
+            if left_by(include, include_hidden, exclude, ignore_case, &rel).is_some() {
+                continue;
+            }
+            let (dir, data) = rel.rsplit_once('/').unwrap_or(("", &rel));
+            let Ok(name) = done.render(&NameVars::new(data, dir, 1, 1, UNIX_EPOCH)) else { continue };
+            if key(&name) != key(data) {
+                continue;
+            }
+            let case = if name == data { "" } else { ", ignoring case (`source.ignore_case`)" };
+            self.problem(
+                "/source/ready/done_file",
+                format!(
+                    "`{}` gives `{name}` for `{data}` (a file `{}` takes): the data file itself{case}; a data file is never its own done file, so no such file would ever be taken (each would wait for it); name it apart (e.g. `{{{{name}}}}.done`, `{{{{stem}}}}.ok`)",
+                    done.source(),
+                    crate::text::visible(pattern)
+                ),
+            );
+            return;
+        }
     }
 
     /// `patterns` compiled into one set (`*` and `?` stop at `/`); with `ignore_case`, from
@@ -293,6 +366,53 @@ mod tests {
             p.iter().any(|m| m.contains("`READY` gives `READY` for every file") && m.ends_with("(at /source/ready/done_file)")),
             "{p:#?}"
         );
+    }
+
+    /// With `ignore_case`, a done file named as the data file itself but for case
+    /// (`{{stem}}.CSV` beside `include: ["*.csv"]`) was caught only at run time: each file
+    /// waited, run after run, told why. Refused as `{{name}}` is, naming the pattern; so is
+    /// one that is the file's own name exactly for the files a pattern takes (`{{stem}}.csv`
+    /// of `*.csv`). One that is another file's name for them is fine: without `ignore_case`
+    /// `a.CSV` is not `a.csv`, and a pattern taking other files never meets the name.
+    #[test]
+    fn a_done_file_named_as_the_data_file_it_goes_with_ignoring_case_is_refused() {
+        let with = |source: &str| BASE.replace("path: /in }", &format!("path: /in, {source} }}"));
+        let at = |p: Vec<String>| p.into_iter().filter(|m| m.ends_with("(at /source/ready/done_file)")).collect::<Vec<_>>();
+        let p = at(problems(&with(r#"include: ["*.xml", "**/*.csv"], ignore_case: true, ready: { done_file: "{{stem}}.CSV" }"#)));
+        assert_eq!(
+            p,
+            [
+                "`{{stem}}.CSV` gives `a.CSV` for `a.csv` (a file `**/*.csv` takes): the data file itself, ignoring case (`source.ignore_case`); a data file is never its own done file, so no such file would ever be taken (each would wait for it); name it apart (e.g. `{{name}}.done`, `{{stem}}.ok`) (at /source/ready/done_file)"
+            ],
+            "{p:#?}"
+        );
+        let p = at(problems(&with(r#"include: ["ORDERS_*.CSV"], ready: { done_file: "{{stem}}.CSV" }"#)));
+        assert!(
+            p.len() == 1
+                && p[0].starts_with(
+                    "`{{stem}}.CSV` gives `ORDERS_a.CSV` for `ORDERS_a.CSV` (a file `ORDERS_*.CSV` takes): the data file itself; a data"
+                ),
+            "{p:#?}"
+        );
+        for fine in [
+            r#"include: ["*.csv"], ready: { done_file: "{{stem}}.CSV" }"#,
+            r#"include: ["*.xml"], ignore_case: true, ready: { done_file: "{{stem}}.CSV" }"#,
+            r#"ignore_case: true, ready: { done_file: "{{stem}}.OK" }"#,
+            r#"include: ["*.csv"], exclude: ["*.csv"], ignore_case: true, ready: { done_file: "{{stem}}.CSV" }"#,
+            r#"include: ["*.csv"], ignore_case: true, ready: { done_file: "{{name}}.DONE" }"#,
+        ] {
+            let checked = run(&with(fine));
+            assert!(checked.is_ok(), "{fine}: {:#?}", checked.err());
+        }
+    }
+
+    /// What a pattern is looked at for: each wildcard filled, a negated class not guessed.
+    #[test]
+    fn a_sample_is_a_path_the_pattern_takes() {
+        assert_eq!(super::sample_of("**/in_[0-9]?.{csv,txt}").as_deref(), Some("in_0a.csv"));
+        assert_eq!(super::sample_of("sub/**/*.CSV").as_deref(), Some("sub/a.CSV"));
+        assert_eq!(super::sample_of(r"a\*b").as_deref(), Some("a*b"));
+        assert_eq!(super::sample_of("[!a]*"), None);
     }
 
     /// A command's output is a new file with no name of its own: a name template reading
