@@ -43,15 +43,17 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
                 outln!("  resume    {}: left {} by an earlier run{quarantined}{writes}{}", f.path, state.as_str(), then_shown(then));
             }
             Action::Quarantine { why } => outln!("  refuse    {}: {why}", f.path),
-            Action::Deliver { targets, then } => {
+            Action::Deliver { targets, then, awaits } => {
                 outln!("  deliver   {} ({} bytes) → {}; then {then}", f.path, f.size, targets.join(", "));
+                if let Some(a) = awaits {
+                    outln!("            {}", a.shown());
+                }
             }
         }
     }
     // Looked for at the end of the run, after its files.
     for r in &planned.responses {
-        let becomes = if r.becomes == r.state { String::new() } else { format!(" → {}", r.becomes.as_str()) };
-        outln!("  response  /{} (request /{}), {}{becomes}: {}", r.expected, r.request, r.state.as_str(), r.detail);
+        outln!("  response  /{} (request /{}), {}: {}", r.expected, r.request, r.states_shown(), r.detail);
     }
     for c in &planned.caveats {
         outln!("  note: {c}");

@@ -488,6 +488,48 @@ fn predicted(flow: &Flow, resp: &Response, entry: &Entry, rel: &str, run: u64, n
     expected_path(resp, target.name(), entry.size, run, to_millis(now)).map(Some)
 }
 
+/// The response a request the next run delivers will await once sent, for `wharf plan`'s
+/// line of the file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PlannedAwait {
+    /// Where the run looks for it, named as the run names it ([`predicted`], as [`held_back`]
+    /// does): `partner:/outbox/a.ack`.
+    pub response: String,
+    /// Due this long after the request is sent (`response.deadline`): `1h`.
+    pub deadline: String,
+    /// No longer awaited this long after it is sent (`response.expire_after`; none: awaited
+    /// until answered, or closed by hand).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expire_after: Option<String>,
+}
+
+impl PlannedAwait {
+    /// `awaits partner:/outbox/a.ack, due within 1h of sending (until 1d after)`: the words of
+    /// an await's line ([`describe`]), before it is sent.
+    pub fn shown(&self) -> String {
+        let until = match &self.expire_after {
+            Some(e) => format!("until {e} after"),
+            None => "until answered: no expire_after".to_string(),
+        };
+        format!("awaits {}, due within {} of sending ({until})", self.response, self.deadline)
+    }
+}
+
+/// What the request `entry` (`rel`: its path relative to the source folder) awaits once the
+/// run numbered `run` delivers it at `now`, for `wharf plan`: its response named as the run
+/// names it before sending ([`predicted`]). `None` for a flow without `response`, or when
+/// the name cannot be told (the file's line says why elsewhere: its target cannot be named;
+/// a response name that cannot be rendered holds the request back, [`held_back`]).
+pub(super) fn planned(flow: &Flow, entry: &Entry, rel: &str, run: u64, now: SystemTime) -> Option<PlannedAwait> {
+    let resp = flow.response.as_deref()?;
+    let expected = predicted(flow, resp, entry, rel, run, now).ok()??;
+    Some(PlannedAwait {
+        response: format!("{}:{expected}", resp.flow.source.endpoint),
+        deadline: crate::config::duration::format(resp.deadline),
+        expire_after: resp.expire_after.map(crate::config::duration::format),
+    })
+}
+
 /// The expected response path for a request of `size` bytes delivered under `target_name`.
 fn expected_path(resp: &Response, target_name: &str, size: u64, run: u64, sent_at: Millis) -> Result<RemotePath, FileError> {
     let vars = NameVars::new(target_name, "", size, run, from_millis(sent_at));
@@ -810,6 +852,11 @@ pub struct PlannedResponse {
     /// Its state once the run looked (a response taken may yet be refused by its steps:
     /// `rejected`).
     pub becomes: AwaitState,
+    /// The states it passes through on the way to `becomes`, in order (`overdue`, for an
+    /// await past its deadline and its expiry that no run looked at meanwhile: the run
+    /// records it overdue, then expired).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub through: Vec<AwaitState>,
     /// The events the run records for it (`overdue`, `late`, `expired`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub events: Vec<EventKind>,
@@ -819,6 +866,23 @@ pub struct PlannedResponse {
     /// chooses it on the sink as it is (`(replacing the file there)`, `(… is taken)`).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub targets: Vec<String>,
+}
+
+impl PlannedResponse {
+    /// Its states now and after the run's look, with the events the run records:
+    /// `waiting → overdue → expired (events overdue, expired)`, `waiting` when it stays.
+    pub fn states_shown(&self) -> String {
+        let mut s = self.state.as_str().to_string();
+        for state in self.through.iter().chain((self.becomes != self.state).then_some(&self.becomes)) {
+            s.push_str(" → ");
+            s.push_str(state.as_str());
+        }
+        if !self.events.is_empty() {
+            let events: Vec<&str> = self.events.iter().map(|e| e.as_str()).collect();
+            s.push_str(&format!(" (event{} {})", if events.len() == 1 { "" } else { "s" }, events.join(", ")));
+        }
+        s
+    }
 }
 
 /// What the next run (number `run`, at `now`) would do with each open await of `flow` when it
@@ -973,6 +1037,7 @@ pub(super) async fn foresee(
         let changed = changes(&a, taken.as_ref(), None, seen, now_ms);
         let events = changed.iter().filter_map(|(_, e)| e.as_ref().map(|e| e.0)).collect();
         let after = changed.last().map_or_else(|| a.clone(), |(a, _)| a.clone());
+        let through = changed[..changed.len().saturating_sub(1)].iter().map(|(a, _)| a.state).collect();
         // Finishing a response left by a crash may fail too (the move refused, the server
         // gone): the await is answered all the same, every sink having the answer.
         let once = if finishing {
@@ -992,6 +1057,7 @@ pub(super) async fn foresee(
             expected: a.expected,
             state: a.state,
             becomes: after.state,
+            through,
             events,
             detail,
             targets,
@@ -1009,6 +1075,7 @@ pub(super) async fn foresee(
             expected: a.expected,
             state: a.state,
             becomes: a.state,
+            through: Vec::new(),
             events: Vec::new(),
             targets,
         });
@@ -2218,6 +2285,63 @@ mod tests {
             p.responses.iter().map(|r| (r.becomes, r.events.len())).collect::<Vec<_>>(),
             [(AwaitState::Overdue, 0), (AwaitState::Waiting, 0)]
         );
+    }
+
+    /// `wharf plan` says, under each request the run delivers, the response it then awaits:
+    /// named as the run names it (where: the response endpoint and folder), due and given up
+    /// when, relative to its sending — what the run then records.
+    #[tokio::test]
+    async fn plan_says_what_each_request_it_delivers_awaits() {
+        let (dir, flow) = round_trip_answered("1h", "", ", expire_after: 1d");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/a.csv"), "order").unwrap();
+        let p = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
+        let super::super::plan::Action::Deliver { awaits: Some(a), .. } = &p.files[0].action else { panic!("{p:#?}") };
+        let want = PlannedAwait { response: "partner:/outbox/a.ack".into(), deadline: "1h".into(), expire_after: Some("1d".into()) };
+        assert_eq!(a, &want);
+        assert_eq!(a.shown(), "awaits partner:/outbox/a.ack, due within 1h of sending (until 1d after)");
+        let none = PlannedAwait { expire_after: None, ..want };
+        assert_eq!(none.shown(), "awaits partner:/outbox/a.ack, due within 1h of sending (until answered: no expire_after)");
+
+        run(&flow, &ledger, d).await;
+        let rec = ledger.awaited("rt", "outbox/a.ack").unwrap().expect("awaited as the plan said");
+        assert_eq!((rec.deadline_at - rec.sent_at, rec.expire_at.map(|e| e - rec.sent_at)), (60 * MIN, Some(24 * 60 * MIN)));
+        // Sent: the file's line is gone, the await has its own.
+        let p = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
+        assert!(p.files.is_empty(), "{p:#?}");
+        assert_eq!(p.responses[0].states_shown(), "waiting", "{p:#?}");
+        assert!(p.responses[0].detail.starts_with("not there; waiting; due by "), "{}", p.responses[0].detail);
+    }
+
+    /// An await past its deadline and its expiry that no run looked at: the run records it
+    /// overdue, then expired (two events); the plan said `waiting → expired` without the
+    /// overdue. It says what the run does, from the same judgement.
+    #[tokio::test]
+    async fn plan_foresees_overdue_then_expired_as_the_run_records_them() {
+        let (dir, flow) = round_trip_answered("1h", "", ", expire_after: 2h");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        std::fs::write(d.join("outbox/a.csv"), "order").unwrap();
+        run(&flow, &ledger, d).await;
+        // Sent three hours ago: due two hours ago, given up an hour ago, and no run looked.
+        let mut a = ledger.awaited("rt", "outbox/a.ack").unwrap().unwrap();
+        (a.sent_at, a.deadline_at, a.expire_at) = (a.sent_at - 180 * MIN, a.deadline_at - 180 * MIN, a.expire_at.map(|e| e - 180 * MIN));
+        ledger.update_await(&a, None, 0, 0).unwrap();
+
+        let p = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
+        let planned = &p.responses[0];
+        assert_eq!(
+            (planned.state, planned.through.as_slice(), planned.becomes, planned.events.as_slice()),
+            (AwaitState::Waiting, &[AwaitState::Overdue][..], AwaitState::Expired, &[EventKind::Overdue, EventKind::Expired][..]),
+            "{p:#?}"
+        );
+        assert_eq!(planned.states_shown(), "waiting → overdue → expired (events overdue, expired)");
+
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses.iter().map(|r| r.state).collect::<Vec<_>>(), [planned.becomes], "{r:#?}");
+        let kinds: Vec<EventKind> = ledger.events(Some("rt"), 0, 10).unwrap().iter().map(|e| e.kind).collect();
+        assert_eq!(kinds, planned.events, "the events the plan foresaw");
     }
 
     /// Killed right after the request's rename, before the ledger knew; the next run, half

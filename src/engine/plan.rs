@@ -87,8 +87,14 @@ pub enum Action {
     /// cannot be confirmed, nor made from its staged copy (`why`: the run's error; its staged
     /// copy looked at only when the plan is given the staging folder).
     Fail { why: String },
-    /// Taken: delivered to every sink as named, then the source disposed of.
-    Deliver { targets: Vec<String>, then: String },
+    /// Taken: delivered to every sink as named, then the source disposed of. `awaits`: for a
+    /// round trip, the response the request then awaits (where, due and given up when).
+    Deliver {
+        targets: Vec<String>,
+        then: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        awaits: Option<awaits::PlannedAwait>,
+    },
 }
 
 /// The quarantine copy a resumed run puts a file left `quarantining` aside as, named as
@@ -660,7 +666,7 @@ fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: 
         Err(e) => format!("{}:<{e}>", s.endpoint),
     });
     let then = disposal(flow).unwrap_or_else(|| "keep the source".to_string());
-    Ok(Action::Deliver { targets: targets.collect(), then })
+    Ok(Action::Deliver { targets: targets.collect(), then, awaits: awaits::planned(flow, &c.entry, &c.rel, run, now) })
 }
 
 /// ` to erp:/rejected`: where the flow quarantines files (nothing without a quarantine).

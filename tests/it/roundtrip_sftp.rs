@@ -283,6 +283,41 @@ fn a_missing_ack_is_overdue_once_and_a_late_one_is_matched() {
     assert_eq!((awaits.len(), awaits[0]["state"].as_str()), (1, Some("late")), "{awaits:#?}");
 }
 
+/// `wharf plan` says, under the request it delivers, the response it then awaits (where, due
+/// and given up when); and, of an await past its deadline and its expiry that no run looked
+/// at, that the run records it overdue, then expired — as the run does.
+#[test]
+fn plan_tells_each_await_from_sending_to_expiry_as_the_run_does() {
+    let Some(w) = World::new() else { return };
+    let flow = w.flow("{{stem}}.ack", "1s\n  expire_after: 2s");
+    fs::write(w.local("outbox/order_1.csv"), "x\n").unwrap();
+    let plan_text = || {
+        let out = w.wharf().arg("plan").arg(&flow).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let text = plan_text();
+    let deliver = text.lines().position(|l| l.trim_start().starts_with("deliver   /order_1.csv")).unwrap_or_else(|| panic!("{text}"));
+    assert_eq!(
+        text.lines().nth(deliver + 1).map(str::trim),
+        Some("awaits partner:/outbox/order_1.ack, due within 1s of sending (until 2s after)"),
+        "{text}"
+    );
+    let (code, r) = w.run(&flow);
+    assert_eq!((code, states(&r)), (0, vec!["waiting"]), "{r:#}");
+    std::thread::sleep(Duration::from_millis(2200));
+    let text = plan_text();
+    assert!(
+        text.contains(
+            "response  /outbox/order_1.ack (request /order_1.csv), waiting → overdue → expired (events overdue, expired): EXPIRED"
+        ),
+        "{text}"
+    );
+    let (code, r) = w.run(&flow);
+    assert_eq!((code, states(&r)), (0, vec!["expired"]), "{r:#}");
+    assert_eq!(kinds(&w.list("events")), ["overdue", "expired"]);
+}
+
 /// Kills `wharf run` at `point` while two orders are pushed, reruns, and checks each order
 /// awaits exactly one response, which is then matched.
 fn crash_and_recover(point: &str) {
