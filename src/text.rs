@@ -136,6 +136,77 @@ pub fn columns(rows: &[(&str, &str, &str)], indent: &str, label_width: usize) ->
     lines
 }
 
+/// A column of a [`table`]: the least width of its cells, in terminal columns, the side they
+/// keep, and the spaces before it (two unless [`Column::gap`] says).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Column {
+    min: usize,
+    right: bool,
+    gap: usize,
+    /// The widest a cell may widen the column to (a name from outside: [`NAME_COLUMN`]); a
+    /// wider one runs past it on its own line.
+    most: usize,
+}
+
+impl Column {
+    /// Cells on the left, the column at least `min` wide, widened to its widest cell.
+    pub const fn left(min: usize) -> Self {
+        Column { min, right: false, gap: 2, most: usize::MAX }
+    }
+
+    /// Cells on the right (numbers).
+    pub const fn right(min: usize) -> Self {
+        Column { right: true, ..Column::left(min) }
+    }
+
+    /// Names from outside (paths): on the left, widened to at most [`NAME_COLUMN`] (one deep
+    /// path runs past the column on its own line instead of widening every line).
+    pub const fn name(min: usize) -> Self {
+        Column { most: NAME_COLUMN, ..Column::left(min) }
+    }
+
+    /// `gap` spaces before this column instead of two.
+    pub const fn gap(self, gap: usize) -> Self {
+        Column { gap, ..self }
+    }
+}
+
+/// Rows of cells (a header first) as the lines of a table: each column as wide as its widest
+/// cell (at least its `min`), by [`width`], so that CJK or NFD text lines up; the last column
+/// is not padded and no line ends in spaces (was: every line padded to the last column, and
+/// a column a cell was wider than, `wharf status`'s last run, pushed the rest of its line out
+/// of line).
+pub fn table(columns: &[Column], rows: &[Vec<String>]) -> Vec<String> {
+    let widths: Vec<usize> = columns
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let widest = rows.iter().filter_map(|r| r.get(i)).map(|s| width(s)).filter(|w| *w <= c.most).max();
+            widest.unwrap_or(0).max(c.min)
+        })
+        .collect();
+    rows.iter()
+        .map(|row| {
+            let mut line = String::new();
+            for (i, (cell, (c, w))) in row.iter().zip(columns.iter().zip(&widths)).enumerate() {
+                if i > 0 {
+                    line.push_str(&" ".repeat(c.gap));
+                }
+                let pad = " ".repeat(w.saturating_sub(width(cell)));
+                if c.right {
+                    line.push_str(&pad);
+                    line.push_str(cell);
+                } else {
+                    line.push_str(cell);
+                    line.push_str(&pad);
+                }
+            }
+            line.truncate(line.trim_end().len());
+            line
+        })
+        .collect()
+}
+
 /// A size for people: `1536` → `1.5 KiB`.
 pub fn bytes(n: u64) -> String {
     const UNITS: [&str; 5] = ["KiB", "MiB", "GiB", "TiB", "PiB"];
@@ -209,6 +280,34 @@ mod tests {
         assert_eq!(detail_at(&lines[4], "sink out"), at);
         assert_eq!(lines[5], "  not ready    /in/b.csv", "no trailing spaces");
         assert!(lines.iter().filter(|l| !l.contains(&deep)).all(|l| width(l) <= 2 + 11 + 2 + NAME_COLUMN + 2 + 20), "{lines:#?}");
+    }
+
+    /// `wharf runs` ended every line in spaces (the error column, mostly empty, after the
+    /// padded records column); `wharf status`'s last run pushed its line out of line when it
+    /// was wider than its column ("…, 1 quarantined").
+    #[test]
+    fn a_table_lines_up_by_width_and_no_line_ends_in_spaces() {
+        let cols = [Column::right(3), Column::left(8), Column::left(0).gap(1), Column::left(0)];
+        let row = |cells: [&str; 4]| cells.map(str::to_string).to_vec();
+        let rows = [
+            row(["run", "last run", "n", "error"]),
+            row(["7", "#7 ok, 3 delivered, 1 quarantined", "2", ""]),
+            row(["12", "受注 ok", "10", "sink refused"]),
+        ];
+        let lines = table(&cols, &rows);
+        // "run" 3 wide; "last run" 33 (the quarantined cell); "n" 2 and one space before it.
+        let pad = |n: usize| " ".repeat(n);
+        assert_eq!(lines[0], format!("run  last run{} n   error", pad(33 - 8)));
+        assert_eq!(lines[1], "  7  #7 ok, 3 delivered, 1 quarantined 2", "no trailing spaces");
+        assert_eq!(lines[2], format!(" 12  受注 ok{} 10  sink refused", pad(33 - 7)), "padded by width, not characters");
+        let at = |l: &str| width(&l[..l.rfind("  ").unwrap()]);
+        assert_eq!(at(&lines[0]), at(&lines[2]), "the last column starts at one terminal column");
+        // A path wider than a name column runs past it on its own line only.
+        let deep = format!("/in/{}x.csv", "deep/".repeat(20));
+        let rows = [row(["1", "/in/a.csv", "x", "ok"]), row(["2", deep.as_str(), "y", "ok"])];
+        let lines = table(&[Column::right(0), Column::name(4), Column::left(0), Column::left(0)], &rows);
+        assert_eq!(lines[0], "1  /in/a.csv  x  ok");
+        assert_eq!(lines[1], format!("2  {deep}  y  ok"));
     }
 
     #[test]

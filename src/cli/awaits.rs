@@ -72,28 +72,33 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         outln!("{what}{}", flow.map(|f| format!(" for flow {f}")).unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
     }
-    outln!(
-        "{:<20} {:<8} {:<19}  {:<19}  {:<19}  {:>5}  {:<32}  expected response",
-        "flow",
-        "state",
-        "sent (UTC)",
-        "deadline (UTC)",
-        "answered (UTC)",
-        "run",
-        "request"
-    );
+    let header = ["flow", "state", "sent (UTC)", "deadline (UTC)", "answered (UTC)", "run", "request", "expected response"];
+    let mut rows = vec![header.map(String::from).to_vec()];
     for a in &awaits.items {
-        outln!(
-            "{:<20} {:<8} {:<19}  {:<19}  {:<19}  {:>5}  {:<32}  /{}",
-            a.flow,
-            a.state.as_str(),
+        rows.push(vec![
+            a.flow.clone(),
+            a.state.as_str().to_string(),
             when(a.sent_at),
             when(a.deadline_at),
             a.answered_at.map(when).unwrap_or_else(|| "-".into()),
             a.response_run.map(|r| r.to_string()).unwrap_or_else(|| "-".into()),
             format!("/{}", a.request),
-            a.expected
-        );
+            format!("/{}", a.expected),
+        ]);
+    }
+    use crate::text::Column;
+    let columns = [
+        Column::left(20),
+        Column::left(8).gap(1),
+        Column::left(19).gap(1),
+        Column::left(19),
+        Column::left(19),
+        Column::right(5),
+        Column::name(32),
+        Column::left(0),
+    ];
+    for line in crate::text::table(&columns, &rows) {
+        outln!("{line}");
     }
     if awaits.left_out() {
         outln!("{}", super::files::left_out(awaits.items.len(), awaits.total, "awaited responses"));

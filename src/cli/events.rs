@@ -72,11 +72,24 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         outln!("no events{}", flow.map(|f| format!(" for flow {f}")).unwrap_or_default());
         return Ok(ExitCode::SUCCESS);
     }
-    outln!("{:>6}  {:<19}  {:<20} {:>5}  {:<11} {:<32}  detail", "seq", "at (UTC)", "flow", "run", "kind", "subject");
+    let mut rows = vec![["seq", "at (UTC)", "flow", "run", "kind", "subject", "detail"].map(String::from).to_vec()];
     for e in events {
         let run = e.run.map_or_else(|| "-".to_string(), |r| r.to_string());
         let (subject, detail) = told(e.kind.as_str(), &e.subject, &e.detail);
-        outln!("{:>6}  {:<19}  {:<20} {:>5}  {:<11} {:<32}  {}", e.seq, when(e.at), e.flow, run, e.kind.as_str(), subject, detail);
+        rows.push(vec![e.seq.to_string(), when(e.at), e.flow, run, e.kind.as_str().to_string(), subject, detail]);
+    }
+    use crate::text::Column;
+    let columns = [
+        Column::right(6),
+        Column::left(19),
+        Column::left(20),
+        Column::right(5).gap(1),
+        Column::left(11),
+        Column::name(32).gap(1),
+        Column::left(0),
+    ];
+    for line in crate::text::table(&columns, &rows) {
+        outln!("{line}");
     }
     if earlier {
         outln!("(the newest {} events; earlier ones: --limit N, or --since SEQ to list from an event on)", args.limit);

@@ -63,7 +63,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     }
     // `fails`: the runs the file failed in so far (what `retry.give_up_after` counts), 0 for a
     // file delivered at its first try (headed `try` before, which read as "delivered at try 0").
-    outln!("{:<11} {:>5} {:>12}  {:<19}  {:<40}  detail", "state", "fails", "bytes", "updated (UTC)", "path");
+    let mut table = vec![["state", "fails", "bytes", "updated (UTC)", "path", "detail"].map(String::from).to_vec()];
     for ((f, earlier), warning) in rows.iter().zip(&warnings) {
         let (path, mut detail) = match earlier {
             Some(q) => (
@@ -79,7 +79,13 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         if let Some(w) = warning {
             detail = with_warning(detail, w);
         }
-        outln!("{:<11} {:>5} {:>12}  {:<19}  {:<40}  {}", f.state.as_str(), f.attempts, f.size, when(f.updated), path, detail);
+        table.push(vec![f.state.as_str().to_string(), f.attempts.to_string(), f.size.to_string(), when(f.updated), path, detail]);
+    }
+    use crate::text::Column;
+    let columns =
+        [Column::left(11), Column::right(5).gap(1), Column::right(12).gap(1), Column::left(19), Column::name(40), Column::left(0)];
+    for line in crate::text::table(&columns, &table) {
+        outln!("{line}");
     }
     if files.left_out() {
         outln!("{}", left_out(files.items.len(), files.total, "files"));

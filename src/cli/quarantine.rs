@@ -185,7 +185,7 @@ fn list(flow: &str, json: bool, global: &Global) -> anyhow::Result<ExitCode> {
         outln!("{}", never.unwrap_or_else(|| format!("no quarantined files for flow {name}")));
         return Ok(ExitCode::SUCCESS);
     }
-    outln!("{:<19}  {:>5}  {:<36}  {:<36}  reason", "quarantined (UTC)", "run", "path", "copy");
+    let mut table = vec![["quarantined (UTC)", "run", "path", "copy", "reason"].map(String::from).to_vec()];
     for f in &rows {
         let q = f.quarantine();
         let path = match f.earlier {
@@ -193,7 +193,12 @@ fn list(flow: &str, json: bool, global: &Global) -> anyhow::Result<ExitCode> {
             None => format!("/{}", f.rec.path),
         };
         let copy = f.copy().unwrap_or_default();
-        outln!("{:<19}  {:>5}  {:<36}  {:<36}  {}", super::files::when(q.at), f.rec.run, path, copy, q.reason);
+        table.push(vec![super::files::when(q.at), f.rec.run.to_string(), path, copy, q.reason.clone()]);
+    }
+    use crate::text::Column;
+    let columns = [Column::left(19), Column::right(5), Column::name(36), Column::name(36), Column::left(0)];
+    for line in crate::text::table(&columns, &table) {
+        outln!("{line}");
     }
     if rows.iter().any(|f| f.earlier.is_some()) {
         outln!(

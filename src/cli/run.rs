@@ -277,17 +277,8 @@ pub fn print_summary(r: &RunReport) {
         failed_figure(r),
         c.bytes
     );
-    if r.quarantined > 0 || r.records.read > 0 {
-        let k = &r.records;
-        outln!(
-            "  {}; records: {} read, {} valid, {} rejected, {} skipped, {} written",
-            quarantined_figure(r),
-            k.read,
-            k.valid,
-            k.rejected,
-            k.skipped,
-            k.written
-        );
+    if let Some(line) = content_line(r) {
+        outln!("  {line}");
     }
     let rows: Vec<(&str, &str, &str)> = r.files.iter().map(|f| (outcome_label(f.outcome), f.path.as_str(), f.detail.as_str())).collect();
     for line in crate::text::columns(&rows, "  ", 11) {
@@ -297,6 +288,21 @@ pub fn print_summary(r: &RunReport) {
         outln!("  {line}");
     }
     super::awaits::print_responses(&r.responses);
+}
+
+/// The content steps' line of a run's summary: its quarantined files and its records, each
+/// left out when there were none (was: `0 quarantined; records: …` for every run with
+/// records); `None` when neither. `--json` keeps both figures.
+fn content_line(r: &RunReport) -> Option<String> {
+    let k = &r.records;
+    let parts = [
+        (r.quarantined > 0).then(|| quarantined_figure(r)),
+        (k.read > 0).then(|| {
+            format!("records: {} read, {} valid, {} rejected, {} skipped, {} written", k.read, k.valid, k.rejected, k.skipped, k.written)
+        }),
+    ];
+    let parts: Vec<String> = parts.into_iter().flatten().collect();
+    (!parts.is_empty()).then(|| parts.join("; "))
 }
 
 /// The run's `failed` figure, saying which of them are responses (counted in `failed`, not in
@@ -394,6 +400,33 @@ mod tests {
         std::fs::remove_file(d.join("partner/taken")).unwrap();
         let r = run().await;
         assert_eq!(failed_figure(&r), "1 failed (a response)", "{r:#?}");
+    }
+
+    /// A run's content line said `0 quarantined; records: …` when nothing was quarantined.
+    #[test]
+    fn the_content_line_leaves_out_what_there_was_none_of() {
+        let mut r = RunReport {
+            flow: "f".into(),
+            run: 1,
+            status: RunStatus::Ok,
+            counts: Default::default(),
+            quarantined: 0,
+            records: Default::default(),
+            files: vec![],
+            responses: vec![],
+            skipped_names: vec![],
+            error: None,
+            error_kind: None,
+            aborted_by_command: false,
+        };
+        assert_eq!(content_line(&r), None);
+        r.records = crate::ledger::RecordCounts { read: 3, valid: 2, rejected: 1, skipped: 0, written: 2 };
+        assert_eq!(content_line(&r).as_deref(), Some("records: 3 read, 2 valid, 1 rejected, 0 skipped, 2 written"));
+        r.quarantined = 1;
+        assert_eq!(content_line(&r).as_deref(), Some("1 quarantined; records: 3 read, 2 valid, 1 rejected, 0 skipped, 2 written"));
+        r.records = Default::default();
+        assert_eq!(content_line(&r).as_deref(), Some("1 quarantined"));
+        assert_eq!(serde_json::to_value(&r).unwrap()["quarantined"], 1, "JSON keeps the figure");
     }
 
     #[test]

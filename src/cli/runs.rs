@@ -55,8 +55,7 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         outln!("{never}");
         return Ok(ExitCode::SUCCESS);
     }
-    outln!(
-        "{:>5}  {:<24}  {:<20}  {:>8}  {:<8}  {:>4} {:>5} {:>5} {:>4} {:>4} {:>4}  {:<32}  error",
+    let header = [
         "run",
         "flow",
         "started (UTC)",
@@ -68,8 +67,10 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         "skip",
         "fail",
         "quar",
-        "records read/valid/rej/skip/wrote"
-    );
+        "records read/valid/rej/skip/wrote",
+        "error",
+    ];
+    let mut rows = vec![header.map(String::from).to_vec()];
     for (r, content) in runs.into_iter().zip(content) {
         // A run's counts are recorded when it ends: one still going, or cut off (it has no
         // end time), shows "-" (not known), not the 0s it started with.
@@ -91,13 +92,12 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         };
         let took = r.finished.map(|f| format!("{:.1}s", (f - r.started) as f64 / 1000.0)).unwrap_or_else(|| "-".into());
         let c = r.counts;
-        outln!(
-            "{:>5}  {:<24}  {:<20}  {:>8}  {:<8}  {:>4} {:>5} {:>5} {:>4} {:>4} {:>4}  {:<32}  {}",
-            r.id,
+        rows.push(vec![
+            r.id.to_string(),
             r.flow,
             super::files::when(r.started),
             took,
-            r.status.as_str(),
+            r.status.as_str().to_string(),
             count(c.seen),
             count(c.not_ready),
             count(c.delivered),
@@ -105,8 +105,28 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             count(c.failed),
             quarantined,
             records,
-            r.error.unwrap_or_default()
-        );
+            r.error.unwrap_or_default(),
+        ]);
+    }
+    use crate::text::Column;
+    let count = |min| Column::right(min).gap(1);
+    let columns = [
+        Column::right(5),
+        Column::left(24),
+        Column::left(20),
+        Column::right(8),
+        Column::left(8),
+        Column::right(4),
+        count(5),
+        count(5),
+        count(4),
+        count(4),
+        count(4),
+        Column::left(32),
+        Column::left(0),
+    ];
+    for line in crate::text::table(&columns, &rows) {
+        outln!("{line}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -299,21 +299,29 @@ fn print_table(flows: &[FlowStatus], live: bool) {
         outln!("no flows");
         return;
     }
-    let width = flows.iter().map(|f| f.name.chars().count()).max().unwrap_or(0).max(4);
-    outln!("{:<width$}  {:<10}  {:<48}  {:<19}  {:<19}  schedule", "flow", "state", "last run", "last success (UTC)", "next due (UTC)");
+    // The flow column's width also indents the lines under a flow.
+    let width = flows.iter().map(|f| crate::text::width(&f.name)).max().unwrap_or(0).max(4);
     let now = chrono::Utc::now();
     let time =
         |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".into());
-    for f in flows {
-        outln!(
-            "{:<width$}  {:<10}  {:<48}  {:<19}  {:<19}  {}",
-            f.name,
+    let header = ["flow", "state", "last run", "last success (UTC)", "next due (UTC)", "schedule"];
+    let mut rows = vec![header.map(String::from).to_vec()];
+    rows.extend(flows.iter().map(|f| {
+        vec![
+            f.name.clone(),
             state(f, live),
             f.last_run.as_ref().map(last_run).unwrap_or_else(|| "-".into()),
             time(f.last_success),
             time(f.next_due),
-            f.schedule.as_deref().unwrap_or("-")
-        );
+            f.schedule.clone().unwrap_or_else(|| "-".into()),
+        ]
+    }));
+    use crate::text::Column;
+    let columns = [Column::left(width), Column::left(10), Column::left(48), Column::left(19), Column::left(19), Column::left(0)];
+    let mut lines = crate::text::table(&columns, &rows).into_iter();
+    outln!("{}", lines.next().unwrap_or_default());
+    for (f, line) in flows.iter().zip(lines) {
+        outln!("{line}");
         if let Some(p) = &f.problem {
             outln!("{:<width$}  ! {p}", "");
         }

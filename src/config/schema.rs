@@ -192,8 +192,20 @@ fn explain(root: &Value, error: &ValidationError<'_>, out: &mut Vec<Structural>)
             out.push(Structural { problem, at_key: false, kind: Kind::MissingField, hide_key: false });
         }
         ValidationErrorKind::Type { kind } => {
-            let expected =
-                if is_duration(root, error.schema_path()) { "a duration such as `30s` or `2m`".into() } else { expected_types(kind) };
+            let expected = if is_duration(root, error.schema_path()) {
+                "a duration such as `30s` or `2m`".into()
+            } else {
+                // A mapping is told by its fields (`output: text` in a test file was "expected
+                // a mapping", which does not say what goes there).
+                let fields = match kind {
+                    TypeKind::Single(JsonType::Object) => allowed_fields(root, error.schema_path()),
+                    _ => BTreeSet::new(),
+                };
+                match fields.len() {
+                    0 => expected_types(kind),
+                    _ => format!("a mapping with {}", or_list(&fields.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>())),
+                }
+            };
             out.push(plain(path, format!("expected {expected}, found {}", describe(instance, sensitive))));
         }
         ValidationErrorKind::Constant { expected_value } => {
@@ -635,7 +647,12 @@ mod tests {
         v["endpoints"]["s"] =
             json!({ "type": "sftp", "host": "h", "user": "u", "auth": "hunter2s3cret", "host_key": { "known_hosts": "k" } });
         let got = messages(v);
-        assert!(got.contains(&"/endpoints/s/auth expected a mapping, found a string".to_string()), "{got:#?}");
+        assert!(
+            got.contains(
+                &"/endpoints/s/auth expected a mapping with `passphrase`, `password` or `private_key`, found a string".to_string()
+            ),
+            "{got:#?}"
+        );
         assert!(!got.concat().contains("hunter2"), "{got:#?}");
     }
 

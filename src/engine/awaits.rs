@@ -188,7 +188,7 @@ pub(super) struct Held {
     /// (its disposal refused): the run's look tries again to dispose of it ([`dispose_left`]),
     /// and may let the request go in the same run, as for an await it closes.
     pub undisposed: bool,
-    /// Its expected response, when it could be named (for the log).
+    /// Its expected response, when it could be named, as shown (`/out/r1.ack`: for the log).
     expected: Option<String>,
     /// The run before held it back for the same reason already: logged at debug level.
     told: bool,
@@ -198,8 +198,11 @@ impl Held {
     /// Says in the log that the request at `path` is held back: at info level (warn, for a
     /// response that cannot be named) the first time, at debug level when the run before
     /// held it back for the same reason already.
-    pub fn log(&self, flow: &Flow, path: &str) {
+    pub fn log(&self, flow: &Flow, path: &RemotePath) {
         let (flow, why) = (&flow.name, &self.why);
+        // Shown as the run's report shows it (`/out/a.csv`), not as the ledger keys it.
+        let shown = path.to_string();
+        let path = shown.as_str();
         match (&self.expected, self.told) {
             (None, true) => tracing::debug!(flow = %flow, path, why = %why, "Request still held back: its response cannot be named."),
             (None, false) => tracing::warn!(flow = %flow, path, why = %why, "Request held back: its response cannot be named."),
@@ -291,7 +294,7 @@ pub(super) fn held_back<'e>(
             why,
             awaited: awaited.map(|a| a.expected.clone()),
             undisposed: false,
-            expected: Some(expected.as_str().to_string()),
+            expected: Some(expected.to_string()),
             told,
         };
         let name = key(expected.as_str());
@@ -316,7 +319,7 @@ pub(super) fn held_back<'e>(
                     why,
                     awaited: Some(expected.as_str().to_string()),
                     undisposed: true,
-                    expected: Some(expected.as_str().to_string()),
+                    expected: Some(expected.to_string()),
                     told,
                 })
             }
@@ -406,7 +409,7 @@ pub(super) async fn send_after_look(
             // Told already in this run, unless the reason changed (another request took the
             // name in its turn).
             Some(h) if h.why != w.held.why => {
-                h.log(flow, path.as_str());
+                h.log(flow, path);
                 super::reword_not_ready(report, path, h.why);
             }
             Some(_) => {}
@@ -431,7 +434,7 @@ pub(super) async fn send_after_look(
             super::reword_not_ready(report, path, why);
             continue;
         }
-        tracing::info!(flow = %flow.name, path = %path, awaited = w.held.awaited.as_deref().unwrap_or_default(), "Request sent after all: the run took what it waited for.");
+        tracing::info!(flow = %flow.name, path = %path, awaited = w.held.awaited.as_deref().map(lifecycle::source_shown).unwrap_or_default(), "Request sent after all: the run took what it waited for.");
         super::unrecord_not_ready(report, path);
         going.push((w.candidate, w.known));
     }
@@ -669,7 +672,7 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop
         for (next, event) in changes(&a, taken.as_ref(), file.as_ref(), seen, now) {
             a = next;
             if let Some(ev) = cx.ledger.update_await(&a, event, now, cx.run)? {
-                tracing::warn!(flow = %cx.flow.name, request = %lifecycle::source_shown(&a.request), expected = %a.expected, kind = ev.kind.as_str(), detail = %ev.detail, "Response event.");
+                tracing::warn!(flow = %cx.flow.name, request = %lifecycle::source_shown(&a.request), expected = %lifecycle::source_shown(&a.expected), kind = ev.kind.as_str(), detail = %ev.detail, "Response event.");
             }
         }
         out.push(ResponseReport { detail: describe(&a, file.as_ref()), request: a.request, expected: a.expected, state: a.state, file });
@@ -2687,6 +2690,8 @@ mod tests {
         std::fs::write(d.join("outbox/o1.csv"), "order").unwrap();
         run(&flow, &ledger, d).await;
         tokio::time::sleep(Duration::from_millis(20)).await;
+        let log = crate::log_capture::Log::default();
+        let capture = log.capture();
         let mut runs = Vec::new();
         for _ in 0..2 {
             let r = run(&flow, &ledger, d).await;
@@ -2697,6 +2702,11 @@ mod tests {
         let events =
             |l: &crate::ledger::Ledger| l.events(Some("rt"), 0, 10).unwrap().into_iter().map(|e| (e.kind, e.run)).collect::<Vec<_>>();
         assert_eq!(events(&ledger), [(EventKind::Overdue, Some(runs[0]))]);
+        drop(capture);
+        // The log names the response as the event does (was: `expected=outbox/o1.ack`).
+        let text = log.text();
+        let line = text.lines().find(|l| l.contains("Response event.")).unwrap_or_else(|| panic!("{text}"));
+        assert!(line.contains("expected=/outbox/o1.ack") && line.contains("request=/o1.csv"), "{line}");
         std::fs::write(d.join("partner/outbox/o1.ack"), "ack").unwrap();
         let r = run(&flow, &ledger, d).await;
         assert_eq!(r.responses[0].state, AwaitState::Late, "{r:#?}");

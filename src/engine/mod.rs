@@ -557,7 +557,7 @@ async fn run_files(
             going.push((c, (known, seen)));
             continue;
         };
-        held.log(flow, c.entry.path.as_str());
+        held.log(flow, &c.entry.path);
         record(report, not_ready(&c.entry.path, held.why.clone()), on_file);
         if held.awaited.is_some() {
             after_look.push(awaits::AfterLook { candidate: c, known, seen, held });

@@ -237,7 +237,7 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
         let held = awaits::held_back(flow, awaits, &undisposed, requests_seen, next_run, now);
         for ((i, c, _), held) in requests.iter().zip(held) {
             if let Some(held) = held {
-                held.log(flow, c.entry.path.as_str());
+                held.log(flow, &c.entry.path);
                 if let Some(awaited) = held.awaited {
                     after_look.push((*i, awaited, held.undisposed));
                 }

@@ -323,6 +323,23 @@ mod tests {
 
     const FLOW: &str = "name: t\nendpoints:\n  in: { type: local, root: in }\n  out: { type: sftp, host: h, user: u, auth: { password: \"${env:NOPE_UNSET}\" }, host_key: { known_hosts: kh } }\nsource: { endpoint: in, path: /, include: [\"*.csv\"] }\nsinks: [ { endpoint: out, path: /x } ]\n";
 
+    /// `output: "text"` was told "expected a mapping, found the string `text`", which does
+    /// not say what goes there.
+    #[test]
+    fn a_content_given_as_a_string_names_its_forms() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "t.yaml", FLOW);
+        let t = write(
+            dir.path(),
+            "t.test.yaml",
+            "flow: t.yaml\ncases:\n  - name: a\n    render: { records: [] }\n    expect:\n      output: \"text\"\n",
+        );
+        let errs: Vec<String> =
+            load_suite(&t).unwrap_err().iter().map(|d| format!("{}:{}:{} {}", d.file.display(), d.line, d.col, d.message)).collect();
+        let want = "6:15 expected a mapping with `contains`, `content`, `file` or `records`, found the string `text`";
+        assert_eq!(errs, vec![format!("{}:{want}", t.display())]);
+    }
+
     #[test]
     fn every_problem_is_positioned_and_unknown_fields_refused() {
         let dir = tempfile::tempdir().unwrap();
