@@ -494,32 +494,33 @@ impl Checker<'_, '_> {
     /// a folder path there (`a/b`), so `{{rel_dir}}-{{name}}`, fine one folder down (`a-x.csv`),
     /// names `a/b-x.csv`, and such a file would fail in every run.
     fn named_two_folders_down(&mut self, path: &str, text: &str, t: &NameTemplate) {
-        let Ok(name) = t.render(&NameVars::new("sample.csv", "a/b", 1, 1, std::time::UNIX_EPOCH)) else { return };
-        if let Err(e) = check_name(&name) {
-            self.warning(
-                path,
-                format!(
-                    "template `{}` gives no plain file name for a file two folders down a recursive source (`a/b/sample.csv`): {e}; \
-                     such files would fail in every run{FOLDER_GOES_TO_PATH}",
-                    crate::text::visible(text)
-                ),
-            );
-        }
+        self.unnamed_for(path, t, NameVars::new("sample.csv", "a/b", 1, 1, std::time::UNIX_EPOCH), |e| {
+            format!(
+                "template `{}` gives no plain file name for a file two folders down a recursive source (`a/b/sample.csv`): {e}; \
+                 such files would fail in every run{FOLDER_GOES_TO_PATH}",
+                crate::text::visible(text)
+            )
+        });
     }
 
     /// Warns when the name template `t` (at `path`, written `text`), good for `sample.csv`,
     /// gives no plain name for a file without an extension (`{{ext}}` alone is empty for
     /// `README`): such a file would fail in every run, and nothing before the run said so.
     fn named_without_extension(&mut self, path: &str, text: &str, t: &NameTemplate) {
-        let Ok(name) = t.render(&NameVars::new("README", "", 1, 1, std::time::UNIX_EPOCH)) else { return };
+        self.unnamed_for(path, t, NameVars::new("README", "", 1, 1, std::time::UNIX_EPOCH), |e| {
+            format!(
+                "template `{}` gives no file name for a file without an extension: for a file named README, {e}; such a file fails in every run (leave such files out with `include`, or write the name with `{{{{name}}}}` or `{{{{stem}}}}`)",
+                crate::text::visible(text)
+            )
+        });
+    }
+
+    /// A warning at `path`, worded by `says` from why, when the name template `t` gives no
+    /// plain file name for the file `vars` describe.
+    fn unnamed_for(&mut self, path: &str, t: &NameTemplate, vars: NameVars, says: impl FnOnce(String) -> String) {
+        let Ok(name) = t.render(&vars) else { return };
         if let Err(e) = check_name(&name) {
-            self.warning(
-                path,
-                format!(
-                    "template `{}` gives no file name for a file without an extension: for a file named README, {e}; such a file fails in every run (leave such files out with `include`, or write the name with `{{{{name}}}}` or `{{{{stem}}}}`)",
-                    crate::text::visible(text)
-                ),
-            );
+            self.warning(path, says(e.to_string()));
         }
     }
 }
