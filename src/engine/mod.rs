@@ -370,8 +370,8 @@ pub fn close_interrupted(flow: &str, ledger: &Ledger, reason: &str) -> Result<()
     }
     left.reverse();
     let ids: Vec<u64> = left.iter().map(|r| r.id).collect();
-    let failed = left_in(ledger, flow, &ids, FileState::Failed)?;
-    let quarantined = left_in(ledger, flow, &ids, FileState::Quarantined)?;
+    let (failed, quarantined): (Vec<FileRecord>, Vec<FileRecord>) =
+        left_in(ledger, flow, &ids)?.into_iter().partition(|f| f.state == FileState::Failed);
     for mut r in left {
         r.status = RunStatus::Aborted;
         r.error = Some(reason.to_string());
@@ -391,11 +391,12 @@ pub fn close_interrupted(flow: &str, ledger: &Ledger, reason: &str) -> Result<()
 }
 
 /// The files of `flow` and of its responses (its response flow's) that one of the runs `ids`
-/// left in `state`: what [`close_interrupted`] counts of the runs it closes, as
-/// [`RunReport::conclude`] counts them from a run's report.
-fn left_in(ledger: &Ledger, flow: &str, ids: &[u64], state: FileState) -> Result<Vec<FileRecord>, LedgerError> {
-    let mut files = ledger.left_in(flow, ids, state)?;
-    files.extend(ledger.left_in(&crate::config::flow::response_flow_name(flow), ids, state)?);
+/// left failed or quarantined: what [`close_interrupted`] counts of the runs it closes, as
+/// [`RunReport::conclude`] counts them from a run's report. One read of each flow's records.
+fn left_in(ledger: &Ledger, flow: &str, ids: &[u64]) -> Result<Vec<FileRecord>, LedgerError> {
+    const LEFT: &[FileState] = &[FileState::Failed, FileState::Quarantined];
+    let mut files = ledger.left_in(flow, ids, LEFT)?;
+    files.extend(ledger.left_in(&crate::config::flow::response_flow_name(flow), ids, LEFT)?);
     Ok(files)
 }
 

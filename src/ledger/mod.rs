@@ -469,12 +469,13 @@ impl Ledger {
         }
     }
 
-    /// The file records of `flow` left in `state` (failed for good, quarantined) by one of
-    /// `runs` (the run that last touched each), by path: what a run interrupted before its end
-    /// failed or quarantined (`engine::close_interrupted`). Every record of the flow is read
-    /// (none is indexed by run): asked only when a run was interrupted.
-    pub fn left_in(&self, flow: &str, runs: &[u64], state: FileState) -> Result<Vec<FileRecord>, LedgerError> {
-        self.files_where(flow, |r| r.state == state && runs.contains(&r.run))
+    /// The file records of `flow` left in one of `states` (failed for good, quarantined) by
+    /// one of `runs` (the run that last touched each), by path: what a run interrupted before
+    /// its end failed or quarantined (`engine::close_interrupted`). Every record of the flow is
+    /// read (none is indexed by run), once for all the states: asked only when a run was
+    /// interrupted.
+    pub fn left_in(&self, flow: &str, runs: &[u64], states: &[FileState]) -> Result<Vec<FileRecord>, LedgerError> {
+        self.files_where(flow, |r| states.contains(&r.state) && runs.contains(&r.run))
     }
 
     /// The file records of `flow` that `keep` takes, by path.
