@@ -43,12 +43,13 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
                 outln!("  resume    {}: left {} by an earlier run{quarantined}{writes}{}", f.path, state.as_str(), then_shown(then));
             }
             Action::Quarantine { why } => outln!("  refuse    {}: {why}", f.path),
-            Action::Deliver { targets, then, awaits } => {
+            Action::Deliver { targets, then } => {
                 outln!("  deliver   {} ({} bytes) → {}; then {then}", f.path, f.size, targets.join(", "));
-                if let Some(a) = awaits {
-                    outln!("            {}", a.shown());
-                }
             }
+        }
+        // Under a request the run sends (delivered, resumed, or sent after its look).
+        if let Some(a) = &f.awaits {
+            outln!("            {}", a.shown());
         }
     }
     // Looked for at the end of the run, after its files.

@@ -518,7 +518,9 @@ pub struct RawReady {
     /// file named like it but for case counts, when it is the only one): without it, a done
     /// file there only in another case (`X.CSV.DONE` for `X.CSV.done`) does not count, and the
     /// file's not-ready reason says it is there (`no done file "X.CSV.done" yet ("X.CSV.DONE"
-    /// is there: done-file names are matched exactly; …)`).
+    /// is there: done-file names are matched exactly; …)`). A file named exactly as another
+    /// data file's done file is that file's, never one in another case: `X.CSV.DONE` is
+    /// `X.CSV`'s beside `x.csv` and `x.csv.done`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done_file: Option<String>,
 }

@@ -209,6 +209,9 @@ pub struct RawValidate {
     pub required_columns: Vec<String>,
     /// Name template of a companion file on the source (beside the data file) holding the
     /// expected number of records, e.g. `{{stem}}.count`. A different count quarantines the file.
+    /// Never the data file's own name: not for the files an `include` pattern takes
+    /// (`{{stem}}.csv` beside `*.csv`), nor, with `source.ignore_case`, their own in another
+    /// case (`{{stem}}.CSV`), as for `ready.done_file`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub row_count_file: Option<String>,
 }

@@ -265,7 +265,8 @@ pub(super) fn held_back<'e>(
             matches!(p.state, FileState::Done | FileState::Duplicate | FileState::Quarantined)
                 || p.deliveries.iter().any(|d| d.sink as usize == resp.request_sink && d.done)
         });
-        let expected = match (!settled).then(|| predicted(flow, resp, entry, rel, run, now)) {
+        let resumed = prev.filter(|p| lifecycle::same_version(flow, entry, p) && p.state.in_flight());
+        let expected = match (!settled).then(|| predicted(flow, resp, entry, rel, resumed, run, now)) {
             Some(Ok(Some(expected))) => expected,
             // Sent, it could not be awaited (its answer never taken, the file failing after
             // its delivery and aborting the run, run after run): not sent.
@@ -302,7 +303,7 @@ pub(super) fn held_back<'e>(
         let why = match (open.get(&name).filter(|a| !own(a)), first.get(&name)) {
             (None, _) if let Some(r) = left => {
                 let answered = answered.get(&name);
-                let of = answered.map(|a| format!(" to {}", a.request)).unwrap_or_default();
+                let of = answered.map(|a| format!(" to {}", lifecycle::source_shown(&a.request))).unwrap_or_default();
                 let then = match &resp.flow.after_success {
                     crate::config::flow::Disposition::MoveTo(_) => "moved away from",
                     _ => "deleted from",
@@ -338,11 +339,12 @@ pub(super) fn held_back<'e>(
                 };
                 let why = format!(
                     "its response {expected} is awaited for {earlier}{} (sent {sent}); sent once that is {until}{by_hand}",
-                    a.request
+                    lifecycle::source_shown(&a.request)
                 );
                 Some(held(why, Some(a), told))
             }
             (None, Some(other)) => {
+                let other = lifecycle::source_shown(other);
                 let why = format!("its response {expected} would also answer {other}, sent first in this run; sent once that is {until}");
                 Some(held(why, None, false))
             }
@@ -480,19 +482,40 @@ pub(super) fn seen_ready(
 
 /// The response `entry` will await once delivered in this run, as far as it can be told
 /// before: `None` when the request's own target cannot be named (its delivery reports that);
-/// an error when the response's name cannot be rendered over it.
-fn predicted(flow: &Flow, resp: &Response, entry: &Entry, rel: &str, run: u64, now: SystemTime) -> Result<Option<RemotePath>, FileError> {
-    let Some(Ok((dir, name))) =
-        flow.sinks.get(resp.request_sink).map(|_| lifecycle::wanted_for(flow, resp.request_sink, entry, rel, run, now))
-    else {
-        return Ok(None);
+/// an error when the response's name cannot be rendered over it. `resumed`: the record of
+/// this very version a run left in flight; a request-sink target it recorded (a run stopped
+/// during the upload, or killed after the rename before it knew) is the name a resumed
+/// delivery keeps when it finds the request there whole (`lifecycle::recovered`), and the
+/// response is named after it.
+fn predicted(
+    flow: &Flow,
+    resp: &Response,
+    entry: &Entry,
+    rel: &str,
+    resumed: Option<&FileRecord>,
+    run: u64,
+    now: SystemTime,
+) -> Result<Option<RemotePath>, FileError> {
+    let recorded = resumed
+        .and_then(|r| r.deliveries.iter().find(|d| d.sink as usize == resp.request_sink))
+        .and_then(|d| RemotePath::parse(&d.target).ok());
+    let target = match recorded {
+        Some(t) => t,
+        None => {
+            let Some(Ok((dir, name))) =
+                flow.sinks.get(resp.request_sink).map(|_| lifecycle::wanted_for(flow, resp.request_sink, entry, rel, run, now))
+            else {
+                return Ok(None);
+            };
+            let Ok(target) = dir.join(&name) else { return Ok(None) };
+            target
+        }
     };
-    let Ok(target) = dir.join(&name) else { return Ok(None) };
     expected_path(resp, target.name(), entry.size, run, to_millis(now)).map(Some)
 }
 
-/// The response a request the next run delivers will await once sent, for `wharf plan`'s
-/// line of the file.
+/// The response a request the next run sends will await once sent, for `wharf plan`'s line
+/// of the file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PlannedAwait {
     /// Where the run looks for it, named as the run names it ([`predicted`], as [`held_back`]
@@ -519,13 +542,26 @@ impl PlannedAwait {
 }
 
 /// What the request `entry` (`rel`: its path relative to the source folder) awaits once the
-/// run numbered `run` delivers it at `now`, for `wharf plan`: its response named as the run
-/// names it before sending ([`predicted`]). `None` for a flow without `response`, or when
-/// the name cannot be told (the file's line says why elsewhere: its target cannot be named;
-/// a response name that cannot be rendered holds the request back, [`held_back`]).
-pub(super) fn planned(flow: &Flow, entry: &Entry, rel: &str, run: u64, now: SystemTime) -> Option<PlannedAwait> {
+/// run numbered `run` sends it at `now`, for `wharf plan`: its response named as the run
+/// names it before sending ([`predicted`], as [`held_back`] does; `resumed`: this version's
+/// record a run left in flight). `None` for a flow without `response`; for a request the
+/// request sink confirmed already (its await is open, and is shown with the plan's
+/// responses) or left as it was (`if_exists: skip`: not sent, nothing awaited); or when the
+/// name cannot be told (the file's line says why elsewhere: its target cannot be named; a
+/// response name that cannot be rendered holds the request back).
+pub(super) fn planned(
+    flow: &Flow,
+    entry: &Entry,
+    rel: &str,
+    resumed: Option<&FileRecord>,
+    run: u64,
+    now: SystemTime,
+) -> Option<PlannedAwait> {
     let resp = flow.response.as_deref()?;
-    let expected = predicted(flow, resp, entry, rel, run, now).ok()??;
+    if resumed.is_some_and(|r| r.deliveries.iter().any(|d| d.sink as usize == resp.request_sink && d.done)) {
+        return None;
+    }
+    let expected = predicted(flow, resp, entry, rel, resumed, run, now).ok()??;
     Some(PlannedAwait {
         response: format!("{}:{expected}", resp.flow.source.endpoint),
         deadline: crate::config::duration::format(resp.deadline),
@@ -1236,7 +1272,7 @@ fn not_named_so(a: &AwaitRecord, why: &str) -> FileReport {
     FileReport {
         path: format!("/{}", a.expected),
         outcome: Outcome::Skipped,
-        detail: format!("no response {}: {why}", a.expected),
+        detail: format!("no response /{}: {why}", a.expected),
         targets: vec![],
         bytes: 0,
         error_kind: None,
@@ -1387,9 +1423,10 @@ fn describe(a: &AwaitRecord, file: Option<&FileReport>) -> String {
     }
 }
 
-/// `response /outbox/a.ack to a.csv`, for event details.
+/// `response /outbox/a.ack to /a.csv`, for event details: both named as the run's report
+/// names them.
 fn subject(a: &AwaitRecord) -> String {
-    format!("response /{} to {}", a.expected, a.request)
+    format!("response /{} to {}", a.expected, lifecycle::source_shown(&a.request))
 }
 
 #[cfg(test)]
@@ -1421,7 +1458,7 @@ mod tests {
         assert_eq!(a.state, AwaitState::Waiting);
         let (kind, detail) = judge(&mut a, None, None, Seen::default(), 31 * MIN).unwrap();
         assert_eq!((kind, a.state), (EventKind::Overdue, AwaitState::Overdue));
-        assert!(detail.contains("response /outbox/a.ack to a.csv was due by"), "{detail}");
+        assert!(detail.contains("response /outbox/a.ack to /a.csv was due by"), "{detail}");
         // Overdue is recorded once: later polls change nothing until it expires.
         assert_eq!(judge(&mut a, None, None, Seen::default(), 45 * MIN), None);
         assert_eq!(a.state, AwaitState::Overdue);
@@ -1548,7 +1585,7 @@ mod tests {
         assert_eq!(y, AwaitState::Waiting);
         assert!(
             why.ends_with(
-                "the response is there but was not taken: no response outbox/y.ack: \"Y.ACK\" and \"y.Ack\" are both there, named like it \
+                "the response is there but was not taken: no response /outbox/y.ack: \"Y.ACK\" and \"y.Ack\" are both there, named like it \
                  ignoring case (`ignore_case`), so neither is taken for it; remove or rename the ones that are not it"
             ),
             "{why}"
@@ -1558,7 +1595,7 @@ mod tests {
         assert!(why.contains("before the request was sent"), "{why}");
         let held = r.files.iter().find(|f| f.path == "/Z.CSV").unwrap();
         assert_eq!(held.outcome, Outcome::NotReady, "{r:#?}");
-        assert!(held.detail.contains("is awaited for z.csv"), "{}", held.detail);
+        assert!(held.detail.contains("is awaited for /z.csv"), "{}", held.detail);
         std::fs::remove_file(d.join("partner/outbox/y.Ack")).unwrap();
         let r = run(&flow, &ledger, d).await;
         assert_eq!(state(&r, "y.csv").0, AwaitState::Answered, "{r:#?}");
@@ -1571,7 +1608,7 @@ mod tests {
         std::fs::write(d.join("outbox/x.csv"), "x").unwrap();
         run(&flow, &ledger, d).await;
         std::fs::write(d.join("partner/outbox/X.ACK"), "ack x").unwrap();
-        let hint = "no response outbox/x.ack: \"X.ACK\" is there: response names are matched exactly; \
+        let hint = "no response /outbox/x.ack: \"X.ACK\" is there: response names are matched exactly; \
                     `response.ignore_case: true` matches them ignoring case";
         let p = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
         let [planned] = &p.responses[..] else { panic!("{p:#?}") };
@@ -1665,7 +1702,7 @@ mod tests {
             assert!(resp.detail.starts_with("answered in run "), "{}", resp.detail);
             let (outcome, why) = held(&r).unwrap();
             assert_eq!(outcome, Outcome::NotReady, "{r:#?}");
-            assert!(why.starts_with("its response name /outbox/o1.ack still holds the answer to o1.csv, taken in run 2 and not moved away from the server yet ("), "{why}");
+            assert!(why.starts_with("its response name /outbox/o1.ack still holds the answer to /o1.csv, taken in run 2 and not moved away from the server yet ("), "{why}");
             assert_eq!(ledger.awaited("rt", "outbox/o1.ack").unwrap().unwrap().state, AwaitState::Answered);
             assert_eq!(std::fs::read_dir(d.join("acks")).unwrap().count(), 1, "delivered once");
         }
@@ -2300,7 +2337,7 @@ mod tests {
         let ledger = crate::ledger::Ledger::in_memory().unwrap();
         std::fs::write(d.join("outbox/a.csv"), "order").unwrap();
         let p = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
-        let super::super::plan::Action::Deliver { awaits: Some(a), .. } = &p.files[0].action else { panic!("{p:#?}") };
+        let (super::super::plan::Action::Deliver { .. }, Some(a)) = (&p.files[0].action, &p.files[0].awaits) else { panic!("{p:#?}") };
         let want = PlannedAwait { response: "partner:/outbox/a.ack".into(), deadline: "1h".into(), expire_after: Some("1d".into()) };
         assert_eq!(a, &want);
         assert_eq!(a.shown(), "awaits partner:/outbox/a.ack, due within 1h of sending (until 1d after)");
@@ -2385,6 +2422,76 @@ mod tests {
         assert_eq!(std::fs::read_to_string(d.join("acks/o1.ack")).unwrap(), "ack");
     }
 
+    /// `wharf plan` says what a request a crashed run left before the partner had it awaits
+    /// once the run resumes it (its line said nothing): `o1.csv`, whose upload was recorded
+    /// to `o1-1.csv` (the free name `if_exists: rename` chose) and is there whole, awaits the
+    /// response named after that name, as the run then records it; `o2.csv`, left before
+    /// anything was downloaded, the one named after the name it gets now. In `--json` too.
+    #[tokio::test]
+    async fn plan_says_what_a_resumed_request_awaits() {
+        use sha2::Digest;
+        let (dir, flow) = round_trip_answered("1h", "", ", expire_after: 1d");
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        let crashed = crate::ledger::now_millis() - 30 * MIN;
+        for (name, state, target) in [("o1", FileState::Delivering, Some("inbox/o1-1.csv")), ("o2", FileState::Claimed, None)] {
+            let path = d.join(format!("outbox/{name}.csv"));
+            std::fs::write(&path, "order").unwrap();
+            let mtime = to_millis(std::fs::metadata(&path).unwrap().modified().unwrap());
+            let deliveries: Vec<_> =
+                target.map(|t| crate::ledger::Delivery { sink: 0, target: t.into(), done: false, replaces: None }).into_iter().collect();
+            let rec = FileRecord {
+                path: format!("{name}.csv"),
+                identity: format!("p={name}.csv|s=5|m={mtime}"),
+                size: 5,
+                mtime: Some(mtime),
+                // Hashed when staged (what a found delivery is checked against).
+                sha256: target.map(|_| hex::encode(sha2::Sha256::digest(b"order"))),
+                state,
+                first_seen: crashed,
+                updated: crashed,
+                run: 1,
+                deliveries,
+                ..Default::default()
+            };
+            ledger.put_file_with("rt", &rec, crate::ledger::Durability::Durable).unwrap();
+        }
+        std::fs::write(d.join("partner/inbox/o1-1.csv"), "order").unwrap();
+        let p = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
+        let planned: Vec<(&str, bool, Option<&str>)> = p
+            .files
+            .iter()
+            .map(|f| {
+                (
+                    f.path.as_str(),
+                    matches!(f.action, super::super::plan::Action::Resume { .. }),
+                    f.awaits.as_ref().map(|a| a.response.as_str()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            planned,
+            [("/o1.csv", true, Some("partner:/outbox/o1-1.ack")), ("/o2.csv", true, Some("partner:/outbox/o2.ack"))],
+            "{p:#?}"
+        );
+        assert_eq!(
+            p.files[0].awaits.as_ref().map(PlannedAwait::shown).as_deref(),
+            Some("awaits partner:/outbox/o1-1.ack, due within 1h of sending (until 1d after)")
+        );
+        let json = serde_json::to_value(&p.files[1]).unwrap();
+        assert_eq!(
+            (&json["action"], &json["awaits"]),
+            (
+                &serde_json::json!("resume"),
+                &serde_json::json!({ "response": "partner:/outbox/o2.ack", "deadline": "1h", "expire_after": "1d" })
+            ),
+            "{json:#}"
+        );
+        let r = run(&flow, &ledger, d).await;
+        let awaited: Vec<(String, String)> = ledger.awaits(Some("rt")).unwrap().into_iter().map(|a| (a.request, a.expected)).collect();
+        assert_eq!(awaited, [("o1.csv".into(), "outbox/o1-1.ack".into()), ("o2.csv".into(), "outbox/o2.ack".into())], "{r:#?}");
+    }
+
     /// `a.csv` and `a.xml` both expect `a.ack`: sent, they could not be told apart (one
     /// would lose its await, and take the other's answer). The first in listing order goes;
     /// the other stays in the source, not ready, until that await closes — also in a later
@@ -2402,14 +2509,16 @@ mod tests {
             other => panic!("{other:?}"),
         };
         let plan = super::super::plan::plan(&flow, None, std::time::SystemTime::now(), None).await.unwrap();
-        assert!(why(plan).contains("would also answer a.csv"));
+        assert!(why(plan).contains("would also answer /a.csv"));
         let r = run(&flow, &ledger, d).await;
         assert_eq!((r.counts.delivered, r.counts.not_ready), (1, 1), "{r:#?}");
         let plan = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
-        assert!(why(plan).contains("is awaited for a.csv"));
+        let xml_awaits = |p: &super::super::plan::Plan| p.files.iter().find(|f| f.path.ends_with("a.xml")).unwrap().awaits.clone();
+        assert_eq!(xml_awaits(&plan), None, "held back, not sent in this run: {plan:#?}");
+        assert!(why(plan).contains("is awaited for /a.csv"));
         let held = r.files.iter().find(|f| f.path.ends_with("a.xml")).unwrap();
         assert_eq!(held.outcome, Outcome::NotReady);
-        assert!(held.detail.contains("its response /outbox/a.ack would also answer a.csv, sent first in this run"), "{}", held.detail);
+        assert!(held.detail.contains("its response /outbox/a.ack would also answer /a.csv, sent first in this run"), "{}", held.detail);
         assert!(d.join("outbox/a.xml").exists() && !d.join("partner/inbox/a.xml").exists());
         let awaits = ledger.awaits(Some("rt")).unwrap();
         assert_eq!((awaits.len(), awaits[0].request.as_str()), (1, "a.csv"), "{awaits:#?}");
@@ -2417,7 +2526,7 @@ mod tests {
         let r = run(&flow, &ledger, d).await;
         let held = r.files.iter().find(|f| f.path.ends_with("a.xml")).unwrap();
         assert_eq!(held.outcome, Outcome::NotReady, "{r:#?}");
-        assert!(held.detail.starts_with("its response /outbox/a.ack is awaited for a.csv (sent "), "{}", held.detail);
+        assert!(held.detail.starts_with("its response /outbox/a.ack is awaited for /a.csv (sent "), "{}", held.detail);
         assert!(
             held.detail.ends_with("sent once that is answered (it has no expire_after); `wharf awaits close rt /a.csv` gives up waiting"),
             "{}",
@@ -2427,8 +2536,12 @@ mod tests {
         // which awaits a.ack in its turn — and not the answer that run took for a.csv.
         std::fs::write(d.join("partner/outbox/a.ack"), "ack a.csv").unwrap();
         let plan = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
+        // Sent after the look, it then awaits a.ack in its turn: said under it, as for a request
+        // delivered straight away (it said nothing).
+        let after = xml_awaits(&plan).map(|a| a.shown());
+        assert_eq!(after.as_deref(), Some("awaits partner:/outbox/a.ack, due within 1h of sending (until answered: no expire_after)"));
         let why = why(plan);
-        assert!(why.starts_with("its response /outbox/a.ack is awaited for a.csv"), "{why}");
+        assert!(why.starts_with("its response /outbox/a.ack is awaited for /a.csv"), "{why}");
         assert!(why.contains("closes that await (see responses), and sends this request after it, in the same run"), "{why}");
         let r = run(&flow, &ledger, d).await;
         assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
@@ -2476,7 +2589,7 @@ mod tests {
         assert!(outcomes.contains(&("/a.json", Outcome::Delivered)) && outcomes.contains(&("/a.xml", Outcome::NotReady)), "{r:#?}");
         assert_eq!((r.counts.delivered, r.counts.not_ready), (1, 1), "{r:#?}");
         let held = r.files.iter().find(|f| f.path == "/a.xml").unwrap();
-        assert!(held.detail.contains("would also answer a.json, sent first in this run"), "{}", held.detail);
+        assert!(held.detail.contains("would also answer /a.json, sent first in this run"), "{}", held.detail);
         let states: Vec<_> = r.responses.iter().map(|x| (x.request.as_str(), x.state)).collect();
         assert_eq!(states, [("a.csv", AwaitState::Answered), ("a.json", AwaitState::Waiting)]);
         // The answer to a.csv, kept on the server, is not a.json's.
@@ -2519,12 +2632,12 @@ mod tests {
         std::fs::write(d.join("outbox/a.csv"), "order").unwrap();
         std::fs::write(d.join("outbox/a.xml"), "<order/>").unwrap();
         let (held, reasons) = run_logged();
-        assert!(held.len() == 1 && held[0].contains("a.xml") && held[0].contains("would also answer a.csv"), "{held:#?}");
+        assert!(held.len() == 1 && held[0].contains("a.xml") && held[0].contains("would also answer /a.csv"), "{held:#?}");
         assert_eq!(reasons.len(), 1, "{reasons:#?}");
         for _ in 0..3 {
             let (held, reasons) = run_logged();
             assert_eq!(held, Vec::<String>::new(), "told once");
-            assert!(reasons.len() == 1 && reasons[0].contains("is awaited for a.csv"), "{reasons:#?}");
+            assert!(reasons.len() == 1 && reasons[0].contains("is awaited for /a.csv"), "{reasons:#?}");
         }
         // A request that turns up now is told of once.
         std::fs::write(d.join("outbox/a.json"), "{}").unwrap();
@@ -2537,11 +2650,11 @@ mod tests {
         // taken, and a.xml, held now by a.json, is told of again, once.
         std::fs::write(d.join("partner/outbox/a.ack"), "ack a.csv").unwrap();
         let (held, reasons) = run_logged();
-        assert!(held.len() == 1 && held[0].contains("a.xml") && held[0].contains("would also answer a.json"), "{held:#?} {reasons:#?}");
-        assert!(reasons.len() == 1 && reasons[0].contains("would also answer a.json"), "{reasons:#?}");
+        assert!(held.len() == 1 && held[0].contains("a.xml") && held[0].contains("would also answer /a.json"), "{held:#?} {reasons:#?}");
+        assert!(reasons.len() == 1 && reasons[0].contains("would also answer /a.json"), "{reasons:#?}");
         let (held, reasons) = run_logged();
         assert_eq!(held, Vec::<String>::new(), "told once");
-        assert!(reasons.len() == 1 && reasons[0].contains("is awaited for a.json"), "{reasons:#?}");
+        assert!(reasons.len() == 1 && reasons[0].contains("is awaited for /a.json"), "{reasons:#?}");
     }
 
     #[tokio::test]
@@ -2583,7 +2696,7 @@ mod tests {
             std::fs::write(d.join("outbox/a.csv"), "corrected order").unwrap();
             let r = run(&flow, &ledger, d).await;
             assert_eq!(r.files[0].outcome, Outcome::NotReady, "{identity:?}: {r:#?}");
-            assert!(r.files[0].detail.contains("is awaited for an earlier version of a.csv (sent "), "{}", r.files[0].detail);
+            assert!(r.files[0].detail.contains("is awaited for an earlier version of /a.csv (sent "), "{}", r.files[0].detail);
             assert_eq!(std::fs::read_to_string(d.join("partner/inbox/a.csv")).unwrap(), "order");
         }
     }

@@ -189,7 +189,7 @@ async fn companion(cx: &Ctx<'_>, dirs: &[RemotePath], name: &str) -> Result<Resu
         };
         // Under the name it has there (`source.ignore_case`: maybe in another case).
         let found = retry(cx.flow.retry, "look for companion file", || async {
-            super::discover::locate(&*cx.source, &cx.flow.source, &path).await.map_err(FileError::from)
+            super::discover::locate(&*cx.source, &cx.flow.source, cx.flow.steps.as_ref(), &path, cx.now).await.map_err(FileError::from)
         })
         .await?;
         let path = match found {

@@ -135,10 +135,13 @@ pub async fn discover(
     let files = once_each(files);
     // What the done files are judged by, and (`ignore_case`) the step companions looked for
     // in: only a flow with done files, or ignoring case, needs it.
-    let listed = ready::Listed::new(if src.ready.done_file.is_some() || src.ignore_case { &files } else { &[] }, src.ignore_case);
+    let mut listed = ready::Listed::new(if src.ready.done_file.is_some() || src.ignore_case { &files } else { &[] }, src.ignore_case);
     let mut out = Vec::new();
     let mut companions = BTreeSet::new();
     let mut case_only = Vec::new();
+    // First the names each data file's companions have by their templates: a file listed
+    // under one of them exactly is that data file's, never taken for another's in another case.
+    let mut data = Vec::new();
     for e in files {
         let Some(rel) = e.path.strip_prefix(&src.path).map(str::to_string) else { continue };
         if !wanted(src, &rel) {
@@ -149,6 +152,13 @@ pub async fn discover(
             continue;
         }
         let done = src.ready.done_file.as_ref().and_then(|t| done_path(t, &e, &rel, now));
+        let read = step_companions(steps, &e, now);
+        data.push((e, rel, done, read));
+    }
+    for (e, _, done, read) in &data {
+        listed.claim(&e.path, done.iter().chain(read.iter().map(|(_, p)| p)).cloned());
+    }
+    for (e, rel, done, read) in data {
         let done_file = done.as_ref().map(|p| listed.done_file(&e, p));
         let mut unclear = Vec::new();
         // Never the file itself (`{{stem}}.CSV` of `a.csv`, ignoring case): it would be left
@@ -160,7 +170,7 @@ pub async fn discover(
                 companions.insert(key);
             }
         };
-        for (what, p) in step_companions(steps, &e, now) {
+        for (what, p) in read {
             if let (true, Found::Ambiguous(names)) = (src.ignore_case, listed.find(&p)) {
                 unclear.push(ready::ambiguous(what, p.name(), &names));
             }
@@ -299,7 +309,15 @@ pub enum Located {
 /// `source.ignore_case` (not looked at); with it, itself when there, else its folder is listed
 /// for the one named like it ignoring case. For what is done with a companion after
 /// discovery: reading it, moving or deleting it with its data file.
-pub async fn locate(ep: &dyn Endpoint, src: &Source, wanted: &RemotePath) -> Result<Located, EndpointError> {
+/// As discovery, a file its folder holds named exactly as another data file's companion is
+/// that file's, not this one (`steps`, `now`: what the companions' names are rendered with).
+pub async fn locate(
+    ep: &dyn Endpoint,
+    src: &Source,
+    steps: Option<&Steps>,
+    wanted: &RemotePath,
+    now: std::time::SystemTime,
+) -> Result<Located, EndpointError> {
     if !src.ignore_case || ep.stat(wanted).await?.is_some() {
         return Ok(Located::At(wanted.clone()));
     }
@@ -308,7 +326,11 @@ pub async fn locate(ep: &dyn Endpoint, src: &Source, wanted: &RemotePath) -> Res
         other => other?,
     };
     let files: Vec<Entry> = listing.entries.into_iter().filter(|e| e.kind == EntryKind::File).collect();
-    Ok(match ready::Listed::new(&files, true).find(wanted) {
+    let mut listed = ready::Listed::new(&files, true);
+    for (e, rel) in files.iter().filter_map(|e| Some((e, e.path.strip_prefix(&src.path)?))).filter(|(_, rel)| self::wanted(src, rel)) {
+        listed.claim(&e.path, companions_of(src, steps, e, rel, now));
+    }
+    Ok(match listed.find(wanted) {
         Found::There(e) => Located::At(e.path),
         Found::Ambiguous(names) => Located::Ambiguous(names),
         Found::Missing | Found::OtherCase(_) => Located::At(wanted.clone()),

@@ -87,14 +87,8 @@ pub enum Action {
     /// cannot be confirmed, nor made from its staged copy (`why`: the run's error; its staged
     /// copy looked at only when the plan is given the staging folder).
     Fail { why: String },
-    /// Taken: delivered to every sink as named, then the source disposed of. `awaits`: for a
-    /// round trip, the response the request then awaits (where, due and given up when).
-    Deliver {
-        targets: Vec<String>,
-        then: String,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        awaits: Option<awaits::PlannedAwait>,
-    },
+    /// Taken: delivered to every sink as named, then the source disposed of.
+    Deliver { targets: Vec<String>, then: String },
 }
 
 /// The quarantine copy a resumed run puts a file left `quarantining` aside as, named as
@@ -114,6 +108,17 @@ pub struct PlannedFile {
     pub size: u64,
     #[serde(flatten)]
     pub action: Action,
+    /// For a round trip, the response this file awaits once the run sends it (where, due and
+    /// given up when): a request it delivers, one it resumes before the request sink confirmed
+    /// it, one it holds back and sends after its look for responses ([`awaits_of`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub awaits: Option<awaits::PlannedAwait>,
+}
+
+impl PlannedFile {
+    fn new(path: String, size: u64, action: Action) -> Self {
+        PlannedFile { path, size, action, awaits: None }
+    }
 }
 
 /// The whole plan.
@@ -208,7 +213,7 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
             ready::Readiness::NotReady(why) => Action::Wait { why },
             ready::Readiness::Ready => decide(flow, snapshot.as_ref(), c, next_run, now)?,
         };
-        files.push(PlannedFile { path: c.entry.path.to_string(), size: c.entry.size, action });
+        files.push(PlannedFile::new(c.entry.path.to_string(), c.entry.size, action));
     }
     // Round trips: a request whose response name another open request awaits waits its turn.
     // Judged, as the run judges it, for every ready file whatever the ledger says of it (a
@@ -330,7 +335,7 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
                 FileState::Delivered | FileState::Disposing => {}
                 FileState::Quarantining => {
                     if let Some(action) = left_aside(flow, &**source, &mut opened, l, &r, staging_dir).await? {
-                        files.push(PlannedFile { path, size: r.size, action });
+                        files.push(PlannedFile::new(path, r.size, action));
                     }
                     continue;
                 }
@@ -344,7 +349,7 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
                         Err(FileError::Ledger(e)) => return Err(e.into()),
                         Err(e) => left_failing::unjudged(&e),
                     };
-                    files.push(PlannedFile { path, size: r.size, action: Action::Fail { why } });
+                    files.push(PlannedFile::new(path, r.size, Action::Fail { why }));
                     continue;
                 }
                 // Left before its delivery was done, its source gone since, as
@@ -353,11 +358,11 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
                     None => continue,
                     Some(left_gone::Judged::Resume) => {}
                     Some(left_gone::Judged::Vanish(why)) => {
-                        files.push(PlannedFile { path, size: r.size, action: Action::Skip { why } });
+                        files.push(PlannedFile::new(path, r.size, Action::Skip { why }));
                         continue;
                     }
                     Some(left_gone::Judged::Fail(why) | left_gone::Judged::Unjudged(why)) => {
-                        files.push(PlannedFile { path, size: r.size, action: Action::Fail { why } });
+                        files.push(PlannedFile::new(path, r.size, Action::Fail { why }));
                         continue;
                     }
                 },
@@ -366,7 +371,12 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
                 let recorded = lifecycle::recorded_move(&r);
                 disposals.push(Disposal { file: files.len(), source, size: r.size, recorded, listed: false, failed: false });
             }
-            files.push(PlannedFile { path, size: r.size, action: resume(flow, &r) });
+            // Not listed: a file delivered to no sink yet, finished from its staged copy.
+            let awaits = RemotePath::parse(&r.path).ok().and_then(|p| {
+                let rel = flow_rel(flow, &p);
+                awaits_of(flow, &listed_as(p, r.size), &rel, Some(&r), next_run, now)
+            });
+            files.push(PlannedFile { awaits, ..PlannedFile::new(path, r.size, resume(flow, &r)) });
         }
     }
     look_at_disposals(flow, &**source, &disposals, &mut files, now).await;
@@ -382,9 +392,11 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
     };
     // A request held back by an await that look closes goes after it, in the same run
     // (`awaits::send_after_look`).
+    let mut after = std::collections::BTreeSet::new();
     for (i, awaited, undisposed) in after_look {
         let closes = responses.iter().any(|r| r.expected == awaited && !r.becomes.is_open());
         if let (true, Action::Wait { why }) = (closes, &mut files[i].action) {
+            after.insert(i);
             why.push_str(if undisposed {
                 " — the run's look for responses tries again to dispose of it (see responses), and if that succeeds sends this request after it, in the same run, unless another request or file takes its names first"
             } else {
@@ -392,7 +404,47 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
             });
         }
     }
+    // Round trips: under each request the run sends, the response it then awaits.
+    if flow.response.is_some() {
+        for (i, (c, f)) in candidates.iter().zip(files.iter_mut()).enumerate() {
+            let resumed = match f.action {
+                Action::Deliver { .. } => None,
+                Action::Resume { .. } => snapshot.as_ref().map(|l| l.file(&flow.name, c.entry.path.as_str())).transpose()?.flatten(),
+                Action::Wait { .. } if after.contains(&i) => None,
+                _ => continue,
+            };
+            f.awaits = awaits_of(flow, &c.entry, &c.rel, resumed.as_ref(), next_run, now);
+        }
+    }
     Ok(Plan { flow: flow.name.clone(), files, caveats, responses, probes: vec![], probe_hint: None })
+}
+
+/// What the request `entry` (at `rel` under the source folder) awaits once the run numbered
+/// `run` sends it, for its line: `resumed`, the record of a run that stopped before the
+/// request sink confirmed it (none once it did: it awaits its response already, shown with the
+/// plan's responses; nor for a file being quarantined, which is not sent).
+fn awaits_of(
+    flow: &Flow,
+    entry: &crate::endpoint::Entry,
+    rel: &str,
+    resumed: Option<&FileRecord>,
+    run: u64,
+    now: SystemTime,
+) -> Option<awaits::PlannedAwait> {
+    if resumed.is_some_and(|r| r.state == FileState::Quarantining) {
+        return None;
+    }
+    awaits::planned(flow, entry, rel, resumed, run, now)
+}
+
+/// The listing's entry of a file no longer listed, from what the ledger knows of it.
+fn listed_as(path: RemotePath, size: u64) -> crate::endpoint::Entry {
+    crate::endpoint::Entry { path, kind: crate::endpoint::EntryKind::File, size, mtime: None }
+}
+
+/// `path` relative to the flow's source folder, as discovery gives it (`sub/a.csv`).
+fn flow_rel(flow: &Flow, path: &RemotePath) -> String {
+    path.strip_prefix(&flow.source.path).unwrap_or_else(|| path.name()).to_string()
 }
 
 /// What the run does with a file a crashed run left `quarantining`, its source no longer
@@ -537,12 +589,12 @@ async fn look_at_disposals(
         }
         if fate.is_ok() && matches!(disp, Disposition::MoveTo(_)) {
             // Moved after it, each to a free name (`lifecycle::dispose_companions`).
-            let entry =
-                crate::endpoint::Entry { path: d.source.clone(), kind: crate::endpoint::EntryKind::File, size: d.size, mtime: None };
-            let rel = d.source.strip_prefix(&flow.source.path).unwrap_or_else(|| d.source.name());
-            for c in discover::companions_of(&flow.source, flow.steps.as_ref(), &entry, rel, now) {
+            let entry = listed_as(d.source.clone(), d.size);
+            for c in discover::companions_of(&flow.source, flow.steps.as_ref(), &entry, &flow_rel(flow, &d.source), now) {
                 // Under the name it has there (`source.ignore_case`); one not told apart stays.
-                let Ok(discover::Located::At(c)) = discover::locate(source, &flow.source, &c).await else { continue };
+                let Ok(discover::Located::At(c)) = discover::locate(source, &flow.source, flow.steps.as_ref(), &c, now).await else {
+                    continue;
+                };
                 if let Ok(Fate::Moved { to, .. }) = disposition::foresee(source, &c, disp, None, None, |p| taken.contains(p)).await {
                     taken.insert(to);
                 }
@@ -666,7 +718,7 @@ fn decide(flow: &Flow, ledger: Option<&Snapshot>, c: &discover::Candidate, run: 
         Err(e) => format!("{}:<{e}>", s.endpoint),
     });
     let then = disposal(flow).unwrap_or_else(|| "keep the source".to_string());
-    Ok(Action::Deliver { targets: targets.collect(), then, awaits: awaits::planned(flow, &c.entry, &c.rel, run, now) })
+    Ok(Action::Deliver { targets: targets.collect(), then })
 }
 
 /// ` to erp:/rejected`: where the flow quarantines files (nothing without a quarantine).
@@ -881,6 +933,44 @@ mod tests {
         assert_eq!((r.counts.delivered, r.counts.not_ready), (1, 0), "{r:#?}");
         assert_eq!(names("dst/inbox"), ["X.CSV", "z.csv"]);
         assert_eq!(names("src/done"), ["X.CSV", "X.CSV.DONE", "Z.CSV.DONE", "z.csv"]);
+    }
+
+    /// With `ignore_case`, `x.csv` and `X.CSV` each beside the done file named exactly after
+    /// it (`x.csv.done`, `X.CSV.DONE` for `X.CSV.done`): the exact name is `x.csv`'s, so the
+    /// other is `X.CSV`'s — both are taken, each done file moved with its own file. Before,
+    /// `X.CSV` waited for good, its done file "ambiguous" between the two. Only where no
+    /// exact name tells them apart are two named alike ambiguous: `Y.CSV` beside
+    /// `y.csv.done` and `Y.Csv.Done`, with no `y.csv`, waits and says why.
+    #[tokio::test]
+    async fn with_ignore_case_each_file_has_the_done_file_named_exactly_after_it_or_the_one_left() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        let flow = flow_with(
+            d,
+            "include: ['*.csv'], ignore_case: true, ready: { done_file: '{{name}}.done' }",
+            // One at a time: a done file is found again when it is moved, by the data files
+            // listed then (`discover::locate`).
+            "after: { success: { move_to: /done } }\nconcurrency: 1\n",
+        );
+        for name in ["x.csv", "X.CSV", "x.csv.done", "X.CSV.DONE", "Y.CSV", "y.csv.done", "Y.Csv.Done"] {
+            std::fs::write(d.join("src/in").join(name), name).unwrap();
+        }
+        let ledger = Ledger::in_memory().unwrap();
+        let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
+        let why = "no done file \"Y.CSV.done\": \"Y.Csv.Done\" and \"y.csv.done\" are both there, named like it ignoring case \
+                   (`ignore_case`), so neither is taken for it; remove or rename the ones that are not it";
+        assert_eq!(waits(&p), [("/in/X.CSV", None), ("/in/Y.CSV", Some(why)), ("/in/x.csv", None)], "{p:#?}");
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!((r.counts.delivered, r.counts.not_ready), (2, 1), "{r:#?}");
+        let names = |dir: &str| {
+            let mut n: Vec<String> =
+                std::fs::read_dir(d.join(dir)).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+            n.sort();
+            n
+        };
+        assert_eq!(names("dst/inbox"), ["X.CSV", "x.csv"]);
+        assert_eq!(names("src/done"), ["X.CSV", "X.CSV.DONE", "x.csv", "x.csv.done"]);
+        assert_eq!(names("src/in"), ["Y.CSV", "Y.Csv.Done", "y.csv.done"]);
     }
 
     /// With `ignore_case`, a done file named like its data file but for case (`{{stem}}.CSV`
@@ -1533,7 +1623,7 @@ mod tests {
         let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
         assert!(matches!(&p.files[0].action, Action::Resume { state: FileState::Staging, .. }), "{:?}", p.files[0]);
         let Action::Wait { why } = &p.files[1].action else { panic!("the run holds it back; the plan said {:?}", p.files[1]) };
-        assert!(why.contains("would also answer a.csv"), "{why}");
+        assert!(why.contains("would also answer /a.csv"), "{why}");
         let r = run(&flow, &ledger, d).await;
         let got = |path: &str| r.files.iter().find(|f| f.path.ends_with(path)).map(|f| (f.outcome, f.detail.clone())).unwrap();
         assert_eq!(got("a.csv").0, crate::engine::Outcome::Delivered, "{r:?}");
@@ -1565,7 +1655,7 @@ mod tests {
         std::fs::File::options().write(true).open(d.join("outbox/b.txt")).unwrap().set_modified(t).unwrap();
 
         let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
-        assert!(matches!(&p.files[0].action, Action::Wait { why } if why.contains("is awaited for a.csv")), "{:?}", p.files[0]);
+        assert!(matches!(&p.files[0].action, Action::Wait { why } if why.contains("is awaited for /a.csv")), "{:?}", p.files[0]);
         assert!(matches!(&p.files[1].action, Action::Deliver { .. }), "the run delivers it; the plan said {:?}", p.files[1]);
         let r = run(&flow, &ledger, d).await;
         let got: Vec<_> = r.files.iter().map(|f| (f.path.as_str(), f.outcome)).collect();
@@ -2361,8 +2451,7 @@ mod tests {
             FileState::Quarantining,
         ];
         for state in states {
-            let f =
-                PlannedFile { path: "/in/a.csv".into(), size: 3, action: Action::Resume { state, writes: vec![], then: None, copy: None } };
+            let f = PlannedFile::new("/in/a.csv".into(), 3, Action::Resume { state, writes: vec![], then: None, copy: None });
             let json = serde_json::to_value(&f).unwrap();
             assert_eq!(json, serde_json::json!({ "path": "/in/a.csv", "size": 3, "action": "resume", "state": state.as_str() }));
         }

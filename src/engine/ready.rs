@@ -6,7 +6,7 @@
 //! act on. This is the only place readiness rules are evaluated.
 
 use std::cell::OnceCell;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::config::flow::{Ready, fold_case};
@@ -84,11 +84,32 @@ pub struct Listed {
     by_path: BTreeMap<String, Entry>,
     folded: OnceCell<BTreeMap<String, Vec<RemotePath>>>,
     ignore_case: bool,
+    /// Listed files named exactly as a companion of some data file ([`Listed::claim`]).
+    claimed: BTreeSet<String>,
 }
 
 impl Listed {
     pub fn new(files: &[Entry], ignore_case: bool) -> Self {
-        Listed { by_path: files.iter().map(|e| (e.path.as_str().to_string(), e.clone())).collect(), folded: OnceCell::new(), ignore_case }
+        Listed {
+            by_path: files.iter().map(|e| (e.path.as_str().to_string(), e.clone())).collect(),
+            folded: OnceCell::new(),
+            ignore_case,
+            claimed: BTreeSet::new(),
+        }
+    }
+
+    /// Marks the listed ones of `companions` (the data file `data`'s done file, checksum and
+    /// row count, by the exact names their templates give) as its: [`Listed::find`] then
+    /// never takes one for another file's companion named like it but for case. `x.csv.done`
+    /// is `x.csv`'s beside `X.CSV`, whose done file `X.CSV.done` is then `X.CSV.DONE`, not
+    /// ambiguous between the two. Never `data` itself (`odd.count`, taken by `*`, is its own
+    /// `{{stem}}.count`, and stays another file's row count in another case).
+    pub fn claim(&mut self, data: &RemotePath, companions: impl IntoIterator<Item = RemotePath>) {
+        for p in companions.into_iter().filter(|p| p != data) {
+            if self.by_path.contains_key(p.as_str()) {
+                self.claimed.insert(p.as_str().to_string());
+            }
+        }
     }
 
     /// The file listed at `path`, exactly.
@@ -100,7 +121,9 @@ impl Listed {
     /// the file of that name, exactly, when it is there; else, with `ignore_case`, the one
     /// file in the same folder whose name equals it ignoring case — none, or more than one
     /// (neither is taken), says so. (Exact first: `x.csv.done` stays `x.csv`'s beside
-    /// `X.CSV` and `X.CSV.DONE`.)
+    /// `X.CSV` and `X.CSV.DONE`; and a file another data file's companion is named exactly,
+    /// [`Listed::claim`]ed, is never one named like it: `X.CSV.done` is `X.CSV.DONE` beside
+    /// `x.csv`'s `x.csv.done`.)
     pub fn find(&self, wanted: &RemotePath) -> Found {
         if let Some(found) = self.by_path.get(wanted.as_str()) {
             return Found::There(found.clone());
@@ -112,7 +135,13 @@ impl Listed {
             }
             folded
         });
-        let like = folded.get(&fold_case(wanted.as_str())).map(Vec::as_slice).unwrap_or_default();
+        let like: Vec<&RemotePath> = folded
+            .get(&fold_case(wanted.as_str()))
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+            .iter()
+            .filter(|p| !self.claimed.contains(p.as_str()))
+            .collect();
         if !self.ignore_case {
             return match like.first() {
                 Some(other) if other.parent() == wanted.parent() => Found::OtherCase(other.name().to_string()),
@@ -121,7 +150,7 @@ impl Listed {
             };
         }
         // Folders named alike ignoring case are still two folders.
-        let beside: Vec<&RemotePath> = like.iter().filter(|p| p.parent() == wanted.parent()).collect();
+        let beside: Vec<&RemotePath> = like.into_iter().filter(|p| p.parent() == wanted.parent()).collect();
         match beside.as_slice() {
             [] => Found::Missing,
             [one] => self.by_path.get(one.as_str()).map_or(Found::Missing, |e| Found::There(e.clone())),

@@ -2095,7 +2095,7 @@ async fn plan_says_what_a_run_would_do_and_writes_nothing() {
     assert_eq!(p.files.len(), 2);
     assert_eq!(
         p.files[0].action,
-        Action::Deliver { targets: vec!["erp:/inbox/a.csv".into()], then: "move the source to /in/processed/a.csv".into(), awaits: None }
+        Action::Deliver { targets: vec!["erp:/inbox/a.csv".into()], then: "move the source to /in/processed/a.csv".into() }
     );
     assert!(matches!(&p.files[1].action, Action::Wait { why } if why.contains("needs 1h")), "{:?}", p.files[1]);
     assert!(fx.ledger.runs(None, 10).unwrap().is_empty(), "a plan records no run");

@@ -343,6 +343,38 @@ pub struct Companions {
     pub row_count: Option<String>,
 }
 
+/// Which companion file a step reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompanionKind {
+    /// `check.checksum`'s `NAME.sha256` (or `.md5`).
+    Checksum,
+    /// `validate.row_count_file`.
+    RowCount,
+}
+
+impl CompanionKind {
+    /// `checksum file`, `row-count file`.
+    pub fn what(self) -> &'static str {
+        match self {
+            CompanionKind::Checksum => "checksum file",
+            CompanionKind::RowCount => "row-count file",
+        }
+    }
+}
+
+/// One companion file a step reads, as a data file names it ([`Steps::companion_names`]).
+#[derive(Debug, Clone)]
+pub struct CompanionName {
+    /// Where the flow sets it, as its step's index gives it: `/steps/0/check/checksum`
+    /// (built steps are the flow's, one for one).
+    pub at: String,
+    pub kind: CompanionKind,
+    /// As written: the template (`{{stem}}.count`), or `{{name}}.sha256` for a checksum.
+    pub written: String,
+    /// Its name for the data file (`Err`: the template cannot be rendered for it).
+    pub name: Result<String, String>,
+}
+
 /// One staged file to take through the steps.
 pub struct Input<'a> {
     pub staged: &'a Path,
@@ -449,21 +481,45 @@ impl Steps {
         out
     }
 
-    /// Names of the companion files (beside the data file on the source) the steps read.
+    /// Names of the companion files (beside the data file on the source) the steps read: the
+    /// first step's checksum, the last one's row count ([`Steps::companion_names`]).
     pub fn companions(&self, vars: &NameVars) -> Result<Companions, String> {
         let mut c = Companions::default();
-        for s in &self.inner.steps {
+        for n in self.companion_names(vars) {
+            let name = n.name?;
+            match n.kind {
+                CompanionKind::Checksum => c.checksum = c.checksum.or(Some(name)),
+                CompanionKind::RowCount => c.row_count = Some(name),
+            }
+        }
+        Ok(c)
+    }
+
+    /// Every companion file a step reads, in step order, as the data file of `vars` names it,
+    /// with where it is set: what [`Steps::companions`] reads, and what validation checks
+    /// (a row count named as the data file itself).
+    pub fn companion_names(&self, vars: &NameVars) -> Vec<CompanionName> {
+        let named = |i: usize, kind: CompanionKind, written: String, name: Result<String, String>| {
+            let field = match kind {
+                CompanionKind::Checksum => "check/checksum",
+                CompanionKind::RowCount => "validate/row_count_file",
+            };
+            CompanionName { at: format!("/steps/{i}/{field}"), kind, written, name }
+        };
+        let mut out = Vec::new();
+        for (i, s) in self.inner.steps.iter().enumerate() {
             match s {
-                Step::Check(ch) => c.checksum = c.checksum.or_else(|| ch.companion(&vars.name)),
+                // `{{name}}.sha256`: the name `checksum: sha256` gives, as a template.
+                Step::Check(ch) => out.extend(
+                    ch.companion("{{name}}").zip(ch.companion(&vars.name)).map(|(w, n)| named(i, CompanionKind::Checksum, w, Ok(n))),
+                ),
                 Step::Validate(v) => {
-                    if let Some(t) = &v.row_count_file {
-                        c.row_count = Some(t.render(vars)?);
-                    }
+                    out.extend(v.row_count_file.as_ref().map(|t| named(i, CompanionKind::RowCount, t.source().to_string(), t.render(vars))))
                 }
                 _ => {}
             }
         }
-        Ok(c)
+        out
     }
 
     /// Takes one staged file through the steps. Only local I/O failures are `Err`; everything

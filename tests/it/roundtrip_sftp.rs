@@ -207,7 +207,7 @@ fn a_request_waits_for_its_response_name_and_one_left_alone_is_not_awaited() {
     };
     let held = file(&r, "a.xml");
     assert_eq!(held["outcome"], "not_ready", "{r:#}");
-    assert!(held["detail"].as_str().unwrap().contains("its response /outbox/a.ack would also answer a.csv"), "{held:#}");
+    assert!(held["detail"].as_str().unwrap().contains("its response /outbox/a.ack would also answer /a.csv"), "{held:#}");
     assert!(w.local("outbox/a.xml").exists() && !w.remote("inbox/a.xml").exists());
     assert!(file(&r, "b.csv")["detail"].as_str().unwrap().contains("the request was not sent, so no response is awaited"), "{r:#}");
     assert_eq!(fs::read_to_string(w.remote("inbox/b.csv")).unwrap(), "somebody's\n");
@@ -582,7 +582,7 @@ fn an_ack_the_server_will_not_let_go_answers_its_await_and_is_deleted_once_it_ma
         assert_eq!(outcome, "not_ready", "{r:#}");
         assert!(
             why.starts_with(
-                "its response name /outbox/a.ack still holds the answer to a.csv, taken in run 2 and not deleted from the server yet ("
+                "its response name /outbox/a.ack still holds the answer to /a.csv, taken in run 2 and not deleted from the server yet ("
             ),
             "{why}"
         );

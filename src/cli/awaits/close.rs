@@ -71,7 +71,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         for a in open {
             // Read again in the write: `None` only if it closed since (not while we write).
             if let Some(c) = ledger.close_await(&flow, &a.expected, &detail, now)? {
-                tracing::info!(flow = %flow, request = %c.request, expected = %c.expected, was = a.state.as_str(), "Await closed by hand.");
+                // Named as the table and the run's report name them (`/a.csv`).
+                let (request, expected) = (format!("/{}", c.request), format!("/{}", c.expected));
+                tracing::info!(flow = %flow, request = %request, expected = %expected, was = a.state.as_str(), "Await closed by hand.");
                 closed.push(c);
             }
         }

@@ -248,12 +248,18 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>, k
     let retry = sections.retry.and_then(|r| c.retry(r));
     let alerts = sections.alerts.and_then(|a| c.alerts(a));
     let history = sections.history.and_then(|h| c.history(h.as_deref()));
+    // Built steps are the flow's one for one only when every step was read.
+    let steps_whole = sections.steps.as_ref().is_some_and(|s| s.iter().all(Option::is_some));
     let content = match (sections.steps, sections.quarantine, sections.on_invalid, sections.max_invalid) {
         (Some(steps), Some(quarantine), Some(on_invalid), Some(max_invalid)) => {
             c.content(&steps, quarantine, on_invalid, max_invalid.as_ref(), defined.as_deref(), source.as_ref())
         }
         _ => None,
     };
+    if let Some(src) = &source {
+        let steps = content.as_ref().and_then(|(steps, _)| steps.as_ref()).filter(|_| steps_whole);
+        c.companions_apart(src, steps);
+    }
     if let Some((_, Some(q))) = &content
         && let Some(i) = sink_into(&c, &q.endpoint, &q.path)
     {

@@ -12,7 +12,7 @@ use crate::config::duration;
 use crate::config::flow::{AnyCase, Command, Identity, LeftBy, Ready, Source, fold_case, left_by};
 use crate::config::raw::{IdentityField, RawCommand, RawReady, RawSource};
 use crate::endpoint::RemotePath;
-use crate::template::{NameTemplate, NameVars};
+use crate::template::NameVars;
 use std::time::UNIX_EPOCH;
 
 /// A polled folder with a glob in it (`/incoming/*.csv`, as other tools spell it), split
@@ -137,11 +137,6 @@ impl Checker<'_, '_> {
             _ => None,
         };
         let ready = self.ready(s.ready);
-        if let (Some(Some(done)), Some(inc), Some(hid), Some(exc)) =
-            (ready.as_ref().map(|r| r.done_file.as_ref()), &include, &include_hidden, &exclude)
-        {
-            self.done_file_apart(done, &patterns, (inc, hid, exc), s.ignore_case);
-        }
         let identity = self.identity(&s.identity);
         if s.max_depth == 0 {
             self.problem("/source/max_depth", "must be at least 1");
@@ -211,39 +206,55 @@ impl Checker<'_, '_> {
         self.problem(at, format!("the command's output (`{name}`) {refused}: it would stay in the source folder and never be sent"));
     }
 
-    /// Checks that the done file's name is not, for a file the source takes, that file's own:
-    /// with `ignore_case` (`source.ignore_case`), not even in another case (`{{stem}}.CSV` of
-    /// `a.csv`, beside `include: ["*.csv"]`). A data file is never its own done file, so every
-    /// such file would wait for good (told why, run after run). Looked at for a file each
-    /// `include` pattern takes ([`sample_of`]); a name that is every file's own (`{{name}}`)
-    /// is refused before ([`NameTemplate::per_file`]).
-    fn done_file_apart(
-        &mut self,
-        done: &NameTemplate,
-        patterns: &[String],
-        (include, include_hidden, exclude): (&GlobSet, &GlobSet, &GlobSet),
-        ignore_case: bool,
-    ) {
-        let key = |name: &str| if ignore_case { fold_case(name) } else { name.to_string() };
-        for (pattern, rel) in patterns.iter().filter_map(|p| Some((p, sample_of(p)?))) {
-            if left_by(include, include_hidden, exclude, ignore_case, &rel).is_some() {
+    /// Checks that no file that goes with a data file — its done file, the checksum and
+    /// row-count files the steps read (`steps`: the flow's, one for one) — is named, for a file
+    /// the source takes, as that file itself: with `source.ignore_case`, not even in another
+    /// case (`{{stem}}.CSV` of `a.csv`, beside `include: ["*.csv"]`). A done file so named
+    /// makes every such file wait for good (told why, run after run); a row count so named has
+    /// each file read as its own row count. Looked at for a file each `include` pattern takes
+    /// ([`sample_of`]); a name that is every file's own (`{{name}}`) is refused before
+    /// ([`crate::template::NameTemplate::per_file`]).
+    pub(super) fn companions_apart(&mut self, src: &Source, steps: Option<&crate::steps::Steps>) {
+        use crate::steps::CompanionKind;
+        // Each companion told of once, for the first sample that shows it.
+        let mut told = std::collections::BTreeSet::new();
+        for (pattern, rel) in src.include_patterns.iter().filter_map(|p| Some((p, sample_of(p)?))) {
+            if !src.takes(&rel) {
                 continue;
             }
             let (dir, data) = rel.rsplit_once('/').unwrap_or(("", &rel));
-            let Ok(name) = done.render(&NameVars::new(data, dir, 1, 1, UNIX_EPOCH)) else { continue };
-            if key(&name) != key(data) {
-                continue;
+            let vars = NameVars::new(data, dir, 1, 1, UNIX_EPOCH);
+            let done = src
+                .ready
+                .done_file
+                .as_ref()
+                .map(|t| ("/source/ready/done_file".to_string(), None, t.source().to_string(), t.render(&vars)));
+            let read = steps.map(|s| s.companion_names(&vars)).unwrap_or_default();
+            let companions = done.into_iter().chain(read.into_iter().map(|c| (c.at, Some(c.kind), c.written, c.name)));
+            for (at, kind, written, name) in companions {
+                let Ok(name) = name else { continue };
+                if src.name_key(&name) != src.name_key(data) || told.contains(&at) {
+                    continue;
+                }
+                let case = if name == data { "" } else { ", ignoring case (`source.ignore_case`)" };
+                let (what, then, apart) = match kind {
+                    None => ("done file", "no such file would ever be taken (each would wait for it)", "`{{name}}.done`, `{{stem}}.ok`"),
+                    Some(k @ CompanionKind::Checksum) => {
+                        (k.what(), "each such file would be read as its own checksum", "`{{name}}.sha256`")
+                    }
+                    Some(k @ CompanionKind::RowCount) => {
+                        (k.what(), "each such file would be read as its own row count", "`{{name}}.count`, `{{stem}}.rows`")
+                    }
+                };
+                self.problem(
+                    at.clone(),
+                    format!(
+                        "`{written}` gives `{name}` for `{data}` (a file `{}` takes): the data file itself{case}; a data file is never its own {what}, so {then}; name it apart (e.g. {apart})",
+                        crate::text::visible(pattern)
+                    ),
+                );
+                told.insert(at);
             }
-            let case = if name == data { "" } else { ", ignoring case (`source.ignore_case`)" };
-            self.problem(
-                "/source/ready/done_file",
-                format!(
-                    "`{}` gives `{name}` for `{data}` (a file `{}` takes): the data file itself{case}; a data file is never its own done file, so no such file would ever be taken (each would wait for it); name it apart (e.g. `{{{{name}}}}.done`, `{{{{stem}}}}.ok`)",
-                    done.source(),
-                    crate::text::visible(pattern)
-                ),
-            );
-            return;
         }
     }
 
@@ -403,6 +414,40 @@ mod tests {
         ] {
             let checked = run(&with(fine));
             assert!(checked.is_ok(), "{fine}: {:#?}", checked.err());
+        }
+    }
+
+    /// The same for the companions the steps read: a `validate.row_count_file` naming the
+    /// data file itself (`{{stem}}.csv` of `*.csv`, or with `ignore_case` `{{stem}}.CSV`)
+    /// passed validation, and each file was read as its own row count. Refused at its step,
+    /// as the done file is at its field, by the one check of all three companions; the
+    /// checksum's `NAME.sha256` never is the file's own name.
+    #[test]
+    fn a_row_count_file_named_as_the_data_file_ignoring_case_is_refused() {
+        let with = |source: &str, count: &str| {
+            let base = BASE.replace("path: /in }", &format!("path: /in, {source} }}"));
+            format!(
+                "{base}steps:\n  - check: {{ checksum: sha256 }}\n  - parse: {{ format: csv }}\n  - validate: {{ row_count_file: \"{count}\" }}\nquarantine: {{ endpoint: l, path: /rejected }}\n"
+            )
+        };
+        let at = |p: Vec<String>| p.into_iter().filter(|m| m.contains("row-count file")).collect::<Vec<_>>();
+        let p = at(problems(&with(r#"include: ["*.csv"], ignore_case: true"#, "{{stem}}.CSV")));
+        assert_eq!(
+            p,
+            [
+                "`{{stem}}.CSV` gives `a.CSV` for `a.csv` (a file `*.csv` takes): the data file itself, ignoring case (`source.ignore_case`); a data file is never its own row-count file, so each such file would be read as its own row count; name it apart (e.g. `{{name}}.count`, `{{stem}}.rows`) (at /steps/2/validate/row_count_file)"
+            ],
+            "{p:#?}"
+        );
+        let p = at(problems(&with(r#"include: ["*.csv"]"#, "{{stem}}.csv")));
+        assert!(p.len() == 1 && p[0].contains("for `a.csv` (a file `*.csv` takes): the data file itself; a data file"), "{p:#?}");
+        // A done file and a row count both so named: each told, at its own field.
+        let p = problems(&with(r#"include: ["*.csv"], ignore_case: true, ready: { done_file: "{{stem}}.Csv" }"#, "{{stem}}.CSV"));
+        let fields: Vec<&str> = p.iter().filter(|m| m.contains("the data file itself")).map(|m| &m[m.rfind("(at ").unwrap()..]).collect();
+        assert_eq!(fields, ["(at /source/ready/done_file)", "(at /steps/2/validate/row_count_file)"], "{p:#?}");
+        for fine in [(r#"include: ["*.csv"]"#, "{{stem}}.CSV"), (r#"include: ["*.csv"], ignore_case: true"#, "{{stem}}.count")] {
+            let checked = run(&with(fine.0, fine.1));
+            assert!(checked.is_ok(), "{fine:?}: {:#?}", checked.err());
         }
     }
 

@@ -777,7 +777,7 @@ pub(super) async fn dispose_companions(cx: &Ctx<'_>, entry: &Entry, disp: &Dispo
     let rel = entry.path.strip_prefix(&cx.flow.source.path).unwrap_or_else(|| entry.path.name());
     for c in super::discover::companions_of(&cx.flow.source, cx.flow.steps.as_ref(), entry, rel, cx.now) {
         // Under the name it has there (`source.ignore_case`: maybe in another case).
-        let c = match super::discover::locate(&*cx.source, &cx.flow.source, &c).await {
+        let c = match super::discover::locate(&*cx.source, &cx.flow.source, cx.flow.steps.as_ref(), &c, cx.now).await {
             Ok(super::discover::Located::At(c)) => c,
             Ok(super::discover::Located::Ambiguous(names)) => {
                 let names = super::ready::names_listed(&names);
