@@ -11,6 +11,8 @@
 /// from it, and the commit's date: `0.1.0 (9edae47, 2026-12-07)` (set by `build.rs`).
 pub const VERSION: &str = env!("WHARF_VERSION");
 
+#[cfg(test)]
+mod build_inputs;
 pub mod cli;
 pub mod config;
 pub mod control;

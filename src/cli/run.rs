@@ -264,19 +264,7 @@ pub fn outcome_label(o: Outcome) -> &'static str {
 }
 
 pub fn print_summary(r: &RunReport) {
-    let c = &r.counts;
-    outln!(
-        "flow {}, run {}: {} — {} seen, {} not ready, {} delivered, {} skipped, {} ({} bytes)",
-        r.flow,
-        r.run,
-        r.status.as_str(),
-        c.seen,
-        c.not_ready,
-        c.delivered,
-        c.skipped,
-        failed_figure(r),
-        c.bytes
-    );
+    outln!("{}", headline(r));
     if let Some(line) = content_line(r) {
         outln!("  {line}");
     }
@@ -290,14 +278,38 @@ pub fn print_summary(r: &RunReport) {
     super::awaits::print_responses(&r.responses);
 }
 
+/// A count of a run's text summaries (`wharf run`'s two lines, `wharf status`'s last run),
+/// `None` when it is zero: they leave out a count that is zero, except `N delivered`, which
+/// says what the run did even when that is nothing (the headline's bytes go with it). `--json`
+/// keeps every figure. `figure` writes the count (`3 failed (1 of them a response)`).
+pub(super) fn nonzero(count: impl Into<u64>, figure: impl FnOnce() -> String) -> Option<String> {
+    (count.into() > 0).then(figure)
+}
+
+/// The first line of a run's summary: `flow f, run 3: failed — 5 seen, 2 delivered, 3 failed
+/// (1 of them a response) (42 bytes)`; zero counts left out ([`nonzero`]): `flow f, run 4: ok
+/// — 0 delivered (0 bytes)` (was `0 seen, 0 not ready, 0 delivered, 0 skipped, 0 failed`).
+fn headline(r: &RunReport) -> String {
+    let c = &r.counts;
+    let figures = [
+        nonzero(c.seen, || format!("{} seen", c.seen)),
+        nonzero(c.not_ready, || format!("{} not ready", c.not_ready)),
+        Some(format!("{} delivered", c.delivered)),
+        nonzero(c.skipped, || format!("{} skipped", c.skipped)),
+        nonzero(c.failed, || failed_figure(r)),
+    ];
+    let figures: Vec<String> = figures.into_iter().flatten().collect();
+    format!("flow {}, run {}: {} — {} ({} bytes)", r.flow, r.run, r.status.as_str(), figures.join(", "), c.bytes)
+}
+
 /// The content steps' line of a run's summary: its quarantined files and its records, each
-/// left out when there were none (was: `0 quarantined; records: …` for every run with
-/// records); `None` when neither. `--json` keeps both figures.
+/// left out when there were none ([`nonzero`]; was: `0 quarantined; records: …` for every run
+/// with records); `None` when neither.
 fn content_line(r: &RunReport) -> Option<String> {
     let k = &r.records;
     let parts = [
-        (r.quarantined > 0).then(|| quarantined_figure(r)),
-        (k.read > 0).then(|| {
+        nonzero(r.quarantined, || quarantined_figure(r)),
+        nonzero(k.read, || {
             format!("records: {} read, {} valid, {} rejected, {} skipped, {} written", k.read, k.valid, k.rejected, k.skipped, k.written)
         }),
     ];
@@ -402,10 +414,8 @@ mod tests {
         assert_eq!(failed_figure(&r), "1 failed (a response)", "{r:#?}");
     }
 
-    /// A run's content line said `0 quarantined; records: …` when nothing was quarantined.
-    #[test]
-    fn the_content_line_leaves_out_what_there_was_none_of() {
-        let mut r = RunReport {
+    fn report() -> RunReport {
+        RunReport {
             flow: "f".into(),
             run: 1,
             status: RunStatus::Ok,
@@ -418,7 +428,28 @@ mod tests {
             error: None,
             error_kind: None,
             aborted_by_command: false,
-        };
+        }
+    }
+
+    /// The headline said `0 not ready, …, 0 skipped, 0 failed` where the content line below
+    /// it left out `0 quarantined`: both leave out a zero count now, but `N delivered`.
+    #[test]
+    fn the_headline_leaves_out_zero_counts_but_delivered() {
+        let mut r = report();
+        assert_eq!(headline(&r), "flow f, run 1: ok — 0 delivered (0 bytes)");
+        r.counts = crate::ledger::Counts { seen: 5, not_ready: 1, delivered: 3, skipped: 0, failed: 1, bytes: 42 };
+        r.status = RunStatus::Failed;
+        assert_eq!(headline(&r), "flow f, run 1: failed — 5 seen, 1 not ready, 3 delivered, 1 failed (42 bytes)");
+        r.counts = crate::ledger::Counts { seen: 2, skipped: 2, ..Default::default() };
+        r.status = RunStatus::Ok;
+        assert_eq!(headline(&r), "flow f, run 1: ok — 2 seen, 0 delivered, 2 skipped (0 bytes)");
+        assert_eq!(serde_json::to_value(&r).unwrap()["counts"]["failed"], 0, "JSON keeps the figure");
+    }
+
+    /// A run's content line said `0 quarantined; records: …` when nothing was quarantined.
+    #[test]
+    fn the_content_line_leaves_out_what_there_was_none_of() {
+        let mut r = report();
         assert_eq!(content_line(&r), None);
         r.records = crate::ledger::RecordCounts { read: 3, valid: 2, rejected: 1, skipped: 0, written: 2 };
         assert_eq!(content_line(&r).as_deref(), Some("records: 3 read, 2 valid, 1 rejected, 0 skipped, 2 written"));

@@ -17,6 +17,7 @@ use serde::Serialize;
 
 use super::Global;
 use super::output::outln;
+use super::run::nonzero;
 use super::state::open_for_read;
 use crate::control::discovery::{self, Found, ServeInfo};
 use crate::control::{FlowStatus, NotTaken, RunSummary};
@@ -416,17 +417,16 @@ fn state(f: &FlowStatus, live: bool) -> String {
     }
 }
 
-/// `#12 ok 2026-11-25 10:00:00, 3 delivered, 1 failed`.
+/// `#12 ok 2026-11-25 10:00:00, 3 delivered, 1 failed`: zero counts left out as a run's
+/// summary leaves them out ([`nonzero`]).
 fn last_run(r: &RunSummary) -> String {
-    let mut s = format!("#{} {} {}", r.run, r.status, r.started.format("%Y-%m-%d %H:%M:%S"));
-    s.push_str(&format!(", {} delivered", r.delivered));
-    if r.failed > 0 {
-        s.push_str(&format!(", {} failed", r.failed));
-    }
-    if r.quarantined > 0 {
-        s.push_str(&format!(", {} quarantined", r.quarantined));
-    }
-    s
+    let figures = [
+        Some(format!("{} delivered", r.delivered)),
+        nonzero(r.failed, || format!("{} failed", r.failed)),
+        nonzero(r.quarantined, || format!("{} quarantined", r.quarantined)),
+    ];
+    let started = r.started.format("%Y-%m-%d %H:%M:%S");
+    format!("#{} {} {started}, {}", r.run, r.status, figures.into_iter().flatten().collect::<Vec<_>>().join(", "))
 }
 
 #[cfg(test)]
@@ -452,6 +452,8 @@ mod tests {
     fn a_flow_line_says_what_an_operator_looks_for() {
         assert_eq!(last_run(&summary("ok", 0)), "#12 ok 2025-11-25 10:00:00, 3 delivered");
         assert_eq!(last_run(&summary("failed", 1)), "#12 failed 2025-11-25 10:00:00, 3 delivered, 1 failed");
+        let nothing = RunSummary { delivered: 0, quarantined: 2, ..summary("failed", 0) };
+        assert_eq!(last_run(&nothing), "#12 failed 2025-11-25 10:00:00, 0 delivered, 2 quarantined");
         let mut f = FlowStatus::new("a", None);
         assert_eq!((state(&f, true), state(&f, false)), ("idle".to_string(), "-".to_string()));
         f.failing_streak = 3;

@@ -53,13 +53,16 @@ pub fn parse(text: &str) -> Result<Duration, String> {
 }
 
 /// Writes `d` the way [`parse`] reads it: `1h30m`, `2m`, `30s`, `1500ms` → `1s500ms`, `0s`.
+/// The one writer of a duration in flow-file syntax (schedules, limits in diagnostics,
+/// response deadlines). Any `Duration` is written whole: more days than `parse` reads too
+/// (`Duration::MAX` is not cut to its low 64 bits of milliseconds).
 pub fn format(d: Duration) -> String {
-    let mut millis = d.as_millis() as u64;
+    let mut millis = d.as_millis();
     if millis == 0 {
         return "0s".into();
     }
     let mut out = String::new();
-    for (unit, size) in UNITS {
+    for (unit, size) in UNITS.map(|(unit, size)| (unit, u128::from(size))) {
         if millis >= size {
             out.push_str(&format!("{}{unit}", millis / size));
             millis %= size;
@@ -83,9 +86,21 @@ mod tests {
 
     #[test]
     fn formats_what_it_parses() {
-        for text in ["500ms", "30s", "2m", "1h30m", "1d2h3m4s5ms", "0s", "1s500ms"] {
+        for text in ["500ms", "30s", "2m", "1h30m", "1d2h3m4s5ms", "0s", "1s500ms", "45m", "2h"] {
             assert_eq!(format(parse(text).unwrap()), text);
         }
+        let d = |ms| format(Duration::from_millis(ms));
+        assert_eq!([d(0), d(500), d(30_000), d(90_000), d(86_400_000 + 1), d(3_600_000)], ["0s", "500ms", "30s", "1m30s", "1d1ms", "1h"]);
+    }
+
+    /// The schedule's writer (now this one) counted in u128 and this one cut the milliseconds
+    /// to u64: `Duration::MAX` came out as some 213 billion days instead of 213 trillion.
+    #[test]
+    fn formats_any_duration_whole() {
+        let max = Duration::from_secs(u64::MAX);
+        let days = u128::from(u64::MAX) * 1000 / 86_400_000;
+        assert!(format(max).starts_with(&format!("{days}d")), "{}", format(max));
+        assert_eq!(format(max), "213503982334601d7h15s");
     }
 
     #[test]

@@ -3,7 +3,8 @@
 //! Stored encodings are part of the on-disk format: never change a stored struct in place —
 //! add a `*_v2` table and migrate (redb records each table's value type name and refuses a
 //! mismatch on open), and raise `layout::LAYOUT` (as for a new variant of a stored enum,
-//! which the build before cannot decode).
+//! which the build before cannot decode). A test fails until both are done ("What a layout
+//! pins" in `layout.rs`).
 
 use std::fmt::Debug;
 use std::marker::PhantomData;

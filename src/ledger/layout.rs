@@ -35,6 +35,22 @@ pub(super) const META: TableDefinition<&str, &str> = TableDefinition::new("meta"
 /// build reads that it cannot decode (a new variant of a stored enum). Adding a table the
 /// previous build does not know is not such a change (it leaves it alone).
 ///
+/// # What a layout pins
+///
+/// A test holds this to it (`stored.rs` beside this file): each layout has a record,
+/// `src/ledger/layout/N.txt`, of what the ledger stores — every table of [`TABLES`] with its
+/// key and value types as redb names them and, for a postcard value, a digest of what
+/// postcard reads (each struct's fields in order, each enum's variants with the index postcard
+/// writes as their tag, with their serde names: fields swapped read back wrong), then the
+/// stored types in words. It is derived from the code (the tables' definitions, the types'
+/// serde derives), so a new variant, a field added, removed, retyped or moved, a key changed or
+/// a table dropped fails the test until LAYOUT is raised and the new layout recorded; the
+/// message says what changed and what to write. A table added, or a type inside a stored one
+/// called by another name, keeps the layout: the test then asks for its record to be
+/// written anew. A record of an earlier layout is never changed. Not covered: the meaning of
+/// what is stored (a counter's key, a state's sense), and the notifier's own JSON kept in
+/// `notify_held_v1` (opaque bytes here).
+///
 /// 1 — files_v3, awaits_v2, events_v2, done_v1 and the other tables of [`TABLES`]
 ///     (2026-12-07, the first layout with the marker).
 pub const LAYOUT: u64 = 1;
@@ -93,6 +109,9 @@ pub(super) fn write(tx: &WriteTransaction) -> Result<(), redb::Error> {
     table.insert(WRITTEN_BY_KEY, VERSION)?;
     Ok(())
 }
+
+#[cfg(test)]
+mod stored;
 
 #[cfg(test)]
 mod tests {

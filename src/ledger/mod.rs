@@ -78,7 +78,8 @@ const FILE_RESULTS: TableDefinition<(&str, &str), Postcard<FileResult>> = TableD
 const FILE_WARNINGS: TableDefinition<(&str, &str), Postcard<FileWarning>> = TableDefinition::new("file_warnings_v1");
 const RUN_CONTENT: TableDefinition<(&str, u64), Postcard<RunContent>> = TableDefinition::new("run_content_v1");
 
-/// Every table `init` creates (a test keeps the list in step): what a reader checks for.
+/// Every table `init` creates (a test keeps the list in step): what a reader checks for, and
+/// what the layout's record describes (`layout/stored.rs`).
 const TABLES: &[&str] = &[
     "files_v3",
     "in_flight_v1",

@@ -27,6 +27,8 @@ use std::time::Duration;
 use chrono::{DateTime, TimeDelta, Utc};
 use chrono_tz::Tz;
 
+use crate::config::duration::format as format_duration;
+
 pub use self::backoff::{backoff, backoff_with};
 pub use self::clock::{Clock, ManualClock, SystemClock};
 pub use self::cron::CronExpr;
@@ -92,32 +94,16 @@ impl fmt::Display for Schedule {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.kind {
             ScheduleKind::Cron { expr, tz } => write!(f, "cron {expr} ({})", tz.name())?,
-            ScheduleKind::Every(interval) => write!(f, "every {}", show_duration(*interval))?,
+            ScheduleKind::Every(interval) => write!(f, "every {}", format_duration(*interval))?,
         }
         if !self.jitter.is_zero() {
-            write!(f, ", jitter {}", show_duration(self.jitter))?;
+            write!(f, ", jitter {}", format_duration(self.jitter))?;
         }
         if self.overlap == Overlap::Queue {
             f.write_str(", overlap queue")?;
         }
         Ok(())
     }
-}
-
-/// A duration in flow-file syntax: `1h30m`, `30s`, `500ms`, `0s`.
-pub fn show_duration(d: Duration) -> String {
-    let mut millis = d.as_millis();
-    if millis == 0 {
-        return "0s".into();
-    }
-    let mut out = String::new();
-    for (unit, size) in [("d", 86_400_000), ("h", 3_600_000), ("m", 60_000), ("s", 1_000), ("ms", 1)] {
-        if millis >= size {
-            out.push_str(&format!("{}{unit}", millis / size));
-            millis %= size;
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -180,14 +166,5 @@ mod tests {
         let mut s = every(5400, 0);
         s.overlap = Overlap::Queue;
         assert_eq!(s.to_string(), "every 1h30m, overlap queue");
-    }
-
-    #[test]
-    fn durations_in_flow_syntax() {
-        let d = |ms| show_duration(Duration::from_millis(ms));
-        assert_eq!([d(0), d(500), d(30_000), d(90_000), d(86_400_000 + 1), d(3_600_000)], ["0s", "500ms", "30s", "1m30s", "1d1ms", "1h"]);
-        for text in ["1d2h3m4s5ms", "45m", "2h"] {
-            assert_eq!(show_duration(crate::config::duration::parse(text).unwrap()), text);
-        }
     }
 }

@@ -331,7 +331,7 @@ pub fn check(raw: &RawServeConfig, problems: &mut Vec<(String, String)>) -> Opti
         ("/retry/backoff", backoff, MIN_BACKOFF, "a server that cannot be reached would be tried again without pause"),
     ] {
         if value.is_some_and(|v| v < least) {
-            problems.push((at.into(), format!("must be at least {}: {what}", crate::schedule::show_duration(least))));
+            problems.push((at.into(), format!("must be at least {}: {what}", crate::config::duration::format(least))));
         }
     }
     let retry_late = "a server back up would wait that long to be tried again";
@@ -342,13 +342,13 @@ pub fn check(raw: &RawServeConfig, problems: &mut Vec<(String, String)>) -> Opti
         ("/retry/max", max, MAX_RETRY_MAX, retry_late),
     ] {
         if value.is_some_and(|v| v > most) {
-            problems.push((at.into(), format!("must be at most {}: {what}", crate::schedule::show_duration(most))));
+            problems.push((at.into(), format!("must be at most {}: {what}", crate::config::duration::format(most))));
         }
     }
     if let (Some(b), Some(m)) = (backoff, max)
         && b > m
     {
-        problems.push(("/retry/max".into(), format!("is shorter than retry.backoff ({})", crate::schedule::show_duration(b))));
+        problems.push(("/retry/max".into(), format!("is shorter than retry.backoff ({})", crate::config::duration::format(b))));
     }
     Some(ServeConfig {
         listen: listen.unwrap_or(None),

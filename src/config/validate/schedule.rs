@@ -13,7 +13,7 @@ use chrono_tz::Tz;
 use super::Checker;
 use crate::config::duration;
 use crate::config::raw_schedule::{RawDays, RawExpect, RawSchedule};
-use crate::schedule::{CronExpr, Days, Expect, Schedule, ScheduleKind, parse_time_of_day, parse_timezone, show_duration};
+use crate::schedule::{CronExpr, Days, Expect, Schedule, ScheduleKind, parse_time_of_day, parse_timezone};
 
 const AT: &str = "/schedule";
 /// The shortest `every:` (a cron expression cannot be shorter either).
@@ -87,7 +87,7 @@ impl Checker<'_, '_> {
                 format!(
                     "`{}` must be shorter than the time between two runs ({}): a run would be shifted past the next one",
                     raw.jitter,
-                    show_duration(between)
+                    duration::format(between)
                 ),
             );
             return None;
@@ -108,7 +108,7 @@ impl Checker<'_, '_> {
                  record in the ledger; a schedule in minutes has five fields, minute hour day-of-month month day-of-week (`{}`: the \
                  first five alone)",
                 expr.as_str(),
-                show_duration(between),
+                duration::format(between),
                 fields[..5].join(" ")
             ),
         );
