@@ -792,6 +792,14 @@ fn finished(shared: &Arc<Shared>, name: &str, report: Result<Arc<RunReport>, Str
             }
         } else {
             plan.retry_attempt = 0;
+            if let Ok(r) = &report
+                && let Some(later) = goes_on(r)
+            {
+                // A backlog taken `source.max_files` at a time: the next run at once, not at
+                // the next scheduled time (which `due` plans again when it starts it).
+                tracing::info!(flow = %name, files = later.files, max_files = later.max_files, "Files left for the next run (source.max_files); it starts now.");
+                plan.next_due = Some(now);
+            }
         }
         std::mem::take(&mut plan.queued)
     };
@@ -800,6 +808,15 @@ fn finished(shared: &Arc<Shared>, name: &str, report: Result<Arc<RunReport>, Str
         let _ = start_or_defer(shared, flow, Asked::Due, now);
     }
     start_waiting(shared, name, now);
+}
+
+/// What a run that ended left for the next one by its `source.max_files`, when the next run
+/// is to start at once: the run ended `ok` (a file failing at every run would otherwise have
+/// the flow run without a pause) and delivered or quarantined some file (it got on with the
+/// backlog: files the login cannot read yet, taking the run's places, do not make it go on).
+fn goes_on(r: &RunReport) -> Option<engine::Later> {
+    let moved = r.counts.delivered > 0 || r.quarantined > 0;
+    r.later.filter(|_| r.status == RunStatus::Ok && moved)
 }
 
 /// Starts the runs that waited for the run of `name` to end (see [`Plan::waits_for`]).
