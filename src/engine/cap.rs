@@ -74,7 +74,7 @@ mod tests {
     }
 
     /// The files taken, in listing order, of `files` under `max`.
-    fn taken<'a>(max: Option<u32>, files: &'a [(Option<Turn>, Entry)]) -> Vec<&'a str> {
+    fn taken(max: Option<u32>, files: &[(Option<Turn>, Entry)]) -> Vec<&str> {
         let left = left(max, files.iter().map(|(t, e)| t.map(|t| (t, e))));
         files.iter().zip(left).filter(|(_, l)| !l).map(|((_, e), _)| e.path.as_str()).collect()
     }
