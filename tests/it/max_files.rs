@@ -7,50 +7,11 @@ use crate::support;
 use support::text;
 
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
-use support::ftpd::Ftpd;
-use support::sshd::Sshd;
+use support::partner::Partner;
 use support::{TempDir, tempdir};
-use wharf::config::flow::FtpTls;
-
-/// The partner's server.
-enum Partner {
-    Sftp(Sshd),
-    Ftp(Ftpd),
-}
-
-impl Partner {
-    fn sftp() -> Option<Partner> {
-        Sshd::start().map(Partner::Sftp)
-    }
-
-    fn ftp() -> Option<Partner> {
-        Ftpd::vsftpd().map(Partner::Ftp)
-    }
-
-    fn data_dir(&self) -> &Path {
-        match self {
-            Partner::Sftp(s) => s.data_dir(),
-            Partner::Ftp(f) => f.data_dir(),
-        }
-    }
-
-    fn yaml(&self) -> String {
-        match self {
-            Partner::Sftp(s) => s.endpoint_yaml(4),
-            Partner::Ftp(f) => f.endpoint_yaml(FtpTls::Explicit, 4),
-        }
-    }
-
-    fn give_to_user(&self, p: &Path) {
-        match self {
-            Partner::Sftp(s) => s.give_to_user(p),
-            Partner::Ftp(f) => f.give_to_user(p),
-        }
-    }
-}
 
 /// A partner's server with `/in`, and a local folder for the sink and the state.
 struct World {

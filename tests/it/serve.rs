@@ -1214,3 +1214,24 @@ async fn a_backlog_capped_by_max_files_is_taken_by_runs_one_after_the_other() {
     assert!(next > wharf::schedule::Clock::now(&*d.clock), "back to the schedule, not at once: {st:?}");
     d.stop().await;
 }
+
+/// A capped run that failed a file leaves the rest to the flow's next scheduled time: a file
+/// failing at every run must not make the flow run without a pause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capped_run_that_failed_a_file_waits_for_its_schedule() {
+    let flow = local_flow("pull", "schedule: { every: 1h }\n")
+        .replace("include: ['*.csv']", "include: ['*.csv'], max_files: 1")
+        .replace("path: / }", "path: /, if_exists: fail }");
+    let mut d = Daemon::start(&[("pull.yaml", flow)], minute_now(), ServeConfig::default());
+    std::fs::write(d.path("dst/a.csv"), "theirs\n").unwrap();
+    for name in ["a", "b"] {
+        std::fs::write(d.path(&format!("src/in/{name}.csv")), "x\n").unwrap();
+    }
+    d.advance(Duration::from_secs(3600)).await;
+    let r = d.next_run().await;
+    assert_eq!((r.status, r.counts.failed, r.later.map(|l| l.files)), (RunStatus::Failed, 1, Some(1)), "{r:#?}");
+    let st = d.handle().status();
+    let next = st.flows[0].next_due.expect("planned by its schedule");
+    assert!(next > wharf::schedule::Clock::now(&*d.clock), "not at once: {st:?}");
+    d.stop().await;
+}
