@@ -792,7 +792,9 @@ fn finished(shared: &Arc<Shared>, name: &str, report: Result<Arc<RunReport>, Str
             }
         } else {
             plan.retry_attempt = 0;
+            // (A run queued meanwhile starts at once anyway, below: not a second one.)
             if let Ok(r) = &report
+                && !plan.queued
                 && let Some(later) = goes_on(r)
             {
                 // A backlog taken `source.max_files` at a time: the next run at once, not at
