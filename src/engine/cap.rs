@@ -46,11 +46,10 @@ impl Later {
 /// For each of `files` (in order; `None`: a file the run does not start, which does not
 /// count), whether the cap `max` leaves it for the next run: all but the first `max` by
 /// [`Turn`], then the oldest modification time (a file whose time is not listed after those
-/// whose time is), then the path. No cap: none is left.
-pub(super) fn left<'a>(max: Option<u32>, files: impl IntoIterator<Item = Option<(Turn, &'a Entry)>>) -> Vec<bool> {
+/// whose time is), then the path.
+pub(super) fn left<'a>(max: u32, files: impl IntoIterator<Item = Option<(Turn, &'a Entry)>>) -> Vec<bool> {
     let files: Vec<_> = files.into_iter().collect();
     let mut left = vec![false; files.len()];
-    let Some(max) = max else { return left };
     let mut counted: Vec<(usize, Turn, &Entry)> = files.iter().enumerate().filter_map(|(i, f)| f.map(|(t, e)| (i, t, e))).collect();
     let key =
         |&(_, turn, e): &(usize, Turn, &'a Entry)| (turn, e.mtime.is_none(), e.mtime.unwrap_or(SystemTime::UNIX_EPOCH), e.path.as_str());
@@ -74,7 +73,7 @@ mod tests {
     }
 
     /// The files taken, in listing order, of `files` under `max`.
-    fn taken(max: Option<u32>, files: &[(Option<Turn>, Entry)]) -> Vec<&str> {
+    fn taken(max: u32, files: &[(Option<Turn>, Entry)]) -> Vec<&str> {
         let left = left(max, files.iter().map(|(t, e)| t.map(|t| (t, e))));
         files.iter().zip(left).filter(|(_, l)| !l).map(|((_, e), _)| e.path.as_str()).collect()
     }
@@ -89,11 +88,10 @@ mod tests {
             (Some(Turn::New), entry("in/d.csv", Some(100))),
             (Some(Turn::New), entry("in/e.csv", None)),
         ];
-        assert_eq!(taken(Some(2), &files), ["in/b.csv", "in/d.csv"]);
-        assert_eq!(taken(Some(3), &files), ["in/b.csv", "in/c.csv", "in/d.csv"]);
-        assert_eq!(taken(Some(4), &files), ["in/a.csv", "in/b.csv", "in/c.csv", "in/d.csv"], "a time not listed goes last");
-        assert_eq!(taken(None, &files).len(), 5, "no cap");
-        assert_eq!(taken(Some(9), &files).len(), 5);
+        assert_eq!(taken(2, &files), ["in/b.csv", "in/d.csv"]);
+        assert_eq!(taken(3, &files), ["in/b.csv", "in/c.csv", "in/d.csv"]);
+        assert_eq!(taken(4, &files), ["in/a.csv", "in/b.csv", "in/c.csv", "in/d.csv"], "a time not listed goes last");
+        assert_eq!(taken(9, &files).len(), 5);
     }
 
     /// What the run does not start (a file delivered before, a duplicate, a companion never
@@ -107,7 +105,7 @@ mod tests {
             (Some(Turn::New), entry("in/d.csv", Some(4))),
             (Some(Turn::New), entry("in/e.csv", Some(5))),
         ];
-        assert_eq!(taken(Some(1), &files), ["in/a.csv", "in/b.csv", "in/c.csv"]);
+        assert_eq!(taken(1, &files), ["in/a.csv", "in/b.csv", "in/c.csv"]);
     }
 
     /// Files a stopped run left in flight come first, however new; files tried before
@@ -120,9 +118,9 @@ mod tests {
             (Some(Turn::New), entry("in/c.csv", Some(3))),
             (Some(Turn::Resumed), entry("in/d.csv", Some(9))),
         ];
-        assert_eq!(taken(Some(1), &files), ["in/d.csv"]);
-        assert_eq!(taken(Some(2), &files), ["in/b.csv", "in/d.csv"]);
-        assert_eq!(taken(Some(3), &files), ["in/b.csv", "in/c.csv", "in/d.csv"]);
-        assert_eq!(taken(Some(4), &files).len(), 4);
+        assert_eq!(taken(1, &files), ["in/d.csv"]);
+        assert_eq!(taken(2, &files), ["in/b.csv", "in/d.csv"]);
+        assert_eq!(taken(3, &files), ["in/b.csv", "in/c.csv", "in/d.csv"]);
+        assert_eq!(taken(4, &files).len(), 4);
     }
 }

@@ -1,7 +1,8 @@
 //! The engine: one run of one flow, and the one per-file lifecycle every file goes through.
 //!
 //! A run: connect the endpoints → list the source (`discover`) → judge readiness (`ready`,
-//! observations stored in one ledger write) → take each ready file through `lifecycle`
+//! observations stored in one ledger write) → leave what is over `source.max_files` for the
+//! next run (`cap`) → take each ready file through `lifecycle`
 //! (claim → stage → deliver to every sink → dispose of the source → done) → finish any file a
 //! crashed run left between delivery and disposition → check for awaited responses (`awaits`,
 //! round trips), then send the requests held back for an await that check closed → record
@@ -714,7 +715,7 @@ fn leave_for_later<'c>(
     report: &mut RunReport,
 ) -> Vec<(&'c discover::Candidate, lifecycle::Known)> {
     let Some(max_files) = flow.source.max_files else { return ready };
-    let left = cap::left(Some(max_files), ready.iter().map(|(c, k)| k.turn(flow, &c.entry).map(|t| (t, &c.entry))));
+    let left = cap::left(max_files, ready.iter().map(|(c, k)| k.turn(flow, &c.entry).map(|t| (t, &c.entry))));
     let files = count(left.iter().filter(|l| **l).count());
     if files > 0 {
         tracing::info!(flow = %flow.name, run, files, max_files, "Leaving files for the next run (source.max_files).");

@@ -281,7 +281,7 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
             };
             turns.push(known.and_then(|k| k.turn(flow, &c.entry)).map(|t| (t, &c.entry)));
         }
-        for (f, left) in files.iter_mut().zip(cap::left(Some(max), turns)) {
+        for (f, left) in files.iter_mut().zip(cap::left(max, turns)) {
             if left {
                 f.action = Action::Wait { why: cap::Later::why(max) };
             }

@@ -10,6 +10,8 @@
 //!   due time while one waits is skipped and counted as above, a trigger then is answered
 //!   "queued", not counted); a run of a flow file whose
 //!   `name:` changed while its run under the old name goes on waits for that run to end;
+//! - a run that left files for the next one by its flow's `source.max_files` (and ended
+//!   `ok`, having delivered some) is followed at once by the next, not at the next time;
 //! - missed times (the machine slept, the daemon was down) are not caught up one by one: the
 //!   next time is computed from now; times planned from a clock since set back are planned
 //!   again from now;
