@@ -275,6 +275,9 @@ pub fn print_summary(r: &RunReport) {
     if let Some(line) = skipped_names_line(&r.skipped_names) {
         outln!("  {line}");
     }
+    if let Some(later) = &r.later {
+        outln!("  {}", later.line());
+    }
     super::awaits::print_responses(&r.responses);
 }
 
@@ -425,6 +428,7 @@ mod tests {
             files: vec![],
             responses: vec![],
             skipped_names: vec![],
+            later: None,
             error: None,
             error_kind: None,
             aborted_by_command: false,

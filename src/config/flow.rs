@@ -263,6 +263,8 @@ pub struct Source {
     pub any_case: Option<Box<AnyCase>>,
     pub recursive: bool,
     pub max_depth: u32,
+    /// The most files one run starts (`source.max_files`); `None`: no cap.
+    pub max_files: Option<u32>,
     pub ready: Ready,
     pub identity: Identity,
     /// A command whose output is written into the source folder at the start of each run.

@@ -431,6 +431,23 @@ pub struct RawSource {
     #[serde(default = "default_max_depth")]
     #[schemars(range(min = 1))]
     pub max_depth: u32,
+    /// The most files one run starts (at least 1; default: no cap). A backlog (a partner's
+    /// 50,000 files, a week wharf was down) is then taken over several runs, each short enough
+    /// to report and to leave room for the flow's next schedule; the rest are left untouched
+    /// for the next run, counted in its report (`3 left for the next run (max_files 100)`) and
+    /// shown by `wharf plan` (`later: max_files 100 reached`): not an error, no notice. What
+    /// counts is the files the run would start: ready, not delivered before nor a duplicate,
+    /// not held back (a round trip's request waiting for its turn). Files a stopped run left in
+    /// flight go first, then the oldest by modification time (then by path; a file whose time
+    /// the listing does not show goes after those whose time it shows), so a backlog drains in
+    /// the order it arrived; a file that failed before, or that the login could not read, goes
+    /// after the files not tried yet, so that a few failing files do not hold the backlog up.
+    /// Done, checksum and row-count files go with their data file and are not counted. Under
+    /// `wharf serve`, a run that left files for the next run, failed none and delivered (or
+    /// quarantined) some is followed at once by the next one, not at the next scheduled time.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 1))]
+    pub max_files: Option<u32>,
     /// When a file counts as complete. Default: no checks.
     #[serde(default)]
     pub ready: RawReady,

@@ -2607,6 +2607,27 @@ mod tests {
         assert_eq!(std::fs::read_to_string(d.join("partner/inbox/a.xml")).unwrap(), "a.xml");
     }
 
+    /// `source.max_files` of a round trip: a request held back (its response name awaited
+    /// by another) does not count; the files left for the next run are the others over the
+    /// cap, the oldest taken first.
+    #[tokio::test]
+    async fn a_request_held_back_does_not_count_for_max_files() {
+        let (dir, mut flow) = round_trip("1h");
+        flow.source.max_files = Some(1);
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        for (f, secs) in [("a.csv", 100), ("a.json", 200), ("b.csv", 300)] {
+            let p = d.join("outbox").join(f);
+            std::fs::write(&p, f).unwrap();
+            let at = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            std::fs::File::options().write(true).open(&p).unwrap().set_modified(at).unwrap();
+        }
+        let r = run(&flow, &ledger, d).await;
+        let outcomes: Vec<_> = r.files.iter().map(|f| (f.path.as_str(), f.outcome)).collect();
+        assert_eq!(outcomes, [("/a.json", Outcome::NotReady), ("/a.csv", Outcome::Delivered)], "{r:#?}");
+        assert_eq!(r.later, Some(crate::engine::Later { files: 1, max_files: 1 }), "b.csv only: {r:#?}");
+    }
+
     /// A request whose response name cannot be rendered over the name it is delivered under
     /// (`{{ext}}` of a file without one gives no name) is not sent: sent, no answer to it could
     /// be awaited, and the file failed after its delivery, aborting the run (no response of the

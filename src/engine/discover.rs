@@ -390,6 +390,7 @@ mod tests {
             any_case: None,
             recursive: false,
             max_depth: 0,
+            max_files: None,
             ready: Default::default(),
             identity: crate::config::flow::Identity::DEFAULT,
             command: None,

@@ -1,7 +1,8 @@
 //! The engine: one run of one flow, and the one per-file lifecycle every file goes through.
 //!
 //! A run: connect the endpoints → list the source (`discover`) → judge readiness (`ready`,
-//! observations stored in one ledger write) → take each ready file through `lifecycle`
+//! observations stored in one ledger write) → leave what is over `source.max_files` for the
+//! next run (`cap`) → take each ready file through `lifecycle`
 //! (claim → stage → deliver to every sink → dispose of the source → done) → finish any file a
 //! crashed run left between delivery and disposition → check for awaited responses (`awaits`,
 //! round trips), then send the requests held back for an await that check closed → record
@@ -16,6 +17,8 @@
 mod alerts;
 mod awaits;
 mod budget;
+mod cap;
+pub use cap::Later;
 mod claims;
 mod command;
 mod commits;
@@ -179,6 +182,10 @@ pub struct RunReport {
     /// `*.csv`, without `source.ignore_case`): not counted as seen, not a failure; they wait
     /// there until renamed or replaced.
     pub skipped_names: Vec<SkippedName>,
+    /// The files the run left for the next one by the flow's `source.max_files` (listed, and
+    /// counted in `seen`, but neither reported one by one nor touched).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub later: Option<Later>,
     /// Why the run was aborted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -316,6 +323,7 @@ impl RunReport {
             files: Vec::new(),
             responses: Vec::new(),
             skipped_names: Vec::new(),
+            later: None,
             error: None,
             error_kind: None,
             aborted_by_command: false,
@@ -572,6 +580,7 @@ async fn run_files(
     let held = shared_targets::held_back(flow, contenders, run, now);
     hold_back(&mut ready, held, report, on_file);
     let ready: Vec<_> = ready.into_iter().map(|(c, (known, _))| (c, known)).collect();
+    let ready = leave_for_later(flow, run, ready, report);
 
     let cx = lifecycle::Ctx {
         flow,
@@ -694,6 +703,25 @@ fn unrecord_not_ready(report: &mut RunReport, path: &RemotePath) {
         report.files.remove(i);
         report.counts.not_ready = report.counts.not_ready.saturating_sub(1);
     }
+}
+
+/// Leaves out of `ready` the files over the flow's `source.max_files` ([`cap::left`]),
+/// untouched for the next run, and counts them in the report (`later`): not one line per
+/// file (a backlog of 50,000 would make a report of 50,000 lines), and not `not ready`.
+fn leave_for_later<'c>(
+    flow: &Flow,
+    run: u64,
+    ready: Vec<(&'c discover::Candidate, lifecycle::Known)>,
+    report: &mut RunReport,
+) -> Vec<(&'c discover::Candidate, lifecycle::Known)> {
+    let Some(max_files) = flow.source.max_files else { return ready };
+    let left = cap::left(max_files, ready.iter().map(|(c, k)| k.turn(flow, &c.entry).map(|t| (t, &c.entry))));
+    let files = count(left.iter().filter(|l| **l).count());
+    if files > 0 {
+        tracing::info!(flow = %flow.name, run, files, max_files, "Leaving files for the next run (source.max_files).");
+        report.later = Some(cap::Later { files, max_files });
+    }
+    ready.into_iter().zip(left).filter(|(_, l)| !l).map(|(f, _)| f).collect()
 }
 
 /// Leaves out of `ready` the files `held` gives a reason (one per file, in order), reported

@@ -12,9 +12,10 @@
 //! readiness poll nor claims a file. The decisions come from the same functions a run uses
 //! (`discover`, `ready::assess`, `identity::key`, `lifecycle::Settled`, the sinks' names and
 //! `transfer::choose_target`, the trigger's name and `transfer::trigger_room`, the rejects
-//! file's name, `disposition::foresee` with `lifecycle::recorded_move` for what becomes of
-//! each source: a file delivered now, one delivered before and found again, one a crashed run
-//! left), so the plan cannot drift from the run.
+//! file's name, `cap::left` for the files `source.max_files` leaves for a later run,
+//! `disposition::foresee` with `lifecycle::recorded_move` for what becomes of each source: a
+//! file delivered now, one delivered before and found again, one a crashed run left), so the
+//! plan cannot drift from the run.
 //!
 //! What a plan cannot know without the content is said, not guessed: a flow with content
 //! steps may still quarantine a file, a `content` identity needs the file's hash, and an
@@ -31,7 +32,9 @@ use serde::Serialize;
 
 use super::disposition::Fate;
 use super::error::FileError;
-use super::{awaits, discover, disposition, endpoints, identity, left_failing, left_gone, lifecycle, quarantine, ready, shared_targets};
+use super::{
+    awaits, cap, discover, disposition, endpoints, identity, left_failing, left_gone, lifecycle, quarantine, ready, shared_targets,
+};
 use crate::config::Flow;
 use crate::config::flow::{Disposition, EndpointSpec};
 use crate::endpoint::{DynEndpoint, EndpointError, RemotePath};
@@ -201,6 +204,9 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
     };
     let mut seen = Vec::new();
     let mut files = Vec::new();
+    // Whether the run may start the file, as far as its readiness and what holds files back
+    // say (`source.max_files` counts those).
+    let mut open = Vec::new();
     for c in &candidates {
         let path = c.entry.path.as_str();
         let prev = match &snapshot {
@@ -209,6 +215,7 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
         };
         let (verdict, _) = c.assess(&flow.source.ready, prev.as_ref(), now_ms);
         seen.push(awaits::seen_ready(flow, c, prev.as_ref(), earlier));
+        open.push(verdict == ready::Readiness::Ready);
         let action = match verdict {
             ready::Readiness::NotReady(why) => Action::Wait { why },
             ready::Readiness::Ready => decide(flow, snapshot.as_ref(), c, next_run, now)?,
@@ -247,6 +254,7 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
                     after_look.push((*i, awaited, held.undisposed));
                 }
                 files[*i].action = Action::Wait { why: held.why };
+                open[*i] = false;
             }
         }
     }
@@ -260,9 +268,28 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
         Some(shared_targets::Contender { entry: &c.entry, rel: &c.rel, resumed, seen: seen.is_some() })
     });
     let held = shared_targets::held_back(flow, contenders, next_run, now);
-    for (f, why) in files.iter_mut().zip(held) {
+    for ((f, open), why) in files.iter_mut().zip(&mut open).zip(held) {
         if let Some(why) = why {
             f.action = Action::Wait { why };
+            *open = false;
+        }
+    }
+    // Then the run leaves what is over its `source.max_files` for the next run, before any
+    // file starts (so before a file finds itself the duplicate of another of the run).
+    if let Some(max) = flow.source.max_files {
+        let mut turns = Vec::with_capacity(candidates.len());
+        for (c, open) in candidates.iter().zip(&open) {
+            let known = match (&snapshot, open) {
+                (_, false) => None,
+                (Some(l), true) => Some(lifecycle::Known::read(l, flow, &c.entry)?),
+                (None, true) => Some(lifecycle::Known::anew()),
+            };
+            turns.push(known.and_then(|k| k.turn(flow, &c.entry)).map(|t| (t, &c.entry)));
+        }
+        for (f, left) in files.iter_mut().zip(cap::left(max, turns)) {
+            if left {
+                f.action = Action::Wait { why: cap::Later::why(max) };
+            }
         }
     }
     // A file of the same identity as one taken before it in this run (an identity without the

@@ -53,6 +53,7 @@ fn fixture() -> Fixture {
             any_case: None,
             recursive: false,
             max_depth: 8,
+            max_files: None,
             ready: Ready::default(),
             identity: Identity::DEFAULT,
             command: None,
@@ -2716,4 +2717,120 @@ async fn a_file_left_in_flight_whose_source_is_gone_is_vanished_and_its_staging_
     let r = fx.run().await;
     assert_eq!(r.counts.delivered, 1, "{r:#?}");
     assert_eq!(read(&fx.dst.join("inbox/gone.csv")), b"1,2\n");
+}
+
+/// `source.max_files` tests: puts `rel` with `body`, modified `secs` after the epoch.
+fn put_aged(fx: &Fixture, rel: &str, body: &[u8], secs: u64) {
+    fx.put(rel, body);
+    let f = std::fs::File::options().write(true).open(fx.src.join(rel)).unwrap();
+    f.set_modified(SystemTime::UNIX_EPOCH + Duration::from_secs(secs)).unwrap();
+}
+
+/// The files a run delivered, in its report's (listing) order.
+fn delivered_paths(r: &RunReport) -> Vec<&str> {
+    r.files.iter().filter(|f| f.outcome == Outcome::Delivered).map(|f| f.path.as_str()).collect()
+}
+
+/// `source.max_files: 2` over three files, each with its done file: the two oldest by
+/// modification time (not by name) go first, with their done files (which are not counted);
+/// the third is left untouched for the next run, counted in the report, not reported as a
+/// file; the next run takes it and leaves nothing.
+#[tokio::test]
+async fn max_files_takes_the_oldest_first_and_leaves_the_rest_for_the_next_run() {
+    let mut fx = fixture();
+    fx.flow.source.include = globs(&["*"]);
+    fx.flow.source.ready = Ready { done_file: Some(NameTemplate::new("{{name}}.done").unwrap()), ..Default::default() };
+    fx.flow.source.max_files = Some(2);
+    for (name, secs) in [("a.csv", 2_000), ("b.csv", 3_000), ("c.csv", 1_000)] {
+        put_aged(&fx, &format!("in/{name}"), name.as_bytes(), secs);
+        // Done files newer than every data file: were they counted, they would go last.
+        put_aged(&fx, &format!("in/{name}.done"), b"", 9_000);
+    }
+    let r = fx.run().await;
+    assert_eq!(delivered_paths(&r), ["/in/a.csv", "/in/c.csv"], "{r:#?}");
+    assert_eq!(r.later, Some(Later { files: 1, max_files: 2 }));
+    assert_eq!((r.counts.seen, r.counts.not_ready, r.counts.skipped, r.files.len()), (3, 0, 0, 2), "{r:#?}");
+    assert_eq!(r.status, RunStatus::Ok);
+    assert!(fx.src.join("in/processed/c.csv.done").exists() && fx.src.join("in/processed/a.csv.done").exists());
+    assert!(fx.src.join("in/b.csv").exists() && fx.src.join("in/b.csv.done").exists(), "left untouched");
+    assert!(fx.ledger.file("t", "in/b.csv").unwrap().is_none(), "not even claimed");
+    let json = serde_json::to_value(&r).unwrap();
+    assert_eq!(json["later"], serde_json::json!({ "files": 1, "max_files": 2 }));
+
+    let r = fx.run().await;
+    assert_eq!(delivered_paths(&r), ["/in/b.csv"], "{r:#?}");
+    assert_eq!(r.later, None);
+    assert!(serde_json::to_value(&r).unwrap().get("later").is_none(), "no cap reached: no field");
+    assert!(fx.src.join("in/processed/b.csv.done").exists());
+}
+
+/// A file a stopped run left in flight takes its place first, however new; files delivered
+/// before (found again, kept at the source) are not counted at all.
+#[tokio::test]
+async fn max_files_takes_a_resumed_file_first_and_counts_no_settled_file() {
+    let mut fx = fixture();
+    fx.flow.after_success = Disposition::Keep;
+    put_aged(&fx, "in/old.csv", b"delivered before", 100);
+    let r = fx.run().await;
+    assert_eq!(delivered_paths(&r), ["/in/old.csv"]);
+    fx.flow.source.max_files = Some(1);
+    put_aged(&fx, "in/a.csv", b"a", 1_000);
+    put_aged(&fx, "in/b.csv", b"b", 2_000);
+    put_aged(&fx, "in/z.csv", b"abc", 5_000);
+    // A crash after `z.csv` was delivered: the record says Delivering, its target there.
+    let mtime = crate::ledger::to_millis(std::fs::metadata(fx.src.join("in/z.csv")).unwrap().modified().unwrap());
+    std::fs::write(fx.dst.join("inbox/z.csv"), b"abc").unwrap();
+    let rec = crate::ledger::FileRecord {
+        path: "in/z.csv".into(),
+        identity: format!("p=in/z.csv|s=3|m={mtime}"),
+        size: 3,
+        mtime: Some(mtime),
+        state: FileState::Delivering,
+        deliveries: vec![crate::ledger::Delivery { sink: 0, target: "inbox/z.csv".into(), done: false, replaces: None }],
+        ..Default::default()
+    };
+    fx.ledger.put_file("t", &rec).unwrap();
+    let r = fx.run().await;
+    assert_eq!(delivered_paths(&r), ["/in/z.csv"], "{r:#?}");
+    assert_eq!(r.later, Some(Later { files: 2, max_files: 1 }));
+    assert_eq!(r.counts.skipped, 1, "the file delivered before is skipped as ever: {r:#?}");
+    let r = fx.run().await;
+    assert_eq!(delivered_paths(&r), ["/in/a.csv"], "{r:#?}");
+}
+
+/// A file that failed goes after the files not tried yet: one failing at every run does not
+/// hold a backlog up for ever.
+#[tokio::test]
+async fn max_files_takes_a_file_that_failed_before_after_the_new_ones() {
+    let mut fx = fixture();
+    fx.flow.source.max_files = Some(1);
+    std::fs::create_dir_all(fx.dst.join("inbox")).unwrap();
+    std::fs::write(fx.dst.join("inbox/a.csv"), b"theirs").unwrap();
+    put_aged(&fx, "in/a.csv", b"a", 1_000);
+    put_aged(&fx, "in/b.csv", b"b", 2_000);
+    put_aged(&fx, "in/c.csv", b"c", 3_000);
+    let r = fx.run().await;
+    assert_eq!((r.counts.failed, r.counts.delivered), (1, 0), "the oldest is tried first: {r:#?}");
+    let r = fx.run().await;
+    assert_eq!(delivered_paths(&r), ["/in/b.csv"], "{r:#?}");
+    let r = fx.run().await;
+    assert_eq!(delivered_paths(&r), ["/in/c.csv"], "{r:#?}");
+    let r = fx.run().await;
+    assert_eq!((r.counts.failed, r.later), (1, None), "then it is tried again: {r:#?}");
+}
+
+/// `wharf plan` says which files the cap leaves, as the run leaves them.
+#[tokio::test]
+async fn the_plan_marks_the_files_max_files_leaves_for_later() {
+    let mut fx = fixture();
+    fx.flow.source.max_files = Some(2);
+    for (name, secs) in [("a.csv", 3_000), ("b.csv", 1_000), ("c.csv", 2_000), ("d.csv", 4_000)] {
+        put_aged(&fx, &format!("in/{name}"), b"x", secs);
+    }
+    let p = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now(), None).await.unwrap();
+    let later = plan::Action::Wait { why: "later: max_files 2 reached".into() };
+    let actions: Vec<(&str, bool)> = p.files.iter().map(|f| (f.path.as_str(), f.action == later)).collect();
+    assert_eq!(actions, [("/in/a.csv", true), ("/in/b.csv", false), ("/in/c.csv", false), ("/in/d.csv", true)], "{p:#?}");
+    let r = fx.run().await;
+    assert_eq!(delivered_paths(&r), ["/in/b.csv", "/in/c.csv"], "{r:#?}");
 }

@@ -10,6 +10,8 @@
 //!   due time while one waits is skipped and counted as above, a trigger then is answered
 //!   "queued", not counted); a run of a flow file whose
 //!   `name:` changed while its run under the old name goes on waits for that run to end;
+//! - a run that left files for the next one by its flow's `source.max_files` (and ended
+//!   `ok`, having delivered some) is followed at once by the next, not at the next time;
 //! - missed times (the machine slept, the daemon was down) are not caught up one by one: the
 //!   next time is computed from now; times planned from a clock since set back are planned
 //!   again from now;
@@ -792,6 +794,16 @@ fn finished(shared: &Arc<Shared>, name: &str, report: Result<Arc<RunReport>, Str
             }
         } else {
             plan.retry_attempt = 0;
+            // (A run queued meanwhile starts at once anyway, below: not a second one.)
+            if let Ok(r) = &report
+                && !plan.queued
+                && let Some(later) = goes_on(r)
+            {
+                // A backlog taken `source.max_files` at a time: the next run at once, not at
+                // the next scheduled time (which `due` plans again when it starts it).
+                tracing::info!(flow = %name, files = later.files, max_files = later.max_files, "Files left for the next run (source.max_files); it starts now.");
+                plan.next_due = Some(now);
+            }
         }
         std::mem::take(&mut plan.queued)
     };
@@ -800,6 +812,15 @@ fn finished(shared: &Arc<Shared>, name: &str, report: Result<Arc<RunReport>, Str
         let _ = start_or_defer(shared, flow, Asked::Due, now);
     }
     start_waiting(shared, name, now);
+}
+
+/// What a run that ended left for the next one by its `source.max_files`, when the next run
+/// is to start at once: the run ended `ok` (a file failing at every run would otherwise have
+/// the flow run without a pause) and delivered or quarantined some file (it got on with the
+/// backlog: files the login cannot read yet, taking the run's places, do not make it go on).
+fn goes_on(r: &RunReport) -> Option<engine::Later> {
+    let moved = r.counts.delivered > 0 || r.quarantined > 0;
+    r.later.filter(|_| r.status == RunStatus::Ok && moved)
 }
 
 /// Starts the runs that waited for the run of `name` to end (see [`Plan::waits_for`]).

@@ -19,6 +19,7 @@ mod flow_tests;
 mod forget;
 mod ftp_modes;
 mod full_disks;
+mod max_files;
 mod notify;
 mod output;
 mod partner_servers;

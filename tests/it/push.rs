@@ -11,70 +11,15 @@ use support::text;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::ftpd::Ftpd;
 use support::halt::run_until;
+use support::partner::Partner;
 use support::sshd::Sshd;
 use support::{TempDir, tempdir};
 use wharf::config::flow::FtpTls;
-use wharf::endpoint::ftp::FtpEndpoint;
-use wharf::endpoint::sftp::SftpEndpoint;
-use wharf::endpoint::{DynEndpoint, RemotePath};
-
-/// The partner's server.
-enum Partner {
-    Sftp(Sshd),
-    Ftp(Ftpd),
-}
-
-impl Partner {
-    fn sftp() -> Option<Partner> {
-        Sshd::start().map(Partner::Sftp)
-    }
-
-    fn ftp() -> Option<Partner> {
-        Ftpd::vsftpd().map(Partner::Ftp)
-    }
-
-    fn data_dir(&self) -> &Path {
-        match self {
-            Partner::Sftp(s) => s.data_dir(),
-            Partner::Ftp(f) => f.data_dir(),
-        }
-    }
-
-    fn yaml(&self) -> String {
-        match self {
-            Partner::Sftp(s) => s.endpoint_yaml(4),
-            Partner::Ftp(f) => f.endpoint_yaml(FtpTls::Explicit, 4),
-        }
-    }
-
-    fn give_to_user(&self, p: &Path) {
-        match self {
-            Partner::Sftp(s) => s.give_to_user(p),
-            Partner::Ftp(f) => f.give_to_user(p),
-        }
-    }
-
-    /// A second, independent connection to the server, to look at it while wharf works.
-    async fn connect(&self) -> DynEndpoint {
-        match self {
-            Partner::Sftp(s) => {
-                let ep = SftpEndpoint::new(s.sftp_spec(s.password_auth()));
-                ep.connect_now().await.expect("second SFTP connection");
-                Arc::new(ep)
-            }
-            Partner::Ftp(f) => {
-                let ep = FtpEndpoint::new(f.spec(FtpTls::Explicit));
-                ep.connect_now().await.expect("second FTP connection");
-                Arc::new(ep)
-            }
-        }
-    }
-}
+use wharf::endpoint::RemotePath;
 
 struct World {
     partner: Partner,

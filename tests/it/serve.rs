@@ -1187,3 +1187,51 @@ async fn a_clock_set_back_brings_a_retry_planned_before_back_within_the_longest_
     assert!(replanned.await.is_ok(), "planned again: {:?}", d.handle().status().flows[0].next_due);
     d.stop().await;
 }
+
+/// `source.max_files: 2` over a backlog of five files, scheduled hourly: the run that left
+/// files for the next one is followed at once by the next (the clock does not move), until
+/// the backlog is taken, oldest first; then the flow waits for its schedule again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_capped_by_max_files_is_taken_by_runs_one_after_the_other() {
+    let flow = local_flow("pull", "schedule: { every: 1h }\n").replace("include: ['*.csv']", "include: ['*.csv'], max_files: 2");
+    let mut d = Daemon::start(&[("pull.yaml", flow)], minute_now(), ServeConfig::default());
+    for (i, name) in ["e", "d", "c", "b", "a"].iter().enumerate() {
+        let p = d.path(&format!("src/in/{name}.csv"));
+        std::fs::write(&p, "x\n").unwrap();
+        let f = std::fs::File::options().write(true).open(&p).unwrap();
+        f.set_modified(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000 + i as u64)).unwrap();
+    }
+    d.advance(Duration::from_secs(3600)).await;
+    let mut taken = Vec::new();
+    for (delivered, later) in [(2, Some(3)), (2, Some(1)), (1, None)] {
+        let r = d.next_run().await;
+        assert_eq!((r.status, r.counts.delivered, r.later.map(|l| l.files)), (RunStatus::Ok, delivered, later), "{r:#?}");
+        taken.extend(r.files.iter().map(|f| f.path.clone()));
+    }
+    assert_eq!(taken, ["/in/d.csv", "/in/e.csv", "/in/b.csv", "/in/c.csv", "/in/a.csv"], "oldest first, run by run");
+    let st = d.handle().status();
+    let next = st.flows[0].next_due.expect("planned by its schedule");
+    assert!(next > wharf::schedule::Clock::now(&*d.clock), "back to the schedule, not at once: {st:?}");
+    d.stop().await;
+}
+
+/// A capped run that failed a file leaves the rest to the flow's next scheduled time: a file
+/// failing at every run must not make the flow run without a pause.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capped_run_that_failed_a_file_waits_for_its_schedule() {
+    let flow = local_flow("pull", "schedule: { every: 1h }\n")
+        .replace("include: ['*.csv']", "include: ['*.csv'], max_files: 1")
+        .replace("path: / }", "path: /, if_exists: fail }");
+    let mut d = Daemon::start(&[("pull.yaml", flow)], minute_now(), ServeConfig::default());
+    std::fs::write(d.path("dst/a.csv"), "theirs\n").unwrap();
+    for name in ["a", "b"] {
+        std::fs::write(d.path(&format!("src/in/{name}.csv")), "x\n").unwrap();
+    }
+    d.advance(Duration::from_secs(3600)).await;
+    let r = d.next_run().await;
+    assert_eq!((r.status, r.counts.failed, r.later.map(|l| l.files)), (RunStatus::Failed, 1, Some(1)), "{r:#?}");
+    let st = d.handle().status();
+    let next = st.flows[0].next_due.expect("planned by its schedule");
+    assert!(next > wharf::schedule::Clock::now(&*d.clock), "not at once: {st:?}");
+    d.stop().await;
+}

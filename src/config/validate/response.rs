@@ -118,6 +118,7 @@ impl Checker<'_, '_> {
                 any_case: None,
                 recursive: false,
                 max_depth: 1,
+                max_files: None,
                 ready: Ready::default(),
                 identity: Identity::DEFAULT,
                 command: None,

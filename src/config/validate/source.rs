@@ -141,6 +141,9 @@ impl Checker<'_, '_> {
         if s.max_depth == 0 {
             self.problem("/source/max_depth", "must be at least 1");
         }
+        if s.max_files == Some(0) {
+            self.problem("/source/max_files", "must be at least 1 (leave it out for no cap)");
+        }
         let command = s.command.map(|c| self.command(c));
         if let (Some(Some(c)), Some(inc), Some(hid), Some(exc)) = (&command, &include, &include_hidden, &exclude) {
             self.command_output_taken(c, (inc, hid, exc), s.ignore_case);
@@ -156,6 +159,7 @@ impl Checker<'_, '_> {
             any_case: any_case.map(Box::new),
             recursive: s.recursive,
             max_depth: s.max_depth,
+            max_files: s.max_files,
             ready: ready?,
             identity: identity?,
             command: checked(command)?,
@@ -338,6 +342,16 @@ mod tests {
         assert!(p.iter().any(|m| m.contains("without `recursive: true` only the files directly in `path` are listed")), "{p:#?}");
         assert!(run(&with(r#"include: ["**/*.csv", "sub/*.csv"], recursive: true"#)).is_ok());
         assert!(run(&with(r#"include: ["**/*.csv"]"#)).is_ok());
+    }
+
+    /// `source.max_files`: a cap of at least one file; none when left out.
+    #[test]
+    fn max_files_is_at_least_one() {
+        let with = |source: &str| BASE.replace("path: /in }", &format!("path: /in, {source} }}"));
+        assert_eq!(run(BASE).unwrap().source.max_files, None);
+        assert_eq!(run(&with("max_files: 100")).unwrap().source.max_files, Some(100));
+        let p = problems(&with("max_files: 0"));
+        assert!(p.iter().any(|m| m.ends_with("(at /source/max_files)")), "{p:#?}");
     }
 
     /// Partners send `ORDERS_1.CSV` to a flow taking `*.csv`: without `ignore_case` it was

@@ -45,7 +45,7 @@ use super::error::FileError;
 use super::identity::{self, mtime_millis};
 use super::retry::retry;
 use super::transfer::{self, Target};
-use super::{FileReport, Outcome, REPORT_LOG_TARGET, content, disposition, halt, pipe, quarantine, stage};
+use super::{FileReport, Outcome, REPORT_LOG_TARGET, cap, content, disposition, halt, pipe, quarantine, stage};
 
 mod delivery;
 mod failure;
@@ -175,6 +175,21 @@ impl Known {
             return None;
         }
         Some(resumed)
+    }
+
+    /// Where the listed file stands for a run's places (`source.max_files`, [`cap::left`]):
+    /// `None` when the run does not start it ([`Known::contends`]); else resumed, tried
+    /// before (it failed, or the login could not read it) or new.
+    pub fn turn(&self, flow: &Flow, entry: &Entry) -> Option<cap::Turn> {
+        let resumed = self.contends(flow, entry)?;
+        let same = self.prev.as_ref().filter(|p| same_version(flow, entry, p));
+        Some(if resumed {
+            cap::Turn::Resumed
+        } else if same.is_some_and(|p| p.state == FileState::Failed || unreadable::refused(p).is_some()) {
+            cap::Turn::Retried
+        } else {
+            cap::Turn::New
+        })
     }
 }
 

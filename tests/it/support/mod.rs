@@ -18,6 +18,7 @@
 pub mod ftpd;
 pub mod halt;
 pub mod http_receiver;
+pub mod partner;
 pub mod smtp_receiver;
 pub mod sshd;
 pub mod tmpfs;

@@ -1,0 +1,126 @@
+//! `source.max_files`: which of the files a run would start it starts, and which it leaves
+//! for the next run.
+//!
+//! Only the choice: what counts (a file the run would start, [`Turn`]) is the lifecycle's
+//! ([`super::lifecycle::Known::turn`]), said the same way to a run and to `wharf plan`. The
+//! files left are neither touched nor recorded: the next run lists them again.
+
+use std::time::SystemTime;
+
+use serde::Serialize;
+
+use crate::endpoint::Entry;
+
+/// Where a file the run would start stands in the queue for the run's places: files a
+/// stopped run left in flight first, then the files not tried yet, then those tried before
+/// (failed, or refused for the login's rights), so that a few files failing at every run do
+/// not hold a backlog up for ever.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub(super) enum Turn {
+    Resumed,
+    New,
+    Retried,
+}
+
+/// What a run left for the next one by its cap, in its report (`--json`: `later`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Later {
+    /// The files left.
+    pub files: u32,
+    /// The flow's `source.max_files`.
+    pub max_files: u32,
+}
+
+impl Later {
+    /// The run summary's line: `3 left for the next run (max_files 2)`.
+    pub fn line(&self) -> String {
+        format!("{} left for the next run (max_files {})", self.files, self.max_files)
+    }
+
+    /// Why a file is left, as `wharf plan` says it.
+    pub fn why(max_files: u32) -> String {
+        format!("later: max_files {max_files} reached")
+    }
+}
+
+/// For each of `files` (in order; `None`: a file the run does not start, which does not
+/// count), whether the cap `max` leaves it for the next run: all but the first `max` by
+/// [`Turn`], then the oldest modification time (a file whose time is not listed after those
+/// whose time is), then the path.
+pub(super) fn left<'a>(max: u32, files: impl IntoIterator<Item = Option<(Turn, &'a Entry)>>) -> Vec<bool> {
+    let files: Vec<_> = files.into_iter().collect();
+    let mut left = vec![false; files.len()];
+    let mut counted: Vec<(usize, Turn, &Entry)> = files.iter().enumerate().filter_map(|(i, f)| f.map(|(t, e)| (i, t, e))).collect();
+    let key =
+        |&(_, turn, e): &(usize, Turn, &'a Entry)| (turn, e.mtime.is_none(), e.mtime.unwrap_or(SystemTime::UNIX_EPOCH), e.path.as_str());
+    counted.sort_by(|a, b| key(a).cmp(&key(b)));
+    for &(i, _, _) in counted.iter().skip(usize::try_from(max).unwrap_or(usize::MAX)) {
+        left[i] = true;
+    }
+    left
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::endpoint::{EntryKind, RemotePath};
+
+    fn entry(path: &str, mtime: Option<u64>) -> Entry {
+        let mtime = mtime.map(|s| SystemTime::UNIX_EPOCH + Duration::from_secs(s));
+        Entry { path: RemotePath::parse(path).unwrap(), kind: EntryKind::File, size: 1, mtime }
+    }
+
+    /// The files taken, in listing order, of `files` under `max`.
+    fn taken(max: u32, files: &[(Option<Turn>, Entry)]) -> Vec<&str> {
+        let left = left(max, files.iter().map(|(t, e)| t.map(|t| (t, e))));
+        files.iter().zip(left).filter(|(_, l)| !l).map(|((_, e), _)| e.path.as_str()).collect()
+    }
+
+    /// The oldest first, whatever the listing's (path) order; the same time, by path.
+    #[test]
+    fn the_oldest_files_are_taken_first() {
+        let files = [
+            (Some(Turn::New), entry("in/a.csv", Some(500))),
+            (Some(Turn::New), entry("in/b.csv", Some(100))),
+            (Some(Turn::New), entry("in/c.csv", Some(300))),
+            (Some(Turn::New), entry("in/d.csv", Some(100))),
+            (Some(Turn::New), entry("in/e.csv", None)),
+        ];
+        assert_eq!(taken(2, &files), ["in/b.csv", "in/d.csv"]);
+        assert_eq!(taken(3, &files), ["in/b.csv", "in/c.csv", "in/d.csv"]);
+        assert_eq!(taken(4, &files), ["in/a.csv", "in/b.csv", "in/c.csv", "in/d.csv"], "a time not listed goes last");
+        assert_eq!(taken(9, &files).len(), 5);
+    }
+
+    /// What the run does not start (a file delivered before, a duplicate, a companion never
+    /// listed as a candidate) is not counted and never left: the run skips it as before.
+    #[test]
+    fn files_the_run_does_not_start_do_not_count() {
+        let files = [
+            (None, entry("in/a.csv", Some(1))),
+            (Some(Turn::New), entry("in/b.csv", Some(2))),
+            (None, entry("in/c.csv", Some(3))),
+            (Some(Turn::New), entry("in/d.csv", Some(4))),
+            (Some(Turn::New), entry("in/e.csv", Some(5))),
+        ];
+        assert_eq!(taken(1, &files), ["in/a.csv", "in/b.csv", "in/c.csv"]);
+    }
+
+    /// Files a stopped run left in flight come first, however new; files tried before
+    /// (failed) last, however old.
+    #[test]
+    fn resumed_files_first_and_failed_ones_after_the_new() {
+        let files = [
+            (Some(Turn::Retried), entry("in/a.csv", Some(1))),
+            (Some(Turn::New), entry("in/b.csv", Some(2))),
+            (Some(Turn::New), entry("in/c.csv", Some(3))),
+            (Some(Turn::Resumed), entry("in/d.csv", Some(9))),
+        ];
+        assert_eq!(taken(1, &files), ["in/d.csv"]);
+        assert_eq!(taken(2, &files), ["in/b.csv", "in/d.csv"]);
+        assert_eq!(taken(3, &files), ["in/b.csv", "in/c.csv", "in/d.csv"]);
+        assert_eq!(taken(4, &files).len(), 4);
+    }
+}

@@ -1,0 +1,113 @@
+//! `source.max_files` end to end through the `wharf` binary, pulling from a real OpenSSH
+//! sshd and a real vsftpd (explicit FTPS): a backlog is taken a few files per run, the
+//! oldest first by the time the server lists, the rest left untouched and counted in the
+//! run's report; `wharf plan` marks the files the cap leaves for later.
+
+use crate::support;
+use support::text;
+
+use std::fs;
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime};
+
+use support::partner::Partner;
+use support::{TempDir, tempdir};
+
+/// A partner's server with `/in`, and a local folder for the sink and the state.
+struct World {
+    partner: Partner,
+    dir: TempDir,
+}
+
+impl World {
+    fn new(partner: Option<Partner>) -> Option<World> {
+        let w = World { partner: partner?, dir: tempdir() };
+        fs::create_dir_all(w.partner.data_dir().join("in")).unwrap();
+        fs::create_dir_all(w.dir.path().join("sink")).unwrap();
+        w.partner.give_to_user(w.partner.data_dir());
+        Some(w)
+    }
+
+    /// Puts `/in/NAME` on the server, modified `ago` before now (whole minutes apart: an FTP
+    /// listing shows minutes).
+    fn put(&self, name: &str, ago: Duration) {
+        let p = self.partner.data_dir().join("in").join(name);
+        fs::write(&p, name).unwrap();
+        fs::File::options().write(true).open(&p).unwrap().set_modified(SystemTime::now() - ago).unwrap();
+        self.partner.give_to_user(&p);
+    }
+
+    /// partner /in/*.csv → local sink, `source.max_files: 2`, sources moved to `/in/done`.
+    fn flow(&self) -> PathBuf {
+        let yaml = format!(
+            "name: backlog\nendpoints:\n  partner:\n{ep}  archive:\n    type: local\n    root: {sink:?}\nsource:\n  endpoint: partner\n  path: /in\n  include: [\"*.csv\"]\n  max_files: 2\nsinks:\n  - endpoint: archive\n    path: /\nafter:\n  success: {{ move_to: /in/done }}\n",
+            ep = self.partner.yaml(),
+            sink = self.dir.path().join("sink").display().to_string(),
+        );
+        let p = self.dir.path().join("flow.yaml");
+        fs::write(&p, yaml).unwrap();
+        p
+    }
+
+    fn wharf(&self) -> std::process::Command {
+        support::wharf(&self.dir.path().join("state"))
+    }
+
+    fn sink_names(&self) -> Vec<String> {
+        let mut v: Vec<String> =
+            fs::read_dir(self.dir.path().join("sink")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        v.sort();
+        v
+    }
+}
+
+/// Five files, `max_files: 2`: three runs deliver 2, 2 and 1, the oldest first (by the time
+/// the server lists, not by name); each run says how many it left; `wharf plan` marks them.
+fn a_backlog_is_taken_max_files_at_a_time_oldest_first(partner: Option<Partner>) {
+    let Some(w) = World::new(partner) else { return };
+    // `e.csv` the oldest, `a.csv` the newest.
+    for (i, name) in ["a.csv", "b.csv", "c.csv", "d.csv", "e.csv"].iter().enumerate() {
+        w.put(name, Duration::from_secs(3600 * (i as u64 + 1)));
+    }
+    let flow = w.flow();
+
+    let (code, plan) = support::json_of(w.wharf().arg("plan").arg("--json").arg(&flow));
+    assert_eq!(code, 0, "{plan}");
+    let later: Vec<&str> = plan["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["action"] == "wait" && f["why"] == "later: max_files 2 reached")
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(later, ["/in/a.csv", "/in/b.csv", "/in/c.csv"], "{plan:#}");
+
+    let (code, r) = support::json_of(w.wharf().arg("run").arg("--json").arg(&flow));
+    assert_eq!(code, 0, "{r:#}");
+    assert_eq!((r["counts"]["seen"].as_u64(), r["counts"]["delivered"].as_u64()), (Some(5), Some(2)), "{r:#}");
+    assert_eq!(r["later"], serde_json::json!({ "files": 3, "max_files": 2 }), "{r:#}");
+    assert_eq!(r["files"].as_array().unwrap().len(), 2, "the files left are counted, not listed: {r:#}");
+    assert_eq!(w.sink_names(), ["d.csv", "e.csv"]);
+
+    let out = w.wharf().arg("run").arg(&flow).output().unwrap();
+    let t = text(&out);
+    assert!(out.status.success(), "{t}");
+    assert!(t.contains("1 left for the next run (max_files 2)"), "{t}");
+    assert_eq!(w.sink_names(), ["b.csv", "c.csv", "d.csv", "e.csv"]);
+
+    let (code, r) = support::json_of(w.wharf().arg("run").arg("--json").arg(&flow));
+    assert_eq!((code, r["counts"]["delivered"].as_u64()), (0, Some(1)), "{r:#}");
+    assert!(r.get("later").is_none(), "nothing left: {r:#}");
+    assert_eq!(w.sink_names(), ["a.csv", "b.csv", "c.csv", "d.csv", "e.csv"]);
+    let moved = fs::read_dir(w.partner.data_dir().join("in/done")).unwrap().count();
+    assert_eq!(moved, 5, "every source moved once");
+}
+
+macro_rules! on_both_servers {
+    ($($name:ident),*) => {
+        mod sftp { $( #[test] fn $name() { super::$name(super::Partner::sftp()) } )* }
+        mod ftps { $( #[test] fn $name() { super::$name(super::Partner::ftp()) } )* }
+    };
+}
+
+on_both_servers!(a_backlog_is_taken_max_files_at_a_time_oldest_first);
