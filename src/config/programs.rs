@@ -1,5 +1,5 @@
-//! The programs a flow runs — `source.command` and notification `command` channels — and
-//! whether this machine has them.
+//! The programs a flow runs — `source.command`, `command` content steps and notification
+//! `command` channels — and whether this machine has them.
 //!
 //! As with key files (see `key_files`), a flow file is valid whatever the machine: `wharf
 //! validate` says when a program is missing (or not executable) as a warning, and the run
@@ -17,6 +17,14 @@ fn programs(flow: &Flow) -> Vec<(String, &Path)> {
     let mut out: Vec<(String, &Path)> = Vec::new();
     if let Some(c) = &flow.source.command {
         out.push(("/source/command/run/0".into(), &c.program));
+    }
+    let response = flow.response.as_ref().map(|r| ("/response", &r.flow));
+    for (within, f) in [("", flow)].into_iter().chain(response) {
+        for s in f.steps.iter().flat_map(|s| s.steps()) {
+            if let crate::steps::Step::Command(c) = s {
+                out.push((format!("{within}/steps/{}/command/run/0", c.at), &c.program));
+            }
+        }
     }
     for (i, rule) in flow.notify.iter().enumerate() {
         if let Channel::Command(c) = &rule.channel {

@@ -21,10 +21,19 @@ impl Checker<'_, '_> {
         defined: Option<&[String]>,
         source: Option<&Source>,
     ) -> Option<(Option<crate::steps::Steps>, Option<Quarantine>)> {
-        let steps: Vec<Option<&RawStep>> = steps.iter().map(Option::as_ref).collect();
-        for (i, step) in steps.iter().enumerate() {
-            if let Some(step) = step {
-                self.csv_settings(&format!("/steps/{i}"), step);
+        let mut steps: Vec<Option<&RawStep>> = steps.iter().map(Option::as_ref).collect();
+        for (i, step) in steps.iter_mut().enumerate() {
+            if let Some(s) = step {
+                self.csv_settings(&format!("/steps/{i}"), s);
+                // Its `run` and `pass_env` as `source.command`'s (a bad one left out of the
+                // build: already said).
+                if let RawStep::Command(c) = s {
+                    let at = format!("/steps/{i}/command");
+                    let (run, pass_env) = (self.run_line(&at, &c.run), self.pass_env(&at, &c.pass_env));
+                    if run.is_none() || pass_env.is_none() {
+                        *step = None;
+                    }
+                }
             }
         }
         let built = match crate::steps::build_partial(&steps, on_invalid, max_invalid, self.lookup.base_dir) {
