@@ -92,6 +92,29 @@ notify:
     }
 
     #[test]
+    fn a_content_step_s_missing_program_is_named_at_its_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("out")).unwrap();
+        let yaml = "name: f
+endpoints:
+  l: { type: local, root: out }
+source: { endpoint: l, path: / }
+sinks: [ { endpoint: l, path: /sent } ]
+quarantine: { endpoint: l, path: /bad }
+steps:
+  - command: { run: [gunzip, -c] }
+  - command: { run: [./decrypt.sh], pass_env: [NO_SUCH_VAR_WHARF] }
+";
+        let file = d.join("f.yaml");
+        std::fs::write(&file, yaml).unwrap();
+        let flow = crate::config::load_flow(&file).unwrap();
+        let got: Vec<String> = check(&flow).iter().map(|d| format!("{}:{} {} (at {})", d.line, d.col, d.message, d.yaml_path)).collect();
+        assert_eq!(got.len(), 1, "{got:#?}");
+        assert!(got[0].starts_with("9:22 program ") && got[0].ends_with("decrypt.sh does not exist (at /steps/1/command/run/0)"), "{got:#?}");
+    }
+
+    #[test]
     fn a_program_is_looked_up_in_path_as_the_run_would() {
         assert_eq!(problem(Path::new("sh"), Some("/nowhere:/bin:/usr/bin")), None);
         assert!(problem(Path::new("sh"), Some("/nowhere")).is_some());

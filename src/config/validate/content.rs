@@ -199,4 +199,23 @@ quarantine: { endpoint: l, path: /bad }
         let yaml = with_steps("- parse: { format: json }\n- write: { format: jsonl }");
         assert!(run(&yaml).is_ok() && warnings(&yaml).is_empty());
     }
+
+    /// A `command` step's `run` and `pass_env` are checked as `source.command`'s.
+    #[test]
+    fn a_command_step_s_run_and_pass_env_are_checked_as_a_source_command_s() {
+        let yaml = with_steps("- command: { run: [gpg, --batch, --decrypt], pass_env: [GNUPGHOME, PASS], name: '{{stem}}' }");
+        let flow = run(&yaml).unwrap();
+        assert!(flow.steps.unwrap().renames());
+        assert_eq!(
+            warnings(&yaml),
+            ["`GNUPGHOME` is not set in wharf's environment (here): the command would run without it (at /steps/0/command/pass_env/0)"]
+        );
+        let p = problems(&with_steps("- command: { run: [gpg], pass_env: [\"A=b\"] }\n- parse: { format: csv }"));
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(p[0].ends_with("(at /steps/0/command/pass_env/0)"), "{p:#?}");
+        let w = warnings(&with_steps("- command: { run: [gpg, '--passphrase=${env:PASS}'] }"));
+        assert!(w[0].starts_with("`${env:…}` and `${file:…}` are not expanded") && w[0].ends_with("(at /steps/0/command/run/1)"), "{w:#?}");
+        let p = problems(&with_steps("- parse: { format: csv }\n- command: { run: [gzip] }\n- write: { format: csv }"));
+        assert!(p[0].starts_with("a `command` step works on the file's bytes") && p[0].ends_with("(at /steps/1/command)"), "{p:#?}");
+    }
 }
