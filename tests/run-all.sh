@@ -24,6 +24,8 @@ need=()
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 [ -x /usr/sbin/vsftpd ] || need+=(vsftpd)
 command -v openssl >/dev/null || need+=(openssl)
+# `command` content steps decrypt a partner's PGP file in tests/it/content_commands.rs.
+command -v gpg >/dev/null || need+=(gnupg)
 # pure-ftpd's libraries beyond the base system (it runs from an unpacked .deb).
 ldconfig -p | grep 'libsodium\.so\.23' >/dev/null || need+=(libsodium23)
 ldconfig -p | grep 'libcap\.so\.2' >/dev/null || need+=(libcap2)

@@ -111,7 +111,10 @@ steps:
         let flow = crate::config::load_flow(&file).unwrap();
         let got: Vec<String> = check(&flow).iter().map(|d| format!("{}:{} {} (at {})", d.line, d.col, d.message, d.yaml_path)).collect();
         assert_eq!(got.len(), 1, "{got:#?}");
-        assert!(got[0].starts_with("9:22 program ") && got[0].ends_with("decrypt.sh does not exist (at /steps/1/command/run/0)"), "{got:#?}");
+        assert!(
+            got[0].starts_with("9:22 program ") && got[0].ends_with("decrypt.sh does not exist (at /steps/1/command/run/0)"),
+            "{got:#?}"
+        );
     }
 
     #[test]
