@@ -13,9 +13,10 @@ fn steps(dir: &Path, yaml: &str) -> Steps {
     try_steps(dir, yaml).unwrap_or_else(|p| panic!("{p:#?}"))
 }
 
-fn gzip(body: &[u8]) -> Vec<u8> {
+/// `program -c` (gzip, gunzip) on `body`: its stdout.
+fn zip(program: &str, body: &[u8]) -> Vec<u8> {
     use std::io::Write;
-    let mut child = std::process::Command::new("gzip")
+    let mut child = std::process::Command::new(program)
         .arg("-c")
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
@@ -25,16 +26,12 @@ fn gzip(body: &[u8]) -> Vec<u8> {
     child.wait_with_output().unwrap().stdout
 }
 
+fn gzip(body: &[u8]) -> Vec<u8> {
+    zip("gzip", body)
+}
+
 fn gunzip(body: &[u8]) -> Vec<u8> {
-    use std::io::Write;
-    let mut child = std::process::Command::new("gunzip")
-        .arg("-c")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(body).unwrap();
-    child.wait_with_output().unwrap().stdout
+    zip("gunzip", body)
 }
 
 fn run(dir: &Path, steps: &Steps, name: &str, body: &[u8]) -> Processed {
