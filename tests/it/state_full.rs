@@ -177,9 +177,9 @@ fn a_command_step_filling_the_state_folder_is_the_run_s_trouble_not_the_file_s()
     let flow = flow(dir.path());
     let mut yaml = std::fs::read_to_string(&flow).unwrap();
     // 4 MB more than it reads: more than the state folder holds.
-    yaml.push_str(&format!(
-        "quarantine: {{ endpoint: outbox, path: /bad }}\nsteps:\n  - command: {{ run: [sh, -c, 'cat; head -c 4000000 /dev/zero'] }}\n"
-    ));
+    yaml.push_str(
+        "quarantine: { endpoint: outbox, path: /bad }\nsteps:\n  - command: { run: [sh, -c, 'cat; head -c 4000000 /dev/zero'] }\n",
+    );
     std::fs::write(&flow, yaml).unwrap();
     std::fs::write(dir.path().join("outbox/a.csv"), "1\n").unwrap();
 
