@@ -52,6 +52,46 @@ pub struct Exited {
     pub lingered: bool,
 }
 
+/// How much of the end of a program's stderr (its lines joined into one) a message quotes,
+/// in characters.
+pub const STDERR_TAIL: usize = 500;
+
+/// How a program that did not succeed ended (see [`Waited::success`]).
+#[derive(Debug)]
+pub enum Unsuccessful {
+    /// It ended badly: how, in words (`exited with status 2`), and the end of its stderr.
+    Ended { how: String, stderr: String },
+    /// Waiting for it failed (the operating system's error).
+    Wait(io::Error),
+}
+
+impl Unsuccessful {
+    /// `how`, and the end of stderr when it wrote any: `exited with status 2; its stderr
+    /// ends: …`.
+    pub fn ended(how: &str, stderr: &str) -> String {
+        if stderr.is_empty() { how.to_string() } else { format!("{how}; its stderr ends: {stderr}") }
+    }
+}
+
+impl Waited {
+    /// Whether the program succeeded: exited with status 0 within `limit` (the limit it was
+    /// waited for), leaving nothing running in the background, which may still have been
+    /// writing its output. Otherwise how it ended.
+    pub fn success(self, limit: Duration) -> Result<(), Unsuccessful> {
+        let ended = |how: String, stderr: String| Err(Unsuccessful::Ended { how, stderr });
+        match self {
+            Waited::TimedOut => ended(format!("did not finish within {limit:?} and was killed"), String::new()),
+            Waited::Failed(e) => Err(Unsuccessful::Wait(e)),
+            Waited::Exited(e) if !e.status.success() => ended(describe(e.status), e.stderr),
+            Waited::Exited(e) if e.lingered => ended(
+                "exited but left processes running in the background (killed, since they may have been writing its output)".to_string(),
+                e.stderr,
+            ),
+            Waited::Exited(_) => Ok(()),
+        }
+    }
+}
+
 /// A started program and its process group.
 pub struct Running {
     child: Child,
@@ -188,6 +228,11 @@ fn live() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<i32>> {
 }
 
 impl Running {
+    /// Its stdout, when piped (once): to be read while [`Running::wait`] waits.
+    pub fn take_stdout(&mut self) -> Option<tokio::process::ChildStdout> {
+        self.child.stdout.take()
+    }
+
     /// Writes `input` to the program's stdin (when piped; a program that does not read it is
     /// fine) and closes it, keeps the last `chars` characters of its stderr (on one line), and
     /// waits for it to exit, at most `limit`.

@@ -2,7 +2,7 @@
 # Runs wharf's whole test suite on a fresh Debian machine with Rust installed.
 #
 # Installs what the tests need when it is missing (OpenSSH's sshd, vsftpd, openssl for test
-# certificates, pure-ftpd's libraries; the tests start their own throw-away servers on 127.0.0.1
+# certificates, gnupg for the PGP test of `command` steps, pure-ftpd's libraries; the tests start their own throw-away servers on 127.0.0.1
 # with generated keys, certificates and configs), then runs `cargo test`. pure-ftpd itself is
 # not installed (its package conflicts with vsftpd's): the test harness unpacks it once from
 # `apt-get download pure-ftpd`. Needs root for the package install and for the servers
@@ -24,6 +24,8 @@ need=()
 command -v ssh-keygen >/dev/null || need+=(openssh-client)
 [ -x /usr/sbin/vsftpd ] || need+=(vsftpd)
 command -v openssl >/dev/null || need+=(openssl)
+# `command` content steps decrypt a partner's PGP file in tests/it/content_commands.rs.
+command -v gpg >/dev/null || need+=(gnupg)
 # pure-ftpd's libraries beyond the base system (it runs from an unpacked .deb).
 ldconfig -p | grep 'libsodium\.so\.23' >/dev/null || need+=(libsodium23)
 ldconfig -p | grep 'libcap\.so\.2' >/dev/null || need+=(libcap2)

@@ -222,11 +222,16 @@ fn shape<'t>(t: &'t str) -> Option<Result<Shape<'t>, Ends>> {
 /// The ends of the names of the files `flow` takes (those its sinks' `name:` templates are
 /// rendered over): those of each `source.include` pattern ([`glob_ends`]; a name is taken by
 /// one of them). Steps writing another format deliver `roster.csv` as `roster.jsonl`
-/// (`engine::content::delivered_name`): only what the stem starts with is certain then.
+/// (`Steps::delivered_name`): only what the stem starts with is certain then; nothing is of
+/// a name a `command` step's `name` makes.
 /// Nothing is certain of a source that ignores case: `orders_*.csv` takes `ORDERS_1.CSV`.
 fn source_ends(flow: &Flow) -> Vec<Ends> {
     let patterns = &flow.source.include_patterns;
     if patterns.is_empty() || flow.source.ignore_case {
+        return vec![Ends::default()];
+    }
+    // A `command` step's `name` may make anything of the name.
+    if flow.steps.as_ref().is_some_and(|s| s.renames()) {
         return vec![Ends::default()];
     }
     let renamed = flow.steps.as_ref().is_some_and(|s| s.output_ext().is_some());

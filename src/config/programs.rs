@@ -1,5 +1,5 @@
-//! The programs a flow runs — `source.command` and notification `command` channels — and
-//! whether this machine has them.
+//! The programs a flow runs — `source.command`, `command` content steps and notification
+//! `command` channels — and whether this machine has them.
 //!
 //! As with key files (see `key_files`), a flow file is valid whatever the machine: `wharf
 //! validate` says when a program is missing (or not executable) as a warning, and the run
@@ -17,6 +17,14 @@ fn programs(flow: &Flow) -> Vec<(String, &Path)> {
     let mut out: Vec<(String, &Path)> = Vec::new();
     if let Some(c) = &flow.source.command {
         out.push(("/source/command/run/0".into(), &c.program));
+    }
+    let response = flow.response.as_ref().map(|r| ("/response", &r.flow));
+    for (within, f) in [("", flow)].into_iter().chain(response) {
+        for s in f.steps.iter().flat_map(|s| s.steps()) {
+            if let crate::steps::Step::Command(c) = s {
+                out.push((format!("{within}/steps/{}/command/run/0", c.at), &c.program));
+            }
+        }
     }
     for (i, rule) in flow.notify.iter().enumerate() {
         if let Channel::Command(c) = &rule.channel {
@@ -81,6 +89,32 @@ notify:
         assert!(got[0].starts_with("4:50 program ") && got[0].ends_with("nope.sh does not exist (at /source/command/run/0)"), "{got:#?}");
         assert!(got[1].starts_with("7:38 program ") && got[1].contains("plain.sh is not executable"), "{got:#?}");
         assert_eq!(got[2], "8:38 program `no-such-program-wharf` is not in PATH on this machine (at /notify/1/command/run/0)");
+    }
+
+    #[test]
+    fn a_content_step_s_missing_program_is_named_at_its_field() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        std::fs::create_dir_all(d.join("out")).unwrap();
+        let yaml = "name: f
+endpoints:
+  l: { type: local, root: out }
+source: { endpoint: l, path: / }
+sinks: [ { endpoint: l, path: /sent } ]
+quarantine: { endpoint: l, path: /bad }
+steps:
+  - command: { run: [gunzip, -c] }
+  - command: { run: [./decrypt.sh], pass_env: [NO_SUCH_VAR_WHARF] }
+";
+        let file = d.join("f.yaml");
+        std::fs::write(&file, yaml).unwrap();
+        let flow = crate::config::load_flow(&file).unwrap();
+        let got: Vec<String> = check(&flow).iter().map(|d| format!("{}:{} {} (at {})", d.line, d.col, d.message, d.yaml_path)).collect();
+        assert_eq!(got.len(), 1, "{got:#?}");
+        assert!(
+            got[0].starts_with("9:22 program ") && got[0].ends_with("decrypt.sh does not exist (at /steps/1/command/run/0)"),
+            "{got:#?}"
+        );
     }
 
     #[test]

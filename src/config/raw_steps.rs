@@ -30,6 +30,52 @@ pub enum RawStep {
     /// (fixed-width, a CSV dialect with a trailer, XML…). The last step, instead of `write`.
     /// See docs/templates.md.
     Render(RawRender),
+    /// Pass the file's bytes through a program (`gpg --decrypt`, `gunzip`, `xsltproc`…): the
+    /// current bytes on its standard input, its standard output the file's new content. Before
+    /// `parse` (after any `check`: a checksum is of the file as received) to decode what
+    /// arrives, after `write`/`render` to encode what is sent, or alone. See
+    /// docs/scripts-and-schemas.md.
+    Command(RawStepCommand),
+}
+
+/// A program the file's bytes go through. Exit 0: its output is the file from here on (an
+/// empty output is an empty file). A non-zero exit, a signal, its `timeout`, or processes it
+/// leaves running when it exits quarantine the file, with the end of its stderr in the
+/// reason. A program that cannot be started (missing, not executable) fails the run instead:
+/// the file stays at the source for the next run (`wharf validate` warns of it).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RawStepCommand {
+    /// Program and arguments, without a shell: `["gpg", "--batch", "--decrypt"]`. A program
+    /// path with a `/` is relative to the flow file's folder, which is also the working
+    /// folder; otherwise it is looked up in `PATH`. The arguments are passed as written (no
+    /// templates, no `${env:…}`). Its environment has `WHARF_FLOW`, `WHARF_RUN`, `WHARF_FILE`
+    /// (the file's name as this step gets it), the variables `pass_env` names, and the few of
+    /// wharf's every program gets.
+    #[schemars(length(min = 1))]
+    pub run: Vec<String>,
+    /// Variables of wharf's environment the program gets, by name (`[GNUPGHOME]`), besides
+    /// `PATH`, `HOME`, `LANG`, `LC_*`, `TZ`, `TMPDIR`, `USER`, `LOGNAME` and `SHELL`, which it
+    /// always gets. Nothing else of wharf's environment is passed on: it holds the secrets of
+    /// every flow. A name wharf's environment lacks is left out (`wharf validate` warns).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(extend("uniqueItems" = true), inner(regex(pattern = super::raw::ENV_NAME_PATTERN)))]
+    pub pass_env: Vec<String>,
+    /// Longest the program may run on one file (a duration: `5m`); past it, it is killed
+    /// with every process it started, and the file quarantined.
+    #[serde(default = "default_step_command_timeout")]
+    #[schemars(schema_with = "super::duration::schema")]
+    pub timeout: String,
+    /// The file's name after this step, a template of the name before it (variables `name`,
+    /// `stem`, `ext`): `"{{stem}}"` makes `orders.csv.gpg` `orders.csv`, `"{{name}}.gz"`
+    /// makes `orders.csv` `orders.csv.gz`. Later steps and the sinks' `name`, `stem` and
+    /// `ext` see the new name. Default: the name is kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+fn default_step_command_timeout() -> String {
+    "5m".into()
 }
 
 /// File checks. Every configured check must pass.

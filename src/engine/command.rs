@@ -16,14 +16,11 @@ use std::time::SystemTime;
 
 use crate::config::flow::Command;
 use crate::endpoint::ErrorKind;
-use crate::process::{self, Waited};
+use crate::process::{self, Unsuccessful};
 use crate::template::NameVars;
 
 /// Prefix of the temporary output files (never matched by a completed export's name).
 const TEMP_PREFIX: &str = ".wharf-command-";
-/// How much of the end of the command's stderr (its lines joined into one) the error quotes,
-/// in characters.
-const STDERR_TAIL: usize = 500;
 
 /// Why the command produced no file.
 #[derive(Debug, thiserror::Error)]
@@ -34,7 +31,7 @@ pub enum CommandError {
         #[source]
         source: std::io::Error,
     },
-    #[error("source command `{program}` {status}{}", stderr_suffix(.stderr))]
+    #[error("source command `{program}` {}", process::Unsuccessful::ended(.status, .stderr))]
     Failed { program: String, status: String, stderr: String },
     #[error("source command `{program}`: its output file {}: {source}", path.display())]
     Output {
@@ -45,10 +42,6 @@ pub enum CommandError {
     },
     #[error("source command `{program}`: output name: {message}")]
     Name { program: String, message: String },
-}
-
-fn stderr_suffix(stderr: &str) -> String {
-    if stderr.is_empty() { String::new() } else { format!("; its stderr ends: {stderr}") }
 }
 
 impl CommandError {
@@ -94,16 +87,11 @@ pub async fn produce(cmd: &Command, folder: &Path, flow: &str, run: u64, now: Sy
         CommandError::Spawn { program: program.clone(), source }
     })?;
     let failed = |status: String, stderr: String| CommandError::Failed { program: program.clone(), status, stderr };
-    let result = match running.wait(None, cmd.timeout, STDERR_TAIL).await {
-        Waited::TimedOut => Err(failed(format!("did not finish within {:?} and was killed", cmd.timeout), String::new())),
-        Waited::Failed(e) => Err(CommandError::Spawn { program: program.clone(), source: e }),
-        Waited::Exited(e) if !e.status.success() => Err(failed(process::describe(e.status), e.stderr)),
-        // Something it started may still have been writing the output: not a whole export.
-        Waited::Exited(e) if e.lingered => Err(failed(
-            "exited but left processes running in the background (killed, since they may have been writing its output)".to_string(),
-            e.stderr,
-        )),
-        Waited::Exited(_) => Ok(()),
+    // Something it started may still have been writing the output: not a whole export.
+    let result = match running.wait(None, cmd.timeout, process::STDERR_TAIL).await.success(cmd.timeout) {
+        Err(Unsuccessful::Ended { how, stderr }) => Err(failed(how, stderr)),
+        Err(Unsuccessful::Wait(e)) => Err(CommandError::Spawn { program: program.clone(), source: e }),
+        Ok(()) => Ok(()),
     };
     if let Err(e) = result {
         let _ = tokio::fs::remove_file(&temp).await;

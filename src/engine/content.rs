@@ -2,7 +2,8 @@
 //! `staged` and `delivering`, and name what the sinks then receive.
 //!
 //! Owns the local files the steps write beside the staging file (`<staging>.out`,
-//! `<staging>.rejects`, `<staging>.report.json|txt`), fetching companion files (checksum, row
+//! `<staging>.rejects`, `<staging>.report.json|txt`, and the `command` steps' `<staging>.bytes`
+//! and `<staging>.piped`), fetching companion files (checksum, row
 //! count) from the source, and running the synchronous pipeline on a blocking thread. The
 //! verdict is recorded by the caller together with the state change, in one ledger write.
 
@@ -31,6 +32,12 @@ pub fn rejects_path(staged: &Path) -> PathBuf {
     staged.with_extension("rejects")
 }
 
+/// Where a staging file's `command` steps before `parse` leave the bytes it reads, and where
+/// a `command` step writes until it succeeded.
+pub fn command_paths(staged: &Path) -> (PathBuf, PathBuf) {
+    (staged.with_extension("bytes"), staged.with_extension("piped"))
+}
+
 /// The local report files for a staging file (JSON, text).
 pub fn report_paths(staged: &Path) -> (PathBuf, PathBuf) {
     (staged.with_extension("report.json"), staged.with_extension("report.txt"))
@@ -39,16 +46,18 @@ pub fn report_paths(staged: &Path) -> (PathBuf, PathBuf) {
 /// Removes a staging file and every file the steps wrote for it (missing ones are fine).
 pub async fn discard_with_outputs(staged: &Path) {
     let (json, txt) = report_paths(staged);
-    super::stage::discard_files(vec![staged.to_path_buf(), output_path(staged), rejects_path(staged), json, txt]).await;
+    let (bytes, piped) = command_paths(staged);
+    super::stage::discard_files(vec![staged.to_path_buf(), output_path(staged), rejects_path(staged), json, txt, bytes, piped]).await;
 }
 
-/// The name the sinks' `name` template sees: the source name, with the output's extension
-/// when the steps write another format (`roster.csv` → `roster.jsonl`) or render templates
-/// with another extension (`prices.csv` → `prices.xml`).
-pub fn delivered_name(steps: Option<&Steps>, source_name: &str) -> String {
-    let Some(ext) = steps.and_then(Steps::output_ext) else { return source_name.to_string() };
-    let vars = NameVars::new(source_name, "", 0, 0, std::time::UNIX_EPOCH);
-    if vars.ext.eq_ignore_ascii_case(ext) { source_name.to_string() } else { format!("{}.{ext}", vars.stem) }
+/// The name the sinks' `name` template sees: the source name, as the steps make it
+/// ([`Steps::delivered_name`]: another format's extension, a `command` step's `name`). A
+/// name a `command` step cannot make of this file's fails the file.
+pub fn delivered_name(steps: Option<&Steps>, source_name: &str) -> Result<String, FileError> {
+    match steps {
+        Some(s) => s.delivered_name(source_name).map_err(FileError::TargetName),
+        None => Ok(source_name.to_string()),
+    }
 }
 
 /// The warning for a file let through (`on_invalid: skip` within `max_invalid`, or without
@@ -84,12 +93,16 @@ pub async fn process(
         None => None,
     };
     let (out, rejects) = (output_path(staged), rejects_path(staged));
+    let (bytes, piped) = command_paths(staged);
     let input_path = staged.to_path_buf();
     let (steps_c, name, sha) = (steps.clone(), source.to_string(), rec.sha256.clone().unwrap_or_default());
-    let size = rec.size;
+    let (size, flow) = (rec.size, cx.flow.name.clone());
     let (out_c, rejects_c) = (out.clone(), rejects.clone());
     let processed = tokio::task::spawn_blocking(move || {
         steps_c.run(&Input {
+            flow: &flow,
+            bytes: &bytes,
+            piped: &piped,
             vars: &vars,
             staged: &input_path,
             name: &name,
@@ -103,7 +116,11 @@ pub async fn process(
     })
     .await
     .map_err(|e| FileError::Staging { path: staged.to_path_buf(), source: std::io::Error::other(format!("content steps panicked: {e}")) })?
-    .map_err(|source| FileError::Staging { path: out.clone(), source })?;
+    .map_err(|e| match e {
+        steps::RunError::Io(source) => FileError::Staging { path: out.clone(), source },
+        steps::RunError::Program(m) => FileError::Program(m),
+        steps::RunError::Name(m) => FileError::TargetName(m),
+    })?;
 
     let c = processed.counts;
     tracing::info!(flow = %cx.flow.name, path = %source, read = c.read, valid = c.valid, rejected = c.rejected, skipped = c.skipped, written = c.written, "Content steps ran.");
@@ -232,7 +249,7 @@ mod tests {
         assert_eq!(output_path(staged), Path::new("/s/flow/0123.out"));
         assert_eq!(rejects_path(staged), Path::new("/s/flow/0123.rejects"));
         assert_eq!(report_paths(staged).0, Path::new("/s/flow/0123.report.json"));
-        assert_eq!(delivered_name(None, "a.csv"), "a.csv");
+        assert_eq!(delivered_name(None, "a.csv").unwrap(), "a.csv");
     }
 
     #[test]
@@ -245,10 +262,10 @@ mod tests {
             steps::build(&raw, crate::config::raw_steps::OnInvalid::Quarantine, None, dir.path()).unwrap()
         };
         let xml = steps("- parse: { format: csv }\n- render: { template: pricelist.xml.hbs }");
-        assert_eq!(delivered_name(Some(&xml), "prices_0105.csv"), "prices_0105.xml");
+        assert_eq!(delivered_name(Some(&xml), "prices_0105.csv").unwrap(), "prices_0105.xml");
         let txt = steps("- parse: { format: csv }\n- render: { row: row.TXT.hbs }");
-        assert_eq!(delivered_name(Some(&txt), "a.txt"), "a.txt", "same extension, any case: the name is kept");
+        assert_eq!(delivered_name(Some(&txt), "a.txt").unwrap(), "a.txt", "same extension, any case: the name is kept");
         let dat = steps("- parse: { format: csv }\n- render: { row: row.TXT.hbs, extension: dat }");
-        assert_eq!(delivered_name(Some(&dat), "a.csv"), "a.dat");
+        assert_eq!(delivered_name(Some(&dat), "a.csv").unwrap(), "a.dat");
     }
 }

@@ -37,6 +37,11 @@ pub enum FileError {
     /// `validate` before any run.)
     #[error("{0}")]
     TargetName(String),
+    /// A content step's program could not be started (missing, not executable): trouble of
+    /// the flow's setup or of this machine, which stops the run; the file stays at the
+    /// source for the next run.
+    #[error("{0}")]
+    Program(String),
     /// The target exists and the sink's `if_exists` is `fail`, or somebody else created it
     /// between its choice and the rename (`why` says which).
     #[error("{target} already exists on {endpoint} ({why})")]
@@ -80,7 +85,7 @@ impl FileError {
             FileError::Staging { .. } | FileError::Ledger(_) => ErrorKind::LocalIo,
             FileError::StateFull { .. } => ErrorKind::StateFull,
             FileError::Changed(_) | FileError::SizeMismatch { .. } | FileError::ChecksumMismatch { .. } => ErrorKind::Transient,
-            FileError::Name(_) | FileError::TargetName(_) => ErrorKind::Config,
+            FileError::Name(_) | FileError::TargetName(_) | FileError::Program(_) => ErrorKind::Config,
             FileError::TargetExists { .. } | FileError::TriggerWouldReplace { .. } => ErrorKind::AlreadyExists,
             FileError::Sink { source, .. } | FileError::Quarantine { source, .. } => source.kind(),
             // A file stays for the next run while any sink may still take it: passing trouble

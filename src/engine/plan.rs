@@ -805,6 +805,18 @@ fn caveats(flow: &Flow) -> Vec<String> {
     if flow.steps.is_some() {
         out.push("the flow has content steps: checks on content (magic bytes, checksums) and record checks may still quarantine a file, and output names follow the steps".into());
     }
+    let programs: Vec<String> = flow
+        .steps
+        .iter()
+        .flat_map(|s| s.steps())
+        .filter_map(|s| if let crate::steps::Step::Command(c) = s { Some(format!("`{}`", c.shown())) } else { None })
+        .collect();
+    if !programs.is_empty() {
+        out.push(format!(
+            "command steps are not run by a plan: {} may still refuse a file (quarantined); the names shown are as the steps' `name` makes them",
+            programs.join(", ")
+        ));
+    }
     if flow.source.command.is_some() {
         out.push("source.command is not run by a plan; its output would be taken as a new file".into());
     }
@@ -1106,6 +1118,29 @@ mod tests {
         assert_eq!(why, &r.files[0].detail);
         assert_eq!(ledger.file(&flow.name, "in/gone.csv").unwrap().unwrap().state, FileState::Vanished);
         assert!(plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap().files.is_empty());
+    }
+
+    /// A `command` step's `name` renames the target the plan shows, as the run delivers it.
+    #[tokio::test]
+    async fn targets_are_named_as_the_command_steps_make_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let steps = "steps:\n  - command: { run: [gzip, -c, -n], name: '{{name}}.gz' }\nquarantine: { endpoint: erp, path: /rejected }\n";
+        let flow = flow(dir.path(), steps);
+        std::fs::write(dir.path().join("src/in/a.csv"), b"a,1\n").unwrap();
+        let p = plan(&flow, None, SystemTime::now(), None).await.unwrap();
+        let Action::Deliver { targets, .. } = &p.files[0].action else { panic!("{:?}", p.files[0]) };
+        assert_eq!(targets, &["erp:/inbox/a.csv.gz"]);
+        assert!(
+            p.caveats.iter().any(|c| c.starts_with("command steps are not run by a plan: `gzip` may still refuse")),
+            "{:#?}",
+            p.caveats
+        );
+        let ledger = Ledger::in_memory().unwrap();
+        let r = run(&flow, &ledger, dir.path()).await;
+        assert_eq!(r.files[0].targets, ["erp:/inbox/a.csv.gz"], "{r:?}");
+        assert!(!r.files[0].detail.contains("records:"), "no records were read: {}", r.files[0].detail);
+        let sent = std::fs::read(dir.path().join("dst/inbox/a.csv.gz")).unwrap();
+        assert_eq!(&sent[..2], &[0x1f, 0x8b]);
     }
 
     #[tokio::test]

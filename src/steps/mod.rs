@@ -14,6 +14,7 @@
 //! engine runs it on a blocking thread. It never touches an endpoint.
 
 pub mod check;
+pub mod command;
 pub mod map;
 pub mod parse;
 pub mod quarantine;
@@ -128,6 +129,7 @@ pub enum Source {
     Map,
     Write,
     Render,
+    Command,
 }
 
 /// Whose problem an error is.
@@ -266,6 +268,7 @@ pub enum Step {
     Map(Mapper),
     Write(Write),
     Render(Render),
+    Command(command::Command),
 }
 
 /// How many invalid records a file may have before it is quarantined.
@@ -377,6 +380,8 @@ pub struct CompanionName {
 
 /// One staged file to take through the steps.
 pub struct Input<'a> {
+    /// The flow (for `command` steps' programs: `WHARF_FLOW`).
+    pub flow: &'a str,
     pub staged: &'a Path,
     /// Source path (for messages) and file name (for `check.name`).
     pub name: &'a str,
@@ -390,13 +395,33 @@ pub struct Input<'a> {
     /// Where the output and the rejects go.
     pub output: &'a Path,
     pub rejects: &'a Path,
+    /// Where the `command` steps before `parse` leave the bytes it reads, and where a
+    /// `command` step writes its output until it succeeded (both removed when done).
+    pub bytes: &'a Path,
+    pub piped: &'a Path,
+}
+
+/// Why a file could not be taken through its steps when it is not the file's fault.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The local disk: reading the staged file, writing the outputs (a full disk).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A `command` step's program could not be started (missing, not executable): the
+    /// flow's setup, or this machine's.
+    #[error("{0}")]
+    Program(String),
+    /// A `command` step's `name` gives no usable name for this file.
+    #[error("{0}")]
+    Name(String),
 }
 
 /// What the steps made of a file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Processed {
     pub counts: RecordCounts,
-    /// Size of the output file (`None`: no records were parsed; the original is delivered).
+    /// Size of the output file (`None`: no records were parsed and no `command` step ran; the
+    /// original is delivered).
     pub output: Option<u64>,
     /// Size of the rejects file, if rows were skipped.
     pub rejects: Option<u64>,
@@ -447,6 +472,55 @@ impl Steps {
 
     fn parse(&self) -> Option<&Parse> {
         self.inner.steps.iter().find_map(|s| if let Step::Parse(p) = s { Some(p) } else { None })
+    }
+
+    /// Whether the file is read as records (its counts mean something).
+    pub fn parses(&self) -> bool {
+        self.parse().is_some()
+    }
+
+    /// The positions of the first and after the last step on records (`parse` … `write`):
+    /// `command` steps stand before or after them, or alone (`None`: no `parse`).
+    fn records(&self) -> Option<(usize, usize)> {
+        let on_records = |s: &Step| !matches!(s, Step::Check(_) | Step::Command(_));
+        let steps = &self.inner.steps;
+        Some((steps.iter().position(on_records)?, steps.iter().rposition(on_records)? + 1))
+    }
+
+    /// The name the sinks' `name` template sees for a file named `source_name`: with the
+    /// output's extension when the steps write another format (`roster.csv` →
+    /// `roster.jsonl`) or render templates with another extension (`prices.csv` →
+    /// `prices.xml`), and as each `command` step's `name` makes it (`orders.csv.gpg` →
+    /// `orders.csv`).
+    pub fn delivered_name(&self, source_name: &str) -> Result<String, String> {
+        self.name_at(source_name, self.inner.steps.len())
+    }
+
+    /// Whether a `command` step renames the file (its `name`).
+    pub fn renames(&self) -> bool {
+        self.inner.steps.iter().any(|s| matches!(s, Step::Command(c) if c.name.is_some()))
+    }
+
+    /// The file's name as the step at position `n` gets it.
+    fn name_at(&self, source_name: &str, n: usize) -> Result<String, String> {
+        let written = self.records().map(|(_, end)| end);
+        let mut name = source_name.to_string();
+        for i in 0..=n.min(self.inner.steps.len()) {
+            if written == Some(i) {
+                name = self.with_output_ext(name);
+            }
+            if let Some(Step::Command(c)) = self.inner.steps.get(i).filter(|_| i < n) {
+                name = c.rename(&name)?;
+            }
+        }
+        Ok(name)
+    }
+
+    /// `name` with the output's extension, when records are written in another format.
+    fn with_output_ext(&self, name: String) -> String {
+        let Some(ext) = self.output_ext() else { return name };
+        let vars = NameVars::new(&name, "", 0, 0, std::time::UNIX_EPOCH);
+        if vars.ext.eq_ignore_ascii_case(ext) { name } else { format!("{}.{ext}", vars.stem) }
     }
 
     /// What is legal but surely wrong in the steps, as (YAML path, message): a template reading
@@ -522,11 +596,15 @@ impl Steps {
         out
     }
 
-    /// Takes one staged file through the steps. Only local I/O failures are `Err`; everything
-    /// wrong with the file itself is in the returned verdict.
-    pub fn run(&self, input: &Input<'_>) -> std::io::Result<Processed> {
+    /// Takes one staged file through the steps. Only what is not the file's fault is `Err`
+    /// (local I/O, a program that cannot be started); everything wrong with the file itself
+    /// is in the returned verdict.
+    pub fn run(&self, input: &Input<'_>) -> Result<Processed, RunError> {
         let mut run = FileRun::new(self, input);
         let result = run.go();
+        for p in [input.bytes, input.piped] {
+            let _ = std::fs::remove_file(p);
+        }
         if result.is_err() || run.out.quarantine.is_some() {
             // Partial outputs of a failed or quarantined file are never delivered.
             for p in [input.output, input.rejects] {
@@ -560,6 +638,8 @@ struct FileRun<'s, 'i> {
     rejects: Option<Rejects>,
     /// Quarantine is certain (a count limit was passed): stop writing outputs, keep reporting.
     doomed: bool,
+    /// The name variables for templates when a `command` step before `parse` renamed the file.
+    renamed: Option<NameVars>,
 }
 
 /// One record on its way through the steps.
@@ -625,16 +705,47 @@ impl<'s, 'i> FileRun<'s, 'i> {
             writer: None,
             rejects: None,
             doomed: false,
+            renamed: None,
         }
     }
 
-    fn go(&mut self) -> std::io::Result<()> {
+    /// The file's name (without its folder).
+    fn file_name(&self) -> &'i str {
+        self.input.name.rsplit('/').next().unwrap_or(self.input.name)
+    }
+
+    /// The name variables templates see.
+    fn vars(&self) -> &NameVars {
+        self.renamed.as_ref().unwrap_or(self.input.vars)
+    }
+
+    /// Runs the `command` step `c` on the bytes of `from`, its output moved to `to` when it
+    /// succeeded (`from` and `to` may be the same). `false`: it failed, and said why in the
+    /// file's problems.
+    fn command(&mut self, c: &command::Command, from: &Path, to: &Path) -> Result<bool, RunError> {
+        let name = self.steps.name_at(self.file_name(), c.at).map_err(RunError::Name)?;
+        let env = command::Env { flow: self.input.flow, run: self.input.vars.run, file: &name };
+        match c.run(&env, from, self.input.piped) {
+            Err(command::Trouble::NotStarted(m)) => Err(RunError::Program(m)),
+            Err(command::Trouble::Io(e)) => Err(RunError::Io(e)),
+            Ok(Err(why)) => {
+                self.file_problems.push(RecordError::file(Source::Command, Cause::Data, why));
+                Ok(false)
+            }
+            Ok(Ok(())) => {
+                std::fs::rename(self.input.piped, to)?;
+                Ok(true)
+            }
+        }
+    }
+
+    fn go(&mut self) -> Result<(), RunError> {
         let steps = self.steps;
         for s in &steps.inner.steps {
             if let Step::Check(c) = s {
                 let subject = check::Subject {
                     path: self.input.staged,
-                    name: self.input.name.rsplit('/').next().unwrap_or(self.input.name),
+                    name: self.file_name(),
                     size: self.input.size,
                     sha256: self.input.sha256,
                     checksum_text: self.input.checksum_text.as_ref(),
@@ -642,21 +753,47 @@ impl<'s, 'i> FileRun<'s, 'i> {
                 self.file_problems.extend(c.run(&subject)?.into_iter().map(|m| RecordError::file(Source::Check, Cause::Data, m)));
             }
         }
-        let Some(parse) = steps.parse() else {
+        if !self.file_problems.is_empty() {
+            // A file that fails its checks goes no further.
+            self.decide();
+            return Ok(());
+        }
+        // The `command` steps before the records (all of them, when none are read): the
+        // bytes they leave are parsed, or delivered.
+        let records = steps.records();
+        let (parse, before) = match (steps.parse(), records) {
+            (Some(p), Some((start, _))) => (Some(p), start),
+            _ => (None, steps.inner.steps.len()),
+        };
+        let bytes = if parse.is_some() { self.input.bytes } else { self.input.output };
+        let mut current = self.input.staged;
+        for s in &steps.inner.steps[..before] {
+            if let Step::Command(c) = s {
+                if !self.command(c, current, bytes)? {
+                    self.decide();
+                    return Ok(());
+                }
+                current = bytes;
+            }
+        }
+        let Some(parse) = parse else {
+            if current != self.input.staged {
+                self.out.output = Some(std::fs::metadata(current)?.len());
+            }
             self.decide();
             return Ok(());
         };
-        if !self.file_problems.is_empty() {
-            // A file that fails its checks is not parsed.
-            self.decide();
-            return Ok(());
+        let name = steps.name_at(self.file_name(), before).map_err(RunError::Name)?;
+        if name != self.file_name() {
+            let v = self.input.vars;
+            self.renamed = Some(NameVars { now: v.now, ..NameVars::new(&name, &v.rel_dir, v.size, v.run, std::time::UNIX_EPOCH) });
         }
         let mapper = steps.inner.steps.iter().find_map(|s| if let Step::Map(m) = s { Some(m) } else { None });
         let _clock = Clock(mapper);
         if let Some(m) = mapper {
             m.start_file();
         }
-        let result = parse::read(parse, self.input.staged, &mut |ev| match ev {
+        let result = parse::read(parse, current, &mut |ev| match ev {
             Event::Header(h) => self.header(h),
             Event::Keys(k) => self.keys(k),
             Event::Row(row) => self.row(row),
@@ -671,7 +808,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
             // The consumer (`header`, `row`) records its own reasons and stops with `Consumer`:
             // a `File` stop is the parser's.
             Err(Stop::File(msg)) => self.file_problems.push(RecordError::file(Source::Parse, Cause::Data, msg)),
-            Err(Stop::Io(e)) => return Err(e),
+            Err(Stop::Io(e)) => return Err(e.into()),
             Err(Stop::Consumer) => {}
         }
         self.row_count();
@@ -681,7 +818,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
             match self.complete_output() {
                 Ok(()) | Err(Stop::Consumer) => {}
                 Err(Stop::File(msg)) => self.file_problems.push(RecordError::file(Source::Render, Cause::Data, msg)),
-                Err(Stop::Io(e)) => return Err(e),
+                Err(Stop::Io(e)) => return Err(e.into()),
             }
         }
         self.decide();
@@ -691,6 +828,19 @@ impl<'s, 'i> FileRun<'s, 'i> {
             }
             if let Some(r) = self.rejects.take() {
                 self.out.rejects = Some(r.finish()?);
+            }
+        }
+        // The `command` steps after the records: on what was written.
+        let after = records.map_or(steps.inner.steps.len(), |(_, end)| end);
+        for s in &steps.inner.steps[after..] {
+            if let (Step::Command(c), Some(_)) = (s, self.out.output) {
+                let output = self.input.output;
+                if !self.command(c, output, output)? {
+                    (self.out.output, self.out.rejects) = (None, None);
+                    self.decide();
+                    return Ok(());
+                }
+                self.out.output = Some(std::fs::metadata(output)?.len());
             }
         }
         Ok(())
@@ -742,7 +892,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
 
     fn open_output(&mut self) -> Result<(), Stop> {
         if let Some(r) = &self.steps.inner.render {
-            let renderer = Renderer::create(self.input.output, r, self.input.vars).map_err(output_stop)?;
+            let renderer = Renderer::create(self.input.output, r, self.vars()).map_err(output_stop)?;
             self.writer = Some(Output::Rendered(Box::new(renderer)));
         } else if let Some(w) = &self.steps.inner.write {
             let mut writer = Writer::create(self.input.output, w, self.known_columns()).map_err(Stop::Io)?;
@@ -1064,6 +1214,8 @@ pub fn build_partial(
     let mut written: Option<&'static str> = None;
     // A malformed step may have been the `parse` the later steps need.
     let mut malformed = false;
+    // A `command` step was seen: the bytes are no longer the file as received.
+    let mut commanded = false;
     for (i, s) in raw.iter().enumerate() {
         let Some(s) = *s else {
             malformed = true;
@@ -1076,17 +1228,29 @@ pub fn build_partial(
             RawStep::Map(m) => ("map", build_map(m, base).map(Step::Map)),
             RawStep::Write(w) => ("write", Write::build(w).map(Step::Write)),
             RawStep::Render(r) => ("render", Render::build(r, base).map(Step::Render)),
+            RawStep::Command(c) => ("command", command::Command::build(c, i, base).map(Step::Command)),
         };
         let at = format!("/steps/{i}/{kind}");
         let mut order = |msg: &str| problems.push(Problem::new(at.clone(), msg.to_string()));
         let output = matches!(s, RawStep::Write(_) | RawStep::Render(_));
         match written {
+            // It encodes what was written (`gzip`, `gpg --encrypt`).
+            Some(_) if matches!(s, RawStep::Command(_)) => {}
             Some(prev) if output && prev != kind => order("the output is written once: use either `write` or `render`, not both"),
+            Some(prev) if commanded => order(&format!("`{prev}` must be the last step (but for `command` steps)")),
             Some(prev) => order(&format!("`{prev}` must be the last step")),
             None => {}
         }
         match s {
             RawStep::Check(_) if parsed.is_some() => order("`check` looks at the file as a whole: put it before `parse`"),
+            RawStep::Check(_) if commanded => {
+                order("`check` looks at the file as received (a checksum is of the bytes sent): put it before any `command` step")
+            }
+            RawStep::Command(_) if parsed.is_some() && written.is_none() && !malformed => order(
+                "a `command` step works on the file's bytes, not on records: put it before `parse` (to decode what arrives) or \
+                 after a `write` or `render` step (to encode what is sent)",
+            ),
+            RawStep::Command(_) => commanded = true,
             RawStep::Parse(_) if parsed.is_some() => order("a file is parsed once: there is already a `parse` step"),
             RawStep::Parse(p) => parsed = Some(p.format),
             RawStep::Validate(_) | RawStep::Map(_) | RawStep::Write(_) | RawStep::Render(_) if parsed.is_none() && !malformed => {
@@ -1211,5 +1375,7 @@ fn build_map(raw: &crate::config::raw_steps::RawMap, base: &Path) -> Result<Mapp
     }
 }
 
+#[cfg(test)]
+mod command_tests;
 #[cfg(test)]
 mod tests;

@@ -13,6 +13,9 @@ pub(super) fn run_in(dir: &std::path::Path, steps: &Steps, name: &str, body: &[u
     let staged = dir.join("staged");
     std::fs::write(&staged, body).unwrap();
     let input = Input {
+        flow: "f",
+        bytes: &dir.join("bytes"),
+        piped: &dir.join("piped"),
         vars,
         staged: &staged,
         name,
@@ -264,7 +267,11 @@ fn completeness_rules_quarantine_incomplete_files() {
     std::fs::write(&staged, "{\"a\":1}\n").unwrap();
     let (out, rej) = (b.path("out"), b.path("rejects"));
     let vars = NameVars::new("r.jsonl", "", 8, 1, std::time::UNIX_EPOCH);
+    let (bytes, piped) = (b.path("bytes"), b.path("piped"));
     let input = |text: Option<Result<String, String>>| Input {
+        flow: "f",
+        bytes: &bytes,
+        piped: &piped,
         vars: &vars,
         staged: &staged,
         name: "r.jsonl",
@@ -527,6 +534,9 @@ fn a_large_csv_streams_with_bounded_memory_in_process() {
     let size = std::fs::metadata(&staged).unwrap().len();
     let vars = NameVars::new("big.csv", "", size, 1, std::time::UNIX_EPOCH);
     let input = Input {
+        flow: "f",
+        bytes: &b.path("bytes"),
+        piped: &b.path("piped"),
         vars: &vars,
         staged: &staged,
         name: "big.csv",

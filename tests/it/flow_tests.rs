@@ -223,3 +223,23 @@ fn a_flow_s_done_file_is_a_companion_in_its_tests() {
     assert_eq!(code, 0, "{text}");
     assert_eq!(summary(&text), (2, 0), "{text}");
 }
+
+/// `wharf test` runs a flow's `command` steps too: the program's output, under the name the
+/// step gives it, is what the case sees delivered; a program's failure quarantines the input.
+#[test]
+fn a_test_case_runs_the_flow_s_command_steps() {
+    let dir = support::tempdir();
+    fs::write(
+        dir.path().join("shout.yaml"),
+        "name: shout\nendpoints:\n  in: { type: local, root: in }\n  out: { type: local, root: out }\nsource: { endpoint: in, path: / }\nsteps:\n  - command: { run: [tr, a-z, A-Z], name: '{{stem}}.upper.{{ext}}' }\n  - parse: { format: csv }\n  - write: { format: csv }\n  - command: { run: [sh, -c, 'cat; test \"$WHARF_FILE\" = a.upper.csv || exit 4'] }\nquarantine: { endpoint: in, path: /bad }\nsinks: [ { endpoint: out, path: /x } ]\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("shout.test.yaml"),
+        "flow: shout.yaml\ncases:\n  - name: shouted\n    input: { name: a.csv, content: \"id,qty\\nab,2\\n\" }\n    expect:\n      outputs: { out:/x/a.upper.csv: { content: \"ID,QTY\\nAB,2\\n\" } }\n  - name: refused by the program\n    input: { name: b.csv, content: \"id\\nb\\n\" }\n    expect: { outcome: quarantined, detail: \"(`sh`) exited with status 4\" }\n",
+    )
+    .unwrap();
+    let (code, text) = wharf_test(dir.path(), &[]);
+    assert_eq!(code, 0, "{text}");
+    assert_eq!(summary(&text), (2, 0), "{text}");
+}

@@ -12,6 +12,7 @@ mod support;
 
 mod config;
 mod conformance;
+mod content_commands;
 mod content_sftp;
 mod control;
 mod examples;

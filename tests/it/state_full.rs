@@ -165,3 +165,36 @@ fn a_snapshot_taken_before_the_disk_filled_up_reads_on_after_the_recovery() {
     }
     assert!(snapshot.file("other", &file(1000).path).unwrap().is_none());
 }
+
+/// A `command` step whose output fills the state folder: the run's trouble (the disk), never
+/// the file's — it is not quarantined, it stays at the source with nothing of it left in the
+/// staging folder, and once there is room the next run delivers it, once.
+#[test]
+fn a_command_step_filling_the_state_folder_is_the_run_s_trouble_not_the_file_s() {
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    let Some(fs) = Tmpfs::mount(&state, "3m") else { return };
+    let flow = flow(dir.path());
+    let mut yaml = std::fs::read_to_string(&flow).unwrap();
+    // 4 MB more than it reads: more than the state folder holds.
+    yaml.push_str(
+        "quarantine: { endpoint: outbox, path: /bad }\nsteps:\n  - command: { run: [sh, -c, 'cat; head -c 4000000 /dev/zero'] }\n",
+    );
+    std::fs::write(&flow, yaml).unwrap();
+    std::fs::write(dir.path().join("outbox/a.csv"), "1\n").unwrap();
+
+    let (code, report) = support::json_of(support::wharf(&state).args(["run", "--json"]).arg(&flow));
+    assert_eq!(code, 3, "aborted: {report}");
+    let error = report["error"].as_str().unwrap_or_default();
+    assert!(error.contains("a.csv") && error.contains(&format!("state folder {}: no space left on device", state.display())), "{report}");
+    assert_eq!(report["quarantined"], 0, "{report}");
+    assert!(dir.path().join("outbox/a.csv").exists() && !dir.path().join("outbox/bad").exists());
+    assert_eq!(support::walk(&state.join("staging")), Vec::<PathBuf>::new(), "staging files left");
+
+    fs.resize("32m");
+    let (code, report) = support::json_of(support::wharf(&state).args(["run", "--json"]).arg(&flow));
+    assert_eq!(code, 0, "{report}");
+    assert_eq!(std::fs::metadata(dir.path().join("archive/a.csv")).unwrap().len(), 4_000_002);
+    let (code, report) = support::json_of(support::wharf(&state).args(["run", "--json"]).arg(&flow));
+    assert_eq!((code, support::counts(&report).1), (0, 0), "nothing delivered twice: {report}");
+}

@@ -21,10 +21,19 @@ impl Checker<'_, '_> {
         defined: Option<&[String]>,
         source: Option<&Source>,
     ) -> Option<(Option<crate::steps::Steps>, Option<Quarantine>)> {
-        let steps: Vec<Option<&RawStep>> = steps.iter().map(Option::as_ref).collect();
-        for (i, step) in steps.iter().enumerate() {
-            if let Some(step) = step {
-                self.csv_settings(&format!("/steps/{i}"), step);
+        let mut steps: Vec<Option<&RawStep>> = steps.iter().map(Option::as_ref).collect();
+        for (i, step) in steps.iter_mut().enumerate() {
+            if let Some(s) = step {
+                self.csv_settings(&format!("/steps/{i}"), s);
+                // Its `run` and `pass_env` as `source.command`'s (a bad one left out of the
+                // build: already said).
+                if let RawStep::Command(c) = s {
+                    let at = format!("/steps/{i}/command");
+                    let (run, pass_env) = (self.run_line(&at, &c.run), self.pass_env(&at, &c.pass_env));
+                    if run.is_none() || pass_env.is_none() {
+                        *step = None;
+                    }
+                }
             }
         }
         let built = match crate::steps::build_partial(&steps, on_invalid, max_invalid, self.lookup.base_dir) {
@@ -189,5 +198,24 @@ quarantine: { endpoint: l, path: /bad }
         assert!(run(&yaml).is_ok() && warnings(&yaml).is_empty());
         let yaml = with_steps("- parse: { format: json }\n- write: { format: jsonl }");
         assert!(run(&yaml).is_ok() && warnings(&yaml).is_empty());
+    }
+
+    /// A `command` step's `run` and `pass_env` are checked as `source.command`'s.
+    #[test]
+    fn a_command_step_s_run_and_pass_env_are_checked_as_a_source_command_s() {
+        let yaml = with_steps("- command: { run: [gpg, --batch, --decrypt], pass_env: [GNUPGHOME, PASS], name: '{{stem}}' }");
+        let flow = run(&yaml).unwrap();
+        assert!(flow.steps.unwrap().renames());
+        assert_eq!(
+            warnings(&yaml),
+            ["`GNUPGHOME` is not set in wharf's environment (here): the command would run without it (at /steps/0/command/pass_env/0)"]
+        );
+        let p = problems(&with_steps("- command: { run: [gpg], pass_env: [\"A=b\"] }\n- parse: { format: csv }"));
+        assert_eq!(p.len(), 1, "{p:#?}");
+        assert!(p[0].ends_with("(at /steps/0/command/pass_env/0)"), "{p:#?}");
+        let w = warnings(&with_steps("- command: { run: [gpg, '--passphrase=${env:PASS}'] }"));
+        assert!(w[0].starts_with("`${env:…}` and `${file:…}` are not expanded") && w[0].ends_with("(at /steps/0/command/run/1)"), "{w:#?}");
+        let p = problems(&with_steps("- parse: { format: csv }\n- command: { run: [gzip] }\n- write: { format: csv }"));
+        assert!(p[0].starts_with("a `command` step works on the file's bytes") && p[0].ends_with("(at /steps/1/command)"), "{p:#?}");
     }
 }

@@ -43,7 +43,7 @@ pub(super) fn payload(cx: &Ctx<'_>, rec: &FileRecord, entry: &Entry, staged: &Pa
         Some((size, rejects)) => Payload {
             file: content::output_path(staged),
             size,
-            name: content::delivered_name(steps, entry.path.name()),
+            name: content::delivered_name(steps, entry.path.name())?,
             rejects: rejects.map(|n| (content::rejects_path(staged), n)),
             rejects_ext,
             sha256: None,
@@ -215,7 +215,7 @@ pub(in crate::engine) fn wanted_for(
 ) -> Result<(RemotePath, String), FileError> {
     let sink = &flow.sinks[i];
     let rel_dir = rel.rsplit_once('/').map_or("", |(d, _)| d);
-    let name = crate::engine::content::delivered_name(flow.steps.as_ref(), entry.path.name());
+    let name = crate::engine::content::delivered_name(flow.steps.as_ref(), entry.path.name())?;
     wanted(sink, &name, rel_dir, entry.size, run, now)
 }
 

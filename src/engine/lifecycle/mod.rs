@@ -631,7 +631,9 @@ async fn advance(
                     None => format!("delivered to {}", targets.join(", ")),
                 };
                 let records = match &cx.flow.steps {
-                    Some(_) => cx.ledger.file_result(flow, &rec.path)?.filter(|r| r.output.is_some()).map(|r| r.counts),
+                    // Records only when the file was read as such (not when `command` steps alone made the output).
+                    Some(s) if s.parses() => cx.ledger.file_result(flow, &rec.path)?.filter(|r| r.output.is_some()).map(|r| r.counts),
+                    Some(_) => None,
                     None => None,
                 };
                 // Read from the record, so that a run resumed after a crash tells it too.

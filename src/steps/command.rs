@@ -1,0 +1,299 @@
+//! The `command` step: a file's bytes through a program (`gpg --decrypt`, `gunzip`, …).
+//!
+//! Owns one pass: the current bytes (a file) are the program's stdin, as a file handle (wharf
+//! never holds them); its stdout is copied, a buffer at a time, into a new file beside the
+//! staging file, so memory stays bounded whatever the size, and a full disk is wharf's own
+//! write error (the run's trouble), never mistaken for the program's. How the program is
+//! started, its environment, its time limit and what it leaves running are
+//! `crate::process`'s, as for `source.command`. Which bytes a step gets and where its output
+//! goes next is the pipeline's (`steps::FileRun`).
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::{Duration, UNIX_EPOCH};
+
+use tokio::io::AsyncWriteExt;
+
+use crate::config::duration;
+use crate::config::raw_steps::RawStepCommand;
+use crate::process::{self, Unsuccessful};
+use crate::template::{NameTemplate, NameVars};
+
+/// How much of the program's output is copied at a time.
+const CHUNK: usize = 256 * 1024;
+
+/// A built `command` step.
+#[derive(Debug, Clone)]
+pub struct Command {
+    /// Its position in the flow's `steps` (for messages: `steps[1]`).
+    pub at: usize,
+    /// Program (absolute when written with a `/`, else looked up in `PATH`) and arguments.
+    pub program: PathBuf,
+    pub args: Vec<String>,
+    pub pass_env: Vec<String>,
+    /// Working folder: the flow file's folder.
+    pub dir: PathBuf,
+    pub timeout: Duration,
+    /// The file's name after this step, from its name before (`None`: kept).
+    pub name: Option<NameTemplate>,
+}
+
+/// Where one pass runs: the flow, the run and the file's name as the step gets it.
+pub struct Env<'a> {
+    pub flow: &'a str,
+    pub run: u64,
+    pub file: &'a str,
+}
+
+/// Why a pass did not give the file's new bytes, when it is not the file's fault.
+#[derive(Debug)]
+pub enum Trouble {
+    /// The program could not be started (missing, not executable): the flow's setup.
+    NotStarted(String),
+    /// Local I/O (reading the current bytes, writing the output: a full disk).
+    Io(std::io::Error),
+}
+
+impl From<std::io::Error> for Trouble {
+    fn from(e: std::io::Error) -> Self {
+        Trouble::Io(e)
+    }
+}
+
+/// Sample names a step's `name` template is tried on: different in everything but the name.
+fn samples() -> [NameVars; 2] {
+    let day = Duration::from_secs(90_000);
+    [NameVars::new("sample.csv.gpg", "", 1, 1, UNIX_EPOCH), NameVars::new("sample.csv.gpg", "a", 2, 2, UNIX_EPOCH + day)]
+}
+
+impl Command {
+    /// Builds the step at position `at`; a program path with a `/` resolves against `base`
+    /// (the flow file's folder). Problems with the field they are about.
+    pub fn build(raw: &RawStepCommand, at: usize, base: &Path) -> Result<Command, Vec<(&'static str, String)>> {
+        let mut problems = Vec::new();
+        let program = match raw.run.first() {
+            Some(p) if !p.is_empty() => Some(if p.contains('/') { crate::config::paths::resolve(base, p) } else { PathBuf::from(p) }),
+            _ => {
+                problems.push(("run", "must name a program".to_string()));
+                None
+            }
+        };
+        let timeout = match duration::parse(&raw.timeout) {
+            Ok(d) if d.is_zero() => {
+                problems.push(("timeout", format!("`{}` is zero; give a positive duration", raw.timeout)));
+                None
+            }
+            Ok(d) => Some(d),
+            Err(e) => {
+                problems.push(("timeout", e));
+                None
+            }
+        };
+        let name = match raw.name.as_deref().map(name_template).transpose() {
+            Ok(n) => n,
+            Err(e) => {
+                problems.push(("name", e));
+                None
+            }
+        };
+        match (program, timeout) {
+            (Some(program), Some(timeout)) if problems.is_empty() => Ok(Command {
+                at,
+                program,
+                args: raw.run[1..].to_vec(),
+                pass_env: raw.pass_env.clone(),
+                dir: base.to_path_buf(),
+                timeout,
+                name,
+            }),
+            _ => Err(problems),
+        }
+    }
+
+    /// The program as written for messages (`gpg`, `/flows/decrypt.sh`).
+    pub fn shown(&self) -> String {
+        self.program.display().to_string()
+    }
+
+    /// The file's name after this step, given its name before.
+    pub fn rename(&self, name: &str) -> Result<String, String> {
+        let Some(t) = &self.name else { return Ok(name.to_string()) };
+        let renamed = t.render(&NameVars::new(name, "", 0, 0, UNIX_EPOCH))?;
+        crate::endpoint::path::check_name(&renamed).map_err(|e| {
+            format!("the `command` step steps[{}]: its name `{}` gives no usable file name for {name:?}: {e}", self.at, t.source())
+        })?;
+        Ok(renamed)
+    }
+
+    /// Runs the program on the bytes of `input`, its output written to `output`. `Ok(Err)`:
+    /// the program failed (how, for the file's quarantine reason). Must not be called from
+    /// async code (it blocks on the program); within a tokio runtime's blocking thread it
+    /// uses that runtime, elsewhere one of its own.
+    pub fn run(&self, env: &Env<'_>, input: &Path, output: &Path) -> Result<Result<(), String>, Trouble> {
+        match tokio::runtime::Handle::try_current() {
+            Ok(h) => h.block_on(self.pass(env, input, output)),
+            Err(_) => tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(self.pass(env, input, output)),
+        }
+    }
+
+    async fn pass(&self, env: &Env<'_>, input: &Path, output: &Path) -> Result<Result<(), String>, Trouble> {
+        let stdin = std::fs::File::open(input)?;
+        let mut out = tokio::fs::File::create(output).await?;
+        let mut cmd = process::command(&self.program, &self.pass_env);
+        cmd.args(&self.args)
+            .current_dir(&self.dir)
+            .env("WHARF_FLOW", env.flow)
+            .env("WHARF_RUN", env.run.to_string())
+            .env("WHARF_FILE", env.file)
+            .stdin(Stdio::from(stdin))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut running = match process::spawn(cmd).await {
+            Ok(r) => r,
+            Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied) => {
+                return Err(Trouble::NotStarted(format!(
+                    "the `command` step steps[{}]: program `{}` could not be started: {}",
+                    self.at,
+                    self.shown(),
+                    crate::endpoint::local::io_reason(&e)
+                )));
+            }
+            Err(e) => return Err(Trouble::Io(e)),
+        };
+        let stdout = running.take_stdout();
+        // Ends when the program's stdout closes: it exited (what it left behind killed), or
+        // was killed at its limit. A write error drops the pipe: the program stops on it.
+        let copy = async move {
+            if let Some(stdout) = stdout {
+                let mut reader = tokio::io::BufReader::with_capacity(CHUNK, stdout);
+                tokio::io::copy_buf(&mut reader, &mut out).await?;
+            }
+            out.flush().await?;
+            out.sync_all().await
+        };
+        let (waited, copied) = tokio::join!(running.wait(None, self.timeout, process::STDERR_TAIL), copy);
+        let ended = waited.success(self.timeout);
+        copied?;
+        Ok(match ended {
+            Ok(()) => Ok(()),
+            Err(Unsuccessful::Wait(e)) => return Err(Trouble::Io(e)),
+            Err(Unsuccessful::Ended { how, stderr }) => {
+                Err(format!("the `command` step steps[{}] (`{}`) {}", self.at, self.shown(), Unsuccessful::ended(&how, &stderr)))
+            }
+        })
+    }
+}
+
+/// A step's `name` template: compiled, knowing only the name (`name`, `stem`, `ext`), and
+/// giving a plain file name for a sample.
+fn name_template(text: &str) -> Result<NameTemplate, String> {
+    let t = NameTemplate::new(text)?;
+    let [a, b] = samples();
+    let (ra, rb) = (t.render(&a)?, t.render(&b)?);
+    if ra != rb {
+        return Err(format!(
+            "`{text}` reads more than the file's name: a step's `name` knows `name`, `stem` and `ext` (not `rel_dir`, `size`, `run` or `date`)"
+        ));
+    }
+    crate::endpoint::path::check_name(&ra)
+        .map_err(|e| format!("template `{}` must give a plain file name: for a file named {}, {e}", crate::text::visible(text), a.name))?;
+    Ok(t)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn step(run: &[&str], timeout: &str, name: Option<&str>) -> Command {
+        let raw = RawStepCommand {
+            run: run.iter().map(|s| s.to_string()).collect(),
+            pass_env: Vec::new(),
+            timeout: timeout.into(),
+            name: name.map(str::to_string),
+        };
+        Command::build(&raw, 1, &std::env::temp_dir()).unwrap()
+    }
+
+    fn env() -> Env<'static> {
+        Env { flow: "f", run: 3, file: "x.csv.gz" }
+    }
+
+    #[test]
+    fn gzip_and_gunzip_round_trip_through_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let (plain, packed, back) = (dir.path().join("plain"), dir.path().join("packed"), dir.path().join("back"));
+        let body: Vec<u8> = (0..200_000u32).flat_map(|i| format!("{i},row\n").into_bytes()).collect();
+        std::fs::write(&plain, &body).unwrap();
+        assert_eq!(step(&["gzip", "-c"], "1m", None).run(&env(), &plain, &packed).unwrap(), Ok(()));
+        assert_eq!(&std::fs::read(&packed).unwrap()[..2], &[0x1f, 0x8b]);
+        assert_eq!(step(&["gunzip", "-c"], "1m", None).run(&env(), &packed, &back).unwrap(), Ok(()));
+        assert_eq!(std::fs::read(&back).unwrap(), body);
+    }
+
+    #[test]
+    fn the_program_sees_the_flow_the_run_and_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (input, out) = (dir.path().join("in"), dir.path().join("out"));
+        std::fs::write(&input, "").unwrap();
+        let s = step(&["sh", "-c", "echo \"$WHARF_FLOW $WHARF_RUN $WHARF_FILE\"; pwd"], "1m", None);
+        assert_eq!(s.run(&env(), &input, &out).unwrap(), Ok(()));
+        let pwd = std::env::temp_dir().canonicalize().unwrap();
+        assert_eq!(std::fs::read_to_string(&out).unwrap(), format!("f 3 x.csv.gz\n{}\n", pwd.display()), "empty input, output made");
+    }
+
+    #[test]
+    fn a_failing_program_says_how_with_the_end_of_its_stderr() {
+        let dir = tempfile::tempdir().unwrap();
+        let (input, out) = (dir.path().join("in"), dir.path().join("out"));
+        std::fs::write(&input, "not gzip").unwrap();
+        let why = step(&["gunzip", "-c"], "1m", None).run(&env(), &input, &out).unwrap().unwrap_err();
+        assert!(why.starts_with("the `command` step steps[1] (`gunzip`) exited with status 1; its stderr ends: "), "{why}");
+        assert!(why.contains("not in gzip format"), "{why}");
+
+        let s = step(&["sh", "-c", "echo 'gpg: decryption failed: No secret key' >&2; kill -9 $$"], "1m", None);
+        let why = s.run(&env(), &input, &out).unwrap().unwrap_err();
+        assert_eq!(
+            why,
+            "the `command` step steps[1] (`sh`) was killed by signal 9; its stderr ends: gpg: decryption failed: No secret key"
+        );
+
+        let started = std::time::Instant::now();
+        let why = step(&["sleep", "30"], "300ms", None).run(&env(), &input, &out).unwrap().unwrap_err();
+        assert_eq!(why, "the `command` step steps[1] (`sleep`) did not finish within 300ms and was killed");
+        assert!(started.elapsed() < Duration::from_secs(10));
+
+        let why = step(&["sh", "-c", "(sleep 5; echo late) & echo early"], "1m", None).run(&env(), &input, &out).unwrap().unwrap_err();
+        assert!(why.contains("left processes running in the background"), "{why}");
+    }
+
+    #[test]
+    fn a_program_that_cannot_start_is_the_flow_s_trouble() {
+        let dir = tempfile::tempdir().unwrap();
+        let (input, out) = (dir.path().join("in"), dir.path().join("out"));
+        std::fs::write(&input, "x").unwrap();
+        match step(&["no-such-program-wharf"], "1m", None).run(&env(), &input, &out) {
+            Err(Trouble::NotStarted(m)) => {
+                assert!(m.starts_with("the `command` step steps[1]: program `no-such-program-wharf` could not be started: "), "{m}")
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_step_renames_the_file_from_its_name_alone() {
+        assert_eq!(step(&["gpg"], "1m", Some("{{stem}}")).rename("orders.csv.gpg").unwrap(), "orders.csv");
+        assert_eq!(step(&["gzip"], "1m", Some("{{name}}.gz")).rename("orders.csv").unwrap(), "orders.csv.gz");
+        assert_eq!(step(&["gzip"], "1m", None).rename("orders.csv").unwrap(), "orders.csv");
+        let e = step(&["gpg"], "1m", Some("{{ext}}")).rename("README").unwrap_err();
+        assert!(e.starts_with("the `command` step steps[1]: its name `{{ext}}` gives no usable file name for \"README\": "), "{e}");
+        let build = |name: &str, timeout: &str| {
+            let raw = RawStepCommand { run: vec!["gpg".into()], pass_env: vec![], timeout: timeout.into(), name: Some(name.into()) };
+            Command::build(&raw, 0, Path::new("/f")).unwrap_err()
+        };
+        let p = build("{{stem}}-{{run}}", "1m");
+        assert!(p[0].0 == "name" && p[0].1.contains("knows `name`, `stem` and `ext`"), "{p:?}");
+        let p = build("a/{{stem}}", "0s");
+        assert_eq!(p.iter().map(|p| p.0).collect::<Vec<_>>(), ["timeout", "name"], "{p:?}");
+        assert!(p[1].1.contains("must give a plain file name"), "{p:?}");
+    }
+}
