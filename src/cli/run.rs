@@ -9,7 +9,7 @@ use super::output::{errln, outln};
 use super::{EXIT_ABORTED, EXIT_FILES_FAILED, EXIT_INVALID, Global};
 use crate::config;
 use crate::endpoint::SkippedName;
-use crate::engine::{self, FileReport, Outcome, RunOptions, RunReport};
+use crate::engine::{self, FileReport, Outcome, RunOptions, RunReport, nonzero};
 use crate::ledger::RunStatus;
 
 #[derive(Debug, clap::Args)]
@@ -281,28 +281,11 @@ pub fn print_summary(r: &RunReport) {
     super::awaits::print_responses(&r.responses);
 }
 
-/// A count of a run's text summaries (`wharf run`'s two lines, `wharf status`'s last run),
-/// `None` when it is zero: they leave out a count that is zero, except `N delivered`, which
-/// says what the run did even when that is nothing (the headline's bytes go with it). `--json`
-/// keeps every figure. `figure` writes the count (`3 failed (1 of them a response)`).
-pub(super) fn nonzero(count: impl Into<u64>, figure: impl FnOnce() -> String) -> Option<String> {
-    (count.into() > 0).then(figure)
-}
-
 /// The first line of a run's summary: `flow f, run 3: failed — 5 seen, 2 delivered, 3 failed
-/// (1 of them a response) (42 bytes)`; zero counts left out ([`nonzero`]): `flow f, run 4: ok
+/// (1 of them a response) (42 bytes)`; zero counts left out ([`RunReport::figures`]): `flow f, run 4: ok
 /// — 0 delivered (0 bytes)` (was `0 seen, 0 not ready, 0 delivered, 0 skipped, 0 failed`).
 fn headline(r: &RunReport) -> String {
-    let c = &r.counts;
-    let figures = [
-        nonzero(c.seen, || format!("{} seen", c.seen)),
-        nonzero(c.not_ready, || format!("{} not ready", c.not_ready)),
-        Some(format!("{} delivered", c.delivered)),
-        nonzero(c.skipped, || format!("{} skipped", c.skipped)),
-        nonzero(c.failed, || failed_figure(r)),
-    ];
-    let figures: Vec<String> = figures.into_iter().flatten().collect();
-    format!("flow {}, run {}: {} — {} ({} bytes)", r.flow, r.run, r.status.as_str(), figures.join(", "), c.bytes)
+    format!("flow {}, run {}: {}", r.flow, r.run, r.outcome_line(false))
 }
 
 /// The content steps' line of a run's summary: its quarantined files and its records, each
@@ -311,37 +294,13 @@ fn headline(r: &RunReport) -> String {
 fn content_line(r: &RunReport) -> Option<String> {
     let k = &r.records;
     let parts = [
-        nonzero(r.quarantined, || quarantined_figure(r)),
+        nonzero(r.quarantined, || r.quarantined_figure()),
         nonzero(k.read, || {
             format!("records: {} read, {} valid, {} rejected, {} skipped, {} written", k.read, k.valid, k.rejected, k.skipped, k.written)
         }),
     ];
     let parts: Vec<String> = parts.into_iter().flatten().collect();
     (!parts.is_empty()).then(|| parts.join("; "))
-}
-
-/// The run's `failed` figure, saying which of them are responses (counted in `failed`, not in
-/// `seen`: their `responses:` lines say why): `2 failed`, `1 failed (a response)`, `3 failed
-/// (1 of them a response)`.
-fn failed_figure(r: &RunReport) -> String {
-    of_responses(r.counts.failed, r.responses.iter().filter(|r| r.failed()).count(), "failed")
-}
-
-/// The run's `quarantined` figure, as [`failed_figure`] says its responses: `1 quarantined (a
-/// response)`.
-fn quarantined_figure(r: &RunReport) -> String {
-    of_responses(r.quarantined, r.responses.iter().filter(|r| r.quarantined()).count(), "quarantined")
-}
-
-/// `total` files `what` (`failed`), `responses` of them responses.
-fn of_responses(total: u32, responses: usize, what: &str) -> String {
-    match responses {
-        0 => format!("{total} {what}"),
-        1 if total == 1 => format!("1 {what} (a response)"),
-        n if u32::try_from(n).is_ok_and(|n| n == total) => format!("{total} {what} (responses)"),
-        1 => format!("{total} {what} (1 of them a response)"),
-        n => format!("{total} {what} ({n} of them responses)"),
-    }
 }
 
 /// The entries of the source no run can take (for their names, or not being regular files),
@@ -398,7 +357,7 @@ mod tests {
         std::fs::write(d.join("partner/taken"), "in the way").unwrap();
         std::fs::write(d.join("outbox/o1.csv"), "order 1").unwrap();
         std::fs::write(d.join("outbox/o2.csv"), "order 2").unwrap();
-        assert_eq!(failed_figure(&run().await), "0 failed");
+        assert_eq!(run().await.failed_figure(), "0 failed");
         std::fs::write(d.join("partner/outbox/o1.ack"), "ack 1").unwrap();
         std::fs::write(d.join("partner/outbox/o2.ack"), "ack 2").unwrap();
         std::fs::write(d.join("acks/o2.ack"), "somebody else's").unwrap();
@@ -406,40 +365,22 @@ mod tests {
         std::fs::write(d.join("partner/inbox/o3.csv"), "somebody else's").unwrap();
         let r = run().await;
         assert_eq!((r.status, r.counts.seen), (RunStatus::Failed, 1), "{r:#?}");
-        assert_eq!(failed_figure(&r), "3 failed (2 of them responses)", "{r:#?}");
+        assert_eq!(r.failed_figure(), "3 failed (2 of them responses)", "{r:#?}");
         std::fs::remove_file(d.join("partner/inbox/o3.csv")).unwrap();
         let r = run().await;
         assert_eq!((r.status, r.counts.delivered), (RunStatus::Failed, 1), "{r:#?}");
-        assert_eq!(failed_figure(&r), "2 failed (responses)", "{r:#?}");
+        assert_eq!(r.failed_figure(), "2 failed (responses)", "{r:#?}");
         // o1's answer may be moved away now; o2's is still refused by the response sink.
         std::fs::remove_file(d.join("partner/taken")).unwrap();
         let r = run().await;
-        assert_eq!(failed_figure(&r), "1 failed (a response)", "{r:#?}");
-    }
-
-    fn report() -> RunReport {
-        RunReport {
-            flow: "f".into(),
-            run: 1,
-            status: RunStatus::Ok,
-            counts: Default::default(),
-            quarantined: 0,
-            records: Default::default(),
-            files: vec![],
-            responses: vec![],
-            skipped_names: vec![],
-            later: None,
-            error: None,
-            error_kind: None,
-            aborted_by_command: false,
-        }
+        assert_eq!(r.failed_figure(), "1 failed (a response)", "{r:#?}");
     }
 
     /// The headline said `0 not ready, …, 0 skipped, 0 failed` where the content line below
     /// it left out `0 quarantined`: both leave out a zero count now, but `N delivered`.
     #[test]
     fn the_headline_leaves_out_zero_counts_but_delivered() {
-        let mut r = report();
+        let mut r = RunReport::empty("f", 1);
         assert_eq!(headline(&r), "flow f, run 1: ok — 0 delivered (0 bytes)");
         r.counts = crate::ledger::Counts { seen: 5, not_ready: 1, delivered: 3, skipped: 0, failed: 1, bytes: 42 };
         r.status = RunStatus::Failed;
@@ -453,7 +394,7 @@ mod tests {
     /// A run's content line said `0 quarantined; records: …` when nothing was quarantined.
     #[test]
     fn the_content_line_leaves_out_what_there_was_none_of() {
-        let mut r = report();
+        let mut r = RunReport::empty("f", 1);
         assert_eq!(content_line(&r), None);
         r.records = crate::ledger::RecordCounts { read: 3, valid: 2, rejected: 1, skipped: 0, written: 2 };
         assert_eq!(content_line(&r).as_deref(), Some("records: 3 read, 2 valid, 1 rejected, 0 skipped, 2 written"));

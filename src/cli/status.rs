@@ -17,7 +17,7 @@ use serde::Serialize;
 
 use super::Global;
 use super::output::outln;
-use super::run::nonzero;
+use crate::engine::nonzero;
 use super::state::open_for_read;
 use crate::control::discovery::{self, Found, ServeInfo};
 use crate::control::{FlowStatus, NotTaken, RunSummary};

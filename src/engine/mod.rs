@@ -24,6 +24,8 @@ mod command;
 mod commits;
 mod content;
 mod discover;
+mod figures;
+pub use figures::nonzero;
 pub(crate) use discover::done_path;
 mod disposition;
 pub mod endpoints;

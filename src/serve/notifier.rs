@@ -769,18 +769,8 @@ pub(super) fn notice(ev: &Event) -> Notice {
 
 /// The `summary` notice of a run.
 fn summary(report: &RunReport, flow: &Flow) -> Notice {
-    let c = &report.counts;
-    let detail = format!(
-        "run {}: {} — {} delivered, {} failed, {} quarantined, {} not ready, {} skipped, {} bytes",
-        report.run,
-        report.status.as_str(),
-        c.delivered,
-        c.failed,
-        report.quarantined,
-        c.not_ready,
-        c.skipped,
-        c.bytes
-    );
+    // Reads as `wharf run`'s summary: zero counts left out, but `N delivered`.
+    let detail = format!("run {}: {}", report.run, report.outcome_line(true));
     Notice {
         kind: "summary".into(),
         flow: flow.name.clone(),
@@ -912,5 +902,21 @@ mod tests {
         assert_eq!(ledger.notify_summaries().unwrap(), [(7, notice.encode().unwrap())]);
         assert!(matches!(rx.recv().await, Some(Msg::Summary(7, n)) if *n == notice));
         assert!(matches!(rx.recv().await, Some(Msg::Wake)));
+    }
+
+    /// A run's `summary` notice said every count (`0 failed, 0 quarantined, 0 not ready, 0
+    /// skipped, 0 bytes`) where `wharf run` leaves zero ones out: its text reads as the run's
+    /// summary now; its facts, what templates read, keep every figure.
+    #[test]
+    fn the_summary_notice_reads_like_the_run_summary() {
+        let yaml = "name: f\nendpoints:\n  a: { type: local, root: /tmp }\nsource: { endpoint: a, path: / }\nsinks: [ { endpoint: a, path: /out } ]\n";
+        let flow = crate::config::load_flow_str(yaml, std::path::Path::new("f.yaml")).unwrap();
+        let mut report = RunReport::empty("f", 4);
+        assert_eq!(summary(&report, &flow).detail, "run 4: ok — 0 delivered (0 bytes)");
+        report.counts = crate::ledger::Counts { seen: 3, delivered: 2, failed: 1, bytes: 42, ..Default::default() };
+        (report.quarantined, report.status) = (1, crate::ledger::RunStatus::Failed);
+        let notice = summary(&report, &flow);
+        assert_eq!(notice.detail, "run 4: failed — 3 seen, 2 delivered, 1 failed, 1 quarantined (42 bytes)");
+        assert_eq!((notice.facts["counts"]["skipped"].as_u64(), notice.facts["counts"]["not_ready"].as_u64()), (Some(0), Some(0)));
     }
 }
