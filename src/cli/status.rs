@@ -17,10 +17,10 @@ use serde::Serialize;
 
 use super::Global;
 use super::output::outln;
-use crate::engine::nonzero;
 use super::state::open_for_read;
 use crate::control::discovery::{self, Found, ServeInfo};
 use crate::control::{FlowStatus, NotTaken, RunSummary};
+use crate::engine::nonzero;
 use crate::ledger::Ledger;
 
 #[derive(Debug, clap::Args)]

@@ -47,9 +47,21 @@ pub(super) const META: TableDefinition<&str, &str> = TableDefinition::new("meta"
 /// a table dropped fails the test until LAYOUT is raised and the new layout recorded; the
 /// message says what changed and what to write. A table added, or a type inside a stored one
 /// called by another name, keeps the layout: the test then asks for its record to be
-/// written anew. A record of an earlier layout is never changed. Not covered: the meaning of
-/// what is stored (a counter's key, a state's sense), and the notifier's own JSON kept in
-/// `notify_held_v1` (opaque bytes here).
+/// written anew. A record of an earlier layout is never changed.
+///
+/// The notifier's own JSON kept in `notify_held_v1` (opaque bytes to redb: the notices a
+/// throttle holds back, the run summaries not sent yet) is recorded too, one `json` line per
+/// value, as a JSON reader sees it: by names, skipping fields it does not know and taking a
+/// missing `Option` as `None`. Each line says whether this build's reader requires the value
+/// and takes `null`, and whether this build always writes it, with its JSON type (integers
+/// with the range read, strings the reader refuses some values of, like a time, described).
+/// A new layout is asked for only for what a reader of the recorded build would refuse: a
+/// field it requires gone, renamed or left out at times, `null` where it takes none, a value
+/// of another type (a wider integer, a time written otherwise, a new variant of an enum). A
+/// field added, or one it does not require gone, keeps the layout. A notice of a kind an
+/// older build does not know is read (`kind` is a string) and logged as not sent (no rule of
+/// it takes that kind). Not covered: the meaning of what is stored (a counter's key, a
+/// state's sense), and what a free-form value holds (a notice's `facts`).
 ///
 /// 1 — files_v3, awaits_v2, events_v2, done_v1 and the other tables of [`TABLES`]
 ///     (2026-12-07, the first layout with the marker).

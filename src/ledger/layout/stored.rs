@@ -8,7 +8,9 @@
 //! postcard writes as their tag — read from the types' serde derives by `serde-reflection`.
 //! A table added to `init` fails `tables_lists_what_init_creates` until it is in [`TABLES`],
 //! and then the test below until it is described here; an enum reached from a stored type
-//! fails it until it is traced.
+//! fails it until it is traced. The notifier's JSON kept in `notify_held_v1` is recorded as
+//! a JSON reader sees it ([`json_lines`]): JSON is read by names, so only what an older
+//! reader would refuse asks for a new layout ([`json_misread`]).
 
 use std::collections::BTreeSet;
 use std::fmt::Debug;
@@ -16,6 +18,7 @@ use std::fmt::Debug;
 use redb::{TableDefinition, TableHandle};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
+use serde_json::Value;
 use serde_reflection::{ContainerFormat, Format, Named, Registry, Tracer, TracerConfig, VariantFormat};
 use sha2::{Digest, Sha256};
 
@@ -173,6 +176,221 @@ fn shape(f: &Format, registry: &Registry, depth: usize) -> String {
     }
 }
 
+/// The strings of the notifier's JSON a reader refuses some values of (an enum, a time): what
+/// each takes, by its path in a stored value. A new one fails the test until it is described
+/// here; for an enum, write its variants (a new variant is read by no older build: the
+/// record's line changes, and the test asks for a new layout).
+const CLOSED: &[(&str, &str)] = &[("notify_held_v1[held] [].notice.at", TIME), ("notify_held_v1[summary/RUN] .at", TIME)];
+
+/// A time in the notifier's JSON ([`CLOSED`]).
+const TIME: &str = "a time, RFC 3339 (as crate::timestamp::utc writes it)";
+
+/// What the ledger keeps as the notifier's JSON in `notify_held_v1` (opaque bytes to redb,
+/// JSON to the notifier, `src/notify/dispatch/held.rs`), one line per value of it: under the
+/// key `held` the notices a throttle holds back (a list of [`Held`](crate::notify::Held)),
+/// under `summary/RUN` a run summary not sent yet (a [`Notice`](crate::notify::Notice)).
+///
+/// JSON is read by names, not by places: a reader skips a field it does not know, and takes
+/// a missing `Option` as `None`. So each line says what a reader of this build asks of a
+/// value (`read required`: refused when missing; `null`: takes `null`) and what this build
+/// writes (`written always`, `may be null`, `may be absent`), with the value's JSON type
+/// (integers with the range the reader takes, strings it refuses some values of as
+/// [`CLOSED`] says). Derived by asking the readers themselves: each field of a full sample
+/// left out, set to `null`, to other numbers or to an odd string, then read back.
+fn json_lines() -> Vec<String> {
+    use crate::notify::{Held, Notice};
+    let full = || {
+        let mut n = Notice::new("failed", "f", chrono::DateTime::from_timestamp_millis(0).unwrap_or_default(), "in/a.csv", "why");
+        (n.seq, n.run) = (Some(1), Some(2));
+        n
+    };
+    let held = |identity: Option<&str>, notice: Notice| Held {
+        rule: "r".into(),
+        identity: identity.map(Into::into),
+        channel: identity.map(Into::into),
+        notice,
+        held: 1,
+    };
+    let bare = Notice { seq: None, run: None, ..full() };
+    let mut out = Vec::new();
+    json_shape(
+        "notify_held_v1[held]",
+        &json(&vec![held(Some("i"), full())]),
+        &json(&vec![held(None, bare.clone())]),
+        &|v| Held::decode(v.to_string().as_bytes()).is_ok(),
+        &mut out,
+    );
+    json_shape(
+        "notify_held_v1[summary/RUN]",
+        &json(&full()),
+        &json(&bare),
+        &|v| Notice::decode(v.to_string().as_bytes()).is_ok(),
+        &mut out,
+    );
+    out
+}
+
+/// A sample of [`json_lines`] as JSON.
+fn json<T: Serialize>(v: &T) -> Value {
+    serde_json::to_value(v).unwrap_or_else(|e| panic!("a sample does not serialize: {e}"))
+}
+
+/// One step of a path into a JSON value: a field, or a list's element.
+#[derive(Clone)]
+enum Step {
+    Field(String),
+    Element,
+}
+
+fn path_text(path: &[Step]) -> String {
+    path.iter()
+        .map(|s| match s {
+            Step::Field(f) => format!(".{f}"),
+            Step::Element => "[]".into(),
+        })
+        .collect()
+}
+
+/// The value at `path` in `v` (a list's first element for [`Step::Element`]).
+fn at<'a>(v: &'a mut Value, path: &[Step]) -> Option<&'a mut Value> {
+    path.iter().try_fold(v, |v, s| match s {
+        Step::Field(f) => v.get_mut(f.as_str()),
+        Step::Element => v.get_mut(0),
+    })
+}
+
+/// The lines of [`json_lines`] for one stored value: `full` every field set, `bare` what this
+/// build writes when the optional ones are not, `reads` whether this build's reader takes a value.
+fn json_shape(place: &str, full: &Value, bare: &Value, reads: &dyn Fn(&Value) -> bool, out: &mut Vec<String>) {
+    assert!(reads(full), "{place}: the full sample is not read back");
+    walk(place, full, bare, reads, &mut Vec::new(), out);
+}
+
+fn walk(place: &str, full: &Value, bare: &Value, reads: &dyn Fn(&Value) -> bool, path: &mut Vec<Step>, out: &mut Vec<String>) {
+    let mut probe = |change: &dyn Fn(&mut Value)| {
+        let mut v = full.clone();
+        let Some(at) = at(&mut v, path) else { return false };
+        change(at);
+        reads(&v)
+    };
+    let here = at(&mut full.clone(), path).cloned().unwrap_or(Value::Null);
+    let ty = match &here {
+        Value::Null => "null".to_string(),
+        Value::Bool(_) => "bool".into(),
+        Value::Number(n) if n.is_f64() => "number".into(),
+        Value::Number(_) => {
+            let max = [u64::MAX, u32::MAX.into(), u16::MAX.into(), u8::MAX.into()].into_iter().find(|&m| probe(&|v| *v = m.into()));
+            let min = [i64::MIN, -1].into_iter().find(|&m| probe(&|v| *v = m.into())).unwrap_or(0);
+            format!("integer {min}..={}", max.map_or("?".into(), |m| m.to_string()))
+        }
+        Value::String(_) => {
+            let name = format!("{place} {}", path_text(path));
+            if probe(&|v| *v = "\u{1}odd".into()) {
+                "string".into()
+            } else {
+                let what = CLOSED.iter().find(|(p, _)| *p == name).map(|(_, w)| *w).unwrap_or_else(|| {
+                    panic!("{name}: a string the reader refuses some values of: say what it takes in CLOSED (src/ledger/layout/stored.rs)")
+                });
+                format!("string, {what}")
+            }
+        }
+        Value::Array(_) => "list".into(),
+        Value::Object(_) => "object".into(),
+    };
+    let mut line = format!(
+        "json {place} {}= {ty}",
+        match path_text(path) {
+            p if p.is_empty() => String::new(),
+            p => format!("{p} "),
+        }
+    );
+    if let Some(Step::Field(name)) = path.last() {
+        let (parent, name) = (&path[..path.len() - 1], name.clone());
+        let required = !probe_parent(full, parent, &name, reads);
+        let null = probe(&|v| *v = Value::Null);
+        let mut bare = bare.clone();
+        let written = match at(&mut bare, path) {
+            None => "may be absent",
+            Some(Value::Null) => "may be null",
+            Some(_) => "always",
+        };
+        line +=
+            &format!("; read {}{}; written {written}", if required { "required" } else { "optional" }, if null { ", null" } else { "" });
+    }
+    out.push(line);
+    match &here {
+        Value::Object(fields) => {
+            for name in fields.keys() {
+                path.push(Step::Field(name.clone()));
+                walk(place, full, bare, reads, path, out);
+                path.pop();
+            }
+        }
+        Value::Array(items) if !items.is_empty() => {
+            path.push(Step::Element);
+            walk(place, full, bare, reads, path, out);
+            path.pop();
+        }
+        _ => {}
+    }
+}
+
+/// Whether the reader takes `full` with the field `name` of the object at `parent` left out.
+fn probe_parent(full: &Value, parent: &[Step], name: &str, reads: &dyn Fn(&Value) -> bool) -> bool {
+    let mut v = full.clone();
+    at(&mut v, parent).and_then(Value::as_object_mut).map(|o| o.remove(name));
+    reads(&v)
+}
+
+/// One line of [`json_lines`] read back: where (place and path), type, whether a reader
+/// requires it, takes `null`, and how it is written.
+struct JsonLine<'a> {
+    at: &'a str,
+    ty: &'a str,
+    required: bool,
+    null: bool,
+    written: &'a str,
+}
+
+fn json_of(record: &str) -> std::collections::BTreeMap<&str, JsonLine<'_>> {
+    record
+        .lines()
+        .filter_map(|l| l.strip_prefix("json "))
+        .filter_map(|l| {
+            let (at, rest) = l.split_once("= ")?;
+            let mut parts = rest.split("; ");
+            let ty = parts.next()?;
+            let read = parts.next().unwrap_or("read optional");
+            let written = parts.next().and_then(|w| w.strip_prefix("written ")).unwrap_or("always");
+            Some((
+                at.trim_end(),
+                JsonLine { at: at.trim_end(), ty, required: read.contains("required"), null: read.ends_with(", null"), written },
+            ))
+        })
+        .collect()
+}
+
+/// The values of the notifier's JSON a reader of the `recorded` build refuses in what `now`
+/// writes, each with why: a field it requires that is gone or not always written, `null`
+/// where it takes none, another type (a new variant, a time written otherwise, a wider
+/// integer). A field added, or one it does not require gone, it reads as before.
+fn json_misread(recorded: &str, now: &str) -> Vec<String> {
+    let (old, new) = (json_of(recorded), json_of(now));
+    let mut out = Vec::new();
+    for (at, o) in &old {
+        let why = match new.get(at) {
+            None if o.required => "a field it requires is no longer written".to_string(),
+            None => continue,
+            Some(n) if n.ty != o.ty => format!("written as {} now", n.ty),
+            Some(n) if o.required && n.written == "may be absent" => "a field it requires is left out at times now".into(),
+            Some(n) if !o.null && n.written == "may be null" => "null at times now, which it does not take".into(),
+            Some(_) => continue,
+        };
+        out.push(format!("json {}: {why}", o.at));
+    }
+    out
+}
+
 /// What the ledger stores, one line each: its tables, with their key and value types and, for
 /// a postcard value, a digest of its [`shape`] (`written as …`); then the stored types by
 /// name. The tables' lines are what a build reads; the types' lines say it in words.
@@ -188,6 +406,7 @@ fn described() -> String {
         lines.push(format!("table {}: {} -> {}{}", t.name, t.key, t.value, written.unwrap_or_default()));
     }
     lines.extend(registry.iter().map(|(name, c)| container(name, c)));
+    lines.extend(json_lines());
     lines.join("\n") + "\n"
 }
 
@@ -203,21 +422,24 @@ fn verdict(recorded: &str, now: &str) -> Option<String> {
         return None;
     }
     let (old, new) = (tables_of(recorded), tables_of(now));
-    let gone: Vec<&str> = old.difference(&new).copied().collect();
+    let mut gone: Vec<String> = old.difference(&new).map(|l| l.to_string()).collect();
+    gone.extend(json_misread(recorded, now));
     let file = format!("src/ledger/layout/{LAYOUT}.txt");
     let diff = diff(recorded, now);
     Some(if gone.is_empty() {
         format!(
             "The ledger stores more than the record of layout {LAYOUT} says, or calls a type inside a stored one by \
-             another name; a build of layout {LAYOUT} still reads all of it (every table it knows is written as it \
-             was; new tables it leaves alone), so LAYOUT stays {LAYOUT}. Record it: write {file} as below.\n\
+             another name, or writes the notifier's JSON in a way its reader still takes; a build of layout {LAYOUT} \
+             still reads all of it (every table it knows is written as it was; new tables it leaves alone, new JSON \
+             fields it skips), so LAYOUT stays {LAYOUT}. Record it: write {file} as below.\n\
              {diff}\n--- {file}:\n{now}"
         )
     } else {
         let next = LAYOUT + 1;
         format!(
             "A build of layout {LAYOUT} cannot read what this one stores: these tables of its record are gone or \
-             written otherwise:\n  {}\n{diff}\nRaise LAYOUT to {next} in src/ledger/layout.rs (and say what changed in \
+             written otherwise, or these values of the notifier's JSON are written so that its reader refuses \
+             them:\n  {}\n{diff}\nRaise LAYOUT to {next} in src/ledger/layout.rs (and say what changed in \
              its doc), record src/ledger/layout/{next}.txt as below, and add it to RECORDS in \
              src/ledger/layout/stored.rs as layout {next}; leave {file} as it is. A table converted and renamed \
              `*_v(N+1)` needs its conversion in src/ledger/migrate.rs too.\n--- src/ledger/layout/{next}.txt:\n{}",
@@ -297,4 +519,61 @@ fn the_written_shape_leaves_out_names_and_follows_tags() {
     assert_eq!(shape(&f, &registry, 0), "{x: option<enum[0 A, 1 B(u32)]>, y: seq<str>}");
     assert_eq!(container("E", &registry["E"]), "type E = enum { 0 A, 1 B(u32) }");
     assert_eq!(container("S", &registry["S"]), "type S = struct { x: option<E>, y: seq<str> }");
+}
+
+/// The notifier's JSON (`notify_held_v1`): what a reader of the recorded build would refuse
+/// asks for a new layout; what it reads as before (a field added, one it does not require
+/// gone) only for the record to be written anew.
+#[test]
+fn a_change_of_the_notifiers_json_an_older_reader_refuses_asks_for_a_new_layout() {
+    let now = described();
+    let line = |path: &str| now.lines().find(|l| l.starts_with(&format!("json notify_held_v1[held] {path} ="))).unwrap().to_string();
+    let raise = format!("Raise LAYOUT to {}", LAYOUT + 1);
+    let stays = format!("so LAYOUT stays {LAYOUT}");
+    let with = |from: &str, to: &str| now.replace(&line(from), to);
+    // Each change as the code would make it, `recorded` the record before it.
+    let cases: [(&str, String, &str); 7] = [
+        ("a required field renamed", with("[].rule", &line("[].rule").replace(".rule =", ".rule_name =")), &raise),
+        (
+            "a required field left out at times",
+            with("[].notice.detail", &line("[].notice.detail").replace("written always", "written may be absent")),
+            &raise,
+        ),
+        ("null where the reader takes none", with("[].held", &line("[].held").replace("written always", "written may be null")), &raise),
+        ("a wider integer", with("[].held", &line("[].held").replace("4294967295", "18446744073709551615")), &raise),
+        (
+            "a time written otherwise",
+            with("[].notice.at", &line("[].notice.at").replace("= string, a time, RFC 3339", "= integer 0..=1")),
+            &raise,
+        ),
+        (
+            "a field added",
+            format!("{now}json notify_held_v1[held] [].notice.tag = string; read optional, null; written may be absent\n"),
+            &stays,
+        ),
+        ("an optional field gone", with("[].identity", ""), &stays),
+    ];
+    for (what, changed, expected) in cases {
+        let Some(v) = verdict(&now, &changed) else { panic!("{what}: no verdict") };
+        assert!(v.contains(expected), "{what}: {v}");
+    }
+    // Said so: which value, and why.
+    let renamed = verdict(&now, &with("[].rule", "")).unwrap();
+    assert!(renamed.contains("json notify_held_v1[held] [].rule: a field it requires is no longer written"), "{renamed}");
+}
+
+/// What the record says of the readers is what they do: a newer wharf's list, with a field
+/// this one does not know and a notice kind it does not know, is read; one without a field
+/// it requires is not.
+#[test]
+fn the_record_says_what_the_notifiers_reader_takes() {
+    use crate::notify::Held;
+    let now = described();
+    assert!(now.contains("json notify_held_v1[held] [].rule = string; read required; written always"), "{now}");
+    assert!(now.contains("json notify_held_v1[held] [].identity = string; read optional, null; written may be absent"), "{now}");
+    let newer = r#"[{"rule":"r","held":2,"since":"2026","notice":{"kind":"brand_new","flow":"f","at":"2026-12-07T10:00:00Z",
+        "subject":"","detail":"","seq":null,"run":null,"facts":{},"priority":"high"}}]"#;
+    let read = Held::decode(newer.as_bytes()).unwrap();
+    assert_eq!((read[0].notice.kind.as_str(), read[0].held), ("brand_new", 2));
+    assert!(Held::decode(newer.replace(r#""rule":"r","#, "").as_bytes()).is_err());
 }
