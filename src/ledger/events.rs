@@ -60,6 +60,28 @@ fn summary_key(run: u64) -> String {
 /// The prefix of [`summary_key`].
 const SUMMARY: &str = "summary/";
 
+/// The key of [`NOTIFY_HELD`] for the `n`th list of notices held back set aside unread (a
+/// list this build's notifier could not read: see [`settle_notify_held`](Ledger::settle_notify_held)).
+fn set_aside_key(n: u64) -> String {
+    format!("{SET_ASIDE}{n:020}")
+}
+
+/// The prefix of [`set_aside_key`].
+const SET_ASIDE: &str = "unread/";
+
+/// What the notifier makes of the stored list of notices held back and of those set aside
+/// ([`Ledger::settle_notify_held`]).
+pub struct Settle<T> {
+    /// The list to store instead of the one stored (`None`: leave it as it is).
+    pub held: Option<Vec<u8>>,
+    /// The stored list is set aside (under a key of its own) before `held` is stored.
+    pub set_aside: bool,
+    /// The lists set aside to drop (by their number): read now, and in `held`.
+    pub adopted: Vec<u64>,
+    /// What to answer.
+    pub answer: T,
+}
+
 /// The `counters_v1` key of the fingerprint of the `expect:` rules the flow's
 /// `expect_checked` mark was made for (a separate key: [`FlowHealth`] is stored with
 /// postcard, which cannot take a new field without a new table).
@@ -458,6 +480,40 @@ impl Ledger {
                 table.insert(HELD, new.as_slice())?;
             }
             Ok(answer)
+        })
+    }
+
+    /// Settles, in one transaction, the notifier's stored list of notices held back and the
+    /// lists set aside before: `settle` gets the stored list (`None`: never stored) and those
+    /// set aside (by number, oldest first) and says what becomes of them ([`Settle`]). A list
+    /// the notifier cannot read (a newer wharf's) is set aside rather than written over: kept
+    /// for the wharf that reads it, while the notifier stores a list of its own under the key
+    /// it reads. Opaque here, as the stored list.
+    pub fn settle_notify_held<T>(&self, settle: impl FnOnce(Option<&[u8]>, &[(u64, Vec<u8>)]) -> Settle<T>) -> Result<T, LedgerError> {
+        self.write(|tx| {
+            let mut table = tx.open_table(NOTIFY_HELD)?;
+            let held = table.get(HELD)?.map(|v| v.value().to_vec());
+            let mut aside = Vec::new();
+            for item in table.range(SET_ASIDE..)? {
+                let (k, v) = item?;
+                let Some(n) = k.value().strip_prefix(SET_ASIDE) else { break };
+                if let Ok(n) = n.parse() {
+                    aside.push((n, v.value().to_vec()));
+                }
+            }
+            let s = settle(held.as_deref(), &aside);
+            if let (true, Some(old)) = (s.set_aside, &held) {
+                let next = aside.last().map_or(1, |(n, _)| n + 1);
+                table.insert(set_aside_key(next).as_str(), old.as_slice())?;
+                table.remove(HELD)?;
+            }
+            for &n in &s.adopted {
+                table.remove(set_aside_key(n).as_str())?;
+            }
+            if let Some(new) = &s.held {
+                table.insert(HELD, new.as_slice())?;
+            }
+            Ok(s.answer)
         })
     }
 

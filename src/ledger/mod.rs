@@ -60,7 +60,7 @@ use redb::{Database, ReadableTable, TableDefinition, TableHandle};
 pub use awaits::{AwaitRecord, AwaitState, Registered};
 use codec::Postcard;
 pub use error::LedgerError;
-pub use events::{Event, EventKind, FlowHealth, NewEvent};
+pub use events::{Event, EventKind, FlowHealth, NewEvent, Settle};
 pub use layout::Marker;
 pub use newest::Newest;
 pub use records::*;

@@ -29,7 +29,7 @@ mod message;
 mod webhook;
 
 pub use command::{CommandNotifier, CommandSpec};
-pub use dispatch::{Delivery, Dispatcher, Held, InFlight, Landed, Outcome, QUEUED, RetryPolicy, SENDING, Started};
+pub use dispatch::{Delivery, Dispatcher, Held, InFlight, Landed, Outcome, QUEUED, RetryPolicy, SENDING, Settled, Started};
 pub use email::{EmailNotifier, EmailSpec, SmtpTls};
 pub use message::{JsonTemplate, TextTemplate, email_body, sample_notice, unreadable_source_folder};
 pub use webhook::{WebhookFormat, WebhookNotifier, WebhookSpec};

@@ -68,9 +68,13 @@
 //!   succeeds, the list is sent as at a start and storing resumes. Meanwhile the log says so
 //!   (once, then at debug level); a crash in between reads this daemon's events again (twice
 //!   rather than never). A list read but not in a form this version reads (written by another
-//!   version, or damaged) is logged whole and written over instead: kept, it would stop the
-//!   cursor for good and every start would send every event again, whereas what a throttle
-//!   holds back are repeats of notices sent already.
+//!   version — a newer one, rolled back from — or damaged) is set aside in the ledger, under a
+//!   key of its own, and the log says so: not sent, but not lost for the version that wrote
+//!   it, which sends it at its start (rolled forward again); the notifier stores its own list
+//!   meanwhile, so the cursor goes on (kept where it was, the list would stop the cursor for
+//!   good and every start would send every event again). Before, it was written over. A run
+//!   summary pending that this version does not read is kept pending so, and said at each
+//!   start (before, it was dropped).
 //! - *No extra commits.* The list rides on the cursor's stores (at most every
 //!   [`CURSOR_EVERY`], at once when idle), and is written only when it or the cursor changed
 //!   (or a summary is no longer pending).
@@ -440,24 +444,14 @@ impl Pump {
     }
 
     /// Sends the notices held back before the last stop or crash, from the stored list (see
-    /// the module doc). A list that cannot be read is kept, and nothing is stored, until a
-    /// read succeeds (the main loop calls this again meanwhile).
+    /// the module doc). A list that cannot be read from the ledger is kept, and nothing is
+    /// stored, until a read succeeds (the main loop calls this again meanwhile). A list this
+    /// version does not read (a newer wharf's, after a rollback) is set aside in the ledger,
+    /// not written over, and said; one set aside before that it reads now is sent.
     async fn restore(&mut self) {
-        let read = self.ledger.notify_held().map_err(|e| e.to_string());
-        let held = read.map(|bytes| match bytes.as_deref().map(Held::decode).transpose() {
-            Ok(held) => (bytes, held),
-            // Not a list this version reads (written by another version, or damaged): told
-            // whole in the log and written over. Kept, it would keep the cursor from being
-            // stored for good, and every start would send every event again; what a throttle
-            // holds back are repeats of notices already sent.
-            Err(e) => {
-                let text = String::from_utf8_lossy(bytes.as_deref().unwrap_or_default()).chars().take(4096).collect::<String>();
-                tracing::error!(error = %e, list = %text, "The notices a throttle held back before the restart are not in a form this version reads; they are not sent (the list is in this line), and the list is written over.");
-                (None, None)
-            }
-        });
-        let (bytes, held) = match held {
-            Ok(read) => read,
+        let settled = self.ledger.settle_notify_held(Held::settle).map_err(|e| e.to_string());
+        let settled = match settled {
+            Ok(settled) => settled,
             Err(e) if self.held_unread => {
                 return tracing::debug!(error = %e, "The notices held back before the restart still cannot be read.");
             }
@@ -472,13 +466,29 @@ impl Pump {
         if std::mem::take(&mut self.held_unread) {
             tracing::info!("The notices held back before the restart can be read now; the notifier stores its state again.");
         }
-        let Some(held) = held else { return };
-        self.stored_held = bytes.unwrap_or_default();
-        if held.is_empty() {
+        if let Some(e) = &settled.unreadable {
+            // Written over, they would be lost to the wharf that wrote them (rolled forward
+            // again); what a throttle holds back are repeats of notices already sent.
+            tracing::warn!(error = %e, "The notices a throttle held back before the restart are not in a form this version reads (written by another version); they are not sent, and are kept in the ledger, set aside: the version that wrote them sends them at its start.");
+        }
+        if !settled.unread.is_empty() {
+            tracing::warn!(
+                lists = settled.unread.len(),
+                "Lists of notices held back that this version does not read are kept in the ledger, set aside at an earlier start; the version that wrote them sends them at its start."
+            );
+        }
+        if !settled.adopted.is_empty() {
+            tracing::info!(
+                lists = settled.adopted.len(),
+                "Lists of notices held back, set aside by another version at an earlier start, are read now and sent."
+            );
+        }
+        self.stored_held = settled.stored;
+        if settled.list.is_empty() {
             return;
         }
-        tracing::info!(notices = held.len(), "Sending the notices a throttle held back before the restart.");
-        let started = self.dispatcher.begin_restored(held, self.clock.now()).await;
+        tracing::info!(notices = settled.list.len(), "Sending the notices a throttle held back before the restart.");
+        let started = self.dispatcher.begin_restored(settled.list, self.clock.now()).await;
         self.fly(started, Of::Held);
     }
 
@@ -486,7 +496,7 @@ impl Pump {
     /// last crash or stop without their sends being over) and those that came before the
     /// flows' rules, once each, oldest run first. Each stays pending in the ledger until its
     /// sends are over (see the module doc). A pending summary this version cannot read is
-    /// logged whole and dropped.
+    /// said and kept pending in the ledger.
     async fn restore_summaries(&mut self) {
         let mut pending: BTreeMap<u64, Notice> = BTreeMap::new();
         match self.ledger.notify_summaries() {
@@ -496,10 +506,10 @@ impl Pump {
                         Ok(notice) => {
                             pending.insert(run, notice);
                         }
+                        // Kept pending in the ledger (not dropped): the version that wrote
+                        // it sends it at its start.
                         Err(e) => {
-                            let text = String::from_utf8_lossy(&bytes).chars().take(4096).collect::<String>();
-                            tracing::error!(run, error = %e, summary = %text, "A run summary pending before the restart is not in a form this version reads; it is not sent (it is in this line).");
-                            self.summaries_over.insert(run);
+                            tracing::warn!(run, error = %e, "A run summary pending before the restart is not in a form this version reads (written by another version); it is not sent, and is kept in the ledger: the version that wrote it sends it at its start.");
                         }
                     }
                 }
@@ -824,19 +834,48 @@ mod tests {
     }
 
     /// A stored list of held notices in a form this version does not read (another version's,
-    /// or damaged) is logged and written over: kept, it would keep the cursor from being stored
-    /// for good, and every start would send every event again.
+    /// or damaged) does not stop the cursor, and is not lost: set aside in the ledger (before,
+    /// it was written over), and sent by a version that reads it at its start (here, read
+    /// again once it reads). A run summary it does not read stays pending (it was dropped).
     #[tokio::test]
-    async fn a_held_list_this_version_cannot_read_does_not_stop_the_cursor() {
+    async fn a_held_list_this_version_cannot_read_does_not_stop_the_cursor_and_is_kept() {
         let ledger = Arc::new(Ledger::in_memory().unwrap());
         let ev = |kind| NewEvent { flow: "f".into(), at: 5, kind, subject: String::new(), detail: "d".into(), run: None };
         ledger.record_events(&[ev(EventKind::Failed), ev(EventKind::Failed)]).unwrap();
-        ledger.set_notify_state(0, b"[{\"written by\": \"another version\"}]", &[]).unwrap();
+        let newer = b"[{\"written by\": \"another version\"}]";
+        ledger.set_notify_state(0, newer, &[]).unwrap();
+        ledger.put_notify_summary(3, b"{\"a summary\": \"of another version\"}").unwrap();
+        let aside = || {
+            ledger
+                .settle_notify_held(|_, aside| crate::ledger::Settle {
+                    held: None,
+                    set_aside: false,
+                    adopted: vec![],
+                    answer: aside.to_vec(),
+                })
+                .unwrap()
+        };
         let n = Notifier::start(ledger.clone(), Vec::new(), Arc::new(SystemClock), Arc::new(Metrics::new()));
         n.set_rules(&[]);
         n.flush().await;
         assert_eq!(ledger.notify_cursor().unwrap(), Some(2), "the cursor goes on");
-        assert_eq!(ledger.notify_held().unwrap(), Some(Held::encode(&[]).unwrap()), "written over");
+        assert_eq!(ledger.notify_held().unwrap(), Some(Held::encode(&[]).unwrap()), "its own list stored");
+        assert_eq!(aside(), [(1, newer.to_vec())], "the other version's list is kept");
+        n.stop(Duration::from_secs(5)).await;
+        assert_eq!(ledger.notify_summaries().unwrap().len(), 1, "the summary it does not read is kept");
+
+        // The list set aside, in a form read now: sent at the start (no rule here: logged),
+        // and set aside no more.
+        let h = Held { rule: "r".into(), identity: None, channel: None, notice: crate::notify::sample_notice(), held: 1 };
+        let readable = Held::encode(&[h]).unwrap();
+        ledger.set_notify_state(0, &readable, &[]).unwrap();
+        ledger.settle_notify_held(|_, _| crate::ledger::Settle { held: None, set_aside: true, adopted: vec![1], answer: () }).unwrap();
+        assert_eq!(aside(), [(2, readable)]);
+        let n = Notifier::start(ledger.clone(), Vec::new(), Arc::new(SystemClock), Arc::new(Metrics::new()));
+        n.set_rules(&[]);
+        n.flush().await;
+        assert!(aside().is_empty(), "read and sent");
+        assert_eq!(ledger.notify_held().unwrap(), Some(Held::encode(&[]).unwrap()));
         n.stop(Duration::from_secs(5)).await;
     }
 

@@ -267,7 +267,7 @@ fn json_shape(place: &str, full: &Value, bare: &Value, reads: &dyn Fn(&Value) ->
 }
 
 fn walk(place: &str, full: &Value, bare: &Value, reads: &dyn Fn(&Value) -> bool, path: &mut Vec<Step>, out: &mut Vec<String>) {
-    let mut probe = |change: &dyn Fn(&mut Value)| {
+    let probe = |change: &dyn Fn(&mut Value)| {
         let mut v = full.clone();
         let Some(at) = at(&mut v, path) else { return false };
         change(at);

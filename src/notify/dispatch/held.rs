@@ -28,7 +28,23 @@ use sha2::{Digest, Sha256};
 use tracing::error;
 
 use super::{Dispatcher, Key, Route, Started, Step, start, subject};
+use crate::ledger::Settle;
 use crate::notify::Notice;
+
+/// What the notifier found of the notices held back before its start ([`Held::settle`]).
+#[derive(Debug)]
+pub struct Settled {
+    /// The notices to send: the stored list's, and those of lists set aside that are read now.
+    pub list: Vec<Held>,
+    /// The stored list as it is now (empty: none).
+    pub stored: Vec<u8>,
+    /// Why the stored list could not be read, when it could not: it is set aside.
+    pub unreadable: Option<serde_json::Error>,
+    /// The lists set aside before that are read now (in `list`), by number.
+    pub adopted: Vec<u64>,
+    /// The lists set aside that still cannot be read (kept), by number.
+    pub unread: Vec<u64>,
+}
 
 /// A notice a rule's throttle holds back (or is flushing, its send under way).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,6 +90,39 @@ impl Held {
         let before = held.len();
         held.retain(|h| !flows.contains(&h.notice.flow));
         Ok((Held::encode(&held)?, before - held.len()))
+    }
+
+    /// What becomes of the stored list `held` and of the lists set aside before (`aside`, by
+    /// number) at the notifier's start, for
+    /// [`settle_notify_held`](crate::ledger::Ledger::settle_notify_held): a stored list this
+    /// version cannot read (a newer wharf's) is set aside, not written over; a list set aside
+    /// that it reads now (stored by this version, set aside by an older one after a rollback)
+    /// joins the stored list, to be sent. The answer says what was found.
+    pub fn settle(held: Option<&[u8]>, aside: &[(u64, Vec<u8>)]) -> Settle<Settled> {
+        let (mut list, unreadable) = match held.map(Held::decode).transpose() {
+            Ok(list) => (list.unwrap_or_default(), None),
+            Err(e) => (Vec::new(), Some(e)),
+        };
+        let (mut adopted, mut unread) = (Vec::new(), Vec::new());
+        for (n, bytes) in aside {
+            match Held::decode(bytes) {
+                Ok(more) => {
+                    list.extend(more);
+                    adopted.push(*n);
+                }
+                Err(_) => unread.push(*n),
+            }
+        }
+        let set_aside = unreadable.is_some();
+        let new = (set_aside || !adopted.is_empty()).then(|| Held::encode(&list)).transpose();
+        // Plain structs and JSON values encode; were one not to, nothing is changed.
+        let (new, adopted) = match new {
+            Ok(new) => (new, adopted),
+            Err(_) => (None, Vec::new()),
+        };
+        let stored = new.clone().or_else(|| held.filter(|_| !set_aside).map(<[u8]>::to_vec)).unwrap_or_default();
+        let answer = Settled { list, stored, unreadable, adopted: adopted.clone(), unread };
+        Settle { held: new, set_aside, adopted, answer }
     }
 
     /// How many notices of the stored list `bytes` are about `flows`.
@@ -139,7 +188,11 @@ fn pick(routes: &[&mut Route], h: &Held) -> Result<usize, &'static str> {
     (0..routes.len())
         .find(|&i| routes[i].name() == h.rule && (h.channel.is_none() || routes[i].channel() == h.channel))
         .filter(|&i| takes(routes[i]))
-        .ok_or("its rule is gone, or takes this kind no more")
+        .ok_or(if crate::notify::KINDS.contains(&h.notice.kind.as_str()) {
+            "its rule is gone, or takes this kind no more"
+        } else {
+            "its kind is not one this version knows (a newer wharf held it back): no rule takes it"
+        })
 }
 
 impl Dispatcher {
@@ -335,6 +388,27 @@ mod tests {
         let mut d = with_rules(&[rule("a", 0, 3600)], &recs);
         send_restored(&mut d, old).await;
         assert_eq!(a.details.lock().unwrap().len(), 4);
+    }
+
+    /// A list a newer wharf stored, rolled back from: a field this version does not know is
+    /// skipped, and a notice of a kind it does not know is read, and logged as not sent (no
+    /// rule takes it), the others sent.
+    #[test]
+    fn a_notice_of_a_kind_this_version_does_not_know_is_read_and_not_sent() {
+        let rec = Arc::new(Recorder::default());
+        let stored = r#"[{"rule":"recorder","held":1,"since":1,"notice":{"kind":"brand_new","flow":"f","at":"2026-12-07T10:00:00Z","subject":"a","detail":"new","seq":null,"run":null,"facts":{}}},
+            {"rule":"recorder","held":1,"notice":{"kind":"failed","flow":"f","at":"2026-12-07T10:00:00Z","subject":"b","detail":"old","seq":null,"run":null,"facts":{},"tag":"x"}}]"#;
+        let held = Held::decode(stored.as_bytes()).unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        let ((), lines) = crate::log_capture::Log::default().of(|| {
+            rt.block_on(async {
+                let mut d = Dispatcher::new(&[]).unwrap().with_retry(quick());
+                d.add_global(["failed"], Duration::from_secs(3600), rec.clone());
+                send_restored(&mut d, held).await;
+            })
+        });
+        assert_eq!(*rec.details.lock().unwrap(), ["old"]);
+        assert!(lines.iter().any(|l| l.contains("brand_new") && l.contains("not one this version knows")), "{lines:#?}");
     }
 
     /// `wharf forget` drops the notices of the flow (and of its responses) from the stored

@@ -39,7 +39,7 @@ use tokio::sync::{Semaphore, oneshot};
 use tracing::{debug, error, info};
 
 use super::{Notice, Notifier, NotifyError, RECOVERED, Rule};
-pub use held::Held;
+pub use held::{Held, Settled};
 use lane::{Job, Lane, Refused};
 pub use lane::{QUEUED, RetryPolicy, SENDING, WAITING, WAITING_BYTES};
 
