@@ -69,6 +69,21 @@ fn set_aside_key(n: u64) -> String {
 /// The prefix of [`set_aside_key`].
 const SET_ASIDE: &str = "unread/";
 
+/// The values of [`NOTIFY_HELD`] under `prefix` followed by a number ([`summary_key`],
+/// [`set_aside_key`]), by that number, in its order. Keys written by those only: another one
+/// is skipped, not misread.
+fn numbered(table: &impl ReadableTable<&'static str, &'static [u8]>, prefix: &str) -> Result<Vec<(u64, Vec<u8>)>, redb::StorageError> {
+    let mut out = Vec::new();
+    for item in table.range(prefix..)? {
+        let (k, v) = item?;
+        let Some(n) = k.value().strip_prefix(prefix) else { break };
+        if let Ok(n) = n.parse() {
+            out.push((n, v.value().to_vec()));
+        }
+    }
+    Ok(out)
+}
+
 /// What the notifier makes of the stored list of notices held back and of those set aside
 /// ([`Ledger::settle_notify_held`]).
 pub struct Settle<T> {
@@ -451,19 +466,7 @@ impl Ledger {
     /// The run summaries not sent yet ([`put_notify_summary`](Self::put_notify_summary)), by
     /// run, oldest first.
     pub fn notify_summaries(&self) -> Result<Vec<(u64, Vec<u8>)>, LedgerError> {
-        self.read(|tx| {
-            let table = tx.open_table(NOTIFY_HELD)?;
-            let mut out = Vec::new();
-            for item in table.range(SUMMARY..)? {
-                let (k, v) = item?;
-                let Some(run) = k.value().strip_prefix(SUMMARY) else { break };
-                // Keys written by `summary_key` only; another one is skipped, not misread.
-                if let Ok(run) = run.parse() {
-                    out.push((run, v.value().to_vec()));
-                }
-            }
-            Ok(out)
-        })
+        self.read(|tx| Ok(numbered(&tx.open_table(NOTIFY_HELD)?, SUMMARY)?))
     }
 
     /// Changes what the notifier's throttles hold back, in one transaction: `edit` gets the
@@ -493,14 +496,7 @@ impl Ledger {
         self.write(|tx| {
             let mut table = tx.open_table(NOTIFY_HELD)?;
             let held = table.get(HELD)?.map(|v| v.value().to_vec());
-            let mut aside = Vec::new();
-            for item in table.range(SET_ASIDE..)? {
-                let (k, v) = item?;
-                let Some(n) = k.value().strip_prefix(SET_ASIDE) else { break };
-                if let Ok(n) = n.parse() {
-                    aside.push((n, v.value().to_vec()));
-                }
-            }
+            let aside = numbered(&table, SET_ASIDE)?;
             let s = settle(held.as_deref(), &aside);
             if let (true, Some(old)) = (s.set_aside, &held) {
                 let next = aside.last().map_or(1, |(n, _)| n + 1);
