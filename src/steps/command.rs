@@ -43,6 +43,9 @@ pub struct Env<'a> {
     pub flow: &'a str,
     pub run: u64,
     pub file: &'a str,
+    /// The run's side giving up on the pass (`wharf serve` cutting the run off at its
+    /// shutdown): the program is killed with its group, at once.
+    pub abandoned: Option<&'a process::Abandoned>,
 }
 
 /// Why a pass did not give the file's new bytes, when it is not the file's fault.
@@ -129,10 +132,19 @@ impl Command {
     /// the program failed (how, for the file's quarantine reason). Must not be called from
     /// async code (it blocks on the program); within a tokio runtime's blocking thread it
     /// uses that runtime, elsewhere one of its own.
+    /// A pass abandoned ([`Env::abandoned`]) is `Trouble::Io` of kind `Interrupted`; the
+    /// output file is then incomplete.
     pub fn run(&self, env: &Env<'_>, input: &Path, output: &Path) -> Result<Result<(), String>, Trouble> {
+        let pass = async {
+            let Some(abandoned) = env.abandoned else { return self.pass(env, input, output).await };
+            abandoned.or_abandoned(self.pass(env, input, output)).await.unwrap_or_else(|| {
+                let why = format!("the `command` step steps[{}] (`{}`) was killed: the run was cut off", self.at, self.shown());
+                Err(Trouble::Io(std::io::Error::new(std::io::ErrorKind::Interrupted, why)))
+            })
+        };
         match tokio::runtime::Handle::try_current() {
-            Ok(h) => h.block_on(self.pass(env, input, output)),
-            Err(_) => tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(self.pass(env, input, output)),
+            Ok(h) => h.block_on(pass),
+            Err(_) => tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(pass),
         }
     }
 
@@ -215,7 +227,7 @@ mod tests {
     }
 
     fn env() -> Env<'static> {
-        Env { flow: "f", run: 3, file: "x.csv.gz" }
+        Env { flow: "f", run: 3, file: "x.csv.gz", abandoned: None }
     }
 
     #[test]
@@ -264,6 +276,41 @@ mod tests {
 
         let why = step(&["sh", "-c", "(sleep 5; echo late) & echo early"], "1m", None).run(&env(), &input, &out).unwrap().unwrap_err();
         assert!(why.contains("left processes running in the background"), "{why}");
+    }
+
+    /// The run given up (cut off at `wharf serve`'s shutdown): the program and what it
+    /// started are killed at once, not left to their time limit.
+    #[test]
+    fn an_abandoned_pass_kills_the_program_and_its_group_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (input, out, pids) = (dir.path().join("in"), dir.path().join("out"), dir.path().join("pids"));
+        std::fs::write(&input, "x").unwrap();
+        let script = format!("sleep 60 & echo $! >> {p}; echo $$ >> {p}; wait", p = pids.display());
+        let s = step(&["sh", "-c", &script], "1h", None);
+        let (abandon, abandoned) = process::abandonment();
+        let pids_c = pids.clone();
+        let giver_up = std::thread::spawn(move || {
+            while std::fs::read_to_string(&pids_c).map_or(0, |t| t.lines().count()) < 2 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            drop(abandon);
+        });
+        let started = std::time::Instant::now();
+        let env = Env { abandoned: Some(&abandoned), ..env() };
+        match s.run(&env, &input, &out) {
+            Err(Trouble::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::Interrupted, "{e}"),
+            other => panic!("{other:?}"),
+        }
+        giver_up.join().unwrap();
+        assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+        for pid in std::fs::read_to_string(&pids).unwrap().lines() {
+            let stat = format!("/proc/{pid}/stat");
+            let gone = (0..100).any(|_| {
+                std::thread::sleep(Duration::from_millis(20));
+                std::fs::read_to_string(&stat).map_or(true, |s| s.contains(") Z "))
+            });
+            assert!(gone, "process {pid} still runs");
+        }
     }
 
     #[test]

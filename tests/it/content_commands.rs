@@ -180,3 +180,65 @@ fn a_program_that_cannot_start_stops_the_run_and_the_file_stays() {
     assert!(w.remote("incoming/x.csv.gz").exists(), "kept at the source for the next run");
     assert!(!w.local("quarantine").exists(), "not quarantined");
 }
+
+/// The files under `dir` and its folders (none when it is missing).
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
+    entries.map(|e| e.unwrap().path()).flat_map(|p| if p.is_dir() { files_under(&p) } else { vec![p] }).collect()
+}
+
+/// `wharf run` killed outright (`kill -9`) while a `command` step's program runs, after an
+/// earlier step's output (`.bytes`) and part of this one's (`.piped`) were written: the
+/// program dies with wharf (the parent-death signal), and the next run takes the file
+/// through its steps again, delivers it once and leaves nothing in the staging folder.
+#[test]
+fn a_run_killed_during_a_command_step_is_redone_once_by_the_next() {
+    let Some(w) = World::new() else { return };
+    fs::write(w.remote("incoming/x.csv.gz"), pipe("gzip", &["-c"], CSV)).unwrap();
+    w.sshd.give_to_user(&w.remote("incoming"));
+    let pids = w.local("pids");
+    let steps = |second: &str| {
+        format!(
+            "  - command: {{ run: [gunzip, -c], name: '{{{{stem}}}}' }}\n  - command: {{ run: {second} }}\n  - parse: {{ format: csv }}"
+        )
+    };
+    let flow = w.flow(
+        "killed",
+        ("partner:/incoming", "here:/out"),
+        &steps(&format!("[sh, -c, 'cat; echo $$ >> {}; exec sleep 600']", pids.display())),
+    );
+    let mut run = support::wharf(&w.local("state")).arg("run").arg(&flow).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let pid = || fs::read_to_string(&pids).unwrap_or_default().trim().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while pid().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the step's program did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let staged: Vec<String> =
+        files_under(&w.local("state/staging")).iter().filter_map(|p| p.extension()).map(|e| e.to_string_lossy().into_owned()).collect();
+    run.kill().unwrap();
+    let _ = run.wait();
+    let stat = format!("/proc/{}/stat", pid());
+    let gone = (0..250).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::read_to_string(&stat).map_or(true, |s| s.contains(") Z "))
+    });
+    assert!(gone, "the step's program {} outlived wharf", pid());
+    assert!(staged.iter().any(|e| e == "bytes") && staged.iter().any(|e| e == "piped"), "killed mid-steps: {staged:?}");
+
+    fs::write(
+        &flow,
+        fs::read_to_string(&flow)
+            .unwrap()
+            .replace(&steps(&format!("[sh, -c, 'cat; echo $$ >> {}; exec sleep 600']", pids.display())), &steps("[cat]")),
+    )
+    .unwrap();
+    let (out, r) = w.run(&flow, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!((r["counts"]["delivered"].as_u64(), r["quarantined"].as_u64()), (Some(1), Some(0)), "{r:#}");
+    assert_eq!(fs::read(w.local("out/x.csv")).unwrap(), CSV);
+    assert_eq!(fs::read_dir(w.local("out")).unwrap().count(), 1, "delivered once");
+    assert_eq!(files_under(&w.local("state/staging")), Vec::<PathBuf>::new(), "nothing left in the staging folder");
+    let (_, again) = w.run(&flow, &[]);
+    assert_eq!(again["counts"]["delivered"].as_u64(), Some(0), "not delivered a second time: {again:#}");
+}
