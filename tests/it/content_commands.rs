@@ -242,3 +242,47 @@ fn a_run_killed_during_a_command_step_is_redone_once_by_the_next() {
     let (_, again) = w.run(&flow, &[]);
     assert_eq!(again["counts"]["delivered"].as_u64(), Some(0), "not delivered a second time: {again:#}");
 }
+
+/// A round trip whose response steps gunzip the partner's `.ack.gz`: a gzipped response is
+/// delivered unpacked under its plain name; one that is not gzip is rejected (quarantined)
+/// with gunzip's words. Local folders only.
+#[test]
+fn a_response_s_command_step_gunzips_the_acknowledgement() {
+    let dir = tempdir();
+    let d = dir.path();
+    for sub in ["src/out", "partner/in", "partner/acks", "home"] {
+        fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    fs::write(d.join("src/out/o1.csv"), "a\n").unwrap();
+    fs::write(d.join("src/out/o2.csv"), "b\n").unwrap();
+    let flow = d.join("rt.yaml");
+    fs::write(
+        &flow,
+        format!(
+            "name: rt\nendpoints:\n  here: {{ type: local, root: {r}/src }}\n  partner: {{ type: local, root: {r}/partner }}\n  \
+             home: {{ type: local, root: {r}/home }}\nsource: {{ endpoint: here, path: /out }}\nsinks: [ {{ endpoint: partner, path: /in }} ]\n\
+             response:\n  path: /acks\n  name: '{{{{stem}}}}.ack.gz'\n  deadline: 1h\n  steps:\n    - command: {{ run: [gunzip, -c], name: '{{{{stem}}}}' }}\n  \
+             quarantine: {{ endpoint: home, path: /q }}\n  sinks: [ {{ endpoint: home, path: /acks }} ]\n",
+            r = d.display()
+        ),
+    )
+    .unwrap();
+    let state = d.join("state");
+    let validate = support::wharf(&state).arg("validate").arg(&flow).output().unwrap();
+    assert_eq!(validate.status.code(), Some(0), "{}", text(&validate));
+    let run = || {
+        let (code, r) = support::json_of(support::wharf(&state).arg("run").arg("--json").arg(&flow));
+        assert_eq!(code, 0, "{r:#}");
+        r
+    };
+    run();
+    fs::write(d.join("partner/acks/o1.ack.gz"), pipe("gzip", &["-c"], b"ACK o1\n")).unwrap();
+    fs::write(d.join("partner/acks/o2.ack.gz"), "not gzip\n").unwrap();
+    let r = run();
+    assert_eq!(fs::read_to_string(d.join("home/acks/o1.ack")).unwrap(), "ACK o1\n", "{r:#}");
+    assert!(!d.join("home/acks/o2.ack").exists() && !d.join("home/acks/o2.ack.gz").exists(), "{r:#}");
+    let report = fs::read_to_string(d.join("home/q/o2.ack.gz.report.txt")).unwrap();
+    assert!(report.contains("the `command` step steps[0] (`gunzip`) exited with status 1"), "{report}");
+    let awaits = support::wharf(&state).args(["awaits", "rt"]).output().unwrap();
+    assert!(text(&awaits).contains("rejected") && text(&awaits).contains("answered"), "{}", text(&awaits));
+}
