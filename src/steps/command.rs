@@ -313,6 +313,38 @@ mod tests {
         }
     }
 
+    /// Programs a hostile or broken file makes misbehave: none holds wharf up past the step's
+    /// `timeout` or makes it keep more than the end of stderr.
+    #[test]
+    fn misbehaving_programs_end_within_their_limit_with_bounded_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let (input, out) = (dir.path().join("in"), dir.path().join("out"));
+        std::fs::write(&input, vec![b'x'; 4 << 20]).unwrap();
+        let quick = std::time::Instant::now();
+
+        // 20 MB on stderr: only its end is kept and quoted.
+        let s = step(&["sh", "-c", "head -c 20000000 /dev/zero | tr '\\0' e >&2; echo the-end >&2; exit 4"], "1m", None);
+        let why = s.run(&env(), &input, &out).unwrap().unwrap_err();
+        assert!(why.starts_with("the `command` step steps[1] (`sh`) exited with status 4; its stderr ends: …eee"), "{}", &why[..200]);
+        assert!(why.ends_with("eeethe-end") && why.chars().count() < 700, "{} chars: {}", why.chars().count(), &why[why.len() - 40..]);
+
+        // Never reads its (file) stdin: no broken pipe on wharf's side; an empty output.
+        assert_eq!(step(&["true"], "1m", None).run(&env(), &input, &out).unwrap(), Ok(()));
+        assert_eq!(std::fs::metadata(&out).unwrap().len(), 0);
+
+        // Closes its stdout and runs on: killed at its limit, not waited for for ever.
+        let s = step(&["sh", "-c", "echo part; exec >&-; sleep 30"], "500ms", None);
+        assert_eq!(
+            s.run(&env(), &input, &out).unwrap().unwrap_err(),
+            "the `command` step steps[1] (`sh`) did not finish within 500ms and was killed"
+        );
+
+        // Writes for ever: killed at its limit.
+        let why = step(&["yes"], "300ms", None).run(&env(), &input, &out).unwrap().unwrap_err();
+        assert!(why.contains("did not finish within 300ms"), "{why}");
+        assert!(quick.elapsed() < Duration::from_secs(20), "{:?}", quick.elapsed());
+    }
+
     #[test]
     fn a_program_that_cannot_start_is_the_flow_s_trouble() {
         let dir = tempfile::tempdir().unwrap();
