@@ -286,3 +286,52 @@ fn a_response_s_command_step_gunzips_the_acknowledgement() {
     let awaits = support::wharf(&state).args(["awaits", "rt"]).output().unwrap();
     assert!(text(&awaits).contains("rejected") && text(&awaits).contains("answered"), "{}", text(&awaits));
 }
+
+/// `wharf run` stopped by SIGTERM while a `command` step's program runs: it exits at once
+/// (128 + 15), cleanly (before: a panic of the step's wait, its timers gone with the run's
+/// runtime), with the program and what it started killed, the file left at the source.
+#[test]
+fn sigterm_during_a_command_step_stops_wharf_run_cleanly() {
+    let dir = tempdir();
+    let d = dir.path();
+    for sub in ["src/in", "dst"] {
+        fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    fs::write(d.join("src/in/a.csv"), "id\n").unwrap();
+    let pids = d.join("pids");
+    let flow = d.join("slow.yaml");
+    fs::write(
+        &flow,
+        format!(
+            "name: slow\nendpoints:\n  a: {{ type: local, root: {r}/src }}\n  b: {{ type: local, root: {r}/dst }}\n\
+             source: {{ endpoint: a, path: /in }}\nsinks: [ {{ endpoint: b, path: / }} ]\nquarantine: {{ endpoint: b, path: /q }}\n\
+             steps:\n  - command: {{ run: [sh, -c, 'sleep 600 & echo $! >> {p}; echo $$ >> {p}; wait'], timeout: 1h }}\n",
+            r = d.display(),
+            p = pids.display()
+        ),
+    )
+    .unwrap();
+    let child = support::wharf(&d.join("state")).arg("run").arg(&flow).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let read_pids = || fs::read_to_string(&pids).unwrap_or_default().lines().map(str::to_string).collect::<Vec<_>>();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while read_pids().len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the step's program did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let started = std::time::Instant::now();
+    // SAFETY: kill(2) on a child we own.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+    assert_eq!(out.status.code(), Some(143), "{}", text(&out));
+    assert!(!text(&out).contains("panicked"), "{}", text(&out));
+    for pid in read_pids() {
+        let stat = format!("/proc/{pid}/stat");
+        let gone = (0..250).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            fs::read_to_string(&stat).map_or(true, |s| s.contains(") Z "))
+        });
+        assert!(gone, "the step's process {pid} still runs");
+    }
+    assert!(d.join("src/in/a.csv").exists() && !d.join("dst/q").exists());
+}
