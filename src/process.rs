@@ -1,8 +1,9 @@
-//! Programs wharf runs for a flow (`source.command` exports, command notifiers): started in
-//! a process group of their own and waited for under a time limit.
+//! Programs wharf runs for a flow (`source.command` exports, `command` content steps, command
+//! notifiers): started in a process group of their own and waited for under a time limit.
 //!
 //! Owns what happens to everything such a program started: the whole group is killed when
-//! the limit passes, when the wait is abandoned (a run cancelled, `wharf serve` stopping) and
+//! the limit passes, when the wait is abandoned (a run cancelled, `wharf serve` stopping; a
+//! wait on a blocking thread, which a cancelled run does not stop, through [`Abandon`]) and
 //! when the program itself exits while something it started in the background still runs
 //! (`sh -c 'export &'`). Killing only the program left such processes running, writing into
 //! a file wharf had already taken, and holding the program's stderr open so the wait lasted
