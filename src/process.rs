@@ -1,8 +1,9 @@
-//! Programs wharf runs for a flow (`source.command` exports, command notifiers): started in
-//! a process group of their own and waited for under a time limit.
+//! Programs wharf runs for a flow (`source.command` exports, `command` content steps, command
+//! notifiers): started in a process group of their own and waited for under a time limit.
 //!
 //! Owns what happens to everything such a program started: the whole group is killed when
-//! the limit passes, when the wait is abandoned (a run cancelled, `wharf serve` stopping) and
+//! the limit passes, when the wait is abandoned (a run cancelled, `wharf serve` stopping; a
+//! wait on a blocking thread, which a cancelled run does not stop, through [`Abandon`]) and
 //! when the program itself exits while something it started in the background still runs
 //! (`sh -c 'export &'`). Killing only the program left such processes running, writing into
 //! a file wharf had already taken, and holding the program's stderr open so the wait lasted
@@ -217,6 +218,42 @@ mod spawner {
         })
         .as_ref()
         .map_err(String::as_str)
+    }
+}
+
+/// Held by a run while blocking code waits for a program on its behalf (a `command` content
+/// step on a blocking thread, which a cancelled run does not stop): dropping it — the run
+/// cut off at `wharf serve`'s shutdown — abandons those waits, and so kills the programs
+/// with their groups ([`Abandoned::or_abandoned`]).
+#[derive(Debug)]
+pub struct Abandon {
+    _held: tokio::sync::watch::Sender<()>,
+}
+
+/// The blocking side of an [`Abandon`].
+#[derive(Debug, Clone)]
+pub struct Abandoned(tokio::sync::watch::Receiver<()>);
+
+/// A new [`Abandon`] guard and its blocking side.
+pub fn abandonment() -> (Abandon, Abandoned) {
+    let (tx, rx) = tokio::sync::watch::channel(());
+    (Abandon { _held: tx }, Abandoned(rx))
+}
+
+impl Abandoned {
+    /// Runs `wait` (a program's whole wait: its output copied, its end awaited) unless the
+    /// guard is dropped first: then `wait` is dropped, which kills the program and its group
+    /// ([`Running`]'s group is killed on drop), and `None` is returned. Checked first at every
+    /// wake-up: after a cut-off run's runtime has shut its timers down, `wait` must not be
+    /// polled again (a timer polled then panics).
+    pub async fn or_abandoned<T>(&self, wait: impl std::future::Future<Output = T>) -> Option<T> {
+        let mut rx = self.0.clone();
+        let gone = async move { while rx.changed().await.is_ok() {} };
+        tokio::select! {
+            biased;
+            () = gone => None,
+            v = wait => Some(v),
+        }
     }
 }
 

@@ -98,6 +98,10 @@ pub async fn process(
     let (steps_c, name, sha) = (steps.clone(), source.to_string(), rec.sha256.clone().unwrap_or_default());
     let (size, flow) = (rec.size, cx.flow.name.clone());
     let (out_c, rejects_c) = (out.clone(), rejects.clone());
+    // Dropped with this future when the run is cut off (`wharf serve` stopping): the blocking
+    // pass, which the cut does not stop, then kills the `command` step's program at once and
+    // ends; the file is left in flight for the next run.
+    let (_abandon, abandoned) = crate::process::abandonment();
     let processed = tokio::task::spawn_blocking(move || {
         steps_c.run(&Input {
             flow: &flow,
@@ -112,6 +116,7 @@ pub async fn process(
             row_count_text,
             output: &out_c,
             rejects: &rejects_c,
+            abandoned: Some(&abandoned),
         })
     })
     .await

@@ -43,6 +43,9 @@ pub struct Env<'a> {
     pub flow: &'a str,
     pub run: u64,
     pub file: &'a str,
+    /// The run's side giving up on the pass (`wharf serve` cutting the run off at its
+    /// shutdown): the program is killed with its group, at once.
+    pub abandoned: Option<&'a process::Abandoned>,
 }
 
 /// Why a pass did not give the file's new bytes, when it is not the file's fault.
@@ -129,10 +132,19 @@ impl Command {
     /// the program failed (how, for the file's quarantine reason). Must not be called from
     /// async code (it blocks on the program); within a tokio runtime's blocking thread it
     /// uses that runtime, elsewhere one of its own.
+    /// A pass abandoned ([`Env::abandoned`]) is `Trouble::Io` of kind `Interrupted`; the
+    /// output file is then incomplete.
     pub fn run(&self, env: &Env<'_>, input: &Path, output: &Path) -> Result<Result<(), String>, Trouble> {
+        let pass = async {
+            let Some(abandoned) = env.abandoned else { return self.pass(env, input, output).await };
+            abandoned.or_abandoned(self.pass(env, input, output)).await.unwrap_or_else(|| {
+                let why = format!("the `command` step steps[{}] (`{}`) was killed: the run was cut off", self.at, self.shown());
+                Err(Trouble::Io(std::io::Error::new(std::io::ErrorKind::Interrupted, why)))
+            })
+        };
         match tokio::runtime::Handle::try_current() {
-            Ok(h) => h.block_on(self.pass(env, input, output)),
-            Err(_) => tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(self.pass(env, input, output)),
+            Ok(h) => h.block_on(pass),
+            Err(_) => tokio::runtime::Builder::new_current_thread().enable_all().build()?.block_on(pass),
         }
     }
 
@@ -215,7 +227,7 @@ mod tests {
     }
 
     fn env() -> Env<'static> {
-        Env { flow: "f", run: 3, file: "x.csv.gz" }
+        Env { flow: "f", run: 3, file: "x.csv.gz", abandoned: None }
     }
 
     #[test]
@@ -264,6 +276,73 @@ mod tests {
 
         let why = step(&["sh", "-c", "(sleep 5; echo late) & echo early"], "1m", None).run(&env(), &input, &out).unwrap().unwrap_err();
         assert!(why.contains("left processes running in the background"), "{why}");
+    }
+
+    /// The run given up (cut off at `wharf serve`'s shutdown): the program and what it
+    /// started are killed at once, not left to their time limit.
+    #[test]
+    fn an_abandoned_pass_kills_the_program_and_its_group_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (input, out, pids) = (dir.path().join("in"), dir.path().join("out"), dir.path().join("pids"));
+        std::fs::write(&input, "x").unwrap();
+        let script = format!("sleep 60 & echo $! >> {p}; echo $$ >> {p}; wait", p = pids.display());
+        let s = step(&["sh", "-c", &script], "1h", None);
+        let (abandon, abandoned) = process::abandonment();
+        let pids_c = pids.clone();
+        let giver_up = std::thread::spawn(move || {
+            while std::fs::read_to_string(&pids_c).map_or(0, |t| t.lines().count()) < 2 {
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            drop(abandon);
+        });
+        let started = std::time::Instant::now();
+        let env = Env { abandoned: Some(&abandoned), ..env() };
+        match s.run(&env, &input, &out) {
+            Err(Trouble::Io(e)) => assert_eq!(e.kind(), std::io::ErrorKind::Interrupted, "{e}"),
+            other => panic!("{other:?}"),
+        }
+        giver_up.join().unwrap();
+        assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+        for pid in std::fs::read_to_string(&pids).unwrap().lines() {
+            let stat = format!("/proc/{pid}/stat");
+            let gone = (0..100).any(|_| {
+                std::thread::sleep(Duration::from_millis(20));
+                std::fs::read_to_string(&stat).map_or(true, |s| s.contains(") Z "))
+            });
+            assert!(gone, "process {pid} still runs");
+        }
+    }
+
+    /// Programs a hostile or broken file makes misbehave: none holds wharf up past the step's
+    /// `timeout` or makes it keep more than the end of stderr.
+    #[test]
+    fn misbehaving_programs_end_within_their_limit_with_bounded_messages() {
+        let dir = tempfile::tempdir().unwrap();
+        let (input, out) = (dir.path().join("in"), dir.path().join("out"));
+        std::fs::write(&input, vec![b'x'; 4 << 20]).unwrap();
+        let quick = std::time::Instant::now();
+
+        // 20 MB on stderr: only its end is kept and quoted.
+        let s = step(&["sh", "-c", "head -c 20000000 /dev/zero | tr '\\0' e >&2; echo the-end >&2; exit 4"], "1m", None);
+        let why = s.run(&env(), &input, &out).unwrap().unwrap_err();
+        assert!(why.starts_with("the `command` step steps[1] (`sh`) exited with status 4; its stderr ends: …eee"), "{}", &why[..200]);
+        assert!(why.ends_with("eeethe-end") && why.chars().count() < 700, "{} chars: {}", why.chars().count(), &why[why.len() - 40..]);
+
+        // Never reads its (file) stdin: no broken pipe on wharf's side; an empty output.
+        assert_eq!(step(&["true"], "1m", None).run(&env(), &input, &out).unwrap(), Ok(()));
+        assert_eq!(std::fs::metadata(&out).unwrap().len(), 0);
+
+        // Closes its stdout and runs on: killed at its limit, not waited for for ever.
+        let s = step(&["sh", "-c", "echo part; exec >&-; sleep 30"], "500ms", None);
+        assert_eq!(
+            s.run(&env(), &input, &out).unwrap().unwrap_err(),
+            "the `command` step steps[1] (`sh`) did not finish within 500ms and was killed"
+        );
+
+        // Writes for ever: killed at its limit.
+        let why = step(&["yes"], "300ms", None).run(&env(), &input, &out).unwrap().unwrap_err();
+        assert!(why.contains("did not finish within 300ms"), "{why}");
+        assert!(quick.elapsed() < Duration::from_secs(20), "{:?}", quick.elapsed());
     }
 
     #[test]

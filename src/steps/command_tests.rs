@@ -156,6 +156,7 @@ fn a_program_that_cannot_start_is_not_the_file_s_fault() {
         rejects: &d.join("rejects"),
         bytes: &d.join("bytes"),
         piped: &d.join("piped"),
+        abandoned: None,
     }) {
         // The staged file is opened first: missing here, the local disk's trouble.
         Err(RunError::Io(_)) => {}
@@ -176,6 +177,7 @@ fn a_program_that_cannot_start_is_not_the_file_s_fault() {
         rejects: &d.join("rejects"),
         bytes: &d.join("bytes"),
         piped: &d.join("piped"),
+        abandoned: None,
     };
     match s.run(&input) {
         Err(RunError::Program(m)) => assert!(m.contains("missing.sh` could not be started"), "{m}"),

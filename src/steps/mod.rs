@@ -399,6 +399,9 @@ pub struct Input<'a> {
     /// `command` step writes its output until it succeeded (both removed when done).
     pub bytes: &'a Path,
     pub piped: &'a Path,
+    /// The run's side giving up on the file (cut off at `wharf serve`'s shutdown): a
+    /// `command` step's program is killed at once (`None`: never).
+    pub abandoned: Option<&'a crate::process::Abandoned>,
 }
 
 /// Why a file could not be taken through its steps when it is not the file's fault.
@@ -724,7 +727,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
     /// file's problems.
     fn command(&mut self, c: &command::Command, from: &Path, to: &Path) -> Result<bool, RunError> {
         let name = self.steps.name_at(self.file_name(), c.at).map_err(RunError::Name)?;
-        let env = command::Env { flow: self.input.flow, run: self.input.vars.run, file: &name };
+        let env = command::Env { flow: self.input.flow, run: self.input.vars.run, file: &name, abandoned: self.input.abandoned };
         match c.run(&env, from, self.input.piped) {
             Err(command::Trouble::NotStarted(m)) => Err(RunError::Program(m)),
             Err(command::Trouble::Io(e)) => Err(RunError::Io(e)),

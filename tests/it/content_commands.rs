@@ -180,3 +180,158 @@ fn a_program_that_cannot_start_stops_the_run_and_the_file_stays() {
     assert!(w.remote("incoming/x.csv.gz").exists(), "kept at the source for the next run");
     assert!(!w.local("quarantine").exists(), "not quarantined");
 }
+
+/// The files under `dir` and its folders (none when it is missing).
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };
+    entries.map(|e| e.unwrap().path()).flat_map(|p| if p.is_dir() { files_under(&p) } else { vec![p] }).collect()
+}
+
+/// `wharf run` killed outright (`kill -9`) while a `command` step's program runs, after an
+/// earlier step's output (`.bytes`) and part of this one's (`.piped`) were written: the
+/// program dies with wharf (the parent-death signal), and the next run takes the file
+/// through its steps again, delivers it once and leaves nothing in the staging folder.
+#[test]
+fn a_run_killed_during_a_command_step_is_redone_once_by_the_next() {
+    let Some(w) = World::new() else { return };
+    fs::write(w.remote("incoming/x.csv.gz"), pipe("gzip", &["-c"], CSV)).unwrap();
+    w.sshd.give_to_user(&w.remote("incoming"));
+    let pids = w.local("pids");
+    let steps = |second: &str| {
+        format!(
+            "  - command: {{ run: [gunzip, -c], name: '{{{{stem}}}}' }}\n  - command: {{ run: {second} }}\n  - parse: {{ format: csv }}"
+        )
+    };
+    let flow = w.flow(
+        "killed",
+        ("partner:/incoming", "here:/out"),
+        &steps(&format!("[sh, -c, 'cat; echo $$ >> {}; exec sleep 600']", pids.display())),
+    );
+    let mut run = support::wharf(&w.local("state")).arg("run").arg(&flow).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let pid = || fs::read_to_string(&pids).unwrap_or_default().trim().to_string();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while pid().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the step's program did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let staged: Vec<String> =
+        files_under(&w.local("state/staging")).iter().filter_map(|p| p.extension()).map(|e| e.to_string_lossy().into_owned()).collect();
+    run.kill().unwrap();
+    let _ = run.wait();
+    let stat = format!("/proc/{}/stat", pid());
+    let gone = (0..250).any(|_| {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        fs::read_to_string(&stat).map_or(true, |s| s.contains(") Z "))
+    });
+    assert!(gone, "the step's program {} outlived wharf", pid());
+    assert!(staged.iter().any(|e| e == "bytes") && staged.iter().any(|e| e == "piped"), "killed mid-steps: {staged:?}");
+
+    fs::write(
+        &flow,
+        fs::read_to_string(&flow)
+            .unwrap()
+            .replace(&steps(&format!("[sh, -c, 'cat; echo $$ >> {}; exec sleep 600']", pids.display())), &steps("[cat]")),
+    )
+    .unwrap();
+    let (out, r) = w.run(&flow, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_eq!((r["counts"]["delivered"].as_u64(), r["quarantined"].as_u64()), (Some(1), Some(0)), "{r:#}");
+    assert_eq!(fs::read(w.local("out/x.csv")).unwrap(), CSV);
+    assert_eq!(fs::read_dir(w.local("out")).unwrap().count(), 1, "delivered once");
+    assert_eq!(files_under(&w.local("state/staging")), Vec::<PathBuf>::new(), "nothing left in the staging folder");
+    let (_, again) = w.run(&flow, &[]);
+    assert_eq!(again["counts"]["delivered"].as_u64(), Some(0), "not delivered a second time: {again:#}");
+}
+
+/// A round trip whose response steps gunzip the partner's `.ack.gz`: a gzipped response is
+/// delivered unpacked under its plain name; one that is not gzip is rejected (quarantined)
+/// with gunzip's words. Local folders only.
+#[test]
+fn a_response_s_command_step_gunzips_the_acknowledgement() {
+    let dir = tempdir();
+    let d = dir.path();
+    for sub in ["src/out", "partner/in", "partner/acks", "home"] {
+        fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    fs::write(d.join("src/out/o1.csv"), "a\n").unwrap();
+    fs::write(d.join("src/out/o2.csv"), "b\n").unwrap();
+    let flow = d.join("rt.yaml");
+    fs::write(
+        &flow,
+        format!(
+            "name: rt\nendpoints:\n  here: {{ type: local, root: {r}/src }}\n  partner: {{ type: local, root: {r}/partner }}\n  \
+             home: {{ type: local, root: {r}/home }}\nsource: {{ endpoint: here, path: /out }}\nsinks: [ {{ endpoint: partner, path: /in }} ]\n\
+             response:\n  path: /acks\n  name: '{{{{stem}}}}.ack.gz'\n  deadline: 1h\n  steps:\n    - command: {{ run: [gunzip, -c], name: '{{{{stem}}}}' }}\n  \
+             quarantine: {{ endpoint: home, path: /q }}\n  sinks: [ {{ endpoint: home, path: /acks }} ]\n",
+            r = d.display()
+        ),
+    )
+    .unwrap();
+    let state = d.join("state");
+    let validate = support::wharf(&state).arg("validate").arg(&flow).output().unwrap();
+    assert_eq!(validate.status.code(), Some(0), "{}", text(&validate));
+    let run = || {
+        let (code, r) = support::json_of(support::wharf(&state).arg("run").arg("--json").arg(&flow));
+        assert_eq!(code, 0, "{r:#}");
+        r
+    };
+    run();
+    fs::write(d.join("partner/acks/o1.ack.gz"), pipe("gzip", &["-c"], b"ACK o1\n")).unwrap();
+    fs::write(d.join("partner/acks/o2.ack.gz"), "not gzip\n").unwrap();
+    let r = run();
+    assert_eq!(fs::read_to_string(d.join("home/acks/o1.ack")).unwrap(), "ACK o1\n", "{r:#}");
+    assert!(!d.join("home/acks/o2.ack").exists() && !d.join("home/acks/o2.ack.gz").exists(), "{r:#}");
+    let report = fs::read_to_string(d.join("home/q/o2.ack.gz.report.txt")).unwrap();
+    assert!(report.contains("the `command` step steps[0] (`gunzip`) exited with status 1"), "{report}");
+    let awaits = support::wharf(&state).args(["awaits", "rt"]).output().unwrap();
+    assert!(text(&awaits).contains("rejected") && text(&awaits).contains("answered"), "{}", text(&awaits));
+}
+
+/// `wharf run` stopped by SIGTERM while a `command` step's program runs: it exits at once
+/// (128 + 15), cleanly (before: a panic of the step's wait, its timers gone with the run's
+/// runtime), with the program and what it started killed, the file left at the source.
+#[test]
+fn sigterm_during_a_command_step_stops_wharf_run_cleanly() {
+    let dir = tempdir();
+    let d = dir.path();
+    for sub in ["src/in", "dst"] {
+        fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    fs::write(d.join("src/in/a.csv"), "id\n").unwrap();
+    let pids = d.join("pids");
+    let flow = d.join("slow.yaml");
+    fs::write(
+        &flow,
+        format!(
+            "name: slow\nendpoints:\n  a: {{ type: local, root: {r}/src }}\n  b: {{ type: local, root: {r}/dst }}\n\
+             source: {{ endpoint: a, path: /in }}\nsinks: [ {{ endpoint: b, path: / }} ]\nquarantine: {{ endpoint: b, path: /q }}\n\
+             steps:\n  - command: {{ run: [sh, -c, 'sleep 600 & echo $! >> {p}; echo $$ >> {p}; wait'], timeout: 1h }}\n",
+            r = d.display(),
+            p = pids.display()
+        ),
+    )
+    .unwrap();
+    let child = support::wharf(&d.join("state")).arg("run").arg(&flow).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let read_pids = || fs::read_to_string(&pids).unwrap_or_default().lines().map(str::to_string).collect::<Vec<_>>();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while read_pids().len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "the step's program did not start");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let started = std::time::Instant::now();
+    // SAFETY: kill(2) on a child we own.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(10), "{:?}", started.elapsed());
+    assert_eq!(out.status.code(), Some(143), "{}", text(&out));
+    assert!(!text(&out).contains("panicked"), "{}", text(&out));
+    for pid in read_pids() {
+        let stat = format!("/proc/{pid}/stat");
+        let gone = (0..250).any(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(20));
+            fs::read_to_string(&stat).map_or(true, |s| s.contains(") Z "))
+        });
+        assert!(gone, "the step's process {pid} still runs");
+    }
+    assert!(d.join("src/in/a.csv").exists() && !d.join("dst/q").exists());
+}

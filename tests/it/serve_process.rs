@@ -433,3 +433,64 @@ fn sigterm_after_a_file_failed_for_good_closes_the_run_and_raises_its_failed_eve
     assert!(daemon.terminate(Duration::from_secs(20)).success());
     assert_eq!(failed(&json(&["events", "cut", "--json"])).len(), 1, "raised once");
 }
+
+/// SIGTERM while a `command` content step runs (`sleep 600`): once `shutdown_grace` is over
+/// the run is cut off and its program killed with its group, so the daemon stops at once and
+/// leaves nothing running. The file is neither quarantined nor failed: the next run (here
+/// with a program that ends) delivers it, once, and the state folder keeps no step output.
+#[test]
+fn a_stop_cuts_a_command_step_off_and_the_next_run_redoes_the_file() {
+    let dir = support::tempdir();
+    let d = dir.path();
+    for sub in ["flows", "src/in", "dst"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    std::fs::write(d.join("src/in/a.csv"), "id\n1\n").unwrap();
+    let pids = d.join("pids");
+    let flow = |script: &str| {
+        format!(
+            "name: slow\nendpoints:\n  a: {{ type: local, root: {root}/src }}\n  b: {{ type: local, root: {root}/dst }}\n\
+             source: {{ endpoint: a, path: /in }}\nsinks: [ {{ endpoint: b, path: / }} ]\n\
+             quarantine: {{ endpoint: b, path: /q }}\nsteps:\n  - command: {{ run: [sh, -c, '{script}'], timeout: 1h }}\n",
+            root = d.display(),
+        )
+    };
+    std::fs::write(d.join("flows/slow.yaml"), flow(&format!("sleep 600 & echo $! >> {p}; echo $$ >> {p}; wait", p = pids.display())))
+        .unwrap();
+    std::fs::write(d.join("serve.yaml"), "shutdown_grace: 1s\nrescan: 1h\n").unwrap();
+    let state = d.join("state");
+    let daemon = Daemon::start(d);
+    let t = wharf(&state, &["trigger", "slow"]);
+    assert_eq!(t.status.code(), Some(0), "{}", text(&t));
+    let read_pids = || std::fs::read_to_string(&pids).unwrap_or_default().lines().map(str::to_string).collect::<Vec<_>>();
+    wait_for(Duration::from_secs(20), "the step's program to start", || read_pids().len() == 2);
+    let started = Instant::now();
+    let st = daemon.terminate(Duration::from_secs(15));
+    assert!(st.success(), "clean exit on SIGTERM: {st:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "stopped promptly: {:?}", started.elapsed());
+    for pid in read_pids() {
+        wait_for(Duration::from_secs(5), &format!("the step's process {pid} to be killed"), || process_gone(&pid));
+    }
+    assert!(d.join("src/in/a.csv").exists() && !d.join("dst/q").exists() && !d.join("dst/a.csv").exists());
+    let log: String = std::fs::read_dir(d)
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("serve-"))
+        .map(|e| std::fs::read_to_string(e.path()).unwrap())
+        .collect();
+    assert!(!log.contains("panic"), "{log}");
+
+    std::fs::write(d.join("flows/slow.yaml"), flow("cat")).unwrap();
+    let run = wharf(&state, &["run", "--json", d.join("flows/slow.yaml").to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(0), "{}", text(&run));
+    let r: serde_json::Value = serde_json::from_slice(&run.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&run)));
+    assert_eq!(r["counts"]["delivered"], 1, "{r:#}");
+    assert_eq!(std::fs::read_to_string(d.join("dst/a.csv")).unwrap(), "id\n1\n");
+    let left: Vec<_> = std::fs::read_dir(state.join("staging"))
+        .into_iter()
+        .flatten()
+        .flat_map(|e| std::fs::read_dir(e.unwrap().path()).into_iter().flatten())
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(left.is_empty(), "staging left: {left:?}");
+}

@@ -260,6 +260,11 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>, k
         let steps = content.as_ref().and_then(|(steps, _)| steps.as_ref()).filter(|_| steps_whole);
         c.companions_apart(src, steps);
     }
+    if let (Some(sinks), Some((Some(steps), _))) = (&sinks, &content)
+        && steps_whole
+    {
+        c.skip_one_name_after_steps("/sinks", sinks, steps);
+    }
     if let Some((_, Some(q))) = &content
         && let Some(i) = sink_into(&c, &q.endpoint, &q.path)
     {

@@ -152,6 +152,9 @@ impl Checker<'_, '_> {
         for p in self.problems[first..].iter_mut().chain(&mut self.warnings[first_warning..]) {
             p.yaml_path = format!("{AT}{}", p.yaml_path);
         }
+        if let Some((Some(steps), _)) = &content {
+            self.skip_one_name_after_steps(&format!("{AT}/sinks"), &built_sinks, steps);
+        }
         let (steps, quarantine) = content?;
         Some(Draft {
             name: name?,

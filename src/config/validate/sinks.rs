@@ -32,23 +32,9 @@ impl Checker<'_, '_> {
         }
         if s.if_exists == IfExists::Skip
             && let (Some(dir), Some(file)) = (&path, &name)
+            && one_name(dir, file, &|f| Some(f.to_string()))
         {
-            // The same target for two unlike files: the name of every file.
-            let target = |f: &str| {
-                let v = NameVars::new(f, "", 1, 1, UNIX_EPOCH);
-                Some((dir.render(&v).ok()?, file.render(&v).ok()?))
-            };
-            if let (Some(a), Some(b)) = (target("a.csv"), target("b.xml"))
-                && a == b
-            {
-                self.warning(
-                    format!("{at}/if_exists"),
-                    format!(
-                        "`{}` is every file's name on this sink, and `skip` counts a file delivered, unsent, while a file of that name is there: a file arriving before the partner took the one before is dropped (its source disposed of as delivered). `fail` keeps it at the source until the name is free; `rename` gives it a name of its own",
-                        crate::text::visible(&written)
-                    ),
-                );
-            }
+            self.skip_one_name(at, &format!("`{}` is every file's name on this sink", crate::text::visible(&written)));
         }
         let temp_name = if s.direct {
             if s.temp_name.is_some() {
@@ -159,7 +145,50 @@ impl Checker<'_, '_> {
     }
 }
 
-/// Whether a temporary name reads as one, so that no real file of the folder has it: hidden,
+/// Whether the sink folder `dir` and name `file` give two unlike files the same target, the
+/// files' names first made by `rename` (the content steps'; `None`: no name for that file).
+fn one_name(dir: &crate::template::NameTemplate, file: &crate::template::NameTemplate, rename: &dyn Fn(&str) -> Option<String>) -> bool {
+    let target = |f: &str| {
+        let v = NameVars::new(&rename(f)?, "", 1, 1, UNIX_EPOCH);
+        Some((dir.render(&v).ok()?, file.render(&v).ok()?))
+    };
+    matches!((target("a.csv"), target("b.xml")), (Some(a), Some(b)) if a == b)
+}
+
+impl Checker<'_, '_> {
+    /// Warns that `if_exists: skip` drops files on a sink that gives every file one name
+    /// (`whose`: where that name comes from).
+    fn skip_one_name(&mut self, at: &str, whose: &str) {
+        self.warning(
+            format!("{at}/if_exists"),
+            format!(
+                "{whose}, and `skip` counts a file delivered, unsent, while a file of that name is there: a file arriving before the partner took the one before is dropped (its source disposed of as delivered). `fail` keeps it at the source until the name is free; `rename` gives it a name of its own"
+            ),
+        );
+    }
+
+    /// The same for a name the content `steps` give every file (a `command` step's constant
+    /// `name: out.csv`) on sinks that would otherwise give each file its own.
+    pub(super) fn skip_one_name_after_steps(&mut self, at: &str, sinks: &[Option<Sink>], steps: &crate::steps::Steps) {
+        if !steps.renames() {
+            return;
+        }
+        for (i, sink) in sinks.iter().enumerate() {
+            let Some(sink) = sink.as_ref().filter(|s| s.if_exists == IfExists::Skip) else { continue };
+            if !one_name(&sink.path, &sink.name, &|f| Some(f.to_string()))
+                && one_name(&sink.path, &sink.name, &|f| steps.delivered_name(f).ok())
+            {
+                let name = steps.delivered_name("a.csv").unwrap_or_default();
+                self.skip_one_name(
+                    &format!("{at}/{i}"),
+                    &format!("the content steps name every file `{}` on this sink", crate::text::visible(&name)),
+                );
+            }
+        }
+    }
+}
+
+/// Whether a temporary name reads as one/// Whether a temporary name reads as one, so that no real file of the folder has it: hidden,
 /// or marked as a file being written (`.part`, `.tmp`, `TMP_…`, `~` and their like).
 fn looks_temporary(name: &str) -> bool {
     const SUFFIXES: &[&str] = &[".part", ".partial", ".filepart", ".tmp", ".temp", ".upload", ".uploading", ".inprogress", ".writing", "~"];
@@ -278,6 +307,30 @@ mod tests {
         assert!(w[0].starts_with("`import.csv` is every file's name on this sink") && w[0].ends_with("(at /sinks/0/if_exists)"), "{w:#?}");
         for fine in ["name: import.csv, if_exists: fail", "if_exists: skip", "name: import.csv, path: '/{{stem}}', if_exists: skip"] {
             assert_eq!(warnings(&with(fine)), Vec::<String>::new(), "{fine}");
+        }
+    }
+
+    /// The same when a `command` step gives every file one name (`name: out.csv`): before,
+    /// no word of it, and the second file of a run was dropped as delivered.
+    #[test]
+    fn skip_with_a_name_a_command_step_gives_every_file_is_a_warning() {
+        let with = |sink: &str, name: &str| {
+            format!(
+                "{}quarantine: {{ endpoint: l, path: /q }}\nsteps:\n  - command: {{ run: [cat], name: '{name}' }}\n",
+                BASE.replace("sinks: [ { endpoint: l } ]", &format!("sinks: [ {{ endpoint: l, {sink} }} ]"))
+            )
+        };
+        let w = warnings(&with("if_exists: skip", "out.csv"));
+        assert_eq!(w.len(), 1, "{w:#?}");
+        assert!(
+            w[0].starts_with("the content steps name every file `out.csv` on this sink, and `skip` counts a file delivered")
+                && w[0].ends_with("(at /sinks/0/if_exists)"),
+            "{w:#?}"
+        );
+        let w = warnings(&with("name: import.csv, if_exists: skip", "out.csv"));
+        assert_eq!(w.len(), 1, "said once, of the sink's own name: {w:#?}");
+        for fine in [with("if_exists: skip", "{{stem}}"), with("if_exists: fail", "out.csv"), with("if_exists: rename", "out.csv")] {
+            assert_eq!(warnings(&fine), Vec::<String>::new(), "{fine}");
         }
     }
 
