@@ -437,7 +437,9 @@ pub struct RawSource {
     /// for the next run, counted in its report (`3 left for the next run (max_files 100)`) and
     /// shown by `wharf plan` (`later: max_files 100 reached`): not an error, no notice. What
     /// counts is the files the run would start: ready, not delivered before nor a duplicate,
-    /// not held back (a round trip's request waiting for its turn). Files a stopped run left in
+    /// not held back (a round trip's request waiting for its turn; one the run's look for
+    /// responses lets go, sent after that look, takes one of the places the files sent first
+    /// left, and with none left waits for the next run). Files a stopped run left in
     /// flight go first, then the oldest by modification time (then by path; a file whose time
     /// the listing does not show goes after those whose time it shows), so a backlog drains in
     /// the order it arrived; a file that failed before, or that the login could not read, goes
