@@ -442,7 +442,11 @@ pub struct RawSource {
     /// left, and with none left waits for the next run). Files a stopped run left in
     /// flight go first, then the oldest by modification time (then by path; a file whose time
     /// the listing does not show goes after those whose time it shows), so a backlog drains in
-    /// the order it arrived; a file that failed before, or that the login could not read, goes
+    /// the order it arrived. Times are to the second over SFTP and over FTP with `MLSD` or
+    /// `MDTM` (vsftpd's `LIST` is refined by `MDTM`); a server that offers neither lists
+    /// minutes (only the day for files older than about six months), and files of one minute
+    /// (or day) are then taken by path. This chooses which files a run takes; it starts them
+    /// in listing order, as a run without a cap does; a file that failed before, or that the login could not read, goes
     /// after the files not tried yet, so that a few failing files do not hold the backlog up.
     /// Done, checksum and row-count files go with their data file and are not counted. Under
     /// `wharf serve`, a run that left files for the next run, failed none and delivered (or

@@ -31,9 +31,14 @@ impl World {
     /// Puts `/in/NAME` on the server, modified `ago` before now (whole minutes apart: an FTP
     /// listing shows minutes).
     fn put(&self, name: &str, ago: Duration) {
+        self.put_at(name, SystemTime::now() - ago);
+    }
+
+    /// Puts `/in/NAME` on the server, modified `at`.
+    fn put_at(&self, name: &str, at: SystemTime) {
         let p = self.partner.data_dir().join("in").join(name);
         fs::write(&p, name).unwrap();
-        fs::File::options().write(true).open(&p).unwrap().set_modified(SystemTime::now() - ago).unwrap();
+        fs::File::options().write(true).open(&p).unwrap().set_modified(at).unwrap();
         self.partner.give_to_user(&p);
     }
 
@@ -158,6 +163,31 @@ fn a_run_killed_mid_backlog_is_resumed_first_within_the_cap(partner: Option<Part
     assert_eq!(moved, ["d.csv", "g.csv"]);
 }
 
+/// Files modified within one minute, seconds apart, are taken oldest first by the second
+/// (SFTP; FTP by `MLSD` on pure-ftpd, by `LIST` refined with `MDTM` on vsftpd: a `LIST` time
+/// alone shows minutes), and of two at the same second the first by path: one a run
+/// (`max_files: 1`), the order is c, d, b, a — by path, or by minute, it would be a, b, c, d.
+fn files_within_a_minute_are_taken_by_the_second_then_by_path(partner: Option<Partner>) {
+    let Some(w) = World::new(partner) else { return };
+    let minute = SystemTime::UNIX_EPOCH
+        + Duration::from_secs(
+            (SystemTime::now() - Duration::from_secs(7200)).duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() / 60 * 60,
+        );
+    for (name, secs) in [("a.csv", 50), ("b.csv", 30), ("c.csv", 5), ("d.csv", 5)] {
+        w.put_at(name, minute + Duration::from_secs(secs));
+    }
+    let flow = fs::read_to_string(w.flow()).unwrap().replace("max_files: 2", "max_files: 1");
+    let flow_path = w.dir.path().join("one.yaml");
+    fs::write(&flow_path, flow).unwrap();
+    let mut taken = Vec::new();
+    for _ in 0..4 {
+        let (code, r) = support::json_of(w.wharf().arg("run").arg("--json").arg(&flow_path));
+        assert_eq!((code, r["counts"]["delivered"].as_u64()), (0, Some(1)), "{r:#}");
+        taken.push(r["files"][0]["path"].as_str().unwrap().to_string());
+    }
+    assert_eq!(taken, ["/in/c.csv", "/in/d.csv", "/in/b.csv", "/in/a.csv"]);
+}
+
 macro_rules! on_both_servers {
     ($($name:ident),*) => {
         mod sftp { $( #[test] fn $name() { super::$name(super::Partner::sftp()) } )* }
@@ -165,4 +195,15 @@ macro_rules! on_both_servers {
     };
 }
 
-on_both_servers!(a_backlog_is_taken_max_files_at_a_time_oldest_first, a_run_killed_mid_backlog_is_resumed_first_within_the_cap);
+mod pure_ftpd {
+    #[test]
+    fn files_within_a_minute_are_taken_by_the_second_then_by_path() {
+        super::files_within_a_minute_are_taken_by_the_second_then_by_path(super::Partner::pure_ftp())
+    }
+}
+
+on_both_servers!(
+    a_backlog_is_taken_max_files_at_a_time_oldest_first,
+    a_run_killed_mid_backlog_is_resumed_first_within_the_cap,
+    files_within_a_minute_are_taken_by_the_second_then_by_path
+);
