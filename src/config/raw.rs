@@ -450,7 +450,8 @@ pub struct RawSource {
     /// after the files not tried yet, so that a few failing files do not hold the backlog up.
     /// Done, checksum and row-count files go with their data file and are not counted. Under
     /// `wharf serve`, a run that left files for the next run, failed none and delivered (or
-    /// quarantined) some is followed at once by the next one, not at the next scheduled time.
+    /// quarantined) some is followed at once by the next one, not at the next scheduled time
+    /// (while the files left grow fewer: a backlog that does not shrink waits for the schedule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_files: Option<u32>,
