@@ -2618,21 +2618,28 @@ mod tests {
         assert_eq!(std::fs::read_to_string(d.join("partner/inbox/a.xml")).unwrap(), "a.xml");
     }
 
+    /// A round trip with `source.max_files: 1`, and in its outbox a.csv, a.json (whose
+    /// response is a.csv's, a.ack) and b.csv, modified in that order.
+    fn capped_round_trip() -> (tempfile::TempDir, Flow) {
+        let (dir, mut flow) = round_trip("1h");
+        flow.source.max_files = Some(1);
+        for (f, secs) in [("a.csv", 100), ("a.json", 200), ("b.csv", 300)] {
+            let p = dir.path().join("outbox").join(f);
+            std::fs::write(&p, f).unwrap();
+            let at = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            std::fs::File::options().write(true).open(&p).unwrap().set_modified(at).unwrap();
+        }
+        (dir, flow)
+    }
+
     /// `source.max_files` of a round trip: a request held back (its response name awaited
     /// by another) does not count; the files left for the next run are the others over the
     /// cap, the oldest taken first.
     #[tokio::test]
     async fn a_request_held_back_does_not_count_for_max_files() {
-        let (dir, mut flow) = round_trip("1h");
-        flow.source.max_files = Some(1);
+        let (dir, flow) = capped_round_trip();
         let d = dir.path();
         let ledger = crate::ledger::Ledger::in_memory().unwrap();
-        for (f, secs) in [("a.csv", 100), ("a.json", 200), ("b.csv", 300)] {
-            let p = d.join("outbox").join(f);
-            std::fs::write(&p, f).unwrap();
-            let at = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs);
-            std::fs::File::options().write(true).open(&p).unwrap().set_modified(at).unwrap();
-        }
         let r = run(&flow, &ledger, d).await;
         let outcomes: Vec<_> = r.files.iter().map(|f| (f.path.as_str(), f.outcome)).collect();
         assert_eq!(outcomes, [("/a.json", Outcome::NotReady), ("/a.csv", Outcome::Delivered)], "{r:#?}");
@@ -2644,16 +2651,9 @@ mod tests {
     /// all the same, so the run started more than `max_files`), and `wharf plan` says so.
     #[tokio::test]
     async fn a_request_sent_after_the_look_takes_a_place_under_max_files() {
-        let (dir, mut flow) = round_trip("1h");
-        flow.source.max_files = Some(1);
+        let (dir, flow) = capped_round_trip();
         let d = dir.path();
         let ledger = crate::ledger::Ledger::in_memory().unwrap();
-        for (f, secs) in [("a.csv", 100), ("a.json", 200), ("b.csv", 300)] {
-            let p = d.join("outbox").join(f);
-            std::fs::write(&p, f).unwrap();
-            let at = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs);
-            std::fs::File::options().write(true).open(&p).unwrap().set_modified(at).unwrap();
-        }
         let r = run(&flow, &ledger, d).await;
         assert_eq!(r.counts.delivered, 1, "a.csv: {r:#?}");
         // a.csv answered: a.json, held back for a.ack, could go after the look; but b.csv,
