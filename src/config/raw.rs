@@ -437,14 +437,21 @@ pub struct RawSource {
     /// for the next run, counted in its report (`3 left for the next run (max_files 100)`) and
     /// shown by `wharf plan` (`later: max_files 100 reached`): not an error, no notice. What
     /// counts is the files the run would start: ready, not delivered before nor a duplicate,
-    /// not held back (a round trip's request waiting for its turn). Files a stopped run left in
+    /// not held back (a round trip's request waiting for its turn; one the run's look for
+    /// responses lets go, sent after that look, takes one of the places the files sent first
+    /// left, and with none left waits for the next run). Files a stopped run left in
     /// flight go first, then the oldest by modification time (then by path; a file whose time
     /// the listing does not show goes after those whose time it shows), so a backlog drains in
-    /// the order it arrived; a file that failed before, or that the login could not read, goes
+    /// the order it arrived. Times are to the second over SFTP and over FTP with `MLSD` or
+    /// `MDTM` (vsftpd's `LIST` is refined by `MDTM`); a server that offers neither lists
+    /// minutes (only the day for files older than about six months), and files of one minute
+    /// (or day) are then taken by path. This chooses which files a run takes; it starts them
+    /// in listing order, as a run without a cap does; a file that failed before, or that the login could not read, goes
     /// after the files not tried yet, so that a few failing files do not hold the backlog up.
     /// Done, checksum and row-count files go with their data file and are not counted. Under
     /// `wharf serve`, a run that left files for the next run, failed none and delivered (or
-    /// quarantined) some is followed at once by the next one, not at the next scheduled time.
+    /// quarantined) some is followed at once by the next one, not at the next scheduled time
+    /// (while the files left grow fewer: a backlog that does not shrink waits for the schedule).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_files: Option<u32>,

@@ -381,13 +381,17 @@ pub(super) struct AfterLook<'c> {
 /// Judged again as before the files started ([`held_back`], with the ledger as the look left
 /// it: of two requests held back for one response name, the first in listing order goes),
 /// then against the names the files sent first took on the sinks ([`shared_targets`]); the
-/// others stay held back, their report lines saying why now. `sent`: the files the run took
-/// before its look, in listing order. The awaits registered here are added to the run's
-/// responses, as every open await is.
+/// others stay held back, their report lines saying why now. Then they take what is left of
+/// the run's places under `source.max_files` (`places`: those the files sent first took are
+/// gone), the others left for the next run as the files over the cap before them. `sent`:
+/// the files the run took before its look, in listing order. The awaits registered here are
+/// added to the run's responses, as every open await is.
+#[allow(clippy::too_many_arguments)]
 pub(super) async fn send_after_look(
     cx: &Ctx<'_>,
     waiting: Vec<AfterLook<'_>>,
     sent: &[&super::discover::Candidate],
+    places: &mut super::cap::Places,
     names: &[&str],
     stop: &super::Stop,
     report: &mut super::RunReport,
@@ -436,9 +440,16 @@ pub(super) async fn send_after_look(
             super::reword_not_ready(report, path, why);
             continue;
         }
-        tracing::info!(flow = %flow.name, path = %path, awaited = w.held.awaited.as_deref().map(lifecycle::source_shown).unwrap_or_default(), "Request sent after all: the run took what it waited for.");
+        // Sent, or left by the cap: its report line is not `not ready` either way.
         super::unrecord_not_ready(report, path);
-        going.push((w.candidate, w.known));
+        going.push((w.candidate, w.known, w.held.awaited));
+    }
+    let awaited: BTreeMap<&str, Option<String>> = going.iter().map(|(c, _, a)| (c.entry.path.as_str(), a.clone())).collect();
+    let going = going.into_iter().map(|(c, k, _)| (c, k)).collect();
+    let going = super::leave_for_later(flow, cx.run, going, places, report);
+    for (c, _) in &going {
+        let awaited = awaited.get(c.entry.path.as_str()).cloned().flatten();
+        tracing::info!(flow = %flow.name, path = %c.entry.path, awaited = awaited.as_deref().map(lifecycle::source_shown).unwrap_or_default(), "Request sent after all: the run took what it waited for.");
     }
     if going.is_empty() {
         return Ok(());
@@ -2607,25 +2618,64 @@ mod tests {
         assert_eq!(std::fs::read_to_string(d.join("partner/inbox/a.xml")).unwrap(), "a.xml");
     }
 
+    /// A round trip with `source.max_files: 1`, and in its outbox a.csv, a.json (whose
+    /// response is a.csv's, a.ack) and b.csv, modified in that order.
+    fn capped_round_trip() -> (tempfile::TempDir, Flow) {
+        let (dir, mut flow) = round_trip("1h");
+        flow.source.max_files = Some(1);
+        for (f, secs) in [("a.csv", 100), ("a.json", 200), ("b.csv", 300)] {
+            let p = dir.path().join("outbox").join(f);
+            std::fs::write(&p, f).unwrap();
+            let at = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            std::fs::File::options().write(true).open(&p).unwrap().set_modified(at).unwrap();
+        }
+        (dir, flow)
+    }
+
     /// `source.max_files` of a round trip: a request held back (its response name awaited
     /// by another) does not count; the files left for the next run are the others over the
     /// cap, the oldest taken first.
     #[tokio::test]
     async fn a_request_held_back_does_not_count_for_max_files() {
-        let (dir, mut flow) = round_trip("1h");
-        flow.source.max_files = Some(1);
+        let (dir, flow) = capped_round_trip();
         let d = dir.path();
         let ledger = crate::ledger::Ledger::in_memory().unwrap();
-        for (f, secs) in [("a.csv", 100), ("a.json", 200), ("b.csv", 300)] {
-            let p = d.join("outbox").join(f);
-            std::fs::write(&p, f).unwrap();
-            let at = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs);
-            std::fs::File::options().write(true).open(&p).unwrap().set_modified(at).unwrap();
-        }
         let r = run(&flow, &ledger, d).await;
         let outcomes: Vec<_> = r.files.iter().map(|f| (f.path.as_str(), f.outcome)).collect();
         assert_eq!(outcomes, [("/a.json", Outcome::NotReady), ("/a.csv", Outcome::Delivered)], "{r:#?}");
         assert_eq!(r.later, Some(crate::engine::Later { files: 1, max_files: 1 }), "b.csv only: {r:#?}");
+    }
+
+    /// `source.max_files` counts a request sent after the run's look for responses too: a
+    /// run whose places the files it started first took leaves it for the next run (was: sent
+    /// all the same, so the run started more than `max_files`), and `wharf plan` says so.
+    #[tokio::test]
+    async fn a_request_sent_after_the_look_takes_a_place_under_max_files() {
+        let (dir, flow) = capped_round_trip();
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.counts.delivered, 1, "a.csv: {r:#?}");
+        // a.csv answered: a.json, held back for a.ack, could go after the look; but b.csv,
+        // not held back, took the run's one place.
+        std::fs::write(d.join("partner/outbox/a.ack"), "ack a.csv").unwrap();
+        let plan = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
+        let actions: Vec<_> = plan.files.iter().map(|f| (f.path.as_str(), f.action.clone())).collect();
+        let later = super::super::plan::Action::Wait { why: "later: max_files 1 reached".into() };
+        assert!(actions.contains(&("/a.json", later)), "{actions:#?}");
+        let json = plan.files.iter().find(|f| f.path == "/a.json").unwrap();
+        assert_eq!(json.awaits, None, "not sent by this run: {plan:#?}");
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
+        let outcomes: Vec<_> = r.files.iter().map(|f| (f.path.as_str(), f.outcome)).collect();
+        assert_eq!(outcomes, [("/b.csv", Outcome::Delivered)], "{r:#?}");
+        assert_eq!(r.later, Some(crate::engine::Later { files: 1, max_files: 1 }), "a.json: {r:#?}");
+        assert!(!d.join("partner/inbox/a.json").exists());
+        // The next run takes it.
+        let r = run(&flow, &ledger, d).await;
+        let outcomes: Vec<_> = r.files.iter().map(|f| (f.path.as_str(), f.outcome)).collect();
+        assert_eq!(outcomes, [("/a.json", Outcome::Delivered)], "{r:#?}");
+        assert_eq!(r.later, None);
     }
 
     /// A request whose response name cannot be rendered over the name it is delivered under

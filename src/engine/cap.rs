@@ -60,6 +60,40 @@ pub(super) fn left<'a>(max: u32, files: impl IntoIterator<Item = Option<(Turn, &
     left
 }
 
+/// A run's places under `source.max_files`, taken in turns: the files a run starts before
+/// its look for responses, then a round trip's requests it sends after that look
+/// (`awaits::send_after_look`), so that the run starts at most `max_files` in all. As a run
+/// takes them and as `wharf plan` says it does.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Places {
+    /// The flow's `source.max_files`; `None`: no cap.
+    max: Option<u32>,
+    /// The places taken so far.
+    taken: u32,
+}
+
+impl Places {
+    pub fn new(max: Option<u32>) -> Places {
+        Places { max, taken: 0 }
+    }
+
+    /// For each of `files` (as [`left`] takes them), whether it is left for the next run: all
+    /// but as many as the places not taken yet. The others take their places.
+    pub fn take<'a>(&mut self, files: impl IntoIterator<Item = Option<(Turn, &'a Entry)>>) -> Vec<bool> {
+        let files: Vec<_> = files.into_iter().collect();
+        let Some(max) = self.max else { return vec![false; files.len()] };
+        let left = left(max.saturating_sub(self.taken), files.iter().copied());
+        let took = files.iter().zip(&left).filter(|(f, l)| f.is_some() && !**l).count();
+        self.taken = self.taken.saturating_add(u32::try_from(took).unwrap_or(u32::MAX));
+        left
+    }
+
+    /// The flow's `source.max_files`, when it has one.
+    pub fn max(&self) -> Option<u32> {
+        self.max
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -106,6 +140,25 @@ mod tests {
             (Some(Turn::New), entry("in/e.csv", Some(5))),
         ];
         assert_eq!(taken(1, &files), ["in/a.csv", "in/b.csv", "in/c.csv"]);
+    }
+
+    /// Places taken in turns: the second turn gets only what the first left, and a file
+    /// the run does not start takes none.
+    #[test]
+    fn places_taken_in_turns_add_up_to_the_cap() {
+        let first = [(Some(Turn::New), entry("in/a.csv", Some(1))), (None, entry("in/b.csv", Some(2)))];
+        let then = [(Some(Turn::New), entry("in/c.csv", Some(3))), (Some(Turn::New), entry("in/d.csv", Some(4)))];
+        fn turns(files: &[(Option<Turn>, Entry)]) -> impl Iterator<Item = Option<(Turn, &Entry)>> {
+            files.iter().map(|(t, e)| t.map(|t| (t, e)))
+        }
+        let (first, then) = (&first, &then);
+        let mut places = Places::new(Some(2));
+        assert_eq!(places.take(turns(first)), [false, false]);
+        assert_eq!(places.take(turns(then)), [false, true], "one place was left");
+        assert_eq!(places.take(turns(then)), [true, true], "none is left");
+        let mut none = Places::new(None);
+        assert_eq!(none.take(turns(then)), [false, false]);
+        assert_eq!(none.take(turns(then)), [false, false]);
     }
 
     /// Files a stopped run left in flight come first, however new; files tried before

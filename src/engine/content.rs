@@ -161,7 +161,9 @@ pub async fn process(
                 sha256: rec.sha256.as_deref().unwrap_or_default(),
                 quarantined_at: chrono::DateTime::from_timestamp_millis(at).map(|d| crate::timestamp::rfc3339(&d)).unwrap_or_default(),
                 reason: &v.reason,
-                counts: c,
+                // Counts of records only when the file is read as records: a `check` or
+                // `command` step's refusal read none, and `0 read` would say the file was empty.
+                counts: steps.parses().then_some(c),
                 errors: &v.errors,
                 errors_total: v.errors_total,
                 cause: v.cause,

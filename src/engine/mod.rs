@@ -582,7 +582,8 @@ async fn run_files(
     let held = shared_targets::held_back(flow, contenders, run, now);
     hold_back(&mut ready, held, report, on_file);
     let ready: Vec<_> = ready.into_iter().map(|(c, (known, _))| (c, known)).collect();
-    let ready = leave_for_later(flow, run, ready, report);
+    let mut places = cap::Places::new(flow.source.max_files);
+    let ready = leave_for_later(flow, run, ready, &mut places, report);
 
     let cx = lifecycle::Ctx {
         flow,
@@ -670,7 +671,7 @@ async fn run_files(
     report.responses = awaits::poll(&cx, &eps, &opts.stop).await?;
     // Not after a stop was asked, nor after a failure stopped the run: the next run sends them.
     if !after_look.is_empty() && !stopped && !opts.stop.requested() {
-        awaits::send_after_look(&cx, after_look, &sent, &names, &opts.stop, report, on_file).await?;
+        awaits::send_after_look(&cx, after_look, &sent, &mut places, &names, &opts.stop, report, on_file).await?;
     }
     Ok(())
 }
@@ -707,21 +708,25 @@ fn unrecord_not_ready(report: &mut RunReport, path: &RemotePath) {
     }
 }
 
-/// Leaves out of `ready` the files over the flow's `source.max_files` ([`cap::left`]),
-/// untouched for the next run, and counts them in the report (`later`): not one line per
-/// file (a backlog of 50,000 would make a report of 50,000 lines), and not `not ready`.
+/// Leaves out of `ready` the files over the places the run has left under the flow's
+/// `source.max_files` ([`cap::Places`]: the files it starts first, then the requests it sends
+/// after its look for responses), untouched for the next run, and counts them in the report
+/// (`later`): not one line per file (a backlog of 50,000 would make a report of 50,000
+/// lines), and not `not ready`.
 fn leave_for_later<'c>(
     flow: &Flow,
     run: u64,
     ready: Vec<(&'c discover::Candidate, lifecycle::Known)>,
+    places: &mut cap::Places,
     report: &mut RunReport,
 ) -> Vec<(&'c discover::Candidate, lifecycle::Known)> {
-    let Some(max_files) = flow.source.max_files else { return ready };
-    let left = cap::left(max_files, ready.iter().map(|(c, k)| k.turn(flow, &c.entry).map(|t| (t, &c.entry))));
+    let Some(max_files) = places.max() else { return ready };
+    let left = places.take(ready.iter().map(|(c, k)| k.turn(flow, &c.entry).map(|t| (t, &c.entry))));
     let files = count(left.iter().filter(|l| **l).count());
     if files > 0 {
         tracing::info!(flow = %flow.name, run, files, max_files, "Leaving files for the next run (source.max_files).");
-        report.later = Some(cap::Later { files, max_files });
+        let before = report.later.map_or(0, |l| l.files);
+        report.later = Some(cap::Later { files: before.saturating_add(files), max_files });
     }
     ready.into_iter().zip(left).filter(|(_, l)| !l).map(|(f, _)| f).collect()
 }

@@ -276,17 +276,10 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
     }
     // Then the run leaves what is over its `source.max_files` for the next run, before any
     // file starts (so before a file finds itself the duplicate of another of the run).
-    if let Some(max) = flow.source.max_files {
-        let mut turns = Vec::with_capacity(candidates.len());
-        for (c, open) in candidates.iter().zip(&open) {
-            let known = match (&snapshot, open) {
-                (_, false) => None,
-                (Some(l), true) => Some(lifecycle::Known::read(l, flow, &c.entry)?),
-                (None, true) => Some(lifecycle::Known::anew()),
-            };
-            turns.push(known.and_then(|k| k.turn(flow, &c.entry)).map(|t| (t, &c.entry)));
-        }
-        for (f, left) in files.iter_mut().zip(cap::left(max, turns)) {
+    let mut places = cap::Places::new(flow.source.max_files);
+    if let Some(max) = places.max() {
+        let turns = turns(flow, snapshot.as_ref(), &candidates, |i| open[i])?;
+        for (f, left) in files.iter_mut().zip(places.take(turns)) {
             if left {
                 f.action = Action::Wait { why: cap::Later::why(max) };
             }
@@ -431,6 +424,16 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
             });
         }
     }
+    // They take what is left of the run's places under `source.max_files`.
+    if let Some(max) = places.max() {
+        let turns = turns(flow, snapshot.as_ref(), &candidates, |i| after.contains(&i))?;
+        for (i, left) in places.take(turns).into_iter().enumerate() {
+            if left {
+                files[i].action = Action::Wait { why: cap::Later::why(max) };
+                after.remove(&i);
+            }
+        }
+    }
     // Round trips: under each request the run sends, the response it then awaits.
     if flow.response.is_some() {
         for (i, (c, f)) in candidates.iter().zip(files.iter_mut()).enumerate() {
@@ -444,6 +447,26 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
         }
     }
     Ok(Plan { flow: flow.name.clone(), files, caveats, responses, probes: vec![], probe_hint: None })
+}
+
+/// Where each of `candidates` the run may start (`starts`, by index) stands for the run's
+/// places under `source.max_files` ([`lifecycle::Known::turn`]); `None` for the others.
+fn turns<'c>(
+    flow: &Flow,
+    snapshot: Option<&Snapshot>,
+    candidates: &'c [discover::Candidate],
+    starts: impl Fn(usize) -> bool,
+) -> Result<Vec<Option<(cap::Turn, &'c crate::endpoint::Entry)>>, LedgerError> {
+    let mut turns = Vec::with_capacity(candidates.len());
+    for (i, c) in candidates.iter().enumerate() {
+        let known = match (snapshot, starts(i)) {
+            (_, false) => None,
+            (Some(l), true) => Some(lifecycle::Known::read(l, flow, &c.entry)?),
+            (None, true) => Some(lifecycle::Known::anew()),
+        };
+        turns.push(known.and_then(|k| k.turn(flow, &c.entry)).map(|t| (t, &c.entry)));
+    }
+    Ok(turns)
 }
 
 /// What the request `entry` (at `rel` under the source folder) awaits once the run numbered

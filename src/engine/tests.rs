@@ -1242,6 +1242,7 @@ async fn an_invalid_file_is_quarantined_with_reports_and_the_source_disposed_of(
     assert_eq!(report["sha256"].as_str().unwrap().len(), 64);
     let text = String::from_utf8(read(&fx.src.join("rejected/roster-1.csv.report.txt"))).unwrap();
     assert!(text.contains("row 3 (line 4): 1 field, expected 2 (as in the header): too few"), "{text}");
+    assert!(text.contains("\nRecords:  3 read, 1 valid, 2 rejected, 0 skipped, 0 written\n"), "{text}");
     assert!(!fx.dst.join("inbox/roster.csv").exists());
     assert!(
         fx.src.join("in/failed/roster.csv").exists() && !fx.src.join("in/roster.csv").exists(),
@@ -2129,6 +2130,21 @@ async fn plan_tells_a_check_step_refusal_from_the_listing() {
     assert!(why.contains("less than the minimum of 3") && why.contains("does not match the pattern"), "{why}");
     assert!(matches!(p.files[1].action, Action::Deliver { .. }), "{:?}", p.files[1]);
     assert!(p.caveats.iter().any(|c| c.contains("content steps")));
+}
+
+/// A check-only flow's quarantine reports say nothing of records (it reads none): no
+/// `Records:` line in the text, `counts: null` in the JSON; a flow that parses says them.
+#[tokio::test]
+async fn a_check_only_quarantine_report_has_no_records_line() {
+    let mut fx = fixture();
+    with_steps(&mut fx, "- check: { min_size: 3 }\n", "quarantine", None);
+    fx.put("in/a.csv", b"x");
+    let r = fx.run().await;
+    assert_eq!(r.quarantined, 1, "{r:#?}");
+    let text = String::from_utf8(read(&fx.src.join("rejected/a.csv.report.txt"))).unwrap();
+    assert!(text.starts_with("File a.csv was not accepted.") && !text.contains("Records"), "{text}");
+    let json: serde_json::Value = serde_json::from_slice(&read(&fx.src.join("rejected/a.csv.report.json"))).unwrap();
+    assert_eq!(json["counts"], serde_json::Value::Null, "{json:#}");
 }
 
 #[tokio::test]

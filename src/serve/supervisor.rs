@@ -11,7 +11,9 @@
 //!   "queued", not counted); a run of a flow file whose
 //!   `name:` changed while its run under the old name goes on waits for that run to end;
 //! - a run that left files for the next one by its flow's `source.max_files` (and ended
-//!   `ok`, having delivered some) is followed at once by the next, not at the next time;
+//!   `ok`, having delivered some) is followed at once by the next, not at the next time; the
+//!   due times that passed during it (`overlap: skip`) are then not skipped runs: that run
+//!   takes their place (counted as skipped when the run ends, if it is not followed so);
 //! - missed times (the machine slept, the daemon was down) are not caught up one by one: the
 //!   next time is computed from now; times planned from a clock since set back are planned
 //!   again from now;
@@ -93,6 +95,14 @@ pub(super) struct Plan {
     /// Each is also counted in the ledger, which `wharf status` reads for the total
     /// ([`Skips`]: written off the loop).
     pub skipped: u64,
+    /// Due times passed under `overlap: skip` while a run of a flow with `source.max_files`
+    /// went on, not counted yet ([`Overlapping::Deferred`]): when it ends, the next run
+    /// starting at once takes their place (they were not skipped), or else they are counted
+    /// as skipped then.
+    pub deferred: u64,
+    /// The files the last run followed at once by the next ([`goes_on`]) left: the next is
+    /// followed so only if it left fewer. `None`: the last run was not followed so.
+    pub went_on_with: Option<u32>,
 }
 
 /// Who asks for a run of a flow: what a refusal, the previous run still going, counts as.
@@ -119,12 +129,23 @@ enum Overlapping {
     Skipped { first: bool },
     /// `overlap: skip`, asked for by a trigger: refused, not counted.
     Refused,
+    /// At a due time, under `overlap: skip`, while a run of a flow with `source.max_files`
+    /// goes on: not counted yet. If that run leaves files and is followed at once by the next
+    /// ([`goes_on`]), that run takes this time's place, and nothing was skipped (before, a
+    /// backlog drained run after run counted, logged and showed each time that passed as a
+    /// skipped run); if not, it is counted as skipped when the run ends.
+    Deferred,
 }
 
 impl Plan {
-    /// Applies `overlap` to a run asked for (`asked`) while the previous one goes on.
-    fn overlapping(&mut self, overlap: Overlap, asked: Asked) -> Overlapping {
+    /// Applies `overlap` to a run asked for (`asked`) while the previous one goes on;
+    /// `capped`: the flow has `source.max_files` (its run may be followed at once by the next).
+    fn overlapping(&mut self, overlap: Overlap, asked: Asked, capped: bool) -> Overlapping {
         match (overlap, asked) {
+            (Overlap::Skip, Asked::Due) if capped => {
+                self.deferred += 1;
+                Overlapping::Deferred
+            }
             (Overlap::Queue, _) if !self.queued => {
                 self.queued = true;
                 Overlapping::Queued
@@ -627,7 +648,7 @@ fn start_or_defer(shared: &Arc<Shared>, flow: Arc<Flow>, asked: Asked, now: Date
         }
         if plan.running {
             let overlap = flow.schedule.as_ref().map(|s| s.overlap).unwrap_or_default();
-            return match plan.overlapping(overlap, asked) {
+            return match plan.overlapping(overlap, asked, flow.source.max_files.is_some()) {
                 Overlapping::Queued => {
                     tracing::info!(flow = %flow.name, "Previous run still going; one run queued.");
                     Ok(Triggered::Queued)
@@ -643,6 +664,7 @@ fn start_or_defer(shared: &Arc<Shared>, flow: Arc<Flow>, asked: Asked, now: Date
                     tracing::info!(flow = %flow.name, "Previous run still going; the run triggered is refused (overlap: skip).");
                     Err(TriggerError::AlreadyRunning(flow.name.clone()))
                 }
+                Overlapping::Deferred => Err(TriggerError::AlreadyRunning(flow.name.clone())),
             };
         }
         plan.running = true;
@@ -767,6 +789,8 @@ fn finished(shared: &Arc<Shared>, name: &str, report: Result<Arc<RunReport>, Str
         };
         let plan = plans.entry(name.to_string()).or_default();
         log_skipped(name, plan.ended(), plan.overlap());
+        let deferred = std::mem::take(&mut plan.deferred);
+        let mut went_on = false;
         plan.last_finished = Some(now);
         if let Ok(r) = &report {
             plan.last = Some(r.clone());
@@ -795,15 +819,27 @@ fn finished(shared: &Arc<Shared>, name: &str, report: Result<Arc<RunReport>, Str
         } else {
             plan.retry_attempt = 0;
             // (A run queued meanwhile starts at once anyway, below: not a second one.)
+            let went_on_with = std::mem::take(&mut plan.went_on_with);
             if let Ok(r) = &report
                 && !plan.queued
-                && let Some(later) = goes_on(r)
+                && let Some(later) = goes_on(r, went_on_with)
             {
                 // A backlog taken `source.max_files` at a time: the next run at once, not at
                 // the next scheduled time (which `due` plans again when it starts it).
                 tracing::info!(flow = %name, files = later.files, max_files = later.max_files, "Files left for the next run (source.max_files); it starts now.");
                 plan.next_due = Some(now);
+                plan.went_on_with = Some(later.files);
+                went_on = true;
             }
+        }
+        if deferred > 0 && went_on {
+            tracing::debug!(flow = %name, times = deferred, "Scheduled times passed during the run; the next run, starting now, takes their place.");
+        } else if deferred > 0 {
+            // Not followed at once: they were skipped runs after all, counted now.
+            for _ in 0..deferred {
+                skipped(shared, name, plan.overlap(), false, now);
+            }
+            log_skipped(name, deferred, plan.overlap());
         }
         std::mem::take(&mut plan.queued)
     };
@@ -817,10 +853,15 @@ fn finished(shared: &Arc<Shared>, name: &str, report: Result<Arc<RunReport>, Str
 /// What a run that ended left for the next one by its `source.max_files`, when the next run
 /// is to start at once: the run ended `ok` (a file failing at every run would otherwise have
 /// the flow run without a pause) and delivered or quarantined some file (it got on with the
-/// backlog: files the login cannot read yet, taking the run's places, do not make it go on).
-fn goes_on(r: &RunReport) -> Option<engine::Later> {
+/// backlog: files the login cannot read yet, taking the run's places, do not make it go on),
+/// and, when the run before was followed so too (`before`: the files that one left), left
+/// fewer files than it: a backlog that does not shrink waits for the schedule. Else a flow
+/// whose `source.command` makes a file at every run, with `max_files: 1`, ran without a
+/// pause for ever (each run took one file and its command made one), running its command
+/// as fast as it could.
+fn goes_on(r: &RunReport, before: Option<u32>) -> Option<engine::Later> {
     let moved = r.counts.delivered > 0 || r.quarantined > 0;
-    r.later.filter(|_| r.status == RunStatus::Ok && moved)
+    r.later.filter(|l| r.status == RunStatus::Ok && moved && before.is_none_or(|b| l.files < b))
 }
 
 /// Starts the runs that waited for the run of `name` to end (see [`Plan::waits_for`]).
@@ -877,17 +918,35 @@ mod tests {
     #[test]
     fn a_trigger_refused_while_the_flow_runs_is_not_a_skipped_run() {
         let mut plan = Plan { running: true, ..Plan::default() };
-        assert_eq!(plan.overlapping(Overlap::Skip, Asked::Trigger), Overlapping::Refused);
-        assert_eq!(plan.overlapping(Overlap::Skip, Asked::Trigger), Overlapping::Refused);
+        assert_eq!(plan.overlapping(Overlap::Skip, Asked::Trigger, false), Overlapping::Refused);
+        assert_eq!(plan.overlapping(Overlap::Skip, Asked::Trigger, false), Overlapping::Refused);
         assert_eq!(plan.skipped, 0);
         // The schedule's times are: the first one is the one logged.
-        assert_eq!(plan.overlapping(Overlap::Skip, Asked::Due), Overlapping::Skipped { first: true });
-        assert_eq!(plan.overlapping(Overlap::Skip, Asked::Trigger), Overlapping::Refused);
-        assert_eq!(plan.overlapping(Overlap::Skip, Asked::Due), Overlapping::Skipped { first: false });
+        assert_eq!(plan.overlapping(Overlap::Skip, Asked::Due, false), Overlapping::Skipped { first: true });
+        assert_eq!(plan.overlapping(Overlap::Skip, Asked::Trigger, false), Overlapping::Refused);
+        assert_eq!(plan.overlapping(Overlap::Skip, Asked::Due, false), Overlapping::Skipped { first: false });
         assert_eq!(plan.skipped, 2);
         // `overlap: queue` queues one, whoever asks.
-        assert_eq!(plan.overlapping(Overlap::Queue, Asked::Trigger), Overlapping::Queued);
+        assert_eq!(plan.overlapping(Overlap::Queue, Asked::Trigger, false), Overlapping::Queued);
         assert!(plan.queued);
+    }
+
+    /// `overlap: skip` with `source.max_files`: a due time while the run goes on is not
+    /// counted (nor logged) as a skipped run when it passes: the run may be followed at once
+    /// by the next, which takes its place (before: a backlog drained run after run showed
+    /// every time that passed as a skipped run in `wharf status` and the metrics).
+    #[test]
+    fn a_due_time_during_a_capped_run_is_not_counted_skipped_when_it_passes() {
+        let mut plan = Plan { running: true, ..Plan::default() };
+        assert_eq!(plan.overlapping(Overlap::Skip, Asked::Due, true), Overlapping::Deferred);
+        assert_eq!(plan.overlapping(Overlap::Skip, Asked::Due, true), Overlapping::Deferred);
+        assert_eq!((plan.skipped, plan.deferred), (0, 2));
+        assert_eq!(plan.ended(), 0, "nothing to log as skipped when the run ends");
+        // A trigger is refused as before; `overlap: queue` queues as before.
+        let mut plan = Plan { running: true, ..Plan::default() };
+        assert_eq!(plan.overlapping(Overlap::Skip, Asked::Trigger, true), Overlapping::Refused);
+        assert_eq!(plan.overlapping(Overlap::Queue, Asked::Due, true), Overlapping::Queued);
+        assert_eq!(plan.deferred, 0);
     }
 
     /// A run cut off at shutdown sent no `Done`: the runs skipped while it went were never
@@ -934,12 +993,12 @@ mod tests {
     #[test]
     fn due_times_while_a_run_is_queued_are_skipped_runs() {
         let mut plan = Plan { running: true, ..Plan::default() };
-        assert_eq!(plan.overlapping(Overlap::Queue, Asked::Due), Overlapping::Queued);
-        assert_eq!(plan.overlapping(Overlap::Queue, Asked::Trigger), Overlapping::AlreadyQueued);
+        assert_eq!(plan.overlapping(Overlap::Queue, Asked::Due, false), Overlapping::Queued);
+        assert_eq!(plan.overlapping(Overlap::Queue, Asked::Trigger, false), Overlapping::AlreadyQueued);
         assert_eq!(plan.skipped, 0, "a trigger is not a skipped run");
-        assert_eq!(plan.overlapping(Overlap::Queue, Asked::Due), Overlapping::Skipped { first: true });
-        assert_eq!(plan.overlapping(Overlap::Queue, Asked::Due), Overlapping::Skipped { first: false });
-        assert_eq!(plan.overlapping(Overlap::Queue, Asked::Trigger), Overlapping::AlreadyQueued);
+        assert_eq!(plan.overlapping(Overlap::Queue, Asked::Due, false), Overlapping::Skipped { first: true });
+        assert_eq!(plan.overlapping(Overlap::Queue, Asked::Due, false), Overlapping::Skipped { first: false });
+        assert_eq!(plan.overlapping(Overlap::Queue, Asked::Trigger, false), Overlapping::AlreadyQueued);
         assert_eq!((plan.skipped, plan.queued), (2, true));
         // Said when the run ends, with the policy that skipped them.
         let (skipped, lines) = crate::log_capture::Log::default().of(|| {

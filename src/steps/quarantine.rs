@@ -23,7 +23,10 @@ pub struct Report<'a> {
     /// RFC 3339, UTC, with milliseconds (see `crate::timestamp`).
     pub quarantined_at: String,
     pub reason: &'a str,
-    pub counts: RecordCounts,
+    /// What the steps made of the file's records; `null` when the flow reads no records (no
+    /// `parse` step: `check` or `command` steps only), and the text report has no
+    /// `Records:` line.
+    pub counts: Option<RecordCounts>,
     /// Errors in file order (at most [`super::MAX_REPORTED_ERRORS`]).
     pub errors: &'a [RecordError],
     /// How many errors there were in all (more than `errors` holds when the list was cut).
@@ -51,9 +54,8 @@ fn sync(f: io::BufWriter<std::fs::File>) -> io::Result<()> {
 
 /// The plain-text report.
 pub fn text(r: &Report<'_>) -> String {
-    let c = &r.counts;
     let mut s = format!(
-        "File {} was not accepted.\n\nReason:   {}\nFile:     {} ({} bytes, SHA-256 {})\nReceived: {} (flow {}, run {})\nRecords:  {} read, {} valid, {} rejected, {} skipped, {} written\n",
+        "File {} was not accepted.\n\nReason:   {}\nFile:     {} ({} bytes, SHA-256 {})\nReceived: {} (flow {}, run {})\n",
         name_of(r.file),
         r.reason,
         r.file,
@@ -62,12 +64,13 @@ pub fn text(r: &Report<'_>) -> String {
         r.quarantined_at,
         r.flow,
         r.run,
-        c.read,
-        c.valid,
-        c.rejected,
-        c.skipped,
-        c.written
     );
+    if let Some(c) = &r.counts {
+        s.push_str(&format!(
+            "Records:  {} read, {} valid, {} rejected, {} skipped, {} written\n",
+            c.read, c.valid, c.rejected, c.skipped, c.written
+        ));
+    }
     if !r.errors.is_empty() {
         s.push_str(&format!("\nErrors ({}):\n", r.errors_total));
         for e in r.errors {
@@ -124,7 +127,7 @@ mod tests {
             sha256: "ab",
             quarantined_at: "2026-01-02T03:04:05Z".into(),
             reason: "2 problems",
-            counts: RecordCounts { read: 4, valid: 3, rejected: 1, skipped: 0, written: 0 },
+            counts: Some(RecordCounts { read: 4, valid: 3, rejected: 1, skipped: 0, written: 0 }),
             errors,
             errors_total: errors.len() as u64 + 1,
             cause,
@@ -171,6 +174,22 @@ mod tests {
         // Reports written before `source` and `cause` existed read back as the content's.
         let old: RecordError = serde_json::from_value(serde_json::json!({"row": 1, "line": 2, "field": null, "message": "m"})).unwrap();
         assert_eq!((old.source, old.cause), (None, Cause::Data));
+    }
+
+    /// A flow that reads no records (a `check` or `command` step refused the file) says
+    /// nothing of records: no `Records:` line (was `0 read, 0 valid, …`, as if the file were
+    /// empty), and `counts` is `null` in the JSON.
+    #[test]
+    fn a_report_of_a_flow_that_reads_no_records_has_no_records_line() {
+        let errors = [error(None, None, "the file is empty", Source::Check, Cause::Data)];
+        let with = report(&errors, Causes::Data);
+        assert!(text(&with).contains("\nRecords:  4 read, 3 valid, 1 rejected, 0 skipped, 0 written\n"), "{}", text(&with));
+        let without = Report { counts: None, ..with };
+        let t = text(&without);
+        assert!(!t.contains("Records"), "{t}");
+        assert!(t.contains("Received: 2026-01-02T03:04:05Z (flow roster, run 7)\n\nErrors (2):\n"), "{t}");
+        let v = serde_json::to_value(&without).unwrap();
+        assert_eq!(v["counts"], serde_json::Value::Null, "{v:#}");
     }
 
     /// The sender is not asked to correct a file the flow's own script failed on.

@@ -31,16 +31,26 @@ impl World {
     /// Puts `/in/NAME` on the server, modified `ago` before now (whole minutes apart: an FTP
     /// listing shows minutes).
     fn put(&self, name: &str, ago: Duration) {
+        self.put_at(name, SystemTime::now() - ago);
+    }
+
+    /// Puts `/in/NAME` on the server, modified `at`.
+    fn put_at(&self, name: &str, at: SystemTime) {
         let p = self.partner.data_dir().join("in").join(name);
         fs::write(&p, name).unwrap();
-        fs::File::options().write(true).open(&p).unwrap().set_modified(SystemTime::now() - ago).unwrap();
+        fs::File::options().write(true).open(&p).unwrap().set_modified(at).unwrap();
         self.partner.give_to_user(&p);
     }
 
     /// partner /in/*.csv → local sink, `source.max_files: 2`, sources moved to `/in/done`.
     fn flow(&self) -> PathBuf {
+        self.flow_with("")
+    }
+
+    /// The same, with `top` (top-level settings, each line ending in a line feed) added.
+    fn flow_with(&self, top: &str) -> PathBuf {
         let yaml = format!(
-            "name: backlog\nendpoints:\n  partner:\n{ep}  archive:\n    type: local\n    root: {sink:?}\nsource:\n  endpoint: partner\n  path: /in\n  include: [\"*.csv\"]\n  max_files: 2\nsinks:\n  - endpoint: archive\n    path: /\nafter:\n  success: {{ move_to: /in/done }}\n",
+            "name: backlog\n{top}endpoints:\n  partner:\n{ep}  archive:\n    type: local\n    root: {sink:?}\nsource:\n  endpoint: partner\n  path: /in\n  include: [\"*.csv\"]\n  max_files: 2\nsinks:\n  - endpoint: archive\n    path: /\nafter:\n  success: {{ move_to: /in/done }}\n",
             ep = self.partner.yaml(),
             sink = self.dir.path().join("sink").display().to_string(),
         );
@@ -103,6 +113,81 @@ fn a_backlog_is_taken_max_files_at_a_time_oldest_first(partner: Option<Partner>)
     assert_eq!(moved, 5, "every source moved once");
 }
 
+/// A run SIGKILLed mid-backlog (`d.csv`, one of the two oldest it took, delivered, its
+/// source not moved yet): the next run takes it first, before files older than it that came
+/// meanwhile, and still
+/// starts at most `max_files` in all; `d.csv` is not delivered again; `wharf plan` says the
+/// same files taken and left as the run then takes and leaves.
+fn a_run_killed_mid_backlog_is_resumed_first_within_the_cap(partner: Option<Partner>) {
+    let Some(w) = World::new(partner) else { return };
+    for (i, name) in ["a.csv", "b.csv", "c.csv", "d.csv", "e.csv"].iter().enumerate() {
+        w.put(name, Duration::from_secs(3600 * (i as u64 + 1)));
+    }
+    // One file at a time, so that the kill finds exactly one file in flight: of the two the
+    // run takes (e.csv and d.csv, the oldest), the first in listing order.
+    let flow = w.flow_with("concurrency: 1\n");
+    let mut run = w.wharf();
+    run.arg("run").arg(&flow);
+    drop(support::halt::run_until(run, "delivered", Duration::from_secs(60)));
+    assert_eq!(w.sink_names(), ["d.csv"]);
+    let delivered = fs::metadata(w.dir.path().join("sink/d.csv")).unwrap();
+    // Two files older than everything, come while wharf was down: taken by mtime alone they
+    // would take both places, and leave d.csv in flight.
+    w.put("f.csv", Duration::from_secs(3600 * 10));
+    w.put("g.csv", Duration::from_secs(3600 * 11));
+
+    let (code, plan) = support::json_of(w.wharf().arg("plan").arg("--json").arg(&flow));
+    assert_eq!(code, 0, "{plan:#}");
+    let files = plan["files"].as_array().unwrap();
+    let later: Vec<&str> = files.iter().filter(|f| f["why"] == "later: max_files 2 reached").map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(later, ["/in/a.csv", "/in/b.csv", "/in/c.csv", "/in/e.csv", "/in/f.csv"], "{plan:#}");
+    let taken: Vec<&str> = files.iter().filter(|f| f["action"] != "wait").map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(taken, ["/in/d.csv", "/in/g.csv"], "{plan:#}");
+
+    let (code, r) = support::json_of(w.wharf().arg("run").arg("--json").arg(&flow));
+    assert_eq!(code, 0, "{r:#}");
+    let mut outcomes: Vec<(&str, &str)> =
+        r["files"].as_array().unwrap().iter().map(|f| (f["path"].as_str().unwrap(), f["outcome"].as_str().unwrap())).collect();
+    outcomes.sort();
+    assert_eq!(outcomes, [("/in/d.csv", "delivered"), ("/in/g.csv", "delivered")], "{r:#}");
+    assert_eq!(r["later"], serde_json::json!({ "files": 5, "max_files": 2 }), "{r:#}");
+    assert_eq!(w.sink_names(), ["d.csv", "g.csv"]);
+    let after = fs::metadata(w.dir.path().join("sink/d.csv")).unwrap();
+    use std::os::unix::fs::MetadataExt as _;
+    assert_eq!((after.ino(), after.mtime_nsec()), (delivered.ino(), delivered.mtime_nsec()), "d.csv not delivered again");
+    let mut moved: Vec<String> = fs::read_dir(w.partner.data_dir().join("in/done"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    moved.sort();
+    assert_eq!(moved, ["d.csv", "g.csv"]);
+}
+
+/// Files modified within one minute, seconds apart, are taken oldest first by the second
+/// (SFTP; FTP by `MLSD` on pure-ftpd, by `LIST` refined with `MDTM` on vsftpd: a `LIST` time
+/// alone shows minutes), and of two at the same second the first by path: one a run
+/// (`max_files: 1`), the order is c, d, b, a — by path, or by minute, it would be a, b, c, d.
+fn files_within_a_minute_are_taken_by_the_second_then_by_path(partner: Option<Partner>) {
+    let Some(w) = World::new(partner) else { return };
+    let minute = SystemTime::UNIX_EPOCH
+        + Duration::from_secs(
+            (SystemTime::now() - Duration::from_secs(7200)).duration_since(SystemTime::UNIX_EPOCH).unwrap().as_secs() / 60 * 60,
+        );
+    for (name, secs) in [("a.csv", 50), ("b.csv", 30), ("c.csv", 5), ("d.csv", 5)] {
+        w.put_at(name, minute + Duration::from_secs(secs));
+    }
+    let flow = fs::read_to_string(w.flow()).unwrap().replace("max_files: 2", "max_files: 1");
+    let flow_path = w.dir.path().join("one.yaml");
+    fs::write(&flow_path, flow).unwrap();
+    let mut taken = Vec::new();
+    for _ in 0..4 {
+        let (code, r) = support::json_of(w.wharf().arg("run").arg("--json").arg(&flow_path));
+        assert_eq!((code, r["counts"]["delivered"].as_u64()), (0, Some(1)), "{r:#}");
+        taken.push(r["files"][0]["path"].as_str().unwrap().to_string());
+    }
+    assert_eq!(taken, ["/in/c.csv", "/in/d.csv", "/in/b.csv", "/in/a.csv"]);
+}
+
 macro_rules! on_both_servers {
     ($($name:ident),*) => {
         mod sftp { $( #[test] fn $name() { super::$name(super::Partner::sftp()) } )* }
@@ -110,4 +195,15 @@ macro_rules! on_both_servers {
     };
 }
 
-on_both_servers!(a_backlog_is_taken_max_files_at_a_time_oldest_first);
+mod pure_ftpd {
+    #[test]
+    fn files_within_a_minute_are_taken_by_the_second_then_by_path() {
+        super::files_within_a_minute_are_taken_by_the_second_then_by_path(super::Partner::pure_ftp())
+    }
+}
+
+on_both_servers!(
+    a_backlog_is_taken_max_files_at_a_time_oldest_first,
+    a_run_killed_mid_backlog_is_resumed_first_within_the_cap,
+    files_within_a_minute_are_taken_by_the_second_then_by_path
+);

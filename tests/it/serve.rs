@@ -1215,6 +1215,36 @@ async fn a_backlog_capped_by_max_files_is_taken_by_runs_one_after_the_other() {
     d.stop().await;
 }
 
+/// A backlog that does not shrink is not run at once for ever: with `source.command` making
+/// a file at every run and `max_files: 1`, every run takes one file and its command makes
+/// one (two left each time). The first capped run is followed at once; the second, which
+/// left as many, waits for the schedule (was: runs, and the command, without a pause).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_capped_backlog_that_does_not_shrink_waits_for_the_schedule() {
+    let flow = "name: made\nendpoints:\n  a: { type: local, root: ROOT/src }\n  b: { type: local, root: ROOT/dst }\nsource:\n  endpoint: a\n  path: /in\n  include: ['*.csv']\n  max_files: 1\n  command:\n    run: [sh, -c, 'echo x']\n    name: 'out-{{run}}.csv'\nsinks: [ { endpoint: b, path: / } ]\nafter: { success: delete }\nschedule: { every: 1h }\n";
+    let config = ServeConfig { rescan: Duration::from_secs(3600), ..ServeConfig::default() };
+    let mut d = Daemon::start(&[("made.yaml", flow.to_string())], minute_now(), config);
+    for (i, name) in ["a", "b"].iter().enumerate() {
+        let p = d.path(&format!("src/in/{name}.csv"));
+        std::fs::write(&p, "x\n").unwrap();
+        let f = std::fs::File::options().write(true).open(&p).unwrap();
+        f.set_modified(std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_000 + i as u64)).unwrap();
+    }
+    d.advance(Duration::from_secs(3600)).await;
+    for _ in 0..2 {
+        let r = d.next_run().await;
+        assert_eq!((r.status, r.counts.delivered, r.later.map(|l| l.files)), (RunStatus::Ok, 1, Some(2)), "{r:#?}");
+    }
+    d.clock.until_sleepers(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let st = d.handle().status();
+    assert!(!st.flows[0].running, "{st:?}");
+    let next = st.flows[0].next_due.expect("planned by its schedule");
+    assert!(next > wharf::schedule::Clock::now(&*d.clock), "back to the schedule: {st:?}");
+    assert_eq!(d.handle().ledger().runs(Some("made"), 10).unwrap().len(), 2);
+    d.stop().await;
+}
+
 /// A capped run that failed a file leaves the rest to the flow's next scheduled time: a file
 /// failing at every run must not make the flow run without a pause.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

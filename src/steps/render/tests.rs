@@ -523,7 +523,7 @@ fn a_template_reading_a_field_the_schema_does_not_have_is_the_flows_own_error() 
         sha256: "ab",
         quarantined_at: "2026-01-05T10:00:00Z".into(),
         reason: &v.reason,
-        counts: RecordCounts::default(),
+        counts: Some(RecordCounts::default()),
         errors: &v.errors,
         errors_total: v.errors_total,
         cause: v.cause,

@@ -27,6 +27,11 @@ impl Partner {
         Ftpd::vsftpd().map(Partner::Ftp)
     }
 
+    /// pure-ftpd (explicit FTPS), which lists with `MLSD` where vsftpd has `LIST` (and `MDTM`).
+    pub fn pure_ftp() -> Option<Partner> {
+        Ftpd::pure_ftpd().map(Partner::Ftp)
+    }
+
     pub fn data_dir(&self) -> &Path {
         match self {
             Partner::Sftp(s) => s.data_dir(),
