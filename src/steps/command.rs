@@ -496,9 +496,7 @@ mod tests {
         assert_eq!(step(&["gzip"], "1m", None).rename("orders.csv").unwrap(), "orders.csv");
         let e = step(&["gpg"], "1m", Some("{{ext}}")).rename("README").unwrap_err();
         assert!(e.starts_with("the `command` step steps[1]: its name `{{ext}}` gives no usable file name for \"README\": "), "{e}");
-        let build = |name: &str, timeout: &str| {
-            Command::build(&raw(&["gpg"], timeout, Some(name)), 0, Path::new("/f")).unwrap_err()
-        };
+        let build = |name: &str, timeout: &str| Command::build(&raw(&["gpg"], timeout, Some(name)), 0, Path::new("/f")).unwrap_err();
         let p = build("{{stem}}-{{run}}", "1m");
         assert!(p[0].0 == "name" && p[0].1.contains("knows `name`, `stem` and `ext`"), "{p:?}");
         let p = build("a/{{stem}}", "0s");
