@@ -41,7 +41,7 @@ pub enum RawStep {
 /// A program the file's bytes go through. Exit 0: its output is the file from here on (an
 /// empty output is an empty file). A non-zero exit, a signal, its `timeout`, or processes it
 /// leaves running when it exits quarantine the file, with the end of its stderr in the
-/// reason. A program that cannot be started (missing, not executable) fails the run instead:
+/// reason; so does more output than its `max_output`. A program that cannot be started (missing, not executable) fails the run instead:
 /// the file stays at the source for the next run (`wharf validate` warns of it).
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -66,6 +66,15 @@ pub struct RawStepCommand {
     #[serde(default = "default_step_command_timeout")]
     #[schemars(schema_with = "super::duration::schema")]
     pub timeout: String,
+    /// Most the program may write for one file: bytes (`1048576`) or with a unit (`500MiB`,
+    /// `10GiB`; KB = 1000, KiB = 1024). Once its output passes this, it is killed with every
+    /// process it started, what it wrote is removed, and the file quarantined. The limit
+    /// protects the state disk, which every flow sharing the state folder writes to, from a
+    /// program that writes without end (`gunzip` of a decompression bomb fills any disk
+    /// within its `timeout`); raise it for a partner whose files legitimately become larger.
+    /// Default `10GiB`.
+    #[serde(default = "default_step_command_max_output")]
+    pub max_output: RawSize,
     /// The file's name after this step, a template of the name before it (variables `name`,
     /// `stem`, `ext`): `"{{stem}}"` makes `orders.csv.gpg` `orders.csv`, `"{{name}}.gz"`
     /// makes `orders.csv` `orders.csv.gz`. Later steps and the sinks' `name`, `stem` and
@@ -76,6 +85,10 @@ pub struct RawStepCommand {
 
 fn default_step_command_timeout() -> String {
     "5m".into()
+}
+
+fn default_step_command_max_output() -> RawSize {
+    RawSize::Text("10GiB".into())
 }
 
 /// File checks. Every configured check must pass.

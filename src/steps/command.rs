@@ -3,7 +3,10 @@
 //! Owns one pass: the current bytes (a file) are the program's stdin, as a file handle (wharf
 //! never holds them); its stdout is copied, a buffer at a time, into a new file beside the
 //! staging file, so memory stays bounded whatever the size, and a full disk is wharf's own
-//! write error (the run's trouble), never mistaken for the program's. How the program is
+//! write error (the run's trouble), never mistaken for the program's. The output is bounded
+//! too (`max_output`): past it, or on a write error (a full disk), the program is killed with
+//! its group and what it wrote removed at once, so that a program writing without end (a
+//! decompression bomb) never leaves the state disk full for the other flows. How the program is
 //! started, its environment, its time limit and what it leaves running are
 //! `crate::process`'s, as for `source.command`. Which bytes a step gets and where its output
 //! goes next is the pipeline's (`steps::FileRun`).
@@ -12,10 +15,10 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, UNIX_EPOCH};
 
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::duration;
-use crate::config::raw_steps::RawStepCommand;
+use crate::config::raw_steps::{RawSize, RawStepCommand};
 use crate::process::{self, Unsuccessful};
 use crate::template::{NameTemplate, NameVars};
 
@@ -34,6 +37,10 @@ pub struct Command {
     /// Working folder: the flow file's folder.
     pub dir: PathBuf,
     pub timeout: Duration,
+    /// Most bytes the program may write for one file (at least 1), and that limit as the flow
+    /// writes it, for messages (`1MiB`).
+    pub max_output: u64,
+    pub max_output_shown: String,
     /// The file's name after this step, from its name before (`None`: kept).
     pub name: Option<NameTemplate>,
 }
@@ -92,6 +99,17 @@ impl Command {
                 None
             }
         };
+        let max_output = match crate::steps::check::parse_size(&raw.max_output) {
+            Ok(0) => {
+                problems.push(("max_output", "is zero: no program could write anything; give a size such as `10GiB`".to_string()));
+                None
+            }
+            Ok(n) => Some(n),
+            Err(e) => {
+                problems.push(("max_output", e));
+                None
+            }
+        };
         let name = match raw.name.as_deref().map(name_template).transpose() {
             Ok(n) => n,
             Err(e) => {
@@ -99,14 +117,19 @@ impl Command {
                 None
             }
         };
-        match (program, timeout) {
-            (Some(program), Some(timeout)) if problems.is_empty() => Ok(Command {
+        match (program, timeout, max_output) {
+            (Some(program), Some(timeout), Some(max_output)) if problems.is_empty() => Ok(Command {
                 at,
                 program,
                 args: raw.run[1..].to_vec(),
                 pass_env: raw.pass_env.clone(),
                 dir: base.to_path_buf(),
                 timeout,
+                max_output,
+                max_output_shown: match &raw.max_output {
+                    RawSize::Bytes(n) => format!("{n} bytes"),
+                    RawSize::Text(t) => t.trim().to_string(),
+                },
                 name,
             }),
             _ => Err(problems),
@@ -133,7 +156,8 @@ impl Command {
     /// async code (it blocks on the program); within a tokio runtime's blocking thread it
     /// uses that runtime, elsewhere one of its own.
     /// A pass abandoned ([`Env::abandoned`]) is `Trouble::Io` of kind `Interrupted`; the
-    /// output file is then incomplete.
+    /// output file is then incomplete. Output past `max_output` (`Ok(Err)`) and a write error
+    /// (`Trouble::Io`: a full disk) kill the program and remove the output before returning.
     pub fn run(&self, env: &Env<'_>, input: &Path, output: &Path) -> Result<Result<(), String>, Trouble> {
         let pass = async {
             let Some(abandoned) = env.abandoned else { return self.pass(env, input, output).await };
@@ -173,20 +197,64 @@ impl Command {
             Err(e) => return Err(Trouble::Io(e)),
         };
         let stdout = running.take_stdout();
-        // Ends when the program's stdout closes: it exited (what it left behind killed), or
-        // was killed at its limit. A write error drops the pipe: the program stops on it.
+        let max = self.max_output;
+        // Ends when the program's stdout closes (it exited, what it left behind killed, or was
+        // killed at its limit), when its output passes `max` (`Ok(false)`), or on a write error.
         let copy = async move {
-            if let Some(stdout) = stdout {
-                let mut reader = tokio::io::BufReader::with_capacity(CHUNK, stdout);
-                tokio::io::copy_buf(&mut reader, &mut out).await?;
+            if let Some(mut stdout) = stdout {
+                let mut buf = vec![0u8; CHUNK];
+                let mut written = 0u64;
+                loop {
+                    let n = stdout.read(&mut buf).await?;
+                    if n == 0 {
+                        break;
+                    }
+                    written = written.saturating_add(n as u64);
+                    if written > max {
+                        return Ok(false);
+                    }
+                    out.write_all(&buf[..n]).await?;
+                }
             }
             out.flush().await?;
-            out.sync_all().await
+            out.sync_all().await?;
+            Ok::<bool, std::io::Error>(true)
         };
-        let (waited, copied) = tokio::join!(running.wait(None, self.timeout, process::STDERR_TAIL), copy);
-        let ended = waited.success(self.timeout);
-        copied?;
-        Ok(match ended {
+        let (copied, waited) = {
+            let wait = running.wait(None, self.timeout, process::STDERR_TAIL);
+            tokio::pin!(copy, wait);
+            let mut waited = None;
+            let copied = loop {
+                tokio::select! {
+                    c = &mut copy => break c,
+                    w = &mut wait, if waited.is_none() => waited = Some(w),
+                }
+            };
+            if matches!(copied, Ok(true)) && waited.is_none() {
+                waited = Some(wait.await);
+            }
+            (copied, waited)
+        };
+        // Both futures are dropped here: the output file is closed and a program still
+        // running is killed with its group (dropping its wait does that), not waited for until
+        // its limit.
+        let waited = match (copied, waited) {
+            (Ok(true), Some(waited)) => waited,
+            (copied, _) => {
+                // Removed at once: a full state disk is every flow's trouble.
+                let _ = tokio::fs::remove_file(output).await;
+                return match copied {
+                    Err(e) => Err(Trouble::Io(e)),
+                    _ => Ok(Err(format!(
+                        "the `command` step steps[{}] (`{}`) wrote more than its max_output of {} and was killed",
+                        self.at,
+                        self.shown(),
+                        self.max_output_shown
+                    ))),
+                };
+            }
+        };
+        Ok(match waited.success(self.timeout) {
             Ok(()) => Ok(()),
             Err(Unsuccessful::Wait(e)) => return Err(Trouble::Io(e)),
             Err(Unsuccessful::Ended { how, stderr }) => {
@@ -217,13 +285,34 @@ mod tests {
     use super::*;
 
     fn step(run: &[&str], timeout: &str, name: Option<&str>) -> Command {
-        let raw = RawStepCommand {
+        Command::build(&raw(run, timeout, name), 1, &std::env::temp_dir()).unwrap()
+    }
+
+    fn raw(run: &[&str], timeout: &str, name: Option<&str>) -> RawStepCommand {
+        RawStepCommand {
             run: run.iter().map(|s| s.to_string()).collect(),
             pass_env: Vec::new(),
             timeout: timeout.into(),
+            max_output: RawSize::Text("10GiB".into()),
             name: name.map(str::to_string),
-        };
-        Command::build(&raw, 1, &std::env::temp_dir()).unwrap()
+        }
+    }
+
+    /// A step whose output may be at most `max_output`.
+    fn bounded(run: &[&str], max_output: &str) -> Command {
+        Command::build(&RawStepCommand { max_output: RawSize::Text(max_output.into()), ..raw(run, "1h", None) }, 1, Path::new("/")).unwrap()
+    }
+
+    /// Asserts that every process whose pid is a line of `pids` is gone (or a zombie) within 2 s.
+    fn all_gone(pids: &Path) {
+        for pid in std::fs::read_to_string(pids).unwrap().lines() {
+            let stat = format!("/proc/{pid}/stat");
+            let gone = (0..100).any(|_| {
+                std::thread::sleep(Duration::from_millis(20));
+                std::fs::read_to_string(&stat).map_or(true, |s| s.contains(") Z "))
+            });
+            assert!(gone, "process {pid} still runs");
+        }
     }
 
     fn env() -> Env<'static> {
@@ -303,14 +392,56 @@ mod tests {
         }
         giver_up.join().unwrap();
         assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
-        for pid in std::fs::read_to_string(&pids).unwrap().lines() {
-            let stat = format!("/proc/{pid}/stat");
-            let gone = (0..100).any(|_| {
-                std::thread::sleep(Duration::from_millis(20));
-                std::fs::read_to_string(&stat).map_or(true, |s| s.contains(") Z "))
-            });
-            assert!(gone, "process {pid} still runs");
+        all_gone(&pids);
+    }
+
+    /// A program writing without end (a decompression bomb) is stopped at `max_output`, not
+    /// at its `timeout`: killed with its group, what it wrote removed, the file's reason
+    /// naming the step, the program and the limit. Output up to the limit passes.
+    #[test]
+    fn output_past_max_output_kills_the_program_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (input, out, pids) = (dir.path().join("in"), dir.path().join("out"), dir.path().join("pids"));
+        std::fs::write(&input, "x").unwrap();
+        let started = std::time::Instant::now();
+        let script = format!("sleep 60 & echo $! >> {p}; echo $$ >> {p}; exec yes", p = pids.display());
+        let why = bounded(&["sh", "-c", &script], "1MiB").run(&env(), &input, &out).unwrap().unwrap_err();
+        assert_eq!(why, "the `command` step steps[1] (`sh`) wrote more than its max_output of 1MiB and was killed");
+        assert!(!out.exists(), "the partial output is removed");
+        assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+        all_gone(&pids);
+
+        // A program that exits at once, its output still in the pipe: counted all the same.
+        let why = bounded(&["head", "-c", "5M", "/dev/zero"], "1MiB").run(&env(), &input, &out).unwrap().unwrap_err();
+        assert!(why.ends_with("(`head`) wrote more than its max_output of 1MiB and was killed"), "{why}");
+        assert!(!out.exists());
+
+        // Exactly the limit, and under it, pass.
+        assert_eq!(bounded(&["head", "-c", "1048576", "/dev/zero"], "1MiB").run(&env(), &input, &out).unwrap(), Ok(()));
+        assert_eq!(std::fs::metadata(&out).unwrap().len(), 1 << 20);
+        assert_eq!(bounded(&["head", "-c", "1000", "/dev/zero"], "1MiB").run(&env(), &input, &out).unwrap(), Ok(()));
+        assert_eq!(std::fs::metadata(&out).unwrap().len(), 1000);
+    }
+
+    /// A full disk while the output is written: the output is removed and the program killed
+    /// at once, before the error is returned, freeing the disk for the other flows.
+    #[test]
+    fn a_full_disk_removes_the_output_and_kills_the_program_at_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let (input, out, pids) = (dir.path().join("in"), dir.path().join("out"), dir.path().join("pids"));
+        std::fs::write(&input, "x").unwrap();
+        // Writes through the link fail with ENOSPC; removing the output removes the link only.
+        std::os::unix::fs::symlink("/dev/full", &out).unwrap();
+        let started = std::time::Instant::now();
+        let script = format!("trap '' PIPE; echo $$ >> {p}; while :; do yes; done", p = pids.display());
+        match bounded(&["sh", "-c", &script], "1GiB").run(&env(), &input, &out) {
+            Err(Trouble::Io(e)) => assert_eq!(e.raw_os_error(), Some(libc::ENOSPC), "{e}"),
+            other => panic!("{other:?}"),
         }
+        assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+        assert!(std::fs::symlink_metadata(&out).is_err(), "the output is removed");
+        assert!(Path::new("/dev/full").exists());
+        all_gone(&pids);
     }
 
     /// Programs a hostile or broken file makes misbehave: none holds wharf up past the step's
@@ -365,10 +496,7 @@ mod tests {
         assert_eq!(step(&["gzip"], "1m", None).rename("orders.csv").unwrap(), "orders.csv");
         let e = step(&["gpg"], "1m", Some("{{ext}}")).rename("README").unwrap_err();
         assert!(e.starts_with("the `command` step steps[1]: its name `{{ext}}` gives no usable file name for \"README\": "), "{e}");
-        let build = |name: &str, timeout: &str| {
-            let raw = RawStepCommand { run: vec!["gpg".into()], pass_env: vec![], timeout: timeout.into(), name: Some(name.into()) };
-            Command::build(&raw, 0, Path::new("/f")).unwrap_err()
-        };
+        let build = |name: &str, timeout: &str| Command::build(&raw(&["gpg"], timeout, Some(name)), 0, Path::new("/f")).unwrap_err();
         let p = build("{{stem}}-{{run}}", "1m");
         assert!(p[0].0 == "name" && p[0].1.contains("knows `name`, `stem` and `ext`"), "{p:?}");
         let p = build("a/{{stem}}", "0s");

@@ -136,6 +136,14 @@ fn a_failing_program_quarantines_the_file_naming_the_step_and_its_stderr() {
     let v = run(d, &s, "x.csv", b"id\n1\n").quarantine.expect("quarantined");
     assert_eq!(v.reason, "the `command` step steps[2] (`sleep`) did not finish within 200ms and was killed");
     assert!(!d.join("out").exists(), "no partial output");
+
+    // A decompression bomb: stopped at `max_output`, quarantined for the data it is.
+    let s = steps(d, "- command: { run: [gunzip, -c], max_output: 1MiB }\n- parse: { format: csv }");
+    let bomb = gzip(&vec![b'0'; 5 << 20]);
+    let v = run(d, &s, "x.csv.gz", &bomb).quarantine.expect("quarantined");
+    assert_eq!(v.reason, "the `command` step steps[0] (`gunzip`) wrote more than its max_output of 1MiB and was killed");
+    assert_eq!((v.errors[0].source, v.cause), (Some(Source::Command), Causes::Data));
+    assert!(!d.join("out").exists(), "no partial output");
 }
 
 #[test]

@@ -181,6 +181,39 @@ fn a_program_that_cannot_start_stops_the_run_and_the_file_stays() {
     assert!(!w.local("quarantine").exists(), "not quarantined");
 }
 
+/// A decompression bomb (20 MiB of zeros, gzipped to some 20 KiB) gunzipped under
+/// `max_output: 1MiB`: gunzip is stopped at the limit, the file quarantined as received with
+/// the reason naming the step, the program and the limit, nothing of it delivered and nothing
+/// left in the staging folder; its source deleted as `after.failure` says; the other file of
+/// the run delivered.
+#[test]
+fn a_decompression_bomb_is_stopped_at_max_output_and_quarantined() {
+    let Some(w) = World::new() else { return };
+    let bomb = pipe("gzip", &["-c"], &vec![0u8; 20 << 20]);
+    assert!(bomb.len() < 100 << 10, "{} bytes", bomb.len());
+    fs::write(w.remote("incoming/bomb.csv.gz"), &bomb).unwrap();
+    fs::write(w.remote("incoming/x.csv.gz"), pipe("gzip", &["-c"], CSV)).unwrap();
+    w.sshd.give_to_user(&w.remote("incoming"));
+    let flow = w.flow(
+        "bombs",
+        ("partner:/incoming", "here:/out"),
+        "  - command: { run: [gunzip, -c], name: '{{stem}}', max_output: 1MiB }\n  - parse: { format: csv }",
+    );
+    fs::write(&flow, fs::read_to_string(&flow).unwrap() + "after: { failure: delete }\n").unwrap();
+    let started = std::time::Instant::now();
+    let (out, r) = w.run(&flow, &[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(started.elapsed() < std::time::Duration::from_secs(60), "{:?}", started.elapsed());
+    assert_eq!((r["counts"]["delivered"].as_u64(), r["quarantined"].as_u64()), (Some(1), Some(1)), "{r:#}");
+    assert_eq!(fs::read(w.local("out/x.csv")).unwrap(), CSV);
+    assert_eq!(fs::read_dir(w.local("out")).unwrap().count(), 1, "nothing of the bomb delivered");
+    let report = fs::read_to_string(w.local("quarantine/bomb.csv.gz.report.txt")).unwrap();
+    assert!(report.contains("the `command` step steps[0] (`gunzip`) wrote more than its max_output of 1MiB and was killed"), "{report}");
+    assert_eq!(fs::read(w.local("quarantine/bomb.csv.gz")).unwrap(), bomb, "quarantined as received");
+    assert!(!w.remote("incoming/bomb.csv.gz").exists(), "deleted at the source (after.failure: delete)");
+    assert_eq!(files_under(&w.local("state/staging")), Vec::<PathBuf>::new(), "nothing left in the staging folder");
+}
+
 /// The files under `dir` and its folders (none when it is missing).
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     let Ok(entries) = fs::read_dir(dir) else { return Vec::new() };

@@ -218,4 +218,26 @@ quarantine: { endpoint: l, path: /bad }
         let p = problems(&with_steps("- parse: { format: csv }\n- command: { run: [gzip] }\n- write: { format: csv }"));
         assert!(p[0].starts_with("a `command` step works on the file's bytes") && p[0].ends_with("(at /steps/1/command)"), "{p:#?}");
     }
+
+    /// `max_output`: a size as `check`'s `max_size` takes it, with its file line; never zero.
+    #[test]
+    fn a_command_step_s_max_output_is_a_positive_size() {
+        let loaded = |max: &str| {
+            let text = with_steps(&format!("- command: {{ run: [gunzip], max_output: {max} }}")).replace("${env:PASS}", "p");
+            match crate::config::load::load_flow_str(&text, std::path::Path::new("/flows/f.yaml")) {
+                Ok(flow) => Ok(flow.steps.expect("steps")),
+                Err(e) => Err(e.iter().map(ToString::to_string).collect::<Vec<_>>()),
+            }
+        };
+        assert!(loaded("500MiB").is_ok() && loaded("1048576").is_ok(), "{:?}", loaded("500MiB").err());
+        assert_eq!(
+            loaded("0").unwrap_err(),
+            ["/flows/f.yaml:8:41: is zero: no program could write anything; give a size such as `10GiB` (at /steps/0/command/max_output)"]
+        );
+        assert_eq!(
+            loaded("10mb").unwrap_err(),
+            ["/flows/f.yaml:8:41: `10mb`: unknown unit `mb` (use B, KB, MB, GB, TB, KiB, MiB, GiB, TiB; upper and lower case as \
+              written here) (at /steps/0/command/max_output)"]
+        );
+    }
 }
