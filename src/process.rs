@@ -113,6 +113,21 @@ pub fn command(program: impl AsRef<std::ffi::OsStr>, pass_env: &[String]) -> Com
     cmd
 }
 
+/// A flow's program (`source.command`, a `command` step): [`command`] with its arguments,
+/// run in `dir` (the flow file's folder), told its flow and run (`WHARF_FLOW`, `WHARF_RUN`).
+pub fn flow_program(
+    program: &std::path::Path,
+    args: &[String],
+    pass_env: &[String],
+    dir: &std::path::Path,
+    flow: &str,
+    run: u64,
+) -> Command {
+    let mut cmd = command(program, pass_env);
+    cmd.args(args).current_dir(dir).env("WHARF_FLOW", flow).env("WHARF_RUN", run.to_string());
+    cmd
+}
+
 /// Whether the variable `name` is given to programs.
 fn passed(name: &str, pass_env: &[String]) -> bool {
     let allowed = |pattern: &str| match pattern.strip_suffix('*') {

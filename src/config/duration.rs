@@ -52,6 +52,16 @@ pub fn parse(text: &str) -> Result<Duration, String> {
     Ok(Duration::from_millis(millis))
 }
 
+/// [`parse`], refusing zero: a limit or an interval of nothing (`0s`) is a mistake, said the
+/// same way for every such field.
+pub fn parse_positive(text: &str) -> Result<Duration, String> {
+    let d = parse(text)?;
+    if d.is_zero() {
+        return Err(format!("`{text}` is zero; give a positive duration"));
+    }
+    Ok(d)
+}
+
 /// Writes `d` the way [`parse`] reads it: `1h30m`, `2m`, `30s`, `1500ms` → `1s500ms`, `0s`.
 /// The one writer of a duration in flow-file syntax (schedules, limits in diagnostics,
 /// response deadlines). Any `Duration` is written whole: more days than `parse` reads too

@@ -73,15 +73,8 @@ pub async fn produce(cmd: &Command, folder: &Path, flow: &str, run: u64, now: Sy
         cmd.name.render(&NameVars::new("", "", 0, run, now)).map_err(|message| CommandError::Name { program: program.clone(), message })?;
     let temp = folder.join(format!("{TEMP_PREFIX}{flow}-{run}.part"));
     let file = std::fs::File::create(&temp).map_err(output_err(&temp))?;
-    let mut child = process::command(&cmd.program, &cmd.pass_env);
-    child
-        .args(&cmd.args)
-        .current_dir(&cmd.dir)
-        .env("WHARF_FLOW", flow)
-        .env("WHARF_RUN", run.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::from(file))
-        .stderr(Stdio::piped());
+    let mut child = process::flow_program(&cmd.program, &cmd.args, &cmd.pass_env, &cmd.dir, flow, run);
+    child.stdin(Stdio::null()).stdout(Stdio::from(file)).stderr(Stdio::piped());
     let running = process::spawn(child).await.map_err(|source| {
         let _ = std::fs::remove_file(&temp);
         CommandError::Spawn { program: program.clone(), source }

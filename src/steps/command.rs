@@ -88,11 +88,7 @@ impl Command {
                 None
             }
         };
-        let timeout = match duration::parse(&raw.timeout) {
-            Ok(d) if d.is_zero() => {
-                problems.push(("timeout", format!("`{}` is zero; give a positive duration", raw.timeout)));
-                None
-            }
+        let timeout = match duration::parse_positive(&raw.timeout) {
             Ok(d) => Some(d),
             Err(e) => {
                 problems.push(("timeout", e));
@@ -175,15 +171,8 @@ impl Command {
     async fn pass(&self, env: &Env<'_>, input: &Path, output: &Path) -> Result<Result<(), String>, Trouble> {
         let stdin = std::fs::File::open(input)?;
         let mut out = tokio::fs::File::create(output).await?;
-        let mut cmd = process::command(&self.program, &self.pass_env);
-        cmd.args(&self.args)
-            .current_dir(&self.dir)
-            .env("WHARF_FLOW", env.flow)
-            .env("WHARF_RUN", env.run.to_string())
-            .env("WHARF_FILE", env.file)
-            .stdin(Stdio::from(stdin))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
+        let mut cmd = process::flow_program(&self.program, &self.args, &self.pass_env, &self.dir, env.flow, env.run);
+        cmd.env("WHARF_FILE", env.file).stdin(Stdio::from(stdin)).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut running = match process::spawn(cmd).await {
             Ok(r) => r,
             Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied) => {

@@ -453,12 +453,7 @@ impl Checker<'_, '_> {
     }
 
     fn positive_duration(&mut self, path: &str, text: &str) -> Option<Duration> {
-        let d = self.ok(path, duration::parse(text))?;
-        if d.is_zero() {
-            self.problem(path, format!("`{text}` is zero; give a positive duration"));
-            return None;
-        }
-        Some(d)
+        self.ok(path, duration::parse_positive(text))
     }
 
     fn endpoint_ref(&mut self, path: &str, name: &str, defined: Option<&[String]>) {
