@@ -368,3 +368,29 @@ fn sigterm_during_a_command_step_stops_wharf_run_cleanly() {
     }
     assert!(d.join("src/in/a.csv").exists() && !d.join("dst/q").exists());
 }
+
+/// A step's program named from the flow file's folder (`./up.sh`), the flow given by a
+/// relative path (`wharf run flows/t.yaml`): the program runs in that folder, so its path must
+/// not be relative to it again (before: `flows/up.sh` looked for in `flows/`, "could not be
+/// started", although `wharf validate` had found it).
+#[test]
+fn a_step_program_beside_a_flow_given_by_a_relative_path_runs() {
+    let dir = tempdir();
+    let at = |rel: &str| dir.path().join(rel);
+    for d in ["flows", "in", "out"] {
+        fs::create_dir_all(at(d)).unwrap();
+    }
+    fs::write(at("flows/up.sh"), "#!/bin/sh\ntr a-z A-Z\n").unwrap();
+    fs::set_permissions(at("flows/up.sh"), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    fs::write(at("in/x.txt"), "abc\n").unwrap();
+    fs::write(
+        at("flows/t.yaml"),
+        "name: t\nendpoints:\n  a: { type: local, root: ../in }\n  b: { type: local, root: ../out }\n\
+         source: { endpoint: a, path: /, include: ['*.txt'] }\nsinks: [ { endpoint: b } ]\n\
+         quarantine: { endpoint: b, path: /q }\nsteps:\n  - command: { run: [./up.sh] }\n",
+    )
+    .unwrap();
+    let out = support::wharf(&at("state")).current_dir(dir.path()).args(["run", "flows/t.yaml"]).output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(fs::read_to_string(at("out/x.txt")).unwrap(), "ABC\n");
+}

@@ -22,6 +22,10 @@ impl Checker<'_, '_> {
         source: Option<&Source>,
     ) -> Option<(Option<crate::steps::Steps>, Option<Quarantine>)> {
         let mut steps: Vec<Option<&RawStep>> = steps.iter().map(Option::as_ref).collect();
+        // `command` steps with their program as `source.command`'s is found: from the flow
+        // file's folder made absolute (it runs in that folder: a relative path would be looked
+        // for below it again), `~/` in the home folder.
+        let mut resolved = Vec::new();
         for (i, step) in steps.iter_mut().enumerate() {
             if let Some(s) = step {
                 self.csv_settings(&format!("/steps/{i}"), s);
@@ -29,14 +33,20 @@ impl Checker<'_, '_> {
                 // build: already said).
                 if let RawStep::Command(c) = s {
                     let at = format!("/steps/{i}/command");
-                    let (run, pass_env) = (self.run_line(&at, &c.run), self.pass_env(&at, &c.pass_env));
-                    if run.is_none() || pass_env.is_none() {
-                        *step = None;
+                    match (self.run_line(&at, &c.run), self.pass_env(&at, &c.pass_env)) {
+                        (Some((program, _)), Some(_)) => {
+                            let mut c = c.clone();
+                            c.run[0] = program.to_string_lossy().into_owned();
+                            resolved.push((i, RawStep::Command(c)));
+                        }
+                        _ => *step = None,
                     }
                 }
             }
         }
-        let built = match crate::steps::build_partial(&steps, on_invalid, max_invalid, self.lookup.base_dir) {
+        let built: Vec<Option<&RawStep>> =
+            steps.iter().enumerate().map(|(i, s)| resolved.iter().find(|(j, _)| *j == i).map(|(_, r)| r).or(*s)).collect();
+        let built = match crate::steps::build_partial(&built, on_invalid, max_invalid, self.lookup.base_dir) {
             Ok(s) => {
                 for (path, message) in s.warnings() {
                     self.warning(path, message);
