@@ -412,8 +412,10 @@ pub struct RawSource {
     /// when that is there, else the one file named like it ignoring case (`X.CSV.DONE` is
     /// `X.CSV`'s `{{name}}.done`; it is moved or deleted with it under its own name); two or
     /// more named like it (`x.csv.done` and `X.CSV.DONE`), none is taken for it and the file
-    /// is not ready, its reason naming them. None of them is ever taken as data, whatever its
-    /// case. Names wharf writes (a sink's `name:` and trigger) keep the case of the name as
+    /// is not ready, its reason naming them. Which file it is is decided from the run's
+    /// listing, once: the file is read, moved or deleted as listed, whatever the run's other
+    /// files (several in flight) have moved since. None of them is ever taken as data,
+    /// whatever its case. Names wharf writes (a sink's `name:` and trigger) keep the case of the name as
     /// listed. Default `false`: the case must match, a file taken only ignoring case is told
     /// of (`wharf plan`, the run report, a `not_taken` event) rather than left without a word,
     /// and so is a done file there only in another case (in its file's not-ready reason).

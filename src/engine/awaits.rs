@@ -629,6 +629,7 @@ pub(super) async fn poll(cx: &Ctx<'_>, eps: &BTreeMap<String, DynEndpoint>, stop
         claims: cx.claims.clone(),
         folders: Default::default(),
         budget: Default::default(),
+        listed: &[],
     };
     // Listed for the open awaits only: a response left undisposed is finished from its record.
     let listing = if open.is_empty() { Ok(Listed::new(&[], false)) } else { list(&source, rflow).await };

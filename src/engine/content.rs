@@ -85,11 +85,11 @@ pub async fn process(
     let names = steps.companions(&super::discover::companion_vars(source.name(), rec.size, cx.now)).map_err(FileError::Name)?;
     let dirs = companion_dirs(rec, source);
     let checksum_text = match &names.checksum {
-        Some(n) => Some(companion(cx, &dirs, n).await?),
+        Some(n) => Some(companion(cx, source, &dirs, n).await?),
         None => None,
     };
     let row_count_text = match &names.row_count {
-        Some(n) => Some(companion(cx, &dirs, n).await?),
+        Some(n) => Some(companion(cx, source, &dirs, n).await?),
         None => None,
     };
     let (out, rejects) = (output_path(staged), rejects_path(staged));
@@ -201,10 +201,10 @@ fn companion_dirs(rec: &FileRecord, source: &RemotePath) -> Vec<RemotePath> {
     dirs
 }
 
-/// Reads a companion file from the first of `dirs` that has it. A missing file is handed to
-/// the steps (it is the file's problem, said for the first folder); any other failure is the
-/// endpoint's, and retried.
-async fn companion(cx: &Ctx<'_>, dirs: &[RemotePath], name: &str) -> Result<Result<String, String>, FileError> {
+/// Reads a companion file of the data file at `source` from the first of `dirs` that has it.
+/// A missing file is handed to the steps (it is the file's problem, said for the first
+/// folder); any other failure is the endpoint's, and retried.
+async fn companion(cx: &Ctx<'_>, source: &RemotePath, dirs: &[RemotePath], name: &str) -> Result<Result<String, String>, FileError> {
     let mut missing = None;
     for dir in dirs {
         let path = match dir.join(name) {
@@ -213,7 +213,10 @@ async fn companion(cx: &Ctx<'_>, dirs: &[RemotePath], name: &str) -> Result<Resu
         };
         // Under the name it has there (`source.ignore_case`: maybe in another case).
         let found = retry(cx.flow.retry, "look for companion file", || async {
-            super::discover::locate(&*cx.source, &cx.flow.source, cx.flow.steps.as_ref(), &path, cx.now).await.map_err(FileError::from)
+            let listed = (cx.listed, source);
+            super::discover::locate(&*cx.source, &cx.flow.source, cx.flow.steps.as_ref(), listed, &path, cx.now)
+                .await
+                .map_err(FileError::from)
         })
         .await?;
         let path = match found {

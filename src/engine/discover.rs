@@ -34,6 +34,10 @@ pub struct Candidate {
     /// (`source.ignore_case`: more than one file named like one ignoring case); it is not
     /// ready while any is.
     pub unclear: Vec<String>,
+    /// Where the run's listing shows each file that goes with it (done file, checksum, row
+    /// count), by the name its template gives: what its lifecycle reads, moves or deletes
+    /// ([`locate`]), never decided again from a later listing.
+    pub companions: Vec<(RemotePath, Located)>,
 }
 
 impl Candidate {
@@ -160,6 +164,9 @@ pub async fn discover(
     }
     for (e, rel, done, read) in data {
         let done_file = done.as_ref().map(|p| listed.done_file(&e, p));
+        // Each where this listing shows it, once: what the file's lifecycle uses (`locate`).
+        let at = |p: &RemotePath| located(listed.find(p), p, &e.path);
+        let mut found: Vec<(RemotePath, Located)> = done.iter().map(|p| (p.clone(), at(p))).collect();
         let mut unclear = Vec::new();
         // Never the file itself (`{{stem}}.CSV` of `a.csv`, ignoring case): it would be left
         // as its own companion, without a word.
@@ -171,13 +178,15 @@ pub async fn discover(
             }
         };
         for (what, p) in read {
-            if let (true, Found::Ambiguous(names)) = (src.ignore_case, listed.find(&p)) {
-                unclear.push(ready::ambiguous(what, p.name(), &names));
+            let there = at(&p);
+            if let Located::Ambiguous(names) = &there {
+                unclear.push(ready::ambiguous(what, p.name(), names));
             }
             goes_with(&p);
+            found.push((p, there));
         }
         done.iter().for_each(&mut goes_with);
-        out.push(Candidate { entry: e, rel, done_file, unclear });
+        out.push(Candidate { entry: e, rel, done_file, unclear, companions: found });
     }
     // A done file, a checksum or a row count is a signal about a data file, not data, even
     // when the globs match it; whatever its case, with `ignore_case` (`Source::name_key`).
@@ -304,20 +313,30 @@ pub enum Located {
     Ambiguous(Vec<String>),
 }
 
-/// Where `wanted` (a done file, checksum or row count, by the name its template gives) is on
-/// `ep`, by the rule discovery judged it by ([`ready::Listed::find`]): itself, without
-/// `source.ignore_case` (not looked at); with it, itself when there, else its folder is listed
-/// for the one named like it ignoring case. For what is done with a companion after
-/// discovery: reading it, moving or deleting it with its data file.
-/// As discovery, a file its folder holds named exactly as another data file's companion is
-/// that file's, not this one (`steps`, `now`: what the companions' names are rendered with).
+/// Where `wanted` (a done file, checksum or row count of the data file at `data`, by the name
+/// its template gives) is on `ep`, by the rule discovery judged it by ([`ready::Listed::find`]).
+/// For what is done with a companion after discovery: reading it, moving or deleting it with
+/// its data file. Where the run's listing (`listed`, its candidates) has `data` with `wanted`,
+/// as that listing showed it ([`Candidate::companions`]): nothing is looked at again, so a
+/// file of the run moved away meanwhile with its own companions changes nothing of another's
+/// (`x.csv` moved before `x.csv.done`, `X.CSV`'s `X.CSV.DONE` is still its). Else (a file a
+/// crashed run left, no longer listed; a folder its companions were moved to): itself,
+/// without `source.ignore_case` (not looked at); with it, itself when there, else its folder
+/// is listed for the one named like it ignoring case — as discovery, a file its folder holds
+/// named exactly as another data file's companion is that file's, not this one (`steps`,
+/// `now`: what the companions' names are rendered with).
 pub async fn locate(
     ep: &dyn Endpoint,
     src: &Source,
     steps: Option<&Steps>,
+    (listed, data): (&[Candidate], &RemotePath),
     wanted: &RemotePath,
     now: std::time::SystemTime,
 ) -> Result<Located, EndpointError> {
+    let known = listed.binary_search_by(|c| c.entry.path.cmp(data)).ok().map(|i| &listed[i].companions);
+    if let Some((_, found)) = known.and_then(|known| known.iter().find(|(p, _)| p == wanted)) {
+        return Ok(found.clone());
+    }
     if !src.ignore_case || ep.stat(wanted).await?.is_some() {
         return Ok(Located::At(wanted.clone()));
     }
@@ -330,11 +349,18 @@ pub async fn locate(
     for (e, rel) in files.iter().filter_map(|e| Some((e, e.path.strip_prefix(&src.path)?))).filter(|(_, rel)| self::wanted(src, rel)) {
         listed.claim(&e.path, companions_of(src, steps, e, rel, now));
     }
-    Ok(match listed.find(wanted) {
-        Found::There(e) => Located::At(e.path),
+    Ok(located(listed.find(wanted), wanted, data))
+}
+
+/// Where `found` (what a listing shows under `wanted`, a companion of the data file at
+/// `data`) says it is: the listed file, never `data` itself (`{{stem}}.CSV` of `a.csv`,
+/// ignoring case); else the name looked for, which what is done with it finds missing.
+fn located(found: Found, wanted: &RemotePath, data: &RemotePath) -> Located {
+    match found {
+        Found::There(e) if e.path != *data => Located::At(e.path),
         Found::Ambiguous(names) => Located::Ambiguous(names),
-        Found::Missing | Found::OtherCase(_) => Located::At(wanted.clone()),
-    })
+        Found::There(_) | Found::Missing | Found::OtherCase(_) => Located::At(wanted.clone()),
+    }
 }
 
 /// The variables the names of a data file's step companions (checksum, row count) are

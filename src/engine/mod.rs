@@ -598,6 +598,7 @@ async fn run_files(
         claims: Default::default(),
         folders: Default::default(),
         budget: Default::default(),
+        listed: &candidates,
         commits: Default::default(),
     };
     if ready.iter().any(|(c, _)| flow.steps.is_some() || !stage::is_inline(c.entry.size)) {

@@ -399,7 +399,7 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
             files.push(PlannedFile { awaits, ..PlannedFile::new(path, r.size, resume(flow, &r)) });
         }
     }
-    look_at_disposals(flow, &**source, &disposals, &mut files, now).await;
+    look_at_disposals(flow, (&**source, &candidates), &disposals, &mut files, now).await;
     // Round trips: then the run looks for the responses of the awaits open before it (those of
     // the requests it sends are not open yet to a plan: it sends nothing).
     let responses = match ledger {
@@ -617,10 +617,11 @@ struct Disposal {
 /// stats): for `move_to`, the first free name in the folder, passing over those earlier
 /// files of the run take (and their companions: done file, checksum, row count, moved with
 /// them), or the target a crashed run recorded; for a source no longer listed, whether it is
-/// there at all.
+/// there at all. A listed source's companions are where `listed` (the listing's candidates)
+/// shows them, as the run finds them (`discover::locate`).
 async fn look_at_disposals(
     flow: &Flow,
-    source: &dyn crate::endpoint::Endpoint,
+    (source, listed): (&dyn crate::endpoint::Endpoint, &[discover::Candidate]),
     disposals: &[Disposal],
     files: &mut [PlannedFile],
     now: SystemTime,
@@ -642,7 +643,8 @@ async fn look_at_disposals(
             let entry = listed_as(d.source.clone(), d.size);
             for c in discover::companions_of(&flow.source, flow.steps.as_ref(), &entry, &flow_rel(flow, &d.source), now) {
                 // Under the name it has there (`source.ignore_case`); one not told apart stays.
-                let Ok(discover::Located::At(c)) = discover::locate(source, &flow.source, flow.steps.as_ref(), &c, now).await else {
+                let found = discover::locate(source, &flow.source, flow.steps.as_ref(), (listed, &d.source), &c, now).await;
+                let Ok(discover::Located::At(c)) = found else {
                     continue;
                 };
                 if let Ok(Fate::Moved { to, .. }) = disposition::foresee(source, &c, disp, None, None, |p| taken.contains(p)).await {
@@ -1010,9 +1012,9 @@ mod tests {
         let flow = flow_with(
             d,
             "include: ['*.csv'], ignore_case: true, ready: { done_file: '{{name}}.done' }",
-            // One at a time: a done file is found again when it is moved, by the data files
-            // listed then (`discover::locate`).
-            "after: { success: { move_to: /done } }\nconcurrency: 1\n",
+            // Several at a time: each done file is moved as the run's listing found it, whatever
+            // the other file has moved meanwhile (`discover::locate`).
+            "after: { success: { move_to: /done } }\nconcurrency: 4\n",
         );
         for name in ["x.csv", "X.CSV", "x.csv.done", "X.CSV.DONE", "Y.CSV", "y.csv.done", "Y.Csv.Done"] {
             std::fs::write(d.join("src/in").join(name), name).unwrap();

@@ -1133,6 +1133,7 @@ pub async fn reprocess(
             claims: Default::default(),
             folders: Default::default(),
             budget: Default::default(),
+            listed: &[],
         };
         let copy = q
             .copy

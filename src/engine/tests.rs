@@ -1094,6 +1094,68 @@ async fn with_ignore_case_companions_in_another_case_go_with_their_data_file() {
     assert_eq!(std::fs::read_dir(fx.dst.join("inbox")).unwrap().count(), 1, "only good.csv delivered");
 }
 
+/// With `source.ignore_case` and several files in flight, `x.csv` and `X.CSV` each beside
+/// its own done file and checksum (named exactly after it, and in its case): `X.CSV`'s
+/// lifecycle reads and moves the ones its run's listing found (`X.CSV.SHA256`,
+/// `X.CSV.DONE`), whatever `x.csv`'s has moved meanwhile. Before, it listed the folder again:
+/// with `x.csv` moved away and its companions not yet, `x.csv.sha256` and `x.csv.done` were
+/// no longer claimed by a listed file, so `X.CSV.sha256` was ambiguous between two files
+/// (the file quarantined for it) and `X.CSV.DONE` was left behind. Driven here step by step:
+/// `x.csv` moved between the listing and `X.CSV`'s turn.
+#[tokio::test]
+async fn with_ignore_case_a_file_keeps_the_companions_its_listing_found_while_another_moves() {
+    let mut fx = fixture();
+    with_steps(&mut fx, "- check: { checksum: sha256 }\n", "quarantine", None);
+    fx.flow.source.ignore_case = true;
+    fx.flow.source.ready.done_file = Some(NameTemplate::new("{{name}}.done").unwrap());
+    let sha = |body: &[u8]| hex::encode(<sha2::Sha256 as sha2::Digest>::digest(body));
+    for (name, body) in [("x.csv", b"lower\n".as_slice()), ("X.CSV", b"UPPER\n".as_slice())] {
+        fx.put(&format!("in/{name}"), body);
+    }
+    fx.put("in/x.csv.sha256", format!("{}  x.csv\n", sha(b"lower\n")).as_bytes());
+    fx.put("in/X.CSV.SHA256", format!("{}  X.CSV\n", sha(b"UPPER\n")).as_bytes());
+    fx.put("in/x.csv.done", b"");
+    fx.put("in/X.CSV.DONE", b"");
+    let staging = fx.state.join("staging");
+    let mut cx = fx.ctx(1, &staging, None).await;
+    let skip = [&fx.flow.after_success, &fx.flow.after_failure];
+    let found = discover::discover("t", &*cx.source, &fx.flow.source, fx.flow.steps.as_ref(), &skip, cx.now).await.unwrap();
+    let names: Vec<&str> = found.candidates.iter().map(|c| c.entry.path.as_str()).collect();
+    assert_eq!(names, ["in/X.CSV", "in/x.csv"]);
+    // `x.csv` delivered and moved, its companions not yet.
+    std::fs::create_dir_all(fx.src.join("in/processed")).unwrap();
+    std::fs::rename(fx.src.join("in/x.csv"), fx.src.join("in/processed/x.csv")).unwrap();
+    // Looked for again in the folder as it is now, `X.CSV.done` cannot be told: the race.
+    let upper = &found.candidates[0];
+    let done = RemotePath::parse("in/X.CSV.done").unwrap();
+    let again = discover::locate(&*cx.source, &fx.flow.source, fx.flow.steps.as_ref(), (&[], &upper.entry.path), &done, cx.now);
+    assert!(matches!(again.await.unwrap(), discover::Located::Ambiguous(_)));
+    cx.listed = &found.candidates;
+    let (f, _) = lifecycle::process(&cx, &upper.entry, &upper.rel, None).await.unwrap();
+    assert_eq!(f.outcome, Outcome::Delivered, "{f:#?}");
+    for name in ["X.CSV", "X.CSV.SHA256", "X.CSV.DONE", "x.csv"] {
+        assert!(fx.src.join("in/processed").join(name).exists(), "{name} moved");
+    }
+    for name in ["x.csv.sha256", "x.csv.done"] {
+        assert!(fx.src.join("in").join(name).exists(), "{name} left for x.csv's lifecycle");
+    }
+    // Gone since the listing (a partner took it back): missing, as it would be when looked
+    // for; the file is refused for it, not failed for an endpoint error.
+    fx.put("in/Y.CSV", b"UPPER\n");
+    fx.put("in/Y.CSV.SHA256", format!("{}  Y.CSV\n", sha(b"UPPER\n")).as_bytes());
+    fx.put("in/Y.CSV.DONE", b"");
+    let found = discover::discover("t", &*cx.source, &fx.flow.source, fx.flow.steps.as_ref(), &skip, cx.now).await.unwrap();
+    let y = found.candidates.iter().find(|c| c.entry.path.as_str() == "in/Y.CSV").unwrap();
+    let at = |c: &discover::Candidate| c.companions.iter().map(|(_, at)| at.clone()).collect::<Vec<_>>();
+    let listed_at = |p: &str| discover::Located::At(RemotePath::parse(p).unwrap());
+    assert_eq!(at(y), [listed_at("in/Y.CSV.DONE"), listed_at("in/Y.CSV.SHA256")]);
+    std::fs::remove_file(fx.src.join("in/Y.CSV.SHA256")).unwrap();
+    cx.listed = &found.candidates;
+    let (f, _) = lifecycle::process(&cx, &y.entry, &y.rel, None).await.unwrap();
+    assert_eq!(f.outcome, Outcome::Quarantined, "{f:#?}");
+    assert!(f.detail.contains("Y.CSV.SHA256 not found"), "{}", f.detail);
+}
+
 /// A file quarantined for its records, whose checksum and row-count files went with it to
 /// `after.failure`'s folder, is reprocessed after the fix: its companions are read where they
 /// went. Before, reprocess looked for them at the source, found nothing, and quarantined the
@@ -2620,6 +2682,7 @@ impl Fixture {
             claims: Default::default(),
             folders: Default::default(),
             budget: Default::default(),
+            listed: &[],
             commits: Default::default(),
         }
     }

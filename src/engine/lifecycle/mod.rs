@@ -93,6 +93,10 @@ pub(super) struct Ctx<'a> {
     pub folders: transfer::Folders,
     /// Bytes the files moved whole may hold at once (see `budget`).
     pub budget: Budget,
+    /// The run's listing, sorted by path: where each listed file's companions are (done file,
+    /// checksum, row count), as discovery found them (`discover::locate`). Empty where the
+    /// files are not the run's listing's (a round trip's responses, a reprocessed file).
+    pub listed: &'a [super::discover::Candidate],
 }
 
 impl Ctx<'_> {
@@ -794,7 +798,9 @@ pub(super) async fn dispose_companions(cx: &Ctx<'_>, entry: &Entry, disp: &Dispo
     let rel = entry.path.strip_prefix(&cx.flow.source.path).unwrap_or_else(|| entry.path.name());
     for c in super::discover::companions_of(&cx.flow.source, cx.flow.steps.as_ref(), entry, rel, cx.now) {
         // Under the name it has there (`source.ignore_case`: maybe in another case).
-        let c = match super::discover::locate(&*cx.source, &cx.flow.source, cx.flow.steps.as_ref(), &c, cx.now).await {
+        let c = match super::discover::locate(&*cx.source, &cx.flow.source, cx.flow.steps.as_ref(), (cx.listed, &entry.path), &c, cx.now)
+            .await
+        {
             Ok(super::discover::Located::At(c)) => c,
             Ok(super::discover::Located::Ambiguous(names)) => {
                 let names = super::ready::names_listed(&names);
