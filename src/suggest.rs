@@ -1,5 +1,5 @@
-//! "Did you mean": the names close to one that was not found (a time zone in a flow file, a
-//! flow named on the command line), for the message that says it was not found.
+//! "Did you mean": the names close to one that was not found (a time zone or a field of a flow
+//! file, a flow named on the command line), for the message that says it was not found.
 //!
 //! Owns the closeness rule (letter case, then at most two typing mistakes) and the wording of
 //! the hint. It does not know where names come from: each caller gives the names there are.
@@ -7,8 +7,8 @@
 /// Up to three of `names` close to `wanted`, closest first: the same name in other letter
 /// case; then those `related` accepts (it is given the name in lower case: a time zone's
 /// city, say); then those at most two typing mistakes away (letter case aside), one for a
-/// name of up to five characters (two would make `ab` suggest `xy`). `wanted` itself is
-/// never one.
+/// name of up to five characters (two would make `ab` suggest `xy`; two neighbours swapped
+/// are one). `wanted` itself is never one.
 pub fn close<'a>(wanted: &str, names: impl IntoIterator<Item = &'a str>, related: impl Fn(&str) -> bool) -> Vec<&'a str> {
     let lower_wanted = wanted.to_lowercase();
     let mut scored: Vec<(usize, &'a str)> = names
@@ -42,20 +42,26 @@ pub fn did_you_mean(close: &[&str]) -> String {
     }
 }
 
-/// Levenshtein distance, in characters.
+/// Edit distance, in characters: a character added, removed or replaced, or two neighbours
+/// swapped (`paht` for `path`, one typing mistake: was two, too many for a short name), each
+/// one step (optimal string alignment).
 fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut diagonal = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let above = row[j + 1];
-            row[j + 1] = (diagonal + usize::from(ca != *cb)).min(row[j] + 1).min(above + 1);
-            diagonal = above;
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    // Rows i-1 and i-2 of the table, and the one being filled.
+    let mut before: Vec<usize> = Vec::new();
+    let mut above: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut row = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let mut d = (above[j - 1] + usize::from(a[i - 1] != b[j - 1])).min(row[j - 1] + 1).min(above[j] + 1);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d = d.min(before[j - 2] + 1);
+            }
+            row[j] = d;
         }
+        before = std::mem::replace(&mut above, row);
     }
-    row[b.len()]
+    above[b.len()]
 }
 
 #[cfg(test)]
@@ -86,5 +92,8 @@ mod tests {
         assert_eq!(distance("kitten", "sitting"), 3);
         assert_eq!(distance("", "abc"), 3);
         assert_eq!(distance("zürich", "zurich"), 1);
+        assert_eq!(distance("paht", "path"), 1, "two neighbours swapped");
+        assert_eq!(distance("abc", "ca"), 3);
+        assert_eq!(distance("abc", ""), 3);
     }
 }

@@ -242,7 +242,11 @@ fn unknown_field(path: &str, field: &str, allowed: &BTreeSet<String>, sensitive:
     let sensitive = sensitive || matches!(under, Some("webhook" | "email")) || field.contains("://");
     let mut message = match under {
         Some(under) if sensitive => format!("an unknown field under `{under}` (name not shown: it may be a secret)"),
-        _ => format!("unknown field `{field}`"),
+        // A misspelt field is named with the one meant (`paht` → `path`), not only the list.
+        _ => format!(
+            "unknown field `{field}`{}",
+            crate::suggest::did_you_mean(&crate::suggest::close(field, allowed.iter().map(String::as_str), |_| false))
+        ),
     };
     if !allowed.is_empty() {
         message.push_str(&format!(", expected one of {}", backticked(allowed.iter())));
@@ -543,6 +547,23 @@ mod tests {
         assert!(messages(minimal()).is_empty());
     }
 
+    /// A misspelt field names the one meant; a field like none of them only the list, and a
+    /// field under a secret's mapping nothing of itself.
+    #[test]
+    fn a_misspelt_field_names_the_one_meant() {
+        let mut v = minimal();
+        let path = v["source"]["path"].take();
+        v["source"].as_object_mut().unwrap().remove("path");
+        v["source"]["paht"] = path;
+        v["source"]["colour"] = json!(1);
+        let got = messages(v);
+        assert!(
+            got.iter().any(|m| m.starts_with("/source/paht unknown field `paht` (did you mean `path`?), expected one of `command`")),
+            "{got:#?}"
+        );
+        assert!(got.iter().any(|m| m.starts_with("/source/colour unknown field `colour`, expected one of `command`")), "{got:#?}");
+    }
+
     #[test]
     fn unknown_fields_missing_fields_and_types() {
         let mut v = minimal();
@@ -551,9 +572,11 @@ mod tests {
         v["source"]["recursive"] = json!("yes");
         v["sinks"][0].as_object_mut().unwrap().remove("endpoint");
         let got = messages(v);
-        assert!(got.contains(&"/sourc unknown field `sourc`, expected one of `after`, `alerts`, `concurrency`, `description`, `endpoints`, `expect`, `history`, `max_invalid`, `name`, `notify`, `on_error`, `on_invalid`, `quarantine`, `response`, `retry`, `schedule`, `sinks`, `source`, `steps`".to_string()), "{got:#?}");
+        assert!(got.contains(&"/sourc unknown field `sourc` (did you mean `source`?), expected one of `after`, `alerts`, `concurrency`, `description`, `endpoints`, `expect`, `history`, `max_invalid`, `name`, `notify`, `on_error`, `on_invalid`, `quarantine`, `response`, `retry`, `schedule`, `sinks`, `source`, `steps`".to_string()), "{got:#?}");
         assert!(
-            got.iter().any(|m| m.starts_with("/source/inclde unknown field `inclde`, expected one of `command`, `endpoint`, `exclude`")),
+            got.iter().any(|m| m.starts_with(
+                "/source/inclde unknown field `inclde` (did you mean `include`?), expected one of `command`, `endpoint`, `exclude`"
+            )),
             "{got:#?}"
         );
         assert!(got.contains(&"/source/recursive expected `true` or `false`, found the string `yes`".to_string()), "{got:#?}");
@@ -569,9 +592,17 @@ mod tests {
         v["steps"] = json!([{ "prase": { "format": "csv" } }]);
         v["after"] = json!({ "success": { "mvoe_to": "/done" } });
         let got = messages(v);
-        assert!(got.iter().any(|m| m.starts_with("/steps/0/prase unknown field `prase`, expected one of `check`, ")), "{got:#?}");
+        assert!(
+            got.iter().any(|m| m.starts_with("/steps/0/prase unknown field `prase` (did you mean `parse`?), expected one of `check`, ")),
+            "{got:#?}"
+        );
         assert!(got.iter().any(|m| m.contains("`parse`") && m.contains("`map`")), "{got:#?}");
-        assert!(got.contains(&"/after/success/mvoe_to unknown field `mvoe_to`, expected one of `move_to`".to_string()), "{got:#?}");
+        assert!(
+            got.contains(
+                &"/after/success/mvoe_to unknown field `mvoe_to` (did you mean `move_to`?), expected one of `move_to`".to_string()
+            ),
+            "{got:#?}"
+        );
         assert_eq!(got.len(), 2, "{got:#?}");
         // Two steps written as one item. Before: "does not match any of the allowed forms".
         let mut v = minimal();
@@ -602,7 +633,10 @@ mod tests {
         ] {
             assert!(got.contains(&want.to_string()), "missing {want:?} in {got:#?}");
         }
-        assert!(got.iter().any(|m| m.starts_with("/endpoints/c/prot unknown field `prot`, expected one of `auth`")), "{got:#?}");
+        assert!(
+            got.iter().any(|m| m.starts_with("/endpoints/c/prot unknown field `prot` (did you mean `port`?), expected one of `auth`")),
+            "{got:#?}"
+        );
         assert_eq!(got.len(), 7, "{got:#?}");
     }
 

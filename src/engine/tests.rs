@@ -679,6 +679,22 @@ async fn every_failing_sink_is_reported_with_its_own_cause() {
     assert!(fx.src.join("in/a.csv").exists());
 }
 
+/// A sink whose local folder cannot be used at all (here a link to itself: `Too many levels of
+/// symbolic links`, as a read-only file system) stops the run, and the error names that sink
+/// as a sink's lasting refusal does (was: the endpoint's root only, no sink named).
+#[tokio::test]
+async fn a_sink_that_stops_the_run_is_named() {
+    let fx = fixture();
+    std::os::unix::fs::symlink("inbox", fx.dst.join("inbox")).unwrap();
+    fx.put("in/a.csv", b"1");
+    let r = fx.run().await;
+    assert_eq!(r.status, RunStatus::Aborted, "{r:#?}");
+    let e = r.error.unwrap();
+    assert!(e.starts_with("flow t: /in/a.csv: sink erp: local "), "{e}");
+    assert!(e.contains("symbolic links"), "{e}");
+    assert!(fx.src.join("in/a.csv").exists());
+}
+
 #[tokio::test]
 async fn on_error_stop_ends_the_run_at_the_first_failure() {
     let mut fx = fixture();

@@ -77,7 +77,7 @@ fn every_problem_is_reported_at_its_line_and_column() {
         "6:11: expected an integer, found the string `22` (at /endpoints/acme/port)",
         "13:9: `..` is not allowed in \"/outbox/../etc\" (paths may not leave the endpoint root) (at /source/path)",
         "14:22: bad glob `[a`: unclosed character class; missing ']' (at /source/include/1)",
-        "15:3: unknown field `recursve`, expected one of `command`, `endpoint`, `exclude`, `identity`, `ignore_case`, `include`, `max_depth`, `max_files`, `path`, \
+        "15:3: unknown field `recursve` (did you mean `recursive`?), expected one of `command`, `endpoint`, `exclude`, `identity`, `ignore_case`, `include`, `max_depth`, `max_files`, `path`, \
          `ready`, `recursive` (at /source/recursve)",
         "17:15: unknown endpoint `nowhere` (defined: `acme`, `erp`) (at /sinks/0/endpoint)",
     ];

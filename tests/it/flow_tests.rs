@@ -128,7 +128,7 @@ fn an_invalid_test_file_exits_2_with_file_line_and_column() {
     .unwrap();
     let (code, text) = wharf_test(dir.path(), &["orders.test.yaml"]);
     assert_eq!(code, 2, "{text}");
-    assert!(text.contains("orders.test.yaml:5:15: unknown field `outcom`, expected one of"), "{text}");
+    assert!(text.contains("orders.test.yaml:5:15: unknown field `outcom` (did you mean `outcome`?), expected one of"), "{text}");
     assert!(text.contains("0 passed, 0 failed"), "{text}");
     // A folder without tests is a mistake too.
     let empty = dir.path().join("empty");

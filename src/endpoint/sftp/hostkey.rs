@@ -18,6 +18,7 @@ use russh::keys::{Algorithm, HashAlg, PublicKey, PublicKeyOrCertificate};
 use sha1::Sha1;
 
 use crate::config::flow::HostKeyPolicy;
+use crate::endpoint::greeting::{Sniff, not_ssh};
 use crate::endpoint::reach::{self, Given};
 use crate::endpoint::{EndpointError, ErrorKind, Op};
 
@@ -340,13 +341,21 @@ pub async fn scan_host_key(given: Given<'_>, host: &str, port: u16, timeout: Dur
     let preferred = super::algorithms::preferred(russh::Preferred::DEFAULT.key.to_vec());
     let config = Arc::new(client::Config { nodelay: true, preferred, ..Default::default() });
     let handler = ScanHandler { seen: seen.clone() };
+    // What the server said first, to name a port that is not SSH's, as a flow's connection
+    // does (was: an FTP port waited out the whole timeout, "no SSH key exchange within 10 s").
+    let first = Arc::new(Mutex::new(Vec::new()));
     // TCP through `reach`, as a flow's connection: the same words for a name that does not
     // resolve or a server that cannot be reached.
     let scan = async {
         let tcp = reach::connect(given, host, port).await?;
-        client::connect_stream(config, tcp, handler).await.map_err(|e| match e {
-            russh::Error::IO(e) => reach::unreachable(host, port, &e),
-            e => (super::connect::ssh_error_kind(&e), e.to_string()),
+        client::connect_stream(config, Sniff::new(tcp, first.clone()), handler).await.map_err(|e| {
+            if let Some(msg) = first.lock().ok().and_then(|f| not_ssh(&f)) {
+                return (ErrorKind::Config, msg);
+            }
+            match e {
+                russh::Error::IO(e) => reach::unreachable(host, port, &e),
+                e => (super::connect::ssh_error_kind(&e), e.to_string()),
+            }
         })
     };
     let res = tokio::time::timeout(timeout, scan).await;
@@ -430,6 +439,27 @@ pub fn default_known_hosts() -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `wharf trust` pointed at an FTP port says so at once, as a flow's connection does
+    /// (was: the whole timeout waited out, then "no SSH key exchange within 10 s").
+    #[tokio::test]
+    async fn the_scan_of_a_port_that_is_not_ssh_names_what_answered_at_once() {
+        use tokio::io::AsyncWriteExt as _;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let server = tokio::spawn(async move {
+            let (mut sock, _) = listener.accept().await.unwrap();
+            sock.write_all(b"220 (vsFTPd 3.0.3)\r\n").await.unwrap();
+            // An FTP server waits for a command: it says nothing more, nor hangs up.
+            tokio::time::sleep(Duration::from_secs(30)).await;
+        });
+        let started = std::time::Instant::now();
+        let err = scan_host_key(Given::Argument("wharf trust"), "127.0.0.1", port, Duration::from_secs(20)).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(10), "waited {:?}", started.elapsed());
+        assert_eq!(err.kind, ErrorKind::Config, "{err}");
+        assert!(err.to_string().contains("greeted with `220 (vsFTPd 3.0.3)`, which is not SSH: an FTP server?"), "{err}");
+        server.abort();
+    }
 
     /// The command a message suggests runs on the right file when pasted into a shell.
     #[test]

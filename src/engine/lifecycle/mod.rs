@@ -545,6 +545,13 @@ async fn advance(
                                 awaited = true;
                             }
                         }
+                        // The sink's own endpoint refusing is named as the others are (a
+                        // run stopped by a sink's unusable local folder says which sink); the
+                        // ledger's and the staging area's trouble stays as it is, for
+                        // `lifecycle::fail` to tell a full state folder.
+                        Err(e @ FileError::Endpoint(_)) if e.aborts_run() => {
+                            return Err(FileError::Sink { sink: cx.flow.sinks[i].endpoint.clone(), source: Box::new(e) });
+                        }
                         Err(e) if e.aborts_run() => return Err(e),
                         Err(e) => {
                             let sink = cx.flow.sinks[i].endpoint.clone();
