@@ -33,7 +33,8 @@ use serde::Serialize;
 use super::disposition::Fate;
 use super::error::FileError;
 use super::{
-    awaits, cap, discover, disposition, endpoints, identity, left_failing, left_gone, left_unlisted, lifecycle, quarantine, ready, shared_targets,
+    awaits, cap, discover, disposition, endpoints, identity, left_failing, left_gone, left_unlisted, lifecycle, quarantine, ready,
+    shared_targets,
 };
 use crate::config::Flow;
 use crate::config::flow::{Disposition, EndpointSpec};

@@ -2866,7 +2866,9 @@ async fn max_files_counts_files_left_in_flight_whose_source_is_no_longer_listed_
     // Left by a crash: one claimed, its source gone (it vanishes); one delivered, its source
     // moved before the ledger knew (only its disposal left); one claimed, its source gone,
     // newest of all (its place not reached).
-    for (path, state, mtime) in [("in/x.csv", FileState::Claimed, 5_000), ("in/y.csv", FileState::Delivered, 6_000), ("in/z.csv", FileState::Claimed, 7_000)] {
+    for (path, state, mtime) in
+        [("in/x.csv", FileState::Claimed, 5_000), ("in/y.csv", FileState::Delivered, 6_000), ("in/z.csv", FileState::Claimed, 7_000)]
+    {
         let rec = crate::ledger::FileRecord {
             path: path.into(),
             identity: format!("id:{path}"),

@@ -163,6 +163,37 @@ fn a_run_killed_mid_backlog_is_resumed_first_within_the_cap(partner: Option<Part
     assert_eq!(moved, ["d.csv", "g.csv"]);
 }
 
+/// A run SIGKILLed mid-backlog (`d.csv` delivered, its source not moved yet), then the
+/// partner removes `d.csv` from the server: the next run finishes it though it is no longer
+/// listed, and it takes one of the `max_files` places first, as resumed work (was: finished
+/// after two listed files, three started); `wharf plan` leaves the same files for later.
+fn a_file_left_in_flight_and_no_longer_listed_takes_a_place_first(partner: Option<Partner>) {
+    let Some(w) = World::new(partner) else { return };
+    for (i, name) in ["a.csv", "b.csv", "c.csv", "d.csv", "e.csv"].iter().enumerate() {
+        w.put(name, Duration::from_secs(3600 * (i as u64 + 1)));
+    }
+    let flow = w.flow_with("concurrency: 1\n");
+    let mut run = w.wharf();
+    run.arg("run").arg(&flow);
+    drop(support::halt::run_until(run, "delivered", Duration::from_secs(60)));
+    assert_eq!(w.sink_names(), ["d.csv"]);
+    fs::remove_file(w.partner.data_dir().join("in/d.csv")).unwrap();
+
+    let (code, plan) = support::json_of(w.wharf().arg("plan").arg("--json").arg(&flow));
+    assert_eq!(code, 0, "{plan:#}");
+    let files = plan["files"].as_array().unwrap();
+    let later: Vec<&str> = files.iter().filter(|f| f["why"] == "later: max_files 2 reached").map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(later, ["/in/a.csv", "/in/b.csv", "/in/c.csv"], "{plan:#}");
+
+    let (code, r) = support::json_of(w.wharf().arg("run").arg("--json").arg(&flow));
+    assert_eq!(code, 0, "{r:#}");
+    let mut reported: Vec<&str> = r["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    reported.sort();
+    assert_eq!(reported, ["/in/d.csv", "/in/e.csv"], "{r:#}");
+    assert_eq!(r["later"], serde_json::json!({ "files": 3, "max_files": 2 }), "{r:#}");
+    assert_eq!(w.sink_names(), ["d.csv", "e.csv"]);
+}
+
 /// Files modified within one minute, seconds apart, are taken oldest first by the second
 /// (SFTP; FTP by `MLSD` on pure-ftpd, by `LIST` refined with `MDTM` on vsftpd: a `LIST` time
 /// alone shows minutes), and of two at the same second the first by path: one a run
@@ -205,5 +236,6 @@ mod pure_ftpd {
 on_both_servers!(
     a_backlog_is_taken_max_files_at_a_time_oldest_first,
     a_run_killed_mid_backlog_is_resumed_first_within_the_cap,
+    a_file_left_in_flight_and_no_longer_listed_takes_a_place_first,
     files_within_a_minute_are_taken_by_the_second_then_by_path
 );
