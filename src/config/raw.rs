@@ -441,8 +441,13 @@ pub struct RawSource {
     /// counts is the files the run would start: ready, not delivered before nor a duplicate,
     /// not held back (a round trip's request waiting for its turn; one the run's look for
     /// responses lets go, sent after that look, takes one of the places the files sent first
-    /// left, and with none left waits for the next run). Files a stopped run left in
-    /// flight go first, then the oldest by modification time (then by path; a file whose time
+    /// left, and with none left waits for the next run, where, no longer held back, it goes
+    /// first if a stopped run had left it in flight: the look comes after the files start, and
+    /// a place kept for a request it may not let go would hold the backlog up). Files a stopped
+    /// run left in flight go first, those whose source is no longer listed (it was being moved
+    /// or deleted) included, whatever is left to do of them (their disposal alone counts): the
+    /// listed files wait while these take the places, and those they do not reach stay in
+    /// flight for the next run; then the oldest by modification time (then by path; a file whose time
     /// the listing does not show goes after those whose time it shows), so a backlog drains in
     /// the order it arrived. Times are to the second over SFTP and over FTP with `MLSD` or
     /// `MDTM` (vsftpd's `LIST` is refined by `MDTM`); a server that offers neither lists

@@ -383,7 +383,8 @@ pub(super) struct AfterLook<'c> {
 /// then against the names the files sent first took on the sinks ([`shared_targets`]); the
 /// others stay held back, their report lines saying why now. Then they take what is left of
 /// the run's places under `source.max_files` (`places`: those the files sent first took are
-/// gone), the others left for the next run as the files over the cap before them. `sent`:
+/// gone; one a stopped run left in flight keeps its priority only among these, see
+/// `cap::Places`), the others left for the next run as the files over the cap before them. `sent`:
 /// the files the run took before its look, in listing order. The awaits registered here are
 /// added to the run's responses, as every open await is.
 #[allow(clippy::too_many_arguments)]
@@ -2677,6 +2678,56 @@ mod tests {
         let outcomes: Vec<_> = r.files.iter().map(|f| (f.path.as_str(), f.outcome)).collect();
         assert_eq!(outcomes, [("/a.json", Outcome::Delivered)], "{r:#?}");
         assert_eq!(r.later, None);
+    }
+
+    /// A request a stopped run left in flight, held back by another's await until the run's
+    /// look closes it, keeps its turn (resumed) only among the requests sent after that look:
+    /// the files the run started before the look, new ones too, took the places first (the
+    /// look comes after them, and a place kept for it would be lost whenever the look does not
+    /// let it go: `cap::Places`). With none left it waits one run; the next, where it is held
+    /// back no more, takes it first, before a new file older than it. `wharf plan` says both.
+    #[tokio::test]
+    async fn a_resumed_request_held_back_until_the_look_waits_one_run_then_goes_first() {
+        let (dir, flow) = capped_round_trip();
+        let d = dir.path();
+        let ledger = crate::ledger::Ledger::in_memory().unwrap();
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.counts.delivered, 1, "a.csv: {r:#?}");
+        // A crash left a.json claimed (sent after an earlier look, say).
+        let rec = FileRecord {
+            path: "a.json".into(),
+            identity: "p=a.json|s=6|m=200000".into(),
+            size: 6,
+            mtime: Some(200_000),
+            state: FileState::Claimed,
+            run: 1,
+            ..Default::default()
+        };
+        ledger.put_file_with("rt", &rec, crate::ledger::Durability::Durable).unwrap();
+        std::fs::write(d.join("partner/outbox/a.ack"), "ack a.csv").unwrap();
+        let actions = |p: &super::super::plan::Plan| -> Vec<(String, super::super::plan::Action)> {
+            p.files.iter().map(|f| (f.path.clone(), f.action.clone())).collect()
+        };
+        let later = super::super::plan::Action::Wait { why: "later: max_files 1 reached".into() };
+        let plan = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
+        assert!(actions(&plan).contains(&("/a.json".into(), later.clone())), "{plan:#?}");
+        let r = run(&flow, &ledger, d).await;
+        assert_eq!(r.responses[0].state, AwaitState::Answered, "{r:#?}");
+        let outcomes: Vec<_> = r.files.iter().map(|f| (f.path.as_str(), f.outcome)).collect();
+        assert_eq!(outcomes, [("/b.csv", Outcome::Delivered)], "{r:#?}");
+        assert_eq!(r.later, Some(crate::engine::Later { files: 1, max_files: 1 }), "a.json: {r:#?}");
+        assert!(ledger.file("rt", "a.json").unwrap().unwrap().state.in_flight(), "still in flight");
+        // A new file, older than every other: the resumed request goes first all the same.
+        let c = d.join("outbox/c.csv");
+        std::fs::write(&c, "c.csv").unwrap();
+        let at = std::time::SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(50);
+        std::fs::File::options().write(true).open(&c).unwrap().set_modified(at).unwrap();
+        let plan = super::super::plan::plan(&flow, Some(&ledger), std::time::SystemTime::now(), None).await.unwrap();
+        assert!(actions(&plan).contains(&("/c.csv".into(), later)), "{plan:#?}");
+        let r = run(&flow, &ledger, d).await;
+        let outcomes: Vec<_> = r.files.iter().map(|f| (f.path.as_str(), f.outcome)).collect();
+        assert_eq!(outcomes, [("/a.json", Outcome::Delivered)], "{r:#?}");
+        assert_eq!(r.later, Some(crate::engine::Later { files: 1, max_files: 1 }), "c.csv: {r:#?}");
     }
 
     /// A request whose response name cannot be rendered over the name it is delivered under

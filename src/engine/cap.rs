@@ -60,10 +60,19 @@ pub(super) fn left<'a>(max: u32, files: impl IntoIterator<Item = Option<(Turn, &
     left
 }
 
-/// A run's places under `source.max_files`, taken in turns: the files a run starts before
-/// its look for responses, then a round trip's requests it sends after that look
+/// A run's places under `source.max_files`, taken in turns: the files a stopped run left in
+/// flight whose source is no longer listed (`left_unlisted`: resumed work, finished after
+/// the listing's files but counted first), the listing's files the run starts before its look
+/// for responses, then a round trip's requests it sends after that look
 /// (`awaits::send_after_look`), so that the run starts at most `max_files` in all. As a run
 /// takes them and as `wharf plan` says it does.
+///
+/// A request of the last turn keeps its [`Turn`] only among that turn: one a stopped run left
+/// in flight, held back until the look let it go, gets only the places the listing's files,
+/// new ones too, left. It cannot go before them: the look comes after they started, and a
+/// place kept for it before the look would be lost whenever the look does not let it go (its
+/// answer not come yet: for days, a backlog under `max_files: 1` would not move). With no
+/// place left it waits one run: the next one, no longer held back, takes it first.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Places {
     /// The flow's `source.max_files`; `None`: no cap.
@@ -159,6 +168,24 @@ mod tests {
         let mut none = Places::new(None);
         assert_eq!(none.take(turns(then)), [false, false]);
         assert_eq!(none.take(turns(then)), [false, false]);
+    }
+
+    /// Files a stopped run left in flight whose source is no longer listed (`left_unlisted`)
+    /// are resumed work taken first, in a turn of their own: they take the places before any
+    /// listed file, even one resumed too, and those the places do not reach are left; the
+    /// listed files get what they leave, the listed resumed first.
+    #[test]
+    fn files_left_unlisted_take_the_places_before_the_listed_ones() {
+        let unlisted = [entry("in/x.csv", Some(9)), entry("in/y.csv", None), entry("in/w.csv", Some(8))];
+        let listed = [(Some(Turn::New), entry("in/a.csv", Some(1))), (Some(Turn::Resumed), entry("in/b.csv", Some(2)))];
+        let resumed = || unlisted.iter().map(|e| Some((Turn::Resumed, e)));
+        let listed_turns = || listed.iter().map(|(t, e)| t.map(|t| (t, e)));
+        let mut places = Places::new(Some(2));
+        assert_eq!(places.take(resumed()), [false, true, false], "the oldest two; a time not listed last");
+        assert_eq!(places.take(listed_turns()), [true, true], "none left, a resumed listed file waits too");
+        let mut places = Places::new(Some(4));
+        assert_eq!(places.take(resumed()), [false, false, false]);
+        assert_eq!(places.take(listed_turns()), [true, false], "the listed resumed file first");
     }
 
     /// Files a stopped run left in flight come first, however new; files tried before

@@ -34,7 +34,7 @@ pub(super) fn undelivered(rec: &FileRecord) -> bool {
 /// when its source is gone: `None` while it is still at its path, when it is under a
 /// subfolder the listing could not read (`unlisted`), or no longer under the source folder
 /// (the flow was edited).
-async fn gone<'a>(
+pub(super) async fn gone<'a>(
     flow: &Flow,
     source: &dyn Endpoint,
     path: &'a RemotePath,

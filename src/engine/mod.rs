@@ -35,6 +35,7 @@ mod history;
 pub mod identity;
 mod left_failing;
 mod left_gone;
+mod left_unlisted;
 mod lifecycle;
 pub(crate) use lifecycle::unreadable::refused as unreadable_refusal;
 pub(crate) mod naming;
@@ -57,7 +58,7 @@ use futures::StreamExt;
 use serde::Serialize;
 
 use crate::config::Flow;
-use crate::endpoint::{DynEndpoint, EndpointError, EntryKind, ErrorKind, RemotePath, SkippedName};
+use crate::endpoint::{DynEndpoint, EndpointError, ErrorKind, RemotePath, SkippedName};
 use crate::ledger::{
     Counts, FileRecord, FileState, Ledger, LedgerError, RecordCounts, RunContent, RunRecord, RunStatus, now_millis, to_millis,
 };
@@ -583,6 +584,12 @@ async fn run_files(
     hold_back(&mut ready, held, report, on_file);
     let ready: Vec<_> = ready.into_iter().map(|(c, (known, _))| (c, known)).collect();
     let mut places = cap::Places::new(flow.source.max_files);
+    // Files a crashed run left in flight whose source is no longer listed (finished after the
+    // listing's files, below) are resumed work: they take the run's places first.
+    let listed: BTreeSet<&str> = candidates.iter().map(|c| c.entry.path.as_str()).collect();
+    let left = left_unlisted::taken_up(flow, &*source, ledger, &listed, &unlisted).await?;
+    let later = leave(flow, run, left.iter().map(|l| Some((cap::Turn::Resumed, &l.entry))), &mut places, report);
+    let left: Vec<_> = left.into_iter().zip(later).filter(|(_, l)| !l).map(|(l, _)| l).collect();
     let ready = leave_for_later(flow, run, ready, &mut places, report);
 
     let cx = lifecycle::Ctx {
@@ -627,10 +634,10 @@ async fn run_files(
     // sink has confirmed them, or their verdict (failed, quarantined) was reached before the
     // failure; finishing them puts nothing on a sink, and leaving them would keep them in
     // flight for as long as the failure repeats (every such run stops before here).
+    // Those `source.max_files` left for the next run stay in flight (`left_unlisted`).
     let mut undelivered = 0;
-    let listed: BTreeSet<&str> = candidates.iter().map(|c| c.entry.path.as_str()).collect();
-    let mut left = ledger.in_flight_files(&flow.name)?.into_iter().filter(|r| !listed.contains(r.path.as_str()));
-    while let Some(r) = left.next() {
+    let mut left = left.into_iter();
+    while let Some(left_unlisted::Left { rec: r, entry }) = left.next() {
         if opts.stop.requested() {
             let n = 1 + left.by_ref().count();
             tracing::info!(flow = %flow.name, files = n, "Shutting down: files an earlier run left unfinished are left for the next run.");
@@ -640,8 +647,6 @@ async fn run_files(
             undelivered += 1;
             continue;
         }
-        let Ok(path) = RemotePath::parse(&r.path) else { continue };
-        let entry = crate::endpoint::Entry { path, kind: EntryKind::File, size: r.size, mtime: r.mtime.map(from_millis) };
         let finished = match r.state {
             crate::ledger::FileState::Delivered | crate::ledger::FileState::Disposing => {
                 Some(lifecycle::process(&cx, &entry, "", None).await?)
@@ -721,15 +726,30 @@ fn leave_for_later<'c>(
     places: &mut cap::Places,
     report: &mut RunReport,
 ) -> Vec<(&'c discover::Candidate, lifecycle::Known)> {
-    let Some(max_files) = places.max() else { return ready };
-    let left = places.take(ready.iter().map(|(c, k)| k.turn(flow, &c.entry).map(|t| (t, &c.entry))));
+    if places.max().is_none() {
+        return ready;
+    }
+    let left = leave(flow, run, ready.iter().map(|(c, k)| k.turn(flow, &c.entry).map(|t| (t, &c.entry))), places, report);
+    ready.into_iter().zip(left).filter(|(_, l)| !l).map(|(f, _)| f).collect()
+}
+
+/// For each of `files` (as [`cap::Places::take`] takes them), whether the run leaves it for
+/// the next one: those over its places, counted in the report (`later`) and logged.
+fn leave<'e>(
+    flow: &Flow,
+    run: u64,
+    files: impl IntoIterator<Item = Option<(cap::Turn, &'e crate::endpoint::Entry)>>,
+    places: &mut cap::Places,
+    report: &mut RunReport,
+) -> Vec<bool> {
+    let left = places.take(files);
     let files = count(left.iter().filter(|l| **l).count());
-    if files > 0 {
+    if let Some(max_files) = places.max().filter(|_| files > 0) {
         tracing::info!(flow = %flow.name, run, files, max_files, "Leaving files for the next run (source.max_files).");
         let before = report.later.map_or(0, |l| l.files);
         report.later = Some(cap::Later { files: before.saturating_add(files), max_files });
     }
-    ready.into_iter().zip(left).filter(|(_, l)| !l).map(|(f, _)| f).collect()
+    left
 }
 
 /// Leaves out of `ready` the files `held` gives a reason (one per file, in order), reported

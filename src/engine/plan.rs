@@ -33,7 +33,8 @@ use serde::Serialize;
 use super::disposition::Fate;
 use super::error::FileError;
 use super::{
-    awaits, cap, discover, disposition, endpoints, identity, left_failing, left_gone, lifecycle, quarantine, ready, shared_targets,
+    awaits, cap, discover, disposition, endpoints, identity, left_failing, left_gone, left_unlisted, lifecycle, quarantine, ready,
+    shared_targets,
 };
 use crate::config::Flow;
 use crate::config::flow::{Disposition, EndpointSpec};
@@ -277,6 +278,15 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
     // Then the run leaves what is over its `source.max_files` for the next run, before any
     // file starts (so before a file finds itself the duplicate of another of the run).
     let mut places = cap::Places::new(flow.source.max_files);
+    // Files a crashed run left in flight whose source is no longer listed (shown below) take
+    // the places first, as resumed work (`left_unlisted`); those they do not reach wait.
+    let mut unlisted_later = std::collections::BTreeSet::new();
+    if let (Some(_), Some(l)) = (places.max(), ledger) {
+        let listed: std::collections::BTreeSet<&str> = candidates.iter().map(|c| c.entry.path.as_str()).collect();
+        let left = left_unlisted::taken_up(flow, &**source, l, &listed, &unlisted).await?;
+        let later = places.take(left.iter().map(|l| Some((cap::Turn::Resumed, &l.entry))));
+        unlisted_later.extend(left.into_iter().zip(later).filter(|(_, later)| *later).map(|(l, _)| l.rec.path));
+    }
     if let Some(max) = places.max() {
         let turns = turns(flow, snapshot.as_ref(), &candidates, |i| open[i])?;
         for (f, left) in files.iter_mut().zip(places.take(turns)) {
@@ -350,6 +360,10 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
                 continue;
             }
             let path = lifecycle::source_shown(&r.path);
+            if let Some(max) = places.max().filter(|_| unlisted_later.contains(&r.path)) {
+                files.push(PlannedFile::new(path, r.size, Action::Wait { why: cap::Later::why(max) }));
+                continue;
+            }
             // What is left is resumed, as a file left in flight that is listed.
             match r.state {
                 FileState::Delivered | FileState::Disposing => {}

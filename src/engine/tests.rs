@@ -9,7 +9,7 @@ use globset::{GlobBuilder, GlobSetBuilder};
 
 use super::*;
 use crate::config::flow::{Disposition, EndpointSpec, Identity, IfExists, OnError, Ready, Retry, Sink, Source};
-use crate::endpoint::{SkipReason, Special};
+use crate::endpoint::{EntryKind, SkipReason, Special};
 use crate::ledger::{EventKind, FileState, SourceFate};
 use crate::template::NameTemplate;
 
@@ -2928,4 +2928,52 @@ async fn the_plan_marks_the_files_max_files_leaves_for_later() {
     assert_eq!(actions, [("/in/a.csv", true), ("/in/b.csv", false), ("/in/c.csv", false), ("/in/d.csv", true)], "{p:#?}");
     let r = fx.run().await;
     assert_eq!(delivered_paths(&r), ["/in/b.csv", "/in/c.csv"], "{r:#?}");
+}
+
+/// Files a crashed run left in flight whose source is no longer listed (`left_gone`, and one
+/// left delivered with only its disposal left) are resumed work: they take the run's places
+/// under `source.max_files` first, as a listed resumed file does, and the listed files wait
+/// (was: finished after the capped files, taking no place, so the run started more than
+/// `max_files`). One the places do not reach stays in flight for the next run, counted in
+/// `later`; `wharf plan` says the same.
+#[tokio::test]
+async fn max_files_counts_files_left_in_flight_whose_source_is_no_longer_listed_first() {
+    let mut fx = fixture();
+    fx.flow.source.max_files = Some(2);
+    put_aged(&fx, "in/a.csv", b"a", 1_000);
+    put_aged(&fx, "in/b.csv", b"b", 2_000);
+    // Left by a crash: one claimed, its source gone (it vanishes); one delivered, its source
+    // moved before the ledger knew (only its disposal left); one claimed, its source gone,
+    // newest of all (its place not reached).
+    for (path, state, mtime) in
+        [("in/x.csv", FileState::Claimed, 5_000), ("in/y.csv", FileState::Delivered, 6_000), ("in/z.csv", FileState::Claimed, 7_000)]
+    {
+        let rec = crate::ledger::FileRecord {
+            path: path.into(),
+            identity: format!("id:{path}"),
+            state,
+            size: 1,
+            mtime: Some(mtime * 1_000),
+            ..Default::default()
+        };
+        fx.ledger.put_file("t", &rec).unwrap();
+    }
+    let p = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now(), None).await.unwrap();
+    let later = plan::Action::Wait { why: "later: max_files 2 reached".into() };
+    let mut left: Vec<&str> = p.files.iter().filter(|f| f.action == later).map(|f| f.path.as_str()).collect();
+    left.sort();
+    assert_eq!(left, ["/in/a.csv", "/in/b.csv", "/in/z.csv"], "{p:#?}");
+
+    let r = fx.run().await;
+    assert_eq!(delivered_paths(&r), Vec::<&str>::new(), "{r:#?}");
+    let reported: Vec<&str> = r.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(reported, ["/in/x.csv", "/in/y.csv"], "{r:#?}");
+    assert_eq!(r.later, Some(Later { files: 3, max_files: 2 }), "{r:#?}");
+    assert!(fx.ledger.file("t", "in/z.csv").unwrap().unwrap().state.in_flight(), "left for the next run");
+    assert!(fx.ledger.file("t", "in/a.csv").unwrap().is_none(), "not even claimed");
+
+    let r = fx.run().await;
+    let reported: Vec<&str> = r.files.iter().map(|f| f.path.as_str()).collect();
+    assert_eq!(reported, ["/in/a.csv", "/in/z.csv"], "z.csv first, then the oldest: {r:#?}");
+    assert_eq!(r.later, Some(Later { files: 1, max_files: 2 }), "{r:#?}");
 }

@@ -63,6 +63,22 @@ impl World {
         support::wharf(&self.dir.path().join("state"))
     }
 
+    /// Puts a.csv … e.csv (`e.csv` the oldest), and runs the flow (one file at a time) until
+    /// SIGKILLed once `d.csv` is delivered, its source not moved yet: of the two the run takes
+    /// (e.csv and d.csv, the oldest), the first in listing order, the one file in flight.
+    /// Returns the flow.
+    fn killed_mid_backlog(&self) -> PathBuf {
+        for (i, name) in ["a.csv", "b.csv", "c.csv", "d.csv", "e.csv"].iter().enumerate() {
+            self.put(name, Duration::from_secs(3600 * (i as u64 + 1)));
+        }
+        let flow = self.flow_with("concurrency: 1\n");
+        let mut run = self.wharf();
+        run.arg("run").arg(&flow);
+        drop(support::halt::run_until(run, "delivered", Duration::from_secs(60)));
+        assert_eq!(self.sink_names(), ["d.csv"]);
+        flow
+    }
+
     fn sink_names(&self) -> Vec<String> {
         let mut v: Vec<String> =
             fs::read_dir(self.dir.path().join("sink")).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
@@ -120,16 +136,7 @@ fn a_backlog_is_taken_max_files_at_a_time_oldest_first(partner: Option<Partner>)
 /// same files taken and left as the run then takes and leaves.
 fn a_run_killed_mid_backlog_is_resumed_first_within_the_cap(partner: Option<Partner>) {
     let Some(w) = World::new(partner) else { return };
-    for (i, name) in ["a.csv", "b.csv", "c.csv", "d.csv", "e.csv"].iter().enumerate() {
-        w.put(name, Duration::from_secs(3600 * (i as u64 + 1)));
-    }
-    // One file at a time, so that the kill finds exactly one file in flight: of the two the
-    // run takes (e.csv and d.csv, the oldest), the first in listing order.
-    let flow = w.flow_with("concurrency: 1\n");
-    let mut run = w.wharf();
-    run.arg("run").arg(&flow);
-    drop(support::halt::run_until(run, "delivered", Duration::from_secs(60)));
-    assert_eq!(w.sink_names(), ["d.csv"]);
+    let flow = w.killed_mid_backlog();
     let delivered = fs::metadata(w.dir.path().join("sink/d.csv")).unwrap();
     // Two files older than everything, come while wharf was down: taken by mtime alone they
     // would take both places, and leave d.csv in flight.
@@ -161,6 +168,30 @@ fn a_run_killed_mid_backlog_is_resumed_first_within_the_cap(partner: Option<Part
         .collect();
     moved.sort();
     assert_eq!(moved, ["d.csv", "g.csv"]);
+}
+
+/// A run SIGKILLed mid-backlog (`d.csv` delivered, its source not moved yet), then the
+/// partner removes `d.csv` from the server: the next run finishes it though it is no longer
+/// listed, and it takes one of the `max_files` places first, as resumed work (was: finished
+/// after two listed files, three started); `wharf plan` leaves the same files for later.
+fn a_file_left_in_flight_and_no_longer_listed_takes_a_place_first(partner: Option<Partner>) {
+    let Some(w) = World::new(partner) else { return };
+    let flow = w.killed_mid_backlog();
+    fs::remove_file(w.partner.data_dir().join("in/d.csv")).unwrap();
+
+    let (code, plan) = support::json_of(w.wharf().arg("plan").arg("--json").arg(&flow));
+    assert_eq!(code, 0, "{plan:#}");
+    let files = plan["files"].as_array().unwrap();
+    let later: Vec<&str> = files.iter().filter(|f| f["why"] == "later: max_files 2 reached").map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(later, ["/in/a.csv", "/in/b.csv", "/in/c.csv"], "{plan:#}");
+
+    let (code, r) = support::json_of(w.wharf().arg("run").arg("--json").arg(&flow));
+    assert_eq!(code, 0, "{r:#}");
+    let mut reported: Vec<&str> = r["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    reported.sort();
+    assert_eq!(reported, ["/in/d.csv", "/in/e.csv"], "{r:#}");
+    assert_eq!(r["later"], serde_json::json!({ "files": 3, "max_files": 2 }), "{r:#}");
+    assert_eq!(w.sink_names(), ["d.csv", "e.csv"]);
 }
 
 /// Files modified within one minute, seconds apart, are taken oldest first by the second
@@ -205,5 +236,6 @@ mod pure_ftpd {
 on_both_servers!(
     a_backlog_is_taken_max_files_at_a_time_oldest_first,
     a_run_killed_mid_backlog_is_resumed_first_within_the_cap,
+    a_file_left_in_flight_and_no_longer_listed_takes_a_place_first,
     files_within_a_minute_are_taken_by_the_second_then_by_path
 );
