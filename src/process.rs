@@ -38,6 +38,11 @@ pub enum Waited {
     Exited(Exited),
     /// Still running at the limit: it and its group were killed.
     TimedOut,
+    /// Stopped by its caller ([`Running::wait_unless`]: its output past its limit): it and its
+    /// group were killed. The end of what it had written to stderr, as [`Exited::stderr`].
+    Stopped {
+        stderr: String,
+    },
     /// Waiting for it failed (the operating system's error).
     Failed(io::Error),
 }
@@ -52,6 +57,11 @@ pub struct Exited {
     /// Processes it started were still running in its group when it exited (now killed).
     pub lingered: bool,
 }
+
+/// How long a stopped program's stderr is still read after its group was killed: enough for
+/// what it wrote to be read, not waited for longer when something of it outlives the kill (a
+/// process stuck in the kernel, or one that left the group, holding stderr open).
+const STOPPED_GRACE: Duration = Duration::from_secs(2);
 
 /// How much of the end of a program's stderr (its lines joined into one) a message quotes,
 /// in characters.
@@ -82,6 +92,7 @@ impl Waited {
         let ended = |how: String, stderr: String| Err(Unsuccessful::Ended { how, stderr });
         match self {
             Waited::TimedOut => ended(format!("did not finish within {limit:?} and was killed"), String::new()),
+            Waited::Stopped { stderr } => ended("was stopped and killed".to_string(), stderr),
             Waited::Failed(e) => Err(Unsuccessful::Wait(e)),
             Waited::Exited(e) if !e.status.success() => ended(describe(e.status), e.stderr),
             Waited::Exited(e) if e.lingered => ended(
@@ -89,6 +100,16 @@ impl Waited {
                 e.stderr,
             ),
             Waited::Exited(_) => Ok(()),
+        }
+    }
+
+    /// The end of what the program wrote to stderr (empty when it timed out or the wait
+    /// failed).
+    pub fn stderr(&self) -> &str {
+        match self {
+            Waited::Exited(e) => &e.stderr,
+            Waited::Stopped { stderr } => stderr,
+            Waited::TimedOut | Waited::Failed(_) => "",
         }
     }
 }
@@ -288,7 +309,20 @@ impl Running {
     /// Writes `input` to the program's stdin (when piped; a program that does not read it is
     /// fine) and closes it, keeps the last `chars` characters of its stderr (on one line), and
     /// waits for it to exit, at most `limit`.
-    pub async fn wait(mut self, input: Option<Vec<u8>>, limit: Duration, chars: usize) -> Waited {
+    pub async fn wait(self, input: Option<Vec<u8>>, limit: Duration, chars: usize) -> Waited {
+        self.wait_unless(input, limit, chars, std::future::pending()).await
+    }
+
+    /// [`Running::wait`], unless `stop` ends first (its caller saw its output pass its limit):
+    /// then the program is killed with its group at once, and what it had written to stderr is
+    /// still read, for at most [`STOPPED_GRACE`] ([`Waited::Stopped`]).
+    pub async fn wait_unless(
+        mut self,
+        input: Option<Vec<u8>>,
+        limit: Duration,
+        chars: usize,
+        stop: impl std::future::Future<Output = ()>,
+    ) -> Waited {
         let stdin = self.child.stdin.take();
         let stderr = self.child.stderr.take();
         let write = async move {
@@ -297,20 +331,42 @@ impl Running {
                 let _ = stdin.write_all(&input).await;
             }
         };
-        let (child, group) = (&mut self.child, &self.group);
-        let exit = async move {
-            let status = child.wait().await;
-            // What is left in the group may hold stderr open: the tail below ends with them.
-            let lingered = group.kill_leftovers();
-            (status, lingered)
+        // Kept outside the wait: a stopped program's stderr read so far outlives it.
+        let mut kept = Vec::new();
+        let mut reaped = false;
+        let waited = {
+            let (child, group, reaped) = (&mut self.child, &self.group, &mut reaped);
+            let exit = async move {
+                let status = child.wait().await;
+                // What is left in the group may hold stderr open: the tail below ends with them.
+                let lingered = group.kill_leftovers();
+                *reaped = true;
+                (status, lingered)
+            };
+            let all = async { tokio::join!(write, exit, tail(stderr, chars, &mut kept)) };
+            tokio::pin!(all);
+            tokio::select! {
+                r = tokio::time::timeout(limit, &mut all) => match r {
+                    Err(_) => Waited::TimedOut,
+                    Ok((_, (Err(e), _), ())) => Waited::Failed(e),
+                    Ok((_, (Ok(status), lingered), ())) => Waited::Exited(Exited { status, stderr: String::new(), lingered }),
+                },
+                () = stop => {
+                    group.kill_leftovers();
+                    let _ = tokio::time::timeout(STOPPED_GRACE, &mut all).await;
+                    Waited::Stopped { stderr: String::new() }
+                }
+            }
         };
-        let waited = match tokio::time::timeout(limit, async { tokio::join!(write, exit, tail(stderr, chars)) }).await {
-            Err(_) => Waited::TimedOut,
-            Ok((_, (Err(e), _), _)) => Waited::Failed(e),
-            Ok((_, (Ok(status), lingered), stderr)) => Waited::Exited(Exited { status, stderr, lingered }),
+        let flat = || crate::text::one_line(&String::from_utf8_lossy(&kept), chars, crate::text::Keep::End);
+        let waited = match waited {
+            Waited::Exited(e) => Waited::Exited(Exited { stderr: flat(), ..e }),
+            Waited::Stopped { .. } => Waited::Stopped { stderr: flat() },
+            other => other,
         };
-        if matches!(waited, Waited::Exited(_)) {
-            // Its leftovers were killed when it exited; nothing to do on drop.
+        if reaped && !matches!(waited, Waited::Failed(_)) {
+            // It exited (by itself, or killed when stopped), its leftovers killed then:
+            // nothing to do on drop.
             self.group.forget();
         }
         // Otherwise dropping `self` kills the group, the program included.
@@ -318,13 +374,13 @@ impl Running {
     }
 }
 
-/// The end of `stderr`, lossily decoded, on one line, at most `chars` characters.
-async fn tail(stderr: Option<ChildStderr>, chars: usize) -> String {
-    let Some(mut stderr) = stderr else { return String::new() };
+/// Reads `stderr` to its end, keeping in `kept` enough of its last bytes for `chars`
+/// characters on one line.
+async fn tail(stderr: Option<ChildStderr>, chars: usize, kept: &mut Vec<u8>) {
+    let Some(mut stderr) = stderr else { return };
     // Enough bytes for `chars` characters of any width, and for the blank lines and spaces
     // the flattening drops.
     let keep = chars.saturating_mul(8);
-    let mut kept = Vec::new();
     let mut buf = [0u8; 4096];
     loop {
         match stderr.read(&mut buf).await {
@@ -336,7 +392,6 @@ async fn tail(stderr: Option<ChildStderr>, chars: usize) -> String {
             }
         }
     }
-    crate::text::one_line(&String::from_utf8_lossy(&kept), chars, crate::text::Keep::End)
 }
 
 /// "exited with status N", "was killed by signal N".

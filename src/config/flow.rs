@@ -357,6 +357,8 @@ pub struct Command {
     /// Name of the file written (a plain file name).
     pub name: NameTemplate,
     pub timeout: Duration,
+    /// Most bytes its output may have.
+    pub max_output: crate::steps::check::MaxOutput,
     pub keep_empty: bool,
 }
 

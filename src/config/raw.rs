@@ -508,6 +508,14 @@ pub struct RawCommand {
     #[serde(default = "default_command_timeout")]
     #[schemars(schema_with = "super::duration::schema")]
     pub timeout: String,
+    /// Most the command may write: bytes (`1048576`) or with a unit (`500MiB`, `10GiB`; KB =
+    /// 1000, KiB = 1024). Its output file's size is checked while it runs (every 100 ms, and
+    /// when it ends): past this, it is killed with every process it started, its partial
+    /// output removed, and the run aborted; no file is sent. The limit protects the source
+    /// folder's disk from an export that writes without end (it would fill that disk within
+    /// its `timeout`); raise it for an export that legitimately grows larger. Default `10GiB`.
+    #[serde(default = "super::raw_steps::default_max_output")]
+    pub max_output: super::raw_steps::RawSize,
     /// Keep an empty output as a file to send. Default: a command that prints nothing
     /// produces no file.
     #[serde(default)]

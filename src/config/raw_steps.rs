@@ -73,7 +73,7 @@ pub struct RawStepCommand {
     /// program that writes without end (`gunzip` of a decompression bomb fills any disk
     /// within its `timeout`); raise it for a partner whose files legitimately become larger.
     /// Default `10GiB`.
-    #[serde(default = "default_step_command_max_output")]
+    #[serde(default = "default_max_output")]
     pub max_output: RawSize,
     /// The file's name after this step, a template of the name before it (variables `name`,
     /// `stem`, `ext`): `"{{stem}}"` makes `orders.csv.gpg` `orders.csv`, `"{{name}}.gz"`
@@ -87,7 +87,8 @@ fn default_step_command_timeout() -> String {
     "5m".into()
 }
 
-fn default_step_command_max_output() -> RawSize {
+/// A program's `max_output` unless the flow gives one (a `command` step's, `source.command`'s).
+pub(super) fn default_max_output() -> RawSize {
     RawSize::Text("10GiB".into())
 }
 

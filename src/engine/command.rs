@@ -9,14 +9,20 @@
 //! ordinary outbox file: the lifecycle takes it, and a file a failed delivery left behind is
 //! retried on the next run. A crash mid-export leaves only a temporary file, removed by the
 //! next run.
+//!
+//! Owns too the output's bound (`max_output`): the program writes the file itself, so its
+//! size is looked at while it runs ([`SIZE_CHECK`]) and when it ends; past the limit the
+//! program is stopped (`process::Running::wait_unless`: killed with its group, the end of its
+//! stderr still read) and the file removed, so an export writing without end never fills the
+//! source folder's disk.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use crate::config::flow::Command;
 use crate::endpoint::ErrorKind;
-use crate::process::{self, Unsuccessful};
+use crate::process::{self, Unsuccessful, Waited};
 use crate::template::NameVars;
 
 /// Prefix of the temporary output files (never matched by a completed export's name).
@@ -73,6 +79,8 @@ pub async fn produce(cmd: &Command, folder: &Path, flow: &str, run: u64, now: Sy
         cmd.name.render(&NameVars::new("", "", 0, run, now)).map_err(|message| CommandError::Name { program: program.clone(), message })?;
     let temp = folder.join(format!("{TEMP_PREFIX}{flow}-{run}.part"));
     let file = std::fs::File::create(&temp).map_err(output_err(&temp))?;
+    // The same file, to watch its size while the program writes it.
+    let watched = tokio::fs::File::from_std(file.try_clone().map_err(output_err(&temp))?);
     let mut child = process::flow_program(&cmd.program, &cmd.args, &cmd.pass_env, &cmd.dir, flow, run);
     child.stdin(Stdio::null()).stdout(Stdio::from(file)).stderr(Stdio::piped());
     let running = process::spawn(child).await.map_err(|source| {
@@ -80,12 +88,29 @@ pub async fn produce(cmd: &Command, folder: &Path, flow: &str, run: u64, now: Sy
         CommandError::Spawn { program: program.clone(), source }
     })?;
     let failed = |status: String, stderr: String| CommandError::Failed { program: program.clone(), status, stderr };
-    // Something it started may still have been writing the output: not a whole export.
-    let result = match running.wait(None, cmd.timeout, process::STDERR_TAIL).await.success(cmd.timeout) {
-        Err(Unsuccessful::Ended { how, stderr }) => Err(failed(how, stderr)),
-        Err(Unsuccessful::Wait(e)) => Err(CommandError::Spawn { program: program.clone(), source: e }),
-        Ok(()) => Ok(()),
+    let max = &cmd.max_output;
+    let waited = running.wait_unless(None, cmd.timeout, process::STDERR_TAIL, past(&watched, max.bytes)).await;
+    // Its final size too: a program that wrote past the limit and exited between two checks.
+    let written = size(&watched).await;
+    let result = if matches!(waited, Waited::Stopped { .. }) || written > max.bytes {
+        let how = match waited {
+            Waited::Stopped { .. } => format!(
+                "wrote more than its max_output of {} ({} by the time it was killed with every process it started); its partial output was removed",
+                max.shown,
+                crate::text::bytes(written)
+            ),
+            _ => format!("wrote more than its max_output of {} ({}); its output was removed", max.shown, crate::text::bytes(written)),
+        };
+        Err(failed(how, waited.stderr().to_string()))
+    } else {
+        // Something it started may still have been writing the output: not a whole export.
+        match waited.success(cmd.timeout) {
+            Err(Unsuccessful::Ended { how, stderr }) => Err(failed(how, stderr)),
+            Err(Unsuccessful::Wait(e)) => Err(CommandError::Spawn { program: program.clone(), source: e }),
+            Ok(()) => Ok(()),
+        }
     };
+    drop(watched);
     if let Err(e) = result {
         let _ = tokio::fs::remove_file(&temp).await;
         return Err(e);
@@ -103,6 +128,27 @@ pub async fn produce(cmd: &Command, folder: &Path, flow: &str, run: u64, now: Sy
     tokio::fs::rename(&temp, folder.join(&target)).await.map_err(output_err(&temp))?;
     tracing::info!(flow = %flow, program = %program, file = %target, bytes = size, "The source command wrote a file to send.");
     Ok(Some(target))
+}
+
+/// How often the output file's size is checked against `max_output` while the program runs.
+const SIZE_CHECK: Duration = Duration::from_millis(100);
+
+/// Ends once `file` (the output, as the program writes it) is larger than `max` bytes,
+/// checked every [`SIZE_CHECK`].
+async fn past(file: &tokio::fs::File, max: u64) {
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + SIZE_CHECK, SIZE_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if size(file).await > max {
+            return;
+        }
+    }
+}
+
+/// The size of `file`; 0 when it cannot be read (the output's own checks then tell).
+async fn size(file: &tokio::fs::File) -> u64 {
+    file.metadata().await.map_or(0, |m| m.len())
 }
 
 /// `name`, or `stem-1.ext`, `stem-2.ext`, … when a file of that name is already waiting
@@ -130,8 +176,9 @@ async fn remove_stale_temps(folder: &Path, flow: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::raw_steps::RawSize;
+    use crate::steps::check::MaxOutput;
     use crate::template::NameTemplate;
-    use std::time::Duration;
 
     fn cmd(run: &[&str], name: &str) -> Command {
         Command {
@@ -141,6 +188,7 @@ mod tests {
             dir: std::env::temp_dir(),
             name: NameTemplate::new(name).unwrap(),
             timeout: Duration::from_secs(10),
+            max_output: MaxOutput::parse(&RawSize::Text("10GiB".into())).unwrap(),
             keep_empty: false,
         }
     }
@@ -210,6 +258,50 @@ mod tests {
 
         let e = produce(&cmd(&["/nonexistent/export"], "z.csv"), dir.path(), "f", 1, SystemTime::now()).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+    }
+
+    /// `cmd` whose output may be at most `max`.
+    fn bounded(run: &[&str], max: &str) -> Command {
+        Command { max_output: MaxOutput::parse(&RawSize::Text(max.into())).unwrap(), ..cmd(run, "x.csv") }
+    }
+
+    /// An export writing without end is stopped at `max_output`, not at its timeout: killed
+    /// with everything it started, its partial output removed, the run's error naming the
+    /// command, the limit, what it wrote and the end of its stderr. No file is left to send.
+    #[tokio::test]
+    async fn an_export_past_max_output_is_killed_and_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, pids) = (dir.path().join("out"), dir.path().join("pids"));
+        let script = format!("sleep 60 & echo $! >> {p}; echo $$ >> {p}; echo 'exporting orders' >&2; exec yes", p = pids.display());
+        let started = std::time::Instant::now();
+        let e = produce(&bounded(&["sh", "-c", &script], "1MiB"), &out, "f", 1, SystemTime::now()).await.unwrap_err();
+        assert!(started.elapsed() < Duration::from_secs(5), "{:?}", started.elapsed());
+        let text = e.to_string();
+        assert!(text.starts_with("source command `sh` wrote more than its max_output of 1MiB ("), "{text}");
+        assert!(
+            text.ends_with(" by the time it was killed with every process it started); its partial output was removed; its stderr ends: exporting orders"),
+            "{text}"
+        );
+        assert_eq!(e.kind(), ErrorKind::Transient);
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "no partial output is left");
+        for pid in std::fs::read_to_string(&pids).unwrap().lines() {
+            let stat = format!("/proc/{pid}/stat");
+            let gone = (0..100).any(|_| {
+                std::thread::sleep(Duration::from_millis(20));
+                std::fs::read_to_string(&stat).map_or(true, |s| s.contains(") Z "))
+            });
+            assert!(gone, "process {pid} still runs");
+        }
+
+        // Past the limit and exited before the size was looked at (the first look is after
+        // 100 ms): refused all the same.
+        let e = produce(&bounded(&["head", "-c", "4096", "/dev/zero"], "1KiB"), &out, "f", 2, SystemTime::now()).await.unwrap_err();
+        assert!(e.to_string().starts_with("source command `head` wrote more than its max_output of 1KiB (4.0 KiB"), "{e}");
+        assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+
+        // Exactly the limit passes.
+        let name = produce(&bounded(&["head", "-c", "1048576", "/dev/zero"], "1MiB"), &out, "f", 3, SystemTime::now()).await.unwrap();
+        assert_eq!(std::fs::metadata(out.join(name.unwrap())).unwrap().len(), 1 << 20);
     }
 
     #[tokio::test]

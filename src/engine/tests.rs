@@ -991,6 +991,7 @@ async fn a_failing_source_command_aborts_the_run_without_calling_an_endpoint_unr
         dir: fx.src.clone(),
         name: NameTemplate::new("export.csv").unwrap(),
         timeout: Duration::from_secs(10),
+        max_output: crate::steps::check::MaxOutput::parse(&crate::config::raw_steps::RawSize::Bytes(1 << 20)).unwrap(),
         keep_empty: false,
     });
     for _ in 0..fx.flow.alerts.unreachable_after {

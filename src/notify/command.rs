@@ -70,6 +70,10 @@ impl Notifier for CommandNotifier {
                 ));
             }
             Waited::Failed(e) => return Err(NotifyError::transient(&self.describe, format!("waiting for it failed: {e}"))),
+            // Not given by `wait`, which nothing stops; told as any other end all the same.
+            Waited::Stopped { stderr } => {
+                return Err(NotifyError::transient(&self.describe, process::Unsuccessful::ended("was stopped and killed", &stderr)));
+            }
             Waited::Exited(output) => output,
         };
         if output.lingered {

@@ -245,6 +245,30 @@ fn md5_of(path: &Path) -> std::io::Result<String> {
     Ok(format!("{:x}", ctx.finalize()))
 }
 
+/// A program's `max_output` (a `command` step's, `source.command`'s): most bytes it may
+/// write, never zero, and the limit as the flow writes it, for messages (`1MiB`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MaxOutput {
+    pub bytes: u64,
+    pub shown: String,
+}
+
+impl MaxOutput {
+    /// Parses the field; a zero limit is refused (no program could write anything).
+    pub fn parse(raw: &RawSize) -> Result<MaxOutput, String> {
+        match parse_size(raw)? {
+            0 => Err("is zero: no program could write anything; give a size such as `10GiB`".to_string()),
+            bytes => Ok(MaxOutput {
+                bytes,
+                shown: match raw {
+                    RawSize::Bytes(n) => format!("{n} bytes"),
+                    RawSize::Text(t) => t.trim().to_string(),
+                },
+            }),
+        }
+    }
+}
+
 /// Parses a size: bytes, or a number with `B`, `KB`/`MB`/`GB`/`TB` (powers of 1000) or
 /// `KiB`/`MiB`/`GiB`/`TiB` (powers of 1024).
 pub fn parse_size(s: &RawSize) -> Result<u64, String> {

@@ -18,8 +18,9 @@ use std::time::{Duration, UNIX_EPOCH};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::duration;
-use crate::config::raw_steps::{RawSize, RawStepCommand};
+use crate::config::raw_steps::RawStepCommand;
 use crate::process::{self, Unsuccessful};
+use crate::steps::check::MaxOutput;
 use crate::template::{NameTemplate, NameVars};
 
 /// How much of the program's output is copied at a time.
@@ -37,10 +38,8 @@ pub struct Command {
     /// Working folder: the flow file's folder.
     pub dir: PathBuf,
     pub timeout: Duration,
-    /// Most bytes the program may write for one file (at least 1), and that limit as the flow
-    /// writes it, for messages (`1MiB`).
-    pub max_output: u64,
-    pub max_output_shown: String,
+    /// Most bytes the program may write for one file.
+    pub max_output: MaxOutput,
     /// The file's name after this step, from its name before (`None`: kept).
     pub name: Option<NameTemplate>,
 }
@@ -95,12 +94,8 @@ impl Command {
                 None
             }
         };
-        let max_output = match crate::steps::check::parse_size(&raw.max_output) {
-            Ok(0) => {
-                problems.push(("max_output", "is zero: no program could write anything; give a size such as `10GiB`".to_string()));
-                None
-            }
-            Ok(n) => Some(n),
+        let max_output = match MaxOutput::parse(&raw.max_output) {
+            Ok(m) => Some(m),
             Err(e) => {
                 problems.push(("max_output", e));
                 None
@@ -122,10 +117,6 @@ impl Command {
                 dir: base.to_path_buf(),
                 timeout,
                 max_output,
-                max_output_shown: match &raw.max_output {
-                    RawSize::Bytes(n) => format!("{n} bytes"),
-                    RawSize::Text(t) => t.trim().to_string(),
-                },
                 name,
             }),
             _ => Err(problems),
@@ -186,7 +177,15 @@ impl Command {
             Err(e) => return Err(Trouble::Io(e)),
         };
         let stdout = running.take_stdout();
-        let max = self.max_output;
+        let max = self.max_output.bytes;
+        // Told when the output passes `max`: the program is then stopped (killed with its group,
+        // the end of its stderr still read).
+        let (over_tx, over_rx) = tokio::sync::oneshot::channel::<()>();
+        let over = async {
+            if over_rx.await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        };
         // Ends when the program's stdout closes (it exited, what it left behind killed, or was
         // killed at its limit), when its output passes `max` (`Ok(false)`), or on a write error.
         let copy = async move {
@@ -200,6 +199,7 @@ impl Command {
                     }
                     written = written.saturating_add(n as u64);
                     if written > max {
+                        let _ = over_tx.send(());
                         return Ok(false);
                     }
                     out.write_all(&buf[..n]).await?;
@@ -209,8 +209,8 @@ impl Command {
             out.sync_all().await?;
             Ok::<bool, std::io::Error>(true)
         };
-        let (copied, waited) = {
-            let wait = running.wait(None, self.timeout, process::STDERR_TAIL);
+        let waited = {
+            let wait = running.wait_unless(None, self.timeout, process::STDERR_TAIL, over);
             tokio::pin!(copy, wait);
             let mut waited = None;
             let copied = loop {
@@ -219,37 +219,46 @@ impl Command {
                     w = &mut wait, if waited.is_none() => waited = Some(w),
                 }
             };
-            if matches!(copied, Ok(true)) && waited.is_none() {
-                waited = Some(wait.await);
+            match copied {
+                Ok(true) => Ok(match waited {
+                    Some(w) => w,
+                    None => wait.await,
+                }),
+                Ok(false) => {
+                    // Removed at once (the copy closed it), before the program's stderr is
+                    // read: a full state disk is every flow's trouble.
+                    let _ = tokio::fs::remove_file(output).await;
+                    let waited = match waited {
+                        Some(w) => w,
+                        None => wait.await,
+                    };
+                    let how = format!("wrote more than its max_output of {} and was killed", self.max_output.shown);
+                    return Ok(Err(self.failed(&how, waited.stderr())));
+                }
+                Err(e) => Err(e),
             }
-            (copied, waited)
         };
-        // Both futures are dropped here: the output file is closed and a program still
-        // running is killed with its group (dropping its wait does that), not waited for until
-        // its limit.
-        let waited = match (copied, waited) {
-            (Ok(true), Some(waited)) => waited,
-            (copied, _) => {
+        // On a write error the wait was dropped with the block: the program still running is
+        // killed with its group, not waited for until its limit.
+        let waited = match waited {
+            Ok(w) => w,
+            Err(e) => {
                 // Removed at once: a full state disk is every flow's trouble.
                 let _ = tokio::fs::remove_file(output).await;
-                return match copied {
-                    Err(e) => Err(Trouble::Io(e)),
-                    _ => Ok(Err(format!(
-                        "the `command` step steps[{}] (`{}`) wrote more than its max_output of {} and was killed",
-                        self.at,
-                        self.shown(),
-                        self.max_output_shown
-                    ))),
-                };
+                return Err(Trouble::Io(e));
             }
         };
         Ok(match waited.success(self.timeout) {
             Ok(()) => Ok(()),
             Err(Unsuccessful::Wait(e)) => return Err(Trouble::Io(e)),
-            Err(Unsuccessful::Ended { how, stderr }) => {
-                Err(format!("the `command` step steps[{}] (`{}`) {}", self.at, self.shown(), Unsuccessful::ended(&how, &stderr)))
-            }
+            Err(Unsuccessful::Ended { how, stderr }) => Err(self.failed(&how, &stderr)),
         })
+    }
+
+    /// A pass's failure, for the file's quarantine reason: the step, the program, how it
+    /// ended and the end of its stderr.
+    fn failed(&self, how: &str, stderr: &str) -> String {
+        format!("the `command` step steps[{}] (`{}`) {}", self.at, self.shown(), Unsuccessful::ended(how, stderr))
     }
 }
 
@@ -272,6 +281,7 @@ fn name_template(text: &str) -> Result<NameTemplate, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::raw_steps::RawSize;
 
     fn step(run: &[&str], timeout: &str, name: Option<&str>) -> Command {
         Command::build(&raw(run, timeout, name), 1, &std::env::temp_dir()).unwrap()
@@ -410,6 +420,34 @@ mod tests {
         assert_eq!(std::fs::metadata(&out).unwrap().len(), 1 << 20);
         assert_eq!(bounded(&["head", "-c", "1000", "/dev/zero"], "1MiB").run(&env(), &input, &out).unwrap(), Ok(()));
         assert_eq!(std::fs::metadata(&out).unwrap().len(), 1000);
+    }
+
+    /// The reason for output past `max_output` quotes the end of the program's stderr, as
+    /// every other failure's does: read after its group was killed, not lost with the wait.
+    #[test]
+    fn output_past_max_output_quotes_the_end_of_stderr() {
+        let dir = tempfile::tempdir().unwrap();
+        let (input, out) = (dir.path().join("in"), dir.path().join("out"));
+        std::fs::write(&input, "x").unwrap();
+        let started = std::time::Instant::now();
+        let script = "echo 'gunzip: unexpected block of zeros' >&2; sleep 0.2; exec yes";
+        let why = bounded(&["sh", "-c", script], "64KiB").run(&env(), &input, &out).unwrap().unwrap_err();
+        assert_eq!(
+            why,
+            "the `command` step steps[1] (`sh`) wrote more than its max_output of 64KiB and was killed; its stderr ends: \
+             gunzip: unexpected block of zeros"
+        );
+        assert!(!out.exists(), "the partial output is removed");
+        // Something that outlives the kill holding stderr open (here a process that left the
+        // group) keeps the reason waiting a short bounded time only, and what was read is kept.
+        let pid = dir.path().join("pid");
+        let script = format!("echo early-line >&2; setsid sleep 30 & echo $! > {}; sleep 0.2; exec yes", pid.display());
+        let why = bounded(&["sh", "-c", &script], "64KiB").run(&env(), &input, &out).unwrap().unwrap_err();
+        let escaped: i32 = std::fs::read_to_string(&pid).unwrap().trim().parse().unwrap();
+        // SAFETY: kill(2) of the `sleep` this test's script started.
+        unsafe { libc::kill(escaped, libc::SIGKILL) };
+        assert!(why.ends_with("wrote more than its max_output of 64KiB and was killed; its stderr ends: early-line"), "{why}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
     }
 
     /// A full disk while the output is written: the output is removed and the program killed

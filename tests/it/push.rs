@@ -402,6 +402,21 @@ fn command_output_is_pushed() {
     assert_eq!(out.status.code(), Some(3), "{t}");
     assert!(t.contains("flow push: source command `sh` exited with status 4; its stderr ends: ERP unreachable"), "{t}");
     assert!(names(&w.local("outbox")).is_empty(), "no partial export is left: {:?}", names(&w.local("outbox")));
+
+    // An export writing without end: killed at its `max_output`, not at its timeout; nothing
+    // of it is left or sent.
+    let endless =
+        "  command:\n    run: [sh, -c, \"echo 'query without WHERE' >&2; exec yes\"]\n    name: \"x.csv\"\n    max_output: 1MiB\n";
+    let flow = w.flow(endless, "", "");
+    let started = Instant::now();
+    let out = w.run(&flow);
+    let t = text(&out);
+    assert_eq!(out.status.code(), Some(3), "{t}");
+    assert!(started.elapsed() < Duration::from_secs(20), "{:?}", started.elapsed());
+    assert!(t.contains("flow push: source command `sh` wrote more than its max_output of 1MiB ("), "{t}");
+    assert!(t.contains("its partial output was removed; its stderr ends: query without WHERE"), "{t}");
+    assert!(names(&w.local("outbox")).is_empty(), "no partial export is left: {:?}", names(&w.local("outbox")));
+    assert!(!w.remote("inbox/x.csv").exists());
 }
 
 /// `wharf run` stopped by Ctrl-C or SIGTERM while its export runs: the export and whatever it

@@ -170,6 +170,7 @@ impl Checker<'_, '_> {
         let at = "/source/command";
         let timeout = self.ok(&format!("{at}/timeout"), duration::parse(&c.timeout));
         let name = self.name_template(&format!("{at}/name"), &c.name);
+        let max_output = self.ok(&format!("{at}/max_output"), crate::steps::check::MaxOutput::parse(&c.max_output));
         let pass_env = self.pass_env(at, &c.pass_env);
         let (program, args) = self.run_line(at, &c.run)?;
         Some(Command {
@@ -179,6 +180,7 @@ impl Checker<'_, '_> {
             dir: self.lookup.resolve_path("."),
             name: name?,
             timeout: timeout?,
+            max_output: max_output?,
             keep_empty: c.keep_empty,
         })
     }
@@ -519,6 +521,18 @@ mod tests {
             "{w:#?}"
         );
         assert!(warnings(&with("command: { run: [export.sh, \"$HOME\"], name: \"p-{{run}}.csv\" }")).is_empty());
+    }
+
+    /// `max_output`: a size as a `command` step's (default `10GiB`), never zero.
+    #[test]
+    fn a_command_s_max_output_is_a_positive_size() {
+        let local = BASE.replace("source: { endpoint: s, path: /in }", "source: { endpoint: l, path: /in, SOURCE }");
+        let with = |extra: &str| local.replace("SOURCE", &format!("command: {{ run: [export.sh], name: \"p-{{{{run}}}}.csv\"{extra} }}"));
+        let max = |extra: &str| run(&with(extra)).unwrap().source.command.unwrap().max_output;
+        assert_eq!((max("").bytes, max("").shown), (10 << 30, "10GiB".to_string()));
+        assert_eq!((max(", max_output: 500MiB").bytes, max(", max_output: 1024").shown), (500 << 20, "1024 bytes".to_string()));
+        let p = problems(&with(", max_output: 0"));
+        assert!(p.iter().any(|m| m.contains("is zero") && m.ends_with("(at /source/command/max_output)")), "{p:#?}");
     }
 
     /// `pass_env` names variables; anything else is a mistake the program would never see.
