@@ -49,8 +49,17 @@ fn every_example_validates_without_a_warning() {
         .unwrap();
     let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
     assert!(out.status.success(), "{text}");
+    // The SFTP examples trust the key tests/demo.sh records in its folder: on a machine where
+    // the demo has not run, that file's absence is the one warning they get (and should).
+    let demo_keys = "/tmp/wharf-demo/known_hosts";
+    let demo_ran = Path::new(demo_keys).exists();
+    let warnings: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("warning: "))
+        .filter(|l| demo_ran || !l.contains(&format!("known_hosts {demo_keys} does not exist")))
+        .collect();
     let last = text.lines().last().unwrap_or_default();
-    assert!(last.ends_with("checked, 0 problem(s)") && !text.contains("warning"), "{text}");
+    assert!(last.contains("checked, 0 problem(s)") && warnings.is_empty(), "{text}");
 }
 
 /// Every whole flow shown in the docs — a ```yaml block of README.md or docs/*.md with `name:`
