@@ -119,8 +119,14 @@ mod tests {
         assert_eq!(previous_version("orders", std::slice::from_ref(&flow)), None, "no problem: nothing to say");
         flow.problem = Some("1 problem(s), first: orders.yaml:2:20: `banana` is not a duration".into());
         let note = previous_version("orders", std::slice::from_ref(&flow)).unwrap();
-        assert!(note.starts_with("note: flow orders: its file /etc/wharf/flows/orders.yaml is refused by the daemon (1 problem(s), first: "), "{note}");
-        assert!(note.contains("the run uses the version loaded before") && note.contains("`wharf validate /etc/wharf/flows/orders.yaml`"), "{note}");
+        assert!(
+            note.starts_with("note: flow orders: its file /etc/wharf/flows/orders.yaml is refused by the daemon (1 problem(s), first: "),
+            "{note}"
+        );
+        assert!(
+            note.contains("the run uses the version loaded before") && note.contains("`wharf validate /etc/wharf/flows/orders.yaml`"),
+            "{note}"
+        );
         flow.file = Some("flows/my orders.yaml".into());
         assert!(previous_version("orders", std::slice::from_ref(&flow)).unwrap().contains("`wharf validate 'flows/my orders.yaml'`"));
         assert_eq!(previous_version("invoices", &[flow]), None);
