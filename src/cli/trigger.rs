@@ -29,12 +29,18 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         }
     };
     match rt.block_on(client.trigger(&name))? {
-        Ok(Triggered::Started) => {
-            outln!("flow {name}: run started");
-            Ok(ExitCode::SUCCESS)
-        }
-        Ok(Triggered::Queued) => {
-            outln!("flow {name}: running now; another run is queued to start right after it");
+        Ok(t) => {
+            match t {
+                Triggered::Started => outln!("flow {name}: run started"),
+                Triggered::Queued => outln!("flow {name}: running now; another run is queued to start right after it"),
+            }
+            // An edit the daemon refused leaves the previous version in force: the run is of
+            // that one, which whoever just edited the file would not guess.
+            if let Ok(status) = rt.block_on(client.status())
+                && let Some(note) = previous_version(&name, &status.flows)
+            {
+                errln!("{note}");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Err(e @ TriggerError::AlreadyRunning(_)) => {
@@ -67,6 +73,19 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     }
 }
 
+/// When `name`'s file on disk is refused while an earlier version of it is served: that the
+/// run is of that version, with the file and its first problem.
+fn previous_version(name: &str, served: &[crate::control::FlowStatus]) -> Option<String> {
+    let flow = served.iter().find(|f| f.name == name)?;
+    let (file, problem) = (flow.file.as_ref()?, flow.problem.as_ref()?);
+    Some(format!(
+        "note: flow {name}: its file {} is refused by the daemon ({problem}); the run uses the version loaded before; \
+         `wharf validate {}` lists every problem",
+        file.display(),
+        crate::text::shell_word(&file.display().to_string())
+    ))
+}
+
 /// What is said when the daemon has no flow `name`, with those of `served` close to it.
 fn unknown_flow(name: &str, served: &[String]) -> String {
     let close = crate::suggest::close(name, served.iter().map(String::as_str), |_| false);
@@ -92,6 +111,26 @@ fn no_daemon(flow: &str, state_dir: &Path) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_run_of_the_previous_version_says_so() {
+        // Was only "run started": the run was of the version loaded before a refused edit.
+        let mut flow = crate::control::FlowStatus::new("orders", Some("/etc/wharf/flows/orders.yaml".into()));
+        assert_eq!(previous_version("orders", std::slice::from_ref(&flow)), None, "no problem: nothing to say");
+        flow.problem = Some("1 problem(s), first: orders.yaml:2:20: `banana` is not a duration".into());
+        let note = previous_version("orders", std::slice::from_ref(&flow)).unwrap();
+        assert!(
+            note.starts_with("note: flow orders: its file /etc/wharf/flows/orders.yaml is refused by the daemon (1 problem(s), first: "),
+            "{note}"
+        );
+        assert!(
+            note.contains("the run uses the version loaded before") && note.contains("`wharf validate /etc/wharf/flows/orders.yaml`"),
+            "{note}"
+        );
+        flow.file = Some("flows/my orders.yaml".into());
+        assert!(previous_version("orders", std::slice::from_ref(&flow)).unwrap().contains("`wharf validate 'flows/my orders.yaml'`"));
+        assert_eq!(previous_version("invoices", &[flow]), None);
+    }
 
     #[test]
     fn a_flow_name_close_to_a_served_one_names_it() {

@@ -216,8 +216,9 @@ impl Registry {
         let files: Vec<PathBuf> = config::find_flows(std::slice::from_ref(&self.dir)).into_iter().filter(|p| p.is_file()).collect();
         let gone: Vec<PathBuf> = self.slots.keys().filter(|k| !files.contains(k)).cloned().collect();
         for file in gone {
-            tracing::warn!(file = %file.display(), "Flow file removed; its flow is no longer scheduled.");
-            self.slots.remove(&file);
+            if let Some(slot) = self.slots.remove(&file) {
+                tracing::warn!(flow = %slot.name(), file = %file.display(), "Flow file removed; its flow is no longer scheduled.");
+            }
             changes.removed.push(file);
         }
         if !changes.removed.is_empty() {
@@ -612,6 +613,21 @@ source: 3
         write(&d.join("new-one.yaml"), "name: x\nendpoints: [oops\n", 3);
         let (_, lines) = log.of(|| r.rescan());
         assert!(lines.iter().any(|l| l.contains("Flow file refused; not scheduled.") && l.contains("flow=new-one")), "{lines:#?}");
+    }
+
+    #[test]
+    fn a_removed_file_is_logged_with_its_flow() {
+        // Was `file=` only: an operator looking for the flow's name in the log missed it.
+        let dir = tempfile::tempdir().unwrap();
+        let d = dir.path();
+        write(&d.join("a.yaml"), &flow_yaml("alpha", d), 1);
+        let mut r = Registry::new(d);
+        r.rescan();
+        std::fs::remove_file(d.join("a.yaml")).unwrap();
+        let (changes, lines) = Log::default().of(|| r.rescan());
+        assert_eq!(changes.removed, [d.join("a.yaml")]);
+        let line = lines.iter().find(|l| l.contains("Flow file removed")).unwrap();
+        assert!(line.contains("flow=alpha") && line.contains("a.yaml"), "{line}");
     }
 
     #[test]

@@ -52,6 +52,22 @@ async fn a_folder_under_the_final_name_is_named() {
     assert!(sshd.data_dir().join("in/a.csv").is_dir());
 }
 
+/// A folder that cannot be made below the one the sink names is named, not only the sink's
+/// (was: `create directory /ro/a/b: permission denied: Permission denied`, the failing
+/// `/ro/a` nowhere).
+#[tokio::test]
+async fn a_folder_that_cannot_be_made_is_named() {
+    let Some(sshd) = server().await else { return };
+    sshd.give_to_user(sshd.data_dir());
+    fs::create_dir_all(sshd.data_dir().join("ro")).unwrap(); // root's: the login may not write in it
+    let ep = SftpEndpoint::new(sshd.sftp_spec(sshd.password_auth()));
+    let err = ep.create_dir_all(&p("ro/a/b")).await.expect_err("the login may not write in /ro");
+    assert_eq!(err.kind, ErrorKind::PermissionDenied, "{err}");
+    assert!(err.to_string().contains("create directory /ro/a/b") && err.to_string().contains("making /ro/a: "), "{err}");
+    let err = ep.create_dir_all(&p("ro/c")).await.expect_err("the login may not write in /ro");
+    assert!(!err.to_string().contains("making"), "the folder named is the one that failed: {err}");
+}
+
 /// A push with `if_exists: overwrite` onto a folder of the file's name fails that file for
 /// good, saying why, instead of "protocol error: Failure"; it is not left to be retried.
 #[test]

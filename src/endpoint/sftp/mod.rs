@@ -470,6 +470,11 @@ impl Endpoint for SftpEndpoint {
                     match self.is_dir(&c, &full).await? {
                         Some(true) => {}
                         Some(false) => return Err(Fail::Kind(ErrorKind::AlreadyExists, format!("{prefix} exists and is not a folder"))),
+                        // The error is told under `dir`: name the folder that could not be made.
+                        None if prefix != *dir => {
+                            let (kind, message) = Fail::from(e).classify();
+                            return Err(Fail::Kind(kind, format!("making {prefix}: {message}")));
+                        }
                         None => return Err(e.into()),
                     }
                 }
