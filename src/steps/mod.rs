@@ -1367,7 +1367,7 @@ fn build_map(raw: &crate::config::raw_steps::RawMap, base: &Path) -> Result<Mapp
     }
     let path = crate::config::paths::resolve(base, &raw.script);
     let text = crate::config::inputs::read_code(&path)
-        .map_err(|e| problems.push(("script", format!("cannot read {}: {}", path.display(), crate::endpoint::local::io_reason(&e)))))
+        .map_err(|e| problems.push(("script", format!("cannot read script {}: {}", path.display(), crate::endpoint::local::io_reason(&e)))))
         .ok();
     // The script is compiled whatever else is wrong, so its syntax errors are reported with the
     // others (a bad timeout or look-up table does not change what the script says).
