@@ -249,7 +249,7 @@ pub struct RawFtp {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<String>,
     /// Pinned SHA-256 fingerprint of the server certificate, for servers with a self-signed
-    /// certificate: `SHA256:` and 64 hex digits (colons allowed), or the whole line `openssl
+    /// certificate: `SHA256:` and 64 hex digits (colons allowed), the digits alone, or the whole line `openssl
     /// x509 -noout -fingerprint -sha256` prints (`sha256 Fingerprint=…`). Only this certificate is accepted, whoever issued it,
     /// whatever name it carries and whatever its dates say (a pinned certificate past its
     /// expiry is still trusted: the pin is the trust; a renewed one has a new fingerprint). A refused certificate's fingerprint is in the error message.

@@ -134,7 +134,10 @@ pub fn io_kind(e: &io::Error) -> ErrorKind {
     }
     match e.kind() {
         io::ErrorKind::NotFound => ErrorKind::NotFound,
-        io::ErrorKind::PermissionDenied => ErrorKind::PermissionDenied,
+        // A read-only file system refuses writes as a folder the user may not write to does:
+        // the trouble of what is written there (a sink, a quarantine folder, a source's
+        // disposal), not of the run, whose other sinks and files go on.
+        io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => ErrorKind::PermissionDenied,
         io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
         io::ErrorKind::TimedOut | io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock => ErrorKind::Transient,
         // A name too long, or a file where a folder should be (or the reverse): refused for
@@ -677,5 +680,8 @@ mod tests {
         assert_eq!(kind(libc::EDQUOT), ErrorKind::NoSpace);
         assert_eq!(kind(libc::EIO), ErrorKind::LocalIo);
         assert_eq!(kind(libc::EACCES), ErrorKind::PermissionDenied);
+        // Was `LocalIo`: a sink on a read-only mount stopped the whole run, its other sinks
+        // and files included.
+        assert_eq!(kind(libc::EROFS), ErrorKind::PermissionDenied);
     }
 }

@@ -29,8 +29,10 @@ const CHUNK: usize = 256 * 1024;
 /// A built `command` step.
 #[derive(Debug, Clone)]
 pub struct Command {
-    /// Its position in the flow's `steps` (for messages: `steps[1]`).
+    /// Its position in its list (for messages: `steps[1]`).
     pub at: usize,
+    /// Its list, as messages name it: `steps`, or a round trip's `response.steps`.
+    pub list: &'static str,
     /// Program (absolute when written with a `/`, else looked up in `PATH`) and arguments.
     pub program: PathBuf,
     pub args: Vec<String>,
@@ -76,9 +78,9 @@ fn samples() -> [NameVars; 2] {
 }
 
 impl Command {
-    /// Builds the step at position `at`; a program path with a `/` resolves against `base`
+    /// Builds the step at position `at` of `list` (`steps`, `response.steps`); a program path with a `/` resolves against `base`
     /// (the flow file's folder). Problems with the field they are about.
-    pub fn build(raw: &RawStepCommand, at: usize, base: &Path) -> Result<Command, Vec<(&'static str, String)>> {
+    pub fn build(raw: &RawStepCommand, (list, at): (&'static str, usize), base: &Path) -> Result<Command, Vec<(&'static str, String)>> {
         let mut problems = Vec::new();
         let program = match raw.run.first() {
             Some(p) if !p.is_empty() => Some(if p.contains('/') { crate::config::paths::resolve(base, p) } else { PathBuf::from(p) }),
@@ -111,6 +113,7 @@ impl Command {
         match (program, timeout, max_output) {
             (Some(program), Some(timeout), Some(max_output)) if problems.is_empty() => Ok(Command {
                 at,
+                list,
                 program,
                 args: raw.run[1..].to_vec(),
                 pass_env: raw.pass_env.clone(),
@@ -123,6 +126,11 @@ impl Command {
         }
     }
 
+    /// Where the step is, for messages: `steps[1]`, `response.steps[0]`.
+    pub fn place(&self) -> String {
+        format!("{}[{}]", self.list, self.at)
+    }
+
     /// The program as written for messages (`gpg`, `/flows/decrypt.sh`).
     pub fn shown(&self) -> String {
         self.program.display().to_string()
@@ -133,7 +141,7 @@ impl Command {
         let Some(t) = &self.name else { return Ok(name.to_string()) };
         let renamed = t.render(&NameVars::new(name, "", 0, 0, UNIX_EPOCH))?;
         crate::endpoint::path::check_name(&renamed).map_err(|e| {
-            format!("the `command` step steps[{}]: its name `{}` gives no usable file name for {name:?}: {e}", self.at, t.source())
+            format!("the `command` step {}: its name `{}` gives no usable file name for {name:?}: {e}", self.place(), t.source())
         })?;
         Ok(renamed)
     }
@@ -149,7 +157,7 @@ impl Command {
         let pass = async {
             let Some(abandoned) = env.abandoned else { return self.pass(env, input, output).await };
             abandoned.or_abandoned(self.pass(env, input, output)).await.unwrap_or_else(|| {
-                let why = format!("the `command` step steps[{}] (`{}`) was killed: the run was cut off", self.at, self.shown());
+                let why = format!("the `command` step {} (`{}`) was killed: the run was cut off", self.place(), self.shown());
                 Err(Trouble::Io(std::io::Error::new(std::io::ErrorKind::Interrupted, why)))
             })
         };
@@ -168,8 +176,8 @@ impl Command {
             Ok(r) => r,
             Err(e) if matches!(e.kind(), std::io::ErrorKind::NotFound | std::io::ErrorKind::PermissionDenied) => {
                 return Err(Trouble::NotStarted(format!(
-                    "the `command` step steps[{}]: program `{}` could not be started: {}",
-                    self.at,
+                    "the `command` step {}: program `{}` could not be started: {}",
+                    self.place(),
                     self.shown(),
                     crate::endpoint::local::io_reason(&e)
                 )));
@@ -258,7 +266,7 @@ impl Command {
     /// A pass's failure, for the file's quarantine reason: the step, the program, how it
     /// ended and the end of its stderr.
     fn failed(&self, how: &str, stderr: &str) -> String {
-        format!("the `command` step steps[{}] (`{}`) {}", self.at, self.shown(), Unsuccessful::ended(how, stderr))
+        format!("the `command` step {} (`{}`) {}", self.place(), self.shown(), Unsuccessful::ended(how, stderr))
     }
 }
 
@@ -284,7 +292,7 @@ mod tests {
     use crate::config::raw_steps::RawSize;
 
     fn step(run: &[&str], timeout: &str, name: Option<&str>) -> Command {
-        Command::build(&raw(run, timeout, name), 1, &std::env::temp_dir()).unwrap()
+        Command::build(&raw(run, timeout, name), ("steps", 1), &std::env::temp_dir()).unwrap()
     }
 
     fn raw(run: &[&str], timeout: &str, name: Option<&str>) -> RawStepCommand {
@@ -299,7 +307,7 @@ mod tests {
 
     /// A step whose output may be at most `max_output`.
     fn bounded(run: &[&str], max_output: &str) -> Command {
-        Command::build(&RawStepCommand { max_output: RawSize::Text(max_output.into()), ..raw(run, "1h", None) }, 1, Path::new("/")).unwrap()
+        Command::build(&RawStepCommand { max_output: RawSize::Text(max_output.into()), ..raw(run, "1h", None) }, ("steps", 1), Path::new("/")).unwrap()
     }
 
     /// Asserts that every process whose pid is a line of `pids` is gone (or a zombie) within 2 s.
@@ -523,7 +531,7 @@ mod tests {
         assert_eq!(step(&["gzip"], "1m", None).rename("orders.csv").unwrap(), "orders.csv");
         let e = step(&["gpg"], "1m", Some("{{ext}}")).rename("README").unwrap_err();
         assert!(e.starts_with("the `command` step steps[1]: its name `{{ext}}` gives no usable file name for \"README\": "), "{e}");
-        let build = |name: &str, timeout: &str| Command::build(&raw(&["gpg"], timeout, Some(name)), 0, Path::new("/f")).unwrap_err();
+        let build = |name: &str, timeout: &str| Command::build(&raw(&["gpg"], timeout, Some(name)), ("steps", 0), Path::new("/f")).unwrap_err();
         let p = build("{{stem}}-{{run}}", "1m");
         assert!(p[0].0 == "name" && p[0].1.contains("knows `name`, `stem` and `ext`"), "{p:?}");
         let p = build("a/{{stem}}", "0s");

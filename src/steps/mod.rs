@@ -1196,7 +1196,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
 /// against `base` (the flow file's folder). Reports every problem with its YAML path.
 pub fn build(raw: &[RawStep], on_invalid: OnInvalid, max_invalid: Option<&RawMaxInvalid>, base: &Path) -> Result<Steps, Vec<Problem>> {
     let raw: Vec<Option<&RawStep>> = raw.iter().map(Some).collect();
-    build_partial(&raw, on_invalid, max_invalid, base)
+    build_partial(&raw, "steps", on_invalid, max_invalid, base)
 }
 
 /// [`build`] for a list in which some steps are malformed (`None`, already reported by the
@@ -1204,8 +1204,11 @@ pub fn build(raw: &[RawStep], on_invalid: OnInvalid, max_invalid: Option<&RawMax
 /// its look-up tables read — so one bad step does not hide the problems of the others. Order
 /// rules that a malformed step could satisfy (a `parse` before `map`) are not judged. The
 /// result is an error whenever a step is missing, possibly with no problem of its own.
+/// `list` is what the steps' own messages at run time call the list (`steps`, a round trip's
+/// `response.steps`); problems found here are at `/steps/…` whichever it is.
 pub fn build_partial(
     raw: &[Option<&RawStep>],
+    list: &'static str,
     on_invalid: OnInvalid,
     max_invalid: Option<&RawMaxInvalid>,
     base: &Path,
@@ -1231,7 +1234,7 @@ pub fn build_partial(
             RawStep::Map(m) => ("map", build_map(m, base).map(Step::Map)),
             RawStep::Write(w) => ("write", Write::build(w).map(Step::Write)),
             RawStep::Render(r) => ("render", Render::build(r, base).map(Step::Render)),
-            RawStep::Command(c) => ("command", command::Command::build(c, i, base).map(Step::Command)),
+            RawStep::Command(c) => ("command", command::Command::build(c, (list, i), base).map(Step::Command)),
         };
         let at = format!("/steps/{i}/{kind}");
         let mut order = |msg: &str| problems.push(Problem::new(at.clone(), msg.to_string()));
@@ -1364,7 +1367,7 @@ fn build_map(raw: &crate::config::raw_steps::RawMap, base: &Path) -> Result<Mapp
     }
     let path = crate::config::paths::resolve(base, &raw.script);
     let text = crate::config::inputs::read_code(&path)
-        .map_err(|e| problems.push(("script", format!("cannot read {}: {}", path.display(), crate::endpoint::local::io_reason(&e)))))
+        .map_err(|e| problems.push(("script", format!("cannot read script {}: {}", path.display(), crate::endpoint::local::io_reason(&e)))))
         .ok();
     // The script is compiled whatever else is wrong, so its syntax errors are reported with the
     // others (a bad timeout or look-up table does not change what the script says).

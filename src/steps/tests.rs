@@ -458,6 +458,9 @@ fn build_reports_order_and_configuration_problems_with_paths() {
     assert!(got[0].starts_with("/steps/1/map/lookups: `t`: cannot read look-up table"), "{got:#?}");
     let got = problems("- parse: { format: csv }\n- map: { script: bad.rhai }", "");
     assert!(got[0].starts_with("/steps/1/map/script: bad.rhai line 2: "), "{got:#?}");
+    // Named as what it is, as a schema and a look-up table are (was `cannot read DIR/none.rhai`).
+    let got = problems("- parse: { format: csv }\n- map: { script: none.rhai }", "");
+    assert!(got[0].starts_with("/steps/1/map/script: cannot read script ") && got[0].contains("none.rhai"), "{got:#?}");
     // One script per flow: what names a record (`record 3 of the 5 the script returned`)
     // follows it through one script only.
     std::fs::write(b.path("ok.rhai"), "fn map(r) { r }").unwrap();

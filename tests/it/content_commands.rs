@@ -278,7 +278,7 @@ fn a_run_killed_during_a_command_step_is_redone_once_by_the_next() {
 
 /// A round trip whose response steps gunzip the partner's `.ack.gz`: a gzipped response is
 /// delivered unpacked under its plain name; one that is not gzip is rejected (quarantined)
-/// with gunzip's words. Local folders only.
+/// with gunzip's words, the step named `response.steps[0]`. Local folders only.
 #[test]
 fn a_response_s_command_step_gunzips_the_acknowledgement() {
     let dir = tempdir();
@@ -315,7 +315,8 @@ fn a_response_s_command_step_gunzips_the_acknowledgement() {
     assert_eq!(fs::read_to_string(d.join("home/acks/o1.ack")).unwrap(), "ACK o1\n", "{r:#}");
     assert!(!d.join("home/acks/o2.ack").exists() && !d.join("home/acks/o2.ack.gz").exists(), "{r:#}");
     let report = fs::read_to_string(d.join("home/q/o2.ack.gz.report.txt")).unwrap();
-    assert!(report.contains("the `command` step steps[0] (`gunzip`) exited with status 1"), "{report}");
+    // Named in its list: a round trip's response steps (was `steps[0]`, the request's list).
+    assert!(report.contains("the `command` step response.steps[0] (`gunzip`) exited with status 1"), "{report}");
     let awaits = support::wharf(&state).args(["awaits", "rt"]).output().unwrap();
     assert!(text(&awaits).contains("rejected") && text(&awaits).contains("answered"), "{}", text(&awaits));
 }

@@ -274,6 +274,49 @@ fn a_sink_filling_up_mid_run_takes_what_fits_and_the_next_run_the_rest_once() {
     nothing_twice(d, &flow);
 }
 
+/// A local sink on a read-only file system (a mount gone read-only after disk errors): the
+/// file fails for that sink alone, which is named with the cause, while the flow's other sink
+/// gets it; the source stays. Before, `EROFS` was local I/O trouble that stopped the whole run
+/// (exit 3), the other sink and files with it. Writable again, the next run delivers it to the
+/// sink that missed it, once.
+#[test]
+fn a_read_only_local_sink_fails_that_sink_alone() {
+    let dir = support::tempdir();
+    let d = dir.path();
+    let ro = d.join("ro");
+    let Some(disk) = Tmpfs::mount(&ro, "1m") else { return };
+    disk.read_only(true);
+    fs::create_dir_all(d.join("outbox")).unwrap();
+    fs::create_dir_all(d.join("good")).unwrap();
+    fs::write(d.join("outbox/a.csv"), "a\n").unwrap();
+    let flow = flow(
+        d,
+        format!(
+            "name: twosinks\nendpoints:\n  outbox: {{ type: local, root: {0:?} }}\n  ro: {{ type: local, root: {1:?} }}\n  \
+             good: {{ type: local, root: {2:?} }}\nsource: {{ endpoint: outbox, path: / }}\n\
+             sinks:\n  - {{ endpoint: ro, path: / }}\n  - {{ endpoint: good, path: / }}\n",
+            d.join("outbox").display().to_string(),
+            ro.display().to_string(),
+            d.join("good").display().to_string(),
+        ),
+    );
+
+    let (code, r) = run(d, &flow);
+    assert_eq!((code, counts(&r)), (1, (0, 0, 0, 1)), "{r:#}");
+    assert_eq!(r["files"][0]["error_kind"], "permission_denied", "{r:#}");
+    let detail = detail(&r, "/a.csv");
+    assert!(detail.starts_with("sink ro: ") && detail.contains("Read-only file system"), "{detail}");
+    assert_eq!(fs::read_to_string(d.join("good/a.csv")).unwrap(), "a\n", "the other sink has it");
+    assert_eq!(names(&d.join("outbox")), ["a.csv"], "the source is kept");
+
+    disk.read_only(false);
+    let (code, r) = run(d, &flow);
+    assert_eq!((code, counts(&r).1), (0, 1), "{r:#}");
+    assert_eq!(fs::read_to_string(ro.join("a.csv")).unwrap(), "a\n");
+    assert_eq!(names(&d.join("good")), ["a.csv"]);
+    nothing_twice(d, &flow);
+}
+
 /// The names of `files` not in `delivered`, sorted.
 fn failed_names(files: &[(String, Vec<u8>)], delivered: &[String]) -> Vec<String> {
     let mut v: Vec<String> = files.iter().map(|(n, _)| n.clone()).filter(|n| !delivered.contains(n)).collect();

@@ -11,10 +11,11 @@ use crate::config::flow::{Quarantine, Source};
 use crate::config::raw_steps::{CsvSetting, OnInvalid, ParseFormat, RawMaxInvalid, RawQuarantine, RawStep, WriteFormat};
 
 impl Checker<'_, '_> {
-    /// Content steps, their invalid-record policy and the quarantine location.
+    /// Content steps (`list`, as their messages at run time name it: `steps`,
+    /// `response.steps`), their invalid-record policy and the quarantine location.
     pub(super) fn content(
         &mut self,
-        steps: &[Option<RawStep>],
+        (list, steps): (&'static str, &[Option<RawStep>]),
         quarantine: Option<RawQuarantine>,
         on_invalid: OnInvalid,
         max_invalid: Option<&RawMaxInvalid>,
@@ -46,7 +47,7 @@ impl Checker<'_, '_> {
         }
         let built: Vec<Option<&RawStep>> =
             steps.iter().enumerate().map(|(i, s)| resolved.iter().find(|(j, _)| *j == i).map(|(_, r)| r).or(*s)).collect();
-        let built = match crate::steps::build_partial(&built, on_invalid, max_invalid, self.lookup.base_dir) {
+        let built = match crate::steps::build_partial(&built, list, on_invalid, max_invalid, self.lookup.base_dir) {
             Ok(s) => {
                 for (path, message) in s.warnings() {
                     self.warning(path, message);

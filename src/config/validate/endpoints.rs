@@ -289,7 +289,8 @@ fn check_fingerprint(fp: &str) -> Result<(), String> {
 }
 
 /// A certificate fingerprint: `SHA256:` and 64 hex digits (colons allowed, any case), as
-/// `openssl x509 -noout -fingerprint -sha256` prints it.
+/// `openssl x509 -noout -fingerprint -sha256` prints it, or the 64 hex digits alone (what
+/// follows its `=`, copied).
 pub fn parse_cert_fingerprint(fp: &str) -> Result<[u8; 32], String> {
     let bad = || {
         format!(
@@ -297,11 +298,17 @@ pub fn parse_cert_fingerprint(fp: &str) -> Result<[u8; 32], String> {
              `openssl x509 -noout -fingerprint -sha256 -in CERT` prints"
         )
     };
-    // `SHA256:AB:…` as wharf prints it; `sha256 Fingerprint=ab:…` as OpenSSL 3 does (any case).
+    // `SHA256:AB:…` as wharf prints it; `sha256 Fingerprint=ab:…` as OpenSSL 3 does (any case);
+    // `ab:…` alone, as copied from after OpenSSL's `=`.
     let lower = fp.trim().to_ascii_lowercase();
-    let digits = lower.strip_prefix("sha256:").or_else(|| lower.strip_prefix("sha256 fingerprint=")).ok_or_else(bad)?;
+    let bare = || Some(lower.as_str()).filter(|d| !d.is_empty() && d.chars().all(|c| c.is_ascii_hexdigit() || c == ':'));
+    let digits = lower.strip_prefix("sha256:").or_else(|| lower.strip_prefix("sha256 fingerprint=")).or_else(bare).ok_or_else(bad)?;
     let hex_digits: String = digits.chars().filter(|&c| c != ':').collect();
     let bytes = hex::decode(&hex_digits).map_err(|_| bad())?;
+    // 20 bytes is SHA-1's, what `-fingerprint` without `-sha256` prints.
+    if bytes.len() == 20 {
+        return Err(format!("{}; this one has 40, a SHA-1 fingerprint: add `-sha256`", bad()));
+    }
     bytes.try_into().map_err(|_| bad())
 }
 

@@ -252,7 +252,7 @@ pub fn validate_sections(sections: Sections, file: &Path, lookup: &Lookup<'_>, k
     let steps_whole = sections.steps.as_ref().is_some_and(|s| s.iter().all(Option::is_some));
     let content = match (sections.steps, sections.quarantine, sections.on_invalid, sections.max_invalid) {
         (Some(steps), Some(quarantine), Some(on_invalid), Some(max_invalid)) => {
-            c.content(&steps, quarantine, on_invalid, max_invalid.as_ref(), defined.as_deref(), source.as_ref())
+            c.content(("steps", &steps), quarantine, on_invalid, max_invalid.as_ref(), defined.as_deref(), source.as_ref())
         }
         _ => None,
     };

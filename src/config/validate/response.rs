@@ -148,7 +148,7 @@ impl Checker<'_, '_> {
         // The content checks name their paths as at the top of a flow: put them under `/response`.
         let (first, first_warning) = (self.problems.len(), self.warnings.len());
         let steps: Vec<_> = raw.steps.into_iter().map(Some).collect();
-        let content = self.content(&steps, raw.quarantine, raw.on_invalid, raw.max_invalid.as_ref(), defined, rs);
+        let content = self.content(("response.steps", &steps), raw.quarantine, raw.on_invalid, raw.max_invalid.as_ref(), defined, rs);
         for p in self.problems[first..].iter_mut().chain(&mut self.warnings[first_warning..]) {
             p.yaml_path = format!("{AT}{}", p.yaml_path);
         }

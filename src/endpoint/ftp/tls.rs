@@ -290,6 +290,13 @@ mod tests {
         let openssl = fp.replace("SHA256:", "sha256 Fingerprint=").to_lowercase();
         assert_eq!(crate::config::validate::parse_cert_fingerprint(&openssl).unwrap(), parsed);
         assert!(crate::config::validate::parse_cert_fingerprint("MD5:00").is_err());
+        // The digits alone, as copied from after OpenSSL's `=` (was refused).
+        assert_eq!(crate::config::validate::parse_cert_fingerprint(fp.trim_start_matches("SHA256:")).unwrap(), parsed);
+        assert_eq!(crate::config::validate::parse_cert_fingerprint(&fp[7..].replace(':', "")).unwrap(), parsed);
+        // A SHA-1 one (`-fingerprint` without `-sha256`) is named as such.
+        let sha1 = crate::config::validate::parse_cert_fingerprint(&fp[7..7 + 59]).unwrap_err();
+        assert!(sha1.ends_with("this one has 40, a SHA-1 fingerprint: add `-sha256`"), "{sha1}");
+        assert!(crate::config::validate::parse_cert_fingerprint("").is_err());
     }
 
     #[test]

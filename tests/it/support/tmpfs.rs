@@ -1,5 +1,5 @@
 //! A small tmpfs mounted over a folder for one test: a file system that really fills up
-//! (a full state folder, a full server disk). Needs root and a kernel that lets this process
+//! (a full state folder, a full server disk), or is read-only. Needs root and a kernel that lets this process
 //! mount; elsewhere [`Tmpfs::mount`] prints `SKIP:` and gives `None` — even under
 //! `WHARF_REQUIRE_SERVERS=1`: a container without `CAP_SYS_ADMIN` can run the servers but not
 //! mount, and that is no reason to fail the suite.
@@ -45,7 +45,16 @@ impl Tmpfs {
 
     /// Gives it another size: more room, as freeing space would.
     pub fn resize(&self, size: &str) {
-        let out = Command::new("mount").args(["-o", &format!("remount,size={size}")]).arg(&self.at).output().unwrap();
+        self.remount(&format!("size={size}"));
+    }
+
+    /// Makes it read-only (`true`: writes fail with `EROFS`) or writable again.
+    pub fn read_only(&self, ro: bool) {
+        self.remount(if ro { "ro" } else { "rw" });
+    }
+
+    fn remount(&self, options: &str) {
+        let out = Command::new("mount").args(["-o", &format!("remount,{options}")]).arg(&self.at).output().unwrap();
         assert!(out.status.success(), "{}", super::text(&out));
     }
 }
