@@ -1240,7 +1240,7 @@ async fn look_at_targets(
 /// that does not exist (yet) holds no responses.
 async fn list(ep: &DynEndpoint, rflow: &Flow) -> Result<Listed, RunAbort> {
     let dir = &rflow.source.path;
-    let listing = retry(rflow.retry, "list responses", || async {
+    let listing = retry(rflow, "list responses", || async {
         match ep.list(dir).await {
             Err(e) if e.kind == ErrorKind::NotFound => Ok(Default::default()),
             other => other.map_err(FileError::from),

@@ -212,7 +212,7 @@ async fn companion(cx: &Ctx<'_>, source: &RemotePath, dirs: &[RemotePath], name:
             Err(e) => return Ok(Err(format!("{name:?} is not a usable file name: {e}"))),
         };
         // Under the name it has there (`source.ignore_case`: maybe in another case).
-        let found = retry(cx.flow.retry, "look for companion file", || async {
+        let found = retry(cx.flow, "look for companion file", || async {
             let listed = (cx.listed, source);
             super::discover::locate(&*cx.source, &cx.flow.source, cx.flow.steps.as_ref(), listed, &path, cx.now)
                 .await
@@ -223,7 +223,7 @@ async fn companion(cx: &Ctx<'_>, source: &RemotePath, dirs: &[RemotePath], name:
             super::discover::Located::At(p) => p,
             super::discover::Located::Ambiguous(names) => return Ok(Err(super::ready::alike(&names))),
         };
-        match retry(cx.flow.retry, "read companion file", || read_small(&*cx.source, &path)).await? {
+        match retry(cx.flow, "read companion file", || read_small(&*cx.source, &path)).await? {
             Ok(text) => return Ok(Ok(text)),
             Err(e) => missing = missing.or(Some(e)),
         }

@@ -219,7 +219,7 @@ pub(super) async fn after_failure(
         Some(t) => Ok(Some(t)),
         None if !matches!(disp, Disposition::MoveTo(_)) => Ok(None),
         None => {
-            retry(cx.flow.retry, "plan after.failure", || async {
+            retry(cx.flow, "plan after.failure", || async {
                 match cx.source.stat(&entry.path).await? {
                     Some(e) if e.kind == EntryKind::File => plan(&*cx.source, &entry.path, disp).await,
                     _ => Ok(None),

@@ -58,7 +58,7 @@ pub(super) fn unjudged(e: &dyn std::fmt::Display) -> String {
 /// path. The `bool`: whether the run must stop.
 pub(super) async fn finish(cx: &Ctx<'_>, mut rec: FileRecord, entry: &Entry) -> Result<Option<(FileReport, bool)>, LedgerError> {
     let flow = &cx.flow.name;
-    let judged = retry(cx.flow.retry, "check the after.failure move", || judge(cx.flow, &*cx.source, &rec, &entry.path)).await;
+    let judged = retry(cx.flow, "check the after.failure move", || judge(cx.flow, &*cx.source, &rec, &entry.path)).await;
     let kind = rec.last_error.as_ref().map_or(ErrorKind::Protocol, |e| e.kind);
     match judged {
         Ok(None) => Ok(None),

@@ -518,7 +518,7 @@ async fn run_files(
     }
 
     let skip = [&flow.after_success, &flow.after_failure];
-    let discover::Discovered { candidates, skipped, unlisted } = retry::retry(flow.retry, "list", || async {
+    let discover::Discovered { candidates, skipped, unlisted } = retry::retry(flow, "list", || async {
         discover::discover(&flow.name, &*source, &flow.source, flow.steps.as_ref(), &skip, now).await.map_err(FileError::from)
     })
     .await

@@ -146,7 +146,6 @@ async fn make_copy(
         return Err(FileError::Name(format!("flow {flow}: {} must be quarantined, but the flow has no `quarantine` location", entry.path)));
     };
     let ep: &dyn Endpoint = &**ep;
-    let policy = cx.flow.retry;
     let mut result = cx.ledger.file_result(flow, &rec.path)?.unwrap_or_default();
     let mut qr = result.quarantine.clone().unwrap_or_else(|| QuarantineRecord {
         reason: "refused by its content steps".into(),
@@ -174,7 +173,7 @@ async fn make_copy(
     // the choice and the rename: the rename never replaces a file, another name is chosen.
     let mut raced = 0;
     let copy = loop {
-        let (c, made) = retry(policy, "check the quarantine copy", || async {
+        let (c, made) = retry(cx.flow, "check the quarantine copy", || async {
             ep.create_dir_all(&q.path).await?;
             resumed_copy(ep, &q.path, &entry.path, recorded.as_ref(), rec.size, expect, |_| false).await
         })
@@ -193,7 +192,7 @@ async fn make_copy(
             break c;
         }
         let temp = temp_for(&c, flow)?;
-        let sent = retry(policy, "quarantine upload", || {
+        let sent = retry(cx.flow, "quarantine upload", || {
             transfer::upload(ep, &cx.folders, &cx.budget, staged, None, rec.size, &temp, &c, false, false, false, true)
         })
         .await;
@@ -218,7 +217,7 @@ async fn make_copy(
             };
             let (target, size) = (beside(&copy, ext)?, meta.len());
             let temp = temp_for(&target, flow)?;
-            retry(policy, "upload the quarantine report", || {
+            retry(cx.flow, "upload the quarantine report", || {
                 transfer::upload(ep, &cx.folders, &cx.budget, &local, None, size, &temp, &target, true, false, false, true)
             })
             .await
@@ -426,7 +425,7 @@ async fn at_source(cx: &Ctx<'_>, rec: &FileRecord, path: &RemotePath) -> Result<
     if rec.sha256.is_none() {
         return Ok(refused_bytes(rec, None));
     }
-    retry(cx.flow.retry, "read the source again", || async {
+    retry(cx.flow, "read the source again", || async {
         Ok(match cx.source.stat(path).await? {
             None => true,
             Some(e) if e.kind != EntryKind::File || e.size != rec.size => false,
@@ -445,7 +444,7 @@ async fn at_source(cx: &Ctx<'_>, rec: &FileRecord, path: &RemotePath) -> Result<
 /// same size and time, or changed while read).
 async fn restage(cx: &Ctx<'_>, rec: &FileRecord, entry: &Entry, staged: &Path) -> Result<bool, FileError> {
     tracing::info!(flow = %cx.flow.name, path = %entry.path, "The staged copy of a file being quarantined is gone; downloading it again.");
-    let st = retry(cx.flow.retry, "download again for the quarantine", || {
+    let st = retry(cx.flow, "download again for the quarantine", || {
         stage::stage(&*cx.source, &entry.path, entry.size, staged, false, stage::Hash::Now, false, &cx.budget)
     })
     .await;
@@ -690,7 +689,7 @@ pub(super) async fn finish_left_aside(cx: &Ctx<'_>, mut rec: FileRecord, entry: 
     let flow = &cx.flow.name;
     let result = cx.ledger.file_result(flow, &rec.path)?.unwrap_or_default();
     let staged = stage::staging_path(cx.staging_dir, flow, &entry.path);
-    let judged = retry(cx.flow.retry, "check the quarantine copy", || {
+    let judged = retry(cx.flow, "check the quarantine copy", || {
         left_aside(cx.flow, &*cx.source, cx.quarantine.as_deref(), &rec, &entry.path, result.quarantine.as_ref(), Some(&staged))
     })
     .await;
@@ -1143,7 +1142,7 @@ pub async fn reprocess(
         let staged = stage::staging_path(&opts.staging_dir, &flow.name, &source_path);
         stage::discard(&staged).await;
         let qep = get(&q.endpoint)?;
-        let st = retry(flow.retry, "download the quarantined copy", || {
+        let st = retry(flow, "download the quarantined copy", || {
             stage::stage(&*qep, &copy, rec.size, &staged, true, stage::Hash::Now, false, &cx.budget)
         })
         .await?;

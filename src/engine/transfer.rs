@@ -766,7 +766,7 @@ pub(super) mod tests {
         let (folders, budget) = (Folders::default(), Budget::default());
         let (temp, target) = (p("/in/.b.part"), p("/in/b"));
         let (ep, folders, budget, staged, temp, target) = (&ep, &folders, &budget, &staged, &temp, &target);
-        crate::engine::retry::retry(policy, "upload", || {
+        crate::engine::retry::retry_as("f", policy, "upload", || {
             let attempt = Attempt { again: tried.swap(true, std::sync::atomic::Ordering::Relaxed), replaces: None };
             async move {
                 if done_before(attempt, ep, target, 100 * 1024).await? {

@@ -270,7 +270,7 @@ async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePa
         names.push(rename_claim(&sink.endpoint, &target.parent()));
     }
     let _names = cx.claims.claim(names).await;
-    if pending && retry(cx.flow.retry, "check trigger", || transfer::trigger_written(ep, &path, target)).await? {
+    if pending && retry(cx.flow, "check trigger", || transfer::trigger_written(ep, &path, target)).await? {
         mark(rec, idx, &path, true, None);
         return put(cx, rec).await;
     }
@@ -279,7 +279,7 @@ async fn trigger(cx: &Ctx<'_>, rec: &mut FileRecord, i: usize, target: &RemotePa
         put(cx, rec).await?;
     }
     halt::point("triggering");
-    retry(cx.flow.retry, "write trigger", || transfer::put_trigger(ep, &cx.folders, &temp, &path)).await?;
+    retry(cx.flow, "write trigger", || transfer::put_trigger(ep, &cx.folders, &temp, &path)).await?;
     halt::point("triggered");
     mark(rec, idx, &path, true, None);
     put(cx, rec).await
@@ -359,7 +359,7 @@ async fn send(
     // exists-policy would take that part for somebody else's file).
     let unfinished = rec.deliveries.iter().find(|d| d.sink == idx && !d.done).filter(|_| sink.direct());
     let room = if idx < REJECTS { rename_room(sink, dir, name, rel_dir, cx.run, cx.now)? } else { crate::engine::naming::NAME_MAX };
-    let choose = || retry(cx.flow.retry, "check target", || transfer::choose_target_within(ep, dir, name, sink.if_exists, room));
+    let choose = || retry(cx.flow, "check target", || transfer::choose_target_within(ep, dir, name, sink.if_exists, room));
     let mut target = match unfinished.and_then(|d| RemotePath::parse(&d.target).ok().map(|t| Target::Upload(t, d.replaces))) {
         Some(t) => t,
         None => choose().await?,
@@ -396,12 +396,12 @@ async fn send(
                     && idx < REJECTS
                     && let Some(old) = trigger_path(cx, i, &t, rel_dir)?
                 {
-                    retry(cx.flow.retry, "remove the old trigger", || transfer::remove_old_trigger(ep, &old)).await?;
+                    retry(cx.flow, "remove the old trigger", || transfer::remove_old_trigger(ep, &old)).await?;
                 }
                 let temp = temp_path(cx, i, &t, rel_dir, size)?;
                 let replace = sink.if_exists == IfExists::Overwrite;
                 let tried = std::sync::atomic::AtomicBool::new(false);
-                let sent = retry(cx.flow.retry, "upload", || {
+                let sent = retry(cx.flow, "upload", || {
                     let again = tried.swap(true, std::sync::atomic::Ordering::Relaxed);
                     let attempt = transfer::Attempt { again, replaces };
                     let (temp, t) = (&temp, &t);

@@ -364,7 +364,6 @@ async fn advance(
     kept: &mut Option<Vec<u8>>,
 ) -> Result<FileReport, FileError> {
     let flow = &cx.flow.name;
-    let policy = cx.flow.retry;
     // Held from choosing a `move_to` name until the move is done.
     let mut moving: Option<Claim> = None;
     // The staged file and the steps' outputs were made by this call: whole, not checked again.
@@ -401,7 +400,7 @@ async fn advance(
                 let hash = staging_hash(cx);
                 // Steps read the staged file; anything else can take its bytes.
                 let in_memory = cx.flow.steps.is_none();
-                let st = match retry(policy, "download", || {
+                let st = match retry(cx.flow, "download", || {
                     stage::stage(&*cx.source, &entry.path, entry.size, staged, resume, hash, in_memory, &cx.budget)
                 })
                 .await
@@ -586,7 +585,7 @@ async fn advance(
                 }
                 claim_move(cx, &mut moving).await;
                 let target =
-                    retry(policy, "plan disposition", || disposition::plan(&*cx.source, &entry.path, &cx.flow.after_success)).await?;
+                    retry(cx.flow, "plan disposition", || disposition::plan(&*cx.source, &entry.path, &cx.flow.after_success)).await?;
                 rec.disposed_to = target.map(|t| t.as_str().to_string());
                 rec.state = FileState::Disposing;
                 // Moving or deleting the source cannot be checked afterwards without this
@@ -610,7 +609,7 @@ async fn advance(
                     // it as the new file it is.
                     Some(_) => None,
                     None => {
-                        retry(policy, "dispose", || disposition::apply(&*cx.source, &entry.path, &cx.flow.after_success, target.as_ref()))
+                        retry(cx.flow, "dispose", || disposition::apply(&*cx.source, &entry.path, &cx.flow.after_success, target.as_ref()))
                             .await?
                     }
                 };

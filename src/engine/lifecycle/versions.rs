@@ -49,13 +49,13 @@ pub(super) fn replaced_since_listed(cx: &Ctx<'_>, rec: &FileRecord, opened: Opti
 /// the file has the size delivered, and one that grows while it is read hashes to another
 /// content, as it should.
 pub(in crate::engine) async fn changed_since_read(cx: &Ctx<'_>, rec: &FileRecord, path: &RemotePath) -> Result<Option<String>, FileError> {
-    let Some(now) = retry(cx.flow.retry, "stat source", || async { Ok(cx.source.stat(path).await?) }).await? else { return Ok(None) };
+    let Some(now) = retry(cx.flow, "stat source", || async { Ok(cx.source.stat(path).await?) }).await? else { return Ok(None) };
     let (new_size, new_time) = other_version(rec, &now);
     if !new_size
         && new_time
         && let Some(delivered) = &rec.sha256
         // Trouble reading it leaves the source where it is, as any change does.
-        && retry(cx.flow.retry, "read source", || transfer::hash_remote(&*cx.source, path)).await.ok().as_ref() == Some(delivered)
+        && retry(cx.flow, "read source", || transfer::hash_remote(&*cx.source, path)).await.ok().as_ref() == Some(delivered)
     {
         tracing::info!(flow = %cx.flow.name, path = %path, "The source has another time than when it was listed, and the content that was delivered.");
         return Ok(None);
