@@ -111,7 +111,7 @@ fn full_local_sink(size: usize, room: &str) {
     let full = format!("sink archive: local {0}: write /in/", sink.display());
     assert!(detail.starts_with(&full) && detail.contains("big.bin") && detail.contains(": no space left: "), "{detail}");
     assert!(detail.contains(&format!("the disk holding {} is full; make room there", sink.display())), "{detail}");
-    assert!(detail.ends_with("(attempt 1; the next run resumes it)"), "{detail}");
+    assert!(detail.ends_with("(failed in 1 run; the next run tries again)"), "{detail}");
     assert_eq!(names(&sink), Vec::<String>::new(), "no partial or temporary file left in the sink folder");
     assert_eq!(names(&d.join("outbox")), ["big.bin"], "the source is kept where it was");
 
@@ -149,7 +149,7 @@ fn a_push_onto_a_full_vsftpd_disk_leaves_no_temporary_file_and_the_next_run_deli
     assert_eq!((code, counts(&r)), (1, (0, 0, 0, 1)), "{r:#}");
     let detail = detail(&r, "/outbox/a.bin");
     assert!(detail.starts_with("sink partner: ftp ") && detail.contains(": write /inbox/.a.bin.push.part: "), "{detail}");
-    assert!(detail.ends_with("(attempt 1; the next run resumes it)"), "{detail}");
+    assert!(detail.ends_with("(failed in 1 run; the next run tries again)"), "{detail}");
     assert!(ftpd.log().contains("451 Failure writing to local file."), "the refusal this test is about: {}", ftpd.log());
     // The server's reply, read after the data connection's reset, is what the error quotes.
     assert!(detail.contains("451 Failure writing to local file."), "{detail}");
@@ -198,7 +198,7 @@ fn a_full_quarantine_folder_keeps_the_refused_file_at_the_source_until_there_is_
         format!("; putting it aside in quarantine q failed: local {0}: write /rejected/.bad.csv.qfull.part: no space left: ", q.display());
     assert!(detail.contains(&aside), "{detail}");
     assert!(detail.contains(&format!("the disk holding {} is full; make room there", q.display())), "{detail}");
-    assert!(detail.ends_with("(attempt 1; the next run resumes it)"), "{detail}");
+    assert!(detail.ends_with("(failed in 1 run; the next run tries again)"), "{detail}");
     assert_eq!(names(&q), Vec::<String>::new(), "no partial copy left in quarantine");
     assert_eq!(names(&d.join("in")), ["bad.csv", "good.csv"], "the refused file stays at the source");
     assert_eq!(names(&d.join("out")), ["good.jsonl"], "the other file is delivered");

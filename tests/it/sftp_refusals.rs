@@ -135,7 +135,7 @@ fn a_push_onto_a_full_disk_waits_for_the_next_run() {
     assert!(started.elapsed() < std::time::Duration::from_secs(25), "not retried within the run");
     assert_eq!(counts(&r), (0, 0, 0, 1), "{r:#}");
     let detail = r["files"][0]["detail"].as_str().unwrap();
-    assert!(detail.contains("the server's disk is full") && detail.contains("(attempt 1; the next run resumes it)"), "{detail}");
+    assert!(detail.contains("the server's disk is full") && detail.contains("(failed in 1 run; the next run tries again)"), "{detail}");
     assert!(dir.path().join("outbox/a.bin").exists(), "after.failure is not applied: {detail}");
     assert_eq!(fs::read_dir(sshd.data_dir().join("inbox")).unwrap().count(), 0, "the partial upload is removed");
     mnt.resize("8m");

@@ -72,7 +72,9 @@ pub(super) async fn fail(
     if kind == ErrorKind::StateFull {
         // Its message says what to do; the file stays where it was, to be taken again.
     } else if (kind.is_passing() || abort || disposal_only) && !give_up {
-        detail.push_str(&format!(" (attempt {}; the next run resumes it)", rec.attempts));
+        // Counted in runs (`give_up_after`), not in the tries within one (`retry.attempts`).
+        let runs = if rec.attempts == 1 { "1 run".to_string() } else { format!("{} runs", rec.attempts) };
+        detail.push_str(&format!(" (failed in {runs}; the next run tries again)"));
     } else {
         if rec.state == FileState::Quarantining && !give_up {
             // Refused by its steps, its quarantine failed for good: a copy made before the
