@@ -402,15 +402,39 @@ impl Notifier {
         }
         // Wait for the task to be over (or cancelled): nothing of it uses the ledger after.
         let _ = task.await;
-        if cut_off {
-            let cursor = self.ledger.notify_cursor().ok().flatten().unwrap_or(0);
-            let unsent = self.ledger.last_event_seq().map(|last| last.saturating_sub(cursor)).unwrap_or(0);
+        // Cut off with nothing left (a grace a run had used up): nothing to warn of.
+        if let Some(Left { unsent, held, summaries }) = cut_off.then(|| Left::in_ledger(&self.ledger)).flatten() {
             tracing::warn!(
                 within_s = within.as_secs_f64(),
                 unsent,
+                held,
+                summaries,
                 "Shutdown grace over before every notice was sent: the events, throttled notices and run summaries not sent yet are sent at the next start."
             );
         }
+    }
+}
+
+/// What a notifier stopped before it was done left to send at the next start.
+#[derive(Debug, PartialEq, Eq)]
+struct Left {
+    /// Events after the cursor.
+    unsent: u64,
+    /// Notices held back by throttles.
+    held: usize,
+    /// Run summaries not sent yet.
+    summaries: usize,
+}
+
+impl Left {
+    /// What `ledger` holds unsent; `None` when nothing. A list or store it cannot read counts
+    /// as one: something may be in it.
+    fn in_ledger(ledger: &Ledger) -> Option<Left> {
+        let cursor = ledger.notify_cursor().ok().flatten().unwrap_or(0);
+        let unsent = ledger.last_event_seq().map(|last| last.saturating_sub(cursor)).unwrap_or(0);
+        let held = ledger.notify_held().map_or(1, |b| b.map_or(0, |b| Held::decode(&b).map_or(1, |h| h.len())));
+        let summaries = ledger.notify_summaries().map_or(1, |s| s.len());
+        (unsent > 0 || held > 0 || summaries > 0).then_some(Left { unsent, held, summaries })
     }
 }
 
@@ -908,6 +932,20 @@ mod tests {
         let told: Vec<&String> = lines.iter().filter(|l| l.contains("Notifier skips events")).collect();
         assert_eq!(told.len(), 1, "{lines:#?}");
         assert!(told[0].contains("forgotten=2") && told[0].contains("upto=3"), "{}", told[0]);
+    }
+
+    /// A stop with no grace left (a run had used it up) warns of unsent notices only when
+    /// something is left to send (was: always, `unsent=0`).
+    #[test]
+    fn a_stop_cut_off_warns_only_of_what_is_left_to_send() {
+        let ledger = Ledger::in_memory().unwrap();
+        assert_eq!(Left::in_ledger(&ledger), None);
+        let ev = NewEvent { flow: "f".into(), at: 5, kind: EventKind::Failed, subject: String::new(), detail: "d".into(), run: None };
+        ledger.record_events(&[ev]).unwrap();
+        ledger.put_notify_summary(3, b"{}").unwrap();
+        assert_eq!(Left::in_ledger(&ledger), Some(Left { unsent: 1, held: 0, summaries: 1 }));
+        ledger.set_notify_state(1, &Held::encode(&[]).unwrap(), &[3]).unwrap();
+        assert_eq!(Left::in_ledger(&ledger), None, "read, sent, none held");
     }
 
     /// A run summary is stored off the caller (the daemon's loop): handing it over never

@@ -307,7 +307,12 @@ mod tests {
 
     /// A step whose output may be at most `max_output`.
     fn bounded(run: &[&str], max_output: &str) -> Command {
-        Command::build(&RawStepCommand { max_output: RawSize::Text(max_output.into()), ..raw(run, "1h", None) }, ("steps", 1), Path::new("/")).unwrap()
+        Command::build(
+            &RawStepCommand { max_output: RawSize::Text(max_output.into()), ..raw(run, "1h", None) },
+            ("steps", 1),
+            Path::new("/"),
+        )
+        .unwrap()
     }
 
     /// Asserts that every process whose pid is a line of `pids` is gone (or a zombie) within 2 s.
@@ -531,7 +536,8 @@ mod tests {
         assert_eq!(step(&["gzip"], "1m", None).rename("orders.csv").unwrap(), "orders.csv");
         let e = step(&["gpg"], "1m", Some("{{ext}}")).rename("README").unwrap_err();
         assert!(e.starts_with("the `command` step steps[1]: its name `{{ext}}` gives no usable file name for \"README\": "), "{e}");
-        let build = |name: &str, timeout: &str| Command::build(&raw(&["gpg"], timeout, Some(name)), ("steps", 0), Path::new("/f")).unwrap_err();
+        let build =
+            |name: &str, timeout: &str| Command::build(&raw(&["gpg"], timeout, Some(name)), ("steps", 0), Path::new("/f")).unwrap_err();
         let p = build("{{stem}}-{{run}}", "1m");
         assert!(p[0].0 == "name" && p[0].1.contains("knows `name`, `stem` and `ext`"), "{p:?}");
         let p = build("a/{{stem}}", "0s");
