@@ -244,8 +244,9 @@ fn unknown_field(path: &str, field: &str, allowed: &BTreeSet<String>, sensitive:
         Some(under) if sensitive => format!("an unknown field under `{under}` (name not shown: it may be a secret)"),
         // A misspelt field is named with the one meant (`paht` → `path`), not only the list.
         _ => format!(
-            "unknown field `{field}`{}",
-            crate::suggest::did_you_mean(&crate::suggest::close(field, allowed.iter().map(String::as_str), |_| false))
+            "unknown field `{field}`{}{}",
+            crate::suggest::did_you_mean(&crate::suggest::close(field, allowed.iter().map(String::as_str), |_| false)),
+            other_protocol(field, allowed)
         ),
     };
     if !allowed.is_empty() {
@@ -254,6 +255,18 @@ fn unknown_field(path: &str, field: &str, allowed: &BTreeSet<String>, sensitive:
     let at = if path == "/" { format!("/{}", escape(field)) } else { format!("{path}/{}", escape(field)) };
     let problem = Problem { yaml_path: at, message };
     Structural { problem, at_key: true, kind: Kind::UnknownField, hide_key: sensitive }
+}
+
+/// Where a login's password goes when `field` is written as the other protocol takes it:
+/// SFTP's under `auth`, FTP's beside `user`.
+fn other_protocol(field: &str, allowed: &BTreeSet<String>) -> &'static str {
+    match field {
+        "auth" if allowed.contains("password") && allowed.contains("tls") => {
+            " (an FTP login's password is `password:`, beside `user`; `auth` is SFTP's)"
+        }
+        "password" if allowed.contains("auth") => " (an SFTP login's password goes under `auth: { password: … }`)",
+        _ => "",
+    }
 }
 
 /// `oneOf` failed: find out which alternative the author meant and report its problems, or
@@ -545,6 +558,24 @@ mod tests {
     #[test]
     fn minimal_flow_is_valid() {
         assert!(messages(minimal()).is_empty());
+    }
+
+    /// A password written as the other protocol takes it says where it goes.
+    #[test]
+    fn a_password_written_the_other_protocol_s_way_says_where_it_goes() {
+        let mut v = minimal();
+        v["endpoints"]["f"] = json!({ "type": "ftp", "host": "h", "user": "u", "auth": { "password": "x" } });
+        v["endpoints"]["s"] = json!({ "type": "sftp", "host": "h", "user": "u", "password": "x",
+            "host_key": { "fingerprint": "SHA256:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA" } });
+        let got = messages(v);
+        assert!(
+            got.iter().any(|m| m.contains("/endpoints/f/auth unknown field `auth` (an FTP login's password is `password:`, beside `user`")),
+            "{got:#?}"
+        );
+        assert!(
+            got.iter().any(|m| m.contains("/endpoints/s/password unknown field `password` (an SFTP login's password goes under `auth:")),
+            "{got:#?}"
+        );
     }
 
     /// A misspelt field names the one meant; a field like none of them only the list, and a
