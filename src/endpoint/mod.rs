@@ -148,7 +148,9 @@ pub enum ErrorKind {
     /// A local configuration problem discovered when connecting (unreadable key file…).
     #[serde(alias = "Config")]
     Config,
-    /// The local disk (staging, local endpoint) failed: full, read-only, I/O error.
+    /// The local disk (staging, local endpoint) failed: an I/O error. (A local endpoint's
+    /// full disk is `NoSpace`, its read-only file system `PermissionDenied`: what is written
+    /// there is refused, not the run.)
     #[serde(alias = "LocalIo")]
     LocalIo,
     /// The state folder (ledger, staging files) has no space left: the run stops and frees
