@@ -26,6 +26,7 @@
 //! whole of it, which holds every flow's secrets.
 
 use std::io;
+use std::path::PathBuf;
 use std::process::ExitStatus;
 use std::time::Duration;
 
@@ -134,19 +135,35 @@ pub fn command(program: impl AsRef<std::ffi::OsStr>, pass_env: &[String]) -> Com
     cmd
 }
 
-/// A flow's program (`source.command`, a `command` step): [`command`] with its arguments,
-/// run in `dir` (the flow file's folder), told its flow and run (`WHARF_FLOW`, `WHARF_RUN`).
-pub fn flow_program(
-    program: &std::path::Path,
-    args: &[String],
-    pass_env: &[String],
-    dir: &std::path::Path,
-    flow: &str,
-    run: u64,
-) -> Command {
-    let mut cmd = command(program, pass_env);
-    cmd.args(args).current_dir(dir).env("WHARF_FLOW", flow).env("WHARF_RUN", run.to_string());
-    cmd
+/// A flow's program (`source.command`, a `command` step): what starts it and what bounds it.
+#[derive(Debug, Clone)]
+pub struct FlowProgram {
+    /// Program (absolute when written with a `/`, else looked up in `PATH`) and arguments.
+    pub path: PathBuf,
+    pub args: Vec<String>,
+    /// Variables of wharf's environment it gets besides [`PASSED_ENV`].
+    pub pass_env: Vec<String>,
+    /// Working folder: the flow file's folder.
+    pub dir: PathBuf,
+    /// Longest it may run.
+    pub timeout: Duration,
+    /// Most bytes its output may have.
+    pub max_output: crate::steps::check::MaxOutput,
+}
+
+impl FlowProgram {
+    /// Its [`command`], with its arguments, run in its folder, told its flow and run
+    /// (`WHARF_FLOW`, `WHARF_RUN`).
+    pub fn command(&self, flow: &str, run: u64) -> Command {
+        let mut cmd = command(&self.path, &self.pass_env);
+        cmd.args(&self.args).current_dir(&self.dir).env("WHARF_FLOW", flow).env("WHARF_RUN", run.to_string());
+        cmd
+    }
+
+    /// The program as messages show it (`gpg`, `/flows/decrypt.sh`).
+    pub fn shown(&self) -> String {
+        self.path.display().to_string()
+    }
 }
 
 /// Whether the variable `name` is given to programs.

@@ -347,18 +347,10 @@ pub fn fold_case(text: &str) -> String {
 /// A command producing a file to send (`source.command`).
 #[derive(Debug, Clone)]
 pub struct Command {
-    /// Program (resolved against `dir` when it contains a `/`) and arguments.
-    pub program: PathBuf,
-    pub args: Vec<String>,
-    /// Variables of wharf's environment it gets besides `crate::process::PASSED_ENV`.
-    pub pass_env: Vec<String>,
-    /// Working folder: the flow file's folder.
-    pub dir: PathBuf,
+    /// The program, how it is started and bounded.
+    pub program: crate::process::FlowProgram,
     /// Name of the file written (a plain file name).
     pub name: NameTemplate,
-    pub timeout: Duration,
-    /// Most bytes its output may have.
-    pub max_output: crate::steps::check::MaxOutput,
     pub keep_empty: bool,
 }
 

@@ -16,13 +16,13 @@ use crate::notify::Channel;
 fn programs(flow: &Flow) -> Vec<(String, &Path)> {
     let mut out: Vec<(String, &Path)> = Vec::new();
     if let Some(c) = &flow.source.command {
-        out.push(("/source/command/run/0".into(), &c.program));
+        out.push(("/source/command/run/0".into(), &c.program.path));
     }
     let response = flow.response.as_ref().map(|r| ("/response", &r.flow));
     for (within, f) in [("", flow)].into_iter().chain(response) {
         for s in f.steps.iter().flat_map(|s| s.steps()) {
             if let crate::steps::Step::Command(c) = s {
-                out.push((format!("{within}/steps/{}/command/run/0", c.at), &c.program));
+                out.push((format!("{within}/steps/{}/command/run/0", c.at), &c.program.path));
             }
         }
     }

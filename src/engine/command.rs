@@ -67,7 +67,7 @@ impl CommandError {
 /// Returns the new file's name, or `None` when the command printed nothing (and
 /// `keep_empty` is off).
 pub async fn produce(cmd: &Command, folder: &Path, flow: &str, run: u64, now: SystemTime) -> Result<Option<String>, CommandError> {
-    let program = cmd.program.display().to_string();
+    let program = cmd.program.shown();
     let output_err = |path: &Path| {
         let program = program.clone();
         let path = path.to_path_buf();
@@ -81,15 +81,15 @@ pub async fn produce(cmd: &Command, folder: &Path, flow: &str, run: u64, now: Sy
     let file = std::fs::File::create(&temp).map_err(output_err(&temp))?;
     // The same file, to watch its size while the program writes it.
     let watched = tokio::fs::File::from_std(file.try_clone().map_err(output_err(&temp))?);
-    let mut child = process::flow_program(&cmd.program, &cmd.args, &cmd.pass_env, &cmd.dir, flow, run);
+    let mut child = cmd.program.command(flow, run);
     child.stdin(Stdio::null()).stdout(Stdio::from(file)).stderr(Stdio::piped());
     let running = process::spawn(child).await.map_err(|source| {
         let _ = std::fs::remove_file(&temp);
         CommandError::Spawn { program: program.clone(), source }
     })?;
     let failed = |status: String, stderr: String| CommandError::Failed { program: program.clone(), status, stderr };
-    let max = &cmd.max_output;
-    let waited = running.wait_unless(None, cmd.timeout, process::STDERR_TAIL, past(&watched, max.bytes)).await;
+    let max = &cmd.program.max_output;
+    let waited = running.wait_unless(None, cmd.program.timeout, process::STDERR_TAIL, past(&watched, max.bytes)).await;
     // Its final size too: a program that wrote past the limit and exited between two checks.
     let written = size(&watched).await;
     let result = if matches!(waited, Waited::Stopped { .. }) || written > max.bytes {
@@ -104,7 +104,7 @@ pub async fn produce(cmd: &Command, folder: &Path, flow: &str, run: u64, now: Sy
         Err(failed(how, waited.stderr().to_string()))
     } else {
         // Something it started may still have been writing the output: not a whole export.
-        match waited.success(cmd.timeout) {
+        match waited.success(cmd.program.timeout) {
             Err(Unsuccessful::Ended { how, stderr }) => Err(failed(how, stderr)),
             Err(Unsuccessful::Wait(e)) => Err(CommandError::Spawn { program: program.clone(), source: e }),
             Ok(()) => Ok(()),
@@ -181,16 +181,15 @@ mod tests {
     use crate::template::NameTemplate;
 
     fn cmd(run: &[&str], name: &str) -> Command {
-        Command {
-            program: PathBuf::from(run[0]),
+        let program = process::FlowProgram {
+            path: PathBuf::from(run[0]),
             args: run[1..].iter().map(|s| s.to_string()).collect(),
             pass_env: Vec::new(),
             dir: std::env::temp_dir(),
-            name: NameTemplate::new(name).unwrap(),
             timeout: Duration::from_secs(10),
             max_output: MaxOutput::parse(&RawSize::Text("10GiB".into())).unwrap(),
-            keep_empty: false,
-        }
+        };
+        Command { program, name: NameTemplate::new(name).unwrap(), keep_empty: false }
     }
 
     #[tokio::test]
@@ -251,7 +250,7 @@ mod tests {
         assert_eq!(produce(&keep, dir.path(), "f", 1, SystemTime::now()).await.unwrap().as_deref(), Some("x.csv"));
 
         let mut slow = cmd(&["sleep", "30"], "y.csv");
-        slow.timeout = Duration::from_millis(200);
+        slow.program.timeout = Duration::from_millis(200);
         let e = produce(&slow, dir.path(), "f", 1, SystemTime::now()).await.unwrap_err();
         assert!(e.to_string().contains("did not finish within"), "{e}");
         assert!(!dir.path().join("y.csv").exists());
@@ -262,7 +261,9 @@ mod tests {
 
     /// `cmd` whose output may be at most `max`.
     fn bounded(run: &[&str], max: &str) -> Command {
-        Command { max_output: MaxOutput::parse(&RawSize::Text(max.into())).unwrap(), ..cmd(run, "x.csv") }
+        let mut c = cmd(run, "x.csv");
+        c.program.max_output = MaxOutput::parse(&RawSize::Text(max.into())).unwrap();
+        c
     }
 
     /// An export writing without end is stopped at `max_output`, not at its timeout: killed

@@ -984,16 +984,16 @@ async fn unreachable_source_aborts_the_run_with_the_flow_named() {
 #[tokio::test]
 async fn a_failing_source_command_aborts_the_run_without_calling_an_endpoint_unreachable() {
     let mut fx = fixture();
-    fx.flow.source.command = Some(crate::config::flow::Command {
-        program: PathBuf::from("sh"),
+    let program = crate::process::FlowProgram {
+        path: PathBuf::from("sh"),
         args: vec!["-c".into(), "echo 'db down' >&2; exit 1".into()],
         pass_env: Vec::new(),
         dir: fx.src.clone(),
-        name: NameTemplate::new("export.csv").unwrap(),
         timeout: Duration::from_secs(10),
         max_output: crate::steps::check::MaxOutput::parse(&crate::config::raw_steps::RawSize::Bytes(1 << 20)).unwrap(),
-        keep_empty: false,
-    });
+    };
+    fx.flow.source.command =
+        Some(crate::config::flow::Command { program, name: NameTemplate::new("export.csv").unwrap(), keep_empty: false });
     for _ in 0..fx.flow.alerts.unreachable_after {
         let r = fx.run().await;
         assert_eq!((r.status, r.error_kind), (RunStatus::Aborted, Some(ErrorKind::Transient)), "{r:#?}");

@@ -19,7 +19,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use crate::config::duration;
 use crate::config::raw_steps::RawStepCommand;
-use crate::process::{self, Unsuccessful};
+use crate::process::{self, FlowProgram, Unsuccessful};
 use crate::steps::check::MaxOutput;
 use crate::template::{NameTemplate, NameVars};
 
@@ -33,15 +33,9 @@ pub struct Command {
     pub at: usize,
     /// Its list, as messages name it: `steps`, or a round trip's `response.steps`.
     pub list: &'static str,
-    /// Program (absolute when written with a `/`, else looked up in `PATH`) and arguments.
-    pub program: PathBuf,
-    pub args: Vec<String>,
-    pub pass_env: Vec<String>,
-    /// Working folder: the flow file's folder.
-    pub dir: PathBuf,
-    pub timeout: Duration,
-    /// Most bytes the program may write for one file.
-    pub max_output: MaxOutput,
+    /// The program, how it is started and bounded (its timeout and `max_output` for one
+    /// file).
+    pub program: FlowProgram,
     /// The file's name after this step, from its name before (`None`: kept).
     pub name: Option<NameTemplate>,
 }
@@ -114,12 +108,14 @@ impl Command {
             (Some(program), Some(timeout), Some(max_output)) if problems.is_empty() => Ok(Command {
                 at,
                 list,
-                program,
-                args: raw.run[1..].to_vec(),
-                pass_env: raw.pass_env.clone(),
-                dir: base.to_path_buf(),
-                timeout,
-                max_output,
+                program: FlowProgram {
+                    path: program,
+                    args: raw.run[1..].to_vec(),
+                    pass_env: raw.pass_env.clone(),
+                    dir: base.to_path_buf(),
+                    timeout,
+                    max_output,
+                },
                 name,
             }),
             _ => Err(problems),
@@ -133,7 +129,7 @@ impl Command {
 
     /// The program as written for messages (`gpg`, `/flows/decrypt.sh`).
     pub fn shown(&self) -> String {
-        self.program.display().to_string()
+        self.program.shown()
     }
 
     /// The file's name after this step, given its name before.
@@ -170,7 +166,7 @@ impl Command {
     async fn pass(&self, env: &Env<'_>, input: &Path, output: &Path) -> Result<Result<(), String>, Trouble> {
         let stdin = std::fs::File::open(input)?;
         let mut out = tokio::fs::File::create(output).await?;
-        let mut cmd = process::flow_program(&self.program, &self.args, &self.pass_env, &self.dir, env.flow, env.run);
+        let mut cmd = self.program.command(env.flow, env.run);
         cmd.env("WHARF_FILE", env.file).stdin(Stdio::from(stdin)).stdout(Stdio::piped()).stderr(Stdio::piped());
         let mut running = match process::spawn(cmd).await {
             Ok(r) => r,
@@ -185,7 +181,7 @@ impl Command {
             Err(e) => return Err(Trouble::Io(e)),
         };
         let stdout = running.take_stdout();
-        let max = self.max_output.bytes;
+        let max = self.program.max_output.bytes;
         // Told when the output passes `max`: the program is then stopped (killed with its group,
         // the end of its stderr still read).
         let (over_tx, over_rx) = tokio::sync::oneshot::channel::<()>();
@@ -218,7 +214,7 @@ impl Command {
             Ok::<bool, std::io::Error>(true)
         };
         let waited = {
-            let wait = running.wait_unless(None, self.timeout, process::STDERR_TAIL, over);
+            let wait = running.wait_unless(None, self.program.timeout, process::STDERR_TAIL, over);
             tokio::pin!(copy, wait);
             let mut waited = None;
             let copied = loop {
@@ -240,7 +236,7 @@ impl Command {
                         Some(w) => w,
                         None => wait.await,
                     };
-                    let how = format!("wrote more than its max_output of {} and was killed", self.max_output.shown);
+                    let how = format!("wrote more than its max_output of {} and was killed", self.program.max_output.shown);
                     return Ok(Err(self.failed(&how, waited.stderr())));
                 }
                 Err(e) => Err(e),
@@ -256,7 +252,7 @@ impl Command {
                 return Err(Trouble::Io(e));
             }
         };
-        Ok(match waited.success(self.timeout) {
+        Ok(match waited.success(self.program.timeout) {
             Ok(()) => Ok(()),
             Err(Unsuccessful::Wait(e)) => return Err(Trouble::Io(e)),
             Err(Unsuccessful::Ended { how, stderr }) => Err(self.failed(&how, &stderr)),

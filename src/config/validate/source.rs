@@ -173,16 +173,15 @@ impl Checker<'_, '_> {
         let max_output = self.ok(&format!("{at}/max_output"), crate::steps::check::MaxOutput::parse(&c.max_output));
         let pass_env = self.pass_env(at, &c.pass_env);
         let (program, args) = self.run_line(at, &c.run)?;
-        Some(Command {
-            program,
+        let program = crate::process::FlowProgram {
+            path: program,
             args,
             pass_env: pass_env?,
             dir: self.lookup.resolve_path("."),
-            name: name?,
             timeout: timeout?,
             max_output: max_output?,
-            keep_empty: c.keep_empty,
-        })
+        };
+        Some(Command { program, name: name?, keep_empty: c.keep_empty })
     }
 
     /// Checks that the source takes what its command writes: the output is a new file with
@@ -528,7 +527,7 @@ mod tests {
     fn a_command_s_max_output_is_a_positive_size() {
         let local = BASE.replace("source: { endpoint: s, path: /in }", "source: { endpoint: l, path: /in, SOURCE }");
         let with = |extra: &str| local.replace("SOURCE", &format!("command: {{ run: [export.sh], name: \"p-{{{{run}}}}.csv\"{extra} }}"));
-        let max = |extra: &str| run(&with(extra)).unwrap().source.command.unwrap().max_output;
+        let max = |extra: &str| run(&with(extra)).unwrap().source.command.unwrap().program.max_output;
         assert_eq!((max("").bytes, max("").shown), (10 << 30, "10GiB".to_string()));
         assert_eq!((max(", max_output: 500MiB").bytes, max(", max_output: 1024").shown), (500 << 20, "1024 bytes".to_string()));
         let p = problems(&with(", max_output: 0"));
@@ -541,7 +540,7 @@ mod tests {
         let local = BASE.replace("source: { endpoint: s, path: /in }", "source: { endpoint: l, path: /in, SOURCE }");
         let with = |source: &str| local.replace("SOURCE", source);
         let ok = run(&with("command: { run: [export.sh], name: \"p-{{run}}.csv\", pass_env: [PGPASSWORD, _X1] }")).unwrap();
-        assert_eq!(ok.source.command.unwrap().pass_env, ["PGPASSWORD", "_X1"]);
+        assert_eq!(ok.source.command.unwrap().program.pass_env, ["PGPASSWORD", "_X1"]);
         let w = warnings(&with("command: { run: [export.sh], name: \"p-{{run}}.csv\", pass_env: [PASS, NOPE] }"));
         assert_eq!(w.len(), 1, "{w:#?}");
         assert!(
