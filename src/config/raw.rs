@@ -462,7 +462,12 @@ pub struct RawSource {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 1))]
     pub max_files: Option<u32>,
-    /// When a file counts as complete. Default: no checks.
+    /// When a file counts as complete. Default: no checks — but on a `local` endpoint
+    /// (Linux), whatever the rules, a file some process still has open for writing is not
+    /// ready (`still open for writing by another process`), asked once per run of each file
+    /// no rule holds back. Not seen: a writer that closes the file between writes (`>>` once
+    /// per line), a file of another user when wharf lacks `CAP_LEASE`, a file system without
+    /// leases (NFS, some FUSE); there, and on servers, these rules are what tells.
     #[serde(default)]
     pub ready: RawReady,
     /// What makes two sightings "the same file": any of `path`, `size`, `mtime` (default: all

@@ -17,7 +17,7 @@ use crate::durable::{sync_dir, sync_file};
 
 use super::{
     Adopted, Adoptee, Capabilities, Endpoint, EndpointError, Entry, EntryKind, ErrorKind, Feature, Listing, Op, ReadStream, RemotePath,
-    ServerFacts, SkippedName, Special, Support, Traits, WriteStream,
+    ServerFacts, SkippedName, Special, Support, Traits, WriteStream, Writing,
 };
 
 /// A local folder endpoint.
@@ -193,6 +193,76 @@ fn open_file(full: &Path, p: RemotePath) -> io::Result<Result<(std::fs::File, En
     };
     let entry = entry_from(p, &f.metadata()?);
     Ok(if entry.kind == EntryKind::File { Ok((f, entry)) } else { Err(entry) })
+}
+
+/// Whether any process has the file at `full` open for writing. Linux tells it by whether it
+/// grants a read lease on the file (fcntl(2), "Leases"; Samba asks the same way): refused
+/// with `EAGAIN` exactly while someone has it open for writing. No size or time can tell a
+/// writer pausing from a finished file; this can, for a writer that keeps the file open.
+///
+/// What must hold, each for a reason:
+/// - Opened `O_RDONLY` (a read lease needs a read-only descriptor) `| O_NONBLOCK` (a FIFO
+///   put in the file's place does not block the open, and a file under someone else's write
+///   lease answers `EWOULDBLOCK` at once instead of waiting for it to be broken) `|
+///   O_CLOEXEC | O_NOFOLLOW` (a link in its place is not followed).
+/// - `F_SETSIG` to `SIGURG` *before* the lease is taken: a writer opening the file while it
+///   is held breaks the lease, and the kernel signals the holder — by default with `SIGIO`,
+///   whose default action terminates wharf. `SIGURG`'s default action is to ignore it. Not
+///   set, no lease is taken.
+/// - The lease is given back at once (`F_UNLCK`, then the close): a writer opening the file
+///   meanwhile waits only that long.
+/// - `EAGAIN`/`EWOULDBLOCK`: open for writing. Granted: not. Anything else is
+///   [`Writing::Unknown`] and the file is judged as before: `EACCES` (a file of another user
+///   and no `CAP_LEASE`), `EINVAL` (a file system without leases: NFS, some FUSE; not a
+///   regular file), `ENOLCK`, leases off (`/proc/sys/fs/leases-enable` 0), a file gone since
+///   the listing (its read says so, as before).
+///
+/// It counts wharf's own descriptors too; wharf holds none of a source's files open for
+/// writing when readiness is judged (a `source.command`'s output is closed before it is
+/// renamed into the folder; a local sink's file is closed once written, before its rename).
+#[cfg(target_os = "linux")]
+fn open_for_writing(full: &Path) -> Writing {
+    leased(full, || ())
+}
+
+/// [`open_for_writing`], running `meanwhile` while the lease is held (a test has a writer
+/// open the file then).
+#[cfg(target_os = "linux")]
+fn leased(full: &Path, meanwhile: impl FnOnce()) -> Writing {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    // The libc crate has `F_SETLEASE` but not `F_SETSIG` (only for one musl target): 10 on
+    // every Linux architecture (`asm-generic/fcntl.h`; glibc's `__F_SETSIG`).
+    const F_SETSIG: libc::c_int = 10;
+    // `EAGAIN`, which is `EWOULDBLOCK` on Linux.
+    let would_block = |e: &io::Error| e.kind() == io::ErrorKind::WouldBlock;
+    let flags = libc::O_NONBLOCK | libc::O_CLOEXEC | libc::O_NOFOLLOW;
+    let f = match std::fs::OpenOptions::new().read(true).custom_flags(flags).open(full) {
+        Ok(f) => f,
+        Err(e) if would_block(&e) => return Writing::Open,
+        Err(_) => return Writing::Unknown,
+    };
+    let fd = f.as_raw_fd();
+    // SAFETY: fcntl(2) on a descriptor `f` owns and keeps open for these calls; no memory is
+    // passed.
+    unsafe {
+        if libc::fcntl(fd, F_SETSIG, libc::SIGURG) != 0 {
+            return Writing::Unknown;
+        }
+        if libc::fcntl(fd, libc::F_SETLEASE, libc::F_RDLCK) != 0 {
+            return if would_block(&io::Error::last_os_error()) { Writing::Open } else { Writing::Unknown };
+        }
+        meanwhile();
+        // Closing `f` below gives it back too; this says so before anything else can happen.
+        libc::fcntl(fd, libc::F_SETLEASE, libc::F_UNLCK);
+    }
+    Writing::Closed
+}
+
+/// Elsewhere there is no telling (see the Linux one).
+#[cfg(not(target_os = "linux"))]
+fn open_for_writing(_full: &Path) -> Writing {
+    Writing::Unknown
 }
 
 #[async_trait]
@@ -380,6 +450,13 @@ impl Endpoint for LocalEndpoint {
             },
             problems,
         })
+    }
+
+    async fn writing(&self, paths: &[RemotePath]) -> Vec<Writing> {
+        // One trip to a blocking thread for them all: an open, three fcntl and a close each.
+        let full: Vec<PathBuf> = paths.iter().map(|p| self.full(p)).collect();
+        let unknown = vec![Writing::Unknown; paths.len()];
+        blocking(move || Ok(full.iter().map(|f| open_for_writing(f)).collect())).await.unwrap_or(unknown)
     }
 
     async fn link_local(&self, path: &RemotePath, local: &Path) -> Result<Option<Entry>, EndpointError> {
@@ -662,6 +739,107 @@ mod tests {
                 assert_eq!((e.kind, e.message), (ErrorKind::Protocol, format!("/in/{name} is {what}, not a file")));
             }
         }
+    }
+
+    /// A child that opens `file` as `redirect` (`>>` to write, `<` to read) and holds it until
+    /// killed; returned once it has.
+    fn holding(file: &Path, redirect: &str) -> std::process::Child {
+        let script = format!("exec 3{redirect}\"$1\"; echo held; exec sleep 30");
+        let mut child =
+            std::process::Command::new("sh").args(["-c", &script, "sh"]).arg(file).stdout(std::process::Stdio::piped()).spawn().unwrap();
+        let mut line = String::new();
+        io::BufRead::read_line(&mut io::BufReader::new(child.stdout.take().unwrap()), &mut line).unwrap();
+        assert_eq!(line, "held\n");
+        child
+    }
+
+    /// A file another process still writes into (a writer pausing between writes, its size and
+    /// time saying nothing) is told from a finished one: open for writing while a process
+    /// holds it so, this one's descriptor included; not once it closed it, nor while it is
+    /// only read. A file gone, or not a file (a FIFO: not waited on), cannot be told.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_file_some_process_has_open_for_writing_is_told_from_a_closed_one() {
+        let dir = tempfile::tempdir().unwrap();
+        let ep = LocalEndpoint::new(dir.path());
+        let p = |name: &str| RemotePath::parse(name).unwrap();
+        let file = dir.path().join("a.csv");
+        std::fs::write(&file, "1\n").unwrap();
+        assert_eq!(ep.writing(&[p("a.csv")]).await, [Writing::Closed]);
+        let mut writer = holding(&file, ">>");
+        let mut gone = holding(&dir.path().join("b.csv"), ">>");
+        gone.kill().unwrap();
+        gone.wait().unwrap();
+        assert_eq!(ep.writing(&[p("a.csv"), p("b.csv")]).await, [Writing::Open, Writing::Closed]);
+        writer.kill().unwrap();
+        writer.wait().unwrap();
+        assert_eq!(ep.writing(&[p("a.csv")]).await, [Writing::Closed]);
+        let mut reader = holding(&file, "<");
+        assert_eq!(ep.writing(&[p("a.csv")]).await, [Writing::Closed]);
+        reader.kill().unwrap();
+        reader.wait().unwrap();
+        // This process's own descriptor counts as any other's.
+        let ours = std::fs::OpenOptions::new().append(true).open(&file).unwrap();
+        assert_eq!(ep.writing(&[p("a.csv")]).await, [Writing::Open]);
+        drop(ours);
+        assert!(std::process::Command::new("mkfifo").arg(dir.path().join("fifo")).status().unwrap().success());
+        let told = tokio::time::timeout(Duration::from_secs(5), ep.writing(&[p("a.csv"), p("gone.csv"), p("fifo")])).await;
+        assert_eq!(told.expect("a FIFO is not waited on"), [Writing::Closed, Writing::Unknown, Writing::Unknown]);
+    }
+
+    /// A writer opening the file while it is being checked breaks the lease held for that
+    /// moment: it waits only that long (not the kernel's 45 s lease-break time), and the
+    /// signal the kernel sends this process (`SIGURG`, ignored; not `SIGIO`, which would end
+    /// it) harms nothing. Then checked over and over while a writer opens it over and over.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_writer_opening_the_file_while_it_is_checked_neither_waits_nor_kills_the_checker() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("a.csv");
+        std::fs::write(&file, "").unwrap();
+        let started = std::time::Instant::now();
+        let mut writer = None;
+        let told = leased(&file, || {
+            let child = std::process::Command::new("sh").args(["-c", "echo 1 >> \"$1\"", "sh"]).arg(&file).spawn().unwrap();
+            // Its open waits for the lease to be given back (the kernel signalled us).
+            std::thread::sleep(Duration::from_millis(300));
+            writer = Some(child);
+        });
+        assert_eq!(told, Writing::Closed);
+        let waited = writer.unwrap().wait().unwrap();
+        assert!(waited.success() && started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "1\n");
+        std::fs::write(&file, "").unwrap();
+        let mut writer = std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 300 ]; do echo $i >> \"$1\"; i=$((i+1)); done", "sh"])
+            .arg(&file)
+            .spawn()
+            .unwrap();
+        let (mut open, mut closed) = (0, 0);
+        let done = loop {
+            match open_for_writing(&file) {
+                Writing::Open => open += 1,
+                Writing::Closed => closed += 1,
+                Writing::Unknown => panic!("leases work here"),
+            }
+            if let Some(status) = writer.try_wait().unwrap() {
+                break status;
+            }
+            assert!(started.elapsed() < Duration::from_secs(20), "the writer waited on the checks ({open} open, {closed} closed)");
+        };
+        assert!(done.success());
+        assert_eq!(std::fs::read_to_string(&file).unwrap().lines().count(), 300);
+        assert!(open + closed > 0);
+        // Our own writer thread too: its opens break leases this very process holds.
+        let writing = std::thread::spawn({
+            let file = file.clone();
+            move || (0..300).for_each(|_| drop(std::fs::OpenOptions::new().append(true).open(&file).unwrap()))
+        });
+        while !writing.is_finished() {
+            open_for_writing(&file);
+            assert!(started.elapsed() < Duration::from_secs(40), "the writer thread waited on the checks");
+        }
+        writing.join().unwrap();
     }
 
     #[test]

@@ -91,6 +91,18 @@ pub struct Entry {
     pub mtime: Option<SystemTime>,
 }
 
+/// Whether a file is open for writing, as far as its endpoint can tell
+/// ([`Endpoint::writing`]): a file still being written is not ready (`engine::ready`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Writing {
+    /// Some process has it open for writing (or holds it under a write lease).
+    Open,
+    /// No process has it open for writing.
+    Closed,
+    /// Cannot be told: a server, a file system without leases, a file of another user's.
+    Unknown,
+}
+
 /// What the engine may rely on. Cases in the conformance suite branch on these, never on
 /// the backend's name.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -386,6 +398,12 @@ pub trait Endpoint: Send + Sync + fmt::Debug {
     /// what was sent. Never computed by reading the file back.
     async fn sha256(&self, _path: &RemotePath) -> Result<Option<String>, EndpointError> {
         Ok(None)
+    }
+    /// Whether some process has each of `paths` open for writing (in the same order), asked
+    /// only of files otherwise ready to take. Never fails: what cannot be told, a file gone
+    /// included, is [`Writing::Unknown`], as from every server (the default).
+    async fn writing(&self, paths: &[RemotePath]) -> Vec<Writing> {
+        vec![Writing::Unknown; paths.len()]
     }
     /// Makes the local file `local` (which does not exist) hold `path` without copying it: a
     /// hard link, when this endpoint is a folder on the same file system (`Ok(Some(linked))`,

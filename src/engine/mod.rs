@@ -538,12 +538,19 @@ async fn run_files(
     let snapshot = ledger.snapshot()?; // one read transaction for the whole listing
     // The run before, to tell a file it held back already (logged once).
     let earlier = if looks_back(flow) { awaits::earlier_run(ledger, &flow.name, run)? } else { None };
+    let mut prevs = Vec::with_capacity(candidates.len());
+    let mut verdicts = Vec::with_capacity(candidates.len());
     for c in &candidates {
         let prev = snapshot.observation(&flow.name, c.entry.path.as_str())?;
         let (verdict, obs) = c.assess(&flow.source.ready, prev.as_ref(), now_ms);
         if prev.as_ref() != Some(&obs) {
             observations.push((c.entry.path.as_str().to_string(), obs));
         }
+        prevs.push(prev);
+        verdicts.push(verdict);
+    }
+    ready::unless_being_written(&*source, candidates.iter().map(|c| &c.entry.path), &mut verdicts).await;
+    for ((c, prev), verdict) in candidates.iter().zip(prevs).zip(verdicts) {
         match verdict {
             ready::Readiness::Ready => {
                 let seen = awaits::seen_ready(flow, c, prev.as_ref(), earlier);

@@ -208,13 +208,18 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
     // Whether the run may start the file, as far as its readiness and what holds files back
     // say (`source.max_files` counts those).
     let mut open = Vec::new();
+    let mut prevs = Vec::with_capacity(candidates.len());
+    let mut verdicts = Vec::with_capacity(candidates.len());
     for c in &candidates {
-        let path = c.entry.path.as_str();
         let prev = match &snapshot {
-            Some(l) => l.observation(&flow.name, path)?,
+            Some(l) => l.observation(&flow.name, c.entry.path.as_str())?,
             None => None,
         };
-        let (verdict, _) = c.assess(&flow.source.ready, prev.as_ref(), now_ms);
+        verdicts.push(c.assess(&flow.source.ready, prev.as_ref(), now_ms).0);
+        prevs.push(prev);
+    }
+    ready::unless_being_written(&**source, candidates.iter().map(|c| &c.entry.path), &mut verdicts).await;
+    for ((c, prev), verdict) in candidates.iter().zip(prevs).zip(verdicts) {
         seen.push(awaits::seen_ready(flow, c, prev.as_ref(), earlier));
         open.push(verdict == ready::Readiness::Ready);
         let action = match verdict {
@@ -1530,8 +1535,10 @@ mod tests {
             std::fs::write(dir.path().join("src/in/a.csv"), b"a\n").unwrap();
             std::fs::write(dir.path().join("src/in/b.csv"), b"b\n").unwrap();
             // b is the newer: a takes the name first.
+            // (Closed again: a file still open for writing is not ready.)
             let b = std::fs::File::options().write(true).open(dir.path().join("src/in/b.csv")).unwrap();
             b.set_modified(SystemTime::now() + std::time::Duration::from_secs(1)).unwrap();
+            drop(b);
             let ledger = Ledger::in_memory().unwrap();
             let p = plan(&flow, Some(&ledger), SystemTime::now(), None).await.unwrap();
             assert!(

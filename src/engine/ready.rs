@@ -2,15 +2,17 @@
 //!
 //! Decided from data, never by sleeping: the file's age (`min_age`), whether its size and
 //! mtime stayed the same across polls for `stable_for` (observations kept in the ledger),
-//! and whether a done/trigger file exists. Every "not ready" carries a reason a person can
-//! act on. This is the only place readiness rules are evaluated.
+//! and whether a done/trigger file exists; and, on a local source whatever the rules, whether
+//! another process still has the file open for writing ([`unless_being_written`]). Every
+//! "not ready" carries a reason a person can act on. This is the only place readiness rules
+//! are evaluated.
 
 use std::cell::OnceCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use crate::config::flow::{Ready, fold_case};
-use crate::endpoint::{Entry, RemotePath};
+use crate::endpoint::{Endpoint, Entry, RemotePath, Writing};
 use crate::ledger::{Millis, Observation};
 
 use super::identity::mtime_millis;
@@ -296,6 +298,28 @@ pub fn assess(
     (verdict, obs)
 }
 
+/// Why a file some process has open for writing is not ready.
+pub const BEING_WRITTEN: &str = "still open for writing by another process; taken once it is closed";
+
+/// `verdicts` (of the files at `paths`, in the same order), each file otherwise ready that
+/// `source` says some process has open for writing ([`Endpoint::writing`]: a local folder
+/// tells, a server never) made not ready: a writer pausing leaves a file whose size and time
+/// say nothing, and taken then it would be delivered half-written and counted sent. Asked
+/// of the files otherwise ready only (one open and close each, all in one trip); what
+/// cannot be told changes nothing.
+pub async fn unless_being_written<'a>(source: &dyn Endpoint, paths: impl Iterator<Item = &'a RemotePath>, verdicts: &mut [Readiness]) {
+    let (at, asked): (Vec<usize>, Vec<RemotePath>) =
+        paths.zip(verdicts.iter()).enumerate().filter(|(_, (_, v))| **v == Readiness::Ready).map(|(i, (p, _))| (i, p.clone())).unzip();
+    if asked.is_empty() {
+        return;
+    }
+    for (i, writing) in at.into_iter().zip(source.writing(&asked).await) {
+        if writing == Writing::Open {
+            verdicts[i] = Readiness::NotReady(BEING_WRITTEN.to_string());
+        }
+    }
+}
+
 fn human(ms: Millis) -> String {
     let d = Duration::from_millis(ms.max(0) as u64);
     let s = d.as_secs();
@@ -399,6 +423,32 @@ mod tests {
         // `min_age: 0s` holds nothing back, with or without a time.
         let zero = Ready { min_age: Some(Duration::ZERO), ..Default::default() };
         assert_eq!(assess(&zero, &timeless(1), None, 100_000, None).0, Readiness::Ready);
+    }
+
+    /// On a local source, a file otherwise ready that a process still has open for writing
+    /// (no rule could tell: its writer pauses) is not ready, saying why; one closed, or not
+    /// ready anyway (keeping its own reason), is as it was.
+    #[cfg(target_os = "linux")]
+    #[tokio::test]
+    async fn a_file_still_open_for_writing_is_not_ready() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in ["a.csv", "b.csv", "c.csv"] {
+            std::fs::write(dir.path().join(name), "1\n").unwrap();
+        }
+        let open = |name: &str| std::fs::OpenOptions::new().append(true).open(dir.path().join(name)).unwrap();
+        let (_a, _c) = (open("a.csv"), open("c.csv"));
+        let source = crate::endpoint::local::LocalEndpoint::new(dir.path());
+        let paths: Vec<RemotePath> = ["a.csv", "b.csv", "c.csv"].map(|n| RemotePath::parse(n).unwrap()).into();
+        let mut verdicts = vec![Readiness::Ready, Readiness::Ready, Readiness::NotReady("first seen now".into())];
+        unless_being_written(&source, paths.iter(), &mut verdicts).await;
+        assert_eq!(
+            verdicts,
+            [
+                Readiness::NotReady("still open for writing by another process; taken once it is closed".into()),
+                Readiness::Ready,
+                Readiness::NotReady("first seen now".into())
+            ]
+        );
     }
 
     #[test]

@@ -1488,8 +1488,10 @@ async fn files_whose_rejects_files_share_a_name_go_one_per_run() {
         fx.put("in/a.csv", b"id,email\n1,a@x\n2,no-at\n");
         fx.put("in/b.csv", b"id,email\n1,b@x\n3,no-b\n");
         // b is the newer: a goes first.
+        // (Closed again: a file still open for writing is not ready.)
         let b = std::fs::File::options().write(true).open(fx.src.join("in/b.csv")).unwrap();
         b.set_modified(SystemTime::now() + Duration::from_secs(1)).unwrap();
+        drop(b);
         let plan = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now(), None).await.unwrap();
         let r = fx.run().await;
         assert_eq!((r.counts.delivered, r.counts.failed), (1, 0), "{policy:?}: {r:#?}");

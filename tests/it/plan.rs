@@ -299,3 +299,46 @@ fn a_trigger_owed_after_a_crash_is_planned_as_the_resumed_run_writes_it() {
     assert_eq!(listing(&data.join("inbox")), ["order.ok", "order.xml"], "{text}");
     assert_eq!(std::fs::read_to_string(data.join("inbox/order.ok")).unwrap(), "");
 }
+
+/// A program still writing a file into a local outbox, pausing with the file open (no
+/// readiness rule: nothing in its size or time tells it from a finished file): `wharf run`
+/// does not take it (the other file goes), and `wharf plan` says why. Once the program wrote
+/// the rest and closed it, the next run delivers it whole. Before, the first part was
+/// delivered and counted sent.
+#[test]
+fn a_file_a_program_still_has_open_for_writing_waits_until_it_is_closed() {
+    use std::io::{BufRead, Write};
+    let dir = support::tempdir();
+    let root = dir.path().join("files");
+    let flow = support::local_flow(dir.path(), "push", &root);
+    let state = dir.path().join("state");
+    std::fs::write(root.join("outbox/b.csv"), "b\n").unwrap();
+    // Writes its first part, says so, and writes the rest when told to.
+    let mut writer = Command::new("sh")
+        .args(["-c", "exec 3>>\"$1\"; echo part 1 >&3; echo held; read rest; echo \"$rest\" >&3", "sh"])
+        .arg(root.join("outbox/a.csv"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut said = String::new();
+    std::io::BufReader::new(writer.stdout.take().unwrap()).read_line(&mut said).unwrap();
+    assert_eq!(said, "held\n");
+    let file = |r: &serde_json::Value, path: &str| r["files"].as_array().unwrap().iter().find(|f| f["path"] == path).cloned().unwrap();
+    let why = "still open for writing by another process; taken once it is closed";
+
+    let (code, r) = support::json_of(support::wharf(&state).args(["run", "--json"]).arg(&flow));
+    assert_eq!((code, support::counts(&r)), (0, (1, 1, 0, 0)), "{r:#}");
+    assert_eq!((&file(&r, "/a.csv")["outcome"], file(&r, "/a.csv")["detail"].as_str()), (&"not_ready".into(), Some(why)), "{r:#}");
+    assert!(!root.join("archive/a.csv").exists(), "nothing of it was delivered");
+    let (code, p) = support::json_of(support::wharf(&state).args(["plan", "--json"]).arg(&flow));
+    assert_eq!((code, &file(&p, "/a.csv")["action"], file(&p, "/a.csv")["why"].as_str()), (0, &"wait".into(), Some(why)), "{p:#}");
+    let shown = support::stdout(&support::wharf(&state).arg("plan").arg(&flow).output().unwrap());
+    assert!(shown.contains(&format!("wait      /a.csv: {why}")), "{shown}");
+
+    writer.stdin.take().unwrap().write_all(b"part 2\n").unwrap();
+    assert!(writer.wait().unwrap().success());
+    let (code, r) = support::json_of(support::wharf(&state).args(["run", "--json"]).arg(&flow));
+    assert_eq!((code, file(&r, "/a.csv")["outcome"].as_str()), (0, Some("delivered")), "{r:#}");
+    assert_eq!(std::fs::read_to_string(root.join("archive/a.csv")).unwrap(), "part 1\npart 2\n");
+}
