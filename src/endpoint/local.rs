@@ -203,7 +203,7 @@ fn open_file(full: &Path, p: RemotePath) -> io::Result<Result<(std::fs::File, En
 /// What must hold, each for a reason:
 /// - Opened `O_RDONLY` (a read lease needs a read-only descriptor) `| O_NONBLOCK` (a FIFO
 ///   put in the file's place does not block the open, and a file under someone else's write
-///   lease answers `EWOULDBLOCK` at once instead of waiting for it to be broken) `|
+///   lease answers `EWOULDBLOCK` at once instead of waiting for the break it starts) `|
 ///   O_CLOEXEC | O_NOFOLLOW` (a link in its place is not followed).
 /// - `F_SETSIG` to `SIGURG` *before* the lease is taken: a writer opening the file while it
 ///   is held breaks the lease, and the kernel signals the holder — by default with `SIGIO`,
