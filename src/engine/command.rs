@@ -249,10 +249,14 @@ mod tests {
         keep.keep_empty = true;
         assert_eq!(produce(&keep, dir.path(), "f", 1, SystemTime::now()).await.unwrap().as_deref(), Some("x.csv"));
 
-        let mut slow = cmd(&["sleep", "30"], "y.csv");
+        let mut slow = cmd(&["sh", "-c", "echo 'waiting for lock on /var/db' >&2; sleep 30"], "y.csv");
         slow.program.timeout = Duration::from_millis(200);
         let e = produce(&slow, dir.path(), "f", 1, SystemTime::now()).await.unwrap_err();
-        assert!(e.to_string().contains("did not finish within"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "source command `sh` did not finish within 200ms and was killed; its stderr ends: waiting for lock on /var/db",
+            "what it wrote before it hung"
+        );
         assert!(!dir.path().join("y.csv").exists());
 
         let e = produce(&cmd(&["/nonexistent/export"], "z.csv"), dir.path(), "f", 1, SystemTime::now()).await.unwrap_err();

@@ -530,7 +530,7 @@ async fn command_failures_exit_status_and_timeout() {
         "fails.sh",
         "cat >/dev/null\necho 'step one ok'\necho 'token refused' >&2\necho 'alert service said no' >&2\nexit 3",
     );
-    script(dir.path(), "hangs.sh", "exec sleep 600");
+    script(dir.path(), "hangs.sh", "echo 'waiting for lock on /var/db' >&2\nexec sleep 600");
     let rules = rules(
         dir.path(),
         "- on: [all]\n  command: { run: [./fails.sh] }\n- on: [all]\n  command: { run: [./hangs.sh], timeout: 300ms }\n- on: [all]\n  command: { run: [./missing.sh] }\n",
@@ -543,7 +543,10 @@ async fn command_failures_exit_status_and_timeout() {
     );
     let err = rules[1].notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient);
-    assert!(err.to_string().ends_with("hangs.sh): did not finish within 300ms and was killed"), "{err}");
+    assert!(
+        err.to_string().ends_with("hangs.sh): did not finish within 300ms and was killed; its stderr ends: waiting for lock on /var/db"),
+        "what it wrote before it hung: {err}"
+    );
     let err = rules[2].notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Permanent);
     assert!(err.message.starts_with("cannot start: "), "{err}");
