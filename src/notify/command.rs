@@ -59,7 +59,9 @@ impl Notifier for CommandNotifier {
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let running = process::spawn(cmd).await.map_err(|e| NotifyError::permanent(&self.describe, format!("cannot start: {e}")))?;
+        let running = process::spawn(cmd)
+            .await
+            .map_err(|e| NotifyError::permanent(&self.describe, format!("cannot start: {}", crate::endpoint::local::io_reason(&e))))?;
         // Killed at its limit (quoting what it had written to stderr: what it waited for) or
         // the wait failed: transient.
         let output = match running.wait(Some(input), self.spec.timeout, process::STDERR_TAIL).await.exited(self.spec.timeout) {
@@ -67,7 +69,12 @@ impl Notifier for CommandNotifier {
             Err(Unsuccessful::Ended { how, stderr }) => {
                 return Err(NotifyError::transient(&self.describe, Unsuccessful::ended(&how, &stderr)));
             }
-            Err(Unsuccessful::Wait(e)) => return Err(NotifyError::transient(&self.describe, format!("waiting for it failed: {e}"))),
+            Err(Unsuccessful::Wait(e)) => {
+                return Err(NotifyError::transient(
+                    &self.describe,
+                    format!("waiting for it failed: {}", crate::endpoint::local::io_reason(&e)),
+                ));
+            }
         };
         if output.lingered {
             tracing::warn!(channel = %self.describe, "The notification command left processes running when it exited; they were killed (run them in the foreground).");
@@ -75,8 +82,7 @@ impl Notifier for CommandNotifier {
         if output.status.success() {
             return Ok(());
         }
-        let tail = if output.stderr.is_empty() { String::new() } else { format!(": {}", output.stderr) };
-        Err(NotifyError::permanent(&self.describe, format!("{}{tail}", process::describe(output.status))))
+        Err(NotifyError::permanent(&self.describe, Unsuccessful::ended(&process::describe(output.status), &output.stderr)))
     }
 
     fn describe(&self) -> String {
