@@ -37,8 +37,12 @@ use tokio::process::{Child, ChildStderr, Command};
 #[derive(Debug)]
 pub enum Waited {
     Exited(Exited),
-    /// Still running at the limit: it and its group were killed.
-    TimedOut,
+    /// Still running at the limit: it and its group were killed. The end of what it had
+    /// written to stderr (what it was waiting for: a password prompt, a lock, a host name), as
+    /// [`Exited::stderr`].
+    TimedOut {
+        stderr: String,
+    },
     /// Stopped by its caller ([`Running::wait_unless`]: its output past its limit): it and its
     /// group were killed. The end of what it had written to stderr, as [`Exited::stderr`].
     Stopped {
@@ -59,8 +63,8 @@ pub struct Exited {
     pub lingered: bool,
 }
 
-/// How long a stopped program's stderr is still read after its group was killed: enough for
-/// what it wrote to be read, not waited for longer when something of it outlives the kill (a
+/// How long the stderr of a program killed before it exited (at its limit, or stopped) is
+/// still read after its group was killed: enough for what it wrote to be read, not waited for longer when something of it outlives the kill (a
 /// process stuck in the kernel, or one that left the group, holding stderr open).
 const STOPPED_GRACE: Duration = Duration::from_secs(2);
 
@@ -90,27 +94,34 @@ impl Waited {
     /// waited for), leaving nothing running in the background, which may still have been
     /// writing its output. Otherwise how it ended.
     pub fn success(self, limit: Duration) -> Result<(), Unsuccessful> {
-        let ended = |how: String, stderr: String| Err(Unsuccessful::Ended { how, stderr });
+        let e = self.exited(limit)?;
+        let how = if !e.status.success() {
+            describe(e.status)
+        } else if e.lingered {
+            "exited but left processes running in the background (killed, since they may have been writing its output)".to_string()
+        } else {
+            return Ok(());
+        };
+        Err(Unsuccessful::Ended { how, stderr: e.stderr })
+    }
+
+    /// How the program exited by itself, whatever its status; otherwise (killed at `limit`,
+    /// the limit it was waited for, or stopped; the wait failed) how it ended.
+    pub fn exited(self, limit: Duration) -> Result<Exited, Unsuccessful> {
+        let killed = |how: String, stderr: String| Err(Unsuccessful::Ended { how, stderr });
         match self {
-            Waited::TimedOut => ended(format!("did not finish within {limit:?} and was killed"), String::new()),
-            Waited::Stopped { stderr } => ended("was stopped and killed".to_string(), stderr),
+            Waited::Exited(e) => Ok(e),
+            Waited::TimedOut { stderr } => killed(format!("did not finish within {limit:?} and was killed"), stderr),
+            Waited::Stopped { stderr } => killed("was stopped and killed".to_string(), stderr),
             Waited::Failed(e) => Err(Unsuccessful::Wait(e)),
-            Waited::Exited(e) if !e.status.success() => ended(describe(e.status), e.stderr),
-            Waited::Exited(e) if e.lingered => ended(
-                "exited but left processes running in the background (killed, since they may have been writing its output)".to_string(),
-                e.stderr,
-            ),
-            Waited::Exited(_) => Ok(()),
         }
     }
 
-    /// The end of what the program wrote to stderr (empty when it timed out or the wait
-    /// failed).
+    /// The end of what the program wrote to stderr (empty when the wait failed).
     pub fn stderr(&self) -> &str {
         match self {
-            Waited::Exited(e) => &e.stderr,
-            Waited::Stopped { stderr } => stderr,
-            Waited::TimedOut | Waited::Failed(_) => "",
+            Waited::Exited(Exited { stderr, .. }) | Waited::TimedOut { stderr } | Waited::Stopped { stderr } => stderr,
+            Waited::Failed(_) => "",
         }
     }
 }
@@ -331,8 +342,9 @@ impl Running {
     }
 
     /// [`Running::wait`], unless `stop` ends first (its caller saw its output pass its limit):
-    /// then the program is killed with its group at once, and what it had written to stderr is
-    /// still read, for at most [`STOPPED_GRACE`] ([`Waited::Stopped`]).
+    /// then the program is killed with its group at once ([`Waited::Stopped`]). A program
+    /// killed, stopped or at its limit ([`Waited::TimedOut`]), has what it had written to
+    /// stderr still read, for at most [`STOPPED_GRACE`].
     pub async fn wait_unless(
         mut self,
         input: Option<Vec<u8>>,
@@ -348,7 +360,7 @@ impl Running {
                 let _ = stdin.write_all(&input).await;
             }
         };
-        // Kept outside the wait: a stopped program's stderr read so far outlives it.
+        // Kept outside the wait: a killed program's stderr read so far outlives it.
         let mut kept = Vec::new();
         let mut reaped = false;
         let waited = {
@@ -362,28 +374,32 @@ impl Running {
             };
             let all = async { tokio::join!(write, exit, tail(stderr, chars, &mut kept)) };
             tokio::pin!(all);
-            tokio::select! {
+            let waited = tokio::select! {
                 r = tokio::time::timeout(limit, &mut all) => match r {
-                    Err(_) => Waited::TimedOut,
+                    Err(_) => Waited::TimedOut { stderr: String::new() },
                     Ok((_, (Err(e), _), ())) => Waited::Failed(e),
                     Ok((_, (Ok(status), lingered), ())) => Waited::Exited(Exited { status, stderr: String::new(), lingered }),
                 },
-                () = stop => {
-                    group.kill_leftovers();
-                    let _ = tokio::time::timeout(STOPPED_GRACE, &mut all).await;
-                    Waited::Stopped { stderr: String::new() }
-                }
+                () = stop => Waited::Stopped { stderr: String::new() },
+            };
+            if matches!(waited, Waited::TimedOut { .. } | Waited::Stopped { .. }) {
+                // Killed, then what it wrote to stderr (why it hung, what it was stopped
+                // writing) read while its pipe drains.
+                group.kill_leftovers();
+                let _ = tokio::time::timeout(STOPPED_GRACE, &mut all).await;
             }
+            waited
         };
         let flat = || crate::text::one_line(&String::from_utf8_lossy(&kept), chars, crate::text::Keep::End);
         let waited = match waited {
             Waited::Exited(e) => Waited::Exited(Exited { stderr: flat(), ..e }),
+            Waited::TimedOut { .. } => Waited::TimedOut { stderr: flat() },
             Waited::Stopped { .. } => Waited::Stopped { stderr: flat() },
             other => other,
         };
         if reaped && !matches!(waited, Waited::Failed(_)) {
-            // It exited (by itself, or killed when stopped), its leftovers killed then:
-            // nothing to do on drop.
+            // It exited (by itself, or killed at its limit or when stopped), its leftovers
+            // killed then: nothing to do on drop.
             self.group.forget();
         }
         // Otherwise dropping `self` kills the group, the program included.
@@ -589,9 +605,12 @@ mod tests {
     async fn at_the_limit_the_whole_group_is_killed() {
         let dir = tempfile::tempdir().unwrap();
         let pidfile = dir.path().join("pid");
-        let script = format!("sleep 30 & echo $! > {}; wait", pidfile.display());
+        let script = format!("sleep 30 & echo $! > {}; echo 'waiting for lock on /var/db' >&2; wait", pidfile.display());
+        let started = Instant::now();
         let r = spawn(sh(&script)).await.unwrap();
-        assert!(matches!(r.wait(None, Duration::from_millis(300), 100).await, Waited::TimedOut));
+        let waited = r.wait(None, Duration::from_millis(300), 100).await;
+        assert!(matches!(&waited, Waited::TimedOut { stderr } if stderr == "waiting for lock on /var/db"), "what it wrote: {waited:?}");
+        assert!(started.elapsed() < Duration::from_secs(2), "the killed group's stderr closes at once");
         gone(&std::fs::read_to_string(&pidfile).unwrap());
     }
 }

@@ -509,7 +509,8 @@ pub struct RawCommand {
     /// one the source's `include` and `exclude` take, or the output would never be sent.
     pub name: String,
     /// Longest the command may run (a duration: `5m`); past it, it is killed with every
-    /// process it started, and the run aborted.
+    /// process it started, and the run aborted, quoting the end of what it had written to
+    /// stderr (what it was waiting for: a password prompt, a lock).
     #[serde(default = "default_command_timeout")]
     #[schemars(schema_with = "super::duration::schema")]
     pub timeout: String,

@@ -218,8 +218,9 @@ pub struct RawNotifyCommand {
     #[schemars(extend("uniqueItems" = true), inner(regex(pattern = super::raw::ENV_NAME_PATTERN)))]
     pub pass_env: Vec<String>,
     /// After this long the command is killed with every process it started (a duration:
-    /// `30s`). Processes it leaves running in the background when it exits are killed too:
-    /// send the notification in the foreground.
+    /// `30s`); the failure logged quotes the end of what it had written to stderr. Processes
+    /// it leaves running in the background when it exits are killed too: send the
+    /// notification in the foreground.
     #[serde(default = "default_command_timeout")]
     #[schemars(schema_with = "super::duration::schema")]
     pub timeout: String,

@@ -62,7 +62,8 @@ pub struct RawStepCommand {
     #[schemars(extend("uniqueItems" = true), inner(regex(pattern = super::raw::ENV_NAME_PATTERN)))]
     pub pass_env: Vec<String>,
     /// Longest the program may run on one file (a duration: `5m`); past it, it is killed
-    /// with every process it started, and the file quarantined.
+    /// with every process it started, and the file quarantined, the reason quoting the end
+    /// of what it had written to stderr.
     #[serde(default = "default_step_command_timeout")]
     #[schemars(schema_with = "super::duration::schema")]
     pub timeout: String,

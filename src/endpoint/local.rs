@@ -1,8 +1,14 @@
 //! `local`: a folder on this machine, behind the same [`Endpoint`] contract as the servers.
 //!
 //! Owns the mapping of [`RemotePath`]s onto the root folder and the translation of
-//! `std::io` errors into [`ErrorKind`]s. Symlinks are listed as `Other` and never followed
-//! when listing, so a link inside the root cannot lead the engine outside it.
+//! `std::io` errors into [`ErrorKind`]s, as the servers' backends give them for the same
+//! trouble (the conformance suite checks them all). Symlinks are listed as `Other` and never
+//! followed when listing, so a link inside the root cannot lead the engine outside it.
+//!
+//! A file where a folder should be (a sink's folder, a folder above it, the root itself) is
+//! named as what it is: a path through it is not found (OpenSSH's `sftp-server` says so of
+//! `ENOTDIR`; a sink's target is then free), and making the folder is refused as already
+//! existing, `/out exists and is not a folder`, as every server backend says it.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -50,6 +56,12 @@ impl LocalEndpoint {
     }
 
     fn err(&self, op: Op, path: &RemotePath, e: io::Error) -> EndpointError {
+        self.err_on(op, path, &[path], e)
+    }
+
+    /// [`Self::err`] for an operation on `path` that went through each of `ways` (a rename:
+    /// to its target, from its source): a file in the way is looked for on each.
+    fn err_on(&self, op: Op, path: &RemotePath, ways: &[&RemotePath], e: io::Error) -> EndpointError {
         let kind = io_kind(&e);
         let message = match kind {
             // Said where, and what to do: the file waits for the next run (see `ErrorKind::NoSpace`).
@@ -60,8 +72,8 @@ impl LocalEndpoint {
             // The root's trouble alone: the OS's "No such file or directory" before it said
             // the same again.
             _ => match self.root_trouble(&e) {
-                Some(trouble) => format!("the endpoint's root {} {trouble}", self.root.display()),
-                None => match self.file_on_the_way(path, &e) {
+                Some(trouble) => trouble.to_string(),
+                None => match ways.iter().find_map(|way| self.file_on_the_way(way, &e)) {
                     Some(file) => format!("{file} is a file, not a folder"),
                     None => io_reason(&e),
                 },
@@ -80,31 +92,31 @@ impl LocalEndpoint {
         EndpointError::new(ErrorKind::Protocol, Op::Read, self.describe(), Some(path), format!("{path} is {what}, not a file"))
     }
 
-    /// For a path that is missing or runs through a file: whether the endpoint's root itself
-    /// is the reason (it is missing, or a file), which the path alone does not say.
-    fn root_trouble(&self, e: &io::Error) -> Option<String> {
-        if e.kind() != io::ErrorKind::NotFound && e.raw_os_error() != Some(libc::ENOTDIR) {
+    /// For a path that is missing, runs through a file or (a folder to make) is a file:
+    /// whether the endpoint's root itself is the reason (it is missing, or a file is in its
+    /// way), which the path alone does not say.
+    fn root_trouble(&self, e: &io::Error) -> Option<RootTrouble> {
+        if !matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory | io::ErrorKind::AlreadyExists) {
             return None;
         }
-        match std::fs::metadata(&self.root) {
-            Ok(m) if m.is_dir() => None,
-            Ok(_) => Some("is a file, not a folder".into()),
-            // Under a file, the root can never be made: the file is what to move.
-            Err(_) => Some(match self.root.ancestors().skip(1).find(|a| std::fs::metadata(a).is_ok()) {
-                Some(file) if !file.is_dir() => format!("cannot be made: {} is a file", file.display()),
-                _ => "does not exist".into(),
-            }),
+        if std::fs::metadata(&self.root).is_ok_and(|m| m.is_dir()) {
+            return None;
         }
+        Some(match blocked_root(&self.root) {
+            Some(blocked) => RootTrouble::Blocked(blocked),
+            None => RootTrouble::Missing(self.root.clone()),
+        })
     }
 
     /// For a path that runs through a file (ENOTDIR, the root being a folder): the first
     /// folder on its way that is a file, which the OS's bare "Not a directory" does not name.
+    /// The path's own last name is no folder on its way (a rename's source is a file).
     fn file_on_the_way(&self, path: &RemotePath, e: &io::Error) -> Option<RemotePath> {
         if e.raw_os_error() != Some(libc::ENOTDIR) {
             return None;
         }
         let mut on_the_way = RemotePath::root();
-        for name in path.components() {
+        for name in path.parent().components() {
             on_the_way = on_the_way.join(name).ok()?;
             if std::fs::metadata(self.full(&on_the_way)).is_ok_and(|m| !m.is_dir()) {
                 return Some(on_the_way);
@@ -112,6 +124,41 @@ impl LocalEndpoint {
         }
         None
     }
+}
+
+/// Why the endpoint's root is no folder to work in.
+enum RootTrouble {
+    /// A file is in its way ([`blocked_root`]'s words).
+    Blocked(String),
+    /// It does not exist (it is made by the first delivery).
+    Missing(PathBuf),
+}
+
+impl std::fmt::Display for RootTrouble {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RootTrouble::Blocked(blocked) => f.write_str(blocked),
+            RootTrouble::Missing(root) => write!(f, "the endpoint's root {} does not exist", root.display()),
+        }
+    }
+}
+
+/// What keeps a local endpoint's `root` from being a folder, in words: a file at it (`the
+/// endpoint's root /srv/out is a file, not a folder`), or a file where a folder above it
+/// should be, under which it can never be made (`… cannot be made: /srv is a file, not a
+/// folder`). `None` when it is a folder or can be made (it or folders above it missing).
+pub fn blocked_root(root: &Path) -> Option<String> {
+    // The nearest that exists of the root and the folders above it.
+    let file = root.ancestors().find_map(|p| match std::fs::metadata(p) {
+        Ok(m) if m.is_dir() => Some(None),
+        Ok(_) => Some(Some(p)),
+        Err(_) => None,
+    })??;
+    Some(if file == root {
+        format!("the endpoint's root {} is a file, not a folder", root.display())
+    } else {
+        format!("the endpoint's root {} cannot be made: {} is a file, not a folder", root.display(), file.display())
+    })
 }
 
 /// An I/O error's text for a message: the OS's reason ("Permission denied"), without the
@@ -133,16 +180,19 @@ pub fn io_kind(e: &io::Error) -> ErrorKind {
         return ErrorKind::NoSpace;
     }
     match e.kind() {
-        io::ErrorKind::NotFound => ErrorKind::NotFound,
+        // A path through a file ("Not a directory") names nothing there, as OpenSSH's
+        // `sftp-server` (and `wharf sandbox`) say of it: a sink's target is free, a source file
+        // gone. The message names the file in the way (`LocalEndpoint::err`).
+        io::ErrorKind::NotFound | io::ErrorKind::NotADirectory => ErrorKind::NotFound,
         // A read-only file system refuses writes as a folder the user may not write to does:
         // the trouble of what is written there (a sink, a quarantine folder, a source's
         // disposal), not of the run, whose other sinks and files go on.
         io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => ErrorKind::PermissionDenied,
         io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
         io::ErrorKind::TimedOut | io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock => ErrorKind::Transient,
-        // A name too long, or a file where a folder should be (or the reverse): refused for
-        // good, but this file's (or this sink's) trouble, not a disk the run cannot go on with.
-        io::ErrorKind::InvalidFilename | io::ErrorKind::NotADirectory | io::ErrorKind::IsADirectory => ErrorKind::Protocol,
+        // A name too long, or a folder where a file should be: refused for good, but this
+        // file's (or this sink's) trouble, not a disk the run cannot go on with.
+        io::ErrorKind::InvalidFilename | io::ErrorKind::IsADirectory => ErrorKind::Protocol,
         _ => ErrorKind::LocalIo,
     }
 }
@@ -332,7 +382,8 @@ impl Endpoint for LocalEndpoint {
     async fn stat(&self, path: &RemotePath) -> Result<Option<Entry>, EndpointError> {
         match tokio::fs::symlink_metadata(self.full(path)).await {
             Ok(md) => Ok(Some(entry_from(path.clone(), &md))),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            // Nothing there, as the servers say (see `io_kind`).
+            Err(e) if io_kind(&e) == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(self.err(Op::Stat, path, e)),
         }
     }
@@ -387,7 +438,7 @@ impl Endpoint for LocalEndpoint {
             Ok(())
         })
         .await
-        .map_err(|e| self.err(Op::Rename, from, e))
+        .map_err(|e| self.err_on(Op::Rename, from, &[to, from], e))
     }
 
     async fn remove(&self, path: &RemotePath) -> Result<(), EndpointError> {
@@ -396,16 +447,20 @@ impl Endpoint for LocalEndpoint {
 
     async fn create_dir_all(&self, dir: &RemotePath) -> Result<(), EndpointError> {
         let Err(e) = tokio::fs::create_dir_all(self.full(dir)).await else { return Ok(()) };
-        // A file in the way (`move_to: processed` where `processed` is a file): named, as the
-        // servers' backends name it, rather than the OS's bare "File exists".
+        // A file in the way (`move_to: processed` where `processed` is a file, a sink's
+        // folder, the root or a folder above it): named, and refused as already existing, as
+        // the servers' backends do, rather than the OS's bare "File exists".
+        let refused = |message: String| EndpointError::new(ErrorKind::AlreadyExists, Op::CreateDir, self.describe(), Some(dir), message);
+        if let Some(RootTrouble::Blocked(blocked)) = self.root_trouble(&e) {
+            return Err(refused(blocked));
+        }
         let mut prefix = RemotePath::root();
         for name in dir.components() {
             prefix = prefix
                 .join(name)
                 .map_err(|e| EndpointError::new(ErrorKind::Protocol, Op::CreateDir, self.describe(), Some(dir), e.to_string()))?;
-            if std::fs::metadata(self.full(&prefix)).is_ok_and(|m| !m.is_dir()) && self.root_trouble(&e).is_none() {
-                let message = format!("{prefix} exists and is not a folder");
-                return Err(EndpointError::new(ErrorKind::AlreadyExists, Op::CreateDir, self.describe(), Some(dir), message));
+            if std::fs::metadata(self.full(&prefix)).is_ok_and(|m| !m.is_dir()) {
+                return Err(refused(format!("{prefix} exists and is not a folder")));
             }
         }
         Err(self.err(Op::CreateDir, dir, e))
@@ -416,7 +471,7 @@ impl Endpoint for LocalEndpoint {
     }
 
     async fn rename_plain(&self, from: &RemotePath, to: &RemotePath) -> Result<(), EndpointError> {
-        tokio::fs::rename(self.full(from), self.full(to)).await.map_err(|e| self.err(Op::Rename, from, e))
+        tokio::fs::rename(self.full(from), self.full(to)).await.map_err(|e| self.err_on(Op::Rename, from, &[to, from], e))
     }
 
     async fn facts(&self) -> Result<ServerFacts, EndpointError> {
@@ -694,13 +749,23 @@ mod tests {
         assert_eq!(e.to_string(), format!("local {0}: list /in: not found: the endpoint's root {0} does not exist", root.display()));
         std::fs::write(dir.path().join("file"), "x").unwrap();
         let file = LocalEndpoint::new(dir.path().join("file"));
-        let e = file.stat(&RemotePath::parse("/a.csv").unwrap()).await.unwrap_err();
-        assert_eq!(e.message, format!("the endpoint's root {} is a file, not a folder", dir.path().join("file").display()));
+        let e = file.list(&p).await.unwrap_err();
+        let blocked = format!("the endpoint's root {} is a file, not a folder", dir.path().join("file").display());
+        assert_eq!((e.kind, &e.message), (ErrorKind::NotFound, &blocked));
+        // A sink's: nothing is there, and its folder cannot be made (was a "protocol error").
+        assert_eq!(file.stat(&RemotePath::parse("/a.csv").unwrap()).await.unwrap(), None);
+        for folder in ["/", "/out"] {
+            let e = file.create_dir_all(&RemotePath::parse(folder).unwrap()).await.unwrap_err();
+            assert_eq!((e.kind, &e.message), (ErrorKind::AlreadyExists, &blocked));
+        }
         // Below a file (was: "does not exist", which sent the reader looking for a folder).
         let under = LocalEndpoint::new(dir.path().join("file/in"));
         let e = under.list(&p).await.unwrap_err();
         let (root, file) = (dir.path().join("file/in"), dir.path().join("file"));
-        assert_eq!(e.message, format!("the endpoint's root {} cannot be made: {} is a file", root.display(), file.display()));
+        let blocked = format!("the endpoint's root {} cannot be made: {} is a file, not a folder", root.display(), file.display());
+        assert_eq!(e.message, blocked);
+        let e = under.create_dir_all(&RemotePath::root()).await.unwrap_err();
+        assert_eq!((e.kind, &e.message), (ErrorKind::AlreadyExists, &blocked));
         let fine = LocalEndpoint::new(dir.path());
         let e = fine.list(&p).await.unwrap_err();
         assert!(!e.message.contains("root"), "the root is fine: {}", e.message);
@@ -708,12 +773,19 @@ mod tests {
 
     #[tokio::test]
     async fn a_file_where_a_folder_should_be_is_named() {
-        // Before: "stat /copied/a.csv: protocol error: Not a directory", naming no culprit.
+        // Before: "stat /copied/a.csv: protocol error: Not a directory", naming no culprit;
+        // then "protocol error: /copied is a file, not a folder", where a local folder has no
+        // protocol and the servers find nothing there.
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("copied"), "x").unwrap();
+        std::fs::write(dir.path().join("a.csv"), "x").unwrap();
         let ep = LocalEndpoint::new(dir.path());
-        let e = ep.stat(&RemotePath::parse("/copied/sub/a.csv").unwrap()).await.unwrap_err();
-        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::Protocol, "/copied is a file, not a folder"));
+        assert_eq!(ep.stat(&RemotePath::parse("/copied/sub/a.csv").unwrap()).await.unwrap(), None);
+        let e = ep.open_write(&RemotePath::parse("/copied/sub/a.csv").unwrap()).await.err().unwrap();
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::NotFound, "/copied is a file, not a folder"));
+        // A rename names the file on its target's way (was: its source, a file as it should be).
+        let e = ep.rename(&RemotePath::parse("/a.csv").unwrap(), &RemotePath::parse("/copied/a.csv").unwrap(), false).await.unwrap_err();
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::NotFound, "/copied is a file, not a folder"));
         // As the server backends say it (the conformance suite checks them all).
         let e = ep.create_dir_all(&RemotePath::parse("/copied/sub").unwrap()).await.unwrap_err();
         assert_eq!((e.kind, e.message.as_str()), (ErrorKind::AlreadyExists, "/copied exists and is not a folder"));
@@ -849,10 +921,11 @@ mod tests {
     }
 
     #[test]
-    fn a_name_too_long_or_a_file_for_a_folder_is_the_file_s_trouble_not_the_disk_s() {
+    fn a_name_too_long_or_a_folder_for_a_file_is_the_file_s_trouble_not_the_disk_s() {
         let kind = |errno| io_kind(&io::Error::from_raw_os_error(errno));
         assert_eq!(kind(libc::ENAMETOOLONG), ErrorKind::Protocol);
-        assert_eq!(kind(libc::ENOTDIR), ErrorKind::Protocol);
+        // Through a file: nothing there, as the servers say.
+        assert_eq!(kind(libc::ENOTDIR), ErrorKind::NotFound);
         assert_eq!(kind(libc::EISDIR), ErrorKind::Protocol);
         assert_eq!(kind(libc::ENOSPC), ErrorKind::NoSpace);
         assert_eq!(kind(libc::EDQUOT), ErrorKind::NoSpace);

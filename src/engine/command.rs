@@ -31,8 +31,15 @@ const TEMP_PREFIX: &str = ".wharf-command-";
 /// Why the command produced no file.
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
-    #[error("source command `{program}` could not be started: {source}")]
+    #[error("source command `{program}` could not be started: {}", crate::endpoint::local::io_reason(.source))]
     Spawn {
+        program: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Started, but waiting for it failed (the operating system's error; it was killed).
+    #[error("source command `{program}`: waiting for it failed: {}", crate::endpoint::local::io_reason(.source))]
+    Wait {
         program: String,
         #[source]
         source: std::io::Error,
@@ -56,7 +63,7 @@ impl CommandError {
     pub fn kind(&self) -> ErrorKind {
         match self {
             CommandError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound => ErrorKind::Config,
-            CommandError::Spawn { .. } | CommandError::Output { .. } => ErrorKind::LocalIo,
+            CommandError::Spawn { .. } | CommandError::Wait { .. } | CommandError::Output { .. } => ErrorKind::LocalIo,
             CommandError::Failed { .. } => ErrorKind::Transient,
             CommandError::Name { .. } => ErrorKind::Config,
         }
@@ -106,7 +113,7 @@ pub async fn produce(cmd: &Command, folder: &Path, flow: &str, run: u64, now: Sy
         // Something it started may still have been writing the output: not a whole export.
         match waited.success(cmd.program.timeout) {
             Err(Unsuccessful::Ended { how, stderr }) => Err(failed(how, stderr)),
-            Err(Unsuccessful::Wait(e)) => Err(CommandError::Spawn { program: program.clone(), source: e }),
+            Err(Unsuccessful::Wait(e)) => Err(CommandError::Wait { program: program.clone(), source: e }),
             Ok(()) => Ok(()),
         }
     };
@@ -249,14 +256,20 @@ mod tests {
         keep.keep_empty = true;
         assert_eq!(produce(&keep, dir.path(), "f", 1, SystemTime::now()).await.unwrap().as_deref(), Some("x.csv"));
 
-        let mut slow = cmd(&["sleep", "30"], "y.csv");
+        let mut slow = cmd(&["sh", "-c", "echo 'waiting for lock on /var/db' >&2; sleep 30"], "y.csv");
         slow.program.timeout = Duration::from_millis(200);
         let e = produce(&slow, dir.path(), "f", 1, SystemTime::now()).await.unwrap_err();
-        assert!(e.to_string().contains("did not finish within"), "{e}");
+        assert_eq!(
+            e.to_string(),
+            "source command `sh` did not finish within 200ms and was killed; its stderr ends: waiting for lock on /var/db",
+            "what it wrote before it hung"
+        );
         assert!(!dir.path().join("y.csv").exists());
 
         let e = produce(&cmd(&["/nonexistent/export"], "z.csv"), dir.path(), "f", 1, SystemTime::now()).await.unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Config, "{e}");
+        // The OS's reason without its number (was "… (os error 2)").
+        assert_eq!(e.to_string(), "source command `/nonexistent/export` could not be started: No such file or directory");
     }
 
     /// `cmd` whose output may be at most `max`.

@@ -4,7 +4,8 @@
 //! allow-list and the rule's `pass_env`): the daemon's holds every flow's secrets.
 //!
 //! Owns what a command's end means: a timeout, after which it is killed with everything it
-//! started (`crate::process`), is transient (it may be a passing hang); a non-zero exit is a
+//! started (`crate::process`), is transient (it may be a passing hang) and quotes the end of
+//! what it had written to stderr (what it was waiting for); a non-zero exit is a
 //! permanent error quoting the end of its stderr (on one line: `crate::process`); a program
 //! that cannot be started is a permanent error. Its stdout is ignored; processes it leaves
 //! running are killed when it exits (a notification is sent in the foreground).
@@ -14,11 +15,8 @@ use std::process::Stdio;
 use std::time::Duration;
 
 use super::{Notice, Notifier, NotifyError, label};
-use crate::process::{self, Waited};
+use crate::process::{self, Unsuccessful};
 use async_trait::async_trait;
-
-/// How much of the end of stderr (its lines joined into one) a failure quotes, in characters.
-const STDERR_TAIL: usize = 500;
 
 /// A validated command channel.
 #[derive(Debug, Clone, PartialEq)]
@@ -61,20 +59,22 @@ impl Notifier for CommandNotifier {
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let running = process::spawn(cmd).await.map_err(|e| NotifyError::permanent(&self.describe, format!("cannot start: {e}")))?;
-        let output = match running.wait(Some(input), self.spec.timeout, STDERR_TAIL).await {
-            Waited::TimedOut => {
+        let running = process::spawn(cmd)
+            .await
+            .map_err(|e| NotifyError::permanent(&self.describe, format!("cannot start: {}", crate::endpoint::local::io_reason(&e))))?;
+        // Killed at its limit (quoting what it had written to stderr: what it waited for) or
+        // the wait failed: transient.
+        let output = match running.wait(Some(input), self.spec.timeout, process::STDERR_TAIL).await.exited(self.spec.timeout) {
+            Ok(output) => output,
+            Err(Unsuccessful::Ended { how, stderr }) => {
+                return Err(NotifyError::transient(&self.describe, Unsuccessful::ended(&how, &stderr)));
+            }
+            Err(Unsuccessful::Wait(e)) => {
                 return Err(NotifyError::transient(
                     &self.describe,
-                    format!("did not finish within {:?} and was killed", self.spec.timeout),
+                    format!("waiting for it failed: {}", crate::endpoint::local::io_reason(&e)),
                 ));
             }
-            Waited::Failed(e) => return Err(NotifyError::transient(&self.describe, format!("waiting for it failed: {e}"))),
-            // Not given by `wait`, which nothing stops; told as any other end all the same.
-            Waited::Stopped { stderr } => {
-                return Err(NotifyError::transient(&self.describe, process::Unsuccessful::ended("was stopped and killed", &stderr)));
-            }
-            Waited::Exited(output) => output,
         };
         if output.lingered {
             tracing::warn!(channel = %self.describe, "The notification command left processes running when it exited; they were killed (run them in the foreground).");
@@ -82,8 +82,7 @@ impl Notifier for CommandNotifier {
         if output.status.success() {
             return Ok(());
         }
-        let tail = if output.stderr.is_empty() { String::new() } else { format!(": {}", output.stderr) };
-        Err(NotifyError::permanent(&self.describe, format!("{}{tail}", process::describe(output.status))))
+        Err(NotifyError::permanent(&self.describe, Unsuccessful::ended(&process::describe(output.status), &output.stderr)))
     }
 
     fn describe(&self) -> String {

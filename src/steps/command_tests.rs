@@ -132,9 +132,15 @@ fn a_failing_program_quarantines_the_file_naming_the_step_and_its_stderr() {
     assert_eq!((v.errors[0].source, v.cause), (Some(Source::Command), Causes::Data));
     assert_eq!((p.output, d.join("out").exists()), (None, false));
 
-    let s = steps(d, "- parse: { format: csv }\n- write: { format: csv }\n- command: { run: [sleep, '5'], timeout: 200ms }");
+    let s = steps(
+        d,
+        "- parse: { format: csv }\n- write: { format: csv }\n- command: { run: [sh, -c, 'echo \"waiting for lock on /var/db\" >&2; sleep 5'], timeout: 200ms }",
+    );
     let v = run(d, &s, "x.csv", b"id\n1\n").quarantine.expect("quarantined");
-    assert_eq!(v.reason, "the `command` step steps[2] (`sleep`) did not finish within 200ms and was killed");
+    assert_eq!(
+        v.reason,
+        "the `command` step steps[2] (`sh`) did not finish within 200ms and was killed; its stderr ends: waiting for lock on /var/db"
+    );
     assert!(!d.join("out").exists(), "no partial output");
 
     // A decompression bomb: stopped at `max_output`, quarantined for the data it is.

@@ -254,6 +254,7 @@ conformance!(
     rename_into_other_dir,
     remove_and_remove_missing,
     create_dir_all_nested_and_idempotent,
+    a_file_where_a_folder_should_be,
     create_dir_all_through_a_link_to_a_folder,
     unicode_and_spaces_in_names,
     parent_dir_refused_before_io,
@@ -604,15 +605,23 @@ async fn create_dir_all_nested_and_idempotent(b: Backend) {
     x.unwrap();
     y.unwrap();
     assert!(b.local("r/s/t/u").is_dir() && b.local("r/s/t/v").is_dir());
+}
+
+/// A file where a folder should be (a sink's folder, or one above it; a `move_to: processed`
+/// where `processed` is a file): a target in it is not there, and the folder cannot be made —
+/// no retry mends it, and the message names the file, not a bare "File exists". (The local
+/// endpoint called the first a "protocol error", and so failed the delivery with another
+/// kind and message than the servers.)
+async fn a_file_where_a_folder_should_be(b: Backend) {
     b.put("file", b"x");
-    assert!(b.ep.create_dir_all(&p("file/sub")).await.is_err(), "cannot make a folder under a file");
-    // A file where the folder should be (a `move_to: processed` where `processed` is a
-    // file): no retry mends it, and the message names the file, not a bare "File exists".
-    for dir in ["file", "file/sub"] {
-        let err = b.ep.create_dir_all(&p(dir)).await.expect_err("a file is no folder");
+    for target in ["file/a.csv", "file/sub/a.csv"] {
+        assert_eq!(b.ep.stat(&p(target)).await.unwrap(), None, "nothing at {target}");
+        let err = b.ep.create_dir_all(&p(target).parent()).await.expect_err("a file is no folder");
         assert_eq!(err.kind, ErrorKind::AlreadyExists, "{err}");
         assert!(err.to_string().contains("/file exists and is not a folder"), "{err}");
     }
+    let err = b.ep.create_dir_all(&p("file")).await.expect_err("a file is no folder");
+    assert_eq!(err.kind, ErrorKind::AlreadyExists, "{err}");
 }
 
 /// A link to a folder (an admin's link to another disk, say) is a folder to write into.

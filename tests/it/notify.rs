@@ -530,7 +530,7 @@ async fn command_failures_exit_status_and_timeout() {
         "fails.sh",
         "cat >/dev/null\necho 'step one ok'\necho 'token refused' >&2\necho 'alert service said no' >&2\nexit 3",
     );
-    script(dir.path(), "hangs.sh", "exec sleep 600");
+    script(dir.path(), "hangs.sh", "echo 'waiting for lock on /var/db' >&2\nexec sleep 600");
     let rules = rules(
         dir.path(),
         "- on: [all]\n  command: { run: [./fails.sh] }\n- on: [all]\n  command: { run: [./hangs.sh], timeout: 300ms }\n- on: [all]\n  command: { run: [./missing.sh] }\n",
@@ -538,15 +538,18 @@ async fn command_failures_exit_status_and_timeout() {
     let err = rules[0].notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Permanent);
     assert!(
-        err.to_string().ends_with("fails.sh): exited with status 3: token refused ⏎ alert service said no"),
+        err.to_string().ends_with("fails.sh): exited with status 3; its stderr ends: token refused ⏎ alert service said no"),
         "stderr on one line: {err}"
     );
     let err = rules[1].notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Transient);
-    assert!(err.to_string().ends_with("hangs.sh): did not finish within 300ms and was killed"), "{err}");
+    assert!(
+        err.to_string().ends_with("hangs.sh): did not finish within 300ms and was killed; its stderr ends: waiting for lock on /var/db"),
+        "what it wrote before it hung: {err}"
+    );
     let err = rules[2].notifier().unwrap().send(&quarantined(), 0).await.unwrap_err();
     assert_eq!(err.kind, ErrorKind::Permanent);
-    assert!(err.message.starts_with("cannot start: "), "{err}");
+    assert!(err.message.starts_with("cannot start: ") && !err.message.contains("os error"), "{err}");
 }
 
 #[tokio::test]
@@ -689,7 +692,7 @@ fn serve_logs_failing_notices_on_one_line_each_in_plain_words() {
     );
     assert!(notices.iter().any(|l| l.ends_with(&hook)), "{log}");
     let command = "channel=flows/a.yaml notify[1] (command ";
-    let stderr = "error_kind=permanent error=exited with status 4: line one ⏎ line two";
+    let stderr = "error_kind=permanent error=exited with status 4; its stderr ends: line one ⏎ line two";
     assert!(notices.iter().any(|l| l.contains(command) && l.ends_with(stderr)), "{log}");
     assert!(notices.iter().all(|l| l.contains(" flow=a kind=unreachable channel=")), "no quotes, no empty subject: {log}");
     assert!(lines.iter().any(|l| l.contains("Run triggered over the control socket. flow=a result=started")), "{log}");
@@ -710,7 +713,7 @@ fn serve_logs_failing_notices_as_one_json_event_a_line() {
     let hook = failed.iter().find(|e| e["channel"] == "flows/a.yaml notify[0] (webhook to 127.0.0.1)").expect("the webhook's");
     assert_eq!(hook["error"], format!("cannot connect to 127.0.0.1:{hook_port}: connection refused"));
     let command = failed.iter().find(|e| e["error_kind"] == "permanent").expect("the command's");
-    assert_eq!(command["error"], "exited with status 4: line one ⏎ line two");
+    assert_eq!(command["error"], "exited with status 4; its stderr ends: line one ⏎ line two");
 }
 
 /// `wharf serve` (a real process, debug log to `log`) on the flows of `dir/flows`.

@@ -2,7 +2,6 @@
 //! host keys and certificate trust — the part of validation that knows about servers.
 
 use crate::config::flow::ServerClock;
-use std::path::PathBuf;
 
 use super::*;
 
@@ -17,15 +16,8 @@ impl Checker<'_, '_> {
                     return None;
                 }
                 let root = self.lookup.resolve_path(&root);
-                if let Some(file) = file_in_the_way(&root) {
-                    let why = if file == root { "is a file".to_string() } else { format!("cannot be made: {} is a file", file.display()) };
-                    self.warning(
-                        format!("{at}/root"),
-                        format!(
-                            "the endpoint's root {} {why}, not a folder; name a folder (one that does not exist yet is created)",
-                            root.display()
-                        ),
-                    );
+                if let Some(blocked) = crate::endpoint::local::blocked_root(&root) {
+                    self.warning(format!("{at}/root"), format!("{blocked}; name a folder (one that does not exist yet is created)"));
                 }
                 Some(EndpointSpec::Local { root })
             }
@@ -264,17 +256,6 @@ impl Checker<'_, '_> {
         let parsed = self.ok(path, RemotePath::parse(root).map_err(|e| e.to_string()))?;
         Some(parsed.to_string())
     }
-}
-
-/// The file a local root is, or the first of its parents that is a file: every run would fail
-/// on it. A root that does not exist yet is fine (it is created); one that cannot be looked at
-/// (permissions) is the run's to report.
-fn file_in_the_way(root: &Path) -> Option<PathBuf> {
-    root.ancestors().find_map(|p| match std::fs::metadata(p) {
-        Ok(m) if m.is_dir() => Some(None),
-        Ok(_) => Some(Some(p.to_path_buf())),
-        Err(_) => None,
-    })?
 }
 
 /// `SHA256:` followed by the base64 of 32 bytes, as `ssh-keygen -l` prints it (unpadded).
