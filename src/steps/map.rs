@@ -17,6 +17,7 @@ use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, ImmutableString, 
 use serde_json::Value;
 
 use super::parse::csv_cause;
+use super::render::decimal::Decimal;
 use super::{Returned, excerpt};
 use crate::config::raw_steps::RawLookup;
 
@@ -432,13 +433,14 @@ fn register_helpers(e: &mut Engine, tables: Arc<BTreeMap<String, Table>>) {
     e.register_fn("integer", |text: &str| -> Fallible<i64> {
         text.trim().parse::<i64>().or_else(|_| fail(format!("integer(): {} is not an integer", excerpt(text))))
     });
-    e.register_fn("round_to", |x: f64, places: i64| {
-        let f = 10f64.powi(places.clamp(0, 15) as i32);
-        (x * f).round() / f
-    });
+    e.register_fn("round_to", |x: f64, places: i64| rounded(&x.to_string(), places).and_then(|t| t.parse().ok()).unwrap_or(x));
     e.register_fn("round_to", |x: i64, _places: i64| x as f64);
-    e.register_fn("fixed", |x: f64, places: i64| format!("{x:.*}", places.clamp(0, 15) as usize));
-    e.register_fn("fixed", |x: i64, places: i64| format!("{:.*}", places.clamp(0, 15) as usize, x as f64));
+    e.register_fn("fixed", |x: f64, places: i64| {
+        rounded(&x.to_string(), places).unwrap_or_else(|| format!("{x:.*}", places.clamp(0, 15) as usize))
+    });
+    e.register_fn("fixed", |x: i64, places: i64| {
+        rounded(&x.to_string(), places).unwrap_or_else(|| format!("{:.*}", places.clamp(0, 15) as usize, x as f64))
+    });
     // Text.
     e.register_fn("trimmed", |s: &str| s.trim().to_string());
     e.register_fn("squish", |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" "));
@@ -464,6 +466,16 @@ fn register_helpers(e: &mut Engine, tables: Arc<BTreeMap<String, Table>>) {
             },
         }
     });
+}
+
+/// A number as a script shows it (`2.345`: a float's shortest form, not its binary expansion
+/// 2.34499…) rounded half away from zero to `places` (0 to 15) decimals, as the template
+/// helper `number` rounds: `fixed(1.005, 2)` is `1.01` and `fixed(2.5, 0)` is `3` (Rust's
+/// formatting gave `1.00` and `2`, a cent off in a price list). `None` for a number no
+/// decimal holds exactly (NaN, infinity, beyond 10^30), formatted as before.
+fn rounded(shown: &str, places: i64) -> Option<String> {
+    let places = u32::try_from(places.clamp(0, 15)).ok()?;
+    Some(Decimal::parse(shown).ok()?.rescale(places)?.to_string())
 }
 
 fn unknown_table(table: &str, tables: &BTreeMap<String, Table>) -> String {
@@ -638,6 +650,27 @@ mod tests {
         }
         let e = number("1,5", '.').unwrap_err().to_string();
         assert!(e.contains("has `,` where no thousands separator can be") && e.contains("number(value, \",\")"), "{e}");
+    }
+
+    #[test]
+    fn fixed_and_round_to_round_half_away_from_zero_on_the_number_as_written() {
+        // Half away from zero, on the number as written, as the template helper `number`:
+        // not the binary expansion (1.00499…) nor round-half-even (2.5 → 2).
+        let m = mapper(
+            r#"fn map(r) { #{
+                a: fixed(1.005, 2), b: fixed(2.5, 0), c: fixed(-2.5, 0), d: fixed(0.125, 2), e: fixed(7, 2),
+                f: round_to(1.005, 2), g: round_to(-0.125, 2), h: fixed(1e300, 1), i: fixed(1.0 / 0.0, 2),
+            } }"#,
+        )
+        .unwrap();
+        let out = &m.map(&json!({})).unwrap()[0];
+        assert_eq!(
+            [&out["a"], &out["b"], &out["c"], &out["d"], &out["e"]].map(|v| v.as_str().unwrap_or_default()),
+            ["1.01", "3", "-3", "0.13", "7.00"]
+        );
+        assert_eq!((out["f"].as_f64(), out["g"].as_f64()), (Some(1.01), Some(-0.13)));
+        assert!(out["h"].as_str().is_some_and(|h| h.starts_with("1000") && h.ends_with(".0")), "{}", out["h"]);
+        assert_eq!(out["i"], "inf");
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //! to the file, is the pipeline's business (`steps/mod.rs`).
 
 mod dates;
-mod decimal;
+pub(crate) mod decimal;
 pub mod fields;
 mod lint;
 mod numbers;
