@@ -87,7 +87,7 @@ impl Render {
                     Err(e) => problems.push((field, e)),
                     Ok(()) => {
                         let Some(t) = hb.get_template(name) else { continue };
-                        problems.extend(lint::problems(name, t).into_iter().map(|p| (field, p)));
+                        problems.extend(lint::problems(&hb, name, t).into_iter().map(|p| (field, p)));
                         for s in fields::strangers(t, scope) {
                             if s.strict {
                                 problems.push((field, s.message(name)));

@@ -304,6 +304,35 @@ fn unknown_helpers_missing_arguments_and_partials_are_refused_at_load() {
     );
 }
 
+/// A setting written as a literal that the helper refuses whatever the value — Java's
+/// `yyyyMMdd` as a date format, decimals as text, a fill of two characters — failed every
+/// record at run time (every file quarantined): refused when the flow is loaded, with the
+/// line. Settings read from the data, and good literals, are left to the run.
+#[test]
+fn literal_settings_a_helper_refuses_whatever_the_value_are_refused_at_load() {
+    let b = Bench::new();
+    b.file(
+        "row.txt.hbs",
+        "{{date record.d \"dd.MM.yyyy\"}}\n{{#if record.x}}{{lpad (number record.p decimals=\"two\") 9 fill=\"00\"}}{{/if}}\n{{now \"%Q\"}}{{csv record.n delimiter=\";\"}}{{pad record.n record.width}}{{number record.p 2 decimal=\",\"}}{{date record.d}}\n",
+    );
+    let got = b.problems("- parse: { format: csv }\n- render: { row: row.txt.hbs }");
+    let tail = " (whatever the value: it would fail each time it is rendered)";
+    assert_eq!(
+        got,
+        [
+            format!(
+                "/steps/1/render/row: row.txt.hbs line 1, col 1: `date`: `dd.MM.yyyy`: `yyyy` is not a date token here, and would be written as it is: the year is `YYYY` (tokens `YYYY` `YY` `MM` `DD` `HH` `mm` `ss`, or a strftime format with `%`){tail}"
+            ),
+            format!("/steps/1/render/row: row.txt.hbs line 2, col 17: `lpad`: fill must be one character, not \"00\"{tail}"),
+            format!(
+                "/steps/1/render/row: row.txt.hbs line 2, col 17: `number`: decimals must be a whole number from 0 to 65536, not \"two\"{tail}"
+            ),
+            format!("/steps/1/render/row: row.txt.hbs line 3, col 1: `now`: `%Q` is not a valid date format{tail}"),
+        ],
+        "{got:#?}"
+    );
+}
+
 /// An empty row template (a file saved empty) delivered every file as an empty file, its
 /// source then deleted or moved as delivered.
 #[test]
