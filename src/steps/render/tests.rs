@@ -215,6 +215,21 @@ fn a_footer_or_document_that_fails_quarantines_the_file() {
     assert!(!b.path("out").exists());
 }
 
+/// A byte-order mark a Windows editor saved: a header's starts the file, as a partner taking
+/// UTF-8 with a mark wants; a row's or footer's was written before every record and before
+/// the trailer, inside the file.
+#[test]
+fn a_byte_order_mark_is_kept_at_the_file_s_start_only() {
+    let b = Bench::new();
+    b.file("h.txt.hbs", "\u{feff}HEAD\n").file("r.txt.hbs", "\u{feff}{{record.sku}}\n").file("f.txt.hbs", "\u{feff}T;{{count}}\n");
+    let steps = b.steps("- parse: { format: csv }\n- render: { header: h.txt.hbs, row: r.txt.hbs, footer: f.txt.hbs }");
+    b.run(&steps, "p.csv", b"sku\nA\nB\n");
+    assert_eq!(b.read("out"), "\u{feff}HEAD\nA\nB\nT;2\n");
+    b.file("d.txt.hbs", "\u{feff}{{#each records}}{{sku}}{{/each}}\n");
+    b.run(&b.steps("- parse: { format: csv }\n- render: { template: d.txt.hbs }"), "p.csv", b"sku\nA\nB\n");
+    assert_eq!(b.read("out"), "\u{feff}AB\n");
+}
+
 #[test]
 fn line_endings_of_template_text_are_chosen_not_inherited() {
     let b = Bench::new();
