@@ -88,7 +88,8 @@ pub fn unified(expected: &[u8], actual: &[u8], expected_label: &str, actual_labe
         }
         k += 1;
     }
-    if e.ends_with('\n') != a.ends_with('\n') {
+    // An empty text has no last line to lack its line break.
+    if e.ends_with('\n') != a.ends_with('\n') && !e.is_empty() && !a.is_empty() {
         let which = if a.ends_with('\n') { "expected" } else { "actual" };
         let _ = writeln!(out, "\\ No newline at end of the {which} text");
     }
@@ -260,7 +261,7 @@ mod tests {
         let d = unified(b"a\n", b"a", "e", "a");
         assert!(d.contains("No newline at end of the actual text"), "{d}");
         let d = unified(b"", b"x\n", "e", "a");
-        assert!(d.contains("@@ -0,0 +1,1 @@\n+x\n"), "{d}");
+        assert!(d.contains("@@ -0,0 +1,1 @@\n+x\n") && !d.contains("No newline"), "{d}");
     }
 
     #[test]
