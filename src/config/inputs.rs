@@ -47,7 +47,8 @@ pub fn read_to_string(path: &Path) -> io::Result<String> {
 
 /// [`read_to_string`] of a file of code (a mapping script, a record schema), without the
 /// byte-order mark Windows editors save: left in, Rhai refused it as "Unexpected '\u{feff}'"
-/// and the schema was "not JSON". (A template keeps its mark: it is output.)
+/// and the schema was "not JSON". (A header or whole-document template keeps its mark: it is
+/// output, at the file's start; a row or footer template's is dropped: `steps::render`.)
 pub fn read_code(path: &Path) -> io::Result<String> {
     let text = read_to_string(path)?;
     Ok(match text.strip_prefix('\u{feff}') {

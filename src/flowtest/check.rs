@@ -15,7 +15,7 @@ use super::{Content, Exact, Expect, Outcome, RawRowError, diff};
 use crate::endpoint::RemotePath;
 use crate::endpoint::local::LocalEndpoint;
 use crate::engine::{self, FileReport};
-use crate::ledger::FileResult;
+use crate::ledger::{FileResult, QuarantineRecord};
 use crate::steps::RecordError;
 use crate::steps::parse::csv_cause;
 
@@ -71,7 +71,20 @@ pub fn file(expect: &Expect, found: &Found<'_>) -> Vec<Failure> {
     if let Some(want) = expect.outcome
         && want.as_str() != outcome
     {
-        out.push(Failure::new(format!("outcome: expected {}, found {outcome} ({detail})", want.as_str())));
+        let msg = format!("outcome: expected {}, found {outcome} ({detail})", want.as_str());
+        // A file quarantined unexpectedly: the report says for which records, and why.
+        let rec = found.result.as_ref().and_then(|r| r.quarantine.as_ref());
+        out.push(match rec.map(|rec| report_errors(rec, found)) {
+            Some(Ok(errs)) if !errs.is_empty() => {
+                const SHOWN: usize = 20;
+                let mut lines: Vec<String> = errs.iter().take(SHOWN).map(|e| format!("  {e}")).collect();
+                if errs.len() > SHOWN {
+                    lines.push(format!("  … and {} more in the report", errs.len() - SHOWN));
+                }
+                Failure::with_diff(msg, format!("the quarantine report's errors:\n{}\n", lines.join("\n")))
+            }
+            _ => Failure::new(msg),
+        });
     }
     if let Some(want) = &expect.detail
         && !detail.contains(want.as_str())
@@ -275,16 +288,19 @@ fn quarantine(q: &super::QuarantineExpect, found: &Found<'_>, out: &mut Vec<Fail
             out.push(Failure::new("quarantine errors: the flow writes no report (`quarantine.report: false`), so there are none to check"));
             return;
         }
-        let report = copy.ok_or_else(|| "no copy was made".to_string()).and_then(|c| found.read(&report_of(&c)));
-        let errs = report.and_then(|b| {
-            let v: Value = serde_json::from_slice(&b).map_err(|e| e.to_string())?;
-            serde_json::from_value::<Vec<RecordError>>(v["errors"].clone()).map_err(|e| e.to_string())
-        });
-        match errs {
+        match report_errors(rec, found) {
             Ok(errs) => errors("quarantine errors", want, &errs, false, out),
             Err(e) => out.push(Failure::new(format!("quarantine errors: cannot read the report: {e}"))),
         }
     }
+}
+
+/// The errors of the JSON report of the quarantined copy `rec`.
+fn report_errors(rec: &QuarantineRecord, found: &Found<'_>) -> Result<Vec<RecordError>, String> {
+    let copy = rec.copy.as_ref().map(|c| format!("{}:/{c}", rec.endpoint)).ok_or_else(|| "no copy was made".to_string())?;
+    let bytes = found.read(&report_of(&copy))?;
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| e.to_string())?;
+    serde_json::from_value::<Vec<RecordError>>(v["errors"].clone()).map_err(|e| e.to_string())
 }
 
 /// Where the JSON report of the quarantined copy `copy` (`ENDPOINT:/PATH`) is.

@@ -88,7 +88,8 @@ pub fn unified(expected: &[u8], actual: &[u8], expected_label: &str, actual_labe
         }
         k += 1;
     }
-    if e.ends_with('\n') != a.ends_with('\n') {
+    // An empty text has no last line to lack its line break.
+    if e.ends_with('\n') != a.ends_with('\n') && !e.is_empty() && !a.is_empty() {
         let which = if a.ends_with('\n') { "expected" } else { "actual" };
         let _ = writeln!(out, "\\ No newline at end of the {which} text");
     }
@@ -96,11 +97,21 @@ pub fn unified(expected: &[u8], actual: &[u8], expected_label: &str, actual_labe
 }
 
 /// The text with each byte that is not UTF-8 written `\xE9`: a file in Latin-1 (delivered as it
-/// came) differs where its bytes do; replaced by U+FFFD, every such byte looked the same.
+/// came) differs where its bytes do; replaced by U+FFFD, every such byte looked the same. A
+/// character that shows as nothing — a byte-order mark, a zero-width space, a control
+/// character but tab and line breaks — is written `\u{FEFF}`: the lines looked equal.
 fn escaped(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len());
     for chunk in bytes.utf8_chunks() {
-        out.push_str(chunk.valid());
+        for c in chunk.valid().chars() {
+            let invisible = matches!(c, '\u{200B}'..='\u{200D}' | '\u{2060}' | '\u{FEFF}' | '\u{00AD}')
+                || (c.is_control() && !matches!(c, '\t' | '\n' | '\r'));
+            if invisible {
+                let _ = write!(out, "\\u{{{:04X}}}", u32::from(c));
+            } else {
+                out.push(c);
+            }
+        }
         for b in chunk.invalid() {
             let _ = write!(out, "\\x{b:02X}");
         }
@@ -250,7 +261,14 @@ mod tests {
         let d = unified(b"a\n", b"a", "e", "a");
         assert!(d.contains("No newline at end of the actual text"), "{d}");
         let d = unified(b"", b"x\n", "e", "a");
-        assert!(d.contains("@@ -0,0 +1,1 @@\n+x\n"), "{d}");
+        assert!(d.contains("@@ -0,0 +1,1 @@\n+x\n") && !d.contains("No newline"), "{d}");
+    }
+
+    #[test]
+    fn characters_that_show_as_nothing_are_visible() {
+        // A byte-order mark before a row: the two lines looked the same.
+        let d = unified(b"a\nb\n", "a\n\u{feff}b\u{200b}\u{1}\tc\n".as_bytes(), "e", "a");
+        assert!(d.contains("-b\n+\\u{FEFF}b\\u{200B}\\u{0001}\tc\n"), "{d}");
     }
 
     #[test]

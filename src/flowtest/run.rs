@@ -181,7 +181,8 @@ fn map_case(flow: &Flow, case: &Case, record: &Value) -> Vec<Failure> {
     // Invariant: load.rs refuses a `map` case for a flow without a `map` step.
     let Some(m) = mapper else { return vec![Failure::new("the flow has no `map` step")] };
     m.start_file();
-    let out = m.map(record);
+    // A script's `print` and `debug` lines name the case (`wharf test -v` shows them).
+    let out = tracing::info_span!("script", case = case.name.as_str()).in_scope(|| m.map(record));
     m.end_file();
     let out = out.map_err(|MapFailure { error, returned }| {
         let (MapError::Record(msg) | MapError::Script(msg) | MapError::Timeout(msg)) = error;

@@ -17,6 +17,7 @@ use rhai::{AST, CallFnOptions, Dynamic, Engine, EvalAltResult, ImmutableString, 
 use serde_json::Value;
 
 use super::parse::csv_cause;
+use super::render::decimal::Decimal;
 use super::{Returned, excerpt};
 use crate::config::raw_steps::RawLookup;
 
@@ -91,11 +92,19 @@ impl Mapper {
         max_operations: u64,
         timeout: Duration,
     ) -> Result<Mapper, String> {
-        let engine = sandbox(Arc::new(lookups), max_operations);
+        let engine = sandbox(script, Arc::new(lookups), max_operations);
         let ast = engine.compile(script_text).map_err(|e| {
-            let line = e.1.line().map(|l| format!(" line {l}")).unwrap_or_default();
+            let line = match (e.1.line(), e.1.position()) {
+                (Some(l), Some(c)) => format!(" line {l}, col {c}"),
+                (Some(l), None) => format!(" line {l}"),
+                _ => String::new(),
+            };
             // `record` outside a function: the script was written as a body to run per record.
             let hint = match &*e.0 {
+                // Rhai stops at the token after the statement, often the next line's first.
+                rhai::ParseErrorType::MissingToken(t, _) if t == ";" => {
+                    " (the statement before this point lacks its `;`: at the end of the line above?)".to_string()
+                }
                 rhai::ParseErrorType::VariableUndefined(v) if v == "record" => {
                     " (a map script's code goes in `fn map(record) { … }`, which is called once per record)".to_string()
                 }
@@ -187,6 +196,13 @@ impl Mapper {
             msg = rest.to_string();
         }
         let at = pos.line().map(|l| format!(" line {l}")).unwrap_or_default();
+        // `trim (())`: Rhai's signature says "()", which a person does not read as "missing".
+        if let EvalAltResult::ErrorFunctionNotFound(sig, _) = inner
+            && let Some(args) = sig.split_once(" (").and_then(|(_, args)| args.strip_suffix(')'))
+            && args.split(", ").any(|a| a == "()")
+        {
+            msg.push_str(" (`()` is no value: a field the record does not have, or a function that returned nothing; test it first: `if r.note != () { … }`)");
+        }
         match inner {
             EvalAltResult::ErrorTerminated(..) => {
                 MapError::Timeout(format!("{}: stopped after the time limit of {:?} for one file", self.script, self.timeout))
@@ -368,7 +384,7 @@ fn from_dynamic(d: &Dynamic) -> Result<Value, Unwritable> {
 }
 
 /// The sandboxed engine: limits, no module loading, no `eval`, print to the log, a wall clock.
-fn sandbox(tables: Arc<BTreeMap<String, Table>>, max_operations: u64) -> Engine {
+fn sandbox(script: &str, tables: Arc<BTreeMap<String, Table>>, max_operations: u64) -> Engine {
     let mut e = Engine::new();
     e.set_max_operations(max_operations)
         .set_max_expr_depths(64, 32)
@@ -380,8 +396,11 @@ fn sandbox(tables: Arc<BTreeMap<String, Table>>, max_operations: u64) -> Engine 
     // The default resolver reads `import`ed files from disk.
     e.set_module_resolver(rhai::module_resolvers::DummyModuleResolver::new());
     e.disable_symbol("eval");
-    e.on_print(|s| tracing::info!(target: "wharf::script", "{s}"));
-    e.on_debug(|s, _, pos| tracing::debug!(target: "wharf::script", line = pos.line(), "{s}"));
+    // Which record printed it comes from the caller's `script` span (flow, file, row).
+    let name: Arc<str> = script.into();
+    let n = name.clone();
+    e.on_print(move |s| tracing::info!(target: "wharf::script", script = &*n, "{s}"));
+    e.on_debug(move |s, _, pos| tracing::debug!(target: "wharf::script", script = &*name, line = pos.line(), "{s}"));
     e.on_progress(|ops| {
         // The callback sees only the operation count; the clock is read every 1024 operations.
         if ops % 1024 == 0 && DEADLINE.with(|d| d.get()).is_some_and(|d| Instant::now() > d) {
@@ -432,13 +451,14 @@ fn register_helpers(e: &mut Engine, tables: Arc<BTreeMap<String, Table>>) {
     e.register_fn("integer", |text: &str| -> Fallible<i64> {
         text.trim().parse::<i64>().or_else(|_| fail(format!("integer(): {} is not an integer", excerpt(text))))
     });
-    e.register_fn("round_to", |x: f64, places: i64| {
-        let f = 10f64.powi(places.clamp(0, 15) as i32);
-        (x * f).round() / f
-    });
+    e.register_fn("round_to", |x: f64, places: i64| rounded(&x.to_string(), places).and_then(|t| t.parse().ok()).unwrap_or(x));
     e.register_fn("round_to", |x: i64, _places: i64| x as f64);
-    e.register_fn("fixed", |x: f64, places: i64| format!("{x:.*}", places.clamp(0, 15) as usize));
-    e.register_fn("fixed", |x: i64, places: i64| format!("{:.*}", places.clamp(0, 15) as usize, x as f64));
+    e.register_fn("fixed", |x: f64, places: i64| {
+        rounded(&x.to_string(), places).unwrap_or_else(|| format!("{x:.*}", places.clamp(0, 15) as usize))
+    });
+    e.register_fn("fixed", |x: i64, places: i64| {
+        rounded(&x.to_string(), places).unwrap_or_else(|| format!("{:.*}", places.clamp(0, 15) as usize, x as f64))
+    });
     // Text.
     e.register_fn("trimmed", |s: &str| s.trim().to_string());
     e.register_fn("squish", |s: &str| s.split_whitespace().collect::<Vec<_>>().join(" "));
@@ -464,6 +484,16 @@ fn register_helpers(e: &mut Engine, tables: Arc<BTreeMap<String, Table>>) {
             },
         }
     });
+}
+
+/// A number as a script shows it (`2.345`: a float's shortest form, not its binary expansion
+/// 2.34499…) rounded half away from zero to `places` (0 to 15) decimals, as the template
+/// helper `number` rounds: `fixed(1.005, 2)` is `1.01` and `fixed(2.5, 0)` is `3` (Rust's
+/// formatting gave `1.00` and `2`, a cent off in a price list). `None` for a number no
+/// decimal holds exactly (NaN, infinity, beyond 10^30), formatted as before.
+fn rounded(shown: &str, places: i64) -> Option<String> {
+    let places = u32::try_from(places.clamp(0, 15)).ok()?;
+    Some(Decimal::parse(shown).ok()?.rescale(places)?.to_string())
 }
 
 fn unknown_table(table: &str, tables: &BTreeMap<String, Table>) -> String {
@@ -641,6 +671,27 @@ mod tests {
     }
 
     #[test]
+    fn fixed_and_round_to_round_half_away_from_zero_on_the_number_as_written() {
+        // Half away from zero, on the number as written, as the template helper `number`:
+        // not the binary expansion (1.00499…) nor round-half-even (2.5 → 2).
+        let m = mapper(
+            r#"fn map(r) { #{
+                a: fixed(1.005, 2), b: fixed(2.5, 0), c: fixed(-2.5, 0), d: fixed(0.125, 2), e: fixed(7, 2),
+                f: round_to(1.005, 2), g: round_to(-0.125, 2), h: fixed(1e300, 1), i: fixed(1.0 / 0.0, 2),
+            } }"#,
+        )
+        .unwrap();
+        let out = &m.map(&json!({})).unwrap()[0];
+        assert_eq!(
+            [&out["a"], &out["b"], &out["c"], &out["d"], &out["e"]].map(|v| v.as_str().unwrap_or_default()),
+            ["1.01", "3", "-3", "0.13", "7.00"]
+        );
+        assert_eq!((out["f"].as_f64(), out["g"].as_f64()), (Some(1.01), Some(-0.13)));
+        assert!(out["h"].as_str().is_some_and(|h| h.starts_with("1000") && h.ends_with(".0")), "{}", out["h"]);
+        assert_eq!(out["i"], "inf");
+    }
+
+    #[test]
     fn helpers_for_dates_numbers_and_lookups() {
         let m = mapper(
             r#"fn map(r) { #{
@@ -717,7 +768,7 @@ mod tests {
     #[test]
     fn syntax_errors_name_the_line_and_modules_and_eval_are_refused() {
         let e = mapper("fn map(r) {\n  let x = ;\n}").unwrap_err();
-        assert!(e.starts_with("t.rhai line 2: "), "{e}");
+        assert!(e.starts_with("t.rhai line 2, col 11: "), "{e}");
         assert_eq!(mapper("fn transform(r) { r }").unwrap_err(), "t.rhai defines no `fn map(record)`");
         // Before: "defines no `fn map(record)`", of a script that plainly defines a `map`.
         assert_eq!(
@@ -730,7 +781,7 @@ mod tests {
         );
         assert_eq!(
             mapper("let n = record.amount;\n#{ n: n }").unwrap_err(),
-            "t.rhai line 1: Undefined variable: record (a map script's code goes in `fn map(record) { … }`, which is called once per record)"
+            "t.rhai line 1, col 9: Undefined variable: record (a map script's code goes in `fn map(record) { … }`, which is called once per record)"
         );
         // Before: valid, then every record failed with "Variable not found: global::RATE".
         assert_eq!(
@@ -738,7 +789,12 @@ mod tests {
             "t.rhai: `RATE` is declared at the script's top level (the top level is never run: only `fn map` is called, once per record, and a function sees no variable from outside it; declare `RATE` inside `fn map`, or make it a function: `fn rate() { … }`)"
         );
         let e = mapper("let rate = 2;\nfn map(r) { r.x = rate; r }").unwrap_err();
-        assert!(e.starts_with("t.rhai line 2: Undefined variable: rate (the top level is never run"), "{e}");
+        assert!(e.starts_with("t.rhai line 2, col 19: Undefined variable: rate (the top level is never run"), "{e}");
+        // Syntax errors name the column, and a missing `;` where a person looks for it.
+        let e = mapper("fn map(r) {\n    let x = r.a +* 2;\n    x\n}").unwrap_err();
+        assert_eq!(e, "t.rhai line 2, col 18: Unexpected '*'");
+        let e = mapper("fn map(r) {\n    let x = r.a\n    #{ x: x }\n}").unwrap_err();
+        assert!(e.starts_with("t.rhai line 3, col 5: Expecting ';' to terminate this statement (the statement before this point lacks its `;`: at the end of the line above?)"), "{e}");
         let e = mapper("fn map(r) { eval(\"1\") }").unwrap_err();
         assert!(e.contains("eval"), "{e}");
         let m = mapper("fn map(r) { import \"/etc/passwd\" as m; r }").unwrap();
@@ -772,6 +828,8 @@ mod tests {
         let err = |k: &str| m.map(&json!({ "k": k, "c": "x" })).unwrap_err().error;
         assert_eq!(err("throw"), MapError::Record("t.rhai line 2: bad code x".into()));
         assert_eq!(err("int"), MapError::Record("t.rhai line 3: integer(): \"x\" is not an integer".into()));
+        let m = mapper("fn map(r) { #{ n: r.qty + 1 } }").unwrap();
+        assert!(matches!(m.map(&json!({})).unwrap_err().error, MapError::Script(s) if s.contains("+ ((), i64) (`()` is no value")));
         for (k, line, text) in [
             ("fn", 4, "Function not found: trimm (&str | ImmutableString | String)"),
             ("args", 5, "Function not found: integer (&str | ImmutableString | String, i64)"),
@@ -780,7 +838,11 @@ mod tests {
             ("column", 8, "lookup(): table `depts` has no column `nope`"),
             ("sep", 9, "number(): the decimal separator must be \".\" or \",\", not \";\""),
             // A missing field reads as `()`: told from a script fault by the owner, not here.
-            ("field", 10, "Function not found: trim (())"),
+            (
+                "field",
+                10,
+                "Function not found: trim (()) (`()` is no value: a field the record does not have, or a function that returned nothing; test it first: `if r.note != () { … }`)",
+            ),
         ] {
             assert_eq!(err(k), MapError::Script(format!("t.rhai line {line}: {text}")), "{k}");
         }

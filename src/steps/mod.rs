@@ -995,6 +995,9 @@ impl<'s, 'i> FileRun<'s, 'i> {
                             };
                             let mut next = Vec::with_capacity(inputs.len());
                             for (i, r) in inputs.iter().enumerate() {
+                                // Where a script's `print` and `debug` lines come from.
+                                let _at = tracing::info_span!("script", flow = self.input.flow, path = self.input.name, row = row.number)
+                                    .entered();
                                 match m.map(r) {
                                     Ok(mut out) => {
                                         if let Some(w) = &written {

@@ -457,7 +457,7 @@ fn build_reports_order_and_configuration_problems_with_paths() {
     let got = problems("- parse: { format: csv }\n- map: { script: bad.rhai, lookups: { t: { file: none.csv, key: k } } }", "");
     assert!(got[0].starts_with("/steps/1/map/lookups: `t`: cannot read look-up table"), "{got:#?}");
     let got = problems("- parse: { format: csv }\n- map: { script: bad.rhai }", "");
-    assert!(got[0].starts_with("/steps/1/map/script: bad.rhai line 2: "), "{got:#?}");
+    assert!(got[0].starts_with("/steps/1/map/script: bad.rhai line 2, col "), "{got:#?}");
     // Named as what it is, as a schema and a look-up table are (was `cannot read DIR/none.rhai`).
     let got = problems("- parse: { format: csv }\n- map: { script: none.rhai }", "");
     assert!(got[0].starts_with("/steps/1/map/script: cannot read script ") && got[0].contains("none.rhai"), "{got:#?}");
@@ -657,7 +657,7 @@ fn a_map_step_reports_its_script_errors_with_its_other_problems() {
     assert_eq!(got.len(), 3, "{got:#?}");
     assert!(got[0].starts_with("/steps/1/map/timeout: "), "{got:#?}");
     assert!(got[1].starts_with("/steps/1/map/lookups: `d`: "), "{got:#?}");
-    assert!(got[2].starts_with("/steps/1/map/script: bad.rhai line 2: "), "{got:#?}");
+    assert!(got[2].starts_with("/steps/1/map/script: bad.rhai line 2, col "), "{got:#?}");
 }
 
 #[test]

@@ -111,7 +111,7 @@ fn every_step_is_checked_even_when_another_step_is_malformed() {
         "{got:#?}"
     );
     assert!(
-        got[2].starts_with("10:15: ") && got[2].contains("syntax.rhai line 3: ") && got[2].ends_with("(at /steps/2/map/script)"),
+        got[2].starts_with("10:15: ") && got[2].contains("syntax.rhai line 3, col ") && got[2].ends_with("(at /steps/2/map/script)"),
         "{got:#?}"
     );
     assert!(got[3].starts_with("12:46: unknown field `sheet`") && got[3].ends_with("(at /steps/2/map/lookups/depts/sheet)"), "{got:#?}");

@@ -327,7 +327,7 @@ fn broken_scripts_and_schemas_are_caught_by_validate() {
     let f = flow.display().to_string();
     let line = |n: usize, rest: &str| t.lines().any(|l| l.starts_with(&format!("{f}:{n}:")) && l.contains(rest));
     assert!(line(8, "does not compile") && t.contains("(at /steps/1/validate/schema)"), "{t}");
-    assert!(line(9, ": syntax.rhai line 3: ") && t.contains("(at /steps/2/map/script)"), "{t}");
+    assert!(line(9, ": syntax.rhai line 3, col ") && t.contains("(at /steps/2/map/script)"), "{t}");
     // `wharf run` refuses the flow before touching anything.
     let out = wharf(&dir.path().join("state")).arg("run").arg(&flow).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{}", text(&out));

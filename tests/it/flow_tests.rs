@@ -102,6 +102,23 @@ fn an_input_taken_only_ignoring_case_says_so() {
     assert_eq!((code, summary(&text)), (0, (1, 0)), "{text}");
 }
 
+/// A file quarantined where the case expects it delivered lists the report's errors (it said
+/// only `2 of 3 records are invalid`: which, and why, took a second case to find out).
+#[test]
+fn an_unexpected_quarantine_shows_the_report_s_errors() {
+    let dir = support::tempdir();
+    local_flow(dir.path());
+    let case = "flow: orders.yaml\ncases:\n  - name: bad rows\n    input: { name: a.csv, content: \"id,qty\\n1,2,3\\n4,5\\n6\\n\" }\n    expect: { outcome: delivered }\n";
+    fs::write(dir.path().join("orders.test.yaml"), case).unwrap();
+    let (code, text) = wharf_test(dir.path(), &[]);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("outcome: expected delivered, found quarantined ("), "{text}");
+    assert!(
+        text.contains("    the quarantine report's errors:\n      row 1 (line 2): 3 fields, expected 2 (as in the header): too many\n      row 3 (line 4): 1 field, expected 2 (as in the header): too few\n"),
+        "{text}"
+    );
+}
+
 /// JSON → CSV keeps the partner's key order as the header (it was alphabetical).
 #[test]
 fn json_input_converted_to_csv_keeps_the_partner_s_key_order() {

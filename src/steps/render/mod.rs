@@ -10,7 +10,7 @@
 //! to the file, is the pipeline's business (`steps/mod.rs`).
 
 mod dates;
-mod decimal;
+pub(crate) mod decimal;
 pub mod fields;
 mod lint;
 mod numbers;
@@ -83,11 +83,11 @@ impl Render {
             ("footer", &raw.footer, Scope::Footer),
         ] {
             if let Some(name) = file {
-                match load(&mut hb, name, base, raw.line_ending) {
+                match load(&mut hb, name, base, raw.line_ending, matches!(scope, Scope::Document | Scope::Header)) {
                     Err(e) => problems.push((field, e)),
                     Ok(()) => {
                         let Some(t) = hb.get_template(name) else { continue };
-                        problems.extend(lint::problems(name, t).into_iter().map(|p| (field, p)));
+                        problems.extend(lint::problems(&hb, name, t).into_iter().map(|p| (field, p)));
                         for s in fields::strangers(t, scope) {
                             if s.strict {
                                 problems.push((field, s.message(name)));
@@ -228,11 +228,14 @@ impl Render {
     }
 }
 
-/// Reads a template file and registers it under its name as written.
-fn load(hb: &mut Handlebars<'static>, name: &str, base: &Path, line_ending: LineEnding) -> Result<(), String> {
+/// Reads a template file and registers it under its name as written. `starts_file`: its
+/// output starts the file (a header, a whole document), where a byte-order mark its editor
+/// saved is written as the file's own; a row or footer template drops it, as it would land
+/// before every record, inside the file.
+fn load(hb: &mut Handlebars<'static>, name: &str, base: &Path, line_ending: LineEnding, starts_file: bool) -> Result<(), String> {
     let path = crate::config::paths::resolve(base, name);
-    let text = crate::config::inputs::read_to_string(&path)
-        .map_err(|e| format!("cannot read template {}: {}", path.display(), crate::endpoint::local::io_reason(&e)))?;
+    let read = if starts_file { crate::config::inputs::read_to_string(&path) } else { crate::config::inputs::read_code(&path) };
+    let text = read.map_err(|e| format!("cannot read template {}: {}", path.display(), crate::endpoint::local::io_reason(&e)))?;
     // Line breaks of the template's own text, whatever the editor (or git) saved.
     let text = text.replace("\r\n", "\n");
     let text = match line_ending {

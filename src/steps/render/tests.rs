@@ -215,6 +215,21 @@ fn a_footer_or_document_that_fails_quarantines_the_file() {
     assert!(!b.path("out").exists());
 }
 
+/// A byte-order mark a Windows editor saved: a header's starts the file, as a partner taking
+/// UTF-8 with a mark wants; a row's or footer's was written before every record and before
+/// the trailer, inside the file.
+#[test]
+fn a_byte_order_mark_is_kept_at_the_file_s_start_only() {
+    let b = Bench::new();
+    b.file("h.txt.hbs", "\u{feff}HEAD\n").file("r.txt.hbs", "\u{feff}{{record.sku}}\n").file("f.txt.hbs", "\u{feff}T;{{count}}\n");
+    let steps = b.steps("- parse: { format: csv }\n- render: { header: h.txt.hbs, row: r.txt.hbs, footer: f.txt.hbs }");
+    b.run(&steps, "p.csv", b"sku\nA\nB\n");
+    assert_eq!(b.read("out"), "\u{feff}HEAD\nA\nB\nT;2\n");
+    b.file("d.txt.hbs", "\u{feff}{{#each records}}{{sku}}{{/each}}\n");
+    b.run(&b.steps("- parse: { format: csv }\n- render: { template: d.txt.hbs }"), "p.csv", b"sku\nA\nB\n");
+    assert_eq!(b.read("out"), "\u{feff}AB\n");
+}
+
 #[test]
 fn line_endings_of_template_text_are_chosen_not_inherited() {
     let b = Bench::new();
@@ -299,6 +314,35 @@ fn unknown_helpers_missing_arguments_and_partials_are_refused_at_load() {
             "/steps/1/render/row: row.txt.hbs line 2, col 1: there is no helper `frobnicate` (see docs/templates.md for the helpers there are)",
             "/steps/1/render/row: row.txt.hbs line 3, col 17: `lpad` needs 2 argument(s), given 1",
             "/steps/1/render/row: row.txt.hbs line 4, col 1: partials (`{{> name}}`) are not available: put the text in the template itself",
+        ],
+        "{got:#?}"
+    );
+}
+
+/// A setting written as a literal that the helper refuses whatever the value — Java's
+/// `yyyyMMdd` as a date format, decimals as text, a fill of two characters — failed every
+/// record at run time (every file quarantined): refused when the flow is loaded, with the
+/// line. Settings read from the data, and good literals, are left to the run.
+#[test]
+fn literal_settings_a_helper_refuses_whatever_the_value_are_refused_at_load() {
+    let b = Bench::new();
+    b.file(
+        "row.txt.hbs",
+        "{{date record.d \"dd.MM.yyyy\"}}\n{{#if record.x}}{{lpad (number record.p decimals=\"two\") 9 fill=\"00\"}}{{/if}}\n{{now \"%Q\"}}{{csv record.n delimiter=\";\"}}{{pad record.n record.width}}{{number record.p 2 decimal=\",\"}}{{date record.d}}\n",
+    );
+    let got = b.problems("- parse: { format: csv }\n- render: { row: row.txt.hbs }");
+    let tail = " (whatever the value: it would fail each time it is rendered)";
+    assert_eq!(
+        got,
+        [
+            format!(
+                "/steps/1/render/row: row.txt.hbs line 1, col 1: `date`: `dd.MM.yyyy`: `yyyy` is not a date token here, and would be written as it is: the year is `YYYY` (tokens `YYYY` `YY` `MM` `DD` `HH` `mm` `ss`, or a strftime format with `%`){tail}"
+            ),
+            format!("/steps/1/render/row: row.txt.hbs line 2, col 17: `lpad`: fill must be one character, not \"00\"{tail}"),
+            format!(
+                "/steps/1/render/row: row.txt.hbs line 2, col 17: `number`: decimals must be a whole number from 0 to 65536, not \"two\"{tail}"
+            ),
+            format!("/steps/1/render/row: row.txt.hbs line 3, col 1: `now`: `%Q` is not a valid date format{tail}"),
         ],
         "{got:#?}"
     );
