@@ -117,7 +117,15 @@ pub struct Summary {
 }
 
 /// Reads `path` as records, calling `each` for the header (CSV) and every record, in order.
+/// A file that starts like a packed or binary format (an Excel workbook, a gzip file:
+/// [`super::check::not_text`]) is refused before anything is decoded, in every encoding.
 pub fn read(p: &Parse, path: &Path, each: &mut dyn FnMut(Event) -> Result<(), Stop>) -> Result<Summary, Stop> {
+    let mut head = [0u8; 16];
+    let n = super::check::read_prefix(path, &mut head).map_err(Stop::Io)?;
+    if let Some((what, advice)) = super::check::not_text(&head[..n]) {
+        let first = hex::encode(&head[..n.min(8)]);
+        return Err(Stop::File(format!("the file is {what}, not text (its first bytes are {first}): {advice}")));
+    }
     let file = std::fs::File::open(path).map_err(Stop::Io)?;
     let text = BufReader::with_capacity(256 * 1024, Decoded::new(file, p.encoding));
     match p.format {
@@ -1128,6 +1136,38 @@ mod tests {
         let (header, rows, r) = run(&p, &le);
         r.unwrap();
         assert_eq!((header, get(&rows[0], "name")), (vec!["id".to_string(), "name".into()], "Zoe"));
+    }
+
+    /// An Excel workbook or a gzip file renamed `.csv`: before, read as Windows-1252 (where
+    /// every byte is a character) it was a CSV of garbage, delivered as a file of no records;
+    /// read as UTF-8 it was "not valid UTF-8 …: if it is Latin-1, set `encoding`" (or "may be
+    /// UTF-16"), advice that leads nowhere. Now it is refused as what it is, in every format
+    /// and encoding.
+    #[test]
+    fn a_packed_or_binary_file_is_refused_as_what_it_is() {
+        let xlsx = b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00[Content_Types].xml";
+        let gzip = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03K\xcc";
+        let xls = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00";
+        let latin1 = Parse { encoding: encoding_rs::WINDOWS_1252, delimiter: b';', ..parse(ParseFormat::Csv) };
+        for p in [&latin1, &parse(ParseFormat::Csv), &parse(ParseFormat::Json), &parse(ParseFormat::Jsonl)] {
+            let (_, rows, r) = run(p, xlsx);
+            assert!(rows.is_empty());
+            assert_eq!(
+                r.unwrap_err(),
+                "the file is a ZIP archive (an Excel .xlsx workbook is one), not text (its first bytes are 504b030414000600): a spreadsheet is no CSV: ask for it exported as CSV"
+            );
+        }
+        assert_eq!(
+            run(&latin1, gzip).2.unwrap_err(),
+            "the file is a gzip archive, not text (its first bytes are 1f8b080000000000): a packed file is unpacked by a `command` step before `parse` (`run: [gunzip, -c]` for gzip)"
+        );
+        assert!(run(&latin1, xls).2.unwrap_err().starts_with("the file is an Excel .xls workbook"));
+        assert!(run(&latin1, b"BZh91AY&SY\x00").2.unwrap_err().starts_with("the file is a bzip2 archive"));
+        // Text that merely starts with such letters is text.
+        for text in [&b"BZh;PK\nx;y\n"[..], b"%PDF;b\n1;2\n"] {
+            let (header, rows, r) = run(&latin1, text);
+            assert!(r.is_ok() && rows.len() == 1, "{header:?}");
+        }
     }
 
     #[test]
