@@ -254,7 +254,10 @@ fn completeness_rules_quarantine_incomplete_files() {
     let b = Bench::new();
     let steps = b.steps(ROSTER_STEPS, "");
     let p = b.run(&steps, "r.csv", b"id,mail\n1,a@x\n");
-    assert_eq!(p.quarantine.unwrap().reason, "the header lacks required column(s) `email`");
+    assert_eq!(
+        p.quarantine.unwrap().reason,
+        "the header lacks required column(s) `email` (the header has `mail`); column names are matched exactly, letter case included"
+    );
     let steps = b.steps("- parse: { format: csv, trailer: { marker: TRL, count_column: 2 } }", "");
     let p = b.run(&steps, "r.csv", b"id,email\n1,a\n2,b\nTRL,3\n");
     assert_eq!(p.quarantine.unwrap().reason, "the trailer announces 3 records, but the file has 2");

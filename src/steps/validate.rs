@@ -211,7 +211,7 @@ impl Validate {
                 // A message quotes the value it is about: a 1 MB cell would make a 1 MB message
                 // (and report line), so a long value is quoted in part.
                 let shown = super::excerpt_json(e.instance());
-                let message = match (e.kind(), shown) {
+                let mut message = match (e.kind(), shown) {
                     // jsonschema says `"x" is not a "email"`.
                     (ValidationErrorKind::Format { format }, shown) => {
                         format!("{} is not a valid {format}", shown.unwrap_or_else(|| e.instance().to_string()))
@@ -219,21 +219,55 @@ impl Validate {
                     (_, Some(short)) => e.masked_with(short).to_string(),
                     (_, None) => e.to_string(),
                 };
+                // A header `Order_ID` for the schema's `order_id` made every row "lack" it.
+                if let (ValidationErrorKind::Required { property }, Some(given)) = (e.kind(), e.instance().as_object()) {
+                    let near = written_otherwise(property.as_str().unwrap_or_default(), given.keys().map(String::as_str));
+                    if !near.is_empty() {
+                        message.push_str(&format!(" (the record has {}: names are matched exactly, letter case included)", quoted(&near)));
+                    }
+                }
                 FieldError { field, message }
             })
             .collect()
     }
 
     /// Required CSV columns missing from `header`, as one sentence (or `None`).
+    /// A column the header has in another letter case or spelling (`Order_ID`, `Order ID`
+    /// for `order_id`) is named beside the one it lacks.
     pub fn missing_columns(&self, header: &[String]) -> Option<String> {
-        let missing: Vec<String> = self.required_columns.iter().filter(|c| !header.contains(c)).map(|c| format!("`{c}`")).collect();
+        let mut near_any = false;
+        let missing: Vec<String> = self
+            .required_columns
+            .iter()
+            .filter(|c| !header.contains(c))
+            .map(|c| {
+                let near = written_otherwise(c, header.iter().map(String::as_str));
+                near_any |= !near.is_empty();
+                if near.is_empty() { format!("`{c}`") } else { format!("`{c}` (the header has {})", quoted(&near)) }
+            })
+            .collect();
         if missing.is_empty() {
             return None;
         }
+        let exactly = if near_any { "; column names are matched exactly, letter case included" } else { "" };
         // A header of one column holding another separator gets the pipeline's delimiter
         // hint (`parse::delimiter_hint`), as every reason a file is refused for does.
-        Some(format!("the header lacks required column(s) {}", missing.join(", ")))
+        Some(format!("the header lacks required column(s) {}{exactly}", missing.join(", ")))
     }
+}
+
+/// The names among `names` that were most likely meant for `wanted`: it in other letter case
+/// or with other separators (`Order ID`, `ORDER-ID` for `order_id`), or a typing mistake
+/// away ([`crate::suggest::close`]).
+fn written_otherwise<'a>(wanted: &str, names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let bare = |s: &str| s.chars().filter(|c| !matches!(c, ' ' | '_' | '-' | '.')).collect::<String>().to_lowercase();
+    let wanted_bare = bare(wanted);
+    crate::suggest::close(wanted, names, |lower| bare(lower) == wanted_bare)
+}
+
+/// `a`, `b` quoted and joined, for a message.
+fn quoted(names: &[&str]) -> String {
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
 }
 
 /// A compiled record schema, the CSV conversions derived from it and its closed set of
@@ -541,5 +575,33 @@ mod tests {
         };
         assert_eq!(v.missing_columns(&["id".into(), "name".into()]).unwrap(), "the header lacks required column(s) `email`");
         assert!(v.missing_columns(&["email".into(), "id".into()]).is_none());
+        // A header written in other letter case or spelling: before, "lacks `id`, `email`"
+        // beside a header that plainly has them, and nothing said why.
+        let header = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            v.missing_columns(&header(&["ID", "E-Mail", "name"])).unwrap(),
+            "the header lacks required column(s) `id` (the header has `ID`), `email` (the header has `E-Mail`); column names are matched exactly, letter case included"
+        );
+        assert_eq!(
+            v.missing_columns(&header(&["id", "phone"])).unwrap(),
+            "the header lacks required column(s) `email`"
+        );
+    }
+
+    /// A CSV header `Order_ID` for the schema's `order_id`: every row "lacked" it, and no
+    /// message said the record has it in other letter case.
+    #[test]
+    fn a_required_property_written_otherwise_is_named() {
+        let (_dir, v) = step(json!({ "type": "object", "required": ["order_id", "email"], "properties": { "n": { "required": ["code"] } } }));
+        let errors = v.check(&json!({ "Order ID": "1", "email": "a@b", "n": { "Code": 1 } }));
+        let messages: Vec<_> = errors.iter().map(|e| (e.field.as_deref().unwrap_or_default(), e.message.as_str())).collect();
+        assert_eq!(
+            messages,
+            [
+                ("order_id", "\"order_id\" is a required property (the record has `Order ID`: names are matched exactly, letter case included)"),
+                ("n.code", "\"code\" is a required property (the record has `Code`: names are matched exactly, letter case included)"),
+            ]
+        );
+        assert_eq!(v.check(&json!({ "email": "a@b", "total": 1 }))[0].message, "\"order_id\" is a required property");
     }
 }
