@@ -283,6 +283,14 @@ fn load_schema(path: &Path) -> Result<Loaded, String> {
         jsonschema::options().with_draft(jsonschema::Draft::Draft202012).should_validate_formats(true).build(&value).map_err(|e| {
             let at = e.instance_path().to_string();
             let at = if at.is_empty() { String::new() } else { format!(" (at {at})") };
+            // Before: "Resource '…' is not present in a registry and retrieving it failed: No
+            // base URI is available", jsonschema's words for a reference wharf never fetches.
+            if let ValidationErrorKind::Referencing(jsonschema::ReferencingError::Unretrievable { uri, .. }) = e.kind() {
+                return format!(
+                    "schema {} refers to `{uri}`{at}, outside the file: a record schema is self-contained (other files and URLs are not fetched); copy what it refers to into the schema's `$defs` and refer to it as `#/$defs/NAME`",
+                    path.display()
+                );
+            }
             format!("schema {} does not compile: {e}{at}", path.display())
         })?;
     Ok((validator, coercions(&value), closed(&value)))
@@ -544,6 +552,15 @@ mod tests {
         let e = &build("ref.json")[0].1;
         assert!(e.contains("does not compile") && !e.contains("(at )"), "{e}");
         assert!(build("notjson.json")[0].1.contains("is not JSON"));
+        // A reference to another file or a URL, which is never fetched.
+        std::fs::write(dir.path().join("other.json"), r#"{ "properties": { "a": { "$ref": "common.json#/$defs/id" } } }"#).unwrap();
+        let e = build("other.json")[0].1.replace(&dir.path().display().to_string(), "DIR");
+        assert_eq!(
+            e,
+            "schema DIR/other.json refers to `common.json#/$defs/id`, outside the file: a record schema is self-contained (other files and URLs are not fetched); copy what it refers to into the schema's `$defs` and refer to it as `#/$defs/NAME`"
+        );
+        std::fs::write(dir.path().join("url.json"), r#"{ "properties": { "a": { "$ref": "https://example.com/id.json" } } }"#).unwrap();
+        assert!(build("url.json")[0].1.contains("refers to `https://example.com/id.json`, outside the file"));
         assert!(build("missing.json")[0].1.contains("cannot read schema"));
     }
 
