@@ -187,6 +187,9 @@ impl Mapper {
             msg = rest.to_string();
         }
         let at = pos.line().map(|l| format!(" line {l}")).unwrap_or_default();
+        if let EvalAltResult::ErrorFunctionNotFound(..) = inner {
+            msg = function_not_found(&msg);
+        }
         match inner {
             EvalAltResult::ErrorTerminated(..) => {
                 MapError::Timeout(format!("{}: stopped after the time limit of {:?} for one file", self.script, self.timeout))
@@ -217,6 +220,22 @@ impl Mapper {
             EvalAltResult::ErrorRuntime(..) => MapError::Record(format!("{}{at}: {msg}", self.script)),
             _ => MapError::Script(format!("{}{at}: {msg}", self.script)),
         }
+    }
+}
+
+/// Rhai's `Function not found: trim (())` in plainer words: a text argument is a `string`
+/// (Rhai writes `&str | ImmutableString | String`), and a `()` among the arguments is said to
+/// be, most likely, a field the record lacks — how a misspelt field name (`r.nmae.trim()`)
+/// or a partner's missing column shows in a script.
+fn function_not_found(msg: &str) -> String {
+    let plain = msg.replace("&str | ImmutableString | String", "string");
+    // `NAME (T1, T2)`: the arguments' types are after the first ` (`.
+    let args = plain.find(" (").and_then(|i| plain[i + 2..].strip_suffix(')')).unwrap_or_default();
+    let unit = args.split(", ").any(|a| a == "()");
+    if unit {
+        format!("{plain}: `()` is a field the record lacks (a misspelt name?) or an empty value")
+    } else {
+        plain
     }
 }
 
@@ -773,14 +792,14 @@ mod tests {
         assert_eq!(err("throw"), MapError::Record("t.rhai line 2: bad code x".into()));
         assert_eq!(err("int"), MapError::Record("t.rhai line 3: integer(): \"x\" is not an integer".into()));
         for (k, line, text) in [
-            ("fn", 4, "Function not found: trimm (&str | ImmutableString | String)"),
-            ("args", 5, "Function not found: integer (&str | ImmutableString | String, i64)"),
-            ("type", 6, "Function not found: - (&str | ImmutableString | String, i64)"),
+            ("fn", 4, "Function not found: trimm (string)"),
+            ("args", 5, "Function not found: integer (string, i64)"),
+            ("type", 6, "Function not found: - (string, i64)"),
             ("table", 7, "lookup(): no table `nope` (the flow's map step names: depts)"),
             ("column", 8, "lookup(): table `depts` has no column `nope`"),
             ("sep", 9, "number(): the decimal separator must be \".\" or \",\", not \";\""),
             // A missing field reads as `()`: told from a script fault by the owner, not here.
-            ("field", 10, "Function not found: trim (())"),
+            ("field", 10, "Function not found: trim (()): `()` is a field the record lacks (a misspelt name?) or an empty value"),
         ] {
             assert_eq!(err(k), MapError::Script(format!("t.rhai line {line}: {text}")), "{k}");
         }
