@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use jsonschema::error::ValidationErrorKind;
+use jsonschema::JsonType;
+use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::paths::LocationSegment;
 use serde_json::Value;
 
@@ -219,6 +220,7 @@ impl Validate {
                     (_, Some(short)) => e.masked_with(short).to_string(),
                     (_, None) => e.to_string(),
                 };
+                message.push_str(written_as(e.kind(), e.instance()));
                 // A header `Order_ID` for the schema's `order_id` made every row "lack" it.
                 if let (ValidationErrorKind::Required { property }, Some(given)) = (e.kind(), e.instance().as_object()) {
                     let near = written_otherwise(property.as_str().unwrap_or_default(), given.keys().map(String::as_str));
@@ -254,6 +256,41 @@ impl Validate {
         // hint (`parse::delimiter_hint`), as every reason a file is refused for does.
         Some(format!("the header lacks required column(s) {}{exactly}", missing.join(", ")))
     }
+}
+
+/// What a value the schema refused for its type or format is to be written like, when it is
+/// written the way a partner's locale writes it: `12,50` or `1.234,56` for a `number` (read
+/// with a decimal point only), `03.01.2026` for a `date` (ISO 8601). Nothing otherwise.
+fn written_as(kind: &ValidationErrorKind, value: &Value) -> &'static str {
+    let Value::String(text) = value else { return "" };
+    match kind {
+        ValidationErrorKind::Type { kind } if numeric(kind) && decimal_comma(text) => " (a decimal comma: a number is written with a decimal point, as in 12.5)",
+        ValidationErrorKind::Format { format } if format == "date" => " (a date is written YYYY-MM-DD, as in 2026-01-31)",
+        ValidationErrorKind::Format { format } if format == "date-time" => " (a date-time is written as in 2026-01-31T14:30:00Z)",
+        _ => "",
+    }
+}
+
+/// Whether a type error's expected types hold `number` or `integer`.
+fn numeric(kind: &TypeKind) -> bool {
+    let numbers = [JsonType::Number, JsonType::Integer];
+    match kind {
+        TypeKind::Single(t) => numbers.contains(t),
+        TypeKind::Multiple(set) => numbers.iter().any(|t| set.contains(*t)),
+    }
+}
+
+/// Whether `text` is a number written with a decimal comma (`12,50`, `-0,5`, `1.234,56`,
+/// `1 234,5`).
+fn decimal_comma(text: &str) -> bool {
+    let t = text.trim();
+    let t = t.strip_prefix(['-', '+']).unwrap_or(t);
+    let Some((whole, fraction)) = t.split_once(',') else { return false };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let mut groups = whole.split(['.', ' ']);
+    let first = groups.next().unwrap_or_default();
+    let grouped = groups.all(|g| g.len() == 3 && digits(g));
+    digits(fraction) && digits(first) && grouped && (first.len() <= 3 || !whole.contains(['.', ' ']))
 }
 
 /// The names among `names` that were most likely meant for `wanted`: it in other letter case
@@ -603,6 +640,26 @@ mod tests {
             v.missing_columns(&header(&["id", "phone"])).unwrap(),
             "the header lacks required column(s) `email`"
         );
+    }
+
+    /// A number with a decimal comma, a date written dd.mm.yyyy: the schema's words alone
+    /// (`"12,50" is not of type "number"`) did not say what was wrong with them.
+    #[test]
+    fn values_written_the_locale_s_way_are_told_how_to_be_written() {
+        let (_dir, v) = step(json!({ "properties": {
+            "amount": { "type": "number" }, "b": { "type": ["boolean", "null"] }, "d": { "type": "string", "format": "date" }, "t": { "type": "string", "format": "date-time" }
+        } }));
+        let message = |record: Value| v.check(&record).into_iter().map(|e| e.message).collect::<Vec<_>>();
+        assert_eq!(message(json!({ "amount": "12,50" })), ["\"12,50\" is not of type \"number\" (a decimal comma: a number is written with a decimal point, as in 12.5)"]);
+        for comma in ["-0,5", "1.234,56", "1 234,5", "+12,0"] {
+            assert!(message(json!({ "amount": comma }))[0].ends_with("(a decimal comma: a number is written with a decimal point, as in 12.5)"), "{comma}");
+        }
+        for other in ["12,50,1", "1.23,4", "x,5", "1,", ",5", "12"] {
+            assert!(!message(json!({ "amount": other }))[0].contains("decimal comma"), "{other}");
+        }
+        assert!(!message(json!({ "b": "1,5" }))[0].contains("decimal comma"));
+        assert_eq!(message(json!({ "d": "03.01.2026" })), ["\"03.01.2026\" is not a valid date (a date is written YYYY-MM-DD, as in 2026-01-31)"]);
+        assert_eq!(message(json!({ "t": "03.01.2026 12:00" })), ["\"03.01.2026 12:00\" is not a valid date-time (a date-time is written as in 2026-01-31T14:30:00Z)"]);
     }
 
     /// A CSV header `Order_ID` for the schema's `order_id`: every row "lacked" it, and no
