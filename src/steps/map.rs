@@ -232,11 +232,7 @@ fn function_not_found(msg: &str) -> String {
     // `NAME (T1, T2)`: the arguments' types are after the first ` (`.
     let args = plain.find(" (").and_then(|i| plain[i + 2..].strip_suffix(')')).unwrap_or_default();
     let unit = args.split(", ").any(|a| a == "()");
-    if unit {
-        format!("{plain}: `()` is a field the record lacks (a misspelt name?) or an empty value")
-    } else {
-        plain
-    }
+    if unit { format!("{plain}: `()` is a field the record lacks (a misspelt name?) or an empty value") } else { plain }
 }
 
 /// An integer beyond a script integer's range (±9.2×10^18): a 20-digit order number. It

@@ -264,7 +264,9 @@ impl Validate {
 fn written_as(kind: &ValidationErrorKind, value: &Value) -> &'static str {
     let Value::String(text) = value else { return "" };
     match kind {
-        ValidationErrorKind::Type { kind } if numeric(kind) && decimal_comma(text) => " (a decimal comma: a number is written with a decimal point, as in 12.5)",
+        ValidationErrorKind::Type { kind } if numeric(kind) && decimal_comma(text) => {
+            " (a decimal comma: a number is written with a decimal point, as in 12.5)"
+        }
         ValidationErrorKind::Format { format } if format == "date" => " (a date is written YYYY-MM-DD, as in 2026-01-31)",
         ValidationErrorKind::Format { format } if format == "date-time" => " (a date-time is written as in 2026-01-31T14:30:00Z)",
         _ => "",
@@ -636,10 +638,7 @@ mod tests {
             v.missing_columns(&header(&["ID", "E-Mail", "name"])).unwrap(),
             "the header lacks required column(s) `id` (the header has `ID`), `email` (the header has `E-Mail`); column names are matched exactly, letter case included"
         );
-        assert_eq!(
-            v.missing_columns(&header(&["id", "phone"])).unwrap(),
-            "the header lacks required column(s) `email`"
-        );
+        assert_eq!(v.missing_columns(&header(&["id", "phone"])).unwrap(), "the header lacks required column(s) `email`");
     }
 
     /// A number with a decimal comma, a date written dd.mm.yyyy: the schema's words alone
@@ -650,29 +649,45 @@ mod tests {
             "amount": { "type": "number" }, "b": { "type": ["boolean", "null"] }, "d": { "type": "string", "format": "date" }, "t": { "type": "string", "format": "date-time" }
         } }));
         let message = |record: Value| v.check(&record).into_iter().map(|e| e.message).collect::<Vec<_>>();
-        assert_eq!(message(json!({ "amount": "12,50" })), ["\"12,50\" is not of type \"number\" (a decimal comma: a number is written with a decimal point, as in 12.5)"]);
+        assert_eq!(
+            message(json!({ "amount": "12,50" })),
+            ["\"12,50\" is not of type \"number\" (a decimal comma: a number is written with a decimal point, as in 12.5)"]
+        );
         for comma in ["-0,5", "1.234,56", "1 234,5", "+12,0"] {
-            assert!(message(json!({ "amount": comma }))[0].ends_with("(a decimal comma: a number is written with a decimal point, as in 12.5)"), "{comma}");
+            assert!(
+                message(json!({ "amount": comma }))[0].ends_with("(a decimal comma: a number is written with a decimal point, as in 12.5)"),
+                "{comma}"
+            );
         }
         for other in ["12,50,1", "1.23,4", "x,5", "1,", ",5", "12"] {
             assert!(!message(json!({ "amount": other }))[0].contains("decimal comma"), "{other}");
         }
         assert!(!message(json!({ "b": "1,5" }))[0].contains("decimal comma"));
-        assert_eq!(message(json!({ "d": "03.01.2026" })), ["\"03.01.2026\" is not a valid date (a date is written YYYY-MM-DD, as in 2026-01-31)"]);
-        assert_eq!(message(json!({ "t": "03.01.2026 12:00" })), ["\"03.01.2026 12:00\" is not a valid date-time (a date-time is written as in 2026-01-31T14:30:00Z)"]);
+        assert_eq!(
+            message(json!({ "d": "03.01.2026" })),
+            ["\"03.01.2026\" is not a valid date (a date is written YYYY-MM-DD, as in 2026-01-31)"]
+        );
+        assert_eq!(
+            message(json!({ "t": "03.01.2026 12:00" })),
+            ["\"03.01.2026 12:00\" is not a valid date-time (a date-time is written as in 2026-01-31T14:30:00Z)"]
+        );
     }
 
     /// A CSV header `Order_ID` for the schema's `order_id`: every row "lacked" it, and no
     /// message said the record has it in other letter case.
     #[test]
     fn a_required_property_written_otherwise_is_named() {
-        let (_dir, v) = step(json!({ "type": "object", "required": ["order_id", "email"], "properties": { "n": { "required": ["code"] } } }));
+        let (_dir, v) =
+            step(json!({ "type": "object", "required": ["order_id", "email"], "properties": { "n": { "required": ["code"] } } }));
         let errors = v.check(&json!({ "Order ID": "1", "email": "a@b", "n": { "Code": 1 } }));
         let messages: Vec<_> = errors.iter().map(|e| (e.field.as_deref().unwrap_or_default(), e.message.as_str())).collect();
         assert_eq!(
             messages,
             [
-                ("order_id", "\"order_id\" is a required property (the record has `Order ID`: names are matched exactly, letter case included)"),
+                (
+                    "order_id",
+                    "\"order_id\" is a required property (the record has `Order ID`: names are matched exactly, letter case included)"
+                ),
                 ("n.code", "\"code\" is a required property (the record has `Code`: names are matched exactly, letter case included)"),
             ]
         );
