@@ -137,7 +137,7 @@ fn a_failing_script_is_told_apart_from_invalid_data() {
     assert_eq!(v.reason, "the flow's mapping script bug.rhai failed on 2 of 2 records (on_invalid: quarantine)");
     assert_eq!(v.cause, Causes::Script);
     assert_eq!(sources(&v), [(Some(1), Some(Source::Map), Cause::Script), (Some(2), Some(Source::Map), Cause::Script)]);
-    assert_eq!(v.errors[0].message, "bug.rhai line 3: Function not found: to_lowr (&str | ImmutableString | String)");
+    assert_eq!(v.errors[0].message, "bug.rhai line 3: Function not found: to_lowr (string)");
 
     // A schema error and the script's `throw` are the data's.
     let v = b.run(&steps, "b.csv", b"id,email\nx,a@x\n0,b@x\n").quarantine.unwrap();
