@@ -135,6 +135,14 @@ impl Mapper {
     /// Maps one record: zero, one or several records come out.
     pub fn map(&self, record: &Value) -> Result<Vec<Value>, MapFailure> {
         let arg = to_dynamic(record).map_err(|e| {
+            if let Some(bytes) = e.text_bytes {
+                return MapError::Record(format!(
+                    "{}: `{}` holds {bytes} bytes of text, more than the {} MiB a script's string may have: the record is not mapped",
+                    self.script,
+                    e.at,
+                    MAX_STRING >> 20
+                ));
+            }
             MapError::Record(format!(
                 "{}: `{}` is {}, a number a script cannot hold (beyond ±1.8e308, or so close to 0 that it would be 0): the record is not mapped",
                 self.script, e.at, e.number
@@ -282,6 +290,10 @@ fn number_as_written(cell: &str) -> Option<serde_json::Number> {
 struct OutOfRange {
     at: String,
     number: String,
+    /// Set instead for a text longer than a script's string may be: its length in bytes.
+    /// (Before, the script failed on it with "a string grew past the 1 MiB a script's string
+    /// may have", as if the script had made it.)
+    text_bytes: Option<usize>,
 }
 
 impl OutOfRange {
@@ -327,9 +339,12 @@ fn to_dynamic(v: &Value) -> Result<Dynamic, OutOfRange> {
             None => match n.as_f64() {
                 // A zero is read as 0 only when it was written as one (`0.0`, `0e5`).
                 Some(f) if f.is_finite() && (f != 0.0 || !has_nonzero_digit(n)) => Dynamic::from_float(f),
-                _ => return Err(OutOfRange { at: String::new(), number: n.to_string() }),
+                _ => return Err(OutOfRange { at: String::new(), number: n.to_string(), text_bytes: None }),
             },
         },
+        Value::String(s) if s.len() > MAX_STRING => {
+            return Err(OutOfRange { at: String::new(), number: String::new(), text_bytes: Some(s.len()) });
+        }
         Value::String(s) => Dynamic::from(ImmutableString::from(s.as_str())),
         Value::Array(a) => Dynamic::from_array(
             a.iter().enumerate().map(|(i, v)| to_dynamic(v).map_err(|e| e.under(&format!("[{i}]")))).collect::<Result<_, _>>()?,
@@ -359,7 +374,7 @@ fn from_dynamic(d: &Dynamic) -> Result<Value, Unwritable> {
     } else if let Ok(f) = d.as_float() {
         serde_json::Number::from_f64(f)
             .map(Value::Number)
-            .ok_or_else(|| Unwritable::NotFinite(OutOfRange { at: String::new(), number: f.to_string() }))
+            .ok_or_else(|| Unwritable::NotFinite(OutOfRange { at: String::new(), number: f.to_string(), text_bytes: None }))
     } else if let Ok(c) = d.as_char() {
         Ok(Value::String(c.to_string()))
     } else if let Some(b) = d.read_lock::<BigInteger>() {
@@ -684,6 +699,23 @@ mod tests {
         assert!(
             matches!(m.map(&json!({})).unwrap_err().error, MapError::Script(s) if s.contains("no table `nope` (the flow's map step names: depts)"))
         );
+    }
+
+    /// A record holding a cell longer than a script's string may be (a 2 MB note): before,
+    /// the script "failed" on every such record with "a string grew past the 1 MiB…", as if it
+    /// had made the string. Now the record is refused as the data's, naming the field.
+    #[test]
+    fn a_record_with_text_too_long_for_a_script_names_the_field() {
+        let m = Mapper::build("t.rhai", "fn map(r) { r }", BTreeMap::new(), 1_000_000, Duration::from_secs(5)).unwrap();
+        let long = "x".repeat(MAX_STRING + 1);
+        assert_eq!(
+            m.map(&json!({ "id": 1, "lines": [{ "note": long }] })).unwrap_err().error,
+            MapError::Record(format!(
+                "t.rhai: `lines[0].note` holds {} bytes of text, more than the 1 MiB a script's string may have: the record is not mapped",
+                MAX_STRING + 1
+            ))
+        );
+        assert!(m.map(&json!({ "note": "x".repeat(MAX_STRING) })).is_ok());
     }
 
     /// A script over one of its size limits is told which limit, and how big it is
