@@ -220,7 +220,40 @@ fn matches_magic(m: MagicType, head: &[u8]) -> bool {
     }
 }
 
-fn read_prefix(path: &Path, buf: &mut [u8]) -> std::io::Result<usize> {
+/// What a file given to `parse` is when its first bytes are those of a packed or binary
+/// format — an Excel workbook or a gzip file renamed `.csv` — as `(what, advice)`: such a
+/// file is no text in any encoding. Read as Windows-1252 (where every byte is a character) it
+/// was a CSV of garbage — delivered as a file of no records, as "read"; read as UTF-8 it was
+/// refused as "not valid UTF-8" or "may be UTF-16", hints that lead nowhere.
+pub(crate) fn not_text(head: &[u8]) -> Option<(&'static str, &'static str)> {
+    const SPREADSHEET: &str = "a spreadsheet is no CSV: ask for it exported as CSV";
+    const PACKED: &str = "a packed file is unpacked by a `command` step before `parse` (`run: [gunzip, -c]` for gzip)";
+    const NO_RECORDS: &str = "it holds no records to read";
+    let signed: [(MagicType, &str, &str); 5] = [
+        (MagicType::Zip, "a ZIP archive (an Excel .xlsx workbook is one)", SPREADSHEET),
+        (MagicType::Gzip, "a gzip archive", PACKED),
+        (MagicType::Pdf, "a PDF document", NO_RECORDS),
+        (MagicType::Png, "a PNG image", NO_RECORDS),
+        (MagicType::Jpeg, "a JPEG image", NO_RECORDS),
+    ];
+    if let Some(&(_, what, advice)) = signed.iter().find(|(m, ..)| matches_magic(*m, head)) {
+        return Some((what, advice));
+    }
+    let others: [(&[u8], &str, &str); 5] = [
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel .xls workbook (or another old Microsoft Office file)", SPREADSHEET),
+        (b"\xfd7zXZ\x00", "an xz archive", PACKED),
+        (b"\x28\xb5\x2f\xfd", "a zstd archive", PACKED),
+        (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", PACKED),
+        (b"Rar!\x1a\x07", "a RAR archive", PACKED),
+    ];
+    // `BZh`, the block size (a digit) and the block magic (π's digits): `BZh` alone may begin a text.
+    if head.len() >= 10 && head.starts_with(b"BZh") && head[3].is_ascii_digit() && head[4..10] == *b"\x31\x41\x59\x26\x53\x59" {
+        return Some(("a bzip2 archive", PACKED));
+    }
+    others.iter().find(|(magic, ..)| head.starts_with(magic)).map(|&(_, what, advice)| (what, advice))
+}
+
+pub(crate) fn read_prefix(path: &Path, buf: &mut [u8]) -> std::io::Result<usize> {
     let mut f = std::fs::File::open(path)?;
     let mut n = 0;
     while n < buf.len() {

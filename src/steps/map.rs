@@ -144,6 +144,14 @@ impl Mapper {
     /// Maps one record: zero, one or several records come out.
     pub fn map(&self, record: &Value) -> Result<Vec<Value>, MapFailure> {
         let arg = to_dynamic(record).map_err(|e| {
+            if let Some(bytes) = e.text_bytes {
+                return MapError::Record(format!(
+                    "{}: `{}` holds {bytes} bytes of text, more than the {} MiB a script's string may have: the record is not mapped",
+                    self.script,
+                    e.at,
+                    MAX_STRING >> 20
+                ));
+            }
             MapError::Record(format!(
                 "{}: `{}` is {}, a number a script cannot hold (beyond ±1.8e308, or so close to 0 that it would be 0): the record is not mapped",
                 self.script, e.at, e.number
@@ -196,12 +204,8 @@ impl Mapper {
             msg = rest.to_string();
         }
         let at = pos.line().map(|l| format!(" line {l}")).unwrap_or_default();
-        // `trim (())`: Rhai's signature says "()", which a person does not read as "missing".
-        if let EvalAltResult::ErrorFunctionNotFound(sig, _) = inner
-            && let Some(args) = sig.split_once(" (").and_then(|(_, args)| args.strip_suffix(')'))
-            && args.split(", ").any(|a| a == "()")
-        {
-            msg.push_str(" (`()` is no value: a field the record does not have, or a function that returned nothing; test it first: `if r.note != () { … }`)");
+        if let EvalAltResult::ErrorFunctionNotFound(..) = inner {
+            msg = function_not_found(&msg);
         }
         match inner {
             EvalAltResult::ErrorTerminated(..) => {
@@ -233,6 +237,24 @@ impl Mapper {
             EvalAltResult::ErrorRuntime(..) => MapError::Record(format!("{}{at}: {msg}", self.script)),
             _ => MapError::Script(format!("{}{at}: {msg}", self.script)),
         }
+    }
+}
+
+/// Rhai's `Function not found: trim (())` in plainer words: a text argument is a `string`
+/// (Rhai writes `&str | ImmutableString | String`), and a `()` among the arguments is said to
+/// be, most likely, a field the record lacks — how a misspelt field name (`r.nmae.trim()`)
+/// or a partner's missing column shows in a script.
+fn function_not_found(msg: &str) -> String {
+    let plain = msg.replace("&str | ImmutableString | String", "string");
+    // `NAME (T1, T2)`: the arguments' types are after the first ` (`.
+    let args = plain.find(" (").and_then(|i| plain[i + 2..].strip_suffix(')')).unwrap_or_default();
+    let unit = args.split(", ").any(|a| a == "()");
+    if unit {
+        format!(
+            "{plain} (`()` is no value: a field the record does not have (a misspelt name?), or a function that returned nothing; test it first: `if r.note != () {{ … }}`)"
+        )
+    } else {
+        plain
     }
 }
 
@@ -283,6 +305,10 @@ fn number_as_written(cell: &str) -> Option<serde_json::Number> {
 struct OutOfRange {
     at: String,
     number: String,
+    /// Set instead for a text longer than a script's string may be: its length in bytes.
+    /// (Before, the script failed on it with "a string grew past the 1 MiB a script's string
+    /// may have", as if the script had made it.)
+    text_bytes: Option<usize>,
 }
 
 impl OutOfRange {
@@ -328,9 +354,12 @@ fn to_dynamic(v: &Value) -> Result<Dynamic, OutOfRange> {
             None => match n.as_f64() {
                 // A zero is read as 0 only when it was written as one (`0.0`, `0e5`).
                 Some(f) if f.is_finite() && (f != 0.0 || !has_nonzero_digit(n)) => Dynamic::from_float(f),
-                _ => return Err(OutOfRange { at: String::new(), number: n.to_string() }),
+                _ => return Err(OutOfRange { at: String::new(), number: n.to_string(), text_bytes: None }),
             },
         },
+        Value::String(s) if s.len() > MAX_STRING => {
+            return Err(OutOfRange { at: String::new(), number: String::new(), text_bytes: Some(s.len()) });
+        }
         Value::String(s) => Dynamic::from(ImmutableString::from(s.as_str())),
         Value::Array(a) => Dynamic::from_array(
             a.iter().enumerate().map(|(i, v)| to_dynamic(v).map_err(|e| e.under(&format!("[{i}]")))).collect::<Result<_, _>>()?,
@@ -360,7 +389,7 @@ fn from_dynamic(d: &Dynamic) -> Result<Value, Unwritable> {
     } else if let Ok(f) = d.as_float() {
         serde_json::Number::from_f64(f)
             .map(Value::Number)
-            .ok_or_else(|| Unwritable::NotFinite(OutOfRange { at: String::new(), number: f.to_string() }))
+            .ok_or_else(|| Unwritable::NotFinite(OutOfRange { at: String::new(), number: f.to_string(), text_bytes: None }))
     } else if let Ok(c) = d.as_char() {
         Ok(Value::String(c.to_string()))
     } else if let Some(b) = d.read_lock::<BigInteger>() {
@@ -722,6 +751,23 @@ mod tests {
         );
     }
 
+    /// A record holding a cell longer than a script's string may be (a 2 MB note): before,
+    /// the script "failed" on every such record with "a string grew past the 1 MiB…", as if it
+    /// had made the string. Now the record is refused as the data's, naming the field.
+    #[test]
+    fn a_record_with_text_too_long_for_a_script_names_the_field() {
+        let m = Mapper::build("t.rhai", "fn map(r) { r }", BTreeMap::new(), 1_000_000, Duration::from_secs(5)).unwrap();
+        let long = "x".repeat(MAX_STRING + 1);
+        assert_eq!(
+            m.map(&json!({ "id": 1, "lines": [{ "note": long }] })).unwrap_err().error,
+            MapError::Record(format!(
+                "t.rhai: `lines[0].note` holds {} bytes of text, more than the 1 MiB a script's string may have: the record is not mapped",
+                MAX_STRING + 1
+            ))
+        );
+        assert!(m.map(&json!({ "note": "x".repeat(MAX_STRING) })).is_ok());
+    }
+
     /// A script over one of its size limits is told which limit, and how big it is
     /// (before: Rhai's "Length of string too large", "Stack overflow").
     #[test]
@@ -831,9 +877,9 @@ mod tests {
         let m = mapper("fn map(r) { #{ n: r.qty + 1 } }").unwrap();
         assert!(matches!(m.map(&json!({})).unwrap_err().error, MapError::Script(s) if s.contains("+ ((), i64) (`()` is no value")));
         for (k, line, text) in [
-            ("fn", 4, "Function not found: trimm (&str | ImmutableString | String)"),
-            ("args", 5, "Function not found: integer (&str | ImmutableString | String, i64)"),
-            ("type", 6, "Function not found: - (&str | ImmutableString | String, i64)"),
+            ("fn", 4, "Function not found: trimm (string)"),
+            ("args", 5, "Function not found: integer (string, i64)"),
+            ("type", 6, "Function not found: - (string, i64)"),
             ("table", 7, "lookup(): no table `nope` (the flow's map step names: depts)"),
             ("column", 8, "lookup(): table `depts` has no column `nope`"),
             ("sep", 9, "number(): the decimal separator must be \".\" or \",\", not \";\""),

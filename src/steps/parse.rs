@@ -117,7 +117,15 @@ pub struct Summary {
 }
 
 /// Reads `path` as records, calling `each` for the header (CSV) and every record, in order.
+/// A file that starts like a packed or binary format (an Excel workbook, a gzip file:
+/// [`super::check::not_text`]) is refused before anything is decoded, in every encoding.
 pub fn read(p: &Parse, path: &Path, each: &mut dyn FnMut(Event) -> Result<(), Stop>) -> Result<Summary, Stop> {
+    let mut head = [0u8; 16];
+    let n = super::check::read_prefix(path, &mut head).map_err(Stop::Io)?;
+    if let Some((what, advice)) = super::check::not_text(&head[..n]) {
+        let first = hex::encode(&head[..n.min(8)]);
+        return Err(Stop::File(format!("the file is {what}, not text (its first bytes are {first}): {advice}")));
+    }
     let file = std::fs::File::open(path).map_err(Stop::Io)?;
     let text = BufReader::with_capacity(256 * 1024, Decoded::new(file, p.encoding));
     match p.format {
@@ -175,7 +183,7 @@ fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<()
     };
     // Reads the next record and its line; an unclosed quote at the end of the input fails the
     // file: the csv crate would hand out the rest of the file as one cell.
-    let mut next = |record: &mut csv::StringRecord| -> Result<Option<u64>, Stop> {
+    let mut next = |record: &mut csv::StringRecord| -> Result<Option<(u64, Option<u64>)>, Stop> {
         let more = rdr.read_record(record).map_err(csv_stop)?;
         if let Some(line) = rdr.get_ref().unclosed_quote() {
             return Err(Stop::File(format!(
@@ -191,14 +199,16 @@ fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<()
     // no records, and in a header-less file each was a rejected row). Without such a line the
     // file is empty, with a header row or without, as a JSON file of nothing but whitespace.
     let start = loop {
-        let Some(line) = next(&mut record)? else {
+        let Some(at) = next(&mut record)? else {
             return Err(empty_file());
         };
         if !(record.len() == 1 && record[0].trim().is_empty()) {
-            break line;
+            break at;
         }
     };
-    let (mut header, mut pending): (Vec<String>, Option<(Vec<String>, u64)>) = if p.header {
+    // A pending row's fields, line, and line of a quoted field with text after its quote.
+    type Pending = (Vec<String>, (u64, Option<u64>));
+    let (mut header, mut pending): (Vec<String>, Option<Pending>) = if p.header {
         (record.iter().map(|h| h.trim().to_string()).collect(), None)
     } else {
         (p.columns.clone(), Some((record.iter().map(str::to_string).collect(), start)))
@@ -223,7 +233,7 @@ fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<()
         while line.is_some() && blank(&record) {
             line = next(&mut record)?;
         }
-        if let Some((fields, at)) = pending.take() {
+        if let Some((fields, (at, stray))) = pending.take() {
             if line.is_none()
                 && let Some(t) = &p.trailer
             {
@@ -233,7 +243,11 @@ fn read_csv(p: &Parse, text: impl Read, each: &mut dyn FnMut(Event) -> Result<()
                 return Err(Stop::File(trailer_inside(&fields, at, p.delimiter, &t.marker)));
             }
             number += 1;
-            each(Event::Row(csv_row(&header, trailing, fields, number, at)))?;
+            let mut row = csv_row(&header, trailing, fields, number, at);
+            if let Some(opened) = stray.filter(|_| row.value.is_ok()) {
+                row.value = Err(text_after_quote(opened, p.quote));
+            }
+            each(Event::Row(row))?;
         }
         let Some(line) = line else { break };
         pending = Some((record.iter().map(str::to_string).collect(), line));
@@ -308,6 +322,16 @@ fn trailer(t: &Trailer, fields: &[String], line: u64) -> Result<Summary, Stop> {
         .parse::<u64>()
         .map_err(|_| Stop::File(format!("line {line}: the trailer's field {} is `{text}`, not a record count", t.count_column + 1)))?;
     Ok(Summary { trailer_count: Some(count) })
+}
+
+/// Why a row is invalid whose quoted field (opened on line `opened`) has text after its closing
+/// quote (`"Quoted" tail`): the csv crate reads it as `Quoted tail`, its quotes dropped.
+fn text_after_quote(opened: u64, quote: u8) -> String {
+    let q = char::from(quote);
+    format!(
+        "the quoted field opened on line {opened} has text after its closing `{q}`, and would be read without its quotes: \
+         a field holding a `{q}` is quoted whole, each `{q}` inside doubled (`{q}{q}{q}Quoted{q}{q} tail{q}` for `{q}Quoted{q} tail`)"
+    )
 }
 
 /// A CSV row as a record under `header`. `trailing`: the header line ended in a delimiter
@@ -564,8 +588,9 @@ struct Scan<R> {
     /// The line of the next byte (1-based).
     line: u64,
     prev_cr: bool,
-    /// (offset, line) of the first byte of every record seen and not yet asked for.
-    starts: VecDeque<(u64, u64)>,
+    /// Where every record seen and not yet asked for starts: its first byte's offset and line,
+    /// and the line of a quoted field of it with text after its closing quote ([`State::AfterQuoted`]).
+    starts: VecDeque<(u64, u64, Option<u64>)>,
     /// Offset of the current record's first byte.
     record_at: u64,
     /// Line of the current record's first byte.
@@ -586,6 +611,10 @@ enum State {
     Quoted,
     /// A quote inside a quoted field: the field's end, or the first half of `""`.
     QuoteInQuoted,
+    /// Spaces or tabs after a quoted field's closing quote (`"a" ;`): harmless, the csv crate
+    /// keeps them. Other text there (`"Quoted" tail`) is read as `Quoted tail`, its quotes
+    /// lost: the record is marked.
+    AfterQuoted,
 }
 
 impl<R: Read> Scan<R> {
@@ -611,12 +640,13 @@ impl<R: Read> Scan<R> {
     /// The line of the record the csv reader reports at byte offset `at` (its position: where
     /// it stopped after the previous record, possibly before line ends it skips). Records are
     /// asked for in order.
-    fn line_of(&mut self, at: u64) -> u64 {
-        while self.starts.front().is_some_and(|(o, _)| *o < at) {
+    /// Also the line of a quoted field of the record with text after its closing quote.
+    fn line_of(&mut self, at: u64) -> (u64, Option<u64>) {
+        while self.starts.front().is_some_and(|(o, ..)| *o < at) {
             self.starts.pop_front();
         }
         // The csv reader returns a record only after reading all of it through `self`.
-        self.starts.pop_front().map_or(self.line, |(_, line)| line)
+        self.starts.pop_front().map_or((self.line, None), |(_, line, stray)| (line, stray))
     }
 
     /// The line of a quoted field still open at the end of the input.
@@ -628,7 +658,7 @@ impl<R: Read> Scan<R> {
         for &b in bytes {
             let end = b == b'\n' || b == b'\r';
             if self.state == State::RecordStart && !end {
-                self.starts.push_back((self.offset, self.line));
+                self.starts.push_back((self.offset, self.line, None));
                 (self.record_at, self.record_line) = (self.offset, self.line);
                 self.state = State::FieldStart;
                 self.delimiters = 0;
@@ -642,9 +672,17 @@ impl<R: Read> Scan<R> {
                 State::Quoted if b == self.quote => State::QuoteInQuoted,
                 State::Quoted => State::Quoted,
                 State::QuoteInQuoted if b == self.quote => State::Quoted,
-                State::FieldStart | State::Field | State::QuoteInQuoted if b == self.delimiter => State::FieldStart,
-                State::FieldStart | State::Field | State::QuoteInQuoted if end => State::RecordStart,
-                State::FieldStart | State::Field | State::QuoteInQuoted => State::Field,
+                State::FieldStart | State::Field | State::QuoteInQuoted | State::AfterQuoted if b == self.delimiter => State::FieldStart,
+                State::FieldStart | State::Field | State::QuoteInQuoted | State::AfterQuoted if end => State::RecordStart,
+                State::QuoteInQuoted | State::AfterQuoted if b == b' ' || b == b'\t' => State::AfterQuoted,
+                State::QuoteInQuoted | State::AfterQuoted => {
+                    // The current record is the last one seen.
+                    if let Some((.., stray @ None)) = self.starts.back_mut() {
+                        *stray = Some(self.quote_line);
+                    }
+                    State::Field
+                }
+                State::FieldStart | State::Field => State::Field,
             };
             if b == self.delimiter && self.state == State::FieldStart {
                 self.delimiters += 1;
@@ -1128,6 +1166,58 @@ mod tests {
         let (header, rows, r) = run(&p, &le);
         r.unwrap();
         assert_eq!((header, get(&rows[0], "name")), (vec!["id".to_string(), "name".into()], "Zoe"));
+    }
+
+    /// An Excel workbook or a gzip file renamed `.csv`: before, read as Windows-1252 (where
+    /// every byte is a character) it was a CSV of garbage, delivered as a file of no records;
+    /// read as UTF-8 it was "not valid UTF-8 …: if it is Latin-1, set `encoding`" (or "may be
+    /// UTF-16"), advice that leads nowhere. Now it is refused as what it is, in every format
+    /// and encoding.
+    #[test]
+    fn a_packed_or_binary_file_is_refused_as_what_it_is() {
+        let xlsx = b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00[Content_Types].xml";
+        let gzip = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03K\xcc";
+        let xls = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1\x00\x00";
+        let latin1 = Parse { encoding: encoding_rs::WINDOWS_1252, delimiter: b';', ..parse(ParseFormat::Csv) };
+        for p in [&latin1, &parse(ParseFormat::Csv), &parse(ParseFormat::Json), &parse(ParseFormat::Jsonl)] {
+            let (_, rows, r) = run(p, xlsx);
+            assert!(rows.is_empty());
+            assert_eq!(
+                r.unwrap_err(),
+                "the file is a ZIP archive (an Excel .xlsx workbook is one), not text (its first bytes are 504b030414000600): a spreadsheet is no CSV: ask for it exported as CSV"
+            );
+        }
+        assert_eq!(
+            run(&latin1, gzip).2.unwrap_err(),
+            "the file is a gzip archive, not text (its first bytes are 1f8b080000000000): a packed file is unpacked by a `command` step before `parse` (`run: [gunzip, -c]` for gzip)"
+        );
+        assert!(run(&latin1, xls).2.unwrap_err().starts_with("the file is an Excel .xls workbook"));
+        assert!(run(&latin1, b"BZh91AY&SY\x00").2.unwrap_err().starts_with("the file is a bzip2 archive"));
+        // Text that merely starts with such letters is text.
+        for text in [&b"BZh;PK\nx;y\n"[..], b"%PDF;b\n1;2\n"] {
+            let (header, rows, r) = run(&latin1, text);
+            assert!(r.is_ok() && rows.len() == 1, "{header:?}");
+        }
+    }
+
+    /// `"Quoted" tail`: the csv crate reads `Quoted tail`, its quotes silently dropped, and
+    /// so the row was delivered. Now it is an invalid record naming the line; spaces after the
+    /// closing quote (`"a" ,`) are harmless, and a quote inside an unquoted field is kept.
+    #[test]
+    fn text_after_a_closing_quote_makes_the_row_invalid() {
+        let p = Parse { delimiter: b';', ..parse(ParseFormat::Csv) };
+        let (_, rows, r) = run(&p, b"id;name\n1;\"Quoted\" tail\n2;\"a\" \n3;Foo \"Bar\"\n4;\"two\nlines\"x\n5;\"ok \"\"q\"\"\"\n");
+        r.unwrap();
+        assert_eq!(
+            rows[0].value.as_ref().unwrap_err(),
+            "the quoted field opened on line 2 has text after its closing `\"`, and would be read without its quotes: \
+             a field holding a `\"` is quoted whole, each `\"` inside doubled (`\"\"\"Quoted\"\" tail\"` for `\"Quoted\" tail`)"
+        );
+        assert_eq!(get(&rows[1], "name"), "a ");
+        assert_eq!(get(&rows[2], "name"), "Foo \"Bar\"");
+        assert!(rows[3].value.as_ref().unwrap_err().starts_with("the quoted field opened on line 5 has text"));
+        assert_eq!((rows[3].line, rows[4].line), (Some(5), Some(7)));
+        assert_eq!(get(&rows[4], "name"), "ok \"q\"");
     }
 
     #[test]

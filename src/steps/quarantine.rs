@@ -195,8 +195,7 @@ mod tests {
     /// The sender is not asked to correct a file the flow's own script failed on.
     #[test]
     fn a_script_failure_is_the_flows_owners_to_look_at_not_the_senders() {
-        let script =
-            error(Some(1), None, "m.rhai line 3: Function not found: trimm (&str | ImmutableString | String)", Source::Map, Cause::Script);
+        let script = error(Some(1), None, "m.rhai line 3: Function not found: trimm (string)", Source::Map, Cause::Script);
         let errors = vec![script.clone()];
         let t = text(&report(&errors, Causes::Script));
         assert!(t.contains("  [script] row 1 (line 2): m.rhai line 3: Function not found: trimm"), "{t}");

@@ -10,7 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use jsonschema::error::ValidationErrorKind;
+use jsonschema::JsonType;
+use jsonschema::error::{TypeKind, ValidationErrorKind};
 use jsonschema::paths::LocationSegment;
 use serde_json::Value;
 
@@ -211,7 +212,7 @@ impl Validate {
                 // A message quotes the value it is about: a 1 MB cell would make a 1 MB message
                 // (and report line), so a long value is quoted in part.
                 let shown = super::excerpt_json(e.instance());
-                let message = match (e.kind(), shown) {
+                let mut message = match (e.kind(), shown) {
                     // jsonschema says `"x" is not a "email"`.
                     (ValidationErrorKind::Format { format }, shown) => {
                         format!("{} is not a valid {format}", shown.unwrap_or_else(|| e.instance().to_string()))
@@ -219,21 +220,93 @@ impl Validate {
                     (_, Some(short)) => e.masked_with(short).to_string(),
                     (_, None) => e.to_string(),
                 };
+                message.push_str(written_as(e.kind(), e.instance()));
+                // A header `Order_ID` for the schema's `order_id` made every row "lack" it.
+                if let (ValidationErrorKind::Required { property }, Some(given)) = (e.kind(), e.instance().as_object()) {
+                    let near = written_otherwise(property.as_str().unwrap_or_default(), given.keys().map(String::as_str));
+                    if !near.is_empty() {
+                        message.push_str(&format!(" (the record has {}: names are matched exactly, letter case included)", quoted(&near)));
+                    }
+                }
                 FieldError { field, message }
             })
             .collect()
     }
 
     /// Required CSV columns missing from `header`, as one sentence (or `None`).
+    /// A column the header has in another letter case or spelling (`Order_ID`, `Order ID`
+    /// for `order_id`) is named beside the one it lacks.
     pub fn missing_columns(&self, header: &[String]) -> Option<String> {
-        let missing: Vec<String> = self.required_columns.iter().filter(|c| !header.contains(c)).map(|c| format!("`{c}`")).collect();
+        let mut near_any = false;
+        let missing: Vec<String> = self
+            .required_columns
+            .iter()
+            .filter(|c| !header.contains(c))
+            .map(|c| {
+                let near = written_otherwise(c, header.iter().map(String::as_str));
+                near_any |= !near.is_empty();
+                if near.is_empty() { format!("`{c}`") } else { format!("`{c}` (the header has {})", quoted(&near)) }
+            })
+            .collect();
         if missing.is_empty() {
             return None;
         }
+        let exactly = if near_any { "; column names are matched exactly, letter case included" } else { "" };
         // A header of one column holding another separator gets the pipeline's delimiter
         // hint (`parse::delimiter_hint`), as every reason a file is refused for does.
-        Some(format!("the header lacks required column(s) {}", missing.join(", ")))
+        Some(format!("the header lacks required column(s) {}{exactly}", missing.join(", ")))
     }
+}
+
+/// What a value the schema refused for its type or format is to be written like, when it is
+/// written the way a partner's locale writes it: `12,50` or `1.234,56` for a `number` (read
+/// with a decimal point only), `03.01.2026` for a `date` (ISO 8601). Nothing otherwise.
+fn written_as(kind: &ValidationErrorKind, value: &Value) -> &'static str {
+    let Value::String(text) = value else { return "" };
+    match kind {
+        ValidationErrorKind::Type { kind } if numeric(kind) && decimal_comma(text) => {
+            " (a decimal comma: a number is written with a decimal point, as in 12.5)"
+        }
+        ValidationErrorKind::Format { format } if format == "date" => " (a date is written YYYY-MM-DD, as in 2026-01-31)",
+        ValidationErrorKind::Format { format } if format == "date-time" => " (a date-time is written as in 2026-01-31T14:30:00Z)",
+        _ => "",
+    }
+}
+
+/// Whether a type error's expected types hold `number` or `integer`.
+fn numeric(kind: &TypeKind) -> bool {
+    let numbers = [JsonType::Number, JsonType::Integer];
+    match kind {
+        TypeKind::Single(t) => numbers.contains(t),
+        TypeKind::Multiple(set) => numbers.iter().any(|t| set.contains(*t)),
+    }
+}
+
+/// Whether `text` is a number written with a decimal comma (`12,50`, `-0,5`, `1.234,56`,
+/// `1 234,5`).
+fn decimal_comma(text: &str) -> bool {
+    let t = text.trim();
+    let t = t.strip_prefix(['-', '+']).unwrap_or(t);
+    let Some((whole, fraction)) = t.split_once(',') else { return false };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let mut groups = whole.split(['.', ' ']);
+    let first = groups.next().unwrap_or_default();
+    let grouped = groups.all(|g| g.len() == 3 && digits(g));
+    digits(fraction) && digits(first) && grouped && (first.len() <= 3 || !whole.contains(['.', ' ']))
+}
+
+/// The names among `names` that were most likely meant for `wanted`: it in other letter case
+/// or with other separators (`Order ID`, `ORDER-ID` for `order_id`), or a typing mistake
+/// away ([`crate::suggest::close`]).
+fn written_otherwise<'a>(wanted: &str, names: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+    let bare = |s: &str| s.chars().filter(|c| !matches!(c, ' ' | '_' | '-' | '.')).collect::<String>().to_lowercase();
+    let wanted_bare = bare(wanted);
+    crate::suggest::close(wanted, names, |lower| bare(lower) == wanted_bare)
+}
+
+/// `a`, `b` quoted and joined, for a message.
+fn quoted(names: &[&str]) -> String {
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
 }
 
 /// A compiled record schema, the CSV conversions derived from it and its closed set of
@@ -249,6 +322,14 @@ fn load_schema(path: &Path) -> Result<Loaded, String> {
         jsonschema::options().with_draft(jsonschema::Draft::Draft202012).should_validate_formats(true).build(&value).map_err(|e| {
             let at = e.instance_path().to_string();
             let at = if at.is_empty() { String::new() } else { format!(" (at {at})") };
+            // Before: "Resource '…' is not present in a registry and retrieving it failed: No
+            // base URI is available", jsonschema's words for a reference wharf never fetches.
+            if let ValidationErrorKind::Referencing(jsonschema::ReferencingError::Unretrievable { uri, .. }) = e.kind() {
+                return format!(
+                    "schema {} refers to `{uri}`{at}, outside the file: a record schema is self-contained (other files and URLs are not fetched); copy what it refers to into the schema's `$defs` and refer to it as `#/$defs/NAME`",
+                    path.display()
+                );
+            }
             format!("schema {} does not compile: {e}{at}", path.display())
         })?;
     Ok((validator, coercions(&value), closed(&value)))
@@ -510,6 +591,15 @@ mod tests {
         let e = &build("ref.json")[0].1;
         assert!(e.contains("does not compile") && !e.contains("(at )"), "{e}");
         assert!(build("notjson.json")[0].1.contains("is not JSON"));
+        // A reference to another file or a URL, which is never fetched.
+        std::fs::write(dir.path().join("other.json"), r#"{ "properties": { "a": { "$ref": "common.json#/$defs/id" } } }"#).unwrap();
+        let e = build("other.json")[0].1.replace(&dir.path().display().to_string(), "DIR");
+        assert_eq!(
+            e,
+            "schema DIR/other.json refers to `common.json#/$defs/id`, outside the file: a record schema is self-contained (other files and URLs are not fetched); copy what it refers to into the schema's `$defs` and refer to it as `#/$defs/NAME`"
+        );
+        std::fs::write(dir.path().join("url.json"), r#"{ "properties": { "a": { "$ref": "https://example.com/id.json" } } }"#).unwrap();
+        assert!(build("url.json")[0].1.contains("refers to `https://example.com/id.json`, outside the file"));
         assert!(build("missing.json")[0].1.contains("cannot read schema"));
     }
 
@@ -541,5 +631,66 @@ mod tests {
         };
         assert_eq!(v.missing_columns(&["id".into(), "name".into()]).unwrap(), "the header lacks required column(s) `email`");
         assert!(v.missing_columns(&["email".into(), "id".into()]).is_none());
+        // A header written in other letter case or spelling: before, "lacks `id`, `email`"
+        // beside a header that plainly has them, and nothing said why.
+        let header = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            v.missing_columns(&header(&["ID", "E-Mail", "name"])).unwrap(),
+            "the header lacks required column(s) `id` (the header has `ID`), `email` (the header has `E-Mail`); column names are matched exactly, letter case included"
+        );
+        assert_eq!(v.missing_columns(&header(&["id", "phone"])).unwrap(), "the header lacks required column(s) `email`");
+    }
+
+    /// A number with a decimal comma, a date written dd.mm.yyyy: the schema's words alone
+    /// (`"12,50" is not of type "number"`) did not say what was wrong with them.
+    #[test]
+    fn values_written_the_locale_s_way_are_told_how_to_be_written() {
+        let (_dir, v) = step(json!({ "properties": {
+            "amount": { "type": "number" }, "b": { "type": ["boolean", "null"] }, "d": { "type": "string", "format": "date" }, "t": { "type": "string", "format": "date-time" }
+        } }));
+        let message = |record: Value| v.check(&record).into_iter().map(|e| e.message).collect::<Vec<_>>();
+        assert_eq!(
+            message(json!({ "amount": "12,50" })),
+            ["\"12,50\" is not of type \"number\" (a decimal comma: a number is written with a decimal point, as in 12.5)"]
+        );
+        for comma in ["-0,5", "1.234,56", "1 234,5", "+12,0"] {
+            assert!(
+                message(json!({ "amount": comma }))[0].ends_with("(a decimal comma: a number is written with a decimal point, as in 12.5)"),
+                "{comma}"
+            );
+        }
+        for other in ["12,50,1", "1.23,4", "x,5", "1,", ",5", "12"] {
+            assert!(!message(json!({ "amount": other }))[0].contains("decimal comma"), "{other}");
+        }
+        assert!(!message(json!({ "b": "1,5" }))[0].contains("decimal comma"));
+        assert_eq!(
+            message(json!({ "d": "03.01.2026" })),
+            ["\"03.01.2026\" is not a valid date (a date is written YYYY-MM-DD, as in 2026-01-31)"]
+        );
+        assert_eq!(
+            message(json!({ "t": "03.01.2026 12:00" })),
+            ["\"03.01.2026 12:00\" is not a valid date-time (a date-time is written as in 2026-01-31T14:30:00Z)"]
+        );
+    }
+
+    /// A CSV header `Order_ID` for the schema's `order_id`: every row "lacked" it, and no
+    /// message said the record has it in other letter case.
+    #[test]
+    fn a_required_property_written_otherwise_is_named() {
+        let (_dir, v) =
+            step(json!({ "type": "object", "required": ["order_id", "email"], "properties": { "n": { "required": ["code"] } } }));
+        let errors = v.check(&json!({ "Order ID": "1", "email": "a@b", "n": { "Code": 1 } }));
+        let messages: Vec<_> = errors.iter().map(|e| (e.field.as_deref().unwrap_or_default(), e.message.as_str())).collect();
+        assert_eq!(
+            messages,
+            [
+                (
+                    "order_id",
+                    "\"order_id\" is a required property (the record has `Order ID`: names are matched exactly, letter case included)"
+                ),
+                ("n.code", "\"code\" is a required property (the record has `Code`: names are matched exactly, letter case included)"),
+            ]
+        );
+        assert_eq!(v.check(&json!({ "email": "a@b", "total": 1 }))[0].message, "\"order_id\" is a required property");
     }
 }
