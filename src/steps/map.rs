@@ -887,7 +887,7 @@ mod tests {
             (
                 "field",
                 10,
-                "Function not found: trim (()) (`()` is no value: a field the record does not have, or a function that returned nothing; test it first: `if r.note != () { … }`)",
+                "Function not found: trim (()) (`()` is no value: a field the record does not have (a misspelt name?), or a function that returned nothing; test it first: `if r.note != () { … }`)",
             ),
         ] {
             assert_eq!(err(k), MapError::Script(format!("t.rhai line {line}: {text}")), "{k}");
