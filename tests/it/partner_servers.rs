@@ -2,8 +2,8 @@
 //! daemons' own options (no mocks): an `sftp-server` without the OpenSSH extensions (`-P`), an
 //! sshd allowing one session channel per login (`MaxSessions 1`), a vsftpd whose `PASV` reply
 //! names another address (a server behind NAT), one allowing one login per address
-//! (`max_per_ip=1`) shared by two endpoints of a flow, one refusing `.part` names, and a
-//! pure-ftpd cutting a long listing short.
+//! (`max_per_ip=1`) shared by two endpoints of a flow, one refusing `.part` names, one
+//! refusing deletions, and a pure-ftpd cutting a long listing short.
 
 use crate::support;
 
@@ -356,4 +356,32 @@ fn a_listing_pure_ftpd_cuts_short_is_told() {
         assert!(warning.contains(part), "{part} missing: {warning}");
     }
     assert!(names(&w.local("sink")).len() <= 10, "{log}");
+}
+
+/// A pull whose `after.success: delete` the server refuses for every file (vsftpd
+/// `cmds_denied=DELE,RNFR,RNTO`: a drop box the login may only read from): the file is
+/// delivered once, the failure says the server may refuse deletions outright and that `keep`
+/// is what works then, the next run does not deliver it again, and with `keep` the next run
+/// finishes it and none takes it twice. Before: only "check the folder's permissions", which
+/// were fine.
+#[test]
+fn a_pull_from_a_server_refusing_deletions_names_keep() {
+    let Some(w) = World::ftp(Ftpd::vsftpd_with(&["cmds_denied=DELE,RNFR,RNTO"])) else { return };
+    fs::write(w.remote("in/a.csv"), "a\n").unwrap();
+    let delete = w.pull("    if_exists: rename\nafter: { success: delete }\n");
+    for run in 1..=2 {
+        let (code, report) = w.run(&delete);
+        assert_eq!(code, 1, "run {run}: {report:#}");
+        let detail = report["files"][0]["detail"].as_str().unwrap_or_default().to_string();
+        assert!(detail.contains("remove /in/a.csv") && detail.contains("a drop box") && detail.contains("`keep`"), "{detail}");
+        assert_eq!(names(&w.local("sink")), ["a.csv"], "run {run}: delivered once");
+    }
+    // With `keep`, the file left failing is finished (recorded delivered: its one copy), and
+    // never taken again.
+    let keep = w.pull("    if_exists: rename\n");
+    let (code, report) = w.run(&keep);
+    assert_eq!((code, report["files"][0]["detail"].as_str()), (0, Some("delivered to here:/sink/a.csv")), "{report:#}");
+    let (code, report) = w.run(&keep);
+    assert_eq!((code, counts(&report).1), (0, 0), "{report:#}");
+    assert_eq!(names(&w.local("sink")), ["a.csv"]);
 }
