@@ -21,6 +21,10 @@ pub struct Listing {
     pub entries: Vec<Entry>,
     /// The names left out, in the order listed.
     pub skipped: Vec<SkippedName>,
+    /// Why the listing may hold only part of the folder (the server stops listing at a limit
+    /// of its own): its entries are there, but a name not among them may be there too, so the
+    /// caller takes nothing for gone from it.
+    pub cut_short: Option<String>,
 }
 
 /// An entry of a source folder that can never be taken: left out of a listing because its

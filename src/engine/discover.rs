@@ -64,12 +64,16 @@ pub struct Discovered {
     pub unlisted: Vec<Unlisted>,
 }
 
-/// A subfolder a recursive listing could not read, and why.
+/// A subfolder a recursive listing could not read, or a folder whose listing the server cut
+/// short ([`Listing::cut_short`](crate::endpoint::Listing::cut_short)), and why: nothing under
+/// it is taken for gone.
 #[derive(Debug, Clone)]
 pub struct Unlisted {
     pub folder: RemotePath,
     /// Why, as `wharf status` and the `not_taken` event say it: `permission denied: …`.
     pub cause: String,
+    /// Listed in part: its listed files are taken, those past the cut are not seen.
+    pub partly: bool,
 }
 
 impl Unlisted {
@@ -79,7 +83,7 @@ impl Unlisted {
             ErrorKind::NotFound => "gone since its parent folder was listed".to_string(),
             kind => format!("{kind}: {}", e.message),
         };
-        Unlisted { folder, cause }
+        Unlisted { folder, cause, partly: false }
     }
 
     /// Whether `path` is under this folder.
@@ -120,6 +124,9 @@ pub async fn discover(
             Err(e) => return Err(e),
         };
         skipped.extend(listed.skipped.into_iter().filter(|s| told(src, s)));
+        if let Some(cause) = listed.cut_short {
+            unlisted.push(Unlisted { folder: dir.clone(), cause, partly: true });
+        }
         for e in listed.entries {
             match e.kind {
                 EntryKind::File => files.push(e),
@@ -228,6 +235,9 @@ fn wanted(src: &Source, rel: &str) -> bool {
 /// `wharf status` and the `not_taken` event say it: `permission denied: …; nothing under it
 /// is taken while the listing cannot read it`.
 fn unlisted_reason(u: &Unlisted) -> String {
+    if u.partly {
+        return format!("{}; none of its files not listed is taken for gone while it stays so", u.cause);
+    }
     format!("{}; nothing under it is taken while the listing cannot read it", u.cause)
 }
 
@@ -255,10 +265,15 @@ pub fn note_skipped(
     let new = ledger.note_unsafe_names(&Noted { flow, run, at: to_millis(now), names: &names, unlisted: &folders })?;
     for u in unlisted {
         let (folder, cause) = (&u.folder, &u.cause);
-        if new.contains(&unreadable_folder(folder)) {
-            tracing::warn!(flow = %flow, run, endpoint = %endpoint, folder = %folder, cause = %cause, "Skipping a subfolder that cannot be listed.");
+        let message = if u.partly {
+            "The server listed part of a folder only; its files past the cut are not taken."
         } else {
-            tracing::debug!(flow = %flow, run, endpoint = %endpoint, folder = %folder, cause = %cause, "Skipping a subfolder that cannot be listed.");
+            "Skipping a subfolder that cannot be listed."
+        };
+        if new.contains(&unreadable_folder(folder)) {
+            tracing::warn!(flow = %flow, run, endpoint = %endpoint, folder = %folder, cause = %cause, "{message}");
+        } else {
+            tracing::debug!(flow = %flow, run, endpoint = %endpoint, folder = %folder, cause = %cause, "{message}");
         }
     }
     for s in skipped {

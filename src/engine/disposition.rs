@@ -117,15 +117,22 @@ pub fn record(rec: &mut FileRecord, disp: &Disposition, moved: Option<&RemotePat
 
 /// What to look at when the server refused to apply `disp` to `source` (permission denied),
 /// to follow the error in a report: the login may not remove or rename files in the folder,
-/// or (`move_to`) create them in the one it moves to.
+/// or (`move_to`) create them in the one it moves to; or the server refuses the command to
+/// this login whatever the folder (a drop box: vsftpd `cmds_denied`, pure-ftpd `-K`/`-R`),
+/// which only the partner can change, and `keep` is what works meanwhile.
 pub fn refused_hint(disp: &Disposition, source: &RemotePath) -> String {
+    const WHOLE: &str = "or the server lets this login delete or rename nothing at all (a drop box): then `keep` leaves the files \
+                         there, not taken again";
     match disp {
         Disposition::Keep => String::new(),
         Disposition::Delete => {
-            format!("; the login may not delete files in {} (check the folder's permissions for it)", source.parent())
+            format!("; the login may not delete files in {} (check the folder's permissions for it), {WHOLE}", source.parent())
         }
         Disposition::MoveTo(dir) => {
-            format!("; the login may not move files out of {} or into {dir} (check the folders' permissions for it)", source.parent())
+            format!(
+                "; the login may not move files out of {} or into {dir} (check the folders' permissions for it), {WHOLE}",
+                source.parent()
+            )
         }
     }
 }

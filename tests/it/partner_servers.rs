@@ -2,7 +2,8 @@
 //! daemons' own options (no mocks): an `sftp-server` without the OpenSSH extensions (`-P`), an
 //! sshd allowing one session channel per login (`MaxSessions 1`), a vsftpd whose `PASV` reply
 //! names another address (a server behind NAT), one allowing one login per address
-//! (`max_per_ip=1`) shared by two endpoints of a flow, and one refusing `.part` names.
+//! (`max_per_ip=1`) shared by two endpoints of a flow, one refusing `.part` names, one
+//! refusing deletions, and a pure-ftpd cutting a long listing short.
 
 use crate::support;
 
@@ -13,7 +14,7 @@ use wharf::config::flow::FtpTls;
 
 use support::ftpd::Ftpd;
 use support::sshd::Sshd;
-use support::{TempDir, counts, json_of, tempdir};
+use support::{TempDir, counts, json_of, tempdir, text};
 
 /// The sftp-server of this machine with `flags`, as the sshd_config line that runs it.
 fn sftp_server(flags: &str) -> String {
@@ -326,4 +327,61 @@ fn a_stale_temporary_file_on_an_auto_renaming_server_is_removed_first() {
     assert_eq!((code, counts(&report).1), (0, 1), "{report:#}");
     assert_eq!(fs::read_to_string(w.remote("inbox/a.csv")).unwrap(), "a\n");
     assert_eq!(names(&w.remote("inbox")), ["a.csv"]);
+}
+
+/// pure-ftpd lists at most 10,000 lines by default (`LimitRecursion 10000`): of a folder with
+/// 10,005 files it sends 10,000 lines (`.` and `..` among them) and a `226 Output truncated to
+/// 10000 matches` that the FTP library drops. The run now warns, naming the flow, the folder,
+/// the limit and what helps, and takes nothing in that folder for gone (a file past the cut
+/// keeps its history: were it forgotten, it would be taken again once listed). Before: "9998
+/// seen", as if that were the whole folder, and five files never seen, without a word.
+#[test]
+fn a_listing_pure_ftpd_cuts_short_is_told() {
+    let Some(w) = World::ftp(Ftpd::pure_ftpd()) else { return };
+    for i in 0..10_005 {
+        fs::write(w.remote(&format!("in/f{i:05}.csv")), "x\n").unwrap();
+    }
+    // Only ten of them taken: the listing is what is tried here, not 10,000 downloads.
+    let yaml = format!(
+        "name: pull\nendpoints:\n  partner:\n{ep}  here:\n    type: local\n    root: {root:?}\nsource:\n  endpoint: partner\n  path: /in\n  include: [\"f0000?.csv\"]\nsinks:\n  - endpoint: here\n    path: /sink\n",
+        ep = w.endpoint,
+        root = w.dir.path().display().to_string(),
+    );
+    let flow = w.flow("pull.yaml", &yaml);
+    let out = support::wharf(&w.local("state")).arg("run").arg(&flow).output().unwrap();
+    let log = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{log}");
+    let warning = log.lines().find(|l| l.contains("listed part of a folder")).unwrap_or_else(|| panic!("no warning: {log}"));
+    for part in ["flow=pull", "folder=/in", "10000 lines", "pure-ftpd", "LimitRecursion"] {
+        assert!(warning.contains(part), "{part} missing: {warning}");
+    }
+    assert!(names(&w.local("sink")).len() <= 10, "{log}");
+}
+
+/// A pull whose `after.success: delete` the server refuses for every file (vsftpd
+/// `cmds_denied=DELE,RNFR,RNTO`: a drop box the login may only read from): the file is
+/// delivered once, the failure says the server may refuse deletions outright and that `keep`
+/// is what works then, the next run does not deliver it again, and with `keep` the next run
+/// finishes it and none takes it twice. Before: only "check the folder's permissions", which
+/// were fine.
+#[test]
+fn a_pull_from_a_server_refusing_deletions_names_keep() {
+    let Some(w) = World::ftp(Ftpd::vsftpd_with(&["cmds_denied=DELE,RNFR,RNTO"])) else { return };
+    fs::write(w.remote("in/a.csv"), "a\n").unwrap();
+    let delete = w.pull("    if_exists: rename\nafter: { success: delete }\n");
+    for run in 1..=2 {
+        let (code, report) = w.run(&delete);
+        assert_eq!(code, 1, "run {run}: {report:#}");
+        let detail = report["files"][0]["detail"].as_str().unwrap_or_default().to_string();
+        assert!(detail.contains("remove /in/a.csv") && detail.contains("a drop box") && detail.contains("`keep`"), "{detail}");
+        assert_eq!(names(&w.local("sink")), ["a.csv"], "run {run}: delivered once");
+    }
+    // With `keep`, the file left failing is finished (recorded delivered: its one copy), and
+    // never taken again.
+    let keep = w.pull("    if_exists: rename\n");
+    let (code, report) = w.run(&keep);
+    assert_eq!((code, report["files"][0]["detail"].as_str()), (0, Some("delivered to here:/sink/a.csv")), "{report:#}");
+    let (code, report) = w.run(&keep);
+    assert_eq!((code, counts(&report).1), (0, 0), "{report:#}");
+    assert_eq!(names(&w.local("sink")), ["a.csv"]);
 }

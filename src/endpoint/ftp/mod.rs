@@ -56,6 +56,11 @@ use crate::text::{Keep, SERVER_TEXT, one_line};
 
 /// Largest directory listing read into memory (a server sending more is broken or hostile).
 const MAX_LISTING: usize = 64 * 1024 * 1024;
+/// How many lines pure-ftpd lists at most, by default (`LimitRecursion 10000` in its
+/// configuration, `-L 10000:…`): it ends a longer listing there with a `226 Output truncated
+/// to 10000 matches` that suppaftp reads and drops, so a listing of exactly this many lines
+/// (`.` and `..` among them) is taken for one cut short.
+const PURE_FTPD_LISTING_LIMIT: usize = 10_000;
 /// Writes go to the data connection in pieces of this size, each with its own stall timeout.
 const WRITE_PIECE: usize = 256 * 1024;
 
@@ -451,7 +456,15 @@ impl FtpEndpoint {
         let mlsd = c.feat.mlsd;
         let raw = if mlsd { self.listing(c, "MLSD").await? } else { self.list_all(c).await? };
         let mut out = Listing::default();
-        for line in list::read(&raw, mlsd, SystemTime::now()) {
+        let lines = list::read(&raw, mlsd, SystemTime::now());
+        if lines.len() == PURE_FTPD_LISTING_LIMIT {
+            out.cut_short = Some(format!(
+                "the server ended its listing at exactly {PURE_FTPD_LISTING_LIMIT} lines, pure-ftpd's limit by default: files past them are \
+                 not seen. Ask the partner to raise it (`LimitRecursion` in pure-ftpd.conf, `-L`), or let the folder hold fewer files \
+                 (`after.success: delete` or `move_to`)"
+            ));
+        }
+        for line in lines {
             let l = match line {
                 list::Line::Entry(l) => l,
                 list::Line::Cut(name) => {
