@@ -459,8 +459,8 @@ impl FtpEndpoint {
         let lines = list::read(&raw, mlsd, SystemTime::now());
         if lines.len() == PURE_FTPD_LISTING_LIMIT {
             out.cut_short = Some(format!(
-                "the server ended its listing at exactly {PURE_FTPD_LISTING_LIMIT} lines, pure-ftpd's limit by default: files past them are \
-                 not seen. Ask the partner to raise it (`LimitRecursion` in pure-ftpd.conf, `-L`), or let the folder hold fewer files \
+                "the server ended its listing at exactly {PURE_FTPD_LISTING_LIMIT} lines, pure-ftpd's limit by default: if it cut the \
+                 listing there, files past them are not seen. Ask the partner to raise it (`LimitRecursion` in pure-ftpd.conf, `-L`), or let the folder hold fewer files \
                  (`after.success: delete` or `move_to`)"
             ));
         }
