@@ -1,0 +1,78 @@
+//! What the ledger tells the engineer on call, through the `wharf` binary with local folders:
+//! everything kept of one file (`wharf files FLOW --path`), and a damaged ledger refused with
+//! the way out.
+
+use crate::support;
+
+use std::path::Path;
+
+/// A flow `calls` moving `*.csv` from `dir/outbox` to `dir/archive`, with `a.csv` and `b.csv`
+/// waiting, run once.
+fn delivered_once(dir: &Path, state: &Path) {
+    for d in ["outbox", "archive"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::write(dir.join("outbox/a.csv"), "a\n").unwrap();
+    std::fs::write(dir.join("outbox/b.csv"), "b\n").unwrap();
+    let flow = dir.join("calls.yaml");
+    std::fs::write(
+        &flow,
+        format!(
+            "name: calls\nendpoints:\n  outbox: {{ type: local, root: {0}/outbox }}\n  archive: {{ type: local, root: {0}/archive }}\n\
+             source: {{ endpoint: outbox, path: /, include: [\"*.csv\"] }}\nsinks:\n  - {{ endpoint: archive, path: / }}\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let out = support::wharf(state).arg("run").arg(&flow).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", support::text(&out));
+}
+
+#[test]
+fn files_path_shows_everything_kept_of_one_file_whatever_the_limit() {
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    delivered_once(dir.path(), &state);
+    // With `--limit 1`, `a.csv` may be left out of the list; `--path` finds it anyway.
+    let out = support::wharf(&state).args(["files", "calls", "--path", "/a.csv", "--limit", "1"]).output().unwrap();
+    let text = support::text(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for line in ["file:        /a.csv (2 bytes, modified ", "SHA-256 87428fc522803d31065e7bce3cf03fe475096631e5e07bbd7a0fde60c4cf25c7)", "first seen:  ", "state:       done since ", "(run 1)", "delivered:   sink 1: /a.csv", "source:      left at the source"] {
+        assert!(text.contains(line), "{line:?} in {text}");
+    }
+    assert!(!text.contains("b.csv"), "{text}");
+    // Without the leading `/`, and as JSON: the record as `wharf files --json` has it.
+    let (code, v) = support::json_of(support::wharf(&state).args(["files", "calls", "--path", "a.csv", "--json"]));
+    assert_eq!(code, 0);
+    let rows = v.as_array().unwrap();
+    assert_eq!((rows.len(), rows[0]["path"].as_str(), rows[0]["state"].as_str(), rows[0]["run"].as_u64()), (1, Some("a.csv"), Some("done"), Some(1)), "{v:#}");
+    // A path never listed says so and why it may be.
+    let out = support::wharf(&state).args(["files", "calls", "--path", "/c.csv"]).output().unwrap();
+    let text = support::text(&out);
+    assert!(text.contains("flow calls: no file /c.csv recorded: no run listed it"), "{text}");
+    let (_, v) = support::json_of(support::wharf(&state).args(["files", "calls", "--path", "/c.csv", "--json"]));
+    assert_eq!(v, serde_json::json!([]));
+}
+
+#[test]
+fn a_ledger_cut_short_is_refused_as_damaged_by_every_command_naming_the_way_out() {
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    delivered_once(dir.path(), &state);
+    let ledger = state.join("ledger.redb");
+    std::fs::OpenOptions::new().write(true).open(&ledger).unwrap().set_len(20_000).unwrap();
+    for args in [&["run", "calls.yaml"][..], &["runs"], &["files", "calls"]] {
+        let mut cmd = support::wharf(&state);
+        cmd.current_dir(dir.path()).args(args);
+        if args[0] == "run" {
+            cmd.arg("--json");
+        }
+        let out = cmd.output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{args:?}: {}", support::text(&out));
+        assert!(err.contains(&format!("ledger {} is damaged (", ledger.display())), "{args:?}: {err}");
+        assert!(err.contains("Restore the state folder") && err.contains("move it aside"), "{args:?}: {err}");
+    }
+    let (code, v) = support::json_of(support::wharf(&state).args(["runs", "--json"]));
+    assert_eq!((code, v["error"]["kind"].as_str()), (3, Some("state")), "{v:#}");
+}
