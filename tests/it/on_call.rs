@@ -37,7 +37,15 @@ fn files_path_shows_everything_kept_of_one_file_whatever_the_limit() {
     let out = support::wharf(&state).args(["files", "calls", "--path", "/a.csv", "--limit", "1"]).output().unwrap();
     let text = support::text(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    for line in ["file:        /a.csv (2 bytes, modified ", "SHA-256 87428fc522803d31065e7bce3cf03fe475096631e5e07bbd7a0fde60c4cf25c7)", "first seen:  ", "state:       done since ", "(run 1)", "delivered:   sink 1: /a.csv", "source:      left at the source"] {
+    for line in [
+        "file:        /a.csv (2 bytes, modified ",
+        "SHA-256 87428fc522803d31065e7bce3cf03fe475096631e5e07bbd7a0fde60c4cf25c7)",
+        "first seen:  ",
+        "state:       done since ",
+        "(run 1)",
+        "delivered:   sink 1: /a.csv",
+        "source:      left at the source",
+    ] {
         assert!(text.contains(line), "{line:?} in {text}");
     }
     assert!(!text.contains("b.csv"), "{text}");
@@ -45,7 +53,11 @@ fn files_path_shows_everything_kept_of_one_file_whatever_the_limit() {
     let (code, v) = support::json_of(support::wharf(&state).args(["files", "calls", "--path", "a.csv", "--json"]));
     assert_eq!(code, 0);
     let rows = v.as_array().unwrap();
-    assert_eq!((rows.len(), rows[0]["path"].as_str(), rows[0]["state"].as_str(), rows[0]["run"].as_u64()), (1, Some("a.csv"), Some("done"), Some(1)), "{v:#}");
+    assert_eq!(
+        (rows.len(), rows[0]["path"].as_str(), rows[0]["state"].as_str(), rows[0]["run"].as_u64()),
+        (1, Some("a.csv"), Some("done"), Some(1)),
+        "{v:#}"
+    );
     // A path never listed says so and why it may be.
     let out = support::wharf(&state).args(["files", "calls", "--path", "/c.csv"]).output().unwrap();
     let text = support::text(&out);

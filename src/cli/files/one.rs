@@ -19,8 +19,7 @@ use crate::ledger::{FileRecord, FileWarning, Ledger, SourceFate};
 pub(super) fn run(ledger: &Ledger, flow: &str, path: &str, json: bool) -> anyhow::Result<ExitCode> {
     let key = path.trim_start_matches('/');
     let current = ledger.file(flow, key)?;
-    let earlier: Vec<QuarantinedFile> =
-        ledger.quarantined_files(flow, Some(key))?.into_iter().filter(|f| f.earlier.is_some()).collect();
+    let earlier: Vec<QuarantinedFile> = ledger.quarantined_files(flow, Some(key))?.into_iter().filter(|f| f.earlier.is_some()).collect();
     let mut rows: Vec<(&FileRecord, Option<&QuarantinedFile>)> = earlier.iter().map(|f| (&f.rec, Some(f))).collect();
     rows.extend(current.iter().map(|r| (r, None)));
     let of: Vec<_> = rows.iter().map(|(r, e)| (*r, e.and_then(|q| q.earlier).map(|e| e.replaced))).collect();
