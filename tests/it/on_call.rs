@@ -6,24 +6,11 @@ use crate::support;
 
 use std::path::Path;
 
-/// A flow `calls` moving `*.csv` from `dir/outbox` to `dir/archive`, with `a.csv` and `b.csv`
-/// waiting, run once.
+use super::output::local_flow;
+
+/// The flow `pipe` of [`local_flow`], with `f0.csv` and `f1.csv` waiting, run once.
 fn delivered_once(dir: &Path, state: &Path) {
-    for d in ["outbox", "archive"] {
-        std::fs::create_dir_all(dir.join(d)).unwrap();
-    }
-    std::fs::write(dir.join("outbox/a.csv"), "a\n").unwrap();
-    std::fs::write(dir.join("outbox/b.csv"), "b\n").unwrap();
-    let flow = dir.join("calls.yaml");
-    std::fs::write(
-        &flow,
-        format!(
-            "name: calls\nendpoints:\n  outbox: {{ type: local, root: {0}/outbox }}\n  archive: {{ type: local, root: {0}/archive }}\n\
-             source: {{ endpoint: outbox, path: /, include: [\"*.csv\"] }}\nsinks:\n  - {{ endpoint: archive, path: / }}\n",
-            dir.display()
-        ),
-    )
-    .unwrap();
+    let flow = local_flow(dir, 2);
     let out = support::wharf(state).arg("run").arg(&flow).output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", support::text(&out));
 }
@@ -33,36 +20,36 @@ fn files_path_shows_everything_kept_of_one_file_whatever_the_limit() {
     let dir = support::tempdir();
     let state = dir.path().join("state");
     delivered_once(dir.path(), &state);
-    // With `--limit 1`, `a.csv` may be left out of the list; `--path` finds it anyway.
-    let out = support::wharf(&state).args(["files", "calls", "--path", "/a.csv", "--limit", "1"]).output().unwrap();
+    // With `--limit 1`, `f0.csv` may be left out of the list; `--path` finds it anyway.
+    let out = support::wharf(&state).args(["files", "pipe", "--path", "/f0.csv", "--limit", "1"]).output().unwrap();
     let text = support::text(&out);
     assert_eq!(out.status.code(), Some(0), "{text}");
     for line in [
-        "file:        /a.csv (2 bytes, modified ",
-        "SHA-256 87428fc522803d31065e7bce3cf03fe475096631e5e07bbd7a0fde60c4cf25c7)",
+        "file:        /f0.csv (2 bytes, modified ",
+        "SHA-256 9a271f2a916b0b6ee6cecb2426f0b3206ef074578be55d9bc94f6f3fe3ab86aa)",
         "first seen:  ",
         "state:       done since ",
         "(run 1)",
-        "delivered:   sink 1: /a.csv",
+        "delivered:   sink 1: /f0.csv",
         "source:      left at the source",
     ] {
         assert!(text.contains(line), "{line:?} in {text}");
     }
-    assert!(!text.contains("b.csv"), "{text}");
+    assert!(!text.contains("f1.csv"), "{text}");
     // Without the leading `/`, and as JSON: the record as `wharf files --json` has it.
-    let (code, v) = support::json_of(support::wharf(&state).args(["files", "calls", "--path", "a.csv", "--json"]));
+    let (code, v) = support::json_of(support::wharf(&state).args(["files", "pipe", "--path", "f0.csv", "--json"]));
     assert_eq!(code, 0);
     let rows = v.as_array().unwrap();
     assert_eq!(
         (rows.len(), rows[0]["path"].as_str(), rows[0]["state"].as_str(), rows[0]["run"].as_u64()),
-        (1, Some("a.csv"), Some("done"), Some(1)),
+        (1, Some("f0.csv"), Some("done"), Some(1)),
         "{v:#}"
     );
     // A path never listed says so and why it may be.
-    let out = support::wharf(&state).args(["files", "calls", "--path", "/c.csv"]).output().unwrap();
+    let out = support::wharf(&state).args(["files", "pipe", "--path", "/c.csv"]).output().unwrap();
     let text = support::text(&out);
-    assert!(text.contains("flow calls: no file /c.csv recorded: no run listed it"), "{text}");
-    let (_, v) = support::json_of(support::wharf(&state).args(["files", "calls", "--path", "/c.csv", "--json"]));
+    assert!(text.contains("flow pipe: no file /c.csv recorded: no run listed it"), "{text}");
+    let (_, v) = support::json_of(support::wharf(&state).args(["files", "pipe", "--path", "/c.csv", "--json"]));
     assert_eq!(v, serde_json::json!([]));
 }
 
@@ -73,7 +60,7 @@ fn a_ledger_cut_short_is_refused_as_damaged_by_every_command_naming_the_way_out(
     delivered_once(dir.path(), &state);
     let ledger = state.join("ledger.redb");
     std::fs::OpenOptions::new().write(true).open(&ledger).unwrap().set_len(20_000).unwrap();
-    for args in [&["run", "calls.yaml"][..], &["runs"], &["files", "calls"]] {
+    for args in [&["run", "pipe.yaml"][..], &["runs"], &["files", "pipe"]] {
         let mut cmd = support::wharf(&state);
         cmd.current_dir(dir.path()).args(args);
         if args[0] == "run" {
