@@ -75,3 +75,28 @@ fn a_ledger_cut_short_is_refused_as_damaged_by_every_command_naming_the_way_out(
     let (code, v) = support::json_of(support::wharf(&state).args(["runs", "--json"]));
     assert_eq!((code, v["error"]["kind"].as_str()), (3, Some("state")), "{v:#}");
 }
+
+#[test]
+fn plan_says_when_the_ledger_has_no_run_of_the_flow_and_what_a_lost_state_folder_means() {
+    let dir = support::tempdir();
+    let state = dir.path().join("state");
+    delivered_once(dir.path(), &state);
+    let flow = dir.path().join("pipe.yaml");
+    let plan = |state: &Path| support::wharf(state).arg("plan").arg(&flow).output().unwrap();
+    let t = support::text(&plan(&state));
+    assert!(t.contains("skip      /f0.csv: already delivered") && !t.contains("note: the ledger"), "{t}");
+    // The state folder lost: no ledger, every file new, and the way back named.
+    let lost = dir.path().join("lost");
+    let t = support::text(&plan(&lost));
+    let ledger = lost.join("ledger.redb");
+    assert!(t.contains(&format!("note: there is no ledger at {} yet: every file listed is new to wharf.", ledger.display())), "{t}");
+    assert!(t.contains("run with that state folder (--state-dir) instead"), "{t}");
+    // A ledger of other flows only: the same, in `--json` as well.
+    std::fs::rename(&state, &lost).unwrap();
+    let renamed = dir.path().join("renamed.yaml");
+    std::fs::write(&renamed, std::fs::read_to_string(&flow).unwrap().replace("name: pipe", "name: renamed")).unwrap();
+    let (code, v) = support::json_of(support::wharf(&lost).arg("plan").arg(&renamed).arg("--json"));
+    assert_eq!(code, 0, "{v:#}");
+    let first = v["caveats"][0].as_str().unwrap_or_default();
+    assert!(first.starts_with(&format!("the ledger at {} has no run of flow renamed: every file", ledger.display())), "{v:#}");
+}
