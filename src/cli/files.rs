@@ -4,6 +4,8 @@
 //! A file its content steps let through with a warning (every record rejected, a CSV read as
 //! one column) has it after its detail, as its run's report had it.
 
+mod one;
+
 use std::process::ExitCode;
 
 use super::Global;
@@ -20,6 +22,11 @@ pub struct Args {
     /// oldest first. Older ones are left out, and a last line says so.
     #[arg(long, default_value_t = 100)]
     pub limit: usize,
+    /// Only the file at this source path (`/in/X.csv`), however long ago it changed, in full:
+    /// first seen, size, time and SHA-256, state and run, where it was delivered, what became
+    /// of its source, its last error.
+    #[arg(long)]
+    pub path: Option<String>,
     /// JSON output (times in RFC 3339, UTC: `2026-12-06T07:18:42.123Z`).
     #[arg(long)]
     pub json: bool,
@@ -41,6 +48,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         return no_ledger(global, args.json);
     };
     let flow = super::state::flow_name(&args.flow);
+    if let Some(path) = &args.path {
+        return one::run(&ledger, &flow, path, args.json);
+    }
     let files = ledger.latest_files(&flow, args.limit)?;
     // Quarantined files a newer file under their name replaced (`wharf quarantine list`):
     // each is shown, whatever `--limit`, where its record falls in time, marked as earlier.

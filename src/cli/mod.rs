@@ -110,7 +110,7 @@ pub enum Command {
     /// Show run history.
     Runs(runs::Args),
     /// Show the files of a flow that changed last (`--limit`, default 100), with their state
-    /// in the ledger.
+    /// in the ledger; `--path PATH`: everything kept of one file, however old.
     Files(files::Args),
     /// Show an SSH server's host key fingerprint and record it in a known_hosts file.
     Trust(trust::Args),

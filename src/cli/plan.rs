@@ -26,6 +26,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let staging = global.state_dir.join("staging");
     let mut planned = rt.block_on(plan::plan(&flow, ledger.as_ref(), std::time::SystemTime::now(), Some(&staging)))?;
     plan::add_probes(&mut planned, &flow, &global.state_dir, chrono::Utc::now());
+    if let Some(note) = first_run(global, ledger.as_ref(), &flow.name)? {
+        planned.caveats.insert(0, note);
+    }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&planned)?);
         return Ok(ExitCode::SUCCESS);
@@ -70,6 +73,22 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         outln!("  hint: {hint}");
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// When the ledger has no run of `flow` (no ledger yet, a new state folder, a renamed flow):
+/// the note that every file listed is new to it, and what that means after a state folder was
+/// lost or left behind. `None` when the flow has run.
+fn first_run(global: &Global, ledger: Option<&crate::ledger::Ledger>, flow: &str) -> anyhow::Result<Option<String>> {
+    let path = super::state::ledger_path(global);
+    let held = match ledger {
+        None => format!("there is no ledger at {} yet", path.display()),
+        Some(l) if l.runs(Some(flow), 1)?.is_empty() => format!("the ledger at {} has no run of flow {flow}", path.display()),
+        Some(_) => return Ok(None),
+    };
+    Ok(Some(format!(
+        "{held}: every file listed is new to wharf. If the flow ran before with another state folder (deleted, or left behind when the project was moved), \
+         the files it delivered then are delivered again, as the sinks' `if_exists` allows: run with that state folder (--state-dir) instead"
+    )))
 }
 
 /// `; then move the source to …`, or nothing (the source is kept).

@@ -142,6 +142,15 @@ fn show_released(r: &quarantine::Released, copy: Option<&str>, json: bool) -> an
     Ok(())
 }
 
+/// What can be done about a quarantined file (the path's newest), for `quarantine show`.
+fn next_steps(flow: &str, path: &str) -> String {
+    format!(
+        "with the flow fixed (its steps, schema or script), `wharf quarantine reprocess {flow} /{path}` delivers this copy; \
+         a corrected file sent again under this name is taken by the next run (`wharf plan {flow}` says so), this copy kept; \
+         `wharf quarantine release {flow} /{path}` removes the copy and forgets the file (taken again if it is still at the source)"
+    )
+}
+
 /// What `release` and `reprocess` advise while `wharf serve` holds the ledger.
 const WHILE_SERVING: &str = "stop the daemon to release or reprocess quarantined files";
 
@@ -258,6 +267,9 @@ fn show(flow: &crate::config::Flow, path: &str, copy: Option<&str>, global: &Glo
             q.errors_total
         );
         outln!("outcome:     {}", outcome_label(crate::engine::Outcome::Quarantined));
+        if f.earlier.is_none() {
+            outln!("next:        {}", next_steps(&flow.name, &rec.path));
+        }
         match runtime()?.block_on(quarantine::report_text(flow, &q)) {
             Ok(Some(text)) => outln!("\n{text}"),
             Ok(None) => {}

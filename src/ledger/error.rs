@@ -36,6 +36,15 @@ pub enum LedgerError {
     /// A write through a handle from [`Ledger::open_read_only`].
     #[error("ledger {0} is open read-only here (another process writes it)")]
     ReadOnly(PathBuf),
+    /// The file is not a whole ledger (cut short, overwritten, not a redb file at all): what
+    /// it recorded cannot be read, so which files were taken cannot be told. Nothing was
+    /// written to it.
+    #[error(
+        "ledger {} is damaged ({cause}) and was left as it is: wharf cannot tell from it which files it took. Restore the state folder {} from a backup taken while no run wrote it, or move it aside to start afresh (every file still at a source is then taken as new, and a sink's `if_exists` decides what a copy there already gets)",
+        path.display(),
+        path.parent().unwrap_or(path).display()
+    )]
+    Damaged { path: PathBuf, cause: String },
     #[error("ledger {path}: {source}")]
     Db {
         path: PathBuf,
@@ -85,12 +94,26 @@ pub(super) fn folder_blocked_by(path: &Path) -> Option<PathBuf> {
     (!existing.is_dir()).then(|| existing.to_path_buf())
 }
 
-/// An error opening the database file at `path` as its writer (not `Busy`).
+/// An error opening the database file at `path`, as its writer or a reader (not `Busy`).
 pub(super) fn open_error(path: &Path, e: redb::DatabaseError) -> LedgerError {
     match e {
         redb::DatabaseError::Storage(redb::StorageError::Io(io)) if crate::durable::no_space(&io) => {
             LedgerError::StateFull { path: path.to_path_buf() }
         }
-        e => LedgerError::Db { path: path.to_path_buf(), source: e.into() },
+        e => db_error(path, e.into()),
+    }
+}
+
+/// A database error on the ledger at `path`: [`LedgerError::Damaged`] for a file that is not a
+/// whole ledger (redb finds it corrupted, or it ends before what its header says it holds),
+/// [`LedgerError::Db`] otherwise.
+pub(super) fn db_error(path: &Path, e: redb::Error) -> LedgerError {
+    let path = path.to_path_buf();
+    match e {
+        redb::Error::Corrupted(cause) => LedgerError::Damaged { path, cause },
+        redb::Error::Io(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+            LedgerError::Damaged { path, cause: format!("the file ends early: {io}") }
+        }
+        source => LedgerError::Db { path, source },
     }
 }

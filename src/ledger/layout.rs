@@ -102,7 +102,7 @@ pub(super) fn read(tx: &ReadTransaction) -> Result<Option<Marker>, redb::Error> 
 /// a recovery's reopen too) and the readers'.
 pub(super) fn check(path: &std::path::Path, db: &impl ReadableDatabase) -> Result<(), LedgerError> {
     let found = db.begin_read().map_err(redb::Error::from).and_then(|tx| read(&tx));
-    match found.map_err(|source| LedgerError::Db { path: path.to_path_buf(), source })? {
+    match found.map_err(|e| super::error::db_error(path, e))? {
         Some(m) if m.layout > LAYOUT => Err(LedgerError::NewerLayout {
             path: path.to_path_buf(),
             layout: m.layout,

@@ -225,7 +225,7 @@ impl Ledger {
                         drop(writer);
                     }
                     Err(LedgerError::Busy(_)) => {}
-                    Err(e @ LedgerError::NewerLayout { .. }) => return Err(e),
+                    Err(e @ (LedgerError::NewerLayout { .. } | LedgerError::Damaged { .. })) => return Err(e),
                     // A write failed for lack of space (that, not a kill, left it unclean), and
                     // the repair needs some too: read a copy repaired in memory.
                     Err(e) if e.is_state_full() => {
@@ -234,12 +234,12 @@ impl Ledger {
                     }
                     Err(e) => return Err(LedgerError::NeedsRepair { path: path.to_path_buf(), cause: e.to_string() }),
                 }
-                builder().open_read_only(path).map_err(|e| LedgerError::Db { path: path.to_path_buf(), source: e.into() })?
+                builder().open_read_only(path).map_err(|e| error::open_error(path, e))?
             }
             Err(redb::DatabaseError::Storage(redb::StorageError::Io(e))) if e.kind() == std::io::ErrorKind::NotFound => {
                 return Err(LedgerError::Missing(path.to_path_buf()));
             }
-            Err(e) => return Err(LedgerError::Db { path: path.to_path_buf(), source: e.into() }),
+            Err(e) => return Err(error::open_error(path, e)),
         };
         layout::check(path, &db)?;
         Ok(Ledger::new(Handle::Read(db), path.to_path_buf()))
@@ -790,6 +790,29 @@ mod tests {
         assert!(!r.is_writer() && matches!(r.begin_run("a", 2), Err(LedgerError::ReadOnly(_))));
         drop(r);
         assert!(std::fs::read(&crashed).unwrap() == before, "the file is untouched");
+    }
+
+    /// A ledger file cut short (a copy that stopped, a disk that lost its end) is refused as
+    /// damaged, by the writer and by a reader alike, with the way out; nothing is written to it.
+    #[test]
+    fn a_ledger_cut_short_is_refused_as_damaged_with_the_way_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("ledger.redb");
+        let w = Ledger::open(&path).unwrap();
+        w.begin_run("a", 1).unwrap();
+        drop(w);
+        let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        file.set_len(20_000).unwrap();
+        drop(file);
+        let before = std::fs::read(&path).unwrap();
+        for e in [Ledger::open(&path).err(), Ledger::open_read_only(&path).err()] {
+            let e = e.expect("refused");
+            assert!(matches!(e, LedgerError::Damaged { .. }), "{e:?}");
+            let text = e.to_string();
+            assert!(text.contains("is damaged") && text.contains("Restore the state folder"), "{text}");
+            assert!(text.contains(&dir.path().display().to_string()), "{text}");
+        }
+        assert!(std::fs::read(&path).unwrap() == before, "the file is untouched");
     }
 
     /// The state folder wharf makes is private: partners' files in flight are staged in it.

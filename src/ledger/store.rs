@@ -13,7 +13,7 @@ use redb::{ConcurrencyMode, Database, ReadOnlyDatabase, ReadableDatabase};
 use redb::{ReadableTable, TableDefinition, TableHandle};
 
 use super::codec::Postcard;
-use super::error::open_error;
+use super::error::{db_error, open_error};
 use super::forget::Span;
 use super::layout;
 use super::quarantined::{self, EARLIER};
@@ -139,7 +139,7 @@ impl Core {
             },
             _ => {}
         }
-        LedgerError::Db { path: self.path.clone(), source: e }
+        db_error(&self.path, e)
     }
 
     /// The database handle (a poisoned lock only means a panic elsewhere while it was held:

@@ -22,6 +22,7 @@ mod ftp_modes;
 mod full_disks;
 mod max_files;
 mod notify;
+mod on_call;
 mod output;
 mod partner_servers;
 mod plan;

@@ -13,7 +13,7 @@ use std::path::Path;
 use std::process::{Output, Stdio};
 
 /// A flow moving `*.csv` from `dir/outbox` to `dir/archive`, with `n` files waiting.
-fn local_flow(dir: &Path, n: usize) -> std::path::PathBuf {
+pub(crate) fn local_flow(dir: &Path, n: usize) -> std::path::PathBuf {
     for d in ["outbox", "archive"] {
         std::fs::create_dir_all(dir.join(d)).unwrap();
     }

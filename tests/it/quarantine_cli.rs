@@ -42,6 +42,11 @@ fn an_earlier_quarantined_file_is_seen_by_files_and_named_by_its_copy() {
     };
     fs::write(dir.path().join("in/a.csv"), "id\nx\n").unwrap();
     assert_eq!(run()["quarantined"], 1);
+    // `show` of the path's file says what can be done about it.
+    let out = wharf(&state).args(["quarantine", "show"]).arg(&flow).arg("/a.csv").output().unwrap();
+    let t = text(&out);
+    assert!(t.contains("next:        with the flow fixed (its steps, schema or script), `wharf quarantine reprocess local /a.csv`"), "{t}");
+    assert!(t.contains("`wharf quarantine release local /a.csv` removes the copy"), "{t}");
     fs::write(dir.path().join("in/a.csv"), "id\n7\n").unwrap();
     assert_eq!(run()["counts"]["delivered"], 1);
 
@@ -66,6 +71,7 @@ fn an_earlier_quarantined_file_is_seen_by_files_and_named_by_its_copy() {
         let out = wharf(&state).args(["quarantine", "show"]).arg(&flow).arg(given).output().unwrap();
         assert_eq!(out.status.code(), Some(0), "{given}: {}", text(&out));
         assert!(text(&out).contains("file:        /a.csv (5 bytes"), "{}", text(&out));
+        assert!(!text(&out).contains("next:"), "an earlier file is only released: {}", text(&out));
     }
 
     // Its copy replaced by somebody else's file: left alone, and the release says so.
