@@ -64,8 +64,9 @@ pub struct Exited {
 }
 
 /// How long the stderr of a program killed before it exited (at its limit, or stopped) is
-/// still read after its group was killed: enough for what it wrote to be read, not waited for longer when something of it outlives the kill (a
-/// process stuck in the kernel, or one that left the group, holding stderr open).
+/// still read after its group was killed: enough for what it wrote to be read, not waited for
+/// longer when something of it outlives the kill (a process stuck in the kernel, or one that
+/// left the group, holding stderr open).
 const STOPPED_GRACE: Duration = Duration::from_secs(2);
 
 /// How much of the end of a program's stderr (its lines joined into one) a message quotes,
