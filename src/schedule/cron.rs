@@ -27,10 +27,15 @@ pub struct CronExpr {
 impl CronExpr {
     /// Parses `minute hour day-of-month month day-of-week`, or the same with a leading seconds
     /// field; `@daily`-style nicknames, names (`mon`, `jan`), `L`, `W`, `#` as croner reads them.
-    /// An expression that never matches (`0 0 30 2 *`) is refused. The error is a sentence fit
-    /// for a diagnostic, in plain words: the field refused and what it takes (`bad_field`), or
-    /// how many fields there are; croner's own message only for what neither explains.
+    /// An expression that never matches (`0 0 30 2 *`) is refused, and so is a name in a
+    /// field of the other kind (`0 6 * mon-fri jan`: croner reads any name in any field, and
+    /// would run on Mondays from January to May). The error is a sentence fit for a diagnostic,
+    /// in plain words: the field refused and what it takes (`bad_field`), or how many fields
+    /// there are; croner's own message only for what neither explains.
     pub fn parse(text: &str) -> Result<CronExpr, String> {
+        if let Some(why) = misplaced_name(text) {
+            return Err(format!("bad cron expression `{text}`: {why}"));
+        }
         let cron = parser().parse(text).map_err(|e| {
             let fields = text.split_whitespace().count();
             let why = match (bad_field(text), e) {
@@ -114,6 +119,35 @@ fn bad_field(text: &str) -> Option<String> {
                 "the {name} field takes {takes}, not `{}` (or a range `a-b` from low to high, a list `a,b`, a step `*/n` of 1 or more)",
                 fields[i]
             )
+        })
+    })
+}
+
+/// Names a month or day name written in a field other than its own (`mon` in the month
+/// field, `jan` in the day-of-week field, either in a number field): croner replaces every
+/// name with its number wherever it stands, so `0 6 * mon-fri jan` (month and day-of-week
+/// swapped) would be read as `0 6 * 1-5 1`, Mondays from January to May, without a word.
+fn misplaced_name(text: &str) -> Option<String> {
+    const MONTHS: [&str; 12] = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"];
+    const DAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
+    const NAMES: [&str; 6] = ["second", "minute", "hour", "day-of-month", "month", "day-of-week"];
+    let fields: Vec<&str> = text.split_whitespace().collect();
+    let first = match fields.len() {
+        5 => 1,
+        6 => 0,
+        _ => return None,
+    };
+    let fields_are = if first == 0 { "second minute" } else { "minute" };
+    fields.iter().zip(&NAMES[first..]).find_map(|(field, &name)| {
+        let upper = field.to_ascii_uppercase();
+        let names = MONTHS.iter().map(|m| (m, "a month", "month")).chain(DAYS.iter().map(|d| (d, "a day of the week", "day-of-week")));
+        names.filter(|(_, _, own)| *own != name).find_map(|(n, kind, _)| {
+            let at = upper.find(n)?;
+            let written = field.get(at..at + n.len()).unwrap_or(n);
+            Some(format!(
+                "`{written}` names {kind} but stands in the {name} field; the fields are {fields_are} hour day-of-month month \
+                 day-of-week (`0 6 * jan mon-fri`: 06:00 on weekdays in January)"
+            ))
         })
     })
 }
@@ -242,6 +276,31 @@ mod tests {
             let e = CronExpr::parse(expr).unwrap_err();
             assert!(!e.contains("Component error") && !e.contains("Invalid pattern"), "{e}");
         }
+    }
+
+    /// Croner reads a name in any field: month and day-of-week swapped (`0 6 * mon-fri jan`)
+    /// ran on Mondays from January to May, without a word.
+    #[test]
+    fn a_name_in_a_field_of_another_kind_is_refused() {
+        let fields = "the fields are minute hour day-of-month month day-of-week (`0 6 * jan mon-fri`: 06:00 on weekdays in January)";
+        for (expr, why) in [
+            ("0 6 * MON-FRI JAN", "`MON` names a day of the week but stands in the month field"),
+            ("0 6 * * jan", "`jan` names a month but stands in the day-of-week field"),
+            ("0 6 mon * *", "`mon` names a day of the week but stands in the day-of-month field"),
+            ("0 6 * jan,Sat *", "`Sat` names a day of the week but stands in the month field"),
+        ] {
+            assert_eq!(CronExpr::parse(expr).unwrap_err(), format!("bad cron expression `{expr}`: {why}; {fields}"));
+        }
+        assert_eq!(
+            CronExpr::parse("0 0 6 * * sep").unwrap_err(),
+            "bad cron expression `0 0 6 * * sep`: `sep` names a month but stands in the day-of-week field; the fields are second \
+             minute hour day-of-month month day-of-week (`0 6 * jan mon-fri`: 06:00 on weekdays in January)"
+        );
+        // Names where they belong, any case, in ranges and lists.
+        for expr in ["0 6 * jan mon-fri", "0 6 * JAN-MAR,dec Mon,Wed,FRI", "0 0 6 * Sep sat-sun", "0 0 * * 5L", "0 0 LW * *", "@weekly"] {
+            assert!(CronExpr::parse(expr).is_ok(), "{expr}");
+        }
+        assert_eq!(next("0 6 * jan mon-fri", Tz::UTC, "2026-12-07T00:00:00Z"), "2027-01-01T06:00:00+00:00");
     }
 
     #[test]
