@@ -22,7 +22,10 @@ pub struct RawSchedule {
     /// minute (`*/5 * * * * *`: every 5 seconds, not minutes) are warned of. Day-of-week
     /// numbers count from Sunday = 0 (`1-5` is Monday to Friday), not from Sunday = 1 as in
     /// Quartz (Camel, Spring): a Quartz-style expression (`?`) with day numbers is warned of;
-    /// day names mean the same in both.
+    /// day names mean the same in both. A name stands only in its own field (`0 6 * jan
+    /// mon-fri`; `0 6 * mon-fri jan` is refused). With both day fields restricted, a day that
+    /// matches either runs, as in classic cron: `0 6 13 * fri` runs on every 13th and on every
+    /// Friday (to run on Fridays the 13th only, write `0 6 13 * +fri`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cron: Option<String>,
     /// An interval (a duration: `30m`), from `1s` to `366d`. Runs are on a fixed grid counted from 1970-01-01

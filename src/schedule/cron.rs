@@ -303,6 +303,19 @@ mod tests {
         assert_eq!(next("0 6 * jan mon-fri", Tz::UTC, "2026-12-07T00:00:00Z"), "2027-01-01T06:00:00+00:00");
     }
 
+    /// As in classic cron, and as the flow reference says: both day fields restricted is
+    /// either day; `+` before the day of the week makes it both.
+    #[test]
+    fn both_day_fields_match_either_day_unless_joined_by_plus() {
+        // 2026-01-02 is a Friday, 2026-02-13 the first Friday the 13th.
+        assert_eq!(
+            series("0 6 13 * fri", Tz::UTC, "2026-01-01T00:00:00Z", 3)[..2],
+            ["2026-01-02T06:00:00+00:00", "2026-01-09T06:00:00+00:00"]
+        );
+        assert_eq!(next("0 6 13 * fri", Tz::UTC, "2026-01-10T00:00:00Z"), "2026-01-13T06:00:00+00:00");
+        assert_eq!(series("0 6 13 * +fri", Tz::UTC, "2026-01-01T00:00:00Z", 2), ["2026-02-13T06:00:00+00:00", "2026-03-13T06:00:00+00:00"]);
+    }
+
     #[test]
     fn shortest_gap() {
         let gap = |e: &str| CronExpr::parse(e).unwrap().shortest_gap(Tz::Europe__Berlin);
