@@ -242,6 +242,7 @@ impl Registry {
                 (p, s)
             }));
             let previous = self.slots.get(&file).and_then(|s| s.flow.clone());
+            let previous_name = previous.as_ref().map(|f| f.name.clone());
             let given = loaded.as_ref().map_or_else(|_| config::unloaded_name(&file), |f| f.name.clone());
             let mut clash = None;
             let (flow, problem) = match loaded {
@@ -294,6 +295,16 @@ impl Registry {
                 None => {
                     let name = flow.as_ref().map(|f| f.name.clone()).unwrap_or_default();
                     tracing::info!(file = %file.display(), flow = %name, "Flow loaded.");
+                    if let Some(old) = previous_name.filter(|old| *old != name) {
+                        tracing::warn!(
+                            flow = %name,
+                            previous = %old,
+                            file = %file.display(),
+                            "Flow renamed. The ledger keeps what a flow did by its name: what the previous name delivered is not known under the \
+                             new one (a file the flow keeps at its source is delivered again), and the previous name's records stay until \
+                             `wharf forget` removes them."
+                        );
+                    }
                     if let Some(flow) = &flow {
                         config::diagnostic::log_warnings(flow);
                     }
@@ -413,7 +424,10 @@ mod tests {
         );
         assert!(r.alone(r.slots().find(|s| s.file == d.join("b.yaml")).unwrap()).is_none());
         write(&d.join("b.yaml"), &flow_yaml("trig-renamed", d), 2);
-        let c = r.rescan();
+        let (c, log) = crate::log_capture::Log::default().of(|| r.rescan());
+        let renamed: Vec<&String> = log.iter().filter(|l| l.contains("Flow renamed.")).collect();
+        assert_eq!(renamed.len(), 1, "{log:?}");
+        assert!(renamed[0].contains("WARN") && renamed[0].contains("flow=trig-renamed previous=trig file="), "{}", renamed[0]);
         assert_eq!(c.loaded, ["trig-renamed", "trig"], "z.yaml takes the freed name");
         assert_eq!(r.flow("trig").unwrap().file, d.join("z.yaml"));
         assert!(r.slots().all(|s| s.problem.is_none()));
