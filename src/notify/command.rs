@@ -10,7 +10,7 @@
 //! that cannot be started is a permanent error. Its stdout is ignored; processes it leaves
 //! running are killed when it exits (a notification is sent in the foreground).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -59,9 +59,8 @@ impl Notifier for CommandNotifier {
             .stdin(Stdio::piped())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
-        let running = process::spawn(cmd)
-            .await
-            .map_err(|e| NotifyError::permanent(&self.describe, format!("cannot start: {}", crate::endpoint::local::io_reason(&e))))?;
+        let running =
+            process::spawn(cmd).await.map_err(|e| NotifyError::permanent(&self.describe, cannot_start(&self.spec.program, &e)))?;
         // Killed at its limit (quoting what it had written to stderr: what it waited for) or
         // the wait failed: transient.
         let output = match running.wait(Some(input), self.spec.timeout, process::STDERR_TAIL).await.exited(self.spec.timeout) {
@@ -87,5 +86,36 @@ impl Notifier for CommandNotifier {
 
     fn describe(&self) -> String {
         self.describe.clone()
+    }
+}
+
+/// Why `program` could not be started, and what to do: a bare name (`no-such-alert`) not
+/// found is not in `PATH` (the daemon's, which a service manager sets), which "No such file
+/// or directory" did not say.
+fn cannot_start(program: &Path, e: &std::io::Error) -> String {
+    let bare = program.components().count() == 1 && !program.is_absolute();
+    if bare && e.kind() == std::io::ErrorKind::NotFound {
+        return format!(
+            "cannot start: `{}` is not in the daemon's PATH; install it, or give its path in `run` (relative to the flow file's folder)",
+            program.display()
+        );
+    }
+    format!("cannot start: {}", crate::endpoint::local::io_reason(e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_program_that_cannot_be_started_is_said_so() {
+        let missing = std::io::Error::from(std::io::ErrorKind::NotFound);
+        assert_eq!(
+            cannot_start(Path::new("no-such-alert"), &missing),
+            "cannot start: `no-such-alert` is not in the daemon's PATH; install it, or give its path in `run` (relative to the flow \
+             file's folder)"
+        );
+        let by_path = cannot_start(Path::new("/srv/alert.sh"), &missing);
+        assert!(by_path.starts_with("cannot start: ") && !by_path.contains("PATH"), "{by_path}");
     }
 }
