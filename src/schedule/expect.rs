@@ -31,6 +31,8 @@ pub struct Deadline {
     pub window_start: DateTime<Utc>,
     /// For messages: `06:00 Europe/Berlin, Mon 2026-11-23`.
     pub label: String,
+    /// For messages: the window's start the same way, `06:00 Europe/Berlin, Fri 2026-11-20`.
+    pub since_label: String,
 }
 
 /// A fingerprint of a flow's `expect:` rules, the same in every process: tells whether the
@@ -64,7 +66,9 @@ impl Expect {
             }
             let due = self.at(day, self.by);
             if due > from && due <= to {
-                out.push(Deadline { due, window_start: self.window_start(day, due), label: self.label(day) });
+                let window_start = self.window_start(day, due);
+                let since_label = self.local_label(window_start);
+                out.push(Deadline { due, window_start, label: self.label(day), since_label });
             }
         }
         out
@@ -90,6 +94,12 @@ impl Expect {
 
     fn label(&self, day: NaiveDate) -> String {
         format!("{} {}, {}", self.by.format("%H:%M"), self.tz.name(), day.format("%a %Y-%m-%d"))
+    }
+
+    /// An instant as [`Expect::label`] says a deadline: wall-clock time in the rule's zone.
+    fn local_label(&self, t: DateTime<Utc>) -> String {
+        let local = t.with_timezone(&self.tz);
+        format!("{} {}, {}", local.format("%H:%M"), self.tz.name(), local.format("%a %Y-%m-%d"))
     }
 }
 
@@ -295,6 +305,7 @@ mod tests {
         );
         assert_eq!(got[0].label, "06:00 Europe/Berlin, Mon 2026-11-23");
         assert_eq!(got[4].label, "06:00 Europe/Berlin, Fri 2026-11-27");
+        assert_eq!(got[0].since_label, "06:00 Europe/Berlin, Fri 2026-11-20", "in the zone, as the deadline (was: 05:00 UTC)");
         // Default window: since the previous deadline. Monday's starts on Friday.
         assert_eq!(got[0].window_start, utc("2026-11-20T05:00:00Z"));
         assert_eq!(got[1].window_start, got[0].due);

@@ -337,7 +337,11 @@ fn missed(ledger: &Ledger, flow: &str, deadlines: &[Deadline]) -> Result<Vec<New
             at: d.due.timestamp_millis(),
             kind: EventKind::Missing,
             subject: String::new(),
-            detail: format!("no file was delivered by {} (window from {})", d.label, d.window_start.format("%Y-%m-%d %H:%M UTC")),
+            detail: format!(
+                "no file was delivered by {} (none since {}); ask the partner whether it was sent (`wharf files {flow}` lists what \
+                 the flow took last)",
+                d.label, d.since_label
+            ),
             // Judged by the daemon's clock, not by a run.
             run: None,
         })
@@ -354,7 +358,7 @@ mod tests {
 
     fn deadline(from: i64, to: i64) -> Deadline {
         let at = |ms| DateTime::from_timestamp_millis(ms).unwrap();
-        Deadline { due: at(to), window_start: at(from), label: format!("day {}", to / DAY) }
+        Deadline { due: at(to), window_start: at(from), label: format!("day {}", to / DAY), since_label: format!("day {}", from / DAY) }
     }
 
     #[test]
@@ -378,6 +382,12 @@ mod tests {
         // A window since the cutoff is judged as before.
         let events = missed(&l, "f", &[deadline(95 * DAY, 96 * DAY)]).unwrap();
         assert_eq!(events.iter().map(|e| e.kind).collect::<Vec<_>>(), [EventKind::Missing]);
+        // The deadline, the window in the same words, and what to do.
+        assert_eq!(
+            events[0].detail,
+            "no file was delivered by day 96 (none since day 95); ask the partner whether it was sent (`wharf files f` lists what the \
+             flow took last)"
+        );
     }
 
     /// The marks are written off the loop, in the order made: while the writes wait (the
