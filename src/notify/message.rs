@@ -29,7 +29,8 @@ pub fn unreadable_source_folder(kind: &str, subject: &str) -> Option<(String, &'
 
 impl Notice {
     /// A one-line human summary: `wharf: flow roster-import: file in/a.csv quarantined: row 3:
-    /// …`. The detail is cut to its first line and a few hundred characters.
+    /// … (all of it and what next: `wharf quarantine show roster-import in/a.csv`)`. The detail
+    /// is cut to its first line and a few hundred characters.
     pub fn text(&self) -> String {
         let subject = self.subject.as_str();
         let folder = unreadable_source_folder(&self.kind, subject);
@@ -65,6 +66,12 @@ impl Notice {
             } else {
                 text.push_str(detail);
             }
+        }
+        if self.kind == "quarantined" && !self.flow.is_empty() && !subject.is_empty() {
+            // The next step: the full report, and what to do with the copy (reprocess,
+            // release), is one command away; the detail gives the first reason only.
+            let (flow, path) = (crate::text::shell_word(&self.flow), crate::text::shell_word(subject));
+            text.push_str(&format!(" (all of it and what next: `wharf quarantine show {flow} {path}`)"));
         }
         text
     }
@@ -325,7 +332,13 @@ mod tests {
     #[test]
     fn text_is_one_line_per_kind() {
         let q = notice("quarantined", "in/a.csv", "row 3: column `email` is empty\nrow 4: …");
-        assert_eq!(q.text(), "wharf: flow roster-import: file in/a.csv quarantined: row 3: column `email` is empty");
+        assert_eq!(
+            q.text(),
+            "wharf: flow roster-import: file in/a.csv quarantined: row 3: column `email` is empty (all of it and what next: `wharf \
+             quarantine show roster-import in/a.csv`)"
+        );
+        let spaced = notice("quarantined", "in/a b.csv", "empty");
+        assert!(spaced.text().ends_with("`wharf quarantine show roster-import 'in/a b.csv'`)"), "{}", spaced.text());
         assert_eq!(notice("failed", "", "connection refused").text(), "wharf: flow roster-import: run failed: connection refused");
         assert_eq!(notice("failed", "run 7", "").text(), "wharf: flow roster-import: run 7 failed");
         assert_eq!(

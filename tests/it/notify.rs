@@ -86,7 +86,10 @@ async fn webhook_json_body_with_secret_headers() {
     assert_eq!((body["seq"].as_u64(), body["run"].as_u64(), body["held_back"].as_u64()), (Some(7), Some(12), Some(0)));
     assert_eq!(body["at"], "2023-11-14T22:13:20.000Z");
     assert_eq!(body["facts"]["invalid"], 1);
-    assert_eq!(body["text"], "wharf: flow roster-import: file in/a.csv quarantined: row 3: column `email` is empty");
+    assert_eq!(
+        body["text"],
+        "wharf: flow roster-import: file in/a.csv quarantined: row 3: column `email` is empty (all of it and what next: `wharf quarantine show roster-import in/a.csv`)"
+    );
 }
 
 /// Three hooks on one host (two Slack hooks look alike): each is named by its rule's file and
@@ -125,7 +128,7 @@ async fn webhook_slack_and_teams_bodies() {
         rule.notifier().unwrap().send(&quarantined(), 2).await.unwrap();
     }
     let reqs = hook.requests();
-    let text = "wharf: flow roster-import: file in/a.csv quarantined: row 3: column `email` is empty (2 similar notices held back)";
+    let text = "wharf: flow roster-import: file in/a.csv quarantined: row 3: column `email` is empty (all of it and what next: `wharf quarantine show roster-import in/a.csv`) (2 similar notices held back)";
     assert_eq!(reqs[0].json(), json!({ "text": text }));
     let teams = reqs[1].json();
     assert_eq!(teams["type"], "message");
@@ -412,7 +415,7 @@ async fn email_over_starttls_with_auth_plain() {
     assert_eq!(mail.header("Subject").as_deref(), Some("[wharf] roster-import: quarantined in/a.csv"));
     assert_eq!(mail.header("From").as_deref(), Some("wharf <wharf@example.com>"));
     let body = mail.body();
-    assert!(body.starts_with("wharf: flow roster-import: file in/a.csv quarantined: row 3: column `email` is empty\r\n"), "{body}");
+    assert!(body.starts_with("wharf: flow roster-import: file in/a.csv quarantined: row 3: column `email` is empty (all of it and what next: `wharf quarantine show roster-import in/a.csv`)\r\n"), "{body}");
     assert!(body.contains("Flow:    roster-import") && body.contains("\"report\": \"quarantine/a.csv.report.json\""), "{body}");
 }
 
