@@ -55,9 +55,10 @@ pub async fn resolve(given: Given<'_>, host: &str, port: u16) -> Result<Vec<Sock
     }
 }
 
-/// A TCP connection to `host:port` that could not be made (refused, a network down).
+/// A TCP connection to `host:port` that could not be made (refused, a network down), said
+/// without the `(os error 111)` that tells an operator nothing.
 pub fn unreachable(host: &str, port: u16, e: &std::io::Error) -> (ErrorKind, String) {
-    (ErrorKind::Transient, format!("cannot reach {}: {e}", host_port(host, port)))
+    (ErrorKind::Transient, format!("cannot reach {}: {}", host_port(host, port), super::local::io_reason(e)))
 }
 
 /// A TCP connection to `host:port`, written where `given` says: [`resolve`], then each
@@ -85,5 +86,6 @@ mod tests {
         let (kind, message) = connect(Given::Endpoint("partner"), "127.0.0.1", port).await.unwrap_err();
         assert_eq!(kind, ErrorKind::Transient);
         assert!(message.starts_with(&format!("cannot reach 127.0.0.1:{port}: ")) && !message.contains("host name"), "{message}");
+        assert!(!message.contains("os error"), "{message}");
     }
 }
