@@ -198,6 +198,26 @@ impl ErrorKind {
     pub fn is_connection_fatal(self) -> bool {
         matches!(self, ErrorKind::AuthFailed | ErrorKind::HostKey | ErrorKind::Config)
     }
+
+    /// The kind as one word, as the JSON reports name it (`transient`, `auth_failed`): the
+    /// `kind` field of the daemon's log lines, so `grep kind=auth_failed` finds them (the
+    /// sentence [`fmt::Display`] gives, `authentication failed`, broke a line's `key=value`
+    /// fields apart).
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorKind::NotFound => "not_found",
+            ErrorKind::AlreadyExists => "already_exists",
+            ErrorKind::PermissionDenied => "permission_denied",
+            ErrorKind::AuthFailed => "auth_failed",
+            ErrorKind::HostKey => "host_key",
+            ErrorKind::Transient => "transient",
+            ErrorKind::Protocol => "protocol",
+            ErrorKind::Config => "config",
+            ErrorKind::LocalIo => "local_io",
+            ErrorKind::StateFull => "state_full",
+            ErrorKind::NoSpace => "no_space",
+        }
+    }
 }
 
 impl fmt::Display for ErrorKind {
@@ -489,6 +509,22 @@ mod tests {
     fn json_names_kinds_in_snake_case_and_still_reads_the_rust_names() {
         assert_eq!(serde_json::to_value(ErrorKind::NoSpace).unwrap(), "no_space");
         assert_eq!(serde_json::to_value(ErrorKind::AuthFailed).unwrap(), "auth_failed");
+        // The log's one-word name is the JSON one, for every kind.
+        for kind in [
+            ErrorKind::NotFound,
+            ErrorKind::AlreadyExists,
+            ErrorKind::PermissionDenied,
+            ErrorKind::AuthFailed,
+            ErrorKind::HostKey,
+            ErrorKind::Transient,
+            ErrorKind::Protocol,
+            ErrorKind::Config,
+            ErrorKind::LocalIo,
+            ErrorKind::StateFull,
+            ErrorKind::NoSpace,
+        ] {
+            assert_eq!(serde_json::to_value(kind).unwrap(), kind.name());
+        }
         // A probe stored by an earlier wharf (`RenameBehaviour::Refuses`) named it `Protocol`.
         let old: ErrorKind = serde_json::from_value(serde_json::json!("Protocol")).unwrap();
         let new: ErrorKind = serde_json::from_value(serde_json::json!("local_io")).unwrap();

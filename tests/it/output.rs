@@ -327,7 +327,7 @@ fn every_aborted_run_logs_run_aborted_once() {
     let aborted: Vec<_> = logged.iter().filter(|l| l["message"] == "Run aborted.").collect();
     assert_eq!(aborted.len(), 1, "{stderr}");
     let a = aborted[0];
-    assert_eq!((a["flow"].as_str(), a["run"].as_u64(), a["kind"].as_str()), (Some("pipe"), Some(1), Some("transient failure")), "{a}");
+    assert_eq!((a["flow"].as_str(), a["run"].as_u64(), a["kind"].as_str()), (Some("pipe"), Some(1), Some("transient")), "{a}");
     assert!(a["reason"].as_str().is_some_and(|r| r.contains("no export today")), "{a}");
 
     let out = support::wharf(&state).env_remove("RUST_LOG").arg("run").arg(&flow).output().unwrap();
