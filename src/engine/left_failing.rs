@@ -78,7 +78,7 @@ pub(super) async fn finish(cx: &Ctx<'_>, mut rec: FileRecord, entry: &Entry) -> 
             rec.updated = now_millis();
             cx.store(Transition::File { flow: flow.clone(), rec }).await?;
             content::discard_with_outputs(&stage::staging_path(cx.staging_dir, flow, &entry.path)).await;
-            tracing::error!(target: REPORT_LOG_TARGET, flow = %flow, path = %entry.path, kind = kind.name(), error = %detail, "File failed.");
+            tracing::error!(target: REPORT_LOG_TARGET, flow = %flow, path = %entry.path, kind = %kind.name(), error = %detail, "File failed.");
             Ok(Some((FileReport::failed(&entry.path, detail, kind), false)))
         }
         Err(FileError::Ledger(e)) => Err(e),

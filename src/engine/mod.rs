@@ -147,7 +147,7 @@ impl FileReport {
     /// which the run finishing it could not judge now (`e`: why; `detail` says it): logged
     /// as the run's report line; the `bool` is whether the run must stop.
     fn left_unjudged(flow: &str, path: &RemotePath, e: &error::FileError, detail: String) -> (FileReport, bool) {
-        tracing::error!(target: REPORT_LOG_TARGET, flow = %flow, path = %path, kind = e.kind().name(), error = %detail, "File failed.");
+        tracing::error!(target: REPORT_LOG_TARGET, flow = %flow, path = %path, kind = %e.kind().name(), error = %detail, "File failed.");
         (FileReport::failed(path, detail, e.kind()), e.aborts_run())
     }
 
@@ -251,7 +251,7 @@ pub async fn run_once(
         }
         Err(RunAbort::Ledger(e)) => {
             let kind = if e.is_state_full() { ErrorKind::StateFull } else { ErrorKind::LocalIo };
-            tracing::error!(target: REPORT_LOG_TARGET, flow = %flow.name, run = rec.id, kind = kind.name(), reason = %e, "Run aborted.");
+            tracing::error!(target: REPORT_LOG_TARGET, flow = %flow.name, run = rec.id, kind = %kind.name(), reason = %e, "Run aborted.");
             rec.status = RunStatus::Aborted;
             rec.error = Some(e.to_string());
             let _ = ledger.finish_run(&rec);
@@ -260,7 +260,7 @@ pub async fn run_once(
     }
     // Every abort, whatever stopped it, in one line: a daemon's log is all there is of its runs.
     if let (Some(reason), Some(kind)) = (&report.error, report.error_kind) {
-        tracing::error!(target: REPORT_LOG_TARGET, flow = %flow.name, run = rec.id, kind = kind.name(), reason = %reason, "Run aborted.");
+        tracing::error!(target: REPORT_LOG_TARGET, flow = %flow.name, run = rec.id, kind = %kind.name(), reason = %reason, "Run aborted.");
     }
     report.conclude();
     finish(ledger, flow, &mut rec, &report)?;

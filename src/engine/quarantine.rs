@@ -719,7 +719,7 @@ pub(super) async fn finish_left_aside(cx: &Ctx<'_>, mut rec: FileRecord, entry: 
         Ok(Some(LeftAside::Unconfirmed(u))) => {
             let why = u.failure();
             let kind = ErrorKind::NotFound;
-            tracing::error!(target: REPORT_LOG_TARGET, flow = %flow, path = %entry.path, kind = kind.name(), error = %why, "File failed.");
+            tracing::error!(target: REPORT_LOG_TARGET, flow = %flow, path = %entry.path, kind = %kind.name(), error = %why, "File failed.");
             rec.attempts += 1;
             rec.last_error = Some(ErrorRecord { kind, message: why.clone(), at: now_millis() });
             rec.run = cx.run;

@@ -114,7 +114,7 @@ pub(super) async fn fail(
         rec.state = FileState::Failed;
     }
     // Its line in the run's report says the same: `wharf run` leaves this one out.
-    tracing::error!(target: REPORT_LOG_TARGET, flow = %cx.flow.name, path = %entry.path, kind = kind.name(), error = %detail, "File failed.");
+    tracing::error!(target: REPORT_LOG_TARGET, flow = %cx.flow.name, path = %entry.path, kind = %kind.name(), error = %detail, "File failed.");
     rec.updated = now_millis();
     cx.store(Transition::File { flow: cx.flow.name.clone(), rec: rec.clone() }).await?;
     if rec.state == FileState::Failed {
@@ -184,7 +184,7 @@ async fn source_lost(
 ) -> Result<(FileReport, bool), LedgerError> {
     let kind = e.kind();
     let detail = lost_source(cx.flow, rec);
-    tracing::error!(target: REPORT_LOG_TARGET, flow = %cx.flow.name, path = %entry.path, kind = kind.name(), error = %detail, "File failed.");
+    tracing::error!(target: REPORT_LOG_TARGET, flow = %cx.flow.name, path = %entry.path, kind = %kind.name(), error = %detail, "File failed.");
     content::discard_with_outputs(staged).await;
     rec.attempts += 1;
     rec.last_error = Some(ErrorRecord { kind, message: format!("{detail} ({e})"), at: now_millis() });
