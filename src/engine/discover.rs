@@ -79,12 +79,16 @@ pub struct Unlisted {
 }
 
 /// Why a folder is not listed in whole ([`Unlisted`]). In JSON one word: `unreadable`,
-/// `cut_short`, `too_deep`.
+/// `gone`, `cut_short`, `too_deep`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum NotListed {
-    /// The login may not read it, or it went since its parent folder was listed.
+    /// The login may not read it.
     Unreadable,
+    /// Gone since its parent folder was listed (a partner clearing its emptied folders while
+    /// wharf lists): not recorded in the ledger, nor a `not_taken` event — a folder that is
+    /// not there is not one wharf cannot read; the next run lists it if it is back.
+    Gone,
     /// Listed in part: its listed files are taken, those past the cut are not seen.
     CutShort,
     /// Deeper than `source.max_depth`: never listed, so nothing under it is seen. Not recorded
@@ -96,11 +100,10 @@ pub enum NotListed {
 impl Unlisted {
     fn new(folder: RemotePath, e: &EndpointError) -> Self {
         // Only these two come here (`discover`); the server's own words say the rest.
-        let cause = match e.kind {
-            ErrorKind::NotFound => "gone since its parent folder was listed".to_string(),
-            kind => format!("{kind}: {}", e.message),
-        };
-        Unlisted { folder, cause, why: NotListed::Unreadable }
+        match e.kind {
+            ErrorKind::NotFound => Unlisted { folder, cause: "gone since its parent folder was listed".into(), why: NotListed::Gone },
+            kind => Unlisted { folder, cause: format!("{kind}: {}", e.message), why: NotListed::Unreadable },
+        }
     }
 
     /// The subfolder `folder`, deeper than `max_depth`, not listed.
@@ -292,7 +295,7 @@ fn unlisted_reason(u: &Unlisted) -> String {
     match u.why {
         NotListed::CutShort => format!("{}; none of its files not listed is taken for gone while it stays so", u.cause),
         NotListed::Unreadable => format!("{}; nothing under it is taken while the listing cannot read it", u.cause),
-        NotListed::TooDeep => u.cause.clone(),
+        NotListed::TooDeep | NotListed::Gone => u.cause.clone(),
     }
 }
 
@@ -315,13 +318,14 @@ pub fn note_skipped(
     let mut names: Vec<(String, String)> = skipped.iter().map(|s| (s.shown_path(), s.explained())).collect();
     // A subfolder the login may not read is recorded beside them, as a folder: told once (a
     // warning, a `not_taken` event, `wharf status`) while it stays so, not at every poll. One
-    // deeper than `max_depth` is the flow's own choice: told by the run's report alone.
-    let recorded = || unlisted.iter().filter(|u| u.why != NotListed::TooDeep);
+    // deeper than `max_depth` is the flow's own choice, one gone meanwhile no longer there:
+    // told by the run's report alone.
+    let recorded = || unlisted.iter().filter(|u| matches!(u.why, NotListed::Unreadable | NotListed::CutShort));
     names.extend(recorded().map(|u| (unreadable_folder(&u.folder), unlisted_reason(u))));
     let folders: Vec<String> = unlisted.iter().map(|u| u.folder.to_string()).collect();
     let new = ledger.note_unsafe_names(&Noted { flow, run, at: to_millis(now), names: &names, unlisted: &folders })?;
-    for u in unlisted.iter().filter(|u| u.why == NotListed::TooDeep) {
-        tracing::debug!(flow = %flow, run, endpoint = %endpoint, folder = %u.folder, cause = %u.cause, "Not listing a subfolder deeper than `source.max_depth`.");
+    for u in unlisted.iter().filter(|u| matches!(u.why, NotListed::TooDeep | NotListed::Gone)) {
+        tracing::debug!(flow = %flow, run, endpoint = %endpoint, folder = %u.folder, cause = %u.cause, "Not listing a subfolder.");
     }
     for u in recorded() {
         let (folder, cause) = (&u.folder, &u.cause);
@@ -532,8 +536,14 @@ mod tests {
             ledger.unsafe_names("f").unwrap()[0].reason,
             "permission denied: Permission denied (os error 13); nothing under it is taken while the listing cannot read it"
         );
+        // One gone since its parent was listed (a partner clearing emptied folders) is no
+        // folder wharf cannot read: in the run's report, not warned of, no event.
         let gone = EndpointError::new(ErrorKind::NotFound, crate::endpoint::Op::List, "local /x", None, "No such file or directory");
-        assert_eq!(Unlisted::new(RemotePath::parse("in/old").unwrap(), &gone).cause, "gone since its parent folder was listed");
+        let gone = [Unlisted::new(RemotePath::parse("in/old").unwrap(), &gone)];
+        assert_eq!((gone[0].cause.as_str(), gone[0].why), ("gone since its parent folder was listed", NotListed::Gone));
+        assert_eq!(noted(&[locked[0].clone(), gone[0].clone()]), Vec::<String>::new(), "nothing new to warn of");
+        assert_eq!(ledger.unsafe_names("f").unwrap().len(), 1, "the locked folder alone");
+        assert_eq!(ledger.events(None, 0, 10).unwrap().len(), 1);
         assert_eq!(noted(&[]).len(), 0, "readable again: forgotten");
         assert!(ledger.unsafe_names("f").unwrap().is_empty());
         assert_eq!(noted(&locked).len(), 1, "locked again: warned of again");
