@@ -275,6 +275,9 @@ pub fn print_summary(r: &RunReport) {
     if let Some(line) = skipped_names_line(&r.skipped_names) {
         outln!("  {line}");
     }
+    if let Some(line) = crate::engine::unlisted_line(&r.unlisted_folders) {
+        outln!("  {line}");
+    }
     if let Some(later) = &r.later {
         outln!("  {}", later.line());
     }

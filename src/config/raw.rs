@@ -422,14 +422,21 @@ pub struct RawSource {
     #[serde(default)]
     pub ignore_case: bool,
     /// Descend into sub-folders, up to `max_depth` levels below `path`. A sub-folder the login
-    /// may not read is skipped with a warning (the source folder itself stops the run). Files
+    /// may not read is skipped with a warning (the source folder itself stops the run), and
+    /// named, with one deeper than `max_depth`, by `wharf plan` and every run's report (`1
+    /// folder of the source not listed in whole: /in/locked (…)`). A symbolic link to a folder
+    /// is never followed (no loop, nothing taken twice under another path). Files
     /// are delivered by name, flat: `/in/a/x.csv` and `/in/b/x.csv` both as `x.csv` (one per
     /// run; with `if_exists: rename` the second as `x-1.csv`) unless a sink keeps the tree
     /// with `path: "/out/{{rel_dir}}"`; a sink that sets neither is warned of (`name:
     /// "{{name}}"` says flat is meant).
     #[serde(default)]
     pub recursive: bool,
-    /// Deepest sub-folder level visited when `recursive` (1 = direct sub-folders).
+    /// Deepest sub-folder level visited when `recursive` (1 = direct sub-folders). A folder
+    /// below it is not listed, and named by `wharf plan` and the run's report (`/in/2026/12/07
+    /// (deeper than `source.max_depth` (2): …)`; in `--json`, `unlisted_folders`, `reason`
+    /// `too_deep`): not an error, no notice (a hidden one is not named unless `include` names
+    /// hidden files).
     #[serde(default = "default_max_depth")]
     #[schemars(range(min = 1))]
     pub max_depth: u32,
@@ -691,7 +698,9 @@ impl Default for RawAfter {
 pub enum RawDisposition {
     /// Leave the file where it is (the ledger prevents a second delivery).
     Keep,
-    /// Remove the file from the source.
+    /// Remove the file from the source. Its folder stays, even when emptied: with a
+    /// `recursive` source, the partner's sub-folders (`/out/2026/12/07/`) are left for the
+    /// partner to clear, and each is listed again by every run.
     Delete,
     /// Move the file into this folder on the source endpoint.
     MoveTo(String),
@@ -842,7 +851,9 @@ fn describe_move_to(schema: &mut Schema) {
             field.insert(
                 "description".into(),
                 "Relative to the endpoint root; created when missing. Must not be the source folder (nor inside it when \
-                 `recursive`): moved files would be picked up again; nor a folder a sink delivers into."
+                 `recursive`): moved files would be picked up again; nor a folder a sink delivers into. Files of a \
+                 `recursive` source's sub-folders land in it side by side, by name (`/in/a/x.csv` and `/in/b/x.csv` as \
+                 `x.csv` and `x-1.csv`); their sub-folders stay, even when emptied."
                     .into(),
             );
         }

@@ -196,7 +196,8 @@ impl fmt::Display for SkippedName {
     }
 }
 
-fn as_display<S: serde::Serializer>(p: &RemotePath, s: S) -> Result<S::Ok, S::Error> {
+/// Serializes a path as it prints (`/in/locked`).
+pub(crate) fn as_display<S: serde::Serializer>(p: &RemotePath, s: S) -> Result<S::Ok, S::Error> {
     s.collect_str(p)
 }
 

@@ -64,32 +64,73 @@ pub struct Discovered {
     pub unlisted: Vec<Unlisted>,
 }
 
-/// A subfolder a recursive listing could not read, or a folder whose listing the server cut
-/// short ([`Listing::cut_short`](crate::endpoint::Listing::cut_short)), and why: nothing under
-/// it is taken for gone.
-#[derive(Debug, Clone)]
+/// A folder of the source not listed in whole, and why: a subfolder a recursive listing could
+/// not read, a folder whose listing the server cut short
+/// ([`Listing::cut_short`](crate::endpoint::Listing::cut_short)), or a subfolder deeper than
+/// `source.max_depth`. Nothing under it is taken for gone.
+#[derive(Debug, Clone, serde::Serialize)]
 pub struct Unlisted {
+    #[serde(serialize_with = "crate::endpoint::listing::as_display")]
     pub folder: RemotePath,
     /// Why, as `wharf status` and the `not_taken` event say it: `permission denied: …`.
     pub cause: String,
+    #[serde(rename = "reason")]
+    pub why: NotListed,
+}
+
+/// Why a folder is not listed in whole ([`Unlisted`]). In JSON one word: `unreadable`,
+/// `gone`, `cut_short`, `too_deep`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotListed {
+    /// The login may not read it.
+    Unreadable,
+    /// Gone since its parent folder was listed (a partner clearing its emptied folders while
+    /// wharf lists): not recorded in the ledger, nor a `not_taken` event — a folder that is
+    /// not there is not one wharf cannot read; the next run lists it if it is back.
+    Gone,
     /// Listed in part: its listed files are taken, those past the cut are not seen.
-    pub partly: bool,
+    CutShort,
+    /// Deeper than `source.max_depth`: never listed, so nothing under it is seen. Not recorded
+    /// in the ledger (not a `not_taken` event): it is the flow's own setting, told by `wharf
+    /// plan` and every run's report.
+    TooDeep,
 }
 
 impl Unlisted {
     fn new(folder: RemotePath, e: &EndpointError) -> Self {
         // Only these two come here (`discover`); the server's own words say the rest.
-        let cause = match e.kind {
-            ErrorKind::NotFound => "gone since its parent folder was listed".to_string(),
-            kind => format!("{kind}: {}", e.message),
-        };
-        Unlisted { folder, cause, partly: false }
+        match e.kind {
+            ErrorKind::NotFound => Unlisted { folder, cause: "gone since its parent folder was listed".into(), why: NotListed::Gone },
+            kind => Unlisted { folder, cause: format!("{kind}: {}", e.message), why: NotListed::Unreadable },
+        }
+    }
+
+    /// The subfolder `folder`, deeper than `max_depth`, not listed.
+    fn too_deep(folder: RemotePath, max_depth: u32) -> Self {
+        let cause = format!("deeper than `source.max_depth` ({max_depth}): not listed; raise `max_depth` to take the files under it");
+        Unlisted { folder, cause, why: NotListed::TooDeep }
     }
 
     /// Whether `path` is under this folder.
     pub fn holds(&self, path: &RemotePath) -> bool {
         path.strip_prefix(&self.folder).is_some()
     }
+}
+
+/// The folders of the source not listed in whole, in one line, the first few named: `2
+/// subfolders not listed in whole: /in/locked (permission denied: …; nothing under it is taken
+/// while the listing cannot read it), /in/a/b/c (deeper than `source.max_depth` (2): …)`.
+/// What a run's summary and `wharf plan` say of them; `None` when there are none.
+pub fn unlisted_line(unlisted: &[Unlisted]) -> Option<String> {
+    const SHOWN: usize = 3;
+    let shown: Vec<String> = unlisted.iter().take(SHOWN).map(|u| format!("{} ({})", u.folder, unlisted_reason(u))).collect();
+    let more = match unlisted.len().saturating_sub(SHOWN) {
+        0 => String::new(),
+        n => format!(", and {n} more"),
+    };
+    let what = if unlisted.len() == 1 { "1 folder of the source".to_string() } else { format!("{} folders of the source", unlisted.len()) };
+    (!unlisted.is_empty()).then(|| format!("{what} not listed in whole: {}{more}", shown.join(", ")))
 }
 
 /// Lists `src` on `ep` and returns the candidates, sorted by path, and the names left out.
@@ -108,6 +149,7 @@ pub async fn discover(
     let mut files = Vec::new();
     let mut skipped = Vec::new();
     let mut unlisted = Vec::new();
+    let mut too_deep = Vec::new();
     let mut dirs = vec![(src.path.clone(), 0u32)];
     while let Some((dir, depth)) = dirs.pop() {
         let listed = match ep.list(&dir).await {
@@ -125,13 +167,17 @@ pub async fn discover(
         };
         skipped.extend(listed.skipped.into_iter().filter(|s| told(src, s)));
         if let Some(cause) = listed.cut_short {
-            unlisted.push(Unlisted { folder: dir.clone(), cause, partly: true });
+            unlisted.push(Unlisted { folder: dir.clone(), cause, why: NotListed::CutShort });
         }
         for e in listed.entries {
             match e.kind {
                 EntryKind::File => files.push(e),
-                EntryKind::Dir if src.recursive && depth < src.max_depth && !skip.contains(&e.path) => {
-                    dirs.push((e.path.clone(), depth + 1))
+                EntryKind::Dir if src.recursive && !skip.contains(&e.path) => {
+                    if depth < src.max_depth {
+                        dirs.push((e.path.clone(), depth + 1))
+                    } else if told_too_deep(src, &e.path) {
+                        too_deep.push(Unlisted::too_deep(e.path, src.max_depth));
+                    }
                 }
                 // Told only of what the flow would have taken, were it a file; not the flow's
                 // own `move_to` folder, a link to a folder elsewhere (moves go through it).
@@ -144,6 +190,10 @@ pub async fn discover(
         }
     }
     let files = once_each(files);
+    // The unreadable first, each kind in path order.
+    too_deep.sort_by(|a: &Unlisted, b| a.folder.cmp(&b.folder));
+    unlisted.sort_by(|a, b| a.folder.cmp(&b.folder));
+    unlisted.append(&mut too_deep);
     // What the done files are judged by, and (`ignore_case`) the step companions looked for
     // in: only a flow with done files, or ignoring case, needs it.
     let mut listed = ready::Listed::new(if src.ready.done_file.is_some() || src.ignore_case { &files } else { &[] }, src.ignore_case);
@@ -231,14 +281,22 @@ fn wanted(src: &Source, rel: &str) -> bool {
     src.takes(rel)
 }
 
-/// Why nothing under a subfolder a recursive listing could not read is taken, as
-/// `wharf status` and the `not_taken` event say it: `permission denied: …; nothing under it
-/// is taken while the listing cannot read it`.
+/// Whether a subfolder deeper than `max_depth` is told of: not a hidden one the flow's
+/// patterns leave whatever is in it (`.git`, `.tmp`: no `include` names hidden files).
+fn told_too_deep(src: &Source, folder: &RemotePath) -> bool {
+    let rel = folder.strip_prefix(&src.path).unwrap_or_default();
+    !crate::config::flow::is_hidden(rel) || !src.include_hidden.is_empty()
+}
+
+/// Why nothing under a folder not listed in whole is taken, as `wharf status`, the
+/// `not_taken` event, `wharf plan` and the run's summary say it: `permission denied: …;
+/// nothing under it is taken while the listing cannot read it`.
 fn unlisted_reason(u: &Unlisted) -> String {
-    if u.partly {
-        return format!("{}; none of its files not listed is taken for gone while it stays so", u.cause);
+    match u.why {
+        NotListed::CutShort => format!("{}; none of its files not listed is taken for gone while it stays so", u.cause),
+        NotListed::Unreadable => format!("{}; nothing under it is taken while the listing cannot read it", u.cause),
+        NotListed::TooDeep | NotListed::Gone => u.cause.clone(),
     }
-    format!("{}; nothing under it is taken while the listing cannot read it", u.cause)
 }
 
 /// Records `skipped` in the ledger (`ledger::unsafe_names`: a `not_taken` event for each new
@@ -259,16 +317,21 @@ pub fn note_skipped(
 ) -> Result<(), LedgerError> {
     let mut names: Vec<(String, String)> = skipped.iter().map(|s| (s.shown_path(), s.explained())).collect();
     // A subfolder the login may not read is recorded beside them, as a folder: told once (a
-    // warning, a `not_taken` event, `wharf status`) while it stays so, not at every poll.
-    names.extend(unlisted.iter().map(|u| (unreadable_folder(&u.folder), unlisted_reason(u))));
+    // warning, a `not_taken` event, `wharf status`) while it stays so, not at every poll. One
+    // deeper than `max_depth` is the flow's own choice, one gone meanwhile no longer there:
+    // told by the run's report alone.
+    let recorded = || unlisted.iter().filter(|u| matches!(u.why, NotListed::Unreadable | NotListed::CutShort));
+    names.extend(recorded().map(|u| (unreadable_folder(&u.folder), unlisted_reason(u))));
     let folders: Vec<String> = unlisted.iter().map(|u| u.folder.to_string()).collect();
     let new = ledger.note_unsafe_names(&Noted { flow, run, at: to_millis(now), names: &names, unlisted: &folders })?;
-    for u in unlisted {
+    for u in unlisted.iter().filter(|u| matches!(u.why, NotListed::TooDeep | NotListed::Gone)) {
+        tracing::debug!(flow = %flow, run, endpoint = %endpoint, folder = %u.folder, cause = %u.cause, "Not listing a subfolder.");
+    }
+    for u in recorded() {
         let (folder, cause) = (&u.folder, &u.cause);
-        let message = if u.partly {
-            "The server listed part of a folder only; its files past the cut are not taken."
-        } else {
-            "Skipping a subfolder that cannot be listed."
+        let message = match u.why {
+            NotListed::CutShort => "The server listed part of a folder only; its files past the cut are not taken.",
+            _ => "Skipping a subfolder that cannot be listed.",
         };
         if new.contains(&unreadable_folder(folder)) {
             tracing::warn!(flow = %flow, run, endpoint = %endpoint, folder = %folder, cause = %cause, "{message}");
@@ -473,11 +536,33 @@ mod tests {
             ledger.unsafe_names("f").unwrap()[0].reason,
             "permission denied: Permission denied (os error 13); nothing under it is taken while the listing cannot read it"
         );
+        // One gone since its parent was listed (a partner clearing emptied folders) is no
+        // folder wharf cannot read: in the run's report, not warned of, no event.
         let gone = EndpointError::new(ErrorKind::NotFound, crate::endpoint::Op::List, "local /x", None, "No such file or directory");
-        assert_eq!(Unlisted::new(RemotePath::parse("in/old").unwrap(), &gone).cause, "gone since its parent folder was listed");
+        let gone = [Unlisted::new(RemotePath::parse("in/old").unwrap(), &gone)];
+        assert_eq!((gone[0].cause.as_str(), gone[0].why), ("gone since its parent folder was listed", NotListed::Gone));
+        assert_eq!(noted(&[locked[0].clone(), gone[0].clone()]), Vec::<String>::new(), "nothing new to warn of");
+        assert_eq!(ledger.unsafe_names("f").unwrap().len(), 1, "the locked folder alone");
+        assert_eq!(ledger.events(None, 0, 10).unwrap().len(), 1);
         assert_eq!(noted(&[]).len(), 0, "readable again: forgotten");
         assert!(ledger.unsafe_names("f").unwrap().is_empty());
         assert_eq!(noted(&locked).len(), 1, "locked again: warned of again");
+    }
+
+    /// Many folders not listed: the first few named, the rest counted, so that a tree of a
+    /// thousand dated folders under too small a `max_depth` is one line of the report.
+    #[test]
+    fn folders_not_listed_are_told_in_one_line_the_first_few_named() {
+        assert_eq!(unlisted_line(&[]), None);
+        let deep: Vec<Unlisted> = (0..5).map(|i| Unlisted::too_deep(RemotePath::parse(&format!("in/d{i}/x")).unwrap(), 1)).collect();
+        let line = unlisted_line(&deep).unwrap();
+        assert!(line.starts_with("5 folders of the source not listed in whole: /in/d0/x (deeper than `source.max_depth` (1): "), "{line}");
+        assert!(line.contains("/in/d2/x (") && !line.contains("/in/d3/x") && line.ends_with(", and 2 more"), "{line}");
+        let denied = EndpointError::new(ErrorKind::PermissionDenied, crate::endpoint::Op::List, "local /x", None, "Permission denied");
+        assert_eq!(
+            unlisted_line(&[Unlisted::new(RemotePath::parse("in/locked").unwrap(), &denied)]).unwrap(),
+            "1 folder of the source not listed in whole: /in/locked (permission denied: Permission denied; nothing under it is taken while the listing cannot read it)"
+        );
     }
 
     #[test]

@@ -78,6 +78,7 @@ impl RunReport {
             files: vec![],
             responses: vec![],
             skipped_names: vec![],
+            unlisted_folders: vec![],
             later: None,
             error: None,
             error_kind: None,

@@ -26,6 +26,7 @@ mod content;
 mod discover;
 mod figures;
 pub(crate) use discover::done_path;
+pub use discover::{NotListed, Unlisted, unlisted_line};
 pub use figures::nonzero;
 mod disposition;
 pub mod endpoints;
@@ -185,6 +186,11 @@ pub struct RunReport {
     /// `*.csv`, without `source.ignore_case`): not counted as seen, not a failure; they wait
     /// there until renamed or replaced.
     pub skipped_names: Vec<SkippedName>,
+    /// Folders of the source the run's listing did not list in whole, nothing under them taken
+    /// (nor taken for gone): a subfolder the login may not read (`unreadable`), a folder whose
+    /// listing the server cut short (`cut_short`), a subfolder deeper than `source.max_depth`
+    /// (`too_deep`). Not a failure.
+    pub unlisted_folders: Vec<Unlisted>,
     /// The files the run left for the next one by the flow's `source.max_files` (listed, and
     /// counted in `seen`, but neither reported one by one nor touched).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -326,6 +332,7 @@ impl RunReport {
             files: Vec::new(),
             responses: Vec::new(),
             skipped_names: Vec::new(),
+            unlisted_folders: Vec::new(),
             later: None,
             error: None,
             error_kind: None,
@@ -528,6 +535,7 @@ async fn run_files(
     })?;
     discover::note_skipped(ledger, (&flow.name, run, &source.describe()), &skipped, &unlisted, now)?;
     report.skipped_names = skipped;
+    report.unlisted_folders = unlisted.clone();
     report.counts.seen = candidates.len() as u32;
     history::prune_after_listing(flow, ledger, &candidates, &unlisted, now)?;
 

@@ -332,6 +332,7 @@ pub async fn plan(flow: &Flow, ledger: Option<&Ledger>, now: SystemTime, staging
     }
     let mut caveats = caveats(flow);
     caveats.extend(skipped.iter().map(|s| format!("{} is never taken ({})", s.shown_path(), s.explained())));
+    caveats.extend(discover::unlisted_line(&unlisted));
     look_at_targets(flow, &candidates, &mut files, snapshot.as_ref(), next_run, now, &mut caveats).await?;
     // The sources the run disposes of, in the order it does: the listing's files it delivers,
     // finds delivered before, or resumes, each at its turn; and those it quarantines or fails

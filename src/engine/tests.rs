@@ -551,6 +551,41 @@ async fn symbolic_links_in_the_polled_folder_are_not_taken() {
     assert!(plan.caveats.contains(&caveat), "{:?}", plan.caveats);
 }
 
+/// A recursive source stops at `max_depth`: a subfolder deeper than that is not listed, and
+/// the run's report and `wharf plan` name it and say why (before: nothing, and a partner's
+/// `/out/2026/12/07/` tree under `max_depth: 2` waited unseen). A hidden one the patterns
+/// leave whatever it holds is not told; nor is anything recorded for it in the ledger (no
+/// `not_taken` event: it is the flow's own setting).
+#[tokio::test]
+async fn a_subfolder_deeper_than_max_depth_is_told_in_the_report_and_the_plan() {
+    let mut fx = fixture();
+    fx.flow.source.recursive = true;
+    fx.flow.source.max_depth = 2;
+    fx.flow.source.include = globs(&["**/*.csv"]);
+    fx.flow.after_success = Disposition::Keep;
+    fx.put("in/2026/12/a.csv", b"a");
+    fx.put("in/2026/12/07/b.csv", b"b");
+    fx.put("in/2026/12/.git/x/c.csv", b"c");
+    std::fs::create_dir_all(fx.src.join("in/2026/11/30")).unwrap();
+    let r = fx.run().await;
+    assert_eq!(r.files.iter().map(|f| f.path.as_str()).collect::<Vec<_>>(), ["/in/2026/12/a.csv"], "{r:#?}");
+    let told: Vec<(String, NotListed)> = r.unlisted_folders.iter().map(|u| (u.folder.to_string(), u.why)).collect();
+    assert_eq!(told, [("/in/2026/11/30".to_string(), NotListed::TooDeep), ("/in/2026/12/07".to_string(), NotListed::TooDeep)]);
+    let line = unlisted_line(&r.unlisted_folders).unwrap();
+    assert!(line.starts_with("2 folders of the source not listed in whole: /in/2026/11/30 (deeper than `source.max_depth` (2)"), "{line}");
+    assert!(line.contains("raise `max_depth` to take the files under it"), "{line}");
+    let json = serde_json::to_value(&r.unlisted_folders[1]).unwrap();
+    assert_eq!((json["folder"].as_str(), json["reason"].as_str()), (Some("/in/2026/12/07"), Some("too_deep")));
+    assert!(fx.ledger.unsafe_names("t").unwrap().is_empty(), "not recorded as never taken");
+    assert!(fx.ledger.events(None, 0, 10).unwrap().is_empty());
+    let plan = super::plan::plan(&fx.flow, Some(&fx.ledger), SystemTime::now(), None).await.unwrap();
+    assert!(plan.caveats.contains(&line), "{:?}", plan.caveats);
+    // Deep enough: nothing told.
+    fx.flow.source.max_depth = 3;
+    let r = fx.run().await;
+    assert_eq!((r.counts.delivered, r.unlisted_folders.len()), (1, 0), "{r:#?}");
+}
+
 /// The flow's own `move_to` folder in the polled folder, a symbolic link to a folder elsewhere
 /// (a partner's `processed` kept on another disk): the files are moved through it, and it is
 /// not told as a file that can never be taken (before: a warning, a `not_taken` event and a

@@ -825,3 +825,42 @@ fn with_ignore_case_a_done_file_in_another_case_is_taken_and_moved_with_its_file
     assert_eq!(w.files_in(&w.local("sink")), ["X.CSV", "z.csv"]);
     assert_eq!(w.files_in(&w.remote("in/processed")), ["X.CSV", "X.CSV.DONE", "Z.CSV.DONE", "z.csv"]);
 }
+
+/// A recursive pull over `ftpd` takes the tree it can list and tells the rest: a subfolder
+/// the login may not read and one deeper than `max_depth` are named in the run's report; a
+/// symbolic link to a folder above (a loop) is never followed, whatever the server's listing
+/// makes of it, so no file is taken twice under another path.
+fn a_recursive_pull_takes_the_tree_and_tells_what_it_cannot_list(ftpd: fn() -> Option<Ftpd>) {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(w) = World::new(ftpd()) else { return };
+    let flow = w.pull_flow(FtpTls::None, "");
+    let yaml =
+        fs::read_to_string(&flow).unwrap().replace("include: [\"*.csv\"]", "include: [\"**/*.csv\"]\n  recursive: true\n  max_depth: 2");
+    fs::write(&flow, yaml.replace("    path: /\n", "    path: \"/{{rel_dir}}\"\n")).unwrap();
+    w.put("in/top.csv", b"t");
+    w.put("in/a/x.csv", b"x");
+    w.put("in/b/c/y.csv", b"y");
+    w.put("in/b/c/d/deep.csv", b"d");
+    w.put("in/locked/z.csv", b"z");
+    std::os::unix::fs::symlink("..", w.remote("in/a/loop")).unwrap();
+    std::os::unix::fs::chown(w.remote("in/locked"), Some(0), Some(0)).unwrap();
+    fs::set_permissions(w.remote("in/locked"), fs::Permissions::from_mode(0o700)).unwrap();
+    let (code, r) = w.run_json(&flow);
+    assert_eq!((code, counts(&r)), (0, (0, 3, 0, 0)), "{r:#}\n{}", w.ftpd.log());
+    assert_eq!(w.files_in(&w.local("sink")), ["a/x.csv", "b/c/y.csv", "top.csv"], "{r:#}");
+    let told: Vec<(&str, &str)> =
+        r["unlisted_folders"].as_array().unwrap().iter().map(|u| (u["folder"].as_str().unwrap(), u["reason"].as_str().unwrap())).collect();
+    assert_eq!(told, [("/in/locked", "unreadable"), ("/in/b/c/d", "too_deep")], "{r:#}");
+    let (_, r) = w.run_json(&flow);
+    assert_eq!(counts(&r), (0, 0, 3, 0), "the three skipped as delivered, nothing taken twice: {r:#}");
+}
+
+#[test]
+fn a_recursive_pull_over_vsftpd_takes_the_tree_and_tells_what_it_cannot_list() {
+    a_recursive_pull_takes_the_tree_and_tells_what_it_cannot_list(Ftpd::vsftpd);
+}
+
+#[test]
+fn a_recursive_pull_over_pure_ftpd_takes_the_tree_and_tells_what_it_cannot_list() {
+    a_recursive_pull_takes_the_tree_and_tells_what_it_cannot_list(Ftpd::pure_ftpd);
+}

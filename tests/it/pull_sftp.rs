@@ -563,6 +563,8 @@ fn a_subfolder_the_login_may_not_read_is_skipped_by_a_recursive_pull() {
     let Some(w) = World::new() else { return };
     w.put("in/ok/a.csv", b"a");
     w.put("in/locked/b.csv", b"b");
+    // A link to the folder above, a loop: never followed (one `a.csv`, not `ok/loop/ok/a.csv`…).
+    std::os::unix::fs::symlink("..", w.remote("in/ok/loop")).unwrap();
     // Owned by root, no access for the login.
     std::os::unix::fs::chown(w.remote("in/locked"), Some(0), Some(0)).unwrap();
     fs::set_permissions(w.remote("in/locked"), fs::Permissions::from_mode(0o700)).unwrap();
@@ -573,6 +575,11 @@ fn a_subfolder_the_login_may_not_read_is_skipped_by_a_recursive_pull() {
     assert_eq!(out.status.code(), Some(0), "{t}");
     assert!(t.contains("Skipping a subfolder that cannot be listed") && t.contains("/in/locked"), "{t}");
     assert_eq!(w.sink_files(), vec!["a.csv"], "{t}");
+    // The run's summary and `wharf plan` name it too (before: the log alone, once).
+    let line = "1 folder of the source not listed in whole: /in/locked (permission denied: ";
+    assert!(support::stdout(&out).contains(line), "{t}");
+    let plan = w.wharf().arg("plan").arg(&flow).output().unwrap();
+    assert!(support::stdout(&plan).contains(&format!("note: {line}")), "{}", text(&plan));
     let out = w.wharf().arg("status").arg("--flows").arg(flow.parent().unwrap()).output().unwrap();
     let s = support::stdout(&out);
     assert!(s.contains("! 1 subfolder of the source cannot be read: /in/locked (permission denied: "), "{}", text(&out));
