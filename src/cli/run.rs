@@ -268,9 +268,12 @@ pub fn print_summary(r: &RunReport) {
     if let Some(line) = content_line(r) {
         outln!("  {line}");
     }
-    let rows: Vec<(&str, &str, &str)> = r.files.iter().map(|f| (outcome_label(f.outcome), f.path.as_str(), f.detail.as_str())).collect();
+    let (rows, more) = file_rows(&r.files);
     for line in crate::text::columns(&rows, "  ", 11) {
         outln!("{line}");
+    }
+    for line in more {
+        outln!("  {line}");
     }
     if let Some(line) = skipped_names_line(&r.skipped_names) {
         outln!("  {line}");
@@ -282,6 +285,37 @@ pub fn print_summary(r: &RunReport) {
         outln!("  {}", later.line());
     }
     super::awaits::print_responses(&r.responses);
+}
+
+/// Past this many files skipped (or not ready) in one run, the text summary shows only the
+/// first [`QUIET_SHOWN`] of them and counts the rest: a flow keeping its sources
+/// (`after.success: keep`) would otherwise print a line for every file of the folder, 50,000
+/// `already delivered` lines, at every run.
+const QUIET_MAX: usize = 20;
+const QUIET_SHOWN: usize = 10;
+
+/// The summary's file rows (label, path, detail), and the lines counting the skipped and
+/// not-ready files left out ([`QUIET_MAX`]). Delivered, failed and quarantined files are
+/// always listed; `--json` lists every file.
+fn file_rows(files: &[FileReport]) -> (Vec<(&str, &str, &str)>, Vec<String>) {
+    let quiet = [Outcome::Skipped, Outcome::NotReady];
+    let total = |o: Outcome| files.iter().filter(|f| f.outcome == o).count();
+    let cut: Vec<(Outcome, usize)> = quiet.iter().map(|&o| (o, total(o))).filter(|&(_, n)| n > QUIET_MAX).collect();
+    let mut seen = [0usize; 2];
+    let rows = files
+        .iter()
+        .filter(|f| match quiet.iter().position(|&o| o == f.outcome) {
+            Some(i) if cut.iter().any(|&(o, _)| o == f.outcome) => {
+                seen[i] += 1;
+                seen[i] <= QUIET_SHOWN
+            }
+            _ => true,
+        })
+        .map(|f| (outcome_label(f.outcome), f.path.as_str(), f.detail.as_str()))
+        .collect();
+    let more =
+        cut.iter().map(|&(o, n)| format!("… and {} more {} (`--json` lists every file)", n - QUIET_SHOWN, outcome_label(o))).collect();
+    (rows, more)
 }
 
 /// The first line of a run's summary: `flow f, run 3: failed — 5 seen, 2 delivered, 3 failed
@@ -377,6 +411,33 @@ mod tests {
         std::fs::remove_file(d.join("partner/taken")).unwrap();
         let r = run().await;
         assert_eq!(r.failed_figure(), "1 failed (a response)", "{r:#?}");
+    }
+
+    /// A flow keeping its sources listed every file of the folder as `already delivered` at
+    /// every run: past [`QUIET_MAX`] skipped (or not ready) files, the first few and a count.
+    #[test]
+    fn many_skipped_files_are_counted_not_listed() {
+        let file = |i: usize, outcome| FileReport {
+            path: format!("/in/{i}.csv"),
+            outcome,
+            detail: "why".into(),
+            targets: vec![],
+            bytes: 0,
+            error_kind: None,
+            records: None,
+        };
+        let few: Vec<FileReport> = (0..QUIET_MAX).map(|i| file(i, Outcome::Skipped)).collect();
+        assert_eq!(file_rows(&few), (few.iter().map(|f| ("skipped", f.path.as_str(), "why")).collect(), vec![]));
+        let mut many: Vec<FileReport> = (0..50_000).map(|i| file(i, Outcome::Skipped)).collect();
+        many.insert(15, file(99_999, Outcome::Delivered));
+        many.push(file(100_000, Outcome::Failed));
+        many.push(file(100_001, Outcome::NotReady));
+        let (rows, more) = file_rows(&many);
+        let paths: Vec<&str> = rows.iter().map(|r| r.1).collect();
+        let mut want: Vec<String> = (0..QUIET_SHOWN).map(|i| format!("/in/{i}.csv")).collect();
+        want.extend(["/in/99999.csv", "/in/100000.csv", "/in/100001.csv"].map(String::from));
+        assert_eq!(paths, want, "delivered, failed and a few not ready always listed, in order");
+        assert_eq!(more, ["… and 49990 more skipped (`--json` lists every file)"]);
     }
 
     /// The headline said `0 not ready, …, 0 skipped, 0 failed` where the content line below
