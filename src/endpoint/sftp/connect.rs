@@ -434,7 +434,7 @@ async fn establish(
 }
 
 /// The SFTP start failed with `e` (russh-sftp's words: "sender dropped"): the cause, asked
-/// of the server over a login of its own ([`start::why_not`]: the failed one may be gone
+/// of the server over a login of its own ([`super::start::why_not`]: the failed one may be gone
 /// with its channel), when it can be told.
 async fn start_failed(
     spec: &SftpSpec,

@@ -1,8 +1,9 @@
 //! Why SFTP did not start on a login that succeeded. russh-sftp only says "sender dropped"
 //! (or a length it could not use) when the server's SFTP channel closed at once or began
-//! with something other than SFTP. After such a failure, and only then, one more channel
-//! asks for the `sftp` subsystem and listens without saying anything: an SFTP server waits
-//! for the client's first word, so whatever comes first was not SFTP.
+//! with something other than SFTP. After such a failure, and only then, a channel of one
+//! more login (the failed login may have gone with its channel) asks for the `sftp`
+//! subsystem and listens without saying anything: an SFTP server waits for the client's
+//! first word, so whatever comes first was not SFTP.
 //!
 //! - Text first: something the server runs for the login writes to its output (a login
 //!   script such as `~/.bashrc`, a `ForceCommand` other than `internal-sftp`): quoted.
