@@ -159,7 +159,8 @@ pub struct RawSftp {
     /// How the server's host key is verified. There is no "trust anything" setting.
     pub host_key: RawHostKey,
     /// Absolute folder on the server that flow paths are relative to; nothing outside it is
-    /// touched.
+    /// touched. As the login sees it: a server that keeps a login in a folder of its own
+    /// (OpenSSH `ChrootDirectory`) shows that folder as `/`.
     #[serde(default = "default_sftp_root")]
     pub root: String,
     /// Longest wait for TCP connect, SSH handshake and login together (a duration: `20s`).

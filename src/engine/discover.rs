@@ -163,7 +163,13 @@ pub async fn discover(
                 unlisted.push(Unlisted::new(dir, &e));
                 continue;
             }
-            Err(e) => return Err(e),
+            Err(mut e) => {
+                if e.kind == ErrorKind::PermissionDenied {
+                    e.message =
+                        format!("{}; the login may not list the source folder {dir} (check the folder's permissions for it)", e.message);
+                }
+                return Err(e);
+            }
         };
         skipped.extend(listed.skipped.into_iter().filter(|s| told(src, s)));
         if let Some(cause) = listed.cut_short {

@@ -423,8 +423,8 @@ async fn upload_from(
 fn temp_refused(mut e: EndpointError, temp: &RemotePath, target: &RemotePath) -> EndpointError {
     if e.kind == ErrorKind::PermissionDenied && e.op == Op::Write && temp != target {
         e.message = format!(
-            "{}; the login may not create files in {} (check the folder's permissions for it), or the server refuses such \
-             names (hidden ones, `.part`): if it takes `{}` there, set the sink's `temp_name` to a name it takes, or \
+            "{}; the login may not create files in {} (check the folder's permissions for it, and that the server lets this \
+             login write at all), or the server refuses such names (hidden ones, `.part`): if it takes `{}` there, set the sink's `temp_name` to a name it takes, or \
              `direct: true`",
             e.message,
             target.parent(),
@@ -484,6 +484,9 @@ async fn or_abandon<T>(ep: &dyn Endpoint, temp: &RemotePath, result: Result<T, F
         && !matches!(e, FileError::Endpoint(x) if x.unconnected)
         && let Err(r) = ep.remove(temp).await
         && r.kind != ErrorKind::NotFound
+        // A server refusing every change (OpenSSH's read-only `sftp-server -R`) refuses to
+        // remove a file it never let the upload make: nothing is left there.
+        && !matches!(ep.stat(temp).await, Ok(None))
         && let FileError::Endpoint(e) = e
     {
         e.message = format!("{}; the temporary file {temp} is left there: removing it failed too ({})", e.message, r.message);

@@ -289,7 +289,7 @@ fn an_unwritable_folder_is_named(w: &World) {
     let detail = report["files"][0]["detail"].as_str().unwrap_or_default().to_string();
     assert_eq!((code, counts(&report).3), (1, 1), "{report:#}");
     assert!(detail.contains("write /inbox/.a.csv.push.part: permission denied"), "{detail}");
-    assert!(detail.contains("the login may not create files in /inbox (check the folder's permissions for it)"), "{detail}");
+    assert!(detail.contains("the login may not create files in /inbox (check the folder's permissions for it, and that the server lets this login write at all)"), "{detail}");
     assert!(!detail.contains("refuses renames"), "{detail}");
     assert!(names(&w.remote("inbox")).is_empty());
 }
@@ -384,4 +384,116 @@ fn a_pull_from_a_server_refusing_deletions_names_keep() {
     let (code, report) = w.run(&keep);
     assert_eq!((code, counts(&report).1), (0, 0), "{report:#}");
     assert_eq!(names(&w.local("sink")), ["a.csv"]);
+}
+
+/// A pull whose login the server runs no SFTP for, the run's `error` and its kind.
+fn sftp_start_refused(extra: &str) -> Option<(String, serde_json::Value)> {
+    let w = World::sftp(Sshd::start_with(&[extra]))?;
+    fs::write(w.remote("in/a.csv"), "a\n").unwrap();
+    let (code, report) = w.run(&w.pull(""));
+    assert_eq!((code, report["status"].as_str(), report["error_kind"].as_str()), (3, Some("aborted"), Some("protocol")), "{report:#}");
+    assert!(w.local("sink").read_dir().unwrap().next().is_none());
+    Some((report["error"].as_str().unwrap_or_default().to_string(), report))
+}
+
+/// A login whose shell prints a greeting before the SFTP server starts (a message in
+/// `~/.bashrc`; here the subsystem's command line echoes it): the text is quoted and its usual
+/// cause named. Before: "SFTP start failed: sender dropped".
+#[test]
+fn a_login_printing_text_before_sftp_is_quoted_and_its_cause_named() {
+    let line = "Subsystem sftp /bin/echo Welcome to ACME; exec /usr/lib/openssh/sftp-server";
+    let Some((error, _)) = sftp_start_refused(line) else { return };
+    assert!(error.contains("SFTP start failed: the server's SFTP channel began with text, not SFTP: `Welcome to ACME`"), "{error}");
+    assert!(error.contains("a login script such as ~/.bashrc") && !error.contains("sender dropped"), "{error}");
+}
+
+/// A server that runs no SFTP server for the login (`Subsystem sftp /bin/false`): said so, and
+/// what the partner has to enable. Before: "SFTP start failed: sender dropped".
+#[test]
+fn a_server_without_sftp_for_the_login_is_told() {
+    let Some((error, _)) = sftp_start_refused("Subsystem sftp /bin/false") else { return };
+    assert!(
+        error.contains("SFTP start failed: the server ended its SFTP service at once (exit status 1): it runs no SFTP server"),
+        "{error}"
+    );
+    assert!(error.contains("ask the partner to enable SFTP for this login"), "{error}");
+}
+
+/// An endpoint `root` the login does not see (written as the path on the server's disk for a
+/// login the server keeps in a folder of its own, `ChrootDirectory`, where paths start at
+/// `/`): the pull's listing and the push's folder say that the root is not there, where the
+/// login starts, and what to set. Before: only "not found: No such file (on the server: …)".
+#[test]
+fn a_root_the_login_does_not_see_is_named() {
+    let Some(w) = World::sftp(Sshd::start()) else { return };
+    let data = format!("root: {:?}", w.data.display().to_string());
+    let missing = format!("root: {:?}", w.data.join("srv/partner").display().to_string());
+    fs::write(w.local("outbox/a.csv"), "a\n").unwrap();
+    // The pull's run stops at its listing (exit 3); the push fails its file (exit 1), kept.
+    for (flow, at, exit) in [(w.pull(""), "list /in", 3), (w.push("", ""), "create directory /inbox", 1)] {
+        fs::write(&flow, fs::read_to_string(&flow).unwrap().replace(&data, &missing)).unwrap();
+        let (code, report) = w.run(&flow);
+        let error = report["error"].as_str().or(report["files"][0]["detail"].as_str()).unwrap_or_default();
+        assert_eq!(code, exit, "{report:#}");
+        assert!(error.contains(&format!("{at}: not found")), "{error}");
+        let root = w.data.join("srv/partner").display().to_string();
+        assert!(error.contains(&format!("the endpoint's `root` {root} is not there for this login (it starts in ")), "{error}");
+        assert!(error.contains("(a chroot), where paths start at `/`: set `root` to the folder as the login sees it"), "{error}");
+    }
+    assert_eq!(names(&w.local("outbox")), ["a.csv"]);
+}
+
+/// A server read-only for the login (`sftp-server -R`): a push fails the file as refused,
+/// says the server may not let the login write at all, and claims no temporary file left
+/// (none was made: the refused removal is of nothing); the source stays, each run tries once
+/// (no retries within a run: a refusal is not transient). A pull delivers once, and its
+/// refused `after.success: delete` names `keep`. Before: "the temporary file
+/// /inbox/.a.csv.push.part is left there: removing it failed too", of a file never made.
+#[test]
+fn a_read_only_server_refuses_pushes_plainly_and_pulls_deliver_once() {
+    let Some(w) = World::sftp(Sshd::start_with(&[&sftp_server("-R -l INFO")])) else { return };
+    fs::write(w.local("outbox/a.csv"), "a\n").unwrap();
+    for run in 1..=2 {
+        let (code, report) = w.run(&w.push("", ""));
+        let detail = report["files"][0]["detail"].as_str().unwrap_or_default().to_string();
+        assert_eq!((code, counts(&report).3, report["files"][0]["error_kind"].as_str()), (1, 1, Some("permission_denied")), "{report:#}");
+        assert!(detail.contains("write /inbox/.a.csv.push.part: permission denied"), "{detail}");
+        assert!(detail.contains("and that the server lets this login write at all"), "{detail}");
+        assert!(!detail.contains("left there"), "run {run}: {detail}");
+    }
+    assert_eq!(names(&w.local("outbox")), ["a.csv"]);
+    assert!(names(&w.remote("inbox")).is_empty());
+
+    fs::write(w.remote("in/b.csv"), "b\n").unwrap();
+    for run in 1..=2 {
+        let (code, report) = w.run(&w.pull("after: { success: delete }\n"));
+        let detail = report["files"][0]["detail"].as_str().unwrap_or_default().to_string();
+        assert_eq!(code, 1, "run {run}: {report:#}");
+        assert!(detail.contains("delivered to here:/sink/b.csv, but `after.success` failed") && detail.contains("`keep`"), "{detail}");
+    }
+    assert_eq!(names(&w.local("sink")), ["b.csv"]);
+    assert_eq!(names(&w.remote("in")), ["b.csv"]);
+}
+
+/// A server allowing only the SFTP requests wharf needs (`sftp-server -p`: open, close, read,
+/// write, lstat, stat, opendir, readdir, remove, mkdir, rename; no `fstat`, `setstat`,
+/// `realpath`, `fsync`, `statvfs`, `posix-rename`…): pushes, an overwrite included, and a
+/// pull moving its files go through. Before: a small file's upload failed when `FSTAT` (a
+/// shortcut for its stored size) was refused.
+#[test]
+fn a_server_allowing_only_the_requests_wharf_needs_is_used() {
+    let allowed = "-p open,close,read,write,lstat,stat,opendir,readdir,remove,mkdir,rename";
+    let Some(w) = World::sftp(Sshd::start_with(&[&sftp_server(allowed)])) else { return };
+    fs::write(w.remote("inbox/a.csv"), "old\n").unwrap();
+    fs::write(w.local("outbox/a.csv"), "new\n").unwrap();
+    fs::write(w.local("outbox/big.csv"), "0123456789".repeat(300_000)).unwrap();
+    let (code, report) = w.run(&w.push("    if_exists: overwrite\n", ""));
+    assert_eq!((code, counts(&report).1), (0, 2), "{report:#}");
+    assert_eq!(fs::read_to_string(w.remote("inbox/a.csv")).unwrap(), "new\n");
+    assert_eq!(names(&w.remote("inbox")), ["a.csv", "big.csv"]);
+
+    fs::write(w.remote("in/b.csv"), "b\n").unwrap();
+    let (code, report) = w.run(&w.pull("after: { success: { move_to: /in/done } }\n"));
+    assert_eq!((code, counts(&report).1), (0, 1), "{report:#}");
+    assert_eq!(names(&w.remote("in/done")), ["b.csv"]);
 }

@@ -586,6 +586,24 @@ fn a_subfolder_the_login_may_not_read_is_skipped_by_a_recursive_pull() {
     assert!(s.contains("; nothing under it is taken while the listing cannot read it)") && !s.contains("never be taken"), "{}", text(&out));
 }
 
+/// A source folder the login may not read (root's, mode 700): the run stops, saying that
+/// the login may not list it and what to check; nothing is taken. Before: only "list /in:
+/// permission denied: Permission denied".
+#[test]
+fn a_source_folder_the_login_may_not_read_is_named() {
+    use std::os::unix::fs::PermissionsExt;
+    let Some(w) = World::new() else { return };
+    w.put("in/a.csv", b"a");
+    std::os::unix::fs::chown(w.remote("in"), Some(0), Some(0)).unwrap();
+    fs::set_permissions(w.remote("in"), fs::Permissions::from_mode(0o700)).unwrap();
+    let (code, report) = w.run_json(&w.flow("", ""));
+    let error = report["error"].as_str().unwrap_or_default();
+    assert_eq!((code, report["error_kind"].as_str()), (3, Some("permission_denied")), "{report:#}");
+    assert!(error.contains("list /in: permission denied"), "{error}");
+    assert!(error.contains("the login may not list the source folder /in (check the folder's permissions for it)"), "{error}");
+    assert!(w.sink_files().is_empty());
+}
+
 /// Starts `wharf run` halting at `point`, waits for it to get there, and SIGKILLs it.
 /// Returns the process's peak RSS (KiB) up to that point.
 fn run_and_kill_at(w: &World, flow: &Path, point: &str) -> u64 {

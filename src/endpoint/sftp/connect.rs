@@ -381,6 +381,10 @@ async fn establish(
 ) -> Result<Conn, Failed> {
     // For a second login, should the server allow one session channel per login.
     let side_handler = ClientHandler { check: handler.check.clone(), verdict: Arc::default(), handshake: Arc::default() };
+    // For a login of its own that asks why SFTP did not start, should it not.
+    let ask_handler = ClientHandler { check: handler.check.clone(), verdict: Arc::default(), handshake: Arc::default() };
+    let (ask_config, ask_key) = (config.clone(), key.clone());
+    let ask = move |e| start_failed(spec, ask_config, ask_handler, ask_key, e);
     let handle = log_in(spec, config.clone(), handler, key.clone(), first).await?;
     let sftp_config = SftpConfig {
         max_concurrent_reads: 64,
@@ -391,9 +395,10 @@ async fn establish(
         request_timeout_secs: spec.operation_timeout.as_secs().max(1),
         ..Default::default()
     };
-    let sftp = SftpSession::new_with_config(open_subsystem(&handle).await?, sftp_config.clone())
-        .await
-        .map_err(|e| (ErrorKind::Protocol, format!("SFTP start failed: {e}")))?;
+    let sftp = match SftpSession::new_with_config(open_subsystem(&handle).await?, sftp_config.clone()).await {
+        Ok(sftp) => sftp,
+        Err(e) => return Err(ask(e).await),
+    };
     let (channel, side) = match open_subsystem(&handle).await {
         Ok(channel) => (channel, None),
         // One session channel per login (OpenSSH `MaxSessions 1`): the second channel, for
@@ -406,7 +411,10 @@ async fn establish(
         Err(r) => return Err(r.into()),
     };
     let raw = RawSftpSession::new_with_config(channel, sftp_config.clone());
-    let version = raw.init().await.map_err(|e| (ErrorKind::Protocol, format!("SFTP start failed: {e}")))?;
+    let version = match raw.init().await {
+        Ok(v) => v,
+        Err(e) => return Err(ask(e).await),
+    };
     let posix_rename = version.extensions.contains_key(POSIX_RENAME);
     let fsync = version.extensions.contains_key("fsync@openssh.com");
     tracing::debug!(host = %spec.host, port = spec.port, posix_rename, "SFTP session ready.");
@@ -423,6 +431,23 @@ async fn establish(
         next: AtomicUsize::new(0),
         config: sftp_config,
     })
+}
+
+/// The SFTP start failed with `e` (russh-sftp's words: "sender dropped"): the cause, asked
+/// of the server over a login of its own ([`super::start::why_not`]: the failed one may be gone
+/// with its channel), when it can be told.
+async fn start_failed(
+    spec: &SftpSpec,
+    config: Arc<client::Config>,
+    handler: ClientHandler,
+    key: Option<Arc<PrivateKey>>,
+    e: SftpError,
+) -> Failed {
+    let cause = match log_in(spec, config, handler, key, Arc::default()).await {
+        Ok(handle) => super::start::why_not(&handle).await,
+        Err(_) => None,
+    };
+    Failed::Other(ErrorKind::Protocol, format!("SFTP start failed: {}", cause.unwrap_or_else(|| e.to_string())))
 }
 
 /// TCP connection, SSH handshake (the host key checked by `handler`) and login.

@@ -16,6 +16,7 @@ mod login;
 mod pool;
 mod refusal;
 mod small;
+mod start;
 
 use std::fmt;
 use std::future::Future;
@@ -148,7 +149,14 @@ impl SftpEndpoint {
                             continue;
                         }
                     }
-                    return Err(self.inner.err(kind, op, path, message));
+                    let mut e = self.inner.err(kind, op, path, message);
+                    if kind == ErrorKind::NotFound
+                        && matches!(op, Op::List | Op::CreateDir)
+                        && let Some(hint) = refusal::root_missing(&conn, &self.inner.spec.root).await
+                    {
+                        e.message = format!("{}; {hint}", e.message);
+                    }
+                    return Err(e);
                 }
             }
         }

@@ -63,6 +63,30 @@ pub(super) async fn listing(c: &Conn, full: &str, dir: &RemotePath, fail: Fail) 
     }
 }
 
+/// After a folder was not found: when the endpoint's `root` itself is not on the server, said
+/// so, with the folder the login starts in. A server may show a login only a folder of its
+/// own (OpenSSH `ChrootDirectory`), where paths start at `/`: a `root` written as the path on
+/// the server's own disk is not there. `None` when the root is there, or cannot be told.
+pub(super) async fn root_missing(c: &Conn, root: &str) -> Option<String> {
+    let root = root.trim_end_matches('/');
+    if root.is_empty() {
+        return None;
+    }
+    match c.sftp.metadata(root).await {
+        Err(SftpError::Status(s)) if s.status_code == StatusCode::NoSuchFile => {}
+        _ => return None,
+    }
+    let start = match c.sftp.canonicalize(".").await {
+        Ok(home) => format!(" (it starts in {home})"),
+        Err(_) => String::new(),
+    };
+    Some(format!(
+        "the endpoint's `root` {root} is not there for this login{start}; a server may show a login only a folder of its own \
+         (a chroot), where paths start at `/`: set `root` to the folder as the login sees it (`sftp` to the server and `pwd`, `ls` \
+         show it)"
+    ))
+}
+
 /// `fail` of reading `path` (at `full` on the server): OpenSSH opens a folder for reading and
 /// answers the first read with a bare FAILURE (EISDIR). A folder that took a listed file's
 /// name is said so (see [`a_folder`]).

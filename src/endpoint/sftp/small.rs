@@ -81,7 +81,7 @@ async fn piece(raw: &RawSftpSession, handle: &str, offset: u64, len: u64) -> Res
 }
 
 /// Creates or truncates `full`, writes `data`, fsyncs it (with `fsync`), closes it; the size
-/// the server reports for it before the close (`None` if it reports none).
+/// the server reports for it before the close (`None` if it reports none, or refuses to).
 pub(super) async fn write_small(raw: &RawSftpSession, full: &str, data: &[u8], fsync: bool) -> Result<Option<u64>, SftpError> {
     let flags = OpenFlags::CREATE | OpenFlags::TRUNCATE | OpenFlags::WRITE;
     let handle = raw.open(full, flags, FileAttributes::empty()).await?.handle;
@@ -99,7 +99,15 @@ pub(super) async fn write_small(raw: &RawSftpSession, full: &str, data: &[u8], f
         requests.push(Box::pin(async move { raw.fsync(h).await.map(|_| None) }));
     }
     let h = handle.clone();
-    requests.push(Box::pin(async move { raw.fstat(h).await.map(|a| a.attrs.size) }));
+    // Only a shortcut: a server refusing FSTAT (OpenSSH `sftp-server -P fstat`) leaves the
+    // caller to ask for the size.
+    requests.push(Box::pin(async move {
+        match raw.fstat(h).await {
+            Ok(a) => Ok(a.attrs.size),
+            Err(SftpError::Status(_)) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }));
     requests.push(Box::pin(async move { raw.close(handle).await.map(|_| None) }));
     let mut size = None;
     for answer in futures::future::join_all(requests).await {
