@@ -163,6 +163,9 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let flow = load(&args.flow)?;
     let instead = format!("use `wharf trigger {}` (or stop the daemon)", flow.name);
     let ledger = super::state::open_for_write(global, &flow.name, &instead)?;
+    if let Some(note) = ledger.created_notice() {
+        errln!("note: {note}");
+    }
     let opts = RunOptions::new(global.state_dir.join("staging"));
     // One thread runs the files, the sockets and the timers; blocking file work and fsyncs
     // go to tokio's blocking pool. Measured against two worker threads (where `block_on`

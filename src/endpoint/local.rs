@@ -71,6 +71,8 @@ impl LocalEndpoint {
             ErrorKind::NoSpace => format!("{}: the disk holding {} is full; make room there", io_reason(&e), self.root.display()),
             // The root's trouble alone: the OS's "No such file or directory" before it said
             // the same again.
+            _ if e.kind() == io::ErrorKind::IsADirectory => crate::endpoint::folder_in_the_way(ways[0], ""),
+            _ if e.kind() == io::ErrorKind::InvalidFilename => too_long(ways).unwrap_or_else(|| io_reason(&e)),
             _ => match self.root_trouble(&e) {
                 Some(trouble) => trouble.to_string(),
                 None => match ways.iter().find_map(|way| self.file_on_the_way(way, &e)) {
@@ -161,6 +163,18 @@ pub fn blocked_root(root: &Path) -> Option<String> {
     })
 }
 
+/// The most bytes a name (one path component) may have: Linux's `NAME_MAX`, the limit of
+/// ext4, XFS, Btrfs and most others.
+const NAME_MAX: usize = 255;
+
+/// Which name of `ways` is too long (ENAMETOOLONG), and the limit: the OS says only "File
+/// name too long".
+fn too_long(ways: &[&RemotePath]) -> Option<String> {
+    let name = ways.iter().flat_map(|w| w.components()).find(|n| n.len() > NAME_MAX)?;
+    let shown = crate::text::one_line(name, 40, crate::text::Keep::Start);
+    Some(format!("the name `{shown}` is {} bytes long, more than the {NAME_MAX} bytes a file system allows for a name", name.len()))
+}
+
 /// An I/O error's text for a message: the OS's reason ("Permission denied"), without the
 /// " (os error 13)" Rust's `Display` appends to it (the number tells a user nothing more).
 pub fn io_reason(e: &io::Error) -> String {
@@ -190,9 +204,13 @@ pub fn io_kind(e: &io::Error) -> ErrorKind {
         io::ErrorKind::PermissionDenied | io::ErrorKind::ReadOnlyFilesystem => ErrorKind::PermissionDenied,
         io::ErrorKind::AlreadyExists => ErrorKind::AlreadyExists,
         io::ErrorKind::TimedOut | io::ErrorKind::Interrupted | io::ErrorKind::WouldBlock => ErrorKind::Transient,
-        // A name too long, or a folder where a file should be: refused for good, but this
+        // A folder where a file should be (a file written, or renamed, onto a folder's name):
+        // the name is taken, as a file in the way of a folder is (`create_dir_all`), and as
+        // FTP servers answer a rename onto a folder; a move picks another free name.
+        io::ErrorKind::IsADirectory => ErrorKind::AlreadyExists,
+        // A name too long: refused for good (as the servers' bare refusals of it are), but this
         // file's (or this sink's) trouble, not a disk the run cannot go on with.
-        io::ErrorKind::InvalidFilename | io::ErrorKind::IsADirectory => ErrorKind::Protocol,
+        io::ErrorKind::InvalidFilename => ErrorKind::Protocol,
         _ => ErrorKind::LocalIo,
     }
 }
@@ -914,6 +932,32 @@ mod tests {
         writing.join().unwrap();
     }
 
+    /// A file written or renamed onto a folder's name, and a name longer than a file system
+    /// allows: said so, with the limit, not as the OS's bare "Is a directory" or "File name
+    /// too long" with the kind `protocol`.
+    #[tokio::test]
+    async fn a_folder_in_a_file_s_place_and_a_name_too_long_are_said_so() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("a.csv")).unwrap();
+        std::fs::write(dir.path().join("t.tmp"), "x").unwrap();
+        let ep = LocalEndpoint::new(dir.path());
+        let p = |s: &str| RemotePath::parse(s).unwrap();
+        let folder = "/a.csv is a folder, and a file cannot replace a folder; remove or rename that folder, or deliver under another name";
+        let e = ep.open_write(&p("/a.csv")).await.err().unwrap();
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::AlreadyExists, folder));
+        let e = ep.write_small(&p("/a.csv"), b"x").await.unwrap_err();
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::AlreadyExists, folder));
+        let e = ep.rename(&p("/t.tmp"), &p("/a.csv"), true).await.unwrap_err();
+        assert_eq!((e.kind, e.message.as_str()), (ErrorKind::AlreadyExists, folder));
+        let long = "n".repeat(300);
+        let e = ep.open_write(&p(&format!("/{long}.csv"))).await.err().unwrap();
+        let said = format!("the name `{}…` is 304 bytes long, more than the 255 bytes a file system allows for a name", "n".repeat(40));
+        assert_eq!((e.kind, e.message), (ErrorKind::Protocol, said.clone()));
+        let e = ep.rename(&p("/t.tmp"), &p(&format!("/{long}.csv")), false).await.unwrap_err();
+        assert_eq!((e.kind, e.message), (ErrorKind::Protocol, said));
+        assert!(dir.path().join("t.tmp").exists(), "nothing moved");
+    }
+
     #[test]
     fn messages_give_the_os_reason_without_its_number() {
         assert_eq!(io_reason(&io::Error::from_raw_os_error(libc::ENOTDIR)), "Not a directory");
@@ -926,7 +970,8 @@ mod tests {
         assert_eq!(kind(libc::ENAMETOOLONG), ErrorKind::Protocol);
         // Through a file: nothing there, as the servers say.
         assert_eq!(kind(libc::ENOTDIR), ErrorKind::NotFound);
-        assert_eq!(kind(libc::EISDIR), ErrorKind::Protocol);
+        // A folder in a file's place: the name is taken (was `Protocol`, "Is a directory").
+        assert_eq!(kind(libc::EISDIR), ErrorKind::AlreadyExists);
         assert_eq!(kind(libc::ENOSPC), ErrorKind::NoSpace);
         assert_eq!(kind(libc::EDQUOT), ErrorKind::NoSpace);
         assert_eq!(kind(libc::EIO), ErrorKind::LocalIo);

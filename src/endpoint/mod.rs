@@ -318,6 +318,12 @@ pub fn file_not_folder(dir: &RemotePath) -> String {
     format!("{dir} is a file, not a folder; name the folder that holds it (and pick the file with `include`)")
 }
 
+/// What the backends say of a file that cannot be written (or renamed) under `target`
+/// because a folder has that name (`place`: where, ` on the server`, or nothing).
+pub fn folder_in_the_way(target: &RemotePath, place: &str) -> String {
+    format!("{target} is a folder{place}, and a file cannot replace a folder; remove or rename that folder, or deliver under another name")
+}
+
 /// A file being read, in chunks. Dropping it releases the remote handle.
 #[async_trait]
 pub trait ReadStream: Send {

@@ -114,6 +114,8 @@ pub enum Durability {
 /// Handle to the ledger database.
 pub struct Ledger {
     core: Arc<Core>,
+    /// Whether opening it made the file (see [`Ledger::created`]).
+    created: bool,
 }
 
 impl Drop for Ledger {
@@ -177,9 +179,30 @@ impl Ledger {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             private_folder(dir).map_err(|source| LedgerError::Io { path: path.to_path_buf(), source })?;
         }
-        let ledger = Ledger::new(Handle::Write(store::open_writer(path)?), path.to_path_buf());
+        let (db, created) = store::open_writer(path)?;
+        let mut ledger = Ledger::new(Handle::Write(db), path.to_path_buf());
+        ledger.created = created;
         ledger.init()?;
         Ok(ledger)
+    }
+
+    /// Whether [`Ledger::open`] made the ledger file: a first run, or a state folder that was
+    /// lost, deleted or left behind when the project moved (see [`Ledger::created_notice`]).
+    pub fn created(&self) -> bool {
+        self.created
+    }
+
+    /// What `wharf run` and `wharf serve` say when they made the ledger (see
+    /// [`Ledger::created`]): every file at the sources is new to it, which after a lost state
+    /// folder means files delivered before are taken again. `None` for a ledger that was there.
+    pub fn created_notice(&self) -> Option<String> {
+        let folder = self.path().parent().unwrap_or(self.path());
+        self.created.then(|| {
+            format!(
+                "new state folder {}: no file has been seen yet, so every file at the sources is new (if this project ran before from another state folder, see docs/operations.md, \"The state folder: damaged, lost, moved\")",
+                folder.display()
+            )
+        })
     }
 
     /// The ledger's layout marker: the layout and version of the wharf that opened it for
@@ -293,7 +316,7 @@ impl Ledger {
     }
 
     fn new(db: Handle, path: PathBuf) -> Self {
-        Ledger { core: Arc::new(Core::new(db, path)) }
+        Ledger { core: Arc::new(Core::new(db, path)), created: false }
     }
 
     /// Creates the tables so read transactions never see a missing table, and converts
@@ -769,6 +792,21 @@ fn private_folder(dir: &Path) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Opening makes the file once: the first handle says so, the next one does not.
+    #[test]
+    fn open_says_whether_it_made_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/ledger.redb");
+        let first = Ledger::open(&path).unwrap();
+        assert!(first.created());
+        let note = first.created_notice().unwrap();
+        assert!(note.starts_with(&format!("new state folder {}: ", dir.path().join("state").display())), "{note}");
+        drop(first);
+        let again = Ledger::open(&path).unwrap();
+        assert!(!again.created() && again.created_notice().is_none());
+        assert!(!Ledger::in_memory().unwrap().created());
+    }
 
     /// A file record of `path` in `state` (for the ledger's tests).
     pub(super) fn rec(path: &str, state: FileState) -> FileRecord {

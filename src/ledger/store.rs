@@ -91,11 +91,11 @@ pub(super) fn builder() -> redb::Builder {
     b
 }
 
-/// Opens the file at `path` as its one writer (creating it if needed), for [`Ledger::open`]
-/// and for a recovery's reopen: another process writing it already is
+/// Opens the file at `path` as its one writer (creating it if needed: then `true`), for
+/// [`Ledger::open`] and for a recovery's reopen: another process writing it already is
 /// [`LedgerError::Busy`]; a ledger a newer layout wrote is refused
 /// ([`LedgerError::NewerLayout`]) before anything is written.
-pub(super) fn open_writer(path: &std::path::Path) -> Result<Database, LedgerError> {
+pub(super) fn open_writer(path: &std::path::Path) -> Result<(Database, bool), LedgerError> {
     // A look at the marker without writing first: opening as the writer writes the file's
     // header, even to refuse it then, and a refused file is left as it was. (A file this
     // cannot open, one needing a repair say, is checked below, after the writer's repair.)
@@ -104,6 +104,9 @@ pub(super) fn open_writer(path: &std::path::Path) -> Result<Database, LedgerErro
     {
         return Err(e);
     }
+    // Whether this makes the file: none there yet (a file that cannot be looked at is opened,
+    // or refused, below as before).
+    let created = matches!(std::fs::symlink_metadata(path), Err(e) if e.kind() == std::io::ErrorKind::NotFound);
     let db = match builder().create(path) {
         Ok(db) => db,
         Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(LedgerError::Busy(path.to_path_buf())),
@@ -112,7 +115,7 @@ pub(super) fn open_writer(path: &std::path::Path) -> Result<Database, LedgerErro
     // Checked as the writer, before anything is written: no other process can write the file
     // from here on, so what the marker says stays true.
     layout::check(path, &db)?;
-    Ok(db)
+    Ok((db, created))
 }
 
 impl Core {
@@ -199,7 +202,7 @@ impl Core {
         // Closed first: redb lets one handle of a process have the file. Closing a database
         // after a failed write leaves it marked for repair, which opening it again makes.
         *db = Handle::Closed;
-        let reopened = open_writer(&self.path)?;
+        let (reopened, _) = open_writer(&self.path)?;
         *db = Handle::Write(reopened);
         self.reopened.fetch_add(1, std::sync::atomic::Ordering::AcqRel);
         *crate::sync::lock(&self.first_io) = None;

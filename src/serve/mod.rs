@@ -85,5 +85,8 @@ pub fn start(opts: ServeOptions, clock: Arc<dyn Clock>) -> Result<Handle, ServeE
     // and repairing the ledger, loading every flow), so a reload asked for meanwhile is one.
     let hup = supervisor::Hangup::listen();
     let ledger = Arc::new(Ledger::open(&opts.state_dir.join("ledger.redb"))?);
+    if let Some(note) = ledger.created_notice() {
+        tracing::warn!("{note}");
+    }
     supervisor::start(opts, ledger, clock, hup)
 }

@@ -57,10 +57,12 @@ pub enum MapError {
     /// The script refused this record: its own `throw`, or a helper refusing one of the
     /// record's values (`integer("x")`). The record's problem; the others may pass.
     Record(String),
-    /// The script failed on this record: a function or variable that does not exist, values
-    /// of the wrong type for an operator, a helper called wrongly, a bad return value, a
-    /// runaway loop. A fault of the script, or a record it was not written for (a missing
-    /// field read as `()`): which one, only the flow's owner can tell.
+    /// The script failed on this record: a function or variable that does not exist, a field
+    /// read that is not a column of the CSV file (or, in any record, one close to a field the
+    /// record has: `r.titel`), values of the wrong type for an operator, a helper called
+    /// wrongly, a bad return value, a runaway loop. A fault of the script, or a record it was
+    /// not written for (a missing field read as `()`): which one, only the flow's owner can
+    /// tell.
     Script(String),
     /// The file's time is up: no more records can be mapped.
     Timeout(String),
@@ -92,7 +94,7 @@ impl Mapper {
         max_operations: u64,
         timeout: Duration,
     ) -> Result<Mapper, String> {
-        let engine = sandbox(script, Arc::new(lookups), max_operations);
+        let mut engine = sandbox(script, Arc::new(lookups), max_operations);
         let ast = engine.compile(script_text).map_err(|e| {
             let line = match (e.1.line(), e.1.position()) {
                 (Some(l), Some(c)) => format!(" line {l}, col {c}"),
@@ -128,17 +130,26 @@ impl Mapper {
                 None => format!("{script} defines no `fn map(record)`"),
             });
         }
+        super::map_fields::check_reads(&mut engine, &ast);
         Ok(Mapper { engine: Arc::new(engine), ast: Arc::new(ast), script: script.to_string(), timeout })
     }
 
     /// Starts the wall-clock limit for one file on this thread.
     pub fn start_file(&self) {
         DEADLINE.with(|d| d.set(Some(Instant::now() + self.timeout)));
+        super::map_fields::clear_columns();
+    }
+
+    /// The file's records are CSV rows with these columns: a script reading a field none of
+    /// them is fails (see [`map_fields`](super::map_fields)).
+    pub fn file_columns(&self, columns: &[String]) {
+        super::map_fields::set_columns(columns);
     }
 
     /// Ends the limit started by [`start_file`](Self::start_file).
     pub fn end_file(&self) {
         DEADLINE.with(|d| d.set(None));
+        super::map_fields::clear_columns();
     }
 
     /// Maps one record: zero, one or several records come out.
@@ -441,17 +452,18 @@ fn sandbox(script: &str, tables: Arc<BTreeMap<String, Table>>, max_operations: u
     e
 }
 
-type Fallible<T> = Result<T, Box<EvalAltResult>>;
+pub(super) type Fallible<T> = Result<T, Box<EvalAltResult>>;
 
 /// A helper refusing a value of the record (`integer("x")`): the record is invalid.
 fn fail<T>(msg: String) -> Fallible<T> {
     Err(msg.into())
 }
 
-/// A helper called wrongly whatever the record (an unknown table, a bad format): the script's
+/// A helper called wrongly whatever the record (an unknown table, a bad format), or a field
+/// read that the record cannot have (see [`map_fields`](super::map_fields)): the script's
 /// fault, reported as such ([`MapError::Script`]). Raised as a runtime error (so it gets the
 /// line of the call) carrying a [`Misuse`], a value no script can make or `throw` itself.
-fn misuse<T>(msg: String) -> Fallible<T> {
+pub(super) fn misuse<T>(msg: String) -> Fallible<T> {
     Err(Box::new(EvalAltResult::ErrorRuntime(Dynamic::from(Misuse(msg)), rhai::Position::NONE)))
 }
 

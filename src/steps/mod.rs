@@ -16,6 +16,7 @@
 pub mod check;
 pub mod command;
 pub mod map;
+mod map_fields;
 pub mod parse;
 pub mod quarantine;
 pub mod render;
@@ -477,6 +478,11 @@ impl Steps {
         self.inner.steps.iter().find_map(|s| if let Step::Parse(p) = s { Some(p) } else { None })
     }
 
+    /// The flow's `map` step (one at most).
+    fn mapper(&self) -> Option<&Mapper> {
+        self.inner.steps.iter().find_map(|s| if let Step::Map(m) = s { Some(m) } else { None })
+    }
+
     /// Whether the file is read as records (its counts mean something).
     pub fn parses(&self) -> bool {
         self.parse().is_some()
@@ -791,7 +797,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
             let v = self.input.vars;
             self.renamed = Some(NameVars { now: v.now, ..NameVars::new(&name, &v.rel_dir, v.size, v.run, std::time::UNIX_EPOCH) });
         }
-        let mapper = steps.inner.steps.iter().find_map(|s| if let Step::Map(m) = s { Some(m) } else { None });
+        let mapper = steps.mapper();
         let _clock = Clock(mapper);
         if let Some(m) = mapper {
             m.start_file();
@@ -860,6 +866,9 @@ impl<'s, 'i> FileRun<'s, 'i> {
                 self.file_problems.push(RecordError::file(Source::Validate, Cause::Data, msg));
                 return Err(Stop::Consumer);
             }
+        }
+        if let Some(m) = self.steps.mapper() {
+            m.file_columns(&header);
         }
         self.header = Some(header);
         Ok(())
@@ -1134,7 +1143,7 @@ impl<'s, 'i> FileRun<'s, 'i> {
 
     /// The mapping script as the flow names it (for reasons).
     fn script(&self) -> &str {
-        self.steps.inner.steps.iter().find_map(|s| if let Step::Map(m) = s { Some(m.script.as_str()) } else { None }).unwrap_or("")
+        self.steps.mapper().map_or("", |m| m.script.as_str())
     }
 
     /// The row or document template as the flow names it (for reasons).

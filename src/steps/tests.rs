@@ -121,6 +121,25 @@ fn one_invalid_row_quarantines_the_file_by_default_with_every_error() {
 
 /// Records the script failed on are the script's problem, in the reason and in every error;
 /// records its schema or its `throw` refuse are the file's.
+/// A misspelt column in the script: every record fails, naming the column meant (it gave
+/// every row an empty column, the file delivered as good); `on_invalid` decides, as for any
+/// failure of the script.
+#[test]
+fn a_script_reading_a_column_the_file_lacks_fails_its_records() {
+    let b = Bench::new();
+    std::fs::write(b.path("typo.rhai"), "fn map(r) {\n  #{ id: r.id, email: r.emial }\n}\n").unwrap();
+    let steps = b.steps("- parse: { format: csv }\n- map: { script: typo.rhai }\n- write: { format: csv, columns: [id, email] }", "");
+    let v = b.run(&steps, "a.csv", b"id,email\n1,a@x\n2,b@x\n").quarantine.unwrap();
+    assert_eq!(v.reason, "the flow's mapping script typo.rhai failed on 2 of 2 records (on_invalid: quarantine)");
+    assert_eq!(v.errors[0].message, "typo.rhai line 2: `emial` is not a column of this file (did you mean `email`?)");
+    let steps = b.steps(
+        "- parse: { format: csv }\n- map: { script: typo.rhai }\n- write: { format: csv, columns: [id, email] }",
+        "{ on_invalid: skip }",
+    );
+    let p = b.run(&steps, "a.csv", b"id,email\n1,a@x\n");
+    assert_eq!((p.counts.rejected, p.counts.written), (1, 0));
+}
+
 #[test]
 fn a_failing_script_is_told_apart_from_invalid_data() {
     let b = Bench::new();

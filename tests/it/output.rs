@@ -65,6 +65,25 @@ fn run_into_a_closed_pipe_finishes_the_run_and_exits_with_its_code() {
     assert!(runs.as_array().unwrap().iter().all(|r| r["status"] == "ok"), "{runs}");
 }
 
+/// A run that makes the ledger (a first run, or a lost state folder) says so once, on stderr:
+/// every file at the sources is new to it. `--json` keeps stdout one JSON document.
+#[test]
+fn a_run_making_a_new_state_folder_notes_it_on_stderr_once() {
+    let dir = support::tempdir();
+    let flow = local_flow(dir.path(), 1);
+    let state = dir.path().join("state");
+    let run = || support::wharf(&state).args(["run".as_ref(), flow.as_os_str(), "--json".as_ref()]).output().unwrap();
+    let first = run();
+    let err = String::from_utf8_lossy(&first.stderr);
+    assert_eq!(first.status.code(), Some(0), "{err}");
+    let note = format!("note: new state folder {}: no file has been seen yet, so every file at the sources is new", state.display());
+    assert_eq!(err.lines().filter(|l| l.starts_with(&note)).count(), 1, "{err}");
+    assert!(err.contains("\"The state folder: damaged, lost, moved\""), "{err}");
+    serde_json::from_slice::<serde_json::Value>(&first.stdout).expect("stdout is the run's JSON alone");
+    let again = run();
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("new state folder"), "{}", support::text(&again));
+}
+
 /// Runs `wharf ARGS`: exit code, stdout parsed as one JSON document, stderr.
 fn failing_json(state: &Path, args: &[&std::ffi::OsStr]) -> (i32, serde_json::Value, String) {
     let out = support::wharf(state).args(args).output().unwrap();
@@ -171,7 +190,10 @@ fn an_aborted_run_says_why_once() {
     let (stdout, stderr) = run(&["run"]);
     assert!(stdout.starts_with("flow pipe, run 1: aborted") && !stdout.contains(why), "{stdout}");
     assert_eq!(stderr.matches(why).count(), 1, "{stderr}");
-    assert!(stderr.starts_with("error: flow pipe: local "), "{stderr}");
+    // A first run: the new state folder is noted first.
+    let mut lines = stderr.lines();
+    assert!(lines.next().is_some_and(|l| l.starts_with("note: new state folder ")), "{stderr}");
+    assert!(lines.next().is_some_and(|l| l.starts_with("error: flow pipe: local ")), "{stderr}");
 
     let (stdout, stderr) = run(&["run", "--json"]);
     let report: serde_json::Value = serde_json::from_str(&stdout).unwrap();

@@ -114,12 +114,9 @@ pub(super) async fn folder_in_the_way(c: &Conn, full: &str, target: &RemotePath,
         return fail;
     }
     match c.sftp.metadata(full).await {
-        Ok(md) if md.file_type() == FileType::Dir => Fail::Kind(
-            ErrorKind::Protocol,
-            format!(
-                "{target} is a folder on the server, and a file cannot replace a folder; remove or rename that folder, or deliver under another name"
-            ),
-        ),
+        Ok(md) if md.file_type() == FileType::Dir => {
+            Fail::Kind(ErrorKind::Protocol, crate::endpoint::folder_in_the_way(target, " on the server"))
+        }
         _ => fail,
     }
 }
