@@ -58,8 +58,8 @@ pub enum MapError {
     /// record's values (`integer("x")`). The record's problem; the others may pass.
     Record(String),
     /// The script failed on this record: a function or variable that does not exist, a field
-    /// read that is not a column of the CSV file (or, in any record, one close to a field the
-    /// record has: `r.titel`), values of the wrong type for an operator, a helper called
+    /// read that is not a column of the CSV file (`r.titel`), values of the wrong type for an
+    /// operator, a helper called
     /// wrongly, a bad return value, a runaway loop. A fault of the script, or a record it was
     /// not written for (a missing field read as `()`): which one, only the flow's owner can
     /// tell.
@@ -140,8 +140,8 @@ impl Mapper {
         super::map_fields::clear_columns();
     }
 
-    /// The file's records are CSV rows with these columns: a script reading a field none of
-    /// them is fails (see [`map_fields`](super::map_fields)).
+    /// The file's records are CSV rows with these columns: a script reading a field that is
+    /// none of them fails (see [`map_fields`](super::map_fields)).
     pub fn file_columns(&self, columns: &[String]) {
         super::map_fields::set_columns(columns);
     }

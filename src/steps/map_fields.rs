@@ -3,9 +3,9 @@
 //!
 //! Owns the rule for a read of a name a map lacks, called by the script engine for it
 //! (Rhai's missing-property callback, for `m.name` and `m["name"]` alike): on a CSV record
-//! (a map holding every column of the file) it fails, as does a name close to one the map has
-//! (`suggest::close`); any other missing field reads as `()`, an optional field of a JSON
-//! record. Which names the script reads and which it assigns is found once, in the compiled
+//! (a map holding every column of the file) it fails; on any other map it reads as `()`, an
+//! optional field of a JSON record, and a name close to one the map has (`suggest::close`) is
+//! warned of, once per file. Which names the script reads and which it assigns is found once, in the compiled
 //! script: the engine's callback is called for an assignment of a new field too (`r.new = 1`)
 //! without saying which it is, and such a field is made as Rhai makes it.
 //!
@@ -27,6 +27,11 @@ thread_local! {
     static COLUMNS: RefCell<Vec<String>> = const { RefCell::new(Vec::new()) };
 }
 
+thread_local! {
+    /// The names this thread warned of in the file being mapped ([`missing`]): once each.
+    static WARNED: RefCell<HashSet<String>> = RefCell::new(HashSet::new());
+}
+
 /// The columns of the CSV file this thread maps next: every record has every one of them.
 pub fn set_columns(columns: &[String]) {
     COLUMNS.with(|c| columns.clone_into(&mut c.borrow_mut()));
@@ -35,6 +40,7 @@ pub fn set_columns(columns: &[String]) {
 /// Done with a file: the records that follow are not known to have any column.
 pub fn clear_columns() {
     COLUMNS.with(|c| c.borrow_mut().clear());
+    WARNED.with(|w| w.borrow_mut().clear());
 }
 
 /// The field names a script names literally: read (`m.name`, `m["name"]`), assigned
@@ -126,7 +132,11 @@ fn made<'a>(map: &'a mut Map, prop: &str) -> Fallible<Target<'a>> {
     map.entry(prop.into()).or_insert(Dynamic::UNIT).try_into()
 }
 
-/// Why reading `prop`, which `map` lacks, is refused, if it is.
+/// Why reading `prop`, which `map` lacks, is refused, if it is: on a CSV record. On any other
+/// map a name close to one it has is warned of, once per file, and read as `()`: a JSON
+/// record's optional field may well be close to one it has (`address2` beside `address1`),
+/// and failing it would quarantine the files of a correct script the first time a record
+/// lacks it.
 fn missing(map: &Map, prop: &str, computed: bool) -> Option<String> {
     let record = COLUMNS.with(|c| {
         let columns = c.borrow();
@@ -134,18 +144,26 @@ fn missing(map: &Map, prop: &str, computed: bool) -> Option<String> {
             .then(|| suggest::did_you_mean(&suggest::close(prop, columns.iter().map(String::as_str), |_| false)))
     });
     if let Some(hint) = record {
-        return Some(format!("`{prop}` is not a column of this file{hint}"));
+        return Some(format!(
+            "`{prop}` is not a column of this file{hint} (a column only some files have is read with `.get(\"{prop}\")`, `()` where it is missing)"
+        ));
     }
     if computed {
         return None;
     }
+    if WARNED.with(|w| w.borrow().contains(prop)) {
+        return None;
+    }
     let close = suggest::close(prop, map.keys().map(|k| k.as_str()), |_| false);
-    (!close.is_empty()).then(|| {
-        format!(
-            "`{prop}` is not a field of the record or map it is read from{} (a field only some records have is read with `.get(\"{prop}\")`, `()` where it is missing)",
+    if !close.is_empty() {
+        WARNED.with(|w| w.borrow_mut().insert(prop.to_string()));
+        tracing::warn!(
+            field = prop,
+            "A map script read `{prop}`, which the record or map lacks{}: read as `()`. If it is a misspelt name, correct it; a field only some records have is read with `.get(\"{prop}\")`, which says so.",
             suggest::did_you_mean(&close)
-        )
-    })
+        );
+    }
+    None
 }
 
 #[cfg(test)]
@@ -172,6 +190,11 @@ mod tests {
         out
     }
 
+    /// The hint ending a CSV column's message: how a column only some files have is read.
+    fn get(name: &str) -> String {
+        format!(" (a column only some files have is read with `.get(\"{name}\")`, `()` where it is missing)")
+    }
+
     #[test]
     fn a_csv_record_has_no_field_but_its_columns() {
         let csv = ["id", "title"];
@@ -179,13 +202,16 @@ mod tests {
         for script in ["fn map(r) {\n  #{ id: r.id, name: r.titel }\n}", "fn map(r) {\n  #{ id: r.id, name: r[\"titel\"] }\n}"] {
             assert_eq!(
                 map(&mapper(script), &csv, row()),
-                Err(MapError::Script("t.rhai line 2: `titel` is not a column of this file (did you mean `title`?)".into())),
+                Err(MapError::Script(format!(
+                    "t.rhai line 2: `titel` is not a column of this file (did you mean `title`?){}",
+                    get("titel")
+                ))),
                 "{script}"
             );
         }
         // Not close to any column: said all the same.
         let e = map(&mapper("fn map(r) { r.price }"), &csv, row()).unwrap_err();
-        assert_eq!(e, MapError::Script("t.rhai line 1: `price` is not a column of this file".into()));
+        assert_eq!(e, MapError::Script(format!("t.rhai line 1: `price` is not a column of this file{}", get("price"))));
         // A copy of the record is the record.
         assert!(map(&mapper("fn map(r) { let c = r; c.price }"), &csv, row()).is_err());
         // New fields are made, read back, returned; an optional read is `get` or `in`.
@@ -198,22 +224,37 @@ mod tests {
         assert_eq!(map(&m, &csv, row()), Ok(vec![json!({"id": "1", "b": 2})]));
     }
 
+    /// A JSON record's optional field may be close to one it has (`addr2` beside `addr1`):
+    /// read as `()` whatever its name, a close one warned of once per file.
     #[test]
-    fn a_json_record_may_lack_a_field_but_not_have_a_close_one() {
+    fn a_json_record_may_lack_a_field_and_a_close_one_is_warned_of() {
         let m = mapper("fn map(r) {\n  #{ id: r.id, note: r.note ?? \"-\" }\n}");
         assert_eq!(map(&m, &[], json!({"id": 1})), Ok(vec![json!({"id": 1, "note": "-"})]));
         let m = mapper("fn map(r) {\n  #{ id: r.id,\n    name: r.titel }\n}");
-        let e = map(&m, &[], json!({"id": 1, "title": "Dune"})).unwrap_err();
-        assert_eq!(
-            e,
-            MapError::Script(
-                "t.rhai line 3: `titel` is not a field of the record or map it is read from (did you mean `title`?) (a field only some records have is read with `.get(\"titel\")`, `()` where it is missing)"
-                    .into()
-            )
+        let log = crate::log_capture::Log::default();
+        let (out, lines) = log.of(|| {
+            m.start_file();
+            let out: Vec<_> = (0..3).map(|i| m.map(&json!({"id": i, "title": "Dune"})).map_err(|f| f.error)).collect();
+            m.end_file();
+            out
+        });
+        assert_eq!(out[2], Ok(vec![json!({"id": 2, "name": null})]));
+        assert_eq!(lines.len(), 1, "once per file: {lines:?}");
+        assert!(
+            lines[0].contains("A map script read `titel`, which the record or map lacks (did you mean `title`?): read as `()`."),
+            "{lines:?}"
         );
-        // In a nested object too; `get` reads an optional field whatever its name.
+        assert!(lines[0].contains(".get(\"titel\")"), "{lines:?}");
+        // The next file is told again.
+        let ((), lines) = log.of(|| {
+            map(&m, &[], json!({"id": 1, "title": "Dune"})).unwrap();
+        });
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        // An optional field beside its neighbour is no failure; nor in a nested object.
+        let m = mapper("fn map(r) { #{ a: r.addr1, b: r.addr2 ?? \"\" } }");
+        assert_eq!(map(&m, &[], json!({"addr1": "x"})), Ok(vec![json!({"a": "x", "b": ""})]));
         let m = mapper("fn map(r) { #{ n: r.customer.nmae } }");
-        assert!(map(&m, &[], json!({"customer": {"name": "A"}})).is_err());
+        assert_eq!(map(&m, &[], json!({"customer": {"name": "A"}})), Ok(vec![json!({"n": null})]));
         let m = mapper("fn map(r) { #{ n: r.get(\"titel\") } }");
         assert_eq!(map(&m, &[], json!({"title": "Dune"})), Ok(vec![json!({"n": null})]));
     }

@@ -131,7 +131,10 @@ fn a_script_reading_a_column_the_file_lacks_fails_its_records() {
     let steps = b.steps("- parse: { format: csv }\n- map: { script: typo.rhai }\n- write: { format: csv, columns: [id, email] }", "");
     let v = b.run(&steps, "a.csv", b"id,email\n1,a@x\n2,b@x\n").quarantine.unwrap();
     assert_eq!(v.reason, "the flow's mapping script typo.rhai failed on 2 of 2 records (on_invalid: quarantine)");
-    assert_eq!(v.errors[0].message, "typo.rhai line 2: `emial` is not a column of this file (did you mean `email`?)");
+    assert_eq!(
+        v.errors[0].message,
+        "typo.rhai line 2: `emial` is not a column of this file (did you mean `email`?) (a column only some files have is read with `.get(\"emial\")`, `()` where it is missing)"
+    );
     let steps = b.steps(
         "- parse: { format: csv }\n- map: { script: typo.rhai }\n- write: { format: csv, columns: [id, email] }",
         "{ on_invalid: skip }",
