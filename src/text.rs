@@ -18,6 +18,14 @@ pub const SERVER_TEXT: usize = 300;
 /// What joins the lines of a quoted text in [`one_line`].
 pub const LINE_BREAK: &str = " ⏎ ";
 
+/// `a, b and c`: items listed in a sentence (one item alone; nothing for none).
+pub fn and_list(items: &[String]) -> String {
+    match items.split_last() {
+        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
+        _ => items.join(""),
+    }
+}
+
 /// Text from outside (a program's stderr, a webhook's answer) made fit for one log
 /// line: its lines trimmed, blank ones dropped, joined with ` ⏎ `; other control characters
 /// (a lone `\r`, tabs, terminal escapes) made spaces; at most `max` characters of it kept

@@ -8,6 +8,7 @@ use super::output::outln;
 use super::run::load_for;
 use super::state::open_for_read;
 use crate::engine::plan::{self, Action};
+use crate::schedule::upcoming::{self, Upcoming};
 
 #[derive(Debug, clap::Args)]
 pub struct Args {
@@ -29,11 +30,24 @@ pub fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     if let Some(note) = first_run(global, ledger.as_ref(), &flow.name)? {
         planned.caveats.insert(0, note);
     }
+    let now = chrono::Utc::now();
+    let schedule = flow.schedule.as_ref().map(|s| Upcoming::of(s, &flow.name, now));
+    if let Some(note) = flow.schedule.as_ref().and_then(|s| upcoming::utc_note(s, &flow.name, crate::schedule::local_zone(), now)) {
+        planned.caveats.push(note);
+    }
     if args.json {
-        outln!("{}", serde_json::to_string_pretty(&planned)?);
+        // `schedule`: null for a flow without one (runs only when run or triggered).
+        let mut json = serde_json::to_value(&planned)?;
+        if let Some(fields) = json.as_object_mut() {
+            fields.insert("schedule".into(), serde_json::to_value(&schedule)?);
+        }
+        outln!("{}", serde_json::to_string_pretty(&json)?);
         return Ok(ExitCode::SUCCESS);
     }
     outln!("flow {}: {} file(s) listed; nothing was written anywhere", planned.flow, planned.files.len());
+    if let Some(s) = &schedule {
+        outln!("  {}", s.line());
+    }
     for f in &planned.files {
         match &f.action {
             Action::Wait { why } => outln!("  wait      {}: {why}", f.path),

@@ -21,12 +21,43 @@ pub struct Args {
     pub json: bool,
 }
 
-/// Resolves `FLOW` to a file: a path as given, else `flows/FLOW.yaml` (or `.yml`); a folder
-/// only when no candidate is a file (`wharf run orders` beside a folder `orders/` means
-/// `flows/orders.yaml`); the path as given when none of them exists.
-pub fn resolve_flow_path(flow: &Path) -> PathBuf {
-    first_file(flow_candidates(flow)).unwrap_or_else(|| flow.to_path_buf())
+/// Resolves `FLOW` to a file: a path as given, else `flows/FLOW.yaml` (or `.yml`), else the
+/// flow file in ./flows whose `name:` is `FLOW` (`wharf quarantine show acme-orders` for
+/// flows/acme.yaml with `name: acme-orders`: wharf names flows by their `name:` in what it
+/// prints); a folder only when none of them is a file (`wharf run orders` beside a folder
+/// `orders/` means `flows/orders.yaml`); the path as given when none of them exists. The one
+/// place a command turns `FLOW` into a file. Refused (the message says why) when two flow
+/// files in ./flows give that `name:`.
+pub fn resolve_flow_path(flow: &Path) -> Result<PathBuf, String> {
+    resolve_in(Path::new(FLOWS), flow)
 }
+
+/// [`resolve_flow_path`] with the flows folder `dir`.
+fn resolve_in(dir: &Path, flow: &Path) -> Result<PathBuf, String> {
+    let candidates = candidates_in(dir, flow);
+    if let Some(file) = candidates.iter().find(|p| p.is_file()) {
+        return Ok(file.clone());
+    }
+    if let Some(name) = flow.to_str().filter(|_| flow.components().count() == 1) {
+        match named_in(dir, name).as_slice() {
+            [] => {}
+            [file] => return Ok(file.clone()),
+            files => {
+                let listed: Vec<String> = files.iter().map(|f| f.display().to_string()).collect();
+                return Err(format!(
+                    "flow `{name}`: {} flow files in {} give `name: {name}` ({}); give the file of the one meant",
+                    files.len(),
+                    dir.display(),
+                    crate::text::and_list(&listed)
+                ));
+            }
+        }
+    }
+    Ok(first_file(candidates).unwrap_or_else(|| flow.to_path_buf()))
+}
+
+/// The folder a flow's name is looked for in (`FLOW` given as a name).
+const FLOWS: &str = "flows";
 
 /// The first of `candidates` that is a file, else the first that exists.
 fn first_file(candidates: Vec<PathBuf>) -> Option<PathBuf> {
@@ -34,16 +65,16 @@ fn first_file(candidates: Vec<PathBuf>) -> Option<PathBuf> {
     file.or_else(|| candidates.iter().position(|p| p.exists())).map(|i| candidates[i].clone())
 }
 
-/// Where `FLOW` is looked for, in order: the path as given, and for a name without a folder
-/// (`orders`) `flows/orders.yaml` and `.yml` too (`orders.yaml`: `flows/orders.yaml`). A path
-/// with a folder (`flows/orders.yaml`) is only itself: `flows/flows/orders.yaml` is nobody's
-/// flow. The extension is added to the whole name: a name with a dot (`acme.orders`, a round
-/// trip's `orders.response`) is `flows/acme.orders.yaml`, never `flows/acme.yaml`.
-fn flow_candidates(flow: &Path) -> Vec<PathBuf> {
+/// Where `FLOW` is looked for as a file, in order: the path as given, and for a name without
+/// a folder (`orders`) `flows/orders.yaml` and `.yml` too (`orders.yaml`: `flows/orders.yaml`).
+/// A path with a folder (`flows/orders.yaml`) is only itself: `flows/flows/orders.yaml` is
+/// nobody's flow. The extension is added to the whole name: a name with a dot (`acme.orders`,
+/// a round trip's `orders.response`) is `flows/acme.orders.yaml`, never `flows/acme.yaml`.
+fn candidates_in(dir: &Path, flow: &Path) -> Vec<PathBuf> {
     if flow.components().count() > 1 {
         return vec![flow.to_path_buf()];
     }
-    let in_flows = Path::new("flows").join(flow);
+    let in_flows = dir.join(flow);
     if matches!(flow.extension().and_then(|e| e.to_str()), Some("yaml" | "yml")) {
         return vec![flow.to_path_buf(), in_flows];
     }
@@ -55,49 +86,44 @@ fn flow_candidates(flow: &Path) -> Vec<PathBuf> {
     vec![flow.to_path_buf(), with(".yaml"), with(".yml")]
 }
 
-/// What is said when no candidate of `FLOW` exists: where it was looked for. (The loader's
+/// What is said when `FLOW` is found nowhere: where it was looked for. (The loader's
 /// "cannot read flow file: No such file or directory (os error 2)" at `FLOW:1:1` named only
 /// the first place, and a position in a file that is not there.)
 ///
-/// A name close to one in ./flows (another letter case, a typing mistake or two) is unknown,
-/// and the close ones are named: `unknown flow `Orders` (did you mean `orders`?)`.
+/// A name close to a flow file's or a flow's `name:` in ./flows (another letter case, a typing
+/// mistake or two) is unknown, and the close ones are named: `unknown flow `Orders` (did you
+/// mean `orders`?)`.
 fn no_flow_file(flow: &Path) -> String {
-    no_flow_file_in(Path::new("flows"), flow)
+    no_flow_file_in(Path::new(FLOWS), flow)
 }
 
 /// [`no_flow_file`] with the flows folder `dir`.
 fn no_flow_file_in(dir: &Path, flow: &Path) -> String {
     let name = flow.to_str().filter(|_| flow.components().count() == 1);
-    if let Some(file) = name.and_then(|name| named_in(dir, name)) {
-        let looked = looked_for(flow);
-        return format!(
-            "{}: no such flow file ({looked}; give a flow file, or the name of one in ./flows); {} is the flow named `{}`: give that file",
-            flow.display(),
-            file.display(),
-            flow.display()
-        );
-    }
+    let looked = looked_in(dir, flow);
     let names = name.map(|name| names_in(dir, name)).unwrap_or_default();
     if let (Some(name), false) = (name, names.is_empty()) {
         let close: Vec<&str> = names.iter().map(String::as_str).collect();
-        return format!("unknown flow `{name}`{}; {}", crate::suggest::did_you_mean(&close), looked_for(flow));
+        return format!("unknown flow `{name}`{}; {looked}", crate::suggest::did_you_mean(&close));
     }
-    format!("{}: no such flow file ({}; give a flow file, or the name of one in ./flows)", flow.display(), looked_for(flow))
+    format!("{}: no such flow file ({looked}; give a flow file, or the name of one in ./flows)", flow.display())
 }
 
-/// The names of the flow files in `dir` (without `.yaml`/`.yml`: what `wharf run` takes)
-/// close to `name` ([`crate::suggest::close`]).
+/// The names a flow in `dir` is given by (its file's name without `.yaml`/`.yml`, and its
+/// `name:`) close to `name` ([`crate::suggest::close`]).
 fn names_in(dir: &Path, name: &str) -> Vec<String> {
-    let stems: Vec<String> =
-        config::find_flows(&[dir.to_path_buf()]).iter().filter_map(|f| f.file_stem().map(|s| s.to_string_lossy().into_owned())).collect();
-    crate::suggest::close(name, stems.iter().map(String::as_str), |_| false).into_iter().map(str::to_string).collect()
+    let files = config::find_flows(&[dir.to_path_buf()]);
+    let mut known: Vec<String> = files.iter().filter_map(|f| f.file_stem().map(|s| s.to_string_lossy().into_owned())).collect();
+    known.extend(files.iter().filter_map(|f| config::name_in_file(f)));
+    known.sort();
+    known.dedup();
+    crate::suggest::close(name, known.iter().map(String::as_str), |_| false).into_iter().map(str::to_string).collect()
 }
 
-/// The flow file in `dir` whose `name:` is `name`, when its file is named otherwise
-/// (`flows/csv.yaml` with `name: csv-import`): `wharf runs csv-import` reads the ledger by the
-/// flow's name, `wharf quarantine show csv-import` then looked for `flows/csv-import.yaml` only.
-fn named_in(dir: &Path, name: &str) -> Option<PathBuf> {
-    config::find_flows(&[dir.to_path_buf()]).into_iter().find(|file| config::name_in_file(file).as_deref() == Some(name))
+/// The flow files in `dir` whose `name:` is `name` (only that field is read: a file whose
+/// secrets are not set here, or with a mistake further down, still names its flow).
+fn named_in(dir: &Path, name: &str) -> Vec<PathBuf> {
+    config::find_flows(&[dir.to_path_buf()]).into_iter().filter(|file| config::name_in_file(file).as_deref() == Some(name)).collect()
 }
 
 /// What is said when `FLOW` names a folder (`wharf run flows`): the loader's "cannot read flow
@@ -106,14 +132,21 @@ fn a_folder(path: &Path) -> String {
     format!("{}: a folder, not a flow file: give one flow file in it (`wharf validate` and `wharf serve` take a folder)", path.display())
 }
 
-/// `looked for A, B and C`: the places [`resolve_flow_path`] looks for `FLOW`.
+/// `looked for A, B and C, and a flow named FLOW in flows`: the places [`resolve_flow_path`]
+/// looks for `FLOW`.
 pub fn looked_for(flow: &Path) -> String {
-    let places: Vec<String> = flow_candidates(flow).iter().map(|p| p.display().to_string()).collect();
-    match places.as_slice() {
-        [one] => format!("looked for {one}"),
-        [first @ .., last] => format!("looked for {} and {last}", first.join(", ")),
-        [] => String::new(),
-    }
+    looked_in(Path::new(FLOWS), flow)
+}
+
+/// [`looked_for`] with the flows folder `dir`.
+fn looked_in(dir: &Path, flow: &Path) -> String {
+    let places: Vec<String> = candidates_in(dir, flow).iter().map(|p| p.display().to_string()).collect();
+    let by_name = if flow.components().count() == 1 {
+        format!(", and a flow with `name: {}` in {}", flow.display(), dir.display())
+    } else {
+        String::new()
+    };
+    format!("looked for {}{by_name}", crate::text::and_list(&places))
 }
 
 /// Loads the flow named by `flow` (see [`resolve_flow_path`]) and logs its warnings; the
@@ -140,7 +173,8 @@ fn load_with(
     loader: fn(&Path) -> Result<config::Flow, Vec<config::Diagnostic>>,
     not_done: &str,
 ) -> Result<config::Flow, Failure> {
-    let path = resolve_flow_path(flow);
+    let path = resolve_flow_path(flow)
+        .map_err(|message| Failure::new(Kind::Usage, EXIT_INVALID, format!("{message}; {not_done}")).unlabelled())?;
     if !path.exists() {
         return Err(Failure::new(Kind::NotFound, EXIT_INVALID, format!("{}; {not_done}", no_flow_file(flow))).unlabelled());
     }
@@ -476,7 +510,8 @@ mod tests {
     fn a_missing_flow_says_where_it_was_looked_for() {
         assert_eq!(
             no_flow_file(Path::new("orders")),
-            "orders: no such flow file (looked for orders, flows/orders.yaml and flows/orders.yml; give a flow file, or the name of one in ./flows)"
+            "orders: no such flow file (looked for orders, flows/orders.yaml and flows/orders.yml, and a flow with `name: orders` in \
+             flows; give a flow file, or the name of one in ./flows)"
         );
         // A path is only itself: it said "looked for flows/orders.yaml, flows/flows/orders.yaml and …".
         assert_eq!(
@@ -485,29 +520,57 @@ mod tests {
         );
     }
 
-    /// A name in another letter case or a typing mistake or two away from a flow file's is
-    /// named: it said "no such flow file", and the user had to find the spelling.
+    /// A name in another letter case or a typing mistake or two away from a flow file's (or
+    /// a flow's `name:`) is named: it said "no such flow file", and the user had to find the
+    /// spelling.
     #[test]
     fn a_near_miss_names_the_flow_meant() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("orders.yaml"), "name: orders\n").unwrap();
         std::fs::write(dir.path().join("invoices.yml"), "name: invoices\n").unwrap();
+        std::fs::write(dir.path().join("acme.yml"), "name: acme-orders\n").unwrap();
+        let d = dir.path().display();
         assert_eq!(
             no_flow_file_in(dir.path(), Path::new("Orders")),
-            "unknown flow `Orders` (did you mean `orders`?); looked for Orders, flows/Orders.yaml and flows/Orders.yml"
+            format!(
+                "unknown flow `Orders` (did you mean `orders`?); looked for Orders, {d}/Orders.yaml and {d}/Orders.yml, and a flow with `name: Orders` in {d}"
+            )
         );
         assert!(no_flow_file_in(dir.path(), Path::new("invoice")).starts_with("unknown flow `invoice` (did you mean `invoices`?); "));
+        assert!(
+            no_flow_file_in(dir.path(), Path::new("acme-order")).starts_with("unknown flow `acme-order` (did you mean `acme-orders`?); ")
+        );
         assert!(no_flow_file_in(dir.path(), Path::new("payments")).starts_with("payments: no such flow file ("));
     }
 
-    /// A flow asked for by its `name:` whose file is named otherwise is pointed at.
+    /// A flow asked for by its `name:` whose file is named otherwise is found by it: wharf
+    /// prints commands with the flow's name (`wharf quarantine show acme-orders PATH`), which
+    /// said "no such flow file" for flows/acme.yaml with `name: acme-orders`. Two files giving
+    /// the name are both named; a file of that name is taken first.
     #[test]
     fn a_flow_named_otherwise_than_its_file_is_found_by_its_name() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("csv.yaml"), "name: csv-import\nendpoints: {}\n").unwrap();
-        std::fs::write(dir.path().join("broken.yaml"), "name: [\n").unwrap();
-        assert_eq!(named_in(dir.path(), "csv-import"), Some(dir.path().join("csv.yaml")));
-        assert_eq!(named_in(dir.path(), "csv"), None);
+        let (csv, broken) = (dir.path().join("csv.yaml"), dir.path().join("broken.yaml"));
+        std::fs::write(&csv, "name: csv-import\nendpoints: {}\n").unwrap();
+        std::fs::write(&broken, "name: [\n").unwrap();
+        assert_eq!(resolve_in(dir.path(), Path::new("csv-import")), Ok(csv.clone()));
+        assert_eq!(resolve_in(dir.path(), Path::new("csv")), Ok(csv.clone()), "its file's name too");
+        assert_eq!(resolve_in(dir.path(), Path::new("nothing")), Ok(PathBuf::from("nothing")), "as given: not found");
+        // A path is only itself.
+        assert_eq!(resolve_in(dir.path(), Path::new("x/csv-import")), Ok(PathBuf::from("x/csv-import")));
+
+        let other = dir.path().join("csv2.yml");
+        std::fs::write(&other, "name: csv-import\n").unwrap();
+        let d = dir.path().display();
+        assert_eq!(
+            resolve_in(dir.path(), Path::new("csv-import")),
+            Err(format!(
+                "flow `csv-import`: 2 flow files in {d} give `name: csv-import` ({d}/csv.yaml and {d}/csv2.yml); give the file of the one meant"
+            ))
+        );
+        // A file named so is that flow, whatever other files' `name:` says.
+        std::fs::write(dir.path().join("csv-import.yaml"), "name: csv-import\n").unwrap();
+        assert_eq!(resolve_in(dir.path(), Path::new("csv-import")), Ok(dir.path().join("csv-import.yaml")));
     }
 
     /// A name with a dot is a whole name: `wharf files order-ack.response` (a round trip's
@@ -515,7 +578,7 @@ mod tests {
     /// for it, and so showed the requests' files under the flow's own name.
     #[test]
     fn a_name_with_a_dot_is_looked_for_whole() {
-        let looked = |f: &str| flow_candidates(Path::new(f)).iter().map(|p| p.display().to_string()).collect::<Vec<_>>();
+        let looked = |f: &str| candidates_in(Path::new(FLOWS), Path::new(f)).iter().map(|p| p.display().to_string()).collect::<Vec<_>>();
         assert_eq!(looked("order-ack.response"), ["order-ack.response", "flows/order-ack.response.yaml", "flows/order-ack.response.yml"]);
         assert_eq!(looked("acme.orders"), ["acme.orders", "flows/acme.orders.yaml", "flows/acme.orders.yml"]);
         assert_eq!(looked("orders.yaml"), ["orders.yaml", "flows/orders.yaml"]);

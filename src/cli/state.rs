@@ -99,10 +99,11 @@ pub fn serving(state_dir: &Path) -> Option<ServeInfo> {
 }
 
 /// The flow an argument names: a flow file (its `name`, read without checking the rest of
-/// the file, so a file whose secrets are not set here still names its flow), or a name.
+/// the file, so a file whose secrets are not set here still names its flow), or a name (also
+/// when two flow files give it: it names their flow all the same).
 pub fn flow_name(arg: &str) -> String {
-    let file = super::run::resolve_flow_path(std::path::Path::new(arg));
-    let named = file.is_file().then(|| crate::config::name_in_file(&file)).flatten();
+    let file = super::run::resolve_flow_path(std::path::Path::new(arg)).ok();
+    let named = file.filter(|f| f.is_file()).and_then(|f| crate::config::name_in_file(&f));
     named.unwrap_or_else(|| arg.to_string())
 }
 

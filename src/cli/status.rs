@@ -189,7 +189,7 @@ fn refuse_name_clashes(flows: &mut [FlowStatus]) -> Vec<usize> {
         match first.get(&f.name) {
             Some(other) => {
                 f.problem = Some(crate::config::name_taken(&f.name, other));
-                f.schedule = None;
+                (f.schedule, f.next_due_if_served) = (None, None);
                 clashes.push(i);
             }
             None => {
@@ -263,6 +263,7 @@ fn flow_of_file(file: &Path) -> FlowStatus {
             crate::config::diagnostic::log_warnings(&flow);
             let mut f = FlowStatus::new(flow.name.clone(), Some(file.to_path_buf()));
             f.schedule = flow.schedule.as_ref().map(|s| s.to_string());
+            f.next_due_if_served = flow.schedule.as_ref().and_then(|s| s.next_after(&flow.name, chrono::Utc::now()));
             f
         }
         Err(diags) => {
@@ -305,7 +306,9 @@ fn print_table(flows: &[FlowStatus], live: bool) {
     let now = chrono::Utc::now();
     let time =
         |t: Option<chrono::DateTime<chrono::Utc>>| t.map(|t| t.format("%Y-%m-%d %H:%M:%S").to_string()).unwrap_or_else(|| "-".into());
-    let header = ["flow", "state", "last run", "last success (UTC)", "next due (UTC)", "schedule"];
+    // Without a daemon no run is due: the time one would be, were the flow served.
+    let due = if live { "next due (UTC)" } else { "next due (UTC, if served)" };
+    let header = ["flow", "state", "last run", "last success (UTC)", due, "schedule"];
     let mut rows = vec![header.map(String::from).to_vec()];
     rows.extend(flows.iter().map(|f| {
         vec![
@@ -313,7 +316,7 @@ fn print_table(flows: &[FlowStatus], live: bool) {
             state(f, live),
             f.last_run.as_ref().map(last_run).unwrap_or_else(|| "-".into()),
             time(f.last_success),
-            time(f.next_due),
+            time(f.next_due.or(f.next_due_if_served)),
             f.schedule.clone().unwrap_or_else(|| "-".into()),
         ]
     }));
@@ -721,6 +724,17 @@ source: 4
         }
         let good = row("orders.yaml");
         assert!(good.last_run.is_some() && good.problem.is_none() && good.schedule.is_some(), "{good:?}");
+        // No daemon: no run is due, but when one would be is computed from the schedule (in
+        // the JSON beside a `next_due` left null; left out for a flow with none).
+        let (due, now) = (good.next_due_if_served.unwrap(), chrono::Utc::now());
+        assert!(
+            good.next_due.is_none() && due > now - chrono::TimeDelta::seconds(5) && due <= now + chrono::TimeDelta::minutes(5),
+            "{good:?}"
+        );
+        let json = serde_json::to_value(good).unwrap();
+        assert!(json["next_due"].is_null() && json["next_due_if_served"].is_string(), "{json}");
+        assert!(serde_json::to_value(row("lone.yaml")).unwrap().get("next_due_if_served").is_none());
+        assert!(row("a-broken.yaml").next_due_if_served.is_none());
         let lone = row("lone.yaml");
         assert!(lone.last_run.is_some() && !lone.problem.as_deref().unwrap().contains("also"), "{lone:?}");
         let other = row("m-lone.yaml");

@@ -101,10 +101,10 @@ fn unknown_flow(name: &str, served: &[String]) -> String {
 /// fail too).
 fn no_daemon(flow: &str, state_dir: &Path) -> String {
     let none = format!("no `wharf serve` is running for state dir {}", state_dir.display());
-    if super::run::resolve_flow_path(Path::new(flow)).is_file() {
-        format!("{none}; run the flow once with `wharf run {flow}`")
-    } else {
-        format!("{none}, and there is no flow {flow} here either ({}); nothing was run", super::run::looked_for(Path::new(flow)))
+    match super::run::resolve_flow_path(Path::new(flow)) {
+        Ok(file) if file.is_file() => format!("{none}; run the flow once with `wharf run {flow}`"),
+        Err(two) => format!("{none}; {two}"),
+        Ok(_) => format!("{none}, and there is no flow {flow} here either ({}); nothing was run", super::run::looked_for(Path::new(flow))),
     }
 }
 

@@ -13,7 +13,9 @@
 //! before it connects — and a program a valid flow runs (`source.command`, a notification
 //! `command`) that is not on this machine or not executable; and two flows checked together
 //! that await their responses in one folder of one server under names that may be alike
-//! (see [`crate::config::across`]). `--json` prints the array of problems it always printed; with
+//! (see [`crate::config::across`]). A note (`file: note: …`, text output only, counted
+//! nowhere) tells of a cron without `timezone:` on a machine whose zone is not UTC: it runs
+//! in UTC ([`crate::schedule::upcoming::utc_note`]). `--json` prints the array of problems it always printed; with
 //! `--with-warnings` the warnings are appended to it and every entry says its `severity`.
 
 use std::collections::HashMap;
@@ -52,6 +54,10 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let mut names: HashMap<String, PathBuf> = HashMap::new();
     // The flows loaded, for the checks across them.
     let mut flows: Vec<config::Flow> = Vec::new();
+    // Neither problems nor warnings (text output only): a cron read in UTC on a machine whose
+    // zone is another.
+    let mut notes: Vec<String> = Vec::new();
+    let (local, now) = (crate::schedule::local_zone(), chrono::Utc::now());
     for path in &args.paths {
         let files = config::find_flows(std::slice::from_ref(path));
         if files.is_empty() {
@@ -91,6 +97,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             warnings.extend(file_warnings);
             match loaded {
                 Ok(flow) => {
+                    let note = flow.schedule.as_ref().and_then(|s| crate::schedule::upcoming::utc_note(s, &flow.name, local, now));
+                    notes.extend(note.map(|n| format!("{}: note: {n}", file.display())));
                     warnings.extend(config::key_files::check(&flow, flow.endpoints.keys().map(String::as_str)));
                     warnings.extend(config::programs::check(&flow));
                     match names.get(&flow.name) {
@@ -121,6 +129,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         }
         for w in &warnings {
             outln!("{}", w.warning_text());
+        }
+        for n in &notes {
+            outln!("{n}");
         }
         let warned = if warnings.is_empty() { String::new() } else { format!(", {} warning(s)", warnings.len()) };
         let tests = if tests == 0 { String::new() } else { format!(" and {tests} test file(s)") };

@@ -34,8 +34,10 @@ pub struct RawSchedule {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "super::duration::schema")]
     pub every: Option<String>,
-    /// IANA time zone the `cron` fields are read in (`Europe/Berlin`). Default: `UTC`. Only
-    /// with `cron`. Daylight saving time: a run at a fixed time of day that the spring change
+    /// IANA time zone the `cron` fields are read in (`Europe/Berlin`). Default: `UTC`, whatever
+    /// the machine's zone (`wharf validate` and `wharf plan` add a note when that zone is not
+    /// UTC: "`0 6 * * *` runs at 06:00 UTC (07:00 here in Europe/Berlin)"; `wharf plan` shows
+    /// the next three times in this zone). Only with `cron`. Daylight saving time: a run at a fixed time of day that the spring change
     /// skips (`30 2 * * *`) happens at the first moment after the gap (03:00), one in the hour
     /// repeated in autumn happens once, at its first pass; an interval pattern (`*/15 * * * *`)
     /// has no runs in the skipped hour and runs in both passes of the repeated one.

@@ -94,6 +94,11 @@ pub struct FlowStatus {
     /// When the next scheduled run is due.
     #[serde(with = "crate::timestamp::utc_opt")]
     pub next_due: Option<DateTime<Utc>>,
+    /// Without a daemon (`wharf status` from the ledger): when the next scheduled run would
+    /// be due if the flow were served, computed from its schedule (`next_due` stays null: no
+    /// run is due). Left out of the JSON when there is none.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::timestamp::utc_opt")]
+    pub next_due_if_served: Option<DateTime<Utc>>,
     /// A run is going now.
     pub running: bool,
     /// That run waits for a slot under the run limits (`max_runs`, per server).
@@ -181,6 +186,7 @@ impl FlowStatus {
             file,
             schedule: None,
             next_due: None,
+            next_due_if_served: None,
             running: false,
             waiting: false,
             queued: false,

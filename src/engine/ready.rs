@@ -177,10 +177,7 @@ impl Listed {
 /// `"a", "b" and "c"`: the names a reason lists.
 pub fn names_listed(names: &[String]) -> String {
     let quoted: Vec<String> = names.iter().map(|n| format!("{n:?}")).collect();
-    match quoted.split_last() {
-        Some((last, rest)) if !rest.is_empty() => format!("{} and {last}", rest.join(", ")),
-        _ => quoted.join(""),
-    }
+    crate::text::and_list(&quoted)
 }
 
 /// Why a file that goes with a data file (`what`: `done file`, `checksum file`…), named

@@ -10,7 +10,8 @@
 //!
 //! One file per concept: `cron.rs` (cron expressions in a time zone), `every.rs` (interval
 //! grids), `jitter.rs` (the stable per-flow offset), `expect.rs` (expected-file deadlines),
-//! `timezone.rs` (zone names, local times across DST), `clock.rs`, `backoff.rs`. The YAML side
+//! `timezone.rs` (zone names, local times across DST, the machine's zone), `upcoming.rs` (the
+//! next due times as shown before a flow is served), `clock.rs`, `backoff.rs`. The YAML side
 //! is `config/raw_schedule.rs` and `config/validate/schedule.rs`.
 
 mod backoff;
@@ -20,6 +21,7 @@ mod every;
 mod expect;
 pub mod jitter;
 mod timezone;
+pub mod upcoming;
 
 use std::fmt;
 use std::time::Duration;
@@ -33,7 +35,7 @@ pub use self::backoff::{backoff, backoff_with};
 pub use self::clock::{Clock, ManualClock, SystemClock};
 pub use self::cron::CronExpr;
 pub use self::expect::{Days, Deadline, Expect, fingerprint as expect_fingerprint, parse_time_of_day};
-pub use self::timezone::{parse_timezone, resolve_local};
+pub use self::timezone::{local_zone, parse_timezone, resolve_local};
 pub use crate::config::raw_schedule::Overlap;
 
 /// When a flow runs unattended: a cron expression in a time zone or a fixed interval, shifted
@@ -45,6 +47,9 @@ pub struct Schedule {
     /// [`jitter::offset`]); zero: no shift.
     pub jitter: Duration,
     pub overlap: Overlap,
+    /// Whether the flow file gave a `timezone:` (a cron without one is read in UTC, whatever
+    /// the machine's zone: [`upcoming::utc_note`]).
+    pub zone_given: bool,
 }
 
 /// The two ways of saying when.
@@ -119,11 +124,17 @@ mod tests {
             kind: ScheduleKind::Cron { expr: CronExpr::parse(expr).unwrap(), tz },
             jitter: Duration::from_secs(jitter),
             overlap: Overlap::Skip,
+            zone_given: true,
         }
     }
 
     fn every(secs: u64, jitter: u64) -> Schedule {
-        Schedule { kind: ScheduleKind::Every(Duration::from_secs(secs)), jitter: Duration::from_secs(jitter), overlap: Overlap::Skip }
+        Schedule {
+            kind: ScheduleKind::Every(Duration::from_secs(secs)),
+            jitter: Duration::from_secs(jitter),
+            overlap: Overlap::Skip,
+            zone_given: false,
+        }
     }
 
     #[test]

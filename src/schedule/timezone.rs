@@ -51,6 +51,23 @@ pub fn resolve_local(tz: Tz, local: NaiveDateTime) -> DateTime<Utc> {
     Utc.from_utc_datetime(&local)
 }
 
+/// The machine's local zone as an IANA name: `TZ` when it holds one (`Europe/Berlin`,
+/// `:Europe/Berlin`), else the zone `/etc/localtime` links to; `None` when neither says (a
+/// POSIX rule such as `CET-1CEST` in `TZ`, a copied `/etc/localtime`).
+pub fn local_zone() -> Option<Tz> {
+    match std::env::var("TZ") {
+        Ok(tz) if !tz.is_empty() => zone_named(&tz),
+        _ => std::fs::read_link("/etc/localtime").ok().and_then(|target| zone_named(&target.to_string_lossy())),
+    }
+}
+
+/// The zone of a `TZ` value or a zoneinfo path (`/usr/share/zoneinfo/Europe/Berlin`).
+fn zone_named(text: &str) -> Option<Tz> {
+    let text = text.strip_prefix(':').unwrap_or(text);
+    let name = text.rsplit_once("zoneinfo/").map_or(text, |(_, name)| name);
+    name.parse().ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -73,6 +90,15 @@ mod tests {
         assert!(parse_timezone("Berlin").unwrap_err().contains("`Europe/Berlin`"));
         assert!(parse_timezone("CEST").unwrap_err().starts_with("unknown time zone `CEST`"));
         assert!(!parse_timezone("Nowhere/Qqqqqqqqq").unwrap_err().contains("did you mean"));
+    }
+
+    #[test]
+    fn the_local_zone_is_read_from_tz_or_a_zoneinfo_link() {
+        assert_eq!(zone_named("Europe/Berlin"), Some(Tz::Europe__Berlin));
+        assert_eq!(zone_named(":Europe/Berlin"), Some(Tz::Europe__Berlin));
+        assert_eq!(zone_named("/usr/share/zoneinfo/America/New_York"), Some(Tz::America__New_York));
+        assert_eq!(zone_named("../usr/share/zoneinfo/Etc/UTC"), Some(Tz::Etc__UTC));
+        assert_eq!(zone_named("CET-1CEST"), None);
     }
 
     #[test]

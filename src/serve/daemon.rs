@@ -79,6 +79,7 @@ pub(super) fn status(shared: &Arc<Shared>) -> Status {
                 file: Some(slot.file.clone()),
                 schedule: slot.flow.as_ref().and_then(|f| f.schedule.as_ref()).map(|s| s.to_string()),
                 next_due: plan.next_due,
+                next_due_if_served: None,
                 running: plan.running,
                 waiting: plan.waiting,
                 queued: plan.queued || plan.waits_for.is_some(),

@@ -564,8 +564,8 @@ fn a_flow_that_is_not_found_says_where_it_was_looked_for() {
         assert_eq!(
             String::from_utf8_lossy(&out.stderr),
             format!(
-                "orders: no such flow file (looked for orders, flows/orders.yaml and flows/orders.yml; give a flow file, or the name \
-                 of one in ./flows); {not_done}\n"
+                "orders: no such flow file (looked for orders, flows/orders.yaml and flows/orders.yml, and a flow with `name: \
+                 orders` in flows; give a flow file, or the name of one in ./flows); {not_done}\n"
             ),
             "{args:?}"
         );
@@ -578,6 +578,36 @@ fn a_flow_that_is_not_found_says_where_it_was_looked_for() {
         }
     }
     assert!(!state.exists(), "nothing was created");
+}
+
+/// `FLOW` given by the flow's `name:` finds its file in ./flows when the file is named
+/// otherwise (wharf prints commands with the flow's name: `wharf quarantine show acme-orders
+/// PATH`); two files giving that name are both named, and nothing is done.
+#[test]
+fn a_flow_is_found_by_its_name_when_its_file_is_named_otherwise() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = crate::support::local_flow(dir.path(), "acme-orders", &dir.path().join("files"));
+    let acme = dir.path().join("flows/acme.yaml");
+    std::fs::rename(&file, &acme).unwrap();
+    std::fs::write(dir.path().join("files/outbox/a.csv"), "1\n").unwrap();
+    let state = dir.path().join("state");
+    let wharf_here = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wharf")).arg("--state-dir").arg(&state).args(args).current_dir(dir.path()).output().unwrap()
+    };
+    let out = wharf_here(&["plan", "acme-orders", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(plan["files"][0]["path"], "/a.csv", "{plan}");
+
+    std::fs::copy(&acme, dir.path().join("flows/acme-copy.yml")).unwrap();
+    let out = wharf_here(&["run", "acme-orders"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr),
+        "flow `acme-orders`: 2 flow files in flows give `name: acme-orders` (flows/acme-copy.yml and flows/acme.yaml); give the \
+         file of the one meant; nothing was run\n"
+    );
+    assert!(!state.join("ledger.redb").exists(), "nothing was run");
 }
 
 /// Every kind of secret a flow can hold, in one flow: none of them shows in its `Debug`.

@@ -690,7 +690,8 @@ async fn status_and_trigger_talk_to_the_running_daemon_and_say_when_there_is_non
     assert_eq!(
         stderr(&o),
         format!(
-            "{none}, and there is no flow nosuch here either (looked for nosuch, flows/nosuch.yaml and flows/nosuch.yml); nothing was run\n"
+            "{none}, and there is no flow nosuch here either (looked for nosuch, flows/nosuch.yaml and flows/nosuch.yml, and a flow with \
+             `name: nosuch` in flows); nothing was run\n"
         )
     );
     std::fs::write(flows.join("broken.yaml"), "name: broken\nsource: 3\n").unwrap();

@@ -342,3 +342,51 @@ fn a_file_a_program_still_has_open_for_writing_waits_until_it_is_closed() {
     assert_eq!((code, file(&r, "/a.csv")["outcome"].as_str()), (0, Some("delivered")), "{r:#}");
     assert_eq!(std::fs::read_to_string(root.join("archive/a.csv")).unwrap(), "part 1\npart 2\n");
 }
+
+/// `wharf plan` says when a scheduled flow runs next (in the schedule's zone, with the
+/// offset; `schedule` in `--json`), and a cron without `timezone:` on a machine whose zone is
+/// not UTC gets a note from `plan` and `validate` (exit 0: neither a problem nor a warning).
+#[test]
+fn plan_shows_the_next_scheduled_times_and_notes_a_cron_read_in_utc() {
+    let dir = support::tempdir();
+    let flow = support::local_flow(dir.path(), "nightly", &dir.path().join("files"));
+    let text = std::fs::read_to_string(&flow).unwrap();
+    let wharf = |tz: &str, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wharf"))
+            .env("TZ", tz)
+            .arg("--state-dir")
+            .arg(dir.path().join("state"))
+            .args(args)
+            .arg(&flow)
+            .output()
+            .unwrap()
+    };
+    std::fs::write(&flow, format!("{text}schedule: {{ cron: \"0 6 * * mon-fri\", timezone: Europe/Berlin }}\n")).unwrap();
+    let out = wharf("Europe/Berlin", &["plan", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", support::text(&out));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(
+        (plan["schedule"]["expression"].as_str(), plan["schedule"]["timezone"].as_str()),
+        (Some("0 6 * * mon-fri"), Some("Europe/Berlin"))
+    );
+    let next: Vec<&str> = plan["schedule"]["next"].as_array().unwrap().iter().filter_map(|t| t.as_str()).collect();
+    assert_eq!(next.len(), 3, "{plan}");
+    assert!(next.iter().all(|t| t.contains("T06:00:00+0")), "{plan}");
+    let out = wharf("Europe/Berlin", &["plan"]);
+    let shown = support::stdout(&out);
+    assert!(shown.contains("  schedule: 0 6 * * mon-fri (Europe/Berlin): next "), "{shown}");
+    assert!(!shown.contains("set `timezone:"), "{shown}");
+
+    // Without `timezone:`: UTC, whatever the machine's zone; said where that is not UTC.
+    std::fs::write(&flow, format!("{text}schedule: {{ cron: \"0 6 * * *\" }}\n")).unwrap();
+    // 07:00 here in winter, 08:00 in summer.
+    let (note, here) = ("`0 6 * * *` runs at 06:00 UTC (0", " here in Europe/Berlin); set `timezone: Europe/Berlin` for local times");
+    let shown = support::stdout(&wharf("Europe/Berlin", &["plan"]));
+    assert!(shown.contains(&format!("  note: {note}")) && shown.contains(here), "{shown}");
+    assert!(shown.contains("  schedule: 0 6 * * * (UTC): next "), "{shown}");
+    let out = wharf("Europe/Berlin", &["validate"]);
+    assert_eq!(out.status.code(), Some(0), "{}", support::text(&out));
+    assert!(support::stdout(&out).contains(&format!("{}: note: {note}", flow.display())), "{}", support::text(&out));
+    assert!(!support::stdout(&wharf("UTC", &["plan"])).contains("note: `0 6"));
+    assert!(!support::stdout(&wharf("Etc/UTC", &["validate"])).contains("note:"));
+}

@@ -92,7 +92,7 @@ impl Checker<'_, '_> {
             );
             return None;
         }
-        Some(Schedule { kind, jitter, overlap: raw.overlap })
+        Some(Schedule { kind, jitter, overlap: raw.overlap, zone_given: raw.timezone.is_some() })
     }
 
     /// A warning for a six-field `cron` that runs more than once a minute (`*/5 * * * * *`:
@@ -193,12 +193,21 @@ sinks: [ { endpoint: b } ]
         let s = flow.schedule.unwrap();
         assert_eq!(s.to_string(), "cron */30 * * * * (Europe/Berlin), jitter 30s, overlap queue");
         assert!(matches!(&s.kind, ScheduleKind::Cron { expr, tz: Tz::Europe__Berlin } if expr.as_str() == "*/30 * * * *"));
-        assert_eq!((s.jitter, s.overlap), (Duration::from_secs(30), Overlap::Queue));
+        assert_eq!((s.jitter, s.overlap, s.zone_given), (Duration::from_secs(30), Overlap::Queue, true));
 
         let s = run(&format!("{BASE}schedule: {{ every: 5m }}\n")).unwrap().schedule.unwrap();
-        assert_eq!(s, Schedule { kind: ScheduleKind::Every(Duration::from_secs(300)), jitter: Duration::ZERO, overlap: Overlap::Skip });
+        assert_eq!(
+            s,
+            Schedule {
+                kind: ScheduleKind::Every(Duration::from_secs(300)),
+                jitter: Duration::ZERO,
+                overlap: Overlap::Skip,
+                zone_given: false
+            }
+        );
         let s = run(&format!("{BASE}schedule: {{ cron: \"0 6 * * mon-fri\" }}\n")).unwrap().schedule.unwrap();
         assert_eq!(s.to_string(), "cron 0 6 * * mon-fri (UTC)");
+        assert!(!s.zone_given, "read in UTC without a `timezone:`");
     }
 
     /// Before, `*/5 * * * * *` (meant: every five minutes, one field too many) was taken as
