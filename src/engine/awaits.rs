@@ -2269,7 +2269,12 @@ mod tests {
         assert!(d.join("partner/outbox/a.ack").exists(), "kept where the partner put it");
         assert!(d.join("partner/refused/a.ack").exists() && !d.join("acks/a.ack").exists());
         let events = ledger.events(Some("rt"), 0, 10).unwrap();
-        assert!(events.iter().any(|e| e.kind == EventKind::Quarantined && e.subject == "/outbox/a.ack"), "{events:#?}");
+        assert!(
+            events.iter().any(|e| e.kind == EventKind::Quarantined
+                && e.subject == "/outbox/a.ack"
+                && e.detail.starts_with(super::super::RESPONSE_REFUSED)),
+            "{events:#?}"
+        );
         // Not looked for again; the request held back for a.ack goes out in the same run, and
         // the refused response left there does not answer it.
         assert_eq!(r.counts.delivered, 1, "{r:#?}");
