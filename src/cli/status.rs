@@ -291,6 +291,7 @@ fn fill_history(f: &mut FlowStatus, ledger: &Ledger) -> anyhow::Result<()> {
     // failures of the flow.
     f.failing_streak = ledger.health(&f.name)?.failing_streak;
     f.not_taken = crate::control::NotTaken::of(ledger, &f.name)?;
+    f.overdue = crate::control::overdue::Overdue::of(ledger, &f.name, crate::ledger::now_millis())?;
     let (skipped, last) = ledger.skipped_runs(&f.name)?;
     (f.skipped_total, f.last_skipped) = (skipped, last.map(crate::control::utc));
     Ok(())
@@ -333,6 +334,9 @@ fn print_table(flows: &[FlowStatus], live: bool) {
             outln!("{:<width$}  last error: {e}", "");
         }
         for line in not_taken_lines(&f.not_taken) {
+            outln!("{:<width$}  ! {line}", "");
+        }
+        if let Some(line) = f.overdue.line(&f.name) {
             outln!("{:<width$}  ! {line}", "");
         }
         if let Some((current, line)) = skipped_line(f, now) {

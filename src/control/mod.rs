@@ -13,6 +13,7 @@
 pub mod client;
 pub mod discovery;
 pub mod metrics;
+pub mod overdue;
 pub mod server;
 
 use std::net::SocketAddr;
@@ -130,6 +131,10 @@ pub struct FlowStatus {
     /// the login may not read yet (`unreadable`), by path.
     #[serde(default)]
     pub not_taken: Vec<NotTaken>,
+    /// The responses (round trips) past their deadline and not answered yet: how many, and
+    /// the first few.
+    #[serde(default)]
+    pub overdue: overdue::Overdue,
 }
 
 /// An entry of a flow's source folder that is not taken: never (its name, its kind), or not
@@ -198,6 +203,7 @@ impl FlowStatus {
             failing_streak: 0,
             problem: None,
             not_taken: Vec::new(),
+            overdue: Default::default(),
         }
     }
 }

@@ -48,6 +48,11 @@ pub(super) fn quarantined(flow: &str, run: u64, path: &str, detail: &str, at: Mi
     }
 }
 
+/// How the detail of a response's `quarantined` event begins (a round trip's response refused
+/// by the response's steps, its await `rejected`): its notice then points at what there is for
+/// a response (`wharf quarantine show FLOW PATH` knows only the flow's own files).
+pub const RESPONSE_REFUSED: &str = "a response, refused by the response's steps (its await is rejected); ";
+
 /// How long a listed file may stay unreadable to the login before it raises a `not_taken`
 /// event ([`unreadable`]): an hour. An uploader that opens a file up once it is done does so
 /// within seconds or minutes of its last byte; a file still refused an hour after the first

@@ -1318,7 +1318,11 @@ fn judge(
         a.answered_at = Some(r.updated);
         if r.state == FileState::Quarantined {
             a.state = AwaitState::Rejected;
-            a.detail = Some(format!("refused by the response's steps and quarantined in run {}", r.run));
+            // With why, when this run refused it (a partner's NAK a step turned down says so).
+            a.detail = Some(match file {
+                Some(f) => format!("refused by the response's steps in run {}: {}", r.run, f.detail),
+                None => format!("refused by the response's steps and quarantined in run {}", r.run),
+            });
             return None;
         }
         a.detail = Some(match file {
@@ -2257,13 +2261,20 @@ mod tests {
         let resp = &r.responses[0];
         assert_eq!(resp.state, AwaitState::Rejected, "{r:#?}");
         assert!(resp.detail.starts_with(&format!("REJECTED in run {}: refused by the response's steps", r.run)), "{}", resp.detail);
+        // With the cause: a partner's NAK refused by a step was told without why.
+        assert!(resp.detail.contains("empty"), "{}", resp.detail);
         assert_eq!(resp.file.as_ref().map(|f| f.outcome), Some(Outcome::Quarantined), "{r:#?}");
         // Counted as the run's files are: the summary, `wharf runs` and the metrics say it.
         assert_eq!((r.quarantined, r.counts.failed), (1, 0), "{r:#?}");
         assert!(d.join("partner/outbox/a.ack").exists(), "kept where the partner put it");
         assert!(d.join("partner/refused/a.ack").exists() && !d.join("acks/a.ack").exists());
         let events = ledger.events(Some("rt"), 0, 10).unwrap();
-        assert!(events.iter().any(|e| e.kind == EventKind::Quarantined && e.subject == "/outbox/a.ack"), "{events:#?}");
+        assert!(
+            events.iter().any(|e| e.kind == EventKind::Quarantined
+                && e.subject == "/outbox/a.ack"
+                && e.detail.starts_with(super::super::RESPONSE_REFUSED)),
+            "{events:#?}"
+        );
         // Not looked for again; the request held back for a.ack goes out in the same run, and
         // the refused response left there does not answer it.
         assert_eq!(r.counts.delivered, 1, "{r:#?}");

@@ -15,6 +15,7 @@
 //! docs/architecture.md for the argument.
 
 mod alerts;
+pub use alerts::RESPONSE_REFUSED;
 mod awaits;
 mod budget;
 mod cap;

@@ -270,9 +270,10 @@ pub(super) async fn put_aside(cx: &Ctx<'_>, rec: &mut FileRecord, entry: &Entry,
 /// Stores `t`, which records the file at `path` quarantined, with its `quarantined` event
 /// (`detail`: its report line's) in the same transaction, and logs the event.
 async fn store_quarantined(cx: &Ctx<'_>, t: Transition, path: &RemotePath, detail: &str, at: Millis) -> Result<(), LedgerError> {
-    let event = alerts::quarantined(cx.events_flow, cx.run, &path.to_string(), detail, at);
+    let detail = if cx.is_response() { format!("{}{detail}", alerts::RESPONSE_REFUSED) } else { detail.to_string() };
+    let event = alerts::quarantined(cx.events_flow, cx.run, &path.to_string(), &detail, at);
     cx.store(Transition::WithEvent { transition: Box::new(t), event }).await?;
-    alerts::log(cx.events_flow, EventKind::Quarantined, &path.to_string(), detail);
+    alerts::log(cx.events_flow, EventKind::Quarantined, &path.to_string(), &detail);
     Ok(())
 }
 

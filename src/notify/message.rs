@@ -69,9 +69,18 @@ impl Notice {
         }
         if self.kind == "quarantined" && !self.flow.is_empty() && !subject.is_empty() {
             // The next step: the full report, and what to do with the copy (reprocess,
-            // release), is one command away; the detail gives the first reason only.
+            // release), is one command away; the detail gives the first reason only. A
+            // refused response is not one of the flow's files: `quarantine show` has it not.
             let (flow, path) = (crate::text::shell_word(&self.flow), crate::text::shell_word(subject));
-            text.push_str(&format!(" (all of it and what next: `wharf quarantine show {flow} {path}`)"));
+            if self.detail.starts_with(crate::engine::RESPONSE_REFUSED) {
+                let rflow = crate::config::flow::response_flow_name(&self.flow);
+                let rflow = crate::text::shell_word(&rflow);
+                text.push_str(&format!(
+                    " (the reports are beside the copy: `wharf quarantine list {rflow}`; the request: `wharf awaits {flow}`)"
+                ));
+            } else {
+                text.push_str(&format!(" (all of it and what next: `wharf quarantine show {flow} {path}`)"));
+            }
         }
         text
     }
@@ -336,6 +345,15 @@ mod tests {
             q.text(),
             "wharf: flow roster-import: file in/a.csv quarantined: row 3: column `email` is empty (all of it and what next: `wharf \
              quarantine show roster-import in/a.csv`)"
+        );
+        // A refused response: `wharf quarantine show` knows only the flow's own files, and
+        // said it was "not quarantined".
+        let response =
+            notice("quarantined", "/outbox/a.ack", &format!("{}quarantined to acks:/q/a.ack: NAK", crate::engine::RESPONSE_REFUSED));
+        assert!(
+            response.text().ends_with("(the reports are beside the copy: `wharf quarantine list roster-import.response`; the request: `wharf awaits roster-import`)"),
+            "{}",
+            response.text()
         );
         let spaced = notice("quarantined", "in/a b.csv", "empty");
         assert!(spaced.text().ends_with("`wharf quarantine show roster-import 'in/a b.csv'`)"), "{}", spaced.text());

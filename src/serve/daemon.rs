@@ -72,6 +72,8 @@ pub(super) fn status(shared: &Arc<Shared>) -> Status {
             let last_run = last_run.or_else(|| from_ledger(shared, &name));
             // None when the ledger cannot say.
             let not_taken = crate::control::NotTaken::of(&shared.ledger, &name).unwrap_or_default();
+            let now = crate::ledger::now_millis();
+            let overdue = crate::control::overdue::Overdue::of(&shared.ledger, &name, now).unwrap_or_default();
             // Counted in the ledger, so across restarts, with those not written yet.
             let (skipped_total, last_skipped) = shared.skips.total(&name);
             FlowStatus {
@@ -91,6 +93,7 @@ pub(super) fn status(shared: &Arc<Shared>) -> Status {
                 failing_streak: health.failing_streak,
                 problem: slot.problem.clone(),
                 not_taken,
+                overdue,
             }
         })
         .collect();
