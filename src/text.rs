@@ -15,6 +15,15 @@ pub enum Keep {
 /// wharf's messages and logs, in characters.
 pub const SERVER_TEXT: usize = 300;
 
+/// `a, b, c and 4 more`: the items `shown`, the first few of `total`, and how many were left
+/// out (nothing when none was).
+pub fn first_few(shown: &[String], total: usize) -> String {
+    match total.saturating_sub(shown.len()) {
+        0 => shown.join(", "),
+        more => format!("{} and {more} more", shown.join(", ")),
+    }
+}
+
 /// What joins the lines of a quoted text in [`one_line`].
 pub const LINE_BREAK: &str = " ⏎ ";
 
@@ -233,6 +242,13 @@ pub fn bytes(n: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_few_says_how_many_were_left_out() {
+        let shown = ["a".to_string(), "b".to_string()];
+        assert_eq!(first_few(&shown, 2), "a, b");
+        assert_eq!(first_few(&shown, 6), "a, b and 4 more");
+    }
 
     #[test]
     fn sizes_read_as_people_write_them() {

@@ -397,18 +397,16 @@ fn not_taken_lines(names: &[NotTaken]) -> Vec<String> {
 /// for one, for several); a file the login may not read yet with since when.
 fn listed(names: &[&NotTaken], what: (&str, &str), says: &str) -> Option<String> {
     const SHOWN: usize = 3;
-    let more = names.len().checked_sub(1)?.saturating_sub(SHOWN - 1);
+    if names.is_empty() {
+        return None;
+    }
     let count = if names.len() == 1 { format!("1 {}", what.0) } else { format!("{} {}", names.len(), what.1) };
     let since = |n: &NotTaken| match n.since.filter(|_| n.unreadable) {
         Some(t) => format!("; refused since {}", t.format("%Y-%m-%d %H:%M:%S UTC")),
         None => String::new(),
     };
     let shown: Vec<String> = names.iter().take(SHOWN).map(|n| format!("{} ({}{})", n.path, n.reason, since(n))).collect();
-    let mut line = format!("{count} {says}: {}", shown.join(", "));
-    if more > 0 {
-        line.push_str(&format!(" and {more} more"));
-    }
-    Some(line)
+    Some(format!("{count} {says}: {}", crate::text::first_few(&shown, names.len())))
 }
 
 /// `running`, `waiting` (for a slot under the run limits), `running+1` (one queued),

@@ -63,11 +63,9 @@ impl Overdue {
         let time = |t: DateTime<Utc>| t.format("%Y-%m-%d %H:%M:%S UTC").to_string();
         let count = if self.total == 1 { "1 response overdue".to_string() } else { format!("{} responses overdue", self.total) };
         let shown: Vec<String> = self.first.iter().map(|a| format!("{} to {} (due by {})", a.expected, a.request, time(a.due))).collect();
-        let more = self.total.saturating_sub(self.first.len());
-        let more = if more > 0 { format!(" and {more} more") } else { String::new() };
         Some(format!(
-            "{count}: {}{more}; `wharf awaits {flow} --open` lists them, `wharf awaits close {flow} {}` gives one up",
-            shown.join(", "),
+            "{count}: {}; `wharf awaits {flow} --open` lists them, `wharf awaits close {flow} {}` gives one up",
+            crate::text::first_few(&shown, self.total),
             first.request
         ))
     }
